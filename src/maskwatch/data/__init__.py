@@ -1,0 +1,1 @@
+"""Datasets in, crops and splits out."""

@@ -1,0 +1,61 @@
+"""Cutting a face out of a photo: one function for training and for inference alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """How a face becomes a model input.
+
+    size: side of the square crop in pixels.
+    margin: context added around the box on each side, as a fraction of the box's side
+        (0 = exactly the box).
+    grey: drop colour (the crop keeps 1 channel).
+    """
+
+    size: int = 64
+    margin: float = 0.0
+    grey: bool = False
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grey else 3
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "margin": self.margin, "grey": self.grey}
+
+
+def crop_face(image: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:
+    """Crop `box` (+ margin) from a BGR image and resize it to spec.size square.
+
+    image: HxWx3 uint8 BGR. Returns size x size x 3 BGR uint8, or size x size grey uint8.
+    Context that falls outside the image is filled by replicating the border, so the face
+    stays centred. Raises ValueError if the box has no area inside the image.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be HxWx3 BGR, got shape {image.shape}")
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    mx, my = bw * spec.margin, bh * spec.margin
+    left, top = int(round(x0 - mx)), int(round(y0 - my))
+    right, bottom = int(round(x1 + mx)), int(round(y1 + my))
+    # The face itself must overlap the image; context outside it is replicated.
+    if min(x1, w) - max(x0, 0) < 1 or min(y1, h) - max(y0, 0) < 1:
+        raise ValueError(f"box {box} has no area inside the {w}x{h} image")
+    pad = max(0, -left, -top, right - w, bottom - h)
+    if pad:
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        left, top, right, bottom = left + pad, top + pad, right + pad, bottom + pad
+    # Tiny faces grow a lot: cubic keeps edges; shrinking big faces wants area averaging.
+    patch = image[top:bottom, left:right]
+    interp = cv2.INTER_AREA if patch.shape[0] > spec.size else cv2.INTER_CUBIC
+    crop = cv2.resize(patch, (spec.size, spec.size), interpolation=interp)
+    if spec.grey:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    return crop

@@ -1,0 +1,40 @@
+"""Reading photos with errors that say which file and what is wrong with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# Decompression bombs: refuse images whose header claims more pixels than this.
+MAX_PIXELS = 100_000_000
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with its source and the reason."""
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """Read a photo as HxWx3 BGR uint8; raise ImageError naming the file if it cannot."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: image file not found")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read file: {err.strerror or err}") from err
+    return decode_image(data, source=str(path))
+
+
+def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (PNG, JPEG, ...) to HxWx3 BGR uint8."""
+    if not data:
+        raise ImageError(f"{source}: empty file")
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"{source}: not a readable image (corrupt, truncated or unsupported format)")
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise ImageError(f"{source}: {image.shape[1]}x{image.shape[0]} exceeds {max_pixels} pixels")
+    return image

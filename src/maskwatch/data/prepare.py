@@ -1,0 +1,151 @@
+"""`maskwatch prepare`: VOC photos in, a CSV of faces and one crop per face out."""
+
+from __future__ import annotations
+
+import csv
+import re
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from maskwatch.atomic import atomic_dir
+from maskwatch.data.crops import CropSpec, crop_face
+from maskwatch.data.images import ImageError, read_image
+from maskwatch.data.voc import AnnotationError, load_voc_annotation
+from maskwatch.faces import CLASSES
+
+FACE_COLUMNS = ["face_id", "image", "width", "height", "label", "xmin", "ymin", "xmax", "ymax",
+                "clipped", "crop"]
+
+
+class PrepareError(ValueError):
+    """The dataset cannot be prepared at all (or, with strict=True, one input is bad)."""
+
+
+@dataclass
+class PrepareResult:
+    out: Path
+    faces: int
+    per_class: dict[str, int]
+    photos: int
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def annotation_files(data_dir: Path) -> list[Path]:
+    """The dataset's XML files in a stable order, or PrepareError saying what is missing."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise PrepareError(f"{data_dir}: dataset folder not found")
+    ann_dir = data_dir / "annotations"
+    if not ann_dir.is_dir():
+        raise PrepareError(f"{data_dir}: expected an annotations/ folder of Pascal VOC XML files")
+    files = sorted(ann_dir.glob("*.xml"), key=_natural_key)
+    if not files:
+        raise PrepareError(f"{ann_dir}: no .xml annotation files found")
+    return files
+
+
+def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
+            progress: bool = True) -> PrepareResult:
+    """Write out/faces.csv, out/crops/<label>/<face_id>.png, out/skipped.csv, out/prepare.json.
+
+    Bad inputs (malformed XML, missing or unreadable image, unknown label, box with no area
+    inside the image) skip that photo or face and are listed in skipped.csv; with strict=True
+    the first one raises PrepareError. The output folder appears only when complete.
+    """
+    data_dir, out = Path(data_dir), Path(out)
+    files = annotation_files(data_dir)
+    problems: list[tuple[str, str]] = []
+
+    def problem(where: str, what: str) -> None:
+        if strict:
+            raise PrepareError(f"{where}: {what}")
+        problems.append((where, what))
+
+    rows = []
+    photos = 0
+    with atomic_dir(out) as tmp:
+        for label in CLASSES:
+            (tmp / "crops" / label).mkdir(parents=True)
+        for xml_path in tqdm(files, desc="prepare", unit="photo", disable=not progress):
+            try:
+                ann = load_voc_annotation(xml_path)
+            except AnnotationError as err:
+                problem(err.path, err.problem)
+                continue
+            image_path = data_dir / "images" / ann.filename
+            try:
+                image = read_image(image_path)
+            except ImageError as err:
+                problem(str(xml_path), str(err))
+                continue
+            if image.shape[:2] != (ann.height, ann.width):
+                problem(str(xml_path), f"<size> says {ann.width}x{ann.height} but {image_path} is "
+                                       f"{image.shape[1]}x{image.shape[0]}")
+                continue
+            photos += 1
+            stem = xml_path.stem
+            for obj in ann.objects:
+                face_id = f"{stem}-{obj.index:03d}"
+                why = ann.object_problem(obj)
+                if why is not None:
+                    problem(f"{xml_path} object {obj.index}", why)
+                    continue
+                face = obj.to_face()
+                clipped = face.clipped(ann.width, ann.height)
+                crop = crop_face(image, clipped.box, spec)
+                rel = Path("crops") / face.label / f"{face_id}.png"
+                if not cv2.imwrite(str(tmp / rel), crop):
+                    raise PrepareError(f"{tmp / rel}: could not write crop")
+                rows.append({
+                    "face_id": face_id, "image": ann.filename, "width": ann.width,
+                    "height": ann.height, "label": face.label,
+                    **dict(zip(("xmin", "ymin", "xmax", "ymax"), (_num(v) for v in clipped.box))),
+                    "clipped": int(clipped.box != face.box), "crop": rel.as_posix(),
+                })
+        if not rows:
+            raise PrepareError(f"{data_dir}: no usable faces found ({len(problems)} problems)")
+        write_faces_csv(tmp / "faces.csv", rows)
+        with open(tmp / "skipped.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["where", "problem"])
+            writer.writerows(problems)
+        per_class = {c: sum(r["label"] == c for r in rows) for c in CLASSES}
+        meta = {"data": str(data_dir), "crop": spec.to_dict(), "photos": photos,
+                "faces": len(rows), "per_class": per_class, "skipped": len(problems)}
+        (tmp / "prepare.json").write_text(json.dumps(meta, indent=2))
+    return PrepareResult(out=out, faces=len(rows), per_class=per_class, photos=photos,
+                         problems=problems)
+
+
+def write_faces_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FACE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_faces_csv(path: Path) -> list[dict]:
+    """faces.csv rows with numbers parsed; PrepareError if the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise PrepareError(f"{path}: not found; run `maskwatch prepare` first")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        for key in ("width", "height", "clipped"):
+            row[key] = int(row[key])
+        for key in ("xmin", "ymin", "xmax", "ymax"):
+            row[key] = float(row[key])
+    return rows
+
+
+def _num(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def _natural_key(path: Path) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))

@@ -1,0 +1,80 @@
+"""Train/validation splits that keep every face of a photo on one side.
+
+A random split of faces puts faces of the same photo (same light, same camera, often the
+same people) on both sides, which flatters validation scores; `by="face"` is kept only to
+measure that leak.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch.atomic import atomic_path
+
+SPLIT_MODES = ("photo", "face")
+
+
+def split_faces(labels: list[str], photos: list[str], by: str = "photo", val_fraction: float = 0.2,
+                seed: int = 0) -> np.ndarray:
+    """Return a bool array, True for validation faces.
+
+    by="photo": grouped by photo and stratified by class as far as grouping allows
+    (StratifiedGroupKFold with round(1/val_fraction) folds, one fold held out).
+    by="face": the study's per-face stratified random split (leaks photos across sides).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+    if by not in SPLIT_MODES:
+        raise ValueError(f"by must be one of {SPLIT_MODES}, got {by!r}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    n = len(labels)
+    is_val = np.zeros(n, dtype=bool)
+    if by == "face":
+        _, val_idx = train_test_split(np.arange(n), test_size=val_fraction, random_state=seed,
+                                      stratify=_stratify_or_none(labels))
+        is_val[val_idx] = True
+        return is_val
+    folds = max(2, round(1 / val_fraction))
+    folds = min(folds, len(set(photos)))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    _, val_idx = next(splitter.split(np.zeros(n), labels, groups=photos))
+    is_val[val_idx] = True
+    return is_val
+
+
+def grouped_folds(labels: list[str], photos: list[str], folds: int, seed: int = 0):
+    """Yield (train_idx, val_idx) for per-photo, class-stratified k-fold cross-validation."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    yield from splitter.split(np.zeros(len(labels)), labels, groups=photos)
+
+
+def write_split_csv(path: Path, face_ids: list[str], is_val: np.ndarray, by: str, seed: int) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["face_id", "split", "by", "seed"])
+        for face_id, val in zip(face_ids, is_val):
+            writer.writerow([face_id, "val" if val else "train", by, seed])
+
+
+def read_split_csv(path: Path) -> tuple[dict[str, str], str, int]:
+    """face_id -> "train"/"val", plus how the split was made (by, seed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split file not found; run `maskwatch split` first")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"{path}: split file is empty")
+    return {r["face_id"]: r["split"] for r in rows}, rows[0]["by"], int(rows[0]["seed"])
+
+
+def _stratify_or_none(labels: list[str]):
+    # Stratifying needs at least two faces per class.
+    counts = {label: labels.count(label) for label in set(labels)}
+    return labels if min(counts.values()) >= 2 else None

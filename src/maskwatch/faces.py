@@ -1,0 +1,83 @@
+"""The one data type for a face in a frame, shared by every part of maskwatch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+# Class order is part of every model's contract: index i of a probability vector is CLASSES[i].
+CLASSES: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect")
+COMPLIANT = "with_mask"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: a box in pixels and what is known about it.
+
+    box: (xmin, ymin, xmax, ymax) in pixels of the full image, xmax/ymax exclusive.
+    label: one of CLASSES, or None when not classified yet.
+    probabilities: per class, in CLASSES order, or None.
+    score: the detector's confidence, or None for annotated faces.
+    track_id: the tracker's id across video frames, or None.
+    """
+
+    box: tuple[float, float, float, float]
+    label: str | None = None
+    probabilities: tuple[float, ...] | None = None
+    score: float | None = None
+    track_id: int | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4:
+            raise ValueError(f"box must be (xmin, ymin, xmax, ymax), got {self.box!r}")
+        object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+        if self.label is not None and self.label not in CLASSES:
+            raise ValueError(f"label must be one of {CLASSES}, got {self.label!r}")
+        if self.probabilities is not None:
+            if len(self.probabilities) != len(CLASSES):
+                raise ValueError(
+                    f"probabilities must have {len(CLASSES)} values, got {len(self.probabilities)}"
+                )
+            object.__setattr__(self, "probabilities", tuple(float(p) for p in self.probabilities))
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    def clipped(self, width: int, height: int) -> Face:
+        """This face with its box clipped to an image of the given size."""
+        x0, y0, x1, y1 = self.box
+        box = (min(max(x0, 0), width), min(max(y0, 0), height),
+               min(max(x1, 0), width), min(max(y1, 0), height))
+        return replace(self, box=box)
+
+    def with_prediction(self, label: str, probabilities: tuple[float, ...]) -> Face:
+        return replace(self, label=label, probabilities=probabilities)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict: the schema of `--json` outputs."""
+        out: dict = {"box": [round(v, 2) for v in self.box], "label": self.label}
+        if self.probabilities is not None:
+            out["probabilities"] = {c: round(p, 4) for c, p in zip(CLASSES, self.probabilities)}
+        if self.score is not None:
+            out["score"] = round(self.score, 4)
+        if self.track_id is not None:
+            out["track_id"] = self.track_id
+        return out
+
+
+def count_labels(faces: list[Face]) -> dict[str, int]:
+    """Faces per class, every class present (zero when absent)."""
+    counts = {c: 0 for c in CLASSES}
+    for face in faces:
+        if face.label is not None:
+            counts[face.label] += 1
+    return counts

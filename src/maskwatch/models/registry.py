@@ -1,0 +1,21 @@
+"""Models by name, for `--model`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from maskwatch.models.effnet_lite import effnet_lite0
+from maskwatch.models.seed_cnn import seed_cnn
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "seed-cnn": seed_cnn,
+    "effnet-lite0": effnet_lite0,
+}
+
+
+def build_model(name: str, channels: int, size: int, classes: int = 3, pretrained: bool = True) -> nn.Module:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](channels=channels, size=size, classes=classes, pretrained=pretrained)

@@ -1,0 +1,35 @@
+"""The study's small sequential CNN, as a baseline."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class Rescale(nn.Module):
+    """Pixels 0..255 to 0..1 inside the model, so every runtime feeds raw pixels."""
+
+    def forward(self, x):
+        return x * (1.0 / 255.0)
+
+
+def seed_cnn(channels: int, size: int, classes: int = 3, pretrained: bool = False) -> nn.Sequential:
+    """Rescale, three Conv2D + MaxPool blocks, a dense head; logits out (softmax at inference).
+
+    Input: N x channels x size x size float pixels 0..255 (BGR or grey). `pretrained` is
+    accepted for a uniform registry and ignored: the seed CNN always starts from scratch.
+    """
+    blocks = []
+    width = channels
+    for out in (32, 64, 128):
+        blocks += [nn.Conv2d(width, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        width = out
+    side = size // 8
+    return nn.Sequential(
+        Rescale(),
+        *blocks,
+        nn.Flatten(),
+        nn.Linear(128 * side * side, 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, classes),
+    )

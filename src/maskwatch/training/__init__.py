@@ -1,0 +1,1 @@
+"""Training, evaluation and the study (PyTorch; needs the `train` extra)."""

@@ -1,0 +1,51 @@
+"""A prepared work folder loaded into memory: crops as one uint8 array, labels, photos."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskwatch.data.crops import CropSpec
+from maskwatch.data.prepare import PrepareError, read_faces_csv
+from maskwatch.faces import CLASSES
+
+
+@dataclass(frozen=True)
+class CropDataset:
+    """images: N x H x W x C uint8 (BGR or grey, C=1); labels: N class indices."""
+
+    work: Path
+    spec: CropSpec
+    images: np.ndarray
+    labels: np.ndarray
+    face_ids: list[str]
+    photos: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def label_names(self) -> list[str]:
+        return [CLASSES[i] for i in self.labels]
+
+
+def load_crop_dataset(work: Path | str) -> CropDataset:
+    work = Path(work)
+    meta_path = work / "prepare.json"
+    if not meta_path.is_file():
+        raise PrepareError(f"{work}: not a prepared folder (no prepare.json); run `maskwatch prepare`")
+    spec = CropSpec(**json.loads(meta_path.read_text())["crop"])
+    rows = read_faces_csv(work / "faces.csv")
+    flag = cv2.IMREAD_GRAYSCALE if spec.grey else cv2.IMREAD_COLOR
+    images = np.empty((len(rows), spec.size, spec.size, spec.channels), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        crop = cv2.imread(str(work / row["crop"]), flag)
+        if crop is None or crop.shape[:2] != (spec.size, spec.size):
+            raise PrepareError(f"{work / row['crop']}: missing or wrong-size crop; prepare again")
+        images[i] = crop.reshape(spec.size, spec.size, spec.channels)
+    labels = np.array([CLASSES.index(r["label"]) for r in rows], dtype=np.int64)
+    return CropDataset(work=work, spec=spec, images=images, labels=labels,
+                       face_ids=[r["face_id"] for r in rows], photos=[r["image"] for r in rows])

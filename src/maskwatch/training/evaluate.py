@@ -1,0 +1,62 @@
+"""`maskwatch evaluate`: score a run on its own validation faces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch.atomic import write_text
+from maskwatch.data.split import read_split_csv
+from maskwatch.faces import CLASSES
+from maskwatch.training.calibration import calibrate_on_validation
+from maskwatch.training.dataset import load_crop_dataset
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    labels = list(range(len(CLASSES)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "per_class": {
+            c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                "support": int(support[i])}
+            for i, c in enumerate(CLASSES)
+        },
+        "confusion_matrix": {"labels": list(CLASSES),
+                             "rows_true_cols_predicted": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+    }
+
+
+def evaluate_run(run: Path) -> dict:
+    """Write run/metrics.json and run/confusion.png for the run's validation faces."""
+    from maskwatch.training.plots import plot_confusion
+    from maskwatch.training.train import load_model, predict_logits, to_tensor
+
+    run = Path(run)
+    model, config = load_model(run)
+    data = load_crop_dataset(Path(config["work"]))
+    assignment, by, seed = read_split_csv(run / "split.csv")
+    val_idx = np.array([i for i, f in enumerate(data.face_ids) if assignment.get(f) == "val"])
+    if len(val_idx) == 0:
+        raise ValueError(f"{run / 'split.csv'}: no validation faces to evaluate on")
+    logits = predict_logits(model, to_tensor(data.images[val_idx]))
+    y_true = data.labels[val_idx]
+    metrics = classification_metrics(y_true, logits.argmax(1))
+    metrics["calibration"] = calibrate_on_validation(logits, y_true, [data.photos[i] for i in val_idx])
+    metrics["evaluated_on"] = "validation"
+    metrics["split"] = {**config["split"], "by": by, "seed": seed,
+                        "val_photos": len({data.photos[i] for i in val_idx})}
+    metrics["model"] = config["model"]
+    metrics["crop"] = config["crop"]
+    write_text(run / "metrics.json", json.dumps(metrics, indent=2))
+    matrix = np.array(metrics["confusion_matrix"]["rows_true_cols_predicted"])
+    plot_confusion(matrix, list(CLASSES), run / "confusion.png",
+                   title=f"{config['model']}, split by {by} (validation)")
+    return metrics

@@ -1,0 +1,42 @@
+"""`maskwatch export`: a run folder to one self-describing ONNX file for ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from maskwatch.atomic import atomic_path
+from maskwatch.classifier import META_KEY
+from maskwatch.training.train import load_model
+
+
+def export_onnx(run: Path, out: Path) -> Path:
+    """Write the run's model to `out` with its classes, crop spec and temperature as metadata.
+
+    The temperature comes from the run's metrics.json (written by `maskwatch evaluate`);
+    without it probabilities are left uncalibrated (T = 1).
+    """
+    import onnx
+
+    run = Path(run)
+    model, config = load_model(run)
+    metrics_path = run / "metrics.json"
+    temperature = 1.0
+    if metrics_path.is_file():
+        temperature = json.loads(metrics_path.read_text()).get("calibration", {}).get("temperature", 1.0)
+    crop = config["crop"]
+    channels = 1 if crop["grey"] else 3
+    example = torch.zeros(1, channels, crop["size"], crop["size"])
+    with atomic_path(out, suffix=".onnx") as tmp:
+        torch.onnx.export(model, (example,), str(tmp), input_names=["pixels"], output_names=["logits"],
+                          dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+        proto = onnx.load(str(tmp))
+        info = {"model": config["model"], "classes": config["classes"], "crop": crop,
+                "temperature": temperature, "input": config["input"], "split": config.get("split")}
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_KEY, json.dumps(info)
+        onnx.save(proto, str(tmp))
+    return Path(out)

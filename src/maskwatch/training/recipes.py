@@ -1,0 +1,34 @@
+"""Per-model defaults (crops and training settings), chosen by measurement; see BENCHMARKS.md.
+
+Command-line options override any field; what a recipe leaves alone takes TrainConfig's and
+CropSpec's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from maskwatch.data.crops import CropSpec
+from maskwatch.training.train import TrainConfig
+
+DEFAULT_MODEL = "effnet-lite0"
+
+RECIPES: dict[str, tuple[TrainConfig, CropSpec]] = {
+    # The study's: plain Adam, no augmentation, no class balancing.
+    "seed-cnn": (TrainConfig(model="seed-cnn", epochs=10, lr=1e-3), CropSpec(size=64)),
+    "effnet-lite0": (
+        TrainConfig(model="effnet-lite0", epochs=12, lr=2e-3, batch_size=64, weight_decay=1e-4,
+                    augment=True, balance="loss", schedule="onecycle"),
+        CropSpec(size=64),
+    ),
+}
+
+
+def recipe(model: str, **overrides) -> tuple[TrainConfig, CropSpec]:
+    """The recipe of `model` with the non-None overrides applied (TrainConfig or CropSpec fields)."""
+    if model not in RECIPES:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(RECIPES)}")
+    cfg, spec = RECIPES[model]
+    given = {k: v for k, v in overrides.items() if v is not None}
+    spec_fields = {k: given.pop(k) for k in ("size", "margin", "grey") if k in given}
+    return replace(cfg, **given), replace(spec, **spec_fields)

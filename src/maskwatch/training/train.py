@@ -1,0 +1,202 @@
+"""`maskwatch train`: fit a classifier on a prepared work folder; save a self-describing run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from maskwatch.atomic import atomic_dir
+from maskwatch.data.crops import CropSpec
+from maskwatch.data.split import read_split_csv
+from maskwatch.faces import CLASSES
+from maskwatch.models import build_model
+from maskwatch.training.augment import augment_batch
+from maskwatch.training.dataset import CropDataset, load_crop_dataset
+
+BALANCE_MODES = ("none", "loss")
+SCHEDULES = ("constant", "onecycle")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; saved in the run's config.json."""
+
+    model: str = "seed-cnn"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    augment: bool = False
+    balance: str = "none"
+    schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.balance not in BALANCE_MODES:
+            raise ValueError(f"balance must be one of {BALANCE_MODES}, got {self.balance!r}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module
+    history: list[dict]
+    seconds: float
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """N x H x W x C uint8 -> N x C x H x W float32 pixels 0..255 (the models' input)."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float()
+
+
+def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
+        progress: bool = True) -> TrainedModel:
+    """Train cfg.model on data[train_idx], scoring data[val_idx] after every epoch."""
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = build_model(cfg.model, channels=data.spec.channels, size=data.spec.size,
+                        classes=len(CLASSES))
+    x_train, y_train = to_tensor(data.images[train_idx]), torch.from_numpy(data.labels[train_idx])
+    x_val, y_val = to_tensor(data.images[val_idx]), torch.from_numpy(data.labels[val_idx])
+    weights = None
+    if cfg.balance == "loss":
+        counts = np.bincount(data.labels[train_idx], minlength=len(CLASSES)).astype(np.float64)
+        # Inverse square root of frequency: lifts the rare class without drowning the common one.
+        w = 1.0 / np.sqrt(np.maximum(counts, 1))
+        weights = torch.tensor(w / w.mean(), dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * int(np.ceil(len(train_idx) / cfg.batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps) \
+        if cfg.schedule == "onecycle" else None
+    history = []
+    start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_idx))
+        total_loss, correct = 0.0, 0
+        batches = range(0, len(order), cfg.batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
+                   leave=False)
+        for begin in bar:
+            idx = torch.from_numpy(order[begin:begin + cfg.batch_size])
+            xb, yb = x_train[idx], y_train[idx]
+            if cfg.augment:
+                xb = augment_batch(xb, generator)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total_loss += loss.item() * len(idx)
+            correct += (logits.argmax(1) == yb).sum().item()
+        val_logits = predict_logits(model, x_val)
+        val_loss = nn.functional.cross_entropy(torch.from_numpy(val_logits), y_val).item()
+        row = {
+            "epoch": epoch,
+            "train_loss": total_loss / len(train_idx),
+            "train_accuracy": correct / len(train_idx),
+            "val_loss": val_loss,
+            "val_accuracy": float((val_logits.argmax(1) == y_val.numpy()).mean()),
+        }
+        history.append(row)
+        if progress:
+            tqdm.write(f"epoch {epoch}/{cfg.epochs}: loss {row['train_loss']:.4f} "
+                       f"acc {row['train_accuracy']:.4f} | val loss {row['val_loss']:.4f} "
+                       f"val acc {row['val_accuracy']:.4f}")
+    return TrainedModel(model=model, history=history, seconds=time.perf_counter() - start)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    if len(x) == 0:
+        return np.zeros((0, len(CLASSES)), dtype=np.float32)
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+
+
+def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = None,
+              progress: bool = True) -> Path:
+    """Train on a work folder's split and write the run folder `out` (atomically).
+
+    The run holds model.safetensors, config.json (architecture, crop spec, classes, training
+    settings, where its data and split came from), history.csv, curves.png and split.csv.
+    """
+    work = Path(work)
+    split_csv = Path(split_csv) if split_csv else work / "split.csv"
+    data = load_crop_dataset(work)
+    assignment, by, split_seed = read_split_csv(split_csv)
+    missing = [f for f in data.face_ids if f not in assignment]
+    if missing:
+        raise ValueError(f"{split_csv}: {len(missing)} faces of {work} are not in the split "
+                         f"(first: {missing[0]}); make the split again")
+    is_val = np.array([assignment[f] == "val" for f in data.face_ids])
+    train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    trained = fit(data, train_idx, val_idx, cfg, progress=progress)
+    config = run_config(cfg, data.spec, work=work, split={"by": by, "seed": split_seed,
+                                                          "train": len(train_idx), "val": len(val_idx)})
+    config["train_seconds"] = round(trained.seconds, 1)
+    with atomic_dir(out) as tmp:
+        save_model(tmp, trained.model, config)
+        write_history(tmp / "history.csv", trained.history)
+        shutil.copyfile(split_csv, tmp / "split.csv")
+        from maskwatch.training.plots import plot_curves
+
+        plot_curves(trained.history, tmp / "curves.png", title=f"{cfg.model} ({_spec_name(data.spec)})")
+    return Path(out)
+
+
+def run_config(cfg: TrainConfig, spec: CropSpec, **extra) -> dict:
+    return {"model": cfg.model, "classes": list(CLASSES), "crop": spec.to_dict(),
+            "input": "N x C x H x W float32 pixels 0..255, BGR (or grey)",
+            "train": asdict(cfg), **{k: str(v) if isinstance(v, Path) else v for k, v in extra.items()}}
+
+
+def save_model(folder: Path, model: nn.Module, config: dict) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def load_model(run: Path) -> tuple[nn.Module, dict]:
+    """The trained model of a run folder (eval mode) and its config."""
+    from safetensors.torch import load_file
+
+    run = Path(run)
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run}: not a run folder (no config.json); run `maskwatch train`")
+    config = json.loads(config_path.read_text())
+    spec = CropSpec(**config["crop"])
+    model = build_model(config["model"], channels=spec.channels, size=spec.size,
+                        classes=len(config["classes"]), pretrained=False)
+    model.load_state_dict(load_file(str(run / "model.safetensors")))
+    model.eval()
+    return model, config
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _spec_name(spec: CropSpec) -> str:
+    return f"{'grey' if spec.grey else 'colour'} {spec.size}px"

@@ -1,0 +1,54 @@
+"""Shared fixtures: the bundled sample and small datasets with broken inputs built on the fly."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample" / "face-mask-detection"
+
+
+def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, tuple]]) -> str:
+    """A Pascal VOC annotation as text: objects are (label, (xmin, ymin, xmax, ymax))."""
+    parts = [f"<annotation><folder>images</folder><filename>{filename}</filename>"
+             f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
+    for label, (x0, y0, x1, y1) in objects:
+        parts.append(f"<object><name>{label}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+                     f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
+    parts.append("</annotation>")
+    return "".join(parts)
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(tmp_path_factory) -> Path:
+    """The sample prepared once (colour, 32 px crops, split by photo) for the tests that train."""
+    from maskwatch.data.crops import CropSpec
+    from maskwatch.data.prepare import prepare, read_faces_csv
+    from maskwatch.data.split import split_faces, write_split_csv
+
+    work = tmp_path_factory.mktemp("work") / "sample"
+    prepare(SAMPLE, work, CropSpec(size=32), progress=False)
+    rows = read_faces_csv(work / "faces.csv")
+    is_val = split_faces([r["label"] for r in rows], [r["image"] for r in rows], by="photo", seed=0)
+    write_split_csv(work / "split.csv", [r["face_id"] for r in rows], is_val, by="photo", seed=0)
+    return work
+
+
+@pytest.fixture()
+def small_dataset(tmp_path, sample_dir) -> Path:
+    """A copy of three sample photos: tests break it in the ways they need."""
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "annotations").mkdir()
+    for xml in sorted(sample_dir.glob("annotations/*.xml"))[:3]:
+        shutil.copy(xml, data / "annotations")
+        shutil.copy(sample_dir / "images" / f"{xml.stem}.png", data / "images")
+    return data

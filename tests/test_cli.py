@@ -1,0 +1,40 @@
+"""The command line end to end, on the bundled sample."""
+
+import json
+
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("prepare", "split", "train", "evaluate", "study"):
+        assert command in result.output
+
+
+def test_prepare_reports_a_wrong_path_clearly(tmp_path):
+    result = runner.invoke(app, ["prepare", str(tmp_path / "nowhere"), "--out", str(tmp_path / "w")])
+    assert result.exit_code == 1
+    assert "dataset folder not found" in result.output
+
+
+def test_study_on_the_sample_writes_the_four_way_report(sample_dir, tmp_path):
+    out = tmp_path / "study"
+    result = runner.invoke(app, ["study", str(sample_dir), "--out", str(out), "--epochs", "2",
+                                 "--size", "32", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "report.html" in result.output
+    summary = json.loads((out / "study.json").read_text())
+    assert summary["faces"] == 218
+    assert set(summary["runs"]) == {"colour-photo", "colour-face", "grey-photo", "grey-face"}
+    for name in summary["runs"]:
+        metrics = json.loads((out / "runs" / name / "metrics.json").read_text())
+        assert metrics["accuracy"] == summary["runs"][name]["accuracy"]
+    report = (out / "report.html").read_text()
+    assert "What the numbers say" in report
+    assert f"{summary['runs']['grey-face']['accuracy']:.3f}" in report
+    assert "runs/colour-photo/confusion.png" in report

@@ -1,0 +1,124 @@
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from maskwatch.data.crops import CropSpec, crop_face
+from maskwatch.data.prepare import FACE_COLUMNS, PrepareError, prepare, read_faces_csv
+from maskwatch.data.voc import load_voc_annotation
+from tests.conftest import voc_xml
+
+
+def read_skipped(work):
+    with open(work / "skipped.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_sample_gives_one_row_and_one_crop_per_face(tmp_path, sample_dir):
+    result = prepare(sample_dir, tmp_path / "w", CropSpec(size=40, margin=0.2), progress=False)
+    expected = sum(len(load_voc_annotation(p).objects) for p in sample_dir.glob("annotations/*.xml"))
+    rows = read_faces_csv(tmp_path / "w" / "faces.csv")
+    assert result.faces == len(rows) == expected
+    assert result.per_class == {"with_mask": 124, "without_mask": 76, "mask_weared_incorrect": 18}
+    assert set(rows[0]) == set(FACE_COLUMNS)
+    assert len({r["face_id"] for r in rows}) == len(rows)
+    for row in rows[:20]:
+        crop = cv2.imread(str(tmp_path / "w" / row["crop"]), cv2.IMREAD_UNCHANGED)
+        assert crop.shape == (40, 40, 3)
+        assert f"/{row['label']}/" in f"/{row['crop']}"
+        assert 0 <= row["xmin"] < row["xmax"] <= row["width"]
+        assert 0 <= row["ymin"] < row["ymax"] <= row["height"]
+    meta = json.loads((tmp_path / "w" / "prepare.json").read_text())
+    assert meta["crop"] == {"size": 40, "margin": 0.2, "grey": False}
+    assert read_skipped(tmp_path / "w") == []
+
+
+def test_face_ids_are_stable_across_runs(tmp_path, small_dataset):
+    prepare(small_dataset, tmp_path / "a", CropSpec(size=16), progress=False)
+    prepare(small_dataset, tmp_path / "b", CropSpec(size=16, grey=True), progress=False)
+    ids_a = [r["face_id"] for r in read_faces_csv(tmp_path / "a" / "faces.csv")]
+    ids_b = [r["face_id"] for r in read_faces_csv(tmp_path / "b" / "faces.csv")]
+    assert ids_a == ids_b
+    crop = cv2.imread(str(tmp_path / "b" / read_faces_csv(tmp_path / "b" / "faces.csv")[0]["crop"]),
+                      cv2.IMREAD_UNCHANGED)
+    assert crop.shape == (16, 16)
+
+
+def break_dataset(data):
+    """Five bad inputs of the kinds users send, next to the good photos."""
+    images, anns = data / "images", data / "annotations"
+    good = cv2.imread(str(next(images.glob("*.png"))))
+    (anns / "broken.xml").write_text("<annotation><filename>broken.png</filename><size>")
+    (images / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    (anns / "corrupt.xml").write_text(voc_xml("corrupt.png", 50, 50, [("with_mask", (1, 1, 20, 20))]))
+    (anns / "missing.xml").write_text(voc_xml("missing.png", 50, 50, [("with_mask", (1, 1, 20, 20))]))
+    h, w = good.shape[:2]
+    cv2.imwrite(str(images / "odd.png"), good)
+    (anns / "odd.xml").write_text(voc_xml("odd.png", w, h, [
+        ("with_mask", (1, 1, 20, 20)),            # fine
+        ("with_mask", (w + 5, 1, w + 30, 20)),   # wholly outside
+        ("helmet", (1, 1, 20, 20)),              # unknown label
+        ("without_mask", (-4, h - 10, 15, h + 6)),  # reaches outside: clipped, kept
+    ]))
+
+
+def test_bad_inputs_are_skipped_and_reported(tmp_path, small_dataset):
+    break_dataset(small_dataset)
+    result = prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    skipped = read_skipped(tmp_path / "w")
+    problems = " | ".join(f"{s['where']}: {s['problem']}" for s in skipped)
+    assert len(skipped) == 5, problems
+    assert "broken.xml: malformed XML" in problems
+    assert "corrupt.png: not a readable image" in problems
+    assert "missing.png: image file not found" in problems
+    assert "odd.xml object 1: box" in problems and "lies outside" in problems
+    assert "odd.xml object 2: unknown label 'helmet'" in problems
+    rows = {r["face_id"]: r for r in read_faces_csv(tmp_path / "w" / "faces.csv")}
+    assert "odd-000" in rows and "odd-003" in rows
+    assert rows["odd-003"]["clipped"] == 1 and rows["odd-003"]["xmin"] == 0
+    assert result.faces == len(rows)
+
+
+def test_strict_stops_at_first_problem_and_writes_nothing(tmp_path, small_dataset):
+    break_dataset(small_dataset)
+    with pytest.raises(PrepareError, match="broken.xml: malformed XML"):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), strict=True, progress=False)
+    assert not (tmp_path / "w").exists()
+    assert list(tmp_path.glob(".w*")) == []
+
+
+def test_failure_keeps_previous_output(tmp_path, small_dataset):
+    prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    before = (tmp_path / "w" / "faces.csv").read_text()
+    break_dataset(small_dataset)
+    with pytest.raises(PrepareError):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), strict=True, progress=False)
+    assert (tmp_path / "w" / "faces.csv").read_text() == before
+
+
+@pytest.mark.parametrize("layout, message", [
+    ("none", "dataset folder not found"),
+    ("empty", "expected an annotations/ folder"),
+    ("no-xml", "no .xml annotation files"),
+])
+def test_unusable_folders(tmp_path, layout, message):
+    data = tmp_path / "data"
+    if layout != "none":
+        data.mkdir()
+    if layout == "no-xml":
+        (data / "annotations").mkdir()
+    with pytest.raises(PrepareError, match=message):
+        prepare(data, tmp_path / "w", CropSpec(), progress=False)
+
+
+def test_crop_margin_keeps_face_centred_at_the_border():
+    image = np.zeros((50, 50, 3), np.uint8)
+    image[0:10, 0:10] = 255  # a white face in the corner
+    crop = crop_face(image, (0, 0, 10, 10), CropSpec(size=20, margin=0.5))
+    # Replicated border: the face fills the centre and the padding copies its edge.
+    assert crop.shape == (20, 20, 3)
+    assert crop[10, 10].tolist() == [255, 255, 255]
+    with pytest.raises(ValueError, match="no area inside"):
+        crop_face(image, (60, 60, 70, 70), CropSpec())

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from maskwatch.data.prepare import read_faces_csv
+from maskwatch.data.split import read_split_csv, split_faces, write_split_csv
+
+
+@pytest.fixture(scope="module")
+def faces(prepared_sample):
+    rows = read_faces_csv(prepared_sample / "faces.csv")
+    return [r["label"] for r in rows], [r["image"] for r in rows], [r["face_id"] for r in rows]
+
+
+def photos_on_both_sides(photos, is_val):
+    val = {p for p, v in zip(photos, is_val) if v}
+    train = {p for p, v in zip(photos, is_val) if not v}
+    return val & train
+
+
+def test_split_by_photo_never_shares_a_photo(faces):
+    labels, photos, _ = faces
+    for seed in range(5):
+        is_val = split_faces(labels, photos, by="photo", seed=seed)
+        assert photos_on_both_sides(photos, is_val) == set()
+        assert 0.1 < is_val.mean() < 0.35
+
+
+def test_split_by_photo_is_stratified_and_seeded(faces):
+    labels, photos, _ = faces
+    a = split_faces(labels, photos, by="photo", seed=3)
+    assert np.array_equal(a, split_faces(labels, photos, by="photo", seed=3))
+    assert not np.array_equal(a, split_faces(labels, photos, by="photo", seed=4))
+    # All three classes reach the validation side, the rare one included.
+    assert {l for l, v in zip(labels, a) if v} == set(labels)
+
+
+def test_split_by_face_leaks_photos(faces):
+    labels, photos, _ = faces
+    is_val = split_faces(labels, photos, by="face", seed=0)
+    assert abs(is_val.mean() - 0.2) < 0.02
+    assert len(photos_on_both_sides(photos, is_val)) > 5
+
+
+def test_split_round_trips_through_csv(tmp_path, faces):
+    labels, photos, ids = faces
+    is_val = split_faces(labels, photos, by="photo", seed=1)
+    write_split_csv(tmp_path / "s.csv", ids, is_val, by="photo", seed=1)
+    assignment, by, seed = read_split_csv(tmp_path / "s.csv")
+    assert (by, seed) == ("photo", 1)
+    assert [assignment[i] == "val" for i in ids] == is_val.tolist()
+
+
+def test_bad_split_arguments(faces):
+    labels, photos, _ = faces
+    with pytest.raises(ValueError, match="by must be one of"):
+        split_faces(labels, photos, by="camera")
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_faces(labels, photos, val_fraction=1.5)

@@ -1,0 +1,59 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from maskwatch.training.evaluate import evaluate_run
+from maskwatch.training.train import TrainConfig, load_model, train_run
+
+
+@pytest.fixture(scope="module")
+def run(prepared_sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "seed"
+    return train_run(prepared_sample, out, TrainConfig(epochs=8, seed=1), progress=False)
+
+
+def test_run_folder_holds_weights_config_history_and_curves(run):
+    for name in ("model.safetensors", "config.json", "history.csv", "curves.png", "split.csv"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "seed-cnn"
+    assert config["crop"] == {"size": 32, "margin": 0.0, "grey": False}
+    assert config["split"]["by"] == "photo"
+    with open(run / "history.csv") as fh:
+        history = list(csv.DictReader(fh))
+    assert [int(h["epoch"]) for h in history] == list(range(1, 9))
+    assert all(0 <= float(h["val_accuracy"]) <= 1 for h in history)
+    assert float(history[-1]["train_loss"]) < float(history[0]["train_loss"])
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_weights(prepared_sample, run, tmp_path):
+    again = train_run(prepared_sample, tmp_path / "again", TrainConfig(epochs=8, seed=1), progress=False)
+    a, _ = load_model(run)
+    b, _ = load_model(again)
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert np.array_equal(ta.numpy(), tb.numpy()), name
+
+
+def test_evaluate_scores_validation_faces_only(run):
+    metrics = evaluate_run(run)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert saved["evaluated_on"] == "validation"
+    matrix = np.array(saved["confusion_matrix"]["rows_true_cols_predicted"])
+    assert matrix.sum() == saved["split"]["val"]
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(saved["accuracy"])
+    supports = [saved["per_class"][c]["support"] for c in saved["confusion_matrix"]["labels"]]
+    assert supports == matrix.sum(axis=1).tolist()
+    assert 0 <= saved["macro_f1"] <= 1
+    assert (run / "confusion.png").is_file()
+
+
+def test_train_refuses_a_split_of_other_faces(prepared_sample, tmp_path):
+    (tmp_path / "split.csv").write_text("face_id,split,by,seed\nnobody-000,val,photo,0\n")
+    with pytest.raises(ValueError, match="not in the split"):
+        train_run(prepared_sample, tmp_path / "r", TrainConfig(epochs=1), split_csv=tmp_path / "split.csv",
+                  progress=False)
+    assert not (tmp_path / "r").exists()
