@@ -86,28 +86,38 @@ def split(
     typer.echo(f"split by {by}: {int((~is_val).sum())} train, {int(is_val.sum())} validation faces -> {target}")
 
 
+Model = Annotated[str, typer.Option(help="Architecture: effnet-lite0 (default) or seed-cnn (the study's).")]
+Epochs = Annotated[Optional[int], typer.Option(help="Epochs (default: the model's recipe).")]
+BatchSize = Annotated[Optional[int], typer.Option(help="Batch size (default: the model's recipe).")]
+LearningRate = Annotated[Optional[float], typer.Option(help="Learning rate, peak rate with onecycle (default: recipe).")]
+Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, light jitter (default: recipe).")]
+Balance = Annotated[Optional[str], typer.Option(help="'none' or 'loss' (class-weighted loss) (default: recipe).")]
+Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
+
+
 @app.command()
 def train(
     work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-    model: Annotated[str, typer.Option(help="Architecture: seed-cnn (the study's).")] = "seed-cnn",
-    epochs: Annotated[int, typer.Option()] = 10,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    lr: Annotated[float, typer.Option(help="Learning rate (peak rate with --schedule onecycle).")] = 1e-3,
+    model: Model = "effnet-lite0",
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: LearningRate = None,
+    augment: Augment = None,
+    balance: Balance = None,
+    schedule: Schedule = None,
     seed: Annotated[int, typer.Option()] = 0,
-    augment: Annotated[bool, typer.Option(help="Flip, shift and light jitter while training.")] = False,
-    balance: Annotated[str, typer.Option(help="'none' or 'loss' (class-weighted loss).")] = "none",
-    schedule: Annotated[str, typer.Option(help="'constant' or 'onecycle'.")] = "constant",
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     progress: Progress = True,
 ) -> None:
     """Train a classifier on the crops; writes weights, history.csv and curves.png."""
     _need_train_extra()
-    from maskwatch.training.train import TrainConfig, train_run
+    from maskwatch.training.recipes import recipe
+    from maskwatch.training.train import train_run
 
     try:
-        cfg = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                          augment=augment, balance=balance, schedule=schedule)
+        cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
+                        balance=balance, schedule=schedule)
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -127,7 +137,102 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `ma
     typer.echo(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1")}
                           | {"recall": {c: round(v["recall"], 4) for c, v in metrics["per_class"].items()}},
                           indent=2))
+    cal = metrics["calibration"]
+    typer.echo(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} before, "
+               f"{cal['ece_after']:.4f} after (cross-fitted)")
     typer.echo(f"-> {run}/metrics.json, {run}/confusion.png")
+
+
+@app.command()
+def cv(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (annotations/, images/) or a prepared work folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for cv.json and cv.txt.")] = Path("cv-output"),
+    folds: Annotated[int, typer.Option(help="Number of per-photo folds.")] = 5,
+    model: Model = "effnet-lite0",
+    size: Annotated[Optional[int], typer.Option(help="Crop side (default: recipe).")] = None,
+    margin: Annotated[Optional[float], typer.Option(help="Context margin (default: recipe).")] = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: LearningRate = None,
+    augment: Augment = None,
+    balance: Balance = None,
+    schedule: Schedule = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    progress: Progress = True,
+) -> None:
+    """Grouped (per-photo), class-stratified k-fold cross-validation: mean ± std of the metrics."""
+    _need_train_extra()
+    from maskwatch.data.prepare import PrepareError
+    from maskwatch.data.prepare import prepare as run_prepare
+    from maskwatch.training.crossval import format_summary, run_cv
+    from maskwatch.training.dataset import load_crop_dataset
+    from maskwatch.training.recipes import recipe
+
+    try:
+        cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
+                           seed=seed, augment=augment, balance=balance, schedule=schedule)
+        work = data
+        if not (data / "prepare.json").is_file():
+            work = out / "work"
+            run_prepare(data, work, spec, progress=progress)
+        dataset = load_crop_dataset(work)
+        if dataset.spec != spec and (size is not None or margin is not None):
+            _fail(f"{work} holds {dataset.spec} crops, not the requested {spec}; prepare again")
+        result = run_cv(dataset, cfg, out, folds=folds, seed=seed, progress=progress)
+    except (PrepareError, ValueError) as err:
+        _fail(str(err))
+    typer.echo(format_summary(result))
+    typer.echo(f"-> {out}/cv.json")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path("model.onnx"),
+) -> None:
+    """Export a run to ONNX (classes, crop spec and temperature inside) for ONNX Runtime."""
+    _need_train_extra()
+    from maskwatch.training.export import export_onnx
+
+    try:
+        path = export_onnx(run, out)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"exported {run} -> {path}")
+
+
+@app.command()
+def classify(
+    images: Annotated[list[Path], typer.Argument(help="Face crops (each image is exactly one face's box).")],
+    model: Annotated[Optional[Path], typer.Option(help="An exported .onnx model (default: the shipped one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Classify face crops with the shipped model (or --model); needs only the base install."""
+    from maskwatch.classifier import Classifier
+    from maskwatch.data.images import ImageError, read_image
+
+    try:
+        classifier = Classifier.load(model)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    failed = 0
+    for path in images:
+        try:
+            prediction = classifier.predict([read_image(path)])[0]
+        except (ImageError, ValueError) as err:
+            failed += 1
+            if as_json:
+                typer.echo(json.dumps({"image": str(path), "error": str(err)}))
+            else:
+                typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            continue
+        if as_json:
+            typer.echo(json.dumps({"image": str(path), **prediction.as_dict()}))
+        else:
+            probs = "  ".join(f"{c} {p:.3f}" for c, p in prediction.as_dict()["probabilities"].items())
+            typer.echo(f"{path}: {prediction.label}  ({probs})")
+    if failed:
+        raise typer.Exit(code=1)
 
 
 @app.command()

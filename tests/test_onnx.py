@@ -1,0 +1,89 @@
+"""Export to ONNX and the ONNX Runtime classifier, against the PyTorch model they came from."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from maskwatch import Classifier, Face
+from maskwatch.cli import app
+from maskwatch.data.crops import crop_face
+from maskwatch.data.prepare import read_faces_csv
+from maskwatch.faces import CLASSES
+from maskwatch.training.evaluate import evaluate_run
+from maskwatch.training.export import export_onnx
+from maskwatch.training.train import TrainConfig, load_model, train_run
+
+
+@pytest.fixture(scope="module")
+def exported(prepared_sample, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx")
+    run = train_run(prepared_sample, folder / "run", TrainConfig(epochs=2, seed=0), progress=False)
+    evaluate_run(run)
+    return run, export_onnx(run, folder / "model.onnx")
+
+
+def test_onnx_and_pytorch_agree(exported, prepared_sample):
+    run, onnx_path = exported
+    model, _ = load_model(run)
+    classifier = Classifier.load(onnx_path)
+    rows = read_faces_csv(prepared_sample / "faces.csv")[:40]
+    crops = np.stack([cv2.imread(str(prepared_sample / r["crop"])) for r in rows])
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(crops.transpose(0, 3, 1, 2)).float()).numpy()
+    t = classifier.temperature
+    expected = torch.softmax(torch.from_numpy(torch_logits / t), dim=1).numpy()
+    np.testing.assert_allclose(classifier.probabilities(crops), expected, atol=1e-5)
+
+
+def test_temperature_and_spec_travel_inside_the_onnx_file(exported):
+    run, onnx_path = exported
+    metrics = json.loads((run / "metrics.json").read_text())
+    classifier = Classifier.load(onnx_path)
+    assert classifier.temperature == pytest.approx(metrics["calibration"]["temperature"])
+    assert classifier.spec.size == 32
+
+
+def test_predict_boxes_matches_predict_on_the_same_crop(exported, sample_dir):
+    _, onnx_path = exported
+    classifier = Classifier.load(onnx_path)
+    photo = cv2.imread(str(next(sample_dir.glob("images/*.png"))))
+    box = (10, 20, 50, 70)
+    faces = classifier.predict_boxes(photo, [box, Face(box=(0, 0, 30, 30), score=0.9)])
+    assert [f.box for f in faces] == [box, (0, 0, 30, 30)]
+    assert faces[1].score == 0.9
+    direct = classifier.predict([photo[20:70, 10:50]])[0]
+    assert faces[0].label == direct.label in CLASSES
+    np.testing.assert_allclose(faces[0].probabilities, direct.probabilities, atol=1e-6)
+    assert sum(direct.probabilities) == pytest.approx(1.0)
+    assert classifier.predict([]) == []
+
+
+@pytest.mark.parametrize("crop, message", [
+    (np.zeros((10, 10, 4), np.uint8), "HxWx3"),
+    (np.zeros((10, 10, 3), np.float32), "uint8"),
+])
+def test_predict_rejects_bad_crops(exported, crop, message):
+    _, onnx_path = exported
+    with pytest.raises(ValueError, match=message):
+        Classifier.load(onnx_path).predict([crop])
+
+
+def test_classify_command_prints_json_and_reports_bad_files(exported, prepared_sample, tmp_path):
+    _, onnx_path = exported
+    crop = prepared_sample / read_faces_csv(prepared_sample / "faces.csv")[0]["crop"]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    result = CliRunner().invoke(app, ["classify", str(crop), str(broken), "--model", str(onnx_path), "--json"])
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert lines[0]["label"] in CLASSES and set(lines[0]["probabilities"]) == set(CLASSES)
+    assert "not a readable image" in lines[1]["error"]
+
+
+def test_loading_a_file_that_is_not_a_maskwatch_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="classifier model not found"):
+        Classifier.load(tmp_path / "none.onnx")
