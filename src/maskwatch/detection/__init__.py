@@ -1,0 +1,1 @@
+"""Finding faces in whole frames, then classifying each one."""

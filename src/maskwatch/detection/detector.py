@@ -1,0 +1,97 @@
+"""Detector: find every face in a frame, map its box, classify it. The API for whole scenes.
+
+    from maskwatch import Detector
+    detector = Detector.load()
+    faces = detector.detect(bgr_frame)     # [Face(box, label, probabilities, score)]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from maskwatch.classifier import Classifier
+from maskwatch.detection.boxes import BoxMapping
+from maskwatch.faces import Face
+
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "weights" / "detector.json"
+
+
+class FaceFinder(Protocol):
+    """A face detector backend: BGR frame in, unlabelled Faces (box, score) out."""
+
+    def detect(self, image: np.ndarray) -> list[Face]: ...
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Detection settings; the shipped values were fitted on training photos (see model card).
+
+    threshold: lowest detector score kept at all (evaluation wants every candidate).
+    min_score: lowest score `detect` returns by default (best F1 on training photos).
+    """
+
+    backend: str = "centerface"
+    upscale: float = 2.0
+    threshold: float = 0.15
+    min_score: float = 0.4
+    nms_iou: float = 0.3
+    box_mapping: BoxMapping = field(default_factory=BoxMapping)
+
+    @classmethod
+    def from_json(cls, path: Path) -> DetectorConfig:
+        data = json.loads(Path(path).read_text())
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["box_mapping"] = BoxMapping(**data.get("box_mapping", {}))
+        return cls(**fields)
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "upscale": self.upscale, "threshold": self.threshold,
+                "min_score": self.min_score, "nms_iou": self.nms_iou,
+                "box_mapping": self.box_mapping.to_dict()}
+
+
+def build_face_finder(config: DetectorConfig, threads: int = 0) -> FaceFinder:
+    if config.backend == "centerface":
+        from maskwatch.detection.centerface import CenterFace
+
+        return CenterFace(upscale=config.upscale, threshold=config.threshold, nms_iou=config.nms_iou,
+                          threads=threads)
+    raise ValueError(f"unknown detector backend {config.backend!r}; available: centerface")
+
+
+class Detector:
+    """A face finder plus the mask classifier: frames in, labelled Faces out."""
+
+    def __init__(self, finder: FaceFinder, classifier: Classifier, config: DetectorConfig) -> None:
+        self.finder, self.classifier, self.config = finder, classifier, config
+
+    @classmethod
+    def load(cls, classifier: Path | str | None = None, config: Path | str | DetectorConfig | None = None,
+             threads: int = 0) -> Detector:
+        """The shipped detector settings and classifier, or the given ones."""
+        if not isinstance(config, DetectorConfig):
+            config = DetectorConfig.from_json(Path(config or SHIPPED_CONFIG))
+        return cls(build_face_finder(config, threads), Classifier.load(classifier, threads=threads), config)
+
+    def find_faces(self, image: np.ndarray) -> list[Face]:
+        """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""
+        found = self.finder.detect(image)
+        if not found:
+            return []
+        h, w = image.shape[:2]
+        mapped = self.config.box_mapping.apply(np.array([f.box for f in found]))
+        faces = [replace(f, box=tuple(b)).clipped(w, h) for f, b in zip(found, mapped)]
+        return [f for f in faces if f.width >= 1 and f.height >= 1]
+
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[Face]:
+        """Labelled faces of a BGR frame (HxWx3 uint8) scoring at least min_score."""
+        if image is None or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image must be HxWx3 BGR, got {None if image is None else image.shape}")
+        cutoff = self.config.min_score if min_score is None else min_score
+        faces = [f for f in self.find_faces(image) if f.score >= cutoff]
+        return self.classifier.predict_boxes(image, faces)

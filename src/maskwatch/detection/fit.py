@@ -1,0 +1,50 @@
+"""Fitting the detector's box mapping and score cut-off on training photos only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from maskwatch.data.images import read_image
+from maskwatch.data.voc import VocAnnotation
+from maskwatch.detection.boxes import BoxMapping, greedy_match
+from maskwatch.detection.detector import DetectorConfig, build_face_finder
+from maskwatch.detection.evaluate import annotated_faces
+
+
+def fit_detector_config(data_dir: Path, annotations: list[VocAnnotation], config: DetectorConfig,
+                        progress: bool = True) -> tuple[DetectorConfig, dict]:
+    """Fit box_mapping (median offsets of matched boxes) and min_score (best F1 at IoU 0.5).
+
+    Only `annotations` are looked at: pass the training photos.
+    """
+    finder = build_face_finder(replace(config, box_mapping=BoxMapping()))
+    found, truth = [], []
+    for ann in tqdm(annotations, desc="fit detector", unit="photo", disable=not progress):
+        image = read_image(Path(data_dir) / "images" / ann.filename)
+        faces = finder.detect(image)
+        found.append((np.array([f.box for f in faces]).reshape(-1, 4), np.array([f.score for f in faces])))
+        truth.append(np.array([f.box for f in annotated_faces(ann)]).reshape(-1, 4))
+    # Loose matching first: before mapping, boxes of another convention overlap less.
+    pairs_d, pairs_t = [], []
+    for (boxes, _), gt in zip(found, truth):
+        for t, f in greedy_match(gt, boxes, 0.3):
+            pairs_d.append(boxes[f])
+            pairs_t.append(gt[t])
+    mapping = BoxMapping.fit(np.array(pairs_d), np.array(pairs_t))
+    best = (0.0, config.min_score)
+    total = sum(len(gt) for gt in truth)
+    for cutoff in np.arange(config.threshold, 0.9, 0.05):
+        tp = kept = 0
+        for (boxes, scores), gt in zip(found, truth):
+            chosen = mapping.apply(boxes[scores >= cutoff])
+            kept += len(chosen)
+            tp += len(greedy_match(gt, chosen, 0.5))
+        f1 = 2 * tp / (kept + total) if kept + total else 0.0
+        if f1 > best[0]:
+            best = (f1, float(round(cutoff, 2)))
+    fitted = replace(config, box_mapping=mapping, min_score=best[1])
+    return fitted, {"photos": len(annotations), "matched_pairs": len(pairs_d), "train_f1_iou50": best[0]}

@@ -1,0 +1,164 @@
+"""The HTTP API: POST /v1/detect, GET /healthz, GET /metrics, the dashboard and its live view.
+
+Models load once, at start; detection runs in the threadpool so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from maskwatch.faces import CLASSES, count_labels
+from maskwatch.render import FaceAnnotator
+from maskwatch.serving.uploads import UploadError, image_from_upload
+
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    source: str | None = None  # the live view's video file, stream URL or webcam:N
+    blur: bool = False
+
+
+class Metrics:
+    """Prometheus counters of this process (one registry per app, so tests stay independent)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("maskwatch_requests", "HTTP requests", ["path", "status"], registry=self.registry)
+        self.latency = Histogram("maskwatch_request_seconds", "Request latency", ["path"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.faces = Counter("maskwatch_faces", "Faces detected, per class", ["label"], registry=self.registry)
+
+
+def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
+    """The service around an already loaded Detector."""
+    app = FastAPI(title="maskwatch", version="0.1.0",
+                  description="Who wears a face mask, who wears it wrongly, who wears none.")
+    metrics = Metrics()
+    annotator = FaceAnnotator(blur=settings.blur)
+    app.state.live = None
+
+    @app.on_event("startup")
+    def start_live() -> None:
+        if settings.source:
+            from maskwatch.serving.live import LiveMonitor
+
+            app.state.live = LiveMonitor(settings.source, detector, blur=settings.blur).start()
+
+    @app.on_event("shutdown")
+    def stop_live() -> None:
+        if app.state.live is not None:
+            app.state.live.stop()
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        path = request.scope.get("route").path if request.scope.get("route") else "other"
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(UploadError)
+    async def upload_error(request: Request, err: UploadError) -> JSONResponse:
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "classifier": detector.classifier.info.get("model"),
+                "live": settings.source is not None}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}, 413: {}, 415: {}, 400: {}})
+    async def detect(request: Request, annotate: bool = False):
+        """Faces of one image: multipart field `image` or the raw body. `?annotate=1` returns a JPEG
+        with the counts in the X-Maskwatch-Counts header."""
+        data = await read_image_bytes(request, settings.max_upload_bytes)
+        image = await run_in_threadpool(image_from_upload, data, settings.max_pixels)
+        faces = await run_in_threadpool(detector.detect, image)
+        counts = count_labels(faces)
+        for label, n in counts.items():
+            metrics.faces.labels(label).inc(n)
+        if annotate:
+            drawn = await run_in_threadpool(annotator.annotate, image, faces)
+            ok, encoded = cv2.imencode(".jpg", drawn)
+            return Response(encoded.tobytes(), media_type="image/jpeg",
+                            headers={"X-Maskwatch-Counts": json.dumps(counts)})
+        return {"width": image.shape[1], "height": image.shape[0],
+                "faces": [f.to_dict() for f in faces], "counts": counts}
+
+    @app.get("/", response_class=HTMLResponse)
+    def dashboard() -> str:
+        return (STATIC / "dashboard.html").read_text(encoding="utf-8")
+
+    @app.get("/v1/live/stats")
+    def live_stats() -> JSONResponse:
+        if app.state.live is None:
+            return JSONResponse({"error": "no live source configured; start with --source"}, status_code=404)
+        return JSONResponse(app.state.live.stats())
+
+    @app.get("/v1/live/frame.jpg")
+    def live_frame() -> Response:
+        jpeg = app.state.live.latest_jpeg() if app.state.live is not None else None
+        if jpeg is None:
+            return JSONResponse({"error": "no live frame yet"}, status_code=404)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/classes")
+    def classes() -> list[str]:
+        return list(CLASSES)
+
+    return app
+
+
+async def read_image_bytes(request: Request, limit: int) -> bytes:
+    """The uploaded bytes, multipart or raw, refusing more than `limit` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise UploadError(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=5, max_part_size=limit)
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            raise UploadError(400, "multipart upload needs a file field named 'image'")
+        data = await upload.read(limit + 1)
+    else:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise UploadError(413, f"upload exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    if len(data) > limit:
+        raise UploadError(413, f"upload exceeds the limit of {limit} bytes")
+    return data
+
+
+SETTINGS_ENV = "MASKWATCH_SERVE_SETTINGS"
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory (one per worker process): settings from MASKWATCH_SERVE_SETTINGS (JSON)."""
+    import os
+
+    from maskwatch.detection.detector import Detector
+
+    settings = ServeSettings(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))
+    return create_app(Detector.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0), settings)

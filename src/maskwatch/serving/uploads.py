@@ -1,0 +1,44 @@
+"""Turning request bodies into images, refusing what should not be decoded."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+class UploadError(ValueError):
+    """A request that carries no usable image; status is the HTTP code to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
+    """Decode an uploaded image to HxWx3 BGR uint8.
+
+    The pixel count is read from the header and checked before anything is decoded
+    (decompression bombs); Pillow refuses truncated files instead of half-decoding them.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise UploadError(400, "empty body: send an image (multipart field 'image' or the raw bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise UploadError(413, f"image dimensions exceed the limit of {max_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise UploadError(415, "not an image: expected PNG, JPEG, BMP, WebP or TIFF bytes") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise UploadError(413, f"image is {width}x{height} = {width * height} pixels; "
+                                   f"the limit is {max_pixels}")
+        try:
+            rgb = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as err:
+            raise UploadError(400, f"truncated or corrupt image: {err}") from None
+    return np.ascontiguousarray(rgb[:, :, ::-1])

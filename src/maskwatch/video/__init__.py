@@ -1,0 +1,1 @@
+"""Frames from files and streams, tracking people across them, and what is written out."""

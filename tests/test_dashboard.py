@@ -1,0 +1,56 @@
+"""The dashboard in headless Chromium (Debian's), driven by Playwright: upload, see the result."""
+
+import shutil
+
+import pytest
+
+from tests.test_serve import server  # noqa: F401  (the running service)
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    from playwright import sync_api
+    if not shutil.which(CHROMIUM):
+        pytest.fail("Chromium is missing: install Debian's chromium (the Makefile's browser target)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser.new_page()
+        browser.close()
+
+
+def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir):  # noqa: F811
+    photo = sorted(sample_dir.glob("images/*.png"))[1]
+    page.goto(server + "/")
+    page.set_input_files("#photo", str(photo))
+    page.click("button[type=submit]")
+    page.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
+    counts = {el.get_attribute("data-class"): int(el.query_selector("b").inner_text())
+              for el in page.query_selector_all("#photo-counts span")}
+    assert set(counts) == {"with_mask", "without_mask", "mask_weared_incorrect"}
+    assert sum(counts.values()) > 0
+    size = page.evaluate("[document.getElementById('result').naturalWidth, "
+                         "document.getElementById('result').naturalHeight]")
+    assert size[0] > 100 and size[1] > 100
+    assert page.inner_text("#error") == ""
+
+
+def test_a_bad_file_shows_the_error(server, page, tmp_path):  # noqa: F811
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.goto(server + "/")
+    page.set_input_files("#photo", str(bad))
+    page.click("button[type=submit]")
+    page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=10_000)
+    assert "not an image" in page.inner_text("#error")
+
+
+def test_live_view_appears_with_counts(server, page):  # noqa: F811
+    page.goto(server + "/")
+    page.wait_for_selector("#live:not([hidden])", timeout=20_000)
+    page.wait_for_function("document.getElementById('live-frame').naturalWidth > 0", timeout=20_000)
+    assert "compliant" in page.inner_text("#live-counts")

@@ -1,0 +1,151 @@
+"""Detection on whole photos and videos, with the shipped detector settings and classifier."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch import Detector, Face
+from maskwatch.cli import app
+from maskwatch.data.voc import load_voc_annotation
+from maskwatch.detection.boxes import BoxMapping, greedy_match, iou_matrix
+from maskwatch.faces import CLASSES
+from maskwatch.render import FaceAnnotator, blur_faces
+from maskwatch.video.sources import SourceError, describe_source, read_frames
+from maskwatch.video.tracker import FaceTracker, per_minute_counts
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load()
+
+
+def test_iou_and_matching():
+    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]])
+    b = np.array([[0, 0, 10, 5], [21, 21, 31, 31], [100, 100, 110, 110]])
+    ious = iou_matrix(a, b)
+    assert ious[0, 0] == pytest.approx(0.5)
+    assert ious[0, 2] == 0
+    assert greedy_match(a, b, 0.5) == [(1, 1), (0, 0)]
+    assert greedy_match(a, np.zeros((0, 4)), 0.5) == []
+
+
+def test_box_mapping_fit_recovers_a_known_shift():
+    detected = np.array([[10, 10, 30, 40], [50, 60, 60, 80], [0, 0, 8, 8]], dtype=float)
+    truth = BoxMapping(dx=0.1, dy=-0.05, sw=1.2, sh=0.9).apply(detected)
+    fitted = BoxMapping.fit(detected, truth)
+    assert fitted.dx == pytest.approx(0.1) and fitted.sh == pytest.approx(0.9)
+    np.testing.assert_allclose(fitted.apply(detected), truth)
+
+
+def test_detector_finds_most_annotated_faces_of_a_sample_photo(detector, sample_dir):
+    found = total = 0
+    for xml in sorted(sample_dir.glob("annotations/*.xml"))[:8]:
+        ann = load_voc_annotation(xml)
+        image = cv2.imread(str(sample_dir / "images" / ann.filename))
+        faces = detector.detect(image)
+        assert all(isinstance(f, Face) and f.label in CLASSES and f.score >= detector.config.min_score
+                   for f in faces)
+        truth = np.array([o.box for o in ann.objects])
+        found += len(greedy_match(truth, np.array([f.box for f in faces]).reshape(-1, 4), 0.5))
+        total += len(truth)
+    assert found / total > 0.6, f"{found}/{total}"
+
+
+def test_detect_on_a_blank_frame_returns_no_faces(detector):
+    assert detector.detect(np.full((240, 320, 3), 127, np.uint8)) == []
+    with pytest.raises(ValueError, match="HxWx3"):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_tracker_keeps_one_id_and_votes_the_label():
+    tracker = FaceTracker(min_hits=2)
+    probs = [(0.6, 0.3, 0.1), (0.2, 0.7, 0.1), (0.7, 0.2, 0.1)]
+    ids = set()
+    for i, p in enumerate(probs):
+        label = CLASSES[int(np.argmax(p))]
+        (face,) = tracker.update([Face(box=(10 + i, 10, 40 + i, 40), label=label, probabilities=p)], i * 20.0)
+        ids.add(face.track_id)
+        assert face.label == tracker.active[0].label
+    assert len(ids) == 1
+    (person,) = tracker.people()
+    assert person.label == "with_mask"  # mean probabilities beat the one "without" frame
+    counts = per_minute_counts(tracker.people())
+    assert [c["minute"] for c in counts] == [0] and counts[0]["compliant"] == 1
+
+
+def test_blur_changes_only_the_face():
+    frame = np.random.default_rng(0).integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    out = blur_faces(frame, [Face(box=(10, 10, 40, 40))])
+    assert not np.array_equal(out[10:40, 10:40], frame[10:40, 10:40])
+    assert np.array_equal(out[45:, :], frame[45:, :])
+    drawn = FaceAnnotator(blur=True).annotate(frame, [Face(box=(10, 10, 40, 40), label="with_mask")])
+    assert drawn.shape == frame.shape
+
+
+def make_video(path, sample_dir, frames=12):
+    """A 640x480 clip: three sample photos, each held for a few frames."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    photos = sorted(sample_dir.glob("images/*.png"))[:3]
+    for i in range(frames):
+        image = cv2.imread(str(photos[i * len(photos) // frames]))
+        writer.write(cv2.resize(image, (640, 480)))
+    writer.release()
+    return path
+
+
+def test_video_end_to_end(tmp_path, sample_dir):
+    video = make_video(tmp_path / "clip.mp4", sample_dir)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--blur", "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(12))
+    assert sum(len(line["faces"]) for line in lines) > 0
+    for line in lines:
+        assert sum(line["counts"].values()) == len(line["faces"])
+        for face in line["faces"]:
+            assert face["label"] in CLASSES and "track_id" in face and 0 < face["score"] <= 1
+    annotated = cv2.VideoCapture(str(out / "clip.mp4"))
+    assert annotated.isOpened()
+    assert int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    ok, frame = annotated.read()
+    assert ok and frame.shape == (480, 640, 3)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 12 and summary["people"]
+    assert summary["per_minute"][0]["people"] == len(summary["people"])
+    assert not list(out.glob(".*partial*"))
+
+
+def test_images_folder_with_a_corrupt_file(tmp_path, sample_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = next(sample_dir.glob("images/*.png"))
+    (folder / "a.png").write_bytes(photo.read_bytes())
+    (folder / "b.png").write_bytes(b"\x89PNG broken")
+    errors = []
+    frames = list(read_frames(str(folder), errors))
+    assert [f.name for f in frames] == ["a"]
+    assert "b.png" in errors[0]
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(tmp_path / "o"), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "a.jpg").is_file()
+    record = json.loads(result.stdout.splitlines()[0])
+    assert record["name"] == "a" and set(record["counts"]) == set(CLASSES)
+
+
+@pytest.mark.parametrize("source, message", [
+    ("webcam:x", "webcam:N"),
+    ("/no/such/file.mp4", "no such file"),
+])
+def test_bad_sources(source, message):
+    with pytest.raises(SourceError, match=message):
+        describe_source(source)
+
+
+def test_dead_stream_is_reported_not_raised():
+    errors = []
+    frames = list(read_frames("rtsp://127.0.0.1:1/none", errors, reconnects=0))
+    assert frames == [] and "cannot open" in errors[0]
