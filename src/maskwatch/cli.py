@@ -91,7 +91,7 @@ Epochs = Annotated[Optional[int], typer.Option(help="Epochs (default: the model'
 BatchSize = Annotated[Optional[int], typer.Option(help="Batch size (default: the model's recipe).")]
 LearningRate = Annotated[Optional[float], typer.Option(help="Learning rate, peak rate with onecycle (default: recipe).")]
 Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, light jitter (default: recipe).")]
-Balance = Annotated[Optional[str], typer.Option(help="'none' or 'loss' (class-weighted loss) (default: recipe).")]
+Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)) or 'inverse' (1/freq) (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 
 
@@ -301,8 +301,10 @@ def evaluate_detection(
         _fail(str(err))
     metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(split.val)}
     typer.echo(f"held-out photos: {metrics['photos']}, faces: {metrics['faces']}")
-    typer.echo(f"face recall @IoU0.5: {metrics['face_recall_iou50']:.3f} "
-               f"(precision {metrics['face_precision_iou50']:.3f} at score >= {metrics['min_score']})")
+    cut = metrics["default_cutoff"]
+    typer.echo(f"face recall @IoU0.5: {metrics['face_recall_iou50']:.3f} (all candidates, score >= "
+               f"{metrics['candidates_threshold']}); at the default cut-off {cut['min_score']}: recall "
+               f"{cut['recall_iou50']:.3f}, precision {cut['precision_iou50']:.3f}")
     typer.echo(f"mAP@0.5: {metrics['map50']:.3f}   mAP@0.5:0.95: {metrics['map50_95']:.3f}")
     for c, v in metrics["per_class"].items():
         typer.echo(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)")

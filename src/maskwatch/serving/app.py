@@ -5,6 +5,7 @@ Models load once, at start; detection runs in the threadpool so the event loop k
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -44,23 +45,22 @@ class Metrics:
 
 def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
     """The service around an already loaded Detector."""
-    app = FastAPI(title="maskwatch", version="0.1.0",
-                  description="Who wears a face mask, who wears it wrongly, who wears none.")
-    metrics = Metrics()
-    annotator = FaceAnnotator(blur=settings.blur)
-    app.state.live = None
-
-    @app.on_event("startup")
-    def start_live() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # The live view watches its source for as long as the server runs.
         if settings.source:
             from maskwatch.serving.live import LiveMonitor
 
             app.state.live = LiveMonitor(settings.source, detector, blur=settings.blur).start()
-
-    @app.on_event("shutdown")
-    def stop_live() -> None:
+        yield
         if app.state.live is not None:
             app.state.live.stop()
+
+    app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan,
+                  description="Who wears a face mask, who wears it wrongly, who wears none.")
+    app.state.live = None
+    metrics = Metrics()
+    annotator = FaceAnnotator(blur=settings.blur)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):

@@ -18,7 +18,7 @@ RECIPES: dict[str, tuple[TrainConfig, CropSpec]] = {
     "seed-cnn": (TrainConfig(model="seed-cnn", epochs=10, lr=1e-3), CropSpec(size=64)),
     "effnet-lite0": (
         TrainConfig(model="effnet-lite0", epochs=12, lr=2e-3, batch_size=64, weight_decay=1e-4,
-                    augment=True, balance="loss", schedule="onecycle"),
+                    augment=True, balance="sqrt", schedule="onecycle"),
         CropSpec(size=64),
     ),
 }

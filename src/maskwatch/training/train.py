@@ -22,7 +22,7 @@ from maskwatch.models import build_model
 from maskwatch.training.augment import augment_batch
 from maskwatch.training.dataset import CropDataset, load_crop_dataset
 
-BALANCE_MODES = ("none", "loss")
+BALANCE_MODES = ("none", "sqrt", "inverse")
 SCHEDULES = ("constant", "onecycle")
 
 
@@ -72,10 +72,10 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     x_train, y_train = to_tensor(data.images[train_idx]), torch.from_numpy(data.labels[train_idx])
     x_val, y_val = to_tensor(data.images[val_idx]), torch.from_numpy(data.labels[val_idx])
     weights = None
-    if cfg.balance == "loss":
-        counts = np.bincount(data.labels[train_idx], minlength=len(CLASSES)).astype(np.float64)
-        # Inverse square root of frequency: lifts the rare class without drowning the common one.
-        w = 1.0 / np.sqrt(np.maximum(counts, 1))
+    if cfg.balance != "none":
+        counts = np.maximum(np.bincount(data.labels[train_idx], minlength=len(CLASSES)), 1).astype(np.float64)
+        # "sqrt" lifts the rare class without drowning the common one; "inverse" fully equalises.
+        w = 1.0 / (np.sqrt(counts) if cfg.balance == "sqrt" else counts)
         weights = torch.tensor(w / w.mean(), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

