@@ -56,3 +56,12 @@ def test_bad_split_arguments(faces):
         split_faces(labels, photos, by="camera")
     with pytest.raises(ValueError, match="val_fraction"):
         split_faces(labels, photos, val_fraction=1.5)
+
+
+def test_first_cv_fold_is_the_standard_split(faces):
+    from maskwatch.data.split import grouped_folds
+
+    labels, photos, _ = faces
+    _, val_idx = next(grouped_folds(labels, photos, folds=5, seed=0))
+    is_val = split_faces(labels, photos, by="photo", val_fraction=0.2, seed=0)
+    assert sorted(val_idx.tolist()) == np.flatnonzero(is_val).tolist()

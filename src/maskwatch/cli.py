@@ -158,6 +158,7 @@ def cv(
     balance: Balance = None,
     schedule: Schedule = None,
     seed: Annotated[int, typer.Option()] = 0,
+    save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     progress: Progress = True,
 ) -> None:
     """Grouped (per-photo), class-stratified k-fold cross-validation: mean ± std of the metrics."""
@@ -178,7 +179,7 @@ def cv(
         dataset = load_crop_dataset(work)
         if dataset.spec != spec and (size is not None or margin is not None):
             _fail(f"{work} holds {dataset.spec} crops, not the requested {spec}; prepare again")
-        result = run_cv(dataset, cfg, out, folds=folds, seed=seed, progress=progress)
+        result = run_cv(dataset, cfg, out, folds=folds, seed=seed, progress=progress, save_models=save_models)
     except (PrepareError, ValueError) as err:
         _fail(str(err))
     typer.echo(format_summary(result))

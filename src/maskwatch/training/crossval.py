@@ -14,15 +14,18 @@ from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
 from maskwatch.training.dataset import CropDataset
 from maskwatch.training.evaluate import classification_metrics
-from maskwatch.training.train import TrainConfig, fit, predict_logits, to_tensor
+from maskwatch.data.split import write_split_csv
+from maskwatch.training.train import TrainConfig, fit, predict_logits, run_config, to_tensor, write_run
 
 
 def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: int = 0,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, save_dir: Path | None = None) -> dict:
     """Train cfg on k-1 folds, score the held-out fold, k times; summarise mean and spread.
 
     Calibration is cross-fitted: each fold's temperature is fitted on the other folds'
     held-out logits, so the ECE after scaling is measured on faces the fit never saw.
+    With save_dir, each fold's model is kept as a run folder save_dir/fold-K (fold 1 is the
+    same per-photo split that `maskwatch split --by photo` makes with this seed).
     """
     oof_logits = np.zeros((len(data), len(CLASSES)), dtype=np.float32)
     fold_of = np.full(len(data), -1)
@@ -31,6 +34,14 @@ def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: in
         if progress:
             print(f"== fold {k + 1}/{folds}: {len(train_idx)} train, {len(val_idx)} held-out faces")
         trained = fit(data, train_idx, val_idx, cfg, progress=progress)
+        if save_dir is not None:
+            is_val = np.zeros(len(data), dtype=bool)
+            is_val[val_idx] = True
+            config = run_config(cfg, data.spec, work=data.work, fold=k + 1,
+                                split={"by": "photo", "seed": seed, "fold": k + 1, "folds": folds,
+                                       "train": len(train_idx), "val": len(val_idx)})
+            write_run(Path(save_dir) / f"fold-{k + 1}", trained, config, data,
+                      lambda path: write_split_csv(path, data.face_ids, is_val, by="photo", seed=seed))
         logits = predict_logits(trained.model, to_tensor(data.images[val_idx]))
         oof_logits[val_idx] = logits
         fold_of[val_idx] = k
@@ -83,9 +94,10 @@ def format_summary(result: dict) -> str:
 
 
 def run_cv(data: CropDataset, cfg: TrainConfig, out: Path, folds: int = 5, seed: int = 0,
-           progress: bool = True) -> dict:
+           progress: bool = True, save_models: bool = False) -> dict:
     started = time.perf_counter()
-    result = cross_validate(data, cfg, folds=folds, seed=seed, progress=progress)
+    result = cross_validate(data, cfg, folds=folds, seed=seed, progress=progress,
+                            save_dir=Path(out) if save_models else None)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_text(Path(out) / "cv.json", json.dumps(result, indent=2))
     write_text(Path(out) / "cv.txt", format_summary(result) + "\n")

@@ -150,15 +150,20 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
     trained = fit(data, train_idx, val_idx, cfg, progress=progress)
     config = run_config(cfg, data.spec, work=work, split={"by": by, "seed": split_seed,
                                                           "train": len(train_idx), "val": len(val_idx)})
-    config["train_seconds"] = round(trained.seconds, 1)
+    write_run(out, trained, config, data, lambda path: shutil.copyfile(split_csv, path))
+    return Path(out)
+
+
+def write_run(out: Path, trained: TrainedModel, config: dict, data: CropDataset, write_split) -> None:
+    """A run folder, atomically: weights, config.json, history.csv, curves.png, split.csv."""
+    from maskwatch.training.plots import plot_curves
+
+    config = config | {"train_seconds": round(trained.seconds, 1)}
     with atomic_dir(out) as tmp:
         save_model(tmp, trained.model, config)
         write_history(tmp / "history.csv", trained.history)
-        shutil.copyfile(split_csv, tmp / "split.csv")
-        from maskwatch.training.plots import plot_curves
-
-        plot_curves(trained.history, tmp / "curves.png", title=f"{cfg.model} ({_spec_name(data.spec)})")
-    return Path(out)
+        write_split(tmp / "split.csv")
+        plot_curves(trained.history, tmp / "curves.png", title=f"{config['model']} ({_spec_name(data.spec)})")
 
 
 def run_config(cfg: TrainConfig, spec: CropSpec, **extra) -> dict:

@@ -1,0 +1,25 @@
+import json
+
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.faces import CLASSES
+
+
+def test_cv_reports_mean_and_spread_and_keeps_fold_models(prepared_sample, tmp_path):
+    out = tmp_path / "cv"
+    result = CliRunner().invoke(app, ["cv", str(prepared_sample), "--out", str(out), "--folds", "3",
+                                      "--model", "seed-cnn", "--epochs", "2", "--save-models", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "±" in result.output
+    cv = json.loads((out / "cv.json").read_text())
+    assert len(cv["per_fold"]) == 3
+    accs = [f["accuracy"] for f in cv["per_fold"]]
+    assert abs(cv["summary"]["accuracy"]["mean"] - sum(accs) / 3) < 1e-9
+    assert set(cv["summary"]["recall"]) == set(CLASSES)
+    # Every face is held out exactly once.
+    assert sum(sum(f["support"].values()) for f in cv["per_fold"]) == cv["faces"]
+    assert 0 <= cv["calibration"]["ece_after"] <= 1 and len(cv["calibration"]["temperatures"]) == 3
+    for k in (1, 2, 3):
+        assert (out / f"fold-{k}" / "model.safetensors").is_file()
+        assert json.loads((out / f"fold-{k}" / "config.json").read_text())["split"]["fold"] == k
