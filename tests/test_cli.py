@@ -38,3 +38,31 @@ def test_study_on_the_sample_writes_the_four_way_report(sample_dir, tmp_path):
     assert "What the numbers say" in report
     assert f"{summary['runs']['grey-face']['accuracy']:.3f}" in report
     assert "runs/colour-photo/confusion.png" in report
+
+
+def test_prepare_train_evaluate_export_classify(sample_dir, tmp_path):
+    work, run, onnx = tmp_path / "work", tmp_path / "run", tmp_path / "m.onnx"
+    steps = [
+        ["prepare", str(sample_dir), "--out", str(work), "--size", "32", "--quiet"],
+        ["train", str(work), "--out", str(run), "--model", "seed-cnn", "--epochs", "2", "--quiet"],
+        ["evaluate", str(run)],
+        ["export", str(run), "--out", str(onnx)],
+    ]
+    for args in steps:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+    assert "218 faces from 40 photos" in runner.invoke(app, ["prepare", str(sample_dir), "--out", str(work),
+                                                              "--size", "32", "--quiet"]).output
+    assert (work / "split.csv").is_file() and (run / "metrics.json").is_file()
+    crop = next((work / "crops" / "without_mask").glob("*.png"))
+    result = runner.invoke(app, ["classify", str(crop), "--model", str(onnx)])
+    assert result.exit_code == 0 and str(crop) in result.output
+
+
+def test_train_rejects_grey_crops_for_effnet(sample_dir, tmp_path):
+    work = tmp_path / "grey"
+    assert runner.invoke(app, ["prepare", str(sample_dir), "--out", str(work), "--size", "32", "--grey",
+                               "--quiet"]).exit_code == 0
+    result = runner.invoke(app, ["train", str(work), "--out", str(tmp_path / "r"), "--model", "effnet-lite0"])
+    assert result.exit_code == 1
+    assert "colour crops" in result.output

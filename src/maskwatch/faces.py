@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 # Class order is part of every model's contract: index i of a probability vector is CLASSES[i].
 CLASSES: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect")
@@ -25,7 +25,6 @@ class Face:
     probabilities: tuple[float, ...] | None = None
     score: float | None = None
     track_id: int | None = None
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
