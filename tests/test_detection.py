@@ -149,3 +149,16 @@ def test_dead_stream_is_reported_not_raised():
     errors = []
     frames = list(read_frames("rtsp://127.0.0.1:1/none", errors, reconnects=0))
     assert frames == [] and "cannot open" in errors[0]
+
+
+def test_detect_every_second_frame_carries_tracked_faces(tmp_path, sample_dir):
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=6)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--detect-every", "2",
+                                      "--upscale", "1", "--no-media", "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert [line["detected"] for line in lines] == [True, False] * 3
+    assert not list(out.glob("*.mp4"))
+    for shown, carried in zip(lines[::2], lines[1::2]):
+        assert sorted(f["track_id"] for f in carried["faces"]) == sorted(f["track_id"] for f in shown["faces"])

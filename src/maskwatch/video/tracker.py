@@ -84,6 +84,11 @@ class FaceTracker:
         self.active = still
         return out
 
+    def current(self) -> list[Face]:
+        """The faces as last seen, for frames on which detection is skipped to save time."""
+        return [Face(box=t.box, label=t.label, probabilities=t.probabilities if t.label else None,
+                     track_id=t.track_id) for t in self.active if t.missed == 0]
+
     def people(self) -> list[Track]:
         """Every track long enough to be a person, finished or still active."""
         return sorted((t for t in self.finished + self.active if t.hits >= self.min_hits),
