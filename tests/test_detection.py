@@ -162,3 +162,20 @@ def test_detect_every_second_frame_carries_tracked_faces(tmp_path, sample_dir):
     assert not list(out.glob("*.mp4"))
     for shown, carried in zip(lines[::2], lines[1::2]):
         assert sorted(f["track_id"] for f in carried["faces"]) == sorted(f["track_id"] for f in shown["faces"])
+
+
+def test_ctrl_c_keeps_and_closes_what_was_processed(tmp_path, sample_dir, detector):
+    from maskwatch.video.pipeline import run_detect
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=10)
+
+    def interrupt_after_three(frame, faces):
+        if frame.index == 2:
+            raise KeyboardInterrupt
+
+    result = run_detect(str(video), tmp_path / "out", detector, progress=False, on_frame=interrupt_after_three)
+    assert result.interrupted and result.frames == 3
+    assert len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 3
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2  # the third frame stopped before drawing
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["interrupted"] is True

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from maskwatch.atomic import write_bytes, write_text
+from maskwatch.atomic import atomic_path, write_bytes, write_text
 from maskwatch.faces import Face, count_labels
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame, SourceInfo, describe_source, read_frames
@@ -40,25 +40,42 @@ class DetectResult:
     summary: dict = field(default_factory=dict)
 
 
-class _VideoOutput:
-    """An annotated video written to a temp file and renamed into place when closed."""
+class _MediaWriter:
+    """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names."""
 
-    def __init__(self, target: Path, fps: float, size: tuple[int, int]) -> None:
-        self.target = target
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".partial.mp4", dir=target.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
-            self.tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"{target}: OpenCV cannot write mp4 video here")
+    def __init__(self, out: Path, info: SourceInfo, blur: bool) -> None:
+        self.out, self.info = out, info
+        self.annotator = FaceAnnotator(blur=blur)
+        self.video = None
+        self.video_tmp: Path | None = None
+        self.written: list[Path] = []
 
-    def write(self, image) -> None:
-        self.writer.write(image)
+    def write(self, frame: Frame, faces: list[Face]) -> None:
+        drawn = self.annotator.annotate(frame.image, faces)
+        if self.info.kind == "image" or self.info.kind == "folder":
+            ok, encoded = cv2.imencode(".jpg", drawn)
+            if ok:
+                write_bytes(self.out / f"{frame.name}.jpg", encoded.tobytes())
+                self.written.append(self.out / f"{frame.name}.jpg")
+            return
+        if self.video is None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.info.name}.", suffix=".partial.mp4", dir=self.out)
+            os.close(fd)
+            self.video_tmp = Path(tmp)
+            h, w = drawn.shape[:2]
+            self.video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps or 25.0, (w, h))
+            if not self.video.isOpened():
+                raise RuntimeError(f"{self.out}: OpenCV cannot write mp4 video here")
+        self.video.write(drawn)
 
     def close(self) -> None:
-        self.writer.release()
-        os.replace(self.tmp, self.target)
+        """Finish the video (also after Ctrl-C) and move it into place."""
+        if self.video is not None:
+            self.video.release()
+            target = self.out / f"{self.info.name}.mp4"
+            os.replace(self.video_tmp, target)
+            self.written.append(target)
+            self.video = None
 
 
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
@@ -66,70 +83,54 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
                detect_every: int = 1) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
 
-    detect_every: on video, run the detector on every n-th frame only and carry the tracked
-    faces over the frames between (their JSON lines say "detected": false). Faster, and on
-    25 FPS video a face moves little in between.
-
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,
     streams and webcams get out/<name>.mp4 plus out/summary.json with one label per person and
     per-minute counts. Ctrl-C stops cleanly: what was processed is kept and closed properly.
+
+    detect_every: on video, run the detector on every n-th frame only and carry the tracked
+    faces over the frames between (their JSON lines say "detected": false). Faster, and on
+    25 FPS video a face moves little in between.
     """
     info: SourceInfo = describe_source(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = DetectResult(out=out)
-    annotator = FaceAnnotator(blur=blur)
-    is_video = info.kind in ("video", "stream", "webcam")
-    tracker = FaceTracker() if is_video else None
-    video: _VideoOutput | None = None
+    tracker = FaceTracker() if info.kind in ("video", "stream", "webcam") else None
+    media = _MediaWriter(out, info, blur) if save_media else None
+
+    def faces_of(frame: Frame) -> tuple[list[Face], bool]:
+        if tracker is None:
+            return detector.detect(frame.image), True
+        if frame.index % detect_every:
+            return tracker.current(), False
+        return tracker.update(detector.detect(frame.image), frame.timestamp), True
+
     lines_path = out / "detections.jsonl"
-    fd, tmp_lines = tempfile.mkstemp(prefix=".detections.", suffix=".partial", dir=out)
-    try:
-        with os.fdopen(fd, "w") as lines:
-            frames = read_frames(source, result.errors)
-            bar = tqdm(frames, total=info.frames, desc="detect", unit="frame",
-                       disable=not progress or info.frames is None)
-            try:
-                for frame in bar:
-                    detected = tracker is None or frame.index % detect_every == 0
-                    if not detected:
-                        faces = tracker.current()
-                    elif tracker is not None:
-                        faces = tracker.update(detector.detect(frame.image), frame.timestamp)
-                    else:
-                        faces = detector.detect(frame.image)
-                    lines.write(json.dumps(frame_record(frame, faces) | {"detected": detected}) + "\n")
-                    result.frames += 1
-                    result.faces += len(faces)
-                    if on_frame is not None:
-                        on_frame(frame, faces)
-                    if save_media:
-                        drawn = annotator.annotate(frame.image, faces)
-                        if is_video:
-                            if video is None:
-                                h, w = drawn.shape[:2]
-                                video = _VideoOutput(out / f"{info.name}.mp4", info.fps or 25.0, (w, h))
-                            video.write(drawn)
-                        else:
-                            target = out / f"{frame.name}.jpg"
-                            ok, encoded = cv2.imencode(".jpg", drawn)
-                            if ok:
-                                write_bytes(target, encoded.tobytes())
-                                result.outputs.append(target)
-                    if max_frames is not None and result.frames >= max_frames:
-                        break
-            except KeyboardInterrupt:
-                result.interrupted = True
-            finally:
-                bar.close()
-                frames.close()
-        os.replace(tmp_lines, lines_path)
-        result.outputs.append(lines_path)
-    finally:
-        Path(tmp_lines).unlink(missing_ok=True)
-        if video is not None:
-            video.close()
-            result.outputs.append(video.target)
+    with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
+        frames = read_frames(source, result.errors)
+        bar = tqdm(frames, total=info.frames, desc="detect", unit="frame",
+                   disable=not progress or info.frames is None)
+        try:
+            for frame in bar:
+                faces, detected = faces_of(frame)
+                lines.write(json.dumps(frame_record(frame, faces) | {"detected": detected}) + "\n")
+                result.frames += 1
+                result.faces += len(faces)
+                if on_frame is not None:
+                    on_frame(frame, faces)
+                if media is not None:
+                    media.write(frame, faces)
+                if max_frames is not None and result.frames >= max_frames:
+                    break
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            bar.close()
+            frames.close()
+            if media is not None:
+                media.close()
+                result.outputs.extend(media.written)
+    result.outputs.append(lines_path)
     if tracker is not None:
         people = tracker.people()
         result.summary = {
