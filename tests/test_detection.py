@@ -179,3 +179,16 @@ def test_ctrl_c_keeps_and_closes_what_was_processed(tmp_path, sample_dir, detect
     capture = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2  # the third frame stopped before drawing
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["interrupted"] is True
+
+
+def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):
+    from maskwatch.data.prepare import read_faces_csv
+    from maskwatch.data.split import read_split_csv
+    from maskwatch.detection.evaluate import photo_split
+
+    assignment, _, _ = read_split_csv(prepared_sample / "split.csv")
+    rows = read_faces_csv(prepared_sample / "faces.csv")
+    val_photos = {r["image"] for r in rows if assignment[r["face_id"]] == "val"}
+    split = photo_split(sample_dir, seed=0)
+    assert {a.filename for a in split.val} == val_photos
+    assert not {a.filename for a in split.train} & val_photos

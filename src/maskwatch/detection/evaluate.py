@@ -31,8 +31,9 @@ class PhotoSplit:
 def photo_split(data_dir: Path, seed: int = 0, val_fraction: float = 0.2) -> PhotoSplit:
     """The dataset's photos on either side of the per-photo face split used for training.
 
-    Faces are listed in the same order as `maskwatch prepare` lists them, so the split is
-    the very one in a work folder's split.csv for the same seed.
+    Faces are listed in the same order as `maskwatch prepare` lists them, so for a dataset
+    whose images all read, the split is the very one in a work folder's split.csv for the same
+    seed (tested).
     """
     annotations = [load_voc_annotation(p) for p in annotation_files(data_dir)]
     labels, photos = [], []
