@@ -336,8 +336,12 @@ def fit_detector(
     from maskwatch.detection.evaluate import photo_split
     from maskwatch.detection.fit import fit_detector_config
 
-    split = photo_split(data, seed=seed)
-    config, report = fit_detector_config(data, split.train, DetectorConfig(upscale=upscale), progress=progress)
+    try:
+        split = photo_split(data, seed=seed)
+        config, report = fit_detector_config(data, split.train, DetectorConfig(upscale=upscale),
+                                             progress=progress)
+    except (ImportError, ValueError) as err:  # bad data: PrepareError, AnnotationError, ImageError
+        _fail(str(err))
     write_text(out, json.dumps(config.to_dict() | {"fitted_on": report | {"split_seed": seed}}, indent=2))
     typer.echo(f"{json.dumps(config.to_dict())}\n-> {out}")
 
