@@ -359,6 +359,8 @@ def serve(
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
 
+    if source and workers > 1:
+        _fail("--source runs one live view per process: use it with --workers 1")
     try:
         import uvicorn
 

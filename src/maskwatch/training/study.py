@@ -89,9 +89,10 @@ def findings(runs: dict) -> str:
         leak_text = (f"the study's per-face split reads {leak_gap:.1f} points higher than the "
                      f"per-photo split, because faces of the same photo land on both sides")
     else:
+        faces = runs["colour-photo"]["val_faces"]
         leak_text = (f"the study's per-face split reads {leak_gap:+.1f} points against the "
-                     f"per-photo split, within the noise of a single split (cross-validation "
-                     f"measures the spread)")
+                     f"per-photo split: one split of {faces} validation faces is too noisy to "
+                     f"show the leak here (`maskwatch cv` measures the spread)")
     inc = runs["colour-photo"]["recall"]["mask_weared_incorrect"]
     return (f"On the honest per-photo split, {colour_text}; {leak_text}. Accuracy hides the class "
             f"that matters: the colour model's recall on mask_weared_incorrect is {inc:.2f} "
