@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from maskwatch import Classifier, Face
 from maskwatch.cli import app
-from maskwatch.data.crops import crop_face
 from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES
 from maskwatch.training.evaluate import evaluate_run
