@@ -116,6 +116,9 @@ def test_video_end_to_end(tmp_path, sample_dir):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 12 and summary["people"]
     assert summary["per_minute"][0]["people"] == len(summary["people"])
+    totals = summary["totals"]
+    assert totals["people"] == len(summary["people"])
+    assert totals["compliant"] == sum(p["label"] == "with_mask" for p in summary["people"])
     assert not list(out.glob(".*partial*"))
 
 

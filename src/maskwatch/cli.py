@@ -281,10 +281,9 @@ def detect(
         typer.secho("stopped by Ctrl-C; outputs closed", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}", err=as_json)
     if result.summary:
-        people = result.summary["people"]
-        compliant = sum(p["label"] == "with_mask" for p in people)
-        typer.echo(f"{len(people)} people tracked: {compliant} compliant, {len(people) - compliant} not "
-                   f"-> {out}/summary.json", err=as_json)
+        totals = result.summary["totals"]
+        typer.echo(f"{totals['people']} people tracked: {totals['compliant']} compliant, "
+                   f"{totals['non_compliant']} not -> {out}/summary.json", err=as_json)
 
 
 @app.command("evaluate-detection")

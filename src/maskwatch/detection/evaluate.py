@@ -74,7 +74,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
         for face in truth:
             gt.append({"id": len(gt) + 1, "image_id": image_id, "category_id": CLASSES.index(face.label) + 1,
                        "bbox": _xywh(face.box), "area": face.area, "iscrowd": 0})
-        candidates = detector.classifier.predict_boxes(image, detector.find_faces(image))
+        candidates = detector.detect(image, min_score=0.0)  # every candidate, labelled
         for face in candidates:
             for c, p in enumerate(face.probabilities):
                 dets.append({"image_id": image_id, "category_id": c + 1, "bbox": _xywh(face.box),

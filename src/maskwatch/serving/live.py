@@ -8,10 +8,9 @@ from collections import deque
 
 import cv2
 
-from maskwatch.faces import COMPLIANT
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import read_frames
-from maskwatch.video.tracker import FaceTracker
+from maskwatch.video.tracker import FaceTracker, compliance
 
 
 class LiveMonitor:
@@ -69,9 +68,7 @@ class LiveMonitor:
     def _record(self, now: float) -> None:
         bucket = int(now // self.bucket_seconds) * self.bucket_seconds
         people = [t for t in self.tracker.active if t.hits >= self.tracker.min_hits]
-        compliant = sum(t.label == COMPLIANT for t in people)
-        row = {"t": bucket, "people": len(people), "compliant": compliant,
-               "non_compliant": len(people) - compliant}
+        row = {"t": bucket, **compliance(people)}
         if self.history and self.history[-1]["t"] == bucket:
             self.history[-1] = row
         else:
@@ -79,10 +76,9 @@ class LiveMonitor:
 
     def stats(self) -> dict:
         with self.lock:
-            people = self.tracker.people()
-            compliant = sum(t.label == COMPLIANT for t in people)
-            return {"source": self.source, "frames": self.frames, "people_seen": len(people),
-                    "compliant": compliant, "non_compliant": len(people) - compliant,
+            seen = compliance(self.tracker.people())
+            return {"source": self.source, "frames": self.frames, "people_seen": seen["people"],
+                    "compliant": seen["compliant"], "non_compliant": seen["non_compliant"],
                     "in_view": self.history[-1] if self.history else None,
                     "history": list(self.history), "errors": list(self.errors)}
 

@@ -20,7 +20,7 @@ from maskwatch.atomic import atomic_path, write_bytes, write_text
 from maskwatch.faces import Face, count_labels
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame, SourceInfo, describe_source, read_frames
-from maskwatch.video.tracker import FaceTracker, per_minute_counts
+from maskwatch.video.tracker import FaceTracker, compliance, per_minute_counts
 
 
 def frame_record(frame: Frame, faces: list[Face]) -> dict:
@@ -138,6 +138,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
             "people": [{"track_id": t.track_id, "label": t.label, "first_seen": round(t.first_seen, 2),
                         "last_seen": round(t.last_seen, 2), "frames": t.hits,
                         "probabilities": [round(p, 4) for p in t.probabilities]} for t in people],
+            "totals": compliance(people),
             "per_minute": per_minute_counts(people),
             "errors": result.errors,
         }

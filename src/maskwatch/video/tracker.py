@@ -95,6 +95,12 @@ class FaceTracker:
                       key=lambda t: t.track_id)
 
 
+def compliance(people: list[Track]) -> dict:
+    """How many of these people wear a mask properly (their voted label) and how many do not."""
+    compliant = sum(t.label == COMPLIANT for t in people)
+    return {"people": len(people), "compliant": compliant, "non_compliant": len(people) - compliant}
+
+
 def per_minute_counts(people: list[Track]) -> list[dict]:
     """For each minute of the recording, the people seen in it, compliant or not."""
     if not people:
@@ -103,8 +109,6 @@ def per_minute_counts(people: list[Track]) -> list[dict]:
     rows = []
     for minute in range(last + 1):
         present = [t for t in people if t.first_seen < (minute + 1) * 60 and t.last_seen >= minute * 60]
-        compliant = sum(t.label == COMPLIANT for t in present)
-        rows.append({"minute": minute, "people": len(present), "compliant": compliant,
-                     "non_compliant": len(present) - compliant,
+        rows.append({"minute": minute, **compliance(present),
                      "per_class": {c: sum(t.label == c for t in present) for c in CLASSES}})
     return rows
