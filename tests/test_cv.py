@@ -20,6 +20,11 @@ def test_cv_reports_mean_and_spread_and_keeps_fold_models(prepared_sample, tmp_p
     # Every face is held out exactly once.
     assert sum(sum(f["support"].values()) for f in cv["per_fold"]) == cv["faces"]
     assert 0 <= cv["calibration"]["ece_after"] <= 1 and len(cv["calibration"]["temperatures"]) == 3
+    # Size-binned recall, pooled over the held-out folds: every face counted once, in one bin.
+    by_size = cv["recall_by_size"]
+    assert sum(v["faces"] for row in by_size.values() for v in row.values()) == cv["faces"]
+    assert set(by_size["with_mask"]) == {"<10", "10-20", "20-40", ">=40"}
+    assert "recall by true class and face size" in result.output
     for k in (1, 2, 3):
         assert (out / f"fold-{k}" / "model.safetensors").is_file()
         assert json.loads((out / f"fold-{k}" / "config.json").read_text())["split"]["fold"] == k

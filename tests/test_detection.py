@@ -187,7 +187,7 @@ def test_ctrl_c_keeps_and_closes_what_was_processed(tmp_path, sample_dir, detect
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):
     from maskwatch.data.prepare import read_faces_csv
     from maskwatch.data.split import read_split_csv
-    from maskwatch.detection.evaluate import photo_split
+    from maskwatch.data.photos import photo_split
 
     assignment, _, _ = read_split_csv(prepared_sample / "split.csv")
     rows = read_faces_csv(prepared_sample / "faces.csv")

@@ -49,6 +49,13 @@ def test_evaluate_scores_validation_faces_only(run):
     assert supports == matrix.sum(axis=1).tolist()
     assert 0 <= saved["macro_f1"] <= 1
     assert (run / "confusion.png").is_file()
+    # Recall per class and size bin adds up to the per-class recall.
+    for c in saved["confusion_matrix"]["labels"]:
+        cells = [v for v in saved["recall_by_size"][c].values() if v["faces"]]
+        assert sum(v["faces"] for v in cells) == saved["per_class"][c]["support"]
+        if cells:
+            hits = sum(v["recall"] * v["faces"] for v in cells)
+            assert hits / saved["per_class"][c]["support"] == pytest.approx(saved["per_class"][c]["recall"])
 
 
 def test_train_refuses_a_split_of_other_faces(prepared_sample, tmp_path):

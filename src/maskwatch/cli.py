@@ -128,7 +128,7 @@ def train(
 def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train`.")]) -> None:
     """Score a run on its validation faces: metrics.json and confusion.png."""
     _need_train_extra()
-    from maskwatch.training.evaluate import evaluate_run
+    from maskwatch.training.evaluate import evaluate_run, format_recall_by_size
 
     try:
         metrics = evaluate_run(run)
@@ -140,6 +140,7 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `ma
     cal = metrics["calibration"]
     typer.echo(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} before, "
                f"{cal['ece_after']:.4f} after (cross-fitted)")
+    typer.echo(format_recall_by_size(metrics["recall_by_size"]))
     typer.echo(f"-> {run}/metrics.json, {run}/confusion.png")
 
 
@@ -246,8 +247,8 @@ def detect(
     min_score: Annotated[Optional[float], typer.Option(help="Detector score cut-off (default: fitted).")] = None,
     classifier: Annotated[Optional[Path], typer.Option(help="An exported .onnx classifier (default: shipped).")] = None,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
-    upscale: Annotated[Optional[float], typer.Option(help="Resize factor before face detection (default: fitted, 2); 1 is faster on video.")] = None,
-    detect_every: Annotated[int, typer.Option(help="On video, detect on every n-th frame and track between.")] = 1,
+    upscale: Annotated[Optional[float], typer.Option(help="Fixed resize factor before face detection (default: picked from each frame's size).")] = None,
+    detect_every: Annotated[Optional[int], typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
     progress: Progress = True,
 ) -> None:
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
@@ -263,7 +264,7 @@ def detect(
             config = replace(config, min_score=min_score)
         if upscale is not None:
             config = replace(config, upscale=upscale)
-        if detect_every < 1:
+        if detect_every is not None and detect_every < 1:
             _fail(f"--detect-every must be at least 1, got {detect_every}")
         detector = Detector.load(classifier=classifier, config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
@@ -272,7 +273,7 @@ def detect(
     try:
         result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
                             progress=progress and not as_json, max_frames=max_frames, on_frame=on_frame,
-                            detect_every=detect_every)
+                            **({} if detect_every is None else {"detect_every": detect_every}))
     except SourceError as err:
         _fail(str(err))
     for error in result.errors:
@@ -290,35 +291,111 @@ def detect(
 def evaluate_detection(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
     out: Annotated[Optional[Path], typer.Option(help="Write the metrics here as JSON.")] = None,
+    detector: Annotated[Optional[Path], typer.Option(help="Detector settings JSON (default: the shipped detector).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the per-photo split (the shipped models used 0).")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the photos for the 95 % intervals (0: none).")] = 200,
     progress: Progress = True,
 ) -> None:
-    """COCO mAP@0.5, mAP@0.5:0.95 per class and face recall on the held-out photos."""
+    """COCO mAP@0.5, mAP@0.5:0.95 and face recall on the held-out photos, with 95 % intervals,
+    and the share of faces found per true class and face size at the default cut-off."""
+    from maskwatch.data.photos import photo_split
     from maskwatch.data.prepare import PrepareError
     from maskwatch.detection.detector import Detector
     from maskwatch.detection.evaluate import evaluate_detection as run_eval
-    from maskwatch.detection.evaluate import photo_split
 
+    if bootstrap < 0:
+        _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     try:
         split = photo_split(data, seed=seed)
-        detector = Detector.load()
-        metrics = run_eval(data, detector, split.val[:limit], progress=progress)
-    except (ImportError, PrepareError, ValueError) as err:
+        model = Detector.load(config=detector)
+        metrics = run_eval(data, model, split.val[:limit], progress=progress, resamples=bootstrap)
+    except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(split.val)}
-    typer.echo(f"held-out photos: {metrics['photos']}, faces: {metrics['faces']}")
-    cut = metrics["default_cutoff"]
-    typer.echo(f"face recall @IoU0.5: {metrics['face_recall_iou50']:.3f} (all candidates, score >= "
-               f"{metrics['candidates_threshold']}); at the default cut-off {cut['min_score']}: recall "
-               f"{cut['recall_iou50']:.3f}, precision {cut['precision_iou50']:.3f}")
-    typer.echo(f"mAP@0.5: {metrics['map50']:.3f}   mAP@0.5:0.95: {metrics['map50_95']:.3f}")
-    for c, v in metrics["per_class"].items():
-        typer.echo(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)")
+    typer.echo(format_detection_metrics(metrics))
     if out is not None:
         from maskwatch.atomic import write_text
 
         write_text(out, json.dumps(metrics, indent=2))
+
+
+def format_detection_metrics(metrics: dict) -> str:
+    """The held-out figures as `evaluate-detection` prints them."""
+    ci = metrics.get("intervals", {})
+
+    def with_ci(key: str) -> str:
+        lo_hi = ci.get(key)
+        return f"{metrics[key]:.3f}" + (f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else "")
+
+    cut = metrics["default_cutoff"]
+    lines = [f"held-out photos: {metrics['photos']}, faces: {metrics['faces']}"
+             + (f" (95 % intervals: {ci['resamples']} bootstrap resamples of the photos)" if ci else ""),
+             f"mAP@0.5: {with_ci('map50')}   mAP@0.5:0.95: {with_ci('map50_95')}",
+             f"face recall @IoU0.5: {with_ci('face_recall_iou50')} (every candidate, score >= "
+             f"{metrics['candidates_threshold']}); at the default cut-off {cut['min_score']}: recall "
+             f"{cut['recall_iou50']:.3f}, precision {cut['precision_iou50']:.3f}"]
+    for c, v in metrics["per_class"].items():
+        lines.append(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)")
+    bins = next(iter(metrics["found_rate"].values()))
+    lines.append(f"found at the default cut-off, by true class and face size (short side, px):")
+    lines.append(f"  {'':<22}" + "".join(f"{b:>16}" for b in bins))
+    for c, row in metrics["found_rate"].items():
+        cells = "".join(f"{'-':>16}" if v["rate"] is None else f"{v['rate']:>7.3f} ({v['found']:>3}/{v['faces']:>3})"
+                        for v in row.values())
+        lines.append(f"  {c:<22}{cells}")
+    return "\n".join(lines)
+
+
+@app.command("train-detector")
+def train_detector(
+    data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (an unfinished run there is resumed).")],
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the recipe's).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Crops per step (default: the recipe's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the crops and of the per-photo split (0: the shipped split).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for PyTorch (0: all cores).")] = 0,
+    progress: Progress = True,
+) -> None:
+    """Fine-tune the face detector (CenterFace) on the training photos of the per-photo split."""
+    _need_train_extra()
+    from dataclasses import replace
+
+    from maskwatch.data.prepare import PrepareError
+    from maskwatch.training.detector_train import DetectorRecipe
+    from maskwatch.training.detector_train import train_detector as run_train
+
+    recipe = replace(DetectorRecipe(seed=seed, split_seed=seed),
+                     **{k: v for k, v in {"steps": steps, "batch_size": batch_size}.items() if v is not None})
+    if recipe.steps < 1 or recipe.batch_size < 1:
+        _fail(f"--steps and --batch-size must be at least 1, got {recipe.steps} and {recipe.batch_size}")
+    try:
+        model = run_train(data, out, recipe, progress=progress, threads=threads)
+    except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"trained -> {model}; next: maskwatch export-detector {out}")
+
+
+@app.command("export-detector")
+def export_detector(
+    run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train-detector`.")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for detector.onnx and detector.json (default RUN/export).")] = None,
+    fit_photos: Annotated[Optional[int], typer.Option(help="Fit the cut-off on the first N training photos only (default all).")] = None,
+    progress: Progress = True,
+) -> None:
+    """Export a trained detector to ONNX with its settings (cut-off fitted on training photos)."""
+    _need_train_extra()
+    from maskwatch.data.prepare import PrepareError
+    from maskwatch.training.detector_export import export_detector as run_export
+
+    target = out or run / "export"
+    try:
+        settings = run_export(run, target, fit_photos=fit_photos, progress=progress)
+    except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"{target}/detector.onnx and detector.json (min_score {settings['min_score']}, "
+               f"F1 {settings['fitted_on']['train_f1_iou50']:.3f} on {settings['fitted_on']['photos']} training photos); "
+               f"use it with --detector {target}/detector.json, or copy both into the weights folder to ship")
 
 
 @app.command("fit-detector")
@@ -332,7 +409,7 @@ def fit_detector(
     """Fit the box mapping and score cut-off of the face detector on training photos."""
     from maskwatch.atomic import write_text
     from maskwatch.detection.detector import DetectorConfig
-    from maskwatch.detection.evaluate import photo_split
+    from maskwatch.data.photos import photo_split
     from maskwatch.detection.fit import fit_detector_config
 
     try:

@@ -7,6 +7,16 @@ from dataclasses import dataclass, replace
 # Class order is part of every model's contract: index i of a probability vector is CLASSES[i].
 CLASSES: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect")
 COMPLIANT = "with_mask"
+# Face-size bins by the short side of the box, in pixels: (name, from, up to). Detection and
+# classification metrics are both broken down by them: tiny faces behave differently.
+SIZE_BINS: tuple[tuple[str, float, float], ...] = (
+    ("<10", 0.0, 10.0), ("10-20", 10.0, 20.0), ("20-40", 20.0, 40.0), (">=40", 40.0, float("inf")))
+SIZE_BIN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in SIZE_BINS)
+
+
+def size_bin(short_side: float) -> str:
+    """The size bin of a face whose box's short side is `short_side` pixels."""
+    return next(name for name, lo, hi in SIZE_BINS if lo <= short_side < hi)
 
 
 @dataclass(frozen=True)

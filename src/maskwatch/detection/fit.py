@@ -9,10 +9,10 @@ import numpy as np
 from tqdm import tqdm
 
 from maskwatch.data.images import read_image
+from maskwatch.data.photos import annotated_faces
 from maskwatch.data.voc import VocAnnotation
 from maskwatch.detection.boxes import BoxMapping, greedy_match
 from maskwatch.detection.detector import DetectorConfig, build_face_finder
-from maskwatch.detection.evaluate import annotated_faces
 
 
 def fit_detector_config(data_dir: Path, annotations: list[VocAnnotation], config: DetectorConfig,
@@ -21,13 +21,7 @@ def fit_detector_config(data_dir: Path, annotations: list[VocAnnotation], config
 
     Only `annotations` are looked at: pass the training photos.
     """
-    finder = build_face_finder(replace(config, box_mapping=BoxMapping()))
-    found, truth = [], []
-    for ann in tqdm(annotations, desc="fit detector", unit="photo", disable=not progress):
-        image = read_image(Path(data_dir) / "images" / ann.filename)
-        faces = finder.detect(image)
-        found.append((np.array([f.box for f in faces]).reshape(-1, 4), np.array([f.score for f in faces])))
-        truth.append(np.array([f.box for f in annotated_faces(ann)]).reshape(-1, 4))
+    found, truth = _detect_all(data_dir, annotations, replace(config, box_mapping=BoxMapping()), progress)
     # Loose matching first: before mapping, boxes of another convention overlap less.
     pairs_d, pairs_t = [], []
     for (boxes, _), gt in zip(found, truth):
@@ -35,6 +29,31 @@ def fit_detector_config(data_dir: Path, annotations: list[VocAnnotation], config
             pairs_d.append(boxes[f])
             pairs_t.append(gt[t])
     mapping = BoxMapping.fit(np.array(pairs_d), np.array(pairs_t))
+    f1, cutoff = _best_cutoff(found, truth, mapping, config)
+    fitted = replace(config, box_mapping=mapping, min_score=cutoff)
+    return fitted, {"photos": len(annotations), "matched_pairs": len(pairs_d), "train_f1_iou50": f1}
+
+
+def fit_min_score(data_dir: Path, annotations: list[VocAnnotation], config: DetectorConfig,
+                  progress: bool = True) -> tuple[DetectorConfig, dict]:
+    """Fit only min_score (best F1 at IoU 0.5), keeping the config's box mapping."""
+    found, truth = _detect_all(data_dir, annotations, config, progress)
+    f1, cutoff = _best_cutoff(found, truth, config.box_mapping, config)
+    return replace(config, min_score=cutoff), {"photos": len(annotations), "train_f1_iou50": f1}
+
+
+def _detect_all(data_dir, annotations, config, progress):
+    finder = build_face_finder(config)
+    found, truth = [], []
+    for ann in tqdm(annotations, desc="fit detector", unit="photo", disable=not progress):
+        image = read_image(Path(data_dir) / "images" / ann.filename)
+        faces = finder.detect(image)
+        found.append((np.array([f.box for f in faces]).reshape(-1, 4), np.array([f.score for f in faces])))
+        truth.append(np.array([f.box for f in annotated_faces(ann)]).reshape(-1, 4))
+    return found, truth
+
+
+def _best_cutoff(found, truth, mapping: BoxMapping, config: DetectorConfig) -> tuple[float, float]:
     best = (0.0, config.min_score)
     total = sum(len(gt) for gt in truth)
     for cutoff in np.arange(config.threshold, 0.9, 0.05):
@@ -46,5 +65,4 @@ def fit_detector_config(data_dir: Path, annotations: list[VocAnnotation], config
         f1 = 2 * tp / (kept + total) if kept + total else 0.0
         if f1 > best[0]:
             best = (f1, float(round(cutoff, 2)))
-    fitted = replace(config, box_mapping=mapping, min_score=best[1])
-    return fitted, {"photos": len(annotations), "matched_pairs": len(pairs_d), "train_f1_iou50": best[0]}
+    return best

@@ -13,7 +13,7 @@ from maskwatch.data.split import grouped_folds
 from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
 from maskwatch.training.dataset import CropDataset
-from maskwatch.training.evaluate import classification_metrics
+from maskwatch.training.evaluate import classification_metrics, format_recall_by_size, recall_by_size
 from maskwatch.data.split import write_split_csv
 from maskwatch.training.train import TrainConfig, fit, predict_logits, run_config, to_tensor, write_run
 
@@ -62,6 +62,8 @@ def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: in
         "seed": seed, "faces": len(data), "split": "per-photo, class-stratified (StratifiedGroupKFold)",
         "per_fold": per_fold,
         "summary": summarise(per_fold),
+        # Pooled over the folds' held-out faces: the rare class has too few faces per fold and bin.
+        "recall_by_size": recall_by_size(data.labels, oof_logits.argmax(1), data.sides),
         "calibration": {
             "ece_before": expected_calibration_error(softmax(oof_logits), data.labels),
             "ece_after": expected_calibration_error(calibrated, data.labels),
@@ -90,6 +92,8 @@ def format_summary(result: dict) -> str:
     lines.append(f"  train time per fold {s['train_seconds']['mean']:.0f} s")
     cal = result["calibration"]
     lines.append(f"  ECE {cal['ece_before']:.4f} before, {cal['ece_after']:.4f} after temperature scaling")
+    if "recall_by_size" in result:
+        lines.append("  pooled over the held-out folds, " + format_recall_by_size(result["recall_by_size"]))
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from maskwatch.atomic import write_text
 from maskwatch.data.split import read_split_csv
-from maskwatch.faces import CLASSES
+from maskwatch.faces import CLASSES, SIZE_BIN_NAMES, size_bin
 from maskwatch.training.calibration import calibrate_on_validation
 from maskwatch.training.dataset import load_crop_dataset
 
@@ -34,6 +34,29 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
     }
 
 
+def recall_by_size(y_true: np.ndarray, y_pred: np.ndarray, sides: np.ndarray) -> dict:
+    """Per true class and face-size bin: {class: {bin: {"faces": n, "recall": r or None}}}."""
+    bins = np.array([size_bin(s) for s in sides])
+    out = {}
+    for i, c in enumerate(CLASSES):
+        out[c] = {}
+        for b in SIZE_BIN_NAMES:
+            chosen = (y_true == i) & (bins == b)
+            n = int(chosen.sum())
+            out[c][b] = {"faces": n, "recall": float((y_pred[chosen] == i).mean()) if n else None}
+    return out
+
+
+def format_recall_by_size(table: dict) -> str:
+    """The table as `maskwatch evaluate` and `maskwatch cv` print it."""
+    lines = ["recall by true class and face size (short side, px):",
+             f"  {'':<22}" + "".join(f"{b:>15}" for b in SIZE_BIN_NAMES)]
+    for c, row in table.items():
+        lines.append(f"  {c:<22}" + "".join(
+            f"{'-':>15}" if v["recall"] is None else f"{v['recall']:>8.3f} ({v['faces']:>4})" for v in row.values()))
+    return "\n".join(lines)
+
+
 def evaluate_run(run: Path) -> dict:
     """Write run/metrics.json and run/confusion.png for the run's validation faces."""
     from maskwatch.training.plots import plot_confusion
@@ -49,6 +72,7 @@ def evaluate_run(run: Path) -> dict:
     logits = predict_logits(model, to_tensor(data.images[val_idx]))
     y_true = data.labels[val_idx]
     metrics = classification_metrics(y_true, logits.argmax(1))
+    metrics["recall_by_size"] = recall_by_size(y_true, logits.argmax(1), data.sides[val_idx])
     metrics["calibration"] = calibrate_on_validation(logits, y_true, [data.photos[i] for i in val_idx])
     metrics["evaluated_on"] = "validation"
     metrics["split"] = {**config["split"], "by": by, "seed": seed,

@@ -23,6 +23,11 @@ from maskwatch.video.sources import Frame, SourceInfo, describe_source, read_fra
 from maskwatch.video.tracker import FaceTracker, compliance, per_minute_counts
 
 
+# On video, detect on every second frame and carry tracked faces over the one between: twice
+# the frame rate, and at 25 FPS a face moves a few pixels in 40 ms (BENCHMARKS.md, FPS).
+DEFAULT_DETECT_EVERY = 2
+
+
 def frame_record(frame: Frame, faces: list[Face]) -> dict:
     """The JSON line for one image or frame: the schema of `--json` and of the HTTP API."""
     return {"frame": frame.index, "name": frame.name, "time": round(frame.timestamp, 3),
@@ -80,7 +85,7 @@ class _MediaWriter:
 
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
                progress: bool = True, max_frames: int | None = None, on_frame=None,
-               detect_every: int = 1) -> DetectResult:
+               detect_every: int = DEFAULT_DETECT_EVERY) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
 
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,

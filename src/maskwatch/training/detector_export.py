@@ -1,0 +1,119 @@
+"""`maskwatch export-detector`: a detector run to an ONNX file and its settings.
+
+The settings' score cut-off is fitted on the run's training photos (best F1 at IoU 0.5), never
+on the held-out ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskwatch.atomic import atomic_dir
+from maskwatch.detection.detector import DetectorConfig
+
+META_KEY = "maskwatch.detector"
+# The project's detector learned this dataset's boxes: no mapping, frames scaled automatically.
+DEFAULT_SETTINGS = DetectorConfig(backend="maskwatch", model="detector.onnx", upscale=None,
+                                  target_side=640, max_upscale=2.0, coarse_side=0,
+                                  threshold=0.05, min_score=0.4, nms_iou=0.4)
+
+
+def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SETTINGS,
+                    fit_photos: int | None = None, progress: bool = True) -> dict:
+    """Write OUT/detector.onnx and OUT/detector.json (settings with a fitted cut-off)."""
+    import onnx
+    import onnxruntime as ort
+
+    from maskwatch.data.photos import photo_split
+    from maskwatch.training.detector_train import DetectorRecipe, build_net
+    from maskwatch.training.facenet import FaceNet
+
+    run = Path(run)
+    model_path = run / "model.pt"
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} not found: the run is not finished "
+                                "(run `maskwatch train-detector` again with the same --out to resume)")
+    config = json.loads((run / "config.json").read_text())
+    recipe = DetectorRecipe.from_dict(config["recipe"])
+    net = build_net()
+    net.load_state_dict(torch.load(model_path, weights_only=True, map_location="cpu")["model"])
+    model = FaceNet(net).eval()
+    example = torch.zeros(1, 3, 256, 320)
+    with atomic_dir(out) as tmp:
+        onnx_path = tmp / "detector.onnx"
+        torch.onnx.export(model, (example,), str(onnx_path), input_names=["image"],
+                          output_names=["heatmap", "size", "offset"],
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                        **{k: {0: "batch", 2: "h", 3: "w"} for k in ("heatmap", "size", "offset")}},
+                          opset_version=17, dynamo=False)
+        proto = onnx.load(str(onnx_path))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = META_KEY, json.dumps({
+            "input": "RGB 0..255, N x 3 x H x W, H and W multiples of 32",
+            "outputs": "stride 4: heatmap (sigmoid), size (log(h/4), log(w/4)), offset (y, x)",
+            "base": "CenterFace (MIT), fine-tuned by maskwatch", "split": config["split"],
+            "train_photos": config["train_photos"], "recipe": config["recipe"]})
+        onnx.save(proto, str(onnx_path))
+        _check_same_outputs(model, onnx_path, ort)
+        fitted, report = _fit_cutoff(config["data"], photo_split(Path(config["data"]), seed=recipe.split_seed).train,
+                                     replace(settings, model=str(onnx_path)), fit_photos, progress)
+        settings = replace(fitted, model=settings.model)
+        (tmp / "detector.json").write_text(json.dumps(settings.to_dict() | {"fitted_on": report}, indent=2))
+    return settings.to_dict() | {"fitted_on": report}
+
+
+def _check_same_outputs(model, onnx_path: Path, ort) -> None:
+    """The ONNX graph must give what the PyTorch module gives (to 1e-4)."""
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 192, 256)).astype(np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(x))]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for name, want, got in zip(("heatmap", "size", "offset"), expected, session.run(None, {"image": x})):
+        if not np.allclose(want, got, atol=1e-4):
+            raise RuntimeError(f"exported {name} differs from PyTorch by {np.abs(want - got).max():.2e}")
+
+
+def _fit_cutoff(data_dir, annotations, settings: DetectorConfig, limit: int | None, progress: bool):
+    """The default cut-off: best F1 at IoU 0.5 over the training photos."""
+    from maskwatch.detection.fit import fit_min_score
+
+    return fit_min_score(Path(data_dir), annotations[:limit], settings, progress=progress)
+
+
+def quantize_detector(onnx_path: Path, out: Path, data_dir: Path, annotations, photos: int = 32,
+                      settings: DetectorConfig = DEFAULT_SETTINGS) -> Path:
+    """int8 weights and activations (ONNX Runtime's static quantization, QDQ, per channel).
+
+    Activation ranges are calibrated on `photos` training photos, each resized as the detector
+    resizes it at run time.
+    """
+    import cv2
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from maskwatch.atomic import atomic_path
+    from maskwatch.data.images import read_image
+
+    class Photos(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(annotations[:photos])
+
+        def get_next(self):
+            ann = next(self.items, None)
+            if ann is None:
+                return None
+            image = read_image(Path(data_dir) / "images" / ann.filename)
+            h, w = image.shape[:2]
+            scale = settings.scale.main_scale(w, h)
+            size = (max(32, int(np.ceil(w * scale / 32) * 32)), max(32, int(np.ceil(h * scale / 32) * 32)))
+            rgb = cv2.cvtColor(cv2.resize(image, size), cv2.COLOR_BGR2RGB)
+            return {"image": rgb.transpose(2, 0, 1)[None].astype(np.float32)}
+
+    with atomic_path(out, suffix=".onnx") as tmp:
+        quantize_static(str(onnx_path), str(tmp), Photos(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return Path(out)
