@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from maskwatch.progress import progress_bar
 
 from maskwatch.data.images import read_image
 from maskwatch.data.prepare import annotation_files
@@ -67,7 +67,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
 
     images, gt, dets = [], [], []
     matched = matched_any = total = kept = 0
-    for image_id, ann in enumerate(tqdm(annotations, desc="detect", unit="photo", disable=not progress), 1):
+    for image_id, ann in enumerate(progress_bar(annotations, desc="detect", unit="photo", disable=not progress), 1):
         image = read_image(Path(data_dir) / "images" / ann.filename)
         images.append({"id": image_id, "width": ann.width, "height": ann.height, "file_name": ann.filename})
         truth = annotated_faces(ann)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from maskwatch.atomic import atomic_path, write_bytes, write_text
 from maskwatch.faces import Face, count_labels
+from maskwatch.progress import progress_bar
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame, SourceInfo, describe_source, read_frames
 from maskwatch.video.tracker import FaceTracker, compliance, per_minute_counts
@@ -108,7 +108,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     lines_path = out / "detections.jsonl"
     with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
         frames = read_frames(source, result.errors)
-        bar = tqdm(frames, total=info.frames, desc="detect", unit="frame",
+        bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
                    disable=not progress or info.frames is None)
         try:
             for frame in bar:
