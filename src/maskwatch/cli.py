@@ -269,7 +269,7 @@ def detect(
     from dataclasses import replace
 
     from maskwatch.detection.detector import Detector, DetectorConfig, SHIPPED_CONFIG
-    from maskwatch.video.pipeline import frame_record, run_detect
+    from maskwatch.video.pipeline import run_detect
     from maskwatch.video.sources import SourceError
 
     try:
@@ -283,10 +283,10 @@ def detect(
         detector = Detector.load(classifier=classifier, config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    on_frame = (lambda frame, faces: typer.echo(json.dumps(frame_record(frame, faces)))) if as_json else None
+    on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl
     try:
         result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
-                            progress=progress and not as_json, max_frames=max_frames, on_frame=on_frame,
+                            progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
                             detect_every=detect_every)
     except SourceError as err:
         _fail(str(err))
