@@ -1,4 +1,5 @@
-# A newcomer's two commands: `make demo` and `make test`. Both create .venv on first use.
+# A newcomer's two commands: `make demo` and `make test`. Both create .venv on first use;
+# `make test` also installs Debian's chromium when it is missing (see `browser`).
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
@@ -25,12 +26,18 @@ demo: setup
 	@echo "The study's report: $(DEMO_OUT)/study/report.html"
 	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
 
-test: setup
+test: setup browser
 	$(VENV)/bin/pytest
 
-# The dashboard tests drive Debian's Chromium (Playwright's own browser download does not work here).
+# What the tests need outside .venv, installed system-wide and only when missing: Debian's
+# chromium, which the dashboard tests drive (Playwright's own browser download does not work
+# here). apt-get needs root; as another user it runs through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
-	@command -v chromium >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the dashboard tests (system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # The FPS benchmark's baseline (res10 SSD, Caffe) needs OpenCV 4: a venv of its own.
 bench-venv:

@@ -140,3 +140,127 @@ def test_concurrent_requests_all_succeed(server, sample_dir):
         codes = list(pool.map(lambda _: httpx.post(f"{server}/v1/detect", content=data, timeout=60).status_code,
                               range(8)))
     assert codes == [200] * 8
+
+
+# --- Oversized bodies: a client that writes its whole body before reading still reads the 413 ---
+
+TWELVE_MB = 12 * 1024 * 1024
+
+
+def test_urllib_client_sending_the_whole_oversized_body_reads_the_413(server):
+    """urllib (like requests) writes the whole body before it reads: it used to get a reset."""
+    import urllib.error
+    import urllib.request
+
+    for _ in range(3):
+        request = urllib.request.Request(f"{server}/v1/detect", data=b"x" * TWELVE_MB, method="POST",
+                                         headers={"Content-Type": "image/png"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=30)
+        assert err.value.code == 413
+        assert "exceeds the limit" in json.loads(err.value.read())["error"]
+
+
+def raw_http(server: str, head: str, body_chunks=(), read_timeout: float = 30) -> socket.socket:
+    """Open a socket, write the request head and every body chunk, then return it for reading."""
+    host, port = server.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=read_timeout)
+    sock.sendall(head.encode())
+    for chunk in body_chunks:
+        sock.sendall(chunk)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict, bytes]:
+    """One HTTP/1.1 response with a Content-Length body: status, headers, body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536) or b""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(rest) < int(headers.get("content-length", 0)):
+        rest += sock.recv(65536)
+    return int(lines[0].split()[1]), headers, rest
+
+
+@pytest.mark.parametrize("connection", ["close", "keep-alive"])
+def test_raw_client_sending_everything_first_reads_the_413(server, connection):
+    """`Connection: close` (urllib's) is the case that was reset: the server closed with unread bytes."""
+    sock = raw_http(server, f"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                            f"Connection: {connection}\r\nContent-Length: {TWELVE_MB}\r\n\r\n",
+                    [b"y" * TWELVE_MB])
+    with sock:
+        status, _, body = read_response(sock)
+        assert status == 413 and "exceeds the limit" in json.loads(body)["error"]
+        if connection == "close":
+            assert sock.recv(1) == b""  # a clean close (FIN), not a reset
+        else:  # drained: the connection stays usable
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body = read_response(sock)
+            assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+def test_chunked_oversized_body_gets_a_readable_413(server):
+    """No Content-Length: the app stops at the limit; the rest is drained before the 413 goes out."""
+    chunk = b"z" * (1024 * 1024)
+    chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 12 + [b"0\r\n\r\n"]
+    head = "POST /v1/detect HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with raw_http(server, head, chunks) as sock:
+        status, _, body = read_response(sock)
+    assert status == 413 and "exceeds the limit" in json.loads(body)["error"]
+
+
+def test_body_beyond_the_drain_bound_is_refused_at_once_with_connection_close(server):
+    """A client that waits (curl, or one that declares 1 GB) gets the 413 without sending a byte."""
+    head = "POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000000000\r\n\r\n"
+    with raw_http(server, head, read_timeout=10) as sock:
+        status, headers, body = read_response(sock)
+    assert status == 413 and headers["connection"] == "close"
+    assert "exceeds the limit" in json.loads(body)["error"]
+
+
+def test_multipart_with_other_fields_is_refused_clearly(server, sample_dir):
+    response = httpx.post(f"{server}/v1/detect", files={"image": ("p.png", png_bytes(sample_dir), "image/png")},
+                          data={"camera": "door"}, timeout=30)
+    assert response.status_code == 400 and "one field, 'image'" in response.json()["error"]
+    many = {f"f{i}": str(i) for i in range(8)}
+    response = httpx.post(f"{server}/v1/detect", files={"image": ("p.png", b"123", "image/png")}, data=many,
+                          timeout=30)
+    assert response.status_code == 400 and "bad multipart upload" in response.json()["error"]
+
+
+def test_the_json_answer_is_the_frame_schema(server, sample_dir):
+    import jsonschema
+
+    from maskwatch.faces import frame_schema
+
+    body = httpx.post(f"{server}/v1/detect", content=png_bytes(sample_dir), timeout=30).json()
+    jsonschema.validate(body, frame_schema())
+    assert body["detected"] is True and body["faces"]
+    spec = httpx.get(f"{server}/openapi.json", timeout=5).json()
+    documented = spec["paths"]["/v1/detect"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert documented == {k: v for k, v in frame_schema().items() if k != "$schema"}
+
+
+def test_a_failed_jpeg_encoding_answers_500_json(monkeypatch, sample_dir):
+    """In-process: cv2.imencode reporting failure must not send empty or stale bytes."""
+    import asyncio
+
+    import maskwatch.serving.app as service
+
+    class NoFaces:
+        classifier = type("C", (), {"info": {}})()
+
+        def detect(self, image):
+            return []
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=service.create_app(NoFaces()))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/v1/detect?annotate=1", content=png_bytes(sample_dir))
+
+    monkeypatch.setattr(service.cv2, "imencode", lambda *a, **k: (False, None))
+    response = asyncio.run(post())
+    assert response.status_code == 500
+    assert "could not encode" in response.json()["error"]

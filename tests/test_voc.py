@@ -1,6 +1,9 @@
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from maskwatch.data.voc import AnnotationError, VocObject, load_voc_annotation
 from tests.conftest import voc_xml
@@ -31,6 +34,10 @@ def test_reads_filename_size_and_objects(tmp_path):
         ("<annotation><filename>p.png</filename><size><width>x</width><height>5</height></size></annotation>",
          "<size/width> must be a number, got 'x'"),
         (voc_xml("p.png", 10, 10, [("with_mask", (1, 1, "abc", 5))]), "<bndbox/xmax> must be a number"),
+        (voc_xml("p.png", "nan", 10, []), "<size/width> must be a finite number, got 'nan'"),
+        (voc_xml("p.png", 10, 10, [("with_mask", (1, 1, "inf", 5))]), "<bndbox/xmax> must be a finite number"),
+        (voc_xml("p.png", 10, 10, [("with_mask", (1, 1, "nan", 5))]), "<bndbox/xmax> must be a finite number"),
+        ("<?xml version='1.0' encoding='bogus'?>" + voc_xml("p.png", 10, 10, []), "unknown encoding"),
     ],
 )
 def test_bad_files_name_file_and_problem(tmp_path, text, message):
@@ -71,3 +78,53 @@ def test_object_problem(tmp_path, obj, problem):
         assert found is None
     else:
         assert problem in found
+
+
+# --- Bad input at scale: mutated XML never raises anything but AnnotationError ---
+
+SEED = voc_xml("p.png", 400, 226, [("with_mask", (42, 88, 68, 120)), ("without_mask", (1, 2, 30, 40))]).encode()
+FIELDS = [b"p.png", b"400", b"226", b"with_mask", b"42", b"88", b"68", b"120", b"annotation", b"bndbox", b"size"]
+NASTY = [b"nan", b"inf", b"-inf", b"1e999", b"-0", b"0x10", b"\xff\xfe", b"\x00", b"&lol;", b"<!--", b"]]>",
+         b"<?xml version='1.0' encoding='bogus'?>", b"<!DOCTYPE a [<!ENTITY e SYSTEM 'file:///etc/passwd'>]>",
+         "٣".encode(), b"1_000", b" 7 ", b"\xef\xbb\xbf"]
+
+
+@st.composite
+def mutated_voc(draw) -> bytes:
+    """The seed file with fields swapped for odd values, bytes flipped, cut, inserted or deleted."""
+    data = SEED
+    for _ in range(draw(st.integers(0, 3))):
+        old = draw(st.sampled_from(FIELDS))
+        new = draw(st.one_of(st.sampled_from(NASTY), st.binary(max_size=12),
+                             st.text(max_size=12).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+        data = data.replace(old, new, 1)
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, len(data)))
+        op = draw(st.sampled_from(["prepend", "insert", "delete", "flip", "cut"]))
+        if op == "prepend":  # a declaration, a BOM or a doctype only counts at the very start
+            data = draw(st.sampled_from(NASTY)) + data
+        elif op == "insert":
+            data = data[:at] + draw(st.one_of(st.sampled_from(NASTY), st.binary(max_size=8))) + data[at:]
+        elif op == "delete":
+            data = data[:at] + data[at + draw(st.integers(1, 16)):]
+        elif op == "flip" and at < len(data):
+            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1:]
+        elif op == "cut":
+            data = data[:at]
+    return data
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=mutated_voc())
+def test_mutated_annotations_raise_only_annotation_error(tmp_path, data):
+    path = tmp_path / "fuzz.xml"
+    path.write_bytes(data)
+    try:
+        ann = load_voc_annotation(path)
+    except AnnotationError as err:
+        assert str(path) in str(err)
+        return
+    assert ann.width > 0 and ann.height > 0 and ann.filename
+    for obj in ann.objects:
+        assert all(math.isfinite(v) for v in obj.box)
+        ann.object_problem(obj)  # judging an object never raises either

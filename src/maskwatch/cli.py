@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -23,13 +24,25 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def _need_train_extra() -> None:
-    try:
-        import sklearn  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        _fail("this command trains or evaluates models and needs the train extra: "
-              "pip install 'maskwatch[train]'")
+# What each extra brings that commands import (import names, not package names).
+EXTRA_MODULES = {
+    "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
+    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL"),
+}
+
+
+def _need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
+    """Stop (exit 2) with one line naming the extra if a module `command` needs is missing.
+
+    Called first thing, so that a base install (`pip install .`) never leaves a half-written output.
+    """
+    for module in EXTRA_MODULES[extra] if modules is None else modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            typer.secho(f"error: 'maskwatch {command}' needs the {extra} extra: pip install 'maskwatch[{extra}]'",
+                        fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -45,6 +58,7 @@ def prepare(
     progress: Progress = True,
 ) -> None:
     """Parse Pascal VOC annotations into faces.csv and crop every face."""
+    _need("prepare", "train", ("sklearn",))  # the split; checked before anything is written
     from maskwatch.data.crops import CropSpec
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
@@ -72,6 +86,7 @@ def split(
     out: Annotated[Optional[Path], typer.Option(help="Split file to write (default WORK/split.csv).")] = None,
 ) -> None:
     """Split faces into train and validation, every face of a photo on one side."""
+    _need("split", "train", ("sklearn",))
     from maskwatch.data.prepare import PrepareError, read_faces_csv
     from maskwatch.data.split import split_faces, write_split_csv
 
@@ -111,7 +126,7 @@ def train(
     progress: Progress = True,
 ) -> None:
     """Train a classifier on the crops; writes weights, history.csv and curves.png."""
-    _need_train_extra()
+    _need("train", "train")
     from maskwatch.training.recipes import recipe
     from maskwatch.training.train import train_run
 
@@ -127,7 +142,7 @@ def train(
 @app.command()
 def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train`.")]) -> None:
     """Score a run on its validation faces: metrics.json and confusion.png."""
-    _need_train_extra()
+    _need("evaluate", "train")
     from maskwatch.training.evaluate import evaluate_run, format_recall_by_size
 
     try:
@@ -163,7 +178,7 @@ def cv(
     progress: Progress = True,
 ) -> None:
     """Grouped (per-photo), class-stratified k-fold cross-validation: mean ± std of the metrics."""
-    _need_train_extra()
+    _need("cv", "train")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
     from maskwatch.training.crossval import format_summary, run_cv
@@ -193,7 +208,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path("model.onnx"),
 ) -> None:
     """Export a run to ONNX (classes, crop spec and temperature inside) for ONNX Runtime."""
-    _need_train_extra()
+    _need("export", "train")
     from maskwatch.training.export import export_onnx
 
     try:
@@ -255,7 +270,7 @@ def detect(
     from dataclasses import replace
 
     from maskwatch.detection.detector import Detector, DetectorConfig, SHIPPED_CONFIG
-    from maskwatch.video.pipeline import frame_record, run_detect
+    from maskwatch.video.pipeline import run_detect
     from maskwatch.video.sources import SourceError
 
     try:
@@ -269,10 +284,10 @@ def detect(
         detector = Detector.load(classifier=classifier, config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    on_frame = (lambda frame, faces: typer.echo(json.dumps(frame_record(frame, faces)))) if as_json else None
+    on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl
     try:
         result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
-                            progress=progress and not as_json, max_frames=max_frames, on_frame=on_frame,
+                            progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
                             **({} if detect_every is None else {"detect_every": detect_every}))
     except SourceError as err:
         _fail(str(err))
@@ -299,6 +314,7 @@ def evaluate_detection(
 ) -> None:
     """COCO mAP@0.5, mAP@0.5:0.95 and face recall on the held-out photos, with 95 % intervals,
     and the share of faces found per true class and face size at the default cut-off."""
+    _need("evaluate-detection", "train", ("sklearn", "pycocotools"))
     from maskwatch.data.photos import photo_split
     from maskwatch.data.prepare import PrepareError
     from maskwatch.detection.detector import Detector
@@ -358,7 +374,7 @@ def train_detector(
     progress: Progress = True,
 ) -> None:
     """Fine-tune the face detector (CenterFace) on the training photos of the per-photo split."""
-    _need_train_extra()
+    _need("train-detector", "train")
     from dataclasses import replace
 
     from maskwatch.data.prepare import PrepareError
@@ -384,7 +400,7 @@ def export_detector(
     progress: Progress = True,
 ) -> None:
     """Export a trained detector to ONNX with its settings (cut-off fitted on training photos)."""
-    _need_train_extra()
+    _need("export-detector", "train")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.training.detector_export import export_detector as run_export
 
@@ -407,6 +423,7 @@ def fit_detector(
     progress: Progress = True,
 ) -> None:
     """Fit the box mapping and score cut-off of the face detector on training photos."""
+    _need("fit-detector", "train", ("sklearn",))
     from maskwatch.atomic import write_text
     from maskwatch.detection.detector import DetectorConfig
     from maskwatch.data.photos import photo_split
@@ -435,14 +452,12 @@ def serve(
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
 
+    _need("serve", "serve")
     if source and workers > 1:
         _fail("--source runs one live view per process: use it with --workers 1")
-    try:
-        import uvicorn
+    import uvicorn
 
-        from maskwatch.serving.app import SETTINGS_ENV
-    except ImportError:
-        _fail("serving needs the serve extra: pip install 'maskwatch[serve]'")
+    from maskwatch.serving.app import SETTINGS_ENV
     os.environ[SETTINGS_ENV] = json.dumps({"max_upload_bytes": int(max_upload_mb * 1024 * 1024),
                                            "max_pixels": max_pixels, "source": source, "blur": blur})
     if workers > 1:
@@ -463,7 +478,7 @@ def study(
     progress: Progress = True,
 ) -> None:
     """The original study in one command: colour vs grey, per-photo vs per-face split."""
-    _need_train_extra()
+    _need("study", "train")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.training.study import StudyConfig, run_study
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 # Class order is part of every model's contract: index i of a probability vector is CLASSES[i].
 CLASSES: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect")
@@ -72,7 +74,7 @@ class Face:
         return replace(self, label=label, probabilities=probabilities)
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict: the schema of `--json` outputs."""
+        """A JSON-ready dict: one item of frame_record's "faces"."""
         out: dict = {"box": [round(v, 2) for v in self.box], "label": self.label}
         if self.probabilities is not None:
             out["probabilities"] = {c: round(p, 4) for c, p in zip(CLASSES, self.probabilities)}
@@ -90,3 +92,26 @@ def count_labels(faces: list[Face]) -> dict[str, int]:
         if face.label is not None:
             counts[face.label] += 1
     return counts
+
+
+FRAME_SCHEMA_PATH = Path(__file__).parent / "schemas" / "frame.schema.json"
+
+
+def frame_record(faces: list[Face], width: int, height: int, *, frame: int | None = None,
+                 name: str | None = None, time: float | None = None, detected: bool = True) -> dict:
+    """The one JSON shape of a frame's faces and counts: `detect --json`, detections.jsonl and
+    POST /v1/detect all build it here, and schemas/frame.schema.json describes it (tested).
+
+    frame, name and time place a frame in its source (files and streams; the HTTP API has none);
+    detected is False for frames whose faces the tracker carried over without detecting.
+    """
+    record: dict = {}
+    if frame is not None:
+        record |= {"frame": frame, "name": name, "time": round(time or 0.0, 3)}
+    return record | {"width": int(width), "height": int(height), "detected": detected,
+                     "faces": [f.to_dict() for f in faces], "counts": count_labels(faces)}
+
+
+def frame_schema() -> dict:
+    """The JSON Schema (2020-12) of frame_record's output."""
+    return json.loads(FRAME_SCHEMA_PATH.read_text(encoding="utf-8"))

@@ -1,4 +1,11 @@
-"""Drawing faces on frames, and blurring them for privacy. Settings in __init__, data in annotate."""
+"""Drawing faces on frames, and blurring them for privacy. Settings in __init__, data in annotate.
+
+Labels never cover each other: layout_labels places each one next to its box where it overlaps
+no other label and no counts banner. In a crowd where the full labels ("mask 0.93") do not all
+fit, every face gets a compact number instead: its position in the frame's JSON `faces` list
+(from 1), or its track id in video; box colours carry the class, and the banner, drawn in the
+same colours, is their legend.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,35 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskwatch.faces import Face, count_labels
+from maskwatch.faces import CLASSES, Face, count_labels
 
 # BGR colours per class: green wears it, red wears none, orange wears it wrongly.
 COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220), "mask_weared_incorrect": (0, 150, 255),
            None: (200, 200, 200)}
 SHORT = {"with_mask": "mask", "without_mask": "no mask", "mask_weared_incorrect": "incorrect", None: "face"}
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+FULL_SCALE, COMPACT_SCALE, BANNER_SCALE = 0.4, 0.35, 0.5
+
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
+
+
+@dataclass(frozen=True)
+class Label:
+    """One drawn label: the face it names (index into faces), its text, where, and how big."""
+
+    face: int
+    text: str
+    rect: Rect
+    scale: float
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every label of a frame and the counts banner; compact is True when labels are numbers."""
+
+    labels: tuple[Label, ...]
+    banner: tuple[Label, ...]
+    compact: bool
 
 
 @dataclass(frozen=True)
@@ -26,20 +56,135 @@ class FaceAnnotator:
     def annotate(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
         out = blur_faces(frame, faces) if self.blur else frame.copy()
         for face in faces:
-            x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-            colour = COLOURS[face.label]
-            cv2.rectangle(out, (x0, y0), (x1, y1), colour, self.thickness)
-            text = SHORT[face.label]
-            if face.probabilities is not None and face.label is not None:
-                text += f" {max(face.probabilities):.2f}"
-            if face.track_id is not None:
-                text = f"#{face.track_id} {text}"
-            _label(out, text, (x0, y0), colour)
-        if self.show_counts:
-            counts = count_labels(faces)
-            summary = "  ".join(f"{SHORT[c]}: {n}" for c, n in counts.items())
-            _label(out, summary, (4, 22), (40, 40, 40), scale=0.55)
+            x0, y0, x1, y1 = (round(v) for v in face.box)
+            cv2.rectangle(out, (x0, y0), (x1, y1), COLOURS[face.label], self.thickness)
+        layout = layout_labels(faces, out.shape[1], out.shape[0], show_counts=self.show_counts)
+        for label in layout.labels:
+            _draw(out, label, COLOURS[faces[label.face].label])
+        for cls, part in zip(CLASSES, layout.banner):
+            _draw(out, part, COLOURS[cls])
         return out
+
+
+def full_text(face: Face) -> str:
+    text = SHORT[face.label]
+    if face.probabilities is not None and face.label is not None:
+        text += f" {max(face.probabilities):.2f}"
+    if face.track_id is not None:
+        text = f"#{face.track_id} {text}"
+    return text
+
+
+def compact_text(face: Face, index: int) -> str:
+    return str(face.track_id if face.track_id is not None else index + 1)
+
+
+def layout_labels(faces: list[Face], width: int, height: int, show_counts: bool = True) -> Layout:
+    """Where every label goes, no two overlapping, inside the image, clear of the counts banner.
+
+    Full labels when they all fit; otherwise compact numbers for every face. A number that still
+    finds no free spot (a face hidden under others) is left out rather than drawn over another.
+    """
+    banner = _banner(faces, width, height) if show_counts else ()
+    reserved = [part.rect for part in banner]
+    boxes = [_int_box(f.box) for f in faces]
+    full = _place([full_text(f) for f in faces], FULL_SCALE, boxes, width, height, reserved, near_only=True)
+    if all(label is not None for label in full):
+        return Layout(labels=tuple(full), banner=banner, compact=False)
+    compact = _place([compact_text(f, i) for i, f in enumerate(faces)], COMPACT_SCALE, boxes, width, height,
+                     reserved)
+    return Layout(labels=tuple(label for label in compact if label is not None), banner=banner, compact=True)
+
+
+def overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def label_size(text: str, scale: float) -> tuple[int, int]:
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+    return tw + 4, th + base + 3
+
+
+def _place(texts: list[str], scale: float, boxes: list[Rect], width: int, height: int,
+           reserved: list[Rect], near_only: bool = False) -> list[Label | None]:
+    """Greedy, top to bottom: each label at the first free spot next to its box, preferring spots
+    that cover no other face; None where no spot is free. near_only keeps full labels touching
+    their box (a floating "no mask" could name either of two faces)."""
+    taken = list(reserved)
+    placed: list[Label | None] = [None] * len(texts)
+    for i in sorted(range(len(texts)), key=lambda k: (boxes[k][1], boxes[k][0])):
+        w, h = label_size(texts[i], scale)
+        if w > width or h > height:
+            continue
+        spots = [_clamp(spot, w, h, width, height) for spot in _spots(boxes[i], w, h, near_only)]
+        free = [r for r in spots if not any(overlaps(r, t) for t in taken)]
+        clear = [r for r in free if not any(overlaps(r, b) for j, b in enumerate(boxes) if j != i)]
+        if clear or free:
+            rect = (clear or free)[0]
+            placed[i] = Label(face=i, text=texts[i], rect=rect, scale=scale)
+            taken.append(rect)
+    return placed
+
+
+def _spots(box: Rect, w: int, h: int, near_only: bool = False) -> list[tuple[int, int]]:
+    """Top-left corners to try, nearest the box first: above, inside, below, beside, then further."""
+    x0, y0, x1, y1 = box
+    xs = [x0, x1 - w, (x0 + x1 - w) // 2]
+    ys = [y0 - h, y0, y1, y1 - h]
+    spots = [(x, y) for y in ys for x in xs]
+    spots += [(x0 - w, y0), (x1, y0), (x0 - w, y1 - h), (x1, y1 - h)]
+    if not near_only:
+        spots += [(x, y) for k in (1, 2) for y in (y0 - h - k * h, y1 + k * h) for x in xs]
+    return spots
+
+
+def _clamp(spot: tuple[int, int], w: int, h: int, width: int, height: int) -> Rect:
+    x = min(max(spot[0], 0), width - w)
+    y = min(max(spot[1], 0), height - h)
+    return (x, y, x + w, y + h)
+
+
+def _banner(faces: list[Face], width: int, height: int) -> tuple[Label, ...]:
+    """The counts, one part per class in its colour, in the image corner that hides the fewest faces."""
+    counts = count_labels(faces)
+    texts = [f"{SHORT[c]}: {counts[c]}" for c in CLASSES]
+    sizes = [label_size(t, BANNER_SCALE) for t in texts]
+    total_w, h = sum(w for w, _ in sizes) + 2 * (len(sizes) - 1), max(h for _, h in sizes)
+    if total_w > width or h > height:
+        return ()
+    boxes = [_int_box(f.box) for f in faces]
+    corners = [(2, 2), (2, height - h - 2), (width - total_w - 2, 2), (width - total_w - 2, height - h - 2)]
+
+    def hidden(corner: tuple[int, int]) -> int:
+        x, y = _clamp(corner, total_w, h, width, height)[:2]
+        return sum(_area(_intersection((x, y, x + total_w, y + h), b)) for b in boxes)
+
+    x, y = _clamp(min(corners, key=hidden), total_w, h, width, height)[:2]
+    parts = []
+    for text, (w, _) in zip(texts, sizes):
+        parts.append(Label(face=-1, text=text, rect=(x, y, x + w, y + h), scale=BANNER_SCALE))
+        x += w + 2
+    return tuple(parts)
+
+
+def _int_box(box) -> Rect:
+    x0, y0, x1, y1 = (round(v) for v in box)
+    return (x0, y0, x1, y1)
+
+
+def _intersection(a: Rect, b: Rect) -> Rect:
+    return (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+
+
+def _area(r: Rect) -> int:
+    return max(0, r[2] - r[0]) * max(0, r[3] - r[1])
+
+
+def _draw(img: np.ndarray, label: Label, colour) -> None:
+    x0, y0, x1, y1 = label.rect
+    (_, _), base = cv2.getTextSize(label.text, FONT, label.scale, 1)
+    cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), colour, -1)
+    cv2.putText(img, label.text, (x0 + 2, y1 - 2 - base), FONT, label.scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -47,7 +192,7 @@ def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
     out = frame.copy()
     h, w = out.shape[:2]
     for face in faces:
-        x0, y0, x1, y1 = (int(round(v)) for v in face.clipped(w, h).box)
+        x0, y0, x1, y1 = (round(v) for v in face.clipped(w, h).box)
         if x1 - x0 < 1 or y1 - y0 < 1:
             continue
         region = out[y0:y1, x0:x1]
@@ -56,11 +201,3 @@ def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
         small = cv2.resize(region, (max(1, (x1 - x0) // 8), max(1, (y1 - y0) // 8)), interpolation=cv2.INTER_AREA)
         out[y0:y1, x0:x1] = cv2.GaussianBlur(cv2.resize(small, (x1 - x0, y1 - y0)), (k, k), 0)
     return out
-
-
-def _label(img: np.ndarray, text: str, origin: tuple[int, int], colour, scale: float = 0.4) -> None:
-    x, y = origin
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    y = max(y, th + base + 2)
-    cv2.rectangle(img, (x, y - th - base - 2), (x + tw + 4, y), colour, -1)
-    cv2.putText(img, text, (x + 2, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)

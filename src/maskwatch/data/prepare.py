@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from maskwatch.atomic import atomic_dir
 from maskwatch.data.crops import CropSpec, crop_face
 from maskwatch.data.images import ImageError, read_image
 from maskwatch.data.voc import AnnotationError, load_voc_annotation
 from maskwatch.faces import CLASSES
+from maskwatch.progress import progress_bar
 
 FACE_COLUMNS = ["face_id", "image", "width", "height", "label", "xmin", "ymin", "xmax", "ymax",
                 "clipped", "crop"]
@@ -70,7 +70,7 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
     with atomic_dir(out) as tmp:
         for label in CLASSES:
             (tmp / "crops" / label).mkdir(parents=True)
-        for xml_path in tqdm(files, desc="prepare", unit="photo", disable=not progress):
+        for xml_path in progress_bar(files, desc="prepare", unit="photo", disable=not progress):
             try:
                 ann = load_voc_annotation(xml_path)
             except AnnotationError as err:

@@ -6,6 +6,7 @@ no external entities). Every problem raises AnnotationError naming the file and 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -79,6 +80,8 @@ def load_voc_annotation(path: Path | str) -> VocAnnotation:
         raise AnnotationError(path, f"unsafe XML refused ({type(err).__name__})") from err
     except SafeET.ParseError as err:
         raise AnnotationError(path, f"malformed XML: {err}") from err
+    except (LookupError, ValueError) as err:  # an unknown or lying encoding declaration
+        raise AnnotationError(path, f"malformed XML: {err}") from err
     except OSError as err:
         raise AnnotationError(path, f"cannot read file: {err.strerror or err}") from err
     if root.tag != "annotation":
@@ -108,9 +111,12 @@ def _text(path: Path, node: Element, field: str) -> str:
 def _float(path: Path, node: Element, field: str) -> float:
     text = _text(path, node, field)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise AnnotationError(path, f"<{field}> must be a number, got {text!r}") from None
+    if not math.isfinite(value):  # nan would slip past every comparison, inf past int()
+        raise AnnotationError(path, f"<{field}> must be a finite number, got {text!r}")
+    return value
 
 
 def _int(path: Path, node: Element, field: str) -> int:

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from maskwatch.progress import progress_bar
 
 from maskwatch.data.images import read_image
 from maskwatch.data.photos import annotated_faces
@@ -41,7 +41,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
 
     images, gt, dets = [], [], []
     per_photo = []  # (truth faces, labelled candidates) of each photo
-    for image_id, ann in enumerate(tqdm(annotations, desc="detect", unit="photo", disable=not progress), 1):
+    for image_id, ann in enumerate(progress_bar(annotations, desc="detect", unit="photo", disable=not progress), 1):
         image = read_image(Path(data_dir) / "images" / ann.filename)
         images.append({"id": image_id, "width": ann.width, "height": ann.height, "file_name": ann.filename})
         truth = annotated_faces(ann)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from maskwatch.progress import progress_bar
 
 from maskwatch.data.images import read_image
 from maskwatch.data.photos import annotated_faces
@@ -45,7 +45,7 @@ def fit_min_score(data_dir: Path, annotations: list[VocAnnotation], config: Dete
 def _detect_all(data_dir, annotations, config, progress):
     finder = build_face_finder(config)
     found, truth = [], []
-    for ann in tqdm(annotations, desc="fit detector", unit="photo", disable=not progress):
+    for ann in progress_bar(annotations, desc="fit detector", unit="photo", disable=not progress):
         image = read_image(Path(data_dir) / "images" / ann.filename)
         faces = finder.detect(image)
         found.append((np.array([f.box for f in faces]).reshape(-1, 4), np.array([f.score for f in faces])))

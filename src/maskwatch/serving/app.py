@@ -14,11 +14,14 @@ from pathlib import Path
 import cv2
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException
 
-from maskwatch.faces import CLASSES, count_labels
+from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator
+from maskwatch.serving.drain import DrainBeforeAnswering
+from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, JPEG_RESPONSE, error_responses
 from maskwatch.serving.uploads import UploadError, image_from_upload
 
 STATIC = Path(__file__).parent / "static"
@@ -61,6 +64,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
     app.state.live = None
     metrics = Metrics()
     annotator = FaceAnnotator(blur=settings.blur)
+    # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
+    app.add_middleware(DrainBeforeAnswering, max_bytes=max(4 * settings.max_upload_bytes, 64 * 1024 * 1024))
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
@@ -80,12 +85,14 @@ def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
         return {"status": "ok", "classifier": detector.classifier.info.get("model"),
                 "live": settings.source is not None}
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/detect", responses={200: {"content": {"image/jpeg": {}}}, 413: {}, 415: {}, 400: {}})
-    async def detect(request: Request, annotate: bool = False):
+    @app.post("/v1/detect", response_model=None, responses=DETECT_RESPONSES, openapi_extra=DETECT_BODY)
+    async def detect(request: Request, annotate: bool = False) -> Response:
         """Faces of one image: multipart field `image` or the raw body. `?annotate=1` returns a JPEG
         with the counts in the X-Maskwatch-Counts header."""
         data = await read_image_bytes(request, settings.max_upload_bytes)
@@ -97,22 +104,23 @@ def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
         if annotate:
             drawn = await run_in_threadpool(annotator.annotate, image, faces)
             ok, encoded = cv2.imencode(".jpg", drawn)
+            if not ok:
+                return JSONResponse({"error": "could not encode the annotated image as JPEG"}, status_code=500)
             return Response(encoded.tobytes(), media_type="image/jpeg",
                             headers={"X-Maskwatch-Counts": json.dumps(counts)})
-        return {"width": image.shape[1], "height": image.shape[0],
-                "faces": [f.to_dict() for f in faces], "counts": counts}
+        return JSONResponse(frame_record(faces, image.shape[1], image.shape[0]))
 
     @app.get("/", response_class=HTMLResponse)
     def dashboard() -> str:
         return (STATIC / "dashboard.html").read_text(encoding="utf-8")
 
-    @app.get("/v1/live/stats")
+    @app.get("/v1/live/stats", response_model=None, responses=error_responses(404))
     def live_stats() -> JSONResponse:
         if app.state.live is None:
             return JSONResponse({"error": "no live source configured; start with --source"}, status_code=404)
         return JSONResponse(app.state.live.stats())
 
-    @app.get("/v1/live/frame.jpg")
+    @app.get("/v1/live/frame.jpg", response_class=Response, responses=JPEG_RESPONSE | error_responses(404))
     def live_frame() -> Response:
         jpeg = app.state.live.latest_jpeg() if app.state.live is not None else None
         if jpeg is None:
@@ -133,10 +141,16 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
         raise UploadError(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=5, max_part_size=limit)
+        try:
+            form = await request.form(max_files=1, max_fields=5, max_part_size=limit)
+        except HTTPException as err:  # Starlette's answer to a malformed or oversized form
+            raise UploadError(400, f"bad multipart upload: {err.detail}") from None
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise UploadError(400, "multipart upload needs a file field named 'image'")
+        others = sorted(set(form.keys()) - {"image"})
+        if others:
+            raise UploadError(400, f"multipart upload takes one field, 'image'; got also {others[:3]}")
         data = await upload.read(limit + 1)
     else:
         chunks, size = [], 0

@@ -99,9 +99,8 @@ def _lr_factor(step: int, recipe: DetectorRecipe) -> float:
 def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: bool = True,
                    threads: int = 0) -> Path:
     """Train (or resume) a detector run; returns the path of the final model.pt."""
-    from tqdm import tqdm
-
     from maskwatch.data.photos import photo_split
+    from maskwatch.progress import progress_bar
 
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
@@ -132,8 +131,8 @@ def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: 
         start, seconds = state["step"], state["seconds"]
     # One sampler stream per step: a resumed run draws the same crops as an uninterrupted one.
     history_path = run / "history.csv"
-    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps, desc="train detector",
-               unit="step", disable=not progress)
+    bar = progress_bar(range(start, recipe.steps), total=recipe.steps - start, desc="train detector",
+                       unit="step", disable=not progress)
     window: list[dict] = []
     tic = time.perf_counter()
     for step in bar:
@@ -148,7 +147,6 @@ def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: 
         loss.backward()
         optimizer.step()
         window.append(parts | {"loss": loss.item()})
-        bar.set_postfix(loss=f"{window[-1]['loss']:.3f}")
         done = step + 1
         if done % 50 == 0 or done == recipe.steps:
             seconds += time.perf_counter() - tic

@@ -19,6 +19,7 @@ from maskwatch.data.crops import CropSpec
 from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
 from maskwatch.models import build_model
+from maskwatch.progress import progress_bar
 from maskwatch.training.augment import augment_batch
 from maskwatch.training.dataset import CropDataset, load_crop_dataset
 
@@ -89,7 +90,7 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
         order = rng.permutation(len(train_idx))
         total_loss, correct = 0.0, 0
         batches = range(0, len(order), cfg.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
+        bar = progress_bar(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
                    leave=False)
         for begin in bar:
             idx = torch.from_numpy(order[begin:begin + cfg.batch_size])

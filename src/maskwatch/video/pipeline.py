@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from maskwatch.atomic import atomic_path, write_bytes, write_text
-from maskwatch.faces import Face, count_labels
+from maskwatch.faces import Face, frame_record
+from maskwatch.progress import progress_bar
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame, SourceInfo, describe_source, read_frames
 from maskwatch.video.tracker import FaceTracker, compliance, per_minute_counts
@@ -28,10 +28,11 @@ from maskwatch.video.tracker import FaceTracker, compliance, per_minute_counts
 DEFAULT_DETECT_EVERY = 2
 
 
-def frame_record(frame: Frame, faces: list[Face]) -> dict:
-    """The JSON line for one image or frame: the schema of `--json` and of the HTTP API."""
-    return {"frame": frame.index, "name": frame.name, "time": round(frame.timestamp, 3),
-            "faces": [f.to_dict() for f in faces], "counts": count_labels(faces)}
+def frame_line(frame: Frame, faces: list[Face], detected: bool = True) -> dict:
+    """The JSON line of one image or frame (faces.frame_record, placed in its source)."""
+    height, width = frame.image.shape[:2]
+    return frame_record(faces, width, height, frame=frame.index, name=frame.name, time=frame.timestamp,
+                        detected=detected)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class _MediaWriter:
 
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
                progress: bool = True, max_frames: int | None = None, on_frame=None,
-               detect_every: int = DEFAULT_DETECT_EVERY) -> DetectResult:
+               detect_every: int = DEFAULT_DETECT_EVERY, on_line=None) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
 
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,
@@ -95,6 +96,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     detect_every: on video, run the detector on every n-th frame only and carry the tracked
     faces over the frames between (their JSON lines say "detected": false). Faster, and on
     25 FPS video a face moves little in between.
+
+    on_frame(frame, faces) and on_line(record) are called after each frame's line is written;
+    on_line gets exactly what detections.jsonl holds (`detect --json` prints it).
     """
     info: SourceInfo = describe_source(source)
     out = Path(out)
@@ -113,14 +117,17 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     lines_path = out / "detections.jsonl"
     with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
         frames = read_frames(source, result.errors)
-        bar = tqdm(frames, total=info.frames, desc="detect", unit="frame",
+        bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
                    disable=not progress or info.frames is None)
         try:
             for frame in bar:
                 faces, detected = faces_of(frame)
-                lines.write(json.dumps(frame_record(frame, faces) | {"detected": detected}) + "\n")
+                record = frame_line(frame, faces, detected)
+                lines.write(json.dumps(record) + "\n")
                 result.frames += 1
                 result.faces += len(faces)
+                if on_line is not None:
+                    on_line(record)
                 if on_frame is not None:
                     on_frame(frame, faces)
                 if media is not None:

@@ -1,0 +1,77 @@
+"""Read what is left of a request body before answering, so that every client can read a refusal.
+
+When the app answers before it has read the whole body (a 413 on the declared size, a 400 on a
+broken form), uvicorn closes the connection with unread bytes in the socket, and the kernel
+answers those with a reset. A client that writes its whole body before reading (urllib,
+requests: a camera integration's few lines of Python) then sees "connection reset by peer"
+instead of the JSON error. Draining first makes the close clean. The draining is bounded in
+bytes and seconds; past either bound the answer goes out at once with `Connection: close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+CLOSE = (b"connection", b"close")
+
+
+class DrainBeforeAnswering:
+    """ASGI middleware: before a response starts, read and discard the rest of the request body."""
+
+    def __init__(self, app, max_bytes: int = 64 * 1024 * 1024, max_seconds: float = 30.0) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = _declared_length(headers)
+        state = {"done": declared == 0 or (declared is None and b"transfer-encoding" not in headers),
+                 "bytes": 0, "received": False}
+
+        async def tracked_receive():
+            message = await receive()
+            state["received"] = True
+            if message["type"] == "http.request":
+                state["bytes"] += len(message.get("body", b""))
+                state["done"] = state["done"] or not message.get("more_body", False)
+            elif message["type"] == "http.disconnect":
+                state["done"] = True
+            return message
+
+        async def drained_send(message) -> None:
+            if (message["type"] == "http.response.start" and not state["done"]
+                    and not await self._drain(tracked_receive, state, declared, headers)):
+                message = {**message, "headers": [*message.get("headers", []), CLOSE]}
+            await send(message)
+
+        await self.app(scope, tracked_receive, drained_send)
+
+    async def _drain(self, receive, state: dict, declared: int | None, headers: dict) -> bool:
+        """True when the body was read to its end; False when it was left (the caller closes)."""
+        if headers.get(b"expect", b"").lower() == b"100-continue" and not state["received"]:
+            return False  # the client waits for our go-ahead: it has sent nothing, nothing to drain
+        if declared is not None and declared > self.max_bytes:
+            return False
+        try:
+            async with asyncio.timeout(self.max_seconds):
+                while not state["done"]:
+                    if state["bytes"] > self.max_bytes:
+                        return False
+                    await receive()
+        except TimeoutError:
+            return False
+        return True
+
+
+def _declared_length(headers: dict) -> int | None:
+    value = headers.get(b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

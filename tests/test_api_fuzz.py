@@ -1,0 +1,35 @@
+"""The running service against its own OpenAPI document: a bounded schemathesis run, no failures.
+
+Every check schemathesis has (`-c all`): no 5xx for any input, every status, content type, header
+and body as documented, schema-invalid input refused, schema-valid input accepted. A JSON Schema
+cannot say "a PNG", so schemathesis_hooks.py tells it what a valid image body is.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.conftest import ROOT
+from tests.test_serve import server  # noqa: F401  (the running service)
+
+SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
+
+
+def test_schemathesis_finds_no_failure(server, tmp_path):  # noqa: F811
+    for _ in range(60):  # the live endpoints answer 404 until the first frame is in
+        if httpx.get(f"{server}/v1/live/frame.jpg", timeout=5).status_code == 200:
+            break
+        time.sleep(0.5)
+    env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run(
+        [*SCHEMATHESIS, "run", f"{server}/openapi.json", "--checks", "all", "--max-examples", "25",
+         "--workers", "1", "--request-timeout", "60", "--generation-database", "none", "--no-color",
+         "--output-truncate", "true"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400, check=False)
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report[-6000:]
+    assert "Test cases:" in report and "passed" in report, report[-3000:]

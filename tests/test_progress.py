@@ -1,0 +1,76 @@
+"""Progress bars only on a terminal; in a log or a pipe, a plain line every few seconds."""
+
+import io
+
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.progress import LogProgress, progress_bar
+
+
+class Clock:
+    """A clock the test moves: one second per item consumed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_off_a_terminal_progress_is_plain_lines_at_most_every_few_seconds():
+    log, clock = io.StringIO(), Clock()
+    bar = LogProgress(range(100), desc="prepare", total=100, unit="photo", leave=True, stream=log, every=5.0,
+                      clock=clock)
+    for _ in bar:
+        clock.now += 1.0
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue()
+    assert len(lines) == 19 + 1  # one every 5 s while running (at 5, 10 ... 95 s), and the last
+    assert lines[0].startswith("prepare: 5/100 photo (5%) after 5.0 s")
+    assert lines[-1].startswith("prepare: 100/100 photo (100%) done in 100.0 s")
+
+
+def test_a_fast_loop_in_a_log_writes_one_line():
+    log = io.StringIO()
+    assert list(progress_bar(range(10_000), desc="epoch 1/2", unit="batch", stream=log)) == list(range(10_000))
+    assert log.getvalue().count("\n") == 1 and "\r" not in log.getvalue()
+    assert log.getvalue().startswith("epoch 1/2: 10000/10000 batch (100%) done in")
+
+
+def test_leave_false_and_disable_write_nothing_off_a_terminal():
+    log = io.StringIO()
+    list(progress_bar(range(50), desc="x", leave=False, stream=log))
+    list(progress_bar(range(50), desc="x", disable=True, stream=log))
+    assert log.getvalue() == ""
+
+
+def test_close_after_a_break_writes_the_last_line_once():
+    log = io.StringIO()
+    bar = progress_bar(iter(range(100)), desc="detect", unit="frame", stream=log)
+    for i in bar:
+        if i == 2:
+            break
+    bar.close()
+    bar.close()
+    assert log.getvalue().splitlines() == [log.getvalue().splitlines()[0]]
+    assert log.getvalue().startswith("detect: 3 frame done in")
+
+
+def test_on_a_terminal_it_is_a_tqdm_bar():
+    term = Terminal()
+    list(progress_bar(range(3), desc="prepare", stream=term))
+    assert "\r" in term.getvalue() and "prepare" in term.getvalue()
+
+
+def test_cli_output_to_a_pipe_has_no_carriage_returns(sample_dir, tmp_path):
+    """CliRunner's streams are not terminals, like a log file or `| tee`."""
+    result = CliRunner().invoke(app, ["prepare", str(sample_dir), "--out", str(tmp_path / "w"), "--size", "16"])
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.output
+    assert "prepare: 40/40 photo (100%) done in" in result.output
