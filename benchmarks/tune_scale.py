@@ -22,6 +22,7 @@ from maskwatch.detection.bootstrap import face_recall
 from maskwatch.detection.closeups import closeup_set
 from maskwatch.detection.detector import Detector, DetectorConfig, build_face_finder
 from maskwatch.detection.evaluate import evaluate_detection
+from maskwatch.detection.fit import fit_coarse_score_power
 
 
 def main() -> None:
@@ -30,28 +31,32 @@ def main() -> None:
     parser.add_argument("--detector", type=Path, required=True)
     parser.add_argument("--photos", type=int, default=150)
     parser.add_argument("--closeups", type=int, default=40)
-    parser.add_argument("--sides", type=int, nargs="+", default=[512, 640, 800])
+    parser.add_argument("--sides", type=int, nargs="+", default=[640, 800])
     parser.add_argument("--coarse", type=int, nargs="+", default=[0, 256, 320])
     args = parser.parse_args()
     split = photo_split(args.data, seed=0)
     # A spread of training photos, and close-ups from other training photos' largest faces.
     photos = split.train[::max(1, len(split.train) // args.photos)][:args.photos]
-    closeups = closeup_set(args.data, split.train, count=args.closeups, seed=1)
+    # Close-ups scored from one half of the training photos, the coarse score power fitted on the other.
+    closeups = closeup_set(args.data, split.train[::2], count=args.closeups, seed=1)
+    fit_on = closeup_set(args.data, split.train[1::2], count=60, seed=2)
     base = DetectorConfig.from_json(args.detector)
     classifier = Classifier.load()
     print(f"{len(photos)} training photos, {len(closeups)} close-ups from training photos")
-    print("| target side | coarse side | mAP@0.5 | face recall | s per photo | close-ups recall |")
+    print("| target side | coarse side (score power) | mAP@0.5 | face recall | s per photo | close-ups recall |")
     print("|---:|---:|---:|---:|---:|---:|")
     for side in args.sides:
         for coarse in args.coarse:
             config = replace(base, target_side=side, coarse_side=coarse)
+            if coarse:
+                config = replace(config, coarse_score_power=round(fit_coarse_score_power(fit_on, config)[0], 4))
             detector = Detector(build_face_finder(config), classifier, config)
             start = time.perf_counter()
             m = evaluate_detection(args.data, detector, photos, progress=False, resamples=0)
             seconds = (time.perf_counter() - start) / len(photos)
             hits = [face_recall(np.array([c.face.box]), np.array([f.box for f in detector.detect(c.image)]).reshape(-1, 4))[0]
                     for c in closeups]
-            print(f"| {side} | {coarse} | {m['map50']:.3f} | {m['face_recall_iou50']:.3f} | {seconds:.3f} | "
+            print(f"| {side} | {coarse} ({config.coarse_score_power:.2f}) | {m['map50']:.3f} | {m['face_recall_iou50']:.3f} | {seconds:.3f} | "
                   f"{np.mean(hits):.3f} |", flush=True)
 
 

