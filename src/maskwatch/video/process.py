@@ -22,20 +22,31 @@ class FrameProcessor:
     tracker: None for unrelated images (photos, folders): every frame is detected on its own.
     detect_every: with a tracker, run the detector on every n-th frame only (by frame index)
         and carry the tracked faces over the frames between; their `detected` is False.
+    min_face: faces whose box's short side is under this many pixels are dropped before
+        tracking (a camera's far background, where the classifier guesses).
     """
 
-    def __init__(self, detector, tracker: FaceTracker | None = None, detect_every: int = 1) -> None:
+    def __init__(self, detector, tracker: FaceTracker | None = None, detect_every: int = 1,
+                 min_face: float = 0.0) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
-        self.detector, self.tracker, self.detect_every = detector, tracker, detect_every
+        if min_face < 0:
+            raise ValueError(f"min_face must be 0 or more pixels, got {min_face}")
+        self.detector, self.tracker, self.detect_every, self.min_face = detector, tracker, detect_every, min_face
+
+    def _detect(self, image) -> list[Face]:
+        faces = self.detector.detect(image)
+        if self.min_face:
+            faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
+        return faces
 
     def __call__(self, frame: Frame) -> tuple[list[Face], bool]:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
         if self.tracker is None:
-            return self.detector.detect(frame.image), True
+            return self._detect(frame.image), True
         if frame.index % self.detect_every:
             return self.tracker.carry(frame.timestamp), False
-        return self.tracker.update(self.detector.detect(frame.image), frame.timestamp), True
+        return self.tracker.update(self._detect(frame.image), frame.timestamp), True
 
     def people(self) -> list[Track]:
         """The people decided so far (tracks long enough to vote on), finished or active."""
