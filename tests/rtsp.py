@@ -22,10 +22,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_frames(folder: Path, sample_dir: Path, count: int = 6) -> Path:
-    """320x240 JPEGs of three sample photos, two frames each: the clip the server loops."""
+def make_frames(folder: Path, sample_dir: Path, count: int = 6, photos: int = 3) -> Path:
+    """320x240 JPEGs of the first `photos` sample photos, in equal runs: the clip the server loops."""
     folder.mkdir(parents=True, exist_ok=True)
-    photos = sorted(sample_dir.glob("images/*.png"))[:3]
+    photos = sorted(sample_dir.glob("images/*.png"))[:photos]
     for i in range(count):
         image = cv2.imread(str(photos[i * len(photos) // count]))
         cv2.imwrite(str(folder / f"frame{i:03d}.jpg"), cv2.resize(image, (320, 240)))

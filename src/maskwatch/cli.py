@@ -475,7 +475,7 @@ def run(
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
-    from maskwatch.site.config import SiteConfigError, load_site_config
+    from maskwatch.site.config import SiteConfigError, load_site_config, redact_source
 
     try:
         site = load_site_config(config)
@@ -486,18 +486,26 @@ def run(
     typer.echo(f"{config}: {len(site.cameras)} cameras")
     for camera_id, camera in site.cameras.items():
         zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
-        typer.echo(f"  {camera_id} ({camera.name}): {_hide_password(camera.source)}, {camera.fps:g} fps, "
+        typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}, {camera.fps:g} fps, "
                    f"detect every {camera.detect_every}{zones}")
     if check:
         return
-    _fail("running the site is not in this build yet; --check validates the config")
+    import uvicorn
+
+    from maskwatch.detection.detector import Detector
+    from maskwatch.serving.app import create_app
+    from maskwatch.site.runner import Site
+
+    try:
+        detector = Detector.load()
+        site_runner = Site(site, detector)
+    except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
+        _fail(str(err))
+    host, port = site.server.host, site.server.port
+    typer.echo(f"maskwatch site on http://{host}:{port}/ (API docs at /docs); events in {site.storage.database}")
+    uvicorn.run(create_app(detector, site=site_runner), host=host, port=port, log_level="warning")
 
 
-def _hide_password(source: str) -> str:
-    """The URL as it may be printed: a password in it becomes ***."""
-    import re
-
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", source)
 
 
 @app.command()

@@ -227,3 +227,8 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
             message += f" (got {problem['input']!r})"
         lines.append(f"{_place(loc)}: {message}")
     return lines
+
+
+def redact_source(source: str) -> str:
+    """The source as it may be printed or served: a password in a URL becomes ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", source)

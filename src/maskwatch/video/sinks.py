@@ -103,3 +103,41 @@ class MediaSink:
             os.replace(self.video_tmp, target)
             self.written.append(target)
             self.video = None
+
+
+class LatestFrameSink:
+    """Keeps a camera's newest frame and faces; draws and encodes it only when someone asks.
+
+    Thread-safe: the camera's worker writes, the HTTP threads read.
+    """
+
+    def __init__(self, blur: bool = True) -> None:
+        import threading
+
+        self.annotator = FaceAnnotator(blur=blur)
+        self._lock = threading.Lock()
+        self._latest: tuple[Frame, list[Face]] | None = None
+        self._encoded: tuple[int, bytes] | None = None  # (frame index, JPEG) of the last request
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        with self._lock:
+            self._latest = (frame, faces)
+
+    def jpeg(self) -> bytes | None:
+        """The newest frame, annotated, as JPEG bytes; None before the first frame."""
+        with self._lock:
+            latest, cached = self._latest, self._encoded
+        if latest is None:
+            return None
+        frame, faces = latest
+        if cached is not None and cached[0] == frame.index:
+            return cached[1]
+        ok, encoded = cv2.imencode(".jpg", self.annotator.annotate(frame.image, faces))
+        if not ok:
+            return None
+        with self._lock:
+            self._encoded = (frame.index, encoded.tobytes())
+        return encoded.tobytes()
+
+    def close(self) -> None:
+        pass

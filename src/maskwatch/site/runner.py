@@ -1,0 +1,85 @@
+"""The site runner: every camera of a SiteConfig in its own worker, one event store, one detector.
+
+    site = Site(load_site_config("site.yaml"), Detector.load()).start()
+    site.cameras()            # state of each camera, for the API and the page
+    site.stop()               # people still in view are decided and recorded
+
+The models load once and are shared by the cameras' threads (ONNX Runtime sessions are
+thread-safe); each camera reads, reconnects and analyses on its own threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from maskwatch.faces import CLASSES
+from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
+from maskwatch.site.events import EventSink, EventStore
+from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sinks import LatestFrameSink
+from maskwatch.video.tracker import FaceTracker
+
+RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at start)
+
+
+@dataclass
+class SiteCamera:
+    """One camera at run time: its settings, its worker and its newest frame."""
+
+    camera_id: str
+    config: CameraConfig
+    worker: CameraWorker
+    live: LatestFrameSink
+
+
+class Site:
+    def __init__(self, config: SiteConfig, detector) -> None:
+        self.config = config
+        storage = config.storage
+        self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
+                                retention_days=storage.retention_days)
+        self.cameras_by_id: dict[str, SiteCamera] = {}
+        for camera_id, camera in config.cameras.items():
+            reader = CameraReader(camera.source, stall_timeout=camera.stall_timeout, retry_max=camera.retry_max,
+                                  name=camera_id)
+            processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
+            live = LatestFrameSink(blur=storage.privacy)
+            events = EventSink(self.store, camera_id, camera.zones)
+            worker = CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps)
+            self.cameras_by_id[camera_id] = SiteCamera(camera_id, camera, worker, live)
+        self._stop = threading.Event()
+        self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
+
+    def start(self) -> Site:
+        self.store.enforce_retention()
+        for camera in self.cameras_by_id.values():
+            camera.worker.start()
+        self._retention.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for camera in self.cameras_by_id.values():
+            camera.worker.stop()
+        self.store.close()
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(RETENTION_EVERY):
+            self.store.enforce_retention()
+
+    def cameras(self) -> list[dict]:
+        """Each camera: id, name, zones, stream state, and today's people (UTC) from the database."""
+        today = time.time() // 86400 * 86400
+        totals: dict[str, dict] = {}
+        for row in self.store.counts(since=today):
+            total = totals.setdefault(row["camera"], {"people": 0, **{c: 0 for c in CLASSES}})
+            for key in total:
+                total[key] += row[key]
+        return [{"id": camera_id, "name": camera.config.name, "source": redact_source(camera.config.source),
+                 "zones": list(camera.config.zones),
+                 "fps_target": camera.config.fps, **camera.worker.state(),
+                 "today": totals.get(camera_id, {"people": 0, **{c: 0 for c in CLASSES}})}
+                for camera_id, camera in self.cameras_by_id.items()]

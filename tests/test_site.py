@@ -1,0 +1,179 @@
+"""`maskwatch run --config`: a whole site in one process, called over HTTP on loopback and in
+headless Chromium, with a real RTSP camera that is stopped and restarted, a looped file and a
+camera that never answers."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+from maskwatch.site.events import EventStore
+from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+from tests.test_cameras import wait_until
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_detection import make_video
+
+
+class SiteProcess:
+    """`maskwatch run --config CONFIG` in its own process, on a free loopback port."""
+
+    def __init__(self, folder, cameras: str):
+        self.folder, self.port = folder, free_port()
+        self.config = folder / "site.yaml"
+        self.config.write_text(f"""
+defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
+cameras:
+{cameras}
+server: {{host: 127.0.0.1, port: {self.port}}}
+storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
+""")
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(folder / "run.log", "w+")
+        self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config)],
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        if not wait_until(self._healthy, 60):
+            self.stop()
+            self.log.seek(0)
+            pytest.fail(f"maskwatch run did not start:\n{self.log.read()}")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base}/healthz", timeout=1).json()["site"] is True
+        except (httpx.HTTPError, KeyError):
+            return False
+
+    def get(self, path: str, **params) -> httpx.Response:
+        return httpx.get(self.base + path, params=params, timeout=10)
+
+    def camera(self, camera_id: str) -> dict:
+        return next(c for c in self.get("/v1/cameras").json() if c["id"] == camera_id)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)  # as Ctrl-C: uvicorn shuts down, the site with it
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, sample_dir):
+    if not rtsp_server_available():
+        pytest.fail("GStreamer's RTSP server is missing: the Makefile's rtsp target installs it")
+    folder = tmp_path_factory.mktemp("site")
+    # One photo held: the same people in every frame, so each is tracked for as long as the stream runs.
+    rtsp = RtspServer(make_frames(folder / "frames", sample_dir, photos=1), folder / "rtsp.log").start()
+    clip = make_video(folder / "till.mp4", sample_dir, frames=6)
+    running = SiteProcess(folder, f"""
+  door: {{name: Front door, source: "{rtsp.url}", zones: {{left: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}}}
+  till: {{name: Till, source: till.mp4}}
+  dead: {{name: Back door, source: "rtsp://127.0.0.1:{free_port()}/none"}}
+""")
+    running.rtsp = rtsp
+    yield running
+    running.stop()
+    rtsp.stop()
+
+
+def test_cameras_report_their_state(site):
+    assert wait_until(lambda: site.camera("door")["connected"] and site.camera("till")["connected"], 60), \
+        site.get("/v1/cameras").json()
+    assert wait_until(lambda: site.camera("dead")["reconnects"] >= 2), site.camera("dead")
+    cameras = {c["id"]: c for c in site.get("/v1/cameras").json()}
+    assert list(cameras) == ["door", "till", "dead"]
+    assert cameras["door"]["name"] == "Front door" and cameras["door"]["zones"] == ["left"]
+    assert cameras["door"]["last_frame_at"].endswith("+00:00") and cameras["door"]["frames"] > 0
+    dead = cameras["dead"]
+    assert not dead["connected"] and dead["frames"] == 0 and "retrying" in dead["last_error"]
+    assert set(cameras["till"]["today"]) == {"people", "with_mask", "without_mask", "mask_weared_incorrect"}
+
+
+def test_a_camera_frame_is_a_jpeg(site):
+    assert wait_until(lambda: site.get("/v1/cameras/door/frame.jpg").status_code == 200, 60)
+    response = site.get("/v1/cameras/door/frame.jpg")
+    assert response.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (320, 240)
+    missing = site.get("/v1/cameras/nope/frame.jpg")
+    assert missing.status_code == 404 and "no camera 'nope'" in missing.json()["error"]
+    assert site.get("/v1/cameras/dead/frame.jpg").status_code == 404
+
+
+def test_the_camera_goes_offline_comes_back_and_events_keep_flowing(site):
+    assert wait_until(lambda: site.camera("door")["connected"], 60)
+    analysed = site.camera("door")["analysed"]
+    assert wait_until(lambda: site.camera("door")["analysed"] > analysed + 6, 60)
+    site.rtsp.stop()
+    assert wait_until(lambda: not site.camera("door")["connected"]), site.camera("door")
+    # Losing the stream ends the tracks: everyone seen on it is decided, an event each.
+    assert wait_until(lambda: site.get("/v1/events", camera="door").json()["events"], 30)
+    restarted = time.time()
+    site.rtsp.start()
+    assert wait_until(lambda: site.camera("door")["connected"], 60), site.camera("door")
+    analysed = site.camera("door")["analysed"]
+    assert wait_until(lambda: site.camera("door")["analysed"] > analysed + 6, 60)
+    site.rtsp.stop()
+    assert wait_until(lambda: site.get("/v1/events", camera="door", since=restarted).json()["events"], 30), \
+        "no event from the stream after its restart"
+    site.rtsp.start()
+
+
+def test_events_filter_and_snapshots(site):
+    assert wait_until(lambda: site.get("/v1/events", camera="door").json()["events"], 60)
+    events = site.get("/v1/events").json()["events"]
+    event = next(e for e in events if e["camera"] == "door")
+    assert event["label"] in ("with_mask", "without_mask", "mask_weared_incorrect")
+    assert 0 < event["probability"] <= 1 and event["first_seen"] <= event["last_seen"]
+    assert event["zone"] in ("left", None)
+    snapshot = site.get(event["snapshot"])
+    assert snapshot.status_code == 200 and Image.open(io.BytesIO(snapshot.content)).format == "JPEG"
+    label = event["label"]
+    assert all(e["label"] == label for e in site.get("/v1/events", label=label).json()["events"])
+    assert site.get("/v1/events", since="2999-01-01T00:00:00Z").json()["events"] == []
+    assert site.get("/v1/events", zone="nowhere").json()["events"] == []
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"camera": "nope"}, "unknown camera 'nope'; cameras: door, till, dead"),
+    ({"label": "masked"}, "label must be one of"),
+    ({"since": "yesterday"}, "since must be Unix seconds or an ISO 8601 time"),
+])
+def test_bad_event_filters_are_named(site, params, message):
+    response = site.get("/v1/events", **params)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
+    assert wait_until(lambda: site.camera("door")["connected"], 60)
+    page.goto(site.base + "/")
+    page.wait_for_selector("#cameras:not([hidden])", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 3", timeout=20_000)
+    page.wait_for_function("document.querySelector('.camera[data-camera=\"door\"]').dataset.connected === 'true'",
+                           timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=20_000)
+    dead = page.query_selector('.camera[data-camera="dead"]')
+    assert dead.get_attribute("data-connected") == "false"
+    assert "offline" in dead.inner_text() and "Back door" in dead.inner_text()
+    names = [el.inner_text() for el in page.query_selector_all("#camera-grid .name")]
+    assert names == ["Front door", "Till", "Back door"]
+
+
+def test_stopping_the_site_loses_no_event(tmp_path, sample_dir):
+    make_video(tmp_path / "till.mp4", sample_dir, frames=6)
+    running = SiteProcess(tmp_path, "  till: {source: till.mp4}\n")
+    assert wait_until(lambda: running.camera("till")["analysed"] >= 4, 60)
+    assert running.stop() == 0
+    # People still in view at the stop are decided on the way out: at least one event is stored.
+    store = EventStore(str(tmp_path / "site.db"))
+    events = store.events(camera="till")
+    assert events and all(e["snapshot"] and (tmp_path / "snapshots" / e["snapshot"]).is_file() for e in events)
+    assert sum(c["people"] for c in store.counts()) == len(events)
+    store.close()
