@@ -3,18 +3,22 @@ headless Chromium, with a real RTSP camera that is stopped and restarted, a loop
 camera that never answers."""
 
 import io
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import cv2
 import httpx
 import pytest
 from PIL import Image
 
 from maskwatch.site.events import EventStore
+from maskwatch.site.alerts import signature_matches
 from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+from tests.test_alerts import SECRET, Receiver
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_detection import make_video
@@ -23,7 +27,7 @@ from tests.test_detection import make_video
 class SiteProcess:
     """`maskwatch run --config CONFIG` in its own process, on a free loopback port."""
 
-    def __init__(self, folder, cameras: str):
+    def __init__(self, folder, cameras: str, extra: str = ""):
         self.folder, self.port = folder, free_port()
         self.config = folder / "site.yaml"
         self.config.write_text(f"""
@@ -32,13 +36,13 @@ cameras:
 {cameras}
 server: {{host: 127.0.0.1, port: {self.port}}}
 storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
-""")
+{extra}""")
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(folder / "run.log", "w+")
         self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config)],
                                         stdout=self.log, stderr=subprocess.STDOUT,
                                         env=os.environ | {"PYTHONUNBUFFERED": "1"})
-        if not wait_until(self._healthy, 60):
+        if not wait_until(lambda: self.process.poll() is not None or self._healthy(), 60) or not self._healthy():
             self.stop()
             self.log.seek(0)
             pytest.fail(f"maskwatch run did not start:\n{self.log.read()}")
@@ -71,16 +75,30 @@ def site(tmp_path_factory, sample_dir):
     folder = tmp_path_factory.mktemp("site")
     # One photo held: the same people in every frame, so each is tracked for as long as the stream runs.
     rtsp = RtspServer(make_frames(folder / "frames", sample_dir, photos=1), folder / "rtsp.log").start()
-    clip = make_video(folder / "till.mp4", sample_dir, frames=6)
-    running = SiteProcess(folder, f"""
-  door: {{name: Front door, source: "{rtsp.url}", zones: {{left: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}}}
-  till: {{name: Till, source: till.mp4}}
-  dead: {{name: Back door, source: "rtsp://127.0.0.1:{free_port()}/none"}}
-""")
-    running.rtsp = rtsp
+    make_video(folder / "till.mp4", sample_dir, frames=6)
+    receiver = Receiver(failures=1)  # the first POST fails: the site retries it
+    try:
+        running = start_site(folder, rtsp, receiver)
+    except BaseException:
+        rtsp.stop()
+        receiver.close()
+        raise
+    running.rtsp, running.receiver = rtsp, receiver
     yield running
     running.stop()
     rtsp.stop()
+    receiver.close()
+
+
+def start_site(folder, rtsp, receiver):
+    return SiteProcess(folder, f"""
+  door: {{name: Front door, source: "{rtsp.url}", zones: {{left: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}}}
+  till: {{name: Till, source: till.mp4}}
+  dead: {{name: Back door, source: "rtsp://127.0.0.1:{free_port()}/none"}}
+""", extra=f"""alerts:
+  webhooks: [{{url: "{receiver.url}", secret: "{SECRET}", cameras: [door], retries: 3,
+              labels: [with_mask, without_mask, mask_weared_incorrect]}}]
+""")
 
 
 def test_cameras_report_their_state(site):
@@ -140,6 +158,17 @@ def test_events_filter_and_snapshots(site):
     assert site.get("/v1/events", zone="nowhere").json()["events"] == []
 
 
+def test_each_door_event_is_posted_to_the_webhook_signed(site):
+    assert wait_until(lambda: site.get("/v1/events", camera="door").json()["events"], 60)
+    assert wait_until(lambda: site.receiver.received, 30)
+    assert site.receiver.attempts > len(site.receiver.received)  # the first try failed and was retried
+    stored = {e["id"]: e for e in site.get("/v1/events", camera="door").json()["events"]}
+    for body, signature in site.receiver.received:
+        assert signature_matches(SECRET, body, signature)
+        posted = json.loads(body)["event"]
+        assert posted["camera"] == "door" and posted["label"] == stored[posted["id"]]["label"]
+
+
 @pytest.mark.parametrize("params, message", [
     ({"camera": "nope"}, "unknown camera 'nope'; cameras: door, till, dead"),
     ({"label": "masked"}, "label must be one of"),
@@ -166,10 +195,20 @@ def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
     assert names == ["Front door", "Till", "Back door"]
 
 
+def still_clip(path, sample_dir, frames=6):
+    """A 320x240 clip of one sample photo held: the same people in every frame."""
+    photo = cv2.resize(cv2.imread(str(sorted(sample_dir.glob("images/*.png"))[0])), (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
+    for _ in range(frames):
+        writer.write(photo)
+    writer.release()
+    return path
+
+
 def test_stopping_the_site_loses_no_event(tmp_path, sample_dir):
-    make_video(tmp_path / "till.mp4", sample_dir, frames=6)
+    still_clip(tmp_path / "till.mp4", sample_dir)
     running = SiteProcess(tmp_path, "  till: {source: till.mp4}\n")
-    assert wait_until(lambda: running.camera("till")["analysed"] >= 4, 60)
+    assert wait_until(lambda: running.camera("till")["analysed"] >= 6, 60)
     assert running.stop() == 0
     # People still in view at the stop are decided on the way out: at least one event is stored.
     store = EventStore(str(tmp_path / "site.db"))

@@ -17,7 +17,7 @@ def write(tmp_path, text):
 
 
 def test_the_example_config_is_valid():
-    config = load_site_config(EXAMPLE, environ={"CAM_PASSWORD": "s3cret"})
+    config = load_site_config(EXAMPLE, environ={"CAM_PASSWORD": "s3cret", "WEBHOOK_SECRET": "0123456789"})
     assert list(config.cameras) == ["entrance", "pharmacy", "office"]
     entrance = config.cameras["entrance"]
     assert entrance.source == "rtsp://viewer:s3cret@192.168.1.20:554/stream1"
@@ -26,6 +26,8 @@ def test_the_example_config_is_valid():
     assert config.cameras["pharmacy"].detect_every == 1 and config.cameras["pharmacy"].fps == 5
     assert config.cameras["office"].min_face == 12
     assert config.storage.database == str(EXAMPLE.parent / "maskwatch.db")
+    (hook,) = config.alerts.webhooks
+    assert hook.secret == "0123456789" and hook.cameras == ["entrance"] and hook.cooldown == 60
 
 
 def test_defaults_apply_and_cameras_override(tmp_path):
@@ -105,6 +107,22 @@ def test_run_check_prints_one_line_per_error_and_exits_1(tmp_path):
 
 def test_run_check_accepts_the_example(monkeypatch):
     monkeypatch.setenv("CAM_PASSWORD", "x")
+    monkeypatch.setenv("WEBHOOK_SECRET", "0123456789")
     result = CliRunner().invoke(app, ["run", "--config", str(EXAMPLE), "--check"])
     assert result.exit_code == 0, result.output
     assert "3 cameras" in result.output and "entrance" in result.output
+
+
+@pytest.mark.parametrize("alerts, expected", [
+    ("{webhooks: [{url: 'http://h/x', secret: '12345678', labels: [masked]}]}",
+     "field 'alerts.webhooks.0.labels': unknown labels ['masked']"),
+    ("{webhooks: [{url: 'ftp://h/x', secret: '12345678'}]}", "field 'alerts.webhooks.0.url': webhook URLs start with"),
+    ("{webhooks: [{url: 'http://h/x', secret: 'short'}]}", "field 'alerts.webhooks.0.secret': String should have at least 8"),
+    ("{webhooks: [{url: 'http://h/x', secret: '12345678', cameras: [nope]}]}",
+     "field 'alerts.webhooks.0.cameras': no such cameras ['nope']; cameras: a"),
+])
+def test_bad_webhooks_are_named(tmp_path, alerts, expected):
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0}}\nalerts: {alerts}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems

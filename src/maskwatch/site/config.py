@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from maskwatch.faces import CLASSES
 from maskwatch.video.sources import STREAM_PREFIXES
 
 CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -99,12 +100,49 @@ class StorageConfig(BaseModel):
     retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
 
 
+class WebhookConfig(BaseModel):
+    """One receiver of alerts: a JSON POST per matching person, signed with `secret`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="http:// or https:// URL of the receiver")
+    secret: str = Field(min_length=8, description="HMAC-SHA256 key for the X-Maskwatch-Signature header")
+    labels: list[str] = Field(default_factory=lambda: ["without_mask", "mask_weared_incorrect"],
+                              description="voted labels that alert (default: not compliant)")
+    cameras: list[str] = Field(default_factory=list, description="cameras that alert (default: all)")
+    zones: list[str] = Field(default_factory=list, description="zones that alert (default: all)")
+    cooldown: float = Field(0.0, ge=0, description="seconds a camera stays quiet after an alert")
+    retries: int = Field(5, ge=0, le=20, description="tries after a failed one, 1 s apart and doubling")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"webhook URLs start with http:// or https://; got {value!r}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        unknown = [label for label in labels if label not in CLASSES]
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; labels are {', '.join(CLASSES)}")
+        return labels
+
+
+class AlertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cameras: dict[str, CameraConfig]
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _some_cameras(self) -> SiteConfig:
@@ -113,6 +151,11 @@ class SiteConfig(BaseModel):
         for camera_id, camera in self.cameras.items():
             if not camera.name:
                 camera.name = camera_id
+        for i, hook in enumerate(self.alerts.webhooks):
+            unknown = [c for c in hook.cameras if c not in self.cameras]
+            if unknown:
+                raise ValueError(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; "
+                                 f"cameras: {', '.join(self.cameras)}")
         return self
 
 
@@ -225,7 +268,7 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
             message = "unknown setting (a typo?)"
         elif "input" in problem and problem["type"] not in ("value_error",):
             message += f" (got {problem['input']!r})"
-        lines.append(f"{_place(loc)}: {message}")
+        lines.append(f"{_place(loc)}: {message}" if loc else message)
     return lines
 
 

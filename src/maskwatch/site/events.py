@@ -202,8 +202,9 @@ class EventSink:
     records an event for each person the tracker decides (Sink protocol plus write_people)."""
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
-                 margin: float = 1.0, forget_after: int = 100) -> None:
+                 margin: float = 1.0, forget_after: int = 100, on_event=None) -> None:
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
+        self.on_event = on_event  # called with each stored event (alerts); it must not block
         self.forget_after = forget_after  # frames: a view of a track gone this long (never a person) is dropped
         self.last_frame: dict[int, int] = {}  # track id -> index of the frame it was last in
         self.annotator = FaceAnnotator(blur=True, show_counts=False)
@@ -243,7 +244,10 @@ class EventSink:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
-            self.recorded.append(self.store.record(self.camera, zone, track, None if view is None else view[1]))
+            stored = self.store.record(self.camera, zone, track, None if view is None else view[1])
+            self.recorded.append(stored)
+            if self.on_event is not None:
+                self.on_event(stored)
 
     def close(self) -> None:
         self.views.clear()

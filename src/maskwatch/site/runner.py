@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from maskwatch.faces import CLASSES
 from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
+from maskwatch.site.alerts import WebhookNotifier, WebhookRule
 from maskwatch.site.events import EventSink, EventStore
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.process import FrameProcessor
@@ -41,13 +42,18 @@ class Site:
         storage = config.storage
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)
+        self.alerts = WebhookNotifier([
+            WebhookRule(hook.url, hook.secret, labels=tuple(hook.labels), cameras=tuple(hook.cameras),
+                        zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries)
+            for hook in config.alerts.webhooks])
         self.cameras_by_id: dict[str, SiteCamera] = {}
         for camera_id, camera in config.cameras.items():
             reader = CameraReader(camera.source, stall_timeout=camera.stall_timeout, retry_max=camera.retry_max,
                                   name=camera_id)
             processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
             live = LatestFrameSink(blur=storage.privacy)
-            events = EventSink(self.store, camera_id, camera.zones)
+            events = EventSink(self.store, camera_id, camera.zones,
+                               on_event=self.alerts.notify if self.alerts.rules else None)
             worker = CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps)
             self.cameras_by_id[camera_id] = SiteCamera(camera_id, camera, worker, live)
         self._stop = threading.Event()
@@ -55,6 +61,7 @@ class Site:
 
     def start(self) -> Site:
         self.store.enforce_retention()
+        self.alerts.start()
         for camera in self.cameras_by_id.values():
             camera.worker.start()
         self._retention.start()
@@ -64,6 +71,7 @@ class Site:
         self._stop.set()
         for camera in self.cameras_by_id.values():
             camera.worker.stop()
+        self.alerts.stop()
         self.store.close()
 
     def _sweep(self) -> None:
