@@ -1,6 +1,6 @@
 # A newcomer's two commands: `make demo` and `make test`. Both create .venv on first use;
-# `make test` also installs Debian's chromium and GStreamer's RTSP server when they are missing
-# (see `browser` and `rtsp`).
+# `make test` also installs Debian's chromium, GStreamer's RTSP server and mosquitto when they
+# are missing (see `browser`, `rtsp` and `mqtt-broker`).
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
@@ -8,7 +8,7 @@ MASKWATCH := $(VENV)/bin/maskwatch
 SAMPLE := sample/face-mask-detection
 DEMO_OUT := demo-output
 
-.PHONY: setup demo test browser rtsp bench-venv clean
+.PHONY: setup demo test browser rtsp mqtt-broker bench-venv clean
 
 setup: $(VENV)/.installed
 
@@ -27,7 +27,7 @@ demo: setup
 	@echo "The study's report: $(DEMO_OUT)/study/report.html"
 	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
 
-test: setup browser rtsp
+test: setup browser rtsp mqtt-broker
 	$(VENV)/bin/pytest
 
 # What the tests need outside .venv, installed system-wide and only when missing: Debian's
@@ -52,6 +52,13 @@ rtsp:
 	  echo "installing GStreamer's RTSP server for the camera tests (system-wide, apt-get)"; \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(RTSP_PACKAGES); }
+
+# The MQTT tests start their own mosquitto on loopback (the package's service is not needed).
+mqtt-broker:
+	@[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || { \
+	  echo "installing Debian's mosquitto for the MQTT tests (system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto; }
 
 # The FPS benchmark's baseline (res10 SSD, Caffe) needs OpenCV 4: a venv of its own.
 bench-venv:

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT, SAMPLE
 
 EXTRAS = {"train": ["sklearn", "torch", "matplotlib", "safetensors", "pycocotools"],
-          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy"]}
+          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho"]}
 
 RUN_WITHOUT = """
 import sys

@@ -17,6 +17,7 @@ from PIL import Image
 
 from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
+from tests.mosquitto import Broker, Subscriber
 from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
 from tests.test_alerts import SECRET, Receiver
 from tests.test_cameras import wait_until
@@ -77,20 +78,26 @@ def site(tmp_path_factory, sample_dir):
     rtsp = RtspServer(make_frames(folder / "frames", sample_dir, photos=1), folder / "rtsp.log").start()
     make_video(folder / "till.mp4", sample_dir, frames=6)
     receiver = Receiver(failures=1)  # the first POST fails: the site retries it
+    broker = Broker(folder).start()
+    listener = Subscriber(broker.port, "maskwatch/#")
     try:
-        running = start_site(folder, rtsp, receiver)
+        running = start_site(folder, rtsp, receiver, broker)
     except BaseException:
         rtsp.stop()
         receiver.close()
+        listener.close()
+        broker.stop()
         raise
-    running.rtsp, running.receiver = rtsp, receiver
+    running.rtsp, running.receiver, running.mqtt = rtsp, receiver, listener
     yield running
     running.stop()
     rtsp.stop()
     receiver.close()
+    listener.close()
+    broker.stop()
 
 
-def start_site(folder, rtsp, receiver):
+def start_site(folder, rtsp, receiver, broker):
     return SiteProcess(folder, f"""
   door: {{name: Front door, source: "{rtsp.url}", zones: {{left: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}}}
   till: {{name: Till, source: till.mp4}}
@@ -98,6 +105,7 @@ def start_site(folder, rtsp, receiver):
 """, extra=f"""alerts:
   webhooks: [{{url: "{receiver.url}", secret: "{SECRET}", cameras: [door], retries: 3,
               labels: [with_mask, without_mask, mask_weared_incorrect]}}]
+mqtt: {{host: 127.0.0.1, port: {broker.port}}}
 """)
 
 
@@ -167,6 +175,19 @@ def test_each_door_event_is_posted_to_the_webhook_signed(site):
         assert signature_matches(SECRET, body, signature)
         posted = json.loads(body)["event"]
         assert posted["camera"] == "door" and posted["label"] == stored[posted["id"]]["label"]
+
+
+def test_mqtt_hears_availability_events_and_counts(site):
+    assert wait_until(lambda: site.mqtt.on("maskwatch/available")[-1:] == ["online"], 30)
+    assert wait_until(lambda: site.get("/v1/events", camera="door").json()["events"], 60)
+    assert wait_until(lambda: any(m["type"] == "end" for m in site.mqtt.json_on("maskwatch/events")), 30)
+    messages = site.mqtt.json_on("maskwatch/events")
+    ends = [m["event"] for m in messages if m["type"] == "end"]
+    news = [m for m in messages if m["type"] == "new"]
+    assert news and {(m["camera"], m["track_id"]) for m in news} >= {(e["camera"], e["track_id"]) for e in ends}
+    counts = site.mqtt.json_on("maskwatch/door/counts")
+    assert counts and counts[-1]["people"] >= 1 and set(counts[-1]) == {
+        "people", "with_mask", "without_mask", "mask_weared_incorrect"}
 
 
 @pytest.mark.parametrize("params, message", [

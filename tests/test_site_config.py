@@ -28,6 +28,7 @@ def test_the_example_config_is_valid():
     assert config.storage.database == str(EXAMPLE.parent / "maskwatch.db")
     (hook,) = config.alerts.webhooks
     assert hook.secret == "0123456789" and hook.cameras == ["entrance"] and hook.cooldown == 60
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.prefix) == ("127.0.0.1", 1883, "maskwatch")
 
 
 def test_defaults_apply_and_cameras_override(tmp_path):

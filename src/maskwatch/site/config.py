@@ -136,6 +136,18 @@ class AlertsConfig(BaseModel):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
 
 
+class MqttConfig(BaseModel):
+    """A broker to publish availability, events and counts to (Frigate's topic layout)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("maskwatch", pattern=r"^[A-Za-z0-9_/-]+$", description="topic prefix")
+    username: str | None = None
+    password: str | None = None
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -143,6 +155,7 @@ class SiteConfig(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    mqtt: MqttConfig | None = None
 
     @model_validator(mode="after")
     def _some_cameras(self) -> SiteConfig:

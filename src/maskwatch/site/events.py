@@ -202,9 +202,10 @@ class EventSink:
     records an event for each person the tracker decides (Sink protocol plus write_people)."""
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
-                 margin: float = 1.0, forget_after: int = 100, on_event=None) -> None:
+                 margin: float = 1.0, forget_after: int = 100, on_event=None, on_start=None) -> None:
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
-        self.on_event = on_event  # called with each stored event (alerts); it must not block
+        self.on_event = on_event  # called with each stored event (alerts, MQTT); it must not block
+        self.on_start = on_start  # called with a dict for each person coming into view; must not block
         self.forget_after = forget_after  # frames: a view of a track gone this long (never a person) is dropped
         self.last_frame: dict[int, int] = {}  # track id -> index of the frame it was last in
         self.annotator = FaceAnnotator(blur=True, show_counts=False)
@@ -238,6 +239,14 @@ class EventSink:
         crop = image[cy0:cy1, cx0:cx1]
         moved = Face(box=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0), label=face.label, probabilities=face.probabilities)
         return self.annotator.annotate(crop, [moved])
+
+    def start_people(self, people: list[Track]) -> None:
+        if self.on_start is None:
+            return
+        for track in people:
+            zone = zone_of(track.box, *self.size, self.zones) if self.size else None
+            self.on_start({"camera": self.camera, "zone": zone, "track_id": track.track_id, "label": track.label,
+                           "first_seen": track.first_seen})
 
     def write_people(self, people: list[Track]) -> None:
         for track in people:

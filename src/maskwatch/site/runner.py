@@ -46,14 +46,22 @@ class Site:
             WebhookRule(hook.url, hook.secret, labels=tuple(hook.labels), cameras=tuple(hook.cameras),
                         zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries)
             for hook in config.alerts.webhooks])
+        self.mqtt = None
+        if config.mqtt is not None:
+            from maskwatch.site.mqtt import MqttPublisher
+
+            self.mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, config.mqtt.prefix, config.mqtt.username,
+                                      config.mqtt.password, counts_of=self.today_counts)
+        on_event = [listener for listener in (self.alerts.notify if self.alerts.rules else None,
+                                              self.mqtt.event_recorded if self.mqtt else None) if listener]
         self.cameras_by_id: dict[str, SiteCamera] = {}
         for camera_id, camera in config.cameras.items():
             reader = CameraReader(camera.source, stall_timeout=camera.stall_timeout, retry_max=camera.retry_max,
                                   name=camera_id)
             processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
             live = LatestFrameSink(blur=storage.privacy)
-            events = EventSink(self.store, camera_id, camera.zones,
-                               on_event=self.alerts.notify if self.alerts.rules else None)
+            events = EventSink(self.store, camera_id, camera.zones, on_event=_fan_out(on_event),
+                               on_start=self.mqtt.person_started if self.mqtt else None)
             worker = CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps)
             self.cameras_by_id[camera_id] = SiteCamera(camera_id, camera, worker, live)
         self._stop = threading.Event()
@@ -62,6 +70,8 @@ class Site:
     def start(self) -> Site:
         self.store.enforce_retention()
         self.alerts.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
         for camera in self.cameras_by_id.values():
             camera.worker.start()
         self._retention.start()
@@ -72,22 +82,37 @@ class Site:
         for camera in self.cameras_by_id.values():
             camera.worker.stop()
         self.alerts.stop()
+        if self.mqtt is not None:
+            self.mqtt.stop()
         self.store.close()
 
     def _sweep(self) -> None:
         while not self._stop.wait(RETENTION_EVERY):
             self.store.enforce_retention()
 
-    def cameras(self) -> list[dict]:
-        """Each camera: id, name, zones, stream state, and today's people (UTC) from the database."""
-        today = time.time() // 86400 * 86400
-        totals: dict[str, dict] = {}
-        for row in self.store.counts(since=today):
-            total = totals.setdefault(row["camera"], {"people": 0, **{c: 0 for c in CLASSES}})
+    def today_counts(self, camera: str) -> dict:
+        """Today's (UTC) people on `camera`, in total and per voted label, from the database."""
+        total = {"people": 0, **{c: 0 for c in CLASSES}}
+        for row in self.store.counts(camera=camera, since=time.time() // 86400 * 86400):
             for key in total:
                 total[key] += row[key]
+        return total
+
+    def cameras(self) -> list[dict]:
+        """Each camera: id, name, zones, stream state, and today's people (UTC) from the database."""
         return [{"id": camera_id, "name": camera.config.name, "source": redact_source(camera.config.source),
-                 "zones": list(camera.config.zones),
-                 "fps_target": camera.config.fps, **camera.worker.state(),
-                 "today": totals.get(camera_id, {"people": 0, **{c: 0 for c in CLASSES}})}
+                 "zones": list(camera.config.zones), "fps_target": camera.config.fps, **camera.worker.state(),
+                 "today": self.today_counts(camera_id)}
                 for camera_id, camera in self.cameras_by_id.items()]
+
+
+def _fan_out(listeners: list):
+    """One callback calling each listener in turn (None when there are none)."""
+    if not listeners:
+        return None
+
+    def call(value) -> None:
+        for listener in listeners:
+            listener(value)
+
+    return call

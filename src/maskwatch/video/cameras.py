@@ -170,7 +170,8 @@ class CameraWorker:
     Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
     Unix time (so events carry real times). When the stream is lost, the tracks end at once:
     people seen before a reconnect are decided and handed to the sinks, not carried over.
-    Sinks with a write_people(tracks) method get each decided person once.
+    Sinks with a write_people(tracks) method get each decided person once; sinks with a
+    start_people(tracks) method hear first of each person as they come into view.
     """
 
     def __init__(self, camera_id: str, reader: CameraReader, processor, sinks: list, fps: float) -> None:
@@ -216,6 +217,7 @@ class CameraWorker:
                 faces, detected = self.processor(frame)
                 for sink in self.sinks:
                     sink.write(frame, faces, detected)
+                self._hand_out(self.processor.take_started_people(), "start_people")
                 self._hand_out(self.processor.take_finished_people())
                 self.last_error = None
             except Exception as err:  # noqa: BLE001 - one bad frame or sink must not end the camera
@@ -227,10 +229,10 @@ class CameraWorker:
         tracker = getattr(self.processor, "tracker", None)
         return tracker.flush() if tracker is not None else []
 
-    def _hand_out(self, people: list) -> None:
+    def _hand_out(self, people: list, method: str = "write_people") -> None:
         if not people:
             return
         for sink in self.sinks:
-            write_people = getattr(sink, "write_people", None)
-            if write_people is not None:
-                write_people(people)
+            hand = getattr(sink, method, None)
+            if hand is not None:
+                hand(people)

@@ -52,6 +52,10 @@ class FrameProcessor:
         """The people decided so far (tracks long enough to vote on), finished or active."""
         return self.tracker.people() if self.tracker is not None else []
 
+    def take_started_people(self) -> list[Track]:
+        """People who came into view since the last call (their track just got long enough)."""
+        return self.tracker.take_started() if self.tracker is not None else []
+
     def take_finished_people(self) -> list[Track]:
         """People whose track ended since the last call: their vote is final (one event each)."""
         if self.tracker is None:

@@ -49,6 +49,7 @@ class FaceTracker:
         self.finished: list[Track] = []
         self._next_id = 1
         self._handed_out = 0  # how many of `finished` take_finished() has returned already
+        self._started: list[Track] = []  # tracks that just became people (reached min_hits)
 
     def update(self, faces: list[Face], timestamp: float) -> list[Face]:
         """Faces of one frame -> the same faces with track_id and the track's voted label."""
@@ -70,7 +71,7 @@ class FaceTracker:
             track = assigned[i]
             seen.add(track.track_id)
             track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
-            track.hits += 1
+            self._count_hit(track)
             if face.probabilities is not None:
                 track.probability_sum += np.array(face.probabilities)
             out.append(replace(face, track_id=track.track_id, label=track.label or face.label,
@@ -94,7 +95,7 @@ class FaceTracker:
         """
         for track in self.active:
             if track.missed == 0:
-                track.hits += 1
+                self._count_hit(track)
                 track.last_seen = timestamp
         return self.current()
 
@@ -102,6 +103,16 @@ class FaceTracker:
         """The faces as last seen, for frames on which detection is skipped to save time."""
         return [Face(box=t.box, label=t.label, probabilities=t.probabilities if t.label else None,
                      score=t.score, track_id=t.track_id) for t in self.active if t.missed == 0]
+
+    def _count_hit(self, track: Track) -> None:
+        track.hits += 1
+        if track.hits == self.min_hits:
+            self._started.append(track)
+
+    def take_started(self) -> list[Track]:
+        """Tracks that became people (min_hits frames) since the last call: a person is in view."""
+        started, self._started = self._started, []
+        return started
 
     def take_finished(self) -> list[Track]:
         """Tracks that ended since the last call and were long enough to be a person.
