@@ -122,6 +122,15 @@ def test_cameras_report_their_state(site):
     assert set(cameras["till"]["today"]) == {"people", "with_mask", "without_mask", "mask_weared_incorrect"}
 
 
+def test_metrics_carry_a_camera_label(site):
+    assert wait_until(lambda: site.camera("door")["connected"], 60)
+    text = site.get("/metrics").text
+    assert 'maskwatch_camera_up{camera="door"} 1.0' in text
+    assert 'maskwatch_camera_up{camera="dead"} 0.0' in text
+    assert 'maskwatch_camera_people_today{camera="till",label="with_mask"}' in text
+    assert 'maskwatch_camera_fps{camera="door"}' in text
+
+
 def test_a_camera_frame_is_a_jpeg(site):
     assert wait_until(lambda: site.get("/v1/cameras/door/frame.jpg").status_code == 200, 60)
     response = site.get("/v1/cameras/door/frame.jpg")

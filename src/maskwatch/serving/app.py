@@ -134,8 +134,10 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     if site is not None:
         from maskwatch.site.api import site_routes
+        from maskwatch.site.metrics import SiteCollector
 
         app.include_router(site_routes(site))
+        metrics.registry.register(SiteCollector(site))
 
     @app.get("/v1/classes")
     def classes() -> list[str]:
