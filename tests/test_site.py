@@ -2,6 +2,7 @@
 headless Chromium, with a real RTSP camera that is stopped and restarted, a looped file and a
 camera that never answers."""
 
+import csv
 import io
 import json
 import os
@@ -197,6 +198,19 @@ def test_mqtt_hears_availability_events_and_counts(site):
     counts = site.mqtt.json_on("maskwatch/door/counts")
     assert counts and counts[-1]["people"] >= 1 and set(counts[-1]) == {
         "people", "with_mask", "without_mask", "mask_weared_incorrect"}
+
+
+def test_the_daily_report_is_csv(site):
+    assert wait_until(lambda: site.get("/v1/events", camera="door").json()["events"], 60)
+    response = site.get("/v1/report.csv")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    door = [r for r in rows if r["camera"] == "door"]
+    assert door and sum(int(r["people"]) for r in door) >= 1
+    recent = {time.strftime("%Y-%m-%d", time.gmtime(time.time() - lag)) for lag in (0, 3600)}  # near midnight
+    assert all(r["date"] in recent for r in door)
+    bad = site.get("/v1/report.csv", **{"from": "2026-02-30"})
+    assert bad.status_code == 400 and "from must be a date written YYYY-MM-DD" in bad.json()["error"]
 
 
 @pytest.mark.parametrize("params, message", [

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from maskwatch.faces import CLASSES
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
+from maskwatch.site.report import daily_rows, report_range, to_csv
 from maskwatch.site.runner import Site
 
 
@@ -84,6 +85,22 @@ def site_routes(site: Site) -> APIRouter:
             row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
             row["snapshot"] = f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None
         return JSONResponse({"events": rows})
+
+    @router.get("/report.csv", response_class=Response,
+                responses={200: {"description": "Daily compliance per camera and zone (UTC days)",
+                                 "content": {"text/csv": {"schema": {"type": "string"}}}},
+                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))})
+    def report(start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (default: 6 days before to)"),
+               end: str | None = Query(None, alias="to", description="last day, YYYY-MM-DD (default: today, UTC)")) -> Response:
+        """One row per day, camera and zone: people per voted label and the compliant share."""
+        try:
+            first, last = report_range(start, end)
+        except ValueError as err:
+            return _error(400, str(err))
+        since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
+        body = to_csv(daily_rows(site.store.counts(since=since), first, last))
+        return Response(body, media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="maskwatch-{first}-{last}.csv"'})
 
     @router.get("/snapshots/{name}", response_class=Response,
                 responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")))
