@@ -264,6 +264,26 @@ def still_clip(path, sample_dir, frames=6):
     return path
 
 
+def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
+    ensure_door_events(site)
+    page.goto(site.base + "/")
+    page.wait_for_selector("#events:not([hidden])", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
+    assert page.query_selector('#event-list tr[data-camera="door"] img') is not None  # the blurred snapshot
+    page.select_option("#filter-camera", "dead")  # a camera that never sent a frame has no event
+    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 0", timeout=20_000)
+    page.select_option("#filter-camera", "door")
+    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
+    cameras = {row.get_attribute("data-camera") for row in page.query_selector_all("#event-list tr.event")}
+    assert cameras == {"door"}
+    label = page.query_selector("#event-list tr.event").get_attribute("data-label")
+    page.select_option("#filter-label", label)
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.label === '{label}')",
+        timeout=20_000)
+    assert page.get_attribute("#report-link", "href") == "/v1/report.csv"
+
+
 def test_stopping_the_site_loses_no_event(tmp_path, sample_dir):
     still_clip(tmp_path / "till.mp4", sample_dir)
     running = SiteProcess(tmp_path, "  till: {source: till.mp4}\n")
