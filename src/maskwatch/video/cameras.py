@@ -107,9 +107,11 @@ class CameraReader:
         os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_OPTIONS)
         if self.source.startswith("webcam:"):
             return cv2.VideoCapture(int(self.source[7:]))
-        timeout_ms = int(self.stall_timeout * 1000)
+        # Measured (benchmarks/stream_timeouts.py): OpenCV gives up on a stalled stream after about
+        # three read timeouts, so a third of stall_timeout drops it after about stall_timeout.
+        open_ms, read_ms = int(self.stall_timeout * 1000), max(1, int(self.stall_timeout * 1000 / 3))
         return cv2.VideoCapture(self.source, cv2.CAP_FFMPEG,
-                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms])
 
     def _run(self) -> None:
         failures = 0
