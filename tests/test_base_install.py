@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT, SAMPLE
 
 EXTRAS = {"train": ["sklearn", "torch", "matplotlib", "safetensors", "pycocotools"],
-          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette"]}
+          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho"]}
 
 RUN_WITHOUT = """
 import sys
@@ -50,6 +50,7 @@ COMMANDS = [
     (["train-detector", str(SAMPLE), "--out", "OUT"], "train"),
     (["export-detector", "RUN", "--out", "OUT"], "train"),
     (["serve", "--port", "1"], "serve"),
+    (["run", "--config", "OUT"], "serve"),
 ]
 
 

@@ -27,7 +27,7 @@ def _fail(message: str) -> None:
 # What each extra brings that commands import (import names, not package names).
 EXTRA_MODULES = {
     "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
-    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL"),
+    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho"),  # pydantic: typer needs it already
 }
 
 
@@ -466,6 +466,46 @@ def serve(
     typer.echo(f"maskwatch serving on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
+    check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras and stop.")] = False,
+) -> None:
+    """Run a whole site from one YAML file: every camera, the API and the dashboard."""
+    _need("run", "serve")
+    from maskwatch.site.config import SiteConfigError, load_site_config, redact_source
+
+    try:
+        site = load_site_config(config)
+    except SiteConfigError as err:
+        for line in str(err).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"{config}: {len(site.cameras)} cameras")
+    for camera_id, camera in site.cameras.items():
+        zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
+        typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}, {camera.fps:g} fps, "
+                   f"detect every {camera.detect_every}{zones}")
+    if check:
+        return
+    import uvicorn
+
+    from maskwatch.detection.detector import Detector
+    from maskwatch.serving.app import create_app
+    from maskwatch.site.runner import Site
+
+    try:
+        detector = Detector.load()
+        site_runner = Site(site, detector)
+    except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
+        _fail(str(err))
+    host, port = site.server.host, site.server.port
+    typer.echo(f"maskwatch site on http://{host}:{port}/ (API docs at /docs); events in {site.storage.database}")
+    uvicorn.run(create_app(detector, site=site_runner), host=host, port=port, log_level="warning")
+
+
 
 
 @app.command()

@@ -46,8 +46,9 @@ class Metrics:
         self.faces = Counter("maskwatch_faces", "Faces detected, per class", ["label"], registry=self.registry)
 
 
-def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
-    """The service around an already loaded Detector."""
+def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -> FastAPI:
+    """The service around an already loaded Detector; with a site (site.runner.Site), also its
+    cameras and events (/v1/cameras, /v1/events), run for as long as the server runs."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         # The live view watches its source for as long as the server runs.
@@ -55,9 +56,13 @@ def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
             from maskwatch.serving.live import LiveMonitor
 
             app.state.live = LiveMonitor(settings.source, detector, blur=settings.blur).start()
+        if site is not None:
+            site.start()
         yield
         if app.state.live is not None:
             app.state.live.stop()
+        if site is not None:
+            site.stop()
 
     app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
@@ -83,7 +88,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok", "classifier": detector.classifier.info.get("model"),
-                "live": settings.source is not None}
+                "live": settings.source is not None, "site": site is not None}
 
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={200: {"description": "Prometheus text format",
@@ -126,6 +131,13 @@ def create_app(detector, settings: ServeSettings = ServeSettings()) -> FastAPI:
         if jpeg is None:
             return JSONResponse({"error": "no live frame yet"}, status_code=404)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    if site is not None:
+        from maskwatch.site.api import site_routes
+        from maskwatch.site.metrics import SiteCollector
+
+        app.include_router(site_routes(site))
+        metrics.registry.register(SiteCollector(site))
 
     @app.get("/v1/classes")
     def classes() -> list[str]:

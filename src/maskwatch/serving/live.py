@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 
 import cv2
 
 from maskwatch.render import FaceAnnotator
+from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import read_frames
 from maskwatch.video.tracker import FaceTracker, compliance
 
@@ -32,6 +34,7 @@ class LiveMonitor:
         self.frames = 0
         self.errors: deque[str] = deque(maxlen=20)
         self.tracker = FaceTracker()
+        self.processor = FrameProcessor(detector, self.tracker, detect_every=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskwatch-live", daemon=True)
 
@@ -50,10 +53,11 @@ class LiveMonitor:
             for frame in read_frames(self.source, errors):
                 if self._stop.is_set():
                     return
-                detected = self.detector.detect(frame.image)
-                now = time.monotonic() - started
+                # The tracker's clock is the monitor's, not the source's: a looped file restarts at 0.
+                frame = replace(frame, timestamp=time.monotonic() - started)
+                now = frame.timestamp
                 with self.lock:
-                    faces = self.tracker.update(detected, now)
+                    faces, _ = self.processor(frame)
                     self._record(now)
                     self.frames += 1
                 ok, encoded = cv2.imencode(".jpg", self.annotator.annotate(frame.image, faces))

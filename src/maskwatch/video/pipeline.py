@@ -1,38 +1,28 @@
 """`maskwatch detect`: the whole loop, frames in, labelled faces and annotated outputs out.
 
+    processor = FrameProcessor(detector, FaceTracker(), detect_every)
     for frame in read_frames(source):
-        faces = tracker.update(detector.detect(frame.image), frame.timestamp)
-        writer.write(frame, faces)
+        faces, detected = processor(frame)
+        for sink in sinks: sink.write(frame, faces, detected)
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-
-from maskwatch.atomic import atomic_path, write_bytes, write_text
-from maskwatch.faces import Face, frame_record
+from maskwatch.atomic import atomic_path, write_text
 from maskwatch.progress import progress_bar
-from maskwatch.render import FaceAnnotator
-from maskwatch.video.sources import Frame, SourceInfo, describe_source, read_frames
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, frame_line  # noqa: F401 (frame_line: kept importable here)
+from maskwatch.video.sources import SourceInfo, describe_source, read_frames
 from maskwatch.video.tracker import FaceTracker, compliance, per_minute_counts
 
 
 # On video, detect on every second frame and carry tracked faces over the one between: twice
 # the frame rate, and at 25 FPS a face moves a few pixels in 40 ms (BENCHMARKS.md, FPS).
 DEFAULT_DETECT_EVERY = 2
-
-
-def frame_line(frame: Frame, faces: list[Face], detected: bool = True) -> dict:
-    """The JSON line of one image or frame (faces.frame_record, placed in its source)."""
-    height, width = frame.image.shape[:2]
-    return frame_record(faces, width, height, frame=frame.index, name=frame.name, time=frame.timestamp,
-                        detected=detected)
 
 
 @dataclass
@@ -46,44 +36,26 @@ class DetectResult:
     summary: dict = field(default_factory=dict)
 
 
-class _MediaWriter:
-    """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names."""
+def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: DetectResult,
+               max_frames: int | None = None) -> None:
+    """The loop: each frame through the processor, then to every sink in order.
 
-    def __init__(self, out: Path, info: SourceInfo, blur: bool) -> None:
-        self.out, self.info = out, info
-        self.annotator = FaceAnnotator(blur=blur)
-        self.video = None
-        self.video_tmp: Path | None = None
-        self.written: list[Path] = []
-
-    def write(self, frame: Frame, faces: list[Face]) -> None:
-        drawn = self.annotator.annotate(frame.image, faces)
-        if self.info.kind == "image" or self.info.kind == "folder":
-            ok, encoded = cv2.imencode(".jpg", drawn)
-            if ok:
-                write_bytes(self.out / f"{frame.name}.jpg", encoded.tobytes())
-                self.written.append(self.out / f"{frame.name}.jpg")
-            return
-        if self.video is None:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.info.name}.", suffix=".partial.mp4", dir=self.out)
-            os.close(fd)
-            self.video_tmp = Path(tmp)
-            h, w = drawn.shape[:2]
-            self.video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps or 25.0, (w, h))
-            if not self.video.isOpened():
-                raise RuntimeError(f"{self.out}: OpenCV cannot write mp4 video here")
-        self.video.write(drawn)
-
-    def close(self) -> None:
-        """Finish the video (also after Ctrl-C) and move it into place."""
-        if self.video is not None:
-            self.video.release()
-            target = self.out / f"{self.info.name}.mp4"
-            os.replace(self.video_tmp, target)
-            self.written.append(target)
-            self.video = None
-
-
+    Ctrl-C ends it with result.interrupted set; the sinks are closed whatever happens.
+    """
+    try:
+        for frame in frames:
+            faces, detected = processor(frame)
+            result.frames += 1
+            result.faces += len(faces)
+            for sink in sinks:
+                sink.write(frame, faces, detected)
+            if max_frames is not None and result.frames >= max_frames:
+                break
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        for sink in sinks:
+            sink.close()
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
                progress: bool = True, max_frames: int | None = None, on_frame=None,
                detect_every: int = DEFAULT_DETECT_EVERY, on_line=None) -> DetectResult:
@@ -105,42 +77,27 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     out.mkdir(parents=True, exist_ok=True)
     result = DetectResult(out=out)
     tracker = FaceTracker() if info.kind in ("video", "stream", "webcam") else None
-    media = _MediaWriter(out, info, blur) if save_media else None
-
-    def faces_of(frame: Frame) -> tuple[list[Face], bool]:
-        if tracker is None:
-            return detector.detect(frame.image), True
-        if frame.index % detect_every:
-            return tracker.current(), False
-        return tracker.update(detector.detect(frame.image), frame.timestamp), True
+    processor = FrameProcessor(detector, tracker, detect_every)
+    media = MediaSink(out, info, blur) if save_media else None
 
     lines_path = out / "detections.jsonl"
     with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
+        # The order is the contract: the line is written (and on_line called) before on_frame,
+        # and on_frame before the frame is drawn.
+        sinks: list[Sink] = [JsonLinesSink(lines, on_line)]
+        if on_frame is not None:
+            sinks.append(CallbackSink(on_frame))
+        if media is not None:
+            sinks.append(media)
         frames = read_frames(source, result.errors)
         bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
-                   disable=not progress or info.frames is None)
+                           disable=not progress or info.frames is None)
         try:
-            for frame in bar:
-                faces, detected = faces_of(frame)
-                record = frame_line(frame, faces, detected)
-                lines.write(json.dumps(record) + "\n")
-                result.frames += 1
-                result.faces += len(faces)
-                if on_line is not None:
-                    on_line(record)
-                if on_frame is not None:
-                    on_frame(frame, faces)
-                if media is not None:
-                    media.write(frame, faces)
-                if max_frames is not None and result.frames >= max_frames:
-                    break
-        except KeyboardInterrupt:
-            result.interrupted = True
+            run_frames(bar, processor, sinks, result, max_frames)
         finally:
             bar.close()
             frames.close()
             if media is not None:
-                media.close()
                 result.outputs.extend(media.written)
     result.outputs.append(lines_path)
     if tracker is not None:

@@ -22,6 +22,7 @@ class Track:
     last_seen: float
     hits: int = 0
     missed: int = 0
+    score: float | None = None  # the detector's score at the last match, shown on carried frames
     probability_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))
 
     @property
@@ -47,6 +48,8 @@ class FaceTracker:
         self.active: list[Track] = []
         self.finished: list[Track] = []
         self._next_id = 1
+        self._handed_out = 0  # how many of `finished` take_finished() has returned already
+        self._started: list[Track] = []  # tracks that just became people (reached min_hits)
 
     def update(self, faces: list[Face], timestamp: float) -> list[Face]:
         """Faces of one frame -> the same faces with track_id and the track's voted label."""
@@ -67,8 +70,8 @@ class FaceTracker:
         for i, face in enumerate(faces):
             track = assigned[i]
             seen.add(track.track_id)
-            track.box, track.last_seen, track.missed = face.box, timestamp, 0
-            track.hits += 1
+            track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
+            self._count_hit(track)
             if face.probabilities is not None:
                 track.probability_sum += np.array(face.probabilities)
             out.append(replace(face, track_id=track.track_id, label=track.label or face.label,
@@ -84,10 +87,47 @@ class FaceTracker:
         self.active = still
         return out
 
+    def carry(self, timestamp: float) -> list[Face]:
+        """The faces as last seen, carried over a frame on which detection was skipped.
+
+        Each visible track counts the frame (hits, last_seen) as seen: with detection on every
+        n-th frame, a person held for min_hits frames is still a person. Its vote is unchanged.
+        """
+        for track in self.active:
+            if track.missed == 0:
+                self._count_hit(track)
+                track.last_seen = timestamp
+        return self.current()
+
     def current(self) -> list[Face]:
         """The faces as last seen, for frames on which detection is skipped to save time."""
         return [Face(box=t.box, label=t.label, probabilities=t.probabilities if t.label else None,
-                     track_id=t.track_id) for t in self.active if t.missed == 0]
+                     score=t.score, track_id=t.track_id) for t in self.active if t.missed == 0]
+
+    def _count_hit(self, track: Track) -> None:
+        track.hits += 1
+        if track.hits == self.min_hits:
+            self._started.append(track)
+
+    def take_started(self) -> list[Track]:
+        """Tracks that became people (min_hits frames) since the last call: a person is in view."""
+        started, self._started = self._started, []
+        return started
+
+    def take_finished(self) -> list[Track]:
+        """Tracks that ended since the last call and were long enough to be a person.
+
+        A finished track's vote no longer changes: it is what an event records, once.
+        """
+        new = self.finished[self._handed_out:]
+        self._handed_out = len(self.finished)
+        return [t for t in new if t.hits >= self.min_hits]
+
+    def flush(self) -> list[Track]:
+        """End every active track now (a stream stopped or reconnects) and return the new people."""
+        self.finished.extend(self.active)
+        self.active = []
+        return self.take_finished()
 
     def people(self) -> list[Track]:
         """Every track long enough to be a person, finished or still active."""

@@ -1,0 +1,129 @@
+"""Alerts by webhook: a JSON POST per matching event, signed with HMAC-SHA256, retried with backoff.
+
+Delivery runs on its own thread from a bounded queue, so a slow or dead receiver never holds up
+a camera: notify() only enqueues. A rule picks events by voted label, camera and zone; every
+event is one decided person, so a person alerts at most once, and `cooldown` seconds quiets a
+camera after an alert (a crowd at the door is one alert, not twenty).
+
+The receiver checks the signature over the exact body bytes:
+    X-Maskwatch-Signature: sha256=<hex HMAC-SHA256(secret, body)>
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+SIGNATURE_HEADER = "X-Maskwatch-Signature"
+NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value for `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
+    """For receivers: does `header` sign `body` with `secret` (constant-time compare)."""
+    return header is not None and hmac.compare_digest(sign(secret, body), header)
+
+
+@dataclass(frozen=True)
+class WebhookRule:
+    """Which events go to `url`: labels (default: not compliant), cameras and zones (default: all)."""
+
+    url: str
+    secret: str
+    labels: tuple[str, ...] = NON_COMPLIANT
+    cameras: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    cooldown: float = 0.0  # seconds after an alert during which the same camera does not alert again
+    retries: int = 5  # further tries after a failed one
+    backoff: float = 1.0  # seconds before the first retry; doubles each time, up to 60 s
+    timeout: float = 5.0  # seconds per try
+
+    def matches(self, event: dict) -> bool:
+        return (event["label"] in self.labels and (not self.cameras or event["camera"] in self.cameras)
+                and (not self.zones or event["zone"] in self.zones))
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    failed: int = 0  # gave up after every retry
+    retried: int = 0
+    dropped: int = 0  # the queue was full: the receiver is far behind
+    quieted: int = 0  # within a cooldown
+    last_error: str | None = None
+
+
+class WebhookNotifier:
+    """Matches events against the rules and delivers them in the background, in order."""
+
+    def __init__(self, rules: list[WebhookRule], queue_size: int = 1000) -> None:
+        self.rules = rules
+        self.stats = DeliveryStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._last_alert: dict[tuple[str, str], float] = {}  # (url, camera) -> monotonic time
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="maskwatch-webhooks", daemon=True)
+
+    def start(self) -> WebhookNotifier:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (within `timeout`), then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._stop.set()
+
+    def notify(self, event: dict) -> None:
+        """Queue the event for every rule it matches; never blocks."""
+        now = time.monotonic()
+        for rule in self.rules:
+            if not rule.matches(event):
+                continue
+            key = (rule.url, event["camera"])
+            if rule.cooldown and now - self._last_alert.get(key, -1e18) < rule.cooldown:
+                self.stats.quieted += 1
+                continue
+            self._last_alert[key] = now
+            try:
+                self._queue.put_nowait((rule, {"type": "event", "event": event}))
+            except queue.Full:
+                self.stats.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._deliver(*item)
+
+    def _deliver(self, rule: WebhookRule, payload: dict) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        request = urllib.request.Request(rule.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", SIGNATURE_HEADER: sign(rule.secret, body),
+            "User-Agent": "maskwatch"})
+        delay = rule.backoff
+        for attempt in range(rule.retries + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=rule.timeout) as response:
+                    response.read()
+                self.stats.sent += 1
+                return
+            except (urllib.error.URLError, OSError) as err:  # HTTPError (4xx/5xx) is a URLError
+                self.stats.last_error = f"{rule.url}: {getattr(err, 'code', None) or err}"
+            if attempt == rule.retries or self._stop.wait(delay):
+                break
+            self.stats.retried += 1
+            delay = min(60.0, delay * 2)
+        self.stats.failed += 1

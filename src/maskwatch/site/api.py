@@ -1,0 +1,113 @@
+"""The site's HTTP routes: cameras and their state, each camera's newest frame, the events.
+
+Mounted on the one FastAPI app (serving/app.py) when `maskwatch run` serves a site; errors are
+JSON {"error": "..."} like the rest of the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from maskwatch.faces import CLASSES
+from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
+from maskwatch.site.report import daily_rows, report_range, to_csv
+from maskwatch.site.runner import Site
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _errors(*pairs: tuple[int, str]) -> dict:
+    return {code: {"description": text, "content": {"application/json": {"schema": ERROR}}} for code, text in pairs}
+
+
+def parse_since(value: str) -> float:
+    """Unix seconds, or an ISO 8601 time (UTC when it names no zone); ValueError says which forms work."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"since must be Unix seconds or an ISO 8601 time such as 2026-11-26T09:00:00Z; got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _iso(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def site_routes(site: Site) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["site"])
+
+    @router.get("/cameras")
+    def cameras() -> JSONResponse:
+        """Every camera of the site: connected, last frame (ISO time), FPS received, frames, reconnects,
+        last error, and today's people per voted label (UTC day, from the database)."""
+        rows = site.cameras()
+        for row in rows:
+            row["last_frame_at"] = _iso(row["last_frame_at"])
+        return JSONResponse(rows)
+
+    @router.get("/cameras/{camera_id}/frame.jpg", response_class=Response,
+                responses=JPEG_RESPONSE | _errors((404, "No such camera, or no frame from it yet")))
+    def camera_frame(camera_id: str) -> Response:
+        camera = site.cameras_by_id.get(camera_id)
+        if camera is None:
+            return _error(404, f"no camera {camera_id!r}; cameras: {', '.join(site.cameras_by_id)}")
+        jpeg = camera.live.jpeg()
+        if jpeg is None:
+            return _error(404, f"no frame from camera {camera_id!r} yet")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @router.get("/events", responses=_errors((400, "A filter that names no camera or class, or a bad time")))
+    def list_events(camera: str | None = None, zone: str | None = None, label: str | None = None,
+                    since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)"),
+                    limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
+        """Decided people, newest first, filtered by camera, zone, voted label and last seen since."""
+        if camera is not None and camera not in site.cameras_by_id:
+            return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(site.cameras_by_id)}")
+        if label is not None and label not in CLASSES:
+            return _error(400, f"label must be one of {', '.join(CLASSES)}; got {label!r}")
+        try:
+            since_seconds = parse_since(since) if since is not None else None
+        except ValueError as err:
+            return _error(400, str(err))
+        rows = site.store.events(camera=camera, zone=zone, label=label, since=since_seconds, limit=limit)
+        for row in rows:
+            row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
+            row["snapshot"] = f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None
+        return JSONResponse({"events": rows})
+
+    @router.get("/report.csv", response_class=Response,
+                responses={200: {"description": "Daily compliance per camera and zone (UTC days)",
+                                 "content": {"text/csv": {"schema": {"type": "string"}}}},
+                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))})
+    def report(start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (default: 6 days before to)"),
+               end: str | None = Query(None, alias="to", description="last day, YYYY-MM-DD (default: today, UTC)")) -> Response:
+        """One row per day, camera and zone: people per voted label and the compliant share."""
+        try:
+            first, last = report_range(start, end)
+        except ValueError as err:
+            return _error(400, str(err))
+        since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
+        body = to_csv(daily_rows(site.store.counts(since=since), first, last))
+        return Response(body, media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="maskwatch-{first}-{last}.csv"'})
+
+    @router.get("/snapshots/{name}", response_class=Response,
+                responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")))
+    def snapshot(name: str) -> Response:
+        path = site.store.snapshot_path(name)
+        if path is None:
+            return _error(404, f"no snapshot {name!r}")
+        return FileResponse(path, media_type="image/jpeg")
+
+    return router

@@ -1,0 +1,290 @@
+"""The site config: one YAML file of cameras (Frigate's shape), validated whole at start.
+
+    defaults:            # any camera setting, for every camera that does not set it
+      fps: 5
+    cameras:
+      entrance:          # the camera's id: letters, digits, _ and -
+        name: Front door
+        source: rtsp://viewer:${CAM1_PASSWORD}@10.0.0.5:554/stream1
+        zones:
+          door: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]   # polygon, 0-1 of width and height
+
+Every problem is collected, not just the first: `load_site_config` raises SiteConfigError with
+one line per problem, each naming the camera and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from maskwatch.faces import CLASSES
+from maskwatch.video.sources import STREAM_PREFIXES
+
+CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ENV_VAR = re.compile(r"\$\{([^}]*)\}")
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
+class SiteConfigError(ValueError):
+    """A config that cannot run: `problems` holds one line per problem."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path, self.problems = path, problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+class CameraSettings(BaseModel):
+    """What `defaults:` may set, and every camera may override."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fps: float = Field(5.0, gt=0, le=60, description="frames analysed per second (the stream may send more)")
+    detect_every: int = Field(2, ge=1, le=100, description="run the detector on every n-th analysed frame, track between")
+    min_face: float = Field(0.0, ge=0, description="smallest face counted, short side in pixels")
+    stall_timeout: float = Field(10.0, gt=0, description="seconds without a frame before the stream counts as dead")
+    retry_max: float = Field(10.0, gt=0, description="longest wait between reconnects, seconds (backoff doubles up to it)")
+
+
+class CameraConfig(CameraSettings):
+    source: str = Field(description="rtsp://, rtsps://, http(s)://, rtmp:// URL, a video file, or webcam:N")
+    name: str = Field("", description="display name (default: the camera's id)")
+    zones: dict[str, list[Point]] = Field(default_factory=dict,
+                                          description="named polygons in 0-1 coordinates of the frame")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value.startswith("webcam:"):
+            if not value[7:].isdigit():
+                raise ValueError(f"webcam sources are written webcam:N, N a device number; got {value!r}")
+        elif "://" in value:
+            if not value.startswith(STREAM_PREFIXES):
+                raise ValueError(f"stream URLs start with one of {', '.join(STREAM_PREFIXES)}; got {value.split('://')[0]}://")
+        elif not Path(value).is_file():
+            raise ValueError(f"no such video file: {value}")
+        return value
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, zones: dict[str, list]) -> dict[str, list]:
+        for name, polygon in zones.items():
+            if not CAMERA_ID.match(name):
+                raise ValueError(f"zone name {name!r} must be letters, digits, _ or -")
+            if len(polygon) < 3:
+                raise ValueError(f"zone {name!r} needs at least 3 points, got {len(polygon)}")
+        return zones
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class StorageConfig(BaseModel):
+    """Where events and counts go, how long they stay, and whether faces are kept at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database: str = Field("maskwatch.db", description="an SQLite file, or an SQLAlchemy URL")
+    snapshots: str = Field("snapshots", description="folder of blurred event snapshots")
+    privacy: bool = Field(False, description="keep no snapshot at all")
+    retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
+
+
+class WebhookConfig(BaseModel):
+    """One receiver of alerts: a JSON POST per matching person, signed with `secret`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="http:// or https:// URL of the receiver")
+    secret: str = Field(min_length=8, description="HMAC-SHA256 key for the X-Maskwatch-Signature header")
+    labels: list[str] = Field(default_factory=lambda: ["without_mask", "mask_weared_incorrect"],
+                              description="voted labels that alert (default: not compliant)")
+    cameras: list[str] = Field(default_factory=list, description="cameras that alert (default: all)")
+    zones: list[str] = Field(default_factory=list, description="zones that alert (default: all)")
+    cooldown: float = Field(0.0, ge=0, description="seconds a camera stays quiet after an alert")
+    retries: int = Field(5, ge=0, le=20, description="tries after a failed one, 1 s apart and doubling")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"webhook URLs start with http:// or https://; got {value!r}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        unknown = [label for label in labels if label not in CLASSES]
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; labels are {', '.join(CLASSES)}")
+        return labels
+
+
+class AlertsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
+
+class MqttConfig(BaseModel):
+    """A broker to publish availability, events and counts to (Frigate's topic layout)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1)
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("maskwatch", pattern=r"^[A-Za-z0-9_/-]+$", description="topic prefix")
+    username: str | None = None
+    password: str | None = None
+
+
+class SiteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cameras: dict[str, CameraConfig]
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    mqtt: MqttConfig | None = None
+
+    @model_validator(mode="after")
+    def _some_cameras(self) -> SiteConfig:
+        if not self.cameras:
+            raise ValueError("cameras: at least one camera is needed")
+        for camera_id, camera in self.cameras.items():
+            if not camera.name:
+                camera.name = camera_id
+        for i, hook in enumerate(self.alerts.webhooks):
+            unknown = [c for c in hook.cameras if c not in self.cameras]
+            if unknown:
+                raise ValueError(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; "
+                                 f"cameras: {', '.join(self.cameras)}")
+        return self
+
+
+def load_site_config(path: Path | str, environ: dict[str, str] | None = None) -> SiteConfig:
+    """Read, substitute ${ENV_VAR}s, merge defaults into each camera and validate the whole file.
+
+    Relative file paths (video sources, database, snapshots) are relative to the config's folder.
+    Raises SiteConfigError listing every problem, each naming the camera and the field.
+    """
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
+    except yaml.YAMLError as err:
+        raise SiteConfigError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
+    if not isinstance(raw, dict):
+        raise SiteConfigError(path, ["expected a mapping with a 'cameras:' section at the top"])
+
+    problems: list[str] = []
+    raw = _substitute_env(raw, environ, (), problems)
+    cameras = raw.get("cameras")
+    defaults = raw.pop("defaults", None) or {}
+    if not isinstance(defaults, dict):
+        problems.append("defaults: expected a mapping of camera settings")
+        defaults = {}
+    else:
+        try:
+            CameraSettings(**defaults)
+        except ValidationError as err:
+            problems.extend(_describe(err, ("defaults",)))
+    if cameras is None:
+        problems.append("cameras: missing; list the cameras under 'cameras:', keyed by id")
+    elif not isinstance(cameras, dict):
+        problems.append("cameras: expected a mapping of camera id -> settings")
+    else:
+        merged = {}
+        for camera_id, camera in cameras.items():
+            if not CAMERA_ID.match(str(camera_id)):
+                problems.append(f"camera {camera_id!r}: the id must be 1-64 letters, digits, _ or -")
+                continue
+            if not isinstance(camera, dict):
+                problems.append(f"camera {camera_id!r}: expected a mapping of settings, got {type(camera).__name__}")
+                continue
+            camera = {**defaults, **camera}
+            if isinstance(camera.get("source"), str) and _is_relative_file(camera["source"]):
+                camera["source"] = str(path.parent / camera["source"])
+            merged[str(camera_id)] = camera
+        raw["cameras"] = merged
+    storage = raw.get("storage")
+    if isinstance(storage, dict):
+        for key in ("database", "snapshots"):
+            value = storage.get(key)
+            if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+                storage[key] = str(path.parent / value)
+    else:
+        raw["storage"] = {"database": str(path.parent / "maskwatch.db"), "snapshots": str(path.parent / "snapshots")}
+    if not problems:
+        try:
+            return SiteConfig(**raw)
+        except ValidationError as err:
+            problems.extend(_describe(err, ()))
+    raise SiteConfigError(path, problems)
+
+
+def _is_relative_file(source: str) -> bool:
+    return "://" not in source and not source.startswith("webcam:") and not Path(source).is_absolute()
+
+
+def _substitute_env(value: Any, environ, where: tuple, problems: list[str]) -> Any:
+    """${NAME} in every string value, from the environment; an unset NAME is a problem named by place."""
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, environ, (*where, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, environ, (*where, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match) -> str:
+        name = match.group(1)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            problems.append(f"{_place(where)}: ${{{name}}} is not a valid environment variable name")
+        elif name not in environ:
+            problems.append(f"{_place(where)}: environment variable {name} is not set")
+        else:
+            return environ[name]
+        return match.group(0)
+
+    return ENV_VAR.sub(lookup, value)
+
+
+def _place(loc: tuple) -> str:
+    """'camera 'entrance', field 'fps'' for ('cameras', 'entrance', 'fps'); dotted otherwise."""
+    loc = tuple(str(p) for p in loc)
+    if len(loc) >= 2 and loc[0] == "cameras":
+        field = ".".join(loc[2:])
+        return f"camera {loc[1]!r}" + (f", field {field!r}" if field else "")
+    return "field " + repr(".".join(loc)) if loc else "file"
+
+
+def _describe(err: ValidationError, prefix: tuple) -> list[str]:
+    lines = []
+    for problem in err.errors():
+        loc = (*prefix, *problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "missing":
+            message = "missing (required)"
+        elif problem["type"] == "extra_forbidden":
+            message = "unknown setting (a typo?)"
+        elif "input" in problem and problem["type"] not in ("value_error",):
+            message += f" (got {problem['input']!r})"
+        lines.append(f"{_place(loc)}: {message}" if loc else message)
+    return lines
+
+
+def redact_source(source: str) -> str:
+    """The source as it may be printed or served: a password in a URL becomes ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", source)

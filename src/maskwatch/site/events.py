@@ -1,0 +1,263 @@
+"""Per-person events and per-minute counts in a real database, through one data layer.
+
+An event is one person the tracker has decided (the vote over the track's frames): camera,
+zone, track id, voted label and its probability, first and last seen (Unix seconds), and a
+snapshot file with the face blurred, or none in privacy mode. Each event is committed on its
+own, with its minute's count, before the next: a restart loses no finished event, and counts
+carry on from the database.
+
+SQLite by default (one file, WAL, synchronous=FULL); any SQLAlchemy URL otherwise. The schema
+is versioned: MIGRATIONS[i] takes a database from version i to i + 1, applied in order at open.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, func,
+                        insert, select, text, update)
+from sqlalchemy.engine import Connection, Engine
+
+from maskwatch.atomic import write_bytes
+from maskwatch.faces import CLASSES, Face
+from maskwatch.render import FaceAnnotator
+from maskwatch.video.sources import Frame
+from maskwatch.video.tracker import Track
+
+NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
+
+metadata = MetaData()
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("camera", String(64), nullable=False, index=True),
+    Column("zone", String(64), nullable=True),
+    Column("track_id", Integer, nullable=False),
+    Column("label", String(32), nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False, index=True),
+    Column("frames", Integer, nullable=False),
+    Column("snapshot", String(255), nullable=True),
+)
+counts = Table(
+    "counts", metadata,
+    Column("camera", String(64), primary_key=True),
+    Column("zone", String(64), primary_key=True),
+    Column("minute", Integer, primary_key=True),  # Unix seconds at the start of the minute
+    Column("people", Integer, nullable=False, default=0),
+    *(Column(label, Integer, nullable=False, default=0) for label in CLASSES),
+)
+
+
+def _create_v1(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[events, counts])
+
+
+MIGRATIONS = [_create_v1]
+
+
+def database_url(database: str) -> str:
+    """An SQLAlchemy URL: a plain path means an SQLite file."""
+    return database if "://" in database else f"sqlite:///{Path(database).resolve()}"
+
+
+class EventStore:
+    """Writes events and counts; reads them back for the API. Safe to share between camera threads."""
+
+    def __init__(self, database: str, snapshots: Path | str | None = None, privacy: bool = False,
+                 retention_days: float = 30.0) -> None:
+        if retention_days <= 0:
+            raise ValueError(f"retention_days must be positive, got {retention_days}")
+        self.url = database_url(database)
+        self.snapshots = Path(snapshots) if snapshots is not None and not privacy else None
+        self.privacy, self.retention_days = privacy, retention_days
+        self.engine = self._connect(self.url)
+        self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
+        self.migrate()
+        if self.snapshots is not None:
+            self.snapshots.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _connect(url: str) -> Engine:
+        if not url.startswith("sqlite"):
+            return create_engine(url, pool_pre_ping=True)
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers (the API) never block the writers
+            cursor.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut too
+            cursor.close()
+
+        return engine
+
+    def migrate(self) -> int:
+        """Bring the schema to the newest version; the version it is at."""
+        with self._write_lock, self.engine.begin() as connection:
+            metadata.create_all(connection, tables=[schema_version])
+            current = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
+            if current > len(MIGRATIONS):
+                raise RuntimeError(f"{self.url}: schema version {current} is newer than this maskwatch "
+                                   f"({len(MIGRATIONS)}); upgrade maskwatch")
+            for version in range(current, len(MIGRATIONS)):
+                MIGRATIONS[version](connection)
+                connection.execute(insert(schema_version).values(version=version + 1))
+            return len(MIGRATIONS)
+
+    def record(self, camera: str, zone: str | None, track: Track, snapshot: np.ndarray | None = None) -> dict:
+        """Store one decided person (and count it in the minute it was last seen); the event as stored."""
+        if track.label is None:
+            raise ValueError(f"track {track.track_id} has no voted label: nothing to record")
+        row = {"camera": camera, "zone": zone, "track_id": track.track_id, "label": track.label,
+               "probability": round(track.probabilities[CLASSES.index(track.label)], 4),
+               "first_seen": track.first_seen, "last_seen": track.last_seen, "frames": track.hits,
+               "snapshot": None}
+        minute = int(track.last_seen // 60) * 60
+        key = (counts.c.camera == camera) & (counts.c.zone == (zone or NO_ZONE)) & (counts.c.minute == minute)
+        with self._write_lock, self.engine.begin() as connection:
+            event_id = connection.execute(insert(events).values(**row)).inserted_primary_key[0]
+            if snapshot is not None and self.snapshots is not None:
+                ok, encoded = cv2.imencode(".jpg", snapshot)
+                if ok:
+                    row["snapshot"] = f"{camera}-{event_id}.jpg"
+                    write_bytes(self.snapshots / row["snapshot"], encoded.tobytes())
+                    connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
+            bump = {"people": counts.c.people + 1, track.label: counts.c[track.label] + 1}
+            if connection.execute(update(counts).where(key).values(**bump)).rowcount == 0:
+                connection.execute(insert(counts).values(
+                    camera=camera, zone=zone or NO_ZONE, minute=minute, people=1,
+                    **{label: int(label == track.label) for label in CLASSES}))
+        return {"id": event_id, **row}
+
+    def events(self, camera: str | None = None, zone: str | None = None, label: str | None = None,
+               since: float | None = None, limit: int = 100) -> list[dict]:
+        """The newest events first, filtered; since: Unix seconds, events last seen at or after it."""
+        query = select(events).order_by(events.c.last_seen.desc(), events.c.id.desc()).limit(limit)
+        if camera is not None:
+            query = query.where(events.c.camera == camera)
+        if zone is not None:
+            query = query.where(events.c.zone == zone)
+        if label is not None:
+            query = query.where(events.c.label == label)
+        if since is not None:
+            query = query.where(events.c.last_seen >= since)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def counts(self, camera: str | None = None, since: float | None = None) -> list[dict]:
+        """Per-minute counts per camera and zone (zone None: outside every zone), oldest first."""
+        query = select(counts).order_by(counts.c.minute, counts.c.camera, counts.c.zone)
+        if camera is not None:
+            query = query.where(counts.c.camera == camera)
+        if since is not None:
+            query = query.where(counts.c.minute >= int(since // 60) * 60)
+        with self.engine.connect() as connection:
+            return [{**row._mapping, "zone": row.zone or None} for row in connection.execute(query)]
+
+    def enforce_retention(self, now: float | None = None) -> int:
+        """Delete events, counts and snapshots older than retention_days; how many events went."""
+        cutoff = (time.time() if now is None else now) - self.retention_days * 86400
+        with self._write_lock, self.engine.begin() as connection:
+            old = connection.execute(select(events.c.snapshot).where(events.c.last_seen < cutoff)).scalars().all()
+            connection.execute(delete(events).where(events.c.last_seen < cutoff))
+            connection.execute(delete(counts).where(counts.c.minute + 60 <= cutoff))
+        if self.snapshots is not None:
+            for name in old:
+                if name:
+                    (self.snapshots / name).unlink(missing_ok=True)
+        return len(old)
+
+    def snapshot_path(self, name: str) -> Path | None:
+        """The file of a snapshot named in an event (None in privacy mode or for a foreign name)."""
+        if self.snapshots is None or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        path = self.snapshots / name
+        return path if path.is_file() else None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def zone_of(face_box, width: int, height: int, zones: dict[str, list]) -> str | None:
+    """The first zone (in config order) holding the centre of `face_box`; None when none does."""
+    x = (face_box[0] + face_box[2]) / 2 / width
+    y = (face_box[1] + face_box[3]) / 2 / height
+    for name, polygon in zones.items():
+        if cv2.pointPolygonTest(np.asarray(polygon, np.float32).reshape(-1, 1, 2), (x, y), False) >= 0:
+            return name
+    return None
+
+
+class EventSink:
+    """The sink a camera's worker writes to: remembers a blurred view of each tracked face and
+    records an event for each person the tracker decides (Sink protocol plus write_people)."""
+
+    def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
+                 margin: float = 1.0, forget_after: int = 100, on_event=None, on_start=None) -> None:
+        self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
+        self.on_event = on_event  # called with each stored event (alerts, MQTT); it must not block
+        self.on_start = on_start  # called with a dict for each person coming into view; must not block
+        self.forget_after = forget_after  # frames: a view of a track gone this long (never a person) is dropped
+        self.last_frame: dict[int, int] = {}  # track id -> index of the frame it was last in
+        self.annotator = FaceAnnotator(blur=True, show_counts=False)
+        self.size: tuple[int, int] | None = None  # width, height of the camera's frames
+        self.views: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (face area, blurred snapshot)
+        self.recorded: list[dict] = []
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        height, width = frame.image.shape[:2]
+        self.size = (width, height)
+        if not detected or self.store.privacy:
+            return
+        for face in faces:
+            if face.track_id is None:
+                continue
+            self.last_frame[face.track_id] = frame.index
+            best = self.views.get(face.track_id)
+            if best is None or face.area > best[0]:
+                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face))
+        for track_id in [t for t, i in self.last_frame.items() if frame.index - i > self.forget_after]:
+            self.views.pop(track_id, None)
+            del self.last_frame[track_id]
+
+    def _snapshot(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The face with a margin around it, the face blurred and boxed in its class colour."""
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = face.box
+        mx, my = face.width * self.margin, face.height * self.margin
+        cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+        cx1, cy1 = min(w, int(x1 + mx) + 1), min(h, int(y1 + my) + 1)
+        crop = image[cy0:cy1, cx0:cx1]
+        moved = Face(box=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0), label=face.label, probabilities=face.probabilities)
+        return self.annotator.annotate(crop, [moved])
+
+    def start_people(self, people: list[Track]) -> None:
+        if self.on_start is None:
+            return
+        for track in people:
+            zone = zone_of(track.box, *self.size, self.zones) if self.size else None
+            self.on_start({"camera": self.camera, "zone": zone, "track_id": track.track_id, "label": track.label,
+                           "first_seen": track.first_seen})
+
+    def write_people(self, people: list[Track]) -> None:
+        for track in people:
+            view = self.views.pop(track.track_id, None)
+            self.last_frame.pop(track.track_id, None)
+            zone = zone_of(track.box, *self.size, self.zones) if self.size else None
+            stored = self.store.record(self.camera, zone, track, None if view is None else view[1])
+            self.recorded.append(stored)
+            if self.on_event is not None:
+                self.on_event(stored)
+
+    def close(self) -> None:
+        self.views.clear()
+        self.last_frame.clear()

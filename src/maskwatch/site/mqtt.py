@@ -1,0 +1,63 @@
+"""MQTT in Frigate's layout, for home-automation and building systems that already listen there.
+
+    <prefix>/available         "online" while the site runs, "offline" (retained; also the last will)
+    <prefix>/events            {"type": "new", ...} when a person comes into view,
+                               {"type": "end", "event": {...}} when their vote is decided and stored
+    <prefix>/<camera>/counts   today's people per voted label on that camera (retained)
+
+paho-mqtt runs its own network thread, reconnects by itself and queues what is published while
+the broker is away (up to `max_queued` messages): publishing never blocks a camera.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+
+
+class MqttPublisher:
+    def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
+                 password: str | None = None, counts_of: Callable[[str], dict] | None = None,
+                 max_queued: int = 1000) -> None:
+        self.host, self.port, self.prefix = host, port, prefix.rstrip("/")
+        self.counts_of = counts_of
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"maskwatch-{self.prefix}")
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.will_set(self.topic("available"), "offline", qos=1, retain=True)
+        self.client.max_queued_messages_set(max_queued)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+
+    def topic(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts))
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure:
+            client.publish(self.topic("available"), "online", qos=1, retain=True)
+
+    def start(self) -> MqttPublisher:
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        """Say "offline" (a clean stop sends no last will), then disconnect."""
+        info = self.client.publish(self.topic("available"), "offline", qos=1, retain=True)
+        if self.client.is_connected():
+            info.wait_for_publish(timeout=5)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def person_started(self, start: dict) -> None:
+        self._publish(self.topic("events"), {"type": "new", **start})
+
+    def event_recorded(self, event: dict) -> None:
+        self._publish(self.topic("events"), {"type": "end", "event": event})
+        if self.counts_of is not None:
+            self._publish(self.topic(event["camera"], "counts"), self.counts_of(event["camera"]), retain=True)
+
+    def _publish(self, topic: str, payload: dict, retain: bool = False) -> None:
+        self.client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=retain)

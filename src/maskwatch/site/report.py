@@ -1,0 +1,58 @@
+"""The daily compliance report: per UTC day, camera and zone, people per voted label, as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta, timezone
+
+from maskwatch.faces import CLASSES
+
+REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, "compliance")
+MAX_DAYS = 366
+
+
+def parse_day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a date written YYYY-MM-DD; got {value!r}") from None
+
+
+def report_range(start: str | None, end: str | None, today: date | None = None) -> tuple[date, date]:
+    """The days asked for (both included): by default the last 7 days up to today (UTC)."""
+    today = today or datetime.now(timezone.utc).date()
+    last = parse_day(end, "to") if end else today
+    first = parse_day(start, "from") if start else last - timedelta(days=6)
+    if first > last:
+        raise ValueError(f"from ({first}) is after to ({last})")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise ValueError(f"a report covers at most {MAX_DAYS} days; asked for {(last - first).days + 1}")
+    return first, last
+
+
+def daily_rows(counts: list[dict], first: date, last: date) -> list[dict]:
+    """Per-minute count rows (EventStore.counts) summed per day, camera and zone, in that order."""
+    days: dict[tuple, dict] = {}
+    for row in counts:
+        day = datetime.fromtimestamp(row["minute"], timezone.utc).date()
+        if not first <= day <= last:
+            continue
+        key = (day.isoformat(), row["camera"], row["zone"] or "")
+        total = days.setdefault(key, {"people": 0, **{c: 0 for c in CLASSES}})
+        for field in total:
+            total[field] += row[field]
+    rows = []
+    for (day, camera, zone), total in sorted(days.items()):
+        share = total["with_mask"] / total["people"] if total["people"] else None
+        rows.append({"date": day, "camera": camera, "zone": zone, **total,
+                     "compliance": "" if share is None else f"{share:.3f}"})
+    return rows
+
+
+def to_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

@@ -1,0 +1,118 @@
+"""The site runner: every camera of a SiteConfig in its own worker, one event store, one detector.
+
+    site = Site(load_site_config("site.yaml"), Detector.load()).start()
+    site.cameras()            # state of each camera, for the API and the page
+    site.stop()               # people still in view are decided and recorded
+
+The models load once and are shared by the cameras' threads (ONNX Runtime sessions are
+thread-safe); each camera reads, reconnects and analyses on its own threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from maskwatch.faces import CLASSES
+from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
+from maskwatch.site.alerts import WebhookNotifier, WebhookRule
+from maskwatch.site.events import EventSink, EventStore
+from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sinks import LatestFrameSink
+from maskwatch.video.tracker import FaceTracker
+
+RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at start)
+
+
+@dataclass
+class SiteCamera:
+    """One camera at run time: its settings, its worker and its newest frame."""
+
+    camera_id: str
+    config: CameraConfig
+    worker: CameraWorker
+    live: LatestFrameSink
+
+
+class Site:
+    def __init__(self, config: SiteConfig, detector) -> None:
+        self.config = config
+        storage = config.storage
+        self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
+                                retention_days=storage.retention_days)
+        self.alerts = WebhookNotifier([
+            WebhookRule(hook.url, hook.secret, labels=tuple(hook.labels), cameras=tuple(hook.cameras),
+                        zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries)
+            for hook in config.alerts.webhooks])
+        self.mqtt = None
+        if config.mqtt is not None:
+            from maskwatch.site.mqtt import MqttPublisher
+
+            self.mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, config.mqtt.prefix, config.mqtt.username,
+                                      config.mqtt.password, counts_of=self.today_counts)
+        on_event = [listener for listener in (self.alerts.notify if self.alerts.rules else None,
+                                              self.mqtt.event_recorded if self.mqtt else None) if listener]
+        self.cameras_by_id: dict[str, SiteCamera] = {}
+        for camera_id, camera in config.cameras.items():
+            reader = CameraReader(camera.source, stall_timeout=camera.stall_timeout, retry_max=camera.retry_max,
+                                  name=camera_id)
+            processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
+            live = LatestFrameSink(blur=storage.privacy)
+            events = EventSink(self.store, camera_id, camera.zones, on_event=_fan_out(on_event),
+                               on_start=self.mqtt.person_started if self.mqtt else None)
+            worker = CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps)
+            self.cameras_by_id[camera_id] = SiteCamera(camera_id, camera, worker, live)
+        self._stop = threading.Event()
+        self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
+
+    def start(self) -> Site:
+        self.store.enforce_retention()
+        self.alerts.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
+        for camera in self.cameras_by_id.values():
+            camera.worker.start()
+        self._retention.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for camera in self.cameras_by_id.values():
+            camera.worker.stop()
+        self.alerts.stop()
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        self.store.close()
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(RETENTION_EVERY):
+            self.store.enforce_retention()
+
+    def today_counts(self, camera: str) -> dict:
+        """Today's (UTC) people on `camera`, in total and per voted label, from the database."""
+        total = {"people": 0, **{c: 0 for c in CLASSES}}
+        for row in self.store.counts(camera=camera, since=time.time() // 86400 * 86400):
+            for key in total:
+                total[key] += row[key]
+        return total
+
+    def cameras(self) -> list[dict]:
+        """Each camera: id, name, zones, stream state, and today's people (UTC) from the database."""
+        return [{"id": camera_id, "name": camera.config.name, "source": redact_source(camera.config.source),
+                 "zones": list(camera.config.zones), "fps_target": camera.config.fps, **camera.worker.state(),
+                 "today": self.today_counts(camera_id)}
+                for camera_id, camera in self.cameras_by_id.items()]
+
+
+def _fan_out(listeners: list):
+    """One callback calling each listener in turn (None when there are none)."""
+    if not listeners:
+        return None
+
+    def call(value) -> None:
+        for listener in listeners:
+            listener(value)
+
+    return call

@@ -1,0 +1,240 @@
+"""Cameras that never give up: each reads its stream in its own thread and reconnects forever.
+
+A CameraReader owns one source. It keeps only the latest frame (a slow analysis never makes
+a stream lag behind), counts a stream as dead when no frame came within `stall_timeout`
+seconds, and then reopens it, waiting 1, 2, 4 ... up to `retry_max` seconds between tries,
+for as long as it runs. A video file is played at its own frame rate and looped, for demos.
+Each reader has its own thread and its own timeouts, so one broken camera never slows another.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from maskwatch.video.sources import STREAM_PREFIXES, Frame
+
+# FFmpeg's options for every capture (OpenCV reads them once per open): RTSP over TCP (a lost
+# UDP packet is a broken frame; a closed TCP connection is a clear end), and a short probe so a
+# low-FPS stream opens in under a second instead of waiting out the open timeout. Set the
+# variable yourself to override.
+FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;1000000|probesize;100000"
+
+
+@dataclass(frozen=True)
+class CameraState:
+    """What the API and the page show about one camera (times are Unix seconds)."""
+
+    connected: bool
+    last_frame_at: float | None
+    fps: float  # frames received per second, over the last few seconds
+    frames: int  # received since start
+    reconnects: int  # times the stream was lost and opened again
+    last_error: str | None
+
+    def to_dict(self) -> dict:
+        return {"connected": self.connected, "last_frame_at": self.last_frame_at, "fps": round(self.fps, 2),
+                "frames": self.frames, "reconnects": self.reconnects, "last_error": self.last_error}
+
+
+class CameraReader:
+    """Reads `source` (stream URL, video file or webcam:N) in a thread, forever, until stopped.
+
+    latest() -> (sequence number, BGR frame or None): the newest frame; the sequence number
+    grows by one per frame received, so a consumer can tell a new frame from one it has seen.
+    """
+
+    def __init__(self, source: str, stall_timeout: float = 10.0, retry_max: float = 10.0,
+                 retry_first: float = 1.0, name: str = "camera") -> None:
+        if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0:
+            raise ValueError("stall_timeout, retry_max and retry_first must be positive seconds")
+        self.source, self.name = source, name
+        self.stall_timeout, self.retry_max, self.retry_first = stall_timeout, retry_max, retry_first
+        self.is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
+        self._lock = threading.Lock()
+        self._frame: np.ndarray | None = None
+        self._sequence = 0
+        self._connected = False
+        self._last_frame_at: float | None = None  # monotonic, for the stall check
+        self._last_frame_wall: float | None = None
+        self._arrivals: deque[float] = deque(maxlen=50)
+        self._reconnects = 0
+        self._last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"maskwatch-read-{name}", daemon=True)
+
+    def start(self) -> CameraReader:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def latest(self) -> tuple[int, np.ndarray | None]:
+        with self._lock:
+            return self._sequence, self._frame
+
+    def state(self) -> CameraState:
+        now = time.monotonic()
+        with self._lock:
+            fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.stall_timeout
+            recent = [t for t in self._arrivals if now - t <= 5.0]
+            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+            return CameraState(connected=self._connected and fresh, last_frame_at=self._last_frame_wall,
+                               fps=fps if fresh else 0.0, frames=self._sequence, reconnects=self._reconnects,
+                               last_error=self._last_error)
+
+    def wait_for_frame(self, after: int, timeout: float) -> int:
+        """Block until a frame newer than sequence number `after` arrives (or timeout); the newest number."""
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            sequence, _ = self.latest()
+            if sequence > after or time.monotonic() >= deadline:
+                return sequence
+            self._stop.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self.latest()[0]
+
+    # The reading thread -------------------------------------------------------------------
+
+    def _open(self) -> cv2.VideoCapture:
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_OPTIONS)
+        if self.source.startswith("webcam:"):
+            return cv2.VideoCapture(int(self.source[7:]))
+        # Measured (benchmarks/stream_timeouts.py): OpenCV gives up on a stalled stream after about
+        # three read timeouts, so a third of stall_timeout drops it after about stall_timeout.
+        open_ms, read_ms = int(self.stall_timeout * 1000), max(1, int(self.stall_timeout * 1000 / 3))
+        return cv2.VideoCapture(self.source, cv2.CAP_FFMPEG,
+                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms])
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            capture = self._open()
+            try:
+                if capture.isOpened():
+                    got_frames = self._read_until_lost(capture)
+                    if got_frames:
+                        failures = 0
+                    if self.is_file and got_frames:
+                        continue  # the end of a file: loop it at once
+                    error = "stream ended or stalled" if got_frames else "opened but sent no frame"
+                else:
+                    error = "cannot open"
+            finally:
+                capture.release()
+            if self._stop.is_set():
+                break
+            failures += 1
+            delay = min(self.retry_max, self.retry_first * 2 ** (failures - 1))
+            with self._lock:
+                self._connected = False
+                self._last_error = f"{error}; retrying in {delay:g} s"
+                self._reconnects += 1
+            self._stop.wait(delay)
+        with self._lock:
+            self._connected = False
+
+    def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
+        """Read frames until the stream fails or the reader stops; True if any frame came."""
+        pace = 1.0 / (capture.get(cv2.CAP_PROP_FPS) or 25.0) if self.is_file else 0.0
+        got_frames = False
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            ok, image = capture.read()
+            if not ok or image is None or image.ndim != 3:
+                return got_frames
+            got_frames = True
+            now = time.monotonic()
+            with self._lock:
+                self._frame = image
+                self._sequence += 1
+                self._connected = True
+                self._last_frame_at = now
+                self._last_frame_wall = time.time()
+                self._arrivals.append(now)
+                self._last_error = None
+            if pace:
+                next_at = max(next_at + pace, now - pace)
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+        return got_frames
+
+
+class CameraWorker:
+    """Analyses one camera's newest frames at up to `fps`, in its own thread, into its sinks.
+
+    Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
+    Unix time (so events carry real times). When the stream is lost, the tracks end at once:
+    people seen before a reconnect are decided and handed to the sinks, not carried over.
+    Sinks with a write_people(tracks) method get each decided person once; sinks with a
+    start_people(tracks) method hear first of each person as they come into view.
+    """
+
+    def __init__(self, camera_id: str, reader: CameraReader, processor, sinks: list, fps: float) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.camera_id, self.reader, self.processor, self.sinks = camera_id, reader, processor, sinks
+        self.interval = 1.0 / fps
+        self.analysed = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"maskwatch-analyse-{camera_id}", daemon=True)
+
+    def start(self) -> CameraWorker:
+        self.reader.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop reading and analysing; people still in view are decided and handed out."""
+        self._stop.set()
+        self.reader.stop()
+        self._thread.join(timeout=10)
+        self._hand_out(self._flush())
+        for sink in self.sinks:
+            sink.close()
+
+    def state(self) -> dict:
+        return {**self.reader.state().to_dict(), "analysed": self.analysed, "analysis_error": self.last_error}
+
+    def _run(self) -> None:
+        seen = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            sequence = self.reader.wait_for_frame(seen, timeout=self.reader.stall_timeout)
+            if self._stop.is_set():
+                break
+            if sequence == seen:  # nothing new within the stall timeout: whoever was in view has left it
+                self._hand_out(self._flush())
+                continue
+            seen, image = self.reader.latest()
+            frame = Frame(self.analysed, time.time(), image, f"{self.camera_id}-{self.analysed:06d}")
+            try:
+                faces, detected = self.processor(frame)
+                for sink in self.sinks:
+                    sink.write(frame, faces, detected)
+                self._hand_out(self.processor.take_started_people(), "start_people")
+                self._hand_out(self.processor.take_finished_people())
+                self.last_error = None
+            except Exception as err:  # noqa: BLE001 - one bad frame or sink must not end the camera
+                self.last_error = f"{type(err).__name__}: {err}"
+            self.analysed += 1
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _flush(self) -> list:
+        tracker = getattr(self.processor, "tracker", None)
+        return tracker.flush() if tracker is not None else []
+
+    def _hand_out(self, people: list, method: str = "write_people") -> None:
+        if not people:
+            return
+        for sink in self.sinks:
+            hand = getattr(sink, method, None)
+            if hand is not None:
+                hand(people)

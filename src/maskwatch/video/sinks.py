@@ -1,0 +1,143 @@
+"""Where a processed frame goes: a Sink takes each frame with its faces, and is closed once.
+
+Sinks are small and independent (JSON lines, annotated media, a callback, later an events
+store or the live view), so a loop writes every frame to a list of them and knows none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Callable, Protocol
+
+import cv2
+
+from maskwatch.atomic import write_bytes
+from maskwatch.faces import Face, frame_record
+from maskwatch.render import FaceAnnotator
+from maskwatch.video.sources import Frame, SourceInfo
+
+
+class Sink(Protocol):
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        """One processed frame: its faces, and whether the detector ran on it (or the tracker carried them)."""
+
+    def close(self) -> None:
+        """Finish what was written (also after Ctrl-C)."""
+
+
+def frame_line(frame: Frame, faces: list[Face], detected: bool = True) -> dict:
+    """The JSON line of one image or frame (faces.frame_record, placed in its source)."""
+    height, width = frame.image.shape[:2]
+    return frame_record(faces, width, height, frame=frame.index, name=frame.name, time=frame.timestamp,
+                        detected=detected)
+
+
+class JsonLinesSink:
+    """One JSON line per frame (frame_line) into an open text file; on_line(record) sees each one."""
+
+    def __init__(self, stream: IO[str], on_line: Callable[[dict], None] | None = None) -> None:
+        self.stream, self.on_line = stream, on_line
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        record = frame_line(frame, faces, detected)
+        self.stream.write(json.dumps(record) + "\n")
+        if self.on_line is not None:
+            self.on_line(record)
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class CallbackSink:
+    """Calls on_frame(frame, faces) for each frame: a hook for callers and tests."""
+
+    def __init__(self, on_frame: Callable[[Frame, list[Face]], None]) -> None:
+        self.on_frame = on_frame
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        self.on_frame(frame, faces)
+
+    def close(self) -> None:
+        pass
+
+
+class MediaSink:
+    """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names.
+
+    `written` lists the finished files once closed.
+    """
+
+    def __init__(self, out: Path, info: SourceInfo, blur: bool) -> None:
+        self.out, self.info = Path(out), info
+        self.annotator = FaceAnnotator(blur=blur)
+        self.video = None
+        self.video_tmp: Path | None = None
+        self.written: list[Path] = []
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool = True) -> None:
+        drawn = self.annotator.annotate(frame.image, faces)
+        if self.info.kind in ("image", "folder"):
+            ok, encoded = cv2.imencode(".jpg", drawn)
+            if ok:
+                write_bytes(self.out / f"{frame.name}.jpg", encoded.tobytes())
+                self.written.append(self.out / f"{frame.name}.jpg")
+            return
+        if self.video is None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.info.name}.", suffix=".partial.mp4", dir=self.out)
+            os.close(fd)
+            self.video_tmp = Path(tmp)
+            h, w = drawn.shape[:2]
+            self.video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps or 25.0, (w, h))
+            if not self.video.isOpened():
+                raise RuntimeError(f"{self.out}: OpenCV cannot write mp4 video here")
+        self.video.write(drawn)
+
+    def close(self) -> None:
+        """Finish the video and move it into place."""
+        if self.video is not None:
+            self.video.release()
+            target = self.out / f"{self.info.name}.mp4"
+            os.replace(self.video_tmp, target)
+            self.written.append(target)
+            self.video = None
+
+
+class LatestFrameSink:
+    """Keeps a camera's newest frame and faces; draws and encodes it only when someone asks.
+
+    Thread-safe: the camera's worker writes, the HTTP threads read.
+    """
+
+    def __init__(self, blur: bool = True) -> None:
+        import threading
+
+        self.annotator = FaceAnnotator(blur=blur)
+        self._lock = threading.Lock()
+        self._latest: tuple[Frame, list[Face]] | None = None
+        self._encoded: tuple[int, bytes] | None = None  # (frame index, JPEG) of the last request
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        with self._lock:
+            self._latest = (frame, faces)
+
+    def jpeg(self) -> bytes | None:
+        """The newest frame, annotated, as JPEG bytes; None before the first frame."""
+        with self._lock:
+            latest, cached = self._latest, self._encoded
+        if latest is None:
+            return None
+        frame, faces = latest
+        if cached is not None and cached[0] == frame.index:
+            return cached[1]
+        ok, encoded = cv2.imencode(".jpg", self.annotator.annotate(frame.image, faces))
+        if not ok:
+            return None
+        with self._lock:
+            self._encoded = (frame.index, encoded.tobytes())
+        return encoded.tobytes()
+
+    def close(self) -> None:
+        pass

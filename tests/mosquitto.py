@@ -1,0 +1,89 @@
+"""A real MQTT broker on loopback (Debian's mosquitto), and a subscriber that keeps what it hears."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.rtsp import free_port
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class Broker:
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                               "user root\nlog_dest stderr\n")
+        self.log = folder / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Broker:
+        from tests.test_cameras import wait_until
+
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                        stderr=open(self.log, "a"))
+        if not wait_until(lambda: self.process.poll() is not None or self._listening(), 20) or not self._listening():
+            self.stop()
+            raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+        return self
+
+    def _listening(self) -> bool:
+        import socket
+
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+class Subscriber:
+    """Subscribes to `topic` and keeps (topic, payload text, retained) in arrival order."""
+
+    def __init__(self, port: int, topic: str = "#") -> None:
+        self.messages: list[tuple[str, str, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
+
+    def on(self, topic: str) -> list[str]:
+        with self._lock:
+            return [payload for t, payload, _ in self.messages if t == topic]
+
+    def json_on(self, topic: str) -> list[dict]:
+        return [json.loads(p) for p in self.on(topic)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def mosquitto_available() -> bool:
+    return Path(MOSQUITTO).is_file()
+
+
+@pytest.fixture()
+def broker(tmp_path):
+    if not mosquitto_available():
+        pytest.fail("mosquitto is missing: the Makefile's services target installs Debian's mosquitto")
+    running = Broker(tmp_path).start()
+    yield running
+    running.stop()

@@ -1,0 +1,90 @@
+"""A real RTSP server on loopback (tests/rtsp_server.py under the system python3), stoppable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_frames(folder: Path, sample_dir: Path, count: int = 6, photos: int = 3) -> Path:
+    """320x240 JPEGs of the first `photos` sample photos, in equal runs: the clip the server loops."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = sorted(sample_dir.glob("images/*.png"))[:photos]
+    for i in range(count):
+        image = cv2.imread(str(photos[i * len(photos) // count]))
+        cv2.imwrite(str(folder / f"frame{i:03d}.jpg"), cv2.resize(image, (320, 240)))
+    return folder
+
+
+class RtspServer:
+    """GStreamer's RTSP server serving `frames` looped at rtsp://127.0.0.1:PORT/clip."""
+
+    def __init__(self, frames: Path, log: Path) -> None:
+        self.frames, self.log_path = frames, log
+        self.port = free_port()
+        self.url = f"rtsp://127.0.0.1:{self.port}/clip"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> RtspServer:
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.frames), str(self.port)],
+                                        stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        line = self.process.stdout.readline()
+        if line.strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"RTSP server did not start: {line!r}; see {self.log_path}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its connections stay open and send nothing, a stalled stream."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+def rtsp_server_available() -> bool:
+    if not shutil.which(SYSTEM_PYTHON):
+        return False
+    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
+             "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+             "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('jpegdec')")
+    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture()
+def rtsp_server(tmp_path_factory, sample_dir):
+    if not rtsp_server_available():
+        pytest.fail("GStreamer's RTSP server is missing: the Makefile's rtsp target installs it "
+                    "(gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-*)")
+    frames = make_frames(tmp_path_factory.mktemp("rtsp-frames"), sample_dir)
+    server = RtspServer(frames, tmp_path_factory.mktemp("rtsp-log") / "server.log").start()
+    yield server
+    server.stop()

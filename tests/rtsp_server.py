@@ -1,0 +1,43 @@
+"""A real RTSP server on loopback for the camera tests: GStreamer's, from Debian's packages.
+
+Run by the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0), not the venv's:
+
+    /usr/bin/python3 tests/rtsp_server.py FRAMES_DIR PORT
+
+serves the JPEGs FRAMES_DIR/frame000.jpg, frame001.jpg ... as H.264, looped forever at 5 FPS,
+at rtsp://127.0.0.1:PORT/clip, and prints "ready" once it listens. SIGTERM stops it.
+"""
+
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def main(frames_dir: str, port: str) -> None:
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(
+        f"( multifilesrc location={frames_dir}/frame%03d.jpg loop=true "
+        "caps=image/jpeg,framerate=5/1 ! jpegdec ! videoconvert ! "
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=5 ! "
+        "rtph264pay name=pay0 pt=96 config-interval=1 )")
+    factory.set_shared(True)
+    server.get_mount_points().add_factory("/clip", factory)
+    if server.attach(None) == 0:
+        sys.exit(f"cannot listen on 127.0.0.1:{port}")
+    loop = GLib.MainLoop()
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
+    print("ready", flush=True)
+    loop.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,123 @@
+"""Cameras that never give up, against a real RTSP server on loopback that is stopped and restarted."""
+
+import time
+
+import pytest
+
+from maskwatch import Detector
+from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.tracker import FaceTracker
+from tests.rtsp import free_port, rtsp_server  # noqa: F401  (fixture)
+from tests.test_detection import make_video
+
+
+def wait_until(condition, limit: float = 30.0) -> bool:
+    """Poll `condition` until it holds; the limit only keeps a broken test from hanging."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def fast_reader(source: str, name: str = "cam") -> CameraReader:
+    return CameraReader(source, stall_timeout=2.0, retry_max=0.5, retry_first=0.25, name=name)
+
+
+class Collect:
+    """A sink that keeps what it is given."""
+
+    def __init__(self):
+        self.frames, self.people, self.closed = [], [], False
+
+    def write(self, frame, faces, detected):
+        self.frames.append((frame.index, faces, detected))
+
+    def write_people(self, people):
+        self.people.extend(people)
+
+    def close(self):
+        self.closed = True
+
+
+def test_reader_refuses_nonpositive_timeouts():
+    with pytest.raises(ValueError, match="positive seconds"):
+        CameraReader("rtsp://127.0.0.1:1/x", stall_timeout=0)
+
+
+def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server):  # noqa: F811
+    reader = fast_reader(rtsp_server.url).start()
+    try:
+        assert wait_until(lambda: reader.state().connected), reader.state()
+        before = reader.state()
+        assert before.frames > 0 and before.last_frame_at is not None and before.last_error is None
+        rtsp_server.stop()
+        assert wait_until(lambda: not reader.state().connected), reader.state()
+        assert wait_until(lambda: reader.state().reconnects >= 2), reader.state()  # keeps trying
+        assert "retrying" in reader.state().last_error
+        rtsp_server.start()
+        assert wait_until(lambda: reader.state().connected and reader.state().frames > before.frames), reader.state()
+        assert wait_until(lambda: reader.state().fps > 0), reader.state()
+    finally:
+        reader.stop()
+
+
+def test_a_stalled_stream_goes_offline_and_comes_back(rtsp_server):  # noqa: F811
+    reader = fast_reader(rtsp_server.url).start()
+    try:
+        assert wait_until(lambda: reader.state().connected), reader.state()
+        rtsp_server.pause()  # the connection stays open, no frame comes
+        assert wait_until(lambda: not reader.state().connected), reader.state()
+        frames = reader.state().frames
+        rtsp_server.resume()
+        assert wait_until(lambda: reader.state().connected and reader.state().frames > frames, 60), reader.state()
+    finally:
+        reader.stop()
+
+
+def test_a_dead_camera_does_not_hold_up_a_live_one(rtsp_server):  # noqa: F811
+    dead = fast_reader(f"rtsp://127.0.0.1:{free_port()}/nothing", "dead").start()
+    live = fast_reader(rtsp_server.url, "live").start()
+    try:
+        assert wait_until(lambda: live.state().frames >= 10), live.state()
+        assert wait_until(lambda: dead.state().reconnects >= 3), dead.state()
+        assert not dead.state().connected and dead.state().frames == 0
+        frames = live.state().frames
+        assert wait_until(lambda: live.state().frames > frames + 5)  # still flowing while the dead one retries
+    finally:
+        dead.stop()
+        live.stop()
+
+
+def test_worker_tracks_people_and_hands_them_out_when_the_stream_drops(rtsp_server):  # noqa: F811
+    detector = Detector.load()
+    sink = Collect()
+    processor = FrameProcessor(detector, FaceTracker(min_hits=2), detect_every=2)
+    worker = CameraWorker("door", fast_reader(rtsp_server.url), processor, [sink], fps=4).start()
+    try:
+        assert wait_until(lambda: len(sink.frames) >= 6, 60), worker.state()
+        assert [detected for _, _, detected in sink.frames[:4]] == [True, False, True, False]
+        assert any(faces for _, faces, _ in sink.frames)
+        rtsp_server.stop()
+        assert wait_until(lambda: not worker.state()["connected"] and sink.people), worker.state()
+        ids = [t.track_id for t in sink.people]
+        assert len(ids) == len(set(ids)) and all(t.label for t in sink.people)
+        assert all(t.last_seen > 1e9 for t in sink.people)  # Unix time, for events
+        rtsp_server.start()
+        analysed = worker.state()["analysed"]
+        assert wait_until(lambda: worker.state()["connected"] and worker.state()["analysed"] > analysed, 60)
+    finally:
+        worker.stop()
+    assert sink.closed
+
+
+def test_a_video_file_is_looped(tmp_path, sample_dir):
+    clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    reader = fast_reader(str(clip)).start()
+    try:
+        assert wait_until(lambda: reader.state().frames > 6), reader.state()  # more than the file holds
+        assert reader.state().connected and reader.state().reconnects == 0
+    finally:
+        reader.stop()

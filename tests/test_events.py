@@ -1,0 +1,141 @@
+"""Per-person events and per-minute counts in SQLite (one file, WAL), with snapshots and retention."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from maskwatch import Detector
+from maskwatch.site.events import EventSink, EventStore, zone_of
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sources import read_frames
+from maskwatch.video.tracker import FaceTracker, Track
+from tests.test_detection import make_video
+
+NOW = 1_789_999_980.0  # a fixed Unix time, at the start of a minute (divisible by 60)
+
+
+def person(track_id, probabilities, first=NOW, last=NOW + 5, box=(10, 10, 40, 40)):
+    track = Track(track_id, box, first_seen=first, last_seen=last, hits=4)
+    track.probability_sum += np.array(probabilities)
+    return track
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=7)
+    yield s
+    s.close()
+
+
+def test_an_event_is_stored_with_its_vote_and_counted(store):
+    event = store.record("door", "inside", person(3, (0.1, 0.8, 0.1)), np.zeros((20, 20, 3), np.uint8))
+    assert event["label"] == "without_mask" and event["probability"] == 0.8 and event["track_id"] == 3
+    assert event["snapshot"] == f"door-{event['id']}.jpg" and store.snapshot_path(event["snapshot"]).is_file()
+    (stored,) = store.events()
+    assert stored == event
+    (count,) = store.counts()
+    assert count == {"camera": "door", "zone": "inside", "minute": int(NOW), "people": 1, "with_mask": 0,
+                     "without_mask": 1, "mask_weared_incorrect": 0}
+
+
+def test_the_database_is_one_sqlite_file_in_wal_mode_with_a_schema_version(store, tmp_path):
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+        raw.execute("INSERT INTO schema_version VALUES (99)")
+    with pytest.raises(RuntimeError, match="schema version 99 is newer"):
+        EventStore(str(tmp_path / "site.db"))
+
+
+def test_a_restart_keeps_every_event_and_counts_carry_on(tmp_path):
+    first = EventStore(str(tmp_path / "site.db"), privacy=True)
+    first.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    first.record("door", None, person(2, (0.2, 0.7, 0.1)))
+    first.close()
+    again = EventStore(str(tmp_path / "site.db"), privacy=True)
+    again.record("door", None, person(1, (0.9, 0.05, 0.05), last=NOW + 30))  # same minute, after the restart
+    assert [e["track_id"] for e in again.events()] == [1, 2, 1]
+    (count,) = again.counts()
+    assert (count["people"], count["with_mask"], count["without_mask"], count["zone"]) == (3, 2, 1, None)
+    again.close()
+
+
+def test_filters(store):
+    store.record("door", "queue", person(1, (0.9, 0.05, 0.05), last=NOW + 10))
+    store.record("door", None, person(2, (0.1, 0.8, 0.1), last=NOW + 70))
+    store.record("till", None, person(1, (0.1, 0.1, 0.8), last=NOW + 130))
+    assert [e["camera"] for e in store.events(camera="till")] == ["till"]
+    assert [e["track_id"] for e in store.events(zone="queue")] == [1]
+    assert [e["label"] for e in store.events(label="without_mask")] == ["without_mask"]
+    assert [e["last_seen"] for e in store.events(since=NOW + 60)] == [NOW + 130, NOW + 70]
+    assert [c["minute"] for c in store.counts(camera="door")] == [NOW, NOW + 60]
+
+
+def test_retention_deletes_old_events_counts_and_snapshots(store):
+    old = store.record("door", None, person(1, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400),
+                       np.zeros((8, 8, 3), np.uint8))
+    store.record("door", None, person(2, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
+    assert store.enforce_retention(now=NOW) == 1
+    assert [e["track_id"] for e in store.events()] == [2]
+    assert store.snapshot_path(old["snapshot"]) is None
+    assert [c["minute"] for c in store.counts()] == [NOW]
+
+
+def test_privacy_mode_keeps_no_snapshot(tmp_path):
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", privacy=True)
+    event = store.record("door", None, person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
+    assert event["snapshot"] is None and not (tmp_path / "snaps").exists()
+
+
+@pytest.mark.parametrize("name", ["../site.db", ".hidden", "a/b.jpg"])
+def test_snapshot_names_cannot_leave_the_folder(store, name):
+    assert store.snapshot_path(name) is None
+
+
+def test_bad_values_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="retention_days must be positive"):
+        EventStore(str(tmp_path / "x.db"), retention_days=0)
+    store = EventStore(str(tmp_path / "x.db"))
+    with pytest.raises(ValueError, match="no voted label"):
+        store.record("door", None, Track(1, (0, 0, 1, 1), NOW, NOW))
+
+
+def test_zone_of_uses_the_box_centre():
+    zones = {"left": [(0, 0), (0.5, 0), (0.5, 1), (0, 1)], "right": [(0.5, 0), (1, 0), (1, 1), (0.5, 1)]}
+    assert zone_of((10, 10, 30, 30), 100, 100, zones) == "left"
+    assert zone_of((60, 10, 90, 30), 100, 100, zones) == "right"
+    assert zone_of((60, 10, 90, 30), 100, 100, {"left": zones["left"]}) is None
+
+
+def test_event_sink_records_each_decided_person_with_a_blurred_snapshot(store, tmp_path, sample_dir):
+    clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=4)
+    sink = EventSink(store, "door", zones={"all": [(0, 0), (1, 0), (1, 1), (0, 1)]})
+    tracker = FaceTracker(min_hits=2)
+    processor = FrameProcessor(Detector.load(), tracker, detect_every=1)
+    frames = list(read_frames(str(clip)))
+    for frame in frames:
+        faces, detected = processor(frame)
+        sink.write(frame, faces, detected)
+        sink.write_people(processor.take_finished_people())
+    sink.write_people(tracker.flush())
+    stored = store.events()
+    assert stored and len(stored) == len(sink.recorded)
+    assert {e["zone"] for e in stored} == {"all"} and all(e["snapshot"] for e in stored)
+    assert sum(c["people"] for c in store.counts()) == len(stored)
+    assert set(sink.views) <= {t.track_id for t in tracker.finished if t.hits < tracker.min_hits}
+
+
+def test_event_sink_forgets_views_of_tracks_that_never_became_people(store, sample_dir):
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
+
+    sink = EventSink(store, "door", forget_after=3)
+    image = np.zeros((100, 100, 3), np.uint8)
+    sink.write(Frame(0, NOW, image, "f0"), [Face(box=(10, 10, 40, 40), label="with_mask", track_id=7)], True)
+    assert set(sink.views) == {7}
+    for i in range(1, 5):
+        sink.write(Frame(i, NOW + i, image, f"f{i}"), [], True)
+    assert sink.views == {} and sink.last_frame == {}

@@ -1,0 +1,24 @@
+"""The same events store on PostgreSQL (Debian's server, started on loopback for the test)."""
+
+import numpy as np
+
+from maskwatch.site.events import EventStore
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.test_events import NOW, person
+
+
+def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path):  # noqa: F811
+    store = EventStore(postgres.url, tmp_path / "snaps", retention_days=7)
+    first = store.record("door", "queue", person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
+    store.record("door", "queue", person(2, (0.1, 0.8, 0.1), last=NOW + 20))
+    store.record("door", None, person(3, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400))
+    store.close()
+    again = EventStore(postgres.url, tmp_path / "snaps", retention_days=7)  # a restart: migrations are a no-op
+    assert again.migrate() == 1
+    assert [e["track_id"] for e in again.events(camera="door")] == [2, 1, 3]
+    assert again.events(zone="queue", label="with_mask")[0]["snapshot"] == first["snapshot"]
+    queue = [c for c in again.counts() if c["zone"] == "queue"]
+    assert [(c["people"], c["with_mask"], c["without_mask"]) for c in queue] == [(2, 1, 1)]
+    assert again.enforce_retention(now=NOW) == 1
+    assert [e["track_id"] for e in again.events()] == [2, 1]
+    again.close()

@@ -1,0 +1,74 @@
+"""The one frame loop: FrameProcessor (detect every n-th frame, track, vote) and the sinks."""
+
+import io
+import json
+
+import pytest
+
+from maskwatch import Detector
+from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, DetectResult, run_frames
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sinks import CallbackSink, JsonLinesSink
+from maskwatch.video.sources import read_frames
+from maskwatch.video.tracker import FaceTracker
+from tests.test_detection import make_video
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, sample_dir):
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", sample_dir, frames=6)
+
+
+def test_default_detect_every_is_two():
+    assert DEFAULT_DETECT_EVERY == 2
+
+
+def test_processor_detects_every_nth_frame_and_carries_tracks(detector, clip):
+    processor = FrameProcessor(detector, FaceTracker(), detect_every=3)
+    results = [processor(frame) for frame in read_frames(str(clip))]
+    assert [detected for _, detected in results] == [True, False, False, True, False, False]
+    shown, carried = results[0][0], results[1][0]
+    assert shown and sorted(f.track_id for f in carried) == sorted(f.track_id for f in shown)
+
+
+def test_processor_without_tracker_detects_every_frame(detector, sample_dir):
+    processor = FrameProcessor(detector, tracker=None, detect_every=5)
+    frames = list(read_frames(str(sample_dir / "images")))[:2]
+    results = [processor(frame) for frame in frames]
+    assert all(detected for _, detected in results)
+    assert all(face.track_id is None for faces, _ in results for face in faces)
+    assert processor.people() == [] and processor.take_finished_people() == []
+
+
+def test_processor_refuses_detect_every_below_one(detector):
+    with pytest.raises(ValueError, match="detect_every must be at least 1, got 0"):
+        FrameProcessor(detector, FaceTracker(), detect_every=0)
+
+
+def test_finished_people_are_handed_out_once(detector, clip):
+    tracker = FaceTracker(max_missed=0, min_hits=1)
+    processor = FrameProcessor(detector, tracker, detect_every=1)
+    for frame in read_frames(str(clip)):
+        processor(frame)
+    ended = processor.take_finished_people() + tracker.flush()
+    ids = [t.track_id for t in ended]
+    assert ids and len(ids) == len(set(ids))
+    assert processor.take_finished_people() == [] and tracker.flush() == []
+    assert all(t.label is not None for t in ended)
+
+
+def test_run_frames_writes_every_sink_in_order_and_closes_them(detector, clip):
+    calls, stream = [], io.StringIO()
+    result = DetectResult(out=clip.parent)
+    sinks = [JsonLinesSink(stream, on_line=lambda r: calls.append(("line", r["frame"]))),
+             CallbackSink(lambda frame, faces: calls.append(("frame", frame.index)))]
+    run_frames(read_frames(str(clip)), FrameProcessor(detector, FaceTracker(), 2), sinks, result, max_frames=4)
+    assert result.frames == 4
+    assert calls == [(kind, i) for i in range(4) for kind in ("line", "frame")]
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["detected"] for line in lines] == [True, False, True, False]

@@ -1,0 +1,75 @@
+"""MQTT in Frigate's layout against a real mosquitto on loopback: availability with a last will,
+events new/end, retained counts, and a broker that only comes up after the site."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from maskwatch.site.mqtt import MqttPublisher
+from tests.mosquitto import Broker, Subscriber, broker  # noqa: F401  (fixture)
+from tests.rtsp import free_port
+from tests.test_cameras import wait_until
+
+EVENT = {"id": 7, "camera": "door", "zone": None, "track_id": 3, "label": "without_mask", "probability": 0.9,
+         "first_seen": 1.0, "last_seen": 2.0, "frames": 5, "snapshot": None}
+
+
+def test_availability_events_and_counts(broker):  # noqa: F811
+    listener = Subscriber(broker.port, "site/#")
+    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site",
+                              counts_of=lambda camera: {"people": 1, "without_mask": 1}).start()
+    try:
+        assert wait_until(lambda: listener.on("site/available") == ["online"])
+        publisher.person_started({"camera": "door", "zone": None, "track_id": 3, "label": "without_mask",
+                                  "first_seen": 1.0})
+        publisher.event_recorded(EVENT)
+        assert wait_until(lambda: len(listener.on("site/events")) == 2 and listener.on("site/door/counts"))
+        new, end = listener.json_on("site/events")
+        assert new == {"type": "new", "camera": "door", "zone": None, "track_id": 3, "label": "without_mask",
+                       "first_seen": 1.0}
+        assert end == {"type": "end", "event": EVENT}
+        assert listener.json_on("site/door/counts") == [{"people": 1, "without_mask": 1}]
+    finally:
+        publisher.stop()
+    assert wait_until(lambda: listener.on("site/available")[-1:] == ["offline"])
+    late = Subscriber(broker.port, "site/+/counts")  # retained: a newcomer hears the counts at once
+    assert wait_until(lambda: late.json_on("site/door/counts") == [{"people": 1, "without_mask": 1}])
+    late.close()
+    listener.close()
+
+
+def test_the_last_will_says_offline_when_the_site_dies(broker):  # noqa: F811
+    listener = Subscriber(broker.port, "maskwatch/available")
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from maskwatch.site.mqtt import MqttPublisher; "
+        f"MqttPublisher('127.0.0.1', {broker.port}).start(); print('up', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        assert child.stdout.readline().strip() == "up"
+        assert wait_until(lambda: listener.on("maskwatch/available")[-1:] == ["online"])
+        child.send_signal(signal.SIGKILL)
+        assert wait_until(lambda: listener.on("maskwatch/available")[-1:] == ["offline"])
+    finally:
+        child.kill()
+        child.wait()
+        listener.close()
+
+
+def test_a_broker_that_comes_later_is_connected_to(tmp_path):
+    port = free_port()
+    publisher = MqttPublisher("127.0.0.1", port).start()  # nobody listens yet: returns at once
+    publisher.event_recorded(EVENT)
+    late = Broker(tmp_path, port).start()
+    listener = None
+    try:
+        listener = Subscriber(port, "maskwatch/#")
+        assert wait_until(lambda: listener.on("maskwatch/available")[-1:] == ["online"], 60)
+        publisher.event_recorded({**EVENT, "id": 8})
+        assert wait_until(lambda: any(json.loads(p)["event"]["id"] == 8 for p in listener.on("maskwatch/events")))
+    finally:
+        publisher.stop()
+        if listener is not None:
+            listener.close()
+        late.stop()

@@ -1,0 +1,45 @@
+"""The daily compliance report: counts summed per UTC day, camera and zone, written as CSV."""
+
+import csv
+import io
+from datetime import date
+
+import pytest
+
+from maskwatch.site.report import daily_rows, report_range, to_csv
+
+DAY = 1_789_862_400  # 2026-09-20T00:00:00Z
+
+
+def count(minute, camera="door", zone=None, with_mask=0, without_mask=0, incorrect=0):
+    return {"camera": camera, "zone": zone, "minute": minute, "people": with_mask + without_mask + incorrect,
+            "with_mask": with_mask, "without_mask": without_mask, "mask_weared_incorrect": incorrect}
+
+
+def test_rows_sum_minutes_into_days_per_camera_and_zone():
+    counts = [count(DAY + 60, with_mask=2), count(DAY + 3600, with_mask=1, without_mask=1),
+              count(DAY + 86400, with_mask=1), count(DAY + 120, zone="queue", incorrect=1),
+              count(DAY - 60, with_mask=5)]  # the day before: outside the range
+    rows = daily_rows(counts, date(2026, 9, 20), date(2026, 9, 21))
+    assert [(r["date"], r["zone"], r["people"], r["compliance"]) for r in rows] == [
+        ("2026-09-20", "", 4, "0.750"), ("2026-09-20", "queue", 1, "0.000"), ("2026-09-21", "", 1, "1.000")]
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert list(parsed[0]) == ["date", "camera", "zone", "people", "with_mask", "without_mask",
+                               "mask_weared_incorrect", "compliance"]
+    assert parsed[0]["with_mask"] == "3" and parsed[0]["without_mask"] == "1"
+
+
+def test_the_default_range_is_the_last_seven_days():
+    assert report_range(None, None, today=date(2026, 9, 20)) == (date(2026, 9, 14), date(2026, 9, 20))
+    assert report_range("2026-09-01", "2026-09-02") == (date(2026, 9, 1), date(2026, 9, 2))
+
+
+@pytest.mark.parametrize("start, end, message", [
+    ("2026-13-01", None, "from must be a date written YYYY-MM-DD; got '2026-13-01'"),
+    (None, "yesterday", "to must be a date written YYYY-MM-DD"),
+    ("2026-09-03", "2026-09-02", "from (2026-09-03) is after to (2026-09-02)"),
+    ("2020-01-01", "2026-01-01", "at most 366 days"),
+])
+def test_bad_ranges_are_named(start, end, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        report_range(start, end)

@@ -1,0 +1,297 @@
+"""`maskwatch run --config`: a whole site in one process, called over HTTP on loopback and in
+headless Chromium, with a real RTSP camera that is stopped and restarted, a looped file and a
+camera that never answers."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import httpx
+import pytest
+from PIL import Image
+
+from maskwatch.site.events import EventStore
+from maskwatch.site.alerts import signature_matches
+from tests.mosquitto import Broker, Subscriber
+from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+from tests.test_alerts import SECRET, Receiver
+from tests.test_cameras import wait_until
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_detection import make_video
+
+
+class SiteProcess:
+    """`maskwatch run --config CONFIG` in its own process, on a free loopback port."""
+
+    def __init__(self, folder, cameras: str, extra: str = ""):
+        self.folder, self.port = folder, free_port()
+        self.config = folder / "site.yaml"
+        self.config.write_text(f"""
+defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
+cameras:
+{cameras}
+server: {{host: 127.0.0.1, port: {self.port}}}
+storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
+{extra}""")
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(folder / "run.log", "w+")
+        self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config)],
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        if not wait_until(lambda: self.process.poll() is not None or self._healthy(), 60) or not self._healthy():
+            self.stop()
+            self.log.seek(0)
+            pytest.fail(f"maskwatch run did not start:\n{self.log.read()}")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base}/healthz", timeout=1).json()["site"] is True
+        except (httpx.HTTPError, KeyError):
+            return False
+
+    def get(self, path: str, **params) -> httpx.Response:
+        return httpx.get(self.base + path, params=params, timeout=10)
+
+    def camera(self, camera_id: str) -> dict:
+        return next(c for c in self.get("/v1/cameras").json() if c["id"] == camera_id)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)  # as Ctrl-C: uvicorn shuts down, the site with it
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, sample_dir):
+    if not rtsp_server_available():
+        pytest.fail("GStreamer's RTSP server is missing: the Makefile's rtsp target installs it")
+    folder = tmp_path_factory.mktemp("site")
+    # One photo held: the same people in every frame, so each is tracked for as long as the stream runs.
+    rtsp = RtspServer(make_frames(folder / "frames", sample_dir, photos=1), folder / "rtsp.log").start()
+    make_video(folder / "till.mp4", sample_dir, frames=6)
+    receiver = Receiver(failures=1)  # the first POST fails: the site retries it
+    broker = Broker(folder).start()
+    listener = Subscriber(broker.port, "maskwatch/#")
+    try:
+        running = start_site(folder, rtsp, receiver, broker)
+    except BaseException:
+        rtsp.stop()
+        receiver.close()
+        listener.close()
+        broker.stop()
+        raise
+    running.rtsp, running.receiver, running.mqtt = rtsp, receiver, listener
+    yield running
+    running.stop()
+    rtsp.stop()
+    receiver.close()
+    listener.close()
+    broker.stop()
+
+
+def start_site(folder, rtsp, receiver, broker):
+    return SiteProcess(folder, f"""
+  door: {{name: Front door, source: "{rtsp.url}", zones: {{left: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}}}
+  till: {{name: Till, source: till.mp4}}
+  dead: {{name: Back door, source: "rtsp://127.0.0.1:{free_port()}/none"}}
+""", extra=f"""alerts:
+  webhooks: [{{url: "{receiver.url}", secret: "{SECRET}", cameras: [door], retries: 3,
+              labels: [with_mask, without_mask, mask_weared_incorrect]}}]
+mqtt: {{host: 127.0.0.1, port: {broker.port}}}
+""")
+
+
+def ensure_door_events(site) -> list[dict]:
+    """The door camera's events; when there are none yet, make some: the people on a stream are
+    decided when it drops, so stop the RTSP server once and start it again."""
+    events = site.get("/v1/events", camera="door").json()["events"]
+    if not events:
+        assert wait_until(lambda: site.camera("door")["connected"], 60)
+        analysed = site.camera("door")["analysed"]
+        assert wait_until(lambda: site.camera("door")["analysed"] > analysed + 6, 60)
+        site.rtsp.stop()
+        assert wait_until(lambda: site.get("/v1/events", camera="door").json()["events"], 30)
+        site.rtsp.start()
+        events = site.get("/v1/events", camera="door").json()["events"]
+    return events
+
+
+def test_cameras_report_their_state(site):
+    assert wait_until(lambda: site.camera("door")["connected"] and site.camera("till")["connected"], 60), \
+        site.get("/v1/cameras").json()
+    assert wait_until(lambda: site.camera("dead")["reconnects"] >= 2), site.camera("dead")
+    cameras = {c["id"]: c for c in site.get("/v1/cameras").json()}
+    assert list(cameras) == ["door", "till", "dead"]
+    assert cameras["door"]["name"] == "Front door" and cameras["door"]["zones"] == ["left"]
+    assert cameras["door"]["last_frame_at"].endswith("+00:00") and cameras["door"]["frames"] > 0
+    dead = cameras["dead"]
+    assert not dead["connected"] and dead["frames"] == 0 and "retrying" in dead["last_error"]
+    assert set(cameras["till"]["today"]) == {"people", "with_mask", "without_mask", "mask_weared_incorrect"}
+
+
+def test_metrics_carry_a_camera_label(site):
+    assert wait_until(lambda: site.camera("door")["connected"], 60)
+    text = site.get("/metrics").text
+    assert 'maskwatch_camera_up{camera="door"} 1.0' in text
+    assert 'maskwatch_camera_up{camera="dead"} 0.0' in text
+    assert 'maskwatch_camera_people_today{camera="till",label="with_mask"}' in text
+    assert 'maskwatch_camera_fps{camera="door"}' in text
+
+
+def test_a_camera_frame_is_a_jpeg(site):
+    assert wait_until(lambda: site.get("/v1/cameras/door/frame.jpg").status_code == 200, 60)
+    response = site.get("/v1/cameras/door/frame.jpg")
+    assert response.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (320, 240)
+    missing = site.get("/v1/cameras/nope/frame.jpg")
+    assert missing.status_code == 404 and "no camera 'nope'" in missing.json()["error"]
+    assert site.get("/v1/cameras/dead/frame.jpg").status_code == 404
+
+
+def test_the_camera_goes_offline_comes_back_and_events_keep_flowing(site):
+    assert wait_until(lambda: site.camera("door")["connected"], 60)
+    analysed = site.camera("door")["analysed"]
+    assert wait_until(lambda: site.camera("door")["analysed"] > analysed + 6, 60)
+    site.rtsp.stop()
+    assert wait_until(lambda: not site.camera("door")["connected"]), site.camera("door")
+    # Losing the stream ends the tracks: everyone seen on it is decided, an event each.
+    assert wait_until(lambda: site.get("/v1/events", camera="door").json()["events"], 30)
+    restarted = time.time()
+    site.rtsp.start()
+    assert wait_until(lambda: site.camera("door")["connected"], 60), site.camera("door")
+    analysed = site.camera("door")["analysed"]
+    assert wait_until(lambda: site.camera("door")["analysed"] > analysed + 6, 60)
+    site.rtsp.stop()
+    assert wait_until(lambda: site.get("/v1/events", camera="door", since=restarted).json()["events"], 30), \
+        "no event from the stream after its restart"
+    site.rtsp.start()
+
+
+def test_events_filter_and_snapshots(site):
+    ensure_door_events(site)
+    events = site.get("/v1/events").json()["events"]
+    event = next(e for e in events if e["camera"] == "door")
+    assert event["label"] in ("with_mask", "without_mask", "mask_weared_incorrect")
+    assert 0 < event["probability"] <= 1 and event["first_seen"] <= event["last_seen"]
+    assert event["zone"] in ("left", None)
+    snapshot = site.get(event["snapshot"])
+    assert snapshot.status_code == 200 and Image.open(io.BytesIO(snapshot.content)).format == "JPEG"
+    label = event["label"]
+    assert all(e["label"] == label for e in site.get("/v1/events", label=label).json()["events"])
+    assert site.get("/v1/events", since="2999-01-01T00:00:00Z").json()["events"] == []
+    assert site.get("/v1/events", zone="nowhere").json()["events"] == []
+
+
+def test_each_door_event_is_posted_to_the_webhook_signed(site):
+    ensure_door_events(site)
+    assert wait_until(lambda: site.receiver.received, 30)
+    assert site.receiver.attempts > len(site.receiver.received)  # the first try failed and was retried
+    stored = {e["id"]: e for e in site.get("/v1/events", camera="door").json()["events"]}
+    for body, signature in site.receiver.received:
+        assert signature_matches(SECRET, body, signature)
+        posted = json.loads(body)["event"]
+        assert posted["camera"] == "door" and posted["label"] == stored[posted["id"]]["label"]
+
+
+def test_mqtt_hears_availability_events_and_counts(site):
+    assert wait_until(lambda: site.mqtt.on("maskwatch/available")[-1:] == ["online"], 30)
+    ensure_door_events(site)
+    assert wait_until(lambda: any(m["type"] == "end" for m in site.mqtt.json_on("maskwatch/events")), 30)
+    messages = site.mqtt.json_on("maskwatch/events")
+    ends = [m["event"] for m in messages if m["type"] == "end"]
+    news = [m for m in messages if m["type"] == "new"]
+    assert news and {(m["camera"], m["track_id"]) for m in news} >= {(e["camera"], e["track_id"]) for e in ends}
+    counts = site.mqtt.json_on("maskwatch/door/counts")
+    assert counts and counts[-1]["people"] >= 1 and set(counts[-1]) == {
+        "people", "with_mask", "without_mask", "mask_weared_incorrect"}
+
+
+def test_the_daily_report_is_csv(site):
+    ensure_door_events(site)
+    response = site.get("/v1/report.csv")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    door = [r for r in rows if r["camera"] == "door"]
+    assert door and sum(int(r["people"]) for r in door) >= 1
+    recent = {time.strftime("%Y-%m-%d", time.gmtime(time.time() - lag)) for lag in (0, 3600)}  # near midnight
+    assert all(r["date"] in recent for r in door)
+    bad = site.get("/v1/report.csv", **{"from": "2026-02-30"})
+    assert bad.status_code == 400 and "from must be a date written YYYY-MM-DD" in bad.json()["error"]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"camera": "nope"}, "unknown camera 'nope'; cameras: door, till, dead"),
+    ({"label": "masked"}, "label must be one of"),
+    ({"since": "yesterday"}, "since must be Unix seconds or an ISO 8601 time"),
+])
+def test_bad_event_filters_are_named(site, params, message):
+    response = site.get("/v1/events", **params)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
+    assert wait_until(lambda: site.camera("door")["connected"], 60)
+    page.goto(site.base + "/")
+    page.wait_for_selector("#cameras:not([hidden])", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 3", timeout=20_000)
+    page.wait_for_function("document.querySelector('.camera[data-camera=\"door\"]').dataset.connected === 'true'",
+                           timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=20_000)
+    dead = page.query_selector('.camera[data-camera="dead"]')
+    assert dead.get_attribute("data-connected") == "false"
+    assert "offline" in dead.inner_text() and "Back door" in dead.inner_text()
+    names = [el.inner_text() for el in page.query_selector_all("#camera-grid .name")]
+    assert names == ["Front door", "Till", "Back door"]
+
+
+def still_clip(path, sample_dir, frames=6):
+    """A 320x240 clip of one sample photo held: the same people in every frame."""
+    photo = cv2.resize(cv2.imread(str(sorted(sample_dir.glob("images/*.png"))[0])), (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
+    for _ in range(frames):
+        writer.write(photo)
+    writer.release()
+    return path
+
+
+def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
+    ensure_door_events(site)
+    page.goto(site.base + "/")
+    page.wait_for_selector("#events:not([hidden])", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
+    assert page.query_selector('#event-list tr[data-camera="door"] img') is not None  # the blurred snapshot
+    page.select_option("#filter-camera", "dead")  # a camera that never sent a frame has no event
+    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 0", timeout=20_000)
+    page.select_option("#filter-camera", "door")
+    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
+    cameras = {row.get_attribute("data-camera") for row in page.query_selector_all("#event-list tr.event")}
+    assert cameras == {"door"}
+    label = page.query_selector("#event-list tr.event").get_attribute("data-label")
+    page.select_option("#filter-label", label)
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.label === '{label}')",
+        timeout=20_000)
+    assert page.get_attribute("#report-link", "href") == "/v1/report.csv"
+
+
+def test_stopping_the_site_loses_no_event(tmp_path, sample_dir):
+    still_clip(tmp_path / "till.mp4", sample_dir)
+    running = SiteProcess(tmp_path, "  till: {source: till.mp4}\n")
+    assert wait_until(lambda: running.camera("till")["analysed"] >= 6, 60)
+    assert running.stop() == 0
+    # People still in view at the stop are decided on the way out: at least one event is stored.
+    store = EventStore(str(tmp_path / "site.db"))
+    events = store.events(camera="till")
+    assert events and all(e["snapshot"] and (tmp_path / "snapshots" / e["snapshot"]).is_file() for e in events)
+    assert sum(c["people"] for c in store.counts()) == len(events)
+    store.close()

@@ -1,0 +1,129 @@
+"""The site config: YAML cameras keyed by id, defaults, ${ENV} secrets, every error named."""
+
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.site.config import SiteConfigError, load_site_config
+from tests.conftest import ROOT
+
+EXAMPLE = ROOT / "examples" / "site.yaml"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_example_config_is_valid():
+    config = load_site_config(EXAMPLE, environ={"CAM_PASSWORD": "s3cret", "WEBHOOK_SECRET": "0123456789"})
+    assert list(config.cameras) == ["entrance", "pharmacy", "office"]
+    entrance = config.cameras["entrance"]
+    assert entrance.source == "rtsp://viewer:s3cret@192.168.1.20:554/stream1"
+    assert entrance.name == "Front door" and entrance.fps == 8 and entrance.detect_every == 2
+    assert set(entrance.zones) == {"door", "queue"}
+    assert config.cameras["pharmacy"].detect_every == 1 and config.cameras["pharmacy"].fps == 5
+    assert config.cameras["office"].min_face == 12
+    assert config.storage.database == str(EXAMPLE.parent / "maskwatch.db")
+    (hook,) = config.alerts.webhooks
+    assert hook.secret == "0123456789" and hook.cameras == ["entrance"] and hook.cooldown == 60
+    assert (config.mqtt.host, config.mqtt.port, config.mqtt.prefix) == ("127.0.0.1", 1883, "maskwatch")
+
+
+def test_defaults_apply_and_cameras_override(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    path = write(tmp_path, """
+defaults: {fps: 3, detect_every: 4}
+cameras:
+  a: {source: clip.mp4}
+  b: {source: webcam:1, fps: 7}
+""")
+    config = load_site_config(path, environ={})
+    assert (config.cameras["a"].fps, config.cameras["a"].detect_every) == (3, 4)
+    assert (config.cameras["b"].fps, config.cameras["b"].detect_every) == (7, 4)
+    assert config.cameras["a"].source == str(clip) and config.cameras["a"].name == "a"
+
+
+def test_an_unset_environment_variable_is_named_with_its_camera(tmp_path):
+    path = write(tmp_path, "cameras:\n  door:\n    source: rtsp://u:${NOPE_PASSWORD}@h/s\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == ["camera 'door', field 'source': environment variable NOPE_PASSWORD is not set"]
+
+
+@pytest.mark.parametrize("camera, expected", [
+    ("{source: webcam:x}", "camera 'c', field 'source': webcam sources are written webcam:N"),
+    ("{source: ftp://h/s}", "camera 'c', field 'source': stream URLs start with one of"),
+    ("{source: /no/such.mp4}", "camera 'c', field 'source': no such video file: /no/such.mp4"),
+    ("{name: x}", "camera 'c', field 'source': missing (required)"),
+    ("{source: webcam:0, fps: -1}", "camera 'c', field 'fps': Input should be greater than 0 (got -1)"),
+    ("{source: webcam:0, detect_evry: 2}", "camera 'c', field 'detect_evry': unknown setting (a typo?)"),
+    ("{source: webcam:0, zones: {door: [[0, 0], [1, 0]]}}", "camera 'c', field 'zones': zone 'door' needs at least 3 points, got 2"),
+    ("{source: webcam:0, zones: {door: [[0, 0], [1.5, 0], [1, 1]]}}", "camera 'c', field 'zones.door.1.0': Input should be less than or equal to 1"),
+    ("webcam:0", "camera 'c': expected a mapping of settings, got str"),
+])
+def test_a_bad_camera_names_the_camera_and_the_field(tmp_path, camera, expected):
+    path = write(tmp_path, f"cameras:\n  c: {camera}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = write(tmp_path, """
+defaults: {fps: 0}
+cameras:
+  a: {source: webcam:0, stall_timeout: 0}
+  b: {source: "rtsp://${MISSING}@h/s"}
+  "bad id!": {source: webcam:1}
+""")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    text = "\n".join(err.value.problems)
+    assert "field 'defaults.fps'" in text
+    assert "camera 'b', field 'source': environment variable MISSING is not set" in text
+    assert "camera 'bad id!': the id must be" in text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("cameras: [1, 2", "not valid YAML"),
+    ("- a\n- b\n", "expected a mapping"),
+    ("server: {port: 1}\n", "cameras: missing"),
+    ("cameras: {}\n", "at least one camera"),
+])
+def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
+    with pytest.raises(SiteConfigError, match=expected):
+        load_site_config(write(tmp_path, text), environ={})
+
+
+def test_run_check_prints_one_line_per_error_and_exits_1(tmp_path):
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:x}\n  b: {source: webcam:0, fps: 0}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "camera 'a', field 'source'" in errors[0] and "camera 'b', field 'fps'" in errors[1]
+
+
+def test_run_check_accepts_the_example(monkeypatch):
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    monkeypatch.setenv("WEBHOOK_SECRET", "0123456789")
+    result = CliRunner().invoke(app, ["run", "--config", str(EXAMPLE), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "3 cameras" in result.output and "entrance" in result.output
+
+
+@pytest.mark.parametrize("alerts, expected", [
+    ("{webhooks: [{url: 'http://h/x', secret: '12345678', labels: [masked]}]}",
+     "field 'alerts.webhooks.0.labels': unknown labels ['masked']"),
+    ("{webhooks: [{url: 'ftp://h/x', secret: '12345678'}]}", "field 'alerts.webhooks.0.url': webhook URLs start with"),
+    ("{webhooks: [{url: 'http://h/x', secret: 'short'}]}", "field 'alerts.webhooks.0.secret': String should have at least 8"),
+    ("{webhooks: [{url: 'http://h/x', secret: '12345678', cameras: [nope]}]}",
+     "field 'alerts.webhooks.0.cameras': no such cameras ['nope']; cameras: a"),
+])
+def test_bad_webhooks_are_named(tmp_path, alerts, expected):
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0}}\nalerts: {alerts}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems
