@@ -68,7 +68,7 @@ postgres:
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 
-# The FPS benchmark's baseline (res10 SSD, Caffe) needs OpenCV 4: a venv of its own.
+# The res10 SSD detection baseline (benchmarks/detection_baseline.py, Caffe) needs OpenCV 4: a venv of its own.
 bench-venv:
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet opencv-python-headless==4.12.0.88 onnxruntime onnx numpy tqdm typer defusedxml scikit-learn pycocotools
