@@ -207,3 +207,18 @@ def test_evaluate_detection_prints_intervals_and_found_rates(tmp_path, sample_di
     lo, hi = metrics["intervals"]["map50"]
     assert 0 <= lo <= hi <= 1 and lo - 0.05 <= metrics["map50"] <= hi + 0.05
     assert set(metrics["found_rate"]["with_mask"]) == {"<10", "10-20", "20-40", ">=40"}
+
+
+def test_class_balanced_anchors_weigh_every_class_alike(sample_dir):
+    pytest.importorskip("torch")
+    from maskwatch.data.photos import photo_split
+    from maskwatch.training.detector_data import CropSampler, SamplerConfig, load_training_photos
+
+    photos = load_training_photos(sample_dir, photo_split(sample_dir).train)
+    sampler = CropSampler(photos, SamplerConfig(balance_classes=True))
+    per_class = {}
+    for (p, i), w in zip(sampler.faces, sampler.face_weights):
+        label = photos[p].labels[i]
+        per_class[label] = per_class.get(label, 0.0) + w
+    assert len(per_class) == 3
+    assert all(w == pytest.approx(1 / 3) for w in per_class.values())
