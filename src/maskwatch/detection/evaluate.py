@@ -11,14 +11,14 @@ import io
 from pathlib import Path
 
 import numpy as np
-from maskwatch.progress import progress_bar
 
 from maskwatch.data.images import read_image
 from maskwatch.data.photos import annotated_faces
 from maskwatch.data.voc import VocAnnotation
 from maskwatch.detection.bootstrap import (average_precision, bootstrap_photos, face_recall, match_photo,
-                                             percentile_interval)
+                                           percentile_interval)
 from maskwatch.faces import CLASSES, SIZE_BIN_NAMES, Face, size_bin
+from maskwatch.progress import progress_bar
 
 
 def face_size_bin(face: Face) -> str:

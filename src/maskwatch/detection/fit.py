@@ -6,13 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from maskwatch.progress import progress_bar
 
 from maskwatch.data.images import read_image
 from maskwatch.data.photos import annotated_faces
 from maskwatch.data.voc import VocAnnotation
 from maskwatch.detection.boxes import BoxMapping, greedy_match
 from maskwatch.detection.detector import DetectorConfig, build_face_finder
+from maskwatch.progress import progress_bar
 
 
 def fit_detector_config(data_dir: Path, annotations: list[VocAnnotation], config: DetectorConfig,
