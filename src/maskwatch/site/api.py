@@ -1,4 +1,5 @@
-"""The site's HTTP routes: cameras and their state, each camera's newest frame, the events.
+"""The site's HTTP routes: cameras and their state, each camera's newest frame, the events,
+compliance over time and the daily report.
 
 Mounted on the one FastAPI app (serving/app.py) when `maskwatch run` serves a site; errors are
 JSON {"error": "..."} like the rest of the API.
@@ -6,6 +7,7 @@ JSON {"error": "..."} like the rest of the API.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Query
@@ -15,6 +17,8 @@ from maskwatch.faces import CLASSES
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, report_range, to_csv
 from maskwatch.site.runner import Site
+from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
+from maskwatch.site.trend import BUCKETS, compliance_series
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -47,7 +51,7 @@ def _iso(seconds: float | None) -> str | None:
 def site_routes(site: Site) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["site"])
 
-    @router.get("/cameras")
+    @router.get("/cameras", response_model=list[CameraStatus])
     def cameras() -> JSONResponse:
         """Every camera of the site: connected, last frame (ISO time), FPS received, frames, reconnects,
         last error, and today's people per voted label (UTC day, from the database)."""
@@ -67,7 +71,8 @@ def site_routes(site: Site) -> APIRouter:
             return _error(404, f"no frame from camera {camera_id!r} yet")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @router.get("/events", responses=_errors((400, "A filter that names no camera or class, or a bad time")))
+    @router.get("/events", response_model=EventList,
+                responses=_errors((400, "A filter that names no camera or class, or a bad time")))
     def list_events(camera: str | None = None, zone: str | None = None, label: str | None = None,
                     since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)"),
                     limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
@@ -85,6 +90,36 @@ def site_routes(site: Site) -> APIRouter:
             row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
             row["snapshot"] = f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None
         return JSONResponse({"events": rows})
+
+    @router.get("/compliance", response_model=ComplianceSeries,
+                responses=_errors((400, "An unknown camera, zone or bucket, or a bad time")))
+    def compliance(camera: str | None = Query(None, description="one camera (default: all)"),
+                   zone: str | None = Query(None, description="one zone (default: all, and outside them)"),
+                   bucket: str = Query("hour", description="hour, day or week"),
+                   since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone); "
+                                                               "default: 24 buckets back")) -> JSONResponse:
+        """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts."""
+        if camera is not None and camera not in site.cameras_by_id:
+            return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(site.cameras_by_id)}")
+        if zone is not None:
+            known = site.cameras_by_id[camera].config.zones if camera else \
+                {z for c in site.cameras_by_id.values() for z in c.config.zones}
+            if zone not in known:
+                return _error(400, f"unknown zone {zone!r}" + (f" on camera {camera!r}" if camera else "")
+                              + f"; zones: {', '.join(known) or 'none'}")
+        if bucket not in BUCKETS:
+            return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
+        try:
+            since_seconds = parse_since(since) if since is not None else time.time() - 24 * BUCKETS[bucket]
+        except ValueError as err:
+            return _error(400, str(err))
+        if not -1e11 < since_seconds < 1e11:
+            return _error(400, f"since is out of range: {since!r}")
+        tz = site.config.tz()
+        series = compliance_series(site.store.counts(camera=camera, since=since_seconds), bucket, tz, zone)
+        return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
+                             "timezone": site.config.timezone or "local", "since": _iso(since_seconds // 60 * 60),
+                             "buckets": series})
 
     @router.get("/report.csv", response_class=Response,
                 responses={200: {"description": "Daily compliance per camera and zone (UTC days)",
