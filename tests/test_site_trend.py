@@ -5,6 +5,8 @@ The site runs in this process (uvicorn on a thread, loopback) with two cameras t
 so nothing detects: the counts are written to its SQLite database beforehand, at fixed times.
 """
 
+import os
+import subprocess
 import threading
 import time
 from datetime import datetime, timezone
@@ -21,8 +23,10 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
 from maskwatch.site.trend import bucket_start, compliance_series
+from tests.conftest import ROOT
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin, crowd
+from tests.test_api_fuzz import SCHEMATHESIS
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_report import count
@@ -124,15 +128,22 @@ def test_the_default_is_hours_of_the_last_day(site):
 
 @pytest.mark.parametrize("params, message", [
     ({"camera": "nope"}, "unknown camera 'nope'; cameras: door, till"),
-    ({"camera": "till", "zone": "queue"}, "unknown zone 'queue' on camera 'till'; zones: none"),
     ({"zone": "lobby"}, "unknown zone 'lobby'; zones: queue"),
     ({"bucket": "month"}, "bucket must be one of hour, day, week; got 'month'"),
     ({"since": "last week"}, "since must be Unix seconds or an ISO 8601 time"),
     ({"since": "1e300"}, "since is out of range"),
+    ({"since": "nan"}, "since is out of range"),
+    ({"since": "0001-01-01T00:00:00+01:00"}, "since is out of range"),
 ])
 def test_bad_compliance_queries_are_named(site, params, message):
     response = get(site, "/v1/compliance", **params)
     assert response.status_code == 400 and message in response.json()["error"], response.text
+
+
+def test_a_zone_of_another_camera_is_not_found(site):
+    response = get(site, "/v1/compliance", camera="till", zone="queue")
+    assert response.status_code == 404
+    assert response.json() == {"error": "camera 'till' has no zone 'queue'; its zones: none"}
 
 
 def test_site_answers_match_their_documented_models(site):
@@ -167,3 +178,17 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length === 1", timeout=20_000)
     till_week = page.query_selector("#trend-chart rect.bar")
     assert till_week.get_attribute("data-compliance") == "0.5"
+
+
+def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):
+    """The site's JSON routes against their OpenAPI description, bounded like test_api_fuzz.
+    (report.csv is left out: its from <= to rule cannot be written in a JSON Schema.)"""
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run(
+        [*SCHEMATHESIS, "run", f"{site}/openapi.json", "--checks", "all", "--max-examples", "25",
+         "--include-path-regex", "^/v1/(cameras|events|compliance)", "--workers", "1",
+         "--request-timeout", "30", "--generation-database", "none", "--no-color", "--output-truncate", "true"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400, check=False)
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report[-6000:]
+    assert "Test cases:" in report and "passed" in report, report[-3000:]
