@@ -165,7 +165,10 @@ def test_site_answers_match_their_documented_models(site):
 
 
 def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(site + "/")
+    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
     page.wait_for_selector("#trend:not([hidden])", timeout=20_000)
     page.wait_for_function("document.getElementById('trend-chart').dataset.buckets === '1'", timeout=20_000)
     assert page.inner_text("#trend-timezone") == "Europe/Berlin"
@@ -178,6 +181,7 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length === 1", timeout=20_000)
     till_week = page.query_selector("#trend-chart rect.bar")
     assert till_week.get_attribute("data-compliance") == "0.5"
+    assert errors == []
 
 
 def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):
