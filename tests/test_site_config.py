@@ -127,3 +127,61 @@ def test_bad_webhooks_are_named(tmp_path, alerts, expected):
     with pytest.raises(SiteConfigError) as err:
         load_site_config(path, environ={})
     assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems
+
+
+def test_the_example_has_opening_hours_a_timezone_and_compliance_rules():
+    config = load_site_config(EXAMPLE, environ={"CAM_PASSWORD": "s3cret", "WEBHOOK_SECRET": "0123456789"})
+    assert config.timezone == "Europe/Berlin" and str(config.tz()) == "Europe/Berlin"
+    assert config.cameras["entrance"].hours == ["mon-fri 08:00-20:00", "sat 09:00-18:00"]
+    assert config.cameras["office"].hours == []  # its own: no hours, always open
+    door, site_wide = config.alerts.compliance
+    assert (door.camera, door.zone, door.below, door.minutes, door.cooldown) == ("entrance", "door", 80, 15, 900)
+    assert site_wide.camera is None and site_wide.min_people == 20
+
+
+@pytest.mark.parametrize("camera, expected", [
+    ("{source: webcam:0, hours: ['weekdays 08:00-18:00']}", "camera 'c', field 'hours': days are mon, tue"),
+    ("{source: webcam:0, hours: ['mon 8-18']}", "camera 'c', field 'hours': opening hours are written like"),
+    ("{source: webcam:0, hours: 'mon 08:00-18:00'}", "camera 'c', field 'hours': Input should be a valid list"),
+])
+def test_bad_opening_hours_name_the_camera_and_the_field(tmp_path, camera, expected):
+    path = write(tmp_path, f"cameras:\n  c: {camera}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems
+
+
+def test_opening_hours_in_defaults_apply_to_every_camera(tmp_path):
+    path = write(tmp_path, "defaults: {hours: ['mon-fri 09:00-17:00']}\ncameras:\n  a: {source: webcam:0}\n"
+                           "  b: {source: webcam:1, hours: []}\ntimezone: UTC\n")
+    config = load_site_config(path, environ={})
+    assert config.cameras["a"].hours == ["mon-fri 09:00-17:00"] and config.cameras["b"].hours == []
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("timezone: Mars/Olympus", "field 'timezone': unknown timezone 'Mars/Olympus'"),
+    ("alerts: {compliance: [{below: 80}]}", "field 'alerts.compliance.0.minutes': missing (required)"),
+    ("alerts: {compliance: [{below: 180, minutes: 5}]}",
+     "field 'alerts.compliance.0.below': Input should be less than or equal to 100"),
+    ("alerts: {compliance: [{below: 80, minutes: 5, camera: nope}]}",
+     "field 'alerts.compliance.0.camera': no camera 'nope'; cameras: a"),
+    ("alerts: {compliance: [{below: 80, minutes: 5, camera: a, zone: dor}]}",
+     "field 'alerts.compliance.0.zone': camera 'a' has no zone 'dor'; zones: door"),
+    ("alerts: {compliance: [{below: 80, minutes: 5, zone: dor}]}", "field 'alerts.compliance.0.zone': no camera has"),
+    ("alerts: {compliance: [{below: 80, minutes: 5, cooldwn: 9}]}",
+     "field 'alerts.compliance.0.cooldwn': unknown setting (a typo?)"),
+])
+def test_bad_compliance_rules_and_timezones_are_named(tmp_path, extra, expected):
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0, zones: {{door: [[0, 0], [1, 0], [1, 1]]}}}}\n{extra}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems
+
+
+def test_every_bad_compliance_rule_is_reported(tmp_path):
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\nalerts: {compliance: [\n"
+                           "  {below: 80, minutes: 5, camera: x}, {below: 80, minutes: 5, camera: a, zone: z}]}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert [p.split(":")[0] for p in err.value.problems] == ["field 'alerts.compliance.0.camera'",
+                                                             "field 'alerts.compliance.1.zone'"]

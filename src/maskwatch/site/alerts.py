@@ -3,7 +3,9 @@
 Delivery runs on its own thread from a bounded queue, so a slow or dead receiver never holds up
 a camera: notify() only enqueues. A rule picks events by voted label, camera and zone; every
 event is one decided person, so a person alerts at most once, and `cooldown` seconds quiets a
-camera after an alert (a crowd at the door is one alert, not twenty).
+camera after an alert (a crowd at the door is one alert, not twenty). Outside a camera's opening
+hours (judged at the person's last-seen time) its events alert no one. Compliance alerts
+(compliance.py) go by alert(), to every webhook whose cameras and zones admit them.
 
 The receiver checks the signature over the exact body bytes:
     X-Maskwatch-Signature: sha256=<hex HMAC-SHA256(secret, body)>
@@ -20,6 +22,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import Callable
+
+from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 
 SIGNATURE_HEADER = "X-Maskwatch-Signature"
 NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
@@ -50,8 +55,11 @@ class WebhookRule:
     timeout: float = 5.0  # seconds per try
 
     def matches(self, event: dict) -> bool:
-        return (event["label"] in self.labels and (not self.cameras or event["camera"] in self.cameras)
-                and (not self.zones or event["zone"] in self.zones))
+        return event["label"] in self.labels and self.admits(event["camera"], event["zone"])
+
+    def admits(self, camera: str, zone: str | None) -> bool:
+        """Does the rule's camera and zone filter let this camera and zone through."""
+        return (not self.cameras or camera in self.cameras) and (not self.zones or zone in self.zones)
 
 
 @dataclass
@@ -61,14 +69,18 @@ class DeliveryStats:
     retried: int = 0
     dropped: int = 0  # the queue was full: the receiver is far behind
     quieted: int = 0  # within a cooldown
+    closed: int = 0  # outside the camera's opening hours
     last_error: str | None = None
 
 
 class WebhookNotifier:
     """Matches events against the rules and delivers them in the background, in order."""
 
-    def __init__(self, rules: list[WebhookRule], queue_size: int = 1000) -> None:
+    def __init__(self, rules: list[WebhookRule], queue_size: int = 1000,
+                 hours: dict[str, OpeningHours] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.rules = rules
+        self.hours = hours or {}  # camera -> opening hours; a camera not named is always open
+        self.clock = clock  # for cooldowns: injectable so tests need not sleep
         self.stats = DeliveryStats()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._last_alert: dict[tuple[str, str], float] = {}  # (url, camera) -> monotonic time
@@ -87,7 +99,10 @@ class WebhookNotifier:
 
     def notify(self, event: dict) -> None:
         """Queue the event for every rule it matches; never blocks."""
-        now = time.monotonic()
+        if not self.hours.get(event["camera"], ALWAYS_OPEN).is_open(event["last_seen"]):
+            self.stats.closed += 1
+            return
+        now = self.clock()
         for rule in self.rules:
             if not rule.matches(event):
                 continue
@@ -96,10 +111,20 @@ class WebhookNotifier:
                 self.stats.quieted += 1
                 continue
             self._last_alert[key] = now
-            try:
-                self._queue.put_nowait((rule, {"type": "event", "event": event}))
-            except queue.Full:
-                self.stats.dropped += 1
+            self._enqueue(rule, {"type": "event", "event": event})
+
+    def alert(self, alert: dict) -> None:
+        """Queue a compliance alert for every rule admitting its camera and zone (the compliance
+        rule has its own cooldown and opening hours check); never blocks."""
+        for rule in self.rules:
+            if rule.admits(alert["camera"], alert["zone"]):
+                self._enqueue(rule, {"type": "compliance", "alert": alert})
+
+    def _enqueue(self, rule: WebhookRule, payload: dict) -> None:
+        try:
+            self._queue.put_nowait((rule, payload))
+        except queue.Full:
+            self.stats.dropped += 1
 
     def _run(self) -> None:
         while True:

@@ -1,4 +1,5 @@
-"""The site's HTTP routes: cameras and their state, each camera's newest frame, the events.
+"""The site's HTTP routes: cameras and their state, each camera's newest frame, the events,
+compliance over time and the daily report.
 
 Mounted on the one FastAPI app (serving/app.py) when `maskwatch run` serves a site; errors are
 JSON {"error": "..."} like the rest of the API.
@@ -6,6 +7,7 @@ JSON {"error": "..."} like the rest of the API.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Query
@@ -15,6 +17,8 @@ from maskwatch.faces import CLASSES
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, report_range, to_csv
 from maskwatch.site.runner import Site
+from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
+from maskwatch.site.trend import BUCKETS, compliance_series
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -25,29 +29,56 @@ def _errors(*pairs: tuple[int, str]) -> dict:
     return {code: {"description": text, "content": {"application/json": {"schema": ERROR}}} for code, text in pairs}
 
 
+EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
+
+
 def parse_since(value: str) -> float:
     """Unix seconds, or an ISO 8601 time (UTC when it names no zone); ValueError says which forms work."""
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not EARLIEST <= seconds <= LATEST:  # also NaN
+            raise ValueError(f"since is out of range: Unix seconds from {EARLIEST:.0f} (year 1) to {LATEST:.0f} "
+                             f"(year 9999); got {value!r}")
+        return seconds
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"since must be Unix seconds or an ISO 8601 time such as 2026-11-26T09:00:00Z; got {value!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, ValueError):
+        seconds = float("nan")
+    if not EARLIEST <= seconds <= LATEST:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise ValueError(f"since is out of range: from year 1 to 9999 in UTC; got {value!r}")
+    return seconds
 
 
 def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
 
 
+def one_of(values) -> dict:
+    """A query parameter's documented schema: one of `values` (the handler still answers 400 for others)."""
+    values = list(values)
+    return {"anyOf": None, "type": "string", "enum": values} if values else {}
+
+
+# Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
+SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "maximum": LATEST},
+                          {"type": "string", "format": "date-time"}]}
+
+
 def site_routes(site: Site) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["site"])
+    camera_ids = one_of(site.cameras_by_id)
+    all_zones = one_of(sorted({z for c in site.cameras_by_id.values() for z in c.config.zones}))
 
-    @router.get("/cameras")
+    @router.get("/cameras", response_model=list[CameraStatus])
     def cameras() -> JSONResponse:
         """Every camera of the site: connected, last frame (ISO time), FPS received, frames, reconnects,
         last error, and today's people per voted label (UTC day, from the database)."""
@@ -67,9 +98,13 @@ def site_routes(site: Site) -> APIRouter:
             return _error(404, f"no frame from camera {camera_id!r} yet")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @router.get("/events", responses=_errors((400, "A filter that names no camera or class, or a bad time")))
-    def list_events(camera: str | None = None, zone: str | None = None, label: str | None = None,
-                    since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)"),
+    @router.get("/events", response_model=EventList,
+                responses=_errors((400, "A filter that names no camera or class, or a bad time")))
+    def list_events(camera: str | None = Query(None, json_schema_extra=camera_ids),
+                    zone: str | None = None,
+                    label: str | None = Query(None, json_schema_extra=one_of(CLASSES)),
+                    since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)",
+                                              json_schema_extra=SINCE_SCHEMA),
                     limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
         """Decided people, newest first, filtered by camera, zone, voted label and last seen since."""
         if camera is not None and camera not in site.cameras_by_id:
@@ -85,6 +120,39 @@ def site_routes(site: Site) -> APIRouter:
             row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
             row["snapshot"] = f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None
         return JSONResponse({"events": rows})
+
+    @router.get("/compliance", response_model=ComplianceSeries,
+                responses=_errors((400, "An unknown camera, zone or bucket, or a bad time"),
+                                  (404, "The camera has no such zone")))
+    def compliance(camera: str | None = Query(None, description="one camera (default: all)",
+                                              json_schema_extra=camera_ids),
+                   zone: str | None = Query(None, description="one zone (default: all, and outside them)",
+                                            json_schema_extra=all_zones),
+                   bucket: str = Query("hour", description="hour, day or week", json_schema_extra=one_of(BUCKETS)),
+                   since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone); "
+                                                               "default: 24 buckets back",
+                                             json_schema_extra=SINCE_SCHEMA)) -> JSONResponse:
+        """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts."""
+        if camera is not None and camera not in site.cameras_by_id:
+            return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(site.cameras_by_id)}")
+        if zone is not None:
+            every_zone = sorted({z for c in site.cameras_by_id.values() for z in c.config.zones})
+            if zone not in every_zone:
+                return _error(400, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
+            if camera is not None and zone not in site.cameras_by_id[camera].config.zones:
+                zones = site.cameras_by_id[camera].config.zones
+                return _error(404, f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}")
+        if bucket not in BUCKETS:
+            return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
+        try:
+            since_seconds = parse_since(since) if since is not None else time.time() - 24 * BUCKETS[bucket]
+        except ValueError as err:
+            return _error(400, str(err))
+        tz = site.config.tz()
+        series = compliance_series(site.store.counts(camera=camera, since=since_seconds), bucket, tz, zone)
+        return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
+                             "timezone": site.config.timezone or "local", "since": _iso(since_seconds // 60 * 60),
+                             "buckets": series})
 
     @router.get("/report.csv", response_class=Response,
                 responses={200: {"description": "Daily compliance per camera and zone (UTC days)",

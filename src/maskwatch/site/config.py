@@ -8,6 +8,11 @@
         source: rtsp://viewer:${CAM1_PASSWORD}@10.0.0.5:554/stream1
         zones:
           door: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]   # polygon, 0-1 of width and height
+        hours: ["mon-fri 08:00-18:00"]                # alerts fire only then (default: always)
+    timezone: Europe/Berlin  # of opening hours and the compliance chart's days (default: local time)
+    alerts:
+      compliance:        # under 80 % masked over 15 minutes at the door
+        - {camera: entrance, zone: door, below: 80, minutes: 15}
 
 Every problem is collected, not just the first: `load_site_config` raises SiteConfigError with
 one line per problem, each naming the camera and the field.
@@ -18,12 +23,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maskwatch.faces import CLASSES
+from maskwatch.site.hours import parse_span
 from maskwatch.video.sources import STREAM_PREFIXES
 
 CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -50,6 +57,16 @@ class CameraSettings(BaseModel):
     min_face: float = Field(0.0, ge=0, description="smallest face counted, short side in pixels")
     stall_timeout: float = Field(10.0, gt=0, description="seconds without a frame before the stream counts as dead")
     retry_max: float = Field(10.0, gt=0, description="longest wait between reconnects, seconds (backoff doubles up to it)")
+    hours: list[str] = Field(default_factory=list,
+                             description="opening hours, e.g. ['mon-fri 08:00-18:00']: alerts fire only then "
+                                         "(default: always)")
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, hours: list[str]) -> list[str]:
+        for spec in hours:
+            parse_span(spec)
+        return hours
 
 
 class CameraConfig(CameraSettings):
@@ -130,10 +147,24 @@ class WebhookConfig(BaseModel):
         return labels
 
 
+class ComplianceRuleConfig(BaseModel):
+    """Alert when the masked share over the last `minutes` falls under `below` percent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    below: float = Field(gt=0, le=100, description="percent of people masked under which the rule fires")
+    minutes: int = Field(ge=1, le=1440, description="the window, in minutes up to now")
+    camera: str | None = Field(None, description="the camera watched (default: every camera, each on its own)")
+    zone: str | None = Field(None, description="a zone of the camera (default: the whole camera)")
+    min_people: int = Field(5, ge=1, description="fewer people in the window is too few to judge")
+    cooldown: float = Field(900.0, ge=0, description="seconds the same camera and zone stay quiet after it fired")
+
+
 class AlertsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    compliance: list[ComplianceRuleConfig] = Field(default_factory=list)
 
 
 class MqttConfig(BaseModel):
@@ -156,6 +187,22 @@ class SiteConfig(BaseModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     mqtt: MqttConfig | None = None
+    timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours and "
+                                                   "chart days (default: the machine's local time)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin or UTC") from None
+        return value
+
+    def tz(self):
+        """The site's timezone (None: local time)."""
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     @model_validator(mode="after")
     def _some_cameras(self) -> SiteConfig:
@@ -169,7 +216,24 @@ class SiteConfig(BaseModel):
             if unknown:
                 raise ValueError(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; "
                                  f"cameras: {', '.join(self.cameras)}")
+        problems = [p for i, rule in enumerate(self.alerts.compliance) for p in self._rule_problems(i, rule)]
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
+
+    def _rule_problems(self, index: int, rule: ComplianceRuleConfig) -> list[str]:
+        """A compliance rule's camera must exist, and its zone be one of that camera's (or some camera's)."""
+        where = f"field 'alerts.compliance.{index}"
+        if rule.camera is not None:
+            camera = self.cameras.get(rule.camera)
+            if camera is None:
+                return [f"{where}.camera': no camera {rule.camera!r}; cameras: {', '.join(self.cameras)}"]
+            if rule.zone is not None and rule.zone not in camera.zones:
+                return [f"{where}.zone': camera {rule.camera!r} has no zone {rule.zone!r}; "
+                        f"zones: {', '.join(camera.zones) or 'none'}"]
+        elif rule.zone is not None and not any(rule.zone in c.zones for c in self.cameras.values()):
+            return [f"{where}.zone': no camera has a zone {rule.zone!r}"]
+        return []
 
 
 def load_site_config(path: Path | str, environ: dict[str, str] | None = None) -> SiteConfig:
@@ -281,7 +345,10 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
             message = "unknown setting (a typo?)"
         elif "input" in problem and problem["type"] not in ("value_error",):
             message += f" (got {problem['input']!r})"
-        lines.append(f"{_place(loc)}: {message}" if loc else message)
+        if loc:
+            lines.append(f"{_place(loc)}: {message}")
+        else:
+            lines.extend(message.split("\n"))  # a whole-file check may name several problems
     return lines
 
 

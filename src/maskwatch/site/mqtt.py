@@ -4,6 +4,7 @@
     <prefix>/events            {"type": "new", ...} when a person comes into view,
                                {"type": "end", "event": {...}} when their vote is decided and stored
     <prefix>/<camera>/counts   today's people per voted label on that camera (retained)
+    <prefix>/alerts            {"type": "compliance", "alert": {...}} when a compliance rule fires
 
 paho-mqtt runs its own network thread, reconnects by itself and queues what is published while
 the broker is away (up to `max_queued` messages): publishing never blocks a camera.
@@ -58,6 +59,9 @@ class MqttPublisher:
         self._publish(self.topic("events"), {"type": "end", "event": event})
         if self.counts_of is not None:
             self._publish(self.topic(event["camera"], "counts"), self.counts_of(event["camera"]), retain=True)
+
+    def compliance_alert(self, alert: dict) -> None:
+        self._publish(self.topic("alerts"), {"type": "compliance", "alert": alert})
 
     def _publish(self, topic: str, payload: dict, retain: bool = False) -> None:
         self.client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=retain)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from maskwatch.faces import CLASSES
 from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule
+from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
+from maskwatch.site.hours import OpeningHours
 from maskwatch.site.events import EventSink, EventStore
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.process import FrameProcessor
@@ -42,16 +44,24 @@ class Site:
         storage = config.storage
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)
+        self.hours = {camera_id: OpeningHours.parse(camera.hours, config.tz())
+                      for camera_id, camera in config.cameras.items()}
         self.alerts = WebhookNotifier([
             WebhookRule(hook.url, hook.secret, labels=tuple(hook.labels), cameras=tuple(hook.cameras),
                         zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries)
-            for hook in config.alerts.webhooks])
+            for hook in config.alerts.webhooks], hours=self.hours)
         self.mqtt = None
         if config.mqtt is not None:
             from maskwatch.site.mqtt import MqttPublisher
 
             self.mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, config.mqtt.prefix, config.mqtt.username,
                                       config.mqtt.password, counts_of=self.today_counts)
+        self.compliance = ComplianceMonitor(
+            self.store, [ComplianceRule(rule.below, rule.minutes, rule.camera, rule.zone, rule.min_people,
+                                        rule.cooldown) for rule in config.alerts.compliance],
+            zones_of={camera_id: list(camera.zones) for camera_id, camera in config.cameras.items()},
+            send=_fan_out([self.alerts.alert, *([self.mqtt.compliance_alert] if self.mqtt else [])]),
+            hours=self.hours)
         on_event = [listener for listener in (self.alerts.notify if self.alerts.rules else None,
                                               self.mqtt.event_recorded if self.mqtt else None) if listener]
         self.cameras_by_id: dict[str, SiteCamera] = {}
@@ -75,10 +85,12 @@ class Site:
         for camera in self.cameras_by_id.values():
             camera.worker.start()
         self._retention.start()
+        self.compliance.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        self.compliance.stop()
         for camera in self.cameras_by_id.values():
             camera.worker.stop()
         self.alerts.stop()

@@ -1,0 +1,128 @@
+"""Compliance alerts: "under X % of people masked over the last M minutes" on a camera or zone.
+
+The share comes from the per-minute counts in the events store (so it survives restarts and
+sees every camera thread's people), checked every `every` seconds on its own thread. A rule
+fires only while its camera is open (opening hours) and only once per `cooldown` seconds for
+the same camera and zone. Time comes from an injectable clock, so tests call check(now=...)
+directly instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
+
+COMPLIANT = "with_mask"
+
+
+@dataclass(frozen=True)
+class ComplianceRule:
+    """Alert when under `below` % of at least `min_people` people wore a mask over `minutes`."""
+
+    below: float  # percent, 0-100
+    minutes: int
+    camera: str | None = None  # None: every camera (that has `zone`, when one is named), each on its own
+    zone: str | None = None  # None: the whole camera, every zone and outside them
+    min_people: int = 5  # fewer people in the window is too few to judge
+    cooldown: float = 900.0  # seconds the same camera and zone stay quiet after this rule fired
+
+    def __post_init__(self) -> None:
+        if not 0 < self.below <= 100:
+            raise ValueError(f"below is a percentage in (0, 100]; got {self.below}")
+        if self.minutes < 1:
+            raise ValueError(f"minutes must be at least 1; got {self.minutes}")
+        if self.min_people < 1:
+            raise ValueError(f"min_people must be at least 1; got {self.min_people}")
+
+
+def window_counts(rows: list[dict], zone: str | None) -> tuple[int, int]:
+    """(people, of them masked) summed over per-minute count rows, of one zone or of all."""
+    people = masked = 0
+    for row in rows:
+        if zone is None or row["zone"] == zone:
+            people += row["people"]
+            masked += row[COMPLIANT]
+    return people, masked
+
+
+@dataclass
+class ComplianceStats:
+    checks: int = 0
+    fired: int = 0
+    quieted: int = 0  # below the threshold but within the cooldown
+    closed: int = 0  # a camera checked outside its opening hours
+    last: list[dict] = field(default_factory=list)  # the alerts of the latest check
+
+
+class ComplianceMonitor:
+    """Checks every rule against the store's counts and hands each alert to `send`."""
+
+    def __init__(self, store, rules: list[ComplianceRule], zones_of: dict[str, list[str]],
+                 send: Callable[[dict], None], hours: dict[str, OpeningHours] | None = None,
+                 clock: Callable[[], float] = time.time, every: float = 30.0) -> None:
+        self.store, self.rules, self.zones_of, self.send = store, rules, zones_of, send
+        self.hours = hours or {}
+        self.clock, self.every = clock, every
+        self.stats = ComplianceStats()
+        self._last_fired: dict[tuple[int, str, str | None], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="maskwatch-compliance", daemon=True)
+
+    def targets(self, rule: ComplianceRule) -> list[str]:
+        """The cameras a rule watches: its own, or every camera (having its zone, if it names one)."""
+        if rule.camera is not None:
+            return [rule.camera]
+        return [camera for camera, zones in self.zones_of.items() if rule.zone is None or rule.zone in zones]
+
+    def check(self, now: float | None = None) -> list[dict]:
+        """Evaluate every rule at `now` (default: the clock); the alerts sent."""
+        now = self.clock() if now is None else now
+        self.stats.checks += 1
+        fired = []
+        for index, rule in enumerate(self.rules):
+            since = now - rule.minutes * 60
+            for camera in self.targets(rule):
+                if not self.hours.get(camera, ALWAYS_OPEN).is_open(now):
+                    self.stats.closed += 1
+                    continue
+                rows = [r for r in self.store.counts(camera=camera, since=since) if r["minute"] <= now]
+                people, masked = window_counts(rows, rule.zone)
+                if people < rule.min_people:
+                    continue
+                compliance = 100.0 * masked / people
+                if compliance >= rule.below:
+                    continue
+                key = (index, camera, rule.zone)
+                if now - self._last_fired.get(key, float("-inf")) < rule.cooldown:
+                    self.stats.quieted += 1
+                    continue
+                self._last_fired[key] = now
+                alert = {"rule": index, "camera": camera, "zone": rule.zone, "compliance": round(compliance, 1),
+                         "below": rule.below, "people": people, "with_mask": masked, "minutes": rule.minutes,
+                         "at": now}
+                self.send(alert)
+                fired.append(alert)
+        self.stats.fired += len(fired)
+        self.stats.last = fired
+        return fired
+
+    def start(self) -> ComplianceMonitor:
+        if self.rules:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.check()
+            except Exception as err:  # a database hiccup must not end the checks for good
+                self.stats.last = [{"error": str(err)}]

@@ -1,0 +1,85 @@
+"""Opening hours: when a camera's alerts may fire (a closed shop needs no "no mask" alert).
+
+Written as a list of "DAYS HH:MM-HH:MM" strings, DAYS a day (mon), a range (mon-fri) or a
+comma list (sat,sun), in the site's timezone:
+
+    hours: ["mon-fri 08:00-18:00", "sat 09:00-13:00", "fri 22:00-02:00"]
+
+An end before the start runs past midnight into the next day (the day named is where it
+starts). No hours at all means always open.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time as clock_time, tzinfo
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SPEC = re.compile(r"^\s*([a-z,\-]+)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass(frozen=True)
+class OpeningSpan:
+    """Open on `days` (0 = Monday) from `start` to `end`; end <= start runs past midnight."""
+
+    days: frozenset[int]
+    start: clock_time
+    end: clock_time
+
+    def holds(self, moment: datetime) -> bool:
+        now = moment.time()
+        if self.start < self.end:
+            return moment.weekday() in self.days and self.start <= now < self.end
+        # Past midnight: the evening part on a named day, the morning part on the day after one.
+        return ((moment.weekday() in self.days and now >= self.start)
+                or ((moment.weekday() - 1) % 7 in self.days and now < self.end))
+
+
+def parse_span(text: str) -> OpeningSpan:
+    """One "DAYS HH:MM-HH:MM"; ValueError says what is wrong and what is expected."""
+    match = SPEC.match(text.lower()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"opening hours are written like 'mon-fri 08:00-18:00'; got {text!r}")
+    days: set[int] = set()
+    for part in match.group(1).split(","):
+        ends = part.split("-")
+        if len(ends) > 2 or any(end not in DAYS for end in ends):
+            raise ValueError(f"days are {', '.join(DAYS)}, a range such as mon-fri or a list such as "
+                             f"sat,sun; got {part!r} in {text!r}")
+        first, last = DAYS.index(ends[0]), DAYS.index(ends[-1])
+        days.update((first + i) % 7 for i in range((last - first) % 7 + 1))
+    hours = [int(match.group(i)) for i in (2, 3, 4, 5)]
+    if hours[0] > 24 or hours[2] > 24 or hours[1] > 59 or hours[3] > 59:
+        raise ValueError(f"times are HH:MM from 00:00 to 24:00; got {text!r}")
+    start = clock_time(hours[0] % 24, hours[1]) if hours[0] < 24 else clock_time(0)
+    if (hours[2], hours[3]) == (24, 0):
+        end = clock_time(0)  # until midnight: runs "past" midnight by nothing
+    elif hours[2] == 24:
+        raise ValueError(f"times are HH:MM from 00:00 to 24:00; got {text!r}")
+    else:
+        end = clock_time(hours[2], hours[3])
+    if start == end and (hours[2], hours[3]) != (24, 0):
+        raise ValueError(f"opening and closing time are the same in {text!r}; use 00:00-24:00 for all day")
+    return OpeningSpan(frozenset(days), start, end)
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """A camera's opening hours in a timezone (None: the machine's local time)."""
+
+    spans: tuple[OpeningSpan, ...] = ()
+    timezone: tzinfo | None = None
+
+    @classmethod
+    def parse(cls, specs: list[str], timezone: tzinfo | None = None) -> OpeningHours:
+        return cls(tuple(parse_span(s) for s in specs), timezone)
+
+    def is_open(self, unix_seconds: float) -> bool:
+        if not self.spans:
+            return True
+        moment = datetime.fromtimestamp(unix_seconds, self.timezone)
+        return any(span.holds(moment) for span in self.spans)
+
+
+ALWAYS_OPEN = OpeningHours()

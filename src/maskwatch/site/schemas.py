@@ -1,0 +1,72 @@
+"""Response models of the site routes, so /docs and /openapi.json describe what they answer.
+
+The routes build their JSON themselves (times already as ISO 8601 strings); these models are
+the documented shape, and tests check real answers against them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class PeopleCounts(BaseModel):
+    people: int = Field(ge=0, description="decided people")
+    with_mask: int = Field(ge=0)
+    without_mask: int = Field(ge=0)
+    mask_weared_incorrect: int = Field(ge=0)
+
+
+class CameraStatus(BaseModel):
+    """One camera of the site and the state of its stream."""
+
+    id: str
+    name: str
+    source: str = Field(description="the source with any password shown as ***")
+    zones: list[str]
+    fps_target: float = Field(description="frames analysed per second, as configured")
+    connected: bool
+    last_frame_at: str | None = Field(description="ISO 8601, UTC; null before the first frame")
+    fps: float = Field(description="frames received per second, over the last few seconds")
+    frames: int = Field(description="frames received since start")
+    reconnects: int
+    last_error: str | None
+    analysed: int = Field(description="frames analysed since start")
+    analysis_error: str | None
+    today: PeopleCounts = Field(description="today's people (UTC day), from the database")
+
+
+class Event(BaseModel):
+    """One decided person: the vote over their track's frames."""
+
+    id: int
+    camera: str
+    zone: str | None
+    track_id: int
+    label: Literal["with_mask", "without_mask", "mask_weared_incorrect"]
+    probability: float = Field(ge=0, le=1)
+    first_seen: str = Field(description="ISO 8601, UTC")
+    last_seen: str = Field(description="ISO 8601, UTC")
+    frames: int
+    snapshot: str | None = Field(description="URL of the blurred snapshot; null in privacy mode")
+
+
+class EventList(BaseModel):
+    events: list[Event]
+
+
+class ComplianceBucket(PeopleCounts):
+    start: str = Field(description="ISO 8601 start of the hour, day or week, in the site's timezone")
+    compliance: float | None = Field(ge=0, le=1, description="with_mask / people")
+
+
+class ComplianceSeries(BaseModel):
+    """Compliance over time from the per-minute counts; buckets without people are left out."""
+
+    camera: str | None = Field(description="null: every camera")
+    zone: str | None = Field(description="null: every zone and outside them")
+    bucket: Literal["hour", "day", "week"]
+    timezone: str = Field(description="the timezone of the buckets' starts")
+    since: str = Field(description="ISO 8601, UTC: counts from this minute on")
+    buckets: list[ComplianceBucket]

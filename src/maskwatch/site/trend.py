@@ -1,0 +1,46 @@
+"""Compliance over time: the per-minute counts summed into hours, days or weeks for the chart.
+
+Buckets start at the hour, at midnight, or at Monday midnight in the site's timezone (local
+time when it names none), so a "day" is the shop's day, not UTC's. Only buckets with people in
+them are returned; the chart leaves gaps for the others.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, tzinfo
+
+from maskwatch.faces import CLASSES
+
+BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default look-back is 24 of each
+
+
+def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetime:
+    """The start of the hour, day or (Monday-started) week holding `unix_seconds`, in `tz`."""
+    moment = datetime.fromtimestamp(unix_seconds, tz) if tz else datetime.fromtimestamp(unix_seconds).astimezone()
+    if bucket == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    if bucket == "week":
+        day -= timedelta(days=day.weekday())
+    # Re-attach the zone to the wall-clock midnight: its offset may differ from `moment`'s (DST).
+    return day.replace(tzinfo=tz).astimezone(tz) if tz else day.astimezone()
+
+
+def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: str | None = None) -> list[dict]:
+    """Per bucket, oldest first: its start (ISO 8601 with offset), people per voted label and
+    the compliant share (with_mask / people)."""
+    if bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
+    sums: dict[datetime, dict] = {}
+    for row in rows:
+        if zone is not None and row["zone"] != zone:
+            continue
+        total = sums.setdefault(bucket_start(row["minute"], bucket, tz), {"people": 0, **{c: 0 for c in CLASSES}})
+        total["people"] += row["people"]
+        for label in CLASSES:
+            total[label] += row[label]
+    return [{"start": start.isoformat(), **total,
+             "compliance": round(total["with_mask"] / total["people"], 4) if total["people"] else None}
+            for start, total in sorted(sums.items())]

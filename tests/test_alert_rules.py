@@ -1,0 +1,200 @@
+"""Alert rules beyond one person: compliance under X % over M minutes, opening hours, cooldowns.
+
+Counts go through a real SQLite events store, alerts through the real webhook notifier to a real
+HTTP receiver on loopback, and to a real mosquitto; time is passed in, never slept.
+"""
+
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from maskwatch.site.alerts import WebhookNotifier, WebhookRule, signature_matches
+from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
+from maskwatch.site.events import EventStore
+from maskwatch.site.hours import OpeningHours, parse_span
+from maskwatch.site.mqtt import MqttPublisher
+from tests.mosquitto import Subscriber, broker  # noqa: F401  (fixture)
+from tests.test_alerts import SECRET, Receiver, event
+from tests.test_cameras import wait_until
+from tests.test_events import person
+
+BERLIN = ZoneInfo("Europe/Berlin")
+MASKED, UNMASKED = (0.9, 0.05, 0.05), (0.05, 0.9, 0.05)
+
+
+def berlin(day, hour, minute=0):
+    """Unix seconds of 2026-09-<day> hour:minute in Berlin (the 21st is a Monday)."""
+    return datetime(2026, 9, day, hour, minute, tzinfo=BERLIN).timestamp()
+
+
+MONDAY_10 = berlin(21, 10)
+
+
+@pytest.mark.parametrize("spec, open_at, closed_at", [
+    ("mon-fri 08:00-18:00", [(21, 8, 0), (25, 17, 59)], [(21, 7, 59), (21, 18, 0), (26, 12, 0)]),
+    ("sat,sun 10:00-14:00", [(26, 10, 0), (27, 13, 0)], [(25, 12, 0), (26, 14, 0)]),
+    ("fri 22:00-02:00", [(25, 23, 0), (26, 1, 59)], [(25, 21, 59), (26, 2, 0), (22, 1, 0)]),
+    ("sun-tue 00:00-24:00", [(27, 0, 0), (21, 12, 0), (22, 23, 59)], [(23, 0, 0), (26, 12, 0)]),
+])
+def test_opening_hours_in_the_site_timezone(spec, open_at, closed_at):
+    hours = OpeningHours.parse([spec], BERLIN)
+    assert all(hours.is_open(berlin(*t)) for t in open_at), spec
+    assert not any(hours.is_open(berlin(*t)) for t in closed_at), spec
+
+
+def test_no_opening_hours_means_always_open():
+    assert OpeningHours().is_open(berlin(27, 3))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("weekdays 08:00-18:00", "days are mon, tue"),
+    ("mon 8-18", "written like 'mon-fri 08:00-18:00'"),
+    ("mon 08:00-25:00", "times are HH:MM from 00:00 to 24:00"),
+    ("mon 09:00-09:00", "opening and closing time are the same"),
+])
+def test_bad_opening_hours_are_explained(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_span(spec)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = EventStore(str(tmp_path / "site.db"), privacy=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def crowd(store, masked, unmasked, when, camera="door", zone=None):
+    """Record `masked` + `unmasked` decided people last seen at `when`."""
+    for i in range(masked + unmasked):
+        store.record(camera, zone, person(i, MASKED if i < masked else UNMASKED, first=when - 5, last=when))
+
+
+def posted(receiver) -> list[dict]:
+    for body, signature in receiver.received:
+        assert signature_matches(SECRET, body, signature)
+    return [json.loads(body) for body, _ in receiver.received]
+
+
+def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, receiver):
+    notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET)]).start()
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", cooldown=600)],
+                                zones_of={"door": []}, send=notifier.alert)
+    crowd(store, masked=3, unmasked=2, when=MONDAY_10 - 20 * 60)  # before the window: not counted
+    assert monitor.check(MONDAY_10) == []
+    crowd(store, masked=7, unmasked=3, when=MONDAY_10 - 60)  # 70 % of 10 over the last 15 minutes
+    (alert,) = monitor.check(MONDAY_10)
+    assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": 70.0, "below": 80, "people": 10,
+                     "with_mask": 7, "minutes": 15, "at": MONDAY_10}
+    assert monitor.check(MONDAY_10 + 300) == [] and monitor.stats.quieted == 1  # within the cooldown
+    assert len(monitor.check(MONDAY_10 + 600)) == 1  # cooldown over, still low
+    notifier.stop()
+    assert [p["type"] for p in posted(receiver)] == ["compliance", "compliance"]
+    assert posted(receiver)[0]["alert"] == alert
+
+
+def test_compliance_at_or_above_the_threshold_or_too_few_people_is_quiet(store):
+    sent = []
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=5, camera="door", min_people=5)],
+                                zones_of={"door": []}, send=sent.append)
+    crowd(store, masked=0, unmasked=4, when=MONDAY_10)  # 0 %, but only 4 people
+    assert monitor.check(MONDAY_10 + 30) == []
+    crowd(store, masked=16, unmasked=0, when=MONDAY_10)  # 16 of 20: exactly 80 %
+    assert monitor.check(MONDAY_10 + 30) == [] and sent == []
+
+
+def test_a_zone_rule_counts_only_its_zone_and_a_camera_less_rule_watches_each_camera(store):
+    sent = []
+    rules = [ComplianceRule(below=50, minutes=10, camera="door", zone="queue", min_people=2),
+             ComplianceRule(below=50, minutes=10, min_people=2)]
+    monitor = ComplianceMonitor(store, rules, zones_of={"door": ["queue"], "till": []}, send=sent.append)
+    crowd(store, masked=0, unmasked=2, when=MONDAY_10, zone="queue")
+    crowd(store, masked=6, unmasked=0, when=MONDAY_10)  # the door as a whole is 75 % masked
+    crowd(store, masked=1, unmasked=3, when=MONDAY_10, camera="till")
+    fired = monitor.check(MONDAY_10 + 30)
+    assert [(a["rule"], a["camera"], a["zone"], a["compliance"]) for a in fired] == [
+        (0, "door", "queue", 0.0), (1, "till", None, 25.0)]
+
+
+def test_compliance_rules_fire_only_inside_opening_hours(store):
+    sent = []
+    hours = {"door": OpeningHours.parse(["mon-fri 08:00-18:00"], BERLIN)}
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", cooldown=0)],
+                                zones_of={"door": []}, send=sent.append, hours=hours)
+    evening = berlin(21, 18, 30)
+    crowd(store, masked=0, unmasked=5, when=evening - 60)
+    assert monitor.check(evening) == [] and monitor.stats.closed == 1
+    crowd(store, masked=0, unmasked=5, when=MONDAY_10 - 60)
+    assert len(monitor.check(MONDAY_10)) == 1
+
+
+def test_the_injected_clock_drives_the_checks(store):
+    now = [MONDAY_10]
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", cooldown=60)],
+                                zones_of={"door": []}, send=lambda alert: None, clock=lambda: now[0])
+    crowd(store, masked=0, unmasked=5, when=MONDAY_10 - 60)
+    assert monitor.check()[0]["at"] == MONDAY_10
+    now[0] += 30
+    assert monitor.check() == []
+    now[0] += 30
+    assert monitor.check()[0]["at"] == MONDAY_10 + 60
+
+
+def test_person_alerts_outside_opening_hours_are_not_sent(receiver):
+    hours = {"door": OpeningHours.parse(["mon-fri 08:00-18:00"], BERLIN)}
+    notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET)], hours=hours).start()
+    night, day = dict(event(1), last_seen=berlin(21, 23)), dict(event(2), last_seen=MONDAY_10)
+    notifier.notify(night)
+    notifier.notify(day)
+    notifier.notify(dict(event(3, camera="till"), last_seen=berlin(21, 23)))  # no hours: always open
+    notifier.stop()
+    assert [p["event"]["id"] for p in posted(receiver)] == [2, 3] and notifier.stats.closed == 1
+
+
+def test_the_person_cooldown_follows_the_injected_clock(receiver):
+    now = [1000.0]
+    notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET, cooldown=60)], clock=lambda: now[0]).start()
+    notifier.notify(event(1))
+    now[0] += 59
+    notifier.notify(event(2))  # quieted
+    now[0] += 1
+    notifier.notify(event(3))
+    notifier.stop()
+    assert [p["event"]["id"] for p in posted(receiver)] == [1, 3] and notifier.stats.quieted == 1
+
+
+def test_compliance_alerts_go_only_to_webhooks_admitting_their_camera_and_zone(receiver):
+    other = Receiver()
+    notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET, cameras=("door",)),
+                                WebhookRule(other.url, SECRET, zones=("queue",))]).start()
+    notifier.alert({"camera": "door", "zone": None, "compliance": 10.0})
+    notifier.alert({"camera": "till", "zone": "queue", "compliance": 20.0})
+    notifier.stop()
+    other_posts = [json.loads(body) for body, _ in other.received]
+    other.close()
+    assert [p["alert"]["camera"] for p in posted(receiver)] == ["door"]
+    assert [p["alert"]["camera"] for p in other_posts] == ["till"]
+
+
+def test_compliance_alerts_are_published_on_mqtt(broker, store):  # noqa: F811
+    listener = Subscriber(broker.port, "site/alerts")
+    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site").start()
+    try:
+        monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door")],
+                                    zones_of={"door": []}, send=publisher.compliance_alert)
+        crowd(store, masked=1, unmasked=4, when=MONDAY_10 - 60)
+        (alert,) = monitor.check(MONDAY_10)
+        assert wait_until(lambda: listener.json_on("site/alerts"))
+        assert listener.json_on("site/alerts") == [{"type": "compliance", "alert": alert}]
+    finally:
+        publisher.stop()
+        listener.close()
