@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, func,
-                        insert, select, text, update)
+                        insert, select, update)
 from sqlalchemy.engine import Connection, Engine
 
 from maskwatch.atomic import write_bytes
