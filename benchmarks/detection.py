@@ -18,8 +18,8 @@ import numpy as np
 
 from maskwatch.classifier import Classifier
 from maskwatch.data.photos import photo_split
-from maskwatch.detection.bootstrap import face_recall, percentile_interval
-from maskwatch.detection.closeups import closeup_set
+from maskwatch.detection.bootstrap import percentile_interval
+from maskwatch.detection.closeups import closeup_set, closeups_found
 from maskwatch.detection.detector import SHIPPED_CONFIG, WEIGHTS, Detector, DetectorConfig, build_face_finder
 from maskwatch.detection.evaluate import evaluate_detection
 from maskwatch.faces import SIZE_BIN_NAMES
@@ -30,8 +30,7 @@ CONFIGS = {"CenterFace x2 + box mapping (before)": WEIGHTS / "centerface.json",
 
 def closeup_recall(detector, closeups) -> tuple[float, tuple[float, float]]:
     """Share of close-up faces found at IoU 0.5 at the default cut-off, with a bootstrap interval."""
-    hits = np.array([face_recall(np.array([c.face.box]), np.array([f.box for f in detector.detect(c.image)]).reshape(-1, 4))[0]
-                     for c in closeups], float)
+    hits = closeups_found(detector, closeups).astype(float)
     draws = np.random.default_rng(0).integers(0, len(hits), (1000, len(hits)))
     return float(hits.mean()), percentile_interval(hits[draws].mean(axis=1))
 

@@ -18,8 +18,7 @@ import numpy as np
 
 from maskwatch.classifier import Classifier
 from maskwatch.data.photos import photo_split
-from maskwatch.detection.bootstrap import face_recall
-from maskwatch.detection.closeups import closeup_set
+from maskwatch.detection.closeups import closeup_set, closeups_found
 from maskwatch.detection.detector import Detector, DetectorConfig, build_face_finder
 from maskwatch.detection.evaluate import evaluate_detection
 from maskwatch.detection.fit import fit_coarse_score_power
@@ -54,8 +53,7 @@ def main() -> None:
             start = time.perf_counter()
             m = evaluate_detection(args.data, detector, photos, progress=False, resamples=0)
             seconds = (time.perf_counter() - start) / len(photos)
-            hits = [face_recall(np.array([c.face.box]), np.array([f.box for f in detector.detect(c.image)]).reshape(-1, 4))[0]
-                    for c in closeups]
+            hits = closeups_found(detector, closeups)
             print(f"| {side} | {coarse} ({config.coarse_score_power:.2f}) | {m['map50']:.3f} | {m['face_recall_iou50']:.3f} | {seconds:.3f} | "
                   f"{np.mean(hits):.3f} |", flush=True)
 

@@ -92,12 +92,9 @@ class CenterNetFaces:
         """image: HxWx3 BGR uint8. Returns faces sorted by score, boxes clipped to the frame."""
         h, w = image.shape[:2]
         boxes, scores = self.run_pass(image, self.scale.main_scale(w, h))
-        coarse = self.scale.coarse_scale(w, h)
-        if coarse is not None:
-            big_boxes, big_scores = self.run_pass(image, coarse)
-            big = (big_boxes[:, 3] - big_boxes[:, 1]) * coarse >= self.scale.coarse_min_face
-            boxes = np.concatenate([boxes, big_boxes[big]])
-            scores = np.concatenate([scores, big_scores[big] ** self.scale.coarse_score_power])
+        big_boxes, big_scores = self.coarse_pass(image)
+        boxes = np.concatenate([boxes, big_boxes])
+        scores = np.concatenate([scores, big_scores ** self.scale.coarse_score_power])
         if len(boxes) == 0:
             return []
         keep = cv2.dnn.NMSBoxes(
@@ -107,20 +104,37 @@ class CenterNetFaces:
         faces = [Face(box=tuple(boxes[i]), score=float(scores[i])).clipped(w, h) for i in keep]
         return sorted((f for f in faces if f.area > 0), key=lambda f: -f.score)
 
+    def coarse_pass(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The coarse pass's large faces (boxes in frame pixels, raw scores); empty where it does not run."""
+        h, w = image.shape[:2]
+        coarse = self.scale.coarse_scale(w, h)
+        if coarse is None:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        boxes, scores = self.run_pass(image, coarse)
+        big = (boxes[:, 3] - boxes[:, 1]) * coarse >= self.scale.coarse_min_face
+        return boxes[big], scores[big]
+
     def run_pass(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """One pass at `scale`, before NMS: boxes in frame pixels and their raw scores."""
         h, w = image.shape[:2]
-        # Sides must be multiples of 32 for the network's strides.
-        new_w = max(32, int(np.ceil(w * scale / 32) * 32))
-        new_h = max(32, int(np.ceil(h * scale / 32) * 32))
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-        blob = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
+        blob = network_input(image, scale)
+        new_h, new_w = blob.shape[2:]
         heatmap, size, offset = self.session.run(self.outputs, {self.input_name: blob})
         boxes, scores = decode(heatmap[0, 0], size[0], offset[0], self.threshold, self.local_peaks)
         boxes[:, [0, 2]] *= w / new_w
         boxes[:, [1, 3]] *= h / new_h
         return boxes, scores
+
+
+def network_input(image: np.ndarray, scale: float) -> np.ndarray:
+    """A BGR frame resized by about `scale` as the network takes it: 1 x 3 x H x W RGB float32,
+    sides rounded up to multiples of 32 (the network's strides)."""
+    h, w = image.shape[:2]
+    new_w = max(32, int(np.ceil(w * scale / 32) * 32))
+    new_h = max(32, int(np.ceil(h * scale / 32) * 32))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
 
 
 def load_centerface(scale: ScalePolicy, threshold: float, nms_iou: float, threads: int = 0) -> CenterNetFaces:

@@ -61,3 +61,12 @@ def closeup_set(data_dir: Path, annotations: list[VocAnnotation], count: int = 6
         frame, moved = make_closeup(image, face, float(rng.uniform(*fill)), size)
         out.append(CloseUp(frame, moved, ann.filename))
     return out
+
+
+def closeups_found(detector, closeups: list[CloseUp]) -> np.ndarray:
+    """Per close-up: did `detector.detect` (default cut-off) find its face at IoU 0.5?"""
+    from maskwatch.detection.bootstrap import face_recall
+
+    return np.array([face_recall(np.array([c.face.box]),
+                                 np.array([f.box for f in detector.detect(c.image)]).reshape(-1, 4))[0]
+                     for c in closeups], bool)

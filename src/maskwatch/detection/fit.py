@@ -78,11 +78,7 @@ def fit_coarse_score_power(closeups, config: DetectorConfig) -> tuple[float, dic
     finder = build_face_finder(replace(config, coarse_score_power=1.0))
     found, truth = [], []
     for closeup in closeups:
-        h, w = closeup.image.shape[:2]
-        scale = finder.scale.coarse_scale(w, h)
-        boxes, scores = finder.run_pass(closeup.image, scale) if scale else (np.zeros((0, 4)), np.zeros(0))
-        big = (boxes[:, 3] - boxes[:, 1]) * (scale or 0) >= finder.scale.coarse_min_face
-        found.append((boxes[big], scores[big]))
+        found.append(finder.coarse_pass(closeup.image))
         truth.append(np.array([closeup.face.box]))
     f1, cutoff = _best_cutoff(found, truth, BoxMapping(), replace(config, threshold=0.05))
     power = float(np.log(config.min_score) / np.log(cutoff)) if 0 < cutoff < 1 else 1.0

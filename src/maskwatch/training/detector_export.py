@@ -108,11 +108,11 @@ def quantize_detector(onnx_path: Path, out: Path, data_dir: Path, annotations, p
     Activation ranges are calibrated on `photos` training photos, each resized as the detector
     resizes it at run time.
     """
-    import cv2
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from maskwatch.atomic import atomic_path
     from maskwatch.data.images import read_image
+    from maskwatch.detection.centerface import network_input
 
     class Photos(CalibrationDataReader):
         def __init__(self) -> None:
@@ -124,10 +124,7 @@ def quantize_detector(onnx_path: Path, out: Path, data_dir: Path, annotations, p
                 return None
             image = read_image(Path(data_dir) / "images" / ann.filename)
             h, w = image.shape[:2]
-            scale = settings.scale.main_scale(w, h)
-            size = (max(32, int(np.ceil(w * scale / 32) * 32)), max(32, int(np.ceil(h * scale / 32) * 32)))
-            rgb = cv2.cvtColor(cv2.resize(image, size), cv2.COLOR_BGR2RGB)
-            return {"image": rgb.transpose(2, 0, 1)[None].astype(np.float32)}
+            return {"image": network_input(image, settings.scale.main_scale(w, h))}
 
     with atomic_path(out, suffix=".onnx") as tmp:
         quantize_static(str(onnx_path), str(tmp), Photos(), quant_format=QuantFormat.QDQ,
