@@ -139,3 +139,35 @@ def test_event_sink_forgets_views_of_tracks_that_never_became_people(store, samp
     for i in range(1, 5):
         sink.write(Frame(i, NOW + i, image, f"f{i}"), [], True)
     assert sink.views == {} and sink.last_frame == {}
+
+
+def test_event_sink_announces_vote_changes_and_people_in_view(store):
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
+
+    updates, in_view = [], []
+    sink = EventSink(store, "door", zones={"left": [(0, 0), (0.5, 0), (0.5, 1), (0, 1)]},
+                     on_update=updates.append, on_in_view=lambda camera, counts: in_view.append((camera, counts)))
+    image = np.zeros((100, 100, 3), np.uint8)
+    box = (10, 10, 40, 40)
+
+    def frame(i, label, detected=True, track_id=3):
+        sink.write(Frame(i, NOW + i, image, f"f{i}"), [Face(box=box, label=label, track_id=track_id)], detected)
+
+    frame(0, "with_mask")  # not a person yet: nothing to tell
+    assert updates == [] and in_view[-1] == ("door", {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0})
+    sink.start_people([person(3, [0.9, 0.05, 0.05], box=box)])
+    frame(1, "with_mask")
+    assert updates == [] and in_view[-1][1]["with_mask"] == 1
+    frame(2, "mask_weared_incorrect", detected=False)  # carried frames repeat the vote: no news
+    assert updates == []
+    frame(3, "mask_weared_incorrect")
+    assert updates == [{"camera": "door", "zone": "left", "track_id": 3, "label": "mask_weared_incorrect",
+                        "before": "with_mask"}]
+    assert in_view[-1][1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 1}
+    calls = len(in_view)
+    frame(4, "mask_weared_incorrect")  # same counts: not repeated
+    assert len(in_view) == calls and len(updates) == 1
+    sink.write_people([person(3, [0.1, 0.1, 0.8], box=box)])
+    frame(5, "mask_weared_incorrect")  # the person's event is stored; the same id is no longer a person in view
+    assert in_view[-1][1]["mask_weared_incorrect"] == 0 and len(updates) == 1

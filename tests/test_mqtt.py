@@ -24,18 +24,25 @@ def test_availability_events_and_counts(broker):  # noqa: F811
         assert wait_until(lambda: listener.on("site/available") == ["online"])
         publisher.person_started({"camera": "door", "zone": None, "track_id": 3, "label": "without_mask",
                                   "first_seen": 1.0})
+        publisher.in_view("door", {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 0})
+        publisher.person_updated({"camera": "door", "zone": None, "track_id": 3, "label": "mask_weared_incorrect",
+                                  "before": "without_mask"})
         publisher.event_recorded(EVENT)
-        assert wait_until(lambda: len(listener.on("site/events")) == 2 and listener.on("site/door/counts"))
-        new, end = listener.json_on("site/events")
+        assert wait_until(lambda: len(listener.on("site/events")) == 3 and listener.on("site/door/counts"))
+        new, update, end = listener.json_on("site/events")
         assert new == {"type": "new", "camera": "door", "zone": None, "track_id": 3, "label": "without_mask",
                        "first_seen": 1.0}
+        assert update == {"type": "update", "camera": "door", "zone": None, "track_id": 3,
+                          "label": "mask_weared_incorrect", "before": "without_mask"}
         assert end == {"type": "end", "event": EVENT}
+        assert listener.on("site/door/without_mask") == ["1"] and listener.on("site/door/with_mask") == ["0"]
         assert listener.json_on("site/door/counts") == [{"people": 1, "without_mask": 1}]
     finally:
         publisher.stop()
     assert wait_until(lambda: listener.on("site/available")[-1:] == ["offline"])
-    late = Subscriber(broker.port, "site/+/counts")  # retained: a newcomer hears the counts at once
-    assert wait_until(lambda: late.json_on("site/door/counts") == [{"people": 1, "without_mask": 1}])
+    late = Subscriber(broker.port, "site/door/#")  # retained: a newcomer hears the counts at once
+    assert wait_until(lambda: late.json_on("site/door/counts") == [{"people": 1, "without_mask": 1}]
+                      and late.on("site/door/without_mask") == ["1"])
     late.close()
     listener.close()
 

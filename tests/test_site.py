@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from maskwatch.faces import CLASSES
 from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
 from tests.mosquitto import Broker, Subscriber
@@ -213,6 +214,10 @@ def test_mqtt_hears_availability_events_and_counts(site):
     counts = site.mqtt.json_on("maskwatch/door/counts")
     assert counts and counts[-1]["people"] >= 1 and set(counts[-1]) == {
         "people", "with_mask", "without_mask", "mask_weared_incorrect"}
+    # People in view now, per voted label (Frigate's <camera>/<label>): a person was seen, so some
+    # label's count rose above 0 at some point.
+    in_view = {label: site.mqtt.on(f"maskwatch/door/{label}") for label in CLASSES}
+    assert all(in_view.values()) and any(int(n) > 0 for values in in_view.values() for n in values), in_view
 
 
 def test_the_daily_report_is_csv(site):

@@ -106,7 +106,9 @@ Epochs = Annotated[Optional[int], typer.Option(help="Epochs (default: the model'
 BatchSize = Annotated[Optional[int], typer.Option(help="Batch size (default: the model's recipe).")]
 LearningRate = Annotated[Optional[float], typer.Option(help="Learning rate, peak rate with onecycle (default: recipe).")]
 Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, light jitter (default: recipe).")]
-Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)) or 'inverse' (1/freq) (default: recipe).")]
+Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)), 'inverse' (1/freq) or 'drw' (sqrt, then inverse for the last third of the epochs) (default: recipe).")]
+Degrade = Annotated[Optional[float], typer.Option(help="Share of crops shrunk to 8-40 px and blown back up, as far cameras see faces (default: recipe).")]
+Synthetic = Annotated[Optional[float], typer.Option("--synthetic-incorrect", help="Wrongly worn masks made from a bare face's nose and a masked face's mask, as a share of each batch (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 
 
@@ -121,6 +123,8 @@ def train(
     augment: Augment = None,
     balance: Balance = None,
     schedule: Schedule = None,
+    degrade: Degrade = None,
+    synthetic_incorrect: Synthetic = None,
     seed: Annotated[int, typer.Option()] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     progress: Progress = True,
@@ -132,7 +136,8 @@ def train(
 
     try:
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
-                        balance=balance, schedule=schedule)
+                        balance=balance, schedule=schedule, degrade=degrade,
+                        synthetic_incorrect=synthetic_incorrect)
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -173,6 +178,8 @@ def cv(
     augment: Augment = None,
     balance: Balance = None,
     schedule: Schedule = None,
+    degrade: Degrade = None,
+    synthetic_incorrect: Synthetic = None,
     seed: Annotated[int, typer.Option()] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     progress: Progress = True,
@@ -187,7 +194,8 @@ def cv(
 
     try:
         cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
-                           seed=seed, augment=augment, balance=balance, schedule=schedule)
+                           seed=seed, augment=augment, balance=balance, schedule=schedule, degrade=degrade,
+                           synthetic_incorrect=synthetic_incorrect)
         work = data
         if not (data / "prepare.json").is_file():
             work = out / "work"
@@ -460,12 +468,25 @@ def serve(
     from maskwatch.serving.app import SETTINGS_ENV
     os.environ[SETTINGS_ENV] = json.dumps({"max_upload_bytes": int(max_upload_mb * 1024 * 1024),
                                            "max_pixels": max_pixels, "source": source, "blur": blur})
+    metrics_dir = None
     if workers > 1:
+        import tempfile
+
+        from maskwatch.serving.app import MULTIPROC_ENV
         # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
         os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
+        # A fresh folder per start: counters shared by the workers, not summed with a past run's.
+        metrics_dir = tempfile.mkdtemp(prefix="maskwatch-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
     typer.echo(f"maskwatch serving on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    try:
+        uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")
+    finally:
+        if metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

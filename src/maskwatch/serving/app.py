@@ -25,6 +25,8 @@ from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, JPEG_RESPON
 from maskwatch.serving.uploads import UploadError, image_from_upload
 
 STATIC = Path(__file__).parent / "static"
+# prometheus_client's multiprocess mode: set by `maskwatch serve --workers N` (N > 1).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True)
@@ -36,14 +38,38 @@ class ServeSettings:
 
 
 class Metrics:
-    """Prometheus counters of this process (one registry per app, so tests stay independent)."""
+    """Prometheus counters of this process (one registry per app, so tests stay independent).
+
+    Under `serve --workers N` a scrape reaches one worker of N, so each would report only its
+    own share. There PROMETHEUS_MULTIPROC_DIR is set before the workers start: every worker's
+    counters go to files in that folder and `exposition()` sums them over all workers.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.extra: list = []
         self.requests = Counter("maskwatch_requests", "HTTP requests", ["path", "status"], registry=self.registry)
         self.latency = Histogram("maskwatch_request_seconds", "Request latency", ["path"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.faces = Counter("maskwatch_faces", "Faces detected, per class", ["label"], registry=self.registry)
+
+    def add_collector(self, collector) -> None:
+        """A collector read at scrape time in this process (the site's cameras)."""
+        self.registry.register(collector)
+        self.extra.append(collector)
+
+    def exposition(self) -> bytes:
+        import os
+
+        if not os.environ.get(MULTIPROC_ENV):
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        for collector in self.extra:
+            registry.register(collector)
+        return generate_latest(registry)
 
 
 def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -> FastAPI:
@@ -94,7 +120,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
              responses={200: {"description": "Prometheus text format",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/detect", response_model=None, responses=DETECT_RESPONSES, openapi_extra=DETECT_BODY)
     async def detect(request: Request, annotate: bool = False) -> Response:
@@ -137,7 +163,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         from maskwatch.site.metrics import SiteCollector
 
         app.include_router(site_routes(site))
-        metrics.registry.register(SiteCollector(site))
+        metrics.add_collector(SiteCollector(site))
 
     @app.get("/v1/classes")
     def classes() -> list[str]:

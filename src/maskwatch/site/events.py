@@ -202,10 +202,15 @@ class EventSink:
     records an event for each person the tracker decides (Sink protocol plus write_people)."""
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
-                 margin: float = 1.0, forget_after: int = 100, on_event=None, on_start=None) -> None:
+                 margin: float = 1.0, forget_after: int = 100, on_event=None, on_start=None, on_update=None,
+                 on_in_view=None) -> None:
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
-        self.on_event = on_event  # called with each stored event (alerts, MQTT); it must not block
-        self.on_start = on_start  # called with a dict for each person coming into view; must not block
+        # Listeners (MQTT, alerts); none may block. on_event: each stored event; on_start: a person
+        # coming into view; on_update: a person in view whose running vote changed label;
+        # on_in_view: people in view now per voted label, whenever that changes.
+        self.on_event, self.on_start, self.on_update, self.on_in_view = on_event, on_start, on_update, on_in_view
+        self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
+        self.in_view: dict[str, int] | None = None
         self.forget_after = forget_after  # frames: a view of a track gone this long (never a person) is dropped
         self.last_frame: dict[int, int] = {}  # track id -> index of the frame it was last in
         self.annotator = FaceAnnotator(blur=True, show_counts=False)
@@ -216,7 +221,10 @@ class EventSink:
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         height, width = frame.image.shape[:2]
         self.size = (width, height)
-        if not detected or self.store.privacy:
+        if not detected:
+            return
+        self._announce_changes(faces)
+        if self.store.privacy:
             return
         for face in faces:
             if face.track_id is None:
@@ -240,10 +248,31 @@ class EventSink:
         moved = Face(box=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0), label=face.label, probabilities=face.probabilities)
         return self.annotator.annotate(crop, [moved])
 
+    def _announce_changes(self, faces: list[Face]) -> None:
+        """Tell listeners of people whose running vote changed, and of new counts in view."""
+        in_view = dict.fromkeys(CLASSES, 0)
+        for face in faces:
+            if face.track_id not in self.announced:
+                continue
+            if face.label is not None:
+                in_view[face.label] += 1
+            before = self.announced[face.track_id]
+            if face.label != before:
+                self.announced[face.track_id] = face.label
+                if self.on_update is not None:
+                    zone = zone_of(face.box, *self.size, self.zones)
+                    self.on_update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
+                                    "label": face.label, "before": before})
+        if in_view != self.in_view:
+            self.in_view = in_view
+            if self.on_in_view is not None:
+                self.on_in_view(self.camera, in_view)
+
     def start_people(self, people: list[Track]) -> None:
-        if self.on_start is None:
-            return
         for track in people:
+            self.announced[track.track_id] = track.label
+            if self.on_start is None:
+                continue
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
             self.on_start({"camera": self.camera, "zone": zone, "track_id": track.track_id, "label": track.label,
                            "first_seen": track.first_seen})
@@ -252,6 +281,7 @@ class EventSink:
         for track in people:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
+            self.announced.pop(track.track_id, None)
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
             stored = self.store.record(self.camera, zone, track, None if view is None else view[1])
             self.recorded.append(stored)
@@ -261,3 +291,4 @@ class EventSink:
     def close(self) -> None:
         self.views.clear()
         self.last_frame.clear()
+        self.announced.clear()

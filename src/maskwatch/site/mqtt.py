@@ -2,8 +2,10 @@
 
     <prefix>/available         "online" while the site runs, "offline" (retained; also the last will)
     <prefix>/events            {"type": "new", ...} when a person comes into view,
+                               {"type": "update", ..., "before": label} when their running vote changes,
                                {"type": "end", "event": {...}} when their vote is decided and stored
     <prefix>/<camera>/counts   today's people per voted label on that camera (retained)
+    <prefix>/<camera>/<label>  people in view now with that voted label, e.g. "2" (retained)
     <prefix>/alerts            {"type": "compliance", "alert": {...}} when a compliance rule fires
 
 paho-mqtt runs its own network thread, reconnects by itself and queues what is published while
@@ -54,6 +56,13 @@ class MqttPublisher:
 
     def person_started(self, start: dict) -> None:
         self._publish(self.topic("events"), {"type": "new", **start})
+
+    def person_updated(self, update: dict) -> None:
+        self._publish(self.topic("events"), {"type": "update", **update})
+
+    def in_view(self, camera: str, counts: dict[str, int]) -> None:
+        for label, n in counts.items():
+            self.client.publish(self.topic(camera, label), str(n), qos=1, retain=True)
 
     def event_recorded(self, event: dict) -> None:
         self._publish(self.topic("events"), {"type": "end", "event": event})

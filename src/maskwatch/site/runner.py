@@ -71,7 +71,9 @@ class Site:
             processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
             live = LatestFrameSink(blur=storage.privacy)
             events = EventSink(self.store, camera_id, camera.zones, on_event=_fan_out(on_event),
-                               on_start=self.mqtt.person_started if self.mqtt else None)
+                               on_start=self.mqtt.person_started if self.mqtt else None,
+                               on_update=self.mqtt.person_updated if self.mqtt else None,
+                               on_in_view=self.mqtt.in_view if self.mqtt else None)
             worker = CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps)
             self.cameras_by_id[camera_id] = SiteCamera(camera_id, camera, worker, live)
         self._stop = threading.Event()

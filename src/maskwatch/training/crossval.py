@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwatch.atomic import write_text
+from maskwatch.atomic import atomic_path, write_text
 from maskwatch.data.split import grouped_folds
 from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
@@ -19,15 +19,17 @@ from maskwatch.training.train import TrainConfig, fit, predict_logits, run_confi
 
 
 def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: int = 0,
-                   progress: bool = True, save_dir: Path | None = None) -> dict:
+                   progress: bool = True, save_dir: Path | None = None, oof_path: Path | None = None) -> dict:
     """Train cfg on k-1 folds, score the held-out fold, k times; summarise mean and spread.
 
     Calibration is cross-fitted: each fold's temperature is fitted on the other folds'
     held-out logits, so the ECE after scaling is measured on faces the fit never saw.
     With save_dir, each fold's model is kept as a run folder save_dir/fold-K (fold 1 is the
-    same per-photo split that `maskwatch split --by photo` makes with this seed).
+    same per-photo split that `maskwatch split --by photo` makes with this seed). With oof_path,
+    every face's held-out logits (plain and flip-averaged) are saved there as .npz.
     """
     oof_logits = np.zeros((len(data), len(CLASSES)), dtype=np.float32)
+    oof_flip = np.zeros_like(oof_logits)
     fold_of = np.full(len(data), -1)
     per_fold = []
     for k, (train_idx, val_idx) in enumerate(grouped_folds(data.label_names(), data.photos, folds, seed)):
@@ -42,27 +44,56 @@ def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: in
                                        "train": len(train_idx), "val": len(val_idx)})
             write_run(Path(save_dir) / f"fold-{k + 1}", trained, config, data,
                       lambda path: write_split_csv(path, data.face_ids, is_val, by="photo", seed=seed))
-        logits = predict_logits(trained.model, to_tensor(data.images[val_idx]))
-        oof_logits[val_idx] = logits
+        held_out = to_tensor(data.images[val_idx])
+        oof_logits[val_idx] = predict_logits(trained.model, held_out)
+        oof_flip[val_idx] = predict_logits(trained.model, held_out, flip=True)
         fold_of[val_idx] = k
-        metrics = classification_metrics(data.labels[val_idx], logits.argmax(1))
         per_fold.append({"fold": k + 1, "train_seconds": round(trained.seconds, 1),
-                         "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-                         "recall": {c: metrics["per_class"][c]["recall"] for c in CLASSES},
-                         "support": {c: metrics["per_class"][c]["support"] for c in CLASSES}})
+                         **fold_metrics(data.labels[val_idx], oof_logits[val_idx])})
+    result = {
+        "model": cfg.model, "train": cfg.__dict__, "crop": data.spec.to_dict(), "folds": folds,
+        "seed": seed, "faces": len(data), "split": "per-photo, class-stratified (StratifiedGroupKFold)",
+        "per_fold": per_fold,
+        "summary": summarise(per_fold),
+        **pooled_metrics(data, oof_logits, fold_of),
+    }
+    # Flip test-time augmentation (the mean of a crop's and its mirror's logits), scored on
+    # the same held-out folds so the two rows compare directly.
+    flip_folds = [{"fold": f["fold"], "train_seconds": f["train_seconds"],
+                   **fold_metrics(data.labels[fold_of == f["fold"] - 1], oof_flip[fold_of == f["fold"] - 1])}
+                  for f in per_fold]
+    result["flip_tta"] = {"per_fold": flip_folds, "summary": summarise(flip_folds),
+                          **pooled_metrics(data, oof_flip, fold_of)}
+    if oof_path is not None:
+        # The held-out logits themselves, for trade-off curves without training again.
+        with atomic_path(oof_path, suffix=".npz") as tmp:
+            np.savez_compressed(tmp, logits=oof_logits, flip=oof_flip, labels=data.labels,
+                                fold=fold_of, sides=data.sides)
+    return result
+
+
+def fold_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
+    metrics = classification_metrics(labels, logits.argmax(1))
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+            "recall": {c: metrics["per_class"][c]["recall"] for c in CLASSES},
+            "support": {c: metrics["per_class"][c]["support"] for c in CLASSES}}
+
+
+def pooled_metrics(data: CropDataset, oof_logits: np.ndarray, fold_of: np.ndarray) -> dict:
+    """Recall by face size and calibration, pooled over all held-out folds.
+
+    Calibration is cross-fitted: each fold's temperature is fitted on the other folds'
+    held-out logits, so the ECE after scaling is measured on faces the fit never saw.
+    """
     calibrated = np.zeros_like(oof_logits)
     temperatures = []
-    for k in range(folds):
+    for k in range(int(fold_of.max()) + 1):
         held, others = fold_of == k, fold_of != k
         t = fit_temperature(oof_logits[others], data.labels[others])
         temperatures.append(t)
         calibrated[held] = softmax(oof_logits[held], t)
     return {
-        "model": cfg.model, "train": cfg.__dict__, "crop": data.spec.to_dict(), "folds": folds,
-        "seed": seed, "faces": len(data), "split": "per-photo, class-stratified (StratifiedGroupKFold)",
-        "per_fold": per_fold,
-        "summary": summarise(per_fold),
-        # Pooled over the folds' held-out faces: the rare class has too few faces per fold and bin.
+        # Pooled: the rare class has too few faces per fold and size bin.
         "recall_by_size": recall_by_size(data.labels, oof_logits.argmax(1), data.sides),
         "calibration": {
             "ece_before": expected_calibration_error(softmax(oof_logits), data.labels),
@@ -83,8 +114,15 @@ def summarise(per_fold: list[dict]) -> dict:
 
 
 def format_summary(result: dict) -> str:
+    text = _format_block(result, f"{result['model']}: {result['folds']}-fold per-photo CV on {result['faces']} faces")
+    if "flip_tta" in result:
+        text += "\n" + _format_block(result["flip_tta"], "with flip test-time augmentation, same folds")
+    return text
+
+
+def _format_block(result: dict, title: str) -> str:
     s = result["summary"]
-    lines = [f"{result['model']}: {result['folds']}-fold per-photo CV on {result['faces']} faces",
+    lines = [title,
              f"  accuracy  {s['accuracy']['mean']:.4f} ± {s['accuracy']['std']:.4f}",
              f"  macro-F1  {s['macro_f1']['mean']:.4f} ± {s['macro_f1']['std']:.4f}"]
     for c in CLASSES:
@@ -101,7 +139,7 @@ def run_cv(data: CropDataset, cfg: TrainConfig, out: Path, folds: int = 5, seed:
            progress: bool = True, save_models: bool = False) -> dict:
     started = time.perf_counter()
     result = cross_validate(data, cfg, folds=folds, seed=seed, progress=progress,
-                            save_dir=Path(out) if save_models else None)
+                            save_dir=Path(out) if save_models else None, oof_path=Path(out) / "oof-logits.npz")
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_text(Path(out) / "cv.json", json.dumps(result, indent=2))
     write_text(Path(out) / "cv.txt", format_summary(result) + "\n")

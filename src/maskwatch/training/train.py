@@ -20,10 +20,12 @@ from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
 from maskwatch.models import build_model
 from maskwatch.progress import progress_bar
-from maskwatch.training.augment import augment_batch
+from maskwatch.training.augment import augment_batch, degrade_resolution, mask_below_nose
 from maskwatch.training.dataset import CropDataset, load_crop_dataset
 
-BALANCE_MODES = ("none", "sqrt", "inverse")
+# "drw": deferred re-weighting (Cao et al., 2019): sqrt weights while features form, full
+# inverse weights for the last third of the epochs, when the learning rate is low.
+BALANCE_MODES = ("none", "sqrt", "inverse", "drw")
 SCHEDULES = ("constant", "onecycle")
 
 
@@ -40,6 +42,8 @@ class TrainConfig:
     augment: bool = False
     balance: str = "none"
     schedule: str = "constant"
+    degrade: float = 0.0
+    synthetic_incorrect: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -48,6 +52,9 @@ class TrainConfig:
             raise ValueError(f"balance must be one of {BALANCE_MODES}, got {self.balance!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        for name in ("degrade", "synthetic_incorrect"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a share between 0 and 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -72,13 +79,13 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                         classes=len(CLASSES))
     x_train, y_train = to_tensor(data.images[train_idx]), torch.from_numpy(data.labels[train_idx])
     x_val, y_val = to_tensor(data.images[val_idx]), torch.from_numpy(data.labels[val_idx])
-    weights = None
-    if cfg.balance != "none":
-        counts = np.maximum(np.bincount(data.labels[train_idx], minlength=len(CLASSES)), 1).astype(np.float64)
-        # "sqrt" lifts the rare class without drowning the common one; "inverse" fully equalises.
-        w = 1.0 / (np.sqrt(counts) if cfg.balance == "sqrt" else counts)
-        weights = torch.tensor(w / w.mean(), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    counts = np.maximum(np.bincount(data.labels[train_idx], minlength=len(CLASSES)), 1).astype(np.float64)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(counts, "sqrt" if cfg.balance == "drw" else cfg.balance))
+    late_loss_fn = nn.CrossEntropyLoss(weight=class_weights(counts, "inverse")) if cfg.balance == "drw" else loss_fn
+    late_epoch = cfg.epochs - cfg.epochs // 3 + 1
+    masked_pool = train_idx[data.labels[train_idx] == CLASSES.index("with_mask")]
+    bare_pool = train_idx[data.labels[train_idx] == CLASSES.index("without_mask")]
+    n_synthetic = int(round(cfg.synthetic_incorrect * cfg.batch_size)) if len(masked_pool) and len(bare_pool) else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * int(np.ceil(len(train_idx) / cfg.batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps) \
@@ -95,17 +102,24 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
         for begin in bar:
             idx = torch.from_numpy(order[begin:begin + cfg.batch_size])
             xb, yb = x_train[idx], y_train[idx]
+            if n_synthetic:
+                xs = mask_below_nose(to_tensor(data.images[rng.choice(masked_pool, n_synthetic)]),
+                                     to_tensor(data.images[rng.choice(bare_pool, n_synthetic)]), generator)
+                xb = torch.cat([xb, xs])
+                yb = torch.cat([yb, torch.full((n_synthetic,), CLASSES.index("mask_weared_incorrect"))])
             if cfg.augment:
                 xb = augment_batch(xb, generator)
+            if cfg.degrade:
+                xb = degrade_resolution(xb, generator, cfg.degrade)
             logits = model(xb)
-            loss = loss_fn(logits, yb)
+            loss = (late_loss_fn if epoch >= late_epoch else loss_fn)(logits, yb)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             total_loss += loss.item() * len(idx)
-            correct += (logits.argmax(1) == yb).sum().item()
+            correct += (logits[:len(idx)].argmax(1) == yb[:len(idx)]).sum().item()
         val_logits = predict_logits(model, x_val)
         val_loss = nn.functional.cross_entropy(torch.from_numpy(val_logits), y_val).item()
         row = {
@@ -123,12 +137,25 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     return TrainedModel(model=model, history=history, seconds=time.perf_counter() - start)
 
 
+def class_weights(counts: np.ndarray, balance: str) -> torch.Tensor | None:
+    """Loss weights per class, mean 1: "sqrt" lifts the rare class without drowning the
+    common one; "inverse" fully equalises; "none" gives None (plain cross-entropy)."""
+    if balance == "none":
+        return None
+    w = 1.0 / (np.sqrt(counts) if balance == "sqrt" else counts)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256, flip: bool = False) -> np.ndarray:
+    """Logits of every crop; with flip, the mean of the crop's and its mirror image's logits."""
     model.eval()
     if len(x) == 0:
         return np.zeros((0, len(CLASSES)), dtype=np.float32)
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+    batches = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+    if flip:
+        return torch.cat([(model(b) + model(b.flip(-1))) / 2 for b in batches]).numpy()
+    return torch.cat([model(b) for b in batches]).numpy()
 
 
 def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = None,
