@@ -28,3 +28,13 @@ def test_cv_reports_mean_and_spread_and_keeps_fold_models(prepared_sample, tmp_p
     for k in (1, 2, 3):
         assert (out / f"fold-{k}" / "model.safetensors").is_file()
         assert json.loads((out / f"fold-{k}" / "config.json").read_text())["split"]["fold"] == k
+    # Flip test-time augmentation is scored on the same folds, and the held-out logits are kept.
+    assert len(cv["flip_tta"]["per_fold"]) == 3 and "flip test-time augmentation" in result.output
+    import numpy as np
+
+    oof = np.load(out / "oof-logits.npz")
+    assert oof["logits"].shape == oof["flip"].shape == (cv["faces"], len(CLASSES))
+    assert sorted(set(oof["fold"].tolist())) == [0, 1, 2]
+    for k, fold in enumerate(cv["per_fold"]):
+        held = oof["fold"] == k
+        assert abs((oof["logits"][held].argmax(1) == oof["labels"][held]).mean() - fold["accuracy"]) < 1e-9

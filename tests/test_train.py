@@ -64,3 +64,13 @@ def test_train_refuses_a_split_of_other_faces(prepared_sample, tmp_path):
         train_run(prepared_sample, tmp_path / "r", TrainConfig(epochs=1), split_csv=tmp_path / "split.csv",
                   progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_rare_class_options_train_and_are_recorded(prepared_sample, tmp_path):
+    cfg = TrainConfig(epochs=3, seed=1, augment=True, balance="drw", degrade=0.3, synthetic_incorrect=0.1)
+    run = train_run(prepared_sample, tmp_path / "rare", cfg, progress=False)
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["balance"] == "drw" and config["train"]["synthetic_incorrect"] == 0.1
+    with open(run / "history.csv") as fh:
+        history = list(csv.DictReader(fh))
+    assert len(history) == 3 and all(np.isfinite(float(h["train_loss"])) for h in history)
