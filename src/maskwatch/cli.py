@@ -28,6 +28,7 @@ def _fail(message: str) -> None:
 EXTRA_MODULES = {
     "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
     "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho"),  # pydantic: typer needs it already
+    "ray": ("ray",),
 }
 
 
@@ -300,6 +301,40 @@ def detect(
         totals = result.summary["totals"]
         typer.echo(f"{totals['people']} people tracked: {totals['compliant']} compliant, "
                    f"{totals['non_compliant']} not -> {out}/summary.json", err=as_json)
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[str], typer.Argument(help="Photos, videos and folders of them (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder: OUT/<file>/ gets what `detect` writes, OUT/batch.json the outcome.")],
+    ray_address: Annotated[str | None, typer.Option("--ray", help="A Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto); default: start a local one.")] = None,
+    actors: Annotated[int | None, typer.Option(help="Actors scoring at once, one CPU each (default: one per CPU of the cluster).")] = None,
+    blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
+    no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
+    detect_every: Annotated[int | None, typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
+    progress: Progress = True,
+) -> None:
+    """Score folders of photos and videos on Ray, each file exactly as `maskwatch detect FILE` would;
+    a re-run skips finished files; failed files are listed in OUT/batch.json (exit code 1)."""
+    _need("batch", "ray")
+    from maskwatch.scale.batch import SUMMARY, run_batch
+    from maskwatch.scale.cluster import ClusterError
+    from maskwatch.scale.files import BatchInputError, ScoreOptions
+
+    if detect_every is not None and detect_every < 1:
+        _fail(f"--detect-every must be at least 1, got {detect_every}")
+    options = ScoreOptions(blur=blur, save_media=not no_media,
+                           **({} if detect_every is None else {"detect_every": detect_every}))
+    try:
+        report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)
+    except (BatchInputError, ClusterError, ValueError) as err:
+        _fail(str(err))
+    for row in report.failed:
+        typer.secho(f"failed: {row['error']}", fg=typer.colors.RED, err=True)
+    typer.echo(f"{len(report.files)} files: {report.count('done')} done, {report.count('skipped')} already done, "
+               f"{report.count('failed')} failed ({report.actors} actors, {report.seconds:.1f} s) -> {out}/{SUMMARY}")
+    if report.failed:
+        raise typer.Exit(code=1)
 
 
 @app.command("evaluate-detection")
