@@ -307,7 +307,7 @@ def detect(
 def batch(
     inputs: Annotated[list[str], typer.Argument(help="Photos, videos and folders of them (searched recursively).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder: OUT/<file>/ gets what `detect` writes, OUT/batch.json the outcome.")],
-    ray_address: Annotated[str | None, typer.Option("--ray", help="A Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto); default: start a local one.")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="A Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto); default (or 'local'): start one here.")] = None,
     actors: Annotated[int | None, typer.Option(help="Actors scoring at once, one CPU each (default: one per CPU of the cluster).")] = None,
     blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
@@ -507,11 +507,17 @@ def serve(
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras and stop.")] = False,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
+    cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
+    if ray_address is not None:
+        _need("run --ray", "ray")
     from maskwatch.site.config import SiteConfigError, load_site_config, redact_source
 
+    if cameras_per_actor < 1:
+        _fail(f"--cameras-per-actor must be at least 1, got {cameras_per_actor}")
     try:
         site = load_site_config(config)
     except SiteConfigError as err:
@@ -525,22 +531,37 @@ def run(
                    f"detect every {camera.detect_every}{zones}")
     if check:
         return
+    import contextlib
+
     import uvicorn
 
     from maskwatch.detection.detector import Detector
+    from maskwatch.scale.cluster import ClusterError, ray_cluster  # imports ray only when used
     from maskwatch.serving.app import create_app
     from maskwatch.site.runner import Site
 
+    cluster = contextlib.nullcontext()
+    if ray_address is not None:
+        cluster = ray_cluster(ray_address)
     try:
-        detector = Detector.load()
-        site_runner = Site(site, detector)
-    except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
+        with cluster:
+            try:
+                detector = Detector.load()
+                if ray_address is None:
+                    site_runner = Site(site, detector)
+                else:
+                    from maskwatch.scale.fleet import RaySite
+
+                    site_runner = RaySite(site, detector, cameras_per_actor=cameras_per_actor)
+            except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
+                _fail(str(err))
+            host, port = site.server.host, site.server.port
+            on = f" (cameras on Ray, {ray_address})" if ray_address else ""
+            typer.echo(f"maskwatch site on http://{host}:{port}/ (API docs at /docs); events in "
+                       f"{site.storage.database}{on}")
+            uvicorn.run(create_app(detector, site=site_runner), host=host, port=port, log_level="warning")
+    except ClusterError as err:
         _fail(str(err))
-    host, port = site.server.host, site.server.port
-    typer.echo(f"maskwatch site on http://{host}:{port}/ (API docs at /docs); events in {site.storage.database}")
-    uvicorn.run(create_app(detector, site=site_runner), host=host, port=port, log_level="warning")
-
-
 
 
 @app.command()

@@ -46,10 +46,12 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 @contextlib.contextmanager
 def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
-    """Ray, initialised for the block: the cluster at `address`, or a new local one with
-    `num_cpus` CPUs (default: this machine's cores), no dashboard, shut down afterwards."""
+    """Ray, initialised for the block: the cluster at `address`, or (None or "local") a new
+    local one with `num_cpus` CPUs (default: this machine's cores), no dashboard, shut down
+    afterwards."""
     import ray
 
+    address = None if address == "local" else address
     if address:
         check_reachable(address)
     if ray.is_initialized():
