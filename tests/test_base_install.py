@@ -69,6 +69,16 @@ def test_a_command_needing_an_extra_says_which_and_writes_nothing(tmp_path, args
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args, needs", [
+    (["run", "--config", "site.yaml", "--ray", "local"], "run --ray"),
+    (["serve", "--ray-replicas", "2"], "serve --ray-replicas"),
+])
+def test_ray_options_without_the_ray_extra_say_so(tmp_path, args, needs):
+    result = maskwatch_without(EXTRAS["ray"], *args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: 'maskwatch {needs}' needs the ray extra: pip install 'maskwatch[ray]'"
+
+
 def test_prepare_with_only_scikit_learn_missing_writes_nothing(tmp_path):
     result = maskwatch_without(["sklearn"], "prepare", str(SAMPLE), "--out", str(tmp_path / "w"), "--quiet")
     assert result.returncode == 2 and "needs the train extra" in result.stderr

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
-from maskwatch.scale.batch import ACTOR_CPU_SHARE, actor_cpus
-from maskwatch.scale.cluster import ClusterError, check_reachable
+from maskwatch.scale.batch import ACTOR_CPU_SHARE
+from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each
 from maskwatch.scale.files import BatchInputError, find_files
 from tests.test_detection import make_video
 
@@ -135,6 +135,6 @@ def test_a_bad_ray_address_is_named_at_once(address, message, tmp_path, sample_d
 
 
 def test_actors_leave_a_cpu_share_for_ray_data():
-    assert actor_cpus(1, 2.0) == 1.0
-    assert actor_cpus(2, 2.0) == pytest.approx(ACTOR_CPU_SHARE)
-    assert 4 * actor_cpus(4, 2.0) < 2.0
+    assert cpus_each(1, ACTOR_CPU_SHARE, cpus=2.0) == 1.0
+    assert cpus_each(2, ACTOR_CPU_SHARE, cpus=2.0) == pytest.approx(ACTOR_CPU_SHARE)
+    assert 4 * cpus_each(4, ACTOR_CPU_SHARE, cpus=2.0) < 2.0

@@ -483,24 +483,58 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB.")] = 10.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels.")] = 50_000_000,
     blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
+    ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="With --ray-replicas: a Ray cluster to join (HOST:PORT); default (or 'local'): start one here.")] = None,
 ) -> None:
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
 
     _need("serve", "serve")
-    if source and workers > 1:
-        _fail("--source runs one live view per process: use it with --workers 1")
+    if ray_replicas is not None or ray_address is not None:
+        _need("serve --ray-replicas", "ray")
+    if source and (workers > 1 or ray_replicas is not None):
+        _fail("--source runs one live view per process: use it with --workers 1 and without --ray-replicas")
+    if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
+        _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
     import uvicorn
 
-    from maskwatch.serving.app import SETTINGS_ENV
-    os.environ[SETTINGS_ENV] = json.dumps({"max_upload_bytes": int(max_upload_mb * 1024 * 1024),
-                                           "max_pixels": max_pixels, "source": source, "blur": blur})
+    from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
+    settings = {"max_upload_bytes": int(max_upload_mb * 1024 * 1024), "max_pixels": max_pixels, "source": source,
+                "blur": blur}
+    if ray_replicas is not None or ray_address is not None:
+        _serve_on_ray(ServeSettings(**settings), ray_replicas or 1, ray_address, host, port)
+        return
+    os.environ[SETTINGS_ENV] = json.dumps(settings)
     if workers > 1:
         # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
         os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
     typer.echo(f"maskwatch serving on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
+
+
+def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int) -> None:
+    """`serve --ray-replicas`: the same app on Ray Serve until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from maskwatch.scale.cluster import ClusterError, ray_cluster
+    from maskwatch.scale.serving import start_api, stop_api
+
+    try:
+        with ray_cluster(address):
+            start_api(settings, replicas, host, port)
+            typer.echo(f"maskwatch serving on http://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
+                       "(API docs at /docs); Ctrl-C stops")
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
+                signal.signal(signum, lambda *_: stop.set())
+            try:
+                stop.wait()
+            finally:
+                stop_api()
+    except ClusterError as err:
+        _fail(str(err))
 
 
 @app.command()

@@ -21,7 +21,12 @@ from pathlib import Path
 
 from maskwatch.atomic import write_text
 from maskwatch.progress import progress_bar
-from maskwatch.scale.cluster import cluster_cpus, ray_cluster, single_threaded
+from maskwatch.scale.cluster import (
+    cluster_cpus,
+    cpus_each,
+    ray_cluster,
+    single_threaded,
+)
 from maskwatch.scale.files import BatchFile, ScoreOptions, find_files, score_file
 
 PHOTO_BATCH = 16  # photos per actor call: enough to amortise a call, few enough to share out
@@ -73,11 +78,6 @@ class FileScorer:
                 for name in rows[0]} if rows else {}
 
 
-def actor_cpus(actors: int, cpus: float) -> float:
-    """Each actor's CPU request: one core, or an equal part of ACTOR_CPU_SHARE of the cluster."""
-    return min(1.0, ACTOR_CPU_SHARE * cpus / actors)
-
-
 def _scored(files: list[BatchFile], out: Path, options: ScoreOptions, actors: int, batch_size: int) -> Iterator[dict]:
     """Rows of scored files as Ray Data hands them back (in any order)."""
     if not files:
@@ -94,7 +94,7 @@ def _scored(files: list[BatchFile], out: Path, options: ScoreOptions, actors: in
     scored = dataset.map_batches(FileScorer, fn_constructor_args=(str(out), options), batch_size=batch_size,
                                  batch_format="numpy",
                                  compute=ray.data.ActorPoolStrategy(size=pool),
-                                 num_cpus=actor_cpus(actors, cluster_cpus()))
+                                 num_cpus=cpus_each(actors, ACTOR_CPU_SHARE))
     for row in scored.iter_rows():
         yield {"file": str(row["file"]), "output": str(row["output"]), "status": str(row["status"]),
                "frames": int(row["frames"]), "faces": int(row["faces"]), "error": str(row["error"]),

@@ -87,3 +87,9 @@ def cluster_cpus() -> float:
     import ray
 
     return float(ray.cluster_resources().get("CPU", 0.0))
+
+
+def cpus_each(count: int, share: float = 1.0, cpus: float | None = None) -> float:
+    """The CPU request of each of `count` actors: one core, or an equal part of `share` of the
+    cluster's `cpus` when there are more actors than that, so that all of them can start."""
+    return min(1.0, share * (cluster_cpus() if cpus is None else cpus) / count)

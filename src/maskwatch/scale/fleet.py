@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.scale.cluster import cluster_cpus, single_threaded
+from maskwatch.scale.cluster import cpus_each, single_threaded
 from maskwatch.site.config import (
     CameraConfig,
     SiteConfig,
@@ -149,8 +149,7 @@ class RaySite(Site):
         import ray
 
         # Every group fits at once, even with more groups than CPUs (a camera rarely needs a whole core).
-        cpus = min(1.0, cluster_cpus() / len(self.groups))
-        actor = ray.remote(num_cpus=cpus, max_restarts=-1, max_task_retries=0)(CameraGroup)
+        actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0)(CameraGroup)
         for group in self.groups:
             group.handle = actor.remote({c: self.config.cameras[c] for c in group.camera_ids}, self.config.storage)
         self._poller.start()
