@@ -88,6 +88,7 @@ def _scored(files: list[BatchFile], out: Path, options: ScoreOptions, actors: in
     context.enable_progress_bars = False  # ours counts files, Ray's would count blocks
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" lines
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # nor "progress bars disabled"
     dataset = ray.data.from_items([asdict(f) for f in files],
                                   override_num_blocks=math.ceil(len(files) / batch_size))
     pool = min(actors, math.ceil(len(files) / batch_size))

@@ -184,7 +184,8 @@ class RaySite(Site):
                 messages, group.states = ray.get(call, timeout=CALL_TIMEOUT)
                 group.error = None
             except (ray.exceptions.RayError, TimeoutError) as err:
-                group.error = f"camera actor unavailable, restarting: {type(err).__name__}"
+                reason = (str(err).strip().splitlines() or [""])[0][:200]
+                group.error = f"camera actor unavailable ({type(err).__name__}): {reason}"
                 continue
             self._dispatch(messages)
 
