@@ -124,8 +124,9 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
             report.actors = actors or max(1, int(cluster_cpus()))
             photos = [f for f in todo if f.kind == "photo"]
             batch = max(1, min(PHOTO_BATCH, math.ceil(len(photos) / report.actors)))
+            videos = [f for f in todo if f.kind == "video"]  # one per actor call: whole, in order
             rows = itertools.chain(_scored(photos, out, options, report.actors, batch),
-                          _scored([f for f in todo if f.kind == "video"], out, options, report.actors, 1))
+                                   _scored(videos, out, options, report.actors, 1))
             bar = progress_bar(rows, total=len(todo), desc="batch", unit="file", disable=not progress)
             try:
                 report.files += list(bar)
