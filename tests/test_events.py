@@ -147,7 +147,7 @@ def test_event_sink_announces_vote_changes_and_people_in_view(store):
 
     updates, in_view = [], []
     sink = EventSink(store, "door", zones={"left": [(0, 0), (0.5, 0), (0.5, 1), (0, 1)]},
-                     on_update=updates.append, on_in_view=lambda camera, counts: in_view.append((camera, counts)))
+                     on_update=updates.append, on_in_view=lambda view: in_view.append((view["camera"], view["counts"])))
     image = np.zeros((100, 100, 3), np.uint8)
     box = (10, 10, 40, 40)
 

@@ -24,7 +24,7 @@ def test_availability_events_and_counts(broker):  # noqa: F811
         assert wait_until(lambda: listener.on("site/available") == ["online"])
         publisher.person_started({"camera": "door", "zone": None, "track_id": 3, "label": "without_mask",
                                   "first_seen": 1.0})
-        publisher.in_view("door", {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 0})
+        publisher.in_view({"camera": "door", "counts": {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 0}})
         publisher.person_updated({"camera": "door", "zone": None, "track_id": 3, "label": "mask_weared_incorrect",
                                   "before": "without_mask"})
         publisher.event_recorded(EVENT)

@@ -30,7 +30,7 @@ from tests.test_detection import make_video
 class SiteProcess:
     """`maskwatch run --config CONFIG` in its own process, on a free loopback port."""
 
-    def __init__(self, folder, cameras: str, extra: str = ""):
+    def __init__(self, folder, cameras: str, extra: str = "", args: tuple[str, ...] = ()):
         self.folder, self.port = folder, free_port()
         self.config = folder / "site.yaml"
         self.config.write_text(f"""
@@ -42,7 +42,7 @@ storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
 {extra}""")
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(folder / "run.log", "w+")
-        self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config)],
+        self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config), *args],
                                         stdout=self.log, stderr=subprocess.STDOUT,
                                         env=os.environ | {"PYTHONUNBUFFERED": "1"})
         if not wait_until(lambda: self.process.poll() is not None or self._healthy(), 60) or not self._healthy():

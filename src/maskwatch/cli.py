@@ -28,6 +28,7 @@ def _fail(message: str) -> None:
 EXTRA_MODULES = {
     "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
     "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho"),  # pydantic: typer needs it already
+    "ray": ("ray",),
 }
 
 
@@ -310,6 +311,40 @@ def detect(
                    f"{totals['non_compliant']} not -> {out}/summary.json", err=as_json)
 
 
+@app.command()
+def batch(
+    inputs: Annotated[list[str], typer.Argument(help="Photos, videos and folders of them (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder: OUT/<file>/ gets what `detect` writes, OUT/batch.json the outcome.")],
+    ray_address: Annotated[str | None, typer.Option("--ray", help="A Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto); default (or 'local'): start one here.")] = None,
+    actors: Annotated[int | None, typer.Option(help="Actors scoring at once, one CPU each (default: one per CPU of the cluster).")] = None,
+    blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
+    no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
+    detect_every: Annotated[int | None, typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
+    progress: Progress = True,
+) -> None:
+    """Score folders of photos and videos on Ray, each file exactly as `maskwatch detect FILE` would;
+    a re-run skips finished files; failed files are listed in OUT/batch.json (exit code 1)."""
+    _need("batch", "ray")
+    from maskwatch.scale.batch import SUMMARY, run_batch
+    from maskwatch.scale.cluster import ClusterError
+    from maskwatch.scale.files import BatchInputError, ScoreOptions
+
+    if detect_every is not None and detect_every < 1:
+        _fail(f"--detect-every must be at least 1, got {detect_every}")
+    options = ScoreOptions(blur=blur, save_media=not no_media,
+                           **({} if detect_every is None else {"detect_every": detect_every}))
+    try:
+        report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)
+    except (BatchInputError, ClusterError, ValueError) as err:
+        _fail(str(err))
+    for row in report.failed:
+        typer.secho(f"failed: {row['error']}", fg=typer.colors.RED, err=True)
+    typer.echo(f"{len(report.files)} files: {report.count('done')} done, {report.count('skipped')} already done, "
+               f"{report.count('failed')} failed ({report.actors} actors, {report.seconds:.1f} s) -> {out}/{SUMMARY}")
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
 @app.command("evaluate-detection")
 def evaluate_detection(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
@@ -456,18 +491,28 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB.")] = 10.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels.")] = 50_000_000,
     blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
+    ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="With --ray-replicas: a Ray cluster to join (HOST:PORT); default (or 'local'): start one here.")] = None,
 ) -> None:
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
 
     _need("serve", "serve")
-    if source and workers > 1:
-        _fail("--source runs one live view per process: use it with --workers 1")
+    if ray_replicas is not None or ray_address is not None:
+        _need("serve --ray-replicas", "ray")
+    if source and (workers > 1 or ray_replicas is not None):
+        _fail("--source runs one live view per process: use it with --workers 1 and without --ray-replicas")
+    if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
+        _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
     import uvicorn
 
-    from maskwatch.serving.app import SETTINGS_ENV
-    os.environ[SETTINGS_ENV] = json.dumps({"max_upload_bytes": int(max_upload_mb * 1024 * 1024),
-                                           "max_pixels": max_pixels, "source": source, "blur": blur})
+    from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
+    settings = {"max_upload_bytes": int(max_upload_mb * 1024 * 1024), "max_pixels": max_pixels, "source": source,
+                "blur": blur}
+    if ray_replicas is not None or ray_address is not None:
+        _serve_on_ray(ServeSettings(**settings), ray_replicas or 1, ray_address, host, port)
+        return
+    os.environ[SETTINGS_ENV] = json.dumps(settings)
     metrics_dir = None
     if workers > 1:
         import tempfile
@@ -489,15 +534,45 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int) -> None:
+    """`serve --ray-replicas`: the same app on Ray Serve until Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from maskwatch.scale.cluster import ClusterError, ray_cluster
+    from maskwatch.scale.serving import start_api, stop_api
+
+    try:
+        with ray_cluster(address):
+            start_api(settings, replicas, host, port)
+            typer.echo(f"maskwatch serving on http://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
+                       "(API docs at /docs); Ctrl-C stops")
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
+                signal.signal(signum, lambda *_: stop.set())
+            try:
+                stop.wait()
+            finally:
+                stop_api()
+    except ClusterError as err:
+        _fail(str(err))
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras and stop.")] = False,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
+    cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
+    if ray_address is not None:
+        _need("run --ray", "ray")
     from maskwatch.site.config import SiteConfigError, load_site_config, redact_source
 
+    if cameras_per_actor < 1:
+        _fail(f"--cameras-per-actor must be at least 1, got {cameras_per_actor}")
     try:
         site = load_site_config(config)
     except SiteConfigError as err:
@@ -511,22 +586,37 @@ def run(
                    f"detect every {camera.detect_every}{zones}")
     if check:
         return
+    import contextlib
+
     import uvicorn
 
     from maskwatch.detection.detector import Detector
+    from maskwatch.scale.cluster import ClusterError, ray_cluster  # imports ray only when used
     from maskwatch.serving.app import create_app
     from maskwatch.site.runner import Site
 
+    cluster = contextlib.nullcontext()
+    if ray_address is not None:
+        cluster = ray_cluster(ray_address)
     try:
-        detector = Detector.load()
-        site_runner = Site(site, detector)
-    except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
+        with cluster:
+            try:
+                detector = Detector.load()
+                if ray_address is None:
+                    site_runner = Site(site, detector)
+                else:
+                    from maskwatch.scale.fleet import RaySite
+
+                    site_runner = RaySite(site, detector, cameras_per_actor=cameras_per_actor)
+            except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
+                _fail(str(err))
+            host, port = site.server.host, site.server.port
+            on = f" (cameras on Ray, {ray_address})" if ray_address else ""
+            typer.echo(f"maskwatch site on http://{host}:{port}/ (API docs at /docs); events in "
+                       f"{site.storage.database}{on}")
+            uvicorn.run(create_app(detector, site=site_runner), host=host, port=port, log_level="warning")
+    except ClusterError as err:
         _fail(str(err))
-    host, port = site.server.host, site.server.port
-    typer.echo(f"maskwatch site on http://{host}:{port}/ (API docs at /docs); events in {site.storage.database}")
-    uvicorn.run(create_app(detector, site=site_runner), host=host, port=port, log_level="warning")
-
-
 
 
 @app.command()

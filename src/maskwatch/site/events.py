@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -197,6 +199,17 @@ def zone_of(face_box, width: int, height: int, zones: dict[str, list]) -> str | 
     return None
 
 
+@dataclass(frozen=True)
+class Listeners:
+    """Who hears about a camera's people (alerts, MQTT, a Ray actor's mailbox). Each takes one
+    dict and must not block: it runs on the camera's thread."""
+
+    event: Callable[[dict], None] | None = None  # a person's event, once stored
+    start: Callable[[dict], None] | None = None  # a person coming into view
+    update: Callable[[dict], None] | None = None  # a person in view whose running vote changed label
+    in_view: Callable[[dict], None] | None = None  # {"camera", "counts"}: people in view per label, on change
+
+
 class EventSink:
     """The sink a camera's worker writes to: remembers a blurred view of each tracked face and
     records an event for each person the tracker decides (Sink protocol plus write_people)."""
@@ -207,7 +220,7 @@ class EventSink:
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
         # Listeners (MQTT, alerts); none may block. on_event: each stored event; on_start: a person
         # coming into view; on_update: a person in view whose running vote changed label;
-        # on_in_view: people in view now per voted label, whenever that changes.
+        # on_in_view: {"camera", "counts"}, people in view now per voted label, whenever that changes.
         self.on_event, self.on_start, self.on_update, self.on_in_view = on_event, on_start, on_update, on_in_view
         self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
         self.in_view: dict[str, int] | None = None
@@ -266,7 +279,7 @@ class EventSink:
         if in_view != self.in_view:
             self.in_view = in_view
             if self.on_in_view is not None:
-                self.on_in_view(self.camera, in_view)
+                self.on_in_view({"camera": self.camera, "counts": in_view})
 
     def start_people(self, people: list[Track]) -> None:
         for track in people:

@@ -60,9 +60,10 @@ class MqttPublisher:
     def person_updated(self, update: dict) -> None:
         self._publish(self.topic("events"), {"type": "update", **update})
 
-    def in_view(self, camera: str, counts: dict[str, int]) -> None:
-        for label, n in counts.items():
-            self.client.publish(self.topic(camera, label), str(n), qos=1, retain=True)
+    def in_view(self, view: dict) -> None:
+        """view: {"camera": id, "counts": {label: people in view now}}."""
+        for label, n in view["counts"].items():
+            self.client.publish(self.topic(view["camera"], label), str(n), qos=1, retain=True)
 
     def event_recorded(self, event: dict) -> None:
         self._publish(self.topic("events"), {"type": "end", "event": event})

@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass
 
 from maskwatch.faces import CLASSES
-from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
+from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
+from maskwatch.site.events import EventSink, EventStore, Listeners
 from maskwatch.site.hours import OpeningHours
-from maskwatch.site.events import EventSink, EventStore
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import LatestFrameSink
@@ -64,28 +64,27 @@ class Site:
             hours=self.hours)
         on_event = [listener for listener in (self.alerts.notify if self.alerts.rules else None,
                                               self.mqtt.event_recorded if self.mqtt else None) if listener]
-        self.cameras_by_id: dict[str, SiteCamera] = {}
-        for camera_id, camera in config.cameras.items():
-            reader = CameraReader(camera.source, stall_timeout=camera.stall_timeout, retry_max=camera.retry_max,
-                                  name=camera_id)
-            processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
-            live = LatestFrameSink(blur=storage.privacy)
-            events = EventSink(self.store, camera_id, camera.zones, on_event=_fan_out(on_event),
-                               on_start=self.mqtt.person_started if self.mqtt else None,
-                               on_update=self.mqtt.person_updated if self.mqtt else None,
-                               on_in_view=self.mqtt.in_view if self.mqtt else None)
-            worker = CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps)
-            self.cameras_by_id[camera_id] = SiteCamera(camera_id, camera, worker, live)
+        self.cameras_by_id: dict[str, SiteCamera] = self._make_cameras(detector, Listeners(
+            event=_fan_out(on_event), start=self.mqtt.person_started if self.mqtt else None,
+            update=self.mqtt.person_updated if self.mqtt else None, in_view=self.mqtt.in_view if self.mqtt else None))
         self._stop = threading.Event()
         self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
+
+    def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
+        """Each camera as threads of this process, sharing `detector` (scale/fleet.py places
+        them on Ray actors instead)."""
+        cameras = {}
+        for camera_id, camera in self.config.cameras.items():
+            worker, live = camera_worker(camera_id, camera, detector, self.store, listeners)
+            cameras[camera_id] = SiteCamera(camera_id, camera, worker, live)
+        return cameras
 
     def start(self) -> Site:
         self.store.enforce_retention()
         self.alerts.start()
         if self.mqtt is not None:
             self.mqtt.start()
-        for camera in self.cameras_by_id.values():
-            camera.worker.start()
+        self._start_cameras()
         self._retention.start()
         self.compliance.start()
         return self
@@ -93,12 +92,19 @@ class Site:
     def stop(self) -> None:
         self._stop.set()
         self.compliance.stop()
-        for camera in self.cameras_by_id.values():
-            camera.worker.stop()
+        self._stop_cameras()
         self.alerts.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
         self.store.close()
+
+    def _start_cameras(self) -> None:
+        for camera in self.cameras_by_id.values():
+            camera.worker.start()
+
+    def _stop_cameras(self) -> None:
+        for camera in self.cameras_by_id.values():
+            camera.worker.stop()
 
     def _sweep(self) -> None:
         while not self._stop.wait(RETENTION_EVERY):
@@ -118,6 +124,19 @@ class Site:
                  "zones": list(camera.config.zones), "fps_target": camera.config.fps, **camera.worker.state(),
                  "today": self.today_counts(camera_id)}
                 for camera_id, camera in self.cameras_by_id.items()]
+
+
+def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventStore,
+                  listeners: Listeners = Listeners()) -> tuple[CameraWorker, LatestFrameSink]:
+    """One camera's reader, frame loop and sinks (its newest frame; its events into `store`),
+    not started yet: the same parts whether the camera runs in the site's process or an actor."""
+    reader = CameraReader(camera.source, stall_timeout=camera.stall_timeout, retry_max=camera.retry_max,
+                          name=camera_id)
+    processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
+    live = LatestFrameSink(blur=store.privacy)
+    events = EventSink(store, camera_id, camera.zones, on_event=listeners.event, on_start=listeners.start,
+                       on_update=listeners.update, on_in_view=listeners.in_view)
+    return CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps), live
 
 
 def _fan_out(listeners: list):

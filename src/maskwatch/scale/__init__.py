@@ -1,0 +1,1 @@
+"""Past one machine on Ray: batch scoring (Ray Data), camera fleets (actors), the API (Serve)."""

@@ -1,0 +1,95 @@
+"""Joining a Ray cluster, or starting one on this machine, and the per-worker thread settings.
+
+    with ray_cluster(address=None):      # a local cluster, one CPU per core, shut down after
+        ...
+    with ray_cluster("10.0.0.5:6379"):   # an existing cluster (its head's GCS address)
+
+Inside a process that already called ray.init (tests, notebooks), the cluster in use is kept
+and left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+
+
+class ClusterError(RuntimeError):
+    """A Ray cluster that cannot be reached or started, with the address and the reason."""
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a GCS or Ray Client address; None for 'auto' and other names Ray resolves."""
+    bare = address.removeprefix("ray://")
+    host, sep, port = bare.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """ClusterError unless something listens at `address`: ray.init retries a dead address for
+    minutes without a word, so a wrong one is caught here first."""
+    target = _host_port(address)
+    if target is None:
+        if address != "auto":
+            raise ClusterError(f"Ray address {address!r}: expected HOST:PORT (the head's GCS port, "
+                               "6379 by default), ray://HOST:PORT or auto")
+        return
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except OSError as err:
+        raise ClusterError(f"cannot reach a Ray cluster at {address}: {err.strerror or err}") from None
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Ray, initialised for the block: the cluster at `address`, or (None or "local") a new
+    local one with `num_cpus` CPUs (default: this machine's cores), no dashboard, shut down
+    afterwards."""
+    import ray
+
+    address = None if address == "local" else address
+    if address:
+        check_reachable(address)
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        kwargs = {"address": address}
+    else:
+        # "local": a cluster of our own even if RAY_ADDRESS points elsewhere.
+        kwargs = {"address": "local", "num_cpus": num_cpus or os.cpu_count() or 1}
+    try:
+        ray.init(**kwargs, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ClusterError(f"cannot start Ray{f' at {address}' if address else ''}: {err}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def single_threaded() -> int:
+    """Make this worker process run on one core (OpenCV's pool, and the ONNX Runtime threads
+    that callers pass on): Ray gives each actor a CPU share, and ONNX Runtime ignores
+    OMP_NUM_THREADS. Returns the ONNX Runtime intra-op thread count to use (1)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return 1
+
+
+def cluster_cpus() -> float:
+    """The CPUs the cluster has in all (what actors and tasks share)."""
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 0.0))
+
+
+def cpus_each(count: int, share: float = 1.0, cpus: float | None = None) -> float:
+    """The CPU request of each of `count` actors: one core, or an equal part of `share` of the
+    cluster's `cpus` when there are more actors than that, so that all of them can start."""
+    return min(1.0, share * (cluster_cpus() if cpus is None else cpus) / count)

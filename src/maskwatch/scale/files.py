@@ -1,0 +1,98 @@
+"""What `maskwatch batch` works on: the photos and videos named on its command line, each with
+the output folder it gets, and scoring one of them exactly as `maskwatch detect` would.
+
+Each file's outputs go to OUT/<key>/, where key is the file's path below the folder it was
+found in (or its name, for a file named directly): the very files `maskwatch detect FILE
+--out OUT/<key>` writes. The folder appears in one rename when the file is complete, so an
+existing folder means a finished file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from maskwatch.atomic import atomic_dir
+from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, run_detect
+from maskwatch.video.sources import IMAGE_SUFFIXES
+
+# Containers OpenCV's FFmpeg reads; a file named directly is tried as video whatever its suffix.
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
+
+
+class BatchInputError(ValueError):
+    """Inputs that cannot make a batch (a missing path, nothing to score, two files one output)."""
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    """One input file: its absolute path, its output folder below OUT, photo or video."""
+
+    path: str
+    key: str
+    kind: str  # "photo" or "video"
+
+    def done(self, out: Path) -> bool:
+        return (out / self.key).is_dir()
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """The `detect` options a batch passes on to every file."""
+
+    blur: bool = False
+    save_media: bool = True
+    detect_every: int = DEFAULT_DETECT_EVERY
+
+
+def find_files(inputs: list[str | Path]) -> list[BatchFile]:
+    """Every photo and video of `inputs` (files, and folders searched recursively, hidden
+    entries skipped), in order; BatchInputError when an input is missing, a folder holds
+    nothing to score, or two files would share an output folder."""
+    found: list[BatchFile] = []
+    for given in inputs:
+        path = Path(given)
+        if not path.exists():
+            raise BatchInputError(f"{path}: no such file or folder")
+        if path.is_dir():
+            files = sorted(f for f in path.rglob("*") if f.is_file() and _kind(f) is not None
+                           and not any(part.startswith(".") for part in f.relative_to(path).parts))
+            if not files:
+                raise BatchInputError(f"{path}: folder holds no photos or videos "
+                                      f"({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})")
+            found += [BatchFile(str(f.resolve()), f.relative_to(path).as_posix(), _kind(f)) for f in files]
+        else:
+            found.append(BatchFile(str(path.resolve()), path.name, _kind(path) or "video"))
+    owners: dict[str, str] = {}
+    for file in found:
+        if file.key in owners and owners[file.key] != file.path:
+            raise BatchInputError(f"{owners[file.key]} and {file.path} would both write OUT/{file.key}; "
+                                  "score them in separate runs")
+        owners[file.key] = file.path
+    return list({file.path: file for file in found}.values())  # a file named twice is scored once
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return "photo" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+
+
+def score_file(file: BatchFile, out: Path, detector, options: ScoreOptions) -> dict:
+    """Run `detect`'s loop on one file into OUT/<key>/ (atomically); the outcome as a dict:
+    file, output, status ("done" or "failed"), frames, faces, and error or warnings.
+
+    A file from which no frame could be read fails and leaves no output folder, so a re-run
+    tries it again; one with some unreadable frames is done, its problems kept as warnings.
+    """
+    row = {"file": file.path, "output": file.key, "status": "done", "frames": 0, "faces": 0,
+           "error": "", "warnings": []}
+    try:
+        with atomic_dir(Path(out) / file.key) as tmp:
+            result = run_detect(file.path, tmp, detector, blur=options.blur, save_media=options.save_media,
+                                progress=False, detect_every=options.detect_every)
+            if result.frames == 0:
+                raise ValueError("; ".join(result.errors) or "no frame could be read")
+    except Exception as err:  # noqa: BLE001 - the batch loop reports each bad file and goes on
+        reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
+        return row | {"status": "failed", "error": reason}
+    return row | {"frames": result.frames, "faces": result.faces, "warnings": result.errors}

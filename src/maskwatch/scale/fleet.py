@@ -1,0 +1,210 @@
+"""A site's cameras on Ray actors: `maskwatch run --config site.yaml --ray ADDRESS`.
+
+    with ray_cluster(address):
+        site = RaySite(load_site_config("site.yaml"), Detector.load()).start()
+        ...                       # the API, the page, alerts and MQTT stay in this process
+        site.stop()
+
+Each actor runs a group of cameras with the same parts as `Site` (site.runner.camera_worker:
+reader thread, frame loop, tracker, event sink) and writes their events and counts straight
+into the site's database, so frames never leave the actor. The driver polls each actor about
+once a second for its cameras' state and the events it stored (small dicts, for alerts and
+MQTT); a camera's newest frame crosses only when the API asks for it, as one JPEG. An actor
+that dies is restarted by Ray with its cameras (people in view at that moment are lost; every
+event stored before is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field, fields
+from functools import partial
+from pathlib import Path
+
+from maskwatch.scale.cluster import cpus_each, single_threaded
+from maskwatch.site.config import (
+    CameraConfig,
+    SiteConfig,
+    StorageConfig,
+    _is_relative_file,
+)
+from maskwatch.site.events import EventStore, Listeners, database_url
+from maskwatch.site.runner import Site, SiteCamera, camera_worker
+
+log = logging.getLogger(__name__)
+
+POLL_EVERY = 1.0  # seconds between the driver's polls of each actor
+CALL_TIMEOUT = 10.0  # seconds an actor may take to answer a poll or a frame request
+LISTENER_KINDS = tuple(f.name for f in fields(Listeners))  # what an actor posts for the driver to pass on
+MAX_MESSAGES = 10_000  # events an actor keeps for the driver; the oldest go first if none polls
+
+
+class CameraGroup:
+    """The Ray actor of some cameras: one detector (one ONNX Runtime thread) shared by their
+    threads, one connection pool to the database; started in __init__, so a restart by Ray
+    brings the cameras back by itself."""
+
+    def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig) -> None:
+        from maskwatch.detection.detector import Detector
+
+        detector = Detector.load(threads=single_threaded())
+        self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
+                                retention_days=storage.retention_days)  # retention is the driver's job
+        self.messages: deque[tuple[str, dict]] = deque(maxlen=MAX_MESSAGES)
+        self.workers, self.live = {}, {}
+        for camera_id, camera in cameras.items():
+            worker, live = camera_worker(camera_id, camera, detector, self.store, Listeners(
+                **{kind: partial(self._post, kind) for kind in LISTENER_KINDS}))
+            self.workers[camera_id], self.live[camera_id] = worker.start(), live
+
+    def _post(self, kind: str, body: dict) -> None:
+        self.messages.append((kind, body))
+
+    def poll(self) -> tuple[list[tuple[str, dict]], dict[str, dict]]:
+        """(messages since the last poll: (kind, body), kind a Listeners field; state per camera)."""
+        taken = [self.messages.popleft() for _ in range(len(self.messages))]
+        return taken, {camera_id: worker.state() for camera_id, worker in self.workers.items()}
+
+    def frame_jpeg(self, camera_id: str) -> bytes | None:
+        return self.live[camera_id].jpeg()
+
+    def stop(self) -> list[tuple[str, dict]]:
+        """Stop every camera; people still in view are decided and stored. The last messages."""
+        for worker in self.workers.values():
+            worker.stop()
+        self.store.close()
+        return self.poll()[0]
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+@dataclass
+class RemoteGroup:
+    """The driver's side of one actor: its handle and what its last poll said."""
+
+    camera_ids: list[str]
+    handle: object = None
+    states: dict[str, dict] = field(default_factory=dict)
+    error: str | None = None
+
+
+class RemoteWorker:
+    """Stands in for a CameraWorker in the driver: the state from the group's last poll."""
+
+    def __init__(self, group: RemoteGroup, camera_id: str) -> None:
+        self.group, self.camera_id = group, camera_id
+
+    def state(self) -> dict:
+        state = self.group.states.get(self.camera_id)
+        if state is None or self.group.error:
+            return {"connected": False, "last_frame_at": None, "fps": 0.0, "frames": 0, "reconnects": 0,
+                    "last_error": self.group.error or "camera actor starting", "analysed": 0,
+                    "analysis_error": None}
+        return state
+
+
+class RemoteLive:
+    """Stands in for a LatestFrameSink in the driver: the newest frame, asked of the actor."""
+
+    def __init__(self, group: RemoteGroup, camera_id: str) -> None:
+        self.group, self.camera_id = group, camera_id
+
+    def jpeg(self) -> bytes | None:
+        import ray
+
+        if self.group.handle is None:
+            return None
+        try:
+            return ray.get(self.group.handle.frame_jpeg.remote(self.camera_id), timeout=CALL_TIMEOUT)
+        except (ray.exceptions.RayError, TimeoutError):
+            return None
+
+
+class RaySite(Site):
+    """A Site whose cameras run on Ray actors, `cameras_per_actor` to an actor; Ray must be
+    initialised (scale.cluster.ray_cluster). Paths in the config (video files, an SQLite
+    database, snapshots) are made absolute here: actors may run in other folders or machines,
+    which must then see the same paths (and a database server, not SQLite, across machines)."""
+
+    def __init__(self, config: SiteConfig, detector, cameras_per_actor: int = 1) -> None:
+        if cameras_per_actor < 1:
+            raise ValueError(f"cameras per actor must be at least 1, got {cameras_per_actor}")
+        self.cameras_per_actor = cameras_per_actor
+        self.groups: list[RemoteGroup] = []
+        self._polling = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, name="maskwatch-ray-poll", daemon=True)
+        super().__init__(absolute_paths(config), detector)
+
+    def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
+        self._listeners = listeners
+        ids = list(self.config.cameras)
+        self.groups = [RemoteGroup(ids[i:i + self.cameras_per_actor])
+                       for i in range(0, len(ids), self.cameras_per_actor)]
+        return {camera_id: SiteCamera(camera_id, self.config.cameras[camera_id], RemoteWorker(group, camera_id),
+                                      RemoteLive(group, camera_id))
+                for group in self.groups for camera_id in group.camera_ids}
+
+    def _start_cameras(self) -> None:
+        import ray
+
+        # Every group fits at once, even with more groups than CPUs (a camera rarely needs a whole core).
+        actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0)(CameraGroup)
+        for group in self.groups:
+            group.handle = actor.remote({c: self.config.cameras[c] for c in group.camera_ids}, self.config.storage)
+        self._poller.start()
+
+    def _stop_cameras(self) -> None:
+        import ray
+
+        self._polling.set()
+        if self._poller.is_alive():
+            self._poller.join(timeout=CALL_TIMEOUT + POLL_EVERY)
+        stops = [(group, group.handle.stop.remote()) for group in self.groups if group.handle is not None]
+        for group, stopped in stops:
+            try:
+                self._dispatch(ray.get(stopped, timeout=30))
+            except (ray.exceptions.RayError, TimeoutError) as err:
+                log.warning("cameras %s did not stop cleanly: %s", group.camera_ids, err)
+            ray.kill(group.handle, no_restart=True)
+            group.handle = None
+
+    def _poll_forever(self) -> None:
+        while not self._polling.wait(POLL_EVERY):
+            self.poll()
+
+    def poll(self) -> None:
+        """Ask every actor at once for its news; an actor that does not answer (dead, restarting)
+        shows its cameras as not connected, with the reason, until it does."""
+        import ray
+
+        calls = [(group, group.handle.poll.remote()) for group in self.groups if group.handle is not None]
+        for group, call in calls:
+            try:
+                messages, group.states = ray.get(call, timeout=CALL_TIMEOUT)
+                group.error = None
+            except (ray.exceptions.RayError, TimeoutError) as err:
+                reason = (str(err).strip().splitlines() or [""])[0][:200]
+                group.error = f"camera actor unavailable ({type(err).__name__}): {reason}"
+                continue
+            self._dispatch(messages)
+
+    def _dispatch(self, messages: list[tuple[str, dict]]) -> None:
+        for kind, body in messages:
+            listener = getattr(self._listeners, kind)
+            if listener is not None:
+                listener(body)
+
+
+def absolute_paths(config: SiteConfig) -> SiteConfig:
+    """The config with file sources, an SQLite database and the snapshots folder made absolute."""
+    cameras = {camera_id: camera.model_copy(update={"source": str(Path(camera.source).resolve())})
+               if _is_relative_file(camera.source) else camera for camera_id, camera in config.cameras.items()}
+    storage = config.storage.model_copy(update={"database": database_url(config.storage.database),
+                                                "snapshots": str(Path(config.storage.snapshots).resolve())})
+    return config.model_copy(update={"cameras": cameras, "storage": storage})
+

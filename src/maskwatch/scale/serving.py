@@ -1,0 +1,56 @@
+"""The HTTP API on Ray Serve: `maskwatch serve --ray-replicas N`.
+
+    with ray_cluster(address):
+        start_api(ServeSettings(), replicas=2, host="127.0.0.1", port=8000)
+        ...                       # Serve's proxy answers on host:port, replicas behind it
+        stop_api()
+
+The very FastAPI app `maskwatch serve` runs (serving.app.create_app), unchanged, through
+serve.ingress: each replica builds it with its own models (one ONNX Runtime thread) when it
+starts, so nothing but settings is shipped to it. As with `--workers`, `/metrics` counts per
+replica and the live view (`--source`) needs a single process.
+"""
+
+from __future__ import annotations
+
+from maskwatch.scale.cluster import cpus_each, single_threaded
+from maskwatch.serving.app import ServeSettings
+
+APP_NAME = "maskwatch"
+
+
+def api_deployment(settings: ServeSettings, replicas: int):
+    """A Serve deployment of the maskwatch app with `replicas` replicas (an Application, bound)."""
+    from ray import serve
+
+    if replicas < 1:
+        raise ValueError(f"replicas must be at least 1, got {replicas}")
+    if settings.source:
+        raise ValueError("the live view (--source) runs in one process: it cannot run on Serve replicas")
+
+    def build_app():
+        # Runs in each replica as it starts: the models load there, never travel.
+        from maskwatch.detection.detector import Detector
+        from maskwatch.serving.app import create_app
+
+        return create_app(Detector.load(threads=single_threaded()), settings)
+
+    ingress = serve.ingress(build_app)()
+    deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas,
+                                  ray_actor_options={"num_cpus": cpus_each(replicas)})
+    return deployment.bind()
+
+
+def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
+    (on the head node of a cluster)."""
+    from ray import serve
+
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(api_deployment(settings, replicas), name=APP_NAME, route_prefix="/")
+
+
+def stop_api() -> None:
+    from ray import serve
+
+    serve.shutdown()

@@ -1,0 +1,73 @@
+"""`maskwatch serve --ray-replicas`: the same FastAPI app on Ray Serve, two replicas on a 2-CPU
+local cluster, answering exactly as the app does in one process."""
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.detection.detector import Detector
+from maskwatch.scale.serving import api_deployment, start_api, stop_api
+from maskwatch.serving.app import ServeSettings, create_app
+from tests.rtsp import free_port
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def served():
+    """The API on Serve with 2 replicas; its base URL."""
+    import os
+
+    # Serve gives its HTTP proxy 5 s to say it is ready: too short on 2 busy cores. The local
+    # cluster's processes inherit these.
+    for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
+        os.environ.setdefault(name, "60")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    try:
+        start_api(ServeSettings(max_upload_bytes=1024 * 1024), replicas=2, port=port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_api()
+        ray.shutdown()
+
+
+def test_replicas_answer_as_the_app_does_in_one_process(served, sample_dir):
+    from ray import serve
+
+    deployment = serve.status().applications["maskwatch"].deployments["maskwatch"]
+    assert deployment.replica_states == {"RUNNING": 2}
+    local = TestClient(create_app(Detector.load(), ServeSettings(max_upload_bytes=1024 * 1024)))
+    for photo in sorted(sample_dir.glob("images/*.png"))[:3]:
+        files = {"image": (photo.name, photo.read_bytes(), "image/png")}
+        answer = httpx.post(f"{served}/v1/detect", files=files, timeout=60)
+        assert answer.status_code == 200
+        assert answer.json() == local.post("/v1/detect", files=files).json()
+    annotated = httpx.post(f"{served}/v1/detect?annotate=1", content=photo.read_bytes(), timeout=60)
+    assert annotated.headers["content-type"] == "image/jpeg" and "X-Maskwatch-Counts" in annotated.headers
+
+
+def test_refusals_pass_through_serve(served):
+    too_big = httpx.post(f"{served}/v1/detect", content=b"x" * (2 * 1024 * 1024), timeout=60)
+    assert too_big.status_code == 413 and "exceeds the limit" in too_big.json()["error"]
+    not_an_image = httpx.post(f"{served}/v1/detect", content=b"not an image", timeout=60)
+    assert not_an_image.status_code == 415 and "error" in not_an_image.json()
+    assert httpx.get(f"{served}/healthz", timeout=10).json()["status"] == "ok"
+    assert "maskwatch_requests" in httpx.get(f"{served}/metrics", timeout=10).text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ray-replicas", "2", "--source", "clip.mp4"], "--source runs one live view per process"),
+    (["--ray-replicas", "0"], "--ray-replicas must be at least 1"),
+    (["--ray-replicas", "2", "--ray", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
+])
+def test_bad_serve_options_are_refused(args, message):
+    result = CliRunner().invoke(app, ["serve", *args])
+    assert result.exit_code == 1 and message in result.output
+
+
+def test_the_live_view_is_not_deployed_on_replicas():
+    with pytest.raises(ValueError, match="one process"):
+        api_deployment(ServeSettings(source="clip.mp4"), replicas=2)

@@ -1,0 +1,119 @@
+"""`maskwatch run --ray`: a 2-camera site whose cameras run on Ray actors and write their events
+into the site's database; an actor that dies comes back with its cameras."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from maskwatch.detection.detector import Detector
+from maskwatch.scale.fleet import RaySite, absolute_paths
+from maskwatch.serving.app import create_app
+from maskwatch.site.config import load_site_config
+from maskwatch.site.events import EventStore
+from tests.test_cameras import wait_until
+from tests.test_detection import make_video
+from tests.test_site import SiteProcess, still_clip
+
+ray = pytest.importorskip("ray")
+
+
+def two_cameras(folder, sample_dir) -> str:
+    """Two looped video files: one photo held (the same people throughout), and three in turn."""
+    still_clip(folder / "door.mp4", sample_dir)
+    make_video(folder / "till.mp4", sample_dir, frames=6)
+    return "  door: {source: door.mp4}\n  till: {source: till.mp4}\n"
+
+
+def ray_processes() -> set[int]:
+    """Pids of Ray's own processes on this machine (raylet, GCS, workers)."""
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    return {int(line.split()[0]) for line in ps.splitlines()
+            if any(name in line for name in ("raylet", "gcs_server", "ray::", "default_worker.py"))}
+
+
+def test_run_with_ray_stores_both_cameras_events_and_leaves_no_process(tmp_path, sample_dir):
+    before = ray_processes()
+    running = SiteProcess(tmp_path, two_cameras(tmp_path, sample_dir), args=("--ray", "local"))
+    try:
+        assert wait_until(lambda: all(running.camera(c)["analysed"] >= 4 for c in ("door", "till")), 60)
+        assert running.get("/v1/cameras/door/frame.jpg").headers["content-type"] == "image/jpeg"
+    finally:
+        code = running.stop()
+    assert code == 0, (tmp_path / "run.log").read_text()
+    # People in view at the stop are decided on the way out, in the actors, into the database.
+    store = EventStore(str(tmp_path / "site.db"))
+    events = store.events()
+    assert {e["camera"] for e in events} == {"door", "till"}
+    assert all((tmp_path / "snapshots" / e["snapshot"]).is_file() for e in events)
+    assert sum(c["people"] for c in store.counts()) == len(events)
+    store.close()
+    assert wait_until(lambda: not ray_processes() - before, 20)  # the local cluster went with the site
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def pid_of(actor) -> int | None:
+    """The actor's process id; None while it is restarting."""
+    try:
+        return ray.get(actor.pid.remote(), timeout=10)
+    except ray.exceptions.RayError:
+        return None
+
+
+def test_a_killed_camera_actor_comes_back_with_its_cameras(cluster, tmp_path, sample_dir):
+    (tmp_path / "site.yaml").write_text(f"""
+defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
+cameras:
+{two_cameras(tmp_path, sample_dir)}
+storage: {{database: site.db, snapshots: snapshots}}
+""")
+    detector = Detector.load()
+    site = RaySite(load_site_config(tmp_path / "site.yaml"), detector)
+    assert [group.camera_ids for group in site.groups] == [["door"], ["till"]]
+    with TestClient(create_app(detector, site=site)) as api:
+        def analysed(camera: str) -> int:
+            row = next(c for c in api.get("/v1/cameras").json() if c["id"] == camera)
+            return row["analysed"] if row["connected"] else -1
+
+        assert wait_until(lambda: analysed("door") >= 3 and analysed("till") >= 3, 60)
+        assert api.get("/v1/cameras/till/frame.jpg").content[:2] == b"\xff\xd8"
+        door = site.groups[0].handle
+        first_pid = ray.get(door.pid.remote())
+        ray.kill(door, no_restart=False)  # as a crash: Ray restarts the actor, and it its cameras
+        killed_at = time.time()
+        assert wait_until(lambda: pid_of(door) not in (None, first_pid), 30)  # a new process
+        assert wait_until(lambda: analysed("door") >= 3, 30)
+    # Leaving the app stopped the site: the people in view were decided and stored.
+    store = EventStore(str(tmp_path / "site.db"))
+    door_events = store.events(camera="door")
+    assert door_events and all(e["first_seen"] > killed_at for e in door_events)  # seen by the new actor
+    assert store.events(camera="till")
+    store.close()
+
+
+def test_paths_are_made_absolute_for_actors_elsewhere(tmp_path, monkeypatch):
+    (tmp_path / "door.mp4").write_bytes(b"")
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: door.mp4}\n  cam: {source: 'rtsp://h/s'}\n"
+                                        "storage: {database: site.db, snapshots: snaps}\n")
+    monkeypatch.chdir(tmp_path)
+    config = absolute_paths(load_site_config("site.yaml"))
+    assert config.cameras["door"].source == str(tmp_path / "door.mp4")
+    assert config.cameras["cam"].source == "rtsp://h/s"
+    assert config.storage.database == f"sqlite:///{tmp_path / 'site.db'}"
+    assert config.storage.snapshots == str(tmp_path / "snaps")
+
+
+def test_a_bad_ray_address_stops_run_at_once(tmp_path, sample_dir):
+    (tmp_path / "site.yaml").write_text(f"cameras:\n{two_cameras(tmp_path, sample_dir)}")
+    result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml"),
+                             "--ray", "127.0.0.1:1"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "error: cannot reach a Ray cluster at 127.0.0.1:1" in result.stderr
