@@ -7,8 +7,9 @@
 
 The very FastAPI app `maskwatch serve` runs (serving.app.create_app), unchanged, through
 serve.ingress: each replica builds it with its own models (one ONNX Runtime thread) when it
-starts, so nothing but settings is shipped to it. As with `--workers`, `/metrics` counts per
-replica and the live view (`--source`) needs a single process.
+starts, so nothing but settings is shipped to it. Unlike `--workers` (one machine, counters
+shared through files), `/metrics` counts per replica, as replicas may run on other machines;
+the live view (`--source`) needs a single process.
 """
 
 from __future__ import annotations
