@@ -1,5 +1,6 @@
 """The HTTP service, started on loopback in a real uvicorn process and called over HTTP."""
 
+import contextlib
 import io
 import json
 import os
@@ -21,20 +22,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, sample_dir):
-    """`maskwatch serve` with a 1 MB upload limit and a live source (a short clip)."""
-    from tests.test_detection import make_video
+@contextlib.contextmanager
+def serving(args: list[str], log_dir, env: dict | None = None, tries: int = 120, stop_timeout: float = 10):
+    """`maskwatch serve ARGS` on a free loopback port until the block ends; its base URL.
 
-    clip = make_video(tmp_path_factory.mktemp("live") / "live.mp4", sample_dir, frames=6)
+    Waits for /healthz (tries x 0.25 s at least); fails with the server's log if it never answers.
+    """
     port = free_port()
-    log = open(tmp_path_factory.mktemp("log") / "serve.log", "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), "--max-upload-mb", "1",
-         "--max-pixels", "4000000", "--source", str(clip)],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    log = open(log_dir / "serve.log", "w+")
+    process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), *args],
+                               stdout=log, stderr=subprocess.STDOUT,
+                               env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}))
     base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
+    for _ in range(tries):
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 break
@@ -44,9 +44,22 @@ def server(tmp_path_factory, sample_dir):
         process.kill()
         log.seek(0)
         pytest.fail(f"server did not start:\n{log.read()}")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=stop_timeout)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sample_dir):
+    """`maskwatch serve` with a 1 MB upload limit and a live source (a short clip)."""
+    from tests.test_detection import make_video
+
+    clip = make_video(tmp_path_factory.mktemp("live") / "live.mp4", sample_dir, frames=6)
+    with serving(["--max-upload-mb", "1", "--max-pixels", "4000000", "--source", str(clip)],
+                 tmp_path_factory.mktemp("log")) as base:
+        yield base
 
 
 def png_bytes(sample_dir) -> bytes:

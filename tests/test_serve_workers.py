@@ -1,38 +1,19 @@
 """`maskwatch serve --workers 2`: a scrape reaches one worker, yet its counters cover both."""
 
-import os
 import re
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
-from tests.test_serve import free_port
+from tests.test_serve import serving
 
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmp")  # the server's TMPDIR: where its metrics folder goes
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("log") / "serve.log", "w+")
-    process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), "--workers", "2"],
-                               stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp)})
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.25)
-    else:
-        process.kill()
-        log.seek(0)
-        pytest.fail(f"server did not start:\n{log.read()}")
-    yield base, tmp
-    process.terminate()
-    process.wait(timeout=20)
+    with serving(["--workers", "2"], tmp_path_factory.mktemp("log"), env={"TMPDIR": str(tmp)}, tries=240,
+                 stop_timeout=20) as base:
+        yield base, tmp
     assert not list(tmp.glob("maskwatch-metrics-*")), "the metrics folder outlived the server"
 
 
