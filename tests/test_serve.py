@@ -119,6 +119,20 @@ def test_multipart_without_the_image_field(server):
     assert "'image'" in response.json()["error"]
 
 
+def test_a_misspelt_query_parameter_is_refused_by_name(server, sample_dir):
+    response = httpx.post(f"{server}/v1/detect?anotate=1", content=png_bytes(sample_dir), timeout=30)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "anotate"] and "takes: annotate" in error["msg"]
+    # endpoints without parameters still ignore a cache-busting query string
+    for _ in range(60):
+        frame = httpx.get(f"{server}/v1/live/frame.jpg?t=1234", timeout=5)
+        if frame.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
+
+
 def test_metrics_count_requests_and_faces(server, sample_dir):
     httpx.post(f"{server}/v1/detect", content=png_bytes(sample_dir), timeout=30)
     text = httpx.get(f"{server}/metrics", timeout=5).text

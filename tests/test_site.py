@@ -243,6 +243,13 @@ def test_bad_event_filters_are_named(site, params, message):
     assert response.status_code == 400 and message in response.json()["error"]
 
 
+def test_a_misspelt_event_filter_is_refused_not_ignored(site):
+    response = site.get("/v1/events", camra="door")
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "camra"] and "camera" in error["msg"]
+
+
 def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
     assert wait_until(lambda: site.camera("door")["connected"], 60)
     page.goto(site.base + "/")

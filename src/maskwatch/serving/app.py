@@ -12,16 +12,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from starlette.exceptions import HTTPException
 
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator
 from maskwatch.serving.drain import DrainBeforeAnswering
-from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, JPEG_RESPONSE, error_responses
+from maskwatch.serving.openapi import (
+    DETECT_BODY,
+    DETECT_RESPONSES,
+    JPEG_RESPONSE,
+    error_responses,
+)
+from maskwatch.serving.query import known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
 
 STATIC = Path(__file__).parent / "static"
@@ -91,6 +103,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
             site.stop()
 
     app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan,
+                  dependencies=[Depends(known_query_only)],
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
     app.state.live = None
     metrics = Metrics()
