@@ -74,3 +74,19 @@ def test_rare_class_options_train_and_are_recorded(prepared_sample, tmp_path):
     with open(run / "history.csv") as fh:
         history = list(csv.DictReader(fh))
     assert len(history) == 3 and all(np.isfinite(float(h["train_loss"])) for h in history)
+
+
+def test_the_larger_backbone_trains_and_reloads_as_trained(prepared_sample, tmp_path):
+    import torch
+
+    from maskwatch.models.registry import build_model
+
+    run = train_run(prepared_sample, tmp_path / "lite1", TrainConfig(model="effnet-lite1", epochs=1, batch_size=16),
+                    progress=False)
+    model, config = load_model(run)
+    assert config["model"] == "effnet-lite1"
+    pixels = torch.rand(2, 3, 32, 32) * 255
+    fresh = build_model("effnet-lite1", channels=3, size=32, pretrained=False).eval()
+    with torch.no_grad():
+        assert model(pixels).shape == (2, 3)
+        assert not torch.allclose(model(pixels), fresh(pixels))  # the trained weights, not a fresh net

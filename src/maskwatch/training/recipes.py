@@ -22,6 +22,12 @@ RECIPES: dict[str, tuple[TrainConfig, CropSpec]] = {
         # 96 px beat 64 px on the per-photo split: recall on incorrect masks 0.79 vs 0.58.
         CropSpec(size=96),
     ),
+    # Lite0's recipe on the larger backbone (issue 9's candidate; not the default).
+    "effnet-lite1": (
+        TrainConfig(model="effnet-lite1", epochs=12, lr=2e-3, batch_size=64, weight_decay=1e-4,
+                    augment=True, balance="sqrt", schedule="onecycle"),
+        CropSpec(size=96),
+    ),
 }
 
 
