@@ -15,24 +15,13 @@ import cv2
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException
 
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator
 from maskwatch.serving.drain import DrainBeforeAnswering
-from maskwatch.serving.openapi import (
-    DETECT_BODY,
-    DETECT_RESPONSES,
-    JPEG_RESPONSE,
-    error_responses,
-)
+from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, JPEG_RESPONSE, error_responses
 from maskwatch.serving.query import known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
 
