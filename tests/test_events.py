@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from maskwatch import Detector
-from maskwatch.site.events import EventSink, EventStore, zone_of
+from maskwatch.site.events import EventSink, EventStore, Listeners, zone_of
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import read_frames
 from maskwatch.video.tracker import FaceTracker, Track
@@ -147,7 +147,8 @@ def test_event_sink_announces_vote_changes_and_people_in_view(store):
 
     updates, in_view = [], []
     sink = EventSink(store, "door", zones={"left": [(0, 0), (0.5, 0), (0.5, 1), (0, 1)]},
-                     on_update=updates.append, on_in_view=lambda view: in_view.append((view["camera"], view["counts"])))
+                     listeners=Listeners(update=updates.append,
+                                         in_view=lambda view: in_view.append((view["camera"], view["counts"]))))
     image = np.zeros((100, 100, 3), np.uint8)
     box = (10, 10, 40, 40)
 

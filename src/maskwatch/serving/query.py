@@ -20,7 +20,7 @@ def known_query_only(request: Request) -> None:
     known = set(query_names(dependant))
     if not known:
         return
-    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
+    unknown = [name for name in request.query_params if name not in known]  # each name once
     if unknown:
         raise RequestValidationError([
             {"type": "extra_forbidden", "loc": ("query", name), "input": request.query_params.get(name),

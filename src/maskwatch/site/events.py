@@ -215,13 +215,9 @@ class EventSink:
     records an event for each person the tracker decides (Sink protocol plus write_people)."""
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
-                 margin: float = 1.0, forget_after: int = 100, on_event=None, on_start=None, on_update=None,
-                 on_in_view=None) -> None:
+                 margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners()) -> None:
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
-        # Listeners (MQTT, alerts); none may block. on_event: each stored event; on_start: a person
-        # coming into view; on_update: a person in view whose running vote changed label;
-        # on_in_view: {"camera", "counts"}, people in view now per voted label, whenever that changes.
-        self.on_event, self.on_start, self.on_update, self.on_in_view = on_event, on_start, on_update, on_in_view
+        self.listeners = listeners  # MQTT, alerts, a Ray actor's mailbox; none may block
         self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
         self.in_view: dict[str, int] | None = None
         self.forget_after = forget_after  # frames: a view of a track gone this long (never a person) is dropped
@@ -272,23 +268,23 @@ class EventSink:
             before = self.announced[face.track_id]
             if face.label != before:
                 self.announced[face.track_id] = face.label
-                if self.on_update is not None:
+                if self.listeners.update is not None:
                     zone = zone_of(face.box, *self.size, self.zones)
-                    self.on_update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
-                                    "label": face.label, "before": before})
+                    self.listeners.update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
+                                           "label": face.label, "before": before})
         if in_view != self.in_view:
             self.in_view = in_view
-            if self.on_in_view is not None:
-                self.on_in_view({"camera": self.camera, "counts": in_view})
+            if self.listeners.in_view is not None:
+                self.listeners.in_view({"camera": self.camera, "counts": in_view})
 
     def start_people(self, people: list[Track]) -> None:
         for track in people:
             self.announced[track.track_id] = track.label
-            if self.on_start is None:
+            if self.listeners.start is None:
                 continue
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
-            self.on_start({"camera": self.camera, "zone": zone, "track_id": track.track_id, "label": track.label,
-                           "first_seen": track.first_seen})
+            self.listeners.start({"camera": self.camera, "zone": zone, "track_id": track.track_id,
+                                  "label": track.label, "first_seen": track.first_seen})
 
     def write_people(self, people: list[Track]) -> None:
         for track in people:
@@ -298,8 +294,8 @@ class EventSink:
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
             stored = self.store.record(self.camera, zone, track, None if view is None else view[1])
             self.recorded.append(stored)
-            if self.on_event is not None:
-                self.on_event(stored)
+            if self.listeners.event is not None:
+                self.listeners.event(stored)
 
     def close(self) -> None:
         self.views.clear()

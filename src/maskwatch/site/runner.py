@@ -134,8 +134,7 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
                           name=camera_id)
     processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
     live = LatestFrameSink(blur=store.privacy)
-    events = EventSink(store, camera_id, camera.zones, on_event=listeners.event, on_start=listeners.start,
-                       on_update=listeners.update, on_in_view=listeners.in_view)
+    events = EventSink(store, camera_id, camera.zones, listeners=listeners)
     return CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps), live
 
 
