@@ -1,9 +1,11 @@
 """Batched crop classification through ONNX Runtime: crops per second on this machine.
 
-    python benchmarks/classify_speed.py [--model path.onnx] [--batch 256] [--repeats 7]
+    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--data DIR] [--batch 256] [--repeats 7]
 
-Crops are real face crops of the bundled sample (resized by the Classifier as in production);
-prints the median of several timed passes over the same batch.
+Crops are real face crops, exactly their boxes (default: the bundled sample; --data takes a
+dataset folder such as ../shared/datasets/face-mask-detection for its real mix of face sizes).
+Several models are timed pass by pass in turn on the same crops, so their ratio is measured
+side by side; prints medians, and the per-pass ratio to the first model.
 """
 
 from __future__ import annotations
@@ -17,46 +19,76 @@ import cv2
 import numpy as np
 
 from maskwatch import Classifier
+from maskwatch.data.crops import crop_face, fit_input
 from maskwatch.data.voc import load_voc_annotation
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "face-mask-detection"
 
 
-def sample_crops(n: int) -> list[np.ndarray]:
+def face_crops(data: Path, n: int) -> list[np.ndarray]:
+    """Up to n face crops, photo by photo in name order (repeated if the folder has fewer)."""
     crops = []
-    for xml in sorted(SAMPLE.glob("annotations/*.xml")):
+    for xml in sorted(data.glob("annotations/*.xml")):
         ann = load_voc_annotation(xml)
-        image = cv2.imread(str(SAMPLE / "images" / ann.filename))
+        image = cv2.imread(str(data / "images" / ann.filename))
         for obj in ann.objects:
             x0, y0, x1, y1 = (int(v) for v in obj.box)
             crop = image[max(y0, 0):y1, max(x0, 0):x1]
             if crop.size:
                 crops.append(crop)
+        if len(crops) >= n:
+            break
     return (crops * (n // len(crops) + 1))[:n]
+
+
+def model_inputs(classifier: Classifier, crops: list[np.ndarray]) -> list[np.ndarray]:
+    """Each crop as the classifier feeds it (resized, and shrunk where the model routes small faces)."""
+    spec = classifier.spec
+    return [fit_input(crop_face(c, (0, 0, c.shape[1], c.shape[0]), spec), spec.input_size(c.shape[1], c.shape[0]))
+            for c in crops]
+
+
+def time_model_only(classifier: Classifier, groups: list[np.ndarray]) -> float:
+    start = time.perf_counter()
+    for batch in groups:
+        classifier.probabilities(batch)
+    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--model", type=Path, action="append", default=None,
+                        help="An exported classifier (repeatable; default: the shipped one).")
+    parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    classifier = Classifier.load(args.model)
-    crops = sample_crops(args.batch)
-    prepared = np.stack([cv2.resize(c, (classifier.spec.size, classifier.spec.size)) for c in crops])
-    classifier.predict(crops[:8])  # warm-up
-    end_to_end, model_only = [], []
+    classifiers = [Classifier.load(m) for m in (args.model or [None])]
+    crops = face_crops(args.data, args.batch)
+    groups = []
+    for clf in classifiers:
+        inputs = model_inputs(clf, crops)
+        sides = np.array([x.shape[0] for x in inputs])
+        groups.append([np.stack([inputs[i] for i in np.flatnonzero(sides == s)]) for s in np.unique(sides)])
+        clf.predict(crops[:8])  # warm-up
+    end_to_end = [[] for _ in classifiers]
+    model_only = [[] for _ in classifiers]
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        classifier.predict(crops, batch_size=args.batch)
-        end_to_end.append(len(crops) / (time.perf_counter() - start))
-        start = time.perf_counter()
-        classifier.probabilities(prepared)
-        model_only.append(len(crops) / (time.perf_counter() - start))
-    print(f"model {classifier.info['model']} ({classifier.spec.size} px), batch {args.batch}, "
-          f"{args.repeats} passes, median:")
-    print(f"  crops/s including crop resizing: {statistics.median(end_to_end):8.0f}")
-    print(f"  crops/s model only:              {statistics.median(model_only):8.0f}")
+        for k, clf in enumerate(classifiers):
+            start = time.perf_counter()
+            clf.predict(crops, batch_size=args.batch)
+            end_to_end[k].append(len(crops) / (time.perf_counter() - start))
+            model_only[k].append(len(crops) / time_model_only(clf, groups[k]))
+    print(f"{len(crops)} face crops from {args.data}, batch {args.batch}, {args.repeats} passes, medians:")
+    for k, clf in enumerate(classifiers):
+        shares = ", ".join(f"{len(g)} at {g.shape[1]} px" for g in groups[k])
+        print(f"  {clf.model_path.name} ({clf.info['model']}; {shares}):")
+        print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
+        print(f"    crops/s model only:              {statistics.median(model_only[k]):8.0f}")
+        if k:
+            ratios = [b / a for a, b in zip(end_to_end[0], end_to_end[k])]
+            print(f"    end to end, relative to the first, per pass: median {statistics.median(ratios):.2f} "
+                  f"(range {min(ratios):.2f}-{max(ratios):.2f})")
 
 
 if __name__ == "__main__":

@@ -30,12 +30,16 @@ def sample_dir() -> Path:
 @pytest.fixture(scope="session")
 def prepared_sample(tmp_path_factory) -> Path:
     """The sample prepared once (colour, 32 px crops, split by photo) for the tests that train."""
+    return prepare_sample(tmp_path_factory.mktemp("work") / "sample", size=32)
+
+
+def prepare_sample(work: Path, size: int) -> Path:
+    """The bundled sample as a work folder of `size` px colour crops, split by photo (seed 0)."""
     from maskwatch.data.crops import CropSpec
     from maskwatch.data.prepare import prepare, read_faces_csv
     from maskwatch.data.split import split_faces, write_split_csv
 
-    work = tmp_path_factory.mktemp("work") / "sample"
-    prepare(SAMPLE, work, CropSpec(size=32), progress=False)
+    prepare(SAMPLE, work, CropSpec(size=size), progress=False)
     rows = read_faces_csv(work / "faces.csv")
     is_val = split_faces([r["label"] for r in rows], [r["image"] for r in rows], by="photo", seed=0)
     write_split_csv(work / "split.csv", [r["face_id"] for r in rows], is_val, by="photo", seed=0)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from maskwatch.data.crops import CropSpec, crop_face
+from maskwatch.data.crops import CropSpec, crop_face, fit_input
 from maskwatch.faces import CLASSES, Face
 
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
@@ -67,7 +67,9 @@ class Classifier:
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = 256) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
         exact = replace(self.spec, margin=0.0)
-        inputs = [crop_face(_as_bgr(c), (0, 0, c.shape[1], c.shape[0]), exact) for c in crops]
+        inputs = [fit_input(crop_face(c, (0, 0, c.shape[1], c.shape[0]), exact),
+                            exact.input_size(c.shape[1], c.shape[0]))
+                  for c in map(_as_bgr, crops)]
         return self._classify(inputs, batch_size)
 
     def predict_boxes(self, image: np.ndarray, boxes: Sequence[Face | Sequence[float]],
@@ -79,14 +81,18 @@ class Classifier:
         """
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
         h, w = image.shape[:2]
-        inputs = [crop_face(image, f.clipped(w, h).box, self.spec) for f in faces]
+        clipped = [f.clipped(w, h).box for f in faces]
+        inputs = [fit_input(crop_face(image, b, self.spec), self.spec.input_size(b[2] - b[0], b[3] - b[1]))
+                  for b in clipped]
         predictions = self._classify(inputs, batch_size)
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """N x S x S x C uint8 prepared crops -> N x 3 calibrated probabilities."""
-        x = np.ascontiguousarray(batch.reshape(len(batch), self.spec.size, self.spec.size, -1)
-                                 .transpose(0, 3, 1, 2), dtype=np.float32)
+        """N x S x S x C uint8 prepared crops (S: the spec's size or small_size) -> N x 3
+        calibrated probabilities."""
+        side = batch.shape[1]
+        x = np.ascontiguousarray(batch.reshape(len(batch), side, side, -1).transpose(0, 3, 1, 2),
+                                 dtype=np.float32)
         logits = self.session.run(None, {self._input: x})[0] / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
@@ -95,8 +101,14 @@ class Classifier:
     def _classify(self, inputs: list[np.ndarray], batch_size: int) -> list[Prediction]:
         if not inputs:
             return []
-        probs = np.concatenate([self.probabilities(np.stack(inputs[i:i + batch_size]))
-                                for i in range(0, len(inputs), batch_size)])
+        # One batch holds one input side: small faces and large ones go through separately.
+        probs = np.zeros((len(inputs), len(CLASSES)), dtype=np.float32)
+        sides = np.array([x.shape[0] for x in inputs])
+        for side in np.unique(sides):
+            rows = np.flatnonzero(sides == side)
+            for i in range(0, len(rows), batch_size):
+                part = rows[i:i + batch_size]
+                probs[part] = self.probabilities(np.stack([inputs[j] for j in part]))
         return [Prediction(CLASSES[int(p.argmax())], tuple(float(v) for v in p)) for p in probs]
 
 

@@ -110,6 +110,7 @@ Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help=
 Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)), 'inverse' (1/freq) or 'drw' (sqrt, then inverse for the last third of the epochs) (default: recipe).")]
 Degrade = Annotated[Optional[float], typer.Option(help="Share of crops shrunk to 8-40 px and blown back up, as far cameras see faces (default: recipe).")]
 Synthetic = Annotated[Optional[float], typer.Option("--synthetic-incorrect", help="Wrongly worn masks made from a bare face's nose and a masked face's mask, as a share of each batch (default: recipe).")]
+SmallInput = Annotated[Optional[int], typer.Option(help="Input side for faces whose box fits in it (their crop shrunk to it; about half the cost); 0 = every face at the crop size (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 
 
@@ -126,6 +127,7 @@ def train(
     schedule: Schedule = None,
     degrade: Degrade = None,
     synthetic_incorrect: Synthetic = None,
+    small_input: SmallInput = None,
     seed: Annotated[int, typer.Option()] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     progress: Progress = True,
@@ -138,7 +140,7 @@ def train(
     try:
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                         balance=balance, schedule=schedule, degrade=degrade,
-                        synthetic_incorrect=synthetic_incorrect)
+                        synthetic_incorrect=synthetic_incorrect, small_input=small_input)
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -181,6 +183,7 @@ def cv(
     schedule: Schedule = None,
     degrade: Degrade = None,
     synthetic_incorrect: Synthetic = None,
+    small_input: SmallInput = None,
     seed: Annotated[int, typer.Option()] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     progress: Progress = True,
@@ -196,7 +199,7 @@ def cv(
     try:
         cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
                            seed=seed, augment=augment, balance=balance, schedule=schedule, degrade=degrade,
-                           synthetic_incorrect=synthetic_incorrect)
+                           synthetic_incorrect=synthetic_incorrect, small_input=small_input)
         work = data
         if not (data / "prepare.json").is_file():
             work = out / "work"

@@ -15,7 +15,7 @@ from maskwatch.training.calibration import expected_calibration_error, fit_tempe
 from maskwatch.training.dataset import CropDataset
 from maskwatch.training.evaluate import classification_metrics, format_recall_by_size, recall_by_size
 from maskwatch.data.split import write_split_csv
-from maskwatch.training.train import TrainConfig, fit, predict_logits, run_config, to_tensor, write_run
+from maskwatch.training.train import TrainConfig, fit, model_spec, predict_crops, run_config, write_run
 
 
 def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: int = 0,
@@ -32,6 +32,7 @@ def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: in
     oof_flip = np.zeros_like(oof_logits)
     fold_of = np.full(len(data), -1)
     per_fold = []
+    spec = model_spec(data.spec, cfg)  # the crop spec the fold models are served with
     for k, (train_idx, val_idx) in enumerate(grouped_folds(data.label_names(), data.photos, folds, seed)):
         if progress:
             print(f"== fold {k + 1}/{folds}: {len(train_idx)} train, {len(val_idx)} held-out faces")
@@ -39,19 +40,19 @@ def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: in
         if save_dir is not None:
             is_val = np.zeros(len(data), dtype=bool)
             is_val[val_idx] = True
-            config = run_config(cfg, data.spec, work=data.work, fold=k + 1,
+            config = run_config(cfg, spec, work=data.work, fold=k + 1,
                                 split={"by": "photo", "seed": seed, "fold": k + 1, "folds": folds,
                                        "train": len(train_idx), "val": len(val_idx)})
             write_run(Path(save_dir) / f"fold-{k + 1}", trained, config, data,
                       lambda path: write_split_csv(path, data.face_ids, is_val, by="photo", seed=seed))
-        held_out = to_tensor(data.images[val_idx])
-        oof_logits[val_idx] = predict_logits(trained.model, held_out)
-        oof_flip[val_idx] = predict_logits(trained.model, held_out, flip=True)
+        held_out, held_sides = data.images[val_idx], data.long_sides[val_idx]
+        oof_logits[val_idx] = predict_crops(trained.model, held_out, held_sides, spec)
+        oof_flip[val_idx] = predict_crops(trained.model, held_out, held_sides, spec, flip=True)
         fold_of[val_idx] = k
         per_fold.append({"fold": k + 1, "train_seconds": round(trained.seconds, 1),
                          **fold_metrics(data.labels[val_idx], oof_logits[val_idx])})
     result = {
-        "model": cfg.model, "train": cfg.__dict__, "crop": data.spec.to_dict(), "folds": folds,
+        "model": cfg.model, "train": cfg.__dict__, "crop": spec.to_dict(), "folds": folds,
         "seed": seed, "faces": len(data), "split": "per-photo, class-stratified (StratifiedGroupKFold)",
         "per_fold": per_fold,
         "summary": summarise(per_fold),

@@ -17,7 +17,8 @@ from maskwatch.faces import CLASSES
 @dataclass(frozen=True)
 class CropDataset:
     """images: N x H x W x C uint8 (BGR or grey, C=1); labels: N class indices;
-    sides: N short sides of the faces' boxes in the photo, in pixels (for size-binned metrics)."""
+    sides: N short sides of the faces' boxes in the photo, in pixels (for size-binned metrics);
+    long_sides: N long sides (which input size a face gets, CropSpec.input_size)."""
 
     work: Path
     spec: CropSpec
@@ -26,6 +27,7 @@ class CropDataset:
     face_ids: list[str]
     photos: list[str]
     sides: np.ndarray
+    long_sides: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -49,6 +51,7 @@ def load_crop_dataset(work: Path | str) -> CropDataset:
             raise PrepareError(f"{work / row['crop']}: missing or wrong-size crop; prepare again")
         images[i] = crop.reshape(spec.size, spec.size, spec.channels)
     labels = np.array([CLASSES.index(r["label"]) for r in rows], dtype=np.int64)
-    sides = np.array([min(float(r["xmax"]) - float(r["xmin"]), float(r["ymax"]) - float(r["ymin"])) for r in rows])
+    wh = np.array([(float(r["xmax"]) - float(r["xmin"]), float(r["ymax"]) - float(r["ymin"])) for r in rows]).reshape(-1, 2)
     return CropDataset(work=work, spec=spec, images=images, labels=labels,
-                       face_ids=[r["face_id"] for r in rows], photos=[r["image"] for r in rows], sides=sides)
+                       face_ids=[r["face_id"] for r in rows], photos=[r["image"] for r in rows],
+                       sides=wh.min(axis=1), long_sides=wh.max(axis=1))

@@ -6,16 +6,17 @@ import csv
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from maskwatch.atomic import atomic_dir
-from maskwatch.data.crops import CropSpec
+from maskwatch.data.crops import CropSpec, fit_input
 from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
 from maskwatch.models import build_model
@@ -44,6 +45,8 @@ class TrainConfig:
     schedule: str = "constant"
     degrade: float = 0.0
     synthetic_incorrect: float = 0.0
+    # Small faces at this input side (CropSpec.small_size); 0 = every face at the crop size.
+    small_input: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -52,6 +55,8 @@ class TrainConfig:
             raise ValueError(f"balance must be one of {BALANCE_MODES}, got {self.balance!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.small_input < 0:
+            raise ValueError(f"small_input must be 0 (off) or a side in pixels, got {self.small_input}")
         for name in ("degrade", "synthetic_incorrect"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share between 0 and 1, got {getattr(self, name)}")
@@ -77,8 +82,16 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg.model, channels=data.spec.channels, size=data.spec.size,
                         classes=len(CLASSES))
+    spec = model_spec(data.spec, cfg)
+    if spec.small_size:
+        _check_small_input(model, spec, cfg.model)
     x_train, y_train = to_tensor(data.images[train_idx]), torch.from_numpy(data.labels[train_idx])
-    x_val, y_val = to_tensor(data.images[val_idx]), torch.from_numpy(data.labels[val_idx])
+    y_val = torch.from_numpy(data.labels[val_idx])
+    # With a small input, each batch holds faces of one input side (see epoch_batches).
+    small = np.array([spec.input_size(s, s) < spec.size for s in data.long_sides[train_idx]]) \
+        if spec.small_size else None
+    if small is not None and min(small.sum(), (~small).sum()) == 1:
+        small[:] = small.sum() > 1  # a lone face of its side trains with the others (BatchNorm)
     counts = np.maximum(np.bincount(data.labels[train_idx], minlength=len(CLASSES)), 1).astype(np.float64)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(counts, "sqrt" if cfg.balance == "drw" else cfg.balance))
     late_loss_fn = nn.CrossEntropyLoss(weight=class_weights(counts, "inverse")) if cfg.balance == "drw" else loss_fn
@@ -87,20 +100,20 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     bare_pool = train_idx[data.labels[train_idx] == CLASSES.index("without_mask")]
     n_synthetic = int(round(cfg.synthetic_incorrect * cfg.batch_size)) if len(masked_pool) and len(bare_pool) else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * int(np.ceil(len(train_idx) / cfg.batch_size))
+    steps = cfg.epochs * (int(np.ceil(len(train_idx) / cfg.batch_size)) if small is None else
+                          sum(_group_batches(int(n), cfg.batch_size) for n in (small.sum(), (~small).sum())))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps) \
         if cfg.schedule == "onecycle" else None
     history = []
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        order = rng.permutation(len(train_idx))
+        batches = epoch_batches(rng, len(train_idx), cfg.batch_size, small)
         total_loss, correct = 0.0, 0
-        batches = range(0, len(order), cfg.batch_size)
         bar = progress_bar(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
                    leave=False)
-        for begin in bar:
-            idx = torch.from_numpy(order[begin:begin + cfg.batch_size])
+        for rows in bar:
+            idx = torch.from_numpy(rows)
             xb, yb = x_train[idx], y_train[idx]
             if n_synthetic:
                 xs = mask_below_nose(to_tensor(data.images[rng.choice(masked_pool, n_synthetic)]),
@@ -111,6 +124,10 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                 xb = augment_batch(xb, generator)
             if cfg.degrade:
                 xb = degrade_resolution(xb, generator, cfg.degrade)
+            if small is not None and small[rows[0]]:
+                # Shrunk as serving shrinks small faces (cv2's area averaging, within a grey level).
+                xb = F.interpolate(xb, size=(spec.small_size,) * 2, mode="bilinear", antialias=True,
+                                   align_corners=False)
             logits = model(xb)
             loss = (late_loss_fn if epoch >= late_epoch else loss_fn)(logits, yb)
             optimizer.zero_grad()
@@ -120,7 +137,7 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                 scheduler.step()
             total_loss += loss.item() * len(idx)
             correct += (logits[:len(idx)].argmax(1) == yb[:len(idx)]).sum().item()
-        val_logits = predict_logits(model, x_val)
+        val_logits = predict_crops(model, data.images[val_idx], data.long_sides[val_idx], spec)
         val_loss = nn.functional.cross_entropy(torch.from_numpy(val_logits), y_val).item()
         row = {
             "epoch": epoch,
@@ -158,6 +175,62 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256, fli
     return torch.cat([model(b) for b in batches]).numpy()
 
 
+def epoch_batches(rng: np.random.Generator, n: int, batch_size: int,
+                  small: np.ndarray | None = None) -> list[np.ndarray]:
+    """One epoch's batches of row numbers 0..n-1, shuffled.
+
+    With `small` (one flag per row), a batch holds small faces only or large ones only, so every
+    forward pass is a full batch at one input side (splitting each batch into two passes by side
+    leaves BatchNorm a handful of large faces per pass).
+    """
+    if small is None:
+        order = rng.permutation(n)
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    batches = []
+    for group in (np.flatnonzero(small), np.flatnonzero(~small)):
+        order = group[rng.permutation(len(group))]
+        chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        if len(chunks) > 1 and len(chunks[-1]) == 1:  # BatchNorm cannot train on one crop
+            chunks[-2:] = [np.concatenate(chunks[-2:])]
+        batches += chunks
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _group_batches(n: int, batch_size: int) -> int:
+    """How many batches epoch_batches makes of a group of n faces."""
+    return int(np.ceil(n / batch_size)) - int(n > batch_size and n % batch_size == 1)
+
+
+def predict_crops(model: nn.Module, images: np.ndarray, long_sides: np.ndarray, spec: CropSpec,
+                  flip: bool = False) -> np.ndarray:
+    """Logits of prepared crops (N x S x S x C uint8), each fed at the side the classifier
+    gives its face (spec.input_size), shrunk the way serving shrinks it."""
+    logits = np.zeros((len(images), len(CLASSES)), dtype=np.float32)
+    sides = np.array([spec.input_size(s, s) for s in long_sides], dtype=int)
+    for side in np.unique(sides):
+        rows = np.flatnonzero(sides == side)
+        x = np.stack([fit_input(images[i], int(side)) for i in rows])
+        logits[rows] = predict_logits(model, to_tensor(x), flip=flip)
+    return logits
+
+
+def _check_small_input(model: nn.Module, spec: CropSpec, name: str) -> None:
+    """Fail before training if the network cannot take the small input (a fixed-size head)."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, spec.channels, spec.small_size, spec.small_size))
+    except RuntimeError as err:
+        raise ValueError(f"{name} cannot take {spec.small_size} px inputs beside {spec.size} px "
+                         f"({err}); use --small-input 0 or a larger side") from None
+    model.train()
+
+
+def model_spec(data_spec: CropSpec, cfg: TrainConfig) -> CropSpec:
+    """The crop spec a model trained with cfg on data_spec crops is served with."""
+    return replace(data_spec, small_size=cfg.small_input)
+
+
 def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = None,
               progress: bool = True) -> Path:
     """Train on a work folder's split and write the run folder `out` (atomically).
@@ -176,7 +249,7 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
     is_val = np.array([assignment[f] == "val" for f in data.face_ids])
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     trained = fit(data, train_idx, val_idx, cfg, progress=progress)
-    config = run_config(cfg, data.spec, work=work, split={"by": by, "seed": split_seed,
+    config = run_config(cfg, model_spec(data.spec, cfg), work=work, split={"by": by, "seed": split_seed,
                                                           "train": len(train_idx), "val": len(val_idx)})
     write_run(out, trained, config, data, lambda path: shutil.copyfile(split_csv, path))
     return Path(out)
