@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from maskwatch import Classifier
-from maskwatch.data.crops import crop_face, fit_input
+from maskwatch.data.crops import model_input
 from maskwatch.data.voc import load_voc_annotation
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "face-mask-detection"
@@ -43,9 +43,7 @@ def face_crops(data: Path, n: int) -> list[np.ndarray]:
 
 def model_inputs(classifier: Classifier, crops: list[np.ndarray]) -> list[np.ndarray]:
     """Each crop as the classifier feeds it (resized, and shrunk where the model routes small faces)."""
-    spec = classifier.spec
-    return [fit_input(crop_face(c, (0, 0, c.shape[1], c.shape[0]), spec), spec.input_size(c.shape[1], c.shape[0]))
-            for c in crops]
+    return [model_input(c, (0, 0, c.shape[1], c.shape[0]), classifier.spec) for c in crops]
 
 
 def time_model_only(classifier: Classifier, groups: list[np.ndarray]) -> float:

@@ -31,12 +31,8 @@ def held_out_probabilities(model: Path, data, rows: np.ndarray, split: dict) -> 
         from maskwatch.data.crops import fit_input
 
         clf = Classifier.load(model)
-        out = np.zeros((len(rows), len(CLASSES)), dtype=np.float32)
-        sides = np.array([clf.spec.input_size(s, s) for s in data.long_sides[rows]])
-        for side in np.unique(sides):
-            part = np.flatnonzero(sides == side)
-            out[part] = clf.probabilities(np.stack([fit_input(data.images[rows[i]], int(side)) for i in part]))
-        return out
+        return clf.probabilities_of([fit_input(data.images[i], clf.spec.input_size(s, s))
+                                     for i, s in zip(rows, data.long_sides[rows])])
     from maskwatch.data.crops import CropSpec
     from maskwatch.training.train import load_model, predict_crops
 

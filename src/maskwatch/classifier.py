@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from maskwatch.data.crops import CropSpec, crop_face, fit_input
+from maskwatch.data.crops import CropSpec, model_input
 from maskwatch.faces import CLASSES, Face
 
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
@@ -67,9 +67,7 @@ class Classifier:
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = 256) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
         exact = replace(self.spec, margin=0.0)
-        inputs = [fit_input(crop_face(c, (0, 0, c.shape[1], c.shape[0]), exact),
-                            exact.input_size(c.shape[1], c.shape[0]))
-                  for c in map(_as_bgr, crops)]
+        inputs = [model_input(c, (0, 0, c.shape[1], c.shape[0]), exact) for c in map(_as_bgr, crops)]
         return self._classify(inputs, batch_size)
 
     def predict_boxes(self, image: np.ndarray, boxes: Sequence[Face | Sequence[float]],
@@ -81,9 +79,7 @@ class Classifier:
         """
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
         h, w = image.shape[:2]
-        clipped = [f.clipped(w, h).box for f in faces]
-        inputs = [fit_input(crop_face(image, b, self.spec), self.spec.input_size(b[2] - b[0], b[3] - b[1]))
-                  for b in clipped]
+        inputs = [model_input(image, f.clipped(w, h).box, self.spec) for f in faces]
         predictions = self._classify(inputs, batch_size)
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
@@ -98,9 +94,9 @@ class Classifier:
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
 
-    def _classify(self, inputs: list[np.ndarray], batch_size: int) -> list[Prediction]:
-        if not inputs:
-            return []
+    def probabilities_of(self, inputs: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Model inputs of mixed sides (spec.size or small_size, as model_input makes them) ->
+        N x 3 calibrated probabilities, in the same order."""
         # One batch holds one input side: small faces and large ones go through separately.
         probs = np.zeros((len(inputs), len(CLASSES)), dtype=np.float32)
         sides = np.array([x.shape[0] for x in inputs])
@@ -109,6 +105,10 @@ class Classifier:
             for i in range(0, len(rows), batch_size):
                 part = rows[i:i + batch_size]
                 probs[part] = self.probabilities(np.stack([inputs[j] for j in part]))
+        return probs
+
+    def _classify(self, inputs: list[np.ndarray], batch_size: int) -> list[Prediction]:
+        probs = self.probabilities_of(inputs, batch_size)
         return [Prediction(CLASSES[int(p.argmax())], tuple(float(v) for v in p)) for p in probs]
 
 

@@ -54,6 +54,11 @@ def fit_input(crop: np.ndarray, side: int) -> np.ndarray:
     return out.reshape(side, side, *crop.shape[2:])
 
 
+def model_input(image: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:
+    """What the network sees of the face at `box`: its crop, at the side spec.input_size gives it."""
+    return fit_input(crop_face(image, box, spec), spec.input_size(box[2] - box[0], box[3] - box[1]))
+
+
 def crop_face(image: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:
     """Crop `box` (+ margin) from a BGR image and resize it to spec.size square.
 

@@ -100,8 +100,8 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     bare_pool = train_idx[data.labels[train_idx] == CLASSES.index("without_mask")]
     n_synthetic = int(round(cfg.synthetic_incorrect * cfg.batch_size)) if len(masked_pool) and len(bare_pool) else 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * (int(np.ceil(len(train_idx) / cfg.batch_size)) if small is None else
-                          sum(_group_batches(int(n), cfg.batch_size) for n in (small.sum(), (~small).sum())))
+    # How many batches an epoch has does not depend on the shuffle (a throwaway generator).
+    steps = cfg.epochs * len(epoch_batches(np.random.default_rng(), len(train_idx), cfg.batch_size, small))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps) \
         if cfg.schedule == "onecycle" else None
     history = []
@@ -194,11 +194,6 @@ def epoch_batches(rng: np.random.Generator, n: int, batch_size: int,
             chunks[-2:] = [np.concatenate(chunks[-2:])]
         batches += chunks
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _group_batches(n: int, batch_size: int) -> int:
-    """How many batches epoch_batches makes of a group of n faces."""
-    return int(np.ceil(n / batch_size)) - int(n > batch_size and n % batch_size == 1)
 
 
 def predict_crops(model: nn.Module, images: np.ndarray, long_sides: np.ndarray, spec: CropSpec,
