@@ -111,6 +111,8 @@ Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss:
 Degrade = Annotated[Optional[float], typer.Option(help="Share of crops shrunk to 8-40 px and blown back up, as far cameras see faces (default: recipe).")]
 Synthetic = Annotated[Optional[float], typer.Option("--synthetic-incorrect", help="Wrongly worn masks made from a bare face's nose and a masked face's mask, as a share of each batch (default: recipe).")]
 SmallInput = Annotated[Optional[int], typer.Option(help="Input side for faces whose box fits in it (their crop shrunk to it; about half the cost); 0 = every face at the crop size (default: recipe).")]
+NoseAux = Annotated[Optional[float], typer.Option(help="Weight of an auxiliary 'nose visible' output (bare and wrongly worn faces against masked ones), trained beside the classes and dropped after training; 0 = off (default: recipe).")]
+Focal = Annotated[Optional[float], typer.Option(help="Focal loss exponent gamma: hard faces weigh more; 0 = cross-entropy (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 
 
@@ -128,6 +130,8 @@ def train(
     degrade: Degrade = None,
     synthetic_incorrect: Synthetic = None,
     small_input: SmallInput = None,
+    nose_aux: NoseAux = None,
+    focal: Focal = None,
     seed: Annotated[int, typer.Option()] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     progress: Progress = True,
@@ -140,7 +144,8 @@ def train(
     try:
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                         balance=balance, schedule=schedule, degrade=degrade,
-                        synthetic_incorrect=synthetic_incorrect, small_input=small_input)
+                        synthetic_incorrect=synthetic_incorrect, small_input=small_input,
+                        nose_aux=nose_aux, focal=focal)
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -184,6 +189,8 @@ def cv(
     degrade: Degrade = None,
     synthetic_incorrect: Synthetic = None,
     small_input: SmallInput = None,
+    nose_aux: NoseAux = None,
+    focal: Focal = None,
     seed: Annotated[int, typer.Option()] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     progress: Progress = True,
@@ -199,7 +206,8 @@ def cv(
     try:
         cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
                            seed=seed, augment=augment, balance=balance, schedule=schedule, degrade=degrade,
-                           synthetic_incorrect=synthetic_incorrect, small_input=small_input)
+                           synthetic_incorrect=synthetic_incorrect, small_input=small_input,
+                           nose_aux=nose_aux, focal=focal)
         work = data
         if not (data / "prepare.json").is_file():
             work = out / "work"
