@@ -27,7 +27,7 @@ def test_the_nose_shows_on_bare_faces_and_wrongly_worn_masks_only():
 
 
 @pytest.mark.parametrize("name", ["seed-cnn", "effnet-lite0"])
-def test_dropping_the_extra_output_keeps_the_class_logits_exactly(name):
+def test_dropping_the_extra_output_keeps_the_class_logits(name):
     model = build_model(name, channels=3, size=64, classes=len(CLASSES) + 1, pretrained=False).eval()
     x = torch.rand(4, 3, 64, 64) * 255
     with torch.no_grad():

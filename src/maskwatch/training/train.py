@@ -211,15 +211,10 @@ def drop_extra_outputs(model: nn.Module, classes: int) -> None:
     """Cut the last linear layer to its first `classes` outputs, in place, so the trained model
     saves, exports and serves exactly like one trained without the auxiliary output."""
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-    with torch.no_grad():
-        trimmed = nn.Linear(last.in_features, classes, bias=last.bias is not None)
-        trimmed.weight.copy_(last.weight[:classes])
-        if last.bias is not None:
-            trimmed.bias.copy_(last.bias[:classes])
-    for module in model.modules():
-        for name, child in module.named_children():
-            if child is last:
-                setattr(module, name, trimmed)
+    last.weight = nn.Parameter(last.weight.detach()[:classes].clone())
+    if last.bias is not None:
+        last.bias = nn.Parameter(last.bias.detach()[:classes].clone())
+    last.out_features = classes
 
 
 def class_weights(counts: np.ndarray, balance: str) -> torch.Tensor | None:
