@@ -114,6 +114,7 @@ SmallInput = Annotated[Optional[int], typer.Option(help="Input side for faces wh
 NoseAux = Annotated[Optional[float], typer.Option(help="Weight of an auxiliary 'nose visible' output (bare and wrongly worn faces against masked ones), trained beside the classes and dropped after training; 0 = off (default: recipe).")]
 Focal = Annotated[Optional[float], typer.Option(help="Focal loss exponent gamma: hard faces weigh more; 0 = cross-entropy (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
+Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
 
 
 @app.command()
@@ -134,6 +135,7 @@ def train(
     focal: Focal = None,
     seed: Annotated[int, typer.Option()] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
+    device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train a classifier on the crops; writes weights, history.csv and curves.png."""
@@ -146,7 +148,7 @@ def train(
                         balance=balance, schedule=schedule, degrade=degrade,
                         synthetic_incorrect=synthetic_incorrect, small_input=small_input,
                         nose_aux=nose_aux, focal=focal)
-        run = train_run(work, out, cfg, split_csv=split_csv, progress=progress)
+        run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(f"trained {model} -> {run} (history.csv, curves.png, model.safetensors)")
@@ -193,6 +195,7 @@ def cv(
     focal: Focal = None,
     seed: Annotated[int, typer.Option()] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
+    device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Grouped (per-photo), class-stratified k-fold cross-validation: mean ± std of the metrics."""
@@ -215,7 +218,8 @@ def cv(
         dataset = load_crop_dataset(work)
         if dataset.spec != spec and (size is not None or margin is not None):
             _fail(f"{work} holds {dataset.spec} crops, not the requested {spec}; prepare again")
-        result = run_cv(dataset, cfg, out, folds=folds, seed=seed, progress=progress, save_models=save_models)
+        result = run_cv(dataset, cfg, out, folds=folds, seed=seed, progress=progress, save_models=save_models,
+                        device=device)
     except (PrepareError, ValueError) as err:
         _fail(str(err))
     typer.echo(format_summary(result))

@@ -66,6 +66,12 @@ def crop_face(image: np.ndarray, box: tuple[float, float, float, float], spec: C
     Context that falls outside the image is filled by replicating the border, so the face
     stays centred. Raises ValueError if the box has no area inside the image.
     """
+    return resize_patch(face_patch(image, box, spec), spec)
+
+
+def face_patch(image: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:
+    """The photo's pixels of `box` (+ margin) at their own resolution, border replicated where
+    the margin leaves the image: crop_face before its resize."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be HxWx3 BGR, got shape {image.shape}")
     h, w = image.shape[:2]
@@ -81,8 +87,12 @@ def crop_face(image: np.ndarray, box: tuple[float, float, float, float], spec: C
     if pad:
         image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         left, top, right, bottom = left + pad, top + pad, right + pad, bottom + pad
+    return image[top:bottom, left:right]
+
+
+def resize_patch(patch: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """A face_patch resized to spec.size square (and made grey if spec.grey)."""
     # Tiny faces grow a lot: cubic keeps edges; shrinking big faces wants area averaging.
-    patch = image[top:bottom, left:right]
     interp = cv2.INTER_AREA if patch.shape[0] > spec.size else cv2.INTER_CUBIC
     crop = cv2.resize(patch, (spec.size, spec.size), interpolation=interp)
     if spec.grey:

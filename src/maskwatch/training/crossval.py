@@ -19,7 +19,8 @@ from maskwatch.training.train import TrainConfig, fit, model_spec, predict_crops
 
 
 def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: int = 0,
-                   progress: bool = True, save_dir: Path | None = None, oof_path: Path | None = None) -> dict:
+                   progress: bool = True, save_dir: Path | None = None, oof_path: Path | None = None,
+                   device: str = "cpu") -> dict:
     """Train cfg on k-1 folds, score the held-out fold, k times; summarise mean and spread.
 
     Calibration is cross-fitted: each fold's temperature is fitted on the other folds'
@@ -28,32 +29,63 @@ def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: in
     same per-photo split that `maskwatch split --by photo` makes with this seed). With oof_path,
     every face's held-out logits (plain and flip-averaged) are saved there as .npz.
     """
+    results = []
+    for k, (train_idx, val_idx) in enumerate(cv_folds(data, folds, seed)):
+        if progress:
+            print(f"== fold {k + 1}/{folds}: {len(train_idx)} train, {len(val_idx)} held-out faces")
+        results.append(run_fold(data, cfg, train_idx, val_idx, fold=k + 1, folds=folds, seed=seed,
+                                progress=progress, save_dir=save_dir, device=device))
+    return assemble_cv(data, cfg, results, seed=seed, oof_path=oof_path)
+
+
+def cv_folds(data: CropDataset, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The per-photo, class-stratified folds: (train rows, held-out rows) for each."""
+    return list(grouped_folds(data.label_names(), data.photos, folds, seed))
+
+
+def run_fold(data: CropDataset, cfg: TrainConfig, train_idx: np.ndarray, val_idx: np.ndarray, fold: int,
+             folds: int, seed: int, progress: bool = True, save_dir: Path | None = None,
+             device: str = "cpu") -> dict:
+    """One fold: train on train_idx, keep the held-out rows' logits (plain and flip-averaged).
+
+    Folds are independent, so they may run in separate processes (benchmarks/cv_sweep.py) and be
+    put together by assemble_cv.
+    """
+    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)
+    spec = model_spec(data.spec, cfg)  # the crop spec the fold models are served with
+    if save_dir is not None:
+        is_val = np.zeros(len(data), dtype=bool)
+        is_val[val_idx] = True
+        config = run_config(cfg, spec, work=data.work, fold=fold,
+                            split={"by": "photo", "seed": seed, "fold": fold, "folds": folds,
+                                   "train": len(train_idx), "val": len(val_idx)})
+        write_run(Path(save_dir) / f"fold-{fold}", trained, config, data,
+                  lambda path: write_split_csv(path, data.face_ids, is_val, by="photo", seed=seed))
+    held_out, held_sides = data.images[val_idx], data.long_sides[val_idx]
+    return {"fold": fold, "val_idx": np.asarray(val_idx), "train_seconds": round(trained.seconds, 1),
+            "logits": predict_crops(trained.model, held_out, held_sides, spec),
+            "flip": predict_crops(trained.model, held_out, held_sides, spec, flip=True)}
+
+
+def assemble_cv(data: CropDataset, cfg: TrainConfig, fold_results: list[dict], seed: int,
+                oof_path: Path | None = None) -> dict:
+    """The CV result (per fold, mean and spread, pooled recall by size, calibration) of run_fold's
+    results, one per fold; with oof_path, every face's held-out logits are saved there as .npz."""
     oof_logits = np.zeros((len(data), len(CLASSES)), dtype=np.float32)
     oof_flip = np.zeros_like(oof_logits)
     fold_of = np.full(len(data), -1)
     per_fold = []
-    spec = model_spec(data.spec, cfg)  # the crop spec the fold models are served with
-    for k, (train_idx, val_idx) in enumerate(grouped_folds(data.label_names(), data.photos, folds, seed)):
-        if progress:
-            print(f"== fold {k + 1}/{folds}: {len(train_idx)} train, {len(val_idx)} held-out faces")
-        trained = fit(data, train_idx, val_idx, cfg, progress=progress)
-        if save_dir is not None:
-            is_val = np.zeros(len(data), dtype=bool)
-            is_val[val_idx] = True
-            config = run_config(cfg, spec, work=data.work, fold=k + 1,
-                                split={"by": "photo", "seed": seed, "fold": k + 1, "folds": folds,
-                                       "train": len(train_idx), "val": len(val_idx)})
-            write_run(Path(save_dir) / f"fold-{k + 1}", trained, config, data,
-                      lambda path: write_split_csv(path, data.face_ids, is_val, by="photo", seed=seed))
-        held_out, held_sides = data.images[val_idx], data.long_sides[val_idx]
-        oof_logits[val_idx] = predict_crops(trained.model, held_out, held_sides, spec)
-        oof_flip[val_idx] = predict_crops(trained.model, held_out, held_sides, spec, flip=True)
-        fold_of[val_idx] = k
-        per_fold.append({"fold": k + 1, "train_seconds": round(trained.seconds, 1),
-                         **fold_metrics(data.labels[val_idx], oof_logits[val_idx])})
+    for r in sorted(fold_results, key=lambda r: r["fold"]):
+        val_idx = r["val_idx"]
+        oof_logits[val_idx], oof_flip[val_idx], fold_of[val_idx] = r["logits"], r["flip"], r["fold"] - 1
+        per_fold.append({"fold": r["fold"], "train_seconds": r["train_seconds"],
+                         **fold_metrics(data.labels[val_idx], r["logits"])})
+    if (fold_of < 0).any():
+        raise ValueError(f"{int((fold_of < 0).sum())} faces are in no held-out fold; the folds are incomplete")
     result = {
-        "model": cfg.model, "train": cfg.__dict__, "crop": spec.to_dict(), "folds": folds,
-        "seed": seed, "faces": len(data), "split": "per-photo, class-stratified (StratifiedGroupKFold)",
+        "model": cfg.model, "train": cfg.__dict__, "crop": model_spec(data.spec, cfg).to_dict(),
+        "folds": len(per_fold), "seed": seed, "faces": len(data),
+        "split": "per-photo, class-stratified (StratifiedGroupKFold)",
         "per_fold": per_fold,
         "summary": summarise(per_fold),
         **pooled_metrics(data, oof_logits, fold_of),
@@ -137,10 +169,11 @@ def _format_block(result: dict, title: str) -> str:
 
 
 def run_cv(data: CropDataset, cfg: TrainConfig, out: Path, folds: int = 5, seed: int = 0,
-           progress: bool = True, save_models: bool = False) -> dict:
+           progress: bool = True, save_models: bool = False, device: str = "cpu") -> dict:
     started = time.perf_counter()
     result = cross_validate(data, cfg, folds=folds, seed=seed, progress=progress,
-                            save_dir=Path(out) if save_models else None, oof_path=Path(out) / "oof-logits.npz")
+                            save_dir=Path(out) if save_models else None, oof_path=Path(out) / "oof-logits.npz",
+                            device=device)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_text(Path(out) / "cv.json", json.dumps(result, indent=2))
     write_text(Path(out) / "cv.txt", format_summary(result) + "\n")

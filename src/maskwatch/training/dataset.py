@@ -50,6 +50,11 @@ def load_crop_dataset(work: Path | str) -> CropDataset:
         if crop is None or crop.shape[:2] != (spec.size, spec.size):
             raise PrepareError(f"{work / row['crop']}: missing or wrong-size crop; prepare again")
         images[i] = crop.reshape(spec.size, spec.size, spec.channels)
+    return crop_dataset(work, spec, rows, images)
+
+
+def crop_dataset(work: Path, spec: CropSpec, rows: list[dict], images: np.ndarray) -> CropDataset:
+    """A CropDataset of faces.csv rows and their crops (N x S x S x C uint8), in row order."""
     labels = np.array([CLASSES.index(r["label"]) for r in rows], dtype=np.int64)
     wh = np.array([(float(r["xmax"]) - float(r["xmin"]), float(r["ymax"]) - float(r["ymin"])) for r in rows]).reshape(-1, 2)
     return CropDataset(work=work, spec=spec, images=images, labels=labels,

@@ -85,13 +85,19 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
-        progress: bool = True) -> TrainedModel:
-    """Train cfg.model on data[train_idx], scoring data[val_idx] after every epoch."""
+        progress: bool = True, device: str = "cpu") -> TrainedModel:
+    """Train cfg.model on data[train_idx], scoring data[val_idx] after every epoch.
+
+    device: where the network trains ("cpu", "cuda", "cuda:1"); batches are drawn and augmented
+    on the CPU either way, and the model comes back on the CPU.
+    """
+    device = training_device(device)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg.model, channels=data.spec.channels, size=data.spec.size,
                         classes=len(CLASSES) + (1 if cfg.nose_aux else 0))
+    model.to(device)
     classes_of = ClassOutputs(model) if cfg.nose_aux else model
     spec = model_spec(data.spec, cfg)
     if spec.small_size:
@@ -104,8 +110,9 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     if small is not None and min(small.sum(), (~small).sum()) == 1:
         small[:] = small.sum() > 1  # a lone face of its side trains with the others (BatchNorm)
     counts = np.maximum(np.bincount(data.labels[train_idx], minlength=len(CLASSES)), 1).astype(np.float64)
-    loss_fn = ClassLoss(class_weights(counts, "sqrt" if cfg.balance == "drw" else cfg.balance), cfg.focal)
-    late_loss_fn = ClassLoss(class_weights(counts, "inverse"), cfg.focal) if cfg.balance == "drw" else loss_fn
+    loss_fn = ClassLoss(class_weights(counts, "sqrt" if cfg.balance == "drw" else cfg.balance), cfg.focal).to(device)
+    late_loss_fn = ClassLoss(class_weights(counts, "inverse"), cfg.focal).to(device) \
+        if cfg.balance == "drw" else loss_fn
     late_epoch = cfg.epochs - cfg.epochs // 3 + 1
     masked_pool = train_idx[data.labels[train_idx] == CLASSES.index("with_mask")]
     bare_pool = train_idx[data.labels[train_idx] == CLASSES.index("without_mask")]
@@ -139,6 +146,7 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                 # Shrunk as serving shrinks small faces (cv2's area averaging, within a grey level).
                 xb = F.interpolate(xb, size=(spec.small_size,) * 2, mode="bilinear", antialias=True,
                                    align_corners=False)
+            xb, yb = xb.to(device), yb.to(device)
             outputs = model(xb)
             logits = outputs[:, :len(CLASSES)]
             loss = (late_loss_fn if epoch >= late_epoch else loss_fn)(logits, yb)
@@ -167,6 +175,7 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                        f"val acc {row['val_accuracy']:.4f}")
     if cfg.nose_aux:
         drop_extra_outputs(model, len(CLASSES))
+    model.cpu()
     return TrainedModel(model=model, history=history, seconds=time.perf_counter() - start)
 
 
@@ -176,7 +185,8 @@ class ClassLoss(nn.Module):
 
     def __init__(self, weight: torch.Tensor | None, gamma: float = 0.0) -> None:
         super().__init__()
-        self.weight, self.gamma = weight, gamma
+        self.register_buffer("weight", weight)  # moves with .to(device)
+        self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if not self.gamma:
@@ -217,6 +227,19 @@ def drop_extra_outputs(model: nn.Module, classes: int) -> None:
     last.out_features = classes
 
 
+def training_device(name: str) -> torch.device:
+    """A torch device by name, refused by name when this machine cannot train on it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r} ({err}); use 'cpu' or 'cuda'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: PyTorch sees no CUDA GPU on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r}: only 'cpu' and 'cuda' are supported")
+    return device
+
+
 def class_weights(counts: np.ndarray, balance: str) -> torch.Tensor | None:
     """Loss weights per class, mean 1: "sqrt" lifts the rare class without drowning the
     common one; "inverse" fully equalises; "none" gives None (plain cross-entropy)."""
@@ -232,10 +255,11 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256, fli
     model.eval()
     if len(x) == 0:
         return np.zeros((0, len(CLASSES)), dtype=np.float32)
-    batches = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+    device = next(model.parameters()).device
+    batches = [x[i:i + batch_size].to(device) for i in range(0, len(x), batch_size)]
     if flip:
-        return torch.cat([(model(b) + model(b.flip(-1))) / 2 for b in batches]).numpy()
-    return torch.cat([model(b) for b in batches]).numpy()
+        return torch.cat([((model(b) + model(b.flip(-1))) / 2).cpu() for b in batches]).numpy()
+    return torch.cat([model(b).cpu() for b in batches]).numpy()
 
 
 def epoch_batches(rng: np.random.Generator, n: int, batch_size: int,
@@ -277,7 +301,8 @@ def _check_small_input(model: nn.Module, spec: CropSpec, name: str) -> None:
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, spec.channels, spec.small_size, spec.small_size))
+            model(torch.zeros(1, spec.channels, spec.small_size, spec.small_size,
+                              device=next(model.parameters()).device))
     except RuntimeError as err:
         raise ValueError(f"{name} cannot take {spec.small_size} px inputs beside {spec.size} px "
                          f"({err}); use --small-input 0 or a larger side") from None
@@ -290,7 +315,7 @@ def model_spec(data_spec: CropSpec, cfg: TrainConfig) -> CropSpec:
 
 
 def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = None,
-              progress: bool = True) -> Path:
+              progress: bool = True, device: str = "cpu") -> Path:
     """Train on a work folder's split and write the run folder `out` (atomically).
 
     The run holds model.safetensors, config.json (architecture, crop spec, classes, training
@@ -306,7 +331,7 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
                          f"(first: {missing[0]}); make the split again")
     is_val = np.array([assignment[f] == "val" for f in data.face_ids])
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    trained = fit(data, train_idx, val_idx, cfg, progress=progress)
+    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)
     config = run_config(cfg, model_spec(data.spec, cfg), work=work, split={"by": by, "seed": split_seed,
                                                           "train": len(train_idx), "val": len(val_idx)})
     write_run(out, trained, config, data, lambda path: shutil.copyfile(split_csv, path))

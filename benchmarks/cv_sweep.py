@@ -1,0 +1,216 @@
+"""Many 5-fold CVs at once: every (candidate, fold seed, fold) is one job in a pool of processes.
+
+    python benchmarks/cv_sweep.py pack WORK DATASET --out patches.npz
+    python benchmarks/cv_sweep.py run PLAN.json --data WORK|patches.npz --out OUT [--device cuda] [--workers 8]
+    python benchmarks/cv_sweep.py merge OUT --data WORK|patches.npz
+
+`maskwatch cv` runs one candidate's folds one after the other, which suits 2 cores. On a machine
+with a GPU and many cores the same folds run side by side: this script trains each fold with the
+same code (crossval.run_fold) and puts each CV together with the same code (crossval.assemble_cv),
+so OUT/<name>-seed<S>/ holds the cv.json, cv.txt and oof-logits.npz that `maskwatch cv --seed S`
+writes. PLAN.json is a list of candidates, run in the order given (put the ones that decide
+something first: a deadline skips the jobs not yet started):
+
+    [{"name": "today", "seeds": [1]}, {"name": "N", "seeds": [1], "train": {"nose_aux": 1.0}}]
+
+"train" overrides TrainConfig fields of the recipe of "model" (default effnet-lite0). `--seed S` of `maskwatch cv` sets
+both the folds and the training seed; so does a plan's seed here.
+
+`pack` keeps every face's pixels at their own resolution (face_patch, as PNG: 15 MB where the
+96 px crops take 63): the crops are rebuilt from them bit for bit where the dataset is not at hand, and
+checked against the crops' checksums taken here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskwatch.data.crops import CropSpec, face_patch, resize_patch
+from maskwatch.data.images import read_image
+from maskwatch.data.prepare import read_faces_csv
+from maskwatch.faces import CLASSES
+from maskwatch.training.dataset import CropDataset, crop_dataset, load_crop_dataset
+
+
+def pack(work: Path, dataset: Path, out: Path) -> None:
+    data = load_crop_dataset(work)
+    rows = read_faces_csv(work / "faces.csv")
+    encoded, images = [], {}
+    for row in rows:
+        if row["image"] not in images:
+            images = {row["image"]: read_image(dataset / "images" / row["image"])}
+        box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+        ok, png = cv2.imencode(".png", face_patch(images[row["image"]], box, data.spec),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if not ok:
+            raise SystemExit(f"{row['face_id']}: could not encode its patch")
+        encoded.append(png.reshape(-1))
+    np.savez(out, png=np.concatenate(encoded), ends=np.cumsum([len(e) for e in encoded]),
+             checksums=np.array([zlib.crc32(c.tobytes()) for c in data.images], dtype=np.uint32),
+             meta=np.frombuffer(json.dumps({"rows": rows, "spec": data.spec.to_dict()}).encode(), dtype=np.uint8))
+    rebuilt = unpack(out)
+    same = int((rebuilt.images == data.images).all(axis=(1, 2, 3)).sum())
+    print(f"{out}: {len(rows)} faces, {out.stat().st_size / 1e6:.1f} MB; {same} of {len(rows)} crops rebuilt exactly here")
+
+
+def unpack(path: Path) -> CropDataset:
+    with np.load(path) as z:  # each z[key] reads the file again: read each once
+        png, ends, checksums = z["png"], z["ends"], z["checksums"]
+        meta = json.loads(z["meta"].tobytes())
+    spec, rows = CropSpec(**meta["spec"]), meta["rows"]
+    images = np.empty((len(rows), spec.size, spec.size, spec.channels), dtype=np.uint8)
+    for i, (start, end) in enumerate(zip(np.concatenate([[0], ends[:-1]]), ends)):
+        patch = cv2.imdecode(png[start:end], cv2.IMREAD_COLOR)
+        images[i] = resize_patch(patch, spec).reshape(images.shape[1:])
+    differ = sum(zlib.crc32(c.tobytes()) != s for c, s in zip(images, checksums))
+    if differ:
+        print(f"{path}: {differ} of {len(rows)} rebuilt crops differ from the originals (another OpenCV?)")
+    return crop_dataset(path, spec, rows, images)
+
+
+def load_data(source: Path) -> CropDataset:
+    return unpack(source) if source.suffix == ".npz" else load_crop_dataset(source)
+
+
+def candidate_config(candidate: dict, seed: int):
+    from maskwatch.training.recipes import recipe
+
+    cfg, _ = recipe(candidate.get("model", "effnet-lite0"), **candidate.get("train", {}))
+    return replace(cfg, seed=seed)
+
+
+def jobs_of(plan: list[dict], folds: int) -> list[tuple[dict, int, int]]:
+    return [(c, seed, k) for c in plan for seed in c["seeds"] for k in range(1, folds + 1)]
+
+
+_DATA: CropDataset | None = None
+
+
+def _init_worker(source: str, threads: int) -> None:
+    global _DATA
+    import torch
+
+    torch.set_num_threads(threads)
+    _DATA = load_data(Path(source))
+
+
+def _run_job(args) -> str:
+    from maskwatch.training.crossval import cv_folds, run_fold
+
+    candidate, seed, fold, folds, out, device, deadline = args
+    target = Path(out) / f"{candidate['name']}-seed{seed}" / f"fold-{fold}.npz"
+    if target.exists():
+        return f"{target}: done earlier"
+    if time.time() > deadline:
+        return f"{target}: skipped (deadline)"
+    started = time.perf_counter()
+    try:
+        cfg = candidate_config(candidate, seed)
+        train_idx, val_idx = cv_folds(_DATA, folds, seed)[fold - 1]
+        r = run_fold(_DATA, cfg, train_idx, val_idx, fold=fold, folds=folds, seed=seed, progress=False,
+                     device=device)
+    except Exception as err:  # one failed job must not stop the others: its CV stays unmerged
+        return f"{target}: FAILED ({type(err).__name__}: {err})"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")  # written whole, then renamed: merge sees no half file
+    with open(part, "wb") as fh:
+        np.savez(fh, val_idx=r["val_idx"], logits=r["logits"], flip=r["flip"], train_seconds=r["train_seconds"])
+    os.replace(part, target)
+    rare = _DATA.labels[r["val_idx"]] == CLASSES.index("mask_weared_incorrect")
+    caught = int((r["logits"][rare].argmax(1) == CLASSES.index("mask_weared_incorrect")).sum())
+    return f"{target}: {time.perf_counter() - started:.0f} s, {caught} of {int(rare.sum())} wrongly worn masks caught"
+
+
+def run(plan_path: Path, source: Path, out: Path, device: str, workers: int, threads: int,
+        folds: int, budget_s: float) -> None:
+    plan = json.loads(plan_path.read_text())
+    for candidate in plan:  # a bad plan fails here, by name, before any process starts
+        if not isinstance(candidate, dict) or not isinstance(candidate.get("name"), str) \
+                or not isinstance(candidate.get("seeds"), list) or not candidate["seeds"]:
+            raise SystemExit(f"{plan_path}: each candidate needs a 'name' and a list of 'seeds': {candidate!r}")
+        try:
+            candidate_config(candidate, candidate["seeds"][0])
+        except (TypeError, ValueError) as err:
+            raise SystemExit(f"{plan_path}: candidate {candidate['name']!r}: {err}") from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps(plan, indent=2))
+    deadline = time.time() + budget_s
+    jobs = [(c, s, k, folds, str(out), device, deadline) for c, s, k in jobs_of(plan, folds)]
+    print(f"{len(jobs)} fold jobs, {workers} workers on {device}, new jobs start for {budget_s:.0f} s", flush=True)
+    ctx = mp.get_context("spawn")  # CUDA cannot be forked
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(source), threads)) as pool:
+        for line in pool.imap(_run_job, jobs):  # in plan order, so priorities finish first
+            print(line, flush=True)
+    merge(out, source, folds)
+
+
+def merge(out: Path, source: Path, folds: int = 5) -> None:
+    from maskwatch.atomic import write_text
+    from maskwatch.training.crossval import assemble_cv, format_summary
+
+    data = load_data(source)
+    plan = json.loads((out / "plan.json").read_text())
+    for candidate in plan:
+        for seed in candidate["seeds"]:
+            folder = out / f"{candidate['name']}-seed{seed}"
+            parts = sorted(folder.glob("fold-*.npz"))
+            if len(parts) < folds:
+                print(f"{folder}: {len(parts)} of {folds} folds done; not put together")
+                continue
+            results = []
+            for part in parts:
+                z = np.load(part)
+                results.append({"fold": int(part.stem.split("-")[1]), "val_idx": z["val_idx"], "logits": z["logits"],
+                                "flip": z["flip"], "train_seconds": float(z["train_seconds"])})
+            result = assemble_cv(data, candidate_config(candidate, seed), results, seed=seed,
+                                 oof_path=folder / "oof-logits.npz")
+            write_text(folder / "cv.json", json.dumps(result, indent=2))
+            write_text(folder / "cv.txt", format_summary(result) + "\n")
+            s = result["summary"]
+            print(f"{folder.name}: accuracy {s['accuracy']['mean']:.4f} ± {s['accuracy']['std']:.4f}, "
+                  f"macro-F1 {s['macro_f1']['mean']:.4f}, rare-class recall "
+                  f"{s['recall']['mask_weared_incorrect']['mean']:.4f} ± {s['recall']['mask_weared_incorrect']['std']:.4f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="every face's pixels at their own resolution, for another machine")
+    p.add_argument("work", type=Path)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("run", help="run a plan's fold jobs in a pool of processes, then merge")
+    r.add_argument("plan", type=Path)
+    r.add_argument("--data", type=Path, required=True, help="a prepared work folder or a packed .npz")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--workers", type=int, default=1)
+    r.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads per worker")
+    r.add_argument("--folds", type=int, default=5)
+    r.add_argument("--budget", type=float, default=1e9, help="seconds after which no new fold job starts")
+    m = sub.add_parser("merge", help="put finished folds together into cv.json, cv.txt, oof-logits.npz")
+    m.add_argument("out", type=Path)
+    m.add_argument("--data", type=Path, required=True)
+    m.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.command == "pack":
+        pack(args.work, args.dataset, args.out)
+    elif args.command == "run":
+        run(args.plan, args.data, args.out, args.device, args.workers, args.threads, args.folds, args.budget)
+    else:
+        merge(args.out, args.data, args.folds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

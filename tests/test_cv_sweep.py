@@ -1,0 +1,94 @@
+"""benchmarks/cv_sweep.py: folds run as separate jobs give what `maskwatch cv` gives; packed
+patches rebuild the crops; training refuses a device this machine does not have."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from benchmarks import cv_sweep
+from maskwatch.cli import app
+from maskwatch.training.crossval import cross_validate
+from maskwatch.training.dataset import load_crop_dataset
+from maskwatch.training.recipes import recipe
+
+
+def test_packed_patches_rebuild_the_crops_exactly(prepared_sample, sample_dir, tmp_path):
+    packed = tmp_path / "patches.npz"
+    cv_sweep.pack(prepared_sample, sample_dir, packed)
+    original, rebuilt = load_crop_dataset(prepared_sample), cv_sweep.unpack(packed)
+    assert np.array_equal(rebuilt.images, original.images)
+    assert rebuilt.face_ids == original.face_ids and rebuilt.photos == original.photos
+    assert np.array_equal(rebuilt.labels, original.labels) and np.array_equal(rebuilt.sides, original.sides)
+
+
+def test_sweep_of_fold_jobs_gives_what_cross_validate_gives(prepared_sample, tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"name": "cnn", "model": "seed-cnn", "seeds": [3], "train": {"epochs": 1}}]))
+    out = tmp_path / "sweep"
+    cv_sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=600)
+    swept = json.loads((out / "cnn-seed3" / "cv.json").read_text())
+    swept_oof = np.load(out / "cnn-seed3" / "oof-logits.npz")
+
+    cfg, _ = recipe("seed-cnn", epochs=1, seed=3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the sweep's worker trained
+    try:
+        direct = cross_validate(load_crop_dataset(prepared_sample), cfg, folds=3, seed=3, progress=False,
+                                oof_path=tmp_path / "direct.npz")
+    finally:
+        torch.set_num_threads(threads)
+    direct_oof = np.load(tmp_path / "direct.npz")
+    assert np.array_equal(swept_oof["fold"], direct_oof["fold"])  # the same per-photo folds
+    assert np.allclose(swept_oof["logits"], direct_oof["logits"], atol=1e-4)
+    assert [f["accuracy"] for f in swept["per_fold"]] == pytest.approx([f["accuracy"] for f in direct["per_fold"]])
+    assert swept["seed"] == 3 and swept["train"]["seed"] == 3 and swept["folds"] == 3
+
+
+def test_sweep_merge_leaves_unfinished_cvs_alone(prepared_sample, tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"name": "cnn", "model": "seed-cnn", "seeds": [0], "train": {"epochs": 1}}]))
+    out = tmp_path / "sweep"
+    cv_sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=-1)
+    assert "skipped (deadline)" in capsys.readouterr().out
+    assert not (out / "cnn-seed0" / "cv.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("device, problem", [("cuda", "no CUDA GPU"), ("tpu", "unknown device"),
+                                             ("meta", "only 'cpu' and 'cuda'")])
+def test_training_refuses_a_device_it_cannot_use(prepared_sample, tmp_path, device, problem):
+    result = CliRunner().invoke(app, ["train", str(prepared_sample), "--out", str(tmp_path / "run"),
+                                      "--model", "seed-cnn", "--epochs", "1", "--device", device, "--quiet"])
+    assert result.exit_code != 0
+    assert problem in result.output and device in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_rare_bias_is_chosen_on_the_other_folds_and_lifts_a_rare_class_scored_too_low():
+    from benchmarks.rare_bias import RARE, cross_fitted, scores
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, RARE], [300, 100, 30])
+    fold = rng.integers(0, 5, len(labels))
+    logits = np.eye(3)[labels] * 4 + rng.normal(0, 0.5, (len(labels), 3))
+    logits[labels == RARE, RARE] -= 4.5  # the rare class's own logit sits just under the others
+    chosen, results = cross_fitted(logits, labels, fold)
+    assert len(chosen) == 5 and all(b > 0 for b in chosen)
+    assert results[:, 2].mean() > scores(logits, labels, 0.0)[2] + 0.5
+    # A class already called right needs no bias: every fold keeps b = 0.
+    clean = np.eye(3)[labels] * 4 + rng.normal(0, 0.5, (len(labels), 3))
+    assert cross_fitted(clean, labels, fold)[0] == [0.0] * 5
+
+
+@pytest.mark.parametrize("plan, problem", [([{"name": "x"}], "'name' and a list of 'seeds'"),
+                                           ([{"name": "x", "seeds": [0], "train": {"epochs": 0}}], "epochs must be at least 1"),
+                                           ([{"name": "x", "seeds": [0], "train": {"nonsense": 1}}], "nonsense")])
+def test_a_bad_plan_is_refused_by_name_before_any_training(prepared_sample, tmp_path, plan, problem):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    with pytest.raises(SystemExit, match=problem):
+        cv_sweep.run(path, prepared_sample, tmp_path / "sweep", device="cpu", workers=1, threads=1, folds=3, budget_s=60)
+    assert not (tmp_path / "sweep").exists()
