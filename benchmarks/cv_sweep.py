@@ -13,12 +13,12 @@ something first: a deadline skips the jobs not yet started):
 
     [{"name": "today", "seeds": [1]}, {"name": "N", "seeds": [1], "train": {"nose_aux": 1.0}}]
 
-"train" overrides TrainConfig fields of the recipe of "model" (default effnet-lite0). `--seed S` of `maskwatch cv` sets
-both the folds and the training seed; so does a plan's seed here.
+"train" overrides TrainConfig fields of the recipe of "model" (default effnet-lite0).
+`--seed S` of `maskwatch cv` sets both the folds and the training seed; so does a plan's seed here.
 
 `pack` keeps every face's pixels at their own resolution (face_patch, as PNG: 15 MB where the
-96 px crops take 63): the crops are rebuilt from them bit for bit where the dataset is not at hand, and
-checked against the crops' checksums taken here.
+96 px crops take 63). The crops are rebuilt from them where the dataset is not at hand, and
+checked against the crops' checksums taken here (another OpenCV may resize a few differently).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskwatch.atomic import atomic_path
 from maskwatch.data.crops import CropSpec, face_patch, resize_patch
 from maskwatch.data.images import read_image
 from maskwatch.data.prepare import read_faces_csv
@@ -56,9 +57,10 @@ def pack(work: Path, dataset: Path, out: Path) -> None:
         if not ok:
             raise SystemExit(f"{row['face_id']}: could not encode its patch")
         encoded.append(png.reshape(-1))
-    np.savez(out, png=np.concatenate(encoded), ends=np.cumsum([len(e) for e in encoded]),
-             checksums=np.array([zlib.crc32(c.tobytes()) for c in data.images], dtype=np.uint32),
-             meta=np.frombuffer(json.dumps({"rows": rows, "spec": data.spec.to_dict()}).encode(), dtype=np.uint8))
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:  # a file handle: numpy adds no ".npz"
+        np.savez(fh, png=np.concatenate(encoded), ends=np.cumsum([len(e) for e in encoded]),
+                 checksums=np.array([zlib.crc32(c.tobytes()) for c in data.images], dtype=np.uint32),
+                 meta=np.frombuffer(json.dumps({"rows": rows, "spec": data.spec.to_dict()}).encode(), dtype=np.uint8))
     rebuilt = unpack(out)
     same = int((rebuilt.images == data.images).all(axis=(1, 2, 3)).sum())
     print(f"{out}: {len(rows)} faces, {out.stat().st_size / 1e6:.1f} MB; {same} of {len(rows)} crops rebuilt exactly here")

@@ -16,7 +16,7 @@ from maskwatch.training.recipes import recipe
 
 
 def test_packed_patches_rebuild_the_crops_exactly(prepared_sample, sample_dir, tmp_path):
-    packed = tmp_path / "patches.npz"
+    packed = tmp_path / "patches"  # no .npz: the file is still written where asked
     cv_sweep.pack(prepared_sample, sample_dir, packed)
     original, rebuilt = load_crop_dataset(prepared_sample), cv_sweep.unpack(packed)
     assert np.array_equal(rebuilt.images, original.images)
