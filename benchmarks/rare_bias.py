@@ -18,10 +18,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score, recall_score
+from sklearn.metrics import average_precision_score
 
 from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import softmax
+from maskwatch.training.crossval import fold_metrics
 
 RARE = CLASSES.index("mask_weared_incorrect")
 BIASES = np.arange(0, 3.01, 0.25)
@@ -29,12 +30,12 @@ ACCURACY_SLACK = 0.003
 
 
 def scores(logits: np.ndarray, labels: np.ndarray, bias: float) -> tuple[float, float, float]:
-    """Accuracy, macro-F1 and rare-class recall with `bias` added to the rare class's logit."""
+    """Accuracy, macro-F1 and rare-class recall with `bias` added to the rare class's logit,
+    as `maskwatch cv` scores a fold."""
     shifted = logits.copy()
     shifted[:, RARE] += bias
-    pred = shifted.argmax(1)
-    return (float((pred == labels).mean()), float(f1_score(labels, pred, average="macro")),
-            float(recall_score(labels == RARE, pred == RARE)))
+    m = fold_metrics(labels, shifted)
+    return m["accuracy"], m["macro_f1"], m["recall"][CLASSES[RARE]]
 
 
 def cross_fitted(logits: np.ndarray, labels: np.ndarray, fold: np.ndarray) -> tuple[list[float], np.ndarray]:
