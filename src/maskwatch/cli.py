@@ -114,7 +114,18 @@ SmallInput = Annotated[Optional[int], typer.Option(help="Input side for faces wh
 NoseAux = Annotated[Optional[float], typer.Option(help="Weight of an auxiliary 'nose visible' output (bare and wrongly worn faces against masked ones), trained beside the classes and dropped after training; 0 = off (default: recipe).")]
 Focal = Annotated[Optional[float], typer.Option(help="Focal loss exponent gamma: hard faces weigh more; 0 = cross-entropy (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
+Teacher = Annotated[Optional[list[Path]], typer.Option("--teacher", help="A model to distil from (repeatable): a run folder, or for `cv` a `cv --save-models` folder with the same folds, whose fold-K model teaches fold K.")]
+Distill = Annotated[Optional[float], typer.Option(help="Weight of the teachers' probabilities in the loss, 0-1 (default with --teacher: 0.5).")]
+DistillTemperature = Annotated[Optional[float], typer.Option(help="Temperature at which teacher and student probabilities are compared (default: 2).")]
 Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
+
+
+def _distillation(teachers: list[Path] | None, weight: float | None, temperature: float | None) -> dict:
+    """TrainConfig fields for the distillation options: teachers bring a default weight of 0.5."""
+    if teachers and weight is None:
+        weight = 0.5
+    return {"teachers": tuple(str(t) for t in teachers) if teachers else None,
+            "distill": weight, "distill_temperature": temperature}
 
 
 @app.command()
@@ -133,6 +144,9 @@ def train(
     small_input: SmallInput = None,
     nose_aux: NoseAux = None,
     focal: Focal = None,
+    teacher: Teacher = None,
+    distill: Distill = None,
+    distill_temperature: DistillTemperature = None,
     seed: Annotated[int, typer.Option()] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     device: Device = "cpu",
@@ -147,7 +161,8 @@ def train(
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                         balance=balance, schedule=schedule, degrade=degrade,
                         synthetic_incorrect=synthetic_incorrect, small_input=small_input,
-                        nose_aux=nose_aux, focal=focal)
+                        nose_aux=nose_aux, focal=focal,
+                        **_distillation(teacher, distill, distill_temperature))
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -193,6 +208,9 @@ def cv(
     small_input: SmallInput = None,
     nose_aux: NoseAux = None,
     focal: Focal = None,
+    teacher: Teacher = None,
+    distill: Distill = None,
+    distill_temperature: DistillTemperature = None,
     seed: Annotated[int, typer.Option()] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     device: Device = "cpu",
@@ -210,7 +228,8 @@ def cv(
         cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
                            seed=seed, augment=augment, balance=balance, schedule=schedule, degrade=degrade,
                            synthetic_incorrect=synthetic_incorrect, small_input=small_input,
-                           nose_aux=nose_aux, focal=focal)
+                           nose_aux=nose_aux, focal=focal,
+                           **_distillation(teacher, distill, distill_temperature))
         work = data
         if not (data / "prepare.json").is_file():
             work = out / "work"
@@ -220,7 +239,7 @@ def cv(
             _fail(f"{work} holds {dataset.spec} crops, not the requested {spec}; prepare again")
         result = run_cv(dataset, cfg, out, folds=folds, seed=seed, progress=progress, save_models=save_models,
                         device=device)
-    except (PrepareError, ValueError) as err:
+    except (PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(format_summary(result))
     typer.echo(f"-> {out}/cv.json")

@@ -13,6 +13,7 @@ from maskwatch.data.split import grouped_folds
 from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
 from maskwatch.training.dataset import CropDataset
+from maskwatch.training.distill import resolve_teachers
 from maskwatch.training.evaluate import classification_metrics, format_recall_by_size, recall_by_size
 from maskwatch.data.split import write_split_csv
 from maskwatch.training.train import TrainConfig, fit, model_spec, predict_crops, run_config, write_run
@@ -51,7 +52,8 @@ def run_fold(data: CropDataset, cfg: TrainConfig, train_idx: np.ndarray, val_idx
     Folds are independent, so they may run in separate processes (benchmarks/cv_sweep.py) and be
     put together by assemble_cv.
     """
-    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)
+    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device,
+                  teachers=resolve_teachers(cfg.teachers, fold=fold))
     spec = model_spec(data.spec, cfg)  # the crop spec the fold models are served with
     if save_dir is not None:
         is_val = np.zeros(len(data), dtype=bool)

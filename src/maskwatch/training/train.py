@@ -8,6 +8,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from maskwatch.models import build_model
 from maskwatch.progress import progress_bar
 from maskwatch.training.augment import augment_batch, degrade_resolution, mask_below_nose
 from maskwatch.training.dataset import CropDataset, load_crop_dataset
+from maskwatch.training.distill import distill_loss, resolve_teachers, teacher_probabilities
 
 # "drw": deferred re-weighting (Cao et al., 2019): sqrt weights while features form, full
 # inverse weights for the last third of the epochs, when the learning rate is low.
@@ -53,6 +55,12 @@ class TrainConfig:
     # Focal loss exponent gamma (Lin et al., 2017): down-weights faces already classified
     # confidently, so the hard ones (most wrongly worn masks) weigh more; 0 = cross-entropy.
     focal: float = 0.0
+    # Distillation (training/distill.py): weight of the teachers' term in the loss (0 = off), the
+    # temperature both sides are softened at, and the teachers: run folders, or `maskwatch cv
+    # --save-models` folders whose fold-K model teaches fold K.
+    distill: float = 0.0
+    distill_temperature: float = 2.0
+    teachers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -67,7 +75,12 @@ class TrainConfig:
             raise ValueError(f"focal must be 0 (cross-entropy) or a positive exponent, got {self.focal}")
         if self.nose_aux < 0:
             raise ValueError(f"nose_aux must be 0 (off) or a positive loss weight, got {self.nose_aux}")
-        for name in ("degrade", "synthetic_incorrect"):
+        object.__setattr__(self, "teachers", tuple(str(t) for t in self.teachers))
+        if bool(self.distill) != bool(self.teachers):
+            raise ValueError("distillation needs both a weight (distill > 0) and teachers, or neither")
+        if self.distill_temperature <= 0:
+            raise ValueError(f"distill_temperature must be positive, got {self.distill_temperature}")
+        for name in ("degrade", "synthetic_incorrect", "distill"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share between 0 and 1, got {getattr(self, name)}")
 
@@ -85,13 +98,21 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
-        progress: bool = True, device: str = "cpu") -> TrainedModel:
+        progress: bool = True, device: str = "cpu", teachers: Sequence[Path] = ()) -> TrainedModel:
     """Train cfg.model on data[train_idx], scoring data[val_idx] after every epoch.
 
     device: where the network trains ("cpu", "cuda", "cuda:1"); batches are drawn and augmented
     on the CPU either way, and the model comes back on the CPU.
+    teachers: run folders whose models teach this one (with cfg.distill); none may have trained
+    on a face of val_idx.
     """
     device = training_device(device)
+    start = time.perf_counter()  # the teachers' probabilities count as training time
+    if cfg.distill and not teachers:
+        raise ValueError("distillation is on but no teacher run was given")
+    teacher_probs = torch.from_numpy(teacher_probabilities(
+        teachers, [data.face_ids[i] for i in train_idx], [data.face_ids[i] for i in val_idx],
+        cfg.distill_temperature)) if cfg.distill else None
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -123,7 +144,6 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps) \
         if cfg.schedule == "onecycle" else None
     history = []
-    start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         batches = epoch_batches(rng, len(train_idx), cfg.batch_size, small)
@@ -150,6 +170,9 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
             outputs = model(xb)
             logits = outputs[:, :len(CLASSES)]
             loss = (late_loss_fn if epoch >= late_epoch else loss_fn)(logits, yb)
+            if teacher_probs is not None:  # synthetic faces have no teacher: the batch's own rows only
+                loss = (1 - cfg.distill) * loss + cfg.distill * distill_loss(
+                    logits[:len(idx)], teacher_probs[idx].to(device), cfg.distill_temperature)
             if cfg.nose_aux:
                 loss = loss + cfg.nose_aux * nose_visible_loss(outputs[:, len(CLASSES)], yb)
             optimizer.zero_grad()
@@ -331,7 +354,8 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
                          f"(first: {missing[0]}); make the split again")
     is_val = np.array([assignment[f] == "val" for f in data.face_ids])
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)
+    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device,
+                  teachers=resolve_teachers(cfg.teachers, fold=None))
     config = run_config(cfg, model_spec(data.spec, cfg), work=work, split={"by": by, "seed": split_seed,
                                                           "train": len(train_idx), "val": len(val_idx)})
     write_run(out, trained, config, data, lambda path: shutil.copyfile(split_csv, path))
