@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
+from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
 from maskwatch.training.dataset import load_crop_dataset
 from maskwatch.training.distill import distill_loss, resolve_teachers, teacher_probabilities
@@ -49,8 +50,8 @@ def test_fold_k_students_learn_from_fold_k_teachers_on_the_teachers_own_crops(te
     # The teacher's probabilities for fold 1 come from its fold-1 model at 48 px, not from the
     # student's 32 px crops.
     data = load_crop_dataset(prepared_sample)
-    split = (teacher_cv / "fold-1" / "split.csv").read_text().splitlines()[1:]
-    held_out = [line.split(",")[0] for line in split if line.split(",")[1] == "val"]
+    assignment, _, _ = read_split_csv(teacher_cv / "fold-1" / "split.csv")
+    held_out = [f for f, side in assignment.items() if side == "val"]
     train_ids = [f for f in data.face_ids if f not in set(held_out)]
     probs = teacher_probabilities(resolve_teachers([teacher_cv], fold=1), train_ids, held_out, temperature=2.0)
     model, config = load_model(teacher_cv / "fold-1")

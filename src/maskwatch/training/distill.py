@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from maskwatch.data.crops import CropSpec
 from maskwatch.data.split import read_split_csv
+from maskwatch.training.calibration import softmax
 
 
 def resolve_teachers(paths: Sequence[str | Path], fold: int | None) -> list[Path]:
@@ -50,11 +51,11 @@ def teacher_probabilities(runs: Sequence[Path], face_ids: Sequence[str], held_ou
         raise ValueError("distillation needs at least one teacher")
     total = None
     for run in runs:
-        model, config = load_model(run)
         _check_unseen(run, held_out)
+        model, config = load_model(run)
         images, long_sides = _teacher_crops(Path(config["work"]), tuple(face_ids), run)
-        logits = predict_crops(model, images, long_sides, CropSpec(**config["crop"]), flip=True)
-        probs = torch.softmax(torch.from_numpy(logits) / temperature, dim=1).numpy()
+        probs = softmax(predict_crops(model, images, long_sides, CropSpec(**config["crop"]), flip=True),
+                        temperature)
         total = probs if total is None else total + probs
     return (total / len(runs)).astype(np.float32)
 

@@ -108,8 +108,6 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     """
     device = training_device(device)
     start = time.perf_counter()  # the teachers' probabilities count as training time
-    if cfg.distill and not teachers:
-        raise ValueError("distillation is on but no teacher run was given")
     teacher_probs = torch.from_numpy(teacher_probabilities(
         teachers, [data.face_ids[i] for i in train_idx], [data.face_ids[i] for i in val_idx],
         cfg.distill_temperature)) if cfg.distill else None
