@@ -1,11 +1,13 @@
 """Batched crop classification through ONNX Runtime: crops per second on this machine.
 
-    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--data DIR] [--batch 256] [--repeats 7]
+    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx] [--data DIR] [--batch 256] [--repeats 7]
 
 Crops are real face crops, exactly their boxes (default: the bundled sample; --data takes a
 dataset folder such as ../shared/datasets/face-mask-detection for its real mix of face sizes).
 Several models are timed pass by pass in turn on the same crops, so their ratio is measured
-side by side; prints medians, and the per-pass ratio to the first model.
+side by side; prints medians, and the per-pass ratio to the first model. Every model runs
+without a gate; --gate adds a row for the first model behind that gate (default, with no
+--model: the shipped model alone, then behind the shipped gate), end to end only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 
 from maskwatch import Classifier
+from maskwatch.classifier import SHIPPED_GATE
 from maskwatch.data.crops import model_input
 from maskwatch.data.voc import load_voc_annotation
 
@@ -57,11 +60,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append", default=None,
                         help="An exported classifier (repeatable; default: the shipped one).")
+    parser.add_argument("--gate", type=Path, default=None,
+                        help="Also time the first model behind this gate (default: the shipped gate, "
+                             "when no --model is given).")
     parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    classifiers = [Classifier.load(m) for m in (args.model or [None])]
+    models = args.model or [None]
+    classifiers = [Classifier.load(m, gate=False) for m in models]
+    gate = args.gate or (SHIPPED_GATE if args.model is None and SHIPPED_GATE.is_file() else None)
+    if gate is not None:
+        classifiers.append(Classifier.load(models[0], gate=gate))
     crops = face_crops(args.data, args.batch)
     groups = []
     for clf in classifiers:
@@ -76,17 +86,31 @@ def main() -> None:
             start = time.perf_counter()
             clf.predict(crops, batch_size=args.batch)
             end_to_end[k].append(len(crops) / (time.perf_counter() - start))
-            model_only[k].append(len(crops) / time_model_only(clf, groups[k]))
+            if clf.gate is None:
+                model_only[k].append(len(crops) / time_model_only(clf, groups[k]))
     print(f"{len(crops)} face crops from {args.data}, batch {args.batch}, {args.repeats} passes, medians:")
     for k, clf in enumerate(classifiers):
-        shares = ", ".join(f"{len(g)} at {g.shape[1]} px" for g in groups[k])
-        print(f"  {clf.model_path.name} ({clf.info['model']}; {shares}):")
-        print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
-        print(f"    crops/s model only:              {statistics.median(model_only[k]):8.0f}")
+        if clf.gate is not None:
+            answered = _gate_share(clf, crops)
+            print(f"  {clf.model_path.name} behind the gate {clf.gate.model_path.name} "
+                  f"(threshold {clf.gate_rule.threshold}; the gate answered {answered:.2f} of the crops):")
+            print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
+        else:
+            shares = ", ".join(f"{len(g)} at {g.shape[1]} px" for g in groups[k])
+            print(f"  {clf.model_path.name} ({clf.info['model']}; {shares}):")
+            print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
+            print(f"    crops/s model only:              {statistics.median(model_only[k]):8.0f}")
         if k:
             ratios = [b / a for a, b in zip(end_to_end[0], end_to_end[k])]
             print(f"    end to end, relative to the first, per pass: median {statistics.median(ratios):.2f} "
                   f"(range {min(ratios):.2f}-{max(ratios):.2f})")
+
+
+def _gate_share(clf: Classifier, crops: list[np.ndarray]) -> float:
+    """The share of `crops` whose answer the gate gives."""
+    spec = clf.gate.spec
+    probs = clf.gate.probabilities_of([model_input(c, (0, 0, c.shape[1], c.shape[0]), spec) for c in crops])
+    return float(clf.gate_rule.accepts(probs, np.array([max(c.shape[:2]) for c in crops])).mean())
 
 
 if __name__ == "__main__":

@@ -1,16 +1,18 @@
 """Detection side by side on the held-out photos and on close-ups: today's default against CenterFace.
 
-    python benchmarks/detection.py ../shared/datasets/face-mask-detection [--bootstrap 200] [--closeups 60]
+    python benchmarks/detection.py ../shared/datasets/face-mask-detection [--bootstrap 200] [--closeups 60] [--without-gate]
 
 Every detector runs with the same shipped classifier, on the 174 held-out photos of the
 per-photo split (seed 0) that neither the classifier nor the detector was trained or fitted
 on, and on close-ups made from the largest faces of those same held-out photos (each face
-filling 50-90 % of a 1024-px square). Extra rows: `--config NAME=settings.json`.
+filling 50-90 % of a 1024-px square). Extra rows: `--config NAME=settings.json`, and with
+`--without-gate` each row again with the full classifier answering every face.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -43,13 +45,16 @@ def main() -> None:
     parser.add_argument("--config", action="append", default=[], help="NAME=settings.json: another row")
     parser.add_argument("--out", type=Path, help="write every metric as JSON here")
     parser.add_argument("--only-extra", action="store_true", help="score only the --config rows")
+    parser.add_argument("--without-gate", action="store_true",
+                        help="also score every row with the full classifier alone (no gate)")
     args = parser.parse_args()
     configs = ({} if args.only_extra else dict(CONFIGS)) | dict(item.split("=", 1) for item in args.config)
     split = photo_split(args.data, seed=0)
     closeups = closeup_set(args.data, split.val, count=args.closeups)
-    classifier = Classifier.load()
+    classifiers = {"": Classifier.load()} | ({", no gate": Classifier.load(gate=False)} if args.without_gate else {})
     results = {}
-    for name, path in configs.items():
+    for (name, path), (suffix, classifier) in itertools.product(configs.items(), classifiers.items()):
+        name += suffix
         config = DetectorConfig.from_json(Path(path))
         detector = Detector(build_face_finder(config), classifier, config)
         metrics = evaluate_detection(args.data, detector, split.val, progress=False, resamples=args.bootstrap)

@@ -1,12 +1,14 @@
 """Frames per second end to end on a crowded frame at 640x480, 1280x720 and 1920x1080.
 
-    python benchmarks/fps.py [--frames 40] [--passes 3] [--config NAME=settings.json[:every]]
+    python benchmarks/fps.py [--frames 40] [--passes 3] [--config NAME=settings.json[:every]] [--no-centerface]
 
 The crowded frame is the bundled sample's most crowded photo, scaled to cover each resolution
 and cut to it, held for the whole clip. Every pipeline runs through `maskwatch detect`'s loop on
 the same clip: decode, detect, classify, track, draw, and write the annotated MP4 and JSON
 lines. Pipelines alternate within each pass, so that a busy machine slows them alike; the
-figure is the median over passes.
+figure is the median over passes. Rows: the old CenterFace default, today's default, detecting
+on every frame, today's default without the gate, and the default as it was before the gate
+(no gate, and ONNX Runtime's threads spinning between runs, its default).
 """
 
 from __future__ import annotations
@@ -48,18 +50,34 @@ def make_clip(path: Path, photo: Path, size: tuple[int, int], frames: int) -> Pa
     return path
 
 
+def spinning(detector: Detector) -> Detector:
+    """The detector with ONNX Runtime's default sessions, whose threads spin between runs (as
+    maskwatch ran before maskwatch.runtime.cpu_session)."""
+    import onnxruntime as ort
+
+    for part in (detector.finder, detector.classifier):
+        part.session = ort.InferenceSession(part.session._model_path, providers=["CPUExecutionProvider"])
+    return detector
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--config", action="append", default=[],
                         help="NAME=settings.json[:every]: another pipeline (detect on every n-th frame)")
+    parser.add_argument("--no-centerface", action="store_true", help="leave out the slow CenterFace row")
     args = parser.parse_args()
     # name -> (detector, detect on every n-th frame)
-    pipelines = {
-        "CenterFace x2 (default before)": (Detector.load(config=WEIGHTS / "centerface.json"), 1),
+    pipelines = {} if args.no_centerface else {
+        "CenterFace x2 (default before)": (Detector.load(config=WEIGHTS / "centerface.json"), 1)}
+    pipelines |= {
         f"maskwatch default (detect every {DEFAULT_DETECT_EVERY})": (Detector.load(), DEFAULT_DETECT_EVERY),
         "maskwatch, detect every frame": (Detector.load(), 1),
+        f"maskwatch default without the gate (detect every {DEFAULT_DETECT_EVERY})":
+            (Detector.load(gate=False), DEFAULT_DETECT_EVERY),
+        f"maskwatch default before the gate: no gate, threads spinning (detect every {DEFAULT_DETECT_EVERY})":
+            (spinning(Detector.load(gate=False)), DEFAULT_DETECT_EVERY),
     }
     for item in args.config:
         name, spec = item.split("=", 1)

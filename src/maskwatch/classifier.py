@@ -1,7 +1,7 @@
 """Mask classification of face crops through ONNX Runtime: no torch needed.
 
     from maskwatch import Classifier
-    clf = Classifier.load()                      # the model shipped in the package
+    clf = Classifier.load()                      # the model shipped in the package, with its gate
     clf.predict([crop])[0].label                 # crop: BGR uint8, exactly the face's box
     clf.predict_boxes(photo, [(x0, y0, x1, y1)]) # -> [Face(label=..., probabilities=...)]
 """
@@ -17,8 +17,11 @@ import numpy as np
 
 from maskwatch.data.crops import CropSpec, model_input
 from maskwatch.faces import CLASSES, Face
+from maskwatch.runtime import cpu_session
 
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
+# A small network that answers the easy small faces first (see Classifier, gate).
+SHIPPED_GATE = Path(__file__).parent / "weights" / "gate.onnx"
 # Keys of the ONNX metadata that make an exported model self-describing.
 META_KEY = "maskwatch"
 
@@ -34,19 +37,46 @@ class Prediction:
         return {"label": self.label, "probabilities": dict(zip(CLASSES, self.probabilities))}
 
 
+@dataclass(frozen=True)
+class GateRule:
+    """When a gate's answer stands: the face's box is at most max_side px on its long side
+    (larger faces carry detail only the full model sees), the gate says with_mask or
+    without_mask (never the rare wrongly worn class) and its calibrated top probability is at
+    least threshold. Everything else goes on to the full model."""
+
+    threshold: float
+    max_side: int
+    answers: tuple[str, ...] = ("with_mask", "without_mask")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError(f"gate threshold must be in (0, 1], got {self.threshold}")
+        if self.max_side < 1:
+            raise ValueError(f"gate max_side must be at least 1 px, got {self.max_side}")
+        if not set(self.answers) <= set(CLASSES):
+            raise ValueError(f"gate answers {self.answers} are not all among {CLASSES}")
+
+    def accepts(self, probabilities: np.ndarray, long_sides: np.ndarray) -> np.ndarray:
+        """N x 3 gate probabilities and the faces' long box sides -> where the gate's answer stands."""
+        answers = [CLASSES.index(c) for c in self.answers]
+        return ((np.asarray(long_sides) <= self.max_side)
+                & np.isin(probabilities.argmax(axis=1), answers)
+                & (probabilities.max(axis=1) >= self.threshold))
+
+
 class Classifier:
-    """An exported maskwatch classifier (.onnx with its crop spec and temperature inside)."""
+    """An exported maskwatch classifier (.onnx with its crop spec and temperature inside).
 
-    def __init__(self, model_path: Path | str, threads: int = 0) -> None:
-        import onnxruntime as ort
+    With a gate (an exported model whose metadata holds a GateRule), small faces go to the
+    gate first and only those it is unsure of reach this model: the same answers, at a
+    fraction of the cost, where the rule was chosen on held-out faces (BENCHMARKS.md).
+    """
 
+    def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path}: classifier model not found")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in meta:
             raise ValueError(f"{model_path}: not a maskwatch model (no '{META_KEY}' metadata); "
@@ -58,17 +88,35 @@ class Classifier:
         self.temperature = float(self.info.get("temperature", 1.0))
         self.model_path = model_path
         self._input = self.session.get_inputs()[0].name
+        self.gate: Classifier | None = None
+        self.gate_rule: GateRule | None = None
+        if gate is not None:
+            self.gate = Classifier(gate, threads=threads)
+            if "gate" not in self.gate.info:
+                raise ValueError(f"{gate}: not a gate (no gate rule in its metadata); "
+                                 "use `maskwatch export --gate-threshold`")
+            self.gate_rule = GateRule(**{k: tuple(v) if k == "answers" else v
+                                         for k, v in self.gate.info["gate"].items()})
 
     @classmethod
-    def load(cls, path: Path | str | None = None, threads: int = 0) -> Classifier:
-        """The shipped model, or the .onnx file at `path`."""
-        return cls(path or SHIPPED_MODEL, threads=threads)
+    def load(cls, path: Path | str | None = None, threads: int = 0,
+             gate: Path | str | bool | None = None) -> Classifier:
+        """The shipped model, or the .onnx file at `path`.
+
+        gate: None gives the shipped model its shipped gate and a model of your own none;
+        False turns the gate off; a path adds that gate (its rule was chosen for one model:
+        give a gate only to the model it was chosen with).
+        """
+        if gate is None or gate is True:
+            gate = SHIPPED_GATE if path is None or gate is True else None
+        return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None)
 
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = 256) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
-        exact = replace(self.spec, margin=0.0)
-        inputs = [model_input(c, (0, 0, c.shape[1], c.shape[0]), exact) for c in map(_as_bgr, crops)]
-        return self._classify(inputs, batch_size)
+        crops = [_as_bgr(c) for c in crops]
+        probs = self._probabilities_at([(c, (0, 0, c.shape[1], c.shape[0])) for c in crops],
+                                       batch_size, margin=0.0)
+        return [_prediction(p) for p in probs]
 
     def predict_boxes(self, image: np.ndarray, boxes: Sequence[Face | Sequence[float]],
                       batch_size: int = 256) -> list[Face]:
@@ -79,8 +127,8 @@ class Classifier:
         """
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
         h, w = image.shape[:2]
-        inputs = [model_input(image, f.clipped(w, h).box, self.spec) for f in faces]
-        predictions = self._classify(inputs, batch_size)
+        probs = self._probabilities_at([(image, f.clipped(w, h).box) for f in faces], batch_size)
+        predictions = [_prediction(p) for p in probs]
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -107,9 +155,34 @@ class Classifier:
                 probs[part] = self.probabilities(np.stack([inputs[j] for j in part]))
         return probs
 
-    def _classify(self, inputs: list[np.ndarray], batch_size: int) -> list[Prediction]:
-        probs = self.probabilities_of(inputs, batch_size)
-        return [Prediction(CLASSES[int(p.argmax())], tuple(float(v) for v in p)) for p in probs]
+    def _probabilities_at(self, faces: list[tuple[np.ndarray, tuple]], batch_size: int,
+                          margin: float | None = None) -> np.ndarray:
+        """Calibrated probabilities of (image, box) faces: the gate's where its rule accepts
+        them, this model's for the rest. margin overrides the crop specs' (0 for exact crops)."""
+        def spec_of(model: Classifier) -> CropSpec:
+            return model.spec if margin is None else replace(model.spec, margin=margin)
+
+        probs = np.zeros((len(faces), len(CLASSES)), dtype=np.float32)
+        rest = np.arange(len(faces))
+        if self.gate is not None and faces:
+            long_sides = np.array([max(b[2] - b[0], b[3] - b[1]) for _, b in faces])
+            small = np.flatnonzero(long_sides <= self.gate_rule.max_side)
+            if len(small):
+                gate_spec = spec_of(self.gate)
+                gate_probs = self.gate.probabilities_of(
+                    [model_input(faces[i][0], faces[i][1], gate_spec) for i in small], batch_size)
+                accepted = self.gate_rule.accepts(gate_probs, long_sides[small])
+                probs[small[accepted]] = gate_probs[accepted]
+                rest = np.setdiff1d(rest, small[accepted])
+        if len(rest):
+            spec = spec_of(self)
+            probs[rest] = self.probabilities_of([model_input(faces[i][0], faces[i][1], spec) for i in rest],
+                                                batch_size)
+        return probs
+
+
+def _prediction(p: np.ndarray) -> Prediction:
+    return Prediction(CLASSES[int(p.argmax())], tuple(float(v) for v in p))
 
 
 def _as_bgr(crop: np.ndarray) -> np.ndarray:

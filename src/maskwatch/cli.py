@@ -249,13 +249,20 @@ def cv(
 def export(
     run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path("model.onnx"),
+    gate_threshold: Annotated[Optional[float], typer.Option(
+        help="Export as a gate: its with/without answers stand at this calibrated probability or "
+             "above (choose it with benchmarks/gate_cv.py).")] = None,
+    gate_max_side: Annotated[int, typer.Option(
+        help="A gate answers only faces whose box is at most this many px on its long side.")] = 64,
 ) -> None:
     """Export a run to ONNX (classes, crop spec and temperature inside) for ONNX Runtime."""
     _need("export", "train")
+    from maskwatch.classifier import GateRule
     from maskwatch.training.export import export_onnx
 
     try:
-        path = export_onnx(run, out)
+        gate = None if gate_threshold is None else GateRule(gate_threshold, gate_max_side)
+        path = export_onnx(run, out, gate=gate)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(f"exported {run} -> {path}")
@@ -266,13 +273,14 @@ def classify(
     images: Annotated[list[Path], typer.Argument(help="Face crops (each image is exactly one face's box).")],
     model: Annotated[Optional[Path], typer.Option(help="An exported .onnx model (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    gate: Annotated[bool, typer.Option(help="Let the shipped gate answer easy small faces first; --no-gate sends every face to the full classifier.")] = True,
 ) -> None:
     """Classify face crops with the shipped model (or --model); needs only the base install."""
     from maskwatch.classifier import Classifier
     from maskwatch.data.images import ImageError, read_image
 
     try:
-        classifier = Classifier.load(model)
+        classifier = Classifier.load(model, gate=None if gate else False)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     failed = 0
@@ -307,6 +315,7 @@ def detect(
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
     upscale: Annotated[Optional[float], typer.Option(help="Fixed resize factor before face detection (default: picked from each frame's size).")] = None,
     detect_every: Annotated[Optional[int], typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
+    gate: Annotated[bool, typer.Option(help="Let the shipped gate answer easy small faces first; --no-gate sends every face to the full classifier.")] = True,
     progress: Progress = True,
 ) -> None:
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
@@ -324,7 +333,7 @@ def detect(
             config = replace(config, upscale=upscale)
         if detect_every is not None and detect_every < 1:
             _fail(f"--detect-every must be at least 1, got {detect_every}")
-        detector = Detector.load(classifier=classifier, config=config)
+        detector = Detector.load(classifier=classifier, config=config, gate=None if gate else False)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from maskwatch.faces import Face
+from maskwatch.runtime import cpu_session
 
 STRIDE = 4
 
@@ -76,14 +77,7 @@ class CenterNetFaces:
     def __init__(self, model: Path | str | bytes, input_name: str, outputs: tuple[str, str, str],
                  scale: ScalePolicy = ScalePolicy(), threshold: float = 0.3, nms_iou: float = 0.3,
                  threads: int = 0, local_peaks: bool = True) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model, threads)
         self.input_name, self.outputs = input_name, list(outputs)
         self.scale, self.threshold, self.nms_iou = scale, threshold, nms_iou
         self.local_peaks = local_peaks

@@ -106,11 +106,13 @@ class Detector:
 
     @classmethod
     def load(cls, classifier: Path | str | None = None, config: Path | str | DetectorConfig | None = None,
-             threads: int = 0) -> Detector:
-        """The shipped detector settings and classifier, or the given ones."""
+             threads: int = 0, gate: bool | None = None) -> Detector:
+        """The shipped detector settings and classifier, or the given ones (gate: see
+        Classifier.load; False sends every face to the full classifier)."""
         if not isinstance(config, DetectorConfig):
             config = DetectorConfig.from_json(Path(config or SHIPPED_CONFIG))
-        return cls(build_face_finder(config, threads), Classifier.load(classifier, threads=threads), config)
+        return cls(build_face_finder(config, threads), Classifier.load(classifier, threads=threads, gate=gate),
+                   config)
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""

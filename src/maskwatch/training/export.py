@@ -8,19 +8,23 @@ from pathlib import Path
 import torch
 
 from maskwatch.atomic import atomic_path
-from maskwatch.classifier import META_KEY
+from maskwatch.classifier import META_KEY, GateRule
 from maskwatch.training.train import load_model
 
 
-def export_onnx(run: Path, out: Path) -> Path:
+def export_onnx(run: Path, out: Path, gate: GateRule | None = None) -> Path:
     """Write the run's model to `out` with its classes, crop spec and temperature as metadata.
 
     The temperature comes from the run's metrics.json (written by `maskwatch evaluate`);
-    without it probabilities are left uncalibrated (T = 1).
+    without it probabilities are left uncalibrated (T = 1). With `gate`, the file is a gate
+    (see maskwatch.classifier.GateRule), which a gate without calibration cannot be.
     """
     import onnx
 
     run = Path(run)
+    if gate is not None and not (run / "metrics.json").is_file():
+        raise FileNotFoundError(f"{run / 'metrics.json'}: a gate needs calibrated probabilities; "
+                                f"run `maskwatch evaluate {run}` first")
     model, config = load_model(run)
     metrics_path = run / "metrics.json"
     temperature = 1.0
@@ -37,6 +41,8 @@ def export_onnx(run: Path, out: Path) -> Path:
         proto = onnx.load(str(tmp))
         info = {"model": config["model"], "classes": config["classes"], "crop": crop,
                 "temperature": temperature, "input": config["input"], "split": config.get("split")}
+        if gate is not None:
+            info["gate"] = {"threshold": gate.threshold, "max_side": gate.max_side, "answers": list(gate.answers)}
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps(info)
         onnx.save(proto, str(tmp))

@@ -1,0 +1,80 @@
+"""A gate in front of the full classifier, scored cross-fitted from two CVs' held-out logits.
+
+    python benchmarks/gate_cv.py FULL_CV GATE_CV WORK [--max-side 64]
+
+FULL_CV, GATE_CV: what `maskwatch cv` wrote for the full model and for the gate, on the same
+folds (same work faces, same --seed): cv.json and oof-logits.npz. WORK: the prepared work
+folder either CV read, for the boxes' long sides. Each fold's threshold and temperatures are
+chosen on the other folds (maskwatch.training.gate), so the cascade's figures are held-out ones.
+Prints the full model alone and the cascade side by side (mean ± std over folds), the share of
+faces the gate answered, and the threshold to ship: the same rule on all folds together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from maskwatch.faces import CLASSES
+from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
+from maskwatch.training.crossval import fold_metrics
+from maskwatch.training.gate import RARE, choose_threshold, cross_fitted_cascade
+
+
+def long_sides(work: Path) -> np.ndarray:
+    """Each face's long box side in photo pixels, in the work folder's face order."""
+    with open(work / "faces.csv", newline="") as f:
+        return np.array([max(float(r["xmax"]) - float(r["xmin"]), float(r["ymax"]) - float(r["ymin"]))
+                         for r in csv.DictReader(f)])
+
+
+def summary(name: str, probs: np.ndarray, labels: np.ndarray, fold_of: np.ndarray) -> None:
+    folds = [fold_metrics(labels[fold_of == k], np.log(np.clip(probs[fold_of == k], 1e-12, None)))
+             for k in range(int(fold_of.max()) + 1)]
+
+    def stat(values):
+        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+
+    caught = int(((probs.argmax(1) == RARE) & (labels == RARE)).sum())
+    print(f"  {name:<14} accuracy {stat([f['accuracy'] for f in folds])}  macro-F1 {stat([f['macro_f1'] for f in folds])}"
+          f"  recall incorrect {stat([f['recall'][CLASSES[RARE]] for f in folds])} ({caught}/{int((labels == RARE).sum())})"
+          f"  errors {int((probs.argmax(1) != labels).sum())}  ECE {expected_calibration_error(probs, labels):.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("full_cv", type=Path)
+    parser.add_argument("gate_cv", type=Path)
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--max-side", type=int, default=64)
+    args = parser.parse_args()
+    full, gate = (np.load(d / "oof-logits.npz") for d in (args.full_cv, args.gate_cv))
+    labels, fold_of = full["labels"], full["fold"]
+    if not (np.array_equal(gate["labels"], labels) and np.array_equal(gate["fold"], fold_of)):
+        raise SystemExit(f"{args.full_cv} and {args.gate_cv} do not share faces and folds; run both CVs "
+                         "on the same work faces with the same --seed")
+    sides = long_sides(args.work)
+    if len(sides) != len(labels):
+        raise SystemExit(f"{args.work}/faces.csv has {len(sides)} faces, the CVs {len(labels)}")
+    result = cross_fitted_cascade(full["logits"], gate["logits"], labels, fold_of, sides, args.max_side)
+    accepted = result["accepted"]
+    print(f"{len(labels)} faces, {int((sides <= args.max_side).sum())} of them <= {args.max_side} px on the long side; "
+          "cross-fitted (each fold's threshold and temperatures from the other folds):")
+    summary("full model", result["full"], labels, fold_of)
+    summary("gate + full", result["probabilities"], labels, fold_of)
+    print(f"  thresholds per fold: {result['thresholds']}")
+    print(f"  the gate answered {accepted.mean():.3f} of all faces (per fold "
+          + " / ".join(f"{accepted[fold_of == k].mean():.3f}" for k in range(int(fold_of.max()) + 1))
+          + f"); errors among them: gate {int((result['probabilities'][accepted].argmax(1) != labels[accepted]).sum())},"
+          f" full model {int((result['full'][accepted].argmax(1) != labels[accepted]).sum())}")
+    t_full, t_gate = (fit_temperature(x["logits"], labels) for x in (full, gate))
+    shipped = choose_threshold(softmax(full["logits"], t_full), softmax(gate["logits"], t_gate), labels, sides,
+                               args.max_side)
+    print(f"threshold to ship (the same rule on all folds): {shipped}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The gate: a small network that answers easy small faces before the full classifier."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch import Classifier
+from maskwatch.classifier import GateRule
+from maskwatch.cli import app
+from maskwatch.data.images import read_image
+from maskwatch.faces import CLASSES
+from maskwatch.training.evaluate import evaluate_run
+from maskwatch.training.export import export_onnx
+from maskwatch.training.gate import choose_threshold, cross_fitted_cascade
+from maskwatch.training.train import TrainConfig, train_run
+
+WITH, WITHOUT, RARE = (CLASSES.index(c) for c in ("with_mask", "without_mask", "mask_weared_incorrect"))
+
+
+def one_hot_probs(labels, confidence):
+    """Probabilities whose top class is `labels` at `confidence`, the rest shared."""
+    p = np.full((len(labels), 3), 0.0)
+    p[:] = ((1 - np.asarray(confidence)) / 2)[:, None]
+    p[np.arange(len(labels)), labels] = confidence
+    return p
+
+
+def test_the_rule_accepts_only_small_faces_with_a_confident_common_answer():
+    rule = GateRule(threshold=0.9, max_side=64)
+    probs = one_hot_probs([WITH, WITHOUT, RARE, WITH, WITH], [0.95, 0.9, 0.99, 0.89, 0.99])
+    sides = np.array([20, 64, 20, 20, 65])
+    assert rule.accepts(probs, sides).tolist() == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threshold": 0.0, "max_side": 64}, "threshold"),
+    ({"threshold": 1.5, "max_side": 64}, "threshold"),
+    ({"threshold": 0.9, "max_side": 0}, "max_side"),
+    ({"threshold": 0.9, "max_side": 64, "answers": ("masked",)}, "answers"),
+])
+def test_bad_rules_are_refused_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GateRule(**kwargs)
+
+
+def test_the_threshold_costs_no_error_and_no_wrongly_worn_mask():
+    labels = np.array([WITH, WITH, WITHOUT, RARE, WITH])
+    full = one_hot_probs(labels, [0.9] * 5)              # the full model is right everywhere
+    # The gate is right, except: face 1 at 0.96 (a mistake) and the rare face 3 at 0.985.
+    gate = one_hot_probs([WITH, WITHOUT, WITHOUT, WITH, WITH], [0.99, 0.96, 0.999, 0.985, 0.99])
+    sides = np.array([10, 10, 10, 10, 100])
+    assert choose_threshold(full, gate, labels, sides, max_side=64) == 0.99
+    # A gate whose mistake is surer than the grid reaches is never let answer.
+    gate[1] = one_hot_probs([WITHOUT], [0.9999])[0]
+    assert choose_threshold(full, gate, labels, sides, max_side=64) is None
+
+
+def test_cross_fitting_scores_each_fold_with_a_threshold_from_the_others():
+    rng = np.random.default_rng(0)
+    labels = rng.choice([WITH, WITHOUT, RARE], size=300, p=[0.7, 0.25, 0.05])
+    fold_of = np.arange(300) % 3
+    full_logits = np.eye(3)[labels] * 4 + rng.normal(0, 1, (300, 3))
+    gate_logits = np.eye(3)[labels] * 6 + rng.normal(0, 1, (300, 3))
+    gate_logits[fold_of == 0] = np.eye(3)[WITHOUT] * 20     # fold 0's gate is surely wrong...
+    sides = np.full(300, 20)
+    result = cross_fitted_cascade(full_logits, gate_logits, labels, fold_of, sides, max_side=64)
+    # ...which only the other folds' thresholds see: fold 0 is scored with a threshold chosen
+    # on folds 1 and 2, where the gate is good, so its mistakes show in the held-out figures.
+    assert result["thresholds"][0] is not None
+    assert result["accepted"][fold_of == 0].any()
+    wrong = result["probabilities"][fold_of == 0].argmax(1) != labels[fold_of == 0]
+    assert wrong.sum() > (result["full"][fold_of == 0].argmax(1) != labels[fold_of == 0]).sum()
+
+
+@pytest.fixture(scope="module")
+def gate_and_model(prepared_sample, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gate")
+    model_run = train_run(prepared_sample, folder / "model", TrainConfig(epochs=1, seed=0), progress=False)
+    evaluate_run(model_run)
+    gate_run = train_run(prepared_sample, folder / "gate", TrainConfig(model="seed-cnn", epochs=1, seed=0),
+                         progress=False)
+    with pytest.raises(FileNotFoundError, match="evaluate"):
+        export_onnx(gate_run, folder / "gate.onnx", gate=GateRule(0.5, 40))
+    assert not (folder / "gate.onnx").exists()
+    evaluate_run(gate_run)
+    return (export_onnx(gate_run, folder / "gate.onnx", gate=GateRule(0.34, 40)),
+            export_onnx(model_run, folder / "model.onnx"))
+
+
+def test_the_gate_answers_where_its_rule_accepts_and_the_full_model_elsewhere(gate_and_model, sample_dir):
+    gate_path, model_path = gate_and_model
+    cascade = Classifier(model_path, gate=gate_path)
+    gate_alone, full_alone = Classifier(gate_path), Classifier(model_path)
+    photo = read_image(next(sample_dir.glob("images/*.png")))
+    boxes = [(x, y, x + s, y + s) for s in (12, 30, 40, 41, 90) for x, y in ((0, 0), (50, 40))]
+    got = np.array([f.probabilities for f in cascade.predict_boxes(photo, boxes)])
+    gate_probs = np.array([f.probabilities for f in gate_alone.predict_boxes(photo, boxes)])
+    full_probs = np.array([f.probabilities for f in full_alone.predict_boxes(photo, boxes)])
+    accepted = cascade.gate_rule.accepts(gate_probs, np.array([b[2] - b[0] for b in boxes]))
+    assert accepted.any() and not accepted[-4:].any()       # faces over 40 px always reach the full model
+    np.testing.assert_allclose(got, np.where(accepted[:, None], gate_probs, full_probs), atol=1e-6)
+    # Exact crops take the same road as boxes in the photo.
+    crops = [photo[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+    np.testing.assert_allclose([p.probabilities for p in cascade.predict(crops)], got, atol=1e-6)
+
+
+def test_a_model_without_a_rule_is_refused_as_a_gate(gate_and_model):
+    _, model_path = gate_and_model
+    with pytest.raises(ValueError, match="not a gate"):
+        Classifier(model_path, gate=model_path)
+
+
+def test_the_shipped_classifier_comes_with_its_gate_and_can_go_without():
+    shipped = Classifier.load()
+    assert shipped.gate is not None and shipped.gate_rule.answers == ("with_mask", "without_mask")
+    assert shipped.gate.spec.size < shipped.spec.size
+    assert Classifier.load(gate=False).gate is None
+
+
+def test_a_model_of_your_own_gets_no_gate_unless_given_one(gate_and_model):
+    gate_path, model_path = gate_and_model
+    assert Classifier.load(model_path).gate is None
+    assert Classifier.load(model_path, gate=gate_path).gate_rule == GateRule(0.34, 40)
+
+
+def test_export_refuses_a_bad_gate_threshold_by_name(gate_and_model, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "g.onnx"),
+                                 "--gate-threshold", "1.5"])
+    assert result.exit_code != 0 and "threshold" in result.output
+    assert not (tmp_path / "g.onnx").exists()
