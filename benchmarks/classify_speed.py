@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -108,7 +109,7 @@ def main() -> None:
 
 def _gate_share(clf: Classifier, crops: list[np.ndarray]) -> float:
     """The share of `crops` whose answer the gate gives."""
-    spec = clf.gate.spec
+    spec = replace(clf.gate.spec, margin=0.0)  # exact crops, as Classifier.predict feeds them
     probs = clf.gate.probabilities_of([model_input(c, (0, 0, c.shape[1], c.shape[0]), spec) for c in crops])
     return float(clf.gate_rule.accepts(probs, np.array([max(c.shape[:2]) for c in crops])).mean())
 

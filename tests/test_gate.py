@@ -1,11 +1,13 @@
 """The gate: a small network that answers easy small faces before the full classifier."""
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from maskwatch import Classifier
-from maskwatch.classifier import GateRule
+from maskwatch import Classifier, Detector
+from maskwatch.classifier import SHIPPED_MODEL, GateRule
 from maskwatch.cli import app
 from maskwatch.data.images import read_image
 from maskwatch.faces import CLASSES
@@ -92,12 +94,17 @@ def test_the_gate_answers_where_its_rule_accepts_and_the_full_model_elsewhere(ga
     cascade = Classifier(model_path, gate=gate_path)
     gate_alone, full_alone = Classifier(gate_path), Classifier(model_path)
     photo = read_image(next(sample_dir.glob("images/*.png")))
-    boxes = [(x, y, x + s, y + s) for s in (12, 30, 40, 41, 90) for x, y in ((0, 0), (50, 40))]
-    got = np.array([f.probabilities for f in cascade.predict_boxes(photo, boxes)])
+    boxes = [(x, y, x + s, y + s) for s in (12, 30, 40, 41, 90) for x, y in ((0, 0), (50, 40), (100, 80))]
+    sides = np.array([b[2] - b[0] for b in boxes])
     gate_probs = np.array([f.probabilities for f in gate_alone.predict_boxes(photo, boxes)])
     full_probs = np.array([f.probabilities for f in full_alone.predict_boxes(photo, boxes)])
-    accepted = cascade.gate_rule.accepts(gate_probs, np.array([b[2] - b[0] for b in boxes]))
-    assert accepted.any() and not accepted[-4:].any()       # faces over 40 px always reach the full model
+    # A threshold inside the small faces' range of gate confidence: some accepted, some not.
+    confidence = gate_probs[sides <= 40].max(axis=1)
+    assert confidence.min() < confidence.max()
+    cascade.gate_rule = GateRule(float(np.median(confidence)), 40)
+    accepted = cascade.gate_rule.accepts(gate_probs, sides)
+    assert accepted.any() and not accepted[sides <= 40].all() and not accepted[sides > 40].any()
+    got = np.array([f.probabilities for f in cascade.predict_boxes(photo, boxes)])
     np.testing.assert_allclose(got, np.where(accepted[:, None], gate_probs, full_probs), atol=1e-6)
     # Exact crops take the same road as boxes in the photo.
     crops = [photo[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
@@ -112,20 +119,67 @@ def test_a_model_without_a_rule_is_refused_as_a_gate(gate_and_model):
 
 def test_the_shipped_classifier_comes_with_its_gate_and_can_go_without():
     shipped = Classifier.load()
-    assert shipped.gate is not None and shipped.gate_rule.answers == ("with_mask", "without_mask")
-    assert shipped.gate.spec.size < shipped.spec.size
+    # The rule the model card and BENCHMARKS.md describe.
+    assert shipped.gate_rule == GateRule(0.95, 64, ("with_mask", "without_mask"))
+    assert shipped.gate.spec.size == 32 and shipped.spec.size == 96
+    assert Classifier.load(SHIPPED_MODEL).gate_rule == shipped.gate_rule
     assert Classifier.load(gate=False).gate is None
+    assert Detector.load().classifier.gate_info()["threshold"] == 0.95
+    assert Detector.load(gate=False).classifier.gate_info() is None
 
 
 def test_a_model_of_your_own_gets_no_gate_unless_given_one(gate_and_model):
     gate_path, model_path = gate_and_model
     assert Classifier.load(model_path).gate is None
     assert Classifier.load(model_path, gate=gate_path).gate_rule == GateRule(0.34, 40)
+    with pytest.raises(ValueError, match="shipped model only"):
+        Classifier.load(model_path, gate=True)
+    with pytest.raises(FileNotFoundError, match="gate model not found"):
+        Classifier.load(model_path, gate=gate_path.parent / "none.onnx")
 
 
-def test_export_refuses_a_bad_gate_threshold_by_name(gate_and_model, tmp_path):
+def test_a_gate_with_a_broken_rule_is_refused_by_name(gate_and_model, tmp_path):
+    import json
+
+    import onnx
+
+    gate_path, model_path = gate_and_model
+    proto = onnx.load(str(gate_path))
+    entry = next(e for e in proto.metadata_props if e.key == "maskwatch")
+    info = json.loads(entry.value)
+    info["gate"] = {"threshold": 0.9}                      # max_side missing
+    entry.value = json.dumps(info)
+    onnx.save(proto, str(tmp_path / "broken.onnx"))
+    with pytest.raises(ValueError, match="bad gate rule"):
+        Classifier(model_path, gate=tmp_path / "broken.onnx")
+
+
+def test_the_command_line_and_the_service_can_turn_the_gate_off(sample_dir, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import SETTINGS_ENV, app_from_env
+
+    crop = tmp_path / "face.png"
+    photo = read_image(next(sample_dir.glob("images/*.png")))
+    import cv2
+    cv2.imwrite(str(crop), photo[20:40, 30:50])
     runner = CliRunner()
-    result = runner.invoke(app, ["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "g.onnx"),
-                                 "--gate-threshold", "1.5"])
-    assert result.exit_code != 0 and "threshold" in result.output
+    for flag, expected in (("--gate", Classifier.load()), ("--no-gate", Classifier.load(gate=False))):
+        result = runner.invoke(app, ["classify", str(crop), "--json", flag])
+        assert result.exit_code == 0, result.output
+        got = json.loads(result.output)["probabilities"]
+        want = expected.predict([read_image(crop)])[0].as_dict()["probabilities"]
+        assert got == pytest.approx(want, abs=1e-6)
+    for settings, gate in (("{}", 0.95), ('{"gate": false}', None)):
+        monkeypatch.setenv(SETTINGS_ENV, settings)
+        health = TestClient(app_from_env()).get("/healthz").json()
+        assert (health["gate"] or {}).get("threshold") == gate
+
+
+@pytest.mark.parametrize("options, message", [(["--gate-threshold", "1.5"], "threshold"),
+                                              (["--gate-max-side", "40"], "--gate-threshold too")])
+def test_export_refuses_bad_gate_options_by_name(tmp_path, options, message):
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "no-run"), "--out", str(tmp_path / "g.onnx"),
+                                      *options])
+    assert result.exit_code != 0 and message in result.output
     assert not (tmp_path / "g.onnx").exists()

@@ -91,25 +91,41 @@ class Classifier:
         self.gate: Classifier | None = None
         self.gate_rule: GateRule | None = None
         if gate is not None:
+            if not Path(gate).is_file():
+                raise FileNotFoundError(f"{gate}: gate model not found")
             self.gate = Classifier(gate, threads=threads)
-            if "gate" not in self.gate.info:
+            rule = self.gate.info.get("gate")
+            if rule is None:
                 raise ValueError(f"{gate}: not a gate (no gate rule in its metadata); "
                                  "use `maskwatch export --gate-threshold`")
-            self.gate_rule = GateRule(**{k: tuple(v) if k == "answers" else v
-                                         for k, v in self.gate.info["gate"].items()})
+            try:
+                self.gate_rule = GateRule(**{k: tuple(v) if k == "answers" else v for k, v in rule.items()})
+            except (TypeError, AttributeError) as err:
+                raise ValueError(f"{gate}: bad gate rule in its metadata ({err})") from None
 
     @classmethod
     def load(cls, path: Path | str | None = None, threads: int = 0,
              gate: Path | str | bool | None = None) -> Classifier:
         """The shipped model, or the .onnx file at `path`.
 
-        gate: None gives the shipped model its shipped gate and a model of your own none;
-        False turns the gate off; a path adds that gate (its rule was chosen for one model:
-        give a gate only to the model it was chosen with).
+        gate: None (or True) gives the shipped model its shipped gate and a model of your own
+        none; False turns the gate off; a path adds that gate. A gate's threshold was chosen for
+        one model, so True with a model of your own is refused: give its own gate as a path.
         """
+        shipped = path is None or Path(path).resolve() == SHIPPED_MODEL.resolve()
+        if gate is True and not shipped:
+            raise ValueError(f"{path}: the shipped gate was chosen for the shipped model only; "
+                             "pass a gate file chosen for this model, or gate=False")
         if gate is None or gate is True:
-            gate = SHIPPED_GATE if path is None or gate is True else None
+            gate = SHIPPED_GATE if shipped else None
         return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None)
+
+    def gate_info(self) -> dict | None:
+        """The gate in front of this model, as reports name it (None: every face reaches it)."""
+        if self.gate is None:
+            return None
+        return {"model": self.gate.info.get("model"), "file": self.gate.model_path.name,
+                "threshold": self.gate_rule.threshold, "max_side": self.gate_rule.max_side}
 
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = 256) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
@@ -165,6 +181,8 @@ class Classifier:
         probs = np.zeros((len(faces), len(CLASSES)), dtype=np.float32)
         rest = np.arange(len(faces))
         if self.gate is not None and faces:
+            # Sides of the boxes as given (predict_boxes clips them to the photo first): a face cut
+            # by the frame's edge is judged by what the photo holds of it.
             long_sides = np.array([max(b[2] - b[0], b[3] - b[1]) for _, b in faces])
             small = np.flatnonzero(long_sides <= self.gate_rule.max_side)
             if len(small):

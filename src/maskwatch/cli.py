@@ -113,6 +113,8 @@ Synthetic = Annotated[Optional[float], typer.Option("--synthetic-incorrect", hel
 SmallInput = Annotated[Optional[int], typer.Option(help="Input side for faces whose box fits in it (their crop shrunk to it; about half the cost); 0 = every face at the crop size (default: recipe).")]
 NoseAux = Annotated[Optional[float], typer.Option(help="Weight of an auxiliary 'nose visible' output (bare and wrongly worn faces against masked ones), trained beside the classes and dropped after training; 0 = off (default: recipe).")]
 Focal = Annotated[Optional[float], typer.Option(help="Focal loss exponent gamma: hard faces weigh more; 0 = cross-entropy (default: recipe).")]
+Gate = Annotated[bool, typer.Option(help="Let the shipped gate answer the small faces it is sure of first; --no-gate sends every face to the full classifier. A classifier of your own runs without the gate.")]
+Mixup = Annotated[Optional[float], typer.Option(help="Mixup: blend each batch with a shuffled copy at a Beta(a, a) weight, labels alike; 0 = off (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 Teacher = Annotated[Optional[list[Path]], typer.Option("--teacher", help="A model to distil from (repeatable): a run folder, or for `cv` a `cv --save-models` folder with the same folds, whose fold-K model teaches fold K.")]
 Distill = Annotated[Optional[float], typer.Option(help="Weight of the teachers' probabilities in the loss, 0-1 (default with --teacher: 0.5).")]
@@ -144,6 +146,7 @@ def train(
     small_input: SmallInput = None,
     nose_aux: NoseAux = None,
     focal: Focal = None,
+    mixup: Mixup = None,
     teacher: Teacher = None,
     distill: Distill = None,
     distill_temperature: DistillTemperature = None,
@@ -161,7 +164,7 @@ def train(
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                         balance=balance, schedule=schedule, degrade=degrade,
                         synthetic_incorrect=synthetic_incorrect, small_input=small_input,
-                        nose_aux=nose_aux, focal=focal,
+                        nose_aux=nose_aux, focal=focal, mixup=mixup,
                         **_distillation(teacher, distill, distill_temperature))
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
@@ -208,6 +211,7 @@ def cv(
     small_input: SmallInput = None,
     nose_aux: NoseAux = None,
     focal: Focal = None,
+    mixup: Mixup = None,
     teacher: Teacher = None,
     distill: Distill = None,
     distill_temperature: DistillTemperature = None,
@@ -228,7 +232,7 @@ def cv(
         cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
                            seed=seed, augment=augment, balance=balance, schedule=schedule, degrade=degrade,
                            synthetic_incorrect=synthetic_incorrect, small_input=small_input,
-                           nose_aux=nose_aux, focal=focal,
+                           nose_aux=nose_aux, focal=focal, mixup=mixup,
                            **_distillation(teacher, distill, distill_temperature))
         work = data
         if not (data / "prepare.json").is_file():
@@ -261,6 +265,8 @@ def export(
     from maskwatch.training.export import export_onnx
 
     try:
+        if gate_threshold is None and gate_max_side != 64:
+            _fail("--gate-max-side only applies to a gate: give --gate-threshold too")
         gate = None if gate_threshold is None else GateRule(gate_threshold, gate_max_side)
         path = export_onnx(run, out, gate=gate)
     except (ValueError, FileNotFoundError) as err:
@@ -273,7 +279,7 @@ def classify(
     images: Annotated[list[Path], typer.Argument(help="Face crops (each image is exactly one face's box).")],
     model: Annotated[Optional[Path], typer.Option(help="An exported .onnx model (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-    gate: Annotated[bool, typer.Option(help="Let the shipped gate answer easy small faces first; --no-gate sends every face to the full classifier.")] = True,
+    gate: Gate = True,
 ) -> None:
     """Classify face crops with the shipped model (or --model); needs only the base install."""
     from maskwatch.classifier import Classifier
@@ -315,7 +321,7 @@ def detect(
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
     upscale: Annotated[Optional[float], typer.Option(help="Fixed resize factor before face detection (default: picked from each frame's size).")] = None,
     detect_every: Annotated[Optional[int], typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
-    gate: Annotated[bool, typer.Option(help="Let the shipped gate answer easy small faces first; --no-gate sends every face to the full classifier.")] = True,
+    gate: Gate = True,
     progress: Progress = True,
 ) -> None:
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
@@ -333,7 +339,7 @@ def detect(
             config = replace(config, upscale=upscale)
         if detect_every is not None and detect_every < 1:
             _fail(f"--detect-every must be at least 1, got {detect_every}")
-        detector = Detector.load(classifier=classifier, config=config, gate=None if gate else False)
+        detector = Detector.load(classifier=classifier, config=config, gate=gate)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl
@@ -363,6 +369,7 @@ def batch(
     blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
     detect_every: Annotated[int | None, typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
+    gate: Gate = True,
     progress: Progress = True,
 ) -> None:
     """Score folders of photos and videos on Ray, each file exactly as `maskwatch detect FILE` would;
@@ -374,7 +381,7 @@ def batch(
 
     if detect_every is not None and detect_every < 1:
         _fail(f"--detect-every must be at least 1, got {detect_every}")
-    options = ScoreOptions(blur=blur, save_media=not no_media,
+    options = ScoreOptions(blur=blur, save_media=not no_media, gate=gate,
                            **({} if detect_every is None else {"detect_every": detect_every}))
     try:
         report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)
@@ -396,6 +403,7 @@ def evaluate_detection(
     seed: Annotated[int, typer.Option(help="Seed of the per-photo split (the shipped models used 0).")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the photos for the 95 % intervals (0: none).")] = 200,
+    gate: Gate = True,
     progress: Progress = True,
 ) -> None:
     """COCO mAP@0.5, mAP@0.5:0.95 and face recall on the held-out photos, with 95 % intervals,
@@ -410,7 +418,7 @@ def evaluate_detection(
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     try:
         split = photo_split(data, seed=seed)
-        model = Detector.load(config=detector)
+        model = Detector.load(config=detector, gate=gate)
         metrics = run_eval(data, model, split.val[:limit], progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -536,6 +544,7 @@ def serve(
     blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
     ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray", help="With --ray-replicas: a Ray cluster to join (HOST:PORT); default (or 'local'): start one here.")] = None,
+    gate: Gate = True,
 ) -> None:
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
@@ -551,7 +560,7 @@ def serve(
 
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
     settings = {"max_upload_bytes": int(max_upload_mb * 1024 * 1024), "max_pixels": max_pixels, "source": source,
-                "blur": blur}
+                "blur": blur, "gate": gate}
     if ray_replicas is not None or ray_address is not None:
         _serve_on_ray(ServeSettings(**settings), ray_replicas or 1, ray_address, host, port)
         return
@@ -607,6 +616,7 @@ def run(
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras and stop.")] = False,
     ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
     cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
+    gate: Gate = True,
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
@@ -644,13 +654,13 @@ def run(
     try:
         with cluster:
             try:
-                detector = Detector.load()
+                detector = Detector.load(gate=gate)
                 if ray_address is None:
                     site_runner = Site(site, detector)
                 else:
                     from maskwatch.scale.fleet import RaySite
 
-                    site_runner = RaySite(site, detector, cameras_per_actor=cameras_per_actor)
+                    site_runner = RaySite(site, detector, cameras_per_actor=cameras_per_actor, gate=gate)
             except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
                 _fail(str(err))
             host, port = site.server.host, site.server.port

@@ -106,13 +106,14 @@ class Detector:
 
     @classmethod
     def load(cls, classifier: Path | str | None = None, config: Path | str | DetectorConfig | None = None,
-             threads: int = 0, gate: bool | None = None) -> Detector:
-        """The shipped detector settings and classifier, or the given ones (gate: see
-        Classifier.load; False sends every face to the full classifier)."""
+             threads: int = 0, gate: bool = True) -> Detector:
+        """The shipped detector settings and classifier, or the given ones. gate: the shipped
+        classifier comes with its gate (Classifier.load); False sends every face to the full
+        classifier."""
         if not isinstance(config, DetectorConfig):
             config = DetectorConfig.from_json(Path(config or SHIPPED_CONFIG))
-        return cls(build_face_finder(config, threads), Classifier.load(classifier, threads=threads, gate=gate),
-                   config)
+        return cls(build_face_finder(config, threads),
+                   Classifier.load(classifier, threads=threads, gate=None if gate else False), config)
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""

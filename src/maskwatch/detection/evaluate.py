@@ -85,6 +85,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
         "intervals": _bootstrap(per_photo, recall_all, resamples, seed) if resamples else {},
         "detector": detector.config.to_dict(),
         "classifier": detector.classifier.info.get("model"),
+        "gate": detector.classifier.gate_info(),
     }
 
 

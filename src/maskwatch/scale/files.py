@@ -43,6 +43,7 @@ class ScoreOptions:
     blur: bool = False
     save_media: bool = True
     detect_every: int = DEFAULT_DETECT_EVERY
+    gate: bool = True  # the shipped classifier's gate; False: the full model for every face
 
 
 def find_files(inputs: list[str | Path]) -> list[BatchFile]:

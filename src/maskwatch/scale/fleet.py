@@ -46,10 +46,10 @@ class CameraGroup:
     threads, one connection pool to the database; started in __init__, so a restart by Ray
     brings the cameras back by itself."""
 
-    def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig) -> None:
+    def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, gate: bool = True) -> None:
         from maskwatch.detection.detector import Detector
 
-        detector = Detector.load(threads=single_threaded())
+        detector = Detector.load(threads=single_threaded(), gate=gate)
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job
         self.messages: deque[tuple[str, dict]] = deque(maxlen=MAX_MESSAGES)
@@ -131,10 +131,11 @@ class RaySite(Site):
     database, snapshots) are made absolute here: actors may run in other folders or machines,
     which must then see the same paths (and a database server, not SQLite, across machines)."""
 
-    def __init__(self, config: SiteConfig, detector, cameras_per_actor: int = 1) -> None:
+    def __init__(self, config: SiteConfig, detector, cameras_per_actor: int = 1, gate: bool = True) -> None:
         if cameras_per_actor < 1:
             raise ValueError(f"cameras per actor must be at least 1, got {cameras_per_actor}")
         self.cameras_per_actor = cameras_per_actor
+        self.gate = gate  # each actor loads its own models, with or without the gate
         self.groups: list[RemoteGroup] = []
         self._polling = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="maskwatch-ray-poll", daemon=True)
@@ -155,7 +156,8 @@ class RaySite(Site):
         # Every group fits at once, even with more groups than CPUs (a camera rarely needs a whole core).
         actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0)(CameraGroup)
         for group in self.groups:
-            group.handle = actor.remote({c: self.config.cameras[c] for c in group.camera_ids}, self.config.storage)
+            group.handle = actor.remote({c: self.config.cameras[c] for c in group.camera_ids}, self.config.storage,
+                                        self.gate)
         self._poller.start()
 
     def _stop_cameras(self) -> None:

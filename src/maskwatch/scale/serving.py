@@ -34,7 +34,7 @@ def api_deployment(settings: ServeSettings, replicas: int):
         from maskwatch.detection.detector import Detector
         from maskwatch.serving.app import create_app
 
-        return create_app(Detector.load(threads=single_threaded()), settings)
+        return create_app(Detector.load(threads=single_threaded(), gate=settings.gate), settings)
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas,

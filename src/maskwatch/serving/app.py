@@ -36,6 +36,7 @@ class ServeSettings:
     max_pixels: int = 50_000_000
     source: str | None = None  # the live view's video file, stream URL or webcam:N
     blur: bool = False
+    gate: bool = True  # the shipped classifier's gate (Classifier.load); False: the full model for every face
 
 
 class Metrics:
@@ -116,6 +117,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok", "classifier": detector.classifier.info.get("model"),
+                "gate": detector.classifier.gate_info(),
                 "live": settings.source is not None, "site": site is not None}
 
     @app.get("/metrics", response_class=PlainTextResponse,
@@ -215,4 +217,5 @@ def app_from_env() -> FastAPI:
     from maskwatch.detection.detector import Detector
 
     settings = ServeSettings(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))
-    return create_app(Detector.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0), settings)
+    return create_app(Detector.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0,
+                                    gate=settings.gate), settings)

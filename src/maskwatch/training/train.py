@@ -61,6 +61,9 @@ class TrainConfig:
     distill: float = 0.0
     distill_temperature: float = 2.0
     teachers: tuple[str, ...] = ()
+    # Mixup (Zhang et al., 2018): each batch is blended with a shuffled copy of itself at a
+    # weight drawn from Beta(mixup, mixup), and so are its labels; 0 = off.
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -80,6 +83,11 @@ class TrainConfig:
             raise ValueError("distillation needs both a weight (distill > 0) and teachers, or neither")
         if self.distill_temperature <= 0:
             raise ValueError(f"distill_temperature must be positive, got {self.distill_temperature}")
+        if self.mixup < 0:
+            raise ValueError(f"mixup must be 0 (off) or a positive Beta parameter, got {self.mixup}")
+        if self.mixup and self.distill:
+            raise ValueError("mixup and distillation together are not supported: a blended face has no "
+                             "teacher probabilities")
         for name in ("degrade", "synthetic_incorrect", "distill"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share between 0 and 1, got {getattr(self, name)}")
@@ -164,15 +172,22 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                 # Shrunk as serving shrinks small faces (cv2's area averaging, within a grey level).
                 xb = F.interpolate(xb, size=(spec.small_size,) * 2, mode="bilinear", antialias=True,
                                    align_corners=False)
+            if cfg.mixup:
+                xb, weight, partner = mix_batch(xb, cfg.mixup, rng, generator)
             xb, yb = xb.to(device), yb.to(device)
             outputs = model(xb)
             logits = outputs[:, :len(CLASSES)]
-            loss = (late_loss_fn if epoch >= late_epoch else loss_fn)(logits, yb)
+            class_loss = late_loss_fn if epoch >= late_epoch else loss_fn
+            loss = class_loss(logits, yb) if not cfg.mixup else \
+                blended_loss(lambda y: class_loss(logits, y), yb, weight, partner.to(device))
             if teacher_probs is not None:  # synthetic faces have no teacher: the batch's own rows only
                 loss = (1 - cfg.distill) * loss + cfg.distill * distill_loss(
                     logits[:len(idx)], teacher_probs[idx].to(device), cfg.distill_temperature)
             if cfg.nose_aux:
-                loss = loss + cfg.nose_aux * nose_visible_loss(outputs[:, len(CLASSES)], yb)
+                nose = nose_visible_loss(outputs[:, len(CLASSES)], yb) if not cfg.mixup else \
+                    blended_loss(lambda y: nose_visible_loss(outputs[:, len(CLASSES)], y), yb, weight,
+                                 partner.to(device))
+                loss = loss + cfg.nose_aux * nose
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -198,6 +213,20 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
         drop_extra_outputs(model, len(CLASSES))
     model.cpu()
     return TrainedModel(model=model, history=history, seconds=time.perf_counter() - start)
+
+
+def mix_batch(x: torch.Tensor, alpha: float, rng: np.random.Generator,
+              generator: torch.Generator) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """Mixup: the batch blended with a shuffled copy of itself at a weight drawn from
+    Beta(alpha, alpha). Returns the blend, the weight and each row's partner."""
+    weight = float(rng.beta(alpha, alpha))
+    partner = torch.randperm(len(x), generator=generator)
+    return weight * x + (1 - weight) * x[partner], weight, partner
+
+
+def blended_loss(loss_of, labels: torch.Tensor, weight: float, partner: torch.Tensor) -> torch.Tensor:
+    """A mixed batch's loss: the same blend of the losses against each row's two labels."""
+    return weight * loss_of(labels) + (1 - weight) * loss_of(labels[partner])
 
 
 class ClassLoss(nn.Module):
