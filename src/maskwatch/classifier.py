@@ -68,8 +68,9 @@ class Classifier:
     """An exported maskwatch classifier (.onnx with its crop spec and temperature inside).
 
     With a gate (an exported model whose metadata holds a GateRule), small faces go to the
-    gate first and only those it is unsure of reach this model: the same answers, at a
-    fraction of the cost, where the rule was chosen on held-out faces (BENCHMARKS.md).
+    gate first and only those it is unsure of reach this model: about half the cost, and in
+    cross-validation nearly the same answers (the rule is chosen on held-out faces; see
+    BENCHMARKS.md, section 2, round seven).
     """
 
     def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None) -> None:
