@@ -1,10 +1,11 @@
 """The gate's threshold, chosen on held-out faces only.
 
-A gate (see maskwatch.classifier.GateRule) is worth shipping only if letting it answer costs
-nothing: its threshold is the lowest at which, on faces neither network trained on, the
-cascade makes no more mistakes than the full model alone and catches every wrongly worn mask
-the full model catches. Cross-fitted over CV folds, each fold is scored with a threshold and
-temperatures chosen on the other folds, so the figures are held-out ones.
+A gate (see maskwatch.classifier.GateRule) should cost nothing where it answers: its
+threshold is the lowest at which, on faces neither network trained on, the cascade makes no
+more mistakes than the full model alone and catches every wrongly worn mask the full model
+catches. That holds on the faces it is chosen on; cross-fitted over CV folds (each fold scored
+with a threshold and temperatures chosen on the other folds), the figures show what it costs on
+faces it was not chosen on.
 """
 
 from __future__ import annotations
