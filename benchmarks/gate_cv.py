@@ -13,11 +13,11 @@ faces the gate answered, and the threshold to ship: the same rule on all folds t
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
+from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
 from maskwatch.training.crossval import fold_metrics
@@ -26,9 +26,7 @@ from maskwatch.training.gate import RARE, choose_threshold, cross_fitted_cascade
 
 def long_sides(work: Path) -> np.ndarray:
     """Each face's long box side in photo pixels, in the work folder's face order."""
-    with open(work / "faces.csv", newline="") as f:
-        return np.array([max(float(r["xmax"]) - float(r["xmin"]), float(r["ymax"]) - float(r["ymin"]))
-                         for r in csv.DictReader(f)])
+    return np.array([max(r["xmax"] - r["xmin"], r["ymax"] - r["ymin"]) for r in read_faces_csv(work / "faces.csv")])
 
 
 def summary(name: str, probs: np.ndarray, labels: np.ndarray, fold_of: np.ndarray) -> None:

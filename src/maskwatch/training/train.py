@@ -175,18 +175,19 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
             if cfg.mixup:
                 xb, weight, partner = mix_batch(xb, cfg.mixup, rng, generator)
             xb, yb = xb.to(device), yb.to(device)
+            if cfg.mixup:
+                partner = partner.to(device)
             outputs = model(xb)
             logits = outputs[:, :len(CLASSES)]
             class_loss = late_loss_fn if epoch >= late_epoch else loss_fn
             loss = class_loss(logits, yb) if not cfg.mixup else \
-                blended_loss(lambda y: class_loss(logits, y), yb, weight, partner.to(device))
+                blended_loss(lambda y: class_loss(logits, y), yb, weight, partner)
             if teacher_probs is not None:  # synthetic faces have no teacher: the batch's own rows only
                 loss = (1 - cfg.distill) * loss + cfg.distill * distill_loss(
                     logits[:len(idx)], teacher_probs[idx].to(device), cfg.distill_temperature)
             if cfg.nose_aux:
                 nose = nose_visible_loss(outputs[:, len(CLASSES)], yb) if not cfg.mixup else \
-                    blended_loss(lambda y: nose_visible_loss(outputs[:, len(CLASSES)], y), yb, weight,
-                                 partner.to(device))
+                    blended_loss(lambda y: nose_visible_loss(outputs[:, len(CLASSES)], y), yb, weight, partner)
                 loss = loss + cfg.nose_aux * nose
             optimizer.zero_grad()
             loss.backward()
