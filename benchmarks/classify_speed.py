@@ -1,12 +1,12 @@
 """Batched crop classification through ONNX Runtime: crops per second on this machine.
 
-    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx] [--data DIR] [--batch 256] [--repeats 7]
+    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx --gate h.onnx] [--data DIR] [--batch 256] [--repeats 7]
 
 Crops are real face crops, exactly their boxes (default: the bundled sample; --data takes a
 dataset folder such as ../shared/datasets/face-mask-detection for its real mix of face sizes).
 Several models are timed pass by pass in turn on the same crops, so their ratio is measured
 side by side; prints medians, and the per-pass ratio to the first model. Every model runs
-without a gate; --gate adds a row for the first model behind that gate (default, with no
+without a gate; each --gate adds a row for the first model behind that gate (default, with no
 --model: the shipped model alone, then behind the shipped gate), end to end only.
 """
 
@@ -61,18 +61,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append", default=None,
                         help="An exported classifier (repeatable; default: the shipped one).")
-    parser.add_argument("--gate", type=Path, default=None,
-                        help="Also time the first model behind this gate (default: the shipped gate, "
-                             "when no --model is given).")
+    parser.add_argument("--gate", type=Path, action="append", default=None,
+                        help="Also time the first model behind this gate (repeatable; default: the shipped "
+                             "gate, when no --model is given).")
     parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     models = args.model or [None]
     classifiers = [Classifier.load(m, gate=False) for m in models]
-    gate = args.gate or (SHIPPED_GATE if args.model is None and SHIPPED_GATE.is_file() else None)
-    if gate is not None:
-        classifiers.append(Classifier.load(models[0], gate=gate))
+    gates = args.gate or ([SHIPPED_GATE] if args.model is None and SHIPPED_GATE.is_file() else [])
+    classifiers += [Classifier.load(models[0], gate=gate) for gate in gates]
     crops = face_crops(args.data, args.batch)
     groups = []
     for clf in classifiers:
@@ -90,6 +89,7 @@ def main() -> None:
             if clf.gate is None:
                 model_only[k].append(len(crops) / time_model_only(clf, groups[k]))
     print(f"{len(crops)} face crops from {args.data}, batch {args.batch}, {args.repeats} passes, medians:")
+    first_gated = len(models)  # rows from here on are the first model behind each gate
     for k, clf in enumerate(classifiers):
         if clf.gate is not None:
             answered = _gate_share(clf, crops)
@@ -101,10 +101,11 @@ def main() -> None:
             print(f"  {clf.model_path.name} ({clf.info['model']}; {shares}):")
             print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
             print(f"    crops/s model only:              {statistics.median(model_only[k]):8.0f}")
-        if k:
-            ratios = [b / a for a, b in zip(end_to_end[0], end_to_end[k])]
-            print(f"    end to end, relative to the first, per pass: median {statistics.median(ratios):.2f} "
-                  f"(range {min(ratios):.2f}-{max(ratios):.2f})")
+        for j, name in ((0, "the first"), (first_gated, "the first gate's row")):
+            if j < k:
+                ratios = [b / a for a, b in zip(end_to_end[j], end_to_end[k])]
+                print(f"    end to end, relative to {name}, per pass: median {statistics.median(ratios):.2f} "
+                      f"(range {min(ratios):.2f}-{max(ratios):.2f})")
 
 
 def _gate_share(clf: Classifier, crops: list[np.ndarray]) -> float:

@@ -1,6 +1,6 @@
 """Frames per second end to end on a crowded frame at 640x480, 1280x720 and 1920x1080.
 
-    python benchmarks/fps.py [--frames 40] [--passes 3] [--config NAME=settings.json[:every]] [--no-centerface]
+    python benchmarks/fps.py [--frames 40] [--passes 3] [--config NAME=settings.json[:every]] [--gate G.onnx] [--no-centerface]
 
 The crowded frame is the bundled sample's most crowded photo, scaled to cover each resolution
 and cut to it, held for the whole clip. Every pipeline runs through `maskwatch detect`'s loop on
@@ -8,7 +8,8 @@ the same clip: decode, detect, classify, track, draw, and write the annotated MP
 lines. Pipelines alternate within each pass, so that a busy machine slows them alike; the
 figure is the median over passes. Rows: the old CenterFace default, today's default, detecting
 on every frame, today's default without the gate, and the default as it was before the gate
-(no gate, and ONNX Runtime's threads spinning between runs, its default).
+(no gate, and ONNX Runtime's threads spinning between runs, its default); --gate adds today's
+default with another gate in front of the shipped classifier.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import cv2
 
+from maskwatch import Classifier
 from maskwatch.data.voc import load_voc_annotation
 from maskwatch.detection.detector import WEIGHTS, Detector, DetectorConfig
 from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, run_detect
@@ -66,6 +68,8 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--config", action="append", default=[],
                         help="NAME=settings.json[:every]: another pipeline (detect on every n-th frame)")
+    parser.add_argument("--gate", type=Path, action="append", default=[],
+                        help="another pipeline: today's default with this gate (an exported gate .onnx)")
     parser.add_argument("--no-centerface", action="store_true", help="leave out the slow CenterFace row")
     args = parser.parse_args()
     # name -> (detector, detect on every n-th frame)
@@ -83,6 +87,11 @@ def main() -> None:
         name, spec = item.split("=", 1)
         path, _, every = spec.partition(":")
         pipelines[name] = (Detector.load(config=DetectorConfig.from_json(Path(path))), int(every or 1))
+    for gate in args.gate:
+        detector = Detector.load()
+        detector.classifier = Classifier.load(gate=gate)
+        pipelines[f"maskwatch default with the gate {gate} (detect every {DEFAULT_DETECT_EVERY})"] = (
+            detector, DEFAULT_DETECT_EVERY)
     photo = crowded_photo()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,13 +1,14 @@
 """A gate in front of the full classifier, scored cross-fitted from two CVs' held-out logits.
 
-    python benchmarks/gate_cv.py FULL_CV GATE_CV WORK [--max-side 64]
+    python benchmarks/gate_cv.py FULL_CV GATE_CV WORK [--max-side 64] [--pool FULL_CV2 GATE_CV2 ...]
 
 FULL_CV, GATE_CV: what `maskwatch cv` wrote for the full model and for the gate, on the same
 folds (same work faces, same --seed): cv.json and oof-logits.npz. WORK: the prepared work
 folder either CV read, for the boxes' long sides. Each fold's threshold and temperatures are
 chosen on the other folds (maskwatch.training.gate), so the cascade's figures are held-out ones.
 Prints the full model alone and the cascade side by side (mean ± std over folds), the share of
-faces the gate answered, and the threshold to ship: the same rule on all folds together.
+faces the gate answered, and the threshold to ship: the same rule on all folds together, and
+on the held-out logits of further CV pairs (--pool, on other fold seeds of the same work faces).
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ def main() -> None:
     parser.add_argument("gate_cv", type=Path)
     parser.add_argument("work", type=Path)
     parser.add_argument("--max-side", type=int, default=64)
+    parser.add_argument("--pool", nargs=2, type=Path, action="append", default=[], metavar=("FULL_CV", "GATE_CV"),
+                        help="Another pair of CVs (same work faces, another --seed) whose held-out logits join "
+                             "the choice of the threshold to ship (repeatable).")
     args = parser.parse_args()
-    full, gate = (np.load(d / "oof-logits.npz") for d in (args.full_cv, args.gate_cv))
+    full, gate = _pair(args.full_cv, args.gate_cv)
     labels, fold_of = full["labels"], full["fold"]
-    if not (np.array_equal(gate["labels"], labels) and np.array_equal(gate["fold"], fold_of)):
-        raise SystemExit(f"{args.full_cv} and {args.gate_cv} do not share faces and folds; run both CVs "
-                         "on the same work faces with the same --seed")
     sides = long_sides(args.work)
     if len(sides) != len(labels):
         raise SystemExit(f"{args.work}/faces.csv has {len(sides)} faces, the CVs {len(labels)}")
@@ -68,10 +69,24 @@ def main() -> None:
           + " / ".join(f"{accepted[fold_of == k].mean():.3f}" for k in range(int(fold_of.max()) + 1))
           + f"); errors among them: gate {int((result['probabilities'][accepted].argmax(1) != labels[accepted]).sum())},"
           f" full model {int((result['full'][accepted].argmax(1) != labels[accepted]).sum())}")
-    t_full, t_gate = (fit_temperature(x["logits"], labels) for x in (full, gate))
-    shipped = choose_threshold(softmax(full["logits"], t_full), softmax(gate["logits"], t_gate), labels, sides,
-                               args.max_side)
-    print(f"threshold to ship (the same rule on all folds): {shipped}")
+    pairs = [(full, gate)] + [_pair(*pair) for pair in args.pool]
+    if any(not np.array_equal(pair[0]["labels"], labels) for pair in pairs):
+        raise SystemExit("--pool takes CVs of the same work faces as FULL_CV and GATE_CV (another --seed only)")
+    full_logits, gate_logits = (np.concatenate([pair[i]["logits"] for pair in pairs]) for i in (0, 1))
+    all_labels = np.concatenate([pair[0]["labels"] for pair in pairs])
+    t_full, t_gate = (fit_temperature(x, all_labels) for x in (full_logits, gate_logits))
+    shipped = choose_threshold(softmax(full_logits, t_full), softmax(gate_logits, t_gate), all_labels,
+                               np.tile(sides, len(pairs)), args.max_side)
+    print(f"threshold to ship (the same rule on all folds{f' of {len(pairs)} CV pairs' if args.pool else ''}): {shipped}")
+
+
+def _pair(full_cv: Path, gate_cv: Path):
+    """Both CVs' held-out logits, refused unless they share faces and folds."""
+    full, gate = (np.load(d / "oof-logits.npz") for d in (full_cv, gate_cv))
+    if not (np.array_equal(gate["labels"], full["labels"]) and np.array_equal(gate["fold"], full["fold"])):
+        raise SystemExit(f"{full_cv} and {gate_cv} do not share faces and folds; run both CVs "
+                         "on the same work faces with the same --seed")
+    return full, gate
 
 
 if __name__ == "__main__":

@@ -68,9 +68,9 @@ class Classifier:
     """An exported maskwatch classifier (.onnx with its crop spec and temperature inside).
 
     With a gate (an exported model whose metadata holds a GateRule), small faces go to the
-    gate first and only those it is unsure of reach this model: about half the cost, and in
-    cross-validation nearly the same answers (the rule is chosen on held-out faces; see
-    BENCHMARKS.md, section 2, round seven).
+    gate first and only those it is unsure of reach this model: with the shipped pair, about
+    2.5x the crops/s, and in cross-validation nearly the same answers (the rule is chosen on
+    held-out faces; see BENCHMARKS.md, section 2, rounds seven and eight).
     """
 
     def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None) -> None:

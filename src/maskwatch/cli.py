@@ -102,7 +102,7 @@ def split(
     typer.echo(f"split by {by}: {int((~is_val).sum())} train, {int(is_val.sum())} validation faces -> {target}")
 
 
-Model = Annotated[str, typer.Option(help="Architecture: effnet-lite0 (default), effnet-lite1 (larger) or seed-cnn (the study's).")]
+Model = Annotated[str, typer.Option(help="Architecture: effnet-lite0 (default), effnet-lite1 (larger), seed-cnn (the study's) or gate-cnn (the seed CNN with batch normalisation, for a gate).")]
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs (default: the model's recipe).")]
 BatchSize = Annotated[Optional[int], typer.Option(help="Batch size (default: the model's recipe).")]
 LearningRate = Annotated[Optional[float], typer.Option(help="Learning rate, peak rate with onecycle (default: recipe).")]

@@ -7,10 +7,11 @@ from typing import Callable
 from torch import nn
 
 from maskwatch.models.effnet_lite import effnet_lite0, effnet_lite1
-from maskwatch.models.seed_cnn import seed_cnn
+from maskwatch.models.seed_cnn import gate_cnn, seed_cnn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "seed-cnn": seed_cnn,
+    "gate-cnn": gate_cnn,
     "effnet-lite0": effnet_lite0,
     "effnet-lite1": effnet_lite1,
 }

@@ -1,11 +1,11 @@
 """The gate's threshold, chosen on held-out faces only.
 
 A gate (see maskwatch.classifier.GateRule) should cost nothing where it answers: its
-threshold is the lowest at which, on faces neither network trained on, the cascade makes no
-more mistakes than the full model alone and catches every wrongly worn mask the full model
-catches. That holds on the faces it is chosen on; cross-fitted over CV folds (each fold scored
-with a threshold and temperatures chosen on the other folds), the figures show what it costs on
-faces it was not chosen on.
+threshold is the lowest from which on, on faces neither network trained on, the cascade makes
+no more mistakes than the full model alone and catches every wrongly worn mask the full model
+catches, at that threshold and every higher one. That holds on the faces it is chosen on;
+cross-fitted over CV folds (each fold scored with a threshold and temperatures chosen on the
+other folds), the figures show what it costs on faces it was not chosen on.
 """
 
 from __future__ import annotations
@@ -30,19 +30,26 @@ def cascade(full_probs: np.ndarray, gate_probs: np.ndarray, long_sides: np.ndarr
 
 def choose_threshold(full_probs: np.ndarray, gate_probs: np.ndarray, labels: np.ndarray,
                      long_sides: np.ndarray, max_side: int, grid=THRESHOLDS) -> float | None:
-    """The lowest threshold of `grid` at which the cascade costs nothing on these faces (no
-    more errors, no wrongly worn mask lost); None if none does."""
+    """The lowest threshold of `grid` from which on every grid value costs nothing on these
+    faces (no more errors, no wrongly worn mask lost); None if the highest does not.
+
+    Mistakes do not fall steadily as the threshold rises, so the lowest value that passes can
+    be a lucky dip with failing values above it; requiring every higher value to pass as well
+    keeps the choice off such dips (BENCHMARKS.md, section 2, rounds seven and eight).
+    """
     def cost(probs):
         predicted = probs.argmax(axis=1)
         return int((predicted != labels).sum()), int(((predicted == RARE) & (labels == RARE)).sum())
 
     full_errors, full_caught = cost(full_probs)
-    for threshold in sorted(grid):
+    chosen = None
+    for threshold in sorted(grid, reverse=True):
         probs, _ = cascade(full_probs, gate_probs, long_sides, GateRule(threshold, max_side))
         errors, caught = cost(probs)
-        if errors <= full_errors and caught >= full_caught:
-            return float(threshold)
-    return None
+        if errors > full_errors or caught < full_caught:
+            break
+        chosen = float(threshold)
+    return chosen
 
 
 def cross_fitted_cascade(full_logits: np.ndarray, gate_logits: np.ndarray, labels: np.ndarray,

@@ -24,6 +24,10 @@ RECIPES: dict[str, tuple[TrainConfig, CropSpec]] = {
         # 96 px beat 64 px on the per-photo split: recall on incorrect masks 0.79 vs 0.58.
         CropSpec(size=96),
     ),
+    # A gate in front of Lite0 (issue 9, rounds seven and eight): 32 px, the default's settings
+    # without weight decay, 20 epochs.
+    "gate-cnn": (TrainConfig(model="gate-cnn", epochs=20, lr=2e-3, batch_size=64, augment=True,
+                             balance="sqrt", schedule="onecycle"), CropSpec(size=32)),
     # Lite0's recipe on the larger backbone (issue 9's candidate; not the default).
     "effnet-lite1": (replace(_LITE0, model="effnet-lite1"), CropSpec(size=96)),
 }
