@@ -88,7 +88,7 @@ def main() -> None:
         path, _, every = spec.partition(":")
         pipelines[name] = (Detector.load(config=DetectorConfig.from_json(Path(path))), int(every or 1))
     for gate in args.gate:
-        detector = Detector.load()
+        detector = Detector.load(gate=False)
         detector.classifier = Classifier.load(gate=gate)
         pipelines[f"maskwatch default with the gate {gate} (detect every {DEFAULT_DETECT_EVERY})"] = (
             detector, DEFAULT_DETECT_EVERY)

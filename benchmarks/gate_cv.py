@@ -6,8 +6,8 @@ FULL_CV, GATE_CV: what `maskwatch cv` wrote for the full model and for the gate,
 folds (same work faces, same --seed): cv.json and oof-logits.npz. WORK: the prepared work
 folder either CV read, for the boxes' long sides. Each fold's threshold and temperatures are
 chosen on the other folds (maskwatch.training.gate), so the cascade's figures are held-out ones.
-Prints the full model alone and the cascade side by side (mean ± std over folds), the share of
-faces the gate answered, and the threshold to ship: the same rule on all folds together, and
+Prints the full model alone and the cascade side by side (mean ± std over folds, FULL_CV and
+GATE_CV only), the share of faces the gate answered, and the threshold to ship: the same rule on all folds together, and
 on the held-out logits of further CV pairs (--pool, on other fold seeds of the same work faces).
 """
 
@@ -70,8 +70,11 @@ def main() -> None:
           + f"); errors among them: gate {int((result['probabilities'][accepted].argmax(1) != labels[accepted]).sum())},"
           f" full model {int((result['full'][accepted].argmax(1) != labels[accepted]).sum())}")
     pairs = [(full, gate)] + [_pair(*pair) for pair in args.pool]
-    if any(not np.array_equal(pair[0]["labels"], labels) for pair in pairs):
-        raise SystemExit("--pool takes CVs of the same work faces as FULL_CV and GATE_CV (another --seed only)")
+    for k, (other, _) in enumerate(pairs[1:]):
+        if not (np.array_equal(other["labels"], labels) and np.array_equal(other["sides"], full["sides"])):
+            raise SystemExit("--pool takes CVs of the same work faces as FULL_CV and GATE_CV (another --seed only)")
+        if any(np.array_equal(other["fold"], pair[0]["fold"]) for pair in pairs[:k + 1]):
+            raise SystemExit("--pool: two CV pairs share their folds; pool each fold seed once")
     full_logits, gate_logits = (np.concatenate([pair[i]["logits"] for pair in pairs]) for i in (0, 1))
     all_labels = np.concatenate([pair[0]["labels"] for pair in pairs])
     t_full, t_gate = (fit_temperature(x, all_labels) for x in (full_logits, gate_logits))

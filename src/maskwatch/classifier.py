@@ -68,8 +68,8 @@ class Classifier:
     """An exported maskwatch classifier (.onnx with its crop spec and temperature inside).
 
     With a gate (an exported model whose metadata holds a GateRule), small faces go to the
-    gate first and only those it is unsure of reach this model: with the shipped pair, about
-    2.5x the crops/s, and in cross-validation nearly the same answers (the rule is chosen on
+    gate first and only those it is unsure of reach this model: with the shipped pair,
+    2.5-2.9x the crops/s, and in cross-validation nearly the same answers (the rule is chosen on
     held-out faces; see BENCHMARKS.md, section 2, rounds seven and eight).
     """
 
