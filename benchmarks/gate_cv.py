@@ -1,6 +1,7 @@
 """A gate in front of the full classifier, scored cross-fitted from two CVs' held-out logits.
 
-    python benchmarks/gate_cv.py FULL_CV GATE_CV WORK [--max-side 64] [--pool FULL_CV2 GATE_CV2 ...]
+    python benchmarks/gate_cv.py FULL_CV GATE_CV WORK [--max-side 64] [--grid 0.8,0.85,...] [--threshold T]
+                                 [--pool FULL_CV2 GATE_CV2 ...]
 
 FULL_CV, GATE_CV: what `maskwatch cv` wrote for the full model and for the gate, on the same
 folds (same work faces, same --seed): cv.json and oof-logits.npz. WORK: the prepared work
@@ -22,7 +23,7 @@ from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
 from maskwatch.training.crossval import fold_metrics
-from maskwatch.training.gate import RARE, choose_threshold, cross_fitted_cascade
+from maskwatch.training.gate import RARE, THRESHOLDS, choose_threshold, cross_fitted_cascade
 
 
 def long_sides(work: Path) -> np.ndarray:
@@ -49,6 +50,10 @@ def main() -> None:
     parser.add_argument("gate_cv", type=Path)
     parser.add_argument("work", type=Path)
     parser.add_argument("--max-side", type=int, default=64)
+    parser.add_argument("--grid", type=lambda text: tuple(float(v) for v in text.split(",")), default=THRESHOLDS,
+                        help="thresholds to choose from, comma-separated (default: maskwatch.training.gate's)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="score every fold at this threshold instead of choosing one (a shipped rule on fresh folds)")
     parser.add_argument("--pool", nargs=2, type=Path, action="append", default=[], metavar=("FULL_CV", "GATE_CV"),
                         help="Another pair of CVs (same work faces, another --seed) whose held-out logits join "
                              "the choice of the threshold to ship (repeatable).")
@@ -58,10 +63,12 @@ def main() -> None:
     sides = long_sides(args.work)
     if len(sides) != len(labels):
         raise SystemExit(f"{args.work}/faces.csv has {len(sides)} faces, the CVs {len(labels)}")
-    result = cross_fitted_cascade(full["logits"], gate["logits"], labels, fold_of, sides, args.max_side)
+    result = cross_fitted_cascade(full["logits"], gate["logits"], labels, fold_of, sides, args.max_side, args.grid,
+                                  args.threshold)
     accepted = result["accepted"]
     print(f"{len(labels)} faces, {int((sides <= args.max_side).sum())} of them <= {args.max_side} px on the long side; "
-          "cross-fitted (each fold's threshold and temperatures from the other folds):")
+          + ("cross-fitted (each fold's threshold and temperatures from the other folds):" if args.threshold is None
+             else f"threshold {args.threshold} on every fold, temperatures from the other folds:"))
     summary("full model", result["full"], labels, fold_of)
     summary("gate + full", result["probabilities"], labels, fold_of)
     print(f"  thresholds per fold: {result['thresholds']}")
@@ -79,7 +86,7 @@ def main() -> None:
     all_labels = np.concatenate([pair[0]["labels"] for pair in pairs])
     t_full, t_gate = (fit_temperature(x, all_labels) for x in (full_logits, gate_logits))
     shipped = choose_threshold(softmax(full_logits, t_full), softmax(gate_logits, t_gate), all_labels,
-                               np.tile(sides, len(pairs)), args.max_side)
+                               np.tile(sides, len(pairs)), args.max_side, args.grid)
     print(f"threshold to ship (the same rule on all folds{f' of {len(pairs)} CV pairs' if args.pool else ''}): {shipped}")
 
 

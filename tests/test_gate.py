@@ -87,6 +87,19 @@ def test_cross_fitting_scores_each_fold_with_a_threshold_from_the_others():
     assert wrong.sum() > (result["full"][fold_of == 0].argmax(1) != labels[fold_of == 0]).sum()
 
 
+def test_a_fixed_threshold_scores_every_fold_at_that_threshold():
+    rng = np.random.default_rng(1)
+    labels = rng.choice([WITH, WITHOUT, RARE], size=120, p=[0.7, 0.25, 0.05])
+    fold_of = np.arange(120) % 3
+    logits = np.eye(3)[labels] * 3 + rng.normal(0, 1, (120, 3))
+    sides = np.where(np.arange(120) % 2, 20, 80)
+    result = cross_fitted_cascade(logits, logits, labels, fold_of, sides, max_side=64, fixed=0.6)
+    assert result["thresholds"] == [0.6, 0.6, 0.6]
+    # Only small faces whose common-class probability reaches 0.6 (after each fold's temperature).
+    assert result["accepted"].any() and not result["accepted"][sides > 64].any()
+    assert (result["probabilities"][result["accepted"]].max(axis=1) >= 0.6).all()
+
+
 @pytest.fixture(scope="module")
 def gate_and_model(prepared_sample, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gate")

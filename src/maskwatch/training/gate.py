@@ -53,9 +53,11 @@ def choose_threshold(full_probs: np.ndarray, gate_probs: np.ndarray, labels: np.
 
 
 def cross_fitted_cascade(full_logits: np.ndarray, gate_logits: np.ndarray, labels: np.ndarray,
-                         fold_of: np.ndarray, long_sides: np.ndarray, max_side: int) -> dict:
+                         fold_of: np.ndarray, long_sides: np.ndarray, max_side: int, grid=THRESHOLDS,
+                         fixed: float | None = None) -> dict:
     """Out-of-fold logits of both networks (same folds) -> each fold's cascade, scored with
-    temperatures and a threshold fitted on the other folds only.
+    temperatures and a threshold fitted on the other folds only (`fixed`: this threshold for
+    every fold instead, as a shipped rule is checked on a fresh fold split).
 
     Returns probabilities (cascade and full model alone, calibrated), where the gate answered,
     and each fold's threshold (None where no threshold on the grid was free: the gate is off).
@@ -68,8 +70,9 @@ def cross_fitted_cascade(full_logits: np.ndarray, gate_logits: np.ndarray, label
         held, others = fold_of == k, fold_of != k
         t_full = fit_temperature(full_logits[others], labels[others])
         t_gate = fit_temperature(gate_logits[others], labels[others])
-        threshold = choose_threshold(softmax(full_logits[others], t_full), softmax(gate_logits[others], t_gate),
-                                     labels[others], long_sides[others], max_side)
+        threshold = fixed if fixed is not None else choose_threshold(
+            softmax(full_logits[others], t_full), softmax(gate_logits[others], t_gate), labels[others],
+            long_sides[others], max_side, grid)
         thresholds.append(threshold)
         full[held] = softmax(full_logits[held], t_full)
         if threshold is None:
