@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 
-from maskwatch import Classifier
 from maskwatch.data.voc import load_voc_annotation
 from maskwatch.detection.detector import WEIGHTS, Detector, DetectorConfig
 from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, run_detect
@@ -88,10 +87,8 @@ def main() -> None:
         path, _, every = spec.partition(":")
         pipelines[name] = (Detector.load(config=DetectorConfig.from_json(Path(path))), int(every or 1))
     for gate in args.gate:
-        detector = Detector.load(gate=False)
-        detector.classifier = Classifier.load(gate=gate)
         pipelines[f"maskwatch default with the gate {gate} (detect every {DEFAULT_DETECT_EVERY})"] = (
-            detector, DEFAULT_DETECT_EVERY)
+            Detector.load(gate=gate), DEFAULT_DETECT_EVERY)
     photo = crowded_photo()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

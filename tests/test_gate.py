@@ -176,6 +176,7 @@ def test_a_model_of_your_own_gets_no_gate_unless_given_one(gate_and_model):
     gate_path, model_path = gate_and_model
     assert Classifier.load(model_path).gate is None
     assert Classifier.load(model_path, gate=gate_path).gate_rule == GateRule(0.34, 40)
+    assert Detector.load(gate=gate_path).classifier.gate_rule == GateRule(0.34, 40)
     with pytest.raises(ValueError, match="shipped model only"):
         Classifier.load(model_path, gate=True)
     with pytest.raises(FileNotFoundError, match="gate model not found"):

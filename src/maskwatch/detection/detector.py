@@ -106,14 +106,14 @@ class Detector:
 
     @classmethod
     def load(cls, classifier: Path | str | None = None, config: Path | str | DetectorConfig | None = None,
-             threads: int = 0, gate: bool = True) -> Detector:
+             threads: int = 0, gate: bool | Path | str = True) -> Detector:
         """The shipped detector settings and classifier, or the given ones. gate: the shipped
         classifier comes with its gate (Classifier.load); False sends every face to the full
-        classifier."""
+        classifier; a path puts that exported gate in front of it."""
         if not isinstance(config, DetectorConfig):
             config = DetectorConfig.from_json(Path(config or SHIPPED_CONFIG))
         return cls(build_face_finder(config, threads),
-                   Classifier.load(classifier, threads=threads, gate=None if gate else False), config)
+                   Classifier.load(classifier, threads=threads, gate=None if gate is True else gate), config)
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""
