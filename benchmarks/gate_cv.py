@@ -76,6 +76,11 @@ def main() -> None:
           + " / ".join(f"{accepted[fold_of == k].mean():.3f}" for k in range(int(fold_of.max()) + 1))
           + f"); errors among them: gate {int((result['probabilities'][accepted].argmax(1) != labels[accepted]).sum())},"
           f" full model {int((result['full'][accepted].argmax(1) != labels[accepted]).sum())}")
+    # The gate never answers the rare class, so each wrongly worn face it answers is taken from the
+    # full model: an upper bound on the rare-class recall it can cost, whichever classifier is behind it.
+    taken = accepted & (labels == RARE)
+    print(f"  wrongly worn faces the gate answered: {int(taken.sum())} of {int((labels == RARE).sum())}"
+          f" (the full model alone catches {int((result['full'][taken].argmax(1) == RARE).sum())} of them)")
     pairs = [(full, gate)] + [_pair(*pair) for pair in args.pool]
     for k, (other, _) in enumerate(pairs[1:]):
         if not (np.array_equal(other["labels"], labels) and np.array_equal(other["sides"], full["sides"])):
