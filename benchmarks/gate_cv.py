@@ -77,10 +77,12 @@ def main() -> None:
           + f"); errors among them: gate {int((result['probabilities'][accepted].argmax(1) != labels[accepted]).sum())},"
           f" full model {int((result['full'][accepted].argmax(1) != labels[accepted]).sum())}")
     # The gate never answers the rare class, so each wrongly worn face it answers is taken from the
-    # full model: an upper bound on the rare-class recall it can cost, whichever classifier is behind it.
+    # full model. At a fixed --threshold that bounds the rare-class recall the gate can cost behind
+    # any classifier; those of them the full model alone catches are the ones lost here.
     taken = accepted & (labels == RARE)
     print(f"  wrongly worn faces the gate answered: {int(taken.sum())} of {int((labels == RARE).sum())}"
-          f" (the full model alone catches {int((result['full'][taken].argmax(1) == RARE).sum())} of them)")
+          f" (the full model alone catches {int((result['full'][taken].argmax(1) == RARE).sum())} of them:"
+          " these are lost)")
     pairs = [(full, gate)] + [_pair(*pair) for pair in args.pool]
     for k, (other, _) in enumerate(pairs[1:]):
         if not (np.array_equal(other["labels"], labels) and np.array_equal(other["sides"], full["sides"])):

@@ -69,8 +69,9 @@ class Classifier:
 
     With a gate (an exported model whose metadata holds a GateRule), small faces go to the
     gate first and only those it is unsure of reach this model: with the shipped pair,
-    2.5-2.9x the crops/s, and in cross-validation nearly the same answers (the rule is chosen on
-    held-out faces; see BENCHMARKS.md, section 2, rounds seven and eight).
+    2.5-3.0x the crops/s, and in cross-validation nearly the same answers (the rule is chosen on
+    held-out faces; on fresh fold splits it lost 3 of 256 wrongly worn masks caught; see
+    BENCHMARKS.md, section 2, rounds seven to nine).
     """
 
     def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None) -> None:
