@@ -23,7 +23,7 @@ import numpy as np
 
 from maskwatch import Classifier
 from maskwatch.classifier import SHIPPED_GATE
-from maskwatch.data.crops import model_input
+from maskwatch.data.crops import crop_face
 from maskwatch.data.voc import load_voc_annotation
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "face-mask-detection"
@@ -46,8 +46,8 @@ def face_crops(data: Path, n: int) -> list[np.ndarray]:
 
 
 def model_inputs(classifier: Classifier, crops: list[np.ndarray]) -> list[np.ndarray]:
-    """Each crop as the classifier feeds it (resized, and shrunk where the model routes small faces)."""
-    return [model_input(c, (0, 0, c.shape[1], c.shape[0]), classifier.spec) for c in crops]
+    """Each crop as the classifier feeds it (resized to its crop size)."""
+    return [crop_face(c, (0, 0, c.shape[1], c.shape[0]), classifier.spec) for c in crops]
 
 
 def time_model_only(classifier: Classifier, groups: list[np.ndarray]) -> float:
@@ -111,7 +111,7 @@ def main() -> None:
 def _gate_share(clf: Classifier, crops: list[np.ndarray]) -> float:
     """The share of `crops` whose answer the gate gives."""
     spec = replace(clf.gate.spec, margin=0.0)  # exact crops, as Classifier.predict feeds them
-    probs = clf.gate.probabilities_of([model_input(c, (0, 0, c.shape[1], c.shape[0]), spec) for c in crops])
+    probs = clf.gate.probabilities_of([crop_face(c, (0, 0, c.shape[1], c.shape[0]), spec) for c in crops])
     return float(clf.gate_rule.accepts(probs, np.array([max(c.shape[:2]) for c in crops])).mean())
 
 

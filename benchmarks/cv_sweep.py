@@ -11,7 +11,7 @@ so OUT/<name>-seed<S>/ holds the cv.json, cv.txt and oof-logits.npz that `maskwa
 writes. PLAN.json is a list of candidates, run in the order given (put the ones that decide
 something first: a deadline skips the jobs not yet started):
 
-    [{"name": "today", "seeds": [1]}, {"name": "N", "seeds": [1], "train": {"nose_aux": 1.0}}]
+    [{"name": "today", "seeds": [1]}, {"name": "R", "seeds": [1], "train": {"rendered": 0.25}}]
 
 "train" overrides TrainConfig fields of the recipe of "model" (default effnet-lite0).
 `--seed S` of `maskwatch cv` sets both the folds and the training seed; so does a plan's seed here.

@@ -66,16 +66,6 @@ def test_train_refuses_a_split_of_other_faces(prepared_sample, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_rare_class_options_train_and_are_recorded(prepared_sample, tmp_path):
-    cfg = TrainConfig(epochs=3, seed=1, augment=True, balance="drw", degrade=0.3, synthetic_incorrect=0.1)
-    run = train_run(prepared_sample, tmp_path / "rare", cfg, progress=False)
-    config = json.loads((run / "config.json").read_text())
-    assert config["train"]["balance"] == "drw" and config["train"]["synthetic_incorrect"] == 0.1
-    with open(run / "history.csv") as fh:
-        history = list(csv.DictReader(fh))
-    assert len(history) == 3 and all(np.isfinite(float(h["train_loss"])) for h in history)
-
-
 def test_the_larger_backbone_trains_and_reloads_as_trained(prepared_sample, tmp_path):
     import torch
 
@@ -90,43 +80,3 @@ def test_the_larger_backbone_trains_and_reloads_as_trained(prepared_sample, tmp_
     with torch.no_grad():
         assert model(pixels).shape == (2, 3)
         assert not torch.allclose(model(pixels), fresh(pixels))  # the trained weights, not a fresh net
-
-
-def test_mixup_trains_repeatably_and_changes_what_is_learned(prepared_sample, tmp_path):
-    import torch
-
-    def weights(name, **kw):
-        run = train_run(prepared_sample, tmp_path / name, TrainConfig(model="seed-cnn", epochs=1, seed=0, **kw),
-                        progress=False)
-        assert json.loads((run / "config.json").read_text())["train"]["mixup"] == kw.get("mixup", 0.0)
-        return load_model(run)[0].state_dict()
-
-    plain, mixed, again = weights("plain"), weights("mixed", mixup=0.4), weights("again", mixup=0.4)
-    assert all(torch.equal(mixed[k], again[k]) for k in mixed)
-    assert not all(torch.equal(mixed[k], plain[k]) for k in mixed)
-
-
-@pytest.mark.parametrize("kwargs, message", [({"mixup": -0.1}, "mixup must be"),
-                                             ({"mixup": 0.2, "distill": 0.5, "teachers": ("T",)}, "not supported")])
-def test_bad_mixup_settings_are_refused_by_name(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        TrainConfig(**kwargs)
-
-
-def test_mixup_blends_faces_and_their_labels_alike():
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-
-    from maskwatch.training.train import blended_loss, mix_batch
-
-    x = torch.rand(6, 3, 8, 8) * 255
-    labels = torch.tensor([0, 1, 2, 0, 1, 2])
-    mixed, weight, partner = mix_batch(x, 0.4, np.random.default_rng(3), torch.Generator().manual_seed(3))
-    assert 0 < weight < 1 and sorted(partner.tolist()) == list(range(6))
-    torch.testing.assert_close(mixed, weight * x + (1 - weight) * x[partner])
-    # Blending the two cross-entropies is cross-entropy against the blended one-hot labels.
-    logits = torch.randn(6, 3)
-    soft = weight * F.one_hot(labels, 3).float() + (1 - weight) * F.one_hot(labels[partner], 3).float()
-    expected = -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
-    torch.testing.assert_close(blended_loss(lambda y: F.cross_entropy(logits, y), labels, weight, partner), expected)

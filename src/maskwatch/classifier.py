@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from maskwatch.data.crops import CropSpec, model_input
+from maskwatch.data.crops import CropSpec, crop_face
 from maskwatch.faces import CLASSES, Face
 from maskwatch.runtime import cpu_session
 
@@ -150,8 +150,7 @@ class Classifier:
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """N x S x S x C uint8 prepared crops (S: the spec's size or small_size) -> N x 3
-        calibrated probabilities."""
+        """N x S x S x C uint8 prepared crops (S: the spec's size) -> N x 3 calibrated probabilities."""
         side = batch.shape[1]
         x = np.ascontiguousarray(batch.reshape(len(batch), side, side, -1).transpose(0, 3, 1, 2),
                                  dtype=np.float32)
@@ -161,16 +160,10 @@ class Classifier:
         return e / e.sum(axis=1, keepdims=True)
 
     def probabilities_of(self, inputs: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """Model inputs of mixed sides (spec.size or small_size, as model_input makes them) ->
-        N x 3 calibrated probabilities, in the same order."""
-        # One batch holds one input side: small faces and large ones go through separately.
+        """Prepared crops (as crop_face makes them) -> N x 3 calibrated probabilities, in batches."""
         probs = np.zeros((len(inputs), len(CLASSES)), dtype=np.float32)
-        sides = np.array([x.shape[0] for x in inputs])
-        for side in np.unique(sides):
-            rows = np.flatnonzero(sides == side)
-            for i in range(0, len(rows), batch_size):
-                part = rows[i:i + batch_size]
-                probs[part] = self.probabilities(np.stack([inputs[j] for j in part]))
+        for i in range(0, len(inputs), batch_size):
+            probs[i:i + batch_size] = self.probabilities(np.stack(inputs[i:i + batch_size]))
         return probs
 
     def _probabilities_at(self, faces: list[tuple[np.ndarray, tuple]], batch_size: int,
@@ -190,13 +183,13 @@ class Classifier:
             if len(small):
                 gate_spec = spec_of(self.gate)
                 gate_probs = self.gate.probabilities_of(
-                    [model_input(faces[i][0], faces[i][1], gate_spec) for i in small], batch_size)
+                    [crop_face(faces[i][0], faces[i][1], gate_spec) for i in small], batch_size)
                 accepted = self.gate_rule.accepts(gate_probs, long_sides[small])
                 probs[small[accepted]] = gate_probs[accepted]
                 rest = np.setdiff1d(rest, small[accepted])
         if len(rest):
             spec = spec_of(self)
-            probs[rest] = self.probabilities_of([model_input(faces[i][0], faces[i][1], spec) for i in rest],
+            probs[rest] = self.probabilities_of([crop_face(faces[i][0], faces[i][1], spec) for i in rest],
                                                 batch_size)
         return probs
 

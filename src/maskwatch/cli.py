@@ -102,32 +102,50 @@ def split(
     typer.echo(f"split by {by}: {int((~is_val).sum())} train, {int(is_val.sum())} validation faces -> {target}")
 
 
+@app.command()
+def render(
+    work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare` (colour crops).")],
+    data: Annotated[Optional[Path], typer.Option(help="The dataset the work folder was prepared from (default: the one prepare.json names).")] = None,
+    per_face: Annotated[int, typer.Option(help="Renders per bare face, half with the mask worn right.")] = 4,
+    seed: Annotated[int, typer.Option()] = 0,
+    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
+) -> None:
+    """Draw masks, worn right and wrongly, on every bare face of a work folder: WORK/rendered.npz
+    (train with --rendered SHARE)."""
+    _need("render", "train", ("torch",))
+    import json
+
+    from maskwatch.data.prepare import PrepareError, read_faces_csv
+    from maskwatch.training.masks import render_work
+
+    try:
+        meta = json.loads((work / "prepare.json").read_text())
+        rows = read_faces_csv(work / "faces.csv")
+    except (OSError, ValueError, PrepareError) as err:
+        _fail(f"{work}: not a prepared work folder ({err}); run `maskwatch prepare`")
+    crop = meta["crop"]
+    if crop.get("grey") or crop.get("margin"):
+        _fail(f"{work}: renders are colour crops of exactly the box; prepare with --colour --margin 0")
+    data = data or Path(meta["data"])
+    if not (data / "images").is_dir():
+        _fail(f"{data}: no images/ folder; pass the dataset with --data")
+    if per_face < 2:
+        _fail(f"--per-face must be at least 2 (one worn right, one wrongly), got {per_face}")
+    renders = render_work(rows, data, crop["size"], per_face=per_face, seed=seed, progress=progress)
+    renders.save(work / "rendered.npz")
+    typer.echo(f"{len(renders.labels)} renders of {len(set(renders.sources))} bare faces -> {work}/rendered.npz")
+
+
 Model = Annotated[str, typer.Option(help="Architecture: effnet-lite0 (default), effnet-lite1 (larger), seed-cnn (the study's) or gate-cnn (the seed CNN with batch normalisation, for a gate).")]
 Epochs = Annotated[Optional[int], typer.Option(help="Epochs (default: the model's recipe).")]
 BatchSize = Annotated[Optional[int], typer.Option(help="Batch size (default: the model's recipe).")]
 LearningRate = Annotated[Optional[float], typer.Option(help="Learning rate, peak rate with onecycle (default: recipe).")]
 Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, light jitter (default: recipe).")]
-Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)), 'inverse' (1/freq) or 'drw' (sqrt, then inverse for the last third of the epochs) (default: recipe).")]
-Degrade = Annotated[Optional[float], typer.Option(help="Share of crops shrunk to 8-40 px and blown back up, as far cameras see faces (default: recipe).")]
-Synthetic = Annotated[Optional[float], typer.Option("--synthetic-incorrect", help="Wrongly worn masks made from a bare face's nose and a masked face's mask, as a share of each batch (default: recipe).")]
-SmallInput = Annotated[Optional[int], typer.Option(help="Input side for faces whose box fits in it (their crop shrunk to it; about half the cost); 0 = every face at the crop size (default: recipe).")]
-NoseAux = Annotated[Optional[float], typer.Option(help="Weight of an auxiliary 'nose visible' output (bare and wrongly worn faces against masked ones), trained beside the classes and dropped after training; 0 = off (default: recipe).")]
-Focal = Annotated[Optional[float], typer.Option(help="Focal loss exponent gamma: hard faces weigh more; 0 = cross-entropy (default: recipe).")]
+Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)) or 'inverse' (1/freq) (default: recipe).")]
+Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
 Gate = Annotated[bool, typer.Option(help="Let the shipped gate answer the small faces it is sure of first; --no-gate sends every face to the full classifier. A classifier of your own runs without the gate.")]
-Mixup = Annotated[Optional[float], typer.Option(help="Mixup: blend each batch with a shuffled copy at a Beta(a, a) weight, labels alike; 0 = off (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
-Teacher = Annotated[Optional[list[Path]], typer.Option("--teacher", help="A model to distil from (repeatable): a run folder, or for `cv` a `cv --save-models` folder with the same folds, whose fold-K model teaches fold K.")]
-Distill = Annotated[Optional[float], typer.Option(help="Weight of the teachers' probabilities in the loss, 0-1 (default with --teacher: 0.5).")]
-DistillTemperature = Annotated[Optional[float], typer.Option(help="Temperature at which teacher and student probabilities are compared (default: 2).")]
 Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
-
-
-def _distillation(teachers: list[Path] | None, weight: float | None, temperature: float | None) -> dict:
-    """TrainConfig fields for the distillation options: teachers bring a default weight of 0.5."""
-    if teachers and weight is None:
-        weight = 0.5
-    return {"teachers": tuple(str(t) for t in teachers) if teachers else None,
-            "distill": weight, "distill_temperature": temperature}
 
 
 @app.command()
@@ -141,15 +159,7 @@ def train(
     augment: Augment = None,
     balance: Balance = None,
     schedule: Schedule = None,
-    degrade: Degrade = None,
-    synthetic_incorrect: Synthetic = None,
-    small_input: SmallInput = None,
-    nose_aux: NoseAux = None,
-    focal: Focal = None,
-    mixup: Mixup = None,
-    teacher: Teacher = None,
-    distill: Distill = None,
-    distill_temperature: DistillTemperature = None,
+    rendered: Rendered = None,
     seed: Annotated[int, typer.Option()] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     device: Device = "cpu",
@@ -162,10 +172,7 @@ def train(
 
     try:
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
-                        balance=balance, schedule=schedule, degrade=degrade,
-                        synthetic_incorrect=synthetic_incorrect, small_input=small_input,
-                        nose_aux=nose_aux, focal=focal, mixup=mixup,
-                        **_distillation(teacher, distill, distill_temperature))
+                        balance=balance, schedule=schedule, rendered=rendered)
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -206,15 +213,7 @@ def cv(
     augment: Augment = None,
     balance: Balance = None,
     schedule: Schedule = None,
-    degrade: Degrade = None,
-    synthetic_incorrect: Synthetic = None,
-    small_input: SmallInput = None,
-    nose_aux: NoseAux = None,
-    focal: Focal = None,
-    mixup: Mixup = None,
-    teacher: Teacher = None,
-    distill: Distill = None,
-    distill_temperature: DistillTemperature = None,
+    rendered: Rendered = None,
     seed: Annotated[int, typer.Option()] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     device: Device = "cpu",
@@ -230,10 +229,7 @@ def cv(
 
     try:
         cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
-                           seed=seed, augment=augment, balance=balance, schedule=schedule, degrade=degrade,
-                           synthetic_incorrect=synthetic_incorrect, small_input=small_input,
-                           nose_aux=nose_aux, focal=focal, mixup=mixup,
-                           **_distillation(teacher, distill, distill_temperature))
+                           seed=seed, augment=augment, balance=balance, schedule=schedule, rendered=rendered)
         work = data
         if not (data / "prepare.json").is_file():
             work = out / "work"

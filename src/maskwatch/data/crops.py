@@ -16,47 +16,18 @@ class CropSpec:
     margin: context added around the box on each side, as a fraction of the box's side
         (0 = exactly the box).
     grey: drop colour (the crop keeps 1 channel).
-    small_size: where not 0, a face whose patch (box plus margin) fits in small_size px on both
-        sides reaches the model as its size-px crop shrunk to small_size px: such a face holds
-        no more detail than that, and the network costs about half as much (0 = always size).
     """
 
     size: int = 64
     margin: float = 0.0
     grey: bool = False
-    small_size: int = 0
-
-    def __post_init__(self) -> None:
-        if self.small_size and not 16 <= self.small_size < self.size:
-            raise ValueError(f"small_size must be 0 or between 16 and the crop size {self.size}, "
-                             f"got {self.small_size}")
 
     @property
     def channels(self) -> int:
         return 1 if self.grey else 3
 
     def to_dict(self) -> dict:
-        extra = {"small_size": self.small_size} if self.small_size else {}
-        return {"size": self.size, "margin": self.margin, "grey": self.grey, **extra}
-
-    def input_size(self, box_w: float, box_h: float) -> int:
-        """The side at which a face with this box reaches the model (see small_size)."""
-        patch = max(box_w, box_h) * (1 + 2 * self.margin)
-        return self.small_size if self.small_size and patch <= self.small_size else self.size
-
-
-def fit_input(crop: np.ndarray, side: int) -> np.ndarray:
-    """A size-px crop shrunk to `side` px by area averaging: the small-face path, the same in
-    training, cross-validation and serving."""
-    if crop.shape[0] == side:
-        return crop
-    out = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
-    return out.reshape(side, side, *crop.shape[2:])
-
-
-def model_input(image: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:
-    """What the network sees of the face at `box`: its crop, at the side spec.input_size gives it."""
-    return fit_input(crop_face(image, box, spec), spec.input_size(box[2] - box[0], box[3] - box[1]))
+        return {"size": self.size, "margin": self.margin, "grey": self.grey}
 
 
 def crop_face(image: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:

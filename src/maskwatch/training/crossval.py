@@ -13,10 +13,9 @@ from maskwatch.data.split import grouped_folds
 from maskwatch.faces import CLASSES
 from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
 from maskwatch.training.dataset import CropDataset
-from maskwatch.training.distill import resolve_teachers
 from maskwatch.training.evaluate import classification_metrics, format_recall_by_size, recall_by_size
 from maskwatch.data.split import write_split_csv
-from maskwatch.training.train import TrainConfig, fit, model_spec, predict_crops, run_config, write_run
+from maskwatch.training.train import TrainConfig, fit, predict_crops, run_config, write_run
 
 
 def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: int = 0,
@@ -52,9 +51,8 @@ def run_fold(data: CropDataset, cfg: TrainConfig, train_idx: np.ndarray, val_idx
     Folds are independent, so they may run in separate processes (benchmarks/cv_sweep.py) and be
     put together by assemble_cv.
     """
-    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device,
-                  teachers=resolve_teachers(cfg.teachers, fold=fold))
-    spec = model_spec(data.spec, cfg)  # the crop spec the fold models are served with
+    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)
+    spec = data.spec
     if save_dir is not None:
         is_val = np.zeros(len(data), dtype=bool)
         is_val[val_idx] = True
@@ -63,10 +61,10 @@ def run_fold(data: CropDataset, cfg: TrainConfig, train_idx: np.ndarray, val_idx
                                    "train": len(train_idx), "val": len(val_idx)})
         write_run(Path(save_dir) / f"fold-{fold}", trained, config, data,
                   lambda path: write_split_csv(path, data.face_ids, is_val, by="photo", seed=seed))
-    held_out, held_sides = data.images[val_idx], data.long_sides[val_idx]
+    held_out = data.images[val_idx]
     return {"fold": fold, "val_idx": np.asarray(val_idx), "train_seconds": round(trained.seconds, 1),
-            "logits": predict_crops(trained.model, held_out, held_sides, spec),
-            "flip": predict_crops(trained.model, held_out, held_sides, spec, flip=True)}
+            "logits": predict_crops(trained.model, held_out),
+            "flip": predict_crops(trained.model, held_out, flip=True)}
 
 
 def assemble_cv(data: CropDataset, cfg: TrainConfig, fold_results: list[dict], seed: int,
@@ -85,7 +83,7 @@ def assemble_cv(data: CropDataset, cfg: TrainConfig, fold_results: list[dict], s
     if (fold_of < 0).any():
         raise ValueError(f"{int((fold_of < 0).sum())} faces are in no held-out fold; the folds are incomplete")
     result = {
-        "model": cfg.model, "train": cfg.__dict__, "crop": model_spec(data.spec, cfg).to_dict(),
+        "model": cfg.model, "train": cfg.__dict__, "crop": data.spec.to_dict(),
         "folds": len(per_fold), "seed": seed, "faces": len(data),
         "split": "per-photo, class-stratified (StratifiedGroupKFold)",
         "per_fold": per_fold,

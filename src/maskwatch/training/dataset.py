@@ -18,7 +18,7 @@ from maskwatch.faces import CLASSES
 class CropDataset:
     """images: N x H x W x C uint8 (BGR or grey, C=1); labels: N class indices;
     sides: N short sides of the faces' boxes in the photo, in pixels (for size-binned metrics);
-    long_sides: N long sides (which input size a face gets, CropSpec.input_size)."""
+    long_sides: N long sides (a gate answers faces up to a long side)."""
 
     work: Path
     spec: CropSpec

@@ -60,7 +60,6 @@ def format_recall_by_size(table: dict) -> str:
 def evaluate_run(run: Path) -> dict:
     """Write run/metrics.json and run/confusion.png for the run's validation faces."""
     from maskwatch.training.plots import plot_confusion
-    from maskwatch.data.crops import CropSpec
     from maskwatch.training.train import load_model, predict_crops
 
     run = Path(run)
@@ -70,7 +69,7 @@ def evaluate_run(run: Path) -> dict:
     val_idx = np.array([i for i, f in enumerate(data.face_ids) if assignment.get(f) == "val"])
     if len(val_idx) == 0:
         raise ValueError(f"{run / 'split.csv'}: no validation faces to evaluate on")
-    logits = predict_crops(model, data.images[val_idx], data.long_sides[val_idx], CropSpec(**config["crop"]))
+    logits = predict_crops(model, data.images[val_idx])
     y_true = data.labels[val_idx]
     metrics = classification_metrics(y_true, logits.argmax(1))
     metrics["recall_by_size"] = recall_by_size(y_true, logits.argmax(1), data.sides[val_idx])

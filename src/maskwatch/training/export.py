@@ -35,8 +35,7 @@ def export_onnx(run: Path, out: Path, gate: GateRule | None = None) -> Path:
     example = torch.zeros(1, channels, crop["size"], crop["size"])
     with atomic_path(out, suffix=".onnx") as tmp:
         torch.onnx.export(model, (example,), str(tmp), input_names=["pixels"], output_names=["logits"],
-                          dynamic_axes={"pixels": {0: "batch"} | ({2: "side", 3: "side"} if crop.get("small_size") else {}),
-                                        "logits": {0: "batch"}},
+                          dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
                           opset_version=17, dynamo=False)
         proto = onnx.load(str(tmp))
         info = {"model": config["model"], "classes": config["classes"], "crop": crop,

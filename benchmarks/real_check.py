@@ -1,0 +1,126 @@
+"""The real-world check: the shipped pipeline (or a candidate) on photos and clips from outside
+the training data. Evaluation only: nothing here trains, fits or chooses a threshold.
+
+    python benchmarks/real_check.py photos ../shared/datasets/real-check [--classifier M.onnx] [--no-gate]
+    python benchmarks/real_check.py clips ../shared/datasets/real-clips [--classifier M.onnx]
+
+Photos: one folder per true class; each photo's main face is the one the detector scores
+highest (as a user's "who is this photo of"). Per class: how often the main face gets each
+label, `unassessable` or no face at all, with Wilson 95 % intervals.
+Clips: each tracked person's voted label and, per clip, the frames whose faces are called each
+label. A video is read with the same loop `maskwatch detect` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import cv2
+
+from maskwatch import Detector
+from maskwatch.faces import CLASSES
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+OUTCOMES = (*CLASSES, "unassessable", "no face")
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of k successes in n trials."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def main_face_outcome(detector: Detector, path: Path) -> tuple[str, dict]:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    faces = detector.detect(image)
+    if not faces:
+        return "no face", {}
+    main = max(faces, key=lambda f: f.score)
+    return main.label or "unassessable", {"box": [round(v) for v in main.box], "score": round(main.score, 3),
+                                          "probabilities": [round(p, 3) for p in main.probabilities or ()]}
+
+
+def check_photos(detector: Detector, root: Path) -> dict:
+    out = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        counts, rows = Counter(), []
+        for path in photos:
+            outcome, detail = main_face_outcome(detector, path)
+            counts[outcome] += 1
+            rows.append({"photo": path.name, "outcome": outcome, **detail})
+        n = len(photos)
+        out[folder.name] = {"photos": n, "counts": {o: counts[o] for o in OUTCOMES},
+                            "right": counts[folder.name], "right_ci": wilson(counts[folder.name], n),
+                            "found": n - counts["no face"], "found_ci": wilson(n - counts["no face"], n),
+                            "rows": rows}
+    return out
+
+
+def check_clip(detector: Detector, clip: Path) -> dict:
+    from maskwatch.video.pipeline import run_detect
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_detect(str(clip), Path(tmp), detector, save_media=False, progress=False)
+        lines = [json.loads(line) for line in (Path(tmp) / "detections.jsonl").read_text().splitlines()]
+    frame_labels = Counter(f.get("label") for line in lines for f in line.get("faces", []))
+    people = result.summary.get("people", [])
+    return {"frames": result.frames, "people": len(people),
+            "voted": dict(Counter(p["label"] for p in people)),
+            "people_10_frames_or_more": [{"track_id": p["track_id"], "label": p["label"], "frames": p["frames"]}
+                                         for p in people if p["frames"] >= 10],
+            "face_labels_per_frame": dict(frame_labels)}
+
+
+def print_photos(report: dict) -> None:
+    print(f"{'true class':24s} {'photos':>6s} " + " ".join(f"{o[:12]:>12s}" for o in OUTCOMES)
+          + "   right (95 % CI)        found (95 % CI)")
+    for name, r in report.items():
+        lo, hi = r["right_ci"]
+        flo, fhi = r["found_ci"]
+        print(f"{name:24s} {r['photos']:6d} " + " ".join(f"{r['counts'][o]:12d}" for o in OUTCOMES)
+              + f"   {r['right'] / r['photos']:.3f} ({lo:.3f}-{hi:.3f})   "
+              f"{r['found'] / r['photos']:.3f} ({flo:.3f}-{fhi:.3f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("photos", "clips"))
+    parser.add_argument("root", type=Path, help="real-check (class folders) or real-clips (*.mp4)")
+    parser.add_argument("--classifier", type=Path, help="a candidate classifier .onnx (default: shipped)")
+    parser.add_argument("--detector", type=Path, help="a detector settings .json (default: shipped)")
+    parser.add_argument("--no-gate", action="store_true", help="every face to the full classifier")
+    parser.add_argument("--json", type=Path, help="also write the whole report, per photo, here")
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        parser.error(f"{args.root}: no such folder")
+    detector = Detector.load(args.classifier, args.detector, gate=False if args.no_gate else True)
+    if args.what == "photos":
+        report = check_photos(detector, args.root)
+        print_photos(report)
+    else:
+        report = {clip.name: check_clip(detector, clip) for clip in sorted(args.root.glob("*.mp4"))}
+        for name, r in report.items():
+            print(f"{name}: {r['frames']} frames, {r['people']} people, voted {r['voted']}; "
+                  f"faces per frame label {r['face_labels_per_frame']}")
+            for p in r["people_10_frames_or_more"]:
+                print(f"  person {p['track_id']}: {p['label']} over {p['frames']} frames")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
