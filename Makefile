@@ -38,8 +38,9 @@ demo: setup
 	@echo "The dashboard on a demo site of two cameras (clips of the sample), at http://127.0.0.1:8000/:"
 	@echo "  $(MASKWATCH) run --config examples/demo-site.yaml"
 
+# Every tier (slow, system, ray); plain `.venv/bin/pytest` runs the fast unit tests only.
 test: setup ray-extra browser rtsp mqtt-broker postgres
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m ""
 
 # What the tests need outside .venv, installed system-wide and only when missing: Debian's
 # chromium, which the dashboard tests drive (Playwright's own browser download does not work

@@ -22,6 +22,26 @@ def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, tup
     return "".join(parts)
 
 
+# Test tiers. `pytest` alone runs the fast unit tests; `pytest -m ""` (what `make test` and CI
+# run) runs everything. A test is `system` when it starts a real server or browser (its fixture
+# says so), `ray` when it starts Ray, `slow` when it trains a network or builds a venv.
+SYSTEM_FIXTURES = {"rtsp_server", "broker", "postgres", "page"}
+RAY_MODULES = {"test_ray_batch", "test_ray_serve", "test_ray_site"}
+SLOW_MODULES = {"test_train", "test_cv", "test_cv_sweep", "test_gate", "test_onnx", "test_cli", "test_masks",
+                "test_base_install", "test_own_detector", "test_detection"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.system)
+        if module in RAY_MODULES:
+            item.add_marker(pytest.mark.ray)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE
