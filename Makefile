@@ -32,8 +32,11 @@ $(VENV)/.installed-ray: $(VENV)/.installed
 demo: setup
 	$(MASKWATCH) study $(SAMPLE) --out $(DEMO_OUT)/study
 	$(MASKWATCH) detect $(SAMPLE)/images --out $(DEMO_OUT)/detect --quiet
+	$(VENV)/bin/python -m maskwatch.demo $(SAMPLE) $(DEMO_OUT)/clips
 	@echo "The study's report: $(DEMO_OUT)/study/report.html"
 	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
+	@echo "The dashboard on a demo site of two cameras (clips of the sample), at http://127.0.0.1:8000/:"
+	@echo "  $(MASKWATCH) run --config examples/demo-site.yaml"
 
 test: setup ray-extra browser rtsp mqtt-broker postgres
 	$(VENV)/bin/pytest
