@@ -8,7 +8,7 @@ MASKWATCH := $(VENV)/bin/maskwatch
 SAMPLE := sample/face-mask-detection
 DEMO_OUT := demo-output
 
-.PHONY: setup ray-extra demo test browser rtsp mqtt-broker postgres bench-venv clean
+.PHONY: setup ray-extra demo test docs browser rtsp mqtt-broker postgres bench-venv clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,17 @@ demo: setup
 # Every tier (slow, system, ray); plain `.venv/bin/pytest` runs the fast unit tests only.
 test: setup ray-extra browser rtsp mqtt-broker postgres
 	$(VENV)/bin/pytest -m ""
+
+# The documentation site (mkdocs-material) in build/docs: docs/, README.md, BENCHMARKS.md and the
+# model card; --strict (mkdocs.yml) fails on any broken link. Not part of `make test`.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	@echo "The documentation site: build/docs/index.html"
+
+$(VENV)/.installed-docs: pyproject.toml
+	[ -x $(PIP) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -c constraints.txt -e '.[docs]'
+	touch $@
 
 # What the tests need outside .venv, installed system-wide and only when missing: Debian's
 # chromium, which the dashboard tests drive (Playwright's own browser download does not work
