@@ -38,8 +38,9 @@ class FrameProcessor:
         # With a tracker, ask the detector for its unsure faces too (down to the tracker's low_score):
         # they may continue a track through a blurred or half-hidden frame, never start one.
         self._detect_options = {}
-        if tracker is not None and "min_score" in inspect.signature(detector.detect).parameters:
-            self._detect_options = {"min_score": tracker.low_score}
+        low_score = getattr(tracker, "low_score", None)
+        if low_score is not None and "min_score" in inspect.signature(detector.detect).parameters:
+            self._detect_options = {"min_score": low_score}
 
     def _detect(self, image) -> list[Face]:
         faces = self.detector.detect(image, **self._detect_options)

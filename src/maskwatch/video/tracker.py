@@ -24,7 +24,7 @@ counted apart and never in a compliance rate (docs/tracking.md says why these nu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -228,8 +228,8 @@ class FaceTracker:
         cov = np.stack([t.cov for t in self.active])
         steps = np.maximum(timestamp - np.array([t.state_time for t in self.active]), 0.0) * REFERENCE_FPS
         mean, cov = kalman_predict(mean, cov, steps)
-        for i, track in enumerate(self.active):
-            track.mean, track.cov, track.state_time = mean[i], cov[i], timestamp
+        for track, track_mean, track_cov in zip(self.active, mean, cov):
+            track.mean, track.cov, track.state_time = track_mean, track_cov, timestamp
 
     def _associate(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], least: float,
                    matched: dict[int, Track]) -> list[Track]:
@@ -265,27 +265,33 @@ class FaceTracker:
             if i not in matched:
                 matched[i] = self._new_track(boxes[i], timestamp)
         rows = sorted(matched)
+        out, seen = [], set()
         if rows:
             tracks = [matched[i] for i in rows]
             mean, cov = kalman_update(np.stack([t.mean for t in tracks]), np.stack([t.cov for t in tracks]),
                                       to_cxcywh(boxes[rows]))
+            # Every matched face's class probabilities at once (zeros for a face not classified).
+            probs = np.array([faces[i].probabilities or (0.0,) * len(CLASSES) for i in rows], np.float64)
+            large = np.minimum(boxes[rows, 2] - boxes[rows, 0], boxes[rows, 3] - boxes[rows, 1]) >= self.min_face_px
+            large &= probs.any(1)
+            votes = np.stack([t.probability_sum for t in tracks]) + probs
+            evidence = np.stack([t.evidence_sum for t in tracks]) + probs * large[:, None]
+            totals = votes.sum(1, keepdims=True)
+            shares = np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0).tolist()
+            winners = votes.argmax(1).tolist()
+            voted = (totals[:, 0] > 0).tolist()
             for j, (i, track) in enumerate(zip(rows, tracks)):
+                face = faces[i]
+                seen.add(id(track))
                 track.mean, track.cov = mean[j], cov[j]
-        out, seen = [], set()
-        for i in rows:
-            track, face = matched[i], faces[i]
-            seen.add(id(track))
-            track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
-            track.detections += 1
-            if face.probabilities is not None:
-                probabilities = np.asarray(face.probabilities, np.float64)
-                track.probability_sum += probabilities
-                if min(face.width, face.height) >= self.min_face_px:
-                    track.evidence_sum += probabilities
-                    track.evidence += 1
-            self._count_hit(track)
-            out.append(replace(face, track_id=track.track_id, label=track.label or face.label,
-                               probabilities=track.probabilities if track.label else face.probabilities))
+                track.probability_sum, track.evidence_sum = votes[j], evidence[j]
+                track.evidence += int(large[j])
+                track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
+                track.detections += 1
+                self._count_hit(track)
+                out.append(Face(box=face.box, label=CLASSES[winners[j]] if voted[j] else face.label,
+                                probabilities=tuple(shares[j]) if voted[j] else face.probabilities,
+                                score=face.score, track_id=track.track_id))
         still = []
         for track in self.active:
             if id(track) in dropped:
