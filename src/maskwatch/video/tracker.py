@@ -31,7 +31,7 @@ import numpy as np
 from maskwatch.detection.boxes import iou_matrix
 from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face
 
-try:  # scipy is in the train and serve extras, not the base install
+try:  # scipy comes with the train extra (scikit-learn); the base install matches best pair first
     from scipy.optimize import linear_sum_assignment
 except ImportError:  # pragma: no cover - exercised only on a bare install
     linear_sum_assignment = None
@@ -192,6 +192,7 @@ class FaceTracker:
         low_score to high_score only continue one; faces under low_score are ignored. Faces
         without a score (annotations) count as confident. 0.4 is the shipped detector's cut-off.
     lost_after: seconds a track survives without a match (a face turned away, a passer-by).
+    tentative_misses: detections a track seen only once may miss before it is dropped as noise.
     min_hits: frames (detected or carried) a track needs, besides two detections, to be a person.
     min_face_px, min_evidence: the decision rule (see the module docstring).
 
@@ -201,8 +202,9 @@ class FaceTracker:
     """
 
     def __init__(self, match_iou: float = 0.2, low_match_iou: float = 0.4, new_track_iou: float = 0.3,
-                 buffer: float = 0.3, high_score: float = 0.4, low_score: float = 0.2, lost_after: float = 1.0,
-                 min_hits: int = 3, min_face_px: float = 20.0, min_evidence: int = 3) -> None:
+                 buffer: float = 0.3, high_score: float = 0.4, low_score: float = 0.2, lost_after: float = 2.0,
+                 min_hits: int = 3, min_face_px: float = 20.0, min_evidence: int = 3,
+                 tentative_misses: int = 1) -> None:
         if lost_after < 0:
             raise ValueError(f"lost_after must be 0 or more seconds, got {lost_after}")
         if not 0 <= low_score <= high_score:
@@ -212,6 +214,7 @@ class FaceTracker:
         self.match_iou, self.low_match_iou, self.new_track_iou = match_iou, low_match_iou, new_track_iou
         self.buffer, self.high_score, self.low_score, self.lost_after = buffer, high_score, low_score, lost_after
         self.min_hits, self.min_face_px, self.min_evidence = min_hits, min_face_px, min_evidence
+        self.tentative_misses = tentative_misses
         self.active: list[Track] = []  # tracks in view or lost for under lost_after seconds
         self.finished: list[Track] = []  # ended people not handed out yet
         self._next_id = 1
@@ -260,7 +263,8 @@ class FaceTracker:
         self._associate([t for t in left if t.missed == 0], boxes, low, self.low_match_iou, matched)
         high_left = [i for i in high if i not in matched]
         unmatched_tentative = self._associate(tentative, boxes, high_left, self.new_track_iou, matched)
-        dropped = {id(t) for t in unmatched_tentative}  # seen once, then not again: noise, not a person
+        # Seen once, then not at the next `tentative_misses` detections: noise, not a person.
+        dropped = {id(t) for t in unmatched_tentative if t.missed + 1 > self.tentative_misses}
         for i in high:
             if i not in matched:
                 matched[i] = self._new_track(boxes[i], timestamp)
