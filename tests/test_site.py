@@ -106,7 +106,7 @@ def start_site(folder, rtsp, receiver, broker):
   dead: {{name: Back door, source: "rtsp://127.0.0.1:{free_port()}/none"}}
 """, extra=f"""alerts:
   webhooks: [{{url: "{receiver.url}", secret: "{SECRET}", cameras: [door], retries: 3,
-              labels: [with_mask, without_mask, mask_weared_incorrect]}}]
+              labels: [with_mask, without_mask, mask_weared_incorrect, unassessable]}}]
 mqtt: {{host: 127.0.0.1, port: {broker.port}}}
 """)
 
