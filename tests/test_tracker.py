@@ -128,6 +128,15 @@ def test_matching_without_scipy_takes_the_best_pairs_first(monkeypatch):
     assert sorted(with_scipy) == [(0, 1), (1, 0)]  # ... where the assignment pairs both (0.8 + 0.85)
 
 
+def test_a_zero_size_box_does_not_break_the_filter():
+    tracker = FaceTracker()
+    for t in range(4):
+        (out,) = tracker.update([Face(box=(50, 50, 50, 50), score=0.9)], t / FPS)
+        tracker.carry((t + 0.5) / FPS)
+    assert out.track_id is not None  # a degenerate box overlaps nothing: it is tracked, not matched
+    assert all(np.isfinite(t.mean).all() and np.isfinite(t.cov).all() for t in tracker.active)
+
+
 def test_bad_settings_are_refused_with_the_values():
     with pytest.raises(ValueError, match="lost_after must be 0 or more seconds, got -1"):
         FaceTracker(lost_after=-1)

@@ -58,7 +58,7 @@ def to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
 
 def _scale(mean: np.ndarray) -> np.ndarray:
     """Per coordinate, the box size its noise is relative to: width for x and w, height for y and h."""
-    w, h = np.abs(mean[:, 2]), np.abs(mean[:, 3])
+    w, h = np.maximum(np.abs(mean[:, 2]), 1.0), np.maximum(np.abs(mean[:, 3]), 1.0)  # no zero noise
     return np.stack([w, h, w, h], 1)
 
 
