@@ -16,9 +16,11 @@ from tests.test_detection import make_video
 NOW = 1_789_999_980.0  # a fixed Unix time, at the start of a minute (divisible by 60)
 
 
-def person(track_id, probabilities, first=NOW, last=NOW + 5, box=(10, 10, 40, 40)):
-    track = Track(track_id, box, first_seen=first, last_seen=last, hits=4)
+def person(track_id, probabilities, first=NOW, last=NOW + 5, box=(10, 10, 40, 40), evidence=4):
+    """A person seen in 4 frames, `evidence` of them with a face large enough to decide on."""
+    track = Track(track_id, box, first_seen=first, last_seen=last, hits=4, detections=4, evidence=evidence)
     track.probability_sum += np.array(probabilities)
+    track.evidence_sum += np.array(probabilities) * bool(evidence)
     return track
 
 
@@ -37,17 +39,40 @@ def test_an_event_is_stored_with_its_vote_and_counted(store):
     assert stored == event
     (count,) = store.counts()
     assert count == {"camera": "door", "zone": "inside", "minute": int(NOW), "people": 1, "with_mask": 0,
-                     "without_mask": 1, "mask_weared_incorrect": 0}
+                     "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
 
 
 def test_the_database_is_one_sqlite_file_in_wal_mode_with_a_schema_version(store, tmp_path):
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     with sqlite3.connect(tmp_path / "site.db") as raw:
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
         raw.execute("INSERT INTO schema_version VALUES (99)")
     with pytest.raises(RuntimeError, match="schema version 99 is newer"):
         EventStore(str(tmp_path / "site.db"))
+
+
+def test_an_unassessable_person_is_stored_and_counted_apart_from_the_decided(store):
+    store.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    event = store.record("door", None, person(2, (0.2, 0.7, 0.1), evidence=0))
+    assert event["label"] == "unassessable" and event["probability"] == 0.0
+    assert [e["label"] for e in store.events(label="unassessable")] == ["unassessable"]
+    (count,) = store.counts()
+    assert (count["people"], count["with_mask"], count["without_mask"], count["unassessable"]) == (1, 1, 0, 1)
+
+
+def test_a_version_1_database_gains_the_unassessable_count_and_keeps_its_rows(tmp_path):
+    first = EventStore(str(tmp_path / "site.db"), privacy=True)
+    first.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    first.close()
+    with sqlite3.connect(tmp_path / "site.db") as raw:  # back to version 1's shape
+        raw.execute("ALTER TABLE counts DROP COLUMN unassessable")
+        raw.execute("DELETE FROM schema_version WHERE version = 2")
+    again = EventStore(str(tmp_path / "site.db"), privacy=True)
+    assert [(c["people"], c["with_mask"], c["unassessable"]) for c in again.counts()] == [(1, 1, 0)]
+    again.record("door", None, person(2, (0.2, 0.7, 0.1), evidence=0))
+    assert [(c["people"], c["unassessable"]) for c in again.counts()] == [(1, 1)]
+    again.close()
 
 
 def test_a_restart_keeps_every_event_and_counts_carry_on(tmp_path):
@@ -124,8 +149,8 @@ def test_event_sink_records_each_decided_person_with_a_blurred_snapshot(store, t
     stored = store.events()
     assert stored and len(stored) == len(sink.recorded)
     assert {e["zone"] for e in stored} == {"all"} and all(e["snapshot"] for e in stored)
-    assert sum(c["people"] for c in store.counts()) == len(stored)
-    assert set(sink.views) <= {t.track_id for t in tracker.finished if t.hits < tracker.min_hits}
+    assert sum(c["people"] + c["unassessable"] for c in store.counts()) == len(stored)
+    assert not set(sink.views) & {e["track_id"] for e in stored}  # a recorded person's view is let go
 
 
 def test_event_sink_forgets_views_of_tracks_that_never_became_people(store, sample_dir):

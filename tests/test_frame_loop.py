@@ -51,7 +51,7 @@ def test_processor_refuses_detect_every_below_one(detector):
 
 
 def test_finished_people_are_handed_out_once(detector, clip):
-    tracker = FaceTracker(max_missed=0, min_hits=1)
+    tracker = FaceTracker(lost_after=0, min_hits=1)
     processor = FrameProcessor(detector, tracker, detect_every=1)
     for frame in read_frames(str(clip)):
         processor(frame)

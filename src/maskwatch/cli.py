@@ -352,8 +352,9 @@ def detect(
     typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
-        typer.echo(f"{totals['people']} people tracked: {totals['compliant']} compliant, "
-                   f"{totals['non_compliant']} not -> {out}/summary.json", err=as_json)
+        typer.echo(f"{totals['people'] + totals['unassessable']} people tracked: {totals['compliant']} compliant, "
+                   f"{totals['non_compliant']} not, {totals['unassessable']} unassessable (too few frames of a "
+                   f"large enough face) -> {out}/summary.json", err=as_json)
 
 
 @app.command()

@@ -9,6 +9,10 @@ from pathlib import Path
 # Class order is part of every model's contract: index i of a probability vector is CLASSES[i].
 CLASSES: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect")
 COMPLIANT = "with_mask"
+# A person (a track), unlike a face, may be left undecided: too few frames of a large enough face
+# to trust a vote (video/tracker.py). Counted apart, never in a compliance rate.
+UNASSESSABLE = "unassessable"
+PERSON_LABELS: tuple[str, ...] = (*CLASSES, UNASSESSABLE)
 # Face-size bins by the short side of the box, in pixels: (name, from, up to). Detection and
 # classification metrics are both broken down by them: tiny faces behave differently.
 SIZE_BINS: tuple[tuple[str, float, float], ...] = (

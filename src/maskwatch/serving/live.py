@@ -34,6 +34,7 @@ class LiveMonitor:
         self.frames = 0
         self.errors: deque[str] = deque(maxlen=20)
         self.tracker = FaceTracker()
+        self.seen = compliance([])  # people whose track ended (the tracker forgets them once taken)
         self.processor = FrameProcessor(detector, self.tracker, detect_every=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskwatch-live", daemon=True)
@@ -71,8 +72,9 @@ class LiveMonitor:
 
     def _record(self, now: float) -> None:
         bucket = int(now // self.bucket_seconds) * self.bucket_seconds
-        people = [t for t in self.tracker.active if t.hits >= self.tracker.min_hits]
-        row = {"t": bucket, **compliance(people)}
+        for key, n in compliance(self.tracker.take_finished()).items():
+            self.seen[key] += n
+        row = {"t": bucket, **compliance(self.tracker.in_view())}
         if self.history and self.history[-1]["t"] == bucket:
             self.history[-1] = row
         else:
@@ -80,9 +82,11 @@ class LiveMonitor:
 
     def stats(self) -> dict:
         with self.lock:
-            seen = compliance(self.tracker.people())
+            in_view = compliance(self.tracker.people())
+            seen = {key: self.seen[key] + in_view[key] for key in self.seen}
             return {"source": self.source, "frames": self.frames, "people_seen": seen["people"],
                     "compliant": seen["compliant"], "non_compliant": seen["non_compliant"],
+                    "unassessable": seen["unassessable"],
                     "in_view": self.history[-1] if self.history else None,
                     "history": list(self.history), "errors": list(self.errors)}
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from maskwatch.faces import CLASSES
+from maskwatch.faces import PERSON_LABELS
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, report_range, to_csv
 from maskwatch.site.runner import Site
@@ -102,15 +102,15 @@ def site_routes(site: Site) -> APIRouter:
                 responses=_errors((400, "A filter that names no camera or class, or a bad time")))
     def list_events(camera: str | None = Query(None, json_schema_extra=camera_ids),
                     zone: str | None = None,
-                    label: str | None = Query(None, json_schema_extra=one_of(CLASSES)),
+                    label: str | None = Query(None, json_schema_extra=one_of(PERSON_LABELS)),
                     since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)",
                                               json_schema_extra=SINCE_SCHEMA),
                     limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
         """Decided people, newest first, filtered by camera, zone, voted label and last seen since."""
         if camera is not None and camera not in site.cameras_by_id:
             return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(site.cameras_by_id)}")
-        if label is not None and label not in CLASSES:
-            return _error(400, f"label must be one of {', '.join(CLASSES)}; got {label!r}")
+        if label is not None and label not in PERSON_LABELS:
+            return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
         try:
             since_seconds = parse_since(since) if since is not None else None
         except ValueError as err:

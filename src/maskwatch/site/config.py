@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from maskwatch.faces import CLASSES
+from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import parse_span
 from maskwatch.video.sources import STREAM_PREFIXES
 
@@ -125,7 +125,8 @@ class WebhookConfig(BaseModel):
     url: str = Field(description="http:// or https:// URL of the receiver")
     secret: str = Field(min_length=8, description="HMAC-SHA256 key for the X-Maskwatch-Signature header")
     labels: list[str] = Field(default_factory=lambda: ["without_mask", "mask_weared_incorrect"],
-                              description="voted labels that alert (default: not compliant)")
+                              description="people's labels that alert (default: not compliant); "
+                                          "`unassessable` may be added")
     cameras: list[str] = Field(default_factory=list, description="cameras that alert (default: all)")
     zones: list[str] = Field(default_factory=list, description="zones that alert (default: all)")
     cooldown: float = Field(0.0, ge=0, description="seconds a camera stays quiet after an alert")
@@ -141,9 +142,9 @@ class WebhookConfig(BaseModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, labels: list[str]) -> list[str]:
-        unknown = [label for label in labels if label not in CLASSES]
+        unknown = [label for label in labels if label not in PERSON_LABELS]
         if unknown:
-            raise ValueError(f"unknown labels {unknown}; labels are {', '.join(CLASSES)}")
+            raise ValueError(f"unknown labels {unknown}; labels are {', '.join(PERSON_LABELS)}")
         return labels
 
 

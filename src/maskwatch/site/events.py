@@ -21,11 +21,11 @@ from typing import Callable
 import cv2
 import numpy as np
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, func,
-                        insert, select, update)
+                        insert, inspect, select, text, update)
 from sqlalchemy.engine import Connection, Engine
 
 from maskwatch.atomic import write_bytes
-from maskwatch.faces import CLASSES, Face
+from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import Track
@@ -52,8 +52,8 @@ counts = Table(
     Column("camera", String(64), primary_key=True),
     Column("zone", String(64), primary_key=True),
     Column("minute", Integer, primary_key=True),  # Unix seconds at the start of the minute
-    Column("people", Integer, nullable=False, default=0),
-    *(Column(label, Integer, nullable=False, default=0) for label in CLASSES),
+    Column("people", Integer, nullable=False, default=0),  # decided people: the unassessable are apart
+    *(Column(label, Integer, nullable=False, default=0) for label in PERSON_LABELS),
 )
 
 
@@ -61,7 +61,13 @@ def _create_v1(connection: Connection) -> None:
     metadata.create_all(connection, tables=[events, counts])
 
 
-MIGRATIONS = [_create_v1]
+def _add_unassessable_v2(connection: Connection) -> None:
+    """Version 2: people too briefly or too small in view to decide are counted apart."""
+    if UNASSESSABLE not in {c["name"] for c in inspect(connection).get_columns("counts")}:
+        connection.execute(text(f"ALTER TABLE counts ADD COLUMN {UNASSESSABLE} INTEGER NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS = [_create_v1, _add_unassessable_v2]
 
 
 def database_url(database: str) -> str:
@@ -116,11 +122,15 @@ class EventStore:
             return len(MIGRATIONS)
 
     def record(self, camera: str, zone: str | None, track: Track, snapshot: np.ndarray | None = None) -> dict:
-        """Store one decided person (and count it in the minute it was last seen); the event as stored."""
+        """Store one person (and count it in the minute it was last seen); the event as stored.
+
+        Their label is the tracker's decision: a class, or `unassessable` (probability 0), which
+        is counted in its own column and not in `people` (decided people)."""
         if track.label is None:
             raise ValueError(f"track {track.track_id} has no voted label: nothing to record")
-        row = {"camera": camera, "zone": zone, "track_id": track.track_id, "label": track.label,
-               "probability": round(track.probabilities[CLASSES.index(track.label)], 4),
+        label = track.decision
+        row = {"camera": camera, "zone": zone, "track_id": track.track_id, "label": label,
+               "probability": round(track.probability, 4),
                "first_seen": track.first_seen, "last_seen": track.last_seen, "frames": track.hits,
                "snapshot": None}
         minute = int(track.last_seen // 60) * 60
@@ -133,11 +143,12 @@ class EventStore:
                     row["snapshot"] = f"{camera}-{event_id}.jpg"
                     write_bytes(self.snapshots / row["snapshot"], encoded.tobytes())
                     connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
-            bump = {"people": counts.c.people + 1, track.label: counts.c[track.label] + 1}
+            decided = int(label != UNASSESSABLE)
+            bump = {"people": counts.c.people + decided, label: counts.c[label] + 1}
             if connection.execute(update(counts).where(key).values(**bump)).rowcount == 0:
                 connection.execute(insert(counts).values(
-                    camera=camera, zone=zone or NO_ZONE, minute=minute, people=1,
-                    **{label: int(label == track.label) for label in CLASSES}))
+                    camera=camera, zone=zone or NO_ZONE, minute=minute, people=decided,
+                    **{name: int(name == label) for name in PERSON_LABELS}))
         return {"id": event_id, **row}
 
     def events(self, camera: str | None = None, zone: str | None = None, label: str | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from maskwatch.faces import CLASSES
+from maskwatch.faces import PERSON_LABELS
 
 
 class SiteCollector(Collector):
@@ -33,7 +33,7 @@ class SiteCollector(Collector):
             fps.add_metric([name], camera["fps"])
             reconnects.add_metric([name], camera["reconnects"])
             today = camera["today"]
-            for label in CLASSES:
+            for label in PERSON_LABELS:
                 people.add_metric([name, label], today[label])
             if today["people"]:
                 ratio.add_metric([name], today["with_mask"] / today["people"])

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from maskwatch.faces import CLASSES
+from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
@@ -112,7 +112,7 @@ class Site:
 
     def today_counts(self, camera: str) -> dict:
         """Today's (UTC) people on `camera`, in total and per voted label, from the database."""
-        total = {"people": 0, **{c: 0 for c in CLASSES}}
+        total = {"people": 0, **{c: 0 for c in PERSON_LABELS}}
         for row in self.store.counts(camera=camera, since=time.time() // 86400 * 86400):
             for key in total:
                 total[key] += row[key]

@@ -16,6 +16,7 @@ class PeopleCounts(BaseModel):
     with_mask: int = Field(ge=0)
     without_mask: int = Field(ge=0)
     mask_weared_incorrect: int = Field(ge=0)
+    unassessable: int = Field(0, ge=0, description="people seen too briefly or too small to decide; not in people")
 
 
 class CameraStatus(BaseModel):
@@ -38,14 +39,14 @@ class CameraStatus(BaseModel):
 
 
 class Event(BaseModel):
-    """One decided person: the vote over their track's frames."""
+    """One person: the vote over their track's frames of a large enough face, or unassessable."""
 
     id: int
     camera: str
     zone: str | None
     track_id: int
-    label: Literal["with_mask", "without_mask", "mask_weared_incorrect"]
-    probability: float = Field(ge=0, le=1)
+    label: Literal["with_mask", "without_mask", "mask_weared_incorrect", "unassessable"]
+    probability: float = Field(ge=0, le=1, description="the label's mean probability; 0 when unassessable")
     first_seen: str = Field(description="ISO 8601, UTC")
     last_seen: str = Field(description="ISO 8601, UTC")
     frames: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
 
-from maskwatch.faces import CLASSES
+from maskwatch.faces import PERSON_LABELS
 
 BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default look-back is 24 of each
 
@@ -37,10 +37,10 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
     for row in rows:
         if zone is not None and row["zone"] != zone:
             continue
-        total = sums.setdefault(bucket_start(row["minute"], bucket, tz), {"people": 0, **{c: 0 for c in CLASSES}})
+        total = sums.setdefault(bucket_start(row["minute"], bucket, tz), {"people": 0, **{c: 0 for c in PERSON_LABELS}})
         total["people"] += row["people"]
-        for label in CLASSES:
-            total[label] += row[label]
+        for label in PERSON_LABELS:
+            total[label] += row.get(label, 0)  # rows from before the unassessable count have none
     return [{"start": start.isoformat(), **total,
              "compliance": round(total["with_mask"] / total["people"], 4) if total["people"] else None}
             for start, total in sorted(sums.items())]

@@ -104,8 +104,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         people = tracker.people()
         result.summary = {
             "source": source, "frames": result.frames, "interrupted": result.interrupted,
-            "people": [{"track_id": t.track_id, "label": t.label, "first_seen": round(t.first_seen, 2),
-                        "last_seen": round(t.last_seen, 2), "frames": t.hits,
+            "people": [{"track_id": t.track_id, "label": t.decision, "first_seen": round(t.first_seen, 2),
+                        "last_seen": round(t.last_seen, 2), "frames": t.hits, "evidence_frames": t.evidence,
                         "probabilities": [round(p, 4) for p in t.probabilities]} for t in people],
             "totals": compliance(people),
             "per_minute": per_minute_counts(people),

@@ -10,6 +10,8 @@ The one place where the detector, the tracker and the per-person vote meet, so t
 
 from __future__ import annotations
 
+import inspect
+
 from maskwatch.faces import Face
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track
@@ -33,9 +35,15 @@ class FrameProcessor:
         if min_face < 0:
             raise ValueError(f"min_face must be 0 or more pixels, got {min_face}")
         self.detector, self.tracker, self.detect_every, self.min_face = detector, tracker, detect_every, min_face
+        # With a tracker, ask the detector for its unsure faces too (down to the tracker's low_score):
+        # they may continue a track through a blurred or half-hidden frame, never start one.
+        self._detect_options = {}
+        low_score = getattr(tracker, "low_score", None)
+        if low_score is not None and "min_score" in inspect.signature(detector.detect).parameters:
+            self._detect_options = {"min_score": low_score}
 
     def _detect(self, image) -> list[Face]:
-        faces = self.detector.detect(image)
+        faces = self.detector.detect(image, **self._detect_options)
         if self.min_face:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
         return faces

@@ -1,29 +1,158 @@
-"""A small IoU tracker: one id per person across frames, labels voted over the track.
+"""A ByteTrack-style face tracker: one id per person across frames, one decision per person.
 
-A face's class flickers from frame to frame on tiny, blurry faces; averaging its class
-probabilities over the whole track gives one stable label per person.
+Each track carries a constant-velocity Kalman filter on its box (centre, width, height and
+their speeds), so that a face that moves between two detections (detection on every n-th
+frame, a small face walking) is matched where it has gone, not where it was. Association
+follows ByteTrack (Zhang et al., ECCV 2022): confident faces first, then faces the detector
+was unsure of, which may only continue a track (an occluded or blurred face), never start
+one; a track missing from a detection survives `lost_after` seconds (not frames: cameras
+analyse at different rates) and is matched again where its motion has carried it. Boxes are
+compared by IoU with a buffer around them (C-BIoU, Yang et al., WACV 2023): a small fast face
+and its next detection may not overlap at all.
+
+Why our own and not a library's: supervision's and roboflow `trackers`' ByteTrack (MIT and
+Apache-2.0, numpy and scipy only) declare `opencv-python`, which overwrites the cv2 of
+`opencv-python-headless` that maskwatch depends on; they install only with `--no-deps`, which
+a user's `pip install maskwatch` cannot say. norfair pins numpy < 2. The algorithm is small,
+and our boxes, labels and per-person vote need their own bookkeeping anyway.
+
+The per-person decision: a person's label is the vote (mean class probabilities) over the
+detected frames in which their face's short side is at least `min_face_px`, and only when
+there are at least `min_evidence` such frames; otherwise the person is `unassessable`,
+counted apart and never in a compliance rate (docs/tracking.md says why these numbers).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from maskwatch.detection.boxes import greedy_match
-from maskwatch.faces import CLASSES, COMPLIANT, Face
+from maskwatch.detection.boxes import iou_matrix
+from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face
+
+try:  # scipy comes with the train extra (scikit-learn); the base install matches best pair first
+    from scipy.optimize import linear_sum_assignment
+except ImportError:  # pragma: no cover - exercised only on a bare install
+    linear_sum_assignment = None
+
+# The Kalman filter's noise, as DeepSORT and ByteTrack set it: standard deviations relative to
+# the box's size, per step of REFERENCE_FPS (time between frames is measured, not assumed).
+REFERENCE_FPS = 25.0
+POSITION_STD = 1 / 20
+VELOCITY_STD = 1 / 160
 
 
-@dataclass
+def to_cxcywh(boxes: np.ndarray) -> np.ndarray:
+    """N x 4 xyxy -> N x 4 (centre x, centre y, width, height)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+
+
+def to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
+    """N x 4 (centre x, centre y, width, height) -> N x 4 xyxy, sizes at least one pixel."""
+    c = np.asarray(cxcywh, np.float64).reshape(-1, 4)
+    w, h = np.maximum(c[:, 2], 1.0), np.maximum(c[:, 3], 1.0)
+    return np.stack([c[:, 0] - w / 2, c[:, 1] - h / 2, c[:, 0] + w / 2, c[:, 1] + h / 2], 1)
+
+
+def _scale(mean: np.ndarray) -> np.ndarray:
+    """Per coordinate, the box size its noise is relative to: width for x and w, height for y and h."""
+    w, h = np.maximum(np.abs(mean[:, 2]), 1.0), np.maximum(np.abs(mean[:, 3]), 1.0)  # no zero noise
+    return np.stack([w, h, w, h], 1)
+
+
+# The state of N tracks: mean N x 8 (cx, cy, w, h, then their speeds in px per reference step)
+# and covariance N x 4 x 3. With a constant-velocity model, diagonal noise and H = [I 0], each
+# coordinate is its own 2-state filter, so the 8 x 8 covariance is four 2 x 2 blocks, kept as
+# (var position, cov position-speed, var speed): exact, and cheap for every track at once.
+
+def kalman_start(measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.concatenate([measured, np.zeros_like(measured)], 1)
+    size = _scale(mean)
+    cov = np.stack([(2 * POSITION_STD * size) ** 2, np.zeros_like(size), (10 * VELOCITY_STD * size) ** 2], 2)
+    return mean, cov
+
+
+def kalman_predict(mean: np.ndarray, cov: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move N states `steps` reference steps ahead (N,), process noise growing with the time."""
+    s = np.asarray(steps, np.float64)[:, None]
+    size = _scale(mean)
+    pos, vel = mean[:, :4], mean[:, 4:]
+    pp, pv, vv = cov[..., 0], cov[..., 1], cov[..., 2]
+    new_cov = np.stack([pp + 2 * s * pv + s * s * vv + (POSITION_STD * size) ** 2 * s,
+                        pv + s * vv, vv + (VELOCITY_STD * size) ** 2 * s], 2)
+    return np.concatenate([pos + vel * s, vel], 1), new_cov
+
+
+def kalman_update(mean: np.ndarray, cov: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correct N states with their measured boxes (N x 4 cxcywh)."""
+    pp, pv, vv = cov[..., 0], cov[..., 1], cov[..., 2]
+    gain_p = pp / (pp + (POSITION_STD * _scale(mean)) ** 2)
+    gain_v = pv / (pp + (POSITION_STD * _scale(mean)) ** 2)
+    residual = measured - mean[:, :4]
+    new_mean = np.concatenate([mean[:, :4] + gain_p * residual, mean[:, 4:] + gain_v * residual], 1)
+    return new_mean, np.stack([(1 - gain_p) * pp, (1 - gain_p) * pv, vv - gain_v * pv], 2)
+
+
+def buffered_iou(a: np.ndarray, b: np.ndarray, buffer: float) -> np.ndarray:
+    """IoU of N x 4 and M x 4 xyxy boxes, each grown by `buffer` times its size on every side."""
+    def grow(boxes):
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        dw = (boxes[:, 2] - boxes[:, 0]) * buffer
+        dh = (boxes[:, 3] - boxes[:, 1]) * buffer
+        return boxes + np.stack([-dw, -dh, dw, dh], 1)
+    return iou_matrix(grow(a), grow(b))
+
+
+def match(scores: np.ndarray, least: float) -> list[tuple[int, int]]:
+    """(row, column) pairs of an N x M similarity matrix, each used once, all scoring >= least:
+    the assignment of highest total (Hungarian, scipy) or, without scipy, best pair first."""
+    if scores.size == 0:
+        return []
+    allowed = np.where(scores >= least, scores, 0.0)
+    if linear_sum_assignment is not None:
+        rows, cols = linear_sum_assignment(allowed, maximize=True)
+        return [(int(r), int(c)) for r, c in zip(rows, cols) if scores[r, c] >= least]
+    pairs, used_r, used_c = [], set(), set()
+    for flat in np.argsort(-allowed, axis=None):
+        r, c = divmod(int(flat), scores.shape[1])
+        if scores[r, c] < least:
+            break
+        if r not in used_r and c not in used_c:
+            used_r.add(r)
+            used_c.add(c)
+            pairs.append((r, c))
+    return pairs
+
+
+@dataclass(eq=False)
 class Track:
+    """One person (or a candidate): where they are, how they move, and what their face showed.
+
+    box: the last detected box (xyxy, px). hits: frames counted as seen (detected or carried);
+    detections: detected frames matched; missed: detections in a row without a match.
+    label / probabilities: the running vote over every classified frame (what a frame shows).
+    decision / probability: the person's label once the track holds enough evidence (frames
+    of a face at least min_face_px on its short side), else `unassessable` (probability 0).
+    """
+
     track_id: int
     box: tuple[float, ...]
     first_seen: float
     last_seen: float
     hits: int = 0
     missed: int = 0
+    detections: int = 0
     score: float | None = None  # the detector's score at the last match, shown on carried frames
     probability_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))
+    evidence_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))
+    evidence: int = 0  # frames whose face was large enough to count towards the decision
+    min_evidence: int = 3
+    mean: np.ndarray | None = field(default=None, repr=False)  # Kalman state (8,), see kalman_start
+    cov: np.ndarray | None = field(default=None, repr=False)  # (4, 3)
+    state_time: float = 0.0  # the time the Kalman state is at
+    started: bool = False  # take_started() has announced it
 
     @property
     def probabilities(self) -> tuple[float, ...]:
@@ -34,65 +163,172 @@ class Track:
     def label(self) -> str | None:
         return CLASSES[int(self.probability_sum.argmax())] if self.probability_sum.any() else None
 
+    @property
+    def decision(self) -> str:
+        if self.evidence < self.min_evidence or not self.evidence_sum.any():
+            return UNASSESSABLE
+        return CLASSES[int(self.evidence_sum.argmax())]
+
+    @property
+    def probability(self) -> float:
+        """The decided label's mean probability over the evidence frames (0 when unassessable)."""
+        decision = self.decision
+        if decision == UNASSESSABLE:
+            return 0.0
+        return float(self.evidence_sum[CLASSES.index(decision)] / self.evidence_sum.sum())
+
+    def predicted_box(self) -> tuple[float, ...]:
+        return tuple(float(v) for v in to_xyxy(self.mean[None, :4])[0]) if self.mean is not None else self.box
+
 
 class FaceTracker:
-    """Assigns track ids to each frame's faces and returns them with voted labels.
+    """Assigns track ids to each frame's faces and returns them with the track's running vote.
 
-    iou_threshold: least overlap with a track's last box to continue it.
-    max_missed: frames a track survives without a match (people turn away briefly).
-    min_hits: frames a track needs before it counts as a person (drops one-frame ghosts).
+    match_iou: least buffered IoU between a track's predicted box and a confident face.
+    low_match_iou: the same for a face under high_score (it may only continue a track).
+    new_track_iou: the same for a track seen once so far (no speed known yet).
+    buffer: each box grows by this share of its size on every side before IoU (C-BIoU).
+    high_score / low_score: faces scoring at least high_score may start tracks; faces from
+        low_score to high_score only continue one; faces under low_score are ignored. Faces
+        without a score (annotations) count as confident. 0.4 is the shipped detector's cut-off.
+    lost_after: seconds a track survives without a match (a face turned away, a passer-by).
+    tentative_misses: detections a track seen only once may miss before it is dropped as noise.
+    min_hits: frames (detected or carried) a track needs, besides two detections, to be a person.
+    min_face_px, min_evidence: the decision rule (see the module docstring).
+
+    Memory stays flat in a process that never stops: a track ends `lost_after` seconds after
+    its last match, ended people wait in `finished` until take_finished() hands them out (once),
+    and ended tracks that never became people are dropped at once.
     """
 
-    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 15, min_hits: int = 3) -> None:
-        self.iou_threshold, self.max_missed, self.min_hits = iou_threshold, max_missed, min_hits
-        self.active: list[Track] = []
-        self.finished: list[Track] = []
+    def __init__(self, match_iou: float = 0.2, low_match_iou: float = 0.4, new_track_iou: float = 0.3,
+                 buffer: float = 0.3, high_score: float = 0.4, low_score: float = 0.2, lost_after: float = 2.0,
+                 min_hits: int = 3, min_face_px: float = 20.0, min_evidence: int = 3,
+                 tentative_misses: int = 1) -> None:
+        if lost_after < 0:
+            raise ValueError(f"lost_after must be 0 or more seconds, got {lost_after}")
+        if not 0 <= low_score <= high_score:
+            raise ValueError(f"need 0 <= low_score <= high_score, got {low_score} and {high_score}")
+        if min_hits < 1 or min_evidence < 1:
+            raise ValueError(f"min_hits and min_evidence must be at least 1, got {min_hits} and {min_evidence}")
+        self.match_iou, self.low_match_iou, self.new_track_iou = match_iou, low_match_iou, new_track_iou
+        self.buffer, self.high_score, self.low_score, self.lost_after = buffer, high_score, low_score, lost_after
+        self.min_hits, self.min_face_px, self.min_evidence = min_hits, min_face_px, min_evidence
+        self.tentative_misses = tentative_misses
+        self.active: list[Track] = []  # tracks in view or lost for under lost_after seconds
+        self.finished: list[Track] = []  # ended people not handed out yet
         self._next_id = 1
-        self._handed_out = 0  # how many of `finished` take_finished() has returned already
-        self._started: list[Track] = []  # tracks that just became people (reached min_hits)
+        self._started: list[Track] = []  # tracks that just became people
+
+    def is_person(self, track: Track) -> bool:
+        return track.detections >= 2 and track.hits >= self.min_hits
+
+    def _predict(self, timestamp: float) -> None:
+        """Move every track's Kalman state to `timestamp`."""
+        if not self.active:
+            return
+        mean = np.stack([t.mean for t in self.active])
+        cov = np.stack([t.cov for t in self.active])
+        steps = np.maximum(timestamp - np.array([t.state_time for t in self.active]), 0.0) * REFERENCE_FPS
+        mean, cov = kalman_predict(mean, cov, steps)
+        for track, track_mean, track_cov in zip(self.active, mean, cov):
+            track.mean, track.cov, track.state_time = track_mean, track_cov, timestamp
+
+    def _associate(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], least: float,
+                   matched: dict[int, Track]) -> list[Track]:
+        """Match `tracks` to the faces indexed by `faces` (into `boxes`); record pairs in `matched`
+        (face index -> track); the tracks left unmatched."""
+        if not tracks or not faces:
+            return tracks
+        predicted = to_xyxy(np.stack([t.mean[:4] for t in tracks]))
+        pairs = match(buffered_iou(predicted, boxes[faces], self.buffer), least)
+        for r, c in pairs:
+            matched[faces[c]] = tracks[r]
+        taken = {r for r, _ in pairs}
+        return [t for i, t in enumerate(tracks) if i not in taken]
 
     def update(self, faces: list[Face], timestamp: float) -> list[Face]:
-        """Faces of one frame -> the same faces with track_id and the track's voted label."""
-        boxes = np.array([f.box for f in faces]).reshape(-1, 4)
-        track_boxes = np.array([t.box for t in self.active]).reshape(-1, 4)
-        pairs = greedy_match(track_boxes, boxes, self.iou_threshold)
-        assigned: dict[int, Track] = {}
-        for t, f in pairs:
-            assigned[f] = self.active[t]
-        for i in range(len(faces)):
-            if i not in assigned:
-                track = Track(self._next_id, faces[i].box, first_seen=timestamp, last_seen=timestamp)
-                self._next_id += 1
-                self.active.append(track)
-                assigned[i] = track
-        seen = set()
-        out = []
-        for i, face in enumerate(faces):
-            track = assigned[i]
-            seen.add(track.track_id)
-            track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
-            self._count_hit(track)
-            if face.probabilities is not None:
-                track.probability_sum += np.array(face.probabilities)
-            out.append(replace(face, track_id=track.track_id, label=track.label or face.label,
-                               probabilities=track.probabilities if track.label else face.probabilities))
+        """Faces of one detected frame -> the faces that are tracked, with track_id and the
+        track's running vote. A face under high_score that continues no track is left out."""
+        self._predict(timestamp)
+        boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
+        scores = [1.0 if f.score is None else f.score for f in faces]
+        high = [i for i, s in enumerate(scores) if s >= self.high_score]
+        low = [i for i, s in enumerate(scores) if self.low_score <= s < self.high_score]
+        confirmed = [t for t in self.active if t.detections >= 2]
+        tentative = [t for t in self.active if t.detections < 2]
+        matched: dict[int, Track] = {}
+        left = self._associate(confirmed, boxes, high, self.match_iou, matched)
+        # Only tracks seen at the last detection may take an unsure face (ByteTrack's second pass).
+        self._associate([t for t in left if t.missed == 0], boxes, low, self.low_match_iou, matched)
+        high_left = [i for i in high if i not in matched]
+        unmatched_tentative = self._associate(tentative, boxes, high_left, self.new_track_iou, matched)
+        # Seen once, then not at the next `tentative_misses` detections: noise, not a person.
+        dropped = {id(t) for t in unmatched_tentative if t.missed + 1 > self.tentative_misses}
+        for i in high:
+            if i not in matched:
+                matched[i] = self._new_track(boxes[i], timestamp)
+        rows = sorted(matched)
+        out, seen = [], set()
+        if rows:
+            tracks = [matched[i] for i in rows]
+            mean, cov = kalman_update(np.stack([t.mean for t in tracks]), np.stack([t.cov for t in tracks]),
+                                      to_cxcywh(boxes[rows]))
+            # Every matched face's class probabilities at once (zeros for a face not classified).
+            probs = np.array([faces[i].probabilities or (0.0,) * len(CLASSES) for i in rows], np.float64)
+            large = np.minimum(boxes[rows, 2] - boxes[rows, 0], boxes[rows, 3] - boxes[rows, 1]) >= self.min_face_px
+            large &= probs.any(1)
+            votes = np.stack([t.probability_sum for t in tracks]) + probs
+            evidence = np.stack([t.evidence_sum for t in tracks]) + probs * large[:, None]
+            totals = votes.sum(1, keepdims=True)
+            shares = np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0).tolist()
+            winners = votes.argmax(1).tolist()
+            voted = (totals[:, 0] > 0).tolist()
+            for j, (i, track) in enumerate(zip(rows, tracks)):
+                face = faces[i]
+                seen.add(id(track))
+                track.mean, track.cov = mean[j], cov[j]
+                track.probability_sum, track.evidence_sum = votes[j], evidence[j]
+                track.evidence += int(large[j])
+                track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
+                track.detections += 1
+                self._count_hit(track)
+                out.append(Face(box=face.box, label=CLASSES[winners[j]] if voted[j] else face.label,
+                                probabilities=tuple(shares[j]) if voted[j] else face.probabilities,
+                                score=face.score, track_id=track.track_id))
         still = []
         for track in self.active:
-            if track.track_id not in seen:
+            if id(track) in dropped:
+                continue
+            if id(track) not in seen:
                 track.missed += 1
-            if track.missed > self.max_missed:
-                self.finished.append(track)
-            else:
-                still.append(track)
+                if timestamp - track.last_seen > self.lost_after:
+                    self._end(track)
+                    continue
+            still.append(track)
         self.active = still
         return out
 
+    def _new_track(self, box: np.ndarray, timestamp: float) -> Track:
+        mean, cov = kalman_start(to_cxcywh(box))
+        track = Track(self._next_id, tuple(float(v) for v in box), first_seen=timestamp, last_seen=timestamp,
+                      min_evidence=self.min_evidence, mean=mean[0], cov=cov[0], state_time=timestamp)
+        self._next_id += 1
+        self.active.append(track)
+        return track
+
+    def _end(self, track: Track) -> None:
+        if self.is_person(track):
+            self.finished.append(track)
+
     def carry(self, timestamp: float) -> list[Face]:
-        """The faces as last seen, carried over a frame on which detection was skipped.
+        """The tracked faces moved to where their motion puts them, on a frame on which detection
+        was skipped (a skipped frame is just an earlier timestamp for the next update).
 
         Each visible track counts the frame (hits, last_seen) as seen: with detection on every
         n-th frame, a person held for min_hits frames is still a person. Its vote is unchanged.
         """
+        self._predict(timestamp)
         for track in self.active:
             if track.missed == 0:
                 self._count_hit(track)
@@ -100,49 +336,58 @@ class FaceTracker:
         return self.current()
 
     def current(self) -> list[Face]:
-        """The faces as last seen, for frames on which detection is skipped to save time."""
-        return [Face(box=t.box, label=t.label, probabilities=t.probabilities if t.label else None,
+        """The faces in view as the tracker predicts them now (boxes from the motion model)."""
+        return [Face(box=t.predicted_box(), label=t.label, probabilities=t.probabilities if t.label else None,
                      score=t.score, track_id=t.track_id) for t in self.active if t.missed == 0]
 
     def _count_hit(self, track: Track) -> None:
         track.hits += 1
-        if track.hits == self.min_hits:
+        if not track.started and self.is_person(track):
+            track.started = True
             self._started.append(track)
 
+    def in_view(self) -> list[Track]:
+        """The people in view now (tracks that are people and were matched at the last detection)."""
+        return [t for t in self.active if t.missed == 0 and self.is_person(t)]
+
     def take_started(self) -> list[Track]:
-        """Tracks that became people (min_hits frames) since the last call: a person is in view."""
+        """Tracks that became people since the last call: a person is in view."""
         started, self._started = self._started, []
         return started
 
     def take_finished(self) -> list[Track]:
-        """Tracks that ended since the last call and were long enough to be a person.
+        """People whose track ended since the last call, each handed out once and then forgotten.
 
         A finished track's vote no longer changes: it is what an event records, once.
         """
-        new = self.finished[self._handed_out:]
-        self._handed_out = len(self.finished)
-        return [t for t in new if t.hits >= self.min_hits]
+        finished, self.finished = self.finished, []
+        return finished
 
     def flush(self) -> list[Track]:
         """End every active track now (a stream stopped or reconnects) and return the new people."""
-        self.finished.extend(self.active)
+        for track in self.active:
+            self._end(track)
         self.active = []
         return self.take_finished()
 
     def people(self) -> list[Track]:
-        """Every track long enough to be a person, finished or still active."""
-        return sorted((t for t in self.finished + self.active if t.hits >= self.min_hits),
-                      key=lambda t: t.track_id)
+        """Every person not handed out by take_finished() yet, ended or still active, by id."""
+        return sorted(self.finished + [t for t in self.active if self.is_person(t)], key=lambda t: t.track_id)
 
 
 def compliance(people: list[Track]) -> dict:
-    """How many of these people wear a mask properly (their voted label) and how many do not."""
-    compliant = sum(t.label == COMPLIANT for t in people)
-    return {"people": len(people), "compliant": compliant, "non_compliant": len(people) - compliant}
+    """Decided people (their decision is one of the classes), how many wear a mask properly and
+    how many do not; unassessable people are counted apart, outside every ratio."""
+    decisions = [t.decision for t in people]
+    unassessable = decisions.count(UNASSESSABLE)
+    compliant = decisions.count(COMPLIANT)
+    decided = len(decisions) - unassessable
+    return {"people": decided, "compliant": compliant, "non_compliant": decided - compliant,
+            "unassessable": unassessable}
 
 
 def per_minute_counts(people: list[Track]) -> list[dict]:
-    """For each minute of the recording, the people seen in it, compliant or not."""
+    """For each minute of the recording, the people seen in it, compliant or not (or unassessable)."""
     if not people:
         return []
     last = int(max(t.last_seen for t in people) // 60)
@@ -150,5 +395,5 @@ def per_minute_counts(people: list[Track]) -> list[dict]:
     for minute in range(last + 1):
         present = [t for t in people if t.first_seen < (minute + 1) * 60 and t.last_seen >= minute * 60]
         rows.append({"minute": minute, **compliance(present),
-                     "per_class": {c: sum(t.label == c for t in present) for c in CLASSES}})
+                     "per_class": {c: sum(t.decision == c for t in present) for c in PERSON_LABELS}})
     return rows

@@ -1,0 +1,144 @@
+"""The tracker on generated motion: one id per moving face with detection on every second
+frame, crossing faces keep their ids, a lost face comes back within the buffer, and the
+per-person decision (unassessable without enough frames of a large enough face)."""
+
+import numpy as np
+import pytest
+
+from maskwatch.faces import UNASSESSABLE, Face
+from maskwatch.video import tracker as tracker_module
+from maskwatch.video.tracker import FaceTracker, compliance, match
+
+FPS = 25.0
+MASK, NO_MASK = (0.9, 0.05, 0.05), (0.1, 0.85, 0.05)
+
+
+def face(x, y, size=20.0, score=0.9, probabilities=MASK):
+    return Face(box=(x, y, x + size, y + size), label="with_mask", probabilities=probabilities, score=score)
+
+
+def run(tracker, frames, detect_every=2):
+    """frames: per frame, the faces a detector would find; detection on every n-th frame, the
+    tracker carrying faces over the rest (as FrameProcessor does). Per frame, the faces out."""
+    shown = []
+    for i, faces in enumerate(frames):
+        if i % detect_every:
+            shown.append(tracker.carry(i / FPS))
+        else:
+            shown.append(tracker.update(faces, i / FPS))
+    return shown
+
+
+def test_a_small_face_walking_7_px_a_frame_keeps_one_id_with_detection_every_second_frame():
+    frames = [[face(10 + 7 * t, 100 + 3 * np.sin(t / 8))] for t in range(80)]
+    tracker = FaceTracker()
+    shown = run(tracker, frames)
+    assert {f.track_id for faces in shown for f in faces} == {1}
+    assert all(len(faces) == 1 for faces in shown)
+    # A carried frame's box is where the face has walked to, not where it was last detected.
+    carried = shown[41][0].box[0]
+    assert abs(carried - (10 + 7 * 41)) < 3
+    assert len(tracker.flush()) == 1
+
+
+def test_faces_that_cross_keep_their_ids():
+    frames = [[face(20 + 5 * t, 100), face(420 - 5 * t, 104)] for t in range(80)]  # they meet at t = 40
+    tracker = FaceTracker()
+    shown = run(tracker, frames)
+    before = {round(f.box[0]) < 200: f.track_id for f in shown[10]}  # left-starting face: True
+    after = {round(f.box[0]) > 200: f.track_id for f in shown[70]}  # it is on the right by now
+    assert before == after
+    assert len({f.track_id for faces in shown for f in faces}) == 2
+
+
+@pytest.mark.parametrize("gap_frames, same_person", [(14, True), (40, True), (70, False)])
+def test_a_lost_face_comes_back_within_the_buffer(gap_frames, same_person):
+    """Hidden for 0.56 s or 1.6 s (under lost_after, 2 s) it keeps its id; hidden for 2.8 s it is a new person."""
+    frames = []
+    for t in range(30 + gap_frames + 30):
+        hidden = 30 <= t < 30 + gap_frames
+        frames.append([] if hidden else [face(20 + 4 * t, 100, size=30)])
+    tracker = FaceTracker()
+    shown = run(tracker, frames)
+    ids = {f.track_id for faces in shown for f in faces}
+    assert (len(ids) == 1) == same_person
+    people = tracker.take_finished() + tracker.flush()
+    assert len(people) == (1 if same_person else 2)
+
+
+def test_an_unsure_face_continues_a_track_but_never_starts_one():
+    tracker = FaceTracker()
+    assert tracker.update([face(10, 10, score=0.3)], 0.0) == []  # under high_score: no new track
+    (first,) = tracker.update([face(10, 10)], 0.1)
+    tracker.update([face(12, 10)], 0.2)
+    (continued,) = tracker.update([face(14, 10, score=0.3)], 0.3)  # the detector was unsure
+    assert continued.track_id == first.track_id
+
+
+def test_a_face_seen_once_is_not_a_person():
+    tracker = FaceTracker(min_hits=1, tentative_misses=1)
+    tracker.update([face(10, 10)], 0.0)
+    tracker.update([], 0.08)
+    assert len(tracker.active) == 1  # one missed detection is forgiven
+    tracker.update([], 0.16)
+    assert tracker.active == [] and tracker.flush() == []
+
+
+def test_the_decision_needs_enough_frames_of_a_large_enough_face():
+    tracker = FaceTracker(min_face_px=20, min_evidence=3)
+    # Two detections of a 24 px face (no mask), then many of it at 18 px (masked, as a far face may seem).
+    sizes = [24, 22] + [18] * 10
+    votes = [NO_MASK, NO_MASK] + [MASK] * 10
+    for t, (size, p) in enumerate(zip(sizes, votes)):
+        tracker.update([face(10 + t, 10, size=size, probabilities=p)], t / FPS)
+    (person,) = tracker.people()
+    assert person.label == "with_mask"  # the running vote over every frame: what each frame shows
+    assert person.evidence == 2 and person.decision == UNASSESSABLE and person.probability == 0.0
+    tracker.update([face(22, 10, size=21, probabilities=NO_MASK)], 12 / FPS)
+    assert person.evidence == 3 and person.decision == "without_mask"  # the small frames do not vote
+    assert 0.8 < person.probability <= 1.0
+
+
+def test_compliance_counts_the_unassessable_apart():
+    tracker = FaceTracker()
+    for t in range(6):
+        tracker.update([face(10, 10, size=40), face(200, 10, size=40, probabilities=NO_MASK),
+                        face(400, 10, size=12)], t / FPS)
+    totals = compliance(tracker.people())
+    assert totals == {"people": 2, "compliant": 1, "non_compliant": 1, "unassessable": 1}
+
+
+def test_finished_people_are_forgotten_once_taken_so_memory_stays_flat():
+    tracker = FaceTracker()
+    most = 0
+    for t in range(2000):  # 80 s: a new person walks through every 2 s, each in view 1.2 s
+        start = t // 50
+        faces = [face(10 + 8 * (t - start * 50), 100)] if t % 50 < 30 else []
+        tracker.update(faces, t / FPS)
+        tracker.take_finished()
+        most = max(most, len(tracker.active) + len(tracker.finished))
+    assert most <= 2 and tracker.finished == []
+
+
+def test_matching_without_scipy_takes_the_best_pairs_first(monkeypatch):
+    scores = np.array([[0.9, 0.8], [0.85, 0.1], [0.05, 0.02]])
+    with_scipy = match(scores, 0.2)
+    monkeypatch.setattr(tracker_module, "linear_sum_assignment", None)
+    assert sorted(match(scores, 0.2)) == [(0, 0)]  # greedy: 0.9 first, then nothing left above 0.2 ...
+    assert sorted(with_scipy) == [(0, 1), (1, 0)]  # ... where the assignment pairs both (0.8 + 0.85)
+
+
+def test_a_zero_size_box_does_not_break_the_filter():
+    tracker = FaceTracker()
+    for t in range(4):
+        (out,) = tracker.update([Face(box=(50, 50, 50, 50), score=0.9)], t / FPS)
+        tracker.carry((t + 0.5) / FPS)
+    assert out.track_id is not None  # a degenerate box overlaps nothing: it is tracked, not matched
+    assert all(np.isfinite(t.mean).all() and np.isfinite(t.cov).all() for t in tracker.active)
+
+
+def test_bad_settings_are_refused_with_the_values():
+    with pytest.raises(ValueError, match="lost_after must be 0 or more seconds, got -1"):
+        FaceTracker(lost_after=-1)
+    with pytest.raises(ValueError, match="low_score <= high_score"):
+        FaceTracker(low_score=0.5, high_score=0.4)
