@@ -73,6 +73,15 @@ class ComplianceEstimate:
                 "compliance_high": round(self.high, digits), "observed_share": round(self.observed, digits)}
 
 
+FIELDS = ("compliance", "compliance_low", "compliance_high", "observed_share")
+
+
+def compliance_fields(counts: Mapping[str, int], digits: int = 4) -> dict:
+    """The FIELDS of a figure from its people per label (extra keys ignored), None when no one was decided."""
+    estimate = compliance_estimate({label: counts[label] for label in CLASSES})
+    return estimate.as_dict(digits) if estimate else dict.fromkeys(FIELDS)
+
+
 def confusion_rates(counts: np.ndarray) -> np.ndarray:
     """Row-normalised confusion counts: M[i, j] = P(labelled j | truly i)."""
     counts = np.asarray(counts, dtype=float)
