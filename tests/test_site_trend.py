@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from maskwatch.detection.detector import WEIGHTS, Detector
+from maskwatch.faces import CLASSES
 from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
@@ -220,3 +221,17 @@ def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]
     assert "Test cases:" in report and "passed" in report, report[-3000:]
+
+
+def test_the_compliance_gauge_carries_its_interval(site):
+    """Today's (UTC) compliance per camera in /metrics: corrected, with the interval's ends beside it."""
+    text = get(site, "/metrics").text
+    for camera in get(site, "/v1/cameras").json():
+        today = camera["today"]
+        estimate = compliance_estimate({label: today[label] for label in CLASSES})
+        gauges = [f'maskwatch_camera_compliance_today{suffix}{{camera="{camera["id"]}"}}' for suffix in ("", "_low", "_high")]
+        if estimate is None:  # no one decided today (the test runs just after midnight UTC, or the till)
+            assert not any(g in text for g in gauges)
+            continue
+        values = [float(line.split()[-1]) for g in gauges for line in text.splitlines() if line.startswith(g + " ")]
+        assert values == pytest.approx([estimate.share, estimate.low, estimate.high])
