@@ -48,7 +48,9 @@ CONFUSION_COUNTS = np.array([
     [18, 692, 7],  # true without_mask (717)
     [25, 7, 91],  # true mask_weared_incorrect (123)
 ])
-DRAWS = 2000  # draws for the interval; percentiles of 2000 move by about 0.003 between seeds
+# Draws for the interval: its ends move between seeds by a standard deviation of 0.008 for 10
+# people, 0.003 for 100 and 0.001 for 500 (measured over 30 seeds), at about 1.5 ms a figure.
+DRAWS = 2000
 LEVEL = 0.95
 SEED = 24
 
