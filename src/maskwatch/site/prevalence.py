@@ -112,8 +112,12 @@ def corrected_shares(observed: np.ndarray, confusion: np.ndarray) -> np.ndarray:
 
 def _corrected(observed: np.ndarray, inverse: np.ndarray) -> np.ndarray:
     q = np.atleast_2d(np.asarray(observed, dtype=float))
-    raw = np.einsum("nj,nji->ni", q, np.broadcast_to(inverse, (len(q), *inverse.shape[-2:])))
-    return project_to_simplex(raw)
+    shares = np.einsum("nj,nji->ni", q, np.broadcast_to(inverse, (len(q), *inverse.shape[-2:])))
+    # Rows of M sum to 1, so these shares do too; only those with one below 0 leave the simplex.
+    outside = (shares < 0).any(axis=1)
+    if outside.any():
+        shares[outside] = project_to_simplex(shares[outside])
+    return shares
 
 
 @lru_cache(maxsize=4)
@@ -139,14 +143,21 @@ def compliance_estimate(counts: Mapping[str, int], confusion_counts: np.ndarray 
         raise ValueError(f"counts need every label of {', '.join(CLASSES)}; {missing} is missing") from None
     if (n < 0).any() or not np.isfinite(n).all() or (n != np.round(n)).any():
         raise ValueError(f"counts must be whole numbers >= 0; got {dict(zip(CLASSES, n.tolist()))}")
-    total = int(n.sum())
-    if total == 0:
+    if n.sum() == 0:
         return None
+    key = tuple(tuple(int(c) for c in row) for row in np.asarray(confusion_counts))
+    return _estimate(tuple(int(c) for c in n), key, draws, seed, people)
+
+
+@lru_cache(maxsize=4096)  # hours and days with the same few people recur; their figures need not
+def _estimate(n: tuple[int, ...], confusion_counts: tuple[tuple[int, ...], ...], draws: int, seed: int,
+              people: str) -> ComplianceEstimate:
+    n = np.array(n, dtype=float)
+    total = int(n.sum())
     observed = n / total
     compliant = CLASSES.index(COMPLIANT)
     share = float(corrected_shares(observed, confusion_rates(confusion_counts))[0, compliant])
-    key = tuple(tuple(int(c) for c in row) for row in np.asarray(confusion_counts))
-    inverses = _inverse_confusion_draws(key, draws, seed)
+    inverses = _inverse_confusion_draws(confusion_counts, draws, seed)
     rng = np.random.default_rng(seed + 1)
     if people == "jeffreys":
         drawn = rng.dirichlet(n + 0.5, size=draws)
