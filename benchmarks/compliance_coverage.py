@@ -47,7 +47,8 @@ def held_out_labels(data_dir: Path) -> dict[str, np.ndarray]:
     labels: dict[str, list[int]] = {label: [] for label in CLASSES}
     for ann in photo_split(data_dir).val:
         faces = annotated_faces(ann)
-        for face, labelled in zip(faces, classifier.predict_boxes(read_image(data_dir / "images" / ann.filename), faces)):
+        image = read_image(data_dir / "images" / ann.filename)
+        for face, labelled in zip(faces, classifier.predict_boxes(image, faces)):
             labels[face.label].append(CLASSES.index(labelled.label))
     return {label: np.array(given) for label, given in labels.items()}
 
@@ -102,7 +103,8 @@ def markdown(results: list[dict]) -> str:
     for r in results:
         lines.append(f"| {r['source']} | {r['compliance']} | {r['people']} | {r['coverage']:.3f} | "
                      f"{r['coverage_realised']:.3f} | {r['coverage_resample']:.3f} | {r['width']:.3f} | "
-                     f"{r['bias_corrected']:+.4f} | {r['bias_observed']:+.4f} | {r['bias_se']:.4f} | {r['rmse_corrected']:.4f} | "
+                     f"{r['bias_corrected']:+.4f} | {r['bias_observed']:+.4f} | {r['bias_se']:.4f} | "
+                     f"{r['rmse_corrected']:.4f} | "
                      f"{r['rmse_observed']:.4f} |")
     return "\n".join(lines)
 
@@ -130,7 +132,8 @@ def main() -> None:
     print(f"{args.runs} runs per row, seed {args.seed}, {time.perf_counter() - started:.0f} s in all, "
           f"commit {commit}, {platform.node()}")
     if args.out:
-        args.out.write_text(json.dumps({"held_out_confusion": confusion, "results": results, "commit": commit}, indent=1))
+        args.out.write_text(json.dumps({"held_out_confusion": confusion, "results": results, "commit": commit},
+                                       indent=1))
 
 
 if __name__ == "__main__":

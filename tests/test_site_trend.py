@@ -229,7 +229,8 @@ def test_the_compliance_gauge_carries_its_interval(site):
     for camera in get(site, "/v1/cameras").json():
         today = camera["today"]
         estimate = compliance_estimate({label: today[label] for label in CLASSES})
-        gauges = [f'maskwatch_camera_compliance_today{suffix}{{camera="{camera["id"]}"}}' for suffix in ("", "_low", "_high")]
+        gauges = [f'maskwatch_camera_compliance_today{suffix}{{camera="{camera["id"]}"}}'
+                  for suffix in ("", "_low", "_high")]
         if estimate is None:  # no one decided today (the test runs just after midnight UTC, or the till)
             assert not any(g in text for g in gauges)
             continue
