@@ -1,7 +1,10 @@
 """The compliant share corrected for the classifier's known confusions, with a 95 % interval.
 
 A person's label is the classifier's, and it errs in known ways: about a fifth of wrongly worn
-masks are called `with_mask`, so the plain ratio with_mask / people leans upwards. If p are the
+masks are called `with_mask` and one mask in a hundred a bare face, so the plain ratio
+with_mask / people leans up where many are unmasked and down where nearly all are masked. The
+rates are CONFUSION_COUNTS below: the model card's cross-validated figures for the classifier
+shipped at commit c2fa597 (the comment above them says which figures). If p are the
 true shares of the three classes and M[i, j] the chance a person of true class i is labelled j,
 the observed shares are q = p M. The correction (Rogan-Gladen, generalised to three classes)
 inverts that, p = q M^-1, and projects the result onto the simplex (shares >= 0 summing to 1).
@@ -42,7 +45,9 @@ from maskwatch.faces import CLASSES, COMPLIANT
 #   c2fa597 with benchmarks/compliance_coverage.py (held-out counts [[636, 10, 1], [1, 142, 0],
 #   [5, 1, 18]]), each count plus 1/2. So 27 wrongly-worn labels split 1.5 : 0.5 between true
 #   with_mask and without_mask faces (20 : 7), and 32 missed wrongly worn masks 5.5 : 1.5 between
-#   with_mask and without_mask labels (25 : 7).
+#   with_mask and without_mask labels (25 : 7). The rest of each row follows: 52 - 20 = 32 masks
+#   labelled bare faces, 25 - 7 = 18 bare faces labelled masks.
+# A new classifier needs its own counts here.
 CONFUSION_COUNTS = np.array([
     [3180, 32, 20],  # true with_mask (3232)
     [18, 692, 7],  # true without_mask (717)
