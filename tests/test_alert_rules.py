@@ -15,13 +15,14 @@ from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.events import EventStore
 from maskwatch.site.hours import OpeningHours, parse_span
 from maskwatch.site.mqtt import MqttPublisher
+from maskwatch.site.prevalence import compliance_estimate
 from tests.mosquitto import Subscriber, broker  # noqa: F401  (fixture)
 from tests.test_alerts import SECRET, Receiver, event
 from tests.test_cameras import wait_until
 from tests.test_events import person
 
 BERLIN = ZoneInfo("Europe/Berlin")
-MASKED, UNMASKED = (0.9, 0.05, 0.05), (0.05, 0.9, 0.05)
+MASKED, UNMASKED, WRONGLY_WORN = (0.9, 0.05, 0.05), (0.05, 0.9, 0.05), (0.05, 0.05, 0.9)
 
 
 def berlin(day, hour, minute=0):
@@ -89,12 +90,15 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
     notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET)]).start()
     monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", cooldown=600)],
                                 zones_of={"door": []}, send=notifier.alert)
-    crowd(store, masked=3, unmasked=2, when=MONDAY_10 - 20 * 60)  # before the window: not counted
+    crowd(store, masked=30, unmasked=0, when=MONDAY_10 - 20 * 60)  # before the window: not counted
     assert monitor.check(MONDAY_10) == []
-    crowd(store, masked=7, unmasked=3, when=MONDAY_10 - 60)  # 70 % of 10 over the last 15 minutes
+    crowd(store, masked=70, unmasked=30, when=MONDAY_10 - 60)  # 70 % of 100 over the last 15 minutes
     (alert,) = monitor.check(MONDAY_10)
-    assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": 70.0, "below": 80, "people": 10,
-                     "with_mask": 7, "minutes": 15, "at": MONDAY_10}
+    estimate = compliance_estimate({"with_mask": 70, "without_mask": 30, "mask_weared_incorrect": 0})
+    assert estimate.high < 0.8
+    assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": round(100 * estimate.share, 1),
+                     "compliance_low": round(100 * estimate.low, 1), "compliance_high": round(100 * estimate.high, 1),
+                     "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "minutes": 15, "at": MONDAY_10}
     assert monitor.check(MONDAY_10 + 300) == [] and monitor.stats.quieted == 1  # within the cooldown
     assert len(monitor.check(MONDAY_10 + 600)) == 1  # cooldown over, still low
     notifier.stop()
@@ -112,17 +116,42 @@ def test_compliance_at_or_above_the_threshold_or_too_few_people_is_quiet(store):
     assert monitor.check(MONDAY_10 + 30) == [] and sent == []
 
 
+def test_a_low_share_of_few_people_is_no_evidence_and_stays_quiet(store):
+    """70 % of 10 people: the 95 % interval reaches above 80 %, so no alert; 70 % of 100 fires."""
+    sent = []
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=5, camera="door", cooldown=0)],
+                                zones_of={"door": []}, send=sent.append)
+    crowd(store, masked=7, unmasked=3, when=MONDAY_10)
+    assert monitor.check(MONDAY_10 + 30) == [] and sent == []
+    crowd(store, masked=63, unmasked=27, when=MONDAY_10)
+    (alert,) = monitor.check(MONDAY_10 + 30)
+    assert alert["observed"] == 70.0 and alert["people"] == 100
+    assert alert["compliance_low"] <= alert["compliance"] <= alert["compliance_high"] < 80
+
+
+def test_wrongly_worn_masks_taken_for_masks_are_corrected_before_judging(store):
+    """Every person labelled: 81 with_mask, 19 wrongly worn. About a fifth of wrongly worn masks
+    are labelled with_mask, so the corrected share is lower than the plain 81 %."""
+    sent = []
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=90, minutes=5, camera="door")],
+                                zones_of={"door": []}, send=sent.append)
+    for i in range(100):
+        store.record("door", None, person(i, MASKED if i < 81 else WRONGLY_WORN, first=MONDAY_10 - 5, last=MONDAY_10))
+    (alert,) = monitor.check(MONDAY_10 + 30)
+    assert alert["observed"] == 81.0 and alert["compliance"] < 80.0
+
+
 def test_a_zone_rule_counts_only_its_zone_and_a_camera_less_rule_watches_each_camera(store):
     sent = []
     rules = [ComplianceRule(below=50, minutes=10, camera="door", zone="queue", min_people=2),
              ComplianceRule(below=50, minutes=10, min_people=2)]
     monitor = ComplianceMonitor(store, rules, zones_of={"door": ["queue"], "till": []}, send=sent.append)
-    crowd(store, masked=0, unmasked=2, when=MONDAY_10, zone="queue")
-    crowd(store, masked=6, unmasked=0, when=MONDAY_10)  # the door as a whole is 75 % masked
-    crowd(store, masked=1, unmasked=3, when=MONDAY_10, camera="till")
+    crowd(store, masked=0, unmasked=4, when=MONDAY_10, zone="queue")
+    crowd(store, masked=6, unmasked=0, when=MONDAY_10)  # the door as a whole is 60 % masked
+    crowd(store, masked=1, unmasked=9, when=MONDAY_10, camera="till")
     fired = monitor.check(MONDAY_10 + 30)
-    assert [(a["rule"], a["camera"], a["zone"], a["compliance"]) for a in fired] == [
-        (0, "door", "queue", 0.0), (1, "till", None, 25.0)]
+    assert [(a["rule"], a["camera"], a["zone"], a["observed"]) for a in fired] == [
+        (0, "door", "queue", 0.0), (1, "till", None, 10.0)]
 
 
 def test_compliance_rules_fire_only_inside_opening_hours(store):

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from maskwatch.site.prevalence import compliance_estimate
 from maskwatch.site.report import daily_rows, report_range, to_csv
 
 DAY = 1_789_862_400  # 2026-09-20T00:00:00Z
@@ -21,12 +22,28 @@ def test_rows_sum_minutes_into_days_per_camera_and_zone():
               count(DAY + 86400, with_mask=1), count(DAY + 120, zone="queue", incorrect=1),
               count(DAY - 60, with_mask=5)]  # the day before: outside the range
     rows = daily_rows(counts, date(2026, 9, 20), date(2026, 9, 21))
-    assert [(r["date"], r["zone"], r["people"], r["compliance"]) for r in rows] == [
+    assert [(r["date"], r["zone"], r["people"], r["observed_share"]) for r in rows] == [
         ("2026-09-20", "", 4, "0.750"), ("2026-09-20", "queue", 1, "0.000"), ("2026-09-21", "", 1, "1.000")]
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert list(parsed[0]) == ["date", "camera", "zone", "people", "with_mask", "without_mask",
-                               "mask_weared_incorrect", "compliance"]
+                               "mask_weared_incorrect", "compliance", "compliance_low", "compliance_high",
+                               "observed_share"]
     assert parsed[0]["with_mask"] == "3" and parsed[0]["without_mask"] == "1"
+    # Each row's corrected share and 95 % interval are those of its day's counts, to 3 decimals.
+    estimate = compliance_estimate({"with_mask": 3, "without_mask": 1, "mask_weared_incorrect": 0})
+    assert [parsed[0][f] for f in ("compliance", "compliance_low", "compliance_high")] == [
+        f"{estimate.share:.3f}", f"{estimate.low:.3f}", f"{estimate.high:.3f}"]
+    for row in parsed:
+        assert float(row["compliance_low"]) <= float(row["compliance"]) <= float(row["compliance_high"])
+    # One person is next to no evidence: the interval of the lone unmasked person reaches far up.
+    assert float(parsed[1]["compliance_high"]) > 0.5
+
+
+def test_a_day_of_only_undecided_people_has_empty_compliance_cells():
+    rows = daily_rows([dict(count(DAY + 60), people=2)], date(2026, 9, 20), date(2026, 9, 20))
+    parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert parsed[0]["people"] == "2"
+    assert [parsed[0][f] for f in ("compliance", "compliance_low", "compliance_high", "observed_share")] == [""] * 4
 
 
 def test_the_default_range_is_the_last_seven_days():

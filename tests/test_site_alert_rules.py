@@ -44,14 +44,15 @@ def posted(site) -> list[dict]:
 
 
 def test_a_compliance_rule_from_the_config_alerts_inside_opening_hours(site):
-    crowd(site.store, masked=2, unmasked=2, when=berlin(21, 9, 55), camera="door", zone="queue")
+    crowd(site.store, masked=2, unmasked=8, when=berlin(21, 9, 55), camera="door", zone="queue")
     crowd(site.store, masked=4, unmasked=0, when=berlin(21, 9, 55), camera="door")  # outside the zone
-    assert [a["compliance"] for a in site.compliance.check(berlin(21, 10))] == [50.0]
+    assert [a["observed"] for a in site.compliance.check(berlin(21, 10))] == [20.0]
     assert site.compliance.check(berlin(21, 10, 5)) == []  # cooldown
     crowd(site.store, masked=0, unmasked=4, when=berlin(21, 18, 20), camera="door", zone="queue")
     assert site.compliance.check(berlin(21, 18, 30)) == []  # closed at 18:00 Berlin time
     (alert,) = [p["alert"] for p in posted(site)]
-    assert (alert["camera"], alert["zone"], alert["people"], alert["below"]) == ("door", "queue", 4, 80)
+    assert (alert["camera"], alert["zone"], alert["people"], alert["below"]) == ("door", "queue", 10, 80)
+    assert alert["compliance_high"] < 80  # the whole interval under the rule's threshold
 
 
 def test_person_alerts_follow_each_camera_s_opening_hours(site):

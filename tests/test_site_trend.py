@@ -17,9 +17,11 @@ import pytest
 import uvicorn
 
 from maskwatch.detection.detector import WEIGHTS, Detector
+from maskwatch.faces import CLASSES
 from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
+from maskwatch.site.prevalence import compliance_estimate
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
 from maskwatch.site.trend import bucket_start, compliance_series
@@ -51,10 +53,16 @@ def test_buckets_start_at_the_hour_midnight_and_monday_in_the_timezone():
 def test_series_sum_minutes_per_bucket_and_zone():
     rows = [count(int(berlin(21, 10, 5)), zone="queue", with_mask=3, without_mask=1),
             count(int(berlin(21, 10, 40)), with_mask=1, incorrect=1), count(int(berlin(21, 11, 10)), with_mask=2)]
-    assert [(b["start"][11:16], b["people"], b["compliance"]) for b in compliance_series(rows, "hour", BERLIN)] == [
+    hours = compliance_series(rows, "hour", BERLIN)
+    assert [(b["start"][11:16], b["people"], b["observed_share"]) for b in hours] == [
         ("10:00", 6, 0.6667), ("11:00", 2, 1.0)]
     (queue,) = compliance_series(rows, "day", BERLIN, zone="queue")
-    assert queue["people"] == 4 and queue["without_mask"] == 1 and queue["compliance"] == 0.75
+    assert queue["people"] == 4 and queue["without_mask"] == 1 and queue["observed_share"] == 0.75
+    # Each bucket's corrected share and interval are those of its own counts.
+    ten = compliance_estimate({"with_mask": 4, "without_mask": 1, "mask_weared_incorrect": 1})
+    assert (hours[0]["compliance"], hours[0]["compliance_low"], hours[0]["compliance_high"]) == (
+        round(ten.share, 4), round(ten.low, 4), round(ten.high, 4))
+    assert hours[0]["compliance_low"] < 0.5 and hours[0]["compliance_high"] > 0.8  # 6 people: a wide interval
     with pytest.raises(ValueError, match="bucket must be one of hour, day, week; got 'month'"):
         compliance_series(rows, "month", BERLIN)
 
@@ -77,6 +85,7 @@ storage: {{database: site.db, privacy: true, retention_days: 3650}}
     crowd(store, masked=2, unmasked=0, when=berlin(21, 11, 10))
     crowd(store, masked=0, unmasked=1, when=berlin(21, 23, 30), camera="till")
     crowd(store, masked=1, unmasked=0, when=berlin(22, 0, 30), camera="till")  # Monday in UTC, Tuesday here
+    crowd(store, masked=2, unmasked=18, when=berlin(28, 10, 5))  # the next week: low beyond doubt
     crowd(store, masked=1, unmasked=0, when=time.time() - 600)  # for the chart's default: the last 24 hours
     store.close()
     detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
@@ -96,8 +105,8 @@ def get(base, path, **params):
 
 
 def september(series: dict) -> list[tuple]:
-    return [(b["start"], b["people"], b["with_mask"], b["compliance"])
-            for b in series["buckets"] if b["start"].startswith("2026-09")]
+    return [(b["start"], b["people"], b["with_mask"], b["observed_share"])
+            for b in series["buckets"] if "2026-09" <= b["start"] < "2026-09-28"]  # the week of the 21st
 
 
 def test_hourly_compliance_of_a_camera(site):
@@ -107,6 +116,12 @@ def test_hourly_compliance_of_a_camera(site):
     assert (series["camera"], series["zone"], series["timezone"]) == ("door", None, "Europe/Berlin")
     assert series["since"].startswith("2026-09-20T22:00:00")
     assert september(series) == [("2026-09-21T10:00:00+02:00", 6, 4, 0.6667), ("2026-09-21T11:00:00+02:00", 2, 2, 1.0)]
+    for bucket in series["buckets"]:  # every figure with its interval, corrected for the classifier's confusions
+        assert 0 <= bucket["compliance_low"] <= bucket["compliance"] <= bucket["compliance_high"] <= 1
+    low_week = get(site, "/v1/compliance", camera="door", bucket="week", since="2026-09-28T00:00:00+02:00").json()
+    two_of_twenty = low_week["buckets"][0]
+    assert (two_of_twenty["people"], two_of_twenty["observed_share"]) == (20, 0.1)
+    assert two_of_twenty["compliance_high"] < 0.5
 
 
 def test_compliance_of_a_zone_and_days_in_the_site_timezone(site):
@@ -150,7 +165,7 @@ def test_site_answers_match_their_documented_models(site):
     cameras = get(site, "/v1/cameras").json()
     assert [CameraStatus.model_validate(c).id for c in cameras] == ["door", "till"]
     events = EventList.model_validate(get(site, "/v1/events", camera="door").json()).events
-    assert len(events) == 9 and all(e.snapshot is None for e in events)  # privacy: no snapshots
+    assert len(events) == 29 and all(e.snapshot is None for e in events)  # privacy: no snapshots
     document = get(site, "/openapi.json").json()
     paths, schemas = document["paths"], document["components"]["schemas"]
 
@@ -173,14 +188,24 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     page.wait_for_function("document.getElementById('trend-chart').dataset.buckets === '1'", timeout=20_000)
     assert page.inner_text("#trend-timezone") == "Europe/Berlin"
     page.select_option("#trend-bucket", "week")
-    page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length >= 2", timeout=20_000)
-    september_week = page.query_selector('#trend-chart rect.bar[data-start="2026-09-21T00:00:00+02:00"]')
-    assert september_week.get_attribute("data-compliance") == "0.7"
-    assert "low" in september_week.get_attribute("class")  # under 80 %: drawn red
+    page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length >= 3", timeout=20_000)
+    weeks = {b["start"]: b for b in get(site, "/v1/compliance", bucket="week").json()["buckets"]}
+    for start, is_low in (("2026-09-21T00:00:00+02:00", False), ("2026-09-28T00:00:00+02:00", True)):
+        bar = page.query_selector(f'#trend-chart rect.bar[data-start="{start}"]')
+        whisker = page.query_selector(f'#trend-chart g.interval[data-start="{start}"]')
+        assert bar.get_attribute("data-compliance") == str(weeks[start]["compliance"])
+        assert (float(whisker.get_attribute("data-low")), float(whisker.get_attribute("data-high"))) == (
+            weeks[start]["compliance_low"], weeks[start]["compliance_high"])
+        assert len(whisker.query_selector_all("line")) == 3  # the whisker and its two caps
+        # Red only when the whole interval is under 80 %: 7 of 10 might be 85 %, 2 of 20 cannot.
+        assert ("low" in bar.get_attribute("class")) is is_low, start
+    title = page.query_selector('#trend-chart rect.bar[data-start="2026-09-21T00:00:00+02:00"] title').text_content()
+    assert "(95% interval " in title and "of 10; 70% as labelled" in title, title
     page.select_option("#trend-camera", "till")
     page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length === 1", timeout=20_000)
     till_week = page.query_selector("#trend-chart rect.bar")
-    assert till_week.get_attribute("data-compliance") == "0.5"
+    till = get(site, "/v1/compliance", camera="till", bucket="week", since=SINCE).json()["buckets"]
+    assert till_week.get_attribute("data-compliance") == str(till[0]["compliance"])
     assert errors == []
 
 
@@ -196,3 +221,18 @@ def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]
     assert "Test cases:" in report and "passed" in report, report[-3000:]
+
+
+def test_the_compliance_gauge_carries_its_interval(site):
+    """Today's (UTC) compliance per camera in /metrics: corrected, with the interval's ends beside it."""
+    text = get(site, "/metrics").text
+    for camera in get(site, "/v1/cameras").json():
+        today = camera["today"]
+        estimate = compliance_estimate({label: today[label] for label in CLASSES})
+        gauges = [f'maskwatch_camera_compliance_today{suffix}{{camera="{camera["id"]}"}}'
+                  for suffix in ("", "_low", "_high")]
+        if estimate is None:  # no one decided today (the test runs just after midnight UTC, or the till)
+            assert not any(g in text for g in gauges)
+            continue
+        values = [float(line.split()[-1]) for g in gauges for line in text.splitlines() if line.startswith(g + " ")]
+        assert values == pytest.approx([estimate.share, estimate.low, estimate.high])

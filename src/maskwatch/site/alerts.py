@@ -5,7 +5,9 @@ a camera: notify() only enqueues. A rule picks events by voted label, camera and
 event is one decided person, so a person alerts at most once, and `cooldown` seconds quiets a
 camera after an alert (a crowd at the door is one alert, not twenty). Outside a camera's opening
 hours (judged at the person's last-seen time) its events alert no one. Compliance alerts
-(compliance.py) go by alert(), to every webhook whose cameras and zones admit them.
+(compliance.py: sent only when the whole 95 % interval of the corrected share is under the
+rule's threshold; the alert carries the share, the interval and the plain ratio) go by alert(),
+to every webhook whose cameras and zones admit them.
 
 The receiver checks the signature over the exact body bytes:
     X-Maskwatch-Signature: sha256=<hex HMAC-SHA256(secret, body)>

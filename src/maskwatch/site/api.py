@@ -132,7 +132,9 @@ def site_routes(site: Site) -> APIRouter:
                    since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone); "
                                                                "default: 24 buckets back",
                                              json_schema_extra=SINCE_SCHEMA)) -> JSONResponse:
-        """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts."""
+        """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts:
+        corrected for the classifier's known confusions, with its 95 % interval (compliance_low,
+        compliance_high) and the plain with_mask / people (observed_share)."""
         if camera is not None and camera not in site.cameras_by_id:
             return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(site.cameras_by_id)}")
         if zone is not None:
@@ -160,7 +162,8 @@ def site_routes(site: Site) -> APIRouter:
                            **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))})
     def report(start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (default: 6 days before to)"),
                end: str | None = Query(None, alias="to", description="last day, YYYY-MM-DD (default: today, UTC)")) -> Response:
-        """One row per day, camera and zone: people per voted label and the compliant share."""
+        """One row per day, camera and zone: people per voted label, the corrected compliant share with
+        its 95 % interval, and the plain with_mask / people."""
         try:
             first, last = report_range(start, end)
         except ValueError as err:

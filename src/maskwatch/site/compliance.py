@@ -1,9 +1,11 @@
 """Compliance alerts: "under X % of people masked over the last M minutes" on a camera or zone.
 
 The share comes from the per-minute counts in the events store (so it survives restarts and
-sees every camera thread's people), checked every `every` seconds on its own thread. A rule
-fires only while its camera is open (opening hours) and only once per `cooldown` seconds for
-the same camera and zone. Time comes from an injectable clock, so tests call check(now=...)
+sees every camera thread's people), checked every `every` seconds on its own thread. The share
+is corrected for the classifier's known confusions and has a 95 % interval (prevalence.py), and
+a rule fires only when the whole interval lies under its threshold: 3 masked of 5 is no evidence
+of under 80 %, 60 of 100 is. It fires only while its camera is open (opening hours) and only once
+per `cooldown` seconds for the same camera and zone. Time comes from an injectable clock, so tests call check(now=...)
 directly instead of sleeping.
 """
 
@@ -14,14 +16,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from maskwatch.faces import CLASSES, COMPLIANT
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
-
-COMPLIANT = "with_mask"
+from maskwatch.site.prevalence import compliance_estimate
 
 
 @dataclass(frozen=True)
 class ComplianceRule:
-    """Alert when under `below` % of at least `min_people` people wore a mask over `minutes`."""
+    """Alert when, of at least `min_people` decided people over `minutes`, the whole 95 % interval of
+    the masked share lies under `below` %."""
 
     below: float  # percent, 0-100
     minutes: int
@@ -39,14 +42,14 @@ class ComplianceRule:
             raise ValueError(f"min_people must be at least 1; got {self.min_people}")
 
 
-def window_counts(rows: list[dict], zone: str | None) -> tuple[int, int]:
-    """(people, of them masked) summed over per-minute count rows, of one zone or of all."""
-    people = masked = 0
+def window_counts(rows: list[dict], zone: str | None) -> dict[str, int]:
+    """Decided people per voted label summed over per-minute count rows, of one zone or of all."""
+    counts = dict.fromkeys(CLASSES, 0)
     for row in rows:
         if zone is None or row["zone"] == zone:
-            people += row["people"]
-            masked += row[COMPLIANT]
-    return people, masked
+            for label in CLASSES:
+                counts[label] += row[label]
+    return counts
 
 
 @dataclass
@@ -90,20 +93,23 @@ class ComplianceMonitor:
                     self.stats.closed += 1
                     continue
                 rows = [r for r in self.store.counts(camera=camera, since=since) if r["minute"] <= now]
-                people, masked = window_counts(rows, rule.zone)
+                counts = window_counts(rows, rule.zone)
+                people = sum(counts.values())
                 if people < rule.min_people:
                     continue
-                compliance = 100.0 * masked / people
-                if compliance >= rule.below:
+                estimate = compliance_estimate(counts)
+                if not estimate.below(rule.below / 100):
                     continue
                 key = (index, camera, rule.zone)
                 if now - self._last_fired.get(key, float("-inf")) < rule.cooldown:
                     self.stats.quieted += 1
                     continue
                 self._last_fired[key] = now
-                alert = {"rule": index, "camera": camera, "zone": rule.zone, "compliance": round(compliance, 1),
-                         "below": rule.below, "people": people, "with_mask": masked, "minutes": rule.minutes,
-                         "at": now}
+                alert = {"rule": index, "camera": camera, "zone": rule.zone,
+                         "compliance": round(100 * estimate.share, 1), "compliance_low": round(100 * estimate.low, 1),
+                         "compliance_high": round(100 * estimate.high, 1),
+                         "observed": round(100 * estimate.observed, 1), "below": rule.below, "people": people,
+                         "with_mask": counts[COMPLIANT], "minutes": rule.minutes, "at": now}
                 self.send(alert)
                 fired.append(alert)
         self.stats.fired += len(fired)

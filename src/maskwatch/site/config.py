@@ -11,7 +11,7 @@
         hours: ["mon-fri 08:00-18:00"]                # alerts fire only then (default: always)
     timezone: Europe/Berlin  # of opening hours and the compliance chart's days (default: local time)
     alerts:
-      compliance:        # under 80 % masked over 15 minutes at the door
+      compliance:        # under 80 % masked over 15 minutes at the door (the whole 95 % interval)
         - {camera: entrance, zone: door, below: 80, minutes: 15}
 
 Every problem is collected, not just the first: `load_site_config` raises SiteConfigError with
@@ -149,11 +149,13 @@ class WebhookConfig(BaseModel):
 
 
 class ComplianceRuleConfig(BaseModel):
-    """Alert when the masked share over the last `minutes` falls under `below` percent."""
+    """Alert when the masked share over the last `minutes` is under `below` percent beyond doubt: the
+    whole 95 % interval of the corrected share (docs/compliance.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    below: float = Field(gt=0, le=100, description="percent of people masked under which the rule fires")
+    below: float = Field(gt=0, le=100, description="percent of people masked; the rule fires when the whole "
+                                                  "95 % interval of the corrected share is under it")
     minutes: int = Field(ge=1, le=1440, description="the window, in minutes up to now")
     camera: str | None = Field(None, description="the camera watched (default: every camera, each on its own)")
     zone: str | None = Field(None, description="a zone of the camera (default: the whole camera)")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from maskwatch.faces import PERSON_LABELS
+from maskwatch.faces import CLASSES, PERSON_LABELS
+from maskwatch.site.prevalence import compliance_estimate
 
 
 class SiteCollector(Collector):
@@ -25,8 +26,12 @@ class SiteCollector(Collector):
         people = GaugeMetricFamily("maskwatch_camera_people_today", "People decided today (UTC), per voted label",
                                    labels=["camera", "label"])
         ratio = GaugeMetricFamily("maskwatch_camera_compliance_today",
-                                  "Share of today's people wearing a mask properly (absent before the first)",
-                                  labels=["camera"])
+                                  "Share of today's people wearing a mask properly, corrected for the classifier's "
+                                  "confusions (absent before the first)", labels=["camera"])
+        low = GaugeMetricFamily("maskwatch_camera_compliance_today_low",
+                                "Lower end of the 95 % interval of today's compliance", labels=["camera"])
+        high = GaugeMetricFamily("maskwatch_camera_compliance_today_high",
+                                 "Upper end of the 95 % interval of today's compliance", labels=["camera"])
         for camera in self.site.cameras():
             name = camera["id"]
             up.add_metric([name], 1.0 if camera["connected"] else 0.0)
@@ -35,6 +40,9 @@ class SiteCollector(Collector):
             today = camera["today"]
             for label in PERSON_LABELS:
                 people.add_metric([name, label], today[label])
-            if today["people"]:
-                ratio.add_metric([name], today["with_mask"] / today["people"])
-        yield from (up, fps, reconnects, people, ratio)
+            estimate = compliance_estimate({label: today[label] for label in CLASSES})
+            if estimate:
+                ratio.add_metric([name], estimate.share)
+                low.add_metric([name], estimate.low)
+                high.add_metric([name], estimate.high)
+        yield from (up, fps, reconnects, people, ratio, low, high)

@@ -1,4 +1,8 @@
-"""The daily compliance report: per UTC day, camera and zone, people per voted label, as CSV."""
+"""The daily compliance report: per UTC day, camera and zone, people per voted label, as CSV.
+
+`compliance` is the share corrected for the classifier's confusions, between `compliance_low` and
+`compliance_high` (its 95 % interval); `observed_share` is the plain with_mask / people.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import io
 from datetime import date, datetime, timedelta, timezone
 
 from maskwatch.faces import CLASSES
+from maskwatch.site.prevalence import FIELDS, compliance_fields
 
-REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, "compliance")
+REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, *FIELDS)
 MAX_DAYS = 366
 
 
@@ -44,9 +49,8 @@ def daily_rows(counts: list[dict], first: date, last: date) -> list[dict]:
             total[field] += row[field]
     rows = []
     for (day, camera, zone), total in sorted(days.items()):
-        share = total["with_mask"] / total["people"] if total["people"] else None
-        rows.append({"date": day, "camera": camera, "zone": zone, **total,
-                     "compliance": "" if share is None else f"{share:.3f}"})
+        figures = {name: "" if value is None else f"{value:.3f}" for name, value in compliance_fields(total, 6).items()}
+        rows.append({"date": day, "camera": camera, "zone": zone, **total, **figures})
     return rows
 
 

@@ -59,7 +59,12 @@ class EventList(BaseModel):
 
 class ComplianceBucket(PeopleCounts):
     start: str = Field(description="ISO 8601 start of the hour, day or week, in the site's timezone")
-    compliance: float | None = Field(ge=0, le=1, description="with_mask / people")
+    compliance: float | None = Field(ge=0, le=1, description="the compliant share corrected for the classifier's "
+                                     "known confusions (docs/compliance.md); null when no one was decided")
+    compliance_low: float | None = Field(ge=0, le=1, description="its 95 % interval's lower end: for the number of "
+                                         "people and the classifier's measured confusion")
+    compliance_high: float | None = Field(ge=0, le=1, description="its 95 % interval's upper end")
+    observed_share: float | None = Field(ge=0, le=1, description="with_mask / decided people, uncorrected")
 
 
 class ComplianceSeries(BaseModel):

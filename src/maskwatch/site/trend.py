@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 
 from maskwatch.faces import PERSON_LABELS
+from maskwatch.site.prevalence import compliance_fields
 
 BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default look-back is 24 of each
 
@@ -29,8 +30,9 @@ def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetim
 
 
 def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: str | None = None) -> list[dict]:
-    """Per bucket, oldest first: its start (ISO 8601 with offset), people per voted label and
-    the compliant share (with_mask / people)."""
+    """Per bucket, oldest first: its start (ISO 8601 with offset), people per voted label, the
+    compliant share corrected for the classifier's confusions with its 95 % interval, and the
+    plain with_mask / people (prevalence.compliance_fields)."""
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
     sums: dict[datetime, dict] = {}
@@ -41,6 +43,4 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
         total["people"] += row["people"]
         for label in PERSON_LABELS:
             total[label] += row.get(label, 0)  # rows from before the unassessable count have none
-    return [{"start": start.isoformat(), **total,
-             "compliance": round(total["with_mask"] / total["people"], 4) if total["people"] else None}
-            for start, total in sorted(sums.items())]
+    return [{"start": start.isoformat(), **total, **compliance_fields(total)} for start, total in sorted(sums.items())]
