@@ -11,6 +11,7 @@ The one place where the detector, the tracker and the per-person vote meet, so t
 from __future__ import annotations
 
 from maskwatch.faces import Face
+from maskwatch.video.motion import MotionDetector
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track
 
@@ -24,17 +25,30 @@ class FrameProcessor:
         and carry the tracked faces over the frames between; their `detected` is False.
     min_face: faces whose box's short side is under this many pixels are dropped before
         tracking (a camera's far background, where the classifier guesses).
+    motion: with a tracker, a MotionDetector that gates the detector: a frame due for detection
+        reaches it only when something moved since the last detection, when a track is being
+        lost (it missed a detection: the detector decides whether it ended), or when
+        `motion.settings.full_check` seconds passed without a detection (a person standing
+        still). Otherwise the tracked faces are carried over, as between detect_every frames.
+
+    detections counts the frames that reached the detector, gated those the motion gate spared.
     """
 
     def __init__(self, detector, tracker: FaceTracker | None = None, detect_every: int = 1,
-                 min_face: float = 0.0) -> None:
+                 min_face: float = 0.0, motion: MotionDetector | None = None) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         if min_face < 0:
             raise ValueError(f"min_face must be 0 or more pixels, got {min_face}")
         self.detector, self.tracker, self.detect_every, self.min_face = detector, tracker, detect_every, min_face
+        self.motion = motion if tracker is not None else None
+        self.detections = 0
+        self.gated = 0
+        self._moved = False  # motion seen since the last detection
+        self._last_detection: float | None = None  # timestamp of the last frame that reached the detector
 
     def _detect(self, image) -> list[Face]:
+        self.detections += 1
         faces = self.detector.detect(image)
         if self.min_face:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
@@ -44,9 +58,23 @@ class FrameProcessor:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
         if self.tracker is None:
             return self._detect(frame.image), True
+        if self.motion is not None and self.motion.detect(frame.image):
+            self._moved = True
         if frame.index % self.detect_every:
             return self.tracker.carry(frame.timestamp), False
+        if self.motion is not None and not self._due(frame.timestamp):
+            self.gated += 1
+            return self.tracker.carry(frame.timestamp), False
+        self._moved, self._last_detection = False, frame.timestamp
         return self.tracker.update(self._detect(frame.image), frame.timestamp), True
+
+    def _due(self, timestamp: float) -> bool:
+        """Whether the motion gate lets this frame through to the detector."""
+        if self._moved or self._last_detection is None:
+            return True
+        if any(track.missed for track in self.tracker.active):
+            return True  # someone left or turned away: detect until the track is matched or ends
+        return timestamp - self._last_detection >= self.motion.settings.full_check
 
     def people(self) -> list[Track]:
         """The people decided so far (tracks long enough to vote on), finished or active."""
