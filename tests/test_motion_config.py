@@ -1,0 +1,71 @@
+"""The site YAML's `motion:` and `detect_source:` settings: defaults, overrides, every error named."""
+
+import pytest
+
+from maskwatch.site.config import SiteConfigError, load_site_config
+from maskwatch.site.events import EventStore
+from maskwatch.site.runner import camera_worker
+
+
+def write(tmp_path, text):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "sub.mp4").write_bytes(b"")
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_gating_is_on_by_default_and_can_be_turned_off(tmp_path):
+    config = load_site_config(write(tmp_path, """
+cameras:
+  a: {source: clip.mp4}
+  b: {source: clip.mp4, motion: {enabled: false}}
+  c:
+    source: clip.mp4
+    detect_source: sub.mp4
+    motion: {threshold: 40, contour_area: 25, full_check: 10, masks: [[[0, 0], [0.2, 0], [0.2, 0.1]]]}
+"""))
+    a, b, c = (config.cameras[k] for k in "abc")
+    assert a.motion.enabled and a.motion.settings().full_check == 5.0 and a.detect_source is None
+    assert b.motion.settings() is None
+    settings = c.motion.settings()
+    assert (settings.threshold, settings.contour_area, settings.full_check) == (40, 25, 10)
+    assert settings.masks == (((0, 0), (0.2, 0), (0.2, 0.1)),)
+    assert c.detect_source == str(tmp_path / "sub.mp4")  # relative to the config, as source is
+
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps")
+    try:
+        workers = {k: camera_worker(k, config.cameras[k], detector=None, store=store)[0] for k in "abc"}
+        assert workers["a"].processor.motion is not None and workers["b"].processor.motion is None
+        assert workers["c"].processor.motion.settings.threshold == 40
+        assert workers["c"].reader.source == c.detect_source and workers["a"].reader.source == a.source
+        assert all(w.reader.decode_on_request for w in workers.values())
+    finally:
+        store.close()
+
+
+def test_defaults_may_set_motion(tmp_path):
+    config = load_site_config(write(tmp_path, """
+defaults: {motion: {full_check: 30}}
+cameras:
+  a: {source: clip.mp4}
+"""))
+    assert config.cameras["a"].motion.full_check == 30 and config.cameras["a"].motion.enabled
+
+
+@pytest.mark.parametrize("camera, problem", [
+    ("motion: {threshold: 0}", "camera 'a', field 'motion.threshold': Input should be greater than or equal to 1"),
+    ("motion: {threshold: 300}", "camera 'a', field 'motion.threshold': Input should be less than or equal to 255"),
+    ("motion: {contour_area: -1}", "camera 'a', field 'motion.contour_area': Input should be greater than 0"),
+    ("motion: {full_check: 0}", "camera 'a', field 'motion.full_check': Input should be greater than 0"),
+    ("motion: {masks: [[[0, 0], [1, 1]]]}", "camera 'a', field 'motion.masks': mask 0 needs at least 3 points, got 2"),
+    ("motion: {masks: [[[0, 0], [1, 1], [2, 0]]]}", "camera 'a', field 'motion.masks.0.2.0': Input should be less than or equal to 1"),
+    ("motion: {treshold: 30}", "camera 'a', field 'motion.treshold': unknown setting (a typo?)"),
+    ("motion: {enabled: maybe}", "camera 'a', field 'motion.enabled': Input should be a valid boolean"),
+    ("detect_source: ftp://cam/sub", "camera 'a', field 'detect_source': stream URLs start with one of"),
+    ("detect_source: missing.mp4", "camera 'a', field 'detect_source': no such video file"),
+])
+def test_bad_motion_and_detect_source_settings_are_named(tmp_path, camera, problem):
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, f"cameras:\n  a: {{source: clip.mp4, {camera}}}\n"))
+    assert any(problem in line for line in err.value.problems), err.value.problems
