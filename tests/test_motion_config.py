@@ -69,3 +69,23 @@ def test_bad_motion_and_detect_source_settings_are_named(tmp_path, camera, probl
     with pytest.raises(SiteConfigError) as err:
         load_site_config(write(tmp_path, f"cameras:\n  a: {{source: clip.mp4, {camera}}}\n"))
     assert any(problem in line for line in err.value.problems), err.value.problems
+
+
+def test_event_sink_keeps_only_the_newest_recorded_events(tmp_path):
+    import numpy as np
+
+    from maskwatch.site.events import EventSink
+    from maskwatch.video.tracker import Track
+
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps")
+    try:
+        sink = EventSink(store, "door", keep_recorded=2)
+        people = [Track(i, (0, 0, 10, 10), first_seen=i, last_seen=i + 1, hits=3,
+                        probability_sum=np.array([1.0, 0.0, 0.0])) for i in range(1, 6)]
+        sink.write_people(people)
+        assert [e["track_id"] for e in sink.recorded] == [4, 5] and sink.recorded_total == 5
+        assert len(store.events()) == 5  # the database keeps every one
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="keep_recorded must be 0 or more, got -1"):
+        EventSink(store, "door", keep_recorded=-1)
