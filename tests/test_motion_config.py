@@ -89,3 +89,39 @@ def test_event_sink_keeps_only_the_newest_recorded_events(tmp_path):
         store.close()
     with pytest.raises(ValueError, match="keep_recorded must be 0 or more, got -1"):
         EventSink(store, "door", keep_recorded=-1)
+
+
+def test_execution_providers_come_from_the_config_and_fall_back_to_the_cpu(tmp_path, monkeypatch):
+    import onnxruntime as ort
+    from fastapi.testclient import TestClient
+
+    from maskwatch import Detector
+    from maskwatch import runtime
+    from maskwatch.serving.app import create_app
+
+    config = load_site_config(write(tmp_path, """
+runtime: {providers: [CUDAExecutionProvider, CPUExecutionProvider]}
+cameras:
+  a: {source: clip.mp4}
+"""))
+    assert config.runtime.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(runtime, "_preferred", None)
+    runtime.set_providers(config.runtime.providers)
+    expected = [p for p in ("CUDAExecutionProvider",) if p in ort.get_available_providers()] + ["CPUExecutionProvider"]
+    assert runtime.chosen_providers() == expected
+    detector = Detector.load()
+    health = TestClient(create_app(detector)).get("/healthz").json()
+    assert health["providers"] == {"detector": expected, "classifier": expected}
+
+
+def test_unknown_execution_providers_are_named(tmp_path, monkeypatch):
+    from maskwatch import runtime
+
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, "runtime: {providers: [CudaProvider]}\ncameras:\n  a: {source: clip.mp4}\n"))
+    assert any("field 'runtime.providers': unknown ONNX Runtime execution providers ['CudaProvider']" in line
+               for line in err.value.problems), err.value.problems
+    monkeypatch.setenv(runtime.PROVIDERS_ENV, "CPUExecutionProvider, Bogus")
+    monkeypatch.setattr(runtime, "_preferred", None)
+    with pytest.raises(ValueError, match=r"unknown ONNX Runtime execution providers \['Bogus'\]"):
+        runtime.chosen_providers()

@@ -654,6 +654,9 @@ def run(
     try:
         with cluster:
             try:
+                from maskwatch.runtime import set_providers
+
+                set_providers(site.runtime.providers)
                 detector = Detector.load(gate=gate)
                 if ray_address is None:
                     site_runner = Site(site, detector)

@@ -216,6 +216,23 @@ class MqttConfig(BaseModel):
     password: str | None = None
 
 
+class RuntimeConfig(BaseModel):
+    """Where the networks run: ONNX Runtime execution providers, tried in order (runtime.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[str] = Field(default_factory=lambda: ["CUDAExecutionProvider", "OpenVINOExecutionProvider",
+                                                          "CPUExecutionProvider"],
+                                 description="tried in order; those not installed are skipped, the CPU always works")
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, names: list[str]) -> list[str]:
+        from maskwatch.runtime import check_providers
+
+        return list(check_providers(names))
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -224,6 +241,7 @@ class SiteConfig(BaseModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     mqtt: MqttConfig | None = None
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours and "
                                                    "chart days (default: the machine's local time)")
 
