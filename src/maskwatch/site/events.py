@@ -241,6 +241,9 @@ class EventSink:
         height, width = frame.image.shape[:2]
         self.size = (width, height)
         if not detected:
+            # A carried frame repeats the votes, but may hold a person who just became one: with
+            # motion gating, a person standing still is only carried until the next full check.
+            self._announce_in_view(faces)
             return
         self._announce_changes(faces)
         if self.store.privacy:
@@ -269,12 +272,9 @@ class EventSink:
 
     def _announce_changes(self, faces: list[Face]) -> None:
         """Tell listeners of people whose running vote changed, and of new counts in view."""
-        in_view = dict.fromkeys(CLASSES, 0)
         for face in faces:
             if face.track_id not in self.announced:
                 continue
-            if face.label is not None:
-                in_view[face.label] += 1
             before = self.announced[face.track_id]
             if face.label != before:
                 self.announced[face.track_id] = face.label
@@ -282,6 +282,14 @@ class EventSink:
                     zone = zone_of(face.box, *self.size, self.zones)
                     self.listeners.update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
                                            "label": face.label, "before": before})
+        self._announce_in_view(faces)
+
+    def _announce_in_view(self, faces: list[Face]) -> None:
+        """Tell listeners how many people are in view per label, when that changed."""
+        in_view = dict.fromkeys(CLASSES, 0)
+        for face in faces:
+            if face.track_id in self.announced and face.label is not None:
+                in_view[face.label] += 1
         if in_view != self.in_view:
             self.in_view = in_view
             if self.listeners.in_view is not None:

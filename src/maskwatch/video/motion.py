@@ -5,8 +5,8 @@ analysed frame (`height` pixels high, blurred) with a running average of the fra
 (cv2.accumulateWeighted), thresholds the difference, dilates it and keeps the contours larger
 than `contour_area` pixels of that small frame, outside the masked polygons (a clock, a TV).
 When most of the frame changes at once (lights switching on, the camera's exposure jumping),
-that is no person: the average is reset to the new frame (recalibration) and the frame counts
-as still. The idea and the defaults follow Frigate's ImprovedMotionDetector.
+that is no moving region: the average is reset to the new frame (recalibration) and
+`recalibrated` is set, so that the caller can check the new view once (FrameProcessor does). The idea and the defaults follow Frigate's ImprovedMotionDetector.
 
     motion = MotionDetector(MotionSettings())
     boxes = motion.detect(bgr_frame)   # moving regions, in the frame's pixels (empty: still)
@@ -58,6 +58,7 @@ class MotionDetector:
         self.settings = settings
         self.average: np.ndarray | None = None  # float32, the small frame's running average
         self.recalibrations = 0
+        self.recalibrated = False  # whether the last frame recalibrated the average
         self._keep: np.ndarray | None = None  # uint8 0/255: 0 where a mask hides motion
         self._size: tuple[int, int] | None = None  # (width, height) of the frames seen
 
@@ -77,6 +78,7 @@ class MotionDetector:
         """
         h, w = image.shape[:2]
         small = self.small(image)
+        self.recalibrated = False
         if self.average is None or self._size != (w, h):
             self._size = (w, h)
             self._keep = self._mask(small.shape[1], small.shape[0])
@@ -91,6 +93,7 @@ class MotionDetector:
         if cv2.countNonZero(moving) > self.settings.recalibrate * moving.size:
             self.average = small.copy()  # a global change (lights, exposure): start again from here
             self.recalibrations += 1
+            self.recalibrated = True
             return []
         contours, _ = cv2.findContours(moving, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         sx, sy = w / small.shape[1], h / small.shape[0]

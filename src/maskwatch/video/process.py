@@ -26,7 +26,8 @@ class FrameProcessor:
     min_face: faces whose box's short side is under this many pixels are dropped before
         tracking (a camera's far background, where the classifier guesses).
     motion: with a tracker, a MotionDetector that gates the detector: a frame due for detection
-        reaches it only when something moved since the last detection, when a track is being
+        reaches it only when something moved since the last detection (or the whole view changed
+        and the motion detector recalibrated), when a track is being
         lost (it missed a detection: the detector decides whether it ended), or when
         `motion.settings.full_check` seconds passed without a detection (a person standing
         still). Otherwise the tracked faces are carried over, as between detect_every frames.
@@ -58,8 +59,8 @@ class FrameProcessor:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
         if self.tracker is None:
             return self._detect(frame.image), True
-        if self.motion is not None and self.motion.detect(frame.image):
-            self._moved = True
+        if self.motion is not None and (self.motion.detect(frame.image) or self.motion.recalibrated):
+            self._moved = True  # a global change (lights, a cut) is checked once too: anything may have changed
         if frame.index % self.detect_every:
             return self.tracker.carry(frame.timestamp), False
         if self.motion is not None and not self._due(frame.timestamp):
