@@ -10,6 +10,8 @@ The one place where the detector, the tracker and the per-person vote meet, so t
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from maskwatch.faces import Face
 from maskwatch.video.motion import MotionDetector
 from maskwatch.video.sources import Frame
@@ -27,10 +29,9 @@ class FrameProcessor:
         tracking (a camera's far background, where the classifier guesses).
     motion: with a tracker, a MotionDetector that gates the detector: a frame due for detection
         reaches it only when something moved since the last detection (or the whole view changed
-        and the motion detector recalibrated), when a track is being
-        lost (it missed a detection: the detector decides whether it ended), or when
-        `motion.settings.full_check` seconds passed without a detection (a person standing
-        still). Otherwise the tracked faces are carried over, as between detect_every frames.
+        and the motion detector recalibrated), or when `motion.settings.full_check` seconds
+        passed without a detection (a person standing still). Otherwise the faces of the last
+        detection stand for this frame's: tracks in view carry on, lost ones count a miss.
 
     detections counts the frames that reached the detector, gated those the motion gate spared.
     """
@@ -64,8 +65,12 @@ class FrameProcessor:
         if frame.index % self.detect_every:
             return self.tracker.carry(frame.timestamp), False
         if self.motion is not None and not self._due(frame.timestamp):
+            # Nothing moved: the detector would find the faces it found last time. They go through
+            # the tracker as such (without probabilities: the votes stay as they are), so a track
+            # already lost keeps counting misses and ends as it would have with the detector.
             self.gated += 1
-            return self.tracker.carry(frame.timestamp), False
+            still = [replace(face, probabilities=None) for face in self.tracker.current()]
+            return self.tracker.update(still, frame.timestamp), False
         self._moved, self._last_detection = False, frame.timestamp
         return self.tracker.update(self._detect(frame.image), frame.timestamp), True
 
@@ -73,8 +78,6 @@ class FrameProcessor:
         """Whether the motion gate lets this frame through to the detector."""
         if self._moved or self._last_detection is None:
             return True
-        if any(track.missed for track in self.tracker.active):
-            return True  # someone left or turned away: detect until the track is matched or ends
         return timestamp - self._last_detection >= self.motion.settings.full_check
 
     def people(self) -> list[Track]:
