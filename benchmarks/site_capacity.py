@@ -161,6 +161,7 @@ def measure(job: dict) -> dict:
             "detector_share": (calls1 - calls0) / analysed if analysed else None,
             "converted_share": decoded / received if received else None,
             "received_fps": received / wall / len(rates),
+            "cpu_ms_per_analysed": 1000 * cpu / analysed if analysed else None,
             "people": people, "run_seconds": job["warmup"] + job["seconds"], "errors": errors,
             "rss_mb": samples}
 
@@ -220,7 +221,8 @@ def main() -> None:
                     rows.append(row)
                     print(f"{variant:8s} {cameras:2d} cameras: kept up {row['kept_up']}/{cameras}, analysed "
                           f"{row['fps_mean']:.2f}/s (slowest {row['fps_min']:.2f}), CPU {row['cpu_cores']:.2f} cores, "
-                          f"{row['cpu_per_camera']:.3f} per camera; detector on {row['detector_share']:.0%} of "
+                          f"{row['cpu_per_camera']:.3f} per camera, {row['cpu_ms_per_analysed']:.0f} ms per analysed frame; "
+                          f"received {row['received_fps']:.1f} fps; detector on {row['detector_share']:.0%} of "
                           f"analysed frames; {row['converted_share']:.0%} of received frames converted; "
                           f"{row['people']} people; load {row['load']:.1f}"
                           + (f"; RSS {row['rss_mb']}" if args.scene == "soak" else "")
