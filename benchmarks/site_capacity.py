@@ -14,6 +14,8 @@ Scenes (640x480, 25 fps, built from the bundled sample photos, looped by the ser
   soak:  4 cameras on the quiet stream and 4 on the busy one, resident memory sampled.
 
 Variants, each measured in a fresh process so its CPU is its own:
+  grab, convert: the cameras' readers alone, every frame grabbed; converted to BGR or not
+           (the cost of a stream before any analysis).
   gated:   this tree, motion gating on (the default for `run`), frames decoded on request.
   ungated: this tree with `motion: {enabled: false}` (decoding on request stays).
   base:    the code under --base-src (e.g. `git archive c2fa597 src | tar -x -C /tmp/mw-c2fa597`),
@@ -109,8 +111,33 @@ class CountingDetector:
         return self.detector.detect(image, *args, **kwargs)
 
 
+def measure_readers(job: dict) -> dict:
+    """Only the cameras' readers: every frame grabbed, and converted ("convert") or not ("grab")."""
+    from maskwatch.video.cameras import CameraReader
+
+    readers = [CameraReader(url, name=f"cam{i}", decode_on_request=job["variant"] == "grab").start()
+               for i, url in enumerate(job["urls"])]
+    try:
+        time.sleep(job["warmup"])
+        received0, cpu0, wall0 = sum(r.state().frames for r in readers), os.times(), time.monotonic()
+        time.sleep(job["seconds"])
+        received1, cpu1, wall1 = sum(r.state().frames for r in readers), os.times(), time.monotonic()
+        decoded = sum(r.decoded for r in readers)
+    finally:
+        for reader in readers:
+            reader.stop()
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    received = received1 - received0
+    return {"variant": job["variant"], "cameras": len(readers), "cpu_cores": cpu / (wall1 - wall0),
+            "received_fps": received / (wall1 - wall0) / len(readers),
+            "cpu_ms_per_received": 1000 * cpu / received if received else None, "converted": decoded,
+            "run_seconds": job["warmup"] + job["seconds"]}
+
+
 def measure(job: dict) -> dict:
     """One site run as `job` says, in this process; the figures as a dict."""
+    if job["variant"] in ("grab", "convert"):
+        return measure_readers(job)
     from maskwatch.detection.detector import Detector
     from maskwatch.site.config import SiteConfig
     from maskwatch.site.events import EventStore
@@ -184,7 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scene", choices=["quiet", "busy", "soak"])
     parser.add_argument("--cameras", type=int, nargs="+", default=[8])
-    parser.add_argument("--variants", nargs="+", default=["gated", "ungated"], choices=["gated", "ungated", "base"])
+    parser.add_argument("--variants", nargs="+", default=["gated", "ungated"], choices=["gated", "ungated", "base", "grab", "convert"])
     parser.add_argument("--base-src", type=Path, default=None, help="the src folder of the commit to compare with")
     parser.add_argument("--fps", type=float, default=2.0, help="analysed frames per second per camera")
     parser.add_argument("--seconds", type=float, default=None, help="measured window (default: one loop of the clip)")
@@ -194,7 +221,8 @@ def main() -> None:
     args = parser.parse_args()
     if "base" in args.variants and args.base_src is None:
         parser.error("--variants base needs --base-src")
-    sources = {"gated": ROOT / "src", "ungated": ROOT / "src", "base": args.base_src}
+    sources = {"gated": ROOT / "src", "ungated": ROOT / "src", "base": args.base_src, "grab": ROOT / "src",
+               "convert": ROOT / "src"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -219,6 +247,11 @@ def main() -> None:
                                                - servers_cpu0) / (row["run_seconds"])
                     row["load"] = os.getloadavg()[0]
                     rows.append(row)
+                    if variant in ("grab", "convert"):
+                        print(f"{variant:8s} {cameras:2d} readers: CPU {row['cpu_cores']:.2f} cores, received "
+                              f"{row['received_fps']:.1f} fps each, {row['cpu_ms_per_received']:.2f} ms per frame "
+                              f"received, {row['converted']} converted; load {row['load']:.1f}", flush=True)
+                        continue
                     print(f"{variant:8s} {cameras:2d} cameras: kept up {row['kept_up']}/{cameras}, analysed "
                           f"{row['fps_mean']:.2f}/s (slowest {row['fps_min']:.2f}), CPU {row['cpu_cores']:.2f} cores, "
                           f"{row['cpu_per_camera']:.3f} per camera, {row['cpu_ms_per_analysed']:.0f} ms per analysed frame; "
