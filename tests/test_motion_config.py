@@ -125,3 +125,20 @@ def test_unknown_execution_providers_are_named(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "_preferred", None)
     with pytest.raises(ValueError, match=r"unknown ONNX Runtime execution providers \['Bogus'\]"):
         runtime.chosen_providers()
+
+
+def test_run_check_shows_gating_and_the_substream(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    path = write(tmp_path, """
+cameras:
+  a: {source: "rtsp://u:secret@cam/main", detect_source: "rtsp://u:secret@cam/sub"}
+  b: {source: clip.mp4, motion: {enabled: false}}
+""")
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "rtsp://u:***@cam/main (analysing rtsp://u:***@cam/sub)" in result.output
+    assert "motion-gated, full check every 5 s" in result.output and "no gating" in result.output
+    assert "secret" not in result.output
