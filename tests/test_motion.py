@@ -167,3 +167,23 @@ def test_a_reader_without_requests_converts_every_frame(tmp_path, sample_dir):
         assert state.frames >= 5 and abs(reader.decoded - state.frames) <= 1
     finally:
         reader.stop()
+
+
+def test_the_quiet_store_records_the_same_people_gated_and_ungated(detector):
+    from collections import Counter
+
+    from tests.scenes import sample_photos
+
+    photos = sample_photos(5)
+    images = []
+    for i in (0, 2, 3, 4):  # 8 s empty, then 2 s of the crowd, at 2 FPS
+        images += [empty_view(i)] * 16 + [photos[i][0]] * 4
+    results = {}
+    for gated in (False, True):
+        processor = FrameProcessor(detector, FaceTracker(), detect_every=2,
+                                   motion=MotionDetector() if gated else None)
+        people = run(processor, frames_of(images))
+        results[gated] = (Counter(t.label for t in people), processor.detections)
+    (plain, plain_calls), (gated, gated_calls) = results[False], results[True]
+    assert sum(plain.values()) >= 15 and gated == plain  # the same people, with the same votes
+    assert gated_calls <= 0.5 * plain_calls
