@@ -6,6 +6,10 @@ side with an older commit's code.
         --base-src /tmp/mw-c2fa597/src
     python benchmarks/site_capacity.py busy --cameras 8 14 20 --variants gated base --base-src ...
     python benchmarks/site_capacity.py soak --cameras 8 --seconds 900 --variants gated
+    python benchmarks/site_capacity.py busy --cameras $(seq 8 2 30) --variants gated --until-behind
+
+(--until-behind stops a variant at the first camera count it does not keep up with: the
+capacity sweep of BENCHMARKS §8, now on RTSP streams.)
 
 Scenes (640x480, 25 fps, built from the bundled sample photos, looped by the server):
   quiet: a store that is empty 80 % of the time: for each of 4 photos (23 faces), 8 s of the
@@ -217,6 +221,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="measured window (default: one loop of the clip)")
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--sample-every", type=float, default=30.0, help="seconds between memory samples")
+    parser.add_argument("--until-behind", action="store_true",
+                        help="stop trying a variant after the first camera count it does not keep up with")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args()
     if "base" in args.variants and args.base_src is None:
@@ -233,8 +239,9 @@ def main() -> None:
             faces = {scene: f for scene, (_, _, f) in servers.items()}
             print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.scene}: loop {loop:.0f} s at "
                   f"{STREAM_FPS} fps 640x480, faces per loop {faces}", flush=True)
+            behind: set[str] = set()
             for cameras in args.cameras:
-                for variant in args.variants:
+                for variant in [v for v in args.variants if v not in behind]:
                     urls = [servers[scenes[i % len(scenes)]][0].url for i in range(cameras)]
                     folder = work / f"{variant}-{cameras}"
                     folder.mkdir()
@@ -247,6 +254,8 @@ def main() -> None:
                                                - servers_cpu0) / (row["run_seconds"])
                     row["load"] = os.getloadavg()[0]
                     rows.append(row)
+                    if args.until_behind and row.get("kept_up", cameras) < cameras:
+                        behind.add(variant)
                     if variant in ("grab", "convert"):
                         print(f"{variant:8s} {cameras:2d} readers: CPU {row['cpu_cores']:.2f} cores, received "
                               f"{row['received_fps']:.1f} fps each, {row['cpu_ms_per_received']:.2f} ms per frame "
