@@ -187,3 +187,22 @@ def test_the_quiet_store_records_the_same_people_gated_and_ungated(detector):
     (plain, plain_calls), (gated, gated_calls) = results[False], results[True]
     assert sum(plain.values()) >= 15 and gated == plain  # the same people, with the same votes
     assert gated_calls <= 0.5 * plain_calls
+
+
+class OnceDetector:
+    """Finds one face on its first call only: a detector's one-frame ghost."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, image):
+        from maskwatch.faces import Face
+
+        self.calls += 1
+        return [Face(box=(100, 100, 140, 140), score=0.5)] if self.calls == 1 else []
+
+
+def test_a_face_seen_once_does_not_become_a_person_on_still_frames(background):
+    for motion in (None, MotionDetector(MotionSettings(full_check=3600))):
+        processor = FrameProcessor(OnceDetector(), FaceTracker(), detect_every=2, motion=motion)
+        assert run(processor, frames_of([background] * 12)) == []  # as without gating: no person

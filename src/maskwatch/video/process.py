@@ -29,9 +29,10 @@ class FrameProcessor:
         tracking (a camera's far background, where the classifier guesses).
     motion: with a tracker, a MotionDetector that gates the detector: a frame due for detection
         reaches it only when something moved since the last detection (or the whole view changed
-        and the motion detector recalibrated), or when `motion.settings.full_check` seconds
-        passed without a detection (a person standing still). Otherwise the faces of the last
-        detection stand for this frame's: tracks in view carry on, lost ones count a miss.
+        and the motion detector recalibrated), while a track in view is too short to be a person
+        (as without gating, only the detector confirms a face), or when `motion.settings.full_check`
+        seconds passed without a detection (a person standing still). Otherwise the faces of the
+        last detection stand for this frame's: tracks in view carry on, lost ones count a miss.
 
     detections counts the frames that reached the detector, gated those the motion gate spared.
     """
@@ -78,6 +79,8 @@ class FrameProcessor:
         """Whether the motion gate lets this frame through to the detector."""
         if self._moved or self._last_detection is None:
             return True
+        if any(t.missed == 0 and t.hits < self.tracker.min_hits for t in self.tracker.active):
+            return True  # a face seen once is not a person until the detector sees it again
         return timestamp - self._last_detection >= self.motion.settings.full_check
 
     def people(self) -> list[Track]:
