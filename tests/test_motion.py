@@ -4,7 +4,6 @@ periodic full check fires, a global light change recalibrates; skipped frames ar
 import time
 
 import cv2
-import numpy as np
 import pytest
 
 from maskwatch import Detector
