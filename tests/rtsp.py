@@ -33,17 +33,21 @@ def make_frames(folder: Path, sample_dir: Path, count: int = 6, photos: int = 3)
 
 
 class RtspServer:
-    """GStreamer's RTSP server serving `frames` looped at rtsp://127.0.0.1:PORT/clip."""
+    """GStreamer's RTSP server serving `frames` looped at rtsp://127.0.0.1:PORT/clip.
 
-    def __init__(self, frames: Path, log: Path) -> None:
-        self.frames, self.log_path = frames, log
+    fps: None serves frame000.jpg ... at 5 FPS (the tests' clips); a rate serves frame0000.jpg ...
+    at that rate (benchmarks/site_capacity.py's 25 fps clips)."""
+
+    def __init__(self, frames: Path, log: Path, fps: int | None = None) -> None:
+        self.frames, self.log_path, self.fps = frames, log, fps
         self.port = free_port()
         self.url = f"rtsp://127.0.0.1:{self.port}/clip"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RtspServer:
         log = open(self.log_path, "a")
-        self.process = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.frames), str(self.port)],
+        self.process = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.frames), str(self.port),
+                                         *([str(self.fps)] if self.fps else [])],
                                         stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
         line = self.process.stdout.readline()
         if line.strip() != "ready":

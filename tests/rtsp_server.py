@@ -2,9 +2,10 @@
 
 Run by the system python3 (python3-gi, gir1.2-gst-rtsp-server-1.0), not the venv's:
 
-    /usr/bin/python3 tests/rtsp_server.py FRAMES_DIR PORT
+    /usr/bin/python3 tests/rtsp_server.py FRAMES_DIR PORT [FPS]
 
-serves the JPEGs FRAMES_DIR/frame000.jpg, frame001.jpg ... as H.264, looped forever at 5 FPS,
+serves the JPEGs FRAMES_DIR/frame000.jpg, frame001.jpg ... (frame%04d.jpg with FPS given, for
+long clips) as H.264, looped forever at FPS (default 5) with a key frame each second,
 at rtsp://127.0.0.1:PORT/clip, and prints "ready" once it listens. SIGTERM stops it.
 """
 
@@ -18,16 +19,16 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
-def main(frames_dir: str, port: str) -> None:
+def main(frames_dir: str, port: str, fps: str | None = None) -> None:
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
-        f"( multifilesrc location={frames_dir}/frame%03d.jpg loop=true "
-        "caps=image/jpeg,framerate=5/1 ! jpegdec ! videoconvert ! "
-        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=5 ! "
+        f"( multifilesrc location={frames_dir}/frame{'%04d' if fps else '%03d'}.jpg loop=true "
+        f"caps=image/jpeg,framerate={int(fps or 5)}/1 ! jpegdec ! videoconvert ! "
+        f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={int(fps or 5)} ! "
         "rtph264pay name=pay0 pt=96 config-interval=1 )")
     factory.set_shared(True)
     server.get_mount_points().add_factory("/clip", factory)
@@ -40,4 +41,4 @@ def main(frames_dir: str, port: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -632,8 +632,10 @@ def run(
     typer.echo(f"{config}: {len(site.cameras)} cameras")
     for camera_id, camera in site.cameras.items():
         zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
-        typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}, {camera.fps:g} fps, "
-                   f"detect every {camera.detect_every}{zones}")
+        substream = f" (analysing {redact_source(camera.detect_source)})" if camera.detect_source else ""
+        motion = f"motion-gated, full check every {camera.motion.full_check:g} s" if camera.motion.enabled else "no gating"
+        typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
+                   f"detect every {camera.detect_every}, {motion}{zones}")
     if check:
         return
     import contextlib
@@ -651,6 +653,9 @@ def run(
     try:
         with cluster:
             try:
+                from maskwatch.runtime import set_providers
+
+                set_providers(site.runtime.providers)
                 detector = Detector.load(gate=gate)
                 if ray_address is None:
                     site_runner = Site(site, detector)

@@ -1,12 +1,54 @@
-"""ONNX Runtime sessions as maskwatch runs them: several networks in turn on a few cores."""
+"""ONNX Runtime sessions as maskwatch runs them: several networks in turn on a few cores, or on
+an accelerator where the config names one and ONNX Runtime has it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+CPU = "CPUExecutionProvider"
+# Tried in this order by default: a GPU (onnxruntime-gpu), an Intel CPU/iGPU (onnxruntime-openvino),
+# then plain CPU. Providers this ONNX Runtime build lacks are skipped.
+DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "OpenVINOExecutionProvider", CPU)
+PROVIDERS_ENV = "MASKWATCH_PROVIDERS"  # comma-separated, for processes that read no site config
+
+_preferred: tuple[str, ...] | None = None
+
+
+def check_providers(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The names as given, if ONNX Runtime knows each (installed or not); a ValueError naming the others."""
+    import onnxruntime as ort
+
+    known = ort.get_all_providers()
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown ONNX Runtime execution providers {unknown}; known: {', '.join(known)}")
+    if not names:
+        raise ValueError("providers: name at least one execution provider (CPUExecutionProvider always works)")
+    return tuple(names)
+
+
+def set_providers(names: list[str] | tuple[str, ...] | None) -> None:
+    """Prefer these execution providers, in order, for the sessions made from now on (None: the default)."""
+    global _preferred
+    _preferred = None if names is None else check_providers(names)
+
+
+def chosen_providers() -> list[str]:
+    """The preferred providers this ONNX Runtime build has, in order, always ending with the CPU."""
+    import onnxruntime as ort
+
+    preferred = _preferred
+    if preferred is None and os.environ.get(PROVIDERS_ENV):
+        preferred = check_providers([p.strip() for p in os.environ[PROVIDERS_ENV].split(",") if p.strip()])
+    available = set(ort.get_available_providers())
+    chosen = [name for name in (preferred or DEFAULT_PROVIDERS) if name in available and name != CPU]
+    return [*chosen, CPU]
 
 
 def cpu_session(model: Path | str | bytes, threads: int = 0):
-    """A CPU InferenceSession whose idle threads sleep instead of spinning.
+    """An InferenceSession on the chosen providers (chosen_providers(); plain CPU unless an
+    accelerator is named and installed) whose idle CPU threads sleep instead of spinning.
 
     maskwatch runs networks one after another (the face detector, the gate, the classifier).
     By default ONNX Runtime's threads spin for a while after each run, taking the cores from
@@ -22,4 +64,13 @@ def cpu_session(model: Path | str | bytes, threads: int = 0):
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
-                                providers=["CPUExecutionProvider"])
+                                providers=chosen_providers())
+
+
+def session_providers(detector) -> dict:
+    """The providers a loaded Detector's networks run on (for /healthz): {"detector": [...], "classifier": [...]}."""
+    out = {}
+    for name, part in (("detector", getattr(detector, "finder", None)), ("classifier", getattr(detector, "classifier", None))):
+        session = getattr(part, "session", None)
+        out[name] = session.get_providers() if session is not None else []  # [] : not ONNX Runtime (res10: OpenCV)
+    return out

@@ -114,11 +114,14 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:
         return JSONResponse({"error": err.message}, status_code=err.status)
 
+    from maskwatch.runtime import session_providers
+
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok", "classifier": detector.classifier.info.get("model"),
                 "gate": detector.classifier.gate_info(),
-                "live": settings.source is not None, "site": site is not None}
+                "live": settings.source is not None, "site": site is not None,
+                "providers": session_providers(detector)}
 
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={200: {"description": "Prometheus text format",

@@ -47,6 +47,37 @@ class SiteConfigError(ValueError):
         super().__init__("\n".join(f"{path}: {p}" for p in problems))
 
 
+class MotionConfig(BaseModel):
+    """A camera's motion gate (video/motion.py): the face detector runs only when something moves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="gate the detector by motion (false: detect on every analysed frame)")
+    threshold: int = Field(25, ge=1, le=255, description="least change of a pixel's brightness (0-255) that counts")
+    contour_area: float = Field(10.0, gt=0, description="least moving area, in pixels of the 100 px high grey frame")
+    full_check: float = Field(5.0, gt=0, le=3600,
+                              description="seconds after which a still scene is checked anyway (people standing still)")
+    masks: list[list[Point]] = Field(default_factory=list,
+                                     description="polygons in 0-1 coordinates whose motion is ignored (a clock, a TV)")
+
+    @field_validator("masks")
+    @classmethod
+    def _masks(cls, masks: list[list]) -> list[list]:
+        for i, polygon in enumerate(masks):
+            if len(polygon) < 3:
+                raise ValueError(f"mask {i} needs at least 3 points, got {len(polygon)}")
+        return masks
+
+    def settings(self):
+        """The MotionSettings these stand for (None when gating is off)."""
+        from maskwatch.video.motion import MotionSettings
+
+        if not self.enabled:
+            return None
+        return MotionSettings(threshold=self.threshold, contour_area=self.contour_area, full_check=self.full_check,
+                              masks=tuple(tuple(tuple(point) for point in polygon) for polygon in self.masks))
+
+
 class CameraSettings(BaseModel):
     """What `defaults:` may set, and every camera may override."""
 
@@ -57,6 +88,8 @@ class CameraSettings(BaseModel):
     min_face: float = Field(0.0, ge=0, description="smallest face counted, short side in pixels")
     stall_timeout: float = Field(10.0, gt=0, description="seconds without a frame before the stream counts as dead")
     retry_max: float = Field(10.0, gt=0, description="longest wait between reconnects, seconds (backoff doubles up to it)")
+    motion: MotionConfig = Field(default_factory=MotionConfig,
+                                 description="motion gating; `motion: {enabled: false}` turns it off")
     hours: list[str] = Field(default_factory=list,
                              description="opening hours, e.g. ['mon-fri 08:00-18:00']: alerts fire only then "
                                          "(default: always)")
@@ -71,13 +104,17 @@ class CameraSettings(BaseModel):
 
 class CameraConfig(CameraSettings):
     source: str = Field(description="rtsp://, rtsps://, http(s)://, rtmp:// URL, a video file, or webcam:N")
+    detect_source: str | None = Field(None, description="a smaller stream of the same camera (its substream) to "
+                                                        "analyse instead of `source`; same forms as source")
     name: str = Field("", description="display name (default: the camera's id)")
     zones: dict[str, list[Point]] = Field(default_factory=dict,
                                           description="named polygons in 0-1 coordinates of the frame")
 
-    @field_validator("source")
+    @field_validator("source", "detect_source")
     @classmethod
-    def _source(cls, value: str) -> str:
+    def _source(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if value.startswith("webcam:"):
             if not value[7:].isdigit():
                 raise ValueError(f"webcam sources are written webcam:N, N a device number; got {value!r}")
@@ -182,6 +219,23 @@ class MqttConfig(BaseModel):
     password: str | None = None
 
 
+class RuntimeConfig(BaseModel):
+    """Where the networks run: ONNX Runtime execution providers, tried in order (runtime.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    providers: list[str] = Field(default_factory=lambda: ["CUDAExecutionProvider", "OpenVINOExecutionProvider",
+                                                          "CPUExecutionProvider"],
+                                 description="tried in order; those not installed are skipped, the CPU always works")
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, names: list[str]) -> list[str]:
+        from maskwatch.runtime import check_providers
+
+        return list(check_providers(names))
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -190,6 +244,7 @@ class SiteConfig(BaseModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     mqtt: MqttConfig | None = None
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours and "
                                                    "chart days (default: the machine's local time)")
 
@@ -282,8 +337,9 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
                 problems.append(f"camera {camera_id!r}: expected a mapping of settings, got {type(camera).__name__}")
                 continue
             camera = {**defaults, **camera}
-            if isinstance(camera.get("source"), str) and _is_relative_file(camera["source"]):
-                camera["source"] = str(path.parent / camera["source"])
+            for key in ("source", "detect_source"):
+                if isinstance(camera.get(key), str) and _is_relative_file(camera[key]):
+                    camera[key] = str(path.parent / camera[key])
             merged[str(camera_id)] = camera
         raw["cameras"] = merged
     storage = raw.get("storage")

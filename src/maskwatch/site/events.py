@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -223,10 +224,18 @@ class Listeners:
 
 class EventSink:
     """The sink a camera's worker writes to: remembers a blurred view of each tracked face and
-    records an event for each person the tracker decides (Sink protocol plus write_people)."""
+    records an event for each person the tracker decides (Sink protocol plus write_people).
+
+    recorded keeps the newest `keep_recorded` events as stored (the database keeps them all), so
+    a site that runs for months holds a few, not every event since it started; recorded_total
+    counts them all.
+    """
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
-                 margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners()) -> None:
+                 margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners(),
+                 keep_recorded: int = 100) -> None:
+        if keep_recorded < 0:
+            raise ValueError(f"keep_recorded must be 0 or more, got {keep_recorded}")
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
         self.listeners = listeners  # MQTT, alerts, a Ray actor's mailbox; none may block
         self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
@@ -236,12 +245,16 @@ class EventSink:
         self.annotator = FaceAnnotator(blur=True, show_counts=False)
         self.size: tuple[int, int] | None = None  # width, height of the camera's frames
         self.views: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (face area, blurred snapshot)
-        self.recorded: list[dict] = []
+        self.recorded: deque[dict] = deque(maxlen=keep_recorded)
+        self.recorded_total = 0
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         height, width = frame.image.shape[:2]
         self.size = (width, height)
         if not detected:
+            # A carried frame repeats the votes, but may hold a person who just became one: with
+            # motion gating, a person standing still is only carried until the next full check.
+            self._announce_in_view(faces)
             return
         self._announce_changes(faces)
         if self.store.privacy:
@@ -270,12 +283,9 @@ class EventSink:
 
     def _announce_changes(self, faces: list[Face]) -> None:
         """Tell listeners of people whose running vote changed, and of new counts in view."""
-        in_view = dict.fromkeys(CLASSES, 0)
         for face in faces:
             if face.track_id not in self.announced:
                 continue
-            if face.label is not None:
-                in_view[face.label] += 1
             before = self.announced[face.track_id]
             if face.label != before:
                 self.announced[face.track_id] = face.label
@@ -283,6 +293,14 @@ class EventSink:
                     zone = zone_of(face.box, *self.size, self.zones)
                     self.listeners.update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
                                            "label": face.label, "before": before})
+        self._announce_in_view(faces)
+
+    def _announce_in_view(self, faces: list[Face]) -> None:
+        """Tell listeners how many people are in view per label, when that changed."""
+        in_view = dict.fromkeys(CLASSES, 0)
+        for face in faces:
+            if face.track_id in self.announced and face.label is not None:
+                in_view[face.label] += 1
         if in_view != self.in_view:
             self.in_view = in_view
             if self.listeners.in_view is not None:
@@ -305,6 +323,7 @@ class EventSink:
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
             stored = self.store.record(self.camera, zone, track, None if view is None else view[1])
             self.recorded.append(stored)
+            self.recorded_total += 1
             if self.listeners.event is not None:
                 self.listeners.event(stored)
 

@@ -21,6 +21,7 @@ from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
 from maskwatch.site.events import EventSink, EventStore, Listeners
 from maskwatch.site.hours import OpeningHours
 from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.motion import MotionDetector
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import LatestFrameSink
 from maskwatch.video.tracker import FaceTracker
@@ -130,9 +131,11 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
                   listeners: Listeners = Listeners()) -> tuple[CameraWorker, LatestFrameSink]:
     """One camera's reader, frame loop and sinks (its newest frame; its events into `store`),
     not started yet: the same parts whether the camera runs in the site's process or an actor."""
-    reader = CameraReader(camera.source, stall_timeout=camera.stall_timeout, retry_max=camera.retry_max,
-                          name=camera_id)
-    processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face)
+    reader = CameraReader(camera.detect_source or camera.source, stall_timeout=camera.stall_timeout,
+                          retry_max=camera.retry_max, name=camera_id, decode_on_request=True)
+    motion = camera.motion.settings()
+    processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face,
+                               motion=MotionDetector(motion) if motion is not None else None)
     live = LatestFrameSink(blur=store.privacy)
     events = EventSink(store, camera_id, camera.zones, listeners=listeners)
     return CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps), live

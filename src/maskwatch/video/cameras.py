@@ -5,6 +5,11 @@ a stream lag behind), counts a stream as dead when no frame came within `stall_t
 seconds, and then reopens it, waiting 1, 2, 4 ... up to `retry_max` seconds between tries,
 for as long as it runs. A video file is played at its own frame rate and looped, for demos.
 Each reader has its own thread and its own timeouts, so one broken camera never slows another.
+
+With decode_on_request, the reader grabs every frame the stream sends (it must: H.264 frames
+depend on the ones before) but converts one to a BGR image only when its consumer asked for
+one with request(): a camera analysed at 2 FPS of a 25 fps stream converts 2 frames a second,
+not 25 (OpenCV's FFmpeg backend decodes in grab() and scales and converts colours in retrieve()).
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ class CameraReader:
     """Reads `source` (stream URL, video file or webcam:N) in a thread, forever, until stopped.
 
     latest() -> (sequence number, BGR frame or None): the newest frame; the sequence number
-    grows by one per frame received, so a consumer can tell a new frame from one it has seen.
+    grows by one per frame converted, so a consumer can tell a new frame from one it has seen.
+    decode_on_request: convert only the first frame grabbed after each request() (see above);
+    otherwise every frame received is converted. `decoded` counts the frames converted.
     """
 
     def __init__(self, source: str, stall_timeout: float = 10.0, retry_max: float = 10.0,
-                 retry_first: float = 1.0, name: str = "camera") -> None:
+                 retry_first: float = 1.0, name: str = "camera", decode_on_request: bool = False) -> None:
         if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0:
             raise ValueError("stall_timeout, retry_max and retry_first must be positive seconds")
         self.source, self.name = source, name
@@ -60,6 +67,10 @@ class CameraReader:
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
         self._sequence = 0
+        self._received = 0
+        self.decoded = 0
+        self.decode_on_request = decode_on_request
+        self._wanted = threading.Event()
         self._connected = False
         self._last_frame_at: float | None = None  # monotonic, for the stall check
         self._last_frame_wall: float | None = None
@@ -77,6 +88,10 @@ class CameraReader:
         self._stop.set()
         self._thread.join(timeout)
 
+    def request(self) -> None:
+        """Ask for the next frame grabbed to be converted (with decode_on_request; else a no-op)."""
+        self._wanted.set()
+
     def latest(self) -> tuple[int, np.ndarray | None]:
         with self._lock:
             return self._sequence, self._frame
@@ -88,7 +103,7 @@ class CameraReader:
             recent = [t for t in self._arrivals if now - t <= 5.0]
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
             return CameraState(connected=self._connected and fresh, last_frame_at=self._last_frame_wall,
-                               fps=fps if fresh else 0.0, frames=self._sequence, reconnects=self._reconnects,
+                               fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
 
     def wait_for_frame(self, after: int, timeout: float) -> int:
@@ -147,14 +162,22 @@ class CameraReader:
         got_frames = False
         next_at = time.monotonic()
         while not self._stop.is_set():
-            ok, image = capture.read()
-            if not ok or image is None or image.ndim != 3:
+            if not capture.grab():
                 return got_frames
+            image = None
+            if not self.decode_on_request or self._wanted.is_set():
+                ok, image = capture.retrieve()
+                if not ok or image is None or image.ndim != 3:
+                    return got_frames
+                self._wanted.clear()
             got_frames = True
             now = time.monotonic()
             with self._lock:
-                self._frame = image
-                self._sequence += 1
+                if image is not None:
+                    self._frame = image
+                    self._sequence += 1
+                    self.decoded += 1
+                self._received += 1
                 self._connected = True
                 self._last_frame_at = now
                 self._last_frame_wall = time.time()
@@ -201,12 +224,14 @@ class CameraWorker:
             sink.close()
 
     def state(self) -> dict:
-        return {**self.reader.state().to_dict(), "analysed": self.analysed, "analysis_error": self.last_error}
+        return {**self.reader.state().to_dict(), "analysed": self.analysed,
+                "detected": getattr(self.processor, "detections", None), "analysis_error": self.last_error}
 
     def _run(self) -> None:
         seen = 0
         while not self._stop.is_set():
             started = time.monotonic()
+            self.reader.request()
             sequence = self.reader.wait_for_frame(seen, timeout=self.reader.stall_timeout)
             if self._stop.is_set():
                 break

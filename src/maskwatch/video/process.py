@@ -11,8 +11,10 @@ The one place where the detector, the tracker and the per-person vote meet, so t
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 
 from maskwatch.faces import Face
+from maskwatch.video.motion import MotionDetector
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track
 
@@ -26,23 +28,38 @@ class FrameProcessor:
         and carry the tracked faces over the frames between; their `detected` is False.
     min_face: faces whose box's short side is under this many pixels are dropped before
         tracking (a camera's far background, where the classifier guesses).
+    motion: with a tracker, a MotionDetector that gates the detector: a frame due for detection
+        reaches it only when something moved since the last detection (or the whole view changed
+        and the motion detector recalibrated), while a track in view is too short to be a person
+        (as without gating, only the detector confirms a face), or when `motion.settings.full_check`
+        seconds passed without a detection (a person standing still). Otherwise the faces of the
+        last detection stand for this frame's: tracks in view carry on, lost ones count a miss.
+
+    detections counts the frames that reached the detector, gated those the motion gate spared.
     """
 
     def __init__(self, detector, tracker: FaceTracker | None = None, detect_every: int = 1,
-                 min_face: float = 0.0) -> None:
+                 min_face: float = 0.0, motion: MotionDetector | None = None) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         if min_face < 0:
             raise ValueError(f"min_face must be 0 or more pixels, got {min_face}")
         self.detector, self.tracker, self.detect_every, self.min_face = detector, tracker, detect_every, min_face
+        self.motion = motion if tracker is not None else None
+        self.detections = 0
+        self.gated = 0
+        self._moved = False  # motion seen since the last detection
+        self._last_detection: float | None = None  # timestamp of the last frame that reached the detector
         # With a tracker, ask the detector for its unsure faces too (down to the tracker's low_score):
         # they may continue a track through a blurred or half-hidden frame, never start one.
         self._detect_options = {}
         low_score = getattr(tracker, "low_score", None)
-        if low_score is not None and "min_score" in inspect.signature(detector.detect).parameters:
+        detect = getattr(detector, "detect", None)  # None until a site's worker is given its detector
+        if low_score is not None and detect is not None and "min_score" in inspect.signature(detect).parameters:
             self._detect_options = {"min_score": low_score}
 
     def _detect(self, image) -> list[Face]:
+        self.detections += 1
         faces = self.detector.detect(image, **self._detect_options)
         if self.min_face:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
@@ -52,9 +69,27 @@ class FrameProcessor:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
         if self.tracker is None:
             return self._detect(frame.image), True
+        if self.motion is not None and (self.motion.detect(frame.image) or self.motion.recalibrated):
+            self._moved = True  # a global change (lights, a cut) is checked once too: anything may have changed
         if frame.index % self.detect_every:
             return self.tracker.carry(frame.timestamp), False
+        if self.motion is not None and not self._due(frame.timestamp):
+            # Nothing moved: the detector would find the faces it found last time. They go through
+            # the tracker as such (without probabilities: the votes stay as they are), so a track
+            # already lost keeps counting misses and ends as it would have with the detector.
+            self.gated += 1
+            still = [replace(face, probabilities=None) for face in self.tracker.current()]
+            return self.tracker.update(still, frame.timestamp), False
+        self._moved, self._last_detection = False, frame.timestamp
         return self.tracker.update(self._detect(frame.image), frame.timestamp), True
+
+    def _due(self, timestamp: float) -> bool:
+        """Whether the motion gate lets this frame through to the detector."""
+        if self._moved or self._last_detection is None:
+            return True
+        if any(t.missed == 0 and not self.tracker.is_person(t) for t in self.tracker.active):
+            return True  # a face is not a person until the detector itself has seen it again
+        return timestamp - self._last_detection >= self.motion.settings.full_check
 
     def people(self) -> list[Track]:
         """The people decided so far (tracks long enough to vote on), finished or active."""
