@@ -37,7 +37,8 @@ def login_page(next: str | None = Query(None, max_length=2000, description="wher
 
 
 @router.post("/login", openapi_extra=PUBLIC,
-             responses={401: {"description": "Wrong user name or password (the same for both)"},
+             responses={400: {"description": "A body that is not JSON"},
+                        401: {"description": "Wrong user name or password (the same for both)"},
                         403: {"description": "No X-Maskwatch-CSRF header, or another site's Origin"},
                         429: {"description": "Too many failed logins; Retry-After says when to try again"}})
 def login(request: Request, body: LoginBody) -> JSONResponse:

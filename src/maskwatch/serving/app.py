@@ -141,6 +141,21 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
         return refusal(request, err)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        """FastAPI's answer, except that a 405's Allow lists every method of the path: Starlette
+        names only the first route's, and GET /login and POST /login are two routes."""
+        from fastapi.exception_handlers import http_exception_handler
+
+        if err.status_code == 405:
+            from starlette.routing import Match
+
+            methods = [method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                       if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                              for route in app.router.routes)]
+            err = HTTPException(405, err.detail, headers={"Allow": ", ".join(methods)})
+        return await http_exception_handler(request, err)
+
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:
         return JSONResponse({"error": err.message}, status_code=err.status)
