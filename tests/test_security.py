@@ -363,12 +363,16 @@ def test_plain_http_beyond_loopback_uses_a_cookie_without_the_host_prefix(tmp_pa
     db = str(tmp_path / "c.db")
     AuthStore(db).add_user(*ADMIN, "admin")
     app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
-                                                                trusted_proxies=("127.0.0.1", "testclient"))))
-    with TestClient(app, base_url="http://maskwatch.lan") as client:
+                                                                trusted_proxies=("127.0.0.1",))))
+    with TestClient(app, base_url="http://maskwatch.lan", client=("127.0.0.1", 50000)) as client:
         response = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
         assert response.status_code == 200 and PLAIN_COOKIE in response.cookies
         assert "secure" not in response.headers["set-cookie"].lower()
         assert client.get("/v1/me").json()["user"] == "admin"
+        # from a trusted proxy (127.0.0.1 here), X-Forwarded-For names the client
+        client.post("/login", json={"username": "nobody", "password": "x"}, headers=CSRF | {"X-Forwarded-For": "198.51.100.7"})
+        [failed] = AuthStore(db).access_log(action="login_failed")
+        assert failed["client"] == "198.51.100.7"
     with TestClient(app, base_url="https://maskwatch.lan") as client:  # https: __Host- and Secure, and HSTS
         response = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
         assert response.headers["set-cookie"].startswith(SECURE_COOKIE) and "Secure" in response.headers["set-cookie"]

@@ -151,8 +151,13 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
              create: bool = False):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
     with no user (anyone who reaches the port would see the cameras)."""
-    from maskwatch.security.access import AuthSettings, is_loopback
+    from maskwatch.security.access import AuthSettings, check_proxies, is_loopback
     from maskwatch.security.store import AuthStore
+
+    try:
+        trusted_proxies = check_proxies(trusted_proxies or ())
+    except ValueError as err:
+        _fail(str(err))
 
     if not create and database is not None and "://" not in database and not Path(database).is_file():
         database = None  # `serve` with no users file: open on loopback, refused beyond it (below)
@@ -169,5 +174,5 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
         typer.secho(f"warning: serving on {host} over plain http: passwords and session cookies cross the "
                     "network in clear; use --tls-cert/--tls-key or a TLS reverse proxy (docs/security.md)",
                     fg=typer.colors.YELLOW, err=True)
-    return AuthSettings(database=database, open_without_users=local, trusted_proxies=tuple(trusted_proxies or ()),
+    return AuthSettings(database=database, open_without_users=local, trusted_proxies=trusted_proxies,
                         idle_minutes=idle_minutes, absolute_hours=absolute_hours, retention_days=retention_days)

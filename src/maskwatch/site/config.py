@@ -124,6 +124,13 @@ class ServerConfig(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list,
                                        description="reverse proxies whose X-Forwarded-For/-Proto are believed")
     session_idle_minutes: float = Field(60.0, gt=0, description="a session unused this long ends")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: list[str]) -> list[str]:
+        from maskwatch.security.access import check_proxies
+
+        return list(check_proxies(proxies))
     session_max_hours: float = Field(12.0, gt=0, description="every session ends this long after login")
 
 
