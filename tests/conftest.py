@@ -83,8 +83,11 @@ class Credentials:
 
 
 def log_in(page, base: str, user: tuple[str, str] = ADMIN) -> None:
-    """Log in through the login page in a real browser; lands on the dashboard."""
-    page.goto(base + "/")  # not logged in: sent to the login page
+    """Log in through the login page in a real browser (as `user` again if the page was logged in
+    already); lands on the dashboard."""
+    page.goto(base + "/")  # not logged in: the server sends the browser to the login page
+    if not page.url.startswith(base + "/login"):
+        page.goto(base + "/login")
     page.wait_for_selector("#login", timeout=20_000)
     page.fill("#username", user[0])
     page.fill("#password", user[1])
