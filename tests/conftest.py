@@ -69,7 +69,8 @@ class Credentials:
     def __init__(self, database, viewer_cameras: list[str] | None = None) -> None:
         from maskwatch.security.store import AuthStore
 
-        store = AuthStore(str(database))
+        self.database = str(database)
+        store = AuthStore(self.database)
         store.add_user(*ADMIN, "admin")
         store.add_user(*VIEWER, "viewer", viewer_cameras)
         self.token = store.add_token("tests-full", "full")
