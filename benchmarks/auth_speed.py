@@ -44,6 +44,39 @@ def hash_latency(n: int = 15) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
+def check_cost(db: str, token: str, n: int = 2000) -> dict[str, float]:
+    """Median CPU seconds of deciding who asks (AccessControl.identify: one database read), per
+    kind of request, in this process: what auth adds to every request, whatever the load."""
+    from starlette.requests import Request
+
+    from maskwatch.security.access import SECURE_COOKIE, AccessControl, AuthSettings
+    from maskwatch.security.store import AuthStore
+
+    store = AuthStore(db)
+    session = store.start_session(store.user("bench")["id"])
+    access = AccessControl(AuthSettings(database=db, open_without_users=False), store)
+    open_access = AccessControl(AuthSettings(), None)
+
+    def request(headers: dict) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/v1/classes", "query_string": b"",
+                        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+                        "scheme": "http", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000)})
+
+    kinds = {"auth off (loopback, no users)": (open_access, {}),
+             "auth on, session cookie": (access, {"Cookie": f"{SECURE_COOKIE}={session}"}),
+             "auth on, API token": (access, {"Authorization": f"Bearer {token}"})}
+    costs = {}
+    for name, (control, headers) in kinds.items():
+        times = []
+        for _ in range(n):
+            started = time.process_time_ns()
+            control.identify(request(headers))
+            times.append(time.process_time_ns() - started)
+        costs[name] = statistics.median(times) / 1e9
+    store.close()
+    return costs
+
+
 def start(args: list[str], folder: Path) -> tuple[subprocess.Popen, str]:
     from tests.test_serve import free_port
 
@@ -99,6 +132,7 @@ def main() -> None:
     store.add_user("bench", PASSWORD, "admin")
     token = store.add_token("bench", "full")
     store.close()
+    costs = check_cost(db, token)
     open_server, open_base = start(["--database", str(folder / "none.db")], folder)
     auth_server, auth_base = start(["--database", db], folder)
     try:
@@ -127,12 +161,13 @@ def main() -> None:
           f"{verify_cpu * 1000:.0f} ms CPU (15 runs); POST /login end to end median {statistics.median(logins) * 1000:.0f} ms "
           f"(10 runs, min {min(logins) * 1000:.0f}, max {max(logins) * 1000:.0f})")
     print(f"\nGET /v1/classes, {args.threads} keep-alive clients, {args.rounds} alternating rounds of {args.seconds:g} s\n")
-    print("| requests | req/s (median of rounds) | rounds | vs auth off |")
-    print("|---|---|---|---|")
+    print("| requests | req/s (median of rounds) | rounds | vs auth off | who-asks check, CPU per request |")
+    print("|---|---|---|---|---|")
     base = statistics.median(rows["auth off (loopback, no users)"])
     for name, values in rows.items():
         median = statistics.median(values)
-        print(f"| {name} | {median:.0f} | {', '.join(f'{v:.0f}' for v in values)} | {median / base:.2f} |")
+        print(f"| {name} | {median:.0f} | {', '.join(f'{v:.0f}' for v in values)} | {median / base:.2f} "
+              f"| {costs[name] * 1e6:.0f} µs |")
 
 
 if __name__ == "__main__":
