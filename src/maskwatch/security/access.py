@@ -26,6 +26,9 @@ PUBLIC = {ACCESS: "public"}
 ADMIN = {ACCESS: "admin"}
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The page refreshes each camera's frame every few seconds: one access-log row per user, client,
+# action and path per minute says who watched, without a database write per frame.
+AUDIT_EVERY = 60.0
 CSRF_HEADER = "x-maskwatch-csrf"
 SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
 PLAIN_COOKIE = "maskwatch-session"  # plain http beyond loopback, where a browser refuses Secure cookies
@@ -125,6 +128,7 @@ class AccessControl:
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
         self._swept = 0.0
+        self._audited: dict[tuple, float] = {}  # (user, client, action, path) -> when last logged
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> AccessControl:
@@ -169,7 +173,16 @@ class AccessControl:
             raise AuthError(403, f"no access to camera {camera!r}")
         request.state.principal = principal
         if extra.get(AUDIT) and self.store is not None:
-            self.store.log(extra[AUDIT], principal.name, client_address(request), request.url.path)
+            self._audit(extra[AUDIT], principal.name, client_address(request), request.url.path)
+
+    def _audit(self, action: str, user: str | None, client: str, path: str) -> None:
+        now, key = time.monotonic(), (user, client, action, path)
+        if now - self._audited.get(key, -AUDIT_EVERY) < AUDIT_EVERY:
+            return
+        if len(self._audited) > 10_000:  # forget the old ones; the log itself is in the database
+            self._audited = {k: t for k, t in self._audited.items() if now - t < AUDIT_EVERY}
+        self._audited[key] = now
+        self.store.log(action, user, client, path)
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
@@ -248,6 +261,7 @@ def check_csrf(request: Request) -> None:
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
     if origin is not None and origin != own:
-        raise AuthError(403, f"cross-origin request refused (Origin {origin}, this site {own})")
+        raise AuthError(403, f"cross-origin request refused (Origin {origin}, this site {own}; behind a "
+                             "reverse proxy, list it in trusted_proxies and pass the Host header on)")
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         raise AuthError(403, "cross-site request refused")
