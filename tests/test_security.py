@@ -377,3 +377,22 @@ def test_plain_http_beyond_loopback_uses_a_cookie_without_the_host_prefix(tmp_pa
         response = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
         assert response.headers["set-cookie"].startswith(SECURE_COOKIE) and "Secure" in response.headers["set-cookie"]
         assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "l.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=3, user_limit=100)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        for name in ("a", "b", "c"):  # one guess each at three names: the address's third failure
+            assert client.post("/login", json={"username": name, "password": "guess"}, headers=CSRF).status_code == 401
+        limited = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
+        assert limited.status_code == 429 and "Retry-After" in limited.headers
+    with TestClient(app, base_url="http://maskwatch.lan", client=("10.0.0.2", 4000)) as other:  # another address
+        assert other.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF).status_code == 200
