@@ -8,7 +8,6 @@ import http.server
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
@@ -324,18 +323,20 @@ def test_sessions_end_when_idle_or_too_old(tmp_path):
 
 def open_principal(settings: AuthSettings, store: AuthStore | None) -> Principal:
     """Who an anonymous request is, to an AccessControl with these settings (through the ASGI app)."""
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
     from fastapi.testclient import TestClient
+
+    from maskwatch.security.access import AuthError
 
     access = AccessControl(settings, store)
     app = FastAPI()
 
     @app.get("/who")
-    def who(request: __import__("fastapi").Request) -> dict:
+    def who(request: Request) -> dict:
         try:
-            principal = access.identify(request)
-        except Exception as err:  # AuthError
-            return {"refused": getattr(err, "status", None)}
+            principal: Principal = access.identify(request)
+        except AuthError as err:
+            return {"refused": err.status}
         return {"via": principal.via}
 
     return TestClient(app).get("/who").json()
