@@ -12,7 +12,10 @@ import threading
 import httpx
 import pytest
 
-from maskwatch.security.access import PLAIN_COOKIE, SECURE_COOKIE, AccessControl, AuthSettings, Principal
+from fastapi import Request
+
+from maskwatch.security.access import (PLAIN_COOKIE, SECURE_COOKIE, AccessControl, AuthError, AuthSettings,
+                                       Principal)
 from maskwatch.security.store import AuthStore
 from tests.conftest import ADMIN, VIEWER, log_in
 from tests.rtsp import free_port
@@ -323,10 +326,8 @@ def test_sessions_end_when_idle_or_too_old(tmp_path):
 
 def open_principal(settings: AuthSettings, store: AuthStore | None) -> Principal:
     """Who an anonymous request is, to an AccessControl with these settings (through the ASGI app)."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.testclient import TestClient
-
-    from maskwatch.security.access import AuthError
 
     access = AccessControl(settings, store)
     app = FastAPI()
