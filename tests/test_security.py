@@ -324,7 +324,7 @@ def test_sessions_end_when_idle_or_too_old(tmp_path):
         assert token not in str(connection.exec_driver_sql("SELECT * FROM sessions").all())
 
 
-def open_principal(settings: AuthSettings, store: AuthStore | None) -> Principal:
+def open_principal(settings: AuthSettings, store: AuthStore | None, base: str = "http://testserver") -> dict:
     """Who an anonymous request is, to an AccessControl with these settings (through the ASGI app)."""
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
@@ -340,7 +340,7 @@ def open_principal(settings: AuthSettings, store: AuthStore | None) -> Principal
             return {"refused": err.status}
         return {"via": principal.via}
 
-    return TestClient(app).get("/who").json()
+    return TestClient(app, base_url=base).get("/who").json()
 
 
 def test_open_only_on_loopback_and_only_while_no_user_exists(tmp_path):
@@ -349,6 +349,14 @@ def test_open_only_on_loopback_and_only_while_no_user_exists(tmp_path):
     assert open_principal(AuthSettings(open_without_users=False), store) == {"refused": 401}
     store.add_user("ana", "ana's long password", "admin")
     assert open_principal(AuthSettings(open_without_users=True), store) == {"refused": 401}
+
+
+def test_an_open_server_answers_only_requests_addressed_to_loopback():
+    """DNS rebinding: evil.example resolved to 127.0.0.1 must not read an open server's cameras."""
+    settings = AuthSettings(open_without_users=True, open_to_loopback_hosts_only=True)
+    assert open_principal(settings, None, "http://127.0.0.1:8000") == {"via": "open"}
+    assert open_principal(settings, None, "http://localhost:8000") == {"via": "open"}
+    assert open_principal(settings, None, "http://evil.example:8000") == {"refused": 401}
 
 
 def test_plain_http_beyond_loopback_uses_a_cookie_without_the_host_prefix(tmp_path):

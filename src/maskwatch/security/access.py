@@ -48,6 +48,10 @@ class AuthSettings:
 
     database: str | None = None  # where users, sessions and tokens live; None: no users at all
     open_without_users: bool = True  # bound to loopback: with no user yet, no login is asked
+    # ... and only to requests addressed to a loopback name (Host 127.0.0.1 or localhost): a page
+    # that rebinds its own domain to 127.0.0.1 (DNS rebinding) or a proxy passing its public Host
+    # finds the open server closed. The CLI sets it; in-process apps (tests) leave it off.
+    open_to_loopback_hosts_only: bool = False
     trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For/-Proto are believed
     idle_minutes: float = 60.0  # a session unused this long ends
     absolute_hours: float = 12.0  # and any session ends this long after login
@@ -203,6 +207,9 @@ class AccessControl:
                 cameras = tuple(user["cameras"]) if user["cameras"] is not None and user["role"] != "admin" else None
                 return Principal(user["name"], user["role"], "session", cameras, session=cookie)
         if self.settings.open_without_users and not self.has_users():
+            if self.settings.open_to_loopback_hosts_only and not is_loopback(request.url.hostname):
+                raise AuthError(401, f"this server has no users yet and answers only at http://127.0.0.1 or "
+                                     f"localhost, not {request.url.hostname!r}; add a user (maskwatch users add)")
             return Principal(None, "admin", "open")
         raise AuthError(401, "log in first (POST /login) or send 'Authorization: Bearer TOKEN'",
                         {"WWW-Authenticate": "Bearer"})

@@ -174,5 +174,6 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
         typer.secho(f"warning: serving on {host} over plain http: passwords and session cookies cross the "
                     "network in clear; use --tls-cert/--tls-key or a TLS reverse proxy (docs/security.md)",
                     fg=typer.colors.YELLOW, err=True)
-    return AuthSettings(database=database, open_without_users=local, trusted_proxies=trusted_proxies,
+    return AuthSettings(database=database, open_without_users=local, open_to_loopback_hosts_only=True,
+                        trusted_proxies=trusted_proxies,
                         idle_minutes=idle_minutes, absolute_hours=absolute_hours, retention_days=retention_days)
