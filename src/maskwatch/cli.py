@@ -32,7 +32,7 @@ def _fail(message: str) -> None:
 # What each extra brings that commands import (import names, not package names).
 EXTRA_MODULES = {
     "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
-    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho"),  # pydantic: typer needs it already
+    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib"),  # pydantic: typer needs it already
     "ray": ("ray",),
 }
 

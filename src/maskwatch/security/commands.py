@@ -28,11 +28,11 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def open_store(config: Path | None, database: str):
+def open_store(config: Path | None, database: str, command: str = "users"):
     """The AuthStore of the site's database (`--config`) or of `database`."""
     from maskwatch.cli import _need
 
-    _need("users", "serve")
+    _need(command, "serve")
     from maskwatch.security.store import AuthStore
 
     if config is not None:
@@ -118,7 +118,7 @@ def add_token(
     database: Database = DEFAULT_DATABASE,
 ) -> None:
     """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
-    store = open_store(config, database)
+    store = open_store(config, database, "tokens")
     try:
         token = store.add_token(name, scope)
     except ValueError as err:
@@ -129,7 +129,7 @@ def add_token(
 
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
-    store = open_store(config, database)
+    store = open_store(config, database, "tokens")
     for token in store.tokens():
         used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(token["last_used"])) if token["last_used"] else "never"
         typer.echo(f"{token['name']}\t{token['scope']}\tlast used {used}")
@@ -138,7 +138,7 @@ def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) ->
 @tokens_app.command("revoke")
 def revoke_token(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
     """Revoke a token: the next request with it gets 401."""
-    store = open_store(config, database)
+    store = open_store(config, database, "tokens")
     try:
         store.revoke_token(name)
     except ValueError as err:
