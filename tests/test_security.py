@@ -135,6 +135,7 @@ def test_tokens_read_only_and_revoked(secured, sample_dir):
     post = httpx.post(secured.base + "/v1/detect", content=png, headers=read, timeout=30)
     assert post.status_code == 403 and "read-only" in post.json()["error"]
     assert httpx.get(secured.base + "/v1/access-log", headers=read, timeout=10).status_code == 403
+    assert "maskwatch_requests" in httpx.get(secured.base + "/metrics", headers=read, timeout=10).text  # Prometheus
     assert httpx.post(secured.base + "/v1/detect", content=png, headers=secured.credentials.headers,
                       timeout=60).status_code == 200  # full scope, no CSRF header: not a browser session
     revoke = subprocess.run([*CLI, "tokens", "revoke", "tests-read", "--config", str(secured.config)],

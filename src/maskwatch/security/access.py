@@ -20,10 +20,12 @@ from fastapi import Request
 
 from maskwatch.security.store import AuthStore
 
-ACCESS = "x-maskwatch-access"  # public | user (the default) | admin
+ACCESS = "x-maskwatch-access"  # public | user (the default) | all-cameras | admin
 AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is written to the access log
 PUBLIC = {ACCESS: "public"}
 ADMIN = {ACCESS: "admin"}
+# Figures over every camera (/metrics): admins, API tokens (Prometheus) and viewers of every camera.
+ALL_CAMERAS = {ACCESS: "all-cameras"}
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The page refreshes each camera's frame every few seconds: one access-log row per user, client,
@@ -172,6 +174,8 @@ class AccessControl:
             raise AuthError(403, "this API token is read-only")
         if access == "admin" and principal.role != "admin":
             raise AuthError(403, "this needs the admin role")
+        if access == "all-cameras" and principal.cameras is not None:
+            raise AuthError(403, "this covers every camera; you may see only some")
         camera = camera_of(request)
         if not principal.may_see(camera):
             raise AuthError(403, f"no access to camera {camera!r}")

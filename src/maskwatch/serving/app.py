@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator
-from maskwatch.security.access import ADMIN, AUDIT, PUBLIC, AccessControl, AuthError, AuthSettings
+from maskwatch.security.access import ALL_CAMERAS, AUDIT, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering
 from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, JPEG_RESPONSE, error_responses
@@ -166,7 +166,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                 "gate": detector.classifier.gate_info(),
                 "live": settings.source is not None, "site": site is not None}
 
-    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=ADMIN,
+    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=ALL_CAMERAS,
              responses={200: {"description": "Prometheus text format",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def prometheus() -> Response:
