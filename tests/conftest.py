@@ -76,3 +76,41 @@ def small_dataset(tmp_path, sample_dir) -> Path:
         shutil.copy(xml, data / "annotations")
         shutil.copy(sample_dir / "images" / f"{xml.stem}.png", data / "images")
     return data
+
+
+# Who the tests log in as (tests/test_security.py and every test of a site with users).
+ADMIN = ("admin", "correct horse battery staple")
+VIEWER = ("viewer", "viewer sees one camera")
+
+
+class Credentials:
+    """Users and API tokens made in a site's database before its server starts."""
+
+    def __init__(self, database, viewer_cameras: list[str] | None = None) -> None:
+        from maskwatch.security.store import AuthStore
+
+        self.database = str(database)
+        store = AuthStore(self.database)
+        store.add_user(*ADMIN, "admin")
+        store.add_user(*VIEWER, "viewer", viewer_cameras)
+        self.token = store.add_token("tests-full", "full")
+        self.read_token = store.add_token("tests-read", "read")
+        store.close()
+
+    @property
+    def headers(self) -> dict:
+        """An admin's (full-scope token) Authorization header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def log_in(page, base: str, user: tuple[str, str] = ADMIN) -> None:
+    """Log in through the login page in a real browser (as `user` again if the page was logged in
+    already); lands on the dashboard."""
+    page.goto(base + "/")  # not logged in: the server sends the browser to the login page
+    if not page.url.startswith(base + "/login"):
+        page.goto(base + "/login")
+    page.wait_for_selector("#login", timeout=20_000)
+    page.fill("#username", user[0])
+    page.fill("#password", user[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/", timeout=20_000)

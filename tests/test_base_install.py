@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ROOT, SAMPLE
 
 EXTRAS = {"train": ["sklearn", "torch", "matplotlib", "safetensors", "pycocotools"],
-          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho"],
+          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho", "pwdlib"],
           "ray": ["ray"]}
 EVERY_EXTRA = [module for modules in EXTRAS.values() for module in modules]
 
@@ -53,6 +53,8 @@ COMMANDS = [
     (["export-detector", "RUN", "--out", "OUT"], "train"),
     (["serve", "--port", "1"], "serve"),
     (["run", "--config", "OUT"], "serve"),
+    (["users", "add", "ana", "--database", "OUT"], "serve"),
+    (["tokens", "add", "prometheus", "--database", "OUT"], "serve"),
     (["batch", str(SAMPLE), "--out", "OUT"], "ray"),
 ]
 

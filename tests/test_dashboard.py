@@ -19,7 +19,9 @@ def page(tmp_path_factory):
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield browser.new_page()
+        # Playwright's wait_for_function evaluates strings, which the page's CSP (no 'unsafe-eval')
+        # forbids; test_security.py loads the page under its real CSP and checks nothing is refused.
+        yield browser.new_page(bypass_csp=True)
         browser.close()
 
 

@@ -1,5 +1,6 @@
 """`maskwatch serve --ray-replicas`: the same FastAPI app on Ray Serve, two replicas on a 2-CPU
-local cluster, answering exactly as the app does in one process."""
+local cluster, answering exactly as the app does in one process, under the same access rules
+(users and sessions in a database both replicas read)."""
 
 import httpx
 import pytest
@@ -9,15 +10,22 @@ from typer.testing import CliRunner
 from maskwatch.cli import app
 from maskwatch.detection.detector import Detector
 from maskwatch.scale.serving import api_deployment, start_api, stop_api
+from maskwatch.security.access import SECURE_COOKIE, AuthSettings
 from maskwatch.serving.app import ServeSettings, create_app
+from tests.conftest import ADMIN, Credentials
 from tests.rtsp import free_port
 
 ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def served():
-    """The API on Serve with 2 replicas; its base URL."""
+def credentials(tmp_path_factory):
+    return Credentials(tmp_path_factory.mktemp("users") / "users.db")
+
+
+@pytest.fixture(scope="module")
+def served(credentials):
+    """The API on Serve with 2 replicas, login required; its base URL."""
     import os
 
     # Serve gives its HTTP proxy 5 s to say it is ready: too short on 2 busy cores. The local
@@ -27,14 +35,16 @@ def served():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = free_port()
     try:
-        start_api(ServeSettings(max_upload_bytes=1024 * 1024), replicas=2, port=port)
+        start_api(ServeSettings(max_upload_bytes=1024 * 1024,
+                                auth=AuthSettings(database=credentials.database, open_without_users=False)),
+                  replicas=2, port=port)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_api()
         ray.shutdown()
 
 
-def test_replicas_answer_as_the_app_does_in_one_process(served, sample_dir):
+def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):
     from ray import serve
 
     deployment = serve.status().applications["maskwatch"].deployments["maskwatch"]
@@ -42,20 +52,33 @@ def test_replicas_answer_as_the_app_does_in_one_process(served, sample_dir):
     local = TestClient(create_app(Detector.load(), ServeSettings(max_upload_bytes=1024 * 1024)))
     for photo in sorted(sample_dir.glob("images/*.png"))[:3]:
         files = {"image": (photo.name, photo.read_bytes(), "image/png")}
-        answer = httpx.post(f"{served}/v1/detect", files=files, timeout=60)
+        answer = httpx.post(f"{served}/v1/detect", files=files, headers=credentials.headers, timeout=60)
         assert answer.status_code == 200
         assert answer.json() == local.post("/v1/detect", files=files).json()
-    annotated = httpx.post(f"{served}/v1/detect?annotate=1", content=photo.read_bytes(), timeout=60)
+    annotated = httpx.post(f"{served}/v1/detect?annotate=1", content=photo.read_bytes(), headers=credentials.headers,
+                           timeout=60)
     assert annotated.headers["content-type"] == "image/jpeg" and "X-Maskwatch-Counts" in annotated.headers
 
 
-def test_refusals_pass_through_serve(served):
-    too_big = httpx.post(f"{served}/v1/detect", content=b"x" * (2 * 1024 * 1024), timeout=60)
+def test_refusals_pass_through_serve(served, credentials):
+    auth = credentials.headers
+    too_big = httpx.post(f"{served}/v1/detect", content=b"x" * (2 * 1024 * 1024), headers=auth, timeout=60)
     assert too_big.status_code == 413 and "exceeds the limit" in too_big.json()["error"]
-    not_an_image = httpx.post(f"{served}/v1/detect", content=b"not an image", timeout=60)
+    not_an_image = httpx.post(f"{served}/v1/detect", content=b"not an image", headers=auth, timeout=60)
     assert not_an_image.status_code == 415 and "error" in not_an_image.json()
     assert httpx.get(f"{served}/healthz", timeout=10).json()["status"] == "ok"
-    assert "maskwatch_requests" in httpx.get(f"{served}/metrics", timeout=10).text
+    assert "maskwatch_requests" in httpx.get(f"{served}/metrics", headers=auth, timeout=10).text
+
+
+def test_replicas_share_sessions_and_refuse_without_credentials(served):
+    assert httpx.get(f"{served}/v1/classes", timeout=10).status_code == 401
+    login = httpx.post(f"{served}/login", json={"username": ADMIN[0], "password": ADMIN[1]},
+                       headers={"X-Maskwatch-CSRF": "1"}, timeout=60)
+    assert login.status_code == 200, login.text
+    session = {"Cookie": f"{SECURE_COOKIE}={login.cookies[SECURE_COOKIE]}", "Connection": "close"}
+    assert [httpx.get(f"{served}/v1/me", headers=session, timeout=30).status_code for _ in range(8)] == [200] * 8
+    assert httpx.post(f"{served}/logout", headers=session | {"X-Maskwatch-CSRF": "1"}, timeout=30).status_code == 200
+    assert [httpx.get(f"{served}/v1/me", headers=session, timeout=30).status_code for _ in range(8)] == [401] * 8
 
 
 @pytest.mark.parametrize("args, message", [

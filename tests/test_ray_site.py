@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -40,6 +41,8 @@ def test_run_with_ray_stores_both_cameras_events_and_leaves_no_process(tmp_path,
     try:
         assert wait_until(lambda: all(running.camera(c)["analysed"] >= 4 for c in ("door", "till")), 60)
         assert running.get("/v1/cameras/door/frame.jpg").headers["content-type"] == "image/jpeg"
+        # the same rules as without Ray: a site with users asks for credentials (issue 25)
+        assert httpx.get(running.base + "/v1/cameras/door/frame.jpg", timeout=10).status_code == 401
     finally:
         code = running.stop()
     assert code == 0, (tmp_path / "run.log").read_text()

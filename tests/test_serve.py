@@ -214,7 +214,7 @@ def read_response(sock: socket.socket) -> tuple[int, dict, bytes]:
 @pytest.mark.parametrize("connection", ["close", "keep-alive"])
 def test_raw_client_sending_everything_first_reads_the_413(server, connection):
     """`Connection: close` (urllib's) is the case that was reset: the server closed with unread bytes."""
-    sock = raw_http(server, f"POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+    sock = raw_http(server, f"POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                             f"Connection: {connection}\r\nContent-Length: {TWELVE_MB}\r\n\r\n",
                     [b"y" * TWELVE_MB])
     with sock:
@@ -223,7 +223,7 @@ def test_raw_client_sending_everything_first_reads_the_413(server, connection):
         if connection == "close":
             assert sock.recv(1) == b""  # a clean close (FIN), not a reset
         else:  # drained: the connection stays usable
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             status, _, body = read_response(sock)
             assert status == 200 and json.loads(body)["status"] == "ok"
 
@@ -232,7 +232,7 @@ def test_chunked_oversized_body_gets_a_readable_413(server):
     """No Content-Length: the app stops at the limit; the rest is drained before the 413 goes out."""
     chunk = b"z" * (1024 * 1024)
     chunks = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 12 + [b"0\r\n\r\n"]
-    head = "POST /v1/detect HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = "POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
     with raw_http(server, head, chunks) as sock:
         status, _, body = read_response(sock)
     assert status == 413 and "exceeds the limit" in json.loads(body)["error"]
@@ -240,7 +240,7 @@ def test_chunked_oversized_body_gets_a_readable_413(server):
 
 def test_body_beyond_the_drain_bound_is_refused_at_once_with_connection_close(server):
     """A client that waits (curl, or one that declares 1 GB) gets the 413 without sending a byte."""
-    head = "POST /v1/detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000000000\r\n\r\n"
+    head = "POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000000000\r\n\r\n"
     with raw_http(server, head, read_timeout=10) as sock:
         status, headers, body = read_response(sock)
     assert status == 413 and headers["connection"] == "close"

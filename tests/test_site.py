@@ -19,6 +19,7 @@ from PIL import Image
 from maskwatch.faces import CLASSES
 from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
+from tests.conftest import Credentials, log_in
 from tests.mosquitto import Broker, Subscriber
 from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
 from tests.test_alerts import SECRET, Receiver
@@ -28,10 +29,13 @@ from tests.test_detection import make_video
 
 
 class SiteProcess:
-    """`maskwatch run --config CONFIG` in its own process, on a free loopback port."""
+    """`maskwatch run --config CONFIG` in its own process, on a free loopback port, with an admin
+    and a viewer (tests/conftest.py); `get` calls with the admin's API token."""
 
-    def __init__(self, folder, cameras: str, extra: str = "", args: tuple[str, ...] = ()):
+    def __init__(self, folder, cameras: str, extra: str = "", args: tuple[str, ...] = (),
+                 viewer_cameras: list[str] | None = None):
         self.folder, self.port = folder, free_port()
+        self.credentials = Credentials(folder / "site.db", viewer_cameras)
         self.config = folder / "site.yaml"
         self.config.write_text(f"""
 defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
@@ -57,7 +61,7 @@ storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
             return False
 
     def get(self, path: str, **params) -> httpx.Response:
-        return httpx.get(self.base + path, params=params, timeout=10)
+        return httpx.get(self.base + path, params=params, headers=self.credentials.headers, timeout=10)
 
     def camera(self, camera_id: str) -> dict:
         return next(c for c in self.get("/v1/cameras").json() if c["id"] == camera_id)
@@ -257,7 +261,7 @@ def test_a_misspelt_event_filter_is_refused_not_ignored(site):
 
 def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
     assert wait_until(lambda: site.camera("door")["connected"], 60)
-    page.goto(site.base + "/")
+    log_in(page, site.base)
     page.wait_for_selector("#cameras:not([hidden])", timeout=20_000)
     page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 3", timeout=20_000)
     page.wait_for_function("document.querySelector('.camera[data-camera=\"door\"]').dataset.connected === 'true'",
@@ -283,7 +287,7 @@ def still_clip(path, sample_dir, frames=6):
 
 def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
     ensure_door_events(site)
-    page.goto(site.base + "/")
+    log_in(page, site.base)
     page.wait_for_selector("#events:not([hidden])", timeout=20_000)
     page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
     assert page.query_selector('#event-list tr[data-camera="door"] img') is not None  # the blurred snapshot

@@ -18,6 +18,11 @@ app = typer.Typer(
 
 Progress = Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")]
 
+from maskwatch.security.commands import tokens_app, users_app  # noqa: E402  (typer only, no extras)
+
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
 
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
@@ -27,7 +32,7 @@ def _fail(message: str) -> None:
 # What each extra brings that commands import (import names, not package names).
 EXTRA_MODULES = {
     "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
-    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho"),  # pydantic: typer needs it already
+    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib"),  # pydantic: typer needs it already
     "ray": ("ray",),
 }
 
@@ -542,6 +547,10 @@ def serve(
     ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray", help="With --ray-replicas: a Ray cluster to join (HOST:PORT); default (or 'local'): start one here.")] = None,
     gate: Gate = True,
+    database: Annotated[str, typer.Option(help="Users, sessions and tokens (maskwatch users add); while it has no user, loopback stays open and other addresses are refused.")] = "maskwatch.db",
+    trusted_proxy: Annotated[Optional[list[str]], typer.Option(help="A reverse proxy's address whose X-Forwarded-For/-Proto are believed (repeat).")] = None,
+    tls_cert: Annotated[Optional[Path], typer.Option(help="Serve HTTPS with this PEM certificate (with --tls-key).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="The certificate's PEM private key.")] = None,
 ) -> None:
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
@@ -555,13 +564,16 @@ def serve(
         _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
     import uvicorn
 
+    from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
-    settings = {"max_upload_bytes": int(max_upload_mb * 1024 * 1024), "max_pixels": max_pixels, "source": source,
-                "blur": blur, "gate": gate}
+    tls = _tls_files(tls_cert, tls_key)
+    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, source=source,
+                             blur=blur, gate=gate, auth=auth_for(host, database, trusted_proxy, tls=bool(tls),
+                                                                 where=f"--database {database}"))
     if ray_replicas is not None or ray_address is not None:
-        _serve_on_ray(ServeSettings(**settings), ray_replicas or 1, ray_address, host, port)
+        _serve_on_ray(settings, ray_replicas or 1, ray_address, host, port, tls)
         return
-    os.environ[SETTINGS_ENV] = json.dumps(settings)
+    os.environ[SETTINGS_ENV] = settings.to_json()
     metrics_dir = None
     if workers > 1:
         import tempfile
@@ -572,10 +584,10 @@ def serve(
         # A fresh folder per start: counters shared by the workers, not summed with a past run's.
         metrics_dir = tempfile.mkdtemp(prefix="maskwatch-metrics-")
         os.environ[MULTIPROC_ENV] = metrics_dir
-    typer.echo(f"maskwatch serving on http://{host}:{port}/ (API docs at /docs)")
+    typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
     try:
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning")
+                    log_level="warning", proxy_headers=False, **tls)
     finally:
         if metrics_dir:
             import shutil
@@ -583,7 +595,19 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int) -> None:
+def _tls_files(cert: Path | None, key: Path | None) -> dict:
+    """uvicorn's ssl options for a certificate and key (both or neither), checked to be readable."""
+    if (cert is None) != (key is None):
+        _fail("TLS needs both a certificate and its key (--tls-cert and --tls-key, or server.tls.cert and .key)")
+    if cert is None:
+        return {}
+    for path in (cert, key):
+        if not Path(path).is_file():
+            _fail(f"no such TLS file: {path}")
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int, tls: dict | None = None) -> None:
     """`serve --ray-replicas`: the same app on Ray Serve until Ctrl-C or SIGTERM."""
     import signal
     import threading
@@ -593,8 +617,8 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
 
     try:
         with ray_cluster(address):
-            start_api(settings, replicas, host, port)
-            typer.echo(f"maskwatch serving on http://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
+            start_api(settings, replicas, host, port, tls=tls)
+            typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
@@ -644,8 +668,14 @@ def run(
 
     from maskwatch.detection.detector import Detector
     from maskwatch.scale.cluster import ClusterError, ray_cluster  # imports ray only when used
-    from maskwatch.serving.app import create_app
+    from maskwatch.security.commands import auth_for
+    from maskwatch.serving.app import ServeSettings, create_app
     from maskwatch.site.runner import Site
+
+    server = site.server
+    tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
+    auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
+                    server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True)
 
     cluster = contextlib.nullcontext()
     if ray_address is not None:
@@ -667,9 +697,10 @@ def run(
                 _fail(str(err))
             host, port = site.server.host, site.server.port
             on = f" (cameras on Ray, {ray_address})" if ray_address else ""
-            typer.echo(f"maskwatch site on http://{host}:{port}/ (API docs at /docs); events in "
-                       f"{site.storage.database}{on}")
-            uvicorn.run(create_app(detector, site=site_runner), host=host, port=port, log_level="warning")
+            typer.echo(f"maskwatch site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
+                       f"{redact_source(site.storage.database)}{on}")
+            uvicorn.run(create_app(detector, ServeSettings(auth=auth), site=site_runner), host=host, port=port,
+                        log_level="warning", proxy_headers=False, **tls)
     except ClusterError as err:
         _fail(str(err))
 

@@ -42,12 +42,14 @@ def api_deployment(settings: ServeSettings, replicas: int):
     return deployment.bind()
 
 
-def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000) -> None:
+def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
+              tls: dict | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
     (on the head node of a cluster)."""
     from ray import serve
 
-    serve.start(http_options={"host": host, "port": port})
+    # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
+    serve.start(http_options={"host": host, "port": port, **(tls or {})})
     serve.run(api_deployment(settings, replicas), name=APP_NAME, route_prefix="/")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -20,6 +20,8 @@ from starlette.exceptions import HTTPException
 
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator
+from maskwatch.security.access import ALL_CAMERAS, AUDIT, PUBLIC, AccessControl, AuthError, AuthSettings
+from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering
 from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, JPEG_RESPONSE, error_responses
 from maskwatch.serving.query import known_query_only
@@ -37,6 +39,15 @@ class ServeSettings:
     source: str | None = None  # the live view's video file, stream URL or webcam:N
     blur: bool = False
     gate: bool = True  # the shipped classifier's gate (Classifier.load); False: the full model for every face
+    auth: AuthSettings = field(default_factory=AuthSettings)  # who may ask (security/access.py)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.auth, dict):  # read back from JSON (serve's workers)
+            object.__setattr__(self, "auth", AuthSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                                             for k, v in self.auth.items()}))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
 
 
 class Metrics:
@@ -91,11 +102,18 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
             app.state.live.stop()
         if site is not None:
             site.stop()
+        access.close()
 
+    access = AccessControl.from_settings(settings.auth)
+    # Deny by default: `authorize` runs first for every route; FastAPI's own /docs and
+    # /openapi.json are replaced below by routes that go through it too.
     app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan,
-                  dependencies=[Depends(known_query_only)],
+                  dependencies=[Depends(access.authorize), Depends(known_query_only)],
+                  docs_url=None, openapi_url=None, redoc_url=None,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
     app.state.live = None
+    app.state.access = access
+    app.state.privacy = lambda: privacy_statement(settings, site, access)
     metrics = Metrics()
     annotator = FaceAnnotator(blur=settings.blur)
     # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
@@ -110,20 +128,48 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         metrics.latency.labels(path).observe(time.perf_counter() - started)
         return response
 
+    # Outermost: the headers go on every answer; trusted proxies' X-Forwarded-* are read first.
+    app.add_middleware(SecurityHeaders, pages=[STATIC / "dashboard.html", STATIC / "login.html"])
+    if settings.auth.trusted_proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.auth.trusted_proxies))
+
+    @app.exception_handler(AuthError)
+    async def refused(request: Request, err: AuthError) -> Response:
+        from maskwatch.security.routes import refusal
+
+        return refusal(request, err)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        """FastAPI's answer, except that a 405's Allow lists every method of the path: Starlette
+        names only the first route's, and GET /login and POST /login are two routes."""
+        from fastapi.exception_handlers import http_exception_handler
+
+        if err.status_code == 405:
+            from starlette.routing import Match
+
+            methods = [method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                       if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                              for route in app.router.routes)]
+            err = HTTPException(405, err.detail, headers={"Allow": ", ".join(methods)})
+        return await http_exception_handler(request, err)
+
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:
         return JSONResponse({"error": err.message}, status_code=err.status)
 
     from maskwatch.runtime import session_providers
 
-    @app.get("/healthz")
+    @app.get("/healthz", openapi_extra=PUBLIC)
     def healthz() -> dict:
         return {"status": "ok", "classifier": detector.classifier.info.get("model"),
                 "gate": detector.classifier.gate_info(),
                 "live": settings.source is not None, "site": site is not None,
                 "providers": session_providers(detector)}
 
-    @app.get("/metrics", response_class=PlainTextResponse,
+    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=ALL_CAMERAS,
              responses={200: {"description": "Prometheus text format",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def prometheus() -> Response:
@@ -158,7 +204,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
             return JSONResponse({"error": "no live source configured; start with --source"}, status_code=404)
         return JSONResponse(app.state.live.stats())
 
-    @app.get("/v1/live/frame.jpg", response_class=Response, responses=JPEG_RESPONSE | error_responses(404))
+    @app.get("/v1/live/frame.jpg", response_class=Response, responses=JPEG_RESPONSE | error_responses(404),
+             openapi_extra={AUDIT: "live_frame"})
     def live_frame() -> Response:
         jpeg = app.state.live.latest_jpeg() if app.state.live is not None else None
         if jpeg is None:
@@ -175,6 +222,20 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     @app.get("/v1/classes")
     def classes() -> list[str]:
         return list(CLASSES)
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    from maskwatch.security.routes import router as access_routes
+
+    app.include_router(access_routes)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="maskwatch API")
 
     return app
 
@@ -210,6 +271,35 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
     return data
 
 
+def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> dict:
+    """What the running service keeps and who may see it (GET /v1/privacy), from its live config."""
+    users = access.store.users() if access.store is not None else []
+    statement = {
+        "access": {"login_required": bool(users) or not settings.auth.open_without_users,
+                   "admins": sum(u["role"] == "admin" for u in users),
+                   "viewers": sum(u["role"] == "viewer" for u in users),
+                   "viewers_limited_to_cameras": sum(u["role"] == "viewer" and u["cameras"] is not None for u in users),
+                   "api_tokens": len(access.store.tokens()) if access.store is not None else 0},
+        "access_log": {"kept": access.store is not None, "retention_days": settings.auth.retention_days,
+                       "records": ["login", "login_failed", "login_limited", "logout", "camera_frame",
+                                   "live_frame", "snapshot", "report"]},
+        "uploads": "POST /v1/detect images are analysed in memory and never stored",
+    }
+    if settings.source:
+        statement["live_view"] = {"faces_blurred": settings.blur}
+    if site is not None:
+        storage = site.config.storage
+        statement["site"] = {
+            "cameras": list(site.cameras_by_id),
+            "live_frames_blurred": storage.privacy,
+            "snapshots": "none kept (privacy mode)" if storage.privacy else "one per person, face blurred",
+            "events_kept": "camera, zone, track id, voted label, first and last seen: no face, no identity",
+            "retention_days": storage.retention_days,
+            "database": storage.database.split("://")[0] if "://" in storage.database else "sqlite",
+        }
+    return statement
+
+
 SETTINGS_ENV = "MASKWATCH_SERVE_SETTINGS"
 
 
@@ -219,6 +309,6 @@ def app_from_env() -> FastAPI:
 
     from maskwatch.detection.detector import Detector
 
-    settings = ServeSettings(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))
+    settings = ServeSettings(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))  # ServeSettings.to_json
     return create_app(Detector.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0,
                                     gate=settings.gate), settings)

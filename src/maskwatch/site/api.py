@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from maskwatch.faces import PERSON_LABELS
+from maskwatch.faces import CLASSES, PERSON_LABELS
+from maskwatch.security.access import AUDIT
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, report_range, to_csv
 from maskwatch.site.runner import Site
@@ -78,17 +79,25 @@ def site_routes(site: Site) -> APIRouter:
     camera_ids = one_of(site.cameras_by_id)
     all_zones = one_of(sorted({z for c in site.cameras_by_id.values() for z in c.config.zones}))
 
+    def visible(request: Request) -> list[str] | None:
+        """The cameras the caller may see; None: all (AccessControl.authorize already refused a
+        request naming a camera outside them)."""
+        principal = request.state.principal
+        return None if principal is None or principal.cameras is None else principal.visible(site.cameras_by_id)
+
     @router.get("/cameras", response_model=list[CameraStatus])
-    def cameras() -> JSONResponse:
-        """Every camera of the site: connected, last frame (ISO time), FPS received, frames, reconnects,
-        last error, and today's people per voted label (UTC day, from the database)."""
-        rows = site.cameras()
+    def cameras(request: Request) -> JSONResponse:
+        """Every camera of the site the caller may see: connected, last frame (ISO time), FPS received,
+        frames, reconnects, last error, and today's people per voted label (UTC day, from the database)."""
+        allowed = visible(request)
+        rows = [row for row in site.cameras() if allowed is None or row["id"] in allowed]
         for row in rows:
             row["last_frame_at"] = _iso(row["last_frame_at"])
         return JSONResponse(rows)
 
     @router.get("/cameras/{camera_id}/frame.jpg", response_class=Response,
-                responses=JPEG_RESPONSE | _errors((404, "No such camera, or no frame from it yet")))
+                responses=JPEG_RESPONSE | _errors((404, "No such camera, or no frame from it yet")),
+                openapi_extra={AUDIT: "camera_frame"})
     def camera_frame(camera_id: str) -> Response:
         camera = site.cameras_by_id.get(camera_id)
         if camera is None:
@@ -100,7 +109,7 @@ def site_routes(site: Site) -> APIRouter:
 
     @router.get("/events", response_model=EventList,
                 responses=_errors((400, "A filter that names no camera or class, or a bad time")))
-    def list_events(camera: str | None = Query(None, json_schema_extra=camera_ids),
+    def list_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
                     zone: str | None = None,
                     label: str | None = Query(None, json_schema_extra=one_of(PERSON_LABELS)),
                     since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)",
@@ -115,7 +124,8 @@ def site_routes(site: Site) -> APIRouter:
             since_seconds = parse_since(since) if since is not None else None
         except ValueError as err:
             return _error(400, str(err))
-        rows = site.store.events(camera=camera, zone=zone, label=label, since=since_seconds, limit=limit)
+        rows = site.store.events(camera=camera, zone=zone, label=label, since=since_seconds, limit=limit,
+                                 cameras=visible(request))
         for row in rows:
             row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
             row["snapshot"] = f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None
@@ -124,7 +134,7 @@ def site_routes(site: Site) -> APIRouter:
     @router.get("/compliance", response_model=ComplianceSeries,
                 responses=_errors((400, "An unknown camera, zone or bucket, or a bad time"),
                                   (404, "The camera has no such zone")))
-    def compliance(camera: str | None = Query(None, description="one camera (default: all)",
+    def compliance(request: Request, camera: str | None = Query(None, description="one camera (default: all)",
                                               json_schema_extra=camera_ids),
                    zone: str | None = Query(None, description="one zone (default: all, and outside them)",
                                             json_schema_extra=all_zones),
@@ -151,7 +161,9 @@ def site_routes(site: Site) -> APIRouter:
         except ValueError as err:
             return _error(400, str(err))
         tz = site.config.tz()
-        series = compliance_series(site.store.counts(camera=camera, since=since_seconds), bucket, tz, zone)
+        allowed = visible(request)
+        rows = [r for r in site.store.counts(camera=camera, since=since_seconds) if allowed is None or r["camera"] in allowed]
+        series = compliance_series(rows, bucket, tz, zone)
         return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
                              "timezone": site.config.timezone or "local", "since": _iso(since_seconds // 60 * 60),
                              "buckets": series})
@@ -159,8 +171,9 @@ def site_routes(site: Site) -> APIRouter:
     @router.get("/report.csv", response_class=Response,
                 responses={200: {"description": "Daily compliance per camera and zone (UTC days)",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
-                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))})
-    def report(start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (default: 6 days before to)"),
+                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))},
+                openapi_extra={AUDIT: "report"})
+    def report(request: Request, start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (default: 6 days before to)"),
                end: str | None = Query(None, alias="to", description="last day, YYYY-MM-DD (default: today, UTC)")) -> Response:
         """One row per day, camera and zone: people per voted label, the corrected compliant share with
         its 95 % interval, and the plain with_mask / people."""
@@ -169,12 +182,15 @@ def site_routes(site: Site) -> APIRouter:
         except ValueError as err:
             return _error(400, str(err))
         since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
-        body = to_csv(daily_rows(site.store.counts(since=since), first, last))
+        allowed = visible(request)
+        rows = [r for r in site.store.counts(since=since) if allowed is None or r["camera"] in allowed]
+        body = to_csv(daily_rows(rows, first, last))
         return Response(body, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="maskwatch-{first}-{last}.csv"'})
 
     @router.get("/snapshots/{name}", response_class=Response,
-                responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")))
+                responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")),
+                openapi_extra={AUDIT: "snapshot"})
     def snapshot(name: str) -> Response:
         path = site.store.snapshot_path(name)
         if path is None:

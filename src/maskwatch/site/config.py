@@ -136,11 +136,39 @@ class CameraConfig(CameraSettings):
         return zones
 
 
+class TlsConfig(BaseModel):
+    """HTTPS served directly (uvicorn's ssl options): PEM files, relative to the config's folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert: str = Field(description="PEM certificate (chain)")
+    key: str = Field(description="PEM private key")
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        if not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="beyond loopback, `run` needs a user (maskwatch users add)")
     port: int = Field(8000, ge=0, le=65535)
+    tls: TlsConfig | None = None
+    trusted_proxies: list[str] = Field(default_factory=list,
+                                       description="reverse proxies whose X-Forwarded-For/-Proto are believed")
+    session_idle_minutes: float = Field(60.0, gt=0, description="a session unused this long ends")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: list[str]) -> list[str]:
+        from maskwatch.security.access import check_proxies
+
+        return list(check_proxies(proxies))
+    session_max_hours: float = Field(12.0, gt=0, description="every session ends this long after login")
 
 
 class StorageConfig(BaseModel):
@@ -342,6 +370,11 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
                     camera[key] = str(path.parent / camera[key])
             merged[str(camera_id)] = camera
         raw["cameras"] = merged
+    tls = raw.get("server", {}).get("tls") if isinstance(raw.get("server"), dict) else None
+    if isinstance(tls, dict):
+        for key in ("cert", "key"):
+            if isinstance(tls.get(key), str) and not Path(tls[key]).is_absolute():
+                tls[key] = str(path.parent / tls[key])
     storage = raw.get("storage")
     if isinstance(storage, dict):
         for key in ("database", "snapshots"):

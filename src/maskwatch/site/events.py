@@ -153,11 +153,14 @@ class EventStore:
         return {"id": event_id, **row}
 
     def events(self, camera: str | None = None, zone: str | None = None, label: str | None = None,
-               since: float | None = None, limit: int = 100) -> list[dict]:
-        """The newest events first, filtered; since: Unix seconds, events last seen at or after it."""
+               since: float | None = None, limit: int = 100, cameras: list[str] | None = None) -> list[dict]:
+        """The newest events first, filtered; since: Unix seconds, events last seen at or after it;
+        cameras: only these (a viewer's list)."""
         query = select(events).order_by(events.c.last_seen.desc(), events.c.id.desc()).limit(limit)
         if camera is not None:
             query = query.where(events.c.camera == camera)
+        if cameras is not None:
+            query = query.where(events.c.camera.in_(cameras))
         if zone is not None:
             query = query.where(events.c.zone == zone)
         if label is not None:

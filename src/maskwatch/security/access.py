@@ -1,0 +1,278 @@
+"""Deny by default: one app-wide dependency decides every request before its handler runs.
+
+A route is public only where its OpenAPI entry says `x-maskwatch-access: public` (the health
+check, the login page and POST /login); `admin` routes need the admin role; every other route
+needs a logged-in user or an API token. Who asks is decided from credentials only, never from
+the client's address (a reverse proxy on the same host makes every client look local).
+
+The one exception is a server bound to loopback whose database has no user yet: it stays open
+as before, for a single machine (`serve` and `run` refuse to bind beyond loopback without users).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from maskwatch.security.store import AuthStore
+
+ACCESS = "x-maskwatch-access"  # public | user (the default) | all-cameras | admin
+AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is written to the access log
+PUBLIC = {ACCESS: "public"}
+ADMIN = {ACCESS: "admin"}
+# Figures over every camera (/metrics): admins, API tokens (Prometheus) and viewers of every camera.
+ALL_CAMERAS = {ACCESS: "all-cameras"}
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The page refreshes each camera's frame every few seconds: one access-log row per user, client,
+# action and path per minute says who watched, without a database write per frame.
+AUDIT_EVERY = 60.0
+CSRF_HEADER = "x-maskwatch-csrf"
+SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
+PLAIN_COOKIE = "maskwatch-session"  # plain http beyond loopback, where a browser refuses Secure cookies
+
+
+class AuthError(Exception):
+    """A refused request: 401 (who are you?), 403 (not you) or 429 (slow down)."""
+
+    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How the service decides who asks (serializable: serve's workers and Ray replicas get a copy)."""
+
+    database: str | None = None  # where users, sessions and tokens live; None: no users at all
+    open_without_users: bool = True  # bound to loopback: with no user yet, no login is asked
+    # ... and only to requests addressed to a loopback name (Host 127.0.0.1 or localhost): a page
+    # that rebinds its own domain to 127.0.0.1 (DNS rebinding) or a proxy passing its public Host
+    # finds the open server closed. The CLI sets it; in-process apps (tests) leave it off.
+    open_to_loopback_hosts_only: bool = False
+    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For/-Proto are believed
+    idle_minutes: float = 60.0  # a session unused this long ends
+    absolute_hours: float = 12.0  # and any session ends this long after login
+    retention_days: float = 30.0  # of the access log
+    user_limit: int = 5  # failed logins per user name per window, then 429
+    client_limit: int = 20  # failed logins per client address per window, then 429
+    window_minutes: float = 15.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request comes from."""
+
+    name: str | None  # a user name, "token:NAME", or None when the server is open (no users)
+    role: str  # admin | viewer
+    via: str  # session | token | open
+    cameras: tuple[str, ...] | None = None  # None: every camera
+    scope: str = "full"  # an API token's: read (GET only) or full
+    session: str | None = field(default=None, repr=False)  # the session token, to end it at logout
+
+    def may_see(self, camera: str | None) -> bool:
+        return camera is None or self.cameras is None or camera in self.cameras
+
+    def visible(self, cameras):
+        """The ids in `cameras` this principal may see, in order."""
+        return [c for c in cameras if self.may_see(c)]
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
+    if host is None:
+        return False
+    host = host.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_proxies(proxies) -> tuple[str, ...]:
+    """Trusted proxies as IP addresses or networks; ValueError names one that is neither (uvicorn
+    would quietly compare it as text and never match)."""
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"a trusted proxy is an IP address or network such as 10.0.0.0/8; got {proxy!r}") from None
+    return tuple(proxies)
+
+
+def secure_cookies(request: Request) -> bool:
+    """Browsers keep Secure cookies from https and from http://localhost or a loopback address only."""
+    return request.url.scheme == "https" or is_loopback(request.url.hostname)
+
+
+def client_address(request: Request) -> str:
+    """The client's address (X-Forwarded-For was already applied for trusted proxies only)."""
+    return request.client.host if request.client else "unknown"
+
+
+def camera_of(request: Request) -> str | None:
+    """The camera a request is about: /cameras/{camera_id}/..., ?camera=, or a snapshot CAMERA-ID.jpg."""
+    camera = request.path_params.get("camera_id") or request.query_params.get("camera")
+    name = request.path_params.get("name")
+    if camera is None and name:
+        camera = name.rsplit("-", 1)[0]  # snapshots are named CAMERA-EVENTID.jpg
+    return camera
+
+
+class AccessControl:
+    """The app's gatekeeper: `authorize` is its global dependency, `login`/`logout` its session calls."""
+
+    def __init__(self, settings: AuthSettings, store: AuthStore | None) -> None:
+        self.settings, self.store = settings, store
+        self.idle, self.absolute = settings.idle_minutes * 60, settings.absolute_hours * 3600
+        self.window = settings.window_minutes * 60
+        self._users_checked, self._has_users = 0.0, False
+        self._swept = 0.0
+        self._audited: dict[tuple, float] = {}  # (user, client, action, path) -> when last logged
+
+    @classmethod
+    def from_settings(cls, settings: AuthSettings) -> AccessControl:
+        store = None
+        if settings.database is not None:
+            store = AuthStore(settings.database, retention_days=settings.retention_days)
+        return cls(settings, store)
+
+    def has_users(self) -> bool:
+        """Whether any user exists (read again at most every 2 s: the first `users add` closes an
+        open server within that)."""
+        if self.store is None:
+            return False
+        now = time.monotonic()
+        if now - self._users_checked > 2.0 or not self._has_users:
+            self._has_users, self._users_checked = self.store.user_count() > 0, now
+        return self._has_users
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    # The global dependency
+
+    def authorize(self, request: Request) -> None:
+        """Runs before every route's handler (a plain def: FastAPI runs it in the threadpool)."""
+        route = request.scope.get("route")
+        extra = getattr(route, "openapi_extra", None) or {}
+        access = extra.get(ACCESS, "user")
+        request.state.principal = None
+        if access == "public":
+            return
+        principal = self.identify(request)
+        if principal.via == "session" and request.method not in SAFE_METHODS:
+            check_csrf(request)
+        if principal.scope == "read" and request.method not in SAFE_METHODS:
+            raise AuthError(403, "this API token is read-only")
+        if access == "admin" and principal.role != "admin":
+            raise AuthError(403, "this needs the admin role")
+        if access == "all-cameras" and principal.cameras is not None:
+            raise AuthError(403, "this covers every camera; you may see only some")
+        camera = camera_of(request)
+        if not principal.may_see(camera):
+            raise AuthError(403, f"no access to camera {camera!r}")
+        request.state.principal = principal
+        if extra.get(AUDIT) and self.store is not None:
+            self._audit(extra[AUDIT], principal.name, client_address(request), request.url.path)
+
+    def _audit(self, action: str, user: str | None, client: str, path: str) -> None:
+        now, key = time.monotonic(), (user, client, action, path)
+        if now - self._audited.get(key, -AUDIT_EVERY) < AUDIT_EVERY:
+            return
+        if len(self._audited) > 10_000:  # forget the old ones; the log itself is in the database
+            self._audited = {k: t for k, t in self._audited.items() if now - t < AUDIT_EVERY}
+        self._audited[key] = now
+        self.store.log(action, user, client, path)
+
+    def identify(self, request: Request) -> Principal:
+        """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthError(401, "Authorization must be 'Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
+            found = self.store.token(token.strip()) if self.store is not None else None
+            if found is None:
+                raise AuthError(401, "unknown or revoked API token", {"WWW-Authenticate": "Bearer"})
+            role = "admin" if found["scope"] == "full" else "viewer"
+            return Principal(f"token:{found['name']}", role, "token", scope=found["scope"])
+        cookie = request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE)
+        if cookie and self.store is not None:
+            user = self.store.session_user(cookie, self.idle, self.absolute)
+            if user is not None:
+                cameras = tuple(user["cameras"]) if user["cameras"] is not None and user["role"] != "admin" else None
+                return Principal(user["name"], user["role"], "session", cameras, session=cookie)
+        if self.settings.open_without_users and not self.has_users():
+            if self.settings.open_to_loopback_hosts_only and not is_loopback(request.url.hostname):
+                raise AuthError(401, f"this server has no users yet and answers only at http://127.0.0.1 or "
+                                     f"localhost, not {request.url.hostname!r}; add a user (maskwatch users add)")
+            return Principal(None, "admin", "open")
+        raise AuthError(401, "log in first (POST /login) or send 'Authorization: Bearer TOKEN'",
+                        {"WWW-Authenticate": "Bearer"})
+
+    # Login and logout
+
+    def login(self, request: Request, name: str, password: str) -> tuple[dict, str]:
+        """The user and a new session token; AuthError 401 (same for an unknown user and a wrong
+        password), 403 (cross-origin) or 429 with Retry-After."""
+        check_csrf(request)
+        if self.store is None:
+            raise AuthError(401, "wrong user name or password")
+        client = client_address(request)
+        keys = [f"client:{client}", f"user:{name[:64]}"]
+        for key, limit in zip(keys, (self.settings.client_limit, self.settings.user_limit)):
+            count, oldest = self.store.failures(key, self.window)
+            if count >= limit:
+                wait = max(1, math.ceil(oldest + self.window - time.time()))
+                self.store.log("login_limited", None, client, name[:64])
+                raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
+        user = self.store.check_login(name, password)
+        if user is None:
+            self.store.add_failure(keys)
+            self.store.log("login_failed", None, client, name[:64])
+            raise AuthError(401, "wrong user name or password")
+        self.store.clear_failures(keys[1])
+        token = self.store.start_session(user["id"])
+        self.store.log("login", user["name"], client)
+        self._sweep()
+        return user, token
+
+    def logout(self, request: Request, principal: Principal) -> None:
+        if principal.session is not None and self.store is not None:
+            self.store.end_session(principal.session)
+            self.store.log("logout", principal.name, client_address(request))
+
+    def _sweep(self) -> None:
+        """Retention of the access log and stale sessions, at most hourly, piggybacking on logins."""
+        if time.time() - self._swept > 3600:
+            self._swept = time.time()
+            self.store.enforce_retention(self.absolute)
+
+    def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:
+        """Name, value and attributes of the session cookie for this request (token None: delete)."""
+        secure = secure_cookies(request)
+        attributes = {"httponly": True, "samesite": "lax", "path": "/", "secure": secure,
+                      "max_age": int(self.absolute) if token is not None else 0}
+        return (SECURE_COOKIE if secure else PLAIN_COOKIE), token or "", attributes
+
+
+def check_csrf(request: Request) -> None:
+    """A state-changing browser request must carry our header (which a cross-origin page cannot
+    send without a CORS preflight we never grant) and, when the browser names one, our Origin."""
+    if request.headers.get(CSRF_HEADER) != "1":
+        raise AuthError(403, "state-changing requests need the header X-Maskwatch-CSRF: 1")
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin != own:
+        raise AuthError(403, f"cross-origin request refused (Origin {origin}, this site {own}; behind a "
+                             "reverse proxy, list it in trusted_proxies and pass the Host header on)")
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        raise AuthError(403, "cross-site request refused")

@@ -1,0 +1,179 @@
+"""`maskwatch users ...` and `maskwatch tokens ...`: who may log in, and which machines may ask.
+
+Passwords come from a hidden prompt (typed twice), or from the first line of stdin when stdin is
+not a terminal (`printf '%s\\n' "$PW" | maskwatch users add ana --role admin`): never from the
+command line, where `ps` and the shell history would keep them, and never printed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+users_app = typer.Typer(help="Users who may log in (in the site's database).", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in the site's database).",
+                         no_args_is_help=True)
+
+Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
+Database = Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL (without --config); `serve` reads the same default.")]
+DEFAULT_DATABASE = "maskwatch.db"
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def open_store(config: Path | None, database: str, command: str = "users"):
+    """The AuthStore of the site's database (`--config`) or of `database`."""
+    from maskwatch.cli import _need
+
+    _need(command, "serve")
+    from maskwatch.security.store import AuthStore
+
+    if config is not None:
+        from maskwatch.site.config import SiteConfigError, load_site_config
+
+        try:
+            site = load_site_config(config)
+        except SiteConfigError as err:
+            _fail(str(err).splitlines()[0])
+        database = site.storage.database
+        return AuthStore(database, retention_days=site.storage.retention_days)
+    return AuthStore(database)
+
+
+def read_password(confirm: bool = True) -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            _fail("no password on stdin (send it as one line, or run in a terminal to be asked)")
+        return line.rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+@users_app.command("add")
+def add_user(
+    name: Annotated[str, typer.Argument(help="User name: letters, digits, _ . @ -")],
+    role: Annotated[str, typer.Option(help="admin (users, config, everything) or viewer (page, events, reports).")] = "viewer",
+    camera: Annotated[Optional[list[str]], typer.Option(help="A viewer sees only these cameras (repeat the option); default: all.")] = None,
+    config: Config = None,
+    database: Database = DEFAULT_DATABASE,
+) -> None:
+    """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
+    store = open_store(config, database)
+    password = read_password()
+    try:
+        user = store.add_user(name, password, role, camera or None)
+    except ValueError as err:
+        _fail(str(err))
+    cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
+    typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {store.url.split('://')[0]} database")
+
+
+@users_app.command("list")
+def list_users(config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+    """Users, their roles, cameras and open sessions."""
+    store = open_store(config, database)
+    for user in store.users():
+        cameras = ",".join(user["cameras"]) if user["cameras"] is not None else "all"
+        created = time.strftime("%Y-%m-%d", time.gmtime(user["created"]))
+        typer.echo(f"{user['name']}\t{user['role']}\tcameras={cameras}\tsessions={store.session_count(user['name'])}"
+                   f"\tsince {created}")
+
+
+@users_app.command("remove")
+def remove_user(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+    """Remove a user; their sessions end at once, in every worker."""
+    store = open_store(config, database)
+    try:
+        store.remove_user(name)
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"removed {name}; their sessions ended")
+
+
+@users_app.command("passwd")
+def change_password(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+    """Set a new password; every session of the user ends."""
+    store = open_store(config, database)
+    if store.user(name) is None:
+        _fail(f"no user {name!r}")
+    try:
+        store.set_password(name, read_password())
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"password of {name} changed; their sessions ended")
+
+
+@tokens_app.command("add")
+def add_token(
+    name: Annotated[str, typer.Argument(help="What uses it, e.g. prometheus")],
+    scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera) or full (as an admin).")] = "read",
+    config: Config = None,
+    database: Database = DEFAULT_DATABASE,
+) -> None:
+    """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
+    store = open_store(config, database, "tokens")
+    try:
+        token = store.add_token(name, scope)
+    except ValueError as err:
+        _fail(str(err))
+    typer.secho(f"token {name} ({scope}); shown once, store it now:", err=True)
+    typer.echo(token)
+
+
+@tokens_app.command("list")
+def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+    store = open_store(config, database, "tokens")
+    for token in store.tokens():
+        used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(token["last_used"])) if token["last_used"] else "never"
+        typer.echo(f"{token['name']}\t{token['scope']}\tlast used {used}")
+
+
+@tokens_app.command("revoke")
+def revoke_token(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+    """Revoke a token: the next request with it gets 401."""
+    store = open_store(config, database, "tokens")
+    try:
+        store.revoke_token(name)
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"revoked {name}")
+
+
+def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,
+             absolute_hours: float = 12.0, tls: bool = False, where: str = "--database maskwatch.db",
+             create: bool = False):
+    """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
+    with no user (anyone who reaches the port would see the cameras)."""
+    from maskwatch.security.access import AuthSettings, check_proxies, is_loopback
+    from maskwatch.security.store import AuthStore
+
+    try:
+        trusted_proxies = check_proxies(trusted_proxies or ())
+    except ValueError as err:
+        _fail(str(err))
+
+    if not create and database is not None and "://" not in database and not Path(database).is_file():
+        database = None  # `serve` with no users file: open on loopback, refused beyond it (below)
+    users = 0
+    if database is not None:
+        store = AuthStore(database, retention_days=retention_days)
+        users = store.user_count()
+        store.close()
+    local = is_loopback(host)
+    if not local and users == 0:
+        _fail(f"refusing to serve on {host} with no users: anyone who reaches the port would see the cameras; "
+              f"add an admin first: maskwatch users add NAME --role admin {where}")
+    if not local and not tls:
+        typer.secho(f"warning: serving on {host} over plain http: passwords and session cookies cross the "
+                    "network in clear; use --tls-cert/--tls-key or a TLS reverse proxy (docs/security.md)",
+                    fg=typer.colors.YELLOW, err=True)
+    return AuthSettings(database=database, open_without_users=local, open_to_loopback_hosts_only=True,
+                        trusted_proxies=trusted_proxies,
+                        idle_minutes=idle_minutes, absolute_hours=absolute_hours, retention_days=retention_days)

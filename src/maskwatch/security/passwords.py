@@ -1,0 +1,48 @@
+"""Password hashing: Argon2id through pwdlib, with parameters measured to cost 50-250 ms a login.
+
+t=2 passes over m=64 MiB with 2 lanes: about 150 ms on the 2-core dev machine under load
+(benchmarks/auth_speed.py; docs/bench-security.md). The stored string names its parameters,
+so raising them later re-hashes each password at its owner's next login.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+TIME_COST, MEMORY_KIB, LANES = 2, 64 * 1024, 2
+MIN_LENGTH = 10
+# 64 MiB each: at most this many hashes at once, so a login flood cannot exhaust memory.
+_CONCURRENT = threading.BoundedSemaphore(4)
+_HASHER = Argon2Hasher(time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=LANES)
+# Verified against when the user name is unknown, so that answer takes as long as a wrong password.
+_DUMMY = _HASHER.hash("maskwatch: no such user")
+
+
+class WeakPassword(ValueError):
+    pass
+
+
+def check_strength(password: str, user: str) -> None:
+    """Refuse what a guesser tries first: short passwords and the user's own name."""
+    if len(password) < MIN_LENGTH:
+        raise WeakPassword(f"the password needs at least {MIN_LENGTH} characters, got {len(password)}")
+    if password.strip().lower() == user.strip().lower():
+        raise WeakPassword("the password must not be the user name")
+
+
+def hash_password(password: str) -> str:
+    with _CONCURRENT:
+        return _HASHER.hash(password)
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """True when `password` matches `stored`; with `stored` None (no such user), the same work, False."""
+    with _CONCURRENT:
+        ok = _HASHER.verify(password, stored or _DUMMY)
+    return ok and stored is not None
+
+
+def needs_rehash(stored: str) -> bool:
+    return _HASHER.check_needs_rehash(stored)

@@ -1,0 +1,103 @@
+"""Login, logout, who am I, and the admin's views: users and the access log; /v1/privacy.
+
+One module-level router, included by serving/app.py; the AccessControl lives on app.state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
+
+LOGIN_PAGE = Path(__file__).resolve().parents[1] / "serving" / "static" / "login.html"
+router = APIRouter(tags=["access"])
+
+
+class LoginBody(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+def _access(request: Request) -> AccessControl:
+    return request.app.state.access
+
+
+def principal_of(request: Request) -> Principal:
+    """Who the request is from (set by AccessControl.authorize)."""
+    return request.state.principal
+
+
+@router.get("/login", response_class=HTMLResponse, openapi_extra=PUBLIC)
+def login_page(next: str | None = Query(None, max_length=2000, description="where to go after logging in")) -> str:
+    return LOGIN_PAGE.read_text(encoding="utf-8")
+
+
+@router.post("/login", openapi_extra=PUBLIC,
+             responses={400: {"description": "A body that is not JSON"},
+                        401: {"description": "Wrong user name or password (the same for both)"},
+                        403: {"description": "No X-Maskwatch-CSRF header, or another site's Origin"},
+                        429: {"description": "Too many failed logins; Retry-After says when to try again"}})
+def login(request: Request, body: LoginBody) -> JSONResponse:
+    """Start a session: the token goes in an HttpOnly cookie; send X-Maskwatch-CSRF: 1."""
+    access = _access(request)
+    user, token = access.login(request, body.username, body.password)
+    response = JSONResponse({"user": user["name"], "role": user["role"], "cameras": user["cameras"]})
+    name, value, attributes = access.cookie(request, token)
+    response.set_cookie(name, value, **attributes)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> JSONResponse:
+    """End this session, here and in every worker (the session is deleted from the database)."""
+    access = _access(request)
+    access.logout(request, principal_of(request))
+    response = JSONResponse({"status": "logged out"})
+    name, _, attributes = access.cookie(request, None)
+    response.delete_cookie(name, path="/", secure=attributes["secure"], httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/v1/me")
+def me(request: Request) -> dict:
+    principal = principal_of(request)
+    return {"user": principal.name, "role": principal.role, "via": principal.via, "scope": principal.scope,
+            "cameras": list(principal.cameras) if principal.cameras is not None else None}
+
+
+@router.get("/v1/users", openapi_extra=ADMIN)
+def list_users(request: Request) -> Response:
+    store = _access(request).store
+    return JSONResponse({"users": store.users() if store is not None else []})
+
+
+@router.get("/v1/access-log", openapi_extra=ADMIN)
+def read_access_log(request: Request, user: str | None = Query(None, max_length=200),
+                    action: str | None = Query(None, max_length=32),
+                    since: float | None = Query(None, description="Unix seconds"),
+                    limit: int = Query(100, ge=1, le=1000)) -> Response:
+    """Who logged in, who failed to, who viewed which camera's frame or snapshot, who downloaded
+    a report: newest first."""
+    store = _access(request).store
+    rows = store.access_log(user=user, action=action, since=since, limit=limit) if store is not None else []
+    return JSONResponse({"entries": rows})
+
+
+@router.get("/v1/privacy")
+def privacy(request: Request) -> dict:
+    """What this site keeps and who may see it, read from the running configuration."""
+    return request.app.state.privacy()
+
+
+def refusal(request: Request, err: AuthError) -> Response:
+    """JSON {"error"} like the rest of the API; a page load that needs a login goes to the login page."""
+    if (err.status == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", "")
+            and not request.headers.get("authorization")):
+        from urllib.parse import quote
+
+        return Response(status_code=303, headers={"Location": "/login?next=" + quote(request.url.path, safe="/")})
+    return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)

@@ -1,0 +1,319 @@
+"""Users, sessions, API tokens, failed logins and the access log, in the site's own database.
+
+The same data layer as the events (site/events.py: SQLAlchemy, SQLite with WAL or PostgreSQL),
+so every `serve --workers` process and every Ray Serve replica reads the same sessions: logging
+out, changing a password or removing a user ends that user's sessions everywhere at once.
+
+Secrets are never stored: passwords as Argon2id hashes (passwords.py), session and API tokens as
+SHA-256 of 256 random bits (a fast hash is enough for a secret nobody chose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, select,
+                        update)
+
+from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
+from maskwatch.site.events import EventStore, database_url
+
+ROLES = ("admin", "viewer")
+SCOPES = ("read", "full")
+USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+TOKEN_PREFIX = "mw_"
+
+metadata = MetaData()
+auth_schema_version = Table("auth_schema_version", metadata, Column("version", Integer, nullable=False))
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("cameras", String(2000), nullable=True),  # comma-separated camera ids; NULL: every camera
+    Column("created", Float, nullable=False),
+)
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("created", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scope", String(8), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("last_used", Float, nullable=True),
+)
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS" or "user:NAME"
+    Column("at", Float, nullable=False, index=True),
+)
+access_log = Table(
+    "access_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("user", String(64), nullable=True),  # a user name, "token:NAME", or None (nobody logged in)
+    Column("client", String(64), nullable=True),
+    Column("action", String(32), nullable=False),  # login, login_failed, logout, camera_frame, snapshot, report, ...
+    Column("target", String(255), nullable=True),
+)
+
+
+def _create_v1(connection) -> None:
+    metadata.create_all(connection, tables=[users, sessions, api_tokens, login_failures, access_log])
+
+
+MIGRATIONS = [_create_v1]
+TOUCH_EVERY = 60.0  # seconds: a session's or token's last use is written at most this often
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _cameras_text(cameras) -> str | None:
+    if cameras is None:
+        return None
+    cameras = [c.strip() for c in cameras if c.strip()]
+    return ",".join(dict.fromkeys(cameras))
+
+
+def _user_row(row) -> dict:
+    cameras = row.cameras.split(",") if row.cameras is not None else None
+    return {"id": row.id, "name": row.name, "role": row.role,
+            "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created}
+
+
+class AuthStore:
+    """Reads and writes who may log in, and who did what. Safe to share between threads."""
+
+    def __init__(self, database: str, retention_days: float = 30.0) -> None:
+        if retention_days <= 0:
+            raise ValueError(f"retention_days must be positive, got {retention_days}")
+        self.url = database_url(database)
+        self.retention_days = retention_days
+        self.engine = EventStore._connect(self.url)
+        self._write_lock = threading.Lock()
+        self.migrate()
+
+    def migrate(self) -> int:
+        with self._write_lock, self.engine.begin() as connection:
+            metadata.create_all(connection, tables=[auth_schema_version])
+            current = connection.execute(select(func.max(auth_schema_version.c.version))).scalar() or 0
+            if current > len(MIGRATIONS):
+                raise RuntimeError(f"{self.url}: auth schema version {current} is newer than this maskwatch "
+                                   f"({len(MIGRATIONS)}); upgrade maskwatch")
+            for version in range(current, len(MIGRATIONS)):
+                MIGRATIONS[version](connection)
+                connection.execute(insert(auth_schema_version).values(version=version + 1))
+            return len(MIGRATIONS)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # Users
+
+    def add_user(self, name: str, password: str, role: str, cameras: list[str] | None = None) -> dict:
+        """A new user; ValueError names a bad name, role or password, or a name already taken."""
+        if not USER_NAME.match(name):
+            raise ValueError(f"user names are 1-64 letters, digits, _ . @ or -; got {name!r}")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+        if role == "admin" and cameras:
+            raise ValueError("an admin sees every camera: --camera is for viewers")
+        check_strength(password, name)
+        hashed = hash_password(password)
+        with self._write_lock, self.engine.begin() as connection:
+            if connection.execute(select(users.c.id).where(users.c.name == name)).first() is not None:
+                raise ValueError(f"user {name!r} exists already (maskwatch users passwd changes a password)")
+            connection.execute(insert(users).values(name=name, password_hash=hashed, role=role,
+                                                    cameras=_cameras_text(cameras), created=time.time()))
+        return self.user(name)
+
+    def user(self, name: str) -> dict | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(users).where(users.c.name == name)).first()
+        return _user_row(row) if row is not None else None
+
+    def users(self) -> list[dict]:
+        with self.engine.connect() as connection:
+            return [_user_row(row) for row in connection.execute(select(users).order_by(users.c.name))]
+
+    def user_count(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(users)).scalar() or 0
+
+    def remove_user(self, name: str) -> None:
+        """Delete the user and end every session of theirs."""
+        with self._write_lock, self.engine.begin() as connection:
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if user_id is None:
+                raise ValueError(f"no user {name!r}")
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+            connection.execute(delete(users).where(users.c.id == user_id))
+
+    def set_password(self, name: str, password: str) -> None:
+        """A new password; every session of the user ends (log in again with the new one)."""
+        check_strength(password, name)
+        hashed = hash_password(password)
+        with self._write_lock, self.engine.begin() as connection:
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if user_id is None:
+                raise ValueError(f"no user {name!r}")
+            connection.execute(update(users).where(users.c.id == user_id).values(password_hash=hashed))
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+
+    def check_login(self, name: str, password: str) -> dict | None:
+        """The user when name and password match; None otherwise, after the same hashing work."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(users).where(users.c.name == name)).first()
+        if not verify_password(password, row.password_hash if row is not None else None):
+            return None
+        if needs_rehash(row.password_hash):  # parameters were raised since this password was set
+            with self._write_lock, self.engine.begin() as connection:
+                connection.execute(update(users).where(users.c.id == row.id)
+                                   .values(password_hash=hash_password(password)))
+        return _user_row(row)
+
+    # Sessions
+
+    def start_session(self, user_id: int, now: float | None = None) -> str:
+        """A new session's token (for the cookie; only its hash is kept)."""
+        now = time.time() if now is None else now
+        token = secrets.token_urlsafe(32)
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
+                                                       created=now, last_seen=now))
+        return token
+
+    def session_user(self, token: str, idle: float, absolute: float, now: float | None = None) -> dict | None:
+        """The user of a live session; None for an unknown, idle (> `idle` s) or old (> `absolute` s) one."""
+        now = time.time() if now is None else now
+        key = token_hash(token)
+        query = (select(sessions.c.created, sessions.c.last_seen, users)
+                 .join(users, users.c.id == sessions.c.user_id).where(sessions.c.token_hash == key))
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        if now - row.last_seen > idle or now - row.created > absolute:
+            self.end_session(token)
+            return None
+        if now - row.last_seen > TOUCH_EVERY:
+            with self._write_lock, self.engine.begin() as connection:
+                connection.execute(update(sessions).where(sessions.c.token_hash == key).values(last_seen=now))
+        return _user_row(row)
+
+    def end_session(self, token: str) -> None:
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(delete(sessions).where(sessions.c.token_hash == token_hash(token)))
+
+    def session_count(self, name: str | None = None) -> int:
+        query = select(func.count()).select_from(sessions)
+        if name is not None:
+            query = query.join(users, users.c.id == sessions.c.user_id).where(users.c.name == name)
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar() or 0
+
+    # API tokens
+
+    def add_token(self, name: str, scope: str) -> str:
+        """A new API token: returned once, stored only as its hash."""
+        if not USER_NAME.match(name):
+            raise ValueError(f"token names are 1-64 letters, digits, _ . @ or -; got {name!r}")
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._write_lock, self.engine.begin() as connection:
+            if connection.execute(select(api_tokens.c.id).where(api_tokens.c.name == name)).first() is not None:
+                raise ValueError(f"a token named {name!r} exists already (revoke it first)")
+            connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,
+                                                         created=time.time()))
+        return token
+
+    def tokens(self) -> list[dict]:
+        query = select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created, api_tokens.c.last_used)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query.order_by(api_tokens.c.name))]
+
+    def revoke_token(self, name: str) -> None:
+        with self._write_lock, self.engine.begin() as connection:
+            if connection.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount == 0:
+                raise ValueError(f"no token {name!r}")
+
+    def token(self, token: str, now: float | None = None) -> dict | None:
+        """{"name", "scope"} of a live API token; None for an unknown or revoked one."""
+        now = time.time() if now is None else now
+        key = token_hash(token)
+        with self.engine.connect() as connection:
+            row = connection.execute(select(api_tokens).where(api_tokens.c.token_hash == key)).first()
+        if row is None:
+            return None
+        if row.last_used is None or now - row.last_used > TOUCH_EVERY:
+            with self._write_lock, self.engine.begin() as connection:
+                connection.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used=now))
+        return {"name": row.name, "scope": row.scope}
+
+    # Failed logins
+
+    def add_failure(self, keys: list[str], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(insert(login_failures), [{"key": key, "at": now} for key in keys])
+
+    def failures(self, key: str, window: float, now: float | None = None) -> tuple[int, float | None]:
+        """How many failures `key` had in the last `window` seconds, and when the oldest of them was."""
+        now = time.time() if now is None else now
+        query = (select(func.count(), func.min(login_failures.c.at))
+                 .where(login_failures.c.key == key, login_failures.c.at > now - window))
+        with self.engine.connect() as connection:
+            count, oldest = connection.execute(query).one()
+        return count or 0, oldest
+
+    def clear_failures(self, key: str) -> None:
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(delete(login_failures).where(login_failures.c.key == key))
+
+    # Access log
+
+    def log(self, action: str, user: str | None, client: str | None, target: str | None = None,
+            now: float | None = None) -> None:
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(insert(access_log).values(at=time.time() if now is None else now, user=user,
+                                                         client=client, action=action,
+                                                         target=None if target is None else target[:255]))
+
+    def access_log(self, user: str | None = None, action: str | None = None, since: float | None = None,
+                   limit: int = 100) -> list[dict]:
+        """Newest first."""
+        query = select(access_log).order_by(access_log.c.at.desc(), access_log.c.id.desc()).limit(limit)
+        if user is not None:
+            query = query.where(access_log.c.user == user)
+        if action is not None:
+            query = query.where(access_log.c.action == action)
+        if since is not None:
+            query = query.where(access_log.c.at >= since)
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def enforce_retention(self, session_limit: float, now: float | None = None) -> int:
+        """Drop access-log rows older than retention_days, sessions past `session_limit` seconds
+        and failures older than a day; how many log rows went."""
+        now = time.time() if now is None else now
+        with self._write_lock, self.engine.begin() as connection:
+            gone = connection.execute(delete(access_log).where(access_log.c.at < now - self.retention_days * 86400))
+            connection.execute(delete(sessions).where(sessions.c.created < now - session_limit))
+            connection.execute(delete(login_failures).where(login_failures.c.at < now - 86400))
+        return gone.rowcount

@@ -1,0 +1,409 @@
+"""Who may see the cameras (issue 25), against real parts: `maskwatch run` with users in its SQLite
+database called over HTTP, the login page in headless Chromium, a cross-origin page served from
+another port, the CLI, PostgreSQL, and HTTPS with a certificate made here."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+from fastapi import Request
+
+from maskwatch.security.access import (PLAIN_COOKIE, SECURE_COOKIE, AccessControl, AuthError, AuthSettings,
+                                       Principal)
+from maskwatch.security.store import AuthStore
+from tests.conftest import ADMIN, VIEWER, log_in
+from tests.rtsp import free_port
+from tests.test_cameras import wait_until
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_detection import make_video
+from tests.test_site import SiteProcess, still_clip
+
+CSRF = {"X-Maskwatch-CSRF": "1"}
+CLI = [sys.executable, "-m", "maskwatch.cli"]
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory, sample_dir):
+    """A two-camera site with an admin, a viewer of `door` only, and API tokens."""
+    folder = tmp_path_factory.mktemp("secured")
+    still_clip(folder / "door.mp4", sample_dir)
+    make_video(folder / "till.mp4", sample_dir, frames=6)
+    running = SiteProcess(folder, "  door: {source: door.mp4}\n  till: {source: till.mp4}\n",
+                          viewer_cameras=["door"])
+    yield running
+    running.stop()
+
+
+def login(base: str, user: tuple[str, str], **headers) -> httpx.Response:
+    return httpx.post(base + "/login", json={"username": user[0], "password": user[1]},
+                      headers=CSRF | headers, timeout=30)
+
+
+def session_of(response: httpx.Response) -> dict:
+    """The session cookie as a Cookie header (httpx keeps no Secure cookie for plain http)."""
+    return {"Cookie": f"{SECURE_COOKIE}={response.cookies[SECURE_COOKIE]}"}
+
+
+def fill(path: str) -> str:
+    return path.replace("{camera_id}", "door").replace("{name}", "door-1.jpg")
+
+
+def test_every_route_but_the_public_ones_refuses_a_request_without_credentials(secured):
+    """Walks the OpenAPI document, so a route added later cannot slip through."""
+    spec = secured.get("/openapi.json").json()
+    public, checked = [], 0
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            response = httpx.request(method.upper(), secured.base + fill(path), timeout=30)
+            if operation.get("x-maskwatch-access") == "public":
+                public.append((method, path))
+                assert response.status_code not in (401, 403), (method, path)
+            else:
+                assert response.status_code in (401, 403), (method, path, response.status_code, response.text)
+                checked += 1
+    assert sorted(public) == [("get", "/healthz"), ("get", "/login"), ("post", "/login")]
+    assert checked >= 15
+    for path in ("/openapi.json", "/docs", "/"):  # not in the document, denied the same way
+        assert httpx.get(secured.base + path, timeout=10).status_code == 401
+    assert httpx.get(secured.base + "/", headers={"Accept": "text/html"}, timeout=10).headers["location"] == "/login?next=/"
+
+
+def test_loopback_with_users_still_asks_for_a_login_and_headers_are_on_every_answer(secured):
+    for response in (httpx.get(secured.base + "/v1/cameras", timeout=10),  # 401
+                     secured.get("/v1/cameras"), secured.get("/v1/nothing-here"), httpx.get(secured.base + "/login")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert "strict-transport-security" not in response.headers  # plain http
+
+
+def test_login_session_logout_and_the_cookie_no_longer_works(secured):
+    response = login(secured.base, ADMIN)
+    assert response.status_code == 200 and response.json()["role"] == "admin"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(SECURE_COOKIE + "=") and "HttpOnly" in cookie and "Secure" in cookie
+    assert "samesite=lax" in cookie.lower() and "Path=/" in cookie and "Domain" not in cookie
+    session = session_of(response)
+    assert httpx.get(secured.base + "/v1/me", headers=session, timeout=10).json()["user"] == "admin"
+    assert httpx.post(secured.base + "/logout", headers=session | CSRF, timeout=10).status_code == 200
+    assert httpx.get(secured.base + "/v1/me", headers=session, timeout=10).status_code == 401
+
+
+def test_state_changing_requests_need_the_csrf_header_and_our_origin(secured):
+    session = session_of(login(secured.base, ADMIN))
+    refused = httpx.post(secured.base + "/logout", headers=session, timeout=10)
+    assert refused.status_code == 403 and "X-Maskwatch-CSRF" in refused.json()["error"]
+    foreign = httpx.post(secured.base + "/logout", headers=session | CSRF | {"Origin": "http://evil.example"},
+                         timeout=10)
+    assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"]
+    assert httpx.get(secured.base + "/v1/me", headers=session, timeout=10).status_code == 200  # still logged in
+    assert login(secured.base, ADMIN, Origin="http://evil.example").status_code == 403  # login CSRF too
+
+
+def test_unknown_user_and_wrong_password_get_the_same_answer_then_429(secured):
+    unknown, wrong = login(secured.base, ("nobody", "whatever123")), login(secured.base, ("victim", "x"))
+    store = AuthStore(str(secured.folder / "site.db"))
+    store.add_user("victim", "victim's own password", "viewer")
+    wrong = login(secured.base, ("victim", "not the password"))
+    assert unknown.status_code == wrong.status_code == 401 and unknown.json() == wrong.json()
+    for _ in range(3):
+        assert login(secured.base, ("victim", "not the password")).status_code == 401
+    limited = login(secured.base, ("victim", "victim's own password"))  # even the right one, for a while
+    assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 15 * 60
+    assert login(secured.base, VIEWER).status_code == 200  # another user from the same address still may
+    store.close()
+
+
+def test_x_forwarded_for_is_ignored_from_an_untrusted_client(secured):
+    spoofed = login(secured.base, ("spoofer", "wrong password"), **{"X-Forwarded-For": "203.0.113.9"})
+    assert spoofed.status_code == 401, spoofed.text
+    entries = secured.get("/v1/access-log", action="login_failed").json()["entries"]
+    entry = next((e for e in entries if e["target"] == "spoofer"), entries)
+    assert entry["client"] == "127.0.0.1"
+
+
+def test_tokens_read_only_and_revoked(secured, sample_dir):
+    read = {"Authorization": f"Bearer {secured.credentials.read_token}"}
+    assert httpx.get(secured.base + "/v1/events", headers=read, timeout=10).status_code == 200
+    png = next(sample_dir.glob("images/*.png")).read_bytes()
+    post = httpx.post(secured.base + "/v1/detect", content=png, headers=read, timeout=30)
+    assert post.status_code == 403 and "read-only" in post.json()["error"]
+    assert httpx.get(secured.base + "/v1/access-log", headers=read, timeout=10).status_code == 403
+    assert "maskwatch_requests" in httpx.get(secured.base + "/metrics", headers=read, timeout=10).text  # Prometheus
+    assert httpx.post(secured.base + "/v1/detect", content=png, headers=secured.credentials.headers,
+                      timeout=60).status_code == 200  # full scope, no CSRF header: not a browser session
+    revoke = subprocess.run([*CLI, "tokens", "revoke", "tests-read", "--config", str(secured.config)],
+                            capture_output=True, text=True, timeout=60)
+    assert revoke.returncode == 0, revoke.stderr
+    gone = httpx.get(secured.base + "/v1/events", headers=read, timeout=10)
+    assert gone.status_code == 401 and "revoked" in gone.json()["error"]
+    assert httpx.get(secured.base + "/v1/events", headers={"Authorization": "Bearer mw_made-up"},
+                     timeout=10).status_code == 401
+
+
+def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
+    session = session_of(login(secured.base, VIEWER))
+
+    def get(path, **params):
+        return httpx.get(secured.base + path, params=params, headers=session, timeout=10)
+
+    assert wait_until(lambda: get("/v1/cameras/door/frame.jpg").status_code == 200, 60)
+    assert [c["id"] for c in get("/v1/cameras").json()] == ["door"]
+    assert get("/v1/cameras/till/frame.jpg").status_code == 403
+    assert get("/v1/events", camera="till").status_code == 403
+    assert get("/v1/snapshots/till-1.jpg").status_code == 403
+    assert all(e["camera"] == "door" for e in get("/v1/events").json()["events"])
+    assert get("/v1/compliance", camera="till").status_code == 403
+    for path in ("/v1/access-log", "/v1/users", "/metrics"):
+        assert get(path).status_code == 403, path
+    assert get("/v1/report.csv").status_code == 200
+    # ... and the admin reads who looked
+    entries = secured.get("/v1/access-log", user="viewer").json()["entries"]
+    actions = {(e["action"], e["target"]) for e in entries}
+    assert ("camera_frame", "/v1/cameras/door/frame.jpg") in actions and ("report", "/v1/report.csv") in actions
+    assert ("login", None) in actions
+    assert all(e["client"] == "127.0.0.1" for e in entries)
+
+
+def test_privacy_says_what_the_site_keeps(secured):
+    privacy = secured.get("/v1/privacy").json()
+    assert privacy["site"]["retention_days"] == 7 and privacy["site"]["live_frames_blurred"] is False
+    assert privacy["site"]["snapshots"] == "one per person, face blurred"
+    assert privacy["access"]["login_required"] is True and privacy["access"]["viewers_limited_to_cameras"] == 1
+    assert privacy["access"]["admins"] == 1
+
+
+def test_removing_a_user_or_changing_a_password_ends_their_sessions(secured):
+    store = AuthStore(str(secured.folder / "site.db"))
+    store.add_user("temp", "temporary password", "viewer")
+    first = session_of(login(secured.base, ("temp", "temporary password")))
+    passwd = subprocess.run([*CLI, "users", "passwd", "temp", "--config", str(secured.config)],
+                            input="another password 2\n", capture_output=True, text=True, timeout=60)
+    assert passwd.returncode == 0, passwd.stderr
+    assert "another password" not in passwd.stdout + passwd.stderr
+    assert httpx.get(secured.base + "/v1/me", headers=first, timeout=10).status_code == 401
+    second = session_of(login(secured.base, ("temp", "another password 2")))
+    assert httpx.get(secured.base + "/v1/me", headers=second, timeout=10).status_code == 200
+    store.remove_user("temp")
+    assert httpx.get(secured.base + "/v1/me", headers=second, timeout=10).status_code == 401
+    store.close()
+
+
+class OtherOrigin:
+    """A page on another port of the same host (the same *site* for SameSite, so the browser
+    sends the session cookie): a form that posts to the maskwatch server on load."""
+
+    def __init__(self, target: str) -> None:
+        page = (f'<form id="f" method="post" action="{target}" enctype="text/plain">'
+                '<input name="x" value="1"></form><script>document.getElementById("f").submit()</script>').encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_browser_logs_in_sees_the_cameras_refuses_a_cross_origin_post_and_logs_out(secured, page):  # noqa: F811
+    log_in(page, secured.base)
+    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=30_000)
+    assert "admin" in page.inner_text("#account")
+    [cookie] = [c for c in page.context.cookies() if c["name"] == SECURE_COOKIE]
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
+    session = {"Cookie": f"{SECURE_COOKIE}={cookie['value']}"}
+
+    other = OtherOrigin(secured.base + "/logout")
+    try:
+        page.goto(other.url)
+        page.wait_for_url(secured.base + "/logout", timeout=20_000)
+        # 403: a form from another origin cannot send our header (the Origin check is the second line)
+        assert "X-Maskwatch-CSRF" in page.inner_text("body")
+    finally:
+        other.close()
+    assert httpx.get(secured.base + "/v1/me", headers=session, timeout=10).status_code == 200  # ... session lives
+
+    page.goto(secured.base + "/")
+    page.wait_for_selector("#account:not([hidden])", timeout=20_000)
+    page.click("#logout")
+    page.wait_for_url(secured.base + "/login", timeout=20_000)
+    assert httpx.get(secured.base + "/v1/me", headers=session, timeout=10).status_code == 401
+    page.goto(secured.base + "/")
+    page.wait_for_selector("#login", timeout=20_000)  # back to the login page
+
+
+def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  # noqa: F811
+    """A fresh context that obeys the CSP: the page works and the browser refuses nothing."""
+    context = page.context.browser.new_context()
+    strict = context.new_page()
+    refused = []
+    strict.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
+              else None)
+    try:
+        log_in(strict, secured.base)
+        strict.wait_for_selector('.camera[data-camera="till"]', timeout=30_000)
+        strict.wait_for_selector("#account:not([hidden])", timeout=20_000)
+        strict.wait_for_selector("#events:not([hidden])", timeout=20_000)
+    finally:
+        context.close()
+    assert refused == []
+
+
+def test_a_viewer_in_the_browser_gets_403_outside_their_cameras(secured, page):  # noqa: F811
+    log_in(page, secured.base, VIEWER)
+    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 1", timeout=30_000)
+    response = page.goto(secured.base + "/v1/cameras/till/frame.jpg")
+    assert response.status == 403
+    assert page.goto(secured.base + "/v1/access-log").status == 403
+
+
+def run_cli(*args, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
+    refused = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), "--database", str(tmp_path / "u.db"))
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert "no users" in line and "maskwatch users add" in line
+    make_video(tmp_path / "door.mp4", sample_dir, frames=3)
+    (tmp_path / "site.yaml").write_text(f"cameras: {{door: {{source: door.mp4}}}}\n"
+                                        f"server: {{host: 0.0.0.0, port: {free_port()}}}\n")
+    refused = run_cli("run", "--config", str(tmp_path / "site.yaml"))
+    assert refused.returncode == 1 and f"--config {tmp_path / 'site.yaml'}" in refused.stderr
+
+
+def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path):
+    db = str(tmp_path / "users.db")
+    added = run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n")
+    assert added.returncode == 0 and "ana's long password" not in added.stdout + added.stderr
+    weak = run_cli("users", "add", "bob", "--database", db, stdin="short\n")
+    assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
+    assert run_cli("users", "add", "cy", "--camera", "door", "--database", db, stdin="cy's password 1\n").returncode == 0
+    listed = run_cli("users", "list", "--database", db).stdout
+    assert "ana\tadmin\tcameras=all" in listed and "cy\tviewer\tcameras=door" in listed
+    assert run_cli("users", "remove", "cy", "--database", db).returncode == 0
+    assert "cy" not in run_cli("users", "list", "--database", db).stdout
+    store = AuthStore(db)
+    [row] = [u for u in store.users() if u["name"] == "ana"]
+    assert store.check_login("ana", "ana's long password")["id"] == row["id"]
+    with store.engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT password_hash FROM users").scalar()
+    assert stored.startswith("$argon2id$") and "long password" not in stored
+
+
+def test_sessions_end_when_idle_or_too_old(tmp_path):
+    store = AuthStore(str(tmp_path / "s.db"))
+    user = store.add_user("ana", "ana's long password", "admin")
+    token = store.start_session(user["id"], now=1000.0)
+    assert store.session_user(token, idle=600, absolute=3600, now=1500.0)["name"] == "ana"
+    assert store.session_user(token, idle=600, absolute=3600, now=2200.0) is None  # 700 s idle
+    token = store.start_session(user["id"], now=1000.0)
+    for now in range(1300, 4600, 300):  # used every 5 minutes: alive for its first hour ...
+        assert store.session_user(token, idle=600, absolute=3600, now=float(now)) is not None
+    assert store.session_user(token, idle=600, absolute=3600, now=4700.0) is None  # ... and not after
+    with store.engine.connect() as connection:  # nothing but hashes at rest
+        assert token not in str(connection.exec_driver_sql("SELECT * FROM sessions").all())
+
+
+def open_principal(settings: AuthSettings, store: AuthStore | None, base: str = "http://testserver") -> dict:
+    """Who an anonymous request is, to an AccessControl with these settings (through the ASGI app)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    access = AccessControl(settings, store)
+    app = FastAPI()
+
+    @app.get("/who")
+    def who(request: Request) -> dict:
+        try:
+            principal: Principal = access.identify(request)
+        except AuthError as err:
+            return {"refused": err.status}
+        return {"via": principal.via}
+
+    return TestClient(app, base_url=base).get("/who").json()
+
+
+def test_open_only_on_loopback_and_only_while_no_user_exists(tmp_path):
+    store = AuthStore(str(tmp_path / "o.db"))
+    assert open_principal(AuthSettings(open_without_users=True), store) == {"via": "open"}
+    assert open_principal(AuthSettings(open_without_users=False), store) == {"refused": 401}
+    store.add_user("ana", "ana's long password", "admin")
+    assert open_principal(AuthSettings(open_without_users=True), store) == {"refused": 401}
+
+
+def test_an_open_server_answers_only_requests_addressed_to_loopback():
+    """DNS rebinding: evil.example resolved to 127.0.0.1 must not read an open server's cameras."""
+    settings = AuthSettings(open_without_users=True, open_to_loopback_hosts_only=True)
+    assert open_principal(settings, None, "http://127.0.0.1:8000") == {"via": "open"}
+    assert open_principal(settings, None, "http://localhost:8000") == {"via": "open"}
+    assert open_principal(settings, None, "http://evil.example:8000") == {"refused": 401}
+
+
+def test_plain_http_beyond_loopback_uses_a_cookie_without_the_host_prefix(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+
+    class NoFaces:
+        classifier = type("C", (), {"info": {}, "gate_info": lambda self: None})()
+
+        def detect(self, image):
+            return []
+
+    db = str(tmp_path / "c.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                trusted_proxies=("127.0.0.1",))))
+    with TestClient(app, base_url="http://maskwatch.lan", client=("127.0.0.1", 50000)) as client:
+        response = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
+        assert response.status_code == 200 and PLAIN_COOKIE in response.cookies
+        assert "secure" not in response.headers["set-cookie"].lower()
+        assert client.get("/v1/me").json()["user"] == "admin"
+        # from a trusted proxy (127.0.0.1 here), X-Forwarded-For names the client
+        client.post("/login", json={"username": "nobody", "password": "x"}, headers=CSRF | {"X-Forwarded-For": "198.51.100.7"})
+        [failed] = AuthStore(db).access_log(action="login_failed")
+        assert failed["client"] == "198.51.100.7"
+    with TestClient(app, base_url="https://maskwatch.lan") as client:  # https: __Host- and Secure, and HSTS
+        response = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
+        assert response.headers["set-cookie"].startswith(SECURE_COOKIE) and "Secure" in response.headers["set-cookie"]
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "l.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=3, user_limit=100)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        for name in ("a", "b", "c"):  # one guess each at three names: the address's third failure
+            assert client.post("/login", json={"username": name, "password": "guess"}, headers=CSRF).status_code == 401
+        limited = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
+        assert limited.status_code == 429 and "Retry-After" in limited.headers
+    with TestClient(app, base_url="http://maskwatch.lan", client=("10.0.0.2", 4000)) as other:  # another address
+        assert other.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF).status_code == 200
