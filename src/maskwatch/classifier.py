@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from maskwatch.data.crops import CropSpec, crop_face
-from maskwatch.faces import CLASSES, Face
+from maskwatch.faces import CLASSES, UNASSESSABLE, Face
 from maskwatch.runtime import cpu_session
 
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
@@ -88,6 +88,9 @@ class Classifier:
             raise ValueError(f"{model_path}: model classes {self.info['classes']} differ from {CLASSES}")
         self.spec = CropSpec(**self.info["crop"])
         self.temperature = float(self.info.get("temperature", 1.0))
+        # Under this calibrated top probability a face is `unassessable` (chosen at export as the
+        # least sure 3 % of the run's held-out faces); 0 for models exported without one.
+        self.doubt = float(self.info.get("doubt", 0.0))
         self.model_path = model_path
         self._input = self.session.get_inputs()[0].name
         self.gate: Classifier | None = None
@@ -134,7 +137,7 @@ class Classifier:
         crops = [_as_bgr(c) for c in crops]
         probs = self._probabilities_at([(c, (0, 0, c.shape[1], c.shape[0])) for c in crops],
                                        batch_size, margin=0.0)
-        return [_prediction(p) for p in probs]
+        return [_prediction(p, self.doubt) for p in probs]
 
     def predict_boxes(self, image: np.ndarray, boxes: Sequence[Face | Sequence[float]],
                       batch_size: int = 256) -> list[Face]:
@@ -146,7 +149,7 @@ class Classifier:
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
         h, w = image.shape[:2]
         probs = self._probabilities_at([(image, f.clipped(w, h).box) for f in faces], batch_size)
-        predictions = [_prediction(p) for p in probs]
+        predictions = [_prediction(p, self.doubt) for p in probs]
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -194,8 +197,11 @@ class Classifier:
         return probs
 
 
-def _prediction(p: np.ndarray) -> Prediction:
-    return Prediction(CLASSES[int(p.argmax())], tuple(float(v) for v in p))
+def _prediction(p: np.ndarray, doubt: float = 0.0) -> Prediction:
+    """The top class, or `unassessable` when its probability is under `doubt` (the probabilities
+    stay, so a track still votes with them)."""
+    label = CLASSES[int(p.argmax())] if p.max() >= doubt else UNASSESSABLE
+    return Prediction(label, tuple(float(v) for v in p))
 
 
 def _as_bgr(crop: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ class Face:
     """One face: a box in pixels and what is known about it.
 
     box: (xmin, ymin, xmax, ymax) in pixels of the full image, xmax/ymax exclusive.
-    label: one of CLASSES, or None when not classified yet.
+    label: one of CLASSES, `unassessable` (the classifier too unsure), or None when not classified yet.
     probabilities: per class, in CLASSES order, or None.
     score: the detector's confidence, or None for annotated faces.
     track_id: the tracker's id across video frames, or None.
@@ -46,8 +46,8 @@ class Face:
         if len(self.box) != 4:
             raise ValueError(f"box must be (xmin, ymin, xmax, ymax), got {self.box!r}")
         object.__setattr__(self, "box", tuple(float(v) for v in self.box))
-        if self.label is not None and self.label not in CLASSES:
-            raise ValueError(f"label must be one of {CLASSES}, got {self.label!r}")
+        if self.label is not None and self.label not in PERSON_LABELS:
+            raise ValueError(f"label must be one of {PERSON_LABELS}, got {self.label!r}")
         if self.probabilities is not None:
             if len(self.probabilities) != len(CLASSES):
                 raise ValueError(
@@ -90,8 +90,8 @@ class Face:
 
 
 def count_labels(faces: list[Face]) -> dict[str, int]:
-    """Faces per class, every class present (zero when absent)."""
-    counts = {c: 0 for c in CLASSES}
+    """Faces per label (the classes and `unassessable`), every label present (zero when absent)."""
+    counts = {c: 0 for c in PERSON_LABELS}
     for face in faces:
         if face.label is not None:
             counts[face.label] += 1

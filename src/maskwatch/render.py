@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskwatch.faces import CLASSES, Face, count_labels
+from maskwatch.faces import CLASSES, UNASSESSABLE, Face, count_labels
 
 # BGR colours per class: green wears it, red wears none, orange wears it wrongly.
 COLOURS = {"with_mask": (60, 180, 60), "without_mask": (40, 40, 220), "mask_weared_incorrect": (0, 150, 255),
-           None: (200, 200, 200)}
-SHORT = {"with_mask": "mask", "without_mask": "no mask", "mask_weared_incorrect": "incorrect", None: "face"}
+           UNASSESSABLE: (150, 150, 150), None: (200, 200, 200)}
+SHORT = {"with_mask": "mask", "without_mask": "no mask", "mask_weared_incorrect": "incorrect", UNASSESSABLE: "unsure",
+         None: "face"}
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 FULL_SCALE, COMPACT_SCALE, BANNER_SCALE = 0.4, 0.35, 0.5
 
@@ -61,7 +62,7 @@ class FaceAnnotator:
         layout = layout_labels(faces, out.shape[1], out.shape[0], show_counts=self.show_counts)
         for label in layout.labels:
             _draw(out, label, COLOURS[faces[label.face].label])
-        for cls, part in zip(CLASSES, layout.banner):
+        for cls, part in zip((*CLASSES, UNASSESSABLE), layout.banner):
             _draw(out, part, COLOURS[cls])
         return out
 
@@ -147,7 +148,8 @@ def _clamp(spot: tuple[int, int], w: int, h: int, width: int, height: int) -> Re
 def _banner(faces: list[Face], width: int, height: int) -> tuple[Label, ...]:
     """The counts, one part per class in its colour, in the image corner that hides the fewest faces."""
     counts = count_labels(faces)
-    texts = [f"{SHORT[c]}: {counts[c]}" for c in CLASSES]
+    shown = CLASSES + ((UNASSESSABLE,) if counts[UNASSESSABLE] else ())
+    texts = [f"{SHORT[c]}: {counts[c]}" for c in shown]
     sizes = [label_size(t, BANNER_SCALE) for t in texts]
     total_w, h = sum(w for w, _ in sizes) + 2 * (len(sizes) - 1), max(h for _, h in sizes)
     if total_w > width or h > height:

@@ -300,7 +300,7 @@ class EventSink:
 
     def _announce_in_view(self, faces: list[Face]) -> None:
         """Tell listeners how many people are in view per label, when that changed."""
-        in_view = dict.fromkeys(CLASSES, 0)
+        in_view = dict.fromkeys(PERSON_LABELS, 0)
         for face in faces:
             if face.track_id in self.announced and face.label is not None:
                 in_view[face.label] += 1

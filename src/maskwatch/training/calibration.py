@@ -64,4 +64,25 @@ def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray, photos: list
         "ece_before": expected_calibration_error(softmax(logits), labels),
         "ece_after": expected_calibration_error(calibrated, labels),
         "method": "temperature scaling fitted on validation; ECE after is 2-fold cross-fitted by photo",
+        "doubt": doubt_threshold(softmax(logits, fit_temperature(logits, labels)), labels),
     }
+
+
+# The share of held-out faces a model may decline to answer: the least sure DOUBT_SHARE of them.
+DOUBT_SHARE = 0.03
+
+
+def doubt_threshold(probabilities: np.ndarray, labels: np.ndarray, share: float = DOUBT_SHARE) -> dict:
+    """The calibrated top probability under which a face is `unassessable`: the `share`
+    quantile of the validation faces' top probabilities, with what declining them costs.
+
+    Fixed as a share of held-out faces (written before any model was scored with it), so that an
+    unsure answer on faces unlike the training set is declined rather than given as a label.
+    """
+    top = probabilities.max(1)
+    threshold = float(np.quantile(top, share))
+    declined = top < threshold
+    wrong = probabilities.argmax(1) != labels
+    return {"threshold": threshold, "share": share, "declined": int(declined.sum()),
+            "wrong_among_declined": int((wrong & declined).sum()),
+            "wrong_among_answered": int((wrong & ~declined).sum()), "faces": int(len(top))}

@@ -27,9 +27,8 @@ def export_onnx(run: Path, out: Path, gate: GateRule | None = None) -> Path:
                                 f"run `maskwatch evaluate {run}` first")
     model, config = load_model(run)
     metrics_path = run / "metrics.json"
-    temperature = 1.0
-    if metrics_path.is_file():
-        temperature = json.loads(metrics_path.read_text()).get("calibration", {}).get("temperature", 1.0)
+    calibration = json.loads(metrics_path.read_text()).get("calibration", {}) if metrics_path.is_file() else {}
+    temperature = calibration.get("temperature", 1.0)
     crop = config["crop"]
     channels = 1 if crop["grey"] else 3
     example = torch.zeros(1, channels, crop["size"], crop["size"])
@@ -40,6 +39,8 @@ def export_onnx(run: Path, out: Path, gate: GateRule | None = None) -> Path:
         proto = onnx.load(str(tmp))
         info = {"model": config["model"], "classes": config["classes"], "crop": crop,
                 "temperature": temperature, "input": config["input"], "split": config.get("split")}
+        if gate is None and "doubt" in calibration:
+            info["doubt"] = calibration["doubt"]["threshold"]  # see Classifier: unsure faces are unassessable
         if gate is not None:
             info["gate"] = {"threshold": gate.threshold, "max_side": gate.max_side, "answers": list(gate.answers)}
         entry = proto.metadata_props.add()

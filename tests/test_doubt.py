@@ -1,0 +1,38 @@
+"""An answer that admits doubt: a face the classifier is unsure of is `unassessable`."""
+
+import numpy as np
+
+from maskwatch.classifier import _prediction
+from maskwatch.faces import UNASSESSABLE, Face, count_labels
+from maskwatch.render import FaceAnnotator
+from maskwatch.training.calibration import doubt_threshold
+
+
+def test_an_unsure_face_is_unassessable_and_keeps_its_probabilities():
+    unsure = np.array([0.45, 0.15, 0.40])
+    assert _prediction(unsure, doubt=0.6).label == UNASSESSABLE
+    assert _prediction(unsure, doubt=0.6).probabilities == tuple(float(v) for v in unsure)
+    assert _prediction(unsure, doubt=0.0).label == "with_mask"  # a model exported without a doubt threshold
+    assert _prediction(np.array([0.05, 0.9, 0.05]), doubt=0.6).label == "without_mask"
+
+
+def test_the_threshold_declines_the_least_sure_share_of_held_out_faces():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1000, 3)) * 3
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = probs.argmax(1)
+    labels[:100] = (labels[:100] + 1) % 3  # some wrong answers
+    doubt = doubt_threshold(probs, labels, share=0.05)
+    declined = probs.max(1) < doubt["threshold"]
+    assert doubt["declined"] == declined.sum() and 40 <= declined.sum() <= 50
+    assert doubt["wrong_among_declined"] + doubt["wrong_among_answered"] == 100
+    assert doubt["faces"] == 1000
+
+
+def test_unassessable_faces_are_counted_and_drawn():
+    faces = [Face(box=(10, 10, 40, 40), label=UNASSESSABLE, probabilities=(0.4, 0.3, 0.3)),
+             Face(box=(50, 10, 80, 40), label="with_mask", probabilities=(0.9, 0.05, 0.05))]
+    assert count_labels(faces) == {"with_mask": 1, "without_mask": 0, "mask_weared_incorrect": 0, UNASSESSABLE: 1}
+    frame = np.zeros((120, 200, 3), np.uint8)
+    drawn = FaceAnnotator().annotate(frame, faces)
+    assert (drawn[10, 10:40] == (150, 150, 150)).all()  # the unsure face's box, in grey
