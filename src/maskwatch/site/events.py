@@ -300,9 +300,9 @@ class EventSink:
 
     def _announce_in_view(self, faces: list[Face]) -> None:
         """Tell listeners how many people are in view per label, when that changed."""
-        in_view = dict.fromkeys(PERSON_LABELS, 0)
+        in_view = dict.fromkeys(CLASSES, 0)  # a tracked face's label is its track's vote: a class
         for face in faces:
-            if face.track_id in self.announced and face.label is not None:
+            if face.track_id in self.announced and face.label in in_view:
                 in_view[face.label] += 1
         if in_view != self.in_view:
             self.in_view = in_view

@@ -132,7 +132,8 @@ class Track:
 
     box: the last detected box (xyxy, px). hits: frames counted as seen (detected or carried);
     detections: detected frames matched; missed: detections in a row without a match.
-    label / probabilities: the running vote over every classified frame (what a frame shows).
+    label / probabilities: the running vote, weighted towards recent frames (what a frame shows:
+    someone who puts a mask on is shown with it within a second).
     decision / probability: the person's label once the track holds enough evidence (frames
     of a face at least min_face_px on its short side), else `unassessable` (probability 0).
     """
@@ -195,6 +196,8 @@ class FaceTracker:
     tentative_misses: detections a track seen only once may miss before it is dropped as noise.
     min_hits: frames (detected or carried) a track needs, besides two detections, to be a person.
     min_face_px, min_evidence: the decision rule (see the module docstring).
+    label_half_life: detections after which a frame's weight in the shown label (the running
+        vote) has halved; the person's decision weighs every frame of evidence alike.
 
     Memory stays flat in a process that never stops: a track ends `lost_after` seconds after
     its last match, ended people wait in `finished` until take_finished() hands them out (once),
@@ -204,7 +207,7 @@ class FaceTracker:
     def __init__(self, match_iou: float = 0.2, low_match_iou: float = 0.4, new_track_iou: float = 0.3,
                  buffer: float = 0.3, high_score: float = 0.4, low_score: float = 0.2, lost_after: float = 2.0,
                  min_hits: int = 3, min_face_px: float = 20.0, min_evidence: int = 3,
-                 tentative_misses: int = 1) -> None:
+                 tentative_misses: int = 1, label_half_life: float = 6.0) -> None:
         if lost_after < 0:
             raise ValueError(f"lost_after must be 0 or more seconds, got {lost_after}")
         if not 0 <= low_score <= high_score:
@@ -215,6 +218,9 @@ class FaceTracker:
         self.buffer, self.high_score, self.low_score, self.lost_after = buffer, high_score, low_score, lost_after
         self.min_hits, self.min_face_px, self.min_evidence = min_hits, min_face_px, min_evidence
         self.tentative_misses = tentative_misses
+        if label_half_life <= 0:
+            raise ValueError(f"label_half_life must be more than 0 detections, got {label_half_life}")
+        self.vote_decay = 0.5 ** (1.0 / label_half_life)
         self.active: list[Track] = []  # tracks in view or lost for under lost_after seconds
         self.finished: list[Track] = []  # ended people not handed out yet
         self._next_id = 1
@@ -278,7 +284,7 @@ class FaceTracker:
             probs = np.array([faces[i].probabilities or (0.0,) * len(CLASSES) for i in rows], np.float64)
             large = np.minimum(boxes[rows, 2] - boxes[rows, 0], boxes[rows, 3] - boxes[rows, 1]) >= self.min_face_px
             large &= probs.any(1)
-            votes = np.stack([t.probability_sum for t in tracks]) + probs
+            votes = np.stack([t.probability_sum for t in tracks]) * self.vote_decay + probs
             evidence = np.stack([t.evidence_sum for t in tracks]) + probs * large[:, None]
             totals = votes.sum(1, keepdims=True)
             shares = np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0).tolist()
