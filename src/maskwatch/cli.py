@@ -29,26 +29,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-# What each extra brings that commands import (import names, not package names).
-EXTRA_MODULES = {
-    "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
-    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib"),  # pydantic: typer needs it already
-    "ray": ("ray",),
-}
-
-
-def _need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
-    """Stop (exit 2) with one line naming the extra if a module `command` needs is missing.
-
-    Called first thing, so that a base install (`pip install .`) never leaves a half-written output.
-    """
-    for module in EXTRA_MODULES[extra] if modules is None else modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            typer.secho(f"error: 'maskwatch {command}' needs the {extra} extra: pip install 'maskwatch[{extra}]'",
-                        fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=2) from None
+from maskwatch.extras import EXTRA_MODULES, need as _need  # noqa: E402, F401  (what each extra brings)
 
 
 @app.command()

@@ -95,17 +95,6 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def check_proxies(proxies) -> tuple[str, ...]:
-    """Trusted proxies as IP addresses or networks; ValueError names one that is neither (uvicorn
-    would quietly compare it as text and never match)."""
-    for proxy in proxies:
-        try:
-            ipaddress.ip_network(proxy, strict=False)
-        except ValueError:
-            raise ValueError(f"a trusted proxy is an IP address or network such as 10.0.0.0/8; got {proxy!r}") from None
-    return tuple(proxies)
-
-
 def secure_cookies(request: Request) -> bool:
     """Browsers keep Secure cookies from https and from http://localhost or a loopback address only."""
     return request.url.scheme == "https" or is_loopback(request.url.hostname)

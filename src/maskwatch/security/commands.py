@@ -30,9 +30,9 @@ def _fail(message: str) -> None:
 
 def open_store(config: Path | None, database: str, command: str = "users"):
     """The AuthStore of the site's database (`--config`) or of `database`."""
-    from maskwatch.cli import _need
+    from maskwatch.extras import need
 
-    _need(command, "serve")
+    need(command, "serve")
     from maskwatch.security.store import AuthStore
 
     if config is not None:
@@ -151,7 +151,8 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
              create: bool = False):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
     with no user (anyone who reaches the port would see the cameras)."""
-    from maskwatch.security.access import AuthSettings, check_proxies, is_loopback
+    from maskwatch.security.access import AuthSettings, is_loopback
+    from maskwatch.site.config import check_proxies
     from maskwatch.security.store import AuthStore
 
     try:

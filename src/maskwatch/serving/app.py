@@ -213,7 +213,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     if site is not None:
-        from maskwatch.site.api import site_routes
+        from maskwatch.serving.site_api import site_routes
         from maskwatch.site.metrics import SiteCollector
 
         app.include_router(site_routes(site))

@@ -20,6 +20,7 @@ one line per problem, each naming the camera and the field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -37,6 +38,18 @@ CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ENV_VAR = re.compile(r"\$\{([^}]*)\}")
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
+
+def check_proxies(proxies) -> tuple[str, ...]:
+    """Trusted proxies as IP addresses or networks; ValueError names one that is neither (uvicorn
+    would quietly compare it as text and never match)."""
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"a trusted proxy is an IP address or network such as 10.0.0.0/8; got {proxy!r}") from None
+    return tuple(proxies)
 
 
 class SiteConfigError(ValueError):
@@ -165,8 +178,6 @@ class ServerConfig(BaseModel):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, proxies: list[str]) -> list[str]:
-        from maskwatch.security.access import check_proxies
-
         return list(check_proxies(proxies))
     session_max_hours: float = Field(12.0, gt=0, description="every session ends this long after login")
 

@@ -1,0 +1,30 @@
+"""The optional extras and the check each command makes before it starts: one place, so that a
+command in any package (cli.py, security/commands.py) can say which extra it needs without
+importing the command line module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# What each extra brings that commands import (import names, not package names).
+EXTRA_MODULES = {
+    "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
+    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib"),  # pydantic: typer needs it already
+    "ray": ("ray",),
+}
+
+
+def need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
+    """Stop (exit 2) with one line naming the extra if a module `command` needs is missing.
+
+    Called first thing, so that a base install (`pip install .`) never leaves a half-written output.
+    """
+    for module in EXTRA_MODULES[extra] if modules is None else modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            typer.secho(f"error: 'maskwatch {command}' needs the {extra} extra: pip install 'maskwatch[{extra}]'",
+                        fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None

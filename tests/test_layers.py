@@ -1,0 +1,93 @@
+"""Layers point one way: a module imports only its own package or packages below it, and no two
+modules import each other at load time. The walk reads every import, lazy ones inside functions
+included, so a new one that points upwards fails here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import maskwatch
+
+PACKAGE = Path(maskwatch.__file__).parent
+# Lowest first. A module may import from its own layer or any layer before it.
+LAYERS = [
+    {"faces", "atomic", "progress", "extras"},
+    {"runtime", "models"},
+    {"data"},
+    {"classifier", "render"},
+    {"detection"},
+    {"video", "training"},
+    {"site"},
+    {"security"},
+    {"serving"},
+    {"scale"},
+    {"cli", "demo", "__main__"},
+]
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("maskwatch"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("maskwatch")}
+    return found
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None  # the package itself (maskwatch/__init__) re-exports
+
+
+def test_every_package_has_a_layer():
+    packages = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+                if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").exists())}
+    assert packages <= set(RANK), f"give these a layer in LAYERS: {sorted(packages - set(RANK))}"
+
+
+def test_no_module_imports_a_layer_above_it():
+    upwards = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module(path)
+        own = _layer(module)
+        if own is None:
+            continue
+        for target in _imports(path, top_level_only=False):
+            layer = _layer(target)
+            if layer is not None and RANK[layer] > RANK[own]:
+                upwards.append(f"{module} -> {target}")
+    assert not upwards, "imports that point upwards:\n" + "\n".join(upwards)
+
+
+def test_no_import_cycle_at_load_time():
+    graph = {_module(p): {t for t in _imports(p, top_level_only=True)} for p in PACKAGE.rglob("*.py")}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if target not in graph:
+                target = target.rsplit(".", 1)[0]  # `from maskwatch.x import name`: name is not a module
+            if state.get(target) == 1:
+                return path + [module, target]
+            if target in graph and not state.get(target):
+                cycle = visit(target, path + [module])
+                if cycle:
+                    return cycle
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if not state.get(module):
+            cycle = visit(module, [])
+            assert cycle is None, "import cycle: " + " -> ".join(cycle)
