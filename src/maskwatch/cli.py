@@ -181,6 +181,9 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `ma
     cal = metrics["calibration"]
     typer.echo(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} before, "
                f"{cal['ece_after']:.4f} after (cross-fitted)")
+    doubt = cal["doubt"]
+    typer.echo(f"doubt: under {doubt['threshold']:.3f} a face is unassessable ({doubt['declined']} of {doubt['faces']} "
+               f"here, {doubt['wrong_among_declined']} of them wrong; {doubt['wrong_among_answered']} wrong among the rest)")
     typer.echo(format_recall_by_size(metrics["recall_by_size"]))
     typer.echo(f"-> {run}/metrics.json, {run}/confusion.png")
 
