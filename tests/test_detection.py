@@ -46,7 +46,7 @@ def test_detector_finds_most_annotated_faces_of_a_sample_photo(detector, sample_
         ann = load_voc_annotation(xml)
         image = cv2.imread(str(sample_dir / "images" / ann.filename))
         faces = detector.detect(image)
-        assert all(isinstance(f, Face) and f.label in CLASSES and f.score >= detector.config.min_score
+        assert all(isinstance(f, Face) and f.label in PERSON_LABELS and f.score >= detector.config.min_score
                    for f in faces)
         truth = np.array([o.box for o in ann.objects])
         found += len(greedy_match(truth, np.array([f.box for f in faces]).reshape(-1, 4), 0.5))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from maskwatch import Classifier, Face
 from maskwatch.cli import app
 from maskwatch.data.prepare import read_faces_csv
-from maskwatch.faces import CLASSES
+from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.training.evaluate import evaluate_run
 from maskwatch.training.export import export_onnx
 from maskwatch.training.train import TrainConfig, load_model, train_run
@@ -55,7 +55,7 @@ def test_predict_boxes_matches_predict_on_the_same_crop(exported, sample_dir):
     assert [f.box for f in faces] == [box, (0, 0, 30, 30)]
     assert faces[1].score == 0.9
     direct = classifier.predict([photo[20:70, 10:50]])[0]
-    assert faces[0].label == direct.label in CLASSES
+    assert faces[0].label == direct.label in PERSON_LABELS
     np.testing.assert_allclose(faces[0].probabilities, direct.probabilities, atol=1e-6)
     assert sum(direct.probabilities) == pytest.approx(1.0)
     assert classifier.predict([]) == []
@@ -79,7 +79,7 @@ def test_classify_command_prints_json_and_reports_bad_files(exported, prepared_s
     result = CliRunner().invoke(app, ["classify", str(crop), str(broken), "--model", str(onnx_path), "--json"])
     assert result.exit_code == 1
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
-    assert lines[0]["label"] in CLASSES and set(lines[0]["probabilities"]) == set(CLASSES)
+    assert lines[0]["label"] in PERSON_LABELS and set(lines[0]["probabilities"]) == set(CLASSES)
     assert "not a readable image" in lines[1]["error"]
 
 
