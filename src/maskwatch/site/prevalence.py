@@ -1,10 +1,10 @@
 """The compliant share corrected for the classifier's known confusions, with a 95 % interval.
 
-A person's label is the classifier's, and it errs in known ways: some wrongly worn masks are
-called `with_mask` and some masks a bare face, so the plain ratio
+A person's label is the classifier's, and it errs in known ways: about a fifth of wrongly worn
+masks are called `with_mask` and one mask in a hundred a bare face, so the plain ratio
 with_mask / people leans up where many are unmasked and down where nearly all are masked. The
-rates are CONFUSION_COUNTS below: the shipped classifier's counts on its held-out faces (the
-comment above them says which figures). If p are the
+rates are CONFUSION_COUNTS below: the model card's cross-validated figures for the classifier
+shipped at commit c2fa597 (the comment above them says which figures). If p are the
 true shares of the three classes and M[i, j] the chance a person of true class i is labelled j,
 the observed shares are q = p M. The correction (Rogan-Gladen, generalised to three classes)
 inverts that, p = q M^-1, and projects the result onto the simplex (shares >= 0 summing to 1).
@@ -33,16 +33,25 @@ import numpy as np
 from maskwatch.faces import CLASSES, COMPLIANT
 
 # Rows: the true class; columns: the label given; both in CLASSES order (with_mask, without_mask,
-# mask_weared_incorrect). The shipped classifier's (issue 23: trained with rendered masks) counts
-# on the 814 held-out faces of its own per-photo split (fold 1, seed 0; `maskwatch evaluate`,
-# metrics.json): 647 / 143 / 24 faces, recall 0.980 / 0.930 / 0.792. Only one fold: a 5-fold CV
-# of this recipe did not finish on 2 cores, so the interval carries the doubt of 814 faces (the
-# Dirichlet draws below), wider than the 4072 faces of the previous classifier's CV gave.
+# mask_weared_incorrect). Derived from the shipped classifier's figures at commit c2fa597:
+# - the diagonal and the row totals from the 5-fold per-photo cross-validation of the shipped
+#   recipe (MODEL_CARD.md "With their spread", BENCHMARKS.md section 2): 3232 / 717 / 123 faces,
+#   recall 0.984 / 0.965 / 0.740, so 3180 / 692 / 91 labelled right and 52 / 25 / 32 not;
+# - how many were labelled wrongly worn: that CV's precision for the class at the shipped
+#   decision, 0.77 (BENCHMARKS.md section 2, the bias table, b = 0): 91 / 0.77 = 118, so 27 of the
+#   other two classes;
+# - how the remaining misses split, which neither document gives: in the proportions of the
+#   shipped classifier and gate on their own held-out faces (fold 1, 814 faces), measured at
+#   c2fa597 with benchmarks/compliance_coverage.py (held-out counts [[636, 10, 1], [1, 142, 0],
+#   [5, 1, 18]]), each count plus 1/2. So 27 wrongly-worn labels split 1.5 : 0.5 between true
+#   with_mask and without_mask faces (20 : 7), and 32 missed wrongly worn masks 5.5 : 1.5 between
+#   with_mask and without_mask labels (25 : 7). The rest of each row follows: 52 - 20 = 32 masks
+#   labelled bare faces, 25 - 7 = 18 bare faces labelled masks.
 # A new classifier needs its own counts here.
 CONFUSION_COUNTS = np.array([
-    [634, 7, 6],  # true with_mask (647)
-    [2, 133, 8],  # true without_mask (143)
-    [3, 2, 19],  # true mask_weared_incorrect (24)
+    [3180, 32, 20],  # true with_mask (3232)
+    [18, 692, 7],  # true without_mask (717)
+    [25, 7, 91],  # true mask_weared_incorrect (123)
 ])
 # Draws for the interval: its ends move between seeds by a standard deviation of 0.008 for 10
 # people, 0.003 for 100 and 0.001 for 500 (measured over 30 seeds), at about 1.5 ms a figure.
