@@ -33,7 +33,7 @@ def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir): 
     page.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
     counts = {el.get_attribute("data-class"): int(el.query_selector("b").inner_text())
               for el in page.query_selector_all("#photo-counts span")}
-    assert set(counts) == {"with_mask", "without_mask", "mask_weared_incorrect"}
+    assert set(counts) == {"with_mask", "without_mask", "mask_weared_incorrect", "unassessable"}
     assert sum(counts.values()) > 0
     size = page.evaluate("[document.getElementById('result').naturalWidth, "
                          "document.getElementById('result').naturalHeight]")
