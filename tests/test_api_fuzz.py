@@ -19,8 +19,8 @@ SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 
 
 def test_schemathesis_finds_no_failure(server, tmp_path):  # noqa: F811
-    for _ in range(60):  # the live endpoints answer 404 until the first frame is in
-        if httpx.get(f"{server}/v1/live/frame.jpg", timeout=5).status_code == 200:
+    for _ in range(60):  # the camera's frame answers 404 until the first frame is in
+        if httpx.get(f"{server}/v1/cameras/live/frame.jpg", timeout=5).status_code == 200:
             break
         time.sleep(0.5)
     env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from maskwatch import Detector
-from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.cameras import CameraReader, CameraWorker, live_frames
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.tracker import FaceTracker
 from tests.rtsp import free_port, rtsp_server  # noqa: F401  (fixture)
@@ -121,3 +121,33 @@ def test_a_video_file_is_looped(tmp_path, sample_dir):
         assert reader.state().connected and reader.state().reconnects == 0
     finally:
         reader.stop()
+
+
+def test_detect_reads_a_stream_with_the_cameras_reader_through_a_restart(rtsp_server):  # noqa: F811
+    """`detect URL` reads with CameraReader: a lost stream is reopened, not the end of the run."""
+    errors = []
+    frames = live_frames(rtsp_server.url, errors, name="door", stall_timeout=2.0, retry_max=0.5)
+    try:
+        first = [next(frames) for _ in range(3)]
+        rtsp_server.stop()
+        time.sleep(3.0)  # longer than the stall timeout: the loss is noticed
+        rtsp_server.start()
+        more = [next(frames) for _ in range(3)]
+    finally:
+        frames.close()
+    assert [f.index for f in first + more] == list(range(6))
+    assert more[0].timestamp - first[-1].timestamp > 2.0
+    assert errors == ["door: stream lost after frame 2; reconnecting"]
+
+
+def test_detect_on_a_stream_writes_lines_and_a_summary(rtsp_server, tmp_path):  # noqa: F811
+    import json
+
+    from maskwatch.video.pipeline import run_detect
+
+    result = run_detect(rtsp_server.url, tmp_path / "out", Detector.load(), progress=False, max_frames=6)
+    assert result.frames == 6 and not result.errors
+    assert len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 6
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["frames"] == 6 and summary["totals"] == result.summary["totals"]
+    assert (tmp_path / "out" / f"127.0.0.1_{rtsp_server.port}_clip.mp4").exists()

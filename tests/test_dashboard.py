@@ -51,8 +51,8 @@ def test_a_bad_file_shows_the_error(server, page, tmp_path):  # noqa: F811
     assert "not an image" in page.inner_text("#error")
 
 
-def test_live_view_appears_with_counts(server, page):  # noqa: F811
+def test_the_source_appears_as_a_camera_with_its_frame(server, page):  # noqa: F811
     page.goto(server + "/")
-    page.wait_for_selector("#live:not([hidden])", timeout=20_000)
-    page.wait_for_function("document.getElementById('live-frame').naturalWidth > 0", timeout=20_000)
-    assert "compliant" in page.inner_text("#live-counts")
+    page.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    page.wait_for_function("document.querySelector('.camera[data-camera=\"live\"] img').naturalWidth > 0",
+                           timeout=20_000)

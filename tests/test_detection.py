@@ -148,10 +148,13 @@ def test_bad_sources(source, message):
         describe_source(source)
 
 
-def test_dead_stream_is_reported_not_raised():
-    errors = []
-    frames = list(read_frames("rtsp://127.0.0.1:1/none", errors, reconnects=0))
-    assert frames == [] and "cannot open" in errors[0]
+def test_a_stream_that_never_sends_a_frame_fails_by_name(tmp_path):
+    result = CliRunner().invoke(app, ["detect", "rtsp://user:secret@127.0.0.1:1/none", "--out", str(tmp_path / "out"),
+                                      "--quiet"])
+    assert result.exit_code == 1
+    assert "rtsp://user:***@127.0.0.1:1/none: no frame within 10 s (cannot open)" in result.output
+    assert "secret" not in result.output
+    assert not list((tmp_path / "out").glob("*"))  # nothing started, nothing half-written
 
 
 def test_detect_every_second_frame_carries_tracked_faces(tmp_path, sample_dir):

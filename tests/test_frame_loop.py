@@ -42,7 +42,7 @@ def test_processor_without_tracker_detects_every_frame(detector, sample_dir):
     results = [processor(frame) for frame in frames]
     assert all(detected for _, detected in results)
     assert all(face.track_id is None for faces, _ in results for face in faces)
-    assert processor.people() == [] and processor.take_finished_people() == []
+    assert processor.flush_people() == [] and processor.take_finished_people() == []
 
 
 def test_processor_refuses_detect_every_below_one(detector):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.detection.detector import Detector
-from maskwatch.scale.serving import api_deployment, start_api, stop_api
+from maskwatch.scale.serving import start_api, stop_api
 from maskwatch.security.access import SECURE_COOKIE, AuthSettings
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, Credentials
@@ -82,15 +82,10 @@ def test_replicas_share_sessions_and_refuse_without_credentials(served):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--ray-replicas", "2", "--source", "clip.mp4"], "--source runs one live view per process"),
+    (["--ray-replicas", "2", "--source", "clip.mp4"], "--source runs a one-camera site in one process"),
     (["--ray-replicas", "0"], "--ray-replicas must be at least 1"),
     (["--ray-replicas", "2", "--ray", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
 ])
 def test_bad_serve_options_are_refused(args, message):
     result = CliRunner().invoke(app, ["serve", *args])
     assert result.exit_code == 1 and message in result.output
-
-
-def test_the_live_view_is_not_deployed_on_replicas():
-    with pytest.raises(ValueError, match="one process"):
-        api_deployment(ServeSettings(source="clip.mp4"), replicas=2)

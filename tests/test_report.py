@@ -55,7 +55,6 @@ def test_the_default_range_is_the_last_seven_days():
     ("2026-13-01", None, "from must be a date written YYYY-MM-DD; got '2026-13-01'"),
     (None, "yesterday", "to must be a date written YYYY-MM-DD"),
     ("2026-09-03", "2026-09-02", "from (2026-09-03) is after to (2026-09-02)"),
-    ("2020-01-01", "2026-01-01", "at most 366 days"),
 ])
 def test_bad_ranges_are_named(start, end, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -53,12 +53,13 @@ def serving(args: list[str], log_dir, env: dict | None = None, tries: int = 120,
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, sample_dir):
-    """`maskwatch serve` with a 1 MB upload limit and a live source (a short clip)."""
+    """`maskwatch serve` with a 1 MB upload limit, watching a short clip as a one-camera site."""
     from tests.test_detection import make_video
 
-    clip = make_video(tmp_path_factory.mktemp("live") / "live.mp4", sample_dir, frames=6)
-    with serving(["--max-upload-mb", "1", "--max-pixels", "4000000", "--source", str(clip)],
-                 tmp_path_factory.mktemp("log")) as base:
+    folder = tmp_path_factory.mktemp("live")
+    clip = make_video(folder / "live.mp4", sample_dir, frames=6)
+    with serving(["--max-upload-mb", "1", "--max-pixels", "4000000", "--source", str(clip),
+                  "--database", str(folder / "maskwatch.db")], tmp_path_factory.mktemp("log")) as base:
         yield base
 
 
@@ -126,7 +127,7 @@ def test_a_misspelt_query_parameter_is_refused_by_name(server, sample_dir):
     assert error["loc"] == ["query", "anotate"] and "takes: annotate" in error["msg"]
     # endpoints without parameters still ignore a cache-busting query string
     for _ in range(60):
-        frame = httpx.get(f"{server}/v1/live/frame.jpg?t=1234", timeout=5)
+        frame = httpx.get(f"{server}/v1/cameras/live/frame.jpg?t=1234", timeout=5)
         if frame.status_code == 200:
             break
         time.sleep(0.5)
@@ -147,16 +148,28 @@ def test_openapi_docs(server):
     assert httpx.get(f"{server}/docs", timeout=5).status_code == 200
 
 
-def test_live_view_serves_frames_and_counts(server):
+def test_source_runs_as_a_one_camera_site(server, tmp_path):
+    """`--source` is a site of one camera, "live": analysed, served, its people counted in the
+    same database as a site's, while the upload API keeps working beside it."""
     for _ in range(60):
-        stats = httpx.get(f"{server}/v1/live/stats", timeout=5).json()
-        if stats["frames"] > 0:
+        [camera] = httpx.get(f"{server}/v1/cameras", timeout=5).json()
+        if camera["analysed"] > 0:
             break
         time.sleep(0.5)
-    assert stats["frames"] > 0
-    assert stats["compliant"] + stats["non_compliant"] == stats["people_seen"]
-    frame = httpx.get(f"{server}/v1/live/frame.jpg", timeout=5)
+    assert camera["id"] == "live" and camera["connected"] and camera["analysed"] > 0, camera
+    assert set(camera["today"]) == {"people", *PERSON_LABELS}
+    frame = httpx.get(f"{server}/v1/cameras/live/frame.jpg", timeout=5)
     assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
+    assert httpx.get(f"{server}/healthz", timeout=5).json()["site"] is True
+
+
+def test_a_missing_source_file_is_refused_by_name(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--source", str(tmp_path / "gone.mp4"),
+                             "--database", str(tmp_path / "m.db"), "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "no such video file" in result.stderr and "gone.mp4" in result.stderr, result.stderr
+    assert not (tmp_path / "m.db").exists()
 
 
 def test_concurrent_requests_all_succeed(server, sample_dir):

@@ -143,7 +143,6 @@ def test_the_default_is_hours_of_the_last_day(site):
 
 @pytest.mark.parametrize("params, message", [
     ({"camera": "nope"}, "unknown camera 'nope'; cameras: door, till"),
-    ({"zone": "lobby"}, "unknown zone 'lobby'; zones: queue"),
     ({"bucket": "month"}, "bucket must be one of hour, day, week; got 'month'"),
     ({"since": "last week"}, "since must be Unix seconds or an ISO 8601 time"),
     ({"since": "1e300"}, "since is out of range"),
@@ -153,6 +152,11 @@ def test_the_default_is_hours_of_the_last_day(site):
 def test_bad_compliance_queries_are_named(site, params, message):
     response = get(site, "/v1/compliance", **params)
     assert response.status_code == 400 and message in response.json()["error"], response.text
+
+
+def test_an_unknown_zone_is_not_found_by_name(site):
+    response = get(site, "/v1/compliance", zone="lobby")
+    assert response.status_code == 404 and "unknown zone 'lobby'; zones: queue" in response.json()["error"]
 
 
 def test_a_zone_of_another_camera_is_not_found(site):

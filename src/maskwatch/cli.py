@@ -130,6 +130,8 @@ Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help=
 Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)) or 'inverse' (1/freq) (default: recipe).")]
 Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
 Gate = Annotated[bool, typer.Option(help="Let the shipped gate answer the small faces it is sure of first; --no-gate sends every face to the full classifier. A classifier of your own runs without the gate.")]
+ClassifierFile = Annotated[Optional[Path], typer.Option("--classifier", help="An exported .onnx classifier (default: shipped).")]
+DetectorFile = Annotated[Optional[Path], typer.Option("--detector", help="Detector settings JSON, as `train-detector` exports it (default: shipped).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
 
@@ -302,7 +304,8 @@ def detect(
     as_json: Annotated[bool, typer.Option("--json", help="Also print each frame's JSON line.")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
     min_score: Annotated[Optional[float], typer.Option(help="Detector score cut-off (default: fitted).")] = None,
-    classifier: Annotated[Optional[Path], typer.Option(help="An exported .onnx classifier (default: shipped).")] = None,
+    classifier: ClassifierFile = None,
+    detector_file: DetectorFile = None,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
     upscale: Annotated[Optional[float], typer.Option(help="Fixed resize factor before face detection (default: picked from each frame's size).")] = None,
     detect_every: Annotated[Optional[int], typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
@@ -312,19 +315,19 @@ def detect(
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
     from dataclasses import replace
 
-    from maskwatch.detection.detector import Detector, DetectorConfig, SHIPPED_CONFIG
     from maskwatch.video.pipeline import run_detect
     from maskwatch.video.sources import SourceError
 
+    models = _models(classifier, detector_file, gate)
     try:
-        config = DetectorConfig.from_json(SHIPPED_CONFIG)
+        config = models.detector_config()
         if min_score is not None:
             config = replace(config, min_score=min_score)
         if upscale is not None:
             config = replace(config, upscale=upscale)
         if detect_every is not None and detect_every < 1:
             _fail(f"--detect-every must be at least 1, got {detect_every}")
-        detector = Detector.load(classifier=classifier, config=config, gate=gate)
+        detector = models.load(config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl
@@ -355,6 +358,8 @@ def batch(
     blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
     detect_every: Annotated[int | None, typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
+    classifier: ClassifierFile = None,
+    detector: DetectorFile = None,
     gate: Gate = True,
     progress: Progress = True,
 ) -> None:
@@ -367,7 +372,7 @@ def batch(
 
     if detect_every is not None and detect_every < 1:
         _fail(f"--detect-every must be at least 1, got {detect_every}")
-    options = ScoreOptions(blur=blur, save_media=not no_media, gate=gate,
+    options = ScoreOptions(blur=blur, save_media=not no_media, models=_models(classifier, detector, gate),
                            **({} if detect_every is None else {"detect_every": detect_every}))
     try:
         report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)
@@ -385,7 +390,8 @@ def batch(
 def evaluate_detection(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
     out: Annotated[Optional[Path], typer.Option(help="Write the metrics here as JSON.")] = None,
-    detector: Annotated[Optional[Path], typer.Option(help="Detector settings JSON (default: the shipped detector).")] = None,
+    detector: DetectorFile = None,
+    classifier: ClassifierFile = None,
     seed: Annotated[int, typer.Option(help="Seed of the per-photo split (the shipped models used 0).")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the photos for the 95 % intervals (0: none).")] = 200,
@@ -397,14 +403,13 @@ def evaluate_detection(
     _need("evaluate-detection", "train", ("sklearn", "pycocotools"))
     from maskwatch.data.photos import photo_split
     from maskwatch.data.prepare import PrepareError
-    from maskwatch.detection.detector import Detector
     from maskwatch.detection.evaluate import evaluate_detection as run_eval
 
     if bootstrap < 0:
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     try:
         split = photo_split(data, seed=seed)
-        model = Detector.load(config=detector, gate=gate)
+        model = _models(classifier, detector, gate).load()
         metrics = run_eval(data, model, split.val[:limit], progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -524,12 +529,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    source: Annotated[Optional[str], typer.Option(help="Live view source: video file, rtsp/http URL or webcam:N.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Watch this camera too, as a one-camera site (its events in --database): video file, rtsp/http URL or webcam:N.")] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB.")] = 10.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels.")] = 50_000_000,
     blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
     ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,
     ray_address: Annotated[str | None, typer.Option("--ray", help="With --ray-replicas: a Ray cluster to join (HOST:PORT); default (or 'local'): start one here.")] = None,
+    classifier: ClassifierFile = None,
+    detector: DetectorFile = None,
     gate: Gate = True,
     database: Annotated[str, typer.Option(help="Users, sessions and tokens (maskwatch users add); while it has no user, loopback stays open and other addresses are refused.")] = "maskwatch.db",
     trusted_proxy: Annotated[Optional[list[str]], typer.Option(help="A reverse proxy's address whose X-Forwarded-For/-Proto are believed (repeat).")] = None,
@@ -543,7 +550,7 @@ def serve(
     if ray_replicas is not None or ray_address is not None:
         _need("serve --ray-replicas", "ray")
     if source and (workers > 1 or ray_replicas is not None):
-        _fail("--source runs one live view per process: use it with --workers 1 and without --ray-replicas")
+        _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas")
     if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
         _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
     import uvicorn
@@ -551,11 +558,14 @@ def serve(
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
     tls = _tls_files(tls_cert, tls_key)
-    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, source=source,
-                             blur=blur, gate=gate, auth=auth_for(host, database, trusted_proxy, tls=bool(tls),
-                                                                 where=f"--database {database}"))
+    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, blur=blur,
+                             models=_models(classifier, detector, gate),
+                             auth=auth_for(host, database, trusted_proxy, tls=bool(tls), where=f"--database {database}"))
     if ray_replicas is not None or ray_address is not None:
         _serve_on_ray(settings, ray_replicas or 1, ray_address, host, port, tls)
+        return
+    if source:
+        _serve_one_camera(source, settings, database, host, port, tls)
         return
     os.environ[SETTINGS_ENV] = settings.to_json()
     metrics_dir = None
@@ -577,6 +587,38 @@ def serve(
             import shutil
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve_one_camera(source: str, settings, database: str, host: str, port: int, tls: dict) -> None:
+    """`serve --source`: the API with a site of one camera, run as `maskwatch run` runs a site."""
+    import uvicorn
+
+    from maskwatch.serving.app import create_app
+    from maskwatch.site.config import SiteConfigError, one_camera_site
+    from maskwatch.site.runner import Site
+    from maskwatch.video.sources import redact_source
+
+    try:
+        config = one_camera_site(source, database, blur=settings.blur)
+        detector = settings.models.load()
+        site = Site(config, detector)
+    except (SiteConfigError, ImportError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
+               f"{redact_source(source)}, events in {redact_source(database)}")
+    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, log_level="warning",
+                proxy_headers=False, **tls)
+
+
+def _models(classifier: Path | None, detector: Path | None, gate: bool):
+    """The --classifier, --detector and --gate of a command, checked: a missing file ends it."""
+    from maskwatch.detection.detector import Models
+
+    try:
+        return Models(detector=None if detector is None else str(detector),
+                      classifier=None if classifier is None else str(classifier), gate=gate)
+    except FileNotFoundError as err:
+        _fail(str(err))
 
 
 def _tls_files(cert: Path | None, key: Path | None) -> dict:
@@ -621,13 +663,16 @@ def run(
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras and stop.")] = False,
     ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
     cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
+    classifier: ClassifierFile = None,
+    detector_file: DetectorFile = None,
     gate: Gate = True,
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
     if ray_address is not None:
         _need("run --ray", "ray")
-    from maskwatch.site.config import SiteConfigError, load_site_config, redact_source
+    from maskwatch.site.config import SiteConfigError, load_site_config
+    from maskwatch.video.sources import redact_source
 
     if cameras_per_actor < 1:
         _fail(f"--cameras-per-actor must be at least 1, got {cameras_per_actor}")
@@ -644,13 +689,13 @@ def run(
         motion = f"motion-gated, full check every {camera.motion.full_check:g} s" if camera.motion.enabled else "no gating"
         typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
                    f"detect every {camera.detect_every}, {motion}{zones}")
+    models = _models(classifier, detector_file, gate)
     if check:
         return
     import contextlib
 
     import uvicorn
 
-    from maskwatch.detection.detector import Detector
     from maskwatch.scale.cluster import ClusterError, ray_cluster  # imports ray only when used
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import ServeSettings, create_app
@@ -670,13 +715,13 @@ def run(
                 from maskwatch.runtime import set_providers
 
                 set_providers(site.runtime.providers)
-                detector = Detector.load(gate=gate)
+                detector = models.load()
                 if ray_address is None:
                     site_runner = Site(site, detector)
                 else:
                     from maskwatch.scale.fleet import RaySite
 
-                    site_runner = RaySite(site, detector, cameras_per_actor=cameras_per_actor, gate=gate)
+                    site_runner = RaySite(site, detector, cameras_per_actor=cameras_per_actor, models=models)
             except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
                 _fail(str(err))
             host, port = site.server.host, site.server.port

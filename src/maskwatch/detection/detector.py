@@ -99,6 +99,41 @@ def build_face_finder(config: DetectorConfig, threads: int = 0) -> FaceFinder:
     raise ValueError(f"unknown detector backend {config.backend!r}; available: maskwatch, centerface, res10")
 
 
+@dataclass(frozen=True)
+class Models:
+    """Which models a command runs: detector settings, classifier, gate. Paths and a flag only,
+    so that `serve`'s workers, the Ray actors and the Serve replicas each load their own copy.
+
+    detector: a detector settings JSON (what `train-detector` exports), None: the shipped one.
+    classifier: an exported .onnx classifier, None: the shipped one.
+    gate: the shipped classifier's gate answers the small faces it is sure of; False sends every
+        face to the full classifier. A classifier of one's own runs without the shipped gate.
+    Paths are made absolute and must exist (FileNotFoundError names the one missing).
+    """
+
+    detector: str | None = None
+    classifier: str | None = None
+    gate: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("detector", "classifier"):
+            value = getattr(self, name)
+            if value is not None:
+                path = Path(value).expanduser().resolve()
+                if not path.is_file():
+                    raise FileNotFoundError(f"{value}: no such {name} file")
+                object.__setattr__(self, name, str(path))
+
+    def load(self, threads: int = 0, config: DetectorConfig | None = None) -> Detector:
+        """The Detector these models make; `config` replaces the detector settings file (detect's
+        --min-score and --upscale adjust it)."""
+        return Detector.load(classifier=self.classifier, config=config or self.detector, threads=threads,
+                             gate=self.gate)
+
+    def detector_config(self) -> DetectorConfig:
+        return DetectorConfig.from_json(Path(self.detector or SHIPPED_CONFIG))
+
+
 class Detector:
     """A face finder plus the mask classifier: frames in, labelled Faces out."""
 

@@ -65,9 +65,7 @@ class FileScorer:
     """
 
     def __init__(self, out: str, options: ScoreOptions) -> None:
-        from maskwatch.detection.detector import Detector
-
-        self.detector = Detector.load(threads=single_threaded(), gate=options.gate)
+        self.detector = options.models.load(threads=single_threaded())
         self.out, self.options = Path(out), options
 
     def __call__(self, batch: dict) -> dict:

@@ -9,10 +9,11 @@ existing folder means a finished file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskwatch.atomic import atomic_dir
+from maskwatch.detection.detector import Models
 from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, run_detect
 from maskwatch.video.sources import IMAGE_SUFFIXES
 
@@ -43,7 +44,7 @@ class ScoreOptions:
     blur: bool = False
     save_media: bool = True
     detect_every: int = DEFAULT_DETECT_EVERY
-    gate: bool = True  # the shipped classifier's gate; False: the full model for every face
+    models: Models = field(default_factory=Models)  # each actor loads its own
 
 
 def find_files(inputs: list[str | Path]) -> list[BatchFile]:

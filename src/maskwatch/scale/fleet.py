@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 
+from maskwatch.detection.detector import Models
 from maskwatch.scale.cluster import cpus_each, single_threaded
 from maskwatch.site.config import (
     CameraConfig,
@@ -46,10 +47,8 @@ class CameraGroup:
     threads, one connection pool to the database; started in __init__, so a restart by Ray
     brings the cameras back by itself."""
 
-    def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, gate: bool = True) -> None:
-        from maskwatch.detection.detector import Detector
-
-        detector = Detector.load(threads=single_threaded(), gate=gate)
+    def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, models: Models = Models()) -> None:
+        detector = models.load(threads=single_threaded())
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job
         self.messages: deque[tuple[str, dict]] = deque(maxlen=MAX_MESSAGES)
@@ -131,11 +130,11 @@ class RaySite(Site):
     database, snapshots) are made absolute here: actors may run in other folders or machines,
     which must then see the same paths (and a database server, not SQLite, across machines)."""
 
-    def __init__(self, config: SiteConfig, detector, cameras_per_actor: int = 1, gate: bool = True) -> None:
+    def __init__(self, config: SiteConfig, detector, cameras_per_actor: int = 1, models: Models = Models()) -> None:
         if cameras_per_actor < 1:
             raise ValueError(f"cameras per actor must be at least 1, got {cameras_per_actor}")
         self.cameras_per_actor = cameras_per_actor
-        self.gate = gate  # each actor loads its own models, with or without the gate
+        self.models = models  # each actor loads its own
         self.groups: list[RemoteGroup] = []
         self._polling = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="maskwatch-ray-poll", daemon=True)
@@ -157,7 +156,7 @@ class RaySite(Site):
         actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0)(CameraGroup)
         for group in self.groups:
             group.handle = actor.remote({c: self.config.cameras[c] for c in group.camera_ids}, self.config.storage,
-                                        self.gate)
+                                        self.models)
         self._poller.start()
 
     def _stop_cameras(self) -> None:

@@ -9,7 +9,7 @@ The very FastAPI app `maskwatch serve` runs (serving.app.create_app), unchanged,
 serve.ingress: each replica builds it with its own models (one ONNX Runtime thread) when it
 starts, so nothing but settings is shipped to it. Unlike `--workers` (one machine, counters
 shared through files), `/metrics` counts per replica, as replicas may run on other machines;
-the live view (`--source`) needs a single process.
+a camera (`--source`, a one-camera site) needs a single process.
 """
 
 from __future__ import annotations
@@ -26,15 +26,12 @@ def api_deployment(settings: ServeSettings, replicas: int):
 
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, got {replicas}")
-    if settings.source:
-        raise ValueError("the live view (--source) runs in one process: it cannot run on Serve replicas")
 
     def build_app():
         # Runs in each replica as it starts: the models load there, never travel.
-        from maskwatch.detection.detector import Detector
         from maskwatch.serving.app import create_app
 
-        return create_app(Detector.load(threads=single_threaded(), gate=settings.gate), settings)
+        return create_app(settings.models.load(threads=single_threaded()), settings)
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas,

@@ -1,4 +1,4 @@
-"""The HTTP API: POST /v1/detect, GET /healthz, GET /metrics, the dashboard and its live view.
+"""The HTTP API: POST /v1/detect, GET /healthz, GET /metrics, the dashboard and, with a site, its cameras.
 
 Models load once, at start; detection runs in the threadpool so the event loop keeps serving.
 """
@@ -18,12 +18,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException
 
+from maskwatch.detection.detector import Models
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator
-from maskwatch.security.access import ALL_CAMERAS, AUDIT, PUBLIC, AccessControl, AuthError, AuthSettings
+from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering
-from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, JPEG_RESPONSE, error_responses
+from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES
 from maskwatch.serving.query import known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
 
@@ -36,12 +37,13 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 class ServeSettings:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000
-    source: str | None = None  # the live view's video file, stream URL or webcam:N
     blur: bool = False
-    gate: bool = True  # the shipped classifier's gate (Classifier.load); False: the full model for every face
+    models: Models = field(default_factory=Models)  # each worker or replica loads its own
     auth: AuthSettings = field(default_factory=AuthSettings)  # who may ask (security/access.py)
 
     def __post_init__(self) -> None:
+        if isinstance(self.models, dict):  # read back from JSON
+            object.__setattr__(self, "models", Models(**self.models))
         if isinstance(self.auth, dict):  # read back from JSON (serve's workers)
             object.__setattr__(self, "auth", AuthSettings(**{k: tuple(v) if isinstance(v, list) else v
                                                              for k, v in self.auth.items()}))
@@ -90,16 +92,9 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     cameras and events (/v1/cameras, /v1/events), run for as long as the server runs."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        # The live view watches its source for as long as the server runs.
-        if settings.source:
-            from maskwatch.serving.live import LiveMonitor
-
-            app.state.live = LiveMonitor(settings.source, detector, blur=settings.blur).start()
         if site is not None:
             site.start()
         yield
-        if app.state.live is not None:
-            app.state.live.stop()
         if site is not None:
             site.stop()
         access.close()
@@ -111,7 +106,6 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                   dependencies=[Depends(access.authorize), Depends(known_query_only)],
                   docs_url=None, openapi_url=None, redoc_url=None,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
-    app.state.live = None
     app.state.access = access
     app.state.privacy = lambda: privacy_statement(settings, site, access)
     metrics = Metrics()
@@ -166,7 +160,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     def healthz() -> dict:
         return {"status": "ok", "classifier": detector.classifier.info.get("model"),
                 "gate": detector.classifier.gate_info(),
-                "live": settings.source is not None, "site": site is not None,
+                "site": site is not None,
                 "providers": session_providers(detector)}
 
     @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=ALL_CAMERAS,
@@ -197,20 +191,6 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     @app.get("/", response_class=HTMLResponse)
     def dashboard() -> str:
         return (STATIC / "dashboard.html").read_text(encoding="utf-8")
-
-    @app.get("/v1/live/stats", response_model=None, responses=error_responses(404))
-    def live_stats() -> JSONResponse:
-        if app.state.live is None:
-            return JSONResponse({"error": "no live source configured; start with --source"}, status_code=404)
-        return JSONResponse(app.state.live.stats())
-
-    @app.get("/v1/live/frame.jpg", response_class=Response, responses=JPEG_RESPONSE | error_responses(404),
-             openapi_extra={AUDIT: "live_frame"})
-    def live_frame() -> Response:
-        jpeg = app.state.live.latest_jpeg() if app.state.live is not None else None
-        if jpeg is None:
-            return JSONResponse({"error": "no live frame yet"}, status_code=404)
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     if site is not None:
         from maskwatch.serving.site_api import site_routes
@@ -282,11 +262,9 @@ def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> d
                    "api_tokens": len(access.store.tokens()) if access.store is not None else 0},
         "access_log": {"kept": access.store is not None, "retention_days": settings.auth.retention_days,
                        "records": ["login", "login_failed", "login_limited", "logout", "camera_frame",
-                                   "live_frame", "snapshot", "report"]},
+                                   "snapshot", "report"]},
         "uploads": "POST /v1/detect images are analysed in memory and never stored",
     }
-    if settings.source:
-        statement["live_view"] = {"faces_blurred": settings.blur}
     if site is not None:
         storage = site.config.storage
         statement["site"] = {
@@ -307,8 +285,5 @@ def app_from_env() -> FastAPI:
     """uvicorn factory (one per worker process): settings from MASKWATCH_SERVE_SETTINGS (JSON)."""
     import os
 
-    from maskwatch.detection.detector import Detector
-
     settings = ServeSettings(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))  # ServeSettings.to_json
-    return create_app(Detector.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0,
-                                    gate=settings.gate), settings)
+    return create_app(settings.models.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0), settings)

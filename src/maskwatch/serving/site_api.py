@@ -132,8 +132,8 @@ def site_routes(site: Site) -> APIRouter:
         return JSONResponse({"events": rows})
 
     @router.get("/compliance", response_model=ComplianceSeries,
-                responses=_errors((400, "An unknown camera, zone or bucket, or a bad time"),
-                                  (404, "The camera has no such zone")))
+                responses=_errors((400, "An unknown camera or bucket, or a bad time"),
+                                  (404, "No camera has such a zone, or this camera has not")))
     def compliance(request: Request, camera: str | None = Query(None, description="one camera (default: all)",
                                               json_schema_extra=camera_ids),
                    zone: str | None = Query(None, description="one zone (default: all, and outside them)",
@@ -150,7 +150,7 @@ def site_routes(site: Site) -> APIRouter:
         if zone is not None:
             every_zone = sorted({z for c in site.cameras_by_id.values() for z in c.config.zones})
             if zone not in every_zone:
-                return _error(400, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
+                return _error(404, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
             if camera is not None and zone not in site.cameras_by_id[camera].config.zones:
                 zones = site.cameras_by_id[camera].config.zones
                 return _error(404, f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}")
@@ -173,8 +173,10 @@ def site_routes(site: Site) -> APIRouter:
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
                            **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))},
                 openapi_extra={AUDIT: "report"})
-    def report(request: Request, start: str | None = Query(None, alias="from", description="first day, YYYY-MM-DD (default: 6 days before to)"),
-               end: str | None = Query(None, alias="to", description="last day, YYYY-MM-DD (default: today, UTC)")) -> Response:
+    def report(request: Request, start: str | None = Query(None, alias="from", json_schema_extra={"format": "date"},
+                                                           description="first day, YYYY-MM-DD (default: 6 days before to)"),
+               end: str | None = Query(None, alias="to", json_schema_extra={"format": "date"},
+                                       description="last day, YYYY-MM-DD (default: today, UTC)")) -> Response:
         """One row per day, camera and zone: people per voted label, the corrected compliant share with
         its 95 % interval, and the plain with_mask / people."""
         try:

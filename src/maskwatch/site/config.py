@@ -333,6 +333,20 @@ class SiteConfig(BaseModel):
         return []
 
 
+def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:
+    """`serve --source`: a site of one camera, "live", watching `source` at the cameras' defaults.
+
+    Its events go to `database`, beside the service's users; with `blur`, frames are served
+    with faces blurred and no snapshot is kept (privacy), otherwise snapshots lie beside it.
+    """
+    snapshots = Path(database).parent / "snapshots" if "://" not in database else Path("snapshots")
+    try:
+        return SiteConfig(cameras={"live": CameraConfig(source=source)},
+                          storage=StorageConfig(database=database, snapshots=str(snapshots), privacy=blur))
+    except ValidationError as err:
+        raise SiteConfigError(Path("--source"), _describe(err, ())) from None
+
+
 def load_site_config(path: Path | str, environ: dict[str, str] | None = None) -> SiteConfig:
     """Read, substitute ${ENV_VAR}s, merge defaults into each camera and validate the whole file.
 
@@ -453,8 +467,3 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
         else:
             lines.extend(message.split("\n"))  # a whole-file check may name several problems
     return lines
-
-
-def redact_source(source: str) -> str:
-    """The source as it may be printed or served: a password in a URL becomes ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", source)

@@ -14,7 +14,6 @@ from maskwatch.faces import CLASSES
 from maskwatch.site.prevalence import FIELDS, compliance_fields
 
 REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, *FIELDS)
-MAX_DAYS = 366
 
 
 def parse_day(value: str, name: str) -> date:
@@ -25,14 +24,15 @@ def parse_day(value: str, name: str) -> date:
 
 
 def report_range(start: str | None, end: str | None, today: date | None = None) -> tuple[date, date]:
-    """The days asked for (both included): by default the last 7 days up to today (UTC)."""
+    """The days asked for (both included): by default the last 7 days up to today (UTC).
+
+    Any span is allowed: a report has rows only for days with counts, and counts older than
+    the site's retention are gone, so a long span costs no more than the data kept."""
     today = today or datetime.now(timezone.utc).date()
-    last = parse_day(end, "to") if end else today
-    first = parse_day(start, "from") if start else last - timedelta(days=6)
+    last = parse_day(end, "to") if end is not None else today
+    first = parse_day(start, "from") if start is not None else last - timedelta(days=6)
     if first > last:
         raise ValueError(f"from ({first}) is after to ({last})")
-    if (last - first).days + 1 > MAX_DAYS:
-        raise ValueError(f"a report covers at most {MAX_DAYS} days; asked for {(last - first).days + 1}")
     return first, last
 
 

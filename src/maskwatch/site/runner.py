@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
-from maskwatch.site.config import CameraConfig, SiteConfig, redact_source
+from maskwatch.site.config import CameraConfig, SiteConfig
 from maskwatch.site.events import EventSink, EventStore, Listeners
 from maskwatch.site.hours import OpeningHours
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.motion import MotionDetector
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import LatestFrameSink
+from maskwatch.video.sources import redact_source
 from maskwatch.video.tracker import FaceTracker
 
 RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at start)

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskwatch.video.sources import STREAM_PREFIXES, Frame
+from typing import Iterator
+
+from maskwatch.video.loop import analyse, end_tracks, finish
+from maskwatch.video.sources import STREAM_PREFIXES, Frame, SourceError, redact_source
 
 # FFmpeg's options for every capture (OpenCV reads them once per open): RTSP over TCP (a lost
 # UDP packet is a broken frame; a closed TCP connection is a clear end), and a short probe so a
@@ -189,14 +192,51 @@ class CameraReader:
         return got_frames
 
 
+def live_frames(source: str, errors: list[str] | None = None, name: str = "stream",
+                stall_timeout: float = 10.0, retry_max: float = 10.0) -> Iterator[Frame]:
+    """A stream's or webcam's frames for a loop that runs until stopped (`detect URL`), read by
+    the CameraReader a site's cameras use: once the source has sent a frame, a lost stream is
+    reopened forever (each loss noted in `errors`); SourceError if no frame comes within
+    `stall_timeout` seconds of the start (a wrong URL, a dead camera, a bad password).
+
+    Only the newest frame is kept: when analysis is slower than the stream, frames are skipped,
+    not queued. Timestamps are seconds since the start.
+    """
+    errors = errors if errors is not None else []
+    reader = CameraReader(source, stall_timeout=stall_timeout, retry_max=retry_max, name=name,
+                          decode_on_request=True).start()
+    started = time.monotonic()
+    try:
+        reader.request()
+        seen = reader.wait_for_frame(0, timeout=stall_timeout)
+        if seen == 0:
+            why = reader.state().last_error or "cannot open"
+            raise SourceError(f"{redact_source(source)}: no frame within {stall_timeout:g} s ({why.split(';')[0]})")
+        index, reconnects = 0, reader.state().reconnects
+        while True:
+            seen, image = reader.latest()
+            yield Frame(index, time.monotonic() - started, image, f"{name}-{index:06d}")
+            index += 1
+            reader.request()
+            lost = False
+            while reader.wait_for_frame(seen, timeout=stall_timeout) == seen or reader.state().reconnects > reconnects:
+                if not lost:  # once per loss, noticed here or by the reader while we were busy
+                    errors.append(f"{name}: stream lost after frame {index - 1}; reconnecting")
+                    lost = True
+                reconnects = reader.state().reconnects
+    finally:
+        reader.stop()
+
+
 class CameraWorker:
     """Analyses one camera's newest frames at up to `fps`, in its own thread, into its sinks.
 
     Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
     Unix time (so events carry real times). When the stream is lost, the tracks end at once:
     people seen before a reconnect are decided and handed to the sinks, not carried over.
-    Sinks with a write_people(tracks) method get each decided person once; sinks with a
-    start_people(tracks) method hear first of each person as they come into view.
+    Each frame runs the loop body every loop shares (video/loop.py): sinks with a
+    write_people(tracks) method get each decided person once; sinks with a start_people(tracks)
+    method hear first of each person as they come into view.
     """
 
     def __init__(self, camera_id: str, reader: CameraReader, processor, sinks: list, fps: float) -> None:
@@ -219,9 +259,7 @@ class CameraWorker:
         self._stop.set()
         self.reader.stop()
         self._thread.join(timeout=10)
-        self._hand_out(self._flush())
-        for sink in self.sinks:
-            sink.close()
+        finish(self.processor, self.sinks)
 
     def state(self) -> dict:
         return {**self.reader.state().to_dict(), "analysed": self.analysed,
@@ -236,30 +274,14 @@ class CameraWorker:
             if self._stop.is_set():
                 break
             if sequence == seen:  # nothing new within the stall timeout: whoever was in view has left it
-                self._hand_out(self._flush())
+                end_tracks(self.processor, self.sinks)
                 continue
             seen, image = self.reader.latest()
             frame = Frame(self.analysed, time.time(), image, f"{self.camera_id}-{self.analysed:06d}")
             try:
-                faces, detected = self.processor(frame)
-                for sink in self.sinks:
-                    sink.write(frame, faces, detected)
-                self._hand_out(self.processor.take_started_people(), "start_people")
-                self._hand_out(self.processor.take_finished_people())
+                analyse(self.processor, frame, self.sinks)
                 self.last_error = None
             except Exception as err:  # noqa: BLE001 - one bad frame or sink must not end the camera
                 self.last_error = f"{type(err).__name__}: {err}"
             self.analysed += 1
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-
-    def _flush(self) -> list:
-        tracker = getattr(self.processor, "tracker", None)
-        return tracker.flush() if tracker is not None else []
-
-    def _hand_out(self, people: list, method: str = "write_people") -> None:
-        if not people:
-            return
-        for sink in self.sinks:
-            hand = getattr(sink, method, None)
-            if hand is not None:
-                hand(people)

@@ -1,23 +1,24 @@
 """`maskwatch detect`: the whole loop, frames in, labelled faces and annotated outputs out.
 
     processor = FrameProcessor(detector, FaceTracker(), detect_every)
-    for frame in read_frames(source):
-        faces, detected = processor(frame)
-        for sink in sinks: sink.write(frame, faces, detected)
+    for frame in read_frames(source):          # or live_frames(url): reconnects forever
+        analyse(processor, frame, sinks)       # video/loop.py: the loop body every loop runs
+    finish(processor, sinks)                   # summary.json is a sink too
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import atomic_path, write_text
+from maskwatch.atomic import atomic_path
 from maskwatch.progress import progress_bar
+from maskwatch.video.cameras import live_frames
+from maskwatch.video.loop import analyse, finish
 from maskwatch.video.process import FrameProcessor
-from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, frame_line  # noqa: F401 (frame_line: kept importable here)
+from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
 from maskwatch.video.sources import SourceInfo, describe_source, read_frames
-from maskwatch.video.tracker import FaceTracker, compliance, per_minute_counts
+from maskwatch.video.tracker import FaceTracker
 
 
 # On video, detect on every second frame and carry tracked faces over the one between: twice
@@ -38,24 +39,23 @@ class DetectResult:
 
 def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: DetectResult,
                max_frames: int | None = None) -> None:
-    """The loop: each frame through the processor, then to every sink in order.
+    """The loop over a finite or endless source: the loop body (video/loop.py) for each frame.
 
-    Ctrl-C ends it with result.interrupted set; the sinks are closed whatever happens.
+    Ctrl-C ends it with result.interrupted set; whatever happens, people still in view are then
+    decided and handed out, and the sinks are closed.
     """
     try:
         for frame in frames:
-            faces, detected = processor(frame)
-            result.frames += 1
-            result.faces += len(faces)
-            for sink in sinks:
-                sink.write(frame, faces, detected)
+            result.frames += 1  # counted as read: a Ctrl-C inside a sink still leaves its line
+            result.faces += len(analyse(processor, frame, sinks))
             if max_frames is not None and result.frames >= max_frames:
                 break
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
-        for sink in sinks:
-            sink.close()
+        finish(processor, sinks)
+
+
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
                progress: bool = True, max_frames: int | None = None, on_frame=None,
                detect_every: int = DEFAULT_DETECT_EVERY, on_line=None) -> DetectResult:
@@ -63,7 +63,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
 
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,
     streams and webcams get out/<name>.mp4 plus out/summary.json with one label per person and
-    per-minute counts. Ctrl-C stops cleanly: what was processed is kept and closed properly.
+    per-minute counts. Streams and webcams are read as a site's cameras are, reconnecting
+    forever once they sent a frame (SourceError if none comes at the start); they run until
+    Ctrl-C or max_frames. Ctrl-C stops cleanly: what was processed is kept and closed properly.
 
     detect_every: on video, run the detector on every n-th frame only and carry the tracked
     faces over the frames between (their JSON lines say "detected": false). Faster, and on
@@ -76,20 +78,27 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = DetectResult(out=out)
-    tracker = FaceTracker() if info.kind in ("video", "stream", "webcam") else None
-    processor = FrameProcessor(detector, tracker, detect_every)
-    media = MediaSink(out, info, blur) if save_media else None
+    tracked = info.kind in ("video", "stream", "webcam")
+    processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every)
+    live = info.kind in ("stream", "webcam")
+    # A stream that never sends a frame fails here, before any output is started.
+    frames = live_frames(source, result.errors, name=info.name) if live else read_frames(source, result.errors)
+    if live:
+        frames = _first_frame_checked(frames)
 
     lines_path = out / "detections.jsonl"
     with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
         # The order is the contract: the line is written (and on_line called) before on_frame,
-        # and on_frame before the frame is drawn.
+        # and on_frame before the frame is drawn; summary.json is written last.
         sinks: list[Sink] = [JsonLinesSink(lines, on_line)]
         if on_frame is not None:
             sinks.append(CallbackSink(on_frame))
+        media = MediaSink(out, info, blur) if save_media else None
         if media is not None:
             sinks.append(media)
-        frames = read_frames(source, result.errors)
+        summary = SummarySink(out / "summary.json", source, result) if tracked else None
+        if summary is not None:
+            sinks.append(summary)
         bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
                            disable=not progress or info.frames is None)
         try:
@@ -100,17 +109,22 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
             if media is not None:
                 result.outputs.extend(media.written)
     result.outputs.append(lines_path)
-    if tracker is not None:
-        people = tracker.people()
-        result.summary = {
-            "source": source, "frames": result.frames, "interrupted": result.interrupted,
-            "people": [{"track_id": t.track_id, "label": t.decision, "first_seen": round(t.first_seen, 2),
-                        "last_seen": round(t.last_seen, 2), "frames": t.hits, "evidence_frames": t.evidence,
-                        "probabilities": [round(p, 4) for p in t.probabilities]} for t in people],
-            "totals": compliance(people),
-            "per_minute": per_minute_counts(people),
-            "errors": result.errors,
-        }
-        write_text(out / "summary.json", json.dumps(result.summary, indent=2))
-        result.outputs.append(out / "summary.json")
+    if summary is not None:
+        result.summary = summary.summary
+        result.outputs.append(summary.path)
     return result
+
+
+def _first_frame_checked(frames):
+    """The same frames, the first one read now: a source that sends none raises here, not mid-loop."""
+    first = next(frames, None)
+
+    def chained():
+        try:
+            if first is not None:
+                yield first
+            yield from frames
+        finally:
+            frames.close()
+
+    return chained()

@@ -91,10 +91,6 @@ class FrameProcessor:
             return True  # a face is not a person until the detector itself has seen it again
         return timestamp - self._last_detection >= self.motion.settings.full_check
 
-    def people(self) -> list[Track]:
-        """The people decided so far (tracks long enough to vote on), finished or active."""
-        return self.tracker.people() if self.tracker is not None else []
-
     def take_started_people(self) -> list[Track]:
         """People who came into view since the last call (their track just got long enough)."""
         return self.tracker.take_started() if self.tracker is not None else []
@@ -104,3 +100,7 @@ class FrameProcessor:
         if self.tracker is None:
             return []
         return self.tracker.take_finished()
+
+    def flush_people(self) -> list[Track]:
+        """End every track now (the stream stopped or was lost): the people among them, decided."""
+        return self.tracker.flush() if self.tracker is not None else []

@@ -14,7 +14,7 @@ from typing import IO, Callable, Protocol
 
 import cv2
 
-from maskwatch.atomic import write_bytes
+from maskwatch.atomic import write_bytes, write_text
 from maskwatch.faces import Face, frame_record
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame, SourceInfo
@@ -49,6 +49,41 @@ class JsonLinesSink:
 
     def close(self) -> None:
         self.stream.flush()
+
+
+class SummarySink:
+    """summary.json of a video, stream or webcam: one label per person and per-minute counts.
+
+    It hears of each person once, when their vote is final (write_people), and writes the file
+    when closed, so a site that never stops keeps no person longer than their track.
+    `status` is read at close: its frames, interrupted and errors go into the file too.
+    """
+
+    def __init__(self, path: Path, source: str, status) -> None:
+        self.path, self.source, self.status = Path(path), source, status
+        self.people: list = []
+        self.summary: dict = {}
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        pass
+
+    def write_people(self, people: list) -> None:
+        self.people.extend(people)
+
+    def close(self) -> None:
+        from maskwatch.video.tracker import compliance, per_minute_counts
+
+        people = sorted(self.people, key=lambda t: t.track_id)
+        self.summary = {
+            "source": self.source, "frames": self.status.frames, "interrupted": self.status.interrupted,
+            "people": [{"track_id": t.track_id, "label": t.decision, "first_seen": round(t.first_seen, 2),
+                        "last_seen": round(t.last_seen, 2), "frames": t.hits, "evidence_frames": t.evidence,
+                        "probabilities": [round(p, 4) for p in t.probabilities]} for t in people],
+            "totals": compliance(people),
+            "per_minute": per_minute_counts(people),
+            "errors": list(self.status.errors),
+        }
+        write_text(self.path, json.dumps(self.summary, indent=2))
 
 
 class CallbackSink:

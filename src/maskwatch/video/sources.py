@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -43,9 +44,9 @@ def describe_source(source: str) -> SourceInfo:
     if source.startswith("webcam:"):
         if not source[7:].isdigit():
             raise SourceError(f"{source}: webcam sources are written webcam:N, N a device number")
-        return SourceInfo("webcam", source, None, None)
+        return SourceInfo("webcam", source.replace(":", ""), None, None)
     if source.startswith(STREAM_PREFIXES):
-        return SourceInfo("stream", source, None, None)
+        return SourceInfo("stream", stream_name(source), None, None)
     path = Path(source)
     if path.is_dir():
         images = _folder_images(path)
@@ -67,10 +68,10 @@ def describe_source(source: str) -> SourceInfo:
     return SourceInfo("video", path.stem, fps, count)
 
 
-def read_frames(source: str, errors: list[str] | None = None, reconnects: int = 3) -> Iterator[Frame]:
-    """Yield the source's frames. Unreadable images and corrupt frames are appended to
-    `errors` and skipped; a stream that stays dead after `reconnects` tries ends the iteration
-    with an error recorded, not an exception."""
+def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]:
+    """Yield the frames of an image, a folder of images or a video file. Unreadable images and
+    corrupt frames are appended to `errors` and skipped. Streams and webcams are read by
+    video.cameras.live_frames, which reconnects."""
     errors = errors if errors is not None else []
     info = describe_source(source)
     if info.kind in ("image", "folder"):
@@ -81,48 +82,48 @@ def read_frames(source: str, errors: list[str] | None = None, reconnects: int = 
             except ImageError as err:
                 errors.append(str(err))
         return
-    target = int(source[7:]) if info.kind == "webcam" else source
-    yield from _capture_frames(target, info, errors, reconnects)
+    if info.kind != "video":
+        raise ValueError(f"{info.name}: a {info.kind} is read by video.cameras.live_frames")
+    yield from _video_frames(source, info, errors)
 
 
-def _capture_frames(target, info: SourceInfo, errors: list[str], reconnects: int) -> Iterator[Frame]:
-    live = info.kind in ("stream", "webcam")
-    capture = cv2.VideoCapture(target)
+def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Frame]:
+    capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         errors.append(f"{info.name}: cannot open")
         return
     fps = info.fps or capture.get(cv2.CAP_PROP_FPS) or 25.0
-    index, failures, started = 0, 0, time.monotonic()
+    index, failures = 0, 0
     try:
         while True:
             ok, image = capture.read()
             if not ok or image is None or image.ndim != 3:
-                if not live:
-                    # A file's frame count is only a hint: a failed read past the known end is the end.
-                    if info.frames is None or index >= info.frames - 1:
-                        break
-                    errors.append(f"{info.name}: frame {index} unreadable, skipped")
-                    index += 1
-                    failures += 1
-                    if failures > 25:
-                        errors.append(f"{info.name}: too many unreadable frames, stopped at {index}")
-                        break
-                    continue
-                failures += 1
-                if failures > reconnects:
-                    errors.append(f"{info.name}: stream dead after {reconnects} reconnects")
+                # A file's frame count is only a hint: a failed read past the known end is the end.
+                if info.frames is None or index >= info.frames - 1:
                     break
-                errors.append(f"{info.name}: read failed, reconnecting ({failures}/{reconnects})")
-                capture.release()
-                time.sleep(min(2.0, 0.5 * failures))
-                capture = cv2.VideoCapture(target)
+                errors.append(f"{info.name}: frame {index} unreadable, skipped")
+                index += 1
+                failures += 1
+                if failures > 25:
+                    errors.append(f"{info.name}: too many unreadable frames, stopped at {index}")
+                    break
                 continue
-            failures = 0
-            timestamp = time.monotonic() - started if live else index / fps
-            yield Frame(index, timestamp, image, f"{info.name}-{index:06d}")
+            yield Frame(index, index / fps, image, f"{info.name}-{index:06d}")
             index += 1
     finally:
         capture.release()
+
+
+def stream_name(source: str) -> str:
+    """A name for a stream's outputs and frames: its host and path, no scheme, user or password."""
+    parts = urlsplit(source)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{parts.hostname or ''}_{parts.port or ''}{parts.path}").strip("_.")
+    return name or "stream"
+
+
+def redact_source(source: str) -> str:
+    """The source as it may be printed or served: a password in a URL becomes ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", source)
 
 
 def _folder_images(folder: Path) -> list[Path]:

@@ -1,0 +1,49 @@
+"""The one loop body every frame loop runs: `detect` and `batch` (run_frames), a site's cameras
+and the Ray actors (CameraWorker), and `serve --source` (a one-camera site).
+
+    faces = analyse(processor, frame, sinks)   # each frame
+    finish(processor, sinks)                   # at the end: people still in view, then close
+
+A frame goes through the processor, its faces to every sink in order; then people who came
+into view go to sinks with start_people(tracks), and people whose track ended (their vote is
+final) to sinks with write_people(tracks), each once. Sinks need not have either method.
+"""
+
+from __future__ import annotations
+
+from maskwatch.faces import Face
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sources import Frame
+
+
+def analyse(processor: FrameProcessor, frame: Frame, sinks: list) -> list[Face]:
+    """One frame through the processor and into every sink; people started or ended handed out."""
+    faces, detected = processor(frame)
+    for sink in sinks:
+        sink.write(frame, faces, detected)
+    hand_out(sinks, processor.take_started_people(), "start_people")
+    hand_out(sinks, processor.take_finished_people())
+    return faces
+
+
+def end_tracks(processor: FrameProcessor, sinks: list) -> None:
+    """Whoever is in view now is decided and handed out (the stream stopped or was lost)."""
+    hand_out(sinks, processor.flush_people())
+
+
+def finish(processor: FrameProcessor, sinks: list) -> None:
+    """The end of a loop: people still in view are decided and handed out, then every sink closes."""
+    try:
+        end_tracks(processor, sinks)
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
+def hand_out(sinks: list, people: list, method: str = "write_people") -> None:
+    if not people:
+        return
+    for sink in sinks:
+        hand = getattr(sink, method, None)
+        if hand is not None:
+            hand(people)
