@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from maskwatch.training.train import TrainConfig, class_weights
+from maskwatch.training.classifier.train import TrainConfig, class_weights
 
 
 def test_class_weights():

@@ -1,5 +1,5 @@
-"""benchmarks/cv_sweep.py: folds run as separate jobs give what `maskwatch cv` gives; packed
-patches rebuild the crops; training refuses a device this machine does not have."""
+"""maskwatch.training.classifier.sweep: folds run as separate jobs give what `maskwatch cv`
+gives; packed patches rebuild the crops; training refuses a device this machine does not have."""
 
 import json
 
@@ -8,17 +8,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmarks import cv_sweep
 from maskwatch.cli import app
-from maskwatch.training.crossval import cross_validate
-from maskwatch.training.dataset import load_crop_dataset
-from maskwatch.training.recipes import recipe
+from maskwatch.training.classifier import sweep
+from maskwatch.training.classifier.crossval import cross_validate
+from maskwatch.training.classifier.dataset import load_crop_dataset
+from maskwatch.training.classifier.recipes import recipe
 
 
 def test_packed_patches_rebuild_the_crops_exactly(prepared_sample, sample_dir, tmp_path):
     packed = tmp_path / "patches"  # no .npz: the file is still written where asked
-    cv_sweep.pack(prepared_sample, sample_dir, packed)
-    original, rebuilt = load_crop_dataset(prepared_sample), cv_sweep.unpack(packed)
+    sweep.pack(prepared_sample, sample_dir, packed)
+    original, rebuilt = load_crop_dataset(prepared_sample), sweep.unpack(packed)
     assert np.array_equal(rebuilt.images, original.images)
     assert rebuilt.face_ids == original.face_ids and rebuilt.photos == original.photos
     assert np.array_equal(rebuilt.labels, original.labels) and np.array_equal(rebuilt.sides, original.sides)
@@ -28,7 +28,7 @@ def test_sweep_of_fold_jobs_gives_what_cross_validate_gives(prepared_sample, tmp
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps([{"name": "cnn", "model": "seed-cnn", "seeds": [3], "train": {"epochs": 1}}]))
     out = tmp_path / "sweep"
-    cv_sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=600)
+    sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=600)
     swept = json.loads((out / "cnn-seed3" / "cv.json").read_text())
     swept_oof = np.load(out / "cnn-seed3" / "oof-logits.npz")
 
@@ -51,7 +51,7 @@ def test_sweep_merge_leaves_unfinished_cvs_alone(prepared_sample, tmp_path, caps
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps([{"name": "cnn", "model": "seed-cnn", "seeds": [0], "train": {"epochs": 1}}]))
     out = tmp_path / "sweep"
-    cv_sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=-1)
+    sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=-1)
     assert "skipped (deadline)" in capsys.readouterr().out
     assert not (out / "cnn-seed0" / "cv.json").exists()
 
@@ -74,5 +74,5 @@ def test_a_bad_plan_is_refused_by_name_before_any_training(prepared_sample, tmp_
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
     with pytest.raises(SystemExit, match=problem):
-        cv_sweep.run(path, prepared_sample, tmp_path / "sweep", device="cpu", workers=1, threads=1, folds=3, budget_s=60)
+        sweep.run(path, prepared_sample, tmp_path / "sweep", device="cpu", workers=1, threads=1, folds=3, budget_s=60)
     assert not (tmp_path / "sweep").exists()

@@ -5,7 +5,7 @@ import numpy as np
 from maskwatch.classifier import _prediction
 from maskwatch.faces import UNASSESSABLE, Face, count_labels
 from maskwatch.render import FaceAnnotator
-from maskwatch.training.calibration import doubt_threshold
+from maskwatch.training.classifier.calibration import doubt_threshold
 
 
 def test_an_unsure_face_is_unassessable_and_keeps_its_probabilities():

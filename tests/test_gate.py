@@ -1,6 +1,8 @@
 """The gate: a small network that answers easy small faces before the full classifier."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,10 +13,10 @@ from maskwatch.classifier import SHIPPED_MODEL, GateRule
 from maskwatch.cli import app
 from maskwatch.data.images import read_image
 from maskwatch.faces import CLASSES
-from maskwatch.training.evaluate import evaluate_run
-from maskwatch.training.export import export_onnx
-from maskwatch.training.gate import choose_threshold, cross_fitted_cascade
-from maskwatch.training.train import TrainConfig, train_run
+from maskwatch.training.classifier.evaluate import evaluate_run
+from maskwatch.training.classifier.export import export_onnx
+from maskwatch.training.classifier.gate import choose_threshold, cross_fitted_cascade
+from maskwatch.training.classifier.train import TrainConfig, train_run
 
 WITH, WITHOUT, RARE = (CLASSES.index(c) for c in ("with_mask", "without_mask", "mask_weared_incorrect"))
 # The shipped gate's rule, as the model card and BENCHMARKS.md (section 2, round eight) give it.
@@ -100,6 +102,23 @@ def test_a_fixed_threshold_scores_every_fold_at_that_threshold():
     assert (result["probabilities"][result["accepted"]].max(axis=1) >= 0.6).all()
 
 
+def test_gate_cv_runs_as_a_module_of_the_package(tmp_path):
+    """The shipped gate's threshold comes from `python -m maskwatch.training.classifier.gate_cv`."""
+    rng = np.random.default_rng(2)
+    labels = rng.choice([WITH, WITHOUT, RARE], size=120, p=[0.7, 0.25, 0.05])
+    sides = np.where(np.arange(120) % 2, 20, 80)
+    for name, scale in (("full", 3), ("gate", 5)):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "oof-logits.npz", logits=np.eye(3)[labels] * scale + rng.normal(0, 1, (120, 3)),
+                 labels=labels, fold=np.arange(120) % 3, sides=sides)
+    rows = ["image,width,height,clipped,xmin,ymin,xmax,ymax"] + [f"p.png,200,200,0,0,0,{s},{s}" for s in sides]
+    (tmp_path / "faces.csv").write_text("\n".join(rows) + "\n")
+    done = subprocess.run([sys.executable, "-m", "maskwatch.training.classifier.gate_cv", str(tmp_path / "full"),
+                           str(tmp_path / "gate"), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "60 of them <= 64 px" in done.stdout and "threshold to ship" in done.stdout
+
+
 @pytest.fixture(scope="module")
 def gate_and_model(prepared_sample, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gate")
@@ -142,7 +161,7 @@ def test_the_gate_network_exports_with_its_batch_norm_as_trained(gate_and_model,
     import torch
 
     from maskwatch.data.prepare import read_faces_csv
-    from maskwatch.training.train import load_model
+    from maskwatch.training.classifier.train import load_model
 
     gate_path, _ = gate_and_model
     model, _ = load_model(gate_path.parent / "gate")

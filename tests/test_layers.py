@@ -91,3 +91,41 @@ def test_no_import_cycle_at_load_time():
         if not state.get(module):
             cycle = visit(module, [])
             assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def _all_imports() -> dict[str, set[str]]:
+    return {_module(p): _imports(p, top_level_only=False) for p in PACKAGE.rglob("*.py")}
+
+
+def test_only_the_cli_imports_training():
+    """Training needs torch; the rest of the package runs without it, so only the command line
+    (inside its training commands) reaches into maskwatch.training."""
+    outside = [f"{module} -> {target}" for module, targets in sorted(_all_imports().items())
+               if module != "maskwatch.cli" and not module.startswith("maskwatch.training")
+               for target in sorted(targets) if target.startswith("maskwatch.training")]
+    assert not outside, "imports of maskwatch.training from outside it:\n" + "\n".join(outside)
+
+
+def test_training_is_split_into_classifier_and_detector():
+    """Every training module lives in classifier/ or detector/, and neither imports the other."""
+    loose = sorted(p.name for p in (PACKAGE / "training").glob("*.py") if p.name != "__init__.py")
+    assert not loose, f"put these in training/classifier/ or training/detector/: {loose}"
+    sides = ("maskwatch.training.classifier", "maskwatch.training.detector")
+    crossing = [f"{module} -> {target}" for module, targets in sorted(_all_imports().items())
+                for own, other in (sides, sides[::-1]) if module.startswith(own)
+                for target in sorted(targets) if target.startswith(other)]
+    assert not crossing, "training/classifier and training/detector import each other:\n" + "\n".join(crossing)
+
+
+def test_nothing_imports_the_benchmark_scripts():
+    """benchmarks/ holds scripts behind BENCHMARKS.md; what makes a shipped model, and what the
+    tests need, lives in the package."""
+    roots = [PACKAGE, Path(__file__).resolve().parent]
+    found = []
+    for path in sorted(p for root in roots for p in root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(name == "benchmarks" or name.startswith("benchmarks.") for name in names):
+                found.append(f"{path.name}:{node.lineno}")
+    assert not found, f"imports of benchmarks/: {found}"

@@ -12,8 +12,8 @@ from maskwatch.cli import app
 from maskwatch.data.images import read_image
 from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES
-from maskwatch.training.landmarks import FRONTAL, LandmarkFinder
-from maskwatch.training.masks import (POSITIONS, RenderedFaces, RenderSettings, draw_mask, mask_polygon,
+from maskwatch.training.classifier.landmarks import FRONTAL, LandmarkFinder
+from maskwatch.training.classifier.masks import (POSITIONS, RenderedFaces, RenderSettings, draw_mask, mask_polygon,
                                       render_work, shrink_like_a_camera)
 
 
@@ -114,7 +114,7 @@ def test_shrinking_like_a_camera_loses_detail_and_keeps_the_size():
 def test_render_command_writes_renders_a_training_run_uses(prepared_sample, sample_dir, tmp_path):
     import shutil
 
-    from maskwatch.training.train import TrainConfig, train_run
+    from maskwatch.training.classifier.train import TrainConfig, train_run
 
     work = tmp_path / "work"
     shutil.copytree(prepared_sample, work)
@@ -134,7 +134,7 @@ def test_render_refuses_what_it_cannot_render_from(tmp_path, prepared_sample):
 
 
 def test_training_with_renders_refuses_a_work_folder_without_them(prepared_sample, tmp_path):
-    from maskwatch.training.train import TrainConfig, train_run
+    from maskwatch.training.classifier.train import TrainConfig, train_run
 
     with pytest.raises(FileNotFoundError, match="maskwatch render"):
         train_run(prepared_sample, tmp_path / "run", TrainConfig(model="seed-cnn", epochs=1, rendered=0.2),

@@ -12,9 +12,9 @@ from maskwatch import Classifier, Face
 from maskwatch.cli import app
 from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES, PERSON_LABELS
-from maskwatch.training.evaluate import evaluate_run
-from maskwatch.training.export import export_onnx
-from maskwatch.training.train import TrainConfig, load_model, train_run
+from maskwatch.training.classifier.evaluate import evaluate_run
+from maskwatch.training.classifier.export import export_onnx
+from maskwatch.training.classifier.train import TrainConfig, load_model, train_run
 
 
 @pytest.fixture(scope="module")

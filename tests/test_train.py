@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from maskwatch.training.evaluate import evaluate_run
-from maskwatch.training.train import TrainConfig, load_model, train_run
+from maskwatch.training.classifier.evaluate import evaluate_run
+from maskwatch.training.classifier.train import TrainConfig, load_model, train_run
 
 
 @pytest.fixture(scope="module")

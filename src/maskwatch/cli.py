@@ -102,7 +102,7 @@ def render(
     import json
 
     from maskwatch.data.prepare import PrepareError, read_faces_csv
-    from maskwatch.training.masks import render_work
+    from maskwatch.training.classifier.masks import render_work
 
     try:
         meta = json.loads((work / "prepare.json").read_text())
@@ -155,8 +155,8 @@ def train(
 ) -> None:
     """Train a classifier on the crops; writes weights, history.csv and curves.png."""
     _need("train", "train")
-    from maskwatch.training.recipes import recipe
-    from maskwatch.training.train import train_run
+    from maskwatch.training.classifier.recipes import recipe
+    from maskwatch.training.classifier.train import train_run
 
     try:
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
@@ -171,7 +171,7 @@ def train(
 def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train`.")]) -> None:
     """Score a run on its validation faces: metrics.json and confusion.png."""
     _need("evaluate", "train")
-    from maskwatch.training.evaluate import evaluate_run, format_recall_by_size
+    from maskwatch.training.classifier.evaluate import evaluate_run, format_recall_by_size
 
     try:
         metrics = evaluate_run(run)
@@ -214,9 +214,9 @@ def cv(
     _need("cv", "train")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
-    from maskwatch.training.crossval import format_summary, run_cv
-    from maskwatch.training.dataset import load_crop_dataset
-    from maskwatch.training.recipes import recipe
+    from maskwatch.training.classifier.crossval import format_summary, run_cv
+    from maskwatch.training.classifier.dataset import load_crop_dataset
+    from maskwatch.training.classifier.recipes import recipe
 
     try:
         cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -242,14 +242,14 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path("model.onnx"),
     gate_threshold: Annotated[Optional[float], typer.Option(
         help="Export as a gate: its with/without answers stand at this calibrated probability or "
-             "above (choose it with benchmarks/gate_cv.py).")] = None,
+             "above (choose it with `python -m maskwatch.training.classifier.gate_cv`).")] = None,
     gate_max_side: Annotated[int, typer.Option(
         help="A gate answers only faces whose box is at most this many px on its long side.")] = 64,
 ) -> None:
     """Export a run to ONNX (classes, crop spec and temperature inside) for ONNX Runtime."""
     _need("export", "train")
     from maskwatch.classifier import GateRule
-    from maskwatch.training.export import export_onnx
+    from maskwatch.training.classifier.export import export_onnx
 
     try:
         if gate_threshold is None and gate_max_side != 64:
@@ -463,8 +463,8 @@ def train_detector(
     from dataclasses import replace
 
     from maskwatch.data.prepare import PrepareError
-    from maskwatch.training.detector_train import DetectorRecipe
-    from maskwatch.training.detector_train import train_detector as run_train
+    from maskwatch.training.detector.train import DetectorRecipe
+    from maskwatch.training.detector.train import train_detector as run_train
 
     recipe = replace(DetectorRecipe(seed=seed, split_seed=seed),
                      **{k: v for k, v in {"steps": steps, "batch_size": batch_size}.items() if v is not None})
@@ -487,7 +487,7 @@ def export_detector(
     """Export a trained detector to ONNX with its settings (cut-off fitted on training photos)."""
     _need("export-detector", "train")
     from maskwatch.data.prepare import PrepareError
-    from maskwatch.training.detector_export import export_detector as run_export
+    from maskwatch.training.detector.export import export_detector as run_export
 
     target = out or run / "export"
     try:
@@ -746,7 +746,7 @@ def study(
     """The original study in one command: colour vs grey, per-photo vs per-face split."""
     _need("study", "train")
     from maskwatch.data.prepare import PrepareError
-    from maskwatch.training.study import StudyConfig, run_study
+    from maskwatch.training.classifier.study import StudyConfig, run_study
 
     try:
         report = run_study(data, out, StudyConfig(size=size, epochs=epochs, seed=seed), progress=progress)

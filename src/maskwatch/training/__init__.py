@@ -1,1 +1,1 @@
-"""Training, evaluation and the study (PyTorch; needs the `train` extra)."""
+"""Training (PyTorch; needs the `train` extra): classifier/ and detector/."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from maskwatch.classifier import GateRule
 from maskwatch.faces import CLASSES
-from maskwatch.training.calibration import fit_temperature, softmax
+from maskwatch.training.classifier.calibration import fit_temperature, softmax
 
 THRESHOLDS = (0.9, 0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.997, 0.998, 0.999)
 RARE = CLASSES.index("mask_weared_incorrect")

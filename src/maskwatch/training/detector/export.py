@@ -33,8 +33,8 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
     import onnxruntime as ort
 
     from maskwatch.data.photos import photo_split
-    from maskwatch.training.detector_train import DetectorRecipe, build_net
-    from maskwatch.training.facenet import FaceNet
+    from maskwatch.training.detector.train import DetectorRecipe, build_net
+    from maskwatch.training.detector.facenet import FaceNet
 
     run = Path(run)
     model_path = run / "model.pt"

@@ -11,11 +11,11 @@ import numpy as np
 from maskwatch.atomic import atomic_path, write_text
 from maskwatch.data.split import grouped_folds
 from maskwatch.faces import CLASSES
-from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
-from maskwatch.training.dataset import CropDataset
-from maskwatch.training.evaluate import classification_metrics, format_recall_by_size, recall_by_size
+from maskwatch.training.classifier.calibration import expected_calibration_error, fit_temperature, softmax
+from maskwatch.training.classifier.dataset import CropDataset
+from maskwatch.training.classifier.evaluate import classification_metrics, format_recall_by_size, recall_by_size
 from maskwatch.data.split import write_split_csv
-from maskwatch.training.train import TrainConfig, fit, predict_crops, run_config, write_run
+from maskwatch.training.classifier.train import TrainConfig, fit, predict_crops, run_config, write_run
 
 
 def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: int = 0,
@@ -48,7 +48,7 @@ def run_fold(data: CropDataset, cfg: TrainConfig, train_idx: np.ndarray, val_idx
              device: str = "cpu") -> dict:
     """One fold: train on train_idx, keep the held-out rows' logits (plain and flip-averaged).
 
-    Folds are independent, so they may run in separate processes (benchmarks/cv_sweep.py) and be
+    Folds are independent, so they may run in separate processes (sweep.py) and be
     put together by assemble_cv.
     """
     trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)

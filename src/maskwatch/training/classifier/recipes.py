@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from maskwatch.data.crops import CropSpec
-from maskwatch.training.train import TrainConfig
+from maskwatch.training.classifier.train import TrainConfig
 
 DEFAULT_MODEL = "effnet-lite0"
 

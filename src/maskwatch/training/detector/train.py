@@ -20,8 +20,8 @@ import torch
 
 from maskwatch.atomic import atomic_path, write_text
 from maskwatch.detection.centerface import centerface_model_path
-from maskwatch.training.detector_data import CropSampler, SamplerConfig, load_training_photos
-from maskwatch.training.facenet import GraphNet
+from maskwatch.training.detector.data import CropSampler, SamplerConfig, load_training_photos
+from maskwatch.training.detector.facenet import GraphNet
 
 
 @dataclass(frozen=True)

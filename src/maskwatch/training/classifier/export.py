@@ -9,7 +9,7 @@ import torch
 
 from maskwatch.atomic import atomic_path
 from maskwatch.classifier import META_KEY, GateRule
-from maskwatch.training.train import load_model
+from maskwatch.training.classifier.train import load_model
 
 
 def export_onnx(run: Path, out: Path, gate: GateRule | None = None) -> Path:

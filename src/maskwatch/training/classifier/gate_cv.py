@@ -1,12 +1,12 @@
 """A gate in front of the full classifier, scored cross-fitted from two CVs' held-out logits.
 
-    python benchmarks/gate_cv.py FULL_CV GATE_CV WORK [--max-side 64] [--grid 0.8,0.85,...] [--threshold T]
-                                 [--pool FULL_CV2 GATE_CV2 ...]
+    python -m maskwatch.training.classifier.gate_cv FULL_CV GATE_CV WORK [--max-side 64] [--grid 0.8,0.85,...]
+                                                    [--threshold T] [--pool FULL_CV2 GATE_CV2 ...]
 
 FULL_CV, GATE_CV: what `maskwatch cv` wrote for the full model and for the gate, on the same
 folds (same work faces, same --seed): cv.json and oof-logits.npz. WORK: the prepared work
 folder either CV read, for the boxes' long sides. Each fold's threshold and temperatures are
-chosen on the other folds (maskwatch.training.gate), so the cascade's figures are held-out ones.
+chosen on the other folds (gate.py), so the cascade's figures are held-out ones.
 Prints the full model alone and the cascade side by side (mean ± std over folds, FULL_CV and
 GATE_CV only), the share of faces the gate answered, and the threshold to ship: the same rule on all folds together, and
 on the held-out logits of further CV pairs (--pool, on other fold seeds of the same work faces).
@@ -21,9 +21,9 @@ import numpy as np
 
 from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES
-from maskwatch.training.calibration import expected_calibration_error, fit_temperature, softmax
-from maskwatch.training.crossval import fold_metrics
-from maskwatch.training.gate import RARE, THRESHOLDS, choose_threshold, cross_fitted_cascade
+from maskwatch.training.classifier.calibration import expected_calibration_error, fit_temperature, softmax
+from maskwatch.training.classifier.crossval import fold_metrics
+from maskwatch.training.classifier.gate import RARE, THRESHOLDS, choose_threshold, cross_fitted_cascade
 
 
 def long_sides(work: Path) -> np.ndarray:
@@ -44,20 +44,20 @@ def summary(name: str, probs: np.ndarray, labels: np.ndarray, fold_of: np.ndarra
           f"  errors {int((probs.argmax(1) != labels).sum())}  ECE {expected_calibration_error(probs, labels):.4f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("full_cv", type=Path)
     parser.add_argument("gate_cv", type=Path)
     parser.add_argument("work", type=Path)
     parser.add_argument("--max-side", type=int, default=64)
     parser.add_argument("--grid", type=lambda text: tuple(float(v) for v in text.split(",")), default=THRESHOLDS,
-                        help="thresholds to choose from, comma-separated (default: maskwatch.training.gate's)")
+                        help="thresholds to choose from, comma-separated (default: gate.THRESHOLDS)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="score every fold at this threshold instead of choosing one (a shipped rule on fresh folds)")
     parser.add_argument("--pool", nargs=2, type=Path, action="append", default=[], metavar=("FULL_CV", "GATE_CV"),
                         help="Another pair of CVs (same work faces, another --seed) whose held-out logits join "
                              "the choice of the threshold to ship (repeatable).")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     full, gate = _pair(args.full_cv, args.gate_cv)
     labels, fold_of = full["labels"], full["fold"]
     sides = long_sides(args.work)

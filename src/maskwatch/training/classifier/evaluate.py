@@ -10,8 +10,8 @@ import numpy as np
 from maskwatch.atomic import write_text
 from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES, SIZE_BIN_NAMES, size_bin
-from maskwatch.training.calibration import calibrate_on_validation
-from maskwatch.training.dataset import load_crop_dataset
+from maskwatch.training.classifier.calibration import calibrate_on_validation
+from maskwatch.training.classifier.dataset import load_crop_dataset
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -59,8 +59,8 @@ def format_recall_by_size(table: dict) -> str:
 
 def evaluate_run(run: Path) -> dict:
     """Write run/metrics.json and run/confusion.png for the run's validation faces."""
-    from maskwatch.training.plots import plot_confusion
-    from maskwatch.training.train import load_model, predict_crops
+    from maskwatch.training.classifier.plots import plot_confusion
+    from maskwatch.training.classifier.train import load_model, predict_crops
 
     run = Path(run)
     model, config = load_model(run)

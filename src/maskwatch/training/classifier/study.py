@@ -17,9 +17,9 @@ from maskwatch.data.crops import CropSpec
 from maskwatch.data.prepare import prepare
 from maskwatch.data.split import SPLIT_MODES, split_faces, write_split_csv
 from maskwatch.faces import CLASSES
-from maskwatch.training.dataset import load_crop_dataset
-from maskwatch.training.evaluate import evaluate_run
-from maskwatch.training.train import TrainConfig, train_run
+from maskwatch.training.classifier.dataset import load_crop_dataset
+from maskwatch.training.classifier.evaluate import evaluate_run
+from maskwatch.training.classifier.train import TrainConfig, train_run
 
 COLOURS = ("colour", "grey")
 

@@ -271,7 +271,7 @@ def render_work(rows: list[dict], data_dir: Path, size: int, per_face: int = 4, 
     textures from the rows' masked faces: per_face renders each, half worn right."""
     from maskwatch.data.images import read_image
     from maskwatch.progress import progress_bar
-    from maskwatch.training.landmarks import LandmarkFinder, landmark_template
+    from maskwatch.training.classifier.landmarks import LandmarkFinder, landmark_template
 
     rng = np.random.default_rng(seed)
     photos: dict[str, np.ndarray] = {}

@@ -1,11 +1,12 @@
 """Many 5-fold CVs at once: every (candidate, fold seed, fold) is one job in a pool of processes.
 
-    python benchmarks/cv_sweep.py pack WORK DATASET --out patches.npz
-    python benchmarks/cv_sweep.py run PLAN.json --data WORK|patches.npz --out OUT [--device cuda] [--workers 8]
-    python benchmarks/cv_sweep.py merge OUT --data WORK|patches.npz
+    python -m maskwatch.training.classifier.sweep pack WORK DATASET --out patches.npz
+    python -m maskwatch.training.classifier.sweep run PLAN.json --data WORK|patches.npz --out OUT
+                                                  [--device cuda] [--workers 8]
+    python -m maskwatch.training.classifier.sweep merge OUT --data WORK|patches.npz
 
 `maskwatch cv` runs one candidate's folds one after the other, which suits 2 cores. On a machine
-with a GPU and many cores the same folds run side by side: this script trains each fold with the
+with a GPU and many cores the same folds run side by side: this module trains each fold with the
 same code (crossval.run_fold) and puts each CV together with the same code (crossval.assemble_cv),
 so OUT/<name>-seed<S>/ holds the cv.json, cv.txt and oof-logits.npz that `maskwatch cv --seed S`
 writes. PLAN.json is a list of candidates, run in the order given (put the ones that decide
@@ -41,7 +42,7 @@ from maskwatch.data.crops import CropSpec, face_patch, resize_patch
 from maskwatch.data.images import read_image
 from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES
-from maskwatch.training.dataset import CropDataset, crop_dataset, load_crop_dataset
+from maskwatch.training.classifier.dataset import CropDataset, crop_dataset, load_crop_dataset
 
 
 def pack(work: Path, dataset: Path, out: Path) -> None:
@@ -86,7 +87,7 @@ def load_data(source: Path) -> CropDataset:
 
 
 def candidate_config(candidate: dict, seed: int):
-    from maskwatch.training.recipes import recipe
+    from maskwatch.training.classifier.recipes import recipe
 
     cfg, _ = recipe(candidate.get("model", "effnet-lite0"), **candidate.get("train", {}))
     return replace(cfg, seed=seed)
@@ -108,7 +109,7 @@ def _init_worker(source: str, threads: int) -> None:
 
 
 def _run_job(args) -> str:
-    from maskwatch.training.crossval import cv_folds, run_fold
+    from maskwatch.training.classifier.crossval import cv_folds, run_fold
 
     candidate, seed, fold, folds, out, device, deadline = args
     target = Path(out) / f"{candidate['name']}-seed{seed}" / f"fold-{fold}.npz"
@@ -159,7 +160,7 @@ def run(plan_path: Path, source: Path, out: Path, device: str, workers: int, thr
 
 def merge(out: Path, source: Path, folds: int = 5) -> None:
     from maskwatch.atomic import write_text
-    from maskwatch.training.crossval import assemble_cv, format_summary
+    from maskwatch.training.classifier.crossval import assemble_cv, format_summary
 
     data = load_data(source)
     plan = json.loads((out / "plan.json").read_text())

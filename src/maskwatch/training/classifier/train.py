@@ -20,8 +20,8 @@ from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
 from maskwatch.models import build_model
 from maskwatch.progress import progress_bar
-from maskwatch.training.augment import augment_batch
-from maskwatch.training.dataset import CropDataset, load_crop_dataset
+from maskwatch.training.classifier.augment import augment_batch
+from maskwatch.training.classifier.dataset import CropDataset, load_crop_dataset
 
 BALANCE_MODES = ("none", "sqrt", "inverse")
 SCHEDULES = ("constant", "onecycle")
@@ -41,7 +41,7 @@ class TrainConfig:
     augment: bool = False
     balance: str = "none"
     schedule: str = "constant"
-    # Renders of bare training faces with masks worn right and wrongly (training/masks.py,
+    # Renders of bare training faces with masks worn right and wrongly (masks.py,
     # `maskwatch render WORK`), as a share of each batch; 0 = none.
     rendered: float = 0.0
 
@@ -141,7 +141,7 @@ def _rendered_pool(data: CropDataset, train_idx: np.ndarray, cfg: TrainConfig):
     """The renders made from this run's training faces only, and how many join each batch."""
     if not cfg.rendered:
         return None, None, 0
-    from maskwatch.training.masks import RenderedFaces
+    from maskwatch.training.classifier.masks import RenderedFaces
 
     renders = RenderedFaces.load(Path(data.work) / "rendered.npz")
     if renders.images.shape[1:] != data.images.shape[1:]:
@@ -219,7 +219,7 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
 
 def write_run(out: Path, trained: TrainedModel, config: dict, data: CropDataset, write_split) -> None:
     """A run folder, atomically: weights, config.json, history.csv, curves.png, split.csv."""
-    from maskwatch.training.plots import plot_curves
+    from maskwatch.training.classifier.plots import plot_curves
 
     config = config | {"train_seconds": round(trained.seconds, 1)}
     with atomic_dir(out) as tmp:
