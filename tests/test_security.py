@@ -200,7 +200,7 @@ class OtherOrigin:
     sends the session cookie): a form that posts to the maskwatch server on load."""
 
     def __init__(self, target: str) -> None:
-        page = (f'<form id="f" method="post" action="{target}" enctype="text/plain">'
+        form = (f'<form id="f" method="post" action="{target}" enctype="text/plain">'
                 '<input name="x" value="1"></form><script>document.getElementById("f").submit()</script>').encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -208,7 +208,7 @@ class OtherOrigin:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html")
                 self.end_headers()
-                self.wfile.write(page)
+                self.wfile.write(form)
 
             def log_message(self, *args):
                 pass

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from maskwatch.faces import CLASSES, PERSON_LABELS
+from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, report_range, to_csv
