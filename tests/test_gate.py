@@ -234,7 +234,7 @@ def test_the_command_line_and_the_service_can_turn_the_gate_off(sample_dir, tmp_
         got = json.loads(result.output)["probabilities"]
         want = expected.predict([read_image(crop)])[0].as_dict()["probabilities"]
         assert got == pytest.approx(want, abs=1e-6)
-    for settings, gate in (("{}", SHIPPED_RULE.threshold), ('{"gate": false}', None)):
+    for settings, gate in (("{}", SHIPPED_RULE.threshold), ('{"models": {"gate": false}}', None)):
         monkeypatch.setenv(SETTINGS_ENV, settings)
         health = TestClient(app_from_env()).get("/healthz").json()
         assert (health["gate"] or {}).get("threshold") == gate
