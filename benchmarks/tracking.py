@@ -39,7 +39,7 @@ from scipy.optimize import linear_sum_assignment
 
 from maskwatch.data.photos import annotated_faces, photo_split
 from maskwatch.data.voc import load_voc_annotation
-from maskwatch.detection.boxes import iou_matrix
+from maskwatch.geometry import iou_matrix
 from maskwatch.detection.detector import Detector
 from maskwatch.faces import Face
 from maskwatch.video.process import FrameProcessor

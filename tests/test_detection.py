@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from maskwatch import Detector, Face
 from maskwatch.cli import app
 from maskwatch.data.voc import load_voc_annotation
-from maskwatch.detection.boxes import BoxMapping, greedy_match, iou_matrix
+from maskwatch.detection.boxes import BoxMapping
+from maskwatch.geometry import greedy_match, iou_matrix
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.render import FaceAnnotator, blur_faces
 from maskwatch.video.sources import SourceError, describe_source, read_frames

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskwatch.detection.boxes import greedy_match, iou_matrix
+from maskwatch.geometry import greedy_match, iou_matrix
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0, 1, 101)

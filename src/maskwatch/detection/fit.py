@@ -10,7 +10,8 @@ import numpy as np
 from maskwatch.data.images import read_image
 from maskwatch.data.photos import annotated_faces
 from maskwatch.data.voc import VocAnnotation
-from maskwatch.detection.boxes import BoxMapping, greedy_match
+from maskwatch.detection.boxes import BoxMapping
+from maskwatch.geometry import greedy_match
 from maskwatch.detection.detector import DetectorConfig, build_face_finder
 from maskwatch.progress import progress_bar
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maskwatch.detection.boxes import iou_matrix
+from maskwatch.geometry import iou_matrix
 from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face
 
 try:  # scipy comes with the train extra (scikit-learn); the base install matches best pair first
