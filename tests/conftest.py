@@ -23,9 +23,11 @@ def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, tup
 
 
 # Test tiers. `pytest` alone runs the fast unit tests; `pytest -m ""` (what `make test` and CI
-# run) runs everything. A test is `system` when it starts a real server or browser (its fixture
-# says so), `ray` when it starts Ray, `slow` when it trains a network or builds a venv.
-SYSTEM_FIXTURES = {"rtsp_server", "broker", "postgres", "page"}
+# run) runs everything. A test is `system` when it starts a real server, browser or command
+# process (its fixture, its module or its own mark says so), `ray` when it starts Ray, `slow`
+# when it trains a network or builds a venv.
+SYSTEM_FIXTURES = {"rtsp_server", "broker", "postgres", "page", "server", "secured"}
+SYSTEM_MODULES = {"test_serve", "test_serve_workers", "test_security_deploy", "test_site", "test_site_trend"}
 RAY_MODULES = {"test_ray_batch", "test_ray_serve", "test_ray_site"}
 SLOW_MODULES = {"test_train", "test_cv", "test_cv_sweep", "test_gate", "test_onnx", "test_cli", "test_masks",
                 "test_base_install", "test_own_detector", "test_detection"}
@@ -34,7 +36,7 @@ SLOW_MODULES = {"test_train", "test_cv", "test_cv_sweep", "test_gate", "test_onn
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
-        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SYSTEM_MODULES:
             item.add_marker(pytest.mark.system)
         if module in RAY_MODULES:
             item.add_marker(pytest.mark.ray)

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from maskwatch.site.mqtt import MqttPublisher
 from tests.mosquitto import Broker, Subscriber, broker  # noqa: F401  (fixture)
 from tests.rtsp import free_port
@@ -64,6 +66,7 @@ def test_the_last_will_says_offline_when_the_site_dies(broker):  # noqa: F811
         listener.close()
 
 
+@pytest.mark.system  # starts its own broker, later
 def test_a_broker_that_comes_later_is_connected_to(tmp_path):
     port = free_port()
     publisher = MqttPublisher("127.0.0.1", port).start()  # nobody listens yet: returns at once

@@ -280,6 +280,7 @@ def run_cli(*args, stdin: str = "", timeout: float = 120) -> subprocess.Complete
     return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.system  # runs the command line in a process of its own
 def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
     refused = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), "--database", str(tmp_path / "u.db"))
     assert refused.returncode == 1
@@ -292,6 +293,7 @@ def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
     assert refused.returncode == 1 and f"--config {tmp_path / 'site.yaml'}" in refused.stderr
 
 
+@pytest.mark.system  # runs the command line in a process of its own
 def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path):
     db = str(tmp_path / "users.db")
     added = run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n")
