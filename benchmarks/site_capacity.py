@@ -21,6 +21,8 @@ Variants, each measured in a fresh process so its CPU is its own:
   grab, convert: the cameras' readers alone, every frame grabbed; converted to BGR or not
            (the cost of a stream before any analysis).
   gated:   this tree, motion gating on (the default for `run`), frames decoded on request.
+  substream: gated, analysing a 5 fps substream of the same clip (`detect_source`, same 640x480)
+           instead of the 25 fps main stream, as a camera's second stream would be set up.
   ungated: this tree with `motion: {enabled: false}` (decoding on request stays).
   base:    the code under --base-src (e.g. `git archive c2fa597 src | tar -x -C /tmp/mw-c2fa597`),
            run with the same config minus `motion:` (it has no such setting).
@@ -45,10 +47,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAM_FPS = 25
+SUBSTREAM_FPS = 5  # the `substream` variant's detect_source
 QUIET_PHOTOS = (0, 2, 3, 4)  # 3, 7, 3 and 10 faces
 
 
-def build_frames(scene: str, folder: Path) -> tuple[Path, float, int]:
+def build_frames(scene: str, folder: Path, fps: int = STREAM_FPS) -> tuple[Path, float, int]:
     """frame0000.jpg ... of a scene (links to a few distinct JPEGs); (folder, loop seconds, faces per loop)."""
     import cv2
 
@@ -60,10 +63,10 @@ def build_frames(scene: str, folder: Path) -> tuple[Path, float, int]:
     runs: list[tuple[object, int]] = []  # (image, frames)
     if scene == "quiet":
         for i in QUIET_PHOTOS:
-            runs += [(empty_view(i), 8 * STREAM_FPS), (photos[i][0], 2 * STREAM_FPS)]
+            runs += [(empty_view(i), 8 * fps), (photos[i][0], 2 * fps)]
         faces = sum(photos[i][1] for i in QUIET_PHOTOS)
     elif scene == "busy":
-        runs = [(photo, 2 * STREAM_FPS) for photo, _ in photos]
+        runs = [(photo, 2 * fps) for photo, _ in photos]
         faces = sum(n for _, n in photos)
     else:
         raise ValueError(f"unknown scene {scene!r}")
@@ -74,15 +77,15 @@ def build_frames(scene: str, folder: Path) -> tuple[Path, float, int]:
         for _ in range(frames):
             (folder / f"frame{index:04d}.jpg").symlink_to(still.name)
             index += 1
-    return folder, index / STREAM_FPS, faces
+    return folder, index / fps, faces
 
 
-def serve(scene: str, work: Path):
+def serve(scene: str, work: Path, fps: int = STREAM_FPS):
     sys.path.insert(0, str(ROOT))
     from tests.rtsp import RtspServer
 
-    frames, loop, faces = build_frames(scene, work / f"frames-{scene}")
-    server = RtspServer(frames, work / f"rtsp-{scene}.log", fps=STREAM_FPS).start()
+    frames, loop, faces = build_frames(scene, work / f"frames-{scene}-{fps}", fps)
+    server = RtspServer(frames, work / f"rtsp-{scene}-{fps}.log", fps=fps).start()
     return server, loop, faces
 
 
@@ -152,6 +155,8 @@ def measure(job: dict) -> dict:
     cameras = {}
     for i, url in enumerate(job["urls"]):
         camera = {"source": url, "fps": job["fps"]}
+        if job["variant"] == "substream":
+            camera["detect_source"] = job["detect_urls"][i]
         if job["variant"] == "ungated":
             camera["motion"] = {"enabled": False}
         cameras[f"cam{i}"] = camera
@@ -215,7 +220,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scene", choices=["quiet", "busy", "soak"])
     parser.add_argument("--cameras", type=int, nargs="+", default=[8])
-    parser.add_argument("--variants", nargs="+", default=["gated", "ungated"], choices=["gated", "ungated", "base", "grab", "convert"])
+    parser.add_argument("--variants", nargs="+", default=["gated", "ungated"],
+                        choices=["gated", "substream", "ungated", "base", "grab", "convert"])
     parser.add_argument("--base-src", type=Path, default=None, help="the src folder of the commit to compare with")
     parser.add_argument("--fps", type=float, default=2.0, help="analysed frames per second per camera")
     parser.add_argument("--seconds", type=float, default=None, help="measured window (default: one loop of the clip)")
@@ -227,13 +233,15 @@ def main() -> None:
     args = parser.parse_args()
     if "base" in args.variants and args.base_src is None:
         parser.error("--variants base needs --base-src")
-    sources = {"gated": ROOT / "src", "ungated": ROOT / "src", "base": args.base_src, "grab": ROOT / "src",
+    sources = {"gated": ROOT / "src", "substream": ROOT / "src", "ungated": ROOT / "src", "base": args.base_src, "grab": ROOT / "src",
                "convert": ROOT / "src"}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenes = ["quiet", "busy"] if args.scene == "soak" else [args.scene]
         servers = {scene: serve(scene, work) for scene in scenes}
+        substreams = {scene: serve(scene, work, SUBSTREAM_FPS) for scene in scenes} if "substream" in args.variants else {}
+        every_server = [s for s, _, _ in [*servers.values(), *substreams.values()]]
         try:
             loop = max(loop for _, loop, _ in servers.values())
             faces = {scene: f for scene, (_, _, f) in servers.items()}
@@ -245,12 +253,13 @@ def main() -> None:
                     urls = [servers[scenes[i % len(scenes)]][0].url for i in range(cameras)]
                     folder = work / f"{variant}-{cameras}"
                     folder.mkdir()
-                    job = {"variant": variant, "urls": urls, "fps": args.fps, "folder": str(folder),
+                    detect_urls = [substreams[scenes[i % len(scenes)]][0].url for i in range(cameras)] if substreams else []
+                    job = {"variant": variant, "urls": urls, "detect_urls": detect_urls, "fps": args.fps, "folder": str(folder),
                            "warmup": args.warmup, "seconds": args.seconds or loop,
                            "sample_every": args.sample_every}
-                    servers_cpu0 = sum(process_cpu(s.process.pid) for s, _, _ in servers.values())
+                    servers_cpu0 = sum(process_cpu(s.process.pid) for s in every_server)
                     row = run_job(job, sources[variant])
-                    row["server_cpu_cores"] = (sum(process_cpu(s.process.pid) for s, _, _ in servers.values())
+                    row["server_cpu_cores"] = (sum(process_cpu(s.process.pid) for s in every_server)
                                                - servers_cpu0) / (row["run_seconds"])
                     row["load"] = os.getloadavg()[0]
                     rows.append(row)
@@ -270,7 +279,7 @@ def main() -> None:
                           + (f"; RSS {row['rss_mb']}" if args.scene == "soak" else "")
                           + (f"  errors: {row['errors']}" if row["errors"] else ""), flush=True)
         finally:
-            for server, _, _ in servers.values():
+            for server in every_server:
                 server.stop()
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
