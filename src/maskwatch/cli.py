@@ -130,7 +130,7 @@ Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss:
 Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
 Gate = Annotated[bool, typer.Option(help="Let the shipped gate answer the small faces it is sure of first; --no-gate sends every face to the full classifier. A classifier of your own runs without the gate.")]
 ClassifierFile = Annotated[Optional[Path], typer.Option("--classifier", help="An exported .onnx classifier (default: shipped).")]
-DetectorFile = Annotated[Optional[Path], typer.Option("--detector", help="Detector settings JSON, as `train-detector` exports it (default: shipped).")]
+DetectorFile = Annotated[Optional[Path], typer.Option("--detector", help="Detector settings JSON, as `export-detector` or `fit-detector` writes it (default: shipped).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
 

@@ -104,7 +104,7 @@ class Models:
     """Which models a command runs: detector settings, classifier, gate. Paths and a flag only,
     so that `serve`'s workers, the Ray actors and the Serve replicas each load their own copy.
 
-    detector: a detector settings JSON (what `train-detector` exports), None: the shipped one.
+    detector: a detector settings JSON (what `export-detector` or `fit-detector` writes), None: the shipped one.
     classifier: an exported .onnx classifier, None: the shipped one.
     gate: the shipped classifier's gate answers the small faces it is sure of; False sends every
         face to the full classifier. A classifier of one's own runs without the shipped gate.

@@ -19,11 +19,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Iterator
 
 import cv2
 import numpy as np
-
-from typing import Iterator
 
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.sources import STREAM_PREFIXES, Frame, SourceError, redact_source

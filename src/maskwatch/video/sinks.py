@@ -18,6 +18,7 @@ from maskwatch.atomic import write_bytes, write_text
 from maskwatch.faces import Face, frame_record
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame, SourceInfo
+from maskwatch.video.tracker import compliance, per_minute_counts
 
 
 class Sink(Protocol):
@@ -55,7 +56,8 @@ class SummarySink:
     """summary.json of a video, stream or webcam: one label per person and per-minute counts.
 
     It hears of each person once, when their vote is final (write_people), and writes the file
-    when closed, so a site that never stops keeps no person longer than their track.
+    when the run ends (close), keeping each decided person's track until then: a `detect` of a
+    stream that runs for days grows by one track per person, a site uses events instead.
     `status` is read at close: its frames, interrupted and errors go into the file too.
     """
 
@@ -71,8 +73,6 @@ class SummarySink:
         self.people.extend(people)
 
     def close(self) -> None:
-        from maskwatch.video.tracker import compliance, per_minute_counts
-
         people = sorted(self.people, key=lambda t: t.track_id)
         self.summary = {
             "source": self.source, "frames": self.status.frames, "interrupted": self.status.interrupted,

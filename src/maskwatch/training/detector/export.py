@@ -18,7 +18,7 @@ from maskwatch.detection.detector import DetectorConfig
 
 META_KEY = "maskwatch.detector"
 # The project's detector learned this dataset's boxes: no mapping, frames scaled automatically.
-# Scale settings chosen on training photos (benchmarks/tune_scale.py, BENCHMARKS.md).
+# Scale settings chosen on training photos (`python -m maskwatch.training.detector.tune_scale`, BENCHMARKS.md).
 DEFAULT_SETTINGS = DetectorConfig(backend="maskwatch", model="detector.onnx", upscale=None,
                                   target_side=800, max_upscale=2.0, native_side=640, coarse_side=256,
                                   coarse_min_face=32.0,  # benchmarks/medium_faces.py, issue 23

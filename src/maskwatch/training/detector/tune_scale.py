@@ -1,6 +1,6 @@
 """Pick the detector's scale settings on TRAINING photos (the held-out ones stay unseen).
 
-    python benchmarks/tune_scale.py ../shared/datasets/face-mask-detection --detector RUN/export/detector.json
+    python -m maskwatch.training.detector.tune_scale ../shared/datasets/face-mask-detection --detector RUN/export/detector.json
 
 Scores mAP@0.5 and face recall on a slice of the training photos, and close-up recall on
 close-ups made from the training photos' largest faces, for each target side and coarse pass,
