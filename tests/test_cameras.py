@@ -125,8 +125,9 @@ def test_a_video_file_is_looped(tmp_path, sample_dir):
 
 def test_detect_reads_a_stream_with_the_cameras_reader_through_a_restart(rtsp_server):  # noqa: F811
     """`detect URL` reads with CameraReader: a lost stream is reopened, not the end of the run."""
-    errors = []
-    frames = live_frames(rtsp_server.url, errors, name="door", stall_timeout=2.0, retry_max=0.5)
+    errors, losses = [], []
+    frames = live_frames(rtsp_server.url, errors, name="door", stall_timeout=2.0, retry_max=0.5,
+                         on_lost=lambda: losses.append(len(errors)))
     try:
         first = [next(frames) for _ in range(3)]
         rtsp_server.stop()
@@ -138,6 +139,7 @@ def test_detect_reads_a_stream_with_the_cameras_reader_through_a_restart(rtsp_se
     assert [f.index for f in first + more] == list(range(6))
     assert more[0].timestamp - first[-1].timestamp > 2.0
     assert errors == ["door: stream lost after frame 2; reconnecting"]
+    assert losses == [1]  # told once, before the frame after the loss: `detect` ends its tracks there
 
 
 def test_detect_on_a_stream_writes_lines_and_a_summary(rtsp_server, tmp_path):  # noqa: F811

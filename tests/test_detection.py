@@ -158,6 +158,12 @@ def test_a_stream_that_never_sends_a_frame_fails_by_name(tmp_path):
     assert not list((tmp_path / "out").glob("*"))  # nothing started, nothing half-written
 
 
+def test_a_stream_url_with_a_bad_port_is_refused_by_name(tmp_path):
+    result = CliRunner().invoke(app, ["detect", "rtsp://user:secret@cam:99999/x", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "rtsp://user:***@cam:99999/x: not a valid port" in result.output
+    assert "secret" not in result.output
+
+
 def test_detect_every_second_frame_carries_tracked_faces(tmp_path, sample_dir):
     video = make_video(tmp_path / "clip.mp4", sample_dir, frames=6)
     out = tmp_path / "out"

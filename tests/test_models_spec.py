@@ -45,13 +45,16 @@ def test_every_command_takes_the_models_and_refuses_a_missing_one(command, tmp_p
         assert f"{missing}: no such {name} file" in result.output
 
 
-def test_the_models_given_are_the_ones_loaded():
+def test_the_models_given_are_the_ones_a_worker_loads(monkeypatch):
+    """What `serve`'s workers do: read ServeSettings from the environment and load its models."""
     from fastapi.testclient import TestClient
 
-    from maskwatch.serving.app import create_app
+    from maskwatch.serving.app import SETTINGS_ENV, app_from_env
 
     models = Models(detector=str(WEIGHTS / "centerface.json"), classifier=str(WEIGHTS / "classifier.onnx"), gate=False)
     detector = models.load()
     assert detector.config.backend == "centerface" and detector.classifier.gate is None
-    health = TestClient(create_app(detector, ServeSettings(models=models))).get("/healthz").json()
-    assert health["gate"] is None and health["classifier"] == detector.classifier.info.get("model")
+    for given, gate in ((models, None), (Models(), "gate.onnx")):
+        monkeypatch.setenv(SETTINGS_ENV, ServeSettings(models=given).to_json())
+        health = TestClient(app_from_env()).get("/healthz").json()
+        assert (health["gate"] or {}).get("file") == gate

@@ -49,6 +49,7 @@ def test_a_day_of_only_undecided_people_has_empty_compliance_cells():
 def test_the_default_range_is_the_last_seven_days():
     assert report_range(None, None, today=date(2026, 9, 20)) == (date(2026, 9, 14), date(2026, 9, 20))
     assert report_range("2026-09-01", "2026-09-02") == (date(2026, 9, 1), date(2026, 9, 2))
+    assert report_range(None, "0001-01-03") == (date(1, 1, 1), date(1, 1, 3))  # the calendar's first days
 
 
 @pytest.mark.parametrize("start, end, message", [

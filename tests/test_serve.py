@@ -148,9 +148,9 @@ def test_openapi_docs(server):
     assert httpx.get(f"{server}/docs", timeout=5).status_code == 200
 
 
-def test_source_runs_as_a_one_camera_site(server, tmp_path):
-    """`--source` is a site of one camera, "live": analysed, served, its people counted in the
-    same database as a site's, while the upload API keeps working beside it."""
+def test_source_runs_as_a_one_camera_site(server):
+    """`--source` is a site of one camera, "live": analysed, served with today's people from the
+    site's database (its events: test_site.py), while the upload API keeps working beside it."""
     for _ in range(60):
         [camera] = httpx.get(f"{server}/v1/cameras", timeout=5).json()
         if camera["analysed"] > 0:

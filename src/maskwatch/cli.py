@@ -548,8 +548,8 @@ def serve(
     _need("serve", "serve")
     if ray_replicas is not None or ray_address is not None:
         _need("serve --ray-replicas", "ray")
-    if source and (workers > 1 or ray_replicas is not None):
-        _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas")
+    if source and (workers > 1 or ray_replicas is not None or ray_address is not None):
+        _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas or --ray")
     if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
         _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
     import uvicorn
@@ -557,14 +557,16 @@ def serve(
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
     tls = _tls_files(tls_cert, tls_key)
+    models = _models(classifier, detector, gate)
+    camera_site = _one_camera_site(source, database, blur) if source else None  # checked before the database is made
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, blur=blur,
-                             models=_models(classifier, detector, gate),
-                             auth=auth_for(host, database, trusted_proxy, tls=bool(tls), where=f"--database {database}"))
+                             models=models, auth=auth_for(host, database, trusted_proxy, tls=bool(tls),
+                                                          where=f"--database {database}", create=bool(source)))
     if ray_replicas is not None or ray_address is not None:
         _serve_on_ray(settings, ray_replicas or 1, ray_address, host, port, tls)
         return
-    if source:
-        _serve_one_camera(source, settings, database, host, port, tls)
+    if camera_site is not None:
+        _serve_one_camera(camera_site, settings, host, port, tls)
         return
     os.environ[SETTINGS_ENV] = settings.to_json()
     metrics_dir = None
@@ -588,23 +590,31 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve_one_camera(source: str, settings, database: str, host: str, port: int, tls: dict) -> None:
+def _one_camera_site(source: str, database: str, blur: bool):
+    """`serve --source`'s site config, or a clear error naming what is wrong with the source."""
+    from maskwatch.site.config import SiteConfigError, one_camera_site
+
+    try:
+        return one_camera_site(source, database, blur=blur)
+    except SiteConfigError as err:
+        _fail(str(err))
+
+
+def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None:
     """`serve --source`: the API with a site of one camera, run as `maskwatch run` runs a site."""
     import uvicorn
 
     from maskwatch.serving.app import create_app
-    from maskwatch.site.config import SiteConfigError, one_camera_site
     from maskwatch.site.runner import Site
     from maskwatch.video.sources import redact_source
 
     try:
-        config = one_camera_site(source, database, blur=settings.blur)
         detector = settings.models.load()
         site = Site(config, detector)
-    except (SiteConfigError, ImportError, ValueError, FileNotFoundError) as err:
+    except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
-               f"{redact_source(source)}, events in {redact_source(database)}")
+               f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, log_level="warning",
                 proxy_headers=False, **tls)
 

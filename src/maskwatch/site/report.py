@@ -30,7 +30,10 @@ def report_range(start: str | None, end: str | None, today: date | None = None) 
     the site's retention are gone, so a long span costs no more than the data kept."""
     today = today or datetime.now(timezone.utc).date()
     last = parse_day(end, "to") if end is not None else today
-    first = parse_day(start, "from") if start is not None else last - timedelta(days=6)
+    if start is not None:
+        first = parse_day(start, "from")
+    else:  # the 7 days up to `to`, or as many as the calendar has before it
+        first = last - timedelta(days=min(6, (last - date.min).days))
     if first > last:
         raise ValueError(f"from ({first}) is after to ({last})")
     return first, last

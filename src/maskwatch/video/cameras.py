@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -192,14 +192,16 @@ class CameraReader:
 
 
 def live_frames(source: str, errors: list[str] | None = None, name: str = "stream",
-                stall_timeout: float = 10.0, retry_max: float = 10.0) -> Iterator[Frame]:
+                stall_timeout: float = 10.0, retry_max: float = 10.0,
+                on_lost: Callable[[], None] | None = None) -> Iterator[Frame]:
     """A stream's or webcam's frames for a loop that runs until stopped (`detect URL`), read by
     the CameraReader a site's cameras use: once the source has sent a frame, a lost stream is
     reopened forever (each loss noted in `errors`); SourceError if no frame comes within
     `stall_timeout` seconds of the start (a wrong URL, a dead camera, a bad password).
 
     Only the newest frame is kept: when analysis is slower than the stream, frames are skipped,
-    not queued. Timestamps are seconds since the start.
+    not queued. Timestamps are seconds since the start. on_lost() is called once per loss, before
+    the next frame (a loop ends its tracks there, as CameraWorker does: nobody is carried over).
     """
     errors = errors if errors is not None else []
     reader = CameraReader(source, stall_timeout=stall_timeout, retry_max=retry_max, name=name,
@@ -222,6 +224,8 @@ def live_frames(source: str, errors: list[str] | None = None, name: str = "strea
                 if not lost:  # once per loss, noticed here or by the reader while we were busy
                     errors.append(f"{name}: stream lost after frame {index - 1}; reconnecting")
                     lost = True
+                    if on_lost is not None:
+                        on_lost()
                 reconnects = reader.state().reconnects
     finally:
         reader.stop()

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskwatch.atomic import atomic_path
 from maskwatch.progress import progress_bar
 from maskwatch.video.cameras import live_frames
-from maskwatch.video.loop import analyse, finish
+from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
 from maskwatch.video.sources import SourceInfo, describe_source, read_frames
@@ -37,17 +38,32 @@ class DetectResult:
     summary: dict = field(default_factory=dict)
 
 
+class FrameCounter:
+    """The first sink of a loop: counts the frames and faces that reached the sinks."""
+
+    def __init__(self, result: DetectResult) -> None:
+        self.result = result
+
+    def write(self, frame, faces, detected: bool) -> None:
+        self.result.frames += 1
+        self.result.faces += len(faces)
+
+    def close(self) -> None:
+        pass
+
+
 def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: DetectResult,
                max_frames: int | None = None) -> None:
     """The loop over a finite or endless source: the loop body (video/loop.py) for each frame.
 
     Ctrl-C ends it with result.interrupted set; whatever happens, people still in view are then
-    decided and handed out, and the sinks are closed.
+    decided and handed out, and the sinks are closed. result.frames counts the frames that
+    reached the sinks (a Ctrl-C in the detector leaves no line, and counts none).
     """
+    sinks = [FrameCounter(result), *sinks]
     try:
         for frame in frames:
-            result.frames += 1  # counted as read: a Ctrl-C inside a sink still leaves its line
-            result.faces += len(analyse(processor, frame, sinks))
+            analyse(processor, frame, sinks)
             if max_frames is not None and result.frames >= max_frames:
                 break
     except KeyboardInterrupt:
@@ -64,8 +80,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,
     streams and webcams get out/<name>.mp4 plus out/summary.json with one label per person and
     per-minute counts. Streams and webcams are read as a site's cameras are, reconnecting
-    forever once they sent a frame (SourceError if none comes at the start); they run until
-    Ctrl-C or max_frames. Ctrl-C stops cleanly: what was processed is kept and closed properly.
+    forever once they sent a frame (SourceError if none comes at the start), and as a camera
+    does, a lost stream ends the tracks of whoever was in view; they run until Ctrl-C or
+    max_frames. Ctrl-C stops cleanly: what was processed is kept and closed properly.
 
     detect_every: on video, run the detector on every n-th frame only and carry the tracked
     faces over the frames between (their JSON lines say "detected": false). Faster, and on
@@ -80,51 +97,40 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     result = DetectResult(out=out)
     tracked = info.kind in ("video", "stream", "webcam")
     processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every)
-    live = info.kind in ("stream", "webcam")
-    # A stream that never sends a frame fails here, before any output is started.
-    frames = live_frames(source, result.errors, name=info.name) if live else read_frames(source, result.errors)
-    if live:
-        frames = _first_frame_checked(frames)
-
-    lines_path = out / "detections.jsonl"
-    with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
-        # The order is the contract: the line is written (and on_line called) before on_frame,
-        # and on_frame before the frame is drawn; summary.json is written last.
-        sinks: list[Sink] = [JsonLinesSink(lines, on_line)]
-        if on_frame is not None:
-            sinks.append(CallbackSink(on_frame))
-        media = MediaSink(out, info, blur) if save_media else None
-        if media is not None:
-            sinks.append(media)
-        summary = SummarySink(out / "summary.json", source, result) if tracked else None
-        if summary is not None:
-            sinks.append(summary)
-        bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
-                           disable=not progress or info.frames is None)
-        try:
-            run_frames(bar, processor, sinks, result, max_frames)
-        finally:
-            bar.close()
-            frames.close()
+    sinks: list[Sink] = []
+    if info.kind in ("stream", "webcam"):
+        source_frames = live_frames(source, result.errors, name=info.name, on_lost=lambda: end_tracks(processor, sinks))
+    else:
+        source_frames = read_frames(source, result.errors)
+    try:
+        # A stream that never sends a frame fails here, before any output is started.
+        first = next(source_frames, None)
+        frames = itertools.chain([] if first is None else [first], source_frames)
+        lines_path = out / "detections.jsonl"
+        with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
+            # The order is the contract: the line is written (and on_line called) before on_frame,
+            # and on_frame before the frame is drawn; summary.json is written last.
+            sinks.append(JsonLinesSink(lines, on_line))
+            if on_frame is not None:
+                sinks.append(CallbackSink(on_frame))
+            media = MediaSink(out, info, blur) if save_media else None
             if media is not None:
-                result.outputs.extend(media.written)
+                sinks.append(media)
+            summary = SummarySink(out / "summary.json", source, result) if tracked else None
+            if summary is not None:
+                sinks.append(summary)
+            bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
+                               disable=not progress or info.frames is None)
+            try:
+                run_frames(bar, processor, sinks, result, max_frames)
+            finally:
+                bar.close()
+                if media is not None:
+                    result.outputs.extend(media.written)
+    finally:
+        source_frames.close()  # a stream's reader thread stops here, whatever happened
     result.outputs.append(lines_path)
     if summary is not None:
         result.summary = summary.summary
         result.outputs.append(summary.path)
     return result
-
-
-def _first_frame_checked(frames):
-    """The same frames, the first one read now: a source that sends none raises here, not mid-loop."""
-    first = next(frames, None)
-
-    def chained():
-        try:
-            if first is not None:
-                yield first
-            yield from frames
-        finally:
-            frames.close()
-
-    return chained()

@@ -117,7 +117,11 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
 def stream_name(source: str) -> str:
     """A name for a stream's outputs and frames: its host and path, no scheme, user or password."""
     parts = urlsplit(source)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{parts.hostname or ''}_{parts.port or ''}{parts.path}").strip("_.")
+    try:
+        port = parts.port or ""
+    except ValueError:
+        raise SourceError(f"{redact_source(source)}: not a valid port") from None
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{parts.hostname or ''}_{port}{parts.path}").strip("_.")
     return name or "stream"
 
 
