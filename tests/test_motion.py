@@ -103,10 +103,16 @@ def test_a_still_scene_runs_no_detection(detector, background):
 
 
 def test_the_periodic_full_check_fires_on_a_still_scene(detector, background):
-    processor = FrameProcessor(detector, FaceTracker(), motion=MotionDetector(MotionSettings(full_check=2.0)))
-    run(processor, frames_of([background] * 21))  # 0 ... 10 s, 0.5 s apart
-    assert processor.detections == 6  # at 0, 2, 4, 6, 8 and 10 s
+    settings = MotionSettings(full_check=2.0, empty_check=4.0)
+    processor = FrameProcessor(detector, FaceTracker(), motion=MotionDetector(settings))
+    run(processor, frames_of([background] * 21))  # 0 ... 10 s, 0.5 s apart, nobody in view
+    assert processor.detections == 3  # at 0, 4 and 8 s: the empty view's check
     assert processor.detections + processor.gated == 21
+    # With a person standing still in view, every full_check.
+    standing = walk_in(background, face_crop(2), [(300, 160)] * 21)
+    processor = FrameProcessor(detector, FaceTracker(), motion=MotionDetector(settings))
+    run(processor, frames_of(standing))
+    assert processor.detections >= 6  # 0, 2, 4, 6, 8, 10 s (and the frames that confirm the face)
 
 
 def test_a_light_change_checks_the_new_view_once(detector, background):

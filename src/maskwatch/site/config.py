@@ -69,7 +69,10 @@ class MotionConfig(BaseModel):
     threshold: int = Field(25, ge=1, le=255, description="least change of a pixel's brightness (0-255) that counts")
     contour_area: float = Field(10.0, gt=0, description="least moving area, in pixels of the 100 px high grey frame")
     full_check: float = Field(5.0, gt=0, le=3600,
-                              description="seconds after which a still scene is checked anyway (people standing still)")
+                              description="seconds after which a still scene is checked anyway while anyone is tracked "
+                                          "(people standing still)")
+    empty_check: float = Field(30.0, gt=0, le=3600,
+                               description="the same while nobody is tracked (only what motion missed; rare)")
     masks: list[list[Point]] = Field(default_factory=list,
                                      description="polygons in 0-1 coordinates whose motion is ignored (a clock, a TV)")
 
@@ -88,6 +91,7 @@ class MotionConfig(BaseModel):
         if not self.enabled:
             return None
         return MotionSettings(threshold=self.threshold, contour_area=self.contour_area, full_check=self.full_check,
+                              empty_check=self.empty_check,
                               masks=tuple(tuple(tuple(point) for point in polygon) for polygon in self.masks))
 
 

@@ -30,8 +30,10 @@ class MotionSettings:
     alpha: weight of each new frame in the running average (higher forgets faster).
     recalibrate: share of the frame that moving at once means a global change, not a person.
     masks: polygons in 0-1 of width and height whose pixels never count as motion.
-    full_check: seconds after which the detector runs on a still frame anyway, so a person
-        who stands still is not lost.
+    full_check: seconds after which the detector runs on a still frame anyway while anyone is
+        tracked, so a person who stands still is not lost.
+    empty_check: the same for a view where nobody is tracked: nobody walks in without moving, so
+        this check only catches what the motion detector missed, and can be rare.
     """
 
     threshold: int = 25
@@ -41,6 +43,7 @@ class MotionSettings:
     recalibrate: float = 0.7
     masks: tuple[tuple[tuple[float, float], ...], ...] = field(default_factory=tuple)
     full_check: float = 5.0
+    empty_check: float = 30.0
 
 
 class MotionDetector:

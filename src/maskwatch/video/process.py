@@ -32,8 +32,9 @@ class FrameProcessor:
         reaches it only when something moved since the last detection (or the whole view changed
         and the motion detector recalibrated), while a track in view is too short to be a person
         (as without gating, only the detector confirms a face), or when `motion.settings.full_check`
-        seconds passed without a detection (a person standing still). Otherwise the faces of the
-        last detection stand for this frame's: tracks in view carry on, lost ones count a miss.
+        seconds passed without a detection while anyone is tracked (a person standing still), or
+        `empty_check` seconds while nobody is. Otherwise the faces of the last detection stand
+        for this frame's: tracks in view carry on, lost ones count a miss.
 
     detections counts the frames that reached the detector, gated those the motion gate spared.
     """
@@ -89,7 +90,9 @@ class FrameProcessor:
             return True
         if any(t.missed == 0 and not self.tracker.is_person(t) for t in self.tracker.active):
             return True  # a face is not a person until the detector itself has seen it again
-        return timestamp - self._last_detection >= self.motion.settings.full_check
+        settings = self.motion.settings
+        period = settings.full_check if self.tracker.active else settings.empty_check
+        return timestamp - self._last_detection >= period
 
     def take_started_people(self) -> list[Track]:
         """People who came into view since the last call (their track just got long enough)."""
