@@ -1,13 +1,14 @@
 """Batched crop classification through ONNX Runtime: crops per second on this machine.
 
-    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx --gate h.onnx] [--data DIR] [--batch 256] [--repeats 7]
+    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx --gate h.onnx] [--data DIR] [--crops 256] [--batch 32] [--repeats 7]
 
 Crops are real face crops, exactly their boxes (default: the bundled sample; --data takes a
 dataset folder such as ../shared/datasets/face-mask-detection for its real mix of face sizes).
 Several models are timed pass by pass in turn on the same crops, so their ratio is measured
 side by side; prints medians, and the per-pass ratio to the first model. Every model runs
 without a gate; each --gate adds a row for the first model behind that gate (default, with no
---model: the shipped model alone, then behind the shipped gate), end to end only.
+--model: the shipped model alone, then behind the shipped gate, then the shipped default: behind
+its gate and beside its close-up model for faces over 64 px), end to end only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from maskwatch import Classifier
-from maskwatch.classifier import SHIPPED_GATE
+from maskwatch.classifier import BATCH, SHIPPED_CLOSEUP, SHIPPED_GATE
 from maskwatch.data.crops import crop_face
 from maskwatch.data.voc import load_voc_annotation
 
@@ -65,14 +66,17 @@ def main() -> None:
                         help="Also time the first model behind this gate (repeatable; default: the shipped "
                              "gate, when no --model is given).")
     parser.add_argument("--data", type=Path, default=SAMPLE)
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--crops", type=int, default=256, help="face crops classified in each pass")
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"crops per network call (default: the shipped {BATCH})")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     models = args.model or [None]
-    classifiers = [Classifier.load(m, gate=False) for m in models]
+    classifiers = [Classifier.load(m, gate=False, closeup=False) for m in models]
     gates = args.gate or ([SHIPPED_GATE] if args.model is None and SHIPPED_GATE.is_file() else [])
-    classifiers += [Classifier.load(models[0], gate=gate) for gate in gates]
-    crops = face_crops(args.data, args.batch)
+    classifiers += [Classifier.load(models[0], gate=gate, closeup=False) for gate in gates]
+    if args.model is None and SHIPPED_CLOSEUP.is_file():
+        classifiers.append(Classifier.load())  # the shipped default: gate and close-up model
+    crops = face_crops(args.data, args.crops)
     groups = []
     for clf in classifiers:
         inputs = model_inputs(clf, crops)
@@ -93,8 +97,11 @@ def main() -> None:
     for k, clf in enumerate(classifiers):
         if clf.gate is not None:
             answered = _gate_share(clf, crops)
+            beside = "" if clf.closeup is None else (
+                f", beside {clf.closeup.model_path.name} for "
+                f"{np.mean([max(c.shape[:2]) > clf.closeup_rule.above for c in crops]):.2f} of the crops")
             print(f"  {clf.model_path.name} behind the gate {clf.gate.model_path.name} "
-                  f"(threshold {clf.gate_rule.threshold}; the gate answered {answered:.2f} of the crops):")
+                  f"(threshold {clf.gate_rule.threshold}; the gate answered {answered:.2f} of the crops{beside}):")
             print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
         else:
             shares = ", ".join(f"{len(g)} at {g.shape[1]} px" for g in groups[k])

@@ -150,6 +150,12 @@ def measure(job: dict) -> dict:
     from maskwatch.site.events import EventStore
     from maskwatch.site.runner import Site
 
+    try:  # as `maskwatch run` does, where the src measured has it (c2fa597's has not)
+        from maskwatch.runtime import steady_memory
+    except ImportError:
+        pass
+    else:
+        steady_memory()
     folder = Path(job["folder"])
     detector = CountingDetector(Detector.load())
     cameras = {}

@@ -22,8 +22,15 @@ from maskwatch.runtime import cpu_session
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
 # A small network that answers the easy small faces first (see Classifier, gate).
 SHIPPED_GATE = Path(__file__).parent / "weights" / "gate.onnx"
+# The same network trained with rendered masks, for the large faces (see Classifier, closeup).
+SHIPPED_CLOSEUP = Path(__file__).parent / "weights" / "closeup.onnx"
 # Keys of the ONNX metadata that make an exported model self-describing.
 META_KEY = "maskwatch"
+# Crops per network call. ONNX Runtime's CPU arena keeps memory for the largest batch it has
+# seen, so an unbounded batch let a site's memory step up whenever a frame held more faces than
+# any before (a 70 MB step after 12 minutes of a soak); 32 is as fast per crop as 256 on a CPU
+# and is reached by the first crowded frame.
+BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,21 @@ class GateRule:
                 & (probabilities.max(axis=1) >= self.threshold))
 
 
+@dataclass(frozen=True)
+class CloseupRule:
+    """A close-up model answers every face whose box is more than `above` px on its long side.
+    A large face shows the nose and the mask's edge; the dataset's faces are tiny (median 21 px),
+    so a model trained on them alone passed a third of real close-ups of wrongly worn masks as
+    compliant, and one trained with rendered masks did better on close-ups but worse on the
+    dataset's small faces (issue 23, BENCHMARKS.md section 9)."""
+
+    above: int
+
+    def __post_init__(self) -> None:
+        if self.above < 1:
+            raise ValueError(f"close-up rule: 'above' must be at least 1 px, got {self.above}")
+
+
 class Classifier:
     """An exported maskwatch classifier (.onnx with its crop spec and temperature inside).
 
@@ -72,9 +94,13 @@ class Classifier:
     2.5-3.0x the crops/s, and in cross-validation nearly the same answers (the rule is chosen on
     held-out faces; on fresh fold splits it lost 3 of 256 wrongly worn masks caught; see
     BENCHMARKS.md, section 2, rounds seven to nine).
+
+    With a close-up model (an exported model whose metadata holds a CloseupRule), large faces
+    go to it instead, each answered with its own temperature and doubt threshold.
     """
 
-    def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None) -> None:
+    def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None,
+                 closeup: Path | str | None = None) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path}: classifier model not found")
@@ -107,23 +133,42 @@ class Classifier:
                 self.gate_rule = GateRule(**{k: tuple(v) if k == "answers" else v for k, v in rule.items()})
             except (TypeError, AttributeError) as err:
                 raise ValueError(f"{gate}: bad gate rule in its metadata ({err})") from None
+        self.closeup: Classifier | None = None
+        self.closeup_rule: CloseupRule | None = None
+        if closeup is not None:
+            if not Path(closeup).is_file():
+                raise FileNotFoundError(f"{closeup}: close-up model not found")
+            self.closeup = Classifier(closeup, threads=threads)
+            rule = self.closeup.info.get("closeup")
+            if rule is None:
+                raise ValueError(f"{closeup}: not a close-up model (no close-up rule in its metadata); "
+                                 "use `maskwatch export --closeup-above`")
+            try:
+                self.closeup_rule = CloseupRule(**rule)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{closeup}: bad close-up rule in its metadata ({err})") from None
 
     @classmethod
     def load(cls, path: Path | str | None = None, threads: int = 0,
-             gate: Path | str | bool | None = None) -> Classifier:
+             gate: Path | str | bool | None = None,
+             closeup: Path | str | bool | None = None) -> Classifier:
         """The shipped model, or the .onnx file at `path`.
 
         gate: None (or True) gives the shipped model its shipped gate and a model of your own
         none; False turns the gate off; a path adds that gate. A gate's threshold was chosen for
         one model, so True with a model of your own is refused: give its own gate as a path.
+        closeup: the same for the close-up model that answers large faces.
         """
         shipped = path is None or Path(path).resolve() == SHIPPED_MODEL.resolve()
-        if gate is True and not shipped:
-            raise ValueError(f"{path}: the shipped gate was chosen for the shipped model only; "
-                             "pass a gate file chosen for this model, or gate=False")
+        for name, given in (("gate", gate), ("close-up model", closeup)):
+            if given is True and not shipped:
+                raise ValueError(f"{path}: the shipped {name} was chosen for the shipped model only; "
+                                 f"pass a file chosen for this model, or False")
         if gate is None or gate is True:
             gate = SHIPPED_GATE if shipped else None
-        return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None)
+        if closeup is None or closeup is True:
+            closeup = SHIPPED_CLOSEUP if shipped else None
+        return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None, closeup=closeup or None)
 
     def gate_info(self) -> dict | None:
         """The gate in front of this model, as reports name it (None: every face reaches it)."""
@@ -132,15 +177,22 @@ class Classifier:
         return {"model": self.gate.info.get("model"), "file": self.gate.model_path.name,
                 "threshold": self.gate_rule.threshold, "max_side": self.gate_rule.max_side}
 
-    def predict(self, crops: Sequence[np.ndarray], batch_size: int = 256) -> list[Prediction]:
+    def closeup_info(self) -> dict | None:
+        """The close-up model beside this one, as reports name it (None: it answers every size)."""
+        if self.closeup is None:
+            return None
+        return {"model": self.closeup.info.get("model"), "file": self.closeup.model_path.name,
+                "above": self.closeup_rule.above}
+
+    def predict(self, crops: Sequence[np.ndarray], batch_size: int = BATCH) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
         crops = [_as_bgr(c) for c in crops]
-        probs = self._probabilities_at([(c, (0, 0, c.shape[1], c.shape[0])) for c in crops],
-                                       batch_size, margin=0.0)
-        return [_prediction(p, self.doubt) for p in probs]
+        probs, doubts = self._answers([(c, (0, 0, c.shape[1], c.shape[0])) for c in crops],
+                                      batch_size, margin=0.0)
+        return [_prediction(p, d) for p, d in zip(probs, doubts)]
 
     def predict_boxes(self, image: np.ndarray, boxes: Sequence[Face | Sequence[float]],
-                      batch_size: int = 256) -> list[Face]:
+                      batch_size: int = BATCH) -> list[Face]:
         """Classify the faces at `boxes` (xyxy pixels, or Faces) of one BGR photo.
 
         Crops take the context margin the model was trained with; boxes reaching outside
@@ -148,8 +200,8 @@ class Classifier:
         """
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
         h, w = image.shape[:2]
-        probs = self._probabilities_at([(image, f.clipped(w, h).box) for f in faces], batch_size)
-        predictions = [_prediction(p, self.doubt) for p in probs]
+        probs, doubts = self._answers([(image, f.clipped(w, h).box) for f in faces], batch_size)
+        predictions = [_prediction(p, d) for p, d in zip(probs, doubts)]
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -162,39 +214,47 @@ class Classifier:
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
 
-    def probabilities_of(self, inputs: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+    def probabilities_of(self, inputs: Sequence[np.ndarray], batch_size: int = BATCH) -> np.ndarray:
         """Prepared crops (as crop_face makes them) -> N x 3 calibrated probabilities, in batches."""
         probs = np.zeros((len(inputs), len(CLASSES)), dtype=np.float32)
         for i in range(0, len(inputs), batch_size):
             probs[i:i + batch_size] = self.probabilities(np.stack(inputs[i:i + batch_size]))
         return probs
 
-    def _probabilities_at(self, faces: list[tuple[np.ndarray, tuple]], batch_size: int,
-                          margin: float | None = None) -> np.ndarray:
-        """Calibrated probabilities of (image, box) faces: the gate's where its rule accepts
-        them, this model's for the rest. margin overrides the crop specs' (0 for exact crops)."""
-        def spec_of(model: Classifier) -> CropSpec:
-            return model.spec if margin is None else replace(model.spec, margin=margin)
-
+    def _answers(self, faces: list[tuple[np.ndarray, tuple]], batch_size: int,
+                 margin: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities of (image, box) faces and the doubt threshold each is judged
+        by: the close-up model's for large faces, the gate's where its rule accepts them, this
+        model's for the rest. margin overrides the crop specs' (0 for exact crops)."""
         probs = np.zeros((len(faces), len(CLASSES)), dtype=np.float32)
+        doubts = np.full(len(faces), self.doubt, dtype=np.float32)
+        if not faces:
+            return probs, doubts
+        # Sides of the boxes as given (predict_boxes clips them to the photo first): a face cut
+        # by the frame's edge is judged by what the photo holds of it.
+        long_sides = np.array([max(b[2] - b[0], b[3] - b[1]) for _, b in faces])
         rest = np.arange(len(faces))
-        if self.gate is not None and faces:
-            # Sides of the boxes as given (predict_boxes clips them to the photo first): a face cut
-            # by the frame's edge is judged by what the photo holds of it.
-            long_sides = np.array([max(b[2] - b[0], b[3] - b[1]) for _, b in faces])
-            small = np.flatnonzero(long_sides <= self.gate_rule.max_side)
-            if len(small):
-                gate_spec = spec_of(self.gate)
-                gate_probs = self.gate.probabilities_of(
-                    [crop_face(faces[i][0], faces[i][1], gate_spec) for i in small], batch_size)
-                accepted = self.gate_rule.accepts(gate_probs, long_sides[small])
-                probs[small[accepted]] = gate_probs[accepted]
-                rest = np.setdiff1d(rest, small[accepted])
-        if len(rest):
-            spec = spec_of(self)
-            probs[rest] = self.probabilities_of([crop_face(faces[i][0], faces[i][1], spec) for i in rest],
-                                                batch_size)
-        return probs
+        if self.closeup is not None:
+            large = np.flatnonzero(long_sides > self.closeup_rule.above)
+            probs[large] = self.closeup._network_probabilities(faces, large, batch_size, margin)
+            doubts[large] = self.closeup.doubt
+            rest = np.setdiff1d(rest, large)
+        if self.gate is not None:
+            small = rest[long_sides[rest] <= self.gate_rule.max_side]
+            gate_probs = self.gate._network_probabilities(faces, small, batch_size, margin)
+            accepted = self.gate_rule.accepts(gate_probs, long_sides[small])
+            probs[small[accepted]] = gate_probs[accepted]
+            rest = np.setdiff1d(rest, small[accepted])
+        probs[rest] = self._network_probabilities(faces, rest, batch_size, margin)
+        return probs, doubts
+
+    def _network_probabilities(self, faces: list[tuple[np.ndarray, tuple]], rows: np.ndarray,
+                               batch_size: int, margin: float | None) -> np.ndarray:
+        """This network's calibrated probabilities of faces[rows], cropped by its own spec."""
+        if not len(rows):
+            return np.zeros((0, len(CLASSES)), dtype=np.float32)
+        spec = self.spec if margin is None else replace(self.spec, margin=margin)
+        return self.probabilities_of([crop_face(faces[i][0], faces[i][1], spec) for i in rows], batch_size)
 
 
 def _prediction(p: np.ndarray, doubt: float = 0.0) -> Prediction:

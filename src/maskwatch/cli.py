@@ -244,17 +244,23 @@ def export(
              "above (choose it with `python -m maskwatch.training.classifier.gate_cv`).")] = None,
     gate_max_side: Annotated[int, typer.Option(
         help="A gate answers only faces whose box is at most this many px on its long side.")] = 64,
+    closeup_above: Annotated[Optional[int], typer.Option(
+        help="Export as a close-up model: it answers the faces whose box is more than this many px "
+             "on its long side, beside the shipped classifier.")] = None,
 ) -> None:
     """Export a run to ONNX (classes, crop spec and temperature inside) for ONNX Runtime."""
     _need("export", "train")
-    from maskwatch.classifier import GateRule
+    from maskwatch.classifier import CloseupRule, GateRule
     from maskwatch.training.classifier.export import export_onnx
 
     try:
         if gate_threshold is None and gate_max_side != 64:
             _fail("--gate-max-side only applies to a gate: give --gate-threshold too")
+        if gate_threshold is not None and closeup_above is not None:
+            _fail("a model is a gate or a close-up model, not both: give --gate-threshold or --closeup-above")
         gate = None if gate_threshold is None else GateRule(gate_threshold, gate_max_side)
-        path = export_onnx(run, out, gate=gate)
+        closeup = None if closeup_above is None else CloseupRule(closeup_above)
+        path = export_onnx(run, out, gate=gate, closeup=closeup)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(f"exported {run} -> {path}")
@@ -546,6 +552,9 @@ def serve(
     import os
 
     _need("serve", "serve")
+    from maskwatch.runtime import steady_memory
+
+    steady_memory()  # before any thread starts
     if ray_replicas is not None or ray_address is not None:
         _need("serve --ray-replicas", "ray")
     if source and (workers > 1 or ray_replicas is not None or ray_address is not None):
@@ -678,6 +687,9 @@ def run(
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
+    from maskwatch.runtime import steady_memory
+
+    steady_memory()  # before any camera thread starts
     if ray_address is not None:
         _need("run --ray", "ray")
     from maskwatch.site.config import SiteConfigError, load_site_config

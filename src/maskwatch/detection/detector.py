@@ -105,7 +105,8 @@ class Models:
     so that `serve`'s workers, the Ray actors and the Serve replicas each load their own copy.
 
     detector: a detector settings JSON (what `export-detector` or `fit-detector` writes), None: the shipped one.
-    classifier: an exported .onnx classifier, None: the shipped one.
+    classifier: an exported .onnx classifier, None: the shipped one, which comes with its
+        close-up model for large faces (Classifier.load).
     gate: the shipped classifier's gate answers the small faces it is sure of; False sends every
         face to the full classifier. A classifier of one's own runs without the shipped gate.
     Paths are made absolute and must exist (FileNotFoundError names the one missing).
@@ -142,14 +143,16 @@ class Detector:
 
     @classmethod
     def load(cls, classifier: Path | str | None = None, config: Path | str | DetectorConfig | None = None,
-             threads: int = 0, gate: bool | Path | str = True) -> Detector:
+             threads: int = 0, gate: bool | Path | str = True, closeup: bool | Path | str = True) -> Detector:
         """The shipped detector settings and classifier, or the given ones. gate: the shipped
         classifier comes with its gate (Classifier.load); False sends every face to the full
-        classifier; a path puts that exported gate in front of it."""
+        classifier; a path puts that exported gate in front of it. closeup: the same for the
+        close-up model that answers large faces."""
         if not isinstance(config, DetectorConfig):
             config = DetectorConfig.from_json(Path(config or SHIPPED_CONFIG))
         return cls(build_face_finder(config, threads),
-                   Classifier.load(classifier, threads=threads, gate=None if gate is True else gate), config)
+                   Classifier.load(classifier, threads=threads, gate=None if gate is True else gate,
+                                   closeup=None if closeup is True else closeup), config)
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""

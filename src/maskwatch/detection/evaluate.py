@@ -86,6 +86,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
         "detector": detector.config.to_dict(),
         "classifier": detector.classifier.info.get("model"),
         "gate": detector.classifier.gate_info(),
+        "closeup": detector.classifier.closeup_info(),
     }
 
 

@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
+from maskwatch.runtime import steady_memory
 from maskwatch.scale.cluster import cpus_each, single_threaded
 from maskwatch.site.config import (
     CameraConfig,
@@ -48,6 +49,7 @@ class CameraGroup:
     brings the cameras back by itself."""
 
     def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, models: Models = Models()) -> None:
+        steady_memory()  # as `maskwatch run` does: the actor's process lives as long as its cameras
         detector = models.load(threads=single_threaded())
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job

@@ -160,6 +160,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     def healthz() -> dict:
         return {"status": "ok", "classifier": detector.classifier.info.get("model"),
                 "gate": detector.classifier.gate_info(),
+                "closeup": detector.classifier.closeup_info(),
                 "site": site is not None,
                 "providers": session_providers(detector)}
 

@@ -14,7 +14,8 @@ something first: a deadline skips the jobs not yet started):
 
     [{"name": "today", "seeds": [1]}, {"name": "R", "seeds": [1], "train": {"rendered": 0.25}}]
 
-"train" overrides TrainConfig fields of the recipe of "model" (default effnet-lite0).
+"train" overrides TrainConfig fields of the recipe of "model" (default effnet-lite0); "folds"
+(a list such as [2]) runs only those folds, for a comparison that cannot wait for all five.
 `--seed S` of `maskwatch cv` sets both the folds and the training seed; so does a plan's seed here.
 
 `pack` keeps every face's pixels at their own resolution (face_patch, as PNG: 15 MB where the
@@ -94,7 +95,7 @@ def candidate_config(candidate: dict, seed: int):
 
 
 def jobs_of(plan: list[dict], folds: int) -> list[tuple[dict, int, int]]:
-    return [(c, seed, k) for c in plan for seed in c["seeds"] for k in range(1, folds + 1)]
+    return [(c, seed, k) for c in plan for seed in c["seeds"] for k in c.get("folds", range(1, folds + 1))]
 
 
 _DATA: CropDataset | None = None
@@ -142,6 +143,9 @@ def run(plan_path: Path, source: Path, out: Path, device: str, workers: int, thr
         if not isinstance(candidate, dict) or not isinstance(candidate.get("name"), str) \
                 or not isinstance(candidate.get("seeds"), list) or not candidate["seeds"]:
             raise SystemExit(f"{plan_path}: each candidate needs a 'name' and a list of 'seeds': {candidate!r}")
+        chosen = candidate.get("folds", [1])
+        if not isinstance(chosen, list) or not chosen or not all(isinstance(k, int) and 1 <= k <= folds for k in chosen):
+            raise SystemExit(f"{plan_path}: candidate {candidate['name']!r}: 'folds' must list folds 1 to {folds}")
         try:
             candidate_config(candidate, candidate["seeds"][0])
         except (TypeError, ValueError) as err:
