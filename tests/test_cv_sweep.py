@@ -56,6 +56,12 @@ def test_sweep_merge_leaves_unfinished_cvs_alone(prepared_sample, tmp_path, caps
     assert not (out / "cnn-seed0" / "cv.json").exists()
 
 
+def test_a_plan_may_name_the_folds_to_run(tmp_path):
+    plan = [{"name": "a", "seeds": [0], "folds": [2]}, {"name": "b", "seeds": [1]}]
+    assert [(c["name"], seed, k) for c, seed, k in sweep.jobs_of(plan, 3)] == \
+        [("a", 0, 2), ("b", 1, 1), ("b", 1, 2), ("b", 1, 3)]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 @pytest.mark.parametrize("device, problem", [("cuda", "no CUDA GPU"), ("tpu", "unknown device"),
                                              ("meta", "only 'cpu' and 'cuda'")])
@@ -69,7 +75,8 @@ def test_training_refuses_a_device_it_cannot_use(prepared_sample, tmp_path, devi
 
 @pytest.mark.parametrize("plan, problem", [([{"name": "x"}], "'name' and a list of 'seeds'"),
                                            ([{"name": "x", "seeds": [0], "train": {"epochs": 0}}], "epochs must be at least 1"),
-                                           ([{"name": "x", "seeds": [0], "train": {"nonsense": 1}}], "nonsense")])
+                                           ([{"name": "x", "seeds": [0], "train": {"nonsense": 1}}], "nonsense"),
+                                           ([{"name": "x", "seeds": [0], "folds": [4]}], "'folds' must list folds 1 to 3")])
 def test_a_bad_plan_is_refused_by_name_before_any_training(prepared_sample, tmp_path, plan, problem):
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))

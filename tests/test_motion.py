@@ -115,6 +115,15 @@ def test_the_periodic_full_check_fires_on_a_still_scene(detector, background):
     assert processor.detections >= 6  # 0, 2, 4, 6, 8, 10 s (and the frames that confirm the face)
 
 
+def test_a_lost_stream_s_first_frame_back_is_checked(detector, background):
+    processor = FrameProcessor(detector, FaceTracker(), motion=MotionDetector(MotionSettings(empty_check=3600)))
+    run(processor, frames_of([background] * 4))
+    assert processor.detections == 1
+    processor.flush_people()  # the stream was lost: what comes back may be another view
+    run(processor, frames_of([background] * 4, start=4))
+    assert processor.detections == 2  # its first frame, then the gate as before
+
+
 def test_a_light_change_checks_the_new_view_once(detector, background):
     processor = FrameProcessor(detector, FaceTracker(), motion=MotionDetector(MotionSettings(full_check=3600)))
     brighter = cv2.convertScaleAbs(background, alpha=1.0, beta=80)

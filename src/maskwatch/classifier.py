@@ -27,9 +27,9 @@ SHIPPED_CLOSEUP = Path(__file__).parent / "weights" / "closeup.onnx"
 # Keys of the ONNX metadata that make an exported model self-describing.
 META_KEY = "maskwatch"
 # Crops per network call. ONNX Runtime's CPU arena keeps memory for the largest batch it has
-# seen, so an unbounded batch let a site's memory step up whenever a frame held more faces than
-# any before (a 70 MB step after 12 minutes of a soak); 32 is as fast per crop as 256 on a CPU
-# and is reached by the first crowded frame.
+# seen, so an unbounded batch let a site's memory grow whenever a frame held more faces than any
+# before (one call of 128 crops: +230 MB); 32 is as fast per crop as 256 on a CPU and is reached
+# by the first crowded frame.
 BATCH = 32
 
 

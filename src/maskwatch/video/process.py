@@ -105,5 +105,10 @@ class FrameProcessor:
         return self.tracker.take_finished()
 
     def flush_people(self) -> list[Track]:
-        """End every track now (the stream stopped or was lost): the people among them, decided."""
+        """End every track now (the stream stopped or was lost): the people among them, decided.
+        The view that comes back may be another, so its first frame is detected and the motion
+        gate starts afresh (an empty view is otherwise checked only every `empty_check`)."""
+        self._last_detection, self._moved = None, False
+        if self.motion is not None:
+            self.motion.average = None
         return self.tracker.flush() if self.tracker is not None else []
