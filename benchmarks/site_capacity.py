@@ -150,12 +150,6 @@ def measure(job: dict) -> dict:
     from maskwatch.site.events import EventStore
     from maskwatch.site.runner import Site
 
-    try:  # as `maskwatch run` does, where the src measured has it (c2fa597's has not)
-        from maskwatch.runtime import steady_memory
-    except ImportError:
-        pass
-    else:
-        steady_memory()
     folder = Path(job["folder"])
     detector = CountingDetector(Detector.load())
     cameras = {}
@@ -212,6 +206,10 @@ def measure(job: dict) -> dict:
 
 def run_job(job: dict, src: Path) -> dict:
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
+    if job["variant"] != "base":  # today's `maskwatch run` starts with glibc's malloc settings
+        from maskwatch.runtime import steady_malloc_env
+
+        env = steady_malloc_env(env)
     done = subprocess.run([sys.executable, __file__, "_measure", json.dumps(job)], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:

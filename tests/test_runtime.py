@@ -1,16 +1,34 @@
-"""steady_memory: the malloc settings a long-running site process starts with."""
+"""The malloc settings a long-running site process starts with (maskwatch.runtime.STEADY_MALLOC)."""
 
+import os
 import platform
 import subprocess
 import sys
 
 import pytest
 
+from maskwatch.runtime import STEADY_MALLOC, steady_malloc_env
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_steady_memory_sets_both_malloc_options_on_glibc():
-    # In a fresh process, as `maskwatch run` calls it before any thread starts.
-    code = "from maskwatch.runtime import steady_memory; print(steady_memory())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+# Prints the malloc settings the process was started with, once the command has parsed its options.
+PROBE = ("import os, sys; from maskwatch import cli; cli.app = lambda: print({k: os.environ.get(k) for k in "
+         f"{sorted(STEADY_MALLOC)!r}}}); sys.argv = ['maskwatch'] + sys.argv[1:]; cli.main()")
+
+
+def probe(*args, env=None):
+    env = {k: v for k, v in (env or os.environ).items() if k not in STEADY_MALLOC} | (env or {})
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
+    return eval(done.stdout.strip().splitlines()[-1])  # a dict printed by the probe
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's settings")
+def test_run_and_serve_restart_with_the_malloc_settings():
+    assert probe("run", "--check") == STEADY_MALLOC
+    assert probe("serve") == STEADY_MALLOC
+
+
+def test_other_commands_and_settings_given_are_left_alone():
+    assert probe("detect") == {k: None for k in STEADY_MALLOC}
+    given = dict(os.environ) | {"MALLOC_ARENA_MAX": "4", "MALLOC_MMAP_THRESHOLD_": "65536"}
+    assert probe("run", env=given) == {"MALLOC_ARENA_MAX": "4", "MALLOC_MMAP_THRESHOLD_": "65536"}
+    assert steady_malloc_env({"MALLOC_ARENA_MAX": "8"}) == {"MALLOC_ARENA_MAX": "8", "MALLOC_MMAP_THRESHOLD_": "131072"}

@@ -552,9 +552,6 @@ def serve(
     import os
 
     _need("serve", "serve")
-    from maskwatch.runtime import steady_memory
-
-    steady_memory()  # before any thread starts
     if ray_replicas is not None or ray_address is not None:
         _need("serve --ray-replicas", "ray")
     if source and (workers > 1 or ray_replicas is not None or ray_address is not None):
@@ -687,9 +684,6 @@ def run(
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
-    from maskwatch.runtime import steady_memory
-
-    steady_memory()  # before any camera thread starts
     if ray_address is not None:
         _need("run --ray", "ray")
     from maskwatch.site.config import SiteConfigError, load_site_config
@@ -776,5 +770,17 @@ def study(
     typer.echo(f"report: {report}")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The `maskwatch` command. `run` and `serve` live for days, so they first restart in a process
+    with glibc's malloc settings (maskwatch.runtime.STEADY_MALLOC), which glibc reads at start only."""
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] in ("run", "serve"):
+        from maskwatch.runtime import restart_with_steady_malloc
+
+        restart_with_steady_malloc()
     app()
+
+
+if __name__ == "__main__":
+    main()

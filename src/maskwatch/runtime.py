@@ -76,26 +76,30 @@ def session_providers(detector) -> dict:
     return out
 
 
-def steady_memory() -> bool:
-    """Keep a long-running process's memory flat (glibc only; call before any thread starts).
 
-    With glibc's defaults every camera thread may get its own malloc arena, and the mmap threshold
-    rises after each large free, so frames and crops come to live in arenas that never shrink: in
-    a 30-minute soak of 8 cameras resident memory stepped up by 40-70 MB at 12-15 minutes. Two
-    arenas and a fixed 128 KB mmap threshold (what MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072
-    set) kept it within a few MB, with no CPU cost measured (BENCHMARKS.md section 13).
-    Returns whether both settings took.
-    """
-    import ctypes
-    import ctypes.util
+# glibc's malloc settings for a long-running site process: two arenas (not one per camera thread)
+# and a fixed 128 KB mmap threshold (glibc otherwise raises it after each large free, so frames
+# and crops come to live in arenas that never shrink). In a 30-minute soak of 8 cameras resident
+# memory stepped up by 40-70 MB after 12-15 minutes with the defaults, and stayed within a few MB
+# with these (BENCHMARKS.md section 13). glibc reads them at process start only: set through
+# mallopt() from inside the running process they did not keep memory flat.
+STEADY_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to set
-        return False
-    if mallopt is None:
-        return False
-    m_mmap_threshold, m_arena_max = -3, -8  # malloc.h
-    return bool(mallopt(m_arena_max, 2)) and bool(mallopt(m_mmap_threshold, 128 * 1024))
+
+def steady_malloc_env(env: dict | None = None) -> dict:
+    """`env` (default: this process's) with STEADY_MALLOC added where not set already."""
+    env = dict(os.environ if env is None else env)
+    for key, value in STEADY_MALLOC.items():
+        env.setdefault(key, value)
+    return env
+
+
+def restart_with_steady_malloc() -> None:
+    """Run this command again, at once, in a process started with STEADY_MALLOC (unless this one
+    was): the `maskwatch` command does this for `run` and `serve`. Elsewhere it returns."""
+    import platform
+    import sys
+
+    if platform.libc_ver()[0] != "glibc" or all(key in os.environ for key in STEADY_MALLOC):
+        return
+    os.execve(sys.executable, list(sys.orig_argv), steady_malloc_env())

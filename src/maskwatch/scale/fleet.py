@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
-from maskwatch.runtime import steady_memory
+from maskwatch.runtime import STEADY_MALLOC
 from maskwatch.scale.cluster import cpus_each, single_threaded
 from maskwatch.site.config import (
     CameraConfig,
@@ -49,7 +49,6 @@ class CameraGroup:
     brings the cameras back by itself."""
 
     def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, models: Models = Models()) -> None:
-        steady_memory()  # as `maskwatch run` does: the actor's process lives as long as its cameras
         detector = models.load(threads=single_threaded())
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job
@@ -155,7 +154,9 @@ class RaySite(Site):
         import ray
 
         # Every group fits at once, even with more groups than CPUs (a camera rarely needs a whole core).
-        actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0)(CameraGroup)
+        # The actor's process lives as long as its cameras: glibc's malloc settings of `maskwatch run`.
+        actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0,
+                           runtime_env={"env_vars": STEADY_MALLOC})(CameraGroup)
         for group in self.groups:
             group.handle = actor.remote({c: self.config.cameras[c] for c in group.camera_ids}, self.config.storage,
                                         self.models)
