@@ -76,7 +76,6 @@ def session_providers(detector) -> dict:
     return out
 
 
-
 # glibc's malloc settings for a long-running site process: two arenas (not one per camera thread)
 # and a fixed 128 KB mmap threshold (glibc otherwise raises it after each large free, so frames
 # and crops come to live in arenas that never shrink). In a 30-minute soak of 8 cameras resident
