@@ -122,31 +122,16 @@ class Classifier:
         self.gate: Classifier | None = None
         self.gate_rule: GateRule | None = None
         if gate is not None:
-            if not Path(gate).is_file():
-                raise FileNotFoundError(f"{gate}: gate model not found")
-            self.gate = Classifier(gate, threads=threads)
-            rule = self.gate.info.get("gate")
-            if rule is None:
-                raise ValueError(f"{gate}: not a gate (no gate rule in its metadata); "
-                                 "use `maskwatch export --gate-threshold`")
-            try:
-                self.gate_rule = GateRule(**{k: tuple(v) if k == "answers" else v for k, v in rule.items()})
-            except (TypeError, AttributeError) as err:
-                raise ValueError(f"{gate}: bad gate rule in its metadata ({err})") from None
+            self.gate, self.gate_rule = _beside(
+                gate, threads, "gate", ("gate model", "gate", "gate rule"), "`maskwatch export --gate-threshold`",
+                lambda rule: GateRule(**{k: tuple(v) if k == "answers" else v for k, v in rule.items()}))
         self.closeup: Classifier | None = None
         self.closeup_rule: CloseupRule | None = None
         if closeup is not None:
-            if not Path(closeup).is_file():
-                raise FileNotFoundError(f"{closeup}: close-up model not found")
-            self.closeup = Classifier(closeup, threads=threads)
-            rule = self.closeup.info.get("closeup")
-            if rule is None:
-                raise ValueError(f"{closeup}: not a close-up model (no close-up rule in its metadata); "
-                                 "use `maskwatch export --closeup-above`")
-            try:
-                self.closeup_rule = CloseupRule(**rule)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"{closeup}: bad close-up rule in its metadata ({err})") from None
+            self.closeup, self.closeup_rule = _beside(
+                closeup, threads, "closeup", ("close-up model", "close-up model", "close-up rule"),
+                "`maskwatch export --closeup-above`",
+                lambda rule: CloseupRule(**rule))
 
     @classmethod
     def load(cls, path: Path | str | None = None, threads: int = 0,
@@ -255,6 +240,24 @@ class Classifier:
             return np.zeros((0, len(CLASSES)), dtype=np.float32)
         spec = self.spec if margin is None else replace(self.spec, margin=margin)
         return self.probabilities_of([crop_face(faces[i][0], faces[i][1], spec) for i in rows], batch_size)
+
+
+def _beside(path: Path | str, threads: int, key: str, names: tuple[str, str, str], export: str,
+            make_rule) -> tuple[Classifier, object]:
+    """A model served beside another (a gate, a close-up model) and the rule its metadata holds
+    under `key`, made by make_rule. names: what the file, the model and its rule are called in
+    the errors that name a missing file, a file without a rule and a bad rule."""
+    file_name, model_name, rule_name = names
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: {file_name} not found")
+    model = Classifier(path, threads=threads)
+    rule = model.info.get(key)
+    if rule is None:
+        raise ValueError(f"{path}: not a {model_name} (no {rule_name} in its metadata); use {export}")
+    try:
+        return model, make_rule(rule)
+    except (TypeError, AttributeError, ValueError) as err:
+        raise ValueError(f"{path}: bad {rule_name} in its metadata ({err})") from None
 
 
 def _prediction(p: np.ndarray, doubt: float = 0.0) -> Prediction:
