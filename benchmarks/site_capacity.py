@@ -26,6 +26,8 @@ Variants, each measured in a fresh process so its CPU is its own:
   ungated: this tree with `motion: {enabled: false}` (decoding on request stays).
   base:    the code under --base-src (e.g. `git archive c2fa597 src | tar -x -C /tmp/mw-c2fa597`),
            run with the same config minus `motion:` (it has no such setting).
+  gated-before, substream-before: gated and substream with the code under --before-src (a
+           recent commit, to measure one change side by side).
 
 Each run: warm-up, then a measured window (CPU = the process's user + system time over it,
 so it includes decoding), then the site stops and every person in view is decided. Reported:
@@ -36,6 +38,7 @@ per analysed frame, frames converted per frame received, and people recorded (ev
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -111,11 +114,14 @@ class CountingDetector:
     def __init__(self, detector) -> None:
         self.detector, self.classifier, self.calls = detector, detector.classifier, 0
         self._lock = threading.Lock()
+        # The real detector's signature, so that FrameProcessor asks for what it would ask the
+        # detector itself (unsure faces, motion regions) in every version.
+        def detect(image, *args, **kwargs):
+            with self._lock:
+                self.calls += 1
+            return detector.detect(image, *args, **kwargs)
 
-    def detect(self, image, *args, **kwargs):
-        with self._lock:
-            self.calls += 1
-        return self.detector.detect(image, *args, **kwargs)
+        self.detect = functools.wraps(detector.detect)(detect)
 
 
 def measure_readers(job: dict) -> dict:
@@ -151,11 +157,16 @@ def measure(job: dict) -> dict:
     from maskwatch.site.runner import Site
 
     folder = Path(job["folder"])
-    detector = CountingDetector(Detector.load())
+    try:  # as `maskwatch run` loads it: one thread a call (after 8f58625)
+        from maskwatch.runtime import single_threaded
+        threads = single_threaded()
+    except ImportError:
+        threads = 0
+    detector = CountingDetector(Detector.load(threads=threads))
     cameras = {}
     for i, url in enumerate(job["urls"]):
         camera = {"source": url, "fps": job["fps"]}
-        if job["variant"] == "substream":
+        if job["variant"].startswith("substream"):
             camera["detect_source"] = job["detect_urls"][i]
         if job["variant"] == "ungated":
             camera["motion"] = {"enabled": False}
@@ -225,8 +236,10 @@ def main() -> None:
     parser.add_argument("scene", choices=["quiet", "busy", "soak"])
     parser.add_argument("--cameras", type=int, nargs="+", default=[8])
     parser.add_argument("--variants", nargs="+", default=["gated", "ungated"],
-                        choices=["gated", "substream", "ungated", "base", "grab", "convert"])
+                        choices=["gated", "substream", "ungated", "base", "grab", "convert", "gated-before",
+                                 "substream-before"])
     parser.add_argument("--base-src", type=Path, default=None, help="the src folder of the commit to compare with")
+    parser.add_argument("--before-src", type=Path, default=None, help="the src folder of the *-before variants")
     parser.add_argument("--fps", type=float, default=2.0, help="analysed frames per second per camera")
     parser.add_argument("--seconds", type=float, default=None, help="measured window (default: one loop of the clip)")
     parser.add_argument("--warmup", type=float, default=10.0)
@@ -237,14 +250,16 @@ def main() -> None:
     args = parser.parse_args()
     if "base" in args.variants and args.base_src is None:
         parser.error("--variants base needs --base-src")
+    if any(v.endswith("-before") for v in args.variants) and args.before_src is None:
+        parser.error("the *-before variants need --before-src")
     sources = {"gated": ROOT / "src", "substream": ROOT / "src", "ungated": ROOT / "src", "base": args.base_src, "grab": ROOT / "src",
-               "convert": ROOT / "src"}
+               "convert": ROOT / "src", "gated-before": args.before_src, "substream-before": args.before_src}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenes = ["quiet", "busy"] if args.scene == "soak" else [args.scene]
         servers = {scene: serve(scene, work) for scene in scenes}
-        substreams = {scene: serve(scene, work, SUBSTREAM_FPS) for scene in scenes} if "substream" in args.variants else {}
+        substreams = {scene: serve(scene, work, SUBSTREAM_FPS) for scene in scenes} if any(v.startswith("substream") for v in args.variants) else {}
         every_server = [s for s, _, _ in [*servers.values(), *substreams.values()]]
         try:
             loop = max(loop for _, loop, _ in servers.values())
@@ -274,7 +289,7 @@ def main() -> None:
                               f"{row['received_fps']:.1f} fps each, {row['cpu_ms_per_received']:.2f} ms per frame "
                               f"received, {row['converted']} converted; load {row['load']:.1f}", flush=True)
                         continue
-                    print(f"{variant:8s} {cameras:2d} cameras: kept up {row['kept_up']}/{cameras}, analysed "
+                    print(f"{variant:16s} {cameras:2d} cameras: kept up {row['kept_up']}/{cameras}, analysed "
                           f"{row['fps_mean']:.2f}/s (slowest {row['fps_min']:.2f}), CPU {row['cpu_cores']:.2f} cores, "
                           f"{row['cpu_per_camera']:.3f} per camera, {row['cpu_ms_per_analysed']:.0f} ms per analysed frame; "
                           f"received {row['received_fps']:.1f} fps; detector on {row['detector_share']:.0%} of "

@@ -1,4 +1,5 @@
-"""The malloc settings a long-running site process starts with (maskwatch.runtime.STEADY_MALLOC)."""
+"""How a long-running site process runs: the malloc settings it starts with
+(maskwatch.runtime.STEADY_MALLOC), and one core per network call."""
 
 import os
 import platform
@@ -32,3 +33,32 @@ def test_other_commands_and_settings_given_are_left_alone():
     given = dict(os.environ) | {"MALLOC_ARENA_MAX": "4", "MALLOC_MMAP_THRESHOLD_": "65536"}
     assert probe("run", env=given) == {"MALLOC_ARENA_MAX": "4", "MALLOC_MMAP_THRESHOLD_": "65536"}
     assert steady_malloc_env({"MALLOC_ARENA_MAX": "8"}) == {"MALLOC_ARENA_MAX": "8", "MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def test_a_site_runs_each_network_call_on_one_core(tmp_path, monkeypatch):
+    """`run`'s cameras analyse in parallel threads, so a call needs no threads of its own."""
+    import cv2
+    from typer.testing import CliRunner
+
+    import maskwatch.site.runner as runner
+    from maskwatch.cli import app
+
+    loaded = {}
+
+    def stop_here(config, detector):
+        loaded["detector"] = detector
+        raise RuntimeError("stopped after loading the models")
+
+    monkeypatch.setattr(runner, "Site", stop_here)
+    (tmp_path / "door.mp4").write_bytes(b"")
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: door.mp4}\n")
+    threads = cv2.getNumThreads()
+    try:
+        result = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "site.yaml")])
+        assert "stopped after loading the models" in result.output
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(threads)
+    detector = loaded["detector"]
+    for session in (detector.finder.session, detector.classifier.session, detector.classifier.gate.session):
+        assert session.get_session_options().intra_op_num_threads == 1

@@ -727,10 +727,10 @@ def run(
     try:
         with cluster:
             try:
-                from maskwatch.runtime import set_providers
+                from maskwatch.runtime import set_providers, single_threaded
 
                 set_providers(site.runtime.providers)
-                detector = models.load()
+                detector = models.load(threads=single_threaded())  # the cameras' threads are the parallelism
                 if ray_address is None:
                     site_runner = Site(site, detector)
                 else:

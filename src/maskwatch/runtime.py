@@ -67,6 +67,18 @@ def cpu_session(model: Path | str | bytes, threads: int = 0):
                                 providers=chosen_providers())
 
 
+def single_threaded() -> int:
+    """Make this process's networks and OpenCV run each call on one core, where the parallelism
+    comes from elsewhere: a site's cameras each analyse on their own thread, Ray gives each actor
+    a CPU share (and ONNX Runtime ignores OMP_NUM_THREADS). A second intra-op thread took a
+    640x480 detection from 50 to 87 CPU ms for the same wall time on 2 cores (BENCHMARKS.md,
+    section 13). Returns the ONNX Runtime intra-op thread count to use (1)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return 1
+
+
 def session_providers(detector) -> dict:
     """The providers a loaded Detector's networks run on (for /healthz): {"detector": [...], "classifier": [...]}."""
     out = {}

@@ -21,12 +21,8 @@ from pathlib import Path
 
 from maskwatch.atomic import write_text
 from maskwatch.progress import progress_bar
-from maskwatch.scale.cluster import (
-    cluster_cpus,
-    cpus_each,
-    ray_cluster,
-    single_threaded,
-)
+from maskwatch.runtime import single_threaded
+from maskwatch.scale.cluster import cluster_cpus, cpus_each, ray_cluster
 from maskwatch.scale.files import BatchFile, ScoreOptions, find_files, score_file
 
 PHOTO_BATCH = 16  # photos per actor call: enough to amortise a call, few enough to share out

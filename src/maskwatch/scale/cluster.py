@@ -72,16 +72,6 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
 
 
-def single_threaded() -> int:
-    """Make this worker process run on one core (OpenCV's pool, and the ONNX Runtime threads
-    that callers pass on): Ray gives each actor a CPU share, and ONNX Runtime ignores
-    OMP_NUM_THREADS. Returns the ONNX Runtime intra-op thread count to use (1)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    return 1
-
-
 def cluster_cpus() -> float:
     """The CPUs the cluster has in all (what actors and tasks share)."""
     import ray

@@ -24,8 +24,8 @@ from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
-from maskwatch.runtime import STEADY_MALLOC
-from maskwatch.scale.cluster import cpus_each, single_threaded
+from maskwatch.runtime import STEADY_MALLOC, single_threaded
+from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import (
     CameraConfig,
     SiteConfig,

@@ -14,7 +14,8 @@ a camera (`--source`, a one-camera site) needs a single process.
 
 from __future__ import annotations
 
-from maskwatch.scale.cluster import cpus_each, single_threaded
+from maskwatch.runtime import single_threaded
+from maskwatch.scale.cluster import cpus_each
 from maskwatch.serving.app import ServeSettings
 
 APP_NAME = "maskwatch"
