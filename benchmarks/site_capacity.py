@@ -114,8 +114,9 @@ class CountingDetector:
     def __init__(self, detector) -> None:
         self.detector, self.classifier, self.calls = detector, detector.classifier, 0
         self._lock = threading.Lock()
-        # The real detector's signature, so that FrameProcessor asks for what it would ask the
-        # detector itself (unsure faces, motion regions) in every version.
+        # The real detector's signature, so that FrameProcessor asks it for what it would ask the
+        # detector itself (the unsure faces) in every version.
+
         def detect(image, *args, **kwargs):
             with self._lock:
                 self.calls += 1
