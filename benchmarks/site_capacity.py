@@ -112,7 +112,7 @@ class CountingDetector:
     """The real detector, counting the frames that reach it (any maskwatch version)."""
 
     def __init__(self, detector) -> None:
-        self.detector, self.classifier, self.calls = detector, detector.classifier, 0
+        self.classifier, self.calls = detector.classifier, 0
         self._lock = threading.Lock()
         # The real detector's signature, so that FrameProcessor asks it for what it would ask the
         # detector itself (the unsure faces) in every version.
