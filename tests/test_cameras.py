@@ -123,6 +123,17 @@ def test_a_video_file_is_looped(tmp_path, sample_dir):
         reader.stop()
 
 
+def test_a_camera_decodes_on_one_thread(tmp_path, sample_dir):
+    """A site's cameras decode side by side; FFmpeg would give each one thread per core."""
+    import cv2
+
+    capture = fast_reader(str(make_video(tmp_path / "clip.mp4", sample_dir, frames=3)))._open()
+    try:
+        assert capture.isOpened() and capture.get(cv2.CAP_PROP_N_THREADS) == 1
+    finally:
+        capture.release()
+
+
 def test_detect_reads_a_stream_with_the_cameras_reader_through_a_restart(rtsp_server):  # noqa: F811
     """`detect URL` reads with CameraReader: a lost stream is reopened, not the end of the run."""
     errors, losses = [], []

@@ -126,9 +126,13 @@ class CameraReader:
             return cv2.VideoCapture(int(self.source[7:]))
         # Measured (benchmarks/stream_timeouts.py): OpenCV gives up on a stalled stream after about
         # three read timeouts, so a third of stall_timeout drops it after about stall_timeout.
+        # One decoding thread: a site's cameras decode side by side, and FFmpeg's frame threads
+        # (one per core by default) cost 0.985-1.085 CPU ms a 640x480 H.264 frame against
+        # 1.133-1.187 with two (the quiet store's RTSP stream; BENCHMARKS.md, section 13).
         open_ms, read_ms = int(self.stall_timeout * 1000), max(1, int(self.stall_timeout * 1000 / 3))
         return cv2.VideoCapture(self.source, cv2.CAP_FFMPEG,
-                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms])
+                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms,
+                                 cv2.CAP_PROP_N_THREADS, 1])
 
     def _run(self) -> None:
         failures = 0
