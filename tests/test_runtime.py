@@ -1,5 +1,5 @@
 """How a long-running site process runs: the malloc settings it starts with
-(maskwatch.runtime.STEADY_MALLOC), and one core per network call."""
+(maskwatch.runtime.STEADY_MALLOC), one core per network call, and no more calls at once than cores."""
 
 import os
 import platform
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from maskwatch.runtime import STEADY_MALLOC, steady_malloc_env
+from maskwatch.runtime import STEADY_MALLOC, SharedSession, steady_malloc_env, usable_cores
 
 # Prints the malloc settings the process was started with, once the command has parsed its options.
 PROBE = ("import os, sys; from maskwatch import cli; cli.app = lambda: print({k: os.environ.get(k) for k in "
@@ -62,3 +62,40 @@ def test_a_site_runs_each_network_call_on_one_core(tmp_path, monkeypatch):
     detector = loaded["detector"]
     for session in (detector.finder.session, detector.classifier.session, detector.classifier.gate.session):
         assert session.get_session_options().intra_op_num_threads == 1
+        assert session.concurrent == usable_cores()  # one call a core, however many cameras
+
+
+def test_a_shared_session_runs_no_more_calls_at_once_than_it_has_slots():
+    """ONNX Runtime's arena keeps the memory of the most calls ever in flight together."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from maskwatch.classifier import SHIPPED_GATE
+    from maskwatch.runtime import cpu_session
+
+    gate = cpu_session(SHIPPED_GATE, threads=1).session
+    lock, in_flight, most = threading.Lock(), [0], [0]
+
+    class CountedGate:
+        """The gate's session, counting the calls inside it at once."""
+
+        def run(self, *args):
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            time.sleep(0.02)  # long enough for the other threads to pile up at the door
+            try:
+                return gate.run(*args)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+    shared = SharedSession(CountedGate(), 2)
+    crop = {gate.get_inputs()[0].name: np.zeros([1, *gate.get_inputs()[0].shape[1:]], np.float32)}
+    with ThreadPoolExecutor(8) as pool:
+        outputs = list(pool.map(lambda _: shared.run(None, crop), range(16)))
+    assert most[0] == 2
+    assert len(outputs) == 16 and all(out[0].shape[0] == 1 for out in outputs)
