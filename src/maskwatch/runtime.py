@@ -94,6 +94,8 @@ class SharedSession:
             return self.session.run(output_names, input_feed, run_options)
 
     def __getattr__(self, name: str):
+        if name == "session":  # not set yet (a copy being made): not the wrapped session's
+            raise AttributeError(name)
         return getattr(self.session, name)
 
 
@@ -122,9 +124,9 @@ def session_providers(detector) -> dict:
 # and a fixed 128 KB mmap threshold (glibc otherwise raises it after each large free, so frames
 # and crops come to live in arenas that never shrink). In a 30-minute soak of 8 cameras resident
 # memory stepped up by 40-70 MB after 12-15 minutes with the defaults, and stayed within a few MB
-# with these at bab6d0b; at e5db58c (one thread a call) it stepped up by 170 MB at 23.5 minutes,
-# not yet explained (BENCHMARKS.md section 13). glibc reads them at process start only: set through
-# mallopt() from inside the running process they did not keep memory flat.
+# with these at bab6d0b (the step of 170 MB at e5db58c was ONNX Runtime's arena: SharedSession).
+# glibc reads them at process start only: set through mallopt() from inside the running process
+# they did not keep memory flat.
 STEADY_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
