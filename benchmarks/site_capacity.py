@@ -267,6 +267,11 @@ def main() -> None:
             faces = {scene: f for scene, (_, _, f) in servers.items()}
             print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.scene}: loop {loop:.0f} s at "
                   f"{STREAM_FPS} fps 640x480, faces per loop {faces}", flush=True)
+            if args.seconds and abs(args.seconds / loop - round(args.seconds / loop)) > 0.05:
+                # The streams loop on their own clocks: a window of part of a loop takes in a
+                # crowd or not by chance, and people counts differ between variants for it.
+                print(f"warning: --seconds {args.seconds:g} is not a whole number of {loop:.0f}-s loops; "
+                      "compare people only over whole loops", flush=True)
             behind: set[str] = set()
             for cameras in args.cameras:
                 for variant in [v for v in args.variants if v not in behind]:

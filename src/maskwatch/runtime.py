@@ -49,7 +49,8 @@ def chosen_providers() -> list[str]:
 
 def cpu_session(model: Path | str | bytes, threads: int = 0):
     """An InferenceSession on the chosen providers (chosen_providers(); plain CPU unless an
-    accelerator is named and installed) whose idle CPU threads sleep instead of spinning.
+    accelerator is named and installed) whose idle CPU threads sleep instead of spinning; with
+    `threads` set, in a SharedSession that lets no more calls run at once than the cores hold.
 
     maskwatch runs networks one after another (the face detector, the gate, the classifier).
     By default ONNX Runtime's threads spin for a while after each run, taking the cores from
@@ -66,7 +67,9 @@ def cpu_session(model: Path | str | bytes, threads: int = 0):
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                    providers=chosen_providers())
-    return SharedSession(session, max(1, usable_cores() // (threads or usable_cores())))
+    if not threads:  # ONNX Runtime's own pool: `serve`'s requests, `detect`'s one loop (see SharedSession)
+        return session
+    return SharedSession(session, max(1, usable_cores() // threads))
 
 
 def usable_cores() -> int:
@@ -75,8 +78,10 @@ def usable_cores() -> int:
 
 
 class SharedSession:
-    """An InferenceSession that many threads call (a site's cameras), at most `concurrent` runs at
-    a time: as many as the cores hold with the session's intra-op threads.
+    """A session with a fixed number of intra-op threads that many threads call (a site's
+    cameras), at most `concurrent` (cores // intra-op threads) runs at a time. Sessions on ONNX
+    Runtime's default pool are not wrapped: bounding `serve`'s requests so kept its throughput
+    but raised its p99 latency by a fifth (docs/bench-capacity.md, "Memory").
 
     ONNX Runtime's CPU arena keeps for good the memory of the most runs ever in flight together,
     and more runs than cores only take turns on them. Eight threads detecting at once on one
