@@ -191,7 +191,8 @@ class FaceTracker:
     buffer: each box grows by this share of its size on every side before IoU (C-BIoU).
     high_score / low_score: faces scoring at least high_score may start tracks; faces from
         low_score to high_score only continue one; faces under low_score are ignored. Faces
-        without a score (annotations) count as confident. 0.4 is the shipped detector's cut-off.
+        without a score (annotations) count as confident. 0.4 is above the shipped detector's own
+        cut-off (0.3): starting tracks from 0.3 split more people (docs/bench-tracking.md).
     lost_after: seconds a track survives without a match (a face turned away, a passer-by).
     tentative_misses: detections a track seen only once may miss before it is dropped as noise.
     min_hits: frames (detected or carried) a track needs, besides two detections, to be a person.
