@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -260,6 +261,11 @@ def track(tracker, detections, frames: int, default_min_score: float):
 
 # --- TrackEval's definitions -------------------------------------------------------------------
 
+def frame_iou(t_truth: dict, t_shown: dict) -> np.ndarray:
+    """IoU of one frame's true faces (rows, in dict order) against its shown tracks (columns)."""
+    return iou_matrix(np.array(list(t_truth.values())).reshape(-1, 4), np.array(list(t_shown.values())).reshape(-1, 4))
+
+
 def score_tracking(truth: list[dict], shown: list[dict]) -> dict:
     """IDF1 (Identity), IDSW and Frag (CLEAR), tracks per true person, as TrackEval computes them."""
     gt_ids = sorted({g for t in truth for g in t})
@@ -276,7 +282,7 @@ def score_tracking(truth: list[dict], shown: list[dict]) -> dict:
     for t_truth, t_shown in zip(truth, shown):
         g = [gi[k] for k in t_truth]
         r = [ti[k] for k in t_shown]
-        sim = iou_matrix(np.array(list(t_truth.values())).reshape(-1, 4), np.array(list(t_shown.values())).reshape(-1, 4))
+        sim = frame_iou(t_truth, t_shown)
         if len(g) and len(r):
             potential[np.ix_(g, r)] += sim >= IOU
         step = np.full(len(gt_ids), -1)
@@ -305,17 +311,15 @@ def score_tracking(truth: list[dict], shown: list[dict]) -> dict:
 def merged_by_owner(truth: list[dict], shown: list[dict]) -> list[dict]:
     """`shown` with every track id replaced by the true person it overlapped most often: what
     perfect re-association of lost tracks could reach, the detector's misses left as they are."""
-    votes: dict = {}
+    votes: dict[int, Counter] = {}
     for t_truth, t_shown in zip(truth, shown):
         if not t_truth or not t_shown:
             continue
-        sim = iou_matrix(np.array(list(t_truth.values())).reshape(-1, 4), np.array(list(t_shown.values())).reshape(-1, 4))
-        for a, person in enumerate(t_truth):
-            for b, track_id in enumerate(t_shown):
-                if sim[a, b] >= IOU:
-                    votes.setdefault(track_id, {}).setdefault(person, 0)
-                    votes[track_id][person] += 1
-    owner = {track_id: -1 - max(count, key=count.get) for track_id, count in votes.items()}  # apart from track ids (>= 1)
+        people, tracks = list(t_truth), list(t_shown)
+        for a, b in zip(*np.nonzero(frame_iou(t_truth, t_shown) >= IOU)):
+            votes.setdefault(tracks[b], Counter())[people[a]] += 1
+    # Negative ids for people, apart from track ids (>= 1).
+    owner = {track_id: -1 - count.most_common(1)[0][0] for track_id, count in votes.items()}
     return [{owner.get(k, k): box for k, box in t_shown.items()} for t_shown in shown]
 
 
