@@ -66,6 +66,29 @@ def test_a_lost_face_comes_back_within_the_buffer(gap_frames, same_person):
     assert len(people) == (1 if same_person else 2)
 
 
+def test_a_face_that_narrows_before_it_is_lost_keeps_its_id_when_it_comes_back():
+    """A face turning away narrows frame by frame before the detector loses it; the lost track
+    keeps its size (not the narrowing speed, which would shrink its predicted box to nothing),
+    so the whole face seen again 0.8 s later still overlaps where the track predicts it."""
+    frames = []
+    for t in range(90):
+        x = 20 + 4 * t
+        if t < 30:
+            frames.append([face(x, 100, size=30)])
+        elif t < 40:  # turning away: 1 px narrower a frame, centred where the face walks
+            width = 30 - (t - 29)
+            frames.append([Face(box=(x + (30 - width) / 2, 100, x + (30 + width) / 2, 130), label="with_mask",
+                                probabilities=MASK, score=0.9)])
+        elif t < 60:
+            frames.append([])
+        else:
+            frames.append([face(x, 100, size=30)])
+    tracker = FaceTracker()
+    shown = run(tracker, frames)
+    assert {f.track_id for faces in shown for f in faces} == {1}
+    assert len(tracker.flush()) == 1
+
+
 def test_an_unsure_face_continues_a_track_but_never_starts_one():
     tracker = FaceTracker()
     assert tracker.update([face(10, 10, score=0.3)], 0.0) == []  # under high_score: no new track

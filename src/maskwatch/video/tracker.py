@@ -236,6 +236,11 @@ class FaceTracker:
             return
         mean = np.stack([t.mean for t in self.active])
         cov = np.stack([t.cov for t in self.active])
+        # A lost track keeps its size, as in ByteTrack (STrack.predict): the width and height speeds
+        # of its last frames (a face going behind something, a box jittering smaller) would shrink
+        # its predicted box to nothing before the face comes back (docs/bench-tracking.md).
+        lost = np.array([t.missed > 0 for t in self.active])
+        mean[lost, 6:8] = 0.0
         steps = np.maximum(timestamp - np.array([t.state_time for t in self.active]), 0.0) * REFERENCE_FPS
         mean, cov = kalman_predict(mean, cov, steps)
         for track, track_mean, track_cov in zip(self.active, mean, cov):
