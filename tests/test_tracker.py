@@ -89,6 +89,26 @@ def test_a_face_that_narrows_before_it_is_lost_keeps_its_id_when_it_comes_back()
     assert len(tracker.flush()) == 1
 
 
+@pytest.mark.parametrize("recover_distance, ids", [(1.0, 1), (0.0, 2)])
+def test_a_face_back_from_behind_a_pillar_near_its_prediction_keeps_its_id(recover_distance, ids):
+    """Two thirds hidden before it is lost (its box a third as wide) and slower when it comes out
+    0.8 s later: no box overlap is left, but its centre is within a face width of the prediction."""
+    frames = []
+    for t in range(86):
+        x = 20 + 4 * t
+        if t < 30:
+            frames.append([face(x, 100, size=30)])
+        elif t < 36:  # the right two thirds behind the pillar
+            frames.append([Face(box=(x, 100, x + 10, 130), label="with_mask", probabilities=MASK, score=0.9)])
+        elif t < 56:
+            frames.append([])
+        else:  # out again, as if it had walked 2 px a frame since t = 36
+            frames.append([face(20 + 4 * 36 + 2 * (t - 36) - 8, 100, size=30)])
+    tracker = FaceTracker(recover_distance=recover_distance)
+    shown = run(tracker, frames)
+    assert len({f.track_id for faces in shown for f in faces}) == ids
+
+
 def test_an_unsure_face_continues_a_track_but_never_starts_one():
     tracker = FaceTracker()
     assert tracker.update([face(10, 10, score=0.3)], 0.0) == []  # under high_score: no new track
@@ -165,3 +185,5 @@ def test_bad_settings_are_refused_with_the_values():
         FaceTracker(lost_after=-1)
     with pytest.raises(ValueError, match="low_score <= high_score"):
         FaceTracker(low_score=0.5, high_score=0.4)
+    with pytest.raises(ValueError, match="recover_distance must be 0 or more face widths, got -0.5"):
+        FaceTracker(recover_distance=-0.5)

@@ -6,9 +6,11 @@ frame, a small face walking) is matched where it has gone, not where it was. Ass
 follows ByteTrack (Zhang et al., ECCV 2022): confident faces first, then faces the detector
 was unsure of, which may only continue a track (an occluded or blurred face), never start
 one; a track missing from a detection survives `lost_after` seconds (not frames: cameras
-analyse at different rates) and is matched again where its motion has carried it. Boxes are
-compared by IoU with a buffer around them (C-BIoU, Yang et al., WACV 2023): a small fast face
-and its next detection may not overlap at all.
+analyse at different rates) and is matched again where its motion has carried it, at the size
+it had (ByteTrack's rule). Boxes are compared by IoU with a buffer around them (C-BIoU, Yang et
+al., WACV 2023): a small fast face and its next detection may not overlap at all. Last, a lost
+track may take a sure face left over whose centre is within one face width of where the track
+is predicted: a face that comes back from behind something rarely overlaps its prediction.
 
 Why our own and not a library's: supervision's and roboflow `trackers`' ByteTrack (MIT and
 Apache-2.0, numpy and scipy only) declare `opencv-python`, which overwrites the cv2 of
@@ -197,6 +199,9 @@ class FaceTracker:
     tentative_misses: detections a track seen only once may miss before it is dropped as noise.
     min_hits: frames (detected or carried) a track needs, besides two detections, to be a person.
     min_face_px, min_evidence: the decision rule (see the module docstring).
+    recover_distance: after every IoU pass, a track lost at the last detection may still take a
+        sure face left over whose centre lies within this many of the face's widths of where the
+        track is predicted (0: off).
     label_half_life: detections after which a frame's weight in the shown label (the running
         vote) has halved; the person's decision weighs every frame of evidence alike.
 
@@ -208,7 +213,7 @@ class FaceTracker:
     def __init__(self, match_iou: float = 0.2, low_match_iou: float = 0.4, new_track_iou: float = 0.3,
                  buffer: float = 0.3, high_score: float = 0.4, low_score: float = 0.2, lost_after: float = 2.0,
                  min_hits: int = 3, min_face_px: float = 20.0, min_evidence: int = 3,
-                 tentative_misses: int = 1, label_half_life: float = 6.0) -> None:
+                 tentative_misses: int = 1, label_half_life: float = 6.0, recover_distance: float = 1.0) -> None:
         if lost_after < 0:
             raise ValueError(f"lost_after must be 0 or more seconds, got {lost_after}")
         if not 0 <= low_score <= high_score:
@@ -219,6 +224,9 @@ class FaceTracker:
         self.buffer, self.high_score, self.low_score, self.lost_after = buffer, high_score, low_score, lost_after
         self.min_hits, self.min_face_px, self.min_evidence = min_hits, min_face_px, min_evidence
         self.tentative_misses = tentative_misses
+        if recover_distance < 0:
+            raise ValueError(f"recover_distance must be 0 or more face widths, got {recover_distance}")
+        self.recover_distance = recover_distance
         if label_half_life <= 0:
             raise ValueError(f"label_half_life must be more than 0 detections, got {label_half_life}")
         self.vote_decay = 0.5 ** (1.0 / label_half_life)
@@ -259,6 +267,18 @@ class FaceTracker:
         taken = {r for r, _ in pairs}
         return [t for i, t in enumerate(tracks) if i not in taken]
 
+    def _recover(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], matched: dict[int, Track]) -> None:
+        """Lost `tracks` take sure faces left over whose centre is within recover_distance face widths
+        of where the track is predicted, one to one (least total distance): a face that comes back after a second
+        behind something, where no box overlap is left to match it by (docs/bench-tracking.md)."""
+        if not tracks or not faces or not self.recover_distance:
+            return
+        predicted = np.stack([t.mean[:2] for t in tracks])
+        found = to_cxcywh(boxes[faces])
+        distance = np.linalg.norm(predicted[:, None, :] - found[None, :, :2], axis=2) / np.maximum(found[None, :, 2], 1.0)
+        for r, c in match(1.0 - distance / self.recover_distance, 1e-9):
+            matched[faces[c]] = tracks[r]
+
     def update(self, faces: list[Face], timestamp: float) -> list[Face]:
         """Faces of one detected frame -> the faces that are tracked, with track_id and the
         track's running vote. A face under high_score that continues no track is left out."""
@@ -275,6 +295,7 @@ class FaceTracker:
         self._associate([t for t in left if t.missed == 0], boxes, low, self.low_match_iou, matched)
         high_left = [i for i in high if i not in matched]
         unmatched_tentative = self._associate(tentative, boxes, high_left, self.new_track_iou, matched)
+        self._recover([t for t in left if t.missed > 0], boxes, [i for i in high_left if i not in matched], matched)
         # Seen once, then not at the next `tentative_misses` detections: noise, not a person.
         dropped = {id(t) for t in unmatched_tentative if t.missed + 1 > self.tentative_misses}
         for i in high:
