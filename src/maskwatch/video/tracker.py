@@ -268,9 +268,9 @@ class FaceTracker:
         return [t for i, t in enumerate(tracks) if i not in taken]
 
     def _recover(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], matched: dict[int, Track]) -> None:
-        """Lost `tracks` take sure faces left over whose centre is within recover_distance face widths
-        of where the track is predicted, one to one (least total distance): a face that comes back after a second
-        behind something, where no box overlap is left to match it by (docs/bench-tracking.md)."""
+        """Lost `tracks` take sure faces left over whose centre is within recover_distance face
+        widths of where the track is predicted, one to one (least total distance): a face back from
+        a second behind something has no box overlap left to match it by (docs/bench-tracking.md)."""
         if not tracks or not faces or not self.recover_distance:
             return
         predicted = np.stack([t.mean[:2] for t in tracks])
