@@ -5,7 +5,8 @@
 
 Clips with known identities: faces cut (with their surroundings) from the held-out photos of
 the per-photo split (seed 0), walking across a 640x360 scene at 25 FPS, entering and leaving at
-the sides, crossing each other and passing behind a pillar. Scored with TrackEval's
+the sides, crossing each other and passing behind a pillar; faces 30-64 px wide, or as
+`--face-px` sets (`--face-px 12 24 --first-seed 210`: a camera's far faces). Scored with TrackEval's
 definitions (IoU >= 0.5): IDF1, ID switches and fragmentation (CLEAR), tracks per true person
 (distinct track ids a person was matched to), and people reported (tracks long enough to be
 people) per true person. Two bounds beside them: the share of visible faces the detector finds,
@@ -113,9 +114,10 @@ def background(width: int, height: int, rng) -> np.ndarray:
     return np.clip(base + noise, 0, 255).astype(np.uint8)
 
 
-def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people=8):
+def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people=8, face_px=(30, 64)):
     """Frames and, per frame, the visible true faces {person id: box}. People walk in from
-    either side at 2-6 px a frame, sway, cross each other, pass behind a pillar, and leave."""
+    either side at 2-6 px a frame, sway, cross each other, pass behind a pillar, and leave.
+    face_px: the range of face widths (a camera's far faces: 12-24)."""
     rng = np.random.default_rng(seed)
     scene = background(width, height, rng)
     pillar = (int(width * 0.55), int(width * 0.55) + 36)
@@ -123,7 +125,7 @@ def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people
     for pid in range(people):
         crop, (fx0, fy0, fw, fh) = cutouts[(seed * people + pid) % len(cutouts)]
         width_now = fw * crop.shape[1]
-        face = min(rng.uniform(30, 64), 1.25 * width_now)  # face width in px, enlarged 1.25x at most
+        face = min(rng.uniform(*face_px), 1.25 * width_now)  # face width in px, enlarged 1.25x at most
         scale = face / width_now
         image = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         speed = rng.uniform(2, 6) * rng.choice([-1, 1])
@@ -369,6 +371,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the Kaggle face-mask-detection folder (VOC)")
     parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--first-seed", type=int, default=0, help="the generated clips' seeds start here")
+    parser.add_argument("--face-px", type=float, nargs=2, default=(30.0, 64.0), metavar=("MIN", "MAX"),
+                        help="face widths in the generated clips (a camera's far faces: 12 24)")
     parser.add_argument("--street", type=Path, help="street.mp4 (evaluation only, never copied)")
     parser.add_argument("--street-count", type=int, help="people whose face is visible, counted by hand")
     parser.add_argument("--out", type=Path)
@@ -381,9 +386,10 @@ def main() -> None:
     results: dict = {"generated": [], "walking": {}, "street": {}, "cost": {}}
 
     cutouts = face_cutouts(args.data, 64, seed=0)
-    for seed in range(args.clips):
-        clip, truth = generated_clip(cutouts, seed)
-        sources = {"shipped detector": detect_once(detector, clip, low, args.cache, f"generated-{seed}"),
+    sizes = "" if tuple(args.face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*args.face_px)
+    for seed in range(args.first_seed, args.first_seed + args.clips):
+        clip, truth = generated_clip(cutouts, seed, face_px=tuple(args.face_px))
+        sources = {"shipped detector": detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}"),
                    "true boxes, jittered, 10 % missed": noisy_truth(truth, seed)}
         for source, detections in sources.items():
             row = {"clip": seed, "detections": source, "detector_recall": {
