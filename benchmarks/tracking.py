@@ -26,6 +26,7 @@ alternating, median over passes.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import importlib.util
 import json
 import pickle
@@ -44,7 +45,7 @@ from scipy.optimize import linear_sum_assignment
 from maskwatch.data.photos import annotated_faces, photo_split
 from maskwatch.data.voc import load_voc_annotation
 from maskwatch.geometry import iou_matrix
-from maskwatch.detection.detector import Detector
+from maskwatch.detection.detector import SHIPPED_CONFIG, Detector, DetectorConfig
 from maskwatch.faces import Face
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
@@ -376,10 +377,16 @@ def main() -> None:
                         help="face widths in the generated clips (a camera's far faces: 12 24)")
     parser.add_argument("--street", type=Path, help="street.mp4 (evaluation only, never copied)")
     parser.add_argument("--street-count", type=int, help="people whose face is visible, counted by hand")
+    parser.add_argument("--upscale", type=float, default=None,
+                        help="the detector's fixed resize factor, as `maskwatch detect --upscale` (far faces)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cache", type=Path, help="keep the detections here (outside the repository)")
     args = parser.parse_args()
-    detector = Detector.load()
+    config = None
+    if args.upscale is not None:
+        config = replace(DetectorConfig.from_json(SHIPPED_CONFIG), upscale=args.upscale)
+    detector = Detector.load(config=config)
+    scaled = "" if args.upscale is None else f"-x{args.upscale:g}"  # the cache keeps each detector's faces apart
     low = FaceTracker().low_score
     default_cut = detector.config.min_score
     trackers = {name: make() for name, make in TRACKERS.items()}
@@ -389,7 +396,7 @@ def main() -> None:
     sizes = "" if tuple(args.face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*args.face_px)
     for seed in range(args.first_seed, args.first_seed + args.clips):
         clip, truth = generated_clip(cutouts, seed, face_px=tuple(args.face_px))
-        sources = {"shipped detector": detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}"),
+        sources = {"shipped detector": detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{scaled}"),
                    "true boxes, jittered, 10 % missed": noisy_truth(truth, seed)}
         for source, detections in sources.items():
             row = {"clip": seed, "detections": source, "detector_recall": {
@@ -405,7 +412,7 @@ def main() -> None:
                 f"{row[n]['people']} people for {row[n]['true_people']}" for n in trackers), flush=True)
 
     photo, clip, truth = walking_clip()
-    detections = detect_once(detector, clip, low, args.cache, "walking")
+    detections = detect_once(detector, clip, low, args.cache, f"walking{scaled}")
     still = len([f for f in detections[0] if f.score >= default_cut])
     results["walking"] = {"photo": photo, "frames": len(clip), "faces_on_a_still_frame": still,
                           "annotated_faces": len(truth[0])}
@@ -416,7 +423,7 @@ def main() -> None:
 
     if args.street is not None:
         clip = video_frames(args.street)
-        detections = detect_once(detector, clip, low, args.cache, "street")
+        detections = detect_once(detector, clip, low, args.cache, f"street{scaled}")
         # Asking the detector for unsure faces too means classifying more crops: how many more.
         sure = sum(f.score >= default_cut for faces in detections.values() for f in faces)
         unsure = sum(f.score < default_cut for faces in detections.values() for f in faces)
