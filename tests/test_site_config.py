@@ -63,6 +63,8 @@ def test_an_unset_environment_variable_is_named_with_its_camera(tmp_path):
     ("{source: webcam:0, zones: {door: [[0, 0], [1, 0]]}}", "camera 'c', field 'zones': zone 'door' needs at least 3 points, got 2"),
     ("{source: webcam:0, zones: {door: [[0, 0], [1.5, 0], [1, 1]]}}", "camera 'c', field 'zones.door.1.0': Input should be less than or equal to 1"),
     ("webcam:0", "camera 'c': expected a mapping of settings, got str"),
+    ("{source: webcam:0, upscale: 0}", "camera 'c', field 'upscale': Input should be greater than 0 (got 0)"),
+    ("{source: webcam:0, upscale: 5}", "camera 'c', field 'upscale': Input should be less than or equal to 4"),
 ])
 def test_a_bad_camera_names_the_camera_and_the_field(tmp_path, camera, expected):
     path = write(tmp_path, f"cameras:\n  c: {camera}\n")

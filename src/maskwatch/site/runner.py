@@ -135,6 +135,8 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
     reader = CameraReader(camera.detect_source or camera.source, stall_timeout=camera.stall_timeout,
                           retry_max=camera.retry_max, name=camera_id, decode_on_request=True)
     motion = camera.motion.settings()
+    if camera.upscale is not None:
+        detector = detector.rescaled(camera.upscale)
     processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face,
                                motion=MotionDetector(motion) if motion is not None else None)
     live = LatestFrameSink(blur=store.privacy)
