@@ -187,3 +187,11 @@ def test_every_bad_compliance_rule_is_reported(tmp_path):
         load_site_config(path, environ={})
     assert [p.split(":")[0] for p in err.value.problems] == ["field 'alerts.compliance.0.camera'",
                                                              "field 'alerts.compliance.1.zone'"]
+
+
+def test_run_check_shows_a_cameras_upscale(tmp_path):
+    path = write(tmp_path, "cameras:\n  far: {source: webcam:0, upscale: 1.5}\n  near: {source: webcam:1}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    far, near = [line for line in result.output.splitlines() if line.strip().startswith(("far", "near"))]
+    assert "detect every 2 at 1.5x," in far and "detect every 2," in near
