@@ -21,7 +21,7 @@ Variants, each measured in a fresh process so its CPU is its own:
   grab, convert: the cameras' readers alone, every frame grabbed; converted to BGR or not
            (the cost of a stream before any analysis).
   gated:   this tree, motion gating on (the default for `run`), frames decoded on request.
-  substream: gated, analysing a 5 fps substream of the same clip (`detect_source`, same 640x480)
+  substream: gated, analysing a 5 fps (--substream-fps) substream of the same clip (`detect_source`, 640x480)
            instead of the 25 fps main stream, as a camera's second stream would be set up.
   ungated: this tree with `motion: {enabled: false}` (decoding on request stays).
   base:    the code under --base-src (e.g. `git archive c2fa597 src | tar -x -C /tmp/mw-c2fa597`),
@@ -50,7 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAM_FPS = 25
-SUBSTREAM_FPS = 5  # the `substream` variant's detect_source
+SUBSTREAM_FPS = 5  # the `substream` variant's detect_source (--substream-fps)
 QUIET_PHOTOS = (0, 2, 3, 4)  # 3, 7, 3 and 10 faces
 
 
@@ -244,6 +244,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=2.0, help="analysed frames per second per camera")
     parser.add_argument("--seconds", type=float, default=None, help="measured window (default: one loop of the clip)")
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--substream-fps", type=int, default=SUBSTREAM_FPS,
+                        help="frame rate of the substream variants' detect_source (a camera's second stream)")
     parser.add_argument("--sample-every", type=float, default=30.0, help="seconds between memory samples")
     parser.add_argument("--until-behind", action="store_true",
                         help="stop trying a variant after the first camera count it does not keep up with")
@@ -260,7 +262,7 @@ def main() -> None:
         work = Path(tmp)
         scenes = ["quiet", "busy"] if args.scene == "soak" else [args.scene]
         servers = {scene: serve(scene, work) for scene in scenes}
-        substreams = {scene: serve(scene, work, SUBSTREAM_FPS) for scene in scenes} if any(v.startswith("substream") for v in args.variants) else {}
+        substreams = {scene: serve(scene, work, args.substream_fps) for scene in scenes} if any(v.startswith("substream") for v in args.variants) else {}
         every_server = [s for s, _, _ in [*servers.values(), *substreams.values()]]
         try:
             loop = max(loop for _, loop, _ in servers.values())
