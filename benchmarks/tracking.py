@@ -26,7 +26,6 @@ alternating, median over passes.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import importlib.util
 import json
 import pickle
@@ -45,7 +44,7 @@ from scipy.optimize import linear_sum_assignment
 from maskwatch.data.photos import annotated_faces, photo_split
 from maskwatch.data.voc import load_voc_annotation
 from maskwatch.geometry import iou_matrix
-from maskwatch.detection.detector import SHIPPED_CONFIG, Detector, DetectorConfig
+from maskwatch.detection.detector import Detector
 from maskwatch.faces import Face
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
@@ -382,10 +381,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cache", type=Path, help="keep the detections here (outside the repository)")
     args = parser.parse_args()
-    config = None
+    detector = Detector.load()
     if args.upscale is not None:
-        config = replace(DetectorConfig.from_json(SHIPPED_CONFIG), upscale=args.upscale)
-    detector = Detector.load(config=config)
+        detector = detector.rescaled(args.upscale)
     scaled = "" if args.upscale is None else f"-x{args.upscale:g}"  # the cache keeps each detector's faces apart
     low = FaceTracker().low_score
     default_cut = detector.config.min_score
