@@ -46,6 +46,7 @@ from maskwatch.data.voc import load_voc_annotation
 from maskwatch.geometry import iou_matrix
 from maskwatch.detection.detector import Detector
 from maskwatch.faces import Face
+from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
@@ -74,6 +75,7 @@ def old_tracker_class():
 
 
 TRACKERS = {"old (IoU, c2fa597)": old_tracker_class, "new (ByteTrack-style)": lambda: FaceTracker}
+CAMERA_MOTION = "new + camera motion"  # with --camera-motion: the new tracker given each frame's image
 
 
 # --- clips -----------------------------------------------------------------------------------
@@ -107,19 +109,41 @@ def face_cutouts(data: Path, count: int, seed: int) -> list[np.ndarray]:
     return [cutouts[i] for i in order]
 
 
-def background(width: int, height: int, rng) -> np.ndarray:
-    """A street-like grey scene with soft texture (no faces in it)."""
+def background(width: int, height: int, rng, blocks=None) -> np.ndarray:
+    """A street-like grey scene with soft texture (no faces in it). blocks: a random generator
+    to draw sharp-edged blocks with too (windows, signs, paving), as a real street has: corners a
+    camera's motion can be followed by, more of them than on the people."""
     base = np.linspace(90, 160, height)[:, None, None] * np.ones((1, width, 3))
     noise = cv2.resize(rng.normal(0, 25, (height // 20, width // 20)), (width, height))[:, :, None]
-    return np.clip(base + noise, 0, 255).astype(np.uint8)
+    scene = np.clip(base + noise, 0, 255).astype(np.uint8)
+    for _ in range(400 if blocks is not None else 0):
+        x, y = int(blocks.uniform(0, width)), int(blocks.uniform(0, height))
+        w, h = int(blocks.uniform(4, 30)), int(blocks.uniform(4, 30))
+        cv2.rectangle(scene, (x, y), (x + w, y + h), tuple(int(v) for v in blocks.uniform(40, 220, 3)), -1)
+    return scene
 
 
-def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people=8, face_px=(30, 64)):
+def camera_shake(frames: int, shake: float, seed: int) -> np.ndarray:
+    """frames x 2 offsets of a hand-held camera: a speed that wanders by `shake` px a frame
+    (s.d.) and decays, and a position pulled gently back to the start (a hand that aims)."""
+    rng = np.random.default_rng(5000 + seed)
+    speed, offset, out = np.zeros(2), np.zeros(2), np.zeros((frames, 2))
+    for t in range(frames):
+        speed = 0.85 * speed + rng.normal(0, shake, 2)
+        offset = 0.97 * offset + speed
+        out[t] = offset
+    return out
+
+
+def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people=8, face_px=(30, 64), shake=0.0):
     """Frames and, per frame, the visible true faces {person id: box}. People walk in from
     either side at 2-6 px a frame, sway, cross each other, pass behind a pillar, and leave.
-    face_px: the range of face widths (a camera's far faces: 12-24)."""
+    face_px: the range of face widths (a camera's far faces: 12-24). shake: a hand-held camera
+    (camera_shake): the whole view, pillar included, moves, faces count while half in view, and
+    the background is textured (corners to follow the camera by)."""
+    offsets = camera_shake(frames, shake, seed) if shake else None
     rng = np.random.default_rng(seed)
-    scene = background(width, height, rng)
+    scene = background(width, height, rng, blocks=np.random.default_rng(9000 + seed) if shake else None)
     pillar = (int(width * 0.55), int(width * 0.55) + 36)
     walkers = []
     for pid in range(people):
@@ -163,6 +187,17 @@ def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people
             shown = (covered[ya:yb, xa:xb] == pid).sum() if xb > xa and yb > ya else 0
             if shown / area >= 0.5:  # half the face in view and on top: a face a person could see
                 visible[pid] = (x0, y0, x1, y1)
+        if offsets is not None:
+            dx, dy = offsets[t]
+            frame = cv2.warpAffine(frame, np.float32([[1, 0, dx], [0, 1, dy]]), (width, height),
+                                   borderMode=cv2.BORDER_REFLECT)
+            moved = {}
+            for pid, (x0, y0, x1, y1) in visible.items():
+                x0, y0, x1, y1 = x0 + dx, y0 + dy, x1 + dx, y1 + dy
+                inside = max(0.0, min(width, x1) - max(0.0, x0)) * max(0.0, min(height, y1) - max(0.0, y0))
+                if inside >= 0.5 * (x1 - x0) * (y1 - y0):
+                    moved[pid] = (x0, y0, x1, y1)
+            visible = moved
         clip.append(frame)
         truth.append(visible)
     return clip, truth
@@ -249,14 +284,15 @@ def noisy_truth(truth: list[dict], seed: int, miss: float = 0.1, jitter: float =
     return found
 
 
-def track(tracker, detections, frames: int, default_min_score: float):
-    """Per frame, {track id: box} as the processor hands it on; and the people at the end."""
+def track(tracker, detections, frames: int, default_min_score: float, clip=None):
+    """Per frame, {track id: box} as the processor hands it on; and the people at the end.
+    With the clip's images, the tracks follow the camera's own motion (CameraMotion)."""
     replay = Replay(detections, default_min_score)
-    processor = FrameProcessor(replay, tracker, DETECT_EVERY)
+    processor = FrameProcessor(replay, tracker, DETECT_EVERY, camera_motion=CameraMotion() if clip else None)
     shown = []
     for i in range(frames):
         replay.index = i
-        faces, _ = processor(Frame(i, i / FPS, None, f"{i}"))
+        faces, _ = processor(Frame(i, i / FPS, clip[i] if clip else None, f"{i}"))
         shown.append({f.track_id: f.box for f in faces})
     return shown, tracker.people()
 
@@ -378,6 +414,10 @@ def main() -> None:
     parser.add_argument("--street-count", type=int, help="people whose face is visible, counted by hand")
     parser.add_argument("--upscale", type=float, default=None,
                         help="the detector's fixed resize factor, as `maskwatch detect --upscale` (far faces)")
+    parser.add_argument("--shake", type=float, default=0.0,
+                        help="a hand-held camera in the generated clips: its speed's wander, px a frame (s.d.)")
+    parser.add_argument("--camera-motion", action="store_true",
+                        help="also run the new tracker following the camera's motion (CameraMotion)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cache", type=Path, help="keep the detections here (outside the repository)")
     args = parser.parse_args()
@@ -388,19 +428,22 @@ def main() -> None:
     low = FaceTracker().low_score
     default_cut = detector.config.min_score
     trackers = {name: make() for name, make in TRACKERS.items()}
+    if args.camera_motion:
+        trackers[CAMERA_MOTION] = FaceTracker
     results: dict = {"generated": [], "walking": {}, "street": {}, "cost": {}}
 
     cutouts = face_cutouts(args.data, 64, seed=0)
     sizes = "" if tuple(args.face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*args.face_px)
+    sizes += f"-shake{args.shake:g}-textured" if args.shake else ""
     for seed in range(args.first_seed, args.first_seed + args.clips):
-        clip, truth = generated_clip(cutouts, seed, face_px=tuple(args.face_px))
+        clip, truth = generated_clip(cutouts, seed, face_px=tuple(args.face_px), shake=args.shake)
         sources = {"shipped detector": detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{scaled}"),
                    "true boxes, jittered, 10 % missed": noisy_truth(truth, seed)}
         for source, detections in sources.items():
             row = {"clip": seed, "detections": source, "detector_recall": {
                 str(cut): detector_recall(truth, detections, cut) for cut in (default_cut, low)}}
             for name, cls in trackers.items():
-                shown, people = track(cls(), detections, len(clip), default_cut)
+                shown, people = track(cls(), detections, len(clip), default_cut, clip if name == CAMERA_MOTION else None)
                 row[name] = score_tracking(truth, shown) | people_summary(people)
                 row[name]["idf1_merged_by_owner"] = score_tracking(truth, merged_by_owner(truth, shown))["idf1"]
             results["generated"].append(row)
@@ -415,7 +458,7 @@ def main() -> None:
     results["walking"] = {"photo": photo, "frames": len(clip), "faces_on_a_still_frame": still,
                           "annotated_faces": len(truth[0])}
     for name, cls in trackers.items():
-        shown, people = track(cls(), detections, len(clip), default_cut)
+        shown, people = track(cls(), detections, len(clip), default_cut, clip if name == CAMERA_MOTION else None)
         results["walking"][name] = score_tracking(truth, shown) | people_summary(people)
     print(f"walking clip: {json.dumps(results['walking'])}", flush=True)
 
@@ -429,7 +472,7 @@ def main() -> None:
                              "faces_per_detected_frame": {"sure": sure / len(detections),
                                                           "unsure_also_classified": unsure / len(detections)}}
         for name, cls in trackers.items():
-            _, people = track(cls(), detections, len(clip), default_cut)
+            _, people = track(cls(), detections, len(clip), default_cut, clip if name == CAMERA_MOTION else None)
             hits = [t.hits for t in people]
             results["street"][name] = people_summary(people) | {"under_10_frames": sum(h < 10 for h in hits)}
         del clip

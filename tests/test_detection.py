@@ -164,11 +164,12 @@ def test_a_stream_url_with_a_bad_port_is_refused_by_name(tmp_path):
     assert "secret" not in result.output
 
 
-def test_detect_every_second_frame_carries_tracked_faces(tmp_path, sample_dir):
+@pytest.mark.parametrize("camera", ["--fixed-camera", "--moving-camera"])
+def test_detect_every_second_frame_carries_tracked_faces(tmp_path, sample_dir, camera):
     video = make_video(tmp_path / "clip.mp4", sample_dir, frames=6)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--detect-every", "2",
-                                      "--upscale", "1", "--no-media", "--quiet"])
+                                      "--upscale", "1", "--no-media", "--quiet", camera])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert [line["detected"] for line in lines] == [True, False] * 3

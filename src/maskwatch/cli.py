@@ -129,6 +129,7 @@ Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help=
 Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)) or 'inverse' (1/freq) (default: recipe).")]
 Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
 Gate = Annotated[bool, typer.Option(help="Let the shipped gate answer the small faces it is sure of first; --no-gate sends every face to the full classifier. A classifier of your own runs without the gate.")]
+MovingCamera = Annotated[bool, typer.Option("--moving-camera/--fixed-camera", help="On video, the camera moves (hand-held, on a vehicle): tracks follow the whole view's motion, measured on every frame.")]
 ClassifierFile = Annotated[Optional[Path], typer.Option("--classifier", help="An exported .onnx classifier (default: shipped).")]
 DetectorFile = Annotated[Optional[Path], typer.Option("--detector", help="Detector settings JSON, as `export-detector` or `fit-detector` writes it (default: shipped).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
@@ -314,6 +315,7 @@ def detect(
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
     upscale: Annotated[Optional[float], typer.Option(help="Fixed resize factor before face detection (default: picked from each frame's size).")] = None,
     detect_every: Annotated[Optional[int], typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
+    moving_camera: MovingCamera = False,
     gate: Gate = True,
     progress: Progress = True,
 ) -> None:
@@ -339,6 +341,7 @@ def detect(
     try:
         result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
                             progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
+                            moving_camera=moving_camera,
                             **({} if detect_every is None else {"detect_every": detect_every}))
     except SourceError as err:
         _fail(str(err))
@@ -363,6 +366,7 @@ def batch(
     blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
     detect_every: Annotated[int | None, typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
+    moving_camera: MovingCamera = False,
     classifier: ClassifierFile = None,
     detector: DetectorFile = None,
     gate: Gate = True,
@@ -378,6 +382,7 @@ def batch(
     if detect_every is not None and detect_every < 1:
         _fail(f"--detect-every must be at least 1, got {detect_every}")
     options = ScoreOptions(blur=blur, save_media=not no_media, models=_models(classifier, detector, gate),
+                           moving_camera=moving_camera,
                            **({} if detect_every is None else {"detect_every": detect_every}))
     try:
         report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)

@@ -44,6 +44,7 @@ class ScoreOptions:
     blur: bool = False
     save_media: bool = True
     detect_every: int = DEFAULT_DETECT_EVERY
+    moving_camera: bool = False
     models: Models = field(default_factory=Models)  # each actor loads its own
 
 
@@ -91,7 +92,8 @@ def score_file(file: BatchFile, out: Path, detector, options: ScoreOptions) -> d
     try:
         with atomic_dir(Path(out) / file.key) as tmp:
             result = run_detect(file.path, tmp, detector, blur=options.blur, save_media=options.save_media,
-                                progress=False, detect_every=options.detect_every)
+                                progress=False, detect_every=options.detect_every,
+                                moving_camera=options.moving_camera)
             if result.frames == 0:
                 raise ValueError("; ".join(result.errors) or "no frame could be read")
     except Exception as err:  # noqa: BLE001 - the batch loop reports each bad file and goes on

@@ -16,6 +16,7 @@ from maskwatch.atomic import atomic_path
 from maskwatch.progress import progress_bar
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
+from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
 from maskwatch.video.sources import SourceInfo, describe_source, read_frames
@@ -74,7 +75,7 @@ def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: Det
 
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
                progress: bool = True, max_frames: int | None = None, on_frame=None,
-               detect_every: int = DEFAULT_DETECT_EVERY, on_line=None) -> DetectResult:
+               detect_every: int = DEFAULT_DETECT_EVERY, on_line=None, moving_camera: bool = False) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
 
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,
@@ -87,6 +88,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     detect_every: on video, run the detector on every n-th frame only and carry the tracked
     faces over the frames between (their JSON lines say "detected": false). Faster, and on
     25 FPS video a face moves little in between.
+    moving_camera: a hand-held or moving camera: the tracks follow the whole view's motion
+    (CameraMotion), so that a shake does not split a person into several.
 
     on_frame(frame, faces) and on_line(record) are called after each frame's line is written;
     on_line gets exactly what detections.jsonl holds (`detect --json` prints it).
@@ -96,7 +99,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     out.mkdir(parents=True, exist_ok=True)
     result = DetectResult(out=out)
     tracked = info.kind in ("video", "stream", "webcam")
-    processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every)
+    processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every,
+                               camera_motion=CameraMotion() if moving_camera else None)
     sinks: list[Sink] = []
     if info.kind in ("stream", "webcam"):
         source_frames = live_frames(source, result.errors, name=info.name, on_lost=lambda: end_tracks(processor, sinks))

@@ -14,6 +14,7 @@ import inspect
 from dataclasses import replace
 
 from maskwatch.faces import Face
+from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.motion import MotionDetector
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track
@@ -35,18 +36,23 @@ class FrameProcessor:
         seconds passed without a detection while anyone is tracked (a person standing still), or
         `empty_check` seconds while nobody is. Otherwise the faces of the last detection stand
         for this frame's: tracks in view carry on, lost ones count a miss.
+    camera_motion: with a tracker, a CameraMotion for a camera that moves (a hand-held video):
+        on every frame the tracks are first moved by how the whole view moved since the last, so
+        that both the faces carried over and the predictions matched at detection follow it.
 
     detections counts the frames that reached the detector, gated those the motion gate spared.
     """
 
     def __init__(self, detector, tracker: FaceTracker | None = None, detect_every: int = 1,
-                 min_face: float = 0.0, motion: MotionDetector | None = None) -> None:
+                 min_face: float = 0.0, motion: MotionDetector | None = None,
+                 camera_motion: CameraMotion | None = None) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         if min_face < 0:
             raise ValueError(f"min_face must be 0 or more pixels, got {min_face}")
         self.detector, self.tracker, self.detect_every, self.min_face = detector, tracker, detect_every, min_face
         self.motion = motion if tracker is not None else None
+        self.camera_motion = camera_motion if tracker is not None else None
         self.detections = 0
         self.gated = 0
         self._moved = False  # motion seen since the last detection
@@ -70,6 +76,8 @@ class FrameProcessor:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
         if self.tracker is None:
             return self._detect(frame.image), True
+        if self.camera_motion is not None:  # before anything is predicted or matched on this frame
+            self.tracker.warp(self.camera_motion.estimate(frame.image))
         if self.motion is not None and (self.motion.detect(frame.image) or self.motion.recalibrated):
             self._moved = True  # a global change (lights, a cut) is checked once too: anything may have changed
         if frame.index % self.detect_every:
@@ -111,4 +119,6 @@ class FrameProcessor:
         self._last_detection, self._moved = None, False
         if self.motion is not None:
             self.motion.average = None
+        if self.camera_motion is not None:
+            self.camera_motion.reset()
         return self.tracker.flush() if self.tracker is not None else []

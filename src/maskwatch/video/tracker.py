@@ -254,6 +254,22 @@ class FaceTracker:
         for track, track_mean, track_cov in zip(self.active, mean, cov):
             track.mean, track.cov, track.state_time = track_mean, track_cov, timestamp
 
+    def warp(self, affine: np.ndarray) -> None:
+        """Move every track by the camera's own motion (a 2 x 3 similarity from the frame its
+        state is in to the next one, as CameraMotion estimates it): where a hand-held camera
+        turned, the faces went too. Speeds turn and scale with it; sizes scale."""
+        if not self.active:
+            return
+        affine = np.asarray(affine, np.float64)
+        linear, shift = affine[:, :2], affine[:, 2]
+        scale = float(np.sqrt(abs(np.linalg.det(linear))))
+        mean = np.stack([t.mean for t in self.active])
+        mean[:, 0:2] = mean[:, 0:2] @ linear.T + shift
+        mean[:, 4:6] = mean[:, 4:6] @ linear.T
+        mean[:, [2, 3, 6, 7]] *= scale
+        for track, track_mean in zip(self.active, mean):
+            track.mean, track.cov = track_mean, track.cov * scale * scale
+
     def _associate(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], least: float,
                    matched: dict[int, Track]) -> list[Track]:
         """Match `tracks` to the faces indexed by `faces` (into `boxes`); record pairs in `matched`
