@@ -235,10 +235,11 @@ def test_a_camera_with_upscale_detects_on_the_rescaled_networks(detector, tmp_pa
 
     store = EventStore(str(tmp_path / "site.db"))
     try:
-        far, _ = camera_worker("door", CameraConfig(source="webcam:0", upscale=1.5), detector, store)
+        far, _ = camera_worker("door", CameraConfig(source="webcam:0", upscale=1.5, moving=True), detector, store)
         near, _ = camera_worker("hall", CameraConfig(source="webcam:0"), detector, store)
     finally:
         store.close()
+    assert far.processor.camera_motion is not None and near.processor.camera_motion is None  # `moving: true`
     assert far.processor.detector.config.upscale == 1.5
     assert far.processor.detector.finder.session is detector.finder.session
     assert near.processor.detector is detector

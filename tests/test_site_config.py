@@ -65,6 +65,7 @@ def test_an_unset_environment_variable_is_named_with_its_camera(tmp_path):
     ("webcam:0", "camera 'c': expected a mapping of settings, got str"),
     ("{source: webcam:0, upscale: 0}", "camera 'c', field 'upscale': Input should be greater than 0 (got 0)"),
     ("{source: webcam:0, upscale: 5}", "camera 'c', field 'upscale': Input should be less than or equal to 4"),
+    ("{source: webcam:0, moving: sometimes}", "camera 'c', field 'moving': Input should be a valid boolean"),
 ])
 def test_a_bad_camera_names_the_camera_and_the_field(tmp_path, camera, expected):
     path = write(tmp_path, f"cameras:\n  c: {camera}\n")
@@ -189,9 +190,9 @@ def test_every_bad_compliance_rule_is_reported(tmp_path):
                                                              "field 'alerts.compliance.1.zone'"]
 
 
-def test_run_check_shows_a_cameras_upscale(tmp_path):
-    path = write(tmp_path, "cameras:\n  far: {source: webcam:0, upscale: 1.5}\n  near: {source: webcam:1}\n")
+def test_run_check_shows_a_cameras_upscale_and_a_moving_camera(tmp_path):
+    path = write(tmp_path, "cameras:\n  far: {source: webcam:0, upscale: 1.5, moving: true}\n  near: {source: webcam:1}\n")
     result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
     assert result.exit_code == 0, result.output
     far, near = [line for line in result.output.splitlines() if line.strip().startswith(("far", "near"))]
-    assert "detect every 2 at 1.5x," in far and "detect every 2," in near
+    assert "detect every 2 at 1.5x, moving camera," in far and "detect every 2," in near

@@ -708,8 +708,9 @@ def run(
         substream = f" (analysing {redact_source(camera.detect_source)})" if camera.detect_source else ""
         motion = f"motion-gated, full check every {camera.motion.full_check:g} s" if camera.motion.enabled else "no gating"
         upscale = f" at {camera.upscale:g}x" if camera.upscale is not None else ""
+        moving = ", moving camera" if camera.moving else ""
         typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
-                   f"detect every {camera.detect_every}{upscale}, {motion}{zones}")
+                   f"detect every {camera.detect_every}{upscale}{moving}, {motion}{zones}")
     models = _models(classifier, detector_file, gate)
     if check:
         return

@@ -106,6 +106,8 @@ class CameraSettings(BaseModel):
     upscale: float | None = Field(None, gt=0, le=4, description="resize factor before face detection, for a "
                                   "camera whose faces are far (1.5: more 12-24 px faces found, 1.6x the CPU); "
                                   "default: picked from the frame's size")
+    moving: bool = Field(False, description="the camera pans or is carried: tracks follow the whole view's motion "
+                         "(about 6 ms of CPU a frame; on a fixed camera it can take people's motion for the camera's)")
     stall_timeout: float = Field(10.0, gt=0, description="seconds without a frame before the stream counts as dead")
     retry_max: float = Field(10.0, gt=0, description="longest wait between reconnects, seconds (backoff doubles up to it)")
     motion: MotionConfig = Field(default_factory=MotionConfig,

@@ -20,6 +20,7 @@ from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
 from maskwatch.site.events import EventSink, EventStore, Listeners
 from maskwatch.site.hours import OpeningHours
+from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.motion import MotionDetector
 from maskwatch.video.process import FrameProcessor
@@ -138,7 +139,8 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
     if camera.upscale is not None:
         detector = detector.rescaled(camera.upscale)
     processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face,
-                               motion=MotionDetector(motion) if motion is not None else None)
+                               motion=MotionDetector(motion) if motion is not None else None,
+                               camera_motion=CameraMotion() if camera.moving else None)
     live = LatestFrameSink(blur=store.privacy)
     events = EventSink(store, camera_id, camera.zones, listeners=listeners)
     return CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps), live
