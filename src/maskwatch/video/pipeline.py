@@ -14,9 +14,9 @@ from pathlib import Path
 
 from maskwatch.atomic import atomic_path
 from maskwatch.progress import progress_bar
+from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
-from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
 from maskwatch.video.sources import SourceInfo, describe_source, read_frames
