@@ -1,7 +1,8 @@
 """The real-world check: the shipped pipeline (or a candidate) on photos and clips from outside
 the training data. Evaluation only: nothing here trains, fits or chooses a threshold.
 
-    python benchmarks/real_check.py photos ../shared/datasets/real-check [--classifier M.onnx] [--no-gate] [--no-closeup]
+    python benchmarks/real_check.py photos ../shared/datasets/real-check [--classifier M.onnx] [--no-gate]
+        [--no-closeup | --closeup C.onnx]
     python benchmarks/real_check.py clips ../shared/datasets/real-clips [--classifier M.onnx]
 
 Photos: one folder per true class; each photo's main face is the one the detector scores
@@ -103,12 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", type=Path, help="a detector settings .json (default: shipped)")
     parser.add_argument("--no-gate", action="store_true", help="every face to the full classifier")
     parser.add_argument("--no-closeup", action="store_true", help="large faces to the full classifier too")
+    parser.add_argument("--closeup", type=Path, help="a candidate close-up model .onnx (`export --closeup-above`)")
     parser.add_argument("--json", type=Path, help="also write the whole report, per photo, here")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         parser.error(f"{args.root}: no such folder")
     detector = Detector.load(args.classifier, args.detector, gate=False if args.no_gate else True,
-                             closeup=False if args.no_closeup else True)
+                             closeup=False if args.no_closeup else (args.closeup or True))
     if args.what == "photos":
         report = check_photos(detector, args.root)
         print_photos(report)
