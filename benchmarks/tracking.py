@@ -224,8 +224,10 @@ def walking_clip(width=1280, height=720, scale=1.6, step=7.0):
     return ann.filename, clip, truth
 
 
-def video_frames(path: Path) -> list[np.ndarray]:
+def video_frames(path: Path) -> tuple[list[np.ndarray], float]:
+    """The video's frames and its frame rate."""
     capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) or FPS
     frames = []
     while True:
         ok, image = capture.read()
@@ -233,7 +235,7 @@ def video_frames(path: Path) -> list[np.ndarray]:
             break
         frames.append(image)
     capture.release()
-    return frames
+    return frames, fps
 
 
 # --- running the trackers ----------------------------------------------------------------------
@@ -284,15 +286,16 @@ def noisy_truth(truth: list[dict], seed: int, miss: float = 0.1, jitter: float =
     return found
 
 
-def track(tracker, detections, frames: int, default_min_score: float, clip=None):
+def track(tracker, detections, frames: int, default_min_score: float, clip=None, fps: float = FPS):
     """Per frame, {track id: box} as the processor hands it on; and the people at the end.
-    With the clip's images, the tracks follow the camera's own motion (CameraMotion)."""
+    With the clip's images, the tracks follow the camera's own motion (CameraMotion). fps: the
+    clip's frame rate (the tracker measures time in seconds)."""
     replay = Replay(detections, default_min_score)
     processor = FrameProcessor(replay, tracker, DETECT_EVERY, camera_motion=CameraMotion() if clip else None)
     shown = []
     for i in range(frames):
         replay.index = i
-        faces, _ = processor(Frame(i, i / FPS, clip[i] if clip else None, f"{i}"))
+        faces, _ = processor(Frame(i, i / fps, clip[i] if clip else None, f"{i}"))
         shown.append({f.track_id: f.box for f in faces})
     return shown, tracker.people()
 
@@ -463,7 +466,7 @@ def main() -> None:
     print(f"walking clip: {json.dumps(results['walking'])}", flush=True)
 
     if args.street is not None:
-        clip = video_frames(args.street)
+        clip, street_fps = video_frames(args.street)
         detections = detect_once(detector, clip, low, args.cache, f"street{scaled}")
         # Asking the detector for unsure faces too means classifying more crops: how many more.
         sure = sum(f.score >= default_cut for faces in detections.values() for f in faces)
@@ -472,7 +475,8 @@ def main() -> None:
                              "faces_per_detected_frame": {"sure": sure / len(detections),
                                                           "unsure_also_classified": unsure / len(detections)}}
         for name, cls in trackers.items():
-            _, people = track(cls(), detections, len(clip), default_cut, clip if name == CAMERA_MOTION else None)
+            _, people = track(cls(), detections, len(clip), default_cut, clip if name == CAMERA_MOTION else None,
+                              fps=street_fps)
             hits = [t.hits for t in people]
             results["street"][name] = people_summary(people) | {"under_10_frames": sum(h < 10 for h in hits)}
         del clip
