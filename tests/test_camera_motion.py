@@ -36,6 +36,13 @@ def test_the_shift_between_two_frames_is_measured():
     assert affine[:, :2] == pytest.approx(np.eye(2), abs=0.01)
 
 
+def test_a_remembered_frame_is_where_the_next_estimate_starts():
+    world, camera = scene(), CameraMotion()
+    camera.remember(view(world, 0, 0))  # no track to move: nothing measured
+    camera.remember(view(world, 4, 2))
+    assert camera.estimate(view(world, 10, -3))[:, 2] == pytest.approx([6, -5], abs=0.5)
+
+
 def test_what_cannot_be_told_is_no_motion():
     camera = CameraMotion()
     flat = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)

@@ -39,10 +39,8 @@ class CameraMotion:
         self._shape: tuple[int, ...] | None = None
 
     def estimate(self, image: np.ndarray) -> np.ndarray:
-        small, scale = self._grey(image)
-        previous, same_size = self._previous, self._shape == image.shape[:2]
-        self._previous, self._shape = small, image.shape[:2]
-        if previous is None or not same_size:
+        previous, small, scale = self._advance(image)
+        if previous is None:
             return IDENTITY.copy()
         points = cv2.goodFeaturesToTrack(previous, self.corners, 0.01, 8)
         if points is None or len(points) < self.min_inliers:
@@ -57,6 +55,19 @@ class CameraMotion:
             return IDENTITY.copy()
         affine[:, 2] /= scale  # the shift back in the frame's pixels; rotation and scale are unitless
         return affine
+
+    def remember(self, image: np.ndarray) -> None:
+        """Keep `image` as the frame the next estimate starts from, measuring nothing: while no
+        track is there to move, following the corners would be work for nobody."""
+        self._advance(image)
+
+    def _advance(self, image: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, float]:
+        """The previous frame's grey copy (None if none, or of another size), this frame's, and its
+        scale; this frame becomes the previous one."""
+        small, scale = self._grey(image)
+        previous = self._previous if self._shape == image.shape[:2] else None
+        self._previous, self._shape = small, image.shape[:2]
+        return previous, small, scale
 
     def _grey(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image

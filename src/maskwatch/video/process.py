@@ -77,7 +77,10 @@ class FrameProcessor:
         if self.tracker is None:
             return self._detect(frame.image), True
         if self.camera_motion is not None:  # before anything is predicted or matched on this frame
-            self.tracker.warp(self.camera_motion.estimate(frame.image))
+            if self.tracker.active:
+                self.tracker.warp(self.camera_motion.estimate(frame.image))
+            else:  # nobody to move: only keep the frame the next estimate starts from
+                self.camera_motion.remember(frame.image)
         if self.motion is not None and (self.motion.detect(frame.image) or self.motion.recalibrated):
             self._moved = True  # a global change (lights, a cut) is checked once too: anything may have changed
         if frame.index % self.detect_every:
