@@ -216,12 +216,17 @@ def measure(job: dict) -> dict:
 
 # The parent -----------------------------------------------------------------------------------
 
+def steady_malloc_of(src: Path, env: dict) -> dict:
+    """The malloc settings `maskwatch run` of `src` restarts with ({} before bab6d0b had any)."""
+    code = ("import json\ntry:\n    from maskwatch.runtime import STEADY_MALLOC\nexcept ImportError:\n"
+            "    STEADY_MALLOC = {}\nprint(json.dumps(STEADY_MALLOC))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
 def run_job(job: dict, src: Path) -> dict:
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
-    if job["variant"] != "base":  # today's `maskwatch run` starts with glibc's malloc settings
-        from maskwatch.runtime import steady_malloc_env
-
-        env = steady_malloc_env(env)
+    env = {**steady_malloc_of(src, env), **env}  # `maskwatch run` of that src starts with them (if any)
     done = subprocess.run([sys.executable, __file__, "_measure", json.dumps(job)], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:

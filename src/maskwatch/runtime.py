@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 CPU = "CPUExecutionProvider"
@@ -126,13 +127,40 @@ def session_providers(detector) -> dict:
 
 
 # glibc's malloc settings for a long-running site process: two arenas (not one per camera thread)
-# and a fixed 128 KB mmap threshold (glibc otherwise raises it after each large free, so frames
-# and crops come to live in arenas that never shrink). In a 30-minute soak of 8 cameras resident
-# memory stepped up by 40-70 MB after 12-15 minutes with the defaults, and stayed within a few MB
-# with these at bab6d0b (the step of 170 MB at e5db58c was ONNX Runtime's arena: SharedSession).
-# glibc reads them at process start only: set through mallopt() from inside the running process
-# they did not keep memory flat.
-STEADY_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
+# and a fixed 32 MiB mmap threshold, with free arena memory handed back once a minute
+# (trim_free_memory, called by the site and its Ray actors). With glibc's defaults, resident
+# memory of a 30-minute soak of 8 cameras stepped up by 40-70 MB after 12-15 minutes (glibc raises
+# its threshold after each large free, so frames and crops come to live in arenas that never
+# shrink). A 128 KiB threshold kept it flat too (bab6d0b to efaf898), but then every frame and
+# network input was a fresh mmap, its pages faulted in anew: 4-10 % more CPU on a quiet camera
+# (docs/bench-capacity.md). glibc reads these at process start only.
+STEADY_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024)}
+TRIM_EVERY = 60.0  # seconds between trim_free_memory() calls of a long-running process
+
+
+def trim_free_memory() -> None:
+    """Hand the free memory inside glibc's arenas back to the system (malloc_trim); elsewhere nothing."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return
+    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
+class PeriodicTrim:
+    """trim_free_memory() at most once every `every` seconds, for a loop that runs more often."""
+
+    def __init__(self, every: float = TRIM_EVERY) -> None:
+        self.every, self._last = every, time.monotonic()
+
+    def maybe(self) -> bool:
+        if time.monotonic() - self._last < self.every:
+            return False
+        self._last = time.monotonic()
+        trim_free_memory()
+        return True
 
 
 def steady_malloc_env(env: dict | None = None) -> dict:

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
-from maskwatch.runtime import STEADY_MALLOC, single_threaded
+from maskwatch.runtime import STEADY_MALLOC, PeriodicTrim, single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import (
     CameraConfig,
@@ -53,6 +53,7 @@ class CameraGroup:
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job
         self.messages: deque[tuple[str, dict]] = deque(maxlen=MAX_MESSAGES)
+        self._trim = PeriodicTrim()
         self.workers, self.live = {}, {}
         for camera_id, camera in cameras.items():
             worker, live = camera_worker(camera_id, camera, detector, self.store, Listeners(
@@ -65,6 +66,7 @@ class CameraGroup:
     def poll(self) -> tuple[list[tuple[str, dict]], dict[str, dict]]:
         """(messages since the last poll: (kind, body), kind a Listeners field; state per camera)."""
         taken = [self.messages.popleft() for _ in range(len(self.messages))]
+        self._trim.maybe()  # the actor's free memory back to the system once a minute (STEADY_MALLOC)
         return taken, {camera_id: worker.state() for camera_id, worker in self.workers.items()}
 
     def frame_jpeg(self, camera_id: str) -> bytes | None:

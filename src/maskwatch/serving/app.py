@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from maskwatch.detection.detector import Models
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator
+from maskwatch.runtime import PeriodicTrim
 from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering
@@ -109,6 +110,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     app.state.access = access
     app.state.privacy = lambda: privacy_statement(settings, site, access)
     metrics = Metrics()
+    trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
     annotator = FaceAnnotator(blur=settings.blur)
     # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
     app.add_middleware(DrainBeforeAnswering, max_bytes=max(4 * settings.max_upload_bytes, 64 * 1024 * 1024))
@@ -120,6 +122,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         path = request.scope.get("route").path if request.scope.get("route") else "other"
         metrics.requests.labels(path, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - started)
+        trim.maybe()
         return response
 
     # Outermost: the headers go on every answer; trusted proxies' X-Forwarded-* are read first.

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from maskwatch.faces import PERSON_LABELS
+from maskwatch.runtime import TRIM_EVERY, trim_free_memory
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
@@ -110,8 +111,13 @@ class Site:
             camera.worker.stop()
 
     def _sweep(self) -> None:
-        while not self._stop.wait(RETENTION_EVERY):
-            self.store.enforce_retention()
+        """Once a minute, free memory back to the system (STEADY_MALLOC); hourly, the retention."""
+        swept = time.monotonic()
+        while not self._stop.wait(TRIM_EVERY):
+            trim_free_memory()
+            if time.monotonic() - swept >= RETENTION_EVERY:
+                swept = time.monotonic()
+                self.store.enforce_retention()
 
     def today_counts(self, camera: str) -> dict:
         """Today's (UTC) people on `camera`, in total and per voted label, from the database."""
