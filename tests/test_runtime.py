@@ -1,5 +1,6 @@
 """How a long-running site process runs: the malloc settings it starts with
-(maskwatch.runtime.STEADY_MALLOC) and the trim that goes with them, one core per network call, and no more calls at once than cores."""
+(maskwatch.runtime.STEADY_MALLOC) and the trim that goes with them, one core per network call,
+and no more calls at once than cores."""
 
 import os
 import platform
@@ -15,8 +16,12 @@ PROBE = ("import os, sys; from maskwatch import cli; cli.app = lambda: print({k:
          f"{sorted(STEADY_MALLOC)!r}}}); sys.argv = ['maskwatch'] + sys.argv[1:]; cli.main()")
 
 
+def without_steady_malloc(env: dict) -> dict:
+    return {k: v for k, v in env.items() if k not in STEADY_MALLOC}
+
+
 def probe(*args, env=None):
-    env = {k: v for k, v in (env or os.environ).items() if k not in STEADY_MALLOC} | (env or {})
+    env = without_steady_malloc(env or os.environ) | (env or {})
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     return eval(done.stdout.strip().splitlines()[-1])  # a dict printed by the probe
@@ -37,7 +42,8 @@ def test_other_commands_and_settings_given_are_left_alone():
 
 
 # Under STEADY_MALLOC, 1 MB buffers (a frame's size) come from an arena; freed, they stay resident
-# (holes between buffers still in use) until trim_free_memory() hands them back. Prints resident MB: allocated, freed, trimmed.
+# (holes between buffers still in use) until trim_free_memory() hands them back.
+# Prints resident MB: allocated, freed, trimmed.
 TRIM_PROBE = """
 import numpy as np
 from maskwatch.runtime import trim_free_memory
@@ -58,7 +64,7 @@ print(allocated, freed, rss())
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim")
 def test_free_frames_go_back_to_the_system_when_trimmed():
     done = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True, timeout=60,
-                          env=steady_malloc_env({k: v for k, v in os.environ.items() if k not in STEADY_MALLOC}))
+                          env=steady_malloc_env(without_steady_malloc(os.environ)))
     assert done.returncode == 0, done.stderr
     allocated, freed, trimmed = map(float, done.stdout.split())
     assert freed > allocated - 50  # the arena keeps them: what the trim is for
