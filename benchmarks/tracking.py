@@ -26,6 +26,7 @@ alternating, median over passes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import pickle
@@ -406,6 +407,14 @@ def tracker_cost(old_cls, passes: int = 7, frames: int = 200, faces: int = 40) -
             for name in ("old", "new")}
 
 
+def settings_digest(settings: Path) -> str:
+    """A short digest of a detector's settings file and its model, naming its cached faces."""
+    config = json.loads(settings.read_text())
+    digest = hashlib.sha256(settings.read_bytes())
+    digest.update((settings.parent / config["model"]).read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the Kaggle face-mask-detection folder (VOC)")
@@ -423,11 +432,16 @@ def main() -> None:
                         help="also run the new tracker following the camera's motion (CameraMotion)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--cache", type=Path, help="keep the detections here (outside the repository)")
+    parser.add_argument("--detector", type=Path,
+                        help="a detector's settings (an exported detector.json) in place of the shipped one")
     args = parser.parse_args()
-    detector = Detector.load()
+    detector = Detector.load(config=args.detector)
+    detector_name = "shipped detector" if args.detector is None else f"detector {args.detector}"
     if args.upscale is not None:
         detector = detector.rescaled(args.upscale)
     scaled = "" if args.upscale is None else f"-x{args.upscale:g}"  # the cache keeps each detector's faces apart
+    if args.detector is not None:
+        scaled += "-" + settings_digest(args.detector)
     low = FaceTracker().low_score
     default_cut = detector.config.min_score
     trackers = {name: make() for name, make in TRACKERS.items()}
@@ -440,7 +454,7 @@ def main() -> None:
     sizes += f"-shake{args.shake:g}-textured" if args.shake else ""
     for seed in range(args.first_seed, args.first_seed + args.clips):
         clip, truth = generated_clip(cutouts, seed, face_px=tuple(args.face_px), shake=args.shake)
-        sources = {"shipped detector": detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{scaled}"),
+        sources = {detector_name: detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{scaled}"),
                    "true boxes, jittered, 10 % missed": noisy_truth(truth, seed)}
         for source, detections in sources.items():
             row = {"clip": seed, "detections": source, "detector_recall": {
@@ -492,7 +506,7 @@ def main() -> None:
     print("\n| clip | detections | tracker | IDF1 | ID switches | fragmentations | tracks per true person | "
           "people reported / true |")
     print("|---|---|---|---|---|---|---|---|")
-    walking = {"clip": "walking", "detections": "shipped detector", **{n: results["walking"][n] for n in names}}
+    walking = {"clip": "walking", "detections": detector_name, **{n: results["walking"][n] for n in names}}
     for row in results["generated"] + [walking]:
         for name in names:
             r = row[name]
