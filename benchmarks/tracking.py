@@ -407,11 +407,11 @@ def tracker_cost(old_cls, passes: int = 7, frames: int = 200, faces: int = 40) -
             for name in ("old", "new")}
 
 
-def settings_digest(settings: Path) -> str:
-    """A short digest of a detector's settings file and its model, naming its cached faces."""
-    config = json.loads(settings.read_text())
+def settings_digest(settings: Path, model: str) -> str:
+    """A short digest of a detector's settings file and its model (the path the loaded settings
+    resolved), naming its cached faces."""
     digest = hashlib.sha256(settings.read_bytes())
-    digest.update((settings.parent / config["model"]).read_bytes())
+    digest.update(Path(model).read_bytes())
     return digest.hexdigest()[:10]
 
 
@@ -439,9 +439,10 @@ def main() -> None:
     detector_name = "shipped detector" if args.detector is None else f"detector {args.detector}"
     if args.upscale is not None:
         detector = detector.rescaled(args.upscale)
-    scaled = "" if args.upscale is None else f"-x{args.upscale:g}"  # the cache keeps each detector's faces apart
+    # The cache keeps each detector's faces apart: its resize factor and, for a candidate, its files.
+    cache_tag = "" if args.upscale is None else f"-x{args.upscale:g}"
     if args.detector is not None:
-        scaled += "-" + settings_digest(args.detector)
+        cache_tag += "-" + settings_digest(args.detector, detector.config.model)
     low = FaceTracker().low_score
     default_cut = detector.config.min_score
     trackers = {name: make() for name, make in TRACKERS.items()}
@@ -454,7 +455,7 @@ def main() -> None:
     sizes += f"-shake{args.shake:g}-textured" if args.shake else ""
     for seed in range(args.first_seed, args.first_seed + args.clips):
         clip, truth = generated_clip(cutouts, seed, face_px=tuple(args.face_px), shake=args.shake)
-        sources = {detector_name: detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{scaled}"),
+        sources = {detector_name: detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{cache_tag}"),
                    "true boxes, jittered, 10 % missed": noisy_truth(truth, seed)}
         for source, detections in sources.items():
             row = {"clip": seed, "detections": source, "detector_recall": {
@@ -470,7 +471,7 @@ def main() -> None:
                 f"{row[n]['people']} people for {row[n]['true_people']}" for n in trackers), flush=True)
 
     photo, clip, truth = walking_clip()
-    detections = detect_once(detector, clip, low, args.cache, f"walking{scaled}")
+    detections = detect_once(detector, clip, low, args.cache, f"walking{cache_tag}")
     still = len([f for f in detections[0] if f.score >= default_cut])
     results["walking"] = {"photo": photo, "frames": len(clip), "faces_on_a_still_frame": still,
                           "annotated_faces": len(truth[0])}
@@ -481,7 +482,7 @@ def main() -> None:
 
     if args.street is not None:
         clip, street_fps = video_frames(args.street)
-        detections = detect_once(detector, clip, low, args.cache, f"street{scaled}")
+        detections = detect_once(detector, clip, low, args.cache, f"street{cache_tag}")
         # Asking the detector for unsure faces too means classifying more crops: how many more.
         sure = sum(f.score >= default_cut for faces in detections.values() for f in faces)
         unsure = sum(f.score < default_cut for faces in detections.values() for f in faces)
