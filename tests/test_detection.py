@@ -11,6 +11,7 @@ from maskwatch import Detector, Face
 from maskwatch.cli import app
 from maskwatch.data.voc import load_voc_annotation
 from maskwatch.detection.boxes import BoxMapping
+from maskwatch.detection.detector import DetectorConfig
 from maskwatch.geometry import greedy_match, iou_matrix
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.render import FaceAnnotator, blur_faces
@@ -226,6 +227,36 @@ def test_a_rescaled_detector_finds_far_faces_the_default_misses(detector, sample
     assert found(detector) <= 10 and found(far) >= 20, (found(detector), found(far), len(truth))
     with pytest.raises(ValueError, match="upscale must be more than 0, got 0"):
         detector.rescaled(0)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--upscale", "-1", "upscale must be more than 0 and at most 4, got -1.0"),
+    ("--upscale", "40", "upscale must be more than 0 and at most 4, got 40.0"),
+    ("--min-score", "3", "min_score is a detector score, between 0 and 1; got 3.0"),
+    ("--max-frames", "0", "--max-frames must be at least 1, got 0"),
+])
+def test_detect_refuses_a_setting_out_of_range_by_name(tmp_path, sample_dir, option, value, message):
+    # Accepted, -1 shrank every photo to 32 px, 3 kept nothing ("0 faces", no word why), and
+    # --max-frames 0 ran one frame.
+    result = CliRunner().invoke(app, ["detect", str(sample_dir / "images"), "--out", str(tmp_path / "out"),
+                                      option, value])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{bad", "Expecting property name"),
+    ("[0.3]", "not a JSON object of detector settings"),
+    ('{"box_mapping": {"dz": 1}}', "unexpected keyword argument 'dz'"),
+    ('{"nms_iou": 0}', "nms_iou must be more than 0 and at most 1, got 0"),
+])
+def test_a_bad_detector_settings_file_is_named_in_its_error(tmp_path, text, message):
+    settings = tmp_path / "detector.json"
+    settings.write_text(text)
+    with pytest.raises(ValueError, match="detector.json: not valid detector settings") as err:
+        DetectorConfig.from_json(settings)
+    assert message in str(err.value)
 
 
 def test_a_camera_with_upscale_detects_on_the_rescaled_networks(detector, tmp_path):

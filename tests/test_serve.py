@@ -172,6 +172,28 @@ def test_a_missing_source_file_is_refused_by_name(tmp_path):
     assert not (tmp_path / "m.db").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--port", "70000"], "--port must be 1-65535, got 70000"),
+    (["--workers", "0"], "--workers must be at least 1, got 0"),
+    (["--max-upload-mb", "-1"], "--max-upload-mb and --max-pixels must be more than 0, got -1 and 50000000"),
+    (["--max-pixels", "0"], "--max-upload-mb and --max-pixels must be more than 0, got 10 and 0"),
+])
+def test_serve_refuses_a_setting_that_could_never_serve(tmp_path, args, message):
+    # Accepted before: port 70000 printed "serving on" and died, a bound of 0 refused every upload.
+    result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--database", str(tmp_path / "m.db"),
+                             *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert message in result.stderr, result.stderr
+    assert "serving on" not in result.stdout and not (tmp_path / "m.db").exists()
+
+
+def test_serve_settings_with_a_bound_of_zero_are_refused():
+    from maskwatch.serving.app import ServeSettings
+
+    with pytest.raises(ValueError, match="max_upload_bytes and max_pixels must be at least 1, got 0 and 5"):
+        ServeSettings(max_upload_bytes=0, max_pixels=5)
+
+
 def test_concurrent_requests_all_succeed(server, sample_dir):
     import concurrent.futures
 

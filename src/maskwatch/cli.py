@@ -334,6 +334,8 @@ def detect(
             config = replace(config, upscale=upscale)
         if detect_every is not None and detect_every < 1:
             _fail(f"--detect-every must be at least 1, got {detect_every}")
+        if max_frames is not None and max_frames < 1:
+            _fail(f"--max-frames must be at least 1, got {max_frames}")
         detector = models.load(config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -561,6 +563,12 @@ def serve(
         _need("serve --ray-replicas", "ray")
     if source and (workers > 1 or ray_replicas is not None or ray_address is not None):
         _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas or --ray")
+    if not 1 <= port <= 65535:
+        _fail(f"--port must be 1-65535, got {port}")
+    if workers < 1:
+        _fail(f"--workers must be at least 1, got {workers}")
+    if max_upload_mb <= 0 or max_pixels < 1:  # either would refuse every upload
+        _fail(f"--max-upload-mb and --max-pixels must be more than 0, got {max_upload_mb:g} and {max_pixels}")
     if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
         _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
     import uvicorn

@@ -22,6 +22,9 @@ from maskwatch.faces import Face
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 SHIPPED_CONFIG = WEIGHTS / "detector.json"
+# The largest resize factor before detection (a site camera's `upscale` too): 4x a 1080p frame is
+# a 7680 x 4320 network input of 400 MB.
+MAX_UPSCALE = 4.0
 
 
 class FaceFinder(Protocol):
@@ -59,15 +62,39 @@ class DetectorConfig:
     nms_iou: float = 0.3
     box_mapping: BoxMapping = field(default_factory=BoxMapping)
 
+    def __post_init__(self) -> None:
+        # A setting out of range does not fail later: a negative factor shrinks every frame to
+        # 32 px and finds nothing, a cut-off over 1 keeps nothing, a large factor exhausts memory.
+        if self.upscale is not None and not 0 < self.upscale <= MAX_UPSCALE:
+            raise ValueError(f"upscale must be more than 0 and at most {MAX_UPSCALE:g}, got {self.upscale}")
+        if not 0 < self.max_upscale <= MAX_UPSCALE:
+            raise ValueError(f"max_upscale must be more than 0 and at most {MAX_UPSCALE:g}, got {self.max_upscale}")
+        for name in ("threshold", "min_score"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a detector score, between 0 and 1; got {getattr(self, name)}")
+        if not 0 < self.nms_iou <= 1:
+            raise ValueError(f"nms_iou must be more than 0 and at most 1, got {self.nms_iou}")
+        if self.target_side < 32 or self.native_side < 32 or self.coarse_side < 0:
+            raise ValueError("target_side and native_side must be at least 32 px and coarse_side 0 (off) or more; "
+                             f"got {self.target_side}, {self.native_side}, {self.coarse_side}")
+        if self.coarse_min_face < 0 or self.coarse_score_power <= 0:
+            raise ValueError(f"coarse_min_face must be 0 or more and coarse_score_power more than 0; "
+                             f"got {self.coarse_min_face}, {self.coarse_score_power}")
+
     @classmethod
     def from_json(cls, path: Path) -> DetectorConfig:
-        data = json.loads(Path(path).read_text())
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        fields["box_mapping"] = BoxMapping(**data.get("box_mapping", {}))
-        if fields.get("model") and not Path(fields["model"]).is_absolute():
-            # A model named in a settings file lies beside it (the shipped one in the weights folder).
-            fields["model"] = str(Path(path).resolve().parent / fields["model"])
-        return cls(**fields)
+        try:
+            data = json.loads(Path(path).read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object of detector settings")
+            fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            fields["box_mapping"] = BoxMapping(**data.get("box_mapping", {}))
+            if fields.get("model") and not Path(fields["model"]).is_absolute():
+                # A model named in a settings file lies beside it (the shipped one in the weights folder).
+                fields["model"] = str(Path(path).resolve().parent / fields["model"])
+            return cls(**fields)
+        except (ValueError, TypeError) as err:  # bad JSON, a bad value, a misspelt box_mapping key
+            raise ValueError(f"{path}: not valid detector settings: {err}") from None
 
     @property
     def scale(self) -> ScalePolicy:

@@ -43,6 +43,9 @@ class ServeSettings:
     auth: AuthSettings = field(default_factory=AuthSettings)  # who may ask (security/access.py)
 
     def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1 or self.max_pixels < 1:  # either would refuse every upload
+            raise ValueError(f"max_upload_bytes and max_pixels must be at least 1, got {self.max_upload_bytes} "
+                             f"and {self.max_pixels}")
         if isinstance(self.models, dict):  # read back from JSON
             object.__setattr__(self, "models", Models(**self.models))
         if isinstance(self.auth, dict):  # read back from JSON (serve's workers)

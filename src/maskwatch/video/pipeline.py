@@ -94,6 +94,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     on_frame(frame, faces) and on_line(record) are called after each frame's line is written;
     on_line gets exactly what detections.jsonl holds (`detect --json` prints it).
     """
+    if max_frames is not None and max_frames < 1:  # checked before the output folder is made
+        raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     info: SourceInfo = describe_source(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
