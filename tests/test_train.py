@@ -66,6 +66,30 @@ def test_train_refuses_a_split_of_other_faces(prepared_sample, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "0", "batch_size must be at least 1, got 0"),  # was a ZeroDivisionError traceback
+    ("--lr", "-1", "lr must be more than 0"),
+])
+def test_train_refuses_a_setting_out_of_range_by_name(prepared_sample, tmp_path, option, value, message):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    result = CliRunner().invoke(app, ["train", str(prepared_sample), "--out", str(tmp_path / "r"), option, value])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_cv_needs_two_folds(prepared_sample, tmp_path):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    result = CliRunner().invoke(app, ["cv", str(prepared_sample), "--out", str(tmp_path / "cv"), "--folds", "1"])
+    assert result.exit_code == 1 and "--folds must be at least 2" in result.output, result.output
+    assert not (tmp_path / "cv").exists()
+
+
 def test_the_larger_backbone_trains_and_reloads_as_trained(prepared_sample, tmp_path):
     import torch
 

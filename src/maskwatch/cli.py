@@ -212,6 +212,8 @@ def cv(
 ) -> None:
     """Grouped (per-photo), class-stratified k-fold cross-validation: mean ± std of the metrics."""
     _need("cv", "train")
+    if folds < 2:
+        _fail(f"--folds must be at least 2 (each fold is held out once), got {folds}")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
     from maskwatch.training.classifier.crossval import format_summary, run_cv

@@ -52,6 +52,10 @@ class TrainConfig:
             raise ValueError(f"balance must be one of {BALANCE_MODES}, got {self.balance!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise ValueError(f"lr must be more than 0 and weight_decay 0 or more, got {self.lr} and {self.weight_decay}")
         if not 0.0 <= self.rendered <= 1.0:
             raise ValueError(f"rendered must be a share between 0 and 1, got {self.rendered}")
 
