@@ -63,8 +63,8 @@ class DetectorConfig:
     box_mapping: BoxMapping = field(default_factory=BoxMapping)
 
     def __post_init__(self) -> None:
-        # A setting out of range does not fail later: a negative factor shrinks every frame to
-        # 32 px and finds nothing, a cut-off over 1 keeps nothing, a large factor exhausts memory.
+        # Checked here because nothing later fails on them: a negative factor shrinks every frame
+        # to 32 px and finds nothing, a cut-off over 1 keeps nothing, a large factor exhausts memory.
         if self.upscale is not None and not 0 < self.upscale <= MAX_UPSCALE:
             raise ValueError(f"upscale must be more than 0 and at most {MAX_UPSCALE:g}, got {self.upscale}")
         if not 0 < self.max_upscale <= MAX_UPSCALE:
