@@ -141,6 +141,19 @@ def test_images_folder_with_a_corrupt_file(tmp_path, sample_dir):
     assert record["name"] == "a" and set(record["counts"]) == set(PERSON_LABELS)
 
 
+def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "clip.mp4").write_bytes(b"not read")
+    with pytest.raises(SourceError, match="folder holds no images .*; `maskwatch batch` reads the videos it holds"):
+        describe_source(str(folder))
+    (folder / "a.png").write_bytes(next(sample_dir.glob("images/*.png")).read_bytes())
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "1 video passed over (clip.mp4): a folder is read as photos" in result.output
+    assert (tmp_path / "o" / "a.jpg").is_file()
+
+
 @pytest.mark.parametrize("source, message", [
     ("webcam:x", "webcam:N"),
     ("/no/such/file.mp4", "no such file"),

@@ -15,10 +15,7 @@ from pathlib import Path
 from maskwatch.atomic import atomic_dir
 from maskwatch.detection.detector import Models
 from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, run_detect
-from maskwatch.video.sources import IMAGE_SUFFIXES
-
-# Containers OpenCV's FFmpeg reads; a file named directly is tried as video whatever its suffix.
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
+from maskwatch.video.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 
 class BatchInputError(ValueError):

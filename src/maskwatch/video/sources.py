@@ -14,6 +14,8 @@ import numpy as np
 from maskwatch.data.images import ImageError, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+# Containers OpenCV's FFmpeg reads; a file named directly is tried as video whatever its suffix.
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
 
 
@@ -51,7 +53,8 @@ def describe_source(source: str) -> SourceInfo:
     if path.is_dir():
         images = _folder_images(path)
         if not images:
-            raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            videos = "; `maskwatch batch` reads the videos it holds" if folder_videos(path) else ""
+            raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){videos}")
         return SourceInfo("folder", path.name, None, len(images))
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
@@ -132,3 +135,8 @@ def redact_source(source: str) -> str:
 
 def _folder_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def folder_videos(folder: Path) -> list[Path]:
+    """The videos a folder holds, which reading it as images passes over."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
