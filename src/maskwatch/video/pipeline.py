@@ -19,7 +19,7 @@ from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
-from maskwatch.video.sources import SourceInfo, describe_source, folder_videos, read_frames
+from maskwatch.video.sources import VIDEO_SUFFIXES, SourceInfo, describe_source, folder_files, read_frames
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -100,7 +100,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = DetectResult(out=out)
-    if info.kind == "folder" and (videos := folder_videos(Path(source))):
+    if info.kind == "folder" and (videos := folder_files(Path(source), VIDEO_SUFFIXES)):
         result.errors.append(f"{source}: {len(videos)} video{'s' * (len(videos) > 1)} passed over ({videos[0].name}"
                              f"{', ...' * (len(videos) > 1)}): a folder is read as photos; `maskwatch batch` reads "
                              "its videos too")

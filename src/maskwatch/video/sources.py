@@ -51,9 +51,9 @@ def describe_source(source: str) -> SourceInfo:
         return SourceInfo("stream", stream_name(source), None, None)
     path = Path(source)
     if path.is_dir():
-        images = _folder_images(path)
+        images = folder_files(path, IMAGE_SUFFIXES)
         if not images:
-            videos = "; `maskwatch batch` reads the videos it holds" if folder_videos(path) else ""
+            videos = "; `maskwatch batch` reads the videos it holds" if folder_files(path, VIDEO_SUFFIXES) else ""
             raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){videos}")
         return SourceInfo("folder", path.name, None, len(images))
     if not path.exists():
@@ -78,7 +78,7 @@ def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]
     errors = errors if errors is not None else []
     info = describe_source(source)
     if info.kind in ("image", "folder"):
-        paths = [Path(source)] if info.kind == "image" else _folder_images(Path(source))
+        paths = [Path(source)] if info.kind == "image" else folder_files(Path(source), IMAGE_SUFFIXES)
         for i, path in enumerate(paths):
             try:
                 yield Frame(i, float(i), read_image(path), path.stem)
@@ -133,10 +133,7 @@ def redact_source(source: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", source)
 
 
-def _folder_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def folder_videos(folder: Path) -> list[Path]:
-    """The videos a folder holds, which reading it as images passes over."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
+    """The files directly in `folder` whose suffix is one of `suffixes`, sorted: its images are
+    what it is read as, its videos what that reading passes over."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())
