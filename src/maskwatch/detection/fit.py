@@ -36,15 +36,16 @@ def fit_detector_config(data_dir: Path, annotations: list[VocAnnotation], config
 
 
 def fit_min_score(data_dir: Path, annotations: list[VocAnnotation], config: DetectorConfig,
-                  progress: bool = True) -> tuple[DetectorConfig, dict]:
-    """Fit only min_score (best F1 at IoU 0.5), keeping the config's box mapping."""
-    found, truth = _detect_all(data_dir, annotations, config, progress)
+                  progress: bool = True, threads: int = 0) -> tuple[DetectorConfig, dict]:
+    """Fit only min_score (best F1 at IoU 0.5), keeping the config's box mapping.
+    threads: the detector's intra-op threads (0: one per core)."""
+    found, truth = _detect_all(data_dir, annotations, config, progress, threads)
     f1, cutoff = _best_cutoff(found, truth, config.box_mapping, config)
     return replace(config, min_score=cutoff), {"photos": len(annotations), "train_f1_iou50": f1}
 
 
-def _detect_all(data_dir, annotations, config, progress):
-    finder = build_face_finder(config)
+def _detect_all(data_dir, annotations, config, progress, threads: int = 0):
+    finder = build_face_finder(config, threads)
     found, truth = [], []
     for ann in progress_bar(annotations, desc="fit detector", unit="photo", disable=not progress):
         image = read_image(Path(data_dir) / "images" / ann.filename)

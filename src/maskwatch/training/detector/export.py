@@ -29,40 +29,14 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
                     fit_photos: int | None = None, progress: bool = True) -> dict:
     """Write OUT/detector.onnx and OUT/detector.json (settings with a fitted cut-off), and
     OUT/detector-int8.onnx with its settings (static int8 quantization)."""
-    import onnx
-    import onnxruntime as ort
-
     from maskwatch.data.photos import photo_split
-    from maskwatch.training.detector.train import DetectorRecipe, build_net
-    from maskwatch.training.detector.facenet import FaceNet
+    from maskwatch.training.detector.train import DetectorRecipe
 
     run = Path(run)
-    model_path = run / "model.pt"
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path} not found: the run is not finished "
-                                "(run `maskwatch train-detector` again with the same --out to resume)")
-    config = json.loads((run / "config.json").read_text())
-    recipe = DetectorRecipe.from_dict(config["recipe"])
-    net = build_net()
-    net.load_state_dict(torch.load(model_path, weights_only=True, map_location="cpu")["model"])
-    model = FaceNet(net).eval()
-    example = torch.zeros(1, 3, 256, 320)
     with atomic_dir(out) as tmp:
         onnx_path = tmp / "detector.onnx"
-        torch.onnx.export(model, (example,), str(onnx_path), input_names=["image"],
-                          output_names=["heatmap", "size", "offset"],
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                        **{k: {0: "batch", 2: "h", 3: "w"} for k in ("heatmap", "size", "offset")}},
-                          opset_version=17, dynamo=False)
-        proto = onnx.load(str(onnx_path))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = META_KEY, json.dumps({
-            "input": "RGB 0..255, N x 3 x H x W, H and W multiples of 32",
-            "outputs": "stride 4: heatmap (sigmoid), size (log(h/4), log(w/4)), offset (y, x)",
-            "base": "CenterFace (MIT), fine-tuned by maskwatch", "split": config["split"],
-            "train_photos": config["train_photos"], "recipe": config["recipe"]})
-        onnx.save(proto, str(onnx_path))
-        _check_same_outputs(model, onnx_path, ort)
+        config = write_onnx(run, onnx_path)
+        recipe = DetectorRecipe.from_dict(config["recipe"])
         train = photo_split(Path(config["data"]), seed=recipe.split_seed).train
         fitted, report = fit_settings(Path(config["data"]), train[:fit_photos], replace(settings, model=str(onnx_path)),
                                       progress=progress)
@@ -73,6 +47,40 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
         (tmp / "detector-int8.json").write_text(json.dumps(
             replace(settings, model="detector-int8.onnx").to_dict() | {"fitted_on": report}, indent=2))
     return settings.to_dict() | {"fitted_on": report}
+
+
+def write_onnx(run: Path, onnx_path: Path) -> dict:
+    """The run's final model as ONNX at onnx_path, its recipe and split in the metadata, checked
+    against PyTorch; returns the run's config.json."""
+    import onnx
+    import onnxruntime as ort
+
+    from maskwatch.training.detector.facenet import FaceNet
+    from maskwatch.training.detector.train import build_net
+
+    model_path = Path(run) / "model.pt"
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} not found: the run is not finished "
+                                "(run `maskwatch train-detector` again with the same --out to resume)")
+    config = json.loads((Path(run) / "config.json").read_text())
+    net = build_net()
+    net.load_state_dict(torch.load(model_path, weights_only=True, map_location="cpu")["model"])
+    model = FaceNet(net).eval()
+    torch.onnx.export(model, (torch.zeros(1, 3, 256, 320),), str(onnx_path), input_names=["image"],
+                      output_names=["heatmap", "size", "offset"],
+                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                    **{k: {0: "batch", 2: "h", 3: "w"} for k in ("heatmap", "size", "offset")}},
+                      opset_version=17, dynamo=False)
+    proto = onnx.load(str(onnx_path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps({
+        "input": "RGB 0..255, N x 3 x H x W, H and W multiples of 32",
+        "outputs": "stride 4: heatmap (sigmoid), size (log(h/4), log(w/4)), offset (y, x)",
+        "base": "CenterFace (MIT), fine-tuned by maskwatch", "split": config["split"],
+        "train_photos": config["train_photos"], "recipe": config["recipe"]})
+    onnx.save(proto, str(onnx_path))
+    _check_same_outputs(model, onnx_path, ort)
+    return config
 
 
 def _check_same_outputs(model, onnx_path: Path, ort) -> None:
