@@ -207,16 +207,17 @@ def test_evaluate_detection_prints_intervals_and_found_rates(tmp_path, sample_di
     assert set(metrics["found_rate"]["with_mask"]) == {"<10", "10-20", "20-40", ">=40"}
 
 
-def test_class_balanced_anchors_weigh_every_class_alike(sample_dir):
-    pytest.importorskip("torch")
-    from maskwatch.data.photos import photo_split
-    from maskwatch.training.detector.data import CropSampler, SamplerConfig, load_training_photos
 
-    photos = load_training_photos(sample_dir, photo_split(sample_dir).train)
-    sampler = CropSampler(photos, SamplerConfig(balance_classes=True))
-    per_class = {}
-    for (p, i), w in zip(sampler.faces, sampler.face_weights):
-        label = photos[p].labels[i]
-        per_class[label] = per_class.get(label, 0.0) + w
-    assert len(per_class) == 3
-    assert all(w == pytest.approx(1 / 3) for w in per_class.values())
+
+def test_a_run_saved_before_class_balanced_crops_were_removed_still_loads():
+    pytest.importorskip("torch")
+    from dataclasses import asdict
+
+    from maskwatch.training.detector.train import DetectorRecipe
+
+    saved = asdict(DetectorRecipe())
+    saved["sampler"]["balance_classes"] = False
+    assert DetectorRecipe.from_dict(saved) == DetectorRecipe()
+    saved["sampler"]["balance_classes"] = True
+    with pytest.raises(ValueError, match="class-balanced"):
+        DetectorRecipe.from_dict(saved)

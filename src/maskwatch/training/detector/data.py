@@ -10,7 +10,6 @@ convention directly.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +28,7 @@ class SamplerConfig:
     small_faces: (min, max) anchor face size in pixels for crowd samples, drawn log-uniform.
     closeup_share: share of samples whose anchor is a large face scaled up to fill
     closeup_fill (fraction of the crop side). min_photo_fill: the scaled photo's long side is at
-    least this fraction of the crop. balance_classes: crowd samples pick their anchor face with
-    every class equally likely (4 in 5 training faces are masked), not photo by photo.
+    least this fraction of the crop.
     """
 
     crop: int = 384
@@ -39,14 +37,12 @@ class SamplerConfig:
     closeup_fill: tuple[float, float] = (0.3, 0.9)
     closeup_min_face: float = 24.0
     min_photo_fill: float = 0.9
-    balance_classes: bool = False
 
 
 @dataclass(frozen=True)
 class TrainingPhoto:
     image: np.ndarray   # H x W x 3 RGB uint8
     boxes: np.ndarray   # N x 4 xyxy pixels, float32
-    labels: tuple[str, ...] = ()  # each box's class, for class-balanced anchors
 
 
 def load_training_photos(data_dir: Path, annotations: list[VocAnnotation]) -> list[TrainingPhoto]:
@@ -60,7 +56,7 @@ def load_training_photos(data_dir: Path, annotations: list[VocAnnotation]) -> li
             continue
         boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
         image = cv2.cvtColor(read_image(Path(data_dir) / "images" / ann.filename), cv2.COLOR_BGR2RGB)
-        photos.append(TrainingPhoto(image, boxes, tuple(f.label for f in faces)))
+        photos.append(TrainingPhoto(image, boxes))
     return photos
 
 
@@ -72,12 +68,6 @@ class CropSampler:
             raise ValueError(f"crop must be a multiple of 32, got {config.crop}")
         self.photos, self.config = photos, config
         self.rng = np.random.default_rng(seed)
-        # Class-balanced anchors: each face weighted by 1 / (faces of its class).
-        faces = [(p, i, label) for p, photo in enumerate(photos) for i, label in enumerate(photo.labels)]
-        counts = Counter(label for *_, label in faces)
-        self.faces = [(p, i) for p, i, _ in faces]
-        weights = np.array([1.0 / counts[label] for *_, label in faces])
-        self.face_weights = weights / weights.sum() if len(weights) else weights
         # Close-ups are made from faces large enough not to be a blur when scaled up.
         self.large = [(p, i) for p, photo in enumerate(photos)
                       for i, side in enumerate(_short_sides(photo.boxes)) if side >= config.closeup_min_face]
@@ -90,12 +80,8 @@ class CropSampler:
             photo = self.photos[p]
             target = rng.uniform(*cfg.closeup_fill) * cfg.crop
         else:
-            if cfg.balance_classes and self.faces:
-                p, anchor = self.faces[rng.choice(len(self.faces), p=self.face_weights)]
-                photo = self.photos[p]
-            else:
-                photo = self.photos[rng.integers(len(self.photos))]
-                anchor = int(rng.integers(len(photo.boxes)))
+            photo = self.photos[rng.integers(len(self.photos))]
+            anchor = int(rng.integers(len(photo.boxes)))
             lo, hi = cfg.small_faces
             target = math.exp(rng.uniform(math.log(lo), math.log(hi)))
         box = photo.boxes[anchor]

@@ -46,7 +46,11 @@ class DetectorRecipe:
 
     @classmethod
     def from_dict(cls, data: dict) -> DetectorRecipe:
-        sampler = data.get("sampler", {})
+        sampler = dict(data.get("sampler", {}))
+        # Runs saved before class-balanced crops were removed (docs/experiments.md) name them off.
+        if sampler.pop("balance_classes", False):
+            raise ValueError("this run used class-balanced training crops (balance_classes), "
+                             "which were removed after they did worse (docs/experiments.md)")
         sampler = SamplerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in sampler.items()})
         return cls(**{k: v for k, v in data.items() if k != "sampler"}, sampler=sampler)
 
