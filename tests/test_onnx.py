@@ -117,3 +117,21 @@ print(hits, total)
     # The sample's photos were seen in training (or not: it is a mix), so this is a smoke check
     # that the shipped weights are real, not a measure of accuracy (that is in BENCHMARKS.md).
     assert hits / total > 0.8
+
+
+def test_classify_reads_a_folder_of_crops_and_refuses_an_empty_one(exported, prepared_sample, tmp_path):
+    _, onnx_path = exported
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for row in read_faces_csv(prepared_sample / "faces.csv")[:3]:
+        source = prepared_sample / row["crop"]
+        (crops / source.name).write_bytes(source.read_bytes())
+    (crops / "notes.txt").write_text("not a crop")
+    result = CliRunner().invoke(app, ["classify", str(crops), "--model", str(onnx_path), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert len(lines) == 3 and all(line["label"] in PERSON_LABELS for line in lines)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["classify", str(empty), "--model", str(onnx_path)])
+    assert result.exit_code == 1 and "no images" in result.output

@@ -271,7 +271,8 @@ def export(
 
 @app.command()
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Face crops (each image is exactly one face's box).")],
+    images: Annotated[list[Path], typer.Argument(help="Face crops (each image is exactly one face's box), "
+                                                     "or folders of them.")],
     model: Annotated[Optional[Path], typer.Option(help="An exported .onnx model (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     gate: Gate = True,
@@ -284,8 +285,16 @@ def classify(
         classifier = Classifier.load(model, gate=None if gate else False)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
+    from maskwatch.video.sources import IMAGE_SUFFIXES, folder_files
+
     failed = 0
+    crops: list[Path] = []
     for path in images:
+        found = folder_files(path, IMAGE_SUFFIXES) if path.is_dir() else [path]
+        if not found:
+            _fail(f"{path}: a folder with no images in it ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        crops += found
+    for path in crops:
         try:
             prediction = classifier.predict([read_image(path)])[0]
         except (ImageError, ValueError) as err:

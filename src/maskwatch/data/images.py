@@ -18,6 +18,8 @@ class ImageError(ValueError):
 def read_image(path: Path | str) -> np.ndarray:
     """Read a photo as HxWx3 BGR uint8; raise ImageError naming the file if it cannot."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: a folder, not an image file")
     if not path.is_file():
         raise ImageError(f"{path}: image file not found")
     try:
