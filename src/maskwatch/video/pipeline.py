@@ -19,7 +19,7 @@ from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
-from maskwatch.video.sources import VIDEO_SUFFIXES, SourceInfo, describe_source, folder_files, read_frames
+from maskwatch.video.sources import VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source, folder_files, read_frames
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -73,6 +73,14 @@ def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: Det
         finish(processor, sinks)
 
 
+def _unreadable(source: str, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    if not problems:
+        return f"{source}: holds no frame"
+    return f"{source}: no frame could be read ({len(problems)} problems; the last: {problems[-1]})"
+
+
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
                progress: bool = True, max_frames: int | None = None, on_frame=None,
                detect_every: int = DEFAULT_DETECT_EVERY, on_line=None, moving_camera: bool = False) -> DetectResult:
@@ -98,7 +106,6 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     info: SourceInfo = describe_source(source)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     result = DetectResult(out=out)
     if info.kind == "folder" and (videos := folder_files(Path(source), VIDEO_SUFFIXES)):
         result.errors.append(f"{source}: {len(videos)} video{'s' * (len(videos) > 1)} passed over ({videos[0].name}"
@@ -113,9 +120,13 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     else:
         source_frames = read_frames(source, result.errors)
     try:
-        # A stream that never sends a frame fails here, before any output is started.
+        # A stream that never sends a frame fails here, before any output is started; so does a
+        # file or folder from which not one frame can be read (a previous run's outputs stay).
         first = next(source_frames, None)
-        frames = itertools.chain([] if first is None else [first], source_frames)
+        if first is None:
+            raise SourceError(_unreadable(source, result.errors))
+        out.mkdir(parents=True, exist_ok=True)
+        frames = itertools.chain([first], source_frames)
         lines_path = out / "detections.jsonl"
         with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
             # The order is the contract: the line is written (and on_line called) before on_frame,
