@@ -294,6 +294,21 @@ def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
 
 
 @pytest.mark.system  # runs the command line in a process of its own
+def test_a_database_that_cannot_be_reached_is_one_line_that_names_it(tmp_path, sample_dir):
+    dead = f"postgresql://site:hunter2@127.0.0.1:{free_port()}/maskwatch"  # nothing listens there
+    make_video(tmp_path / "door.mp4", sample_dir, frames=3)
+    (tmp_path / "site.yaml").write_text(f"cameras: {{door: {{source: door.mp4}}}}\n"
+                                        f"storage: {{database: '{dead}'}}\n")
+    for args in (("users", "list", "--database", dead), ("serve", "--database", dead),
+                 ("run", "--config", str(tmp_path / "site.yaml"))):
+        refused = run_cli(*args)
+        assert refused.returncode == 1, refused.stderr
+        [line] = [l for l in refused.stderr.strip().splitlines() if l.startswith("error:")]
+        assert "127.0.0.1" in line and "cannot open the database" in line and "Traceback" not in refused.stderr
+        assert "hunter2" not in refused.stderr
+
+
+@pytest.mark.system  # runs the command line in a process of its own
 def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path):
     db = str(tmp_path / "users.db")
     added = run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n")

@@ -33,7 +33,6 @@ def open_store(config: Path | None, database: str, command: str = "users"):
     from maskwatch.extras import need
 
     need(command, "serve")
-    from maskwatch.security.store import AuthStore
 
     if config is not None:
         from maskwatch.site.config import SiteConfigError, load_site_config
@@ -42,9 +41,18 @@ def open_store(config: Path | None, database: str, command: str = "users"):
             site = load_site_config(config)
         except SiteConfigError as err:
             _fail(str(err).splitlines()[0])
-        database = site.storage.database
-        return AuthStore(database, retention_days=site.storage.retention_days)
-    return AuthStore(database)
+        return _store(site.storage.database, retention_days=site.storage.retention_days)
+    return _store(database)
+
+
+def _store(database: str, **options):
+    from maskwatch.security.store import AuthStore
+    from maskwatch.site.events import DatabaseUnavailable
+
+    try:
+        return AuthStore(database, **options)
+    except DatabaseUnavailable as err:
+        _fail(str(err))
 
 
 def read_password(confirm: bool = True) -> str:
@@ -153,7 +161,6 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
     with no user (anyone who reaches the port would see the cameras)."""
     from maskwatch.security.access import AuthSettings, is_loopback
     from maskwatch.site.config import check_proxies
-    from maskwatch.security.store import AuthStore
 
     try:
         trusted_proxies = check_proxies(trusted_proxies or ())
@@ -164,7 +171,7 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
         database = None  # `serve` with no users file: open on loopback, refused beyond it (below)
     users = 0
     if database is not None:
-        store = AuthStore(database, retention_days=retention_days)
+        store = _store(database, retention_days=retention_days)
         users = store.user_count()
         store.close()
     local = is_loopback(host)

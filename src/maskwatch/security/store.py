@@ -20,7 +20,7 @@ from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete,
                         update)
 
 from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
-from maskwatch.site.events import EventStore, database_url
+from maskwatch.site.events import EventStore, database_url, open_database
 
 ROLES = ("admin", "viewer")
 SCOPES = ("read", "full")
@@ -106,7 +106,7 @@ class AuthStore:
         self.retention_days = retention_days
         self.engine = EventStore._connect(self.url)
         self._write_lock = threading.Lock()
-        self.migrate()
+        open_database(self.url, self.migrate)
 
     def migrate(self) -> int:
         with self._write_lock, self.engine.begin() as connection:

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, func,
                         insert, inspect, select, text, update)
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from maskwatch.atomic import write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
@@ -71,6 +72,22 @@ def _add_unassessable_v2(connection: Connection) -> None:
 MIGRATIONS = [_create_v1, _add_unassessable_v2]
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached or opened (a server down, a wrong password, a path that
+    cannot be written); the message names it, password hidden, with the driver's reason."""
+
+
+def open_database(url: str, migrate: Callable[[], int]) -> None:
+    """Run a store's first migration, where a database that cannot be reached shows itself:
+    as DatabaseUnavailable with one line, not the driver's traceback."""
+    try:
+        migrate()
+    except (OperationalError, InterfaceError) as err:
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise DatabaseUnavailable(f"{shown}: cannot open the database: {reason}") from None
+
+
 def database_url(database: str) -> str:
     """An SQLAlchemy URL: a plain path means an SQLite file."""
     return database if "://" in database else f"sqlite:///{Path(database).resolve()}"
@@ -88,7 +105,7 @@ class EventStore:
         self.privacy, self.retention_days = privacy, retention_days
         self.engine = self._connect(self.url)
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
-        self.migrate()
+        open_database(self.url, self.migrate)
         if self.snapshots is not None:
             self.snapshots.mkdir(parents=True, exist_ok=True)
 
