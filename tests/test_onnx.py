@@ -135,3 +135,16 @@ def test_classify_reads_a_folder_of_crops_and_refuses_an_empty_one(exported, pre
     empty.mkdir()
     result = CliRunner().invoke(app, ["classify", str(empty), "--model", str(onnx_path)])
     assert result.exit_code == 1 and "no images" in result.output
+
+
+@pytest.mark.parametrize("command", [["classify", "CROP"], ["detect", "CROP", "--out", "OUT"], ["serve", "--port", "8123"]])
+def test_a_corrupt_model_file_ends_the_command_by_name(command, prepared_sample, tmp_path):
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"\x08\x07 not a model")
+    crop = prepared_sample / read_faces_csv(prepared_sample / "faces.csv")[0]["crop"]
+    args = [str(crop) if a == "CROP" else str(tmp_path / "out") if a == "OUT" else a for a in command]
+    option = "--model" if command[0] == "classify" else "--classifier"
+    result = CliRunner().invoke(app, [*args, option, str(broken)])
+    assert result.exit_code == 1
+    assert "model.onnx: not a model ONNX Runtime can load" in result.output
+    assert isinstance(result.exception, SystemExit)  # typer's exit, not a traceback

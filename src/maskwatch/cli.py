@@ -394,8 +394,8 @@ def batch(
 
     if detect_every is not None and detect_every < 1:
         _fail(f"--detect-every must be at least 1, got {detect_every}")
-    options = ScoreOptions(blur=blur, save_media=not no_media, models=_models(classifier, detector, gate),
-                           moving_camera=moving_camera,
+    options = ScoreOptions(blur=blur, save_media=not no_media,
+                           models=_models(classifier, detector, gate, load_check=True), moving_camera=moving_camera,
                            **({} if detect_every is None else {"detect_every": detect_every}))
     try:
         report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)
@@ -587,7 +587,7 @@ def serve(
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
     tls = _tls_files(tls_cert, tls_key)
-    models = _models(classifier, detector, gate)
+    models = _models(classifier, detector, gate, load_check=True)
     camera_site = _one_camera_site(source, database, blur) if source else None  # checked before the database is made
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, blur=blur,
                              models=models, auth=auth_for(host, database, trusted_proxy, tls=bool(tls),
@@ -649,15 +649,20 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
                 proxy_headers=False, **tls)
 
 
-def _models(classifier: Path | None, detector: Path | None, gate: bool):
-    """The --classifier, --detector and --gate of a command, checked: a missing file ends it."""
+def _models(classifier: Path | None, detector: Path | None, gate: bool, load_check: bool = False):
+    """The --classifier, --detector and --gate of a command, checked: a missing file ends it. With
+    load_check, a file given is loaded once here, so that a corrupt one ends the command by name
+    before a server's workers or a cluster's actors each fail on it."""
     from maskwatch.detection.detector import Models
 
     try:
-        return Models(detector=None if detector is None else str(detector),
-                      classifier=None if classifier is None else str(classifier), gate=gate)
-    except FileNotFoundError as err:
+        models = Models(detector=None if detector is None else str(detector),
+                        classifier=None if classifier is None else str(classifier), gate=gate)
+        if load_check and (classifier is not None or detector is not None):
+            models.load()
+    except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
+    return models
 
 
 def _tls_files(cert: Path | None, key: Path | None) -> dict:

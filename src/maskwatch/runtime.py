@@ -66,8 +66,16 @@ def cpu_session(model: Path | str | bytes, threads: int = 0):
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
-                                   providers=chosen_providers())
+    try:
+        session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                       providers=chosen_providers())
+    except Exception as err:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        if isinstance(err, (ValueError, MemoryError)):
+            raise
+        name = "the model given as bytes" if isinstance(model, bytes) else str(model)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{name}: not a model ONNX Runtime can load (corrupt, truncated or not ONNX): "
+                         f"{reason}") from None
     if not threads:  # ONNX Runtime's own pool: `serve`'s requests, `detect`'s one loop (see SharedSession)
         return session
     return SharedSession(session, max(1, usable_cores() // threads))
