@@ -60,8 +60,8 @@ def score_run(data: Path, run: Path, fit: int, closeups: int) -> dict:
 
     threads = single_threaded()
     onnx_path = run / "detector.onnx"
-    write_onnx(run, onnx_path)
-    split = photo_split(data, seed=0)
+    config = write_onnx(run, onnx_path)
+    split = photo_split(data, seed=config["split"]["seed"])  # the photos this run never trained on
     settings = replace(DetectorConfig.from_json(SHIPPED_CONFIG), model=str(onnx_path))
     fitted, _ = fit_min_score(data, split.train[:fit], settings, progress=False, threads=threads)
     # Scored at the shipped cut-off: the fitted one moves by a grid step from seed to seed.
@@ -82,7 +82,8 @@ def run_all(commands: list[list[str]], jobs: int, logs: list[Path]) -> list[int]
     while pending or running:
         while pending and len(running) < jobs:
             i, cmd = pending.pop(0)
-            running[i] = subprocess.Popen(cmd, stdout=logs[i].open("w"), stderr=subprocess.STDOUT, env=env)
+            with logs[i].open("w") as log:  # the child keeps its own copy of the file
+                running[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         time.sleep(1)
         for i, proc in list(running.items()):
             if proc.poll() is None:
@@ -115,7 +116,13 @@ def main() -> None:
     recipes = {} if args.no_shipped else {"A": {}}
     for item in args.recipe:
         name, _, spec = item.partition("=")
-        recipes[name] = json.loads(spec or "{}")
+        if name in recipes or not name.replace("-", "").replace("_", "").isalnum():
+            parser.error(f"--recipe {item!r}: each needs a new name of letters, digits, - or _ (A is the shipped one)")
+        try:
+            recipes[name] = json.loads(spec or "{}")
+            recipe_from(recipes[name], 0, args.steps)  # a typo in a field fails here, not in every run
+        except (ValueError, TypeError) as err:
+            parser.error(f"--recipe {item!r}: {err}")
     if args.jobs < 1 or args.steps < 1 or not recipes:
         parser.error("--jobs and --steps must be at least 1, and there must be a recipe")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -130,6 +137,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     runs = [(name, seed) for name in recipes for seed in seeds]
+    failed = 0
     for task in ("train", "score"):
         todo = [(n, s) for n, s in runs if not (args.out / f"{n}-s{s}" / ("model.pt" if task == "train" else "scores.json")).is_file()]
         commands = [[sys.executable, __file__, str(args.data), "--out", str(args.out), "--steps", str(args.steps),
@@ -137,7 +145,8 @@ def main() -> None:
                      *[f"--recipe={r}" for r in args.recipe], *(["--no-shipped"] if args.no_shipped else []),
                      "--one", task, n, str(s)] for n, s in todo]
         print(f"{task}: {len(todo)} runs, {args.jobs} at a time", flush=True)
-        run_all(commands, args.jobs, [args.out / f"{n}-s{s}.{task}.log" for n, s in todo])
+        logs = [args.out / f"{n}-s{s}.{task}.log" for n, s in todo]
+        failed += sum(bool(code) for code in run_all(commands, args.jobs, logs))
 
     scores = {f"{n}-s{s}": json.loads(p.read_text()) for n, s in runs
               if (p := args.out / f"{n}-s{s}" / "scores.json").is_file()}
@@ -155,6 +164,8 @@ def main() -> None:
         if name != first and len(base) > 1:
             print(f"| {name} - {first}, same seeds | {len(base)} | " + " | ".join(
                 describe([got[s][k] - base[s][k] for s in base]) for k in METRICS) + " |")
+    if failed:
+        sys.exit(f"{failed} of the runs failed: see their logs in {args.out}")
 
 
 if __name__ == "__main__":

@@ -154,18 +154,21 @@ def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):
     assert (tmp_path / "o" / "a.jpg").is_file()
 
 
-def test_a_file_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tmp_path, sample_dir):
-    video = make_video(tmp_path / "clip.mp4", sample_dir)
-    truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(video.read_bytes()[:2000])
+def test_a_source_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG broken")
+    folder = tmp_path / "photos"  # every photo broken, and a video the folder passes over
+    folder.mkdir()
+    for name in ("a.png", "b.png", "clip.mp4"):
+        (folder / name).write_bytes(b"\x89PNG broken")
     out = tmp_path / "out"
     out.mkdir()
     (out / "detections.jsonl").write_text('{"an earlier run": true}\n')
-    for source, message in ((broken, "broken.png: not a readable image"), (truncated, "truncated")):
+    for source, message in ((broken, "broken.png: not a readable image"),
+                            (folder, "photos: no frame could be read (2 problems; the last: ")):
         result = CliRunner().invoke(app, ["detect", str(source), "--out", str(out), "--quiet"])
         assert result.exit_code == 1 and message in result.output, result.output
+    assert "b.png: not a readable image" in result.output
     assert (out / "detections.jsonl").read_text() == '{"an earlier run": true}\n'
     assert sorted(p.name for p in out.iterdir()) == ["detections.jsonl"]
 

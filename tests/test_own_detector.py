@@ -207,8 +207,6 @@ def test_evaluate_detection_prints_intervals_and_found_rates(tmp_path, sample_di
     assert set(metrics["found_rate"]["with_mask"]) == {"<10", "10-20", "20-40", ">=40"}
 
 
-
-
 def test_a_run_saved_before_class_balanced_crops_were_removed_still_loads():
     pytest.importorskip("torch")
     from dataclasses import asdict

@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, func,
                         insert, inspect, select, text, update)
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError
 
 from maskwatch.atomic import write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
@@ -73,19 +73,21 @@ MIGRATIONS = [_create_v1, _add_unassessable_v2]
 
 
 class DatabaseUnavailable(RuntimeError):
-    """The database cannot be reached or opened (a server down, a wrong password, a path that
-    cannot be written); the message names it, password hidden, with the driver's reason."""
+    """The database cannot be reached, opened or brought to this version's schema (a server down,
+    a wrong password, a path that cannot be written, a file that is not a database); the message
+    names it, password hidden, with the driver's reason."""
 
 
 def open_database(url: str, migrate: Callable[[], int]) -> None:
-    """Run a store's first migration, where a database that cannot be reached shows itself:
-    as DatabaseUnavailable with one line, not the driver's traceback."""
+    """Run a store's first migration, where a database that cannot be used shows itself: as
+    DatabaseUnavailable with one line, not the driver's traceback."""
     try:
         migrate()
-    except (OperationalError, InterfaceError) as err:
-        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+    except (DatabaseError, InterfaceError) as err:
+        lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+        reason = lines[0] if lines else type(err).__name__
         shown = make_url(url).render_as_string(hide_password=True)
-        raise DatabaseUnavailable(f"{shown}: cannot open the database: {reason}") from None
+        raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {reason}") from None
 
 
 def database_url(database: str) -> str:

@@ -111,6 +111,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         result.errors.append(f"{source}: {len(videos)} video{'s' * (len(videos) > 1)} passed over ({videos[0].name}"
                              f"{', ...' * (len(videos) > 1)}): a folder is read as photos; `maskwatch batch` reads "
                              "its videos too")
+    warned = len(result.errors)  # what comes after are the source's reading problems
     tracked = info.kind in ("video", "stream", "webcam")
     processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every,
                                camera_motion=CameraMotion() if moving_camera else None)
@@ -124,7 +125,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         # file or folder from which not one frame can be read (a previous run's outputs stay).
         first = next(source_frames, None)
         if first is None:
-            raise SourceError(_unreadable(source, result.errors))
+            raise SourceError(_unreadable(source, result.errors[warned:]))
         out.mkdir(parents=True, exist_ok=True)
         frames = itertools.chain([first], source_frames)
         lines_path = out / "detections.jsonl"

@@ -33,10 +33,11 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
     from maskwatch.training.detector.train import DetectorRecipe
 
     run = Path(run)
+    finished_model(run)
+    recipe = DetectorRecipe.from_dict(json.loads((run / "config.json").read_text())["recipe"])  # checked first
     with atomic_dir(out) as tmp:
         onnx_path = tmp / "detector.onnx"
         config = write_onnx(run, onnx_path)
-        recipe = DetectorRecipe.from_dict(config["recipe"])
         train = photo_split(Path(config["data"]), seed=recipe.split_seed).train
         fitted, report = fit_settings(Path(config["data"]), train[:fit_photos], replace(settings, model=str(onnx_path)),
                                       progress=progress)
@@ -49,6 +50,15 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
     return settings.to_dict() | {"fitted_on": report}
 
 
+def finished_model(run: Path) -> Path:
+    """The run's final model.pt; FileNotFoundError saying how to finish the run if there is none."""
+    model_path = Path(run) / "model.pt"
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} not found: the run is not finished "
+                                "(run `maskwatch train-detector` again with the same --out to resume)")
+    return model_path
+
+
 def write_onnx(run: Path, onnx_path: Path) -> dict:
     """The run's final model as ONNX at onnx_path, its recipe and split in the metadata, checked
     against PyTorch; returns the run's config.json."""
@@ -58,10 +68,7 @@ def write_onnx(run: Path, onnx_path: Path) -> dict:
     from maskwatch.training.detector.facenet import FaceNet
     from maskwatch.training.detector.train import build_net
 
-    model_path = Path(run) / "model.pt"
-    if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path} not found: the run is not finished "
-                                "(run `maskwatch train-detector` again with the same --out to resume)")
+    model_path = finished_model(run)
     config = json.loads((Path(run) / "config.json").read_text())
     net = build_net()
     net.load_state_dict(torch.load(model_path, weights_only=True, map_location="cpu")["model"])
