@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+MAX_CROP = 512  # px: the largest crop side `prepare` makes (the shipped models read 96 px)
+
 
 @dataclass(frozen=True)
 class CropSpec:
@@ -21,6 +23,11 @@ class CropSpec:
     size: int = 64
     margin: float = 0.0
     grey: bool = False
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.size <= MAX_CROP or not 0 <= self.margin <= 2:
+            raise ValueError(f"crop size must be 8-{MAX_CROP} px and margin between 0 and 2, "
+                             f"got {self.size} and {self.margin}")
 
     @property
     def channels(self) -> int:
