@@ -116,3 +116,19 @@ def test_https_with_two_workers_sessions_shared_and_hsts(tmp_path, monkeypatch):
             assert codes == [401] * 12
         with pytest.raises(httpx.HTTPError):  # no plain http on the TLS port
             httpx.request("GET", base.replace("https://", "http://") + "/healthz", timeout=5)
+
+
+def test_a_certificate_and_key_that_do_not_load_end_serve_by_name(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    _, key = self_signed(tmp_path)
+    (tmp_path / "other").mkdir()
+    other_cert, _ = self_signed(tmp_path / "other")  # a certificate of another key
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    for cert_file, key_file in ((tmp_path / "junk.pem", key), (other_cert, key)):
+        result = CliRunner().invoke(app, ["serve", "--tls-cert", str(cert_file), "--tls-key", str(key_file),
+                                          "--database", str(tmp_path / "users.db")])
+        assert result.exit_code == 1, result.output
+        assert f"TLS certificate {cert_file} and key {key_file}: not a PEM certificate and its matching" in result.output

@@ -674,6 +674,15 @@ def _tls_files(cert: Path | None, key: Path | None) -> dict:
     for path in (cert, key):
         if not Path(path).is_file():
             _fail(f"no such TLS file: {path}")
+    import ssl
+
+    def no_password() -> str:
+        raise ValueError("the key is encrypted; give the server an unencrypted key (readable by it alone)")
+
+    try:  # as uvicorn will load them, so that a bad pair ends here with one line, not a traceback
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(cert), str(key), password=no_password)
+    except (ssl.SSLError, ValueError, OSError) as err:
+        _fail(f"TLS certificate {cert} and key {key}: not a PEM certificate and its matching private key ({err})")
     return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
