@@ -67,10 +67,15 @@ def test_the_last_will_says_offline_when_the_site_dies(broker):  # noqa: F811
 
 
 @pytest.mark.system  # starts its own broker, later
-def test_a_broker_that_comes_later_is_connected_to(tmp_path):
+def test_a_broker_that_comes_later_is_connected_to(tmp_path, caplog):
     port = free_port()
     publisher = MqttPublisher("127.0.0.1", port).start()  # nobody listens yet: returns at once
     publisher.event_recorded(EVENT)
+    # Said once, in the log and in the status, however often it retries.
+    assert wait_until(lambda: publisher.status() == {"connected": False, "problem": "cannot reach the broker"}, 30)
+    warned = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.mqtt"]
+    assert warned[:1] == [f"MQTT 127.0.0.1:{port}: cannot reach the broker; retrying, up to 1000 messages kept "
+                          "meanwhile"]
     late = Broker(tmp_path, port).start()
     listener = None
     try:
@@ -78,6 +83,8 @@ def test_a_broker_that_comes_later_is_connected_to(tmp_path):
         assert wait_until(lambda: listener.on("maskwatch/available")[-1:] == ["online"], 60)
         publisher.event_recorded({**EVENT, "id": 8})
         assert wait_until(lambda: any(json.loads(p)["event"]["id"] == 8 for p in listener.on("maskwatch/events")))
+        assert publisher.status() == {"connected": True, "problem": None}
+        assert len([r for r in caplog.records if "cannot reach" in r.getMessage()]) == 1
     finally:
         publisher.stop()
         if listener is not None:

@@ -168,6 +168,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                 "gate": detector.classifier.gate_info(),
                 "closeup": detector.classifier.closeup_info(),
                 "site": site is not None,
+                # Whether the site's MQTT broker is connected (None: no MQTT); the reason is in the log.
+                "mqtt": None if getattr(site, "mqtt", None) is None else site.mqtt.status()["connected"],
                 "providers": session_providers(detector)}
 
     @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=ALL_CAMERAS,

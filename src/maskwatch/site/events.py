@@ -109,7 +109,11 @@ class EventStore:
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
-            self.snapshots.mkdir(parents=True, exist_ok=True)
+            try:
+                self.snapshots.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ValueError(f"snapshots folder {self.snapshots}: cannot create it "
+                                 f"({err.strerror or err})") from None
 
     @staticmethod
     def _connect(url: str) -> Engine:

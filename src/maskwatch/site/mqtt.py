@@ -9,15 +9,20 @@
     <prefix>/alerts            {"type": "compliance", "alert": {...}} when a compliance rule fires
 
 paho-mqtt runs its own network thread, reconnects by itself and queues what is published while
-the broker is away (up to `max_queued` messages): publishing never blocks a camera.
+the broker is away (up to `max_queued` messages): publishing never blocks a camera. A broker that
+cannot be reached, refuses the connection or goes away is said once in the log (a warning) and
+in status(), not at every retry: a site whose broker is misnamed would otherwise run silently.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Callable
 
 import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
 
 
 class MqttPublisher:
@@ -31,15 +36,43 @@ class MqttPublisher:
             self.client.username_pw_set(username, password)
         self.client.will_set(self.topic("available"), "offline", qos=1, retain=True)
         self.client.max_queued_messages_set(max_queued)
+        self.max_queued = max_queued
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
+        self.connected, self.problem = False, None  # problem: what keeps it from the broker now
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if not reason_code.is_failure:
-            client.publish(self.topic("available"), "online", qos=1, retain=True)
+        if reason_code.is_failure:
+            self._trouble(f"the broker refused the connection ({reason_code})")
+            return
+        if self.problem is not None:
+            log.warning("MQTT %s:%d: connected again", self.host, self.port)
+        self.connected, self.problem = True, None
+        client.publish(self.topic("available"), "online", qos=1, retain=True)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._trouble("cannot reach the broker")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected = False
+        if reason_code.is_failure:
+            self._trouble(f"lost the broker ({reason_code})")
+
+    def _trouble(self, problem: str) -> None:
+        self.connected = False
+        if problem != self.problem:
+            log.warning("MQTT %s:%d: %s; retrying, up to %d messages kept meanwhile", self.host, self.port,
+                        problem, self.max_queued)
+        self.problem = problem
+
+    def status(self) -> dict:
+        """{"connected": bool, "problem": what keeps it from the broker now, or None}."""
+        return {"connected": self.connected, "problem": self.problem}
 
     def start(self) -> MqttPublisher:
         self.client.connect_async(self.host, self.port, keepalive=30)
