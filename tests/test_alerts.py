@@ -88,14 +88,19 @@ def test_cooldown_quiets_a_camera_after_an_alert():
     assert notifier.stats.quieted == 2
 
 
-def test_a_dead_receiver_is_retried_then_given_up_without_blocking():
-    notifier = WebhookNotifier([WebhookRule(f"http://127.0.0.1:{free_port()}/hook", SECRET, retries=2,
+def test_a_dead_receiver_is_retried_then_given_up_without_blocking(caplog):
+    port = free_port()
+    notifier = WebhookNotifier([WebhookRule(f"http://127.0.0.1:{port}/hook?token=s3cret", SECRET, retries=2,
                                             backoff=0.05)]).start()
     for track_id in range(5):
         notifier.notify(event(track_id))  # returns at once: delivery is queued
     assert wait_until(lambda: notifier.stats.failed == 5), notifier.stats
     assert notifier.stats.retried == 10 and "Connection refused" in notifier.stats.last_error
     notifier.stop()
+    # Each alert given up is said in the log, the URL without its query (it may hold a token).
+    given_up = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.alerts"]
+    assert len(given_up) == 5 and "s3cret" not in " ".join(given_up) + notifier.stats.last_error
+    assert given_up[0].startswith(f"webhook http://127.0.0.1:{port}/hook: alert not delivered after 3 tries (")
 
 
 def test_a_full_queue_drops_instead_of_blocking():

@@ -21,15 +21,26 @@ import json
 import queue
 import threading
 import time
+import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 
+log = logging.getLogger(__name__)
+
 SIGNATURE_HEADER = "X-Maskwatch-Signature"
 NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
+
+
+def shown_url(url: str) -> str:
+    """A webhook URL as the log shows it: scheme, host, port and path (a user or query may hold a token)."""
+    parts = urllib.parse.urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -148,9 +159,11 @@ class WebhookNotifier:
                 self.stats.sent += 1
                 return
             except (urllib.error.URLError, OSError) as err:  # HTTPError (4xx/5xx) is a URLError
-                self.stats.last_error = f"{rule.url}: {getattr(err, 'code', None) or err}"
+                reason = str(getattr(err, "code", None) or getattr(err, "reason", None) or err)
+                self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
             if attempt == rule.retries or self._stop.wait(delay):
                 break
             self.stats.retried += 1
             delay = min(60.0, delay * 2)
         self.stats.failed += 1
+        log.warning("webhook %s: alert not delivered after %d tries (%s)", shown_url(rule.url), attempt + 1, reason)

@@ -46,3 +46,13 @@ class SiteCollector(Collector):
                 low.add_metric([name], estimate.low)
                 high.add_metric([name], estimate.high)
         yield from (up, fps, reconnects, people, ratio, low, high)
+        # Deliveries: a receiver that is down or a broker that is misnamed shows here, not only in the log.
+        stats = self.site.alerts.stats
+        alerts = GaugeMetricFamily("maskwatch_webhook_alerts", "Webhook alerts since the start, by outcome "
+                                   "(failed: every retry failed; dropped: the queue was full)", labels=["outcome"])
+        for outcome in ("sent", "failed", "retried", "dropped"):
+            alerts.add_metric([outcome], getattr(stats, outcome))
+        yield alerts
+        if self.site.mqtt is not None:
+            yield GaugeMetricFamily("maskwatch_mqtt_connected", "1 while the MQTT broker is connected",
+                                    value=1.0 if self.site.mqtt.status()["connected"] else 0.0)
