@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import queue
 import threading
 import time
-import logging
 import urllib.error
 import urllib.parse
 import urllib.request
