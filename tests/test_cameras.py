@@ -47,7 +47,7 @@ def test_reader_refuses_nonpositive_timeouts():
         CameraReader("rtsp://127.0.0.1:1/x", stall_timeout=0)
 
 
-def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server):  # noqa: F811
+def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server, caplog):  # noqa: F811
     reader = fast_reader(rtsp_server.url).start()
     try:
         assert wait_until(lambda: reader.state().connected), reader.state()
@@ -62,6 +62,9 @@ def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server):  # noqa: F81
         assert wait_until(lambda: reader.state().fps > 0), reader.state()
     finally:
         reader.stop()
+    # The outage is said once in the log, however many retries it took, and so is its end.
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert len(said) == 2 and "retrying" in said[0] and said[1].endswith(": frames again"), said
 
 
 def test_a_stalled_stream_goes_offline_and_comes_back(rtsp_server):  # noqa: F811
@@ -164,3 +167,26 @@ def test_detect_on_a_stream_writes_lines_and_a_summary(rtsp_server, tmp_path):  
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["frames"] == 6 and summary["totals"] == result.summary["totals"]
     assert (tmp_path / "out" / f"127.0.0.1_{rtsp_server.port}_clip.mp4").exists()
+
+
+def test_a_sink_that_fails_is_said_once_and_the_camera_goes_on(tmp_path, sample_dir, caplog):
+    class Failing(Collect):
+        def write(self, frame, faces, detected):
+            super().write(frame, faces, detected)
+            raise OSError("disk full")
+
+    class NoFaces:
+        def detect(self, image, min_score=None):
+            return []
+
+    sink = Failing()
+    clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    worker = CameraWorker("till", fast_reader(str(clip)), FrameProcessor(NoFaces(), FaceTracker()), [sink],
+                          fps=20).start()
+    try:
+        assert wait_until(lambda: len(sink.frames) >= 5), worker.state()  # it goes on analysing
+        assert worker.state()["analysis_error"] == "OSError: disk full"
+    finally:
+        worker.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert said == ["camera till: analysing a frame failed: OSError: disk full"]

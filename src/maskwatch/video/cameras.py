@@ -14,6 +14,7 @@ not 25 (OpenCV's FFmpeg backend decodes in grab() and scales and converts colour
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,8 @@ import numpy as np
 
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.sources import STREAM_PREFIXES, Frame, SourceError, redact_source
+
+log = logging.getLogger(__name__)
 
 # FFmpeg's options for every capture (OpenCV reads them once per open): RTSP over TCP (a lost
 # UDP packet is a broken frame; a closed TCP connection is a clear end), and a short probe so a
@@ -79,6 +82,7 @@ class CameraReader:
         self._arrivals: deque[float] = deque(maxlen=50)
         self._reconnects = 0
         self._last_error: str | None = None
+        self._down = False  # said in the log to be without frames, not yet said to be back
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-read-{name}", daemon=True)
 
@@ -154,6 +158,10 @@ class CameraReader:
                 break
             failures += 1
             delay = min(self.retry_max, self.retry_first * 2 ** (failures - 1))
+            if not self._down:  # once per outage, not at every retry
+                self._down = True
+                log.warning("%s (%s): %s; retrying, at most %g s apart", self.name, redact_source(self.source),
+                            error, self.retry_max)
             with self._lock:
                 self._connected = False
                 self._last_error = f"{error}; retrying in {delay:g} s"
@@ -177,6 +185,9 @@ class CameraReader:
                     return got_frames
                 self._wanted.clear()
             got_frames = True
+            if self._down:
+                self._down = False
+                log.warning("%s (%s): frames again", self.name, redact_source(self.source))
             now = time.monotonic()
             with self._lock:
                 if image is not None:
@@ -289,6 +300,9 @@ class CameraWorker:
                 analyse(self.processor, frame, self.sinks)
                 self.last_error = None
             except Exception as err:  # noqa: BLE001 - one bad frame or sink must not end the camera
-                self.last_error = f"{type(err).__name__}: {err}"
+                error = f"{type(err).__name__}: {err}"
+                if error != self.last_error:  # a new problem is said once, not at every frame
+                    log.warning("camera %s: analysing a frame failed: %s", self.camera_id, error)
+                self.last_error = error
             self.analysed += 1
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
