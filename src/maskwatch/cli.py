@@ -570,6 +570,7 @@ def serve(
     import os
 
     _need("serve", "serve")
+    _service_log()
     if ray_replicas is not None or ray_address is not None:
         _need("serve --ray-replicas", "ray")
     if source and (workers > 1 or ray_replicas is not None or ray_address is not None):
@@ -649,6 +650,14 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
                 proxy_headers=False, **tls)
 
 
+def _service_log() -> None:
+    """A long-running server's warnings (a camera's outage, a broker away, an alert given up) on
+    stderr with the time they happened, as a service's log is read days later."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _models(classifier: Path | None, detector: Path | None, gate: bool, load_check: bool = False):
     """The --classifier, --detector and --gate of a command, checked: a missing file ends it. With
     load_check, a file given is loaded once here, so that a corrupt one ends the command by name
@@ -722,6 +731,7 @@ def run(
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     _need("run", "serve")
+    _service_log()
     if ray_address is not None:
         _need("run --ray", "ray")
     from maskwatch.site.config import SiteConfigError, load_site_config
