@@ -227,3 +227,21 @@ def test_compliance_alerts_are_published_on_mqtt(broker, store):  # noqa: F811
     finally:
         publisher.stop()
         listener.close()
+
+
+def test_a_check_that_fails_is_said_once_and_the_checks_go_on(store, caplog):
+    calls = []
+
+    def broken_clock():
+        calls.append(1)
+        raise OSError("database away")
+
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door")], zones_of={"door": []},
+                                send=lambda alert: None, clock=broken_clock, every=0.02).start()
+    try:
+        assert wait_until(lambda: len(calls) >= 5)  # still checking after the failures
+    finally:
+        monitor.stop()
+    assert monitor.stats.last == [{"error": "database away"}]
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.compliance"]
+    assert said == ["compliance check failed: OSError: database away"]

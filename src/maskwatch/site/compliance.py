@@ -11,6 +11,7 @@ directly instead of sleeping.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Callable
 from maskwatch.faces import CLASSES, COMPLIANT
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 from maskwatch.site.prevalence import compliance_estimate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,4 +134,6 @@ class ComplianceMonitor:
             try:
                 self.check()
             except Exception as err:  # a database hiccup must not end the checks for good
+                if self.stats.last != [{"error": str(err)}]:  # a new problem is said once
+                    log.warning("compliance check failed: %s: %s", type(err).__name__, err)
                 self.stats.last = [{"error": str(err)}]
