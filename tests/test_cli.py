@@ -75,3 +75,24 @@ def test_a_crop_size_past_what_memory_holds_is_refused_by_name(command, sample_d
     result = runner.invoke(app, [command, str(sample_dir), "--out", str(tmp_path / "w"), "--size", "100000"])
     assert result.exit_code == 1 and "8-512" in result.output, result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_an_output_folder_of_other_files_or_a_file_is_never_replaced(sample_dir, tmp_path):
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    photo = next(sample_dir.glob("images/*.png"))
+    for args in (["prepare", str(sample_dir), "--out", str(precious), "--quiet"],
+                 ["prepare", str(sample_dir), "--out", str(a_file), "--quiet"],
+                 ["detect", str(photo), "--out", str(a_file), "--quiet"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and "nothing was written" in result.output, result.output
+    assert sorted(p.name for p in precious.iterdir()) == ["thesis.txt"]
+    assert (precious / "thesis.txt").read_text() == "years of work" and a_file.read_text() == "keep me"
+    # Its own earlier output is replaced, as a re-run should.
+    work = tmp_path / "work"
+    for _ in range(2):
+        result = runner.invoke(app, ["prepare", str(sample_dir), "--out", str(work), "--size", "16", "--quiet"])
+        assert result.exit_code == 0, result.output

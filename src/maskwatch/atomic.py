@@ -43,14 +43,56 @@ def write_bytes(target: Path | str, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+class OutputError(ValueError):
+    """An output folder that must not be replaced: a file, or a folder of someone else's files."""
+
+
+def check_replaceable(target: Path | str, own: str) -> None:
+    """Refuse (OutputError) to take the place of anything but nothing, an empty folder or a
+    folder this kind of output wrote before (it holds the file `own`): `--out ~/Documents`
+    must not delete a user's files."""
+    target = Path(target)
+    if not target.exists():
+        return
+    check_output_folder(target)
+    if (target / own).is_file():
+        return
+    inside = sorted(p.name for p in target.iterdir())
+    if inside:
+        shown = ", ".join(inside[:3]) + (", ..." if len(inside) > 3 else "")
+        raise OutputError(f"{target}: a folder of other files ({shown}); maskwatch replaces only an output folder "
+                          f"it wrote (one with {own}): name a new or empty folder (nothing was written)")
+
+
+def check_output_folder(target: Path | str) -> Path:
+    """`target`, unless a file is there where an output folder is to go (OutputError)."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target}: a file is there, not a folder; name a folder for the output (nothing was written)")
+    return target
+
+
+def make_output_folder(target: Path | str) -> Path:
+    """The folder `target`, made if need be; OutputError naming it where it cannot be (a file is
+    there, no permission)."""
+    target = check_output_folder(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{target}: cannot make the output folder ({err.strerror or err})") from None
+    return target
+
+
 @contextlib.contextmanager
-def atomic_dir(target: Path | str) -> Iterator[Path]:
+def atomic_dir(target: Path | str, own: str) -> Iterator[Path]:
     """Yield a temp folder beside `target`; on success it takes `target`'s place.
 
     An existing `target` is only removed after the new folder is complete, so a failure
-    leaves the old one untouched.
+    leaves the old one untouched, and only if it is empty or an earlier output of the same
+    kind, holding the file `own` (check_replaceable).
     """
     target = Path(target)
+    check_replaceable(target, own)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     os.chmod(tmp, _default_mode(directory=True))

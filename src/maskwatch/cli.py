@@ -45,6 +45,7 @@ def prepare(
 ) -> None:
     """Parse Pascal VOC annotations into faces.csv and crop every face."""
     _need("prepare", "train", ("sklearn",))  # the split; checked before anything is written
+    from maskwatch.atomic import OutputError
     from maskwatch.data.crops import MAX_CROP, CropSpec
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
@@ -54,7 +55,7 @@ def prepare(
     try:
         result = run_prepare(data, out, CropSpec(size=size, margin=margin, grey=grey), strict=strict,
                              progress=progress)
-    except PrepareError as err:
+    except (PrepareError, OutputError) as err:
         _fail(str(err))
     counts = ", ".join(f"{c} {n}" for c, n in result.per_class.items())
     typer.echo(f"{result.faces} faces from {result.photos} photos ({counts}) -> {out}/faces.csv")
@@ -333,6 +334,7 @@ def detect(
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
     from dataclasses import replace
 
+    from maskwatch.atomic import OutputError
     from maskwatch.video.pipeline import run_detect
     from maskwatch.video.sources import SourceError
 
@@ -356,7 +358,7 @@ def detect(
                             progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
                             moving_camera=moving_camera,
                             **({} if detect_every is None else {"detect_every": detect_every}))
-    except SourceError as err:
+    except (SourceError, OutputError) as err:
         _fail(str(err))
     for error in result.errors:
         typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)

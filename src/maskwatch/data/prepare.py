@@ -67,7 +67,7 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
 
     rows = []
     photos = 0
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, own="prepare.json") as tmp:
         for label in CLASSES:
             (tmp / "crops" / label).mkdir(parents=True)
         for xml_path in progress_bar(files, desc="prepare", unit="photo", disable=not progress):

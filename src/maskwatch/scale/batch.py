@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import write_text
+from maskwatch.atomic import check_output_folder, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.runtime import single_threaded
 from maskwatch.scale.cluster import cluster_cpus, cpus_each, ray_cluster
@@ -109,7 +109,7 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
     options = options or ScoreOptions()
     started = time.monotonic()
     files = find_files(inputs)
-    out = Path(out).resolve()  # actors may run elsewhere: every path they get is absolute
+    out = check_output_folder(Path(out).resolve())  # actors may run elsewhere: every path they get is absolute
     report = BatchReport(out=out)
     todo = [f for f in files if not f.done(out)]
     report.files += [{"file": f.path, "output": f.key, "status": "skipped"} for f in files if f.done(out)]

@@ -87,7 +87,7 @@ def score_file(file: BatchFile, out: Path, detector, options: ScoreOptions) -> d
     row = {"file": file.path, "output": file.key, "status": "done", "frames": 0, "faces": 0,
            "error": "", "warnings": []}
     try:
-        with atomic_dir(Path(out) / file.key) as tmp:
+        with atomic_dir(Path(out) / file.key, own="detections.jsonl") as tmp:
             result = run_detect(file.path, tmp, detector, blur=options.blur, save_media=options.save_media,
                                 progress=False, detect_every=options.detect_every,
                                 moving_camera=options.moving_camera)

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import atomic_path
+from maskwatch.atomic import atomic_path, make_output_folder
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
@@ -126,7 +126,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         first = next(source_frames, None)
         if first is None:
             raise SourceError(_unreadable(source, result.errors[warned:]))
-        out.mkdir(parents=True, exist_ok=True)
+        make_output_folder(out)
         frames = itertools.chain([first], source_frames)
         lines_path = out / "detections.jsonl"
         with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from maskwatch.atomic import atomic_dir
+from maskwatch.atomic import atomic_dir, check_replaceable
 from maskwatch.data.crops import CropSpec
 from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
@@ -205,6 +205,7 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
     settings, where its data and split came from), history.csv, curves.png and split.csv.
     """
     work = Path(work)
+    check_replaceable(out, "config.json")  # before the training, not after it
     split_csv = Path(split_csv) if split_csv else work / "split.csv"
     data = load_crop_dataset(work)
     assignment, by, split_seed = read_split_csv(split_csv)
@@ -226,7 +227,7 @@ def write_run(out: Path, trained: TrainedModel, config: dict, data: CropDataset,
     from maskwatch.training.classifier.plots import plot_curves
 
     config = config | {"train_seconds": round(trained.seconds, 1)}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, own="config.json") as tmp:
         save_model(tmp, trained.model, config)
         write_history(tmp / "history.csv", trained.history)
         write_split(tmp / "split.csv")

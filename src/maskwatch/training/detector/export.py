@@ -35,7 +35,7 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
     run = Path(run)
     finished_model(run)
     recipe = DetectorRecipe.from_dict(json.loads((run / "config.json").read_text())["recipe"])  # checked first
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, own="detector.json") as tmp:
         onnx_path = tmp / "detector.onnx"
         config = write_onnx(run, onnx_path)
         train = photo_split(Path(config["data"]), seed=recipe.split_seed).train
