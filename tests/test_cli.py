@@ -96,3 +96,15 @@ def test_an_output_folder_of_other_files_or_a_file_is_never_replaced(sample_dir,
     for _ in range(2):
         result = runner.invoke(app, ["prepare", str(sample_dir), "--out", str(work), "--size", "16", "--quiet"])
         assert result.exit_code == 0, result.output
+
+
+def test_an_output_file_is_never_written_over_a_folder(tmp_path):
+    from maskwatch.atomic import OutputError, atomic_path
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "kept.onnx").write_text("a model")
+    with pytest.raises(OutputError, match="a folder is there, not a file"):
+        with atomic_path(folder):
+            pass
+    assert [p.name for p in tmp_path.iterdir()] == ["models"] and (folder / "kept.onnx").read_text() == "a model"

@@ -19,8 +19,11 @@ def _default_mode(directory: bool) -> int:
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success it replaces `target` in one rename."""
+    """Yield a temp path beside `target`; on success it replaces `target` in one rename.
+    A folder where the file is to go is refused (OutputError) before anything is written."""
     target = Path(target)
+    if target.is_dir():
+        raise OutputError(f"{target}: a folder is there, not a file; name the output file (nothing was written)")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
     os.close(fd)
