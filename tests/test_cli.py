@@ -86,7 +86,8 @@ def test_an_output_folder_of_other_files_or_a_file_is_never_replaced(sample_dir,
     photo = next(sample_dir.glob("images/*.png"))
     for args in (["prepare", str(sample_dir), "--out", str(precious), "--quiet"],
                  ["prepare", str(sample_dir), "--out", str(a_file), "--quiet"],
-                 ["detect", str(photo), "--out", str(a_file), "--quiet"]):
+                 ["detect", str(photo), "--out", str(a_file), "--quiet"],
+                 *([command, str(sample_dir), "--out", str(a_file)] for command in ("cv", "study", "train-detector"))):
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and "nothing was written" in result.output, result.output
     assert sorted(p.name for p in precious.iterdir()) == ["thesis.txt"]

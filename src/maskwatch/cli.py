@@ -213,6 +213,7 @@ def cv(
 ) -> None:
     """Grouped (per-photo), class-stratified k-fold cross-validation: mean ± std of the metrics."""
     _need("cv", "train")
+    _output_folder(out)
     if folds < 2:
         _fail(f"--folds must be at least 2 (each fold is held out once), got {folds}")
     from maskwatch.data.prepare import PrepareError
@@ -485,6 +486,7 @@ def train_detector(
 ) -> None:
     """Fine-tune the face detector (CenterFace) on the training photos of the per-photo split."""
     _need("train-detector", "train")
+    _output_folder(out)
     from dataclasses import replace
 
     from maskwatch.data.prepare import PrepareError
@@ -652,6 +654,16 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
                 proxy_headers=False, **tls)
 
 
+def _output_folder(out: Path) -> None:
+    """End the command by name, before any work, where a file stands at its output folder."""
+    from maskwatch.atomic import OutputError, check_output_folder
+
+    try:
+        check_output_folder(out)
+    except OutputError as err:
+        _fail(str(err))
+
+
 def _service_log() -> None:
     """A long-running server's warnings (a camera's outage, a broker away, an alert given up) on
     stderr with the time they happened, as a service's log is read days later."""
@@ -812,6 +824,7 @@ def study(
 ) -> None:
     """The original study in one command: colour vs grey, per-photo vs per-face split."""
     _need("study", "train")
+    _output_folder(out)
     from maskwatch.data.prepare import PrepareError
     from maskwatch.training.classifier.study import StudyConfig, run_study
 
