@@ -306,3 +306,16 @@ def test_a_camera_with_upscale_detects_on_the_rescaled_networks(detector, tmp_pa
     assert far.processor.detector.config.upscale == 1.5
     assert far.processor.detector.finder.session is detector.finder.session
     assert near.processor.detector is detector
+
+
+def test_annotated_copies_are_never_written_over_their_photos(tmp_path, sample_dir):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), cv2.imread(str(next(sample_dir.glob("images/*.png")))))
+    original = (photos / "a.jpg").read_bytes()
+    for source in (photos, photos / "a.jpg"):
+        result = CliRunner().invoke(app, ["detect", str(source), "--out", str(photos), "--blur", "--quiet"])
+        assert result.exit_code == 1 and "the annotated copy of a.jpg would be written over it" in result.output
+    assert (photos / "a.jpg").read_bytes() == original and sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
+    result = CliRunner().invoke(app, ["detect", str(photos), "--out", str(photos), "--no-media", "--quiet"])
+    assert result.exit_code == 0 and (photos / "a.jpg").read_bytes() == original  # JSON lines only: nothing clashes

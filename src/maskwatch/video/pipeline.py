@@ -12,14 +12,15 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import atomic_path, make_output_folder
+from maskwatch.atomic import OutputError, atomic_path, make_output_folder
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
-from maskwatch.video.sources import VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source, folder_files, read_frames
+from maskwatch.video.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
+                                     folder_files, read_frames)
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -73,6 +74,19 @@ def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: Det
         finish(processor, sinks)
 
 
+def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
+    """The input files that an annotated copy in `out` would replace (`detect photos --out photos`
+    writes photos/a.jpg over a.jpg): the annotated media are named after their inputs."""
+    if info.kind in ("image", "folder"):
+        inputs = folder_files(Path(source), IMAGE_SUFFIXES) if info.kind == "folder" else [Path(source)]
+        outputs = {(out / f"{p.stem}.jpg").resolve() for p in inputs}
+    elif info.kind == "video":
+        inputs, outputs = [Path(source)], {(out / f"{info.name}.mp4").resolve()}
+    else:
+        return []
+    return [p for p in inputs if p.resolve() in outputs]
+
+
 def _unreadable(source: str, problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
@@ -106,6 +120,10 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     info: SourceInfo = describe_source(source)
     out = Path(out)
+    if save_media and (clash := overwritten_inputs(source, info, out)):
+        raise OutputError(f"{out}: the annotated copy of {clash[0].name} would be written over it"
+                          f"{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}; name another --out "
+                          "(nothing was written)")
     result = DetectResult(out=out)
     if info.kind == "folder" and (videos := folder_files(Path(source), VIDEO_SUFFIXES)):
         result.errors.append(f"{source}: {len(videos)} video{'s' * (len(videos) > 1)} passed over ({videos[0].name}"
