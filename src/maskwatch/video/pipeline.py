@@ -18,7 +18,7 @@ from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
-from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink
+from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink, media_path
 from maskwatch.video.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
                                      folder_files, read_frames)
 from maskwatch.video.tracker import FaceTracker
@@ -79,11 +79,12 @@ def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     writes photos/a.jpg over a.jpg): the annotated media are named after their inputs."""
     if info.kind in ("image", "folder"):
         inputs = folder_files(Path(source), IMAGE_SUFFIXES) if info.kind == "folder" else [Path(source)]
-        outputs = {(out / f"{p.stem}.jpg").resolve() for p in inputs}
     elif info.kind == "video":
-        inputs, outputs = [Path(source)], {(out / f"{info.name}.mp4").resolve()}
+        inputs = [Path(source)]
     else:
         return []
+    # A photo's frame is named after its file (read_frames), a video's output after the source.
+    outputs = {media_path(out, info, p.stem).resolve() for p in inputs}
     return [p for p in inputs if p.resolve() in outputs]
 
 

@@ -99,6 +99,12 @@ class CallbackSink:
         pass
 
 
+def media_path(out: Path, info: SourceInfo, name: str) -> Path:
+    """Where the annotated copy of the frame `name` goes: OUT/<name>.jpg for a photo (a folder's
+    frames are named after their files), OUT/<source's name>.mp4 for a video or stream."""
+    return Path(out) / (f"{name}.jpg" if info.kind in ("image", "folder") else f"{info.name}.mp4")
+
+
 class MediaSink:
     """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names.
 
@@ -117,8 +123,9 @@ class MediaSink:
         if self.info.kind in ("image", "folder"):
             ok, encoded = cv2.imencode(".jpg", drawn)
             if ok:
-                write_bytes(self.out / f"{frame.name}.jpg", encoded.tobytes())
-                self.written.append(self.out / f"{frame.name}.jpg")
+                target = media_path(self.out, self.info, frame.name)
+                write_bytes(target, encoded.tobytes())
+                self.written.append(target)
             return
         if self.video is None:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.info.name}.", suffix=".partial.mp4", dir=self.out)
@@ -134,7 +141,7 @@ class MediaSink:
         """Finish the video and move it into place."""
         if self.video is not None:
             self.video.release()
-            target = self.out / f"{self.info.name}.mp4"
+            target = media_path(self.out, self.info, self.info.name)
             os.replace(self.video_tmp, target)
             self.written.append(target)
             self.video = None
