@@ -1,6 +1,6 @@
 """Batched crop classification through ONNX Runtime: crops per second on this machine.
 
-    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx --gate h.onnx] [--data DIR] [--crops 256] [--batch 32] [--repeats 7]
+    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx --gate h.onnx] [--closeup c.onnx] [--data DIR] [--crops 256] [--batch 32] [--repeats 7]
 
 Crops are real face crops, exactly their boxes (default: the bundled sample; --data takes a
 dataset folder such as ../shared/datasets/face-mask-detection for its real mix of face sizes).
@@ -8,7 +8,8 @@ Several models are timed pass by pass in turn on the same crops, so their ratio 
 side by side; prints medians, and the per-pass ratio to the first model. Every model runs
 without a gate; each --gate adds a row for the first model behind that gate (default, with no
 --model: the shipped model alone, then behind the shipped gate, then the shipped default: behind
-its gate and beside its close-up model for faces over 64 px), end to end only.
+its gate and beside its close-up model for faces over 64 px), end to end only. --closeup adds
+the shipped default with a candidate close-up model, its ratio to the shipped default beside it.
 """
 
 from __future__ import annotations
@@ -65,17 +66,24 @@ def main() -> None:
     parser.add_argument("--gate", type=Path, action="append", default=None,
                         help="Also time the first model behind this gate (repeatable; default: the shipped "
                              "gate, when no --model is given).")
+    parser.add_argument("--closeup", type=Path, help="also time the shipped default with this close-up model")
     parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--crops", type=int, default=256, help="face crops classified in each pass")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"crops per network call (default: the shipped {BATCH})")
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    if args.closeup is not None and (args.model is not None or not args.closeup.is_file()):
+        parser.error("--closeup takes an existing .onnx file and goes without --model")
     models = args.model or [None]
     classifiers = [Classifier.load(m, gate=False, closeup=False) for m in models]
     gates = args.gate or ([SHIPPED_GATE] if args.model is None and SHIPPED_GATE.is_file() else [])
     classifiers += [Classifier.load(models[0], gate=gate, closeup=False) for gate in gates]
+    default_row = None
     if args.model is None and SHIPPED_CLOSEUP.is_file():
         classifiers.append(Classifier.load())  # the shipped default: gate and close-up model
+        default_row = len(classifiers) - 1
+    if args.closeup is not None:
+        classifiers.append(Classifier.load(closeup=args.closeup))
     crops = face_crops(args.data, args.crops)
     groups = []
     for clf in classifiers:
@@ -108,8 +116,8 @@ def main() -> None:
             print(f"  {clf.model_path.name} ({clf.info['model']}; {shares}):")
             print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
             print(f"    crops/s model only:              {statistics.median(model_only[k]):8.0f}")
-        for j, name in ((0, "the first"), (first_gated, "the first gate's row")):
-            if j < k:
+        for j, name in ((0, "the first"), (first_gated, "the first gate's row"), (default_row, "the shipped default")):
+            if j is not None and j < k:
                 ratios = [b / a for a, b in zip(end_to_end[j], end_to_end[k])]
                 print(f"    end to end, relative to {name}, per pass: median {statistics.median(ratios):.2f} "
                       f"(range {min(ratios):.2f}-{max(ratios):.2f})")
