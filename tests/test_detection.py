@@ -176,6 +176,7 @@ def test_a_source_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tm
 @pytest.mark.parametrize("source, message", [
     ("webcam:x", "webcam:N"),
     ("/no/such/file.mp4", "no such file"),
+    ("0", r"no such file or folder \(a webcam is webcam:0\)"),  # OpenCV's habit of a bare device number
 ])
 def test_bad_sources(source, message):
     with pytest.raises(SourceError, match=message):

@@ -57,7 +57,8 @@ def describe_source(source: str) -> SourceInfo:
             raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){videos}")
         return SourceInfo("folder", path.name, None, len(images))
     if not path.exists():
-        raise SourceError(f"{path}: no such file or folder")
+        hint = f" (a webcam is webcam:{source})" if source.isdigit() else ""
+        raise SourceError(f"{path}: no such file or folder{hint}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return SourceInfo("image", path.stem, None, 1)
     capture = cv2.VideoCapture(str(path))
