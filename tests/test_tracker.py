@@ -118,6 +118,30 @@ def test_an_unsure_face_continues_a_track_but_never_starts_one():
     assert continued.track_id == first.track_id
 
 
+@pytest.mark.parametrize("last_score, shown_through_the_gap", [(0.9, True), (0.3, False)])
+def test_a_person_missed_at_one_detection_is_shown_through_it_only_after_a_sure_match(last_score,
+                                                                                     shown_through_the_gap):
+    """A face missed once at random stays on screen at its predicted box until the next
+    detection; one that was fading (scored unsure, as when it goes behind something) does not.
+    Either way it is not 'in view' and the next update does not take it as a detection."""
+    frames = [[face(10 + 4 * t, 50, score=0.9)] for t in range(8)] + [[face(42, 50, score=last_score)], [], [], []]
+    tracker = FaceTracker()
+    shown = run(tracker, frames)
+    gap = shown[10:12]  # the missed detection and the carried frame after it
+    if shown_through_the_gap:
+        assert [len(faces) for faces in gap] == [1, 1]
+        assert all(f.track_id == 1 and f.label == "with_mask" for faces in gap for f in faces)
+        assert abs(gap[1][0].box[0] - (10 + 4 * 11)) < 3  # where the face has walked to
+    else:
+        assert gap == [[], []]
+    assert tracker.in_view() == [] and tracker.current() == []
+    (back,) = tracker.update([face(10 + 4 * 12, 50)], 12 / FPS)
+    assert back.track_id == 1
+    tracker.update([], 14 / FPS)
+    assert len(tracker.carry(15 / FPS)) == 1  # missed once after a sure match: shown
+    assert tracker.update([], 16 / FPS) == [] and tracker.carry(17 / FPS) == []  # missed twice: not
+
+
 def test_a_face_seen_once_is_not_a_person():
     tracker = FaceTracker(min_hits=1, tentative_misses=1)
     tracker.update([face(10, 10)], 0.0)

@@ -11,6 +11,9 @@ it had (ByteTrack's rule). Boxes are compared by IoU with a buffer around them (
 al., WACV 2023): a small fast face and its next detection may not overlap at all. Last, a lost
 track may take a sure face left over whose centre is within one face width of where the track
 is predicted: a face that comes back from behind something rarely overlaps its prediction.
+A person missed at one detection after a sure match is shown at its predicted box until the
+next detection (a random miss does not blink the face off; a face fading behind something is
+scored unsure first): shown only, never counted as seen or fed back as a detection.
 
 Why our own and not a library's: supervision's and roboflow `trackers`' ByteTrack (MIT and
 Apache-2.0, numpy and scipy only) declare `opencv-python`, which overwrites the cv2 of
@@ -356,7 +359,7 @@ class FaceTracker:
                     continue
             still.append(track)
         self.active = still
-        return out
+        return out + self._coasting()
 
     def _new_track(self, box: np.ndarray, timestamp: float) -> Track:
         mean, cov = kalman_start(to_cxcywh(box))
@@ -382,7 +385,14 @@ class FaceTracker:
             if track.missed == 0:
                 self._count_hit(track)
                 track.last_seen = timestamp
-        return self.current()
+        return self.current() + self._coasting()
+
+    def _coasting(self) -> list[Face]:
+        """People missed at the last detection only, whose match before it was sure, at their
+        predicted box: a face missed once at random is shown through the gap."""
+        return [Face(box=t.predicted_box(), label=t.label, probabilities=t.probabilities if t.label else None,
+                     score=t.score, track_id=t.track_id) for t in self.active
+                if t.missed == 1 and self.is_person(t) and (t.score is None or t.score >= self.high_score)]
 
     def current(self) -> list[Face]:
         """The faces in view as the tracker predicts them now (boxes from the motion model)."""
