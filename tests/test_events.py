@@ -166,6 +166,21 @@ def test_event_sink_forgets_views_of_tracks_that_never_became_people(store, samp
     assert sink.views == {} and sink.last_frame == {}
 
 
+def test_a_face_the_detector_missed_is_no_view_of_the_person(store):
+    """A tracked person shown at its predicted box through a missed detection (Face.missed) is
+    not a snapshot candidate, however large the predicted box."""
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
+
+    sink = EventSink(store, "door")
+    image = np.zeros((100, 100, 3), np.uint8)
+    sink.write(Frame(0, NOW, image, "f0"), [Face(box=(10, 10, 40, 40), label="with_mask", track_id=7)], True)
+    kept = sink.views[7]
+    sink.write(Frame(2, NOW + 1, image, "f2"), [Face(box=(5, 5, 60, 60), label="with_mask", track_id=7, missed=True)],
+               True)
+    assert sink.views[7] is kept and sink.last_frame[7] == 0
+
+
 def test_event_sink_announces_vote_changes_and_people_in_view(store):
     from maskwatch.faces import Face
     from maskwatch.video.sources import Frame

@@ -130,7 +130,8 @@ def test_a_person_missed_at_one_detection_is_shown_through_it_only_after_a_sure_
     gap = shown[10:12]  # the missed detection and the carried frame after it
     if shown_through_the_gap:
         assert [len(faces) for faces in gap] == [1, 1]
-        assert all(f.track_id == 1 and f.label == "with_mask" for faces in gap for f in faces)
+        assert all(f.track_id == 1 and f.label == "with_mask" and f.missed for faces in gap for f in faces)
+        assert gap[0][0].to_dict()["missed"] is True and "missed" not in shown[8][0].to_dict()
         assert abs(gap[1][0].box[0] - (10 + 4 * 11)) < 3  # where the face has walked to
     else:
         assert gap == [[], []]
@@ -140,6 +141,14 @@ def test_a_person_missed_at_one_detection_is_shown_through_it_only_after_a_sure_
     tracker.update([], 14 / FPS)
     assert len(tracker.carry(15 / FPS)) == 1  # missed once after a sure match: shown
     assert tracker.update([], 16 / FPS) == [] and tracker.carry(17 / FPS) == []  # missed twice: not
+
+
+def test_a_person_taken_up_by_a_new_track_is_not_also_shown_at_the_old_one():
+    """A face that jumps further than its track can follow starts a new track; the old one, missed
+    once, would be drawn beside it: one person, two boxes. It is not."""
+    frames = [[face(10 + 4 * t, 50, size=40)] for t in range(8)] + [[face(87, 50, size=40)], [], [face(95, 50, size=40)]]
+    shown = run(FaceTracker(recover_distance=0.0), frames)
+    assert [len(faces) for faces in shown[8:]] == [1, 1, 1]
 
 
 def test_a_face_seen_once_is_not_a_person():

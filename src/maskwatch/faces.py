@@ -34,6 +34,8 @@ class Face:
     probabilities: per class, in CLASSES order, or None.
     score: the detector's confidence, or None for annotated faces.
     track_id: the tracker's id across video frames, or None.
+    missed: the detector missed this tracked person on this frame; the box is where the track
+        predicts them (shown through one missed detection, see video.tracker), not a detection.
     """
 
     box: tuple[float, float, float, float]
@@ -41,6 +43,7 @@ class Face:
     probabilities: tuple[float, ...] | None = None
     score: float | None = None
     track_id: int | None = None
+    missed: bool = False
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
@@ -86,6 +89,8 @@ class Face:
             out["score"] = round(self.score, 4)
         if self.track_id is not None:
             out["track_id"] = self.track_id
+        if self.missed:
+            out["missed"] = True
         return out
 
 

@@ -286,7 +286,7 @@ class EventSink:
         if self.store.privacy:
             return
         for face in faces:
-            if face.track_id is None:
+            if face.track_id is None or face.missed:  # a predicted box is no view of the face
                 continue
             self.last_frame[face.track_id] = frame.index
             best = self.views.get(face.track_id)

@@ -13,7 +13,8 @@ track may take a sure face left over whose centre is within one face width of wh
 is predicted: a face that comes back from behind something rarely overlaps its prediction.
 A person missed at one detection after a sure match is shown at its predicted box until the
 next detection (a random miss does not blink the face off; a face fading behind something is
-scored unsure first): shown only, never counted as seen or fed back as a detection.
+scored unsure first): shown only (Face.missed), never counted as seen, fed back as a detection
+or kept as an event's view, and not beside a new track that is likely the same person.
 
 Why our own and not a library's: supervision's and roboflow `trackers`' ByteTrack (MIT and
 Apache-2.0, numpy and scipy only) declare `opencv-python`, which overwrites the cv2 of
@@ -300,7 +301,8 @@ class FaceTracker:
 
     def update(self, faces: list[Face], timestamp: float) -> list[Face]:
         """Faces of one detected frame -> the faces that are tracked, with track_id and the
-        track's running vote. A face under high_score that continues no track is left out."""
+        track's running vote, and people missed at this detection only (Face.missed). A face under
+        high_score that continues no track is left out."""
         self._predict(timestamp)
         boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
         scores = [1.0 if f.score is None else f.score for f in faces]
@@ -359,7 +361,7 @@ class FaceTracker:
                     continue
             still.append(track)
         self.active = still
-        return out + self._coasting()
+        return out + self._coasting(out)
 
     def _new_track(self, box: np.ndarray, timestamp: float) -> Track:
         mean, cov = kalman_start(to_cxcywh(box))
@@ -385,14 +387,30 @@ class FaceTracker:
             if track.missed == 0:
                 self._count_hit(track)
                 track.last_seen = timestamp
-        return self.current() + self._coasting()
+        shown = self.current()
+        return shown + self._coasting(shown)
 
-    def _coasting(self) -> list[Face]:
+    def _coasting(self, shown: list[Face]) -> list[Face]:
         """People missed at the last detection only, whose match before it was sure, at their
-        predicted box: a face missed once at random is shown through the gap."""
-        return [Face(box=t.predicted_box(), label=t.label, probabilities=t.probabilities if t.label else None,
-                     score=t.score, track_id=t.track_id) for t in self.active
-                if t.missed == 1 and self.is_person(t) and (t.score is None or t.score >= self.high_score)]
+        predicted box (Face.missed): a face missed once at random is shown through the gap. Not
+        where a track seen once is shown within two widths: that is likely the same person,
+        taken up by a new track where the old one could not follow, and one person gets one box."""
+        missed = [t for t in self.active if t.missed == 1 and self.is_person(t)
+                  and (t.score is None or t.score >= self.high_score)]
+        if not missed:
+            return []
+        new = {t.track_id for t in self.active if t.detections < 2}
+        centres = np.array([((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in shown
+                            if f.track_id in new]).reshape(-1, 2)
+        out = []
+        for t in missed:
+            box = t.predicted_box()
+            centre = np.array(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+            if len(centres) and np.hypot(*(centres - centre).T).min() < 2 * max(box[2] - box[0], 1.0):
+                continue
+            out.append(Face(box=box, label=t.label, probabilities=t.probabilities if t.label else None,
+                            score=t.score, track_id=t.track_id, missed=True))
+        return out
 
     def current(self) -> list[Face]:
         """The faces in view as the tracker predicts them now (boxes from the motion model)."""
