@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.closeup:
         if not path.is_file():
             parser.error(f"{path}: no such file")
+    if len({p.resolve() for p in args.closeup}) < len(args.closeup):
+        parser.error("the same --closeup file given twice would count one seed twice in the mean")
     report = {"shipped": pair_counts(args.data, Classifier.load(), args.seed)}
     if len(args.closeup) == 1:
         report["candidate"] = pair_counts(args.data, Classifier.load(closeup=args.closeup[0]), args.seed)
