@@ -12,7 +12,7 @@ al., WACV 2023): a small fast face and its next detection may not overlap at all
 track may take a sure face left over whose centre is within one face width of where the track
 is predicted: a face that comes back from behind something rarely overlaps its prediction.
 A person missed at one detection after a sure match is shown at its predicted box until the
-next detection (a random miss does not blink the face off; a face fading behind something is
+next detection (a random miss does not blink the face off; a face fading behind something is often
 scored unsure first): shown only (Face.missed), never counted as seen, fed back as a detection
 or kept as an event's view, and not beside a new track that is likely the same person.
 
