@@ -46,15 +46,16 @@ def prepare(
     """Parse Pascal VOC annotations into faces.csv and crop every face."""
     _need("prepare", "train", ("sklearn",))  # the split; checked before anything is written
     from maskwatch.atomic import OutputError
-    from maskwatch.data.crops import MAX_CROP, CropSpec
+    from maskwatch.data.crops import CropSpec
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
 
-    if not 8 <= size <= MAX_CROP or not 0 <= margin <= 2:
-        _fail(f"--size must be 8-{MAX_CROP} px and --margin between 0 and 2, got {size} and {margin}")
     try:
-        result = run_prepare(data, out, CropSpec(size=size, margin=margin, grey=grey), strict=strict,
-                             progress=progress)
+        spec = CropSpec(size=size, margin=margin, grey=grey)  # checks --size and --margin
+    except ValueError as err:
+        _fail(f"--size, --margin: {err}")
+    try:
+        result = run_prepare(data, out, spec, strict=strict, progress=progress)
     except (PrepareError, OutputError) as err:
         _fail(str(err))
     counts = ", ".join(f"{c} {n}" for c, n in result.per_class.items())

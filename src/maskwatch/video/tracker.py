@@ -187,6 +187,11 @@ class Track:
     def predicted_box(self) -> tuple[float, ...]:
         return tuple(float(v) for v in to_xyxy(self.mean[None, :4])[0]) if self.mean is not None else self.box
 
+    def shown_face(self, missed: bool = False) -> Face:
+        """The face as a frame shows it: at the predicted box, with the running vote."""
+        return Face(box=self.predicted_box(), label=self.label, probabilities=self.probabilities if self.label else None,
+                    score=self.score, track_id=self.track_id, missed=missed)
+
 
 class FaceTracker:
     """Assigns track ids to each frame's faces and returns them with the track's running vote.
@@ -400,22 +405,14 @@ class FaceTracker:
         if not missed:
             return []
         new = {t.track_id for t in self.active if t.detections < 2}
-        centres = np.array([((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in shown
-                            if f.track_id in new]).reshape(-1, 2)
-        out = []
-        for t in missed:
-            box = t.predicted_box()
-            centre = np.array(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
-            if len(centres) and np.hypot(*(centres - centre).T).min() < 2 * max(box[2] - box[0], 1.0):
-                continue
-            out.append(Face(box=box, label=t.label, probabilities=t.probabilities if t.label else None,
-                            score=t.score, track_id=t.track_id, missed=True))
-        return out
+        taken_up = to_cxcywh([f.box for f in shown if f.track_id in new])[:, :2]
+        # As in _recover: the Kalman mean is the predicted box's centre and size.
+        return [t.shown_face(missed=True) for t in missed
+                if not (np.linalg.norm(taken_up - t.mean[:2], axis=1) < 2 * max(t.mean[2], 1.0)).any()]
 
     def current(self) -> list[Face]:
         """The faces in view as the tracker predicts them now (boxes from the motion model)."""
-        return [Face(box=t.predicted_box(), label=t.label, probabilities=t.probabilities if t.label else None,
-                     score=t.score, track_id=t.track_id) for t in self.active if t.missed == 0]
+        return [t.shown_face() for t in self.active if t.missed == 0]
 
     def _count_hit(self, track: Track) -> None:
         track.hits += 1
