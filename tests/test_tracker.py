@@ -112,10 +112,27 @@ def test_a_face_back_from_behind_a_pillar_near_its_prediction_keeps_its_id(recov
 def test_an_unsure_face_continues_a_track_but_never_starts_one():
     tracker = FaceTracker()
     assert tracker.update([face(10, 10, score=0.3)], 0.0) == []  # under high_score: no new track
-    (first,) = tracker.update([face(10, 10)], 0.1)
-    tracker.update([face(12, 10)], 0.2)
+    tracker.update([face(10, 10)], 0.1)
+    (first,) = tracker.update([face(12, 10)], 0.2)
     (continued,) = tracker.update([face(14, 10, score=0.3)], 0.3)  # the detector was unsure
     assert continued.track_id == first.track_id
+
+
+def test_a_face_is_shown_from_its_tracks_second_detection_or_at_once_at_the_first():
+    """A track seen once may be a person's duplicate or the detector's one-off: it flashes a new id
+    for one detection, so it is shown from its second (the first detection's faces at once)."""
+    tracker = FaceTracker()
+    assert [f.track_id for f in tracker.update([face(10, 10)], 0.0)] == [1]  # the first detection
+    assert [f.track_id for f in tracker.update([face(12, 10), face(100, 100)], 0.08)] == [1]  # 2 seen once
+    assert [f.track_id for f in tracker.carry(0.12)] == [1]
+    assert sorted(f.track_id for f in tracker.update([face(14, 10), face(102, 100)], 0.16)) == [1, 2]
+    assert [t.track_id for t in tracker.active] == [1, 2] and tracker.current()  # both tracked all along
+    for step in (3, 4, 5):  # a one-off face at step 3: never shown, dropped as noise
+        faces = [face(10 + 2 * step, 10), face(100 + 2 * step, 100)] + [face(300, 10)] * (step == 3)
+        assert sorted(f.track_id for f in tracker.update(faces, 0.08 * step)) == [1, 2]
+    assert [t.track_id for t in tracker.active] == [1, 2]
+    tracker.flush()
+    assert [f.track_id for f in tracker.update([face(10, 10)], 5.0)] == [4]  # a new view: shown at once
 
 
 @pytest.mark.parametrize("last_score, shown_through_the_gap", [(0.9, True), (0.3, False)])
@@ -145,7 +162,8 @@ def test_a_person_missed_at_one_detection_is_shown_through_it_only_after_a_sure_
 
 def test_a_person_taken_up_by_a_new_track_is_not_also_shown_at_the_old_one():
     """A face that jumps further than its track can follow starts a new track; the old one, missed
-    once, would be drawn beside it: one person, two boxes. It is not."""
+    once, is drawn at its prediction, and the new one is not drawn beside it until its second
+    detection: one person, one box."""
     frames = [[face(10 + 4 * t, 50, size=40)] for t in range(8)] + [[face(87, 50, size=40)], [], [face(95, 50, size=40)]]
     shown = run(FaceTracker(recover_distance=0.0), frames)
     assert [len(faces) for faces in shown[8:]] == [1, 1, 1]
@@ -206,10 +224,12 @@ def test_matching_without_scipy_takes_the_best_pairs_first(monkeypatch):
 
 def test_a_zero_size_box_does_not_break_the_filter():
     tracker = FaceTracker()
+    shown = []
     for t in range(4):
-        (out,) = tracker.update([Face(box=(50, 50, 50, 50), score=0.9)], t / FPS)
+        shown.append(tracker.update([Face(box=(50, 50, 50, 50), score=0.9)], t / FPS))
         tracker.carry((t + 0.5) / FPS)
-    assert out.track_id is not None  # a degenerate box overlaps nothing: it is tracked, not matched
+    assert shown[0][0].track_id is not None  # a degenerate box overlaps nothing: it is tracked, not matched
+    assert len(tracker.active) == 2  # each a new track; one seen once is forgiven one missed detection
     assert all(np.isfinite(t.mean).all() and np.isfinite(t.cov).all() for t in tracker.active)
 
 

@@ -11,10 +11,13 @@ it had (ByteTrack's rule). Boxes are compared by IoU with a buffer around them (
 al., WACV 2023): a small fast face and its next detection may not overlap at all. Last, a lost
 track may take a sure face left over whose centre is within one face width of where the track
 is predicted: a face that comes back from behind something rarely overlaps its prediction.
-A person missed at one detection after a sure match is shown at its predicted box until the
+A face is shown from its track's second detection on (ByteTrack shows activated tracks only;
+at the tracker's first detection at once): a track seen once is as often a person's duplicate, where
+their own track could not follow, or a detector's one-off, as a new person, and each would flash a
+new id. A person missed at one detection after a sure match is shown at its predicted box until the
 next detection (a random miss does not blink the face off; a face fading behind something is often
 scored unsure first): shown only (Face.missed), never counted as seen, fed back as a detection
-or kept as an event's view, and not beside a new track that is likely the same person.
+or kept as an event's view.
 
 Why our own and not a library's: supervision's and roboflow `trackers`' ByteTrack (MIT and
 Apache-2.0, numpy and scipy only) declare `opencv-python`, which overwrites the cv2 of
@@ -243,6 +246,7 @@ class FaceTracker:
         self.finished: list[Track] = []  # ended people not handed out yet
         self._next_id = 1
         self._started: list[Track] = []  # tracks that just became people
+        self._first_detection: float | None = None  # the time of the first update: its faces are shown at once
 
     def is_person(self, track: Track) -> bool:
         return track.detections >= 2 and track.hits >= self.min_hits
@@ -307,7 +311,9 @@ class FaceTracker:
     def update(self, faces: list[Face], timestamp: float) -> list[Face]:
         """Faces of one detected frame -> the faces that are tracked, with track_id and the
         track's running vote, and people missed at this detection only (Face.missed). A face under
-        high_score that continues no track is left out."""
+        high_score that continues no track, and one whose track is not shown yet, are left out."""
+        if self._first_detection is None:
+            self._first_detection = timestamp
         self._predict(timestamp)
         boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
         scores = [1.0 if f.score is None else f.score for f in faces]
@@ -352,6 +358,8 @@ class FaceTracker:
                 track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
                 track.detections += 1
                 self._count_hit(track)
+                if not self._shown(track):
+                    continue
                 out.append(Face(box=face.box, label=CLASSES[winners[j]] if voted[j] else face.label,
                                 probabilities=tuple(shares[j]) if voted[j] else face.probabilities,
                                 score=face.score, track_id=track.track_id))
@@ -366,7 +374,7 @@ class FaceTracker:
                     continue
             still.append(track)
         self.active = still
-        return out + self._coasting(out)
+        return out + self._coasting()
 
     def _new_track(self, box: np.ndarray, timestamp: float) -> Track:
         mean, cov = kalman_start(to_cxcywh(box))
@@ -392,26 +400,21 @@ class FaceTracker:
             if track.missed == 0:
                 self._count_hit(track)
                 track.last_seen = timestamp
-        shown = self.current()
-        return shown + self._coasting(shown)
+        return [t.shown_face() for t in self.active if t.missed == 0 and self._shown(t)] + self._coasting()
 
-    def _coasting(self, shown: list[Face]) -> list[Face]:
+    def _shown(self, track: Track) -> bool:
+        """Whether a frame shows this track's face: from its second detection, or at once at the first."""
+        return track.detections >= 2 or track.first_seen == self._first_detection
+
+    def _coasting(self) -> list[Face]:
         """People missed at the last detection only, whose match before it was sure, at their
-        predicted box (Face.missed): a face missed once at random is shown through the gap. Not
-        where a track seen once is shown within two widths: that is likely the same person,
-        taken up by a new track where the old one could not follow, and one person gets one box."""
-        missed = [t for t in self.active if t.missed == 1 and self.is_person(t)
-                  and (t.score is None or t.score >= self.high_score)]
-        if not missed:
-            return []
-        new = {t.track_id for t in self.active if t.detections < 2}
-        taken_up = to_cxcywh([f.box for f in shown if f.track_id in new])[:, :2]
-        # As in _recover: the Kalman mean is the predicted box's centre and size.
-        return [t.shown_face(missed=True) for t in missed
-                if not (np.linalg.norm(taken_up - t.mean[:2], axis=1) < 2 * max(t.mean[2], 1.0)).any()]
+        predicted box (Face.missed): a face missed once at random is shown through the gap."""
+        return [t.shown_face(missed=True) for t in self.active if t.missed == 1 and self.is_person(t)
+                and (t.score is None or t.score >= self.high_score)]
 
     def current(self) -> list[Face]:
-        """The faces in view as the tracker predicts them now (boxes from the motion model)."""
+        """The faces in view as the tracker predicts them now (boxes from the motion model), tracks
+        seen once included: what the motion gate feeds back stands for everything the detector found."""
         return [t.shown_face() for t in self.active if t.missed == 0]
 
     def _count_hit(self, track: Track) -> None:
@@ -442,6 +445,7 @@ class FaceTracker:
         for track in self.active:
             self._end(track)
         self.active = []
+        self._first_detection = None  # the view that comes back is shown as a new one
         return self.take_finished()
 
     def people(self) -> list[Track]:
