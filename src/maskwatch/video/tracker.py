@@ -7,10 +7,12 @@ follows ByteTrack (Zhang et al., ECCV 2022): confident faces first, then faces t
 was unsure of, which may only continue a track (an occluded or blurred face), never start
 one; a track missing from a detection survives `lost_after` seconds (not frames: cameras
 analyse at different rates) and is matched again where its motion has carried it, at the size
-it had (ByteTrack's rule). Boxes are compared by IoU with a buffer around them (C-BIoU, Yang et
-al., WACV 2023): a small fast face and its next detection may not overlap at all. Last, a lost
-track may take a sure face left over whose centre is within one face width of where the track
-is predicted: a face that comes back from behind something rarely overlaps its prediction.
+it had (ByteTrack's rule) when the detector was last sure of it: a face going behind something is
+often scored unsure, and boxed narrower, as it goes. Boxes are compared by IoU with a buffer
+around them (C-BIoU, Yang et al., WACV 2023): a small fast face and its next detection may not
+overlap at all. Last, a lost track may take a sure face left over whose centre is within one
+face width of where the track is predicted: a face that comes back from behind something rarely
+overlaps its prediction.
 A face is shown from its track's second detection on (ByteTrack shows activated tracks only;
 at the tracker's first detection at once): a track seen once is as often a person's duplicate, where
 their own track could not follow, or a detector's one-off, as a new person, and each would flash a
@@ -155,6 +157,7 @@ class Track:
     missed: int = 0
     detections: int = 0
     score: float | None = None  # the detector's score at the last match, shown on carried frames
+    sure_size: tuple[float, float] | None = None  # width and height at the last sure match (lost tracks take it)
     probability_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))
     evidence_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))
     evidence: int = 0  # frames whose face was large enough to count towards the decision
@@ -282,6 +285,8 @@ class FaceTracker:
         mean[:, [2, 3, 6, 7]] *= scale
         for track, track_mean in zip(self.active, mean):
             track.mean, track.cov = track_mean, track.cov * scale * scale
+            if track.sure_size is not None:
+                track.sure_size = (track.sure_size[0] * scale, track.sure_size[1] * scale)
 
     def _associate(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], least: float,
                    matched: dict[int, Track]) -> list[Track]:
@@ -356,6 +361,8 @@ class FaceTracker:
                 track.probability_sum, track.evidence_sum = votes[j], evidence[j]
                 track.evidence += int(large[j])
                 track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
+                if face.score is None or face.score >= self.high_score:
+                    track.sure_size = (face.box[2] - face.box[0], face.box[3] - face.box[1])
                 track.detections += 1
                 self._count_hit(track)
                 if not self._shown(track):
@@ -369,6 +376,8 @@ class FaceTracker:
                 continue
             if id(track) not in seen:
                 track.missed += 1
+                if track.missed == 1 and track.sure_size is not None:  # lost: back to its last sure size
+                    track.mean = np.concatenate([track.mean[:2], track.sure_size, track.mean[4:]])
                 if timestamp - track.last_seen > self.lost_after:
                     self._end(track)
                     continue
