@@ -365,29 +365,29 @@ def merged_by_owner(truth: list[dict], shown: list[dict]) -> list[dict]:
     return [{owner.get(k, k): box for k, box in t_shown.items()} for t_shown in shown]
 
 
+def covered_people(truth: list[dict], detections: dict[int, list[Face]], cutoff: float):
+    """Per detected frame, each visible true person and whether a face scoring >= cutoff covers
+    them (IoU >= 0.5): (person, covered) pairs, frame by frame."""
+    for i, faces in detections.items():
+        people = list(truth[i])
+        true_boxes = np.array([truth[i][p] for p in people]).reshape(-1, 4)
+        boxes = np.array([f.box for f in faces if f.score >= cutoff]).reshape(-1, 4)
+        covered = (iou_matrix(true_boxes, boxes).max(1) >= IOU if len(people) and len(boxes)
+                   else np.zeros(len(people), bool))
+        yield from zip(people, covered.tolist())
+
+
 def detector_recall(truth: list[dict], detections: dict[int, list[Face]], cutoff: float) -> float:
     """Share of the visible true faces on detected frames that a face scoring >= cutoff covers (IoU >= 0.5)."""
-    found = visible = 0
-    for i, faces in detections.items():
-        true_boxes = np.array(list(truth[i].values())).reshape(-1, 4)
-        boxes = np.array([f.box for f in faces if f.score >= cutoff]).reshape(-1, 4)
-        visible += len(true_boxes)
-        if len(true_boxes) and len(boxes):
-            found += int((iou_matrix(true_boxes, boxes).max(1) >= IOU).sum())
-    return found / max(1, visible)
+    hits = [hit for _, hit in covered_people(truth, detections, cutoff)]
+    return sum(hits) / max(1, len(hits))
 
 
 def people_found(truth: list[dict], detections: dict[int, list[Face]], cutoff: float) -> int:
     """True people covered (IoU >= 0.5) by a face scoring >= cutoff on at least two detected frames:
     the people a tracker can report. Counted against the truth, a tracker that splits people would
     make up for a detector that misses them (docs/bench-tracking.md, S1)."""
-    frames: Counter = Counter()
-    for i, faces in detections.items():
-        people = list(truth[i])
-        boxes = np.array([f.box for f in faces if f.score >= cutoff]).reshape(-1, 4)
-        if people and len(boxes):
-            covered = iou_matrix(np.array([truth[i][p] for p in people]).reshape(-1, 4), boxes).max(1) >= IOU
-            frames.update(p for p, hit in zip(people, covered) if hit)
+    frames = Counter(person for person, hit in covered_people(truth, detections, cutoff) if hit)
     return sum(n >= 2 for n in frames.values())
 
 

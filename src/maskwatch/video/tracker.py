@@ -361,7 +361,7 @@ class FaceTracker:
                 track.probability_sum, track.evidence_sum = votes[j], evidence[j]
                 track.evidence += int(large[j])
                 track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
-                if face.score is None or face.score >= self.high_score:
+                if scores[i] >= self.high_score:
                     track.sure_size = (face.box[2] - face.box[0], face.box[3] - face.box[1])
                 track.detections += 1
                 self._count_hit(track)
