@@ -60,19 +60,25 @@ DETECT_EVERY = 2
 IOU = 0.5  # TrackEval's similarity threshold for a true positive
 
 
-def old_tracker_class():
-    """FaceTracker as it was at OLD_COMMIT, imported from a temporary copy of its file."""
-    source = subprocess.run(["git", "show", f"{OLD_COMMIT}:src/maskwatch/video/tracker.py"], cwd=ROOT,
+def tracker_at(commit: str):
+    """FaceTracker as it was at `commit`, imported from a temporary copy of its file."""
+    source = subprocess.run(["git", "show", f"{commit}:src/maskwatch/video/tracker.py"], cwd=ROOT,
                             check=True, capture_output=True, text=True).stdout
     # Its box matching has since moved from detection/boxes.py to geometry.py (5ff5d7c), unchanged.
     source = source.replace("from maskwatch.detection.boxes import greedy_match", "from maskwatch.geometry import greedy_match")
-    path = Path(tempfile.mkdtemp()) / "old_tracker.py"
+    name = f"tracker_at_{commit}"
+    path = Path(tempfile.mkdtemp()) / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_tracker", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["old_tracker"] = module  # dataclasses look their module up there
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.FaceTracker
+
+
+def old_tracker_class():
+    """FaceTracker as it was at OLD_COMMIT (the IoU tracker)."""
+    return tracker_at(OLD_COMMIT)
 
 
 TRACKERS = {"old (IoU, c2fa597)": old_tracker_class, "new (ByteTrack-style)": lambda: FaceTracker}
@@ -81,9 +87,9 @@ CAMERA_MOTION = "new + camera motion"  # with --camera-motion: the new tracker g
 
 # --- clips -----------------------------------------------------------------------------------
 
-def face_cutouts(data: Path, count: int, seed: int) -> list[np.ndarray]:
+def face_cutouts(data: Path, count: int, seed: int) -> list[tuple]:
     """Faces of held-out photos (short side >= 32 px) with a margin of half their size around them,
-    where no other annotated face reaches into that margin."""
+    where no other annotated face reaches into that margin: (crop, face box as fractions, class)."""
     rng = np.random.default_rng(seed)
     cutouts = []
     for ann in photo_split(data, seed=0).val:
@@ -105,7 +111,7 @@ def face_cutouts(data: Path, count: int, seed: int) -> list[np.ndarray]:
             if crop.shape[0] > 8 and crop.shape[1] > 8:
                 # where the face sits in the crop, as fractions, so a resized crop knows its face box
                 fx0, fy0 = (x0 - max(0, int(x0 - mx))) / crop.shape[1], (y0 - max(0, int(y0 - my))) / crop.shape[0]
-                cutouts.append((crop, (fx0, fy0, face.width / crop.shape[1], face.height / crop.shape[0])))
+                cutouts.append((crop, (fx0, fy0, face.width / crop.shape[1], face.height / crop.shape[0]), face.label))
     order = rng.permutation(len(cutouts))[:count]
     return [cutouts[i] for i in order]
 
@@ -136,19 +142,23 @@ def camera_shake(frames: int, shake: float, seed: int) -> np.ndarray:
     return out
 
 
-def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people=8, face_px=(30, 64), shake=0.0):
-    """Frames and, per frame, the visible true faces {person id: box}. People walk in from
-    either side at 2-6 px a frame, sway, cross each other, pass behind a pillar, and leave.
-    face_px: the range of face widths (a camera's far faces: 12-24). shake: a hand-held camera
-    (camera_shake): the whole view, pillar included, moves, faces count while half in view, and
-    the background is textured (corners to follow the camera by)."""
+def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people=8, face_px=(30, 64), shake=0.0,
+                   change=0.0):
+    """Frames, per frame the visible true faces {person id: box}, and per frame their classes
+    {person id: class}. People walk in from either side at 2-6 px a frame, sway, cross each
+    other, pass behind a pillar, and leave. face_px: the range of face widths (a camera's far
+    faces: 12-24). shake: a hand-held camera (camera_shake): the whole view, pillar included,
+    moves, faces count while half in view, and the background is textured (corners to follow
+    the camera by). change: the share of people whose face is swapped half-way across for a face
+    of the other class (bare for masked, masked for bare or wrongly worn), as wide and in the same
+    place: a mask put on or taken off, for the shown label's lag (benchmarks/shown_labels.py)."""
     offsets = camera_shake(frames, shake, seed) if shake else None
     rng = np.random.default_rng(seed)
     scene = background(width, height, rng, blocks=np.random.default_rng(9000 + seed) if shake else None)
     pillar = (int(width * 0.55), int(width * 0.55) + 36)
     walkers = []
     for pid in range(people):
-        crop, (fx0, fy0, fw, fh) = cutouts[(seed * people + pid) % len(cutouts)]
+        crop, (fx0, fy0, fw, fh), label = cutouts[(seed * people + pid) % len(cutouts)]
         width_now = fw * crop.shape[1]
         face = min(rng.uniform(*face_px), 1.25 * width_now)  # face width in px, enlarged 1.25x at most
         scale = face / width_now
@@ -157,28 +167,44 @@ def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people
         start = int(rng.uniform(0, frames * 0.5))
         x = -image.shape[1] if speed > 0 else width
         y = rng.uniform(40, height - image.shape[0] - 40)
-        walkers.append(dict(image=image, face=(fx0, fy0, fw, fh), speed=speed, start=start, x=x, y=y,
+        walkers.append(dict(image=image, face=(fx0, fy0, fw, fh), label=label, speed=speed, start=start, x=x, y=y,
                             sway=rng.uniform(0, 4), phase=rng.uniform(0, 6.28), vy=rng.uniform(-0.3, 0.3)))
-    clip, truth = [], []
+    swaps = np.random.default_rng(5000 + seed)  # its own draws: the clips without changes stay as they were
+    for w in walkers if change else ():
+        if swaps.random() >= change:
+            continue
+        wanted = "without_mask" if w["label"] == "with_mask" else "with_mask"
+        others = [c for c in cutouts if c[2] == wanted]
+        crop, (fx0, fy0, fw, fh), label = others[swaps.integers(len(others))]
+        scale = w["face"][2] * w["image"].shape[1] / (fw * crop.shape[1])  # as wide as the first face
+        w["after"] = dict(image=cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC),
+                          face=(fx0, fy0, fw, fh), label=label,
+                          at=int(0.5 * (width + w["image"].shape[1]) / abs(w["speed"])))
+    clip, truth, classes = [], [], []
     for t in range(frames):
         frame = scene.copy()
         covered = np.zeros((height, width), np.int16) - 1  # which person's pixels are on top
-        boxes = {}
+        boxes, labels = {}, {}
         for pid, w in enumerate(walkers):
             if t < w["start"]:
                 continue
             dt = t - w["start"]
             x = w["x"] + w["speed"] * dt
             y = w["y"] + w["vy"] * dt + w["sway"] * np.sin(w["phase"] + dt / 6)
-            h_img, w_img = w["image"].shape[:2]
+            now = w["after"] if "after" in w and dt >= w["after"]["at"] else w
+            if now is not w:  # the new face's box where the old one's was
+                x += w["face"][0] * w["image"].shape[1] - now["face"][0] * now["image"].shape[1]
+                y += w["face"][1] * w["image"].shape[0] - now["face"][1] * now["image"].shape[0]
+            h_img, w_img = now["image"].shape[:2]
             x0, y0 = int(round(x)), int(round(y))
             xa, ya, xb, yb = max(0, x0), max(0, y0), min(width, x0 + w_img), min(height, y0 + h_img)
             if xb <= xa or yb <= ya:
                 continue
-            frame[ya:yb, xa:xb] = w["image"][ya - y0:yb - y0, xa - x0:xb - x0]
+            frame[ya:yb, xa:xb] = now["image"][ya - y0:yb - y0, xa - x0:xb - x0]
             covered[ya:yb, xa:xb] = pid
-            fx0, fy0, fw, fh = w["face"]
+            fx0, fy0, fw, fh = now["face"]
             boxes[pid] = (x0 + fx0 * w_img, y0 + fy0 * h_img, x0 + (fx0 + fw) * w_img, y0 + (fy0 + fh) * h_img)
+            labels[pid] = now["label"]
         frame[:, pillar[0]:pillar[1]] = (70, 70, 80)
         covered[:, pillar[0]:pillar[1]] = -2
         visible = {}
@@ -201,7 +227,8 @@ def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people
             visible = moved
         clip.append(frame)
         truth.append(visible)
-    return clip, truth
+        classes.append({pid: labels[pid] for pid in visible})
+    return clip, truth, classes
 
 
 def walking_clip(width=1280, height=720, scale=1.6, step=7.0):
@@ -287,17 +314,18 @@ def noisy_truth(truth: list[dict], seed: int, miss: float = 0.1, jitter: float =
     return found
 
 
-def track(tracker, detections, frames: int, default_min_score: float, clip=None, fps: float = FPS):
-    """Per frame, {track id: box} as the processor hands it on; and the people at the end.
-    With the clip's images, the tracks follow the camera's own motion (CameraMotion). fps: the
-    clip's frame rate (the tracker measures time in seconds)."""
+def track(tracker, detections, frames: int, default_min_score: float, clip=None, fps: float = FPS,
+          shown_as=lambda face: face.box):
+    """Per frame, {track id: box} as the processor hands it on (or what `shown_as` takes of each
+    face); and the people at the end. With the clip's images, the tracks follow the camera's own
+    motion (CameraMotion). fps: the clip's frame rate (the tracker measures time in seconds)."""
     replay = Replay(detections, default_min_score)
     processor = FrameProcessor(replay, tracker, DETECT_EVERY, camera_motion=CameraMotion() if clip else None)
     shown = []
     for i in range(frames):
         replay.index = i
         faces, _ = processor(Frame(i, i / fps, clip[i] if clip else None, f"{i}"))
-        shown.append({f.track_id: f.box for f in faces})
+        shown.append({f.track_id: shown_as(f) for f in faces})
     return shown, tracker.people()
 
 
@@ -468,7 +496,7 @@ def main() -> None:
     sizes = "" if tuple(args.face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*args.face_px)
     sizes += f"-shake{args.shake:g}-textured" if args.shake else ""
     for seed in range(args.first_seed, args.first_seed + args.clips):
-        clip, truth = generated_clip(cutouts, seed, face_px=tuple(args.face_px), shake=args.shake)
+        clip, truth, _ = generated_clip(cutouts, seed, face_px=tuple(args.face_px), shake=args.shake)
         sources = {detector_name: detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{cache_tag}"),
                    "true boxes, jittered, 10 % missed": noisy_truth(truth, seed)}
         for source, detections in sources.items():

@@ -218,6 +218,24 @@ def test_the_decision_needs_enough_frames_of_a_large_enough_face():
     assert 0.8 < person.probability <= 1.0
 
 
+def test_a_mask_put_on_is_shown_from_its_second_sure_detection_and_one_sure_frame_does_not_flip_it():
+    sure_bare, sure_mask, unsure_mask = (0.02, 0.97, 0.01), (0.97, 0.02, 0.01), (0.8, 0.15, 0.05)
+
+    def shown_labels(probabilities):
+        tracker = FaceTracker()
+        return [tracker.update([face(10 + t, 10, size=40, probabilities=p)], t / FPS)[0].label
+                for t, p in enumerate(probabilities)]
+
+    # Bare for 12 detections, then the mask goes on: shown at the second sure detection of it.
+    assert shown_labels([sure_bare] * 12 + [sure_mask] * 3)[11:] == ["without_mask", "without_mask",
+                                                                     "with_mask", "with_mask"]
+    # One sure frame of the other class (a hand across the face) is not a change.
+    assert shown_labels([sure_bare] * 12 + [sure_mask] + [sure_bare] * 2)[11:] == ["without_mask"] * 4
+    # Unsure frames turn the running vote as before: slowly (its weights halve every 6 detections).
+    turning = shown_labels([sure_bare] * 12 + [unsure_mask] * 8)
+    assert turning[13] == "without_mask" and turning[-1] == "with_mask"
+
+
 def test_compliance_counts_the_unassessable_apart():
     tracker = FaceTracker()
     for t in range(6):

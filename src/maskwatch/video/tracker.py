@@ -52,6 +52,8 @@ except ImportError:  # pragma: no cover - exercised only on a bare install
 REFERENCE_FPS = 25.0
 POSITION_STD = 1 / 20
 VELOCITY_STD = 1 / 160
+# A class probability this high is a sure answer (the gate's own bar, maskwatch.classifier.GateRule).
+SURE = 0.90
 
 
 def to_cxcywh(boxes: np.ndarray) -> np.ndarray:
@@ -159,6 +161,7 @@ class Track:
     score: float | None = None  # the detector's score at the last match, shown on carried frames
     sure_size: tuple[float, float] | None = None  # width and height at the last sure match (lost tracks take it)
     probability_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))
+    last_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))  # at its last detection
     evidence_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(CLASSES)))
     evidence: int = 0  # frames whose face was large enough to count towards the decision
     min_evidence: int = 3
@@ -218,7 +221,10 @@ class FaceTracker:
         sure face left over whose centre lies within this many of the face's widths of where the
         track is predicted (0: off).
     label_half_life: detections after which a frame's weight in the shown label (the running
-        vote) has halved; the person's decision weighs every frame of evidence alike.
+        vote) has halved; two sure detections in a row (top probability >= SURE) of a class the
+        vote does not show restart it from them: a mask put on is shown at once, one sure frame
+        of the other class (a hand across the face) is not. The person's decision weighs every
+        frame of evidence alike.
 
     Memory stays flat in a process that never stops: a track ends `lost_after` seconds after
     its last match, ended people wait in `finished` until take_finished() hands them out (once),
@@ -349,6 +355,13 @@ class FaceTracker:
             large = np.minimum(boxes[rows, 2] - boxes[rows, 0], boxes[rows, 3] - boxes[rows, 1]) >= self.min_face_px
             large &= probs.any(1)
             votes = np.stack([t.probability_sum for t in tracks]) * self.vote_decay + probs
+            # Two sure detections in a row of a class the vote does not show: the face has changed
+            # (a mask put on or taken off); the vote restarts from them.
+            before = np.stack([t.last_probabilities for t in tracks])
+            label = probs.argmax(1)
+            turned = ((probs.max(1) >= SURE) & (before.max(1) >= SURE) & (before.argmax(1) == label)
+                      & (votes.argmax(1) != label))
+            votes[turned] = before[turned] * self.vote_decay + probs[turned]
             evidence = np.stack([t.evidence_sum for t in tracks]) + probs * large[:, None]
             totals = votes.sum(1, keepdims=True)
             shares = np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0).tolist()
@@ -359,6 +372,7 @@ class FaceTracker:
                 seen.add(id(track))
                 track.mean, track.cov = mean[j], cov[j]
                 track.probability_sum, track.evidence_sum = votes[j], evidence[j]
+                track.last_probabilities = probs[j]
                 track.evidence += int(large[j])
                 track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
                 if scores[i] >= self.high_score:
