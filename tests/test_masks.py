@@ -55,24 +55,6 @@ def test_every_bare_face_gets_masks_worn_right_and_wrongly_in_equal_numbers(rows
     assert renders.images.shape[1:] == (32, 32, 3) and renders.images.dtype == np.uint8
 
 
-def test_large_bare_faces_get_more_renders_none_shrunk_under_the_close_up_size(rows, sample_dir, renders, monkeypatch):
-    from maskwatch.training.classifier import masks
-
-    sides = []
-    shrink = masks.shrink_like_a_camera
-    monkeypatch.setattr(masks, "shrink_like_a_camera", lambda crop, side, q: sides.append(side) or shrink(crop, side, q))
-    more = render_work(rows, sample_dir, size=32, per_face=4, seed=0, progress=False,
-                       per_large_face=6, large_side=30, large_min_side=24)
-    n = len(renders.labels)
-    assert (more.images[:n] == renders.images).all()  # the usual renders first, as they were
-    large = {r["face_id"] for r in rows if r["label"] == "without_mask"
-             and max(float(r["xmax"]) - float(r["xmin"]), float(r["ymax"]) - float(r["ymin"])) >= 30}
-    assert large and len(large) < len(set(renders.sources))  # the sample has bare faces on both sides of 30 px
-    assert len(more.labels) == n + 6 * len(large) and set(more.sources[n:]) == large
-    assert min(sides[n:]) >= 24 and min(sides[:n]) < 24  # the extras are never shrunk under large_min_side
-    assert (more.labels[n:] == CLASSES.index("with_mask")).sum() == 3 * len(large)  # half worn right
-
-
 def test_a_mask_worn_right_covers_the_nose_and_one_below_it_leaves_the_nose_bare():
     rng = np.random.default_rng(0)
     real_texture = RenderSettings(plain=0.0)
@@ -149,8 +131,6 @@ def test_render_refuses_what_it_cannot_render_from(tmp_path, prepared_sample):
     assert result.exit_code != 0 and "not a prepared work folder" in result.output
     result = runner.invoke(app, ["render", str(prepared_sample), "--data", str(tmp_path)])
     assert result.exit_code != 0 and "no images/ folder" in result.output
-    result = runner.invoke(app, ["render", str(prepared_sample), "--per-large-face", "1"])
-    assert result.exit_code != 0 and "--per-large-face must be 0 (none) or at least 2" in result.output
 
 
 def test_training_with_renders_refuses_a_work_folder_without_them(prepared_sample, tmp_path):

@@ -94,7 +94,6 @@ def render(
     work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare` (colour crops).")],
     data: Annotated[Optional[Path], typer.Option(help="The dataset the work folder was prepared from (default: the one prepare.json names).")] = None,
     per_face: Annotated[int, typer.Option(help="Renders per bare face, half with the mask worn right.")] = 4,
-    per_large_face: Annotated[int, typer.Option(help="More renders of each bare face of 48 px or more (long side), none shrunk under 64 px: for the close-up model.")] = 0,
     seed: Annotated[int, typer.Option()] = 0,
     progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
 ) -> None:
@@ -119,10 +118,7 @@ def render(
         _fail(f"{data}: no images/ folder; pass the dataset with --data")
     if per_face < 2:
         _fail(f"--per-face must be at least 2 (one worn right, one wrongly), got {per_face}")
-    if per_large_face < 0 or per_large_face == 1:
-        _fail(f"--per-large-face must be 0 (none) or at least 2, got {per_large_face}")
-    renders = render_work(rows, data, crop["size"], per_face=per_face, seed=seed, progress=progress,
-                          per_large_face=per_large_face)
+    renders = render_work(rows, data, crop["size"], per_face=per_face, seed=seed, progress=progress)
     renders.save(work / "rendered.npz")
     typer.echo(f"{len(renders.labels)} renders of {len(set(renders.sources))} bare faces -> {work}/rendered.npz")
 

@@ -16,7 +16,7 @@ faces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -266,12 +266,9 @@ def label_index(position: str) -> int:
 
 
 def render_work(rows: list[dict], data_dir: Path, size: int, per_face: int = 4, seed: int = 0,
-                settings: RenderSettings = RenderSettings(), progress: bool = True,
-                per_large_face: int = 0, large_side: float = 48.0, large_min_side: int = 64) -> RenderedFaces:
+                settings: RenderSettings = RenderSettings(), progress: bool = True) -> RenderedFaces:
     """Renders of every bare face among faces.csv `rows` (photos under data_dir/images), with
-    textures from the rows' masked faces: per_face renders each, half worn right. Then
-    per_large_face more of each bare face whose long side is at least large_side px, none shrunk
-    under large_min_side: the close-up model answers large faces, and few renders are large."""
+    textures from the rows' masked faces: per_face renders each, half worn right."""
     from maskwatch.data.images import read_image
     from maskwatch.progress import progress_bar
     from maskwatch.training.classifier.landmarks import LandmarkFinder, landmark_template
@@ -297,23 +294,16 @@ def render_work(rows: list[dict], data_dir: Path, size: int, per_face: int = 4, 
              progress_bar(bare, desc="landmarks", unit="face", disable=not progress)]
     template = landmark_template(np.array([box_of(r) for r in bare]), found)
     images, labels, sources, texture_ids, positions = [], [], [], [], []
-    large = replace(settings, min_side=large_min_side)
-    # The large faces' extra renders come after all the others, so those stay as they were.
-    passes = [(bare, found, per_face, settings)]
-    if per_large_face:
-        big = [k for k, r in enumerate(bare) if max(np.subtract(box_of(r)[2:], box_of(r)[:2])) >= large_side]
-        passes.append(([bare[k] for k in big], [found[k] for k in big], per_large_face, large))
-    for faces, marks_of, count, how in passes:
-        for row, marks in zip(progress_bar(faces, desc="render", unit="face", disable=not progress), marks_of):
-            box = box_of(row)
-            points = marks.points if marks.measured else finder.from_template(box, template).points
-            for position in positions_for(rng, count):
-                texture_id, texture = textures[rng.integers(len(textures))]
-                crop = render_face(photo(row["image"]), box, points, position, texture, rng, size, how)
-                images.append(crop)
-                labels.append(label_index(position))
-                sources.append(row["face_id"])
-                texture_ids.append(texture_id)
-                positions.append(position)
+    for row, marks in zip(progress_bar(bare, desc="render", unit="face", disable=not progress), found):
+        box = box_of(row)
+        points = marks.points if marks.measured else finder.from_template(box, template).points
+        for position in positions_for(rng, per_face):
+            texture_id, texture = textures[rng.integers(len(textures))]
+            crop = render_face(photo(row["image"]), box, points, position, texture, rng, size, settings)
+            images.append(crop)
+            labels.append(label_index(position))
+            sources.append(row["face_id"])
+            texture_ids.append(texture_id)
+            positions.append(position)
     return RenderedFaces(np.stack(images), np.array(labels, np.int64), np.array(sources),
                          np.array(texture_ids), np.array(positions))
