@@ -1,7 +1,7 @@
 """The shown label on video: how long it lags a mask put on or taken off, and how right and steady it is.
 
     python benchmarks/shown_labels.py ../shared/datasets/face-mask-detection --before REF \
-        [--clips 8 --first-seed 430] [--cache DIR] [--out labels.json]
+        [--clips 8 --first-seed 430] [--face-px 12 24] [--cache DIR] [--out labels.json]
 
 The clips of benchmarks/tracking.py (faces cut from the held-out photos walking across a scene),
 where each person, with probability `--change`, has their face swapped half-way across for a face
@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=430)
     parser.add_argument("--change", type=float, default=0.5, help="the share of people whose face changes")
+    parser.add_argument("--face-px", type=float, nargs=2, default=(30.0, 64.0), metavar=("MIN", "MAX"),
+                        help="face widths in the clips (a camera's far faces: 12 24)")
     parser.add_argument("--cache", type=Path, help="keep the detections here (outside the repository)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -89,8 +91,9 @@ def main() -> None:
     cutouts = face_cutouts(args.data, 64, seed=0)
     rows, totals = [], {name: {} for name in trackers}
     for seed in range(args.first_seed, args.first_seed + args.clips):
-        clip, truth, classes = generated_clip(cutouts, seed, change=args.change)
-        detections = detect_once(detector, clip, low, args.cache, f"labels-{seed}-change{args.change:g}")
+        clip, truth, classes = generated_clip(cutouts, seed, face_px=tuple(args.face_px), change=args.change)
+        sizes = "" if tuple(args.face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*args.face_px)
+        detections = detect_once(detector, clip, low, args.cache, f"labels-{seed}-change{args.change:g}{sizes}")
         del clip
         for name, cls in trackers.items():
             shown, _ = track(cls(), detections, len(truth), cut, shown_as=lambda face: (face.box, face.label))
