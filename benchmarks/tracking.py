@@ -62,8 +62,11 @@ IOU = 0.5  # TrackEval's similarity threshold for a true positive
 
 def tracker_at(commit: str):
     """FaceTracker as it was at `commit`, imported from a temporary copy of its file."""
-    source = subprocess.run(["git", "show", f"{commit}:src/maskwatch/video/tracker.py"], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout
+    shown = subprocess.run(["git", "show", f"{commit}:src/maskwatch/video/tracker.py"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if shown.returncode:
+        raise SystemExit(f"no tracker at {commit!r} in this repository: {shown.stderr.strip()}")
+    source = shown.stdout
     # Its box matching has since moved from detection/boxes.py to geometry.py (5ff5d7c), unchanged.
     source = source.replace("from maskwatch.detection.boxes import greedy_match", "from maskwatch.geometry import greedy_match")
     name = f"tracker_at_{commit}"
