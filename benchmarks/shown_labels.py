@@ -29,7 +29,8 @@ from maskwatch.detection.detector import Detector
 from maskwatch.video.tracker import FaceTracker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tracking import FPS, IOU, detect_once, face_cutouts, frame_iou, generated_clip, track, tracker_at  # noqa: E402
+from tracking import (FPS, IOU, detect_once, face_cutouts, frame_iou, generated_clip, size_tag, track,  # noqa: E402
+                      tracker_at)
 
 WINDOW = int(FPS)  # frames after a change that count towards its lag: one second
 
@@ -90,9 +91,9 @@ def main() -> None:
     trackers = {f"tracker at {args.before}": tracker_at(args.before), "today's tracker": FaceTracker}
     cutouts = face_cutouts(args.data, 64, seed=0)
     rows, totals = [], {name: {} for name in trackers}
+    sizes = size_tag(args.face_px)
     for seed in range(args.first_seed, args.first_seed + args.clips):
         clip, truth, classes = generated_clip(cutouts, seed, face_px=tuple(args.face_px), change=args.change)
-        sizes = "" if tuple(args.face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*args.face_px)
         detections = detect_once(detector, clip, low, args.cache, f"labels-{seed}-change{args.change:g}{sizes}")
         del clip
         for name, cls in trackers.items():

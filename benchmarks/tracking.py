@@ -234,6 +234,11 @@ def generated_clip(cutouts, seed: int, width=640, height=360, frames=250, people
     return clip, truth, classes
 
 
+def size_tag(face_px) -> str:
+    """The cache name's mark for clips of other than the default face widths (30-64 px)."""
+    return "" if tuple(face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*face_px)
+
+
 def walking_clip(width=1280, height=720, scale=1.6, step=7.0):
     """The most crowded sample photo, enlarged, moved `step` px a frame across the frame with a
     gentle sway, every face in view throughout; and its annotated faces per frame (id = index)."""
@@ -496,8 +501,7 @@ def main() -> None:
     results: dict = {"generated": [], "walking": {}, "street": {}, "cost": {}}
 
     cutouts = face_cutouts(args.data, 64, seed=0)
-    sizes = "" if tuple(args.face_px) == (30.0, 64.0) else "-{:g}-{:g}px".format(*args.face_px)
-    sizes += f"-shake{args.shake:g}-textured" if args.shake else ""
+    sizes = size_tag(args.face_px) + (f"-shake{args.shake:g}-textured" if args.shake else "")
     for seed in range(args.first_seed, args.first_seed + args.clips):
         clip, truth, _ = generated_clip(cutouts, seed, face_px=tuple(args.face_px), shake=args.shake)
         sources = {detector_name: detect_once(detector, clip, low, args.cache, f"generated-{seed}{sizes}{cache_tag}"),
