@@ -19,7 +19,7 @@ throughout; people reported against the faces the detector finds on a still fram
 Both trackers run through the same FrameProcessor on the same detections (the shipped
 detector, run once per detected frame, down to the new tracker's low score; the old tracker
 gets the faces at the default cut-off, as it did), detecting on every second frame as
-`maskwatch detect` does. Last, the tracker's own cost per frame of 40 faces, old and new
+`maskwatch detect` does (`--detect-every` sets another interval). Last, the tracker's own cost per frame of 40 faces, old and new
 alternating, median over passes.
 """
 
@@ -466,6 +466,7 @@ def settings_digest(settings: Path, model: str) -> str:
 
 
 def main() -> None:
+    global DETECT_EVERY  # --detect-every sets it for every clip's detections, truth and tracking
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="the Kaggle face-mask-detection folder (VOC)")
     parser.add_argument("--clips", type=int, default=4)
@@ -484,13 +485,18 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="keep the detections here (outside the repository)")
     parser.add_argument("--detector", type=Path,
                         help="a detector's settings (an exported detector.json) in place of the shipped one")
+    parser.add_argument("--detect-every", type=int, default=DETECT_EVERY,
+                        help="detect on every n-th frame and track between, as `maskwatch detect --detect-every`")
     args = parser.parse_args()
+    DETECT_EVERY = args.detect_every
     detector = Detector.load(config=args.detector)
     detector_name = "shipped detector" if args.detector is None else f"detector {args.detector}"
     if args.upscale is not None:
         detector = detector.rescaled(args.upscale)
     # The cache keeps each detector's faces apart: its resize factor and, for a candidate, its files.
     cache_tag = "" if args.upscale is None else f"-x{args.upscale:g}"
+    if DETECT_EVERY != 2:  # the caches of every second frame keep their names
+        cache_tag += f"-every{DETECT_EVERY}"
     if args.detector is not None:
         cache_tag += "-" + settings_digest(args.detector, detector.config.model)
     low = FaceTracker().low_score
