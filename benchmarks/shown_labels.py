@@ -13,7 +13,8 @@ detector and classifier on every second frame, as `maskwatch detect`; the tracke
 - lag: after each change, the matched shown frames within one second that still carry the old
   class (and how many carry the new one);
 - people whose face never changes: the share of their matched shown frames labelled with their
-  class, and how often their shown label switches.
+  class, those shown another class (`unassessable`, a face shown in doubt, is neither), and how
+  often their shown label switches.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from scipy.optimize import linear_sum_assignment
 
 from maskwatch.detection.detector import Detector
+from maskwatch.faces import UNASSESSABLE
 from maskwatch.video.tracker import FaceTracker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,7 +57,7 @@ def score_labels(classes: list[dict], labels: list[dict]) -> dict:
     for t, (truth_t, shown_t) in enumerate(zip(classes, labels)):
         for person, cls in truth_t.items():
             per_person.setdefault(person, []).append((t, cls, shown_t.get(person)))
-    changes, old_shown, new_shown, right, seen, switches = 0, 0, 0, 0, 0, 0
+    changes, old_shown, new_shown, right, wrong, seen, switches = 0, 0, 0, 0, 0, 0, 0
     for frames in per_person.values():
         kinds = [cls for _, cls, _ in frames]
         if len(set(kinds)) > 1:
@@ -68,10 +70,12 @@ def score_labels(classes: list[dict], labels: list[dict]) -> dict:
             continue
         shown = [s for _, _, s in frames if s is not None]
         right += sum(s == kinds[0] for s in shown)
+        wrong += sum(s not in (kinds[0], UNASSESSABLE) for s in shown)
         seen += len(shown)
         switches += sum(a != b for a, b in zip(shown, shown[1:]))
     return {"changes": changes, "old_label_frames": int(old_shown), "new_label_frames": int(new_shown),
-            "steady_frames": seen, "steady_right": int(right), "steady_switches": int(switches)}
+            "steady_frames": seen, "steady_right": int(right), "steady_wrong": int(wrong),
+            "steady_switches": int(switches)}
 
 
 def main() -> None:
@@ -105,12 +109,12 @@ def main() -> None:
                     totals[name][key] = totals[name].get(key, 0) + value
             print(json.dumps(row), flush=True)
     print("\n| tracker | changes | old label in the second after (new) | steady people: shown frames right | "
-          "label switches |")
-    print("|---|---:|---|---|---:|")
+          "shown another class | label switches |")
+    print("|---|---:|---|---|---:|---:|")
     for name, t in totals.items():
         print(f"| {name} | {t['changes']} | {t['old_label_frames']} ({t['new_label_frames']}) | "
               f"{t['steady_right']}/{t['steady_frames']} {t['steady_right'] / max(1, t['steady_frames']):.4f} | "
-              f"{t['steady_switches']} |")
+              f"{t['steady_wrong']} | {t['steady_switches']} |")
     if args.out:
         args.out.write_text(json.dumps({"rows": rows, "totals": totals}, indent=2))
 

@@ -218,22 +218,41 @@ def test_the_decision_needs_enough_frames_of_a_large_enough_face():
     assert 0.8 < person.probability <= 1.0
 
 
-def test_a_mask_put_on_is_shown_from_its_second_sure_detection_and_one_sure_frame_does_not_flip_it():
+def test_a_mask_put_on_is_shown_from_its_second_sure_detection_and_in_doubt_at_the_first():
     sure_bare, sure_mask, unsure_mask = (0.02, 0.97, 0.01), (0.97, 0.02, 0.01), (0.8, 0.15, 0.05)
 
-    def shown_labels(probabilities):
-        tracker = FaceTracker()
-        return [tracker.update([face(10 + t, 10, size=40, probabilities=p)], t / FPS)[0].label
-                for t, p in enumerate(probabilities)]
+    def shown(probabilities, carried=False):
+        """The label shown at each detection (or, carried, on the frame after it)."""
+        tracker, labels = FaceTracker(), []
+        for t, p in enumerate(probabilities):
+            faces = tracker.update([face(10 + t, 10, size=40, probabilities=p)], 2 * t / FPS)
+            labels.append(tracker.carry((2 * t + 1) / FPS)[0].label if carried else faces[0].label)
+        return labels
 
-    # Bare for 12 detections, then the mask goes on: shown at the second sure detection of it.
-    assert shown_labels([sure_bare] * 12 + [sure_mask] * 3)[11:] == ["without_mask", "without_mask",
-                                                                     "with_mask", "with_mask"]
-    # One sure frame of the other class (a hand across the face) is not a change.
-    assert shown_labels([sure_bare] * 12 + [sure_mask] + [sure_bare] * 2)[11:] == ["without_mask"] * 4
-    # Unsure frames turn the running vote as before: slowly (its weights halve every 6 detections).
-    turning = shown_labels([sure_bare] * 12 + [unsure_mask] * 8)
+    # Bare for 12 detections, then the mask goes on: in doubt at its first sure detection (neither
+    # label shown as fact, carried frame included), shown at the second.
+    for carried in (False, True):
+        assert shown([sure_bare] * 12 + [sure_mask] * 3, carried)[11:] == [
+            "without_mask", "unassessable", "with_mask", "with_mask"]
+    # One sure frame of the other class (a hand across the face) is not a change: in doubt, then back.
+    assert shown([sure_bare] * 12 + [sure_mask] + [sure_bare] * 2)[11:] == [
+        "without_mask", "unassessable", "without_mask", "without_mask"]
+    # Unsure frames turn the running vote as before: slowly (its weights halve every 6 detections),
+    # and an unsure frame is no doubt.
+    turning = shown([sure_bare] * 12 + [unsure_mask] * 8)
     assert turning[13] == "without_mask" and turning[-1] == "with_mask"
+    assert "unassessable" not in turning
+
+
+def test_a_face_in_doubt_keeps_its_persons_vote_and_decision():
+    """Doubt is what a frame shows; the person's decision still weighs every frame."""
+    tracker = FaceTracker()
+    probabilities = [(0.02, 0.97, 0.01)] * 6 + [(0.97, 0.02, 0.01)]
+    for t, p in enumerate(probabilities):
+        tracker.update([face(10 + t, 10, size=40, probabilities=p)], 2 * t / FPS)
+    [track] = tracker.active
+    assert track.in_doubt and track.label == "without_mask"
+    assert [t.decision for t in tracker.flush()] == ["without_mask"]
 
 
 def test_compliance_counts_the_unassessable_apart():

@@ -30,7 +30,8 @@ class Face:
     """One face: a box in pixels and what is known about it.
 
     box: (xmin, ymin, xmax, ymax) in pixels of the full image, xmax/ymax exclusive.
-    label: one of CLASSES, `unassessable` (the classifier too unsure), or None when not classified yet.
+    label: one of CLASSES, `unassessable` (the classifier too unsure; on video also a face whose last
+        sure detection contradicts its track's vote, video.tracker), or None when not classified yet.
     probabilities: per class, in CLASSES order, or None.
     score: the detector's confidence, or None for annotated faces.
     track_id: the tracker's id across video frames, or None.

@@ -180,6 +180,20 @@ class Track:
         return CLASSES[int(self.probability_sum.argmax())] if self.probability_sum.any() else None
 
     @property
+    def in_doubt(self) -> bool:
+        """The last detection was sure of a class the running vote does not show: the face may be
+        changing (a mask going on) or a hand crossed it, and the next detection tells; until then
+        neither label is shown as fact."""
+        last = self.last_probabilities
+        return bool(last.max() >= SURE and self.probability_sum.any()
+                    and last.argmax() != self.probability_sum.argmax())
+
+    @property
+    def shown_label(self) -> str | None:
+        """What a frame shows: the running vote's label, or `unassessable` while in doubt."""
+        return UNASSESSABLE if self.in_doubt else self.label
+
+    @property
     def decision(self) -> str:
         if self.evidence < self.min_evidence or not self.evidence_sum.any():
             return UNASSESSABLE
@@ -198,7 +212,8 @@ class Track:
 
     def shown_face(self, missed: bool = False) -> Face:
         """The face as a frame shows it: at the predicted box, with the running vote."""
-        return Face(box=self.predicted_box(), label=self.label, probabilities=self.probabilities if self.label else None,
+        return Face(box=self.predicted_box(), label=self.shown_label,
+                    probabilities=self.probabilities if self.label else None,
                     score=self.score, track_id=self.track_id, missed=missed)
 
 
@@ -223,8 +238,9 @@ class FaceTracker:
     label_half_life: detections after which a frame's weight in the shown label (the running
         vote) has halved; two sure detections in a row (top probability >= SURE) of a class the
         vote does not show restart it from them: a mask put on is shown at once, one sure frame
-        of the other class (a hand across the face) is not. The person's decision weighs every
-        frame of evidence alike.
+        of the other class (a hand across the face) is not. At the first of them the face is shown
+        `unassessable` (Track.in_doubt): neither label is shown as fact until the next detection
+        tells. The person's decision weighs every frame of evidence alike.
 
     Memory stays flat in a process that never stops: a track ends `lost_after` seconds after
     its last match, ended people wait in `finished` until take_finished() hands them out (once),
@@ -365,7 +381,10 @@ class FaceTracker:
             evidence = np.stack([t.evidence_sum for t in tracks]) + probs * large[:, None]
             totals = votes.sum(1, keepdims=True)
             shares = np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0).tolist()
-            winners = votes.argmax(1).tolist()
+            winners = votes.argmax(1)
+            # Track.shown_label for all at once: in doubt, a sure detection the vote does not show.
+            shown = np.array(CLASSES, object)[winners]
+            shown[(probs.max(1) >= SURE) & (label != winners)] = UNASSESSABLE
             voted = (totals[:, 0] > 0).tolist()
             for j, (i, track) in enumerate(zip(rows, tracks)):
                 face = faces[i]
@@ -381,7 +400,7 @@ class FaceTracker:
                 self._count_hit(track)
                 if not self._shown(track):
                     continue
-                out.append(Face(box=face.box, label=CLASSES[winners[j]] if voted[j] else face.label,
+                out.append(Face(box=face.box, label=shown[j] if voted[j] else face.label,
                                 probabilities=tuple(shares[j]) if voted[j] else face.probabilities,
                                 score=face.score, track_id=track.track_id))
         still = []
