@@ -209,6 +209,10 @@ def test_event_sink_announces_vote_changes_and_people_in_view(store):
     calls = len(in_view)
     frame(4, "mask_weared_incorrect")  # same counts: not repeated
     assert len(in_view) == calls and len(updates) == 1
+    # Shown in doubt (a sure detection of another class, video.tracker): the vote has not changed.
+    sink.write(Frame(5, NOW + 5, image, "f5"), [Face(box=box, label="unassessable", track_id=3,
+                                                     probabilities=(0.3, 0.1, 0.6))], True)
+    assert len(in_view) == calls and len(updates) == 1
     sink.write_people([person(3, [0.1, 0.1, 0.8], box=box)])
-    frame(5, "mask_weared_incorrect")  # the person's event is stored; the same id is no longer a person in view
+    frame(6, "mask_weared_incorrect")  # the person's event is stored; the same id is no longer a person in view
     assert in_view[-1][1]["mask_weared_incorrect"] == 0 and len(updates) == 1

@@ -248,6 +248,15 @@ class Listeners:
     in_view: Callable[[dict], None] | None = None  # {"camera", "counts"}: people in view per label, on change
 
 
+def voted_class(face: Face) -> str | None:
+    """A tracked face's running vote: its label, or, while the face is shown in doubt
+    (`unassessable`, video.tracker), the class its vote's probabilities favour; None without one.
+    A moment's doubt is not news to listeners: neither a change nor a person gone from view."""
+    if face.label in CLASSES:
+        return face.label
+    return CLASSES[int(np.argmax(face.probabilities))] if face.probabilities else None
+
+
 class EventSink:
     """The sink a camera's worker writes to: remembers a blurred view of each tracked face and
     records an event for each person the tracker decides (Sink protocol plus write_people).
@@ -312,21 +321,21 @@ class EventSink:
         for face in faces:
             if face.track_id not in self.announced:
                 continue
-            before = self.announced[face.track_id]
-            if face.label != before:
-                self.announced[face.track_id] = face.label
+            before, vote = self.announced[face.track_id], voted_class(face)
+            if vote is not None and vote != before:
+                self.announced[face.track_id] = vote
                 if self.listeners.update is not None:
                     zone = zone_of(face.box, *self.size, self.zones)
                     self.listeners.update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
-                                           "label": face.label, "before": before})
+                                           "label": vote, "before": before})
         self._announce_in_view(faces)
 
     def _announce_in_view(self, faces: list[Face]) -> None:
-        """Tell listeners how many people are in view per label, when that changed."""
-        in_view = dict.fromkeys(CLASSES, 0)  # a tracked face's label is its track's vote: a class
+        """Tell listeners how many people are in view per label (their votes), when that changed."""
+        in_view = dict.fromkeys(CLASSES, 0)
         for face in faces:
-            if face.track_id in self.announced and face.label in in_view:
-                in_view[face.label] += 1
+            if face.track_id in self.announced and (vote := voted_class(face)) is not None:
+                in_view[vote] += 1
         if in_view != self.in_view:
             self.in_view = in_view
             if self.listeners.in_view is not None:
