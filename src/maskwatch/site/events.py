@@ -254,7 +254,7 @@ def voted_class(face: Face) -> str | None:
     A moment's doubt is not news to listeners: neither a change nor a person gone from view."""
     if face.label in CLASSES:
         return face.label
-    return CLASSES[int(np.argmax(face.probabilities))] if face.probabilities else None
+    return CLASSES[int(np.argmax(face.probabilities))] if face.probabilities and any(face.probabilities) else None
 
 
 class EventSink:
