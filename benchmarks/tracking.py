@@ -19,8 +19,8 @@ throughout; people reported against the faces the detector finds on a still fram
 Both trackers run through the same FrameProcessor on the same detections (the shipped
 detector, run once per detected frame, down to the new tracker's low score; the old tracker
 gets the faces at the default cut-off, as it did), detecting on every second frame as
-`maskwatch detect` does (`--detect-every` sets another interval). Last, the tracker's own cost per frame of 40 faces, old and new
-alternating, median over passes.
+`maskwatch detect` does (`--detect-every` sets another interval). Last, the tracker's own cost
+per frame of 40 faces, old and new alternating, median over passes.
 """
 
 from __future__ import annotations
