@@ -374,9 +374,8 @@ class FaceTracker:
             # Two sure detections in a row of a class the vote does not show: the face has changed
             # (a mask put on or taken off); the vote restarts from them.
             before = np.stack([t.last_probabilities for t in tracks])
-            label = probs.argmax(1)
-            turned = ((probs.max(1) >= SURE) & (before.max(1) >= SURE) & (before.argmax(1) == label)
-                      & (votes.argmax(1) != label))
+            label, sure = probs.argmax(1), probs.max(1) >= SURE
+            turned = sure & (before.max(1) >= SURE) & (before.argmax(1) == label) & (votes.argmax(1) != label)
             votes[turned] = before[turned] * self.vote_decay + probs[turned]
             evidence = np.stack([t.evidence_sum for t in tracks]) + probs * large[:, None]
             totals = votes.sum(1, keepdims=True)
@@ -384,7 +383,7 @@ class FaceTracker:
             winners = votes.argmax(1)
             # Track.shown_label for all at once: in doubt, a sure detection the vote does not show.
             shown = np.array(CLASSES, object)[winners]
-            shown[(probs.max(1) >= SURE) & (label != winners)] = UNASSESSABLE
+            shown[sure & (label != winners)] = UNASSESSABLE
             voted = (totals[:, 0] > 0).tolist()
             for j, (i, track) in enumerate(zip(rows, tracks)):
                 face = faces[i]
