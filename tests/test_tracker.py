@@ -244,6 +244,27 @@ def test_a_mask_put_on_is_shown_from_its_second_sure_detection_and_in_doubt_at_t
     assert "unassessable" not in turning
 
 
+def test_a_still_frame_the_motion_gate_keeps_from_the_detector_changes_no_label():
+    """A still frame's faces come without probabilities: the doubt, the vote and the last sure
+    detection stay as they were, so the mask is shown at the next sure detection as without it."""
+    sure_bare, sure_mask = (0.02, 0.97, 0.01), (0.97, 0.02, 0.01)
+    for still_frames in (0, 1, 3):
+        tracker, t = FaceTracker(), 0
+        for p in [sure_bare] * 12:
+            tracker.update([face(10, 10, size=40, probabilities=p)], t / FPS)
+            t += 2
+        labels = [tracker.update([face(10, 10, size=40, probabilities=sure_mask)], t / FPS)[0].label]
+        shares_before = tracker.active[0].probabilities
+        for _ in range(still_frames):
+            t += 2
+            [shown] = tracker.update([face(10, 10, size=40, probabilities=None)], t / FPS)
+            labels.append(shown.label)
+            assert shown.probabilities == pytest.approx(shares_before)
+        t += 2
+        labels.append(tracker.update([face(10, 10, size=40, probabilities=sure_mask)], t / FPS)[0].label)
+        assert labels == ["unassessable"] * (1 + still_frames) + ["with_mask"], still_frames
+
+
 def test_a_face_in_doubt_keeps_its_persons_vote_and_decision():
     """Doubt is what a frame shows; the person's decision still weighs every frame."""
     tracker = FaceTracker()

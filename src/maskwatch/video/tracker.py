@@ -366,11 +366,15 @@ class FaceTracker:
             tracks = [matched[i] for i in rows]
             mean, cov = kalman_update(np.stack([t.mean for t in tracks]), np.stack([t.cov for t in tracks]),
                                       to_cxcywh(boxes[rows]))
-            # Every matched face's class probabilities at once (zeros for a face not classified).
+            # Every matched face's class probabilities at once (zeros for a face not classified:
+            # a still frame the motion gate kept from the detector, which leaves the track's vote,
+            # doubt and last detection as they were).
             probs = np.array([faces[i].probabilities or (0.0,) * len(CLASSES) for i in rows], np.float64)
+            classified = probs.any(1)
             large = np.minimum(boxes[rows, 2] - boxes[rows, 0], boxes[rows, 3] - boxes[rows, 1]) >= self.min_face_px
-            large &= probs.any(1)
-            votes = np.stack([t.probability_sum for t in tracks]) * self.vote_decay + probs
+            large &= classified
+            votes = np.stack([t.probability_sum for t in tracks])
+            votes[classified] = votes[classified] * self.vote_decay + probs[classified]
             # Two sure detections in a row of a class the vote does not show: the face has changed
             # (a mask put on or taken off); the vote restarts from them.
             before = np.stack([t.last_probabilities for t in tracks])
@@ -378,19 +382,20 @@ class FaceTracker:
             turned = sure & (before.max(1) >= SURE) & (before.argmax(1) == label) & (votes.argmax(1) != label)
             votes[turned] = before[turned] * self.vote_decay + probs[turned]
             evidence = np.stack([t.evidence_sum for t in tracks]) + probs * large[:, None]
+            last = np.where(classified[:, None], probs, before)
             totals = votes.sum(1, keepdims=True)
             shares = np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0).tolist()
             winners = votes.argmax(1)
-            # Track.shown_label for all at once: in doubt, a sure detection the vote does not show.
+            # Track.shown_label for all at once: in doubt, a sure last detection the vote does not show.
             shown = np.array(CLASSES, object)[winners]
-            shown[sure & (label != winners)] = UNASSESSABLE
+            shown[(last.max(1) >= SURE) & (last.argmax(1) != winners)] = UNASSESSABLE
             voted = (totals[:, 0] > 0).tolist()
             for j, (i, track) in enumerate(zip(rows, tracks)):
                 face = faces[i]
                 seen.add(id(track))
                 track.mean, track.cov = mean[j], cov[j]
                 track.probability_sum, track.evidence_sum = votes[j], evidence[j]
-                track.last_probabilities = probs[j]
+                track.last_probabilities = last[j]
                 track.evidence += int(large[j])
                 track.box, track.last_seen, track.missed, track.score = face.box, timestamp, 0, face.score
                 if scores[i] >= self.high_score:
