@@ -121,6 +121,8 @@ def test_video_end_to_end(tmp_path, sample_dir):
     assert per_minute["people"] + per_minute["unassessable"] == len(summary["people"])
     assert totals["people"] + totals["unassessable"] == len(summary["people"])  # unassessable apart
     assert totals["compliant"] == sum(p["label"] == "with_mask" for p in summary["people"])
+    for person in summary["people"]:  # a decided person's probabilities are the ones decided on
+        assert person["label"] == "unassessable" or CLASSES[np.argmax(person["probabilities"])] == person["label"]
     assert not list(out.glob(".*partial*"))
 
 
@@ -227,6 +229,66 @@ def test_ctrl_c_keeps_and_closes_what_was_processed(tmp_path, sample_dir, detect
     capture = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2  # the third frame stopped before drawing
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["interrupted"] is True
+
+
+class FailingDetector:
+    """The detector, raising at its n-th call (a broken model, memory running out)."""
+
+    def __init__(self, detector, fail_at):
+        self.detector, self.fail_at, self.calls = detector, fail_at, 0
+
+    def detect(self, image, min_score=None):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("the detector broke")
+        return self.detector.detect(image, min_score)
+
+
+def test_a_run_stopped_by_an_error_keeps_its_frames_consistent_and_says_so(tmp_path, sample_dir, detector,
+                                                                          monkeypatch):
+    from maskwatch.video import pipeline
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=8)
+    out = tmp_path / "out"
+    pipeline.run_detect(str(video), out, detector, progress=False)  # a full run first
+    # A rerun whose detector breaks at its third call (frame 4, detecting every second frame).
+    monkeypatch.setattr("maskwatch.detection.detector.Detector.load",
+                        classmethod(lambda cls, *a, **k: FailingDetector(detector, fail_at=3)))
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
+    assert result.exit_code == 1
+    assert "clip.mp4: stopped after 4 frames by an error: RuntimeError: the detector broke" in result.output
+    assert "Traceback" not in result.output
+    # Every output says the same four frames: none is left from the earlier run, none lost.
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 4
+    assert int(cv2.VideoCapture(str(out / "clip.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 4 and summary["failed"] == "RuntimeError: the detector broke"
+    assert not list(out.glob(".*partial*"))
+
+
+def test_a_video_that_cannot_be_written_leaves_the_earlier_one(tmp_path, sample_dir, detector, monkeypatch):
+    from maskwatch.video import pipeline, sinks
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=4)
+    out = tmp_path / "out"
+    pipeline.run_detect(str(video), out, detector, progress=False)
+    earlier = (out / "clip.mp4").read_bytes()
+
+    class ClosedWriter:
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(sinks.cv2, "VideoWriter", ClosedWriter)
+    with pytest.raises(pipeline.DetectFailed, match="OpenCV cannot write an mp4 video here"):
+        pipeline.run_detect(str(video), out, detector, progress=False)
+    assert (out / "clip.mp4").read_bytes() == earlier
+    assert not list(out.glob(".*partial*"))
 
 
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):

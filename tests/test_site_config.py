@@ -101,6 +101,22 @@ def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
         load_site_config(write(tmp_path, text), environ={})
 
 
+def test_a_file_not_in_utf8_is_named_as_such(tmp_path):
+    path = tmp_path / "site.yaml"
+    path.write_bytes("cameras: {a: {source: caméra.mp4}}\n".encode("utf-16"))
+    with pytest.raises(SiteConfigError, match="not UTF-8 text"):
+        load_site_config(path, environ={})
+
+
+@pytest.mark.parametrize("storage", ["", "storage: {privacy: true}\n", "storage: {database: events.db}\n"])
+def test_storage_paths_not_given_are_beside_the_config_file_too(tmp_path, storage):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    config = load_site_config(write(tmp_path, storage + "cameras:\n  a: {source: clip.mp4}\n"), environ={})
+    database = "events.db" if "database" in storage else "maskwatch.db"
+    assert config.storage.database == str(tmp_path / database)
+    assert config.storage.snapshots == str(tmp_path / "snapshots")
+
+
 def test_run_check_prints_one_line_per_error_and_exits_1(tmp_path):
     path = write(tmp_path, "cameras:\n  a: {source: webcam:x}\n  b: {source: webcam:0, fps: 0}\n")
     result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])

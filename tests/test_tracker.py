@@ -276,6 +276,18 @@ def test_a_face_in_doubt_keeps_its_persons_vote_and_decision():
     assert [t.decision for t in tracker.flush()] == ["without_mask"]
 
 
+def test_a_persons_decision_comes_with_the_probabilities_it_was_decided_on():
+    """The running vote follows the latest frames; the decision and its probabilities weigh every
+    frame of evidence alike (summary.json gives those)."""
+    tracker = FaceTracker()
+    for t, p in enumerate([(0.97, 0.02, 0.01)] * 5 + [(0.02, 0.97, 0.01)] * 3):
+        tracker.update([face(10, 10, size=40, probabilities=p)], 2 * t / FPS)
+    [track] = tracker.flush()
+    assert track.decision == "with_mask" and track.label == "without_mask"
+    assert np.argmax(track.evidence_probabilities) == 0 and sum(track.evidence_probabilities) == pytest.approx(1)
+    assert track.probability == pytest.approx(track.evidence_probabilities[0])
+
+
 def test_compliance_counts_the_unassessable_apart():
     tracker = FaceTracker()
     for t in range(6):

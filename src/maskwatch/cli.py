@@ -337,7 +337,7 @@ def detect(
     from dataclasses import replace
 
     from maskwatch.atomic import OutputError
-    from maskwatch.video.pipeline import run_detect
+    from maskwatch.video.pipeline import DetectFailed, run_detect
     from maskwatch.video.sources import SourceError
 
     models = _models(classifier, detector_file, gate)
@@ -360,6 +360,10 @@ def detect(
                             progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
                             moving_camera=moving_camera,
                             **({} if detect_every is None else {"detect_every": detect_every}))
+    except DetectFailed as err:
+        for error in err.result.errors:
+            typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
+        _fail(str(err))
     except (SourceError, OutputError) as err:
         _fail(str(err))
     for error in result.errors:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from maskwatch.atomic import atomic_dir
 from maskwatch.detection.detector import Models
-from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, run_detect
+from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, DetectFailed, run_detect
 from maskwatch.video.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 
@@ -91,6 +91,9 @@ def score_file(file: BatchFile, out: Path, detector, options: ScoreOptions) -> d
             result = run_detect(file.path, tmp, detector, blur=options.blur, save_media=options.save_media,
                                 progress=False, detect_every=options.detect_every,
                                 moving_camera=options.moving_camera)
+    except DetectFailed as err:  # its frames went with the discarded folder
+        return row | {"status": "failed", "error": f"stopped after {err.result.frames} frames by an error: "
+                                                   f"{err.result.failed}"}
     except Exception as err:  # noqa: BLE001 - the batch loop reports each bad file and goes on
         reason = str(err) if isinstance(err, ValueError) else f"{type(err).__name__}: {err}"
         return row | {"status": "failed", "error": reason}

@@ -368,6 +368,8 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
+    except UnicodeDecodeError as err:
+        raise SiteConfigError(path, [f"not UTF-8 text (byte {err.start}); save the file as UTF-8"]) from None
     except yaml.YAMLError as err:
         raise SiteConfigError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
     if not isinstance(raw, dict):
@@ -410,13 +412,13 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
             if isinstance(tls.get(key), str) and not Path(tls[key]).is_absolute():
                 tls[key] = str(path.parent / tls[key])
     storage = raw.get("storage")
-    if isinstance(storage, dict):
+    if storage is None:
+        storage = raw["storage"] = {}
+    if isinstance(storage, dict):  # a path not given is the default's, beside the config file too
         for key in ("database", "snapshots"):
-            value = storage.get(key)
+            value = storage.setdefault(key, StorageConfig.model_fields[key].default)
             if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
                 storage[key] = str(path.parent / value)
-    else:
-        raw["storage"] = {"database": str(path.parent / "maskwatch.db"), "snapshots": str(path.parent / "snapshots")}
     if not problems:
         try:
             return SiteConfig(**raw)

@@ -29,6 +29,15 @@ from maskwatch.video.tracker import FaceTracker
 DEFAULT_DETECT_EVERY = 2
 
 
+class DetectFailed(RuntimeError):
+    """A run stopped part-way by an error (a detector or a writer failing): the frames before it
+    are in the outputs, closed and consistent, as after Ctrl-C; `result` says how far it got."""
+
+    def __init__(self, message: str, result: DetectResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 @dataclass
 class DetectResult:
     out: Path
@@ -36,6 +45,7 @@ class DetectResult:
     faces: int = 0
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    failed: str = ""  # what stopped the run part-way (DetectFailed), empty if nothing did
     outputs: list[Path] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
 
@@ -70,6 +80,9 @@ def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: Det
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    except Exception as err:  # noqa: BLE001 - recorded for summary.json, then raised again
+        result.failed = _described(err)
+        raise
     finally:
         finish(processor, sinks)
 
@@ -135,6 +148,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every,
                                camera_motion=CameraMotion() if moving_camera else None)
     sinks: list[Sink] = []
+    failure: Exception | None = None
     if info.kind in ("stream", "webcam"):
         source_frames = live_frames(source, result.errors, name=info.name, on_lost=lambda: end_tracks(processor, sinks))
     else:
@@ -164,6 +178,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
                                disable=not progress or info.frames is None)
             try:
                 run_frames(bar, processor, sinks, result, max_frames)
+            except Exception as err:  # noqa: BLE001 - the lines so far are kept (this block completes), then raised
+                failure, result.failed = err, result.failed or _described(err)
             finally:
                 bar.close()
                 if media is not None:
@@ -174,4 +190,12 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     if summary is not None:
         result.summary = summary.summary
         result.outputs.append(summary.path)
+    if failure is not None:
+        raise DetectFailed(f"{source}: stopped after {result.frames} frame{'s' * (result.frames != 1)} by an error: "
+                           f"{result.failed} (those frames are in {out})", result) from failure
     return result
+
+
+def _described(err: Exception) -> str:
+    """An error as a user reads it: our own errors say what is wrong, others are named."""
+    return str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"

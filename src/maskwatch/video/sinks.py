@@ -14,7 +14,7 @@ from typing import IO, Callable, Protocol
 
 import cv2
 
-from maskwatch.atomic import write_bytes, write_text
+from maskwatch.atomic import OutputError, write_bytes, write_text
 from maskwatch.faces import Face, frame_record
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame, SourceInfo
@@ -58,7 +58,7 @@ class SummarySink:
     It hears of each person once, when their vote is final (write_people), and writes the file
     when the run ends (close), keeping each decided person's track until then: a `detect` of a
     stream that runs for days grows by one track per person, a site uses events instead.
-    `status` is read at close: its frames, interrupted and errors go into the file too.
+    `status` is read at close: its frames, interrupted, failed and errors go into the file too.
     """
 
     def __init__(self, path: Path, source: str, status) -> None:
@@ -76,9 +76,10 @@ class SummarySink:
         people = sorted(self.people, key=lambda t: t.track_id)
         self.summary = {
             "source": self.source, "frames": self.status.frames, "interrupted": self.status.interrupted,
+            "failed": self.status.failed,
             "people": [{"track_id": t.track_id, "label": t.decision, "first_seen": round(t.first_seen, 2),
                         "last_seen": round(t.last_seen, 2), "frames": t.hits, "evidence_frames": t.evidence,
-                        "probabilities": [round(p, 4) for p in t.probabilities]} for t in people],
+                        "probabilities": [round(p, 4) for p in t.evidence_probabilities]} for t in people],
             "totals": compliance(people),
             "per_minute": per_minute_counts(people),
             "errors": list(self.status.errors),
@@ -132,9 +133,12 @@ class MediaSink:
             os.close(fd)
             self.video_tmp = Path(tmp)
             h, w = drawn.shape[:2]
-            self.video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps or 25.0, (w, h))
-            if not self.video.isOpened():
-                raise RuntimeError(f"{self.out}: OpenCV cannot write mp4 video here")
+            video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps or 25.0, (w, h))
+            if not video.isOpened():  # nothing to move into place: a previous run's video stays
+                video.release()
+                self.video_tmp.unlink(missing_ok=True)
+                raise OutputError(f"{self.out}: OpenCV cannot write an mp4 video here")
+            self.video = video
         self.video.write(drawn)
 
     def close(self) -> None:

@@ -207,6 +207,13 @@ class Track:
             return 0.0
         return float(self.evidence_sum[CLASSES.index(decision)] / self.evidence_sum.sum())
 
+    @property
+    def evidence_probabilities(self) -> tuple[float, ...]:
+        """The mean class probabilities over the evidence frames, which the decision is the
+        argmax of (zeros without evidence); `probabilities` is the running vote a frame shows."""
+        total = self.evidence_sum.sum()
+        return tuple(float(p) for p in (self.evidence_sum / total if total else self.evidence_sum))
+
     def predicted_box(self) -> tuple[float, ...]:
         return tuple(float(v) for v in to_xyxy(self.mean[None, :4])[0]) if self.mean is not None else self.box
 
