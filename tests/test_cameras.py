@@ -5,7 +5,7 @@ import time
 import pytest
 
 from maskwatch import Detector
-from maskwatch.video.cameras import CameraReader, CameraWorker, live_frames
+from maskwatch.video.cameras import CameraReader, CameraState, CameraWorker, live_frames
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.tracker import FaceTracker
 from tests.rtsp import free_port, rtsp_server  # noqa: F401  (fixture)
@@ -190,3 +190,45 @@ def test_a_sink_that_fails_is_said_once_and_the_camera_goes_on(tmp_path, sample_
         worker.stop()
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
     assert said == ["camera till: analysing a frame failed: OSError: disk full"]
+
+
+def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_camera(caplog):
+    class StalledReader:
+        stall_timeout = 0.05
+
+        def start(self):
+            return self
+
+        def stop(self):
+            pass
+
+        def request(self):
+            pass
+
+        def wait_for_frame(self, seen, timeout):
+            time.sleep(timeout)
+            return seen
+
+        def state(self):
+            return CameraState(False, None, 0.0, 0, 0, None)
+
+    class SomeoneInView:
+        def __init__(self):
+            self.flushed = 0
+
+        def flush_people(self):
+            self.flushed += 1
+            return ["a person"]
+
+    class DatabaseDown(Collect):
+        def write_people(self, people):
+            raise OSError("database is locked")
+
+    processor = SomeoneInView()
+    worker = CameraWorker("till", StalledReader(), processor, [DatabaseDown()], fps=20).start()
+    try:
+        assert wait_until(lambda: processor.flushed >= 3)  # the thread lives on through the failures
+        assert worker.state()["analysis_error"] == "OSError: database is locked"
+    finally:
+        worker.stop()  # the same failure at the stop is logged, not raised
+    assert any("handing out the people in view at the stop failed" in r.getMessage() for r in caplog.records)

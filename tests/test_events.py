@@ -166,6 +166,38 @@ def test_event_sink_forgets_views_of_tracks_that_never_became_people(store, samp
     assert sink.views == {} and sink.last_frame == {}
 
 
+def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
+    class Flaky:
+        """The store, down while `down` is set (a server restarting, a locked file)."""
+
+        def __init__(self, store):
+            self.store, self.down, self.privacy = store, True, store.privacy
+
+        def record(self, *args):
+            if self.down:
+                raise OSError("database is locked")
+            return self.store.record(*args)
+
+    flaky, heard = Flaky(store), []
+    sink = EventSink(flaky, "door", listeners=Listeners(event=heard.append), keep_unstored=3)
+    for track_id in (1, 2):
+        with pytest.raises(OSError, match="database is locked"):
+            sink.write_people([person(track_id, (0.9, 0.05, 0.05))])
+    assert store.events() == [] and len(sink.unstored) == 2
+    flaky.down = False
+    sink.write_people([person(3, (0.1, 0.8, 0.1))])  # the waiting ones first, in order
+    assert [e["track_id"] for e in heard] == [1, 2, 3] and len(store.events()) == 3 and not sink.unstored
+    # Past keep_unstored the oldest are dropped and counted; close() tries once more.
+    flaky.down = True
+    for track_id in (4, 5, 6, 7):
+        with pytest.raises(OSError):
+            sink.write_people([person(track_id, (0.9, 0.05, 0.05))])
+    assert [t.track_id for _, t, _ in sink.unstored] == [5, 6, 7] and sink.unstored_dropped == 1
+    flaky.down = False
+    sink.close()
+    assert [e["track_id"] for e in heard] == [1, 2, 3, 5, 6, 7]
+
+
 def test_a_face_the_detector_missed_is_no_view_of_the_person(store):
     """A tracked person shown at its predicted box through a missed detection (Face.missed) is
     not a snapshot candidate, however large the predicted box."""

@@ -12,6 +12,7 @@ is versioned: MIGRATIONS[i] takes a database from version i to i + 1, applied in
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -31,6 +32,8 @@ from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import Track
+
+log = logging.getLogger(__name__)
 
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
 
@@ -268,9 +271,10 @@ class EventSink:
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
                  margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners(),
-                 keep_recorded: int = 100) -> None:
-        if keep_recorded < 0:
-            raise ValueError(f"keep_recorded must be 0 or more, got {keep_recorded}")
+                 keep_recorded: int = 100, keep_unstored: int = 10_000) -> None:
+        if keep_recorded < 0 or keep_unstored < 1:
+            raise ValueError(f"keep_recorded must be 0 or more and keep_unstored 1 or more, "
+                             f"got {keep_recorded} and {keep_unstored}")
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
         self.listeners = listeners  # MQTT, alerts, a Ray actor's mailbox; none may block
         self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
@@ -282,6 +286,8 @@ class EventSink:
         self.views: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (face area, blurred snapshot)
         self.recorded: deque[dict] = deque(maxlen=keep_recorded)
         self.recorded_total = 0
+        self.unstored: deque[tuple[str | None, Track, np.ndarray | None]] = deque(maxlen=keep_unstored)
+        self.unstored_dropped = 0
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         height, width = frame.image.shape[:2]
@@ -351,18 +357,34 @@ class EventSink:
                                   "label": track.label, "first_seen": track.first_seen})
 
     def write_people(self, people: list[Track]) -> None:
+        """Record each person. While the database fails (a server restarting, a locked file),
+        the people not stored wait here, oldest first, and go in at the next call; the error is
+        raised for the camera to report. At most `keep_unstored` wait: past that the oldest are
+        dropped and counted in `unstored_dropped`."""
         for track in people:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
             self.announced.pop(track.track_id, None)
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
-            stored = self.store.record(self.camera, zone, track, None if view is None else view[1])
+            if len(self.unstored) == self.unstored.maxlen:
+                self.unstored_dropped += 1
+            self.unstored.append((zone, track, None if view is None else view[1]))
+        while self.unstored:
+            zone, track, snapshot = self.unstored[0]
+            stored = self.store.record(self.camera, zone, track, snapshot)
+            self.unstored.popleft()
             self.recorded.append(stored)
             self.recorded_total += 1
             if self.listeners.event is not None:
                 self.listeners.event(stored)
 
     def close(self) -> None:
+        if self.unstored:  # a last try for the people the database refused
+            try:
+                self.write_people([])
+            except Exception as err:  # noqa: BLE001 - closing goes on; what is lost is said
+                log.error("camera %s: %d people could not be stored: %s: %s", self.camera, len(self.unstored),
+                          type(err).__name__, err)
         self.views.clear()
         self.last_frame.clear()
         self.announced.clear()

@@ -273,11 +273,16 @@ class CameraWorker:
         return self
 
     def stop(self) -> None:
-        """Stop reading and analysing; people still in view are decided and handed out."""
+        """Stop reading and analysing; people still in view are decided and handed out. A sink
+        failing then (the database down) is logged, not raised: the site's other cameras stop too."""
         self._stop.set()
         self.reader.stop()
         self._thread.join(timeout=10)
-        finish(self.processor, self.sinks)
+        try:
+            finish(self.processor, self.sinks)
+        except Exception as err:  # noqa: BLE001 - see above
+            log.error("camera %s: handing out the people in view at the stop failed: %s: %s",
+                      self.camera_id, type(err).__name__, err)
 
     def state(self) -> dict:
         return {**self.reader.state().to_dict(), "analysed": self.analysed,
@@ -292,17 +297,22 @@ class CameraWorker:
             if self._stop.is_set():
                 break
             if sequence == seen:  # nothing new within the stall timeout: whoever was in view has left it
-                end_tracks(self.processor, self.sinks)
+                self._guarded(end_tracks, self.processor, self.sinks)
                 continue
             seen, image = self.reader.latest()
             frame = Frame(self.analysed, time.time(), image, f"{self.camera_id}-{self.analysed:06d}")
-            try:
-                analyse(self.processor, frame, self.sinks)
-                self.last_error = None
-            except Exception as err:  # noqa: BLE001 - one bad frame or sink must not end the camera
-                error = f"{type(err).__name__}: {err}"
-                if error != self.last_error:  # a new problem is said once, not at every frame
-                    log.warning("camera %s: analysing a frame failed: %s", self.camera_id, error)
-                self.last_error = error
+            self._guarded(analyse, self.processor, frame, self.sinks)
             self.analysed += 1
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _guarded(self, step, *args) -> None:
+        """One step of the loop; an error is reported (state's analysis_error, the log once per new
+        problem), never the end of the camera: one bad frame or sink must not stop it."""
+        try:
+            step(*args)
+            self.last_error = None
+        except Exception as err:  # noqa: BLE001 - see above
+            error = f"{type(err).__name__}: {err}"
+            if error != self.last_error:  # a new problem is said once, not at every frame
+                log.warning("camera %s: analysing a frame failed: %s", self.camera_id, error)
+            self.last_error = error
