@@ -104,11 +104,13 @@ storage: {{database: site.db, snapshots: snapshots}}
 
 def test_paths_are_made_absolute_for_actors_elsewhere(tmp_path, monkeypatch):
     (tmp_path / "door.mp4").write_bytes(b"")
-    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: door.mp4}\n  cam: {source: 'rtsp://h/s'}\n"
-                                        "storage: {database: site.db, snapshots: snaps}\n")
+    (tmp_path / "door-small.mp4").write_bytes(b"")
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: door.mp4, detect_source: door-small.mp4}\n"
+                                        "  cam: {source: 'rtsp://h/s'}\nstorage: {database: site.db, snapshots: snaps}\n")
     monkeypatch.chdir(tmp_path)
     config = absolute_paths(load_site_config("site.yaml"))
     assert config.cameras["door"].source == str(tmp_path / "door.mp4")
+    assert config.cameras["door"].detect_source == str(tmp_path / "door-small.mp4")
     assert config.cameras["cam"].source == "rtsp://h/s"
     assert config.storage.database == f"sqlite:///{tmp_path / 'site.db'}"
     assert config.storage.snapshots == str(tmp_path / "snaps")

@@ -26,12 +26,7 @@ from pathlib import Path
 from maskwatch.detection.detector import Models
 from maskwatch.runtime import STEADY_MALLOC, PeriodicTrim, single_threaded
 from maskwatch.scale.cluster import cpus_each
-from maskwatch.site.config import (
-    CameraConfig,
-    SiteConfig,
-    StorageConfig,
-    _is_relative_file,
-)
+from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
 from maskwatch.site.events import EventStore, Listeners, database_url
 from maskwatch.site.runner import Site, SiteCamera, camera_worker
 
@@ -207,9 +202,9 @@ class RaySite(Site):
 
 
 def absolute_paths(config: SiteConfig) -> SiteConfig:
-    """The config with file sources, an SQLite database and the snapshots folder made absolute."""
-    cameras = {camera_id: camera.model_copy(update={"source": str(Path(camera.source).resolve())})
-               if _is_relative_file(camera.source) else camera for camera_id, camera in config.cameras.items()}
+    """The config with file sources and substreams, an SQLite database and the snapshots folder
+    made absolute."""
+    cameras = {camera_id: with_absolute_files(camera) for camera_id, camera in config.cameras.items()}
     storage = config.storage.model_copy(update={"database": database_url(config.storage.database),
                                                 "snapshots": str(Path(config.storage.snapshots).resolve())})
     return config.model_copy(update={"cameras": cameras, "storage": storage})

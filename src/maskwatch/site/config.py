@@ -431,6 +431,14 @@ def _is_relative_file(source: str) -> bool:
     return "://" not in source and not source.startswith("webcam:") and not Path(source).is_absolute()
 
 
+def with_absolute_files(camera: CameraConfig) -> CameraConfig:
+    """The camera with a file source and substream as absolute paths (from the working folder), for
+    a process that may run in another one (a Ray actor)."""
+    update = {key: str(Path(value).resolve()) for key in ("source", "detect_source")
+              if (value := getattr(camera, key)) is not None and _is_relative_file(value)}
+    return camera.model_copy(update=update) if update else camera
+
+
 def _substitute_env(value: Any, environ, where: tuple, problems: list[str]) -> Any:
     """${NAME} in every string value, from the environment; an unset NAME is a problem named by place."""
     if isinstance(value, dict):
