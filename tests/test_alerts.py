@@ -113,6 +113,24 @@ def test_a_full_queue_drops_instead_of_blocking():
     slow.close()
 
 
+def test_stop_ends_in_its_time_with_a_full_queue_and_a_receiver_that_never_answers():
+    import socket
+
+    mute = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(16)
+    rule = WebhookRule(f"http://127.0.0.1:{mute.getsockname()[1]}/hook", SECRET, retries=5, timeout=0.5)
+    notifier = WebhookNotifier([rule], queue_size=3).start()
+    for track_id in range(6):
+        notifier.notify(event(track_id))
+    started = time.monotonic()
+    notifier.stop(timeout=1.0)
+    assert time.monotonic() - started < 1.5  # not 6 alerts x 6 tries x 0.5 s
+    assert wait_until(lambda: not notifier._thread.is_alive(), limit=5.0)  # its try in flight times out
+    assert notifier.stats.sent == 0 and notifier.stats.dropped + notifier.stats.failed == 6
+    mute.close()
+
+
 def test_signature_is_hmac_sha256_of_the_body():
     # RFC 4231-style check against a value computed independently (python -c "import hmac; ...").
     assert sign("key", b"The quick brown fox jumps over the lazy dog") == \

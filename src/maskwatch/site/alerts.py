@@ -97,7 +97,8 @@ class WebhookNotifier:
         self.stats = DeliveryStats()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._last_alert: dict[tuple[str, str], float] = {}  # (url, camera) -> monotonic time
-        self._stop = threading.Event()
+        self._closing = threading.Event()  # stop() was called: deliver what is queued, then end
+        self._stop = threading.Event()  # stop()'s time is up: no more waiting, the rest is dropped
         self._thread = threading.Thread(target=self._run, name="maskwatch-webhooks", daemon=True)
 
     def start(self) -> WebhookNotifier:
@@ -105,8 +106,14 @@ class WebhookNotifier:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued (within `timeout`), then stop."""
-        self._queue.put(None)
+        """Deliver what is queued within `timeout`, then stop: what is still queued then is dropped
+        (counted), a retry's wait ends at once, and at most one try in flight runs out its own
+        timeout in the background. Never blocks longer, a full queue or a mute receiver included."""
+        self._closing.set()
+        try:
+            self._queue.put_nowait(None)  # wakes an idle thread; a full queue ends on its own once drained
+        except queue.Full:
+            pass
         self._thread.join(timeout)
         self._stop.set()
 
@@ -144,7 +151,12 @@ class WebhookNotifier:
             item = self._queue.get()
             if item is None:
                 return
-            self._deliver(*item)
+            if self._stop.is_set():
+                self.stats.dropped += 1
+            else:
+                self._deliver(*item)
+            if self._closing.is_set() and self._queue.empty():
+                return
 
     def _deliver(self, rule: WebhookRule, payload: dict) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
