@@ -1,7 +1,6 @@
 """Motion gating: a still scene runs no detection, a person who walks in is recorded, the
 periodic full check fires, a global light change recalibrates; skipped frames are grabbed only."""
 
-import time
 
 import cv2
 import pytest
@@ -13,6 +12,7 @@ from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
 from tests.scenes import empty_view, face_crop
+from tests.test_cameras import wait_until
 from tests.test_detection import make_video
 
 STEP = 0.5  # seconds between analysed frames: a camera analysed at 2 FPS
@@ -158,16 +158,17 @@ def test_skipped_frames_are_grabbed_not_converted(tmp_path, sample_dir):
     clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=20)  # 10 fps, looped
     reader = CameraReader(str(clip), stall_timeout=2.0, name="cam", decode_on_request=True).start()
     try:
-        time.sleep(1.0)
-        assert reader.state().frames >= 5 and reader.decoded == 0 and reader.latest() == (0, None)
+        assert wait_until(lambda: reader.state().frames >= 5)
+        assert reader.decoded == 0 and reader.latest() == (0, None)
         seen = 0
         for _ in range(3):
             reader.request()
             seen = reader.wait_for_frame(seen, timeout=2.0)
         _, image = reader.latest()
         assert reader.decoded == 3 and seen == 3 and image.shape == (480, 640, 3)
-        time.sleep(0.5)
-        assert reader.decoded == 3 and reader.state().frames >= 10  # frames kept coming, none converted
+        grabbed = reader.state().frames
+        assert wait_until(lambda: reader.state().frames >= grabbed + 5)
+        assert reader.decoded == 3  # frames kept coming, none converted
     finally:
         reader.stop()
 
@@ -176,9 +177,9 @@ def test_a_reader_without_requests_converts_every_frame(tmp_path, sample_dir):
     clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=20)
     reader = CameraReader(str(clip), stall_timeout=2.0, name="cam").start()
     try:
-        time.sleep(1.0)
+        assert wait_until(lambda: reader.state().frames >= 5)
         state = reader.state()
-        assert state.frames >= 5 and abs(reader.decoded - state.frames) <= 1
+        assert abs(reader.decoded - state.frames) <= 1
     finally:
         reader.stop()
 
