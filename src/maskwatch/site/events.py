@@ -272,9 +272,10 @@ class EventSink:
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
                  margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners(),
                  keep_recorded: int = 100, keep_unstored: int = 10_000) -> None:
-        if keep_recorded < 0 or keep_unstored < 1:
-            raise ValueError(f"keep_recorded must be 0 or more and keep_unstored 1 or more, "
-                             f"got {keep_recorded} and {keep_unstored}")
+        if keep_recorded < 0:
+            raise ValueError(f"keep_recorded must be 0 or more, got {keep_recorded}")
+        if keep_unstored < 1:
+            raise ValueError(f"keep_unstored must be 1 or more, got {keep_unstored}")
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
         self.listeners = listeners  # MQTT, alerts, a Ray actor's mailbox; none may block
         self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
