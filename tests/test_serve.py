@@ -273,6 +273,41 @@ def test_chunked_oversized_body_gets_a_readable_413(server):
     assert status == 413 and "exceeds the limit" in json.loads(body)["error"]
 
 
+def test_chunked_oversized_multipart_upload_is_refused_before_it_is_spooled(server, monkeypatch):
+    """A multipart file declares no length when chunked: it is counted as it comes, not written to a
+    temporary file first (Starlette spools a form's files whatever their size)."""
+    boundary = "b0undary"
+    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"p.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode()
+    chunk = b"z" * (1024 * 1024)
+    body = [part] + [chunk] * 12 + [f"\r\n--{boundary}--\r\n".encode()]
+    chunks = [b"%x\r\n%s\r\n" % (len(c), c) for c in body] + [b"0\r\n\r\n"]
+    head = ("POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n")
+    with raw_http(server, head, chunks) as sock:
+        status, _, answer = read_response(sock)
+    assert status == 413 and "exceeds the limit" in json.loads(answer)["error"]
+    # The reading stops at the limit (and the multipart allowance), whatever is still coming.
+    import asyncio
+
+    from starlette.requests import Request
+
+    from maskwatch.serving.app import UploadError, read_image_bytes
+
+    pending, taken = list(body), []
+
+    async def receive():
+        piece = pending.pop(0)
+        taken.append(len(piece))
+        return {"type": "http.request", "body": piece, "more_body": bool(pending)}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/detect", "headers": [
+        (b"content-type", f"multipart/form-data; boundary={boundary}".encode())]}
+    with pytest.raises(UploadError, match="exceeds the limit of 1048576 bytes"):
+        asyncio.run(read_image_bytes(Request(scope, receive), 1024 * 1024))
+    assert sum(taken) <= 2 * len(chunk) + len(part)
+
+
 def test_body_beyond_the_drain_bound_is_refused_at_once_with_connection_close(server):
     """A client that waits (curl, or one that declares 1 GB) gets the 413 without sending a byte."""
     head = "POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000000000\r\n\r\n"

@@ -236,8 +236,20 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
         raise UploadError(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
+        # Read under the limit first: Starlette spools a form's file to disk whatever its size,
+        # and a chunked upload declares no length to refuse it by.
+        body = await _read_at_most(request, limit, allowance=64 * 1024)  # the form's own bytes
+        delivered = False
+
+        async def replay() -> dict:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
         try:
-            form = await request.form(max_files=1, max_fields=5, max_part_size=limit)
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=5, max_part_size=limit)
         except HTTPException as err:  # Starlette's answer to a malformed or oversized form
             raise UploadError(400, f"bad multipart upload: {err.detail}") from None
         upload = form.get("image")
@@ -248,16 +260,21 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
             raise UploadError(400, f"multipart upload takes one field, 'image'; got also {others[:3]}")
         data = await upload.read(limit + 1)
     else:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise UploadError(413, f"upload exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-        data = b"".join(chunks)
+        data = await _read_at_most(request, limit)
     if len(data) > limit:
         raise UploadError(413, f"upload exceeds the limit of {limit} bytes")
     return data
+
+
+async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> bytes:
+    """The request's body, refused (413) as soon as it passes `limit` + `allowance` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit + allowance:
+            raise UploadError(413, f"upload exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> dict:
