@@ -426,3 +426,23 @@ def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path
         assert limited.status_code == 429 and "Retry-After" in limited.headers
     with TestClient(app, base_url="http://maskwatch.lan", client=("10.0.0.2", 4000)) as other:  # another address
         assert other.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF).status_code == 200
+
+
+def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):
+    """The failures are read before a password is hashed and written after: parallel guesses
+    all passed the check until one of them was recorded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "burst.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=100, user_limit=5)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client, ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda _: client.post("/login", json={"username": ADMIN[0], "password": "guess"},
+                                                    headers=CSRF).status_code, range(12)))
+    assert codes.count(401) <= 5 and codes.count(429) >= 7, codes

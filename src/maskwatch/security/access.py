@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -124,6 +126,10 @@ class AccessControl:
         self._users_checked, self._has_users = 0.0, False
         self._swept = 0.0
         self._audited: dict[tuple, float] = {}  # (user, client, action, path) -> when last logged
+        # Logins being checked now, per rate-limit key: a burst of parallel guesses counts before
+        # any of them is hashed and recorded (within this process; each worker has its own).
+        self._in_flight: Counter[str] = Counter()
+        self._in_flight_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> AccessControl:
@@ -217,17 +223,26 @@ class AccessControl:
             raise AuthError(401, "wrong user name or password")
         client = client_address(request)
         keys = [f"client:{client}", f"user:{name[:64]}"]
-        for key, limit in zip(keys, (self.settings.client_limit, self.settings.user_limit)):
-            count, oldest = self.store.failures(key, self.window)
-            if count >= limit:
-                wait = max(1, math.ceil(oldest + self.window - time.time()))
-                self.store.log("login_limited", None, client, name[:64])
-                raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
-        user = self.store.check_login(name, password)
-        if user is None:
-            self.store.add_failure(keys)
-            self.store.log("login_failed", None, client, name[:64])
-            raise AuthError(401, "wrong user name or password")
+        with self._in_flight_lock:
+            for key, limit in zip(keys, (self.settings.client_limit, self.settings.user_limit)):
+                count, oldest = self.store.failures(key, self.window)
+                if count + self._in_flight[key] >= limit:
+                    wait = max(1, math.ceil((oldest or time.time()) + self.window - time.time()))
+                    self.store.log("login_limited", None, client, name[:64])
+                    raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
+            self._in_flight.update(keys)
+        try:
+            user = self.store.check_login(name, password)
+            if user is None:
+                self.store.add_failure(keys)
+                self.store.log("login_failed", None, client, name[:64])
+                raise AuthError(401, "wrong user name or password")
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.subtract(keys)
+                for key in keys:
+                    if self._in_flight[key] <= 0:
+                        del self._in_flight[key]
         self.store.clear_failures(keys[1])
         token = self.store.start_session(user["id"])
         self.store.log("login", user["name"], client)
