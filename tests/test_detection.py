@@ -185,6 +185,21 @@ def test_bad_sources(source, message):
         describe_source(source)
 
 
+@pytest.mark.parametrize("source, shown", [
+    ("rtsp://admin:s3cret@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:p@ss/w0rd@cam:554/live", "rtsp://admin:***@cam:554/live"),  # FFmpeg takes these unescaped
+    ("http://cam/videostream.cgi?user=admin&pwd=s3cret&channel=1", "http://cam/videostream.cgi?user=admin&pwd=***&channel=1"),
+    ("rtsp://cam/live?token=s3cret", "rtsp://cam/live?token=***"),
+    ("http://cam/x?API_KEY=s3cret#top", "http://cam/x?API_KEY=***#top"),
+    ("rtsp://cam:554/stream1", "rtsp://cam:554/stream1"),
+    ("webcam:0", "webcam:0"),
+])
+def test_a_sources_password_and_secret_parameters_are_never_shown(source, shown):
+    from maskwatch.video.sources import redact_source
+
+    assert redact_source(source) == shown
+
+
 def test_a_stream_that_never_sends_a_frame_fails_by_name(tmp_path):
     result = CliRunner().invoke(app, ["detect", "rtsp://user:secret@127.0.0.1:1/none", "--out", str(tmp_path / "out"),
                                       "--quiet"])

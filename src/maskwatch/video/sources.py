@@ -129,9 +129,22 @@ def stream_name(source: str) -> str:
     return name or "stream"
 
 
+# Query parameters that carry a camera's credentials (`?user=admin&pwd=...`, `?token=...`).
+SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|token|key|secret|auth|sig)[^=&;#]*=)[^&;#]*", re.I)
+
+
 def redact_source(source: str) -> str:
-    """The source as it may be printed or served: a password in a URL becomes ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", source)
+    """The source as it may be printed or served: a password in a URL and secret-looking query
+    parameters become ***. The password ends at the last @ before the query, as it may hold an @
+    or a / (cameras' passwords often do, unescaped)."""
+    scheme, sep, rest = source.partition("://")
+    if not sep:
+        return source
+    end = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
+    userinfo, at, after = rest[:end].rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.split(':', 1)[0]}:***@{after}{rest[end:]}"
+    return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
 
 
 def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
