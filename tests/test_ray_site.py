@@ -102,6 +102,25 @@ storage: {{database: site.db, snapshots: snapshots}}
     store.close()
 
 
+def test_a_failing_listener_costs_its_message_not_the_poller(caplog):
+    from types import SimpleNamespace
+
+    from maskwatch.site.events import Listeners
+
+    heard = []
+
+    def counts_of(body):  # MQTT's in-view listener, its database away
+        raise OSError("database is locked")
+
+    site = SimpleNamespace(_listeners=Listeners(event=heard.append, in_view=counts_of), _listener_error=None)
+    messages = [("in_view", {"camera": "door"}), ("event", {"id": 1}), ("in_view", {"camera": "door"}),
+                ("event", {"id": 2})]
+    RaySite._dispatch(site, messages)  # raised at the first message before
+    assert heard == [{"id": 1}, {"id": 2}]
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.scale.fleet"]
+    assert said == ["in_view listener: OSError: database is locked"]  # once per new problem
+
+
 def test_paths_are_made_absolute_for_actors_elsewhere(tmp_path, monkeypatch):
     (tmp_path / "door.mp4").write_bytes(b"")
     (tmp_path / "door-small.mp4").write_bytes(b"")

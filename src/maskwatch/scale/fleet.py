@@ -140,6 +140,7 @@ class RaySite(Site):
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
         self._listeners = listeners
+        self._listener_error: str | None = None  # the last listener failure logged
         ids = list(self.config.cameras)
         self.groups = [RemoteGroup(ids[i:i + self.cameras_per_actor])
                        for i in range(0, len(ids), self.cameras_per_actor)]
@@ -195,10 +196,19 @@ class RaySite(Site):
             self._dispatch(messages)
 
     def _dispatch(self, messages: list[tuple[str, dict]]) -> None:
+        """Each message to its listener; one that fails (MQTT's count query with the database
+        away) is logged once per new problem and costs only its own message, not the poller."""
         for kind, body in messages:
             listener = getattr(self._listeners, kind)
-            if listener is not None:
+            if listener is None:
+                continue
+            try:
                 listener(body)
+            except Exception as err:  # noqa: BLE001 - see above
+                error = f"{kind} listener: {type(err).__name__}: {err}"
+                if error != self._listener_error:
+                    log.warning("%s", error)
+                self._listener_error = error
 
 
 def absolute_paths(config: SiteConfig) -> SiteConfig:
