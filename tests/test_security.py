@@ -446,3 +446,25 @@ def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):
         codes = list(pool.map(lambda _: client.post("/login", json={"username": ADMIN[0], "password": "guess"},
                                                     headers=CSRF).status_code, range(12)))
     assert codes.count(401) <= 5 and codes.count(429) >= 7, codes
+
+
+def test_a_server_started_before_its_users_file_closes_once_a_user_is_added(tmp_path):
+    """`serve` with no users file yet is open on loopback; the first `users add` makes the file,
+    and the running server asks for a login from then on (within its 2 s re-read)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = tmp_path / "maskwatch.db"
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=str(db), open_without_users=True)))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/v1/me").status_code == 200  # open, and no file made by serving
+        assert not db.exists()
+        AuthStore(str(db)).add_user(*ADMIN, "admin")
+        time.sleep(2.1)
+        assert client.get("/v1/me").status_code == 401
+        assert client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]},
+                           headers=CSRF).status_code == 200

@@ -16,6 +16,7 @@ import math
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -133,17 +134,25 @@ class AccessControl:
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> AccessControl:
-        store = None
-        if settings.database is not None:
-            store = AuthStore(settings.database, retention_days=settings.retention_days)
-        return cls(settings, store)
+        """The gatekeeper of these settings. A users file that does not exist yet is not made by
+        serving: it is opened once `users add` has made it (has_users)."""
+        control = cls(settings, None)
+        if settings.database is not None and ("://" in settings.database or Path(settings.database).is_file()):
+            control.store = AuthStore(settings.database, retention_days=settings.retention_days)
+        return control
 
     def has_users(self) -> bool:
         """Whether any user exists (read again at most every 2 s: the first `users add` closes an
-        open server within that)."""
-        if self.store is None:
-            return False
+        open server within that, the users file made after the server started included)."""
         now = time.monotonic()
+        if self.store is None:
+            database = self.settings.database
+            if database is None or now - self._users_checked <= 2.0:
+                return False
+            self._users_checked = now
+            if not Path(database).is_file():
+                return False
+            self.store = AuthStore(database, retention_days=self.settings.retention_days)
         if now - self._users_checked > 2.0 or not self._has_users:
             self._has_users, self._users_checked = self.store.user_count() > 0, now
         return self._has_users
@@ -189,6 +198,8 @@ class AccessControl:
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
+        if self.store is None:
+            self.has_users()  # opens a users file made since the start
         header = request.headers.get("authorization")
         if header is not None:
             scheme, _, token = header.partition(" ")
@@ -219,7 +230,7 @@ class AccessControl:
         """The user and a new session token; AuthError 401 (same for an unknown user and a wrong
         password), 403 (cross-origin) or 429 with Retry-After."""
         check_csrf(request)
-        if self.store is None:
+        if self.store is None and not self.has_users():  # a users file made since the start is opened
             raise AuthError(401, "wrong user name or password")
         client = client_address(request)
         keys = [f"client:{client}", f"user:{name[:64]}"]

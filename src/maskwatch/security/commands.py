@@ -167,10 +167,8 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
     except ValueError as err:
         _fail(str(err))
 
-    if not create and database is not None and "://" not in database and not Path(database).is_file():
-        database = None  # `serve` with no users file: open on loopback, refused beyond it (below)
-    users = 0
-    if database is not None:
+    users = 0  # `serve` with no users file: open on loopback until one is made, refused beyond it (below)
+    if database is not None and (create or "://" in database or Path(database).is_file()):
         store = _store(database, retention_days=retention_days)
         users = store.user_count()
         store.close()
