@@ -468,3 +468,11 @@ def test_a_server_started_before_its_users_file_closes_once_a_user_is_added(tmp_
         assert client.get("/v1/me").status_code == 401
         assert client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]},
                            headers=CSRF).status_code == 200
+
+
+def test_a_relative_users_file_is_made_absolute_for_workers_and_replicas_elsewhere(tmp_path, monkeypatch):
+    from maskwatch.security.commands import auth_for
+
+    monkeypatch.chdir(tmp_path)
+    assert auth_for("127.0.0.1", "users.db", ()).database == str(tmp_path / "users.db")
+    assert auth_for("127.0.0.1", "sqlite:///x.db", ()).database == "sqlite:///x.db"

@@ -167,6 +167,8 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
     except ValueError as err:
         _fail(str(err))
 
+    if database is not None and "://" not in database:  # workers and Ray replicas may start elsewhere
+        database = str(Path(database).resolve())
     users = 0  # `serve` with no users file: open on loopback until one is made, refused beyond it (below)
     if database is not None and (create or "://" in database or Path(database).is_file()):
         store = _store(database, retention_days=retention_days)
