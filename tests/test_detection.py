@@ -156,6 +156,27 @@ def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):
     assert (tmp_path / "o" / "a.jpg").is_file()
 
 
+def test_a_photo_whose_header_claims_too_many_pixels_is_refused_before_decoding(tmp_path):
+    """A decompression bomb: a PNG header of 20000 x 20000 (1.2 GB decoded) over a few bytes."""
+    import struct
+    import subprocess
+    import sys
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    # A fresh interpreter: OpenCV takes its pixel limit when it loads, which importing maskwatch sets.
+    script = "from maskwatch.data.images import read_image; read_image(__import__('sys').argv[1])"
+    result = subprocess.run([sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "bomb.png: its header claims more than 100000000 pixels; not decoded" in result.stderr
+
+
 def test_a_source_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG broken")

@@ -177,6 +177,7 @@ def test_a_missing_source_file_is_refused_by_name(tmp_path):
     (["--workers", "0"], "--workers must be at least 1, got 0"),
     (["--max-upload-mb", "-1"], "--max-upload-mb and --max-pixels must be more than 0, got -1 and 50000000"),
     (["--max-pixels", "0"], "--max-upload-mb and --max-pixels must be more than 0, got 10 and 0"),
+    (["--max-upload-mb", "nan"], "--max-upload-mb and --max-pixels must be more than 0, got nan and 50000000"),
 ])
 def test_serve_refuses_a_setting_that_could_never_serve(tmp_path, args, message):
     # Accepted before: port 70000 printed "serving on" and died, a bound of 0 refused every upload.
@@ -361,3 +362,24 @@ def test_a_failed_jpeg_encoding_answers_500_json(monkeypatch, sample_dir):
     response = asyncio.run(post())
     assert response.status_code == 500
     assert "could not encode" in response.json()["error"]
+
+
+def test_an_upload_is_turned_as_its_exif_says_as_detect_reads_it():
+    """A phone's portrait photo is stored landscape with an Orientation tag: the API reads it
+    upright, as `detect` and `batch` (OpenCV) do."""
+    import io
+
+    from PIL import Image
+
+    from maskwatch.data.images import decode_image
+    from maskwatch.serving.uploads import image_from_upload
+
+    stored = Image.new("RGB", (100, 40), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 10, 40))  # a red band on the stored image's left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", exif=exif, quality=95)
+    api, cli = image_from_upload(buffer.getvalue(), 10_000_000), decode_image(buffer.getvalue())
+    assert api.shape == cli.shape == (100, 40, 3)
+    assert abs(api.astype(int) - cli.astype(int)).mean() < 3  # the same pixels, up to the JPEG decoders

@@ -5,7 +5,14 @@ The public API is small: :class:`Face` (one face in a frame), :class:`Classifier
 (every face of a frame, found and classified).
 """
 
-from maskwatch.faces import CLASSES, Face
+import os
+
+# Decompression bombs: OpenCV refuses to decode an image whose header claims more pixels than
+# this (maskwatch.data.images.MAX_PIXELS), before allocating it. OpenCV reads the variable when
+# it is loaded, so it is set before anything here imports cv2; a value already set is kept.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "100000000")
+
+from maskwatch.faces import CLASSES, Face  # noqa: E402
 
 __all__ = ["CLASSES", "Face", "Classifier", "Detector"]
 __version__ = "0.1.0"

@@ -588,7 +588,7 @@ def serve(
         _fail(f"--port must be 1-65535, got {port}")
     if workers < 1:
         _fail(f"--workers must be at least 1, got {workers}")
-    if max_upload_mb <= 0 or max_pixels < 1:  # either would refuse every upload
+    if not max_upload_mb > 0 or max_pixels < 1:  # either would refuse every upload (nan too)
         _fail(f"--max-upload-mb and --max-pixels must be more than 0, got {max_upload_mb:g} and {max_pixels}")
     if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
         _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")

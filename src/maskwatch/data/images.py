@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-# Decompression bombs: refuse images whose header claims more pixels than this.
+# Decompression bombs: refuse images whose header claims more pixels than this (OpenCV checks the
+# header before decoding: OPENCV_IO_MAX_IMAGE_PIXELS, set to this in maskwatch/__init__.py).
 MAX_PIXELS = 100_000_000
 
 
@@ -34,7 +36,13 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXEL
     if not data:
         raise ImageError(f"{source}: empty file")
     buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as err:  # the header's size over OPENCV_IO_MAX_IMAGE_PIXELS, nothing decoded
+        if "CV_IO_MAX_IMAGE_PIXELS" not in str(err):
+            raise ImageError(f"{source}: not a readable image ({str(err).strip().splitlines()[-1][:120]})") from None
+        raise ImageError(f"{source}: its header claims more than "
+                         f"{os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS', MAX_PIXELS)} pixels; not decoded") from None
     if image is None:
         raise ImageError(f"{source}: not a readable image (corrupt, truncated or unsupported format)")
     if image.shape[0] * image.shape[1] > max_pixels:

@@ -22,7 +22,7 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
     The pixel count is read from the header and checked before anything is decoded
     (decompression bombs); Pillow refuses truncated files instead of half-decoding them.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
         raise UploadError(400, "empty body: send an image (multipart field 'image' or the raw bytes)")
@@ -38,7 +38,8 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
             raise UploadError(413, f"image is {width}x{height} = {width * height} pixels; "
                                    f"the limit is {max_pixels}")
         try:
-            rgb = np.asarray(image.convert("RGB"))
+            # Turned as its EXIF says (a phone's portrait photo), as `detect` and `batch` read it.
+            rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
         except (OSError, ValueError, SyntaxError) as err:
             raise UploadError(400, f"truncated or corrupt image: {err}") from None
     return np.ascontiguousarray(rgb[:, :, ::-1])
