@@ -1,5 +1,6 @@
 """Per-person events and per-minute counts in SQLite (one file, WAL), with snapshots and retention."""
 
+import re
 import sqlite3
 
 import numpy as np
@@ -126,6 +127,19 @@ def test_bad_values_are_refused(tmp_path):
     store = EventStore(str(tmp_path / "x.db"))
     with pytest.raises(ValueError, match="no voted label"):
         store.record("door", None, Track(1, (0, 0, 1, 1), NOW, NOW))
+
+
+@pytest.mark.parametrize("database, message", [
+    ("nosuch://x", "nosuch://x: not a database URL this install can open"),
+    ("postgresql+nodriver://user:s3cret@h/db", "postgresql+nodriver://user:***@h/db: not a database URL"),
+    ("/proc/no/such/events.db", "cannot make the database's folder"),
+])
+def test_a_database_that_cannot_be_opened_is_named_in_one_line(database, message):
+    from maskwatch.site.events import DatabaseUnavailable
+
+    with pytest.raises(DatabaseUnavailable, match=re.escape(message)) as err:
+        EventStore(database)
+    assert "s3cret" not in str(err.value)
 
 
 def test_zone_of_uses_the_box_centre():

@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, func,
                         insert, inspect, select, text, update)
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DatabaseError, InterfaceError
+from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 
 from maskwatch.atomic import write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
@@ -120,11 +120,19 @@ class EventStore:
 
     @staticmethod
     def _connect(url: str) -> Engine:
-        if not url.startswith("sqlite"):
-            return create_engine(url, pool_pre_ping=True)
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        """An engine for `url`; DatabaseUnavailable naming it for a URL no driver takes (a typo in
+        the scheme, a driver not installed) or an SQLite file whose folder cannot be made."""
+        shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        try:
+            if not url.startswith("sqlite"):
+                return create_engine(url, pool_pre_ping=True)
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        except (ArgumentError, ImportError) as err:
+            raise DatabaseUnavailable(f"{shown}: not a database URL this install can open: {err}") from None
+        except OSError as err:
+            raise DatabaseUnavailable(f"{shown}: cannot make the database's folder: {err.strerror or err}") from None
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:
