@@ -109,3 +109,33 @@ def test_an_output_file_is_never_written_over_a_folder(tmp_path):
         with atomic_path(folder):
             pass
     assert [p.name for p in tmp_path.iterdir()] == ["models"] and (folder / "kept.onnx").read_text() == "a model"
+
+
+def test_bad_work_files_and_output_folders_are_named_without_a_traceback(prepared_sample, sample_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    for args in (["split", str(prepared_sample), "--out", str(folder)],
+                 ["evaluate-detection", str(sample_dir), "--out", str(folder)],  # said before the evaluation
+                 ["fit-detector", str(sample_dir), "--out", str(folder)]):  # said before the fit
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and "a folder is there, not a file" in result.output, (args, result.output)
+    work = tmp_path / "work"
+    shutil.copytree(prepared_sample, work)
+    (work / "faces.csv").write_text("face_id,image,label\nx-000,x.png,with_mask\n")
+    result = runner.invoke(app, ["split", str(work)])
+    assert result.exit_code == 1 and "not a faces.csv of `maskwatch prepare` (no column clipped, height" in result.output
+    (work / "faces.csv").write_text((prepared_sample / "faces.csv").read_text().replace(",0,crops", ",x,crops", 1))
+    result = runner.invoke(app, ["split", str(work)])
+    assert result.exit_code == 1 and "faces.csv, line 2: clipped is not a number ('x')" in result.output
+
+
+def test_a_run_whose_config_is_not_a_runs_is_named(tmp_path):
+    pytest.importorskip("torch")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"model": "effnet-lite0"}')
+    for command in (["evaluate", str(run)], ["export", str(run), "--out", str(tmp_path / "m.onnx")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1 and "config.json: not a run's config (no 'crop')" in result.output, result.output

@@ -28,6 +28,12 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+def _refuse_folder(out: Path | None) -> None:
+    """An output file named where a folder is: said before a long run, not after it."""
+    if out is not None and Path(out).is_dir():
+        _fail(f"{out}: a folder is there, not a file; name the output file (nothing was written)")
+
+
 from maskwatch.extras import EXTRA_MODULES, need as _need  # noqa: E402, F401  (what each extra brings)
 
 
@@ -82,10 +88,10 @@ def split(
         rows = read_faces_csv(work / "faces.csv")
         is_val = split_faces([r["label"] for r in rows], [r["image"] for r in rows], by=by,
                              val_fraction=val_fraction, seed=seed)
-    except (PrepareError, ValueError) as err:
+        target = out or work / "split.csv"
+        write_split_csv(target, [r["face_id"] for r in rows], is_val, by=by, seed=seed)
+    except (PrepareError, ValueError) as err:  # OutputError too: a folder where the file would go
         _fail(str(err))
-    target = out or work / "split.csv"
-    write_split_csv(target, [r["face_id"] for r in rows], is_val, by=by, seed=seed)
     typer.echo(f"split by {by}: {int((~is_val).sum())} train, {int(is_val.sum())} validation faces -> {target}")
 
 
@@ -438,6 +444,7 @@ def evaluate_detection(
 
     if bootstrap < 0:
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
+    _refuse_folder(out)
     try:
         split = photo_split(data, seed=seed)
         model = _models(classifier, detector, gate).load()
@@ -546,6 +553,7 @@ def fit_detector(
     from maskwatch.data.photos import photo_split
     from maskwatch.detection.fit import fit_detector_config
 
+    _refuse_folder(out)
     try:
         split = photo_split(data, seed=seed)
         config, report = fit_detector_config(data, split.train, DetectorConfig(upscale=upscale),

@@ -128,18 +128,29 @@ def write_faces_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+# What split, render and train read of faces.csv.
+READ_COLUMNS = {"face_id", "image", "label", "width", "height", "clipped", "xmin", "ymin", "xmax", "ymax"}
+
+
 def read_faces_csv(path: Path) -> list[dict]:
-    """faces.csv rows with numbers parsed; PrepareError if the file is missing."""
+    """faces.csv rows with numbers parsed; PrepareError if the file is missing or not one of ours."""
     path = Path(path)
     if not path.is_file():
         raise PrepareError(f"{path}: not found; run `maskwatch prepare` first")
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        for key in ("width", "height", "clipped"):
-            row[key] = int(row[key])
-        for key in ("xmin", "ymin", "xmax", "ymax"):
-            row[key] = float(row[key])
+        reader = csv.DictReader(fh)
+        missing = sorted(READ_COLUMNS - set(reader.fieldnames or ()))
+        if missing:
+            raise PrepareError(f"{path}: not a faces.csv of `maskwatch prepare` (no column {', '.join(missing)})")
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        try:
+            for key in ("width", "height", "clipped"):
+                row[key] = int(row[key])
+            for key in ("xmin", "ymin", "xmax", "ymax"):
+                row[key] = float(row[key])
+        except (TypeError, ValueError):
+            raise PrepareError(f"{path}, line {line}: {key} is not a number ({row[key]!r})") from None
     return rows
 
 

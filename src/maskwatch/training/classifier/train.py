@@ -255,10 +255,16 @@ def load_model(run: Path) -> tuple[nn.Module, dict]:
     config_path = run / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{run}: not a run folder (no config.json); run `maskwatch train`")
-    config = json.loads(config_path.read_text())
-    spec = CropSpec(**config["crop"])
-    model = build_model(config["model"], channels=spec.channels, size=spec.size,
-                        classes=len(config["classes"]), pretrained=False)
+    try:
+        config = json.loads(config_path.read_text())
+        spec = CropSpec(**config["crop"])
+        model = build_model(config["model"], channels=spec.channels, size=spec.size,
+                            classes=len(config["classes"]), pretrained=False)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:  # edited, truncated or from another tool
+        detail = f"no {err}" if isinstance(err, KeyError) else str(err)
+        raise ValueError(f"{config_path}: not a run's config ({detail}); run `maskwatch train` again") from None
+    if not (run / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{run}: no model.safetensors; the run did not finish")
     model.load_state_dict(load_file(str(run / "model.safetensors")))
     model.eval()
     return model, config
