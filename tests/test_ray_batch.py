@@ -1,6 +1,7 @@
 """`maskwatch batch` on a real 2-CPU local Ray cluster: every output equals `maskwatch detect` run
 file by file, a re-run skips finished files, and a corrupt file is reported while the rest finish."""
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -93,6 +94,30 @@ def test_a_rerun_skips_finished_files_and_redoes_missing_ones(cluster, inputs, s
     assert tree(out / first.key) == tree(sequential / first.key)
     summary = json.loads((out / "batch.json").read_text())
     assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 5, 1)
+    skipped = [row for row in summary["results"] if row["status"] == "skipped"]
+    assert all("frames" in row and "faces" in row for row in skipped)  # the earlier run's figures kept
+    assert not summary["interrupted"]
+
+
+def test_a_batch_stopped_part_way_records_what_it_scored(tmp_path, sample_dir, monkeypatch):
+    from maskwatch.scale import batch as batch_module
+
+    photos = sorted(sample_dir.glob("images/*.png"))[:3]
+
+    def two_then_ctrl_c(files, out, options, actors, size):
+        for f in files[:2]:
+            yield {"file": f.path, "output": f.key, "status": "done", "frames": 1, "faces": 2, "error": "",
+                   "warnings": []}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_module, "_scored", two_then_ctrl_c)
+    monkeypatch.setattr(batch_module, "ray_cluster", lambda address: contextlib.nullcontext())
+    monkeypatch.setattr(batch_module, "cluster_cpus", lambda: 1)
+    with pytest.raises(KeyboardInterrupt):
+        batch_module.run_batch([str(p) for p in photos], tmp_path / "out", progress=False)
+    summary = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert summary["interrupted"] and summary["done"] == 2
+    assert [row["file"] for row in summary["results"]] == [str(p.resolve()) for p in photos[:2]]
 
 
 def test_only_good_files_exit_zero(cluster, inputs, tmp_path):

@@ -40,6 +40,7 @@ class BatchReport:
     files: list[dict] = field(default_factory=list)
     actors: int = 0
     seconds: float = 0.0
+    interrupted: bool = False  # stopped before every file was scored (Ctrl-C, the cluster lost)
 
     def count(self, status: str) -> int:
         return sum(row["status"] == status for row in self.files)
@@ -51,7 +52,7 @@ class BatchReport:
     def to_dict(self) -> dict:
         return {"files": len(self.files), "done": self.count("done"), "skipped": self.count("skipped"),
                 "failed": self.count("failed"), "actors": self.actors, "seconds": round(self.seconds, 2),
-                "results": self.files}
+                "interrupted": self.interrupted, "results": self.files}
 
 
 class FileScorer:
@@ -112,23 +113,43 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
     out = check_output_folder(Path(out).resolve())  # actors may run elsewhere: every path they get is absolute
     report = BatchReport(out=out)
     todo = [f for f in files if not f.done(out)]
-    report.files += [{"file": f.path, "output": f.key, "status": "skipped"} for f in files if f.done(out)]
-    if todo:
-        with ray_cluster(address):
-            report.actors = actors or max(1, int(cluster_cpus()))
-            photos = [f for f in todo if f.kind == "photo"]
-            batch = max(1, min(PHOTO_BATCH, math.ceil(len(photos) / report.actors)))
-            videos = [f for f in todo if f.kind == "video"]  # one per actor call: whole, in order
-            rows = itertools.chain(_scored(photos, out, options, report.actors, batch),
-                                   _scored(videos, out, options, report.actors, 1))
-            bar = progress_bar(rows, total=len(todo), desc="batch", unit="file", disable=not progress)
-            try:
-                report.files += list(bar)
-            finally:
-                bar.close()
-    order = {f.path: i for i, f in enumerate(files)}
-    report.files.sort(key=lambda row: order[row["file"]])
-    report.seconds = time.monotonic() - started
-    write_text(out / SUMMARY, json.dumps(report.to_dict(), indent=2))
+    earlier = _earlier_results(out)
+    report.files += [earlier.get(f.path, {}) | {"file": f.path, "output": f.key, "status": "skipped"}
+                     for f in files if f.done(out)]
+    scoring = not todo  # a cluster that cannot be reached stops the batch with nothing written
+    try:
+        if todo:
+            with ray_cluster(address):
+                scoring = True
+                report.actors = actors or max(1, int(cluster_cpus()))
+                photos = [f for f in todo if f.kind == "photo"]
+                batch = max(1, min(PHOTO_BATCH, math.ceil(len(photos) / report.actors)))
+                videos = [f for f in todo if f.kind == "video"]  # one per actor call: whole, in order
+                rows = itertools.chain(_scored(photos, out, options, report.actors, batch),
+                                       _scored(videos, out, options, report.actors, 1))
+                bar = progress_bar(rows, total=len(todo), desc="batch", unit="file", disable=not progress)
+                try:
+                    for row in bar:
+                        report.files.append(row)
+                finally:
+                    bar.close()
+    except BaseException:  # Ctrl-C or a lost cluster: what was scored is recorded all the same
+        report.interrupted = True
+        raise
+    finally:
+        if scoring:
+            order = {f.path: i for i, f in enumerate(files)}
+            report.files.sort(key=lambda row: order[row["file"]])
+            report.seconds = time.monotonic() - started
+            write_text(out / SUMMARY, json.dumps(report.to_dict(), indent=2))
     return report
+
+
+def _earlier_results(out: Path) -> dict[str, dict]:
+    """The rows of an earlier batch.json by file, so that a file skipped now keeps its figures."""
+    try:
+        rows = json.loads((out / SUMMARY).read_text())["results"]
+        return {row["file"]: row for row in rows if row.get("status") in ("done", "skipped")}
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or not ours: nothing to carry over
+        return {}
 
