@@ -262,3 +262,26 @@ def test_event_sink_announces_vote_changes_and_people_in_view(store):
     sink.write_people([person(3, [0.1, 0.1, 0.8], box=box)])
     frame(6, "mask_weared_incorrect")  # the person's event is stored; the same id is no longer a person in view
     assert in_view[-1][1]["mask_weared_incorrect"] == 0 and len(updates) == 1
+
+
+def test_when_a_cameras_tracks_all_end_its_in_view_counts_go_to_zero(store):
+    """A lost stream or a stopping site ends every track: retained MQTT counts must not go on
+    showing people at a dead camera."""
+    from maskwatch.faces import Face
+    from maskwatch.video.loop import end_tracks
+    from maskwatch.video.sources import Frame
+
+    in_view = []
+    sink = EventSink(store, "door", listeners=Listeners(in_view=lambda view: in_view.append(view["counts"])))
+    sink.start_people([person(3, [0.1, 0.85, 0.05])])
+    sink.write(Frame(0, NOW, np.zeros((100, 100, 3), np.uint8), "f0"),
+               [Face(box=(10, 10, 40, 40), label="without_mask", track_id=3)], True)
+    assert in_view[-1]["without_mask"] == 1
+
+    class Flushed:
+        def flush_people(self):
+            return [person(3, [0.1, 0.85, 0.05])]
+
+    end_tracks(Flushed(), [sink])
+    assert in_view[-1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0}
+    assert [e["track_id"] for e in store.events()] == [3]

@@ -356,6 +356,11 @@ class EventSink:
             if self.listeners.in_view is not None:
                 self.listeners.in_view({"camera": self.camera, "counts": in_view})
 
+    def nobody_in_view(self) -> None:
+        """The camera's tracks all ended (its stream lost, the site stopping): in-view counts go to 0,
+        so that a building system does not go on seeing people at a dead camera."""
+        self._announce_in_view([])
+
     def start_people(self, people: list[Track]) -> None:
         for track in people:
             self.announced[track.track_id] = track.label

@@ -6,7 +6,8 @@ and the Ray actors (CameraWorker), and `serve --source` (a one-camera site).
 
 A frame goes through the processor, its faces to every sink in order; then people who came
 into view go to sinks with start_people(tracks), and people whose track ended (their vote is
-final) to sinks with write_people(tracks), each once. Sinks need not have either method.
+final) to sinks with write_people(tracks), each once; when the tracks end at once (a lost
+stream, the end), sinks with nobody_in_view() hear it. Sinks need not have any of these.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ def analyse(processor: FrameProcessor, frame: Frame, sinks: list) -> list[Face]:
 
 
 def end_tracks(processor: FrameProcessor, sinks: list) -> None:
-    """Whoever is in view now is decided and handed out (the stream stopped or was lost)."""
+    """Whoever is in view now is decided and handed out (the stream stopped or was lost), and
+    sinks with a nobody_in_view() method are told the view is empty (retained MQTT counts)."""
     hand_out(sinks, processor.flush_people())
+    for sink in sinks:
+        if (emptied := getattr(sink, "nobody_in_view", None)) is not None:
+            emptied()
 
 
 def finish(processor: FrameProcessor, sinks: list) -> None:
