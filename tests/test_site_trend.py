@@ -67,6 +67,19 @@ def test_series_sum_minutes_per_bucket_and_zone():
         compliance_series(rows, "month", BERLIN)
 
 
+def test_the_hour_that_happens_twice_when_the_clocks_go_back_is_two_buckets():
+    """Berlin, 25 October 2026: 02:00-03:00 happens in summer time (01:00 UTC) and again in winter
+    time (02:00 UTC). They were one bucket: datetimes of one zone hash alike whatever their fold."""
+    summer, winter = datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc), datetime(2026, 10, 25, 1, 30, tzinfo=timezone.utc)
+    rows = [count(int(summer.timestamp()) // 60 * 60, with_mask=2), count(int(winter.timestamp()) // 60 * 60,
+                                                                            without_mask=3)]
+    hours = compliance_series(rows, "hour", BERLIN)
+    assert [(b["start"], b["people"]) for b in hours] == [("2026-10-25T02:00:00+02:00", 2),
+                                                         ("2026-10-25T02:00:00+01:00", 3)]
+    (day,) = compliance_series(rows, "day", BERLIN)
+    assert day["people"] == 5
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trend")

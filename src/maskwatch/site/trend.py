@@ -35,12 +35,16 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
     plain with_mask / people (prevalence.compliance_fields)."""
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
-    sums: dict[datetime, dict] = {}
+    # Keyed by the bucket's instant, not its wall-clock time: the hour that happens twice when the
+    # clocks go back is two buckets (datetimes of one zone compare and hash ignoring `fold`).
+    sums: dict[float, tuple[datetime, dict]] = {}
     for row in rows:
         if zone is not None and row["zone"] != zone:
             continue
-        total = sums.setdefault(bucket_start(row["minute"], bucket, tz), {"people": 0, **{c: 0 for c in PERSON_LABELS}})
+        start = bucket_start(row["minute"], bucket, tz)
+        _, total = sums.setdefault(start.timestamp(), (start, {"people": 0, **{c: 0 for c in PERSON_LABELS}}))
         total["people"] += row["people"]
         for label in PERSON_LABELS:
             total[label] += row.get(label, 0)  # rows from before the unassessable count have none
-    return [{"start": start.isoformat(), **total, **compliance_fields(total)} for start, total in sorted(sums.items())]
+    return [{"start": start.isoformat(), **total, **compliance_fields(total)}
+            for _, (start, total) in sorted(sums.items())]
