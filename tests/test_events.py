@@ -100,6 +100,12 @@ def test_filters(store):
     assert [c["minute"] for c in store.counts(camera="door")] == [NOW, NOW + 60]
 
 
+def test_counts_are_read_between_since_and_until(store):
+    for minutes in (0, 1, 2, 3):
+        store.record("door", None, person(minutes, (0.9, 0.05, 0.05), first=NOW + 60 * minutes, last=NOW + 60 * minutes))
+    assert [c["minute"] - NOW for c in store.counts(since=NOW + 60, until=NOW + 180)] == [60, 120]
+
+
 def test_retention_deletes_old_events_counts_and_snapshots(store):
     old = store.record("door", None, person(1, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400),
                        np.zeros((8, 8, 3), np.uint8))

@@ -163,6 +163,9 @@ def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
     for path in ("/v1/access-log", "/v1/users", "/metrics"):
         assert get(path).status_code == 403, path
     assert get("/v1/report.csv").status_code == 200
+    # Nor are the other cameras' names told: the privacy statement lists theirs only.
+    assert get("/v1/privacy").json()["site"]["cameras"] == ["door"]
+    assert "till" not in get("/v1/compliance", zone="nope").json()["error"]
     # ... and the admin reads who looked
     entries = secured.get("/v1/access-log", user="viewer").json()["entries"]
     actions = {(e["action"], e["target"]) for e in entries}

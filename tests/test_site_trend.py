@@ -80,6 +80,14 @@ def test_the_hour_that_happens_twice_when_the_clocks_go_back_is_two_buckets():
     assert day["people"] == 5
 
 
+def test_a_series_past_its_bucket_bound_is_refused_before_its_intervals_are_computed():
+    rows = [count(int(berlin(21, hour)), with_mask=1) for hour in range(5)]
+    assert len(compliance_series(rows, "hour", BERLIN, max_buckets=5)) == 5
+    with pytest.raises(ValueError, match="5 hours hold people since then, more than 4 at once"):
+        compliance_series(rows, "hour", BERLIN, max_buckets=4)
+    assert len(compliance_series(rows, "day", BERLIN, max_buckets=4)) == 1
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trend")

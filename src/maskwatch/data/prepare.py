@@ -128,18 +128,19 @@ def write_faces_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-# What split, render and train read of faces.csv.
-READ_COLUMNS = {"face_id", "image", "label", "width", "height", "clipped", "xmin", "ymin", "xmax", "ymax"}
+# The columns read_faces_csv parses as numbers; every reader of faces.csv needs them.
+NUMBER_COLUMNS = {"width", "height", "clipped", "xmin", "ymin", "xmax", "ymax"}
 
 
-def read_faces_csv(path: Path) -> list[dict]:
-    """faces.csv rows with numbers parsed; PrepareError if the file is missing or not one of ours."""
+def read_faces_csv(path: Path, columns: tuple[str, ...] = ("face_id", "image", "label")) -> list[dict]:
+    """faces.csv rows with numbers parsed; PrepareError if the file is missing or lacks the box
+    columns or the other `columns` the caller reads."""
     path = Path(path)
     if not path.is_file():
         raise PrepareError(f"{path}: not found; run `maskwatch prepare` first")
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
-        missing = sorted(READ_COLUMNS - set(reader.fieldnames or ()))
+        missing = sorted((NUMBER_COLUMNS | set(columns)) - set(reader.fieldnames or ()))
         if missing:
             raise PrepareError(f"{path}: not a faces.csv of `maskwatch prepare` (no column {', '.join(missing)})")
         rows = list(reader)

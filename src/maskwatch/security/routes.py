@@ -89,8 +89,13 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
 
 @router.get("/v1/privacy")
 def privacy(request: Request) -> dict:
-    """What this site keeps and who may see it, read from the running configuration."""
-    return request.app.state.privacy()
+    """What this site keeps and who may see it, read from the running configuration; a viewer of
+    some cameras is told of those only."""
+    statement = request.app.state.privacy()
+    principal = request.state.principal
+    if "site" in statement and principal is not None and principal.cameras is not None:
+        statement["site"]["cameras"] = [c for c in statement["site"]["cameras"] if c in principal.cameras]
+    return statement
 
 
 def refusal(request: Request, err: AuthError) -> Response:

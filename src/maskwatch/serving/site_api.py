@@ -19,7 +19,10 @@ from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, report_range, to_csv
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
-from maskwatch.site.trend import BUCKETS, compliance_series
+from maskwatch.site.trend import BUCKETS, bucket_start, compliance_series
+
+# The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
+MAX_BUCKETS = 1000
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -145,10 +148,12 @@ def site_routes(site: Site) -> APIRouter:
         """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts:
         corrected for the classifier's known confusions, with its 95 % interval (compliance_low,
         compliance_high) and the plain with_mask / people (observed_share)."""
+        allowed = visible(request)
+        shown = [c for c in site.cameras_by_id if allowed is None or c in allowed]  # names a viewer may see
         if camera is not None and camera not in site.cameras_by_id:
-            return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(site.cameras_by_id)}")
+            return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(shown)}")
         if zone is not None:
-            every_zone = sorted({z for c in site.cameras_by_id.values() for z in c.config.zones})
+            every_zone = sorted({z for c in shown for z in site.cameras_by_id[c].config.zones})
             if zone not in every_zone:
                 return _error(404, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
             if camera is not None and zone not in site.cameras_by_id[camera].config.zones:
@@ -156,14 +161,17 @@ def site_routes(site: Site) -> APIRouter:
                 return _error(404, f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}")
         if bucket not in BUCKETS:
             return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
-        try:
-            since_seconds = parse_since(since) if since is not None else time.time() - 24 * BUCKETS[bucket]
+        tz = site.config.tz()
+        try:  # by default the 23 whole buckets before this one, and this one so far
+            since_seconds = parse_since(since) if since is not None else bucket_start(
+                time.time() - 23 * BUCKETS[bucket], bucket, tz).timestamp()
         except ValueError as err:
             return _error(400, str(err))
-        tz = site.config.tz()
-        allowed = visible(request)
         rows = [r for r in site.store.counts(camera=camera, since=since_seconds) if allowed is None or r["camera"] in allowed]
-        series = compliance_series(rows, bucket, tz, zone)
+        try:
+            series = compliance_series(rows, bucket, tz, zone, max_buckets=MAX_BUCKETS)
+        except ValueError as err:
+            return _error(400, str(err))
         return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
                              "timezone": site.config.timezone or "local", "since": _iso(since_seconds // 60 * 60),
                              "buckets": series})
@@ -184,8 +192,9 @@ def site_routes(site: Site) -> APIRouter:
         except ValueError as err:
             return _error(400, str(err))
         since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
+        until = datetime(last.year, last.month, last.day, tzinfo=timezone.utc).timestamp() + 86400
         allowed = visible(request)
-        rows = [r for r in site.store.counts(since=since) if allowed is None or r["camera"] in allowed]
+        rows = [r for r in site.store.counts(since=since, until=until) if allowed is None or r["camera"] in allowed]
         body = to_csv(daily_rows(rows, first, last))
         return Response(body, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="maskwatch-{first}-{last}.csv"'})

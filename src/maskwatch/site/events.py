@@ -204,13 +204,16 @@ class EventStore:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def counts(self, camera: str | None = None, since: float | None = None) -> list[dict]:
-        """Per-minute counts per camera and zone (zone None: outside every zone), oldest first."""
+    def counts(self, camera: str | None = None, since: float | None = None, until: float | None = None) -> list[dict]:
+        """Per-minute counts per camera and zone (zone None: outside every zone), oldest first;
+        since / until: Unix seconds, the minutes from `since` and before `until`."""
         query = select(counts).order_by(counts.c.minute, counts.c.camera, counts.c.zone)
         if camera is not None:
             query = query.where(counts.c.camera == camera)
         if since is not None:
             query = query.where(counts.c.minute >= int(since // 60) * 60)
+        if until is not None:
+            query = query.where(counts.c.minute < until)
         with self.engine.connect() as connection:
             return [{**row._mapping, "zone": row.zone or None} for row in connection.execute(query)]
 

@@ -29,10 +29,12 @@ def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetim
     return day.replace(tzinfo=tz).astimezone(tz) if tz else day.astimezone()
 
 
-def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: str | None = None) -> list[dict]:
+def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: str | None = None,
+                      max_buckets: int | None = None) -> list[dict]:
     """Per bucket, oldest first: its start (ISO 8601 with offset), people per voted label, the
     compliant share corrected for the classifier's confusions with its 95 % interval, and the
-    plain with_mask / people (prevalence.compliance_fields)."""
+    plain with_mask / people (prevalence.compliance_fields). ValueError past `max_buckets`
+    buckets with people, before their intervals are computed."""
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
     # Keyed by the bucket's instant, not its wall-clock time: the hour that happens twice when the
@@ -46,5 +48,8 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
         total["people"] += row["people"]
         for label in PERSON_LABELS:
             total[label] += row.get(label, 0)  # rows from before the unassessable count have none
+    if max_buckets is not None and len(sums) > max_buckets:
+        raise ValueError(f"{len(sums)} {bucket}s hold people since then, more than {max_buckets} at once; "
+                         "ask a larger bucket or a later since")
     return [{"start": start.isoformat(), **total, **compliance_fields(total)}
             for _, (start, total) in sorted(sums.items())]

@@ -28,7 +28,7 @@ from maskwatch.training.classifier.gate import RARE, THRESHOLDS, choose_threshol
 
 def long_sides(work: Path) -> np.ndarray:
     """Each face's long box side in photo pixels, in the work folder's face order."""
-    return np.array([max(r["xmax"] - r["xmin"], r["ymax"] - r["ymin"]) for r in read_faces_csv(work / "faces.csv")])
+    return np.array([max(r["xmax"] - r["xmin"], r["ymax"] - r["ymin"]) for r in read_faces_csv(work / "faces.csv", columns=())])
 
 
 def summary(name: str, probs: np.ndarray, labels: np.ndarray, fold_of: np.ndarray) -> None:
