@@ -173,6 +173,22 @@ def test_event_sink_records_each_decided_person_with_a_blurred_snapshot(store, t
     assert not set(sink.views) & {e["track_id"] for e in stored}  # a recorded person's view is let go
 
 
+def test_a_snapshot_blurs_a_bystanders_face_inside_its_margin_too(store):
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (120, 200, 3), np.uint8)  # sharp texture everywhere
+    person_face = Face(box=(60, 40, 90, 70), label="with_mask", track_id=1)
+    bystander = Face(box=(95, 40, 120, 65), label="without_mask", track_id=2)  # within one face width
+    sink = EventSink(store, "door")
+    sink.write(Frame(0, NOW, image, "f0"), [person_face, bystander], True)
+    view = sink.views[1][1]  # the crop starts at (30, 10): one face of margin
+    sharp = image[10:, 30:][45:50, 70:85].astype(float)  # inside the bystander's box, away from its edges
+    blurred = view[45:50, 70:85].astype(float)
+    assert blurred.std() < sharp.std() / 3
+
+
 def test_event_sink_forgets_views_of_tracks_that_never_became_people(store, sample_dir):
     from maskwatch.faces import Face
     from maskwatch.video.sources import Frame

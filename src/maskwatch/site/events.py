@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 
 from maskwatch.atomic import write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
-from maskwatch.render import FaceAnnotator
+from maskwatch.render import FaceAnnotator, blur_faces
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import Track
 
@@ -318,21 +318,27 @@ class EventSink:
             self.last_frame[face.track_id] = frame.index
             best = self.views.get(face.track_id)
             if best is None or face.area > best[0]:
-                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face))
+                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face, faces))
         for track_id in [t for t, i in self.last_frame.items() if frame.index - i > self.forget_after]:
             self.views.pop(track_id, None)
             del self.last_frame[track_id]
 
-    def _snapshot(self, image: np.ndarray, face: Face) -> np.ndarray:
-        """The face with a margin around it, the face blurred and boxed in its class colour."""
+    def _snapshot(self, image: np.ndarray, face: Face, others: list[Face] = ()) -> np.ndarray:
+        """The face with a margin around it, the face blurred and boxed in its class colour; any
+        other face of the frame that the margin takes in is blurred too (a bystander kept sharp
+        on disk would break the privacy statement)."""
         h, w = image.shape[:2]
         x0, y0, x1, y1 = face.box
         mx, my = face.width * self.margin, face.height * self.margin
         cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
         cx1, cy1 = min(w, int(x1 + mx) + 1), min(h, int(y1 + my) + 1)
-        crop = image[cy0:cy1, cx0:cx1]
-        moved = Face(box=(x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0), label=face.label, probabilities=face.probabilities)
-        return self.annotator.annotate(crop, [moved])
+
+        def moved(f: Face) -> Face:
+            return Face(box=(f.box[0] - cx0, f.box[1] - cy0, f.box[2] - cx0, f.box[3] - cy0), label=f.label,
+                        probabilities=f.probabilities)
+
+        crop = blur_faces(image[cy0:cy1, cx0:cx1], [moved(f) for f in others if f is not face])
+        return self.annotator.annotate(crop, [moved(face)])
 
     def _announce_changes(self, faces: list[Face]) -> None:
         """Tell listeners of people whose running vote changed, and of new counts in view."""
