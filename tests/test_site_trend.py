@@ -226,12 +226,27 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
         assert ("low" in bar.get_attribute("class")) is is_low, start
     title = page.query_selector('#trend-chart rect.bar[data-start="2026-09-21T00:00:00+02:00"] title').text_content()
     assert "(95% interval " in title and "of 10; 70% as labelled" in title, title
+    # Bars stand where their time is: two weeks in a row one slot apart (an empty week is a gap).
+    first, second = (page.query_selector(f'#trend-chart rect.bar[data-start="2026-09-{d}T00:00:00+02:00"]')
+                     for d in (21, 28))
+    slot = float(first.get_attribute("width")) / 0.8
+    assert abs(float(second.get_attribute("x")) - float(first.get_attribute("x")) - slot) < 0.01
     page.select_option("#trend-camera", "till")
     page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length === 1", timeout=20_000)
     till_week = page.query_selector("#trend-chart rect.bar")
     till = get(site, "/v1/compliance", camera="till", bucket="week", since=SINCE).json()["buckets"]
     assert till_week.get_attribute("data-compliance") == str(till[0]["compliance"])
     assert errors == []
+
+
+def test_the_page_says_when_the_server_stops_answering_and_carries_on_when_it_is_back(site, page):  # noqa: F811
+    page.goto(site + "/")
+    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
+    assert page.is_hidden("#stale")
+    page.route("**/v1/cameras", lambda route: route.abort())  # the server away
+    page.wait_for_selector("#stale:not([hidden])", timeout=20_000)
+    page.unroute("**/v1/cameras")
+    page.wait_for_selector("#stale", state="hidden", timeout=30_000)  # polling went on, backing off
 
 
 def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):
