@@ -418,3 +418,13 @@ def test_annotated_copies_are_never_written_over_their_photos(tmp_path, sample_d
     assert (photos / "a.jpg").read_bytes() == original and sorted(p.name for p in photos.iterdir()) == ["a.jpg"]
     result = CliRunner().invoke(app, ["detect", str(photos), "--out", str(photos), "--no-media", "--quiet"])
     assert result.exit_code == 0 and (photos / "a.jpg").read_bytes() == original  # JSON lines only: nothing clashes
+
+
+@pytest.mark.parametrize("reported, used", [(25.0, 25.0), (29.97, 29.97), (0.0, None), (float("nan"), None),
+                                            (1000.0, None), (90000.0, None), (-1.0, None)])
+def test_a_frame_rate_no_video_has_is_not_taken_for_one(reported, used):
+    """Frame times are index / fps and the tracker counts in seconds: 1000 fps (some WebM files)
+    would keep every track alive 40 times too long."""
+    from maskwatch.video.sources import plausible_fps
+
+    assert plausible_fps(reported) == used

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from maskwatch.video.loop import analyse, end_tracks, finish
-from maskwatch.video.sources import STREAM_PREFIXES, Frame, SourceError, redact_source
+from maskwatch.video.sources import STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, plausible_fps, redact_source
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class CameraReader:
 
     def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
         """Read frames until the stream fails or the reader stops; True if any frame came."""
-        pace = 1.0 / (capture.get(cv2.CAP_PROP_FPS) or 25.0) if self.is_file else 0.0
+        pace = 1.0 / (plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS) if self.is_file else 0.0
         got_frames = False
         next_at = time.monotonic()
         while not self._stop.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +66,24 @@ def describe_source(source: str) -> SourceInfo:
     try:
         if not capture.isOpened():
             raise SourceError(f"{path}: not an image or a video that OpenCV can open")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        count = int(count) if 0 < count < 1e9 else None  # some containers say -9.2e18: no count
     finally:
         capture.release()
     return SourceInfo("video", path.stem, fps, count)
+
+
+# Timing for a video whose frame rate OpenCV does not know or reports absurdly.
+UNKNOWN_FPS = 25.0
+
+
+def plausible_fps(fps: float) -> float | None:
+    """A frame rate as a container reports it, or None where it cannot be one: 0 or NaN (not
+    known), or over 240 (some WebM files report 1000, a time base read as a rate 90000). Frame
+    times are index / fps, and the tracker counts in seconds, so a wrong rate would keep tracks
+    alive 40 times too long."""
+    return float(fps) if math.isfinite(fps) and 1.0 <= fps <= 240.0 else None
 
 
 def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]:
@@ -96,7 +110,10 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
     if not capture.isOpened():
         errors.append(f"{info.name}: cannot open")
         return
-    fps = info.fps or capture.get(cv2.CAP_PROP_FPS) or 25.0
+    fps = info.fps or UNKNOWN_FPS
+    reported = capture.get(cv2.CAP_PROP_FPS)
+    if plausible_fps(reported) is None:
+        errors.append(f"{info.name}: frame rate {reported:g} is not one; frame times assume {UNKNOWN_FPS:g} fps")
     index, failures = 0, 0
     try:
         while True:
