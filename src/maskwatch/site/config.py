@@ -178,7 +178,7 @@ class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field("127.0.0.1", description="beyond loopback, `run` needs a user (maskwatch users add)")
-    port: int = Field(8000, ge=0, le=65535)
+    port: int = Field(8000, ge=1, le=65535)
     tls: TlsConfig | None = None
     trusted_proxies: list[str] = Field(default_factory=list,
                                        description="reverse proxies whose X-Forwarded-For/-Proto are believed")
