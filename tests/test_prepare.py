@@ -122,3 +122,5 @@ def test_crop_margin_keeps_face_centred_at_the_border():
     assert crop[10, 10].tolist() == [255, 255, 255]
     with pytest.raises(ValueError, match="no area inside"):
         crop_face(image, (60, 60, 70, 70), CropSpec())
+    # A one-pixel box at a half-pixel offset is one pixel, not none (halves round to even).
+    assert crop_face(image, (11.5, 11.5, 12.5, 12.5), CropSpec(size=8, margin=0)).shape == (8, 8, 3)

@@ -57,7 +57,8 @@ def face_patch(image: np.ndarray, box: tuple[float, float, float, float], spec: 
     bw, bh = x1 - x0, y1 - y0
     mx, my = bw * spec.margin, bh * spec.margin
     left, top = int(round(x0 - mx)), int(round(y0 - my))
-    right, bottom = int(round(x1 + mx)), int(round(y1 + my))
+    # At least one pixel each way: Python rounds halves to even, so (11.5, 12.5) would round to (12, 12).
+    right, bottom = max(int(round(x1 + mx)), left + 1), max(int(round(y1 + my)), top + 1)
     # The face itself must overlap the image; context outside it is replicated.
     if min(x1, w) - max(x0, 0) < 1 or min(y1, h) - max(y0, 0) < 1:
         raise ValueError(f"box {box} has no area inside the {w}x{h} image")
