@@ -72,3 +72,30 @@ def test_run_frames_writes_every_sink_in_order_and_closes_them(detector, clip):
     assert calls == [(kind, i) for i in range(4) for kind in ("line", "frame")]
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["detected"] for line in lines] == [True, False, True, False]
+
+
+def test_faces_the_frame_does_not_show_are_blurred_too():
+    """A face not shown (an unsure one continuing no track, a new one before its track's second
+    detection) is still a face: --blur and a site's privacy mode blur it like the shown ones."""
+    import numpy as np
+
+    from maskwatch.faces import Face
+    from maskwatch.render import FaceAnnotator
+    from maskwatch.video.loop import analyse
+    from maskwatch.video.sinks import CallbackSink, unshown_blurred
+    from maskwatch.video.sources import Frame
+
+    unsure = Face(box=(20, 20, 60, 60), label="without_mask", probabilities=(0.1, 0.8, 0.1), score=0.3)
+
+    class Finds:
+        def detect(self, image, min_score=None):
+            return [unsure]
+
+    processor = FrameProcessor(Finds(), FaceTracker())
+    image = np.random.default_rng(0).integers(0, 255, (100, 100, 3), np.uint8)
+    seen = []
+    shown = analyse(processor, Frame(0, 0.0, image, "f0"), [CallbackSink(lambda f, faces: seen.append(f))])
+    assert shown == [] and seen[0].hidden == (unsure,)  # under the start line: not shown
+    blurred = unshown_blurred(seen[0], FaceAnnotator(blur=True))
+    assert blurred[30:50, 30:50].std() < image[30:50, 30:50].std() / 3
+    assert (unshown_blurred(seen[0], FaceAnnotator(blur=False)) == image).all()

@@ -318,7 +318,7 @@ class EventSink:
             self.last_frame[face.track_id] = frame.index
             best = self.views.get(face.track_id)
             if best is None or face.area > best[0]:
-                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face, faces))
+                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face, [*faces, *frame.hidden]))
         for track_id in [t for t, i in self.last_frame.items() if frame.index - i > self.forget_after]:
             self.views.pop(track_id, None)
             del self.last_frame[track_id]

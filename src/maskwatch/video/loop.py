@@ -12,14 +12,20 @@ stream, the end), sinks with nobody_in_view() hear it. Sinks need not have any o
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from maskwatch.faces import Face
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
 
 
 def analyse(processor: FrameProcessor, frame: Frame, sinks: list) -> list[Face]:
-    """One frame through the processor and into every sink; people started or ended handed out."""
+    """One frame through the processor and into every sink (the frame carrying the faces it does
+    not show, for blurring); people started or ended handed out."""
     faces, detected = processor(frame)
+    hidden = getattr(processor, "hidden_faces", None)
+    if hidden is not None and (unshown := hidden()):
+        frame = replace(frame, hidden=tuple(unshown))
     for sink in sinks:
         sink.write(frame, faces, detected)
     hand_out(sinks, processor.take_started_people(), "start_people")

@@ -55,6 +55,7 @@ class FrameProcessor:
         self.camera_motion = camera_motion if tracker is not None else None
         self.detections = 0
         self.gated = 0
+        self._found: list[Face] = []  # every face of the last detection, shown or not
         self._moved = False  # motion seen since the last detection
         self._last_detection: float | None = None  # timestamp of the last frame that reached the detector
         # With a tracker, ask the detector for its unsure faces too (down to the tracker's low_score):
@@ -68,9 +69,18 @@ class FrameProcessor:
     def _detect(self, image) -> list[Face]:
         self.detections += 1
         faces = self.detector.detect(image, **self._detect_options)
+        self._found = faces
         if self.min_face:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
         return faces
+
+    def hidden_faces(self) -> list[Face]:
+        """Faces in view that the frame does not show, for blurring: every face of the last
+        detection and every track's predicted box (shown ones among them: blurring twice is
+        harmless, leaving one sharp is not)."""
+        if self.tracker is None:
+            return []
+        return [*self._found, *(Face(box=t.predicted_box()) for t in self.tracker.active)]
 
     def __call__(self, frame: Frame) -> tuple[list[Face], bool]:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""

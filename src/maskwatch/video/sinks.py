@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import IO, Callable, Protocol
 
 import cv2
+import numpy as np
 
 from maskwatch.atomic import OutputError, write_bytes, write_text
 from maskwatch.faces import Face, frame_record
-from maskwatch.render import FaceAnnotator
+from maskwatch.render import FaceAnnotator, blur_faces
 from maskwatch.video.sources import Frame, SourceInfo
 from maskwatch.video.tracker import compliance, per_minute_counts
 
@@ -106,6 +107,11 @@ def media_path(out: Path, info: SourceInfo, name: str) -> Path:
     return Path(out) / (f"{name}.jpg" if info.kind in ("image", "folder") else f"{info.name}.mp4")
 
 
+def unshown_blurred(frame: Frame, annotator: FaceAnnotator) -> np.ndarray:
+    """The frame's pixels, its unshown faces blurred too when the annotator blurs faces."""
+    return blur_faces(frame.image, list(frame.hidden)) if annotator.blur and frame.hidden else frame.image
+
+
 class MediaSink:
     """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names.
 
@@ -120,7 +126,7 @@ class MediaSink:
         self.written: list[Path] = []
 
     def write(self, frame: Frame, faces: list[Face], detected: bool = True) -> None:
-        drawn = self.annotator.annotate(frame.image, faces)
+        drawn = self.annotator.annotate(unshown_blurred(frame, self.annotator), faces)
         if self.info.kind in ("image", "folder"):
             ok, encoded = cv2.imencode(".jpg", drawn)
             if ok:
@@ -178,7 +184,7 @@ class LatestFrameSink:
         frame, faces = latest
         if cached is not None and cached[0] == frame.index:
             return cached[1]
-        ok, encoded = cv2.imencode(".jpg", self.annotator.annotate(frame.image, faces))
+        ok, encoded = cv2.imencode(".jpg", self.annotator.annotate(unshown_blurred(frame, self.annotator), faces))
         if not ok:
             return None
         with self._lock:

@@ -26,12 +26,18 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame: its position, its time in seconds from the start, the BGR pixels, its name."""
+    """One frame: its position, its time in seconds from the start, the BGR pixels, its name.
+
+    hidden: faces in the frame that are not shown (a face before its track's second detection, an
+    unsure one that continues no track, a person missed twice): never drawn or counted, but
+    blurred wherever faces are blurred (video.loop.analyse sets them).
+    """
 
     index: int
     timestamp: float
     image: np.ndarray
     name: str
+    hidden: tuple = ()
 
 
 @dataclass(frozen=True)
