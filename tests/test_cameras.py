@@ -232,3 +232,16 @@ def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_cam
     finally:
         worker.stop()  # the same failure at the stop is logged, not raised
     assert any("handing out the people in view at the stop failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_cameras_frames_are_stamped_in_unix_time_that_never_steps_back(monkeypatch):
+    """The tracker counts seconds: a clock set back (NTP) kept lost tracks alive."""
+    import maskwatch.video.cameras as cameras
+
+    class Reader:
+        stall_timeout = 1.0
+
+    worker = CameraWorker("door", Reader(), processor=None, sinks=[], fps=5)
+    wall = time.time()
+    monkeypatch.setattr(cameras.time, "time", lambda: wall - 3600)  # the clock set back an hour
+    assert abs(worker._epoch + time.monotonic() - wall) < 5

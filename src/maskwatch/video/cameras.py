@@ -250,7 +250,7 @@ class CameraWorker:
     """Analyses one camera's newest frames at up to `fps`, in its own thread, into its sinks.
 
     Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
-    Unix time (so events carry real times). When the stream is lost, the tracks end at once:
+    Unix time that never steps back (so events carry real times). When the stream is lost, the tracks end at once:
     people seen before a reconnect are decided and handed to the sinks, not carried over.
     Each frame runs the loop body every loop shares (video/loop.py): sinks with a
     write_people(tracks) method get each decided person once; sinks with a start_people(tracks)
@@ -264,6 +264,9 @@ class CameraWorker:
         self.interval = 1.0 / fps
         self.analysed = 0
         self.last_error: str | None = None
+        # Frames are stamped in Unix seconds (events carry real times) that never step back: the
+        # tracker counts seconds, and a clock set back by NTP would keep lost tracks alive.
+        self._epoch = time.time() - time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-analyse-{camera_id}", daemon=True)
 
@@ -300,7 +303,7 @@ class CameraWorker:
                 self._guarded(end_tracks, self.processor, self.sinks)
                 continue
             seen, image = self.reader.latest()
-            frame = Frame(self.analysed, time.time(), image, f"{self.camera_id}-{self.analysed:06d}")
+            frame = Frame(self.analysed, self._epoch + time.monotonic(), image, f"{self.camera_id}-{self.analysed:06d}")
             self._guarded(analyse, self.processor, frame, self.sinks)
             self.analysed += 1
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
