@@ -139,3 +139,14 @@ def test_a_run_whose_config_is_not_a_runs_is_named(tmp_path):
     for command in (["evaluate", str(run)], ["export", str(run), "--out", str(tmp_path / "m.onnx")]):
         result = runner.invoke(app, command)
         assert result.exit_code == 1 and "config.json: not a run's config (no 'crop')" in result.output, result.output
+
+
+def test_a_detector_run_is_never_replaced_by_a_classifier_run_nor_taken_for_one(prepared_sample, tmp_path):
+    pytest.importorskip("torch")
+    detector_run = tmp_path / "detector-run"
+    detector_run.mkdir()
+    (detector_run / "config.json").write_text('{"recipe": {}}')
+    (detector_run / "checkpoint.pt").write_bytes(b"weeks of training")
+    result = runner.invoke(app, ["train", str(prepared_sample), "--out", str(detector_run), "--epochs", "1", "--quiet"])
+    assert result.exit_code == 1 and "nothing was written" in result.output, result.output
+    assert (detector_run / "checkpoint.pt").read_bytes() == b"weeks of training"

@@ -26,6 +26,10 @@ from maskwatch.training.classifier.dataset import CropDataset, load_crop_dataset
 BALANCE_MODES = ("none", "sqrt", "inverse")
 SCHEDULES = ("constant", "onecycle")
 
+# The file only a classifier run holds: a folder with it is one this command may replace (a
+# detector run holds a config.json too, and its checkpoints must not go).
+RUN_MARK = "model.safetensors"
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -205,7 +209,7 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
     settings, where its data and split came from), history.csv, curves.png and split.csv.
     """
     work = Path(work)
-    check_replaceable(out, "config.json")  # before the training, not after it
+    check_replaceable(out, RUN_MARK)  # before the training, not after it
     split_csv = Path(split_csv) if split_csv else work / "split.csv"
     data = load_crop_dataset(work)
     assignment, by, split_seed = read_split_csv(split_csv)
@@ -227,7 +231,7 @@ def write_run(out: Path, trained: TrainedModel, config: dict, data: CropDataset,
     from maskwatch.training.classifier.plots import plot_curves
 
     config = config | {"train_seconds": round(trained.seconds, 1)}
-    with atomic_dir(out, own="config.json") as tmp:
+    with atomic_dir(out, own=RUN_MARK) as tmp:
         save_model(tmp, trained.model, config)
         write_history(tmp / "history.csv", trained.history)
         write_split(tmp / "split.csv")

@@ -110,7 +110,10 @@ def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: 
     run.mkdir(parents=True, exist_ok=True)
     config_path, checkpoint_path = run / "config.json", run / "checkpoint.pt"
     if config_path.is_file():
-        saved = DetectorRecipe.from_dict(json.loads(config_path.read_text())["recipe"])
+        try:
+            saved = DetectorRecipe.from_dict(json.loads(config_path.read_text())["recipe"])
+        except (ValueError, KeyError, TypeError):  # another command's run (a classifier's), or not ours
+            raise ValueError(f"{run} holds a config.json that is not a detector run's; pick a new --out") from None
         if saved != recipe:
             raise ValueError(f"{run} holds a run with another recipe; pick a new --out or the same options")
     if threads:
