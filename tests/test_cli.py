@@ -150,3 +150,27 @@ def test_a_detector_run_is_never_replaced_by_a_classifier_run_nor_taken_for_one(
     result = runner.invoke(app, ["train", str(prepared_sample), "--out", str(detector_run), "--epochs", "1", "--quiet"])
     assert result.exit_code == 1 and "nothing was written" in result.output, result.output
     assert (detector_run / "checkpoint.pt").read_bytes() == b"weeks of training"
+
+
+def test_detection_is_scored_on_the_split_its_models_were_trained_on():
+    from types import SimpleNamespace
+
+    from maskwatch.cli import held_out_seed
+
+    class Session:
+        def __init__(self, seed):
+            self.meta = {"maskwatch.detector": json.dumps({"split": {"by": "photo", "seed": seed}})}
+
+        def get_modelmeta(self):
+            return SimpleNamespace(custom_metadata_map=self.meta)
+
+    def model(detector_seed, classifier_seed):
+        return SimpleNamespace(finder=SimpleNamespace(session=Session(detector_seed)),
+                               classifier=SimpleNamespace(info={"split": {"seed": classifier_seed}}))
+
+    assert held_out_seed(model(3, 3), None) == 3 and held_out_seed(model(0, 0), 0) == 0
+    with pytest.raises(ValueError, match="the detector on seed 3, the classifier on seed 0"):
+        held_out_seed(model(3, 0), None)
+    with pytest.raises(ValueError, match="--seed 0"):
+        held_out_seed(model(3, 3), 0)
+    assert held_out_seed(SimpleNamespace(finder=SimpleNamespace(), classifier=SimpleNamespace()), None) == 0

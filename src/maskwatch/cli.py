@@ -429,7 +429,8 @@ def evaluate_detection(
     out: Annotated[Optional[Path], typer.Option(help="Write the metrics here as JSON.")] = None,
     detector: DetectorFile = None,
     classifier: ClassifierFile = None,
-    seed: Annotated[int, typer.Option(help="Seed of the per-photo split (the shipped models used 0).")] = 0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the per-photo split (default: the one the models "
+                                                     "were trained on, as their files say; the shipped ones used 0).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the photos for the 95 % intervals (0: none).")] = 200,
     gate: Gate = True,
@@ -446,8 +447,9 @@ def evaluate_detection(
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     _refuse_folder(out)
     try:
-        split = photo_split(data, seed=seed)
         model = _models(classifier, detector, gate).load()
+        seed = held_out_seed(model, seed)
+        split = photo_split(data, seed=seed)
         metrics = run_eval(data, model, split.val[:limit], progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -457,6 +459,26 @@ def evaluate_detection(
         from maskwatch.atomic import write_text
 
         write_text(out, json.dumps(metrics, indent=2))
+
+
+def held_out_seed(model, asked: int | None) -> int:
+    """The per-photo split to score on: the one the detector and the classifier were trained on
+    (their files say), so that their held-out photos are held out; ValueError where `asked` or
+    the two models disagree (a model scored on its own training photos)."""
+    trained = {}
+    finder_session = getattr(model.finder, "session", None)
+    if finder_session is not None:
+        meta = finder_session.get_modelmeta().custom_metadata_map.get("maskwatch.detector")
+        if meta and "split" in json.loads(meta):
+            trained["detector"] = json.loads(meta)["split"]["seed"]
+    if "split" in getattr(model.classifier, "info", {}):
+        trained["classifier"] = model.classifier.info["split"]["seed"]
+    seeds = set(trained.values()) | ({asked} if asked is not None else set())
+    if len(seeds) > 1:
+        said = ", ".join(f"the {name} on seed {s}" for name, s in trained.items())
+        raise ValueError(f"split seeds disagree ({said}{f', --seed {asked}' if asked is not None else ''}): "
+                         "the held-out photos of one are training photos of another")
+    return seeds.pop() if seeds else 0
 
 
 def format_detection_metrics(metrics: dict) -> str:
