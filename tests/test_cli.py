@@ -59,6 +59,10 @@ def test_prepare_train_evaluate_export_classify(sample_dir, tmp_path):
     crop = next((work / "crops" / "without_mask").glob("*.png"))
     result = runner.invoke(app, ["classify", str(crop), "--model", str(onnx)])
     assert result.exit_code == 0 and str(crop) in result.output
+    # The work folder prepared again at another size: the run is not scored on crops it never saw.
+    runner.invoke(app, ["prepare", str(sample_dir), "--out", str(work), "--size", "24", "--quiet"])
+    result = runner.invoke(app, ["evaluate", str(run)])
+    assert result.exit_code == 1 and "the run trained on" in result.output, result.output
 
 
 def test_train_rejects_grey_crops_for_effnet(sample_dir, tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from maskwatch.atomic import write_text
+from maskwatch.data.crops import CropSpec
 from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES, SIZE_BIN_NAMES, size_bin
 from maskwatch.training.classifier.calibration import calibrate_on_validation
@@ -65,6 +66,9 @@ def evaluate_run(run: Path) -> dict:
     run = Path(run)
     model, config = load_model(run)
     data = load_crop_dataset(Path(config["work"]))
+    if data.spec != CropSpec(**config["crop"]):  # the folder prepared again since: other crops
+        raise ValueError(f"{config['work']} now holds {data.spec} crops, the run trained on "
+                         f"{CropSpec(**config['crop'])}: prepare it as before, or train again")
     assignment, by, seed = read_split_csv(run / "split.csv")
     val_idx = np.array([i for i, f in enumerate(data.face_ids) if assignment.get(f) == "val"])
     if len(val_idx) == 0:
