@@ -83,3 +83,18 @@ def test_a_bad_plan_is_refused_by_name_before_any_training(prepared_sample, tmp_
     with pytest.raises(SystemExit, match=problem):
         sweep.run(path, prepared_sample, tmp_path / "sweep", device="cpu", workers=1, threads=1, folds=3, budget_s=60)
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_fold_made_by_another_plan_is_neither_resumed_nor_merged(prepared_sample, tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"name": "cnn", "model": "seed-cnn", "seeds": [0], "train": {"epochs": 1}}]))
+    out = tmp_path / "sweep"
+    (out / "cnn-seed0").mkdir(parents=True)
+    for k in (1, 2, 3):  # left by a run with another recipe: no job key, or another one
+        np.savez(out / "cnn-seed0" / f"fold-{k}.npz", val_idx=np.arange(3), logits=np.zeros((3, 3)),
+                 flip=np.zeros((3, 3)), train_seconds=1.0, job="another plan")
+    sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=-1)
+    said = capsys.readouterr().out
+    assert said.count("made by another plan, --folds or --data") == 3
+    assert "0 of 3 folds done by this plan; not put together" in said
+    assert not (out / "cnn-seed0" / "cv.json").exists()

@@ -94,6 +94,23 @@ def candidate_config(candidate: dict, seed: int):
     return replace(cfg, seed=seed)
 
 
+def job_key(candidate: dict, seed: int, folds: int, faces: int) -> str:
+    """What a fold file was made by: its recipe, the number of folds and of faces. A file made by
+    another is not this job's (an edited plan, another --folds or --data), resumed or merged."""
+    from dataclasses import asdict
+
+    return json.dumps({"train": asdict(candidate_config(candidate, seed)), "folds": folds, "faces": faces},
+                      sort_keys=True, default=str)
+
+
+def _made_by(part: Path, key: str) -> bool:
+    try:
+        with np.load(part) as z:
+            return "job" in z.files and str(z["job"]) == key
+    except (OSError, ValueError):  # unreadable: not a finished fold
+        return False
+
+
 def jobs_of(plan: list[dict], folds: int) -> list[tuple[dict, int, int]]:
     return [(c, seed, k) for c in plan for seed in c["seeds"] for k in c.get("folds", range(1, folds + 1))]
 
@@ -114,8 +131,11 @@ def _run_job(args) -> str:
 
     candidate, seed, fold, folds, out, device, deadline = args
     target = Path(out) / f"{candidate['name']}-seed{seed}" / f"fold-{fold}.npz"
+    key = job_key(candidate, seed, folds, len(_DATA.labels))
     if target.exists():
-        return f"{target}: done earlier"
+        if _made_by(target, key):
+            return f"{target}: done earlier"
+        return f"{target}: FAILED (made by another plan, --folds or --data; name a new output folder)"
     if time.time() > deadline:
         return f"{target}: skipped (deadline)"
     started = time.perf_counter()
@@ -129,7 +149,8 @@ def _run_job(args) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")  # written whole, then renamed: merge sees no half file
     with open(part, "wb") as fh:
-        np.savez(fh, val_idx=r["val_idx"], logits=r["logits"], flip=r["flip"], train_seconds=r["train_seconds"])
+        np.savez(fh, val_idx=r["val_idx"], logits=r["logits"], flip=r["flip"], train_seconds=r["train_seconds"],
+                 job=key)
     os.replace(part, target)
     rare = _DATA.labels[r["val_idx"]] == CLASSES.index("mask_weared_incorrect")
     caught = int((r["logits"][rare].argmax(1) == CLASSES.index("mask_weared_incorrect")).sum())
@@ -171,9 +192,11 @@ def merge(out: Path, source: Path, folds: int = 5) -> None:
     for candidate in plan:
         for seed in candidate["seeds"]:
             folder = out / f"{candidate['name']}-seed{seed}"
-            parts = sorted(folder.glob("fold-*.npz"))
-            if len(parts) < folds:
-                print(f"{folder}: {len(parts)} of {folds} folds done; not put together")
+            key = job_key(candidate, seed, folds, len(data.labels))
+            parts = [folder / f"fold-{k}.npz" for k in range(1, folds + 1)]
+            done = [p for p in parts if p.is_file() and _made_by(p, key)]
+            if len(done) < folds:
+                print(f"{folder}: {len(done)} of {folds} folds done by this plan; not put together")
                 continue
             results = []
             for part in parts:
