@@ -6,7 +6,8 @@ maskwatch.site.prevalence for the corrected share and its 95 % interval. Two sou
 
 - held-out: each person's label is the shipped classifier's (with its gate, as a site runs it)
   on a random held-out Kaggle face of their true class: the 814 faces of the shipped model's own
-  validation photos (per-photo split, seed 0), classified here at the start of the run. These
+  validation photos (per-photo split, seed 0; held out from its training, though its temperature
+  was fitted on them), classified here at the start of the run. These
   labels are not the ones the correction's confusion counts came from (a cross-validation), so
   the study also checks the counts against a model's real errors.
 - cv: each label drawn from the correction's own confusion rates (CONFUSION_COUNTS), the case
@@ -49,7 +50,9 @@ def held_out_labels(data_dir: Path) -> dict[str, np.ndarray]:
         faces = annotated_faces(ann)
         image = read_image(data_dir / "images" / ann.filename)
         for face, labelled in zip(faces, classifier.predict_boxes(image, faces)):
-            labels[face.label].append(CLASSES.index(labelled.label))
+            # A site decides a person by the class their probabilities favour (video.tracker), even
+            # where a single frame is too unsure to label (`unassessable`).
+            labels[face.label].append(int(np.argmax(labelled.probabilities)))
     return {label: np.array(given) for label, given in labels.items()}
 
 

@@ -3,8 +3,8 @@
     python benchmarks/detection.py ../shared/datasets/face-mask-detection [--bootstrap 200] [--closeups 60] [--without-gate]
 
 Every detector runs with the same shipped classifier, on the 174 held-out photos of the
-per-photo split (seed 0) that neither the classifier nor the detector was trained or fitted
-on, and on close-ups made from the largest faces of those same held-out photos (each face
+per-photo split (seed 0) that neither the classifier nor the detector was trained on (the
+classifier's temperature was fitted on them), and on close-ups made from the largest faces of those same held-out photos (each face
 filling 50-90 % of a 1024-px square). Extra rows: `--config NAME=settings.json`, and with
 `--without-gate` each row again with the full classifier answering every face.
 """

@@ -14,8 +14,12 @@ their voted labels.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.scenes: the scenes the tests use
 
 from maskwatch.detection.detector import Detector
 from maskwatch.video.motion import MotionDetector, MotionSettings
