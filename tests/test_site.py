@@ -319,3 +319,29 @@ def test_stopping_the_site_loses_no_event(tmp_path, sample_dir):
     assert events and all(e["snapshot"] and (tmp_path / "snapshots" / e["snapshot"]).is_file() for e in events)
     assert sum(c["people"] + c["unassessable"] for c in store.counts()) == len(events)
     store.close()
+
+
+def test_a_site_whose_start_fails_stops_what_it_started(tmp_path, monkeypatch):
+    import threading
+
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+
+    (tmp_path / "site.yaml").write_text(
+        "cameras:\n  door: {source: 'rtsp://127.0.0.1:1/none'}\n"
+        "alerts:\n  webhooks: [{url: 'http://127.0.0.1:1/hook', secret: 's3cret-key'}]\n")
+    config = load_site_config(tmp_path / "site.yaml", environ={})
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    Site(config, detector).stop()  # never started: nothing to stop, no error
+
+    site = Site(config, detector)
+
+    def cameras_fail():
+        raise OSError("no camera thread to be had")
+
+    monkeypatch.setattr(site, "_start_cameras", cameras_fail)
+    with pytest.raises(OSError, match="no camera thread"):
+        site.start()
+    assert not any(t.name == "maskwatch-webhooks" and t.is_alive() for t in threading.enumerate())

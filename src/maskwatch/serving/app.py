@@ -96,12 +96,14 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     cameras and events (/v1/cameras, /v1/events), run for as long as the server runs."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        if site is not None:
-            site.start()
-        yield
-        if site is not None:
-            site.stop()
-        access.close()
+        try:
+            if site is not None:
+                site.start()  # stops what it started if it fails
+            yield
+            if site is not None:
+                site.stop()
+        finally:
+            access.close()
 
     access = AccessControl.from_settings(settings.auth)
     # Deny by default: `authorize` runs first for every route; FastAPI's own /docs and

@@ -114,7 +114,8 @@ class WebhookNotifier:
             self._queue.put_nowait(None)  # wakes an idle thread; a full queue ends on its own once drained
         except queue.Full:
             pass
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
         self._stop.set()
 
     def notify(self, event: dict) -> None:

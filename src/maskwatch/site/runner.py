@@ -84,22 +84,30 @@ class Site:
         return cameras
 
     def start(self) -> Site:
-        self.store.enforce_retention()
-        self.alerts.start()
-        if self.mqtt is not None:
-            self.mqtt.start()
-        self._start_cameras()
-        self._retention.start()
-        self.compliance.start()
+        """Start every part; if one fails, what was started is stopped before the error goes on."""
+        try:
+            self.store.enforce_retention()
+            self.alerts.start()
+            if self.mqtt is not None:
+                self.mqtt.start()
+            self._start_cameras()
+            self._retention.start()
+            self.compliance.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
+        """Stop whatever runs (a part never started is passed over); safe to call twice."""
         self._stop.set()
         self.compliance.stop()
         self._stop_cameras()
         self.alerts.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
+        if self._retention.is_alive():
+            self._retention.join(10)
         self.store.close()
 
     def _start_cameras(self) -> None:

@@ -92,7 +92,8 @@ class CameraReader:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # started (a site whose start failed stops it anyway)
+            self._thread.join(timeout)
 
     def request(self) -> None:
         """Ask for the next frame grabbed to be converted (with decode_on_request; else a no-op)."""
@@ -280,6 +281,8 @@ class CameraWorker:
         failing then (the database down) is logged, not raised: the site's other cameras stop too."""
         self._stop.set()
         self.reader.stop()
+        if self._thread.ident is None:  # never started: nobody was seen
+            return
         self._thread.join(timeout=10)
         try:
             finish(self.processor, self.sinks)
