@@ -766,6 +766,8 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 stop_api()
     except ClusterError as err:
         _fail(str(err))
+    except RuntimeError as err:  # Serve's "Deploying application ... failed": replicas that cannot start
+        _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}")
 
 
 @app.command()

@@ -43,12 +43,16 @@ def api_deployment(settings: ServeSettings, replicas: int):
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
               tls: dict | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
-    (on the head node of a cluster)."""
+    (on the head node of a cluster). A deployment that fails is shut down before the error goes on."""
     from ray import serve
 
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
     serve.start(http_options={"host": host, "port": port, **(tls or {})})
-    serve.run(api_deployment(settings, replicas), name=APP_NAME, route_prefix="/")
+    try:
+        serve.run(api_deployment(settings, replicas), name=APP_NAME, route_prefix="/")
+    except BaseException:  # replicas that cannot start, or Ctrl-C: Serve's proxy must not keep the port
+        serve.shutdown()
+        raise
 
 
 def stop_api() -> None:
