@@ -47,7 +47,7 @@ def test_face_ids_are_stable_across_runs(tmp_path, small_dataset):
 
 
 def break_dataset(data):
-    """Five bad inputs of the kinds users send, next to the good photos."""
+    """Seven bad inputs of the kinds users send, next to the good photos."""
     images, anns = data / "images", data / "annotations"
     good = cv2.imread(str(next(images.glob("*.png"))))
     (anns / "broken.xml").write_text("<annotation><filename>broken.png</filename><size>")
@@ -61,7 +61,10 @@ def break_dataset(data):
         ("with_mask", (w + 5, 1, w + 30, 20)),   # wholly outside
         ("helmet", (1, 1, 20, 20)),              # unknown label
         ("without_mask", (-4, h - 10, 15, h + 6)),  # reaches outside: clipped, kept
+        ("with_mask", (w - 0.5, 1, w + 10, 20)),  # half a pixel inside: no face to crop
     ]))
+    cv2.imwrite(str(data / "secret.png"), good)  # beside the images folder, not in it
+    (anns / "escape.xml").write_text(voc_xml("../secret.png", w, h, [("with_mask", (1, 1, 20, 20))]))
 
 
 def test_bad_inputs_are_skipped_and_reported(tmp_path, small_dataset):
@@ -69,12 +72,14 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path, small_dataset):
     result = prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
     skipped = read_skipped(tmp_path / "w")
     problems = " | ".join(f"{s['where']}: {s['problem']}" for s in skipped)
-    assert len(skipped) == 5, problems
+    assert len(skipped) == 7, problems
     assert "broken.xml: malformed XML" in problems
     assert "corrupt.png: not a readable image" in problems
     assert "missing.png: image file not found" in problems
     assert "odd.xml object 1: box" in problems and "lies outside" in problems
     assert "odd.xml object 2: unknown label 'helmet'" in problems
+    assert "odd.xml object 4: box" in problems and "has no area inside" in problems
+    assert "escape.xml: <filename> '../secret.png' leaves the images folder" in problems
     rows = {r["face_id"]: r for r in read_faces_csv(tmp_path / "w" / "faces.csv")}
     assert "odd-000" in rows and "odd-003" in rows
     assert rows["odd-003"]["clipped"] == 1 and rows["odd-003"]["xmin"] == 0

@@ -77,6 +77,9 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                 problem(err.path, err.problem)
                 continue
             image_path = data_dir / "images" / ann.filename
+            if not image_path.resolve().is_relative_to((data_dir / "images").resolve()):
+                problem(str(xml_path), f"<filename> {ann.filename!r} leaves the images folder")
+                continue
             try:
                 image = read_image(image_path)
             except ImageError as err:
@@ -96,7 +99,11 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                     continue
                 face = obj.to_face()
                 clipped = face.clipped(ann.width, ann.height)
-                crop = crop_face(image, clipped.box, spec)
+                try:
+                    crop = crop_face(image, clipped.box, spec)
+                except ValueError as err:  # under a pixel inside the image (fractional boxes at its edge)
+                    problem(f"{xml_path} object {obj.index}", str(err))
+                    continue
                 rel = Path("crops") / face.label / f"{face_id}.png"
                 if not cv2.imwrite(str(tmp / rel), crop):
                     raise PrepareError(f"{tmp / rel}: could not write crop")
