@@ -335,6 +335,27 @@ def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path
     assert stored.startswith("$argon2id$") and "long password" not in stored
 
 
+def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
+    db = str(tmp_path / "users.db")
+    assert run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
+    assert run_cli("users", "add", "bob", "--database", db, stdin="bob's long password\n").returncode == 0
+    last = run_cli("users", "remove", "ana", "--database", db)  # bob would be left with no admin
+    assert last.returncode == 1 and "'ana' is the last admin" in last.stderr
+    twin = run_cli("users", "add", "Bob", "--database", db, stdin="another long password\n")
+    assert twin.returncode == 1 and "user 'bob' exists already" in twin.stderr
+    typo = run_cli("users", "list", "--database", str(tmp_path / "typo.db"))
+    assert typo.returncode == 1 and "no such database" in typo.stderr and not (tmp_path / "typo.db").exists()
+    bad = run_cli("users", "add", "no spaces", "--database", str(tmp_path / "new.db"), stdin="")
+    assert bad.returncode == 1 and "user names are" in bad.stderr and not (tmp_path / "new.db").exists()
+    (tmp_path / "site.yaml").write_text("cameras:\n  entrance: {source: 'rtsp://h/s'}\n"
+                                        "storage: {database: site.db}\n")
+    misspelt = run_cli("users", "add", "vic", "--camera", "Entrance", "--config", str(tmp_path / "site.yaml"),
+                       stdin="vic's long password\n")
+    assert misspelt.returncode == 1 and "no camera 'Entrance'" in misspelt.stderr and "cameras: entrance" in misspelt.stderr
+    assert run_cli("users", "add", "vic", "--camera", "entrance", "--config", str(tmp_path / "site.yaml"),
+                   stdin="vic's long password\n").returncode == 0
+
+
 def test_sessions_end_when_idle_or_too_old(tmp_path):
     store = AuthStore(str(tmp_path / "s.db"))
     user = store.add_user("ana", "ana's long password", "admin")

@@ -28,8 +28,9 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def open_store(config: Path | None, database: str, command: str = "users"):
-    """The AuthStore of the site's database (`--config`) or of `database`."""
+def open_store(config: Path | None, database: str, command: str = "users", create: bool = False):
+    """The AuthStore of the site's database (`--config`) or of `database`. Only a command that adds
+    (create) makes a new SQLite file: `users list --database typo.db` is an error, not an empty list."""
     from maskwatch.extras import need
 
     need(command, "serve")
@@ -41,8 +42,24 @@ def open_store(config: Path | None, database: str, command: str = "users"):
             site = load_site_config(config)
         except SiteConfigError as err:
             _fail(str(err).splitlines()[0])
-        return _store(site.storage.database, retention_days=site.storage.retention_days)
-    return _store(database)
+        database, options = site.storage.database, {"retention_days": site.storage.retention_days}
+    else:
+        options = {}
+    if not create and "://" not in database and not Path(database).is_file():
+        _fail(f"{database}: no such database; users are added with maskwatch {command} add")
+    return _store(database, **options)
+
+
+def site_cameras(config: Path | None) -> list[str] | None:
+    """The camera ids of the site's config, None without one."""
+    if config is None:
+        return None
+    from maskwatch.site.config import SiteConfigError, load_site_config
+
+    try:
+        return list(load_site_config(config).cameras)
+    except SiteConfigError as err:
+        _fail(str(err).splitlines()[0])
 
 
 def _store(database: str, **options):
@@ -73,7 +90,20 @@ def add_user(
     database: Database = DEFAULT_DATABASE,
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
-    store = open_store(config, database)
+    from maskwatch.security.store import ROLES, USER_NAME
+
+    if not USER_NAME.match(name):  # said before the password is asked for
+        _fail(f"user names are 1-64 letters, digits, _ . @ or -; got {name!r}")
+    if role not in ROLES:
+        _fail(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    if camera is not None:
+        camera = [c.strip() for c in camera if c.strip()]
+        if not camera:
+            _fail("--camera names no camera: leave it out for all cameras")
+        known = site_cameras(config)
+        if known is not None and (unknown := [c for c in camera if c not in known]):
+            _fail(f"no camera {', '.join(map(repr, unknown))} in {config}; cameras: {', '.join(known)}")
+    store = open_store(config, database, create=True)
     password = read_password()
     try:
         user = store.add_user(name, password, role, camera or None)
@@ -126,7 +156,7 @@ def add_token(
     database: Database = DEFAULT_DATABASE,
 ) -> None:
     """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
-    store = open_store(config, database, "tokens")
+    store = open_store(config, database, "tokens", create=True)
     try:
         token = store.add_token(name, scope)
     except ValueError as err:

@@ -136,8 +136,9 @@ class AuthStore:
         check_strength(password, name)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
-            if connection.execute(select(users.c.id).where(users.c.name == name)).first() is not None:
-                raise ValueError(f"user {name!r} exists already (maskwatch users passwd changes a password)")
+            taken = connection.execute(select(users.c.name).where(func.lower(users.c.name) == name.lower())).scalar()
+            if taken is not None:  # Bob and bob would be two accounts one person mistakes for each other
+                raise ValueError(f"user {taken!r} exists already (maskwatch users passwd changes a password)")
             connection.execute(insert(users).values(name=name, password_hash=hashed, role=role,
                                                     cameras=_cameras_text(cameras), created=time.time()))
         return self.user(name)
@@ -158,11 +159,16 @@ class AuthStore:
     def remove_user(self, name: str) -> None:
         """Delete the user and end every session of theirs."""
         with self._write_lock, self.engine.begin() as connection:
-            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
-            if user_id is None:
+            row = connection.execute(select(users.c.id, users.c.role).where(users.c.name == name)).first()
+            if row is None:
                 raise ValueError(f"no user {name!r}")
-            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
-            connection.execute(delete(users).where(users.c.id == user_id))
+            admins = connection.execute(select(func.count()).select_from(users).where(users.c.role == "admin")).scalar()
+            others = connection.execute(select(func.count()).select_from(users).where(users.c.id != row.id)).scalar()
+            if row.role == "admin" and admins == 1 and others:  # the viewers would be left with nobody to run the site
+                raise ValueError(f"{name!r} is the last admin: add another admin first (maskwatch users add NAME "
+                                 "--role admin)")
+            connection.execute(delete(sessions).where(sessions.c.user_id == row.id))
+            connection.execute(delete(users).where(users.c.id == row.id))
 
     def set_password(self, name: str, password: str) -> None:
         """A new password; every session of the user ends (log in again with the new one)."""
