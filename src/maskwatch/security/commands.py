@@ -90,6 +90,9 @@ def add_user(
     database: Database = DEFAULT_DATABASE,
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
+    from maskwatch.extras import need
+
+    need("users", "serve")
     from maskwatch.security.store import ROLES, USER_NAME
 
     if not USER_NAME.match(name):  # said before the password is asked for
