@@ -103,6 +103,21 @@ def test_an_output_folder_of_other_files_or_a_file_is_never_replaced(sample_dir,
         assert result.exit_code == 0, result.output
 
 
+def test_an_output_written_through_a_link_keeps_the_link_and_the_files_permissions(tmp_path):
+    import os
+    import stat
+
+    from maskwatch.atomic import write_text
+
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    real.write_text("old")
+    os.chmod(real, 0o600)  # a private file stays private when rewritten
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+
+
 def test_an_output_file_is_never_written_over_a_folder(tmp_path):
     from maskwatch.atomic import OutputError, atomic_path
 

@@ -10,28 +10,54 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _default_mode(directory: bool) -> int:
-    # mkstemp/mkdtemp create private (0600/0700) entries; outputs should get the usual umask.
+def _read_umask() -> int:
+    """The process's umask. Read once, when this module loads: reading it means setting it, and
+    two threads doing that at once can leave it at 0 (every later file world-writable)."""
     umask = os.umask(0)
     os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+    return umask
+
+
+UMASK = _read_umask()
+
+
+def _default_mode(directory: bool) -> int:
+    # mkstemp/mkdtemp create private (0600/0700) entries; outputs should get the usual umask.
+    return (0o777 if directory else 0o666) & ~UMASK
+
+
+def _sync(path: Path) -> None:
+    """Make `path` (a file, or a folder's entries) durable: a rename is not, after a power cut,
+    until the data and then the folder that names it reach the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success it replaces `target` in one rename.
-    A folder where the file is to go is refused (OutputError) before anything is written."""
+    """Yield a temp path beside `target`; on success it replaces `target` in one rename, made
+    durable (fsync) before and after. A symlink is written through (the file it points to is
+    replaced) and an existing file keeps its permissions. A folder where the file is to go is
+    refused (OutputError) before anything is written."""
     target = Path(target)
+    if target.is_symlink():
+        target = target.resolve()
     if target.is_dir():
         raise OutputError(f"{target}: a folder is there, not a file; name the output file (nothing was written)")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, _default_mode(directory=False))
+    mode = target.stat().st_mode & 0o7777 if target.is_file() else _default_mode(directory=False)
+    os.chmod(tmp_path, mode)
     try:
         yield tmp_path
+        _sync(tmp_path)
         os.replace(tmp_path, target)
+        _sync(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 
