@@ -33,10 +33,7 @@ def test_reads_filename_size_and_objects(tmp_path):
         ("<annotation><size><width>5</width><height>5</height></size></annotation>", "missing <filename>"),
         ("<annotation><filename>p.png</filename><size><width>x</width><height>5</height></size></annotation>",
          "<size/width> must be a number, got 'x'"),
-        (voc_xml("p.png", 10, 10, [("with_mask", (1, 1, "abc", 5))]), "<bndbox/xmax> must be a number"),
         (voc_xml("p.png", "nan", 10, []), "<size/width> must be a finite number, got 'nan'"),
-        (voc_xml("p.png", 10, 10, [("with_mask", (1, 1, "inf", 5))]), "<bndbox/xmax> must be a finite number"),
-        (voc_xml("p.png", 10, 10, [("with_mask", (1, 1, "nan", 5))]), "<bndbox/xmax> must be a finite number"),
         ("<?xml version='1.0' encoding='bogus'?>" + voc_xml("p.png", 10, 10, []), "unknown encoding"),
     ],
 )
@@ -46,6 +43,17 @@ def test_bad_files_name_file_and_problem(tmp_path, text, message):
         load_voc_annotation(path)
     assert message in str(err.value)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("coordinate, problem", [("abc", "<bndbox/xmax> must be a number"),
+                                                 ("inf", "<bndbox/xmax> must be a finite number"),
+                                                 ("nan", "<bndbox/xmax> must be a finite number"),
+                                                 ("", "missing <bndbox/xmax>")])
+def test_an_object_that_cannot_be_read_is_that_faces_problem_not_the_photos(tmp_path, coordinate, problem):
+    ann = load_voc_annotation(write(tmp_path, voc_xml("p.png", 10, 10, [("with_mask", (1, 1, 5, 5)),
+                                                                         ("with_mask", (1, 1, coordinate, 5))])))
+    good, bad = ann.objects
+    assert ann.object_problem(good) is None and problem in ann.object_problem(bad)
 
 
 def test_entity_expansion_is_refused(tmp_path):

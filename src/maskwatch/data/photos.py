@@ -11,7 +11,7 @@ from pathlib import Path
 
 from maskwatch.data.prepare import annotation_files
 from maskwatch.data.split import split_faces
-from maskwatch.data.voc import VocAnnotation, load_voc_annotation
+from maskwatch.data.voc import AnnotationError, VocAnnotation, load_voc_annotation
 from maskwatch.faces import Face
 
 
@@ -28,7 +28,12 @@ def photo_split(data_dir: Path, seed: int = 0, val_fraction: float = 0.2) -> Pho
     whose images all read, the split is the very one in a work folder's split.csv for the same
     seed (tested).
     """
-    annotations = [load_voc_annotation(p) for p in annotation_files(data_dir)]
+    annotations = []
+    for path in annotation_files(data_dir):
+        try:
+            annotations.append(load_voc_annotation(path))
+        except AnnotationError:  # prepare skips such a file too (listed in its skipped.csv)
+            continue
     labels, photos = [], []
     for ann in annotations:
         for obj in ann.objects:

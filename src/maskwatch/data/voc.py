@@ -33,6 +33,7 @@ class VocObject:
     index: int
     label: str
     box: tuple[float, float, float, float]
+    problem: str | None = None  # what made it unreadable (a missing <name>, a coordinate not a number)
 
     def to_face(self) -> Face:
         """The object as a Face (call object_problem first: Face refuses unknown labels)."""
@@ -55,6 +56,8 @@ class VocAnnotation:
         A box that only reaches outside the image is fine (it gets clipped); one with no area
         inside the image is not.
         """
+        if obj.problem is not None:
+            return obj.problem
         if obj.label not in CLASSES:
             return f"unknown label {obj.label!r}, expected one of {', '.join(CLASSES)}"
         x0, y0, x1, y1 = obj.box
@@ -70,8 +73,9 @@ def load_voc_annotation(path: Path | str) -> VocAnnotation:
 
     Boxes are kept as written (xmin, ymin, xmax, ymax); this dataset's pixels are treated as
     0-based with xmax/ymax exclusive, so a box's width is xmax - xmin. Labels and boxes are not
-    judged here (see VocAnnotation.object_problem): the caller decides whether a bad object
-    skips that face or stops the run. A file that cannot be read at all raises AnnotationError.
+    judged here (see VocAnnotation.object_problem), nor is an object that cannot be read (its
+    `problem` says why): the caller decides whether a bad object skips that face or stops the
+    run. A file that cannot be read at all raises AnnotationError.
     """
     path = Path(path)
     try:
@@ -95,8 +99,12 @@ def load_voc_annotation(path: Path | str) -> VocAnnotation:
 
     objects = []
     for index, node in enumerate(root.findall("object")):
-        label = _text(path, node, "name")
-        box = tuple(_float(path, node, f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax"))
+        try:
+            label = _text(path, node, "name")
+            box = tuple(_float(path, node, f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax"))
+        except AnnotationError as err:  # one bad object is that face's problem, not the photo's
+            objects.append(VocObject(index=index, label="", box=(0.0, 0.0, 0.0, 0.0), problem=err.problem))
+            continue
         objects.append(VocObject(index=index, label=label, box=box))
     return VocAnnotation(path=path, filename=filename, width=width, height=height, objects=tuple(objects))
 
