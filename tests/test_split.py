@@ -56,6 +56,15 @@ def test_bad_split_arguments(faces):
         split_faces(labels, photos, by="camera")
     with pytest.raises(ValueError, match="val_fraction"):
         split_faces(labels, photos, val_fraction=1.5)
+    with pytest.raises(ValueError, match="val_fraction 0.4 is not 1/k; choose 0.5"):  # it held out half
+        split_faces(labels, photos, val_fraction=0.4)
+    with pytest.raises(ValueError, match="needs at least 5 photos, got 1"):
+        split_faces(labels[:2], ["one.png"] * 2)
+    with pytest.raises(ValueError, match="no faces to split"):
+        split_faces([], [], by="face")
+    few = ["with_mask"] * 4 + ["without_mask"] * 4 + ["mask_weared_incorrect"] * 2  # 2 held out, 3 classes
+    with pytest.raises(ValueError, match="10 faces cannot be split 0.2 for validation"):
+        split_faces(few, [f"p{i}" for i in range(10)], by="face")
 
 
 def test_first_cv_fold_is_the_standard_split(faces):

@@ -75,7 +75,7 @@ def prepare(
 def split(
     work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare`.")],
     by: Annotated[str, typer.Option(help="'photo' (no leak) or 'face' (the study's split, leaks).")] = "photo",
-    val_fraction: Annotated[float, typer.Option(help="Share of faces held out for validation.")] = 0.2,
+    val_fraction: Annotated[float, typer.Option(help="Share of faces held out for validation; a per-photo split holds out one fold of k, so 1/k: 0.5, 0.333, 0.25, 0.2 ...")] = 0.2,
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Optional[Path], typer.Option(help="Split file to write (default WORK/split.csv).")] = None,
 ) -> None:

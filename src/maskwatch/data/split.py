@@ -22,8 +22,10 @@ def split_faces(labels: list[str], photos: list[str], by: str = "photo", val_fra
     """Return a bool array, True for validation faces.
 
     by="photo": grouped by photo and stratified by class as far as grouping allows
-    (StratifiedGroupKFold with round(1/val_fraction) folds, one fold held out).
+    (StratifiedGroupKFold with k = 1/val_fraction folds, one fold held out: val_fraction must
+    be 1/k, 0.5, 0.33, 0.25, 0.2 ...).
     by="face": the study's per-face stratified random split (leaks photos across sides).
+    ValueError names what cannot be split: no faces, fewer photos than folds, a fraction not 1/k.
     """
     from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
@@ -32,14 +34,23 @@ def split_faces(labels: list[str], photos: list[str], by: str = "photo", val_fra
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     n = len(labels)
+    if n == 0:
+        raise ValueError("no faces to split")
     is_val = np.zeros(n, dtype=bool)
     if by == "face":
-        _, val_idx = train_test_split(np.arange(n), test_size=val_fraction, random_state=seed,
-                                      stratify=_stratify_or_none(labels))
+        try:
+            _, val_idx = train_test_split(np.arange(n), test_size=val_fraction, random_state=seed,
+                                          stratify=_stratify_or_none(labels))
+        except ValueError as err:  # too few faces for a stratified share
+            raise ValueError(f"{n} faces cannot be split {val_fraction:g} for validation: {err}") from None
         is_val[val_idx] = True
         return is_val
     folds = max(2, round(1 / val_fraction))
-    folds = min(folds, len(set(photos)))
+    if abs(1 / folds - val_fraction) > 0.01:  # 0.4 would hold out a half, 0.3 a third
+        raise ValueError(f"a per-photo split holds out one of k folds: val_fraction {val_fraction:g} is not 1/k; "
+                         f"choose {1 / folds:.3g} or another of 0.5, 0.333, 0.25, 0.2 ...")
+    if len(set(photos)) < folds:
+        raise ValueError(f"a per-photo split of {val_fraction:g} needs at least {folds} photos, got {len(set(photos))}")
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     _, val_idx = next(splitter.split(np.zeros(n), labels, groups=photos))
     is_val[val_idx] = True
