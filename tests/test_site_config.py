@@ -162,6 +162,7 @@ def test_the_example_has_opening_hours_a_timezone_and_compliance_rules():
     ("{source: webcam:0, hours: ['weekdays 08:00-18:00']}", "camera 'c', field 'hours': days are mon, tue"),
     ("{source: webcam:0, hours: ['mon 8-18']}", "camera 'c', field 'hours': opening hours are written like"),
     ("{source: webcam:0, hours: 'mon 08:00-18:00'}", "camera 'c', field 'hours': Input should be a valid list"),
+    ("{source: webcam:0, hours: ['fri 24:00-02:00']}", "camera 'c', field 'hours': an opening time is 00:00 to 23:59"),
 ])
 def test_bad_opening_hours_name_the_camera_and_the_field(tmp_path, camera, expected):
     path = write(tmp_path, f"cameras:\n  c: {camera}\n")

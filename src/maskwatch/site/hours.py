@@ -52,7 +52,9 @@ def parse_span(text: str) -> OpeningSpan:
     hours = [int(match.group(i)) for i in (2, 3, 4, 5)]
     if hours[0] > 24 or hours[2] > 24 or hours[1] > 59 or hours[3] > 59:
         raise ValueError(f"times are HH:MM from 00:00 to 24:00; got {text!r}")
-    start = clock_time(hours[0] % 24, hours[1]) if hours[0] < 24 else clock_time(0)
+    if hours[0] == 24:  # 24:00 ends a day; opening then is 00:00 of the next, which says what it means
+        raise ValueError(f"an opening time is 00:00 to 23:59 (24:00 only ends a span); got {text!r}")
+    start = clock_time(hours[0], hours[1])
     if (hours[2], hours[3]) == (24, 0):
         end = clock_time(0)  # until midnight: runs "past" midnight by nothing
     elif hours[2] == 24:
