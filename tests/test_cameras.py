@@ -234,14 +234,28 @@ def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_cam
     assert any("handing out the people in view at the stop failed" in r.getMessage() for r in caplog.records)
 
 
-def test_a_cameras_frames_are_stamped_in_unix_time_that_never_steps_back(monkeypatch):
-    """The tracker counts seconds: a clock set back (NTP) kept lost tracks alive."""
+def test_a_cameras_frames_follow_a_clock_that_is_set_and_a_step_back_ends_the_tracks(monkeypatch):
+    """The tracker counts seconds: a clock set back (NTP) kept lost tracks alive; a clock set
+    forward after a boot must be followed, or every event would carry the boot's time."""
     import maskwatch.video.cameras as cameras
 
     class Reader:
         stall_timeout = 1.0
 
-    worker = CameraWorker("door", Reader(), processor=None, sinks=[], fps=5)
-    wall = time.time()
-    monkeypatch.setattr(cameras.time, "time", lambda: wall - 3600)  # the clock set back an hour
-    assert abs(worker._epoch + time.monotonic() - wall) < 5
+    class Flushed:
+        flushes = 0
+
+        def flush_people(self):
+            Flushed.flushes += 1
+            return []
+
+    wall = [1_000_000.0]
+    monkeypatch.setattr(cameras.time, "time", lambda: wall[0] + time.monotonic())
+    worker = CameraWorker("door", Reader(), processor=Flushed(), sinks=[], fps=5)
+    first = worker._stamp()
+    wall[0] += 3600  # NTP sets the clock forward: followed
+    assert worker._stamp() - first > 3599 and Flushed.flushes == 0
+    wall[0] -= 60  # set back a minute: followed, the tracks ended first
+    later = worker._stamp()
+    assert 3539 < later - first < 3545 and Flushed.flushes == 1
+    assert worker._stamp() >= later and Flushed.flushes == 1  # a steady clock: no more

@@ -103,19 +103,18 @@ def test_an_output_folder_of_other_files_or_a_file_is_never_replaced(sample_dir,
         assert result.exit_code == 0, result.output
 
 
-def test_an_output_written_through_a_link_keeps_the_link_and_the_files_permissions(tmp_path):
+def test_a_rewritten_output_keeps_its_files_permissions(tmp_path):
     import os
     import stat
 
     from maskwatch.atomic import write_text
 
-    real, link = tmp_path / "real.json", tmp_path / "link.json"
-    real.write_text("old")
-    os.chmod(real, 0o600)  # a private file stays private when rewritten
-    link.symlink_to(real)
-    write_text(link, "new")
-    assert link.is_symlink() and real.read_text() == "new"
-    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    private, read_only = tmp_path / "private.json", tmp_path / "read-only.json"
+    for path, mode in ((private, 0o600), (read_only, 0o444)):
+        path.write_text("old")
+        os.chmod(path, mode)
+        write_text(path, "new")  # the mode is set after the writing: a read-only file can be rewritten
+        assert path.read_text() == "new" and stat.S_IMODE(path.stat().st_mode) == mode
 
 
 def test_an_output_file_is_never_written_over_a_folder(tmp_path):
@@ -193,3 +192,5 @@ def test_detection_is_scored_on_the_split_its_models_were_trained_on():
     with pytest.raises(ValueError, match="--seed 0"):
         held_out_seed(model(3, 3), 0)
     assert held_out_seed(SimpleNamespace(finder=SimpleNamespace(), classifier=SimpleNamespace()), None) == 0
+    no_split = SimpleNamespace(finder=SimpleNamespace(), classifier=SimpleNamespace(info={"split": None}))
+    assert held_out_seed(no_split, None) == 0  # a model exported from a run without a split

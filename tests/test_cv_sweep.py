@@ -90,7 +90,7 @@ def test_a_fold_made_by_another_plan_is_neither_resumed_nor_merged(prepared_samp
     plan.write_text(json.dumps([{"name": "cnn", "model": "seed-cnn", "seeds": [0], "train": {"epochs": 1}}]))
     out = tmp_path / "sweep"
     (out / "cnn-seed0").mkdir(parents=True)
-    for k in (1, 2, 3):  # left by a run with another recipe: no job key, or another one
+    for k in (1, 2, 3):  # left by a run with another recipe
         np.savez(out / "cnn-seed0" / f"fold-{k}.npz", val_idx=np.arange(3), logits=np.zeros((3, 3)),
                  flip=np.zeros((3, 3)), train_seconds=1.0, job="another plan")
     sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=-1)

@@ -232,6 +232,10 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
     flaky.down = False
     sink.close()
     assert [e["track_id"] for e in heard] == [1, 2, 3, 5, 6, 7]
+    # A person the store refuses as bad data is passed over, not retried ahead of the rest forever.
+    unlabelled = Track(8, (10, 10, 40, 40), first_seen=NOW, last_seen=NOW + 1)
+    sink.write_people([unlabelled, person(9, (0.9, 0.05, 0.05))])
+    assert heard[-1]["track_id"] == 9 and not sink.unstored
 
 
 def test_a_face_the_detector_missed_is_no_view_of_the_person(store):

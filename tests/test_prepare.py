@@ -78,7 +78,7 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path, small_dataset):
     assert "missing.png: image file not found" in problems
     assert "odd.xml object 1: box" in problems and "lies outside" in problems
     assert "odd.xml object 2: unknown label 'helmet'" in problems
-    assert "odd.xml object 4: box" in problems and "has no area inside" in problems
+    assert "odd.xml object 4: box" in problems and "has under a pixel inside" in problems
     assert "escape.xml: <filename> '../secret.png' leaves the images folder" in problems
     rows = {r["face_id"]: r for r in read_faces_csv(tmp_path / "w" / "faces.csv")}
     assert "odd-000" in rows and "odd-003" in rows

@@ -37,27 +37,29 @@ def _sync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path | str, suffix: str = "") -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success it replaces `target` in one rename, made
-    durable (fsync) before and after. A symlink is written through (the file it points to is
-    replaced) and an existing file keeps its permissions. A folder where the file is to go is
-    refused (OutputError) before anything is written."""
+def atomic_path(target: Path | str, suffix: str = "", durable: bool = False) -> Iterator[Path]:
+    """Yield a temp path beside `target`; on success it replaces `target` in one rename. An
+    existing file keeps its permissions. durable: synced to disk before and after the rename
+    (a checkpoint; not every output: each fsync costs a disk round trip). A folder where the
+    file is to go is refused (OutputError) before anything is written."""
     target = Path(target)
-    if target.is_symlink():
-        target = target.resolve()
     if target.is_dir():
         raise OutputError(f"{target}: a folder is there, not a file; name the output file (nothing was written)")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    mode = target.stat().st_mode & 0o7777 if target.is_file() else _default_mode(directory=False)
-    os.chmod(tmp_path, mode)
+    os.chmod(tmp_path, _default_mode(directory=False))
     try:
         yield tmp_path
-        _sync(tmp_path)
+        if target.is_file() and not target.is_symlink():  # after the writing: a read-only file stays so
+            os.chmod(tmp_path, target.stat().st_mode & 0o7777)
+        if durable:
+            _sync(tmp_path)
         os.replace(tmp_path, target)
-        _sync(target.parent)
+        if durable:
+            with contextlib.suppress(OSError):  # some filesystems sync no folder; the rename is done
+                _sync(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -469,10 +469,11 @@ def held_out_seed(model, asked: int | None) -> int:
     finder_session = getattr(model.finder, "session", None)
     if finder_session is not None:
         meta = finder_session.get_modelmeta().custom_metadata_map.get("maskwatch.detector")
-        if meta and "split" in json.loads(meta):
+        if meta and "seed" in (json.loads(meta).get("split") or {}):
             trained["detector"] = json.loads(meta)["split"]["seed"]
-    if "split" in getattr(model.classifier, "info", {}):
-        trained["classifier"] = model.classifier.info["split"]["seed"]
+    split = (getattr(model.classifier, "info", None) or {}).get("split") or {}
+    if "seed" in split:  # a model exported from a run without a split says none
+        trained["classifier"] = split["seed"]
     seeds = set(trained.values()) | ({asked} if asked is not None else set())
     if len(seeds) > 1:
         said = ", ".join(f"the {name} on seed {s}" for name, s in trained.items())

@@ -31,9 +31,11 @@ def photo_split(data_dir: Path, seed: int = 0, val_fraction: float = 0.2) -> Pho
     annotations = []
     for path in annotation_files(data_dir):
         try:
-            annotations.append(load_voc_annotation(path))
+            ann = load_voc_annotation(path)
         except AnnotationError:  # prepare skips such a file too (listed in its skipped.csv)
             continue
+        if ann.filename_problem is None:  # and such a photo
+            annotations.append(ann)
     labels, photos = [], []
     for ann in annotations:
         for obj in ann.objects:

@@ -77,8 +77,8 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                 problem(err.path, err.problem)
                 continue
             image_path = data_dir / "images" / ann.filename
-            if not image_path.resolve().is_relative_to((data_dir / "images").resolve()):
-                problem(str(xml_path), f"<filename> {ann.filename!r} leaves the images folder")
+            if ann.filename_problem is not None:
+                problem(str(xml_path), ann.filename_problem)
                 continue
             try:
                 image = read_image(image_path)
@@ -99,11 +99,7 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                     continue
                 face = obj.to_face()
                 clipped = face.clipped(ann.width, ann.height)
-                try:
-                    crop = crop_face(image, clipped.box, spec)
-                except ValueError as err:  # under a pixel inside the image (fractional boxes at its edge)
-                    problem(f"{xml_path} object {obj.index}", str(err))
-                    continue
+                crop = crop_face(image, clipped.box, spec)
                 rel = Path("crops") / face.label / f"{face_id}.png"
                 if not cv2.imwrite(str(tmp / rel), crop):
                     raise PrepareError(f"{tmp / rel}: could not write crop")

@@ -65,6 +65,17 @@ class VocAnnotation:
             return f"box {obj.box} has zero area"
         if min(x1, self.width) - max(x0, 0) <= 0 or min(y1, self.height) - max(y0, 0) <= 0:
             return f"box {obj.box} lies outside the {self.width}x{self.height} image"
+        if min(x1, self.width) - max(x0, 0) < 1 or min(y1, self.height) - max(y0, 0) < 1:
+            return f"box {obj.box} has under a pixel inside the {self.width}x{self.height} image"
+        return None
+
+    @property
+    def filename_problem(self) -> str | None:
+        """Why <filename> cannot name a photo of the dataset's images folder (it climbs out of it or
+        is absolute), or None. Judged on the name, not the disk: an images folder of symlinks is fine."""
+        name = Path(self.filename)
+        if name.is_absolute() or ".." in name.parts:
+            return f"<filename> {self.filename!r} leaves the images folder"
         return None
 
 

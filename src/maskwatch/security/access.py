@@ -152,7 +152,9 @@ class AccessControl:
             self._users_checked = now
             if not Path(database).is_file():
                 return False
-            self.store = AuthStore(database, retention_days=self.settings.retention_days)
+            with self._in_flight_lock:  # two requests at once open it once
+                if self.store is None:
+                    self.store = AuthStore(database, retention_days=self.settings.retention_days)
         if now - self._users_checked > 2.0 or not self._has_users:
             self._has_users, self._users_checked = self.store.user_count() > 0, now
         return self._has_users

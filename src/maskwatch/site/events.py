@@ -36,6 +36,7 @@ from maskwatch.video.tracker import Track
 log = logging.getLogger(__name__)
 
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
+UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
 
 metadata = MetaData()
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
@@ -282,7 +283,7 @@ class EventSink:
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
                  margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners(),
-                 keep_recorded: int = 100, keep_unstored: int = 10_000) -> None:
+                 keep_recorded: int = 100, keep_unstored: int = 1_000) -> None:
         if keep_recorded < 0:
             raise ValueError(f"keep_recorded must be 0 or more, got {keep_recorded}")
         if keep_unstored < 1:
@@ -382,8 +383,10 @@ class EventSink:
     def write_people(self, people: list[Track]) -> None:
         """Record each person. While the database fails (a server restarting, a locked file),
         the people not stored wait here, oldest first, and go in at the next call; the error is
-        raised for the camera to report. At most `keep_unstored` wait: past that the oldest are
-        dropped and counted in `unstored_dropped`."""
+        raised for the camera to report. At most `keep_unstored` wait (past that the oldest are
+        dropped and counted in `unstored_dropped`), and only the first UNSTORED_SNAPSHOTS keep
+        their snapshot (a snapshot is up to a few hundred kB). A person the store refuses as bad
+        data (ValueError) is logged and passed over, not retried forever ahead of the rest."""
         for track in people:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
@@ -391,10 +394,16 @@ class EventSink:
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
             if len(self.unstored) == self.unstored.maxlen:
                 self.unstored_dropped += 1
-            self.unstored.append((zone, track, None if view is None else view[1]))
+            keep_view = view is not None and len(self.unstored) < UNSTORED_SNAPSHOTS
+            self.unstored.append((zone, track, view[1] if keep_view else None))
         while self.unstored:
             zone, track, snapshot = self.unstored[0]
-            stored = self.store.record(self.camera, zone, track, snapshot)
+            try:
+                stored = self.store.record(self.camera, zone, track, snapshot)
+            except ValueError as err:  # this person's data, not the database: retrying cannot help
+                log.error("camera %s: person %s not stored: %s", self.camera, track.track_id, err)
+                self.unstored.popleft()
+                continue
             self.unstored.popleft()
             self.recorded.append(stored)
             self.recorded_total += 1

@@ -251,7 +251,7 @@ class CameraWorker:
     """Analyses one camera's newest frames at up to `fps`, in its own thread, into its sinks.
 
     Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
-    Unix time that never steps back (so events carry real times). When the stream is lost, the tracks end at once:
+    Unix time that advances steadily (so events carry real times; see _stamp). When the stream is lost, the tracks end at once:
     people seen before a reconnect are decided and handed to the sinks, not carried over.
     Each frame runs the loop body every loop shares (video/loop.py): sinks with a
     write_people(tracks) method get each decided person once; sinks with a start_people(tracks)
@@ -265,8 +265,8 @@ class CameraWorker:
         self.interval = 1.0 / fps
         self.analysed = 0
         self.last_error: str | None = None
-        # Frames are stamped in Unix seconds (events carry real times) that never step back: the
-        # tracker counts seconds, and a clock set back by NTP would keep lost tracks alive.
+        # Frames are stamped in Unix seconds (events carry real times) that advance as the
+        # monotonic clock does; see _stamp for a wall clock that is set.
         self._epoch = time.time() - time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-analyse-{camera_id}", daemon=True)
@@ -306,10 +306,23 @@ class CameraWorker:
                 self._guarded(end_tracks, self.processor, self.sinks)
                 continue
             seen, image = self.reader.latest()
-            frame = Frame(self.analysed, self._epoch + time.monotonic(), image, f"{self.camera_id}-{self.analysed:06d}")
+            frame = Frame(self.analysed, self._stamp(), image, f"{self.camera_id}-{self.analysed:06d}")
             self._guarded(analyse, self.processor, frame, self.sinks)
             self.analysed += 1
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _stamp(self) -> float:
+        """This frame's time: the wall clock, advancing as the monotonic clock does. A wall clock
+        set by more than 2 s (NTP after a boot, a clock set back) is followed at once; set back, the
+        tracks end first: the tracker counts seconds, and times from before the step and after it
+        cannot be compared (lost tracks would live on for as long as the clock went back)."""
+        wall, steady = time.time(), time.monotonic()
+        if abs(wall - (self._epoch + steady)) > 2.0:
+            stepped_back = wall < self._epoch + steady
+            if stepped_back:
+                self._guarded(end_tracks, self.processor, self.sinks)
+            self._epoch = wall - steady
+        return self._epoch + steady
 
     def _guarded(self, step, *args) -> None:
         """One step of the loop; an error is reported (state's analysis_error, the log once per new

@@ -164,11 +164,11 @@ def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: 
             _append_row(history_path, row)
             if not progress:
                 print(f"step {done}/{recipe.steps}: loss {row['loss']:.4f} ({row['seconds']:.0f} s)", flush=True)
-            with atomic_path(checkpoint_path, suffix=".pt") as tmp:
+            with atomic_path(checkpoint_path, suffix=".pt", durable=True) as tmp:
                 torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
                             "seconds": seconds}, tmp)
     final = run / "model.pt"
-    with atomic_path(final, suffix=".pt") as tmp:
+    with atomic_path(final, suffix=".pt", durable=True) as tmp:
         torch.save({"model": net.state_dict(), "seconds": seconds}, tmp)
     return final
 
