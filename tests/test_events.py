@@ -236,6 +236,16 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
     unlabelled = Track(8, (10, 10, 40, 40), first_seen=NOW, last_seen=NOW + 1)
     sink.write_people([unlabelled, person(9, (0.9, 0.05, 0.05))])
     assert heard[-1]["track_id"] == 9 and not sink.unstored
+    # A snapshots folder that cannot be written is storage, retried like the database.
+    from maskwatch.atomic import OutputError
+
+    def no_folder(*args):
+        raise OutputError("snaps/door-10.jpg: a folder is there, not a file")
+
+    flaky.record = no_folder
+    with pytest.raises(OutputError):
+        sink.write_people([person(10, (0.9, 0.05, 0.05))])
+    assert [t.track_id for _, t, _ in sink.unstored] == [10]
 
 
 def test_a_face_the_detector_missed_is_no_view_of_the_person(store):

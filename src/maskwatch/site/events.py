@@ -27,7 +27,7 @@ from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 
-from maskwatch.atomic import write_bytes
+from maskwatch.atomic import OutputError, write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator, blur_faces
 from maskwatch.video.sources import Frame
@@ -387,6 +387,7 @@ class EventSink:
         dropped and counted in `unstored_dropped`), and only the first UNSTORED_SNAPSHOTS keep
         their snapshot (a snapshot is up to a few hundred kB). A person the store refuses as bad
         data (ValueError) is logged and passed over, not retried forever ahead of the rest."""
+        backlog = len(self.unstored)  # people already waiting: the database failed before
         for track in people:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
@@ -394,13 +395,15 @@ class EventSink:
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
             if len(self.unstored) == self.unstored.maxlen:
                 self.unstored_dropped += 1
-            keep_view = view is not None and len(self.unstored) < UNSTORED_SNAPSHOTS
+            keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS
             self.unstored.append((zone, track, view[1] if keep_view else None))
         while self.unstored:
             zone, track, snapshot = self.unstored[0]
             try:
                 stored = self.store.record(self.camera, zone, track, snapshot)
             except ValueError as err:  # this person's data, not the database: retrying cannot help
+                if isinstance(err, OutputError):  # the snapshots folder: storage, retried like the database
+                    raise
                 log.error("camera %s: person %s not stored: %s", self.camera, track.track_id, err)
                 self.unstored.popleft()
                 continue

@@ -313,14 +313,13 @@ class CameraWorker:
 
     def _stamp(self) -> float:
         """This frame's time: the wall clock, advancing as the monotonic clock does. A wall clock
-        set by more than 2 s (NTP after a boot, a clock set back) is followed at once; set back, the
-        tracks end first: the tracker counts seconds, and times from before the step and after it
-        cannot be compared (lost tracks would live on for as long as the clock went back)."""
+        set by more than 2 s (NTP after a boot, a clock set back) is followed at once, the tracks
+        ended first: the tracker counts seconds, and times from before the step and after it
+        cannot be compared (set back, lost tracks lived on for as long as it went back; set
+        forward, a person's stay grew by the step)."""
         wall, steady = time.time(), time.monotonic()
         if abs(wall - (self._epoch + steady)) > 2.0:
-            stepped_back = wall < self._epoch + steady
-            if stepped_back:
-                self._guarded(end_tracks, self.processor, self.sinks)
+            self._guarded(end_tracks, self.processor, self.sinks)
             self._epoch = wall - steady
         return self._epoch + steady
 

@@ -86,10 +86,11 @@ UNKNOWN_FPS = 25.0
 
 def plausible_fps(fps: float) -> float | None:
     """A frame rate as a container reports it (a time-lapse's 0.5 included), or None where it
-    cannot be one: 0, negative or NaN (not known), or over 240 (some WebM files report 1000, a
+    cannot be one: under 0.1 (0 or NaN: not known; slower would outlast a camera's stall
+    timeout), or over 240 (some WebM files report 1000, a
     time base read as a rate 90000). Frame times are index / fps, and the tracker counts in
     seconds, so a wrong rate would keep tracks alive 40 times too long."""
-    return float(fps) if math.isfinite(fps) and 0.0 < fps <= 240.0 else None
+    return float(fps) if math.isfinite(fps) and 0.1 <= fps <= 240.0 else None
 
 
 def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]:
@@ -153,9 +154,9 @@ def stream_name(source: str) -> str:
 
 
 # Query parameters that carry a camera's credentials (`?user=admin&pwd=...`, `?token=...`).
-SECRET_PARAMETER = re.compile(
-    r"([?&;](?:[^=&;#]*[_.-])?(?:pass|passwd|password|pwd|token|access_token|key|apikey|secret|auth|authorization"
-    r"|sig|signature|credentials?)(?:[_.-][^=&;#]*)?=)[^&;#]*", re.I)  # whole words: not `design=` or `monkey=`
+SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|token|key|secret|auth|sig)[^=&;#]*=)[^&;#]*", re.I)
+# (a name holding any of these: accessToken, clientSecret, api_key; harmless names such as
+# `design=` are hidden too, which costs a display, where a leak would cost a camera)
 
 
 def redact_source(source: str) -> str:
