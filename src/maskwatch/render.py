@@ -191,10 +191,15 @@ def _draw(img: np.ndarray, label: Label, colour) -> None:
 
 def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
     """A copy of the frame with every face box strongly blurred (unrecoverable at these sizes)."""
+    return blur_boxes(frame, [face.box for face in faces])
+
+
+def blur_boxes(frame: np.ndarray, boxes) -> np.ndarray:
+    """blur_faces for bare xyxy boxes (N x 4, any iterable): those a frame does not show."""
     out = frame.copy()
     h, w = out.shape[:2]
-    for face in faces:
-        x0, y0, x1, y1 = (round(v) for v in face.clipped(w, h).box)
+    for box in boxes:
+        x0, y0, x1, y1 = (round(min(max(float(v), 0), side)) for v, side in zip(box, (w, h, w, h)))
         if x1 - x0 < 1 or y1 - y0 < 1:
             continue
         region = out[y0:y1, x0:x1]

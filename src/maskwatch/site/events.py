@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 
 from maskwatch.atomic import OutputError, write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
-from maskwatch.render import FaceAnnotator, blur_faces
+from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import Track
 
@@ -319,27 +319,26 @@ class EventSink:
             self.last_frame[face.track_id] = frame.index
             best = self.views.get(face.track_id)
             if best is None or face.area > best[0]:
-                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face, [*faces, *frame.hidden]))
+                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face, faces, frame.hidden))
         for track_id in [t for t, i in self.last_frame.items() if frame.index - i > self.forget_after]:
             self.views.pop(track_id, None)
             del self.last_frame[track_id]
 
-    def _snapshot(self, image: np.ndarray, face: Face, others: list[Face] = ()) -> np.ndarray:
+    def _snapshot(self, image: np.ndarray, face: Face, shown: list[Face] = (), hidden=()) -> np.ndarray:
         """The face with a margin around it, the face blurred and boxed in its class colour; any
-        other face of the frame that the margin takes in is blurred too (a bystander kept sharp
-        on disk would break the privacy statement)."""
+        other face of the frame that the margin takes in, shown or `hidden` (boxes), is blurred
+        too (a bystander kept sharp on disk would break the privacy statement)."""
         h, w = image.shape[:2]
         x0, y0, x1, y1 = face.box
         mx, my = face.width * self.margin, face.height * self.margin
         cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
         cx1, cy1 = min(w, int(x1 + mx) + 1), min(h, int(y1 + my) + 1)
-
-        def moved(f: Face) -> Face:
-            return Face(box=(f.box[0] - cx0, f.box[1] - cy0, f.box[2] - cx0, f.box[3] - cy0), label=f.label,
-                        probabilities=f.probabilities)
-
-        crop = blur_faces(image[cy0:cy1, cx0:cx1], [moved(f) for f in others if f is not face])
-        return self.annotator.annotate(crop, [moved(face)])
+        offset = np.array([cx0, cy0, cx0, cy0], np.float64)
+        others = np.array([*(f.box for f in shown if f is not face), *hidden], np.float64).reshape(-1, 4)
+        crop = blur_boxes(image[cy0:cy1, cx0:cx1], others - offset)
+        moved = Face(box=tuple(float(v) for v in np.array(face.box) - offset), label=face.label,
+                     probabilities=face.probabilities)
+        return self.annotator.annotate(crop, [moved])
 
     def _announce_changes(self, faces: list[Face]) -> None:
         """Tell listeners of people whose running vote changed, and of new counts in view."""

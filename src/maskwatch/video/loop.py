@@ -23,9 +23,9 @@ def analyse(processor: FrameProcessor, frame: Frame, sinks: list) -> list[Face]:
     """One frame through the processor and into every sink (the frame carrying the faces it does
     not show, for blurring); people started or ended handed out."""
     faces, detected = processor(frame)
-    hidden = getattr(processor, "hidden_faces", None)
-    if hidden is not None and (unshown := hidden()):
-        frame = replace(frame, hidden=tuple(unshown))
+    hidden = getattr(processor, "hidden_boxes", None)
+    if hidden is not None and len(unshown := hidden()):
+        frame = replace(frame, hidden=unshown)
     for sink in sinks:
         sink.write(frame, faces, detected)
     hand_out(sinks, processor.take_started_people(), "start_people")

@@ -13,11 +13,13 @@ from __future__ import annotations
 import inspect
 from dataclasses import replace
 
+import numpy as np
+
 from maskwatch.faces import Face
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.motion import MotionDetector
 from maskwatch.video.sources import Frame
-from maskwatch.video.tracker import FaceTracker, Track
+from maskwatch.video.tracker import FaceTracker, Track, to_xyxy
 
 
 class FrameProcessor:
@@ -74,13 +76,16 @@ class FrameProcessor:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
         return faces
 
-    def hidden_faces(self) -> list[Face]:
-        """Faces in view that the frame does not show, for blurring: every face of the last
-        detection and every track's predicted box (shown ones among them: blurring twice is
-        harmless, leaving one sharp is not)."""
+    def hidden_boxes(self) -> np.ndarray:
+        """Boxes (N x 4 xyxy) of faces in view that the frame may not show, for blurring: every
+        face of the last detection and every track's predicted box (shown ones among them:
+        blurring twice is harmless, leaving one sharp is not). Bare boxes, built at once: this
+        runs on every frame, whether or not a sink blurs."""
         if self.tracker is None:
-            return []
-        return [*self._found, *(Face(box=t.predicted_box()) for t in self.tracker.active)]
+            return np.zeros((0, 4))
+        found = np.array([f.box for f in self._found], np.float64).reshape(-1, 4)
+        predicted = to_xyxy([t.mean[:4] for t in self.tracker.active])  # every track has its Kalman state
+        return np.concatenate([found, predicted])
 
     def __call__(self, frame: Frame) -> tuple[list[Face], bool]:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from maskwatch.atomic import OutputError, write_bytes, write_text
 from maskwatch.faces import Face, frame_record
-from maskwatch.render import FaceAnnotator, blur_faces
+from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.video.sources import Frame, SourceInfo
 from maskwatch.video.tracker import compliance, per_minute_counts
 
@@ -109,7 +109,7 @@ def media_path(out: Path, info: SourceInfo, name: str) -> Path:
 
 def unshown_blurred(frame: Frame, annotator: FaceAnnotator) -> np.ndarray:
     """The frame's pixels, its unshown faces blurred too when the annotator blurs faces."""
-    return blur_faces(frame.image, list(frame.hidden)) if annotator.blur and frame.hidden else frame.image
+    return blur_boxes(frame.image, frame.hidden) if annotator.blur and len(frame.hidden) else frame.image
 
 
 class MediaSink:

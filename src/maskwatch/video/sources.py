@@ -28,16 +28,16 @@ class SourceError(ValueError):
 class Frame:
     """One frame: its position, its time in seconds from the start, the BGR pixels, its name.
 
-    hidden: faces in the frame that are not shown (a face before its track's second detection, an
-    unsure one that continues no track, a person missed twice): never drawn or counted, but
-    blurred wherever faces are blurred (video.loop.analyse sets them).
+    hidden: boxes (N x 4 xyxy) of faces in the frame that may not be shown (a face before its
+    track's second detection, an unsure one that continues no track, a person missed twice):
+    never drawn or counted, but blurred wherever faces are blurred (video.loop.analyse sets them).
     """
 
     index: int
     timestamp: float
     image: np.ndarray
     name: str
-    hidden: tuple = ()
+    hidden: np.ndarray | tuple = ()
 
 
 @dataclass(frozen=True)
