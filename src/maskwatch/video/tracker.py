@@ -139,6 +139,12 @@ def match(scores: np.ndarray, least: float) -> list[tuple[int, int]]:
     return pairs
 
 
+def _shares(sums: np.ndarray) -> tuple[float, ...]:
+    """Per-class sums as shares of their total (zeros where there is none)."""
+    total = sums.sum()
+    return tuple(float(p) for p in (sums / total if total else sums))
+
+
 @dataclass(eq=False)
 class Track:
     """One person (or a candidate): where they are, how they move, and what their face showed.
@@ -172,8 +178,7 @@ class Track:
 
     @property
     def probabilities(self) -> tuple[float, ...]:
-        total = self.probability_sum.sum()
-        return tuple(float(p) for p in (self.probability_sum / total if total else self.probability_sum))
+        return _shares(self.probability_sum)
 
     @property
     def label(self) -> str | None:
@@ -211,8 +216,7 @@ class Track:
     def evidence_probabilities(self) -> tuple[float, ...]:
         """The mean class probabilities over the evidence frames, which the decision is the
         argmax of (zeros without evidence); `probabilities` is the running vote a frame shows."""
-        total = self.evidence_sum.sum()
-        return tuple(float(p) for p in (self.evidence_sum / total if total else self.evidence_sum))
+        return _shares(self.evidence_sum)
 
     def predicted_box(self) -> tuple[float, ...]:
         return tuple(float(v) for v in to_xyxy(self.mean[None, :4])[0]) if self.mean is not None else self.box
