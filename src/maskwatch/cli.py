@@ -468,9 +468,9 @@ def held_out_seed(model, asked: int | None) -> int:
     trained = {}
     finder_session = getattr(model.finder, "session", None)
     if finder_session is not None:
-        meta = finder_session.get_modelmeta().custom_metadata_map.get("maskwatch.detector")
-        if meta and "seed" in (json.loads(meta).get("split") or {}):
-            trained["detector"] = json.loads(meta)["split"]["seed"]
+        meta = json.loads(finder_session.get_modelmeta().custom_metadata_map.get("maskwatch.detector", "{}"))
+        if "seed" in (meta.get("split") or {}):
+            trained["detector"] = meta["split"]["seed"]
     split = (getattr(model.classifier, "info", None) or {}).get("split") or {}
     if "seed" in split:  # a model exported from a run without a split says none
         trained["classifier"] = split["seed"]

@@ -16,8 +16,8 @@ import math
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import Request
 
@@ -131,6 +131,7 @@ class AccessControl:
         # any of them is hashed and recorded (within this process; each worker has its own).
         self._in_flight: Counter[str] = Counter()
         self._in_flight_lock = threading.Lock()
+        self._open_lock = threading.Lock()  # a users file made after the start is opened once
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> AccessControl:
@@ -152,7 +153,7 @@ class AccessControl:
             self._users_checked = now
             if not Path(database).is_file():
                 return False
-            with self._in_flight_lock:  # two requests at once open it once
+            with self._open_lock:  # two requests at once open it once
                 if self.store is None:
                     self.store = AuthStore(database, retention_days=self.settings.retention_days)
         if now - self._users_checked > 2.0 or not self._has_users:

@@ -31,35 +31,32 @@ def _fail(message: str) -> None:
 def open_store(config: Path | None, database: str, command: str = "users", create: bool = False):
     """The AuthStore of the site's database (`--config`) or of `database`. Only a command that adds
     (create) makes a new SQLite file: `users list --database typo.db` is an error, not an empty list."""
+    return store_of(site_config(config, command), database, command, create)
+
+
+def site_config(config: Path | None, command: str = "users"):
+    """The site's config (None without one), once the serve extra is known to be there."""
     from maskwatch.extras import need
 
     need(command, "serve")
-
-    if config is not None:
-        from maskwatch.site.config import SiteConfigError, load_site_config
-
-        try:
-            site = load_site_config(config)
-        except SiteConfigError as err:
-            _fail(str(err).splitlines()[0])
-        database, options = site.storage.database, {"retention_days": site.storage.retention_days}
-    else:
-        options = {}
-    if not create and "://" not in database and not Path(database).is_file():
-        _fail(f"{database}: no such database; users are added with maskwatch {command} add")
-    return _store(database, **options)
-
-
-def site_cameras(config: Path | None) -> list[str] | None:
-    """The camera ids of the site's config, None without one."""
     if config is None:
         return None
     from maskwatch.site.config import SiteConfigError, load_site_config
 
     try:
-        return list(load_site_config(config).cameras)
+        return load_site_config(config)
     except SiteConfigError as err:
         _fail(str(err).splitlines()[0])
+
+
+def store_of(site, database: str, command: str = "users", create: bool = False):
+    """open_store for a config already read: the site's database, else `database`."""
+    options = {}
+    if site is not None:
+        database, options = site.storage.database, {"retention_days": site.storage.retention_days}
+    if not create and "://" not in database and not Path(database).is_file():
+        _fail(f"{database}: no such database; users are added with maskwatch {command} add")
+    return _store(database, **options)
 
 
 def _store(database: str, **options):
@@ -90,23 +87,18 @@ def add_user(
     database: Database = DEFAULT_DATABASE,
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
-    from maskwatch.extras import need
+    site = site_config(config)
+    from maskwatch.security.store import new_user_problem
 
-    need("users", "serve")
-    from maskwatch.security.store import ROLES, USER_NAME
-
-    if not USER_NAME.match(name):  # said before the password is asked for
-        _fail(f"user names are 1-64 letters, digits, _ . @ or -; got {name!r}")
-    if role not in ROLES:
-        _fail(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
+        _fail(problem)
     if camera is not None:
         camera = [c.strip() for c in camera if c.strip()]
         if not camera:
             _fail("--camera names no camera: leave it out for all cameras")
-        known = site_cameras(config)
-        if known is not None and (unknown := [c for c in camera if c not in known]):
-            _fail(f"no camera {', '.join(map(repr, unknown))} in {config}; cameras: {', '.join(known)}")
-    store = open_store(config, database, create=True)
+        if site is not None and (unknown := [c for c in camera if c not in site.cameras]):
+            _fail(f"no camera {', '.join(map(repr, unknown))} in {config}; cameras: {', '.join(site.cameras)}")
+    store = store_of(site, database, create=True)
     password = read_password()
     try:
         user = store.add_user(name, password, role, camera or None)

@@ -90,6 +90,17 @@ def _cameras_text(cameras) -> str | None:
     return ",".join(dict.fromkeys(cameras))
 
 
+def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | None:
+    """What is wrong with a user to add, before any password (a bad name, role or camera list)."""
+    if not USER_NAME.match(name):
+        return f"user names are 1-64 letters, digits, _ . @ or -; got {name!r}"
+    if role not in ROLES:
+        return f"role must be one of {', '.join(ROLES)}; got {role!r}"
+    if role == "admin" and cameras:
+        return "an admin sees every camera: --camera is for viewers"
+    return None
+
+
 def _user_row(row) -> dict:
     cameras = row.cameras.split(",") if row.cameras is not None else None
     return {"id": row.id, "name": row.name, "role": row.role,
@@ -127,12 +138,8 @@ class AuthStore:
 
     def add_user(self, name: str, password: str, role: str, cameras: list[str] | None = None) -> dict:
         """A new user; ValueError names a bad name, role or password, or a name already taken."""
-        if not USER_NAME.match(name):
-            raise ValueError(f"user names are 1-64 letters, digits, _ . @ or -; got {name!r}")
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
-        if role == "admin" and cameras:
-            raise ValueError("an admin sees every camera: --camera is for viewers")
+        if (problem := new_user_problem(name, role, cameras)) is not None:
+            raise ValueError(problem)
         check_strength(password, name)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
