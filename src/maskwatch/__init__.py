@@ -7,10 +7,11 @@ The public API is small: :class:`Face` (one face in a frame), :class:`Classifier
 
 import os
 
-# Decompression bombs: OpenCV refuses to decode an image whose header claims more pixels than
-# this (maskwatch.data.images.MAX_PIXELS), before allocating it. OpenCV reads the variable when
-# it is loaded, so it is set before anything here imports cv2; a value already set is kept.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", "100000000")
+# Decompression bombs: images whose header claims more pixels than this are refused before they
+# are decoded (maskwatch.data.images). OpenCV reads the limit when it is loaded, so it is set
+# before anything here imports cv2; a value already set is kept.
+MAX_PIXELS = 100_000_000
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 
 from maskwatch.faces import CLASSES, Face  # noqa: E402
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-# Decompression bombs: refuse images whose header claims more pixels than this (OpenCV checks the
-# header before decoding: OPENCV_IO_MAX_IMAGE_PIXELS, set to this in maskwatch/__init__.py).
-MAX_PIXELS = 100_000_000
+from maskwatch import MAX_PIXELS
+
+# MAX_PIXELS: decompression bombs, refused by their header before decoding (OpenCV's
+# OPENCV_IO_MAX_IMAGE_PIXELS, set to it in maskwatch/__init__.py, before cv2 loads).
 
 
 class ImageError(ValueError):

@@ -251,8 +251,9 @@ class CameraWorker:
     """Analyses one camera's newest frames at up to `fps`, in its own thread, into its sinks.
 
     Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
-    Unix time that advances steadily (so events carry real times; see _stamp). When the stream is lost, the tracks end at once:
-    people seen before a reconnect are decided and handed to the sinks, not carried over.
+    Unix time that advances steadily (so events carry real times; see _stamp). When the stream
+    is lost, the tracks end at once: people seen before a reconnect are decided and handed to
+    the sinks, not carried over.
     Each frame runs the loop body every loop shares (video/loop.py): sinks with a
     write_people(tracks) method get each decided person once; sinks with a start_people(tracks)
     method hear first of each person as they come into view.
