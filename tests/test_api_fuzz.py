@@ -3,6 +3,10 @@
 Every check schemathesis has (`-c all`): no 5xx for any input, every status, content type, header
 and body as documented, schema-invalid input refused, schema-valid input accepted. A JSON Schema
 cannot say "a PNG", so schemathesis_hooks.py tells it what a valid image body is.
+
+The run is seeded (MASKWATCH_FUZZ_SEED, default 1) so that CI judges every commit on the same
+inputs: an unseeded run failed CI once on a new input (a 300-character snapshot name, fixed). To
+look further, run this test with other seeds: MASKWATCH_FUZZ_SEED=7 pytest -m "" tests/test_api_fuzz.py.
 """
 
 import os
@@ -28,7 +32,7 @@ def test_schemathesis_finds_no_failure(server, tmp_path):  # noqa: F811
     run = subprocess.run(
         [*SCHEMATHESIS, "run", f"{server}/openapi.json", "--checks", "all", "--max-examples", "25",
          "--workers", "1", "--request-timeout", "60", "--generation-database", "none", "--no-color",
-         "--output-truncate", "true"],
+         "--output-truncate", "true", "--seed", os.environ.get("MASKWATCH_FUZZ_SEED", "1")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400, check=False)
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]

@@ -122,7 +122,8 @@ def test_privacy_mode_keeps_no_snapshot(tmp_path):
     assert event["snapshot"] is None and not (tmp_path / "snaps").exists()
 
 
-@pytest.mark.parametrize("name", ["../site.db", ".hidden", "a/b.jpg"])
+@pytest.mark.parametrize("name", ["../site.db", ".hidden", "a/b.jpg", "x" * 300 + ".jpg", "nul\0.jpg",
+                                  "door-1.jpg\n", "T\u0335o invoke.jpg"])
 def test_snapshot_names_cannot_leave_the_folder(store, name):
     assert store.snapshot_path(name) is None
 

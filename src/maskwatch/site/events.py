@@ -13,6 +13,7 @@ is versioned: MIGRATIONS[i] takes a database from version i to i + 1, applied in
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from maskwatch.video.tracker import Track
 log = logging.getLogger(__name__)
 
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
+SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
 
 metadata = MetaData()
@@ -232,8 +234,10 @@ class EventStore:
         return len(old)
 
     def snapshot_path(self, name: str) -> Path | None:
-        """The file of a snapshot named in an event (None in privacy mode or for a foreign name)."""
-        if self.snapshots is None or "/" in name or "\\" in name or name.startswith("."):
+        """The file of a snapshot named in an event (None in privacy mode or for a name `record`
+        does not write: only "<camera>-<event id>.jpg" is looked up, so no name leaves the folder
+        or is too long for the file system)."""
+        if self.snapshots is None or not SNAPSHOT_NAME.fullmatch(name):
             return None
         path = self.snapshots / name
         return path if path.is_file() else None
