@@ -116,6 +116,10 @@ def test_unknown_user_and_wrong_password_get_the_same_answer_then_429(secured):
         assert login(secured.base, ("victim", "not the password")).status_code == 401
     limited = login(secured.base, ("victim", "victim's own password"))  # even the right one, for a while
     assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 15 * 60
+    for _ in range(5):  # refused guesses are cheap for the guesser: the log takes one a minute, not each
+        assert login(secured.base, ("victim", "guess")).status_code == 429
+    logged = secured.get("/v1/access-log", action="login_limited").json()["entries"]
+    assert sum(e["target"] == "victim" for e in logged) == 1
     assert login(secured.base, VIEWER).status_code == 200  # another user from the same address still may
     store.close()
 
@@ -154,10 +158,16 @@ def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
         return httpx.get(secured.base + path, params=params, headers=session, timeout=10)
 
     assert wait_until(lambda: get("/v1/cameras/door/frame.jpg").status_code == 200, 60)
-    assert [c["id"] for c in get("/v1/cameras").json()] == ["door"]
+    [door] = get("/v1/cameras").json()
+    assert door["id"] == "door" and door["source"] == "***"  # a file on the server: its path is the admins'
     assert get("/v1/cameras/till/frame.jpg").status_code == 403
     assert get("/v1/events", camera="till").status_code == 403
     assert get("/v1/snapshots/till-1.jpg").status_code == 403
+    assert get("/v1/snapshots/till-1.jpg", camera="door").status_code == 403  # the path decides, not ?camera=
+    # The API's own document names their camera and zones only (it listed every camera to them).
+    mine, whole = get("/openapi.json"), secured.get("/openapi.json")
+    assert mine.status_code == 200 and '"door"' in mine.text and '"till"' not in mine.text
+    assert '"till"' in whole.text
     # None of till's events, once it has some (else the filter would pass unexercised).
     assert wait_until(lambda: secured.get("/v1/events", camera="till").json()["events"], 60)
     assert all(e["camera"] == "door" for e in get("/v1/events").json()["events"])
@@ -166,7 +176,8 @@ def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
         assert get(path).status_code == 403, path
     assert get("/v1/report.csv").status_code == 200
     # Nor are the other cameras' names told: the privacy statement lists theirs only.
-    assert get("/v1/privacy").json()["site"]["cameras"] == ["door"]
+    privacy = get("/v1/privacy").json()
+    assert privacy["site"]["cameras"] == ["door"] and "admins" not in privacy["access"]
     assert "till" not in get("/v1/compliance", zone="nope").json()["error"]
     # ... and the admin reads who looked
     entries = secured.get("/v1/access-log", user="viewer").json()["entries"]
@@ -174,6 +185,19 @@ def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
     assert ("camera_frame", "/v1/cameras/door/frame.jpg") in actions and ("report", "/v1/report.csv") in actions
     assert ("login", None) in actions
     assert all(e["client"] == "127.0.0.1" for e in entries)
+
+
+def test_a_viewer_of_a_camera_since_removed_is_not_told_the_others(secured):
+    store = AuthStore(str(secured.folder / "site.db"))
+    store.add_user("stale", "stale viewer password", "viewer", cameras=["door", "oldcam"])
+    try:
+        session = session_of(login(secured.base, ("stale", "stale viewer password")))
+        for path, params in (("/v1/events", {"camera": "oldcam"}), ("/v1/cameras/oldcam/frame.jpg", {})):
+            refused = httpx.get(secured.base + path, params=params, headers=session, timeout=10)
+            assert refused.status_code in (400, 404) and "door" in refused.text and "till" not in refused.text, path
+    finally:
+        store.remove_user("stale")
+        store.close()
 
 
 def test_privacy_says_what_the_site_keeps(secured):
@@ -254,6 +278,20 @@ def test_the_browser_logs_in_sees_the_cameras_refuses_a_cross_origin_post_and_lo
     assert httpx.get(secured.base + "/v1/me", headers=session, timeout=10).status_code == 401
     page.goto(secured.base + "/")
     page.wait_for_selector("#login", timeout=20_000)  # back to the login page
+
+
+def test_the_login_page_goes_on_to_pages_of_this_site_only(secured, page):  # noqa: F811
+    """?next= is where the login page goes after a login: a page of the site, never another site,
+    however the address is written (browsers drop a tab or newline: "/\t/evil" is "//evil")."""
+    for written, lands in (("/v1/privacy", "/v1/privacy"), ("%2F%09%2Fevil.example%2Fx", "/"),
+                           ("%2F%0A%2Fevil.example", "/"), ("https://evil.example/", "/")):
+        page.context.clear_cookies()
+        page.goto(f"{secured.base}/login?next={written}")
+        page.wait_for_selector("#login", timeout=20_000)
+        page.fill("#username", ADMIN[0])
+        page.fill("#password", ADMIN[1])
+        page.click("button[type=submit]")
+        page.wait_for_url(secured.base + lands, timeout=20_000)
 
 
 def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  # noqa: F811

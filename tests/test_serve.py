@@ -81,6 +81,15 @@ def test_detect_multipart_and_raw_body_agree(server, sample_dir):
     assert face["label"] in PERSON_LABELS and len(face["box"]) == 4 and set(face["probabilities"]) == set(CLASSES)
 
 
+def test_an_open_server_refuses_a_post_from_a_page_of_another_site(server, sample_dir):
+    """No users (loopback only): curl and scripts post freely, a browser page elsewhere may not."""
+    data = png_bytes(sample_dir)
+    for header in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = httpx.post(f"{server}/v1/detect", content=data, headers=header, timeout=30)
+        assert refused.status_code == 403 and "refused" in refused.json()["error"], header
+    assert httpx.post(f"{server}/v1/detect", content=data, headers={"Origin": server}, timeout=30).status_code == 200
+
+
 def test_annotate_returns_a_jpeg_with_counts(server, sample_dir):
     response = httpx.post(f"{server}/v1/detect?annotate=1", content=png_bytes(sample_dir), timeout=30)
     assert response.status_code == 200

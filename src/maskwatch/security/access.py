@@ -109,12 +109,15 @@ def client_address(request: Request) -> str:
 
 
 def camera_of(request: Request) -> str | None:
-    """The camera a request is about: /cameras/{camera_id}/..., ?camera=, or a snapshot CAMERA-ID.jpg."""
-    camera = request.path_params.get("camera_id") or request.query_params.get("camera")
-    name = request.path_params.get("name")
-    if camera is None and name:
-        camera = name.rsplit("-", 1)[0]  # snapshots are named CAMERA-EVENTID.jpg
-    return camera
+    """The camera a request is about: /cameras/{camera_id}/..., a snapshot CAMERA-ID.jpg, else
+    ?camera=. A route's path decides first: `/snapshots/till-7.jpg?camera=door` is about `till`
+    (the query was taken first, and a viewer of `door` got `till`'s snapshot)."""
+    path = request.path_params
+    if "camera_id" in path:
+        return path["camera_id"]
+    if "name" in path:
+        return path["name"].rsplit("-", 1)[0]  # snapshots are named CAMERA-EVENTID.jpg
+    return request.query_params.get("camera")
 
 
 class AccessControl:
@@ -175,8 +178,12 @@ class AccessControl:
         if access == "public":
             return
         principal = self.identify(request)
+        if self.store is not None:
+            self._sweep()
         if principal.via == "session" and request.method not in SAFE_METHODS:
             check_csrf(request)
+        elif principal.via == "open" and request.method not in SAFE_METHODS:
+            check_origin(request)  # a page elsewhere must not post to an open server; curl sends no Origin
         if principal.scope == "read" and request.method not in SAFE_METHODS:
             raise AuthError(403, "this API token is read-only")
         if access == "admin" and principal.role != "admin":
@@ -242,7 +249,7 @@ class AccessControl:
                 count, oldest = self.store.failures(key, self.window)
                 if count + self._in_flight[key] >= limit:
                     wait = max(1, math.ceil((oldest or time.time()) + self.window - time.time()))
-                    self.store.log("login_limited", None, client, name[:64])
+                    self._audit("login_limited", None, client, name[:64])  # once a minute, not per guess
                     raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
             self._in_flight.update(keys)
         try:
@@ -269,7 +276,8 @@ class AccessControl:
             self.store.log("logout", principal.name, client_address(request))
 
     def _sweep(self) -> None:
-        """Retention of the access log and stale sessions, at most hourly, piggybacking on logins."""
+        """Retention of the access log and stale sessions, at most hourly, on any request (a site
+        read only with API tokens has no logins to piggyback on)."""
         if time.time() - self._swept > 3600:
             self._swept = time.time()
             self.store.enforce_retention(self.absolute)
@@ -287,6 +295,11 @@ def check_csrf(request: Request) -> None:
     send without a CORS preflight we never grant) and, when the browser names one, our Origin."""
     if request.headers.get(CSRF_HEADER) != "1":
         raise AuthError(403, "state-changing requests need the header X-Maskwatch-CSRF: 1")
+    check_origin(request)
+
+
+def check_origin(request: Request) -> None:
+    """A request a browser sends from another site (its Origin, or Sec-Fetch-Site) is refused."""
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
     if origin is not None and origin != own:

@@ -221,8 +221,12 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     app.include_router(access_routes)
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
+    def openapi(request: Request) -> JSONResponse:
+        if site is None:
+            return JSONResponse(app.openapi())
+        from maskwatch.serving.site_api import schema_for
+
+        return JSONResponse(schema_for(app.openapi(), site, request.state.principal))
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -72,6 +72,35 @@ def one_of(values) -> dict:
     return {"anyOf": None, "type": "string", "enum": values} if values else {}
 
 
+def schema_for(schema: dict, site: Site, principal) -> dict:
+    """The OpenAPI document as `principal` may read it: the camera and zone lists a query is
+    documented with name only the cameras a viewer limited to some may see, and their zones (the
+    whole document named every camera and zone of the site to any viewer)."""
+    if principal is None or principal.cameras is None:
+        return schema
+    mine = principal.visible(site.cameras_by_id)
+    swap = {tuple(site.cameras_by_id): mine,
+            tuple(_zones(site, site.cameras_by_id)): _zones(site, mine)}
+
+    def limited(node):
+        if isinstance(node, list):
+            return [limited(value) for value in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: limited(value) for key, value in node.items()}
+        if "enum" in node and tuple(node["enum"]) in swap:
+            node["enum"] = swap[tuple(node["enum"])]
+            if not node["enum"]:
+                del node["enum"]
+        return node
+
+    return limited(schema)
+
+
+def _zones(site: Site, cameras) -> list[str]:
+    return sorted({z for c in cameras for z in site.cameras_by_id[c].config.zones})
+
+
 # Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
 SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "maximum": LATEST},
                           {"type": "string", "format": "date-time"}]}
@@ -80,7 +109,7 @@ SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "maximum": LAT
 def site_routes(site: Site) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["site"])
     camera_ids = one_of(site.cameras_by_id)
-    all_zones = one_of(sorted({z for c in site.cameras_by_id.values() for z in c.config.zones}))
+    all_zones = one_of(_zones(site, site.cameras_by_id))
 
     def visible(request: Request) -> list[str] | None:
         """The cameras the caller may see; None: all (AccessControl.authorize already refused a
@@ -88,23 +117,32 @@ def site_routes(site: Site) -> APIRouter:
         principal = request.state.principal
         return None if principal is None or principal.cameras is None else principal.visible(site.cameras_by_id)
 
+    def named(request: Request) -> str:
+        """The cameras an error may list: the caller's (a viewer whose list names a camera since
+        removed from the config passes the access check, and must not be told the others)."""
+        allowed = visible(request)
+        return ", ".join(site.cameras_by_id if allowed is None else allowed) or "none"
+
     @router.get("/cameras", response_model=list[CameraStatus])
     def cameras(request: Request) -> JSONResponse:
         """Every camera of the site the caller may see: connected, last frame (ISO time), FPS received,
         frames, reconnects, last error, and today's people per voted label (UTC day, from the database)."""
         allowed = visible(request)
         rows = [row for row in site.cameras() if allowed is None or row["id"] in allowed]
+        principal = request.state.principal
         for row in rows:
             row["last_frame_at"] = _iso(row["last_frame_at"])
+            if principal is not None and principal.role != "admin":  # a camera's address and user: admins only
+                row["source"] = row["source"].split("://", 1)[0] + "://***" if "://" in row["source"] else "***"
         return JSONResponse(rows)
 
     @router.get("/cameras/{camera_id}/frame.jpg", response_class=Response,
                 responses=JPEG_RESPONSE | _errors((404, "No such camera, or no frame from it yet")),
                 openapi_extra={AUDIT: "camera_frame"})
-    def camera_frame(camera_id: str) -> Response:
+    def camera_frame(request: Request, camera_id: str) -> Response:
         camera = site.cameras_by_id.get(camera_id)
         if camera is None:
-            return _error(404, f"no camera {camera_id!r}; cameras: {', '.join(site.cameras_by_id)}")
+            return _error(404, f"no camera {camera_id!r}; cameras: {named(request)}")
         jpeg = camera.live.jpeg()
         if jpeg is None:
             return _error(404, f"no frame from camera {camera_id!r} yet")
@@ -120,7 +158,7 @@ def site_routes(site: Site) -> APIRouter:
                     limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
         """Decided people, newest first, filtered by camera, zone, voted label and last seen since."""
         if camera is not None and camera not in site.cameras_by_id:
-            return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(site.cameras_by_id)}")
+            return _error(400, f"unknown camera {camera!r}; cameras: {named(request)}")
         if label is not None and label not in PERSON_LABELS:
             return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
         try:
@@ -153,7 +191,7 @@ def site_routes(site: Site) -> APIRouter:
         if camera is not None and camera not in site.cameras_by_id:
             return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(shown)}")
         if zone is not None:
-            every_zone = sorted({z for c in shown for z in site.cameras_by_id[c].config.zones})
+            every_zone = _zones(site, shown)
             if zone not in every_zone:
                 return _error(404, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
             if camera is not None and zone not in site.cameras_by_id[camera].config.zones:

@@ -24,7 +24,7 @@ class CameraStatus(BaseModel):
 
     id: str
     name: str
-    source: str = Field(description="the source with any password shown as ***")
+    source: str = Field(description="the source with any password shown as ***; to a viewer, its kind only (rtsp://***)")
     zones: list[str]
     fps_target: float = Field(description="frames analysed per second, as configured")
     connected: bool
