@@ -126,9 +126,69 @@ def test_stop_ends_in_its_time_with_a_full_queue_and_a_receiver_that_never_answe
     started = time.monotonic()
     notifier.stop(timeout=1.0)
     assert time.monotonic() - started < 1.5  # not 6 alerts x 6 tries x 0.5 s
-    assert wait_until(lambda: not notifier._thread.is_alive(), limit=5.0)  # its try in flight times out
+    assert wait_until(lambda: not any(t.is_alive() for t in notifier._threads), limit=5.0)  # its try times out
     assert notifier.stats.sent == 0 and notifier.stats.dropped + notifier.stats.failed == 6
     mute.close()
+
+
+def test_a_dead_receiver_holds_up_no_other_receiver():
+    import socket
+
+    dead = socket.socket()  # a port nobody listens on: every try is refused at once
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()
+    healthy = Receiver()
+    notifier = WebhookNotifier([WebhookRule(f"http://127.0.0.1:{port}/hook", SECRET, retries=5, backoff=1.0),
+                                WebhookRule(healthy.url, SECRET)]).start()
+    started = time.monotonic()
+    for track_id in range(2):
+        notifier.notify(event(track_id))
+    assert wait_until(lambda: len(healthy.received) == 2, limit=5.0)  # not after the dead one's 31 s of retries
+    assert time.monotonic() - started < 5.0
+    notifier.stop(timeout=0.5)
+    healthy.close()
+
+
+class Odd(BaseHTTPRequestHandler):
+    """A receiver whose answers are not what urllib expects: cut short, or a redirect."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/short":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"cut")  # 3 of the 100 bytes promised, then the connection closes
+        else:
+            self.send_response(301)
+            self.send_header("Location", "https://example.invalid/hook")
+            self.end_headers()
+
+    def do_GET(self):  # what urllib would send after a redirect: no body
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_broken_answer_or_a_redirect_is_a_failed_try_and_delivery_goes_on():
+    from http.server import HTTPServer
+
+    odd = HTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=odd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{odd.server_address[1]}"
+    notifier = WebhookNotifier([WebhookRule(base + "/short", SECRET, retries=0),
+                                WebhookRule(base + "/moved", SECRET, retries=0)]).start()
+    notifier.notify(event(1))
+    assert wait_until(lambda: notifier.stats.failed == 2, limit=10.0)
+    assert notifier.stats.sent == 0  # a redirect was followed by an empty GET and counted as sent
+    notifier.notify(event(2))  # the threads live on (a cut answer ended the only one)
+    assert wait_until(lambda: notifier.stats.failed == 4, limit=10.0)
+    notifier.stop(timeout=1.0)
+    odd.shutdown()
+    odd.server_close()
 
 
 def test_signature_is_hmac_sha256_of_the_body():

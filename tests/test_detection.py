@@ -209,6 +209,8 @@ def test_bad_sources(source, message):
 @pytest.mark.parametrize("source, shown", [
     ("rtsp://admin:s3cret@cam/live", "rtsp://admin:***@cam/live"),
     ("rtsp://admin:p@ss/w0rd@cam:554/live", "rtsp://admin:***@cam:554/live"),  # FFmpeg takes these unescaped
+    ("rtsp://admin:Pa#ss1@cam/live", "rtsp://admin:***@cam/live"),
+    ("postgresql+psycopg://u:p?w@db/maskwatch", "postgresql+psycopg://u:***@db/maskwatch"),
     ("http://cam/videostream.cgi?user=admin&pwd=s3cret&channel=1", "http://cam/videostream.cgi?user=admin&pwd=***&channel=1"),
     ("rtsp://cam/live?token=s3cret", "rtsp://cam/live?token=***"),
     ("http://cam/x?API_KEY=s3cret#top", "http://cam/x?API_KEY=***#top"),

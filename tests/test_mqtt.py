@@ -90,3 +90,26 @@ def test_a_broker_that_comes_later_is_connected_to(tmp_path, caplog):
         if listener is not None:
             listener.close()
         late.stop()
+
+
+@pytest.mark.system  # starts its own broker, later
+def test_after_a_long_outage_the_site_is_online_with_its_latest_state_and_newest_events(tmp_path):
+    port = free_port()
+    publisher = MqttPublisher("127.0.0.1", port, max_queued=100).start()  # nobody listens yet
+    for n in range(150):  # more than it keeps: paho's full queue refused "online" itself
+        publisher.event_recorded({**EVENT, "id": n})
+        publisher.in_view({"camera": "door", "counts": {"with_mask": n % 7}})
+    late = Broker(tmp_path, port).start()
+    listener = None
+    try:
+        listener = Subscriber(port, "maskwatch/#")
+        assert wait_until(lambda: listener.on("maskwatch/available")[-1:] == ["online"], 60)
+        assert wait_until(lambda: listener.on("maskwatch/door/with_mask")[-1:] == [str(149 % 7)])
+        assert wait_until(lambda: len(listener.on("maskwatch/events")) == 100)
+        ids = [json.loads(p)["event"]["id"] for p in listener.on("maskwatch/events")]
+        assert ids == list(range(50, 150))  # the newest, in order
+    finally:
+        publisher.stop()
+        if listener is not None:
+            listener.close()
+        late.stop()

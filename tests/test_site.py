@@ -344,4 +344,32 @@ def test_a_site_whose_start_fails_stops_what_it_started(tmp_path, monkeypatch):
     monkeypatch.setattr(site, "_start_cameras", cameras_fail)
     with pytest.raises(OSError, match="no camera thread"):
         site.start()
-    assert not any(t.name == "maskwatch-webhooks" and t.is_alive() for t in threading.enumerate())
+    assert not any(t.name.startswith("maskwatch-webhook") and t.is_alive() for t in threading.enumerate())
+
+
+def test_while_the_database_cannot_be_read_the_cameras_state_still_goes_out(tmp_path, monkeypatch):
+    """/v1/cameras and /metrics read today's counts from the database: during an outage they give
+    the cameras' own state (up, FPS) and leave the counts out, where the whole scrape failed."""
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.metrics import SiteCollector
+    from maskwatch.site.runner import Site
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/none'}\n")
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), Detector.load(config=WEIGHTS / "centerface.json"))
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(site.store, "counts", down)
+    try:
+        [door] = site.cameras()
+        assert door["id"] == "door" and door["today"] is None
+        series = {family.name: family.samples for family in SiteCollector(site).collect()}
+        assert [s.labels for s in series["maskwatch_camera_up"]] == [{"camera": "door"}]
+        assert series["maskwatch_camera_people_today"] == []
+    finally:
+        site.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from maskwatch.serving.drain import DrainBeforeAnswering
 from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES
 from maskwatch.serving.query import known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 # prometheus_client's multiprocess mode: set by `maskwatch serve --workers N` (N > 1).
@@ -157,6 +160,16 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                               for route in app.router.routes)]
             err = HTTPException(405, err.detail, headers={"Allow": ", ".join(methods)})
         return await http_exception_handler(request, err)
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, err: SQLAlchemyError) -> JSONResponse:
+        """The database away (a server restarting, a full disk): 503, try again, not a bare 500."""
+        log.warning("%s %s: the database failed (%s)", request.method, request.url.path,
+                    str(err).splitlines()[0][:200])
+        return JSONResponse({"error": "the database cannot be read or written just now; try again shortly"},
+                            status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:

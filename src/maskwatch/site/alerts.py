@@ -1,7 +1,7 @@
 """Alerts by webhook: a JSON POST per matching event, signed with HMAC-SHA256, retried with backoff.
 
-Delivery runs on its own thread from a bounded queue, so a slow or dead receiver never holds up
-a camera: notify() only enqueues. A rule picks events by voted label, camera and zone; every
+Delivery runs on a thread per rule from a bounded queue, so a slow or dead receiver never holds
+up a camera or another receiver: notify() only enqueues. A rule picks events by voted label, camera and zone; every
 event is one decided person, so a person alerts at most once, and `cooldown` seconds quiets a
 camera after an alert (a crowd at the door is one alert, not twenty). Outside a camera's opening
 hours (judged at the person's last-seen time) its events alert no one. Compliance alerts
@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
@@ -39,8 +39,8 @@ NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
 def shown_url(url: str) -> str:
     """A webhook URL as the log shows it: scheme, host, port and path (a user or query may hold a token)."""
     parts = urllib.parse.urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    host = parts.netloc.rpartition("@")[2]  # host and port as written (a bad port must not raise here)
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -84,10 +84,30 @@ class DeliveryStats:
     quieted: int = 0  # within a cooldown
     closed: int = 0  # outside the camera's opening hours
     last_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, what: str, error: str | None = None) -> None:
+        """One more of `what` (camera threads and every receiver's thread count at once)."""
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+            if error is not None:
+                self.last_error = error
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed try that names where it points: urllib would follow it with a GET
+    without the body (an http:// receiver moved to https:// got empty GETs, counted as sent)."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 class WebhookNotifier:
-    """Matches events against the rules and delivers them in the background, in order."""
+    """Matches events against the rules and delivers them in the background, each rule's in order
+    on a thread of its own: a dead receiver's retries hold up no other receiver."""
 
     def __init__(self, rules: list[WebhookRule], queue_size: int = 1000,
                  hours: dict[str, OpeningHours] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -95,68 +115,74 @@ class WebhookNotifier:
         self.hours = hours or {}  # camera -> opening hours; a camera not named is always open
         self.clock = clock  # for cooldowns: injectable so tests need not sleep
         self.stats = DeliveryStats()
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queues = [queue.Queue(maxsize=queue_size) for _ in rules]  # one per rule, as its thread
         self._last_alert: dict[tuple[str, str], float] = {}  # (url, camera) -> monotonic time
         self._closing = threading.Event()  # stop() was called: deliver what is queued, then end
         self._stop = threading.Event()  # stop()'s time is up: no more waiting, the rest is dropped
-        self._thread = threading.Thread(target=self._run, name="maskwatch-webhooks", daemon=True)
+        self._threads = [threading.Thread(target=self._run, args=(rule, line), name=f"maskwatch-webhook-{i}",
+                                          daemon=True) for i, (rule, line) in enumerate(zip(rules, self._queues))]
 
     def start(self) -> WebhookNotifier:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued within `timeout`, then stop: what is still queued then is dropped
-        (counted), a retry's wait ends at once, and at most one try in flight runs out its own
-        timeout in the background. Never blocks longer, a full queue or a mute receiver included."""
+        """Deliver what is queued within `timeout` (all receivers together), then stop: what is
+        still queued then is dropped (counted), a retry's wait ends at once, and at most one try
+        per receiver runs out its own timeout in the background. Never blocks longer, a full
+        queue or a mute receiver included."""
         self._closing.set()
-        try:
-            self._queue.put_nowait(None)  # wakes an idle thread; a full queue ends on its own once drained
-        except queue.Full:
-            pass
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        for line in self._queues:
+            try:
+                line.put_nowait(None)  # wakes an idle thread; a full queue ends on its own once drained
+            except queue.Full:
+                pass
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.ident is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
 
     def notify(self, event: dict) -> None:
         """Queue the event for every rule it matches; never blocks."""
         if not self.hours.get(event["camera"], ALWAYS_OPEN).is_open(event["last_seen"]):
-            self.stats.closed += 1
+            self.stats.count("closed")
             return
         now = self.clock()
-        for rule in self.rules:
+        for rule, line in zip(self.rules, self._queues):
             if not rule.matches(event):
                 continue
             key = (rule.url, event["camera"])
             if rule.cooldown and now - self._last_alert.get(key, -1e18) < rule.cooldown:
-                self.stats.quieted += 1
+                self.stats.count("quieted")
                 continue
             self._last_alert[key] = now
-            self._enqueue(rule, {"type": "event", "event": event})
+            self._enqueue(line, {"type": "event", "event": event})
 
     def alert(self, alert: dict) -> None:
         """Queue a compliance alert for every rule admitting its camera and zone (the compliance
         rule has its own cooldown and opening hours check); never blocks."""
-        for rule in self.rules:
+        for rule, line in zip(self.rules, self._queues):
             if rule.admits(alert["camera"], alert["zone"]):
-                self._enqueue(rule, {"type": "compliance", "alert": alert})
+                self._enqueue(line, {"type": "compliance", "alert": alert})
 
-    def _enqueue(self, rule: WebhookRule, payload: dict) -> None:
+    def _enqueue(self, line: queue.Queue, payload: dict) -> None:
         try:
-            self._queue.put_nowait((rule, payload))
+            line.put_nowait(payload)
         except queue.Full:
-            self.stats.dropped += 1
+            self.stats.count("dropped")
 
-    def _run(self) -> None:
+    def _run(self, rule: WebhookRule, line: queue.Queue) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            payload = line.get()
+            if payload is None:
                 return
             if self._stop.is_set():
-                self.stats.dropped += 1
+                self.stats.count("dropped")
             else:
-                self._deliver(*item)
-            if self._closing.is_set() and self._queue.empty():
+                self._deliver(rule, payload)
+            if self._closing.is_set() and line.empty():
                 return
 
     def _deliver(self, rule: WebhookRule, payload: dict) -> None:
@@ -167,16 +193,19 @@ class WebhookNotifier:
         delay = rule.backoff
         for attempt in range(rule.retries + 1):
             try:
-                with urllib.request.urlopen(request, timeout=rule.timeout) as response:
+                with OPENER.open(request, timeout=rule.timeout) as response:
                     response.read()
-                self.stats.sent += 1
+                self.stats.count("sent")
                 return
-            except (urllib.error.URLError, OSError) as err:  # HTTPError (4xx/5xx) is a URLError
-                reason = str(getattr(err, "code", None) or getattr(err, "reason", None) or err)
-                self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
+            except urllib.error.HTTPError as err:
+                moved = err.headers.get("Location") if 300 <= err.code < 400 else None
+                reason = f"HTTP {err.code}" + (f", redirected to {shown_url(moved)}" if moved else "")
+            except Exception as err:  # noqa: BLE001  any failed try (refused, a broken answer, a bad URL)
+                reason = str(getattr(err, "reason", None) or err) or type(err).__name__  # ends no thread
+            self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
             if attempt == rule.retries or self._stop.wait(delay):
                 break
-            self.stats.retried += 1
+            self.stats.count("retried")
             delay = min(60.0, delay * 2)
-        self.stats.failed += 1
+        self.stats.count("failed")
         log.warning("webhook %s: alert not delivered after %d tries (%s)", shown_url(rule.url), attempt + 1, reason)

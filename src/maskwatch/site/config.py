@@ -220,8 +220,24 @@ class WebhookConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        from maskwatch.site.alerts import shown_url
+
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"webhook URLs start with http:// or https://; got {value!r}")
+            raise ValueError(f"webhook URLs start with http:// or https://; got {shown_url(value)!r}")
+        parts = urlsplit(value)
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError(f"webhook URL {shown_url(value)!r}: the port must be a number of 1-65535") from None
+        if not parts.hostname:
+            raise ValueError(f"webhook URL {shown_url(value)!r} names no host")
+        if parts.username is not None:
+            raise ValueError(f"webhook URL {shown_url(value)!r}: a user and password in the URL are not sent; "
+                             "the receiver checks the X-Maskwatch-Signature header (or put a token in the path)")
+        if any(c.isspace() for c in value):
+            raise ValueError(f"webhook URL {shown_url(value)!r} holds a space; write it as %20")
         return value
 
     @field_validator("labels")

@@ -38,6 +38,8 @@ class SiteCollector(Collector):
             fps.add_metric([name], camera["fps"])
             reconnects.add_metric([name], camera["reconnects"])
             today = camera["today"]
+            if today is None:  # the database cannot be read: the cameras' own series still go out
+                continue
             for label in PERSON_LABELS:
                 people.add_metric([name, label], today[label])
             estimate = compliance_estimate({label: today[label] for label in CLASSES})

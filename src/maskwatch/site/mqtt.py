@@ -8,8 +8,11 @@
     <prefix>/<camera>/<label>  people in view now with that voted label, e.g. "2" (retained)
     <prefix>/alerts            {"type": "compliance", "alert": {...}} when a compliance rule fires
 
-paho-mqtt runs its own network thread, reconnects by itself and queues what is published while
-the broker is away (up to `max_queued` messages): publishing never blocks a camera. A broker that
+paho-mqtt runs its own network thread and reconnects by itself; publishing never blocks a camera.
+While the broker is away the retained state (availability, counts, people in view) is kept as
+its latest value per topic and the events in a backlog of the newest `max_queued`; on connecting,
+"online" goes first, then the state, then the backlog (paho's own bounded queue refused "online"
+once it was full, and a site that ran through a long outage showed as unavailable). A broker that
 cannot be reached, refuses the connection or goes away is said once in the log (a warning) and
 in status(), not at every retry: a site whose broker is misnamed would otherwise run silently.
 """
@@ -18,6 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
+from collections import deque
 from typing import Callable
 
 import paho.mqtt.client as mqtt
@@ -31,12 +38,17 @@ class MqttPublisher:
                  max_queued: int = 1000) -> None:
         self.host, self.port, self.prefix = host, port, prefix.rstrip("/")
         self.counts_of = counts_of
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"maskwatch-{self.prefix}")
+        # One id per process: two sites with one prefix, or a restart overlapping the old process,
+        # knocked each other off the broker every second with a shared id.
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=f"maskwatch-{self.prefix}-{socket.gethostname()}-{os.getpid()}"[:128])
         if username:
             self.client.username_pw_set(username, password)
         self.client.will_set(self.topic("available"), "offline", qos=1, retain=True)
-        self.client.max_queued_messages_set(max_queued)
         self.max_queued = max_queued
+        self._state: dict[str, str] = {}  # retained topic -> its latest payload
+        self._backlog: deque[tuple[str, str]] = deque(maxlen=max_queued)  # events while the broker is away
+        self._lock = threading.Lock()  # the connection's state against the cameras' publishing
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
@@ -52,19 +64,26 @@ class MqttPublisher:
             return
         if self.problem is not None:
             log.warning("MQTT %s:%d: connected again", self.host, self.port)
-        self.connected, self.problem = True, None
-        client.publish(self.topic("available"), "online", qos=1, retain=True)
+        with self._lock:
+            client.publish(self.topic("available"), "online", qos=1, retain=True)
+            for topic, payload in self._state.items():
+                client.publish(topic, payload, qos=1, retain=True)
+            while self._backlog:
+                client.publish(*self._backlog.popleft(), qos=1)
+            self.connected, self.problem = True, None
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._trouble("cannot reach the broker")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.connected = False
+        with self._lock:
+            self.connected = False
         if reason_code.is_failure:
             self._trouble(f"lost the broker ({reason_code})")
 
     def _trouble(self, problem: str) -> None:
-        self.connected = False
+        with self._lock:
+            self.connected = False
         if problem != self.problem:
             log.warning("MQTT %s:%d: %s; retrying, up to %d messages kept meanwhile", self.host, self.port,
                         problem, self.max_queued)
@@ -80,10 +99,14 @@ class MqttPublisher:
         return self
 
     def stop(self) -> None:
-        """Say "offline" (a clean stop sends no last will), then disconnect."""
-        info = self.client.publish(self.topic("available"), "offline", qos=1, retain=True)
-        if self.client.is_connected():
-            info.wait_for_publish(timeout=5)
+        """Say "offline" (a clean stop sends no last will), then disconnect; never raises (the
+        site's stop goes on to close the database)."""
+        try:
+            info = self.client.publish(self.topic("available"), "offline", qos=1, retain=True)
+            if self.client.is_connected():
+                info.wait_for_publish(timeout=5)
+        except (ValueError, RuntimeError) as err:  # the link dropped between the check and the wait
+            log.warning("MQTT %s:%d: 'offline' not confirmed at stop (%s)", self.host, self.port, err)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -96,7 +119,7 @@ class MqttPublisher:
     def in_view(self, view: dict) -> None:
         """view: {"camera": id, "counts": {label: people in view now}}."""
         for label, n in view["counts"].items():
-            self.client.publish(self.topic(view["camera"], label), str(n), qos=1, retain=True)
+            self._send(self.topic(view["camera"], label), str(n), retain=True)
 
     def event_recorded(self, event: dict) -> None:
         self._publish(self.topic("events"), {"type": "end", "event": event})
@@ -107,4 +130,15 @@ class MqttPublisher:
         self._publish(self.topic("alerts"), {"type": "compliance", "alert": alert})
 
     def _publish(self, topic: str, payload: dict, retain: bool = False) -> None:
-        self.client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=retain)
+        self._send(topic, json.dumps(payload, separators=(",", ":")), retain)
+
+    def _send(self, topic: str, payload: str, retain: bool) -> None:
+        """To the broker now, or kept for it: the latest value of a retained topic, or an event in
+        the backlog (past `max_queued` the oldest goes)."""
+        with self._lock:
+            if retain:
+                self._state[topic] = payload
+            if self.connected:
+                self.client.publish(topic, payload, qos=1, retain=retain)
+            elif not retain:
+                self._backlog.append((topic, payload))

@@ -10,9 +10,12 @@ thread-safe); each camera reads, reconnects and analyses on its own threads.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.runtime import TRIM_EVERY, trim_free_memory
@@ -28,6 +31,8 @@ from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import LatestFrameSink
 from maskwatch.video.sources import redact_source
 from maskwatch.video.tracker import FaceTracker
+
+log = logging.getLogger(__name__)
 
 RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at start)
 
@@ -125,12 +130,20 @@ class Site:
             trim_free_memory()
             if time.monotonic() - swept >= RETENTION_EVERY:
                 swept = time.monotonic()
-                self.store.enforce_retention()
+                try:
+                    self.store.enforce_retention()
+                except SQLAlchemyError as err:  # the database away for a while: next hour (this thread lives on)
+                    log.warning("retention skipped: the database cannot be written (%s)", str(err).splitlines()[0])
 
-    def today_counts(self, camera: str) -> dict:
-        """Today's (UTC) people on `camera`, in total and per voted label, from the database."""
+    def today_counts(self, camera: str) -> dict | None:
+        """Today's (UTC) people on `camera`, in total and per voted label, from the database; None
+        while it cannot be read (the cameras' own state is wanted most during an outage)."""
         total = {"people": 0, **{c: 0 for c in PERSON_LABELS}}
-        for row in self.store.counts(camera=camera, since=time.time() // 86400 * 86400):
+        try:
+            rows = self.store.counts(camera=camera, since=time.time() // 86400 * 86400)
+        except SQLAlchemyError:
+            return None
+        for row in rows:
             for key in total:
                 total[key] += row[key]
         return total

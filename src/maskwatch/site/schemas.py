@@ -35,7 +35,8 @@ class CameraStatus(BaseModel):
     last_error: str | None
     analysed: int = Field(description="frames analysed since start")
     analysis_error: str | None
-    today: PeopleCounts = Field(description="today's people (UTC day), from the database")
+    today: PeopleCounts | None = Field(description="today's people (UTC day), from the database; null while it "
+                                                   "cannot be read")
 
 
 class Event(BaseModel):

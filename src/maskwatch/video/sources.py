@@ -161,15 +161,15 @@ SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|token|key|secret|auth|
 
 def redact_source(source: str) -> str:
     """The source as it may be printed or served: a password in a URL and secret-looking query
-    parameters become ***. The password ends at the last @ before the query, as it may hold an @
-    or a / (cameras' passwords often do, unescaped)."""
+    parameters become ***. The password ends at the URL's last @, as it may hold an @, a /, a ?
+    or a # (cameras' passwords often do, unescaped); an @ in a query then hides more than the
+    password, which costs a display, where a leak would cost a camera."""
     scheme, sep, rest = source.partition("://")
     if not sep:
         return source
-    end = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
-    userinfo, at, after = rest[:end].rpartition("@")
+    userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
-        rest = f"{userinfo.split(':', 1)[0]}:***@{after}{rest[end:]}"
+        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
     return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
 
 
