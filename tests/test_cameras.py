@@ -94,6 +94,43 @@ def test_a_dead_camera_does_not_hold_up_a_live_one(rtsp_server):  # noqa: F811
         live.stop()
 
 
+def test_a_camera_that_takes_connections_and_never_answers_holds_up_no_other(tmp_path, sample_dir):
+    """OpenCV opens every capture under one lock: a mute camera's open (up to stall_timeout) held
+    a file camera's first frame back by as long; it is now found mute before OpenCV is asked."""
+    import socket
+    import threading
+
+    mute = socket.socket()  # takes every connection and never says a word
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(16)
+    held = []
+
+    def take():
+        while True:
+            try:
+                held.append(mute.accept()[0])
+            except OSError:  # closed at the end
+                return
+
+    threading.Thread(target=take, daemon=True).start()
+    clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    silent = CameraReader(f"rtsp://127.0.0.1:{mute.getsockname()[1]}/live", stall_timeout=8.0, retry_max=0.5,
+                          retry_first=0.25, name="mute").start()
+    time.sleep(0.5)  # the mute camera is trying first
+    started = time.monotonic()
+    reader = fast_reader(str(clip), "file").start()
+    try:
+        assert wait_until(lambda: reader.state().frames > 0, 20)
+        assert time.monotonic() - started < 4.0  # not after the mute camera's 8 s open
+        assert wait_until(lambda: "does not answer" in (silent.state().last_error or ""), 20), silent.state()
+    finally:
+        reader.stop()
+        silent.stop()
+        mute.close()
+        for connection in held:
+            connection.close()
+
+
 def test_worker_tracks_people_and_hands_them_out_when_the_stream_drops(rtsp_server):  # noqa: F811
     detector = Detector.load()
     sink = Collect()
@@ -198,6 +235,9 @@ def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_cam
 
         def start(self):
             return self
+
+        def stopping(self):
+            pass
 
         def stop(self):
             pass

@@ -228,7 +228,8 @@ def test_a_stream_that_never_sends_a_frame_fails_by_name(tmp_path):
     result = CliRunner().invoke(app, ["detect", "rtsp://user:secret@127.0.0.1:1/none", "--out", str(tmp_path / "out"),
                                       "--quiet"])
     assert result.exit_code == 1
-    assert "rtsp://user:***@127.0.0.1:1/none: no frame within 10 s (cannot open)" in result.output
+    assert "rtsp://user:***@127.0.0.1:1/none: no frame within 10 s (cannot reach 127.0.0.1:1 (Connection refused))" \
+        in result.output
     assert "secret" not in result.output
     assert not list((tmp_path / "out").glob("*"))  # nothing started, nothing half-written
 

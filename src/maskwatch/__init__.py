@@ -12,6 +12,11 @@ import os
 # before anything here imports cv2; a value already set is kept.
 MAX_PIXELS = 100_000_000
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+# FFmpeg's and OpenCV's own lines ("[tcp @ 0x...] Connection ... failed", "Stream timeout
+# triggered") came on every retry of a dead camera; maskwatch says each outage once, by name.
+# Set either variable to see them again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 from maskwatch.faces import CLASSES, Face  # noqa: E402
 

@@ -21,7 +21,7 @@ class SiteCollector(Collector):
     def collect(self):
         up = GaugeMetricFamily("maskwatch_camera_up", "1 while the camera's stream sends frames", labels=["camera"])
         fps = GaugeMetricFamily("maskwatch_camera_fps", "Frames received per second", labels=["camera"])
-        reconnects = GaugeMetricFamily("maskwatch_camera_reconnects", "Times the stream was lost and reopened",
+        reconnects = GaugeMetricFamily("maskwatch_camera_reconnects", "Tries to open the stream again: after it was lost, and each failed one",
                                        labels=["camera"])
         people = GaugeMetricFamily("maskwatch_camera_people_today", "People decided today (UTC), per voted label",
                                    labels=["camera", "label"])

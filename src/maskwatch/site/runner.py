@@ -121,6 +121,8 @@ class Site:
 
     def _stop_cameras(self) -> None:
         for camera in self.cameras_by_id.values():
+            camera.worker.stopping()  # every camera's wait (an open, a read timeout) runs out at once
+        for camera in self.cameras_by_id.values():
             camera.worker.stop()
 
     def _sweep(self) -> None:

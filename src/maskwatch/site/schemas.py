@@ -31,7 +31,8 @@ class CameraStatus(BaseModel):
     last_frame_at: str | None = Field(description="ISO 8601, UTC; null before the first frame")
     fps: float = Field(description="frames received per second, over the last few seconds")
     frames: int = Field(description="frames received since start")
-    reconnects: int
+    reconnects: int = Field(description="tries to open the stream again since start: after it was lost, and each "
+                                        "failed one (a camera that never answers counts up while it is retried)")
     last_error: str | None
     analysed: int = Field(description="frames analysed since start")
     analysis_error: str | None

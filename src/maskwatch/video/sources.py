@@ -159,6 +159,27 @@ SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|token|key|secret|auth|
 # `design=` are hidden too, which costs a display, where a leak would cost a camera)
 
 
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
+
+
+def stream_address(source: str) -> tuple[str, int] | None:
+    """(host, port) of a stream URL, read as FFmpeg reads it (the host follows the last @ before
+    the path); None for a file, a webcam or a URL this cannot read (it is left to FFmpeg)."""
+    scheme, sep, rest = source.partition("://")
+    if not sep or scheme.lower() not in DEFAULT_PORTS:
+        return None
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in rest:  # a password may hold / ? # unescaped: the host follows the URL's last @
+        authority = rest.rpartition("@")[2].split("/", 1)[0].split("?", 1)[0]
+    host, colon, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
+    if not colon:
+        host, port = authority, ""
+    host = host.strip("[]")
+    if not host or (port and not port.isdigit()):
+        return None
+    return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
+
+
 def redact_source(source: str) -> str:
     """The source as it may be printed or served: a password in a URL and secret-looking query
     parameters become ***. The password ends at the URL's last @, as it may hold an @, a /, a ?
