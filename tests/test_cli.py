@@ -139,6 +139,15 @@ def test_bad_work_files_and_output_folders_are_named_without_a_traceback(prepare
                  ["fit-detector", str(sample_dir), "--out", str(folder)]):  # said before the fit
         result = runner.invoke(app, args)
         assert result.exit_code == 1 and "a folder is there, not a file" in result.output, (args, result.output)
+    # A file of another kind where the output would go: export wrote ONNX bytes over a run's config.
+    config, notes = tmp_path / "config.json", tmp_path / "notes.xml"
+    config.write_text("{}")
+    notes.write_text("<notes/>")
+    for args, kind in ((["export", str(tmp_path), "-o", str(config)], ".onnx"),
+                       (["evaluate-detection", str(sample_dir), "--out", str(notes)], ".json")):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and f"a file that is not a {kind} output" in result.output, result.output
+    assert config.read_text() == "{}" and notes.read_text() == "<notes/>"
     work = tmp_path / "work"
     shutil.copytree(prepared_sample, work)
     (work / "faces.csv").write_text("face_id,image,label\nx-000,x.png,with_mask\n")
@@ -194,3 +203,39 @@ def test_detection_is_scored_on_the_split_its_models_were_trained_on():
     assert held_out_seed(SimpleNamespace(finder=SimpleNamespace(), classifier=SimpleNamespace()), None) == 0
     no_split = SimpleNamespace(finder=SimpleNamespace(), classifier=SimpleNamespace(info={"split": None}))
     assert held_out_seed(no_split, None) == 0  # a model exported from a run without a split
+
+
+def test_detection_is_scored_only_where_the_classifiers_held_out_faces_are_this_splits(sample_dir):
+    from types import SimpleNamespace
+
+    from maskwatch.cli import check_classifier_split
+    from maskwatch.data.photos import annotated_faces, photo_split
+
+    split = photo_split(sample_dir, seed=0)
+    faces = sum(len(annotated_faces(ann)) for ann in split.val)
+
+    def classifier(**trained):
+        return SimpleNamespace(classifier=SimpleNamespace(info={"split": {"by": "photo", "seed": 0, **trained}}))
+
+    check_classifier_split(classifier(val=faces), split)  # trained with `train`, or as fold 1 (the shipped one)
+    check_classifier_split(classifier(fold=1, folds=5, val=faces), split)
+    check_classifier_split(SimpleNamespace(classifier=SimpleNamespace()), split)  # no split said: nothing to check
+    for trained, said in (({"by": "face"}, "split by face"), ({"fold": 2, "folds": 5}, "fold 2"),
+                          ({"val": faces + 3}, f"held out {faces + 3} faces where this split holds out {faces}")):
+        with pytest.raises(ValueError, match=said):
+            check_classifier_split(classifier(**trained), split)
+
+
+def test_a_run_whose_files_went_bad_is_named_not_a_traceback(tmp_path):
+    from maskwatch.training.classifier.train import load_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_bytes(b"\x08\xb6\x01onnx bytes")  # what `export -o run/config.json` left
+    with pytest.raises(ValueError, match="config.json: not a run's config"):
+        load_model(run)
+    (run / "config.json").write_text(json.dumps({"model": "seed-cnn", "classes": ["a", "b", "c"],
+                                                 "crop": {"size": 32, "grey": False, "margin": 0.0}}))
+    (run / "model.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="model.safetensors: not this run's weights"):
+        load_model(run)

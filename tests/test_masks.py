@@ -131,6 +131,12 @@ def test_render_refuses_what_it_cannot_render_from(tmp_path, prepared_sample):
     assert result.exit_code != 0 and "not a prepared work folder" in result.output
     result = runner.invoke(app, ["render", str(prepared_sample), "--data", str(tmp_path)])
     assert result.exit_code != 0 and "no images/ folder" in result.output
+    (tmp_path / "images").mkdir()  # the dataset's photos gone bad since prepare: named, no traceback
+    for row in read_faces_csv(prepared_sample / "faces.csv"):
+        (tmp_path / "images" / row["image"]).write_bytes(b"not an image")
+    result = runner.invoke(app, ["render", str(prepared_sample), "--data", str(tmp_path)])
+    assert result.exit_code == 1 and "not a readable image" in result.output, result.output
+    assert not isinstance(result.exception, ValueError)
 
 
 def test_training_with_renders_refuses_a_work_folder_without_them(prepared_sample, tmp_path):

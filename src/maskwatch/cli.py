@@ -28,10 +28,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def _refuse_folder(out: Path | None) -> None:
-    """An output file named where a folder is: said before a long run, not after it."""
+def _refuse_folder(out: Path | None, suffix: str | None = None) -> None:
+    """An output file named where a folder is, or where a file of another kind is (`export -o
+    run/config.json` replaced a run's config with ONNX bytes): said before a long run, not after it."""
     if out is not None and Path(out).is_dir():
         _fail(f"{out}: a folder is there, not a file; name the output file (nothing was written)")
+    if out is not None and suffix is not None and Path(out).is_file() and Path(out).suffix.lower() != suffix:
+        _fail(f"{out}: a file that is not a {suffix} output is there; name a new file (nothing was written)")
 
 
 from maskwatch.extras import EXTRA_MODULES, need as _need  # noqa: E402, F401  (what each extra brings)
@@ -124,7 +127,12 @@ def render(
         _fail(f"{data}: no images/ folder; pass the dataset with --data")
     if per_face < 2:
         _fail(f"--per-face must be at least 2 (one worn right, one wrongly), got {per_face}")
-    renders = render_work(rows, data, crop["size"], per_face=per_face, seed=seed, progress=progress)
+    if not any(row["label"] == "without_mask" for row in rows):
+        _fail(f"{work}: no bare (without_mask) face to draw masks on")
+    try:
+        renders = render_work(rows, data, crop["size"], per_face=per_face, seed=seed, progress=progress)
+    except ValueError as err:  # a photo that does not read (ImageError), no real mask to take shapes from
+        _fail(str(err))
     renders.save(work / "rendered.npz")
     typer.echo(f"{len(renders.labels)} renders of {len(set(renders.sources))} bare faces -> {work}/rendered.npz")
 
@@ -234,6 +242,9 @@ def cv(
                            seed=seed, augment=augment, balance=balance, schedule=schedule, rendered=rendered)
         work = data
         if not (data / "prepare.json").is_file():
+            if rendered:  # a work folder made here would hold no renders (each cv made it again)
+                _fail(f"--rendered needs a work folder with renders: maskwatch prepare {data} -o WORK, "
+                      f"maskwatch render WORK, then maskwatch cv WORK --rendered {rendered:g}")
             work = out / "work"
             run_prepare(data, work, spec, progress=progress)
         dataset = load_crop_dataset(work)
@@ -262,6 +273,7 @@ def export(
 ) -> None:
     """Export a run to ONNX (classes, crop spec and temperature inside) for ONNX Runtime."""
     _need("export", "train")
+    _refuse_folder(out, ".onnx")
     from maskwatch.classifier import CloseupRule, GateRule
     from maskwatch.training.classifier.export import export_onnx
 
@@ -445,11 +457,14 @@ def evaluate_detection(
 
     if bootstrap < 0:
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
-    _refuse_folder(out)
+    if limit is not None and limit < 1:
+        _fail(f"--limit must be 1 or more, got {limit}")
+    _refuse_folder(out, ".json")
     try:
         model = _models(classifier, detector, gate).load()
         seed = held_out_seed(model, seed)
         split = photo_split(data, seed=seed)
+        check_classifier_split(model, split)
         metrics = run_eval(data, model, split.val[:limit], progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -480,6 +495,25 @@ def held_out_seed(model, asked: int | None) -> int:
         raise ValueError(f"split seeds disagree ({said}{f', --seed {asked}' if asked is not None else ''}): "
                          "the held-out photos of one are training photos of another")
     return seeds.pop() if seeds else 0
+
+
+def check_classifier_split(model, split) -> None:
+    """ValueError where the classifier's held-out faces are not this split's (same seed, but split
+    by face, a cross-validation fold other than the first, another fraction, or photos skipped):
+    its training photos would be scored as held out (a fold-2 model: 5 of 5 in a test)."""
+    from maskwatch.data.photos import annotated_faces
+
+    trained = (getattr(model.classifier, "info", None) or {}).get("split") or {}
+    if trained.get("by", "photo") != "photo":
+        raise ValueError("the classifier was split by face, not by photo: its training photos would be scored")
+    if trained.get("fold", 1) != 1:
+        raise ValueError(f"the classifier is fold {trained['fold']} of a cross-validation; only fold 1 holds "
+                         "out this split's photos: export fold 1, or train with `maskwatch train`")
+    faces = sum(len(annotated_faces(ann)) for ann in split.val)
+    if "val" in trained and trained["val"] != faces:
+        raise ValueError(f"the classifier held out {trained['val']} faces where this split holds out {faces}: it "
+                         "was trained on another split (another fraction, photos that did not read, another "
+                         "dataset), and its training photos would be scored")
 
 
 def format_detection_metrics(metrics: dict) -> str:
@@ -516,7 +550,7 @@ def train_detector(
     steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the recipe's).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Crops per step (default: the recipe's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the crops and of the per-photo split (0: the shipped split).")] = 0,
-    threads: Annotated[int, typer.Option(help="CPU threads for PyTorch (0: all cores).")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads for PyTorch (0: all cores).")] = 0,
     progress: Progress = True,
 ) -> None:
     """Fine-tune the face detector (CenterFace) on the training photos of the per-photo split."""
@@ -548,6 +582,8 @@ def export_detector(
 ) -> None:
     """Export a trained detector to ONNX with its settings (cut-off fitted on training photos)."""
     _need("export-detector", "train")
+    if fit_photos is not None and fit_photos < 1:
+        _fail(f"--fit-photos must be 1 or more, got {fit_photos}")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.training.detector.export import export_detector as run_export
 
@@ -576,7 +612,7 @@ def fit_detector(
     from maskwatch.data.photos import photo_split
     from maskwatch.detection.fit import fit_detector_config
 
-    _refuse_folder(out)
+    _refuse_folder(out, ".json")
     try:
         split = photo_split(data, seed=seed)
         config, report = fit_detector_config(data, split.train, DetectorConfig(upscale=upscale),

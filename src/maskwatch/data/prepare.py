@@ -117,7 +117,7 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
             writer.writerow(["where", "problem"])
             writer.writerows(problems)
         per_class = {c: sum(r["label"] == c for r in rows) for c in CLASSES}
-        meta = {"data": str(data_dir), "crop": spec.to_dict(), "photos": photos,
+        meta = {"data": str(Path(data_dir).resolve()), "crop": spec.to_dict(), "photos": photos,
                 "faces": len(rows), "per_class": per_class, "skipped": len(problems)}
         (tmp / "prepare.json").write_text(json.dumps(meta, indent=2))
     return PrepareResult(out=out, faces=len(rows), per_class=per_class, photos=photos,

@@ -28,7 +28,11 @@ def export_onnx(run: Path, out: Path, gate: GateRule | None = None, closeup: Clo
                                 f"run `maskwatch evaluate {run}` first")
     model, config = load_model(run)
     metrics_path = run / "metrics.json"
-    calibration = json.loads(metrics_path.read_text()).get("calibration", {}) if metrics_path.is_file() else {}
+    try:
+        calibration = json.loads(metrics_path.read_text()).get("calibration", {}) if metrics_path.is_file() else {}
+    except (ValueError, AttributeError) as err:  # truncated, not text, or not an object
+        raise ValueError(f"{metrics_path}: not the metrics `maskwatch evaluate` writes ({str(err)[:80]}); "
+                         f"run `maskwatch evaluate {run}` again") from None
     temperature = calibration.get("temperature", 1.0)
     crop = config["crop"]
     channels = 1 if crop["grey"] else 3

@@ -241,7 +241,7 @@ def write_run(out: Path, trained: TrainedModel, config: dict, data: CropDataset,
 def run_config(cfg: TrainConfig, spec: CropSpec, **extra) -> dict:
     return {"model": cfg.model, "classes": list(CLASSES), "crop": spec.to_dict(),
             "input": "N x C x H x W float32 pixels 0..255, BGR (or grey)",
-            "train": asdict(cfg), **{k: str(v) if isinstance(v, Path) else v for k, v in extra.items()}}
+            "train": asdict(cfg), **{k: str(v.resolve()) if isinstance(v, Path) else v for k, v in extra.items()}}
 
 
 def save_model(folder: Path, model: nn.Module, config: dict) -> None:
@@ -264,12 +264,16 @@ def load_model(run: Path) -> tuple[nn.Module, dict]:
         spec = CropSpec(**config["crop"])
         model = build_model(config["model"], channels=spec.channels, size=spec.size,
                             classes=len(config["classes"]), pretrained=False)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:  # edited, truncated or from another tool
-        detail = f"no {err}" if isinstance(err, KeyError) else str(err)
+    except (ValueError, KeyError, TypeError) as err:  # edited, truncated, not text, or from another tool
+        detail = f"no {err}" if isinstance(err, KeyError) else str(err)[:120]
         raise ValueError(f"{config_path}: not a run's config ({detail}); run `maskwatch train` again") from None
     if not (run / "model.safetensors").is_file():
         raise FileNotFoundError(f"{run}: no model.safetensors; the run did not finish")
-    model.load_state_dict(load_file(str(run / "model.safetensors")))
+    try:
+        model.load_state_dict(load_file(str(run / "model.safetensors")))
+    except Exception as err:  # noqa: BLE001  safetensors' own error (truncated), or weights of another model
+        raise ValueError(f"{run / 'model.safetensors'}: not this run's weights ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:120]}); train the run again") from None
     model.eval()
     return model, config
 

@@ -39,7 +39,7 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
         onnx_path = tmp / "detector.onnx"
         config = write_onnx(run, onnx_path)
         train = photo_split(Path(config["data"]), seed=recipe.split_seed).train
-        fitted, report = fit_settings(Path(config["data"]), train[:fit_photos], replace(settings, model=str(onnx_path)),
+        fitted, report = fit_settings(Path(config["data"]), train[:fit_photos], replace(settings, model=str(onnx_path.resolve())),
                                       progress=progress)
         settings = replace(fitted, model=settings.model)
         (tmp / "detector.json").write_text(json.dumps(settings.to_dict() | {"fitted_on": report}, indent=2))

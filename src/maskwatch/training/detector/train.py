@@ -100,30 +100,57 @@ def _lr_factor(step: int, recipe: DetectorRecipe) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def unknown_labels(annotations) -> str | None:
+    """"N faces in M photos are labelled outside the three classes (first: FILE: LABEL)", or None."""
+    from maskwatch.faces import CLASSES
+
+    found = [(ann.filename, obj.label) for ann in annotations for obj in ann.objects
+             if obj.problem is None and obj.label not in CLASSES]
+    if not found:
+        return None
+    return (f"{len(found)} faces in {len({f for f, _ in found})} photos are labelled outside "
+            f"{', '.join(CLASSES)} (first: {found[0][0]}: {found[0][1]!r})")
+
+
 def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: bool = True,
                    threads: int = 0) -> Path:
     """Train (or resume) a detector run; returns the path of the final model.pt."""
     from maskwatch.data.photos import photo_split
     from maskwatch.progress import progress_bar
 
+    from maskwatch.atomic import check_replaceable
+
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
+    check_replaceable(run, "config.json")  # not into a dataset or a work folder (it wrote beside their files)
     config_path, checkpoint_path = run / "config.json", run / "checkpoint.pt"
+    saved = None
     if config_path.is_file():
         try:
-            saved = DetectorRecipe.from_dict(json.loads(config_path.read_text())["recipe"])
+            saved = json.loads(config_path.read_text())
+            saved_recipe = DetectorRecipe.from_dict(saved["recipe"])
         except (ValueError, KeyError, TypeError):  # another command's run (a classifier's), or not ours
             raise ValueError(f"{run} holds a config.json that is not a detector run's; pick a new --out") from None
-        if saved != recipe:
+        if saved_recipe != recipe:
             raise ValueError(f"{run} holds a run with another recipe; pick a new --out or the same options")
+    split = photo_split(data_dir, seed=recipe.split_seed)
+    unlabelled = unknown_labels(split.train + split.val)
+    if unlabelled:
+        raise ValueError(f"{data_dir}: {unlabelled}; the detector would learn those faces as background: "
+                         "fix their labels, or remove the objects")
+    names = sorted(ann.filename for ann in split.train)
+    if saved is not None and saved.get("train_photo_names", names) != names:
+        changed = len(set(names) ^ set(saved["train_photo_names"]))
+        raise ValueError(f"{run} was trained on other photos ({changed} differ: the dataset changed, or it is "
+                         "another one); its model has seen photos now held out: pick a new --out")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(recipe.seed)
-    split = photo_split(data_dir, seed=recipe.split_seed)
     photos = load_training_photos(data_dir, split.train)
+    run.mkdir(parents=True, exist_ok=True)  # once the data is known to be good
     write_text(config_path, json.dumps({
-        "recipe": asdict(recipe), "data": str(data_dir), "train_photos": len(photos),
-        "held_out_photos": len(split.val), "split": {"by": "photo", "seed": recipe.split_seed}}, indent=2))
+        "recipe": asdict(recipe), "data": str(Path(data_dir).resolve()), "train_photos": len(photos),
+        "held_out_photos": len(split.val), "split": {"by": "photo", "seed": recipe.split_seed},
+        "train_photo_names": names}, indent=2))
 
     # The recipe is sized for 2 CPU cores; a CUDA device, where there is one, only makes it faster.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
