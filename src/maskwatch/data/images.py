@@ -38,7 +38,7 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXEL
         raise ImageError(f"{source}: empty file")
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except cv2.error as err:  # the header's size over OPENCV_IO_MAX_IMAGE_PIXELS, nothing decoded
         if "CV_IO_MAX_IMAGE_PIXELS" not in str(err):
             raise ImageError(f"{source}: not a readable image ({str(err).strip().splitlines()[-1][:120]})") from None
@@ -48,4 +48,17 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXEL
         raise ImageError(f"{source}: not a readable image (corrupt, truncated or unsupported format)")
     if image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(f"{source}: {image.shape[1]}x{image.shape[0]} exceeds {max_pixels} pixels")
-    return image
+    return to_8_bits(image)
+
+
+def to_8_bits(image: np.ndarray) -> np.ndarray:
+    """8-bit pixels from deeper ones. OpenCV scales 16 bits by 1/256, so a 12-bit sensor's frame
+    (0-4095 in a 16-bit PNG) came out nearly black (0-15): the sensor's depth is taken as the
+    smallest of 8, 10, 12, 14 and 16 bits that holds the brightest pixel. Floats (TIFF, EXR) are
+    taken as 0-1."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        bits = next(b for b in (8, 10, 12, 14, 16) if int(image.max()) < 2 ** b)
+        return cv2.convertScaleAbs(image, alpha=255.0 / (2 ** bits - 1))
+    return (np.clip(np.nan_to_num(image.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

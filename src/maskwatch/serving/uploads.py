@@ -37,6 +37,14 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
         if width * height > max_pixels:
             raise UploadError(413, f"image is {width}x{height} = {width * height} pixels; "
                                    f"the limit is {max_pixels}")
+        deep = image.mode.startswith(("I", "F")) or (image.format == "PNG" and data[24:25] == b"\x10")
+        if deep:  # 16-bit or float: Pillow clips or drops the low byte; read as `detect` reads it
+            from maskwatch.data.images import ImageError, decode_image
+
+            try:
+                return decode_image(data, source="upload", max_pixels=max_pixels)
+            except ImageError as err:
+                raise UploadError(400, str(err)) from None
         try:
             # Turned as its EXIF says (a phone's portrait photo), as `detect` and `batch` read it.
             rgb = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
