@@ -385,7 +385,10 @@ def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
     assert typo.returncode == 1 and "no such database" in typo.stderr and not (tmp_path / "typo.db").exists()
     bad = run_cli("users", "add", "no spaces", "--database", str(tmp_path / "new.db"), stdin="")
     assert bad.returncode == 1 and "user names are" in bad.stderr and not (tmp_path / "new.db").exists()
-    (tmp_path / "site.yaml").write_text("cameras:\n  entrance: {source: 'rtsp://h/s'}\n"
+    # The cameras' passwords and the webhook's secret need not be set to manage users (the
+    # database's would be); the file as a site writes it:
+    (tmp_path / "site.yaml").write_text("cameras:\n  entrance: {source: 'rtsp://viewer:${CAM1_PASSWORD}@h/s'}\n"
+                                        "alerts: {webhooks: [{url: 'http://h/x', secret: '${WEBHOOK_SECRET}'}]}\n"
                                         "storage: {database: site.db}\n")
     misspelt = run_cli("users", "add", "vic", "--camera", "Entrance", "--config", str(tmp_path / "site.yaml"),
                        stdin="vic's long password\n")

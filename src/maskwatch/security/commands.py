@@ -44,7 +44,7 @@ def site_config(config: Path | None, command: str = "users"):
     from maskwatch.site.config import SiteConfigError, load_site_config
 
     try:
-        return load_site_config(config)
+        return load_site_config(config, secrets_for=("storage",))  # not the cameras' passwords
     except SiteConfigError as err:
         _fail(str(err).splitlines()[0])
 

@@ -372,10 +372,14 @@ def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:
         raise SiteConfigError(Path("--source"), _describe(err, ())) from None
 
 
-def load_site_config(path: Path | str, environ: dict[str, str] | None = None) -> SiteConfig:
+def load_site_config(path: Path | str, environ: dict[str, str] | None = None,
+                     secrets_for: tuple[str, ...] | None = None) -> SiteConfig:
     """Read, substitute ${ENV_VAR}s, merge defaults into each camera and validate the whole file.
 
     Relative file paths (video sources, database, snapshots) are relative to the config's folder.
+    secrets_for: the top-level sections whose ${ENV_VAR}s must be set (None: all); elsewhere an
+    unset one is left as written (`users add --config` reads the database and the camera ids,
+    and must not need the cameras' passwords).
     Raises SiteConfigError listing every problem, each naming the camera and the field.
     """
     path = Path(path)
@@ -392,7 +396,7 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         raise SiteConfigError(path, ["expected a mapping with a 'cameras:' section at the top"])
 
     problems: list[str] = []
-    raw = _substitute_env(raw, environ, (), problems)
+    raw = _substitute_env(raw, environ, (), problems, secrets_for)
     cameras = raw.get("cameras")
     defaults = raw.pop("defaults", None) or {}
     if not isinstance(defaults, dict):
@@ -455,12 +459,14 @@ def with_absolute_files(camera: CameraConfig) -> CameraConfig:
     return camera.model_copy(update=update) if update else camera
 
 
-def _substitute_env(value: Any, environ, where: tuple, problems: list[str]) -> Any:
-    """${NAME} in every string value, from the environment; an unset NAME is a problem named by place."""
+def _substitute_env(value: Any, environ, where: tuple, problems: list[str],
+                    secrets_for: tuple[str, ...] | None = None) -> Any:
+    """${NAME} in every string value, from the environment; an unset NAME is a problem named by
+    place (outside `secrets_for`, when given, it is left as written)."""
     if isinstance(value, dict):
-        return {k: _substitute_env(v, environ, (*where, k), problems) for k, v in value.items()}
+        return {k: _substitute_env(v, environ, (*where, k), problems, secrets_for) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute_env(v, environ, (*where, i), problems) for i, v in enumerate(value)]
+        return [_substitute_env(v, environ, (*where, i), problems, secrets_for) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -469,7 +475,8 @@ def _substitute_env(value: Any, environ, where: tuple, problems: list[str]) -> A
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             problems.append(f"{_place(where)}: ${{{name}}} is not a valid environment variable name")
         elif name not in environ:
-            problems.append(f"{_place(where)}: environment variable {name} is not set")
+            if secrets_for is None or (where and where[0] in secrets_for):
+                problems.append(f"{_place(where)}: environment variable {name} is not set")
         else:
             return environ[name]
         return match.group(0)
