@@ -213,13 +213,16 @@ def test_detection_is_scored_only_where_the_classifiers_held_out_faces_are_this_
 
     split = photo_split(sample_dir, seed=0)
     faces = sum(len(annotated_faces(ann)) for ann in split.val)
+    total = faces + sum(len(annotated_faces(ann)) for ann in split.train)
 
-    def classifier(**trained):
-        return SimpleNamespace(classifier=SimpleNamespace(info={"split": {"by": "photo", "seed": 0, **trained}}))
+    def classifier(**trained):  # trained on this dataset (as many faces), unless told otherwise
+        trained = {"by": "photo", "seed": 0, "train": total - trained.get("val", faces), "val": faces, **trained}
+        return SimpleNamespace(classifier=SimpleNamespace(info={"split": trained}))
 
-    check_classifier_split(classifier(val=faces), split)  # trained with `train`, or as fold 1 (the shipped one)
-    check_classifier_split(classifier(fold=1, folds=5, val=faces), split)
+    check_classifier_split(classifier(), split)  # trained with `train`, or as fold 1 (the shipped one)
+    check_classifier_split(classifier(fold=1, folds=5), split)
     check_classifier_split(SimpleNamespace(classifier=SimpleNamespace()), split)  # no split said: nothing to check
+    check_classifier_split(classifier(fold=2, train=3258, val=814), split)  # another dataset: the user's to score
     for trained, said in (({"by": "face"}, "split by face"), ({"fold": 2, "folds": 5}, "fold 2"),
                           ({"val": faces + 3}, f"held out {faces + 3} faces where this split holds out {faces}")):
         with pytest.raises(ValueError, match=said):

@@ -499,18 +499,21 @@ def held_out_seed(model, asked: int | None) -> int:
 
 def check_classifier_split(model, split) -> None:
     """ValueError where the classifier's held-out faces are not this split's (same seed, but split
-    by face, a cross-validation fold other than the first, another fraction, or photos skipped):
-    its training photos would be scored as held out (a fold-2 model: 5 of 5 in a test)."""
+    by face, a cross-validation fold other than the first, another fraction): its training photos
+    would be scored as held out (a fold-2 model: 5 of 5 in a test). Checked where the dataset has
+    as many faces as the classifier's had (its own): another dataset is the user's to score."""
     from maskwatch.data.photos import annotated_faces
 
     trained = (getattr(model.classifier, "info", None) or {}).get("split") or {}
+    faces = sum(len(annotated_faces(ann)) for ann in split.val)
+    if trained.get("train", 0) + trained.get("val", 0) != faces + sum(len(annotated_faces(a)) for a in split.train):
+        return
     if trained.get("by", "photo") != "photo":
         raise ValueError("the classifier was split by face, not by photo: its training photos would be scored")
     if trained.get("fold", 1) != 1:
         raise ValueError(f"the classifier is fold {trained['fold']} of a cross-validation; only fold 1 holds "
                          "out this split's photos: export fold 1, or train with `maskwatch train`")
-    faces = sum(len(annotated_faces(ann)) for ann in split.val)
-    if "val" in trained and trained["val"] != faces:
+    if trained["val"] != faces:
         raise ValueError(f"the classifier held out {trained['val']} faces where this split holds out {faces}: it "
                          "was trained on another split (another fraction, photos that did not read, another "
                          "dataset), and its training photos would be scored")
