@@ -12,13 +12,14 @@ from maskwatch.site.report import daily_rows, report_range, to_csv
 DAY = 1_789_862_400  # 2026-09-20T00:00:00Z
 
 
-def count(minute, camera="door", zone=None, with_mask=0, without_mask=0, incorrect=0):
+def count(minute, camera="door", zone=None, with_mask=0, without_mask=0, incorrect=0, unassessable=0):
     return {"camera": camera, "zone": zone, "minute": minute, "people": with_mask + without_mask + incorrect,
-            "with_mask": with_mask, "without_mask": without_mask, "mask_weared_incorrect": incorrect}
+            "with_mask": with_mask, "without_mask": without_mask, "mask_weared_incorrect": incorrect,
+            "unassessable": unassessable}
 
 
 def test_rows_sum_minutes_into_days_per_camera_and_zone():
-    counts = [count(DAY + 60, with_mask=2), count(DAY + 3600, with_mask=1, without_mask=1),
+    counts = [count(DAY + 60, with_mask=2, unassessable=3), count(DAY + 3600, with_mask=1, without_mask=1),
               count(DAY + 86400, with_mask=1), count(DAY + 120, zone="queue", incorrect=1),
               count(DAY - 60, with_mask=5)]  # the day before: outside the range
     rows = daily_rows(counts, date(2026, 9, 20), date(2026, 9, 21))
@@ -26,9 +27,10 @@ def test_rows_sum_minutes_into_days_per_camera_and_zone():
         ("2026-09-20", "", 4, "0.750"), ("2026-09-20", "queue", 1, "0.000"), ("2026-09-21", "", 1, "1.000")]
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert list(parsed[0]) == ["date", "camera", "zone", "people", "with_mask", "without_mask",
-                               "mask_weared_incorrect", "compliance", "compliance_low", "compliance_high",
-                               "observed_share"]
+                               "mask_weared_incorrect", "unassessable", "compliance", "compliance_low",
+                               "compliance_high", "observed_share"]
     assert parsed[0]["with_mask"] == "3" and parsed[0]["without_mask"] == "1"
+    assert parsed[0]["unassessable"] == "3" and parsed[0]["people"] == "4"  # apart, in no share
     # Each row's corrected share and 95 % interval are those of its day's counts, to 3 decimals.
     estimate = compliance_estimate({"with_mask": 3, "without_mask": 1, "mask_weared_incorrect": 0})
     assert [parsed[0][f] for f in ("compliance", "compliance_low", "compliance_high")] == [

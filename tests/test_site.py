@@ -239,6 +239,9 @@ def test_the_daily_report_is_csv(site):
     decided = [e for e in site.get("/v1/events", camera="door", limit=1000).json()["events"]
                if e["label"] != "unassessable"]  # the report's people are decided people
     assert door and sum(int(r["people"]) for r in door) == len(decided)
+    unassessable = [e for e in site.get("/v1/events", camera="door", limit=1000).json()["events"]
+                    if e["label"] == "unassessable"]
+    assert sum(int(r["unassessable"]) for r in door) == len(unassessable)  # counted apart, not left out
     recent = {time.strftime("%Y-%m-%d", time.gmtime(time.time() - lag)) for lag in (0, 3600)}  # near midnight
     assert all(r["date"] in recent for r in door)
     bad = site.get("/v1/report.csv", **{"from": "2026-02-30"})

@@ -88,6 +88,8 @@ cameras:
     assert "field 'defaults.fps'" in text
     assert "camera 'b', field 'source': environment variable MISSING is not set" in text
     assert "camera 'bad id!': the id must be" in text
+    assert "camera 'a', field 'stall_timeout'" in text  # validated too, not held back by the problems above
+    assert "camera 'a', field 'fps'" not in text  # the defaults' fps is said once, as the defaults'
 
 
 @pytest.mark.parametrize("text, expected", [

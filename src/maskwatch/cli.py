@@ -636,7 +636,7 @@ def serve(
     max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels.")] = 50_000_000,
     blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
     ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,
-    ray_address: Annotated[str | None, typer.Option("--ray", help="With --ray-replicas: a Ray cluster to join (HOST:PORT); default (or 'local'): start one here.")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="A Ray cluster to join (HOST:PORT), to serve through Ray Serve (one replica unless --ray-replicas); default (or 'local'): start one here.")] = None,
     classifier: ClassifierFile = None,
     detector: DetectorFile = None,
     gate: Gate = True,

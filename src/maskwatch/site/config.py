@@ -407,6 +407,7 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None,
             CameraSettings(**defaults)
         except ValidationError as err:
             problems.extend(_describe(err, ("defaults",)))
+            defaults = {}  # said once, here, not again for every camera that takes them
     if cameras is None:
         problems.append("cameras: missing; list the cameras under 'cameras:', keyed by id")
     elif not isinstance(cameras, dict):
@@ -439,11 +440,16 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None,
             value = storage.setdefault(key, StorageConfig.model_fields[key].default)
             if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
                 storage[key] = str(path.parent / value)
-    if not problems:
-        try:
-            return SiteConfig(**raw)
-        except ValidationError as err:
-            problems.extend(_describe(err, ()))
+    try:  # validated whatever was found above, so that every problem is said at once
+        config = SiteConfig(**raw)
+    except ValidationError as err:
+        named = {problem.split(":", 1)[0] for problem in problems}  # a ${VAR} left unset is said already
+        if any(problem.startswith("camera ") for problem in problems):
+            named.add("cameras")  # "at least one camera is needed" once the bad ones were left out
+        problems.extend(p for p in _describe(err, ()) if p.split(":", 1)[0] not in named)
+    else:
+        if not problems:
+            return config
     raise SiteConfigError(path, problems)
 
 

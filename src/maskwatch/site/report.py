@@ -1,7 +1,9 @@
 """The daily compliance report: per UTC day, camera and zone, people per voted label, as CSV.
 
-`compliance` is the share corrected for the classifier's confusions, between `compliance_low` and
-`compliance_high` (its 95 % interval); `observed_share` is the plain with_mask / people.
+`people` are the decided people, each with a class; `unassessable` are those seen too briefly or
+too small to decide, counted apart and in no share. `compliance` is the share corrected for the
+classifier's confusions, between `compliance_low` and `compliance_high` (its 95 % interval);
+`observed_share` is the plain with_mask / people.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ import csv
 import io
 from datetime import date, datetime, timedelta, timezone
 
-from maskwatch.faces import CLASSES
+from maskwatch.faces import CLASSES, UNASSESSABLE
 from maskwatch.site.prevalence import FIELDS, compliance_fields
 
-REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, *FIELDS)
+REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, UNASSESSABLE, *FIELDS)
 
 
 def parse_day(value: str, name: str) -> date:
@@ -47,9 +49,9 @@ def daily_rows(counts: list[dict], first: date, last: date) -> list[dict]:
         if not first <= day <= last:
             continue
         key = (day.isoformat(), row["camera"], row["zone"] or "")
-        total = days.setdefault(key, {"people": 0, **{c: 0 for c in CLASSES}})
+        total = days.setdefault(key, {"people": 0, **{c: 0 for c in CLASSES}, UNASSESSABLE: 0})
         for field in total:
-            total[field] += row[field]
+            total[field] += row.get(field, 0)  # rows from before the unassessable count have none
     rows = []
     for (day, camera, zone), total in sorted(days.items()):
         figures = {name: "" if value is None else f"{value:.3f}" for name, value in compliance_fields(total, 6).items()}

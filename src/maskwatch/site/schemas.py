@@ -35,6 +35,8 @@ class CameraStatus(BaseModel):
                                         "failed one (a camera that never answers counts up while it is retried)")
     last_error: str | None
     analysed: int = Field(description="frames analysed since start")
+    detected: int | None = Field(description="of them, frames the detector ran on (the motion gate and detecting "
+                                             "every n-th frame spare the rest); null before the camera started")
     analysis_error: str | None
     today: PeopleCounts | None = Field(description="today's people (UTC day), from the database; null while it "
                                                    "cannot be read")
