@@ -515,6 +515,33 @@ def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):
     assert codes.count(401) <= 5 and codes.count(429) >= 7, codes
 
 
+def test_a_flood_of_logins_leaves_threads_for_everything_else(tmp_path):
+    """Each login waits for one of four Argon2 slots on a threadpool thread (40 in all): past 16
+    at once a login is told to come back (503), so the other requests still find a thread."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "flood.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=10_000, user_limit=10_000)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client, ThreadPoolExecutor(48) as pool:
+        logins = [pool.submit(client.post, "/login", json={"username": ADMIN[0], "password": "guess"}, headers=CSRF)
+                  for _ in range(48)]
+        time.sleep(0.3)  # the flood is in
+        started = time.monotonic()
+        assert client.get("/v1/classes").status_code == 401  # its access check needs a threadpool thread
+        waited = time.monotonic() - started
+        codes = [f.result().status_code for f in logins]
+    assert set(codes) <= {401, 503} and 503 in codes, codes
+    assert waited < 2.0  # not behind 48 hashes of 150 ms, four at a time
+
+
 def test_a_server_started_before_its_users_file_closes_once_a_user_is_added(tmp_path):
     """`serve` with no users file yet is open on loopback; the first `users add` makes the file,
     and the running server asks for a login from then on (within its 2 s re-read)."""

@@ -34,6 +34,10 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The page refreshes each camera's frame every few seconds: one access-log row per user, client,
 # action and path per minute says who watched, without a database write per frame.
 AUDIT_EVERY = 60.0
+# Logins being checked at once, over all clients: each waits for one of the four Argon2 slots on a
+# threadpool thread, which every request's access check needs too (20 per client address could
+# hold all 40 threads and stall the whole service); past this, a login is told to come back.
+MAX_LOGINS_AT_ONCE = 16
 CSRF_HEADER = "x-maskwatch-csrf"
 SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
 PLAIN_COOKIE = "maskwatch-session"  # plain http beyond loopback, where a browser refuses Secure cookies
@@ -245,6 +249,8 @@ class AccessControl:
         client = client_address(request)
         keys = [f"client:{client}", f"user:{name[:64]}"]
         with self._in_flight_lock:
+            if sum(self._in_flight.values()) >= 2 * MAX_LOGINS_AT_ONCE:  # each login holds two keys
+                raise AuthError(503, "too many logins at once; try again in a second", {"Retry-After": "1"})
             for key, limit in zip(keys, (self.settings.client_limit, self.settings.user_limit)):
                 count, oldest = self.store.failures(key, self.window)
                 if count + self._in_flight[key] >= limit:
