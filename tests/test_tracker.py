@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from maskwatch.faces import UNASSESSABLE, Face
-from maskwatch.video import tracker as tracker_module
 from maskwatch.video.tracker import FaceTracker, compliance, match
 
 FPS = 25.0
@@ -309,12 +308,10 @@ def test_finished_people_are_forgotten_once_taken_so_memory_stays_flat():
     assert most <= 2 and tracker.finished == []
 
 
-def test_matching_without_scipy_takes_the_best_pairs_first(monkeypatch):
+def test_matching_takes_the_assignment_of_highest_total():
     scores = np.array([[0.9, 0.8], [0.85, 0.1], [0.05, 0.02]])
-    with_scipy = match(scores, 0.2)
-    monkeypatch.setattr(tracker_module, "linear_sum_assignment", None)
-    assert sorted(match(scores, 0.2)) == [(0, 0)]  # greedy: 0.9 first, then nothing left above 0.2 ...
-    assert sorted(with_scipy) == [(0, 1), (1, 0)]  # ... where the assignment pairs both (0.8 + 0.85)
+    # Best pair first would take 0.9 and leave nothing above 0.2; the assignment pairs both (0.8 + 0.85).
+    assert sorted(match(scores, 0.2)) == [(0, 1), (1, 0)]
 
 
 def test_a_zero_size_box_does_not_break_the_filter():

@@ -21,7 +21,12 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 from maskwatch.faces import CLASSES, Face  # noqa: E402
 
 __all__ = ["CLASSES", "Face", "Classifier", "Detector"]
-__version__ = "0.1.0"
+try:  # one version, pyproject.toml's, as the installed package records it
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    __version__ = _version("maskwatch")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "unknown"
 
 
 def __getattr__(name: str):

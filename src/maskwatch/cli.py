@@ -15,6 +15,20 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from maskwatch import __version__
+
+        typer.echo(f"maskwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    """maskwatch: who wears a face mask, who wears it wrongly, who wears none."""
+
 Progress = Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")]
 
 from maskwatch.security.commands import tokens_app, users_app  # noqa: E402  (typer only, no extras)
@@ -37,7 +51,7 @@ def _refuse_folder(out: Path | None, suffix: str | None = None) -> None:
         _fail(f"{out}: a file that is not a {suffix} output is there; name a new file (nothing was written)")
 
 
-from maskwatch.extras import EXTRA_MODULES, need as _need  # noqa: E402, F401  (what each extra brings)
+from maskwatch.extras import EXTRA_MODULES, need as _need, need_centerface  # noqa: E402, F401  (what each extra brings)
 
 
 @app.command()
@@ -109,6 +123,7 @@ def render(
     """Draw masks, worn right and wrongly, on every bare face of a work folder: WORK/rendered.npz
     (train with --rendered SHARE)."""
     _need("render", "train", ("torch",))
+    need_centerface("render")
     import json
 
     from maskwatch.data.prepare import PrepareError, read_faces_csv
@@ -558,6 +573,7 @@ def train_detector(
 ) -> None:
     """Fine-tune the face detector (CenterFace) on the training photos of the per-photo split."""
     _need("train-detector", "train")
+    need_centerface("train-detector")  # before anything is written
     _output_folder(out)
     from dataclasses import replace
 

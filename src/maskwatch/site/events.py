@@ -133,7 +133,9 @@ class EventStore:
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         except (ArgumentError, ImportError) as err:
-            raise DatabaseUnavailable(f"{shown}: not a database URL this install can open: {err}") from None
+            hint = ("; PostgreSQL needs pip install 'maskwatch[postgres]'"
+                    if isinstance(err, ImportError) and "psycopg" in str(err) else "")
+            raise DatabaseUnavailable(f"{shown}: not a database URL this install can open: {err}{hint}") from None
         except OSError as err:
             raise DatabaseUnavailable(f"{shown}: cannot make the database's folder: {err.strerror or err}") from None
 

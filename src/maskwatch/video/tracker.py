@@ -42,10 +42,7 @@ import numpy as np
 from maskwatch.geometry import iou_matrix
 from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face
 
-try:  # scipy comes with the train extra (scikit-learn); the base install matches best pair first
-    from scipy.optimize import linear_sum_assignment
-except ImportError:  # pragma: no cover - exercised only on a bare install
-    linear_sum_assignment = None
+from scipy.optimize import linear_sum_assignment
 
 # The Kalman filter's noise, as DeepSORT and ByteTrack set it: standard deviations relative to
 # the box's size, per step of REFERENCE_FPS (time between frames is measured, not assumed).
@@ -120,23 +117,12 @@ def buffered_iou(a: np.ndarray, b: np.ndarray, buffer: float) -> np.ndarray:
 
 def match(scores: np.ndarray, least: float) -> list[tuple[int, int]]:
     """(row, column) pairs of an N x M similarity matrix, each used once, all scoring >= least:
-    the assignment of highest total (Hungarian, scipy) or, without scipy, best pair first."""
+    the assignment of highest total (Hungarian, scipy)."""
     if scores.size == 0:
         return []
     allowed = np.where(scores >= least, scores, 0.0)
-    if linear_sum_assignment is not None:
-        rows, cols = linear_sum_assignment(allowed, maximize=True)
-        return [(int(r), int(c)) for r, c in zip(rows, cols) if scores[r, c] >= least]
-    pairs, used_r, used_c = [], set(), set()
-    for flat in np.argsort(-allowed, axis=None):
-        r, c = divmod(int(flat), scores.shape[1])
-        if scores[r, c] < least:
-            break
-        if r not in used_r and c not in used_c:
-            used_r.add(r)
-            used_c.add(c)
-            pairs.append((r, c))
-    return pairs
+    rows, cols = linear_sum_assignment(allowed, maximize=True)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if scores[r, c] >= least]
 
 
 def _shares(sums: np.ndarray) -> tuple[float, ...]:
