@@ -42,6 +42,13 @@ class Collect:
         self.closed = True
 
 
+def test_the_wait_between_tries_doubles_up_to_its_most_however_long_the_outage():
+    from maskwatch.video.cameras import retry_delay
+
+    assert [retry_delay(n, 1.0, 10.0) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 8.0, 10.0]
+    assert retry_delay(1025, 1.0, 10.0) == retry_delay(10**6, 1.0, 10.0) == 10.0  # 2 ** 1024 overflowed
+
+
 def test_reader_refuses_nonpositive_timeouts():
     with pytest.raises(ValueError, match="positive seconds"):
         CameraReader("rtsp://127.0.0.1:1/x", stall_timeout=0)

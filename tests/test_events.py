@@ -47,7 +47,7 @@ def test_the_database_is_one_sqlite_file_in_wal_mode_with_a_schema_version(store
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     with sqlite3.connect(tmp_path / "site.db") as raw:
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
         raw.execute("INSERT INTO schema_version VALUES (99)")
     with pytest.raises(RuntimeError, match="schema version 99 is newer"):
         EventStore(str(tmp_path / "site.db"))
@@ -67,13 +67,30 @@ def test_a_version_1_database_gains_the_unassessable_count_and_keeps_its_rows(tm
     first.record("door", None, person(1, (0.9, 0.05, 0.05)))
     first.close()
     with sqlite3.connect(tmp_path / "site.db") as raw:  # back to version 1's shape
+        for index in ("counts_by_camera_minute", "events_by_camera_last_seen", "events_by_label_last_seen"):
+            raw.execute(f"DROP INDEX {index}")
         raw.execute("ALTER TABLE counts DROP COLUMN unassessable")
-        raw.execute("DELETE FROM schema_version WHERE version = 2")
+        raw.execute("DELETE FROM schema_version WHERE version >= 2")
     again = EventStore(str(tmp_path / "site.db"), privacy=True)
     assert [(c["people"], c["with_mask"], c["unassessable"]) for c in again.counts()] == [(1, 1, 0)]
     again.record("door", None, person(2, (0.2, 0.7, 0.1), evidence=0))
     assert [(c["people"], c["unassessable"]) for c in again.counts()] == [(1, 1)]
     again.close()
+    with sqlite3.connect(tmp_path / "site.db") as raw:  # and the read indexes of version 3
+        indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"counts_by_camera_minute", "events_by_camera_last_seen", "events_by_label_last_seen"} <= indexes
+
+
+def test_a_cameras_totals_are_summed_by_the_database_from_a_time_on(store):
+    store.record("door", None, person(1, (0.9, 0.05, 0.05), first=NOW - 86400, last=NOW - 86400))  # yesterday
+    store.record("door", None, person(2, (0.9, 0.05, 0.05)))
+    store.record("door", "inside", person(3, (0.1, 0.8, 0.1), last=NOW + 70))
+    store.record("door", None, person(4, (0.2, 0.7, 0.1), evidence=0))
+    store.record("till", None, person(5, (0.9, 0.05, 0.05)))
+    assert store.totals("door", since=NOW) == {"people": 2, "with_mask": 1, "without_mask": 1,
+                                                "mask_weared_incorrect": 0, "unassessable": 1}
+    assert store.totals("nowhere", since=NOW) == {"people": 0, "with_mask": 0, "without_mask": 0,
+                                                   "mask_weared_incorrect": 0, "unassessable": 0}
 
 
 def test_a_restart_keeps_every_event_and_counts_carry_on(tmp_path):
@@ -114,6 +131,49 @@ def test_retention_deletes_old_events_counts_and_snapshots(store):
     assert [e["track_id"] for e in store.events()] == [2]
     assert store.snapshot_path(old["snapshot"]) is None
     assert [c["minute"] for c in store.counts()] == [NOW]
+
+
+def test_retention_goes_on_past_a_snapshot_it_cannot_delete_and_in_privacy_mode(tmp_path, monkeypatch):
+    """One file that would not go (permissions, an I/O error) ended the retention thread, so the
+    database grew for good; a site put in privacy mode kept the snapshots it had taken, forever."""
+    from pathlib import Path
+
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=7)
+    names = [store.record("door", None, person(n, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400),
+                          np.zeros((8, 8, 3), np.uint8))["snapshot"] for n in range(3)]
+    store.close()
+    private = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", privacy=True, retention_days=7)
+    unlink = Path.unlink
+
+    def stuck(path, missing_ok=False):
+        if path.name == names[0]:
+            raise PermissionError(13, "Permission denied")
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", stuck)
+    assert private.enforce_retention(now=NOW) == 3 and private.events() == []
+    assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == [names[0]]  # the others went
+    private.close()
+
+
+def test_a_person_the_database_refuses_leaves_no_snapshot_behind(store, monkeypatch):
+    """The snapshot is written inside the transaction; rolled back, no row names it (PostgreSQL
+    does not reuse the id), so it would lie there for good."""
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site import events as events_module
+
+    real_update = events_module.update
+
+    def failing(table):
+        if table is events_module.counts:
+            raise OperationalError("UPDATE counts", {}, Exception("disk I/O error"))
+        return real_update(table)
+
+    monkeypatch.setattr(events_module, "update", failing)
+    with pytest.raises(OperationalError):
+        store.record("door", None, person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
+    assert store.events() == [] and list((store.snapshots).iterdir()) == []
 
 
 def test_privacy_mode_keeps_no_snapshot(tmp_path):

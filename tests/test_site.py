@@ -368,6 +368,7 @@ def test_while_the_database_cannot_be_read_the_cameras_state_still_goes_out(tmp_
         raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
 
     monkeypatch.setattr(site.store, "counts", down)
+    monkeypatch.setattr(site.store, "totals", down)
     try:
         [door] = site.cameras()
         assert door["id"] == "door" and door["today"] is None

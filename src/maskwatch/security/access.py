@@ -132,7 +132,7 @@ class AccessControl:
         self.idle, self.absolute = settings.idle_minutes * 60, settings.absolute_hours * 3600
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
-        self._swept = 0.0
+        self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
         self._audited: dict[tuple, float] = {}  # (user, client, action, path) -> when last logged
         # Logins being checked now, per rate-limit key: a burst of parallel guesses counts before
         # any of them is hashed and recorded (within this process; each worker has its own).
@@ -284,8 +284,8 @@ class AccessControl:
     def _sweep(self) -> None:
         """Retention of the access log and stale sessions, at most hourly, on any request (a site
         read only with API tokens has no logins to piggyback on)."""
-        if time.time() - self._swept > 3600:
-            self._swept = time.time()
+        if time.monotonic() - self._swept > 3600:
+            self._swept = time.monotonic()
             self.store.enforce_retention(self.absolute)
 
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:

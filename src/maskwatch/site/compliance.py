@@ -104,7 +104,7 @@ class ComplianceMonitor:
                 if not estimate.below(rule.below / 100):
                     continue
                 key = (index, camera, rule.zone)
-                if now - self._last_fired.get(key, float("-inf")) < rule.cooldown:
+                if 0 <= now - self._last_fired.get(key, float("-inf")) < rule.cooldown:  # a clock set back ends it
                     self.stats.quieted += 1
                     continue
                 self._last_fired[key] = now

@@ -23,7 +23,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, create_engine, delete, event, func,
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, create_engine, delete, event, func,
                         insert, inspect, select, text, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
@@ -65,6 +65,15 @@ counts = Table(
 )
 
 
+# The reads a long-running site repeats, each a camera's (or a label's) recent rows: without them
+# today's counts per camera scanned every row the camera ever kept (17.6 ms a camera at 30 days
+# of 8 busy cameras, on every dashboard poll and scrape; 1.6 ms with the index) and a camera's
+# newest events 18-31 ms (0.07 ms).
+READ_INDEXES = (Index("counts_by_camera_minute", counts.c.camera, counts.c.minute),
+                Index("events_by_camera_last_seen", events.c.camera, events.c.last_seen),
+                Index("events_by_label_last_seen", events.c.label, events.c.last_seen))
+
+
 def _create_v1(connection: Connection) -> None:
     metadata.create_all(connection, tables=[events, counts])
 
@@ -75,7 +84,13 @@ def _add_unassessable_v2(connection: Connection) -> None:
         connection.execute(text(f"ALTER TABLE counts ADD COLUMN {UNASSESSABLE} INTEGER NOT NULL DEFAULT 0"))
 
 
-MIGRATIONS = [_create_v1, _add_unassessable_v2]
+def _read_indexes_v3(connection: Connection) -> None:
+    """Version 3: READ_INDEXES (a database made at version 1 has them already)."""
+    for index in READ_INDEXES:
+        index.create(connection, checkfirst=True)
+
+
+MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3]
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -110,6 +125,8 @@ class EventStore:
             raise ValueError(f"retention_days must be positive, got {retention_days}")
         self.url = database_url(database)
         self.snapshots = Path(snapshots) if snapshots is not None and not privacy else None
+        # Retention deletes the files of old events there in privacy mode too (taken before it was on).
+        self._snapshot_folder = Path(snapshots) if snapshots is not None else None
         self.privacy, self.retention_days = privacy, retention_days
         self.engine = self._connect(self.url)
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
@@ -144,6 +161,9 @@ class EventStore:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")  # readers (the API) never block the writers
             cursor.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut too
+            # The WAL file is cut back to 64 MiB after a checkpoint; a long read had left it at its
+            # largest size for good.
+            cursor.execute("PRAGMA journal_size_limit=67108864")
             cursor.close()
 
         return engine
@@ -175,20 +195,27 @@ class EventStore:
                "snapshot": None}
         minute = int(track.last_seen // 60) * 60
         key = (counts.c.camera == camera) & (counts.c.zone == (zone or NO_ZONE)) & (counts.c.minute == minute)
-        with self._write_lock, self.engine.begin() as connection:
-            event_id = connection.execute(insert(events).values(**row)).inserted_primary_key[0]
-            if snapshot is not None and self.snapshots is not None:
-                ok, encoded = cv2.imencode(".jpg", snapshot)
-                if ok:
-                    row["snapshot"] = f"{camera}-{event_id}.jpg"
-                    write_bytes(self.snapshots / row["snapshot"], encoded.tobytes())
-                    connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
-            decided = int(label != UNASSESSABLE)
-            bump = {"people": counts.c.people + decided, label: counts.c[label] + 1}
-            if connection.execute(update(counts).where(key).values(**bump)).rowcount == 0:
-                connection.execute(insert(counts).values(
-                    camera=camera, zone=zone or NO_ZONE, minute=minute, people=decided,
-                    **{name: int(name == label) for name in PERSON_LABELS}))
+        written = None
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                event_id = connection.execute(insert(events).values(**row)).inserted_primary_key[0]
+                if snapshot is not None and self.snapshots is not None:
+                    ok, encoded = cv2.imencode(".jpg", snapshot)
+                    if ok:
+                        row["snapshot"] = f"{camera}-{event_id}.jpg"
+                        written = self.snapshots / row["snapshot"]
+                        write_bytes(written, encoded.tobytes())
+                        connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
+                decided = int(label != UNASSESSABLE)
+                bump = {"people": counts.c.people + decided, label: counts.c[label] + 1}
+                if connection.execute(update(counts).where(key).values(**bump)).rowcount == 0:
+                    connection.execute(insert(counts).values(
+                        camera=camera, zone=zone or NO_ZONE, minute=minute, people=decided,
+                        **{name: int(name == label) for name in PERSON_LABELS}))
+        except BaseException:
+            if written is not None:  # rolled back: no row names it (PostgreSQL does not reuse the id)
+                written.unlink(missing_ok=True)
+            raise
         return {"id": event_id, **row}
 
     def events(self, camera: str | None = None, zone: str | None = None, label: str | None = None,
@@ -222,6 +249,15 @@ class EventStore:
         with self.engine.connect() as connection:
             return [{**row._mapping, "zone": row.zone or None} for row in connection.execute(query)]
 
+    def totals(self, camera: str, since: float) -> dict:
+        """A camera's people (decided, and per label) in the minutes from `since`, summed by the
+        database: what the dashboard, the metrics and MQTT ask of today at every poll."""
+        columns = ("people", *PERSON_LABELS)
+        query = select(*(func.coalesce(func.sum(counts.c[name]), 0) for name in columns)).where(
+            counts.c.camera == camera, counts.c.minute >= int(since // 60) * 60)
+        with self.engine.connect() as connection:
+            return dict(zip(columns, (int(v) for v in connection.execute(query).one())))
+
     def enforce_retention(self, now: float | None = None) -> int:
         """Delete events, counts and snapshots older than retention_days; how many events went."""
         cutoff = (time.time() if now is None else now) - self.retention_days * 86400
@@ -229,10 +265,16 @@ class EventStore:
             old = connection.execute(select(events.c.snapshot).where(events.c.last_seen < cutoff)).scalars().all()
             connection.execute(delete(events).where(events.c.last_seen < cutoff))
             connection.execute(delete(counts).where(counts.c.minute + 60 <= cutoff))
-        if self.snapshots is not None:
+        if self._snapshot_folder is not None:
+            failed = []
             for name in old:
-                if name:
-                    (self.snapshots / name).unlink(missing_ok=True)
+                if name and SNAPSHOT_NAME.fullmatch(name):
+                    try:
+                        (self._snapshot_folder / name).unlink(missing_ok=True)
+                    except OSError as err:  # one file's trouble does not keep the others
+                        failed.append(f"{name} ({err.strerror or err})")
+            if failed:
+                log.warning("retention: %d old snapshots could not be deleted, first %s", len(failed), failed[0])
         return len(old)
 
     def snapshot_path(self, name: str) -> Path | None:

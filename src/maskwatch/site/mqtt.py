@@ -123,8 +123,9 @@ class MqttPublisher:
 
     def event_recorded(self, event: dict) -> None:
         self._publish(self.topic("events"), {"type": "end", "event": event})
-        if self.counts_of is not None:
-            self._publish(self.topic(event["camera"], "counts"), self.counts_of(event["camera"]), retain=True)
+        today = self.counts_of(event["camera"]) if self.counts_of is not None else None
+        if today is not None:  # None: the database cannot be read just now; the next person's carries them
+            self._publish(self.topic(event["camera"], "counts"), today, retain=True)
 
     def compliance_alert(self, alert: dict) -> None:
         self._publish(self.topic("alerts"), {"type": "compliance", "alert": alert})

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from maskwatch.faces import PERSON_LABELS
 from maskwatch.runtime import TRIM_EVERY, trim_free_memory
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
@@ -134,28 +133,25 @@ class Site:
                 swept = time.monotonic()
                 try:
                     self.store.enforce_retention()
-                except SQLAlchemyError as err:  # the database away for a while: next hour (this thread lives on)
-                    log.warning("retention skipped: the database cannot be written (%s)", str(err).splitlines()[0])
+                except Exception as err:  # noqa: BLE001  the database away a while, a disk error: next hour
+                    log.warning("retention skipped (%s: %s); tried again in an hour", type(err).__name__,
+                                str(err).splitlines()[0] if str(err) else "")
 
     def today_counts(self, camera: str) -> dict | None:
         """Today's (UTC) people on `camera`, in total and per voted label, from the database; None
         while it cannot be read (the cameras' own state is wanted most during an outage)."""
-        total = {"people": 0, **{c: 0 for c in PERSON_LABELS}}
         try:
-            rows = self.store.counts(camera=camera, since=time.time() // 86400 * 86400)
+            return self.store.totals(camera, since=time.time() // 86400 * 86400)
         except SQLAlchemyError:
             return None
-        for row in rows:
-            for key in total:
-                total[key] += row[key]
-        return total
 
-    def cameras(self) -> list[dict]:
-        """Each camera: id, name, zones, stream state, and today's people (UTC) from the database."""
+    def cameras(self, only: list[str] | None = None) -> list[dict]:
+        """Each camera (of `only`, when given): id, name, zones, stream state, and today's people
+        (UTC) from the database."""
         return [{"id": camera_id, "name": camera.config.name, "source": redact_source(camera.config.source),
                  "zones": list(camera.config.zones), "fps_target": camera.config.fps, **camera.worker.state(),
                  "today": self.today_counts(camera_id)}
-                for camera_id, camera in self.cameras_by_id.items()]
+                for camera_id, camera in self.cameras_by_id.items() if only is None or camera_id in only]
 
 
 def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventStore,

@@ -55,6 +55,13 @@ class CameraState:
                 "frames": self.frames, "reconnects": self.reconnects, "last_error": self.last_error}
 
 
+def retry_delay(failures: int, first: float, most: float) -> float:
+    """Seconds before the next try after `failures` in a row: first, twice that, ... up to most.
+    The exponent is capped: at the 1,025th failure in a row (3-4 hours of outage at the defaults)
+    2 ** 1024 overflowed a float and the reader thread died for good."""
+    return min(most, first * 2.0 ** min(failures - 1, 30))
+
+
 class CameraReader:
     """Reads `source` (stream URL, video file or webcam:N) in a thread, forever, until stopped.
 
@@ -191,7 +198,7 @@ class CameraReader:
             if self._stop.is_set():
                 break
             failures += 1
-            delay = min(self.retry_max, self.retry_first * 2 ** (failures - 1))
+            delay = retry_delay(failures, self.retry_first, self.retry_max)
             if not self._down:  # once per outage, not at every retry
                 self._down = True
                 log.warning("%s (%s): %s; retrying, at most %g s apart", self.name, redact_source(self.source),
