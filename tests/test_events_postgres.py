@@ -14,11 +14,13 @@ def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path
     store.record("door", None, person(3, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400))
     store.close()
     again = EventStore(postgres.url, tmp_path / "snaps", retention_days=7)  # a restart: migrations are a no-op
-    assert again.migrate() == 2
+    assert again.migrate() == 3
     assert [e["track_id"] for e in again.events(camera="door")] == [2, 1, 3]
     assert again.events(zone="queue", label="with_mask")[0]["snapshot"] == first["snapshot"]
     queue = [c for c in again.counts() if c["zone"] == "queue"]
     assert [(c["people"], c["with_mask"], c["without_mask"], c["unassessable"]) for c in queue] == [(2, 1, 1, 0)]
+    assert again.totals("door", since=NOW) == {"people": 2, "with_mask": 1, "without_mask": 1,
+                                                "mask_weared_incorrect": 0, "unassessable": 0}
     assert again.enforce_retention(now=NOW) == 1
     assert [e["track_id"] for e in again.events()] == [2, 1]
     again.close()

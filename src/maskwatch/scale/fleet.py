@@ -88,6 +88,7 @@ class RemoteGroup:
     handle: object = None
     states: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
+    unanswered: object = None  # a poll the actor has not answered in time: its messages are asked for again
 
 
 class RemoteWorker:
@@ -184,12 +185,16 @@ class RaySite(Site):
         shows its cameras as not connected, with the reason, until it does."""
         import ray
 
-        calls = [(group, group.handle.poll.remote()) for group in self.groups if group.handle is not None]
+        calls = [(group, group.unanswered or group.handle.poll.remote()) for group in self.groups
+                 if group.handle is not None]
         for group, call in calls:
             try:
                 messages, group.states = ray.get(call, timeout=CALL_TIMEOUT)
-                group.error = None
+                group.error, group.unanswered = None, None
             except (ray.exceptions.RayError, TimeoutError) as err:
+                # A slow actor has taken its messages off its queue already: the same call is waited
+                # on next time, so that they still come (a new call lost them). A dead one's are lost.
+                group.unanswered = call if isinstance(err, TimeoutError) else None
                 reason = (str(err).strip().splitlines() or [""])[0][:200]
                 group.error = f"camera actor unavailable ({type(err).__name__}): {reason}"
                 continue

@@ -1,0 +1,51 @@
+"""The driver's poll of its camera actors, with a stand-in for Ray: a slow actor's messages come
+late, not never (the actor takes them off its queue when the call runs, answered or not)."""
+
+import sys
+import types
+
+from maskwatch.scale.fleet import RaySite, RemoteGroup
+from maskwatch.site.events import Listeners
+
+
+class GetTimeoutError(TimeoutError):
+    """Ray's own raises as a TimeoutError too (ray.exceptions.GetTimeoutError)."""
+
+
+def fake_ray(answers: dict):
+    """A `ray` whose get() answers a call once its entry in `answers` is set, and times out before."""
+    ray = types.ModuleType("ray")
+    ray.exceptions = types.SimpleNamespace(RayError=type("RayError", (Exception,), {}))
+
+    def get(call, timeout=None):
+        if answers.get(call) is None:
+            raise GetTimeoutError("Get timed out")
+        return answers[call]
+
+    ray.get = get
+    return ray
+
+
+def test_a_slow_actors_messages_arrive_at_a_later_poll(monkeypatch):
+    answers, made, heard = {}, [], []
+
+    class Handle:
+        class poll:  # noqa: N801  (a Ray method handle: handle.poll.remote())
+            @staticmethod
+            def remote():
+                made.append(f"call-{len(made)}")
+                return made[-1]
+
+    monkeypatch.setitem(sys.modules, "ray", fake_ray(answers))
+    site = RaySite.__new__(RaySite)
+    site.groups = [RemoteGroup(["door"], handle=Handle())]
+    site._listeners, site._listener_error = Listeners(event=heard.append), None
+    site.poll()  # the actor is busy: no answer in time
+    assert heard == [] and site.groups[0].error.startswith("camera actor unavailable (GetTimeoutError)")
+    answers["call-0"] = ([("event", {"id": 1})], {"door": {"connected": True}})  # it answered, late
+    site.poll()
+    assert heard == [{"id": 1}] and made == ["call-0"]  # the same call, not a new one that lost them
+    assert site.groups[0].error is None and site.groups[0].states == {"door": {"connected": True}}
+    answers["call-1"] = ([], {"door": {"connected": True}})
+    site.poll()
+    assert made == ["call-0", "call-1"]
