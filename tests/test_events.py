@@ -382,3 +382,27 @@ def test_when_a_cameras_tracks_all_end_its_in_view_counts_go_to_zero(store):
     end_tracks(Flushed(), [sink])
     assert in_view[-1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0}
     assert [e["track_id"] for e in store.events()] == [3]
+
+
+def test_counts_summed_into_spans_by_the_database_give_the_same_charts_in_any_timezone(store):
+    """The chart reads 15-minute spans summed by the database, not every minute row: every zone's
+    offset is a multiple of 15 minutes (Kathmandu +5:45), so a span never straddles a day."""
+    from zoneinfo import ZoneInfo
+
+    from maskwatch.site.trend import compliance_series
+
+    midnight = 1_789_841_700  # 2026-09-20 00:00 in Kathmandu (18:15 UTC the day before)
+    for n, offset in enumerate(range(-3600, 3600, 420)):  # people on both sides of midnight
+        vote = (0.9, 0.05, 0.05) if n % 3 else (0.1, 0.8, 0.1)
+        store.record("door", "queue" if n % 2 else None, person(n, vote, first=midnight + offset, last=midnight + offset))
+    minutes, spans = store.counts(), store.counts(every=900)
+    assert len(spans) < len(minutes) and all(row["minute"] % 900 == 0 for row in spans)
+    for field in ("people", "with_mask", "without_mask"):
+        assert sum(r[field] for r in spans) == sum(r[field] for r in minutes)
+    for tz in (ZoneInfo("Asia/Kathmandu"), ZoneInfo("Europe/Berlin"), None):
+        for bucket in ("hour", "day", "week"):
+            assert compliance_series(spans, bucket, tz) == compliance_series(minutes, bucket, tz), (tz, bucket)
+    days = store.counts(every=86400)
+    assert {r["minute"] % 86400 for r in days} == {0} and sum(r["people"] for r in days) == len(range(-3600, 3600, 420))
+    with pytest.raises(ValueError, match="whole minutes"):
+        store.counts(every=90)

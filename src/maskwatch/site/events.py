@@ -236,10 +236,22 @@ class EventStore:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def counts(self, camera: str | None = None, since: float | None = None, until: float | None = None) -> list[dict]:
-        """Per-minute counts per camera and zone (zone None: outside every zone), oldest first;
-        since / until: Unix seconds, the minutes from `since` and before `until`."""
-        query = select(counts).order_by(counts.c.minute, counts.c.camera, counts.c.zone)
+    def counts(self, camera: str | None = None, since: float | None = None, until: float | None = None,
+               every: int = 60) -> list[dict]:
+        """Counts per camera and zone (zone None: outside every zone), oldest first; since / until:
+        Unix seconds, the minutes from `since` and before `until`. every: the rows summed by the
+        database into spans of that many seconds ("minute" is then the span's start, a multiple
+        of `every`): a month's chart by day read 488k minute rows into Python (4.7 s a call);
+        15-minute spans never straddle a day in any timezone."""
+        if every % 60 or every <= 0:
+            raise ValueError(f"every must be a positive number of whole minutes in seconds, got {every}")
+        if every == 60:
+            query = select(counts).order_by(counts.c.minute, counts.c.camera, counts.c.zone)
+        else:
+            span = (counts.c.minute - counts.c.minute % every).label("minute")
+            query = (select(counts.c.camera, counts.c.zone, span,
+                            *(func.sum(counts.c[name]).label(name) for name in ("people", *PERSON_LABELS)))
+                     .group_by(counts.c.camera, counts.c.zone, span).order_by(span, counts.c.camera, counts.c.zone))
         if camera is not None:
             query = query.where(counts.c.camera == camera)
         if since is not None:
