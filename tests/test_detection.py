@@ -433,3 +433,106 @@ def test_a_frame_rate_no_video_has_is_not_taken_for_one(reported, used):
     from maskwatch.video.sources import plausible_fps
 
     assert plausible_fps(reported) == used
+
+
+class FakeCapture:
+    """A video as OpenCV would read it: `frames` images (None: unreadable) with their times in ms."""
+
+    def __init__(self, frames, times, fps=3.53):
+        self.frames, self.times, self.fps, self.at = frames, times, fps, -1
+
+    def isOpened(self):  # noqa: N802  (OpenCV's name)
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FPS: self.fps, cv2.CAP_PROP_FRAME_COUNT: len(self.frames),
+                cv2.CAP_PROP_POS_MSEC: self.times[self.at] if self.at >= 0 else 0.0}.get(prop, 0.0)
+
+    def read(self):
+        self.at += 1
+        if self.at >= len(self.frames) or self.frames[self.at] is None:
+            return False, None
+        return True, self.frames[self.at]
+
+    def release(self):
+        pass
+
+
+def fake_video(monkeypatch, tmp_path, frames, times, fps=3.53):
+    from maskwatch.video import sources
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *args: FakeCapture(frames, times, fps))
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"a video")
+    return str(path)
+
+
+def test_a_variable_frame_rate_video_is_timed_by_its_frames_own_times(monkeypatch, tmp_path):
+    """A clip of a minute of still grey then a face at 30 fps reports 3.53 fps on average: frame
+    times of index / fps put the face at 17 s where it was at 60 s."""
+    from maskwatch.video.sources import read_frames
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    times = [0.0, 30_000.0, 60_000.0, 60_033.3, 60_066.7, float("nan"), 60_000.0]  # then no time, then one back
+    source = fake_video(monkeypatch, tmp_path, [image] * 7, [t + 10_000 for t in times])  # the file starts at 10 s
+    got = [round(f.timestamp, 3) for f in read_frames(source)]
+    assert got[:5] == [0.0, 30.0, 60.0, 60.033, 60.067]  # from the first frame, as before
+    assert got[5] > got[4] and got[6] > got[5]  # index / fps where no time is given; never backwards
+
+
+def test_scattered_bad_frames_are_skipped_and_a_file_that_ends_early_is_said_once(monkeypatch, tmp_path):
+    from maskwatch.video.sources import read_frames
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    scattered = [image if i % 3 else None for i in range(1, 91)]  # one in three bad, 60 good in all
+    errors = []
+    frames = list(read_frames(fake_video(monkeypatch, tmp_path, scattered, [40.0 * i for i in range(90)]), errors))
+    assert len(frames) == 60 and len(errors) == 29  # to the end (the last bad one is the end); it stopped at 26
+    truncated = [image] * 40 + [None] * 40  # the header promises 80; the file ends at 40
+    errors = []
+    frames = list(read_frames(fake_video(monkeypatch, tmp_path, truncated, [40.0 * i for i in range(80)]), errors))
+    assert len(frames) == 40
+    assert errors == ["clip: no frame could be read from frame 40 on, of the 80 its header promises (a truncated file?)"]
+
+
+def test_the_annotated_video_holds_a_frame_per_line_at_even_sides_readable_by_others(tmp_path):
+    from maskwatch.video.sinks import MediaSink
+    from maskwatch.video.sources import Frame, SourceInfo
+
+    out = tmp_path / "out"
+    out.mkdir()
+    sink = MediaSink(out, SourceInfo("video", "clip", 10.0, 4), blur=False)
+    image = np.full((359, 641, 3), 128, np.uint8)
+    for index in (0, 1, 3):  # frame 2 could not be read: its line is missing, its picture held
+        sink.write(Frame(index, index / 10, image, f"clip-{index:06d}"), [])
+    sink.close()
+    video = cv2.VideoCapture(str(out / "clip.mp4"))
+    shape = (int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH)))
+    count = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
+    video.release()
+    assert shape == (360, 642) and count == 4  # 641x359 was cut to 640x358; frame 3 was the video's 2
+    assert (out / "clip.mp4").stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
+
+
+def current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_detect_does_not_write_over_a_file_of_the_users_named_as_its_copy(tmp_path, sample_dir):
+    """The annotated copy of clip.mkv is OUT/clip.mp4: the user's own clip.mp4 there was replaced."""
+    (tmp_path / "src").mkdir()
+    video = make_video(tmp_path / "src" / "clip.mp4", sample_dir)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip.mp4").write_bytes(b"the user's own video")
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
+    assert result.exit_code == 1 and "no earlier detect wrote" in result.output, result.output
+    assert (out / "clip.mp4").read_bytes() == b"the user's own video"
+    (out / "clip.mp4").unlink()
+    for _ in range(2):  # its own copy, from an earlier run, is replaced as before
+        result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output

@@ -21,7 +21,8 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
-def _default_mode(directory: bool) -> int:
+def default_mode(directory: bool) -> int:
+    """The mode a new output gets under the umask."""
     # mkstemp/mkdtemp create private (0600/0700) entries; outputs should get the usual umask.
     return (0o777 if directory else 0o666) & ~UMASK
 
@@ -49,7 +50,7 @@ def atomic_path(target: Path | str, suffix: str = "", durable: bool = False) -> 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, _default_mode(directory=False))
+    os.chmod(tmp_path, default_mode(directory=False))
     try:
         yield tmp_path
         if target.is_file() and not target.is_symlink():  # after the writing: a read-only file stays so
@@ -126,7 +127,7 @@ def atomic_dir(target: Path | str, own: str) -> Iterator[Path]:
     check_replaceable(target, own)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    os.chmod(tmp, _default_mode(directory=True))
+    os.chmod(tmp, default_mode(directory=True))
     try:
         yield tmp
         old = None

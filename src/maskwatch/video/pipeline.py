@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +102,31 @@ def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     return [p for p in inputs if p.resolve() in outputs]
 
 
+def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
+    """Files in `out` an annotated copy would replace that no earlier `detect` there wrote (the
+    user's own clip.mp4 was replaced by the annotated copy of clip.mkv): what the folder's last
+    detections.jsonl names (a photo's name, a video's frames "<name>-000000") is ours to replace."""
+    if info.kind in ("image", "folder"):
+        inputs = folder_files(Path(source), IMAGE_SUFFIXES) if info.kind == "folder" else [Path(source)]
+        targets = {media_path(out, info, p.stem): p.stem for p in inputs}
+    else:  # a video's, stream's or webcam's one copy, named after it
+        targets = {media_path(out, info, info.name): f"{info.name}-000000"}
+    there = {path: name for path, name in targets.items() if path.exists()}
+    if not there:
+        return []
+    ours: set[str] = set()
+    try:
+        with open(Path(out) / "detections.jsonl", encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    ours.add(json.loads(line).get("name"))
+                except (ValueError, AttributeError):
+                    continue
+    except (OSError, UnicodeDecodeError):
+        pass
+    return sorted(path for path, name in there.items() if name not in ours)
+
+
 def _unreadable(source: str, problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
@@ -138,6 +164,10 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         raise OutputError(f"{out}: the annotated copy of {clash[0].name} would be written over it"
                           f"{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}; name another --out "
                           "(nothing was written)")
+    if save_media and (foreign := foreign_outputs(source, info, out)):
+        raise OutputError(f"{foreign[0]}: an annotated copy would be written over this file, which no earlier "
+                          f"detect wrote{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}; name "
+                          "another --out (nothing was written)")
     result = DetectResult(out=out)
     if info.kind == "folder" and (videos := folder_files(Path(source), VIDEO_SUFFIXES)):
         result.errors.append(f"{source}: {len(videos)} video{'s' * (len(videos) > 1)} passed over ({videos[0].name}"

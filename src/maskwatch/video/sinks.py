@@ -15,7 +15,7 @@ from typing import IO, Callable, Protocol
 import cv2
 import numpy as np
 
-from maskwatch.atomic import OutputError, write_bytes, write_text
+from maskwatch.atomic import OutputError, default_mode, write_bytes, write_text
 from maskwatch.faces import Face, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.video.sources import Frame, SourceInfo
@@ -124,6 +124,7 @@ class MediaSink:
         self.video = None
         self.video_tmp: Path | None = None
         self.written: list[Path] = []
+        self._last: tuple[int, np.ndarray] | None = None  # the index and picture of the last frame written
 
     def write(self, frame: Frame, faces: list[Face], detected: bool = True) -> None:
         drawn = self.annotator.annotate(unshown_blurred(frame, self.annotator), faces)
@@ -134,18 +135,28 @@ class MediaSink:
                 write_bytes(target, encoded.tobytes())
                 self.written.append(target)
             return
+        # The mp4 writer keeps even sides only (641x359 was cut to 640x358, the JSON's boxes on a
+        # frame one pixel larger): a frame of odd side gets one row or column at its far edge.
+        h, w = drawn.shape[:2]
+        if h % 2 or w % 2:
+            drawn = cv2.copyMakeBorder(drawn, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
         if self.video is None:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.info.name}.", suffix=".partial.mp4", dir=self.out)
             os.close(fd)
+            os.chmod(tmp, default_mode(False))  # mkstemp's 0600 would stay on the video
             self.video_tmp = Path(tmp)
-            h, w = drawn.shape[:2]
-            video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps or 25.0, (w, h))
+            video = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.info.fps or 25.0,
+                                    (drawn.shape[1], drawn.shape[0]))
             if not video.isOpened():  # nothing to move into place: a previous run's video stays
                 video.release()
                 self.video_tmp.unlink(missing_ok=True)
                 raise OutputError(f"{self.out}: OpenCV cannot write an mp4 video here")
             self.video = video
+        if self._last is not None:  # a frame the file could not give is the one before, held:
+            for _ in range(min(frame.index - self._last[0] - 1, 25)):  # the video's frame N stays the JSON's
+                self.video.write(self._last[1])
         self.video.write(drawn)
+        self._last = (frame.index, drawn)
 
     def close(self) -> None:
         """Finish the video and move it into place."""

@@ -121,7 +121,8 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
     reported = capture.get(cv2.CAP_PROP_FPS)
     if plausible_fps(reported) is None:
         errors.append(f"{info.name}: frame rate {reported:g} is not one; frame times assume {UNKNOWN_FPS:g} fps")
-    index, failures = 0, 0
+    index, failures, said = 0, 0, len(errors)
+    first, last = None, -math.inf  # the first frame's time in the file, the last time given
     try:
         while True:
             ok, image = capture.read()
@@ -129,14 +130,28 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 # A file's frame count is only a hint: a failed read past the known end is the end.
                 if info.frames is None or index >= info.frames - 1:
                     break
+                if failures == 0:
+                    said = len(errors)
                 errors.append(f"{info.name}: frame {index} unreadable, skipped")
                 index += 1
                 failures += 1
-                if failures > 25:
-                    errors.append(f"{info.name}: too many unreadable frames, stopped at {index}")
+                if failures > 25:  # in a row: the file ends early (scattered bad frames are skipped)
+                    del errors[said:]
+                    errors.append(f"{info.name}: no frame could be read from frame {index - failures} on, of the "
+                                  f"{info.frames} its header promises (a truncated file?)")
                     break
                 continue
-            yield Frame(index, index / fps, image, f"{info.name}-{index:06d}")
+            failures = 0
+            # The frame's own time in the file (a variable frame rate's too; index / fps put a
+            # clip's face at 17 s where it was at 60 s), from its first frame; index / fps where
+            # the container gives none or goes back.
+            stamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if first is None and math.isfinite(stamp) and stamp >= 0:
+                first = stamp - index / fps
+            at = stamp - first if first is not None and math.isfinite(stamp) else index / fps
+            at = at if at > last else last + 1.0 / fps
+            last = at
+            yield Frame(index, at, image, f"{info.name}-{index:06d}")
             index += 1
     finally:
         capture.release()
