@@ -162,7 +162,7 @@ class Odd(BaseHTTPRequestHandler):
             self.wfile.write(b"cut")  # 3 of the 100 bytes promised, then the connection closes
         else:
             self.send_response(301)
-            self.send_header("Location", "https://example.invalid/hook")
+            self.send_header("Location", "/moved/here")  # relative, as servers often say
             self.end_headers()
 
     def do_GET(self):  # what urllib would send after a redirect: no body
@@ -180,13 +180,19 @@ def test_a_broken_answer_or_a_redirect_is_a_failed_try_and_delivery_goes_on():
     threading.Thread(target=odd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{odd.server_address[1]}"
     notifier = WebhookNotifier([WebhookRule(base + "/short", SECRET, retries=0),
-                                WebhookRule(base + "/moved", SECRET, retries=0)]).start()
+                                WebhookRule(base + "/moved", SECRET, retries=3, backoff=30.0)]).start()
     notifier.notify(event(1))
-    assert wait_until(lambda: notifier.stats.failed == 2, limit=10.0)
+    assert wait_until(lambda: notifier.stats.failed == 2, limit=10.0)  # the redirect is not tried 3 times more
     assert notifier.stats.sent == 0  # a redirect was followed by an empty GET and counted as sent
     notifier.notify(event(2))  # the threads live on (a cut answer ended the only one)
     assert wait_until(lambda: notifier.stats.failed == 4, limit=10.0)
+    assert notifier.stats.retried == 0
     notifier.stop(timeout=1.0)
+    moved = WebhookNotifier([WebhookRule(base + "/moved", SECRET)]).start()
+    moved.notify(event(3))
+    assert wait_until(lambda: moved.stats.failed == 1, limit=10.0)
+    assert moved.stats.last_error == f"{base}/moved: HTTP 301, redirected to {base}/moved/here"
+    moved.stop(timeout=1.0)
     odd.shutdown()
     odd.server_close()
 

@@ -306,3 +306,20 @@ def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_track
     later = worker._stamp()
     assert 3539 < later - first < 3545 and Flushed.flushes == 2
     assert worker._stamp() >= later and Flushed.flushes == 2  # a steady clock: no more
+
+
+@pytest.mark.parametrize("url, address", [
+    ("rtsp://cam/live", ("cam", 554)),
+    ("rtsp://u:pw@10.0.0.5:8554/s?x=1", ("10.0.0.5", 8554)),
+    ("rtsp://cam:554/live?notify=a@b.example", ("cam", 554)),  # an @ in the query is not the host's
+    ("http://cam/mjpg?user=me@corp.example", ("cam", 80)),
+    ("rtsp://[::1]:8554/live", ("::1", 8554)),
+    ("rtsps://cam/live", ("cam", 322)),
+    ("webcam:0", None), ("/videos/door.mp4", None), ("rtsp://cam:abc/x", None),
+])
+def test_the_host_checked_before_opening_is_the_one_ffmpeg_opens(url, address):
+    from maskwatch.video.sources import host_port, stream_address
+
+    assert stream_address(url) == address
+    if address is not None and ":" in address[0]:
+        assert host_port(address) == "[::1]:8554"

@@ -169,7 +169,7 @@ def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
     assert mine.status_code == 200 and '"door"' in mine.text and '"till"' not in mine.text
     assert '"till"' in whole.text
     # None of till's events, once it has some (else the filter would pass unexercised).
-    assert wait_until(lambda: secured.get("/v1/events", camera="till").json()["events"], 60)
+    assert wait_until(lambda: secured.get("/v1/events", camera="till").json()["events"], 120)
     assert all(e["camera"] == "door" for e in get("/v1/events").json()["events"])
     assert get("/v1/compliance", camera="till").status_code == 403
     for path in ("/v1/access-log", "/v1/users", "/metrics"):
@@ -284,7 +284,8 @@ def test_the_login_page_goes_on_to_pages_of_this_site_only(secured, page):  # no
     """?next= is where the login page goes after a login: a page of the site, never another site,
     however the address is written (browsers drop a tab or newline: "/\t/evil" is "//evil")."""
     for written, lands in (("/v1/privacy", "/v1/privacy"), ("%2F%09%2Fevil.example%2Fx", "/"),
-                           ("%2F%0A%2Fevil.example", "/"), ("https://evil.example/", "/")):
+                           ("%2F%0A%2Fevil.example", "/"), ("https://evil.example/", "/"),
+                           ("/.//evil.example/x", "//evil.example/x")):
         page.context.clear_cookies()
         page.goto(f"{secured.base}/login?next={written}")
         page.wait_for_selector("#login", timeout=20_000)
@@ -388,11 +389,13 @@ def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
     # The cameras' passwords and the webhook's secret need not be set to manage users (the
     # database's would be); the file as a site writes it:
     (tmp_path / "site.yaml").write_text("cameras:\n  entrance: {source: 'rtsp://viewer:${CAM1_PASSWORD}@h/s'}\n"
-                                        "alerts: {webhooks: [{url: 'http://h/x', secret: '${WEBHOOK_SECRET}'}]}\n"
+                                        "  till: {source: '${TILL_URL}'}\n"
+                                        "alerts: {webhooks: [{url: '${HOOK_URL}', secret: '${WEBHOOK_SECRET}'}]}\n"
+                                        "mqtt: {host: broker, port: '${MQTT_PORT}'}\n"
                                         "storage: {database: site.db}\n")
     misspelt = run_cli("users", "add", "vic", "--camera", "Entrance", "--config", str(tmp_path / "site.yaml"),
                        stdin="vic's long password\n")
-    assert misspelt.returncode == 1 and "no camera 'Entrance'" in misspelt.stderr and "cameras: entrance" in misspelt.stderr
+    assert misspelt.returncode == 1 and "no camera 'Entrance'" in misspelt.stderr and "cameras: entrance, till" in misspelt.stderr
     assert run_cli("users", "add", "vic", "--camera", "entrance", "--config", str(tmp_path / "site.yaml"),
                    stdin="vic's long password\n").returncode == 0
 

@@ -402,8 +402,8 @@ def test_an_upload_is_turned_as_its_exif_says_as_detect_reads_it():
     assert abs(api.astype(int) - cli.astype(int)).mean() < 3  # the same pixels, up to the JPEG decoders
 
 
-@pytest.mark.parametrize("channels", [3, 1])
-def test_a_12_bit_photo_in_a_16_bit_png_is_read_at_its_own_depth_by_detect_and_the_api(channels):
+@pytest.mark.parametrize("channels, kind", [(3, ".png"), (1, ".png"), (3, ".tiff"), (1, ".tiff")])
+def test_a_12_bit_photo_in_a_16_bit_file_is_read_at_its_own_depth_by_detect_and_the_api(channels, kind):
     """A 12-bit sensor's frame saved as 16-bit PNG holds 0-4095: scaled by 1/256 it came out
     black (0-15) from `detect`, and the API clipped its grey form to white."""
     import cv2
@@ -413,9 +413,22 @@ def test_a_12_bit_photo_in_a_16_bit_png_is_read_at_its_own_depth_by_detect_and_t
     from maskwatch.serving.uploads import image_from_upload
 
     ramp = np.tile(np.linspace(0, 4095, 64).astype(np.uint16), (16, 1))
-    ok, png = cv2.imencode(".png", ramp if channels == 1 else np.dstack([ramp] * 3))
+    ok, png = cv2.imencode(kind, ramp if channels == 1 else np.dstack([ramp] * 3))
     assert ok
     cli, api = decode_image(png.tobytes()), image_from_upload(png.tobytes(), 10_000_000)
     assert cli.dtype == api.dtype == np.uint8 and cli.shape == api.shape == (16, 64, 3)
     assert cli.max() == 255 and cli.min() == 0 and abs(int(cli[0, 32, 0]) - 129) <= 2  # the ramp, not 0-15
     assert np.array_equal(cli, api)
+
+
+def test_a_signed_16_bit_tiff_is_read_as_its_values_not_white():
+    import cv2
+    import numpy as np
+
+    from maskwatch.data.images import decode_image
+
+    ramp = np.tile(np.linspace(-100, 4095, 64).astype(np.int16), (16, 1))
+    ok, tiff = cv2.imencode(".tiff", ramp)
+    assert ok
+    image = decode_image(tiff.tobytes())
+    assert image[0, 0, 0] == 0 and image[0, -1, 0] == 255 and 100 < image.mean() < 150  # it came out all 255

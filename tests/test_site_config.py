@@ -219,3 +219,16 @@ def test_run_check_shows_a_cameras_upscale_and_a_moving_camera(tmp_path):
     assert result.exit_code == 0, result.output
     far, near = [line for line in result.output.splitlines() if line.strip().startswith(("far", "near"))]
     assert "detect every 2 at 1.5x, moving camera," in far and "detect every 2," in near
+
+
+def test_the_users_commands_view_needs_only_the_storage_secrets(tmp_path):
+    from maskwatch.site.config import load_site_users_view
+
+    path = write(tmp_path, "cameras:\n  door: {source: '${DOOR_URL}'}\n  till: {source: webcam:0, fps: nonsense}\n"
+                           "mqtt: {host: b, port: '${PORT}'}\nstorage: {database: 'postgresql://u:${PG}@db/m'}\n")
+    with pytest.raises(SiteConfigError, match="field 'storage.database': environment variable PG is not set"):
+        load_site_users_view(path, environ={})
+    view = load_site_users_view(path, environ={"PG": "secret"})
+    assert view.cameras == ("door", "till") and view.storage.database == "postgresql://u:secret@db/m"
+    local = write(tmp_path, "cameras: {door: {source: webcam:0}}\n")
+    assert load_site_users_view(local, environ={}).storage.database == str(tmp_path / "maskwatch.db")

@@ -58,6 +58,8 @@ def to_8_bits(image: np.ndarray) -> np.ndarray:
     taken as 0-1."""
     if image.dtype == np.uint8:
         return image
+    if image.dtype == np.int16:  # a signed 16-bit TIFF: its negatives are below black
+        image = np.clip(image, 0, None).astype(np.uint16)
     if image.dtype == np.uint16:
         bits = next(b for b in (8, 10, 12, 14, 16) if int(image.max()) < 2 ** b)
         return cv2.convertScaleAbs(image, alpha=255.0 / (2 ** bits - 1))

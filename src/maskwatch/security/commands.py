@@ -41,10 +41,10 @@ def site_config(config: Path | None, command: str = "users"):
     need(command, "serve")
     if config is None:
         return None
-    from maskwatch.site.config import SiteConfigError, load_site_config
+    from maskwatch.site.config import SiteConfigError, load_site_users_view
 
     try:
-        return load_site_config(config, secrets_for=("storage",))  # not the cameras' passwords
+        return load_site_users_view(config)  # not the cameras' passwords
     except SiteConfigError as err:
         _fail(str(err).splitlines()[0])
 

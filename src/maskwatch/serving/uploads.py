@@ -37,7 +37,9 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
         if width * height > max_pixels:
             raise UploadError(413, f"image is {width}x{height} = {width * height} pixels; "
                                    f"the limit is {max_pixels}")
-        deep = image.mode.startswith(("I", "F")) or (image.format == "PNG" and data[24:25] == b"\x10")
+        bits = image.tag_v2.get(258, 8) if image.format == "TIFF" else 16 if data[24:25] == b"\x10" else 8
+        deep = image.mode.startswith(("I", "F")) or (image.format in ("PNG", "TIFF") and
+                                                      max(bits if isinstance(bits, tuple) else (bits,)) > 8)
         if deep:  # 16-bit or float: Pillow clips or drops the low byte; read as `detect` reads it
             from maskwatch.data.images import ImageError, decode_image
 

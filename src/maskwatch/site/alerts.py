@@ -39,6 +39,8 @@ NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
 def shown_url(url: str) -> str:
     """A webhook URL as the log shows it: scheme, host, port and path (a user or query may hold a token)."""
     parts = urllib.parse.urlsplit(url)
+    if not parts.scheme:  # not a URL (a ${VAR} left unset): as written, up to a query
+        return url.split("?", 1)[0]
     host = parts.netloc.rpartition("@")[2]  # host and port as written (a bad port must not raise here)
     return f"{parts.scheme}://{host}{parts.path}"
 
@@ -199,7 +201,11 @@ class WebhookNotifier:
                 return
             except urllib.error.HTTPError as err:
                 moved = err.headers.get("Location") if 300 <= err.code < 400 else None
-                reason = f"HTTP {err.code}" + (f", redirected to {shown_url(moved)}" if moved else "")
+                reason = f"HTTP {err.code}" + (f", redirected to {shown_url(urllib.parse.urljoin(rule.url, moved))}"
+                                               if moved else "")
+                if 300 <= err.code < 400:  # the same answer every time: fix the URL
+                    self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
+                    break
             except Exception as err:  # noqa: BLE001  any failed try (refused, a broken answer, a bad URL)
                 reason = str(getattr(err, "reason", None) or err) or type(err).__name__  # ends no thread
             self.stats.last_error = f"{shown_url(rule.url)}: {reason}"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any
@@ -372,18 +373,8 @@ def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:
         raise SiteConfigError(Path("--source"), _describe(err, ())) from None
 
 
-def load_site_config(path: Path | str, environ: dict[str, str] | None = None,
-                     secrets_for: tuple[str, ...] | None = None) -> SiteConfig:
-    """Read, substitute ${ENV_VAR}s, merge defaults into each camera and validate the whole file.
-
-    Relative file paths (video sources, database, snapshots) are relative to the config's folder.
-    secrets_for: the top-level sections whose ${ENV_VAR}s must be set (None: all); elsewhere an
-    unset one is left as written (`users add --config` reads the database and the camera ids,
-    and must not need the cameras' passwords).
-    Raises SiteConfigError listing every problem, each naming the camera and the field.
-    """
-    path = Path(path)
-    environ = os.environ if environ is None else environ
+def _read_yaml(path: Path) -> dict:
+    """The file's top-level mapping; SiteConfigError saying why there is none."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -394,9 +385,59 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None,
         raise SiteConfigError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
     if not isinstance(raw, dict):
         raise SiteConfigError(path, ["expected a mapping with a 'cameras:' section at the top"])
+    return raw
 
+
+def _storage_beside(storage: dict, path: Path) -> None:
+    """A database or snapshots path not given is the default's; relative ones are beside the file."""
+    for key in ("database", "snapshots"):
+        value = storage.setdefault(key, StorageConfig.model_fields[key].default)
+        if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+            storage[key] = str(path.parent / value)
+
+
+@dataclass(frozen=True)
+class SiteUsersView:
+    """What the users and tokens commands read of a site's file: its storage and its cameras' ids."""
+
+    storage: StorageConfig
+    cameras: tuple[str, ...]
+
+
+def load_site_users_view(path: Path | str, environ: dict[str, str] | None = None) -> SiteUsersView:
+    """The file's storage (its ${VAR}s set and checked) and camera ids, the rest unread: managing
+    users must not need the cameras', webhooks' or broker's secrets in the environment (it did)."""
+    path = Path(path)
+    raw = _read_yaml(path)
     problems: list[str] = []
-    raw = _substitute_env(raw, environ, (), problems, secrets_for)
+    storage = _substitute_env(raw.get("storage") or {}, os.environ if environ is None else environ,
+                              ("storage",), problems)
+    cameras = raw.get("cameras")
+    if not isinstance(cameras, dict) or not cameras:
+        problems.append("cameras: list the cameras under 'cameras:', keyed by id")
+        cameras = {}
+    if not isinstance(storage, dict):
+        problems.append("storage: expected a mapping")
+    elif not problems:
+        _storage_beside(storage, path)
+        try:
+            return SiteUsersView(StorageConfig(**storage), tuple(str(c) for c in cameras))
+        except ValidationError as err:
+            problems.extend(_describe(err, ("storage",)))
+    raise SiteConfigError(path, problems)
+
+
+def load_site_config(path: Path | str, environ: dict[str, str] | None = None) -> SiteConfig:
+    """Read, substitute ${ENV_VAR}s, merge defaults into each camera and validate the whole file.
+
+    Relative file paths (video sources, database, snapshots) are relative to the config's folder.
+    Raises SiteConfigError listing every problem, each naming the camera and the field.
+    """
+    path = Path(path)
+    environ = os.environ if environ is None else environ
+    raw = _read_yaml(path)
+    problems: list[str] = []
+    raw = _substitute_env(raw, environ, (), problems)
     cameras = raw.get("cameras")
     defaults = raw.pop("defaults", None) or {}
     if not isinstance(defaults, dict):
@@ -435,11 +476,8 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None,
     storage = raw.get("storage")
     if storage is None:
         storage = raw["storage"] = {}
-    if isinstance(storage, dict):  # a path not given is the default's, beside the config file too
-        for key in ("database", "snapshots"):
-            value = storage.setdefault(key, StorageConfig.model_fields[key].default)
-            if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-                storage[key] = str(path.parent / value)
+    if isinstance(storage, dict):
+        _storage_beside(storage, path)
     try:  # validated whatever was found above, so that every problem is said at once
         config = SiteConfig(**raw)
     except ValidationError as err:
@@ -465,14 +503,12 @@ def with_absolute_files(camera: CameraConfig) -> CameraConfig:
     return camera.model_copy(update=update) if update else camera
 
 
-def _substitute_env(value: Any, environ, where: tuple, problems: list[str],
-                    secrets_for: tuple[str, ...] | None = None) -> Any:
-    """${NAME} in every string value, from the environment; an unset NAME is a problem named by
-    place (outside `secrets_for`, when given, it is left as written)."""
+def _substitute_env(value: Any, environ, where: tuple, problems: list[str]) -> Any:
+    """${NAME} in every string value, from the environment; an unset NAME is a problem named by place."""
     if isinstance(value, dict):
-        return {k: _substitute_env(v, environ, (*where, k), problems, secrets_for) for k, v in value.items()}
+        return {k: _substitute_env(v, environ, (*where, k), problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute_env(v, environ, (*where, i), problems, secrets_for) for i, v in enumerate(value)]
+        return [_substitute_env(v, environ, (*where, i), problems) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -481,8 +517,7 @@ def _substitute_env(value: Any, environ, where: tuple, problems: list[str],
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             problems.append(f"{_place(where)}: ${{{name}}} is not a valid environment variable name")
         elif name not in environ:
-            if secrets_for is None or (where and where[0] in secrets_for):
-                problems.append(f"{_place(where)}: environment variable {name} is not set")
+            problems.append(f"{_place(where)}: environment variable {name} is not set")
         else:
             return environ[name]
         return match.group(0)

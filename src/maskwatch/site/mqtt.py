@@ -67,7 +67,7 @@ class MqttPublisher:
         with self._lock:
             client.publish(self.topic("available"), "online", qos=1, retain=True)
             for topic, payload in self._state.items():
-                client.publish(topic, payload, qos=1, retain=True)
+                client.publish(topic, payload, qos=0, retain=True)
             while self._backlog:
                 client.publish(*self._backlog.popleft(), qos=1)
             self.connected, self.problem = True, None
@@ -76,14 +76,14 @@ class MqttPublisher:
         self._trouble("cannot reach the broker")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        with self._lock:
-            self.connected = False
+        # No lock here: paho calls this holding its own message lock (a write failing while it
+        # resends), which a camera thread holding self._lock waits for inside publish().
+        self.connected = False
         if reason_code.is_failure:
             self._trouble(f"lost the broker ({reason_code})")
 
     def _trouble(self, problem: str) -> None:
-        with self._lock:
-            self.connected = False
+        self.connected = False  # no lock: see _on_disconnect
         if problem != self.problem:
             log.warning("MQTT %s:%d: %s; retrying, up to %d messages kept meanwhile", self.host, self.port,
                         problem, self.max_queued)
@@ -140,6 +140,9 @@ class MqttPublisher:
             if retain:
                 self._state[topic] = payload
             if self.connected:
-                self.client.publish(topic, payload, qos=1, retain=retain)
+                # Retained state goes at QoS 0: paho drops it with a lost connection, where at QoS 1
+                # it resent a stale count after the fresh state replayed on connecting (a 5 shown
+                # when 0 were in view); the latest value is replayed by us instead.
+                self.client.publish(topic, payload, qos=0 if retain else 1, retain=retain)
             elif not retain:
                 self._backlog.append((topic, payload))

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 
 from maskwatch.video.loop import analyse, end_tracks, finish
-from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, plausible_fps, redact_source,
-                                     stream_address)
+from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
+                                     redact_source, stream_address)
 
 log = logging.getLogger(__name__)
 
@@ -160,19 +160,20 @@ class CameraReader:
         address = stream_address(self.source)
         if address is None:
             return None
+        where = host_port(address)
         try:
             with socket.create_connection(address, timeout=min(5.0, self.stall_timeout)) as connection:
                 if self.source.lower().startswith("rtsp://"):  # a server that takes connections and says nothing
-                    connection.sendall(f"OPTIONS rtsp://{address[0]}:{address[1]}/ RTSP/1.0\r\nCSeq: 1\r\n"
+                    connection.sendall(f"OPTIONS rtsp://{where}/ RTSP/1.0\r\nCSeq: 1\r\n"
                                        "User-Agent: maskwatch\r\n\r\n".encode())
                     if not connection.recv(1):
-                        return f"{address[0]}:{address[1]} closed the connection without an answer"
+                        return f"{where} closed the connection without an answer"
         except socket.gaierror:
             return None  # a name that does not resolve (or a URL read wrongly): FFmpeg says what it makes of it
         except TimeoutError:
-            return f"{address[0]}:{address[1]} does not answer"
+            return f"{where} does not answer"
         except OSError as err:
-            return f"cannot reach {address[0]}:{address[1]} ({err.strerror or err})"
+            return f"cannot reach {where} ({err.strerror or err})"
         return None
 
     def _run(self) -> None:

@@ -178,14 +178,12 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 19
 
 
 def stream_address(source: str) -> tuple[str, int] | None:
-    """(host, port) of a stream URL, read as FFmpeg reads it (the host follows the last @ before
-    the path); None for a file, a webcam or a URL this cannot read (it is left to FFmpeg)."""
+    """(host, port) of a stream URL as FFmpeg reads it (av_url_split: the host follows the last @
+    before the first / ? or #); None for a file, a webcam or a URL this cannot read (left to FFmpeg)."""
     scheme, sep, rest = source.partition("://")
     if not sep or scheme.lower() not in DEFAULT_PORTS:
         return None
-    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    if "@" in rest:  # a password may hold / ? # unescaped: the host follows the URL's last @
-        authority = rest.rpartition("@")[2].split("/", 1)[0].split("?", 1)[0]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     host, colon, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
     if not colon:
         host, port = authority, ""
@@ -193,6 +191,12 @@ def stream_address(source: str) -> tuple[str, int] | None:
     if not host or (port and not port.isdigit()):
         return None
     return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
+
+
+def host_port(address: tuple[str, int]) -> str:
+    """host:port as a URL writes it, an IPv6 address in brackets ([::1]:8554, not ::1:8554)."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def redact_source(source: str) -> str:
