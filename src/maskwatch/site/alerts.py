@@ -1,8 +1,8 @@
 """Alerts by webhook: a JSON POST per matching event, signed with HMAC-SHA256, retried with backoff.
 
 Delivery runs on a thread per rule from a bounded queue, so a slow or dead receiver never holds
-up a camera or another receiver: notify() only enqueues. A rule picks events by voted label, camera and zone; every
-event is one decided person, so a person alerts at most once, and `cooldown` seconds quiets a
+up a camera or another receiver: notify() only enqueues. A rule picks events by voted label,
+camera and zone; every event is one decided person, so a person alerts at most once, and `cooldown` seconds quiets a
 camera after an alert (a crowd at the door is one alert, not twenty). Outside a camera's opening
 hours (judged at the person's last-seen time) its events alert no one. Compliance alerts
 (compliance.py: sent only when the whole 95 % interval of the corrected share is under the
