@@ -536,3 +536,14 @@ def test_detect_does_not_write_over_a_file_of_the_users_named_as_its_copy(tmp_pa
     for _ in range(2):  # its own copy, from an earlier run, is replaced as before
         result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
         assert result.exit_code == 0, result.output
+
+
+def test_a_photo_named_like_a_video_is_read_as_a_photo(tmp_path, sample_dir):
+    """A JPEG saved as .mp4 was a one-frame video: its face labelled, but "0 people tracked"."""
+    from maskwatch.video.sources import describe_source
+
+    photo = tmp_path / "door.mp4"
+    photo.write_bytes(next(sample_dir.glob("images/*.png")).read_bytes())
+    assert describe_source(str(photo)).kind == "image"
+    result = CliRunner().invoke(app, ["detect", str(photo), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 0 and (tmp_path / "out" / "door.jpg").is_file() and not (tmp_path / "out" / "door.mp4").exists()

@@ -66,7 +66,7 @@ def describe_source(source: str) -> SourceInfo:
     if not path.exists():
         hint = f" (a webcam is webcam:{source})" if source.isdigit() else ""
         raise SourceError(f"{path}: no such file or folder{hint}")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES or cv2.haveImageReader(str(path)):  # a photo by name or by its bytes
         return SourceInfo("image", path.stem, None, 1)
     capture = cv2.VideoCapture(str(path))
     try:
