@@ -37,9 +37,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=code)
 
 
 def need_centerface(command: str) -> None:
@@ -208,6 +208,8 @@ def train(
         run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
+    except KeyboardInterrupt:  # a traceback said nothing of what was kept
+        _fail(f"interrupted: a run is written only once it finishes, so {out} is as it was", code=130)
     typer.echo(f"trained {model} -> {run} (history.csv, curves.png, model.safetensors)")
 
 
@@ -602,6 +604,8 @@ def train_detector(
         model = run_train(data, out, recipe, progress=progress, threads=threads)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        _fail(f"interrupted: {out} keeps its last checkpoint; the same command resumes it", code=130)
     typer.echo(f"trained -> {model}; next: maskwatch export-detector {out}")
 
 
