@@ -291,8 +291,10 @@ def test_the_login_page_goes_on_to_pages_of_this_site_only(secured, page):  # no
         page.wait_for_selector("#login", timeout=20_000)
         page.fill("#username", ADMIN[0])
         page.fill("#password", ADMIN[1])
-        page.click("button[type=submit]")
-        page.wait_for_url(secured.base + lands, timeout=20_000)
+        with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
+            page.click("button[type=submit]")
+        assert answer.value.status == 200, (written, answer.value.status)
+        page.wait_for_url(secured.base + lands, timeout=30_000)
 
 
 def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  # noqa: F811

@@ -279,6 +279,9 @@ def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
     assert "offline" in dead.inner_text() and "Back door" in dead.inner_text()
     names = [el.inner_text() for el in page.query_selector_all("#camera-grid .name")]
     assert names == ["Front door", "Till", "Back door"]
+    door = page.query_selector('.camera[data-camera="door"]')
+    assert not door.query_selector(".nofeed").is_visible()  # "no frame yet" showed under the live frame
+    assert "fps analysed" in door.query_selector(".state").inner_text()  # the config's rate, not the stream's alone
 
 
 def still_clip(path, sample_dir, frames=6):
@@ -297,6 +300,8 @@ def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
     page.wait_for_selector("#events:not([hidden])", timeout=20_000)
     page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
     assert page.query_selector('#event-list tr[data-camera="door"] img') is not None  # the blurred snapshot
+    row = page.query_selector('#event-list tr[data-camera="door"]')
+    assert row.query_selector_all("td")[1].inner_text() == "Front door"  # by name, as on its card
     page.select_option("#filter-camera", "dead")  # a camera that never sent a frame has no event
     page.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 0", timeout=20_000)
     page.select_option("#filter-camera", "door")
