@@ -536,6 +536,10 @@ def test_detect_does_not_write_over_a_file_of_the_users_named_as_its_copy(tmp_pa
     for _ in range(2):  # its own copy, from an earlier run, is replaced as before
         result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
         assert result.exit_code == 0, result.output
+    # ... also when that run's first frames were unreadable (its lines start at clip-000003)
+    (out / "detections.jsonl").write_text('{"frame": 3, "name": "clip-000003"}\n')
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
 
 
 def test_a_photo_named_like_a_video_is_read_as_a_photo(tmp_path, sample_dir):

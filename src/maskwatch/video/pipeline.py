@@ -105,12 +105,12 @@ def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
 def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     """Files in `out` an annotated copy would replace that no earlier `detect` there wrote (the
     user's own clip.mp4 was replaced by the annotated copy of clip.mkv): what the folder's last
-    detections.jsonl names (a photo's name, a video's frames "<name>-000000") is ours to replace."""
+    detections.jsonl names (a photo's name, a video's frames "<name>-000000" on) is ours to replace."""
     if info.kind in ("image", "folder"):
         inputs = folder_files(Path(source), IMAGE_SUFFIXES) if info.kind == "folder" else [Path(source)]
         targets = {media_path(out, info, p.stem): p.stem for p in inputs}
-    else:  # a video's, stream's or webcam's one copy, named after it
-        targets = {media_path(out, info, info.name): f"{info.name}-000000"}
+    else:  # a video's, stream's or webcam's one copy, named after it (its frames "<name>-000123")
+        targets = {media_path(out, info, info.name): f"{info.name}-"}
     there = {path: name for path, name in targets.items() if path.exists()}
     if not there:
         return []
@@ -119,9 +119,10 @@ def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
         with open(Path(out) / "detections.jsonl", encoding="utf-8") as lines:
             for line in lines:
                 try:
-                    ours.add(json.loads(line).get("name"))
+                    name = str(json.loads(line).get("name"))
                 except (ValueError, AttributeError):
                     continue
+                ours.add(name.rsplit("-", 1)[0] + "-" if info.kind not in ("image", "folder") else name)
     except (OSError, UnicodeDecodeError):
         pass
     return sorted(path for path, name in there.items() if name not in ours)
