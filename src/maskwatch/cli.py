@@ -506,6 +506,11 @@ def evaluate_detection(
         write_text(out, json.dumps(metrics, indent=2))
 
 
+def classifier_split(model) -> dict:
+    """The split the classifier's file says it was trained on ({} where it says none)."""
+    return (getattr(model.classifier, "info", None) or {}).get("split") or {}
+
+
 def held_out_seed(model, asked: int | None) -> int:
     """The per-photo split to score on: the one the detector and the classifier were trained on
     (their files say), so that their held-out photos are held out; ValueError where `asked` or
@@ -516,7 +521,7 @@ def held_out_seed(model, asked: int | None) -> int:
         meta = json.loads(finder_session.get_modelmeta().custom_metadata_map.get("maskwatch.detector", "{}"))
         if "seed" in (meta.get("split") or {}):
             trained["detector"] = meta["split"]["seed"]
-    split = (getattr(model.classifier, "info", None) or {}).get("split") or {}
+    split = classifier_split(model)
     if "seed" in split:  # a model exported from a run without a split says none
         trained["classifier"] = split["seed"]
     seeds = set(trained.values()) | ({asked} if asked is not None else set())
@@ -534,7 +539,7 @@ def check_classifier_split(model, split) -> None:
     as many faces as the classifier's had (its own): another dataset is the user's to score."""
     from maskwatch.data.photos import annotated_faces
 
-    trained = (getattr(model.classifier, "info", None) or {}).get("split") or {}
+    trained = classifier_split(model)
     faces = sum(len(annotated_faces(ann)) for ann in split.val)
     if trained.get("train", 0) + trained.get("val", 0) != faces + sum(len(annotated_faces(a)) for a in split.train):
         return

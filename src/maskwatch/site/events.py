@@ -66,9 +66,10 @@ counts = Table(
 
 
 # The reads a long-running site repeats, each a camera's (or a label's) recent rows: without them
-# today's counts per camera scanned every row the camera ever kept (17.6 ms a camera at 30 days
-# of 8 busy cameras, on every dashboard poll and scrape; 1.6 ms with the index) and a camera's
-# newest events 18-31 ms (0.07 ms).
+# today's counts per camera scanned every row the camera ever kept (at 30 days of 8 cameras x 3
+# zones, on every dashboard poll and scrape: 20.2 ms a camera summed in Python, 1.0 ms summed by
+# the database over the index; benchmarks/site_reads.py) and a camera's newest events took 18-31
+# ms (0.07 ms with its index, as measured in review).
 READ_INDEXES = (Index("counts_by_camera_minute", counts.c.camera, counts.c.minute),
                 Index("events_by_camera_last_seen", events.c.camera, events.c.last_seen),
                 Index("events_by_label_last_seen", events.c.label, events.c.last_seen))

@@ -20,8 +20,8 @@ from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink, media_path
-from maskwatch.video.sources import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
-                                     folder_files, read_frames)
+from maskwatch.video.sources import (VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
+                                     folder_files, photo_files, read_frames)
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -92,7 +92,7 @@ def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     """The input files that an annotated copy in `out` would replace (`detect photos --out photos`
     writes photos/a.jpg over a.jpg): the annotated media are named after their inputs."""
     if info.kind in ("image", "folder"):
-        inputs = folder_files(Path(source), IMAGE_SUFFIXES) if info.kind == "folder" else [Path(source)]
+        inputs = photo_files(source, info)
     elif info.kind == "video":
         inputs = [Path(source)]
     else:
@@ -106,11 +106,11 @@ def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     """Files in `out` an annotated copy would replace that no earlier `detect` there wrote (the
     user's own clip.mp4 was replaced by the annotated copy of clip.mkv): what the folder's last
     detections.jsonl names (a photo's name, a video's frames "<name>-000000" on) is ours to replace."""
-    if info.kind in ("image", "folder"):
-        inputs = folder_files(Path(source), IMAGE_SUFFIXES) if info.kind == "folder" else [Path(source)]
-        targets = {media_path(out, info, p.stem): p.stem for p in inputs}
-    else:  # a video's, stream's or webcam's one copy, named after it (its frames "<name>-000123")
-        targets = {media_path(out, info, info.name): f"{info.name}-"}
+    photos = info.kind in ("image", "folder")
+    if photos:
+        targets = {media_path(out, info, p.stem): p.stem for p in photo_files(source, info)}
+    else:  # a video's, stream's or webcam's one copy, named after it
+        targets = {media_path(out, info, info.name): info.name}
     there = {path: name for path, name in targets.items() if path.exists()}
     if not there:
         return []
@@ -122,7 +122,7 @@ def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
                     name = str(json.loads(line).get("name"))
                 except (ValueError, AttributeError):
                     continue
-                ours.add(name.rsplit("-", 1)[0] + "-" if info.kind not in ("image", "folder") else name)
+                ours.add(name if photos else name.rsplit("-", 1)[0])  # a video's frame "<name>-000123"
     except (OSError, UnicodeDecodeError):
         pass
     return sorted(path for path, name in there.items() if name not in ours)

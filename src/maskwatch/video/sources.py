@@ -93,6 +93,11 @@ def plausible_fps(fps: float) -> float | None:
     return float(fps) if math.isfinite(fps) and 0.1 <= fps <= 240.0 else None
 
 
+def photo_files(source: str, info: SourceInfo) -> list[Path]:
+    """The photos an image or a folder source is read as (each frame named after its file's stem)."""
+    return [Path(source)] if info.kind == "image" else folder_files(Path(source), IMAGE_SUFFIXES)
+
+
 def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]:
     """Yield the frames of an image, a folder of images or a video file. Unreadable images and
     corrupt frames are appended to `errors` and skipped. Streams and webcams are read by
@@ -100,8 +105,7 @@ def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]
     errors = errors if errors is not None else []
     info = describe_source(source)
     if info.kind in ("image", "folder"):
-        paths = [Path(source)] if info.kind == "image" else folder_files(Path(source), IMAGE_SUFFIXES)
-        for i, path in enumerate(paths):
+        for i, path in enumerate(photo_files(source, info)):
             try:
                 yield Frame(i, float(i), read_image(path), path.stem)
             except ImageError as err:
