@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from maskwatch.site.alerts import SIGNATURE_HEADER, WebhookNotifier, WebhookRule, sign, signature_matches
+from maskwatch.site.alerts import SIGNATURE_HEADER, WebhookNotifier, WebhookRule, shown_url, sign, signature_matches
 from tests.rtsp import free_port
 from tests.test_cameras import wait_until
 
@@ -195,6 +195,18 @@ def test_a_broken_answer_or_a_redirect_is_a_failed_try_and_delivery_goes_on():
     moved.stop(timeout=1.0)
     odd.shutdown()
     odd.server_close()
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
+    ("https://hooks.slack.com/services/T0001/B0002/XXXXYYYY", "https://hooks.slack.com/services/…"),
+    ("http://ha.local:8123/api/webhook/mask-alerts-7f3a", "http://ha.local:8123/api/webhook/…"),
+    ("https://webhook.site/0f1e2d3c-aaaa", "https://webhook.site/…"),
+    ("http://me:pw@h:1/in/?token=1", "http://h:1/in/"),
+])
+def test_logs_show_no_token_a_webhook_url_holds(url, shown):
+    # Receivers put their token in the path (Slack, Discord, Home Assistant), the query or the user.
+    assert shown_url(url) == shown
 
 
 def test_signature_is_hmac_sha256_of_the_body():
