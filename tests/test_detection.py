@@ -514,6 +514,28 @@ def test_the_annotated_video_holds_a_frame_per_line_at_even_sides_readable_by_ot
     assert (out / "clip.mp4").stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
 
 
+def test_the_annotated_video_of_a_variable_frame_rate_clip_plays_at_its_own_speed(tmp_path):
+    """Frames placed by count at the container's rate played 2 s of a phone clip in 0.5 s; now
+    the video's frame k is the newest picture at k / fps, and an outage is held 10 s at most."""
+    from maskwatch.video.sinks import LONGEST_HOLD_S, MediaSink
+    from maskwatch.video.sources import Frame, SourceInfo
+
+    out = tmp_path / "out"
+    out.mkdir()
+    sink = MediaSink(out, SourceInfo("video", "clip", 10.0, 6), blur=False)
+    times = [5.0, 5.1, 7.0, 7.02, 7.1, 107.1]  # a still stretch, two frames in one slot, an outage
+    for index, at in enumerate(times):
+        sink.write(Frame(index, at, np.full((64, 64, 3), 40 * index, np.uint8), f"clip-{index:06d}"), [])
+    sink.close()
+    video = cv2.VideoCapture(str(out / "clip.mp4"))
+    pictures = []
+    while (got := video.read())[0]:
+        pictures.append(int(round(got[1].mean() / 40)))
+    video.release()
+    held = int(LONGEST_HOLD_S * 10)
+    assert pictures == [0] + [1] * 19 + [3] + [4] * held + [5]  # 7.0 s is slot 20, and 7.02's picture (3) wins it
+
+
 def current_umask() -> int:
     import os
 

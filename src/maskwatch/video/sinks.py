@@ -112,10 +112,20 @@ def unshown_blurred(frame: Frame, annotator: FaceAnnotator) -> np.ndarray:
     return blur_boxes(frame.image, frame.hidden) if annotator.blur and len(frame.hidden) else frame.image
 
 
+# The longest a frame is held where the source gave none (a camera's outage, a still stretch of
+# a variable-frame-rate clip): past it the gap is cut short, so an hour's outage is not an hour of
+# one picture to encode.
+LONGEST_HOLD_S = 10.0
+
+
 class MediaSink:
     """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names.
 
-    `written` lists the finished files once closed.
+    A video's frames are placed by their time, not their count: the MP4's frame k shows the
+    latest frame at k / fps, so a variable-frame-rate clip plays at its own speed (counted frames
+    at the container's rate played a minute of stills in seconds) and the JSON line of time t is
+    the picture at t. A frame the file could not give is the one before, held; frames that fall
+    in one slot keep the newest. `written` lists the finished files once closed.
     """
 
     def __init__(self, out: Path, info: SourceInfo, blur: bool) -> None:
@@ -124,7 +134,9 @@ class MediaSink:
         self.video = None
         self.video_tmp: Path | None = None
         self.written: list[Path] = []
-        self._last: tuple[int, np.ndarray] | None = None  # the index and picture of the last frame written
+        self._pending: tuple[int, np.ndarray] | None = None  # the newest slot and its picture, not yet written
+        self._start: float | None = None  # the first frame's time
+        self._cut = 0  # slots left out of gaps longer than LONGEST_HOLD_S
 
     def write(self, frame: Frame, faces: list[Face], detected: bool = True) -> None:
         drawn = self.annotator.annotate(unshown_blurred(frame, self.annotator), faces)
@@ -152,15 +164,28 @@ class MediaSink:
                 self.video_tmp.unlink(missing_ok=True)
                 raise OutputError(f"{self.out}: OpenCV cannot write an mp4 video here")
             self.video = video
-        if self._last is not None:  # a frame the file could not give is the one before, held:
-            for _ in range(min(frame.index - self._last[0] - 1, 25)):  # the video's frame N stays the JSON's
-                self.video.write(self._last[1])
-        self.video.write(drawn)
-        self._last = (frame.index, drawn)
+        self._place(frame.timestamp, drawn)
+
+    def _place(self, timestamp: float, drawn: np.ndarray) -> None:
+        fps = self.info.fps or 25.0
+        if self._start is None:
+            self._start = timestamp
+        slot = round((timestamp - self._start) * fps) - self._cut
+        if self._pending is not None and slot > self._pending[0]:
+            longest = max(1, round(LONGEST_HOLD_S * fps))
+            if slot - self._pending[0] > longest:
+                self._cut += slot - self._pending[0] - longest
+                slot = self._pending[0] + longest
+            for _ in range(slot - self._pending[0]):  # the pending picture, held until this one's slot
+                self.video.write(self._pending[1])
+        self._pending = (max(slot, self._pending[0]) if self._pending else slot, drawn)
 
     def close(self) -> None:
         """Finish the video and move it into place."""
         if self.video is not None:
+            if self._pending is not None:
+                self.video.write(self._pending[1])
+                self._pending = None
             self.video.release()
             target = media_path(self.out, self.info, self.info.name)
             os.replace(self.video_tmp, target)
