@@ -47,7 +47,7 @@ def test_the_database_is_one_sqlite_file_in_wal_mode_with_a_schema_version(store
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     with sqlite3.connect(tmp_path / "site.db") as raw:
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
         raw.execute("INSERT INTO schema_version VALUES (99)")
     with pytest.raises(RuntimeError, match="schema version 99 is newer"):
         EventStore(str(tmp_path / "site.db"))
@@ -404,5 +404,28 @@ def test_counts_summed_into_spans_by_the_database_give_the_same_charts_in_any_ti
             assert compliance_series(spans, bucket, tz) == compliance_series(minutes, bucket, tz), (tz, bucket)
     days = store.counts(every=86400)
     assert {r["minute"] % 86400 for r in days} == {0} and sum(r["people"] for r in days) == len(range(-3600, 3600, 420))
+    # Bounds inside a quarter are kept to the minute (read from the minutes, not the quarters' sums).
+    since = midnight - 3600 + 120
+    assert sum(r["people"] for r in store.counts(since=since, every=900)) == sum(
+        r["people"] for r in minutes if r["minute"] >= since)
+
+
+def test_a_version_3_database_gains_quarter_sums_of_the_minutes_it_kept(store, tmp_path):
+    """The chart reads counts_by_quarter (schema version 4): a database from before has its minutes
+    summed into it at open, and record() keeps both from then on."""
+    for n in range(12):
+        store.record("door", None, person(n, (0.9, 0.05, 0.05) if n % 3 else (0.1, 0.8, 0.1),
+                                          first=NOW + 170 * n, last=NOW + 170 * n))
+    store.close()
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        raw.execute("DROP TABLE counts_by_quarter")
+        raw.execute("DELETE FROM schema_version WHERE version >= 4")
+    again = EventStore(str(tmp_path / "site.db"), privacy=True)
+    again.record("door", None, person(99, (0.1, 0.8, 0.1), first=NOW + 30, last=NOW + 30))
+    spans, minutes = again.counts(every=900), again.counts()
+    assert [r["minute"] for r in spans] == sorted({r["minute"] // 900 * 900 for r in minutes})
+    for field in ("people", "with_mask", "without_mask"):
+        assert sum(r[field] for r in spans) == sum(r[field] for r in minutes) > 0
+    again.close()
     with pytest.raises(ValueError, match="whole minutes"):
         store.counts(every=90)

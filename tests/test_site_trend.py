@@ -157,6 +157,13 @@ def test_weekly_compliance_of_the_whole_site(site):
     assert september(series) == [("2026-09-21T00:00:00+02:00", 10, 7, 0.7)]
 
 
+def test_a_since_inside_a_bucket_gives_the_whole_bucket(site):
+    """since=10:30 by day had a first bucket labelled midnight holding only the people from 10:30."""
+    series = get(site, "/v1/compliance", camera="door", bucket="day", since="2026-09-21T10:30:00+02:00").json()
+    assert series["since"].startswith("2026-09-20T22:00:00")
+    assert september(series)[0] == ("2026-09-21T00:00:00+02:00", 8, 6, 0.75)
+
+
 def test_the_default_is_hours_of_the_last_day(site):
     series = get(site, "/v1/compliance").json()
     assert series["bucket"] == "hour" and sum(b["people"] for b in series["buckets"]) == 1
