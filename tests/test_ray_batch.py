@@ -147,6 +147,37 @@ def test_two_files_one_output_folder_is_refused(tmp_path, sample_dir):
         find_files([tmp_path / "a", tmp_path / "b"])
 
 
+def test_the_output_folder_inside_an_input_folder_is_not_read_as_input(tmp_path, sample_dir):
+    photo = min(sample_dir.glob("images/*.png"))
+    shutil.copy(photo, tmp_path / "x.png")
+    (tmp_path / "out" / "x.png").mkdir(parents=True)  # a first run's annotated copy: OUT/x.png/x.jpg
+    shutil.copy(photo, tmp_path / "out" / "x.png" / "x.jpg")
+    assert [f.key for f in find_files([tmp_path], tmp_path / "out")] == ["x.png"]
+    with pytest.raises(BatchInputError, match="is the output folder .* or inside it"):  # batch photos --out photos
+        find_files([tmp_path], tmp_path)
+
+
+def test_a_file_whose_output_folder_holds_another_files_outputs_is_not_skipped_as_done(tmp_path, sample_dir):
+    """find_files says to score two files of one name in separate runs: the second run with the same
+    --out reported the second as "already done" and never scored it."""
+    photo = min(sample_dir.glob("images/*.png"))
+    for sub in ("d1", "d2"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(photo, tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    (out / "x.png").mkdir(parents=True)  # what the first run (batch d1/x.png) left
+    first = str((tmp_path / "d1" / "x.png").resolve())
+    (out / "batch.json").write_text(json.dumps({"results": [{"file": first, "output": "x.png", "status": "done",
+                                                             "frames": 1, "faces": 3, "error": "", "warnings": []}]}))
+    result = batch(str(tmp_path / "d2" / "x.png"), "--out", str(out))
+    assert result.exit_code == 1 and f"OUT/x.png holds the outputs of {first}" in result.output, result.output
+    (row,) = json.loads((out / "batch.json").read_text())["results"]
+    assert row["status"] == "failed" and row["frames"] is None
+    result = batch(str(tmp_path / "d1" / "x.png"), "--out", str(out))  # its own file is still skipped, figures kept
+    (row,) = json.loads((out / "batch.json").read_text())["results"]
+    assert result.exit_code == 0 and (row["status"], row["faces"]) == ("skipped", 3)
+
+
 @pytest.mark.parametrize("address, message", [
     ("127.0.0.1:1", "cannot reach a Ray cluster at 127.0.0.1:1"),
     ("nonsense", "expected HOST:PORT"),

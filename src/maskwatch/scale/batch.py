@@ -41,6 +41,8 @@ class BatchReport:
     actors: int = 0
     seconds: float = 0.0
     interrupted: bool = False  # stopped before every file was scored (Ctrl-C, the cluster lost)
+    # Rows of earlier runs' files whose outputs are still in OUT: which file each folder holds
+    earlier: list[dict] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(row["status"] == status for row in self.files)
@@ -52,7 +54,7 @@ class BatchReport:
     def to_dict(self) -> dict:
         return {"files": len(self.files), "done": self.count("done"), "skipped": self.count("skipped"),
                 "failed": self.count("failed"), "actors": self.actors, "seconds": round(self.seconds, 2),
-                "interrupted": self.interrupted, "results": self.files}
+                "interrupted": self.interrupted, "results": self.files, "earlier": self.earlier}
 
 
 class FileScorer:
@@ -109,13 +111,22 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
         raise ValueError(f"--actors must be at least 1, got {actors}")
     options = options or ScoreOptions()
     started = time.monotonic()
-    files = find_files(inputs)
+    files = find_files(inputs, out)
     out = check_output_folder(Path(out).resolve())  # actors may run elsewhere: every path they get is absolute
     report = BatchReport(out=out)
-    todo = [f for f in files if not f.done(out)]
     earlier = _earlier_results(out)
-    report.files += [earlier.get(f.path, {}) | {"file": f.path, "output": f.key, "status": "skipped"}
-                     for f in files if f.done(out)]
+    owner = {row["output"]: file for file, row in earlier.items()}
+    todo = []
+    for f in files:
+        if not f.done(out):
+            todo.append(f)
+        elif owner.get(f.key, f.path) != f.path:  # another file of the same name, scored by an earlier run
+            report.files.append({"file": f.path, "output": f.key, "status": "failed", "frames": None, "faces": None,
+                                 "error": f"OUT/{f.key} holds the outputs of {owner[f.key]}; score this file "
+                                          "into another --out", "warnings": []})
+        else:
+            report.files.append({"frames": None, "faces": None, "error": "", "warnings": []} | earlier.get(f.path, {})
+                                | {"file": f.path, "output": f.key, "status": "skipped"})
     scoring = not todo  # a cluster that cannot be reached stops the batch with nothing written
     try:
         if todo:
@@ -141,14 +152,18 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
             order = {f.path: i for i, f in enumerate(files)}
             report.files.sort(key=lambda row: order[row["file"]])
             report.seconds = time.monotonic() - started
+            now = {f.path for f in files}
+            report.earlier = [row for path, row in earlier.items() if path not in now and (out / row["output"]).is_dir()]
             write_text(out / SUMMARY, json.dumps(report.to_dict(), indent=2))
     return report
 
 
 def _earlier_results(out: Path) -> dict[str, dict]:
-    """The rows of an earlier batch.json by file, so that a file skipped now keeps its figures."""
+    """The rows of an earlier batch.json by file, so that a file skipped now keeps its figures and
+    an output folder is known to be that file's."""
     try:
-        rows = json.loads((out / SUMMARY).read_text())["results"]
+        summary = json.loads((out / SUMMARY).read_text())
+        rows = summary.get("earlier", []) + summary["results"]
         return {row["file"]: row for row in rows if row.get("status") in ("done", "skipped")}
     except (OSError, ValueError, KeyError, TypeError):  # none yet, or not ours: nothing to carry over
         return {}

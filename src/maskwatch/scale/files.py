@@ -45,18 +45,25 @@ class ScoreOptions:
     models: Models = field(default_factory=Models)  # each actor loads its own
 
 
-def find_files(inputs: list[str | Path]) -> list[BatchFile]:
+def find_files(inputs: list[str | Path], out: Path | None = None) -> list[BatchFile]:
     """Every photo and video of `inputs` (files, and folders searched recursively, hidden
-    entries skipped), in order; BatchInputError when an input is missing, a folder holds
-    nothing to score, or two files would share an output folder."""
+    entries and the output folder `out` skipped: a second run read the first one's annotated
+    copies as new photos), in order; BatchInputError when an input is missing, a folder holds
+    nothing to score, two files would share an output folder, or the outputs would go among the
+    inputs (`batch photos --out photos`)."""
     found: list[BatchFile] = []
+    outputs = Path(out).resolve() if out is not None else None
     for given in inputs:
         path = Path(given)
         if not path.exists():
             raise BatchInputError(f"{path}: no such file or folder")
+        if path.is_dir() and outputs is not None and path.resolve().is_relative_to(outputs):
+            raise BatchInputError(f"{path}: this input folder is the output folder {outputs} or inside it; "
+                                  "choose an --out outside the inputs")
         if path.is_dir():
             files = sorted(f for f in path.rglob("*") if f.is_file() and _kind(f) is not None
-                           and not any(part.startswith(".") for part in f.relative_to(path).parts))
+                           and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                           and (outputs is None or not f.resolve().is_relative_to(outputs)))
             if not files:
                 raise BatchInputError(f"{path}: folder holds no photos or videos "
                                       f"({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})")
