@@ -256,6 +256,6 @@ def test_ctrl_c_during_training_says_what_was_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(classifier_train, "train_run", interrupted)
     monkeypatch.setattr(detector_train, "train_detector", interrupted)
     result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "run")])
-    assert result.exit_code == 130 and "interrupted: a run is written only once it finishes" in result.output
+    assert result.exit_code == 130 and "interrupted (Ctrl-C or SIGTERM): a run is written only once it finishes" in result.output
     result = runner.invoke(app, ["train-detector", str(tmp_path), "--out", str(tmp_path / "det")])
     assert result.exit_code == 130 and "keeps its last checkpoint; the same command resumes it" in result.output

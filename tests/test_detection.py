@@ -1,6 +1,7 @@
 """Detection on whole photos and videos, with the shipped detector settings and classifier."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -137,10 +138,51 @@ def test_images_folder_with_a_corrupt_file(tmp_path, sample_dir):
     assert [f.name for f in frames] == ["a"]
     assert "b.png" in errors[0]
     result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(tmp_path / "o"), "--json", "--quiet"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1 and "1 of 2 photos could not be read" in result.output, result.output  # as batch
     assert (tmp_path / "o" / "a.jpg").is_file()
     record = json.loads(result.stdout.splitlines()[0])
     assert record["name"] == "a" and set(record["counts"]) == set(PERSON_LABELS)
+
+
+def test_photos_of_one_name_in_a_folder_keep_their_own_outputs(tmp_path, sample_dir):
+    """a.jpg and a.png were both "a": the annotated a.png replaced a.jpg's, and two lines said "a"."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first, second = sorted(sample_dir.glob("images/*.png"))[:2]
+    cv2.imwrite(str(folder / "a.jpg"), cv2.imread(str(first)))
+    (folder / "a.png").write_bytes(second.read_bytes())
+    (folder / "b.png").write_bytes(second.read_bytes())
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    names = [json.loads(line)["name"] for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert names == ["a.jpg", "a.png", "b"] and {p.name for p in out.glob("*.jpg")} == {"a.jpg.jpg", "a.png.jpg", "b.jpg"}
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet"])  # its own copies: replaced
+    assert result.exit_code == 0, result.output
+
+
+def test_sigterm_stops_detect_as_ctrl_c_does(tmp_path, sample_dir):
+    """timeout, docker stop and systemd send SIGTERM: detect left only hidden .partial files."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=600)
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(video), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".*partial*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.0)  # some frames in
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130 and "stopped by Ctrl-C or SIGTERM" in output, output
+    assert json.loads((out / "summary.json").read_text())["interrupted"] is True
+    lines = (out / "detections.jsonl").read_text().splitlines()
+    assert 0 < len(lines) < 600 and (out / "clip.mp4").is_file() and not list(out.glob(".*partial*"))
 
 
 def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,6 +41,26 @@ app.add_typer(tokens_app, name="tokens")
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=code)
+
+
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (timeout, docker stop, systemd) stops a command as Ctrl-C does, its outputs closed
+    and kept: a terminated detect left only hidden .partial files."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (a caller's own): its handler stays
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def need_centerface(command: str) -> None:
@@ -205,11 +226,13 @@ def train(
     try:
         cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                         balance=balance, schedule=schedule, rendered=rendered)
-        run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
+        with _sigterm_as_ctrl_c():
+            run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     except KeyboardInterrupt:  # a traceback said nothing of what was kept
-        _fail(f"interrupted: a run is written only once it finishes, so {out} is as it was", code=130)
+        _fail(f"interrupted (Ctrl-C or SIGTERM): a run is written only once it finishes, so {out} is as it was",
+              code=130)
     typer.echo(f"trained {model} -> {run} (history.csv, curves.png, model.safetensors)")
 
 
@@ -404,10 +427,11 @@ def detect(
         _fail(str(err))
     on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl
     try:
-        result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
-                            progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
-                            moving_camera=moving_camera,
-                            **({} if detect_every is None else {"detect_every": detect_every}))
+        with _sigterm_as_ctrl_c():
+            result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
+                                progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
+                                moving_camera=moving_camera,
+                                **({} if detect_every is None else {"detect_every": detect_every}))
     except DetectFailed as err:
         for error in err.result.errors:
             typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
@@ -416,14 +440,17 @@ def detect(
         _fail(str(err))
     for error in result.errors:
         typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
-    if result.interrupted:
-        typer.secho("stopped by Ctrl-C; outputs closed", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
         typer.echo(f"{totals['people'] + totals['unassessable']} people tracked: {totals['compliant']} compliant, "
                    f"{totals['non_compliant']} not, {totals['unassessable']} unassessable (too few frames of a "
                    f"large enough face) -> {out}/summary.json", err=as_json)
+    if result.interrupted:
+        _fail("stopped by Ctrl-C or SIGTERM; the outputs so far are closed and kept", code=130)
+    if result.unread:
+        _fail(f"{result.unread} of {result.photos} photos could not be read (named above); the others' outputs "
+              f"are in {out}")
 
 
 @app.command()
@@ -454,9 +481,12 @@ def batch(
                            models=_models(classifier, detector, gate, load_check=True), moving_camera=moving_camera,
                            **({} if detect_every is None else {"detect_every": detect_every}))
     try:
-        report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)
+        with _sigterm_as_ctrl_c():
+            report = run_batch(inputs, out, options, actors=actors, address=ray_address, progress=progress)
     except (BatchInputError, ClusterError, ValueError) as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        _fail(f"stopped by Ctrl-C or SIGTERM; the files scored so far are in {out}/{SUMMARY}", code=130)
     for row in report.failed:
         typer.secho(f"failed: {row['error']}", fg=typer.colors.RED, err=True)
     typer.echo(f"{len(report.files)} files: {report.count('done')} done, {report.count('skipped')} already done, "
@@ -606,11 +636,13 @@ def train_detector(
     if recipe.steps < 1 or recipe.batch_size < 1:
         _fail(f"--steps and --batch-size must be at least 1, got {recipe.steps} and {recipe.batch_size}")
     try:
-        model = run_train(data, out, recipe, progress=progress, threads=threads)
+        with _sigterm_as_ctrl_c():
+            model = run_train(data, out, recipe, progress=progress, threads=threads)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     except KeyboardInterrupt:
-        _fail(f"interrupted: {out} keeps its last checkpoint; the same command resumes it", code=130)
+        _fail(f"interrupted (Ctrl-C or SIGTERM): {out} keeps its last checkpoint; the same command resumes it",
+              code=130)
     typer.echo(f"trained -> {model}; next: maskwatch export-detector {out}")
 
 

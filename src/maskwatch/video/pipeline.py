@@ -47,6 +47,8 @@ class DetectResult:
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
     failed: str = ""  # what stopped the run part-way (DetectFailed), empty if nothing did
+    unread: int = 0  # photos of a folder that could not be read (each named in errors): the run is not whole
+    photos: int = 0  # photos the image or folder holds
     outputs: list[Path] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
 
@@ -92,14 +94,13 @@ def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     """The input files that an annotated copy in `out` would replace (`detect photos --out photos`
     writes photos/a.jpg over a.jpg): the annotated media are named after their inputs."""
     if info.kind in ("image", "folder"):
-        inputs = photo_files(source, info)
+        named = photo_files(source, info)  # a photo's frame is named after its file (read_frames)
     elif info.kind == "video":
-        inputs = [Path(source)]
+        named = {Path(source): info.name}  # a video's output after the source
     else:
         return []
-    # A photo's frame is named after its file (read_frames), a video's output after the source.
-    outputs = {media_path(out, info, p.stem).resolve() for p in inputs}
-    return [p for p in inputs if p.resolve() in outputs]
+    outputs = {media_path(out, info, name).resolve() for name in named.values()}
+    return [p for p in named if p.resolve() in outputs]
 
 
 def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
@@ -108,7 +109,7 @@ def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     detections.jsonl names (a photo's name, a video's frames "<name>-000000" on) is ours to replace."""
     photos = info.kind in ("image", "folder")
     if photos:
-        targets = {media_path(out, info, p.stem): p.stem for p in photo_files(source, info)}
+        targets = {media_path(out, info, name): name for name in photo_files(source, info).values()}
     else:  # a video's, stream's or webcam's one copy, named after it
         targets = {media_path(out, info, info.name): info.name}
     there = {path: name for path, name in targets.items() if path.exists()}
@@ -218,6 +219,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     finally:
         source_frames.close()  # a stream's reader thread stops here, whatever happened
     result.outputs.append(lines_path)
+    if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
+        result.photos = len(photo_files(source, info))
+        result.unread = result.photos - result.frames
     if summary is not None:
         result.summary = summary.summary
         result.outputs.append(summary.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -93,9 +94,13 @@ def plausible_fps(fps: float) -> float | None:
     return float(fps) if math.isfinite(fps) and 0.1 <= fps <= 240.0 else None
 
 
-def photo_files(source: str, info: SourceInfo) -> list[Path]:
-    """The photos an image or a folder source is read as (each frame named after its file's stem)."""
-    return [Path(source)] if info.kind == "image" else folder_files(Path(source), IMAGE_SUFFIXES)
+def photo_files(source: str, info: SourceInfo) -> dict[Path, str]:
+    """The photos an image or a folder source is read as, each with its frame's name: its file's
+    stem, or its whole name where stems clash (a.jpg and a.png were both "a", and the annotated
+    a.png overwrote a.jpg's as OUT/a.jpg)."""
+    paths = [Path(source)] if info.kind == "image" else folder_files(Path(source), IMAGE_SUFFIXES)
+    stems = Counter(p.stem for p in paths)
+    return {p: p.stem if stems[p.stem] == 1 else p.name for p in paths}
 
 
 def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]:
@@ -105,9 +110,9 @@ def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]
     errors = errors if errors is not None else []
     info = describe_source(source)
     if info.kind in ("image", "folder"):
-        for i, path in enumerate(photo_files(source, info)):
+        for i, (path, name) in enumerate(photo_files(source, info).items()):
             try:
-                yield Frame(i, float(i), read_image(path), path.stem)
+                yield Frame(i, float(i), read_image(path), name)
             except ImageError as err:
                 errors.append(str(err))
         return
