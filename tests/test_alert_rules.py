@@ -96,8 +96,10 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
     (alert,) = monitor.check(MONDAY_10)
     estimate = compliance_estimate({"with_mask": 70, "without_mask": 30, "mask_weared_incorrect": 0})
     assert estimate.high < 0.8
+    shown = estimate.as_dict()  # the interval rounded outwards, as the API shows it
     assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": round(100 * estimate.share, 1),
-                     "compliance_low": round(100 * estimate.low, 1), "compliance_high": round(100 * estimate.high, 1),
+                     "compliance_low": round(100 * shown["compliance_low"], 2),
+                     "compliance_high": round(100 * shown["compliance_high"], 2),
                      "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "minutes": 15, "at": MONDAY_10}
     assert monitor.check(MONDAY_10 + 300) == [] and monitor.stats.quieted == 1  # within the cooldown
     assert len(monitor.check(MONDAY_10 + 600)) == 1  # cooldown over, still low
@@ -106,6 +108,32 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
     notifier.stop()
     assert [p["type"] for p in posted(receiver)] == ["compliance", "compliance", "compliance"]
     assert posted(receiver)[0]["alert"] == alert
+
+
+def test_an_alert_never_shows_its_interval_reaching_the_threshold(store):
+    """41 masked and 18 not: the interval's top end is 0.79969, under 80 %: the alert went out
+    saying compliance_high 80.0 with below 80."""
+    for masked, unmasked in ((41, 18), (40, 18), (42, 18), (57, 25)):
+        estimate = compliance_estimate({"with_mask": masked, "without_mask": unmasked, "mask_weared_incorrect": 0})
+        shown = estimate.as_dict()
+        assert shown["compliance_low"] <= estimate.low and shown["compliance_high"] >= estimate.high
+        assert estimate.below(0.8) == (shown["compliance_high"] < 0.8)
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door")],
+                                zones_of={"door": []}, send=lambda alert: None)
+    crowd(store, masked=41, unmasked=18, when=MONDAY_10 - 60)
+    for alert in monitor.check(MONDAY_10):
+        assert alert["compliance_high"] < alert["below"]
+
+
+def test_a_window_counts_no_one_from_before_it(store):
+    """A 15-minute rule checked 30 s into a minute read the whole minute that began 15 minutes and
+    30 s before: 100 unmasked people from outside the window fired it."""
+    sent = []
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door")],
+                                zones_of={"door": []}, send=sent.append)
+    crowd(store, masked=0, unmasked=100, when=MONDAY_10 - 15 * 60)  # the minute 15:30 to 14:30 before the check
+    crowd(store, masked=10, unmasked=0, when=MONDAY_10 - 60)
+    assert monitor.check(MONDAY_10 + 30) == [] and sent == []
 
 
 def test_compliance_at_or_above_the_threshold_or_too_few_people_is_quiet(store):

@@ -12,6 +12,7 @@ directly instead of sleeping.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,7 +91,9 @@ class ComplianceMonitor:
         self.stats.checks += 1
         fired = []
         for index, rule in enumerate(self.rules):
-            since = now - rule.minutes * 60
+            # The whole minutes inside the window and this one so far: its first minute's row held
+            # up to 59 s from before the window (16 minutes' people for a 15-minute rule).
+            since = math.ceil((now - rule.minutes * 60) / 60) * 60
             for camera in self.targets(rule):
                 if not self.hours.get(camera, ALWAYS_OPEN).is_open(now):
                     self.stats.closed += 1
@@ -108,9 +111,11 @@ class ComplianceMonitor:
                     self.stats.quieted += 1
                     continue
                 self._last_fired[key] = now
+                shown = estimate.as_dict()  # the interval's ends as the API shows them, and judged by below()
                 alert = {"rule": index, "camera": camera, "zone": rule.zone,
-                         "compliance": round(100 * estimate.share, 1), "compliance_low": round(100 * estimate.low, 1),
-                         "compliance_high": round(100 * estimate.high, 1),
+                         "compliance": round(100 * estimate.share, 1),
+                         "compliance_low": round(100 * shown["compliance_low"], 2),
+                         "compliance_high": round(100 * shown["compliance_high"], 2),
                          "observed": round(100 * estimate.observed, 1), "below": rule.below, "people": people,
                          "with_mask": counts[COMPLIANT], "minutes": rule.minutes, "at": now}
                 self.send(alert)

@@ -24,6 +24,7 @@ the figures of one site err together, as they do in fact (one classifier). Peopl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Mapping
@@ -76,13 +77,17 @@ class ComplianceEstimate:
     observed: float  # with_mask / people, uncorrected
 
     def below(self, threshold: float) -> bool:
-        """True only when the whole interval lies under `threshold` (0-1): evidence, not a hunch."""
-        return self.high < threshold
+        """True only when the whole interval lies under `threshold` (0-1): evidence, not a hunch.
+        Judged on the interval as shown (as_dict): an alert showed a top end of 80.0 under 80."""
+        return self.as_dict()["compliance_high"] < threshold
 
     def as_dict(self, digits: int = 4) -> dict:
-        """compliance (corrected), compliance_low, compliance_high and observed_share, rounded."""
-        return {"compliance": round(self.share, digits), "compliance_low": round(self.low, digits),
-                "compliance_high": round(self.high, digits), "observed_share": round(self.observed, digits)}
+        """compliance (corrected), compliance_low, compliance_high and observed_share, rounded; the
+        interval outwards, so that what is shown never claims more than was measured."""
+        scale = 10 ** digits
+        return {"compliance": round(self.share, digits), "compliance_low": math.floor(self.low * scale + 1e-9) / scale,
+                "compliance_high": math.ceil(self.high * scale - 1e-9) / scale,
+                "observed_share": round(self.observed, digits)}
 
 
 FIELDS = ("compliance", "compliance_low", "compliance_high", "observed_share")
