@@ -1,8 +1,10 @@
-"""The daily compliance report: counts summed per UTC day, camera and zone, written as CSV."""
+"""The daily compliance report: counts summed per day (the site's), camera and zone, written as CSV."""
 
 import csv
 import io
-from datetime import date
+import math
+from datetime import date, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,7 +24,7 @@ def test_rows_sum_minutes_into_days_per_camera_and_zone():
     counts = [count(DAY + 60, with_mask=2, unassessable=3), count(DAY + 3600, with_mask=1, without_mask=1),
               count(DAY + 86400, with_mask=1), count(DAY + 120, zone="queue", incorrect=1),
               count(DAY - 60, with_mask=5)]  # the day before: outside the range
-    rows = daily_rows(counts, date(2026, 9, 20), date(2026, 9, 21))
+    rows = daily_rows(counts, date(2026, 9, 20), date(2026, 9, 21), timezone.utc)
     assert [(r["date"], r["zone"], r["people"], r["observed_share"]) for r in rows] == [
         ("2026-09-20", "", 4, "0.750"), ("2026-09-20", "queue", 1, "0.000"), ("2026-09-21", "", 1, "1.000")]
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
@@ -31,27 +33,38 @@ def test_rows_sum_minutes_into_days_per_camera_and_zone():
                                "compliance_high", "observed_share"]
     assert parsed[0]["with_mask"] == "3" and parsed[0]["without_mask"] == "1"
     assert parsed[0]["unassessable"] == "3" and parsed[0]["people"] == "4"  # apart, in no share
-    # Each row's corrected share and 95 % interval are those of its day's counts, to 3 decimals.
+    # Each row's corrected share and 95 % interval are those of its day's counts, to 3 decimals
+    # (the interval rounded outwards).
     estimate = compliance_estimate({"with_mask": 3, "without_mask": 1, "mask_weared_incorrect": 0})
     assert [parsed[0][f] for f in ("compliance", "compliance_low", "compliance_high")] == [
-        f"{estimate.share:.3f}", f"{estimate.low:.3f}", f"{estimate.high:.3f}"]
+        f"{estimate.share:.3f}", f"{math.floor(estimate.low * 1000) / 1000:.3f}",
+        f"{math.ceil(estimate.high * 1000) / 1000:.3f}"]
     for row in parsed:
         assert float(row["compliance_low"]) <= float(row["compliance"]) <= float(row["compliance_high"])
     # One person is next to no evidence: the interval of the lone unmasked person reaches far up.
     assert float(parsed[1]["compliance_high"]) > 0.5
 
 
+def test_days_are_the_sites_days():
+    """A person at 23:30 UTC on the 20th is at 01:30 on the 21st in Berlin: the report put them on
+    the 20th while the chart (by day, in the site's timezone) put them on the 21st."""
+    late = count(DAY + 86400 - 1800, with_mask=1)
+    (berlin,) = daily_rows([late], date(2026, 9, 20), date(2026, 9, 21), ZoneInfo("Europe/Berlin"))
+    (utc,) = daily_rows([late], date(2026, 9, 20), date(2026, 9, 21), timezone.utc)
+    assert (berlin["date"], utc["date"]) == ("2026-09-21", "2026-09-20")
+
+
 def test_a_day_of_only_undecided_people_has_empty_compliance_cells():
-    rows = daily_rows([dict(count(DAY + 60), people=2)], date(2026, 9, 20), date(2026, 9, 20))
+    rows = daily_rows([dict(count(DAY + 60), people=2)], date(2026, 9, 20), date(2026, 9, 20), timezone.utc)
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert parsed[0]["people"] == "2"
     assert [parsed[0][f] for f in ("compliance", "compliance_low", "compliance_high", "observed_share")] == [""] * 4
 
 
 def test_the_default_range_is_the_last_seven_days():
-    assert report_range(None, None, today=date(2026, 9, 20)) == (date(2026, 9, 14), date(2026, 9, 20))
-    assert report_range("2026-09-01", "2026-09-02") == (date(2026, 9, 1), date(2026, 9, 2))
-    assert report_range(None, "0001-01-03") == (date(1, 1, 1), date(1, 1, 3))  # the calendar's first days
+    assert report_range(None, None, timezone.utc, today=date(2026, 9, 20)) == (date(2026, 9, 14), date(2026, 9, 20))
+    assert report_range("2026-09-01", "2026-09-02", timezone.utc) == (date(2026, 9, 1), date(2026, 9, 2))
+    assert report_range(None, "0001-01-03", timezone.utc) == (date(1, 1, 1), date(1, 1, 3))  # the calendar's first days
 
 
 @pytest.mark.parametrize("start, end, message", [
@@ -61,4 +74,4 @@ def test_the_default_range_is_the_last_seven_days():
 ])
 def test_bad_ranges_are_named(start, end, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        report_range(start, end)
+        report_range(start, end, timezone.utc)

@@ -8,7 +8,7 @@ JSON {"error": "..."} like the rest of the API.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
-from maskwatch.site.report import daily_rows, report_range, to_csv
+from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
 from maskwatch.site.trend import BUCKETS, bucket_start, compliance_series
@@ -219,26 +219,27 @@ def site_routes(site: Site) -> APIRouter:
                              "buckets": series})
 
     @router.get("/report.csv", response_class=Response,
-                responses={200: {"description": "Daily compliance per camera and zone (UTC days)",
+                responses={200: {"description": "Daily compliance per camera and zone (the site's days)",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
                            **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))},
                 openapi_extra={AUDIT: "report"})
     def report(request: Request, start: str | None = Query(None, alias="from", json_schema_extra={"format": "date"},
                                                            description="first day, YYYY-MM-DD (default: 6 days before to)"),
                end: str | None = Query(None, alias="to", json_schema_extra={"format": "date"},
-                                       description="last day, YYYY-MM-DD (default: today, UTC)")) -> Response:
+                                       description="last day, YYYY-MM-DD (default: today in the site's timezone)")) -> Response:
         """One row per day, camera and zone: people per voted label, the corrected compliant share with
         its 95 % interval, and the plain with_mask / people."""
+        tz = site.config.tz()
         try:
-            first, last = report_range(start, end)
-        except ValueError as err:
+            first, last = report_range(start, end, tz)
+            since = day_start(max(first, date(1970, 1, 1)), tz)  # no count is older
+            until = day_start(last + timedelta(days=1), tz) if last < date.max else None
+        except (ValueError, OverflowError) as err:
             return _error(400, str(err))
-        since = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
-        until = datetime(last.year, last.month, last.day, tzinfo=timezone.utc).timestamp() + 86400
         allowed = visible(request)
-        rows = [r for r in site.store.counts(since=since, until=until, every=86400)  # UTC days, summed by the database
+        rows = [r for r in site.store.counts(since=since, until=until, every=900)  # quarters: days in any timezone
                 if allowed is None or r["camera"] in allowed]
-        body = to_csv(daily_rows(rows, first, last))
+        body = to_csv(daily_rows(rows, first, last, tz))
         return Response(body, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="maskwatch-{first}-{last}.csv"'})
 

@@ -1,7 +1,7 @@
 """Prometheus series of a site, each with a `camera` label, read from the cameras at scrape time.
 
 `maskwatch run` is one process, so reading the live state at scrape time is exact: no counter
-can drift between workers. People per label come from the database (today, UTC), so they carry
+can drift between workers. People per label come from the database (today in the site's timezone), so they carry
 on across restarts.
 """
 
@@ -23,7 +23,7 @@ class SiteCollector(Collector):
         fps = GaugeMetricFamily("maskwatch_camera_fps", "Frames received per second", labels=["camera"])
         reconnects = GaugeMetricFamily("maskwatch_camera_reconnects", "Tries to open the stream again: after it was lost, and each failed one",
                                        labels=["camera"])
-        people = GaugeMetricFamily("maskwatch_camera_people_today", "People decided today (UTC), per voted label",
+        people = GaugeMetricFamily("maskwatch_camera_people_today", "People decided today (since midnight in the site's timezone), per voted label",
                                    labels=["camera", "label"])
         ratio = GaugeMetricFamily("maskwatch_camera_compliance_today",
                                   "Share of today's people wearing a mask properly, corrected for the classifier's "

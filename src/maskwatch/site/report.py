@@ -1,4 +1,5 @@
-"""The daily compliance report: per UTC day, camera and zone, people per voted label, as CSV.
+"""The daily compliance report: per day (the site's, as the chart's), camera and zone, people per
+voted label, as CSV.
 
 `people` are the decided people, each with a class; `unassessable` are those seen too briefly or
 too small to decide, counted apart and in no share. `compliance` is the share corrected for the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, tzinfo
 
 from maskwatch.faces import CLASSES, UNASSESSABLE
 from maskwatch.site.prevalence import FIELDS, compliance_fields
@@ -25,12 +26,13 @@ def parse_day(value: str, name: str) -> date:
         raise ValueError(f"{name} must be a date written YYYY-MM-DD; got {value!r}") from None
 
 
-def report_range(start: str | None, end: str | None, today: date | None = None) -> tuple[date, date]:
-    """The days asked for (both included): by default the last 7 days up to today (UTC).
+def report_range(start: str | None, end: str | None, tz: tzinfo | None, today: date | None = None) -> tuple[date, date]:
+    """The days asked for (both included): by default the last 7 days up to today in `tz` (None:
+    local time).
 
     Any span is allowed: a report has rows only for days with counts, and counts older than
     the site's retention are gone, so a long span costs no more than the data kept."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(tz).date()
     last = parse_day(end, "to") if end is not None else today
     if start is not None:
         first = parse_day(start, "from")
@@ -41,11 +43,18 @@ def report_range(start: str | None, end: str | None, today: date | None = None) 
     return first, last
 
 
-def daily_rows(counts: list[dict], first: date, last: date) -> list[dict]:
-    """Per-minute count rows (EventStore.counts) summed per day, camera and zone, in that order."""
+def day_start(day: date, tz: tzinfo | None) -> float:
+    """Unix seconds at the midnight that starts `day` in `tz` (None: local time)."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return (midnight if tz else midnight.astimezone()).timestamp()
+
+
+def daily_rows(counts: list[dict], first: date, last: date, tz: tzinfo | None) -> list[dict]:
+    """Count rows (EventStore.counts: minutes, or spans that never straddle a day) summed per day
+    in `tz` (None: local time), camera and zone, in that order; the interval rounded outwards."""
     days: dict[tuple, dict] = {}
     for row in counts:
-        day = datetime.fromtimestamp(row["minute"], timezone.utc).date()
+        day = datetime.fromtimestamp(row["minute"], tz).date()
         if not first <= day <= last:
             continue
         key = (day.isoformat(), row["camera"], row["zone"] or "")
@@ -54,7 +63,7 @@ def daily_rows(counts: list[dict], first: date, last: date) -> list[dict]:
             total[field] += row.get(field, 0)  # rows from before the unassessable count have none
     rows = []
     for (day, camera, zone), total in sorted(days.items()):
-        figures = {name: "" if value is None else f"{value:.3f}" for name, value in compliance_fields(total, 6).items()}
+        figures = {name: "" if value is None else f"{value:.3f}" for name, value in compliance_fields(total, 3).items()}
         rows.append({"date": day, "camera": camera, "zone": zone, **total, **figures})
     return rows
 

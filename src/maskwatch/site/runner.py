@@ -23,6 +23,7 @@ from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
 from maskwatch.site.events import EventSink, EventStore, Listeners
 from maskwatch.site.hours import OpeningHours
+from maskwatch.site.trend import bucket_start
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.motion import MotionDetector
@@ -138,16 +139,17 @@ class Site:
                                 str(err).splitlines()[0] if str(err) else "")
 
     def today_counts(self, camera: str) -> dict | None:
-        """Today's (UTC) people on `camera`, in total and per voted label, from the database; None
-        while it cannot be read (the cameras' own state is wanted most during an outage)."""
+        """Today's people on `camera` (since midnight in the site's timezone, as the chart's and
+        the report's days), in total and per voted label, from the database; None while it cannot
+        be read (the cameras' own state is wanted most during an outage)."""
         try:
-            return self.store.totals(camera, since=time.time() // 86400 * 86400)
+            return self.store.totals(camera, since=bucket_start(time.time(), "day", self.config.tz()).timestamp())
         except SQLAlchemyError:
             return None
 
     def cameras(self, only: list[str] | None = None) -> list[dict]:
         """Each camera (of `only`, when given): id, name, zones, stream state, and today's people
-        (UTC) from the database."""
+        (the site's day) from the database."""
         return [{"id": camera_id, "name": camera.config.name, "source": redact_source(camera.config.source),
                  "zones": list(camera.config.zones), "fps_target": camera.config.fps, **camera.worker.state(),
                  "today": self.today_counts(camera_id)}
