@@ -606,6 +606,26 @@ def test_detect_does_not_write_over_a_file_of_the_users_named_as_its_copy(tmp_pa
     assert result.exit_code == 0, result.output
 
 
+def test_detect_runs_into_one_folder_replace_their_own_copies_and_no_stale_summary(tmp_path, sample_dir):
+    """one.jpg, then two.png, then one.jpg again into one --out: the third was refused as "a file no
+    earlier detect wrote" (only the last detections.jsonl was asked), and a video's summary.json
+    stayed beside a later photo run's lines."""
+    first, second = sorted(sample_dir.glob("images/*.png"))[:2]
+    (tmp_path / "p").mkdir()
+    cv2.imwrite(str(tmp_path / "p" / "one.jpg"), cv2.imread(str(first)))
+    (tmp_path / "p" / "two.png").write_bytes(second.read_bytes())
+    video = make_video(tmp_path / "clip.mp4", sample_dir)
+    out = tmp_path / "out"
+    for source in (video, tmp_path / "p" / "one.jpg", tmp_path / "p" / "two.png", tmp_path / "p" / "one.jpg", video):
+        result = CliRunner().invoke(app, ["detect", str(source), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, (source, result.output)
+        assert (out / "summary.json").exists() == (source == video)
+    (out / "mine.jpg").write_bytes(b"the user's own")  # still refused: no detect wrote it
+    (tmp_path / "p" / "mine.png").write_bytes(second.read_bytes())
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "p" / "mine.png"), "--out", str(out), "--quiet"])
+    assert result.exit_code == 1 and "no earlier detect wrote" in result.output
+
+
 def test_a_photo_named_like_a_video_is_read_as_a_photo(tmp_path, sample_dir):
     """A JPEG saved as .mp4 was a one-frame video: its face labelled, but "0 people tracked"."""
     from maskwatch.video.sources import describe_source

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import OutputError, atomic_path, make_output_folder
+from maskwatch.atomic import OutputError, atomic_path, make_output_folder, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
@@ -103,16 +103,33 @@ def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     return [p for p in named if p.resolve() in outputs]
 
 
+# Every file detect has written into a folder, over all its runs: which files there are its own
+# to replace (the last detections.jsonl names only the last run's; a photo's copy from the run
+# before was then refused as the user's).
+WRITTEN = ".maskwatch-detect.json"
+
+
+def written_before(out: Path) -> set[str]:
+    """The names of the files earlier detect runs wrote into `out` (WRITTEN)."""
+    try:
+        names = json.loads((Path(out) / WRITTEN).read_text(encoding="utf-8"))
+        return {str(name) for name in names} if isinstance(names, list) else set()
+    except (OSError, ValueError):
+        return set()
+
+
 def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     """Files in `out` an annotated copy would replace that no earlier `detect` there wrote (the
-    user's own clip.mp4 was replaced by the annotated copy of clip.mkv): what the folder's last
-    detections.jsonl names (a photo's name, a video's frames "<name>-000000" on) is ours to replace."""
+    user's own clip.mp4 was replaced by the annotated copy of clip.mkv): what WRITTEN lists, or
+    (from before it was kept) what the folder's last detections.jsonl names (a photo's name, a
+    video's frames "<name>-000000" on), is ours to replace."""
     photos = info.kind in ("image", "folder")
     if photos:
         targets = {media_path(out, info, name): name for name in photo_files(source, info).values()}
     else:  # a video's, stream's or webcam's one copy, named after it
         targets = {media_path(out, info, info.name): info.name}
-    there = {path: name for path, name in targets.items() if path.exists()}
+    written = written_before(out)
+    there = {path: name for path, name in targets.items() if path.exists() and path.name not in written}
     if not there:
         return []
     ours: set[str] = set()
@@ -219,12 +236,16 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     finally:
         source_frames.close()  # a stream's reader thread stops here, whatever happened
     result.outputs.append(lines_path)
+    if summary is not None:
+        result.outputs.append(summary.path)
+    elif (out / "summary.json").name in written_before(out):  # an earlier video run's: not of these lines
+        (out / "summary.json").unlink(missing_ok=True)
+    write_text(out / WRITTEN, json.dumps(sorted(written_before(out) | {p.name for p in result.outputs})))
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = len(photo_files(source, info))
         result.unread = result.photos - result.frames
     if summary is not None:
         result.summary = summary.summary
-        result.outputs.append(summary.path)
     if failure is not None:
         raise DetectFailed(f"{source}: stopped after {result.frames} frame{'s' * (result.frames != 1)} by an error: "
                            f"{result.failed} (those frames are in {out})", result) from failure
