@@ -245,8 +245,8 @@ def test_a_run_whose_files_went_bad_is_named_not_a_traceback(tmp_path):
 
 
 def test_ctrl_c_during_training_says_what_was_kept(tmp_path, monkeypatch):
-    """Ctrl-C printed a traceback and nothing of what stayed: a classifier run is written only
-    once it finishes; a detector run keeps its last checkpoint and resumes."""
+    """Ctrl-C printed a traceback and nothing of what stayed: both runs keep their last checkpoint
+    and resume."""
     from maskwatch.training.classifier import train as classifier_train
     from maskwatch.training.detector import train as detector_train
 
@@ -256,6 +256,6 @@ def test_ctrl_c_during_training_says_what_was_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(classifier_train, "train_run", interrupted)
     monkeypatch.setattr(detector_train, "train_detector", interrupted)
     result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "run")])
-    assert result.exit_code == 130 and "interrupted (Ctrl-C or SIGTERM): a run is written only once it finishes" in result.output
+    assert result.exit_code == 130 and "the same command resumes from it" in result.output
     result = runner.invoke(app, ["train-detector", str(tmp_path), "--out", str(tmp_path / "det")])
     assert result.exit_code == 130 and "keeps its last checkpoint; the same command resumes it" in result.output

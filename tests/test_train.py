@@ -37,6 +37,38 @@ def test_same_seed_same_weights(prepared_sample, run, tmp_path):
         assert np.array_equal(ta.numpy(), tb.numpy()), name
 
 
+def test_a_stopped_run_resumes_from_its_last_epoch_to_the_same_weights(prepared_sample, tmp_path, monkeypatch):
+    """Ctrl-C during `train` kept nothing: a 27-minute run began again. Each epoch is kept beside the
+    run folder, and the same call goes on from it to the weights an unbroken run gives."""
+    from maskwatch.training.classifier import train as train_module
+
+    cfg = TrainConfig(epochs=4, seed=3, augment=True, schedule="onecycle")
+    whole = train_run(prepared_sample, tmp_path / "whole", cfg, progress=False)
+    scored = train_module.predict_logits
+    calls = []
+
+    def stop_in_epoch_three(*args, **kwargs):  # the validation after epoch 3: epoch 2's checkpoint stays
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return scored(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_three)
+    out = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train_run(prepared_sample, out, cfg, progress=False)
+    assert not out.exists() and train_module.checkpoint_path(out).is_file()
+    monkeypatch.setattr(train_module, "predict_logits", scored)
+    train_run(prepared_sample, out, cfg, progress=False)
+    assert not train_module.checkpoint_path(out).exists()
+    a, _ = load_model(whole)
+    b, _ = load_model(out)
+    for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert np.array_equal(ta.numpy(), tb.numpy()), name
+    with open(out / "history.csv") as fh:
+        assert [int(row["epoch"]) for row in csv.DictReader(fh)] == [1, 2, 3, 4]
+
+
 def test_evaluate_scores_validation_faces_only(run):
     metrics = evaluate_run(run)
     saved = json.loads((run / "metrics.json").read_text())

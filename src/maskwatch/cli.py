@@ -231,8 +231,10 @@ def train(
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     except KeyboardInterrupt:  # a traceback said nothing of what was kept
-        _fail(f"interrupted (Ctrl-C or SIGTERM): a run is written only once it finishes, so {out} is as it was",
-              code=130)
+        from maskwatch.training.classifier.train import checkpoint_path
+
+        _fail(f"interrupted (Ctrl-C or SIGTERM): {out} is written only once the run finishes; its last finished "
+              f"epoch is kept in {checkpoint_path(out)} and the same command resumes from it", code=130)
     typer.echo(f"trained {model} -> {run} (history.csv, curves.png, model.safetensors)")
 
 

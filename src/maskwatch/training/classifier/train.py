@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 import time
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from maskwatch.atomic import atomic_dir, check_replaceable
+from maskwatch.atomic import atomic_dir, atomic_path, check_replaceable
 from maskwatch.data.crops import CropSpec
 from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
@@ -77,11 +78,14 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig,
-        progress: bool = True, device: str = "cpu") -> TrainedModel:
+        progress: bool = True, device: str = "cpu", checkpoint: Path | None = None) -> TrainedModel:
     """Train cfg.model on data[train_idx], scoring data[val_idx] after every epoch.
 
     device: where the network trains ("cpu", "cuda", "cuda:1"); batches are drawn and augmented
     on the CPU either way, and the model comes back on the CPU.
+    checkpoint: a file written after every epoch (weights, optimizer, schedule, every random
+    state, history) and resumed from when it is there and of these faces and settings, so that a
+    run stopped part-way goes on to the very weights an unbroken run gives.
     """
     device = training_device(device)
     start = time.perf_counter()
@@ -100,8 +104,22 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     steps = cfg.epochs * -(-len(train_idx) // cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps) \
         if cfg.schedule == "onecycle" else None
-    history = []
-    for epoch in range(1, cfg.epochs + 1):
+    history: list[dict] = []
+    key = _checkpoint_key(data, train_idx, val_idx, cfg)
+    state = _load_checkpoint(checkpoint, key) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history = json.loads(state["history"])
+        start -= float(state["seconds"])
+        if progress:
+            tqdm.write(f"resuming after epoch {len(history)}/{cfg.epochs} from {checkpoint}")
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         model.train()
         order = rng.permutation(len(train_idx))
         batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
@@ -141,8 +159,44 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
             tqdm.write(f"epoch {epoch}/{cfg.epochs}: loss {row['train_loss']:.4f} "
                        f"acc {row['train_accuracy']:.4f} | val loss {row['val_loss']:.4f} "
                        f"val acc {row['val_accuracy']:.4f}")
+        if checkpoint is not None and epoch < cfg.epochs:
+            state = {"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                     "numpy_rng": json.dumps(rng.bit_generator.state), "generator": generator.get_state(),
+                     "torch_rng": torch.get_rng_state(), "history": json.dumps(history),
+                     "seconds": time.perf_counter() - start}
+            with atomic_path(checkpoint, suffix=".pt", durable=True) as tmp:
+                torch.save(state, tmp)
     model.cpu()
     return TrainedModel(model=model, history=history, seconds=time.perf_counter() - start)
+
+
+def _checkpoint_key(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: TrainConfig) -> str:
+    """What a checkpoint must have been trained on to be resumed: these settings, faces and split."""
+    faces = hashlib.sha256("\n".join(map(str, data.face_ids)).encode())
+    faces.update(train_idx.tobytes() + b"|" + val_idx.tobytes() + data.labels.tobytes())
+    return json.dumps({"train": asdict(cfg), "work": str(Path(data.work).resolve()), "faces": faces.hexdigest()})
+
+
+def _load_checkpoint(path: Path, key: str) -> dict | None:
+    """The checkpoint at `path` if it is of `key`'s run; None (with a line saying why) otherwise."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - a cut-short or foreign file: start afresh, said
+        tqdm.write(f"{path}: not a checkpoint this can resume ({type(err).__name__}); starting afresh")
+        return None
+    if state.get("key") != key:
+        tqdm.write(f"{path}: a checkpoint of other settings or faces; starting afresh")
+        return None
+    return state
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where `train` keeps the run's last epoch until the run folder is written: beside it."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoint.pt"
 
 
 def _rendered_pool(data: CropDataset, train_idx: np.ndarray, cfg: TrainConfig):
@@ -206,7 +260,8 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
     """Train on a work folder's split and write the run folder `out` (atomically).
 
     The run holds model.safetensors, config.json (architecture, crop spec, classes, training
-    settings, where its data and split came from), history.csv, curves.png and split.csv.
+    settings, where its data and split came from), history.csv, curves.png and split.csv. Until
+    then the last epoch is kept beside it (checkpoint_path), and the same call resumes from it.
     """
     work = Path(work)
     check_replaceable(out, RUN_MARK)  # before the training, not after it
@@ -219,10 +274,12 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
                          f"(first: {missing[0]}); make the split again")
     is_val = np.array([assignment[f] == "val" for f in data.face_ids])
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)
+    checkpoint = checkpoint_path(out)
+    trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device, checkpoint=checkpoint)
     config = run_config(cfg, data.spec, work=work, split={"by": by, "seed": split_seed,
                                                           "train": len(train_idx), "val": len(val_idx)})
     write_run(out, trained, config, data, lambda path: shutil.copyfile(split_csv, path))
+    checkpoint.unlink(missing_ok=True)
     return Path(out)
 
 
