@@ -103,8 +103,10 @@ storage: {{database: site.db, snapshots: snapshots}}
 
 
 def test_a_failing_listener_costs_its_message_not_the_poller(caplog):
+    import logging
     from types import SimpleNamespace
 
+    from maskwatch.runtime import ProblemLog
     from maskwatch.site.events import Listeners
 
     heard = []
@@ -112,13 +114,15 @@ def test_a_failing_listener_costs_its_message_not_the_poller(caplog):
     def counts_of(body):  # MQTT's in-view listener, its database away
         raise OSError("database is locked")
 
-    site = SimpleNamespace(_listeners=Listeners(event=heard.append, in_view=counts_of), _listener_error=None)
+    site = SimpleNamespace(_listeners=Listeners(event=heard.append, in_view=counts_of),
+                           _listener_problems=ProblemLog(logging.getLogger("maskwatch.scale.fleet"),
+                                                         "a camera actor's message"))
     messages = [("in_view", {"camera": "door"}), ("event", {"id": 1}), ("in_view", {"camera": "door"}),
                 ("event", {"id": 2})]
     RaySite._dispatch(site, messages)  # raised at the first message before
     assert heard == [{"id": 1}, {"id": 2}]
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.scale.fleet"]
-    assert said == ["in_view listener: OSError: database is locked"]  # once per new problem
+    assert said == ["a camera actor's message: in_view listener: OSError: database is locked"]  # once per new problem
 
 
 def test_paths_are_made_absolute_for_actors_elsewhere(tmp_path, monkeypatch):

@@ -68,12 +68,12 @@ def need_centerface(command: str) -> None:
     without its dependencies, which declare opencv-python) are missing: the detector's training
     starts from them and the mask renderer places masks by their landmarks."""
     from maskwatch.detection.centerface import centerface_model_path
+    from maskwatch.extras import missing
 
     try:
         centerface_model_path()
     except ImportError as err:
-        typer.secho(f"error: 'maskwatch {command}' needs CenterFace's weights: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
+        missing(command, f"CenterFace's weights: {err}")
 
 
 def _refuse_folder(out: Path | None, suffix: str | None = None) -> None:

@@ -5,6 +5,7 @@ importing the command line module."""
 from __future__ import annotations
 
 import importlib
+from typing import NoReturn
 
 import typer
 
@@ -18,6 +19,12 @@ EXTRA_MODULES = {
 }
 
 
+def missing(command: str, what: str) -> NoReturn:
+    """Stop (exit 2) with the one line every missing part gets: `command` needs `what`."""
+    typer.secho(f"error: 'maskwatch {command}' needs {what}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
 def need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
     """Stop (exit 2) with one line naming the extra if a module `command` needs is missing.
 
@@ -27,6 +34,4 @@ def need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> No
         try:
             importlib.import_module(module)
         except ImportError:
-            typer.secho(f"error: 'maskwatch {command}' needs the {extra} extra: pip install 'maskwatch[{extra}]'",
-                        fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=2) from None
+            missing(command, f"the {extra} extra: pip install 'maskwatch[{extra}]'")

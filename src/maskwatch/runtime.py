@@ -188,3 +188,21 @@ def restart_with_steady_malloc() -> None:
     if platform.libc_ver()[0] != "glibc" or all(key in os.environ for key in STEADY_MALLOC):
         return
     os.execve(sys.executable, list(sys.orig_argv), steady_malloc_env())
+
+
+class ProblemLog:
+    """The last problem of a task that repeats (a camera's frames, a poller's messages, a periodic
+    check): logged when it is new, not at every retry, and forgotten after a success, so that its
+    return is said again."""
+
+    def __init__(self, logger, what: str) -> None:
+        self.logger, self.what = logger, what
+        self.last: str | None = None
+
+    def failed(self, problem: str) -> None:
+        if problem != self.last:
+            self.logger.warning("%s: %s", self.what, problem)
+        self.last = problem
+
+    def ok(self) -> None:
+        self.last = None

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
-from maskwatch.runtime import STEADY_MALLOC, PeriodicTrim, single_threaded
+from maskwatch.runtime import STEADY_MALLOC, PeriodicTrim, ProblemLog, single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
 from maskwatch.site.events import EventStore, Listeners, database_url
@@ -141,7 +141,7 @@ class RaySite(Site):
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
         self._listeners = listeners
-        self._listener_error: str | None = None  # the last listener failure logged
+        self._listener_problems = ProblemLog(log, "a camera actor's message")
         ids = list(self.config.cameras)
         self.groups = [RemoteGroup(ids[i:i + self.cameras_per_actor])
                        for i in range(0, len(ids), self.cameras_per_actor)]
@@ -208,12 +208,9 @@ class RaySite(Site):
             if listener is None:
                 continue
             try:
-                listener(body)
+                listener(body)  # (another kind's success does not make this kind's problem new again)
             except Exception as err:  # noqa: BLE001 - see above
-                error = f"{kind} listener: {type(err).__name__}: {err}"
-                if error != self._listener_error:
-                    log.warning("%s", error)
-                self._listener_error = error
+                self._listener_problems.failed(f"{kind} listener: {type(err).__name__}: {err}")
 
 
 def absolute_paths(config: SiteConfig) -> SiteConfig:

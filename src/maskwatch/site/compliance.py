@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from maskwatch.faces import CLASSES, COMPLIANT
+from maskwatch.runtime import ProblemLog
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 from maskwatch.site.prevalence import compliance_estimate
 
@@ -75,6 +76,7 @@ class ComplianceMonitor:
         self.hours = hours or {}
         self.clock, self.every = clock, every
         self.stats = ComplianceStats()
+        self._problems = ProblemLog(log, "compliance check failed")
         self._last_fired: dict[tuple[int, str, str | None], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskwatch-compliance", daemon=True)
@@ -138,7 +140,7 @@ class ComplianceMonitor:
         while not self._stop.wait(self.every):
             try:
                 self.check()
+                self._problems.ok()
             except Exception as err:  # a database hiccup must not end the checks for good
-                if self.stats.last != [{"error": str(err)}]:  # a new problem is said once
-                    log.warning("compliance check failed: %s: %s", type(err).__name__, err)
+                self._problems.failed(f"{type(err).__name__}: {err}")
                 self.stats.last = [{"error": str(err)}]

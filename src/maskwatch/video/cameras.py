@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
                                      redact_source, stream_address)
@@ -306,7 +307,7 @@ class CameraWorker:
         self.camera_id, self.reader, self.processor, self.sinks = camera_id, reader, processor, sinks
         self.interval = 1.0 / fps
         self.analysed = 0
-        self.last_error: str | None = None
+        self.problems = ProblemLog(log, f"camera {camera_id}: analysing a frame failed")
         # Frames are stamped in Unix seconds (events carry real times) that advance as the
         # monotonic clock does; see _stamp for a wall clock that is set.
         self._epoch = time.time() - time.monotonic()
@@ -340,7 +341,7 @@ class CameraWorker:
 
     def state(self) -> dict:
         return {**self.reader.state().to_dict(), "analysed": self.analysed,
-                "detected": getattr(self.processor, "detections", None), "analysis_error": self.last_error}
+                "detected": getattr(self.processor, "detections", None), "analysis_error": self.problems.last}
 
     def _run(self) -> None:
         seen = 0
@@ -376,9 +377,6 @@ class CameraWorker:
         problem), never the end of the camera: one bad frame or sink must not stop it."""
         try:
             step(*args)
-            self.last_error = None
+            self.problems.ok()
         except Exception as err:  # noqa: BLE001 - see above
-            error = f"{type(err).__name__}: {err}"
-            if error != self.last_error:  # a new problem is said once, not at every frame
-                log.warning("camera %s: analysing a frame failed: %s", self.camera_id, error)
-            self.last_error = error
+            self.problems.failed(f"{type(err).__name__}: {err}")
