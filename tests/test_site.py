@@ -196,6 +196,7 @@ def test_events_filter_and_snapshots(site):
     assert event["zone"] in ("left", None)
     snapshot = site.get(event["snapshot"])
     assert snapshot.status_code == 200 and Image.open(io.BytesIO(snapshot.content)).format == "JPEG"
+    assert snapshot.headers["cache-control"] == "no-store"  # a cached copy outlived retention and revoked access
     label = event["label"]
     assert all(e["label"] == label for e in site.get("/v1/events", label=label).json()["events"])
     assert site.get("/v1/events", since="2999-01-01T00:00:00Z").json()["events"] == []

@@ -232,3 +232,24 @@ def test_the_users_commands_view_needs_only_the_storage_secrets(tmp_path):
     assert view.cameras == ("door", "till") and view.storage.database == "postgresql://u:secret@db/m"
     local = write(tmp_path, "cameras: {door: {source: webcam:0}}\n")
     assert load_site_users_view(local, environ={}).storage.database == str(tmp_path / "maskwatch.db")
+
+
+@pytest.mark.parametrize("storage, blurred", [("{}", False), ("{blur_live: true}", True), ("{privacy: true}", True)])
+def test_live_frames_are_blurred_on_asking_and_in_privacy_mode(tmp_path, storage, blurred):
+    """Live frames showed faces sharp unless the site kept no snapshots at all: a site could not
+    keep blurred snapshots and blur what its viewers watch."""
+    from maskwatch.detection.detector import Detector
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.runner import camera_worker
+
+    path = tmp_path / "site.yaml"
+    path.write_text(f"cameras: {{door: {{source: 'rtsp://127.0.0.1:1/door'}}}}\nstorage: {storage}\n")
+    config = load_site_config(path, environ={})
+    assert config.storage.live_blurred is blurred
+    store = EventStore(str(tmp_path / "site.db"), privacy=True)
+    try:
+        _, live = camera_worker("door", config.cameras["door"], Detector.load(), store,
+                                blur_live=config.storage.live_blurred)
+        assert live.annotator.blur is blurred
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ same colours, is their legend.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -194,12 +195,23 @@ def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
     return blur_boxes(frame, [face.box for face in faces])
 
 
+# How far a blur reaches past a face's box, a share of its side each way: the boxes are as tight
+# as the training annotations, so forehead, chin and ears fell outside them (of the bundled
+# samples' blurred faces of 20 px or more, 9 % of each face's area stayed sharp on average, 21 % of
+# the faces over 15 %; grown by 10 %, 0.8 %). Also the few pixels a face moves between detections.
+BLUR_MARGIN = 0.2
+
+
 def blur_boxes(frame: np.ndarray, boxes) -> np.ndarray:
-    """blur_faces for bare xyxy boxes (N x 4, any iterable): those a frame does not show."""
+    """blur_faces for bare xyxy boxes (N x 4, any iterable): those a frame does not show. Each box
+    is grown by BLUR_MARGIN and taken out to whole pixels (floor, ceil), never in."""
     out = frame.copy()
     h, w = out.shape[:2]
     for box in boxes:
-        x0, y0, x1, y1 = (round(min(max(float(v), 0), side)) for v, side in zip(box, (w, h, w, h)))
+        x0, y0, x1, y1 = (float(v) for v in box)
+        dx, dy = BLUR_MARGIN * (x1 - x0), BLUR_MARGIN * (y1 - y0)
+        x0, y0 = (math.floor(min(max(v, 0), side)) for v, side in ((x0 - dx, w), (y0 - dy, h)))
+        x1, y1 = (math.ceil(min(max(v, 0), side)) for v, side in ((x1 + dx, w), (y1 + dy, h)))
         if x1 - x0 < 1 or y1 - y0 < 1:
             continue
         region = out[y0:y1, x0:x1]

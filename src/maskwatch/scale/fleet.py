@@ -52,7 +52,7 @@ class CameraGroup:
         self.workers, self.live = {}, {}
         for camera_id, camera in cameras.items():
             worker, live = camera_worker(camera_id, camera, detector, self.store, Listeners(
-                **{kind: partial(self._post, kind) for kind in LISTENER_KINDS}))
+                **{kind: partial(self._post, kind) for kind in LISTENER_KINDS}), blur_live=storage.live_blurred)
             self.workers[camera_id], self.live[camera_id] = worker.start(), live
 
     def _post(self, kind: str, body: dict) -> None:

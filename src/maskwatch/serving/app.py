@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from maskwatch.detection.detector import Models
 from maskwatch.faces import CLASSES, count_labels, frame_record
-from maskwatch.render import FaceAnnotator
+from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.runtime import PeriodicTrim
 from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
@@ -199,12 +199,13 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         with the counts in the X-Maskwatch-Counts header."""
         data = await read_image_bytes(request, settings.max_upload_bytes)
         image = await run_in_threadpool(image_from_upload, data, settings.max_pixels)
-        faces = await run_in_threadpool(detector.detect, image)
+        faces, unsure = await run_in_threadpool(detector.detect_and_unsure, image)
         counts = count_labels(faces)
         for label, n in counts.items():
             metrics.faces.labels(label).inc(n)
-        if annotate:
-            drawn = await run_in_threadpool(annotator.annotate, image, faces)
+        if annotate:  # blurred: the candidates under the cut-off too
+            drawn = await run_in_threadpool(annotator.annotate, blur_boxes(image, unsure) if annotator.blur else image,
+                                            faces)
             ok, encoded = cv2.imencode(".jpg", drawn)
             if not ok:
                 return JSONResponse({"error": "could not encode the annotated image as JPEG"}, status_code=500)
@@ -335,7 +336,7 @@ def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> d
         storage = site.config.storage
         statement["site"] = {
             "cameras": list(site.cameras_by_id),
-            "live_frames_blurred": storage.privacy,
+            "live_frames_blurred": storage.live_blurred,
             "snapshots": "none kept (privacy mode)" if storage.privacy else "one per person, face blurred",
             "events_kept": "camera, zone, track id, voted label, first and last seen: no face, no identity",
             "retention_days": storage.retention_days,

@@ -250,6 +250,7 @@ def site_routes(site: Site) -> APIRouter:
         path = site.store.snapshot_path(name)
         if path is None:
             return _error(404, f"no snapshot {name!r}")
-        return FileResponse(path, media_type="image/jpeg")
+        # no-store: a cached copy outlived retention and a viewer's revoked access (frame.jpg alike)
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     return router

@@ -199,7 +199,13 @@ class StorageConfig(BaseModel):
 
     database: str = Field("maskwatch.db", description="an SQLite file, or an SQLAlchemy URL")
     snapshots: str = Field("snapshots", description="folder of blurred event snapshots")
-    privacy: bool = Field(False, description="keep no snapshot at all")
+    privacy: bool = Field(False, description="keep no snapshot at all, and blur the live frames")
+    blur_live: bool = Field(False, description="blur every face in the live frames the page and API show "
+                                               "(always so in privacy mode)")
+
+    @property
+    def live_blurred(self) -> bool:
+        return self.privacy or self.blur_live
     retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
 
 

@@ -84,7 +84,8 @@ class Site:
         them on Ray actors instead)."""
         cameras = {}
         for camera_id, camera in self.config.cameras.items():
-            worker, live = camera_worker(camera_id, camera, detector, self.store, listeners)
+            worker, live = camera_worker(camera_id, camera, detector, self.store, listeners,
+                                         blur_live=self.config.storage.live_blurred)
             cameras[camera_id] = SiteCamera(camera_id, camera, worker, live)
         return cameras
 
@@ -157,7 +158,7 @@ class Site:
 
 
 def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventStore,
-                  listeners: Listeners = Listeners()) -> tuple[CameraWorker, LatestFrameSink]:
+                  listeners: Listeners = Listeners(), blur_live: bool = True) -> tuple[CameraWorker, LatestFrameSink]:
     """One camera's reader, frame loop and sinks (its newest frame; its events into `store`),
     not started yet: the same parts whether the camera runs in the site's process or an actor."""
     reader = CameraReader(camera.detect_source or camera.source, stall_timeout=camera.stall_timeout,
@@ -168,7 +169,7 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
     processor = FrameProcessor(detector, FaceTracker(), camera.detect_every, camera.min_face,
                                motion=MotionDetector(motion) if motion is not None else None,
                                camera_motion=CameraMotion() if camera.moving else None)
-    live = LatestFrameSink(blur=store.privacy)
+    live = LatestFrameSink(blur=blur_live)
     events = EventSink(store, camera_id, camera.zones, listeners=listeners)
     return CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps), live
 

@@ -58,6 +58,7 @@ class FrameProcessor:
         self.detections = 0
         self.gated = 0
         self._found: list[Face] = []  # every face of the last detection, shown or not
+        self._unsure = np.zeros((0, 4))  # the last detection's candidates under its cut-off (BLUR_FLOOR on)
         self._moved = False  # motion seen since the last detection
         self._last_detection: float | None = None  # timestamp of the last frame that reached the detector
         # With a tracker, ask the detector for its unsure faces too (down to the tracker's low_score):
@@ -70,22 +71,25 @@ class FrameProcessor:
 
     def _detect(self, image) -> list[Face]:
         self.detections += 1
-        faces = self.detector.detect(image, **self._detect_options)
+        if hasattr(self.detector, "detect_and_unsure"):
+            faces, self._unsure = self.detector.detect_and_unsure(image, **self._detect_options)
+        else:  # a detector without scores below its cut-off (tests' fakes)
+            faces = self.detector.detect(image, **self._detect_options)
         self._found = faces
         if self.min_face:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
         return faces
 
     def hidden_boxes(self) -> np.ndarray:
-        """Boxes (N x 4 xyxy) of faces in view that the frame may not show, for blurring: every
-        face of the last detection and every track's predicted box (shown ones among them:
-        blurring twice is harmless, leaving one sharp is not). Bare boxes, built at once: this
-        runs on every frame, whether or not a sink blurs."""
+        """Boxes (N x 4 xyxy) of faces in view that the frame may not show, for blurring: the
+        last detection's candidates under its cut-off, every face it found and every track's
+        predicted box (shown ones among them: blurring twice is harmless, leaving one sharp is
+        not). Bare boxes, built at once: this runs on every frame, whether or not a sink blurs."""
         if self.tracker is None:
-            return np.zeros((0, 4))
+            return self._unsure
         found = np.array([f.box for f in self._found], np.float64).reshape(-1, 4)
         predicted = to_xyxy([t.mean[:4] for t in self.tracker.active])  # every track has its Kalman state
-        return np.concatenate([found, predicted])
+        return np.concatenate([self._unsure, found, predicted])
 
     def __call__(self, frame: Frame) -> tuple[list[Face], bool]:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
