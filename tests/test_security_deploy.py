@@ -38,7 +38,7 @@ def test_users_sessions_tokens_and_limits_on_postgresql_shared_by_two_instances(
     store.add_user(*VIEWER, "viewer", ["door"])
     token = store.add_token("prometheus", "read")
     again = AuthStore(postgres.url)  # a second open (a restart) changes nothing
-    assert again.migrate() == 1 and again.user_count() == 2
+    assert again.migrate() == 2 and again.user_count() == 2
     again.close()
     settings = ServeSettings(auth=AuthSettings(database=postgres.url, open_without_users=False, user_limit=3))
     one, two = (TestClient(create_app(NoFaces(), settings), base_url="http://maskwatch.lan") for _ in range(2))

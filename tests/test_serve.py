@@ -11,6 +11,7 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -109,6 +110,8 @@ def huge_png() -> bytes:
 @pytest.mark.parametrize("body, status, message", [
     (b"", 400, "empty body"),
     (b"hello, not an image", 415, "not an image"),
+    # PostScript goes to Ghostscript: one with a loop held a thread and a core for good
+    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\n", 415, "not an image"),
     (None, 400, "truncated"),
     (b"x" * (1024 * 1024 + 10), 413, "exceeds the limit"),
     ("huge", 413, "the limit is 4000000"),
@@ -367,8 +370,8 @@ def test_a_failed_jpeg_encoding_answers_500_json(monkeypatch, sample_dir):
     class NoFaces:
         classifier = type("C", (), {"info": {}})()
 
-        def detect(self, image):
-            return []
+        def detect_and_unsure(self, image):
+            return [], np.zeros((0, 4))
 
     async def post() -> httpx.Response:
         transport = httpx.ASGITransport(app=service.create_app(NoFaces()))

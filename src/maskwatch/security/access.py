@@ -271,7 +271,12 @@ class AccessControl:
                     if self._in_flight[key] <= 0:
                         del self._in_flight[key]
         self.store.clear_failures(keys[1])
-        token = self.store.start_session(user["id"])
+        token = self.store.start_session(user["id"], user.pop("password_hash"))
+        if token is None:  # removed, or given a new password, while this login was being checked
+            self.store.log("login_failed", None, client, name[:64])
+            raise AuthError(401, "wrong user name or password")
+        if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
+            self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
         self.store.log("login", user["name"], client)
         self._sweep()
         return user, token

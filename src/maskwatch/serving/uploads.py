@@ -7,6 +7,11 @@ import io
 import numpy as np
 
 
+# The formats an upload may be: Pillow opens every format it knows by default, and an EPS is
+# handed to Ghostscript (a PostScript loop held a thread and a core until the server stopped).
+UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF")
+
+
 class UploadError(ValueError):
     """A request that carries no usable image; status is the HTTP code to answer with."""
 
@@ -27,7 +32,7 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
     if not data:
         raise UploadError(400, "empty body: send an image (multipart field 'image' or the raw bytes)")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
     except Image.DecompressionBombError:
         raise UploadError(413, f"image dimensions exceed the limit of {max_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError):
