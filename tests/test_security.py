@@ -80,6 +80,7 @@ def test_loopback_with_users_still_asks_for_a_login_and_headers_are_on_every_ans
         assert response.headers["x-content-type-options"] == "nosniff"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         assert response.headers["referrer-policy"] == "same-origin"
+        assert response.headers["cache-control"] == "no-store"  # a viewer's answers stay out of caches
         assert "strict-transport-security" not in response.headers  # plain http
 
 
@@ -439,6 +440,14 @@ def test_a_login_checked_before_a_password_change_or_removal_starts_no_session(t
     store = AuthStore(str(tmp_path / "s.db"))
     assert store.session_count() == 0
     store.close()
+
+
+def test_a_login_from_an_https_page_to_a_server_seeing_http_gets_no_cookie(secured):
+    """A TLS proxy whose X-Forwarded-Proto is not believed: no cookie without Secure goes out."""
+    host = secured.base.removeprefix("http://")
+    refused = login(secured.base, VIEWER, Origin=f"https://{host}")
+    assert refused.status_code == 403 and "trusted_proxies" in refused.json()["error"]
+    assert "set-cookie" not in refused.headers
 
 
 def test_logging_in_again_ends_the_browsers_earlier_session(secured):

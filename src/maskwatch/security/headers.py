@@ -40,7 +40,8 @@ HSTS = b"max-age=31536000"
 
 class SecurityHeaders:
     """nosniff, a CSP with frame-ancestors 'none', X-Frame-Options for old browsers, a strict
-    Referrer-Policy, and HSTS on https (the scheme after trusted proxies' X-Forwarded-Proto)."""
+    Referrer-Policy, Cache-Control no-store where a route sets none, and HSTS on https (the scheme
+    after trusted proxies' X-Forwarded-Proto)."""
 
     def __init__(self, app, pages: list[Path]) -> None:
         self.app = app
@@ -61,6 +62,10 @@ class SecurityHeaders:
                             (b"cross-origin-opener-policy", b"same-origin")]
                 if https:
                     headers.append((b"strict-transport-security", HSTS))
+                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                    # Answers are a viewer's own (events, counts, pictures): kept by no shared cache,
+                    # and not in the browser after a logout.
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 

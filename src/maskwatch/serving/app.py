@@ -5,6 +5,7 @@ Models load once, at start; detection runs in the threadpool so the event loop k
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -25,7 +26,7 @@ from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.runtime import PeriodicTrim
 from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
-from maskwatch.serving.drain import DrainBeforeAnswering
+from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES
 from maskwatch.serving.query import known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
@@ -33,6 +34,11 @@ from maskwatch.serving.uploads import UploadError, image_from_upload
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+# Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
+# 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
+# together (the threadpool's size) would have asked for 20 GB.
+UPLOADS_AT_ONCE = 4
+
 # prometheus_client's multiprocess mode: set by `maskwatch serve --workers N` (N > 1).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -120,7 +126,9 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     metrics = Metrics()
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
     annotator = FaceAnnotator(blur=settings.blur)
+    uploads_at_once = asyncio.Semaphore(UPLOADS_AT_ONCE)
     # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
+    app.add_middleware(SmallBodies, upload_paths=("/v1/detect",))
     app.add_middleware(DrainBeforeAnswering, max_bytes=max(4 * settings.max_upload_bytes, 64 * 1024 * 1024))
 
     @app.middleware("http")
@@ -198,20 +206,20 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         """Faces of one image: multipart field `image` or the raw body. `?annotate=1` returns a JPEG
         with the counts in the X-Maskwatch-Counts header."""
         data = await read_image_bytes(request, settings.max_upload_bytes)
-        image = await run_in_threadpool(image_from_upload, data, settings.max_pixels)
-        faces, unsure = await run_in_threadpool(detector.detect_and_unsure, image)
-        counts = count_labels(faces)
-        for label, n in counts.items():
-            metrics.faces.labels(label).inc(n)
-        if annotate:  # blurred: the candidates under the cut-off too
-            drawn = await run_in_threadpool(annotator.annotate, blur_boxes(image, unsure) if annotator.blur else image,
-                                            faces)
-            ok, encoded = cv2.imencode(".jpg", drawn)
-            if not ok:
-                return JSONResponse({"error": "could not encode the annotated image as JPEG"}, status_code=500)
-            return Response(encoded.tobytes(), media_type="image/jpeg",
-                            headers={"X-Maskwatch-Counts": json.dumps(counts)})
-        return JSONResponse(frame_record(faces, image.shape[1], image.shape[0]))
+        async with uploads_at_once:  # every decoded picture of this request is gone when it ends
+            image = await run_in_threadpool(image_from_upload, data, settings.max_pixels)
+            faces, unsure = await run_in_threadpool(detector.detect_and_unsure, image)
+            counts = count_labels(faces)
+            for label, n in counts.items():
+                metrics.faces.labels(label).inc(n)
+            if not annotate:
+                return JSONResponse(frame_record(faces, image.shape[1], image.shape[0]))
+            # blurred: the candidates under the cut-off too
+            shown = blur_boxes(image, unsure) if annotator.blur else image
+            ok, encoded = cv2.imencode(".jpg", await run_in_threadpool(annotator.annotate, shown, faces))
+        if not ok:
+            return JSONResponse({"error": "could not encode the annotated image as JPEG"}, status_code=500)
+        return Response(encoded.tobytes(), media_type="image/jpeg", headers={"X-Maskwatch-Counts": json.dumps(counts)})
 
     @app.get("/", response_class=HTMLResponse)
     def dashboard() -> str:

@@ -75,3 +75,50 @@ def _declared_length(headers: dict) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+SMALL_BODY = 64 * 1024  # bytes: a login's JSON, a logout's nothing; only uploads are larger
+
+
+class SmallBodies:
+    """ASGI middleware: every request but those to `upload_paths` may carry at most SMALL_BODY
+    bytes, read here before the app sees them, else 413. FastAPI reads a JSON body whole before
+    any field limit applies: a 400 MB password sent to /login (anyone may) took the server from
+    138 MB to 1.78 GB. Inside DrainBeforeAnswering, so that a refused client reads the 413."""
+
+    def __init__(self, app, upload_paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.upload_paths = upload_paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.upload_paths:
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(dict(scope.get("headers") or []))
+        body, more = b"", declared != 0
+        while more and len(body) <= SMALL_BODY and (declared is None or declared <= SMALL_BODY):
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if len(body) > SMALL_BODY or (declared is not None and declared > SMALL_BODY):
+            await _too_large(send)
+            return
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()  # after the body: a disconnect, when it comes
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send) -> None:
+    payload = f'{{"error":"request body over {SMALL_BODY} bytes: only POST /v1/detect takes more"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
