@@ -11,6 +11,7 @@ import threading
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from fastapi import Request
 
@@ -295,7 +296,10 @@ def test_the_login_page_goes_on_to_pages_of_this_site_only(secured, page):  # no
         with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
             page.click("button[type=submit]")
         assert answer.value.status == 200, (written, answer.value.status)
-        page.wait_for_url(secured.base + lands, timeout=30_000)
+        try:
+            page.wait_for_url(secured.base + lands, timeout=30_000)
+        except PlaywrightTimeout:
+            raise AssertionError(f"next={written}: at {page.url}, not {lands}") from None
 
 
 def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  # noqa: F811
