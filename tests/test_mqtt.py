@@ -113,3 +113,88 @@ def test_after_a_long_outage_the_site_is_online_with_its_latest_state_and_newest
         if listener is not None:
             listener.close()
         late.stop()
+
+
+class ResettingBroker:
+    """A broker that accepts, says CONNACK, takes a few packets and resets the connection, again
+    and again: the failure mosquitto cannot be made to show, where paho calls on_disconnect while
+    it holds its own message lock."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import socket
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with connection:
+                connection.settimeout(1.0)
+                try:
+                    connection.recv(4096)  # CONNECT
+                    connection.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+                    for _ in range(3):  # "online", state, a few publishes in flight
+                        connection.recv(4096)
+                except OSError:
+                    pass
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.server.close()
+
+
+def test_camera_threads_never_stick_while_the_broker_resets_after_each_connack():
+    """A lock taken in on_disconnect deadlocked every camera thread inside publish() (paho calls it
+    holding its message lock, which publish() waits for): checked by cameras publishing for 8 s
+    against a broker that resets each connection right after CONNACK."""
+    import threading
+    import time
+
+    resetting = ResettingBroker()
+    publisher = MqttPublisher("127.0.0.1", resetting.port, counts_of=lambda camera: {"people": 1}).start()
+    progress = [0] * 4
+    stop = threading.Event()
+
+    def camera(index: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            publisher.person_started({"camera": f"cam{index}", "track_id": n})
+            publisher.in_view({"camera": f"cam{index}", "counts": {"with_mask": n % 3}})
+            publisher.event_recorded({"camera": f"cam{index}", "id": n})
+            progress[index] = n
+
+    threads = [threading.Thread(target=camera, args=(i,), daemon=True) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    stuck, before = [], list(progress)
+    for _ in range(8):
+        time.sleep(1.0)
+        stuck += [i for i, (a, b) in enumerate(zip(before, progress)) if a == b]
+        before = list(progress)
+    stop.set()
+    for thread in threads:
+        thread.join(5)
+    stopping = threading.Thread(target=publisher.stop, daemon=True)
+    stopping.start()
+    stopping.join(15)
+    resetting.stop()
+    assert resetting.connections >= 3, resetting.connections  # it did connect, again and again
+    assert not stuck and not any(t.is_alive() for t in threads), (stuck, progress)
+    assert not stopping.is_alive()  # and it stops
