@@ -259,3 +259,18 @@ def test_ctrl_c_during_training_says_what_was_kept(tmp_path, monkeypatch):
     assert result.exit_code == 130 and "the same command resumes from it" in result.output
     result = runner.invoke(app, ["train-detector", str(tmp_path), "--out", str(tmp_path / "det")])
     assert result.exit_code == 130 and "keeps its last checkpoint; the same command resumes it" in result.output
+
+
+def test_serve_and_run_on_a_port_in_use_say_so_before_starting_anything(tmp_path):
+    """uvicorn said "serving on" first, then an ERROR line, and exited 3 (run had started its cameras)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port)])
+        assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output, result.output
+        (tmp_path / "site.yaml").write_text(f"cameras: {{door: {{source: 'rtsp://127.0.0.1:1/x'}}}}\n"
+                                            f"server: {{port: {port}}}\nstorage: {{database: {tmp_path / 'site.db'}}}\n")
+        result = runner.invoke(app, ["run", "--config", str(tmp_path / "site.yaml")])
+        assert result.exit_code == 1 and "choose another server.port" in result.output, result.output
+        assert not (tmp_path / "site.db").exists()

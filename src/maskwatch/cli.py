@@ -738,6 +738,7 @@ def serve(
 
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
+    _port_free(host, port, "--port")
     tls = _tls_files(tls_cert, tls_key)
     models = _models(classifier, detector, gate, load_check=True)
     camera_site = _one_camera_site(source, database, blur) if source else None  # checked before the database is made
@@ -770,6 +771,22 @@ def serve(
             import shutil
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _port_free(host: str, port: int, option: str) -> None:
+    """Stop with one line when host:port cannot be listened on (taken, a name that is no address
+    here), before any camera, database or model is started: uvicorn said "serving on" first, then
+    an ERROR line, and exited 3."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as err:
+        _fail(f"cannot listen on {host}:{port}: {err.strerror or err} (another server there? stop it, or "
+              f"choose another {option})")
 
 
 def _one_camera_site(source: str, database: str, blur: bool):
@@ -930,6 +947,7 @@ def run(
     from maskwatch.site.runner import Site
 
     server = site.server
+    _port_free(server.host, server.port, "server.port in the config")
     tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
     auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
                     server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True)
