@@ -39,6 +39,11 @@ def test_users_sessions_tokens_and_limits_on_postgresql_shared_by_two_instances(
     token = store.add_token("prometheus", "read")
     again = AuthStore(postgres.url)  # a second open (a restart) changes nothing
     assert again.migrate() == 2 and again.user_count() == 2
+    checked = again.check_login(*VIEWER)  # a session starts only for the password checked (rowcount was -1 here)
+    assert again.start_session(checked["id"], "another hash") is None and again.session_count("viewer") == 0
+    started = again.start_session(checked["id"], checked["password_hash"])
+    assert started is not None and again.session_count("viewer") == 1
+    again.end_session(started)
     again.close()
     settings = ServeSettings(auth=AuthSettings(database=postgres.url, open_without_users=False, user_limit=3))
     one, two = (TestClient(create_app(NoFaces(), settings), base_url="http://maskwatch.lan") for _ in range(2))

@@ -67,6 +67,21 @@ def test_a_stopped_run_resumes_from_its_last_epoch_to_the_same_weights(prepared_
         assert np.array_equal(ta.numpy(), tb.numpy()), name
     with open(out / "history.csv") as fh:
         assert [int(row["epoch"]) for row in csv.DictReader(fh)] == [1, 2, 3, 4]
+    # A checkpoint of these faces and settings whose weights are not this network's (a crash
+    # mid-write of another version) is set aside: the run starts afresh, to the same weights.
+    import torch
+
+    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_three)
+    calls.clear()
+    again = tmp_path / "again"
+    with pytest.raises(KeyboardInterrupt):
+        train_run(prepared_sample, again, cfg, progress=False)
+    monkeypatch.setattr(train_module, "predict_logits", scored)
+    state = torch.load(train_module.checkpoint_path(again), weights_only=True)
+    torch.save(state | {"model": {"nothing": torch.zeros(1)}}, train_module.checkpoint_path(again))
+    c, _ = load_model(train_run(prepared_sample, again, cfg, progress=False))
+    for (name, ta), tc in zip(a.state_dict().items(), c.state_dict().values()):
+        assert np.array_equal(ta.numpy(), tc.numpy()), name
 
 
 def test_evaluate_scores_validation_faces_only(run):

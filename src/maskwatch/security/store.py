@@ -37,7 +37,7 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("cameras", String(2000), nullable=True),  # comma-separated camera ids; NULL: every camera
     Column("created", Float, nullable=False),
-    sqlite_autoincrement=True,  # a removed user's id is never given to the next one
+    sqlite_autoincrement=True,  # a removed user's id is not given to the next one (in databases made from now on)
 )
 sessions = Table(
     "sessions", metadata,
@@ -222,12 +222,15 @@ class AuthStore:
         (80-150 ms) leaves no session behind (3 of 37 such logins outlived `users passwd`)."""
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
+        # FOR SHARE (PostgreSQL; SQLite has one writer anyway): a password change in flight is
+        # waited for, and its new hash then matches no more. rowcount kept: SQLAlchemy gives -1 for
+        # an INSERT ... SELECT on PostgreSQL otherwise, which read as "started".
         still = (select(literal(token_hash(token)), users.c.id, literal(now), literal(now))
-                 .where(users.c.id == user_id, users.c.password_hash == password_hash))
+                 .where(users.c.id == user_id, users.c.password_hash == password_hash).with_for_update(read=True))
         with self._write_lock, self.engine.begin() as connection:
             started = connection.execute(insert(sessions).from_select(
-                ["token_hash", "user_id", "created", "last_seen"], still)).rowcount
-        return token if started else None
+                ["token_hash", "user_id", "created", "last_seen"], still).execution_options(preserve_rowcount=True)).rowcount
+        return token if started == 1 else None
 
     def session_user(self, token: str, idle: float, absolute: float, now: float | None = None) -> dict | None:
         """The user of a live session; None for an unknown, idle (> `idle` s) or old (> `absolute` s) one."""

@@ -108,15 +108,22 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     key = _checkpoint_key(data, train_idx, val_idx, cfg)
     state = _load_checkpoint(checkpoint, key) if checkpoint is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history = json.loads(state["history"])
-        start -= float(state["seconds"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            rng.bit_generator.state = json.loads(state["numpy_rng"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            if device.type == "cuda" and state["cuda_rng"]:  # dropout draws there on a GPU
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            history = json.loads(state["history"])
+            start -= float(state["seconds"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:  # not this network's after all
+            tqdm.write(f"{checkpoint}: cannot resume from it ({type(err).__name__}); starting afresh")
+            checkpoint.unlink(missing_ok=True)
+            return fit(data, train_idx, val_idx, cfg, progress, str(device), checkpoint)
         if progress:
             tqdm.write(f"resuming after epoch {len(history)}/{cfg.epochs} from {checkpoint}")
     for epoch in range(len(history) + 1, cfg.epochs + 1):
@@ -164,6 +171,7 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                      "scheduler": scheduler.state_dict() if scheduler is not None else {},
                      "numpy_rng": json.dumps(rng.bit_generator.state), "generator": generator.get_state(),
                      "torch_rng": torch.get_rng_state(), "history": json.dumps(history),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
                      "seconds": time.perf_counter() - start}
             with atomic_path(checkpoint, suffix=".pt", durable=True) as tmp:
                 torch.save(state, tmp)
@@ -175,7 +183,8 @@ def _checkpoint_key(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarra
     """What a checkpoint must have been trained on to be resumed: these settings, faces and split."""
     faces = hashlib.sha256("\n".join(map(str, data.face_ids)).encode())
     faces.update(train_idx.tobytes() + b"|" + val_idx.tobytes() + data.labels.tobytes())
-    return json.dumps({"train": asdict(cfg), "work": str(Path(data.work).resolve()), "faces": faces.hexdigest()})
+    return json.dumps({"train": asdict(cfg), "work": str(Path(data.work).resolve()), "crop": data.spec.to_dict(),
+                       "faces": faces.hexdigest()})
 
 
 def _load_checkpoint(path: Path, key: str) -> dict | None:
