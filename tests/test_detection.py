@@ -187,6 +187,15 @@ def test_photos_of_one_name_in_a_folder_keep_their_own_outputs(tmp_path, sample_
     assert result.exit_code == 0, result.output
 
 
+def test_every_photo_of_a_folder_gets_a_name_of_its_own(tmp_path):
+    from maskwatch.video.sources import describe_source, photo_files
+
+    for name in ("a.jpg", "a.png", "a.jpg.png", "b.png"):
+        (tmp_path / name).write_bytes(b"")
+    names = photo_files(str(tmp_path), describe_source(str(tmp_path)))
+    assert len(set(names.values())) == 4 and names[tmp_path / "b.png"] == "b" and names[tmp_path / "a.png"] == "a.png"
+
+
 def test_sigterm_stops_detect_as_ctrl_c_does(tmp_path, sample_dir):
     """timeout, docker stop and systemd send SIGTERM: detect left only hidden .partial files."""
     import os

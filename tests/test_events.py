@@ -133,6 +133,18 @@ def test_retention_deletes_old_events_counts_and_snapshots(store):
     assert [c["minute"] for c in store.counts()] == [NOW]
 
 
+def test_retention_leaves_no_deleted_minute_in_the_quarter_sums(store):
+    """A quarter was kept whole until its end passed the cut-off: charts counted up to 14 minutes
+    of people already deleted."""
+    quarter = NOW - NOW % 900
+    for n in range(15):  # a person a minute through one quarter
+        at = quarter + 60 * n
+        store.record("door", None, person(n, (0.9, 0.05, 0.05), first=at, last=at))
+    store.enforce_retention(now=quarter + 420.5 + 7 * 86400)  # retention 7 days: minutes 7 to 14 are kept
+    minutes = store.counts()
+    assert len(minutes) == 8 and sum(r["people"] for r in store.quarter_sums(0)) == 8
+
+
 def test_retention_goes_on_past_a_snapshot_it_cannot_delete_and_in_privacy_mode(tmp_path, monkeypatch):
     """One file that would not go (permissions, an I/O error) ended the retention thread, so the
     database grew for good; a site put in privacy mode kept the snapshots it had taken, forever."""

@@ -486,3 +486,26 @@ def test_a_signed_16_bit_tiff_is_read_as_its_values_not_white():
     assert ok
     image = decode_image(tiff.tobytes())
     assert image[0, 0, 0] == 0 and image[0, -1, 0] == 255 and 100 < image.mean() < 150  # it came out all 255
+
+
+def test_a_client_gone_mid_body_is_told_to_the_app_not_turned_into_a_500():
+    """SmallBodies returned with no answer when the client hung up: the app's middleware raised
+    "No response returned" and logged a 500 (anyone could fill the log so)."""
+    import asyncio
+
+    from maskwatch.serving.drain import SmallBodies
+
+    heard = []
+
+    async def app(scope, receive, send):
+        heard.append(await receive())
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        raise AssertionError(f"nothing is sent to a client that is gone: {message}")
+
+    scope = {"type": "http", "path": "/login", "headers": [(b"content-length", b"100")]}
+    asyncio.run(SmallBodies(app, upload_paths=("/v1/detect",))(scope, receive, send))
+    assert heard == [{"type": "http.disconnect"}]

@@ -98,7 +98,13 @@ class SmallBodies:
         body, more = b"", declared != 0
         while more and len(body) <= SMALL_BODY and (declared is None or declared <= SMALL_BODY):
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
+            if message["type"] != "http.request":  # the client went away: the app hears it so
+                gone = message
+
+                async def disconnected():
+                    return gone
+
+                await self.app(scope, disconnected, send)
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)

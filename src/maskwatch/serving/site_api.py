@@ -126,7 +126,7 @@ def site_routes(site: Site) -> APIRouter:
     @router.get("/cameras", response_model=list[CameraStatus])
     def cameras(request: Request) -> JSONResponse:
         """Every camera of the site the caller may see: connected, last frame (ISO time), FPS received,
-        frames, reconnects, last error, and today's people per voted label (UTC day, from the database)."""
+        frames, reconnects, last error, and today's people per voted label (since midnight in the site's timezone, from the database)."""
         allowed = visible(request)
         rows = site.cameras(only=allowed)  # a viewer's cameras' figures only are read
         principal = request.state.principal

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import queue
-import re
 import threading
 import time
 import urllib.error
@@ -38,24 +36,15 @@ SIGNATURE_HEADER = "X-Maskwatch-Signature"
 NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
 
 
-# A path segment shown in logs: a plain word. Receivers put their token in the path (Slack's
-# /services/T../B../XXXX, Discord's and Home Assistant's /api/webhook(s)/<id>, webhook.site's /<uuid>).
-PLAIN_SEGMENT = re.compile(r"[A-Za-z_-]{1,24}")
-
-
 def shown_url(url: str) -> str:
-    """A webhook URL as the log shows it: scheme, host, port and the path's leading plain words;
-    the rest of the path, a user and the query become "…" (any of them may be the receiver's token)."""
+    """A webhook URL as logs and errors show it: scheme, host and port, then "/…" for any path or
+    query. Receivers put their token there (Slack's /services/T../B../XXXX, Home Assistant's
+    /api/webhook/<id>, ntfy's /<topic>, a ?token=), in words as often as not."""
     parts = urllib.parse.urlsplit(url)
     if not parts.scheme:  # not a URL (a ${VAR} left unset): as written, up to a query
         return url.split("?", 1)[0]
     host = parts.netloc.rpartition("@")[2]  # host and port as written (a bad port must not raise here)
-    segments = parts.path.rstrip("/").split("/")[1:]
-    plain = list(itertools.takewhile(PLAIN_SEGMENT.fullmatch, segments))
-    path = "".join(f"/{segment}" for segment in plain) + ("/…" if len(plain) < len(segments) else "")
-    if len(plain) == len(segments) and parts.path.endswith("/"):
-        path += "/"
-    return f"{parts.scheme}://{host}{path}"
+    return f"{parts.scheme}://{host}" + ("/…" if parts.path.strip("/") or parts.query else "")
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -24,7 +24,7 @@ from typing import Callable
 import cv2
 import numpy as np
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, create_engine, delete, event, func,
-                        insert, inspect, select, text, update)
+                        insert, inspect, literal, select, text, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 
@@ -329,7 +329,14 @@ class EventStore:
             old = connection.execute(select(events.c.snapshot).where(events.c.last_seen < cutoff)).scalars().all()
             connection.execute(delete(events).where(events.c.last_seen < cutoff))
             connection.execute(delete(counts).where(counts.c.minute + 60 <= cutoff))
-            connection.execute(delete(quarters).where(quarters.c.minute + QUARTER <= cutoff))
+            # The quarter the cut-off falls in is summed again from the minutes it keeps, so that no
+            # deleted minute stays counted in a chart or report.
+            edge = int(cutoff // 60 * 60) - int(cutoff // 60 * 60) % QUARTER
+            connection.execute(delete(quarters).where(quarters.c.minute <= edge))
+            kept = (select(counts.c.camera, counts.c.zone, literal(edge), *(func.sum(counts.c[n]) for n in COUNT_COLUMNS))
+                    .where(counts.c.minute >= edge, counts.c.minute < edge + QUARTER)
+                    .group_by(counts.c.camera, counts.c.zone))
+            connection.execute(insert(quarters).from_select(["camera", "zone", "minute", *COUNT_COLUMNS], kept))
         if self._snapshot_folder is not None:
             failed = []
             for name in old:

@@ -38,7 +38,7 @@ class CameraStatus(BaseModel):
     detected: int | None = Field(description="of them, frames the detector ran on (the motion gate and detecting "
                                              "every n-th frame spare the rest); null before the camera started")
     analysis_error: str | None
-    today: PeopleCounts | None = Field(description="today's people (UTC day), from the database; null while it "
+    today: PeopleCounts | None = Field(description="today's people (since midnight in the site's timezone), from the database; null while it "
                                                    "cannot be read")
 
 

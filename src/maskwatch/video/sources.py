@@ -100,7 +100,9 @@ def photo_files(source: str, info: SourceInfo) -> dict[Path, str]:
     a.png overwrote a.jpg's as OUT/a.jpg)."""
     paths = [Path(source)] if info.kind == "image" else folder_files(Path(source), IMAGE_SUFFIXES)
     stems = Counter(p.stem for p in paths)
-    return {p: p.stem if stems[p.stem] == 1 else p.name for p in paths}
+    names = {p: p.stem if stems[p.stem] == 1 else p.name for p in paths}
+    taken = Counter(names.values())  # a.jpg, a.png and a.jpg.png: two would still be "a.jpg"
+    return {p: name if taken[name] == 1 else f"{name}~{i}" for i, (p, name) in enumerate(names.items())}
 
 
 def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]:
