@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.detection.detector import Detector
-from maskwatch.scale.serving import start_api, stop_api
+from maskwatch.scale.serving import proxy_environment, start_api, stop_api
 from maskwatch.security.access import SECURE_COOKIE, AuthSettings
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, Credentials
@@ -32,12 +32,13 @@ def served(credentials):
     # cluster's processes inherit these.
     for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
         os.environ.setdefault(name, "60")
+    settings = ServeSettings(max_upload_bytes=1024 * 1024,
+                             auth=AuthSettings(database=credentials.database, open_without_users=False))
+    os.environ.update(proxy_environment(settings))  # as `serve --ray-replicas` does
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     port = free_port()
     try:
-        start_api(ServeSettings(max_upload_bytes=1024 * 1024,
-                                auth=AuthSettings(database=credentials.database, open_without_users=False)),
-                  replicas=2, port=port)
+        start_api(settings, replicas=2, port=port)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_api()
@@ -79,6 +80,21 @@ def test_replicas_share_sessions_and_refuse_without_credentials(served):
     assert [httpx.get(f"{served}/v1/me", headers=session, timeout=30).status_code for _ in range(8)] == [200] * 8
     assert httpx.post(f"{served}/logout", headers=session | {"X-Maskwatch-CSRF": "1"}, timeout=30).status_code == 200
     assert [httpx.get(f"{served}/v1/me", headers=session, timeout=30).status_code for _ in range(8)] == [401] * 8
+
+
+def test_the_proxy_believes_no_forwarded_header_from_an_untrusted_client(served, credentials):
+    """Serve's proxy believed X-Forwarded-For from loopback: guessed logins from invented addresses
+    went past the per-client limit and into the access log."""
+    from maskwatch.security.store import AuthStore
+
+    forged = {"X-Forwarded-For": "198.51.100.7", "X-Maskwatch-CSRF": "1"}
+    httpx.post(f"{served}/login", json={"username": "nobody", "password": "forged guess"}, headers=forged, timeout=60)
+    store = AuthStore(str(credentials.database))
+    try:
+        (failed, *_) = [e for e in store.access_log() if e["action"] == "login_failed"]
+    finally:
+        store.close()
+    assert failed["client"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -875,12 +875,14 @@ def _tls_files(cert: Path | None, key: Path | None) -> dict:
 
 def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int, tls: dict | None = None) -> None:
     """`serve --ray-replicas`: the same app on Ray Serve until Ctrl-C or SIGTERM."""
+    import os
     import signal
     import threading
 
     from maskwatch.scale.cluster import ClusterError, ray_cluster
-    from maskwatch.scale.serving import start_api, stop_api
+    from maskwatch.scale.serving import proxy_environment, start_api, stop_api
 
+    os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
     try:
         with ray_cluster(address):
             start_api(settings, replicas, host, port, tls=tls)

@@ -40,6 +40,15 @@ def api_deployment(settings: ServeSettings, replicas: int):
     return deployment.bind()
 
 
+def proxy_environment(settings: ServeSettings) -> dict[str, str]:
+    """Environment for Serve's HTTP proxy, to be set before a local cluster starts (its processes
+    inherit it; a remote cluster's nodes need it set there): the proxy is uvicorn with its
+    defaults, which believe X-Forwarded-For and -Proto from loopback, so any local TLS or TCP
+    terminator passed a client's own headers on (22 guessed logins from invented addresses went
+    unlimited). It believes the configured trusted proxies only, as `maskwatch serve` does."""
+    return {"FORWARDED_ALLOW_IPS": ",".join(settings.auth.trusted_proxies)}
+
+
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
               tls: dict | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
