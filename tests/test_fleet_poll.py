@@ -15,7 +15,8 @@ class GetTimeoutError(TimeoutError):
 def fake_ray(answers: dict):
     """A `ray` whose get() answers a call once its entry in `answers` is set, and times out before."""
     ray = types.ModuleType("ray")
-    ray.exceptions = types.SimpleNamespace(RayError=type("RayError", (Exception,), {}))
+    error = type("RayError", (Exception,), {})
+    ray.exceptions = types.SimpleNamespace(RayError=error, ActorDiedError=type("ActorDiedError", (error,), {}))
 
     def get(call, timeout=None):
         if answers.get(call) is None:
@@ -39,7 +40,7 @@ def test_a_slow_actors_messages_arrive_at_a_later_poll(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", fake_ray(answers))
     site = RaySite.__new__(RaySite)
     site.groups = [RemoteGroup(["door"], handle=Handle())]
-    site._listeners, site._listener_error = Listeners(event=heard.append), None
+    site._listeners = Listeners(event=heard.append)
     site.poll()  # the actor is busy: no answer in time
     assert heard == [] and site.groups[0].error.startswith("camera actor unavailable (GetTimeoutError)")
     answers["call-0"] = ([("event", {"id": 1})], {"door": {"connected": True}})  # it answered, late

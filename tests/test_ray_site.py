@@ -94,6 +94,14 @@ storage: {{database: site.db, snapshots: snapshots}}
         killed_at = time.time()
         assert wait_until(lambda: pid_of(door) not in (None, first_pid), 30)  # a new process
         assert wait_until(lambda: analysed("door") >= 3, 30)
+        # An actor dead for good (its restart failed: the database away as it started) was polled
+        # as dead for ever; the driver makes a new one, and the row keeps its fields meanwhile.
+        till = site.groups[1].handle
+        ray.kill(till, no_restart=True)
+        assert wait_until(lambda: "ActorDiedError" in (site.groups[1].error or ""), 30)
+        row = next(c for c in api.get("/v1/cameras").json() if c["id"] == "till")
+        assert not row["connected"] and "detected" in row and "\x1b" not in row["last_error"]
+        assert wait_until(lambda: site.groups[1].handle is not till and analysed("till") >= 3, 60)
     # Leaving the app stopped the site: the people in view were decided and stored.
     store = EventStore(str(tmp_path / "site.db"))
     door_events = store.events(camera="door")

@@ -11,20 +11,23 @@ into the site's database, so frames never leave the actor. The driver polls each
 once a second for its cameras' state and the events it stored (small dicts, for alerts and
 MQTT); a camera's newest frame crosses only when the API asks for it, as one JPEG. An actor
 that dies is restarted by Ray with its cameras (people in view at that moment are lost; every
-event stored before is kept).
+event stored before is kept); one whose restart fails (Ray then gives it up for good) is made
+anew by the driver, 1, 2, 4 ... 60 s apart.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
-from maskwatch.runtime import STEADY_MALLOC, PeriodicTrim, ProblemLog, single_threaded
+from maskwatch.runtime import PROVIDERS_ENV, STEADY_MALLOC, PeriodicTrim, ProblemLog, single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
 from maskwatch.site.events import EventStore, Listeners, database_url
@@ -68,7 +71,10 @@ class CameraGroup:
         return self.live[camera_id].jpeg()
 
     def stop(self) -> list[tuple[str, dict]]:
-        """Stop every camera; people still in view are decided and stored. The last messages."""
+        """Stop every camera; people still in view are decided and stored. The last messages.
+        Every camera is told first, so that their waits (an open, a read timeout) run out together."""
+        for worker in self.workers.values():
+            worker.stopping()
         for worker in self.workers.values():
             worker.stop()
         self.store.close()
@@ -89,6 +95,8 @@ class RemoteGroup:
     states: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
     unanswered: object = None  # a poll the actor has not answered in time: its messages are asked for again
+    restarts: int = 0  # new actors made after one died for good
+    restart_at: float | None = None  # when the next one is made (monotonic seconds)
 
 
 class RemoteWorker:
@@ -98,12 +106,14 @@ class RemoteWorker:
         self.group, self.camera_id = group, camera_id
 
     def state(self) -> dict:
+        """The last poll's state; while the actor starts, restarts or is away, the last figures
+        known (counters do not drop to 0), not connected, with the reason."""
         state = self.group.states.get(self.camera_id)
-        if state is None or self.group.error:
-            return {"connected": False, "last_frame_at": None, "fps": 0.0, "frames": 0, "reconnects": 0,
-                    "last_error": self.group.error or "camera actor starting", "analysed": 0,
-                    "analysis_error": None}
-        return state
+        if state is not None and not self.group.error:
+            return state
+        known = state or {"last_frame_at": None, "frames": 0, "reconnects": 0, "analysed": 0, "detected": None}
+        return {**known, "connected": False, "fps": 0.0, "analysis_error": None,
+                "last_error": self.group.error or "camera actor starting"}
 
 
 class RemoteLive:
@@ -154,12 +164,20 @@ class RaySite(Site):
 
         # Every group fits at once, even with more groups than CPUs (a camera rarely needs a whole core).
         # The actor's process lives as long as its cameras: glibc's malloc settings of `maskwatch run`.
-        actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0,
-                           runtime_env={"env_vars": STEADY_MALLOC})(CameraGroup)
+        # The site's execution providers reach the actors' ONNX Runtime as they do a process that
+        # reads no config (they ran the default list, whatever runtime.providers said).
+        providers = self.config.runtime.providers
+        env = {**STEADY_MALLOC, **({PROVIDERS_ENV: ",".join(providers)} if providers else {})}
+        self._actor = ray.remote(num_cpus=cpus_each(len(self.groups)), max_restarts=-1, max_task_retries=0,
+                                 runtime_env={"env_vars": env})(CameraGroup)
         for group in self.groups:
-            group.handle = actor.remote({c: self.config.cameras[c] for c in group.camera_ids}, self.config.storage,
-                                        self.models)
+            self._start_group(group)
         self._poller.start()
+
+    def _start_group(self, group: RemoteGroup) -> None:
+        group.handle = self._actor.remote({c: self.config.cameras[c] for c in group.camera_ids},
+                                          self.config.storage, self.models)
+        group.restart_at = None
 
     def _stop_cameras(self) -> None:
         import ray
@@ -167,6 +185,13 @@ class RaySite(Site):
         self._polling.set()
         if self._poller.is_alive():
             self._poller.join(timeout=CALL_TIMEOUT + POLL_EVERY)
+        for group in self.groups:  # a busy actor's last answer still carries its events
+            if group.unanswered is not None and group.handle is not None:
+                try:
+                    self._dispatch(ray.get(group.unanswered, timeout=CALL_TIMEOUT)[0])
+                except (ray.exceptions.RayError, TimeoutError):
+                    pass
+                group.unanswered = None
         stops = [(group, group.handle.stop.remote()) for group in self.groups if group.handle is not None]
         for group, stopped in stops:
             try:
@@ -185,8 +210,14 @@ class RaySite(Site):
         shows its cameras as not connected, with the reason, until it does."""
         import ray
 
+        for group in self.groups:
+            if group.restart_at is not None and time.monotonic() >= group.restart_at:
+                group.restarts += 1
+                log.warning("cameras %s: a new camera actor (its last died for good: %s)", group.camera_ids,
+                            group.error)
+                self._start_group(group)
         calls = [(group, group.unanswered or group.handle.poll.remote()) for group in self.groups
-                 if group.handle is not None]
+                 if group.handle is not None and group.restart_at is None]
         for group, call in calls:
             try:
                 messages, group.states = ray.get(call, timeout=CALL_TIMEOUT)
@@ -195,8 +226,11 @@ class RaySite(Site):
                 # A slow actor has taken its messages off its queue already: the same call is waited
                 # on next time, so that they still come (a new call lost them). A dead one's are lost.
                 group.unanswered = call if isinstance(err, TimeoutError) else None
-                reason = (str(err).strip().splitlines() or [""])[0][:200]
-                group.error = f"camera actor unavailable ({type(err).__name__}): {reason}"
+                group.error = f"camera actor unavailable ({type(err).__name__}): {actor_problem(err)}"
+                if isinstance(err, ray.exceptions.ActorDiedError):
+                    # Ray restarts a crashed actor, but not one whose restart failed (the database
+                    # away as it started): that one is dead for good, and its cameras with it.
+                    group.restart_at = time.monotonic() + min(60.0, 2.0 ** min(group.restarts, 6))
                 continue
             self._dispatch(messages)
 
@@ -211,6 +245,19 @@ class RaySite(Site):
                 listener(body)  # (another kind's success does not make this kind's problem new again)
             except Exception as err:  # noqa: BLE001 - see above
                 self._listener_problems.failed(f"{kind} listener: {type(err).__name__}: {err}")
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def actor_problem(err: Exception) -> str:
+    """What an actor's error says, readable: Ray's first line and, where they differ, the cause's
+    last one (the colour codes out), at most 300 characters."""
+    lines = [line.strip() for line in ANSI.sub("", str(err)).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    said = lines[0] if len(lines) == 1 else f"{lines[0][:120]} ... {lines[-1]}"
+    return said[:300]
 
 
 def absolute_paths(config: SiteConfig) -> SiteConfig:
