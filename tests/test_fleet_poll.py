@@ -50,3 +50,32 @@ def test_a_slow_actors_messages_arrive_at_a_later_poll(monkeypatch):
     answers["call-1"] = ([], {"door": {"connected": True}})
     site.poll()
     assert made == ["call-0", "call-1"]
+
+
+def test_a_dead_actors_cameras_show_nobody_in_view_once(monkeypatch):
+    """MQTT's retained in-view counts went on showing the people of a camera whose actor died."""
+    fake = fake_ray({})
+    died = fake.exceptions.ActorDiedError
+
+    def get(call, timeout=None):
+        raise died("The actor died")
+
+    fake.get = get
+    monkeypatch.setitem(sys.modules, "ray", fake)
+
+    class Handle:
+        class poll:  # noqa: N801  (a Ray method handle)
+            @staticmethod
+            def remote():
+                return "call"
+
+    views = []
+    site = RaySite.__new__(RaySite)
+    site.groups = [RemoteGroup(["door", "till"], handle=Handle())]
+    site._listeners = Listeners(in_view=views.append)
+    site.poll()
+    site.groups[0].restart_at = None  # not yet made anew: polled again
+    site.poll()
+    assert [v["camera"] for v in views] == ["door", "till"]  # once, not at every poll
+    assert all(set(v["counts"].values()) == {0} for v in views)
+    assert "ActorDiedError" in site.groups[0].error and site.groups[0].restart_at is not None

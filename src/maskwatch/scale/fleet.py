@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
+from maskwatch.faces import CLASSES
 from maskwatch.runtime import PROVIDERS_ENV, STEADY_MALLOC, PeriodicTrim, ProblemLog, single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
@@ -218,11 +219,16 @@ class RaySite(Site):
                 self._start_group(group)
         calls = [(group, group.unanswered or group.handle.poll.remote()) for group in self.groups
                  if group.handle is not None and group.restart_at is None]
+        deadline = time.monotonic() + CALL_TIMEOUT  # one wait for them all: a poll outlived the stop's join
         for group, call in calls:
             try:
-                messages, group.states = ray.get(call, timeout=CALL_TIMEOUT)
+                messages, group.states = ray.get(call, timeout=max(0.0, deadline - time.monotonic()))
                 group.error, group.unanswered = None, None
             except (ray.exceptions.RayError, TimeoutError) as err:
+                if group.error is None and not isinstance(err, TimeoutError):
+                    # Its people in view went with it: MQTT's retained counts must not go on showing them.
+                    self._dispatch([("in_view", {"camera": camera_id, "counts": dict.fromkeys(CLASSES, 0)})
+                                    for camera_id in group.camera_ids])
                 # A slow actor has taken its messages off its queue already: the same call is waited
                 # on next time, so that they still come (a new call lost them). A dead one's are lost.
                 group.unanswered = call if isinstance(err, TimeoutError) else None
