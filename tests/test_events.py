@@ -396,6 +396,58 @@ def test_when_a_cameras_tracks_all_end_its_in_view_counts_go_to_zero(store):
     assert [e["track_id"] for e in store.events()] == [3]
 
 
+def test_a_persons_zone_is_where_their_face_was_seen_most_and_a_wavering_vote_is_no_news(store):
+    """The event went to the zone of the last detection (a door zone counted people going out), and
+    a face between two labels sent an update at almost every frame (37 in 40)."""
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
+
+    updates = []
+    sink = EventSink(store, "door", zones={"queue": [(0, 0), (0.5, 0), (0.5, 1), (0, 1)],
+                                           "exit": [(0.5, 0), (1, 0), (1, 1), (0.5, 1)]},
+                     listeners=Listeners(update=updates.append))
+    image = np.zeros((100, 200, 3), np.uint8)
+    sink.start_people([person(3, [0.52, 0.48, 0.0], box=(10, 10, 40, 40))])
+    for i in range(8):  # in the queue, the vote wavering either side of a half
+        shares = (0.52, 0.48, 0.0) if i % 2 else (0.48, 0.52, 0.0)
+        label = "with_mask" if i % 2 else "without_mask"
+        sink.write(Frame(i, NOW + i, image, f"f{i}"), [Face(box=(10 + i, 10, 40 + i, 40), label=label,
+                                                            probabilities=shares, track_id=3)], True)
+    assert updates == []
+    sink.write(Frame(8, NOW + 8, image, "f8"), [Face(box=(150, 10, 180, 40), label="without_mask",
+                                                      probabilities=(0.2, 0.8, 0.0), track_id=3)], True)
+    assert [(u["label"], u["zone"]) for u in updates] == [("without_mask", "exit")]  # a real change, where they are
+    sink.write_people([person(3, [0.2, 0.8, 0.0], box=(150, 10, 180, 40))])  # last seen at the exit
+    (event,) = store.events()
+    assert event["zone"] == "queue"
+
+
+def test_in_view_counts_go_to_zero_even_when_storing_the_people_fails(store, monkeypatch):
+    from maskwatch.faces import Face
+    from maskwatch.video.loop import end_tracks
+    from maskwatch.video.sources import Frame
+
+    in_view = []
+    sink = EventSink(store, "door", listeners=Listeners(in_view=lambda view: in_view.append(view["counts"])))
+    sink.start_people([person(3, [0.1, 0.85, 0.05])])
+    sink.write(Frame(0, NOW, np.zeros((100, 100, 3), np.uint8), "f0"),
+               [Face(box=(10, 10, 40, 40), label="without_mask", track_id=3)], True)
+
+    class Flushed:
+        def flush_people(self):
+            return [person(3, [0.1, 0.85, 0.05])]
+
+    import sqlalchemy
+
+    def locked(*args, **kwargs):  # the database away as the stream is lost
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(store, "record", locked)
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        end_tracks(Flushed(), [sink])
+    assert in_view[-1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0}
+
+
 def test_counts_summed_into_spans_by_the_database_give_the_same_charts_in_any_timezone(store):
     """The chart reads 15-minute spans summed by the database, not every minute row: every zone's
     offset is a multiple of 15 minutes (Kathmandu +5:45), so a span never straddles a day."""

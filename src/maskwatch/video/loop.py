@@ -36,10 +36,12 @@ def analyse(processor: FrameProcessor, frame: Frame, sinks: list) -> list[Face]:
 def end_tracks(processor: FrameProcessor, sinks: list) -> None:
     """Whoever is in view now is decided and handed out (the stream stopped or was lost), and
     sinks with a nobody_in_view() method are told the view is empty (retained MQTT counts)."""
-    hand_out(sinks, processor.flush_people())
-    for sink in sinks:
-        if (emptied := getattr(sink, "nobody_in_view", None)) is not None:
-            emptied()
+    try:
+        hand_out(sinks, processor.flush_people())
+    finally:  # also when storing them failed (the database away): the counts in view go to 0
+        for sink in sinks:
+            if (emptied := getattr(sink, "nobody_in_view", None)) is not None:
+                emptied()
 
 
 def finish(processor: FrameProcessor, sinks: list) -> None:
