@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     detector = Detector.load(args.classifier, args.detector, gate=False if args.no_gate else True,
                              closeup=False if args.no_closeup else (args.closeup or True))
     if args.what == "photos":
-        report = check_photos(detector, args.root)
+        report = check_photos(detector.for_photos(), args.root)  # as `detect` reads a photo
         print_photos(report)
     else:
         report = {clip.name: check_clip(detector, clip) for clip in sorted(args.root.glob("*.mp4"))}

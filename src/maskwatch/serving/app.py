@@ -127,6 +127,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
     annotator = FaceAnnotator(blur=settings.blur)
     uploads_at_once = asyncio.Semaphore(UPLOADS_AT_ONCE)
+    photos = detector.for_photos() if hasattr(detector, "for_photos") else detector  # as `detect` reads a photo
     # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
     app.add_middleware(SmallBodies, upload_paths=("/v1/detect",))
     app.add_middleware(DrainBeforeAnswering, max_bytes=max(4 * settings.max_upload_bytes, 64 * 1024 * 1024))
@@ -208,7 +209,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         data = await read_image_bytes(request, settings.max_upload_bytes)
         async with uploads_at_once:  # every decoded picture of this request is gone when it ends
             image = await run_in_threadpool(image_from_upload, data, settings.max_pixels)
-            faces, unsure = await run_in_threadpool(detector.detect_and_unsure, image)
+            faces, unsure = await run_in_threadpool(photos.detect_and_unsure, image)
             counts = count_labels(faces)
             for label, n in counts.items():
                 metrics.faces.labels(label).inc(n)

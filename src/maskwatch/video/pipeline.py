@@ -194,6 +194,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
                              "its videos too")
     warned = len(result.errors)  # what comes after are the source's reading problems
     tracked = info.kind in ("video", "stream", "webcam")
+    if not tracked and hasattr(detector, "for_photos"):
+        detector = detector.for_photos()  # a still photo is read at a larger side than a video frame
     processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every,
                                camera_motion=CameraMotion() if moving_camera else None)
     sinks: list[Sink] = []
