@@ -691,3 +691,40 @@ def test_a_large_still_photo_is_read_at_a_larger_side_than_a_video_frame(tmp_pat
     cv2.imwrite(str(tmp_path / "big.jpg"), cv2.resize(cv2.imread(str(min(sample_dir.glob("images/*.png")))), (2400, 1800)))
     run_detect(str(tmp_path / "big.jpg"), tmp_path / "out", detector, progress=False, save_media=False)
     assert [d.finder.scale.main_scale(2400, 1800) for d in chosen] == [1280 / 2400]
+
+
+def test_odd_photo_and_video_files_are_read_as_what_they_hold(tmp_path, sample_dir):
+    """From a review with real users' files: an iPhone's HEIC became a one-frame video; HEIC, GIF
+    and AVIF in a folder were passed over in silence; an IP camera's .mjpeg (JPEGs in a row) was
+    one photo."""
+    from maskwatch.video.sources import describe_source
+
+    photo = cv2.imread(str(min(sample_dir.glob("images/*.png"))))
+    (tmp_path / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(SourceError, match="HEIC/HEIF photos .* convert them to JPEG"):
+        describe_source(str(tmp_path / "phone.heic"))
+    ok, jpeg = cv2.imencode(".jpg", photo)
+    (tmp_path / "camera.mjpeg").write_bytes(jpeg.tobytes() * 5)
+    (tmp_path / "one.mjpeg").write_bytes(jpeg.tobytes())
+    assert describe_source(str(tmp_path / "camera.mjpeg")).kind == "video"
+    assert describe_source(str(tmp_path / "one.mjpeg")).kind == "image"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.gif"), photo)
+    (folder / "b.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(tmp_path / "out"), "--quiet", "--no-media"])
+    assert result.exit_code == 0 and "1 photo passed over (b.heic)" in result.output, result.output
+    assert json.loads((tmp_path / "out" / "detections.jsonl").read_text())["name"] == "a"
+
+
+def test_a_variable_rate_webms_end_is_no_truncation(monkeypatch, tmp_path):
+    """WebM gives no frame count; OpenCV's is its duration x nominal rate (111 for 12 frames): a
+    whole file was said to be truncated."""
+    from maskwatch.video.sources import read_frames
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    times = [0, 33, 66, 1000, 1033, 1066, 2000, 2033, 2066, 3300, 3333, 3366]
+    errors = []
+    frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, times + [0] * 99,
+                                         fps=30.0), errors))
+    assert len(frames) == 12 and errors == []

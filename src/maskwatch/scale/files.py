@@ -15,7 +15,7 @@ from pathlib import Path
 from maskwatch.atomic import atomic_dir
 from maskwatch.detection.detector import Models
 from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, DetectFailed, run_detect
-from maskwatch.video.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from maskwatch.video.sources import IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
 
 class BatchInputError(ValueError):
@@ -80,8 +80,10 @@ def find_files(inputs: list[str | Path], out: Path | None = None) -> list[BatchF
 
 
 def _kind(path: Path) -> str | None:
+    """A photo (HEIC too: it fails with its reason in batch.json, not passed over in silence), a
+    video, or None: not an input."""
     suffix = path.suffix.lower()
-    return "photo" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+    return "photo" if suffix in IMAGE_SUFFIXES | UNREAD_PHOTO_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
 
 
 def score_file(file: BatchFile, out: Path, detector, options: ScoreOptions) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 
 # The formats an upload may be: Pillow opens every format it knows by default, and an EPS is
 # handed to Ghostscript (a PostScript loop held a thread and a core until the server stopped).
-UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF")
+UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "AVIF")  # the photos `detect` reads
 
 
 class UploadError(ValueError):
@@ -36,7 +36,8 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
     except Image.DecompressionBombError:
         raise UploadError(413, f"image dimensions exceed the limit of {max_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise UploadError(415, "not an image: expected PNG, JPEG, BMP, WebP or TIFF bytes") from None
+        raise UploadError(415, "not an image: expected PNG, JPEG, BMP, WebP, TIFF, GIF or AVIF bytes (HEIC: "
+                                "convert it to JPEG)") from None
     with image:
         width, height = image.size
         if width * height > max_pixels:

@@ -20,7 +20,7 @@ from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink, media_path
-from maskwatch.video.sources import (VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
+from maskwatch.video.sources import (UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
                                      folder_files, photo_files, read_frames)
 from maskwatch.video.tracker import FaceTracker
 
@@ -192,6 +192,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         result.errors.append(f"{source}: {len(videos)} video{'s' * (len(videos) > 1)} passed over ({videos[0].name}"
                              f"{', ...' * (len(videos) > 1)}): a folder is read as photos; `maskwatch batch` reads "
                              "its videos too")
+    if info.kind == "folder" and (unread := folder_files(Path(source), UNREAD_PHOTO_SUFFIXES)):
+        result.errors.append(f"{source}: {len(unread)} photo{'s' * (len(unread) > 1)} passed over ({unread[0].name}"
+                             f"{', ...' * (len(unread) > 1)}): {UNREAD_PHOTOS}")
     warned = len(result.errors)  # what comes after are the source's reading problems
     tracked = info.kind in ("video", "stream", "webcam")
     if not tracked and hasattr(detector, "for_photos"):

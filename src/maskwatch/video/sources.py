@@ -15,9 +15,16 @@ import numpy as np
 
 from maskwatch.data.images import ImageError, read_image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+# The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
 # Containers OpenCV's FFmpeg reads; a file named directly is tried as video whatever its suffix.
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"}
+# .mjpeg: an IP camera's saved stream, JPEGs one after another (read as one photo before).
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
+                  ".mjpeg", ".mjpg"}
+# Photos no reader here takes: said so, not read as a one-frame video or passed over in silence.
+UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}
+UNREAD_PHOTOS = ("HEIC/HEIF photos (an iPhone's default) are not read here: convert them to JPEG "
+                 "(heif-convert, or the phone's camera format 'Most Compatible')")
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
 
 
@@ -67,15 +74,25 @@ def describe_source(source: str) -> SourceInfo:
     if not path.exists():
         hint = f" (a webcam is webcam:{source})" if source.isdigit() else ""
         raise SourceError(f"{path}: no such file or folder{hint}")
-    if path.suffix.lower() in IMAGE_SUFFIXES or cv2.haveImageReader(str(path)):  # a photo by name or by its bytes
+    suffix = path.suffix.lower()
+    if suffix in UNREAD_PHOTO_SUFFIXES:
+        raise SourceError(f"{path}: {UNREAD_PHOTOS}")
+    # A photo by its name, or by its bytes (a JPEG saved as .mp4); a file named as a video whose
+    # bytes are a photo is a video still if it holds more than one frame (.mjpeg, JPEGs in a row).
+    photo = suffix in IMAGE_SUFFIXES or cv2.haveImageReader(str(path))
+    if photo and suffix not in VIDEO_SUFFIXES:
         return SourceInfo("image", path.stem, None, 1)
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
+            if photo:
+                return SourceInfo("image", path.stem, None, 1)
             raise SourceError(f"{path}: not an image or a video that OpenCV can open")
         fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         count = int(count) if 0 < count < 1e9 else None  # some containers say -9.2e18: no count
+        if photo and (count or 0) <= 1 and not (capture.grab() and capture.grab()):
+            return SourceInfo("image", path.stem, None, 1)
     finally:
         capture.release()
     return SourceInfo("video", path.stem, fps, count)
@@ -138,8 +155,11 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
         while True:
             ok, image = capture.read()
             if not ok or image is None or image.ndim != 3:
-                # A file's frame count is only a hint: a failed read past the known end is the end.
-                if info.frames is None or index >= info.frames - 1:
+                # A file's frame count is only a hint: a failed read past the known end is the end;
+                # so is one at the end of its time (a variable-rate WebM's count is its duration x
+                # its nominal rate: 111 promised, 12 held, and "a truncated file?" said of a whole one).
+                if info.frames is None or index >= info.frames - 1 or (
+                        failures == 0 and last >= (info.frames - 1) / fps - 0.5):
                     break
                 if failures == 0:
                     said = len(errors)
