@@ -219,10 +219,13 @@ class RaySite(Site):
                 self._start_group(group)
         calls = [(group, group.unanswered or group.handle.poll.remote()) for group in self.groups
                  if group.handle is not None and group.restart_at is None]
-        deadline = time.monotonic() + CALL_TIMEOUT  # one wait for them all: a poll outlived the stop's join
+        # One wait for them all (a wait per actor, one after another, outlived the stop's join); an
+        # actor that has answered is read whatever the others do.
+        if calls:
+            ray.wait([call for _, call in calls], num_returns=len(calls), timeout=CALL_TIMEOUT)
         for group, call in calls:
             try:
-                messages, group.states = ray.get(call, timeout=max(0.0, deadline - time.monotonic()))
+                messages, group.states = ray.get(call, timeout=0)  # at once: answered, failed, or not yet
                 group.error, group.unanswered = None, None
             except (ray.exceptions.RayError, TimeoutError) as err:
                 if group.error is None and not isinstance(err, TimeoutError):
