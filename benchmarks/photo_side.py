@@ -55,10 +55,11 @@ def mosaics(data: Path, annotations, per_side: int = 3, enlarge: float = 2.0):
 
 
 def at_side(detector: Detector, side: int) -> Detector:
-    """The detector with its main pass bringing a frame's long side to `side`."""
+    """The detector reading a photo over its target side at `side` (as Detector.for_photos does
+    with photo_side; 800: as a video frame)."""
     other = copy.copy(detector)
     other.finder = copy.copy(detector.finder)
-    other.finder.scale = dataclasses.replace(detector.finder.scale, target_side=side)
+    other.finder.scale = dataclasses.replace(detector.finder.scale, large_side=side)
     return other
 
 

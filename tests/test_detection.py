@@ -683,7 +683,9 @@ def test_a_large_still_photo_is_read_at_a_larger_side_than_a_video_frame(tmp_pat
     photos = detector.for_photos()
     assert photos.finder.scale.main_scale(4000, 3000) == 1280 / 4000
     assert detector.finder.scale.main_scale(4000, 3000) == 800 / 4000  # frames of a video, as before
-    assert photos.finder.scale.main_scale(400, 300) == detector.finder.scale.main_scale(400, 300)  # small: as ever
+    assert photos.finder.scale.main_scale(1000, 750) == 1.0  # over 800: never enlarged
+    for side in range(100, 801, 25):  # photos of at most 800 px are read as ever (every Kaggle photo)
+        assert photos.finder.scale.main_scale(side, side) == detector.finder.scale.main_scale(side, side), side
     assert detector.rescaled(1.5).for_photos().finder.scale.main_scale(4000, 3000) == 1.5
     chosen = []
     original = Detector.for_photos

@@ -54,6 +54,9 @@ class ScalePolicy:
 
     upscale: float | None = None
     target_side: int = 640
+    # A frame whose long side is over target_side is brought to large_side instead (0: not), never
+    # enlarged: how a still photo is read (Detector.for_photos); smaller frames are as ever.
+    large_side: int = 0
     max_upscale: float = 2.0
     native_side: int = 640
     coarse_side: int = 0
@@ -64,6 +67,8 @@ class ScalePolicy:
         if self.upscale is not None:
             return self.upscale
         long_side = max(width, height, 1)
+        if self.large_side > self.target_side and long_side > self.target_side:
+            return min(1.0, self.large_side / long_side)
         scale = min(self.max_upscale, self.target_side / long_side)
         return min(scale, 1.0) if long_side >= self.native_side else scale
 

@@ -57,8 +57,9 @@ class DetectorConfig:
     model: str | None = None
     upscale: float | None = 2.0
     target_side: int = 640
-    # The long side a still photo (not a video frame) is brought to, where larger than target_side:
-    # a 4000 x 3000 phone photo shrunk to 800 px lost its 40 px faces (benchmarks/photo_side.py).
+    # The long side a still photo (not a video frame) over target_side is brought to, never
+    # enlarged (0: as a frame): a 4000 x 3000 phone photo shrunk to 800 px lost its 40 px faces
+    # (benchmarks/photo_side.py). Photos of at most target_side are read as ever.
     photo_side: int = 0
     max_upscale: float = 2.0
     native_side: int = 640
@@ -197,11 +198,10 @@ class Detector:
         stays): a video frame keeps target_side for speed, a photo can afford 1.8x the time."""
         if self.config.upscale is not None or self.config.photo_side <= self.config.target_side \
                 or not hasattr(self.finder, "scale"):
-            return self
-        config = replace(self.config, target_side=self.config.photo_side)
+            return self  # a fixed factor stays as asked; a backend without a scale policy (res10) as it is
         finder = copy.copy(self.finder)
-        finder.scale = config.scale
-        return Detector(finder, self.classifier, config)
+        finder.scale = replace(self.finder.scale, large_side=self.config.photo_side)
+        return Detector(finder, self.classifier, self.config)
 
     def rescaled(self, upscale: float) -> Detector:
         """The same networks (sessions shared, nothing loaded again) resizing every frame by

@@ -20,7 +20,8 @@ META_KEY = "maskwatch.detector"
 # The project's detector learned this dataset's boxes: no mapping, frames scaled automatically.
 # Scale settings chosen on training photos (`python -m maskwatch.training.detector.tune_scale`, BENCHMARKS.md).
 DEFAULT_SETTINGS = DetectorConfig(backend="maskwatch", model="detector.onnx", upscale=None,
-                                  target_side=800, max_upscale=2.0, native_side=640, coarse_side=256,
+                                  target_side=800, photo_side=1280,  # benchmarks/photo_side.py
+                                  max_upscale=2.0, native_side=640, coarse_side=256,
                                   coarse_min_face=32.0,  # benchmarks/medium_faces.py, issue 23
                                   threshold=0.05, min_score=0.4, nms_iou=0.4)
 
