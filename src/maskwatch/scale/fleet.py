@@ -96,8 +96,9 @@ class RemoteGroup:
     states: dict[str, dict] = field(default_factory=dict)
     error: str | None = None
     unanswered: object = None  # a poll the actor has not answered in time: its messages are asked for again
-    restarts: int = 0  # new actors made after one died for good
+    restarts: int = 0  # new actors made in a row after one died for good (0 again once one answers)
     restart_at: float | None = None  # when the next one is made (monotonic seconds)
+    emptied: bool = False  # its cameras' in-view counts were set to 0 since its last answer
 
 
 class RemoteWorker:
@@ -186,13 +187,15 @@ class RaySite(Site):
         self._polling.set()
         if self._poller.is_alive():
             self._poller.join(timeout=CALL_TIMEOUT + POLL_EVERY)
-        for group in self.groups:  # a busy actor's last answer still carries its events
-            if group.unanswered is not None and group.handle is not None:
-                try:
-                    self._dispatch(ray.get(group.unanswered, timeout=CALL_TIMEOUT)[0])
-                except (ray.exceptions.RayError, TimeoutError):
-                    pass
-                group.unanswered = None
+        late = [group for group in self.groups if group.unanswered is not None and group.handle is not None]
+        if late:  # a busy actor's last answer still carries its events: waited for together
+            ray.wait([group.unanswered for group in late], num_returns=len(late), timeout=CALL_TIMEOUT)
+        for group in late:
+            try:
+                self._dispatch(ray.get(group.unanswered, timeout=0)[0])
+            except (ray.exceptions.RayError, TimeoutError):
+                pass
+            group.unanswered = None
         stops = [(group, group.handle.stop.remote()) for group in self.groups if group.handle is not None]
         for group, stopped in stops:
             try:
@@ -226,9 +229,10 @@ class RaySite(Site):
         for group, call in calls:
             try:
                 messages, group.states = ray.get(call, timeout=0)  # at once: answered, failed, or not yet
-                group.error, group.unanswered = None, None
+                group.error, group.unanswered, group.emptied, group.restarts = None, None, False, 0
             except (ray.exceptions.RayError, TimeoutError) as err:
-                if group.error is None and not isinstance(err, TimeoutError):
+                if not group.emptied and not isinstance(err, TimeoutError):
+                    group.emptied = True
                     # Its people in view went with it: MQTT's retained counts must not go on showing them.
                     self._dispatch([("in_view", {"camera": camera_id, "counts": dict.fromkeys(CLASSES, 0)})
                                     for camera_id in group.camera_ids])

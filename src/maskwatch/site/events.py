@@ -559,3 +559,4 @@ class EventSink:
         self.views.clear()
         self.last_frame.clear()
         self.announced.clear()
+        self.zone_frames.clear()

@@ -149,6 +149,8 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
     reported = capture.get(cv2.CAP_PROP_FPS)
     if plausible_fps(reported) is None:
         errors.append(f"{info.name}: frame rate {reported:g} is not one; frame times assume {UNKNOWN_FPS:g} fps")
+    # The rate the container's frame count was made with (1000 for some WebM files), for its duration.
+    duration_rate = reported if math.isfinite(reported) and reported > 0 else fps
     index, failures, said = 0, 0, len(errors)
     first, last = None, -math.inf  # the first frame's time in the file, the last time given
     try:
@@ -159,7 +161,7 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 # so is one at the end of its time (a variable-rate WebM's count is its duration x
                 # its nominal rate: 111 promised, 12 held, and "a truncated file?" said of a whole one).
                 if info.frames is None or index >= info.frames - 1 or (
-                        failures == 0 and last >= (info.frames - 1) / fps - 0.5):
+                        failures == 0 and last >= (info.frames - 1) / duration_rate - 0.5):
                     break
                 if failures == 0:
                     said = len(errors)
