@@ -422,6 +422,21 @@ def test_a_persons_zone_is_where_their_face_was_seen_most_and_a_wavering_vote_is
     assert event["zone"] == "queue"
 
 
+def test_a_person_briefly_unseen_stays_in_the_in_view_counts(store):
+    """A head turned away for 1.2 s took the count 1 -> 0 -> 1 (retained MQTT flapping)."""
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
+
+    counts = []
+    sink = EventSink(store, "door", listeners=Listeners(in_view=lambda view: counts.append(view["counts"]["with_mask"])))
+    image = np.zeros((100, 100, 3), np.uint8)
+    sink.start_people([person(3, [0.9, 0.05, 0.05])])
+    face = [Face(box=(10, 10, 40, 40), label="with_mask", track_id=3)]
+    for i, (at, shown) in enumerate([(0.0, face), (0.5, face), (1.0, []), (1.7, []), (2.2, face), (5.0, [])]):
+        sink.write(Frame(i, NOW + at, image, f"f{i}"), shown, True)
+    assert counts == [1, 0]  # held through 1.2 s unseen; gone 2.8 s after the last sight
+
+
 def test_in_view_counts_go_to_zero_even_when_storing_the_people_fails(store, monkeypatch):
     from maskwatch.faces import Face
     from maskwatch.video.loop import end_tracks

@@ -42,6 +42,9 @@ UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot 
 # How far a person's new running vote must lead the label last announced before listeners hear of
 # the change (a share of the vote): a face between two labels sent 37 updates in 40 frames.
 UPDATE_MARGIN = 0.1
+# Seconds a person stays in the in-view counts after their face was last in a frame, while their
+# track lives (the tracker's lost_after): a head turned away for 1.2 s took a count 1 -> 0 -> 1.
+IN_VIEW_HOLD = 2.0
 
 metadata = MetaData()
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
@@ -429,6 +432,7 @@ class EventSink:
         self.size: tuple[int, int] | None = None  # width, height of the camera's frames
         self.views: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (face area, blurred snapshot)
         self.zone_frames: dict[int, Counter] = {}  # track id -> detected frames per zone: the person's zone
+        self.seen_at: dict[int, float] = {}  # track id of a person in view -> time their face was last shown
         self.recorded: deque[dict] = deque(maxlen=keep_recorded)
         self.recorded_total = 0
         self.unstored: deque[tuple[str | None, Track, np.ndarray | None]] = deque(maxlen=keep_unstored)
@@ -437,12 +441,15 @@ class EventSink:
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         height, width = frame.image.shape[:2]
         self.size = (width, height)
+        for face in faces:
+            if face.track_id in self.announced:
+                self.seen_at[face.track_id] = frame.timestamp
         if not detected:
             # A carried frame repeats the votes, but may hold a person who just became one: with
             # motion gating, a person standing still is only carried until the next full check.
-            self._announce_in_view(faces)
+            self._announce_in_view(faces, frame.timestamp)
             return
-        self._announce_changes(faces)
+        self._announce_changes(faces, frame.timestamp)
         for face in faces:
             if face.track_id is None or face.missed:  # a predicted box is no view of the face
                 continue
@@ -474,7 +481,7 @@ class EventSink:
                      probabilities=face.probabilities)
         return self.annotator.annotate(crop, [moved])
 
-    def _announce_changes(self, faces: list[Face]) -> None:
+    def _announce_changes(self, faces: list[Face], now: float | None = None) -> None:
         """Tell listeners of people whose running vote changed, and of new counts in view."""
         for face in faces:
             if face.track_id not in self.announced:
@@ -486,14 +493,22 @@ class EventSink:
                     zone = zone_of(face.box, *self.size, self.zones)
                     self.listeners.update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
                                            "label": vote, "before": before})
-        self._announce_in_view(faces)
+        self._announce_in_view(faces, now)
 
-    def _announce_in_view(self, faces: list[Face]) -> None:
-        """Tell listeners how many people are in view per label (their votes), when that changed."""
+    def _announce_in_view(self, faces: list[Face], now: float | None = None) -> None:
+        """Tell listeners how many people are in view per label (their votes), when that changed:
+        the people shown, and those shown within IN_VIEW_HOLD seconds of `now` whose track lives on
+        (None: nobody is held, the view is empty)."""
         in_view = dict.fromkeys(CLASSES, 0)
+        shown = set()
         for face in faces:  # by the label last announced, so that the counts flap no more than it
             if face.track_id in self.announced and (vote := self.announced[face.track_id] or voted_class(face)):
                 in_view[vote] += 1
+                shown.add(face.track_id)
+        if now is not None:
+            for track_id, label in self.announced.items():
+                if track_id not in shown and label in in_view and now - self.seen_at.get(track_id, -1e18) <= IN_VIEW_HOLD:
+                    in_view[label] += 1
         if in_view != self.in_view:
             self.in_view = in_view
             if self.listeners.in_view is not None:
@@ -525,6 +540,7 @@ class EventSink:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
             self.announced.pop(track.track_id, None)
+            self.seen_at.pop(track.track_id, None)
             # The zone their face was detected in most often (the first of them on a tie): the
             # last one was where they left the view, a door zone counting people going out.
             seen = self.zone_frames.pop(track.track_id, None)
@@ -560,3 +576,4 @@ class EventSink:
         self.last_frame.clear()
         self.announced.clear()
         self.zone_frames.clear()
+        self.seen_at.clear()
