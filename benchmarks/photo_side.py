@@ -10,7 +10,7 @@ detector and classifier were fitted without), each a 3 x 3 grid of nine photos e
 (faces about 40 px; grids of 2400-3600 px), their boxes moved with them; scored by face recall
 and precision at the shipped cut-off (IoU 0.5), and on benchmarks/medium_faces.py's medium faces
 and close-ups, which a larger side must not lose. The rule, written before any side was scored:
-/work/runs/i24p/RULE-photo-side.md, quoted in docs/bench-real-check.md.
+docs/rules/i24p/RULE-photo-side.md (results in docs/bench-real-check.md).
 """
 
 from __future__ import annotations
