@@ -202,11 +202,11 @@ class StorageConfig(BaseModel):
     privacy: bool = Field(False, description="keep no snapshot at all, and blur the live frames")
     blur_live: bool = Field(False, description="blur every face in the live frames the page and API show "
                                                "(always so in privacy mode)")
+    retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
 
     @property
     def live_blurred(self) -> bool:
         return self.privacy or self.blur_live
-    retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
 
 
 class WebhookConfig(BaseModel):
