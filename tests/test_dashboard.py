@@ -41,14 +41,19 @@ def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir): 
     assert page.inner_text("#error") == ""
 
 
-def test_a_bad_file_shows_the_error(server, page, tmp_path):  # noqa: F811
+def test_a_bad_file_shows_the_error_and_not_the_last_photos_result(server, page, tmp_path, sample_dir):  # noqa: F811
+    """A failed upload left the last photo's counts and picture under the error, read as this one's."""
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     page.goto(server + "/")
+    page.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
+    page.click("button[type=submit]")
+    page.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
     page.set_input_files("#photo", str(bad))
     page.click("button[type=submit]")
     page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=10_000)
     assert "not an image" in page.inner_text("#error")
+    assert page.inner_text("#photo-counts") == "" and not page.is_visible("#result")
 
 
 def test_the_source_appears_as_a_camera_with_its_frame(server, page):  # noqa: F811

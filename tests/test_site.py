@@ -315,6 +315,15 @@ def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
         f"[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.label === '{label}')",
         timeout=20_000)
     assert page.get_attribute("#report-link", "href") == "/v1/report.csv"
+    # On a phone the events table scrolls in its box: the page was 552 px wide on 375, and the chart
+    # kept a 240 px box for a drawing scaled to 122.
+    page.set_viewport_size({"width": 375, "height": 812})
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        box = page.query_selector("#trend-chart").bounding_box()
+        assert box is None or abs(box["width"] / box["height"] - 3) < 0.1
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 720})  # Playwright's default, as the other tests have it
 
 
 def test_stopping_the_site_loses_no_event(tmp_path, sample_dir):

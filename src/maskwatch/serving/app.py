@@ -279,11 +279,16 @@ def swagger_page() -> HTMLResponse:
     return HTMLResponse(html)
 
 
+def megabytes(size: int) -> str:
+    """A size as a user reads it: 10 MB, 18.6 MB (a limit given as 10485760 bytes)."""
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+
+
 async def read_image_bytes(request: Request, limit: int) -> bytes:
     """The uploaded bytes, multipart or raw, refusing more than `limit` bytes without reading them all."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise UploadError(413, f"upload of {declared} bytes exceeds the limit of {limit} bytes")
+        raise UploadError(413, f"upload of {megabytes(int(declared))} exceeds the limit of {megabytes(limit)}")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         # Read under the limit first: Starlette spools a form's file to disk whatever its size,
@@ -312,7 +317,7 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
     else:
         data = await _read_at_most(request, limit)
     if len(data) > limit:
-        raise UploadError(413, f"upload exceeds the limit of {limit} bytes")
+        raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
     return data
 
 
@@ -322,7 +327,7 @@ async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> byt
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit + allowance:
-            raise UploadError(413, f"upload exceeds the limit of {limit} bytes")
+            raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
         chunks.append(chunk)
     return b"".join(chunks)
 
