@@ -146,6 +146,10 @@ def test_run_check_accepts_the_example(monkeypatch):
     ("{webhooks: [{url: 'http://h/x', secret: 'short'}]}", "field 'alerts.webhooks.0.secret': String should have at least 8"),
     ("{webhooks: [{url: 'http://h/x', secret: '12345678', cameras: [nope]}]}",
      "field 'alerts.webhooks.0.cameras': no such cameras ['nope']; cameras: a"),
+    ("{webhooks: [{url: 'http://h/x', secret: '12345678', zones: [nozone]}]}",  # it never fired
+     "field 'alerts.webhooks.0.zones': no camera has the zones ['nozone']"),
+    ("{webhooks: [{url: 'http://h/x', secret: '12345678', labels: []}]}", "field 'alerts.webhooks.0.labels': List should"),
+    ("{compliance: [{below: 0.8, minutes: 15}]}", "field 'alerts.compliance.0.below': below is a percentage (80 for 80 %)"),
 ])
 def test_bad_webhooks_are_named(tmp_path, alerts, expected):
     path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0}}\nalerts: {alerts}\n")
@@ -253,3 +257,30 @@ def test_live_frames_are_blurred_on_asking_and_in_privacy_mode(tmp_path, storage
         assert live.annotator.blur is blurred
     finally:
         store.close()
+
+
+def test_a_secret_is_never_repeated_in_an_error(tmp_path):
+    """A webhook secret too short was printed whole: 'String should have at least 8 characters (got ...)'."""
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\n"
+                           "alerts: {webhooks: [{url: 'http://h/x', secret: '${HOOK_SECRET}'}]}\n"
+                           "mqtt: {host: broker, password: 123456}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={"HOOK_SECRET": "hunter2"})
+    text = str(err.value)
+    assert "alerts.webhooks.0.secret" in text and "mqtt.password" in text
+    assert "hunter2" not in text and "123456" not in text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("cameras:\n  a: {source: webcam:0}\n  a: {source: webcam:1}\n", "'a' is given twice in one mapping"),
+    ("cameras:\n  true: {source: webcam:0}\n  007: {source: webcam:1}\n", "YAML reads this id as a bool"),
+    ("cameras:\n  a: {source: webcam:0, min_face: .inf}\n", "camera 'a', field 'min_face': Input should be a finite number"),
+    ("cameras:\n  a: {source: webcam:0}\nmqtt: {host: 'mqtt://broker:1883'}\n", "field 'mqtt.host'"),
+    ("cameras:\n  a: {source: webcam:0}\nmqtt: {host: broker, prefix: /maskwatch/}\n", "field 'mqtt.prefix'"),
+])
+def test_yaml_that_would_mean_something_else_is_refused(tmp_path, text, expected):
+    """Duplicate keys kept the last in silence; `true:` became camera True; .inf faces counted none;
+    a scheme in the MQTT host retried for ever; an empty topic level."""
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text), environ={})
+    assert any(expected in problem for problem in err.value.problems), err.value.problems

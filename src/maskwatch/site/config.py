@@ -64,7 +64,7 @@ class SiteConfigError(ValueError):
 class MotionConfig(BaseModel):
     """A camera's motion gate (video/motion.py): the face detector runs only when something moves."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     enabled: bool = Field(True, description="gate the detector by motion (false: detect on every analysed frame)")
     threshold: int = Field(25, ge=1, le=255, description="least change of a pixel's brightness (0-255) that counts")
@@ -99,7 +99,7 @@ class MotionConfig(BaseModel):
 class CameraSettings(BaseModel):
     """What `defaults:` may set, and every camera may override."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     fps: float = Field(5.0, gt=0, le=60, description="frames analysed per second (the stream may send more)")
     detect_every: int = Field(2, ge=1, le=100, description="run the detector on every n-th analysed frame, track between")
@@ -162,7 +162,7 @@ class CameraConfig(CameraSettings):
 class TlsConfig(BaseModel):
     """HTTPS served directly (uvicorn's ssl options): PEM files, relative to the config's folder."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     cert: str = Field(description="PEM certificate (chain)")
     key: str = Field(description="PEM private key")
@@ -176,7 +176,7 @@ class TlsConfig(BaseModel):
 
 
 class ServerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     host: str = Field("127.0.0.1", description="beyond loopback, `run` needs a user (maskwatch users add)")
     port: int = Field(8000, ge=1, le=65535)
@@ -195,7 +195,7 @@ class ServerConfig(BaseModel):
 class StorageConfig(BaseModel):
     """Where events and counts go, how long they stay, and whether faces are kept at all."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     database: str = Field("maskwatch.db", description="an SQLite file, or an SQLAlchemy URL")
     snapshots: str = Field("snapshots", description="folder of blurred event snapshots")
@@ -212,11 +212,11 @@ class StorageConfig(BaseModel):
 class WebhookConfig(BaseModel):
     """One receiver of alerts: a JSON POST per matching person, signed with `secret`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     url: str = Field(description="http:// or https:// URL of the receiver")
     secret: str = Field(min_length=8, description="HMAC-SHA256 key for the X-Maskwatch-Signature header")
-    labels: list[str] = Field(default_factory=lambda: ["without_mask", "mask_weared_incorrect"],
+    labels: list[str] = Field(default_factory=lambda: ["without_mask", "mask_weared_incorrect"], min_length=1,
                               description="people's labels that alert (default: not compliant); "
                                           "`unassessable` may be added")
     cameras: list[str] = Field(default_factory=list, description="cameras that alert (default: all)")
@@ -260,7 +260,7 @@ class ComplianceRuleConfig(BaseModel):
     """Alert when the masked share over the last `minutes` is under `below` percent beyond doubt: the
     whole 95 % interval of the corrected share (docs/compliance.md)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     below: float = Field(gt=0, le=100, description="percent of people masked; the rule fires when the whole "
                                                   "95 % interval of the corrected share is under it")
@@ -270,9 +270,16 @@ class ComplianceRuleConfig(BaseModel):
     min_people: int = Field(5, ge=1, description="fewer people in the window is too few to judge")
     cooldown: float = Field(900.0, ge=0, description="seconds the same camera and zone stay quiet after it fired")
 
+    @field_validator("below")
+    @classmethod
+    def _a_percentage(cls, value: float) -> float:
+        if value <= 1:  # 0.8 read as 0.8 %, where 80 % was meant: a rule that never fires
+            raise ValueError(f"below is a percentage (80 for 80 %); {value:g} would be {value:g} %")
+        return value
+
 
 class AlertsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     compliance: list[ComplianceRuleConfig] = Field(default_factory=list)
@@ -281,11 +288,13 @@ class AlertsConfig(BaseModel):
 class MqttConfig(BaseModel):
     """A broker to publish availability, events and counts to (Frigate's topic layout)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, pattern=r"^[^\s:/]+$|^\[[0-9A-Fa-f:.]+\]$",
+                      description="the broker's name or address, no scheme or port (mqtt://b:1883 is host b, port 1883)")
     port: int = Field(1883, ge=1, le=65535)
-    prefix: str = Field("maskwatch", pattern=r"^[A-Za-z0-9_/-]+$", description="topic prefix")
+    prefix: str = Field("maskwatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+                        description="topic prefix (levels joined by /, none empty)")
     username: str | None = None
     password: str | None = None
 
@@ -293,7 +302,7 @@ class MqttConfig(BaseModel):
 class RuntimeConfig(BaseModel):
     """Where the networks run: ONNX Runtime execution providers, tried in order (runtime.py)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     providers: list[str] = Field(default_factory=lambda: ["CUDAExecutionProvider", "OpenVINOExecutionProvider",
                                                           "CPUExecutionProvider"],
@@ -308,7 +317,7 @@ class RuntimeConfig(BaseModel):
 
 
 class SiteConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     cameras: dict[str, CameraConfig]
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -340,12 +349,17 @@ class SiteConfig(BaseModel):
         for camera_id, camera in self.cameras.items():
             if not camera.name:
                 camera.name = camera_id
+        problems = []
+        every_zone = {zone for camera in self.cameras.values() for zone in camera.zones}
         for i, hook in enumerate(self.alerts.webhooks):
             unknown = [c for c in hook.cameras if c not in self.cameras]
             if unknown:
-                raise ValueError(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; "
-                                 f"cameras: {', '.join(self.cameras)}")
-        problems = [p for i, rule in enumerate(self.alerts.compliance) for p in self._rule_problems(i, rule)]
+                problems.append(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; "
+                                f"cameras: {', '.join(self.cameras)}")
+            if unknown_zones := [z for z in hook.zones if z not in every_zone]:  # it would never fire
+                problems.append(f"field 'alerts.webhooks.{i}.zones': no camera has the zones {unknown_zones}; "
+                                f"zones: {', '.join(sorted(every_zone)) or 'none'}")
+        problems += [p for i, rule in enumerate(self.alerts.compliance) for p in self._rule_problems(i, rule)]
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -379,10 +393,26 @@ def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:
         raise SiteConfigError(Path("--source"), _describe(err, ())) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader refusing a key given twice in one mapping (a second camera or zone of one
+    id replaced the first in silence)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice in one mapping (the second would replace the first)",
+                    key_node.start_mark)
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict:
     """The file's top-level mapping; SiteConfigError saying why there is none."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except OSError as err:
         raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
     except UnicodeDecodeError as err:
@@ -462,6 +492,10 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
     else:
         merged = {}
         for camera_id, camera in cameras.items():
+            if not isinstance(camera_id, str):  # YAML read `true:` as True, `007:` as 7 (and True == 1)
+                problems.append(f"camera {camera_id!r}: YAML reads this id as a {type(camera_id).__name__}; "
+                                f"write it in quotes ('{camera_id}') or use letters")
+                continue
             if not CAMERA_ID.match(str(camera_id)):
                 problems.append(f"camera {camera_id!r}: the id must be 1-64 letters, digits, _ or -")
                 continue
@@ -540,6 +574,9 @@ def _place(loc: tuple) -> str:
     return "field " + repr(".".join(loc)) if loc else "file"
 
 
+SECRET_FIELDS = {"secret", "password", "username", "source", "detect_source", "database"}
+
+
 def _describe(err: ValidationError, prefix: tuple) -> list[str]:
     lines = []
     for problem in err.errors():
@@ -549,8 +586,8 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
             message = "missing (required)"
         elif problem["type"] == "extra_forbidden":
             message = "unknown setting (a typo?)"
-        elif "input" in problem and problem["type"] not in ("value_error",):
-            message += f" (got {problem['input']!r})"
+        elif "input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc)):
+            message += f" (got {problem['input']!r})"  # a secret's value is never repeated in an error (or a log)
         if loc:
             lines.append(f"{_place(loc)}: {message}")
         else:
