@@ -284,3 +284,14 @@ def test_yaml_that_would_mean_something_else_is_refused(tmp_path, text, expected
     with pytest.raises(SiteConfigError) as err:
         load_site_config(write(tmp_path, text), environ={})
     assert any(expected in problem for problem in err.value.problems), err.value.problems
+
+
+def test_storage_paths_a_site_cannot_use_are_said_by_the_check(tmp_path):
+    """A snapshots path that is a file passed --check and failed at the start, the database made."""
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "data").mkdir()
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\nstorage: {snapshots: notes.txt, database: data}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert [p.split(":")[0] for p in err.value.problems] == ["field 'storage.database'", "field 'storage.snapshots'"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -432,6 +432,19 @@ def _storage_beside(storage: dict, path: Path) -> None:
             storage[key] = str(path.parent / value)
 
 
+def _storage_places(storage: dict) -> list[str]:
+    """Paths a site could not use, said by --check too (a snapshots path that is a file failed only
+    at the start, after the database was made): a database that is a folder, snapshots a file."""
+    problems = []
+    database, snapshots = storage.get("database"), storage.get("snapshots")
+    if isinstance(database, str) and "://" not in database and Path(database).is_dir():
+        problems.append(f"field 'storage.database': {database} is a folder; name the database file in it "
+                        "(maskwatch.db)")
+    if isinstance(snapshots, str) and Path(snapshots).exists() and not Path(snapshots).is_dir():
+        problems.append(f"field 'storage.snapshots': {snapshots} is a file, not a folder; name a folder")
+    return problems
+
+
 @dataclass(frozen=True)
 class SiteUsersView:
     """What the users and tokens commands read of a site's file: its storage and its cameras' ids."""
@@ -518,6 +531,7 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         storage = raw["storage"] = {}
     if isinstance(storage, dict):
         _storage_beside(storage, path)
+        problems += _storage_places(storage)
     try:  # validated whatever was found above, so that every problem is said at once
         config = SiteConfig(**raw)
     except ValidationError as err:
