@@ -295,3 +295,19 @@ def test_storage_paths_a_site_cannot_use_are_said_by_the_check(tmp_path):
         load_site_config(path, environ={})
     assert [p.split(":")[0] for p in err.value.problems] == ["field 'storage.database'", "field 'storage.snapshots'"]
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("zone, expected", [
+    ("[[0, 0], [1, 1], [1, 0], [0, 1]]", "crosses itself"),  # a bow-tie
+    ("[[0, 0], [0.5, 0.5], [1, 1]]", "has no area"),
+    ("[[0.2, 0.2], [0.2, 0.2], [0.2, 0.2]]", "has no area"),
+])
+def test_a_zone_that_is_no_area_or_crosses_itself_is_refused(tmp_path, zone, expected):
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0, zones: {{door: {zone}}}}}\n")
+    with pytest.raises(SiteConfigError, match=expected):
+        load_site_config(path, environ={})
+    from maskwatch.site.config import polygon_problem
+
+    assert polygon_problem([(0, 0), (1, 0), (1, 1), (0, 1)]) is None  # a square, either way round
+    assert polygon_problem([(0, 0), (0, 1), (1, 1), (1, 0)]) is None
+    assert polygon_problem([(0, 0), (1, 0), (0.5, 0.5), (1, 1), (0, 1)]) is None  # concave

@@ -156,7 +156,29 @@ class CameraConfig(CameraSettings):
                 raise ValueError(f"zone name {name!r} must be letters, digits, _ or -")
             if len(polygon) < 3:
                 raise ValueError(f"zone {name!r} needs at least 3 points, got {len(polygon)}")
+            if problem := polygon_problem([(float(x), float(y)) for x, y in polygon]):
+                raise ValueError(f"zone {name!r} {problem}; list its corners in order around it")
         return zones
+
+
+def polygon_problem(points: list[tuple[float, float]]) -> str | None:
+    """Why a zone's corners make no area a face could fall in (in a line, or repeated), or cross
+    themselves (a bow-tie: which side is inside is then not what was meant); None if they are a zone."""
+    edges = list(zip(points, points[1:] + points[:1]))
+
+    def side(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    for i, (a, b) in enumerate(edges):
+        for j in range(i + 2, len(edges)):
+            if i == 0 and j == len(edges) - 1:
+                continue  # the first and last edges meet at the first corner
+            c, d = edges[j]
+            if side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0:
+                return "crosses itself"
+    if abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in edges)) < 2e-9:  # twice the area
+        return "has no area (its corners are in one line or repeated)"
+    return None
 
 
 class TlsConfig(BaseModel):
