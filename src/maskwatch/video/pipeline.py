@@ -243,11 +243,12 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     result.outputs.append(lines_path)
     if summary is not None:
         result.outputs.append(summary.path)
-    elif (out / "summary.json").name in written_before(out):  # an earlier video run's: not of these lines
+    written = written_before(out)
+    if summary is None and "summary.json" in written:  # an earlier video run's: not of these lines
         (out / "summary.json").unlink(missing_ok=True)
-    write_text(out / WRITTEN, json.dumps(sorted(written_before(out) | {p.name for p in result.outputs})))
+    write_text(out / WRITTEN, json.dumps(sorted(written | {p.name for p in result.outputs})))
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
-        result.photos = len(photo_files(source, info))
+        result.photos = info.frames  # the photos the source was found to hold (describe_source)
         result.unread = result.photos - result.frames
     if summary is not None:
         result.summary = summary.summary
