@@ -23,7 +23,7 @@ from tests.rtsp import free_port
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_detection import make_video
-from tests.test_site import SiteProcess, still_clip
+from tests.test_site import SiteProcess, leaving_clip, still_clip
 
 CSRF = {"X-Maskwatch-CSRF": "1"}
 CLI = [sys.executable, "-m", "maskwatch.cli"]
@@ -34,7 +34,7 @@ def secured(tmp_path_factory, sample_dir):
     """A two-camera site with an admin, a viewer of `door` only, and API tokens."""
     folder = tmp_path_factory.mktemp("secured")
     still_clip(folder / "door.mp4", sample_dir)
-    make_video(folder / "till.mp4", sample_dir, frames=6)
+    leaving_clip(folder / "till.mp4", sample_dir)  # its people leave: till has events to hide
     running = SiteProcess(folder, "  door: {source: door.mp4}\n  till: {source: till.mp4}\n",
                           viewer_cameras=["door"])
     yield running

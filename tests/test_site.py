@@ -13,6 +13,7 @@ import time
 
 import cv2
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -291,6 +292,19 @@ def still_clip(path, sample_dir, frames=6):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 240))
     for _ in range(frames):
         writer.write(photo)
+    writer.release()
+    return path
+
+
+def leaving_clip(path, sample_dir):
+    """A 640x480 clip of a sample photo's people for 3 s, then an empty grey room for 4 s: looped
+    by a site camera, its people become people (seen at several of the site's frames) and leave
+    every loop (past the tracker's 2 s), so events come within seconds, not whenever a loaded
+    machine happens to lose a track."""
+    photo = cv2.resize(cv2.imread(str(sorted(sample_dir.glob("images/*.png"))[0])), (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for i in range(70):
+        writer.write(photo if i < 30 else np.full_like(photo, 128))
     writer.release()
     return path
 
