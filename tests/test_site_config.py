@@ -286,6 +286,36 @@ def test_yaml_that_would_mean_something_else_is_refused(tmp_path, text, expected
     assert any(expected in problem for problem in err.value.problems), err.value.problems
 
 
+def test_yaml_merge_keys_share_settings_and_a_camera_key_replaces_a_merged_one(tmp_path):
+    """The duplicate-key check read `<<: *defaults` as a key and refused every merge."""
+    config = load_site_config(write(tmp_path, "cameras:\n  a: &camera {source: webcam:0, fps: 3, detect_every: 1}\n"
+                                              "  b: {<<: *camera, source: webcam:1}\n"
+                                              "  c: {source: webcam:2, fps: 2, <<: *camera}\n"), environ={})
+    assert [(c.source, c.fps, c.detect_every) for c in config.cameras.values()] == [
+        ("webcam:0", 3, 1), ("webcam:1", 3, 1), ("webcam:2", 2, 1)]
+
+
+def billion_laughs(depth: int = 8) -> str:
+    """Nine aliases of nine, `depth` deep: a few hundred bytes standing for 9 ** depth strings."""
+    lines, previous = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]'], "l0"
+    for level in range(1, depth + 1):
+        lines.append(f"l{level}: &l{level} [{', '.join([f'*{previous}'] * 9)}]")
+        previous = f"l{level}"
+    return "\n".join(lines) + f"\ncameras:\n  a: {{source: webcam:0, zones: {{q: {{polygon: *{previous}}}}}}}\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (billion_laughs(), "entries (at most 100,000); write the values out"),
+    ("loop: &loop [*loop]\ncameras:\n  a: {source: webcam:0}\n", "an alias inside its own anchor (line 1)"),
+    ("cameras:\n  a: {source: webcam:0}\n" + "#" * 1_100_000 + "\n", "1.0 MB, too large for a site's config"),
+])
+def test_a_config_that_would_take_the_check_forever_is_refused_at_once(tmp_path, text, expected):
+    """Nine aliases of nine held `run --check` for minutes; a list holding itself was a RecursionError."""
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text), environ={})
+    assert any(expected in problem for problem in err.value.problems), err.value.problems
+
+
 def test_storage_paths_a_site_cannot_use_are_said_by_the_check(tmp_path):
     """A snapshots path that is a file passed --check and failed at the start, the database made."""
     (tmp_path / "notes.txt").write_text("mine")

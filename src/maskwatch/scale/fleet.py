@@ -187,14 +187,11 @@ class RaySite(Site):
         self._polling.set()
         if self._poller.is_alive():
             self._poller.join(timeout=CALL_TIMEOUT + POLL_EVERY)
+        # A busy actor's last answer still carries its events.
         late = [group for group in self.groups if group.unanswered is not None and group.handle is not None]
-        if late:  # a busy actor's last answer still carries its events: waited for together
-            ray.wait([group.unanswered for group in late], num_returns=len(late), timeout=CALL_TIMEOUT)
-        for group in late:
-            try:
-                self._dispatch(ray.get(group.unanswered, timeout=0)[0])
-            except (ray.exceptions.RayError, TimeoutError):
-                pass
+        for group, (answer, _) in zip(late, answers([group.unanswered for group in late])):
+            if answer is not None:
+                self._dispatch(answer[0])
             group.unanswered = None
         stops = [(group, group.handle.stop.remote()) for group in self.groups if group.handle is not None]
         for group, stopped in stops:
@@ -222,30 +219,25 @@ class RaySite(Site):
                 self._start_group(group)
         calls = [(group, group.unanswered or group.handle.poll.remote()) for group in self.groups
                  if group.handle is not None and group.restart_at is None]
-        # One wait for them all (a wait per actor, one after another, outlived the stop's join); an
-        # actor that has answered is read whatever the others do.
-        if calls:
-            ray.wait([call for _, call in calls], num_returns=len(calls), timeout=CALL_TIMEOUT)
-        for group, call in calls:
-            try:
-                messages, group.states = ray.get(call, timeout=0)  # at once: answered, failed, or not yet
+        for (group, call), (answer, err) in zip(calls, answers([call for _, call in calls])):
+            if err is None:
+                messages, group.states = answer
                 group.error, group.unanswered, group.emptied, group.restarts = None, None, False, 0
-            except (ray.exceptions.RayError, TimeoutError) as err:
-                if not group.emptied and not isinstance(err, TimeoutError):
-                    group.emptied = True
-                    # Its people in view went with it: MQTT's retained counts must not go on showing them.
-                    self._dispatch([("in_view", {"camera": camera_id, "counts": dict.fromkeys(CLASSES, 0)})
-                                    for camera_id in group.camera_ids])
-                # A slow actor has taken its messages off its queue already: the same call is waited
-                # on next time, so that they still come (a new call lost them). A dead one's are lost.
-                group.unanswered = call if isinstance(err, TimeoutError) else None
-                group.error = f"camera actor unavailable ({type(err).__name__}): {actor_problem(err)}"
-                if isinstance(err, ray.exceptions.ActorDiedError):
-                    # Ray restarts a crashed actor, but not one whose restart failed (the database
-                    # away as it started): that one is dead for good, and its cameras with it.
-                    group.restart_at = time.monotonic() + min(60.0, 2.0 ** min(group.restarts, 6))
+                self._dispatch(messages)
                 continue
-            self._dispatch(messages)
+            if not group.emptied and not isinstance(err, TimeoutError):
+                group.emptied = True
+                # Its people in view went with it: MQTT's retained counts must not go on showing them.
+                self._dispatch([("in_view", {"camera": camera_id, "counts": dict.fromkeys(CLASSES, 0)})
+                                for camera_id in group.camera_ids])
+            # A slow actor has taken its messages off its queue already: the same call is waited
+            # on next time, so that they still come (a new call lost them). A dead one's are lost.
+            group.unanswered = call if isinstance(err, TimeoutError) else None
+            group.error = f"camera actor unavailable ({type(err).__name__}): {actor_problem(err)}"
+            if isinstance(err, ray.exceptions.ActorDiedError):
+                # Ray restarts a crashed actor, but not one whose restart failed (the database
+                # away as it started): that one is dead for good, and its cameras with it.
+                group.restart_at = time.monotonic() + min(60.0, 2.0 ** min(group.restarts, 6))
 
     def _dispatch(self, messages: list[tuple[str, dict]]) -> None:
         """Each message to its listener; one that fails (MQTT's count query with the database
@@ -261,6 +253,23 @@ class RaySite(Site):
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def answers(calls: list) -> list[tuple[object, Exception | None]]:
+    """(result, None) or (None, the error) for each Ray call, after one wait for them all, up to
+    CALL_TIMEOUT: a wait per call, one after another, outlived the stop's join, and a call that
+    has answered is read whatever the others do (a TimeoutError for one that has not yet)."""
+    import ray
+
+    if calls:
+        ray.wait(calls, num_returns=len(calls), timeout=CALL_TIMEOUT)
+    results = []
+    for call in calls:
+        try:
+            results.append((ray.get(call, timeout=0), None))
+        except (ray.exceptions.RayError, TimeoutError) as err:
+            results.append((None, err))
+    return results
 
 
 def actor_problem(err: Exception) -> str:

@@ -422,6 +422,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: its keys may be replaced
+                continue
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -431,10 +433,47 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# A site's file is a few KB; a larger one is another file (a video named by mistake), and YAML's
+# aliases can make a small file expand without end (nine aliases of nine, eight deep, held `run
+# --check` for minutes): both are refused before anything is built.
+LARGEST_CONFIG = 1024 * 1024
+MOST_CONFIG_ENTRIES = 100_000
+
+
+def _expanded_entries(node: yaml.Node, sizes: dict[int, int | None]) -> int:
+    """How many entries the node stands for with every alias written out (each node counted once);
+    ValueError for an alias inside its own anchor (a list that holds itself has no end)."""
+    if id(node) in sizes:
+        if sizes[id(node)] is None:
+            raise ValueError(f"an alias inside its own anchor (line {node.start_mark.line + 1}) has no end")
+        return sizes[id(node)]
+    sizes[id(node)] = None  # being counted
+    children = node.value if isinstance(node, yaml.SequenceNode) else \
+        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+    sizes[id(node)] = 1 + sum(_expanded_entries(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
 def _read_yaml(path: Path) -> dict:
     """The file's top-level mapping; SiteConfigError saying why there is none."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        size = path.stat().st_size
+        if size > LARGEST_CONFIG:
+            raise SiteConfigError(path, [f"{size / 1024 / 1024:.1f} MB, too large for a site's config (a few KB; "
+                                         f"at most {LARGEST_CONFIG // 1024 // 1024} MB): is it the right file?"])
+        loader = _UniqueKeyLoader(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            try:
+                entries = _expanded_entries(node, {}) if node is not None else 0
+            except ValueError as err:
+                raise SiteConfigError(path, [str(err)]) from None
+            if entries > MOST_CONFIG_ENTRIES:
+                raise SiteConfigError(path, [f"its YAML aliases expand to {entries:,} entries "
+                                             f"(at most {MOST_CONFIG_ENTRIES:,}); write the values out"])
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except OSError as err:
         raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
     except UnicodeDecodeError as err:

@@ -68,12 +68,15 @@ class FrameProcessor:
         detect = getattr(detector, "detect", None)  # None until a site's worker is given its detector
         if low_score is not None and detect is not None and "min_score" in inspect.signature(detect).parameters:
             self._detect_options = {"min_score": low_score}
+        # The shipped detector also says its candidates under the cut-off (blurred, never shown);
+        # a detector without them (tests' fakes) has none.
+        self._with_unsure = hasattr(detector, "detect_and_unsure")
 
     def _detect(self, image) -> list[Face]:
         self.detections += 1
-        if hasattr(self.detector, "detect_and_unsure"):
+        if self._with_unsure:
             faces, self._unsure = self.detector.detect_and_unsure(image, **self._detect_options)
-        else:  # a detector without scores below its cut-off (tests' fakes)
+        else:
             faces = self.detector.detect(image, **self._detect_options)
         self._found = faces
         if self.min_face:
