@@ -351,7 +351,7 @@ def test_event_sink_announces_vote_changes_and_people_in_view(store):
         sink.write(Frame(i, NOW + i, image, f"f{i}"), [Face(box=box, label=label, track_id=track_id)], detected)
 
     frame(0, "with_mask")  # not a person yet: nothing to tell
-    assert updates == [] and in_view[-1] == ("door", {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0})
+    assert updates == [] and in_view[-1] == ("door", {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0})
     sink.start_people([person(3, [0.9, 0.05, 0.05], box=box)])
     frame(1, "with_mask")
     assert updates == [] and in_view[-1][1]["with_mask"] == 1
@@ -360,7 +360,7 @@ def test_event_sink_announces_vote_changes_and_people_in_view(store):
     frame(3, "mask_weared_incorrect")
     assert updates == [{"camera": "door", "zone": "left", "track_id": 3, "label": "mask_weared_incorrect",
                         "before": "with_mask"}]
-    assert in_view[-1][1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 1}
+    assert in_view[-1][1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 1, "unassessable": 0}
     calls = len(in_view)
     frame(4, "mask_weared_incorrect")  # same counts: not repeated
     assert len(in_view) == calls and len(updates) == 1
@@ -392,7 +392,7 @@ def test_when_a_cameras_tracks_all_end_its_in_view_counts_go_to_zero(store):
             return [person(3, [0.1, 0.85, 0.05])]
 
     end_tracks(Flushed(), [sink])
-    assert in_view[-1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0}
+    assert in_view[-1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}
     assert [e["track_id"] for e in store.events()] == [3]
 
 
@@ -437,6 +437,26 @@ def test_a_person_briefly_unseen_stays_in_the_in_view_counts(store):
     assert counts == [1, 0]  # held through 1.2 s unseen; gone 2.8 s after the last sight
 
 
+def test_a_person_too_small_to_decide_is_in_view_as_unassessable_until_their_face_is_large_enough(store):
+    """A far face was counted under its running vote in MQTT's in-view counts, and recorded
+    `unassessable` at the end: the counts now say what the event will."""
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
+
+    counts = []
+    sink = EventSink(store, "door", listeners=Listeners(in_view=lambda view: counts.append(view["counts"])))
+    far = person(3, [0.1, 0.85, 0.05], evidence=0)
+    sink.start_people([far])
+    face = [Face(box=(10, 10, 40, 40), label="without_mask", track_id=3)]
+    sink.write(Frame(0, NOW, np.zeros((100, 100, 3), np.uint8), "f0"), face, True)
+    assert (counts[-1]["without_mask"], counts[-1]["unassessable"]) == (0, 1)
+    far.evidence = far.min_evidence  # it came near: three frames of a large enough face
+    sink.write(Frame(1, NOW + 0.5, np.zeros((100, 100, 3), np.uint8), "f1"), face, True)
+    assert (counts[-1]["without_mask"], counts[-1]["unassessable"]) == (1, 0)
+    sink.write(Frame(2, NOW + 5, np.zeros((100, 100, 3), np.uint8), "f2"), [], True)
+    assert sum(counts[-1].values()) == 0
+
+
 def test_in_view_counts_go_to_zero_even_when_storing_the_people_fails(store, monkeypatch):
     from maskwatch.faces import Face
     from maskwatch.video.loop import end_tracks
@@ -460,7 +480,7 @@ def test_in_view_counts_go_to_zero_even_when_storing_the_people_fails(store, mon
     monkeypatch.setattr(store, "record", locked)
     with pytest.raises(sqlalchemy.exc.OperationalError):
         end_tracks(Flushed(), [sink])
-    assert in_view[-1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0}
+    assert in_view[-1] == {"with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}
 
 
 def test_counts_summed_into_spans_by_the_database_give_the_same_charts_in_any_timezone(store):

@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 
 from maskwatch.detection.detector import Models
-from maskwatch.faces import CLASSES
+from maskwatch.faces import PERSON_LABELS
 from maskwatch.runtime import PROVIDERS_ENV, STEADY_MALLOC, PeriodicTrim, ProblemLog, single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
@@ -228,7 +228,7 @@ class RaySite(Site):
             if not group.emptied and not isinstance(err, TimeoutError):
                 group.emptied = True
                 # Its people in view went with it: MQTT's retained counts must not go on showing them.
-                self._dispatch([("in_view", {"camera": camera_id, "counts": dict.fromkeys(CLASSES, 0)})
+                self._dispatch([("in_view", {"camera": camera_id, "counts": dict.fromkeys(PERSON_LABELS, 0)})
                                 for camera_id in group.camera_ids])
             # A slow actor has taken its messages off its queue already: the same call is waited
             # on next time, so that they still come (a new call lost them). A dead one's are lost.

@@ -425,6 +425,7 @@ class EventSink:
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
         self.listeners = listeners  # MQTT, alerts, a Ray actor's mailbox; none may block
         self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
+        self.people: dict[int, Track] = {}  # track id of a person in view -> their track (its evidence)
         self.in_view: dict[str, int] | None = None
         self.forget_after = forget_after  # frames: a view of a track gone this long (never a person) is dropped
         self.last_frame: dict[int, int] = {}  # track id -> index of the frame it was last in
@@ -495,20 +496,29 @@ class EventSink:
                                            "label": vote, "before": before})
         self._announce_in_view(faces, now)
 
+    def _in_view_label(self, track_id: int, vote: str | None) -> str | None:
+        """The label a person in view is counted under: their vote, or `unassessable` while their
+        track holds too few frames of a large enough face to decide on (a far face was counted
+        under its vote here and recorded `unassessable` at the end)."""
+        track = self.people.get(track_id)
+        if vote is not None and track is not None and track.evidence < track.min_evidence:
+            return UNASSESSABLE
+        return vote
+
     def _announce_in_view(self, faces: list[Face], now: float | None = None) -> None:
         """Tell listeners how many people are in view per label (their votes), when that changed:
         the people shown, and those shown within IN_VIEW_HOLD seconds of `now` whose track lives on
         (None: nobody is held, the view is empty)."""
-        in_view = dict.fromkeys(CLASSES, 0)
+        in_view = dict.fromkeys(PERSON_LABELS, 0)
         shown = set()
         for face in faces:  # by the label last announced, so that the counts flap no more than it
             if face.track_id in self.announced and (vote := self.announced[face.track_id] or voted_class(face)):
-                in_view[vote] += 1
+                in_view[self._in_view_label(face.track_id, vote)] += 1
                 shown.add(face.track_id)
         if now is not None:
             for track_id, label in self.announced.items():
-                if track_id not in shown and label in in_view and now - self.seen_at.get(track_id, -1e18) <= IN_VIEW_HOLD:
-                    in_view[label] += 1
+                if track_id not in shown and label in CLASSES and now - self.seen_at.get(track_id, -1e18) <= IN_VIEW_HOLD:
+                    in_view[self._in_view_label(track_id, label)] += 1
         if in_view != self.in_view:
             self.in_view = in_view
             if self.listeners.in_view is not None:
@@ -522,6 +532,7 @@ class EventSink:
     def start_people(self, people: list[Track]) -> None:
         for track in people:
             self.announced[track.track_id] = track.label
+            self.people[track.track_id] = track
             if self.listeners.start is None:
                 continue
             zone = zone_of(track.box, *self.size, self.zones) if self.size else None
@@ -540,6 +551,7 @@ class EventSink:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
             self.announced.pop(track.track_id, None)
+            self.people.pop(track.track_id, None)
             self.seen_at.pop(track.track_id, None)
             # The zone their face was detected in most often (the first of them on a tie): the
             # last one was where they left the view, a door zone counting people going out.
@@ -575,5 +587,6 @@ class EventSink:
         self.views.clear()
         self.last_frame.clear()
         self.announced.clear()
+        self.people.clear()
         self.zone_frames.clear()
         self.seen_at.clear()
