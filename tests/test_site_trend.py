@@ -6,6 +6,7 @@ so nothing detects: the counts are written to its SQLite database beforehand, at
 """
 
 import math
+import re
 import os
 import subprocess
 import threading
@@ -221,6 +222,7 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     page.wait_for_selector("#trend:not([hidden])", timeout=20_000)
     page.wait_for_function("document.getElementById('trend-chart').dataset.buckets === '1'", timeout=20_000)
     assert page.inner_text("#trend-timezone") == "Europe/Berlin"
+    assert re.fullmatch(r"read at \d\d:\d\d( [AP]M)? \(your clock\), every minute", page.inner_text("#trend-updated"))
     page.select_option("#trend-bucket", "week")
     page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length >= 3", timeout=20_000)
     weeks = {b["start"]: b for b in get(site, "/v1/compliance", bucket="week").json()["buckets"]}
