@@ -158,6 +158,18 @@ def test_bad_webhooks_are_named(tmp_path, alerts, expected):
     assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems
 
 
+def test_what_the_alerts_name_is_checked_with_the_fields_not_a_round_later(tmp_path):
+    """A webhook naming no camera was said only once the file's other fields passed: two rounds."""
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0, fps: 0, zones: {q: [[0, 0], [1, 0], [1, 1]]}}\n"
+                           "alerts: {webhooks: [{url: 'http://h/x', secret: short, cameras: [a, b], zones: [q, r]}],\n"
+                           "         compliance: [{below: 80, minutes: 15, camera: a, zone: s}]}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "camera 'a', field 'fps'", "field 'alerts.webhooks.0.secret'", "field 'alerts.webhooks.0.cameras'",
+        "field 'alerts.webhooks.0.zones'", "field 'alerts.compliance.0.zone'"], err.value.problems
+
+
 def test_the_example_has_opening_hours_a_timezone_and_compliance_rules():
     config = load_site_config(EXAMPLE, environ={"CAM_PASSWORD": "s3cret", "WEBHOOK_SECRET": "0123456789"})
     assert config.timezone == "Europe/Berlin" and str(config.tz()) == "Europe/Berlin"

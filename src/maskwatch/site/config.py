@@ -371,34 +371,56 @@ class SiteConfig(BaseModel):
         for camera_id, camera in self.cameras.items():
             if not camera.name:
                 camera.name = camera_id
-        problems = []
-        every_zone = {zone for camera in self.cameras.values() for zone in camera.zones}
-        for i, hook in enumerate(self.alerts.webhooks):
-            unknown = [c for c in hook.cameras if c not in self.cameras]
-            if unknown:
-                problems.append(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; "
-                                f"cameras: {', '.join(self.cameras)}")
-            if unknown_zones := [z for z in hook.zones if z not in every_zone]:  # it would never fire
-                problems.append(f"field 'alerts.webhooks.{i}.zones': no camera has the zones {unknown_zones}; "
-                                f"zones: {', '.join(sorted(every_zone)) or 'none'}")
-        problems += [p for i, rule in enumerate(self.alerts.compliance) for p in self._rule_problems(i, rule)]
+        problems = reference_problems({camera_id: list(camera.zones) for camera_id, camera in self.cameras.items()},
+                                      [(hook.cameras, hook.zones) for hook in self.alerts.webhooks],
+                                      [(rule.camera, rule.zone) for rule in self.alerts.compliance])
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
-    def _rule_problems(self, index: int, rule: ComplianceRuleConfig) -> list[str]:
-        """A compliance rule's camera must exist, and its zone be one of that camera's (or some camera's)."""
-        where = f"field 'alerts.compliance.{index}"
-        if rule.camera is not None:
-            camera = self.cameras.get(rule.camera)
-            if camera is None:
-                return [f"{where}.camera': no camera {rule.camera!r}; cameras: {', '.join(self.cameras)}"]
-            if rule.zone is not None and rule.zone not in camera.zones:
-                return [f"{where}.zone': camera {rule.camera!r} has no zone {rule.zone!r}; "
-                        f"zones: {', '.join(camera.zones) or 'none'}"]
-        elif rule.zone is not None and not any(rule.zone in c.zones for c in self.cameras.values()):
-            return [f"{where}.zone': no camera has a zone {rule.zone!r}"]
-        return []
+
+def reference_problems(zones_of: dict[str, list[str]], webhooks: list[tuple[list, list]],
+                       rules: list[tuple[str | None, str | None]]) -> list[str]:
+    """What the alerts name that the cameras do not have: webhooks' cameras and zones (a zone no
+    camera has would never fire), compliance rules' camera and zone. On plain data, so that a file
+    whose other fields fail is checked too (its problems were said a round later)."""
+    problems = []
+    cameras = ", ".join(zones_of)
+    every_zone = {zone for zones in zones_of.values() for zone in zones}
+    for i, (hook_cameras, hook_zones) in enumerate(webhooks):
+        if unknown := [c for c in hook_cameras if c not in zones_of]:
+            problems.append(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; cameras: {cameras}")
+        if unknown_zones := [z for z in hook_zones if z not in every_zone]:
+            problems.append(f"field 'alerts.webhooks.{i}.zones': no camera has the zones {unknown_zones}; "
+                            f"zones: {', '.join(sorted(every_zone)) or 'none'}")
+    for i, (camera, zone) in enumerate(rules):
+        where = f"field 'alerts.compliance.{i}"
+        if camera is not None and camera not in zones_of:
+            problems.append(f"{where}.camera': no camera {camera!r}; cameras: {cameras}")
+        elif camera is not None and zone is not None and zone not in zones_of[camera]:
+            problems.append(f"{where}.zone': camera {camera!r} has no zone {zone!r}; "
+                            f"zones: {', '.join(zones_of[camera]) or 'none'}")
+        elif camera is None and zone is not None and zone not in every_zone:
+            problems.append(f"{where}.zone': no camera has a zone {zone!r}")
+    return problems
+
+
+def _raw_references(raw: dict) -> tuple[dict[str, list[str]], list[tuple[list, list]], list[tuple]]:
+    """reference_problems' arguments from a file's raw mapping, taking only what is well formed."""
+    def names(value) -> list[str]:
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    def name(value) -> str | None:
+        return value if isinstance(value, str) else None
+
+    cameras = raw.get("cameras") if isinstance(raw.get("cameras"), dict) else {}
+    zones_of = {camera_id: list(camera["zones"]) if isinstance(camera.get("zones"), dict) else []
+                for camera_id, camera in cameras.items() if isinstance(camera, dict)}
+    alerts = raw.get("alerts") if isinstance(raw.get("alerts"), dict) else {}
+    hooks = [h for h in alerts.get("webhooks") or [] if isinstance(h, dict)] if isinstance(alerts.get("webhooks"), list) else []
+    rules = [r for r in alerts.get("compliance") or [] if isinstance(r, dict)] if isinstance(alerts.get("compliance"), list) else []
+    return (zones_of, [(names(h.get("cameras")), names(h.get("zones"))) for h in hooks],
+            [(name(r.get("camera")), name(r.get("zone"))) for r in rules])
 
 
 def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:
@@ -600,6 +622,9 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         if any(problem.startswith("camera ") for problem in problems):
             named.add("cameras")  # "at least one camera is needed" once the bad ones were left out
         problems.extend(p for p in _describe(err, ()) if p.split(":", 1)[0] not in named)
+        if isinstance(raw.get("cameras"), dict) and raw["cameras"]:  # what the alerts name, checked anyway
+            said = set(problems)
+            problems.extend(p for p in reference_problems(*_raw_references(raw)) if p not in said)
     else:
         if not problems:
             return config
