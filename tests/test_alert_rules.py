@@ -88,8 +88,9 @@ def posted(receiver) -> list[dict]:
 
 def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, receiver):
     notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET)]).start()
+    ticks = [0.0]  # the seconds that passed, as time.monotonic counts them
     monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", cooldown=600)],
-                                zones_of={"door": []}, send=notifier.alert)
+                                zones_of={"door": []}, send=notifier.alert, elapsed=lambda: ticks[0])
     crowd(store, masked=30, unmasked=0, when=MONDAY_10 - 20 * 60)  # before the window: not counted
     assert monitor.check(MONDAY_10) == []
     crowd(store, masked=70, unmasked=30, when=MONDAY_10 - 60)  # 70 % of 100 over the last 15 minutes
@@ -101,10 +102,18 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
                      "compliance_low": round(100 * shown["compliance_low"], 2),
                      "compliance_high": round(100 * shown["compliance_high"], 2),
                      "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "minutes": 15, "at": MONDAY_10}
+    ticks[0] = 300
     assert monitor.check(MONDAY_10 + 300) == [] and monitor.stats.quieted == 1  # within the cooldown
+    ticks[0] = 600
     assert len(monitor.check(MONDAY_10 + 600)) == 1  # cooldown over, still low
-    # A clock set back (NTP after a boot) does not quiet the rule for as long as it went back.
-    assert len(monitor.check(MONDAY_10 + 540)) == 1
+    # The wall clock stepped back 5 minutes (NTP) 60 s later: the cooldown runs on the seconds that
+    # passed (the alert was sent again), and a step back of hours does not quiet it for hours.
+    ticks[0] = 660
+    assert monitor.check(MONDAY_10 + 360) == []
+    ticks[0] = 1200
+    crowd(store, masked=7, unmasked=3, when=MONDAY_10 - 3 * 3600 - 60)
+    crowd(store, masked=63, unmasked=27, when=MONDAY_10 - 3 * 3600 - 60)
+    assert len(monitor.check(MONDAY_10 - 3 * 3600)) == 1  # set back 3 hours, 600 s after the last alert
     notifier.stop()
     assert [p["type"] for p in posted(receiver)] == ["compliance", "compliance", "compliance"]
     assert posted(receiver)[0]["alert"] == alert
@@ -199,7 +208,8 @@ def test_compliance_rules_fire_only_inside_opening_hours(store):
 def test_the_injected_clock_drives_the_checks(store):
     now = [MONDAY_10]
     monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", cooldown=60)],
-                                zones_of={"door": []}, send=lambda alert: None, clock=lambda: now[0])
+                                zones_of={"door": []}, send=lambda alert: None, clock=lambda: now[0],
+                                elapsed=lambda: now[0])
     crowd(store, masked=0, unmasked=5, when=MONDAY_10 - 60)
     assert monitor.check()[0]["at"] == MONDAY_10
     now[0] += 30

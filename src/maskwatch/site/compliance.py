@@ -71,13 +71,16 @@ class ComplianceMonitor:
 
     def __init__(self, store, rules: list[ComplianceRule], zones_of: dict[str, list[str]],
                  send: Callable[[dict], None], hours: dict[str, OpeningHours] | None = None,
-                 clock: Callable[[], float] = time.time, every: float = 30.0) -> None:
+                 clock: Callable[[], float] = time.time, every: float = 30.0,
+                 elapsed: Callable[[], float] = time.monotonic) -> None:
         self.store, self.rules, self.zones_of, self.send = store, rules, zones_of, send
         self.hours = hours or {}
-        self.clock, self.every = clock, every
+        # The window and opening hours are read on the wall clock; cooldowns run on `elapsed`, which
+        # NTP does not step (a clock set back 5 minutes re-sent an alert 60 s after the first).
+        self.clock, self.every, self.elapsed = clock, every, elapsed
         self.stats = ComplianceStats()
         self._problems = ProblemLog(log, "compliance check failed")
-        self._last_fired: dict[tuple[int, str, str | None], float] = {}
+        self._last_fired: dict[tuple[int, str, str | None], float] = {}  # on the `elapsed` clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskwatch-compliance", daemon=True)
 
@@ -109,10 +112,10 @@ class ComplianceMonitor:
                 if not estimate.below(rule.below / 100):
                     continue
                 key = (index, camera, rule.zone)
-                if 0 <= now - self._last_fired.get(key, float("-inf")) < rule.cooldown:  # a clock set back ends it
+                if self.elapsed() - self._last_fired.get(key, float("-inf")) < rule.cooldown:
                     self.stats.quieted += 1
                     continue
-                self._last_fired[key] = now
+                self._last_fired[key] = self.elapsed()
                 shown = estimate.as_dict()  # the interval's ends as the API shows them, and judged by below()
                 alert = {"rule": index, "camera": camera, "zone": rule.zone,
                          "compliance": round(100 * estimate.share, 1),
