@@ -26,7 +26,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.prevalence import compliance_estimate
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
-from maskwatch.site.trend import bucket_start, compliance_series
+from maskwatch.site.trend import bucket_start, buckets_back, compliance_series
 from tests.conftest import ROOT
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin, crowd
@@ -50,6 +50,24 @@ def test_buckets_start_at_the_hour_midnight_and_monday_in_the_timezone():
                         BERLIN).isoformat() == "2026-10-26T00:00:00+01:00"
     assert bucket_start(datetime(2026, 10, 28, tzinfo=BERLIN).timestamp(), "week",
                         BERLIN).isoformat() == "2026-10-26T00:00:00+01:00"
+
+
+@pytest.mark.parametrize("now, bucket, first", [
+    (datetime(2026, 4, 10, 0, 30, tzinfo=BERLIN), "day", "2026-03-18T00:00:00+01:00"),  # gave 25 days
+    (datetime(2026, 11, 10, 23, 30, tzinfo=BERLIN), "day", "2026-10-18T00:00:00+02:00"),  # gave 23
+    (datetime(2026, 4, 6, 0, 30, tzinfo=BERLIN), "week", "2025-10-27T00:00:00+01:00"),  # gave 25 weeks
+    (datetime(2026, 10, 25, 12, 0, tzinfo=BERLIN), "hour", "2026-10-24T14:00:00+02:00"),  # 25 hours that day
+])
+def test_the_default_window_is_23_whole_buckets_back_by_the_calendar(now, bucket, first):
+    """The default chart went back 23 x 86400 s: 25 or 23 days for 23 days after a clock change."""
+    start = buckets_back(now.timestamp(), bucket, BERLIN, 23)
+    assert start.isoformat() == first
+    if bucket != "hour":  # 24 buckets, this one included, by counting them
+        starts, moment = set(), start.timestamp()
+        while moment <= now.timestamp():
+            starts.add(bucket_start(moment, bucket, BERLIN).timestamp())
+            moment += 3600
+        assert len(starts) == 24
 
 
 def test_series_sum_minutes_per_bucket_and_zone():

@@ -19,7 +19,7 @@ from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
-from maskwatch.site.trend import BUCKETS, bucket_start, compliance_series
+from maskwatch.site.trend import BUCKETS, bucket_start, buckets_back, compliance_series
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
@@ -203,9 +203,11 @@ def site_routes(site: Site) -> APIRouter:
         try:  # by default the 23 whole buckets before this one, and this one so far; a given since
             # is moved back to its bucket's start (a day from 10:07 looked like a whole day)
             now = time.time()  # no count is from before 1970 or next week: a since past them means them
-            asked = min(max(0.0, parse_since(since)), now + BUCKETS["week"]) if since is not None else (
-                now - 23 * BUCKETS[bucket])
-            since_seconds = bucket_start(asked, bucket, tz).timestamp()
+            if since is not None:
+                asked = min(max(0.0, parse_since(since)), now + BUCKETS["week"])
+                since_seconds = bucket_start(asked, bucket, tz).timestamp()
+            else:
+                since_seconds = buckets_back(now, bucket, tz, 23).timestamp()
         except ValueError as err:
             return _error(400, str(err))
         cameras = [camera] if camera is not None else None if allowed is None else sorted(allowed)

@@ -29,6 +29,16 @@ def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetim
     return day.replace(tzinfo=tz).astimezone(tz) if tz else day.astimezone()
 
 
+def buckets_back(unix_seconds: float, bucket: str, tz: tzinfo | None, count: int) -> datetime:
+    """The start of the bucket `count` buckets before the one holding `unix_seconds`: days and
+    weeks by the calendar (23 x 86400 s back from the day after a clock change gave 25 days)."""
+    start = bucket_start(unix_seconds, bucket, tz)
+    if bucket == "hour":
+        return bucket_start(start.timestamp() - count * 3600, bucket, tz)
+    earlier = start.replace(tzinfo=None) - timedelta(days=count * (7 if bucket == "week" else 1))
+    return earlier.replace(tzinfo=tz).astimezone(tz) if tz else earlier.astimezone()
+
+
 def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: str | None = None,
                       max_buckets: int | None = None) -> list[dict]:
     """Per bucket, oldest first: its start (ISO 8601 with offset), people per voted label, the
