@@ -45,6 +45,23 @@ def test_opening_hours_in_the_site_timezone(spec, open_at, closed_at):
     assert not any(hours.is_open(berlin(*t)) for t in closed_at), spec
 
 
+def test_opening_hours_across_the_nights_the_clocks_change():
+    """A span ending in the hour the clocks go back over read open again for its second pass."""
+    from datetime import timezone
+
+    def utc(month, day, hour, minute):
+        return datetime(2026, month, day, hour, minute, tzinfo=timezone.utc).timestamp()
+
+    late = OpeningHours.parse(["sat 20:00-02:30"], BERLIN)  # Sunday 25 October: 03:00 CEST -> 02:00 CET
+    # 02:10 CEST, 02:30 CEST, 02:50 CEST, then 02:10 CET and 02:30 CET: closed since the first 02:30
+    assert [late.is_open(utc(10, 25, h, m)) for h, m in ((0, 10), (0, 30), (0, 50), (1, 10), (1, 30))] == [
+        True, False, False, False, False]
+    early = OpeningHours.parse(["sun 02:30-05:00"], BERLIN)  # Sunday 29 March: 02:00 CET -> 03:00 CEST
+    # 01:59 CET, then 03:00 CEST (the wall clock jumps past 02:30), 04:59 CEST, 05:00 CEST
+    assert [early.is_open(utc(3, 29, h, m)) for h, m in ((0, 59), (1, 0), (2, 59), (3, 0))] == [
+        False, True, True, False]
+
+
 def test_no_opening_hours_means_always_open():
     assert OpeningHours().is_open(berlin(27, 3))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time as clock_time, tzinfo
+from datetime import date, datetime, time as clock_time, timedelta, tzinfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPEC = re.compile(r"^\s*([a-z,\-]+)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -28,12 +28,31 @@ class OpeningSpan:
     end: clock_time
 
     def holds(self, moment: datetime) -> bool:
-        now = moment.time()
-        if self.start < self.end:
-            return moment.weekday() in self.days and self.start <= now < self.end
-        # Past midnight: the evening part on a named day, the morning part on the day after one.
-        return ((moment.weekday() in self.days and now >= self.start)
-                or ((moment.weekday() - 1) % 7 in self.days and now < self.end))
+        """Whether `moment` (aware, or naive local time) falls in a span that opened on its day
+        or the day before. Compared as instants: on the night the clocks go back, a span ending
+        at 02:30 closed at the first 02:30 and read open again through the repeated hour."""
+        at = moment.timestamp()
+        for back in (0, 1):
+            day = moment.date() - timedelta(days=back)
+            if day.weekday() not in self.days:
+                continue
+            end_day = day if self.start < self.end else day + timedelta(days=1)
+            if first_instant(day, self.start, moment.tzinfo) <= at < first_instant(end_day, self.end, moment.tzinfo):
+                return True
+        return False
+
+
+def first_instant(day: date, wall: clock_time, tz: tzinfo | None) -> float:
+    """The first moment the wall clock of `tz` (None: local time) reads `wall` on `day`: the first
+    of a time the clocks go back over, the jump itself for a time they skip (an opening at 02:30
+    on the night they go forward opens at 03:00, as the wall clock passes it)."""
+    wanted = datetime.combine(day, wall)
+    earlier, later = sorted(wanted.replace(tzinfo=tz, fold=fold).timestamp() for fold in (0, 1))
+    if datetime.fromtimestamp(earlier, tz).replace(tzinfo=None) == wanted:
+        return earlier  # a time that happens (twice: the first)
+    while earlier < later and datetime.fromtimestamp(earlier, tz).replace(tzinfo=None) < wanted:
+        earlier += 60.0  # skipped: the jump is on a whole minute, within the gap
+    return earlier
 
 
 def parse_span(text: str) -> OpeningSpan:
