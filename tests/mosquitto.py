@@ -17,10 +17,19 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 class Broker:
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
+    """mosquitto on `address` (127.0.0.1, or ::1); with `user` (name, password) it lets in only them."""
+
+    def __init__(self, folder: Path, port: int | None = None, address: str = "127.0.0.1",
+                 user: tuple[str, str] | None = None) -> None:
+        self.port, self.address = port or free_port(), address
         self.config = folder / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        access = "allow_anonymous true\n"
+        if user is not None:
+            passwords = folder / "mosquitto.passwd"
+            subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-c", "-b",
+                            str(passwords), *user], check=True, capture_output=True)
+            access = f"allow_anonymous false\npassword_file {passwords}\n"
+        self.config.write_text(f"listener {self.port} {address}\n{access}persistence false\n"
                                "user root\nlog_dest stderr\n")
         self.log = folder / "mosquitto.log"
         self.process: subprocess.Popen | None = None
@@ -38,8 +47,8 @@ class Broker:
     def _listening(self) -> bool:
         import socket
 
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
+        with socket.socket(socket.AF_INET6 if ":" in self.address else socket.AF_INET) as s:
+            return s.connect_ex((self.address, self.port)) == 0
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -90,6 +91,32 @@ def test_a_broker_that_comes_later_is_connected_to(tmp_path, caplog):
         if listener is not None:
             listener.close()
         late.stop()
+
+
+@pytest.mark.system  # starts its own brokers
+def test_a_wrong_password_is_said_once_with_the_brokers_reason_and_an_ipv6_broker_is_reached(tmp_path, caplog):
+    """A refused CONNACK was followed by "lost the broker (Unspecified error)" at every retry,
+    which replaced the reason; host "[::1]" (as the config writes IPv6) never connected."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    guarded = Broker(tmp_path / "a", user=("site", "right password")).start()
+    ipv6 = Broker(tmp_path / "b", address="::1").start()
+    refused = MqttPublisher("127.0.0.1", guarded.port, username="site", password="wrong password").start()
+    reached = MqttPublisher("[::1]", ipv6.port).start()
+    try:
+        assert wait_until(lambda: reached.status() == {"connected": True, "problem": None}, 30)
+        assert wait_until(lambda: len([r for r in caplog.records if "refused" in r.getMessage()]) >= 1, 30)
+        time.sleep(4)  # retries 1 s and 2 s apart
+        said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.mqtt" and str(guarded.port) in
+                r.getMessage()]
+        assert said == [f"MQTT 127.0.0.1:{guarded.port}: the broker refused the connection (Not authorized); "
+                        "retrying, up to 1000 messages kept meanwhile"], said
+        assert refused.status() == {"connected": False, "problem": "the broker refused the connection (Not authorized)"}
+    finally:
+        refused.stop()
+        reached.stop()
+        guarded.stop()
+        ipv6.stop()
 
 
 @pytest.mark.system  # starts its own broker, later
@@ -199,3 +226,35 @@ def test_camera_threads_never_stick_while_the_broker_resets_after_each_connack()
     assert resetting.connections >= 3, resetting.connections  # it did connect, again and again
     assert not stuck and not any(t.is_alive() for t in threads), (stuck, progress)
     assert not stopping.is_alive()  # and it stops
+
+
+def test_todays_counts_are_sent_at_the_start_and_at_the_sites_midnight(monkeypatch, caplog):
+    """Yesterday's 30 people stayed MQTT's retained "today" until the first person of the new day
+    was stored; a restart replayed the last run's. The publisher is not started: what it keeps
+    for the broker is what a subscriber would be sent."""
+    from datetime import datetime
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from maskwatch.site import runner
+    from maskwatch.site.runner import Site
+
+    berlin = ZoneInfo("Europe/Berlin")
+    now = [datetime(2026, 12, 1, 23, 58, tzinfo=berlin).timestamp()]
+    monkeypatch.setattr(runner.time, "time", lambda: now[0])
+    people = {"door": 30, "till": 4}
+    publisher = MqttPublisher("127.0.0.1", free_port(), counts_of=lambda camera: {"people": people[camera]})
+    site = SimpleNamespace(mqtt=publisher, _day=None,
+                           config=SimpleNamespace(tz=lambda: berlin, cameras={"door": None, "till": None}))
+    Site._new_day(site)  # the start
+    assert publisher._state == {"maskwatch/door/counts": '{"people":30}', "maskwatch/till/counts": '{"people":4}'}
+    people.update(door=0, till=0)
+    now[0] += 60
+    Site._new_day(site)  # 23:59: the same day, nothing sent
+    assert publisher._state["maskwatch/door/counts"] == '{"people":30}'
+    now[0] += 60
+    Site._new_day(site)  # 00:00 in Berlin
+    assert publisher._state == {"maskwatch/door/counts": '{"people":0}', "maskwatch/till/counts": '{"people":0}'}
+    publisher.compliance_alert({"camera": "door"})  # the broker away: kept, then said at the stop
+    publisher.stop()
+    assert any("1 events and alerts never reached the broker" in r.getMessage() for r in caplog.records)

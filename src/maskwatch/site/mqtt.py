@@ -4,7 +4,8 @@
     <prefix>/events            {"type": "new", ...} when a person comes into view,
                                {"type": "update", ..., "before": label} when their running vote changes,
                                {"type": "end", "event": {...}} when their vote is decided and stored
-    <prefix>/<camera>/counts   today's people per voted label on that camera (retained)
+    <prefix>/<camera>/counts   today's people per voted label on that camera (retained; sent at the
+                               start and at the site's midnight too, not only with a person)
     <prefix>/<camera>/<label>  people in view now with that voted label, e.g. "2" (retained)
     <prefix>/alerts            {"type": "compliance", "alert": {...}} when a compliance rule fires
 
@@ -36,7 +37,8 @@ class MqttPublisher:
     def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
                  password: str | None = None, counts_of: Callable[[str], dict] | None = None,
                  max_queued: int = 1000) -> None:
-        self.host, self.port, self.prefix = host, port, prefix.rstrip("/")
+        # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
+        self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
         self.counts_of = counts_of
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
@@ -78,8 +80,10 @@ class MqttPublisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         # No lock here: paho calls this holding its own message lock (a write failing while it
         # resends), which a camera thread holding self._lock waits for inside publish().
-        self.connected = False
-        if reason_code.is_failure:
+        was_connected, self.connected = self.connected, False
+        # A refused CONNACK is followed by a disconnect "Unspecified error": not a second problem
+        # (the two took turns in the log at every retry, the refusal's reason overwritten).
+        if reason_code.is_failure and was_connected:
             self._trouble(f"lost the broker ({reason_code})")
 
     def _trouble(self, problem: str) -> None:
@@ -109,6 +113,18 @@ class MqttPublisher:
             log.warning("MQTT %s:%d: 'offline' not confirmed at stop (%s)", self.host, self.port, err)
         self.client.disconnect()
         self.client.loop_stop()
+        with self._lock:
+            if self._backlog:  # gone with the process: said, not lost in silence
+                log.warning("MQTT %s:%d: %d events and alerts never reached the broker (%s)", self.host,
+                            self.port, len(self._backlog), self.problem or "not connected")
+
+    def publish_counts(self, camera: str) -> None:
+        """Today's people on `camera`, retained: after each stored person, at the start (a restart's
+        broker kept the last run's) and at the site's midnight (yesterday's stayed "today" until the
+        day's first person). Not sent while the database cannot be read: the next call carries them."""
+        today = self.counts_of(camera) if self.counts_of is not None else None
+        if today is not None:
+            self._publish(self.topic(camera, "counts"), today, retain=True)
 
     def person_started(self, start: dict) -> None:
         self._publish(self.topic("events"), {"type": "new", **start})
@@ -123,9 +139,7 @@ class MqttPublisher:
 
     def event_recorded(self, event: dict) -> None:
         self._publish(self.topic("events"), {"type": "end", "event": event})
-        today = self.counts_of(event["camera"]) if self.counts_of is not None else None
-        if today is not None:  # None: the database cannot be read just now; the next person's carries them
-            self._publish(self.topic(event["camera"], "counts"), today, retain=True)
+        self.publish_counts(event["camera"])
 
     def compliance_alert(self, alert: dict) -> None:
         self._publish(self.topic("alerts"), {"type": "compliance", "alert": alert})

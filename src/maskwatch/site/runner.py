@@ -77,6 +77,7 @@ class Site:
             event=_fan_out(on_event), start=self.mqtt.person_started if self.mqtt else None,
             update=self.mqtt.person_updated if self.mqtt else None, in_view=self.mqtt.in_view if self.mqtt else None))
         self._stop = threading.Event()
+        self._day = None  # the site's day MQTT's counts were last sent for
         self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
@@ -96,6 +97,7 @@ class Site:
             self.alerts.start()
             if self.mqtt is not None:
                 self.mqtt.start()
+                self._new_day()
             self._start_cameras()
             self._retention.start()
             self.compliance.start()
@@ -131,6 +133,7 @@ class Site:
         swept = time.monotonic()
         while not self._stop.wait(TRIM_EVERY):
             trim_free_memory()
+            self._new_day()
             if time.monotonic() - swept >= RETENTION_EVERY:
                 swept = time.monotonic()
                 try:
@@ -138,6 +141,16 @@ class Site:
                 except Exception as err:  # noqa: BLE001  the database away a while, a disk error: next hour
                     log.warning("retention skipped (%s: %s); tried again in an hour", type(err).__name__,
                                 str(err).splitlines()[0] if str(err) else "")
+
+    def _new_day(self) -> None:
+        """At the start and within a minute of the site's midnight, MQTT's retained counts of today
+        for every camera (they kept yesterday's until the day's first person was stored)."""
+        day = bucket_start(time.time(), "day", self.config.tz())
+        if self.mqtt is None or day == self._day:
+            return
+        self._day = day
+        for camera_id in self.config.cameras:
+            self.mqtt.publish_counts(camera_id)
 
     def today_counts(self, camera: str) -> dict | None:
         """Today's people on `camera` (since midnight in the site's timezone, as the chart's and
