@@ -11,6 +11,14 @@ to every webhook whose cameras and zones admit them.
 
 The receiver checks the signature over the exact body bytes:
     X-Maskwatch-Signature: sha256=<hex HMAC-SHA256(secret, body)>
+and may drop a repeat by X-Maskwatch-Delivery, one id per alert kept across its retries (a receiver
+that acted but answered after the timeout is sent the alert again).
+
+A receiver that fails an alert's every try is taken for down: the alerts after it get one try
+each until one goes through, so that an outage does not hold each of them for the whole backoff
+(a full queue took hours to drain, the newest dropped). A full queue drops its oldest alert. An
+answer of 4xx other than 408 and 429 is final (a wrong token or path gets no retries); 429 and
+503 are retried after their Retry-After, up to 5 minutes.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +42,8 @@ from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Maskwatch-Signature"
+DELIVERY_HEADER = "X-Maskwatch-Delivery"
+LONGEST_RETRY_AFTER = 300.0  # seconds: a receiver's Retry-After is honoured up to this
 NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
 
 
@@ -84,7 +95,7 @@ class DeliveryStats:
     sent: int = 0
     failed: int = 0  # gave up after every retry
     retried: int = 0
-    dropped: int = 0  # the queue was full: the receiver is far behind
+    dropped: int = 0  # the queue was full (its oldest went), or left at the stop
     quieted: int = 0  # within a cooldown
     closed: int = 0  # outside the camera's opening hours
     last_error: str | None = None
@@ -120,10 +131,14 @@ class WebhookNotifier:
         self.clock = clock  # for cooldowns: injectable so tests need not sleep
         self.stats = DeliveryStats()
         self._queues = [queue.Queue(maxsize=queue_size) for _ in rules]  # one per rule, as its thread
-        self._last_alert: dict[tuple[str, str], float] = {}  # (url, camera) -> monotonic time
+        self._last_alert: dict[tuple[int, str], float] = {}  # (rule index, camera) -> monotonic time
+        self._down = [False] * len(rules)  # the rule's receiver failed an alert's every try
+        self._full_said = [False] * len(rules)  # "queue full" said, until the queue has room again
+        self._queued_lock = threading.Lock()
+        self._queued = [0] * len(rules)  # alerts queued or being delivered, per rule
         self._closing = threading.Event()  # stop() was called: deliver what is queued, then end
         self._stop = threading.Event()  # stop()'s time is up: no more waiting, the rest is dropped
-        self._threads = [threading.Thread(target=self._run, args=(rule, line), name=f"maskwatch-webhook-{i}",
+        self._threads = [threading.Thread(target=self._run, args=(i, rule, line), name=f"maskwatch-webhook-{i}",
                                           daemon=True) for i, (rule, line) in enumerate(zip(rules, self._queues))]
 
     def start(self) -> WebhookNotifier:
@@ -147,6 +162,11 @@ class WebhookNotifier:
             if thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
+        with self._queued_lock:
+            for rule, left, down in zip(self.rules, self._queued, self._down):
+                if left:  # gone with the process: said, not lost in silence
+                    log.warning("webhook %s: %d alerts not delivered by the stop (%s)", shown_url(rule.url), left,
+                                "the receiver is down" if down else "still queued")
 
     def notify(self, event: dict) -> None:
         """Queue the event for every rule it matches; never blocks."""
@@ -154,66 +174,119 @@ class WebhookNotifier:
             self.stats.count("closed")
             return
         now = self.clock()
-        for rule, line in zip(self.rules, self._queues):
+        for index, rule in enumerate(self.rules):
             if not rule.matches(event):
                 continue
-            key = (rule.url, event["camera"])
+            key = (index, event["camera"])  # per rule: two rules to one URL each have their own
             if rule.cooldown and now - self._last_alert.get(key, -1e18) < rule.cooldown:
                 self.stats.count("quieted")
                 continue
             self._last_alert[key] = now
-            self._enqueue(line, {"type": "event", "event": event})
+            self._enqueue(index, {"type": "event", "event": event})
 
     def alert(self, alert: dict) -> None:
         """Queue a compliance alert for every rule admitting its camera and zone (the compliance
         rule has its own cooldown and opening hours check); never blocks."""
-        for rule, line in zip(self.rules, self._queues):
+        for index, rule in enumerate(self.rules):
             if rule.admits(alert["camera"], alert["zone"]):
-                self._enqueue(line, {"type": "compliance", "alert": alert})
+                self._enqueue(index, {"type": "compliance", "alert": alert})
 
-    def _enqueue(self, line: queue.Queue, payload: dict) -> None:
-        try:
-            line.put_nowait(payload)
-        except queue.Full:
-            self.stats.count("dropped")
+    def _enqueue(self, index: int, payload: dict) -> None:
+        """Queue for rule `index`; when full, its oldest alert makes room (the newest matter most
+        after an outage), said once until the queue has room again."""
+        line = self._queues[index]
+        with self._queued_lock:
+            while True:
+                try:
+                    line.put_nowait(payload)
+                    self._queued[index] += 1
+                    break
+                except queue.Full:
+                    try:
+                        if line.get_nowait() is not None:
+                            self._queued[index] -= 1
+                            self.stats.count("dropped")
+                    except queue.Empty:
+                        pass
+            if line.full() and not self._full_said[index]:
+                log.warning("webhook %s: %d alerts queued, the receiver far behind: the oldest are dropped",
+                            shown_url(self.rules[index].url), line.maxsize)
+                self._full_said[index] = True
 
-    def _run(self, rule: WebhookRule, line: queue.Queue) -> None:
+    def _run(self, index: int, rule: WebhookRule, line: queue.Queue) -> None:
         while True:
             payload = line.get()
             if payload is None:
                 return
-            if self._stop.is_set():
-                self.stats.count("dropped")
+            if not self._stop.is_set():
+                self._deliver(index, rule, payload)
             else:
-                self._deliver(rule, payload)
+                self.stats.count("dropped")
+            with self._queued_lock:
+                self._queued[index] -= 1
+                if line.empty():
+                    self._full_said[index] = False  # caught up: a full queue is news again
             if self._closing.is_set() and line.empty():
                 return
 
-    def _deliver(self, rule: WebhookRule, payload: dict) -> None:
+    def _deliver(self, index: int, rule: WebhookRule, payload: dict) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         request = urllib.request.Request(rule.url, data=body, method="POST", headers={
             "Content-Type": "application/json", SIGNATURE_HEADER: sign(rule.secret, body),
-            "User-Agent": "maskwatch"})
+            DELIVERY_HEADER: str(uuid.uuid4()), "User-Agent": "maskwatch"})
         delay = rule.backoff
-        for attempt in range(rule.retries + 1):
+        tries = 1 if self._down[index] else rule.retries + 1  # down: one try each until one goes through
+        for attempt in range(tries):
+            wait = delay
             try:
-                with OPENER.open(request, timeout=rule.timeout) as response:
-                    response.read()
+                # The answer's status is all that counts: its body is not read (a receiver sending
+                # it a byte at a time held the webhook's thread, every 5 s read within the timeout).
+                with OPENER.open(request, timeout=rule.timeout):
+                    pass
                 self.stats.count("sent")
+                if self._down[index]:
+                    log.warning("webhook %s: delivering again", shown_url(rule.url))
+                self._down[index] = False
                 return
             except urllib.error.HTTPError as err:
                 moved = err.headers.get("Location") if 300 <= err.code < 400 else None
                 reason = f"HTTP {err.code}" + (f", redirected to {shown_url(urllib.parse.urljoin(rule.url, moved))}"
                                                if moved else "")
-                if 300 <= err.code < 400:  # the same answer every time: fix the URL
+                if 300 <= err.code < 500 and err.code not in (408, 429):  # the same answer every time: fix it
                     self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
                     break
+                if err.code in (429, 503):
+                    wait = max(delay, retry_after(err.headers.get("Retry-After")))
+            except TimeoutError:  # sent, but no answer: it may have acted (X-Maskwatch-Delivery tells)
+                reason = f"no answer within {rule.timeout:g} s (the receiver may have it)"
             except Exception as err:  # noqa: BLE001  any failed try (refused, a broken answer, a bad URL)
                 reason = str(getattr(err, "reason", None) or err) or type(err).__name__  # ends no thread
+                if isinstance(getattr(err, "reason", None), TimeoutError):
+                    reason = f"no connection within {rule.timeout:g} s"
             self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
-            if attempt == rule.retries or self._stop.wait(delay):
+            if attempt == tries - 1 or self._stop.wait(wait):
                 break
             self.stats.count("retried")
             delay = min(60.0, delay * 2)
         self.stats.count("failed")
-        log.warning("webhook %s: alert not delivered after %d tries (%s)", shown_url(rule.url), attempt + 1, reason)
+        if not self._down[index]:
+            log.warning("webhook %s: alert not delivered after %d tries (%s); until one goes through, "
+                        "each alert gets one try", shown_url(rule.url), attempt + 1, reason)
+        self._down[index] = True
+
+
+def retry_after(header: str | None) -> float:
+    """Seconds a 429 or 503 asks to wait (Retry-After as seconds or an HTTP date), at most
+    LONGEST_RETRY_AFTER; 0 when it says nothing usable."""
+    if not header:
+        return 0.0
+    try:
+        seconds = float(header)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            seconds = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 0.0
+    return min(LONGEST_RETRY_AFTER, max(0.0, seconds)) if seconds == seconds else 0.0

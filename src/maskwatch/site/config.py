@@ -245,6 +245,7 @@ class WebhookConfig(BaseModel):
     zones: list[str] = Field(default_factory=list, description="zones that alert (default: all)")
     cooldown: float = Field(0.0, ge=0, description="seconds a camera stays quiet after an alert")
     retries: int = Field(5, ge=0, le=20, description="tries after a failed one, 1 s apart and doubling")
+    timeout: float = Field(5.0, gt=0, le=60, description="seconds a try waits for the receiver's answer")
 
     @field_validator("url")
     @classmethod

@@ -57,7 +57,8 @@ class Site:
                       for camera_id, camera in config.cameras.items()}
         self.alerts = WebhookNotifier([
             WebhookRule(hook.url, hook.secret, labels=tuple(hook.labels), cameras=tuple(hook.cameras),
-                        zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries)
+                        zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries,
+                        timeout=hook.timeout)
             for hook in config.alerts.webhooks], hours=self.hours)
         self.mqtt = None
         if config.mqtt is not None:
