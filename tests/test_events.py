@@ -528,3 +528,50 @@ def test_a_version_3_database_gains_quarter_sums_of_the_minutes_it_kept(store, t
     again.close()
     with pytest.raises(ValueError, match="whole minutes"):
         store.counts(every=90)
+
+
+OPEN_AT = """import sys, time
+from maskwatch.security.store import AuthStore
+from maskwatch.site.events import EventStore
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+try:
+    EventStore(sys.argv[1]).close()
+    AuthStore(sys.argv[1]).close()
+    print("ok")
+except Exception as err:
+    print(type(err).__name__, err)
+"""
+
+
+def opened_together(database: str, processes: int = 4) -> list[str]:
+    """What each of `processes` processes, released at one instant, says opening a new database."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.time() + 3.0  # after every interpreter has imported maskwatch
+    running = [subprocess.Popen([sys.executable, "-c", OPEN_AT, database, str(start)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(processes)]
+    return [process.communicate(timeout=120)[0].strip() for process in running]
+
+
+@pytest.mark.system  # starts processes
+def test_processes_opening_a_new_database_together_all_open_it(tmp_path):
+    """Both read "no version" and the second failed: "table schema_version already exists" (7 of 8
+    pairs), "table users already exists", "database is locked"."""
+    for attempt in range(3):
+        assert opened_together(str(tmp_path / f"site{attempt}.db")) == ["ok"] * 4
+
+
+def test_a_database_of_a_newer_maskwatch_is_one_line(tmp_path):
+    from maskwatch.security.store import AuthStore
+    from maskwatch.site.events import DatabaseUnavailable
+
+    AuthStore(str(tmp_path / "site.db")).close()
+    with sqlite3.connect(tmp_path / "site.db") as connection:
+        connection.execute("INSERT INTO auth_schema_version VALUES (99)")
+    with pytest.raises(DatabaseUnavailable, match=r"auth schema version 99 is newer than this maskwatch \(\d\); "
+                                                  "upgrade maskwatch"):
+        AuthStore(str(tmp_path / "site.db"))

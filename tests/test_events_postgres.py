@@ -25,3 +25,16 @@ def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path
     assert [e["track_id"] for e in again.events()] == [2, 1]
     assert [(c["zone"], c["people"]) for c in again.counts(every=900)] == [("queue", 2)]  # quarters too
     again.close()
+
+
+def test_processes_opening_a_new_postgresql_database_together_all_open_it(postgres):  # noqa: F811
+    """5 of 5 pairs failed: "duplicate key value violates unique constraint "pg_type..."."""
+    from sqlalchemy import create_engine, text
+
+    from tests.test_events import opened_together
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE opened_together"))
+    admin.dispose()
+    assert opened_together(postgres.url.rsplit("/", 1)[0] + "/opened_together") == ["ok"] * 4

@@ -1013,7 +1013,18 @@ def main() -> None:
         from maskwatch.runtime import restart_with_steady_malloc
 
         restart_with_steady_malloc()
-    app()
+    try:
+        app()
+    except Exception as err:
+        # A database that fails mid-command (read-only, locked, a full disk): one line that names
+        # it, as at opening, not the driver's traceback (its SQL and parameters).
+        sqlalchemy = sys.modules.get("sqlalchemy.exc")
+        if sqlalchemy is None or not isinstance(err, sqlalchemy.SQLAlchemyError):
+            raise
+        from maskwatch.site.events import driver_reason
+
+        print(f"error: the database failed: {driver_reason(err)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete,
                         update)
 
 from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
-from maskwatch.site.events import EventStore, database_url, open_database
+from maskwatch.site.events import MIGRATION_LOCK, EventStore, database_url, lock_for_migration, newer_schema, open_database
 
 ROLES = ("admin", "viewer")
 SCOPES = ("read", "full")
@@ -129,11 +129,11 @@ class AuthStore:
 
     def migrate(self) -> int:
         with self._write_lock, self.engine.begin() as connection:
+            lock_for_migration(connection, MIGRATION_LOCK + 1)
             metadata.create_all(connection, tables=[auth_schema_version])
             current = connection.execute(select(func.max(auth_schema_version.c.version))).scalar() or 0
             if current > len(MIGRATIONS):
-                raise RuntimeError(f"{self.url}: auth schema version {current} is newer than this maskwatch "
-                                   f"({len(MIGRATIONS)}); upgrade maskwatch")
+                raise newer_schema(self.url, "auth schema", current, len(MIGRATIONS))
             for version in range(current, len(MIGRATIONS)):
                 MIGRATIONS[version](connection)
                 connection.execute(insert(auth_schema_version).values(version=version + 1))

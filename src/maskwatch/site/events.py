@@ -36,6 +36,7 @@ from maskwatch.video.tracker import Track
 
 log = logging.getLogger(__name__)
 
+MIGRATION_LOCK = 0x6D77_0001  # PostgreSQL advisory lock keys ("mw"): the events' schema, the users' next
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
@@ -151,10 +152,32 @@ def open_database(url: str, migrate: Callable[[], int]) -> None:
     try:
         migrate()
     except (DatabaseError, InterfaceError) as err:
-        lines = str(getattr(err, "orig", None) or err).strip().splitlines()
-        reason = lines[0] if lines else type(err).__name__
         shown = make_url(url).render_as_string(hide_password=True)
-        raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {reason}") from None
+        raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {driver_reason(err)}") from None
+
+
+def lock_for_migration(connection: Connection, key: int) -> None:
+    """Hold the database for one store's migration until its transaction ends: two processes
+    opening a new database together both read "no version" and the second failed ("table
+    schema_version already exists"). SQLite: a write lock now, not at the first INSERT;
+    PostgreSQL: an advisory lock on `key`."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def newer_schema(url: str, what: str, current: int, known: int) -> DatabaseUnavailable:
+    shown = make_url(url).render_as_string(hide_password=True)
+    return DatabaseUnavailable(f"{shown}: {what} version {current} is newer than this maskwatch ({known}); "
+                               "upgrade maskwatch")
+
+
+def driver_reason(err: Exception) -> str:
+    """The first line of what the database driver said (no SQL, no parameters: a password hash
+    was among them)."""
+    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def database_url(database: str) -> str:
@@ -191,10 +214,11 @@ class EventStore:
         shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
         try:
             if not url.startswith("sqlite"):
-                return create_engine(url, pool_pre_ping=True)
+                return create_engine(url, pool_pre_ping=True, hide_parameters=True)
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            # hide_parameters: an error's text (logs, tracebacks) must not carry a password hash
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         except (ArgumentError, ImportError) as err:
             hint = ("; PostgreSQL needs pip install 'maskwatch[postgres]'"
                     if isinstance(err, ImportError) and "psycopg" in str(err) else "")
@@ -217,11 +241,11 @@ class EventStore:
     def migrate(self) -> int:
         """Bring the schema to the newest version; the version it is at."""
         with self._write_lock, self.engine.begin() as connection:
+            lock_for_migration(connection, MIGRATION_LOCK)
             metadata.create_all(connection, tables=[schema_version])
             current = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
             if current > len(MIGRATIONS):
-                raise RuntimeError(f"{self.url}: schema version {current} is newer than this maskwatch "
-                                   f"({len(MIGRATIONS)}); upgrade maskwatch")
+                raise newer_schema(self.url, "schema", current, len(MIGRATIONS))
             for version in range(current, len(MIGRATIONS)):
                 MIGRATIONS[version](connection)
                 connection.execute(insert(schema_version).values(version=version + 1))
