@@ -5,6 +5,7 @@ another port, the CLI, PostgreSQL, and HTTPS with a certificate made here."""
 from __future__ import annotations
 
 import http.server
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -380,6 +381,17 @@ def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path
     with store.engine.connect() as connection:
         stored = connection.exec_driver_sql("SELECT password_hash FROM users").scalar()
     assert stored.startswith("$argon2id$") and "long password" not in stored
+    store.close()
+    # A database that fails mid-command (a full disk; a trigger stands in for it): one line, and
+    # not the new user's Argon2 hash (a 73-line traceback showed the INSERT's parameters).
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TRIGGER full BEFORE INSERT ON users BEGIN SELECT RAISE(ABORT, 'database or disk "
+                           "is full'); END")
+    full = run_cli("users", "add", "dee", "--database", db, stdin="dee's long password\n")
+    assert full.returncode == 1 and full.stderr == "error: the database failed: database or disk is full\n"
+    latin = subprocess.run([*CLI, "users", "add", "eve", "--database", db], input="\xe4ve's long password\n".encode("latin-1"),
+                           capture_output=True, timeout=120)  # said as a codec error of "\\udce4"
+    assert latin.returncode == 1 and latin.stderr == b"error: the password on stdin is not UTF-8 text\n"
 
 
 def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
@@ -406,6 +418,42 @@ def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
     assert misspelt.returncode == 1 and "no camera 'Entrance'" in misspelt.stderr and "cameras: entrance, till" in misspelt.stderr
     assert run_cli("users", "add", "vic", "--camera", "entrance", "--config", str(tmp_path / "site.yaml"),
                    stdin="vic's long password\n").returncode == 0
+
+
+def test_a_name_with_a_newline_or_a_token_name_too_long_for_the_access_log_is_refused(tmp_path):
+    """`users add "dan\n"` was accepted, and nobody could then log in or remove "dan"; a token
+    named with 59-64 characters overflowed the access log's user column on PostgreSQL."""
+    store = AuthStore(str(tmp_path / "s.db"))
+    with pytest.raises(ValueError, match="user names are"):
+        store.add_user("dan\n", "dan's long password", "viewer")
+    with pytest.raises(ValueError, match="token names are 1-58"):
+        store.add_token("p" * 59, "read")
+    assert store.add_token("p" * 58, "read").startswith("mw_")
+    store.close()
+
+
+def test_housekeeping_writes_that_fail_do_not_fail_the_request(tmp_path, caplog):
+    """On a full disk every request with a token or session answered 503: their last-use writes
+    and the access log came first. A trigger stands in for the disk: the database's own error."""
+    import sqlite3
+
+    store = AuthStore(str(tmp_path / "s.db"))
+    token = store.add_token("prometheus", "read")
+    store.add_user("ana", "ana's long password", "admin")
+    user = store.check_login("ana", "ana's long password")
+    session = store.start_session(user["id"], user["password_hash"], now=1000.0)
+    with sqlite3.connect(tmp_path / "s.db") as connection:
+        for table, when in (("access_log", "INSERT"), ("api_tokens", "UPDATE"), ("sessions", "UPDATE")):
+            connection.execute(f"CREATE TRIGGER full_{table} BEFORE {when} ON {table} "
+                               "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    assert store.token(token) == {"name": "prometheus", "scope": "read"}
+    assert store.token(token) == {"name": "prometheus", "scope": "read"}  # not tried again at once
+    assert store.session_user(session, idle=600, absolute=3600, now=1500.0)["name"] == "ana"
+    store.log("report", "ana", "127.0.0.1", "/v1/report.csv")
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.store"]
+    assert said == ["the users database cannot be written (last uses, access log, sweep); requests are "
+                    "answered meanwhile: database or disk is full"], said
+    store.close()
 
 
 def test_sessions_end_when_idle_or_too_old(tmp_path):

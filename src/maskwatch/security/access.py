@@ -12,6 +12,7 @@ as before, for a single machine (`serve` and `run` refuse to bind beyond loopbac
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import threading
 import time
@@ -20,8 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.store import AuthStore
+from maskwatch.site.events import driver_reason
+
+log = logging.getLogger(__name__)
 
 ACCESS = "x-maskwatch-access"  # public | user (the default) | all-cameras | admin
 AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is written to the access log
@@ -291,7 +296,10 @@ class AccessControl:
         read only with API tokens has no logins to piggyback on)."""
         if time.monotonic() - self._swept > 3600:
             self._swept = time.monotonic()
-            self.store.enforce_retention(self.absolute)
+            try:  # housekeeping: a full disk must not refuse the request (store.keep)
+                self.store.enforce_retention(self.absolute)
+            except SQLAlchemyError as err:
+                log.warning("the users database's hourly sweep failed (%s); tried again in an hour", driver_reason(err))
 
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:
         """Name, value and attributes of the session cookie for this request (token None: delete)."""

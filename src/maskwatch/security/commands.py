@@ -74,6 +74,10 @@ def read_password(confirm: bool = True) -> str:
         line = sys.stdin.readline()
         if not line:
             _fail("no password on stdin (send it as one line, or run in a terminal to be asked)")
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a byte the terminal's encoding read as undecodable
+            _fail("the password on stdin is not UTF-8 text")
         return line.rstrip("\r\n")
     return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
 

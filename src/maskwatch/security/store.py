@@ -11,6 +11,7 @@ SHA-256 of 256 random bits (a fast hash is enough for a secret nobody chose).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -18,13 +19,21 @@ import time
 
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, literal, select,
                         update)
+from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
-from maskwatch.site.events import MIGRATION_LOCK, EventStore, database_url, lock_for_migration, newer_schema, open_database
+from maskwatch.runtime import ProblemLog
+from maskwatch.site.events import (MIGRATION_LOCK, EventStore, database_url, driver_reason, lock_for_migration,
+                                     newer_schema, open_database)
+
+log = logging.getLogger(__name__)
 
 ROLES = ("admin", "viewer")
 SCOPES = ("read", "full")
-USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # whole (fullmatch): "$" let "dan\n" in, then no "dan"
+# A token's name is logged as "token:NAME" in the access log's 64 characters (PostgreSQL refused a
+# longer one, and the request with it).
+TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,58}")
 TOKEN_PREFIX = "mw_"
 
 metadata = MetaData()
@@ -100,7 +109,7 @@ def _cameras_text(cameras) -> str | None:
 
 def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | None:
     """What is wrong with a user to add, before any password (a bad name, role or camera list)."""
-    if not USER_NAME.match(name):
+    if not USER_NAME.fullmatch(name):
         return f"user names are 1-64 letters, digits, _ . @ or -; got {name!r}"
     if role not in ROLES:
         return f"role must be one of {', '.join(ROLES)}; got {role!r}"
@@ -125,6 +134,9 @@ class AuthStore:
         self.retention_days = retention_days
         self.engine = EventStore._connect(self.url)
         self._write_lock = threading.Lock()
+        self._kept: dict[tuple, float] = {}  # keep(): the last try of each housekeeping write
+        self._housekeeping = ProblemLog(log, "the users database cannot be written (last uses, access log, "
+                                             "sweep); requests are answered meanwhile")
         open_database(self.url, self.migrate)
 
     def migrate(self) -> int:
@@ -246,8 +258,7 @@ class AuthStore:
             self.end_session(token)
             return None
         if now - row.last_seen > TOUCH_EVERY:
-            with self._write_lock, self.engine.begin() as connection:
-                connection.execute(update(sessions).where(sessions.c.token_hash == key).values(last_seen=now))
+            self.keep(update(sessions).where(sessions.c.token_hash == key).values(last_seen=now), ("session", key), now)
         return _user_row(row)
 
     def end_session(self, token: str) -> None:
@@ -265,8 +276,8 @@ class AuthStore:
 
     def add_token(self, name: str, scope: str) -> str:
         """A new API token: returned once, stored only as its hash."""
-        if not USER_NAME.match(name):
-            raise ValueError(f"token names are 1-64 letters, digits, _ . @ or -; got {name!r}")
+        if not TOKEN_NAME.fullmatch(name):
+            raise ValueError(f"token names are 1-58 letters, digits, _ . @ or -; got {name!r}")
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -296,9 +307,27 @@ class AuthStore:
         if row is None:
             return None
         if row.last_used is None or now - row.last_used > TOUCH_EVERY:
-            with self._write_lock, self.engine.begin() as connection:
-                connection.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used=now))
+            self.keep(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used=now), ("token", row.id), now)
         return {"name": row.name, "scope": row.scope}
+
+    def keep(self, statement, key: tuple | None, now: float) -> None:
+        """A write the request does not depend on (a session's or token's last use, an access-log
+        line): on a full disk or a locked database it is logged once and the request is answered
+        (every request with a token or session answered 503: the dashboard and metrics blind
+        during the outage). A `key`'s write is tried once per TOUCH_EVERY at most (each request
+        would have waited out a locked database's 30 s)."""
+        if key is not None:
+            if now - self._kept.get(key, -TOUCH_EVERY - 1) <= TOUCH_EVERY:
+                return
+            if len(self._kept) > 10_000:
+                self._kept = {k: t for k, t in self._kept.items() if now - t <= TOUCH_EVERY}
+            self._kept[key] = now
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                connection.execute(statement)
+            self._housekeeping.ok()
+        except SQLAlchemyError as err:
+            self._housekeeping.failed(driver_reason(err))
 
     # Failed logins
 
@@ -324,10 +353,10 @@ class AuthStore:
 
     def log(self, action: str, user: str | None, client: str | None, target: str | None = None,
             now: float | None = None) -> None:
-        with self._write_lock, self.engine.begin() as connection:
-            connection.execute(insert(access_log).values(at=time.time() if now is None else now, user=user,
-                                                         client=client, action=action,
-                                                         target=None if target is None else target[:255]))
+        """One access-log line (best effort: see keep())."""
+        now = time.time() if now is None else now
+        self.keep(insert(access_log).values(at=now, user=user, client=client, action=action,
+                                            target=None if target is None else target[:255]), None, now)
 
     def access_log(self, user: str | None = None, action: str | None = None, since: float | None = None,
                    limit: int = 100) -> list[dict]:

@@ -35,7 +35,7 @@ from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import parse_span
 from maskwatch.video.sources import STREAM_PREFIXES
 
-CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole (fullmatch): "$" let a final newline in
 ENV_VAR = re.compile(r"\$\{([^}]*)\}")
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
@@ -152,7 +152,7 @@ class CameraConfig(CameraSettings):
     @classmethod
     def _zones(cls, zones: dict[str, list]) -> dict[str, list]:
         for name, polygon in zones.items():
-            if not CAMERA_ID.match(name):
+            if not CAMERA_ID.fullmatch(name):
                 raise ValueError(f"zone name {name!r} must be letters, digits, _ or -")
             if len(polygon) < 3:
                 raise ValueError(f"zone {name!r} needs at least 3 points, got {len(polygon)}")
@@ -593,7 +593,7 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
                 problems.append(f"camera {camera_id!r}: YAML reads this id as a {type(camera_id).__name__}; "
                                 f"write it in quotes ('{camera_id}') or use letters")
                 continue
-            if not CAMERA_ID.match(str(camera_id)):
+            if not CAMERA_ID.fullmatch(str(camera_id)):
                 problems.append(f"camera {camera_id!r}: the id must be 1-64 letters, digits, _ or -")
                 continue
             if not isinstance(camera, dict):
