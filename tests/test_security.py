@@ -435,7 +435,6 @@ def test_a_name_with_a_newline_or_a_token_name_too_long_for_the_access_log_is_re
 def test_housekeeping_writes_that_fail_do_not_fail_the_request(tmp_path, caplog):
     """On a full disk every request with a token or session answered 503: their last-use writes
     and the access log came first. A trigger stands in for the disk: the database's own error."""
-
     store = AuthStore(str(tmp_path / "s.db"))
     token = store.add_token("prometheus", "read")
     store.add_user("ana", "ana's long password", "admin")
