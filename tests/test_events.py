@@ -309,16 +309,26 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
     unlabelled = Track(8, (10, 10, 40, 40), first_seen=NOW, last_seen=NOW + 1)
     sink.write_people([unlabelled, person(9, (0.9, 0.05, 0.05))])
     assert heard[-1]["track_id"] == 9 and not sink.unstored
-    # A snapshots folder that cannot be written is storage, retried like the database.
-    from maskwatch.atomic import OutputError
 
-    def no_folder(*args):
-        raise OutputError("snaps/door-10.jpg: a folder is there, not a file")
 
-    flaky.record = no_folder
-    with pytest.raises(OutputError):
-        sink.write_people([person(10, (0.9, 0.05, 0.05))])
-    assert [t.track_id for _, t, _ in sink.unstored] == [10]
+def test_a_snapshot_that_cannot_be_written_costs_the_snapshot_not_the_person(tmp_path, caplog):
+    """A full or read-only snapshots disk rolled the event back with it: nobody was stored until
+    1,000 waited, then the people with a snapshot were dropped, the rest lost at the stop."""
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps")
+    sink = EventSink(store, "door")
+    image = np.zeros((8, 8, 3), np.uint8)
+    (tmp_path / "snaps").rmdir()
+    (tmp_path / "snaps").write_text("a file where the folder was")  # every write there fails
+    for track_id in (1, 2):
+        sink.views[track_id] = (100.0, image)
+    sink.write_people([person(1, (0.9, 0.05, 0.05)), person(2, (0.1, 0.8, 0.1))])
+    assert [(e["track_id"], e["snapshot"]) for e in store.events()] == [(2, None), (1, None)] and not sink.unstored
+    said = [r.getMessage() for r in caplog.records if "snapshots cannot be written" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path / "snaps") in said[0]
+    (tmp_path / "snaps").unlink()
+    (tmp_path / "snaps").mkdir()
+    assert store.record("door", None, person(3, (0.9, 0.05, 0.05)), image)["snapshot"] == "door-3.jpg"
+    store.close()
 
 
 def test_a_face_the_detector_missed_is_no_view_of_the_person(store):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
@@ -31,6 +32,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 from maskwatch.atomic import OutputError, write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator, blur_boxes
+from maskwatch.runtime import ProblemLog
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import Track
 
@@ -199,6 +201,7 @@ class EventStore:
         self.privacy, self.retention_days = privacy, retention_days
         self.engine = self._connect(self.url)
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
+        self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them")
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
             try:
@@ -229,7 +232,17 @@ class EventStore:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers (the API) never block the writers
+            # Readers (the API) never block the writers. Turning a new file to WAL needs it alone:
+            # SQLite says "locked" at once, without waiting, while another process's migration
+            # holds it (lock_for_migration), so the switch is tried again for up to 30 s.
+            for attempt in range(600):
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) or attempt == 599:
+                        raise
+                    time.sleep(0.05)
             cursor.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut too
             # The WAL file is cut back to 64 MiB after a checkpoint; a long read had left it at its
             # largest size for good.
@@ -269,11 +282,9 @@ class EventStore:
             with self._write_lock, self.engine.begin() as connection:
                 event_id = connection.execute(insert(events).values(**row)).inserted_primary_key[0]
                 if snapshot is not None and self.snapshots is not None:
-                    ok, encoded = cv2.imencode(".jpg", snapshot)
-                    if ok:
-                        row["snapshot"] = f"{camera}-{event_id}.jpg"
-                        written = self.snapshots / row["snapshot"]
-                        write_bytes(written, encoded.tobytes())
+                    written = self._write_snapshot(f"{camera}-{event_id}.jpg", snapshot)
+                    if written is not None:
+                        row["snapshot"] = written.name
                         connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
                 for table, start in ((counts, minute), (quarters, minute - minute % QUARTER)):
                     _count(connection, table, camera, zone or NO_ZONE, start, label)
@@ -282,6 +293,21 @@ class EventStore:
                 written.unlink(missing_ok=True)
             raise
         return {"id": event_id, **row}
+
+    def _write_snapshot(self, name: str, snapshot: np.ndarray) -> Path | None:
+        """The snapshot's file, or None where it cannot be written (a full or read-only snapshots
+        disk): the person is stored without one, said once until snapshots are written again
+        (the event was rolled back, and the people behind it waited until the site dropped them)."""
+        ok, encoded = cv2.imencode(".jpg", snapshot)
+        if not ok:
+            return None
+        try:
+            write_bytes(self.snapshots / name, encoded.tobytes())
+        except (OSError, OutputError) as err:
+            self._snapshot_problems.failed(f"{self.snapshots}: {getattr(err, 'strerror', None) or err}")
+            return None
+        self._snapshot_problems.ok()
+        return self.snapshots / name
 
     def events(self, camera: str | None = None, zone: str | None = None, label: str | None = None,
                since: float | None = None, limit: int = 100, cameras: list[str] | None = None) -> list[dict]:
@@ -590,8 +616,6 @@ class EventSink:
             try:
                 stored = self.store.record(self.camera, zone, track, snapshot)
             except ValueError as err:  # this person's data, not the database: retrying cannot help
-                if isinstance(err, OutputError):  # the snapshots folder: storage, retried like the database
-                    raise
                 log.error("camera %s: person %s not stored: %s", self.camera, track.track_id, err)
                 self.unstored.popleft()
                 continue
