@@ -94,7 +94,7 @@ class Site:
     def start(self) -> Site:
         """Start every part; if one fails, what was started is stopped before the error goes on."""
         try:
-            self.store.enforce_retention()
+            self._retain("at the start")
             self.alerts.start()
             if self.mqtt is not None:
                 self.mqtt.start()
@@ -137,11 +137,16 @@ class Site:
             self._new_day()
             if time.monotonic() - swept >= RETENTION_EVERY:
                 swept = time.monotonic()
-                try:
-                    self.store.enforce_retention()
-                except Exception as err:  # noqa: BLE001  the database away a while, a disk error: next hour
-                    log.warning("retention skipped (%s: %s); tried again in an hour", type(err).__name__,
-                                str(err).splitlines()[0] if str(err) else "")
+                self._retain("this hour")
+
+    def _retain(self, when: str) -> None:
+        """Retention; a database away a while or a full disk skips it until the next hour (at the
+        start it took the site down with a traceback, after it said it was serving)."""
+        try:
+            self.store.enforce_retention()
+        except Exception as err:  # noqa: BLE001  see above
+            log.warning("retention skipped %s (%s: %s); tried again in an hour", when, type(err).__name__,
+                        str(err).splitlines()[0] if str(err) else "")
 
     def _new_day(self) -> None:
         """At the start and within a minute of the site's midnight, MQTT's retained counts of today
