@@ -236,6 +236,57 @@ def test_a_sink_that_fails_is_said_once_and_the_camera_goes_on(tmp_path, sample_
     assert said == ["camera till: analysing a frame failed: OSError: disk full"]
 
 
+def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_once(tmp_path, sample_dir, caplog):
+    """A site on a full disk: analysis_error read null between hand-outs (24 of 30 polls) and
+    the same failure was logged at each one."""
+    import sqlalchemy
+
+    from maskwatch.site.events import EventSink, EventStore
+    from tests.test_events import person
+
+    class LeavingNow:  # a person leaves at every 4th frame: frames between go well
+        detections, handed, frames = 0, 0, 0
+
+        def __call__(self, frame):
+            LeavingNow.frames += 1
+            return [], True
+
+        def take_started_people(self):
+            return []
+
+        def take_finished_people(self):
+            if LeavingNow.frames % 4:
+                return []
+            LeavingNow.handed += 1
+            return [person(LeavingNow.handed, (0.9, 0.05, 0.05))]
+
+        def flush_people(self):
+            return []
+
+    store = EventStore(str(tmp_path / "site.db"))
+
+    def full(*args):
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    store.record = full
+    sink = EventSink(store, "till")
+    clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    worker = CameraWorker("till", fast_reader(str(clip)), LeavingNow(), [sink], fps=20).start()
+    try:
+        assert wait_until(lambda: LeavingNow.handed >= 3)
+        errors = []
+        for _ in range(20):  # between hand-outs too
+            errors.append(worker.state()["analysis_error"])
+            time.sleep(0.02)
+        assert all(error and "database or disk is full" in error for error in errors), errors
+        assert len(sink.unstored) >= 3 and sink.store.events() == []
+    finally:
+        worker.stop()
+        store.close()
+    said = [r.getMessage() for r in caplog.records if "analysing a frame failed" in r.getMessage()]
+    assert len(said) == 1, said
+
+
 def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_camera(caplog):
     class StalledReader:
         stall_timeout = 0.05

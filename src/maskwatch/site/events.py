@@ -488,6 +488,7 @@ class EventSink:
         self.recorded_total = 0
         self.unstored: deque[tuple[str | None, Track, np.ndarray | None]] = deque(maxlen=keep_unstored)
         self.unstored_dropped = 0
+        self.store_problem: str | None = None  # why people wait unstored, until they are all in
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         height, width = frame.image.shape[:2]
@@ -619,11 +620,16 @@ class EventSink:
                 log.error("camera %s: person %s not stored: %s", self.camera, track.track_id, err)
                 self.unstored.popleft()
                 continue
+            except Exception as err:
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                self.store_problem = f"{len(self.unstored)} people wait to be stored: {type(err).__name__}: {reason}"
+                raise
             self.unstored.popleft()
             self.recorded.append(stored)
             self.recorded_total += 1
             if self.listeners.event is not None:
                 self.listeners.event(stored)
+        self.store_problem = None
 
     def close(self) -> None:
         if self.unstored:  # a last try for the people the database refused

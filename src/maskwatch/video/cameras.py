@@ -341,7 +341,13 @@ class CameraWorker:
 
     def state(self) -> dict:
         return {**self.reader.state().to_dict(), "analysed": self.analysed,
-                "detected": getattr(self.processor, "detections", None), "analysis_error": self.problems.last}
+                "detected": getattr(self.processor, "detections", None),
+                "analysis_error": self.problems.last or self._storing_problem()}
+
+    def _storing_problem(self) -> str | None:
+        """Why a sink holds people it could not store yet (the database away): said for as long
+        as they wait, not only at the frame that failed (it read null between hand-outs)."""
+        return next((problem for sink in self.sinks if (problem := getattr(sink, "store_problem", None))), None)
 
     def _run(self) -> None:
         seen = 0
@@ -377,6 +383,7 @@ class CameraWorker:
         problem), never the end of the camera: one bad frame or sink must not stop it."""
         try:
             step(*args)
-            self.problems.ok()
+            if self._storing_problem() is None:  # else the same storing failure was logged at every hand-out
+                self.problems.ok()
         except Exception as err:  # noqa: BLE001 - see above
             self.problems.failed(f"{type(err).__name__}: {err}")
