@@ -344,7 +344,7 @@ def test_chunked_oversized_multipart_upload_is_refused_before_it_is_spooled(serv
 
     scope = {"type": "http", "method": "POST", "path": "/v1/detect", "headers": [
         (b"content-type", f"multipart/form-data; boundary={boundary}".encode())]}
-    with pytest.raises(UploadError, match="exceeds the limit of 1 MB"):
+    with pytest.raises(UploadError, match="exceeds the limit of 1 MiB"):
         asyncio.run(read_image_bytes(Request(scope, receive), 1024 * 1024))
     assert sum(taken) <= 2 * len(chunk) + len(part)
 

@@ -193,7 +193,7 @@ LearningRate = Annotated[Optional[float], typer.Option(help="Learning rate, peak
 Augment = Annotated[Optional[bool], typer.Option("--augment/--no-augment", help="Flip, shift, light jitter (default: recipe).")]
 Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss: 'none', 'sqrt' (1/sqrt(freq)) or 'inverse' (1/freq) (default: recipe).")]
 Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
-Gate = Annotated[bool, typer.Option(help="Let the shipped gate answer the small faces it is sure of first; --no-gate sends every face to the full classifier. A classifier of your own runs without the gate.")]
+Gate = Annotated[bool, typer.Option(help="Let the shipped gate answer the small faces it is sure of first; --no-gate sends them to the full classifiers too (classifier.onnx, or closeup.onnx for faces over 64 px). A classifier of your own runs without the gate.")]
 MovingCamera = Annotated[bool, typer.Option("--moving-camera/--fixed-camera", help="On video, the camera moves (hand-held, on a vehicle): tracks follow the whole view's motion, measured on every frame.")]
 ClassifierFile = Annotated[Optional[Path], typer.Option("--classifier", help="An exported .onnx classifier (default: shipped).")]
 DetectorFile = Annotated[Optional[Path], typer.Option("--detector", help="Detector settings JSON, as `export-detector` or `fit-detector` writes it (default: shipped).")]
@@ -704,7 +704,7 @@ def serve(
     port: Annotated[int, typer.Option()] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     source: Annotated[Optional[str], typer.Option(help="Watch this camera too, as a one-camera site (its events in --database): video file, rtsp/http URL or webcam:N.")] = None,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB.")] = 10.0,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MiB (2**20 bytes).")] = 10.0,
     max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels.")] = 50_000_000,
     blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
     ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,

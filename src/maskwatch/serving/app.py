@@ -280,8 +280,9 @@ def swagger_page() -> HTMLResponse:
 
 
 def megabytes(size: int) -> str:
-    """A size as a user reads it: 10 MB, 18.6 MB (a limit given as 10485760 bytes)."""
-    return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+    """A size as a user reads it: 10 MiB, 18.6 MiB (a limit given as 10485760 bytes; --max-upload-mb
+    counts 2**20 bytes a unit, and says so)."""
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MiB"
 
 
 async def read_image_bytes(request: Request, limit: int) -> bytes:
