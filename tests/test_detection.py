@@ -460,9 +460,11 @@ def test_detect_refuses_a_setting_out_of_range_by_name(tmp_path, sample_dir, opt
 
 @pytest.mark.parametrize("text, message", [
     ("{bad", "Expecting property name"),
-    ("[0.3]", "not a JSON object of detector settings"),
-    ('{"box_mapping": {"dz": 1}}', "unexpected keyword argument 'dz'"),
-    ('{"nms_iou": 0}', "nms_iou must be more than 0 and at most 1, got 0"),
+    ("[0.3]", "not detector settings (no 'backend'"),
+    ('{"model": "run/gate-cnn", "epochs": 12}', "not detector settings (no 'backend'; a run's config.json?"),
+    ('{"backend": "maskwatch", "model": "m.onnx", "min_scroe": 0.9}', "unknown settings ['min_scroe']"),
+    ('{"backend": "maskwatch", "box_mapping": {"dz": 1}}', "unexpected keyword argument 'dz'"),
+    ('{"backend": "maskwatch", "nms_iou": 0}', "nms_iou must be more than 0 and at most 1, got 0"),
 ])
 def test_a_bad_detector_settings_file_is_named_in_its_error(tmp_path, text, message):
     settings = tmp_path / "detector.json"

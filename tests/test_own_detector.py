@@ -142,7 +142,7 @@ def test_train_resume_and_export_detector(tmp_path, sample_dir, monkeypatch):
     assert all(f.label is not None for f in detector.detect(image, min_score=0.0))
 
 
-def test_train_detector_refuses_a_folder_of_other_files_and_unknown_labels(tmp_path, sample_dir):
+def test_train_detector_refuses_a_folder_of_other_files_and_faces_it_cannot_use(tmp_path, sample_dir):
     pytest.importorskip("torch")
     runner = CliRunner()
     data = tmp_path / "data"
@@ -153,8 +153,18 @@ def test_train_detector_refuses_a_folder_of_other_files_and_unknown_labels(tmp_p
     xml.write_text(xml.read_text().replace("<name>with_mask</name>", "<name>mask_on</name>", 1)
                    .replace("<name>without_mask</name>", "<name>mask_on</name>", 1))
     result = runner.invoke(app, ["train-detector", str(data), "--out", str(tmp_path / "run"), "--quiet"])
-    assert result.exit_code == 1 and "labelled outside" in result.output and "'mask_on'" in result.output
+    assert result.exit_code == 1 and "2 annotations a detector cannot use" in result.output
+    assert "unknown label 'mask_on'" in result.output
     assert not (tmp_path / "run").exists()  # nothing made for a run that could not start
+    # A box that does not read, and a file that does not: their faces were learned as background
+    # (the rest of the photo kept), the file's photo left out, all in silence.
+    xml.write_text(xml.read_text().replace("<name>mask_on</name>", "<name>with_mask</name>")
+                   .replace("<xmin>", "<xmin>px", 1))
+    other = sorted((data / "annotations").glob("*.xml"))[1]
+    other.write_text(other.read_text()[:-40])
+    result = runner.invoke(app, ["evaluate-detection", str(data), "--bootstrap", "0"])
+    assert result.exit_code == 1 and "2 annotations a detector cannot use" in result.output
+    assert "must be a number" in result.output
 
 
 def test_export_of_an_unfinished_run_says_so(tmp_path):
@@ -244,3 +254,20 @@ def test_a_run_saved_before_class_balanced_crops_were_removed_still_loads():
     saved["sampler"]["balance_classes"] = True
     with pytest.raises(ValueError, match="class-balanced"):
         DetectorRecipe.from_dict(saved)
+
+
+def test_a_photo_not_the_size_its_annotation_says_is_refused_by_the_detector_commands(tmp_path, sample_dir):
+    """A phone photo turned by its EXIF orientation (OpenCV turns it) or a resized one put every
+    box elsewhere: evaluate-detection scored a right detector 0, train-detector trained on it."""
+    from maskwatch.data.images import ImageError
+    from maskwatch.data.photos import photo_split, read_photo
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    ann = photo_split(data).train[0]
+    image = cv2.imread(str(data / "images" / ann.filename))
+    assert read_photo(data, ann).shape == image.shape
+    cv2.imwrite(str(data / "images" / ann.filename), cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE))
+    with pytest.raises(ImageError, match=rf"<size> says {ann.width}x{ann.height} but the photo reads as "
+                                         rf"{ann.height}x{ann.width} \(turned by its EXIF orientation"):
+        read_photo(data, ann)

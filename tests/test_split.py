@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,24 @@ def test_split_round_trips_through_csv(tmp_path, faces):
     assignment, by, seed = read_split_csv(tmp_path / "s.csv")
     assert (by, seed) == ("photo", 1)
     assert [assignment[i] == "val" for i in ids] == is_val.tolist()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("face_id,split\na-001,train\na-002,test\n", "line 3: split is train or val, got 'test'"),
+    ("face_id,split,by,seed\na-001,Val,photo,0\n", "line 2: split is train or val, got 'Val'"),
+    ("id,fold\na-001,train\n", "a split file has the columns face_id and split"),
+])
+def test_a_split_file_of_ones_own_says_what_it_cannot_read(tmp_path, text, message):
+    """"test" was read as training (the held-out faces trained on, validation empty); a file
+    without by and seed columns was a KeyError traceback."""
+    (tmp_path / "s.csv").write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_split_csv(tmp_path / "s.csv")
+
+
+def test_a_split_file_without_how_it_was_made_reads(tmp_path):
+    (tmp_path / "s.csv").write_text("face_id,split\na-001,train\na-002,val\n")
+    assert read_split_csv(tmp_path / "s.csv") == ({"a-001": "train", "a-002": "val"}, None, None)
 
 
 def test_bad_split_arguments(faces):

@@ -73,16 +73,29 @@ def write_split_csv(path: Path, face_ids: list[str], is_val: np.ndarray, by: str
             writer.writerow([face_id, "val" if val else "train", by, seed])
 
 
-def read_split_csv(path: Path) -> tuple[dict[str, str], str, int]:
-    """face_id -> "train"/"val", plus how the split was made (by, seed)."""
+def read_split_csv(path: Path) -> tuple[dict[str, str], str | None, int | None]:
+    """face_id -> "train"/"val", plus how the split was made (by, seed; None in a file of one's
+    own without them). Any other value is refused with its line: "test" or "Val" was read as
+    training, the held-out faces trained on and the validation left empty."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: split file not found; run `maskwatch split` first")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not {"face_id", "split"} <= set(reader.fieldnames or ()):
+            raise ValueError(f"{path}: a split file has the columns face_id and split (train or val); "
+                             f"got {', '.join(reader.fieldnames or ['none'])}")
+        rows = list(reader)
     if not rows:
         raise ValueError(f"{path}: split file is empty")
-    return {r["face_id"]: r["split"] for r in rows}, rows[0]["by"], int(rows[0]["seed"])
+    for line, row in enumerate(rows, 2):
+        if row["split"] not in ("train", "val"):
+            raise ValueError(f"{path}, line {line}: split is train or val, got {row['split']!r}")
+    try:
+        seed = int(rows[0]["seed"]) if rows[0].get("seed") not in (None, "") else None
+    except ValueError:
+        raise ValueError(f"{path}: seed {rows[0]['seed']!r} is not a whole number") from None
+    return {r["face_id"]: r["split"] for r in rows}, rows[0].get("by") or None, seed
 
 
 def _stratify_or_none(labels: list[str]):

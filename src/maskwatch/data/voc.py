@@ -40,6 +40,19 @@ class VocObject:
         return Face(box=self.box, label=self.label)
 
 
+def label_problem(obj: VocObject) -> str | None:
+    """Why an object is no labelled face at all, whatever the image: it did not read, its label
+    is not a class, its box has no area (the detector commands refuse a photo holding one)."""
+    if obj.problem is not None:
+        return obj.problem
+    if obj.label not in CLASSES:
+        return f"unknown label {obj.label!r}, expected one of {', '.join(CLASSES)}"
+    x0, y0, x1, y1 = obj.box
+    if x1 <= x0 or y1 <= y0:
+        return f"box {obj.box} has zero area"
+    return None
+
+
 @dataclass(frozen=True)
 class VocAnnotation:
     """One photo's annotation: its image file name, its size, and its objects."""
@@ -56,13 +69,9 @@ class VocAnnotation:
         A box that only reaches outside the image is fine (it gets clipped); one with no area
         inside the image is not.
         """
-        if obj.problem is not None:
-            return obj.problem
-        if obj.label not in CLASSES:
-            return f"unknown label {obj.label!r}, expected one of {', '.join(CLASSES)}"
+        if (problem := label_problem(obj)) is not None:
+            return problem
         x0, y0, x1, y1 = obj.box
-        if x1 <= x0 or y1 <= y0:
-            return f"box {obj.box} has zero area"
         if min(x1, self.width) - max(x0, 0) <= 0 or min(y1, self.height) - max(y0, 0) <= 0:
             return f"box {obj.box} lies outside the {self.width}x{self.height} image"
         if min(x1, self.width) - max(x0, 0) < 1 or min(y1, self.height) - max(y0, 0) < 1:

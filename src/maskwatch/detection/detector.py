@@ -96,8 +96,13 @@ class DetectorConfig:
     def from_json(cls, path: Path) -> DetectorConfig:
         try:
             data = json.loads(Path(path).read_text())
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object of detector settings")
+            if not isinstance(data, dict) or "backend" not in data:
+                # A run's config.json given for its export's detector.json ran CenterFace as published.
+                raise ValueError("not detector settings (no 'backend'; a run's config.json? give the "
+                                 "detector.json that export-detector or fit-detector wrote)")
+            # A misspelt key was dropped in silence, its setting left at the default.
+            if unknown := sorted(set(data) - set(cls.__dataclass_fields__) - {"fitted_on"}):
+                raise ValueError(f"unknown settings {unknown}; known: {', '.join(cls.__dataclass_fields__)}")
             fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
             fields["box_mapping"] = BoxMapping(**data.get("box_mapping", {}))
             if fields.get("model") and not Path(fields["model"]).is_absolute():

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwatch.data.images import read_image
-from maskwatch.data.photos import annotated_faces
+from maskwatch.data.photos import annotated_faces, read_photo
 from maskwatch.data.voc import VocAnnotation
 from maskwatch.detection.bootstrap import (average_precision, bootstrap_photos, face_recall, match_photo,
                                            percentile_interval)
@@ -42,7 +41,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
     images, gt, dets = [], [], []
     per_photo = []  # (truth faces, labelled candidates) of each photo
     for image_id, ann in enumerate(progress_bar(annotations, desc="detect", unit="photo", disable=not progress), 1):
-        image = read_image(Path(data_dir) / "images" / ann.filename)
+        image = read_photo(data_dir, ann)
         images.append({"id": image_id, "width": ann.width, "height": ann.height, "file_name": ann.filename})
         truth = annotated_faces(ann)
         for face in truth:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskwatch.data.images import read_image
-from maskwatch.data.photos import annotated_faces
+from maskwatch.data.photos import annotated_faces, read_photo
 from maskwatch.data.voc import VocAnnotation
 from maskwatch.detection.boxes import BoxMapping
 from maskwatch.geometry import greedy_match
@@ -48,7 +47,7 @@ def _detect_all(data_dir, annotations, config, progress, threads: int = 0):
     finder = build_face_finder(config, threads)
     found, truth = [], []
     for ann in progress_bar(annotations, desc="fit detector", unit="photo", disable=not progress):
-        image = read_image(Path(data_dir) / "images" / ann.filename)
+        image = read_photo(data_dir, ann)
         faces = finder.detect(image)
         found.append((np.array([f.box for f in faces]).reshape(-1, 4), np.array([f.score for f in faces])))
         truth.append(np.array([f.box for f in annotated_faces(ann)]).reshape(-1, 4))

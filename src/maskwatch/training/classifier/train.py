@@ -283,6 +283,9 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
                          f"(first: {missing[0]}); make the split again")
     is_val = np.array([assignment[f] == "val" for f in data.face_ids])
     train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    if not len(train_idx) or not len(val_idx):
+        raise ValueError(f"{split_csv}: {len(train_idx)} training and {len(val_idx)} validation faces; "
+                         "both sides need faces")
     checkpoint = checkpoint_path(out)
     trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device, checkpoint=checkpoint)
     config = run_config(cfg, data.spec, work=work, split={"by": by, "seed": split_seed,

@@ -16,7 +16,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskwatch.data.images import read_image
 from maskwatch.data.voc import VocAnnotation
 
 STRIDE = 4
@@ -47,7 +46,7 @@ class TrainingPhoto:
 
 def load_training_photos(data_dir: Path, annotations: list[VocAnnotation]) -> list[TrainingPhoto]:
     """The photos (as RGB) and their annotated boxes, clipped to the image."""
-    from maskwatch.data.photos import annotated_faces
+    from maskwatch.data.photos import annotated_faces, read_photo
 
     photos = []
     for ann in annotations:
@@ -55,7 +54,7 @@ def load_training_photos(data_dir: Path, annotations: list[VocAnnotation]) -> li
         if not faces:
             continue
         boxes = np.array([f.box for f in faces], np.float32).reshape(-1, 4)
-        image = cv2.cvtColor(read_image(Path(data_dir) / "images" / ann.filename), cv2.COLOR_BGR2RGB)
+        image = cv2.cvtColor(read_photo(data_dir, ann), cv2.COLOR_BGR2RGB)
         photos.append(TrainingPhoto(image, boxes))
     return photos
 

@@ -128,7 +128,7 @@ def quantize_detector(onnx_path: Path, out: Path, data_dir: Path, annotations, p
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from maskwatch.atomic import atomic_path
-    from maskwatch.data.images import read_image
+    from maskwatch.data.photos import read_photo
     from maskwatch.detection.centerface import network_input
 
     class Photos(CalibrationDataReader):
@@ -139,7 +139,7 @@ def quantize_detector(onnx_path: Path, out: Path, data_dir: Path, annotations, p
             ann = next(self.items, None)
             if ann is None:
                 return None
-            image = read_image(Path(data_dir) / "images" / ann.filename)
+            image = read_photo(data_dir, ann)
             h, w = image.shape[:2]
             return {"image": network_input(image, settings.scale.main_scale(w, h))}
 

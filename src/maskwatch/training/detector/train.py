@@ -100,18 +100,6 @@ def _lr_factor(step: int, recipe: DetectorRecipe) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def unknown_labels(annotations) -> str | None:
-    """"N faces in M photos are labelled outside the three classes (first: FILE: LABEL)", or None."""
-    from maskwatch.faces import CLASSES
-
-    found = [(ann.filename, obj.label) for ann in annotations for obj in ann.objects
-             if obj.problem is None and obj.label not in CLASSES]
-    if not found:
-        return None
-    return (f"{len(found)} faces in {len({f for f, _ in found})} photos are labelled outside "
-            f"{', '.join(CLASSES)} (first: {found[0][0]}: {found[0][1]!r})")
-
-
 def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: bool = True,
                    threads: int = 0) -> Path:
     """Train (or resume) a detector run; returns the path of the final model.pt."""
@@ -132,11 +120,7 @@ def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: 
             raise ValueError(f"{run} holds a config.json that is not a detector run's; pick a new --out") from None
         if saved_recipe != recipe:
             raise ValueError(f"{run} holds a run with another recipe; pick a new --out or the same options")
-    split = photo_split(data_dir, seed=recipe.split_seed)
-    unlabelled = unknown_labels(split.train + split.val)
-    if unlabelled:
-        raise ValueError(f"{data_dir}: {unlabelled}; the detector would learn those faces as background: "
-                         "fix their labels, or remove the objects")
+    split = photo_split(data_dir, seed=recipe.split_seed)  # refuses photos with faces it cannot use
     names = sorted(ann.filename for ann in split.train)
     if saved is not None and saved.get("train_photo_names", names) != names:
         changed = len(set(names) ^ set(saved["train_photo_names"]))
