@@ -88,6 +88,23 @@ def test_loading_a_file_that_is_not_a_maskwatch_model(tmp_path):
         Classifier.load(tmp_path / "none.onnx")
 
 
+@pytest.mark.parametrize("change", [lambda info: info.pop("classes"), lambda info: info["crop"].update(interp=1)])
+def test_a_model_whose_metadata_is_of_another_version_is_named(tmp_path, change):
+    """A KeyError or TypeError traceback, where a model from another version was given."""
+    import onnx
+
+    from maskwatch.classifier import META_KEY, SHIPPED_MODEL
+
+    model = onnx.load(str(SHIPPED_MODEL))
+    [entry] = [p for p in model.metadata_props if p.key == META_KEY]
+    info = json.loads(entry.value)
+    change(info)
+    entry.value = json.dumps(info)
+    onnx.save(model, str(tmp_path / "other.onnx"))
+    with pytest.raises(ValueError, match="other.onnx: its 'maskwatch' metadata is not this maskwatch's"):
+        Classifier(tmp_path / "other.onnx")
+
+
 def test_shipped_model_classifies_without_torch(sample_dir):
     """The base install has no torch: block it (and scikit-learn) and classify sample faces."""
     import subprocess

@@ -132,6 +132,16 @@ def test_train_resume_and_export_detector(tmp_path, sample_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     settings = json.loads((run / "export" / "detector.json").read_text())
     assert settings["backend"] == "maskwatch" and settings["fitted_on"]["photos"] == 2
+    # A damaged checkpoint or model is named, not a traceback listing every layer's key.
+    checkpoint, model = (run / "checkpoint.pt").read_bytes(), (run / "model.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(checkpoint[:1000])
+    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "2", "--batch-size", "2", "--quiet"])
+    assert result.exit_code == 1 and "checkpoint.pt: cannot resume from it" in result.output, result.output
+    (run / "model.pt").write_bytes(model[:1000])
+    result = runner.invoke(app, ["export-detector", str(run), "--fit-photos", "2", "--quiet"])
+    assert result.exit_code == 1 and "model.pt: not a model this can export" in result.output, result.output
+    (run / "checkpoint.pt").write_bytes(checkpoint)
+    (run / "model.pt").write_bytes(model)
     # The same command on a dataset that changed since is refused: the model has seen photos now held out.
     for xml in sorted((data / "annotations").glob("*.xml"))[:4]:
         xml.unlink()

@@ -82,6 +82,25 @@ def test_a_stopped_run_resumes_from_its_last_epoch_to_the_same_weights(prepared_
     c, _ = load_model(train_run(prepared_sample, again, cfg, progress=False))
     for (name, ta), tc in zip(a.state_dict().items(), c.state_dict().values()):
         assert np.array_equal(ta.numpy(), tc.numpy()), name
+    # A run folder that cannot be written at the end (a full disk) kept only the epoch before the
+    # last, to be trained again: the last is kept too, and the same call writes the run from it.
+    full = tmp_path / "full"
+    written = train_module.write_run
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_module, "write_run", disk_full)
+    with pytest.raises(OSError):
+        train_run(prepared_sample, full, cfg, progress=False)
+    monkeypatch.setattr(train_module, "write_run", written)
+    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_three)  # no epoch may run again
+    calls.clear()
+    calls.extend([1, 1, 1])  # past the third call: any validation now would count as a fourth
+    d, _ = load_model(train_run(prepared_sample, full, cfg, progress=False))
+    assert len(calls) == 3
+    for (name, ta), td in zip(a.state_dict().items(), d.state_dict().values()):
+        assert np.array_equal(ta.numpy(), td.numpy()), name
 
 
 def test_evaluate_scores_validation_faces_only(run):

@@ -109,11 +109,15 @@ class Classifier:
         if META_KEY not in meta:
             raise ValueError(f"{model_path}: not a maskwatch model (no '{META_KEY}' metadata); "
                              "use `maskwatch export`")
-        self.info = json.loads(meta[META_KEY])
-        if tuple(self.info["classes"]) != CLASSES:
-            raise ValueError(f"{model_path}: model classes {self.info['classes']} differ from {CLASSES}")
-        self.spec = CropSpec(**self.info["crop"])
-        self.temperature = float(self.info.get("temperature", 1.0))
+        try:
+            self.info = json.loads(meta[META_KEY])
+            if tuple(self.info["classes"]) != CLASSES:
+                raise ValueError(f"{model_path}: model classes {self.info['classes']} differ from {CLASSES}")
+            self.spec = CropSpec(**self.info["crop"])
+            self.temperature = float(self.info.get("temperature", 1.0))
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as err:  # a KeyError traceback
+            raise ValueError(f"{model_path}: its '{META_KEY}' metadata is not this maskwatch's ({type(err).__name__}: "
+                             f"{err}); export the model again with this version") from None
         # Under this calibrated top probability a face is `unassessable` (chosen at export as the
         # least sure 3 % of the run's held-out faces); 0 for models exported without one.
         self.doubt = float(self.info.get("doubt", 0.0))

@@ -230,6 +230,11 @@ def train(
             run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
+    except OSError as err:  # the run folder not written (a full disk): the epochs are not lost
+        from maskwatch.training.classifier.train import checkpoint_path
+
+        _fail(f"{err}; every trained epoch is kept in {checkpoint_path(out)}: free space, and the same command "
+              "finishes the run from it")
     except KeyboardInterrupt:  # a traceback said nothing of what was kept
         from maskwatch.training.classifier.train import checkpoint_path
 
@@ -1015,6 +1020,10 @@ def main() -> None:
         restart_with_steady_malloc()
     try:
         app()
+    except OSError as err:  # a full disk, a folder that cannot be written: one line that names it
+        where = f"{err.filename}: " if err.filename and str(err.filename) not in str(err.strerror or "") else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:
         # A database that fails mid-command (read-only, locked, a full disk): one line that names
         # it, as at opening, not the driver's traceback (its SQL and parameters).

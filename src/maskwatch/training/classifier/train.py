@@ -166,7 +166,7 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
             tqdm.write(f"epoch {epoch}/{cfg.epochs}: loss {row['train_loss']:.4f} "
                        f"acc {row['train_accuracy']:.4f} | val loss {row['val_loss']:.4f} "
                        f"val acc {row['val_accuracy']:.4f}")
-        if checkpoint is not None and epoch < cfg.epochs:
+        if checkpoint is not None:  # the last epoch too: a run folder that cannot be written (a full disk) keeps it
             state = {"key": key, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict() if scheduler is not None else {},
                      "numpy_rng": json.dumps(rng.bit_generator.state), "generator": generator.get_state(),
@@ -316,7 +316,12 @@ def run_config(cfg: TrainConfig, spec: CropSpec, **extra) -> dict:
 def save_model(folder: Path, model: nn.Module, config: dict) -> None:
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    try:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    except Exception as err:  # safetensors' own SafetensorError on a full disk: said as the OSError it is
+        if type(err).__name__ != "SafetensorError":
+            raise
+        raise OSError(f"{folder / 'model.safetensors'}: cannot write: {err}") from None
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 

@@ -72,7 +72,11 @@ def write_onnx(run: Path, onnx_path: Path) -> dict:
     model_path = finished_model(run)
     config = json.loads((Path(run) / "config.json").read_text())
     net = build_net()
-    net.load_state_dict(torch.load(model_path, weights_only=True, map_location="cpu")["model"])
+    try:
+        net.load_state_dict(torch.load(model_path, weights_only=True, map_location="cpu")["model"])
+    except Exception as err:  # noqa: BLE001 - truncated, or of another version: a traceback of every key
+        raise ValueError(f"{model_path}: not a model this can export ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200] if str(err) else ''}); train the run again") from None
     model = FaceNet(net).eval()
     torch.onnx.export(model, (torch.zeros(1, 3, 256, 320),), str(onnx_path), input_names=["image"],
                       output_names=["heatmap", "size", "offset"],

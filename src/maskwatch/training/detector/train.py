@@ -143,10 +143,15 @@ def train_detector(data_dir: Path, run: Path, recipe: DetectorRecipe, progress: 
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     start, seconds = 0, 0.0
     if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, weights_only=True, map_location=device)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, seconds = state["step"], state["seconds"]
+        try:
+            state = torch.load(checkpoint_path, weights_only=True, map_location=device)
+            net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start, seconds = state["step"], state["seconds"]
+        except Exception as err:  # noqa: BLE001 - truncated, or of another version: a traceback of every key
+            raise ValueError(f"{checkpoint_path}: cannot resume from it ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:200] if str(err) else ''}); remove it to start this "
+                             "run afresh, or pick a new --out") from None
     # One sampler stream per step: a resumed run draws the same crops as an uninterrupted one.
     history_path = run / "history.csv"
     bar = progress_bar(range(start, recipe.steps), total=recipe.steps - start, desc="train detector",
