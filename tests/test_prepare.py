@@ -86,6 +86,20 @@ def test_bad_inputs_are_skipped_and_reported(tmp_path, small_dataset):
     assert result.faces == len(rows)
 
 
+def test_an_upper_case_suffix_is_read_and_what_no_annotation_uses_is_listed(tmp_path, small_dataset):
+    """a.XML, a stray file and a photo no annotation names were left out without a word."""
+    anns, images = small_dataset / "annotations", small_dataset / "images"
+    first = sorted(anns.glob("*.xml"))[0]
+    first.rename(first.with_suffix(".XML"))
+    (anns / "notes.txt").write_text("labelled by Ana")
+    (images / "unlabelled.png").write_bytes((images / f"{first.stem}.png").read_bytes())
+    result = prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    assert result.photos == 3
+    problems = {s["where"].rsplit("/", 1)[-1]: s["problem"] for s in read_skipped(tmp_path / "w")}
+    assert problems == {"notes.txt": "not an .xml annotation file: not read",
+                        "unlabelled.png": "no annotation names this image: not read"}
+
+
 def test_strict_stops_at_first_problem_and_writes_nothing(tmp_path, small_dataset):
     break_dataset(small_dataset)
     with pytest.raises(PrepareError, match="broken.xml: malformed XML"):

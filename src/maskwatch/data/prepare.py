@@ -42,7 +42,8 @@ def annotation_files(data_dir: Path) -> list[Path]:
     ann_dir = data_dir / "annotations"
     if not ann_dir.is_dir():
         raise PrepareError(f"{data_dir}: expected an annotations/ folder of Pascal VOC XML files")
-    files = sorted(ann_dir.glob("*.xml"), key=_natural_key)
+    # Any case of the suffix: a.XML was passed over in silence.
+    files = sorted((p for p in ann_dir.iterdir() if p.is_file() and p.suffix.lower() == ".xml"), key=_natural_key)
     if not files:
         raise PrepareError(f"{ann_dir}: no .xml annotation files found")
     return files
@@ -67,6 +68,7 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
 
     rows = []
     photos = 0
+    named = set()  # the images the annotations name
     with atomic_dir(out, own="prepare.json") as tmp:
         for label in CLASSES:
             (tmp / "crops" / label).mkdir(parents=True)
@@ -77,6 +79,7 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                 problem(err.path, err.problem)
                 continue
             image_path = data_dir / "images" / ann.filename
+            named.add(ann.filename)
             if ann.filename_problem is not None:
                 problem(str(xml_path), ann.filename_problem)
                 continue
@@ -109,6 +112,14 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                     **dict(zip(("xmin", "ymin", "xmax", "ymax"), (_num(v) for v in clipped.box))),
                     "clipped": int(clipped.box != face.box), "crop": rel.as_posix(),
                 })
+        # What the dataset holds that no annotation uses: said, not left out in silence.
+        for path in sorted((data_dir / "annotations").iterdir(), key=_natural_key):
+            if path not in set(files) and not path.name.startswith("."):
+                problem(str(path), "not an .xml annotation file: not read")
+        images = data_dir / "images"
+        for path in sorted(images.iterdir(), key=_natural_key) if images.is_dir() else ():
+            if path.is_file() and not path.name.startswith(".") and path.name not in named:
+                problem(str(path), "no annotation names this image: not read")
         if not rows:
             raise PrepareError(f"{data_dir}: no usable faces found ({len(problems)} problems)")
         write_faces_csv(tmp / "faces.csv", rows)
