@@ -170,3 +170,17 @@ def test_the_larger_backbone_trains_and_reloads_as_trained(prepared_sample, tmp_
     with torch.no_grad():
         assert model(pixels).shape == (2, 3)
         assert not torch.allclose(model(pixels), fresh(pixels))  # the trained weights, not a fresh net
+
+
+def test_a_class_with_no_faces_has_no_recall_and_leaves_macro_f1():
+    """A two-class dataset showed the third at recall 0.0, macro-F1 capped at 2/3."""
+    from maskwatch.training.classifier.crossval import summarise
+    from maskwatch.training.classifier.evaluate import classification_metrics
+
+    metrics = classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]))
+    assert metrics["macro_f1"] == 1.0 and metrics["per_class"]["mask_weared_incorrect"]["recall"] is None
+    assert metrics["per_class"]["without_mask"]["recall"] == 1.0
+    folds = [{"accuracy": 1.0, "macro_f1": 1.0, "train_seconds": 1.0,
+              "recall": {"with_mask": 1.0, "without_mask": 0.5, "mask_weared_incorrect": rare}} for rare in (None, 0.5)]
+    recall = summarise(folds)["recall"]
+    assert recall["mask_weared_incorrect"] == {"mean": 0.5, "std": 0.0}  # over the fold that has it

@@ -254,7 +254,8 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `ma
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(json.dumps({k: metrics[k] for k in ("accuracy", "macro_f1")}
-                          | {"recall": {c: round(v["recall"], 4) for c, v in metrics["per_class"].items()}},
+                          | {"recall": {c: None if v["recall"] is None else round(v["recall"], 4)
+                                      for c, v in metrics["per_class"].items()}},
                           indent=2))
     cal = metrics["calibration"]
     typer.echo(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} before, "

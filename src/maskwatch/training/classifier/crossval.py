@@ -139,6 +139,9 @@ def pooled_metrics(data: CropDataset, oof_logits: np.ndarray, fold_of: np.ndarra
 def summarise(per_fold: list[dict]) -> dict:
     """Mean and standard deviation over folds of every headline metric."""
     def stat(values):
+        values = [v for v in values if v is not None]  # a fold without the class has no recall for it
+        if not values:
+            return {"mean": None, "std": None}
         return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0}
 
     out = {key: stat([f[key] for f in per_fold]) for key in ("accuracy", "macro_f1", "train_seconds")}
@@ -159,7 +162,8 @@ def _format_block(result: dict, title: str) -> str:
              f"  accuracy  {s['accuracy']['mean']:.4f} ± {s['accuracy']['std']:.4f}",
              f"  macro-F1  {s['macro_f1']['mean']:.4f} ± {s['macro_f1']['std']:.4f}"]
     for c in CLASSES:
-        lines.append(f"  recall {c:<22} {s['recall'][c]['mean']:.4f} ± {s['recall'][c]['std']:.4f}")
+        r = s["recall"][c]
+        lines.append(f"  recall {c:<22} " + ("- (no faces of it)" if r["mean"] is None else f"{r['mean']:.4f} ± {r['std']:.4f}"))
     lines.append(f"  train time per fold {s['train_seconds']['mean']:.0f} s")
     cal = result["calibration"]
     lines.append(f"  ECE {cal['ece_before']:.4f} before, {cal['ece_after']:.4f} after temperature scaling")

@@ -94,8 +94,9 @@ def findings(runs: dict) -> str:
                      f"per-photo split: one split of {faces} validation faces is too noisy to "
                      f"show the leak here (`maskwatch cv` measures the spread)")
     inc = runs["colour-photo"]["recall"]["mask_weared_incorrect"]
+    inc = "not measured (no such faces among the validation faces)" if inc is None else f"{inc:.2f}"
     return (f"On the honest per-photo split, {colour_text}; {leak_text}. Accuracy hides the class "
-            f"that matters: the colour model's recall on mask_weared_incorrect is {inc:.2f} "
+            f"that matters: the colour model's recall on mask_weared_incorrect is {inc} "
             f"(macro-F1 {runs['colour-photo']['macro_f1']:.3f}).")
 
 
@@ -108,7 +109,8 @@ def render_report(summary: dict) -> str:
         for by in SPLIT_MODES:
             r = runs[f"{colour}-{by}"]
             cells.append(f"<td>{r['accuracy']:.3f}</td><td>{r['macro_f1']:.3f}</td>"
-                         f"<td>{r['recall']['mask_weared_incorrect']:.2f}</td>")
+                         + ("<td>-</td>" if r["recall"]["mask_weared_incorrect"] is None
+                            else f"<td>{r['recall']['mask_weared_incorrect']:.2f}</td>"))
         rows.append(f"<tr><th>{colour}</th>{''.join(cells)}</tr>")
     figures = []
     for name in runs:

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -286,6 +287,12 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
     if not len(train_idx) or not len(val_idx):
         raise ValueError(f"{split_csv}: {len(train_idx)} training and {len(val_idx)} validation faces; "
                          "both sides need faces")
+    for side, idx in (("training", train_idx), ("validation", val_idx)):
+        if absent := [c for i, c in enumerate(CLASSES) if not (data.labels[idx] == i).any()]:
+            # A class only in one photo can land wholly on the validation side; said, not found later.
+            print(f"warning: no {side} faces of {', '.join(absent)}"
+                  + (": the model cannot learn it" if side == "training" else ": its recall is not measured"),
+                  file=sys.stderr)
     checkpoint = checkpoint_path(out)
     trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device, checkpoint=checkpoint)
     config = run_config(cfg, data.spec, work=work, split={"by": by, "seed": split_seed,
