@@ -30,7 +30,7 @@ class Receiver:
                 receiver.tries.append((time.monotonic(), self.headers.get(DELIVERY_HEADER)))
                 time.sleep(receiver.delay)
                 if receiver.attempts <= receiver.failures:
-                    self.send_response(status)
+                    self.send_response(status[receiver.attempts - 1] if isinstance(status, list) else status)
                     for name, value in (headers or {}).items():
                         self.send_header(name, value)
                 else:
@@ -112,7 +112,7 @@ def test_a_dead_receiver_is_retried_then_given_up_without_blocking(caplog):
         notifier.notify(event(5))  # one try while down: lost to the 503
         assert wait_until(lambda: notifier.stats.failed == 6)
         notifier.notify(event(6))
-        assert wait_until(lambda: len(back.received) == 1)
+        assert wait_until(lambda: notifier.stats.sent == 1)  # its answer read, not only its POST received
         assert any(r.getMessage().endswith("delivering again") for r in caplog.records)
         notifier.notify(event(7))  # up: retried again as before
         assert wait_until(lambda: len(back.received) == 2)
@@ -153,6 +153,18 @@ def test_a_rate_limit_is_waited_for_a_wrong_token_is_not_retried_and_a_delivery_
     assert first_id == second_id and len(first_id) == 36  # one id across retries: a repeat can be told
     assert refused.attempts == 1  # not 6 tries over 31 s
     assert any("alert not delivered after 1 tries (HTTP 401)" in r.getMessage() for r in caplog.records)
+
+
+def test_one_alert_refused_does_not_take_the_receiver_for_down():
+    """A 400 for one payload marked a working receiver down: the next alert's 503 got no retry."""
+    receiver = Receiver(failures=2, status=[400, 503])
+    notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET, backoff=0.05)]).start()
+    notifier.notify(event(1))
+    notifier.notify(event(2))
+    assert wait_until(lambda: notifier.stats.sent == 1 and notifier.stats.failed == 1)
+    notifier.stop()
+    receiver.close()
+    assert [json.loads(body)["event"]["id"] for body, _ in receiver.received] == [2] and notifier.stats.retried == 1
 
 
 def test_two_rules_to_one_receiver_each_keep_their_cooldown():

@@ -278,7 +278,8 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
         for _ in range(20):  # between hand-outs too
             errors.append(worker.state()["analysis_error"])
             time.sleep(0.02)
-        assert all(error and "database or disk is full" in error for error in errors), errors
+        assert all(error and "people wait to be stored: OperationalError" in error and "database or disk is full"
+                   in error for error in errors), errors
         assert len(sink.unstored) >= 3 and sink.store.events() == []
     finally:
         worker.stop()

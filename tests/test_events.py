@@ -540,12 +540,12 @@ def test_a_version_3_database_gains_quarter_sums_of_the_minutes_it_kept(store, t
         store.counts(every=90)
 
 
-OPEN_AT = """import sys, time
+OPEN_AT = """import os, sys, time
 from maskwatch.security.store import AuthStore
 from maskwatch.site.events import EventStore
-start = float(sys.argv[2])
-while time.time() < start:
-    pass
+print("ready", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
 try:
     EventStore(sys.argv[1]).close()
     AuthStore(sys.argv[1]).close()
@@ -556,14 +556,18 @@ except Exception as err:
 
 
 def opened_together(database: str, processes: int = 4) -> list[str]:
-    """What each of `processes` processes, released at one instant, says opening a new database."""
+    """What each of `processes` processes, released together once all have imported maskwatch,
+    says opening a new database."""
     import subprocess
     import sys
-    import time
+    import tempfile
+    from pathlib import Path
 
-    start = time.time() + 3.0  # after every interpreter has imported maskwatch
-    running = [subprocess.Popen([sys.executable, "-c", OPEN_AT, database, str(start)], stdout=subprocess.PIPE,
+    go = Path(tempfile.mkdtemp()) / "go"
+    running = [subprocess.Popen([sys.executable, "-c", OPEN_AT, database, str(go)], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(processes)]
+    assert [process.stdout.readline().strip() for process in running] == ["ready"] * processes
+    go.touch()
     return [process.communicate(timeout=120)[0].strip() for process in running]
 
 

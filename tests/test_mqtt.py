@@ -119,6 +119,33 @@ def test_a_wrong_password_is_said_once_with_the_brokers_reason_and_an_ipv6_broke
         ipv6.stop()
 
 
+def test_a_broker_that_closes_before_answering_is_said(caplog):
+    """A plain client at a TLS port, a broker at its connection limit: the connection closes before
+    any CONNACK. After the refusal fix, nothing was said and status() showed no problem."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def close_each():
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            client.close()
+
+    threading.Thread(target=close_each, daemon=True).start()
+    publisher = MqttPublisher("127.0.0.1", server.getsockname()[1]).start()
+    try:
+        assert wait_until(lambda: (publisher.status()["problem"] or "").startswith("lost the broker"), 30)
+    finally:
+        publisher.stop()
+        server.close()
+
+
 @pytest.mark.system  # starts its own broker, later
 def test_after_a_long_outage_the_site_is_online_with_its_latest_state_and_newest_events(tmp_path):
     port = free_port()
@@ -253,7 +280,13 @@ def test_todays_counts_are_sent_at_the_start_and_at_the_sites_midnight(monkeypat
     Site._new_day(site)  # 23:59: the same day, nothing sent
     assert publisher._state["maskwatch/door/counts"] == '{"people":30}'
     now[0] += 60
+    people.update(door=None)  # the database away at midnight (today_counts says None): tried again
+    publisher.counts_of = lambda camera: None if people[camera] is None else {"people": people[camera]}
     Site._new_day(site)  # 00:00 in Berlin
+    assert publisher._state["maskwatch/door/counts"] == '{"people":30}'
+    people.update(door=0)
+    now[0] += 60
+    Site._new_day(site)
     assert publisher._state == {"maskwatch/door/counts": '{"people":0}', "maskwatch/till/counts": '{"people":0}'}
     publisher.compliance_alert({"camera": "door"})  # the broker away: kept, then said at the stop
     publisher.stop()

@@ -449,8 +449,8 @@ def test_housekeeping_writes_that_fail_do_not_fail_the_request(tmp_path, caplog)
     assert store.session_user(session, idle=600, absolute=3600, now=1500.0)["name"] == "ana"
     store.log("report", "ana", "127.0.0.1", "/v1/report.csv")
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.store"]
-    assert said == ["the users database cannot be written (last uses, access log, sweep); requests are "
-                    "answered meanwhile: database or disk is full"], said
+    assert said == ["the users database cannot be written (last uses, access log); requests are answered "
+                    "meanwhile, unlogged: database or disk is full"], said
     store.close()
 
 

@@ -132,6 +132,17 @@ def test_train_refuses_a_split_of_other_faces(prepared_sample, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_split_file_that_does_not_say_how_it_was_made_stores_no_seed(prepared_sample, tmp_path):
+    """Its seed of None was stored and read back as the seed: evaluate-detection then split at random."""
+    with open(prepared_sample / "split.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    (tmp_path / "split.csv").write_text("face_id,split\n" + "".join(f"{r['face_id']},{r['split']}\n" for r in rows))
+    run = train_run(prepared_sample, tmp_path / "r", TrainConfig(epochs=1), split_csv=tmp_path / "split.csv",
+                    progress=False)
+    split = json.loads((run / "config.json").read_text())["split"]
+    assert "seed" not in split and "by" not in split and split["train"] + split["val"] == len(rows)
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--batch-size", "0", "batch_size must be at least 1, got 0"),  # was a ZeroDivisionError traceback
     ("--lr", "-1", "lr must be more than 0"),

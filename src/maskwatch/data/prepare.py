@@ -113,8 +113,9 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                     "clipped": int(clipped.box != face.box), "crop": rel.as_posix(),
                 })
         # What the dataset holds that no annotation uses: said, not left out in silence.
+        read = set(files)
         for path in sorted((data_dir / "annotations").iterdir(), key=_natural_key):
-            if path not in set(files) and not path.name.startswith("."):
+            if path not in read and not path.name.startswith("."):
                 problem(str(path), "not an .xml annotation file: not read")
         images = data_dir / "images"
         for path in sorted(images.iterdir(), key=_natural_key) if images.is_dir() else ():

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 ACCESS = "x-maskwatch-access"  # public | user (the default) | all-cameras | admin
 AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is written to the access log
+# (best effort: where the database cannot be written the request is answered, the row lost and the
+# failure logged; docs/security.md)
 PUBLIC = {ACCESS: "public"}
 ADMIN = {ACCESS: "admin"}
 # Figures over every camera (/metrics): admins, API tokens (Prometheus) and viewers of every camera.

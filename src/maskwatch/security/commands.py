@@ -71,12 +71,12 @@ def _store(database: str, **options):
 
 def read_password(confirm: bool = True) -> str:
     if not sys.stdin.isatty():
-        line = sys.stdin.readline()
-        if not line:
+        raw = sys.stdin.buffer.readline()  # bytes: the locale's decoding failed with a traceback
+        if not raw:
             _fail("no password on stdin (send it as one line, or run in a terminal to be asked)")
         try:
-            line.encode("utf-8")
-        except UnicodeEncodeError:  # a byte the terminal's encoding read as undecodable
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
             _fail("the password on stdin is not UTF-8 text")
         return line.rstrip("\r\n")
     return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)

@@ -135,8 +135,9 @@ class AuthStore:
         self.engine = EventStore._connect(self.url)
         self._write_lock = threading.Lock()
         self._kept: dict[tuple, float] = {}  # keep(): the last try of each housekeeping write
-        self._housekeeping = ProblemLog(log, "the users database cannot be written (last uses, access log, "
-                                             "sweep); requests are answered meanwhile")
+        self._failed_at = float("-inf")  # keep(): when one last failed
+        self._housekeeping = ProblemLog(log, "the users database cannot be written (last uses, access log); "
+                                             "requests are answered meanwhile, unlogged")
         open_database(self.url, self.migrate)
 
     def migrate(self) -> int:
@@ -314,8 +315,11 @@ class AuthStore:
         """A write the request does not depend on (a session's or token's last use, an access-log
         line): on a full disk or a locked database it is logged once and the request is answered
         (every request with a token or session answered 503: the dashboard and metrics blind
-        during the outage). A `key`'s write is tried once per TOUCH_EVERY at most (each request
-        would have waited out a locked database's 30 s)."""
+        during the outage). A `key`'s write is tried once per TOUCH_EVERY at most, and none for
+        TOUCH_EVERY after one failed (each request would have waited out a locked database's 30 s):
+        access-log lines are then lost, which the log says once."""
+        if now - self._failed_at < TOUCH_EVERY:
+            return
         if key is not None:
             if now - self._kept.get(key, -TOUCH_EVERY - 1) <= TOUCH_EVERY:
                 return
@@ -327,6 +331,7 @@ class AuthStore:
                 connection.execute(statement)
             self._housekeeping.ok()
         except SQLAlchemyError as err:
+            self._failed_at = now
             self._housekeeping.failed(driver_reason(err))
 
     # Failed logins

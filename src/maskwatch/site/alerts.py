@@ -236,6 +236,7 @@ class WebhookNotifier:
             DELIVERY_HEADER: str(uuid.uuid4()), "User-Agent": "maskwatch"})
         delay = rule.backoff
         tries = 1 if self._down[index] else rule.retries + 1  # down: one try each until one goes through
+        unreachable = True  # every try failed without the receiver's own answer (or with 5xx, 408, 429)
         for attempt in range(tries):
             wait = delay
             try:
@@ -254,6 +255,7 @@ class WebhookNotifier:
                                                if moved else "")
                 if 300 <= err.code < 500 and err.code not in (408, 429):  # the same answer every time: fix it
                     self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
+                    unreachable = False  # it answered: this alert's problem, not a receiver that is down
                     break
                 if err.code in (429, 503):
                     wait = max(delay, retry_after(err.headers.get("Retry-After")))
@@ -264,14 +266,21 @@ class WebhookNotifier:
                 if isinstance(getattr(err, "reason", None), TimeoutError):
                     reason = f"no connection within {rule.timeout:g} s"
             self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
-            if attempt == tries - 1 or self._stop.wait(wait):
+            if attempt == tries - 1:
+                break
+            if self._stop.wait(wait):  # the stop's time is up: not a sign the receiver is down
+                unreachable = False
                 break
             self.stats.count("retried")
             delay = min(60.0, delay * 2)
         self.stats.count("failed")
-        if not self._down[index]:
-            log.warning("webhook %s: alert not delivered after %d tries (%s); until one goes through, "
-                        "each alert gets one try", shown_url(rule.url), attempt + 1, reason)
+        if self._down[index] or not unreachable:
+            if not self._down[index]:
+                log.warning("webhook %s: alert not delivered after %d tries (%s)", shown_url(rule.url),
+                            attempt + 1, reason)
+            return
+        log.warning("webhook %s: alert not delivered after %d tries (%s); until one goes through, "
+                    "each alert gets one try", shown_url(rule.url), attempt + 1, reason)
         self._down[index] = True
 
 

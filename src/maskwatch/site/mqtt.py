@@ -82,8 +82,9 @@ class MqttPublisher:
         # resends), which a camera thread holding self._lock waits for inside publish().
         was_connected, self.connected = self.connected, False
         # A refused CONNACK is followed by a disconnect "Unspecified error": not a second problem
-        # (the two took turns in the log at every retry, the refusal's reason overwritten).
-        if reason_code.is_failure and was_connected:
+        # (the two took turns in the log at every retry, the refusal's reason overwritten). A
+        # broker that closes before any answer (a TLS port, its connection limit) is one.
+        if reason_code.is_failure and (was_connected or self.problem is None):
             self._trouble(f"lost the broker ({reason_code})")
 
     def _trouble(self, problem: str) -> None:
@@ -118,13 +119,14 @@ class MqttPublisher:
                 log.warning("MQTT %s:%d: %d events and alerts never reached the broker (%s)", self.host,
                             self.port, len(self._backlog), self.problem or "not connected")
 
-    def publish_counts(self, camera: str) -> None:
+    def publish_counts(self, camera: str) -> bool:
         """Today's people on `camera`, retained: after each stored person, at the start (a restart's
         broker kept the last run's) and at the site's midnight (yesterday's stayed "today" until the
         day's first person). Not sent while the database cannot be read: the next call carries them."""
         today = self.counts_of(camera) if self.counts_of is not None else None
         if today is not None:
             self._publish(self.topic(camera, "counts"), today, retain=True)
+        return today is not None
 
     def person_started(self, start: dict) -> None:
         self._publish(self.topic("events"), {"type": "new", **start})

@@ -154,9 +154,9 @@ class Site:
         day = bucket_start(time.time(), "day", self.config.tz())
         if self.mqtt is None or day == self._day:
             return
-        self._day = day
-        for camera_id in self.config.cameras:
-            self.mqtt.publish_counts(camera_id)
+        sent = [self.mqtt.publish_counts(camera_id) for camera_id in self.config.cameras]
+        if all(sent):  # the database away a moment: tried again at the next sweep
+            self._day = day
 
     def today_counts(self, camera: str) -> dict | None:
         """Today's people on `camera` (since midnight in the site's timezone, as the chart's and

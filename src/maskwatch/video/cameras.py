@@ -342,7 +342,7 @@ class CameraWorker:
     def state(self) -> dict:
         return {**self.reader.state().to_dict(), "analysed": self.analysed,
                 "detected": getattr(self.processor, "detections", None),
-                "analysis_error": self.problems.last or self._storing_problem()}
+                "analysis_error": self._storing_problem() or self.problems.last}
 
     def _storing_problem(self) -> str | None:
         """Why a sink holds people it could not store yet (the database away): said for as long

@@ -36,7 +36,8 @@ def summary(name: str, probs: np.ndarray, labels: np.ndarray, fold_of: np.ndarra
              for k in range(int(fold_of.max()) + 1)]
 
     def stat(values):
-        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+        values = [v for v in values if v is not None]  # a fold without the class has no recall for it
+        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.4f}" if values else "-"
 
     caught = int(((probs.argmax(1) == RARE) & (labels == RARE)).sum())
     print(f"  {name:<14} accuracy {stat([f['accuracy'] for f in folds])}  macro-F1 {stat([f['macro_f1'] for f in folds])}"

@@ -210,9 +210,10 @@ def merge(out: Path, source: Path, folds: int = 5) -> None:
             write_text(folder / "cv.json", json.dumps(result, indent=2))
             write_text(folder / "cv.txt", format_summary(result) + "\n")
             s = result["summary"]
+            rare = s["recall"]["mask_weared_incorrect"]
             print(f"{folder.name}: accuracy {s['accuracy']['mean']:.4f} ± {s['accuracy']['std']:.4f}, "
                   f"macro-F1 {s['macro_f1']['mean']:.4f}, rare-class recall "
-                  f"{s['recall']['mask_weared_incorrect']['mean']:.4f} ± {s['recall']['mask_weared_incorrect']['std']:.4f}")
+                  + ("- (no such faces)" if rare["mean"] is None else f"{rare['mean']:.4f} ± {rare['std']:.4f}"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -295,8 +295,10 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
                   file=sys.stderr)
     checkpoint = checkpoint_path(out)
     trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device, checkpoint=checkpoint)
-    config = run_config(cfg, data.spec, work=work, split={"by": by, "seed": split_seed,
-                                                          "train": len(train_idx), "val": len(val_idx)})
+    # A split file of one's own may not say how it was made: then neither is stored (a seed of None
+    # read as a seed made evaluate-detection split at random).
+    split = {"by": by, "seed": split_seed, "train": len(train_idx), "val": len(val_idx)}
+    config = run_config(cfg, data.spec, work=work, split={k: v for k, v in split.items() if v is not None})
     write_run(out, trained, config, data, lambda path: shutil.copyfile(split_csv, path))
     checkpoint.unlink(missing_ok=True)
     return Path(out)
