@@ -311,6 +311,27 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
     assert heard[-1]["track_id"] == 9 and not sink.unstored
 
 
+def test_people_waiting_keep_at_most_the_capped_number_of_snapshots(store, monkeypatch):
+    """The cap was checked once per hand-out: 30 people handed out beside 99 waiting kept 129."""
+    from maskwatch.site import events as events_module
+
+    monkeypatch.setattr(events_module, "UNSTORED_SNAPSHOTS", 5)
+
+    def locked(*args):
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(store, "record", locked)
+    sink = EventSink(store, "door")
+    image = np.zeros((8, 8, 3), np.uint8)
+    for batch in (range(0, 4), range(4, 12)):  # 4 waiting, then 8 more at once
+        for track_id in batch:
+            sink.views[track_id] = (100.0, image)
+        with pytest.raises(OSError):
+            sink.write_people([person(track_id, (0.9, 0.05, 0.05)) for track_id in batch])
+    kept = [track.track_id for _, track, snapshot in sink.unstored if snapshot is not None]
+    assert kept == [0, 1, 2, 3, 4] and len(sink.unstored) == 12
+
+
 def test_a_snapshot_that_cannot_be_written_costs_the_snapshot_not_the_person(tmp_path, caplog):
     """A full or read-only snapshots disk rolled the event back with it: nobody was stored until
     1,000 waited, then the people with a snapshot were dropped, the rest lost at the stop."""

@@ -190,6 +190,20 @@ def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
     assert all(e["client"] == "127.0.0.1" for e in entries)
 
 
+def test_only_what_was_answered_is_written_to_the_access_log(secured):
+    """A row was written before the handler ran: 300 requests for snapshots that do not exist left
+    300 "snapshot fetched" rows (a new path each, so no once-a-minute limit), 422s as reports."""
+    session = session_of(login(secured.base, VIEWER))
+    for n in range(5):
+        missing = httpx.get(secured.base + f"/v1/snapshots/door-9990{n}.jpg", headers=session, timeout=10)
+        assert missing.status_code == 404
+    assert httpx.get(secured.base + "/v1/report.csv", params={"bogus": 1}, headers=session, timeout=10).status_code == 422
+    assert httpx.get(secured.base + "/v1/report.csv", headers=session, timeout=10).status_code == 200
+    entries = secured.get("/v1/access-log", user="viewer").json()["entries"]
+    assert not [e for e in entries if e["action"] == "snapshot" and "9990" in (e["target"] or "")]
+    assert [e for e in entries if e["action"] == "report"]  # the one answered
+
+
 def test_a_viewer_of_a_camera_since_removed_is_not_told_the_others(secured):
     store = AuthStore(str(secured.folder / "site.db"))
     store.add_user("stale", "stale viewer password", "viewer", cameras=["door", "oldcam"])
@@ -589,8 +603,11 @@ def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path
             assert client.post("/login", json={"username": name, "password": "guess"}, headers=CSRF).status_code == 401
         limited = client.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF)
         assert limited.status_code == 429 and "Retry-After" in limited.headers
+        for n in range(50):  # a spray of new names: a row each was 700 rows a second from one address
+            assert client.post("/login", json={"username": f"n{n}", "password": "guess"}, headers=CSRF).status_code == 429
     with TestClient(app, base_url="http://maskwatch.lan", client=("10.0.0.2", 4000)) as other:  # another address
         assert other.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF).status_code == 200
+    assert [e["target"] for e in AuthStore(db).access_log(action="login_limited")] == [ADMIN[0]]
 
 
 def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):

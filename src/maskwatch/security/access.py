@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,7 +140,8 @@ class AccessControl:
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
         self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
-        self._audited: dict[tuple, float] = {}  # (user, client, action, path) -> when last logged
+        self._audited: OrderedDict[tuple, float] = OrderedDict()  # _audit's key -> when last logged, oldest first
+        self._audited_lock = threading.Lock()
         # Logins being checked now, per rate-limit key: a burst of parallel guesses counts before
         # any of them is hashed and recorded (within this process; each worker has its own).
         self._in_flight: Counter[str] = Counter()
@@ -206,15 +207,27 @@ class AccessControl:
             raise AuthError(403, f"no access to camera {camera!r}")
         request.state.principal = principal
         if extra.get(AUDIT) and self.store is not None:
-            self._audit(extra[AUDIT], principal.name, client_address(request), request.url.path)
+            # Written once the answer is known, for a 2xx only (audit_answered): a row was written
+            # before the handler ran, so 300 requests for snapshots that do not exist left 300
+            # "snapshot fetched" rows, one database write each.
+            request.state.audit = (extra[AUDIT], principal.name, client_address(request), request.url.path)
 
-    def _audit(self, action: str, user: str | None, client: str, path: str) -> None:
-        now, key = time.monotonic(), (user, client, action, path)
-        if now - self._audited.get(key, -AUDIT_EVERY) < AUDIT_EVERY:
-            return
-        if len(self._audited) > 10_000:  # forget the old ones; the log itself is in the database
-            self._audited = {k: t for k, t in self._audited.items() if now - t < AUDIT_EVERY}
-        self._audited[key] = now
+    def audit_answered(self, request: Request, status: int) -> None:
+        """The access-log row of an audited request that was answered with a 2xx."""
+        audit = getattr(request.state, "audit", None)
+        if audit is not None and 200 <= status < 300:
+            self._audit(*audit)
+
+    def _audit(self, action: str, user: str | None, client: str, path: str | None, key: tuple | None = None) -> None:
+        """One row per `key` (user, client, action and path by default) a minute at most."""
+        now, key = time.monotonic(), key or (user, client, action, path)
+        with self._audited_lock:
+            if now - self._audited.get(key, -AUDIT_EVERY) < AUDIT_EVERY:
+                return
+            self._audited[key] = now
+            self._audited.move_to_end(key)
+            while len(self._audited) > 10_000:  # the oldest go; the log itself is in the database
+                self._audited.popitem(last=False)
         self.store.log(action, user, client, path)
 
     def identify(self, request: Request) -> Principal:
@@ -253,6 +266,9 @@ class AccessControl:
         check_csrf(request)
         if self.store is None and not self.has_users():  # a users file made since the start is opened
             raise AuthError(401, "wrong user name or password")
+        # Here too, not only after a success: a password spray (public, failing) added rows the
+        # sweep never removed while nobody logged in.
+        self._sweep()
         client = client_address(request)
         keys = [f"client:{client}", f"user:{name[:64]}"]
         with self._in_flight_lock:
@@ -262,7 +278,9 @@ class AccessControl:
                 count, oldest = self.store.failures(key, self.window)
                 if count + self._in_flight[key] >= limit:
                     wait = max(1, math.ceil((oldest or time.time()) + self.window - time.time()))
-                    self._audit("login_limited", None, client, name[:64])  # once a minute, not per guess
+                    # Once a minute per client, whatever names it tries (a row per new name let one
+                    # address write 700 rows a second); the first name of the minute is kept.
+                    self._audit("login_limited", None, client, name[:64], key=("login_limited", client))
                     raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
             self._in_flight.update(keys)
         try:

@@ -136,6 +136,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     async def observe(request: Request, call_next):
         started = time.perf_counter()
         response = await call_next(request)
+        if getattr(request.state, "audit", None) is not None:  # a database write: off the event loop
+            await run_in_threadpool(access.audit_answered, request, response.status_code)
         path = request.scope.get("route").path if request.scope.get("route") else "other"
         metrics.requests.labels(path, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - started)

@@ -595,7 +595,7 @@ class EventSink:
         the people not stored wait here, oldest first, and go in at the next call; the error is
         raised for the camera to report. At most `keep_unstored` wait (past that the oldest are
         dropped and counted in `unstored_dropped`), and only the first UNSTORED_SNAPSHOTS keep
-        their snapshot (a snapshot is up to a few hundred kB). A person the store refuses as bad
+        their snapshot (a large face's crop is up to about 1 MB). A person the store refuses as bad
         data (ValueError) is logged and passed over, not retried forever ahead of the rest."""
         backlog = len(self.unstored)  # people already waiting: the database failed before
         for track in people:
@@ -610,7 +610,7 @@ class EventSink:
             zone = seen.most_common(1)[0][0] if seen else zone_of(track.box, *self.size, self.zones) if self.size else None
             if len(self.unstored) == self.unstored.maxlen:
                 self.unstored_dropped += 1
-            keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS
+            keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS  # capped again if storing fails
             self.unstored.append((zone, track, view[1] if keep_view else None))
         while self.unstored:
             zone, track, snapshot = self.unstored[0]
@@ -623,6 +623,7 @@ class EventSink:
             except Exception as err:
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
                 self.store_problem = f"{len(self.unstored)} people wait to be stored: {type(err).__name__}: {reason}"
+                self._cap_waiting_snapshots()
                 raise
             self.unstored.popleft()
             self.recorded.append(stored)
@@ -630,6 +631,17 @@ class EventSink:
             if self.listeners.event is not None:
                 self.listeners.event(stored)
         self.store_problem = None
+
+    def _cap_waiting_snapshots(self) -> None:
+        """Only the first UNSTORED_SNAPSHOTS people waiting keep their snapshot (up to about 1 MB
+        each, a large face's crop): the cap was checked once per hand-out, so 30 people handed out
+        beside 99 waiting kept all 129."""
+        kept = 0
+        for i, (zone, track, snapshot) in enumerate(self.unstored):
+            if snapshot is not None:
+                kept += 1
+                if kept > UNSTORED_SNAPSHOTS:
+                    self.unstored[i] = (zone, track, None)
 
     def close(self) -> None:
         if self.unstored:  # a last try for the people the database refused
