@@ -685,3 +685,23 @@ def test_a_relative_users_file_is_made_absolute_for_workers_and_replicas_elsewhe
     monkeypatch.chdir(tmp_path)
     assert auth_for("127.0.0.1", "users.db", ()).database == str(tmp_path / "users.db")
     assert auth_for("127.0.0.1", "sqlite:///x.db", ()).database == "sqlite:///x.db"
+
+
+def test_the_access_log_reads_since_as_the_events_do(secured):
+    """nan and inf were taken as floats: nothing answered, or everything (-inf); a date was a 422."""
+    for bad in ("nan", "inf", "-inf", "1e400"):
+        refused = secured.get("/v1/access-log", since=bad)
+        assert refused.status_code == 400 and "since" in refused.json()["error"], bad
+    assert secured.get("/v1/access-log", since="2026-01-01").status_code == 200
+    assert secured.get("/v1/access-log", since="2999-01-01T00:00:00Z").json()["entries"] == []
+
+
+def test_head_is_answered_as_get_without_its_body(secured):
+    """Every HEAD was a 405 (FastAPI registers GET alone): an uptime monitor's HEAD /healthz read
+    the service as down. The refusals and headers are a GET's too."""
+    health = httpx.head(secured.base + "/healthz", timeout=10)
+    assert health.status_code == 200 and health.content == b"" and health.headers["x-content-type-options"] == "nosniff"
+    document = httpx.head(secured.base + "/openapi.json", headers=secured.credentials.headers, timeout=10)
+    assert document.status_code == 200 and document.content == b""
+    assert int(document.headers["content-length"]) == len(secured.get("/openapi.json").content)
+    assert httpx.head(secured.base + "/v1/events", timeout=10).status_code == 401  # the same access rules

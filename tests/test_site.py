@@ -201,7 +201,13 @@ def test_events_filter_and_snapshots(site):
     label = event["label"]
     assert all(e["label"] == label for e in site.get("/v1/events", label=label).json()["events"])
     assert site.get("/v1/events", since="2999-01-01T00:00:00Z").json()["events"] == []
-    assert site.get("/v1/events", zone="nowhere").json()["events"] == []
+    # A zone no camera has was an empty list, a typo read as "nobody was seen there".
+    nowhere = site.get("/v1/events", zone="nowhere")
+    assert nowhere.status_code == 404 and nowhere.json()["error"] == "unknown zone 'nowhere'; zones: left"
+    assert site.get("/v1/events", zone="left").status_code == 200
+    # since as ISO 8601 allows it: a basic date was read as second 20,260,922 of 1970
+    assert site.get("/v1/events", since="29990101").json()["events"] == []
+    assert site.get("/v1/events", since="2026-01-01t00:00:00z").status_code == 200
 
 
 def test_each_door_event_is_posted_to_the_webhook_signed(site):

@@ -26,7 +26,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.prevalence import compliance_estimate
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
-from maskwatch.site.trend import bucket_start, buckets_back, compliance_series
+from maskwatch.site.trend import bucket_start, buckets_back, compliance_series, parse_since
 from tests.conftest import ROOT
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin, crowd
@@ -68,6 +68,17 @@ def test_the_default_window_is_23_whole_buckets_back_by_the_calendar(now, bucket
             starts.add(bucket_start(moment, bucket, BERLIN).timestamp())
             moment += 3600
         assert len(starts) == 24
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("20260922", "2026-09-22T00:00:00+00:00"),  # ISO 8601's basic date: was second 20,260,922 of 1970
+    ("2026-09-21t10:00:00z", "2026-09-21T10:00:00+00:00"),  # RFC 3339 allows t and z
+    ("2026-12-31T23:59:60Z", "2026-12-31T23:59:59+00:00"),  # a leap second
+    ("9999-12-31T23:59:59.5Z", "9999-12-31T23:59:59.500000+00:00"),  # in year 9999, was out of range
+    ("20261340", "1970-08-23T12:09:00+00:00"),  # eight digits that are no date: seconds
+])
+def test_since_reads_every_form_iso_8601_and_rfc_3339_allow(value, expected):
+    assert datetime.fromtimestamp(parse_since(value), timezone.utc).isoformat() == expected
 
 
 def test_series_sum_minutes_per_bucket_and_zone():

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
+from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
 LOGIN_PAGE = Path(__file__).resolve().parents[1] / "serving" / "static" / "login.html"
 router = APIRouter(tags=["access"])
@@ -75,15 +76,22 @@ def list_users(request: Request) -> Response:
     return JSONResponse({"users": store.users() if store is not None else []})
 
 
-@router.get("/v1/access-log", openapi_extra=ADMIN)
+@router.get("/v1/access-log", openapi_extra=ADMIN,
+            responses={400: {"description": "A since that is not a time", "content": {"application/json": {
+                "schema": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}})
 def read_access_log(request: Request, user: str | None = Query(None, max_length=200),
                     action: str | None = Query(None, max_length=32),
-                    since: float | None = Query(None, description="Unix seconds"),
+                    since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)",
+                                              json_schema_extra=SINCE_SCHEMA),
                     limit: int = Query(100, ge=1, le=1000)) -> Response:
     """Who logged in, who failed to, who viewed which camera's frame or snapshot, who downloaded
     a report: newest first."""
+    try:  # as /v1/events reads it (nan and inf passed as floats and answered nothing, or everything)
+        since_seconds = parse_since(since) if since is not None else None
+    except ValueError as err:
+        return JSONResponse({"error": str(err)}, status_code=400)
     store = _access(request).store
-    rows = store.access_log(user=user, action=action, since=since, limit=limit) if store is not None else []
+    rows = store.access_log(user=user, action=action, since=since_seconds, limit=limit) if store is not None else []
     return JSONResponse({"entries": rows})
 
 

@@ -27,7 +27,8 @@ from maskwatch.runtime import PeriodicTrim
 from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
-from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES
+from maskwatch.serving.head import HeadAsGet
+from maskwatch.serving.openapi import ACCESS_RESPONSES, DETECT_BODY, DETECT_RESPONSES
 from maskwatch.serving.query import known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
 
@@ -119,7 +120,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     # /openapi.json are replaced below by routes that go through it too.
     app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan,
                   dependencies=[Depends(access.authorize), Depends(known_query_only)],
-                  docs_url=None, openapi_url=None, redoc_url=None,
+                  docs_url=None, openapi_url=None, redoc_url=None, responses=ACCESS_RESPONSES,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
     app.state.access = access
     app.state.privacy = lambda: privacy_statement(settings, site, access)
@@ -144,6 +145,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         trim.maybe()
         return response
 
+    app.add_middleware(HeadAsGet)  # inside the headers: a HEAD's answer carries them too
     # Outermost: the headers go on every answer; trusted proxies' X-Forwarded-* are read first.
     app.add_middleware(SecurityHeaders, pages=[STATIC / "dashboard.html", STATIC / "login.html"])
     if settings.auth.trusted_proxies:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from maskwatch.faces import frame_schema
 
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/webp", "image/tiff")
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/webp", "image/tiff", "image/gif", "image/avif")
 BINARY = {"type": "string", "format": "binary"}
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
@@ -17,8 +17,20 @@ ERROR_DESCRIPTIONS = {
     400: "Empty body, truncated or corrupt image, or a multipart upload that is not one file field `image`",
     404: "Nothing to show: no live source configured, or no frame yet",
     413: "Upload larger than --max-upload-mb, or an image over --max-pixels",
-    415: "The body is not an image (PNG, JPEG, BMP, WebP or TIFF)",
+    415: "The body is not an image (PNG, JPEG, BMP, WebP, TIFF, GIF or AVIF)",
     500: "The annotated image could not be encoded",
+}
+
+
+# What any route may answer besides its own (security/access.py, the database's exception handler):
+# the document listed 200, 400 and 422 for /v1/events, which viewers get 403 from.
+ACCESS_RESPONSES = {
+    401: {"description": "No credentials, or ones that are not (or no longer) valid",
+          "content": {"application/json": {"schema": ERROR}}},
+    403: {"description": "Not for this user, token or origin (a viewer's other cameras, an admin route, a "
+                         "read-only token writing, a cross-site request)", "content": {"application/json": {"schema": ERROR}}},
+    503: {"description": "The database cannot be read or written just now (Retry-After says when to try again)",
+          "content": {"application/json": {"schema": ERROR}}},
 }
 
 

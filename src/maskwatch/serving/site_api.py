@@ -19,7 +19,7 @@ from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
-from maskwatch.site.trend import BUCKETS, bucket_start, buckets_back, compliance_series
+from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
@@ -31,35 +31,6 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _errors(*pairs: tuple[int, str]) -> dict:
     return {code: {"description": text, "content": {"application/json": {"schema": ERROR}}} for code, text in pairs}
-
-
-EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
-
-
-def parse_since(value: str) -> float:
-    """Unix seconds, or an ISO 8601 time (UTC when it names no zone); ValueError says which forms work."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        if not EARLIEST <= seconds <= LATEST:  # also NaN
-            raise ValueError(f"since is out of range: Unix seconds from {EARLIEST:.0f} (year 1) to {LATEST:.0f} "
-                             f"(year 9999); got {value!r}")
-        return seconds
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"since must be Unix seconds or an ISO 8601 time such as 2026-11-26T09:00:00Z; got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    try:
-        seconds = moment.timestamp()
-    except (OverflowError, ValueError):
-        seconds = float("nan")
-    if not EARLIEST <= seconds <= LATEST:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
-        raise ValueError(f"since is out of range: from year 1 to 9999 in UTC; got {value!r}")
-    return seconds
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -101,10 +72,6 @@ def _zones(site: Site, cameras) -> list[str]:
     return sorted({z for c in cameras for z in site.cameras_by_id[c].config.zones})
 
 
-# Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
-SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "maximum": LATEST},
-                          {"type": "string", "format": "date-time"}]}
-
 
 def site_routes(site: Site) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["site"])
@@ -116,6 +83,18 @@ def site_routes(site: Site) -> APIRouter:
         request naming a camera outside them)."""
         principal = request.state.principal
         return None if principal is None or principal.cameras is None else principal.visible(site.cameras_by_id)
+
+    def zone_refusal(shown: list[str], camera: str | None, zone: str | None) -> JSONResponse | None:
+        """404 for a zone none of the caller's cameras has (or not `camera`), naming theirs only."""
+        if zone is None:
+            return None
+        every_zone = _zones(site, shown)
+        if zone not in every_zone:
+            return _error(404, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
+        if camera is not None and zone not in site.cameras_by_id[camera].config.zones:
+            zones = site.cameras_by_id[camera].config.zones
+            return _error(404, f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}")
+        return None
 
     def named(request: Request) -> str:
         """The cameras an error may list: the caller's (a viewer whose list names a camera since
@@ -149,7 +128,8 @@ def site_routes(site: Site) -> APIRouter:
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @router.get("/events", response_model=EventList,
-                responses=_errors((400, "A filter that names no camera or class, or a bad time")))
+                responses=_errors((400, "A filter that names no camera or class, or a bad time"),
+                                  (404, "A zone none of the caller's cameras has")))
     def list_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
                     zone: str | None = None,
                     label: str | None = Query(None, json_schema_extra=one_of(PERSON_LABELS)),
@@ -159,6 +139,11 @@ def site_routes(site: Site) -> APIRouter:
         """Decided people, newest first, filtered by camera, zone, voted label and last seen since."""
         if camera is not None and camera not in site.cameras_by_id:
             return _error(400, f"unknown camera {camera!r}; cameras: {named(request)}")
+        allowed = visible(request)
+        shown = [c for c in site.cameras_by_id if allowed is None or c in allowed]
+        # A zone no camera has matched nothing: a typo read as "nobody was seen there".
+        if (refused := zone_refusal(shown, camera, zone)) is not None:
+            return refused
         if label is not None and label not in PERSON_LABELS:
             return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
         try:
@@ -190,13 +175,8 @@ def site_routes(site: Site) -> APIRouter:
         shown = [c for c in site.cameras_by_id if allowed is None or c in allowed]  # names a viewer may see
         if camera is not None and camera not in site.cameras_by_id:
             return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(shown)}")
-        if zone is not None:
-            every_zone = _zones(site, shown)
-            if zone not in every_zone:
-                return _error(404, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
-            if camera is not None and zone not in site.cameras_by_id[camera].config.zones:
-                zones = site.cameras_by_id[camera].config.zones
-                return _error(404, f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}")
+        if (refused := zone_refusal(shown, camera, zone)) is not None:
+            return refused
         if bucket not in BUCKETS:
             return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
         tz = site.config.tz()

@@ -7,12 +7,54 @@ them are returned; the chart leaves gaps for the others.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.prevalence import compliance_fields
 
 BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default look-back is 24 of each
+
+
+EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
+BASIC_DATE = re.compile(r"\d{8}")  # ISO 8601's 20260922
+# Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
+SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "maximum": LATEST},
+                          {"type": "string", "format": "date-time"}]}
+
+
+def parse_since(value: str, name: str = "since") -> float:
+    """Unix seconds, or an ISO 8601 time (UTC when it names no zone; `t` and `z` as RFC 3339
+    allows, a leap second as :59; a basic date 20260922 as that date, not second 20,260,922 of
+    1970); ValueError says which forms work."""
+    if BASIC_DATE.fullmatch(value):
+        try:
+            value = datetime.strptime(value, "%Y%m%d").date().isoformat()
+        except ValueError:
+            pass  # not a date: read as seconds below
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if not EARLIEST <= seconds < LATEST + 1:  # also NaN
+            raise ValueError(f"{name} is out of range: Unix seconds from {EARLIEST:.0f} (year 1) to {LATEST:.0f} "
+                             f"(year 9999); got {value!r}")
+        return seconds
+    try:
+        moment = datetime.fromisoformat(re.sub(r"(T\d\d:\d\d):60", r"\1:59", value.upper()))
+    except ValueError:
+        raise ValueError(f"{name} must be Unix seconds or an ISO 8601 time such as 2026-11-26T09:00:00Z; "
+                         f"got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, ValueError):
+        seconds = float("nan")
+    if not EARLIEST <= seconds < LATEST + 1:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise ValueError(f"{name} is out of range: from year 1 to 9999 in UTC; got {value!r}")
+    return seconds
 
 
 def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetime:
