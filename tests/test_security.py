@@ -622,12 +622,26 @@ def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):
 
     db = str(tmp_path / "burst.db")
     AuthStore(db).add_user(*ADMIN, "admin")
-    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
-                                                                client_limit=100, user_limit=5)))
-    with TestClient(app, base_url="http://maskwatch.lan") as client, ThreadPoolExecutor(12) as pool:
-        codes = list(pool.map(lambda _: client.post("/login", json={"username": ADMIN[0], "password": "guess"},
-                                                    headers=CSRF).status_code, range(12)))
-    assert codes.count(401) <= 5 and codes.count(429) >= 7, codes
+
+    def worker():  # one `serve --workers` process: its own AccessControl, the shared database
+        return create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                     client_limit=100, user_limit=5)))
+
+    # Two workers: each counted the guesses it was checking in its own memory, so two let 10 through.
+    with TestClient(worker(), base_url="http://maskwatch.lan") as one, \
+            TestClient(worker(), base_url="http://maskwatch.lan") as two, ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda n: (one, two)[n % 2].post("/login", json={"username": ADMIN[0], "password": "guess"},
+                                                               headers=CSRF).status_code, range(12)))
+        assert codes.count(401) == 5 and codes.count(429) == 7, codes
+        # The right password afterwards is limited too, and counts nothing once it goes through.
+        assert one.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 429
+    store = AuthStore(db)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM login_failures WHERE key = 'user:admin'").scalar() == 5
+    ids, _ = store.reserve_attempt({"client:10.0.0.9": 3, "user:ana": 3}, 900.0)  # a login that went through
+    store.release_attempt(ids)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM login_failures WHERE key = 'user:ana'").scalar() == 0
 
 
 def test_a_flood_of_logins_leaves_threads_for_everything_else(tmp_path):

@@ -891,6 +891,14 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
     try:
         with ray_cluster(address):
+            import ray
+
+            database = settings.auth.database
+            if database is not None and "://" not in database and sum(n["Alive"] for n in ray.nodes()) > 1:
+                # A replica on another machine does not see the file: it ran with no users at all
+                # (open to anyone on loopback, every login refused elsewhere).
+                _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
+                      "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
             start_api(settings, replicas, host, port, tls=tls)
             typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,7 +144,7 @@ class AccessControl:
         self._audited_lock = threading.Lock()
         # Logins being checked now, per rate-limit key: a burst of parallel guesses counts before
         # any of them is hashed and recorded (within this process; each worker has its own).
-        self._in_flight: Counter[str] = Counter()
+        self._in_flight = 0  # logins being checked in this process (MAX_LOGINS_AT_ONCE)
         self._in_flight_lock = threading.Lock()
         self._open_lock = threading.Lock()  # a users file made after the start is opened once
 
@@ -272,29 +272,28 @@ class AccessControl:
         client = client_address(request)
         keys = [f"client:{client}", f"user:{name[:64]}"]
         with self._in_flight_lock:
-            if sum(self._in_flight.values()) >= 2 * MAX_LOGINS_AT_ONCE:  # each login holds two keys
+            if self._in_flight >= MAX_LOGINS_AT_ONCE:
                 raise AuthError(503, "too many logins at once; try again in a second", {"Retry-After": "1"})
-            for key, limit in zip(keys, (self.settings.client_limit, self.settings.user_limit)):
-                count, oldest = self.store.failures(key, self.window)
-                if count + self._in_flight[key] >= limit:
-                    wait = max(1, math.ceil((oldest or time.time()) + self.window - time.time()))
-                    # Once a minute per client, whatever names it tries (a row per new name let one
-                    # address write 700 rows a second); the first name of the minute is kept.
-                    self._audit("login_limited", None, client, name[:64], key=("login_limited", client))
-                    raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
-            self._in_flight.update(keys)
+            self._in_flight += 1
         try:
+            # Counted in the database before the password is checked, so that guesses sent in
+            # parallel, to any worker, count before any is checked (store.reserve_attempt).
+            reserved, oldest = self.store.reserve_attempt(
+                dict(zip(keys, (self.settings.client_limit, self.settings.user_limit))), self.window)
+            if reserved is None:
+                wait = max(1, math.ceil(oldest + self.window - time.time()))
+                # Once a minute per client, whatever names it tries (a row per new name let one
+                # address write 700 rows a second); the first name of the minute is kept.
+                self._audit("login_limited", None, client, name[:64], key=("login_limited", client))
+                raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
             user = self.store.check_login(name, password)
-            if user is None:
-                self.store.add_failure(keys)
+            if user is None:  # the attempt's rows stay: they are its failure
                 self.store.log("login_failed", None, client, name[:64])
                 raise AuthError(401, "wrong user name or password")
         finally:
             with self._in_flight_lock:
-                self._in_flight.subtract(keys)
-                for key in keys:
-                    if self._in_flight[key] <= 0:
-                        del self._in_flight[key]
+                self._in_flight -= 1
+        self.store.release_attempt(reserved)
         self.store.clear_failures(keys[1])
         token = self.store.start_session(user["id"], user.pop("password_hash"))
         if token is None:  # removed, or given a new password, while this login was being checked

@@ -23,8 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.runtime import ProblemLog
-from maskwatch.site.events import (MIGRATION_LOCK, EventStore, database_url, driver_reason, lock_for_migration,
-                                     newer_schema, open_database)
+from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, EventStore, database_url,
+                                     driver_reason, hold_database, newer_schema, open_database)
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class AuthStore:
 
     def migrate(self) -> int:
         with self._write_lock, self.engine.begin() as connection:
-            lock_for_migration(connection, MIGRATION_LOCK + 1)
+            hold_database(connection, AUTH_MIGRATION_LOCK)
             metadata.create_all(connection, tables=[auth_schema_version])
             current = connection.execute(select(func.max(auth_schema_version.c.version))).scalar() or 0
             if current > len(MIGRATIONS):
@@ -336,19 +336,31 @@ class AuthStore:
 
     # Failed logins
 
-    def add_failure(self, keys: list[str], now: float | None = None) -> None:
+    def reserve_attempt(self, limits: dict[str, int], window: float,
+                        now: float | None = None) -> tuple[list[int] | None, float | None]:
+        """A login attempt counted as a failure of each key before its password is checked, in
+        one transaction that holds the database: every process and replica sees it at once (each
+        counted the attempts it was checking in its own memory, so N workers let N times the
+        guesses through in parallel). (the rows' ids, None), which release_attempt() deletes when
+        the password was right; or (None, the oldest failure's time) for a key at its limit,
+        nothing written."""
         now = time.time() if now is None else now
         with self._write_lock, self.engine.begin() as connection:
-            connection.execute(insert(login_failures), [{"key": key, "at": now} for key in keys])
+            hold_database(connection, LOGIN_ATTEMPT_LOCK)
+            for key, limit in limits.items():
+                count, oldest = connection.execute(
+                    select(func.count(), func.min(login_failures.c.at))
+                    .where(login_failures.c.key == key, login_failures.c.at > now - window)).one()
+                if count >= limit:
+                    return None, oldest if oldest is not None else now
+            ids = [connection.execute(insert(login_failures).values(key=key, at=now)).inserted_primary_key[0]
+                   for key in limits]
+        return ids, None
 
-    def failures(self, key: str, window: float, now: float | None = None) -> tuple[int, float | None]:
-        """How many failures `key` had in the last `window` seconds, and when the oldest of them was."""
-        now = time.time() if now is None else now
-        query = (select(func.count(), func.min(login_failures.c.at))
-                 .where(login_failures.c.key == key, login_failures.c.at > now - window))
-        with self.engine.connect() as connection:
-            count, oldest = connection.execute(query).one()
-        return count or 0, oldest
+    def release_attempt(self, ids: list[int]) -> None:
+        """The attempt's rows of reserve_attempt() deleted: the password was right."""
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(delete(login_failures).where(login_failures.c.id.in_(ids)))
 
     def clear_failures(self, key: str) -> None:
         with self._write_lock, self.engine.begin() as connection:

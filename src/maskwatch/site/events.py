@@ -38,7 +38,8 @@ from maskwatch.video.tracker import Track
 
 log = logging.getLogger(__name__)
 
-MIGRATION_LOCK = 0x6D77_0001  # PostgreSQL advisory lock keys ("mw"): the events' schema, the users' next
+# PostgreSQL advisory lock keys ("mw"): the events' schema, the users' schema, login attempts.
+MIGRATION_LOCK, AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK = 0x6D77_0001, 0x6D77_0002, 0x6D77_0003
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
@@ -158,11 +159,12 @@ def open_database(url: str, migrate: Callable[[], int]) -> None:
         raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {driver_reason(err)}") from None
 
 
-def lock_for_migration(connection: Connection, key: int) -> None:
-    """Hold the database for one store's migration until its transaction ends: two processes
-    opening a new database together both read "no version" and the second failed ("table
-    schema_version already exists"). SQLite: a write lock now, not at the first INSERT;
-    PostgreSQL: an advisory lock on `key`."""
+def hold_database(connection: Connection, key: int) -> None:
+    """Hold the database for what `key` guards until the transaction ends, across processes: a
+    store's migration (two processes opening a new database both read "no version", and the
+    second failed "table schema_version already exists"), or login attempts counted before their
+    password is checked. SQLite: a write lock now, not at the first INSERT; PostgreSQL: an
+    advisory lock on `key`."""
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif connection.dialect.name == "postgresql":
@@ -234,7 +236,7 @@ class EventStore:
             cursor = dbapi_connection.cursor()
             # Readers (the API) never block the writers. Turning a new file to WAL needs it alone:
             # SQLite says "locked" at once, without waiting, while another process's migration
-            # holds it (lock_for_migration), so the switch is tried again for up to 30 s.
+            # holds it (hold_database), so the switch is tried again for up to 30 s.
             for attempt in range(600):
                 try:
                     cursor.execute("PRAGMA journal_mode=WAL")
@@ -254,7 +256,7 @@ class EventStore:
     def migrate(self) -> int:
         """Bring the schema to the newest version; the version it is at."""
         with self._write_lock, self.engine.begin() as connection:
-            lock_for_migration(connection, MIGRATION_LOCK)
+            hold_database(connection, MIGRATION_LOCK)
             metadata.create_all(connection, tables=[schema_version])
             current = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
             if current > len(MIGRATIONS):
