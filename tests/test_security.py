@@ -719,3 +719,40 @@ def test_head_is_answered_as_get_without_its_body(secured):
     assert document.status_code == 200 and document.content == b""
     assert int(document.headers["content-length"]) == len(secured.get("/openapi.json").content)
     assert httpx.head(secured.base + "/v1/events", timeout=10).status_code == 401  # the same access rules
+
+
+REMOVE_WHEN_TOLD = """import os, sys, time
+from maskwatch.security.store import AuthStore
+store = AuthStore(sys.argv[1])
+print("ready", flush=True)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.001)
+try:
+    store.remove_user(sys.argv[2])
+    print("removed")
+except ValueError as err:
+    print(err)
+"""
+
+
+@pytest.mark.system  # starts processes
+def test_two_processes_cannot_remove_the_last_two_admins_together(tmp_path):
+    """Each read "another admin is left" before either removed theirs: a site with no admin."""
+    import tempfile
+    from pathlib import Path
+
+    for attempt in range(3):
+        db = str(tmp_path / f"a{attempt}.db")
+        store = AuthStore(db)
+        for name in ("ana", "bea"):
+            store.add_user(name, f"{name}'s long password", "admin")
+        store.add_user("vic", "vic's long password", "viewer")
+        store.close()
+        go = Path(tempfile.mkdtemp()) / "go"
+        running = [subprocess.Popen([sys.executable, "-c", REMOVE_WHEN_TOLD, db, name, str(go)], stdout=subprocess.PIPE,
+                                    text=True) for name in ("ana", "bea")]
+        assert [p.stdout.readline().strip() for p in running] == ["ready", "ready"]
+        go.touch()
+        said = sorted(p.communicate(timeout=60)[0].strip() for p in running)
+        assert said[1] == "removed" and "is the last admin" in said[0], said
+        assert [u["role"] for u in AuthStore(db).users()].count("admin") == 1

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.runtime import ProblemLog
-from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, EventStore, database_url,
+from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, EventStore, database_url,
                                      driver_reason, hold_database, newer_schema, open_database)
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ class AuthStore:
         check_strength(password, name)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)  # another process's `users add Bob` between the check and the write
             taken = connection.execute(select(users.c.name).where(func.lower(users.c.name) == name.lower())).scalar()
             if taken is not None:  # Bob and bob would be two accounts one person mistakes for each other
                 raise ValueError(f"user {taken!r} exists already (maskwatch users passwd changes a password)")
@@ -187,6 +188,7 @@ class AuthStore:
     def remove_user(self, name: str) -> None:
         """Delete the user and end every session of theirs."""
         with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)  # two processes removing the last two admins at once
             row = connection.execute(select(users.c.id, users.c.role).where(users.c.name == name)).first()
             if row is None:
                 raise ValueError(f"no user {name!r}")
