@@ -142,9 +142,9 @@ class AccessControl:
         self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
         self._audited: OrderedDict[tuple, float] = OrderedDict()  # _audit's key -> when last logged, oldest first
         self._audited_lock = threading.Lock()
-        # Logins being checked now, per rate-limit key: a burst of parallel guesses counts before
-        # any of them is hashed and recorded (within this process; each worker has its own).
-        self._in_flight = 0  # logins being checked in this process (MAX_LOGINS_AT_ONCE)
+        # Logins being checked now in this process (MAX_LOGINS_AT_ONCE); the rate limits are counted
+        # in the database, over every process (store.reserve_attempt).
+        self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._open_lock = threading.Lock()  # a users file made after the start is opened once
 
