@@ -34,3 +34,36 @@ def test_every_scrape_counts_the_requests_of_all_workers(two_workers):
     # The counters live in per-worker files of one fresh folder, summed at every scrape.
     (metrics_dir,) = tmp.glob("maskwatch-metrics-*")
     assert list(metrics_dir.glob("counter_*.db"))
+
+
+def test_workers_end_with_a_parent_killed_outright_and_its_metrics_folder_goes_at_the_next_start(tmp_path):
+    """SIGKILL to the parent (the OOM killer) left both workers serving the port, and the next
+    `serve` could not bind it; the metrics folder stayed for good."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.rtsp import free_port
+    from tests.test_cameras import wait_until
+
+    def healthy(port):
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    env = os.environ | {"TMPDIR": str(tmp_path)}
+    port = free_port()
+    parent = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--workers", "2", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    assert wait_until(lambda: healthy(port), 60)
+    assert len(list(tmp_path.glob("maskwatch-metrics-*"))) == 1
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    assert wait_until(lambda: not healthy(port), 15)  # the workers went with it
+    time.sleep(1)
+    with serving(["--workers", "2"], tmp_path, env={"TMPDIR": str(tmp_path)}, tries=240, stop_timeout=20):
+        assert [p.name.split("-")[2] for p in tmp_path.glob("maskwatch-metrics-*")] != [str(parent.pid)]
+    assert not list(tmp_path.glob("maskwatch-metrics-*"))

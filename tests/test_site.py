@@ -443,3 +443,32 @@ def test_a_site_tells_every_camera_to_stop_before_it_waits_for_any(tmp_path):
         camera.worker = Worker(camera_id)
     site.stop()
     assert [what for what, _ in calls] == ["told"] * 3 + ["waited"] * 3
+
+
+def test_a_stalled_request_does_not_hold_the_stop_and_the_people_in_view_are_stored(tmp_path, sample_dir):
+    """uvicorn waited for open requests without end: SIGTERM with one stalled upload left the site
+    recording for 40 s until it was killed, nobody stored; a second Ctrl-C skipped the storing."""
+    import socket
+
+    still_clip(tmp_path / "door.mp4", sample_dir, frames=30)
+    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n")
+    stalled = None
+    try:
+        assert wait_until(lambda: running.camera("door")["analysed"] >= 6, 60)
+        stalled = socket.create_connection(("127.0.0.1", running.port))
+        stalled.sendall(b"POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+                        b"Content-Length: 100000\r\n\r\n\xff\xd8" + b"0" * 100)  # and nothing more
+        time.sleep(1)
+        running.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        running.process.wait(timeout=60)
+        assert time.monotonic() - started < 30, "the stop waited for the stalled request"
+    finally:
+        if stalled is not None:
+            stalled.close()
+        if running.process.poll() is None:
+            running.stop()
+    store = EventStore(str(tmp_path / "site.db"))
+    assert [e["camera"] for e in store.events()] == ["door"] * len(store.events()) and store.events()
+    store.close()
+    assert "stopping: the people in view at 1 cameras are stored" in (tmp_path / "run.log").read_text()

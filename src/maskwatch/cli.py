@@ -38,6 +38,39 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
 
+# Seconds a stopping server waits for requests still open (a stalled upload held the stop, and
+# with it the storing of the people in view, for as long as its client liked).
+OPEN_REQUESTS_AT_STOP_S = 5
+
+
+def _hangup_as_sigterm() -> None:
+    """SIGHUP (a closed terminal or SSH session) stops `run` and `serve` as SIGTERM does, cleanly:
+    it killed them at once, the people in view unstored and MQTT left showing them."""
+    import os
+    import signal
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+
+
+def _remove_dead_servers_metrics(folder: Path) -> None:
+    """The metrics folders of `serve --workers` servers no longer running (killed outright, their
+    cleanup never ran): maskwatch-metrics-PID-*, PID not alive."""
+    import os
+    import shutil
+
+    for path in folder.glob("maskwatch-metrics-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # another user's live process
+            pass
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=code)
@@ -766,12 +799,16 @@ def serve(
         # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
         os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
         # A fresh folder per start: counters shared by the workers, not summed with a past run's.
-        metrics_dir = tempfile.mkdtemp(prefix="maskwatch-metrics-")
+        # Named with this process's id: one left by a server killed outright is removed here.
+        _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
+        metrics_dir = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
         os.environ[MULTIPROC_ENV] = metrics_dir
     typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
+    _hangup_as_sigterm()
     try:
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", proxy_headers=False, **tls)
+                    log_level="warning", proxy_headers=False,
+                    timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
     finally:
         if metrics_dir:
             import shutil
@@ -820,8 +857,9 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
         _fail(str(err))
     typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
+    _hangup_as_sigterm()
     uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, log_level="warning",
-                proxy_headers=False, **tls)
+                proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
 def _output_folder(out: Path) -> None:
@@ -990,8 +1028,10 @@ def run(
             on = f" (cameras on Ray, {ray_address})" if ray_address else ""
             typer.echo(f"maskwatch site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
                        f"{redact_source(site.storage.database)}{on}")
+            _hangup_as_sigterm()
             uvicorn.run(create_app(detector, ServeSettings(auth=auth), site=site_runner), host=host, port=port,
-                        log_level="warning", proxy_headers=False, **tls)
+                        log_level="warning", proxy_headers=False,
+                        timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
     except ClusterError as err:
         _fail(str(err))
 

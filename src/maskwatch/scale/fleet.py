@@ -76,8 +76,10 @@ class CameraGroup:
         Every camera is told first, so that their waits (an open, a read timeout) run out together."""
         for worker in self.workers.values():
             worker.stopping()
+        for worker in self.workers.values():  # every camera's people first, then the readers (Site)
+            worker.hand_out()
         for worker in self.workers.values():
-            worker.stop()
+            worker.reader.stop()
         self.store.close()
         return self.poll()[0]
 

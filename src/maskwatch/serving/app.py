@@ -110,9 +110,11 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
             if site is not None:
                 site.start()  # stops what it started if it fails
             yield
+        finally:
+            # Also when uvicorn is forced out (a second Ctrl-C cancels us at the yield): the people
+            # in view were never stored. A site stopped already is passed over.
             if site is not None:
                 site.stop()
-        finally:
             access.close()
 
     access = AccessControl.from_settings(settings.auth)
@@ -367,9 +369,30 @@ def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> d
 SETTINGS_ENV = "MASKWATCH_SERVE_SETTINGS"
 
 
+def _end_with_parent() -> None:
+    """A worker process gets SIGTERM when its parent ends (Linux's PR_SET_PDEATHSIG): a parent
+    killed outright (SIGKILL, the OOM killer) left its workers serving the port, and the next
+    `serve` could not bind it."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent went before the call
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory (one per worker process): settings from MASKWATCH_SERVE_SETTINGS (JSON)."""
     import os
 
+    if os.environ.get(MULTIPROC_ENV):  # one of `serve --workers N`'s processes
+        _end_with_parent()
     settings = ServeSettings(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))  # ServeSettings.to_json
     return create_app(settings.models.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0), settings)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from maskwatch.faces import PERSON_LABELS
 from maskwatch.runtime import TRIM_EVERY, trim_free_memory
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
@@ -79,6 +80,7 @@ class Site:
             update=self.mqtt.person_updated if self.mqtt else None, in_view=self.mqtt.in_view if self.mqtt else None))
         self._stop = threading.Event()
         self._day = None  # the site's day MQTT's counts were last sent for
+        self._started = False
         self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
@@ -93,10 +95,15 @@ class Site:
 
     def start(self) -> Site:
         """Start every part; if one fails, what was started is stopped before the error goes on."""
+        self._started = True
         try:
             self._retain("at the start")
             self.alerts.start()
             if self.mqtt is not None:
+                # Nobody in view yet: a site that died (SIGKILL, a power cut) left its last counts
+                # retained, and came back online still showing them at a camera that is down.
+                for camera_id in self.config.cameras:
+                    self.mqtt.in_view({"camera": camera_id, "counts": dict.fromkeys(PERSON_LABELS, 0)})
                 self.mqtt.start()
                 self._new_day()
             self._start_cameras()
@@ -109,9 +116,14 @@ class Site:
 
     def stop(self) -> None:
         """Stop whatever runs (a part never started is passed over); safe to call twice."""
+        if self._stop.is_set():
+            return
         self._stop.set()
-        self.compliance.stop()
+        if self._started:  # said: the stop takes seconds, and a second Ctrl-C meanwhile loses people
+            log.warning("stopping: the people in view at %d cameras are stored, then the alerts and MQTT "
+                        "messages still queued are sent", len(self.cameras_by_id))
         self._stop_cameras()
+        self.compliance.stop()
         self.alerts.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
@@ -124,10 +136,13 @@ class Site:
             camera.worker.start()
 
     def _stop_cameras(self) -> None:
-        for camera in self.cameras_by_id.values():
-            camera.worker.stopping()  # every camera's wait (an open, a read timeout) runs out at once
-        for camera in self.cameras_by_id.values():
-            camera.worker.stop()
+        workers = [camera.worker for camera in self.cameras_by_id.values()]
+        for worker in workers:
+            worker.stopping()  # every camera's wait (an open, a read timeout) runs out at once
+        for worker in workers:  # the people in view at every camera stored first (docker stop's 10 s) ...
+            worker.hand_out()
+        for worker in workers:  # ... then the readers, one stuck in OpenCV's open taking its time
+            worker.reader.stop()
 
     def _sweep(self) -> None:
         """Once a minute, free memory back to the system (STEADY_MALLOC); hourly, the retention."""

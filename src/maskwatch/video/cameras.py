@@ -313,6 +313,7 @@ class CameraWorker:
         self._epoch = time.time() - time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-analyse-{camera_id}", daemon=True)
+        self._handed_out = False
 
     def start(self) -> CameraWorker:
         self.reader.start()
@@ -326,18 +327,29 @@ class CameraWorker:
         self.reader.stopping()
 
     def stop(self) -> None:
-        """Stop reading and analysing; people still in view are decided and handed out. A sink
-        failing then (the database down) is logged, not raised: the site's other cameras stop too."""
+        """Stop reading and analysing; people still in view are decided and handed out."""
         self.stopping()
+        self.hand_out()
         self.reader.stop()
-        if self._thread.ident is None:  # never started: nobody was seen
+
+    def hand_out(self) -> None:
+        """After stopping(): the analysis ended and the people still in view decided and handed
+        out, without waiting for the reader (one stuck in OpenCV's open held the hand-out, and a
+        site's other cameras', past docker stop's 10 s). A sink failing then (the database down)
+        is logged, not raised: the site's other cameras stop too."""
+        if self._thread.ident is None or self._handed_out:  # never started: nobody was seen
             return
+        self._handed_out = True
         self._thread.join(timeout=10)
         try:
             finish(self.processor, self.sinks)
         except Exception as err:  # noqa: BLE001 - see above
-            log.error("camera %s: handing out the people in view at the stop failed: %s: %s",
-                      self.camera_id, type(err).__name__, err)
+            left = sum(len(getattr(sink, "unstored", ())) for sink in self.sinks)
+            if left or not any(hasattr(sink, "unstored") for sink in self.sinks):
+                # (an EventSink whose last try stored everyone has nothing to say: it was said
+                # "failed" while the people were in the database)
+                log.error("camera %s: handing out the people in view at the stop failed (%d not stored): %s: %s",
+                          self.camera_id, left, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
 
     def state(self) -> dict:
         return {**self.reader.state().to_dict(), "analysed": self.analysed,
