@@ -756,3 +756,34 @@ def test_two_processes_cannot_remove_the_last_two_admins_together(tmp_path):
         said = sorted(p.communicate(timeout=60)[0].strip() for p in running)
         assert said[1] == "removed" and "is the last admin" in said[0], said
         assert [u["role"] for u in AuthStore(db).users()].count("admin") == 1
+
+
+def test_logins_that_go_through_or_fail_on_the_database_count_no_failure(tmp_path):
+    """Each attempt is written before its password is checked: one that went through, or one the
+    database failed mid-check (a 503), must not stay counted, or an office behind one address
+    (or a user during an outage) would be locked out by right passwords."""
+    import sqlalchemy
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "ok.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=3, user_limit=3)))
+    right = dict(zip(("username", "password"), ADMIN))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        for _ in range(5):  # more than either limit, from one address
+            assert client.post("/login", json=right, headers=CSRF).status_code == 200
+        store = app.state.access.store
+        checked = store.check_login
+
+        def away(*args):
+            raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+        store.check_login = away
+        for _ in range(5):
+            assert client.post("/login", json=right, headers=CSRF).status_code == 503
+        store.check_login = checked
+        assert client.post("/login", json=right, headers=CSRF).status_code == 200

@@ -75,10 +75,15 @@ def test_the_default_window_is_23_whole_buckets_back_by_the_calendar(now, bucket
     ("2026-09-21t10:00:00z", "2026-09-21T10:00:00+00:00"),  # RFC 3339 allows t and z
     ("2026-12-31T23:59:60Z", "2026-12-31T23:59:59+00:00"),  # a leap second
     ("9999-12-31T23:59:59.5Z", "9999-12-31T23:59:59.500000+00:00"),  # in year 9999, was out of range
-    ("20261340", "1970-08-23T12:09:00+00:00"),  # eight digits that are no date: seconds
+    ("12345678", "1970-05-23T21:21:18+00:00"),  # eight digits that are no date at all: seconds
 ])
 def test_since_reads_every_form_iso_8601_and_rfc_3339_allow(value, expected):
     assert datetime.fromtimestamp(parse_since(value), timezone.utc).isoformat() == expected
+
+
+def test_a_mistyped_basic_date_is_refused_not_read_as_1970():
+    with pytest.raises(ValueError, match="'20260230' is no date"):
+        parse_since("20260230")
 
 
 def test_series_sum_minutes_per_bucket_and_zone():
@@ -241,6 +246,22 @@ def test_site_answers_match_their_documented_models(site):
     assert ok_schema("/v1/cameras")["items"] == {"$ref": "#/components/schemas/CameraStatus"}
     assert {"ComplianceBucket", "Event", "PeopleCounts"} <= set(schemas)
     assert "400" in paths["/v1/compliance"]["get"]["responses"]
+
+
+def test_events_of_a_zone_the_file_no_longer_has_are_still_listed_and_a_typo_is_refused(tmp_path):
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/x', zones: "
+                                        "{queue: [[0, 0], [1, 0], [1, 1]]}}\nstorage: {database: site.db, privacy: true}\n")
+    config = load_site_config(tmp_path / "site.yaml", environ={})
+    store = EventStore(config.storage.database, privacy=True)
+    crowd(store, masked=1, unmasked=0, when=berlin(21, 9, 0), zone="lobby")  # a zone since removed from the file
+    store.close()
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    client = TestClient(create_app(detector, site=Site(config, detector)))  # no lifespan: no camera started
+    assert [e["zone"] for e in client.get("/v1/events", params={"zone": "lobby"}).json()["events"]] == ["lobby"]
+    typo = client.get("/v1/events", params={"zone": "queu"})
+    assert typo.status_code == 404 and typo.json()["error"] == "unknown zone 'queu'; zones: queue"
 
 
 def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811

@@ -795,7 +795,7 @@ def serve(
     if workers > 1:
         import tempfile
 
-        from maskwatch.serving.app import MULTIPROC_ENV
+        from maskwatch.serving.app import MULTIPROC_ENV, WORKER_PARENT_ENV
         # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
         os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
         # A fresh folder per start: counters shared by the workers, not summed with a past run's.
@@ -803,8 +803,10 @@ def serve(
         _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
         metrics_dir = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
         os.environ[MULTIPROC_ENV] = metrics_dir
+        os.environ[WORKER_PARENT_ENV] = str(os.getpid())
     typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
-    _hangup_as_sigterm()
+    if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
+        _hangup_as_sigterm()
     try:
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", proxy_headers=False,

@@ -286,7 +286,14 @@ class AccessControl:
                 # address write 700 rows a second); the first name of the minute is kept.
                 self._audit("login_limited", None, client, name[:64], key=("login_limited", client))
                 raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
-            user = self.store.check_login(name, password)
+            try:
+                user = self.store.check_login(name, password)
+            except Exception:  # the database away mid-check: no failure of the guesser's (the right
+                try:           # password was counted as one, five 503s locking its user out)
+                    self.store.release_attempt(reserved)
+                except SQLAlchemyError:
+                    pass
+                raise
             if user is None:  # the attempt's rows stay: they are its failure
                 self.store.log("login_failed", None, client, name[:64])
                 raise AuthError(401, "wrong user name or password")

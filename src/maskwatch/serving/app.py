@@ -42,6 +42,7 @@ UPLOADS_AT_ONCE = 4
 
 # prometheus_client's multiprocess mode: set by `maskwatch serve --workers N` (N > 1).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_PARENT_ENV = "MASKWATCH_WORKER_PARENT"  # set by `serve --workers N`: the process whose workers these are
 
 
 @dataclass(frozen=True)
@@ -369,10 +370,11 @@ def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> d
 SETTINGS_ENV = "MASKWATCH_SERVE_SETTINGS"
 
 
-def _end_with_parent() -> None:
-    """A worker process gets SIGTERM when its parent ends (Linux's PR_SET_PDEATHSIG): a parent
-    killed outright (SIGKILL, the OOM killer) left its workers serving the port, and the next
-    `serve` could not bind it."""
+def _end_with_parent(parent: int) -> None:
+    """A worker process gets SIGTERM when its parent (process `parent`) ends (Linux's
+    PR_SET_PDEATHSIG): a parent killed outright (SIGKILL, the OOM killer) left its workers serving
+    the port, and the next `serve` could not bind it. Compared with the parent's own id, not 1:
+    in a container `serve` itself is process 1."""
     import ctypes
     import os
     import signal
@@ -384,7 +386,7 @@ def _end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent went before the call
+    if os.getppid() != parent:  # the parent went before the call
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -392,7 +394,7 @@ def app_from_env() -> FastAPI:
     """uvicorn factory (one per worker process): settings from MASKWATCH_SERVE_SETTINGS (JSON)."""
     import os
 
-    if os.environ.get(MULTIPROC_ENV):  # one of `serve --workers N`'s processes
-        _end_with_parent()
+    if (parent := os.environ.get(WORKER_PARENT_ENV)) is not None:  # one of `serve --workers N`'s processes
+        _end_with_parent(int(parent))
     settings = ServeSettings(**json.loads(os.environ.get(SETTINGS_ENV, "{}")))  # ServeSettings.to_json
     return create_app(settings.models.load(threads=1 if os.environ.get("MASKWATCH_SINGLE_THREAD") else 0), settings)

@@ -84,9 +84,13 @@ def site_routes(site: Site) -> APIRouter:
         principal = request.state.principal
         return None if principal is None or principal.cameras is None else principal.visible(site.cameras_by_id)
 
-    def zone_refusal(shown: list[str], camera: str | None, zone: str | None) -> JSONResponse | None:
-        """404 for a zone none of the caller's cameras has (or not `camera`), naming theirs only."""
+    def zone_refusal(shown: list[str], camera: str | None, zone: str | None,
+                     stored: bool = False) -> JSONResponse | None:
+        """404 for a zone none of the caller's cameras has (or not `camera`), naming theirs only;
+        `stored`: a zone their events still carry (renamed or removed from the config since) is one."""
         if zone is None:
+            return None
+        if stored and site.store.events(camera=camera, zone=zone, cameras=shown, limit=1):
             return None
         every_zone = _zones(site, shown)
         if zone not in every_zone:
@@ -142,7 +146,7 @@ def site_routes(site: Site) -> APIRouter:
         allowed = visible(request)
         shown = [c for c in site.cameras_by_id if allowed is None or c in allowed]
         # A zone no camera has matched nothing: a typo read as "nobody was seen there".
-        if (refused := zone_refusal(shown, camera, zone)) is not None:
+        if (refused := zone_refusal(shown, camera, zone, stored=True)) is not None:
             return refused
         if label is not None and label not in PERSON_LABELS:
             return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")

@@ -31,7 +31,9 @@ def parse_since(value: str, name: str = "since") -> float:
         try:
             value = datetime.strptime(value, "%Y%m%d").date().isoformat()
         except ValueError:
-            pass  # not a date: read as seconds below
+            if 1900 <= int(value[:4]) <= 2999:  # 20260230: a date mistyped, not a time in 1970
+                raise ValueError(f"{name} {value!r} is no date (YYYYMMDD); give a date that exists, or Unix "
+                                 "seconds with a decimal point") from None
     try:
         seconds = float(value)
     except ValueError:
