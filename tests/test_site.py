@@ -481,3 +481,33 @@ def test_a_stalled_request_does_not_hold_the_stop_and_the_people_in_view_are_sto
     assert [e["camera"] for e in store.events()] == ["door"] * len(store.events()) and store.events()
     store.close()
     assert "stopping: the people in view at 1 cameras are stored" in (tmp_path / "run.log").read_text()
+
+
+def test_two_runs_started_together_on_one_port_leave_one_site_and_one_line(tmp_path, sample_dir):
+    """The second passed the port check while the first loaded its models, ran its site against
+    the shared database, then failed to bind: "site on ...", an ERROR, exit 3."""
+    still_clip(tmp_path / "door.mp4", sample_dir)
+    port = free_port()
+    (tmp_path / "site.yaml").write_text(f"cameras:\n  door: {{source: door.mp4}}\n"
+                                        f"server: {{host: 127.0.0.1, port: {port}}}\nstorage: {{database: site.db}}\n")
+    runs = [subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=os.environ | {"PYTHONUNBUFFERED": "1"}) for _ in range(2)]
+    try:
+        assert wait_until(lambda: any(run.poll() is not None for run in runs), 60)
+        [lost] = [run for run in runs if run.poll() is not None]
+        said = lost.communicate(timeout=10)[0]
+        assert lost.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in said and "site on" not in said, said
+
+        def healthy():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:  # the winner listens from its start: a request waits until it serves
+                return False
+
+        assert wait_until(healthy, 60)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+                run.wait(timeout=30)

@@ -834,6 +834,24 @@ def _port_free(host: str, port: int, option: str) -> None:
               f"choose another {option})")
 
 
+def _listen(host: str, port: int, option: str):
+    """A socket listening on host:port, held from before the models load until the server takes
+    it, or one line where it cannot be: a second `run` started beside the first passed a probe while
+    the first loaded, ran its site against the same database, then failed to bind (exit 3)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        sock.bind(address)
+        sock.listen(2048)  # listening: another socket cannot bind it, even with SO_REUSEADDR
+    except OSError as err:
+        _fail(f"cannot listen on {host}:{port}: {err.strerror or err} (another server there? stop it, or "
+              f"choose another {option})")
+    return sock
+
+
 def _one_camera_site(source: str, database: str, blur: bool):
     """`serve --source`'s site config, or a clear error naming what is wrong with the source."""
     from maskwatch.site.config import SiteConfigError, one_camera_site
@@ -1003,7 +1021,7 @@ def run(
     from maskwatch.site.runner import Site
 
     server = site.server
-    _port_free(server.host, server.port, "server.port in the config")
+    listening = _listen(server.host, server.port, "server.port in the config")
     tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
     auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
                     server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True)
@@ -1031,9 +1049,12 @@ def run(
             typer.echo(f"maskwatch site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
                        f"{redact_source(site.storage.database)}{on}")
             _hangup_as_sigterm()
-            uvicorn.run(create_app(detector, ServeSettings(auth=auth), site=site_runner), host=host, port=port,
-                        log_level="warning", proxy_headers=False,
-                        timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+            served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
+                                                   host=host, port=port, log_level="warning", proxy_headers=False,
+                                                   timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
+            served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
+            if not served.started:  # the site's start failed: said by uvicorn's log, as uvicorn.run exits
+                raise typer.Exit(code=3)
     except ClusterError as err:
         _fail(str(err))
 
