@@ -1052,7 +1052,10 @@ def run(
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
                                                    host=host, port=port, log_level="warning", proxy_headers=False,
                                                    timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
-            served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
+            try:
+                served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
+            except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again after its clean stop (as uvicorn.run)
+                pass
             if not served.started:  # the site's start failed: said by uvicorn's log, as uvicorn.run exits
                 raise typer.Exit(code=3)
     except ClusterError as err:
