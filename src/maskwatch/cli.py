@@ -821,17 +821,8 @@ def serve(
 def _port_free(host: str, port: int, option: str) -> None:
     """Stop with one line when host:port cannot be listened on (taken, a name that is no address
     here), before any camera, database or model is started: uvicorn said "serving on" first, then
-    an ERROR line, and exited 3."""
-    import socket
-
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            probe.bind(address)
-    except OSError as err:
-        _fail(f"cannot listen on {host}:{port}: {err.strerror or err} (another server there? stop it, or "
-              f"choose another {option})")
+    an ERROR line, and exited 3. A probe, let go at once (`run` keeps its socket: _listen)."""
+    _listen(host, port, option).close()
 
 
 def _listen(host: str, port: int, option: str):

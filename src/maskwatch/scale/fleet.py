@@ -33,6 +33,7 @@ from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
 from maskwatch.site.events import EventStore, Listeners, database_url
 from maskwatch.site.runner import Site, SiteCamera, camera_worker
+from maskwatch.video.cameras import stop_workers
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,8 @@ class CameraGroup:
 
     def stop(self) -> list[tuple[str, dict]]:
         """Stop every camera; people still in view are decided and stored. The last messages.
-        Every camera is told first, so that their waits (an open, a read timeout) run out together."""
-        for worker in self.workers.values():
-            worker.stopping()
-        for worker in self.workers.values():  # every camera's people first, then the readers (Site)
-            worker.hand_out()
-        for worker in self.workers.values():
-            worker.reader.stop()
+        All together, as a site's own cameras (stop_workers)."""
+        stop_workers(list(self.workers.values()))
         self.store.close()
         return self.poll()[0]
 

@@ -623,8 +623,8 @@ class EventSink:
                 self.unstored.popleft()
                 continue
             except Exception as err:
-                reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                self.store_problem = f"{len(self.unstored)} people wait to be stored: {type(err).__name__}: {reason}"
+                self.store_problem = (f"{len(self.unstored)} people wait to be stored: {type(err).__name__}: "
+                                      f"{driver_reason(err)}")
                 self._cap_waiting_snapshots()
                 raise
             self.unstored.popleft()

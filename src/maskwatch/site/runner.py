@@ -26,7 +26,7 @@ from maskwatch.site.events import EventSink, EventStore, Listeners
 from maskwatch.site.hours import OpeningHours
 from maskwatch.site.trend import bucket_start
 from maskwatch.video.camera_motion import CameraMotion
-from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.cameras import CameraReader, CameraWorker, stop_workers
 from maskwatch.video.motion import MotionDetector
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import LatestFrameSink
@@ -136,13 +136,7 @@ class Site:
             camera.worker.start()
 
     def _stop_cameras(self) -> None:
-        workers = [camera.worker for camera in self.cameras_by_id.values()]
-        for worker in workers:
-            worker.stopping()  # every camera's wait (an open, a read timeout) runs out at once
-        for worker in workers:  # the people in view at every camera stored first (docker stop's 10 s) ...
-            worker.hand_out()
-        for worker in workers:  # ... then the readers, one stuck in OpenCV's open taking its time
-            worker.reader.stop()
+        stop_workers([camera.worker for camera in self.cameras_by_id.values()])
 
     def _sweep(self) -> None:
         """Once a minute, free memory back to the system (STEADY_MALLOC); hourly, the retention."""

@@ -249,6 +249,18 @@ class CameraReader:
         return got_frames
 
 
+def stop_workers(workers: list[CameraWorker]) -> None:
+    """Stop cameras together: every one told first, so that their waits (an open, a read
+    timeout) run out at once; every camera's people in view stored next; the readers joined
+    last (one stuck in OpenCV's open held the later cameras' people past docker stop's 10 s)."""
+    for worker in workers:
+        worker.stopping()
+    for worker in workers:
+        worker.hand_out()
+    for worker in workers:
+        worker.reader.stop()
+
+
 def live_frames(source: str, errors: list[str] | None = None, name: str = "stream",
                 stall_timeout: float = 10.0, retry_max: float = 10.0,
                 on_lost: Callable[[], None] | None = None) -> Iterator[Frame]:
