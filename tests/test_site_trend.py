@@ -248,7 +248,7 @@ def test_site_answers_match_their_documented_models(site):
     assert "400" in paths["/v1/compliance"]["get"]["responses"]
 
 
-def test_events_of_a_zone_the_file_no_longer_has_are_still_listed_and_a_typo_is_refused(tmp_path):
+def test_a_zone_the_file_no_longer_has_is_still_listed_and_charted_and_a_typo_is_refused(tmp_path):
     from fastapi.testclient import TestClient
 
     (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/x', zones: "
@@ -261,6 +261,13 @@ def test_events_of_a_zone_the_file_no_longer_has_are_still_listed_and_a_typo_is_
     client = TestClient(create_app(detector, site=Site(config, detector)))  # no lifespan: no camera started
     assert [e["zone"] for e in client.get("/v1/events", params={"zone": "lobby"}).json()["events"]] == ["lobby"]
     typo = client.get("/v1/events", params={"zone": "queu"})
+    assert typo.status_code == 404 and typo.json()["error"] == "unknown zone 'queu'; zones: queue"
+    # Its compliance too, as report.csv gives it (a 404 "unknown zone 'lobby'" beside a report row for it).
+    for camera in ({}, {"camera": "door"}):
+        series = client.get("/v1/compliance", params={"zone": "lobby", "bucket": "day", "since": SINCE, **camera})
+        assert [(b["people"], b["with_mask"]) for b in series.json()["buckets"]] == [(1, 1)], series.text
+    assert "door,lobby,1,1," in client.get("/v1/report.csv", params={"from": "2026-09-21", "to": "2026-09-21"}).text
+    typo = client.get("/v1/compliance", params={"zone": "queu"})
     assert typo.status_code == 404 and typo.json()["error"] == "unknown zone 'queu'; zones: queue"
 
 

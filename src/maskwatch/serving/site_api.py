@@ -179,7 +179,8 @@ def site_routes(site: Site) -> APIRouter:
         shown = [c for c in site.cameras_by_id if allowed is None or c in allowed]  # names a viewer may see
         if camera is not None and camera not in site.cameras_by_id:
             return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(shown)}")
-        if (refused := zone_refusal(shown, camera, zone)) is not None:
+        # A zone renamed or removed from the config still has its counts (report.csv lists them).
+        if (refused := zone_refusal(shown, camera, zone, stored=True)) is not None:
             return refused
         if bucket not in BUCKETS:
             return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
