@@ -151,6 +151,18 @@ def test_an_alert_never_shows_its_interval_reaching_the_threshold(store):
         assert alert["compliance_high"] < alert["below"]
 
 
+@pytest.mark.parametrize("masked, unmasked, below", [(36, 2, 99.9), (8, 4, 86.4)])
+def test_a_top_end_shown_at_the_threshold_is_not_under_it(store, masked, unmasked, below):
+    """36 masked and 2 not: the top end is shown as 99.9 %, and 99.9 / 100 is a little above 0.999:
+    a rule `below: 99.9` fired with compliance_high 99.9."""
+    shown = compliance_estimate({"with_mask": masked, "without_mask": unmasked, "mask_weared_incorrect": 0}).as_dict()
+    assert round(100 * shown["compliance_high"], 2) == below
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=below, minutes=15, camera="door")],
+                                zones_of={"door": []}, send=lambda alert: None)
+    crowd(store, masked=masked, unmasked=unmasked, when=MONDAY_10 - 60)
+    assert monitor.check(MONDAY_10) == []
+
+
 def test_a_window_counts_no_one_from_before_it(store):
     """A 15-minute rule checked 30 s into a minute read the whole minute that began 15 minutes and
     30 s before: 100 unmasked people from outside the window fired it."""

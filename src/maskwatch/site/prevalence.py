@@ -78,8 +78,10 @@ class ComplianceEstimate:
 
     def below(self, threshold: float) -> bool:
         """True only when the whole interval lies under `threshold` (0-1): evidence, not a hunch.
-        Judged on the interval as shown (as_dict): an alert showed a top end of 80.0 under 80."""
-        return self.as_dict()["compliance_high"] < threshold
+        Judged on the interval as shown (as_dict): an alert showed a top end of 80.0 under 80. The
+        threshold is rounded off its division's float noise (99.9 / 100 is above 0.999, so a top
+        end shown as 0.999 counted as under a rule's `below: 99.9`)."""
+        return self.as_dict()["compliance_high"] < round(threshold, 10)
 
     def as_dict(self, digits: int = 4) -> dict:
         """compliance (corrected), compliance_low, compliance_high and observed_share, rounded; the
