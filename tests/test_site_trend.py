@@ -271,6 +271,28 @@ def test_a_zone_the_file_no_longer_has_is_still_listed_and_charted_and_a_typo_is
     assert typo.status_code == 404 and typo.json()["error"] == "unknown zone 'queu'; zones: queue"
 
 
+def test_the_compliance_gauge_is_the_figure_the_api_and_chart_show(tmp_path):
+    """Today's figures in /metrics are today's bucket of /v1/compliance, the interval rounded outwards
+    as there: the gauge gave the unrounded ends (a top end of 0.79996 shown as 0.8, not red in the
+    chart, was under 0.8 for a Prometheus rule)."""
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/x'}\n"
+                                        "storage: {database: site.db, privacy: true}\n")
+    config = load_site_config(tmp_path / "site.yaml", environ={})
+    store = EventStore(config.storage.database, privacy=True)
+    crowd(store, masked=41, unmasked=18, when=time.time())
+    store.close()
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    client = TestClient(create_app(detector, site=Site(config, detector)))  # no lifespan: no camera started
+    (day,) = client.get("/v1/compliance", params={"bucket": "day"}).json()["buckets"]
+    assert day["people"] == 59
+    gauges = {line.split("{")[0]: float(line.split()[-1]) for line in client.get("/metrics").text.splitlines()
+              if line.startswith("maskwatch_camera_compliance_today")}
+    assert [gauges[f"maskwatch_camera_compliance_today{suffix}"] for suffix in ("", "_low", "_high")] == [
+        day["compliance"], day["compliance_low"], day["compliance_high"]]
+
+
 def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
