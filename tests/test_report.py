@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from maskwatch.site.prevalence import compliance_estimate
+from maskwatch.site.prevalence import FIELDS, compliance_estimate
 from maskwatch.site.report import daily_rows, report_range, to_csv
+from maskwatch.site.trend import compliance_series
 
 DAY = 1_789_862_400  # 2026-09-20T00:00:00Z
 
@@ -26,23 +27,33 @@ def test_rows_sum_minutes_into_days_per_camera_and_zone():
               count(DAY - 60, with_mask=5)]  # the day before: outside the range
     rows = daily_rows(counts, date(2026, 9, 20), date(2026, 9, 21), timezone.utc)
     assert [(r["date"], r["zone"], r["people"], r["observed_share"]) for r in rows] == [
-        ("2026-09-20", "", 4, "0.750"), ("2026-09-20", "queue", 1, "0.000"), ("2026-09-21", "", 1, "1.000")]
+        ("2026-09-20", "", 4, "0.7500"), ("2026-09-20", "queue", 1, "0.0000"), ("2026-09-21", "", 1, "1.0000")]
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert list(parsed[0]) == ["date", "camera", "zone", "people", "with_mask", "without_mask",
                                "mask_weared_incorrect", "unassessable", "compliance", "compliance_low",
                                "compliance_high", "observed_share"]
     assert parsed[0]["with_mask"] == "3" and parsed[0]["without_mask"] == "1"
     assert parsed[0]["unassessable"] == "3" and parsed[0]["people"] == "4"  # apart, in no share
-    # Each row's corrected share and 95 % interval are those of its day's counts, to 3 decimals
+    # Each row's corrected share and 95 % interval are those of its day's counts, to 4 decimals
     # (the interval rounded outwards).
     estimate = compliance_estimate({"with_mask": 3, "without_mask": 1, "mask_weared_incorrect": 0})
     assert [parsed[0][f] for f in ("compliance", "compliance_low", "compliance_high")] == [
-        f"{estimate.share:.3f}", f"{math.floor(estimate.low * 1000) / 1000:.3f}",
-        f"{math.ceil(estimate.high * 1000) / 1000:.3f}"]
+        f"{estimate.share:.4f}", f"{math.floor(estimate.low * 1e4) / 1e4:.4f}",
+        f"{math.ceil(estimate.high * 1e4) / 1e4:.4f}"]
     for row in parsed:
         assert float(row["compliance_low"]) <= float(row["compliance"]) <= float(row["compliance_high"])
     # One person is next to no evidence: the interval of the lone unmasked person reaches far up.
     assert float(parsed[1]["compliance_high"]) > 0.5
+
+
+def test_a_days_figures_are_its_chart_bars_to_the_digit():
+    """41 masked and 18 not: the day's top end is 0.7997, a red bar in the chart (under 80 %); the
+    report, to 3 decimals, said 0.800."""
+    rows = [count(DAY + 60, with_mask=41, without_mask=18)]
+    (bar,) = compliance_series(rows, "day", timezone.utc)
+    (row,) = csv.DictReader(io.StringIO(to_csv(daily_rows(rows, date(2026, 9, 20), date(2026, 9, 20), timezone.utc))))
+    assert bar["compliance_high"] < 0.8
+    assert [float(row[f]) for f in FIELDS] == [bar[f] for f in FIELDS]
 
 
 def test_days_are_the_sites_days():
