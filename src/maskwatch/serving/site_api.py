@@ -90,15 +90,18 @@ def site_routes(site: Site) -> APIRouter:
         `stored`: a zone their events still carry (renamed or removed from the config since) is one."""
         if zone is None:
             return None
-        if stored and site.store.events(camera=camera, zone=zone, cameras=shown, limit=1):
-            return None
         every_zone = _zones(site, shown)
         if zone not in every_zone:
-            return _error(404, f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}")
-        if camera is not None and zone not in site.cameras_by_id[camera].config.zones:
+            refusal = f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}"
+        elif camera is not None and zone not in site.cameras_by_id[camera].config.zones:
             zones = site.cameras_by_id[camera].config.zones
-            return _error(404, f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}")
-        return None
+            refusal = f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}"
+        else:
+            return None
+        # The events are read only for a zone the file lacks: they have no index on zone.
+        if stored and site.store.events(camera=camera, zone=zone, cameras=shown, limit=1):
+            return None
+        return _error(404, refusal)
 
     def named(request: Request) -> str:
         """The cameras an error may list: the caller's (a viewer whose list names a camera since
