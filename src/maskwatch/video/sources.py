@@ -216,14 +216,33 @@ def stream_address(source: str) -> tuple[str, int] | None:
     scheme, sep, rest = source.partition("://")
     if not sep or scheme.lower() not in DEFAULT_PORTS:
         return None
+    host, port = _host_and_port(rest)
+    if not host or (port and not port.isdigit()):
+        return None
+    return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
+
+
+def _host_and_port(rest: str) -> tuple[str, str]:
+    """The host and the port's text of a URL after its scheme's ://, as stream_address reads them."""
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     host, colon, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
     if not colon:
         host, port = authority, ""
-    host = host.strip("[]")
-    if not host or (port and not port.isdigit()):
-        return None
-    return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
+    return host.strip("[]"), port
+
+
+def stream_url_problem(source: str) -> str | None:
+    """Why FFmpeg could never open a stream URL (no host; a port that is no number of 1-65535),
+    or None. Said without a part of the URL: what FFmpeg reads as the port may be a password's."""
+    rest = source.partition("://")[2]
+    host, port = _host_and_port(rest)
+    head = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    hint = " (a / ? or # in a password is written %2F, %3F or %23)" if "@" in rest and "@" not in head else ""
+    if not host:
+        return f"the URL names no host{hint}"
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return f"the URL's port must be a number of 1-65535{hint}"
+    return None
 
 
 def host_port(address: tuple[str, int]) -> str:
