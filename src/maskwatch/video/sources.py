@@ -202,9 +202,9 @@ def stream_name(source: str) -> str:
 
 
 # Query parameters that carry a camera's credentials (`?user=admin&pwd=...`, `?token=...`).
-SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|token|key|secret|auth|sig)[^=&;#]*=)[^&;#]*", re.I)
-# (a name holding any of these: accessToken, clientSecret, api_key; harmless names such as
-# `design=` are hidden too, which costs a display, where a leak would cost a camera)
+SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pas|pw|token|key|secret|auth|sig)[^=&;#]*=)[^&;#]*", re.I)
+# (a name holding any of these: accessToken, clientSecret, api_key, Foscam's loginpas, pw; harmless
+# names such as `design=` are hidden too, which costs a display, where a leak would cost a camera)
 
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
