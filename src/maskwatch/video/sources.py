@@ -242,6 +242,10 @@ def stream_url_problem(source: str) -> str | None:
         return f"the URL names no host{hint}"
     if port and not (port.isdigit() and 1 <= int(port) <= 65535):
         return f"the URL's port must be a number of 1-65535{hint}"
+    try:
+        host.encode("idna")  # as the connection's name lookup does
+    except UnicodeError:
+        return f"the URL's host is not a valid name (an empty part, as in cam..local, or one over 63 characters){hint}"
     return None
 
 
