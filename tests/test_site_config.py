@@ -112,6 +112,8 @@ cameras:
     ("- a\n- b\n", "expected a mapping"),
     ("server: {port: 1}\n", "cameras: missing"),
     ("cameras: {}\n", "at least one camera"),
+    # 'letters' read as taking é: the id names MQTT topics, URLs and files, the display name is name:
+    ("cameras: {café: {source: webcam:0}}\n", "camera 'café': the id must be 1-64 of A-Z, .*go in its `name:`"),
 ])
 def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
     with pytest.raises(SiteConfigError, match=expected):

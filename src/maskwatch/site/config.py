@@ -186,7 +186,8 @@ class CameraConfig(CameraSettings):
     def _zones(cls, zones: dict[str, list]) -> dict[str, list]:
         for name, polygon in zones.items():
             if not CAMERA_ID.fullmatch(name):
-                raise ValueError(f"zone name {name!r} must be letters, digits, _ or -")
+                raise ValueError(f"zone name {name!r} must be 1-64 of A-Z, a-z, 0-9, _ and - (it is written in "
+                                 "MQTT messages, URLs and the report)")
             if len(polygon) < 3:
                 raise ValueError(f"zone {name!r} needs at least 3 points, got {len(polygon)}")
             if problem := polygon_problem([(float(x), float(y)) for x, y in polygon]):
@@ -641,7 +642,8 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
                                 f"write it in quotes ('{camera_id}') or use letters")
                 continue
             if not CAMERA_ID.fullmatch(str(camera_id)):
-                problems.append(f"camera {camera_id!r}: the id must be 1-64 letters, digits, _ or -")
+                problems.append(f"camera {camera_id!r}: the id must be 1-64 of A-Z, a-z, 0-9, _ and - (it names "
+                                "MQTT topics, URLs and snapshot files); spaces or accents go in its `name:`")
                 continue
             if not isinstance(camera, dict):
                 problems.append(f"camera {camera_id!r}: expected a mapping of settings, got {type(camera).__name__}")
