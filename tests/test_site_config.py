@@ -120,6 +120,15 @@ def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
         load_site_config(write(tmp_path, text), environ={})
 
 
+def test_a_yaml_error_says_its_line_not_the_password_on_it(tmp_path):
+    """PyYAML's message quotes the line it stopped on: a camera URL's password was printed."""
+    path = write(tmp_path, "cameras:\n  door: {source: rtsp://viewer:hunter2@cam/s, fps: 5\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == ["not valid YAML: while parsing a flow mapping (line 2, column 9); "
+                                  "expected ',' or '}', but got '<stream end>' (line 3, column 1)"]
+
+
 def test_a_file_not_in_utf8_is_named_as_such(tmp_path):
     path = tmp_path / "site.yaml"
     path.write_bytes("cameras: {a: {source: caméra.mp4}}\n".encode("utf-16"))

@@ -546,11 +546,23 @@ def _read_yaml(path: Path) -> dict:
         raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
     except UnicodeDecodeError as err:
         raise SiteConfigError(path, [f"not UTF-8 text (byte {err.start}); save the file as UTF-8"]) from None
+    except yaml.MarkedYAMLError as err:
+        raise SiteConfigError(path, [f"not valid YAML: {_yaml_problem(err)}"]) from None
     except yaml.YAMLError as err:
         raise SiteConfigError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
     if not isinstance(raw, dict):
         raise SiteConfigError(path, ["expected a mapping with a 'cameras:' section at the top"])
     return raw
+
+
+def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
+    """What PyYAML found wrong and where, without the line it quotes: a camera's URL there showed
+    its password."""
+    def at(mark) -> str:
+        return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+    said = [f"{err.context}{at(err.context_mark)}"] if err.context else []
+    return "; ".join([*said, f"{err.problem}{at(err.problem_mark)}"])
 
 
 def _storage_beside(storage: dict, path: Path) -> None:
