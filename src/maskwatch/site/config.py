@@ -140,7 +140,7 @@ class CameraSettings(BaseModel):
         return hours
 
 
-OWN_SETTINGS = {"source", "detect_source", "name", "zones"}  # a camera's, never in defaults:
+OWN_SETTINGS = {"source", "detect_source", "name", "zones"}  # each camera's own, never in defaults
 
 
 class CameraConfig(CameraSettings):

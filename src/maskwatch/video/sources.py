@@ -232,8 +232,9 @@ def _host_and_port(rest: str) -> tuple[str, str]:
 
 
 def stream_url_problem(source: str) -> str | None:
-    """Why FFmpeg could never open a stream URL (no host; a port that is no number of 1-65535),
-    or None. Said without a part of the URL: what FFmpeg reads as the port may be a password's."""
+    """Why a stream URL could never open (no host; a port that is no number of 1-65535; a host no
+    name lookup takes), or None. Said without a part of the URL: what FFmpeg reads as the port or
+    host may be a password's."""
     rest = source.partition("://")[2]
     host, port = _host_and_port(rest)
     head = re.split(r"[/?#]", rest, maxsplit=1)[0]
