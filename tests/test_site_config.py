@@ -75,6 +75,7 @@ def test_an_unset_environment_variable_is_named_with_its_camera(tmp_path):
                                           "(a / ? or # in a password"),  # FFmpeg: "Port missing in uri"
     ("{source: 'rtsp://cam..local/live'}", "camera 'c', field 'source': the URL's host is not a valid name"),
     ("{source: ''}", "camera 'c', field 'source': empty"),  # was 'no such video file: <the config's folder>'
+    ("{source: 0}", "camera 'c', field 'source': a webcam is written webcam:0"),  # was 'Input should be a valid string'
     # milliseconds for seconds; past 24 days OpenCV's int timeout ended the reader in silence
     ("{source: webcam:0, stall_timeout: 10000}", "camera 'c', field 'stall_timeout': Input should be less than or equal to 3600"),
     ("{source: webcam:0, retry_max: 10000}", "camera 'c', field 'retry_max': Input should be less than or equal to 3600"),

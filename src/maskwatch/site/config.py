@@ -151,6 +151,13 @@ class CameraConfig(CameraSettings):
     zones: dict[str, list[Point]] = Field(default_factory=dict,
                                           description="named polygons in 0-1 coordinates of the frame")
 
+    @field_validator("source", "detect_source", mode="before")
+    @classmethod
+    def _webcam_number(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:  # OpenCV's habit
+            raise ValueError(f"a webcam is written webcam:{value}")
+        return value
+
     @field_validator("source", "detect_source")
     @classmethod
     def _source(cls, value: str | None) -> str | None:
