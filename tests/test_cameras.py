@@ -49,6 +49,18 @@ def test_the_wait_between_tries_doubles_up_to_its_most_however_long_the_outage()
     assert retry_delay(1025, 1.0, 10.0) == retry_delay(10**6, 1.0, 10.0) == 10.0  # 2 ** 1024 overflowed
 
 
+def test_a_host_name_no_lookup_takes_is_said_and_retried():
+    """cam..local made the connection check raise UnicodeError: the reader's thread died, the camera
+    offline for good with no error said."""
+    reader = fast_reader("rtsp://u:pw@cam..local/live").start()
+    try:
+        assert wait_until(lambda: reader.state().reconnects >= 2, 10)
+        assert reader._thread.is_alive()
+        assert reader.state().last_error.startswith("cam..local:554 is not a valid host name")
+    finally:
+        reader.stop()
+
+
 def test_reader_refuses_nonpositive_timeouts():
     with pytest.raises(ValueError, match="positive seconds"):
         CameraReader("rtsp://127.0.0.1:1/x", stall_timeout=0)

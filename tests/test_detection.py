@@ -292,6 +292,9 @@ def test_bad_sources(source, message):
     ("rtsp://cam/live?token=s3cret", "rtsp://cam/live?token=***"),
     ("http://cam/x?API_KEY=s3cret#top", "http://cam/x?API_KEY=***#top"),
     ("http://cam/x?accessToken=s3cret&channel=1", "http://cam/x?accessToken=***&channel=1"),
+    # an MJPEG camera's (Foscam's) login and a bare pw= were shown whole, in the log, --check and the API
+    ("http://cam/videostream.cgi?loginuse=admin&loginpas=s3cret", "http://cam/videostream.cgi?loginuse=admin&loginpas=***"),
+    ("http://cam/mjpg?user=admin&pw=s3cret", "http://cam/mjpg?user=admin&pw=***"),
     ("rtsp://cam:554/stream1", "rtsp://cam:554/stream1"),
     ("webcam:0", "webcam:0"),
 ])

@@ -60,6 +60,11 @@ cameras:
     ("motion: {full_check: 0}", "camera 'a', field 'motion.full_check': Input should be greater than 0"),
     ("motion: {masks: [[[0, 0], [1, 1]]]}", "camera 'a', field 'motion.masks': mask 0 needs at least 3 points, got 2"),
     ("motion: {masks: [[[0, 0], [1, 1], [2, 0]]]}", "camera 'a', field 'motion.masks.0.2.0': Input should be less than or equal to 1"),
+    # a mask whose corners cross, or make no area, hid less than was meant, or nothing
+    ("motion: {masks: [[[0, 0], [1, 1], [1, 0], [0, 1]]]}", "camera 'a', field 'motion.masks': mask 0 crosses itself"),
+    ("motion: {masks: [[[0, 0], [0.5, 0.5], [1, 1]]]}", "camera 'a', field 'motion.masks': mask 0 has no area"),
+    ("motion: {masks: [[[0, 0], [100, 0], [100, 100]]]}", "camera 'a', field 'motion.masks': mask 0: corners are in "
+                                                         "0-1 of the frame's width and height, not pixels (got 100)"),
     ("motion: {treshold: 30}", "camera 'a', field 'motion.treshold': unknown setting (a typo?)"),
     ("motion: {enabled: maybe}", "camera 'a', field 'motion.enabled': Input should be a valid boolean"),
     ("detect_source: ftp://cam/sub", "camera 'a', field 'detect_source': stream URLs start with one of"),

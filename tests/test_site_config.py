@@ -66,6 +66,22 @@ def test_an_unset_environment_variable_is_named_with_its_camera(tmp_path):
     ("{source: webcam:0, upscale: 0}", "camera 'c', field 'upscale': Input should be greater than 0 (got 0)"),
     ("{source: webcam:0, upscale: 5}", "camera 'c', field 'upscale': Input should be less than or equal to 4"),
     ("{source: webcam:0, moving: sometimes}", "camera 'c', field 'moving': Input should be a valid boolean"),
+    # --check passed these, and the camera retried for ever
+    ("{source: 'rtsp://cam:70000/live'}", "camera 'c', field 'source': the URL's port must be a number of 1-65535"),
+    ("{source: 'rtsp://u:pw@/live'}", "camera 'c', field 'source': the URL names no host"),
+    ("{source: 'rtsp://u:p/w@cam/live'}", "camera 'c', field 'source': the URL's port must be a number of 1-65535 "
+                                          "(a / ? or # in a password is written %2F"),
+    ("{source: 'rtsp://u:p#w@cam/live'}", "camera 'c', field 'source': the URL's port must be a number of 1-65535 "
+                                          "(a / ? or # in a password"),  # FFmpeg: "Port missing in uri"
+    ("{source: 'rtsp://cam..local/live'}", "camera 'c', field 'source': the URL's host is not a valid name"),
+    ("{source: ''}", "camera 'c', field 'source': empty"),  # was 'no such video file: <the config's folder>'
+    ("{source: 0}", "camera 'c', field 'source': a webcam is written webcam:0"),  # was 'Input should be a valid string'
+    # milliseconds for seconds; past 24 days OpenCV's int timeout ended the reader in silence
+    ("{source: webcam:0, stall_timeout: 10000}", "camera 'c', field 'stall_timeout': Input should be less than or equal to 3600"),
+    ("{source: webcam:0, retry_max: 10000}", "camera 'c', field 'retry_max': Input should be less than or equal to 3600"),
+    # a zone in pixels was one line per coordinate, 'Input should be less than or equal to 1'
+    ("{source: webcam:0, zones: {door: [[0, 0], [640, 0], [640, 480], [0, 480]]}}",
+     "camera 'c', field 'zones': zone 'door': corners are in 0-1 of the frame's width and height, not pixels (got 640)"),
 ])
 def test_a_bad_camera_names_the_camera_and_the_field(tmp_path, camera, expected):
     path = write(tmp_path, f"cameras:\n  c: {camera}\n")
@@ -97,10 +113,21 @@ cameras:
     ("- a\n- b\n", "expected a mapping"),
     ("server: {port: 1}\n", "cameras: missing"),
     ("cameras: {}\n", "at least one camera"),
+    # 'letters' read as taking é: the id names MQTT topics, URLs and files, the display name is name:
+    ("cameras: {café: {source: webcam:0}}\n", "camera 'café': the id must be 1-64 of A-Z, .*go in its `name:`"),
 ])
 def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
     with pytest.raises(SiteConfigError, match=expected):
         load_site_config(write(tmp_path, text), environ={})
+
+
+def test_a_yaml_error_says_its_line_not_the_password_on_it(tmp_path):
+    """PyYAML's message quotes the line it stopped on: a camera URL's password was printed."""
+    path = write(tmp_path, "cameras:\n  door: {source: rtsp://viewer:hunter2@cam/s, fps: 5\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == ["not valid YAML: while parsing a flow mapping (line 2, column 9); "
+                                  "expected ',' or '}', but got '<stream end>' (line 3, column 1)"]
 
 
 def test_a_file_not_in_utf8_is_named_as_such(tmp_path):
@@ -281,6 +308,28 @@ def test_a_secret_is_never_repeated_in_an_error(tmp_path):
     text = str(err.value)
     assert "alerts.webhooks.0.secret" in text and "mqtt.password" in text
     assert "hunter2" not in text and "123456" not in text
+
+
+def test_a_stream_url_without_its_scheme_is_refused_without_its_password(tmp_path):
+    """`viewer:pw@host/...` (rtsp:// left out or mistyped) was read as a file: 'no such video file:
+    .../viewer:hunter2@10.0.0.5/stream1', the password in the error."""
+    path = write(tmp_path, "cameras:\n  a: {source: 'viewer:hunter2@10.0.0.5/stream1'}\n"
+                           "  b: {source: webcam:0, detect_source: 'rtsp:/viewer:hunter2@10.0.0.5/stream2'}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert [p.split(":")[0] for p in err.value.problems] == ["camera 'a', field 'source'",
+                                                             "camera 'b', field 'detect_source'"]
+    assert all("neither a video file nor a stream URL" in p for p in err.value.problems)
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_cameras_own_settings_in_defaults_are_named_as_such(tmp_path):
+    """They were 'unknown setting (a typo?)', of settings every camera has."""
+    path = write(tmp_path, "defaults: {source: webcam:0, zones: {}, fps: 2}\ncameras:\n  a: {source: webcam:1}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == ["field 'defaults.source': a camera's own setting; set it under each camera",
+                                  "field 'defaults.zones': a camera's own setting; set it under each camera"]
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -21,6 +21,7 @@ one line per problem, each naming the camera and the field.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import parse_span
-from maskwatch.video.sources import STREAM_PREFIXES
+from maskwatch.video.sources import STREAM_PREFIXES, stream_url_problem
 
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole (fullmatch): "$" let a final newline in
 ENV_VAR = re.compile(r"\$\{([^}]*)\}")
@@ -77,12 +78,22 @@ class MotionConfig(BaseModel):
     masks: list[list[Point]] = Field(default_factory=list,
                                      description="polygons in 0-1 coordinates whose motion is ignored (a clock, a TV)")
 
+    @field_validator("masks", mode="before")
+    @classmethod
+    def _masks_in_pixels(cls, masks: Any) -> Any:
+        if isinstance(masks, list):
+            for i, polygon in enumerate(masks):
+                in_pixels(f"mask {i}", polygon)
+        return masks
+
     @field_validator("masks")
     @classmethod
     def _masks(cls, masks: list[list]) -> list[list]:
         for i, polygon in enumerate(masks):
             if len(polygon) < 3:
                 raise ValueError(f"mask {i} needs at least 3 points, got {len(polygon)}")
+            if problem := polygon_problem([(float(x), float(y)) for x, y in polygon]):
+                raise ValueError(f"mask {i} {problem}; list its corners in order around it")
         return masks
 
     def settings(self):
@@ -109,8 +120,12 @@ class CameraSettings(BaseModel):
                                   "default: picked from the frame's size")
     moving: bool = Field(False, description="the camera pans or is carried: tracks follow the whole view's motion "
                          "(about 6 ms of CPU a frame; on a fixed camera it can take people's motion for the camera's)")
-    stall_timeout: float = Field(10.0, gt=0, description="seconds without a frame before the stream counts as dead")
-    retry_max: float = Field(10.0, gt=0, description="longest wait between reconnects, seconds (backoff doubles up to it)")
+    # At most an hour: milliseconds written as seconds (10000) are refused, and OpenCV's timeouts
+    # (stall_timeout in ms, an int32) overflowed past 24 days, ending the camera's reader in silence.
+    stall_timeout: float = Field(10.0, gt=0, le=3600,
+                                 description="seconds without a frame before the stream counts as dead")
+    retry_max: float = Field(10.0, gt=0, le=3600,
+                             description="longest wait between reconnects, seconds (backoff doubles up to it)")
     motion: MotionConfig = Field(default_factory=MotionConfig,
                                  description="motion gating; `motion: {enabled: false}` turns it off")
     hours: list[str] = Field(default_factory=list,
@@ -125,6 +140,9 @@ class CameraSettings(BaseModel):
         return hours
 
 
+OWN_SETTINGS = {"source", "detect_source", "name", "zones"}  # each camera's own, never in defaults
+
+
 class CameraConfig(CameraSettings):
     source: str = Field(description="rtsp://, rtsps://, http(s)://, rtmp:// URL, a video file, or webcam:N")
     detect_source: str | None = Field(None, description="a smaller stream of the same camera (its substream) to "
@@ -133,32 +151,66 @@ class CameraConfig(CameraSettings):
     zones: dict[str, list[Point]] = Field(default_factory=dict,
                                           description="named polygons in 0-1 coordinates of the frame")
 
+    @field_validator("source", "detect_source", mode="before")
+    @classmethod
+    def _webcam_number(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:  # OpenCV's habit
+            raise ValueError(f"a webcam is written webcam:{value}")
+        return value
+
     @field_validator("source", "detect_source")
     @classmethod
     def _source(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        if not value.strip():  # `source: ${CAM_URL}` with the variable set empty
+            raise ValueError("empty; a stream URL, a video file or webcam:N")
         if value.startswith("webcam:"):
             if not value[7:].isdigit():
                 raise ValueError(f"webcam sources are written webcam:N, N a device number; got {value!r}")
         elif "://" in value:
             if not value.startswith(STREAM_PREFIXES):
                 raise ValueError(f"stream URLs start with one of {', '.join(STREAM_PREFIXES)}; got {value.split('://')[0]}://")
+            if problem := stream_url_problem(value):
+                raise ValueError(problem)
         elif not Path(value).is_file():
+            if "@" in value:  # user:password@host with its scheme left out or mistyped: not repeated
+                raise ValueError(f"neither a video file nor a stream URL; a URL starts with one of "
+                                 f"{', '.join(STREAM_PREFIXES)}")
             raise ValueError(f"no such video file: {value}")
         return value
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zones_in_pixels(cls, zones: Any) -> Any:
+        if isinstance(zones, dict):
+            for name, polygon in zones.items():
+                in_pixels(f"zone {name!r}", polygon)
+        return zones
 
     @field_validator("zones")
     @classmethod
     def _zones(cls, zones: dict[str, list]) -> dict[str, list]:
         for name, polygon in zones.items():
             if not CAMERA_ID.fullmatch(name):
-                raise ValueError(f"zone name {name!r} must be letters, digits, _ or -")
+                raise ValueError(f"zone name {name!r} must be 1-64 of A-Z, a-z, 0-9, _ and - (it is written in "
+                                 "MQTT messages, URLs and the report)")
             if len(polygon) < 3:
                 raise ValueError(f"zone {name!r} needs at least 3 points, got {len(polygon)}")
             if problem := polygon_problem([(float(x), float(y)) for x, y in polygon]):
                 raise ValueError(f"zone {name!r} {problem}; list its corners in order around it")
         return zones
+
+
+def in_pixels(what: str, polygon: Any) -> None:
+    """ValueError, once for the polygon, where a corner is past 2: pixels, where 0-1 of the frame
+    was meant (each coordinate was its own line, 'less than or equal to 1')."""
+    numbers = [c for point in polygon if isinstance(point, list) for c in point
+               if isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)] \
+        if isinstance(polygon, list) else []
+    if numbers and max(numbers) > 2:  # 1.5: past the edge, said per corner
+        raise ValueError(f"{what}: corners are in 0-1 of the frame's width and height, not pixels "
+                         f"(got {max(numbers):g}); divide x by the frame's width and y by its height")
 
 
 def polygon_problem(points: list[tuple[float, float]]) -> str | None:
@@ -501,11 +553,23 @@ def _read_yaml(path: Path) -> dict:
         raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
     except UnicodeDecodeError as err:
         raise SiteConfigError(path, [f"not UTF-8 text (byte {err.start}); save the file as UTF-8"]) from None
+    except yaml.MarkedYAMLError as err:
+        raise SiteConfigError(path, [f"not valid YAML: {_yaml_problem(err)}"]) from None
     except yaml.YAMLError as err:
         raise SiteConfigError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
     if not isinstance(raw, dict):
         raise SiteConfigError(path, ["expected a mapping with a 'cameras:' section at the top"])
     return raw
+
+
+def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
+    """What PyYAML found wrong and where, without the line it quotes: a camera's URL there showed
+    its password."""
+    def at(mark) -> str:
+        return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+    said = [f"{err.context}{at(err.context_mark)}"] if err.context else []
+    return "; ".join([*said, f"{err.problem}{at(err.problem_mark)}"])
 
 
 def _storage_beside(storage: dict, path: Path) -> None:
@@ -577,6 +641,9 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         problems.append("defaults: expected a mapping of camera settings")
         defaults = {}
     else:
+        for key in sorted(OWN_SETTINGS & set(defaults)):  # each camera's own: "unknown setting (a typo?)" misled
+            problems.append(f"field 'defaults.{key}': a camera's own setting; set it under each camera")
+        defaults = {key: value for key, value in defaults.items() if key not in OWN_SETTINGS}
         try:
             CameraSettings(**defaults)
         except ValidationError as err:
@@ -594,14 +661,15 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
                                 f"write it in quotes ('{camera_id}') or use letters")
                 continue
             if not CAMERA_ID.fullmatch(str(camera_id)):
-                problems.append(f"camera {camera_id!r}: the id must be 1-64 letters, digits, _ or -")
+                problems.append(f"camera {camera_id!r}: the id must be 1-64 of A-Z, a-z, 0-9, _ and - (it names "
+                                "MQTT topics, URLs and snapshot files); spaces or accents go in its `name:`")
                 continue
             if not isinstance(camera, dict):
                 problems.append(f"camera {camera_id!r}: expected a mapping of settings, got {type(camera).__name__}")
                 continue
             camera = {**defaults, **camera}
             for key in ("source", "detect_source"):
-                if isinstance(camera.get(key), str) and _is_relative_file(camera[key]):
+                if isinstance(camera.get(key), str) and camera[key] and _is_relative_file(camera[key]):
                     camera[key] = str(path.parent / camera[key])
             merged[str(camera_id)] = camera
         raw["cameras"] = merged

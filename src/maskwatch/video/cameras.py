@@ -171,6 +171,8 @@ class CameraReader:
                         return f"{where} closed the connection without an answer"
         except socket.gaierror:
             return None  # a name that does not resolve (or a URL read wrongly): FFmpeg says what it makes of it
+        except UnicodeError:  # cam..local, a label over 63 characters: the thread died, the camera with it
+            return f"{where} is not a valid host name"
         except TimeoutError:
             return f"{where} does not answer"
         except OSError as err:

@@ -202,9 +202,9 @@ def stream_name(source: str) -> str:
 
 
 # Query parameters that carry a camera's credentials (`?user=admin&pwd=...`, `?token=...`).
-SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pass|pwd|token|key|secret|auth|sig)[^=&;#]*=)[^&;#]*", re.I)
-# (a name holding any of these: accessToken, clientSecret, api_key; harmless names such as
-# `design=` are hidden too, which costs a display, where a leak would cost a camera)
+SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pas|pw|token|key|secret|auth|sig)[^=&;#]*=)[^&;#]*", re.I)
+# (a name holding any of these: accessToken, clientSecret, api_key, Foscam's loginpas, pw; harmless
+# names such as `design=` are hidden too, which costs a display, where a leak would cost a camera)
 
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
@@ -216,14 +216,38 @@ def stream_address(source: str) -> tuple[str, int] | None:
     scheme, sep, rest = source.partition("://")
     if not sep or scheme.lower() not in DEFAULT_PORTS:
         return None
+    host, port = _host_and_port(rest)
+    if not host or (port and not port.isdigit()):
+        return None
+    return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
+
+
+def _host_and_port(rest: str) -> tuple[str, str]:
+    """The host and the port's text of a URL after its scheme's ://, as stream_address reads them."""
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
     host, colon, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
     if not colon:
         host, port = authority, ""
-    host = host.strip("[]")
-    if not host or (port and not port.isdigit()):
-        return None
-    return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
+    return host.strip("[]"), port
+
+
+def stream_url_problem(source: str) -> str | None:
+    """Why a stream URL could never open (no host; a port that is no number of 1-65535; a host no
+    name lookup takes), or None. Said without a part of the URL: what FFmpeg reads as the port or
+    host may be a password's."""
+    rest = source.partition("://")[2]
+    host, port = _host_and_port(rest)
+    head = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    hint = " (a / ? or # in a password is written %2F, %3F or %23)" if "@" in rest and "@" not in head else ""
+    if not host:
+        return f"the URL names no host{hint}"
+    if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return f"the URL's port must be a number of 1-65535{hint}"
+    try:
+        host.encode("idna")  # as the connection's name lookup does
+    except UnicodeError:
+        return f"the URL's host is not a valid name (an empty part, as in cam..local, or one over 63 characters){hint}"
+    return None
 
 
 def host_port(address: tuple[str, int]) -> str:
