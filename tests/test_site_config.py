@@ -402,3 +402,34 @@ def test_a_zone_that_is_no_area_or_crosses_itself_is_refused(tmp_path, zone, exp
     assert polygon_problem([(0, 0), (1, 0), (1, 1), (0, 1)]) is None  # a square, either way round
     assert polygon_problem([(0, 0), (0, 1), (1, 1), (1, 0)]) is None
     assert polygon_problem([(0, 0), (1, 0), (0.5, 0.5), (1, 1), (0, 1)]) is None  # concave
+
+
+def test_a_list_or_section_left_blank_reads_as_not_written(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    path = write(tmp_path, """
+defaults:
+  hours: ["mon-fri 08:00-18:00"]
+cameras:
+  door:
+    source: clip.mp4
+    zones:
+    #  left: [[0, 0], [0.5, 0], [0.5, 1]]
+    hours:
+    motion:
+      masks:
+server:
+alerts:
+  webhooks:
+""")
+    config = load_site_config(path, environ={})  # every line under them commented out: "got None" before
+    door = config.cameras["door"]
+    assert door.zones == {} and door.motion.masks == [] and config.alerts.webhooks == []
+    assert door.hours == ["mon-fri 08:00-18:00"]  # a blank list of a camera's is the defaults', as if not written
+
+
+def test_a_single_setting_left_blank_is_still_refused(tmp_path):
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    path = write(tmp_path, "cameras:\n  door:\n    source: clip.mp4\n    stall_timeout:\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == ["camera 'door', field 'stall_timeout': Input should be a valid number (got None)"]

@@ -62,7 +62,26 @@ class SiteConfigError(ValueError):
         super().__init__("\n".join(f"{path}: {p}" for p in problems))
 
 
-class MotionConfig(BaseModel):
+def without_blanks(data: Any, model: type[BaseModel]) -> Any:
+    """`data` less the lists, mappings and sections left blank: `zones:` with every line under it
+    commented out reads as null, and was refused ("Input should be a valid dictionary") where
+    the user meant none. Settings of one value left blank stay an error."""
+    if not isinstance(data, dict):
+        return data
+    return {key: value for key, value in data.items()
+            if value is not None or key not in model.model_fields or model.model_fields[key].default_factory is None}
+
+
+class Section(BaseModel):
+    """A part of the site's config: a blank list, mapping or section in it reads as not written."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blanks(cls, data: Any) -> Any:
+        return without_blanks(data, cls)
+
+
+class MotionConfig(Section):
     """A camera's motion gate (video/motion.py): the face detector runs only when something moves."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -107,7 +126,7 @@ class MotionConfig(BaseModel):
                               masks=tuple(tuple(tuple(point) for point in polygon) for polygon in self.masks))
 
 
-class CameraSettings(BaseModel):
+class CameraSettings(Section):
     """What `defaults:` may set, and every camera may override."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -233,7 +252,7 @@ def polygon_problem(points: list[tuple[float, float]]) -> str | None:
     return None
 
 
-class TlsConfig(BaseModel):
+class TlsConfig(Section):
     """HTTPS served directly (uvicorn's ssl options): PEM files, relative to the config's folder."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -249,7 +268,7 @@ class TlsConfig(BaseModel):
         return value
 
 
-class ServerConfig(BaseModel):
+class ServerConfig(Section):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     host: str = Field("127.0.0.1", description="beyond loopback, `run` needs a user (maskwatch users add)")
@@ -266,7 +285,7 @@ class ServerConfig(BaseModel):
     session_max_hours: float = Field(12.0, gt=0, description="every session ends this long after login")
 
 
-class StorageConfig(BaseModel):
+class StorageConfig(Section):
     """Where events and counts go, how long they stay, and whether faces are kept at all."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -283,7 +302,7 @@ class StorageConfig(BaseModel):
         return self.privacy or self.blur_live
 
 
-class WebhookConfig(BaseModel):
+class WebhookConfig(Section):
     """One receiver of alerts: a JSON POST per matching person, signed with `secret`."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -331,7 +350,7 @@ class WebhookConfig(BaseModel):
         return labels
 
 
-class ComplianceRuleConfig(BaseModel):
+class ComplianceRuleConfig(Section):
     """Alert when the masked share over the last `minutes` is under `below` percent beyond doubt: the
     whole 95 % interval of the corrected share (docs/compliance.md)."""
 
@@ -353,14 +372,14 @@ class ComplianceRuleConfig(BaseModel):
         return value
 
 
-class AlertsConfig(BaseModel):
+class AlertsConfig(Section):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     compliance: list[ComplianceRuleConfig] = Field(default_factory=list)
 
 
-class MqttConfig(BaseModel):
+class MqttConfig(Section):
     """A broker to publish availability, events and counts to (Frigate's topic layout)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -374,7 +393,7 @@ class MqttConfig(BaseModel):
     password: str | None = None
 
 
-class RuntimeConfig(BaseModel):
+class RuntimeConfig(Section):
     """Where the networks run: ONNX Runtime execution providers, tried in order (runtime.py)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -391,7 +410,7 @@ class RuntimeConfig(BaseModel):
         return list(check_providers(names))
 
 
-class SiteConfig(BaseModel):
+class SiteConfig(Section):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     cameras: dict[str, CameraConfig]
@@ -667,7 +686,7 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
             if not isinstance(camera, dict):
                 problems.append(f"camera {camera_id!r}: expected a mapping of settings, got {type(camera).__name__}")
                 continue
-            camera = {**defaults, **camera}
+            camera = {**defaults, **without_blanks(camera, CameraConfig)}  # a blank list: the defaults'
             for key in ("source", "detect_source"):
                 if isinstance(camera.get(key), str) and camera[key] and _is_relative_file(camera[key]):
                     camera[key] = str(path.parent / camera[key])
