@@ -63,6 +63,26 @@ def test_detect_on_a_blank_frame_returns_no_faces(detector):
         detector.detect(np.zeros((10, 10), np.uint8))
 
 
+BLANK = np.full((60, 80, 3), 127, np.uint8)
+
+
+@pytest.mark.parametrize("image, message", [
+    (None, "image is None \\(cv2.imread returns None"),
+    (BLANK.astype(np.uint16) * 257, "must be 8-bit \\(uint8, 0-255\\), got uint16"),  # was hundreds of faces
+    (BLANK.astype(np.float32) / 255, "got float32"),  # was no face, whatever the photo
+    (BLANK.astype(np.float64), "got float64"),  # an OpenCV traceback
+    (np.zeros((0, 0, 3), np.uint8), "image is empty: shape \\(0, 0, 3\\)"),  # an OpenCV traceback
+    (BLANK[:, :, :1], "got shape \\(60, 80, 1\\); grey: cv2.cvtColor"),
+    (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor"),
+    (BLANK.tolist(), "must be a NumPy array .* got list"),  # an AttributeError
+], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list"])
+def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, image, message):
+    for call in (detector.detect, detector.find_faces,
+                 lambda image: detector.classifier.predict_boxes(image, [(0, 0, 10, 10)])):
+        with pytest.raises(ValueError, match=message):
+            call(image)
+
+
 def test_tracker_keeps_one_id_and_votes_the_label():
     tracker = FaceTracker(min_hits=2)
     probs = [(0.6, 0.3, 0.1), (0.2, 0.7, 0.1), (0.7, 0.2, 0.1)]

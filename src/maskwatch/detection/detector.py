@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from maskwatch.classifier import Classifier
+from maskwatch.data.images import check_bgr
 from maskwatch.detection.boxes import BoxMapping
 from maskwatch.detection.centerface import CenterNetFaces, ScalePolicy, load_centerface
 from maskwatch.faces import Face
@@ -224,7 +225,7 @@ class Detector:
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""
-        found = self.finder.detect(image)
+        found = self.finder.detect(check_bgr(image))
         if not found:
             return []
         h, w = image.shape[:2]
@@ -240,8 +241,6 @@ class Detector:
         """detect(), and the boxes (N x 4 xyxy) of the candidates under the cut-off down to
         BLUR_FLOOR, unlabelled: what a blurred output blurs too (of the bundled samples' 218
         faces, 19 scored under 0.3 and stayed sharp, one a 61 px face)."""
-        if image is None or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image must be HxWx3 BGR, got {None if image is None else image.shape}")
         cutoff = self.config.min_score if min_score is None else min_score
         found = self.find_faces(image)
         unsure = np.array([f.box for f in found if BLUR_FLOOR <= f.score < cutoff], np.float64).reshape(-1, 4)
