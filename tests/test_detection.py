@@ -497,6 +497,16 @@ def test_a_bad_detector_settings_file_is_named_in_its_error(tmp_path, text, mess
     assert message in str(err.value)
 
 
+def test_a_shipped_detector_named_alone_is_pointed_to_where_it_lies():
+    """python.md names the shipped alternatives by file name; given so, the error was Errno 2."""
+    from maskwatch.detection.detector import WEIGHTS
+
+    with pytest.raises(FileNotFoundError, match=r"detector-int8.json: no detector settings file there; "
+                                                r"the shipped ones \(centerface.json, detector-int8.json, detector.json\)"):
+        Detector.load(config="detector-int8.json")
+    assert Detector.load(config=WEIGHTS / "detector-int8.json").config.model.endswith("detector-int8.onnx")
+
+
 def test_a_camera_with_upscale_detects_on_the_rescaled_networks(detector, tmp_path):
     from maskwatch.site.config import CameraConfig
     from maskwatch.site.events import EventStore

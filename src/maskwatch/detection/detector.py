@@ -95,6 +95,10 @@ class DetectorConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> DetectorConfig:
+        if not Path(path).is_file():  # docs name the shipped files alone: "detector-int8.json" was Errno 2
+            shipped = ", ".join(sorted(p.name for p in WEIGHTS.glob("*.json")))
+            raise FileNotFoundError(f"{path}: no detector settings file there; the shipped ones ({shipped}) "
+                                    f"lie in maskwatch.detection.detector.WEIGHTS, {WEIGHTS}")
         try:
             data = json.loads(Path(path).read_text())
             if not isinstance(data, dict) or "backend" not in data:
