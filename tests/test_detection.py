@@ -507,6 +507,14 @@ def test_a_shipped_detector_named_alone_is_pointed_to_where_it_lies():
     assert Detector.load(config=WEIGHTS / "detector-int8.json").config.model.endswith("detector-int8.onnx")
 
 
+def test_a_detector_and_its_classifier_say_which_files_they_run(detector):
+    """Both showed only <... object at 0x7f...>: a log line could not tell the int8 detector or a gate apart."""
+    assert repr(detector).startswith("Detector(backend='maskwatch', model='detector.onnx', upscale=None, min_score=")
+    assert repr(detector).endswith("classifier=Classifier('classifier.onnx', gate='gate.onnx', closeup='closeup.onnx'))")
+    assert repr(Detector(detector.finder, detector.classifier.closeup, detector.config)).endswith(
+        "classifier=Classifier('closeup.onnx'))")
+
+
 def test_a_camera_with_upscale_detects_on_the_rescaled_networks(detector, tmp_path):
     from maskwatch.site.config import CameraConfig
     from maskwatch.site.events import EventStore

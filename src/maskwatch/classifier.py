@@ -160,6 +160,11 @@ class Classifier:
             closeup = SHIPPED_CLOSEUP if shipped else None
         return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None, closeup=closeup or None)
 
+    def __repr__(self) -> str:  # which files answer, as a log line or a notebook shows it
+        beside = {"gate": self.gate, "closeup": self.closeup}
+        return f"Classifier({self.model_path.name!r}" + "".join(
+            f", {k}={m.model_path.name!r}" for k, m in beside.items() if m is not None) + ")"
+
     def gate_info(self) -> dict | None:
         """The gate in front of this model, as reports name it (None: every face reaches it)."""
         if self.gate is None:

@@ -190,6 +190,11 @@ class Detector:
     def __init__(self, finder: FaceFinder, classifier: Classifier, config: DetectorConfig) -> None:
         self.finder, self.classifier, self.config = finder, classifier, config
 
+    def __repr__(self) -> str:
+        model = Path(self.config.model).name if self.config.model else None
+        return (f"Detector(backend={self.config.backend!r}, model={model!r}, upscale={self.config.upscale}, "
+                f"min_score={self.config.min_score}, classifier={self.classifier!r})")
+
     @classmethod
     def load(cls, classifier: Path | str | None = None, config: Path | str | DetectorConfig | None = None,
              threads: int = 0, gate: bool | Path | str = True, closeup: bool | Path | str = True) -> Detector:
