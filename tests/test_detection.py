@@ -83,6 +83,13 @@ def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, ima
             call(image)
 
 
+@pytest.mark.parametrize("min_score", [30, -0.1])
+def test_a_cut_off_that_is_no_score_is_refused(detector, min_score):
+    """min_score=30, meant as a percent, returned no face on every photo, without a word."""
+    with pytest.raises(ValueError, match=f"min_score is a detector score, between 0 and 1; got {min_score}"):
+        detector.detect(BLANK, min_score=min_score)
+
+
 def test_tracker_keeps_one_id_and_votes_the_label():
     tracker = FaceTracker(min_hits=2)
     probs = [(0.6, 0.3, 0.1), (0.2, 0.7, 0.1), (0.7, 0.2, 0.1)]
