@@ -1,6 +1,7 @@
 """Detection on whole photos and videos, with the shipped detector settings and classifier."""
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -81,6 +82,14 @@ def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, ima
                  lambda image: detector.classifier.predict_boxes(image, [(0, 0, 10, 10)])):
         with pytest.raises(ValueError, match=message):
             call(image)
+
+
+@pytest.mark.parametrize("box", [(1000, 1000, 1100, 1100), (50, 10, 20, 40), (float("nan"), 10, 20, 40)])
+def test_a_box_outside_the_photo_is_named_as_given(detector, box):
+    """The error named the box clipped to the photo, (80.0, 60.0, 80.0, 60.0), or said "cannot
+    convert float NaN to integer"."""
+    with pytest.raises(ValueError, match=re.escape(f"box {tuple(map(float, box))} has no area inside the 80x60 image")):
+        detector.classifier.predict_boxes(BLANK, [(10, 10, 30, 30), box])
 
 
 @pytest.mark.parametrize("min_score", [30, -0.1])

@@ -199,7 +199,11 @@ class Classifier:
         """
         h, w = check_bgr(image).shape[:2]
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
-        probs, doubts = self._answers([(image, f.clipped(w, h).box) for f in faces], batch_size)
+        inside = [f.clipped(w, h) for f in faces]
+        for face, part in zip(faces, inside):  # named as given: the clipped box was, or "NaN to integer"
+            if not (part.width >= 1 and part.height >= 1):
+                raise ValueError(f"box {face.box} has no area inside the {w}x{h} image")
+        probs, doubts = self._answers([(image, f.box) for f in inside], batch_size)
         predictions = [_prediction(p, d) for p, d in zip(probs, doubts)]
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
