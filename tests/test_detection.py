@@ -92,6 +92,11 @@ def test_a_box_outside_the_photo_is_named_as_given(detector, box):
         detector.classifier.predict_boxes(BLANK, [(10, 10, 30, 30), box])
 
 
+def test_one_box_given_without_a_list_is_refused_by_name(detector):
+    with pytest.raises(ValueError, match=re.escape("got one box (10.0, 10.0, 30.0, 30.0); for one box: predict_boxes(image, [box])")):
+        detector.classifier.predict_boxes(BLANK, (10, 10, 30, 30))  # was "'int' object is not iterable"
+
+
 @pytest.mark.parametrize("min_score", [30, -0.1])
 def test_a_cut_off_that_is_no_score_is_refused(detector, min_score):
     """min_score=30, meant as a percent, returned no face on every photo, without a word."""

@@ -198,6 +198,10 @@ class Classifier:
         the photo are clipped first. Returns one Face per box, labelled, in the same order.
         """
         h, w = check_bgr(image).shape[:2]
+        boxes = list(boxes)
+        if boxes and all(isinstance(b, (int, float, np.number)) for b in boxes):  # was "'int' object is not iterable"
+            raise ValueError(f"boxes is a sequence of boxes, got one box {tuple(map(float, boxes))}; for one box: "
+                             "predict_boxes(image, [box])")
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
         inside = [f.clipped(w, h) for f in faces]
         for face, part in zip(faces, inside):  # named as given: the clipped box was, or "NaN to integer"
