@@ -73,7 +73,8 @@ def check_bgr(image, what: str = "image") -> np.ndarray:
     if image is None:
         raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
     if not isinstance(image, np.ndarray):
-        hint = "; np.asarray(pil_image)[:, :, ::-1] makes a PIL image BGR" if hasattr(image, "getbands") else ""
+        hint = ('; np.asarray(pil_image.convert("RGB"))[:, :, ::-1] makes a PIL image BGR'
+                if hasattr(image, "getbands") else "")
         raise ValueError(f"{what} must be a NumPy array (HxWx3 BGR uint8), got {type(image).__name__}{hint}")
     if image.ndim >= 2 and (image.shape[0] < 1 or image.shape[1] < 1):
         raise ValueError(f"{what} is empty: shape {image.shape}")
