@@ -119,3 +119,17 @@ def test_the_version_is_the_packages_own():
 
     result = maskwatch_without([], "--version")
     assert result.returncode == 0 and result.stdout.strip() == f"maskwatch {version('maskwatch')}"
+
+
+def test_the_package_tells_type_checkers_it_is_typed():
+    """Without py.typed, mypy skipped maskwatch ("missing library stubs or py.typed marker") and a
+    caller's Detector, Face and Classifier were all Any."""
+    import tomllib
+
+    import maskwatch
+
+    assert (ROOT / "src" / "maskwatch" / "py.typed").is_file()
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["maskwatch"]
+    source = (ROOT / "src" / "maskwatch" / "__init__.py").read_text()
+    assert "if TYPE_CHECKING:" in source and "Detector" in maskwatch.__all__

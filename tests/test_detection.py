@@ -1,6 +1,7 @@
 """Detection on whole photos and videos, with the shipped detector settings and classifier."""
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -61,6 +62,46 @@ def test_detect_on_a_blank_frame_returns_no_faces(detector):
     assert detector.detect(np.full((240, 320, 3), 127, np.uint8)) == []
     with pytest.raises(ValueError, match="HxWx3"):
         detector.detect(np.zeros((10, 10), np.uint8))
+
+
+BLANK = np.full((60, 80, 3), 127, np.uint8)
+
+
+@pytest.mark.parametrize("image, message", [
+    (None, "image is None \\(cv2.imread returns None"),
+    (BLANK.astype(np.uint16) * 257, "must be 8-bit \\(uint8, 0-255\\), got uint16"),  # was hundreds of faces
+    (BLANK.astype(np.float32) / 255, "got float32"),  # was no face, whatever the photo
+    (BLANK.astype(np.float64), "got float64"),  # an OpenCV traceback
+    (np.zeros((0, 0, 3), np.uint8), "image is empty: shape \\(0, 0, 3\\)"),  # an OpenCV traceback
+    (BLANK[:, :, :1], "got shape \\(60, 80, 1\\); grey: cv2.cvtColor"),
+    (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor"),
+    (BLANK.tolist(), "must be a NumPy array .* got list"),  # an AttributeError
+], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list"])
+def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, image, message):
+    for call in (detector.detect, detector.find_faces,
+                 lambda image: detector.classifier.predict_boxes(image, [(0, 0, 10, 10)])):
+        with pytest.raises(ValueError, match=message):
+            call(image)
+
+
+@pytest.mark.parametrize("box", [(1000, 1000, 1100, 1100), (50, 10, 20, 40), (float("nan"), 10, 20, 40)])
+def test_a_box_outside_the_photo_is_named_as_given(detector, box):
+    """The error named the box clipped to the photo, (80.0, 60.0, 80.0, 60.0), or said "cannot
+    convert float NaN to integer"."""
+    with pytest.raises(ValueError, match=re.escape(f"box {tuple(map(float, box))} has no area inside the 80x60 image")):
+        detector.classifier.predict_boxes(BLANK, [(10, 10, 30, 30), box])
+
+
+def test_one_box_given_without_a_list_is_refused_by_name(detector):
+    with pytest.raises(ValueError, match=re.escape("got one box (10.0, 10.0, 30.0, 30.0); for one box: predict_boxes(image, [box])")):
+        detector.classifier.predict_boxes(BLANK, (10, 10, 30, 30))  # was "'int' object is not iterable"
+
+
+@pytest.mark.parametrize("min_score", [30, -0.1])
+def test_a_cut_off_that_is_no_score_is_refused(detector, min_score):
+    """min_score=30, meant as a percent, returned no face on every photo, without a word."""
+    with pytest.raises(ValueError, match=f"min_score is a detector score, between 0 and 1; got {min_score}"):
+        detector.detect(BLANK, min_score=min_score)
 
 
 def test_tracker_keeps_one_id_and_votes_the_label():
@@ -475,6 +516,24 @@ def test_a_bad_detector_settings_file_is_named_in_its_error(tmp_path, text, mess
     with pytest.raises(ValueError, match="detector.json: not valid detector settings") as err:
         DetectorConfig.from_json(settings)
     assert message in str(err.value)
+
+
+def test_a_shipped_detector_named_alone_is_pointed_to_where_it_lies():
+    """python.md names the shipped alternatives by file name; given so, the error was Errno 2."""
+    from maskwatch.detection.detector import WEIGHTS
+
+    with pytest.raises(FileNotFoundError, match=r"detector-int8.json: no detector settings file there; "
+                                                r"the shipped ones \(centerface.json, detector-int8.json, detector.json\)"):
+        Detector.load(config="detector-int8.json")
+    assert Detector.load(config=WEIGHTS / "detector-int8.json").config.model.endswith("detector-int8.onnx")
+
+
+def test_a_detector_and_its_classifier_say_which_files_they_run(detector):
+    """Both showed only <... object at 0x7f...>: a log line could not tell the int8 detector or a gate apart."""
+    assert repr(detector).startswith("Detector(backend='maskwatch', model='detector.onnx', upscale=None, min_score=")
+    assert repr(detector).endswith("classifier=Classifier('classifier.onnx', gate='gate.onnx', closeup='closeup.onnx'))")
+    assert repr(Detector(detector.finder, detector.classifier.closeup, detector.config)).endswith(
+        "classifier=Classifier('closeup.onnx'))")
 
 
 def test_a_camera_with_upscale_detects_on_the_rescaled_networks(detector, tmp_path):

@@ -71,6 +71,17 @@ def test_predict_rejects_bad_crops(exported, crop, message):
         Classifier.load(onnx_path).predict([crop])
 
 
+def test_one_crop_given_without_a_list_is_refused_not_read_as_its_rows(sample_dir):
+    """predict(crop) labelled each of the crop's H rows as a grey crop: H answers, all wrong."""
+    photo = cv2.imread(str(min(sample_dir.glob("images/*.png"))))
+    classifier = Classifier.load()
+    with pytest.raises(ValueError, match=r"one array of shape \(50, 40, 3\); for one crop: predict\(\[crop\]\)"):
+        classifier.predict(photo[20:70, 10:50])
+    assert len(classifier.predict(np.stack([photo[20:70, 10:50]] * 2))) == 2  # N x H x W x 3 is N crops
+    with pytest.raises(ValueError, match=r"a crop is empty: shape \(0, 0\)"):  # an OpenCV traceback
+        classifier.predict([np.zeros((0, 0), np.uint8)])
+
+
 def test_classify_command_prints_json_and_reports_bad_files(exported, prepared_sample, tmp_path):
     _, onnx_path = exported
     crop = prepared_sample / read_faces_csv(prepared_sample / "faces.csv")[0]["crop"]

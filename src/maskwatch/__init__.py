@@ -18,7 +18,13 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 from maskwatch.faces import CLASSES, Face  # noqa: E402
+
+if TYPE_CHECKING:  # so that type checkers see what __getattr__ imports on first use
+    from maskwatch.classifier import Classifier
+    from maskwatch.detection.detector import Detector
 
 __all__ = ["CLASSES", "Face", "Classifier", "Detector"]
 try:  # one version, pyproject.toml's, as the installed package records it

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from maskwatch.data.crops import CropSpec, crop_face
+from maskwatch.data.images import check_bgr
 from maskwatch.faces import CLASSES, UNASSESSABLE, Face
 from maskwatch.runtime import cpu_session
 
@@ -159,6 +160,11 @@ class Classifier:
             closeup = SHIPPED_CLOSEUP if shipped else None
         return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None, closeup=closeup or None)
 
+    def __repr__(self) -> str:  # which files answer, as a log line or a notebook shows it
+        beside = {"gate": self.gate, "closeup": self.closeup}
+        return f"Classifier({self.model_path.name!r}" + "".join(
+            f", {k}={m.model_path.name!r}" for k, m in beside.items() if m is not None) + ")"
+
     def gate_info(self) -> dict | None:
         """The gate in front of this model, as reports name it (None: every face reaches it)."""
         if self.gate is None:
@@ -175,6 +181,10 @@ class Classifier:
 
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = BATCH) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
+        if isinstance(crops, np.ndarray) and (crops.ndim < 3 or crops.ndim == 3 and crops.shape[2] in (1, 3, 4)):
+            # One crop iterates as its rows: H "grey crops" of W x 3 pixels, each given a label.
+            raise ValueError(f"crops is a sequence of crops, got one array of shape {crops.shape}; "
+                             "for one crop: predict([crop])")
         crops = [_as_bgr(c) for c in crops]
         probs, doubts = self._answers([(c, (0, 0, c.shape[1], c.shape[0])) for c in crops],
                                       batch_size, margin=0.0)
@@ -187,9 +197,17 @@ class Classifier:
         Crops take the context margin the model was trained with; boxes reaching outside
         the photo are clipped first. Returns one Face per box, labelled, in the same order.
         """
+        h, w = check_bgr(image).shape[:2]
+        boxes = list(boxes)
+        if boxes and all(isinstance(b, (int, float, np.number)) for b in boxes):  # was "'int' object is not iterable"
+            raise ValueError(f"boxes is a sequence of boxes, got one box {tuple(map(float, boxes))}; for one box: "
+                             "predict_boxes(image, [box])")
         faces = [b if isinstance(b, Face) else Face(box=tuple(b)) for b in boxes]
-        h, w = image.shape[:2]
-        probs, doubts = self._answers([(image, f.clipped(w, h).box) for f in faces], batch_size)
+        inside = [f.clipped(w, h) for f in faces]
+        for face, part in zip(faces, inside):  # named as given: the clipped box was, or "NaN to integer"
+            if not (part.width >= 1 and part.height >= 1):
+                raise ValueError(f"box {face.box} has no area inside the {w}x{h} image")
+        probs, doubts = self._answers([(image, f.box) for f in inside], batch_size)
         predictions = [_prediction(p, d) for p, d in zip(probs, doubts)]
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
@@ -272,12 +290,8 @@ def _prediction(p: np.ndarray, doubt: float = 0.0) -> Prediction:
 
 
 def _as_bgr(crop: np.ndarray) -> np.ndarray:
-    if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8:
-        raise ValueError("crops must be uint8 NumPy arrays (BGR)")
-    if crop.ndim == 2:
+    if isinstance(crop, np.ndarray) and crop.ndim == 2 and crop.dtype == np.uint8 and crop.size:
         import cv2
 
         return cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
-    if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] < 1 or crop.shape[1] < 1:
-        raise ValueError(f"a crop must be HxWx3 BGR, got shape {crop.shape}")
-    return crop
+    return check_bgr(crop, "a crop")

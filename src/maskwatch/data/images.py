@@ -64,3 +64,26 @@ def to_8_bits(image: np.ndarray) -> np.ndarray:
         bits = next(b for b in (8, 10, 12, 14, 16) if int(image.max()) < 2 ** b)
         return cv2.convertScaleAbs(image, alpha=255.0 / (2 ** bits - 1))
     return (np.clip(np.nan_to_num(image.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def check_bgr(image, what: str = "image") -> np.ndarray:
+    """`image` if it is what the networks read (HxWx3 BGR uint8, at least 1 px each way), else a
+    ValueError naming what it is and the fix. A uint16 frame gave hundreds of false faces, a 0-1
+    float one none, and None, a PIL image or an empty array a traceback from deep in OpenCV."""
+    if image is None:
+        raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
+    if not isinstance(image, np.ndarray):
+        hint = ('; np.asarray(pil_image.convert("RGB"))[:, :, ::-1] makes a PIL image BGR'
+                if hasattr(image, "getbands") else "")
+        raise ValueError(f"{what} must be a NumPy array (HxWx3 BGR uint8), got {type(image).__name__}{hint}")
+    if image.ndim >= 2 and (image.shape[0] < 1 or image.shape[1] < 1):
+        raise ValueError(f"{what} is empty: shape {image.shape}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        channels = image.shape[2] if image.ndim == 3 else 1 if image.ndim == 2 else 0
+        fix = {1: "; grey: cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)",
+               4: "; with alpha: cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)"}.get(channels, "")
+        raise ValueError(f"{what} must be HxWx3 BGR, got shape {image.shape}{fix}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{what} must be 8-bit (uint8, 0-255), got {image.dtype}; "
+                         "maskwatch.data.images.to_8_bits converts 16-bit and 0-1 float images")
+    return image

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from maskwatch.classifier import Classifier
+from maskwatch.data.images import check_bgr
 from maskwatch.detection.boxes import BoxMapping
 from maskwatch.detection.centerface import CenterNetFaces, ScalePolicy, load_centerface
 from maskwatch.faces import Face
@@ -94,6 +95,10 @@ class DetectorConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> DetectorConfig:
+        if not Path(path).is_file():  # docs name the shipped files alone: "detector-int8.json" was Errno 2
+            shipped = ", ".join(sorted(p.name for p in WEIGHTS.glob("*.json")))
+            raise FileNotFoundError(f"{path}: no detector settings file there; the shipped ones ({shipped}) "
+                                    f"lie in maskwatch.detection.detector.WEIGHTS, {WEIGHTS}")
         try:
             data = json.loads(Path(path).read_text())
             if not isinstance(data, dict) or "backend" not in data:
@@ -185,6 +190,11 @@ class Detector:
     def __init__(self, finder: FaceFinder, classifier: Classifier, config: DetectorConfig) -> None:
         self.finder, self.classifier, self.config = finder, classifier, config
 
+    def __repr__(self) -> str:
+        model = Path(self.config.model).name if self.config.model else None
+        return (f"Detector(backend={self.config.backend!r}, model={model!r}, upscale={self.config.upscale}, "
+                f"min_score={self.config.min_score}, classifier={self.classifier!r})")
+
     @classmethod
     def load(cls, classifier: Path | str | None = None, config: Path | str | DetectorConfig | None = None,
              threads: int = 0, gate: bool | Path | str = True, closeup: bool | Path | str = True) -> Detector:
@@ -224,7 +234,7 @@ class Detector:
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""
-        found = self.finder.detect(image)
+        found = self.finder.detect(check_bgr(image))
         if not found:
             return []
         h, w = image.shape[:2]
@@ -240,9 +250,9 @@ class Detector:
         """detect(), and the boxes (N x 4 xyxy) of the candidates under the cut-off down to
         BLUR_FLOOR, unlabelled: what a blurred output blurs too (of the bundled samples' 218
         faces, 19 scored under 0.3 and stayed sharp, one a 61 px face)."""
-        if image is None or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image must be HxWx3 BGR, got {None if image is None else image.shape}")
         cutoff = self.config.min_score if min_score is None else min_score
+        if not 0 <= cutoff <= 1:  # min_score=30 (a percent) kept no face, and said nothing
+            raise ValueError(f"min_score is a detector score, between 0 and 1; got {cutoff}")
         found = self.find_faces(image)
         unsure = np.array([f.box for f in found if BLUR_FLOOR <= f.score < cutoff], np.float64).reshape(-1, 4)
         return self.classifier.predict_boxes(image, [f for f in found if f.score >= cutoff]), unsure
