@@ -50,6 +50,12 @@ def test_the_clip_maker_names_a_missing_sample(tmp_path, capsys):
     assert main([]) == 2
 
 
+def test_the_clip_maker_names_a_file_where_its_folder_goes(sample_dir, tmp_path, capsys):
+    (tmp_path / "clips").touch()
+    assert main([str(sample_dir), str(tmp_path / "clips")]) == 1  # was a FileExistsError traceback
+    assert "File exists" in capsys.readouterr().err
+
+
 def test_the_demo_site_before_make_demo_says_what_makes_its_clips(tmp_path):
     site = tmp_path / "examples"
     site.mkdir()
