@@ -7,6 +7,9 @@ from pathlib import Path
 
 import cv2
 
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
 from maskwatch.demo import CLIPS, main, make_clip
 from maskwatch.site.config import load_site_config
 
@@ -45,3 +48,18 @@ def test_the_clip_maker_names_a_missing_sample(tmp_path, capsys):
     assert main([str(tmp_path), str(tmp_path / "out")]) == 1
     assert "sample photos missing" in capsys.readouterr().err
     assert main([]) == 2
+
+
+def test_the_clip_maker_names_a_file_where_its_folder_goes(sample_dir, tmp_path, capsys):
+    (tmp_path / "clips").touch()
+    assert main([str(sample_dir), str(tmp_path / "clips")]) == 1  # was a FileExistsError traceback
+    assert "File exists" in capsys.readouterr().err
+
+
+def test_the_demo_site_before_make_demo_says_what_makes_its_clips(tmp_path):
+    site = tmp_path / "examples"
+    site.mkdir()
+    shutil.copy(ROOT / "examples" / "demo-site.yaml", site)
+    result = CliRunner().invoke(app, ["run", "--config", str(site / "demo-site.yaml"), "--check"])
+    assert result.exit_code == 1
+    assert "no such video file" in result.output and "made by `make demo`" in result.output

@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -130,6 +131,14 @@ def test_unusable_folders(tmp_path, layout, message):
         (data / "annotations").mkdir()
     with pytest.raises(PrepareError, match=message):
         prepare(data, tmp_path / "w", CropSpec(), progress=False)
+
+
+def test_no_usable_face_names_the_first_problem(tmp_path, small_dataset):
+    """Annotations whose images are elsewhere: the error said only "(3 problems)", and the
+    skipped.csv that lists them is not written when nothing is."""
+    shutil.rmtree(small_dataset / "images")
+    with pytest.raises(PrepareError, match=r"\(3 problems; the first: .*\.xml: .*\.png: image file not found\)"):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
 
 
 def test_crop_margin_keeps_face_centred_at_the_border():

@@ -989,6 +989,9 @@ def run(
     except SiteConfigError as err:
         for line in str(err).splitlines():
             typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        if "demo-output/clips/" in str(err):  # examples/demo-site.yaml run before `make demo`
+            typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
+                       "sample/face-mask-detection demo-output/clips)", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"{config}: {len(site.cameras)} cameras")
     for camera_id, camera in site.cameras.items():

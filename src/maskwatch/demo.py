@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for clip in make_demo_clips(Path(args[0]), Path(args[1])):
             print(f"demo clip: {clip}")
-    except (FileNotFoundError, RuntimeError, ValueError) as err:
+    except (OSError, RuntimeError, ValueError) as err:  # OSError: a file where the clips' folder goes, too
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -122,7 +122,9 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
             if path.is_file() and not path.name.startswith(".") and path.name not in named:
                 problem(str(path), "no annotation names this image: not read")
         if not rows:
-            raise PrepareError(f"{data_dir}: no usable faces found ({len(problems)} problems)")
+            # The first problem named: skipped.csv, which lists them all, goes with the unfinished folder.
+            first = f"; the first: {problems[0][0]}: {problems[0][1]}" if problems else ""
+            raise PrepareError(f"{data_dir}: no usable faces found ({len(problems)} problems{first})")
         write_faces_csv(tmp / "faces.csv", rows)
         with open(tmp / "skipped.csv", "w", newline="") as fh:
             writer = csv.writer(fh)

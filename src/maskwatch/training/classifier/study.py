@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ def run_study(data_dir: Path, out: Path, cfg: StudyConfig = StudyConfig(), progr
     """Run the four-way study into `out` and return the path of report.html."""
     out = Path(out)
     started = time.perf_counter()
+    train_cfg = TrainConfig(model="seed-cnn", epochs=cfg.epochs, seed=cfg.seed)  # refused before the crops, not after
     works = {}
     for colour in COLOURS:
         spec = CropSpec(size=cfg.size, margin=cfg.margin, grey=colour == "grey")
@@ -55,8 +57,7 @@ def run_study(data_dir: Path, out: Path, cfg: StudyConfig = StudyConfig(), progr
             if progress:
                 print(f"== training seed-cnn on {colour} crops, split by {by}")
             run = train_run(out / "work" / colour, out / "runs" / name,
-                            TrainConfig(model="seed-cnn", epochs=cfg.epochs, seed=cfg.seed),
-                            split_csv=splits[by], progress=progress)
+                            train_cfg, split_csv=splits[by], progress=progress)
             results[name] = evaluate_run(run)
     summary = {
         "data": str(data_dir), "config": cfg.__dict__, "faces": works["colour"].faces,
@@ -71,33 +72,59 @@ def run_study(data_dir: Path, out: Path, cfg: StudyConfig = StudyConfig(), progr
 
 
 def _headline(metrics: dict) -> dict:
+    incorrect = metrics["per_class"]["mask_weared_incorrect"]
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "recall": {c: metrics["per_class"][c]["recall"] for c in CLASSES},
+            "incorrect_faces": incorrect["support"],
             "val_faces": sum(metrics["per_class"][c]["support"] for c in CLASSES),
             "val_photos": metrics["split"]["val_photos"]}
 
 
+def _noise(a: dict, b: dict) -> float:
+    """Twice the standard error of the difference of two runs' accuracies, in points: on the
+    sample's 45 validation faces one face is 2.2 points, so a gap of a face or two said nothing of
+    which run is better, yet was reported as a win or as the leak."""
+    var = sum(r["accuracy"] * (1 - r["accuracy"]) / max(r["val_faces"], 1) for r in (a, b))
+    return 200 * math.sqrt(var)
+
+
 def findings(runs: dict) -> str:
-    """One paragraph on what the four numbers say, worded from the numbers themselves."""
+    """One paragraph on what the four numbers say, worded from the numbers themselves: a gap is
+    called a win only where it is larger than one split's noise (_noise)."""
     acc = {name: r["accuracy"] for name, r in runs.items()}
+    photo, faces = runs["colour-photo"], runs["colour-photo"]["val_faces"]
     colour_gap = (acc["colour-photo"] - acc["grey-photo"]) * 100
-    leak_gap = (acc["colour-face"] - acc["colour-photo"]) * 100
-    colour_text = (f"colour crops beat grey ones by {colour_gap:.1f} points of validation accuracy"
-                   if colour_gap > 0 else
-                   f"grey crops matched or beat colour ones (by {-colour_gap:.1f} points)")
-    if leak_gap >= 1:
-        leak_text = (f"the study's per-face split reads {leak_gap:.1f} points higher than the "
-                     f"per-photo split, because faces of the same photo land on both sides")
+    noise = _noise(photo, runs["grey-photo"])
+    if abs(colour_gap) <= noise:
+        colour_text = (f"colour and grey crops read {abs(colour_gap):.1f} points of validation accuracy "
+                       f"apart, within the noise of one split of {faces} faces ({noise:.1f} points): "
+                       f"neither is shown better")
     else:
-        faces = runs["colour-photo"]["val_faces"]
+        better, worse = ("colour", "grey") if colour_gap > 0 else ("grey", "colour")
+        colour_text = (f"{better} crops beat {worse} ones by {abs(colour_gap):.1f} points of validation "
+                       f"accuracy, more than one split's noise ({noise:.1f} points)")
+    leak_gap = (acc["colour-face"] - acc["colour-photo"]) * 100
+    noise = _noise(runs["colour-face"], photo)
+    if leak_gap > noise:
+        leak_text = (f"the study's per-face split reads {leak_gap:.1f} points higher than the "
+                     f"per-photo split, more than one split's noise ({noise:.1f} points), because "
+                     f"faces of the same photo land on both sides")
+    elif leak_gap >= -noise:
         leak_text = (f"the study's per-face split reads {leak_gap:+.1f} points against the "
-                     f"per-photo split: one split of {faces} validation faces is too noisy to "
-                     f"show the leak here (`maskwatch cv` measures the spread)")
-    inc = runs["colour-photo"]["recall"]["mask_weared_incorrect"]
-    inc = "not measured (no such faces among the validation faces)" if inc is None else f"{inc:.2f}"
+                     f"per-photo split, within the noise of one split ({noise:.1f} points): "
+                     f"too few validation faces to show the leak here (`maskwatch cv` measures the spread)")
+    else:
+        leak_text = (f"the study's per-face split reads {-leak_gap:.1f} points lower than the "
+                     f"per-photo split, more than one split's noise ({noise:.1f} points): the two "
+                     f"hold out different faces, and these per-face ones were harder; one split "
+                     f"cannot show the leak (`maskwatch cv` measures the spread)")
+    inc = photo["recall"]["mask_weared_incorrect"]
+    n = photo["incorrect_faces"]
+    inc = ("not measured (no such faces among the validation faces)" if inc is None
+           else f"{inc:.2f}, {round(inc * n)} of {n} faces")
     return (f"On the honest per-photo split, {colour_text}; {leak_text}. Accuracy hides the class "
             f"that matters: the colour model's recall on mask_weared_incorrect is {inc} "
-            f"(macro-F1 {runs['colour-photo']['macro_f1']:.3f}).")
+            f"(macro-F1 {photo['macro_f1']:.3f}).")
 
 
 def render_report(summary: dict) -> str:
@@ -108,9 +135,9 @@ def render_report(summary: dict) -> str:
         cells = []
         for by in SPLIT_MODES:
             r = runs[f"{colour}-{by}"]
+            inc, n = r["recall"]["mask_weared_incorrect"], r["incorrect_faces"]
             cells.append(f"<td>{r['accuracy']:.3f}</td><td>{r['macro_f1']:.3f}</td>"
-                         + ("<td>-</td>" if r["recall"]["mask_weared_incorrect"] is None
-                            else f"<td>{r['recall']['mask_weared_incorrect']:.2f}</td>"))
+                         + ("<td>-</td>" if inc is None else f"<td>{inc:.2f} ({round(inc * n)}/{n})</td>"))
         rows.append(f"<tr><th>{colour}</th>{''.join(cells)}</tr>")
     figures = []
     for name in runs:
@@ -129,7 +156,8 @@ td,th{{border:1px solid #999;padding:4px 10px;text-align:right}}</style></head><
 <p>Data: {esc(summary['data'])}: {summary['faces']} faces ({esc(per_class)}) in {summary['photos']}
 photos; {summary['skipped']} inputs skipped. Crops {summary['config']['size']} px, margin
 {summary['config']['margin']}, {summary['config']['epochs']} epochs, seed {summary['config']['seed']}.
-Wall time {summary['seconds']:.0f} s. All numbers are on validation faces.</p>
+Wall time {summary['seconds']:.0f} s. All numbers are on validation faces, held out: each run is
+its last epoch's model, none chosen on them.</p>
 <table><tr><th rowspan="2">crops</th><th colspan="3">split by photo (honest)</th>
 <th colspan="3">split by face (the study's, leaks)</th></tr>
 <tr><th>accuracy</th><th>macro-F1</th><th>recall incorrect</th>

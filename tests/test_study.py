@@ -1,0 +1,37 @@
+"""The study's report says what its four numbers show, and no more than one split can show."""
+
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.training.classifier.study import findings
+
+
+def run(accuracy: float, faces: int = 45, incorrect: float | None = 2 / 3, incorrect_faces: int = 3) -> dict:
+    return {"accuracy": accuracy, "macro_f1": 0.8, "val_faces": faces, "val_photos": 5,
+            "recall": {"with_mask": 1.0, "without_mask": 0.8, "mask_weared_incorrect": incorrect},
+            "incorrect_faces": incorrect_faces}
+
+
+def test_a_gap_of_one_face_is_not_called_a_win_or_the_leak():
+    # colour-face and colour-photo one face of 45 apart, grey one face behind colour: noise.
+    text = findings({"colour-photo": run(40 / 45), "colour-face": run(41 / 45),
+                     "grey-photo": run(39 / 45), "grey-face": run(39 / 45)})
+    assert "neither is shown better" in text and "beat" not in text
+    assert "too few validation faces to show the leak" in text and "because" not in text
+    assert "0.67, 2 of 3 faces" in text
+
+
+def test_a_gap_beyond_the_noise_is_called_what_it_is():
+    text = findings({"colour-photo": run(0.70), "colour-face": run(0.95),
+                     "grey-photo": run(0.40), "grey-face": run(0.5, incorrect=None)})
+    assert "colour crops beat grey ones by 30.0 points" in text
+    assert "reads 25.0 points higher than the per-photo split" in text
+    text = findings({"colour-photo": run(0.95), "colour-face": run(0.60),
+                     "grey-photo": run(0.95), "grey-face": run(0.5)})
+    assert "35.0 points lower" in text and "cannot show the leak" in text
+
+
+def test_study_refuses_bad_epochs_before_making_crops(tmp_path, sample_dir):
+    result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s"), "--epochs", "0"])
+    assert result.exit_code == 1 and "epochs must be at least 1" in result.output
+    assert not (tmp_path / "s").exists()  # the crops of both colours were made first, 13 s, then refused
