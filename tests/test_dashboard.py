@@ -108,6 +108,9 @@ def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readabl
     for name, ratio in phone.evaluate(CONTRAST, ".camera .counts span[data-class], .camera .state"):
         assert ratio >= 4.5, (name, ratio)
     assert phone.inner_text('.camera[data-camera="live"] .counts').startswith("today:")
+    # the people seen scroll sideways in their box: a named region the keyboard can reach and scroll
+    scroller = phone.query_selector("#events .scroll")
+    assert scroller.get_attribute("tabindex") == "0" and scroller.get_attribute("aria-label")
 
 
 def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_colour(server, tab):  # noqa: F811
@@ -229,3 +232,20 @@ def test_the_login_page_says_when_the_server_does_not_answer(server, tab):  # no
     login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
                             timeout=10_000)
     assert login.is_enabled("button[type=submit]")
+
+
+def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_dashboard(server, tab):  # noqa: F811
+    """The dashboard went to the login page on a 401 without a word (the page just changed under the
+    manager); a logout the server never got left the page as it was, read as logged out."""
+    desk = tab()
+    desk.route("**/v1/me", answer({"via": "session", "user": "manager", "role": "viewer"}))
+    desk.route("**/logout", lambda route: route.abort())
+    desk.goto(server + "/")
+    desk.click("#logout")
+    desk.wait_for_function("document.getElementById('logout-error').textContent.includes('Not logged out')",
+                           timeout=10_000)
+    assert desk.url == server + "/"
+    desk.route("**/v1/cameras", lambda route: route.fulfill(status=401, content_type="application/json",
+                                                            body='{"error": "log in first"}'))
+    desk.wait_for_url("**/login?*", timeout=20_000)
+    assert desk.inner_text("#error") == "Your session has ended: log in again."
