@@ -249,3 +249,19 @@ def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_d
                                                             body='{"error": "log in first"}'))
     desk.wait_for_url("**/login?*", timeout=20_000)
     assert desk.inner_text("#error") == "Your session has ended: log in again."
+
+
+def test_the_server_back_is_tried_at_once_when_asked(server, tab):  # noqa: F811
+    """The polls back off to once a minute while the server is away: once it was back, the notice and
+    the old figures stayed until the back-off ran out, with nothing to do about it."""
+    refused = []
+    desk = tab()
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    desk.route("**/v1/cameras", lambda route: (refused.append(1), route.abort()))
+    desk.wait_for_selector("#stale:not([hidden])", timeout=20_000)
+    while len(refused) < 3:  # 1 + 2 + 4 s: the next try is 8 s away
+        desk.wait_for_timeout(100)
+    desk.unroute("**/v1/cameras")
+    desk.click("#retry")  # a button in the notice, reached by the keyboard as any other
+    desk.wait_for_selector("#stale", state="hidden", timeout=3_000)
