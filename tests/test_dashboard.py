@@ -241,6 +241,9 @@ def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_d
     desk.route("**/v1/me", answer({"via": "session", "user": "manager", "role": "viewer"}))
     desk.route("**/logout", lambda route: route.abort())
     desk.goto(server + "/")
+    desk.wait_for_selector("#account:not([hidden])", timeout=20_000)
+    # the heading names the page (it was "maskwatch manager (viewer) Log out"); the figures are in <main>
+    assert desk.inner_text("h1") == "maskwatch" and desk.query_selector("main #cameras") is not None
     desk.click("#logout")
     desk.wait_for_function("document.getElementById('logout-error').textContent.includes('Not logged out')",
                            timeout=10_000)
@@ -265,3 +268,26 @@ def test_the_server_back_is_tried_at_once_when_asked(server, tab):  # noqa: F811
     desk.unroute("**/v1/cameras")
     desk.click("#retry")  # a button in the notice, reached by the keyboard as any other
     desk.wait_for_selector("#stale", state="hidden", timeout=3_000)
+
+
+def test_a_phone_gets_controls_a_finger_can_hit(server, tab):  # noqa: F811
+    """The selects were 19 px high and the buttons 21, in 13 px type (WCAG 2.2 asks 24 at least)."""
+    phone = tab(375, 667)
+    phone.goto(server + "/")
+    phone.wait_for_selector("#events:not([hidden])", timeout=20_000)
+    sizes = phone.evaluate("""[...document.querySelectorAll('select, button')].filter((el) => el.offsetParent)
+        .map((el) => [el.id || el.textContent, el.getBoundingClientRect().height])""")
+    assert len(sizes) >= 5 and all(height >= 24 for _, height in sizes), sizes
+
+
+def test_an_unchanged_list_of_people_is_not_rebuilt(server, tab):  # noqa: F811
+    """The table was rebuilt every 5 s: a screen reader reading it lost its place each time."""
+    desk = tab()
+    desk.route("**/v1/events?*", answer({"events": [event("with_mask", seconds_ago=60)]}))
+    desk.goto(server + "/")
+    desk.wait_for_selector("#event-list tr.event", timeout=20_000)
+    desk.evaluate("document.querySelector('#event-list tr.event').dataset.first = 'yes'")
+    with desk.expect_request("**/v1/events?*", timeout=10_000):
+        pass  # the next poll
+    desk.wait_for_timeout(500)
+    assert desk.evaluate("document.querySelector('#event-list tr.event').dataset.first") == "yes"
