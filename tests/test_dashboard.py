@@ -231,7 +231,8 @@ def test_the_login_page_says_when_the_server_does_not_answer(server, tab):  # no
     login.click("button[type=submit]")
     login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
                             timeout=10_000)
-    assert login.is_enabled("button[type=submit]")
+    assert login.is_enabled("button[type=submit]") and login.get_attribute("button[type=submit]", "aria-disabled") is None
+    assert login.evaluate("document.activeElement.type") == "submit"  # the keyboard's place is kept
     assert login.evaluate("document.documentElement.scrollWidth") <= 320
 
 
@@ -292,3 +293,16 @@ def test_an_unchanged_list_of_people_is_not_rebuilt(server, tab):  # noqa: F811
         pass  # the next poll
     desk.wait_for_timeout(500)
     assert desk.evaluate("document.querySelector('#event-list tr.event').dataset.first") == "yes"
+
+
+def test_the_keyboard_keeps_its_place_while_a_photo_is_checked(server, tab, sample_dir):  # noqa: F811
+    """Detect disabled itself while the photo was checked: the focus, on it, went to the top of the
+    page, and a keyboard user had to tab back through everything."""
+    desk = tab()
+    desk.goto(server + "/")
+    desk.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
+    desk.focus("#upload button")
+    desk.keyboard.press("Enter")
+    desk.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
+    assert desk.evaluate("document.activeElement.textContent") == "Detect"
+    assert desk.get_attribute("#upload button", "aria-disabled") is None
