@@ -306,3 +306,25 @@ def test_the_keyboard_keeps_its_place_while_a_photo_is_checked(server, tab, samp
     desk.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
     assert desk.evaluate("document.activeElement.textContent") == "Detect"
     assert desk.get_attribute("#upload button", "aria-disabled") is None
+
+
+def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, tab):  # noqa: F811
+    """Names, zones and errors come from the config and the cameras: shown as text, never markup,
+    and a long one without spaces (a path, a URL) wraps in its card instead of widening the page."""
+    long = "/var/lib/maskwatch/recordings/entrance-north-door-" + "x" * 60 + ".mp4"
+    camera = {"id": "live", "name": '<img src=x onerror="window.injected = 1">' + "North_entrance_" * 6,
+              "source": "***", "zones": [], "fps_target": 5.0, "connected": False, "last_frame_at": None,
+              "fps": 0.0, "frames": 0, "reconnects": 3, "last_error": long + ": cannot open", "analysed": 0,
+              "detected": 0, "analysis_error": None,
+              "today": {"people": 0, "with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0,
+                        "unassessable": 0}}
+    phone = tab(320, 640)
+    phone.route("**/v1/cameras", answer([camera]))
+    phone.route("**/v1/events?*", answer({"events": [{**event("with_mask"), "zone": "<b>till</b>" + "_queue" * 12}]}))
+    phone.goto(server + "/")
+    phone.wait_for_selector("#event-list tr.event", timeout=20_000)
+    assert phone.inner_text('.camera[data-camera="live"] .name').startswith("<img src=x")
+    assert "<b>till</b>" in phone.inner_text("#event-list tr.event")
+    assert phone.evaluate("window.injected") is None and phone.query_selector("#event-list b") is None
+    assert phone.inner_text('.camera[data-camera="live"] .state') == "offline"
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 320
