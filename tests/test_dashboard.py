@@ -328,3 +328,16 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
     assert phone.evaluate("window.injected") is None and phone.query_selector("#event-list b") is None
     assert phone.inner_text('.camera[data-camera="live"] .state') == "offline"
     assert phone.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: F811
+    """On a flaky network a request can hang for minutes rather than fail: the page waited on it
+    with the old figures shown and no notice."""
+    desk = tab()
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    desk.route("**/v1/cameras", lambda route: None)  # never answered
+    desk.wait_for_selector("#stale:not([hidden])", timeout=25_000)  # 15 s and the next try
+    desk.unroute("**/v1/cameras")
+    desk.click("#retry")
+    desk.wait_for_selector("#stale", state="hidden", timeout=10_000)
