@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium (Debian's), driven by Playwright: upload, see the result."""
 
 import json
+import re
 import shutil
 from datetime import datetime, timedelta, timezone
 
@@ -108,6 +109,9 @@ def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readabl
     for name, ratio in phone.evaluate(CONTRAST, ".camera .counts span[data-class], .camera .state"):
         assert ratio >= 4.5, (name, ratio)
     assert phone.inner_text('.camera[data-camera="live"] .counts').startswith("today:")
+    # each control has a name of its own for a screen reader (the chart's and the list's were both "Camera")
+    names = re.findall(r'combobox "([^"]*)"', phone.locator("main").aria_snapshot())
+    assert len(set(names)) == len(names) == 4, names
     # the people seen scroll sideways in their box: a named region the keyboard can reach and scroll
     scroller = phone.query_selector("#events .scroll")
     assert scroller.get_attribute("tabindex") == "0" and scroller.get_attribute("aria-label")
