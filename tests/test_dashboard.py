@@ -150,10 +150,13 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
 
 
 def test_the_events_say_when_nobody_is_there_to_list(server, tab):  # noqa: F811
-    """An empty list was an empty table, read as a page still loading."""
+    """An empty list was an empty table, and no camera an empty heading, read as a page still loading."""
     desk = tab()
     desk.route("**/v1/events?*", answer({"events": []}))
+    desk.route("**/v1/cameras", answer([]))  # a viewer whose cameras are all gone from the config
     desk.goto(server + "/")
+    desk.wait_for_function("document.getElementById('camera-grid').innerText === 'No camera to show to this account.'",
+                           timeout=20_000)
     desk.wait_for_function("document.querySelector('#event-list tr.empty')?.innerText === 'Nobody seen yet.'",
                            timeout=20_000)
     desk.select_option("#filter-label", "without_mask")
