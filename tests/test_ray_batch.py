@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -288,6 +289,38 @@ def test_a_bad_ray_address_is_named_at_once(address, message, tmp_path, sample_d
     result = batch(str(min(sample_dir.glob("images/*.png"))), "--out", str(tmp_path / "out"), "--ray", address)
     assert result.exit_code == 1 and message in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+def test_an_address_where_something_else_listens_is_named_at_once(answer, tmp_path, sample_dir):
+    """Something listening that is not Ray's GCS (the dashboard's 8265 given for the GCS port):
+    ray.init retried it for minutes, printing a warning every few seconds."""
+    server = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+
+    def answer_each():
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                conn.recv(100)
+                conn.sendall(answer)
+                conn.close()
+
+    if answer is not None:  # None: a silent listener (the kernel accepts; nothing answers)
+        threading.Thread(target=answer_each, daemon=True).start()
+    try:
+        with pytest.raises(ClusterError, match="answers, but not as a Ray cluster"):
+            check_reachable(address, timeout=2)
+        started = time.monotonic()
+        result = batch(str(min(sample_dir.glob("images/*.png"))), "--out", str(tmp_path / "out"), "--ray", address)
+        assert result.exit_code == 1 and "answers, but not as a Ray cluster" in result.output
+        assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
+    finally:
+        server.close()
+
+
+def test_a_clusters_own_address_passes_the_check(cluster):
+    check_reachable(ray.get_runtime_context().gcs_address, timeout=5)
 
 
 def test_actors_leave_a_cpu_share_for_ray_data():
