@@ -221,6 +221,13 @@ def test_actors_that_cannot_load_the_models_stop_the_batch_in_one_line(cluster, 
     assert json.loads((tmp_path / "out" / "batch.json").read_text())["interrupted"]
 
 
+def test_an_output_folder_that_cannot_be_made_stops_the_batch_before_scoring(cluster, inputs, tmp_path):
+    """Every file failed on its actor (models loaded in each) before the error came out."""
+    (tmp_path / "a-file").write_text("")
+    result = batch(str(inputs), "--out", str(tmp_path / "a-file" / "out"))
+    assert result.exit_code == 1 and "cannot make the output folder" in result.output, result.output
+
+
 def test_only_good_files_exit_zero(cluster, inputs, tmp_path):
     photo = min(inputs.glob("maks*.png"))
     result = batch(str(photo), "--out", str(tmp_path / "out"))

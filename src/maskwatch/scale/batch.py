@@ -16,13 +16,14 @@ import json
 import logging
 import math
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import check_output_folder, write_text
+from maskwatch.atomic import OutputError, check_output_folder, make_output_folder, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.runtime import single_threaded
 from maskwatch.scale.cluster import ClusterError, cluster_cpus, cpus_each, ray_cluster
@@ -176,6 +177,7 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
             with ray_cluster(address):
                 from ray.exceptions import RayError
 
+                _check_writable(out)
                 scoring = True
                 report.actors = actors or max(1, int(cluster_cpus()))
                 _remove_leftovers(todo, out)
@@ -220,6 +222,16 @@ def _read_back(file: BatchFile, out: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError):
         return row
     return row | {"frames": len(faces), "faces": sum(faces)}
+
+
+def _check_writable(out: Path) -> None:
+    """OutputError unless files can be made in OUT (made here): else every file failed on its own
+    actor, models loaded and all, before batch.json could not be written either."""
+    make_output_folder(out)
+    try:
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write in the output folder ({err.strerror or err}); nothing was scored") from None
 
 
 def _remove_leftovers(todo: list[BatchFile], out: Path) -> None:
