@@ -10,11 +10,12 @@ its own. Finished files are skipped on a re-run; OUT/batch.json lists every file
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import itertools
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -180,12 +181,13 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
                 _check_writable(out)
                 scoring = True
                 report.actors = actors or max(1, int(cluster_cpus()))
-                _remove_leftovers(todo, out)
+                _remove_leftovers(files, out)
                 rows = _score_all(todo, out, options, report.actors)
                 bar = progress_bar(rows, total=len(todo), desc="batch", unit="file", disable=not progress)
                 try:
                     for row in bar:
                         report.files.append(row)
+                    _remove_leftovers(todo, out)  # of attempts killed part-way
                 except RayError as err:  # actors that cannot start (a model file missing on a node): a line, not
                     # Ray's pages of traceback, whose last line says why
                     reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
@@ -234,14 +236,16 @@ def _check_writable(out: Path) -> None:
         raise OutputError(f"{out}: cannot write in the output folder ({err.strerror or err}); nothing was scored") from None
 
 
-def _remove_leftovers(todo: list[BatchFile], out: Path) -> None:
-    """The temp folders (atomic_dir's) that a killed actor or a Ctrl-C left for the files about to
-    be scored: a half-written video's can be large, and nothing else would remove them."""
-    for f in todo:
-        target = out / f.key
-        for suffix in (".partial", ".old"):
-            for leftover in glob.glob(f"{glob.escape(str(target.parent))}/.{glob.escape(target.name)}.*{suffix}"):
-                shutil.rmtree(leftover, ignore_errors=True)
+def _remove_leftovers(files: list[BatchFile], out: Path) -> None:
+    """The temp folders (atomic_dir's .NAME.*.partial and .old) in the folders of `files`' outputs:
+    a killed actor or a Ctrl-C leaves them (a half-written video's can be large), and nothing else
+    would remove them. Called while no actor writes: before the scoring and after it."""
+    for folder in {(out / f.key).parent for f in files}:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name.startswith(".") and entry.name.endswith((".partial", ".old")) \
+                        and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _earlier_results(out: Path) -> dict[str, dict]:
