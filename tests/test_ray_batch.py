@@ -2,17 +2,27 @@
 file by file, a re-run skips finished files, and a corrupt file is reported while the rest finish."""
 
 import contextlib
+import glob
 import json
+import os
 import shutil
+import signal
+import socket
+import threading
+import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
-from maskwatch.scale.batch import ACTOR_CPU_SHARE
+import maskwatch
+from maskwatch.detection.detector import Models
+from maskwatch.scale.batch import ACTOR_CPU_SHARE, ACTOR_RETRIES, run_batch
 from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each
-from maskwatch.scale.files import BatchInputError, find_files
+from maskwatch.scale.files import BatchInputError, ScoreOptions, find_files
 from tests.test_detection import make_video
 
 ray = pytest.importorskip("ray")
@@ -108,6 +118,9 @@ def test_a_batch_stopped_part_way_records_what_it_scored(tmp_path, sample_dir, m
         for f in files[:2]:
             yield {"file": f.path, "output": f.key, "status": "done", "frames": 1, "faces": 2, "error": "",
                    "warnings": []}
+        # the third finished too, in a call whose rows had not come back (rows come a call at a time)
+        (out / files[2].key).mkdir(parents=True)
+        (out / files[2].key / "detections.jsonl").write_text(json.dumps({"frame": 0, "faces": [{}, {}, {}]}) + "\n")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(batch_module, "_scored", two_then_ctrl_c)
@@ -116,8 +129,103 @@ def test_a_batch_stopped_part_way_records_what_it_scored(tmp_path, sample_dir, m
     with pytest.raises(KeyboardInterrupt):
         batch_module.run_batch([str(p) for p in photos], tmp_path / "out", progress=False)
     summary = json.loads((tmp_path / "out" / "batch.json").read_text())
-    assert summary["interrupted"] and summary["done"] == 2
-    assert [row["file"] for row in summary["results"]] == [str(p.resolve()) for p in photos[:2]]
+    assert summary["interrupted"] and summary["done"] == 3  # was 2: a re-run skipped a file batch.json lacked
+    assert [row["file"] for row in summary["results"]] == [str(p.resolve()) for p in photos]
+    assert (summary["results"][2]["frames"], summary["results"][2]["faces"]) == (1, 3)  # read back
+
+
+def test_a_rerun_without_batch_json_reads_the_figures_back(cluster, inputs, tmp_path):
+    """A driver that died (Ray ends it 60 s after its cluster is lost) writes no batch.json: the
+    re-run skipped its files with null frames and faces."""
+    out = tmp_path / "out"
+    assert batch(str(inputs), "--out", str(out)).exit_code == 1
+    first = json.loads((out / "batch.json").read_text())["results"]
+    (out / "batch.json").unlink()
+    assert batch(str(inputs), "--out", str(out)).exit_code == 1  # broken.png fails again, alone
+    again = json.loads((out / "batch.json").read_text())["results"]
+    assert [(r["file"], r["frames"], r["faces"]) for r in again if r["status"] == "skipped"] == \
+        [(r["file"], r["frames"], r["faces"]) for r in first if r["status"] == "done"]
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Ray's workers of a cluster this process started), from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, todo = [], [pid]
+    while todo:
+        above = todo.pop()
+        children = [child for child, parent in parents.items() if parent == above]
+        found += children
+        todo += children
+    return found
+
+
+def kill_actor_on(out: Path, name: str, stop: threading.Event, kills: list[int], most: int) -> None:
+    """kill -9 the batch's actor (as the kernel's OOM killer would) each time it starts on `name`."""
+    seen = set(glob.glob(f"{out}/.{name}.*.partial"))  # an earlier run's leftover: not an attempt
+    while not stop.is_set() and len(kills) < most:
+        new = set(glob.glob(f"{out}/.{name}.*.partial")) - seen
+        if new:
+            seen |= new
+            for pid in descendants(os.getpid()):
+                with contextlib.suppress(OSError):
+                    if "FileScorer)).submit" in Path(f"/proc/{pid}/cmdline").read_text():  # the one at work
+                        os.kill(pid, signal.SIGKILL)
+                        kills.append(pid)
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds Ray's workers in /proc")
+def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, inputs, tmp_path):
+    """Ray Data retried a call whose actor died for ever: a photo too big for the worker's memory
+    kept the batch going for ever. Now it fails after ACTOR_RETRIES, alone: the photos of its call
+    are scored (again, one per call), and its earlier runs' leftovers are removed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = sorted(inputs.glob("maks*.png"))[:2]
+    shutil.copy(good[0], folder / "a.png")
+    shutil.copy(good[1], folder / "c.png")
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "b.png"), rng.integers(0, 255, (2500, 2500, 3), dtype=np.uint8))  # slow to decode
+    out = tmp_path / "out"
+    (out / ".b.png.earlier.partial").mkdir(parents=True)  # what an earlier Ctrl-C left
+    stop, kills = threading.Event(), []
+    killer = threading.Thread(target=kill_actor_on, args=(out, "b.png", stop, kills, 2 * (ACTOR_RETRIES + 1) + 2))
+    killer.start()
+    try:
+        result = batch(str(folder), "--out", str(out), "--actors", "1")
+    finally:
+        stop.set()
+        killer.join()
+    assert result.exit_code == 1, result.output
+    assert len(kills) == 2 * (ACTOR_RETRIES + 1)  # in its call of three, then alone
+    rows = {row["output"]: row for row in json.loads((out / "batch.json").read_text())["results"]}
+    assert rows["b.png"]["status"] == "failed" and f"died {ACTOR_RETRIES + 1} times" in rows["b.png"]["error"]
+    assert [(rows[k]["status"], rows[k]["frames"]) for k in ("a.png", "c.png")] == [("done", 1), ("done", 1)]
+    assert (out / "a.png").is_dir() and (out / "c.png").is_dir() and not (out / "b.png").exists()
+    assert not list(out.glob(".*.partial"))  # the earlier run's leftover, and this run's killed attempts'
+
+
+def test_actors_that_cannot_load_the_models_stop_the_batch_in_one_line(cluster, inputs, tmp_path):
+    """A classifier file missing where the actors run (another node of the cluster) ended `batch`
+    with pages of Ray's traceback."""
+    classifier = tmp_path / "classifier.onnx"
+    shutil.copy(Path(maskwatch.__file__).parent / "weights" / "classifier.onnx", classifier)
+    options = ScoreOptions(models=Models(classifier=str(classifier)))
+    classifier.unlink()  # as on a node that lacks it
+    with pytest.raises(ClusterError, match=r"the batch stopped: FileNotFoundError: .*classifier.onnx: classifier "
+                                           r"model not found; the files scored so far are in .*batch.json$"):
+        run_batch([min(inputs.glob("maks*.png"))], tmp_path / "out", options, progress=False)
+    assert json.loads((tmp_path / "out" / "batch.json").read_text())["interrupted"]
+
+
+def test_an_output_folder_that_cannot_be_made_stops_the_batch_before_scoring(cluster, inputs, tmp_path):
+    """Every file failed on its actor (models loaded in each) before the error came out."""
+    (tmp_path / "a-file").write_text("")
+    result = batch(str(inputs), "--out", str(tmp_path / "a-file" / "out"))
+    assert result.exit_code == 1 and "cannot make the output folder" in result.output, result.output
 
 
 def test_only_good_files_exit_zero(cluster, inputs, tmp_path):
@@ -188,6 +296,38 @@ def test_a_bad_ray_address_is_named_at_once(address, message, tmp_path, sample_d
     result = batch(str(min(sample_dir.glob("images/*.png"))), "--out", str(tmp_path / "out"), "--ray", address)
     assert result.exit_code == 1 and message in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+def test_an_address_where_something_else_listens_is_named_at_once(answer, tmp_path, sample_dir):
+    """Something listening that is not Ray's GCS (the dashboard's 8265 given for the GCS port):
+    ray.init retried it for minutes, printing a warning every few seconds."""
+    server = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+
+    def answer_each():
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                conn.recv(100)
+                conn.sendall(answer)
+                conn.close()
+
+    if answer is not None:  # None: a silent listener (the kernel accepts; nothing answers)
+        threading.Thread(target=answer_each, daemon=True).start()
+    try:
+        with pytest.raises(ClusterError, match="answers, but not as a Ray cluster"):
+            check_reachable(address, timeout=2)
+        started = time.monotonic()
+        result = batch(str(min(sample_dir.glob("images/*.png"))), "--out", str(tmp_path / "out"), "--ray", address)
+        assert result.exit_code == 1 and "answers, but not as a Ray cluster" in result.output
+        assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
+    finally:
+        server.close()
+
+
+def test_a_clusters_own_address_passes_the_check(cluster):
+    check_reachable(ray.get_runtime_context().gcs_address, timeout=5)
 
 
 def test_actors_leave_a_cpu_share_for_ray_data():

@@ -10,25 +10,34 @@ its own. Finished files are skipped on a re-run; OUT/batch.json lists every file
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import check_output_folder, write_text
+from maskwatch.atomic import OutputError, check_output_folder, make_output_folder, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.runtime import single_threaded
-from maskwatch.scale.cluster import cluster_cpus, cpus_each, ray_cluster
+from maskwatch.scale.cluster import ClusterError, cluster_cpus, cpus_each, ray_cluster
 from maskwatch.scale.files import BatchFile, ScoreOptions, find_files, score_file
 
 PHOTO_BATCH = 16  # photos per actor call: enough to amortise a call, few enough to share out
 # Ray Data can hang when actors hold every CPU and its own tasks get none (ray issue 44687):
 # together, actors take at most this share of the cluster's CPUs.
 ACTOR_CPU_SHARE = 0.9
+# A call whose actor dies (killed, out of memory) is tried this many times more, then its files
+# fail: Ray Data retries forever by default, and a file that killed its actor each time (a
+# photo too big for the worker's memory) kept the batch going for ever.
+ACTOR_RETRIES = 2
 SUMMARY = "batch.json"
 
 
@@ -76,7 +85,8 @@ class FileScorer:
 
 
 def _scored(files: list[BatchFile], out: Path, options: ScoreOptions, actors: int, batch_size: int) -> Iterator[dict]:
-    """Rows of scored files as Ray Data hands them back (in any order)."""
+    """Rows of scored files as Ray Data hands them back (in any order); the files of a call whose
+    actor died ACTOR_RETRIES + 1 times get none."""
     if not files:
         return
     import ray.data
@@ -84,19 +94,52 @@ def _scored(files: list[BatchFile], out: Path, options: ScoreOptions, actors: in
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts files, Ray's would count blocks
     context.print_on_execution_start = False
+    context.max_errored_blocks = -1  # a call that failed for good loses its files only (see _score_all)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" lines
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # nor "progress bars disabled"
+    # nor a traceback per lost call: its files are reported failed, with the reason
+    logging.getLogger("ray.data._internal.execution.streaming_executor_state").setLevel(logging.CRITICAL)
     dataset = ray.data.from_items([asdict(f) for f in files],
                                   override_num_blocks=math.ceil(len(files) / batch_size))
     pool = min(actors, math.ceil(len(files) / batch_size))
-    scored = dataset.map_batches(FileScorer, fn_constructor_args=(str(out), options), batch_size=batch_size,
-                                 batch_format="numpy",
-                                 compute=ray.data.ActorPoolStrategy(size=pool),
-                                 num_cpus=cpus_each(actors, ACTOR_CPU_SHARE))
+    # One call at a time per actor: a call queued behind one whose actor died would be charged a retry.
+    with warnings.catch_warnings():  # Ray 2.60 (pinned) names no parameter for the retries: **ray_remote_args
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scored = dataset.map_batches(FileScorer, fn_constructor_args=(str(out), options), batch_size=batch_size,
+                                     batch_format="numpy",
+                                     compute=ray.data.ActorPoolStrategy(size=pool, max_tasks_in_flight_per_actor=1),
+                                     num_cpus=cpus_each(actors, ACTOR_CPU_SHARE),
+                                     max_restarts=-1, max_task_retries=ACTOR_RETRIES)
     for row in scored.iter_rows():
         yield {"file": str(row["file"]), "output": str(row["output"]), "status": str(row["status"]),
                "frames": int(row["frames"]), "faces": int(row["faces"]), "error": str(row["error"]),
                "warnings": json.loads(row["warnings"])}
+
+
+def _score_all(todo: list[BatchFile], out: Path, options: ScoreOptions, actors: int) -> Iterator[dict]:
+    """One row per file of `todo`. The photos of a call whose actor kept dying are scored again
+    one per call, so that only the file that kills it fails."""
+    photos = [f for f in todo if f.kind == "photo"]
+    batch = max(1, min(PHOTO_BATCH, math.ceil(len(photos) / actors)))
+    videos = [f for f in todo if f.kind == "video"]  # one per actor call: whole, in order
+    returned: set[str] = set()
+    for row in itertools.chain(_scored(photos, out, options, actors, batch), _scored(videos, out, options, actors, 1)):
+        returned.add(row["file"])
+        yield row
+    lost = [f for f in todo if f.path not in returned]
+    alone = [f for f in lost if f.kind == "photo" and batch > 1 and not f.done(out)]
+    for row in _scored(alone, out, options, actors, 1):
+        returned.add(row["file"])
+        yield row
+    for f in todo:
+        if f.path in returned:
+            continue
+        if f.done(out):  # written before its actor died
+            yield _read_back(f, out)
+        else:
+            yield {"file": f.path, "output": f.key, "status": "failed", "frames": 0, "faces": 0, "warnings": [],
+                   "error": f"{f.path}: the actor scoring it died {ACTOR_RETRIES + 1} times (killed, or out of "
+                            "memory); a re-run tries it again"}
 
 
 def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None = None,
@@ -105,7 +148,8 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
 
     actors: size of the actor pool (default: one per CPU of the cluster). address: a Ray
     cluster to join; without one a local cluster is started, and shut down at the end.
-    Raises BatchInputError (bad inputs) or ClusterError (no cluster) before scoring anything.
+    Raises BatchInputError (bad inputs) or ClusterError (no cluster) before scoring anything;
+    ClusterError too where Ray stops the batch part-way (actors that cannot start).
     """
     if actors is not None and actors < 1:
         raise ValueError(f"--actors must be at least 1, got {actors}")
@@ -125,23 +169,30 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
                                  "error": f"OUT/{f.key} holds the outputs of {owner[f.key]}; score this file "
                                           "into another --out", "warnings": []})
         else:
-            report.files.append({"frames": None, "faces": None, "error": "", "warnings": []} | earlier.get(f.path, {})
+            known = earlier.get(f.path) or _read_back(f, out)  # no earlier row: batch.json lost with its driver
+            report.files.append({"frames": None, "faces": None, "error": "", "warnings": []} | known
                                 | {"file": f.path, "output": f.key, "status": "skipped"})
     scoring = not todo  # a cluster that cannot be reached stops the batch with nothing written
     try:
         if todo:
             with ray_cluster(address):
+                from ray.exceptions import RayError
+
+                _check_writable(out)
                 scoring = True
                 report.actors = actors or max(1, int(cluster_cpus()))
-                photos = [f for f in todo if f.kind == "photo"]
-                batch = max(1, min(PHOTO_BATCH, math.ceil(len(photos) / report.actors)))
-                videos = [f for f in todo if f.kind == "video"]  # one per actor call: whole, in order
-                rows = itertools.chain(_scored(photos, out, options, report.actors, batch),
-                                       _scored(videos, out, options, report.actors, 1))
+                _remove_leftovers(files, out)
+                rows = _score_all(todo, out, options, report.actors)
                 bar = progress_bar(rows, total=len(todo), desc="batch", unit="file", disable=not progress)
                 try:
                     for row in bar:
                         report.files.append(row)
+                    _remove_leftovers(todo, out)  # of attempts killed part-way
+                except RayError as err:  # actors that cannot start (a model file missing on a node): a line, not
+                    # Ray's pages of traceback, whose last line says why
+                    reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+                    raise ClusterError(f"the batch stopped: {reason}; the files scored so far are in "
+                                       f"{out / SUMMARY}") from None
                 finally:
                     bar.close()
     except BaseException:  # Ctrl-C or a lost cluster: what was scored is recorded all the same
@@ -149,6 +200,10 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
         raise
     finally:
         if scoring:
+            # Rows come back a call (up to PHOTO_BATCH files) at a time: after a Ctrl-C or a lost
+            # cluster, files written since the last one are read back, not left out.
+            scored = {row["file"] for row in report.files}
+            report.files += [_read_back(f, out) for f in todo if f.path not in scored and f.done(out)]
             order = {f.path: i for i, f in enumerate(files)}
             report.files.sort(key=lambda row: order[row["file"]])
             report.seconds = time.monotonic() - started
@@ -156,6 +211,41 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
             report.earlier = [row for path, row in earlier.items() if path not in now and (out / row["output"]).is_dir()]
             write_text(out / SUMMARY, json.dumps(report.to_dict(), indent=2))
     return report
+
+
+def _read_back(file: BatchFile, out: Path) -> dict:
+    """The row of a file whose output folder is complete but whose row never came back (Ctrl-C, a
+    lost driver or actor): frames and faces counted from its detections.jsonl (null if unreadable)."""
+    row = {"file": file.path, "output": file.key, "status": "done", "frames": None, "faces": None,
+           "error": "", "warnings": []}
+    try:
+        with open(out / file.key / "detections.jsonl", encoding="utf-8") as lines:
+            faces = [len(json.loads(line)["faces"]) for line in lines if line.strip()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return row
+    return row | {"frames": len(faces), "faces": sum(faces)}
+
+
+def _check_writable(out: Path) -> None:
+    """OutputError unless files can be made in OUT (made here): else every file failed on its own
+    actor, models loaded and all, before batch.json could not be written either."""
+    make_output_folder(out)
+    try:
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write in the output folder ({err.strerror or err}); nothing was scored") from None
+
+
+def _remove_leftovers(files: list[BatchFile], out: Path) -> None:
+    """The temp folders (atomic_dir's .NAME.*.partial and .old) in the folders of `files`' outputs:
+    a killed actor or a Ctrl-C leaves them (a half-written video's can be large), and nothing else
+    would remove them. Called while no actor writes: before the scoring and after it."""
+    for folder in {(out / f.key).parent for f in files}:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name.startswith(".") and entry.name.endswith((".partial", ".old")) \
+                        and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def _earlier_results(out: Path) -> dict[str, dict]:

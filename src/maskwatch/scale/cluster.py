@@ -29,9 +29,15 @@ def _host_port(address: str) -> tuple[str, int] | None:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, its Ray Client
+# server) answers with a SETTINGS frame (type 4, the 4th byte of a frame header).
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
-    """ClusterError unless something listens at `address`: ray.init retries a dead address for
-    minutes without a word, so a wrong one is caught here first."""
+    """ClusterError unless a gRPC server (as Ray's GCS is) listens at `address`: ray.init retries
+    a dead address, or one where something else listens (the dashboard's 8265), for minutes
+    without a word, so a wrong one is caught here first."""
     target = _host_port(address)
     if target is None:
         if address != "auto":
@@ -39,9 +45,22 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                                "6379 by default), ray://HOST:PORT or auto")
         return
     try:
-        socket.create_connection(target, timeout=timeout).close()
+        conn = socket.create_connection(target, timeout=timeout)
     except OSError as err:
         raise ClusterError(f"cannot reach a Ray cluster at {address}: {err.strerror or err}") from None
+    with conn:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return  # a TLS handshake comes first there: no plain HTTP/2 to ask with
+        answer = b""
+        try:
+            conn.sendall(_HTTP2_HELLO)
+            while len(answer) < 4 and (part := conn.recv(9)):
+                answer += part
+        except OSError:
+            pass
+    if len(answer) < 4 or answer[3] != 4:
+        raise ClusterError(f"{address} answers, but not as a Ray cluster: give the head's GCS port (6379 by "
+                           "default, as `ray start --head` prints it), or ray://HOST:10001 for Ray Client")
 
 
 @contextlib.contextmanager
