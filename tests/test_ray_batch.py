@@ -228,6 +228,24 @@ def test_an_output_folder_that_cannot_be_made_stops_the_batch_before_scoring(clu
     assert result.exit_code == 1 and "cannot make the output folder" in result.output, result.output
 
 
+def test_a_second_batch_into_the_same_output_folder_is_refused(cluster, inputs, tmp_path):
+    """It removed the first's unfinished folders as leftovers and wrote batch.json over the first's."""
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "batch.json").write_text("the first batch's")
+    first = os.open(out, os.O_RDONLY)  # a batch under way holds the folder
+    try:
+        fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = batch(str(min(inputs.glob("maks*.png"))), "--out", str(out))
+    finally:
+        os.close(first)
+    assert result.exit_code == 1 and "another maskwatch batch is writing here" in result.output, result.output
+    assert (out / "batch.json").read_text() == "the first batch's"
+    assert batch(str(min(inputs.glob("maks*.png"))), "--out", str(out)).exit_code == 0  # once it has ended
+
+
 def test_only_good_files_exit_zero(cluster, inputs, tmp_path):
     photo = min(inputs.glob("maks*.png"))
     result = batch(str(photo), "--out", str(tmp_path / "out"))

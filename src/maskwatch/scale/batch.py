@@ -173,12 +173,14 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
             report.files.append({"frames": None, "faces": None, "error": "", "warnings": []} | known
                                 | {"file": f.path, "output": f.key, "status": "skipped"})
     scoring = not todo  # a cluster that cannot be reached stops the batch with nothing written
+    held = contextlib.ExitStack()  # OUT, held from its check to batch.json's write
     try:
         if todo:
             with ray_cluster(address):
                 from ray.exceptions import RayError
 
                 _check_writable(out)
+                held.enter_context(_only_batch_in(out))
                 scoring = True
                 report.actors = actors or max(1, int(cluster_cpus()))
                 _remove_leftovers(files, out)
@@ -210,6 +212,7 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
             now = {f.path for f in files}
             report.earlier = [row for path, row in earlier.items() if path not in now and (out / row["output"]).is_dir()]
             write_text(out / SUMMARY, json.dumps(report.to_dict(), indent=2))
+        held.close()
     return report
 
 
@@ -234,6 +237,25 @@ def _check_writable(out: Path) -> None:
         tempfile.TemporaryFile(dir=out).close()
     except OSError as err:
         raise OutputError(f"{out}: cannot write in the output folder ({err.strerror or err}); nothing was scored") from None
+
+
+@contextlib.contextmanager
+def _only_batch_in(out: Path) -> Iterator[None]:
+    """OUT for this batch alone: a second batch into it removed the first's unfinished folders as
+    leftovers and wrote batch.json over the first's. An flock on the folder itself: no lock file
+    among the outputs, and none left behind by a killed batch."""
+    import fcntl
+
+    folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"{out}: another maskwatch batch is writing here; wait for it to end or "
+                              "give another --out") from None
+        yield
+    finally:
+        os.close(folder)
 
 
 def _remove_leftovers(files: list[BatchFile], out: Path) -> None:
