@@ -82,6 +82,17 @@ def test_one_crop_given_without_a_list_is_refused_not_read_as_its_rows(sample_di
         classifier.predict([np.zeros((0, 0), np.uint8)])
 
 
+@pytest.mark.parametrize("threads, batch_size, message", [
+    ("2", 32, "threads is a whole number of 0 or more"),  # ONNX Runtime's bindings: a TypeError
+    (-1, 32, "threads is a whole number of 0 or more"),  # taken, as ONNX Runtime's default
+    (0, 0, "batch_size is a whole number of 1 or more"),  # range()'s "arg 3 must not be zero"
+])
+def test_a_thread_count_or_batch_size_that_is_none_is_refused_by_name(sample_dir, threads, batch_size, message):
+    crop = cv2.imread(str(min(sample_dir.glob("images/*.png"))))[20:70, 10:50]
+    with pytest.raises(ValueError, match=message):
+        Classifier.load(threads=threads).predict([crop], batch_size=batch_size)
+
+
 def test_classify_command_prints_json_and_reports_bad_files(exported, prepared_sample, tmp_path):
     _, onnx_path = exported
     crop = prepared_sample / read_faces_csv(prepared_sample / "faces.csv")[0]["crop"]

@@ -233,6 +233,8 @@ class Classifier:
         """Calibrated probabilities of (image, box) faces and the doubt threshold each is judged
         by: the close-up model's for large faces, the gate's where its rule accepts them, this
         model's for the rest. margin overrides the crop specs' (0 for exact crops)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size is a whole number of 1 or more; got {batch_size!r}")  # was range()'s error
         probs = np.zeros((len(faces), len(CLASSES)), dtype=np.float32)
         doubts = np.full(len(faces), self.doubt, dtype=np.float32)
         if not faces:

@@ -3,6 +3,7 @@ an accelerator where the config names one and ONNX Runtime has it."""
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 import time
@@ -59,6 +60,9 @@ def cpu_session(model: Path | str | bytes, threads: int = 0):
     classifier alone with spinning, and 2.11x without (BENCHMARKS.md, section 2).
     threads: intra-op threads (0: ONNX Runtime's default, one per core).
     """
+    # ONNX Runtime's own words for these were a TypeError of its bindings ("2") or nothing (-1).
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 0:
+        raise ValueError(f"threads is a whole number of 0 or more (0: one per core); got {threads!r}")
     import onnxruntime as ort
 
     options = ort.SessionOptions()
