@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -492,6 +493,36 @@ def detect(
     if result.unread:
         _fail(f"{result.unread} of {result.photos} photos could not be read (named above); the others' outputs "
               f"are in {out}")
+
+
+class AnnotationFormat(str, Enum):
+    voc = "voc"
+    coco = "coco"
+
+
+@app.command()
+def annotations(
+    detections: Annotated[Path, typer.Argument(help="The --out folder of a `maskwatch detect` run on photos.")],
+    photos: Annotated[Path, typer.Option(help="The photo or folder of photos that run read (detections.jsonl names them by stem only).")],
+    to: Annotated[Path, typer.Option("--to", help="New folder to write: images/ and the annotations.")],
+    fmt: Annotated[AnnotationFormat, typer.Option("--format", help="voc: annotations/*.xml as `prepare` reads them; "
+                                                  "coco: annotations.json with scores.")] = AnnotationFormat.voc,
+) -> None:
+    """A detect run's faces as annotations a labelling tool imports (CVAT, Label Studio, labelImg,
+    FiftyOne), to correct and train on."""
+    from maskwatch.atomic import OutputError
+    from maskwatch.data.annotations import AnnotationsError, write_annotations
+
+    try:
+        written = write_annotations(detections, photos, fmt.value, to)
+    except (AnnotationsError, OutputError) as err:
+        _fail(str(err))
+    if written.unlisted:
+        many = "s" * (written.unlisted > 1)
+        typer.secho(f"warning: {written.unlisted} photo{many} of {photos} with no line in {detections}/detections.jsonl"
+                    " (unreadable then, or added since): not written", fg=typer.colors.YELLOW, err=True)
+    typer.echo(f"{written.photos} photos, {written.faces} faces ({written.review} unassessable, to be given a class) "
+               f"-> {to} ({fmt.value})")
 
 
 @app.command()
