@@ -26,11 +26,18 @@ def _print_version(asked: bool) -> None:
 
 
 @app.callback()
-def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+def _options(ctx: typer.Context,
+             version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                    help="Print the version and exit.")] = False) -> None:
     """maskwatch: who wears a face mask, who wears it wrongly, who wears none."""
+    import os
 
-Progress = Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")]
+    if os.environ.get("NO_COLOR"):  # no-color.org; click ignores it: `error:` lines stayed red on a terminal
+        ctx.color = False
+
+Progress = Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars (--quiet: none).")]
+# A seed out of numpy's range was refused deep inside, without the option's name ("expected non-negative integer").
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}
 
 from maskwatch.security.commands import tokens_app, users_app  # noqa: E402  (typer only, no extras)
 
@@ -130,11 +137,13 @@ def prepare(
     grey: Annotated[bool, typer.Option("--grey/--colour", help="Drop colour from the crops.")] = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad input instead of skipping it.")] = False,
     split_by: Annotated[str, typer.Option(help="Also write split.csv, grouped by 'photo' or by 'face'.")] = "photo",
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the split.", **SEED_RANGE)] = 0,
     progress: Progress = True,
 ) -> None:
     """Parse Pascal VOC annotations into faces.csv and crop every face."""
     _need("prepare", "train", ("sklearn",))  # the split; checked before anything is written
+    if split_by not in ("photo", "face"):  # said after every face was cropped
+        _fail(f"--split-by must be 'photo' or 'face', got {split_by!r}")
     from maskwatch.atomic import OutputError
     from maskwatch.data.crops import CropSpec
     from maskwatch.data.prepare import PrepareError
@@ -160,8 +169,8 @@ def split(
     work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare`.")],
     by: Annotated[str, typer.Option(help="'photo' (no leak) or 'face' (the study's split, leaks).")] = "photo",
     val_fraction: Annotated[float, typer.Option(help="Share of faces held out for validation; a per-photo split holds out one fold of k, so 1/k: 0.5, 0.333, 0.25, 0.2 ...")] = 0.2,
-    seed: Annotated[int, typer.Option()] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Split file to write (default WORK/split.csv).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.", **SEED_RANGE)] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Split file to write (default WORK/split.csv).")] = None,
 ) -> None:
     """Split faces into train and validation, every face of a photo on one side."""
     _need("split", "train", ("sklearn",))
@@ -184,8 +193,8 @@ def render(
     work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare` (colour crops).")],
     data: Annotated[Optional[Path], typer.Option(help="The dataset the work folder was prepared from (default: the one prepare.json names).")] = None,
     per_face: Annotated[int, typer.Option(help="Renders per bare face, half with the mask worn right.")] = 4,
-    seed: Annotated[int, typer.Option()] = 0,
-    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the renders' choices.", **SEED_RANGE)] = 0,
+    progress: Progress = True,
 ) -> None:
     """Draw masks, worn right and wrongly, on every bare face of a work folder: WORK/rendered.npz
     (train with --rendered SHARE)."""
@@ -246,7 +255,7 @@ def train(
     balance: Balance = None,
     schedule: Schedule = None,
     rendered: Rendered = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the training (initial weights, batches).", **SEED_RANGE)] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     device: Device = "cpu",
     progress: Progress = True,
@@ -315,7 +324,7 @@ def cv(
     balance: Balance = None,
     schedule: Schedule = None,
     rendered: Rendered = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and of the training.", **SEED_RANGE)] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     device: Device = "cpu",
     progress: Progress = True,
@@ -388,7 +397,8 @@ def export(
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Face crops (each image is exactly one face's box), "
                                                      "or folders of them.")],
-    model: Annotated[Optional[Path], typer.Option(help="An exported .onnx model (default: the shipped one).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "--classifier",
+                                                  help="An exported .onnx classifier (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     gate: Gate = True,
 ) -> None:
@@ -539,10 +549,10 @@ def batch(
 @app.command("evaluate-detection")
 def evaluate_detection(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the metrics here as JSON.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the metrics here as JSON.")] = None,
     detector: DetectorFile = None,
     classifier: ClassifierFile = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the per-photo split (default: the one the models "
+    seed: Annotated[Optional[int], typer.Option(**SEED_RANGE, help="Seed of the per-photo split (default: the one the models "
                                                      "were trained on, as their files say; the shipped ones used 0).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the photos for the 95 % intervals (0: none).")] = 200,
@@ -658,7 +668,7 @@ def train_detector(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (an unfinished run there is resumed).")],
     steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the recipe's).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Crops per step (default: the recipe's).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the crops and of the per-photo split (0: the shipped split).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the crops and of the per-photo split (0: the shipped split).", **SEED_RANGE)] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for PyTorch (0: all cores).")] = 0,
     progress: Progress = True,
 ) -> None:
@@ -690,7 +700,7 @@ def train_detector(
 @app.command("export-detector")
 def export_detector(
     run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train-detector`.")],
-    out: Annotated[Optional[Path], typer.Option(help="Folder for detector.onnx and detector.json (default RUN/export).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for detector.onnx and detector.json (default RUN/export).")] = None,
     fit_photos: Annotated[Optional[int], typer.Option(help="Fit the cut-off on the first N training photos only (default all).")] = None,
     progress: Progress = True,
 ) -> None:
@@ -698,6 +708,8 @@ def export_detector(
     _need("export-detector", "train")
     if fit_photos is not None and fit_photos < 1:
         _fail(f"--fit-photos must be 1 or more, got {fit_photos}")
+    if not run.is_dir():  # a mistyped RUN was told "the run is not finished", to train it again
+        _fail(f"{run}: no such run folder; `maskwatch train-detector DATA --out {run}` makes one")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.training.detector.export import export_detector as run_export
 
@@ -714,8 +726,8 @@ def export_detector(
 @app.command("fit-detector")
 def fit_detector(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
-    out: Annotated[Path, typer.Option(help="Detector settings file to write.")],
-    seed: Annotated[int, typer.Option(help="Seed of the per-photo split: only its training photos are used.")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Detector settings file to write.")],
+    seed: Annotated[int, typer.Option(help="Seed of the per-photo split: only its training photos are used.", **SEED_RANGE)] = 0,
     upscale: Annotated[float, typer.Option(help="Resize factor before detection (tiny faces).")] = 2.0,
     progress: Progress = True,
 ) -> None:
@@ -740,7 +752,7 @@ def fit_detector(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on, 1-65535.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     source: Annotated[Optional[str], typer.Option(help="Watch this camera too, as a one-camera site (its events in --database): video file, rtsp/http URL or webcam:N.")] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MiB (2**20 bytes).")] = 10.0,
@@ -1060,9 +1072,9 @@ def run(
 def study(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the work, runs and report.")],
-    epochs: Annotated[int, typer.Option()] = 10,
+    epochs: Annotated[int, typer.Option(help="Epochs of each of the four runs.")] = 10,
     size: Annotated[int, typer.Option(help="Crop side in pixels.")] = 64,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the splits and of the training.", **SEED_RANGE)] = 0,
     progress: Progress = True,
 ) -> None:
     """The original study in one command: colour vs grey, per-photo vs per-face split."""

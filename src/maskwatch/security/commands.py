@@ -166,6 +166,7 @@ def add_token(
 
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+    """Tokens, their scopes and when each was last used."""
     store = open_store(config, database, "tokens")
     for token in store.tokens():
         used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(token["last_used"])) if token["last_used"] else "never"
