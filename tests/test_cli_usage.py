@@ -75,3 +75,36 @@ def test_no_color_takes_the_colour_out_of_error_lines(no_color, tmp_path):
     result = runner.invoke(app, ["classify", str(tmp_path / "a.png")], color=True, env={"NO_COLOR": no_color})
     assert result.exit_code == 1 and "error:" in result.output
     assert ("\x1b[" in result.output) == (not no_color), repr(result.output)
+
+
+@pytest.mark.system
+def test_sigterm_stops_any_command_as_ctrl_c_does(tmp_path, sample_dir):
+    """SIGTERM (timeout, docker stop) killed prepare outright, its hidden .partial folder of crops
+    left beside --out; only detect, batch and the trainings turned it into Ctrl-C."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "data"  # the sample 25 times over: seconds of cropping
+    (data / "annotations").mkdir(parents=True)
+    (data / "images").mkdir()
+    for annotation in sample_dir.glob("annotations/*.xml"):
+        text = annotation.read_text()
+        photo = re.search(r"<filename>(.*?)</filename>", text).group(1)
+        for k in range(25):
+            (data / "images" / f"{k}-{photo}").symlink_to(sample_dir / "images" / photo)
+            (data / "annotations" / f"{k}-{annotation.name}").write_text(text.replace(photo, f"{k}-{photo}"))
+    command = [sys.executable, "-c", "from maskwatch.cli import main; main()",
+               "prepare", str(data), "--out", str(tmp_path / "work"), "--size", "256", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".work*partial*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)  # some crops in
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, (process.returncode, output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -1093,14 +1093,20 @@ def study(
 def main() -> None:
     """The `maskwatch` command. `run` and `serve` live for days, so they first restart in a process
     with glibc's malloc settings (maskwatch.runtime.STEADY_MALLOC), which glibc reads at start only."""
+    import contextlib
     import sys
 
-    if len(sys.argv) > 1 and sys.argv[1] in ("run", "serve"):
+    serving = len(sys.argv) > 1 and sys.argv[1] in ("run", "serve")
+    if serving:
         from maskwatch.runtime import restart_with_steady_malloc
 
         restart_with_steady_malloc()
+    # SIGTERM (timeout, docker stop) stops every other command as Ctrl-C does, exit 130: it killed
+    # prepare, cv, study... outright, their hidden .partial outputs left behind. The servers have their own.
+    stopping = contextlib.nullcontext() if serving else _sigterm_as_ctrl_c()
     try:
-        app()
+        with stopping:
+            app()
     except OSError as err:  # a full disk, a folder that cannot be written: one line that names it
         where = f"{err.filename}: " if err.filename and str(err.filename) not in str(err.strerror or "") else ""
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)
