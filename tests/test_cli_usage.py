@@ -108,3 +108,13 @@ def test_sigterm_stops_any_command_as_ctrl_c_does(tmp_path, sample_dir):
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, (process.returncode, output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_folder_given_for_a_model_file_is_called_a_folder(tmp_path):
+    """`--detector RUN/export` (export-detector names the folder) said "no such detector file"."""
+    (tmp_path / "detector.json").write_text("{}")
+    photo = str(tmp_path / "a.png")
+    result = runner.invoke(app, ["detect", photo, "--detector", str(tmp_path), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "a folder, not a detector file (give its detector.json)" in result.output
+    result = runner.invoke(app, ["classify", photo, "--model", str(tmp_path)])
+    assert result.exit_code == 1 and "a folder, not a classifier model" in result.output, result.output
