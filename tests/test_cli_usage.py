@@ -27,14 +27,14 @@ def _leaf_commands():
 
 
 def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form():
-    """`--help` showed `--seed [default: 0]`, `--port`, `tokens list` with no word of what they do;
+    """`--help` showed `--seed [default: 0]`, `--port`, `tokens list`, `users remove NAME` with no word of what they are;
     `fit-detector -o F.json` was "No such option: -o" where eight other commands took it."""
     unhelped, no_short = [], []
     for words, command in _leaf_commands():
         if not (command.help or "").strip():
             unhelped.append(words)
         for param in command.params:
-            if param.param_type_name == "option" and param.name != "help" and not (param.help or "").strip():
+            if param.name != "help" and not (getattr(param, "help", None) or "").strip():
                 unhelped.append(f"{words} {param.opts[0]}")
             if "--out" in getattr(param, "opts", ()) and "-o" not in param.opts:
                 no_short.append(words)

@@ -19,6 +19,7 @@ tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in 
                          no_args_is_help=True)
 
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
+UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
 Database = Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL (without --config); `serve` reads the same default.")]
 DEFAULT_DATABASE = "maskwatch.db"
 
@@ -124,7 +125,7 @@ def list_users(config: Config = None, database: Database = DEFAULT_DATABASE) -> 
 
 
 @users_app.command("remove")
-def remove_user(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def remove_user(name: UserName, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
     """Remove a user; their sessions end at once, in every worker."""
     store = open_store(config, database)
     try:
@@ -135,7 +136,7 @@ def remove_user(name: str, config: Config = None, database: Database = DEFAULT_D
 
 
 @users_app.command("passwd")
-def change_password(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def change_password(name: UserName, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
     """Set a new password; every session of the user ends."""
     store = open_store(config, database)
     if store.user(name) is None:
@@ -174,7 +175,8 @@ def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) ->
 
 
 @tokens_app.command("revoke")
-def revoke_token(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as `tokens list` shows it.")],
+                 config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
     """Revoke a token: the next request with it gets 401."""
     store = open_store(config, database, "tokens")
     try:
