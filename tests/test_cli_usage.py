@@ -118,3 +118,9 @@ def test_a_folder_given_for_a_model_file_is_called_a_folder(tmp_path):
     assert result.exit_code == 1 and "a folder, not a detector file (give its detector.json)" in result.output
     result = runner.invoke(app, ["classify", photo, "--model", str(tmp_path)])
     assert result.exit_code == 1 and "a folder, not a classifier model" in result.output, result.output
+
+
+def test_dash_h_is_help_everywhere():
+    for args in ([], ["detect"], ["users", "add"]):
+        assert runner.invoke(app, [*args, "-h"]).output == runner.invoke(app, [*args, "--help"]).output
+        assert runner.invoke(app, [*args, "-h"]).exit_code == 0
