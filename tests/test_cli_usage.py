@@ -124,3 +124,14 @@ def test_dash_h_is_help_everywhere():
     for args in ([], ["detect"], ["users", "add"]):
         assert runner.invoke(app, [*args, "-h"]).output == runner.invoke(app, [*args, "--help"]).output
         assert runner.invoke(app, [*args, "-h"]).exit_code == 0
+
+
+def test_a_token_refused_makes_no_database(tmp_path):
+    """`tokens add x --scope admin --database typo.db` made an empty typo.db, then refused the scope."""
+    pytest.importorskip("sqlalchemy")
+    for args in (["x", "--scope", "admin"], ["no spaces", "--scope", "read"]):
+        result = runner.invoke(app, ["tokens", "add", *args, "--database", str(tmp_path / "typo.db")])
+        assert result.exit_code == 1 and "error:" in result.output, result.output
+    assert "--scope must be one of read, full, got 'admin'" in runner.invoke(
+        app, ["tokens", "add", "x", "--scope", "admin", "--database", str(tmp_path / "typo.db")]).output
+    assert not list(tmp_path.iterdir())
