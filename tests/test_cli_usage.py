@@ -135,3 +135,17 @@ def test_a_token_refused_makes_no_database(tmp_path):
     assert "--scope must be one of read, full, got 'admin'" in runner.invoke(
         app, ["tokens", "add", "x", "--scope", "admin", "--database", str(tmp_path / "typo.db")]).output
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.system
+def test_python_dash_m_maskwatch_is_the_command():
+    import subprocess
+    import sys
+
+    from maskwatch import __version__
+
+    done = subprocess.run([sys.executable, "-m", "maskwatch", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == f"maskwatch {__version__}\n", done
+    done = subprocess.run([sys.executable, "-m", "maskwatch", "detect", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "python -m maskwatch detect" in done.stdout, done
