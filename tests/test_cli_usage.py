@@ -149,3 +149,16 @@ def test_python_dash_m_maskwatch_is_the_command():
     done = subprocess.run([sys.executable, "-m", "maskwatch", "detect", "--help"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and "python -m maskwatch detect" in done.stdout, done
+
+
+def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
+    """`users add ana --config site.yaml --database other.db` added ana to the site's database,
+    silently, not to the one named."""
+    pytest.importorskip("sqlalchemy")
+    site = tmp_path / "site.yaml"
+    site.write_text(f"cameras: {{door: {{source: 'rtsp://127.0.0.1:1/x'}}}}\nstorage: {{database: {tmp_path / 'site.db'}}}\n")
+    for args in (["users", "add", "ana"], ["users", "list"], ["tokens", "add", "prometheus"]):
+        result = runner.invoke(app, [*args, "--config", str(site), "--database", str(tmp_path / "other.db")],
+                               input="a long enough password\n")
+        assert result.exit_code == 1 and "give --config or --database, not both" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.yaml"]

@@ -53,6 +53,8 @@ def site_config(config: Path | None, command: str = "users"):
 def store_of(site, database: str, command: str = "users", create: bool = False):
     """open_store for a config already read: the site's database, else `database`."""
     options = {}
+    if site is not None and database != DEFAULT_DATABASE:  # the site's was used, the one named ignored
+        _fail("--config names the site's database (storage.database); give --config or --database, not both")
     if site is not None:
         database, options = site.storage.database, {"retention_days": site.storage.retention_days}
     if not create and "://" not in database and not Path(database).is_file():
