@@ -1,7 +1,10 @@
-"""The command line as a user meets it: help texts, option names, values refused by name, colour.
-Fast (nothing is trained or served), unlike test_cli.py."""
+"""The command line as a user meets it: help texts, option names, values refused by name, colour,
+signals. Nothing is trained or served, so these run in the fast tier (unlike test_cli.py), but for
+the two that start a command process (system)."""
 
+import click
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
@@ -11,7 +14,6 @@ runner = CliRunner()
 
 def _leaf_commands():
     """(`maskwatch ...` words, command) for every command, `users add` and the like included."""
-    import click
 
     def walk(words, command):
         if hasattr(command, "list_commands"):
@@ -21,14 +23,13 @@ def _leaf_commands():
         else:
             yield " ".join(words), command
 
-    import typer
-
     return list(walk([], typer.main.get_command(app)))
 
 
 def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form():
-    """`--help` showed `--seed [default: 0]`, `--port`, `tokens list`, `users remove NAME` with no word of what they are;
-    `fit-detector -o F.json` was "No such option: -o" where eight other commands took it."""
+    """`--help` showed `--seed [default: 0]`, `--port`, `tokens list`, `users remove NAME` with no
+    word of what they are; `fit-detector -o F.json` was "No such option: -o" where eight other
+    commands took it."""
     unhelped, no_short = [], []
     for words, command in _leaf_commands():
         if not (command.help or "").strip():
