@@ -45,22 +45,50 @@ def _commands():
     return [(name, group.get_command(ctx, name)) for name in group.list_commands(ctx)]
 
 
-def test_every_command_and_option_is_in_the_cli_page():
-    """Each command has its section in docs/cli.md naming each of its options; options common to
-    many commands may be named once, in the page's introduction instead."""
+def _flags(command) -> set[str]:
+    """The long options of a command, or of every subcommand of a group (`users add`, ...)."""
+    flags = {flag for param in command.params
+             for flag in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]
+             if flag.startswith("--") and flag != "--help"}
+    if hasattr(command, "list_commands"):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            flags |= _flags(command.get_command(ctx, name))
+    return flags
+
+
+def _cli_page():
     page = (DOCS / "cli.md").read_text()
-    intro = page.split("\n## ", 1)[0]
-    sections = dict(re.findall(r"^### (\S+)\n(.*?)(?=^##)", page + "\n##", re.M | re.S))
+    return page.split("\n## ", 1)[0], dict(re.findall(r"^### (\S+)\n(.*?)(?=^##)", page + "\n##", re.M | re.S))
+
+
+def test_every_command_and_option_is_in_the_cli_page():
+    """Each command has its section in docs/cli.md naming each of its options (a group's: its
+    subcommands'); options common to many commands may be named once, in the page's introduction."""
+    intro, sections = _cli_page()
     missing = []
     for name, command in _commands():
         if name not in sections:
             missing.append(name)
             continue
-        for param in command.params:
-            for flag in [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]:
-                if flag.startswith("--") and flag != "--help" and f"`{flag}`" not in sections[name] + intro:
-                    missing.append(f"{name} {flag}")
+        missing += [f"{name} {flag}" for flag in sorted(_flags(command)) if f"`{flag}`" not in sections[name] + intro]
     assert not missing, f"docs/cli.md does not document: {missing}"
+
+
+def test_the_cli_page_teaches_no_option_its_command_lacks():
+    """A section is a command's, and its option table's first column names only options the
+    command has (a renamed or removed one stayed in the table, and users' scripts copied it)."""
+    _, sections = _cli_page()
+    commands = dict(_commands())
+    wrong = []
+    for name, text in sections.items():
+        if name not in commands:
+            wrong.append(f"{name} (no such command)")
+            continue
+        rows = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
+        taught = {flag for row in rows for flag in re.findall(r"`(--[a-z][\w-]*)`", row)}
+        wrong += [f"{name} {flag}" for flag in sorted(taught - _flags(commands[name]))]
+    assert not wrong, f"docs/cli.md teaches options that do not exist: {wrong}"
 
 
 def test_removed_options_are_not_taught_as_current():

@@ -103,6 +103,8 @@ class Classifier:
     def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None,
                  closeup: Path | str | None = None) -> None:
         model_path = Path(model_path)
+        if model_path.is_dir():
+            raise FileNotFoundError(f"{model_path}: a folder, not a classifier model (an .onnx file)")
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path}: classifier model not found")
         self.session = cpu_session(model_path, threads)

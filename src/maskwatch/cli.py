@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # `-h` was "No such option: -h"
 )
 
 
@@ -27,11 +28,18 @@ def _print_version(asked: bool) -> None:
 
 
 @app.callback()
-def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+def _options(ctx: typer.Context,
+             version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                    help="Print the version and exit.")] = False) -> None:
     """maskwatch: who wears a face mask, who wears it wrongly, who wears none."""
+    import os
 
-Progress = Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")]
+    if os.environ.get("NO_COLOR"):  # no-color.org; click ignores it: `error:` lines stayed red on a terminal
+        ctx.color = False
+
+Progress = Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars (--quiet: none).")]
+# A seed out of numpy's range was refused deep inside, without the option's name ("expected non-negative integer").
+SEED_RANGE = {"min": 0, "max": 2**32 - 1}
 
 from maskwatch.security.commands import tokens_app, users_app  # noqa: E402  (typer only, no extras)
 
@@ -126,16 +134,18 @@ from maskwatch.extras import EXTRA_MODULES, need as _need  # noqa: E402, F401  (
 def prepare(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Work folder to write.")],
-    size: Annotated[int, typer.Option(help="Side of the square crops, in pixels.")] = 64,
+    size: Annotated[int, typer.Option(help="Side of the square crops, 8-512 pixels.")] = 64,
     margin: Annotated[float, typer.Option(help="Context around each box, as a fraction of its side.")] = 0.0,
     grey: Annotated[bool, typer.Option("--grey/--colour", help="Drop colour from the crops.")] = False,
     strict: Annotated[bool, typer.Option(help="Stop at the first bad input instead of skipping it.")] = False,
     split_by: Annotated[str, typer.Option(help="Also write split.csv, grouped by 'photo' or by 'face'.")] = "photo",
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the split.", **SEED_RANGE)] = 0,
     progress: Progress = True,
 ) -> None:
     """Parse Pascal VOC annotations into faces.csv and crop every face."""
     _need("prepare", "train", ("sklearn",))  # the split; checked before anything is written
+    if split_by not in ("photo", "face"):  # said after every face was cropped
+        _fail(f"--split-by must be 'photo' or 'face', got {split_by!r}")
     from maskwatch.atomic import OutputError
     from maskwatch.data.crops import CropSpec
     from maskwatch.data.prepare import PrepareError
@@ -161,8 +171,8 @@ def split(
     work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare`.")],
     by: Annotated[str, typer.Option(help="'photo' (no leak) or 'face' (the study's split, leaks).")] = "photo",
     val_fraction: Annotated[float, typer.Option(help="Share of faces held out for validation; a per-photo split holds out one fold of k, so 1/k: 0.5, 0.333, 0.25, 0.2 ...")] = 0.2,
-    seed: Annotated[int, typer.Option()] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Split file to write (default WORK/split.csv).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.", **SEED_RANGE)] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Split file to write (default WORK/split.csv).")] = None,
 ) -> None:
     """Split faces into train and validation, every face of a photo on one side."""
     _need("split", "train", ("sklearn",))
@@ -185,8 +195,8 @@ def render(
     work: Annotated[Path, typer.Argument(help="Work folder written by `maskwatch prepare` (colour crops).")],
     data: Annotated[Optional[Path], typer.Option(help="The dataset the work folder was prepared from (default: the one prepare.json names).")] = None,
     per_face: Annotated[int, typer.Option(help="Renders per bare face, half with the mask worn right.")] = 4,
-    seed: Annotated[int, typer.Option()] = 0,
-    progress: Annotated[bool, typer.Option("--progress/--quiet", help="Show progress bars.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the renders' choices.", **SEED_RANGE)] = 0,
+    progress: Progress = True,
 ) -> None:
     """Draw masks, worn right and wrongly, on every bare face of a work folder: WORK/rendered.npz
     (train with --rendered SHARE)."""
@@ -247,7 +257,7 @@ def train(
     balance: Balance = None,
     schedule: Schedule = None,
     rendered: Rendered = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the training (initial weights, batches).", **SEED_RANGE)] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     device: Device = "cpu",
     progress: Progress = True,
@@ -307,7 +317,7 @@ def cv(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for cv.json and cv.txt.")] = Path("cv-output"),
     folds: Annotated[int, typer.Option(help="Number of per-photo folds.")] = 5,
     model: Model = "effnet-lite0",
-    size: Annotated[Optional[int], typer.Option(help="Crop side (default: recipe).")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Crop side, 8-512 pixels (default: recipe).")] = None,
     margin: Annotated[Optional[float], typer.Option(help="Context margin (default: recipe).")] = None,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
@@ -316,7 +326,7 @@ def cv(
     balance: Balance = None,
     schedule: Schedule = None,
     rendered: Rendered = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the folds and of the training.", **SEED_RANGE)] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
     device: Device = "cpu",
     progress: Progress = True,
@@ -389,7 +399,8 @@ def export(
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Face crops (each image is exactly one face's box), "
                                                      "or folders of them.")],
-    model: Annotated[Optional[Path], typer.Option(help="An exported .onnx model (default: the shipped one).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", "--classifier",
+                                                  help="An exported .onnx classifier (default: the shipped one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     gate: Gate = True,
 ) -> None:
@@ -436,11 +447,11 @@ def detect(
     blur: Annotated[bool, typer.Option(help="Blur every face in what is saved (privacy).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Also print each frame's JSON line.")] = False,
     no_media: Annotated[bool, typer.Option("--no-media", help="Write JSON lines only, no images or video.")] = False,
-    min_score: Annotated[Optional[float], typer.Option(help="Detector score cut-off (default: fitted).")] = None,
+    min_score: Annotated[Optional[float], typer.Option(help="Detector score cut-off, 0-1 (default: fitted).")] = None,
     classifier: ClassifierFile = None,
     detector_file: DetectorFile = None,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
-    upscale: Annotated[Optional[float], typer.Option(help="Fixed resize factor before face detection (default: picked from each frame's size).")] = None,
+    upscale: Annotated[Optional[float], typer.Option(help="Fixed resize factor before face detection, more than 0 and at most 4 (default: picked from each frame's size).")] = None,
     detect_every: Annotated[Optional[int], typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
     moving_camera: MovingCamera = False,
     gate: Gate = True,
@@ -570,10 +581,10 @@ def batch(
 @app.command("evaluate-detection")
 def evaluate_detection(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the metrics here as JSON.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the metrics here as JSON.")] = None,
     detector: DetectorFile = None,
     classifier: ClassifierFile = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the per-photo split (default: the one the models "
+    seed: Annotated[Optional[int], typer.Option(**SEED_RANGE, help="Seed of the per-photo split (default: the one the models "
                                                      "were trained on, as their files say; the shipped ones used 0).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the photos for the 95 % intervals (0: none).")] = 200,
@@ -689,7 +700,7 @@ def train_detector(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (an unfinished run there is resumed).")],
     steps: Annotated[Optional[int], typer.Option(help="Training steps (default: the recipe's).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Crops per step (default: the recipe's).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the crops and of the per-photo split (0: the shipped split).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the crops and of the per-photo split (0: the shipped split).", **SEED_RANGE)] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for PyTorch (0: all cores).")] = 0,
     progress: Progress = True,
 ) -> None:
@@ -721,7 +732,7 @@ def train_detector(
 @app.command("export-detector")
 def export_detector(
     run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train-detector`.")],
-    out: Annotated[Optional[Path], typer.Option(help="Folder for detector.onnx and detector.json (default RUN/export).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for detector.onnx and detector.json (default RUN/export).")] = None,
     fit_photos: Annotated[Optional[int], typer.Option(help="Fit the cut-off on the first N training photos only (default all).")] = None,
     progress: Progress = True,
 ) -> None:
@@ -729,6 +740,8 @@ def export_detector(
     _need("export-detector", "train")
     if fit_photos is not None and fit_photos < 1:
         _fail(f"--fit-photos must be 1 or more, got {fit_photos}")
+    if not run.is_dir():  # a mistyped RUN was told "the run is not finished", to train it again
+        _fail(f"{run}: no such run folder; `maskwatch train-detector DATA --out {run}` makes one")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.training.detector.export import export_detector as run_export
 
@@ -745,9 +758,9 @@ def export_detector(
 @app.command("fit-detector")
 def fit_detector(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
-    out: Annotated[Path, typer.Option(help="Detector settings file to write.")],
-    seed: Annotated[int, typer.Option(help="Seed of the per-photo split: only its training photos are used.")] = 0,
-    upscale: Annotated[float, typer.Option(help="Resize factor before detection (tiny faces).")] = 2.0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Detector settings file to write.")],
+    seed: Annotated[int, typer.Option(help="Seed of the per-photo split: only its training photos are used.", **SEED_RANGE)] = 0,
+    upscale: Annotated[float, typer.Option(help="Resize factor before detection (tiny faces), more than 0 and at most 4.")] = 2.0,
     progress: Progress = True,
 ) -> None:
     """Fit the box mapping and score cut-off of the face detector on training photos."""
@@ -771,7 +784,7 @@ def fit_detector(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on, 1-65535.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     source: Annotated[Optional[str], typer.Option(help="Watch this camera too, as a one-camera site (its events in --database): video file, rtsp/http URL or webcam:N.")] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MiB (2**20 bytes).")] = 10.0,
@@ -1091,9 +1104,9 @@ def run(
 def study(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the work, runs and report.")],
-    epochs: Annotated[int, typer.Option()] = 10,
-    size: Annotated[int, typer.Option(help="Crop side in pixels.")] = 64,
-    seed: Annotated[int, typer.Option()] = 0,
+    epochs: Annotated[int, typer.Option(help="Epochs of each of the four runs.")] = 10,
+    size: Annotated[int, typer.Option(help="Crop side, 8-512 pixels.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the splits and of the training.", **SEED_RANGE)] = 0,
     progress: Progress = True,
 ) -> None:
     """The original study in one command: colour vs grey, per-photo vs per-face split."""
@@ -1112,14 +1125,20 @@ def study(
 def main() -> None:
     """The `maskwatch` command. `run` and `serve` live for days, so they first restart in a process
     with glibc's malloc settings (maskwatch.runtime.STEADY_MALLOC), which glibc reads at start only."""
+    import contextlib
     import sys
 
-    if len(sys.argv) > 1 and sys.argv[1] in ("run", "serve"):
+    serving = len(sys.argv) > 1 and sys.argv[1] in ("run", "serve")
+    if serving:
         from maskwatch.runtime import restart_with_steady_malloc
 
         restart_with_steady_malloc()
+    # SIGTERM (timeout, docker stop) stops every other command as Ctrl-C does, exit 130: it killed
+    # prepare, cv, study... outright, their hidden .partial outputs left behind. The servers have their own.
+    stopping = contextlib.nullcontext() if serving else _sigterm_as_ctrl_c()
     try:
-        app()
+        with stopping:
+            app()
     except OSError as err:  # a full disk, a folder that cannot be written: one line that names it
         where = f"{err.filename}: " if err.filename and str(err.filename) not in str(err.strerror or "") else ""
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)

@@ -170,6 +170,9 @@ class Models:
             value = getattr(self, name)
             if value is not None:
                 path = Path(value).expanduser().resolve()
+                if path.is_dir():  # `--detector RUN/export`, the folder export-detector names: "no such file"
+                    inside = " (give its detector.json)" if (path / "detector.json").is_file() else ""
+                    raise FileNotFoundError(f"{value}: a folder, not a {name} file{inside}")
                 if not path.is_file():
                     raise FileNotFoundError(f"{value}: no such {name} file")
                 object.__setattr__(self, name, str(path))

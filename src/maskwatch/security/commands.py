@@ -19,6 +19,7 @@ tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in 
                          no_args_is_help=True)
 
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
+UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
 Database = Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL (without --config); `serve` reads the same default.")]
 DEFAULT_DATABASE = "maskwatch.db"
 
@@ -52,6 +53,8 @@ def site_config(config: Path | None, command: str = "users"):
 def store_of(site, database: str, command: str = "users", create: bool = False):
     """open_store for a config already read: the site's database, else `database`."""
     options = {}
+    if site is not None and database != DEFAULT_DATABASE:  # the site's was used, the one named ignored
+        _fail("--config names the site's database (storage.database); give --config or --database, not both")
     if site is not None:
         database, options = site.storage.database, {"retention_days": site.storage.retention_days}
     if not create and "://" not in database and not Path(database).is_file():
@@ -124,7 +127,7 @@ def list_users(config: Config = None, database: Database = DEFAULT_DATABASE) -> 
 
 
 @users_app.command("remove")
-def remove_user(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def remove_user(name: UserName, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
     """Remove a user; their sessions end at once, in every worker."""
     store = open_store(config, database)
     try:
@@ -135,7 +138,7 @@ def remove_user(name: str, config: Config = None, database: Database = DEFAULT_D
 
 
 @users_app.command("passwd")
-def change_password(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def change_password(name: UserName, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
     """Set a new password; every session of the user ends."""
     store = open_store(config, database)
     if store.user(name) is None:
@@ -155,7 +158,13 @@ def add_token(
     database: Database = DEFAULT_DATABASE,
 ) -> None:
     """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
-    store = open_store(config, database, "tokens", create=True)
+    site = site_config(config, "tokens")
+    from maskwatch.security.store import SCOPES, TOKEN_NAME
+
+    if scope not in SCOPES or not TOKEN_NAME.fullmatch(name):  # said before a new database is made (typo.db)
+        _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}" if scope not in SCOPES else
+              f"token names are 1-58 letters, digits, _ . @ or -; got {name!r}")
+    store = store_of(site, database, "tokens", create=True)
     try:
         token = store.add_token(name, scope)
     except ValueError as err:
@@ -166,6 +175,7 @@ def add_token(
 
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+    """Tokens, their scopes and when each was last used."""
     store = open_store(config, database, "tokens")
     for token in store.tokens():
         used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(token["last_used"])) if token["last_used"] else "never"
@@ -173,7 +183,8 @@ def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) ->
 
 
 @tokens_app.command("revoke")
-def revoke_token(name: str, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as `tokens list` shows it.")],
+                 config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
     """Revoke a token: the next request with it gets 401."""
     store = open_store(config, database, "tokens")
     try:

@@ -1,0 +1,165 @@
+"""The command line as a user meets it: help texts, option names, values refused by name, colour,
+signals. Nothing is trained or served, so these run in the fast tier (unlike test_cli.py), but for
+the two that start a command process (system)."""
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+
+runner = CliRunner()
+
+
+def _leaf_commands():
+    """(`maskwatch ...` words, command) for every command, `users add` and the like included."""
+
+    def walk(words, command):
+        if hasattr(command, "list_commands"):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                yield from walk([*words, name], command.get_command(ctx, name))
+        else:
+            yield " ".join(words), command
+
+    return list(walk([], typer.main.get_command(app)))
+
+
+def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form():
+    """`--help` showed `--seed [default: 0]`, `--port`, `tokens list`, `users remove NAME` with no
+    word of what they are; `fit-detector -o F.json` was "No such option: -o" where eight other
+    commands took it."""
+    unhelped, no_short = [], []
+    for words, command in _leaf_commands():
+        if not (command.help or "").strip():
+            unhelped.append(words)
+        for param in command.params:
+            if param.name != "help" and not (getattr(param, "help", None) or "").strip():
+                unhelped.append(f"{words} {param.opts[0]}")
+            if "--out" in getattr(param, "opts", ()) and "-o" not in param.opts:
+                no_short.append(words)
+    assert not unhelped and not no_short, (unhelped, no_short)
+
+
+def test_a_seed_out_of_range_is_refused_by_the_option_name(tmp_path):
+    """`--seed -1` ended in numpy's "expected non-negative integer", or after prepare had cropped every face."""
+    data, out = str(tmp_path / "data"), str(tmp_path / "out")
+    for args in (["prepare", data, "-o", out], ["split", data], ["render", data], ["train", data, "-o", out],
+                 ["cv", data, "-o", out], ["study", data, "-o", out], ["evaluate-detection", data],
+                 ["train-detector", data, "-o", out], ["fit-detector", data, "-o", out]):
+        result = runner.invoke(app, [*args, "--seed", "-1"])
+        assert result.exit_code == 2 and "--seed" in result.output, (args, result.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_refuses_a_split_it_cannot_make_before_cropping(sample_dir, tmp_path):
+    result = runner.invoke(app, ["prepare", str(sample_dir), "-o", str(tmp_path / "w"), "--split-by", "photos"])
+    assert result.exit_code == 1 and "--split-by must be 'photo' or 'face'" in result.output, result.output
+    assert not (tmp_path / "w").exists()
+
+
+def test_classify_takes_classifier_as_every_other_command_does(tmp_path):
+    result = runner.invoke(app, ["classify", str(tmp_path / "a.png"), "--classifier", str(tmp_path / "none.onnx")])
+    assert result.exit_code == 1 and "none.onnx" in result.output, result.output
+
+
+def test_export_detector_names_a_run_folder_that_is_not_there(tmp_path):
+    pytest.importorskip("torch")
+    result = runner.invoke(app, ["export-detector", str(tmp_path / "typo")])
+    assert result.exit_code == 1 and "no such run folder" in result.output, result.output
+
+
+@pytest.mark.parametrize("no_color", ["1", ""])
+def test_no_color_takes_the_colour_out_of_error_lines(no_color, tmp_path):
+    """Click ignores NO_COLOR: `error:` lines stayed red on a terminal (color=True stands for one)."""
+    result = runner.invoke(app, ["classify", str(tmp_path / "a.png")], color=True, env={"NO_COLOR": no_color})
+    assert result.exit_code == 1 and "error:" in result.output
+    assert ("\x1b[" in result.output) == (not no_color), repr(result.output)
+
+
+@pytest.mark.system
+def test_sigterm_stops_any_command_as_ctrl_c_does(tmp_path, sample_dir):
+    """SIGTERM (timeout, docker stop) killed prepare outright, its hidden .partial folder of crops
+    left beside --out; only detect, batch and the trainings turned it into Ctrl-C."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "data"  # the sample 25 times over: seconds of cropping
+    (data / "annotations").mkdir(parents=True)
+    (data / "images").mkdir()
+    for annotation in sample_dir.glob("annotations/*.xml"):
+        text = annotation.read_text()
+        photo = re.search(r"<filename>(.*?)</filename>", text).group(1)
+        for k in range(25):
+            (data / "images" / f"{k}-{photo}").symlink_to(sample_dir / "images" / photo)
+            (data / "annotations" / f"{k}-{annotation.name}").write_text(text.replace(photo, f"{k}-{photo}"))
+    command = [sys.executable, "-c", "from maskwatch.cli import main; main()",
+               "prepare", str(data), "--out", str(tmp_path / "work"), "--size", "256", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".work*partial*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)  # some crops in
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, (process.returncode, output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_folder_given_for_a_model_file_is_called_a_folder(tmp_path):
+    """`--detector RUN/export` (export-detector names the folder) said "no such detector file"."""
+    (tmp_path / "detector.json").write_text("{}")
+    photo = str(tmp_path / "a.png")
+    result = runner.invoke(app, ["detect", photo, "--detector", str(tmp_path), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "a folder, not a detector file (give its detector.json)" in result.output
+    result = runner.invoke(app, ["classify", photo, "--model", str(tmp_path)])
+    assert result.exit_code == 1 and "a folder, not a classifier model" in result.output, result.output
+
+
+def test_dash_h_is_help_everywhere():
+    for args in ([], ["detect"], ["users", "add"]):
+        assert runner.invoke(app, [*args, "-h"]).output == runner.invoke(app, [*args, "--help"]).output
+        assert runner.invoke(app, [*args, "-h"]).exit_code == 0
+
+
+def test_a_token_refused_makes_no_database(tmp_path):
+    """`tokens add x --scope admin --database typo.db` made an empty typo.db, then refused the scope."""
+    pytest.importorskip("sqlalchemy")
+    for args in (["x", "--scope", "admin"], ["no spaces", "--scope", "read"]):
+        result = runner.invoke(app, ["tokens", "add", *args, "--database", str(tmp_path / "typo.db")])
+        assert result.exit_code == 1 and "error:" in result.output, result.output
+    assert "--scope must be one of read, full, got 'admin'" in runner.invoke(
+        app, ["tokens", "add", "x", "--scope", "admin", "--database", str(tmp_path / "typo.db")]).output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.system
+def test_python_dash_m_maskwatch_is_the_command():
+    import subprocess
+    import sys
+
+    from maskwatch import __version__
+
+    done = subprocess.run([sys.executable, "-m", "maskwatch", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == f"maskwatch {__version__}\n", done
+    done = subprocess.run([sys.executable, "-m", "maskwatch", "detect", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "python -m maskwatch detect" in done.stdout, done
+
+
+def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
+    """`users add ana --config site.yaml --database other.db` added ana to the site's database,
+    silently, not to the one named."""
+    pytest.importorskip("sqlalchemy")
+    site = tmp_path / "site.yaml"
+    site.write_text(f"cameras: {{door: {{source: 'rtsp://127.0.0.1:1/x'}}}}\nstorage: {{database: {tmp_path / 'site.db'}}}\n")
+    for args in (["users", "add", "ana"], ["users", "list"], ["tokens", "add", "prometheus"]):
+        result = runner.invoke(app, [*args, "--config", str(site), "--database", str(tmp_path / "other.db")],
+                               input="a long enough password\n")
+        assert result.exit_code == 1 and "give --config or --database, not both" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.yaml"]
