@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
-from maskwatch.data.annotations import CATEGORIES, REVIEW
+from maskwatch.video.annotations import CATEGORIES, REVIEW
 from maskwatch.data.crops import CropSpec
 from maskwatch.data.photos import photo_split
 from maskwatch.data.prepare import prepare

@@ -522,7 +522,7 @@ def annotations(
     """A detect run's faces as annotations a labelling tool imports (CVAT, Label Studio, labelImg,
     FiftyOne), to correct and train on."""
     from maskwatch.atomic import OutputError
-    from maskwatch.data.annotations import AnnotationsError, write_annotations
+    from maskwatch.video.annotations import AnnotationsError, write_annotations
 
     try:
         written = write_annotations(detections, photos, fmt.value, to)
