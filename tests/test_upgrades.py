@@ -1,0 +1,104 @@
+"""Upgrades and backups of a site database: databases written by older maskwatch (SQL dumps in
+tests/data, made by tests/data/make_old_site.py with that commit's own code) open with today's,
+and a copy taken while a site writes holds its rows."""
+
+import logging
+import re
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from maskwatch.security.store import AuthStore
+from maskwatch.site.events import EventStore
+from tests.test_events import NOW, person
+
+DATA = Path(__file__).parent / "data"
+PASSWORD = "correct horse battery"
+# make_old_site.py's people: (camera, zone, label), 400 s apart from NOW
+PEOPLE = [("door", "inside", "with_mask"), ("door", None, "without_mask"), ("hall", "desk", "mask_weared_incorrect"),
+          ("door", "inside", "with_mask"), ("hall", None, "without_mask"), ("door", "inside", "without_mask")]
+
+
+def restore(dump: Path, database: Path) -> dict[str, str]:
+    """The dump loaded into a new SQLite file; the secrets its first lines note (token, session)."""
+    script = dump.read_text()
+    with sqlite3.connect(database) as connection:
+        connection.executescript(script)
+    return dict(re.findall(r"^-- (\w+ \w+): (\S+)$", script, re.M))
+
+
+@pytest.mark.parametrize("commit", ["1b08615", "fb7f4a3"])
+def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, caplog, commit):
+    """1b08615: the first events database (schema 1); fb7f4a3: the first with users (auth schema 1)."""
+    secrets = restore(DATA / f"site-{commit}.sql", tmp_path / "site.db")
+    with caplog.at_level(logging.WARNING):
+        store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    # The operator is told: an older maskwatch no longer opens it (a downgrade needs the backup).
+    assert "events schema migrated from version 1 to 4" in caplog.text
+    stored = store.events()
+    assert [(e["camera"], e["zone"], e["label"]) for e in reversed(stored)] == PEOPLE
+    assert [e["id"] for e in reversed(stored)] == [1, 2, 3, 4, 5, 6]
+    assert {e["snapshot"] for e in stored} == {None, "door-1.jpg", "hall-3.jpg", "hall-5.jpg"}
+    minutes = store.counts()
+    assert len(minutes) == 6 and all(m["people"] == 1 and m["unassessable"] == 0 for m in minutes)
+    # The chart's and report's quarter sums are filled from the old minutes.
+    day = store.counts(since=NOW - NOW % 86400, every=86400)
+    assert sum(row["people"] for row in day) == 6 and sum(row["without_mask"] for row in day) == 3
+    chart = store.quarter_sums(NOW - NOW % 86400)
+    assert len(chart) == 4 and sum(row["people"] for row in chart) == 6 and sum(row["with_mask"] for row in chart) == 2
+    new = store.record("door", "inside", person(7, (0.9, 0.05, 0.05), first=NOW + 3000, last=NOW + 3005))
+    assert new["id"] == 7
+    store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        auth = AuthStore(str(tmp_path / "site.db"))
+        EventStore(str(tmp_path / "site.db")).close()
+    if commit == "1b08615":  # no users then: today's tables are made, and a new schema is not news
+        assert auth.users() == [] and "migrated" not in caplog.text
+        return
+    assert "auth schema migrated from version 1 to 2" in caplog.text
+    assert "events schema" not in caplog.text  # migrated once
+    assert [(u["name"], u["role"], u["cameras"]) for u in auth.users()] == [("ana", "admin", None),
+                                                                             ("vic", "viewer", ["door"])]
+    assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.check_login("vic", "wrong") is None
+    assert auth.token(secrets["token prom"], now=NOW) == {"name": "prom", "scope": "read"}
+    assert auth.session_user(secrets["session ana"], idle=1e9, absolute=1e9, now=NOW + 1)["name"] == "ana"
+    assert [(row["action"], row["user"]) for row in auth.access_log(since=0)] == [("login", "ana")]
+    auth.close()
+
+
+def test_a_copy_taken_while_a_site_writes_holds_its_rows(tmp_path):
+    """Copying the .db file alone loses what is still in the -wal file (all of a new site's rows,
+    its tables too); VACUUM INTO and the online backup API copy what was committed."""
+    store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    for i in range(20):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), last=NOW + i))
+    stop, written = threading.Event(), [20]
+
+    def write() -> None:
+        while not stop.is_set():
+            store.record("door", None, person(written[0], (0.1, 0.8, 0.1), last=NOW + written[0]))
+            written[0] += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        before = written[0]
+        with sqlite3.connect(tmp_path / "site.db") as live:
+            live.execute(f"VACUUM INTO '{tmp_path / 'vacuum.db'}'")
+            with sqlite3.connect(tmp_path / "backup.db") as copy:
+                live.backup(copy)
+        after = written[0]
+    finally:
+        stop.set()
+        writer.join()
+    store.close()
+    for name in ("vacuum.db", "backup.db"):
+        copy = EventStore(str(tmp_path / name))
+        held = len(copy.events(limit=100_000))
+        assert before <= held <= after + 1 and sum(c["people"] for c in copy.counts()) == held
+        copy.close()
+        with sqlite3.connect(tmp_path / name) as connection:
+            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
