@@ -4,13 +4,16 @@ and a copy taken while a site writes holds its rows."""
 
 import logging
 import re
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from maskwatch.security.store import AuthStore
+from maskwatch.site.backup import backup_site
 from maskwatch.site.events import EventStore
 from tests.test_events import NOW, person
 
@@ -71,34 +74,58 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
 
 def test_a_copy_taken_while_a_site_writes_holds_its_rows(tmp_path):
     """Copying the .db file alone loses what is still in the -wal file (all of a new site's rows,
-    its tables too); VACUUM INTO and the online backup API copy what was committed."""
-    store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    its tables too); maskwatch backup (the online backup API) and VACUUM INTO copy what was committed."""
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=100_000)
     for i in range(20):
-        store.record("door", None, person(i, (0.9, 0.05, 0.05), last=NOW + i))
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), last=NOW + i), np.zeros((8, 8, 3), np.uint8))
     stop, written = threading.Event(), [20]
 
     def write() -> None:
         while not stop.is_set():
-            store.record("door", None, person(written[0], (0.1, 0.8, 0.1), last=NOW + written[0]))
+            store.record("door", None, person(written[0], (0.1, 0.8, 0.1), last=NOW + written[0]),
+                         np.zeros((8, 8, 3), np.uint8))
             written[0] += 1
 
     writer = threading.Thread(target=write)
     writer.start()
     try:
         before = written[0]
+        shutil.copy(tmp_path / "site.db", tmp_path / "naive.db")
+        copy, events, snapshots = backup_site(str(tmp_path / "site.db"), tmp_path / "snaps", tmp_path / "backup")
         with sqlite3.connect(tmp_path / "site.db") as live:
             live.execute(f"VACUUM INTO '{tmp_path / 'vacuum.db'}'")
-            with sqlite3.connect(tmp_path / "backup.db") as copy:
-                live.backup(copy)
         after = written[0]
     finally:
         stop.set()
         writer.join()
     store.close()
-    for name in ("vacuum.db", "backup.db"):
-        copy = EventStore(str(tmp_path / name))
-        held = len(copy.events(limit=100_000))
-        assert before <= held <= after + 1 and sum(c["people"] for c in copy.counts()) == held
-        copy.close()
-        with sqlite3.connect(tmp_path / name) as connection:
+    with sqlite3.connect(tmp_path / "naive.db") as naive, pytest.raises(sqlite3.OperationalError, match="no such table"):
+        naive.execute("SELECT count(*) FROM events")
+    assert copy == tmp_path / "backup" / "site.db" and before <= events <= after + 1 and snapshots == events
+    assert sorted(p.name for p in (tmp_path / "backup" / "snapshots").iterdir()) == sorted(
+        f"door-{i}.jpg" for i in range(1, events + 1))
+    for database in (copy, tmp_path / "vacuum.db"):
+        with sqlite3.connect(database) as connection:
             assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        restored = EventStore(str(database))
+        held = len(restored.events(limit=100_000))
+        assert before <= held <= after + 1 and sum(c["people"] for c in restored.counts()) == held
+        restored.close()
+
+
+def test_backup_refuses_what_it_cannot_copy_consistently(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    EventStore(str(tmp_path / "site.db")).close()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "old.db").touch()
+    for args, message in ((["--database", str(tmp_path / "site.db"), str(tmp_path / "full")], "not an empty folder"),
+                          (["--database", str(tmp_path / "nope.db"), str(tmp_path / "b")], "no such database"),
+                          (["--database", "postgresql://ana:secret@db/site", str(tmp_path / "b")], "pg_dump")):
+        result = CliRunner().invoke(app, ["backup", *args])
+        assert result.exit_code == 1 and message in result.output and "secret" not in result.output
+    assert not (tmp_path / "b").exists() and not (tmp_path / "nope.db").exists()
+    result = CliRunner().invoke(app, ["backup", "--database", str(tmp_path / "site.db"), str(tmp_path / "b")])
+    assert result.exit_code == 0 and result.output == f"{tmp_path / 'b' / 'site.db'}: 0 events\n"
