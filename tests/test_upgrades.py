@@ -129,3 +129,14 @@ def test_backup_refuses_what_it_cannot_copy_consistently(tmp_path):
     assert not (tmp_path / "b").exists() and not (tmp_path / "nope.db").exists()
     result = CliRunner().invoke(app, ["backup", "--database", str(tmp_path / "site.db"), str(tmp_path / "b")])
     assert result.exit_code == 0 and result.output == f"{tmp_path / 'b' / 'site.db'}: 0 events\n"
+
+
+def test_backup_copies_an_older_database_as_it_is(tmp_path):
+    """The new maskwatch may take the backup before its first start: backup migrates nothing."""
+    restore(DATA / "site-fb7f4a3.sql", tmp_path / "site.db")
+    copy, events, _ = backup_site(str(tmp_path / "site.db"), None, tmp_path / "backup")
+    for database in (tmp_path / "site.db", copy):
+        with sqlite3.connect(database) as connection:
+            assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+            assert connection.execute("SELECT count(*) FROM users").fetchone() == (2,)
+    assert events == 6
