@@ -121,12 +121,15 @@ def test_backup_refuses_what_it_cannot_copy_consistently(tmp_path):
     EventStore(str(tmp_path / "site.db")).close()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "old.db").touch()
+    (tmp_path / "text.db").write_text("not a database\n" * 100)
     for args, message in ((["--database", str(tmp_path / "site.db"), str(tmp_path / "full")], "not an empty folder"),
                           (["--database", str(tmp_path / "nope.db"), str(tmp_path / "b")], "no such database"),
-                          (["--database", "postgresql://ana:secret@db/site", str(tmp_path / "b")], "pg_dump")):
+                          (["--database", "postgresql://ana:secret@db/site", str(tmp_path / "b")], "pg_dump"),
+                          (["--database", str(tmp_path / "text.db"), str(tmp_path / "t")], "not a database")):
         result = CliRunner().invoke(app, ["backup", *args])
         assert result.exit_code == 1 and message in result.output and "secret" not in result.output
     assert not (tmp_path / "b").exists() and not (tmp_path / "nope.db").exists()
+    assert list((tmp_path / "t").iterdir()) == []  # no half copy
     result = CliRunner().invoke(app, ["backup", "--database", str(tmp_path / "site.db"), str(tmp_path / "b")])
     assert result.exit_code == 0 and result.output == f"{tmp_path / 'b' / 'site.db'}: 0 events\n"
 

@@ -1,6 +1,6 @@
 """Write tests/data/site-<commit>.sql with an older maskwatch's own API: its events store (and its
 users store where it has one) filled with a few people, users, a token and a session, dumped as
-SQL. Run from a worktree of that commit (test_upgrades.py opens the dump with today's code):
+SQL. Run with that commit's code on PYTHONPATH (test_upgrades.py opens the dump with today's):
 
     git worktree add /tmp/old fb7f4a3
     PYTHONPATH=/tmp/old/src python tests/data/make_old_site.py tests/data/site-fb7f4a3.sql

@@ -37,12 +37,16 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
     dest.mkdir(parents=True, exist_ok=True)
     copy = dest / source.name
     # One read transaction over the whole file (pages=-1): the site's writers go on meanwhile (WAL).
-    with closing(sqlite3.connect(source, timeout=30)) as live, closing(sqlite3.connect(copy)) as target:
-        live.backup(target)
-        names, events = set(), 0
-        if target.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone():
-            names = {row[0] for row in target.execute("SELECT snapshot FROM events WHERE snapshot IS NOT NULL")}
-            events = target.execute("SELECT count(*) FROM events").fetchone()[0]
+    try:
+        with closing(sqlite3.connect(source, timeout=30)) as live, closing(sqlite3.connect(copy)) as target:
+            live.backup(target)
+            names, events = set(), 0
+            if target.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone():
+                names = {row[0] for row in target.execute("SELECT snapshot FROM events WHERE snapshot IS NOT NULL")}
+                events = target.execute("SELECT count(*) FROM events").fetchone()[0]
+    except sqlite3.Error as err:  # not a database, locked for 30 s, a full disk: no half copy is left
+        copy.unlink(missing_ok=True)
+        raise BackupError(f"{source}: cannot copy it: {err}") from None
     copied = 0
     folder = Path(snapshots) if snapshots is not None else None
     if folder is not None and folder.is_dir():
