@@ -1101,6 +1101,30 @@ def run(
 
 
 @app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.")] = None,
+    database: Annotated[str, typer.Option(help="SQLite file (without --config).")] = "maskwatch.db",
+) -> None:
+    """A consistent copy of a running site's SQLite database and snapshots (copying the .db file
+    alone can lose what its -wal file holds). PostgreSQL: pg_dump."""
+    from maskwatch.security.commands import site_config
+
+    site = site_config(config, "backup")
+    snapshots = None
+    if site is not None:
+        database, snapshots = site.storage.database, site.storage.snapshots
+    from maskwatch.site.backup import BackupError, backup_site
+
+    try:
+        copy, events, copied = backup_site(database, snapshots, dest)
+    except BackupError as err:
+        _fail(str(err))
+    typer.echo(f"{copy}: {events} events; {copied} snapshots in {dest / 'snapshots'}" if snapshots is not None
+               else f"{copy}: {events} events")
+
+
+@app.command()
 def study(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the work, runs and report.")],

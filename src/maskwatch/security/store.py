@@ -24,7 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, EventStore, database_url,
-                                     driver_reason, hold_database, newer_schema, open_database)
+                                     apply_migrations, driver_reason, hold_database, open_database,
+                                     said_migrated)
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +144,9 @@ class AuthStore:
     def migrate(self) -> int:
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, AUTH_MIGRATION_LOCK)
-            metadata.create_all(connection, tables=[auth_schema_version])
-            current = connection.execute(select(func.max(auth_schema_version.c.version))).scalar() or 0
-            if current > len(MIGRATIONS):
-                raise newer_schema(self.url, "auth schema", current, len(MIGRATIONS))
-            for version in range(current, len(MIGRATIONS)):
-                MIGRATIONS[version](connection)
-                connection.execute(insert(auth_schema_version).values(version=version + 1))
-            return len(MIGRATIONS)
+            before = apply_migrations(connection, self.url, "auth schema", auth_schema_version, MIGRATIONS)
+        said_migrated(self.url, "auth schema", before, len(MIGRATIONS))
+        return len(MIGRATIONS)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -171,10 +171,31 @@ def hold_database(connection: Connection, key: int) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def apply_migrations(connection: Connection, url: str, what: str, version_table: Table, migrations: list) -> int:
+    """Run the migrations `version_table` has not recorded, in the caller's transaction (held by
+    hold_database); the version the database was at before."""
+    version_table.metadata.create_all(connection, tables=[version_table])
+    current = connection.execute(select(func.max(version_table.c.version))).scalar() or 0
+    if current > len(migrations):
+        raise newer_schema(url, what, current, len(migrations))
+    for version in range(current, len(migrations)):
+        migrations[version](connection)
+        connection.execute(insert(version_table).values(version=version + 1))
+    return current
+
+
+def said_migrated(url: str, what: str, before: int, after: int) -> None:
+    """An upgraded database is said in the log (a new one is not): older maskwatch cannot open it now."""
+    if 0 < before < after:
+        shown = make_url(url).render_as_string(hide_password=True)
+        log.warning("%s: %s migrated from version %d to %d (older maskwatch versions no longer open it)",
+                    shown, what, before, after)
+
+
 def newer_schema(url: str, what: str, current: int, known: int) -> DatabaseUnavailable:
     shown = make_url(url).render_as_string(hide_password=True)
     return DatabaseUnavailable(f"{shown}: {what} version {current} is newer than this maskwatch ({known}); "
-                               "upgrade maskwatch")
+                               "upgrade maskwatch, or restore the backup taken before the upgrade")
 
 
 def driver_reason(err: Exception) -> str:
@@ -257,14 +278,9 @@ class EventStore:
         """Bring the schema to the newest version; the version it is at."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, MIGRATION_LOCK)
-            metadata.create_all(connection, tables=[schema_version])
-            current = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
-            if current > len(MIGRATIONS):
-                raise newer_schema(self.url, "schema", current, len(MIGRATIONS))
-            for version in range(current, len(MIGRATIONS)):
-                MIGRATIONS[version](connection)
-                connection.execute(insert(schema_version).values(version=version + 1))
-            return len(MIGRATIONS)
+            before = apply_migrations(connection, self.url, "schema", schema_version, MIGRATIONS)
+        said_migrated(self.url, "events schema", before, len(MIGRATIONS))
+        return len(MIGRATIONS)
 
     def record(self, camera: str, zone: str | None, track: Track, snapshot: np.ndarray | None = None) -> dict:
         """Store one person (and count it in the minute it was last seen); the event as stored.

@@ -1,0 +1,145 @@
+"""Upgrades and backups of a site database: databases written by older maskwatch (SQL dumps in
+tests/data, made by tests/data/make_old_site.py with that commit's own code) open with today's,
+and a copy taken while a site writes holds its rows."""
+
+import logging
+import re
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskwatch.security.store import AuthStore
+from maskwatch.site.backup import backup_site
+from maskwatch.site.events import EventStore
+from tests.test_events import NOW, person
+
+DATA = Path(__file__).parent / "data"
+PASSWORD = "correct horse battery"
+# make_old_site.py's people: (camera, zone, label), 400 s apart from NOW
+PEOPLE = [("door", "inside", "with_mask"), ("door", None, "without_mask"), ("hall", "desk", "mask_weared_incorrect"),
+          ("door", "inside", "with_mask"), ("hall", None, "without_mask"), ("door", "inside", "without_mask")]
+
+
+def restore(dump: Path, database: Path) -> dict[str, str]:
+    """The dump loaded into a new SQLite file; the secrets its first lines note (token, session)."""
+    script = dump.read_text()
+    with sqlite3.connect(database) as connection:
+        connection.executescript(script)
+    return dict(re.findall(r"^-- (\w+ \w+): (\S+)$", script, re.M))
+
+
+@pytest.mark.parametrize("commit", ["1b08615", "fb7f4a3"])
+def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, caplog, commit):
+    """1b08615: the first events database (schema 1); fb7f4a3: the first with users (auth schema 1)."""
+    secrets = restore(DATA / f"site-{commit}.sql", tmp_path / "site.db")
+    with caplog.at_level(logging.WARNING):
+        store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    # The operator is told: an older maskwatch no longer opens it (a downgrade needs the backup).
+    assert "events schema migrated from version 1 to 4" in caplog.text
+    stored = store.events()
+    assert [(e["camera"], e["zone"], e["label"]) for e in reversed(stored)] == PEOPLE
+    assert [e["id"] for e in reversed(stored)] == [1, 2, 3, 4, 5, 6]
+    assert {e["snapshot"] for e in stored} == {None, "door-1.jpg", "hall-3.jpg", "hall-5.jpg"}
+    minutes = store.counts()
+    assert len(minutes) == 6 and all(m["people"] == 1 and m["unassessable"] == 0 for m in minutes)
+    # The chart's and report's quarter sums are filled from the old minutes.
+    day = store.counts(since=NOW - NOW % 86400, every=86400)
+    assert sum(row["people"] for row in day) == 6 and sum(row["without_mask"] for row in day) == 3
+    chart = store.quarter_sums(NOW - NOW % 86400)
+    assert len(chart) == 4 and sum(row["people"] for row in chart) == 6 and sum(row["with_mask"] for row in chart) == 2
+    new = store.record("door", "inside", person(7, (0.9, 0.05, 0.05), first=NOW + 3000, last=NOW + 3005))
+    assert new["id"] == 7
+    store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        auth = AuthStore(str(tmp_path / "site.db"))
+        EventStore(str(tmp_path / "site.db")).close()
+    if commit == "1b08615":  # no users then: today's tables are made, and a new schema is not news
+        assert auth.users() == [] and "migrated" not in caplog.text
+        return
+    assert "auth schema migrated from version 1 to 2" in caplog.text
+    assert "events schema" not in caplog.text  # migrated once
+    assert [(u["name"], u["role"], u["cameras"]) for u in auth.users()] == [("ana", "admin", None),
+                                                                             ("vic", "viewer", ["door"])]
+    assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.check_login("vic", "wrong") is None
+    assert auth.token(secrets["token prom"], now=NOW) == {"name": "prom", "scope": "read"}
+    assert auth.session_user(secrets["session ana"], idle=1e9, absolute=1e9, now=NOW + 1)["name"] == "ana"
+    assert [(row["action"], row["user"]) for row in auth.access_log(since=0)] == [("login", "ana")]
+    auth.close()
+
+
+def test_a_copy_taken_while_a_site_writes_holds_its_rows(tmp_path):
+    """Copying the .db file alone loses what is still in the -wal file (all of a new site's rows,
+    its tables too); maskwatch backup (the online backup API) and VACUUM INTO copy what was committed."""
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=100_000)
+    for i in range(20):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), last=NOW + i), np.zeros((8, 8, 3), np.uint8))
+    stop, written = threading.Event(), [20]
+
+    def write() -> None:
+        while not stop.is_set():
+            store.record("door", None, person(written[0], (0.1, 0.8, 0.1), last=NOW + written[0]),
+                         np.zeros((8, 8, 3), np.uint8))
+            written[0] += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        before = written[0]
+        shutil.copy(tmp_path / "site.db", tmp_path / "naive.db")
+        copy, events, snapshots = backup_site(str(tmp_path / "site.db"), tmp_path / "snaps", tmp_path / "backup")
+        with sqlite3.connect(tmp_path / "site.db") as live:
+            live.execute(f"VACUUM INTO '{tmp_path / 'vacuum.db'}'")
+        after = written[0]
+    finally:
+        stop.set()
+        writer.join()
+    store.close()
+    with sqlite3.connect(tmp_path / "naive.db") as naive, pytest.raises(sqlite3.OperationalError, match="no such table"):
+        naive.execute("SELECT count(*) FROM events")
+    assert copy == tmp_path / "backup" / "site.db" and before <= events <= after + 1 and snapshots == events
+    assert sorted(p.name for p in (tmp_path / "backup" / "snapshots").iterdir()) == sorted(
+        f"door-{i}.jpg" for i in range(1, events + 1))
+    for database in (copy, tmp_path / "vacuum.db"):
+        with sqlite3.connect(database) as connection:
+            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        restored = EventStore(str(database))
+        held = len(restored.events(limit=100_000))
+        assert before <= held <= after + 1 and sum(c["people"] for c in restored.counts()) == held
+        restored.close()
+
+
+def test_backup_refuses_what_it_cannot_copy_consistently(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    EventStore(str(tmp_path / "site.db")).close()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "old.db").touch()
+    (tmp_path / "text.db").write_text("not a database\n" * 100)
+    for args, message in ((["--database", str(tmp_path / "site.db"), str(tmp_path / "full")], "not an empty folder"),
+                          (["--database", str(tmp_path / "nope.db"), str(tmp_path / "b")], "no such database"),
+                          (["--database", "postgresql://ana:secret@db/site", str(tmp_path / "b")], "pg_dump"),
+                          (["--database", str(tmp_path / "text.db"), str(tmp_path / "t")], "not a database")):
+        result = CliRunner().invoke(app, ["backup", *args])
+        assert result.exit_code == 1 and message in result.output and "secret" not in result.output
+    assert not (tmp_path / "b").exists() and not (tmp_path / "nope.db").exists()
+    assert list((tmp_path / "t").iterdir()) == []  # no half copy
+    result = CliRunner().invoke(app, ["backup", "--database", str(tmp_path / "site.db"), str(tmp_path / "b")])
+    assert result.exit_code == 0 and result.output == f"{tmp_path / 'b' / 'site.db'}: 0 events\n"
+
+
+def test_backup_copies_an_older_database_as_it_is(tmp_path):
+    """The new maskwatch may take the backup before its first start: backup migrates nothing."""
+    restore(DATA / "site-fb7f4a3.sql", tmp_path / "site.db")
+    copy, events, _ = backup_site(str(tmp_path / "site.db"), None, tmp_path / "backup")
+    for database in (tmp_path / "site.db", copy):
+        with sqlite3.connect(database) as connection:
+            assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+            assert connection.execute("SELECT count(*) FROM users").fetchone() == (2,)
+    assert events == 6
