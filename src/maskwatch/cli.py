@@ -809,7 +809,7 @@ def serve(
         _hangup_as_sigterm()
     try:
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", proxy_headers=False,
+                    log_config=LOG_CONFIG, log_level="warning", proxy_headers=False,
                     timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
     finally:
         if metrics_dir:
@@ -869,8 +869,8 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
     typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     _hangup_as_sigterm()
-    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, log_level="warning",
-                proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, log_config=LOG_CONFIG,
+                log_level="warning", proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
 def _output_folder(out: Path) -> None:
@@ -883,12 +883,23 @@ def _output_folder(out: Path) -> None:
         _fail(str(err))
 
 
-def _service_log() -> None:
-    """A long-running server's warnings (a camera's outage, a broker away, an alert given up) on
-    stderr with the time they happened, as a service's log is read days later."""
-    import logging
+# A long-running server's warnings (a camera's outage, a broker away, an alert given up) on stderr
+# with the time they happened, as a service's log is read days later. Given to uvicorn too, which
+# applies it in each --workers process: its own lines ("Invalid HTTP request received") came
+# untimed in its format, and a worker's maskwatch warnings bare, through logging's last resort.
+LOG_CONFIG = {
+    "version": 1, "disable_existing_loggers": False,
+    "formatters": {"timed": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "timed", "stream": "ext://sys.stderr"}},
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+}
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+def _service_log() -> None:
+    import logging.config
+
+    logging.config.dictConfig(LOG_CONFIG)
 
 
 def _models(classifier: Path | None, detector: Path | None, gate: bool, load_check: bool = False):
@@ -1044,8 +1055,8 @@ def run(
                        f"{redact_source(site.storage.database)}{on}")
             _hangup_as_sigterm()
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
-                                                   host=host, port=port, log_level="warning", proxy_headers=False,
-                                                   timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
+                                                   host=host, port=port, log_config=LOG_CONFIG, log_level="warning",
+                                                   proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
             try:
                 served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
             except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again after its clean stop (as uvicorn.run)
