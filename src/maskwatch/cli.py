@@ -809,7 +809,7 @@ def serve(
         _hangup_as_sigterm()
     try:
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_config=LOG_CONFIG, log_level="warning", proxy_headers=False,
+                    **_log_options(), proxy_headers=False,
                     timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
     finally:
         if metrics_dir:
@@ -869,8 +869,8 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
     typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     _hangup_as_sigterm()
-    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, log_config=LOG_CONFIG,
-                log_level="warning", proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, **_log_options(),
+                proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
 def _output_folder(out: Path) -> None:
@@ -894,12 +894,25 @@ LOG_CONFIG = {
     "root": {"level": "WARNING", "handlers": ["stderr"]},
     "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
 }
+LOG_LEVEL_ENV = "MASKWATCH_LOG_LEVEL"  # INFO adds uvicorn's start lines and a line per request
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_options() -> dict:
+    """uvicorn's log_config and log_level: LOG_CONFIG at the level MASKWATCH_LOG_LEVEL names."""
+    import os
+
+    level = os.environ.get(LOG_LEVEL_ENV, "").strip().upper() or "WARNING"
+    return {"log_config": LOG_CONFIG | {"root": {"level": level, "handlers": ["stderr"]}}, "log_level": level.lower()}
 
 
 def _service_log() -> None:
     import logging.config
 
-    logging.config.dictConfig(LOG_CONFIG)
+    options = _log_options()
+    if options["log_level"].upper() not in LOG_LEVELS:
+        _fail(f"{LOG_LEVEL_ENV} must be one of {', '.join(LOG_LEVELS)}, got {options['log_level'].upper()}")
+    logging.config.dictConfig(options["log_config"])
 
 
 def _models(classifier: Path | None, detector: Path | None, gate: bool, load_check: bool = False):
@@ -1055,7 +1068,7 @@ def run(
                        f"{redact_source(site.storage.database)}{on}")
             _hangup_as_sigterm()
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
-                                                   host=host, port=port, log_config=LOG_CONFIG, log_level="warning",
+                                                   host=host, port=port, **_log_options(),
                                                    proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
             try:
                 served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
