@@ -221,10 +221,13 @@ def send_not_http(base: str) -> None:
 def test_uvicorns_own_warnings_are_timed_lines_like_ours(tmp_path):
     """uvicorn's lines came in its own format, without the time ("WARNING:  Invalid HTTP request
     received."), among the service's timed lines."""
+    from maskwatch import __version__
+
     with serving([], tmp_path) as base:
         send_not_http(base)
     said = (tmp_path / "serve.log").read_text()
     assert re.search(TIMED_LINE + "uvicorn.error: Invalid HTTP request received", said, re.M), said
+    assert f"maskwatch {__version__} serving on" in said, said  # which version ran, weeks later
 
 
 def test_the_log_level_is_set_by_the_environment(tmp_path):

@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from maskwatch import __version__  # in the start line: a log read weeks later says what ran
+
 app = typer.Typer(
     help="maskwatch: who wears a face mask, who wears it wrongly, who wears none.",
     no_args_is_help=True,
@@ -19,8 +21,6 @@ app = typer.Typer(
 
 def _print_version(asked: bool) -> None:
     if asked:
-        from maskwatch import __version__
-
         typer.echo(f"maskwatch {__version__}")
         raise typer.Exit()
 
@@ -804,7 +804,7 @@ def serve(
         metrics_dir = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
         os.environ[MULTIPROC_ENV] = metrics_dir
         os.environ[WORKER_PARENT_ENV] = str(os.getpid())
-    typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
+    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
     if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
         _hangup_as_sigterm()
     try:
@@ -866,7 +866,7 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
         site = Site(config, detector)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
+    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     _hangup_as_sigterm()
     uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, **_log_options(),
@@ -973,7 +973,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
                       "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
             start_api(settings, replicas, host, port, tls=tls)
-            typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
+            typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
@@ -1064,7 +1064,7 @@ def run(
                 _fail(str(err))
             host, port = site.server.host, site.server.port
             on = f" (cameras on Ray, {ray_address})" if ray_address else ""
-            typer.echo(f"maskwatch site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
+            typer.echo(f"maskwatch {__version__} site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
                        f"{redact_source(site.storage.database)}{on}")
             _hangup_as_sigterm()
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
