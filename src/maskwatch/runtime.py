@@ -193,16 +193,21 @@ def restart_with_steady_malloc() -> None:
 class ProblemLog:
     """The last problem of a task that repeats (a camera's frames, a poller's messages, a periodic
     check): logged when it is new, not at every retry, and forgotten after a success, so that its
-    return is said again."""
+    return is said again. `recovered`, if given, is logged at that success: without it a log that
+    said "database is locked" never said whether it ended."""
 
-    def __init__(self, logger, what: str) -> None:
-        self.logger, self.what = logger, what
+    def __init__(self, logger, what: str, recovered: str | None = None) -> None:
+        self.logger, self.what, self.recovered = logger, what, recovered
         self.last: str | None = None
 
     def failed(self, problem: str) -> None:
+        # Its first line: SQLAlchemy's errors go on with the SQL statement, three more log lines.
+        problem = (problem.strip().splitlines() or [problem])[0]
         if problem != self.last:
             self.logger.warning("%s: %s", self.what, problem)
         self.last = problem
 
     def ok(self) -> None:
+        if self.last is not None and self.recovered:
+            self.logger.warning("%s", self.recovered)
         self.last = None

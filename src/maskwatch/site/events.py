@@ -203,7 +203,8 @@ class EventStore:
         self.privacy, self.retention_days = privacy, retention_days
         self.engine = self._connect(self.url)
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
-        self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them")
+        self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them",
+                                             "snapshots written again")
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
             try:
