@@ -190,6 +190,28 @@ def restart_with_steady_malloc() -> None:
     os.execve(sys.executable, list(sys.orig_argv), steady_malloc_env())
 
 
+class HeldBackLog:
+    """A warning that can come with every request (the database away while each open dashboard
+    polls every few seconds, a line each): said at most once per `every` seconds, with how many
+    like it were held back since the last one."""
+
+    def __init__(self, logger, every: float = 60.0) -> None:
+        self.logger, self.every = logger, every
+        self._said_at, self._held = float("-inf"), 0
+        self._lock = threading.Lock()
+
+    def warning(self, message: str, *args) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._said_at < self.every:
+                self._held += 1
+                return
+            held, self._held, self._said_at = self._held, 0, now
+        if held:
+            message += f" ({held} more like it since the last such line)"
+        self.logger.warning(message, *args)
+
+
 class ProblemLog:
     """The last problem of a task that repeats (a camera's frames, a poller's messages, a periodic
     check): logged when it is new, not at every retry, and forgotten after a success, so that its
