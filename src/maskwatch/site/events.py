@@ -652,7 +652,7 @@ class EventSink:
                 self.write_people([])
             except Exception as err:  # noqa: BLE001 - closing goes on; what is lost is said
                 log.error("camera %s: %d people could not be stored: %s: %s", self.camera, len(self.unstored),
-                          type(err).__name__, err)
+                          type(err).__name__, driver_reason(err))  # one line: not SQLAlchemy's SQL after it
         self.views.clear()
         self.last_frame.clear()
         self.announced.clear()
