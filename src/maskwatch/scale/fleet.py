@@ -214,7 +214,7 @@ class RaySite(Site):
             try:
                 self._dispatch(ray.get(stopped, timeout=30))
             except (ray.exceptions.RayError, TimeoutError) as err:
-                log.warning("cameras %s did not stop cleanly: %s", group.camera_ids, err)
+                log.warning("cameras %s did not stop cleanly: %s", group.camera_ids, actor_problem(err))
             ray.kill(group.handle, no_restart=True)
             group.handle = None
 
