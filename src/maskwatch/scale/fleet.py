@@ -24,8 +24,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, fields
 from functools import partial
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 from maskwatch.detection.detector import Models
 from maskwatch.faces import PERSON_LABELS
