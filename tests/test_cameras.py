@@ -248,6 +248,37 @@ def test_a_sink_that_fails_is_said_once_and_the_camera_goes_on(tmp_path, sample_
     assert said == ["camera till: analysing a frame failed: OSError: disk full"]
 
 
+def test_a_database_error_is_one_log_line_and_its_end_is_said(tmp_path, sample_dir, caplog):
+    """SQLAlchemy's error went on with its SQL statement: four lines in the log for one problem;
+    and nothing said when it ended, so a log that said "database is locked" left it open."""
+    import sqlite3
+
+    import sqlalchemy
+
+    class LockedAWhile(Collect):
+        def write(self, frame, faces, detected):
+            super().write(frame, faces, detected)
+            if len(self.frames) <= 3:
+                raise sqlalchemy.exc.OperationalError("INSERT INTO events (camera) VALUES (?)", None,
+                                                      sqlite3.OperationalError("database is locked"))
+
+    class NoFaces:
+        def detect(self, image, min_score=None):
+            return []
+
+    sink = LockedAWhile()
+    clip = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    worker = CameraWorker("till", fast_reader(str(clip)), FrameProcessor(NoFaces(), FaceTracker()), [sink],
+                          fps=20).start()
+    try:
+        assert wait_until(lambda: len(sink.frames) >= 6), worker.state()
+    finally:
+        worker.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert said == ["camera till: analysing a frame failed: OperationalError: (sqlite3.OperationalError) "
+                    "database is locked", "camera till: frames analysed and people stored again"], said
+
+
 def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_once(tmp_path, sample_dir, caplog):
     """A site on a full disk: analysis_error read null between hand-outs (24 of 30 polls) and
     the same failure was logged at each one."""

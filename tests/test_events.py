@@ -311,6 +311,23 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
     assert heard[-1]["track_id"] == 9 and not sink.unstored
 
 
+def test_people_lost_at_the_close_are_one_log_line(store, caplog):
+    """SQLAlchemy's error went on with the SQL statement: four lines for one loss."""
+    import sqlalchemy
+
+    def locked(*args):
+        raise sqlalchemy.exc.OperationalError("INSERT INTO events (camera) VALUES (?)", None,
+                                              sqlite3.OperationalError("database is locked"))
+
+    store.record = locked
+    sink = EventSink(store, "door")
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        sink.write_people([person(1, (0.9, 0.05, 0.05))])
+    sink.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.events"]
+    assert said == ["camera door: 1 people could not be stored: OperationalError: database is locked"], said
+
+
 def test_people_waiting_keep_at_most_the_capped_number_of_snapshots(store, monkeypatch):
     """The cap was checked once per hand-out: 30 people handed out beside 99 waiting kept 129."""
     from maskwatch.site import events as events_module

@@ -133,6 +133,33 @@ def test_a_failing_listener_costs_its_message_not_the_poller(caplog):
     assert said == ["a camera actor's message: in_view listener: OSError: database is locked"]  # once per new problem
 
 
+def test_an_actors_warnings_are_the_drivers_log_lines(tmp_path, caplog):
+    """A camera actor's warnings went to its stderr, a file in Ray's session folder: `run --ray`
+    never said that a camera was down. They come with its answer to the poll."""
+    import logging
+    from types import SimpleNamespace
+
+    from maskwatch.runtime import ProblemLog
+    from maskwatch.scale.fleet import CameraGroup
+    from maskwatch.site.events import Listeners
+
+    (tmp_path / "site.yaml").write_text("defaults: {stall_timeout: 1, retry_max: 1}\n"
+                                        "cameras:\n  door: {source: 'rtsp://127.0.0.1:1/none'}\n"
+                                        "storage: {database: site.db}\n")
+    config = absolute_paths(load_site_config(tmp_path / "site.yaml", environ={}))
+    group = CameraGroup(config.cameras, config.storage)  # in this process, as Ray would run it
+    try:
+        assert wait_until(lambda: any(kind == "log" for kind, _ in group.messages), 20)
+    finally:
+        messages = group.stop()
+    caplog.clear()
+    site = SimpleNamespace(_listeners=Listeners(), _listener_problems=ProblemLog(logging.getLogger("x"), "x"))
+    RaySite._dispatch(site, messages)
+    [said] = [r for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert said.levelname == "WARNING" and said.getMessage() == (
+        "door (rtsp://127.0.0.1:1/none): cannot reach 127.0.0.1:1 (Connection refused); retrying, at most 1 s apart")
+
+
 def test_paths_are_made_absolute_for_actors_elsewhere(tmp_path, monkeypatch):
     (tmp_path / "door.mp4").write_bytes(b"")
     (tmp_path / "door-small.mp4").write_bytes(b"")

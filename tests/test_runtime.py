@@ -142,3 +142,19 @@ def test_a_shared_session_runs_no_more_calls_at_once_than_it_has_slots():
         outputs = list(pool.map(lambda _: shared.run(None, crop), range(16)))
     assert most[0] == 2
     assert len(outputs) == 16 and all(out[0].shape[0] == 1 for out in outputs)
+
+
+def test_a_warning_held_back_is_counted_in_the_next_one(caplog):
+    import logging
+    import time
+
+    from maskwatch.runtime import HeldBackLog
+
+    held = HeldBackLog(logging.getLogger("maskwatch.test"), every=0.2)
+    for _ in range(4):
+        held.warning("GET %s: the database failed", "/v1/events")
+    time.sleep(0.25)
+    held.warning("GET %s: the database failed", "/v1/cameras")
+    assert [r.getMessage() for r in caplog.records if r.name == "maskwatch.test"] == [
+        "GET /v1/events: the database failed",
+        "GET /v1/cameras: the database failed (3 more like it since the last such line)"]

@@ -208,6 +208,40 @@ def test_serve_refuses_a_setting_that_could_never_serve(tmp_path, args, message)
     assert "serving on" not in result.stdout and not (tmp_path / "m.db").exists()
 
 
+TIMED_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING "  # as every maskwatch warning starts
+
+
+def send_not_http(base: str) -> None:
+    """Bytes that are no HTTP request: uvicorn answers 400 and warns (a port scanner, a TLS client)."""
+    with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1]))) as connection:
+        connection.sendall(b"NOT HTTP\x00\r\n\r\n")
+        assert connection.recv(100).startswith(b"HTTP/1.1 400")
+
+
+def test_uvicorns_own_warnings_are_timed_lines_like_ours(tmp_path):
+    """uvicorn's lines came in its own format, without the time ("WARNING:  Invalid HTTP request
+    received."), among the service's timed lines."""
+    from maskwatch import __version__
+
+    with serving([], tmp_path) as base:
+        send_not_http(base)
+    said = (tmp_path / "serve.log").read_text()
+    assert re.search(TIMED_LINE + "uvicorn.error: Invalid HTTP request received", said, re.M), said
+    assert f"maskwatch {__version__} serving on" in said, said  # which version ran, weeks later
+
+
+def test_the_log_level_is_set_by_the_environment(tmp_path):
+    """WARNING was fixed: an operator had no way to see requests or uvicorn's start and stop."""
+    with serving([], tmp_path, env={"MASKWATCH_LOG_LEVEL": "info"}) as base:
+        httpx.get(f"{base}/v1/classes?x=1", timeout=10)
+    said = (tmp_path / "serve.log").read_text()
+    assert re.search(r"^\S+ \S+ INFO uvicorn.access: 127.0.0.1:\d+ - \"GET /v1/classes\?x=1 HTTP/1.1\" 200$", said, re.M), said
+    result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=60, env=os.environ | {"MASKWATCH_LOG_LEVEL": "loud"})
+    assert result.returncode == 1 and "MASKWATCH_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got LOUD" \
+        in result.stderr, result.stderr
+
+
 def test_serve_settings_with_a_bound_of_zero_are_refused():
     from maskwatch.serving.app import ServeSettings
 

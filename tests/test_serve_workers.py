@@ -5,15 +5,15 @@ import re
 import httpx
 import pytest
 
-from tests.test_serve import serving
+from tests.test_serve import TIMED_LINE, send_not_http, serving
 
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmp")  # the server's TMPDIR: where its metrics folder goes
-    with serving(["--workers", "2"], tmp_path_factory.mktemp("log"), env={"TMPDIR": str(tmp)}, tries=240,
-                 stop_timeout=20) as base:
-        yield base, tmp
+    log = tmp_path_factory.mktemp("log")
+    with serving(["--workers", "2"], log, env={"TMPDIR": str(tmp)}, tries=240, stop_timeout=20) as base:
+        yield base, tmp, log / "serve.log"
     assert not list(tmp.glob("maskwatch-metrics-*")), "the metrics folder outlived the server"
 
 
@@ -23,7 +23,7 @@ def requests_counted(text: str, path: str) -> float:
 
 
 def test_every_scrape_counts_the_requests_of_all_workers(two_workers):
-    base, tmp = two_workers
+    base, tmp, _ = two_workers
     # New connections each time, so the kernel spreads them over both workers' accept queues.
     for _ in range(40):
         response = httpx.get(f"{base}/v1/classes", timeout=10, headers={"connection": "close"})
@@ -34,6 +34,14 @@ def test_every_scrape_counts_the_requests_of_all_workers(two_workers):
     # The counters live in per-worker files of one fresh folder, summed at every scrape.
     (metrics_dir,) = tmp.glob("maskwatch-metrics-*")
     assert list(metrics_dir.glob("counter_*.db"))
+
+
+def test_a_workers_warnings_are_timed_lines(two_workers):
+    """A worker process had no log handler of ours: uvicorn's lines came in its own untimed format
+    and maskwatch's own warnings bare, with neither time nor level."""
+    base, _, log = two_workers
+    send_not_http(base)
+    assert re.search(TIMED_LINE + "uvicorn.error: Invalid HTTP request received", log.read_text(), re.M)
 
 
 def test_workers_end_with_a_parent_killed_outright_and_its_metrics_folder_goes_at_the_next_start(tmp_path):

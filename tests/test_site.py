@@ -415,6 +415,36 @@ def test_while_the_database_cannot_be_read_the_cameras_state_still_goes_out(tmp_
 
 
 
+def test_requests_failing_on_the_database_are_one_log_line_a_minute(tmp_path, monkeypatch, caplog):
+    """Each request that met the database away was a warning: an open dashboard polling every few
+    seconds wrote a line each time, thousands over a night's outage."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.serving.app import create_app
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/none'}\n")
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), detector)
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(site.store, "events", down)
+    try:
+        client = TestClient(create_app(detector, site=site))  # no lifespan: no camera started
+        assert [client.get("/v1/events").status_code for _ in range(5)] == [503] * 5
+    finally:
+        site.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.serving.app"]
+    assert said == ["GET /v1/events: the database failed ((builtins.Exception) server closed the connection "
+                    "unexpectedly)"], said
+
+
 def test_a_site_tells_every_camera_to_stop_before_it_waits_for_any(tmp_path):
     """A camera waiting on a dead stream (an open, a check of a mute camera) ends its wait when
     told; told one after another, each began a new wait while the one before was stopping
@@ -479,8 +509,11 @@ def test_a_stalled_request_does_not_hold_the_stop_and_the_people_in_view_are_sto
             running.stop()
     store = EventStore(str(tmp_path / "site.db"))
     assert [e["camera"] for e in store.events()] == ["door"] * len(store.events()) and store.events()
+    stored = len(store.events())
     store.close()
-    assert "stopping: the people in view at 1 cameras are stored" in (tmp_path / "run.log").read_text()
+    said = (tmp_path / "run.log").read_text()
+    assert "stopping: the people in view at 1 cameras are stored" in said
+    assert f"stopped: {stored} people stored since the start" in said, said  # the stop ran to its end
 
 
 def test_two_runs_started_together_on_one_port_leave_one_site_and_one_line(tmp_path, sample_dir):

@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from maskwatch import __version__  # in the start line: a log read weeks later says what ran
+
 app = typer.Typer(
     help="maskwatch: who wears a face mask, who wears it wrongly, who wears none.",
     no_args_is_help=True,
@@ -21,8 +23,6 @@ app = typer.Typer(
 
 def _print_version(asked: bool) -> None:
     if asked:
-        from maskwatch import __version__
-
         typer.echo(f"maskwatch {__version__}")
         raise typer.Exit()
 
@@ -848,12 +848,12 @@ def serve(
         metrics_dir = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
         os.environ[MULTIPROC_ENV] = metrics_dir
         os.environ[WORKER_PARENT_ENV] = str(os.getpid())
-    typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
+    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
     if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
         _hangup_as_sigterm()
     try:
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", proxy_headers=False,
+                    **_log_options(), proxy_headers=False,
                     timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
     finally:
         if metrics_dir:
@@ -910,10 +910,10 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
         site = Site(config, detector)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
+    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     _hangup_as_sigterm()
-    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, log_level="warning",
+    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, **_log_options(),
                 proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
@@ -927,12 +927,36 @@ def _output_folder(out: Path) -> None:
         _fail(str(err))
 
 
-def _service_log() -> None:
-    """A long-running server's warnings (a camera's outage, a broker away, an alert given up) on
-    stderr with the time they happened, as a service's log is read days later."""
-    import logging
+# A long-running server's warnings (a camera's outage, a broker away, an alert given up) on stderr
+# with the time they happened, as a service's log is read days later. Given to uvicorn too, which
+# applies it in each --workers process: its own lines ("Invalid HTTP request received") came
+# untimed in its format, and a worker's maskwatch warnings bare, through logging's last resort.
+LOG_CONFIG = {
+    "version": 1, "disable_existing_loggers": False,
+    "formatters": {"timed": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "timed", "stream": "ext://sys.stderr"}},
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+}
+LOG_LEVEL_ENV = "MASKWATCH_LOG_LEVEL"  # INFO adds uvicorn's start lines and a line per request
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+def _log_options() -> dict:
+    """uvicorn's log_config and log_level: LOG_CONFIG at the level MASKWATCH_LOG_LEVEL names."""
+    import os
+
+    level = os.environ.get(LOG_LEVEL_ENV, "").strip().upper() or "WARNING"
+    return {"log_config": LOG_CONFIG | {"root": {"level": level, "handlers": ["stderr"]}}, "log_level": level.lower()}
+
+
+def _service_log() -> None:
+    import logging.config
+
+    options = _log_options()
+    if options["log_level"].upper() not in LOG_LEVELS:
+        _fail(f"{LOG_LEVEL_ENV} must be one of {', '.join(LOG_LEVELS)}, got {options['log_level'].upper()}")
+    logging.config.dictConfig(options["log_config"])
 
 
 def _models(classifier: Path | None, detector: Path | None, gate: bool, load_check: bool = False):
@@ -993,7 +1017,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
                       "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
             start_api(settings, replicas, host, port, tls=tls)
-            typer.echo(f"maskwatch serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
+            typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
@@ -1084,12 +1108,12 @@ def run(
                 _fail(str(err))
             host, port = site.server.host, site.server.port
             on = f" (cameras on Ray, {ray_address})" if ray_address else ""
-            typer.echo(f"maskwatch site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
+            typer.echo(f"maskwatch {__version__} site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
                        f"{redact_source(site.storage.database)}{on}")
             _hangup_as_sigterm()
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
-                                                   host=host, port=port, log_level="warning", proxy_headers=False,
-                                                   timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
+                                                   host=host, port=port, **_log_options(),
+                                                   proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
             try:
                 served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
             except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again after its clean stop (as uvicorn.run)

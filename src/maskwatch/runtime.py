@@ -194,19 +194,46 @@ def restart_with_steady_malloc() -> None:
     os.execve(sys.executable, list(sys.orig_argv), steady_malloc_env())
 
 
+class HeldBackLog:
+    """A warning that can come with every request (the database away while each open dashboard
+    polls every few seconds, a line each): said at most once per `every` seconds, with how many
+    like it were held back since the last one."""
+
+    def __init__(self, logger, every: float = 60.0) -> None:
+        self.logger, self.every = logger, every
+        self._said_at, self._held = float("-inf"), 0
+        self._lock = threading.Lock()
+
+    def warning(self, message: str, *args) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._said_at < self.every:
+                self._held += 1
+                return
+            held, self._held, self._said_at = self._held, 0, now
+        if held:
+            message += f" ({held} more like it since the last such line)"
+        self.logger.warning(message, *args)
+
+
 class ProblemLog:
     """The last problem of a task that repeats (a camera's frames, a poller's messages, a periodic
     check): logged when it is new, not at every retry, and forgotten after a success, so that its
-    return is said again."""
+    return is said again. `recovered`, if given, is logged at that success: without it a log that
+    said "database is locked" never said whether it ended."""
 
-    def __init__(self, logger, what: str) -> None:
-        self.logger, self.what = logger, what
+    def __init__(self, logger, what: str, recovered: str | None = None) -> None:
+        self.logger, self.what, self.recovered = logger, what, recovered
         self.last: str | None = None
 
     def failed(self, problem: str) -> None:
+        # Its first line: SQLAlchemy's errors go on with the SQL statement, three more log lines.
+        problem = (problem.strip().splitlines() or [problem])[0]
         if problem != self.last:
             self.logger.warning("%s: %s", self.what, problem)
         self.last = problem
 
     def ok(self) -> None:
+        if self.last is not None and self.recovered:
+            self.logger.warning("%s", self.recovered)
         self.last = None

@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 from maskwatch.detection.detector import Models
 from maskwatch.faces import PERSON_LABELS
@@ -43,16 +44,32 @@ LISTENER_KINDS = tuple(f.name for f in fields(Listeners))  # what an actor posts
 MAX_MESSAGES = 10_000  # events an actor keeps for the driver; the oldest go first if none polls
 
 
+class _Relay(logging.Handler):
+    """An actor's warnings (a camera's outage and its end, people not stored) posted for the
+    driver, which logs them as its own: the actor's stderr is a file in Ray's session folder,
+    and `run --ray` said nothing of a camera down."""
+
+    def __init__(self, post: Callable[[str, dict], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.post = post
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.post("log", {"name": record.name, "levelno": record.levelno, "msg": record.getMessage(),
+                          "created": record.created, "msecs": record.msecs})
+
+
 class CameraGroup:
     """The Ray actor of some cameras: one detector (one ONNX Runtime thread) shared by their
     threads, one connection pool to the database; started in __init__, so a restart by Ray
     brings the cameras back by itself."""
 
     def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, models: Models = Models()) -> None:
+        self.messages: deque[tuple[str, dict]] = deque(maxlen=MAX_MESSAGES)
+        self._relay = _Relay(self._post)
+        logging.getLogger("maskwatch").addHandler(self._relay)
         detector = models.load(threads=single_threaded())
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job
-        self.messages: deque[tuple[str, dict]] = deque(maxlen=MAX_MESSAGES)
         self._trim = PeriodicTrim()
         self.workers, self.live = {}, {}
         for camera_id, camera in cameras.items():
@@ -77,6 +94,7 @@ class CameraGroup:
         All together, as a site's own cameras (stop_workers)."""
         stop_workers(list(self.workers.values()))
         self.store.close()
+        logging.getLogger("maskwatch").removeHandler(self._relay)
         return self.poll()[0]
 
     def pid(self) -> int:
@@ -196,7 +214,7 @@ class RaySite(Site):
             try:
                 self._dispatch(ray.get(stopped, timeout=30))
             except (ray.exceptions.RayError, TimeoutError) as err:
-                log.warning("cameras %s did not stop cleanly: %s", group.camera_ids, err)
+                log.warning("cameras %s did not stop cleanly: %s", group.camera_ids, actor_problem(err))
             ray.kill(group.handle, no_restart=True)
             group.handle = None
 
@@ -241,6 +259,11 @@ class RaySite(Site):
         """Each message to its listener; one that fails (MQTT's count query with the database
         away) is logged once per new problem and costs only its own message, not the poller."""
         for kind, body in messages:
+            if kind == "log":  # an actor's warning, at the time it was made
+                logger = logging.getLogger(body["name"])
+                if logger.isEnabledFor(body["levelno"]):
+                    logger.handle(logging.makeLogRecord({**body, "levelname": logging.getLevelName(body["levelno"])}))
+                continue
             listener = getattr(self._listeners, kind)
             if listener is None:
                 continue

@@ -53,8 +53,14 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
               tls: dict | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
     (on the head node of a cluster). A deployment that fails is shut down before the error goes on."""
+    import logging
+
     from ray import serve
 
+    # Serve's INFO lines, in a format of their own, came at every start: one of them, "Connecting
+    # to existing Serve app ... New http_options will not be applied", read as a problem. Its
+    # warnings stay; what runs and where is the start line's to say.
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
     serve.start(http_options={"host": host, "port": port, **(tls or {})})
     try:

@@ -138,7 +138,8 @@ class AuthStore:
         self._kept: dict[tuple, float] = {}  # keep(): the last try of each housekeeping write
         self._failed_at = float("-inf")  # keep(): when one last failed
         self._housekeeping = ProblemLog(log, "the users database cannot be written (last uses, access log); "
-                                             "requests are answered meanwhile, unlogged")
+                                             "requests are answered meanwhile, unlogged",
+                                        "the users database is written again (last uses, access log)")
         open_database(self.url, self.migrate)
 
     def migrate(self) -> int:

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from maskwatch.detection.detector import Models
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
-from maskwatch.runtime import PeriodicTrim
+from maskwatch.runtime import HeldBackLog, PeriodicTrim
 from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
@@ -179,11 +179,13 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     from sqlalchemy.exc import SQLAlchemyError
 
+    database_failures = HeldBackLog(log)
+
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, err: SQLAlchemyError) -> JSONResponse:
         """The database away (a server restarting, a full disk): 503, try again, not a bare 500."""
-        log.warning("%s %s: the database failed (%s)", request.method, request.url.path,
-                    str(err).splitlines()[0][:200])
+        database_failures.warning("%s %s: the database failed (%s)", request.method, request.url.path,
+                                  str(err).splitlines()[0][:200])
         return JSONResponse({"error": "the database cannot be read or written just now; try again shortly"},
                             status_code=503, headers={"Retry-After": "5"})
 

@@ -79,7 +79,7 @@ class ComplianceMonitor:
         # NTP does not step (a clock set back 5 minutes re-sent an alert 60 s after the first).
         self.clock, self.every, self.elapsed = clock, every, elapsed
         self.stats = ComplianceStats()
-        self._problems = ProblemLog(log, "compliance check failed")
+        self._problems = ProblemLog(log, "compliance check failed", "compliance checks work again")
         self._last_fired: dict[tuple[int, str, str | None], float] = {}  # on the `elapsed` clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskwatch-compliance", daemon=True)

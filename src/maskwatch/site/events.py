@@ -224,7 +224,8 @@ class EventStore:
         self.privacy, self.retention_days = privacy, retention_days
         self.engine = self._connect(self.url)
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
-        self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them")
+        self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them",
+                                             "snapshots written again")
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
             try:
@@ -667,7 +668,7 @@ class EventSink:
                 self.write_people([])
             except Exception as err:  # noqa: BLE001 - closing goes on; what is lost is said
                 log.error("camera %s: %d people could not be stored: %s: %s", self.camera, len(self.unstored),
-                          type(err).__name__, err)
+                          type(err).__name__, driver_reason(err))  # one line: not SQLAlchemy's SQL after it
         self.views.clear()
         self.last_frame.clear()
         self.announced.clear()

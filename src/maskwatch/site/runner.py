@@ -73,7 +73,8 @@ class Site:
             zones_of={camera_id: list(camera.zones) for camera_id, camera in config.cameras.items()},
             send=_fan_out([self.alerts.alert, *([self.mqtt.compliance_alert] if self.mqtt else [])]),
             hours=self.hours)
-        on_event = [listener for listener in (self.alerts.notify if self.alerts.rules else None,
+        self.stored, self._stored_lock = 0, threading.Lock()  # people stored since the start, said at the stop
+        on_event = [listener for listener in (self._count_stored, self.alerts.notify if self.alerts.rules else None,
                                               self.mqtt.event_recorded if self.mqtt else None) if listener]
         self.cameras_by_id: dict[str, SiteCamera] = self._make_cameras(detector, Listeners(
             event=_fan_out(on_event), start=self.mqtt.person_started if self.mqtt else None,
@@ -130,6 +131,12 @@ class Site:
         if self._retention.is_alive():
             self._retention.join(10)
         self.store.close()
+        if self._started:  # the stop's end: a log without it was cut short (docker's 10 s, a SIGKILL)
+            log.warning("stopped: %d people stored since the start", self.stored)
+
+    def _count_stored(self, event: dict) -> None:
+        with self._stored_lock:
+            self.stored += 1
 
     def _start_cameras(self) -> None:
         for camera in self.cameras_by_id.values():

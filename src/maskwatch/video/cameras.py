@@ -321,7 +321,8 @@ class CameraWorker:
         self.camera_id, self.reader, self.processor, self.sinks = camera_id, reader, processor, sinks
         self.interval = 1.0 / fps
         self.analysed = 0
-        self.problems = ProblemLog(log, f"camera {camera_id}: analysing a frame failed")
+        self.problems = ProblemLog(log, f"camera {camera_id}: analysing a frame failed",
+                                   f"camera {camera_id}: frames analysed and people stored again")
         # Frames are stamped in Unix seconds (events carry real times) that advance as the
         # monotonic clock does; see _stamp for a wall clock that is set.
         self._epoch = time.time() - time.monotonic()
