@@ -38,8 +38,8 @@ class RtspServer:
     fps: None serves frame000.jpg ... at 5 FPS (the tests' clips); a rate serves frame0000.jpg ...
     at that rate (benchmarks/site_capacity.py's 25 fps clips)."""
 
-    def __init__(self, frames: Path, log: Path, fps: int | None = None) -> None:
-        self.frames, self.log_path, self.fps = frames, log, fps
+    def __init__(self, frames: Path, log: Path, fps: int | None = None, auth: str | None = None) -> None:
+        self.frames, self.log_path, self.fps, self.auth = frames, log, fps, auth  # auth: METHOD:USER:PASSWORD
         self.port = free_port()
         self.url = f"rtsp://127.0.0.1:{self.port}/clip"
         self.process: subprocess.Popen | None = None
@@ -48,7 +48,8 @@ class RtspServer:
         log = open(self.log_path, "a")
         self.process = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.frames), str(self.port),
                                          *([str(self.fps)] if self.fps else [])],
-                                        stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+                                        stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"}
+                                        | ({"RTSP_AUTH": self.auth} if self.auth else {}))
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             self.stop()

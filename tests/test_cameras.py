@@ -8,7 +8,7 @@ from maskwatch import Detector
 from maskwatch.video.cameras import CameraReader, CameraState, CameraWorker, live_frames
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.tracker import FaceTracker
-from tests.rtsp import free_port, rtsp_server  # noqa: F401  (fixture)
+from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server  # noqa: F401  (fixture)
 from tests.test_detection import make_video
 
 
@@ -84,6 +84,35 @@ def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server, caplog):  # n
     # The outage is said once in the log, however many retries it took, and so is its end.
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
     assert len(said) == 2 and "retrying" in said[0] and said[1].endswith(": frames again"), said
+
+
+@pytest.mark.parametrize("method", ["digest", "basic"])
+def test_a_wrong_password_or_path_is_said_as_the_camera_refuses_it(tmp_path, sample_dir, method, caplog):
+    """The most common setup mistake said only 'cannot open; retrying': the camera's own 401 or
+    404 is told, with no part of the URL; the right password connects."""
+    server = RtspServer(make_frames(tmp_path / "frames", sample_dir), tmp_path / "server.log",
+                        auth=f"{method}:viewer:s3/cret").start()
+    where = f"127.0.0.1:{server.port}"
+    readers = {
+        "refused": fast_reader(f"rtsp://viewer:guess@{where}/clip", "refused"),
+        "asked": fast_reader(f"rtsp://{where}/clip", "asked"),
+        "path": fast_reader(f"rtsp://viewer:s3%2Fcret@{where}/stream1", "path"),
+        "right": fast_reader(f"rtsp://viewer:s3%2Fcret@{where}/clip", "right"),
+    }
+    try:
+        for reader in readers.values():
+            reader.start()
+        errors = {name: lambda r=reader: r.state().last_error or "" for name, reader in readers.items()}
+        assert wait_until(lambda: "refused the user name or password (401)" in errors["refused"]()), errors["refused"]()
+        assert wait_until(lambda: "asks for a user name and password (401)" in errors["asked"]()), errors["asked"]()
+        assert wait_until(lambda: "no stream at this path (404)" in errors["path"]()), errors["path"]()
+        assert wait_until(lambda: readers["right"].state().frames > 0), readers["right"].state()
+    finally:
+        for reader in readers.values():
+            reader.stop()
+        server.stop()
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "refused the user name or password" in said and "guess" not in said and "s3" not in said
 
 
 def test_a_stalled_stream_goes_offline_and_comes_back(rtsp_server):  # noqa: F811

@@ -28,6 +28,7 @@ import numpy as np
 
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
+from maskwatch.video.rtsp_probe import rtsp_refusal
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
                                      redact_source, stream_address)
 
@@ -194,8 +195,8 @@ class CameraReader:
                     if self.is_file and got_frames:
                         continue  # the end of a file: loop it at once
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
-                else:
-                    error = "cannot open"
+                else:  # the camera's own refusal (a wrong path, user or password) where it gives one
+                    error = rtsp_refusal(self.source, min(5.0, self.stall_timeout)) or "cannot open"
             finally:
                 if capture is not None:
                     capture.release()

@@ -1,0 +1,116 @@
+"""Why an RTSP camera refuses a stream OpenCV could not open: a wrong path, user or password.
+
+OpenCV says only that the capture did not open (FFmpeg's own messages are silenced, and would
+go to stderr, not to the camera's status), and a wrong password or stream path is the most
+common setup mistake there is. So after a failed open, the URL is asked for once more the way
+FFmpeg asks for it, with a DESCRIBE, signed as RFC 2617 says (Digest, which IP cameras use, or
+Basic), and the camera's own status is told: 401 after the credentials, 404, or another refusal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import socket
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from maskwatch.video.sources import stream_address
+
+LONGEST_ANSWER = 64 * 1024  # the headers of an answer; a camera's are a few hundred bytes
+
+
+def _answer(connection: socket.socket) -> tuple[int, str, dict[str, list[str]]]:
+    """The status code, reason and headers (lower-cased names) of one RTSP answer."""
+    data = b""
+    while b"\r\n\r\n" not in data and len(data) < LONGEST_ANSWER:
+        part = connection.recv(4096)
+        if not part:
+            break
+        data += part
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    lines = head.split("\r\n")
+    status = re.match(r"RTSP/\d\.\d (\d{3}) ?(.*)", lines[0])
+    if status is None:
+        raise ValueError("not an RTSP answer")
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(status.group(1)), status.group(2).strip(), headers
+
+
+def _challenge(values: list[str]) -> tuple[str, dict[str, str]] | None:
+    """The scheme and parameters of the strongest WWW-Authenticate challenge: Digest before Basic."""
+    found = {}
+    for value in values:
+        scheme, _, rest = value.partition(" ")
+        found[scheme.lower()] = dict(re.findall(r'(\w+)\s*=\s*"?([^",]*)"?', rest))
+    for scheme in ("digest", "basic"):
+        if scheme in found:
+            return scheme, found[scheme]
+    return None
+
+
+def authorization(scheme: str, params: dict[str, str], user: str, password: str, uri: str) -> str | None:
+    """The Authorization header for DESCRIBE `uri` (RFC 2617, MD5), or None for a scheme or
+    algorithm not spoken here."""
+    if scheme == "basic":
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    if params.get("algorithm", "MD5").upper() != "MD5":
+        return None
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    realm, nonce = params.get("realm", ""), params.get("nonce", "")
+    ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"DESCRIBE:{uri}")
+    fields = f'username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}"'
+    if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
+        cnonce = hashlib.sha256(nonce.encode()).hexdigest()[:16]
+        response = md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
+        fields += f', qop=auth, nc=00000001, cnonce="{cnonce}"'
+    else:
+        response = md5(f"{ha1}:{nonce}:{ha2}")
+    if "opaque" in params:
+        fields += f', opaque="{params["opaque"]}"'
+    return f'Digest {fields}, response="{response}", algorithm=MD5'
+
+
+def _describe(address: tuple[str, int], uri: str, sequence: int, auth: str | None, timeout: float):
+    with socket.create_connection(address, timeout=timeout) as connection:
+        request = (f"DESCRIBE {uri} RTSP/1.0\r\nCSeq: {sequence}\r\nAccept: application/sdp\r\n"
+                   "User-Agent: maskwatch\r\n" + (f"Authorization: {auth}\r\n" if auth else "") + "\r\n")
+        connection.sendall(request.encode())
+        return _answer(connection)
+
+
+def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
+    """What the camera of the rtsp:// URL `source` refuses its stream for, in a line that repeats
+    no part of the URL (a password may be in it); None where it serves it, where it is not RTSP,
+    or where it cannot be asked (the connection problems are said before OpenCV's open)."""
+    address = stream_address(source)
+    if address is None or not source.lower().startswith("rtsp://"):
+        return None
+    parts = urlsplit(source)
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    netloc = parts.netloc.rpartition("@")[2]
+    uri = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    try:
+        status, reason, headers = _describe(address, uri, 1, None, timeout)
+        if status == 401 and user:
+            challenge = _challenge(headers.get("www-authenticate", []))
+            auth = authorization(*challenge, user, password, uri) if challenge else None
+            if auth is None:
+                return None  # a scheme not spoken here: nothing to tell
+            status, reason, headers = _describe(address, uri, 2, auth, timeout)
+    except (OSError, ValueError):
+        return None
+    if status == 401:
+        return ("the camera refused the user name or password (401)" if user else
+                "the camera asks for a user name and password (401): rtsp://USER:PASSWORD@host/...")
+    if status == 404:
+        return "the camera has no stream at this path (404); see its manual for the stream's path"
+    if status >= 400:
+        return f"the camera refused the stream: {status} {reason}".rstrip()
+    return None
