@@ -588,7 +588,7 @@ def test_plain_http_beyond_loopback_uses_a_cookie_without_the_host_prefix(tmp_pa
         assert response.headers["strict-transport-security"].startswith("max-age=")
 
 
-def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path):
+def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path, caplog):
     from fastapi.testclient import TestClient
 
     from maskwatch.serving.app import ServeSettings, create_app
@@ -608,6 +608,26 @@ def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path
     with TestClient(app, base_url="http://maskwatch.lan", client=("10.0.0.2", 4000)) as other:  # another address
         assert other.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF).status_code == 200
     assert [e["target"] for e in AuthStore(db).access_log(action="login_limited")] == [ADMIN[0]]
+    # The server's log too, for fail2ban: each failure with its client, the limit once a minute.
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.access"]
+    assert said[:3] == [f"login failed for user {name!r} from testclient" for name in ("a", "b", "c")], said
+    assert len(said) == 4 and said[3].startswith("logins from testclient refused for "), said
+
+
+def test_a_failed_login_with_a_newline_in_its_name_is_one_log_line(tmp_path, caplog):
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "n.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        forged = "x from 10.0.0.1\nlogin failed for user 'admin'"
+        assert client.post("/login", json={"username": forged, "password": "guess"}, headers=CSRF).status_code == 401
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.access"]
+    assert "\n" not in line and line.endswith(" from testclient")
 
 
 def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):

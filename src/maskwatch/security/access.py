@@ -28,6 +28,13 @@ from maskwatch.site.events import driver_reason
 
 log = logging.getLogger(__name__)
 
+
+def said_failed(name: str, client: str) -> None:
+    """A failed login in the server's log too, one line each, for fail2ban and log alerts (the
+    access log is in the database, where they cannot look). Each client's failures are bounded by
+    the limits; the name as repr, so that a name holding a newline cannot forge a line."""
+    log.warning("login failed for user %r from %s", name[:64], client)
+
 ACCESS = "x-maskwatch-access"  # public | user (the default) | all-cameras | admin
 AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is written to the access log
 # (best effort: where the database cannot be written the request is answered, the row lost and the
@@ -218,17 +225,19 @@ class AccessControl:
         if audit is not None and 200 <= status < 300:
             self._audit(*audit)
 
-    def _audit(self, action: str, user: str | None, client: str, path: str | None, key: tuple | None = None) -> None:
-        """One row per `key` (user, client, action and path by default) a minute at most."""
+    def _audit(self, action: str, user: str | None, client: str, path: str | None, key: tuple | None = None) -> bool:
+        """One row per `key` (user, client, action and path by default) a minute at most; whether
+        this one was written."""
         now, key = time.monotonic(), key or (user, client, action, path)
         with self._audited_lock:
             if now - self._audited.get(key, -AUDIT_EVERY) < AUDIT_EVERY:
-                return
+                return False
             self._audited[key] = now
             self._audited.move_to_end(key)
             while len(self._audited) > 10_000:  # the oldest go; the log itself is in the database
                 self._audited.popitem(last=False)
         self.store.log(action, user, client, path)
+        return True
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
@@ -284,7 +293,9 @@ class AccessControl:
                 wait = max(1, math.ceil(oldest + self.window - time.time()))
                 # Once a minute per client, whatever names it tries (a row per new name let one
                 # address write 700 rows a second); the first name of the minute is kept.
-                self._audit("login_limited", None, client, name[:64], key=("login_limited", client))
+                if self._audit("login_limited", None, client, name[:64], key=("login_limited", client)):
+                    log.warning("logins from %s refused for %d s: too many failed (the server's log says this "
+                                "once a minute per client)", client, wait)
                 raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
             try:
                 user = self.store.check_login(name, password)
@@ -296,6 +307,7 @@ class AccessControl:
                 raise
             if user is None:  # the attempt's rows stay: they are its failure
                 self.store.log("login_failed", None, client, name[:64])
+                said_failed(name, client)
                 raise AuthError(401, "wrong user name or password")
         finally:
             with self._in_flight_lock:
@@ -305,6 +317,7 @@ class AccessControl:
         token = self.store.start_session(user["id"], user.pop("password_hash"))
         if token is None:  # removed, or given a new password, while this login was being checked
             self.store.log("login_failed", None, client, name[:64])
+            said_failed(name, client)
             raise AuthError(401, "wrong user name or password")
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
             self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
