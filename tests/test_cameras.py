@@ -447,3 +447,79 @@ def test_the_host_checked_before_opening_is_the_one_ffmpeg_opens(url, address):
     assert stream_address(url) == address
     if address is not None and ":" in address[0]:
         assert host_port(address) == "[::1]:8554"
+
+
+class RefusingCamera:
+    """A camera on loopback that answers each RTSP request with `answer` (its CSeq put in), sent
+    `drip` bytes at a time, `pause` seconds apart; it keeps the requests it was sent."""
+
+    def __init__(self, answer: str, drip: int = 0, pause: float = 0.0) -> None:
+        import socket
+        import threading
+
+        self.answer, self.drip, self.pause = answer, drip, pause
+        self.requests: list[str] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"rtsp://127.0.0.1:{self.listener.getsockname()[1]}/stream"
+        self._done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        self.listener.settimeout(0.2)
+        while not self._done.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
+
+    def _talk(self, connection) -> None:
+        import re
+
+        connection.settimeout(10)
+        with connection:
+            data = b""
+            while not self._done.is_set():
+                try:
+                    part = connection.recv(4096)
+                except OSError:
+                    return
+                if not part:
+                    return
+                data += part
+                while b"\r\n\r\n" in data:
+                    head, data = data.split(b"\r\n\r\n", 1)
+                    request = head.decode("latin-1")
+                    self.requests.append(request)
+                    cseq = re.search(r"CSeq: *(\d+)", request, re.I)
+                    answer = self.answer.replace("CSEQ", cseq.group(1) if cseq else "1").encode()
+                    try:
+                        if not self.drip:
+                            connection.sendall(answer)
+                            continue
+                        while not self._done.is_set():  # a byte now and then, never the answer's end
+                            connection.sendall(answer[:self.drip])
+                            answer = answer[self.drip:] or b"X-Slow: " + b"x" * self.drip
+                            time.sleep(self.pause)
+                    except OSError:
+                        return
+
+    def stop(self) -> None:
+        self._done.set()
+        self.listener.close()
+
+
+def test_a_camera_that_answers_a_byte_at_a_time_does_not_hold_the_probe():
+    """The probe's socket timeout was per recv: a camera sending a byte every second held the
+    camera's reader (and its stop) for as long as it liked, 64 KiB of header at most."""
+    from maskwatch.video.rtsp_probe import rtsp_refusal
+
+    camera = RefusingCamera("RTSP/1.0 404 Not Found\r\nCSeq: CSEQ\r\n", drip=1, pause=0.2)
+    try:
+        started = time.monotonic()
+        assert rtsp_refusal(camera.url, timeout=1.0) is None  # no answer in time: nothing to tell
+        assert time.monotonic() - started < 3.0
+    finally:
+        camera.stop()

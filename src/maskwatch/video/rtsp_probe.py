@@ -13,6 +13,7 @@ import base64
 import hashlib
 import re
 import socket
+import time
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from maskwatch.video.sources import stream_address
@@ -20,10 +21,17 @@ from maskwatch.video.sources import stream_address
 LONGEST_ANSWER = 64 * 1024  # the headers of an answer; a camera's are a few hundred bytes
 
 
-def _answer(connection: socket.socket) -> tuple[int, str, dict[str, list[str]]]:
-    """The status code, reason and headers (lower-cased names) of one RTSP answer."""
+def _answer(connection: socket.socket, timeout: float) -> tuple[int, str, dict[str, list[str]]]:
+    """The status code, reason and headers (lower-cased names) of one RTSP answer, read within
+    `timeout` seconds in all (TimeoutError after): a socket's timeout is per recv, and a camera
+    sending a byte now and then would have held the camera's reader for hours."""
     data = b""
+    deadline = time.monotonic() + timeout
     while b"\r\n\r\n" not in data and len(data) < LONGEST_ANSWER:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no whole answer in time")
+        connection.settimeout(left)
         part = connection.recv(4096)
         if not part:
             break
@@ -82,7 +90,7 @@ def _describe(address: tuple[str, int], uri: str, sequence: int, auth: str | Non
         request = (f"DESCRIBE {uri} RTSP/1.0\r\nCSeq: {sequence}\r\nAccept: application/sdp\r\n"
                    "User-Agent: maskwatch\r\n" + (f"Authorization: {auth}\r\n" if auth else "") + "\r\n")
         connection.sendall(request.encode())
-        return _answer(connection)
+        return _answer(connection, timeout)
 
 
 def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
