@@ -523,3 +523,19 @@ def test_a_camera_that_answers_a_byte_at_a_time_does_not_hold_the_probe():
         assert time.monotonic() - started < 3.0
     finally:
         camera.stop()
+
+
+def test_a_wrong_password_is_tried_by_the_probe_once_per_outage_not_at_every_retry():
+    """Each probe with a wrong password is one more failed login on the camera, which locks the
+    user out after a few (Hikvision: 5-7): asked at every retry, the probe doubled their rate."""
+    camera = RefusingCamera('RTSP/1.0 401 Unauthorized\r\nCSeq: CSEQ\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n')
+    reader = fast_reader(camera.url.replace("rtsp://", "rtsp://admin:guess@"), "locked")
+    try:
+        reader.start()
+        assert wait_until(lambda: reader.state().reconnects >= 4, 20), reader.state()
+        assert "refused the user name or password (401)" in reader.state().last_error
+    finally:
+        reader.stop()
+        camera.stop()
+    probes = [r for r in camera.requests if r.startswith("DESCRIBE") and "User-Agent: maskwatch" in r]
+    assert len(probes) == 2, probes  # one unsigned, one signed: once in the outage

@@ -94,6 +94,9 @@ class CameraReader:
         self._reconnects = 0
         self._last_error: str | None = None
         self._down = False  # said in the log to be without frames, not yet said to be back
+        # The camera's refusal (rtsp_probe), kept for the outage once told: each ask with a wrong
+        # password is one more failed login, and cameras lock a user out after a few (Hikvision: 5-7).
+        self._refusal: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-read-{name}", daemon=True)
 
@@ -196,7 +199,9 @@ class CameraReader:
                         continue  # the end of a file: loop it at once
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
-                    error = rtsp_refusal(self.source, min(5.0, self.stall_timeout)) or "cannot open"
+                    if self._refusal is None:
+                        self._refusal = rtsp_refusal(self.source, min(5.0, self.stall_timeout))
+                    error = self._refusal or "cannot open"
             finally:
                 if capture is not None:
                     capture.release()
@@ -232,7 +237,7 @@ class CameraReader:
                 self._wanted.clear()
             got_frames = True
             if self._down:
-                self._down = False
+                self._down, self._refusal = False, None
                 log.warning("%s (%s): frames again", self.name, redact_source(self.source))
             now = time.monotonic()
             with self._lock:
