@@ -539,3 +539,18 @@ def test_a_wrong_password_is_tried_by_the_probe_once_per_outage_not_at_every_ret
         camera.stop()
     probes = [r for r in camera.requests if r.startswith("DESCRIBE") and "User-Agent: maskwatch" in r]
     assert len(probes) == 2, probes  # one unsigned, one signed: once in the outage
+
+
+def test_a_cameras_status_line_is_said_printable_and_short():
+    """The reason of a refusal is the camera's text, into the log and last_error: its \\r or
+    terminal escapes went there as they came, and a reason of 60 KiB made a line of 60 KiB."""
+    from maskwatch.video.rtsp_probe import rtsp_refusal
+
+    camera = RefusingCamera("RTSP/1.0 403 Forbidden\r2026-12-05 WARNING forged\x1b[2K" + "x" * 60_000
+                            + "\r\nCSeq: CSEQ\r\n\r\n")
+    try:
+        said = rtsp_refusal(camera.url, timeout=2.0)
+    finally:
+        camera.stop()
+    assert said.startswith("the camera refused the stream: 403 Forbidden?2026-12-05 WARNING forged?[2K"), said[:200]
+    assert len(said) < 150, len(said)

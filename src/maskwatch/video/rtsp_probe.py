@@ -120,5 +120,8 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
     if status == 404:
         return "the camera has no stream at this path (404); see its manual for the stream's path"
     if status >= 400:
+        # The camera's words, printable and short: a bare \n in them would have begun a log line
+        # of the camera's making.
+        reason = re.sub(r"[^\x20-\x7e]", "?", reason)[:80]
         return f"the camera refused the stream: {status} {reason}".rstrip()
     return None
