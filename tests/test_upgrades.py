@@ -143,3 +143,24 @@ def test_backup_copies_an_older_database_as_it_is(tmp_path):
             assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
             assert connection.execute("SELECT count(*) FROM users").fetchone() == (2,)
     assert events == 6
+
+
+def test_a_snapshot_that_cannot_be_copied_is_one_line_and_leaves_no_half_copy(tmp_path):
+    """A full disk (or a snapshot that cannot be read) while the snapshots were copied ended the
+    backup in an OSError traceback, the database copied and half the snapshots beside it."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=100_000)
+    for i in range(3):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), last=NOW + i), np.zeros((8, 8, 3), np.uint8))
+    store.close()
+    (tmp_path / "snaps" / "door-2.jpg").unlink()
+    (tmp_path / "snaps" / "door-2.jpg").mkdir()  # copying it fails as a full disk's would: an OSError
+    (tmp_path / "site.yaml").write_text(f"cameras:\n  door:\n    source: webcam:0\nstorage:\n  database: "
+                                        f"{tmp_path / 'site.db'}\n  snapshots: {tmp_path / 'snaps'}\n")
+    result = CliRunner().invoke(app, ["backup", "--config", str(tmp_path / "site.yaml"), str(tmp_path / "b")])
+    assert result.exit_code == 1 and "door-2.jpg: cannot copy it" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert list((tmp_path / "b").iterdir()) == []

@@ -58,4 +58,9 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
                     copied += 1
                 except FileNotFoundError:  # deleted by retention since, or never written (a full disk)
                     pass
+                except OSError as err:  # a full disk, an unreadable file: one line, and no half copy kept
+                    shutil.rmtree(dest / "snapshots", ignore_errors=True)
+                    copy.unlink(missing_ok=True)
+                    raise BackupError(f"{folder / name}: cannot copy it: {err.strerror or err}; nothing was "
+                                      "kept") from None
     return copy, events, copied
