@@ -368,3 +368,18 @@ def test_a_failed_first_who_am_i_is_asked_again(server, tab):  # noqa: F811
     desk.click("#retry")
     desk.wait_for_selector("#account:not([hidden])", timeout=10_000)
     desk.wait_for_selector("#stale", state="hidden", timeout=10_000)  # answered: its notice goes too
+
+
+def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):  # noqa: F811
+    """The button is busy while a login is out, and refuses another: a request a hung server (or a
+    dropped Wi-Fi) held for minutes left the page with no word and no way to try again."""
+    login = tab(1280, 720)
+    held = []
+    login.route("**/login", lambda route: held.append(route) if route.request.method == "POST" else route.continue_())
+    login.goto(server + "/login")
+    login.fill("#username", "manager")
+    login.fill("#password", "a password")
+    login.click("button[type=submit]")
+    login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
+                            timeout=25_000)
+    assert login.get_attribute("button[type=submit]", "aria-disabled") is None  # another try may go
