@@ -132,6 +132,12 @@ def test_backup_refuses_what_it_cannot_copy_consistently(tmp_path):
     assert list((tmp_path / "t").iterdir()) == []  # no half copy
     result = CliRunner().invoke(app, ["backup", "--database", str(tmp_path / "site.db"), str(tmp_path / "b")])
     assert result.exit_code == 0 and result.output == f"{tmp_path / 'b' / 'site.db'}: 0 events\n"
+    # --config and --database both: the site's database was copied, the one named ignored in silence.
+    (tmp_path / "site.yaml").write_text(f"cameras:\n  door:\n    source: webcam:0\nstorage:\n  database: "
+                                        f"{tmp_path / 'site.db'}\n")
+    result = CliRunner().invoke(app, ["backup", "--config", str(tmp_path / "site.yaml"), "--database",
+                                      str(tmp_path / "other.db"), str(tmp_path / "c")])
+    assert result.exit_code == 1 and "not both" in result.output and not (tmp_path / "c").exists()
 
 
 def test_backup_copies_an_older_database_as_it_is(tmp_path):
