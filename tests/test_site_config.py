@@ -314,11 +314,14 @@ def test_a_stream_url_without_its_scheme_is_refused_without_its_password(tmp_pat
     """`viewer:pw@host/...` (rtsp:// left out or mistyped) was read as a file: 'no such video file:
     .../viewer:hunter2@10.0.0.5/stream1', the password in the error."""
     path = write(tmp_path, "cameras:\n  a: {source: 'viewer:hunter2@10.0.0.5/stream1'}\n"
-                           "  b: {source: webcam:0, detect_source: 'rtsp:/viewer:hunter2@10.0.0.5/stream2'}\n")
+                           "  b: {source: webcam:0, detect_source: 'rtsp:/viewer:hunter2@10.0.0.5/stream2'}\n"
+                           # a password in the query (Foscam's MJPEG), its scheme mistyped: it was repeated
+                           "  c: {source: 'http:/10.0.0.6:88/cgi-bin/CGIStream.cgi?cmd=GetMJStream&usr=a&pwd=hunter2'}\n")
     with pytest.raises(SiteConfigError) as err:
         load_site_config(path, environ={})
     assert [p.split(":")[0] for p in err.value.problems] == ["camera 'a', field 'source'",
-                                                             "camera 'b', field 'detect_source'"]
+                                                             "camera 'b', field 'detect_source'",
+                                                             "camera 'c', field 'source'"]
     assert all("neither a video file nor a stream URL" in p for p in err.value.problems)
     assert "hunter2" not in str(err.value)
 

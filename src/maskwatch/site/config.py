@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import parse_span
-from maskwatch.video.sources import STREAM_PREFIXES, stream_url_problem
+from maskwatch.video.sources import SECRET_PARAMETER, STREAM_PREFIXES, stream_url_problem
 
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole (fullmatch): "$" let a final newline in
 ENV_VAR = re.compile(r"\$\{([^}]*)\}")
@@ -193,7 +193,8 @@ class CameraConfig(CameraSettings):
             if problem := stream_url_problem(value):
                 raise ValueError(problem)
         elif not Path(value).is_file():
-            if "@" in value:  # user:password@host with its scheme left out or mistyped: not repeated
+            # user:password@host or ?pwd=... with its scheme left out or mistyped: not repeated
+            if "@" in value or SECRET_PARAMETER.search(value):
                 raise ValueError(f"neither a video file nor a stream URL; a URL starts with one of "
                                  f"{', '.join(STREAM_PREFIXES)}")
             raise ValueError(f"no such video file: {value}")
