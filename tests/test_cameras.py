@@ -554,3 +554,26 @@ def test_a_cameras_status_line_is_said_printable_and_short():
         camera.stop()
     assert said.startswith("the camera refused the stream: 403 Forbidden?2026-12-05 WARNING forged?[2K"), said[:200]
     assert len(said) < 150, len(said)
+
+
+def test_a_password_with_brackets_is_sent_as_written_and_the_reader_goes_on():
+    """FFmpeg takes `rtsp://admin:p[a]ss@host/...` as it is; the probe read the URL with urlsplit,
+    whose ValueError ('Invalid IPv6 URL') ended the camera's reader thread: offline for good."""
+    import base64
+
+    from maskwatch.video.rtsp_probe import rtsp_refusal
+
+    camera = RefusingCamera('RTSP/1.0 401 Unauthorized\r\nCSeq: CSEQ\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n')
+    url = camera.url.replace("rtsp://", "rtsp://admin:p[a%5Dss@")
+    reader = fast_reader(url, "brackets")
+    try:
+        assert rtsp_refusal(url, timeout=2.0) == "the camera refused the user name or password (401)"
+        signed = [r for r in camera.requests if "Authorization: Basic " in r]
+        sent = base64.b64decode(signed[0].split("Authorization: Basic ")[1].split("\r\n")[0]).decode()
+        assert sent == "admin:p[a]ss" and signed[0].startswith(f"DESCRIBE {camera.url} RTSP/1.0")
+        reader.start()
+        assert wait_until(lambda: reader.state().reconnects >= 2, 20), reader.state()
+        assert reader._thread.is_alive() and "refused the user name or password" in reader.state().last_error
+    finally:
+        reader.stop()
+        camera.stop()

@@ -14,7 +14,7 @@ import hashlib
 import re
 import socket
 import time
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from maskwatch.video.sources import stream_address
 
@@ -100,10 +100,13 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
     address = stream_address(source)
     if address is None or not source.lower().startswith("rtsp://"):
         return None
-    parts = urlsplit(source)
-    user, password = unquote(parts.username or ""), unquote(parts.password or "")
-    netloc = parts.netloc.rpartition("@")[2]
-    uri = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    # Read as stream_address and FFmpeg read it, not with urlsplit: a password holding a [ or ]
+    # (written as is, as FFmpeg takes it) was its ValueError, which ended the camera's reader.
+    authority, tail = re.match(r"([^/?#]*)([^#]*)", source.partition("://")[2]).groups()
+    userinfo, _, host = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    user, password = unquote(user), unquote(password)
+    uri = f"rtsp://{host}{tail if tail.startswith('/') else '/' + tail}"
     try:
         status, reason, headers = _describe(address, uri, 1, None, timeout)
         if status == 401 and user:
