@@ -361,6 +361,16 @@ def test_a_stream_url_with_a_bad_port_is_refused_by_name(tmp_path):
     assert "secret" not in result.output
 
 
+def test_a_stream_whose_password_holds_brackets_is_named_by_its_host_and_path():
+    """FFmpeg takes `p[a]ss` as written; urlsplit raised ValueError ("'a' does not appear to be an
+    IPv4 or IPv6 address"): `detect URL` ended in a traceback quoting part of the password."""
+    from maskwatch.video.sources import describe_source
+
+    assert describe_source("rtsp://admin:p[a]ss@10.0.0.5:554/Streaming/Channels/101").name == \
+        "10.0.0.5_554_Streaming_Channels_101"
+    assert describe_source("rtsp://admin:p[ss@cam/live?channel=1").name == "cam__live"
+
+
 @pytest.mark.parametrize("camera", ["--fixed-camera", "--moving-camera"])
 def test_detect_every_second_frame_carries_tracked_faces(tmp_path, sample_dir, camera):
     video = make_video(tmp_path / "clip.mp4", sample_dir, frames=6)

@@ -8,7 +8,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -192,12 +191,15 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
 
 def stream_name(source: str) -> str:
     """A name for a stream's outputs and frames: its host and path, no scheme, user or password."""
-    parts = urlsplit(source)
-    try:
-        port = parts.port or ""
-    except ValueError:
-        raise SourceError(f"{redact_source(source)}: not a valid port") from None
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{parts.hostname or ''}_{port}{parts.path}").strip("_.")
+    # Split as stream_address splits it, not by urlsplit: a password holding a [ or ] (FFmpeg takes
+    # it as written) was urlsplit's ValueError, a traceback quoting part of the password.
+    rest = source.partition("://")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host, port = _host_and_port(rest)
+    if port and not (port.isdigit() and int(port) <= 65535):
+        raise SourceError(f"{redact_source(source)}: not a valid port")
+    path = re.split(r"[?#]", rest[len(authority):], maxsplit=1)[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{host.lower()}_{int(port) if port else ''}{path}").strip("_.")
     return name or "stream"
 
 
