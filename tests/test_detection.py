@@ -336,6 +336,11 @@ def test_bad_sources(source, message):
     # an MJPEG camera's (Foscam's) login and a bare pw= were shown whole, in the log, --check and the API
     ("http://cam/videostream.cgi?loginuse=admin&loginpas=s3cret", "http://cam/videostream.cgi?loginuse=admin&loginpas=***"),
     ("http://cam/mjpg?user=admin&pw=s3cret", "http://cam/mjpg?user=admin&pw=***"),
+    # XMEye DVRs put the login in the path: shown whole
+    ("rtsp://cam:554/user=admin_password=s3cret_channel=1_stream=0.sdp?real_stream",
+     "rtsp://cam:554/user=admin_password=***"),
+    ("rtsp://cam:554/user=admin&password=s3cret&channel=1&stream=0.sdp", "rtsp://cam:554/user=admin&password=***&channel=1&stream=0.sdp"),
+    ("rtsp://cam:554/Streaming/Channels/101?transportmode=unicast", "rtsp://cam:554/Streaming/Channels/101?transportmode=unicast"),
     ("rtsp://cam:554/stream1", "rtsp://cam:554/stream1"),
     ("webcam:0", "webcam:0"),
 ])

@@ -204,9 +204,11 @@ def stream_name(source: str) -> str:
 
 
 # Query parameters that carry a camera's credentials (`?user=admin&pwd=...`, `?token=...`).
-SECRET_PARAMETER = re.compile(r"([?&;][^=&;#]*(?:pas|pw|token|key|secret|auth|sig)[^=&;#]*=)[^&;#]*", re.I)
+SECRET_PARAMETER = re.compile(r"([?&;/_][^=&;#/]*(?:pas|pw|token|key|secret|auth|sig)[^=&;#/]*=)[^&;#]*", re.I)
 # (a name holding any of these: accessToken, clientSecret, api_key, Foscam's loginpas, pw; harmless
-# names such as `design=` are hidden too, which costs a display, where a leak would cost a camera)
+# names such as `design=` are hidden too, which costs a display, where a leak would cost a camera).
+# In a path too, after a / or _: XMEye DVRs' `/user=admin_password=..._channel=1_stream=0.sdp`
+# was shown whole (all after the password goes, up to a & ; or #).
 
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
