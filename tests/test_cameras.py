@@ -453,11 +453,11 @@ class RefusingCamera:
     """A camera on loopback that answers each RTSP request with `answer` (its CSeq put in), sent
     `drip` bytes at a time, `pause` seconds apart; it keeps the requests it was sent."""
 
-    def __init__(self, answer: str, drip: int = 0, pause: float = 0.0) -> None:
+    def __init__(self, answer: str, drip: int = 0, pause: float = 0.0, delay: float = 0.0) -> None:
         import socket
         import threading
 
-        self.answer, self.drip, self.pause = answer, drip, pause
+        self.answer, self.drip, self.pause, self.delay = answer, drip, pause, delay  # delay: before each answer
         self.requests: list[str] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"rtsp://127.0.0.1:{self.listener.getsockname()[1]}/stream"
@@ -495,6 +495,7 @@ class RefusingCamera:
                     self.requests.append(request)
                     cseq = re.search(r"CSeq: *(\d+)", request, re.I)
                     answer = self.answer.replace("CSEQ", cseq.group(1) if cseq else "1").encode()
+                    time.sleep(self.delay)
                     try:
                         if not self.drip:
                             connection.sendall(answer)
@@ -576,4 +577,17 @@ def test_a_password_with_brackets_is_sent_as_written_and_the_reader_goes_on():
         assert reader._thread.is_alive() and "refused the user name or password" in reader.state().last_error
     finally:
         reader.stop()
+        camera.stop()
+
+
+def test_the_probe_takes_its_timeout_in_all_not_per_request():
+    """Two DESCRIBEs (unsigned, then signed) each had the whole timeout for their connection and
+    answer: the camera's reader, and the site's stop, waited up to four times the 5 s."""
+    from maskwatch.video.rtsp_probe import rtsp_refusal
+
+    camera = RefusingCamera('RTSP/1.0 401 Unauthorized\r\nCSeq: CSEQ\r\nWWW-Authenticate: Basic realm="cam"\r\n\r\n',
+                            delay=0.6)
+    try:  # each answer in time on its own, not both
+        assert rtsp_refusal(camera.url.replace("rtsp://", "rtsp://admin:guess@"), timeout=1.0) is None
+    finally:
         camera.stop()

@@ -85,18 +85,26 @@ def authorization(scheme: str, params: dict[str, str], user: str, password: str,
     return f'Digest {fields}, response="{response}", algorithm=MD5'
 
 
-def _describe(address: tuple[str, int], uri: str, sequence: int, auth: str | None, timeout: float):
-    with socket.create_connection(address, timeout=timeout) as connection:
+def _describe(address: tuple[str, int], uri: str, sequence: int, auth: str | None, deadline: float):
+    """One DESCRIBE and its answer, by `deadline` (time.monotonic) or TimeoutError."""
+    def left() -> float:
+        if (seconds := deadline - time.monotonic()) <= 0:
+            raise TimeoutError("no answer in time")
+        return seconds
+
+    with socket.create_connection(address, timeout=left()) as connection:
         request = (f"DESCRIBE {uri} RTSP/1.0\r\nCSeq: {sequence}\r\nAccept: application/sdp\r\n"
                    "User-Agent: maskwatch\r\n" + (f"Authorization: {auth}\r\n" if auth else "") + "\r\n")
+        connection.settimeout(left())
         connection.sendall(request.encode())
-        return _answer(connection, timeout)
+        return _answer(connection, left())
 
 
 def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
     """What the camera of the rtsp:// URL `source` refuses its stream for, in a line that repeats
     no part of the URL (a password may be in it); None where it serves it, where it is not RTSP,
-    or where it cannot be asked (the connection problems are said before OpenCV's open)."""
+    or where it cannot be asked (the connection problems are said before OpenCV's open).
+    `timeout`: seconds for the whole (both DESCRIBEs): the camera's reader waits on it."""
     address = stream_address(source)
     if address is None or not source.lower().startswith("rtsp://"):
         return None
@@ -107,14 +115,15 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
     user, _, password = userinfo.partition(":")
     user, password = unquote(user), unquote(password)
     uri = f"rtsp://{host}{tail if tail.startswith('/') else '/' + tail}"
+    deadline = time.monotonic() + timeout
     try:
-        status, reason, headers = _describe(address, uri, 1, None, timeout)
+        status, reason, headers = _describe(address, uri, 1, None, deadline)
         if status == 401 and user:
             challenge = _challenge(headers.get("www-authenticate", []))
             auth = authorization(*challenge, user, password, uri) if challenge else None
             if auth is None:
                 return None  # a scheme not spoken here: nothing to tell
-            status, reason, headers = _describe(address, uri, 2, auth, timeout)
+            status, reason, headers = _describe(address, uri, 2, auth, deadline)
     except (OSError, ValueError):
         return None
     if status == 401:
