@@ -246,6 +246,21 @@ def test_a_second_batch_into_the_same_output_folder_is_refused(cluster, inputs, 
     assert batch(str(min(inputs.glob("maks*.png"))), "--out", str(out)).exit_code == 0  # once it has ended
 
 
+def test_a_folder_that_takes_no_lock_is_scored_unlocked(cluster, inputs, tmp_path, monkeypatch):
+    """NFS, where a cluster's shared --out lies, emulates flock with a write lock that a folder
+    opened read-only cannot hold (EBADF): every batch there was refused as a second batch."""
+    import errno
+    import fcntl
+
+    def no_lock_here(fd, operation):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", no_lock_here)
+    result = batch(str(min(inputs.glob("maks*.png"))), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0 and "another maskwatch batch" not in result.output, result.output
+    assert json.loads((tmp_path / "out" / "batch.json").read_text())["done"] == 1
+
+
 def test_only_good_files_exit_zero(cluster, inputs, tmp_path):
     photo = min(inputs.glob("maks*.png"))
     result = batch(str(photo), "--out", str(tmp_path / "out"))
