@@ -154,11 +154,12 @@ def test_python_dash_m_maskwatch_is_the_command():
 
 def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
     """`users add ana --config site.yaml --database other.db` added ana to the site's database,
-    silently, not to the one named."""
+    silently, not to the one named; `backup` copied the site's."""
     pytest.importorskip("sqlalchemy")
     site = tmp_path / "site.yaml"
     site.write_text(f"cameras: {{door: {{source: 'rtsp://127.0.0.1:1/x'}}}}\nstorage: {{database: {tmp_path / 'site.db'}}}\n")
-    for args in (["users", "add", "ana"], ["users", "list"], ["tokens", "add", "prometheus"]):
+    for args in (["users", "add", "ana"], ["users", "list"], ["tokens", "add", "prometheus"],
+                 ["backup", str(tmp_path / "b")]):  # backup copied the site's database, not other.db
         result = runner.invoke(app, [*args, "--config", str(site), "--database", str(tmp_path / "other.db")],
                                input="a long enough password\n")
         assert result.exit_code == 1 and "give --config or --database, not both" in result.output, result.output

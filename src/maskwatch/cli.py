@@ -1136,6 +1136,8 @@ def backup(
 
     site = site_config(config, "backup")
     snapshots = None
+    if site is not None and database != "maskwatch.db":  # as users and tokens: the site's was copied, silently
+        _fail("--config names the site's database (storage.database); give --config or --database, not both")
     if site is not None:
         database, snapshots = site.storage.database, site.storage.snapshots
     from maskwatch.site.backup import BackupError, backup_site
