@@ -29,7 +29,7 @@ def _leaf_commands():
 def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form():
     """`--help` showed `--seed [default: 0]`, `--port`, `tokens list`, `users remove NAME` with no
     word of what they are; `fit-detector -o F.json` was "No such option: -o" where eight other
-    commands took it."""
+    commands took it, and `annotations -o DIR` too (its folder was --to alone)."""
     unhelped, no_short = [], []
     for words, command in _leaf_commands():
         if not (command.help or "").strip():
@@ -37,7 +37,7 @@ def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form
         for param in command.params:
             if param.name != "help" and not (getattr(param, "help", None) or "").strip():
                 unhelped.append(f"{words} {param.opts[0]}")
-            if "--out" in getattr(param, "opts", ()) and "-o" not in param.opts:
+            if {"--out", "--to"} & set(getattr(param, "opts", ())) and "-o" not in param.opts:  # annotations --to
                 no_short.append(words)
     assert not unhelped and not no_short, (unhelped, no_short)
 
