@@ -5,6 +5,7 @@ import json
 import shutil
 
 import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -142,3 +143,27 @@ def test_what_is_no_photo_runs_output_is_refused_in_one_line(run, tmp_path, samp
     assert result.exit_code == 1 and "a video; annotations are written for photos only" in result.output
     assert not (tmp_path / "a").exists()
     assert invoke("annotations", out, "--photos", photos, "--to", tmp_path / "a", "--format", "yolo").exit_code == 2
+
+
+def test_a_photo_turned_by_its_exif_orientation_is_written_turned(tmp_path, sample_dir):
+    """detect reads a phone photo turned by its EXIF orientation, and the boxes are in that frame;
+    the copy kept the tag and the unturned pixels, which labelImg shows as they are: every box
+    elsewhere, and the <size> it saved the other way round (prepare then skipped the photo)."""
+    Image = pytest.importorskip("PIL.Image")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: its pixels are stored turned the other way
+    upright = Image.open(sample_dir / "images" / PHOTOS[0]).convert("RGB")
+    upright.transpose(Image.Transpose.ROTATE_90).save(photos / "phone.jpg", exif=exif.tobytes(), quality=95)
+    assert invoke("detect", photos, "--out", tmp_path / "det", "--quiet", "--no-media").exit_code == 0
+    (line,) = [json.loads(text) for text in (tmp_path / "det" / "detections.jsonl").read_text().splitlines()]
+    assert (line["width"], line["height"]) == upright.size and line["faces"]  # read turned, upright
+    result = invoke("annotations", tmp_path / "det", "--photos", photos, "--to", tmp_path / "voc")
+    assert result.exit_code == 0, result.output
+    written = cv2.imread(str(tmp_path / "voc" / "images" / "phone.jpg"), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    assert written.shape[:2] == (line["height"], line["width"])  # the pixels as a tool ignoring EXIF shows them
+    turned = cv2.imread(str(photos / "phone.jpg"))
+    assert np.abs(written.astype(int) - turned).mean() < 3  # the photo detect read, encoded again
+    work = prepare(tmp_path / "voc", tmp_path / "work", CropSpec(size=32), progress=False)
+    assert work.photos == 1 and not work.problems

@@ -19,7 +19,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from maskwatch.atomic import OutputError, atomic_dir, check_output_folder
-from maskwatch.data.images import ImageError, decode_image
+from maskwatch.data.images import ImageError, decode_image, to_8_bits
 from maskwatch.faces import CLASSES, UNASSESSABLE
 from maskwatch.video.sources import SourceError, describe_source, photo_files
 
@@ -185,19 +185,40 @@ def coco_document(photos: list[Photo]) -> dict:
 
 def _copy_photo(photo: Photo, target: Path) -> None:
     """The photo's own bytes into `target`, after checking it is still the size detect read: a
-    photo edited or replaced since would get boxes that are not its faces'."""
+    photo edited or replaced since would get boxes that are not its faces'. A photo its EXIF
+    orientation turns (a phone's) is written turned, as detect read it and the boxes are: labelImg
+    shows a file's pixels unturned, every box then elsewhere, and saved its <size> the other way
+    round, which `prepare` and the detector commands refuse."""
     try:
         data = photo.path.read_bytes()
     except OSError as err:
         raise AnnotationsError(f"{photo.path}: cannot read file: {err.strerror or err}") from None
     try:
-        shape = decode_image(data, source=str(photo.path)).shape
+        image = decode_image(data, source=str(photo.path))
     except ImageError as err:
         raise AnnotationsError(str(err)) from None
+    shape = image.shape
     if shape[:2] != (photo.height, photo.width):
         raise AnnotationsError(f"{photo.path}: {shape[1]}x{shape[0]}, but detect read it as {photo.width}x"
                                f"{photo.height} (edited or replaced since?): its boxes would not fit; detect it again")
-    target.write_bytes(data)
+    target.write_bytes(_unturned(data, image, target.suffix))
+
+
+def _unturned(data: bytes, image, suffix: str) -> bytes:
+    """`data`, or where its EXIF orientation turns or mirrors its pixels, `image` (those pixels as
+    read, turned) encoded again in the same format (a JPEG at quality 95), without the tag."""
+    import cv2
+    import numpy as np
+
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+                       | cv2.IMREAD_IGNORE_ORIENTATION)
+    if raw is None or raw.shape[:2] == image.shape[:2] and np.array_equal(to_8_bits(raw), image):
+        return data
+    try:
+        ok, encoded = cv2.imencode(suffix, image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    except cv2.error:
+        ok = False
+    return encoded.tobytes() if ok else data  # a format OpenCV cannot write (GIF): as it was
 
 
 @dataclass(frozen=True)
