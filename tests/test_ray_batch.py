@@ -134,6 +134,28 @@ def test_a_batch_stopped_part_way_records_what_it_scored(tmp_path, sample_dir, m
     assert (summary["results"][2]["frames"], summary["results"][2]["faces"]) == (1, 3)  # read back
 
 
+def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path, sample_dir):
+    """ray.init took SIGTERM for Ray's crash handler: `timeout` or `docker stop` aborted the batch
+    (exit 134) with no batch.json and its temp folders left, where cli.md promises exit 130."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from maskwatch.cli import main; main()", "batch",
+               str(sample_dir / "images"), "--out", str(out), "--actors", "1", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while len(glob.glob(str(out / "*.png"))) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130 and "stopped by Ctrl-C or SIGTERM" in output, (process.returncode, output)
+    summary = json.loads((out / "batch.json").read_text())
+    finished = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert summary["interrupted"] and 2 <= summary["done"] < 40
+    assert sorted(row["output"] for row in summary["results"] if row["status"] == "done") == finished
+
+
 def test_a_rerun_without_batch_json_reads_the_figures_back(cluster, inputs, tmp_path):
     """A driver that died (Ray ends it 60 s after its cluster is lost) writes no batch.json: the
     re-run skipped its files with null frames and faces."""
