@@ -3,6 +3,7 @@ maskwatch's own VOC reader and `prepare`; real `detect` runs on a few sample pho
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -167,3 +168,27 @@ def test_a_photo_turned_by_its_exif_orientation_is_written_turned(tmp_path, samp
     assert np.abs(written.astype(int) - turned).mean() < 3  # the photo detect read, encoded again
     work = prepare(tmp_path / "voc", tmp_path / "work", CropSpec(size=32), progress=False)
     assert work.photos == 1 and not work.problems
+
+
+def test_photos_of_one_stem_get_images_named_as_their_xml_files(tmp_path, sample_dir):
+    """a.jpg beside a.png: detect names them by their whole names, the XML files were a.jpg.xml and
+    a.png.xml beside images a.jpg and a.png, and labelImg and CVAT, which pair an image with the XML
+    of its stem (a.xml), found no annotation for either."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(sample_dir / "images" / PHOTOS[0], photos / "a.png")
+    cv2.imwrite(str(photos / "a.jpg"), cv2.imread(str(sample_dir / "images" / PHOTOS[1])))
+    assert invoke("detect", photos, "--out", tmp_path / "det", "--quiet", "--no-media").exit_code == 0
+    for fmt in ("voc", "coco"):
+        result = invoke("annotations", tmp_path / "det", "--photos", photos, "--to", tmp_path / fmt, "--format", fmt)
+        assert result.exit_code == 0, result.output
+    images = sorted(p.name for p in (tmp_path / "voc" / "images").iterdir())
+    assert images == ["a.jpg.jpg", "a.png.png"]
+    for xml in (tmp_path / "voc" / "annotations").glob("*.xml"):
+        ann = load_voc_annotation(xml)
+        assert Path(ann.filename).stem == xml.stem and ann.filename in images
+        assert (tmp_path / "voc" / "images" / ann.filename).read_bytes() == (photos / xml.stem).read_bytes()
+    assert prepare(tmp_path / "voc", tmp_path / "work", CropSpec(size=32), progress=False).photos == 2
+    doc = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in doc["images"]) == images
+    assert sorted(p.name for p in (tmp_path / "coco" / "images").iterdir()) == images

@@ -57,6 +57,13 @@ class Photo:
     height: int
     faces: tuple[dict, ...]
 
+    @property
+    def file_name(self) -> str:
+        """Its copy's name in DIR/images: the file's own, but where detect named it by its whole
+        name (a.jpg beside a.png) that name and the suffix, "a.jpg.jpg", whose stem is its XML
+        file's: labelImg and CVAT pair an image with the annotation of its stem, and found none."""
+        return self.name + self.path.suffix
+
 
 def read_detections(out: Path | str, photos: Path | str) -> tuple[list[Photo], int]:
     """The photos of the detect output folder `out`, found in `photos` (the image or folder detect
@@ -166,7 +173,7 @@ def coco_document(photos: list[Photo]) -> dict:
     category = {name: i for i, name in enumerate(CATEGORIES, start=1)}
     images, annotations = [], []
     for image_id, photo in enumerate(photos, start=1):
-        images.append({"id": image_id, "file_name": photo.path.name, "width": photo.width, "height": photo.height})
+        images.append({"id": image_id, "file_name": photo.file_name, "width": photo.width, "height": photo.height})
         for face in photo.faces:
             box = _pixel_box(face, photo.width, photo.height)
             if box is None:
@@ -250,10 +257,10 @@ def write_annotations(out: Path | str, photos: Path | str, fmt: str, target: Pat
         if fmt == "voc":
             (tmp / "annotations").mkdir()
         for photo in found:
-            _copy_photo(photo, tmp / "images" / photo.path.name)
+            _copy_photo(photo, tmp / "images" / photo.file_name)
             if fmt == "voc":
                 boxes = voc_boxes(photo)
-                (tmp / "annotations" / f"{photo.name}.xml").write_bytes(voc_xml(photo, photo.path.name))
+                (tmp / "annotations" / f"{photo.name}.xml").write_bytes(voc_xml(photo, photo.file_name))
                 faces += len(boxes)
                 review += sum(label == REVIEW for label, _, _ in boxes)
         if fmt == "coco":
