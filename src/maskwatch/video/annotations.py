@@ -222,7 +222,8 @@ def _unturned(data: bytes, image, suffix: str) -> bytes:
     if raw is None or raw.shape[:2] == image.shape[:2] and np.array_equal(to_8_bits(raw), image):
         return data
     try:
-        ok, encoded = cv2.imencode(suffix, image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        jpeg = suffix.lower() in (".jpg", ".jpeg")
+        ok, encoded = cv2.imencode(suffix, image, [cv2.IMWRITE_JPEG_QUALITY, 95] if jpeg else [])
     except cv2.error:
         ok = False
     return encoded.tobytes() if ok else data  # a format OpenCV cannot write (GIF): as it was
