@@ -3,8 +3,10 @@ maskwatch's own VOC reader and `prepare`; real `detect` runs on a few sample pho
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -142,3 +144,51 @@ def test_what_is_no_photo_runs_output_is_refused_in_one_line(run, tmp_path, samp
     assert result.exit_code == 1 and "a video; annotations are written for photos only" in result.output
     assert not (tmp_path / "a").exists()
     assert invoke("annotations", out, "--photos", photos, "--to", tmp_path / "a", "--format", "yolo").exit_code == 2
+
+
+def test_a_photo_turned_by_its_exif_orientation_is_written_turned(tmp_path, sample_dir):
+    """detect reads a phone photo turned by its EXIF orientation, and the boxes are in that frame;
+    the copy kept the tag and the unturned pixels, which labelImg shows as they are: every box
+    elsewhere, and the <size> it saved the other way round (prepare then skipped the photo)."""
+    Image = pytest.importorskip("PIL.Image")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: its pixels are stored turned the other way
+    upright = Image.open(sample_dir / "images" / PHOTOS[0]).convert("RGB")
+    upright.transpose(Image.Transpose.ROTATE_90).save(photos / "phone.jpg", exif=exif.tobytes(), quality=95)
+    assert invoke("detect", photos, "--out", tmp_path / "det", "--quiet", "--no-media").exit_code == 0
+    (line,) = [json.loads(text) for text in (tmp_path / "det" / "detections.jsonl").read_text().splitlines()]
+    assert (line["width"], line["height"]) == upright.size and line["faces"]  # read turned, upright
+    result = invoke("annotations", tmp_path / "det", "--photos", photos, "--to", tmp_path / "voc")
+    assert result.exit_code == 0, result.output
+    written = cv2.imread(str(tmp_path / "voc" / "images" / "phone.jpg"), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    assert written.shape[:2] == (line["height"], line["width"])  # the pixels as a tool ignoring EXIF shows them
+    turned = cv2.imread(str(photos / "phone.jpg"))
+    assert np.abs(written.astype(int) - turned).mean() < 3  # the photo detect read, encoded again
+    work = prepare(tmp_path / "voc", tmp_path / "work", CropSpec(size=32), progress=False)
+    assert work.photos == 1 and not work.problems
+
+
+def test_photos_of_one_stem_get_images_named_as_their_xml_files(tmp_path, sample_dir):
+    """a.jpg beside a.png: detect names them by their whole names, the XML files were a.jpg.xml and
+    a.png.xml beside images a.jpg and a.png, and labelImg and CVAT, which pair an image with the XML
+    of its stem (a.xml), found no annotation for either."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(sample_dir / "images" / PHOTOS[0], photos / "a.png")
+    cv2.imwrite(str(photos / "a.jpg"), cv2.imread(str(sample_dir / "images" / PHOTOS[1])))
+    assert invoke("detect", photos, "--out", tmp_path / "det", "--quiet", "--no-media").exit_code == 0
+    for fmt in ("voc", "coco"):
+        result = invoke("annotations", tmp_path / "det", "--photos", photos, "--to", tmp_path / fmt, "--format", fmt)
+        assert result.exit_code == 0, result.output
+    images = sorted(p.name for p in (tmp_path / "voc" / "images").iterdir())
+    assert images == ["a.jpg.jpg", "a.png.png"]
+    for xml in (tmp_path / "voc" / "annotations").glob("*.xml"):
+        ann = load_voc_annotation(xml)
+        assert Path(ann.filename).stem == xml.stem and ann.filename in images
+        assert (tmp_path / "voc" / "images" / ann.filename).read_bytes() == (photos / xml.stem).read_bytes()
+    assert prepare(tmp_path / "voc", tmp_path / "work", CropSpec(size=32), progress=False).photos == 2
+    doc = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    assert sorted(i["file_name"] for i in doc["images"]) == images
+    assert sorted(p.name for p in (tmp_path / "coco" / "images").iterdir()) == images

@@ -29,7 +29,7 @@ def _leaf_commands():
 def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form():
     """`--help` showed `--seed [default: 0]`, `--port`, `tokens list`, `users remove NAME` with no
     word of what they are; `fit-detector -o F.json` was "No such option: -o" where eight other
-    commands took it."""
+    commands took it, and `annotations -o DIR` too (its folder was --to alone)."""
     unhelped, no_short = [], []
     for words, command in _leaf_commands():
         if not (command.help or "").strip():
@@ -37,7 +37,7 @@ def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form
         for param in command.params:
             if param.name != "help" and not (getattr(param, "help", None) or "").strip():
                 unhelped.append(f"{words} {param.opts[0]}")
-            if "--out" in getattr(param, "opts", ()) and "-o" not in param.opts:
+            if {"--out", "--to"} & set(getattr(param, "opts", ())) and "-o" not in param.opts:  # annotations --to
                 no_short.append(words)
     assert not unhelped and not no_short, (unhelped, no_short)
 
@@ -154,11 +154,12 @@ def test_python_dash_m_maskwatch_is_the_command():
 
 def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
     """`users add ana --config site.yaml --database other.db` added ana to the site's database,
-    silently, not to the one named."""
+    silently, not to the one named; `backup` copied the site's."""
     pytest.importorskip("sqlalchemy")
     site = tmp_path / "site.yaml"
     site.write_text(f"cameras: {{door: {{source: 'rtsp://127.0.0.1:1/x'}}}}\nstorage: {{database: {tmp_path / 'site.db'}}}\n")
-    for args in (["users", "add", "ana"], ["users", "list"], ["tokens", "add", "prometheus"]):
+    for args in (["users", "add", "ana"], ["users", "list"], ["tokens", "add", "prometheus"],
+                 ["backup", str(tmp_path / "b")]):  # backup copied the site's database, not other.db
         result = runner.invoke(app, [*args, "--config", str(site), "--database", str(tmp_path / "other.db")],
                                input="a long enough password\n")
         assert result.exit_code == 1 and "give --config or --database, not both" in result.output, result.output

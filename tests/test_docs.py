@@ -75,6 +75,13 @@ def test_every_command_and_option_is_in_the_cli_page():
     assert not missing, f"docs/cli.md does not document: {missing}"
 
 
+def test_every_command_is_in_the_cli_pages_table():
+    """The introduction's table of commands, with their extras, lacked `backup`."""
+    intro, _ = _cli_page()
+    listed = set(re.findall(r"^\| \[?`([a-z-]+)`", intro, re.M)) | {"users", "tokens"}
+    assert not {name.split()[0] for name, _ in _commands()} - listed
+
+
 def test_the_cli_page_teaches_no_option_its_command_lacks():
     """A section is a command's, and its option table's first column names only options the
     command has (a renamed or removed one stayed in the table, and users' scripts copied it)."""

@@ -78,6 +78,9 @@ def test_one_crop_given_without_a_list_is_refused_not_read_as_its_rows(sample_di
     with pytest.raises(ValueError, match=r"one array of shape \(50, 40, 3\); for one crop: predict\(\[crop\]\)"):
         classifier.predict(photo[20:70, 10:50])
     assert len(classifier.predict(np.stack([photo[20:70, 10:50]] * 2))) == 2  # N x H x W x 3 is N crops
+    column = np.empty(2, dtype=object)  # crops of any sizes in an array (a pandas column's .values)
+    column[0], column[1] = photo[20:70, 10:50], photo[:30, :20]
+    assert len(classifier.predict(column)) == 2  # was refused as "one array of shape (2,)"
     with pytest.raises(ValueError, match=r"a crop is empty: shape \(0, 0\)"):  # an OpenCV traceback
         classifier.predict([np.zeros((0, 0), np.uint8)])
 

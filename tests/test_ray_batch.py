@@ -134,6 +134,28 @@ def test_a_batch_stopped_part_way_records_what_it_scored(tmp_path, sample_dir, m
     assert (summary["results"][2]["frames"], summary["results"][2]["faces"]) == (1, 3)  # read back
 
 
+def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path, sample_dir):
+    """ray.init took SIGTERM for Ray's crash handler: `timeout` or `docker stop` aborted the batch
+    (exit 134) with no batch.json and its temp folders left, where cli.md promises exit 130."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from maskwatch.cli import main; main()", "batch",
+               str(sample_dir / "images"), "--out", str(out), "--actors", "1", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while len(glob.glob(str(out / "*.png"))) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130 and "stopped by Ctrl-C or SIGTERM" in output, (process.returncode, output)
+    summary = json.loads((out / "batch.json").read_text())
+    finished = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert summary["interrupted"] and 2 <= summary["done"] < 40
+    assert sorted(row["output"] for row in summary["results"] if row["status"] == "done") == finished
+
+
 def test_a_rerun_without_batch_json_reads_the_figures_back(cluster, inputs, tmp_path):
     """A driver that died (Ray ends it 60 s after its cluster is lost) writes no batch.json: the
     re-run skipped its files with null frames and faces."""
@@ -244,6 +266,21 @@ def test_a_second_batch_into_the_same_output_folder_is_refused(cluster, inputs, 
     assert result.exit_code == 1 and "another maskwatch batch is writing here" in result.output, result.output
     assert (out / "batch.json").read_text() == "the first batch's"
     assert batch(str(min(inputs.glob("maks*.png"))), "--out", str(out)).exit_code == 0  # once it has ended
+
+
+def test_a_folder_that_takes_no_lock_is_scored_unlocked(cluster, inputs, tmp_path, monkeypatch):
+    """NFS, where a cluster's shared --out lies, emulates flock with a write lock that a folder
+    opened read-only cannot hold (EBADF): every batch there was refused as a second batch."""
+    import errno
+    import fcntl
+
+    def no_lock_here(fd, operation):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.setattr(fcntl, "flock", no_lock_here)
+    result = batch(str(min(inputs.glob("maks*.png"))), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0 and "another maskwatch batch" not in result.output, result.output
+    assert json.loads((tmp_path / "out" / "batch.json").read_text())["done"] == 1
 
 
 def test_only_good_files_exit_zero(cluster, inputs, tmp_path):

@@ -183,8 +183,10 @@ class Classifier:
 
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = BATCH) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
-        if isinstance(crops, np.ndarray) and (crops.ndim < 3 or crops.ndim == 3 and crops.shape[2] in (1, 3, 4)):
+        if isinstance(crops, np.ndarray) and crops.dtype != object \
+                and (crops.ndim < 3 or crops.ndim == 3 and crops.shape[2] in (1, 3, 4)):
             # One crop iterates as its rows: H "grey crops" of W x 3 pixels, each given a label.
+            # An array of objects is a sequence of crops (a pandas column's .values).
             raise ValueError(f"crops is a sequence of crops, got one array of shape {crops.shape}; "
                              "for one crop: predict([crop])")
         crops = [_as_bgr(c) for c in crops]

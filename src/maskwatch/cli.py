@@ -515,7 +515,7 @@ class AnnotationFormat(str, Enum):
 def annotations(
     detections: Annotated[Path, typer.Argument(help="The --out folder of a `maskwatch detect` run on photos.")],
     photos: Annotated[Path, typer.Option(help="The photo or folder of photos that run read (detections.jsonl names them by stem only).")],
-    to: Annotated[Path, typer.Option("--to", help="New folder to write: images/ and the annotations.")],
+    to: Annotated[Path, typer.Option("--to", "--out", "-o", help="New folder to write: images/ and the annotations.")],
     fmt: Annotated[AnnotationFormat, typer.Option("--format", help="voc: annotations/*.xml as `prepare` reads them; "
                                                   "coco: annotations.json with scores.")] = AnnotationFormat.voc,
 ) -> None:

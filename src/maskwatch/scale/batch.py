@@ -243,16 +243,24 @@ def _check_writable(out: Path) -> None:
 def _only_batch_in(out: Path) -> Iterator[None]:
     """OUT for this batch alone: a second batch into it removed the first's unfinished folders as
     leftovers and wrote batch.json over the first's. An flock on the folder itself: no lock file
-    among the outputs, and none left behind by a killed batch."""
+    among the outputs, and none left behind by a killed batch. A filesystem that takes no lock on
+    a folder (NFS emulates flock with write locks, which a folder opened read-only cannot hold:
+    EBADF; others say ENOLCK or EOPNOTSUPP) runs the batch unlocked: the shared folder a cluster's
+    nodes write was refused as "another batch is writing here" by every batch."""
+    import errno
     import fcntl
 
     folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise OutputError(f"{out}: another maskwatch batch is writing here; wait for it to end or "
-                              "give another --out") from None
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                logging.getLogger(__name__).warning("%s: not locked for this batch (%s): run one batch "
+                                                    "at a time into it", out, err.strerror or err)
+            else:
+                raise OutputError(f"{out}: another maskwatch batch is writing here; wait for it to end or "
+                                  "give another --out") from None
         yield
     finally:
         os.close(folder)

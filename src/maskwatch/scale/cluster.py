@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 
 
@@ -81,10 +83,18 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
     else:
         # "local": a cluster of our own even if RAY_ADDRESS points elsewhere.
         kwargs = {"address": "local", "num_cpus": num_cpus or os.cpu_count() or 1}
+    # ray.init takes SIGTERM for its own (a crash handler that aborts the driver: exit 134, no
+    # clean-up, a batch's batch.json never written, its temp folders left): the handler the
+    # command had (maskwatch.cli turns SIGTERM into Ctrl-C) is given it back.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
     try:
         ray.init(**kwargs, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ClusterError(f"cannot start Ray{f' at {address}' if address else ''}: {err}") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     try:
         yield
     finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from maskwatch.atomic import OutputError, atomic_dir, check_output_folder
-from maskwatch.data.images import ImageError, decode_image
+from maskwatch.data.images import ImageError, decode_image, to_8_bits
 from maskwatch.faces import CLASSES, UNASSESSABLE
 from maskwatch.video.sources import SourceError, describe_source, photo_files
 
@@ -56,6 +56,13 @@ class Photo:
     width: int
     height: int
     faces: tuple[dict, ...]
+
+    @property
+    def file_name(self) -> str:
+        """Its copy's name in DIR/images: the file's own, but where detect named it by its whole
+        name (a.jpg beside a.png) that name and the suffix, "a.jpg.jpg", whose stem is its XML
+        file's: labelImg and CVAT pair an image with the annotation of its stem, and found none."""
+        return self.name + self.path.suffix
 
 
 def read_detections(out: Path | str, photos: Path | str) -> tuple[list[Photo], int]:
@@ -166,7 +173,7 @@ def coco_document(photos: list[Photo]) -> dict:
     category = {name: i for i, name in enumerate(CATEGORIES, start=1)}
     images, annotations = [], []
     for image_id, photo in enumerate(photos, start=1):
-        images.append({"id": image_id, "file_name": photo.path.name, "width": photo.width, "height": photo.height})
+        images.append({"id": image_id, "file_name": photo.file_name, "width": photo.width, "height": photo.height})
         for face in photo.faces:
             box = _pixel_box(face, photo.width, photo.height)
             if box is None:
@@ -185,19 +192,41 @@ def coco_document(photos: list[Photo]) -> dict:
 
 def _copy_photo(photo: Photo, target: Path) -> None:
     """The photo's own bytes into `target`, after checking it is still the size detect read: a
-    photo edited or replaced since would get boxes that are not its faces'."""
+    photo edited or replaced since would get boxes that are not its faces'. A photo its EXIF
+    orientation turns (a phone's) is written turned, as detect read it and the boxes are: labelImg
+    shows a file's pixels unturned, every box then elsewhere, and saved its <size> the other way
+    round, which `prepare` and the detector commands refuse."""
     try:
         data = photo.path.read_bytes()
     except OSError as err:
         raise AnnotationsError(f"{photo.path}: cannot read file: {err.strerror or err}") from None
     try:
-        shape = decode_image(data, source=str(photo.path)).shape
+        image = decode_image(data, source=str(photo.path))
     except ImageError as err:
         raise AnnotationsError(str(err)) from None
+    shape = image.shape
     if shape[:2] != (photo.height, photo.width):
         raise AnnotationsError(f"{photo.path}: {shape[1]}x{shape[0]}, but detect read it as {photo.width}x"
                                f"{photo.height} (edited or replaced since?): its boxes would not fit; detect it again")
-    target.write_bytes(data)
+    target.write_bytes(_unturned(data, image, target.suffix))
+
+
+def _unturned(data: bytes, image, suffix: str) -> bytes:
+    """`data`, or where its EXIF orientation turns or mirrors its pixels, `image` (those pixels as
+    read, turned) encoded again in the same format (a JPEG at quality 95), without the tag."""
+    import cv2
+    import numpy as np
+
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+                       | cv2.IMREAD_IGNORE_ORIENTATION)
+    if raw is None or raw.shape[:2] == image.shape[:2] and np.array_equal(to_8_bits(raw), image):
+        return data
+    try:
+        jpeg = suffix.lower() in (".jpg", ".jpeg")
+        ok, encoded = cv2.imencode(suffix, image, [cv2.IMWRITE_JPEG_QUALITY, 95] if jpeg else [])
+    except cv2.error:
+        ok = False
+    return encoded.tobytes() if ok else data  # a format OpenCV cannot write (GIF): as it was
 
 
 @dataclass(frozen=True)
@@ -229,10 +258,10 @@ def write_annotations(out: Path | str, photos: Path | str, fmt: str, target: Pat
         if fmt == "voc":
             (tmp / "annotations").mkdir()
         for photo in found:
-            _copy_photo(photo, tmp / "images" / photo.path.name)
+            _copy_photo(photo, tmp / "images" / photo.file_name)
             if fmt == "voc":
                 boxes = voc_boxes(photo)
-                (tmp / "annotations" / f"{photo.name}.xml").write_bytes(voc_xml(photo, photo.path.name))
+                (tmp / "annotations" / f"{photo.name}.xml").write_bytes(voc_xml(photo, photo.file_name))
                 faces += len(boxes)
                 review += sum(label == REVIEW for label, _, _ in boxes)
         if fmt == "coco":
