@@ -261,6 +261,36 @@ def test_sigterm_stops_detect_as_ctrl_c_does(tmp_path, sample_dir):
     assert 0 < len(lines) < 600 and (out / "clip.mp4").is_file() and not list(out.glob(".*partial*"))
 
 
+def test_a_killed_run_keeps_its_lines_and_a_rerun_into_its_folder_goes_on(tmp_path, sample_dir):
+    """kill -9 (memory, power, a CI limit) mid-folder left detections.jsonl only as a hidden
+    .partial, and its annotated copies unlisted: every rerun into --out was refused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    photo = cv2.resize(cv2.imread(str(next(sample_dir.glob("images/*.png")))), (160, 120))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(400):
+        cv2.imwrite(str(folder / f"p{i:03d}.jpg"), photo)
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lines = out / "detections.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not (
+            lines.is_file() and lines.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    kept = [json.loads(line) for line in lines.read_text().splitlines()]  # whole lines only
+    assert 3 <= len(kept) < 400 and [k["name"] for k in kept] == [f"p{i:03d}" for i in range(len(kept))]
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet", "--max-frames", "2"])
+    assert result.exit_code == 0, result.output
+
+
 def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):
     folder = tmp_path / "in"
     folder.mkdir()

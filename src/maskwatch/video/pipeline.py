@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import OutputError, atomic_path, make_output_folder, write_text
+from maskwatch.atomic import OutputError, make_output_folder, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
@@ -146,6 +146,27 @@ def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     return sorted(path for path, name in there.items() if name not in ours)
 
 
+def planned_outputs(source: str, info: SourceInfo, out: Path, save_media: bool) -> set[str]:
+    """The names of the files a run may write into `out`."""
+    photos = info.kind in ("image", "folder")
+    names = {"detections.jsonl"} if photos else {"detections.jsonl", "summary.json"}
+    if save_media:
+        named = photo_files(source, info).values() if photos else [info.name]
+        names |= {media_path(out, info, name).name for name in named}
+    return names
+
+
+def open_lines(path: Path):
+    """detections.jsonl, written in place (not under a temp name): whatever stops a run, even a
+    kill -9, leaves the lines of the frames done (JsonLinesSink flushes each)."""
+    if path.is_dir():
+        raise OutputError(f"{path}: a folder is there, not a file; name another --out (nothing was written)")
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"{path}: cannot be written ({err.strerror or err})") from None
+
+
 def _unreadable(source: str, problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
@@ -216,7 +237,11 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         make_output_folder(out)
         frames = itertools.chain([first], source_frames)
         lines_path = out / "detections.jsonl"
-        with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
+        # Listed before any is written: a run killed outright (kill -9, memory, power) left copies
+        # no list named, and every rerun into --out was refused as writing over the user's files.
+        before = written_before(out)
+        write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, save_media))))
+        with open_lines(lines_path) as lines:
             # The order is the contract: the line is written (and on_line called) before on_frame,
             # and on_frame before the frame is drawn; summary.json is written last.
             sinks.append(JsonLinesSink(lines, on_line))
@@ -243,10 +268,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     result.outputs.append(lines_path)
     if summary is not None:
         result.outputs.append(summary.path)
-    written = written_before(out)
-    if summary is None and "summary.json" in written:  # an earlier video run's: not of these lines
+    if summary is None and "summary.json" in before:  # an earlier video run's: not of these lines
         (out / "summary.json").unlink(missing_ok=True)
-    write_text(out / WRITTEN, json.dumps(sorted(written | {p.name for p in result.outputs})))
+    write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = info.frames  # the photos the source was found to hold (describe_source)
         result.unread = result.photos - result.frames

@@ -38,7 +38,8 @@ def frame_line(frame: Frame, faces: list[Face], detected: bool = True) -> dict:
 
 
 class JsonLinesSink:
-    """One JSON line per frame (frame_line) into an open text file; on_line(record) sees each one."""
+    """One JSON line per frame (frame_line) into an open text file, flushed at once (`tail -f`
+    follows a run, a killed one keeps its lines); on_line(record) sees each one."""
 
     def __init__(self, stream: IO[str], on_line: Callable[[dict], None] | None = None) -> None:
         self.stream, self.on_line = stream, on_line
@@ -46,6 +47,7 @@ class JsonLinesSink:
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         record = frame_line(frame, faces, detected)
         self.stream.write(json.dumps(record) + "\n")
+        self.stream.flush()  # a whole line at a time: a killed run's file ends at a frame's line
         if self.on_line is not None:
             self.on_line(record)
 
