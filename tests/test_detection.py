@@ -291,6 +291,20 @@ def test_a_killed_run_keeps_its_lines_and_a_rerun_into_its_folder_goes_on(tmp_pa
     assert result.exit_code == 0, result.output
 
 
+def test_progress_counts_to_max_frames_and_goes_on_without_a_known_length(tmp_path, sample_dir, detector,
+                                                                           capsys):
+    """--max-frames 3 of 12 frames ended at "3/12 (25%)", its time left reckoned for 12; a video of
+    no known length (an IP camera's .mjpeg, as a stream) showed no progress at all."""
+    from maskwatch.video.pipeline import run_detect
+
+    run_detect(str(make_video(tmp_path / "clip.mp4", sample_dir)), tmp_path / "a", detector, max_frames=3)
+    assert "detect: 3/3 frame (100%) done in" in capsys.readouterr().err
+    ok, jpeg = cv2.imencode(".jpg", cv2.imread(str(next(sample_dir.glob("images/*.png")))))
+    (tmp_path / "cam.mjpeg").write_bytes(jpeg.tobytes() * 4)
+    run_detect(str(tmp_path / "cam.mjpeg"), tmp_path / "b", detector, save_media=False)
+    assert "detect: 4 frame done in" in capsys.readouterr().err
+
+
 def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):
     folder = tmp_path / "in"
     folder.mkdir()

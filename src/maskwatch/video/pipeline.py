@@ -253,8 +253,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
             summary = SummarySink(out / "summary.json", source, result) if tracked else None
             if summary is not None:
                 sinks.append(summary)
-            bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
-                               disable=not progress or info.frames is None)
+            # Also with no known length (a stream, an .mjpeg): the count and rate say it is alive.
+            total = info.frames if max_frames is None else min(info.frames or max_frames, max_frames)
+            bar = progress_bar(frames, total=total, desc="detect", unit="frame", disable=not progress)
             try:
                 run_frames(bar, processor, sinks, result, max_frames)
             except Exception as err:  # noqa: BLE001 - the lines so far are kept (this block completes), then raised
