@@ -497,6 +497,37 @@ def test_a_video_that_cannot_be_written_leaves_the_earlier_one(tmp_path, sample_
     assert not list(out.glob(".*partial*"))
 
 
+def test_a_video_the_writer_could_not_finish_leaves_the_earlier_one(tmp_path, sample_dir, detector, monkeypatch):
+    """OpenCV's writer says nothing when the disk fills: its mp4, without an index, replaced the
+    earlier run's good one."""
+    from maskwatch.video import pipeline, sinks
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=4)
+    out = tmp_path / "out"
+    pipeline.run_detect(str(video), out, detector, progress=False)
+    earlier = (out / "clip.mp4").read_bytes()
+
+    class FullDiskWriter:  # opens, then writes nothing a player can read
+        def __init__(self, path, *args):
+            Path(path).write_bytes(b"\0\0\0\x18ftypmp42")
+
+        def isOpened(self):
+            return True
+
+        def write(self, image):
+            pass
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(sinks.cv2, "VideoWriter", FullDiskWriter)
+    with pytest.raises(pipeline.DetectFailed, match="annotated video could not be finished"):
+        pipeline.run_detect(str(video), out, detector, progress=False)
+    assert (out / "clip.mp4").read_bytes() == earlier
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 4  # the lines of the frames done
+    assert not list(out.glob(".*partial*"))
+
+
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):
     from maskwatch.data.prepare import read_faces_csv
     from maskwatch.data.split import read_split_csv

@@ -74,6 +74,22 @@ def test_run_frames_writes_every_sink_in_order_and_closes_them(detector, clip):
     assert [line["detected"] for line in lines] == [True, False, True, False]
 
 
+def test_a_sink_failing_to_close_leaves_the_others_closed(detector, clip, tmp_path):
+    """A full disk failed the lines' last flush, and the sinks after it were never closed: no
+    summary.json, the video left unfinished under its temp name."""
+    from maskwatch.video.sinks import SummarySink
+
+    class FullDisk(io.StringIO):
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+    result = DetectResult(out=tmp_path)
+    sinks = [JsonLinesSink(FullDisk()), SummarySink(tmp_path / "summary.json", str(clip), result)]
+    with pytest.raises(OSError, match="No space left"):
+        run_frames(read_frames(str(clip)), FrameProcessor(detector, FaceTracker(), 2), sinks, result)
+    assert json.loads((tmp_path / "summary.json").read_text())["failed"] == "[Errno 28] No space left on device"
+
+
 def test_faces_the_frame_does_not_show_are_blurred_too():
     """A face not shown (an unsure one continuing no track, a new one before its track's second
     detection) is still a face: --blur and a site's privacy mode blur it like the shown ones."""

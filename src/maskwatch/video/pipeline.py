@@ -19,7 +19,8 @@ from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
-from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink, media_path
+from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, MediaSink, Sink, SummarySink,
+                                  media_path)
 from maskwatch.video.sources import (UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
                                      folder_files, photo_files, read_frames)
 from maskwatch.video.tracker import FaceTracker
@@ -156,13 +157,13 @@ def planned_outputs(source: str, info: SourceInfo, out: Path, save_media: bool) 
     return names
 
 
-def open_lines(path: Path):
+def open_lines(path: Path) -> LinesFile:
     """detections.jsonl, written in place (not under a temp name): whatever stops a run, even a
-    kill -9, leaves the lines of the frames done (JsonLinesSink flushes each)."""
+    kill -9, leaves the lines of the frames done."""
     if path.is_dir():
         raise OutputError(f"{path}: a folder is there, not a file; name another --out (nothing was written)")
     try:
-        return open(path, "w", encoding="utf-8")
+        return LinesFile(path)
     except OSError as err:
         raise OutputError(f"{path}: cannot be written ({err.strerror or err})") from None
 
@@ -271,7 +272,11 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         result.outputs.append(summary.path)
     if summary is None and "summary.json" in before:  # an earlier video run's: not of these lines
         (out / "summary.json").unlink(missing_ok=True)
-    write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
+    try:
+        write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
+    except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
+        if failure is None:
+            raise
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = info.frames  # the photos the source was found to hold (describe_source)
         result.unread = result.photos - result.frames

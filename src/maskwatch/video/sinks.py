@@ -6,6 +6,7 @@ store or the live view), so a loop writes every frame to a list of them and know
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -53,6 +54,39 @@ class JsonLinesSink:
 
     def close(self) -> None:
         self.stream.flush()
+
+
+class LinesFile:
+    """A text file written in place a whole line at a time, unbuffered: a killed run's file ends
+    at a line's end, and a line a full disk cut short is taken back out (a reader of the file
+    failed on its half line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "wb", buffering=0)
+        self.end = 0
+
+    def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        try:
+            while data:
+                data = data[self.file.write(data):]  # an unbuffered write may be short
+        except OSError:
+            with contextlib.suppress(OSError):  # not every file can be cut (a device)
+                self.file.truncate(self.end)
+            raise
+        self.end = self.file.tell()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> LinesFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class SummarySink:
@@ -189,10 +223,19 @@ class MediaSink:
                 self.video.write(self._pending[1])
                 self._pending = None
             self.video.release()
+            self.video = None
             target = media_path(self.out, self.info, self.info.name)
+            # OpenCV's writer says nothing of a failed write: a full disk left an mp4 without its
+            # index (unplayable) in the place of the earlier run's.
+            finished = cv2.VideoCapture(str(self.video_tmp))
+            playable = finished.isOpened()
+            finished.release()
+            if not playable:
+                self.video_tmp.unlink(missing_ok=True)
+                raise OutputError(f"{target}: the annotated video could not be finished (a full disk?); "
+                                  "removed unplayable")
             os.replace(self.video_tmp, target)
             self.written.append(target)
-            self.video = None
 
 
 class LatestFrameSink:
