@@ -528,6 +528,19 @@ def test_a_video_the_writer_could_not_finish_leaves_the_earlier_one(tmp_path, sa
     assert not list(out.glob(".*partial*"))
 
 
+def test_unfinished_files_a_killed_run_left_are_named(tmp_path, sample_dir):
+    """A run killed outright leaves its video under a hidden temp name (an hour's: a gigabyte), and
+    nothing said it was there."""
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".clip.x1y2.partial.mp4").write_bytes(b"\0" * 1000)
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet", "--no-media"])
+    assert result.exit_code == 0, result.output
+    assert "1 unfinished file of a run stopped outright (kill -9, memory, power) or still running " \
+           "(.clip.x1y2.partial.mp4); delete them" in result.output
+
+
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):
     from maskwatch.data.prepare import read_faces_csv
     from maskwatch.data.split import read_split_csv

@@ -236,6 +236,10 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         if first is None:
             raise SourceError(_unreadable(source, result.errors[warned:]))
         make_output_folder(out)
+        if leftovers := sorted(out.glob(".*.partial*")):  # hidden, and a video's may be gigabytes
+            result.errors.append(f"{out}: {len(leftovers)} unfinished file{'s' * (len(leftovers) > 1)} of a run stopped "
+                                 f"outright (kill -9, memory, power) or still running ({leftovers[0].name}"
+                                 f"{', ...' * (len(leftovers) > 1)}); delete them once no run writes here")
         frames = itertools.chain([first], source_frames)
         lines_path = out / "detections.jsonl"
         # Listed before any is written: a run killed outright (kill -9, memory, power) left copies
