@@ -528,17 +528,30 @@ def test_a_video_the_writer_could_not_finish_leaves_the_earlier_one(tmp_path, sa
     assert not list(out.glob(".*partial*"))
 
 
-def test_unfinished_files_a_killed_run_left_are_named(tmp_path, sample_dir):
+def test_unfinished_files_a_killed_run_left_are_named_and_a_running_ones_kept(tmp_path, sample_dir):
     """A run killed outright leaves its video under a hidden temp name (an hour's: a gigabyte), and
-    nothing said it was there."""
+    nothing said it was there; two runs at once into one --out wrote one detections.jsonl."""
     video = make_video(tmp_path / "clip.mp4", sample_dir, frames=2)
     out = tmp_path / "out"
     out.mkdir()
     (out / ".clip.x1y2.partial.mp4").write_bytes(b"\0" * 1000)
     result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet", "--no-media"])
     assert result.exit_code == 0, result.output
-    assert "1 unfinished file of a run stopped outright (kill -9, memory, power) or still running " \
-           "(.clip.x1y2.partial.mp4); delete them" in result.output
+    assert "1 unfinished file of a run stopped outright (kill -9, memory, power) (.clip.x1y2.partial.mp4): " \
+           "they may be deleted" in result.output
+    # ... which is no running one's: a second run into a folder a run is writing waits its turn
+    import fcntl
+    import os
+
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # as a running detect holds it
+        before = sorted(p.name for p in out.iterdir())
+        result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
+        assert result.exit_code == 1 and "another maskwatch detect is writing here" in result.output
+        assert sorted(p.name for p in out.iterdir()) == before
+    finally:
+        os.close(folder)
 
 
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):

@@ -8,12 +8,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import OutputError, make_output_folder, write_text
+from maskwatch.atomic import OutputError, make_output_folder, only_writer, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
@@ -229,6 +230,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         source_frames = live_frames(source, result.errors, name=info.name, on_lost=lambda: end_tracks(processor, sinks))
     else:
         source_frames = read_frames(source, result.errors)
+    held = contextlib.ExitStack()
     try:
         # A stream that never sends a frame fails here, before any output is started; so does a
         # file or folder from which not one frame can be read (a previous run's outputs stay).
@@ -236,10 +238,13 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         if first is None:
             raise SourceError(_unreadable(source, result.errors[warned:]))
         make_output_folder(out)
+        # Two runs into one --out wrote one detections.jsonl at once (it is written in place).
+        held.enter_context(only_writer(out, f"{out}: another maskwatch detect is writing here; wait for it to end "
+                                            "or name another --out (nothing was written)"))
         if leftovers := sorted(out.glob(".*.partial*")):  # hidden, and a video's may be gigabytes
             result.errors.append(f"{out}: {len(leftovers)} unfinished file{'s' * (len(leftovers) > 1)} of a run stopped "
-                                 f"outright (kill -9, memory, power) or still running ({leftovers[0].name}"
-                                 f"{', ...' * (len(leftovers) > 1)}); delete them once no run writes here")
+                                 f"outright (kill -9, memory, power) ({leftovers[0].name}"
+                                 f"{', ...' * (len(leftovers) > 1)}): they may be deleted")
         frames = itertools.chain([first], source_frames)
         lines_path = out / "detections.jsonl"
         # Listed before any is written: a run killed outright (kill -9, memory, power) left copies
@@ -271,6 +276,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
                     result.outputs.extend(media.written)
     finally:
         source_frames.close()  # a stream's reader thread stops here, whatever happened
+        held.close()
     result.outputs.append(lines_path)
     if summary is not None:
         result.outputs.append(summary.path)
