@@ -90,6 +90,25 @@ def test_a_sink_failing_to_close_leaves_the_others_closed(detector, clip, tmp_pa
     assert json.loads((tmp_path / "summary.json").read_text())["failed"] == "[Errno 28] No space left on device"
 
 
+def test_a_long_runs_summary_is_written_as_people_are_decided(tmp_path):
+    """summary.json was written only when the run ended: a stream killed outright (a reboot) a day
+    in left no person's label at all."""
+    from maskwatch.video.sinks import SummarySink
+    from maskwatch.video.tracker import Track
+
+    clock = [0.0]
+    summary = SummarySink(tmp_path / "summary.json", "rtsp://cam", DetectResult(out=tmp_path), every=60,
+                          clock=lambda: clock[0])
+    summary.write_people([Track(track_id=1, box=(0, 0, 40, 40), first_seen=0.0, last_seen=5.0)])
+    assert not (tmp_path / "summary.json").exists()  # not at every person
+    clock[0] = 61.0
+    summary.write_people([Track(track_id=2, box=(0, 0, 40, 40), first_seen=30.0, last_seen=61.0)])
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["running"] is True and [p["track_id"] for p in saved["people"]] == [1, 2]
+    summary.close()
+    assert json.loads((tmp_path / "summary.json").read_text())["running"] is False
+
+
 def test_faces_the_frame_does_not_show_are_blurred_too():
     """A face not shown (an unsure one continuing no track, a new one before its track's second
     detection) is still a face: --blur and a site's privacy mode blur it like the shown ones."""

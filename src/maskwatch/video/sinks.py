@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Callable, Protocol
 
@@ -89,17 +90,26 @@ class LinesFile:
         self.close()
 
 
+# How often summary.json is rewritten while people are decided: a run killed outright (kill -9,
+# a reboot) a day into a stream lost every person's label, the file being written only at the end.
+SUMMARY_EVERY_S = 60.0
+
+
 class SummarySink:
     """summary.json of a video, stream or webcam: one label per person and per-minute counts.
 
     It hears of each person once, when their vote is final (write_people), and writes the file
-    when the run ends (close), keeping each decided person's track until then: a `detect` of a
-    stream that runs for days grows by one track per person, a site uses events instead.
-    `status` is read at close: its frames, interrupted, failed and errors go into the file too.
+    when the run ends (close), and before, at most every `every` seconds as people are decided,
+    with "running": true (the people then still in view not in it), keeping each decided
+    person's track until the end: a `detect` of a stream that runs for days grows by one track
+    per person, a site uses events instead.
+    `status` is read at each writing: its frames, interrupted, failed and errors go into the file too.
     """
 
-    def __init__(self, path: Path, source: str, status) -> None:
+    def __init__(self, path: Path, source: str, status, every: float = SUMMARY_EVERY_S, clock=time.monotonic) -> None:
         self.path, self.source, self.status = Path(path), source, status
+        self.every, self.clock = every, clock
+        self.saved = clock()
         self.people: list = []
         self.summary: dict = {}
 
@@ -108,12 +118,17 @@ class SummarySink:
 
     def write_people(self, people: list) -> None:
         self.people.extend(people)
+        if self.clock() - self.saved >= self.every:
+            self._save(running=True)
 
     def close(self) -> None:
+        self._save(running=False)
+
+    def _save(self, running: bool) -> None:
         people = sorted(self.people, key=lambda t: t.track_id)
         self.summary = {
-            "source": self.source, "frames": self.status.frames, "interrupted": self.status.interrupted,
-            "failed": self.status.failed,
+            "source": self.source, "frames": self.status.frames, "running": running,
+            "interrupted": self.status.interrupted, "failed": self.status.failed,
             "people": [{"track_id": t.track_id, "label": t.decision, "first_seen": round(t.first_seen, 2),
                         "last_seen": round(t.last_seen, 2), "frames": t.hits, "evidence_frames": t.evidence,
                         "probabilities": [round(p, 4) for p in t.evidence_probabilities]} for t in people],
@@ -122,6 +137,7 @@ class SummarySink:
             "errors": list(self.status.errors),
         }
         write_text(self.path, json.dumps(self.summary, indent=2))
+        self.saved = self.clock()
 
 
 class CallbackSink:
