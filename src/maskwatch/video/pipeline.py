@@ -23,7 +23,7 @@ from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, MediaSink, Sink, SummarySink,
                                   media_path)
 from maskwatch.video.sources import (UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
-                                     folder_files, photo_files, read_frames)
+                                     folder_files, photo_files, read_frames, redact_source)
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -236,7 +236,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         # file or folder from which not one frame can be read (a previous run's outputs stay).
         first = next(source_frames, None)
         if first is None:
-            raise SourceError(_unreadable(source, result.errors[warned:]))
+            raise SourceError(_unreadable(redact_source(source), result.errors[warned:]))
         make_output_folder(out)
         # Two runs into one --out wrote one detections.jsonl at once (it is written in place).
         held.enter_context(only_writer(out, f"{out}: another maskwatch detect is writing here; wait for it to end "
@@ -260,7 +260,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
             media = MediaSink(out, info, blur) if save_media else None
             if media is not None:
                 sinks.append(media)
-            summary = SummarySink(out / "summary.json", source, result) if tracked else None
+            # A camera's URL as it may be shown: its password stayed in summary.json.
+            summary = SummarySink(out / "summary.json", redact_source(source), result) if tracked else None
             if summary is not None:
                 sinks.append(summary)
             # Also with no known length (a stream, an .mjpeg): the count and rate say it is alive.
@@ -293,7 +294,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     if summary is not None:
         result.summary = summary.summary
     if failure is not None:
-        raise DetectFailed(f"{source}: stopped after {result.frames} frame{'s' * (result.frames != 1)} by an error: "
+        raise DetectFailed(f"{redact_source(source)}: stopped after {result.frames} frame{'s' * (result.frames != 1)} by an error: "
                            f"{result.failed} (those frames are in {out})", result) from failure
     return result
 
