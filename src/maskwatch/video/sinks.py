@@ -249,7 +249,7 @@ class MediaSink:
             if not playable:
                 self.video_tmp.unlink(missing_ok=True)
                 raise OutputError(f"{target}: the annotated video could not be finished (a full disk?); "
-                                  "removed unplayable")
+                                  "it was removed, unplayable")
             os.replace(self.video_tmp, target)
             self.written.append(target)
 
