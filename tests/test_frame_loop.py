@@ -107,6 +107,13 @@ def test_a_long_runs_summary_is_written_as_people_are_decided(tmp_path):
     assert saved["running"] is True and [p["track_id"] for p in saved["people"]] == [1, 2]
     summary.close()
     assert json.loads((tmp_path / "summary.json").read_text())["running"] is False
+    summary.people *= 1000  # 2000 people: two minutes between writings
+    clock[0] += 61.0
+    summary.write_people([])
+    assert json.loads((tmp_path / "summary.json").read_text())["running"] is False
+    clock[0] += 60.0
+    summary.write_people([])
+    assert json.loads((tmp_path / "summary.json").read_text())["running"] is True
 
 
 def test_faces_the_frame_does_not_show_are_blurred_too():

@@ -99,7 +99,8 @@ class SummarySink:
     """summary.json of a video, stream or webcam: one label per person and per-minute counts.
 
     It hears of each person once, when their vote is final (write_people), and writes the file
-    when the run ends (close), and before, at most every `every` seconds as people are decided,
+    when the run ends (close), and before, every `every` seconds at most (longer past a thousand
+    people) as people are decided,
     with "running": true (the people then still in view not in it), keeping each decided
     person's track until the end: a `detect` of a stream that runs for days grows by one track
     per person, a site uses events instead.
@@ -118,7 +119,9 @@ class SummarySink:
 
     def write_people(self, people: list) -> None:
         self.people.extend(people)
-        if self.clock() - self.saved >= self.every:
+        # A minute per thousand people once there are more: each writing holds them all (a stream
+        # of weeks would rewrite tens of MB a minute).
+        if self.clock() - self.saved >= self.every * max(1.0, len(self.people) / 1000):
             self._save(running=True)
 
     def close(self) -> None:
