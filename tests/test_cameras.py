@@ -252,6 +252,11 @@ def test_detect_on_a_stream_writes_lines_and_a_summary(rtsp_server, tmp_path):  
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["frames"] == 6 and summary["totals"] == result.summary["totals"]
     assert (tmp_path / "out" / f"127.0.0.1_{rtsp_server.port}_clip.mp4").exists()
+    # A camera's password stays out of what is written (summary.json's source held the whole URL)
+    signed = rtsp_server.url.replace("rtsp://", "rtsp://admin:s3cret@")
+    run_detect(signed, tmp_path / "signed", Detector.load(), progress=False, max_frames=2)
+    assert json.loads((tmp_path / "signed" / "summary.json").read_text())["source"] == signed.replace("s3cret", "***")
+    assert not [p for p in (tmp_path / "signed").iterdir() if b"s3cret" in p.read_bytes()]
 
 
 def test_a_sink_that_fails_is_said_once_and_the_camera_goes_on(tmp_path, sample_dir, caplog):

@@ -261,6 +261,50 @@ def test_sigterm_stops_detect_as_ctrl_c_does(tmp_path, sample_dir):
     assert 0 < len(lines) < 600 and (out / "clip.mp4").is_file() and not list(out.glob(".*partial*"))
 
 
+def test_a_killed_run_keeps_its_lines_and_a_rerun_into_its_folder_goes_on(tmp_path, sample_dir):
+    """kill -9 (memory, power, a CI limit) mid-folder left detections.jsonl only as a hidden
+    .partial, and its annotated copies unlisted: every rerun into --out was refused."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    photo = cv2.resize(cv2.imread(str(next(sample_dir.glob("images/*.png")))), (160, 120))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(400):
+        cv2.imwrite(str(folder / f"p{i:03d}.jpg"), photo)
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lines = out / "detections.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not (
+            lines.is_file() and lines.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    kept = [json.loads(line) for line in lines.read_text().splitlines()]  # whole lines only
+    assert 3 <= len(kept) < 400 and [k["name"] for k in kept] == [f"p{i:03d}" for i in range(len(kept))]
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet", "--max-frames", "2"])
+    assert result.exit_code == 0, result.output
+
+
+def test_progress_counts_to_max_frames_and_goes_on_without_a_known_length(tmp_path, sample_dir, detector,
+                                                                           capsys):
+    """--max-frames 3 of 12 frames ended at "3/12 (25%)", its time left reckoned for 12; a video of
+    no known length (an IP camera's .mjpeg, as a stream) showed no progress at all."""
+    from maskwatch.video.pipeline import run_detect
+
+    run_detect(str(make_video(tmp_path / "clip.mp4", sample_dir)), tmp_path / "a", detector, max_frames=3)
+    assert "detect: 3/3 frame (100%) done in" in capsys.readouterr().err
+    ok, jpeg = cv2.imencode(".jpg", cv2.imread(str(next(sample_dir.glob("images/*.png")))))
+    (tmp_path / "cam.mjpeg").write_bytes(jpeg.tobytes() * 4)
+    run_detect(str(tmp_path / "cam.mjpeg"), tmp_path / "b", detector, save_media=False)
+    assert "detect: 4 frame done in" in capsys.readouterr().err
+
+
 def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -466,6 +510,63 @@ def test_a_video_that_cannot_be_written_leaves_the_earlier_one(tmp_path, sample_
         pipeline.run_detect(str(video), out, detector, progress=False)
     assert (out / "clip.mp4").read_bytes() == earlier
     assert not list(out.glob(".*partial*"))
+
+
+def test_a_video_the_writer_could_not_finish_leaves_the_earlier_one(tmp_path, sample_dir, detector, monkeypatch):
+    """OpenCV's writer says nothing when the disk fills: its mp4, without an index, replaced the
+    earlier run's good one."""
+    from maskwatch.video import pipeline, sinks
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=4)
+    out = tmp_path / "out"
+    pipeline.run_detect(str(video), out, detector, progress=False)
+    earlier = (out / "clip.mp4").read_bytes()
+
+    class FullDiskWriter:  # opens, then writes nothing a player can read
+        def __init__(self, path, *args):
+            Path(path).write_bytes(b"\0\0\0\x18ftypmp42")
+
+        def isOpened(self):
+            return True
+
+        def write(self, image):
+            pass
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(sinks.cv2, "VideoWriter", FullDiskWriter)
+    with pytest.raises(pipeline.DetectFailed, match="annotated video could not be finished"):
+        pipeline.run_detect(str(video), out, detector, progress=False)
+    assert (out / "clip.mp4").read_bytes() == earlier
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 4  # the lines of the frames done
+    assert not list(out.glob(".*partial*"))
+
+
+def test_unfinished_files_a_killed_run_left_are_named_and_a_running_ones_kept(tmp_path, sample_dir):
+    """A run killed outright leaves its video under a hidden temp name (an hour's: a gigabyte), and
+    nothing said it was there; two runs at once into one --out wrote one detections.jsonl."""
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".clip.x1y2.partial.mp4").write_bytes(b"\0" * 1000)
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet", "--no-media"])
+    assert result.exit_code == 0, result.output
+    assert "1 unfinished file of a run stopped outright (kill -9, memory, power) (.clip.x1y2.partial.mp4): " \
+           "they may be deleted" in result.output
+    # ... which is no running one's: a second run into a folder a run is writing waits its turn
+    import fcntl
+    import os
+
+    folder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # as a running detect holds it
+        before = sorted(p.name for p in out.iterdir())
+        result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--quiet"])
+        assert result.exit_code == 1 and "another maskwatch detect is writing here" in result.output
+        assert sorted(p.name for p in out.iterdir()) == before
+    finally:
+        os.close(folder)
 
 
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):

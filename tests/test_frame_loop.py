@@ -74,6 +74,48 @@ def test_run_frames_writes_every_sink_in_order_and_closes_them(detector, clip):
     assert [line["detected"] for line in lines] == [True, False, True, False]
 
 
+def test_a_sink_failing_to_close_leaves_the_others_closed(detector, clip, tmp_path):
+    """A full disk failed the lines' last flush, and the sinks after it were never closed: no
+    summary.json, the video left unfinished under its temp name."""
+    from maskwatch.video.sinks import SummarySink
+
+    class FullDisk(io.StringIO):
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+    result = DetectResult(out=tmp_path)
+    sinks = [JsonLinesSink(FullDisk()), SummarySink(tmp_path / "summary.json", str(clip), result)]
+    with pytest.raises(OSError, match="No space left"):
+        run_frames(read_frames(str(clip)), FrameProcessor(detector, FaceTracker(), 2), sinks, result)
+    assert json.loads((tmp_path / "summary.json").read_text())["failed"] == "[Errno 28] No space left on device"
+
+
+def test_a_long_runs_summary_is_written_as_people_are_decided(tmp_path):
+    """summary.json was written only when the run ended: a stream killed outright (a reboot) a day
+    in left no person's label at all."""
+    from maskwatch.video.sinks import SummarySink
+    from maskwatch.video.tracker import Track
+
+    clock = [0.0]
+    summary = SummarySink(tmp_path / "summary.json", "rtsp://cam", DetectResult(out=tmp_path), every=60,
+                          clock=lambda: clock[0])
+    summary.write_people([Track(track_id=1, box=(0, 0, 40, 40), first_seen=0.0, last_seen=5.0)])
+    assert not (tmp_path / "summary.json").exists()  # not at every person
+    clock[0] = 61.0
+    summary.write_people([Track(track_id=2, box=(0, 0, 40, 40), first_seen=30.0, last_seen=61.0)])
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["running"] is True and [p["track_id"] for p in saved["people"]] == [1, 2]
+    summary.close()
+    assert json.loads((tmp_path / "summary.json").read_text())["running"] is False
+    summary.people *= 1000  # 2000 people: two minutes between writings
+    clock[0] += 61.0
+    summary.write_people([])
+    assert json.loads((tmp_path / "summary.json").read_text())["running"] is False
+    clock[0] += 60.0
+    summary.write_people([])
+    assert json.loads((tmp_path / "summary.json").read_text())["running"] is True
+
+
 def test_faces_the_frame_does_not_show_are_blurred_too():
     """A face not shown (an unsure one continuing no track, a new one before its track's second
     detection) is still a face: --blur and a site's privacy mode blur it like the shown ones."""

@@ -32,8 +32,20 @@ def test_off_a_terminal_progress_is_plain_lines_at_most_every_few_seconds():
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue()
     assert len(lines) == 19 + 1  # one every 5 s while running (at 5, 10 ... 95 s), and the last
-    assert lines[0].startswith("prepare: 5/100 photo (5%) after 5.0 s")
+    assert lines[0] == "prepare: 5/100 photo (5%) after 5.0 s, 1.0 photo/s, about 2 min left"
+    assert lines[9] == "prepare: 50/100 photo (50%) after 50.0 s, 1.0 photo/s, about 50 s left"
     assert lines[-1].startswith("prepare: 100/100 photo (100%) done in 100.0 s")
+
+
+def test_a_long_run_in_a_log_says_how_long_is_left_in_minutes_or_hours():
+    log, clock = io.StringIO(), Clock()
+    bar = LogProgress(range(90_000), desc="detect", total=90_000, unit="frame", leave=False, stream=log,
+                      every=600.0, clock=clock)
+    for _ in bar:  # an hour of 25 FPS video at 10 frames a second
+        clock.now += 0.1
+    lines = log.getvalue().splitlines()
+    assert lines[0].endswith("10.0 frame/s, about 2 h 20 min left")
+    assert lines[-1].endswith("10.0 frame/s, about 10 min left")
 
 
 def test_a_fast_loop_in_a_log_writes_one_line():

@@ -116,6 +116,23 @@ def make_output_folder(target: Path | str) -> Path:
 
 
 @contextlib.contextmanager
+def only_writer(folder: Path | str, busy: str) -> Iterator[None]:
+    """`folder` for this process alone while the block runs, else OutputError(busy). An flock on the
+    folder itself: no lock file among the outputs, and none held by a killed run."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(busy) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def atomic_dir(target: Path | str, own: str) -> Iterator[Path]:
     """Yield a temp folder beside `target`; on success it takes `target`'s place.
 

@@ -87,7 +87,18 @@ class LogProgress:
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         elapsed = now - self.started
         rate = f", {self.n / elapsed:.1f} {self.unit}/s" if elapsed > 0 and self.n else ""
+        # What a long run's log is read for: when it will end (tqdm's bar says it on a terminal).
+        left = (f", about {_duration((self.total - self.n) * elapsed / self.n)} left"
+                if not done and rate and self.total and self.total > self.n else "")
         status = "done in" if done else "after"
         prefix = f"{self.desc}: " if self.desc else ""
-        self.stream.write(f"{prefix}{count} {self.unit}{share} {status} {elapsed:.1f} s{rate}\n")
+        self.stream.write(f"{prefix}{count} {self.unit}{share} {status} {elapsed:.1f} s{rate}{left}\n")
         self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """A time left as one reads it: 40 s, 12 min, 3 h 05 min."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"

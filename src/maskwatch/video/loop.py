@@ -45,12 +45,20 @@ def end_tracks(processor: FrameProcessor, sinks: list) -> None:
 
 
 def finish(processor: FrameProcessor, sinks: list) -> None:
-    """The end of a loop: people still in view are decided and handed out, then every sink closes."""
+    """The end of a loop: people still in view are decided and handed out, then every sink closes,
+    each also when one before it failed (a full disk stopped the lines, and the video was left
+    unfinished under its temp name); the first failure is raised after."""
     try:
         end_tracks(processor, sinks)
     finally:
+        failure = None
         for sink in sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as err:  # noqa: BLE001 - raised once every sink has closed
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
 
 def hand_out(sinks: list, people: list, method: str = "write_people") -> None:

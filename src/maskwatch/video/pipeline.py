@@ -8,20 +8,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import OutputError, atomic_path, make_output_folder, write_text
+from maskwatch.atomic import OutputError, make_output_folder, only_writer, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
-from maskwatch.video.sinks import CallbackSink, JsonLinesSink, MediaSink, Sink, SummarySink, media_path
+from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, MediaSink, Sink, SummarySink,
+                                  media_path)
 from maskwatch.video.sources import (UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
-                                     folder_files, photo_files, read_frames)
+                                     folder_files, photo_files, read_frames, redact_source)
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -146,6 +148,27 @@ def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
     return sorted(path for path, name in there.items() if name not in ours)
 
 
+def planned_outputs(source: str, info: SourceInfo, out: Path, save_media: bool) -> set[str]:
+    """The names of the files a run may write into `out`."""
+    photos = info.kind in ("image", "folder")
+    names = {"detections.jsonl"} if photos else {"detections.jsonl", "summary.json"}
+    if save_media:
+        named = photo_files(source, info).values() if photos else [info.name]
+        names |= {media_path(out, info, name).name for name in named}
+    return names
+
+
+def open_lines(path: Path) -> LinesFile:
+    """detections.jsonl, written in place (not under a temp name): whatever stops a run, even a
+    kill -9, leaves the lines of the frames done."""
+    if path.is_dir():
+        raise OutputError(f"{path}: a folder is there, not a file; name another --out (nothing was written)")
+    try:
+        return LinesFile(path)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot be written ({err.strerror or err})") from None
+
+
 def _unreadable(source: str, problems: list[str]) -> str:
     if len(problems) == 1:
         return problems[0]
@@ -207,16 +230,28 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         source_frames = live_frames(source, result.errors, name=info.name, on_lost=lambda: end_tracks(processor, sinks))
     else:
         source_frames = read_frames(source, result.errors)
+    held = contextlib.ExitStack()
     try:
         # A stream that never sends a frame fails here, before any output is started; so does a
         # file or folder from which not one frame can be read (a previous run's outputs stay).
         first = next(source_frames, None)
         if first is None:
-            raise SourceError(_unreadable(source, result.errors[warned:]))
+            raise SourceError(_unreadable(redact_source(source), result.errors[warned:]))
         make_output_folder(out)
+        # Two runs into one --out wrote one detections.jsonl at once (it is written in place).
+        held.enter_context(only_writer(out, f"{out}: another maskwatch detect is writing here; wait for it to end "
+                                            "or name another --out (nothing was written)"))
+        if leftovers := sorted(out.glob(".*.partial*")):  # hidden, and a video's may be gigabytes
+            result.errors.append(f"{out}: {len(leftovers)} unfinished file{'s' * (len(leftovers) > 1)} of a run stopped "
+                                 f"outright (kill -9, memory, power) ({leftovers[0].name}"
+                                 f"{', ...' * (len(leftovers) > 1)}): they may be deleted")
         frames = itertools.chain([first], source_frames)
         lines_path = out / "detections.jsonl"
-        with atomic_path(lines_path) as tmp_lines, open(tmp_lines, "w") as lines:
+        # Listed before any is written: a run killed outright (kill -9, memory, power) left copies
+        # no list named, and every rerun into --out was refused as writing over the user's files.
+        before = written_before(out)
+        write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, save_media))))
+        with open_lines(lines_path) as lines:
             # The order is the contract: the line is written (and on_line called) before on_frame,
             # and on_frame before the frame is drawn; summary.json is written last.
             sinks.append(JsonLinesSink(lines, on_line))
@@ -225,11 +260,13 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
             media = MediaSink(out, info, blur) if save_media else None
             if media is not None:
                 sinks.append(media)
-            summary = SummarySink(out / "summary.json", source, result) if tracked else None
+            # A camera's URL as it may be shown: its password stayed in summary.json.
+            summary = SummarySink(out / "summary.json", redact_source(source), result) if tracked else None
             if summary is not None:
                 sinks.append(summary)
-            bar = progress_bar(frames, total=info.frames, desc="detect", unit="frame",
-                               disable=not progress or info.frames is None)
+            # Also with no known length (a stream, an .mjpeg): the count and rate say it is alive.
+            total = info.frames if max_frames is None else min(info.frames or max_frames, max_frames)
+            bar = progress_bar(frames, total=total, desc="detect", unit="frame", disable=not progress)
             try:
                 run_frames(bar, processor, sinks, result, max_frames)
             except Exception as err:  # noqa: BLE001 - the lines so far are kept (this block completes), then raised
@@ -240,20 +277,24 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
                     result.outputs.extend(media.written)
     finally:
         source_frames.close()  # a stream's reader thread stops here, whatever happened
+        held.close()
     result.outputs.append(lines_path)
     if summary is not None:
         result.outputs.append(summary.path)
-    written = written_before(out)
-    if summary is None and "summary.json" in written:  # an earlier video run's: not of these lines
+    if summary is None and "summary.json" in before:  # an earlier video run's: not of these lines
         (out / "summary.json").unlink(missing_ok=True)
-    write_text(out / WRITTEN, json.dumps(sorted(written | {p.name for p in result.outputs})))
+    try:
+        write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
+    except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
+        if failure is None:
+            raise
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = info.frames  # the photos the source was found to hold (describe_source)
         result.unread = result.photos - result.frames
     if summary is not None:
         result.summary = summary.summary
     if failure is not None:
-        raise DetectFailed(f"{source}: stopped after {result.frames} frame{'s' * (result.frames != 1)} by an error: "
+        raise DetectFailed(f"{redact_source(source)}: stopped after {result.frames} frame{'s' * (result.frames != 1)} by an error: "
                            f"{result.failed} (those frames are in {out})", result) from failure
     return result
 

@@ -6,9 +6,11 @@ store or the live view), so a loop writes every frame to a list of them and know
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Callable, Protocol
 
@@ -38,7 +40,8 @@ def frame_line(frame: Frame, faces: list[Face], detected: bool = True) -> dict:
 
 
 class JsonLinesSink:
-    """One JSON line per frame (frame_line) into an open text file; on_line(record) sees each one."""
+    """One JSON line per frame (frame_line) into an open text file, flushed at once (`tail -f`
+    follows a run, a killed one keeps its lines); on_line(record) sees each one."""
 
     def __init__(self, stream: IO[str], on_line: Callable[[dict], None] | None = None) -> None:
         self.stream, self.on_line = stream, on_line
@@ -46,6 +49,7 @@ class JsonLinesSink:
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         record = frame_line(frame, faces, detected)
         self.stream.write(json.dumps(record) + "\n")
+        self.stream.flush()  # a whole line at a time: a killed run's file ends at a frame's line
         if self.on_line is not None:
             self.on_line(record)
 
@@ -53,17 +57,60 @@ class JsonLinesSink:
         self.stream.flush()
 
 
+class LinesFile:
+    """A text file written in place a whole line at a time, unbuffered: a killed run's file ends
+    at a line's end, and a line a full disk cut short is taken back out (a reader of the file
+    failed on its half line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "wb", buffering=0)
+        self.end = 0
+
+    def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        try:
+            while data:
+                data = data[self.file.write(data):]  # an unbuffered write may be short
+        except OSError:
+            with contextlib.suppress(OSError):  # not every file can be cut (a device)
+                self.file.truncate(self.end)
+            raise
+        self.end = self.file.tell()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> LinesFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# How often summary.json is rewritten while people are decided: a run killed outright (kill -9,
+# a reboot) a day into a stream lost every person's label, the file being written only at the end.
+SUMMARY_EVERY_S = 60.0
+
+
 class SummarySink:
     """summary.json of a video, stream or webcam: one label per person and per-minute counts.
 
     It hears of each person once, when their vote is final (write_people), and writes the file
-    when the run ends (close), keeping each decided person's track until then: a `detect` of a
-    stream that runs for days grows by one track per person, a site uses events instead.
-    `status` is read at close: its frames, interrupted, failed and errors go into the file too.
+    when the run ends (close), and before, every `every` seconds at most (longer past a thousand
+    people) as people are decided,
+    with "running": true (the people then still in view not in it), keeping each decided
+    person's track until the end: a `detect` of a stream that runs for days grows by one track
+    per person, a site uses events instead.
+    `status` is read at each writing: its frames, interrupted, failed and errors go into the file too.
     """
 
-    def __init__(self, path: Path, source: str, status) -> None:
+    def __init__(self, path: Path, source: str, status, every: float = SUMMARY_EVERY_S, clock=time.monotonic) -> None:
         self.path, self.source, self.status = Path(path), source, status
+        self.every, self.clock = every, clock
+        self.saved = clock()
         self.people: list = []
         self.summary: dict = {}
 
@@ -72,12 +119,19 @@ class SummarySink:
 
     def write_people(self, people: list) -> None:
         self.people.extend(people)
+        # A minute per thousand people once there are more: each writing holds them all (a stream
+        # of weeks would rewrite tens of MB a minute).
+        if self.clock() - self.saved >= self.every * max(1.0, len(self.people) / 1000):
+            self._save(running=True)
 
     def close(self) -> None:
+        self._save(running=False)
+
+    def _save(self, running: bool) -> None:
         people = sorted(self.people, key=lambda t: t.track_id)
         self.summary = {
-            "source": self.source, "frames": self.status.frames, "interrupted": self.status.interrupted,
-            "failed": self.status.failed,
+            "source": self.source, "frames": self.status.frames, "running": running,
+            "interrupted": self.status.interrupted, "failed": self.status.failed,
             "people": [{"track_id": t.track_id, "label": t.decision, "first_seen": round(t.first_seen, 2),
                         "last_seen": round(t.last_seen, 2), "frames": t.hits, "evidence_frames": t.evidence,
                         "probabilities": [round(p, 4) for p in t.evidence_probabilities]} for t in people],
@@ -86,6 +140,7 @@ class SummarySink:
             "errors": list(self.status.errors),
         }
         write_text(self.path, json.dumps(self.summary, indent=2))
+        self.saved = self.clock()
 
 
 class CallbackSink:
@@ -187,10 +242,19 @@ class MediaSink:
                 self.video.write(self._pending[1])
                 self._pending = None
             self.video.release()
+            self.video = None
             target = media_path(self.out, self.info, self.info.name)
+            # OpenCV's writer says nothing of a failed write: a full disk left an mp4 without its
+            # index (unplayable) in the place of the earlier run's.
+            finished = cv2.VideoCapture(str(self.video_tmp))
+            playable = finished.isOpened()
+            finished.release()
+            if not playable:
+                self.video_tmp.unlink(missing_ok=True)
+                raise OutputError(f"{target}: the annotated video could not be finished (a full disk?); "
+                                  "it was removed, unplayable")
             os.replace(self.video_tmp, target)
             self.written.append(target)
-            self.video = None
 
 
 class LatestFrameSink:
