@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -118,15 +119,22 @@ def make_output_folder(target: Path | str) -> Path:
 @contextlib.contextmanager
 def only_writer(folder: Path | str, busy: str) -> Iterator[None]:
     """`folder` for this process alone while the block runs, else OutputError(busy). An flock on the
-    folder itself: no lock file among the outputs, and none held by a killed run."""
+    folder itself: no lock file among the outputs, and none held by a killed run. A filesystem that
+    takes no lock on a folder (NFS emulates flock with write locks, which a folder opened read-only
+    cannot hold: EBADF; others say ENOLCK or EOPNOTSUPP) runs unlocked, said: a shared folder, as a
+    Ray cluster's nodes write, was refused as busy by every run."""
+    import errno
     import fcntl
 
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise OutputError(busy) from None
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise OutputError(busy) from None
+            logging.getLogger(__name__).warning("%s: not locked (%s): run one command at a time into it",
+                                                folder, err.strerror or err)
         yield
     finally:
         os.close(fd)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from maskwatch.atomic import OutputError, check_output_folder, make_output_folder, write_text
+from maskwatch.atomic import OutputError, check_output_folder, make_output_folder, only_writer, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.runtime import single_threaded
 from maskwatch.scale.cluster import ClusterError, cluster_cpus, cpus_each, ray_cluster
@@ -180,7 +180,8 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
                 from ray.exceptions import RayError
 
                 _check_writable(out)
-                held.enter_context(_only_batch_in(out))
+                held.enter_context(only_writer(out, f"{out}: another maskwatch batch is writing here; wait for it to "
+                                                    "end or give another --out"))
                 scoring = True
                 report.actors = actors or max(1, int(cluster_cpus()))
                 _remove_leftovers(files, out)
@@ -237,33 +238,6 @@ def _check_writable(out: Path) -> None:
         tempfile.TemporaryFile(dir=out).close()
     except OSError as err:
         raise OutputError(f"{out}: cannot write in the output folder ({err.strerror or err}); nothing was scored") from None
-
-
-@contextlib.contextmanager
-def _only_batch_in(out: Path) -> Iterator[None]:
-    """OUT for this batch alone: a second batch into it removed the first's unfinished folders as
-    leftovers and wrote batch.json over the first's. An flock on the folder itself: no lock file
-    among the outputs, and none left behind by a killed batch. A filesystem that takes no lock on
-    a folder (NFS emulates flock with write locks, which a folder opened read-only cannot hold:
-    EBADF; others say ENOLCK or EOPNOTSUPP) runs the batch unlocked: the shared folder a cluster's
-    nodes write was refused as "another batch is writing here" by every batch."""
-    import errno
-    import fcntl
-
-    folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        try:
-            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                logging.getLogger(__name__).warning("%s: not locked for this batch (%s): run one batch "
-                                                    "at a time into it", out, err.strerror or err)
-            else:
-                raise OutputError(f"{out}: another maskwatch batch is writing here; wait for it to end or "
-                                  "give another --out") from None
-        yield
-    finally:
-        os.close(folder)
 
 
 def _remove_leftovers(files: list[BatchFile], out: Path) -> None:
