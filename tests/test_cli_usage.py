@@ -164,3 +164,22 @@ def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
                                input="a long enough password\n")
         assert result.exit_code == 1 and "give --config or --database, not both" in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site.yaml"]
+
+
+def test_the_service_log_writes_to_stderr_as_it_is_at_each_line(monkeypatch):
+    """The handler took sys.stderr as it was at the set-up: one replaced and closed since (a test
+    runner's, a notebook's) made every later line a 'Logging error' traceback."""
+    import io
+    import logging
+    import sys
+
+    from maskwatch.cli import _service_log
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    _service_log()
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("maskwatch.tests").warning("said after the first stderr closed")
+    assert second.getvalue().endswith("WARNING maskwatch.tests: said after the first stderr closed\n")

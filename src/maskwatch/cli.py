@@ -934,7 +934,7 @@ def _output_folder(out: Path) -> None:
 LOG_CONFIG = {
     "version": 1, "disable_existing_loggers": False,
     "formatters": {"timed": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "timed", "stream": "ext://sys.stderr"}},
+    "handlers": {"stderr": {"class": "maskwatch.runtime.CurrentStderr", "formatter": "timed"}},
     "root": {"level": "WARNING", "handlers": ["stderr"]},
     "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
 }

@@ -3,8 +3,10 @@ an accelerator where the config names one and ONNX Runtime has it."""
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -192,6 +194,23 @@ def restart_with_steady_malloc() -> None:
     if platform.libc_ver()[0] != "glibc" or all(key in os.environ for key in STEADY_MALLOC):
         return
     os.execve(sys.executable, list(sys.orig_argv), steady_malloc_env())
+
+
+class CurrentStderr(logging.StreamHandler):
+    """A log handler writing to sys.stderr as it is at each line, not as it was when the logging
+    was set up: a stderr replaced since (a test runner's, a notebook's) had been closed, and every
+    later line was a "Logging error" traceback instead."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 class HeldBackLog:
