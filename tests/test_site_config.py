@@ -436,3 +436,46 @@ def test_a_single_setting_left_blank_is_still_refused(tmp_path):
     with pytest.raises(SiteConfigError) as err:
         load_site_config(path, environ={})
     assert err.value.problems == ["camera 'door', field 'stall_timeout': Input should be a valid number (got None)"]
+
+
+def test_a_disabled_camera_is_checked_but_left_out_of_the_site(tmp_path):
+    """`enabled: false` (Frigate's) was 'unknown setting (a typo?)': a camera could only be deleted."""
+    path = write(tmp_path, "cameras:\n  door: {source: webcam:0}\n  till: {source: webcam:1, enabled: false}\n"
+                           "alerts: {webhooks: [{url: 'http://h/x', secret: '12345678', cameras: [till]}],\n"
+                           "         compliance: [{below: 80, minutes: 15, camera: till}, {below: 80, minutes: 15}]}\n")
+    config = load_site_config(path, environ={})
+    assert list(config.cameras) == ["door"] and config.disabled_cameras == ("till",)
+    assert config.alerts.webhooks[0].cameras == ["till"]  # kept: emptied, it would alert for every camera
+    assert [rule.camera for rule in config.alerts.compliance] == [None]
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "1 cameras" in result.output and "disabled (enabled: false): till" in result.output
+
+
+def test_a_disabled_cameras_mistakes_are_still_said(tmp_path):
+    path = write(tmp_path, "cameras:\n  door: {source: webcam:0}\n  till: {source: webcam:x, enabled: false}\n"
+                           "alerts: {compliance: [{below: 80, minutes: 15, camera: gone}]}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert [p.split(":")[0] for p in err.value.problems] == ["camera 'till', field 'source'",
+                                                             "field 'alerts.compliance.0.camera'"]
+    assert "cameras: door, till" in err.value.problems[1]  # a disabled camera may be named
+
+
+def test_defaults_may_disable_every_camera_but_one_must_run(tmp_path):
+    path = write(tmp_path, "defaults: {enabled: false}\ncameras:\n  door: {source: webcam:0, enabled: true}\n"
+                           "  till: {source: webcam:1}\n")
+    config = load_site_config(path, environ={})
+    assert list(config.cameras) == ["door"] and config.disabled_cameras == ("till",)
+    path = write(tmp_path, "defaults: {enabled: false}\ncameras:\n  door: {source: webcam:0}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == ["cameras: every camera has enabled: false; at least one must run"]
+
+
+def test_the_users_commands_accept_a_disabled_camera(tmp_path):
+    """A viewer's list may name a disabled camera, as a webhook's may: it may come back."""
+    from maskwatch.site.config import load_site_users_view
+
+    path = write(tmp_path, "cameras:\n  door: {source: webcam:0}\n  till: {source: webcam:1, enabled: false}\n")
+    assert load_site_users_view(path, environ={}).cameras == ("door", "till")

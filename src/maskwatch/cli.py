@@ -1070,6 +1070,8 @@ def run(
         moving = ", moving camera" if camera.moving else ""
         typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
                    f"detect every {camera.detect_every}{upscale}{moving}, {motion}{zones}")
+    if site.disabled_cameras:
+        typer.echo(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
     models = _models(classifier, detector_file, gate)
     if check:
         return

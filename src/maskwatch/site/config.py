@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import parse_span
@@ -131,6 +131,8 @@ class CameraSettings(Section):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    enabled: bool = Field(True, description="false: the camera is checked but not run (its settings kept, its "
+                                            "history in the database)")
     fps: float = Field(5.0, gt=0, le=60, description="frames analysed per second (the stream may send more)")
     detect_every: int = Field(2, ge=1, le=100, description="run the detector on every n-th analysed frame, track between")
     min_face: float = Field(0.0, ge=0, description="smallest face counted, short side in pixels")
@@ -422,6 +424,11 @@ class SiteConfig(Section):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours and "
                                                    "chart days (default: the machine's local time)")
+    _disabled: tuple[str, ...] = PrivateAttr(())  # the ids of cameras with enabled: false, for --check
+
+    @property
+    def disabled_cameras(self) -> tuple[str, ...]:
+        return self._disabled
 
     @field_validator("timezone")
     @classmethod
@@ -441,6 +448,8 @@ class SiteConfig(Section):
     def _some_cameras(self) -> SiteConfig:
         if not self.cameras:
             raise ValueError("cameras: at least one camera is needed")
+        if not any(camera.enabled for camera in self.cameras.values()):
+            raise ValueError("cameras: every camera has enabled: false; at least one must run")
         for camera_id, camera in self.cameras.items():
             if not camera.name:
                 camera.name = camera_id
@@ -449,6 +458,12 @@ class SiteConfig(Section):
                                       [(rule.camera, rule.zone) for rule in self.alerts.compliance])
         if problems:
             raise ValueError("\n".join(problems))
+        # Disabled cameras were checked (with what names them) above and are dropped here, so that
+        # the rest of the site never sees them. Webhooks naming one keep it (an emptied list would
+        # mean every camera); a compliance rule watching one is left out with it.
+        self._disabled = tuple(camera_id for camera_id, camera in self.cameras.items() if not camera.enabled)
+        self.cameras = {camera_id: camera for camera_id, camera in self.cameras.items() if camera.enabled}
+        self.alerts.compliance = [rule for rule in self.alerts.compliance if rule.camera not in self._disabled]
         return self
 
 
