@@ -1,5 +1,7 @@
 """The site config: YAML cameras keyed by id, defaults, ${ENV} secrets, every error named."""
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -169,6 +171,8 @@ def test_run_check_accepts_the_example(monkeypatch):
     ("{webhooks: [{url: 'http://h:99999/x', secret: '12345678'}]}", "field 'alerts.webhooks.0.url': webhook URL 'http://h:99999/…': the port"),
     ("{webhooks: [{url: 'https://me:pw@h/x', secret: '12345678'}]}", "field 'alerts.webhooks.0.url': webhook URL 'https://h/…': a user and"),
     ("{webhooks: [{url: 'http://h/a b', secret: '12345678'}]}", "field 'alerts.webhooks.0.url': webhook URL 'http://h/…' holds a space"),
+    ("{webhooks: [{url: 'http://h[/x', secret: '12345678'}]}",  # urlsplit's ValueError was said as it was
+     "field 'alerts.webhooks.0.url': webhook URL 'http://h[/…': the host is neither a name nor an [IPv6] address"),
     ("{webhooks: [{url: 'http:///x', secret: '12345678'}]}", "field 'alerts.webhooks.0.url': webhook URL 'http:///…' names no host"),
     ("{webhooks: [{url: 'http://h/x', secret: 'short'}]}", "field 'alerts.webhooks.0.secret': String should have at least 8"),
     ("{webhooks: [{url: 'http://h/x', secret: '12345678', cameras: [nope]}]}",
@@ -308,6 +312,51 @@ def test_a_secret_is_never_repeated_in_an_error(tmp_path):
     text = str(err.value)
     assert "alerts.webhooks.0.secret" in text and "mqtt.password" in text
     assert "hunter2" not in text and "123456" not in text
+
+
+@pytest.mark.parametrize("url", ["http://u:hun[ter2@h/x", "https://u:hun]ter2@h:8443/x", "http://u:h[unt]er2@h/x",
+                                 "htp://u:hun[ter2@h/x", "u:hun[ter2@h/x", "http://u:hun/ter2@h/x"])
+def test_a_webhook_password_holding_a_bracket_is_refused_unrepeated(tmp_path, url):
+    """urlsplit raised on a [ outside an IPv6 host: 'Invalid IPv6 URL', or "'unt' does not appear
+    to be an IPv4 or IPv6 address", part of the password in the error."""
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0}}\nalerts: {{webhooks: [{{url: '{url}', secret: '12345678'}}]}}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert len(err.value.problems) == 1 and "alerts.webhooks.0.url" in err.value.problems[0], err.value.problems
+    assert not {"hun", "ter2", "unt"} & set(re.split(r"[^a-z0-9]+", str(err.value))), err.value.problems
+
+
+def test_shown_webhook_urls_and_redirects_never_raise():
+    from maskwatch.site.alerts import redirect_target, shown_url
+
+    assert shown_url("http://u:pa[ss@hooks.example:8443/t/ok?x=1") == "http://hooks.example:8443/…"
+    assert shown_url("http://[::1]:8080") == "http://[::1]:8080"
+    assert shown_url(redirect_target("https://h/x", "http://a:b[c@evil/y")) == "http://evil/…"
+    assert shown_url(redirect_target("https://h/x", "/y")) == "https://h/…"
+
+
+@pytest.mark.parametrize("password", ["hun[ter2", "hun]ter2", "hun/ter2", "hun%ter2", "hun?ter#2"])
+def test_database_and_broker_passwords_may_hold_url_characters(tmp_path, password):
+    from sqlalchemy.engine import make_url
+
+    path = write(tmp_path, f"cameras: {{a: {{source: webcam:0}}}}\nmqtt: {{host: b, password: '{password}'}}\n"
+                           f"storage: {{database: 'postgresql://u:{password}@db:5432/m'}}\n")
+    config = load_site_config(path, environ={})
+    assert config.mqtt.password == password
+    url = make_url(config.storage.database)
+    assert (url.password, url.host, url.port, url.database) == (password, "db", 5432, "m")
+
+
+@pytest.mark.parametrize("database, expected", [
+    ("postgresql://u:hun@ter2@db/m", "the URL's user or password holds an @: write it %40"),  # host read as ter2@db
+    ("postgresql://u:hunter2@db:x/m", "not a database URL"),  # a traceback at the start
+])
+def test_a_database_url_read_otherwise_is_refused_unrepeated(tmp_path, database, expected):
+    path = write(tmp_path, f"cameras: {{a: {{source: webcam:0}}}}\nstorage: {{database: '{database}'}}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == [f"field 'storage.database': {err.value.problems[0].split(': ', 1)[1]}"]
+    assert expected in err.value.problems[0] and "hun" not in str(err.value) and "ter2" not in str(err.value)
 
 
 def test_a_stream_url_without_its_scheme_is_refused_without_its_password(tmp_path):

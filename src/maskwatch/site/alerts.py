@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
@@ -50,12 +51,26 @@ NON_COMPLIANT = ("without_mask", "mask_weared_incorrect")
 def shown_url(url: str) -> str:
     """A webhook URL as logs and errors show it: scheme, host and port, then "/…" for any path or
     query. Receivers put their token there (Slack's /services/T../B../XXXX, Home Assistant's
-    /api/webhook/<id>, ntfy's /<topic>, a ?token=), in words as often as not."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme:  # not a URL (a ${VAR} left unset): as written, up to a query
-        return url.split("?", 1)[0]
-    host = parts.netloc.rpartition("@")[2]  # host and port as written (a bad port must not raise here)
-    return f"{parts.scheme}://{host}" + ("/…" if parts.path.strip("/") or parts.query else "")
+    /api/webhook/<id>, ntfy's /<topic>, a ?token=), in words as often as not. Split by hand, not
+    by urlsplit: a [ or ] in a password was its ValueError, quoting part of the password."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        # not a URL (a ${VAR} left unset): as written, up to a query, less a user:password@
+        return url.split("?", 1)[0].rpartition("@")[2]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host, colon, port = authority.rpartition("@")[2].rpartition(":")
+    if not colon or "]" in port:  # no port, or an IPv6 address's last colon
+        host, port = authority.rpartition("@")[2], ""
+    port = f":{port}" if port.isdigit() else ""  # not a number: it may be a password's (u:pw/d@h)
+    return f"{scheme.lower()}://{host}{port}" + ("/…" if rest[len(authority):].strip("/") else "")
+
+
+def redirect_target(url: str, location: str) -> str:
+    """Where a redirect's Location points, as urljoin joins it; as sent where urljoin cannot."""
+    try:
+        return urllib.parse.urljoin(url, location)
+    except ValueError:  # a [ outside an IPv6 host
+        return location
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -251,7 +266,7 @@ class WebhookNotifier:
                 return
             except urllib.error.HTTPError as err:
                 moved = err.headers.get("Location") if 300 <= err.code < 400 else None
-                reason = f"HTTP {err.code}" + (f", redirected to {shown_url(urllib.parse.urljoin(rule.url, moved))}"
+                reason = f"HTTP {err.code}" + (f", redirected to {shown_url(redirect_target(rule.url, moved))}"
                                                if moved else "")
                 if 300 <= err.code < 500 and err.code not in (408, 429):  # the same answer every time: fix it
                     self.stats.last_error = f"{shown_url(rule.url)}: {reason}"

@@ -300,6 +300,24 @@ class StorageConfig(Section):
                                                "(always so in privacy mode)")
     retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
 
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        """A server's URL SQLAlchemy reads as meant. Its password ends at the first @: one holding an
+        @ was read as part of the host, shown in errors after the ***; a bad port was a traceback."""
+        if "://" not in value or value.startswith("sqlite"):
+            return value
+        if value.split("?", 1)[0].count("@") > 1:
+            raise ValueError("the URL's user or password holds an @: write it %40 (and a % as %25)")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):  # ValueError: a port that is no number
+            raise ValueError("not a database URL (dialect://user:password@host:port/database)") from None
+        return value
+
     @property
     def live_blurred(self) -> bool:
         return self.privacy or self.blur_live
@@ -330,16 +348,20 @@ class WebhookConfig(Section):
 
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"webhook URLs start with http:// or https://; got {shown_url(value)!r}")
-        parts = urlsplit(value)
+        if "@" in re.split(r"[/?#]", value.partition("://")[2], maxsplit=1)[0]:  # before urlsplit: see shown_url
+            raise ValueError(f"webhook URL {shown_url(value)!r}: a user and password in the URL are not sent; "
+                             "the receiver checks the X-Maskwatch-Signature header (or put a token in the path)")
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # a [ or ] outside an IPv6 address
+            raise ValueError(f"webhook URL {shown_url(value)!r}: the host is neither a name nor an [IPv6] "
+                             "address") from None
         try:
             parts.port
         except ValueError:
             raise ValueError(f"webhook URL {shown_url(value)!r}: the port must be a number of 1-65535") from None
         if not parts.hostname:
             raise ValueError(f"webhook URL {shown_url(value)!r} names no host")
-        if parts.username is not None:
-            raise ValueError(f"webhook URL {shown_url(value)!r}: a user and password in the URL are not sent; "
-                             "the receiver checks the X-Maskwatch-Signature header (or put a token in the path)")
         if any(c.isspace() for c in value):
             raise ValueError(f"webhook URL {shown_url(value)!r} holds a space; write it as %20")
         return value
