@@ -569,6 +569,36 @@ def test_unfinished_files_a_killed_run_left_are_named_and_a_running_ones_kept(tm
         os.close(folder)
 
 
+def test_detect_holds_its_folder_until_its_last_file_is_written(tmp_path, sample_dir, detector, monkeypatch):
+    """The lock was given back before the list of outputs was written at the end: a second run let
+    in then had that list (and an earlier video's summary.json) replaced by the first's."""
+    import fcntl
+    import os
+
+    from maskwatch.video import pipeline
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=2)
+    out = tmp_path / "out"
+    unlocked_at = []
+    replace = os.replace
+
+    def replace_and_try_the_lock(src, dst):
+        folder = os.open(out, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run coming in now
+            unlocked_at.append(Path(dst).name)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(folder)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_and_try_the_lock)
+    pipeline.run_detect(str(video), out, detector, progress=False)
+    assert (out / pipeline.WRITTEN).is_file()
+    assert unlocked_at == []
+
+
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):
     from maskwatch.data.prepare import read_faces_csv
     from maskwatch.data.split import read_split_csv
