@@ -599,6 +599,18 @@ def test_detect_holds_its_folder_until_its_last_file_is_written(tmp_path, sample
     assert unlocked_at == []
 
 
+def test_detect_runs_where_there_is_no_fcntl(tmp_path, sample_dir, monkeypatch):
+    """The folder lock imported fcntl, which Windows has not: every detect there failed with
+    "No module named 'fcntl'", where it ran before the lock."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl: ImportError
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=2)
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(tmp_path / "out"), "--quiet", "--no-media"])
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 2
+
+
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):
     from maskwatch.data.prepare import read_faces_csv
     from maskwatch.data.split import read_split_csv
