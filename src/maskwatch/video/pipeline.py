@@ -251,6 +251,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         # no list named, and every rerun into --out was refused as writing over the user's files.
         before = written_before(out)
         write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, save_media))))
+        if "summary.json" in before:  # an earlier run's, not of the lines written from now: a run killed
+            (out / "summary.json").unlink(missing_ok=True)  # outright left it beside them, "running": false
         with open_lines(lines_path) as lines:
             # The order is the contract: the line is written (and on_line called) before on_frame,
             # and on_frame before the frame is drawn; summary.json is written last.
@@ -281,13 +283,11 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     finally:
         source_frames.close()  # a stream's reader thread stops here, whatever happened
     # The folder stays locked until its last file is written: a run let in before then had its
-    # list of outputs replaced by this one's, and its summary.json removed.
+    # list of outputs replaced by this one's.
     with held:
         result.outputs.append(lines_path)
         if summary is not None:
             result.outputs.append(summary.path)
-        if summary is None and "summary.json" in before:  # an earlier video run's: not of these lines
-            (out / "summary.json").unlink(missing_ok=True)
         try:
             write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
         except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
