@@ -569,6 +569,48 @@ def test_unfinished_files_a_killed_run_left_are_named_and_a_running_ones_kept(tm
         os.close(folder)
 
 
+def test_detect_holds_its_folder_until_its_last_file_is_written(tmp_path, sample_dir, detector, monkeypatch):
+    """The lock was given back before the list of outputs was written at the end: a second run let
+    in then had that list replaced by the first's."""
+    import fcntl
+    import os
+
+    from maskwatch.video import pipeline
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=2)
+    out = tmp_path / "out"
+    unlocked_at = []
+    replace = os.replace
+
+    def replace_and_try_the_lock(src, dst):
+        folder = os.open(out, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run coming in now
+            unlocked_at.append(Path(dst).name)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(folder)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_and_try_the_lock)
+    pipeline.run_detect(str(video), out, detector, progress=False)
+    assert (out / pipeline.WRITTEN).is_file()
+    assert unlocked_at == []
+
+
+def test_detect_runs_where_there_is_no_fcntl(tmp_path, sample_dir, monkeypatch):
+    """The folder lock imported fcntl, which Windows has not: every detect there failed with
+    "No module named 'fcntl'", where it ran before the lock."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl: ImportError
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=2)
+    result = CliRunner().invoke(app, ["detect", str(video), "--out", str(tmp_path / "out"), "--quiet", "--no-media"])
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 2
+
+
 def test_photo_split_matches_the_training_split(prepared_sample, sample_dir):
     from maskwatch.data.prepare import read_faces_csv
     from maskwatch.data.split import read_split_csv
@@ -839,6 +881,24 @@ def test_detect_runs_into_one_folder_replace_their_own_copies_and_no_stale_summa
     (tmp_path / "p" / "mine.png").write_bytes(second.read_bytes())
     result = CliRunner().invoke(app, ["detect", str(tmp_path / "p" / "mine.png"), "--out", str(out), "--quiet"])
     assert result.exit_code == 1 and "no earlier detect wrote" in result.output
+
+
+def test_a_run_killed_outright_leaves_no_earlier_runs_summary_beside_its_lines(tmp_path, sample_dir, detector):
+    """detections.jsonl is written in place from the start, but an earlier run's summary.json stayed
+    until the end: a run killed outright (kill -9, power) left the earlier run's summary, "running":
+    false, beside its own lines (and after a video, `annotations` refused the photo run's)."""
+    from maskwatch.video import pipeline
+
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    photo = tmp_path / "one.png"
+    photo.write_bytes(next(sample_dir.glob("images/*.png")).read_bytes())
+    out = tmp_path / "out"
+    pipeline.run_detect(str(video), out, detector, progress=False)
+    for source in (video, photo):  # what a kill -9 at each frame would leave
+        seen = []
+        pipeline.run_detect(str(source), out, detector, progress=False,
+                            on_frame=lambda frame, faces: seen.append((out / "summary.json").exists()))
+        assert seen and not any(seen), source
 
 
 def test_a_photo_named_like_a_video_is_read_as_a_photo(tmp_path, sample_dir):

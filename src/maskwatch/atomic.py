@@ -124,7 +124,11 @@ def only_writer(folder: Path | str, busy: str) -> Iterator[None]:
     cannot hold: EBADF; others say ENOLCK or EOPNOTSUPP) runs unlocked, said: a shared folder, as a
     Ray cluster's nodes write, was refused as busy by every run."""
     import errno
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, and no folder opened as a file; detect ran there before the lock
+        yield
+        return
 
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:

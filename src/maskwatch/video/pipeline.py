@@ -251,6 +251,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         # no list named, and every rerun into --out was refused as writing over the user's files.
         before = written_before(out)
         write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, save_media))))
+        if "summary.json" in before:  # an earlier run's, not of the lines written from now: a run killed
+            (out / "summary.json").unlink(missing_ok=True)  # outright left it beside them, "running": false
         with open_lines(lines_path) as lines:
             # The order is the contract: the line is written (and on_line called) before on_frame,
             # and on_frame before the frame is drawn; summary.json is written last.
@@ -275,19 +277,22 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
                 bar.close()
                 if media is not None:
                     result.outputs.extend(media.written)
+    except BaseException:
+        held.close()
+        raise
     finally:
         source_frames.close()  # a stream's reader thread stops here, whatever happened
-        held.close()
-    result.outputs.append(lines_path)
-    if summary is not None:
-        result.outputs.append(summary.path)
-    if summary is None and "summary.json" in before:  # an earlier video run's: not of these lines
-        (out / "summary.json").unlink(missing_ok=True)
-    try:
-        write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
-    except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
-        if failure is None:
-            raise
+    # The folder stays locked until its last file is written: a run let in before then had its
+    # list of outputs replaced by this one's.
+    with held:
+        result.outputs.append(lines_path)
+        if summary is not None:
+            result.outputs.append(summary.path)
+        try:
+            write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
+        except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
+            if failure is None:
+                raise
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = info.frames  # the photos the source was found to hold (describe_source)
         result.unread = result.photos - result.frames
