@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from maskwatch.cli import app
+from maskwatch.cli import LOG_CONFIG, app
 from maskwatch.detection.detector import Detector
 from maskwatch.scale.serving import proxy_environment, start_api, stop_api
 from maskwatch.security.access import SECURE_COOKIE, AuthSettings
@@ -35,10 +35,10 @@ def served(credentials):
     settings = ServeSettings(max_upload_bytes=1024 * 1024,
                              auth=AuthSettings(database=credentials.database, open_without_users=False))
     os.environ.update(proxy_environment(settings))  # as `serve --ray-replicas` does
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
     port = free_port()
     try:
-        start_api(settings, replicas=2, port=port)
+        start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_api()
@@ -80,6 +80,23 @@ def test_replicas_share_sessions_and_refuse_without_credentials(served):
     assert [httpx.get(f"{served}/v1/me", headers=session, timeout=30).status_code for _ in range(8)] == [200] * 8
     assert httpx.post(f"{served}/logout", headers=session | {"X-Maskwatch-CSRF": "1"}, timeout=30).status_code == 200
     assert [httpx.get(f"{served}/v1/me", headers=session, timeout=30).status_code for _ in range(8)] == [401] * 8
+
+
+def test_replicas_warnings_reach_the_operators_log(served, capfd):
+    """A failed login, a database away: warnings logged in a replica went to Serve's files in its
+    session folder alone, never to the log of the process the operator started."""
+    import time
+
+    httpx.post(f"{served}/login", json={"username": "someone", "password": "a guess"},
+               headers={"X-Maskwatch-CSRF": "1"}, timeout=60)
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "login failed for user 'someone'" not in seen and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen += capfd.readouterr().err
+    (line,) = [line for line in seen.splitlines() if "login failed for user 'someone'" in line]
+    assert " WARNING maskwatch.security.access: login failed for user 'someone' from 127.0.0.1" in line
+    assert "INFO" not in seen  # Serve's own lines stay at its warnings
 
 
 def test_the_proxy_believes_no_forwarded_header_from_an_untrusted_client(served, credentials):

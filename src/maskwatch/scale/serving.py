@@ -21,8 +21,15 @@ from maskwatch.serving.app import ServeSettings
 APP_NAME = "maskwatch"
 
 
-def api_deployment(settings: ServeSettings, replicas: int):
-    """A Serve deployment of the maskwatch app with `replicas` replicas (an Application, bound)."""
+# Serve's own INFO lines (a replica started, a line per request), in a format of their own, in the
+# operator's log once replicas' output reaches it: its warnings stay.
+SERVE_LOGGING = {"log_level": "WARNING", "enable_access_log": False}
+
+
+def api_deployment(settings: ServeSettings, replicas: int, log_config: dict | None = None):
+    """A Serve deployment of the maskwatch app with `replicas` replicas (an Application, bound).
+    log_config: logging.config.dictConfig's, applied in each replica (maskwatch's own log lines
+    there, a refused upload or a failed login, written to its stderr as `maskwatch serve` writes them)."""
     from ray import serve
 
     if replicas < 1:
@@ -32,11 +39,16 @@ def api_deployment(settings: ServeSettings, replicas: int):
         # Runs in each replica as it starts: the models load there, never travel.
         from maskwatch.serving.app import create_app
 
+        if log_config is not None:
+            import logging.config
+
+            logging.config.dictConfig(log_config)
         return create_app(settings.models.load(threads=single_threaded()), settings)
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas,
-                                  ray_actor_options={"num_cpus": cpus_each(replicas)})
+                                  ray_actor_options={"num_cpus": cpus_each(replicas)},
+                                  logging_config=SERVE_LOGGING)
     return deployment.bind()
 
 
@@ -50,9 +62,11 @@ def proxy_environment(settings: ServeSettings) -> dict[str, str]:
 
 
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
-              tls: dict | None = None) -> None:
+              tls: dict | None = None, log_config: dict | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
-    (on the head node of a cluster). A deployment that fails is shut down before the error goes on."""
+    (on the head node of a cluster). A deployment that fails is shut down before the error goes on.
+    log_config: the replicas' logging (api_deployment); their stderr reaches this process's where
+    Ray was initialised with log_to_driver."""
     import logging
 
     from ray import serve
@@ -62,9 +76,9 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     # warnings stay; what runs and where is the start line's to say.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
-    serve.start(http_options={"host": host, "port": port, **(tls or {})})
+    serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
     try:
-        serve.run(api_deployment(settings, replicas), name=APP_NAME, route_prefix="/")
+        serve.run(api_deployment(settings, replicas, log_config), name=APP_NAME, route_prefix="/")
     except BaseException:  # replicas that cannot start, or Ctrl-C: Serve's proxy must not keep the port
         serve.shutdown()
         raise
