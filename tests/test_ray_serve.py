@@ -99,6 +99,21 @@ def test_replicas_warnings_reach_the_operators_log(served, capfd):
     assert "INFO" not in seen  # Serve's own lines stay at its warnings
 
 
+def test_of_the_clusters_output_only_warnings_reach_the_operators_log(served, capfd):
+    """A replica that could not start came as 340 lines of the controller's tracebacks; Serve's stop
+    as a raylet's notice of a retried task."""
+    from ray._private.worker import global_worker_stdstream_dispatcher
+
+    lines = ["ERROR 2026-12-05 17:50:42,778 controller 13413 -- Exception in Replica(id='x'), the replica will be stopped.",
+             "Traceback (most recent call last):", '  File "replica.py", line 1867, in initialize',
+             "2026-12-05 17:50:42,774 ERROR maskwatch.scale.serving: this replica cannot start: bad.onnx: not a model",
+             "ValueError: bad.onnx: not a model", "Task ServeController.graceful_shutdown failed. There are infinite retries"]
+    global_worker_stdstream_dispatcher.emit({"ip": "127.0.0.1", "pid": 4242, "job": "", "is_err": True, "lines": lines,
+                                             "actor_name": "ServeController", "task_name": "", "localhost": "127.0.0.1"})
+    shown = capfd.readouterr().err.splitlines()
+    assert len(shown) == 2 and lines[0] in shown[0] and lines[3] in shown[1]
+
+
 def test_the_proxy_believes_no_forwarded_header_from_an_untrusted_client(served, credentials):
     """Serve's proxy believed X-Forwarded-For from loopback: guessed logins from invented addresses
     went past the per-client limit and into the access log."""

@@ -14,6 +14,8 @@ a camera (`--source`, a one-camera site) needs a single process.
 
 from __future__ import annotations
 
+import re
+
 from maskwatch.runtime import single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.serving.app import ServeSettings
@@ -39,17 +41,53 @@ def api_deployment(settings: ServeSettings, replicas: int, log_config: dict | No
         # Runs in each replica as it starts: the models load there, never travel.
         from maskwatch.serving.app import create_app
 
+        import logging
+
         if log_config is not None:
             import logging.config
 
             logging.config.dictConfig(log_config)
-        return create_app(settings.models.load(threads=single_threaded()), settings)
+        try:
+            models = settings.models.load(threads=single_threaded())
+        except Exception as err:  # one line that says why: Serve's own says only "failed", its traceback is cut
+            logging.getLogger(__name__).error("this replica cannot start: %s", err)
+            raise
+        return create_app(models, settings)
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas,
                                   ray_actor_options={"num_cpus": cpus_each(replicas)},
                                   logging_config=SERVE_LOGGING)
     return deployment.bind()
+
+
+# A log record's first line, in maskwatch's format or Serve's, at WARNING or above.
+_WARNING_LINE = re.compile(r"(?:\S+ ){0,2}(?:WARNING|ERROR|CRITICAL) ")
+
+
+def stream_warnings_only() -> None:
+    """Of what the cluster's processes write (Ray streams it to this process with log_to_driver),
+    only the first line of each warning or error is written here: a replica that could not start
+    came as 340 lines of tracebacks, Serve's stop as a raylet's retry notice. The rest stays in
+    the session folder's files. Ray's internals: left as they are where they have changed."""
+    import functools
+
+    try:
+        from ray._private import worker
+        dispatcher, write = worker.global_worker_stdstream_dispatcher, worker.print_to_stdstream
+    except (ImportError, AttributeError):
+        return
+    if not any(name == "ray_print_logs" for name, _ in dispatcher.handlers):
+        return  # Ray initialised without log_to_driver
+
+    def warnings_only(data, **options):
+        lines = [line for line in data.get("lines", ()) if _WARNING_LINE.match(line)]
+        if lines:
+            write({**data, "lines": lines}, **options)
+
+    dispatcher.remove_handler("ray_print_logs")
+    dispatcher.add_handler("ray_print_logs", functools.partial(
+        warnings_only, ignore_prefix=worker._should_ignore_worker_log_prefix(worker.global_worker)))
 
 
 def proxy_environment(settings: ServeSettings) -> dict[str, str]:
@@ -75,6 +113,7 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     # to existing Serve app ... New http_options will not be applied", read as a problem. Its
     # warnings stay; what runs and where is the start line's to say.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    stream_warnings_only()
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
     serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
     try:
