@@ -1031,7 +1031,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     except ClusterError as err:
         _fail(str(err))
     except RuntimeError as err:  # Serve's "Deploying application ... failed": replicas that cannot start
-        _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}")
+        _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}", code=3)  # as uvicorn, docs/cli.md
 
 
 @app.command()
