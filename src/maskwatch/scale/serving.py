@@ -123,7 +123,16 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
         raise
 
 
-def stop_api() -> None:
+def stop_api(wait_s: float = 8.0) -> None:
+    """Serve shut down (open requests answered first), or given up after wait_s: a local
+    cluster's processes share the `serve` command's process group, so Ctrl-C, `timeout` or a
+    service manager's stop end them with it, and serve.shutdown waited 30 s for the dead
+    controller, other calls 60 s for the dead GCS (a stop took 40 s and more, past `docker
+    stop`'s 10). ray.shutdown, which follows, ends what is left of a local cluster."""
+    import threading
+
     from ray import serve
 
-    serve.shutdown()
+    stopping = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
+    stopping.start()
+    stopping.join(wait_s)
