@@ -137,3 +137,33 @@ def test_the_proxy_believes_no_forwarded_header_from_an_untrusted_client(served,
 def test_bad_serve_options_are_refused(args, message):
     result = CliRunner().invoke(app, ["serve", *args])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
+    """`timeout`, a service manager's stop, kill -- -PGID: the local cluster's processes share the
+    command's process group and die with it; serve.shutdown then waited 30 s for the dead
+    controller, other Ray calls 60 s for the dead GCS (40 s and more, past docker stop's 10)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = os.environ | {"PYTHONPATH": src, "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+    command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(free_port()),
+               "--database", str(tmp_path / "users.db")]
+    server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, start_new_session=True)
+    try:
+        assert "serving on" in server.stdout.readline()
+        time.sleep(1)
+        os.killpg(server.pid, signal.SIGTERM)
+        began = time.monotonic()
+        server.wait(timeout=60)
+        assert time.monotonic() - began < 25
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
