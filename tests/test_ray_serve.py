@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from maskwatch.cli import app
+from maskwatch.cli import LOG_CONFIG, app
 from maskwatch.detection.detector import Detector
 from maskwatch.scale.serving import proxy_environment, start_api, stop_api
 from maskwatch.security.access import SECURE_COOKIE, AuthSettings
@@ -35,10 +35,10 @@ def served(credentials):
     settings = ServeSettings(max_upload_bytes=1024 * 1024,
                              auth=AuthSettings(database=credentials.database, open_without_users=False))
     os.environ.update(proxy_environment(settings))  # as `serve --ray-replicas` does
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
     port = free_port()
     try:
-        start_api(settings, replicas=2, port=port)
+        start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_api()
@@ -82,6 +82,38 @@ def test_replicas_share_sessions_and_refuse_without_credentials(served):
     assert [httpx.get(f"{served}/v1/me", headers=session, timeout=30).status_code for _ in range(8)] == [401] * 8
 
 
+def test_replicas_warnings_reach_the_operators_log(served, capfd):
+    """A failed login, a database away: warnings logged in a replica went to Serve's files in its
+    session folder alone, never to the log of the process the operator started."""
+    import time
+
+    httpx.post(f"{served}/login", json={"username": "someone", "password": "a guess"},
+               headers={"X-Maskwatch-CSRF": "1"}, timeout=60)
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "login failed for user 'someone'" not in seen and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen += capfd.readouterr().err
+    (line,) = [line for line in seen.splitlines() if "login failed for user 'someone'" in line]
+    assert " WARNING maskwatch.security.access: login failed for user 'someone' from 127.0.0.1" in line
+    assert "INFO" not in seen  # Serve's own lines stay at its warnings
+
+
+def test_of_the_clusters_output_only_warnings_reach_the_operators_log(served, capfd):
+    """A replica that could not start came as 340 lines of the controller's tracebacks; Serve's stop
+    as a raylet's notice of a retried task."""
+    from ray._private.worker import global_worker_stdstream_dispatcher
+
+    lines = ["ERROR 2026-12-05 17:50:42,778 controller 13413 -- Exception in Replica(id='x'), the replica will be stopped.",
+             "Traceback (most recent call last):", '  File "replica.py", line 1867, in initialize',
+             "2026-12-05 17:50:42,774 ERROR maskwatch.scale.serving: this replica cannot start: bad.onnx: not a model",
+             "ValueError: bad.onnx: not a model", "Task ServeController.graceful_shutdown failed. There are infinite retries"]
+    global_worker_stdstream_dispatcher.emit({"ip": "127.0.0.1", "pid": 4242, "job": "", "is_err": True, "lines": lines,
+                                             "actor_name": "ServeController", "task_name": "", "localhost": "127.0.0.1"})
+    shown = capfd.readouterr().err.splitlines()
+    assert len(shown) == 2 and lines[0] in shown[0] and lines[3] in shown[1]
+
+
 def test_the_proxy_believes_no_forwarded_header_from_an_untrusted_client(served, credentials):
     """Serve's proxy believed X-Forwarded-For from loopback: guessed logins from invented addresses
     went past the per-client limit and into the access log."""
@@ -105,3 +137,33 @@ def test_the_proxy_believes_no_forwarded_header_from_an_untrusted_client(served,
 def test_bad_serve_options_are_refused(args, message):
     result = CliRunner().invoke(app, ["serve", *args])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
+    """`timeout`, a service manager's stop, kill -- -PGID: the local cluster's processes share the
+    command's process group and die with it; serve.shutdown then waited 30 s for the dead
+    controller, other Ray calls 60 s for the dead GCS (40 s and more, past docker stop's 10)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = os.environ | {"PYTHONPATH": src, "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+    command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(free_port()),
+               "--database", str(tmp_path / "users.db")]
+    server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, start_new_session=True)
+    try:
+        assert "serving on" in server.stdout.readline()
+        time.sleep(1)
+        os.killpg(server.pid, signal.SIGTERM)
+        began = time.monotonic()
+        server.wait(timeout=60)
+        assert time.monotonic() - began < 25
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

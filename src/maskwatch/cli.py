@@ -1007,7 +1007,9 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
     try:
-        with ray_cluster(address):
+        # The replicas' warnings (a database away, a login refused) in this process's log, as
+        # `maskwatch serve` writes them: in Serve's files alone, no operator saw them.
+        with ray_cluster(address, log_to_driver=True):
             import ray
 
             database = settings.auth.database
@@ -1016,7 +1018,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 # (open to anyone on loopback, every login refused elsewhere).
                 _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
                       "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
-            start_api(settings, replicas, host, port, tls=tls)
+            start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"])
             typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()
@@ -1029,7 +1031,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     except ClusterError as err:
         _fail(str(err))
     except RuntimeError as err:  # Serve's "Deploying application ... failed": replicas that cannot start
-        _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}")
+        _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}", code=3)  # as uvicorn, docs/cli.md
 
 
 @app.command()

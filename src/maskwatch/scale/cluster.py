@@ -66,10 +66,12 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_cluster(address: str | None = None, num_cpus: int | None = None,
+                log_to_driver: bool = False) -> Iterator[None]:
     """Ray, initialised for the block: the cluster at `address`, or (None or "local") a new
     local one with `num_cpus` CPUs (default: this machine's cores), no dashboard, shut down
-    afterwards."""
+    afterwards. log_to_driver: what this job's actors write to stdout and stderr is written
+    to this process's (each line after the actor's name and pid)."""
     import ray
 
     address = None if address == "local" else address
@@ -89,7 +91,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if main_thread else None
     try:
-        ray.init(**kwargs, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(**kwargs, include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ClusterError(f"cannot start Ray{f' at {address}' if address else ''}: {err}") from None
     finally:

@@ -14,6 +14,8 @@ a camera (`--source`, a one-camera site) needs a single process.
 
 from __future__ import annotations
 
+import re
+
 from maskwatch.runtime import single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.serving.app import ServeSettings
@@ -21,8 +23,15 @@ from maskwatch.serving.app import ServeSettings
 APP_NAME = "maskwatch"
 
 
-def api_deployment(settings: ServeSettings, replicas: int):
-    """A Serve deployment of the maskwatch app with `replicas` replicas (an Application, bound)."""
+# Serve's own INFO lines (a replica started, a line per request), in a format of their own, in the
+# operator's log once replicas' output reaches it: its warnings stay.
+SERVE_LOGGING = {"log_level": "WARNING", "enable_access_log": False}
+
+
+def api_deployment(settings: ServeSettings, replicas: int, log_config: dict | None = None):
+    """A Serve deployment of the maskwatch app with `replicas` replicas (an Application, bound).
+    log_config: logging.config.dictConfig's, applied in each replica (maskwatch's own log lines
+    there, a refused upload or a failed login, written to its stderr as `maskwatch serve` writes them)."""
     from ray import serve
 
     if replicas < 1:
@@ -32,12 +41,53 @@ def api_deployment(settings: ServeSettings, replicas: int):
         # Runs in each replica as it starts: the models load there, never travel.
         from maskwatch.serving.app import create_app
 
-        return create_app(settings.models.load(threads=single_threaded()), settings)
+        import logging
+
+        if log_config is not None:
+            import logging.config
+
+            logging.config.dictConfig(log_config)
+        try:
+            models = settings.models.load(threads=single_threaded())
+        except Exception as err:  # one line that says why: Serve's own says only "failed", its traceback is cut
+            logging.getLogger(__name__).error("this replica cannot start: %s", err)
+            raise
+        return create_app(models, settings)
 
     ingress = serve.ingress(build_app)()
     deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas,
-                                  ray_actor_options={"num_cpus": cpus_each(replicas)})
+                                  ray_actor_options={"num_cpus": cpus_each(replicas)},
+                                  logging_config=SERVE_LOGGING)
     return deployment.bind()
+
+
+# A log record's first line, in maskwatch's format or Serve's, at WARNING or above.
+_WARNING_LINE = re.compile(r"(?:\S+ ){0,2}(?:WARNING|ERROR|CRITICAL) ")
+
+
+def stream_warnings_only() -> None:
+    """Of what the cluster's processes write (Ray streams it to this process with log_to_driver),
+    only the first line of each warning or error is written here: a replica that could not start
+    came as 340 lines of tracebacks, Serve's stop as a raylet's retry notice. The rest stays in
+    the session folder's files. Ray's internals: left as they are where they have changed."""
+    import functools
+
+    try:
+        from ray._private import worker
+        dispatcher, write = worker.global_worker_stdstream_dispatcher, worker.print_to_stdstream
+    except (ImportError, AttributeError):
+        return
+    if not any(name == "ray_print_logs" for name, _ in dispatcher.handlers):
+        return  # Ray initialised without log_to_driver
+
+    def warnings_only(data, **options):
+        lines = [line for line in data.get("lines", ()) if _WARNING_LINE.match(line)]
+        if lines:
+            write({**data, "lines": lines}, **options)
+
+    dispatcher.remove_handler("ray_print_logs")
+    dispatcher.add_handler("ray_print_logs", functools.partial(
+        warnings_only, ignore_prefix=worker._should_ignore_worker_log_prefix(worker.global_worker)))
 
 
 def proxy_environment(settings: ServeSettings) -> dict[str, str]:
@@ -50,9 +100,11 @@ def proxy_environment(settings: ServeSettings) -> dict[str, str]:
 
 
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
-              tls: dict | None = None) -> None:
+              tls: dict | None = None, log_config: dict | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
-    (on the head node of a cluster). A deployment that fails is shut down before the error goes on."""
+    (on the head node of a cluster). A deployment that fails is shut down before the error goes on.
+    log_config: the replicas' logging (api_deployment); their stderr reaches this process's where
+    Ray was initialised with log_to_driver."""
     import logging
 
     from ray import serve
@@ -61,16 +113,26 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     # to existing Serve app ... New http_options will not be applied", read as a problem. Its
     # warnings stay; what runs and where is the start line's to say.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    stream_warnings_only()
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
-    serve.start(http_options={"host": host, "port": port, **(tls or {})})
+    serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
     try:
-        serve.run(api_deployment(settings, replicas), name=APP_NAME, route_prefix="/")
+        serve.run(api_deployment(settings, replicas, log_config), name=APP_NAME, route_prefix="/")
     except BaseException:  # replicas that cannot start, or Ctrl-C: Serve's proxy must not keep the port
         serve.shutdown()
         raise
 
 
-def stop_api() -> None:
+def stop_api(wait_s: float = 8.0) -> None:
+    """Serve shut down (open requests answered first), or given up after wait_s: a local
+    cluster's processes share the `serve` command's process group, so Ctrl-C, `timeout` or a
+    service manager's stop end them with it, and serve.shutdown waited 30 s for the dead
+    controller, other calls 60 s for the dead GCS (a stop took 40 s and more, past `docker
+    stop`'s 10). ray.shutdown, which follows, ends what is left of a local cluster."""
+    import threading
+
     from ray import serve
 
-    serve.shutdown()
+    stopping = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
+    stopping.start()
+    stopping.join(wait_s)
