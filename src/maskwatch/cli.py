@@ -1136,14 +1136,11 @@ def backup(
 ) -> None:
     """A consistent copy of a running site's SQLite database and snapshots (copying the .db file
     alone can lose what its -wal file holds). PostgreSQL: pg_dump."""
-    from maskwatch.security.commands import site_config
+    from maskwatch.security.commands import site_config, site_database
 
     site = site_config(config, "backup")
-    snapshots = None
-    if site is not None and database != "maskwatch.db":  # the site's would be copied, the one named ignored
-        _fail("--config names the site's database (storage.database); give --config or --database, not both")
-    if site is not None:
-        database, snapshots = site.storage.database, site.storage.snapshots
+    database = site_database(site, database)
+    snapshots = site.storage.snapshots if site is not None else None
     from maskwatch.site.backup import BackupError, backup_site
 
     try:

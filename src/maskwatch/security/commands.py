@@ -50,13 +50,20 @@ def site_config(config: Path | None, command: str = "users"):
         _fail(str(err).splitlines()[0])
 
 
+def site_database(site, database: str) -> str:
+    """The site's database where a config was read, else `database`; both given is refused (the
+    site's was used, the one named ignored in silence)."""
+    if site is None:
+        return database
+    if database != DEFAULT_DATABASE:
+        _fail("--config names the site's database (storage.database); give --config or --database, not both")
+    return site.storage.database
+
+
 def store_of(site, database: str, command: str = "users", create: bool = False):
     """open_store for a config already read: the site's database, else `database`."""
-    options = {}
-    if site is not None and database != DEFAULT_DATABASE:  # the site's was used, the one named ignored
-        _fail("--config names the site's database (storage.database); give --config or --database, not both")
-    if site is not None:
-        database, options = site.storage.database, {"retention_days": site.storage.retention_days}
+    database = site_database(site, database)
+    options = {"retention_days": site.storage.retention_days} if site is not None else {}
     if not create and "://" not in database and not Path(database).is_file():
         _fail(f"{database}: no such database; users are added with maskwatch {command} add")
     return _store(database, **options)
