@@ -16,7 +16,7 @@ import socket
 import time
 from urllib.parse import unquote
 
-from maskwatch.video.sources import stream_address
+from maskwatch.video.sources import split_authority, stream_address
 
 LONGEST_ANSWER = 64 * 1024  # the headers of an answer; a camera's are a few hundred bytes
 
@@ -110,7 +110,8 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
         return None
     # Read as stream_address and FFmpeg read it, not with urlsplit: a password holding a [ or ]
     # (written as is, as FFmpeg takes it) was its ValueError, which ended the camera's reader.
-    authority, tail = re.match(r"([^/?#]*)([^#]*)", source.partition("://")[2]).groups()
+    authority, tail = split_authority(source.partition("://")[2])
+    tail = tail.split("#", 1)[0]
     userinfo, _, host = authority.rpartition("@")
     user, _, password = userinfo.partition(":")
     user, password = unquote(user), unquote(password)

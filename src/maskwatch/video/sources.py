@@ -194,11 +194,10 @@ def stream_name(source: str) -> str:
     # Split as stream_address splits it, not by urlsplit: a password holding a [ or ] (FFmpeg takes
     # it as written) was urlsplit's ValueError, a traceback quoting part of the password.
     rest = source.partition("://")[2]
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     host, port = _host_and_port(rest)
     if port and not (port.isdigit() and int(port) <= 65535):
         raise SourceError(f"{redact_source(source)}: not a valid port")
-    path = re.split(r"[?#]", rest[len(authority):], maxsplit=1)[0]
+    path = re.split(r"[?#]", split_authority(rest)[1], maxsplit=1)[0]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{host.lower()}_{int(port) if port else ''}{path}").strip("_.")
     return name or "stream"
 
@@ -226,9 +225,17 @@ def stream_address(source: str) -> tuple[str, int] | None:
     return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
 
 
+def split_authority(rest: str) -> tuple[str, str]:
+    """A URL after its scheme's :// as FFmpeg splits it: its authority (user:password@host:port,
+    up to the first / ? or #) and what follows. Not urlsplit: a password holding a [ or ], which
+    FFmpeg takes as written, was its ValueError."""
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return authority, rest[len(authority):]
+
+
 def _host_and_port(rest: str) -> tuple[str, str]:
     """The host and the port's text of a URL after its scheme's ://, as stream_address reads them."""
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    authority = split_authority(rest)[0].rpartition("@")[2]
     host, colon, port = authority.rpartition(":") if not authority.endswith("]") else (authority, "", "")
     if not colon:
         host, port = authority, ""
@@ -241,7 +248,7 @@ def stream_url_problem(source: str) -> str | None:
     host may be a password's."""
     rest = source.partition("://")[2]
     host, port = _host_and_port(rest)
-    head = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    head = split_authority(rest)[0]
     hint = " (a / ? or # in a password is written %2F, %3F or %23)" if "@" in rest and "@" not in head else ""
     if not host:
         return f"the URL names no host{hint}"
