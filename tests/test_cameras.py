@@ -596,3 +596,25 @@ def test_the_probe_takes_its_timeout_in_all_not_per_request():
         assert rtsp_refusal(camera.url.replace("rtsp://", "rtsp://admin:guess@"), timeout=1.0) is None
     finally:
         camera.stop()
+
+
+def test_a_digest_realm_with_a_comma_or_quote_is_read_and_sent_back_whole():
+    """The challenge was split at every comma, quoted or not: a realm such as "Hall, east" was
+    read as "Hall", so the signed DESCRIBE hashed the wrong realm and a right password was told
+    as refused (401)."""
+    import hashlib
+
+    from maskwatch.video.rtsp_probe import _challenge, authorization
+
+    scheme, params = _challenge(['Basic realm="cam"',
+                                 r'Digest realm="Hall, east \"B\"", nonce="n,1", algorithm=MD5, stale=FALSE'])
+    assert scheme == "digest"
+    assert params == {"realm": 'Hall, east "B"', "nonce": "n,1", "algorithm": "MD5", "stale": "FALSE"}
+    header = authorization(scheme, params, "admin", "pw", "rtsp://cam/s")
+    echoed = _challenge([header])[1]  # what the camera reads back from the header
+    assert echoed["realm"] == 'Hall, east "B"' and echoed["nonce"] == "n,1"
+
+    def md5(text):
+        return hashlib.md5(text.encode()).hexdigest()
+    ha1 = md5('admin:Hall, east "B":pw')
+    assert echoed["response"] == md5(f"{ha1}:n,1:{md5('DESCRIBE:rtsp://cam/s')}")

@@ -15,6 +15,7 @@ import re
 import socket
 import time
 from urllib.parse import unquote
+from urllib.request import parse_http_list
 
 from maskwatch.video.sources import split_authority, stream_address
 
@@ -52,8 +53,14 @@ def _challenge(values: list[str]) -> tuple[str, dict[str, str]] | None:
     """The scheme and parameters of the strongest WWW-Authenticate challenge: Digest before Basic."""
     found = {}
     for value in values:
-        scheme, _, rest = value.partition(" ")
-        found[scheme.lower()] = dict(re.findall(r'(\w+)\s*=\s*"?([^",]*)"?', rest))
+        scheme, _, rest = value.strip().partition(" ")
+        params = {}
+        for item in parse_http_list(rest):  # quoted strings keep their commas: realm="Hall, east"
+            name, equals, text = item.partition("=")
+            if equals:
+                text = text.strip()
+                params[name.strip().lower()] = text[1:-1] if text[:1] == text[-1:] == '"' and len(text) > 1 else text
+        found[scheme.lower()] = params
     for scheme in ("digest", "basic"):
         if scheme in found:
             return scheme, found[scheme]
@@ -71,9 +78,12 @@ def authorization(scheme: str, params: dict[str, str], user: str, password: str,
     def md5(text: str) -> str:
         return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
+    def quoted(text: str) -> str:  # RFC 7230's quoted-string: \\ and \" escaped
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
     realm, nonce = params.get("realm", ""), params.get("nonce", "")
     ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"DESCRIBE:{uri}")
-    fields = f'username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}"'
+    fields = f"username={quoted(user)}, realm={quoted(realm)}, nonce={quoted(nonce)}, uri={quoted(uri)}"
     if "auth" in [q.strip() for q in params.get("qop", "").split(",")]:
         cnonce = hashlib.sha256(nonce.encode()).hexdigest()[:16]
         response = md5(f"{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}")
@@ -81,7 +91,7 @@ def authorization(scheme: str, params: dict[str, str], user: str, password: str,
     else:
         response = md5(f"{ha1}:{nonce}:{ha2}")
     if "opaque" in params:
-        fields += f', opaque="{params["opaque"]}"'
+        fields += f", opaque={quoted(params['opaque'])}"
     return f'Digest {fields}, response="{response}", algorithm=MD5'
 
 
