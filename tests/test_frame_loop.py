@@ -90,6 +90,21 @@ def test_a_sink_failing_to_close_leaves_the_others_closed(detector, clip, tmp_pa
     assert json.loads((tmp_path / "summary.json").read_text())["failed"] == "[Errno 28] No space left on device"
 
 
+def test_a_line_the_disk_refused_is_not_counted_as_a_frame(detector, clip, tmp_path):
+    """The frames were counted before the line was written: a run stopped by a full disk said
+    in summary.json one frame more than detections.jsonl holds."""
+    class FillsAfterTwoLines(io.StringIO):
+        def write(self, text):
+            if self.getvalue().count("\n") == 2:
+                raise OSError(28, "No space left on device")
+            return super().write(text)
+
+    stream, result = FillsAfterTwoLines(), DetectResult(out=tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        run_frames(read_frames(str(clip)), FrameProcessor(detector, FaceTracker(), 2), [JsonLinesSink(stream)], result)
+    assert result.frames == len(stream.getvalue().splitlines()) == 2
+
+
 def test_a_long_runs_summary_is_written_as_people_are_decided(tmp_path):
     """summary.json was written only when the run ended: a stream killed outright (a reboot) a day
     in left no person's label at all."""

@@ -56,7 +56,7 @@ class DetectResult:
 
 
 class FrameCounter:
-    """The first sink of a loop: counts the frames and faces that reached the sinks."""
+    """Counts the frames and faces of a loop, behind its first sink (run_frames)."""
 
     def __init__(self, result: DetectResult) -> None:
         self.result = result
@@ -74,10 +74,11 @@ def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: Det
     """The loop over a finite or endless source: the loop body (video/loop.py) for each frame.
 
     Ctrl-C ends it with result.interrupted set; whatever happens, people still in view are then
-    decided and handed out, and the sinks are closed. result.frames counts the frames that
-    reached the sinks (a Ctrl-C in the detector leaves no line, and counts none).
+    decided and handed out, and the sinks are closed. result.frames counts the frames the first
+    sink (detect's JSON lines) took: a Ctrl-C in the detector leaves no line and counts none, and
+    a line a full disk refused is not counted (summary.json said a frame more than the lines).
     """
-    sinks = [FrameCounter(result), *sinks]
+    sinks = [*sinks[:1], FrameCounter(result), *sinks[1:]]
     try:
         for frame in frames:
             analyse(processor, frame, sinks)
