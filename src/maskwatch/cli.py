@@ -1132,7 +1132,8 @@ def run(
 def backup(
     dest: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.")] = None,
-    database: Annotated[str, typer.Option(help="SQLite file (without --config).")] = "maskwatch.db",
+    database: Annotated[Optional[str], typer.Option(help="SQLite file (without --config).",
+                                                    show_default="maskwatch.db")] = None,
 ) -> None:
     """A consistent copy of a running site's SQLite database and snapshots (copying the .db file
     alone can lose what its -wal file holds). PostgreSQL: pg_dump."""

@@ -20,8 +20,11 @@ tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in 
 
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
 UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
-Database = Annotated[str, typer.Option(help="SQLite file or SQLAlchemy URL (without --config); `serve` reads the same default.")]
 DEFAULT_DATABASE = "maskwatch.db"
+# None where not given: `--config site.yaml --database maskwatch.db` is refused as both given.
+Database = Annotated[Optional[str], typer.Option(
+    help="SQLite file or SQLAlchemy URL (without --config); `serve` reads the same default.",
+    show_default=DEFAULT_DATABASE)]
 
 
 def _fail(message: str) -> None:
@@ -29,7 +32,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def open_store(config: Path | None, database: str, command: str = "users", create: bool = False):
+def open_store(config: Path | None, database: str | None, command: str = "users", create: bool = False):
     """The AuthStore of the site's database (`--config`) or of `database`. Only a command that adds
     (create) makes a new SQLite file: `users list --database typo.db` is an error, not an empty list."""
     return store_of(site_config(config, command), database, command, create)
@@ -50,17 +53,17 @@ def site_config(config: Path | None, command: str = "users"):
         _fail(str(err).splitlines()[0])
 
 
-def site_database(site, database: str) -> str:
-    """The site's database where a config was read, else `database`; both given is refused (the
-    site's was used, the one named ignored in silence)."""
+def site_database(site, database: str | None) -> str:
+    """The site's database where a config was read, else `database` (maskwatch.db where not
+    given); both given is refused (the site's was used, the one named ignored in silence)."""
     if site is None:
-        return database
-    if database != DEFAULT_DATABASE:
+        return database or DEFAULT_DATABASE
+    if database is not None:
         _fail("--config names the site's database (storage.database); give --config or --database, not both")
     return site.storage.database
 
 
-def store_of(site, database: str, command: str = "users", create: bool = False):
+def store_of(site, database: str | None, command: str = "users", create: bool = False):
     """open_store for a config already read: the site's database, else `database`."""
     database = site_database(site, database)
     options = {"retention_days": site.storage.retention_days} if site is not None else {}
@@ -98,7 +101,7 @@ def add_user(
     role: Annotated[str, typer.Option(help="admin (users, config, everything) or viewer (page, events, reports).")] = "viewer",
     camera: Annotated[Optional[list[str]], typer.Option(help="A viewer sees only these cameras (repeat the option); default: all.")] = None,
     config: Config = None,
-    database: Database = DEFAULT_DATABASE,
+    database: Database = None,
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
     site = site_config(config)
@@ -123,7 +126,7 @@ def add_user(
 
 
 @users_app.command("list")
-def list_users(config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def list_users(config: Config = None, database: Database = None) -> None:
     """Users, their roles, cameras and open sessions."""
     store = open_store(config, database)
     for user in store.users():
@@ -134,7 +137,7 @@ def list_users(config: Config = None, database: Database = DEFAULT_DATABASE) -> 
 
 
 @users_app.command("remove")
-def remove_user(name: UserName, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def remove_user(name: UserName, config: Config = None, database: Database = None) -> None:
     """Remove a user; their sessions end at once, in every worker."""
     store = open_store(config, database)
     try:
@@ -145,7 +148,7 @@ def remove_user(name: UserName, config: Config = None, database: Database = DEFA
 
 
 @users_app.command("passwd")
-def change_password(name: UserName, config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def change_password(name: UserName, config: Config = None, database: Database = None) -> None:
     """Set a new password; every session of the user ends."""
     store = open_store(config, database)
     if store.user(name) is None:
@@ -162,7 +165,7 @@ def add_token(
     name: Annotated[str, typer.Argument(help="What uses it, e.g. prometheus")],
     scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera) or full (as an admin).")] = "read",
     config: Config = None,
-    database: Database = DEFAULT_DATABASE,
+    database: Database = None,
 ) -> None:
     """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
     site = site_config(config, "tokens")
@@ -181,7 +184,7 @@ def add_token(
 
 
 @tokens_app.command("list")
-def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+def list_tokens(config: Config = None, database: Database = None) -> None:
     """Tokens, their scopes and when each was last used."""
     store = open_store(config, database, "tokens")
     for token in store.tokens():
@@ -191,7 +194,7 @@ def list_tokens(config: Config = None, database: Database = DEFAULT_DATABASE) ->
 
 @tokens_app.command("revoke")
 def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as `tokens list` shows it.")],
-                 config: Config = None, database: Database = DEFAULT_DATABASE) -> None:
+                 config: Config = None, database: Database = None) -> None:
     """Revoke a token: the next request with it gets 401."""
     store = open_store(config, database, "tokens")
     try:
