@@ -11,7 +11,7 @@ DEMO_OUT := demo-output
 #   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: setup test-extra ray-extra demo test docs browser rtsp mqtt-broker postgres bench-venv clean
+.PHONY: setup test-extra ray-extra demo test docs browser rtsp mqtt-broker postgres systemd-analyze bench-venv clean
 
 setup: $(VENV)/.installed
 
@@ -49,7 +49,7 @@ demo: setup
 	@echo "  $(MASKWATCH) run --config examples/demo-site.yaml"
 
 # Every tier (slow, system, ray); plain `.venv/bin/pytest` runs the fast unit tests only.
-test: setup test-extra ray-extra browser rtsp mqtt-broker postgres
+test: setup test-extra ray-extra browser rtsp mqtt-broker postgres systemd-analyze
 	$(VENV)/bin/pytest -m ""
 
 # The documentation site (mkdocs-material) in build/docs: docs/, README.md, BENCHMARKS.md and the
@@ -85,6 +85,13 @@ rtsp:
 	  echo "installing GStreamer's RTSP server for the camera tests (system-wide, apt-get)"; \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(RTSP_PACKAGES); }
+
+# examples/maskwatch.service is checked with systemd-analyze verify (no systemd needs to run).
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null || { \
+	  echo "installing Debian's systemd for systemd-analyze (the service unit's test; system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q systemd; }
 
 # The MQTT tests start their own mosquitto on loopback (the package's service is not needed).
 mqtt-broker:
