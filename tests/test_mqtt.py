@@ -398,3 +398,31 @@ mqtt: {{host: 127.0.0.1, port: {broker.port}}}
     assert retained(broker.port, "maskwatch/+/available") == {"maskwatch/till/available": "offline",
                                                              "maskwatch/dead/available": "offline"}
     listener.close()
+
+
+@pytest.mark.system  # restarts its own broker
+def test_a_restarted_broker_is_told_the_sites_whole_state_again(tmp_path):
+    """A broker restarted without persistence forgets every retained message: a dashboard that
+    subscribed then saw neither the site online nor its counts until each changed."""
+    first = Broker(tmp_path).start()
+    port = first.port
+    publisher = MqttPublisher("127.0.0.1", port, cameras=["door"],
+                              counts_of=lambda camera: {"people": 4, "without_mask": 1}).start()
+    second = None
+    try:
+        assert wait_until(lambda: publisher.status()["connected"], 30)
+        publisher.camera_up("door", True)
+        publisher.in_view({"camera": "door", "counts": {"without_mask": 1}})
+        publisher.publish_counts("door")
+        state = {"maskwatch/available": "online", "maskwatch/door/available": "online",
+                 "maskwatch/door/without_mask": "1", "maskwatch/door/counts": '{"people":4,"without_mask":1}'}
+        assert wait_until(lambda: retained(port) == state, 20)
+        first.stop()
+        assert wait_until(lambda: not publisher.status()["connected"], 30)
+        second = Broker(tmp_path, port).start()
+        assert wait_until(lambda: publisher.status()["connected"], 60)
+        assert wait_until(lambda: retained(port) == state, 20), retained(port)
+    finally:
+        publisher.stop()
+        (second or first).stop()
+
