@@ -54,12 +54,13 @@ SWEEP_SECONDS = 3.0  # how long the retained topics of cameras not run are gathe
 class MqttPublisher:
     def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
                  password: str | None = None, counts_of: Callable[[str], dict] | None = None,
-                 max_queued: int = 1000, cameras: Iterable[str] = ()) -> None:
-        """cameras: the ids this site runs; the retained topics of any other under `prefix` are cleared."""
+                 max_queued: int = 1000, cameras: Iterable[str] | None = None) -> None:
+        """cameras: the ids this site runs; the retained topics of any other under `prefix` are
+        cleared (None: the publisher does not know them, and clears none)."""
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
         self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
         self.counts_of = counts_of
-        self.cameras = frozenset(cameras)
+        self.cameras = frozenset(cameras) if cameras is not None else None
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -99,6 +100,8 @@ class MqttPublisher:
             while self._backlog:
                 client.publish(*self._backlog.popleft(), qos=1)
             self.connected, self.problem = True, None
+        if self.cameras is None:
+            return
         with self._sweep_lock:
             self._connection += 1
             self._found = {}
@@ -176,7 +179,7 @@ class MqttPublisher:
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
         try:
-            for camera in sorted(self.cameras):
+            for camera in sorted(self.cameras or ()):
                 self.client.publish(self.topic(camera, "available"), "offline", qos=1, retain=True)
             info = self.client.publish(self.topic("available"), "offline", qos=1, retain=True)
             if self.client.is_connected():
