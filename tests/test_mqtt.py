@@ -1,5 +1,6 @@
 """MQTT in Frigate's layout against a real mosquitto on loopback: availability with a last will,
-events new/end, retained counts, and a broker that only comes up after the site."""
+per camera too, events new/end, retained counts, the retained topics of cameras no longer run
+cleared, and a broker that only comes up after the site."""
 
 import json
 import os
@@ -16,7 +17,7 @@ from tests.rtsp import free_port
 from tests.test_cameras import wait_until
 
 EVENT = {"id": 7, "camera": "door", "zone": None, "track_id": 3, "label": "without_mask", "probability": 0.9,
-         "first_seen": 1.0, "last_seen": 2.0, "frames": 5, "snapshot": None}
+         "first_seen": 1.0, "last_seen": 2.0, "frames": 5, "snapshot": "door-7.jpg"}
 
 
 def test_availability_events_and_counts(broker):  # noqa: F811
@@ -33,11 +34,14 @@ def test_availability_events_and_counts(broker):  # noqa: F811
         publisher.event_recorded(EVENT)
         assert wait_until(lambda: len(listener.on("site/events")) == 3 and listener.on("site/door/counts"))
         new, update, end = listener.json_on("site/events")
+        # Times as the API writes them, ISO 8601 in UTC, and the snapshot as its URL: one shape of an event.
         assert new == {"type": "new", "camera": "door", "zone": None, "track_id": 3, "label": "without_mask",
-                       "first_seen": 1.0}
+                       "first_seen": "1970-01-01T00:00:01.000+00:00"}
         assert update == {"type": "update", "camera": "door", "zone": None, "track_id": 3,
                           "label": "mask_weared_incorrect", "before": "without_mask"}
-        assert end == {"type": "end", "event": EVENT}
+        assert end == {"type": "end", "event": {**EVENT, "first_seen": "1970-01-01T00:00:01.000+00:00",
+                                                "last_seen": "1970-01-01T00:00:02.000+00:00",
+                                                "snapshot": "/v1/snapshots/door-7.jpg"}}
         assert listener.on("site/door/without_mask") == ["1"] and listener.on("site/door/with_mask") == ["0"]
         assert listener.json_on("site/door/counts") == [{"people": 1, "without_mask": 1}]
     finally:
@@ -47,6 +51,73 @@ def test_availability_events_and_counts(broker):  # noqa: F811
     assert wait_until(lambda: late.json_on("site/door/counts") == [{"people": 1, "without_mask": 1}]
                       and late.on("site/door/without_mask") == ["1"])
     late.close()
+    listener.close()
+
+
+def retain(port: int, topics: dict[str, str]) -> None:
+    """Publish each topic's payload retained, as a site's earlier run left them."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for topic, payload in topics.items():
+            client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def retained(port: int, topic: str = "#") -> dict[str, str]:
+    """What the broker keeps retained under `topic`: what a dashboard that subscribes now is told."""
+    newcomer = Subscriber(port, topic)
+    time.sleep(1.0)
+    newcomer.close()
+    return {t: payload for t, payload, kept in newcomer.messages if kept}
+
+
+def test_the_retained_topics_of_cameras_the_site_does_not_run_are_cleared(broker, caplog):  # noqa: F811
+    """A camera disabled, removed or renamed kept its retained topics from its last run: a
+    dashboard went on showing 2 people in view at a camera that no longer ran."""
+    retain(broker.port, {"site/gone/counts": '{"people":5}', "site/gone/without_mask": "2",
+                         "site/gone/available": "online", "site/door/with_mask": "1",
+                         "site/east/available": "online",  # a site whose prefix is site/east: not a camera
+                         "site/gone/notes": "a user's own topic", "other/gone/counts": '{"people":1}'})
+    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=["door"]).start()
+    try:
+        assert wait_until(lambda: "site/gone/counts" not in retained(broker.port, "site/gone/#"), 20)
+        assert retained(broker.port) == {"site/available": "online", "site/door/with_mask": "1",
+                                         "site/east/available": "online", "site/gone/notes": "a user's own topic",
+                                         "other/gone/counts": '{"people":1}'}
+        warned = [r.getMessage() for r in caplog.records if "cleared" in r.getMessage()]
+        assert warned == [f"MQTT 127.0.0.1:{broker.port}: cleared the retained topics of cameras this site does "
+                          "not run (disabled, removed or renamed): gone"]
+        # The sweep listens only after connecting: a camera's topics retained later are another's business.
+        retain(broker.port, {"site/later/counts": '{"people":1}'})
+        time.sleep(1.0)
+        assert retained(broker.port, "site/later/#") == {"site/later/counts": '{"people":1}'}
+    finally:
+        publisher.stop()
+
+
+def test_each_camera_says_whether_it_is_up_and_offline_at_the_stop(broker):  # noqa: F811
+    listener = Subscriber(broker.port, "maskwatch/+/available")
+    publisher = MqttPublisher("127.0.0.1", broker.port, cameras=["door", "till"])
+    publisher.camera_up("door", False)  # the site's start, before the first frame
+    publisher.camera_up("till", False)
+    publisher.start()
+    try:
+        assert wait_until(lambda: listener.on("maskwatch/door/available") == ["offline"])
+        for up in (True, True, True, False, True):  # sent when it changes, not at every look
+            publisher.camera_up("door", up)
+        assert wait_until(lambda: listener.on("maskwatch/door/available") == ["offline", "online", "offline",
+                                                                              "online"])
+    finally:
+        publisher.stop()
+    assert wait_until(lambda: listener.on("maskwatch/door/available")[-1:] == ["offline"])
+    assert retained(broker.port, "maskwatch/+/available") == {"maskwatch/door/available": "offline",
+                                                             "maskwatch/till/available": "offline"}
     listener.close()
 
 
@@ -229,9 +300,9 @@ def test_camera_threads_never_stick_while_the_broker_resets_after_each_connack()
         n = 0
         while not stop.is_set():
             n += 1
-            publisher.person_started({"camera": f"cam{index}", "track_id": n})
+            publisher.person_started({"camera": f"cam{index}", "track_id": n, "first_seen": 1.0})
             publisher.in_view({"camera": f"cam{index}", "counts": {"with_mask": n % 3}})
-            publisher.event_recorded({"camera": f"cam{index}", "id": n})
+            publisher.event_recorded({**EVENT, "camera": f"cam{index}", "id": n})
             progress[index] = n
 
     threads = [threading.Thread(target=camera, args=(i,), daemon=True) for i in range(4)]
@@ -291,3 +362,67 @@ def test_todays_counts_are_sent_at_the_start_and_at_the_sites_midnight(monkeypat
     publisher.compliance_alert({"camera": "door"})  # the broker away: kept, then said at the stop
     publisher.stop()
     assert any("1 events and alerts never reached the broker" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.system  # a site with its cameras and the detector, in this process
+def test_a_site_says_which_cameras_are_up_and_clears_a_disabled_ones_topics(broker, tmp_path, sample_dir):  # noqa: F811
+    """A site gave no per-camera state (a camera down showed only in /v1/cameras and Prometheus),
+    and a camera set `enabled: false` kept its retained people in view from its last run."""
+    from maskwatch.detection.detector import WEIGHTS, Detector
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+    from tests.test_detection import make_video
+
+    make_video(tmp_path / "till.mp4", sample_dir, frames=6)
+    (tmp_path / "site.yaml").write_text(f"""
+defaults: {{fps: 1, stall_timeout: 2, retry_max: 0.5}}
+cameras:
+  till: {{source: till.mp4}}
+  dead: {{source: "rtsp://127.0.0.1:{free_port()}/none"}}
+  door: {{source: till.mp4, enabled: false}}
+storage: {{database: site.db, snapshots: snapshots}}
+mqtt: {{host: 127.0.0.1, port: {broker.port}}}
+""")
+    retain(broker.port, {"maskwatch/door/counts": '{"people":9}', "maskwatch/door/without_mask": "2",
+                         "maskwatch/door/available": "online"})
+    listener = Subscriber(broker.port, "maskwatch/+/available")
+    site = Site(load_site_config(tmp_path / "site.yaml"), Detector.load(config=WEIGHTS / "centerface.json")).start()
+    try:
+        assert wait_until(lambda: listener.on("maskwatch/till/available")[-1:] == ["online"], 30)
+        assert site.cameras(["till"])[0]["connected"]  # the rule of /v1/cameras and Prometheus
+        time.sleep(3)  # past the dead camera's stall_timeout: it never came up
+        assert listener.on("maskwatch/dead/available") == ["offline"]
+        assert wait_until(lambda: not any(t.startswith("maskwatch/door/") for t in retained(broker.port)), 20)
+    finally:
+        site.stop()
+    assert retained(broker.port, "maskwatch/+/available") == {"maskwatch/till/available": "offline",
+                                                             "maskwatch/dead/available": "offline"}
+    listener.close()
+
+
+@pytest.mark.system  # restarts its own broker
+def test_a_restarted_broker_is_told_the_sites_whole_state_again(tmp_path):
+    """A broker restarted without persistence forgets every retained message: a dashboard that
+    subscribed then saw neither the site online nor its counts until each changed."""
+    first = Broker(tmp_path).start()
+    port = first.port
+    publisher = MqttPublisher("127.0.0.1", port, cameras=["door"],
+                              counts_of=lambda camera: {"people": 4, "without_mask": 1}).start()
+    second = None
+    try:
+        assert wait_until(lambda: publisher.status()["connected"], 30)
+        publisher.camera_up("door", True)
+        publisher.in_view({"camera": "door", "counts": {"without_mask": 1}})
+        publisher.publish_counts("door")
+        state = {"maskwatch/available": "online", "maskwatch/door/available": "online",
+                 "maskwatch/door/without_mask": "1", "maskwatch/door/counts": '{"people":4,"without_mask":1}'}
+        assert wait_until(lambda: retained(port) == state, 20)
+        first.stop()
+        assert wait_until(lambda: not publisher.status()["connected"], 30)
+        second = Broker(tmp_path, port).start()
+        assert wait_until(lambda: publisher.status()["connected"], 60)
+        assert wait_until(lambda: retained(port) == state, 20), retained(port)
+    finally:
+        publisher.stop()
+        (second or first).stop()
+

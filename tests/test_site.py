@@ -236,6 +236,22 @@ def test_mqtt_hears_availability_events_and_counts(site):
     # too small to decide): a person was seen, so some label's count rose above 0 at some point.
     in_view = {label: site.mqtt.on(f"maskwatch/door/{label}") for label in PERSON_LABELS}
     assert all(in_view.values()) and any(int(n) > 0 for values in in_view.values() for n in values), in_view
+    # An end event is the event /v1/events gives (times in ISO 8601, the snapshot's URL): one shape.
+    stored = {e["id"]: e for e in site.get("/v1/events", limit=1000).json()["events"]}
+    assert ends and all(event == stored[event["id"]] for event in ends), (ends, stored)
+
+
+def test_mqtt_says_each_camera_up_or_down_as_the_api_does(site):
+    """Nothing on MQTT said that a camera was down: only /v1/cameras, the page and Prometheus."""
+    assert wait_until(lambda: site.mqtt.on("maskwatch/till/available")[-1:] == ["online"], 60)
+    assert wait_until(lambda: site.mqtt.on("maskwatch/door/available")[-1:] == ["online"], 60)
+    assert site.mqtt.on("maskwatch/dead/available") == ["offline"]  # it never sent a frame
+    site.rtsp.stop()
+    assert wait_until(lambda: site.mqtt.on("maskwatch/door/available")[-1:] == ["offline"], 30)
+    assert not site.camera("door")["connected"]
+    site.rtsp.start()
+    assert wait_until(lambda: site.mqtt.on("maskwatch/door/available")[-1:] == ["online"], 60)
+    assert site.camera("door")["connected"]
 
 
 def test_the_daily_report_is_csv(site):

@@ -8,7 +8,7 @@ JSON {"error": "..."} like the rest of the API.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
+from maskwatch.site.events import event_view, iso_utc
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
@@ -31,10 +32,6 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _errors(*pairs: tuple[int, str]) -> dict:
     return {code: {"description": text, "content": {"application/json": {"schema": ERROR}}} for code, text in pairs}
-
-
-def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def one_of(values) -> dict:
@@ -117,7 +114,7 @@ def site_routes(site: Site) -> APIRouter:
         rows = site.cameras(only=allowed)  # a viewer's cameras' figures only are read
         principal = request.state.principal
         for row in rows:
-            row["last_frame_at"] = _iso(row["last_frame_at"])
+            row["last_frame_at"] = iso_utc(row["last_frame_at"])
             if principal is not None and principal.role != "admin":  # a camera's address and user: admins only
                 row["source"] = row["source"].split("://", 1)[0] + "://***" if "://" in row["source"] else "***"
         return JSONResponse(rows)
@@ -159,10 +156,7 @@ def site_routes(site: Site) -> APIRouter:
             return _error(400, str(err))
         rows = site.store.events(camera=camera, zone=zone, label=label, since=since_seconds, limit=limit,
                                  cameras=visible(request))
-        for row in rows:
-            row["first_seen"], row["last_seen"] = _iso(row["first_seen"]), _iso(row["last_seen"])
-            row["snapshot"] = f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None
-        return JSONResponse({"events": rows})
+        return JSONResponse({"events": [event_view(row) for row in rows]})
 
     @router.get("/compliance", response_model=ComplianceSeries,
                 responses=_errors((400, "An unknown camera or bucket, or a bad time"),
@@ -205,7 +199,7 @@ def site_routes(site: Site) -> APIRouter:
         except ValueError as err:
             return _error(400, str(err))
         return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
-                             "timezone": site.config.timezone or "local", "since": _iso(since_seconds // 60 * 60),
+                             "timezone": site.config.timezone or "local", "since": iso_utc(since_seconds // 60 * 60),
                              "buckets": series})
 
     @router.get("/report.csv", response_class=Response,

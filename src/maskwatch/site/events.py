@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -435,6 +436,18 @@ class EventStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def iso_utc(seconds: float | None) -> str | None:
+    """Unix seconds as the API and MQTT write a time: ISO 8601 in UTC, to the millisecond."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def event_view(row: dict) -> dict:
+    """A stored event as /v1/events and MQTT give it: times in ISO 8601 UTC, the snapshot as its
+    URL path (MQTT sent Unix seconds and the bare file name, a second shape of one event)."""
+    return {**row, "first_seen": iso_utc(row["first_seen"]), "last_seen": iso_utc(row["last_seen"]),
+            "snapshot": f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None}
 
 
 def zone_of(face_box, width: int, height: int, zones: dict[str, list]) -> str | None:

@@ -3,10 +3,15 @@
     <prefix>/available         "online" while the site runs, "offline" (retained; also the last will)
     <prefix>/events            {"type": "new", ...} when a person comes into view,
                                {"type": "update", ..., "before": label} when their running vote changes,
-                               {"type": "end", "event": {...}} when their vote is decided and stored
+                               {"type": "end", "event": {...}} when their vote is decided and stored,
+                               the event as /v1/events gives it (events.event_view)
     <prefix>/<camera>/counts   today's people per voted label on that camera (retained; sent at the
                                start and at the site's midnight too, not only with a person)
     <prefix>/<camera>/<label>  people in view now with that voted label, e.g. "2" (retained)
+    <prefix>/<camera>/available  "online" while the camera's stream sends frames, "offline" once the
+                               site counts it down (as /v1/cameras' `connected` and Prometheus's
+                               maskwatch_camera_up: no frame for `stall_timeout` s, or the stream
+                               lost), at the start until its first frame, and at the stop (retained)
     <prefix>/alerts            {"type": "compliance", "alert": {...}} when a compliance rule fires
 
 paho-mqtt runs its own network thread and reconnects by itself; publishing never blocks a camera.
@@ -16,6 +21,13 @@ its latest value per topic and the events in a backlog of the newest `max_queued
 once it was full, and a site that ran through a long outage showed as unavailable). A broker that
 cannot be reached, refuses the connection or goes away is said once in the log (a warning) and
 in status(), not at every retry: a site whose broker is misnamed would otherwise run silently.
+
+A camera disabled, removed or renamed in the site's file left its retained topics on the broker:
+people in view at a camera that no longer runs. On each connection the site subscribes to
+`<prefix>/+/+` for SWEEP_SECONDS: the broker answers with the retained topics there, and those of
+cameras it does not run are cleared (an empty retained message deletes one). A "camera" of which
+only `available` is retained is another site's `<prefix>/<name>/available` (a prefix inside this
+one's), not cleared. Two sites must not share a prefix: each would clear the other's cameras.
 """
 
 from __future__ import annotations
@@ -26,20 +38,29 @@ import os
 import socket
 import threading
 from collections import deque
-from typing import Callable
+from typing import Callable, Iterable
 
 import paho.mqtt.client as mqtt
 
+from maskwatch.faces import PERSON_LABELS
+from maskwatch.site.events import event_view, iso_utc
+
 log = logging.getLogger(__name__)
+
+CAMERA_TOPICS = ("available", "counts", *PERSON_LABELS)  # <prefix>/<camera>/<these>, each retained
+SWEEP_SECONDS = 3.0  # how long the retained topics of cameras not run are gathered after connecting
 
 
 class MqttPublisher:
     def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
                  password: str | None = None, counts_of: Callable[[str], dict] | None = None,
-                 max_queued: int = 1000) -> None:
+                 max_queued: int = 1000, cameras: Iterable[str] | None = None) -> None:
+        """cameras: the ids this site runs; the retained topics of any other under `prefix` are
+        cleared (None: the publisher does not know them, and clears none)."""
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
         self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
         self.counts_of = counts_of
+        self.cameras = frozenset(cameras) if cameras is not None else None
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -55,7 +76,13 @@ class MqttPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
         self.connected, self.problem = False, None  # problem: what keeps it from the broker now
+        # The sweep of the retained topics of cameras not run: its subscription, what it found
+        # (camera -> its topics' last levels), its timer, and the connection it belongs to.
+        self._sweep_lock = threading.Lock()  # never held while calling paho (see _on_disconnect)
+        self._sweep_mid, self._found, self._sweep_timer, self._connection = None, {}, None, 0
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -73,6 +100,49 @@ class MqttPublisher:
             while self._backlog:
                 client.publish(*self._backlog.popleft(), qos=1)
             self.connected, self.problem = True, None
+        if self.cameras is None:
+            return
+        with self._sweep_lock:
+            self._connection += 1
+            self._found = {}
+        self._sweep_mid = client.subscribe(self.topic("+", "+"), qos=0)[1]
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid != self._sweep_mid:
+            return
+        # A broker may send retained messages after SUBACK, some (EMQX) from another process: they
+        # are gathered for a while, not until SUBACK.
+        timer = threading.Timer(SWEEP_SECONDS, self._sweep, args=(self._connection,))
+        timer.daemon = True
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+        self._sweep_timer = timer
+        timer.start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        # Only a message sent for the new subscription is flagged retained (MQTT 3.1.1, 3.3.1.3):
+        # the site's own publishing, echoed while the sweep listens, is not.
+        if not message.retain or not message.payload:
+            return
+        camera, _, leaf = message.topic[len(self.prefix) + 1:].partition("/")
+        if camera not in self.cameras and leaf in CAMERA_TOPICS:
+            with self._sweep_lock:
+                self._found.setdefault(camera, set()).add(leaf)
+
+    def _sweep(self, connection: int) -> None:
+        """Stop listening, and clear the retained topics of the cameras found that the site does not run."""
+        with self._sweep_lock:
+            if connection != self._connection or not self.connected:  # the next connection sweeps
+                return
+            gone = {camera: sorted(leaves) for camera, leaves in self._found.items() if leaves - {"available"}}
+            self._found = {}
+        self.client.unsubscribe(self.topic("+", "+"))
+        for camera, leaves in sorted(gone.items()):
+            for leaf in leaves:
+                self.client.publish(self.topic(camera, leaf), b"", qos=1, retain=True)
+        if gone:
+            log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
+                        "removed or renamed): %s", self.host, self.port, ", ".join(sorted(gone)))
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._trouble("cannot reach the broker")
@@ -104,9 +174,13 @@ class MqttPublisher:
         return self
 
     def stop(self) -> None:
-        """Say "offline" (a clean stop sends no last will), then disconnect; never raises (the
-        site's stop goes on to close the database)."""
+        """Say "offline" for each camera and the site (a clean stop sends no last will), then
+        disconnect; never raises (the site's stop goes on to close the database)."""
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
         try:
+            for camera in sorted(self.cameras or ()):
+                self.client.publish(self.topic(camera, "available"), "offline", qos=1, retain=True)
             info = self.client.publish(self.topic("available"), "offline", qos=1, retain=True)
             if self.client.is_connected():
                 info.wait_for_publish(timeout=5)
@@ -128,8 +202,16 @@ class MqttPublisher:
             self._publish(self.topic(camera, "counts"), today, retain=True)
         return today is not None
 
+    def camera_up(self, camera: str, up: bool) -> None:
+        """`<prefix>/<camera>/available`: "online" or "offline", retained, sent when it changes."""
+        topic, payload = self.topic(camera, "available"), "online" if up else "offline"
+        with self._lock:
+            if self._state.get(topic) == payload:
+                return
+        self._send(topic, payload, retain=True)
+
     def person_started(self, start: dict) -> None:
-        self._publish(self.topic("events"), {"type": "new", **start})
+        self._publish(self.topic("events"), {"type": "new", **start, "first_seen": iso_utc(start["first_seen"])})
 
     def person_updated(self, update: dict) -> None:
         self._publish(self.topic("events"), {"type": "update", **update})
@@ -140,7 +222,7 @@ class MqttPublisher:
             self._send(self.topic(view["camera"], label), str(n), retain=True)
 
     def event_recorded(self, event: dict) -> None:
-        self._publish(self.topic("events"), {"type": "end", "event": event})
+        self._publish(self.topic("events"), {"type": "end", "event": event_view(event)})
         self.publish_counts(event["camera"])
 
     def compliance_alert(self, alert: dict) -> None:

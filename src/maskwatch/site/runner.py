@@ -36,6 +36,7 @@ from maskwatch.video.tracker import FaceTracker
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at start)
+CAMERA_UP_EVERY = 1.0  # seconds between looks at the cameras' state for MQTT's <camera>/available
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Site:
             from maskwatch.site.mqtt import MqttPublisher
 
             self.mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, config.mqtt.prefix, config.mqtt.username,
-                                      config.mqtt.password, counts_of=self.today_counts)
+                                      config.mqtt.password, counts_of=self.today_counts, cameras=config.cameras)
         self.compliance = ComplianceMonitor(
             self.store, [ComplianceRule(rule.below, rule.minutes, rule.camera, rule.zone, rule.min_people,
                                         rule.cooldown) for rule in config.alerts.compliance],
@@ -83,6 +84,7 @@ class Site:
         self._day = None  # the site's day MQTT's counts were last sent for
         self._started = False
         self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
+        self._camera_watch = threading.Thread(target=self._watch_cameras, name="maskwatch-mqtt-cameras", daemon=True)
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
         """Each camera as threads of this process, sharing `detector` (scale/fleet.py places
@@ -105,10 +107,13 @@ class Site:
                 # retained, and came back online still showing them at a camera that is down.
                 for camera_id in self.config.cameras:
                     self.mqtt.in_view({"camera": camera_id, "counts": dict.fromkeys(PERSON_LABELS, 0)})
+                    self.mqtt.camera_up(camera_id, False)  # until its first frame
                 self.mqtt.start()
                 self._new_day()
             self._start_cameras()
             self._retention.start()
+            if self.mqtt is not None:
+                self._camera_watch.start()
             self.compliance.start()
         except BaseException:
             self.stop()
@@ -126,6 +131,8 @@ class Site:
         self._stop_cameras()
         self.compliance.stop()
         self.alerts.stop()
+        if self._camera_watch.is_alive():
+            self._camera_watch.join(10)
         if self.mqtt is not None:
             self.mqtt.stop()
         if self._retention.is_alive():
@@ -154,6 +161,13 @@ class Site:
             if time.monotonic() - swept >= RETENTION_EVERY:
                 swept = time.monotonic()
                 self._retain("this hour")
+
+    def _watch_cameras(self) -> None:
+        """Each camera's `connected`, as /v1/cameras, the page and Prometheus have it (no frame for
+        `stall_timeout` seconds, or its stream lost), to MQTT's <camera>/available when it changes."""
+        while not self._stop.wait(CAMERA_UP_EVERY):
+            for camera_id, camera in self.cameras_by_id.items():
+                self.mqtt.camera_up(camera_id, bool(camera.worker.state()["connected"]))
 
     def _retain(self, when: str) -> None:
         """Retention; a database away a while or a full disk skips it until the next hour (at the
