@@ -173,6 +173,13 @@ def test_a_viewer_reads_the_history_of_the_cameras_their_list_names_only(clients
     assert unknown.status_code == 404 and unknown.json()["error"] == "unknown zone 'lobby'; zones: queue"
 
 
+def test_the_privacy_statement_names_the_cameras_no_longer_running_whose_people_are_kept(clients):
+    admin, mine, doors = clients
+    for client, running, kept in ((admin, ["door"], ["old", "till"]), (mine, ["door"], ["old"]), (doors, ["door"], [])):
+        site = client.get("/v1/privacy").json()["site"]
+        assert (site["cameras"], site["cameras_not_running_with_history"]) == (running, kept)
+
+
 def test_the_api_document_lists_the_cameras_a_caller_may_read(clients):
     admin, mine, doors = clients
 
