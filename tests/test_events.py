@@ -557,6 +557,30 @@ def test_counts_summed_into_spans_by_the_database_give_the_same_charts_in_any_ti
         r["people"] for r in minutes if r["minute"] >= since)
 
 
+def test_the_cameras_with_stored_history_are_found_by_index_seeks(store, tmp_path):
+    """What a camera no longer running is read by (stored_cameras, has_history): one index seek per
+    camera, not a pass over every event and count (DISTINCT read all of them, at each poll)."""
+    assert store.stored_cameras() == [] and not store.has_history("door") and store.last_seen("door") is None
+    for n, camera in enumerate(["till", "door", "old", "door", "till", "door"]):
+        store.record(camera, "queue" if n % 2 else None, person(n, (0.9, 0.05, 0.05), last=NOW + n))
+    assert store.stored_cameras() == ["door", "old", "till"]
+    assert store.has_history("old") and not store.has_history("ol") and not store.has_history("nope")
+    assert (store.last_seen("door"), store.last_seen("old")) == (NOW + 5, NOW + 2)
+    # A camera whose events retention took keeps its counts' history until they go too.
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM events WHERE camera = 'old'"))
+    assert store.stored_cameras() == ["door", "old", "till"] and store.has_history("old")
+    assert store.last_seen("old") is None
+    from maskwatch.site.events import _distinct_by_index, events, quarters
+
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        for column in (events.c.camera, quarters.c.camera):
+            query = str(_distinct_by_index(column).compile(store.engine, compile_kwargs={"literal_binds": True}))
+            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + query)]
+            reads = [step for step in plan if column.table.name in step]
+            assert reads and all(step.startswith("SEARCH") and "INDEX" in step for step in reads), plan
+
+
 def test_a_version_3_database_gains_quarter_sums_of_the_minutes_it_kept(store, tmp_path):
     """The chart reads counts_by_quarter (schema version 4): a database from before has its minutes
     summed into it at open, and record() keeps both from then on."""

@@ -27,6 +27,22 @@ def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path
     again.close()
 
 
+def test_the_cameras_with_stored_history_on_postgresql(postgres, tmp_path):  # noqa: F811
+    """stored_cameras' recursive walk and has_history, as the site reads cameras no longer running."""
+    from sqlalchemy import text
+
+    store = EventStore(postgres.url, retention_days=100_000)
+    with store.engine.begin() as connection:  # the first test's rows, or none
+        for table in ("events", "counts", "counts_by_quarter"):
+            connection.execute(text(f"DELETE FROM {table}"))
+    assert store.stored_cameras() == [] and not store.has_history("old")
+    for n, camera in enumerate(["till", "door", "old", "door"]):
+        store.record(camera, None, person(n, (0.9, 0.05, 0.05), last=NOW + n))
+    assert store.stored_cameras() == ["door", "old", "till"]
+    assert store.has_history("old") and not store.has_history("nope") and store.last_seen("door") == NOW + 3
+    store.close()
+
+
 def test_processes_opening_a_new_postgresql_database_together_all_open_it(postgres):  # noqa: F811
     """5 of 5 pairs failed: "duplicate key value violates unique constraint "pg_type..."."""
     from sqlalchemy import create_engine, text

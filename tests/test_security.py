@@ -434,6 +434,33 @@ def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
                    stdin="vic's long password\n").returncode == 0
 
 
+@pytest.mark.system  # runs the command line in a process of its own
+def test_a_viewer_may_be_given_a_camera_removed_from_the_file_whose_history_is_kept(tmp_path):
+    """A removed camera's stored people are read as long as they are kept; `users add --camera` said
+    "no camera 'old'", so no new viewer could be given last month's figures of it."""
+    import numpy as np
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  entrance: {source: 'rtsp://h/s'}\nstorage: {database: site.db}\n")
+    no_history = run_cli("users", "add", "vic", "--camera", "old", "--config", str(tmp_path / "site.yaml"),
+                         stdin="vic's long password\n")  # nothing stored yet: not even a database file
+    assert no_history.returncode == 1 and not (tmp_path / "site.db").exists()
+    assert no_history.stderr == ("error: no camera 'old' in " + str(tmp_path / "site.yaml") +
+                                 ", nor any history of it in its database; cameras: entrance\n")
+    store = EventStore(str(tmp_path / "site.db"))
+    store.record("old", None, person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
+    store.close()
+    added = run_cli("users", "add", "vic", "--camera", "entrance", "--camera", "old", "--config",
+                    str(tmp_path / "site.yaml"), stdin="vic's long password\n")
+    assert added.returncode == 0, added.stderr
+    assert AuthStore(str(tmp_path / "site.db")).users()[0]["cameras"] == ["entrance", "old"]
+    typo = run_cli("users", "add", "cy", "--camera", "olt", "--config", str(tmp_path / "site.yaml"),
+                   stdin="cy's long password\n")
+    assert typo.returncode == 1 and "no camera 'olt'" in typo.stderr
+
+
 def test_a_name_with_a_newline_or_a_token_name_too_long_for_the_access_log_is_refused(tmp_path):
     """`users add "dan\n"` was accepted, and nobody could then log in or remove "dan"; a token
     named with 59-64 characters overflowed the access log's user column on PostgreSQL."""

@@ -82,6 +82,18 @@ def _store(database: str, **options):
         _fail(str(err))
 
 
+def stored_history(site, cameras: list[str]) -> list[str]:
+    """Those of `cameras` whose people or counts the site's database still holds."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maskwatch.site.events import driver_reason, stored_among
+
+    try:
+        return stored_among(site.storage.database, cameras)
+    except SQLAlchemyError as err:
+        _fail(f"the site's database: cannot read its stored cameras: {driver_reason(err)}")
+
+
 def read_password(confirm: bool = True) -> str:
     if not sys.stdin.isatty():
         raw = sys.stdin.buffer.readline()  # bytes: the locale's decoding failed with a traceback
@@ -114,7 +126,10 @@ def add_user(
         if not camera:
             _fail("--camera names no camera: leave it out for all cameras")
         if site is not None and (unknown := [c for c in camera if c not in site.cameras]):
-            _fail(f"no camera {', '.join(map(repr, unknown))} in {config}; cameras: {', '.join(site.cameras)}")
+            # A camera removed from the file is read as long as its history is kept (site_api).
+            if unknown := [c for c in unknown if c not in stored_history(site, unknown)]:
+                _fail(f"no camera {', '.join(map(repr, unknown))} in {config}, nor any history of it in its "
+                      f"database; cameras: {', '.join(site.cameras)}")
     store = store_of(site, database, create=True)
     password = read_password()
     try:

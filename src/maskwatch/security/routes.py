@@ -102,7 +102,8 @@ def privacy(request: Request) -> dict:
     statement = request.app.state.privacy()
     principal = request.state.principal
     if "site" in statement and principal is not None and principal.cameras is not None:
-        statement["site"]["cameras"] = [c for c in statement["site"]["cameras"] if c in principal.cameras]
+        for listed in ("cameras", "cameras_not_running_with_history"):
+            statement["site"][listed] = [c for c in statement["site"][listed] if c in principal.cameras]
     if principal is not None and principal.role != "admin":  # how many users and tokens: the admins' business
         for count in ("admins", "viewers", "viewers_limited_to_cameras", "api_tokens"):
             statement["access"].pop(count, None)

@@ -360,6 +360,8 @@ def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> d
         storage = site.config.storage
         statement["site"] = {
             "cameras": list(site.cameras_by_id),
+            # removed from the config or disabled: their people and snapshots are kept to retention
+            "cameras_not_running_with_history": site.retired_cameras(),
             "live_frames_blurred": storage.live_blurred,
             "snapshots": "none kept (privacy mode)" if storage.privacy else "one per person, face blurred",
             "events_kept": "camera, zone, track id, voted label, first and last seen: no face, no identity",

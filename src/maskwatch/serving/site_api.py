@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT
@@ -19,7 +20,7 @@ from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.events import event_view, iso_utc
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
-from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
+from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList, RetiredCameraList
 from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
@@ -43,12 +44,17 @@ def one_of(values) -> dict:
 def schema_for(schema: dict, site: Site, principal) -> dict:
     """The OpenAPI document as `principal` may read it: the camera and zone lists a query is
     documented with name only the cameras a viewer limited to some may see, and their zones (the
-    whole document named every camera and zone of the site to any viewer)."""
-    if principal is None or principal.cameras is None:
-        return schema
-    mine = principal.visible(site.cameras_by_id)
-    swap = {tuple(site.cameras_by_id): mine,
-            tuple(_zones(site, site.cameras_by_id)): _zones(site, mine)}
+    whole document named every camera and zone of the site to any viewer); the cameras no longer
+    running whose history is stored are among them, as the queries take them."""
+    try:
+        retired = site.retired_cameras()
+    except SQLAlchemyError:  # the database away: the document still answers, with the running cameras
+        retired = []
+    every = principal is None or principal.cameras is None
+    mine = [c for c in site.cameras_by_id if every or principal.may_see(c)]
+    swap = {tuple(site.cameras_by_id): mine + [c for c in retired if every or principal.may_see(c)]}
+    if not every:
+        swap[tuple(_zones(site, site.cameras_by_id))] = _zones(site, mine)
 
     def limited(node):
         if isinstance(node, list):
@@ -75,43 +81,64 @@ def site_routes(site: Site) -> APIRouter:
     camera_ids = one_of(site.cameras_by_id)
     all_zones = one_of(_zones(site, site.cameras_by_id))
 
-    def visible(request: Request) -> list[str] | None:
-        """The cameras the caller may see; None: all (AccessControl.authorize already refused a
-        request naming a camera outside them)."""
+    def readable(request: Request) -> list[str] | None:
+        """The cameras whose history the caller may read; None: every one, running or not. A
+        viewer's own list otherwise, as it stands: a camera on it since removed from the config,
+        or disabled, keeps its stored people (AccessControl.authorize already refused a request
+        naming a camera outside it)."""
         principal = request.state.principal
-        return None if principal is None or principal.cameras is None else principal.visible(site.cameras_by_id)
+        return None if principal is None or principal.cameras is None else list(principal.cameras)
 
-    def zone_refusal(shown: list[str], camera: str | None, zone: str | None,
-                     stored: bool = False) -> JSONResponse | None:
+    def running(request: Request) -> list[str]:
+        """The cameras of the config the caller may see, in its order."""
+        allowed = readable(request)
+        return [c for c in site.cameras_by_id if allowed is None or c in allowed]
+
+    def retired(request: Request) -> list[str]:
+        """The cameras no longer running whose history is stored, that the caller may read."""
+        allowed = readable(request)
+        return [c for c in site.retired_cameras() if allowed is None or c in allowed]
+
+    def named(request: Request, retired_too: bool = True) -> str:
+        """The cameras an error may list: the caller's (a viewer whose list names a camera since
+        removed from the config passes the access check, and must not be told the others)."""
+        listed = ", ".join(running(request)) or "none"
+        old = retired(request) if retired_too else []
+        return listed + (f"; not running, with stored history: {', '.join(old)}" if old else "")
+
+    def camera_refusal(request: Request, camera: str | None) -> JSONResponse | None:
+        """400 for a camera neither in the config nor in the stored history, naming the caller's:
+        a camera removed from the file or disabled is read as long as its people are kept."""
+        if camera is None or camera in site.cameras_by_id or site.store.has_history(camera):
+            return None
+        return _error(400, f"unknown camera {camera!r}; cameras: {named(request)}")
+
+    def zone_refusal(request: Request, camera: str | None, zone: str | None) -> JSONResponse | None:
         """404 for a zone none of the caller's cameras has (or not `camera`), naming theirs only;
-        `stored`: a zone their events still carry (renamed or removed from the config since) is one."""
+        a zone their events still carry (renamed or removed from the config since, or of a camera
+        no longer running) is one."""
         if zone is None:
             return None
-        every_zone = _zones(site, shown)
+        every_zone = _zones(site, running(request))
         if zone not in every_zone:
             refusal = f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}"
+        elif camera is not None and camera not in site.cameras_by_id:
+            refusal = f"camera {camera!r} is not running and has no people stored in zone {zone!r}"
         elif camera is not None and zone not in site.cameras_by_id[camera].config.zones:
             zones = site.cameras_by_id[camera].config.zones
             refusal = f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}"
         else:
             return None
         # The events are read only for a zone the file lacks: they have no index on zone.
-        if stored and site.store.events(camera=camera, zone=zone, cameras=shown, limit=1):
+        if site.store.events(camera=camera, zone=zone, cameras=readable(request), limit=1):
             return None
         return _error(404, refusal)
-
-    def named(request: Request) -> str:
-        """The cameras an error may list: the caller's (a viewer whose list names a camera since
-        removed from the config passes the access check, and must not be told the others)."""
-        allowed = visible(request)
-        return ", ".join(site.cameras_by_id if allowed is None else allowed) or "none"
 
     @router.get("/cameras", response_model=list[CameraStatus])
     def cameras(request: Request) -> JSONResponse:
         """Every camera of the site the caller may see: connected, last frame (ISO time), FPS received,
         frames, reconnects, last error, and today's people per voted label (since midnight in the site's timezone, from the database)."""
-        allowed = visible(request)
-        rows = site.cameras(only=allowed)  # a viewer's cameras' figures only are read
+        rows = site.cameras(only=readable(request))  # a viewer's cameras' figures only are read
         principal = request.state.principal
         for row in rows:
             row["last_frame_at"] = iso_utc(row["last_frame_at"])
@@ -119,13 +146,27 @@ def site_routes(site: Site) -> APIRouter:
                 row["source"] = row["source"].split("://", 1)[0] + "://***" if "://" in row["source"] else "***"
         return JSONResponse(rows)
 
+    @router.get("/cameras/retired", response_model=RetiredCameraList)
+    def retired_cameras(request: Request) -> JSONResponse:
+        """The cameras no longer running (removed from the config, or `enabled: false`) whose people
+        or counts are still stored, until retention deletes them, that the caller may read: their
+        history answers /v1/events, /v1/compliance and report.csv as a running camera's does. They
+        have no frame and no stream state (not in /v1/cameras or /metrics)."""
+        disabled = set(site.config.disabled_cameras)
+        return JSONResponse({"cameras": [{"id": camera, "disabled": camera in disabled,
+                                          "last_seen": iso_utc(site.store.last_seen(camera))}
+                                         for camera in retired(request)]})
+
     @router.get("/cameras/{camera_id}/frame.jpg", response_class=Response,
                 responses=JPEG_RESPONSE | _errors((404, "No such camera, or no frame from it yet")),
                 openapi_extra={AUDIT: "camera_frame"})
     def camera_frame(request: Request, camera_id: str) -> Response:
         camera = site.cameras_by_id.get(camera_id)
+        if camera is None and site.store.has_history(camera_id):
+            return _error(404, f"camera {camera_id!r} is not running (removed from the config, or enabled: false): "
+                               "no live frame; /v1/events and /v1/compliance still read its stored history")
         if camera is None:
-            return _error(404, f"no camera {camera_id!r}; cameras: {named(request)}")
+            return _error(404, f"no camera {camera_id!r}; cameras: {named(request, retired_too=False)}")
         jpeg = camera.live.jpeg()
         if jpeg is None:
             return _error(404, f"no frame from camera {camera_id!r} yet")
@@ -141,12 +182,10 @@ def site_routes(site: Site) -> APIRouter:
                                               json_schema_extra=SINCE_SCHEMA),
                     limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
         """Decided people, newest first, filtered by camera, zone, voted label and last seen since."""
-        if camera is not None and camera not in site.cameras_by_id:
-            return _error(400, f"unknown camera {camera!r}; cameras: {named(request)}")
-        allowed = visible(request)
-        shown = [c for c in site.cameras_by_id if allowed is None or c in allowed]
+        if (refused := camera_refusal(request, camera)) is not None:
+            return refused
         # A zone no camera has matched nothing: a typo read as "nobody was seen there".
-        if (refused := zone_refusal(shown, camera, zone, stored=True)) is not None:
+        if (refused := zone_refusal(request, camera, zone)) is not None:
             return refused
         if label is not None and label not in PERSON_LABELS:
             return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
@@ -155,7 +194,7 @@ def site_routes(site: Site) -> APIRouter:
         except ValueError as err:
             return _error(400, str(err))
         rows = site.store.events(camera=camera, zone=zone, label=label, since=since_seconds, limit=limit,
-                                 cameras=visible(request))
+                                 cameras=readable(request))
         return JSONResponse({"events": [event_view(row) for row in rows]})
 
     @router.get("/compliance", response_model=ComplianceSeries,
@@ -172,12 +211,10 @@ def site_routes(site: Site) -> APIRouter:
         """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts:
         corrected for the classifier's known confusions, with its 95 % interval (compliance_low,
         compliance_high) and the plain with_mask / people (observed_share)."""
-        allowed = visible(request)
-        shown = [c for c in site.cameras_by_id if allowed is None or c in allowed]  # names a viewer may see
-        if camera is not None and camera not in site.cameras_by_id:
-            return _error(400, f"unknown camera {camera!r}; cameras: {', '.join(shown)}")
+        if (refused := camera_refusal(request, camera)) is not None:
+            return refused
         # A zone renamed or removed from the config still has its counts (report.csv lists them).
-        if (refused := zone_refusal(shown, camera, zone, stored=True)) is not None:
+        if (refused := zone_refusal(request, camera, zone)) is not None:
             return refused
         if bucket not in BUCKETS:
             return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
@@ -192,7 +229,7 @@ def site_routes(site: Site) -> APIRouter:
                 since_seconds = buckets_back(now, bucket, tz, 23).timestamp()
         except ValueError as err:
             return _error(400, str(err))
-        cameras = [camera] if camera is not None else None if allowed is None else sorted(allowed)
+        cameras = [camera] if camera is not None else readable(request)
         rows = site.store.quarter_sums(since_seconds, cameras=cameras, zone=zone)
         try:
             series = compliance_series(rows, bucket, tz, max_buckets=MAX_BUCKETS)
@@ -220,7 +257,7 @@ def site_routes(site: Site) -> APIRouter:
             until = day_start(last + timedelta(days=1), tz) if last < date.max else None
         except (ValueError, OverflowError) as err:
             return _error(400, str(err))
-        allowed = visible(request)
+        allowed = readable(request)  # a viewer's cameras, running or not
         rows = [r for r in site.store.counts(since=since, until=until, every=900)  # quarters: days in any timezone
                 if allowed is None or r["camera"] in allowed]
         body = to_csv(daily_rows(rows, first, last, tz))

@@ -133,6 +133,17 @@ def _quarters_v4(connection: Connection) -> None:
 MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4]
 
 
+def _distinct_by_index(column: Column):
+    """SELECT DISTINCT `column` as one index seek per value (a recursive walk from each value to
+    the next greater one), where DISTINCT read every row of the index: the cameras of a month's
+    events are a few seeks, not a pass over all of them. `column` must lead an index (events'
+    camera, the counts' primary keys)."""
+    walk = select(func.min(column).label("value")).cte("walk", recursive=True)
+    following = select(func.min(column)).where(column > walk.c.value).scalar_subquery()
+    walk = walk.union_all(select(following).where(walk.c.value.is_not(None)))
+    return select(walk.c.value).where(walk.c.value.is_not(None))
+
+
 def _count(connection: Connection, table: Table, camera: str, zone: str, start: int, label: str) -> None:
     """One more person of `label` in the row (camera, zone, start) of a counts table; the
     unassessable are not among the decided `people`."""
@@ -209,6 +220,23 @@ def driver_reason(err: Exception) -> str:
 def database_url(database: str) -> str:
     """An SQLAlchemy URL: a plain path means an SQLite file."""
     return database if "://" in database else f"sqlite:///{Path(database).resolve()}"
+
+
+def stored_among(database: str, cameras: list[str]) -> list[str]:
+    """Those of `cameras` with people or counts stored in `database`, read without migrating it
+    (`users add` must not upgrade the events' schema): none where it or its tables are not there."""
+    url = database_url(database)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return []  # connecting would make the file
+    engine = create_engine(url, hide_parameters=True)
+    try:
+        with engine.connect() as connection:
+            tables = [table for table in (events, quarters) if inspect(connection).has_table(table.name)]
+            return [camera for camera in cameras if any(
+                connection.execute(select(literal(1)).where(table.c.camera == camera).limit(1)).first()
+                for table in tables)]
+    finally:
+        engine.dispose()
 
 
 class EventStore:
@@ -388,6 +416,25 @@ class EventStore:
             query = query.where(quarters.c.zone == zone)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+    def stored_cameras(self) -> list[str]:
+        """Every camera with people or counts stored, sorted: those of the config and those no
+        longer running (removed from it, or `enabled: false`) whose history is still kept."""
+        with self.engine.connect() as connection:
+            found = {camera for column in (events.c.camera, quarters.c.camera)
+                     for camera in connection.execute(_distinct_by_index(column)).scalars()}
+        return sorted(found)
+
+    def has_history(self, camera: str) -> bool:
+        """Whether any person or count of `camera` is stored (one index seek per table)."""
+        with self.engine.connect() as connection:
+            return any(connection.execute(select(literal(1)).where(column == camera).limit(1)).first()
+                       for column in (events.c.camera, quarters.c.camera))
+
+    def last_seen(self, camera: str) -> float | None:
+        """When the newest person of `camera` was last seen (Unix seconds); None: none stored."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.max(events.c.last_seen)).where(events.c.camera == camera)).scalar()
 
     def totals(self, camera: str, since: float) -> dict:
         """A camera's people (decided, and per label) in the minutes from `since`, summed by the

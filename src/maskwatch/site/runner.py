@@ -197,6 +197,12 @@ class Site:
         except SQLAlchemyError:
             return None
 
+    def retired_cameras(self) -> list[str]:
+        """The cameras not running here (removed from the file, or `enabled: false`) whose people or
+        counts the database still holds, until retention deletes them: their history is read as
+        a running camera's is."""
+        return [camera for camera in self.store.stored_cameras() if camera not in self.cameras_by_id]
+
     def cameras(self, only: list[str] | None = None) -> list[dict]:
         """Each camera (of `only`, when given): id, name, zones, stream state, and today's people
         (the site's day) from the database."""

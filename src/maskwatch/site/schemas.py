@@ -42,6 +42,19 @@ class CameraStatus(BaseModel):
                                                    "cannot be read")
 
 
+class RetiredCamera(BaseModel):
+    """A camera no longer running whose history is still stored."""
+
+    id: str
+    disabled: bool = Field(description="true: still in the config with enabled: false; false: removed from it")
+    last_seen: str | None = Field(description="ISO 8601, UTC: when its newest stored person was last seen; null when "
+                                              "only its counts are left")
+
+
+class RetiredCameraList(BaseModel):
+    cameras: list[RetiredCamera]
+
+
 class Event(BaseModel):
     """One person: the vote over their track's frames of a large enough face, or unassessable."""
 
