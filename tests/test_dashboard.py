@@ -383,3 +383,29 @@ def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):  # noqa: F8
     login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
                             timeout=25_000)
     assert login.get_attribute("button[type=submit]", "aria-disabled") is None  # another try may go
+
+
+def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):  # noqa: F811
+    """A tab left open behind others polled every camera's picture and the lists all day: 17
+    requests a second for a site of 16 cameras, for nobody."""
+    asked = []
+    camera = {"id": "live", "name": "Door", "source": "***", "zones": [], "fps_target": 5.0, "connected": True,
+              "last_frame_at": None, "fps": 5.0, "frames": 10, "reconnects": 0, "last_error": None, "analysed": 10,
+              "detected": 5, "analysis_error": None,
+              "today": {"people": 0, "with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}}
+    desk = tab()
+    desk.route("**/v1/cameras", lambda route: (asked.append(route.request.url), answer([camera])(route)))
+    desk.route("**/v1/events?*", answer({"events": []}))
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    visibility = ("Object.defineProperty(document, 'hidden', {value: %s, configurable: true});"
+                  "Object.defineProperty(document, 'visibilityState', {value: '%s', configurable: true});"
+                  "document.dispatchEvent(new Event('visibilitychange'))")
+    desk.evaluate(visibility % ("true", "hidden"))
+    desk.wait_for_timeout(1500)  # a poll already under way may end
+    before = len(asked)
+    desk.wait_for_timeout(3000)
+    assert len(asked) == before, "the hidden page went on asking"
+    desk.evaluate(visibility % ("false", "visible"))
+    desk.wait_for_timeout(500)  # at once, not after a back-off
+    assert len(asked) > before
