@@ -8,6 +8,7 @@ the running service (tests/test_api_fuzz.py).
 from __future__ import annotations
 
 from maskwatch.faces import frame_schema
+from maskwatch.serving.uploads import EMPTY_BODY, NOT_AN_IMAGE
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/webp", "image/tiff", "image/gif", "image/avif")
 BINARY = {"type": "string", "format": "binary"}
@@ -34,10 +35,49 @@ ACCESS_RESPONSES = {
 }
 
 
-def error_responses(*codes: int) -> dict:
-    """OpenAPI responses for errors answered as JSON {"error": "..."}."""
-    return {code: {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": ERROR}}}
+# What /v1/detect answers, word for word (tests/test_serve.py posts each case): the 413's limit is
+# the default --max-upload-mb.
+DETECT_ERROR_EXAMPLES = {
+    400: EMPTY_BODY,
+    413: "upload exceeds the limit of 10 MiB",
+    415: NOT_AN_IMAGE,
+    500: "could not encode the annotated image as JPEG",
+}
+
+
+def error_responses(*codes: int, examples: dict[int, str] | None = None) -> dict:
+    """OpenAPI responses for errors answered as JSON {"error": "..."}, with an example answer each
+    where `examples` has one."""
+    examples = examples or {}
+    return {code: {"description": ERROR_DESCRIPTIONS[code],
+                   "content": {"application/json": {"schema": ERROR} | (
+                       {"example": {"error": examples[code]}} if code in examples else {})}}
             for code in codes}
+
+
+# FastAPI's 422 answer, a `detail` list, also carries the one-line `error` (app.py's handler).
+VALIDATION_ERROR = {
+    "title": "HTTPValidationError", "type": "object", "required": ["error", "detail"],
+    "properties": {"error": {"type": "string", "description": "The problems in one line, naming each parameter"},
+                   "detail": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}},
+}
+VALIDATION_EXAMPLE = {
+    "error": "query parameter 'anotate': not a parameter of this endpoint, which takes: annotate",
+    "detail": [{"type": "extra_forbidden", "loc": ["query", "anotate"], "input": "1",
+                "msg": "not a parameter of this endpoint, which takes: annotate"}],
+}
+
+
+def document_validation_errors(document: dict) -> dict:
+    """The OpenAPI document with every 422 as app.py answers it (`error` beside FastAPI's `detail`)
+    and /v1/detect's 422 with an example."""
+    schemas = document.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" in schemas:
+        schemas["HTTPValidationError"] = VALIDATION_ERROR
+    detect = document.get("paths", {}).get("/v1/detect", {}).get("post", {})
+    if "422" in detect.get("responses", {}):
+        detect["responses"]["422"]["content"]["application/json"]["example"] = VALIDATION_EXAMPLE
+    return document
 
 
 def _frame_schema_for_openapi() -> dict:
@@ -48,20 +88,36 @@ def _frame_schema_for_openapi() -> dict:
 
 JPEG_RESPONSE = {200: {"description": "JPEG image", "content": {"image/jpeg": {"schema": BINARY}}}}
 
+# A real answer (the sample's maksssksksss129.png, one face of three kept): the frame schema's shape.
+FRAME_EXAMPLE = {
+    "width": 400, "height": 295, "detected": True,
+    "faces": [{"box": [243.67, 40.82, 270.36, 70.0], "label": "with_mask",
+               "probabilities": {"with_mask": 1.0, "without_mask": 0.0, "mask_weared_incorrect": 0.0},
+               "score": 0.5291}],
+    "counts": {"with_mask": 1, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0},
+}
+
 DETECT_RESPONSES = {
     200: {
-        "description": "The faces and counts (JSON), or with `?annotate=1` the annotated JPEG",
-        "content": {"application/json": {"schema": _frame_schema_for_openapi()}, "image/jpeg": {"schema": BINARY}},
+        "description": "The faces and counts (JSON: the frame schema, as a line of `maskwatch detect`'s "
+                       "detections.jsonl without frame, name and time), or with `?annotate=1` the annotated JPEG",
+        "content": {"application/json": {"schema": _frame_schema_for_openapi(), "example": FRAME_EXAMPLE},
+                    "image/jpeg": {"schema": BINARY}},
         "headers": {"X-Maskwatch-Counts": {
             "description": "With `?annotate=1`: faces per class as a JSON object", "schema": {"type": "string"}}},
     },
-    **error_responses(400, 413, 415, 500),
+    **error_responses(400, 413, 415, 500, examples=DETECT_ERROR_EXAMPLES),
 }
 
 DETECT_BODY = {
     "requestBody": {
         "required": True,
-        "description": "One image: a multipart form with the file in the field `image`, or the raw image bytes.",
+        "description": (
+            "One image, PNG, JPEG, WebP, BMP, TIFF, GIF (its first frame) or AVIF: a multipart form whose one "
+            "field, `image`, is the file (`curl -F image=@photo.jpg`), or the image's bytes as the body "
+            "(`curl --data-binary @photo.jpg`). The format is read from the bytes, whatever the Content-Type "
+            "says; base64 text is refused. A photo with an EXIF orientation (a phone's) is turned upright "
+            "first: `width`, `height` and the boxes are those of the upright image."),
         "content": {
             "multipart/form-data": {
                 "schema": {"type": "object", "required": ["image"], "properties": {"image": BINARY},
