@@ -239,6 +239,10 @@ def test_metrics_count_requests_and_faces(server, sample_dir):
 def test_openapi_docs(server):
     spec = httpx.get(f"{server}/openapi.json", timeout=5).json()
     assert "/v1/detect" in spec["paths"]
+    # no users yet: the token is documented, and optional ({}), as this open server answers without one
+    assert spec["paths"]["/v1/detect"]["post"]["security"] == [{"token": []}, {}]
+    assert spec["paths"]["/healthz"]["get"]["security"] == []
+    assert spec["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     page = httpx.get(f"{server}/docs", timeout=5)
     assert page.status_code == 200
     # Swagger UI comes from the CDN at a pinned version, each file checked by the browser by hash.

@@ -30,7 +30,7 @@ from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthEr
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
-from maskwatch.serving.openapi import (ACCESS_RESPONSES, DETECT_BODY, DETECT_RESPONSES,
+from maskwatch.serving.openapi import (ACCESS_RESPONSES, DETECT_BODY, DETECT_RESPONSES, document_security,
                                        document_validation_errors)
 from maskwatch.serving.query import error_line, known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
@@ -274,11 +274,12 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(request: Request) -> JSONResponse:
+        document = document_security(app.openapi(), open_server=not access.has_users())
         if site is None:
-            return JSONResponse(app.openapi())
+            return JSONResponse(document)
         from maskwatch.serving.site_api import schema_for
 
-        return JSONResponse(schema_for(app.openapi(), site, request.state.principal))
+        return JSONResponse(schema_for(document, site, request.state.principal))
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -128,3 +128,26 @@ DETECT_BODY = {
         },
     }
 }
+
+
+# How a program other than a browser proves who it is (security/access.py); a browser's session
+# cookie is the dashboard's affair. Undocumented, a generated client had no place for the token.
+TOKEN_SCHEME = {"token": {
+    "type": "http", "scheme": "bearer",
+    "description": "An API token, `Authorization: Bearer TOKEN`: `maskwatch tokens add NAME` prints one "
+                   "(--scope full, or read: no POST). A server with no users yet answers on loopback without one."}}
+
+
+def document_security(document: dict, open_server: bool) -> dict:
+    """A copy of the document that says which routes need the token: every one but the public
+    ones, and none needs it on an open server (no users yet, loopback only)."""
+    from maskwatch.security.access import ACCESS
+
+    document = {**document, "components": {**document.get("components", {}), "securitySchemes": TOKEN_SCHEME},
+                "paths": {path: dict(operations) for path, operations in document.get("paths", {}).items()}}
+    needed = [{"token": []}, {}] if open_server else [{"token": []}]
+    for operations in document["paths"].values():
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                operations[method] = operation | {"security": [] if operation.get(ACCESS) == "public" else needed}
+    return document
