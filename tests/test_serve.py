@@ -151,6 +151,8 @@ def base64_png(sample_dir) -> bytes:
     ("POST", "", {"files": {"image": (None, b"photo.jpg")}}, 400,  # a part with no file name: `-F image=photo.jpg`
      "multipart field 'image' is text, not a file: send the image as a file (curl -F image=@photo.jpg)"),
     ("POST", "", {"files": {"image": ("p.png", b"", "image/png")}}, 400, "multipart field 'image' is an empty file"),
+    ("POST", "", "png-as-form", 400, "bad multipart upload: Missing boundary in multipart (the Content-Type of a "
+                                     "form needs its boundary: let the HTTP library set the header)"),
     # an image sent as base64, as a client in another language may: the body is named, not "not an image" alone
     ("POST", "", "base64", 415, "not an image: the body is base64 text; send the image's own bytes (the raw body, "
                                 "or the file of the multipart field 'image'), not base64"),
@@ -161,12 +163,25 @@ def base64_png(sample_dir) -> bytes:
 ])
 def test_every_refusal_of_detect_is_one_line_in_error(server, sample_dir, method, query, send, status, error):
     bodies = {"png": {"content": png_bytes(sample_dir)}, "base64": {"content": base64_png(sample_dir)},
+              "png-as-form": {"content": png_bytes(sample_dir), "headers": {"Content-Type": "multipart/form-data"}},
               "json": {"json": {"image": base64_png(sample_dir).decode()}},
               "data-url": {"content": b"data:image/png;base64," + base64_png(sample_dir)}}
     request = bodies[send] if isinstance(send, str) else (send or {})
     response = httpx.request(method, f"{server}/v1/detect{query}", timeout=30, **request)
     assert response.status_code == status, response.text
     assert response.json()["error"] == error
+
+
+@pytest.mark.parametrize("kind, options", [("JPEG", {}), ("WEBP", {}), ("BMP", {}), ("AVIF", {}),
+                                           ("GIF", {"save_all": True}), ("TIFF", {"save_all": True})])
+def test_every_format_the_document_names_is_read(server, sample_dir, kind, options):
+    """The request body's description names these; GIF and TIFF with two frames (the first is read)."""
+    photo = Image.open(next(sample_dir.glob("images/*.png"))).convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, format=kind, **({"append_images": [photo.rotate(90)]} | options if options else {}))
+    response = httpx.post(f"{server}/v1/detect", content=buffer.getvalue(), timeout=60)
+    assert response.status_code == 200, response.text
+    assert (response.json()["width"], response.json()["height"]) == photo.size and response.json()["faces"]
 
 
 def test_the_documented_examples_are_what_detect_answers(server, sample_dir):

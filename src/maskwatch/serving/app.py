@@ -339,7 +339,11 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
         try:
             form = await Request(request.scope, replay).form(max_files=1, max_fields=5, max_part_size=limit)
         except HTTPException as err:  # Starlette's answer to a malformed or oversized form
-            raise UploadError(400, f"bad multipart upload: {err.detail}") from None
+            # `Content-Type: multipart/form-data` set by hand (fetch, axios) lacks the boundary
+            # that the HTTP library writes when it builds the form itself.
+            hint = (" (the Content-Type of a form needs its boundary: let the HTTP library set the header)"
+                    if "boundary" in str(err.detail).lower() else "")
+            raise UploadError(400, f"bad multipart upload: {str(err.detail).rstrip('.')}{hint}") from None
         upload = form.get("image")
         others = sorted(set(form.keys()) - {"image"})
         if upload is None:
