@@ -25,11 +25,15 @@ ERROR_DESCRIPTIONS = {
 
 # What any route may answer besides its own (security/access.py, the database's exception handler):
 # the document listed 200, 400 and 422 for /v1/events, which viewers get 403 from.
+# The examples are the answers of a server with users to a request without credentials and to a
+# read-only token's POST (tests/test_security.py).
 ACCESS_RESPONSES = {
     401: {"description": "No credentials, or ones that are not (or no longer) valid",
-          "content": {"application/json": {"schema": ERROR}}},
+          "content": {"application/json": {"schema": ERROR, "example": {
+              "error": "log in first (POST /login) or send 'Authorization: Bearer TOKEN'"}}}},
     403: {"description": "Not for this user, token or origin (a viewer's other cameras, an admin route, a "
-                         "read-only token writing, a cross-site request)", "content": {"application/json": {"schema": ERROR}}},
+                         "read-only token writing, a cross-site request)",
+          "content": {"application/json": {"schema": ERROR, "example": {"error": "this API token is read-only"}}}},
     503: {"description": "The database cannot be read or written just now (Retry-After says when to try again)",
           "content": {"application/json": {"schema": ERROR}}},
 }
