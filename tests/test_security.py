@@ -66,10 +66,15 @@ def test_every_route_but_the_public_ones_refuses_a_request_without_credentials(s
             if operation.get("x-maskwatch-access") == "public":
                 public.append((method, path))
                 assert response.status_code not in (401, 403), (method, path)
+                assert operation["security"] == [], (method, path)
             else:
                 assert response.status_code in (401, 403), (method, path, response.status_code, response.text)
+                # as a generated client reads it: this route needs the token
+                assert operation["security"] == [{"token": []}], (method, path)
                 checked += 1
     assert sorted(public) == [("get", "/healthz"), ("get", "/login"), ("post", "/login")]
+    assert spec["components"]["securitySchemes"]["token"] | {"description": ""} == {
+        "type": "http", "scheme": "bearer", "description": ""}
     assert checked >= 15
     for path in ("/openapi.json", "/docs", "/"):  # not in the document, denied the same way
         assert httpx.get(secured.base + path, timeout=10).status_code == 401
@@ -141,6 +146,11 @@ def test_tokens_read_only_and_revoked(secured, sample_dir):
     png = next(sample_dir.glob("images/*.png")).read_bytes()
     post = httpx.post(secured.base + "/v1/detect", content=png, headers=read, timeout=30)
     assert post.status_code == 403 and "read-only" in post.json()["error"]
+    # the document's examples of a 401 and a 403 are these answers
+    documented = secured.get("/openapi.json").json()["paths"]["/v1/detect"]["post"]["responses"]
+    assert documented["403"]["content"]["application/json"]["example"] == post.json()
+    anonymous = httpx.post(secured.base + "/v1/detect", content=png, timeout=30)
+    assert anonymous.status_code == 401 and documented["401"]["content"]["application/json"]["example"] == anonymous.json()
     assert httpx.get(secured.base + "/v1/access-log", headers=read, timeout=10).status_code == 403
     assert "maskwatch_requests" in httpx.get(secured.base + "/metrics", headers=read, timeout=10).text  # Prometheus
     assert httpx.post(secured.base + "/v1/detect", content=png, headers=secured.credentials.headers,

@@ -133,6 +133,102 @@ def test_multipart_without_the_image_field(server):
     assert "'image'" in response.json()["error"]
 
 
+def base64_png(sample_dir) -> bytes:
+    import base64
+
+    return base64.b64encode(png_bytes(sample_dir))
+
+
+@pytest.mark.parametrize("method, query, send, status, error", [
+    # each answered {"detail": ...} alone (FastAPI's), where every other refusal has "error"
+    ("POST", "?annotate=maybe", "png", 422,
+     "query parameter 'annotate': Input should be a valid boolean, unable to interpret input (got 'maybe')"),
+    ("POST", "?anotate=1", "png", 422, "query parameter 'anotate': not a parameter of this endpoint, which takes: annotate"),
+    ("GET", "", None, 405, "GET is not allowed on /v1/detect; it takes POST"),
+    # a multipart upload's mistakes, named as made: the field sent, text for a file, an empty file
+    ("POST", "", {"files": {"file": ("p.png", b"123", "image/png")}}, 400,
+     "multipart upload needs a file field named 'image'; got 'file'"),
+    ("POST", "", {"files": {"image": (None, b"photo.jpg")}}, 400,  # a part with no file name: `-F image=photo.jpg`
+     "multipart field 'image' is text, not a file: send the image as a file (curl -F image=@photo.jpg)"),
+    ("POST", "", {"files": {"image": ("p.png", b"", "image/png")}}, 400, "multipart field 'image' is an empty file"),
+    ("POST", "", "png-as-form", 400, "bad multipart upload: Missing boundary in multipart (the Content-Type of a "
+                                     "form needs its boundary: let the HTTP library set the header)"),
+    # an image sent as base64, as a client in another language may: the body is named, not "not an image" alone
+    ("POST", "", "base64", 415, "not an image: the body is base64 text; send the image's own bytes (the raw body, "
+                                "or the file of the multipart field 'image'), not base64"),
+    ("POST", "", "json", 415, "not an image: the body is JSON; send the image's own bytes (the raw body, "
+                              "or the file of the multipart field 'image'), not base64"),
+    ("POST", "", "data-url", 415, "not an image: the body is a data: URL; send the image's own bytes (the raw body, "
+                                  "or the file of the multipart field 'image'), not base64"),
+])
+def test_every_refusal_of_detect_is_one_line_in_error(server, sample_dir, method, query, send, status, error):
+    bodies = {"png": {"content": png_bytes(sample_dir)}, "base64": {"content": base64_png(sample_dir)},
+              "png-as-form": {"content": png_bytes(sample_dir), "headers": {"Content-Type": "multipart/form-data"}},
+              "json": {"json": {"image": base64_png(sample_dir).decode()}},
+              "data-url": {"content": b"data:image/png;base64," + base64_png(sample_dir)}}
+    request = bodies[send] if isinstance(send, str) else (send or {})
+    response = httpx.request(method, f"{server}/v1/detect{query}", timeout=30, **request)
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+
+
+@pytest.mark.parametrize("kind, options", [("JPEG", {}), ("WEBP", {}), ("BMP", {}), ("AVIF", {}),
+                                           ("GIF", {"save_all": True}), ("TIFF", {"save_all": True})])
+def test_every_format_the_document_names_is_read(server, sample_dir, kind, options):
+    """The request body's description names these; GIF and TIFF with two frames (the first is read)."""
+    photo = Image.open(next(sample_dir.glob("images/*.png"))).convert("RGB")
+    buffer = io.BytesIO()
+    photo.save(buffer, format=kind, **({"append_images": [photo.rotate(90)]} | options if options else {}))
+    response = httpx.post(f"{server}/v1/detect", content=buffer.getvalue(), timeout=60)
+    assert response.status_code == 200, response.text
+    assert (response.json()["width"], response.json()["height"]) == photo.size and response.json()["faces"]
+
+
+def test_the_documented_examples_are_what_detect_answers(server, sample_dir):
+    """An integrator reads /docs' examples: each is the service's real answer to its case."""
+    import jsonschema
+
+    from maskwatch.faces import frame_schema
+
+    spec = httpx.get(f"{server}/openapi.json", timeout=5).json()
+    responses = spec["paths"]["/v1/detect"]["post"]["responses"]
+    example = {code: answer["content"]["application/json"].get("example") for code, answer in responses.items()}
+    jsonschema.validate(example["200"], frame_schema())
+    assert example["400"] == httpx.post(f"{server}/v1/detect", content=b"", timeout=30).json()
+    assert example["415"] == httpx.post(f"{server}/v1/detect", content=b"hello, not an image", timeout=30).json()
+    too_big = httpx.post(f"{server}/v1/detect", content=b"x" * (1024 * 1024 + 10), timeout=30).json()
+    assert example["413"]["error"].replace("10 MiB", "1 MiB") == too_big["error"]  # this server's limit is 1 MiB
+    invalid = httpx.post(f"{server}/v1/detect?anotate=1", content=png_bytes(sample_dir), timeout=30).json()
+    assert example["422"] == invalid
+    # and the 422's documented schema holds the answer, `error` and `detail` both
+    schemas = spec["components"]["schemas"]
+    validation = json.loads(json.dumps(schemas["HTTPValidationError"]).replace(
+        '{"$ref": "#/components/schemas/ValidationError"}', json.dumps(schemas["ValidationError"])))
+    assert validation["required"] == ["error", "detail"]
+    jsonschema.validate(invalid, validation)
+
+
+def test_the_answer_is_the_clis_line_and_the_python_apis_faces(server, sample_dir, tmp_path):
+    """One Face shape: POST /v1/detect, a line of `maskwatch detect`'s detections.jsonl (less its
+    place in the source) and the Python API's faces (frame_record) are the same JSON."""
+    import cv2
+
+    from maskwatch import Detector
+    from maskwatch.faces import frame_record
+
+    photo = next(sample_dir.glob("images/*.png"))
+    answer = httpx.post(f"{server}/v1/detect", content=photo.read_bytes(), timeout=30).json()
+    subprocess.run([sys.executable, "-m", "maskwatch.cli", "detect", str(photo), "--out", str(tmp_path), "--quiet"],
+                   check=True, capture_output=True, timeout=120)
+    [line] = (tmp_path / "detections.jsonl").read_text().splitlines()
+    line = json.loads(line)
+    assert (line.pop("frame"), line.pop("name"), line.pop("time")) == (0, photo.stem, 0.0)
+    assert line == answer and answer["faces"]
+    image = cv2.imread(str(photo))
+    faces = Detector.load().for_photos().detect(image)
+    assert frame_record(faces, image.shape[1], image.shape[0]) == answer
+
+
 def test_a_misspelt_query_parameter_is_refused_by_name(server, sample_dir):
     response = httpx.post(f"{server}/v1/detect?anotate=1", content=png_bytes(sample_dir), timeout=30)
     assert response.status_code == 422, response.text
@@ -158,6 +254,10 @@ def test_metrics_count_requests_and_faces(server, sample_dir):
 def test_openapi_docs(server):
     spec = httpx.get(f"{server}/openapi.json", timeout=5).json()
     assert "/v1/detect" in spec["paths"]
+    # no users yet: the token is documented, and optional ({}), as this open server answers without one
+    assert spec["paths"]["/v1/detect"]["post"]["security"] == [{"token": []}, {}]
+    assert spec["paths"]["/healthz"]["get"]["security"] == []
+    assert spec["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     page = httpx.get(f"{server}/docs", timeout=5)
     assert page.status_code == 200
     # Swagger UI comes from the CDN at a pinned version, each file checked by the browser by hash.

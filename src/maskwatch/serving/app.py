@@ -16,6 +16,8 @@ from pathlib import Path
 import cv2
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException
@@ -28,8 +30,9 @@ from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthEr
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
-from maskwatch.serving.openapi import ACCESS_RESPONSES, DETECT_BODY, DETECT_RESPONSES
-from maskwatch.serving.query import known_query_only
+from maskwatch.serving.openapi import (ACCESS_RESPONSES, DETECT_BODY, DETECT_RESPONSES, document_security,
+                                       document_validation_errors)
+from maskwatch.serving.query import error_line, known_query_only
 from maskwatch.serving.uploads import UploadError, image_from_upload
 
 log = logging.getLogger(__name__)
@@ -164,9 +167,9 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> Response:
-        """FastAPI's answer, except that a 405's Allow lists every method of the path: Starlette
-        names only the first route's, and GET /login and POST /login are two routes."""
-        from fastapi.exception_handlers import http_exception_handler
+        """FastAPI's answer with an `error` line, and a 405's Allow lists every method of the path:
+        Starlette names only the first route's, and GET /login and POST /login are two routes."""
+        from fastapi.utils import is_body_allowed_for_status_code
 
         if err.status_code == 405:
             from starlette.routing import Match
@@ -175,7 +178,19 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
                               for route in app.router.routes)]
             err = HTTPException(405, err.detail, headers={"Allow": ", ".join(methods)})
-        return await http_exception_handler(request, err)
+        if not is_body_allowed_for_status_code(err.status_code):
+            return Response(status_code=err.status_code, headers=err.headers)
+        # FastAPI's answer, `detail`, with the one-line `error` of every other refusal beside it.
+        error = {404: f"no route {request.url.path}",
+                 405: f"{request.method} is not allowed on {request.url.path}; it takes "
+                      f"{(err.headers or {}).get('Allow', 'other methods')}"}.get(err.status_code, str(err.detail))
+        return JSONResponse({"error": error, "detail": err.detail}, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422 (`detail`, a list) with the one-line `error` too (openapi.py documents it)."""
+        detail = jsonable_encoder(err.errors())
+        return JSONResponse({"error": error_line(detail), "detail": detail}, status_code=422)
 
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -250,13 +265,21 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     app.include_router(access_routes)
 
+    plain_openapi = app.openapi
+
+    def openapi_document() -> dict:  # FastAPI's, with the 422 answers as invalid_request makes them
+        return document_validation_errors(plain_openapi())
+
+    app.openapi = openapi_document
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(request: Request) -> JSONResponse:
+        document = document_security(app.openapi(), open_server=not access.has_users())
         if site is None:
-            return JSONResponse(app.openapi())
+            return JSONResponse(document)
         from maskwatch.serving.site_api import schema_for
 
-        return JSONResponse(schema_for(app.openapi(), site, request.state.principal))
+        return JSONResponse(schema_for(document, site, request.state.principal))
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -316,14 +339,24 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
         try:
             form = await Request(request.scope, replay).form(max_files=1, max_fields=5, max_part_size=limit)
         except HTTPException as err:  # Starlette's answer to a malformed or oversized form
-            raise UploadError(400, f"bad multipart upload: {err.detail}") from None
+            # `Content-Type: multipart/form-data` set by hand (fetch, axios) lacks the boundary
+            # that the HTTP library writes when it builds the form itself.
+            hint = (" (the Content-Type of a form needs its boundary: let the HTTP library set the header)"
+                    if "boundary" in str(err.detail).lower() else "")
+            raise UploadError(400, f"bad multipart upload: {str(err.detail).rstrip('.')}{hint}") from None
         upload = form.get("image")
-        if upload is None or isinstance(upload, str):
-            raise UploadError(400, "multipart upload needs a file field named 'image'")
         others = sorted(set(form.keys()) - {"image"})
+        if upload is None:
+            got = f"; got {', '.join(repr(name) for name in others[:3])}" if others else ", and it has no field"
+            raise UploadError(400, f"multipart upload needs a file field named 'image'{got}")
+        if isinstance(upload, str):  # `-F image=...` without the @ that makes it a file
+            raise UploadError(400, "multipart field 'image' is text, not a file: send the image as a file "
+                                   "(curl -F image=@photo.jpg)")
         if others:
             raise UploadError(400, f"multipart upload takes one field, 'image'; got also {others[:3]}")
         data = await upload.read(limit + 1)
+        if not data:
+            raise UploadError(400, "multipart field 'image' is an empty file")
     else:
         data = await _read_at_most(request, limit)
     if len(data) > limit:

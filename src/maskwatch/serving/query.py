@@ -12,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 
 
 def known_query_only(request: Request) -> None:
-    """App-wide dependency: 422, in FastAPI's own error format, for each unknown query parameter."""
+    """App-wide dependency: 422, in FastAPI's own error format (plus error_line's `error`), for
+    each unknown query parameter."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
@@ -24,7 +25,7 @@ def known_query_only(request: Request) -> None:
     if unknown:
         raise RequestValidationError([
             {"type": "extra_forbidden", "loc": ("query", name), "input": request.query_params.get(name),
-             "msg": f"unknown query parameter; this endpoint takes: {', '.join(sorted(known))}"}
+             "msg": f"not a parameter of this endpoint, which takes: {', '.join(sorted(known))}"}
             for name in unknown])
 
 
@@ -33,3 +34,20 @@ def query_names(dependant):
     yield from (param.alias for param in dependant.query_params)
     for sub in dependant.dependencies:
         yield from query_names(sub)
+
+
+PLACES = {"query": "query parameter", "path": "path parameter", "header": "header", "cookie": "cookie",
+          "body": "body field"}
+
+
+def error_line(errors: list[dict]) -> str:
+    """FastAPI's 422 details as the one line of `error` that every other refusal of the API has,
+    naming each bad parameter: a client in another language reads one key for every error."""
+    parts = []
+    for error in errors:
+        where, *name = [str(part) for part in error.get("loc", ())] or ["request"]
+        place = f"{PLACES.get(where, where)} {'.'.join(name)!r}" if name else where
+        given = error.get("input")
+        shown = isinstance(given, str) and len(given) <= 40 and error.get("type") not in ("extra_forbidden", "missing")
+        parts.append(f"{place}: {error.get('msg', 'invalid')}" + (f" (got {given!r})" if shown else ""))
+    return "; ".join(parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -10,6 +11,12 @@ import numpy as np
 # The formats an upload may be: Pillow opens every format it knows by default, and an EPS is
 # handed to Ghostscript (a PostScript loop held a thread and a core until the server stopped).
 UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "AVIF")  # the photos `detect` reads
+
+
+EMPTY_BODY = "empty body: send an image (multipart field 'image' or the raw bytes)"
+NOT_AN_IMAGE = "not an image: expected PNG, JPEG, BMP, WebP, TIFF, GIF or AVIF bytes (HEIC: convert it to JPEG)"
+# How the formats above begin: the test of whether base64 text is an image encoded.
+SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"RIFF", b"II*\x00", b"MM\x00*", b"GIF8")
 
 
 class UploadError(ValueError):
@@ -30,14 +37,13 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
-        raise UploadError(400, "empty body: send an image (multipart field 'image' or the raw bytes)")
+        raise UploadError(400, EMPTY_BODY)
     try:
         image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
     except Image.DecompressionBombError:
         raise UploadError(413, f"image dimensions exceed the limit of {max_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise UploadError(415, "not an image: expected PNG, JPEG, BMP, WebP, TIFF, GIF or AVIF bytes (HEIC: "
-                                "convert it to JPEG)") from None
+        raise UploadError(415, not_an_image(data)) from None
     with image:
         width, height = image.size
         if width * height > max_pixels:
@@ -59,3 +65,23 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
         except (OSError, ValueError, SyntaxError) as err:
             raise UploadError(400, f"truncated or corrupt image: {err}") from None
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def not_an_image(data: bytes) -> str:
+    """Why bytes that are no image are refused, naming the usual mistake of a client written in
+    another language: the image sent as base64 text, alone, in a data: URL or inside JSON."""
+    head = data[:256].lstrip()
+    if head.startswith((b"{", b"[")):
+        what = "JSON"
+    elif head.startswith(b"data:"):
+        what = "a data: URL"
+    else:
+        try:
+            decoded = base64.b64decode(head[:64], validate=True)
+        except ValueError:
+            return NOT_AN_IMAGE
+        if not (decoded.startswith(SIGNATURES) or decoded[4:8] == b"ftyp"):  # ftyp: AVIF, HEIC
+            return NOT_AN_IMAGE
+        what = "base64 text"
+    return f"not an image: the body is {what}; send the image's own bytes (the raw body, or the file of the " \
+           f"multipart field 'image'), not base64"
