@@ -5,6 +5,7 @@ cooldown, the snapshot attached, and the URL's secret never in the log, an error
 import base64
 import json
 import logging
+import re
 import threading
 import time
 from zoneinfo import ZoneInfo
@@ -270,6 +271,32 @@ def test_a_site_sends_its_people_with_their_snapshot_and_counts_them(tmp_path, s
     assert not [t for t in threading.enumerate() if t.name.startswith("maskwatch-notify") and t.is_alive()]
 
 
+def test_a_sites_compliance_rule_is_a_message_too(tmp_path, receiver):
+    """The site hands a compliance rule's alert to its notify entries as to its webhooks."""
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.site.runner import Site
+
+    (tmp_path / "site.yaml").write_text(
+        "cameras:\n  door: {name: Front door, source: 'rtsp://127.0.0.1:1/none'}\n"
+        "timezone: Europe/Berlin\n"
+        "alerts:\n  compliance: [{camera: door, below: 80, minutes: 15}]\n"
+        f"  notify: [{{urls: '{json_url(receiver)}', cameras: [door]}}]\n")
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), Detector.load(config=WEIGHTS / "centerface.json"))
+    try:
+        for track_id in range(10):  # ten people without a mask in the window: beyond doubt under 80 %
+            site.store.record("door", None, person(track_id, (0.1, 0.8, 0.1)))
+        site.notifications.start()
+        (alert,) = site.compliance.check(now=NOW + 60)
+    finally:
+        site.stop()
+    (message,) = messages(receiver)
+    assert message["title"] == f"Front door: {alert['compliance']:g} % masked over 15 minutes, under 80 %"
+    assert f"(95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %)" in message["message"]
+    assert "Counted: 0 of 10 people with a mask (0 %) in the last 15 minutes" in message["message"]
+    assert "When: 2026-09-21 16:14:00 CEST" in message["message"]
+
+
 def test_the_stop_waits_once_for_webhooks_and_notifications_together():
     """Stopped one after the other, a site with a mute webhook and a mute service took twice the
     stop's time; together they end within it."""
@@ -292,3 +319,26 @@ def test_the_stop_waits_once_for_webhooks_and_notifications_together():
         assert time.monotonic() - started < 1.5
     finally:
         mute.close()
+
+
+def test_the_documented_entries_load(tmp_path):
+    """docs/site.md's Slack and ntfy example, and examples/site.yaml's commented entry uncommented."""
+    from tests.conftest import ROOT
+
+    environ = {"SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T0123/B0456/{SECRET}",
+               "NTFY_TOPIC": SECRET, "CAM_PASSWORD": "x", "WEBHOOK_SECRET": "0123456789"}
+    docs = (ROOT / "docs" / "site.md").read_text()
+    (alerts,) = re.findall(r"\*\*Messages to people\*\*.*?```yaml\n(.*?)```", docs, re.S)
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n  entrance: {source: webcam:0, zones: {door: [[0, 0], [1, 0], [1, 1]]}}\n" + alerts)
+    slack, ntfy = load_site_config(path, environ=environ).alerts.notify
+    assert [shown_notify_url(url) for url in (*slack.urls, *ntfy.urls)] == ["slack://T...3/…", "ntfy://ntfy.sh/…"]
+    assert ntfy.snapshot and ntfy.zones == ["door"] and slack.cooldown == 300
+    example = (ROOT / "examples" / "site.yaml").read_text()
+    assert "  # notify:" in example
+    lines = example.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("  # notify:"))
+    last = next(i for i in range(first, len(lines)) if not lines[i].startswith("  #"))
+    path.write_text("\n".join(lines[:first] + [line[:2] + line[4:] for line in lines[first:last]] + lines[last:]))
+    (target,) = load_site_config(path, environ=environ).alerts.notify
+    assert len(target.urls) == 2 and target.snapshot and target.cameras == ["entrance"]
