@@ -27,8 +27,6 @@ import apprise
 
 from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
 
-log = logging.getLogger(__name__)
-
 SERVICES_PAGE = "https://appriseit.com/services/"
 WHO = {"without_mask": "a person without a mask", "mask_weared_incorrect": "a person wearing a mask wrongly",
        "with_mask": "a person with a mask", "unassessable": "a person whose mask could not be judged"}
@@ -211,10 +209,13 @@ class Notifier(AlertQueues):
         attach = None
         if message.attachment is not None and message.attachment.is_file():  # retention may have taken it
             attach = apprise.AppriseAttachment([str(message.attachment)], asset=ASSET)
-        result = self._senders[index].notify(
-            body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
-            notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
-            timeout=rule.timeout)
+        try:
+            result = self._senders[index].notify(
+                body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
+                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
+                timeout=rule.timeout)
+        except Exception as err:  # noqa: BLE001  a service's own bug ends no thread, as a webhook's failure
+            return Failure(without_url(f"{type(err).__name__}: {err}", rule.url))
         if result:
             return None
         said = [entry.message for entry in result.logs()]  # its warnings and errors: the capture's default
