@@ -1074,6 +1074,10 @@ def run(
                    f"detect every {camera.detect_every}{upscale}{moving}, {motion}{zones}")
     if site.disabled_cameras:
         typer.echo(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
+    if site.alerts.notify:  # each URL as logs show it: its service's token, topic or password left out
+        from maskwatch.site.notify import shown_notify_url
+
+        typer.echo(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
     models = _models(classifier, detector_file, gate)
     if check:
         return

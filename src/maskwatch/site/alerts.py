@@ -1,6 +1,7 @@
 """Alerts by webhook: a JSON POST per matching event, signed with HMAC-SHA256, retried with backoff.
 
-Delivery runs on a thread per rule from a bounded queue, so a slow or dead receiver never holds
+The queues, filters, cooldowns, retries and log lines (AlertQueues) are shared with the messages
+people read (notify.py), which differ only in what is sent and how. Delivery runs on a thread per rule from a bounded queue, so a slow or dead receiver never holds
 up a camera or another receiver: notify() only enqueues. A rule picks events by voted label,
 camera and zone; every event is one decided person, so a person alerts at most once, and `cooldown` seconds quiets a
 camera after an alert (a crowd at the door is one alert, not twenty). Outside a camera's opening
@@ -83,12 +84,11 @@ def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
     return header is not None and hmac.compare_digest(sign(secret, body), header)
 
 
-@dataclass(frozen=True)
-class WebhookRule:
-    """Which events go to `url`: labels (default: not compliant), cameras and zones (default: all)."""
+@dataclass(frozen=True, kw_only=True)
+class AlertFilter:
+    """Which events a receiver is sent: labels (default: not compliant), cameras and zones (default:
+    all); and how hard it is tried. Shared by webhooks and notifications (notify.py)."""
 
-    url: str
-    secret: str
     labels: tuple[str, ...] = NON_COMPLIANT
     cameras: tuple[str, ...] = ()
     zones: tuple[str, ...] = ()
@@ -103,6 +103,28 @@ class WebhookRule:
     def admits(self, camera: str, zone: str | None) -> bool:
         """Does the rule's camera and zone filter let this camera and zone through."""
         return (not self.cameras or camera in self.cameras) and (not self.zones or zone in self.zones)
+
+
+@dataclass(frozen=True)
+class WebhookRule(AlertFilter):
+    """Events to `url`, signed with `secret`."""
+
+    url: str
+    secret: str
+
+    @property
+    def shown(self) -> str:
+        return shown_url(self.url)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed try: why (shown in logs, no secret in it), whether trying again can help (`final`:
+    the same answer every time), and the least wait before the next try (a Retry-After)."""
+
+    reason: str
+    final: bool = False
+    wait: float = 0.0
 
 
 @dataclass
@@ -135,11 +157,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-class WebhookNotifier:
+class AlertQueues:
     """Matches events against the rules and delivers them in the background, each rule's in order
-    on a thread of its own: a dead receiver's retries hold up no other receiver."""
+    on a thread of its own: a dead receiver's retries hold up no other receiver. What is sent, and
+    how, is a subclass's (_message, _try); the queues, retries, cooldowns and what the log says
+    are the same for webhooks and notifications."""
 
-    def __init__(self, rules: list[WebhookRule], queue_size: int = 1000,
+    kind = "alert"  # how the log names a receiver: "webhook https://h/…"
+
+    def __init__(self, rules: list[AlertFilter], queue_size: int = 1000,
                  hours: dict[str, OpeningHours] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.rules = rules
         self.hours = hours or {}  # camera -> opening hours; a camera not named is always open
@@ -153,10 +179,10 @@ class WebhookNotifier:
         self._queued = [0] * len(rules)  # alerts queued or being delivered, per rule
         self._closing = threading.Event()  # stop() was called: deliver what is queued, then end
         self._stop = threading.Event()  # stop()'s time is up: no more waiting, the rest is dropped
-        self._threads = [threading.Thread(target=self._run, args=(i, rule, line), name=f"maskwatch-webhook-{i}",
+        self._threads = [threading.Thread(target=self._run, args=(i, rule, line), name=f"maskwatch-{self.kind}-{i}",
                                           daemon=True) for i, (rule, line) in enumerate(zip(rules, self._queues))]
 
-    def start(self) -> WebhookNotifier:
+    def start(self):
         for thread in self._threads:
             thread.start()
         return self
@@ -166,13 +192,19 @@ class WebhookNotifier:
         still queued then is dropped (counted), a retry's wait ends at once, and at most one try
         per receiver runs out its own timeout in the background. Never blocks longer, a full
         queue or a mute receiver included."""
+        stop_together([self], timeout)
+
+    def _close(self) -> None:
+        """The stop's first half: no more waiting for alerts, what is queued still goes."""
         self._closing.set()
         for line in self._queues:
             try:
                 line.put_nowait(None)  # wakes an idle thread; a full queue ends on its own once drained
             except queue.Full:
                 pass
-        deadline = time.monotonic() + timeout
+
+    def _finish(self, deadline: float) -> None:
+        """The stop's second half: wait for the threads up to `deadline`, then drop the rest, said."""
         for thread in self._threads:
             if thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -180,7 +212,7 @@ class WebhookNotifier:
         with self._queued_lock:
             for rule, left, down in zip(self.rules, self._queued, self._down):
                 if left:  # gone with the process: said, not lost in silence
-                    log.warning("webhook %s: %d alerts not delivered by the stop (%s)", shown_url(rule.url), left,
+                    log.warning("%s %s: %d alerts not delivered by the stop (%s)", self.kind, rule.shown, left,
                                 "the receiver is down" if down else "still queued")
 
     def notify(self, event: dict) -> None:
@@ -224,11 +256,11 @@ class WebhookNotifier:
                     except queue.Empty:
                         pass
             if line.full() and not self._full_said[index]:
-                log.warning("webhook %s: %d alerts queued, the receiver far behind: the oldest are dropped",
-                            shown_url(self.rules[index].url), line.maxsize)
+                log.warning("%s %s: %d alerts queued, the receiver far behind: the oldest are dropped",
+                            self.kind, self.rules[index].shown, line.maxsize)
                 self._full_said[index] = True
 
-    def _run(self, index: int, rule: WebhookRule, line: queue.Queue) -> None:
+    def _run(self, index: int, rule: AlertFilter, line: queue.Queue) -> None:
         while True:
             payload = line.get()
             if payload is None:
@@ -244,46 +276,40 @@ class WebhookNotifier:
             if self._closing.is_set() and line.empty():
                 return
 
-    def _deliver(self, index: int, rule: WebhookRule, payload: dict) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        request = urllib.request.Request(rule.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", SIGNATURE_HEADER: sign(rule.secret, body),
-            DELIVERY_HEADER: str(uuid.uuid4()), "User-Agent": "maskwatch"})
+    def _message(self, index: int, rule, payload: dict):
+        """What is sent for `payload`, made once: every retry sends the same."""
+        raise NotImplementedError
+
+    def _try(self, index: int, rule, message) -> Failure | None:
+        """Send `message` once; None when it went through."""
+        raise NotImplementedError
+
+    def _deliver(self, index: int, rule: AlertFilter, payload: dict) -> None:
+        try:
+            message = self._message(index, rule, payload)
+        except Exception as err:  # noqa: BLE001  a message that cannot be made ends no thread
+            self.stats.count("failed", f"{rule.shown}: cannot make the message ({type(err).__name__}: {err})")
+            log.warning("%s %s: alert not made (%s: %s)", self.kind, rule.shown, type(err).__name__, err)
+            return
         delay = rule.backoff
         tries = 1 if self._down[index] else rule.retries + 1  # down: one try each until one goes through
         unreachable = True  # every try failed without the receiver's own answer (or with 5xx, 408, 429)
         for attempt in range(tries):
-            wait = delay
-            try:
-                # The answer's status is all that counts: its body is not read (a receiver sending
-                # it a byte at a time held the webhook's thread, every 5 s read within the timeout).
-                with OPENER.open(request, timeout=rule.timeout):
-                    pass
+            failure = self._try(index, rule, message)
+            if failure is None:
                 self.stats.count("sent")
                 if self._down[index]:
-                    log.warning("webhook %s: delivering again", shown_url(rule.url))
+                    log.warning("%s %s: delivering again", self.kind, rule.shown)
                 self._down[index] = False
                 return
-            except urllib.error.HTTPError as err:
-                moved = err.headers.get("Location") if 300 <= err.code < 400 else None
-                reason = f"HTTP {err.code}" + (f", redirected to {shown_url(redirect_target(rule.url, moved))}"
-                                               if moved else "")
-                if 300 <= err.code < 500 and err.code not in (408, 429):  # the same answer every time: fix it
-                    self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
-                    unreachable = False  # it answered: this alert's problem, not a receiver that is down
-                    break
-                if err.code in (429, 503):
-                    wait = max(delay, retry_after(err.headers.get("Retry-After")))
-            except TimeoutError:  # sent, but no answer: it may have acted (X-Maskwatch-Delivery tells)
-                reason = f"no answer within {rule.timeout:g} s (the receiver may have it)"
-            except Exception as err:  # noqa: BLE001  any failed try (refused, a broken answer, a bad URL)
-                reason = str(getattr(err, "reason", None) or err) or type(err).__name__  # ends no thread
-                if isinstance(getattr(err, "reason", None), TimeoutError):
-                    reason = f"no connection within {rule.timeout:g} s"
-            self.stats.last_error = f"{shown_url(rule.url)}: {reason}"
+            reason = failure.reason
+            self.stats.last_error = f"{rule.shown}: {reason}"
+            if failure.final:  # it answered: this alert's problem, not a receiver that is down
+                unreachable = False
+                break
             if attempt == tries - 1:
                 break
-            if self._stop.wait(wait):  # the stop's time is up: not a sign the receiver is down
+            if self._stop.wait(max(delay, failure.wait)):  # the stop's time is up: not a sign the receiver is down
                 unreachable = False
                 break
             self.stats.count("retried")
@@ -291,12 +317,55 @@ class WebhookNotifier:
         self.stats.count("failed")
         if self._down[index] or not unreachable:
             if not self._down[index]:
-                log.warning("webhook %s: alert not delivered after %d tries (%s)", shown_url(rule.url),
+                log.warning("%s %s: alert not delivered after %d tries (%s)", self.kind, rule.shown,
                             attempt + 1, reason)
             return
-        log.warning("webhook %s: alert not delivered after %d tries (%s); until one goes through, "
-                    "each alert gets one try", shown_url(rule.url), attempt + 1, reason)
+        log.warning("%s %s: alert not delivered after %d tries (%s); until one goes through, "
+                    "each alert gets one try", self.kind, rule.shown, attempt + 1, reason)
         self._down[index] = True
+
+
+def stop_together(senders: list[AlertQueues], timeout: float = 10.0) -> None:
+    """Stop every sender within one `timeout` (webhooks and notifications deliver what is queued
+    side by side: stopped one after the other, the stop took twice as long)."""
+    for sender in senders:
+        sender._close()
+    deadline = time.monotonic() + timeout
+    for sender in senders:
+        sender._finish(deadline)
+
+
+class WebhookNotifier(AlertQueues):
+    """Events and compliance alerts as signed JSON POSTs."""
+
+    kind = "webhook"
+
+    def _message(self, index: int, rule: WebhookRule, payload: dict) -> urllib.request.Request:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return urllib.request.Request(rule.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", SIGNATURE_HEADER: sign(rule.secret, body),
+            DELIVERY_HEADER: str(uuid.uuid4()), "User-Agent": "maskwatch"})
+
+    def _try(self, index: int, rule: WebhookRule, request: urllib.request.Request) -> Failure | None:
+        try:
+            # The answer's status is all that counts: its body is not read (a receiver sending
+            # it a byte at a time held the webhook's thread, every 5 s read within the timeout).
+            with OPENER.open(request, timeout=rule.timeout):
+                pass
+            return None
+        except urllib.error.HTTPError as err:
+            moved = err.headers.get("Location") if 300 <= err.code < 400 else None
+            reason = f"HTTP {err.code}" + (f", redirected to {shown_url(redirect_target(rule.url, moved))}"
+                                           if moved else "")
+            if 300 <= err.code < 500 and err.code not in (408, 429):  # the same answer every time: fix it
+                return Failure(reason, final=True)
+            return Failure(reason, wait=retry_after(err.headers.get("Retry-After")) if err.code in (429, 503) else 0.0)
+        except TimeoutError:  # sent, but no answer: it may have acted (X-Maskwatch-Delivery tells)
+            return Failure(f"no answer within {rule.timeout:g} s (the receiver may have it)")
+        except Exception as err:  # noqa: BLE001  any failed try (refused, a broken answer, a bad URL)
+            if isinstance(getattr(err, "reason", None), TimeoutError):
+                return Failure(f"no connection within {rule.timeout:g} s")
+            return Failure(str(getattr(err, "reason", None) or err) or type(err).__name__)  # ends no thread
 
 
 def retry_after(header: str | None) -> float:

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import parse_span
@@ -323,13 +323,11 @@ class StorageConfig(Section):
         return self.privacy or self.blur_live
 
 
-class WebhookConfig(Section):
-    """One receiver of alerts: a JSON POST per matching person, signed with `secret`."""
+class AlertTargetConfig(Section):
+    """Which people alert a receiver (webhooks and notifications alike), and how hard it is tried."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    url: str = Field(description="http:// or https:// URL of the receiver")
-    secret: str = Field(min_length=8, description="HMAC-SHA256 key for the X-Maskwatch-Signature header")
     labels: list[str] = Field(default_factory=lambda: ["without_mask", "mask_weared_incorrect"], min_length=1,
                               description="people's labels that alert (default: not compliant); "
                                           "`unassessable` may be added")
@@ -338,6 +336,21 @@ class WebhookConfig(Section):
     cooldown: float = Field(0.0, ge=0, description="seconds a camera stays quiet after an alert")
     retries: int = Field(5, ge=0, le=20, description="tries after a failed one, 1 s apart and doubling")
     timeout: float = Field(5.0, gt=0, le=60, description="seconds a try waits for the receiver's answer")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: list[str]) -> list[str]:
+        unknown = [label for label in labels if label not in PERSON_LABELS]
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; labels are {', '.join(PERSON_LABELS)}")
+        return labels
+
+
+class WebhookConfig(AlertTargetConfig):
+    """One receiver of alerts: a JSON POST per matching person, signed with `secret`."""
+
+    url: str = Field(description="http:// or https:// URL of the receiver")
+    secret: str = Field(min_length=8, description="HMAC-SHA256 key for the X-Maskwatch-Signature header")
 
     @field_validator("url")
     @classmethod
@@ -366,13 +379,28 @@ class WebhookConfig(Section):
             raise ValueError(f"webhook URL {shown_url(value)!r} holds a space; write it as %20")
         return value
 
-    @field_validator("labels")
+
+def _apprise_url(url: str) -> str:
+    """A URL apprise can send to; ValueError saying why not, its secrets left out."""
+    from maskwatch.site.notify import url_problem
+
+    if problem := url_problem(url):
+        raise ValueError(problem)
+    return url
+
+
+class NotifyConfig(AlertTargetConfig):
+    """Messages a person reads (Slack, Telegram, ntfy, e-mail...), sent by apprise to each URL."""
+
+    urls: list[Annotated[str, AfterValidator(_apprise_url)]] = Field(
+        min_length=1, description="apprise URLs (slack://, tgram://, ntfy://, mailto:// ...), each sent on its own")
+    snapshot: bool = Field(False, description="attach the person's blurred snapshot (none in privacy mode)")
+    timeout: float = Field(10.0, gt=0, le=120, description="seconds a try may take (a mail server is slower)")
+
+    @field_validator("urls", mode="before")
     @classmethod
-    def _labels(cls, labels: list[str]) -> list[str]:
-        unknown = [label for label in labels if label not in PERSON_LABELS]
-        if unknown:
-            raise ValueError(f"unknown labels {unknown}; labels are {', '.join(PERSON_LABELS)}")
-        return labels
+    def _one_url(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # `urls: ntfy://...`: one URL
 
 
 class ComplianceRuleConfig(Section):
@@ -401,6 +429,7 @@ class AlertsConfig(Section):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    notify: list[NotifyConfig] = Field(default_factory=list)
     compliance: list[ComplianceRuleConfig] = Field(default_factory=list)
 
 
@@ -476,8 +505,13 @@ class SiteConfig(Section):
             if not camera.name:
                 camera.name = camera_id
         problems = reference_problems({camera_id: list(camera.zones) for camera_id, camera in self.cameras.items()},
-                                      [(hook.cameras, hook.zones) for hook in self.alerts.webhooks],
+                                      {section: [(target.cameras, target.zones) for target in targets]
+                                       for section, targets in (("webhooks", self.alerts.webhooks),
+                                                                ("notify", self.alerts.notify))},
                                       [(rule.camera, rule.zone) for rule in self.alerts.compliance])
+        if self.storage.privacy:  # a setting that can never work is said, not left to do nothing
+            problems += [f"field 'alerts.notify.{i}.snapshot': storage.privacy keeps no snapshot to attach; "
+                         "remove snapshot: true" for i, target in enumerate(self.alerts.notify) if target.snapshot]
         if problems:
             raise ValueError("\n".join(problems))
         # Disabled cameras were checked (with what names them) above and are dropped here, so that
@@ -489,20 +523,22 @@ class SiteConfig(Section):
         return self
 
 
-def reference_problems(zones_of: dict[str, list[str]], webhooks: list[tuple[list, list]],
+def reference_problems(zones_of: dict[str, list[str]], targets: dict[str, list[tuple[list, list]]],
                        rules: list[tuple[str | None, str | None]]) -> list[str]:
-    """What the alerts name that the cameras do not have: webhooks' cameras and zones (a zone no
-    camera has would never fire), compliance rules' camera and zone. On plain data, so that a file
-    whose other fields fail is checked too (its problems were said a round later)."""
+    """What the alerts name that the cameras do not have: webhooks' and notifications' cameras and
+    zones (`targets`, by section; a zone no camera has would never fire), compliance rules' camera
+    and zone. On plain data, so that a file whose other fields fail is checked too (its problems
+    were said a round later)."""
     problems = []
     cameras = ", ".join(zones_of)
     every_zone = {zone for zones in zones_of.values() for zone in zones}
-    for i, (hook_cameras, hook_zones) in enumerate(webhooks):
-        if unknown := [c for c in hook_cameras if c not in zones_of]:
-            problems.append(f"field 'alerts.webhooks.{i}.cameras': no such cameras {unknown}; cameras: {cameras}")
-        if unknown_zones := [z for z in hook_zones if z not in every_zone]:
-            problems.append(f"field 'alerts.webhooks.{i}.zones': no camera has the zones {unknown_zones}; "
-                            f"zones: {', '.join(sorted(every_zone)) or 'none'}")
+    for section, filters in targets.items():
+        for i, (target_cameras, target_zones) in enumerate(filters):
+            if unknown := [c for c in target_cameras if c not in zones_of]:
+                problems.append(f"field 'alerts.{section}.{i}.cameras': no such cameras {unknown}; cameras: {cameras}")
+            if unknown_zones := [z for z in target_zones if z not in every_zone]:
+                problems.append(f"field 'alerts.{section}.{i}.zones': no camera has the zones {unknown_zones}; "
+                                f"zones: {', '.join(sorted(every_zone)) or 'none'}")
     for i, (camera, zone) in enumerate(rules):
         where = f"field 'alerts.compliance.{i}"
         if camera is not None and camera not in zones_of:
@@ -515,7 +551,7 @@ def reference_problems(zones_of: dict[str, list[str]], webhooks: list[tuple[list
     return problems
 
 
-def _raw_references(raw: dict) -> tuple[dict[str, list[str]], list[tuple[list, list]], list[tuple]]:
+def _raw_references(raw: dict) -> tuple[dict[str, list[str]], dict[str, list[tuple[list, list]]], list[tuple]]:
     """reference_problems' arguments from a file's raw mapping, taking only what is well formed."""
     def names(value) -> list[str]:
         return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
@@ -527,10 +563,14 @@ def _raw_references(raw: dict) -> tuple[dict[str, list[str]], list[tuple[list, l
     zones_of = {camera_id: list(camera["zones"]) if isinstance(camera.get("zones"), dict) else []
                 for camera_id, camera in cameras.items() if isinstance(camera, dict)}
     alerts = raw.get("alerts") if isinstance(raw.get("alerts"), dict) else {}
-    hooks = [h for h in alerts.get("webhooks") or [] if isinstance(h, dict)] if isinstance(alerts.get("webhooks"), list) else []
-    rules = [r for r in alerts.get("compliance") or [] if isinstance(r, dict)] if isinstance(alerts.get("compliance"), list) else []
-    return (zones_of, [(names(h.get("cameras")), names(h.get("zones"))) for h in hooks],
-            [(name(r.get("camera")), name(r.get("zone"))) for r in rules])
+
+    def entries(section: str) -> list[dict]:
+        value = alerts.get(section)
+        return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
+
+    return (zones_of, {section: [(names(t.get("cameras")), names(t.get("zones"))) for t in entries(section)]
+                       for section in ("webhooks", "notify")},
+            [(name(r.get("camera")), name(r.get("zone"))) for r in entries("compliance")])
 
 
 def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:
@@ -800,7 +840,7 @@ def _place(loc: tuple) -> str:
     return "field " + repr(".".join(loc)) if loc else "file"
 
 
-SECRET_FIELDS = {"secret", "password", "username", "source", "detect_source", "database"}
+SECRET_FIELDS = {"secret", "password", "username", "source", "detect_source", "database", "urls"}
 
 
 def _describe(err: ValidationError, prefix: tuple) -> list[str]:

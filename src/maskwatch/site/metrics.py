@@ -56,6 +56,13 @@ class SiteCollector(Collector):
         for outcome in ("sent", "failed", "retried", "dropped"):
             alerts.add_metric([outcome], getattr(stats, outcome))
         yield alerts
+        if self.site.notifications is not None:
+            notified = GaugeMetricFamily("maskwatch_notify_alerts", "Messages (alerts.notify) since the start, by "
+                                         "outcome (failed: every retry failed; dropped: the queue was full)",
+                                         labels=["outcome"])
+            for outcome in ("sent", "failed", "retried", "dropped"):
+                notified.add_metric([outcome], getattr(self.site.notifications.stats, outcome))
+            yield notified
         if self.site.mqtt is not None:
             yield GaugeMetricFamily("maskwatch_mqtt_connected", "1 while the MQTT broker is connected",
                                     value=1.0 if self.site.mqtt.status()["connected"] else 0.0)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.runtime import TRIM_EVERY, trim_free_memory
-from maskwatch.site.alerts import WebhookNotifier, WebhookRule
+from maskwatch.site.alerts import WebhookNotifier, WebhookRule, stop_together
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
 from maskwatch.site.events import EventSink, EventStore, Listeners
@@ -62,6 +62,18 @@ class Site:
                         zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries,
                         timeout=hook.timeout)
             for hook in config.alerts.webhooks], hours=self.hours)
+        self.notifications = None  # apprise is imported only by a site that sends messages
+        if config.alerts.notify:
+            from maskwatch.site.notify import Notifier, NotifyRule
+
+            self.notifications = Notifier(
+                [NotifyRule(url, snapshot=target.snapshot, labels=tuple(target.labels), cameras=tuple(target.cameras),
+                            zones=tuple(target.zones), cooldown=target.cooldown, retries=target.retries,
+                            timeout=target.timeout)
+                 for target in config.alerts.notify for url in target.urls],  # a thread per URL: each service on its own
+                names={camera_id: camera.name for camera_id, camera in config.cameras.items()}, tz=config.tz(),
+                snapshot_of=self.store.snapshot_path, hours=self.hours)
+        senders = [sender for sender in (self.alerts, self.notifications) if sender is not None and sender.rules]
         self.mqtt = None
         if config.mqtt is not None:
             from maskwatch.site.mqtt import MqttPublisher
@@ -72,11 +84,11 @@ class Site:
             self.store, [ComplianceRule(rule.below, rule.minutes, rule.camera, rule.zone, rule.min_people,
                                         rule.cooldown) for rule in config.alerts.compliance],
             zones_of={camera_id: list(camera.zones) for camera_id, camera in config.cameras.items()},
-            send=_fan_out([self.alerts.alert, *([self.mqtt.compliance_alert] if self.mqtt else [])]),
+            send=_fan_out([*(sender.alert for sender in senders), *([self.mqtt.compliance_alert] if self.mqtt else [])]),
             hours=self.hours)
         self.stored, self._stored_lock = 0, threading.Lock()  # people stored since the start, said at the stop
-        on_event = [listener for listener in (self._count_stored, self.alerts.notify if self.alerts.rules else None,
-                                              self.mqtt.event_recorded if self.mqtt else None) if listener]
+        on_event = [self._count_stored, *(sender.notify for sender in senders),
+                    *([self.mqtt.event_recorded] if self.mqtt else [])]
         self.cameras_by_id: dict[str, SiteCamera] = self._make_cameras(detector, Listeners(
             event=_fan_out(on_event), start=self.mqtt.person_started if self.mqtt else None,
             update=self.mqtt.person_updated if self.mqtt else None, in_view=self.mqtt.in_view if self.mqtt else None))
@@ -102,6 +114,8 @@ class Site:
         try:
             self._retain("at the start")
             self.alerts.start()
+            if self.notifications is not None:
+                self.notifications.start()
             if self.mqtt is not None:
                 # Nobody in view yet: a site that died (SIGKILL, a power cut) left its last counts
                 # retained, and came back online still showing them at a camera that is down.
@@ -130,7 +144,7 @@ class Site:
                         "messages still queued are sent", len(self.cameras_by_id))
         self._stop_cameras()
         self.compliance.stop()
-        self.alerts.stop()
+        stop_together([sender for sender in (self.alerts, self.notifications) if sender is not None])
         if self._camera_watch.is_alive():
             self._camera_watch.join(10)
         if self.mqtt is not None:

@@ -1,0 +1,225 @@
+"""Alerts a person reads: "Front door: a person without a mask" on Slack, Telegram, ntfy, e-mail...
+
+Sent with apprise (one URL per service: slack://, tgram://, ntfy://, mailto://, json:// ...), on
+the webhooks' machinery (alerts.py): the same filters, cooldowns and opening hours, a thread and
+a bounded queue per URL so that a dead service never holds up a camera or another service, the
+same retries, and a failure said once in the log.
+
+A URL holds its service's secret (a bot token, a topic, a password), so logs, errors and `run
+--check` show it as apprise's privacy form cut after its host (`tgram://1...8/…`), and apprise's
+own log lines, which may name a token, are not passed on: the reason a try failed is taken from
+the call's result, less every part of the URL.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Callable
+
+import apprise
+
+from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
+
+SERVICES_PAGE = "https://appriseit.com/services/"
+WHO = {"without_mask": "a person without a mask", "mask_weared_incorrect": "a person wearing a mask wrongly",
+       "with_mask": "a person with a mask", "unassessable": "a person whose mask could not be judged"}
+ASSET = apprise.AppriseAsset(app_id="maskwatch", app_desc="maskwatch face-mask alerts")
+
+
+# apprise's loggers and those of the HTTP parts under it: their lines name a URL's token (apprise's
+# "Could not load URL", urllib3's debug `"POST /bot123:token/sendMessage"`).
+QUIETED = ("apprise", "urllib3", "requests_oauthlib", "oauthlib")
+
+
+def quiet_apprise() -> None:
+    """apprise's log lines (and its HTTP parts') stay out of the site's log: a failure is said once,
+    by us, less the URL's secrets. (A NullHandler, or logging's last resort prints them anyway.)"""
+    for name in QUIETED:
+        logger = logging.getLogger(name)
+        logger.propagate = False
+        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
+def without_url(text: str, url: str) -> str:
+    """`text` less every part of `url` past its scheme that `shown_notify_url` does not show
+    (tokens, a password, a topic, a chat id), as written and percent-decoded."""
+    shown = shown_notify_url(url)
+    parts = {part for raw in re.split(r"[/:@?&=#,;\s]+", url.partition("://")[2]) if raw
+             for part in (raw, urllib.parse.unquote(raw)) if len(part) >= 3 and part not in shown}
+    for part in sorted(parts, key=len, reverse=True):
+        text = text.replace(part, "…")
+    return text
+
+
+@functools.lru_cache(maxsize=256)
+def _plugin(url: str):
+    """apprise's service object for `url` (None where apprise cannot read it), and what it said."""
+    quiet_apprise()
+    said: list[str] = []
+
+    class Said(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.thread == threading.get_ident():  # not another rule's thread, at the same time
+                said.append(record.getMessage())
+
+    handler = Said(logging.WARNING)
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.addHandler(handler)
+    try:
+        return apprise.Apprise.instantiate(url, asset=ASSET), tuple(said)
+    finally:
+        apprise_log.removeHandler(handler)
+
+
+def shown_notify_url(url: str) -> str:
+    """The URL as logs, errors and `run --check` show it: apprise's privacy form (which knows what
+    each service's secret is: `tgram://1...8/...`, `pover://u...y@t...n`) cut after its host as
+    a webhook URL is (a topic or chat id is a secret too). A URL apprise cannot read shows its
+    scheme only: which of its parts is a secret is then not known."""
+    plugin, _ = _plugin(url)
+    if plugin is not None:
+        return shown_url(plugin.url(privacy=True))
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme.lower()}://…" if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) else "…"
+
+
+@functools.lru_cache(maxsize=1)
+def _services() -> dict[str, dict]:
+    """Every scheme apprise has, to its service's details (name, enabled, packages it needs)."""
+    details = apprise.Apprise(asset=ASSET).details(show_requirements=True, show_disabled=True)
+    services = {}
+    for service in details["schemas"]:
+        for scheme in (*(service.get("protocols") or ()), *(service.get("secure_protocols") or ())):
+            services[scheme.lower()] = service
+    return services
+
+
+def url_problem(url: str) -> str | None:
+    """Why apprise could not send to `url` (None when it can), never repeating a secret of it."""
+    if not url.strip():
+        return "empty; an apprise URL such as slack://TokenA/TokenB/TokenC or ntfy://ntfy.sh/topic"
+    scheme, sep, _ = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return ("not an apprise URL (service://...), such as slack://TokenA/TokenB/TokenC or ntfy://ntfy.sh/topic; "
+                f"services: {SERVICES_PAGE}")
+    service = _services().get(scheme.lower())
+    if service is None and scheme.lower() not in ("http", "https"):
+        return f"apprise has no service {scheme.lower()}://; services: {SERVICES_PAGE}"
+    if service is not None and not service["enabled"]:
+        needs = ", ".join(service["requirements"]["packages_required"]) or "what this system lacks"
+        return f"apprise's {service['service_name']} ({scheme.lower()}://) needs {needs}, not installed"
+    plugin, said = _plugin(url)
+    if plugin is not None:
+        return None
+    if service is None:  # http(s)://: apprise reads some services' own web hook URLs (Slack, Discord, Teams)
+        return (f"{shown_url(url)} is no service's web hook URL apprise knows; for a JSON POST write json://… "
+                f"(or use alerts.webhooks); services: {SERVICES_PAGE}")
+    why = "; ".join(without_url(line, url) for line in said) or "its form is not the service's"
+    return f"not a {service['service_name']} URL apprise can use ({why}); see {service.get('setup_url') or SERVICES_PAGE}"
+
+
+@dataclass(frozen=True)
+class NotifyRule(AlertFilter):
+    """Events to one apprise URL; with `snapshot`, the event's blurred snapshot attached."""
+
+    url: str
+    snapshot: bool = False
+
+    @property
+    def shown(self) -> str:
+        return shown_notify_url(self.url)
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+    attachment: Path | None = None
+    warning: bool = True  # apprise's notify type: a colour or icon on most services
+
+
+def when(timestamp: float, tz: tzinfo | None) -> str:
+    """A time as people read it, in the site's timezone (None: the machine's)."""
+    return datetime.fromtimestamp(timestamp).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def camera_line(camera: str, names: dict[str, str]) -> str:
+    name = names.get(camera, camera)
+    return f"Camera: {name}" + (f" ({camera})" if name != camera else "")
+
+
+def event_message(event: dict, names: dict[str, str], tz: tzinfo | None) -> tuple[str, str]:
+    """The title and body of a person's alert: who, where, when."""
+    title = f"{names.get(event['camera'], event['camera'])}: {WHO.get(event['label'], event['label'])}"
+    lines = [camera_line(event["camera"], names), *([f"Zone: {event['zone']}"] if event["zone"] else []),
+             f"When: {when(event['last_seen'], tz)}",
+             f"Certainty: {100 * event['probability']:.0f} % over {event['frames']} frames"]
+    return title, "\n".join(lines)
+
+
+def compliance_message(alert: dict, names: dict[str, str], tz: tzinfo | None) -> tuple[str, str]:
+    """The title and body of a compliance rule's alert: the share masked with its 95 % interval."""
+    where = names.get(alert["camera"], alert["camera"]) + (f", {alert['zone']}" if alert["zone"] else "")
+    title = f"{where}: {alert['compliance']:g} % masked over {alert['minutes']} minutes, under {alert['below']:g} %"
+    lines = [f"Masked: {alert['compliance']:g} % (95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %), "
+             f"under {alert['below']:g} % beyond doubt",
+             f"Counted: {alert['with_mask']} of {alert['people']} people with a mask ({alert['observed']:g} %) "
+             f"in the last {alert['minutes']} minutes",
+             camera_line(alert["camera"], names), *([f"Zone: {alert['zone']}"] if alert["zone"] else []),
+             f"When: {when(alert['at'], tz)}"]
+    return title, "\n".join(lines)
+
+
+class Notifier(AlertQueues):
+    """Events and compliance alerts as messages a person reads, through apprise."""
+
+    kind = "notify"
+
+    def __init__(self, rules: list[NotifyRule], names: dict[str, str] | None = None, tz: tzinfo | None = None,
+                 snapshot_of: Callable[[str], Path | None] = lambda name: None, **queues) -> None:
+        """`names`: camera id -> the name people know it by; `snapshot_of`: an event's snapshot
+        name -> its file (None where there is none, as in privacy mode)."""
+        super().__init__(rules, **queues)
+        quiet_apprise()
+        self.names, self.tz, self.snapshot_of = names or {}, tz, snapshot_of
+        self._senders = []  # one per rule, used by its thread only
+        for rule in rules:
+            sender = apprise.Apprise(asset=ASSET)
+            if not sender.add(rule.url):  # checked at config load; a rule made in code is said here
+                raise ValueError(f"notify URL {rule.shown}: {url_problem(rule.url)}")
+            self._senders.append(sender)
+
+    def _message(self, index: int, rule: NotifyRule, payload: dict) -> Message:
+        if payload["type"] == "compliance":
+            return Message(*compliance_message(payload["alert"], self.names, self.tz))
+        event = payload["event"]
+        attachment = self.snapshot_of(event["snapshot"]) if rule.snapshot and event.get("snapshot") else None
+        return Message(*event_message(event, self.names, self.tz), attachment=attachment,
+                       warning=event["label"] != "with_mask")
+
+    def _try(self, index: int, rule: NotifyRule, message: Message) -> Failure | None:
+        attach = None
+        if message.attachment is not None and message.attachment.is_file():  # retention may have taken it
+            attach = apprise.AppriseAttachment([str(message.attachment)], asset=ASSET)
+        try:
+            result = self._senders[index].notify(
+                body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
+                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
+                timeout=rule.timeout)
+        except Exception as err:  # noqa: BLE001  a service's own bug ends no thread, as a webhook's failure
+            return Failure(without_url(f"{type(err).__name__}: {err}", rule.url))
+        if result:
+            return None
+        said = [entry.message for entry in result.logs()]  # its warnings and errors: the capture's default
+        reason = said[-1] if said else f"apprise: {result.status.name.lower()}"
+        if result.status == apprise.AppriseResultStatus.TIMEOUT:
+            reason = f"no answer within {rule.timeout:g} s (the service may have it)"
+        return Failure(without_url(reason, rule.url))
