@@ -12,7 +12,7 @@ import pytest
 
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule, signature_matches
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
-from maskwatch.site.events import EventStore
+from maskwatch.site.events import EventStore, iso_utc
 from maskwatch.site.hours import OpeningHours, parse_span
 from maskwatch.site.mqtt import MqttPublisher
 from maskwatch.site.prevalence import compliance_estimate
@@ -133,7 +133,8 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
     assert len(monitor.check(MONDAY_10 - 3 * 3600)) == 1  # set back 3 hours, 600 s after the last alert
     notifier.stop()
     assert [p["type"] for p in posted(receiver)] == ["compliance", "compliance", "compliance"]
-    assert posted(receiver)[0]["alert"] == alert
+    # sent as MQTT sends it: `at` in ISO 8601 UTC, as the events' times (it was Unix seconds)
+    assert posted(receiver)[0]["alert"] == {**alert, "at": "2026-09-21T08:00:00.000+00:00"}
 
 
 def test_an_alert_never_shows_its_interval_reaching_the_threshold(store):
@@ -274,8 +275,8 @@ def test_compliance_alerts_go_only_to_webhooks_admitting_their_camera_and_zone(r
     other = Receiver()
     notifier = WebhookNotifier([WebhookRule(receiver.url, SECRET, cameras=("door",)),
                                 WebhookRule(other.url, SECRET, zones=("queue",))]).start()
-    notifier.alert({"camera": "door", "zone": None, "compliance": 10.0})
-    notifier.alert({"camera": "till", "zone": "queue", "compliance": 20.0})
+    notifier.alert({"camera": "door", "zone": None, "compliance": 10.0, "at": 0.0})
+    notifier.alert({"camera": "till", "zone": "queue", "compliance": 20.0, "at": 0.0})
     notifier.stop()
     other_posts = [json.loads(body) for body, _ in other.received]
     other.close()
@@ -292,7 +293,7 @@ def test_compliance_alerts_are_published_on_mqtt(broker, store):  # noqa: F811
         crowd(store, masked=1, unmasked=4, when=MONDAY_10 - 60)
         (alert,) = monitor.check(MONDAY_10)
         assert wait_until(lambda: listener.json_on("site/alerts"))
-        assert listener.json_on("site/alerts") == [{"type": "compliance", "alert": alert}]
+        assert listener.json_on("site/alerts") == [{"type": "compliance", "alert": {**alert, "at": iso_utc(alert["at"])}}]
     finally:
         publisher.stop()
         listener.close()

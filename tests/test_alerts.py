@@ -69,7 +69,9 @@ def test_a_non_compliant_person_is_posted_signed_after_retries(receiver):
     notifier.stop()
     (body, signature), = receiver.received
     assert signature_matches(SECRET, body, signature) and not signature_matches("other", body, signature)
-    assert json.loads(body) == {"type": "event", "event": event()}
+    # the event as /v1/events and MQTT give it: ISO 8601 UTC times (it was Unix seconds here)
+    assert json.loads(body) == {"type": "event", "event": {**event(), "first_seen": "1970-01-01T00:00:01.000+00:00",
+                                                           "last_seen": "1970-01-01T00:00:02.000+00:00"}}
     assert receiver.attempts == 3 and notifier.stats.retried == 2 and notifier.stats.sent == 1
 
 

@@ -359,7 +359,7 @@ def test_todays_counts_are_sent_at_the_start_and_at_the_sites_midnight(monkeypat
     now[0] += 60
     Site._new_day(site)
     assert publisher._state == {"maskwatch/door/counts": '{"people":0}', "maskwatch/till/counts": '{"people":0}'}
-    publisher.compliance_alert({"camera": "door"})  # the broker away: kept, then said at the stop
+    publisher.compliance_alert({"camera": "door", "at": 0.0})  # the broker away: kept, then said at the stop
     publisher.stop()
     assert any("1 events and alerts never reached the broker" in r.getMessage() for r in caplog.records)
 

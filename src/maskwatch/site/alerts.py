@@ -39,6 +39,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable
 
+from maskwatch.site.events import alert_view, event_view
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 
 log = logging.getLogger(__name__)
@@ -335,13 +336,22 @@ def stop_together(senders: list[AlertQueues], timeout: float = 10.0) -> None:
         sender._finish(deadline)
 
 
+def wire(payload: dict) -> dict:
+    """What a webhook receives: the event as /v1/events and MQTT give it, the alert as MQTT does
+    (times in ISO 8601 UTC, the snapshot as its URL path; webhooks sent Unix seconds and the bare
+    file name, a second shape of one event)."""
+    if payload["type"] == "event":
+        return {"type": "event", "event": event_view(payload["event"])}
+    return {"type": payload["type"], "alert": alert_view(payload["alert"])}
+
+
 class WebhookNotifier(AlertQueues):
     """Events and compliance alerts as signed JSON POSTs."""
 
     kind = "webhook"
 
     def _message(self, index: int, rule: WebhookRule, payload: dict) -> urllib.request.Request:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = json.dumps(wire(payload), separators=(",", ":")).encode()
         return urllib.request.Request(rule.url, data=body, method="POST", headers={
             "Content-Type": "application/json", SIGNATURE_HEADER: sign(rule.secret, body),
             DELIVERY_HEADER: str(uuid.uuid4()), "User-Agent": "maskwatch"})

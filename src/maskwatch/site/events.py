@@ -497,6 +497,12 @@ def event_view(row: dict) -> dict:
             "snapshot": f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None}
 
 
+def alert_view(alert: dict) -> dict:
+    """A compliance alert as the webhooks and MQTT send it: its `at` in ISO 8601 UTC, as every
+    time of the events beside it (it went out in Unix seconds)."""
+    return {**alert, "at": iso_utc(alert["at"])}
+
+
 def zone_of(face_box, width: int, height: int, zones: dict[str, list]) -> str | None:
     """The first zone (in config order) holding the centre of `face_box`; None when none does."""
     x = (face_box[0] + face_box[2]) / 2 / width

@@ -43,7 +43,7 @@ from typing import Callable, Iterable
 import paho.mqtt.client as mqtt
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.site.events import event_view, iso_utc
+from maskwatch.site.events import alert_view, event_view, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class MqttPublisher:
         self.publish_counts(event["camera"])
 
     def compliance_alert(self, alert: dict) -> None:
-        self._publish(self.topic("alerts"), {"type": "compliance", "alert": alert})
+        self._publish(self.topic("alerts"), {"type": "compliance", "alert": alert_view(alert)})
 
     def _publish(self, topic: str, payload: dict, retain: bool = False) -> None:
         self._send(topic, json.dumps(payload, separators=(",", ":")), retain)
