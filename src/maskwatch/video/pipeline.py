@@ -244,8 +244,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     if resume and out.is_dir():
         with contextlib.ExitStack() as lock:  # the lines read are the lines gone on from
             lock.enter_context(only_writer(out, busy))
-            resumed = earlier_run(out, identity, set(photo_files(source, info).values()),
-                                  (lambda name: media_path(out, info, name)) if save_media else None)
+            resumed = earlier_run(out, identity, set(photo_files(source, info).values()), save_media)
             held, locked = lock.pop_all(), True
     result.skipped = len(resumed.names)
     sinks: list[Sink] = []

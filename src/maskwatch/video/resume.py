@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from maskwatch.atomic import OutputError
 from maskwatch.video.sources import SourceInfo, redact_source
@@ -57,11 +56,10 @@ def _differences(then: dict, now: dict, prefix: str = "") -> list[str]:
     return said
 
 
-def earlier_run(out: Path, identity: dict, names: set[str], copy_of: Callable[[str], Path] | None = None) -> Resumed:
+def earlier_run(out: Path, identity: dict, names: set[str], copies: bool = False) -> Resumed:
     """The lines an earlier run of the same source and settings left in OUT, to go on from;
     OutputError (nothing written) where appending to them would mix two runs' answers. `names`
-    are the names of the photos the source holds now; copy_of(name), where copies are made, the
-    path of a photo's annotated copy."""
+    are the names of the photos the source holds now; copies: the run writes annotated copies."""
     out = Path(out)
     lines_path = out / "detections.jsonl"
     if not lines_path.is_file():
@@ -98,14 +96,13 @@ def earlier_run(out: Path, identity: dict, names: set[str], copy_of: Callable[[s
             resumed.names.add(name)
             resumed.end += len(line)
             last = (name, len(line))
-    # A photo's line is written before its copy: a run killed between left the last line without
-    # its copy, or beside an earlier run's (older than the line). That photo is done again. (A
-    # line begun after it says its copy was written.)
-    if copy_of is not None and resumed.names and not cut:
-        copy = copy_of(last[0])
-        if not copy.is_file() or copy.stat().st_mtime_ns < lines_path.stat().st_mtime_ns:
-            resumed.names.discard(last[0])
-            resumed.end -= last[1]
+    # A photo's line is written before its copy: a run stopped between (a kill, Ctrl-C) left its
+    # last line without its copy, or beside an earlier run's, and file times are too coarse to
+    # tell. That photo is done again, unless a line begun after it, or the run's getting through,
+    # says its copy was written.
+    if copies and resumed.names and not cut and not record.get("complete"):
+        resumed.names.discard(last[0])
+        resumed.end -= last[1]
     return resumed
 
 
