@@ -38,7 +38,7 @@ SYSTEM_FIXTURES = {"rtsp_server", "broker", "postgres", "page", "server", "secur
 SYSTEM_MODULES = {"test_serve", "test_serve_workers", "test_security_deploy", "test_site", "test_site_trend"}
 RAY_MODULES = {"test_ray_batch", "test_ray_serve", "test_ray_site"}
 SLOW_MODULES = {"test_train", "test_cv", "test_cv_sweep", "test_gate", "test_onnx", "test_cli", "test_masks",
-                "test_base_install", "test_own_detector", "test_detection"}
+                "test_base_install", "test_own_detector", "test_detection", "test_resume"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -12,7 +12,7 @@ import maskwatch
 PACKAGE = Path(maskwatch.__file__).parent
 # Lowest first. A module may import from its own layer or any layer before it.
 LAYERS = [
-    {"faces", "geometry", "atomic", "progress", "extras"},
+    {"faces", "records", "interop", "geometry", "atomic", "progress", "extras"},
     {"runtime", "models"},
     {"data"},
     {"classifier", "render"},

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
+from maskwatch.records import FrameRecord
 
 
 def free_port() -> int:
@@ -79,6 +80,8 @@ def test_detect_multipart_and_raw_body_agree(server, sample_dir):
     assert body["faces"], body
     assert set(body["counts"]) == set(PERSON_LABELS)
     assert sum(body["counts"].values()) == len(body["faces"])
+    frame = FrameRecord.from_dict(body)  # read back as Faces, as a Python client does
+    assert frame.to_dict() == body and frame.name is None and len(frame.faces) == len(body["faces"])
     face = body["faces"][0]
     assert face["label"] in PERSON_LABELS and len(face["box"]) == 4 and set(face["probabilities"]) == set(CLASSES)
 

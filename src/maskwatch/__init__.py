@@ -1,8 +1,9 @@
 """maskwatch: who wears a face mask, who wears it wrongly, who wears none.
 
 The public API is small: :class:`Face` (one face in a frame), :class:`Classifier`
-(three-way mask classification of BGR face crops through ONNX Runtime) and :class:`Detector`
-(every face of a frame, found and classified).
+(three-way mask classification of BGR face crops through ONNX Runtime), :class:`Detector`
+(every face of a frame, found and classified) and :func:`read_detections` (a `detect` run's
+detections.jsonl read back as :class:`FrameRecord`\ s of `Face`\ s).
 """
 
 import os
@@ -21,12 +22,13 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 from typing import TYPE_CHECKING  # noqa: E402
 
 from maskwatch.faces import CLASSES, Face  # noqa: E402
+from maskwatch.records import FrameRecord, read_detections  # noqa: E402
 
 if TYPE_CHECKING:  # so that type checkers see what __getattr__ imports on first use
     from maskwatch.classifier import Classifier
     from maskwatch.detection.detector import Detector
 
-__all__ = ["CLASSES", "Face", "Classifier", "Detector"]
+__all__ = ["CLASSES", "Face", "FrameRecord", "read_detections", "Classifier", "Detector"]
 try:  # one version, pyproject.toml's, as the installed package records it
     from importlib.metadata import PackageNotFoundError, version as _version
 

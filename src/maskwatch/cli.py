@@ -455,6 +455,7 @@ def detect(
     detect_every: Annotated[Optional[int], typer.Option(help="On video, detect on every n-th frame and track between (default 2).")] = None,
     moving_camera: MovingCamera = False,
     gate: Gate = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Photos: go on with a run into --out that was stopped part-way, reading only the photos with no line in its detections.jsonl (same source and settings).")] = False,
     progress: Progress = True,
 ) -> None:
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
@@ -483,27 +484,33 @@ def detect(
         with _sigterm_as_ctrl_c():
             result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
                                 progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
-                                moving_camera=moving_camera,
+                                moving_camera=moving_camera, resume=resume,
                                 **({} if detect_every is None else {"detect_every": detect_every}))
     except DetectFailed as err:
         for error in err.result.errors:
             typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
-        _fail(str(err))
+        _fail(str(err) + _resume_hint(err.result))
     except (SourceError, OutputError) as err:
         _fail(str(err))
     for error in result.errors:
         typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
-    typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}", err=as_json)
+    skipped = f" ({result.skipped} photo{'s' * (result.skipped != 1)} done before, not read again)" if result.skipped else ""
+    typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}{skipped}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
         typer.echo(f"{totals['people'] + totals['unassessable']} people tracked: {totals['compliant']} compliant, "
                    f"{totals['non_compliant']} not, {totals['unassessable']} unassessable (too few frames of a "
                    f"large enough face) -> {out}/summary.json", err=as_json)
     if result.interrupted:
-        _fail("stopped by Ctrl-C or SIGTERM; the outputs so far are closed and kept", code=130)
+        _fail("stopped by Ctrl-C or SIGTERM; the outputs so far are closed and kept" + _resume_hint(result), code=130)
     if result.unread:
         _fail(f"{result.unread} of {result.photos} photos could not be read (named above); the others' outputs "
-              f"are in {out}")
+              f"are in {out}" + _resume_hint(result))
+
+
+def _resume_hint(result) -> str:
+    """How a photo run stopped part-way goes on: said where it stops."""
+    return "; the same command with --resume reads only the photos not done" if result.kind == "folder" else ""
 
 
 class AnnotationFormat(str, Enum):

@@ -94,6 +94,43 @@ class Face:
             out["missed"] = True
         return out
 
+    @classmethod
+    def from_dict(cls, item: dict) -> Face:
+        """The Face of one item of frame_record's "faces" (to_dict's inverse: equal to the face
+        written, to its rounding: boxes to 0.01 px, probabilities and score to 4 places).
+        ValueError saying what is wrong where the item is not one."""
+        if not isinstance(item, dict):
+            raise ValueError(f"a face is a JSON object, got {type(item).__name__}")
+        if unknown := sorted(set(item) - FACE_KEYS):
+            raise ValueError(f"a face has no {', '.join(map(repr, unknown))} (known: {', '.join(sorted(FACE_KEYS))})")
+        box = item.get("box")
+        if not isinstance(box, list) or len(box) != 4 or not all(_number(v) for v in box):
+            raise ValueError(f"a face's box is 4 numbers (xmin, ymin, xmax, ymax), got {box!r}")
+        probabilities = item.get("probabilities")
+        if probabilities is not None:
+            if not isinstance(probabilities, dict) or set(probabilities) != set(CLASSES) \
+                    or not all(_number(p) for p in probabilities.values()):
+                raise ValueError(f"a face's probabilities are a number per class of {', '.join(CLASSES)}, "
+                                 f"got {probabilities!r}")
+            probabilities = tuple(probabilities[c] for c in CLASSES)
+        score, track_id, missed = item.get("score"), item.get("track_id"), item.get("missed", False)
+        if score is not None and not _number(score):
+            raise ValueError(f"a face's score is a number, got {score!r}")
+        if track_id is not None and (not isinstance(track_id, int) or isinstance(track_id, bool)):
+            raise ValueError(f"a face's track_id is a whole number, got {track_id!r}")
+        if not isinstance(missed, bool):
+            raise ValueError(f"a face's missed is true or false, got {missed!r}")
+        return cls(box=tuple(box), label=item.get("label"), probabilities=probabilities, score=score,
+                   track_id=track_id, missed=missed)
+
+
+# The keys of Face.to_dict, all but box and label written only when set.
+FACE_KEYS = frozenset({"box", "label", "probabilities", "score", "track_id", "missed"})
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 def count_labels(faces: list[Face]) -> dict[str, int]:
     """Faces per label (the classes and `unassessable`), every label present (zero when absent)."""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -128,6 +129,17 @@ class DetectorConfig:
             "box_mapping": self.box_mapping.to_dict()}
 
 
+def _digest(path: Path | str | None) -> str | None:
+    """A model file's SHA-256 (None for none)."""
+    if not path:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def build_face_finder(config: DetectorConfig, threads: int = 0) -> FaceFinder:
     if config.backend == "maskwatch":
         if not config.model:
@@ -234,6 +246,14 @@ class Detector:
         finder = copy.copy(self.finder)
         finder.scale = config.scale
         return Detector(finder, self.classifier, config)
+
+    def settings(self) -> dict:
+        """What decides this detector's answers, as JSON: its settings and the digest of every
+        model file (a retrained classifier under the same name answers differently). `detect
+        --resume` appends to a run's lines only where these are the same."""
+        config = self.config.to_dict() | {"model": _digest(self.config.model)}
+        models = [("classifier", self.classifier), ("gate", self.classifier.gate), ("closeup", self.classifier.closeup)]
+        return {"detector": config} | {name: _digest(m.model_path) if m else None for name, m in models}
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""

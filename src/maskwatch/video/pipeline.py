@@ -20,6 +20,7 @@ from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
+from maskwatch.video.resume import PHOTOS, RUN_RECORD, Resumed, earlier_run, run_identity, stopped_part_way
 from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, MediaSink, Sink, SummarySink,
                                   media_path)
 from maskwatch.video.sources import (UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
@@ -51,6 +52,8 @@ class DetectResult:
     failed: str = ""  # what stopped the run part-way (DetectFailed), empty if nothing did
     unread: int = 0  # photos of a folder that could not be read (each named in errors): the run is not whole
     photos: int = 0  # photos the image or folder holds
+    skipped: int = 0  # photos an earlier run did, not read again (--resume)
+    kind: str = ""  # the source's kind (describe_source): photos can be resumed, video cannot
     outputs: list[Path] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
 
@@ -152,20 +155,20 @@ def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
 def planned_outputs(source: str, info: SourceInfo, out: Path, save_media: bool) -> set[str]:
     """The names of the files a run may write into `out`."""
     photos = info.kind in ("image", "folder")
-    names = {"detections.jsonl"} if photos else {"detections.jsonl", "summary.json"}
+    names = {"detections.jsonl", RUN_RECORD} | (set() if photos else {"summary.json"})
     if save_media:
         named = photo_files(source, info).values() if photos else [info.name]
         names |= {media_path(out, info, name).name for name in named}
     return names
 
 
-def open_lines(path: Path) -> LinesFile:
+def open_lines(path: Path, keep: int | None = None) -> LinesFile:
     """detections.jsonl, written in place (not under a temp name): whatever stops a run, even a
-    kill -9, leaves the lines of the frames done."""
+    kill -9, leaves the lines of the frames done. keep: the bytes of it a resumed run goes on after."""
     if path.is_dir():
         raise OutputError(f"{path}: a folder is there, not a file; name another --out (nothing was written)")
     try:
-        return LinesFile(path)
+        return LinesFile(path, keep)
     except OSError as err:
         raise OutputError(f"{path}: cannot be written ({err.strerror or err})") from None
 
@@ -180,7 +183,8 @@ def _unreadable(source: str, problems: list[str]) -> str:
 
 def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
                progress: bool = True, max_frames: int | None = None, on_frame=None,
-               detect_every: int = DEFAULT_DETECT_EVERY, on_line=None, moving_camera: bool = False) -> DetectResult:
+               detect_every: int = DEFAULT_DETECT_EVERY, on_line=None, moving_camera: bool = False,
+               resume: bool = False) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
 
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,
@@ -196,6 +200,11 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     moving_camera: a hand-held or moving camera: the tracks follow the whole view's motion
     (CameraMotion), so that a shake does not split a person into several.
 
+    resume: for a photo or a folder of photos: the photos whose line an earlier run into `out`
+    wrote are not read again, and the new lines are appended (video/resume.py; OutputError,
+    nothing written, where that run's source or settings differ). out/detect-run.json records
+    every run's source and settings, and at its end how many photos it skipped and did.
+
     on_frame(frame, faces) and on_line(record) are called after each frame's line is written;
     on_line gets exactly what detections.jsonl holds (`detect --json` prints it).
     """
@@ -203,6 +212,9 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     info: SourceInfo = describe_source(source)
     out = Path(out)
+    if resume and info.kind not in PHOTOS:
+        raise OutputError(f"{redact_source(source)}: --resume goes on with photos only; a {info.kind}'s tracks cannot "
+                          "resume: run it again without --resume (nothing was written)")
     if save_media and (clash := overwritten_inputs(source, info, out)):
         raise OutputError(f"{out}: the annotated copy of {clash[0].name} would be written over it"
                           f"{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}; name another --out "
@@ -211,7 +223,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         raise OutputError(f"{foreign[0]}: an annotated copy would be written over this file, which no earlier "
                           f"detect wrote{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}; name "
                           "another --out (nothing was written)")
-    result = DetectResult(out=out)
+    result = DetectResult(out=out, kind=info.kind)
     if info.kind == "folder" and (videos := folder_files(Path(source), VIDEO_SUFFIXES)):
         result.errors.append(f"{source}: {len(videos)} video{'s' * (len(videos) > 1)} passed over ({videos[0].name}"
                              f"{', ...' * (len(videos) > 1)}): a folder is read as photos; `maskwatch batch` reads "
@@ -225,28 +237,38 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         detector = detector.for_photos()  # a still photo is read at a larger side than a video frame
     processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every,
                                camera_motion=CameraMotion() if moving_camera else None)
+    identity = run_identity(source, info, run_settings(detector, info, blur, save_media, detect_every, moving_camera))
+    busy = f"{out}: another maskwatch detect is writing here; wait for it to end or name another --out (nothing was written)"
+    held = contextlib.ExitStack()
+    resumed, locked = Resumed(), False
+    if resume and out.is_dir():
+        with contextlib.ExitStack() as lock:  # the lines read are the lines gone on from
+            lock.enter_context(only_writer(out, busy))
+            resumed = earlier_run(out, identity, set(photo_files(source, info).values()), save_media)
+            held, locked = lock.pop_all(), True
+    result.skipped = len(resumed.names)
     sinks: list[Sink] = []
     failure: Exception | None = None
     if info.kind in ("stream", "webcam"):
         source_frames = live_frames(source, result.errors, name=info.name, on_lost=lambda: end_tracks(processor, sinks))
     else:
-        source_frames = read_frames(source, result.errors)
-    held = contextlib.ExitStack()
+        source_frames = read_frames(source, result.errors, skip=resumed.names)
     try:
         # A stream that never sends a frame fails here, before any output is started; so does a
         # file or folder from which not one frame can be read (a previous run's outputs stay).
+        # A resumed run whose photos were all done goes on to say so.
         first = next(source_frames, None)
-        if first is None:
+        if first is None and not resumed.names:
             raise SourceError(_unreadable(redact_source(source), result.errors[warned:]))
         make_output_folder(out)
         # Two runs into one --out wrote one detections.jsonl at once (it is written in place).
-        held.enter_context(only_writer(out, f"{out}: another maskwatch detect is writing here; wait for it to end "
-                                            "or name another --out (nothing was written)"))
+        if not locked:
+            held.enter_context(only_writer(out, busy))
         if leftovers := sorted(out.glob(".*.partial*")):  # hidden, and a video's may be gigabytes
             result.errors.append(f"{out}: {len(leftovers)} unfinished file{'s' * (len(leftovers) > 1)} of a run stopped "
                                  f"outright (kill -9, memory, power) ({leftovers[0].name}"
                                  f"{', ...' * (len(leftovers) > 1)}): they may be deleted")
-        frames = itertools.chain([first], source_frames)
+        frames = itertools.chain([] if first is None else [first], source_frames)
         lines_path = out / "detections.jsonl"
         # Listed before any is written: a run killed outright (kill -9, memory, power) left copies
         # no list named, and every rerun into --out was refused as writing over the user's files.
@@ -254,7 +276,15 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, save_media))))
         if "summary.json" in before:  # an earlier run's, not of the lines written from now: a run killed
             (out / "summary.json").unlink(missing_ok=True)  # outright left it beside them, "running": false
-        with open_lines(lines_path) as lines:
+        going_on = resume and lines_path.is_file()
+        if not going_on:
+            if replaced := stopped_part_way(out):
+                result.errors.append(replaced)
+            # Gone before the lines it described: a run killed between leaves lines no record
+            # vouches for, which --resume refuses, not lines said to be of other settings.
+            (out / RUN_RECORD).unlink(missing_ok=True)
+        with open_lines(lines_path, resumed.end if going_on else None) as lines:
+            write_text(out / RUN_RECORD, json.dumps(run_record(identity, info, result, complete=False), indent=2))
             # The order is the contract: the line is written (and on_line called) before on_frame,
             # and on_frame before the frame is drawn; summary.json is written last.
             sinks.append(JsonLinesSink(lines, on_line))
@@ -289,20 +319,41 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         result.outputs.append(lines_path)
         if summary is not None:
             result.outputs.append(summary.path)
+        complete = not result.interrupted and failure is None and (max_frames is None or result.frames < max_frames)
         try:
-            write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs})))
+            write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs} | {RUN_RECORD})))
+            write_text(out / RUN_RECORD, json.dumps(run_record(identity, info, result, complete), indent=2))
         except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
             if failure is None:
                 raise
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = info.frames  # the photos the source was found to hold (describe_source)
-        result.unread = result.photos - result.frames
+        result.unread = result.photos - result.frames - result.skipped
     if summary is not None:
         result.summary = summary.summary
     if failure is not None:
         raise DetectFailed(f"{redact_source(source)}: stopped after {result.frames} frame{'s' * (result.frames != 1)} by an error: "
                            f"{result.failed} (those frames are in {out})", result) from failure
     return result
+
+
+def run_settings(detector, info: SourceInfo, blur: bool, save_media: bool, detect_every: int,
+                 moving_camera: bool) -> dict:
+    """What decides a run's outputs (detect-run.json): the detector's settings and model files,
+    blur and media, and on video the tracking ones (photos are not tracked)."""
+    settings = detector.settings() if hasattr(detector, "settings") else {"detector": type(detector).__qualname__}
+    settings |= {"blur": blur, "media": save_media}
+    if info.kind not in PHOTOS:
+        settings |= {"detect_every": detect_every, "moving_camera": moving_camera}
+    return settings
+
+
+def run_record(identity: dict, info: SourceInfo, result: DetectResult, complete: bool) -> dict:
+    """detect-run.json: what the run reads and with what, and how far it got (`complete`: through
+    the whole source; a run killed outright leaves it false, as written at its start)."""
+    counts = {"photos": info.frames, "skipped": result.skipped} if info.kind in PHOTOS else {}
+    return identity | counts | {"frames": result.frames, "complete": complete, "interrupted": result.interrupted,
+                                "failed": result.failed}
 
 
 def _described(err: Exception) -> str:

@@ -60,11 +60,19 @@ class JsonLinesSink:
 class LinesFile:
     """A text file written in place a whole line at a time, unbuffered: a killed run's file ends
     at a line's end, and a line a full disk cut short is taken back out (a reader of the file
-    failed on its half line)."""
+    failed on its half line).
 
-    def __init__(self, path: Path) -> None:
-        self.file = open(path, "wb", buffering=0)
-        self.end = 0
+    keep: go on after the first `keep` bytes of the file there (`detect --resume`: its whole
+    lines), cutting what follows (a line a kill cut short); None: start it empty.
+    """
+
+    def __init__(self, path: Path, keep: int | None = None) -> None:
+        self.file = open(path, "wb" if keep is None else "r+b", buffering=0)
+        if keep is not None:
+            if os.fstat(self.file.fileno()).st_size != keep:  # cut only where there is a cut-short line to cut
+                self.file.truncate(keep)
+            self.file.seek(keep)
+        self.end = keep or 0
 
     def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))

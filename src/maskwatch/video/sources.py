@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import AbstractSet as Set, Iterator
 
 import cv2
 import numpy as np
@@ -121,14 +121,17 @@ def photo_files(source: str, info: SourceInfo) -> dict[Path, str]:
     return {p: name if taken[name] == 1 else f"{name}~{i}" for i, (p, name) in enumerate(names.items())}
 
 
-def read_frames(source: str, errors: list[str] | None = None) -> Iterator[Frame]:
+def read_frames(source: str, errors: list[str] | None = None, skip: Set[str] = frozenset()) -> Iterator[Frame]:
     """Yield the frames of an image, a folder of images or a video file. Unreadable images and
     corrupt frames are appended to `errors` and skipped. Streams and webcams are read by
-    video.cameras.live_frames, which reconnects."""
+    video.cameras.live_frames, which reconnects. skip: names of photos not to read (done by a
+    run that `detect --resume` goes on from); each keeps its place (Frame.index) all the same."""
     errors = errors if errors is not None else []
     info = describe_source(source)
     if info.kind in ("image", "folder"):
         for i, (path, name) in enumerate(photo_files(source, info).items()):
+            if name in skip:
+                continue
             try:
                 yield Frame(i, float(i), read_image(path), name)
             except ImageError as err:

@@ -1,0 +1,199 @@
+"""`maskwatch detect --resume`: a folder of photos stopped part-way goes on where it stopped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch import Detector
+from maskwatch.atomic import OutputError
+from maskwatch.cli import app
+from maskwatch.video.pipeline import run_detect
+from tests.test_detection import make_video
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load()
+
+
+def photo_folder(folder: Path, sample_dir: Path, names: list[str], size=(200, 150)) -> Path:
+    """Small copies of the sample photos, one per name (a.jpg and a.png: one stem, two photos)."""
+    folder.mkdir()
+    photos = sorted(sample_dir.glob("images/*.png"))
+    for i, name in enumerate(names):
+        cv2.imwrite(str(folder / name), cv2.resize(cv2.imread(str(photos[i % len(photos)])), size))
+    return folder
+
+
+NAMES = ["a.jpg", "a.png", "b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+
+
+def detect(*args: str):
+    return CliRunner().invoke(app, ["detect", *map(str, args), "--quiet"])
+
+
+def test_a_stopped_folder_run_goes_on_with_the_photos_not_done(tmp_path, sample_dir, detector):
+    """A folder of tens of thousands of photos stopped part-way could only be run again from the
+    start. --resume reads the photos with no line only, and the lines are those of a whole run."""
+    folder = photo_folder(tmp_path / "photos", sample_dir, NAMES)
+    whole = run_detect(str(folder), tmp_path / "whole", detector, progress=False)
+    out = tmp_path / "out"
+    run_detect(str(folder), out, detector, progress=False, max_frames=2)  # stopped after two
+    read = []
+    result = run_detect(str(folder), out, detector, progress=False, resume=True,
+                        on_frame=lambda frame, faces: read.append(frame.name))
+    # The last photo done is done again (its copy may not have been written before the stop).
+    assert read == ["a.png", "b", "c", "d", "e"] and (result.skipped, result.frames, result.unread) == (1, 5, 0)
+    # Photos of one stem have a name each: both were done once, neither taken for the other.
+    assert (out / "detections.jsonl").read_text() == (tmp_path / "whole" / "detections.jsonl").read_text()
+    assert sorted(p.name for p in out.glob("*.jpg")) == sorted(p.name for p in (tmp_path / "whole").glob("*.jpg"))
+    record = json.loads((out / "detect-run.json").read_text())
+    assert (record["photos"], record["skipped"], record["frames"], record["complete"]) == (6, 1, 5, True)
+    assert whole.frames == 6
+    said = detect(folder, "--out", out, "--resume")  # all done: nothing read, said so
+    assert said.exit_code == 0 and "0 frames, 0 faces" in said.output and "(6 photos done before" in said.output
+    assert (out / "detections.jsonl").read_text() == (tmp_path / "whole" / "detections.jsonl").read_text()
+
+
+def test_a_run_killed_outright_mid_line_is_resumed_with_every_photo_once(tmp_path, sample_dir):
+    """kill -9 keeps the whole lines written; a line cut short in its write is written again,
+    not left half in the middle of the file."""
+    folder = photo_folder(tmp_path / "photos", sample_dir, [f"p{i:02d}.jpg" for i in range(40)], (160, 120))
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lines = out / "detections.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not (
+            lines.is_file() and lines.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    done = lines.read_text().count("\n")
+    assert 3 <= done < 40
+    result = detect(folder, "--out", out, "--resume")  # the last photo done again: its copy may not be
+    assert result.exit_code == 0, result.output
+    assert f"{41 - done} frames" in result.output and f"({done - 1} photos done before" in result.output
+    names = [json.loads(line)["name"] for line in lines.read_text().splitlines()]
+    assert names == [f"p{i:02d}" for i in range(40)]
+    assert len(list(out.glob("*.jpg"))) == 40
+
+
+def test_a_line_a_kill_cut_short_is_written_again(tmp_path, sample_dir, detector):
+    """An unbuffered write may be short: a kill inside a line's write leaves part of it, after the
+    copy of the photo before (written before that line began)."""
+    folder = photo_folder(tmp_path / "photos", sample_dir, NAMES[2:])
+    whole = run_detect(str(folder), tmp_path / "whole", detector, progress=False)
+    out = tmp_path / "out"
+    run_detect(str(folder), out, detector, progress=False, max_frames=2)
+    with open(out / "detections.jsonl", "a") as file:
+        file.write('{"frame": 2, "name": "d", "ti')
+    read = []
+    result = run_detect(str(folder), out, detector, progress=False, resume=True,
+                        on_frame=lambda frame, faces: read.append(frame.name))
+    assert read == ["d", "e"] and (result.skipped, result.frames) == (2, 2) and whole.frames == 4
+    assert (out / "detections.jsonl").read_text() == (tmp_path / "whole" / "detections.jsonl").read_text()
+
+
+def test_a_run_stopped_by_sigterm_names_resume_and_records_how_far_it_got(tmp_path, sample_dir):
+    folder = photo_folder(tmp_path / "photos", sample_dir, [f"p{i:02d}.jpg" for i in range(40)], (160, 120))
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = out / "detections.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not (
+            lines.is_file() and lines.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130 and "the same command with --resume reads only the photos not done" in output
+    record = json.loads((out / "detect-run.json").read_text())
+    done = len(lines.read_text().splitlines())
+    assert (record["frames"], record["complete"], record["interrupted"], record["photos"]) == (done, False, True, 40)
+    result = detect(folder, "--out", out, "--resume")  # the last photo done again: its copy may not be
+    assert result.exit_code == 0 and f"{41 - done} frames" in result.output, result.output
+    assert [json.loads(line)["name"] for line in lines.read_text().splitlines()] == [f"p{i:02d}" for i in range(40)]
+    assert json.loads((out / "detect-run.json").read_text())["complete"] is True
+
+
+def test_a_line_whose_copy_a_stop_left_unwritten_is_done_again(tmp_path, sample_dir, detector):
+    """A photo's line is written before its annotated copy: a stop between (a kill, Ctrl-C) left
+    the photo counted done and its copy missing for good, or an earlier run's (blurred) in its place."""
+    folder = photo_folder(tmp_path / "photos", sample_dir, NAMES[2:])
+    run_detect(str(folder), tmp_path / "whole", detector, progress=False)
+    out = tmp_path / "out"
+    run_detect(str(folder), out, detector, progress=False, blur=True)  # an earlier run's copies
+    blurred = (out / "c.jpg").read_bytes()
+    run_detect(str(folder), out, detector, progress=False, max_frames=2)
+    (out / "c.jpg").write_bytes(blurred)  # stopped after c's line, before its copy
+    read = []
+    run_detect(str(folder), out, detector, progress=False, resume=True,
+               on_frame=lambda frame, faces: read.append(frame.name))
+    assert read == ["c", "d", "e"]
+    assert (out / "detections.jsonl").read_text() == (tmp_path / "whole" / "detections.jsonl").read_text()
+    assert all((out / f"{n}.jpg").read_bytes() == (tmp_path / "whole" / f"{n}.jpg").read_bytes() for n in "bcde")
+    read.clear()  # a run that got through: its last photo is not done again
+    run_detect(str(folder), out, detector, progress=False, resume=True,
+               on_frame=lambda frame, faces: read.append(frame.name))
+    assert read == []
+
+
+def test_resume_refuses_lines_it_would_mix_with_and_keeps_them(tmp_path, sample_dir, detector):
+    folder = photo_folder(tmp_path / "photos", sample_dir, NAMES[2:5])
+    out = tmp_path / "out"
+    assert detect(folder, "--out", out, "--max-frames", "2").exit_code == 0
+    lines = (out / "detections.jsonl").read_bytes()
+
+    def refused(*args, source=folder) -> str:
+        result = detect(source, "--out", out, "--resume", *args)
+        assert result.exit_code == 1 and (out / "detections.jsonl").read_bytes() == lines, result.output
+        return result.output
+
+    assert "other settings (detector.min_score 0.3 then, 0.5 now)" in refused("--min-score", "0.5")
+    assert "(media true then, false now)" in refused("--no-media")
+    other = photo_folder(tmp_path / "other", sample_dir, NAMES[:3])
+    assert f"its lines are of {folder}, not {other}" in refused(source=other)
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)
+    assert "a video's tracks cannot resume" in refused(source=video)
+    # A photo of the same stem added since renames both: which is done cannot be told.
+    cv2.imwrite(str(folder / "c.png"), cv2.imread(str(folder / "c.jpg")))
+    assert "line 2: photo 'c' is not in" in refused()
+    (folder / "c.png").unlink()
+    record = (out / "detect-run.json").read_bytes()
+    (out / "detect-run.json").unlink()  # lines no record vouches for (an older maskwatch's)
+    assert "no detect-run.json beside it" in refused()
+    (out / "detect-run.json").write_bytes(record)
+    (out / "detections.jsonl").write_bytes(lines + b"hello\n")
+    lines = (out / "detections.jsonl").read_bytes()
+    assert "detections.jsonl, line 3: not a line of detect's" in refused()
+    # The lines of a video run in OUT: its tracks cannot be gone on with.
+    with pytest.raises(OutputError, match="its lines are of a video"):
+        run_detect(str(video), out, detector, progress=False)
+        run_detect(str(folder), out, detector, progress=False, resume=True)
+
+
+def test_a_rerun_without_resume_says_it_replaces_a_stopped_run(tmp_path, sample_dir):
+    """A photo that could not be read, or a stop part-way: the way on is named, and a rerun that
+    replaces a run stopped part-way says --resume would have gone on from it."""
+    folder = photo_folder(tmp_path / "photos", sample_dir, NAMES[2:])
+    good = (folder / "c.jpg").read_bytes()
+    (folder / "c.jpg").write_bytes(b"not a photo")
+    out = tmp_path / "out"
+    result = detect(folder, "--out", out)
+    assert result.exit_code == 1 and "the same command with --resume reads only the photos not done" in result.output
+    (folder / "c.jpg").write_bytes(good)  # mended: only it is read
+    result = detect(folder, "--out", out, "--resume")
+    assert result.exit_code == 0 and "1 frames" in result.output and "(3 photos done before" in result.output
+    assert detect(folder, "--out", out, "--max-frames", "1").exit_code == 0
+    result = detect(folder, "--out", out)
+    assert result.exit_code == 0 and "stopped after 1 of 4 photos, replaced now: `--resume` goes on" in result.output
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 4
