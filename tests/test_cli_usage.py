@@ -2,6 +2,8 @@
 signals. Nothing is trained or served, so these run in the fast tier (unlike test_cli.py), but for
 the two that start a command process (system)."""
 
+import importlib.util
+
 import click
 import pytest
 import typer
@@ -166,6 +168,24 @@ def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
                                    input="a long enough password\n")
             assert result.exit_code == 1 and "give --config or --database, not both" in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site.yaml"]
+
+
+def test_users_add_naming_a_removed_camera_says_why_the_sites_database_cannot_be_read(tmp_path):
+    """`users add --camera old` reads the site's database for old's history: a URL whose driver is
+    not installed (PostgreSQL without maskwatch[postgres]) ended in a traceback there, where
+    `--camera door` said in one line what was missing."""
+    pytest.importorskip("sqlalchemy")
+    if importlib.util.find_spec("pg8000") is not None:
+        pytest.skip("pg8000 is installed: the URL below needs a driver that is not")
+    site = tmp_path / "site.yaml"
+    site.write_text("cameras: {door: {source: 'rtsp://127.0.0.1:1/x'}}\n"
+                    "storage: {database: 'postgresql+pg8000://u:secret@127.0.0.1:1/x'}\n")
+    for camera in ("door", "old"):
+        result = runner.invoke(app, ["users", "add", "vic", "--camera", camera, "--config", str(site)],
+                               input="a long enough password\n")
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (camera, result.exception)
+        assert result.output == ("error: postgresql+pg8000://u:***@127.0.0.1:1/x: not a database URL this install "
+                                 "can open: No module named 'pg8000'\n"), (camera, result.output)
 
 
 def test_the_service_log_writes_to_stderr_as_it_is_at_each_line(monkeypatch):

@@ -667,6 +667,25 @@ def test_a_failed_login_with_a_newline_in_its_name_is_one_log_line(tmp_path, cap
     assert "\n" not in line and line.endswith(" from testclient")
 
 
+def test_the_document_says_the_token_is_needed_where_the_server_is_not_open_without_users(tmp_path):
+    """A server beyond loopback is never open, users or not: one whose only credential is a token
+    (its users removed, or none added) refused every request without it, while its document told a
+    generated client that the token was optional."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "t.db")
+    token = AuthStore(db).add_token("prometheus", "read")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        assert client.get("/v1/me").status_code == 401  # no users, and still not open
+        spec = client.get("/openapi.json", headers={"Authorization": f"Bearer {token}"}).json()
+        assert spec["paths"]["/v1/detect"]["post"]["security"] == [{"token": []}]
+        assert spec["paths"]["/healthz"]["get"]["security"] == []
+
+
 def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):
     """The failures are read before a password is hashed and written after: parallel guesses
     all passed the check until one of them was recorded."""

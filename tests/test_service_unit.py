@@ -35,3 +35,13 @@ def test_the_unit_stops_maskwatch_alone_and_gives_it_the_time_the_docs_ask():
     assert unit_setting("KillMode") == "mixed"
     assert int(unit_setting("TimeoutStopSec")) >= 20  # docs/deployment.md: give the stop 20 s or more
     assert unit_setting("ExecStart").split()[1:] == ["run", "--config", "/etc/maskwatch/site.yaml"]
+
+
+def test_the_state_folder_has_the_mode_the_install_steps_give_it():
+    """docs/deployment.md makes /var/lib/maskwatch 750 (the database and snapshots for the service's
+    user alone), the unit left systemd's 755: at each start the journal said "StateDirectory
+    'maskwatch' already exists but the mode is different", and a folder systemd made was 755."""
+    steps = (UNIT.parents[1] / "docs" / "deployment.md").read_text()
+    installed = re.search(r"install -d -m (\d+) -o maskwatch -g maskwatch /var/lib/maskwatch", steps).group(1)
+    assert re.search(r"^StateDirectoryMode=(\d+)$", UNIT.read_text(), re.MULTILINE), "StateDirectoryMode is not set"
+    assert int(unit_setting("StateDirectoryMode"), 8) == int(installed, 8) == 0o750

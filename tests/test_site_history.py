@@ -24,6 +24,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import RetiredCameraList
 from tests.conftest import ADMIN
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin, crowd
 from tests.test_cameras import wait_until
@@ -229,3 +230,27 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     bars = page.query_selector_all("#trend-chart rect.bar")
     assert len(bars) == 1 and "of 5;" in bars[0].query_selector("title").text_content()
     assert errors == []
+
+
+def test_a_camera_id_no_camera_can_have_is_refused_without_asking_the_database(postgres, tmp_path):  # noqa: F811
+    """The stored history is read for a camera not running, but an id no camera can have (a NUL in
+    it, as a fuzzer sends) made PostgreSQL fail the query: the answer was 503 "the database cannot
+    be read or written just now" and the log said the database failed, where it was a 400."""
+    (tmp_path / "site.yaml").write_text(f"""
+cameras:
+  door: {{source: "rtsp://127.0.0.1:{free_port()}/none"}}
+storage: {{database: "{postgres.url}", snapshots: snaps}}
+""")
+    config = load_site_config(tmp_path / "site.yaml", environ={})
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    site = Site(config, detector)
+    client = TestClient(create_app(detector, site=site), base_url="http://127.0.0.1")  # no lifespan: no camera
+    try:
+        for path in ("/v1/events", "/v1/compliance"):
+            refused = client.get(path, params={"camera": "a\x00b"})
+            assert refused.status_code == 400 and refused.json()["error"].startswith("unknown camera 'a\\x00b'"), \
+                (path, refused.text)
+        frame = client.get("/v1/cameras/a%00b/frame.jpg")
+        assert frame.status_code == 404 and frame.json()["error"].startswith("no camera 'a\\x00b'"), frame.text
+    finally:
+        site.store.close()

@@ -86,10 +86,12 @@ def stored_history(site, cameras: list[str]) -> list[str]:
     """Those of `cameras` whose people or counts the site's database still holds."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from maskwatch.site.events import driver_reason, stored_among
+    from maskwatch.site.events import DatabaseUnavailable, driver_reason, stored_among
 
     try:
         return stored_among(site.storage.database, cameras)
+    except DatabaseUnavailable as err:  # a driver not installed: a traceback, where `users add` says it
+        _fail(str(err))
     except SQLAlchemyError as err:
         _fail(f"the site's database: cannot read its stored cameras: {driver_reason(err)}")
 

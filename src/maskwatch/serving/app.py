@@ -274,7 +274,9 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(request: Request) -> JSONResponse:
-        document = document_security(app.openapi(), open_server=not access.has_users())
+        # open: no login asked, as AccessControl.identify answers (a server beyond loopback never is)
+        document = document_security(app.openapi(),
+                                     open_server=settings.auth.open_without_users and not access.has_users())
         if site is None:
             return JSONResponse(document)
         from maskwatch.serving.site_api import schema_for

@@ -224,11 +224,12 @@ def database_url(database: str) -> str:
 
 def stored_among(database: str, cameras: list[str]) -> list[str]:
     """Those of `cameras` with people or counts stored in `database`, read without migrating it
-    (`users add` must not upgrade the events' schema): none where it or its tables are not there."""
+    (`users add` must not upgrade the events' schema): none where it or its tables are not there.
+    DatabaseUnavailable where no installed driver opens it."""
     url = database_url(database)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return []  # connecting would make the file
-    engine = create_engine(url, hide_parameters=True)
+    engine = EventStore._connect(url)  # DatabaseUnavailable for a driver not installed, as the store says it
     try:
         with engine.connect() as connection:
             tables = [table for table in (events, quarters) if inspect(connection).has_table(table.name)]
