@@ -123,18 +123,22 @@ def test_a_report_missed_while_the_site_was_down_is_sent_once_when_it_starts_aga
         (late,) = restarted.check(now=utc("2026-09-24T05:00Z"))
     assert late.title == "Mask compliance Wed 2026-09-23, until 18:00"
     lines = late.body.splitlines()
-    assert lines[0].startswith("Front door: 1 people: 0 with a mask, 1 without, 0 wearing it wrongly")
+    assert lines[0].startswith("Front door: 1 person: 0 with a mask, 1 without, 0 wearing it wrongly")
     assert "Sent late: it was due 2026-09-23 18:00:00 CEST, when the site was not running or could not " \
            "read its database." in lines
     assert "1 earlier daily report was not sent: the site was not running at its time." in lines
     assert [r.getMessage() for r in caplog.records] == [
-        "report 0 (every day at 18:00): 1 earlier reports missed while the site was not running; the last, "
+        "report 0 (every day at 18:00): 1 earlier report missed while the site was not running; the last, "
         "due 2026-09-23 18:00:00 CEST, is sent now"]
     assert restarted.check(now=utc("2026-09-24T05:00:30Z")) == []
     assert make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]").check(now=utc("2026-09-24T06:00Z")) == []
     # The next day's goes at its time, not late.
     (next_day,) = restarted.check(now=utc("2026-09-24T16:00:20Z"))
     assert "late" not in next_day.body and "not sent" not in next_day.body
+    # Down from the 24th's evening to the 28th's morning: the 27th's is sent, two more are counted.
+    (after_days,) = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]").check(now=utc("2026-09-28T05:00Z"))
+    assert after_days.title == "Mask compliance Sun 2026-09-27, until 18:00"
+    assert "2 earlier daily reports were not sent: the site was not running at their time." in after_days.body
 
 
 def test_a_new_report_owes_nothing_from_before_the_start_but_a_time_just_passed(make):
@@ -184,11 +188,11 @@ def test_cameras_and_zones_pick_the_lines_and_rows(make, receiver):
     scheduler.check(now=utc("2026-09-21T16:00:10Z"))
     scheduler.sender.stop()
     queue, till = sorted(messages(receiver), key=lambda m: m["message"])
-    assert queue["message"].splitlines()[0].startswith("Front door, queue: 1 people: 1 with a mask, 0 without")
+    assert queue["message"].splitlines()[0].startswith("Front door, queue: 1 person: 1 with a mask, 0 without")
     assert len(queue["message"].splitlines()) == 2
     rows = list(csv.DictReader(io.StringIO(base64.b64decode(queue["attachments"][0]["base64"]).decode())))
     assert [(r["camera"], r["zone"]) for r in rows] == [("door", "queue")]
-    assert till["message"].splitlines()[0].startswith("Till: 1 people: 0 with a mask, 1 without")
+    assert till["message"].splitlines()[0].startswith("Till: 1 person: 0 with a mask, 1 without")
     rows = list(csv.DictReader(io.StringIO(base64.b64decode(till["attachments"][0]["base64"]).decode())))
     assert [(r["camera"], r["zone"]) for r in rows] == [("till", "")]
 
@@ -286,7 +290,7 @@ def test_a_site_sends_its_reports_and_counts_them(tmp_path, receiver):
     finally:
         site.stop()
     (message,) = messages(receiver)
-    assert message["message"].startswith("Front door: 1 people: 1 with a mask")
+    assert message["message"].startswith("Front door: 1 person: 1 with a mask")
     series = {family.name: family.samples for family in SiteCollector(site).collect()}
     assert [s.value for s in series["maskwatch_report_messages"] if s.labels == {"outcome": "sent"}] == [1]
 
@@ -325,3 +329,14 @@ def test_every_service_the_docs_name_is_one_apprise_has():
     named = set(re.findall(r"`([a-z]+)://`", (ROOT / "docs" / "site.md").read_text()))
     assert {"slack", "workflows", "mailto", "ntfy"} <= named
     assert not {scheme for scheme in named if scheme not in _services() and scheme not in ("http", "https")}
+
+
+def test_what_a_report_names_is_checked_with_the_files_other_fields(tmp_path):
+    """A camera with a bad field and a report naming a camera and zone that do not exist: all said at once."""
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n  door: {source: webcam:0, fps: 0}\n"
+                    "reports: [{urls: 'json://h/r', at: '25:00', cameras: [till], zones: [queue]}]\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "camera 'door', field 'fps'", "field 'reports.0.at'", "field 'reports.0.cameras'", "field 'reports.0.zones'"]

@@ -192,7 +192,7 @@ def figures_line(where: str, total: dict | None) -> str:
         unjudged = total[UNASSESSABLE] if total else 0
         return f"{where}: no one decided" + (f" ({unjudged} not judged: too briefly or too small in view)"
                                              if unjudged else "")
-    return (f"{where}: {total['people']} people: {total[COMPLIANT]} with a mask, {total['without_mask']} without, "
+    return (f"{where}: {total['people']} {'person' if total['people'] == 1 else 'people'}: {total[COMPLIANT]} with a mask, {total['without_mask']} without, "
             f"{total['mask_weared_incorrect']} wearing it wrongly ({total[UNASSESSABLE]} more not judged); "
             f"masked {share(total['compliance'])} % (95 % interval {share(total['compliance_low'])}-"
             f"{share(total['compliance_high'])} %)")
@@ -287,8 +287,9 @@ class ReportScheduler:
             self.sent.mark(report.key, due.at)  # before it is queued: never twice
             self._sent[report.key] = due.at
             if missed:
-                log.warning("%s: %d earlier reports missed while the site was not running; the last, due %s, "
-                            "is sent now", report.name, missed, when(due.at, self.tz))
+                log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
+                            "is sent now", report.name, missed, "report" if missed == 1 else "reports",
+                            when(due.at, self.tz))
             self.sender.send(report, message)
             made.append(message)
         return made
