@@ -1085,6 +1085,10 @@ def run(
         from maskwatch.site.notify import shown_notify_url
 
         typer.echo(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
+    if site.reports:
+        typer.echo(f"  reports (in {site.timezone or 'local time'}):")
+        for line in _report_lines(site):
+            typer.echo(f"    {line}")
     models = _models(classifier, detector_file, gate)
     if check:
         return
@@ -1137,6 +1141,78 @@ def run(
                 raise typer.Exit(code=3)
     except ClusterError as err:
         _fail(str(err))
+
+
+def _report_lines(site) -> list[str]:
+    """Each of a site's reports as `run --check` and `report` list them, its URLs as logs show them."""
+    from maskwatch.site.notify import shown_notify_url
+
+    lines = []
+    for index, entry in enumerate(site.reports):
+        only = "".join(f", {what} {', '.join(names)}" for what, names in (("cameras", entry.cameras),
+                                                                          ("zones", entry.zones)) if names)
+        lines.append(f"{index}: {entry.schedule()}{only} to {', '.join(shown_notify_url(url) for url in entry.urls)}")
+    return lines
+
+
+@app.command()
+def report(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file with its `reports:`.")],
+    send: Annotated[Optional[int], typer.Option("--send", help="Send report N (its number in `reports:`, from 0) "
+                                                "now, once, and say whether each service took it.")] = None,
+) -> None:
+    """Print a site's scheduled reports as they would read now (today so far; a weekly one the 7
+    days before today), or send one now to test its services; the schedule is left as it is."""
+    _need("report", "serve")
+    import time
+    from dataclasses import replace
+    from datetime import datetime
+
+    from maskwatch.site.config import SiteConfigError, load_site_config
+    from maskwatch.site.events import DatabaseUnavailable, EventStore
+
+    try:
+        site = load_site_config(config)
+    except SiteConfigError as err:
+        for line in str(err).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    if not site.reports:
+        _fail(f"{config} has no `reports:` (see docs/site.md, Scheduled reports)")
+    if send is not None and not 0 <= send < len(site.reports):
+        _fail(f"--send is the number of a report in `reports:`, 0 to {len(site.reports) - 1}; got {send}")
+    from maskwatch.site.notify import shown_notify_url
+    from maskwatch.site.reports import Due, ReportSender, compose, reports_of
+
+    try:
+        store = EventStore(site.storage.database, site.storage.snapshots, retention_days=site.storage.retention_days)
+    except DatabaseUnavailable as err:
+        _fail(str(err))
+    names = {camera_id: camera.name for camera_id, camera in site.cameras.items()}
+    zones_of = {camera_id: list(camera.zones) for camera_id, camera in site.cameras.items()}
+    now, tz = time.time(), site.tz()
+    today = Due(datetime.fromtimestamp(now, tz).date(), now)
+    try:
+        reports = reports_of(site)
+        messages = {r.index: compose(r, today, now, store, names, zones_of, tz, now) for r in reports
+                    if send is None or r.index == send}
+    finally:
+        store.close()
+    if send is None:
+        for line, (index, message) in zip(_report_lines(site), messages.items()):
+            typer.echo(f"report {line}\n{message.title}\n{message.body}")
+            if message.document is not None:
+                typer.echo(f"--- {message.document[0]}\n{message.document[1]}", nl=False)
+            typer.echo("")
+        return
+    chosen = replace(reports[send], retries=0)  # one try each: a wrong token is said at once
+    sender = ReportSender([chosen], names=names, tz=tz).start()
+    sender.send(chosen, messages[send])
+    sender.stop(timeout=chosen.timeout * len(chosen.urls) + 5)
+    if sender.stats.sent != len(chosen.urls):
+        _fail(f"{len(chosen.urls) - sender.stats.sent} of {len(chosen.urls)} services did not take it "
+              f"(last: {sender.stats.last_error})")
+    typer.echo(f"report {send} sent to {', '.join(shown_notify_url(url) for url in chosen.urls)}")
 
 
 @app.command()

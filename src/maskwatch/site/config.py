@@ -27,13 +27,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.site.hours import parse_span
+from maskwatch.site.hours import DAYS, parse_span
 from maskwatch.video.sources import SECRET_PARAMETER, STREAM_PREFIXES, stream_url_problem
 
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole (fullmatch): "$" let a final newline in
@@ -433,6 +433,55 @@ class AlertsConfig(Section):
     compliance: list[ComplianceRuleConfig] = Field(default_factory=list)
 
 
+REPORT_TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+
+
+class ReportConfig(Section):
+    """A compliance report sent on a schedule in the site's timezone (reports.py): per camera (and
+    zone) the people and the corrected share with its 95 % interval, the period's report.csv attached."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    urls: list[Annotated[str, AfterValidator(_apprise_url)]] = Field(
+        min_length=1, description="apprise URLs (mailto://, slack://, workflows://, ntfy:// ...), each sent on its own")
+    every: Literal["day", "week"] = Field("day", description="day: that day's report up to `at`; week: the 7 days "
+                                                            "before `day`")
+    at: str = Field("18:00", description="HH:MM in the site's timezone")
+    day: Literal[DAYS] | None = Field(None, description="with every: week, the day it is sent (default: mon)")
+    cameras: list[str] = Field(default_factory=list, description="cameras reported (default: all)")
+    zones: list[str] = Field(default_factory=list, description="zones reported, each on its own line (default: "
+                                                               "each camera whole)")
+    retries: int = Field(5, ge=0, le=20, description="tries after a failed one, 1 s apart and doubling")
+    timeout: float = Field(30.0, gt=0, le=120, description="seconds a try may take (a mail server is slow)")
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_url(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1440:  # YAML 1.1: 18:00 is 1080
+            raise ValueError(f'YAML reads an unquoted time as a number ({value}); write it in quotes: '
+                             f'at: "{value // 60:02d}:{value % 60:02d}"')
+        if not isinstance(value, str) or not REPORT_TIME.fullmatch(value.strip()):
+            raise ValueError(f'a time written "HH:MM" from 00:00 to 23:59, such as "18:00"; got {value!r}')
+        hours, minutes = value.strip().split(":")
+        return f"{int(hours):02d}:{minutes}"
+
+    @model_validator(mode="after")
+    def _day_for_a_week(self) -> ReportConfig:
+        if self.every == "day" and self.day is not None:
+            raise ValueError(f"day: {self.day} is the day a weekly report is sent; with every: day remove it, "
+                             "or write every: week")
+        return self
+
+    def schedule(self) -> str:
+        """How `run --check` and the log name it: "every mon at 07:00", "every day at 18:00"."""
+        return f"every {self.day or 'mon'} at {self.at}" if self.every == "week" else f"every day at {self.at}"
+
+
 class MqttConfig(Section):
     """A broker to publish availability, events and counts to (Frigate's topic layout)."""
 
@@ -473,8 +522,9 @@ class SiteConfig(Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     mqtt: MqttConfig | None = None
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-    timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours and "
-                                                   "chart days (default: the machine's local time)")
+    reports: list[ReportConfig] = Field(default_factory=list, description="compliance reports sent on a schedule")
+    timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours, "
+                                                   "chart days and reports (default: the machine's local time)")
     _disabled: tuple[str, ...] = PrivateAttr(())  # the ids of cameras with enabled: false, for --check
 
     @property
@@ -506,8 +556,9 @@ class SiteConfig(Section):
                 camera.name = camera_id
         problems = reference_problems({camera_id: list(camera.zones) for camera_id, camera in self.cameras.items()},
                                       {section: [(target.cameras, target.zones) for target in targets]
-                                       for section, targets in (("webhooks", self.alerts.webhooks),
-                                                                ("notify", self.alerts.notify))},
+                                       for section, targets in (("alerts.webhooks", self.alerts.webhooks),
+                                                                ("alerts.notify", self.alerts.notify),
+                                                                ("reports", self.reports))},
                                       [(rule.camera, rule.zone) for rule in self.alerts.compliance])
         if self.storage.privacy:  # a setting that can never work is said, not left to do nothing
             problems += [f"field 'alerts.notify.{i}.snapshot': storage.privacy keeps no snapshot to attach; "
@@ -525,8 +576,8 @@ class SiteConfig(Section):
 
 def reference_problems(zones_of: dict[str, list[str]], targets: dict[str, list[tuple[list, list]]],
                        rules: list[tuple[str | None, str | None]]) -> list[str]:
-    """What the alerts name that the cameras do not have: webhooks' and notifications' cameras and
-    zones (`targets`, by section; a zone no camera has would never fire), compliance rules' camera
+    """What the alerts and reports name that the cameras do not have: webhooks', notifications' and
+    reports' cameras and zones (`targets`, by section; a zone no camera has would never fire), compliance rules' camera
     and zone. On plain data, so that a file whose other fields fail is checked too (its problems
     were said a round later)."""
     problems = []
@@ -535,9 +586,9 @@ def reference_problems(zones_of: dict[str, list[str]], targets: dict[str, list[t
     for section, filters in targets.items():
         for i, (target_cameras, target_zones) in enumerate(filters):
             if unknown := [c for c in target_cameras if c not in zones_of]:
-                problems.append(f"field 'alerts.{section}.{i}.cameras': no such cameras {unknown}; cameras: {cameras}")
+                problems.append(f"field '{section}.{i}.cameras': no such cameras {unknown}; cameras: {cameras}")
             if unknown_zones := [z for z in target_zones if z not in every_zone]:
-                problems.append(f"field 'alerts.{section}.{i}.zones': no camera has the zones {unknown_zones}; "
+                problems.append(f"field '{section}.{i}.zones': no camera has the zones {unknown_zones}; "
                                 f"zones: {', '.join(sorted(every_zone)) or 'none'}")
     for i, (camera, zone) in enumerate(rules):
         where = f"field 'alerts.compliance.{i}"
@@ -565,11 +616,11 @@ def _raw_references(raw: dict) -> tuple[dict[str, list[str]], dict[str, list[tup
     alerts = raw.get("alerts") if isinstance(raw.get("alerts"), dict) else {}
 
     def entries(section: str) -> list[dict]:
-        value = alerts.get(section)
+        value = raw.get("reports") if section == "reports" else alerts.get(section.removeprefix("alerts."))
         return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
 
     return (zones_of, {section: [(names(t.get("cameras")), names(t.get("zones"))) for t in entries(section)]
-                       for section in ("webhooks", "notify")},
+                       for section in ("alerts.webhooks", "alerts.notify", "reports")},
             [(name(r.get("camera")), name(r.get("zone"))) for r in entries("compliance")])
 
 

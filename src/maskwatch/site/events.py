@@ -39,8 +39,10 @@ from maskwatch.video.tracker import Track
 
 log = logging.getLogger(__name__)
 
-# PostgreSQL advisory lock keys ("mw"): the events' schema, the users' schema, login attempts, users.
+# PostgreSQL advisory lock keys ("mw"): the events' schema, the users' schema, login attempts, users,
+# the scheduled reports' schema (reports.py).
 MIGRATION_LOCK, AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK = 0x6D77_0001, 0x6D77_0002, 0x6D77_0003, 0x6D77_0004
+REPORTS_MIGRATION_LOCK = 0x6D77_0005
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many

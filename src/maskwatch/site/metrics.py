@@ -63,6 +63,12 @@ class SiteCollector(Collector):
             for outcome in ("sent", "failed", "retried", "dropped"):
                 notified.add_metric([outcome], getattr(self.site.notifications.stats, outcome))
             yield notified
+        if self.site.reports is not None:
+            reported = GaugeMetricFamily("maskwatch_report_messages", "Scheduled reports' messages since the start, "
+                                         "one per URL, by outcome (failed: every retry failed)", labels=["outcome"])
+            for outcome in ("sent", "failed", "retried", "dropped"):
+                reported.add_metric([outcome], getattr(self.site.reports.sender.stats, outcome))
+            yield reported
         if self.site.mqtt is not None:
             yield GaugeMetricFamily("maskwatch_mqtt_connected", "1 while the MQTT broker is connected",
                                     value=1.0 if self.site.mqtt.status()["connected"] else 0.0)

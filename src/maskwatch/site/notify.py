@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 import apprise
+from apprise.attachment.memory import AttachMemory
 
 from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
 
@@ -144,6 +145,7 @@ class Message:
     body: str
     attachment: Path | None = None
     warning: bool = True  # apprise's notify type: a colour or icon on most services
+    document: tuple[str, str] | None = None  # (file name, text) attached from memory: a report's CSV
 
 
 def when(timestamp: float, tz: tzinfo | None) -> str:
@@ -198,6 +200,8 @@ class Notifier(AlertQueues):
             self._senders.append(sender)
 
     def _message(self, index: int, rule: NotifyRule, payload: dict) -> Message:
+        if payload["type"] == "report":  # made once by reports.py, the same to each of its URLs
+            return payload["message"]
         if payload["type"] == "compliance":
             return Message(*compliance_message(payload["alert"], self.names, self.tz))
         event = payload["event"]
@@ -209,6 +213,10 @@ class Notifier(AlertQueues):
         attach = None
         if message.attachment is not None and message.attachment.is_file():  # retention may have taken it
             attach = apprise.AppriseAttachment([str(message.attachment)], asset=ASSET)
+        elif message.document is not None:
+            name, text = message.document
+            attach = apprise.AppriseAttachment(asset=ASSET)
+            attach.add(AttachMemory(content=text, name=name, mimetype="text/csv" if name.endswith(".csv") else None))
         try:
             result = self._senders[index].notify(
                 body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,

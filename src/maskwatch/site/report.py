@@ -69,6 +69,19 @@ def daily_rows(counts: list[dict], first: date, last: date, tz: tzinfo | None) -
     return rows
 
 
+def period_totals(rows: list[dict], by_zone: bool) -> dict[tuple[str, str | None], dict]:
+    """daily_rows' rows summed over their days per camera (and zone, with `by_zone`; else None),
+    with the compliance FIELDS of each sum as numbers (None where no one was decided): a
+    scheduled report's lines (reports.py), the same people and figures as its CSV's rows."""
+    sums: dict[tuple[str, str | None], dict] = {}
+    for row in rows:
+        key = (row["camera"], row["zone"] if by_zone else None)
+        total = sums.setdefault(key, {"people": 0, **{c: 0 for c in CLASSES}, UNASSESSABLE: 0})
+        for field in total:
+            total[field] += row[field]
+    return {key: {**total, **compliance_fields(total)} for key, total in sorted(sums.items())}
+
+
 def to_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")

@@ -74,6 +74,16 @@ class Site:
                 names={camera_id: camera.name for camera_id, camera in config.cameras.items()}, tz=config.tz(),
                 snapshot_of=self.store.snapshot_path, hours=self.hours)
         senders = [sender for sender in (self.alerts, self.notifications) if sender is not None and sender.rules]
+        self.reports = None  # scheduled reports (reports.py), on their own thread and queues
+        if config.reports:
+            from maskwatch.site.reports import ReportScheduler, ReportSender, reports_of
+
+            reports = reports_of(config)
+            names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+            self.reports = ReportScheduler(
+                reports, self.store, ReportSender(reports, names=names, tz=config.tz()), names=names,
+                zones_of={camera_id: list(camera.zones) for camera_id, camera in config.cameras.items()},
+                tz=config.tz())
         self.mqtt = None
         if config.mqtt is not None:
             from maskwatch.site.mqtt import MqttPublisher
@@ -129,6 +139,8 @@ class Site:
             if self.mqtt is not None:
                 self._camera_watch.start()
             self.compliance.start()
+            if self.reports is not None:
+                self.reports.start()
         except BaseException:
             self.stop()
             raise
@@ -144,7 +156,10 @@ class Site:
                         "messages still queued are sent", len(self.cameras_by_id))
         self._stop_cameras()
         self.compliance.stop()
-        stop_together([sender for sender in (self.alerts, self.notifications) if sender is not None])
+        if self.reports is not None:
+            self.reports.stop()
+        stop_together([sender for sender in (self.alerts, self.notifications, self.reports and self.reports.sender)
+                       if sender is not None])
         if self._camera_watch.is_alive():
             self._camera_watch.join(10)
         if self.mqtt is not None:

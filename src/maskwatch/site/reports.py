@@ -1,0 +1,316 @@
+"""Scheduled compliance reports: "every evening, today's compliance per camera", "every Monday,
+last week's", by e-mail, Slack, Teams... (apprise, as notify.py), without opening the dashboard.
+
+A report is report.csv's rows (report.py) for its period, cameras and zones: its message gives,
+per camera (or per camera and zone, where it names zones), those rows summed (the decided people
+per label, the unassessable apart, the corrected share with its 95 % interval), and the rows go
+along as a CSV attachment to services that take one.
+
+When: `at` on the wall clock of the site's timezone, every day or on one `day` of the week. A
+time the clocks skip (02:30 on the night they go forward) sends at the jump (03:00), a time they
+go back over (02:30 on the night they go back) once, at its first passing (hours.first_instant).
+
+Periods: `every: day` is the site's day it is sent on, from its midnight up to `at`; `every: week`
+the 7 whole days before the day it is sent (sent on Monday: Monday to Sunday of last week).
+
+Missed reports: the last time each report was due and handed to its services is kept in the
+site's database (table reports_sent). A site that was down at that time sends, when it starts
+again, the last report it missed, once, saying it is late; earlier ones missed too are counted
+in that message and the log, not sent (a week down sends one daily report, not seven). A report
+that was never sent before (new in the file, or its schedule or filters changed) owes nothing
+from before the site's start. The record is written before the report is queued: a database that
+cannot be written sends nothing until it can (never the same report twice), and a report queued
+when the site is stopped goes within the stop's 10 s or is counted as not delivered in the log.
+
+Everything runs on the scheduler's thread and each URL's queue (alerts.AlertQueues): no camera
+waits for a report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, time as clock_time, timedelta, tzinfo
+from typing import Callable
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, insert, select
+
+from maskwatch.faces import COMPLIANT, UNASSESSABLE
+from maskwatch.runtime import ProblemLog
+from maskwatch.site.events import (REPORTS_MIGRATION_LOCK, apply_migrations, hold_database, open_database,
+                                   said_migrated)
+from maskwatch.site.hours import DAYS, first_instant
+from maskwatch.site.notify import Message, Notifier, NotifyRule, when
+from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 30.0  # seconds between looks at the clock: a report goes within this of its time
+LATE_AFTER = 120.0  # seconds after its time from which a report says it is late
+MISSED_LOOKBACK_DAYS = 400  # missed reports are counted this far back (a site off for longer: "over ...")
+
+metadata = MetaData()
+reports_schema_version = Table("reports_schema_version", metadata, Column("version", Integer, nullable=False))
+reports_sent = Table(
+    "reports_sent", metadata,
+    Column("report", String(64), primary_key=True),  # Report.key: its schedule and filters, no URL (secrets)
+    Column("due", Float, nullable=False),  # Unix seconds: the time it was last due and was queued
+)
+
+
+def _create_v1(connection) -> None:
+    metadata.create_all(connection, tables=[reports_sent])
+
+
+MIGRATIONS = [_create_v1]
+
+
+class SentReports:
+    """When each report was last due and queued, in the site's database (so that a restart neither
+    sends it again nor forgets one it missed). Versioned on its own, as the users' schema: the
+    events' schema, and older maskwatch opening it, are left as they are."""
+
+    def __init__(self, engine, url: str) -> None:
+        self.engine, self.url = engine, url
+        open_database(url, self.migrate)
+
+    def migrate(self) -> int:
+        with self.engine.begin() as connection:
+            hold_database(connection, REPORTS_MIGRATION_LOCK)
+            before = apply_migrations(connection, self.url, "reports schema", reports_schema_version, MIGRATIONS)
+        said_migrated(self.url, "reports schema", before, len(MIGRATIONS))
+        return len(MIGRATIONS)
+
+    def read(self) -> dict[str, float]:
+        with self.engine.connect() as connection:
+            return {row.report: row.due for row in connection.execute(select(reports_sent))}
+
+    def mark(self, key: str, due: float) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(delete(reports_sent).where(reports_sent.c.report == key))
+            connection.execute(insert(reports_sent).values(report=key, due=due))
+
+
+@dataclass(frozen=True)
+class Due:
+    """One time a report is due: the site's day it is sent on, and the instant."""
+
+    day: date
+    at: float  # Unix seconds
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """`at` on the wall clock of `tz` (None: local time), every day or on `weekday` (0 = Monday)."""
+
+    at: clock_time
+    weekday: int | None = None  # None: every day
+    tz: tzinfo | None = None
+
+    def runs_on(self, day: date) -> bool:
+        return self.weekday is None or day.weekday() == self.weekday
+
+    def due_on(self, day: date) -> Due:
+        """The instant of `day`'s report: a skipped wall time at the jump, a repeated one the first time."""
+        return Due(day, first_instant(day, self.at, self.tz))
+
+    def last_due(self, now: float) -> Due | None:
+        """The latest time due at or before `now`."""
+        today = datetime.fromtimestamp(now, self.tz).date()
+        for back in range(8):
+            day = today - timedelta(days=back)
+            if self.runs_on(day) and (due := self.due_on(day)).at <= now:
+                return due
+        return None
+
+    def dues_between(self, after: float, before: float) -> list[Due]:
+        """The times due strictly between `after` and `before` (at most MISSED_LOOKBACK_DAYS' worth)."""
+        start = max(datetime.fromtimestamp(after, self.tz).date(),
+                    datetime.fromtimestamp(before, self.tz).date() - timedelta(days=MISSED_LOOKBACK_DAYS))
+        days = (start + timedelta(days=n) for n in range((datetime.fromtimestamp(before, self.tz).date() - start).days + 1))
+        return [due for day in days if self.runs_on(day) and after < (due := self.due_on(day)).at < before]
+
+
+@dataclass(frozen=True)
+class Report:
+    """One entry of the file's `reports:`, ready to run."""
+
+    index: int
+    every: str  # day | week
+    schedule: Schedule
+    urls: tuple[str, ...]
+    cameras: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    retries: int = 5
+    timeout: float = 30.0
+    key: str = ""  # its row in reports_sent
+
+    @property
+    def name(self) -> str:
+        """How the log names it: `report 0 (every day at 18:00)`."""
+        days = DAYS[self.schedule.weekday] if self.every == "week" else "day"
+        return f"report {self.index} (every {days} at {self.schedule.at:%H:%M})"
+
+    def admits(self, row: dict) -> bool:
+        return (not self.cameras or row["camera"] in self.cameras) and (not self.zones or row["zone"] in self.zones)
+
+    def period(self, due: Due, until: float) -> tuple[date, date, float]:
+        """Its first and last day for a report sent on `due.day` at `until`, and the instant its counts end."""
+        if self.every == "day":
+            return due.day, due.day, until
+        return due.day - timedelta(days=7), due.day - timedelta(days=1), day_start(due.day, self.schedule.tz)
+
+
+def reports_of(config) -> list[Report]:
+    """The site config's `reports:` as Reports, each keyed by its schedule and filters (not its URLs,
+    which hold secrets: the key is stored), two alike told apart by their order."""
+    reports, seen = [], {}
+    for index, entry in enumerate(config.reports):
+        weekday = DAYS.index(entry.day or "mon") if entry.every == "week" else None
+        hour, minute = map(int, entry.at.split(":"))
+        described = "|".join((entry.every, entry.at, str(weekday), ",".join(sorted(entry.cameras)),
+                              ",".join(sorted(entry.zones))))
+        seen[described] = seen.get(described, -1) + 1
+        key = f"{hashlib.sha256(described.encode()).hexdigest()[:16]}-{seen[described]}"
+        reports.append(Report(index, entry.every, Schedule(clock_time(hour, minute), weekday, config.tz()),
+                              tuple(entry.urls), tuple(entry.cameras), tuple(entry.zones), entry.retries,
+                              entry.timeout, key))
+    return reports
+
+
+def share(value: float) -> str:
+    """A share of 0-1 in percent as the compliance alerts write it (0.8123: 81.23)."""
+    return f"{round(100 * value, 2):g}"
+
+
+def figures_line(where: str, total: dict | None) -> str:
+    """One camera's (or zone's) line: its people per label and the corrected share with its interval."""
+    if total is None or not total["people"]:
+        unjudged = total[UNASSESSABLE] if total else 0
+        return f"{where}: no one decided" + (f" ({unjudged} not judged: too briefly or too small in view)"
+                                             if unjudged else "")
+    return (f"{where}: {total['people']} {'person' if total['people'] == 1 else 'people'}: {total[COMPLIANT]} with a mask, {total['without_mask']} without, "
+            f"{total['mask_weared_incorrect']} wearing it wrongly ({total[UNASSESSABLE]} more not judged); "
+            f"masked {share(total['compliance'])} % (95 % interval {share(total['compliance_low'])}-"
+            f"{share(total['compliance_high'])} %)")
+
+
+def compose(report: Report, due: Due, until: float, store, names: dict[str, str], zones_of: dict[str, list[str]],
+            tz: tzinfo | None, now: float, missed: int = 0) -> Message:
+    """The report sent on `due.day`, its counts up to `until`: report.csv's rows for its period,
+    cameras and zones (attached), summed per camera (and zone) in the text."""
+    first, last, end = report.period(due, until)
+    counts = store.counts(since=day_start(first, tz), until=end, every=900)  # quarters: days in any timezone
+    rows = [row for row in daily_rows(counts, first, last, tz) if report.admits(row)]
+    by_zone = bool(report.zones)
+    totals = period_totals(rows, by_zone)
+    cameras = [camera for camera in names if not report.cameras or camera in report.cameras]
+    expected = [(camera, zone) for camera in cameras for zone in zones_of.get(camera, []) if zone in report.zones] \
+        if by_zone else [(camera, None) for camera in cameras]
+    keys = expected + [key for key in totals if key not in expected]  # a camera retired but counted, or a zone
+
+    def where(camera: str, zone: str | None) -> str:
+        return names.get(camera, camera) + (f", {zone}" if zone else ", outside the zones" if zone == "" else "")
+
+    if report.every == "day":
+        title = f"Mask compliance {first:%a %Y-%m-%d}, until {datetime.fromtimestamp(until, tz):%H:%M}"
+    else:
+        title = f"Mask compliance {first:%a %Y-%m-%d} to {last:%a %Y-%m-%d}"
+    lines = [figures_line(where(*key), totals.get(key)) for key in keys]
+    if now - due.at > LATE_AFTER:
+        lines.append(f"Sent late: it was due {when(due.at, tz)}, when the site was not running or could not "
+                     "read its database.")
+    if missed:
+        lines.append(f"{missed} earlier {'daily' if report.every == 'day' else 'weekly'} report{'s' * (missed > 1)} "
+                     f"{'were' if missed > 1 else 'was'} not sent: the site was not running at {'their' if missed > 1 else 'its'} time.")
+    name = f"maskwatch-{first}-{last}.csv"
+    lines.append(f"Per day, camera and zone: {name}" if rows else "No counts in this period.")
+    return Message(title, "\n".join(lines), warning=False, document=(name, to_csv(rows)) if rows else None)
+
+
+class ReportSender(Notifier):
+    """The reports' messages, a queue and thread per URL (a mail server's outage delays no other)."""
+
+    kind = "report"
+
+    def __init__(self, reports: list[Report], **notifier) -> None:
+        rules = [NotifyRule(url, retries=report.retries, timeout=report.timeout)
+                 for report in reports for url in report.urls]
+        super().__init__(rules, **notifier)
+        self._rules_of, start = {}, 0
+        for report in reports:
+            self._rules_of[report.index] = range(start, start + len(report.urls))
+            start += len(report.urls)
+
+    def send(self, report: Report, message: Message) -> None:
+        """Queue `message` for each of the report's URLs; never blocks."""
+        for index in self._rules_of[report.index]:
+            self._enqueue(index, {"type": "report", "message": message})
+
+
+class ReportScheduler:
+    """Sends each report when it is due (checked every CHECK_EVERY seconds on its own thread), and
+    at the start the last one missed while the site was down."""
+
+    def __init__(self, reports: list[Report], store, sender: ReportSender, names: dict[str, str],
+                 zones_of: dict[str, list[str]], tz: tzinfo | None, clock: Callable[[], float] = time.time,
+                 every: float = CHECK_EVERY) -> None:
+        self.reports, self.store, self.sender = reports, store, sender
+        self.names, self.zones_of, self.tz, self.clock, self.every = names, zones_of, tz, clock, every
+        self.sent = SentReports(store.engine, store.url)
+        self._sent: dict[str, float] | None = None  # read at the first check
+        self._problems = ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="maskwatch-reports", daemon=True)
+
+    def check(self, now: float | None = None) -> list[Message]:
+        """Send each report due by `now` (default: the clock) and not sent yet; the messages sent."""
+        now = self.clock() if now is None else now
+        if self._sent is None:
+            self._sent, self._first_check = self.sent.read(), now
+        made = []
+        for report in self.reports:
+            due = report.schedule.last_due(now)
+            if due is None:
+                continue
+            sent = self._sent.get(report.key)
+            if sent is None:  # new: nothing owed from before the first check (a time just passed is sent)
+                before = report.schedule.last_due(self._first_check - 2 * self.every)
+                sent = before.at if before is not None else float("-inf")
+            if sent >= due.at:
+                continue
+            missed = len(report.schedule.dues_between(sent, due.at)) if sent > float("-inf") else 0
+            message = compose(report, due, due.at, self.store, self.names, self.zones_of, self.tz, now, missed)
+            self.sent.mark(report.key, due.at)  # before it is queued: never twice
+            self._sent[report.key] = due.at
+            if missed:
+                log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
+                            "is sent now", report.name, missed, "report" if missed == 1 else "reports",
+                            when(due.at, self.tz))
+            self.sender.send(report, message)
+            made.append(message)
+        return made
+
+    def start(self) -> ReportScheduler:
+        self.sender.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ends the checks; the sender is stopped with the site's other senders (alerts.stop_together)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.check()
+                self._problems.ok()
+            except Exception as err:  # noqa: BLE001  a database away a while: tried again at the next check
+                self._problems.failed(f"{type(err).__name__}: {err}")
+            if self._stop.wait(self.every):
+                return

@@ -1,0 +1,342 @@
+"""Scheduled compliance reports (`reports:`): when they go in the site's timezone (across the
+nights the clocks change in Europe/Berlin), the one missed while the site was down, the message
+and its report.csv through apprise's json:// to a real HTTP receiver on loopback, the filters,
+the config's checks, `run --check` and `maskwatch report`, and the URLs' secrets never shown."""
+
+import base64
+import csv
+import io
+import logging
+from datetime import date, datetime
+
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.site.config import SiteConfigError, load_site_config
+from maskwatch.site.events import EventStore
+from maskwatch.site.prevalence import compliance_fields
+from maskwatch.site.report import REPORT_COLUMNS
+from maskwatch.site.reports import ReportScheduler, ReportSender, Schedule, reports_of
+from tests.test_alerts import Receiver
+from tests.test_events import person
+from tests.test_notify import BERLIN, SECRET, RootLog, json_url, messages
+
+MASKED, BARE, WRONG, UNDECIDED = (0.9, 0.05, 0.05), (0.05, 0.9, 0.05), (0.05, 0.05, 0.9), None
+
+
+def utc(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture()
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def site_file(tmp_path, reports: str):
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n"
+                    "  door: {name: Front door, source: webcam:0, zones: {queue: [[0, 0], [1, 0], [1, 1]]}}\n"
+                    "  till: {name: Till, source: webcam:1}\n"
+                    f"timezone: Europe/Berlin\nreports: {reports}\n")
+    return path
+
+
+@pytest.fixture()
+def make(tmp_path):
+    """A site's config with `reports`, its store (one database for every scheduler: a restart) and
+    a scheduler on them, as the site makes them."""
+    stores = []
+
+    def scheduler(reports: str, *, start: bool = False, path=None) -> ReportScheduler:
+        config = load_site_config(path or site_file(tmp_path, reports), environ={})
+        if not stores:
+            stores.append(EventStore(config.storage.database, config.storage.snapshots, retention_days=10_000))
+        names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+        chosen = reports_of(config)
+        made = ReportScheduler(chosen, stores[0], ReportSender(chosen, names=names, tz=BERLIN), names,
+                               {camera_id: list(camera.zones) for camera_id, camera in config.cameras.items()}, BERLIN)
+        if start:
+            made.sender.start()
+        return made
+
+    yield scheduler
+    for store in stores:
+        store.close()
+
+
+def seen(store, at: str, probabilities, camera="door", zone=None, track=[0]):
+    """One person last seen at `at` (UTC), decided on `probabilities` (None: unassessable)."""
+    track[0] += 1
+    last = utc(at)
+    store.record(camera, zone, person(track[0], probabilities or MASKED, first=last - 5, last=last,
+                                      evidence=0 if probabilities is None else 4))
+
+
+def sent_times(scheduler: ReportScheduler, start: str, end: str) -> list[float]:
+    """Each instant from `start` to `end`, 30 s apart (the site's checks), at which a report went."""
+    times, now = [], utc(start)
+    while now < utc(end):
+        if scheduler.check(now=now):
+            times.append(now)
+        now += 30
+    return times
+
+
+def test_a_time_the_clocks_skip_goes_at_the_jump_and_one_they_go_back_over_goes_once(make):
+    """02:30 on 2026-03-29 does not happen in Berlin (02:00 CET is 03:00 CEST): the report goes at
+    03:00 CEST. On 2026-10-25 02:30 happens twice (CEST, then CET): it goes at the first, once."""
+    spring = make("[{urls: 'json://127.0.0.1:9/r', at: '02:30'}]")
+    assert sent_times(spring, "2026-03-28T22:00Z", "2026-03-29T04:00Z") == [utc("2026-03-29T01:00Z")]
+    (message,) = spring.check(now=utc("2026-03-30T00:30Z"))  # the next night: 02:30 CEST, as ever
+    assert message.title == "Mask compliance Mon 2026-03-30, until 02:30"
+    autumn = make("[{urls: 'json://127.0.0.1:9/r', at: '02:30'}]")  # the same report, months on
+    autumn.sent.mark(autumn.reports[0].key, utc("2026-10-24T00:30Z"))  # sent the day before
+    assert sent_times(autumn, "2026-10-24T22:00Z", "2026-10-25T04:00Z") == [utc("2026-10-25T00:30Z")]
+    weekly = Schedule(datetime.strptime("02:30", "%H:%M").time(), weekday=6, tz=BERLIN)  # Sundays
+    assert weekly.due_on(date(2026, 3, 29)).at == utc("2026-03-29T01:00Z")
+    assert weekly.last_due(utc("2026-03-29T00:59Z")).day == date(2026, 3, 22)
+
+
+def test_the_skipped_days_report_ends_at_the_jump(make):
+    spring = make("[{urls: 'json://127.0.0.1:9/r', at: '02:30'}]")
+    spring.check(now=utc("2026-03-28T22:00Z"))
+    (message,) = spring.check(now=utc("2026-03-29T01:00:10Z"))
+    assert message.title == "Mask compliance Sun 2026-03-29, until 03:00"
+
+
+def test_a_report_missed_while_the_site_was_down_is_sent_once_when_it_starts_again(make, caplog):
+    running = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    store = running.store
+    assert running.check(now=utc("2026-09-21T15:59:40Z")) == []  # 17:59:40 CEST
+    (on_time,) = running.check(now=utc("2026-09-21T16:00:10Z"))
+    assert on_time.title == "Mask compliance Mon 2026-09-21, until 18:00" and "late" not in on_time.body
+    assert running.check(now=utc("2026-09-21T16:00:40Z")) == []
+    # Down from the 21st's evening to the 24th's morning: the 22nd's and the 23rd's reports were due.
+    seen(store, "2026-09-23T08:00Z", BARE)  # 10:00 on the 23rd: in its report
+    seen(store, "2026-09-23T17:00Z", MASKED)  # 19:00: after the report's time, not in it
+    restarted = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    with caplog.at_level(logging.WARNING, logger="maskwatch.site.reports"):
+        (late,) = restarted.check(now=utc("2026-09-24T05:00Z"))
+    assert late.title == "Mask compliance Wed 2026-09-23, until 18:00"
+    lines = late.body.splitlines()
+    assert lines[0].startswith("Front door: 1 person: 0 with a mask, 1 without, 0 wearing it wrongly")
+    assert "Sent late: it was due 2026-09-23 18:00:00 CEST, when the site was not running or could not " \
+           "read its database." in lines
+    assert "1 earlier daily report was not sent: the site was not running at its time." in lines
+    assert [r.getMessage() for r in caplog.records] == [
+        "report 0 (every day at 18:00): 1 earlier report missed while the site was not running; the last, "
+        "due 2026-09-23 18:00:00 CEST, is sent now"]
+    assert restarted.check(now=utc("2026-09-24T05:00:30Z")) == []
+    assert make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]").check(now=utc("2026-09-24T06:00Z")) == []
+    # The next day's goes at its time, not late.
+    (next_day,) = restarted.check(now=utc("2026-09-24T16:00:20Z"))
+    assert "late" not in next_day.body and "not sent" not in next_day.body
+    # Down from the 24th's evening to the 28th's morning: the 27th's is sent, two more are counted.
+    (after_days,) = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]").check(now=utc("2026-09-28T05:00Z"))
+    assert after_days.title == "Mask compliance Sun 2026-09-27, until 18:00"
+    assert "2 earlier daily reports were not sent: the site was not running at their time." in after_days.body
+
+
+def test_a_new_report_owes_nothing_from_before_the_start_but_a_time_just_passed(make):
+    assert make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]").check(now=utc("2026-09-21T16:30Z")) == []
+    other = make("[{urls: 'json://127.0.0.1:9/r', at: '17:00'}]")  # changed: another report
+    (just_passed,) = other.check(now=utc("2026-09-21T15:00:20Z"))  # started 20 s after 17:00
+    assert "late" not in just_passed.body
+
+
+def test_the_message_and_its_csv_reach_a_service(make, receiver):
+    scheduler = make(f"[{{urls: '{json_url(receiver)}', at: '18:00'}}]", start=True)
+    store = scheduler.store
+    for probabilities in (MASKED, MASKED, MASKED, BARE):
+        seen(store, "2026-09-21T07:00Z", probabilities, zone="queue")
+    seen(store, "2026-09-21T12:00Z", WRONG)
+    seen(store, "2026-09-21T12:00Z", UNDECIDED)
+    seen(store, "2026-09-20T21:59Z", BARE)  # 23:59 the day before in Berlin: another day
+    scheduler.check(now=utc("2026-09-21T15:00Z"))
+    scheduler.check(now=utc("2026-09-21T16:00:10Z"))
+    scheduler.sender.stop()
+    assert scheduler.sender.stats.sent == 1
+    (message,) = messages(receiver)
+    figures = compliance_fields({"with_mask": 3, "without_mask": 1, "mask_weared_incorrect": 1})
+    percent = {name: f"{round(100 * value, 2):g}" for name, value in figures.items()}
+    assert message["title"] == "Mask compliance Mon 2026-09-21, until 18:00" and message["type"] == "info"
+    assert message["message"].splitlines() == [
+        f"Front door: 5 people: 3 with a mask, 1 without, 1 wearing it wrongly (1 more not judged); masked "
+        f"{percent['compliance']} % (95 % interval {percent['compliance_low']}-{percent['compliance_high']} %)",
+        "Till: no one decided", "Per day, camera and zone: maskwatch-2026-09-21-2026-09-21.csv"]
+    (attached,) = message["attachments"]
+    assert attached["filename"] == "maskwatch-2026-09-21-2026-09-21.csv" and attached["mimetype"] == "text/csv"
+    table = base64.b64decode(attached["base64"]).decode()
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert tuple(rows[0]) == REPORT_COLUMNS
+    assert [(r["date"], r["camera"], r["zone"], r["people"], r["with_mask"], r["unassessable"]) for r in rows] == [
+        ("2026-09-21", "door", "", "1", "0", "1"), ("2026-09-21", "door", "queue", "4", "3", "0")]
+    assert rows[1]["compliance"] == f"{compliance_fields({'with_mask': 3, 'without_mask': 1, 'mask_weared_incorrect': 0})['compliance']:.4f}"
+
+
+def test_cameras_and_zones_pick_the_lines_and_rows(make, receiver):
+    scheduler = make(f"[{{urls: '{json_url(receiver, 'queue')}', cameras: [door], zones: [queue]}},"
+                     f" {{urls: '{json_url(receiver, 'till')}', cameras: [till]}}]", start=True)
+    seen(scheduler.store, "2026-09-21T07:00Z", MASKED, zone="queue")
+    seen(scheduler.store, "2026-09-21T07:00Z", BARE)  # door, outside the queue
+    seen(scheduler.store, "2026-09-21T07:00Z", BARE, camera="till")
+    scheduler.check(now=utc("2026-09-21T15:00Z"))
+    scheduler.check(now=utc("2026-09-21T16:00:10Z"))
+    scheduler.sender.stop()
+    queue, till = sorted(messages(receiver), key=lambda m: m["message"])
+    assert queue["message"].splitlines()[0].startswith("Front door, queue: 1 person: 1 with a mask, 0 without")
+    assert len(queue["message"].splitlines()) == 2
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(queue["attachments"][0]["base64"]).decode())))
+    assert [(r["camera"], r["zone"]) for r in rows] == [("door", "queue")]
+    assert till["message"].splitlines()[0].startswith("Till: 1 person: 0 with a mask, 1 without")
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(till["attachments"][0]["base64"]).decode())))
+    assert [(r["camera"], r["zone"]) for r in rows] == [("till", "")]
+
+
+def test_a_weekly_report_is_the_seven_days_before_its_day(make):
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', every: week, at: '07:00'}]")  # Mondays
+    seen(scheduler.store, "2026-09-20T12:00Z", BARE)  # Sunday before the week: not in it
+    seen(scheduler.store, "2026-09-21T12:00Z", MASKED)  # Monday 21st
+    seen(scheduler.store, "2026-09-27T21:30Z", MASKED)  # Sunday 27th, 23:30 in Berlin
+    seen(scheduler.store, "2026-09-27T22:30Z", BARE)  # Monday 28th, 00:30 in Berlin: the next week's
+    assert scheduler.check(now=utc("2026-09-27T12:00Z")) == []
+    (message,) = scheduler.check(now=utc("2026-09-28T05:00:10Z"))
+    assert message.title == "Mask compliance Mon 2026-09-21 to Sun 2026-09-27"
+    assert message.body.splitlines()[0].startswith("Front door: 2 people: 2 with a mask, 0 without")
+    assert message.document[0] == "maskwatch-2026-09-21-2026-09-27.csv"
+    assert [row.split(",")[0] for row in message.document[1].splitlines()[1:]] == ["2026-09-21", "2026-09-27"]
+
+
+@pytest.mark.parametrize("reports, expected", [
+    ("[{urls: 'json://h/r', at: 18:00}]",
+     "field 'reports.0.at': YAML reads an unquoted time as a number (1080); write it in quotes: at: \"18:00\""),
+    ("[{urls: 'json://h/r', at: '24:00'}]", "field 'reports.0.at': a time written \"HH:MM\" from 00:00 to 23:59"),
+    ("[{urls: 'json://h/r', every: month}]", "field 'reports.0.every': Input should be 'day' or 'week'"),
+    ("[{urls: 'json://h/r', every: week, day: friday}]", "field 'reports.0.day': Input should be 'mon', 'tue'"),
+    ("[{urls: 'json://h/r', day: fri}]", "field 'reports.0': day: fri is the day a weekly report is sent"),
+    ("[{urls: 'json://h/r', cameras: [nope]}]", "field 'reports.0.cameras': no such cameras ['nope']; cameras: door, till"),
+    ("[{urls: 'json://h/r', zones: [dor]}]", "field 'reports.0.zones': no camera has the zones ['dor']; zones: queue"),
+    ("[{urls: []}]", "field 'reports.0.urls': List should have at least 1 item"),
+    (f"[{{urls: 'tgram://{SECRET}/'}}]", "field 'reports.0.urls.0': not a Telegram URL apprise can use"),
+    ("[{urls: 'json://h/r', hour: 18}]", "field 'reports.0.hour': unknown setting (a typo?)"),
+])
+def test_a_wrong_entry_stops_the_start_with_one_line_naming_the_field(tmp_path, reports, expected):
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(site_file(tmp_path, reports), environ={})
+    (problem,) = err.value.problems
+    assert problem.startswith(expected) and SECRET not in problem, problem
+
+
+def test_run_check_and_report_list_the_reports_and_never_a_secret(tmp_path, receiver, monkeypatch):
+    port = receiver.url.split(":")[2].split("/")[0]
+    monkeypatch.setenv("REPORT_URL", f"json://maskwatch:{SECRET}@127.0.0.1:{port}/{SECRET}path")
+    path = site_file(tmp_path, "[{urls: '${REPORT_URL}', every: week, day: fri, at: '7:05', zones: [queue]},"
+                               " {urls: ['ntfy://ntfy.sh/" + SECRET + "']}]")
+    checked = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.splitlines()[-3:] == [
+        "  reports (in Europe/Berlin):", f"    0: every fri at 07:05, zones queue to json://127.0.0.1:{port}/…",
+        "    1: every day at 18:00 to ntfy://ntfy.sh/…"]
+    printed = CliRunner().invoke(app, ["report", "--config", str(path)])
+    assert printed.exit_code == 0, printed.output
+    assert "Front door, queue: no one decided" in printed.output and "Till: no one decided" in printed.output
+    with RootLog() as log:
+        sent = CliRunner().invoke(app, ["report", "--config", str(path), "--send", "0"])
+    assert sent.exit_code == 0, sent.output
+    assert sent.output.splitlines()[-1] == f"report 0 sent to json://127.0.0.1:{port}/…"
+    (message,) = messages(receiver)
+    assert message["title"].startswith("Mask compliance ") and " to " in message["title"]
+    everything = checked.output + printed.output + sent.output + " ".join(r.getMessage() for r in log.records)
+    assert SECRET not in everything
+    wrong = CliRunner().invoke(app, ["report", "--config", str(path), "--send", "2"])
+    assert wrong.exit_code == 1 and "--send is the number of a report in `reports:`, 0 to 1; got 2" in wrong.output
+
+
+def test_a_service_that_fails_is_said_without_its_secret(tmp_path):
+    failing = Receiver(failures=100)
+    port = failing.url.split(":")[2].split("/")[0]
+    path = site_file(tmp_path, f"[{{urls: 'json://maskwatch:{SECRET}@127.0.0.1:{port}/{SECRET}path'}}]")
+    try:
+        with RootLog() as log:
+            result = CliRunner().invoke(app, ["report", "--config", str(path), "--send", "0"])
+    finally:
+        failing.close()
+    assert result.exit_code == 1 and failing.attempts == 1  # one try: a wrong setup is said at once
+    assert "1 of 1 services did not take it (last: json://127.0.0.1:" in result.output
+    assert SECRET not in result.output + " ".join(r.getMessage() for r in log.records)
+
+
+def test_a_site_sends_its_reports_and_counts_them(tmp_path, receiver):
+    """The site makes the scheduler from its file, sends on its own thread, flushes at the stop,
+    and /metrics counts the messages."""
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.site.metrics import SiteCollector
+    from maskwatch.site.runner import Site
+
+    (tmp_path / "site.yaml").write_text(
+        "cameras:\n  door: {name: Front door, source: 'rtsp://127.0.0.1:1/none'}\ntimezone: Europe/Berlin\n"
+        f"reports: [{{urls: '{json_url(receiver)}', at: '18:00'}}]\n")
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), Detector.load(config=WEIGHTS / "centerface.json"))
+    try:
+        seen(site.store, "2026-09-21T07:00Z", MASKED)
+        site.reports.sender.start()
+        site.reports.check(now=utc("2026-09-21T15:00Z"))
+        site.reports.check(now=utc("2026-09-21T16:00:10Z"))
+    finally:
+        site.stop()
+    (message,) = messages(receiver)
+    assert message["message"].startswith("Front door: 1 person: 1 with a mask")
+    series = {family.name: family.samples for family in SiteCollector(site).collect()}
+    assert [s.value for s in series["maskwatch_report_messages"] if s.labels == {"outcome": "sent"}] == [1]
+
+
+def test_the_documented_entries_load(tmp_path):
+    """docs/site.md's example and examples/site.yaml's commented entry, uncommented."""
+    from tests.conftest import ROOT
+
+    environ = {"MAIL_PASSWORD": SECRET, "TEAMS_WORKFLOW_URL": "https://prod-00.westus.logic.azure.com:443/workflows/0123456789abcdef/triggers/"
+                                     f"manual/paths/invoke?api-version=2016-06-01&sig={SECRET}",
+               "CAM_PASSWORD": "x", "WEBHOOK_SECRET": "0123456789"}
+    docs = (ROOT / "docs" / "site.md").read_text()
+    (section,) = [part for part in docs.split("\n## ") if part.startswith("Scheduled reports")]
+    (entries, *_) = section.split("```yaml\n")[1].split("```")
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n  entrance: {source: webcam:0, zones: {door: [[0, 0], [1, 0], [1, 1]]}}\n" + entries)
+    daily, weekly = load_site_config(path, environ=environ).reports
+    assert (daily.every, daily.at, weekly.every, weekly.day, weekly.at) == ("day", "18:00", "week", "mon", "07:00")
+    assert weekly.cameras == ["entrance"] and weekly.zones == ["door"]
+    lines = (ROOT / "examples" / "site.yaml").read_text().splitlines()
+    first = lines.index(next(line for line in lines if line.startswith("# reports:")))
+    last = next(i for i in range(first, len(lines)) if not lines[i].startswith("#"))
+    path.write_text("\n".join(lines[:first] + [line[2:] for line in lines[first:last]] + lines[last:]))
+    daily, weekly = load_site_config(path, environ=environ).reports
+    assert daily.at == "18:00" and weekly.every == "week" and weekly.zones == ["door"]
+
+
+def test_every_service_the_docs_name_is_one_apprise_has():
+    """docs/site.md named msteams://, which apprise 2.3 no longer has (Teams' connectors were
+    retired for its Workflows app): a user following it was refused at the start."""
+    import re
+
+    from maskwatch.site.notify import _services
+    from tests.conftest import ROOT
+
+    named = set(re.findall(r"`([a-z]+)://`", (ROOT / "docs" / "site.md").read_text()))
+    assert {"slack", "workflows", "mailto", "ntfy"} <= named
+    assert not {scheme for scheme in named if scheme not in _services() and scheme not in ("http", "https")}
+
+
+def test_what_a_report_names_is_checked_with_the_files_other_fields(tmp_path):
+    """A camera with a bad field and a report naming a camera and zone that do not exist: all said at once."""
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n  door: {source: webcam:0, fps: 0}\n"
+                    "reports: [{urls: 'json://h/r', at: '25:00', cameras: [till], zones: [queue]}]\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "camera 'door', field 'fps'", "field 'reports.0.at'", "field 'reports.0.cameras'", "field 'reports.0.zones'"]
