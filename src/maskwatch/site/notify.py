@@ -30,7 +30,11 @@ from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
 SERVICES_PAGE = "https://appriseit.com/services/"
 WHO = {"without_mask": "a person without a mask", "mask_weared_incorrect": "a person wearing a mask wrongly",
        "with_mask": "a person with a mask", "unassessable": "a person whose mask could not be judged"}
-ASSET = apprise.AppriseAsset(app_id="maskwatch", app_desc="maskwatch face-mask alerts")
+# Each call runs in the caller's thread (async_mode off, no service_timeout): Notifier._try limits
+# it itself. apprise's own timeout left a hung call on its process-wide worker pool, where a few
+# filled every worker (no other service's message went) and held the process's exit for good.
+ASSET = apprise.AppriseAsset(app_id="maskwatch", app_desc="maskwatch face-mask alerts", async_mode=False,
+                             service_timeout=0)
 
 
 # apprise's loggers and those of the HTTP parts under it: their lines name a URL's token (apprise's
@@ -191,6 +195,7 @@ class Notifier(AlertQueues):
         quiet_apprise()
         self.names, self.tz, self.snapshot_of = names or {}, tz, snapshot_of
         self._senders = []  # one per rule, used by its thread only
+        self._trying: list[threading.Thread | None] = [None] * len(rules)  # a try past its timeout, per rule
         for rule in rules:
             sender = apprise.Apprise(asset=ASSET)
             if not sender.add(rule.url):  # checked at config load; a rule made in code is said here
@@ -206,20 +211,33 @@ class Notifier(AlertQueues):
                        warning=event["label"] != "with_mask")
 
     def _try(self, index: int, rule: NotifyRule, message: Message) -> Failure | None:
+        """One try on a thread of its own, waited for `rule.timeout` seconds; one past it is left to
+        end in the background (a daemon: it holds neither the stop nor the exit), and no other try
+        of this URL starts while it runs, so a hung service holds one thread, not one per alert."""
+        if (hung := self._trying[index]) is not None and hung.is_alive():
+            return Failure(f"a try of more than {rule.timeout:g} s still has no answer")
+        outcome: list[Failure | None] = []
+        thread = threading.Thread(target=lambda: outcome.append(self._send(index, rule, message)),
+                                  name=f"maskwatch-notify-{index}-try", daemon=True)
+        thread.start()
+        thread.join(rule.timeout)
+        if not outcome:
+            self._trying[index] = thread
+            return Failure(f"no answer within {rule.timeout:g} s (the service may have it)")
+        return outcome[0]
+
+    def _send(self, index: int, rule: NotifyRule, message: Message) -> Failure | None:
         attach = None
         if message.attachment is not None and message.attachment.is_file():  # retention may have taken it
             attach = apprise.AppriseAttachment([str(message.attachment)], asset=ASSET)
         try:
             result = self._senders[index].notify(
                 body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
-                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
-                timeout=rule.timeout)
+                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO)
         except Exception as err:  # noqa: BLE001  a service's own bug ends no thread, as a webhook's failure
             return Failure(without_url(f"{type(err).__name__}: {err}", rule.url))
         if result:
             return None
         said = [entry.message for entry in result.logs()]  # its warnings and errors: the capture's default
         reason = said[-1] if said else f"apprise: {result.status.name.lower()}"
-        if result.status == apprise.AppriseResultStatus.TIMEOUT:
-            reason = f"no answer within {rule.timeout:g} s (the service may have it)"
         return Failure(without_url(reason, rule.url))
