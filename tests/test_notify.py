@@ -172,6 +172,10 @@ def test_a_reason_naming_the_urls_secret_is_said_without_it():
 def test_shown_urls_keep_no_token_topic_or_password():
     assert shown_notify_url(TELEGRAM) == "tgram://1...u/…"
     assert shown_notify_url(f"ntfy://ntfy.sh/{SECRET}") == "ntfy://ntfy.sh/…"
+    # ntfy.sh's short form: the topic stands where the host would (apprise does not mask it).
+    assert shown_notify_url(f"ntfy://{SECRET}") == shown_notify_url(f"ntfys://{SECRET}") == "ntfys://…"
+    assert shown_notify_url(f"ifttt://{SECRET}@event") == "ifttt://event/…"
+    assert shown_notify_url("json://127.0.0.1:8000/x") == "json://127.0.0.1:8000/…"
     assert shown_notify_url(f"mailto://me:{SECRET}@example.com") == "mailto://example.com/…"
     assert shown_notify_url(f"slack://T1234/B5678/{SECRET}") == "slack://T...4/…"
     assert shown_notify_url(f"pover://{SECRET}ukey0123456789abcdef@{SECRET}token0123456789abc") == "pover://S...c/…"

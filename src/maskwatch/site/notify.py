@@ -90,7 +90,15 @@ def shown_notify_url(url: str) -> str:
     scheme only: which of its parts is a secret is then not known."""
     plugin, _ = _plugin(url)
     if plugin is not None:
-        return shown_url(plugin.url(privacy=True))
+        private = plugin.url(privacy=True)
+        shown = shown_url(private)
+        # What stands where a host would is shown where apprise masked it (`1...8`) or it is the
+        # service's host; else it is a secret apprise does not mask (ntfy://<topic> on ntfy.sh).
+        authority = re.split(r"[/?#]", private.partition("://")[2], maxsplit=1)[0].rpartition("@")[2]
+        host = str(getattr(plugin, "host", None) or "")
+        if "..." not in authority and not (host and host.lower() in authority.lower()):
+            return f"{private.partition('://')[0].lower()}://…"
+        return shown
     scheme, sep, _ = url.partition("://")
     return f"{scheme.lower()}://…" if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) else "…"
 
