@@ -91,9 +91,12 @@ def test_labels_cameras_zones_cooldown_and_opening_hours_pick_what_is_sent(recei
     assert [m["title"] for m in messages(receiver)] == ["Front door: a person without a mask"]
     assert notifier.stats.quieted == 1 and notifier.stats.closed == 1 and notifier.stats.sent == 1
     wider = NotifyRule(json_url(receiver, "all"), labels=("with_mask", "unassessable"))
-    send([wider], event(1, label="with_mask"), event(2, camera="till", label="unassessable"))
+    send([wider], event(1, label="with_mask"), {**event(2, camera="till", label="unassessable"), "probability": 0.0})
     assert [(m["title"], m["type"]) for m in messages(receiver)[1:]] == [
         ("Front door: a person with a mask", "info"), ("Till: a person whose mask could not be judged", "warning")]
+    # An unassessable person's probability is 0: the message said "Certainty: 0 % over 5 frames".
+    assert messages(receiver)[2]["message"].splitlines()[-1] == (
+        "Seen in 5 frames, too few of a large enough face to judge")
 
 
 def test_the_blurred_snapshot_is_attached_where_asked_and_never_in_privacy_mode(tmp_path, receiver):

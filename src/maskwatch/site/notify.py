@@ -173,6 +173,9 @@ def event_message(event: dict, names: dict[str, str], tz: tzinfo | None) -> tupl
     title = f"{names.get(event['camera'], event['camera'])}: {WHO.get(event['label'], event['label'])}"
     lines = [camera_line(event["camera"], names), *([f"Zone: {event['zone']}"] if event["zone"] else []),
              f"When: {when(event['last_seen'], tz)}",
+             # an unassessable person has no label to be sure of (probability 0): "Certainty: 0 %" misled
+             f"Seen in {event['frames']} frames, too few of a large enough face to judge"
+             if event["label"] == "unassessable" else
              f"Certainty: {100 * event['probability']:.0f} % over {event['frames']} frames"]
     return title, "\n".join(lines)
 
