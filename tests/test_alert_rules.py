@@ -315,3 +315,18 @@ def test_a_check_that_fails_is_said_once_and_the_checks_go_on(store, caplog):
     assert monitor.stats.last == [{"error": "database away"}]
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.compliance"]
     assert said == ["compliance check failed: OSError: database away"]
+
+
+def test_the_documented_alert_is_what_webhooks_and_mqtt_send():
+    """docs/compliance.md showed the alert's `at` in Unix seconds after it went out in ISO 8601."""
+    import re
+    from datetime import datetime
+
+    from maskwatch.site.events import alert_view
+    from tests.conftest import ROOT
+
+    (block,) = [b for b in re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "compliance.md").read_text(), re.S)
+                if '"compliance_low"' in b]
+    shown = json.loads(block)
+    assert isinstance(shown["at"], str), shown["at"]
+    assert shown == alert_view({**shown, "at": datetime.fromisoformat(shown["at"]).timestamp()})

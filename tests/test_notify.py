@@ -91,9 +91,12 @@ def test_labels_cameras_zones_cooldown_and_opening_hours_pick_what_is_sent(recei
     assert [m["title"] for m in messages(receiver)] == ["Front door: a person without a mask"]
     assert notifier.stats.quieted == 1 and notifier.stats.closed == 1 and notifier.stats.sent == 1
     wider = NotifyRule(json_url(receiver, "all"), labels=("with_mask", "unassessable"))
-    send([wider], event(1, label="with_mask"), event(2, camera="till", label="unassessable"))
+    send([wider], event(1, label="with_mask"), {**event(2, camera="till", label="unassessable"), "probability": 0.0})
     assert [(m["title"], m["type"]) for m in messages(receiver)[1:]] == [
         ("Front door: a person with a mask", "info"), ("Till: a person whose mask could not be judged", "warning")]
+    # An unassessable person's probability is 0: the message said "Certainty: 0 % over 5 frames".
+    assert messages(receiver)[2]["message"].splitlines()[-1] == (
+        "Seen in 5 frames, too few of a large enough face to judge")
 
 
 def test_the_blurred_snapshot_is_attached_where_asked_and_never_in_privacy_mode(tmp_path, receiver):
@@ -172,6 +175,10 @@ def test_a_reason_naming_the_urls_secret_is_said_without_it():
 def test_shown_urls_keep_no_token_topic_or_password():
     assert shown_notify_url(TELEGRAM) == "tgram://1...u/…"
     assert shown_notify_url(f"ntfy://ntfy.sh/{SECRET}") == "ntfy://ntfy.sh/…"
+    # ntfy.sh's short form: the topic stands where the host would (apprise does not mask it).
+    assert shown_notify_url(f"ntfy://{SECRET}") == shown_notify_url(f"ntfys://{SECRET}") == "ntfys://…"
+    assert shown_notify_url(f"ifttt://{SECRET}@event") == "ifttt://event/…"
+    assert shown_notify_url("json://127.0.0.1:8000/x") == "json://127.0.0.1:8000/…"
     assert shown_notify_url(f"mailto://me:{SECRET}@example.com") == "mailto://example.com/…"
     assert shown_notify_url(f"slack://T1234/B5678/{SECRET}") == "slack://T...4/…"
     assert shown_notify_url(f"pover://{SECRET}ukey0123456789abcdef@{SECRET}token0123456789abc") == "pover://S...c/…"
@@ -342,3 +349,91 @@ def test_the_documented_entries_load(tmp_path):
     path.write_text("\n".join(lines[:first] + [line[:2] + line[4:] for line in lines[first:last]] + lines[last:]))
     (target,) = load_site_config(path, environ=environ).alerts.notify
     assert len(target.urls) == 2 and target.snapshot and target.cameras == ["entrance"]
+
+
+class Trickle:
+    """A service that answers 200 and then sends its body a byte a second, for ever: each read
+    is within the socket's timeout, so an HTTP client waits on it without end."""
+
+    def __init__(self):
+        import socket
+
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port, self.connections, self.closed = self.server.getsockname()[1], [], threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection):
+        try:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not self.closed.wait(1.0):
+                connection.sendall(b" ")
+        except OSError:
+            pass
+
+    def close(self):
+        self.closed.set()
+        self.server.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_a_service_that_never_finishes_its_answer_holds_up_no_other_service(receiver):
+    """apprise's own timeout left each hung call on its process-wide worker pool: a few alerts to
+    one such service filled every worker, and every other service's messages failed as 'no answer'."""
+    trickle = Trickle()
+    try:
+        notifier = Notifier([NotifyRule(f"json://127.0.0.1:{trickle.port}/slow", cameras=("door",), timeout=0.2,
+                                        retries=0),
+                             NotifyRule(json_url(receiver), cameras=("till",), timeout=5, retries=0)]).start()
+        for i in range(33):  # more than apprise's pool has workers (at most 32)
+            notifier.notify(event(i, camera="door"))
+        assert wait_until(lambda: notifier.stats.failed == 33, 30)
+        notifier.notify(event(99, camera="till"))
+        notifier.stop()
+        assert [m["title"] for m in messages(receiver)] == ["till: a person without a mask"]
+        assert notifier.stats.sent == 1 and notifier.stats.failed == 33
+        hung = [t for t in threading.enumerate() if t.name.startswith("maskwatch-notify-0-try")]
+        assert len(hung) == 1 and hung[0].daemon  # one thread for the hung service, not one per alert
+    finally:
+        trickle.close()
+
+
+def test_a_hung_service_holds_up_no_exit(tmp_path):
+    """`maskwatch run` stopped by SIGTERM ended its site, then never exited: apprise's hung call
+    sat on a pool thread that Python joins at its exit (systemd killed it after TimeoutStopSec)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    trickle = Trickle()
+    script = tmp_path / "send.py"
+    script.write_text(
+        "import time\n"
+        "from maskwatch.site.notify import Notifier, NotifyRule\n"
+        "from tests.test_alerts import event\n"
+        f"notifier = Notifier([NotifyRule('json://127.0.0.1:{trickle.port}/slow', timeout=0.5, retries=0)]).start()\n"
+        "notifier.notify(event())\n"
+        "time.sleep(1)\n"
+        "notifier.stop(timeout=1)\n"
+        "print('stopped', notifier.stats.failed, flush=True)\n")
+    try:
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                              env={**__import__("os").environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"})
+        assert done.returncode == 0 and "stopped 1" in done.stdout, done.stderr
+        assert time.monotonic() - started < 20
+    finally:
+        trickle.close()

@@ -197,3 +197,23 @@ def test_a_rerun_without_resume_says_it_replaces_a_stopped_run(tmp_path, sample_
     result = detect(folder, "--out", out)
     assert result.exit_code == 0 and "stopped after 1 of 4 photos, replaced now: `--resume` goes on" in result.output
     assert len((out / "detections.jsonl").read_text().splitlines()) == 4
+
+
+def test_a_record_of_another_shape_is_refused_in_a_line_and_replaced_without_resume(tmp_path, sample_dir):
+    """A detect-run.json cut short, edited or of a later maskwatch (settings not an object, photos
+    not a number) ended --resume and even a plain rerun into OUT in a traceback."""
+    folder = photo_folder(tmp_path / "photos", sample_dir, NAMES[2:5])
+    out = tmp_path / "out"
+    assert detect(folder, "--out", out, "--max-frames", "2").exit_code == 0
+    lines = (out / "detections.jsonl").read_bytes()
+    record = json.loads((out / "detect-run.json").read_text())
+    for shape in ({**record, "settings": ["detector", "blur"]}, {**record, "settings": None}, [record], "x"):
+        (out / "detect-run.json").write_text(json.dumps(shape))
+        result = detect(folder, "--out", out, "--resume")
+        assert result.exit_code == 1 and not isinstance(result.exception, Exception), result.exception  # no traceback
+        assert "detect-run.json: not a record of a detect run this maskwatch can read" in result.output, result.output
+        assert (out / "detections.jsonl").read_bytes() == lines
+    (out / "detect-run.json").write_text(json.dumps({**record, "photos": "3"}))
+    result = detect(folder, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 3

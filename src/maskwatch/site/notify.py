@@ -31,7 +31,11 @@ from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
 SERVICES_PAGE = "https://appriseit.com/services/"
 WHO = {"without_mask": "a person without a mask", "mask_weared_incorrect": "a person wearing a mask wrongly",
        "with_mask": "a person with a mask", "unassessable": "a person whose mask could not be judged"}
-ASSET = apprise.AppriseAsset(app_id="maskwatch", app_desc="maskwatch face-mask alerts")
+# Each call runs in the caller's thread (async_mode off, no service_timeout): Notifier._try limits
+# it itself. apprise's own timeout left a hung call on its process-wide worker pool, where a few
+# filled every worker (no other service's message went) and held the process's exit for good.
+ASSET = apprise.AppriseAsset(app_id="maskwatch", app_desc="maskwatch face-mask alerts", async_mode=False,
+                             service_timeout=0)
 
 
 # apprise's loggers and those of the HTTP parts under it: their lines name a URL's token (apprise's
@@ -87,7 +91,15 @@ def shown_notify_url(url: str) -> str:
     scheme only: which of its parts is a secret is then not known."""
     plugin, _ = _plugin(url)
     if plugin is not None:
-        return shown_url(plugin.url(privacy=True))
+        private = plugin.url(privacy=True)
+        shown = shown_url(private)
+        # What stands where a host would is shown where apprise masked it (`1...8`) or it is the
+        # service's host; else it is a secret apprise does not mask (ntfy://<topic> on ntfy.sh).
+        authority = re.split(r"[/?#]", private.partition("://")[2], maxsplit=1)[0].rpartition("@")[2]
+        host = str(getattr(plugin, "host", None) or "")
+        if "..." not in authority and not (host and host.lower() in authority.lower()):
+            return f"{private.partition('://')[0].lower()}://…"
+        return shown
     scheme, sep, _ = url.partition("://")
     return f"{scheme.lower()}://…" if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) else "…"
 
@@ -163,6 +175,9 @@ def event_message(event: dict, names: dict[str, str], tz: tzinfo | None) -> tupl
     title = f"{names.get(event['camera'], event['camera'])}: {WHO.get(event['label'], event['label'])}"
     lines = [camera_line(event["camera"], names), *([f"Zone: {event['zone']}"] if event["zone"] else []),
              f"When: {when(event['last_seen'], tz)}",
+             # an unassessable person has no label to be sure of (probability 0): "Certainty: 0 %" misled
+             f"Seen in {event['frames']} frames, too few of a large enough face to judge"
+             if event["label"] == "unassessable" else
              f"Certainty: {100 * event['probability']:.0f} % over {event['frames']} frames"]
     return title, "\n".join(lines)
 
@@ -193,6 +208,7 @@ class Notifier(AlertQueues):
         quiet_apprise()
         self.names, self.tz, self.snapshot_of = names or {}, tz, snapshot_of
         self._senders = []  # one per rule, used by its thread only
+        self._trying: list[threading.Thread | None] = [None] * len(rules)  # a try past its timeout, per rule
         for rule in rules:
             sender = apprise.Apprise(asset=ASSET)
             if not sender.add(rule.url):  # checked at config load; a rule made in code is said here
@@ -210,6 +226,22 @@ class Notifier(AlertQueues):
                        warning=event["label"] != "with_mask")
 
     def _try(self, index: int, rule: NotifyRule, message: Message) -> Failure | None:
+        """One try on a thread of its own, waited for `rule.timeout` seconds; one past it is left to
+        end in the background (a daemon: it holds neither the stop nor the exit), and no other try
+        of this URL starts while it runs, so a hung service holds one thread, not one per alert."""
+        if (hung := self._trying[index]) is not None and hung.is_alive():
+            return Failure(f"a try of more than {rule.timeout:g} s still has no answer")
+        outcome: list[Failure | None] = []
+        thread = threading.Thread(target=lambda: outcome.append(self._send(index, rule, message)),
+                                  name=f"maskwatch-notify-{index}-try", daemon=True)
+        thread.start()
+        thread.join(rule.timeout)
+        if not outcome:
+            self._trying[index] = thread
+            return Failure(f"no answer within {rule.timeout:g} s (the service may have it)")
+        return outcome[0]
+
+    def _send(self, index: int, rule: NotifyRule, message: Message) -> Failure | None:
         attach = None
         if message.attachment is not None and message.attachment.is_file():  # retention may have taken it
             attach = apprise.AppriseAttachment([str(message.attachment)], asset=ASSET)
@@ -220,14 +252,11 @@ class Notifier(AlertQueues):
         try:
             result = self._senders[index].notify(
                 body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
-                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
-                timeout=rule.timeout)
+                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO)
         except Exception as err:  # noqa: BLE001  a service's own bug ends no thread, as a webhook's failure
             return Failure(without_url(f"{type(err).__name__}: {err}", rule.url))
         if result:
             return None
         said = [entry.message for entry in result.logs()]  # its warnings and errors: the capture's default
         reason = said[-1] if said else f"apprise: {result.status.name.lower()}"
-        if result.status == apprise.AppriseResultStatus.TIMEOUT:
-            reason = f"no answer within {rule.timeout:g} s (the service may have it)"
         return Failure(without_url(reason, rule.url))

@@ -32,7 +32,7 @@ def read_record(out: Path) -> dict | None:
         record = json.loads((Path(out) / RUN_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    return record if isinstance(record, dict) and isinstance(record.get("settings"), dict) else None
 
 
 @dataclass
@@ -66,6 +66,9 @@ def earlier_run(out: Path, identity: dict, names: set[str], copies: bool = False
         return Resumed()  # nothing to go on from: the run starts afresh
     record = read_record(out)
     refuse = "; detect into another --out, or again without --resume to replace them (nothing was written)"
+    if record is None and (out / RUN_RECORD).exists():  # cut short, edited, or a later maskwatch's
+        raise OutputError(f"{out / RUN_RECORD}: not a record of a detect run this maskwatch can read, so which "
+                          f"source and settings the lines beside it are of is not known{refuse}")
     if record is None:
         raise OutputError(f"{lines_path}: no {RUN_RECORD} beside it says which source and settings its lines are "
                           f"of (written by a maskwatch before --resume, or not by detect){refuse}")
@@ -117,7 +120,8 @@ def stopped_part_way(out: Path) -> str | None:
             done = sum(block.count(b"\n") for block in iter(lambda: lines.read(1 << 20), b""))
     except OSError:
         return None
-    if not 0 < done < record.get("photos", 0):
+    photos = record.get("photos")
+    if not isinstance(photos, int) or not 0 < done < photos:
         return None
     return (f"{out} held a run on {record.get('source')} stopped after {done} of {record['photos']} photos, "
             "replaced now: `--resume` goes on from where a stopped run ended")
