@@ -1219,8 +1219,8 @@ def report(
 def backup(
     dest: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.")] = None,
-    database: Annotated[Optional[str], typer.Option(help="SQLite file (without --config).",
-                                                    show_default="maskwatch.db")] = None,
+    database: Annotated[Optional[str], typer.Option(help="SQLite file (without --config; default maskwatch.db).",
+                                                    show_default=False)] = None,
 ) -> None:
     """A consistent copy of a running site's SQLite database and snapshots (copying the .db file
     alone can lose what its -wal file holds). PostgreSQL: pg_dump."""

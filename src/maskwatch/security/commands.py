@@ -23,8 +23,8 @@ UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` 
 DEFAULT_DATABASE = "maskwatch.db"
 # None where not given: `--config site.yaml --database maskwatch.db` is refused as both given.
 Database = Annotated[Optional[str], typer.Option(
-    help="SQLite file or SQLAlchemy URL (without --config); `serve` reads the same default.",
-    show_default=DEFAULT_DATABASE)]
+    help=f"SQLite file or SQLAlchemy URL (without --config; default {DEFAULT_DATABASE}, as `serve` reads).",
+    show_default=False)]
 
 
 def _fail(message: str) -> None:
