@@ -250,6 +250,10 @@ storage: {{database: "{postgres.url}", snapshots: snaps}}
             refused = client.get(path, params={"camera": "a\x00b"})
             assert refused.status_code == 400 and refused.json()["error"].startswith("unknown camera 'a\\x00b'"), \
                 (path, refused.text)
+        for path in ("/v1/events", "/v1/compliance"):  # a zone alike (its names are written as camera ids)
+            refused = client.get(path, params={"zone": "a\x00b"})
+            assert refused.status_code == 404 and refused.json()["error"].startswith("unknown zone 'a\\x00b'"), \
+                (path, refused.text)
         frame = client.get("/v1/cameras/a%00b/frame.jpg")
         assert frame.status_code == 404 and frame.json()["error"].startswith("no camera 'a\\x00b'"), frame.text
     finally:
