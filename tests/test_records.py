@@ -71,3 +71,15 @@ def test_a_line_that_is_not_maskwatchs_is_named_by_file_and_line(tmp_path):
     # A last line a killed run cut short is left out; blank lines are passed over.
     path.write_text(good + "\n\n" + good + "\n" + good[:20])
     assert len(list(read_detections(path))) == 2
+
+
+def test_a_file_from_before_unassessable_is_read():
+    """Lines written before the `unassessable` label counted only the three classes: read_detections
+    refused every one of them as counts that are not its faces'."""
+    old = frame_record(FACES[:1], 64, 48, frame=0, name="a", time=0.0)
+    del old["counts"]["unassessable"]
+    assert list(FrameRecord.from_dict(old).faces) == FACES[:1]
+    wrong = frame_record(FACES[:2], 64, 48)  # an unassessable face its counts leave out: still refused
+    del wrong["counts"]["unassessable"]
+    with pytest.raises(ValueError, match="are not those of its faces"):
+        FrameRecord.from_dict(wrong)

@@ -62,7 +62,9 @@ class FrameRecord:
             raise ValueError(f"a frame's width and height are whole numbers over 0, got {width!r} and {height!r}")
         if not isinstance(detected, bool):
             raise ValueError(f"a frame's detected is true or false, got {detected!r}")
-        if record["counts"] != count_labels(faces):
+        # A label the counts lack is one no face may have: files from before `unassessable` have none.
+        counted = {label: n for label, n in count_labels(faces).items() if n or label in record["counts"]}
+        if record["counts"] != counted:
             raise ValueError(f"its counts {record['counts']} are not those of its faces {count_labels(faces)}")
         frame, name, time = record.get("frame"), record.get("name"), record.get("time")
         if (frame is None) != (name is None) or (frame is None) != (time is None):
