@@ -340,3 +340,22 @@ def test_what_a_report_names_is_checked_with_the_files_other_fields(tmp_path):
         load_site_config(path, environ={})
     assert [p.split(":")[0] for p in err.value.problems] == [
         "camera 'door', field 'fps'", "field 'reports.0.at'", "field 'reports.0.cameras'", "field 'reports.0.zones'"]
+
+
+def test_two_sites_on_one_database_send_a_report_once(tmp_path):
+    """Two processes running the same site on one database (a rolling restart, a second `run` with
+    another port): both had read when each report last went before its time, and both sent it."""
+    path = site_file(tmp_path, "[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    config = load_site_config(path, environ={})
+    names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+    stores = [EventStore(config.storage.database, config.storage.snapshots, retention_days=10_000) for _ in range(2)]
+    try:
+        first, second = (ReportScheduler(reports_of(config), store, ReportSender(reports_of(config), names=names),
+                                         names, {}, BERLIN) for store in stores)
+        assert first.check(now=utc("2026-09-21T15:50Z")) == second.check(now=utc("2026-09-21T15:50Z")) == []
+        assert len(first.check(now=utc("2026-09-21T16:00:10Z"))) == 1
+        assert second.check(now=utc("2026-09-21T16:00:20Z")) == []
+        assert second.check(now=utc("2026-09-22T16:00:05Z")) and first.check(now=utc("2026-09-22T16:00:15Z")) == []
+    finally:
+        for store in stores:
+            store.close()

@@ -19,7 +19,8 @@ again, the last report it missed, once, saying it is late; earlier ones missed t
 in that message and the log, not sent (a week down sends one daily report, not seven). A report
 that was never sent before (new in the file, or its schedule or filters changed) owes nothing
 from before the site's start. The record is written before the report is queued: a database that
-cannot be written sends nothing until it can (never the same report twice), and a report queued
+cannot be written sends nothing until it can (never the same report twice, nor by two processes
+on one database: the database decides which marks it), and a report queued
 when the site is stopped goes within the stop's 10 s or is counted as not delivered in the log.
 
 Everything runs on the scheduler's thread and each URL's queue (alerts.AlertQueues): no camera
@@ -36,7 +37,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time as clock_time, timedelta, tzinfo
 from typing import Callable
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, insert, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
 from maskwatch.runtime import ProblemLog
@@ -88,10 +90,21 @@ class SentReports:
         with self.engine.connect() as connection:
             return {row.report: row.due for row in connection.execute(select(reports_sent))}
 
-    def mark(self, key: str, due: float) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(delete(reports_sent).where(reports_sent.c.report == key))
-            connection.execute(insert(reports_sent).values(report=key, due=due))
+    def mark(self, key: str, due: float) -> bool:
+        """Record that `key` was due at `due` and is being sent, unless that or a later time is
+        recorded already (by another process on this database: a rolling restart, a second `run`);
+        True where this call recorded it, and so sends it. One statement decides, in the database."""
+        try:
+            with self.engine.begin() as connection:
+                if connection.execute(update(reports_sent).where(reports_sent.c.report == key, reports_sent.c.due < due)
+                                      .values(due=due)).rowcount:
+                    return True
+                if connection.execute(select(reports_sent.c.due).where(reports_sent.c.report == key)).first():
+                    return False
+                connection.execute(insert(reports_sent).values(report=key, due=due))
+                return True
+        except IntegrityError:  # another process inserted it between the two
+            return False
 
 
 @dataclass(frozen=True)
@@ -284,8 +297,9 @@ class ReportScheduler:
                 continue
             missed = len(report.schedule.dues_between(sent, due.at)) if sent > float("-inf") else 0
             message = compose(report, due, due.at, self.store, self.names, self.zones_of, self.tz, now, missed)
-            self.sent.mark(report.key, due.at)  # before it is queued: never twice
             self._sent[report.key] = due.at
+            if not self.sent.mark(report.key, due.at):  # before it is queued: never twice, by any process
+                continue
             if missed:
                 log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
                             "is sent now", report.name, missed, "report" if missed == 1 else "reports",
