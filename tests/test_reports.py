@@ -218,6 +218,7 @@ def test_a_weekly_report_is_the_seven_days_before_its_day(make):
     ("[{urls: 'json://h/r', every: month}]", "field 'reports.0.every': Input should be 'day' or 'week'"),
     ("[{urls: 'json://h/r', every: week, day: friday}]", "field 'reports.0.day': Input should be 'mon', 'tue'"),
     ("[{urls: 'json://h/r', day: fri}]", "field 'reports.0': day: fri is the day a weekly report is sent"),
+    ("[{urls: 'json://h/r', covers: yesterday}]", "field 'reports.0.covers': Input should be 'current' or 'previous'"),
     ("[{urls: 'json://h/r', cameras: [nope]}]", "field 'reports.0.cameras': no such cameras ['nope']; cameras: door, till"),
     ("[{urls: 'json://h/r', zones: [dor]}]", "field 'reports.0.zones': no camera has the zones ['dor']; zones: queue"),
     ("[{urls: []}]", "field 'reports.0.urls': List should have at least 1 item"),
@@ -301,14 +302,16 @@ def test_the_documented_entries_load(tmp_path):
 
     environ = {"MAIL_PASSWORD": SECRET, "TEAMS_WORKFLOW_URL": "https://prod-00.westus.logic.azure.com:443/workflows/0123456789abcdef/triggers/"
                                      f"manual/paths/invoke?api-version=2016-06-01&sig={SECRET}",
-               "CAM_PASSWORD": "x", "WEBHOOK_SECRET": "0123456789"}
+               "CAM_PASSWORD": "x", "WEBHOOK_SECRET": "0123456789",
+               "SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T0123/B0456/{SECRET}"}
     docs = (ROOT / "docs" / "site.md").read_text()
     (section,) = [part for part in docs.split("\n## ") if part.startswith("Scheduled reports")]
     (entries, *_) = section.split("```yaml\n")[1].split("```")
     path = tmp_path / "site.yaml"
     path.write_text("cameras:\n  entrance: {source: webcam:0, zones: {door: [[0, 0], [1, 0], [1, 1]]}}\n" + entries)
-    daily, weekly = load_site_config(path, environ=environ).reports
+    daily, morning, weekly = load_site_config(path, environ=environ).reports
     assert (daily.every, daily.at, weekly.every, weekly.day, weekly.at) == ("day", "18:00", "week", "mon", "07:00")
+    assert (morning.at, morning.previous_day) == ("07:00", True)
     assert weekly.cameras == ["entrance"] and weekly.zones == ["door"]
     lines = (ROOT / "examples" / "site.yaml").read_text().splitlines()
     first = lines.index(next(line for line in lines if line.startswith("# reports:")))
@@ -359,3 +362,36 @@ def test_two_sites_on_one_database_send_a_report_once(tmp_path):
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_daily_report_sent_in_the_morning_covers_the_whole_day_before(make, tmp_path):
+    """`covers: previous`: at 07:00 the day before, midnight to midnight in the site's timezone,
+    across the night the clocks go back (25 hours in Berlin: 2026-10-25)."""
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '07:00', covers: previous}]")
+    seen(scheduler.store, "2026-10-24T21:30Z", BARE)  # 23:30 CEST on the 24th: the day before
+    seen(scheduler.store, "2026-10-24T22:30Z", MASKED)  # 00:30 CEST on the 25th
+    seen(scheduler.store, "2026-10-25T22:30Z", MASKED)  # 23:30 CET on the 25th: its 25th hour
+    seen(scheduler.store, "2026-10-25T23:30Z", BARE)  # 00:30 CET on the 26th: the next day's
+    seen(scheduler.store, "2026-10-26T05:30Z", BARE)  # 06:30 on the 26th, before the report: not in it
+    assert scheduler.check(now=utc("2026-10-26T05:50Z")) == []
+    (message,) = scheduler.check(now=utc("2026-10-26T06:00:10Z"))
+    assert message.title == "Mask compliance Sun 2026-10-25"
+    assert message.body.splitlines()[0].startswith("Front door: 2 people: 2 with a mask, 0 without")
+    assert message.document[0] == "maskwatch-2026-10-25-2026-10-25.csv"
+    assert [row.split(",")[:4] for row in message.document[1].splitlines()[1:]] == [["2026-10-25", "door", "", "2"]]
+    assert scheduler.reports[0].name == "report 0 (every day at 07:00, the previous day)"
+    (entry,) = load_site_config(tmp_path / "site.yaml", environ={}).reports
+    assert entry.schedule() == "every day at 07:00, the previous day"  # as run --check lists it
+    (today,) = reports_of(load_site_config(site_file(tmp_path, "[{urls: 'json://h/r', at: '07:00'}]"), environ={}))
+    assert today.key != scheduler.reports[0].key  # another report: it owes nothing from before the change
+
+
+def test_a_weekly_report_covers_the_previous_week_written_or_not(tmp_path):
+    written, unwritten = (load_site_config(site_file(tmp_path, f"[{{urls: 'json://h/r', every: week{covers}}}]"),
+                                           environ={}) for covers in (", covers: previous", ""))
+    assert reports_of(written)[0].key == reports_of(unwritten)[0].key
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(site_file(tmp_path, "[{urls: 'json://h/r', every: week, covers: current}]"), environ={})
+    assert err.value.problems == ["field 'reports.0': covers: current is a daily report's (its day up to `at`); a "
+                                  "weekly one covers the 7 days before the day it is sent: remove it, or write "
+                                  "covers: previous"]

@@ -10,8 +10,9 @@ When: `at` on the wall clock of the site's timezone, every day or on one `day` o
 time the clocks skip (02:30 on the night they go forward) sends at the jump (03:00), a time they
 go back over (02:30 on the night they go back) once, at its first passing (hours.first_instant).
 
-Periods: `every: day` is the site's day it is sent on, from its midnight up to `at`; `every: week`
-the 7 whole days before the day it is sent (sent on Monday: Monday to Sunday of last week).
+Periods: `every: day` is the site's day it is sent on, from its midnight up to `at` (with `covers:
+previous`, the whole day before it: sent in the morning); `every: week` the 7 whole days before
+the day it is sent (sent on Monday: Monday to Sunday of last week).
 
 Missed reports: the last time each report was due and handed to its services is kept in the
 site's database (table reports_sent). A site that was down at that time sends, when it starts
@@ -160,21 +161,24 @@ class Report:
     retries: int = 5
     timeout: float = 30.0
     key: str = ""  # its row in reports_sent
+    previous_day: bool = False  # every: day, covers: previous: the whole day before the day it is sent
 
     @property
     def name(self) -> str:
         """How the log names it: `report 0 (every day at 18:00)`."""
         days = DAYS[self.schedule.weekday] if self.every == "week" else "day"
-        return f"report {self.index} (every {days} at {self.schedule.at:%H:%M})"
+        covers = ", the previous day" if self.previous_day else ""
+        return f"report {self.index} (every {days} at {self.schedule.at:%H:%M}{covers})"
 
     def admits(self, row: dict) -> bool:
         return (not self.cameras or row["camera"] in self.cameras) and (not self.zones or row["zone"] in self.zones)
 
     def period(self, due: Due, until: float) -> tuple[date, date, float]:
         """Its first and last day for a report sent on `due.day` at `until`, and the instant its counts end."""
-        if self.every == "day":
+        if self.every == "day" and not self.previous_day:
             return due.day, due.day, until
-        return due.day - timedelta(days=7), due.day - timedelta(days=1), day_start(due.day, self.schedule.tz)
+        days = 7 if self.every == "week" else 1
+        return due.day - timedelta(days=days), due.day - timedelta(days=1), day_start(due.day, self.schedule.tz)
 
 
 def reports_of(config) -> list[Report]:
@@ -185,12 +189,12 @@ def reports_of(config) -> list[Report]:
         weekday = DAYS.index(entry.day or "mon") if entry.every == "week" else None
         hour, minute = map(int, entry.at.split(":"))
         described = "|".join((entry.every, entry.at, str(weekday), ",".join(sorted(entry.cameras)),
-                              ",".join(sorted(entry.zones))))
+                              ",".join(sorted(entry.zones)), *(["previous"] if entry.previous_day else [])))
         seen[described] = seen.get(described, -1) + 1
         key = f"{hashlib.sha256(described.encode()).hexdigest()[:16]}-{seen[described]}"
         reports.append(Report(index, entry.every, Schedule(clock_time(hour, minute), weekday, config.tz()),
                               tuple(entry.urls), tuple(entry.cameras), tuple(entry.zones), entry.retries,
-                              entry.timeout, key))
+                              entry.timeout, key, entry.previous_day))
     return reports
 
 
@@ -228,7 +232,9 @@ def compose(report: Report, due: Due, until: float, store, names: dict[str, str]
     def where(camera: str, zone: str | None) -> str:
         return names.get(camera, camera) + (f", {zone}" if zone else ", outside the zones" if zone == "" else "")
 
-    if report.every == "day":
+    if report.previous_day:
+        title = f"Mask compliance {first:%a %Y-%m-%d}"
+    elif report.every == "day":
         title = f"Mask compliance {first:%a %Y-%m-%d}, until {datetime.fromtimestamp(until, tz):%H:%M}"
     else:
         title = f"Mask compliance {first:%a %Y-%m-%d} to {last:%a %Y-%m-%d}"
