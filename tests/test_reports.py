@@ -395,3 +395,48 @@ def test_a_weekly_report_covers_the_previous_week_written_or_not(tmp_path):
     assert err.value.problems == ["field 'reports.0': covers: current is a daily report's (its day up to `at`); a "
                                   "weekly one covers the 7 days before the day it is sent: remove it, or write "
                                   "covers: previous"]
+
+
+def test_a_report_is_report_csv_for_its_period_with_the_cameras_not_running(tmp_path):
+    """The same week's (and day's) report.csv from the site's API, to the byte: the running door,
+    till (enabled: false) and old (removed from the file), whose history is still stored; each
+    line's figures are its camera's rows summed, as compliance_fields computes them."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import create_app
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=False)
+    path = tmp_path / "site.yaml"
+    path.write_text(path.read_text() + "reports: [{urls: 'json://h/r', every: week, at: '07:00'},"
+                                       " {urls: 'json://h/r', at: '07:00', covers: previous, cameras: [till]}]\n")
+    config = load_site_config(path, environ={})
+    weekly, daily = reports_of(config)
+    names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+    scheduler = ReportScheduler([weekly, daily], site.store, ReportSender([weekly, daily], names=names), names,
+                                {"door": ["queue"]}, BERLIN)
+    client = TestClient(create_app(detector, site=site), base_url="http://127.0.0.1")  # no lifespan: no camera
+    try:
+        scheduler.check(now=utc("2026-09-23T04:50Z"))
+        (day,) = scheduler.check(now=utc("2026-09-23T05:00:10Z"))  # 07:00 on the 23rd: the 22nd
+        sent = scheduler.check(now=utc("2026-09-28T05:00:10Z"))  # Monday 07:00: the 21st to the 27th
+        (week,) = [message for message in sent if message.title.endswith(" to Sun 2026-09-27")]
+        for message, period in ((week, {"from": "2026-09-21", "to": "2026-09-27"}),
+                                (day, {"from": "2026-09-22", "to": "2026-09-22"})):
+            answer = client.get("/v1/report.csv", params=period)
+            assert message.document[0] in answer.headers["content-disposition"]
+            expected = [row for row in answer.text.splitlines()[1:] if message is week or ",till," in row]
+            assert message.document[1].splitlines() == answer.text.splitlines()[:1] + expected
+        rows = list(csv.DictReader(io.StringIO(client.get("/v1/report.csv", params={"from": "2026-09-21",
+                                                                                     "to": "2026-09-27"}).text)))
+        for line in week.body.splitlines()[:3]:
+            camera = {"Front door": "door"}.get(line.split(":")[0], line.split(":")[0])
+            total = {label: sum(int(r[label]) for r in rows if r["camera"] == camera)
+                     for label in ("with_mask", "without_mask", "mask_weared_incorrect")}
+            figures = {name: f"{round(100 * value, 2):g}" for name, value in compliance_fields(total).items()}
+            assert line.endswith(f"masked {figures['compliance']} % (95 % interval {figures['compliance_low']}-"
+                                 f"{figures['compliance_high']} %)"), line
+        assert [line.split(":")[0] for line in week.body.splitlines()[:3]] == ["Front door", "old", "till"]
+        assert day.title == "Mask compliance Tue 2026-09-22" and day.body.startswith("till: 2 people")
+    finally:
+        site.store.close()
