@@ -20,6 +20,7 @@ from maskwatch.site.report import REPORT_COLUMNS
 from maskwatch.site.reports import ReportScheduler, ReportSender, Schedule, reports_of
 from tests.test_alerts import Receiver
 from tests.test_events import person
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_notify import BERLIN, SECRET, RootLog, json_url, messages
 
 MASKED, BARE, WRONG, UNDECIDED = (0.9, 0.05, 0.05), (0.05, 0.9, 0.05), (0.05, 0.05, 0.9), None
@@ -440,3 +441,33 @@ def test_a_report_is_report_csv_for_its_period_with_the_cameras_not_running(tmp_
         assert day.title == "Mask compliance Tue 2026-09-22" and day.body.startswith("till: 2 people")
     finally:
         site.store.close()
+
+
+def test_reports_on_postgresql_are_kept_and_sent_once_by_two_processes(postgres, tmp_path):  # noqa: F811
+    """The site on PostgreSQL: reports_sent made by its migration, two processes (each its own
+    engine) send a report once, a restart reads when it last went and owes the one it missed."""
+    from sqlalchemy import inspect
+
+    path = site_file(tmp_path, "[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    path.write_text(path.read_text() + f"storage: {{database: '{postgres.url}'}}\n")
+    config = load_site_config(path, environ={})
+    names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+
+    def scheduler(store):
+        return ReportScheduler(reports_of(config), store, ReportSender(reports_of(config), names=names), names, {},
+                               BERLIN)
+
+    stores = [EventStore(postgres.url, tmp_path / "snaps", retention_days=10_000) for _ in range(3)]
+    try:
+        seen(stores[0], "2026-09-21T07:00Z", MASKED)
+        first, second = scheduler(stores[0]), scheduler(stores[1])
+        assert {"reports_sent", "reports_schema_version"} <= set(inspect(stores[0].engine).get_table_names())
+        assert first.check(now=utc("2026-09-21T15:50Z")) == second.check(now=utc("2026-09-21T15:50Z")) == []
+        sent = second.check(now=utc("2026-09-21T16:00:05Z")) + first.check(now=utc("2026-09-21T16:00:10Z"))
+        assert [m.body.splitlines()[0][:30] for m in sent] == ["Front door: 1 person: 1 with a"]
+        (late,) = scheduler(stores[2]).check(now=utc("2026-09-23T05:00Z"))  # down on the 22nd at 18:00
+        assert late.title == "Mask compliance Tue 2026-09-22, until 18:00" and "Sent late" in late.body
+        assert first.sent.read() == {first.reports[0].key: utc("2026-09-22T16:00Z")}
+    finally:
+        for store in stores:
+            store.close()
