@@ -471,3 +471,49 @@ def test_reports_on_postgresql_are_kept_and_sent_once_by_two_processes(postgres,
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_sites_timezone_changed_makes_its_reports_new_ones(tmp_path):
+    """Europe/Berlin changed to Australia/Sydney at 11:00 in Berlin (19:00 in Sydney, after its
+    18:00): the site sent at once a report 'late, when the site was not running', which was running.
+    Another timezone is another schedule, as another `at`: nothing owed from before the start."""
+    def scheduler(zone: str, store=None) -> ReportScheduler:
+        path = site_file(tmp_path, "[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+        path.write_text(path.read_text().replace("Europe/Berlin", zone))
+        config = load_site_config(path, environ={})
+        chosen = reports_of(config)
+        store = store or EventStore(config.storage.database, retention_days=10_000)
+        return ReportScheduler(chosen, store, ReportSender(chosen), {"door": "Front door"}, {}, config.tz())
+
+    berlin = scheduler("Europe/Berlin")
+    try:
+        berlin.check(now=utc("2026-09-21T15:50Z"))
+        assert berlin.check(now=utc("2026-09-21T16:00:10Z"))
+        sydney = scheduler("Australia/Sydney", berlin.store)
+        assert sydney.check(now=utc("2026-09-22T09:00Z")) == []
+        (on_time,) = sydney.check(now=utc("2026-09-23T08:00:10Z"))  # 18:00:10 AEST
+        assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00" and "late" not in on_time.body
+        assert scheduler("Australia/Sydney", berlin.store).check(now=utc("2026-09-23T08:05Z")) == []  # a restart
+    finally:
+        berlin.store.close()
+
+
+def test_the_schedule_across_sydneys_clock_changes():
+    """The southern hemisphere: forward on 2026-10-04 (02:00 AEST is 03:00 AEDT), back on
+    2026-04-05 (03:00 AEDT is 02:00 AEST); a previous-day report's day is 23 or 25 hours long."""
+    from zoneinfo import ZoneInfo
+
+    from maskwatch.site.reports import Report
+
+    sydney = ZoneInfo("Australia/Sydney")
+    daily = Schedule(datetime.strptime("02:30", "%H:%M").time(), tz=sydney)
+    assert daily.due_on(date(2026, 10, 4)).at == utc("2026-10-03T16:00Z")  # at the jump, 03:00 AEDT
+    assert daily.due_on(date(2026, 4, 5)).at == utc("2026-04-04T15:30Z")  # the first 02:30, AEDT
+    assert [due.at for due in daily.dues_between(utc("2026-04-03T16:00Z"), utc("2026-04-06T17:00Z"))] == [
+        utc("2026-04-04T15:30Z"), utc("2026-04-05T16:30Z"), utc("2026-04-06T16:30Z")]
+    morning = Report(0, "day", Schedule(datetime.strptime("07:00", "%H:%M").time(), tz=sydney), ("json://h/r",),
+                     previous_day=True)
+    for sent_on, hours in ((date(2026, 4, 6), 25), (date(2026, 10, 5), 23)):
+        first, last, end = morning.period(morning.schedule.due_on(sent_on), 0)
+        start = datetime(first.year, first.month, first.day, tzinfo=sydney).timestamp()
+        assert first == last == sent_on.replace(day=sent_on.day - 1) and end - start == hours * 3600

@@ -18,11 +18,11 @@ Missed reports: the last time each report was due and handed to its services is 
 site's database (table reports_sent). A site that was down at that time sends, when it starts
 again, the last report it missed, once, saying it is late; earlier ones missed too are counted
 in that message and the log, not sent (a week down sends one daily report, not seven). A report
-that was never sent before (new in the file, or its schedule or filters changed) owes nothing
-from before the site's start. The record is written before the report is queued: a database that
-cannot be written sends nothing until it can (never the same report twice, nor by two processes
-on one database: the database decides which marks it), and a report queued
-when the site is stopped goes within the stop's 10 s or is counted as not delivered in the log.
+that was never sent before (new in the file, or its schedule, the site's timezone or its filters
+changed) owes nothing from before the site's start. The record is written before the report is
+queued: a database that cannot be written sends nothing until it can (never the same report
+twice, nor by two processes on one database: the database decides which marks it), and a report
+queued when the site is stopped goes within the stop's 10 s or is counted as not delivered in the log.
 
 Everything runs on the scheduler's thread and each URL's queue (alerts.AlertQueues): no camera
 waits for a report.
@@ -182,14 +182,16 @@ class Report:
 
 
 def reports_of(config) -> list[Report]:
-    """The site config's `reports:` as Reports, each keyed by its schedule and filters (not its URLs,
-    which hold secrets: the key is stored), two alike told apart by their order."""
+    """The site config's `reports:` as Reports, each keyed by its schedule (the site's timezone too)
+    and filters (not its URLs, which hold secrets: the key is stored), two alike told apart by their
+    order."""
     reports, seen = [], {}
     for index, entry in enumerate(config.reports):
         weekday = DAYS.index(entry.day or "mon") if entry.every == "week" else None
         hour, minute = map(int, entry.at.split(":"))
         described = "|".join((entry.every, entry.at, str(weekday), ",".join(sorted(entry.cameras)),
-                              ",".join(sorted(entry.zones)), *(["previous"] if entry.previous_day else [])))
+                              ",".join(sorted(entry.zones)), *(["previous"] if entry.previous_day else []),
+                              config.timezone or "local"))  # another timezone: another instant, another report
         seen[described] = seen.get(described, -1) + 1
         key = f"{hashlib.sha256(described.encode()).hexdigest()[:16]}-{seen[described]}"
         reports.append(Report(index, entry.every, Schedule(clock_time(hour, minute), weekday, config.tz()),
