@@ -517,3 +517,46 @@ def test_the_schedule_across_sydneys_clock_changes():
         first, last, end = morning.period(morning.schedule.due_on(sent_on), 0)
         start = datetime(first.year, first.month, first.day, tzinfo=sydney).timestamp()
         assert first == last == sent_on.replace(day=sent_on.day - 1) and end - start == hours * 3600
+
+
+def test_a_large_sites_report_is_split_to_fit_each_service(tmp_path, receiver):
+    """100 cameras of 3 zones: 300 lines, 40,000 characters. apprise sent each service the whole
+    text as one message, past its limit (Telegram takes 4,096, ntfy 7,800, json:// 32,768): the
+    service refused it and the report never came. It is now split in pieces within the service's
+    limit, in order, the CSV attached once; an `overflow=` the URL names stands."""
+    from dataclasses import replace
+
+    import apprise
+
+    cameras = "".join(f"  cam{n:03d}: {{name: Camera {n:03d}, source: 'webcam:{n}', zones: {{entrance: "
+                      "[[0, 0], [1, 0], [1, 1]], queue: [[0, 0], [1, 0], [0, 1]], till: [[0, 1], [1, 0], [1, 1]]}}\n"
+                      for n in range(100))
+    chosen_by_url = Receiver()
+    path = tmp_path / "site.yaml"
+    path.write_text(f"cameras:\n{cameras}timezone: Europe/Berlin\nreports: [{{urls: ['{json_url(receiver)}', "
+                    f"'{json_url(chosen_by_url)}?overflow=upstream'], zones: [entrance, queue, till]}}]\n")
+    config = load_site_config(path, environ={})
+    store = EventStore(config.storage.database, retention_days=10_000)
+    try:
+        for n in range(100):
+            for zone in ("entrance", "queue", "till"):
+                seen(store, "2026-09-21T07:00Z", MASKED, camera=f"cam{n:03d}", zone=zone)
+        chosen = reports_of(config)
+        names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+        scheduler = ReportScheduler(chosen, store, ReportSender(chosen, names=names), names,
+                                    {camera_id: list(camera.zones) for camera_id, camera in config.cameras.items()},
+                                    BERLIN)
+        scheduler.sender.start()
+        scheduler.check(now=utc("2026-09-21T15:00Z"))
+        (made,) = scheduler.check(now=utc("2026-09-21T16:00:10Z"))
+        scheduler.sender.stop()
+        (telegram,) = ReportSender([replace(chosen[0], urls=("tgram://123456789:abcdefgh/12345",))])._senders[0]
+    finally:
+        store.close()
+        chosen_by_url.close()
+    assert len(made.body) > 40_000 and telegram.overflow_mode == apprise.common.OverflowMode.SPLIT
+    assert all(len(piece["body"]) <= 4096 for piece in telegram._apply_overflow(made.body, made.title))
+    split, (whole,) = messages(receiver), messages(chosen_by_url)
+    assert len(split) == 2 and all(len(m["message"]) <= 32_768 for m in split)
+    assert "\n".join(m["message"] for m in split).split() == made.body.split() == whole["message"].split()
+    assert [len(m.get("attachments") or []) for m in split] == [1, 0] and len(whole["attachments"]) == 1

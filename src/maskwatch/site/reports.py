@@ -37,7 +37,9 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, time as clock_time, timedelta, tzinfo
 from typing import Callable
+from urllib.parse import parse_qs, urlsplit
 
+from apprise.common import OverflowMode
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -253,7 +255,12 @@ def compose(report: Report, due: Due, until: float, store, names: dict[str, str]
 
 
 class ReportSender(Notifier):
-    """The reports' messages, a queue and thread per URL (a mail server's outage delays no other)."""
+    """The reports' messages, a queue and thread per URL (a mail server's outage delays no other).
+
+    A report has a line per camera (and zone): 27 of them passed Telegram's 4,096 characters, and
+    apprise hands a service the whole text by default (its "upstream" overflow), which the service
+    refuses. Each URL is sent with apprise's `overflow=split` unless it names its own: pieces
+    within the service's limit as apprise knows it, in order, the CSV attached once."""
 
     kind = "report"
 
@@ -261,6 +268,10 @@ class ReportSender(Notifier):
         rules = [NotifyRule(url, retries=report.retries, timeout=report.timeout)
                  for report in reports for url in report.urls]
         super().__init__(rules, **notifier)
+        for rule, sender in zip(self.rules, self._senders):
+            if "overflow" not in parse_qs(urlsplit(rule.url).query):  # a choice in the URL stands
+                for service in sender:  # a site's report past a service's limit is cut in pieces it takes
+                    service.overflow_mode = OverflowMode.SPLIT
         self._rules_of, start = {}, 0
         for report in reports:
             self._rules_of[report.index] = range(start, start + len(report.urls))
