@@ -222,6 +222,8 @@ def test_a_weekly_report_is_the_seven_days_before_its_day(make):
     ("[{urls: 'json://h/r', covers: yesterday}]", "field 'reports.0.covers': Input should be 'current' or 'previous'"),
     ("[{urls: 'json://h/r', cameras: [nope]}]", "field 'reports.0.cameras': no such cameras ['nope']; cameras: door, till"),
     ("[{urls: 'json://h/r', zones: [dor]}]", "field 'reports.0.zones': no camera has the zones ['dor']; zones: queue"),
+    ("[{urls: 'json://h/r', cameras: [till], zones: [queue]}]",
+     "field 'reports.0.zones': the cameras named have no zone ['queue'] (another camera has); their zones: none"),
     ("[{urls: []}]", "field 'reports.0.urls': List should have at least 1 item"),
     (f"[{{urls: 'tgram://{SECRET}/'}}]", "field 'reports.0.urls.0': not a Telegram URL apprise can use"),
     ("[{urls: 'json://h/r', hour: 18}]", "field 'reports.0.hour': unknown setting (a typo?)"),

@@ -604,6 +604,11 @@ def reference_problems(zones_of: dict[str, list[str]], targets: dict[str, list[t
             if unknown_zones := [z for z in target_zones if z not in every_zone]:
                 problems.append(f"field '{section}.{i}.zones': no camera has the zones {unknown_zones}; "
                                 f"zones: {', '.join(sorted(every_zone)) or 'none'}")
+            elif target_cameras and not unknown and (
+                    elsewhere := [z for z in target_zones if not any(z in zones_of[c] for c in target_cameras)]):
+                theirs = sorted({zone for c in target_cameras for zone in zones_of[c]})
+                problems.append(f"field '{section}.{i}.zones': the cameras named have no zone {elsewhere} (another "
+                                f"camera has); their zones: {', '.join(theirs) or 'none'}")
     for i, (camera, zone) in enumerate(rules):
         where = f"field 'alerts.compliance.{i}"
         if camera is not None and camera not in zones_of:
