@@ -562,3 +562,20 @@ def test_a_large_sites_report_is_split_to_fit_each_service(tmp_path, receiver):
     assert len(split) == 2 and all(len(m["message"]) <= 32_768 for m in split)
     assert "\n".join(m["message"] for m in split).split() == made.body.split() == whole["message"].split()
     assert [len(m.get("attachments") or []) for m in split] == [1, 0] and len(whole["attachments"]) == 1
+
+
+def test_a_report_the_database_could_not_mark_is_sent_when_it_can(make):
+    """The database refuses the mark (here its table gone a while): nothing is sent, and the report
+    goes at the next check that can mark it, not never."""
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.reports import reports_sent
+
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    assert scheduler.check(now=utc("2026-09-21T15:50Z")) == []
+    reports_sent.drop(scheduler.store.engine)
+    with pytest.raises(OperationalError):
+        scheduler.check(now=utc("2026-09-21T16:00:10Z"))
+    reports_sent.create(scheduler.store.engine)
+    (late,) = scheduler.check(now=utc("2026-09-21T16:00:40Z"))
+    assert late.title == "Mask compliance Mon 2026-09-21, until 18:00"

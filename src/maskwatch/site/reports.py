@@ -316,8 +316,9 @@ class ReportScheduler:
                 continue
             missed = len(report.schedule.dues_between(sent, due.at)) if sent > float("-inf") else 0
             message = compose(report, due, due.at, self.store, self.names, self.zones_of, self.tz, now, missed)
-            self._sent[report.key] = due.at
-            if not self.sent.mark(report.key, due.at):  # before it is queued: never twice, by any process
+            marked = self.sent.mark(report.key, due.at)  # before it is queued: never twice, by any process
+            self._sent[report.key] = due.at  # marked here or by another process: sent either way
+            if not marked:
                 continue
             if missed:
                 log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
