@@ -220,6 +220,8 @@ def test_a_weekly_report_is_the_seven_days_before_its_day(make):
     ("[{urls: 'json://h/r', every: week, day: friday}]", "field 'reports.0.day': Input should be 'mon', 'tue'"),
     ("[{urls: 'json://h/r', day: fri}]", "field 'reports.0': day: fri is the day a weekly report is sent"),
     ("[{urls: 'json://h/r', covers: yesterday}]", "field 'reports.0.covers': Input should be 'current' or 'previous'"),
+    ("[{urls: 'json://h/r', at: '0:00'}]", "field 'reports.0': at: \"00:00\" ends a daily report at the midnight it "
+                                          "starts, with no one in it; for the day before write covers: previous"),
     ("[{urls: 'json://h/r', cameras: [nope]}]", "field 'reports.0.cameras': no such cameras ['nope']; cameras: door, till"),
     ("[{urls: 'json://h/r', zones: [dor]}]", "field 'reports.0.zones': no camera has the zones ['dor']; zones: queue"),
     ("[{urls: 'json://h/r', cameras: [till], zones: [queue]}]",

@@ -478,6 +478,9 @@ class ReportConfig(Section):
         if self.every == "day" and self.day is not None:
             raise ValueError(f"day: {self.day} is the day a weekly report is sent; with every: day remove it, "
                              "or write every: week")
+        if self.every == "day" and self.covers != "previous" and self.at == "00:00":
+            raise ValueError('at: "00:00" ends a daily report at the midnight it starts, with no one in it; for '
+                             "the day before write covers: previous")
         if self.every == "week" and self.covers == "current":
             raise ValueError("covers: current is a daily report's (its day up to `at`); a weekly one covers the "
                              "7 days before the day it is sent: remove it, or write covers: previous")
