@@ -444,8 +444,8 @@ class ReportConfig(Section):
 
     urls: list[Annotated[str, AfterValidator(_apprise_url)]] = Field(
         min_length=1, description="apprise URLs (mailto://, slack://, workflows://, ntfy:// ...), each sent on its own")
-    every: Literal["day", "week"] = Field("day", description="day: that day's report up to `at`; week: the 7 days "
-                                                            "before `day`")
+    every: Literal["day", "week"] = Field("day", description="day: a day's report (its day up to `at`, or the day "
+                                                            "before: covers); week: the 7 days before `day`")
     covers: Literal["current", "previous"] | None = Field(
         None, description="current: the day it is sent on, up to `at` (every: day's default); previous: the whole "
                           "day before it (every: week: the 7 days before, its only period)")
