@@ -96,7 +96,9 @@ class SentReports:
     def mark(self, key: str, due: float) -> bool:
         """Record that `key` was due at `due` and is being sent, unless that or a later time is
         recorded already (by another process on this database: a rolling restart, a second `run`);
-        True where this call recorded it, and so sends it. One statement decides, in the database."""
+        True where this call recorded it, and so sends it. The database decides: an update only of an
+        earlier time (PostgreSQL re-reads a row another process changed meanwhile), or an insert
+        that only one process can make."""
         try:
             with self.engine.begin() as connection:
                 if connection.execute(update(reports_sent).where(reports_sent.c.report == key, reports_sent.c.due < due)
