@@ -20,6 +20,7 @@ from maskwatch.site.report import REPORT_COLUMNS
 from maskwatch.site.reports import ReportScheduler, ReportSender, Schedule, reports_of
 from tests.test_alerts import Receiver
 from tests.test_events import person
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_notify import BERLIN, SECRET, RootLog, json_url, messages
 
 MASKED, BARE, WRONG, UNDECIDED = (0.9, 0.05, 0.05), (0.05, 0.9, 0.05), (0.05, 0.05, 0.9), None
@@ -218,8 +219,13 @@ def test_a_weekly_report_is_the_seven_days_before_its_day(make):
     ("[{urls: 'json://h/r', every: month}]", "field 'reports.0.every': Input should be 'day' or 'week'"),
     ("[{urls: 'json://h/r', every: week, day: friday}]", "field 'reports.0.day': Input should be 'mon', 'tue'"),
     ("[{urls: 'json://h/r', day: fri}]", "field 'reports.0': day: fri is the day a weekly report is sent"),
+    ("[{urls: 'json://h/r', covers: yesterday}]", "field 'reports.0.covers': Input should be 'current' or 'previous'"),
+    ("[{urls: 'json://h/r', at: '0:00'}]", "field 'reports.0': at: \"00:00\" ends a daily report at the midnight it "
+                                          "starts, with no one in it; for the day before write covers: previous"),
     ("[{urls: 'json://h/r', cameras: [nope]}]", "field 'reports.0.cameras': no such cameras ['nope']; cameras: door, till"),
     ("[{urls: 'json://h/r', zones: [dor]}]", "field 'reports.0.zones': no camera has the zones ['dor']; zones: queue"),
+    ("[{urls: 'json://h/r', cameras: [till], zones: [queue]}]",
+     "field 'reports.0.zones': the cameras named have no zone ['queue'] (another camera has); their zones: none"),
     ("[{urls: []}]", "field 'reports.0.urls': List should have at least 1 item"),
     (f"[{{urls: 'tgram://{SECRET}/'}}]", "field 'reports.0.urls.0': not a Telegram URL apprise can use"),
     ("[{urls: 'json://h/r', hour: 18}]", "field 'reports.0.hour': unknown setting (a typo?)"),
@@ -301,14 +307,16 @@ def test_the_documented_entries_load(tmp_path):
 
     environ = {"MAIL_PASSWORD": SECRET, "TEAMS_WORKFLOW_URL": "https://prod-00.westus.logic.azure.com:443/workflows/0123456789abcdef/triggers/"
                                      f"manual/paths/invoke?api-version=2016-06-01&sig={SECRET}",
-               "CAM_PASSWORD": "x", "WEBHOOK_SECRET": "0123456789"}
+               "CAM_PASSWORD": "x", "WEBHOOK_SECRET": "0123456789",
+               "SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T0123/B0456/{SECRET}"}
     docs = (ROOT / "docs" / "site.md").read_text()
     (section,) = [part for part in docs.split("\n## ") if part.startswith("Scheduled reports")]
     (entries, *_) = section.split("```yaml\n")[1].split("```")
     path = tmp_path / "site.yaml"
     path.write_text("cameras:\n  entrance: {source: webcam:0, zones: {door: [[0, 0], [1, 0], [1, 1]]}}\n" + entries)
-    daily, weekly = load_site_config(path, environ=environ).reports
+    daily, morning, weekly = load_site_config(path, environ=environ).reports
     assert (daily.every, daily.at, weekly.every, weekly.day, weekly.at) == ("day", "18:00", "week", "mon", "07:00")
+    assert (morning.at, morning.previous_day) == ("07:00", True)
     assert weekly.cameras == ["entrance"] and weekly.zones == ["door"]
     lines = (ROOT / "examples" / "site.yaml").read_text().splitlines()
     first = lines.index(next(line for line in lines if line.startswith("# reports:")))
@@ -340,3 +348,236 @@ def test_what_a_report_names_is_checked_with_the_files_other_fields(tmp_path):
         load_site_config(path, environ={})
     assert [p.split(":")[0] for p in err.value.problems] == [
         "camera 'door', field 'fps'", "field 'reports.0.at'", "field 'reports.0.cameras'", "field 'reports.0.zones'"]
+
+
+def test_two_sites_on_one_database_send_a_report_once(tmp_path):
+    """Two processes running the same site on one database (a rolling restart, a second `run` with
+    another port): both had read when each report last went before its time, and both sent it."""
+    path = site_file(tmp_path, "[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    config = load_site_config(path, environ={})
+    names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+    stores = [EventStore(config.storage.database, config.storage.snapshots, retention_days=10_000) for _ in range(2)]
+    try:
+        first, second = (ReportScheduler(reports_of(config), store, ReportSender(reports_of(config), names=names),
+                                         names, {}, BERLIN) for store in stores)
+        assert first.check(now=utc("2026-09-21T15:50Z")) == second.check(now=utc("2026-09-21T15:50Z")) == []
+        assert len(first.check(now=utc("2026-09-21T16:00:10Z"))) == 1
+        assert second.check(now=utc("2026-09-21T16:00:20Z")) == []
+        assert second.check(now=utc("2026-09-22T16:00:05Z")) and first.check(now=utc("2026-09-22T16:00:15Z")) == []
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_daily_report_sent_in_the_morning_covers_the_whole_day_before(make, tmp_path):
+    """`covers: previous`: at 07:00 the day before, midnight to midnight in the site's timezone,
+    across the night the clocks go back (25 hours in Berlin: 2026-10-25)."""
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '07:00', covers: previous}]")
+    seen(scheduler.store, "2026-10-24T21:30Z", BARE)  # 23:30 CEST on the 24th: the day before
+    seen(scheduler.store, "2026-10-24T22:30Z", MASKED)  # 00:30 CEST on the 25th
+    seen(scheduler.store, "2026-10-25T22:30Z", MASKED)  # 23:30 CET on the 25th: its 25th hour
+    seen(scheduler.store, "2026-10-25T23:30Z", BARE)  # 00:30 CET on the 26th: the next day's
+    seen(scheduler.store, "2026-10-26T05:30Z", BARE)  # 06:30 on the 26th, before the report: not in it
+    assert scheduler.check(now=utc("2026-10-26T05:50Z")) == []
+    (message,) = scheduler.check(now=utc("2026-10-26T06:00:10Z"))
+    assert message.title == "Mask compliance Sun 2026-10-25"
+    assert message.body.splitlines()[0].startswith("Front door: 2 people: 2 with a mask, 0 without")
+    assert message.document[0] == "maskwatch-2026-10-25-2026-10-25.csv"
+    assert [row.split(",")[:4] for row in message.document[1].splitlines()[1:]] == [["2026-10-25", "door", "", "2"]]
+    assert scheduler.reports[0].name == "report 0 (every day at 07:00, the previous day)"
+    (entry,) = load_site_config(tmp_path / "site.yaml", environ={}).reports
+    assert entry.schedule() == "every day at 07:00, the previous day"  # as run --check lists it
+    (today,) = reports_of(load_site_config(site_file(tmp_path, "[{urls: 'json://h/r', at: '07:00'}]"), environ={}))
+    assert today.key != scheduler.reports[0].key  # another report: it owes nothing from before the change
+
+
+def test_a_weekly_report_covers_the_previous_week_written_or_not(tmp_path):
+    written, unwritten = (load_site_config(site_file(tmp_path, f"[{{urls: 'json://h/r', every: week{covers}}}]"),
+                                           environ={}) for covers in (", covers: previous", ""))
+    assert reports_of(written)[0].key == reports_of(unwritten)[0].key
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(site_file(tmp_path, "[{urls: 'json://h/r', every: week, covers: current}]"), environ={})
+    assert err.value.problems == ["field 'reports.0': covers: current is a daily report's (its day up to `at`); a "
+                                  "weekly one covers the 7 days before the day it is sent: remove it, or write "
+                                  "covers: previous"]
+
+
+def test_a_report_is_report_csv_for_its_period_with_the_cameras_not_running(tmp_path):
+    """The same week's (and day's) report.csv from the site's API, to the byte: the running door,
+    till (enabled: false) and old (removed from the file), whose history is still stored; each
+    line's figures are its camera's rows summed, as compliance_fields computes them."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import create_app
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=False)
+    path = tmp_path / "site.yaml"
+    path.write_text(path.read_text() + "reports: [{urls: 'json://h/r', every: week, at: '07:00'},"
+                                       " {urls: 'json://h/r', at: '07:00', covers: previous, cameras: [till]}]\n")
+    config = load_site_config(path, environ={})
+    weekly, daily = reports_of(config)
+    names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+    scheduler = ReportScheduler([weekly, daily], site.store, ReportSender([weekly, daily], names=names), names,
+                                {"door": ["queue"]}, BERLIN)
+    client = TestClient(create_app(detector, site=site), base_url="http://127.0.0.1")  # no lifespan: no camera
+    try:
+        scheduler.check(now=utc("2026-09-23T04:50Z"))
+        (day,) = scheduler.check(now=utc("2026-09-23T05:00:10Z"))  # 07:00 on the 23rd: the 22nd
+        sent = scheduler.check(now=utc("2026-09-28T05:00:10Z"))  # Monday 07:00: the 21st to the 27th
+        (week,) = [message for message in sent if message.title.endswith(" to Sun 2026-09-27")]
+        for message, period in ((week, {"from": "2026-09-21", "to": "2026-09-27"}),
+                                (day, {"from": "2026-09-22", "to": "2026-09-22"})):
+            answer = client.get("/v1/report.csv", params=period)
+            assert message.document[0] in answer.headers["content-disposition"]
+            expected = [row for row in answer.text.splitlines()[1:] if message is week or ",till," in row]
+            assert message.document[1].splitlines() == answer.text.splitlines()[:1] + expected
+        rows = list(csv.DictReader(io.StringIO(client.get("/v1/report.csv", params={"from": "2026-09-21",
+                                                                                     "to": "2026-09-27"}).text)))
+        for line in week.body.splitlines()[:3]:
+            camera = {"Front door": "door"}.get(line.split(":")[0], line.split(":")[0])
+            total = {label: sum(int(r[label]) for r in rows if r["camera"] == camera)
+                     for label in ("with_mask", "without_mask", "mask_weared_incorrect")}
+            figures = {name: f"{round(100 * value, 2):g}" for name, value in compliance_fields(total).items()}
+            assert line.endswith(f"masked {figures['compliance']} % (95 % interval {figures['compliance_low']}-"
+                                 f"{figures['compliance_high']} %)"), line
+        assert [line.split(":")[0] for line in week.body.splitlines()[:3]] == ["Front door", "old", "till"]
+        assert day.title == "Mask compliance Tue 2026-09-22" and day.body.startswith("till: 2 people")
+    finally:
+        site.store.close()
+
+
+def test_reports_on_postgresql_are_kept_and_sent_once_by_two_processes(postgres, tmp_path):  # noqa: F811
+    """The site on PostgreSQL: reports_sent made by its migration, two processes (each its own
+    engine) send a report once, a restart reads when it last went and owes the one it missed."""
+    from sqlalchemy import inspect
+
+    path = site_file(tmp_path, "[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    path.write_text(path.read_text() + f"storage: {{database: '{postgres.url}'}}\n")
+    config = load_site_config(path, environ={})
+    names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+
+    def scheduler(store):
+        return ReportScheduler(reports_of(config), store, ReportSender(reports_of(config), names=names), names, {},
+                               BERLIN)
+
+    stores = [EventStore(postgres.url, tmp_path / "snaps", retention_days=10_000) for _ in range(3)]
+    try:
+        seen(stores[0], "2026-09-21T07:00Z", MASKED)
+        first, second = scheduler(stores[0]), scheduler(stores[1])
+        assert {"reports_sent", "reports_schema_version"} <= set(inspect(stores[0].engine).get_table_names())
+        assert first.check(now=utc("2026-09-21T15:50Z")) == second.check(now=utc("2026-09-21T15:50Z")) == []
+        sent = second.check(now=utc("2026-09-21T16:00:05Z")) + first.check(now=utc("2026-09-21T16:00:10Z"))
+        assert [m.body.splitlines()[0][:30] for m in sent] == ["Front door: 1 person: 1 with a"]
+        (late,) = scheduler(stores[2]).check(now=utc("2026-09-23T05:00Z"))  # down on the 22nd at 18:00
+        assert late.title == "Mask compliance Tue 2026-09-22, until 18:00" and "Sent late" in late.body
+        assert first.sent.read() == {first.reports[0].key: utc("2026-09-22T16:00Z")}
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_sites_timezone_changed_makes_its_reports_new_ones(tmp_path):
+    """Europe/Berlin changed to Australia/Sydney at 11:00 in Berlin (19:00 in Sydney, after its
+    18:00): the site sent at once a report 'late, when the site was not running', which was running.
+    Another timezone is another schedule, as another `at`: nothing owed from before the start."""
+    def scheduler(zone: str, store=None) -> ReportScheduler:
+        path = site_file(tmp_path, "[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+        path.write_text(path.read_text().replace("Europe/Berlin", zone))
+        config = load_site_config(path, environ={})
+        chosen = reports_of(config)
+        store = store or EventStore(config.storage.database, retention_days=10_000)
+        return ReportScheduler(chosen, store, ReportSender(chosen), {"door": "Front door"}, {}, config.tz())
+
+    berlin = scheduler("Europe/Berlin")
+    try:
+        berlin.check(now=utc("2026-09-21T15:50Z"))
+        assert berlin.check(now=utc("2026-09-21T16:00:10Z"))
+        sydney = scheduler("Australia/Sydney", berlin.store)
+        assert sydney.check(now=utc("2026-09-22T09:00Z")) == []
+        (on_time,) = sydney.check(now=utc("2026-09-23T08:00:10Z"))  # 18:00:10 AEST
+        assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00" and "late" not in on_time.body
+        assert scheduler("Australia/Sydney", berlin.store).check(now=utc("2026-09-23T08:05Z")) == []  # a restart
+    finally:
+        berlin.store.close()
+
+
+def test_the_schedule_across_sydneys_clock_changes():
+    """The southern hemisphere: forward on 2026-10-04 (02:00 AEST is 03:00 AEDT), back on
+    2026-04-05 (03:00 AEDT is 02:00 AEST); a previous-day report's day is 23 or 25 hours long."""
+    from zoneinfo import ZoneInfo
+
+    from maskwatch.site.reports import Report
+
+    sydney = ZoneInfo("Australia/Sydney")
+    daily = Schedule(datetime.strptime("02:30", "%H:%M").time(), tz=sydney)
+    assert daily.due_on(date(2026, 10, 4)).at == utc("2026-10-03T16:00Z")  # at the jump, 03:00 AEDT
+    assert daily.due_on(date(2026, 4, 5)).at == utc("2026-04-04T15:30Z")  # the first 02:30, AEDT
+    assert [due.at for due in daily.dues_between(utc("2026-04-03T16:00Z"), utc("2026-04-06T17:00Z"))] == [
+        utc("2026-04-04T15:30Z"), utc("2026-04-05T16:30Z"), utc("2026-04-06T16:30Z")]
+    morning = Report(0, "day", Schedule(datetime.strptime("07:00", "%H:%M").time(), tz=sydney), ("json://h/r",),
+                     previous_day=True)
+    for sent_on, hours in ((date(2026, 4, 6), 25), (date(2026, 10, 5), 23)):
+        first, last, end = morning.period(morning.schedule.due_on(sent_on), 0)
+        start = datetime(first.year, first.month, first.day, tzinfo=sydney).timestamp()
+        assert first == last == sent_on.replace(day=sent_on.day - 1) and end - start == hours * 3600
+
+
+def test_a_large_sites_report_is_split_to_fit_each_service(tmp_path, receiver):
+    """100 cameras of 3 zones: 300 lines, 40,000 characters. apprise sent each service the whole
+    text as one message, past its limit (Telegram takes 4,096, ntfy 7,800, json:// 32,768): the
+    service refused it and the report never came. It is now split in pieces within the service's
+    limit, in order, the CSV attached once; an `overflow=` the URL names stands."""
+    from dataclasses import replace
+
+    import apprise
+
+    cameras = "".join(f"  cam{n:03d}: {{name: Camera {n:03d}, source: 'webcam:{n}', zones: {{entrance: "
+                      "[[0, 0], [1, 0], [1, 1]], queue: [[0, 0], [1, 0], [0, 1]], till: [[0, 1], [1, 0], [1, 1]]}}\n"
+                      for n in range(100))
+    chosen_by_url = Receiver()
+    path = tmp_path / "site.yaml"
+    path.write_text(f"cameras:\n{cameras}timezone: Europe/Berlin\nreports: [{{urls: ['{json_url(receiver)}', "
+                    f"'{json_url(chosen_by_url)}?overflow=upstream'], zones: [entrance, queue, till]}}]\n")
+    config = load_site_config(path, environ={})
+    store = EventStore(config.storage.database, retention_days=10_000)
+    try:
+        for n in range(100):
+            for zone in ("entrance", "queue", "till"):
+                seen(store, "2026-09-21T07:00Z", MASKED, camera=f"cam{n:03d}", zone=zone)
+        chosen = reports_of(config)
+        names = {camera_id: camera.name for camera_id, camera in config.cameras.items()}
+        scheduler = ReportScheduler(chosen, store, ReportSender(chosen, names=names), names,
+                                    {camera_id: list(camera.zones) for camera_id, camera in config.cameras.items()},
+                                    BERLIN)
+        scheduler.sender.start()
+        scheduler.check(now=utc("2026-09-21T15:00Z"))
+        (made,) = scheduler.check(now=utc("2026-09-21T16:00:10Z"))
+        scheduler.sender.stop()
+        (telegram,) = ReportSender([replace(chosen[0], urls=("tgram://123456789:abcdefgh/12345",))])._senders[0]
+    finally:
+        store.close()
+        chosen_by_url.close()
+    assert len(made.body) > 40_000 and telegram.overflow_mode == apprise.common.OverflowMode.SPLIT
+    assert all(len(piece["body"]) <= 4096 for piece in telegram._apply_overflow(made.body, made.title))
+    split, (whole,) = messages(receiver), messages(chosen_by_url)
+    assert len(split) == 2 and all(len(m["message"]) <= 32_768 for m in split)
+    assert "\n".join(m["message"] for m in split).split() == made.body.split() == whole["message"].split()
+    assert [len(m.get("attachments") or []) for m in split] == [1, 0] and len(whole["attachments"]) == 1
+
+
+def test_a_report_the_database_could_not_mark_is_sent_when_it_can(make):
+    """The database refuses the mark (here its table gone a while): nothing is sent, and the report
+    goes at the next check that can mark it, not never."""
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.reports import reports_sent
+
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    assert scheduler.check(now=utc("2026-09-21T15:50Z")) == []
+    reports_sent.drop(scheduler.store.engine)
+    with pytest.raises(OperationalError):
+        scheduler.check(now=utc("2026-09-21T16:00:10Z"))
+    reports_sent.create(scheduler.store.engine)
+    (late,) = scheduler.check(now=utc("2026-09-21T16:00:40Z"))
+    assert late.title == "Mask compliance Mon 2026-09-21, until 18:00"

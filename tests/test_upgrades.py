@@ -170,3 +170,23 @@ def test_a_snapshot_that_cannot_be_copied_is_one_line_and_leaves_no_half_copy(tm
     assert result.exit_code == 1 and "door-2.jpg: cannot copy it" in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_an_older_sites_database_takes_the_reports_and_its_backup_keeps_when_they_went(tmp_path, caplog):
+    """A database of a maskwatch from before `reports:` gets reports_sent at the site's start, said
+    as nothing migrated; `maskwatch backup` copies it, so a site restored from the copy neither sends
+    again a report the original sent nor forgets the one it owes."""
+    from maskwatch.site.reports import SentReports
+
+    restore(DATA / "site-fb7f4a3.sql", tmp_path / "site.db")
+    store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        sent = SentReports(store.engine, store.url)
+    assert "reports schema" not in caplog.text and sent.read() == {}
+    assert sent.mark("daily", NOW) and not sent.mark("daily", NOW) and sent.mark("daily", NOW + 86400)
+    store.close()
+    copy, events, _ = backup_site(str(tmp_path / "site.db"), None, tmp_path / "backup")
+    restored = EventStore(str(copy), retention_days=100_000)
+    assert events == 6 and SentReports(restored.engine, restored.url).read() == {"daily": NOW + 86400}
+    restored.close()

@@ -1161,8 +1161,9 @@ def report(
     send: Annotated[Optional[int], typer.Option("--send", help="Send report N (its number in `reports:`, from 0) "
                                                 "now, once, and say whether each service took it.")] = None,
 ) -> None:
-    """Print a site's scheduled reports as they would read now (today so far; a weekly one the 7
-    days before today), or send one now to test its services; the schedule is left as it is."""
+    """Print a site's scheduled reports as they would read now (today so far; one with `covers:
+    previous` yesterday; a weekly one the 7 days before today), or send one now to test its
+    services; the schedule is left as it is."""
     _need("report", "serve")
     import time
     from dataclasses import replace

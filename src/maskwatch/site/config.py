@@ -444,8 +444,11 @@ class ReportConfig(Section):
 
     urls: list[Annotated[str, AfterValidator(_apprise_url)]] = Field(
         min_length=1, description="apprise URLs (mailto://, slack://, workflows://, ntfy:// ...), each sent on its own")
-    every: Literal["day", "week"] = Field("day", description="day: that day's report up to `at`; week: the 7 days "
-                                                            "before `day`")
+    every: Literal["day", "week"] = Field("day", description="day: a day's report (its day up to `at`, or the day "
+                                                            "before: covers); week: the 7 days before `day`")
+    covers: Literal["current", "previous"] | None = Field(
+        None, description="current: the day it is sent on, up to `at` (every: day's default); previous: the whole "
+                          "day before it (every: week: the 7 days before, its only period)")
     at: str = Field("18:00", description="HH:MM in the site's timezone")
     day: Literal[DAYS] | None = Field(None, description="with every: week, the day it is sent (default: mon)")
     cameras: list[str] = Field(default_factory=list, description="cameras reported (default: all)")
@@ -475,11 +478,25 @@ class ReportConfig(Section):
         if self.every == "day" and self.day is not None:
             raise ValueError(f"day: {self.day} is the day a weekly report is sent; with every: day remove it, "
                              "or write every: week")
+        if self.every == "day" and self.covers != "previous" and self.at == "00:00":
+            raise ValueError('at: "00:00" ends a daily report at the midnight it starts, with no one in it; for '
+                             "the day before write covers: previous")
+        if self.every == "week" and self.covers == "current":
+            raise ValueError("covers: current is a daily report's (its day up to `at`); a weekly one covers the "
+                             "7 days before the day it is sent: remove it, or write covers: previous")
         return self
 
+    @property
+    def previous_day(self) -> bool:
+        """A daily report of the whole day before the one it is sent on (`covers: previous`)."""
+        return self.every == "day" and self.covers == "previous"
+
     def schedule(self) -> str:
-        """How `run --check` and the log name it: "every mon at 07:00", "every day at 18:00"."""
-        return f"every {self.day or 'mon'} at {self.at}" if self.every == "week" else f"every day at {self.at}"
+        """How `run --check` and the log name it: "every mon at 07:00", "every day at 18:00",
+        "every day at 07:00, the previous day"."""
+        if self.every == "week":
+            return f"every {self.day or 'mon'} at {self.at}"
+        return f"every day at {self.at}" + (", the previous day" if self.previous_day else "")
 
 
 class MqttConfig(Section):
@@ -590,6 +607,11 @@ def reference_problems(zones_of: dict[str, list[str]], targets: dict[str, list[t
             if unknown_zones := [z for z in target_zones if z not in every_zone]:
                 problems.append(f"field '{section}.{i}.zones': no camera has the zones {unknown_zones}; "
                                 f"zones: {', '.join(sorted(every_zone)) or 'none'}")
+            elif target_cameras and not unknown and (
+                    elsewhere := [z for z in target_zones if not any(z in zones_of[c] for c in target_cameras)]):
+                theirs = sorted({zone for c in target_cameras for zone in zones_of[c]})
+                problems.append(f"field '{section}.{i}.zones': the cameras named have no zone {elsewhere} (another "
+                                f"camera has); their zones: {', '.join(theirs) or 'none'}")
     for i, (camera, zone) in enumerate(rules):
         where = f"field 'alerts.compliance.{i}"
         if camera is not None and camera not in zones_of:

@@ -10,17 +10,19 @@ When: `at` on the wall clock of the site's timezone, every day or on one `day` o
 time the clocks skip (02:30 on the night they go forward) sends at the jump (03:00), a time they
 go back over (02:30 on the night they go back) once, at its first passing (hours.first_instant).
 
-Periods: `every: day` is the site's day it is sent on, from its midnight up to `at`; `every: week`
-the 7 whole days before the day it is sent (sent on Monday: Monday to Sunday of last week).
+Periods: `every: day` is the site's day it is sent on, from its midnight up to `at` (with `covers:
+previous`, the whole day before it: sent in the morning); `every: week` the 7 whole days before
+the day it is sent (sent on Monday: Monday to Sunday of last week).
 
 Missed reports: the last time each report was due and handed to its services is kept in the
 site's database (table reports_sent). A site that was down at that time sends, when it starts
 again, the last report it missed, once, saying it is late; earlier ones missed too are counted
 in that message and the log, not sent (a week down sends one daily report, not seven). A report
-that was never sent before (new in the file, or its schedule or filters changed) owes nothing
-from before the site's start. The record is written before the report is queued: a database that
-cannot be written sends nothing until it can (never the same report twice), and a report queued
-when the site is stopped goes within the stop's 10 s or is counted as not delivered in the log.
+that was never sent before (new in the file, or its schedule, the site's timezone or its filters
+changed) owes nothing from before the site's start. The record is written before the report is
+queued: a database that cannot be written sends nothing until it can (never the same report
+twice, nor by two processes on one database: the database decides which marks it), and a report
+queued when the site is stopped goes within the stop's 10 s or is counted as not delivered in the log.
 
 Everything runs on the scheduler's thread and each URL's queue (alerts.AlertQueues): no camera
 waits for a report.
@@ -35,8 +37,11 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, time as clock_time, timedelta, tzinfo
 from typing import Callable
+from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, insert, select
+from apprise.common import OverflowMode
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
 from maskwatch.runtime import ProblemLog
@@ -88,10 +93,23 @@ class SentReports:
         with self.engine.connect() as connection:
             return {row.report: row.due for row in connection.execute(select(reports_sent))}
 
-    def mark(self, key: str, due: float) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(delete(reports_sent).where(reports_sent.c.report == key))
-            connection.execute(insert(reports_sent).values(report=key, due=due))
+    def mark(self, key: str, due: float) -> bool:
+        """Record that `key` was due at `due` and is being sent, unless that or a later time is
+        recorded already (by another process on this database: a rolling restart, a second `run`);
+        True where this call recorded it, and so sends it. The database decides: an update only of an
+        earlier time (PostgreSQL re-reads a row another process changed meanwhile), or an insert
+        that only one process can make."""
+        try:
+            with self.engine.begin() as connection:
+                if connection.execute(update(reports_sent).where(reports_sent.c.report == key, reports_sent.c.due < due)
+                                      .values(due=due)).rowcount:
+                    return True
+                if connection.execute(select(reports_sent.c.due).where(reports_sent.c.report == key)).first():
+                    return False
+                connection.execute(insert(reports_sent).values(report=key, due=due))
+                return True
+        except IntegrityError:  # another process inserted it between the two
+            return False
 
 
 @dataclass(frozen=True)
@@ -147,37 +165,42 @@ class Report:
     retries: int = 5
     timeout: float = 30.0
     key: str = ""  # its row in reports_sent
+    previous_day: bool = False  # every: day, covers: previous: the whole day before the day it is sent
 
     @property
     def name(self) -> str:
         """How the log names it: `report 0 (every day at 18:00)`."""
         days = DAYS[self.schedule.weekday] if self.every == "week" else "day"
-        return f"report {self.index} (every {days} at {self.schedule.at:%H:%M})"
+        covers = ", the previous day" if self.previous_day else ""
+        return f"report {self.index} (every {days} at {self.schedule.at:%H:%M}{covers})"
 
     def admits(self, row: dict) -> bool:
         return (not self.cameras or row["camera"] in self.cameras) and (not self.zones or row["zone"] in self.zones)
 
     def period(self, due: Due, until: float) -> tuple[date, date, float]:
         """Its first and last day for a report sent on `due.day` at `until`, and the instant its counts end."""
-        if self.every == "day":
+        if self.every == "day" and not self.previous_day:
             return due.day, due.day, until
-        return due.day - timedelta(days=7), due.day - timedelta(days=1), day_start(due.day, self.schedule.tz)
+        days = 7 if self.every == "week" else 1
+        return due.day - timedelta(days=days), due.day - timedelta(days=1), day_start(due.day, self.schedule.tz)
 
 
 def reports_of(config) -> list[Report]:
-    """The site config's `reports:` as Reports, each keyed by its schedule and filters (not its URLs,
-    which hold secrets: the key is stored), two alike told apart by their order."""
+    """The site config's `reports:` as Reports, each keyed by its schedule (the site's timezone too)
+    and filters (not its URLs, which hold secrets: the key is stored), two alike told apart by their
+    order."""
     reports, seen = [], {}
     for index, entry in enumerate(config.reports):
         weekday = DAYS.index(entry.day or "mon") if entry.every == "week" else None
         hour, minute = map(int, entry.at.split(":"))
         described = "|".join((entry.every, entry.at, str(weekday), ",".join(sorted(entry.cameras)),
-                              ",".join(sorted(entry.zones))))
+                              ",".join(sorted(entry.zones)), *(["previous"] if entry.previous_day else []),
+                              config.timezone or "local"))  # another timezone: another instant, another report
         seen[described] = seen.get(described, -1) + 1
         key = f"{hashlib.sha256(described.encode()).hexdigest()[:16]}-{seen[described]}"
         reports.append(Report(index, entry.every, Schedule(clock_time(hour, minute), weekday, config.tz()),
                               tuple(entry.urls), tuple(entry.cameras), tuple(entry.zones), entry.retries,
-                              entry.timeout, key))
+                              entry.timeout, key, entry.previous_day))
     return reports
 
 
@@ -215,7 +238,9 @@ def compose(report: Report, due: Due, until: float, store, names: dict[str, str]
     def where(camera: str, zone: str | None) -> str:
         return names.get(camera, camera) + (f", {zone}" if zone else ", outside the zones" if zone == "" else "")
 
-    if report.every == "day":
+    if report.previous_day:
+        title = f"Mask compliance {first:%a %Y-%m-%d}"
+    elif report.every == "day":
         title = f"Mask compliance {first:%a %Y-%m-%d}, until {datetime.fromtimestamp(until, tz):%H:%M}"
     else:
         title = f"Mask compliance {first:%a %Y-%m-%d} to {last:%a %Y-%m-%d}"
@@ -232,7 +257,12 @@ def compose(report: Report, due: Due, until: float, store, names: dict[str, str]
 
 
 class ReportSender(Notifier):
-    """The reports' messages, a queue and thread per URL (a mail server's outage delays no other)."""
+    """The reports' messages, a queue and thread per URL (a mail server's outage delays no other).
+
+    A report has a line per camera (and zone): 27 of them passed Telegram's 4,096 characters, and
+    apprise hands a service the whole text by default (its "upstream" overflow), which the service
+    refuses. Each URL is sent with apprise's `overflow=split` unless it names its own: pieces
+    within the service's limit as apprise knows it, in order, the CSV attached once."""
 
     kind = "report"
 
@@ -240,6 +270,10 @@ class ReportSender(Notifier):
         rules = [NotifyRule(url, retries=report.retries, timeout=report.timeout)
                  for report in reports for url in report.urls]
         super().__init__(rules, **notifier)
+        for rule, sender in zip(self.rules, self._senders):
+            if "overflow" not in parse_qs(urlsplit(rule.url).query):  # a choice in the URL stands
+                for service in sender:  # a site's report past a service's limit is cut in pieces it takes
+                    service.overflow_mode = OverflowMode.SPLIT
         self._rules_of, start = {}, 0
         for report in reports:
             self._rules_of[report.index] = range(start, start + len(report.urls))
@@ -284,8 +318,10 @@ class ReportScheduler:
                 continue
             missed = len(report.schedule.dues_between(sent, due.at)) if sent > float("-inf") else 0
             message = compose(report, due, due.at, self.store, self.names, self.zones_of, self.tz, now, missed)
-            self.sent.mark(report.key, due.at)  # before it is queued: never twice
-            self._sent[report.key] = due.at
+            marked = self.sent.mark(report.key, due.at)  # before it is queued: never twice, by any process
+            self._sent[report.key] = due.at  # marked here or by another process: sent either way
+            if not marked:
+                continue
             if missed:
                 log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
                             "is sent now", report.name, missed, "report" if missed == 1 else "reports",
