@@ -219,3 +219,30 @@ def test_each_page_is_one_range_of_an_index_in_order(tmp_path, where):
     assert "_last_seen_id" in plan[0], plan
     assert "TEMP B-TREE" in " ".join(unordered)  # what a sort looks like in a plan
     store.close()
+
+
+def test_a_viewers_several_cameras_are_a_range_of_each_ones_index_merged(tmp_path):
+    """camera IN (their list) read every event of theirs after the cursor and sorted them all, at
+    each page: each camera's page is read from its index now, and only those merged."""
+    store = EventStore(str(tmp_path / "site.db"), privacy=True)
+    with store.engine.begin() as connection:
+        connection.execute(insert(events), crowd_rows(300, NOW))
+    every = store.events(limit=1000)
+    mine = [e for e in every if e["camera"] in ("door", "till") and e["label"] == "with_mask"]
+    pages, before = [], None
+    while page := store.events(limit=9, before=before, cameras=["till", "door", "door"], label="with_mask"):
+        pages += page
+        before = (page[-1]["last_seen"], page[-1]["id"])
+    assert pages == mine and len(mine) > 50
+    assert store.events(cameras=[]) == [] and store.events(cameras=["old"], limit=3) == [
+        e for e in every if e["camera"] == "old"][:3]
+    sent = []
+    sa_event.listen(store.engine, "before_cursor_execute",
+                    lambda _conn, _cursor, statement, parameters, _context, _many: sent.append((statement, parameters)))
+    store.events(limit=100, before=(NOW + 60, 10**6), cameras=["door", "till"])
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + sent[-1][0], sent[-1][1])]
+    reads = [step for step in plan if "events" in step]
+    assert len(reads) == 2 and all(step.startswith("SEARCH events USING INDEX events_by_camera_last_seen_id")
+                                   for step in reads), plan
+    store.close()

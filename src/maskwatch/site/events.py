@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, create_engine, delete, event, func,
-                        insert, inspect, literal, select, text, tuple_, update)
+                        insert, inspect, literal, select, text, tuple_, union_all, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 
@@ -385,21 +385,27 @@ class EventStore:
         viewer's list); before: a cursor (last_seen, id), the events after it in that order: the
         last event of a page gives the next page, whatever was stored since and whatever ties in
         last_seen (one range of an index, READ_INDEXES)."""
-        query = select(events).order_by(events.c.last_seen.desc(), events.c.id.desc()).limit(limit)
-        if until is not None:
-            query = query.where(events.c.last_seen < until)
-        if before is not None:
-            query = query.where(tuple_(events.c.last_seen, events.c.id) < tuple_(*before))
-        if camera is not None:
-            query = query.where(events.c.camera == camera)
-        if cameras is not None:
-            query = query.where(events.c.camera.in_(cameras))
-        if zone is not None:
-            query = query.where(events.c.zone == zone)
-        if label is not None:
-            query = query.where(events.c.label == label)
+        newest_first = (events.c.last_seen.desc(), events.c.id.desc())
+        where = [column == value for column, value in ((events.c.camera, camera), (events.c.zone, zone),
+                                                       (events.c.label, label)) if value is not None]
         if since is not None:
-            query = query.where(events.c.last_seen >= since)
+            where.append(events.c.last_seen >= since)
+        if until is not None:
+            where.append(events.c.last_seen < until)
+        if before is not None:
+            where.append(tuple_(events.c.last_seen, events.c.id) < tuple_(*before))
+        if cameras is not None and camera is None and len(set(cameras)) > 1:
+            # A viewer's several cameras: each camera's newest `limit`, one range of its index each,
+            # merged. camera IN (...) read every event of theirs after the cursor and sorted them,
+            # at each page.
+            each = [select(select(events).where(*where, events.c.camera == one).order_by(*newest_first)
+                           .limit(limit).subquery()) for one in sorted(set(cameras))]
+            merged = union_all(*each).subquery()
+            query = select(merged).order_by(merged.c.last_seen.desc(), merged.c.id.desc()).limit(limit)
+        else:
+            if cameras is not None:
+                where.append(events.c.camera.in_(cameras))
+            query = select(events).where(*where).order_by(*newest_first).limit(limit)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
