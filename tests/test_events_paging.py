@@ -174,6 +174,58 @@ def test_the_csv_holds_the_events_of_the_json_pages_cell_for_cell(site_clients):
     assert every[-1]["last_seen"].endswith("+00:00") and every[-1]["first_seen"] == "2026-09-21T08:04:55.000+00:00"
 
 
+def test_the_export_is_read_a_page_at_a_time(site_clients):
+    """A month of a busy site is 100k rows: the export reads 1000 at a time, each its own short read."""
+    site, admin, _, _ = site_clients
+    reads = []
+    listener = lambda _conn, _cursor, statement, _parameters, _context, _many: reads.append(statement)  # noqa: E731
+    sa_event.listen(site.store.engine, "before_cursor_execute", listener)
+    try:
+        rows = rows_of(admin)
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", listener)
+    pages = [statement for statement in reads if "FROM events" in statement and "ORDER BY" in statement]
+    assert len(rows) > 2500 and len(pages) == len(rows) // 1000 + 1
+    assert [row["id"] for row in rows] == [str(i) for i in stored_ids(site.store)]
+
+
+def test_an_export_the_database_fails_midway_says_it_is_incomplete(site_clients, caplog):
+    """The answer has begun (200) when the second page fails: the file ended as if whole."""
+    site, admin, _, _ = site_clients
+    database = site.config.storage.database
+    pages = []
+
+    def table_gone_at_page_two(_conn, _cursor, statement, _parameters, _context, _many):
+        if "FROM events" in statement and "ORDER BY" in statement:
+            pages.append(statement)
+            if len(pages) == 2:  # the table is gone: "no such table: events", a real failure of the database
+                with sqlite3.connect(database) as raw:
+                    raw.execute("ALTER TABLE events RENAME TO events_away")
+
+    sa_event.listen(site.store.engine, "before_cursor_execute", table_gone_at_page_two)
+    try:
+        answer = admin.get("/v1/events.csv")
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", table_gone_at_page_two)
+        with sqlite3.connect(database) as raw:
+            raw.execute("ALTER TABLE events_away RENAME TO events")
+    assert answer.status_code == 200
+    lines = answer.text.splitlines()
+    shown = len(lines) - 2  # the header and the last line
+    assert lines[-1] == (f"# incomplete: the database failed after {shown} events; download it again "
+                         "(its end is not this file's)") and 0 < shown <= 1000
+    assert "the database failed after" in caplog.text and "no such table: events" in caplog.text
+    assert len(rows_of(admin)) == len(stored_ids(site.store))  # whole again
+    with sqlite3.connect(database) as raw:  # failing at once: a 503 as every route's, no file begun
+        raw.execute("ALTER TABLE events RENAME TO events_away")
+    try:
+        away = admin.get("/v1/events.csv", params={"label": "with_mask"})
+    finally:
+        with sqlite3.connect(database) as raw:
+            raw.execute("ALTER TABLE events_away RENAME TO events")
+    assert away.status_code == 503 and away.headers["retry-after"] == "5"
+
+
 def test_a_viewer_exports_their_cameras_only_and_the_export_is_audited(site_clients):
     site, admin, mine, doors = site_clients
     assert {row["camera"] for row in rows_of(mine)} == {"door", "old"}  # old: removed, its history theirs

@@ -8,6 +8,7 @@ JSON {"error": "..."} like the rest of the API.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from datetime import date, timedelta
 from urllib.parse import urlencode
@@ -20,11 +21,13 @@ from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.config import CAMERA_ID
-from maskwatch.site.events import CURSOR, cursor_of, event_view, events_csv, iso_utc, parse_cursor
+from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList, RetiredCameraList
 from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
+
+log = logging.getLogger(__name__)
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
@@ -77,6 +80,21 @@ def schema_for(schema: dict, site: Site, principal) -> dict:
 def _zones(site: Site, cameras) -> list[str]:
     return sorted({z for c in cameras for z in site.cameras_by_id[c].config.zones})
 
+
+
+def said_if_cut_off(lines, path: str):
+    """An export's CSV text, ending in a line that says it is incomplete where the database failed
+    after the first page: the answer has begun (200), and an error raised now was dropped by the
+    app's middleware, the file ending as if whole."""
+    written = 0
+    try:
+        for text in lines:
+            written += text.count("\n")
+            yield text
+    except SQLAlchemyError as err:
+        log.error("GET %s: the database failed after %d lines of the export: %s", path, written, driver_reason(err))
+        yield (f"# incomplete: the database failed after {max(written - 1, 0)} events; "
+               "download it again (its end is not this file's)\n")
 
 
 def site_routes(site: Site) -> APIRouter:
@@ -253,7 +271,7 @@ def site_routes(site: Site) -> APIRouter:
         first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
         body = events_csv(event_view(row) for row in itertools.chain([first] if first is not None else [], rows))
         name = "maskwatch-events" + "".join(f"-{value}" for value in (camera, zone, label) if value) + ".csv"
-        return StreamingResponse(body, media_type="text/csv", headers={
+        return StreamingResponse(said_if_cut_off(body, request.url.path), media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
     @router.get("/compliance", response_model=ComplianceSeries,
