@@ -86,15 +86,15 @@ def said_if_cut_off(lines, path: str):
     """An export's CSV text, ending in a line that says it is incomplete where the database failed
     after the first page: the answer has begun (200), and an error raised now was dropped by the
     app's middleware, the file ending as if whole."""
-    written = 0
+    written = 0  # lines sent: the header, then one per event
     try:
         for text in lines:
             written += text.count("\n")
             yield text
     except SQLAlchemyError as err:
-        log.error("GET %s: the database failed after %d lines of the export: %s", path, written, driver_reason(err))
-        yield (f"# incomplete: the database failed after {max(written - 1, 0)} events; "
-               "download it again (its end is not this file's)\n")
+        events = max(written - 1, 0)
+        log.error("GET %s: the database failed after %d events of the export: %s", path, events, driver_reason(err))
+        yield f"# incomplete: the database failed after {events} events; download it again (its end is not this file's)\n"
 
 
 def site_routes(site: Site) -> APIRouter:
