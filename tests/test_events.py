@@ -47,7 +47,7 @@ def test_the_database_is_one_sqlite_file_in_wal_mode_with_a_schema_version(store
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     with sqlite3.connect(tmp_path / "site.db") as raw:
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
         raw.execute("INSERT INTO schema_version VALUES (99)")
     with pytest.raises(RuntimeError, match="schema version 99 is newer"):
         EventStore(str(tmp_path / "site.db"))
@@ -67,7 +67,8 @@ def test_a_version_1_database_gains_the_unassessable_count_and_keeps_its_rows(tm
     first.record("door", None, person(1, (0.9, 0.05, 0.05)))
     first.close()
     with sqlite3.connect(tmp_path / "site.db") as raw:  # back to version 1's shape
-        for index in ("counts_by_camera_minute", "events_by_camera_last_seen", "events_by_label_last_seen"):
+        for index in ("counts_by_camera_minute", "events_by_last_seen_id", "events_by_camera_last_seen_id",
+                      "events_by_label_last_seen_id"):
             raw.execute(f"DROP INDEX {index}")
         raw.execute("ALTER TABLE counts DROP COLUMN unassessable")
         raw.execute("DELETE FROM schema_version WHERE version >= 2")
@@ -78,7 +79,30 @@ def test_a_version_1_database_gains_the_unassessable_count_and_keeps_its_rows(tm
     again.close()
     with sqlite3.connect(tmp_path / "site.db") as raw:  # and the read indexes of version 3
         indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"counts_by_camera_minute", "events_by_camera_last_seen", "events_by_label_last_seen"} <= indexes
+    assert {"counts_by_camera_minute", "events_by_last_seen_id", "events_by_camera_last_seen_id",
+            "events_by_label_last_seen_id"} <= indexes
+
+
+def test_a_version_4_database_gains_the_paging_indexes_in_place_of_the_old_ones(tmp_path):
+    """Version 5: the events' indexes end in id, the paging order's tie-break; those they replace go."""
+    first = EventStore(str(tmp_path / "site.db"), privacy=True)
+    first.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    first.close()
+    with sqlite3.connect(tmp_path / "site.db") as raw:  # back to version 4's indexes
+        for index in ("events_by_last_seen_id", "events_by_camera_last_seen_id", "events_by_label_last_seen_id"):
+            raw.execute(f"DROP INDEX {index}")
+        raw.execute("CREATE INDEX ix_events_last_seen ON events (last_seen)")
+        raw.execute("CREATE INDEX events_by_camera_last_seen ON events (camera, last_seen)")
+        raw.execute("CREATE INDEX events_by_label_last_seen ON events (label, last_seen)")
+        raw.execute("DELETE FROM schema_version WHERE version >= 5")
+    again = EventStore(str(tmp_path / "site.db"), privacy=True)
+    assert [e["track_id"] for e in again.events()] == [1]
+    again.close()
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+    assert {"events_by_last_seen_id", "events_by_camera_last_seen_id", "events_by_label_last_seen_id"} <= indexes
+    assert not indexes & {"ix_events_last_seen", "events_by_camera_last_seen", "events_by_label_last_seen"}
 
 
 def test_a_cameras_totals_are_summed_by_the_database_from_a_time_on(store):

@@ -14,7 +14,7 @@ def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path
     store.record("door", None, person(3, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400))
     store.close()
     again = EventStore(postgres.url, tmp_path / "snaps", retention_days=7)  # a restart: migrations are a no-op
-    assert again.migrate() == 4
+    assert again.migrate() == 5
     assert [e["track_id"] for e in again.events(camera="door")] == [2, 1, 3]
     assert again.events(zone="queue", label="with_mask")[0]["snapshot"] == first["snapshot"]
     queue = [c for c in again.counts() if c["zone"] == "queue"]
@@ -54,3 +54,43 @@ def test_processes_opening_a_new_postgresql_database_together_all_open_it(postgr
         connection.execute(text("CREATE DATABASE opened_together"))
     admin.dispose()
     assert opened_together(postgres.url.rsplit("/", 1)[0] + "/opened_together") == ["ok"] * 4
+
+
+def test_pages_of_tied_events_on_postgresql_are_index_ranges_in_order(postgres, tmp_path):  # noqa: F811
+    """The cursor's row comparison on PostgreSQL: every event once across pages whose edges fall in
+    ties, and each page read from an index ending in id (PostgreSQL's indexes do not carry the id
+    as SQLite's do: by (last_seen) alone, each page's ties were sorted)."""
+    from sqlalchemy import event as sa_event
+    from sqlalchemy import insert, text
+
+    from maskwatch.site.events import events
+    from tests.test_events_paging import crowd_rows
+
+    store = EventStore(postgres.url, retention_days=100_000)
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM events"))
+        connection.execute(insert(events), crowd_rows(2500, NOW))
+        connection.execute(text("ANALYZE events"))
+    every = store.events(limit=10_000)
+    kept = {"since": lambda e, v: e["last_seen"] >= v, "cameras": lambda e, v: e["camera"] in v}
+    for where in ({}, {"camera": "door"}, {"label": "with_mask", "since": NOW + 30}, {"cameras": ["till", "door"]}):
+        pages, before = [], None
+        while True:
+            page = store.events(limit=333, before=before, **where)
+            pages += page
+            if len(page) < 333:
+                break
+            before = (page[-1]["last_seen"], page[-1]["id"])
+        assert [e["id"] for e in pages] == [e["id"] for e in every if all(
+            kept.get(k, lambda e, v: e[k] == v)(e, v) for k, v in where.items())], where
+    sent = []
+    sa_event.listen(store.engine, "before_cursor_execute",
+                    lambda _conn, _cursor, statement, parameters, _context, _many: sent.append((statement, parameters)))
+    for where in ({}, {"camera": "door"}, {"label": "with_mask"}):
+        store.events(limit=100, before=(NOW + 600, 10**6), **where)
+        statement, parameters = sent[-1]
+        with store.engine.connect() as connection:
+            plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
+        assert "Index Scan Backward using events_by_" in plan and "_last_seen_id" in plan, plan
+        assert "Sort" not in plan, plan
+    store.close()

@@ -39,7 +39,11 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     with caplog.at_level(logging.WARNING):
         store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
     # The operator is told: an older maskwatch no longer opens it (a downgrade needs the backup).
-    assert "events schema migrated from version 1 to 4" in caplog.text
+    assert "events schema migrated from version 1 to 5" in caplog.text
+    with sqlite3.connect(tmp_path / "site.db") as raw:  # the paging order's indexes (version 5), the old ones gone
+        indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"events_by_last_seen_id", "events_by_camera_last_seen_id", "events_by_label_last_seen_id"} <= indexes
+    assert not indexes & {"ix_events_last_seen", "events_by_camera_last_seen", "events_by_label_last_seen"}
     stored = store.events()
     assert [(e["camera"], e["zone"], e["label"]) for e in reversed(stored)] == PEOPLE
     assert [e["id"] for e in reversed(stored)] == [1, 2, 3, 4, 5, 6]

@@ -7,22 +7,27 @@ JSON {"error": "..."} like the rest of the API.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.config import CAMERA_ID
-from maskwatch.site.events import event_view, iso_utc
+from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList, RetiredCameraList
 from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
+
+log = logging.getLogger(__name__)
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
@@ -75,6 +80,21 @@ def schema_for(schema: dict, site: Site, principal) -> dict:
 def _zones(site: Site, cameras) -> list[str]:
     return sorted({z for c in cameras for z in site.cameras_by_id[c].config.zones})
 
+
+
+def said_if_cut_off(lines, path: str):
+    """An export's CSV text, ending in a line that says it is incomplete where the database failed
+    after the first page: the answer has begun (200), and an error raised now was dropped by the
+    app's middleware, the file ending as if whole."""
+    written = 0  # lines sent: the header, then one per event
+    try:
+        for text in lines:
+            written += text.count("\n")
+            yield text
+    except SQLAlchemyError as err:
+        events = max(written - 1, 0)
+        log.error("GET %s: the database failed after %d events of the export: %s", path, events, driver_reason(err))
+        yield f"# incomplete: the database failed after {events} events; download it again (its end is not this file's)\n"
 
 
 def site_routes(site: Site) -> APIRouter:
@@ -180,16 +200,9 @@ def site_routes(site: Site) -> APIRouter:
             return _error(404, f"no frame from camera {camera_id!r} yet")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @router.get("/events", response_model=EventList,
-                responses=_errors((400, "A filter that names no camera or class, or a bad time"),
-                                  (404, "A zone none of the caller's cameras has")))
-    def list_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
-                    zone: str | None = None,
-                    label: str | None = Query(None, json_schema_extra=one_of(PERSON_LABELS)),
-                    since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)",
-                                              json_schema_extra=SINCE_SCHEMA),
-                    limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
-        """Decided people, newest first, filtered by camera, zone, voted label and last seen since."""
+    def event_filters(request: Request, camera: str | None, zone: str | None, label: str | None,
+                      since: str | None, until: str | None) -> dict | JSONResponse:
+        """The store's filters for /v1/events and events.csv, or the refusal of a bad one."""
         if (refused := camera_refusal(request, camera)) is not None:
             return refused
         # A zone no camera has matched nothing: a typo read as "nobody was seen there".
@@ -199,11 +212,67 @@ def site_routes(site: Site) -> APIRouter:
             return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
         try:
             since_seconds = parse_since(since) if since is not None else None
+            until_seconds = parse_since(until, "until") if until is not None else None
         except ValueError as err:
             return _error(400, str(err))
-        rows = site.store.events(camera=camera, zone=zone, label=label, since=since_seconds, limit=limit,
-                                 cameras=readable(request))
-        return JSONResponse({"events": [event_view(row) for row in rows]})
+        # since == until is a range with nothing in it (until is not in it), answered as such
+        if since_seconds is not None and until_seconds is not None and since_seconds > until_seconds:
+            return _error(400, f"since must not be after until; got since {since!r}, until {until!r}")
+        return {"camera": camera, "zone": zone, "label": label, "since": since_seconds, "until": until_seconds,
+                "cameras": readable(request)}
+
+    event_zone = Query(None, description="one zone (a zone the events still carry, renamed or removed since, too)")
+    event_label = Query(None, json_schema_extra=one_of(PERSON_LABELS))
+    event_since = Query(None, description="events last seen at or after it: Unix seconds or ISO 8601 (UTC if no zone)",
+                        json_schema_extra=SINCE_SCHEMA)
+    event_until = Query(None, description="events last seen before it: Unix seconds or ISO 8601 (UTC if no zone)",
+                        json_schema_extra=SINCE_SCHEMA)
+
+    @router.get("/events", response_model=EventList,
+                responses=_errors((400, "A filter that names no camera or class, or a bad time"),
+                                  (404, "A zone none of the caller's cameras has")))
+    def list_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
+                    zone: str | None = event_zone, label: str | None = event_label,
+                    since: str | None = event_since, until: str | None = event_until,
+                    before: str | None = Query(None, pattern=CURSOR.pattern, description=(
+                        "a cursor: the events after it, newest first; the `next` of the page before holds it")),
+                    limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
+        """Decided people, newest first (last seen, then id), filtered by camera, zone, voted label and
+        last seen from `since` and before `until`; a page of `limit`, whose `next` is the URL of the
+        page after it (null: none), stable while new events are stored."""
+        filters = event_filters(request, camera, zone, label, since, until)
+        if isinstance(filters, JSONResponse):
+            return filters
+        after = parse_cursor(before) if before is not None else None  # its form checked by FastAPI (422)
+        rows = site.store.events(**filters, limit=limit + 1, before=after)  # one more: is there a next page?
+        page = rows[:limit]
+        following = None
+        if len(rows) > limit:
+            query = [(k, v) for k, v in request.query_params.multi_items() if k != "before"]
+            query.append(("before", cursor_of(page[-1])))
+            following = f"{request.url.path}?{urlencode(query)}"
+        return JSONResponse({"events": [event_view(row) for row in page], "next": following})
+
+    @router.get("/events.csv", response_class=Response,
+                responses={200: {"description": "The events /v1/events finds, every one, newest first, as CSV",
+                                 "content": {"text/csv": {"schema": {"type": "string"}}}},
+                           **_errors((400, "A filter that names no camera or class, or a bad time"),
+                                     (404, "A zone none of the caller's cameras has"))},
+                openapi_extra={AUDIT: "events_export"})
+    def export_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
+                      zone: str | None = event_zone, label: str | None = event_label,
+                      since: str | None = event_since, until: str | None = event_until) -> Response:
+        """Every event the filters find, newest first, one CSV row each with the columns of /v1/events
+        (times in ISO 8601 UTC), streamed as it is read: an audit's month of a busy site, without a limit."""
+        filters = event_filters(request, camera, zone, label, since, until)
+        if isinstance(filters, JSONResponse):
+            return filters
+        rows = site.store.each_event(**filters)
+        first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
+        body = events_csv(event_view(row) for row in itertools.chain([first] if first is not None else [], rows))
+        name = "maskwatch-events" + "".join(f"-{value}" for value in (camera, zone, label) if value) + ".csv"
+        return StreamingResponse(said_if_cut_off(body, request.url.path), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
     @router.get("/compliance", response_model=ComplianceSeries,
                 responses=_errors((400, "An unknown camera or bucket, or a bad time"),

@@ -12,6 +12,8 @@ is versioned: MIGRATIONS[i] takes a database from version i to i + 1, applied in
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 import sqlite3
@@ -21,12 +23,12 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, create_engine, delete, event, func,
-                        insert, inspect, literal, select, text, update)
+                        insert, inspect, literal, select, text, tuple_, union_all, update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
 
@@ -64,7 +66,7 @@ events = Table(
     Column("label", String(32), nullable=False),
     Column("probability", Float, nullable=False),
     Column("first_seen", Float, nullable=False),
-    Column("last_seen", Float, nullable=False, index=True),
+    Column("last_seen", Float, nullable=False),
     Column("frames", Integer, nullable=False),
     Column("snapshot", String(255), nullable=True),
 )
@@ -95,9 +97,15 @@ COUNT_COLUMNS = ("people", *PERSON_LABELS)
 # zones, on every dashboard poll and scrape: 20.2 ms a camera summed in Python, 1.0 ms summed by
 # the database over the index; benchmarks/site_reads.py) and a camera's newest events took 18-31
 # ms (0.07 ms with its index, as measured in review).
+# The events' indexes end in id, the order's tie-break (schema version 5): a page of events after
+# a cursor (last_seen, id) is one range of an index, in order, on PostgreSQL too (SQLite's indexes
+# carry the rowid, id, anyway; PostgreSQL's did not, and sorted each page's ties).
 READ_INDEXES = (Index("counts_by_camera_minute", counts.c.camera, counts.c.minute),
-                Index("events_by_camera_last_seen", events.c.camera, events.c.last_seen),
-                Index("events_by_label_last_seen", events.c.label, events.c.last_seen))
+                Index("events_by_last_seen_id", events.c.last_seen, events.c.id),
+                Index("events_by_camera_last_seen_id", events.c.camera, events.c.last_seen, events.c.id),
+                Index("events_by_label_last_seen_id", events.c.label, events.c.last_seen, events.c.id))
+# What version 5's indexes replace (each read they served, the new ones serve).
+REPLACED_INDEXES = ("ix_events_last_seen", "events_by_camera_last_seen", "events_by_label_last_seen")
 
 
 def _create_v1(connection: Connection) -> None:
@@ -111,7 +119,8 @@ def _add_unassessable_v2(connection: Connection) -> None:
 
 
 def _read_indexes_v3(connection: Connection) -> None:
-    """Version 3: READ_INDEXES (a database made at version 1 has them already)."""
+    """Version 3: READ_INDEXES (a database made at version 1 has them already; since version 5
+    they are its indexes)."""
     for index in READ_INDEXES:
         index.create(connection, checkfirst=True)
 
@@ -132,7 +141,15 @@ def _quarters_v4(connection: Connection) -> None:
     fill_quarters(connection)
 
 
-MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4]
+def _paging_indexes_v5(connection: Connection) -> None:
+    """Version 5: the events' indexes end in id (READ_INDEXES), for paging by (last_seen, id)."""
+    for index in READ_INDEXES:
+        index.create(connection, checkfirst=True)
+    for name in REPLACED_INDEXES:
+        connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
+
+
+MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5]
 
 
 def _distinct_by_index(column: Column):
@@ -361,22 +378,48 @@ class EventStore:
         return self.snapshots / name
 
     def events(self, camera: str | None = None, zone: str | None = None, label: str | None = None,
-               since: float | None = None, limit: int = 100, cameras: list[str] | None = None) -> list[dict]:
-        """The newest events first, filtered; since: Unix seconds, events last seen at or after it;
-        cameras: only these (a viewer's list)."""
-        query = select(events).order_by(events.c.last_seen.desc(), events.c.id.desc()).limit(limit)
-        if camera is not None:
-            query = query.where(events.c.camera == camera)
-        if cameras is not None:
-            query = query.where(events.c.camera.in_(cameras))
-        if zone is not None:
-            query = query.where(events.c.zone == zone)
-        if label is not None:
-            query = query.where(events.c.label == label)
+               since: float | None = None, limit: int = 100, cameras: list[str] | None = None,
+               until: float | None = None, before: tuple[float, int] | None = None) -> list[dict]:
+        """The newest events first (last_seen, then id, descending), filtered; since / until: Unix
+        seconds, events last seen at or after `since` and before `until`; cameras: only these (a
+        viewer's list); before: a cursor (last_seen, id), the events after it in that order: the
+        last event of a page gives the next page, whatever was stored since and whatever ties in
+        last_seen (one range of an index, READ_INDEXES)."""
+        newest_first = (events.c.last_seen.desc(), events.c.id.desc())
+        where = [column == value for column, value in ((events.c.camera, camera), (events.c.zone, zone),
+                                                       (events.c.label, label)) if value is not None]
         if since is not None:
-            query = query.where(events.c.last_seen >= since)
+            where.append(events.c.last_seen >= since)
+        if until is not None:
+            where.append(events.c.last_seen < until)
+        if before is not None:
+            where.append(tuple_(events.c.last_seen, events.c.id) < tuple_(*before))
+        if cameras is not None and camera is None and len(set(cameras)) > 1:
+            # A viewer's several cameras: each camera's newest `limit`, one range of its index each,
+            # merged. camera IN (...) read every event of theirs after the cursor and sorted them,
+            # at each page.
+            each = [select(select(events).where(*where, events.c.camera == one).order_by(*newest_first)
+                           .limit(limit).subquery()) for one in sorted(set(cameras))]
+            merged = union_all(*each).subquery()
+            query = select(merged).order_by(merged.c.last_seen.desc(), merged.c.id.desc()).limit(limit)
+        else:
+            if cameras is not None:
+                where.append(events.c.camera.in_(cameras))
+            query = select(events).where(*where).order_by(*newest_first).limit(limit)
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+    def each_event(self, page: int = 1000, **filters) -> Iterator[dict]:
+        """Every event `events(**filters)` finds, newest first, read a page at a time (each page
+        its own short read): a month's export of 100k rows is never in memory at once, nor one
+        read transaction held while a client downloads it."""
+        before = filters.pop("before", None)
+        while True:
+            rows = self.events(limit=page, before=before, **filters)
+            yield from rows
+            if len(rows) < page:
+                return
+            before = (rows[-1]["last_seen"], rows[-1]["id"])
 
     def counts(self, camera: str | None = None, since: float | None = None, until: float | None = None,
                every: int = 60) -> list[dict]:
@@ -498,6 +541,55 @@ def event_view(row: dict) -> dict:
     URL path (MQTT sent Unix seconds and the bare file name, a second shape of one event)."""
     return {**row, "first_seen": iso_utc(row["first_seen"]), "last_seen": iso_utc(row["last_seen"]),
             "snapshot": f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None}
+
+
+# A page's cursor, the (last_seen, id) of its last event: "1764153600.25_1042". The time is
+# written exactly (the shortest digits that read back as the same float), so that events tied on
+# it are neither skipped nor repeated.
+CURSOR = re.compile(r"^(-?[0-9]{1,20}(?:\.[0-9]{1,30})?)_([0-9]{1,19})$")
+MAX_ID = 2**63 - 1  # the largest id a database's integer holds
+
+
+def cursor_of(event: dict) -> str:
+    """The cursor of a stored event (a row, or as event_view gives it with its id and Unix times)."""
+    return f"{np.format_float_positional(event['last_seen'], trim='-')}_{event['id']}"
+
+
+def parse_cursor(value: str, name: str = "before") -> tuple[float, int]:
+    """(last_seen, id) of a cursor cursor_of wrote; ValueError naming the form for anything else."""
+    found = CURSOR.fullmatch(value)
+    if found is None:
+        raise ValueError(f"{name} must be a cursor as a page's `next` gives it (such as 1764153600.25_1042); "
+                         f"got {value!r}")
+    # An id past the largest a database holds reads as that one: the same events follow either.
+    return float(found[1]), min(int(found[2]), MAX_ID)
+
+
+# What a spreadsheet runs as a formula when a cell starts with it (OWASP's CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+EVENT_COLUMNS = ("id", "camera", "zone", "track_id", "label", "probability", "first_seen", "last_seen", "frames",
+                 "snapshot")
+
+
+def csv_cell(value):
+    """A value as a CSV cell a spreadsheet shows, never runs: text starting like a formula gets a
+    leading ' (numbers are written as numbers)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def events_csv(views) -> Iterator[str]:
+    """Events as event_view gives them, as CSV text, a header line and then a line per event, as
+    they come: an export is written while it is read."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(EVENT_COLUMNS)
+    for view in views:
+        writer.writerow(csv_cell(view[column]) for column in EVENT_COLUMNS)
+        if buffer.tell() >= 65536:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
 
 
 def alert_view(alert: dict) -> dict:

@@ -71,7 +71,9 @@ class Event(BaseModel):
 
 
 class EventList(BaseModel):
-    events: list[Event]
+    events: list[Event] = Field(description="newest first: last seen, then id, descending")
+    next: str | None = Field(description="the URL of the next page (these filters, `before` its cursor); null: "
+                                         "this page is the last. Stable while new events are stored")
 
 
 class ComplianceBucket(PeopleCounts):

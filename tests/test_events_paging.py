@@ -1,0 +1,300 @@
+"""Reading every stored event: /v1/events pages by a cursor (`next`), stable while people are
+stored, and /v1/events.csv exports what the same filters find, streamed, as a viewer may see it.
+
+The site of test_site_history (door running, till disabled, old removed from the file), with 2,500
+more people stored at once, five to a moment (ties in last_seen), in an order their ids do not follow.
+"""
+
+import csv
+import io
+import random
+import sqlite3
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select
+
+from maskwatch.security.access import AuthSettings
+from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.events import EventStore, csv_cell, cursor_of, events, parse_cursor
+from tests.conftest import ADMIN
+from tests.test_alert_rules import berlin
+from tests.test_events import NOW, person
+from tests.test_site_history import CSRF, DOOR_VIEWER, OLD_VIEWER, make_site
+
+START = berlin(25, 0, 0)  # after make_site's people
+CAMERAS = ("door", "old", "till")
+
+
+def crowd_rows(n: int, start: float) -> list[dict]:
+    """`n` people, five last seen at each moment, shuffled: ids follow no order of last_seen."""
+    rows = [{"camera": CAMERAS[i % 3], "zone": "queue" if i % 3 == 0 else None, "track_id": i,
+             "label": ("with_mask", "without_mask", "mask_weared_incorrect")[i % 7 % 3],
+             "probability": 0.9, "first_seen": start + i // 5 * 1.5 - 3, "last_seen": start + i // 5 * 1.5,
+             "frames": 4, "snapshot": None} for i in range(n)]
+    random.Random(7).shuffle(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def site_clients(tmp_path_factory):
+    """The site, and a logged-in TestClient for the admin, the viewer of door and old, and the
+    viewer of door alone."""
+    site, detector = make_site(tmp_path_factory.mktemp("paging"), users=True)
+    with site.store.engine.begin() as connection:
+        connection.execute(insert(events), crowd_rows(2500, START))
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False)), site=site)
+    logged_in = []
+    for name, password in (ADMIN, OLD_VIEWER, DOOR_VIEWER):
+        client = TestClient(app)
+        assert client.post("/login", json={"username": name, "password": password}, headers=CSRF).status_code == 200
+        logged_in.append(client)
+    yield site, *logged_in
+    site.store.close()
+
+
+def stored_ids(store: EventStore, until: float | None = None, **where) -> list[int]:
+    """The ids of the stored events, newest first, read straight from the table."""
+    query = select(events.c.id).order_by(events.c.last_seen.desc(), events.c.id.desc())
+    if until is not None:
+        query = query.where(events.c.last_seen < until)
+    for column, value in where.items():
+        query = query.where(events.c[column].in_(value) if isinstance(value, list) else events.c[column] == value)
+    with store.engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
+def every_page(client, url: str, between=None) -> tuple[list[dict], int]:
+    """The events of every page from `url` on, following `next`; how many pages. `between(n)` runs
+    after page n."""
+    found, pages = [], 0
+    while url is not None:
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.text
+        found += answer.json()["events"]
+        url = answer.json()["next"]
+        pages += 1
+        if between is not None:
+            between(pages)
+    return found, pages
+
+
+def test_paging_reaches_every_event_once_while_new_people_are_stored(site_clients):
+    """A client syncing got the newest 1000 and could never reach the older ones."""
+    site, admin, _, _ = site_clients
+    before = stored_ids(site.store)
+    assert len(before) == 2511
+    newest = max(row["last_seen"] for row in site.store.events(limit=1))
+
+    def store_more(page: int) -> None:  # people stored between pages: newer, and tied with the newest
+        site.store.record("door", None, person(10_000 + page, (0.9, 0.05, 0.05), first=newest, last=newest))
+        site.store.record("door", None, person(20_000 + page, (0.1, 0.8, 0.1), first=NOW + 10**8, last=NOW + 10**8))
+
+    limit = 1000
+    found, pages = every_page(admin, f"/v1/events?limit={limit}&since=2026-09-21", store_more)
+    assert [e["id"] for e in found] == before  # none skipped, none twice, in order, none stored since
+    assert pages == 3
+    # Smaller pages whose edges fall inside the ties, filtered: the same events as the table's.
+    first_page = admin.get("/v1/events", params={"camera": "door", "limit": 7}).json()
+    assert first_page["next"].startswith("/v1/events?camera=door&limit=7&before=")
+    found, _ = every_page(admin, f"/v1/events?camera=door&label=with_mask&limit=7&until={START + 600}")
+    expected = stored_ids(site.store, camera="door", label="with_mask", until=START + 600)
+    assert [e["id"] for e in found] == expected and len(expected) > 7 * 5
+    assert all(e["last_seen"] < "2026-09-25T00:10" for e in found)
+
+
+def test_a_page_of_exactly_the_rest_says_there_is_no_next(site_clients):
+    _, admin, _, _ = site_clients
+    answer = admin.get("/v1/events", params={"camera": "old", "zone": "lobby"}).json()
+    assert len(answer["events"]) == 4 and answer["next"] is None
+    exact = admin.get("/v1/events", params={"camera": "old", "zone": "lobby", "limit": 4}).json()
+    assert len(exact["events"]) == 4 and exact["next"] is None
+    more = admin.get("/v1/events", params={"camera": "old", "zone": "lobby", "limit": 3}).json()
+    rest = admin.get(more["next"]).json()
+    assert [e["id"] for e in more["events"] + rest["events"]] == [e["id"] for e in answer["events"]]
+    assert rest["next"] is None
+
+
+def test_a_bad_cursor_or_time_range_is_refused_in_one_line(site_clients):
+    _, admin, _, _ = site_clients
+    for params, status, message in (
+            ({"before": "yesterday"}, 422, "query parameter 'before'"),
+            ({"before": "1_99999999999999999999"}, 422, "query parameter 'before'"),
+            ({"since": "2026-09-22", "until": "2026-09-21"}, 400, "since must not be after until"),
+            ({"until": "tomorrow"}, 400, "until must be Unix seconds or an ISO 8601 time")):
+        for path in ("/v1/events", "/v1/events.csv"):
+            if path.endswith(".csv") and "before" in params:
+                continue
+            answer = admin.get(path, params=params)
+            assert answer.status_code == status, (path, params, answer.text)
+            assert answer.json()["error"].startswith(message), answer.json()
+
+
+def test_an_empty_time_range_finds_nobody(site_clients):
+    _, admin, _, _ = site_clients
+    moment = {"since": f"{START}", "until": f"{START}"}  # until is not in the range: nothing is
+    assert admin.get("/v1/events", params=moment).json() == {"events": [], "next": None}
+    assert rows_of(admin, **moment) == [] and admin.get("/v1/events.csv", params=moment).text.count("\n") == 1
+
+
+def test_a_cursor_keeps_the_exact_time_of_its_event():
+    for last_seen in (1_764_153_600.123456789, 5.0, 1e-05, 0.1 + 0.2, 253_402_300_799.999):
+        cursor = cursor_of({"last_seen": last_seen, "id": 42})
+        assert parse_cursor(cursor) == (last_seen, 42), cursor
+    assert parse_cursor("1_9999999999999999999") == (1.0, 2**63 - 1)  # no id is larger: the same events follow
+    with pytest.raises(ValueError, match="before must be a cursor as a page's `next` gives it"):
+        parse_cursor("1e5_3")
+
+
+def rows_of(client, **params) -> list[dict]:
+    answer = client.get("/v1/events.csv", params=params)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["content-disposition"].startswith('attachment; filename="maskwatch-events')
+    return list(csv.DictReader(io.StringIO(answer.text)))
+
+
+def as_cells(event: dict) -> dict:
+    return {key: "" if value is None else str(value) for key, value in event.items()}
+
+
+def test_the_csv_holds_the_events_of_the_json_pages_cell_for_cell(site_clients):
+    site, admin, _, _ = site_clients
+    every = rows_of(admin)
+    assert len(every) == len(stored_ids(site.store)) > 2500  # no limit: a month's audit is whole
+    for params in ({}, {"camera": "door", "zone": "queue", "label": "without_mask"},
+                   {"since": "2026-09-23", "until": f"{START + 300}"}, {"camera": "old"}):
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        pages, _ = every_page(admin, f"/v1/events?limit=1000&{query}")
+        assert rows_of(admin, **params) == [as_cells(e) for e in pages] and pages, params
+    assert list(every[0]) == ["id", "camera", "zone", "track_id", "label", "probability", "first_seen",
+                              "last_seen", "frames", "snapshot"]
+    assert every[-1]["last_seen"].endswith("+00:00") and every[-1]["first_seen"] == "2026-09-21T08:04:55.000+00:00"
+
+
+def test_the_export_is_read_a_page_at_a_time(site_clients):
+    """A month of a busy site is 100k rows: the export reads 1000 at a time, each its own short read."""
+    site, admin, _, _ = site_clients
+    reads = []
+    listener = lambda _conn, _cursor, statement, _parameters, _context, _many: reads.append(statement)  # noqa: E731
+    sa_event.listen(site.store.engine, "before_cursor_execute", listener)
+    try:
+        rows = rows_of(admin)
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", listener)
+    pages = [statement for statement in reads if "FROM events" in statement and "ORDER BY" in statement]
+    assert len(rows) > 2500 and len(pages) == len(rows) // 1000 + 1
+    assert [row["id"] for row in rows] == [str(i) for i in stored_ids(site.store)]
+
+
+def test_an_export_the_database_fails_midway_says_it_is_incomplete(site_clients, caplog):
+    """The answer has begun (200) when the second page fails: the file ended as if whole."""
+    site, admin, _, _ = site_clients
+    database = site.config.storage.database
+    pages = []
+
+    def table_gone_at_page_two(_conn, _cursor, statement, _parameters, _context, _many):
+        if "FROM events" in statement and "ORDER BY" in statement:
+            pages.append(statement)
+            if len(pages) == 2:  # the table is gone: "no such table: events", a real failure of the database
+                with sqlite3.connect(database) as raw:
+                    raw.execute("ALTER TABLE events RENAME TO events_away")
+
+    sa_event.listen(site.store.engine, "before_cursor_execute", table_gone_at_page_two)
+    try:
+        answer = admin.get("/v1/events.csv")
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", table_gone_at_page_two)
+        with sqlite3.connect(database) as raw:
+            raw.execute("ALTER TABLE events_away RENAME TO events")
+    assert answer.status_code == 200
+    lines = answer.text.splitlines()
+    shown = len(lines) - 2  # the header and the last line
+    assert lines[-1] == (f"# incomplete: the database failed after {shown} events; download it again "
+                         "(its end is not this file's)") and 0 < shown <= 1000
+    assert "the database failed after" in caplog.text and "no such table: events" in caplog.text
+    assert len(rows_of(admin)) == len(stored_ids(site.store))  # whole again
+    with sqlite3.connect(database) as raw:  # failing at once: a 503 as every route's, no file begun
+        raw.execute("ALTER TABLE events RENAME TO events_away")
+    try:
+        away = admin.get("/v1/events.csv", params={"label": "with_mask"})
+    finally:
+        with sqlite3.connect(database) as raw:
+            raw.execute("ALTER TABLE events_away RENAME TO events")
+    assert away.status_code == 503 and away.headers["retry-after"] == "5"
+
+
+def test_a_viewer_exports_their_cameras_only_and_the_export_is_audited(site_clients):
+    site, admin, mine, doors = site_clients
+    assert {row["camera"] for row in rows_of(mine)} == {"door", "old"}  # old: removed, its history theirs
+    assert len(rows_of(mine)) == len(stored_ids(site.store, camera=["door", "old"]))
+    assert {row["camera"] for row in rows_of(doors)} == {"door"}
+    for client in (mine, doors):
+        assert client.get("/v1/events.csv", params={"camera": "till"}).status_code == 403
+    assert doors.get("/v1/events.csv", params={"camera": "old"}).status_code == 403
+    unknown = doors.get("/v1/events.csv", params={"zone": "lobby"})
+    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown zone 'lobby'; zones: queue"
+    # Its pages too: the viewer's `next` leads through their cameras only.
+    found, _ = every_page(mine, "/v1/events?limit=1000")
+    assert [e["id"] for e in found] == stored_ids(site.store, camera=["door", "old"])
+    log = admin.get("/v1/access-log", params={"action": "events_export"}).json()["entries"]
+    assert {entry["user"] for entry in log} >= {"oldviewer", "doorviewer"}
+
+
+def test_text_a_spreadsheet_would_run_is_exported_as_text(site_clients):
+    site, admin, _, _ = site_clients
+    formula = "=HYPERLINK(\"http://x\",\"y\")"
+    stored = site.store.record("door", formula, person(77, (0.9, 0.05, 0.05), first=NOW + 2e8, last=NOW + 2e8))
+    [row] = [r for r in rows_of(admin) if r["id"] == str(stored["id"])]
+    assert row["zone"] == "'" + formula and row["camera"] == "door"
+    assert [csv_cell(v) for v in ("+1", "-1", "@A1", "\tx", "plain", 0.5, -2)] == ["'+1", "'-1", "'@A1", "'\tx",
+                                                                                    "plain", 0.5, -2]
+
+
+@pytest.mark.parametrize("where", [{}, {"camera": "door"}, {"label": "with_mask"}, {"camera": "door", "zone": "queue"},
+                                   {"since": 1.0, "until": 9.0}, {"cameras": ["door"]}])
+def test_each_page_is_one_range_of_an_index_in_order(tmp_path, where):
+    """SQLite's plan of a page after a cursor: a SEARCH of an index ending in id, no sort."""
+    store = EventStore(str(tmp_path / "site.db"), privacy=True)
+    sent = []
+    sa_event.listen(store.engine, "before_cursor_execute",
+                    lambda _conn, _cursor, statement, parameters, _context, _many: sent.append((statement, parameters)))
+    store.events(limit=100, before=(5.0, 3), **where)
+    statement, parameters = sent[-1]
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
+        unordered = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement.replace(
+            "ORDER BY events.last_seen DESC", "ORDER BY events.frames DESC"), parameters)]
+    assert len(plan) == 1 and plan[0].startswith("SEARCH events USING INDEX events_by_"), plan
+    assert "_last_seen_id" in plan[0], plan
+    assert "TEMP B-TREE" in " ".join(unordered)  # what a sort looks like in a plan
+    store.close()
+
+
+def test_a_viewers_several_cameras_are_a_range_of_each_ones_index_merged(tmp_path):
+    """camera IN (their list) read every event of theirs after the cursor and sorted them all, at
+    each page: each camera's page is read from its index now, and only those merged."""
+    store = EventStore(str(tmp_path / "site.db"), privacy=True)
+    with store.engine.begin() as connection:
+        connection.execute(insert(events), crowd_rows(300, NOW))
+    every = store.events(limit=1000)
+    mine = [e for e in every if e["camera"] in ("door", "till") and e["label"] == "with_mask"]
+    pages, before = [], None
+    while page := store.events(limit=9, before=before, cameras=["till", "door", "door"], label="with_mask"):
+        pages += page
+        before = (page[-1]["last_seen"], page[-1]["id"])
+    assert pages == mine and len(mine) > 50
+    assert store.events(cameras=[]) == [] and store.events(cameras=["old"], limit=3) == [
+        e for e in every if e["camera"] == "old"][:3]
+    sent = []
+    sa_event.listen(store.engine, "before_cursor_execute",
+                    lambda _conn, _cursor, statement, parameters, _context, _many: sent.append((statement, parameters)))
+    store.events(limit=100, before=(NOW + 60, 10**6), cameras=["door", "till"])
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + sent[-1][0], sent[-1][1])]
+    reads = [step for step in plan if "events" in step]
+    assert len(reads) == 2 and all(step.startswith("SEARCH events USING INDEX events_by_camera_last_seen_id")
+                                   for step in reads), plan
+    store.close()
