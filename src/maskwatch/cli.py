@@ -1070,7 +1070,7 @@ def run(
             typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
                        "sample/face-mask-detection demo-output/clips)", err=True)
         raise typer.Exit(code=1) from None
-    typer.echo(f"{config}: {len(site.cameras)} cameras")
+    typer.echo(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
     for camera_id, camera in site.cameras.items():
         zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
         substream = f" (analysing {redact_source(camera.detect_source)})" if camera.detect_source else ""
