@@ -1044,7 +1044,8 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
 @app.command()
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
-    check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras and stop.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras, the alerts.notify services and the reports "
+                                                        "(secrets left out), and stop.")] = False,
     ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
     cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
     classifier: ClassifierFile = None,
