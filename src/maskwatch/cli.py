@@ -495,7 +495,8 @@ def detect(
     for error in result.errors:
         typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
     skipped = f" ({result.skipped} photo{'s' * (result.skipped != 1)} done before, not read again)" if result.skipped else ""
-    typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}{skipped}", err=as_json)
+    typer.echo(f"{result.frames} frame{'s' * (result.frames != 1)}, {result.faces} face{'s' * (result.faces != 1)} "
+               f"-> {out}{skipped}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
         typer.echo(f"{totals['people'] + totals['unassessable']} people tracked: {totals['compliant']} compliant, "
