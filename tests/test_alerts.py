@@ -154,7 +154,7 @@ def test_a_rate_limit_is_waited_for_a_wrong_token_is_not_retried_and_a_delivery_
     assert second - first >= 1.9  # Retry-After: 2, not the 0.05 s backoff
     assert first_id == second_id and len(first_id) == 36  # one id across retries: a repeat can be told
     assert refused.attempts == 1  # not 6 tries over 31 s
-    assert any("alert not delivered after 1 tries (HTTP 401)" in r.getMessage() for r in caplog.records)
+    assert any("alert not delivered after 1 try (HTTP 401)" in r.getMessage() for r in caplog.records)
 
 
 def test_one_alert_refused_does_not_take_the_receiver_for_down():

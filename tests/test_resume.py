@@ -192,7 +192,7 @@ def test_a_rerun_without_resume_says_it_replaces_a_stopped_run(tmp_path, sample_
     assert result.exit_code == 1 and "the same command with --resume reads only the photos not done" in result.output
     (folder / "c.jpg").write_bytes(good)  # mended: only it is read
     result = detect(folder, "--out", out, "--resume")
-    assert result.exit_code == 0 and "1 frames" in result.output and "(3 photos done before" in result.output
+    assert result.exit_code == 0 and "1 frame, " in result.output and "(3 photos done before" in result.output  # "1 frames" until 2026-12-05
     assert detect(folder, "--out", out, "--max-frames", "1").exit_code == 0
     result = detect(folder, "--out", out)
     assert result.exit_code == 0 and "stopped after 1 of 4 photos, replaced now: `--resume` goes on" in result.output

@@ -495,7 +495,8 @@ def detect(
     for error in result.errors:
         typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
     skipped = f" ({result.skipped} photo{'s' * (result.skipped != 1)} done before, not read again)" if result.skipped else ""
-    typer.echo(f"{result.frames} frames, {result.faces} faces -> {out}{skipped}", err=as_json)
+    typer.echo(f"{result.frames} frame{'s' * (result.frames != 1)}, {result.faces} face{'s' * (result.faces != 1)} "
+               f"-> {out}{skipped}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
         typer.echo(f"{totals['people'] + totals['unassessable']} people tracked: {totals['compliant']} compliant, "
@@ -1044,7 +1045,8 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
 @app.command()
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
-    check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras and stop.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras, the alerts.notify services and the reports "
+                                                        "(secrets left out), and stop.")] = False,
     ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
     cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
     classifier: ClassifierFile = None,
@@ -1070,7 +1072,7 @@ def run(
             typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
                        "sample/face-mask-detection demo-output/clips)", err=True)
         raise typer.Exit(code=1) from None
-    typer.echo(f"{config}: {len(site.cameras)} cameras")
+    typer.echo(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
     for camera_id, camera in site.cameras.items():
         zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
         substream = f" (analysing {redact_source(camera.detect_source)})" if camera.detect_source else ""

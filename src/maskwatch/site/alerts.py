@@ -318,12 +318,16 @@ class AlertQueues:
         self.stats.count("failed")
         if self._down[index] or not unreachable:
             if not self._down[index]:
-                log.warning("%s %s: alert not delivered after %d tries (%s)", self.kind, rule.shown,
-                            attempt + 1, reason)
+                log.warning("%s %s: alert not delivered after %s (%s)", self.kind, rule.shown,
+                            _tries(attempt + 1), reason)
             return
-        log.warning("%s %s: alert not delivered after %d tries (%s); until one goes through, "
-                    "each alert gets one try", self.kind, rule.shown, attempt + 1, reason)
+        log.warning("%s %s: alert not delivered after %s (%s); until one goes through, "
+                    "each alert gets one try", self.kind, rule.shown, _tries(attempt + 1), reason)
         self._down[index] = True
+
+
+def _tries(n: int) -> str:
+    return f"{n} {'try' if n == 1 else 'tries'}"
 
 
 def stop_together(senders: list[AlertQueues], timeout: float = 10.0) -> None:

@@ -152,8 +152,9 @@ class Site:
             return
         self._stop.set()
         if self._started:  # said: the stop takes seconds, and a second Ctrl-C meanwhile loses people
-            log.warning("stopping: the people in view at %d cameras are stored, then the alerts and MQTT "
-                        "messages still queued are sent", len(self.cameras_by_id))
+            cameras = len(self.cameras_by_id)
+            log.warning("stopping: the people in view at %d camera%s are stored, then the alerts and MQTT "
+                        "messages still queued are sent", cameras, "s" * (cameras != 1))
         self._stop_cameras()
         self.compliance.stop()
         if self.reports is not None:
@@ -168,7 +169,7 @@ class Site:
             self._retention.join(10)
         self.store.close()
         if self._started:  # the stop's end: a log without it was cut short (docker's 10 s, a SIGKILL)
-            log.warning("stopped: %d people stored since the start", self.stored)
+            log.warning("stopped: %d %s stored since the start", self.stored, "person" if self.stored == 1 else "people")
 
     def _count_stored(self, event: dict) -> None:
         with self._stored_lock:
