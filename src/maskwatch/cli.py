@@ -499,7 +499,8 @@ def detect(
                f"-> {out}{skipped}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
-        typer.echo(f"{totals['people'] + totals['unassessable']} people tracked: {totals['compliant']} compliant, "
+        tracked = totals['people'] + totals['unassessable']
+        typer.echo(f"{tracked} {'person' if tracked == 1 else 'people'} tracked: {totals['compliant']} compliant, "
                    f"{totals['non_compliant']} not, {totals['unassessable']} unassessable (too few frames of a "
                    f"large enough face) -> {out}/summary.json", err=as_json)
     if result.interrupted:
@@ -1238,8 +1239,9 @@ def backup(
         copy, events, copied = backup_site(database, snapshots, dest)
     except BackupError as err:
         _fail(str(err))
-    typer.echo(f"{copy}: {events} events; {copied} snapshots in {dest / 'snapshots'}" if snapshots is not None
-               else f"{copy}: {events} events")
+    said = f"{copy}: {events} event{'s' * (events != 1)}"
+    typer.echo(f"{said}; {copied} snapshot{'s' * (copied != 1)} in {dest / 'snapshots'}" if snapshots is not None
+               else said)
 
 
 @app.command()
