@@ -298,3 +298,24 @@ def test_a_viewers_several_cameras_are_a_range_of_each_ones_index_merged(tmp_pat
     assert len(reads) == 2 and all(step.startswith("SEARCH events USING INDEX events_by_camera_last_seen_id")
                                    for step in reads), plan
     store.close()
+
+
+def test_a_head_of_the_export_reads_no_more_than_its_first_page(site_clients):
+    """HEAD ran the whole export as a GET and dropped its chunks: every stored event read, a page
+    at a time, for an answer of a few headers (a read-only token's loop of HEADs kept the database
+    busy at no cost of its own bandwidth)."""
+    site, admin, _, _ = site_clients
+    reads = []
+    listener = lambda _conn, _cursor, statement, _parameters, _context, _many: reads.append(statement)  # noqa: E731
+    sa_event.listen(site.store.engine, "before_cursor_execute", listener)
+    try:
+        answer = admin.head("/v1/events.csv")
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", listener)
+    assert answer.status_code == 200 and answer.content == b""
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["content-disposition"].startswith('attachment; filename="maskwatch-events')
+    pages = [statement for statement in reads if "FROM events" in statement and "ORDER BY" in statement]
+    assert len(pages) == 1 and len(stored_ids(site.store)) > 2000
+    assert len(rows_of(admin)) == len(stored_ids(site.store))  # the GET after it is whole
+    assert admin.head("/v1/events", params={"limit": 1}).headers["content-length"] != "0"
