@@ -319,3 +319,14 @@ def test_a_head_of_the_export_reads_no_more_than_its_first_page(site_clients):
     assert len(pages) == 1 and len(stored_ids(site.store)) > 2000
     assert len(rows_of(admin)) == len(stored_ids(site.store))  # the GET after it is whole
     assert admin.head("/v1/events", params={"limit": 1}).headers["content-length"] != "0"
+
+
+def test_the_privacy_statement_says_the_export_is_logged(site_clients):
+    """/v1/privacy's list of what the access log records was written by hand and left out the
+    export, which it records: a reader was told an export of every person leaves no trace."""
+    _, admin, mine, _ = site_clients
+    assert rows_of(mine, camera="door")
+    records = mine.get("/v1/privacy").json()["access_log"]["records"]
+    assert "events_export" in records and {"login", "camera_frame", "snapshot", "report"} <= set(records)
+    logged = {entry["action"] for entry in admin.get("/v1/access-log", params={"limit": 1000}).json()["entries"]}
+    assert "events_export" in logged and logged <= set(records)
