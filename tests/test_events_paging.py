@@ -330,3 +330,21 @@ def test_the_privacy_statement_says_the_export_is_logged(site_clients):
     assert "events_export" in records and {"login", "camera_frame", "snapshot", "report"} <= set(records)
     logged = {entry["action"] for entry in admin.get("/v1/access-log", params={"limit": 1000}).json()["entries"]}
     assert "events_export" in logged and logged <= set(records)
+
+
+def test_each_export_says_in_the_access_log_what_it_read(site_clients):
+    """The row's target was the path alone, once a minute per path: a viewer's second export in
+    that minute (another camera's people, another label) left no row, and none said what was read."""
+    _, admin, _, doors = site_clients
+    for label in ("without_mask", "with_mask", "with_mask"):
+        rows_of(doors, camera="door", label=label)
+    assert doors.get("/v1/report.csv", params={"from": "2026-09-20", "to": "2026-09-21"}).status_code == 200
+    repeated = doors.get("/v1/events.csv?label=mask_weared_incorrect&label=mask_weared_incorrect&camera=door")
+    assert repeated.status_code == 200
+    entries = admin.get("/v1/access-log", params={"user": "doorviewer", "limit": 1000}).json()["entries"]
+    targets = [entry["target"] for entry in entries if entry["action"] in ("events_export", "report")]
+    assert sorted(targets) == sorted(["/v1/events.csv?camera=door&label=without_mask",
+                                      "/v1/events.csv?camera=door&label=with_mask",  # once in the minute
+                                      "/v1/events.csv?label=mask_weared_incorrect&camera=door",
+                                      "/v1/report.csv?from=2026-09-20&to=2026-09-21"]
+                                     + [t for t in targets if "?" not in t]), targets
