@@ -298,3 +298,53 @@ def test_a_viewers_several_cameras_are_a_range_of_each_ones_index_merged(tmp_pat
     assert len(reads) == 2 and all(step.startswith("SEARCH events USING INDEX events_by_camera_last_seen_id")
                                    for step in reads), plan
     store.close()
+
+
+def test_a_head_of_the_export_reads_no_more_than_its_first_page(site_clients):
+    """HEAD ran the whole export as a GET and dropped its chunks: every stored event read, a page
+    at a time, for an answer of a few headers (a read-only token's loop of HEADs kept the database
+    busy at no cost of its own bandwidth)."""
+    site, admin, _, _ = site_clients
+    reads = []
+    listener = lambda _conn, _cursor, statement, _parameters, _context, _many: reads.append(statement)  # noqa: E731
+    sa_event.listen(site.store.engine, "before_cursor_execute", listener)
+    try:
+        answer = admin.head("/v1/events.csv")
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", listener)
+    assert answer.status_code == 200 and answer.content == b""
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["content-disposition"].startswith('attachment; filename="maskwatch-events')
+    pages = [statement for statement in reads if "FROM events" in statement and "ORDER BY" in statement]
+    assert len(pages) == 1 and len(stored_ids(site.store)) > 2000
+    assert len(rows_of(admin)) == len(stored_ids(site.store))  # the GET after it is whole
+    assert admin.head("/v1/events", params={"limit": 1}).headers["content-length"] != "0"
+
+
+def test_the_privacy_statement_says_the_export_is_logged(site_clients):
+    """/v1/privacy's list of what the access log records was written by hand and left out the
+    export, which it records: a reader was told an export of every person leaves no trace."""
+    _, admin, mine, _ = site_clients
+    assert rows_of(mine, camera="door")
+    records = mine.get("/v1/privacy").json()["access_log"]["records"]
+    assert "events_export" in records and {"login", "camera_frame", "snapshot", "report"} <= set(records)
+    logged = {entry["action"] for entry in admin.get("/v1/access-log", params={"limit": 1000}).json()["entries"]}
+    assert "events_export" in logged and logged <= set(records)
+
+
+def test_each_export_says_in_the_access_log_what_it_read(site_clients):
+    """The row's target was the path alone, once a minute per path: a viewer's second export in
+    that minute (another camera's people, another label) left no row, and none said what was read."""
+    _, admin, _, doors = site_clients
+    for label in ("without_mask", "with_mask", "with_mask"):
+        rows_of(doors, camera="door", label=label)
+    assert doors.get("/v1/report.csv", params={"from": "2026-09-20", "to": "2026-09-21"}).status_code == 200
+    repeated = doors.get("/v1/events.csv?label=mask_weared_incorrect&label=mask_weared_incorrect&camera=door")
+    assert repeated.status_code == 200
+    entries = admin.get("/v1/access-log", params={"user": "doorviewer", "limit": 1000}).json()["entries"]
+    targets = [entry["target"] for entry in entries if entry["action"] in ("events_export", "report")]
+    assert sorted(targets) == sorted(["/v1/events.csv?camera=door&label=without_mask",
+                                      "/v1/events.csv?camera=door&label=with_mask",  # once in the minute
+                                      "/v1/events.csv?label=mask_weared_incorrect&camera=door",
+                                      "/v1/report.csv?from=2026-09-20&to=2026-09-21"]
+                                     + [t for t in targets if "?" not in t]), targets

@@ -795,6 +795,8 @@ def test_head_is_answered_as_get_without_its_body(secured):
     assert document.status_code == 200 and document.content == b""
     assert int(document.headers["content-length"]) == len(secured.get("/openapi.json").content)
     assert httpx.head(secured.base + "/v1/events", timeout=10).status_code == 401  # the same access rules
+    export = httpx.head(secured.base + "/v1/events.csv", headers=secured.credentials.headers, timeout=10)
+    assert export.status_code == 200 and export.content == b"" and export.headers["content-type"].startswith("text/csv")
 
 
 REMOVE_WHEN_TOLD = """import os, sys, time

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,6 +38,8 @@ def said_failed(name: str, client: str) -> None:
 
 ACCESS = "x-maskwatch-access"  # public | user (the default) | all-cameras | admin
 AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is written to the access log
+# ... with its query in the target, where what was read is in it (an export's camera, a report's days)
+AUDIT_QUERY = "x-maskwatch-audit-query"
 # (best effort: where the database cannot be written the request is answered, the row lost and the
 # failure logged; docs/security.md)
 PUBLIC = {ACCESS: "public"}
@@ -138,6 +141,15 @@ def camera_of(request: Request) -> str | None:
     return request.query_params.get("camera")
 
 
+def audit_target(request: Request, extra: dict) -> str:
+    """What an audited request read: its path, and its query where the route says what was read is
+    in it. An export's target was its path alone, and the rows' once a minute per path let a second
+    export (another camera's events, another month) within the minute leave no row. Each parameter
+    once, its value the one the route read (the last), so repeating one does not make a new target."""
+    query = urlencode(dict(request.query_params)) if extra.get(AUDIT_QUERY) else ""
+    return request.url.path + (f"?{query}" if query else "")
+
+
 class AccessControl:
     """The app's gatekeeper: `authorize` is its global dependency, `login`/`logout` its session calls."""
 
@@ -217,7 +229,7 @@ class AccessControl:
             # Written once the answer is known, for a 2xx only (audit_answered): a row was written
             # before the handler ran, so 300 requests for snapshots that do not exist left 300
             # "snapshot fetched" rows, one database write each.
-            request.state.audit = (extra[AUDIT], principal.name, client_address(request), request.url.path)
+            request.state.audit = (extra[AUDIT], principal.name, client_address(request), audit_target(request, extra))
 
     def audit_answered(self, request: Request, status: int) -> None:
         """The access-log row of an audited request that was answered with a 2xx."""

@@ -26,7 +26,7 @@ from maskwatch.detection.detector import Models
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.runtime import HeldBackLog, PeriodicTrim
-from maskwatch.security.access import ALL_CAMERAS, PUBLIC, AccessControl, AuthError, AuthSettings
+from maskwatch.security.access import ALL_CAMERAS, AUDIT, PUBLIC, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
@@ -129,7 +129,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                   docs_url=None, openapi_url=None, redoc_url=None, responses=ACCESS_RESPONSES,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
     app.state.access = access
-    app.state.privacy = lambda: privacy_statement(settings, site, access)
+    app.state.privacy = lambda: privacy_statement(settings, site, access, audited_actions(app))
     metrics = Metrics()
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
     annotator = FaceAnnotator(blur=settings.blur)
@@ -377,7 +377,15 @@ async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> byt
     return b"".join(chunks)
 
 
-def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> dict:
+def audited_actions(app: FastAPI) -> list[str]:
+    """What the access log records: the logins and logouts, and each audited route's action, read
+    from the routes' OpenAPI entries (a hand-written list left the events' export out of the statement)."""
+    routes = {operation[AUDIT] for path in app.openapi()["paths"].values() for operation in path.values()
+              if isinstance(operation, dict) and AUDIT in operation}
+    return ["login", "login_failed", "login_limited", "logout", *sorted(routes)]
+
+
+def privacy_statement(settings: ServeSettings, site, access: AccessControl, records: list[str]) -> dict:
     """What the running service keeps and who may see it (GET /v1/privacy), from its live config."""
     users = access.store.users() if access.store is not None else []
     statement = {
@@ -387,8 +395,7 @@ def privacy_statement(settings: ServeSettings, site, access: AccessControl) -> d
                    "viewers_limited_to_cameras": sum(u["role"] == "viewer" and u["cameras"] is not None for u in users),
                    "api_tokens": len(access.store.tokens()) if access.store is not None else 0},
         "access_log": {"kept": access.store is not None, "retention_days": settings.auth.retention_days,
-                       "records": ["login", "login_failed", "login_limited", "logout", "camera_frame",
-                                   "snapshot", "report"]},
+                       "records": records},
         "uploads": "POST /v1/detect images are analysed in memory and never stored",
     }
     if site is not None:
