@@ -83,13 +83,15 @@ def test_the_retained_topics_of_cameras_the_site_does_not_run_are_cleared(broker
     retain(broker.port, {"site/gone/counts": '{"people":5}', "site/gone/without_mask": "2",
                          "site/gone/available": "online", "site/door/with_mask": "1",
                          "site/east/available": "online",  # a site whose prefix is site/east: not a camera
-                         "site/gone/notes": "a user's own topic", "other/gone/counts": '{"people":1}'})
+                         "site/gone/notes": "a user's own topic", "other/gone/counts": '{"people":1}',
+                         # no camera can be named so: another program's, left alone (and out of the log)
+                         "site/front door/counts": '{"people":3}'})
     publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=["door"]).start()
     try:
         assert wait_until(lambda: "site/gone/counts" not in retained(broker.port, "site/gone/#"), 20)
         assert retained(broker.port) == {"site/available": "online", "site/door/with_mask": "1",
                                          "site/east/available": "online", "site/gone/notes": "a user's own topic",
-                                         "other/gone/counts": '{"people":1}'}
+                                         "other/gone/counts": '{"people":1}', "site/front door/counts": '{"people":3}'}
         warned = [r.getMessage() for r in caplog.records if "cleared" in r.getMessage()]
         assert warned == [f"MQTT 127.0.0.1:{broker.port}: cleared the retained topics of cameras this site does "
                           "not run (disabled, removed or renamed): gone"]

@@ -43,6 +43,7 @@ from typing import Callable, Iterable
 import paho.mqtt.client as mqtt
 
 from maskwatch.faces import PERSON_LABELS
+from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.events import alert_view, event_view, iso_utc
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,10 @@ class MqttPublisher:
         if not message.retain or not message.payload:
             return
         camera, _, leaf = message.topic[len(self.prefix) + 1:].partition("/")
-        if camera not in self.cameras and leaf in CAMERA_TOPICS:
+        # Only a name a maskwatch camera can have: another program's topic under the prefix is not
+        # ours to clear, and a name with a line break in it (a broker that lets one through) would
+        # forge lines of the log that names the cameras cleared.
+        if camera not in self.cameras and leaf in CAMERA_TOPICS and CAMERA_ID.fullmatch(camera):
             with self._sweep_lock:
                 self._found.setdefault(camera, set()).add(leaf)
 
