@@ -9,17 +9,25 @@ import csv
 import io
 import random
 import sqlite3
+import threading
+import time
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select
 
 from maskwatch.security.access import AuthSettings
+from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.serving.site_api import EXPORT_RETRY_AFTER, EXPORTS, EXPORTS_AT_ONCE
 from maskwatch.site.events import EventStore, csv_cell, cursor_of, events, parse_cursor
 from tests.conftest import ADMIN
+from tests.rtsp import free_port
 from tests.test_alert_rules import berlin
+from tests.test_cameras import wait_until
 from tests.test_events import NOW, person
 from tests.test_site_history import CSRF, DOOR_VIEWER, OLD_VIEWER, make_site
 
@@ -348,3 +356,110 @@ def test_each_export_says_in_the_access_log_what_it_read(site_clients):
                                       "/v1/events.csv?label=mask_weared_incorrect&camera=door",
                                       "/v1/report.csv?from=2026-09-20&to=2026-09-21"]
                                      + [t for t in targets if "?" not in t]), targets
+
+
+@pytest.fixture()
+def served(site_clients):
+    """The paging site's app on a real uvicorn (exports held open side by side, a client that goes
+    away; no lifespan: no camera started), and an httpx client with a read-only API token."""
+    site, admin, _, _ = site_clients
+    auth = AuthStore(site.config.storage.database)
+    token = auth.add_token(f"exports-{free_port()}", "read")
+    auth.close()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(admin.app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_until(lambda: server.started, 30), "uvicorn did not start"
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        yield site, client
+    server.should_exit = True
+    thread.join(30)
+    assert EXPORTS.in_use == 0
+
+
+def held_at_page_two(store: EventStore):
+    """An engine hook that holds every export's second page until the Event it returns is set; the
+    pages read (one list of statements)."""
+    go, pages = threading.Event(), []
+
+    def hold(_conn, _cursor, statement, _parameters, _context, _many):
+        if "FROM events" in statement and "ORDER BY" in statement and "events.id) <" in statement:
+            pages.append(statement)
+            assert go.wait(30), "the test never let the export go on"
+    sa_event.listen(store.engine, "before_cursor_execute", hold)
+    return go, pages, lambda: sa_event.remove(store.engine, "before_cursor_execute", hold)
+
+
+def test_exports_past_the_cap_are_refused_at_once_and_the_slots_come_back_when_they_end(served):
+    """Forty exports at once by one read-only token took every worker thread and the database: the
+    dashboards' polls of every other user waited. Past EXPORTS_AT_ONCE an export is a 503 at once."""
+    site, client = served
+    go, pages, unhook = held_at_page_two(site.store)
+    try:
+        with client.stream("GET", "/v1/events.csv") as first, client.stream("GET", "/v1/events.csv") as second:
+            assert first.status_code == second.status_code == 200 and EXPORTS.in_use == EXPORTS_AT_ONCE == 2
+            started = time.monotonic()
+            for path in ("/v1/events.csv", "/v1/report.csv"):
+                busy = client.get(path)
+                assert busy.status_code == 503 and busy.headers["retry-after"] == str(EXPORT_RETRY_AFTER), path
+                assert busy.json() == {"error": "2 exports (events.csv, report.csv) are running on this server "
+                                                f"already; try again in {EXPORT_RETRY_AFTER} s"}
+            assert time.monotonic() - started < 5  # answered at once, not queued behind the two
+            assert client.get("/v1/events", params={"limit": 1}).status_code == 200  # the rest still answer
+            go.set()
+            texts = [first.read().decode(), second.read().decode()]
+    finally:
+        go.set()
+        unhook()
+    assert all(text.count("\n") == len(stored_ids(site.store)) + 1 for text in texts)  # whole files
+    assert wait_until(lambda: EXPORTS.in_use == 0, 10), EXPORTS.in_use
+    assert client.get("/v1/report.csv").status_code == 200 and EXPORTS.in_use == 0
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/events.csv", "/v1/report.csv"):
+        assert "2 exports (events.csv, report.csv) are running" in paths[path]["get"]["responses"]["503"]["description"]
+
+
+def test_an_export_whose_client_goes_away_gives_its_slot_back_and_reads_no_further(served):
+    site, client = served
+    go, pages, unhook = held_at_page_two(site.store)
+    try:
+        with client.stream("GET", "/v1/events.csv") as gone:
+            assert gone.status_code == 200 and EXPORTS.in_use == 1
+            next(gone.iter_bytes())  # the first page, then the client closes the connection
+        time.sleep(0.5)  # uvicorn hears of the disconnect while the second page is read
+        go.set()
+        assert wait_until(lambda: EXPORTS.in_use == 0, 10), EXPORTS.in_use
+    finally:
+        go.set()
+        unhook()
+    assert len(pages) == 1 and len(stored_ids(site.store)) > 2000  # page three was never read
+
+
+def test_an_export_the_database_fails_gives_its_slot_back(site_clients):
+    """At once (the 503 before any line) and midway (the file said incomplete), the slot returns."""
+    site, admin, _, _ = site_clients
+    database = site.config.storage.database
+    pages = []
+
+    def gone_at_page_two(_conn, _cursor, statement, _parameters, _context, _many):
+        if "FROM events" in statement and "ORDER BY" in statement:
+            pages.append(statement)
+            if len(pages) == 2:
+                with sqlite3.connect(database) as raw:
+                    raw.execute("ALTER TABLE events RENAME TO events_away")
+
+    sa_event.listen(site.store.engine, "before_cursor_execute", gone_at_page_two)
+    try:
+        midway = admin.get("/v1/events.csv")
+        at_once = admin.get("/v1/events.csv")
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", gone_at_page_two)
+        with sqlite3.connect(database) as raw:
+            raw.execute("ALTER TABLE events_away RENAME TO events")
+    assert midway.status_code == 200 and midway.text.splitlines()[-1].startswith("# incomplete")
+    assert at_once.status_code == 503 and EXPORTS.in_use == 0
+    assert admin.head("/v1/events.csv").status_code == 200 and EXPORTS.in_use == 0  # a HEAD, cut at its headers
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from datetime import date, timedelta
 from urllib.parse import urlencode
@@ -31,6 +32,67 @@ log = logging.getLogger(__name__)
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
+
+# Exports (events.csv, report.csv) read at once per process; one more is answered 503 at once. Each
+# holds a worker thread and a database connection while it reads (a month's events.csv: a minute):
+# forty from one read-only token took the whole thread pool (40 threads) and the database, and every
+# dashboard's poll waited. Two: an audit's export beside a report, the pool left to everyone else.
+EXPORTS_AT_ONCE = 2
+EXPORT_RETRY_AFTER = 10  # seconds: an export of a busy site's month takes about that long
+EXPORTS_BUSY = (f"{EXPORTS_AT_ONCE} exports (events.csv, report.csv) are running on this server already; "
+                f"try again in {EXPORT_RETRY_AFTER} s")
+
+
+class ExportSlots:
+    """At most `size` exports at once in this process: take() answers at once (no waiting in a
+    thread of the pool, which is what the exports ran out of); each slot taken is given back once."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.in_use = 0
+        self._lock = threading.Lock()
+
+    def take(self):
+        """A function that gives the slot back (a second call does nothing), or None: all taken."""
+        with self._lock:
+            if self.in_use >= self.size:
+                return None
+            self.in_use += 1
+        given_back = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if not given_back.is_set():
+                    given_back.set()
+                    self.in_use -= 1
+        return give_back
+
+
+EXPORTS = ExportSlots(EXPORTS_AT_ONCE)
+
+
+class SlotStream(StreamingResponse):
+    """A streamed answer that gives its export slot back when it stops sending: the file ended, the
+    database failed, the client went away (the send failed or the answer was cancelled, a HEAD too)."""
+
+    def __init__(self, *args, give_back, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.give_back = give_back
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.give_back()
+
+
+EXPORTS_BUSY_RESPONSE = (503, f"The database cannot be read just now, or {EXPORTS_AT_ONCE} exports (events.csv, "
+                               "report.csv) are running on this server process already: Retry-After says when to "
+                               "try again")
+
+
+def exports_busy() -> JSONResponse:
+    return JSONResponse({"error": EXPORTS_BUSY}, status_code=503, headers={"Retry-After": str(EXPORT_RETRY_AFTER)})
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -257,7 +319,7 @@ def site_routes(site: Site) -> APIRouter:
                 responses={200: {"description": "The events /v1/events finds, every one, newest first, as CSV",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
                            **_errors((400, "A filter that names no camera or class, or a bad time"),
-                                     (404, "A zone none of the caller's cameras has"))},
+                                     (404, "A zone none of the caller's cameras has"), EXPORTS_BUSY_RESPONSE)},
                 openapi_extra={AUDIT: "events_export", AUDIT_QUERY: True})
     def export_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
                       zone: str | None = event_zone, label: str | None = event_label,
@@ -267,12 +329,19 @@ def site_routes(site: Site) -> APIRouter:
         filters = event_filters(request, camera, zone, label, since, until)
         if isinstance(filters, JSONResponse):
             return filters
-        rows = site.store.each_event(**filters)
-        first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
+        give_back = EXPORTS.take()
+        if give_back is None:
+            return exports_busy()
+        try:
+            rows = site.store.each_event(**filters)
+            first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
+        except BaseException:
+            give_back()
+            raise
         body = events_csv(event_view(row) for row in itertools.chain([first] if first is not None else [], rows))
         name = "maskwatch-events" + "".join(f"-{value}" for value in (camera, zone, label) if value) + ".csv"
-        return StreamingResponse(said_if_cut_off(body, request.url.path), media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+        return SlotStream(said_if_cut_off(body, request.url.path), give_back=give_back, media_type="text/csv",
+                          headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
     @router.get("/compliance", response_model=ComplianceSeries,
                 responses=_errors((400, "An unknown camera or bucket, or a bad time"),
@@ -319,7 +388,7 @@ def site_routes(site: Site) -> APIRouter:
     @router.get("/report.csv", response_class=Response,
                 responses={200: {"description": "Daily compliance per camera and zone (the site's days)",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
-                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"))},
+                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"), EXPORTS_BUSY_RESPONSE)},
                 openapi_extra={AUDIT: "report", AUDIT_QUERY: True})
     def report(request: Request, start: str | None = Query(None, alias="from", json_schema_extra={"format": "date"},
                                                            description="first day, YYYY-MM-DD (default: 6 days before to)"),
@@ -335,9 +404,15 @@ def site_routes(site: Site) -> APIRouter:
         except (ValueError, OverflowError) as err:
             return _error(400, str(err))
         allowed = readable(request)  # a viewer's cameras, running or not
-        rows = [r for r in site.store.counts(since=since, until=until, every=900)  # quarters: days in any timezone
-                if allowed is None or r["camera"] in allowed]
-        body = to_csv(daily_rows(rows, first, last, tz))
+        give_back = EXPORTS.take()
+        if give_back is None:
+            return exports_busy()
+        try:
+            rows = [r for r in site.store.counts(since=since, until=until, every=900)  # quarters: days in any timezone
+                    if allowed is None or r["camera"] in allowed]
+            body = to_csv(daily_rows(rows, first, last, tz))
+        finally:
+            give_back()
         return Response(body, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="maskwatch-{first}-{last}.csv"'})
 
