@@ -463,3 +463,29 @@ def test_an_export_the_database_fails_gives_its_slot_back(site_clients):
     assert at_once.status_code == 503 and EXPORTS.in_use == 0
     assert admin.head("/v1/events.csv").status_code == 200 and EXPORTS.in_use == 0  # a HEAD, cut at its headers
 
+
+def test_a_zone_the_config_lacks_is_looked_up_in_the_stored_counts_not_the_events(site_clients):
+    """A zone renamed since (door's 'entrance') still finds its people; a typo is a 404 naming the
+    caller's zones. The lookup read the events, which have no index on zone: every event of the
+    caller's (1 M rows: seconds), at each request naming such a zone."""
+    site, admin, _, doors = site_clients
+    renamed = site.store.record("door", "entrance", person(1, (0.9, 0.05, 0.05), first=NOW - 5, last=NOW))
+    reads = []
+    listener = lambda _conn, _cursor, statement, _parameters, _context, _many: reads.append(statement)  # noqa: E731
+    sa_event.listen(site.store.engine, "before_cursor_execute", listener)
+    try:
+        typo = doors.get("/v1/events", params={"zone": "entrnace"})
+        lookups = list(reads)
+        for client in (admin, doors):
+            for params in ({"zone": "entrance"}, {"zone": "entrance", "camera": "door"}):
+                found = client.get("/v1/events", params=params)
+                assert found.status_code == 200 and [e["id"] for e in found.json()["events"]] == [renamed["id"]]
+                assert client.get("/v1/compliance", params=params).status_code == 200
+        lobby = doors.get("/v1/events", params={"zone": "lobby"})  # old's zone: not this viewer's camera
+    finally:
+        sa_event.remove(site.store.engine, "before_cursor_execute", listener)
+        with site.store.engine.begin() as connection:
+            connection.execute(events.delete().where(events.c.id == renamed["id"]))
+    assert typo.status_code == 404 and typo.json() == {"error": "unknown zone 'entrnace'; zones: queue"}
+    assert lobby.status_code == 404 and lobby.json() == {"error": "unknown zone 'lobby'; zones: queue"}
+    assert lookups and not [statement for statement in lookups if "FROM events" in statement], lookups

@@ -217,10 +217,10 @@ def site_routes(site: Site) -> APIRouter:
             refusal = f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}"
         else:
             return None
-        # The events are read only for a zone the file lacks (they have no index on zone), and only
-        # for a name a zone can have: a NUL in it failed PostgreSQL's query, answered 503.
-        if CAMERA_ID.fullmatch(zone) and site.store.events(camera=camera, zone=zone, cameras=readable(request),
-                                                           limit=1):
+        # The stored counts are read only for a name a zone can have: a NUL in it failed PostgreSQL's
+        # query, answered 503.
+        cameras = [camera] if camera is not None else readable(request)
+        if CAMERA_ID.fullmatch(zone) and site.store.has_zone(zone, cameras=cameras):
             return None
         return _error(404, refusal)
 

@@ -477,6 +477,19 @@ class EventStore:
             return any(connection.execute(select(literal(1)).where(column == camera).limit(1)).first()
                        for column in (events.c.camera, quarters.c.camera))
 
+    def has_zone(self, zone: str, cameras: list[str] | None = None) -> bool:
+        """Whether `zone` has counts stored for any of `cameras` (None: any camera, running or not),
+        one seek of the quarters' key (camera, zone, minute) per camera: every stored person is
+        counted there, in the quarter retention keeps while it keeps them. The events have no index
+        on zone: the same question read every event of the caller's (1 M rows: seconds)."""
+        with self.engine.connect() as connection:
+            if cameras is None:
+                cameras = list(connection.execute(_distinct_by_index(quarters.c.camera)).scalars())
+            if not cameras:
+                return False
+            query = select(literal(1)).where(quarters.c.camera.in_(sorted(set(cameras))), quarters.c.zone == zone)
+            return connection.execute(query.limit(1)).first() is not None
+
     def last_seen(self, camera: str) -> float | None:
         """When the newest person of `camera` was last seen (Unix seconds); None: none stored."""
         with self.engine.connect() as connection:
