@@ -489,3 +489,15 @@ def test_a_zone_the_config_lacks_is_looked_up_in_the_stored_counts_not_the_event
     assert typo.status_code == 404 and typo.json() == {"error": "unknown zone 'entrnace'; zones: queue"}
     assert lobby.status_code == 404 and lobby.json() == {"error": "unknown zone 'lobby'; zones: queue"}
     assert lookups and not [statement for statement in lookups if "FROM events" in statement], lookups
+
+
+def test_a_page_of_another_site_cannot_start_an_export_in_a_logged_in_browsers_name(site_clients):
+    """SameSite=Lax sends the session cookie on a link followed from another site: a page there
+    could start exports that the access log put in the logged-in user's name."""
+    site, admin, mine, doors = site_clients
+    for path in ("/v1/events.csv", "/v1/report.csv"):
+        refused = admin.get(path, headers={"Sec-Fetch-Site": "cross-site"})
+        assert refused.status_code == 403 and refused.json()["error"] == "cross-site request refused", refused.text
+        for own in ("same-origin", "none"):  # the dashboard's link; a bookmark or a typed address
+            assert admin.get(path, headers={"Sec-Fetch-Site": own}).status_code == 200, (path, own)
+    assert admin.get("/v1/events", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # not an export

@@ -42,6 +42,9 @@ AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is writ
 AUDIT_QUERY = "x-maskwatch-audit-query"
 # (best effort: where the database cannot be written the request is answered, the row lost and the
 # failure logged; docs/security.md)
+# A route a page of another site must not start in a logged-in browser's name (a link to an export:
+# SameSite=Lax sends the cookie on a top-level navigation, and the access log named the victim).
+SAME_SITE_ONLY = "x-maskwatch-same-site-only"
 PUBLIC = {ACCESS: "public"}
 ADMIN = {ACCESS: "admin"}
 # Figures over every camera (/metrics): admins, API tokens (Prometheus) and viewers of every camera.
@@ -213,6 +216,8 @@ class AccessControl:
             self._sweep()
         if principal.via == "session" and request.method not in SAFE_METHODS:
             check_csrf(request)
+        elif principal.via in ("session", "open") and extra.get(SAME_SITE_ONLY):
+            check_origin(request)  # a token is no browser's ambient credential: its scripts may link freely
         elif principal.via == "open" and request.method not in SAFE_METHODS:
             check_origin(request)  # a page elsewhere must not post to an open server; curl sends no Origin
         if principal.scope == "read" and request.method not in SAFE_METHODS:

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.security.access import AUDIT, AUDIT_QUERY
+from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
@@ -320,7 +320,7 @@ def site_routes(site: Site) -> APIRouter:
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
                            **_errors((400, "A filter that names no camera or class, or a bad time"),
                                      (404, "A zone none of the caller's cameras has"), EXPORTS_BUSY_RESPONSE)},
-                openapi_extra={AUDIT: "events_export", AUDIT_QUERY: True})
+                openapi_extra={AUDIT: "events_export", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
     def export_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
                       zone: str | None = event_zone, label: str | None = event_label,
                       since: str | None = event_since, until: str | None = event_until) -> Response:
@@ -389,7 +389,7 @@ def site_routes(site: Site) -> APIRouter:
                 responses={200: {"description": "Daily compliance per camera and zone (the site's days)",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
                            **_errors((400, "A date that is not YYYY-MM-DD, or from after to"), EXPORTS_BUSY_RESPONSE)},
-                openapi_extra={AUDIT: "report", AUDIT_QUERY: True})
+                openapi_extra={AUDIT: "report", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
     def report(request: Request, start: str | None = Query(None, alias="from", json_schema_extra={"format": "date"},
                                                            description="first day, YYYY-MM-DD (default: 6 days before to)"),
                end: str | None = Query(None, alias="to", json_schema_extra={"format": "date"},
