@@ -141,6 +141,26 @@ def make_video(path, sample_dir, frames=12):
     writer.release()
     return path
 
+def detect_in_background(folder, out, lines: int = 3, output: bool = False):
+    """`maskwatch detect FOLDER --out OUT --quiet` in a process of its own, returned once it has
+    written `lines` whole lines (or ended, or after 60 s): to be killed or stopped part-way.
+    output: its stdout and stderr as text, for communicate(); else they are dropped."""
+    import subprocess
+    import sys
+    import time
+
+    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
+    streams = ({"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True} if output
+               else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL})
+    process = subprocess.Popen(command, **streams)
+    written = Path(out) / "detections.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not (
+            written.is_file() and written.read_text().count("\n") >= lines):
+        time.sleep(0.05)
+    return process
+
+
 
 def test_video_end_to_end(tmp_path, sample_dir):
     video = make_video(tmp_path / "clip.mp4", sample_dir)
@@ -266,9 +286,6 @@ def test_a_killed_run_keeps_its_lines_and_a_rerun_into_its_folder_goes_on(tmp_pa
     .partial, and its annotated copies unlisted: every rerun into --out was refused."""
     import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     photo = cv2.resize(cv2.imread(str(next(sample_dir.glob("images/*.png")))), (160, 120))
     folder = tmp_path / "photos"
@@ -276,13 +293,8 @@ def test_a_killed_run_keeps_its_lines_and_a_rerun_into_its_folder_goes_on(tmp_pa
     for i in range(400):
         cv2.imwrite(str(folder / f"p{i:03d}.jpg"), photo)
     out = tmp_path / "out"
-    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = detect_in_background(folder, out)
     lines = out / "detections.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None and not (
-            lines.is_file() and lines.read_text().count("\n") >= 3):
-        time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     kept = [json.loads(line) for line in lines.read_text().splitlines()]  # whole lines only

@@ -3,9 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -16,7 +13,7 @@ from maskwatch import Detector
 from maskwatch.atomic import OutputError
 from maskwatch.cli import app
 from maskwatch.video.pipeline import run_detect
-from tests.test_detection import make_video
+from tests.test_detection import detect_in_background, make_video
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +65,8 @@ def test_a_run_killed_outright_mid_line_is_resumed_with_every_photo_once(tmp_pat
     not left half in the middle of the file."""
     folder = photo_folder(tmp_path / "photos", sample_dir, [f"p{i:02d}.jpg" for i in range(40)], (160, 120))
     out = tmp_path / "out"
-    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = detect_in_background(folder, out)
     lines = out / "detections.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None and not (
-            lines.is_file() and lines.read_text().count("\n") >= 3):
-        time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     done = lines.read_text().count("\n")
@@ -106,13 +98,8 @@ def test_a_line_a_kill_cut_short_is_written_again(tmp_path, sample_dir, detector
 def test_a_run_stopped_by_sigterm_names_resume_and_records_how_far_it_got(tmp_path, sample_dir):
     folder = photo_folder(tmp_path / "photos", sample_dir, [f"p{i:02d}.jpg" for i in range(40)], (160, 120))
     out = tmp_path / "out"
-    command = [str(Path(sys.executable).with_name("maskwatch")), "detect", str(folder), "--out", str(out), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = detect_in_background(folder, out, output=True)
     lines = out / "detections.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None and not (
-            lines.is_file() and lines.read_text().count("\n") >= 3):
-        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130 and "the same command with --resume reads only the photos not done" in output
