@@ -5,6 +5,7 @@ The site of test_site_history (door running, till disabled, old removed from the
 more people stored at once, five to a moment (ties in last_seen), in an order their ids do not follow.
 """
 
+import contextlib
 import csv
 import io
 import random
@@ -197,26 +198,35 @@ def test_the_export_is_read_a_page_at_a_time(site_clients):
     assert [row["id"] for row in rows] == [str(i) for i in stored_ids(site.store)]
 
 
-def test_an_export_the_database_fails_midway_says_it_is_incomplete(site_clients, caplog):
-    """The answer has begun (200) when the second page fails: the file ended as if whole."""
-    site, admin, _, _ = site_clients
+@contextlib.contextmanager
+def events_table_gone(site, at_page: int):
+    """The events table renamed away ("no such table: events", a real failure of the database)
+    as an export reads its page `at_page` (1: at once), and back after the block."""
     database = site.config.storage.database
     pages = []
 
-    def table_gone_at_page_two(_conn, _cursor, statement, _parameters, _context, _many):
+    def gone(_conn, _cursor, statement, *_):
         if "FROM events" in statement and "ORDER BY" in statement:
             pages.append(statement)
-            if len(pages) == 2:  # the table is gone: "no such table: events", a real failure of the database
+            if len(pages) == at_page:
                 with sqlite3.connect(database) as raw:
                     raw.execute("ALTER TABLE events RENAME TO events_away")
 
-    sa_event.listen(site.store.engine, "before_cursor_execute", table_gone_at_page_two)
+    sa_event.listen(site.store.engine, "before_cursor_execute", gone)
     try:
-        answer = admin.get("/v1/events.csv")
+        yield
     finally:
-        sa_event.remove(site.store.engine, "before_cursor_execute", table_gone_at_page_two)
-        with sqlite3.connect(database) as raw:
-            raw.execute("ALTER TABLE events_away RENAME TO events")
+        sa_event.remove(site.store.engine, "before_cursor_execute", gone)
+        if len(pages) >= at_page:
+            with sqlite3.connect(database) as raw:
+                raw.execute("ALTER TABLE events_away RENAME TO events")
+
+
+def test_an_export_the_database_fails_midway_says_it_is_incomplete(site_clients, caplog):
+    """The answer has begun (200) when the second page fails: the file ended as if whole."""
+    site, admin, _, _ = site_clients
+    with events_table_gone(site, at_page=2):
+        answer = admin.get("/v1/events.csv")
     assert answer.status_code == 200
     lines = answer.text.splitlines()
     shown = len(lines) - 2  # the header and the last line
@@ -224,13 +234,8 @@ def test_an_export_the_database_fails_midway_says_it_is_incomplete(site_clients,
                          "(its end is not this file's)") and 0 < shown <= 1000
     assert "the database failed after" in caplog.text and "no such table: events" in caplog.text
     assert len(rows_of(admin)) == len(stored_ids(site.store))  # whole again
-    with sqlite3.connect(database) as raw:  # failing at once: a 503 as every route's, no file begun
-        raw.execute("ALTER TABLE events RENAME TO events_away")
-    try:
+    with events_table_gone(site, at_page=1):  # failing at once: a 503 as every route's, no file begun
         away = admin.get("/v1/events.csv", params={"label": "with_mask"})
-    finally:
-        with sqlite3.connect(database) as raw:
-            raw.execute("ALTER TABLE events_away RENAME TO events")
     assert away.status_code == 503 and away.headers["retry-after"] == "5"
 
 
@@ -441,24 +446,9 @@ def test_an_export_whose_client_goes_away_gives_its_slot_back_and_reads_no_furth
 def test_an_export_the_database_fails_gives_its_slot_back(site_clients):
     """At once (the 503 before any line) and midway (the file said incomplete), the slot returns."""
     site, admin, _, _ = site_clients
-    database = site.config.storage.database
-    pages = []
-
-    def gone_at_page_two(_conn, _cursor, statement, _parameters, _context, _many):
-        if "FROM events" in statement and "ORDER BY" in statement:
-            pages.append(statement)
-            if len(pages) == 2:
-                with sqlite3.connect(database) as raw:
-                    raw.execute("ALTER TABLE events RENAME TO events_away")
-
-    sa_event.listen(site.store.engine, "before_cursor_execute", gone_at_page_two)
-    try:
+    with events_table_gone(site, at_page=2):
         midway = admin.get("/v1/events.csv")
-        at_once = admin.get("/v1/events.csv")
-    finally:
-        sa_event.remove(site.store.engine, "before_cursor_execute", gone_at_page_two)
-        with sqlite3.connect(database) as raw:
-            raw.execute("ALTER TABLE events_away RENAME TO events")
+        at_once = admin.get("/v1/events.csv")  # the table still away
     assert midway.status_code == 200 and midway.text.splitlines()[-1].startswith("# incomplete")
     assert at_once.status_code == 503 and EXPORTS.in_use == 0
     assert admin.head("/v1/events.csv").status_code == 200 and EXPORTS.in_use == 0  # a HEAD, cut at its headers
