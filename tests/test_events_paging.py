@@ -15,7 +15,6 @@ import time
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select
@@ -31,6 +30,7 @@ from tests.test_alert_rules import berlin
 from tests.test_cameras import wait_until
 from tests.test_events import NOW, person
 from tests.test_site_history import CSRF, DOOR_VIEWER, OLD_VIEWER, make_site
+from tests.test_site_trend import serving
 
 START = berlin(25, 0, 0)  # after make_site's people
 CAMERAS = ("door", "old", "till")
@@ -371,17 +371,9 @@ def served(site_clients):
     auth = AuthStore(site.config.storage.database)
     token = auth.add_token(f"exports-{free_port()}", "read")
     auth.close()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(admin.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_until(lambda: server.started, 30), "uvicorn did not start"
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
+    with serving(admin.app, lifespan="off") as base, httpx.Client(
+            base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
         yield site, client
-    server.should_exit = True
-    thread.join(30)
     assert EXPORTS.in_use == 0
 
 

@@ -8,11 +8,9 @@ database beforehand, at fixed times (the week of 2026-09-21 in Berlin).
 
 import csv
 import io
-import threading
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from maskwatch.detection.detector import WEIGHTS, Detector
@@ -27,9 +25,9 @@ from tests.conftest import ADMIN
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin, crowd
-from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_events import person
+from tests.test_site_trend import serving
 
 CSRF = {"X-Maskwatch-CSRF": "1"}
 SINCE = "2026-09-21T00:00:00+02:00"
@@ -197,15 +195,8 @@ def test_the_api_document_lists_the_cameras_a_caller_may_read(clients):
 def open_site(tmp_path_factory):
     """The same site on a real uvicorn, open on loopback (no users: an admin's view)."""
     site, detector = make_site(tmp_path_factory.mktemp("history-page"), users=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(detector, site=site), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert wait_until(lambda: server.started, 30), "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with serving(create_app(detector, site=site)) as base:
+        yield base
 
 
 def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site, page):  # noqa: F811

@@ -5,6 +5,7 @@ The site runs in this process (uvicorn on a thread, loopback) with two cameras t
 so nothing detects: the counts are written to its SQLite database beforehand, at fixed times.
 """
 
+import contextlib
 import math
 import re
 import os
@@ -146,15 +147,24 @@ storage: {{database: site.db, privacy: true, retention_days: 3650}}
     crowd(store, masked=1, unmasked=0, when=time.time() - 600)  # for the chart's default: the last 24 hours
     store.close()
     detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
+    with serving(create_app(detector, site=Site(config, detector))) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def serving(app, **options):
+    """`app` on a real uvicorn on loopback, in a thread of its own, for the block: its base URL.
+    options: more of uvicorn.Config's (lifespan="off": no camera started)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(detector, site=Site(config, detector)), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert wait_until(lambda: server.started, 30), "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def get(base, path, **params):
