@@ -230,16 +230,22 @@ def test_the_server_away_is_said_in_view_of_a_phone_scrolled_down(server, tab): 
     phone.wait_for_selector("#stale", state="hidden", timeout=30_000)
 
 
-def test_the_login_page_says_when_the_server_does_not_answer(server, tab):  # noqa: F811
-    """A login sent while the server is away, or the network down, did nothing at all."""
-    login = tab(320, 568)  # the form was 352 px wide: its right edge and the button's cut off
-    login.route("**/login", lambda route: route.abort() if route.request.method == "POST" else route.continue_())
-    login.goto(server + "/login")
+def log_in_unanswered(login, base: str, on_post, timeout: int) -> None:
+    """The login page sends a login whose POST `on_post(route)` keeps from the server (aborts or
+    holds it), and says in `timeout` ms that the server did not answer."""
+    login.route("**/login", lambda route: on_post(route) if route.request.method == "POST" else route.continue_())
+    login.goto(base + "/login")
     login.fill("#username", "manager")
     login.fill("#password", "a password")
     login.click("button[type=submit]")
     login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
-                            timeout=10_000)
+                            timeout=timeout)
+
+
+def test_the_login_page_says_when_the_server_does_not_answer(server, tab):  # noqa: F811
+    """A login sent while the server is away, or the network down, did nothing at all."""
+    login = tab(320, 568)  # the form was 352 px wide: its right edge and the button's cut off
+    log_in_unanswered(login, server, lambda route: route.abort(), timeout=10_000)
     assert login.is_enabled("button[type=submit]") and login.get_attribute("button[type=submit]", "aria-disabled") is None
     assert login.evaluate("document.activeElement.type") == "submit"  # the keyboard's place is kept
     assert login.evaluate("document.documentElement.scrollWidth") <= 320
@@ -377,13 +383,7 @@ def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):  # noqa: F8
     dropped Wi-Fi) held for minutes left the page with no word and no way to try again."""
     login = tab(1280, 720)
     held = []
-    login.route("**/login", lambda route: held.append(route) if route.request.method == "POST" else route.continue_())
-    login.goto(server + "/login")
-    login.fill("#username", "manager")
-    login.fill("#password", "a password")
-    login.click("button[type=submit]")
-    login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
-                            timeout=25_000)
+    log_in_unanswered(login, server, held.append, timeout=25_000)
     assert login.get_attribute("button[type=submit]", "aria-disabled") is None  # another try may go
 
 
