@@ -21,7 +21,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
-from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
@@ -189,15 +188,10 @@ def site_routes(site: Site) -> APIRouter:
         old = retired(request) if retired_too else []
         return listed + (f"; not running, with stored history: {', '.join(old)}" if old else "")
 
-    def stored(camera: str) -> bool:
-        """Whether `camera` has history stored; an id no camera can have is not looked up (a NUL
-        in it failed the query on PostgreSQL, answered as the database being away)."""
-        return CAMERA_ID.fullmatch(camera) is not None and site.store.has_history(camera)
-
     def camera_refusal(request: Request, camera: str | None) -> JSONResponse | None:
         """400 for a camera neither in the config nor in the stored history, naming the caller's:
         a camera removed from the file or disabled is read as long as its people are kept."""
-        if camera is None or camera in site.cameras_by_id or stored(camera):
+        if camera is None or camera in site.cameras_by_id or site.store.has_history(camera):
             return None
         return _error(400, f"unknown camera {camera!r}; cameras: {named(request)}")
 
@@ -217,10 +211,8 @@ def site_routes(site: Site) -> APIRouter:
             refusal = f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}"
         else:
             return None
-        # The stored counts are read only for a name a zone can have: a NUL in it failed PostgreSQL's
-        # query, answered 503.
         cameras = [camera] if camera is not None else readable(request)
-        if CAMERA_ID.fullmatch(zone) and site.store.has_zone(zone, cameras=cameras):
+        if site.store.has_zone(zone, cameras=cameras):
             return None
         return _error(404, refusal)
 
@@ -252,7 +244,7 @@ def site_routes(site: Site) -> APIRouter:
                 openapi_extra={AUDIT: "camera_frame"})
     def camera_frame(request: Request, camera_id: str) -> Response:
         camera = site.cameras_by_id.get(camera_id)
-        if camera is None and stored(camera_id):
+        if camera is None and site.store.has_history(camera_id):
             return _error(404, f"camera {camera_id!r} is not running (removed from the config, or enabled: false): "
                                "no live frame; /v1/events and /v1/compliance still read its stored history")
         if camera is None:

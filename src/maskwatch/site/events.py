@@ -36,6 +36,7 @@ from maskwatch.atomic import OutputError, write_bytes
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.runtime import ProblemLog
+from maskwatch.site.config import CAMERA_ID
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import Track
 
@@ -472,7 +473,11 @@ class EventStore:
         return sorted(found)
 
     def has_history(self, camera: str) -> bool:
-        """Whether any person or count of `camera` is stored (one index seek per table)."""
+        """Whether any person or count of `camera` is stored (one index seek per table). A name no
+        camera can have is not looked up: a NUL in it failed the query on PostgreSQL (the API
+        answered 503, the database away, for a fuzzer's camera id)."""
+        if not CAMERA_ID.fullmatch(camera):
+            return False
         with self.engine.connect() as connection:
             return any(connection.execute(select(literal(1)).where(column == camera).limit(1)).first()
                        for column in (events.c.camera, quarters.c.camera))
@@ -481,7 +486,10 @@ class EventStore:
         """Whether `zone` has counts stored for any of `cameras` (None: any camera, running or not),
         one seek of the quarters' key (camera, zone, minute) per camera: every stored person is
         counted there, in the quarter retention keeps while it keeps them. The events have no index
-        on zone: the same question read every event of the caller's (1 M rows: seconds)."""
+        on zone: the same question read every event of the caller's (1 M rows: seconds). A name no
+        zone can have (zones are named as cameras are) is not looked up, as in has_history."""
+        if not CAMERA_ID.fullmatch(zone):
+            return False
         with self.engine.connect() as connection:
             if cameras is None:
                 cameras = list(connection.execute(_distinct_by_index(quarters.c.camera)).scalars())
