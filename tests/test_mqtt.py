@@ -369,9 +369,11 @@ def test_todays_counts_are_sent_at_the_start_and_at_the_sites_midnight(monkeypat
 @pytest.mark.system  # a site with its cameras and the detector, in this process
 def test_a_site_says_which_cameras_are_up_and_clears_a_disabled_ones_topics(broker, tmp_path, sample_dir):  # noqa: F811
     """A site gave no per-camera state (a camera down showed only in /v1/cameras and Prometheus),
-    and a camera set `enabled: false` kept its retained people in view from its last run."""
+    and a camera set `enabled: false` kept its retained people in view from its last run (and,
+    with Home Assistant's discovery, its device)."""
     from maskwatch.detection.detector import WEIGHTS, Detector
     from maskwatch.site.config import load_site_config
+    from maskwatch.site.discovery import camera_configs
     from maskwatch.site.runner import Site
     from tests.test_detection import make_video
 
@@ -379,14 +381,15 @@ def test_a_site_says_which_cameras_are_up_and_clears_a_disabled_ones_topics(brok
     (tmp_path / "site.yaml").write_text(f"""
 defaults: {{fps: 1, stall_timeout: 2, retry_max: 0.5}}
 cameras:
-  till: {{source: till.mp4}}
+  till: {{source: till.mp4, name: Till 1}}
   dead: {{source: "rtsp://127.0.0.1:{free_port()}/none"}}
   door: {{source: till.mp4, enabled: false}}
 storage: {{database: site.db, snapshots: snapshots}}
-mqtt: {{host: 127.0.0.1, port: {broker.port}}}
+mqtt: {{host: 127.0.0.1, port: {broker.port}, discovery: true}}
 """)
     retain(broker.port, {"maskwatch/door/counts": '{"people":9}', "maskwatch/door/without_mask": "2",
-                         "maskwatch/door/available": "online"})
+                         "maskwatch/door/available": "online",
+                         **camera_configs("homeassistant", "maskwatch", "door", "door")})
     listener = Subscriber(broker.port, "maskwatch/+/available")
     site = Site(load_site_config(tmp_path / "site.yaml"), Detector.load(config=WEIGHTS / "centerface.json")).start()
     try:
@@ -394,7 +397,10 @@ mqtt: {{host: 127.0.0.1, port: {broker.port}}}
         assert site.cameras(["till"])[0]["connected"]  # the rule of /v1/cameras and Prometheus
         time.sleep(3)  # past the dead camera's stall_timeout: it never came up
         assert listener.on("maskwatch/dead/available") == ["offline"]
-        assert wait_until(lambda: not any(t.startswith("maskwatch/door/") for t in retained(broker.port)), 20)
+        assert wait_until(lambda: not any(t.startswith("maskwatch/door/") or "/maskwatch/door_" in t
+                                          for t in retained(broker.port)), 20)
+        configs = {t: json.loads(p) for t, p in retained(broker.port, "homeassistant/#").items()}
+        assert {c["device"]["name"] for c in configs.values()} == {"Till 1", "dead"} and len(configs) == 20
     finally:
         site.stop()
     assert retained(broker.port, "maskwatch/+/available") == {"maskwatch/till/available": "offline",
@@ -428,3 +434,103 @@ def test_a_restarted_broker_is_told_the_sites_whole_state_again(tmp_path):
         publisher.stop()
         (second or first).stop()
 
+
+def home_assistant_configs(kept: dict[str, str]) -> dict[str, dict]:
+    """The discovery configs among the retained topics: what Home Assistant is told at its start."""
+    return {topic: json.loads(payload) for topic, payload in kept.items() if topic.startswith("homeassistant/")}
+
+
+def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest(broker, monkeypatch, caplog):  # noqa: F811
+    """A Home Assistant user wrote each camera's sensors by hand (docs/site.md's example). Four runs
+    of one site: discovery off (nothing under homeassistant/), on with door and till, on with till
+    removed from the file (its configs cleared), off again (nothing under homeassistant/ touched)."""
+    from maskwatch.site import mqtt as site_mqtt
+    from maskwatch.site.discovery import camera_configs
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    counts = {"people": 3, "with_mask": 2, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 1}
+    foreign = {"homeassistant/sensor/site/ghost_with_mask/config": '{"unique_id": "someone else\'s"}',
+               "homeassistant/sensor/site/ghost_x/config": '{"unique_id": "maskwatch:site/ghost/with_mask"}',
+               "homeassistant/sensor/other/door_with_mask/config": '{"unique_id": "maskwatch:other/door/with_mask"}',
+               "homeassistant/light/kitchen/config": '{"unique_id": "kitchen"}'}
+    retain(broker.port, foreign)
+
+    def run(cameras: dict[str, str], discovery: bool) -> Subscriber:
+        """One run of the site, as the runner starts it; what a listener to everything heard."""
+        listener = Subscriber(broker.port, "#")
+        time.sleep(0.3)  # the listener's retained messages first
+        publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=cameras,
+                                  counts_of=lambda camera: counts, names=cameras if discovery else None)
+        for camera in cameras:
+            publisher.in_view({"camera": camera, "counts": {"with_mask": 0, "without_mask": 0,
+                                                            "mask_weared_incorrect": 0, "unassessable": 0}})
+            publisher.camera_up(camera, False)
+        publisher.start()
+        try:
+            assert wait_until(lambda: publisher.status()["connected"], 20)
+            for camera in cameras:
+                publisher.publish_counts(camera)
+                publisher.camera_up(camera, True)
+            time.sleep(1.0)  # past the sweep
+        finally:
+            publisher.stop()
+            listener.close()
+        return listener
+
+    def sent_under_discovery(listener: Subscriber) -> list[tuple[str, str]]:
+        return [(topic, payload) for topic, payload, kept in listener.messages
+                if topic.startswith("homeassistant/") and not kept]
+
+    assert sent_under_discovery(run({"door": "Front door"}, discovery=False)) == []  # nothing there of ours
+
+    # An older run's site knew camera "gone": its configs and state are cleared, the foreign ones kept.
+    retain(broker.port, {**camera_configs("homeassistant", "site", "gone", "Gone"),
+                         "site/gone/counts": json.dumps(counts)})
+    heard = run({"door": "Front door", "till": "till"}, discovery=True)
+    state = retained(broker.port)
+    configs = home_assistant_configs(state)
+    assert not [t for t in state if "/site/gone_" in t or t.startswith("site/gone/")]
+    assert {t: c for t, c in configs.items() if t in foreign} == {t: json.loads(p) for t, p in foreign.items()}
+    ours = {t: c for t, c in configs.items() if t not in foreign}
+    assert sorted(t.split("/")[3] for t in ours if "/door_" in t) == sorted(
+        ["door_with_mask", "door_without_mask", "door_mask_weared_incorrect", "door_unassessable", "door_people_today",
+         "door_with_mask_today", "door_without_mask_today", "door_mask_weared_incorrect_today",
+         "door_unassessable_today", "door_available"])
+    assert len(ours) == 20
+    assert ours["homeassistant/sensor/site/door_without_mask/config"] == {
+        "name": "People without a mask in view", "state_topic": "site/door/without_mask",
+        "unit_of_measurement": "people", "state_class": "measurement",
+        "availability": [{"topic": "site/available"}, {"topic": "site/door/available"}], "availability_mode": "all",
+        "unique_id": "maskwatch:site/door/without_mask",
+        "device": {"identifiers": ["maskwatch:site/door"], "name": "Front door", "manufacturer": "maskwatch",
+                   "model": "maskwatch"},
+        "origin": {"name": "maskwatch"}}
+    available = ours["homeassistant/binary_sensor/site/till_available/config"]
+    assert (available["state_topic"], available["payload_on"], available["payload_off"], available["device_class"],
+            available["availability"], available["device"]["name"]) == (
+        "site/till/available", "online", "offline", "connectivity", [{"topic": "site/available"}], "till")
+    # Every topic a config reads is one the site publishes, retained; each template reads a key of its JSON.
+    for config in ours.values():
+        assert config["state_topic"] in state and all(a["topic"] in state for a in config["availability"])
+        if "value_template" in config:
+            key = config["value_template"].removeprefix("{{ value_json.").removesuffix(" }}")
+            assert key in json.loads(state[config["state_topic"]]), config
+    assert len({c["unique_id"] for c in ours.values()}) == 20 and {
+        c["device"]["identifiers"][0] for c in ours.values()} == {"maskwatch:site/door", "maskwatch:site/till"}
+    # Retained, and sent after "online" and before the state, each connection.
+    order = [topic for topic, _, kept in heard.messages if not kept]
+    first_config = min(i for i, t in enumerate(order) if t.startswith("homeassistant/"))
+    last_config = max(i for i, t in enumerate(order) if t.startswith("homeassistant/") and "gone" not in t)
+    first_state = min(i for i, t in enumerate(order) if t.startswith(("site/door/", "site/till/")))
+    assert order.index("site/available") < first_config and last_config < first_state, "\n".join(order)
+
+    run({"door": "Front door"}, discovery=True)  # till removed from the file
+    again = home_assistant_configs(retained(broker.port))
+    assert {t: c for t, c in again.items() if t not in foreign} == {
+        t: c for t, c in ours.items() if "/site/door_" in t}  # door's unique_ids as before; till's gone
+
+    assert [r.getMessage() for r in caplog.records if "cleared" in r.getMessage()] == [
+        f"MQTT 127.0.0.1:{broker.port}: cleared the retained topics of cameras this site does not run (disabled, "
+        f"removed or renamed): {camera}" for camera in ("gone", "till")]
+
+    assert sent_under_discovery(run({"door": "Front door"}, discovery=False)) == []  # off: not even a clearing

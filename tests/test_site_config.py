@@ -399,6 +399,26 @@ def test_yaml_that_would_mean_something_else_is_refused(tmp_path, text, expected
     assert any(expected in problem for problem in err.value.problems), err.value.problems
 
 
+@pytest.mark.parametrize("prefix, problem", [
+    ("''", "empty; Home Assistant's default is homeassistant"),
+    ("home/+", "'home/+' holds an MQTT wildcard (+ or #); write the prefix itself, e.g. homeassistant"),
+    ("'#'", "'#' holds an MQTT wildcard (+ or #); write the prefix itself, e.g. homeassistant"),
+    ("/homeassistant", "'/homeassistant' has an empty topic level (a / at the start, the end or twice); write it "
+                       "as homeassistant or ha/discovery"),
+    ("homeassistant/", "'homeassistant/' has an empty topic level (a / at the start, the end or twice); write it "
+                       "as homeassistant or ha/discovery"),
+])
+def test_a_discovery_prefix_that_is_no_topic_to_publish_under_is_refused(tmp_path, prefix, problem):
+    """Home Assistant's discovery configs under a wildcard or an empty level would reach no one."""
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0}}\nmqtt: {{host: b, discovery: true, "
+                           f"discovery_prefix: {prefix}}}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == [f"field 'mqtt.discovery_prefix': {problem}"]
+    default = load_site_config(write(tmp_path, "cameras:\n  a: {source: webcam:0}\nmqtt: {host: b}\n"), environ={})
+    assert (default.mqtt.discovery, default.mqtt.discovery_prefix) == (False, "homeassistant")
+
+
 def test_yaml_merge_keys_share_settings_and_a_camera_key_replaces_a_merged_one(tmp_path):
     """The duplicate-key check read `<<: *defaults` as a key and refused every merge."""
     config = load_site_config(write(tmp_path, "cameras:\n  a: &camera {source: webcam:0, fps: 3, detect_every: 1}\n"

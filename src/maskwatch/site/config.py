@@ -511,6 +511,25 @@ class MqttConfig(Section):
                         description="topic prefix (levels joined by /, none empty)")
     username: str | None = None
     password: str | None = None
+    discovery: bool = Field(False, description="publish Home Assistant's MQTT discovery configs: each camera a "
+                                               "device with its sensors")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix (its MQTT "
+                                                                "integration's setting)")
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _discovery_prefix(cls, value: str) -> str:
+        """A topic to publish under: a wildcard or an empty level would publish nowhere Home Assistant looks."""
+        if not value:
+            raise ValueError("empty; Home Assistant's default is homeassistant")
+        if "+" in value or "#" in value:
+            raise ValueError(f"{value!r} holds an MQTT wildcard (+ or #); write the prefix itself, e.g. homeassistant")
+        if value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError(f"{value!r} has an empty topic level (a / at the start, the end or twice); "
+                             "write it as homeassistant or ha/discovery")
+        if not value.isprintable():
+            raise ValueError(f"{value!r} holds a control character")
+        return value
 
 
 class RuntimeConfig(Section):

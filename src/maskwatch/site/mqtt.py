@@ -28,6 +28,14 @@ people in view at a camera that no longer runs. On each connection the site subs
 cameras it does not run are cleared (an empty retained message deletes one). A "camera" of which
 only `available` is retained is another site's `<prefix>/<name>/available` (a prefix inside this
 one's), not cleared. Two sites must not share a prefix: each would clear the other's cameras.
+
+With Home Assistant's discovery (discovery.py) the configs of each camera go retained on each
+connection after "online" and before the state, so that Home Assistant has the entities when the
+state comes. The sweep listens to `<discovery_prefix>/+/<node_id>/+/config` too, and clears the
+configs this site published (their exact topic and unique_id) for cameras it does not run. With
+discovery off nothing under the discovery prefix is read or written: a site that never used it
+does not subscribe outside its prefix (a broker's ACL may refuse it), and the devices of an
+earlier run are deleted in Home Assistant (which clears their configs on the broker).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from typing import Callable, Iterable
 import paho.mqtt.client as mqtt
 
 from maskwatch.faces import PERSON_LABELS
+from maskwatch.site import discovery
 from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.events import alert_view, event_view, iso_utc
 
@@ -55,13 +64,21 @@ SWEEP_SECONDS = 3.0  # how long the retained topics of cameras not run are gathe
 class MqttPublisher:
     def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
                  password: str | None = None, counts_of: Callable[[str], dict] | None = None,
-                 max_queued: int = 1000, cameras: Iterable[str] | None = None) -> None:
+                 max_queued: int = 1000, cameras: Iterable[str] | None = None,
+                 discovery_prefix: str = "homeassistant", names: dict[str, str] | None = None) -> None:
         """cameras: the ids this site runs; the retained topics of any other under `prefix` are
-        cleared (None: the publisher does not know them, and clears none)."""
+        cleared (None: the publisher does not know them, and clears none). names: each camera's
+        name for Home Assistant's discovery, which is on when given (None: off, and nothing under
+        `discovery_prefix` is read or written)."""
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
         self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
         self.counts_of = counts_of
         self.cameras = frozenset(cameras) if cameras is not None else None
+        self.discovery_prefix, self.discovery = discovery_prefix, names is not None
+        self._discovery = {topic: payload for camera, name in sorted((names or {}).items())
+                           for topic, payload in discovery.camera_configs(discovery_prefix, self.prefix, camera,
+                                                                          name).items()}
+        self._config_levels = discovery_prefix.count("/") + 4  # <component>/<node_id>/<object_id>/config
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -81,9 +98,10 @@ class MqttPublisher:
         self.client.on_message = self._on_message
         self.connected, self.problem = False, None  # problem: what keeps it from the broker now
         # The sweep of the retained topics of cameras not run: its subscription, what it found
-        # (camera -> its topics' last levels), its timer, and the connection it belongs to.
+        # (camera -> its topics' last levels; camera -> its discovery configs), its timer, and the
+        # connection it belongs to.
         self._sweep_lock = threading.Lock()  # never held while calling paho (see _on_disconnect)
-        self._sweep_mid, self._found, self._sweep_timer, self._connection = None, {}, None, 0
+        self._sweep_mid, self._found, self._found_configs, self._sweep_timer, self._connection = None, {}, {}, None, 0
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -96,6 +114,10 @@ class MqttPublisher:
             log.warning("MQTT %s:%d: connected again", self.host, self.port)
         with self._lock:
             client.publish(self.topic("available"), "online", qos=1, retain=True)
+            # At the state's QoS 0, so that they come before it (MQTT keeps the order of one QoS
+            # only); each connection sends them again.
+            for topic, payload in self._discovery.items():
+                client.publish(topic, payload, qos=0, retain=True)
             for topic, payload in self._state.items():
                 client.publish(topic, payload, qos=0, retain=True)
             while self._backlog:
@@ -105,8 +127,13 @@ class MqttPublisher:
             return
         with self._sweep_lock:
             self._connection += 1
-            self._found = {}
-        self._sweep_mid = client.subscribe(self.topic("+", "+"), qos=0)[1]
+            self._found, self._found_configs = {}, {}
+        self._sweep_mid = client.subscribe([(topic, 0) for topic in self._swept()])[1]
+
+    def _swept(self) -> list[str]:
+        """What the sweep listens to: the cameras' topics, and the discovery configs of this site."""
+        configs = f"{self.discovery_prefix}/+/{discovery.node_id(self.prefix)}/+/config"
+        return [self.topic("+", "+"), *([configs] if self.discovery else [])]
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if mid != self._sweep_mid:
@@ -125,6 +152,13 @@ class MqttPublisher:
         # the site's own publishing, echoed while the sweep listens, is not.
         if not message.retain or not message.payload:
             return
+        if (self.discovery and message.topic.startswith(self.discovery_prefix + "/")
+                and message.topic.count("/") == self._config_levels):
+            camera = discovery.camera_of(self.discovery_prefix, self.prefix, message.topic, message.payload)
+            if camera is not None and camera not in self.cameras and CAMERA_ID.fullmatch(camera):
+                with self._sweep_lock:
+                    self._found_configs.setdefault(camera, set()).add(message.topic)
+            return
         camera, _, leaf = message.topic[len(self.prefix) + 1:].partition("/")
         # Only a name a maskwatch camera can have: another program's topic under the prefix is not
         # ours to clear, and a name with a line break in it (a broker that lets one through) would
@@ -138,15 +172,16 @@ class MqttPublisher:
         with self._sweep_lock:
             if connection != self._connection or not self.connected:  # the next connection sweeps
                 return
-            gone = {camera: sorted(leaves) for camera, leaves in self._found.items() if leaves - {"available"}}
-            self._found = {}
-        self.client.unsubscribe(self.topic("+", "+"))
-        for camera, leaves in sorted(gone.items()):
-            for leaf in leaves:
-                self.client.publish(self.topic(camera, leaf), b"", qos=1, retain=True)
-        if gone:
+            gone = {camera: sorted(self.topic(camera, leaf) for leaf in leaves)
+                    for camera, leaves in self._found.items() if leaves - {"available"}}
+            configs = {camera: sorted(topics) for camera, topics in self._found_configs.items()}
+            self._found, self._found_configs = {}, {}
+        self.client.unsubscribe(self._swept())
+        for topic in sorted(topic for topics in (*gone.values(), *configs.values()) for topic in topics):
+            self.client.publish(topic, b"", qos=1, retain=True)
+        if gone or configs:
             log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
-                        "removed or renamed): %s", self.host, self.port, ", ".join(sorted(gone)))
+                        "removed or renamed): %s", self.host, self.port, ", ".join(sorted(gone.keys() | configs.keys())))
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._trouble("cannot reach the broker")

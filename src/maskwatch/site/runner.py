@@ -89,7 +89,10 @@ class Site:
             from maskwatch.site.mqtt import MqttPublisher
 
             self.mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, config.mqtt.prefix, config.mqtt.username,
-                                      config.mqtt.password, counts_of=self.today_counts, cameras=config.cameras)
+                                      config.mqtt.password, counts_of=self.today_counts, cameras=config.cameras,
+                                      discovery_prefix=config.mqtt.discovery_prefix,
+                                      names={camera_id: camera.name for camera_id, camera in config.cameras.items()}
+                                      if config.mqtt.discovery else None)
         self.compliance = ComplianceMonitor(
             self.store, [ComplianceRule(rule.below, rule.minutes, rule.camera, rule.zone, rule.min_people,
                                         rule.cooldown) for rule in config.alerts.compliance],

@@ -1,0 +1,81 @@
+"""Home Assistant's MQTT discovery of a site's cameras (`mqtt: {discovery: true}`), so that a user
+gets each camera's sensors without writing them by hand.
+
+Each camera is a device (its `name`) with, in Home Assistant's per-entity layout
+`<discovery_prefix>/<component>/<node_id>/<object_id>/config` (retained JSON):
+
+    sensor  <camera>_<label>          people in view now per label: <prefix>/<camera>/<label>
+    sensor  <camera>_<key>_today      today's people, in total and per label: <prefix>/<camera>/counts
+    binary_sensor <camera>_available  the camera's stream up (connectivity): <prefix>/<camera>/available
+
+The sensors are available while both the site's and the camera's `available` say "online"
+(availability_mode: all): a site that died leaves only its last will to say so. The connectivity
+sensor follows only the site's: tied to the camera's own topic it could never say "off".
+
+`node_id` is the site's prefix with "/" as "_" (a topic level holds no "/"); `unique_id` and the
+device's identifier hold the prefix itself, so that the sweep (mqtt.py) clears only a config
+whose topic and unique_id are exactly what this site publishes, never another program's.
+"""
+
+from __future__ import annotations
+
+import json
+
+from maskwatch.faces import PERSON_LABELS
+from maskwatch.site.events import COUNT_COLUMNS
+
+SAID = {"with_mask": "with a mask", "without_mask": "without a mask",
+        "mask_weared_incorrect": "with a mask worn incorrectly", "unassessable": "unassessable"}
+ORIGIN = {"name": "maskwatch"}
+
+
+def node_id(prefix: str) -> str:
+    return prefix.replace("/", "_")
+
+
+def unique_id_prefix(prefix: str) -> str:
+    """What every unique_id of this site's entities starts with."""
+    return f"maskwatch:{prefix}/"
+
+
+def camera_configs(discovery_prefix: str, prefix: str, camera: str, name: str) -> dict[str, str]:
+    """The retained discovery configs of one camera: topic -> JSON payload."""
+    site_up, camera_up = f"{prefix}/available", f"{prefix}/{camera}/available"
+    device = {"identifiers": [f"{unique_id_prefix(prefix)}{camera}"], "name": name, "manufacturer": "maskwatch",
+              "model": "maskwatch"}
+    both_up = {"availability": [{"topic": site_up}, {"topic": camera_up}], "availability_mode": "all"}
+    entities: dict[tuple[str, str], dict] = {}
+    for label in PERSON_LABELS:
+        entities["sensor", label] = {"name": f"People {SAID[label]} in view",
+                                     "state_topic": f"{prefix}/{camera}/{label}", "unit_of_measurement": "people",
+                                     "state_class": "measurement", **both_up}
+    for key in COUNT_COLUMNS:
+        # Back to 0 at the site's midnight: total_increasing reads a drop as a new day, not as negative people.
+        entities["sensor", f"{key}_today"] = {
+            "name": "People today" if key == "people" else f"People {SAID[key]} today",
+            "state_topic": f"{prefix}/{camera}/counts", "value_template": f"{{{{ value_json.{key} }}}}",
+            "unit_of_measurement": "people", "state_class": "total_increasing", **both_up}
+    entities["binary_sensor", "available"] = {
+        "name": "Stream", "state_topic": camera_up, "payload_on": "online", "payload_off": "offline",
+        "device_class": "connectivity", "entity_category": "diagnostic", "availability": [{"topic": site_up}]}
+    return {f"{discovery_prefix}/{component}/{node_id(prefix)}/{camera}_{what}/config": json.dumps(
+                {**config, "unique_id": f"{unique_id_prefix(prefix)}{camera}/{what}", "device": device,
+                 "origin": ORIGIN}, separators=(",", ":"))
+            for (component, what), config in entities.items()}
+
+
+def camera_of(discovery_prefix: str, prefix: str, topic: str, payload: bytes) -> str | None:
+    """The camera whose config this retained message is, when it is one this site's discovery
+    published (its exact topic and unique_id); None for anything else, another program's included."""
+    try:
+        config = json.loads(payload)
+    except ValueError:
+        return None
+    unique_id = config.get("unique_id") if isinstance(config, dict) else None
+    if not isinstance(unique_id, str) or not unique_id.startswith(unique_id_prefix(prefix)):
+        return None
+    camera, _, what = unique_id[len(unique_id_prefix(prefix)):].partition("/")
+    if not what or "/" in what:
+        return None
+    ours = json.loads(camera_configs(discovery_prefix, prefix, camera, camera).get(topic, "null") or "null")
+    return camera if ours is not None and ours["unique_id"] == unique_id else None
