@@ -152,8 +152,9 @@ class MqttPublisher:
         # the site's own publishing, echoed while the sweep listens, is not.
         if not message.retain or not message.payload:
             return
+        # A config, never a camera's topic (no leaf of a camera is "config"), whatever the two prefixes.
         if (self.discovery and message.topic.startswith(self.discovery_prefix + "/")
-                and message.topic.count("/") == self._config_levels):
+                and message.topic.endswith("/config") and message.topic.count("/") == self._config_levels):
             camera = discovery.camera_of(self.discovery_prefix, self.prefix, message.topic, message.payload)
             if camera is not None and camera not in self.cameras and CAMERA_ID.fullmatch(camera):
                 with self._sweep_lock:
