@@ -366,14 +366,15 @@ def test_each_export_says_in_the_access_log_what_it_read(site_clients):
 @pytest.fixture()
 def served(site_clients):
     """The paging site's app on a real uvicorn (exports held open side by side, a client that goes
-    away; no lifespan: no camera started), and an httpx client with a read-only API token."""
+    away; no lifespan: no camera started), and httpx clients with read-only API tokens of their
+    own: the first, and two more for exports beside it."""
     site, admin, _, _ = site_clients
     auth = AuthStore(site.config.storage.database)
-    token = auth.add_token(f"exports-{free_port()}", "read")
+    tokens = [auth.add_token(f"exports-{free_port()}-{i}", "read") for i in range(3)]
     auth.close()
-    with serving(admin.app, lifespan="off") as base, httpx.Client(
-            base_url=base, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield site, client
+    with serving(admin.app, lifespan="off") as base, contextlib.ExitStack() as clients:
+        yield site, *(clients.enter_context(httpx.Client(base_url=base, timeout=30, headers={
+            "Authorization": f"Bearer {token}"})) for token in tokens)
     assert EXPORTS.in_use == 0
 
 
@@ -392,35 +393,47 @@ def held_at_page_two(store: EventStore):
 
 def test_exports_past_the_cap_are_refused_at_once_and_the_slots_come_back_when_they_end(served):
     """Forty exports at once by one read-only token took every worker thread and the database: the
-    dashboards' polls of every other user waited. Past EXPORTS_AT_ONCE an export is a 503 at once."""
-    site, client = served
+    dashboards' polls of every other user waited. Past EXPORTS_AT_ONCE an export is a 503 at once,
+    and one caller runs one at a time (a 429), so that a looping script, or a leaked token, does
+    not hold every slot and shut the other users out of theirs."""
+    site, client, other, third = served
     go, pages, unhook = held_at_page_two(site.store)
     try:
-        with client.stream("GET", "/v1/events.csv") as first, client.stream("GET", "/v1/events.csv") as second:
-            assert first.status_code == second.status_code == 200 and EXPORTS.in_use == EXPORTS_AT_ONCE == 2
-            started = time.monotonic()
+        with client.stream("GET", "/v1/events.csv") as first:
+            assert first.status_code == 200 and EXPORTS.in_use == 1
             for path in ("/v1/events.csv", "/v1/report.csv"):
-                busy = client.get(path)
-                assert busy.status_code == 503 and busy.headers["retry-after"] == str(EXPORT_RETRY_AFTER), path
-                assert busy.json() == {"error": "2 exports (events.csv, report.csv) are running on this server "
-                                                f"already; try again in {EXPORT_RETRY_AFTER} s"}
-            assert time.monotonic() - started < 5  # answered at once, not queued behind the two
-            assert client.get("/v1/events", params={"limit": 1}).status_code == 200  # the rest still answer
-            go.set()
-            texts = [first.read().decode(), second.read().decode()]
+                mine = client.get(path)
+                assert mine.status_code == 429 and mine.headers["retry-after"] == str(EXPORT_RETRY_AFTER), path
+                assert mine.json() == {"error": "an export of yours (events.csv or report.csv) is running on this "
+                                                "server already; one at a time: try again when it ends (in about "
+                                                f"{EXPORT_RETRY_AFTER} s)"}
+            with other.stream("GET", "/v1/events.csv") as second:
+                assert second.status_code == 200 and EXPORTS.in_use == EXPORTS_AT_ONCE == 2
+                started = time.monotonic()
+                for path in ("/v1/events.csv", "/v1/report.csv"):
+                    busy = third.get(path)
+                    assert busy.status_code == 503 and busy.headers["retry-after"] == str(EXPORT_RETRY_AFTER), path
+                    assert busy.json() == {"error": "2 exports (events.csv, report.csv) are running on this server "
+                                                    f"already; try again in {EXPORT_RETRY_AFTER} s"}
+                assert time.monotonic() - started < 5  # answered at once, not queued behind the two
+                assert client.get("/v1/events", params={"limit": 1}).status_code == 200  # the rest still answer
+                go.set()
+                texts = [first.read().decode(), second.read().decode()]
     finally:
         go.set()
         unhook()
     assert all(text.count("\n") == len(stored_ids(site.store)) + 1 for text in texts)  # whole files
     assert wait_until(lambda: EXPORTS.in_use == 0, 10), EXPORTS.in_use
-    assert client.get("/v1/report.csv").status_code == 200 and EXPORTS.in_use == 0
+    assert client.get("/v1/report.csv").status_code == 200 and EXPORTS.in_use == 0  # its own slot came back
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/events.csv", "/v1/report.csv"):
-        assert "2 exports (events.csv, report.csv) are running" in paths[path]["get"]["responses"]["503"]["description"]
+        responses = paths[path]["get"]["responses"]
+        assert "2 exports (events.csv, report.csv) are running" in responses["503"]["description"]
+        assert "An export of the caller's (user or token) is running already" in responses["429"]["description"]
 
 
 def test_an_export_whose_client_goes_away_gives_its_slot_back_and_reads_no_further(served):
-    site, client = served
+    site, client, *_ = served
     go, pages, unhook = held_at_page_two(site.store)
     try:
         with client.stream("GET", "/v1/events.csv") as gone:

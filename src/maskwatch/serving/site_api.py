@@ -36,27 +36,40 @@ MAX_BUCKETS = 1000
 # holds a worker thread and a database connection while it reads (a month's events.csv: a minute):
 # forty from one read-only token took the whole thread pool (40 threads) and the database, and every
 # dashboard's poll waited. Two: an audit's export beside a report, the pool left to everyone else.
+# One of them per caller (user or token): a script looping over exports, or a leaked read token,
+# held both and shut every other user out of theirs; that caller's next is a 429.
 EXPORTS_AT_ONCE = 2
+EXPORTS_PER_CALLER = 1
 EXPORT_RETRY_AFTER = 10  # seconds: an export of a busy site's month takes about that long
 EXPORTS_BUSY = (f"{EXPORTS_AT_ONCE} exports (events.csv, report.csv) are running on this server already; "
                 f"try again in {EXPORT_RETRY_AFTER} s")
+EXPORT_OF_YOURS = ("an export of yours (events.csv or report.csv) is running on this server already; one at a "
+                   f"time: try again when it ends (in about {EXPORT_RETRY_AFTER} s)")
 
 
 class ExportSlots:
-    """At most `size` exports at once in this process: take() answers at once (no waiting in a
-    thread of the pool, which is what the exports ran out of); each slot taken is given back once."""
+    """At most `size` exports at once in this process and `per_caller` of them for one caller:
+    take() answers at once (no waiting in a thread of the pool, which is what the exports ran out
+    of); each slot taken is given back once."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int, per_caller: int) -> None:
+        self.size, self.per_caller = size, per_caller
         self.in_use = 0
+        self._callers: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def take(self):
-        """A function that gives the slot back (a second call does nothing), or None: all taken."""
+    def take(self, caller: str | None = None):
+        """A function that gives the slot back (a second call does nothing), or the error to answer
+        (EXPORT_OF_YOURS: this caller has per_caller running; EXPORTS_BUSY: all taken). caller:
+        who asks (None: unknown, an open server; only the process's bound holds)."""
         with self._lock:
+            if caller is not None and self._callers.get(caller, 0) >= self.per_caller:
+                return EXPORT_OF_YOURS
             if self.in_use >= self.size:
-                return None
+                return EXPORTS_BUSY
             self.in_use += 1
+            if caller is not None:
+                self._callers[caller] = self._callers.get(caller, 0) + 1
         given_back = threading.Event()
 
         def give_back() -> None:
@@ -64,10 +77,14 @@ class ExportSlots:
                 if not given_back.is_set():
                     given_back.set()
                     self.in_use -= 1
+                    if caller is not None:
+                        self._callers[caller] -= 1
+                        if not self._callers[caller]:
+                            del self._callers[caller]  # no name kept past its export
         return give_back
 
 
-EXPORTS = ExportSlots(EXPORTS_AT_ONCE)
+EXPORTS = ExportSlots(EXPORTS_AT_ONCE, EXPORTS_PER_CALLER)
 
 
 class SlotStream(StreamingResponse):
@@ -88,10 +105,14 @@ class SlotStream(StreamingResponse):
 EXPORTS_BUSY_RESPONSE = (503, f"The database cannot be read just now, or {EXPORTS_AT_ONCE} exports (events.csv, "
                                "report.csv) are running on this server process already: Retry-After says when to "
                                "try again")
+EXPORT_OF_YOURS_RESPONSE = (429, "An export of the caller's (user or token) is running already, one at a time: "
+                                 "Retry-After says when to try again")
 
 
-def exports_busy() -> JSONResponse:
-    return JSONResponse({"error": EXPORTS_BUSY}, status_code=503, headers={"Retry-After": str(EXPORT_RETRY_AFTER)})
+def exports_busy(error: str) -> JSONResponse:
+    """The refusal of an export ExportSlots.take did not give a slot: 429 for the caller's own, 503 for the server's."""
+    return JSONResponse({"error": error}, status_code=429 if error == EXPORT_OF_YOURS else 503,
+                        headers={"Retry-After": str(EXPORT_RETRY_AFTER)})
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -170,6 +191,11 @@ def site_routes(site: Site) -> APIRouter:
         naming a camera outside it)."""
         principal = request.state.principal
         return None if principal is None or principal.cameras is None else list(principal.cameras)
+
+    def caller(request: Request) -> str | None:
+        """Who an export is counted to: the user, or "token:NAME"; None on an open server."""
+        principal = request.state.principal
+        return None if principal is None else principal.name
 
     def running(request: Request) -> list[str]:
         """The cameras of the config the caller may see, in its order."""
@@ -311,7 +337,8 @@ def site_routes(site: Site) -> APIRouter:
                 responses={200: {"description": "The events /v1/events finds, every one, newest first, as CSV",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
                            **_errors((400, "A filter that names no camera or class, or a bad time"),
-                                     (404, "A zone none of the caller's cameras has"), EXPORTS_BUSY_RESPONSE)},
+                                     (404, "A zone none of the caller's cameras has"), EXPORTS_BUSY_RESPONSE,
+                                     EXPORT_OF_YOURS_RESPONSE)},
                 openapi_extra={AUDIT: "events_export", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
     def export_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
                       zone: str | None = event_zone, label: str | None = event_label,
@@ -321,9 +348,9 @@ def site_routes(site: Site) -> APIRouter:
         filters = event_filters(request, camera, zone, label, since, until)
         if isinstance(filters, JSONResponse):
             return filters
-        give_back = EXPORTS.take()
-        if give_back is None:
-            return exports_busy()
+        give_back = EXPORTS.take(caller(request))
+        if isinstance(give_back, str):
+            return exports_busy(give_back)
         try:
             rows = site.store.each_event(**filters)
             first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
@@ -380,7 +407,8 @@ def site_routes(site: Site) -> APIRouter:
     @router.get("/report.csv", response_class=Response,
                 responses={200: {"description": "Daily compliance per camera and zone (the site's days)",
                                  "content": {"text/csv": {"schema": {"type": "string"}}}},
-                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"), EXPORTS_BUSY_RESPONSE)},
+                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"), EXPORTS_BUSY_RESPONSE,
+                                     EXPORT_OF_YOURS_RESPONSE)},
                 openapi_extra={AUDIT: "report", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
     def report(request: Request, start: str | None = Query(None, alias="from", json_schema_extra={"format": "date"},
                                                            description="first day, YYYY-MM-DD (default: 6 days before to)"),
@@ -396,9 +424,9 @@ def site_routes(site: Site) -> APIRouter:
         except (ValueError, OverflowError) as err:
             return _error(400, str(err))
         allowed = readable(request)  # a viewer's cameras, running or not
-        give_back = EXPORTS.take()
-        if give_back is None:
-            return exports_busy()
+        give_back = EXPORTS.take(caller(request))
+        if isinstance(give_back, str):
+            return exports_busy(give_back)
         try:
             rows = [r for r in site.store.counts(since=since, until=until, every=900)  # quarters: days in any timezone
                     if allowed is None or r["camera"] in allowed]
