@@ -388,8 +388,11 @@ def test_a_cameras_own_settings_in_defaults_are_named_as_such(tmp_path):
     ("cameras:\n  a: {source: webcam:0}\n  a: {source: webcam:1}\n", "'a' is given twice in one mapping"),
     ("cameras:\n  true: {source: webcam:0}\n  007: {source: webcam:1}\n", "YAML reads this id as a bool"),
     ("cameras:\n  a: {source: webcam:0, min_face: .inf}\n", "camera 'a', field 'min_face': Input should be a finite number"),
-    ("cameras:\n  a: {source: webcam:0}\nmqtt: {host: 'mqtt://broker:1883'}\n", "field 'mqtt.host'"),
-    ("cameras:\n  a: {source: webcam:0}\nmqtt: {host: broker, prefix: /maskwatch/}\n", "field 'mqtt.prefix'"),
+    ("cameras:\n  a: {source: webcam:0}\nmqtt: {host: 'mqtt://broker:1883'}\n",
+     "field 'mqtt.host': 'mqtt://broker:1883' is not a broker's name or address: write it alone, without a scheme"),
+    ("cameras:\n  a: {source: webcam:0}\nmqtt: {host: broker, prefix: /maskwatch/}\n",
+     "field 'mqtt.prefix': '/maskwatch/' is no topic prefix maskwatch publishes under: letters, digits, _ and -, in "
+     "levels joined by / (none empty"),
 ])
 def test_yaml_that_would_mean_something_else_is_refused(tmp_path, text, expected):
     """Duplicate keys kept the last in silence; `true:` became camera True; .inf faces counted none;

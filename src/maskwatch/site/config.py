@@ -37,6 +37,8 @@ from maskwatch.site.hours import DAYS, parse_span
 from maskwatch.video.sources import SECRET_PARAMETER, STREAM_PREFIXES, stream_url_problem
 
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole (fullmatch): "$" let a final newline in
+MQTT_HOST = re.compile(r"[^\s:/\[\]]+|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4, or IPv6 in brackets (as in a URL)
+MQTT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")  # whole (fullmatch): "$" let a final newline in
 ENV_VAR = re.compile(r"\$\{([^}]*)\}")
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
@@ -504,13 +506,29 @@ class MqttConfig(Section):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    host: str = Field(min_length=1, pattern=r"^[^\s:/]+$|^\[[0-9A-Fa-f:.]+\]$",
-                      description="the broker's name or address, no scheme or port (mqtt://b:1883 is host b, port 1883)")
+    host: str = Field(description="the broker's name or address, no scheme or port (mqtt://b:1883 is host b, "
+                                  "port 1883)")
     port: int = Field(1883, ge=1, le=65535)
-    prefix: str = Field("maskwatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
-                        description="topic prefix (levels joined by /, none empty)")
+    prefix: str = Field("maskwatch", description="topic prefix (levels joined by /, none empty)")
     username: str | None = None
     password: str | None = None
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        """Said in words: the pattern's regular expression told a user nothing."""
+        if not MQTT_HOST.fullmatch(value):
+            raise ValueError(f"{value!r} is not a broker's name or address: write it alone, without a scheme, "
+                             "port or path (mqtt://b:1883 is host: b and port: 1883; IPv6 in brackets, [::1])")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not MQTT_PREFIX.fullmatch(value):
+            raise ValueError(f"{value!r} is no topic prefix maskwatch publishes under: letters, digits, _ and -, "
+                             "in levels joined by / (none empty, no space, no wildcard), e.g. maskwatch or site/door")
+        return value
+
     discovery: bool = Field(False, description="publish Home Assistant's MQTT discovery configs: each camera a "
                                                "device with its sensors")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix (its MQTT "
