@@ -129,8 +129,9 @@ def test_a_page_of_exactly_the_rest_says_there_is_no_next(site_clients):
 def test_a_bad_cursor_or_time_range_is_refused_in_one_line(site_clients):
     _, admin, _, _ = site_clients
     for params, status, message in (
-            ({"before": "yesterday"}, 422, "query parameter 'before'"),
-            ({"before": "1_99999999999999999999"}, 422, "query parameter 'before'"),
+            ({"before": "yesterday"}, 422, "query parameter 'before': not a cursor: give the one in the `next` link "
+                                           "of the page before, as it is (for a time, use until) (got 'yesterday')"),
+            ({"before": "1_99999999999999999999"}, 422, "query parameter 'before': not a cursor"),
             ({"since": "2026-09-22", "until": "2026-09-21"}, 400, "since must not be after until"),
             ({"until": "tomorrow"}, 400, "until must be Unix seconds or an ISO 8601 time")):
         for path in ("/v1/events", "/v1/events.csv"):

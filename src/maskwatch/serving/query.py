@@ -38,6 +38,9 @@ def query_names(dependant):
 
 PLACES = {"query": "query parameter", "path": "path parameter", "header": "header", "cookie": "cookie",
           "body": "body field"}
+# A parameter whose form is a pattern, said in words: pydantic's message is the regular expression.
+PATTERNS_SAID = {"before": "not a cursor: give the one in the `next` link of the page before, as it is (for a "
+                           "time, use until)"}
 
 
 def error_line(errors: list[dict]) -> str:
@@ -49,5 +52,6 @@ def error_line(errors: list[dict]) -> str:
         place = f"{PLACES.get(where, where)} {'.'.join(name)!r}" if name else where
         given = error.get("input")
         shown = isinstance(given, str) and len(given) <= 40 and error.get("type") not in ("extra_forbidden", "missing")
-        parts.append(f"{place}: {error.get('msg', 'invalid')}" + (f" (got {given!r})" if shown else ""))
+        said = PATTERNS_SAID.get(name[-1]) if name and error.get("type") == "string_pattern_mismatch" else None
+        parts.append(f"{place}: {said or error.get('msg', 'invalid')}" + (f" (got {given!r})" if shown else ""))
     return "; ".join(parts)
