@@ -230,14 +230,23 @@ def test_the_server_away_is_said_in_view_of_a_phone_scrolled_down(server, tab): 
     phone.wait_for_selector("#stale", state="hidden", timeout=30_000)
 
 
-def log_in_unanswered(login, base: str, on_post, timeout: int) -> None:
+def log_in_unanswered(login, base: str, on_post, timeout: int, after_ms: int = 0) -> None:
     """The login page sends a login whose POST `on_post(route)` keeps from the server (aborts or
-    holds it), and says in `timeout` ms that the server did not answer."""
+    holds it), and says in `timeout` ms that the server did not answer; after_ms: the page's clock
+    is moved on so far once the login is sent (its own timeout, without waiting for it)."""
     login.route("**/login", lambda route: on_post(route) if route.request.method == "POST" else route.continue_())
+    if after_ms:
+        login.clock.install()
     login.goto(base + "/login")
     login.fill("#username", "manager")
     login.fill("#password", "a password")
     login.click("button[type=submit]")
+    if after_ms:
+        login.wait_for_function("document.querySelector('button[type=submit]').getAttribute('aria-disabled')",
+                                timeout=timeout)  # the login is out
+        login.clock.fast_forward(after_ms - 1000)
+        assert "did not answer" not in login.inner_text("#error")  # not before its time
+        login.clock.fast_forward(1000)
     login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
                             timeout=timeout)
 
@@ -349,10 +358,17 @@ def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: 
     """On a flaky network a request can hang for minutes rather than fail: the page waited on it
     with the old figures shown and no notice."""
     desk = tab()
+    desk.clock.install()  # the page's 15 s moved on below, not waited for
     desk.goto(server + "/")
     desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
-    desk.route("**/v1/cameras", lambda route: None)  # never answered
-    desk.wait_for_selector("#stale:not([hidden])", timeout=25_000)  # 15 s and the next try
+    hung = []
+    desk.route("**/v1/cameras", lambda route: hung.append(route))  # never answered
+    for _ in range(8):  # the next poll goes out and hangs, then its 15 s
+        desk.clock.fast_forward(5_000)
+        if desk.is_visible("#stale"):
+            break
+        desk.wait_for_timeout(200)
+    assert hung and desk.is_visible("#stale")
     desk.unroute("**/v1/cameras")
     desk.click("#retry")
     desk.wait_for_selector("#stale", state="hidden", timeout=10_000)
@@ -383,7 +399,7 @@ def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):  # noqa: F8
     dropped Wi-Fi) held for minutes left the page with no word and no way to try again."""
     login = tab(1280, 720)
     held = []
-    log_in_unanswered(login, server, held.append, timeout=25_000)
+    log_in_unanswered(login, server, held.append, timeout=5_000, after_ms=15_100)
     assert login.get_attribute("button[type=submit]", "aria-disabled") is None  # another try may go
 
 
