@@ -110,6 +110,8 @@ def test_a_badly_sorted_folder_is_refused_in_one_line(tmp_path, sample_dir):
                                       "folders named by their true class" in result.output
     result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path / "gone")])
     assert result.exit_code == 1 and "gone: no such folder" in result.output
+    result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path / photo.name)])
+    assert result.exit_code == 1 and f"{photo.name}: a file, not a folder of class folders" in result.output
 
 
 def test_an_empty_class_folder_is_said(tmp_path, sample_dir):

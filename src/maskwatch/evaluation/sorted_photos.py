@@ -110,7 +110,7 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
     `root` is not a folder of class folders (another folder name, photos left in `root`)."""
     root = Path(root)
     if not root.is_dir():
-        raise SortedPhotosError(f"{root}: no such folder")
+        raise SortedPhotosError(f"{root}: {'a file, not a folder of class folders' if root.exists() else 'no such folder'}")
     valid = ", ".join(CLASSES)
     folders = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     others = sorted(set(folders) - set(CLASSES))
