@@ -7,7 +7,8 @@ the training data. Evaluation only: nothing here trains, fits or chooses a thres
 
 Photos: one folder per true class; each photo's main face is the one the detector scores
 highest (as a user's "who is this photo of"). Per class: how often the main face gets each
-label, `unassessable` or no face at all, with Wilson 95 % intervals.
+label, `unassessable` or no face at all, with Wilson 95 % intervals. The check itself is
+`maskwatch evaluate-photos` (maskwatch.evaluation.sorted_photos); this prints it as before.
 Clips: each tracked person's voted label and, per clip, the frames whose faces are called each
 label. A video is read with the same loop `maskwatch detect` uses.
 """
@@ -22,51 +23,29 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import cv2
-
 from maskwatch import Detector
-from maskwatch.faces import CLASSES
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-OUTCOMES = (*CLASSES, "unassessable", "no face")
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of k successes in n trials."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def main_face_outcome(detector: Detector, path: Path) -> tuple[str, dict]:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: not a readable image")
-    faces = detector.detect(image)
-    if not faces:
-        return "no face", {}
-    main = max(faces, key=lambda f: f.score)
-    return main.label or "unassessable", {"box": [round(v) for v in main.box], "score": round(main.score, 3),
-                                          "probabilities": [round(p, 3) for p in main.probabilities or ()]}
+from maskwatch.evaluation.sorted_photos import (OUTCOMES, SortedPhotosError, class_folders, evaluate_sorted_photos,
+                                                wilson)
 
 
 def check_photos(detector: Detector, root: Path) -> dict:
+    """The package's check, in this script's report: classes by folder name, each row's photo by
+    its file name and its probabilities as a list; an unreadable photo warned of and left out."""
+    results = evaluate_sorted_photos(detector, class_folders(root))
     out = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        counts, rows = Counter(), []
-        for path in photos:
-            outcome, detail = main_face_outcome(detector, path)
-            counts[outcome] += 1
-            rows.append({"photo": path.name, "outcome": outcome, **detail})
-        n = len(photos)
-        out[folder.name] = {"photos": n, "counts": {o: counts[o] for o in OUTCOMES},
-                            "right": counts[folder.name], "right_ci": wilson(counts[folder.name], n),
-                            "found": n - counts["no face"], "found_ci": wilson(n - counts["no face"], n),
-                            "rows": rows}
+    for name in sorted(results):
+        r = results[name]
+        for row in r.unreadable:
+            print(f"warning: {row.error}", file=sys.stderr)
+        rows = []
+        for row in r.read:
+            rows.append(row.as_dict(root) | {"photo": row.photo.name})
+            if "probabilities" in rows[-1]:
+                rows[-1]["probabilities"] = list(rows[-1]["probabilities"].values())
+        out[name] = {"photos": r.photos, "counts": r.counts,
+                     "right": r.right, "right_ci": wilson(r.right, r.photos) or (math.nan, math.nan),
+                     "found": r.found, "found_ci": wilson(r.found, r.photos) or (math.nan, math.nan),
+                     "rows": rows}
     return out
 
 
@@ -112,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     detector = Detector.load(args.classifier, args.detector, gate=False if args.no_gate else True,
                              closeup=False if args.no_closeup else (args.closeup or True))
     if args.what == "photos":
-        report = check_photos(detector.for_photos(), args.root)  # as `detect` reads a photo
+        try:
+            report = check_photos(detector.for_photos(), args.root)  # as `detect` reads a photo
+        except SortedPhotosError as err:
+            parser.error(str(err))
         print_photos(report)
     else:
         report = {clip.name: check_clip(detector, clip) for clip in sorted(args.root.glob("*.mp4"))}

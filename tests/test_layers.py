@@ -18,6 +18,7 @@ LAYERS = [
     {"classifier", "render"},
     {"detection"},
     {"video", "training"},
+    {"evaluation"},
     {"site"},
     {"security"},
     {"serving"},

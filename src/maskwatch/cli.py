@@ -587,23 +587,76 @@ def batch(
         raise typer.Exit(code=1)
 
 
+@app.command("evaluate-photos")
+def evaluate_photos(
+    root: Annotated[Path, typer.Argument(help="Your photos sorted by a person into folders named by their true class: "
+                                              "ROOT/with_mask/, ROOT/without_mask/, ROOT/mask_weared_incorrect/.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the figures and every photo's outcome "
+                                                "(box, score, probabilities) here as JSON.")] = None,
+    classifier: ClassifierFile = None,
+    detector_file: DetectorFile = None,
+    gate: Gate = True,
+    progress: Progress = True,
+) -> None:
+    """How the models do on your own photos: each photo's main face (the detector's top score) against
+    the class folder it was sorted into; per class the share right and the share with a face found,
+    with 95 % intervals, and the confusion table. No boxes to draw."""
+    from maskwatch.evaluation.sorted_photos import (PHOTO_SUFFIXES, SortedPhotosError, class_folders,
+                                                    evaluate_sorted_photos, format_report, report)
+
+    _refuse_folder(out, ".json")
+    try:
+        folders = class_folders(root)  # a badly sorted folder is said before the models load
+        detector = _models(classifier, detector_file, gate).load()
+        with _sigterm_as_ctrl_c():
+            results = evaluate_sorted_photos(detector.for_photos(), folders, progress=progress)  # as `detect` reads a photo
+    except (SortedPhotosError, ImportError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        _fail("stopped by Ctrl-C or SIGTERM; nothing was written", code=130)
+    unreadable = [row for r in results.values() for row in r.unreadable]
+    for row in unreadable:
+        typer.secho(f"warning: unreadable, not counted: {row.error}", fg=typer.colors.YELLOW, err=True)
+    for label, r in results.items():
+        if not r.rows:
+            typer.secho(f"warning: {root / label}: no photos in it ({', '.join(sorted(PHOTO_SUFFIXES))})",
+                        fg=typer.colors.YELLOW, err=True)
+    if not any(r.photos for r in results.values()):
+        _fail(f"{root}: no photo that reads in its class folders: nothing to score")
+    typer.echo(format_report(results))
+    if out is not None:
+        from maskwatch.atomic import write_text
+
+        write_text(out, json.dumps(report(results, root) | {"detector": detector.config.to_dict(),
+                                   "classifier": detector.classifier.info.get("model"),
+                                   "gate": detector.classifier.gate_info(),
+                                   "closeup": detector.classifier.closeup_info()}, indent=2))
+        typer.echo(f"-> {out}")
+    if unreadable:
+        _fail(f"{len(unreadable)} of {sum(len(r.rows) for r in results.values())} photos could not be read "
+              "(named above); the others are scored above")
+
+
 @app.command("evaluate-detection")
 def evaluate_detection(
     data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/ and images/.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the metrics here as JSON.")] = None,
     detector: DetectorFile = None,
     classifier: ClassifierFile = None,
+    all_photos: Annotated[bool, typer.Option("--all-photos", help="Score every photo of DATA, not the held-out side of "
+                                             "a split: for your own annotated photos, which the models never saw.")] = False,
     seed: Annotated[Optional[int], typer.Option(**SEED_RANGE, help="Seed of the per-photo split (default: the one the models "
                                                      "were trained on, as their files say; the shipped ones used 0).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N held-out photos.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N photos scored.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the photos for the 95 % intervals (0: none).")] = 200,
     gate: Gate = True,
     progress: Progress = True,
 ) -> None:
-    """COCO mAP@0.5, mAP@0.5:0.95 and face recall on the held-out photos, with 95 % intervals,
-    and the share of faces found per true class and face size at the default cut-off."""
+    """COCO mAP@0.5, mAP@0.5:0.95 and face recall on the held-out photos (--all-photos: on every
+    photo), with 95 % intervals, and the share of faces found per true class and face size at the
+    default cut-off."""
     _need("evaluate-detection", "train", ("sklearn", "pycocotools"))
-    from maskwatch.data.photos import photo_split
+    from maskwatch.data.photos import annotated_faces, annotated_photos, photo_split
     from maskwatch.data.prepare import PrepareError
     from maskwatch.detection.evaluate import evaluate_detection as run_eval
 
@@ -611,16 +664,30 @@ def evaluate_detection(
         _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
     if limit is not None and limit < 1:
         _fail(f"--limit must be 1 or more, got {limit}")
+    if all_photos and seed is not None:
+        _fail("--seed chooses the held-out side of a split, --all-photos scores every photo: give one of them")
     _refuse_folder(out, ".json")
     try:
         model = _models(classifier, detector, gate).load()
-        seed = held_out_seed(model, seed)
-        split = photo_split(data, seed=seed)
-        check_classifier_split(model, split)
-        metrics = run_eval(data, model, split.val[:limit], progress=progress, resamples=bootstrap)
+        if all_photos:
+            photos = annotated_photos(data)
+            trained = classifier_split(model)
+            faces = sum(len(annotated_faces(ann)) for ann in photos)
+            if faces and faces == trained.get("train", 0) + trained.get("val", 0):
+                typer.secho(f"warning: {data} has as many faces as the classifier was trained and validated on "
+                            f"({faces}); if it is that dataset, --all-photos scores photos the models learnt "
+                            "(without it, only the held-out ones)", fg=typer.colors.YELLOW, err=True)
+        else:
+            seed = held_out_seed(model, seed)
+            split = photo_split(data, seed=seed)
+            check_classifier_split(model, split)
+            photos = split.val
+        metrics = run_eval(data, model, photos[:limit], progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(split.val)}
+    metrics["scored"] = "all" if all_photos else "held-out"  # which photos the figures are of
+    if not all_photos:
+        metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(photos)}
     typer.echo(format_detection_metrics(metrics))
     if out is not None:
         from maskwatch.atomic import write_text
@@ -677,7 +744,7 @@ def check_classifier_split(model, split) -> None:
 
 
 def format_detection_metrics(metrics: dict) -> str:
-    """The held-out figures as `evaluate-detection` prints them."""
+    """The figures as `evaluate-detection` prints them, first saying which photos they are of."""
     ci = metrics.get("intervals", {})
 
     def with_ci(key: str) -> str:
@@ -685,7 +752,10 @@ def format_detection_metrics(metrics: dict) -> str:
         return f"{metrics[key]:.3f}" + (f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else "")
 
     cut = metrics["default_cutoff"]
-    lines = [f"held-out photos: {metrics['photos']}, faces: {metrics['faces']}"
+    which = ("all photos (--all-photos, no split)" if metrics.get("scored") == "all"
+             else f"held-out photos (per-photo split, seed {metrics['split']['seed']})" if "split" in metrics
+             else "held-out photos")
+    lines = [f"{which}: {metrics['photos']}, faces: {metrics['faces']}"
              + (f" (95 % intervals: {ci['resamples']} bootstrap resamples of the photos)" if ci else ""),
              f"mAP@0.5: {with_ci('map50')}   mAP@0.5:0.95: {with_ci('map50_95')}",
              f"face recall @IoU0.5: {with_ci('face_recall_iou50')} (every candidate, score >= "

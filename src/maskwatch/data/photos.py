@@ -29,7 +29,24 @@ def photo_split(data_dir: Path, seed: int = 0, val_fraction: float = 0.2) -> Pho
 
     Faces are listed in the same order as `maskwatch prepare` lists them, so for a dataset
     whose images all read, the split is the very one in a work folder's split.csv for the same
-    seed (tested).
+    seed (tested). ValueError as `annotated_photos` says.
+    """
+    annotations = annotated_photos(data_dir)
+    labels, photos = [], []
+    for ann in annotations:
+        for obj in ann.objects:
+            if ann.object_problem(obj) is None:
+                labels.append(obj.label)
+                photos.append(ann.filename)
+    is_val = split_faces(labels, photos, by="photo", val_fraction=val_fraction, seed=seed)
+    val_photos = {p for p, v in zip(photos, is_val) if v}
+    return PhotoSplit(train=[a for a in annotations if a.filename not in val_photos],
+                      val=[a for a in annotations if a.filename in val_photos])
+
+
+def annotated_photos(data_dir: Path) -> list[VocAnnotation]:
+    """Every annotated photo of the dataset, in `prepare`'s order (`evaluate-detection --all-photos`
+    scores them all: a user's own photos, which no model was trained on).
 
     ValueError where a photo could not teach or score a detector: `prepare` passes over a face it
     cannot use, but a whole photo with that face in it would teach the detector the face as
@@ -52,16 +69,7 @@ def photo_split(data_dir: Path, seed: int = 0, val_fraction: float = 0.2) -> Pho
     if problems:
         raise ValueError(f"{data_dir}: {len(problems)} annotations a detector cannot use (first: {problems[0]}); a "
                          "photo is used whole, so its faces must all be labelled right: fix them or remove them")
-    labels, photos = [], []
-    for ann in annotations:
-        for obj in ann.objects:
-            if ann.object_problem(obj) is None:
-                labels.append(obj.label)
-                photos.append(ann.filename)
-    is_val = split_faces(labels, photos, by="photo", val_fraction=val_fraction, seed=seed)
-    val_photos = {p for p, v in zip(photos, is_val) if v}
-    return PhotoSplit(train=[a for a in annotations if a.filename not in val_photos],
-                      val=[a for a in annotations if a.filename in val_photos])
+    return annotations
 
 
 def read_photo(data_dir: Path, ann: VocAnnotation) -> np.ndarray:
