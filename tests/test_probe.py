@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,14 +67,43 @@ def stored_site(tmp_path: Path, cameras: str, mqtt: str) -> tuple[Path, Path]:
     return path, database
 
 
+@contextmanager
+def hanging_camera():
+    """An RTSP camera that answers OPTIONS (the reader's check of its host) and then nothing: OpenCV's
+    open of it holds every other camera's open for its timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            if connection.recv(4096).startswith(b"OPTIONS"):
+                connection.sendall(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
 @pytest.mark.system
 def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, parts):
     server, broker = parts
     url = server.url.replace("rtsp://", "")
     (tmp_path / "notes.mp4").write_text("not a video")
-    silent = socket.create_server(("127.0.0.1", 0), backlog=4)  # takes connections, never answers
+    stack = ExitStack()
+    silent = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=4))  # takes connections, never answers
     quiet_port = silent.getsockname()[1]
-    cameras = (f"  door:\n    source: rtsp://{USER}:{PASSWORD}@{url}\n"
+    hanging = stack.enter_context(hanging_camera())
+    cameras = (f"  lobby:\n    source: rtsp://127.0.0.1:{hanging}/live\n    stall_timeout: 2\n"
+               f"  door:\n    source: rtsp://{USER}:{PASSWORD}@{url}\n"
                f"  till:\n    source: rtsp://{USER}:wrong-pass@{url}\n"
                f"  yard:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{free_port()}/clip\n    stall_timeout: 3\n"
                f"  back:\n    source: {tmp_path / 'notes.mp4'}\n"
@@ -83,10 +113,8 @@ def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, pa
                                                       "  username: site\n  password: not-the-password\n")
     before = snapshot_of(database.parent)
     started = time.monotonic()
-    try:
+    with stack:
         result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])  # --check implied
-    finally:
-        silent.close()
     took = time.monotonic() - started
     found = rows(result.output)
     assert result.exit_code == 1, result.output
@@ -97,12 +125,15 @@ def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, pa
     assert found["camera back"] == ("FAILED", f"{tmp_path / 'notes.mp4'}: cannot open")
     assert found["camera hall"] == ("FAILED", f"rtsp://127.0.0.1:{quiet_port}/live: "
                                               f"127.0.0.1:{quiet_port} does not answer")
+    # Its reader's own answer, after OpenCV's open and the refusal's DESCRIBE timed out (2 s each); the
+    # cameras whose open it held up were waited for, not said to send no frame.
+    assert found["camera lobby"] == ("FAILED", f"rtsp://127.0.0.1:{hanging}/live: cannot open")
     assert found["camera spare"] == ("not probed", "enabled: false")
     assert found["database"][0] == "OK" and f"events schema {len(MIGRATIONS)}, this maskwatch's" in found["database"][1]
     assert found["mqtt"] == ("FAILED", f"127.0.0.1:{broker.port} refused the connection: Not authorized "
                                        "(check mqtt.username and mqtt.password)")
     assert found["webhooks, notify, reports"][0] == "not probed"
-    assert "5 of 7 parts probed failed: camera till, camera yard, camera back, camera hall, mqtt" in result.output
+    assert "6 of 8 parts probed failed: camera lobby, camera till, camera yard, camera back, camera hall, mqtt" in result.output
     assert PASSWORD not in result.output and "wrong-pass" not in result.output and "not-the-password" not in result.output
     assert took < 8, f"the cameras were probed one after another ({took:.1f} s)"
     assert snapshot_of(database.parent) == before  # byte for byte, and no -wal or -shm file left
@@ -202,3 +233,19 @@ def test_postgresql_is_logged_in_to_and_no_table_is_made(postgres):  # noqa: F81
             for table in inspect(connection).get_table_names():
                 connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
         engine.dispose()
+
+
+def test_the_sqlite_file_of_a_running_site_is_read_through_its_wal(tmp_path):
+    store = EventStore(str(tmp_path / "site.db"))  # open, as a running site holds it: its -wal is there
+    try:
+        with store.engine.connect() as connection:  # a connection held, as the site's pool holds one
+            names = sorted(path.name for path in tmp_path.iterdir())
+            database = (tmp_path / "site.db").read_bytes()
+            probe = probe_database(str(tmp_path / "site.db"))
+            assert sorted(path.name for path in tmp_path.iterdir()) == names
+            assert (tmp_path / "site.db").read_bytes() == database
+            connection.rollback()
+    finally:
+        store.close()
+    assert probe.ok is True and f"events schema {len(MIGRATIONS)}, this maskwatch's" in probe.detail
+    assert "site.db-wal" in names

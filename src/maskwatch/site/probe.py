@@ -54,7 +54,12 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
                 ThreadPoolExecutor(max_workers=2) as network:
             database = network.submit(probe_database, site.storage.database, timeout)
             mqtt = network.submit(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
-            cameras = [pool.submit(probe_camera, f"camera {part}", source, camera.stall_timeout)
+            # OpenCV opens one stream at a time: a camera that takes the connection and then never
+            # answers holds every other camera's open for its stall_timeout (video/cameras.py's
+            # _unreachable), so each waits for its reader's own answer up to all of them.
+            held = sum(camera.stall_timeout for _, _, camera in jobs)
+            cameras = [pool.submit(probe_camera, f"camera {part}", source, camera.stall_timeout,
+                                   wait=held + 2 * camera.stall_timeout + 10)
                        for part, source, camera in jobs]
             probes = [future.result() for future in cameras]
     finally:
@@ -63,7 +68,8 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     probes.append(database.result())
     if mqtt is not None:
         probes.append(mqtt.result())
-    senders = len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify) + sum(len(report.urls) for report in site.reports)
+    senders = (len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify)
+               + sum(len(report.urls) for report in site.reports))
     if senders:
         probes.append(Probe("webhooks, notify, reports", None,
                             f"{senders} receiver{'s' * (senders != 1)}; a probe sends nothing "
@@ -76,16 +82,20 @@ class _Quiet(logging.Filter):
         return False
 
 
-def probe_camera(part: str, source: str, stall_timeout: float) -> Probe:
-    """One frame of `source` by the site's CameraReader, within its `stall_timeout`: its size,
-    the frame rate the stream reports and the seconds to it; or the reader's first error (the
-    camera's own refusal, a host that takes no connection) at once, without its retries: each try
-    with a wrong password is a failed login, and cameras lock a user out after a few."""
+def probe_camera(part: str, source: str, stall_timeout: float, wait: float | None = None) -> Probe:
+    """One frame of `source` by the site's CameraReader with its `stall_timeout`: its size, the
+    frame rate the stream reports and the seconds to it; or the reader's first error (the camera's
+    own refusal, a host that takes no connection, a stream that sent nothing) at once, without its
+    retries: each try with a wrong password is a failed login, and cameras lock a user out after a
+    few. The reader's first try ends by its own timeouts (the host's check and the refusal's 5 s at
+    most, OpenCV's open and reads stall_timeout); `wait` (default: their sum and a second) only
+    guards against one that would not, and covers other cameras' opens holding this one's up."""
     from maskwatch.video.cameras import CameraReader
 
     is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
     if is_file and not Path(source).is_file():
         return Probe(part, False, f"no such video file: {source}")
+    wait = 2 * stall_timeout + min(5.0, stall_timeout) * 2 + 1 if wait is None else wait
     reader = CameraReader(source, stall_timeout=stall_timeout, name=part, decode_on_request=True)
     started = time.monotonic()
     reader.request()
@@ -99,11 +109,9 @@ def probe_camera(part: str, source: str, stall_timeout: float) -> Probe:
             if state.reconnects > 0:  # its first try failed; the reader would wait, then retry
                 why = (state.last_error or "cannot open").split("; retrying")[0]
                 return Probe(part, False, f"{redact_source(source)}: {why}")
-            # A second more than the site waits, so that the reader's own reason (a host that does
-            # not answer within stall_timeout, a stream opened that sent nothing) is said where it has one.
-            if time.monotonic() - started >= stall_timeout + 1.0:
-                return Probe(part, False, f"{redact_source(source)}: no frame in {stall_timeout:g} s "
-                                          "(the camera's stall_timeout)")
+            if time.monotonic() - started >= wait:
+                return Probe(part, False, f"{redact_source(source)}: no frame or error from the reader "
+                                          f"in {wait:g} s")
             time.sleep(0.02)
         seconds = time.monotonic() - started
         fps = f"{reader.stream_fps:g} fps reported" if reader.stream_fps else "no frame rate reported"
