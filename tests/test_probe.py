@@ -217,11 +217,16 @@ def test_a_postgresql_server_down_is_said_in_words():
     probe = probe_database(f"postgresql+psycopg://maskwatch:secret-pw@127.0.0.1:{free_port()}/site", timeout=3)
     assert probe.ok is False and "Connection refused" in probe.detail and "secret-pw" not in probe.detail
     assert probe.detail.startswith("postgresql+psycopg://maskwatch:***@127.0.0.1:")
+    typo = probe_database("postgresql+psycopj://maskwatch:secret-pw@127.0.0.1/site")
+    assert typo.ok is False and typo.detail.startswith("postgresql+psycopj://maskwatch:***@127.0.0.1/site: not a "
+                                                       "database URL this install can open")
 
 
 def test_postgresql_is_logged_in_to_and_no_table_is_made(postgres):  # noqa: F811
     probe = probe_database(postgres.url)
     assert probe.ok is True and "logged in as" in probe.detail and "no maskwatch tables yet" in probe.detail
+    missing = probe_database(postgres.url.rsplit("/", 1)[0] + "/nosuch")
+    assert missing.ok is False and 'database "nosuch" does not exist' in missing.detail
     engine = create_engine(postgres.url)
     try:
         with engine.connect() as connection:
