@@ -167,7 +167,7 @@ def test_a_missing_video_file_is_said_by_name(tmp_path):
     assert (probe.ok, probe.detail) == (False, f"no such video file: {tmp_path / 'gone.mp4'}")
 
 
-def test_an_sqlite_schema_newer_than_this_maskwatch_fails_and_is_left_as_it_was(tmp_path):
+def test_an_sqlite_schema_is_read_not_upgraded_and_a_newer_one_fails(tmp_path):
     database = tmp_path / "site.db"
     EventStore(str(database)).close()
     engine = create_engine(f"sqlite:///{database}")
@@ -180,6 +180,16 @@ def test_an_sqlite_schema_newer_than_this_maskwatch_fails_and_is_left_as_it_was(
     assert snapshot_of(tmp_path) == before
     assert probe_database(str(tmp_path / "new" / "site.db")).detail.endswith(f"made at the start ({tmp_path} writable)")
     assert not (tmp_path / "new").exists()
+    older = tmp_path / "older.db"
+    EventStore(str(older)).close()
+    engine = create_engine(f"sqlite:///{older}")
+    with engine.begin() as connection:  # as a database of the maskwatch before the last migration
+        connection.execute(text("DELETE FROM schema_version WHERE version = :v"), {"v": len(MIGRATIONS)})
+    engine.dispose()
+    kept = older.read_bytes()
+    probe = probe_database(str(older))
+    assert probe.ok is True and f"events schema {len(MIGRATIONS) - 1}: upgraded to {len(MIGRATIONS)} at the start" in probe.detail
+    assert older.read_bytes() == kept  # not upgraded by the probe
     (tmp_path / "notes.db").write_text("some notes")
     assert probe_database(str(tmp_path / "notes.db")).detail == f"{tmp_path / 'notes.db'}: not an SQLite database"
 
