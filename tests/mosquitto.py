@@ -60,10 +60,12 @@ class Broker:
 class Subscriber:
     """Subscribes to `topic` and keeps (topic, payload text, retained) in arrival order."""
 
-    def __init__(self, port: int, topic: str = "#") -> None:
+    def __init__(self, port: int, topic: str = "#", user: tuple[str, str] | None = None) -> None:
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if user is not None:  # a broker with a password file
+            self.client.username_pw_set(*user)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)

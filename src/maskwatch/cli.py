@@ -1118,6 +1118,10 @@ def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras, the alerts.notify services and the reports "
                                                         "(secrets left out), and stop.")] = False,
+    probe: Annotated[bool, typer.Option("--probe", help="With --check (implied): also open each camera and read a frame, "
+                                                        "log in to the database and the MQTT broker, and say per part "
+                                                        "OK or what is wrong; exit code 1 if any part failed. Writes "
+                                                        "and sends nothing.")] = False,
     ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
     cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
     classifier: ClassifierFile = None,
@@ -1163,7 +1167,9 @@ def run(
         for line in _report_lines(site):
             typer.echo(f"    {line}")
     models = _models(classifier, detector_file, gate)
-    if check:
+    if probe:
+        _print_probes(site)
+    if check or probe:
         return
     import contextlib
 
@@ -1214,6 +1220,32 @@ def run(
                 raise typer.Exit(code=3)
     except ClusterError as err:
         _fail(str(err))
+
+
+def _print_probes(site) -> None:
+    """`run --probe`: each part's result as a table, one row a part; exit code 1 if any failed."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from maskwatch.site.probe import probe_site
+
+    probes = probe_site(site)
+    table = Table()
+    for column in ("part", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    results = {True: Text("OK", style="green"), False: Text("FAILED", style="red"), None: Text("not probed")}
+    for probe in probes:  # as Text: a URL's [::1] or a password's [ is not read as markup
+        table.add_row(Text(probe.part), results[probe.ok], Text(probe.detail))
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a log, a pipe: each row on one line, not folded at rich's 80 columns
+        console.width = 1000
+    console.print(table)
+    failed = [probe.part for probe in probes if probe.ok is False]
+    if failed:
+        typer.secho(f"error: {len(failed)} of {sum(p.ok is not None for p in probes)} parts probed failed: "
+                    f"{', '.join(failed)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
 
 
 def _report_lines(site) -> list[str]:

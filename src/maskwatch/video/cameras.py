@@ -93,6 +93,7 @@ class CameraReader:
         self._arrivals: deque[float] = deque(maxlen=50)
         self._reconnects = 0
         self._last_error: str | None = None
+        self.stream_fps: float | None = None  # the frame rate the stream says it sends (None: none said)
         self._down = False  # said in the log to be without frames, not yet said to be back
         # The camera's refusal (rtsp_probe), kept for the outage once told: each ask with a wrong
         # password is one more failed login, and cameras lock a user out after a few (Hikvision: 5-7).
@@ -223,7 +224,8 @@ class CameraReader:
 
     def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
         """Read frames until the stream fails or the reader stops; True if any frame came."""
-        pace = 1.0 / (plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS) if self.is_file else 0.0
+        self.stream_fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
+        pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         got_frames = False
         next_at = time.monotonic()
         while not self._stop.is_set():

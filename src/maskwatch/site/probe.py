@@ -1,0 +1,266 @@
+"""`run --check --probe`: each part of a site tried for real, once, and said in one line each.
+
+A site manager who set up many cameras (or changed a password) learnt what was wrong only by
+starting the site and reading its log. A probe opens each enabled camera with the reader and
+timeouts the site uses (its `detect_source` too), reads one frame, logs in to the database and the
+MQTT broker, and says per part what it found or what is wrong. It changes nothing anywhere: the
+database is only read (no table made, no schema upgraded, no -wal file left beside an SQLite file),
+MQTT gets no message (no last will either), webhooks and notify services are sent nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from maskwatch.video.sources import STREAM_PREFIXES, host_port, redact_source
+
+PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
+NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One part's result: ok True (it works), False (it does not), None (not probed)."""
+
+    part: str
+    ok: bool | None
+    detail: str
+
+
+def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
+    """Every part of a loaded SiteConfig, probed side by side: its cameras (and substreams) in the
+    config's order, the disabled ones as not probed, the database, MQTT, then the senders as not
+    probed (a probe sends nothing)."""
+    jobs = []
+    for camera_id, camera in site.cameras.items():
+        jobs.append((camera_id, camera.source, camera))
+        if camera.detect_source:
+            jobs.append((f"{camera_id} (detect_source)", camera.detect_source, camera))
+    quiet = _Quiet()  # the readers' "retrying" warnings: the table says each camera's problem once
+    camera_log = logging.getLogger("maskwatch.video.cameras")
+    camera_log.addFilter(quiet)
+    try:
+        # The database and the broker on their own threads: not queued behind a 17th camera.
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_CAMERAS, len(jobs))) as pool, \
+                ThreadPoolExecutor(max_workers=2) as network:
+            database = network.submit(probe_database, site.storage.database, timeout)
+            mqtt = network.submit(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
+            # OpenCV opens one stream at a time: a camera that takes the connection and then never
+            # answers holds every other camera's open for its stall_timeout (video/cameras.py's
+            # _unreachable), so each waits for its reader's own answer up to all of them.
+            held = sum(camera.stall_timeout for _, _, camera in jobs)
+            cameras = [pool.submit(probe_camera, f"camera {part}", source, camera.stall_timeout,
+                                   wait=held + 2 * camera.stall_timeout + 10)
+                       for part, source, camera in jobs]
+            probes = [future.result() for future in cameras]
+    finally:
+        camera_log.removeFilter(quiet)
+    probes += [Probe(f"camera {camera_id}", None, "enabled: false") for camera_id in site.disabled_cameras]
+    probes.append(database.result())
+    if mqtt is not None:
+        probes.append(mqtt.result())
+    senders = (len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify)
+               + sum(len(report.urls) for report in site.reports))
+    if senders:
+        probes.append(Probe("webhooks, notify, reports", None,
+                            f"{senders} receiver{'s' * (senders != 1)}; a probe sends nothing "
+                            "(`maskwatch report --send N` sends a report once)"))
+    return probes
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+def probe_camera(part: str, source: str, stall_timeout: float, wait: float | None = None) -> Probe:
+    """One frame of `source` by the site's CameraReader with its `stall_timeout`: its size, the
+    frame rate the stream reports and the seconds to it; or the reader's first error (the camera's
+    own refusal, a host that takes no connection, a stream that sent nothing) at once, without its
+    retries: each try with a wrong password is a failed login, and cameras lock a user out after a
+    few. The reader's first try ends by its own timeouts (the host's check and the refusal's 5 s at
+    most, OpenCV's open and reads stall_timeout); `wait` (default: their sum and a second) only
+    guards against one that would not, and covers other cameras' opens holding this one's up."""
+    from maskwatch.video.cameras import CameraReader
+
+    is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
+    if is_file and not Path(source).is_file():
+        return Probe(part, False, f"no such video file: {source}")
+    wait = 2 * stall_timeout + min(5.0, stall_timeout) * 2 + 1 if wait is None else wait
+    reader = CameraReader(source, stall_timeout=stall_timeout, name=part, decode_on_request=True)
+    started = time.monotonic()
+    reader.request()
+    reader.start()
+    try:
+        while True:
+            sequence, image = reader.latest()
+            if sequence > 0:
+                break
+            state = reader.state()
+            if state.reconnects > 0:  # its first try failed; the reader would wait, then retry
+                why = (state.last_error or "cannot open").split("; retrying")[0]
+                return Probe(part, False, f"{redact_source(source)}: {why}")
+            if time.monotonic() - started >= wait:
+                return Probe(part, False, f"{redact_source(source)}: no frame or error from the reader "
+                                          f"in {wait:g} s")
+            time.sleep(0.02)
+        seconds = time.monotonic() - started
+        fps = f"{reader.stream_fps:g} fps reported" if reader.stream_fps else "no frame rate reported"
+        return Probe(part, True, f"{redact_source(source)}: {image.shape[1]}x{image.shape[0]}, {fps}, "
+                                 f"first frame in {seconds:.1f} s")
+    finally:
+        reader.stop(timeout=1.0)  # one still in OpenCV's open ends with it (a daemon thread)
+
+
+def probe_database(database: str, timeout: float = NETWORK_TIMEOUT) -> Probe:
+    """The site's database, read only: an SQLite file readable and writable (or a folder it can
+    be made in), a server reached and logged in to; the events schema's version against this
+    maskwatch's (a newer one is refused at the start, an older one upgraded)."""
+    from maskwatch.site.events import database_url
+
+    url = database_url(database)
+    if url.startswith("sqlite:///"):
+        return _probe_sqlite(Path(url.removeprefix("sqlite:///")))
+    if url.startswith("sqlite"):
+        return Probe("database", True, f"{url}: in memory, nothing to reach")
+    return _probe_server(url, timeout)
+
+
+def _schema(version: int | None) -> tuple[bool, str]:
+    """Whether the site can start on an events schema at `version` (None: no maskwatch tables yet), and its words."""
+    from maskwatch.site.events import MIGRATIONS
+
+    known = len(MIGRATIONS)
+    if version is None:
+        return True, "no maskwatch tables yet (made at the start)"
+    if version > known:
+        return False, (f"events schema {version} is newer than this maskwatch's ({known}): upgrade maskwatch, "
+                       "or restore the backup taken before the upgrade")
+    if version < known:
+        return True, (f"events schema {version}: upgraded to {known} at the start (older maskwatch then no longer "
+                      "opens it; `maskwatch backup` first)")
+    return True, f"events schema {version}, this maskwatch's"
+
+
+def _probe_sqlite(path: Path) -> Probe:
+    if not path.exists():
+        folder = next((parent for parent in path.parents if parent.exists()), Path("/"))
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            return Probe("database", False, f"{path}: no database, and {folder} cannot be written to make it")
+        return Probe("database", True, f"{path}: no database yet, made at the start ({folder} writable)")
+    if not os.access(path, os.R_OK | os.W_OK):
+        return Probe("database", False, f"{path}: not readable and writable by this user")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return Probe("database", False, f"{path}: its folder cannot be written (SQLite keeps its -wal and -shm "
+                                        "files beside the database)")
+    try:
+        with open(path, "rb") as file:
+            header = file.read(16)
+    except OSError as err:
+        return Probe("database", False, f"{path}: {err.strerror or err}")
+    if header and header != b"SQLite format 3\x00":
+        return Probe("database", False, f"{path}: not an SQLite database")
+    # Read only, and leaving no file behind: mode=ro opens a database in WAL mode by making its
+    # -wal and -shm files, kept after the close; immutable=1 reads the file alone, which is whole
+    # when no -wal is there (a running site's is, and mode=ro then reads through it).
+    running = Path(f"{path}-wal").exists()
+    uri = f"file:{quote(str(path))}?{'mode=ro' if running else 'immutable=1'}"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=NETWORK_TIMEOUT)
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = (connection.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+                       if "schema_version" in tables else None)
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        return Probe("database", False, f"{path}: cannot read it: {err}")
+    ok, said = _schema(version)
+    return Probe("database", ok, f"{path}: SQLite, writable; {said}")
+
+
+def _probe_server(url: str, timeout: float) -> Probe:
+    from sqlalchemy import create_engine, func, inspect, select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    from maskwatch.site.events import driver_reason, schema_version
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    postgres = make_url(url).get_backend_name() == "postgresql"
+    try:
+        engine = create_engine(url, poolclass=NullPool, hide_parameters=True,
+                               connect_args={"connect_timeout": max(1, round(timeout))} if postgres else {})
+    except (ArgumentError, ImportError) as err:
+        return Probe("database", False, f"{shown}: not a database URL this install can open: {err}")
+    try:
+        with engine.connect() as connection:
+            if postgres:  # nothing this transaction does can write, whatever the code below becomes
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            version = None
+            if inspect(connection).has_table(schema_version.name):
+                version = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
+            server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
+            connection.rollback()
+    except SQLAlchemyError as err:
+        return Probe("database", False, f"{shown}: {driver_reason(err)}")
+    finally:
+        engine.dispose()
+    ok, said = _schema(version)
+    user = make_url(url).username
+    name = f"{engine.dialect.name} {server}".strip()
+    return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}")
+
+
+def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
+    """A connection to the broker with the site's credentials, under a client id of its own (the
+    site's, shared, would knock a running site off the broker), then a clean disconnect: no
+    message, and no last will (the site's says its `available` is offline)."""
+    import paho.mqtt.client as mqtt
+
+    host = config.host.strip("[]")
+    where = host_port((host, config.port))
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"maskwatch-probe-{socket.gethostname()}-{os.getpid()}"[:128])
+    client.connect_timeout = timeout
+    if config.username:
+        client.username_pw_set(config.username, config.password)
+    answered, answer = threading.Event(), []
+
+    def on_connect(client, userdata, flags, reason_code, properties) -> None:
+        answer.append(reason_code)
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, config.port, keepalive=60)
+    except socket.gaierror:
+        return Probe("mqtt", False, f"{where}: no such host (its name does not resolve)")
+    except OSError as err:
+        return Probe("mqtt", False, f"cannot reach {where} ({err.strerror or err})")
+    client.loop_start()
+    try:
+        if not answered.wait(timeout):
+            return Probe("mqtt", False, f"{where} took the connection but gave no MQTT answer within {timeout:g} s")
+        reason = answer[0]
+        if reason.is_failure:
+            hint = ""
+            if reason.value in (134, 135):  # bad user name or password; not authorised
+                hint = (" (check mqtt.username and mqtt.password)" if config.username
+                        else " (the broker wants mqtt.username and mqtt.password)")
+            return Probe("mqtt", False, f"{where} refused the connection: {reason}{hint}")
+        return Probe("mqtt", True, f"connected to {where}" + (f" as {config.username}" if config.username
+                                                              else " without a user name"))
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,266 @@
+"""`run --probe`: each part of a site tried for real against real parts (GStreamer's RTSP server
+with a login, mosquitto with a password file, SQLite, PostgreSQL), one row a part, the exit code,
+and nothing written anywhere: the database byte for byte as it was, no message on the broker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.site.events import MIGRATIONS, EventStore
+from maskwatch.site.probe import probe_camera, probe_database
+from tests.mosquitto import Broker, Subscriber, mosquitto_available
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+
+USER, PASSWORD = "admin", "right-pass"
+
+
+def rows(output: str) -> dict[str, tuple[str, str]]:
+    """The probe table's rows: part -> (result, detail)."""
+    found = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) == 3 and cells[0] != "part":
+            found[cells[0]] = (cells[1], cells[2])
+    return found
+
+
+def snapshot_of(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+@pytest.fixture()
+def parts(tmp_path, sample_dir):
+    """An RTSP camera that asks for a login and a broker with a password file."""
+    if not rtsp_server_available() or not mosquitto_available():
+        pytest.fail("GStreamer's RTSP server or mosquitto is missing: the Makefile's rtsp and services targets")
+    server = RtspServer(make_frames(tmp_path / "frames", sample_dir), tmp_path / "rtsp.log",
+                        auth=f"digest:{USER}:{PASSWORD}").start()
+    (tmp_path / "mqtt").mkdir()
+    broker = Broker(tmp_path / "mqtt", user=("site", PASSWORD)).start()
+    try:
+        yield server, broker
+    finally:
+        broker.stop()
+        server.stop()
+
+
+def stored_site(tmp_path: Path, cameras: str, mqtt: str) -> tuple[Path, Path]:
+    """A site file and its SQLite database, made as a site makes it (its tables, closed)."""
+    database = tmp_path / "db" / "site.db"
+    EventStore(str(database), tmp_path / "snapshots").close()
+    path = tmp_path / "site.yaml"
+    path.write_text(f"cameras:\n{cameras}storage:\n  database: {database}\n  snapshots: {tmp_path / 'snapshots'}\n"
+                    f"{mqtt}alerts:\n  webhooks:\n    - url: https://hooks.example.com/maskwatch\n"
+                    "      secret: a-long-enough-secret-0123\n")
+    return path, database
+
+
+@contextmanager
+def hanging_camera():
+    """An RTSP camera that answers OPTIONS (the reader's check of its host) and then nothing: OpenCV's
+    open of it holds every other camera's open for its timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            if connection.recv(4096).startswith(b"OPTIONS"):
+                connection.sendall(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+@pytest.mark.system
+def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, parts):
+    server, broker = parts
+    url = server.url.replace("rtsp://", "")
+    (tmp_path / "notes.mp4").write_text("not a video")
+    stack = ExitStack()
+    silent = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=4))  # takes connections, never answers
+    quiet_port = silent.getsockname()[1]
+    hanging = stack.enter_context(hanging_camera())
+    cameras = (f"  lobby:\n    source: rtsp://127.0.0.1:{hanging}/live\n    stall_timeout: 2\n"
+               f"  door:\n    source: rtsp://{USER}:{PASSWORD}@{url}\n"
+               f"  till:\n    source: rtsp://{USER}:wrong-pass@{url}\n"
+               f"  yard:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{free_port()}/clip\n    stall_timeout: 3\n"
+               f"  back:\n    source: {tmp_path / 'notes.mp4'}\n"
+               f"  hall:\n    source: rtsp://127.0.0.1:{quiet_port}/live\n    stall_timeout: 1\n"
+               f"  spare:\n    source: rtsp://{USER}:{PASSWORD}@{url}\n    enabled: false\n")
+    config, database = stored_site(tmp_path, cameras, f"mqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n"
+                                                      "  username: site\n  password: not-the-password\n")
+    before = snapshot_of(database.parent)
+    started = time.monotonic()
+    with stack:
+        result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])  # --check implied
+    took = time.monotonic() - started
+    found = rows(result.output)
+    assert result.exit_code == 1, result.output
+    assert found["camera door"][0] == "OK" and "320x240, 5 fps reported, first frame in" in found["camera door"][1]
+    assert found["camera till"] == ("FAILED", f"rtsp://{USER}:***@{url}: the camera refused the user name or "
+                                              "password (401)")
+    assert found["camera yard"][0] == "FAILED" and "Connection refused" in found["camera yard"][1]
+    assert found["camera back"] == ("FAILED", f"{tmp_path / 'notes.mp4'}: cannot open")
+    assert found["camera hall"] == ("FAILED", f"rtsp://127.0.0.1:{quiet_port}/live: "
+                                              f"127.0.0.1:{quiet_port} does not answer")
+    # Its reader's own answer, after OpenCV's open and the refusal's DESCRIBE timed out (2 s each); the
+    # cameras whose open it held up were waited for, not said to send no frame.
+    assert found["camera lobby"] == ("FAILED", f"rtsp://127.0.0.1:{hanging}/live: cannot open")
+    assert found["camera spare"] == ("not probed", "enabled: false")
+    assert found["database"][0] == "OK" and f"events schema {len(MIGRATIONS)}, this maskwatch's" in found["database"][1]
+    assert found["mqtt"] == ("FAILED", f"127.0.0.1:{broker.port} refused the connection: Not authorized "
+                                       "(check mqtt.username and mqtt.password)")
+    assert found["webhooks, notify, reports"][0] == "not probed"
+    assert "6 of 8 parts probed failed: camera lobby, camera till, camera yard, camera back, camera hall, mqtt" in result.output
+    assert PASSWORD not in result.output and "wrong-pass" not in result.output and "not-the-password" not in result.output
+    assert took < 8, f"the cameras were probed one after another ({took:.1f} s)"
+    assert snapshot_of(database.parent) == before  # byte for byte, and no -wal or -shm file left
+
+
+@pytest.mark.system
+def test_a_site_whose_parts_all_work_is_exit_code_0_and_nothing_is_published(tmp_path, parts):
+    server, broker = parts
+    config, database = stored_site(tmp_path, f"  door:\n    source: rtsp://{USER}:{PASSWORD}@"
+                                             f"{server.url.removeprefix('rtsp://')}\n    detect_source: "
+                                             f"rtsp://{USER}:{PASSWORD}@{server.url.removeprefix('rtsp://')}\n",
+                                   f"mqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n  username: site\n"
+                                   f"  password: {PASSWORD}\n  discovery: true\n")
+    listener = Subscriber(broker.port, "#", user=("site", PASSWORD))
+    time.sleep(0.3)  # subscribed
+    try:
+        result = CliRunner().invoke(app, ["run", "--config", str(config), "--check", "--probe"])
+        time.sleep(0.5)
+    finally:
+        listener.close()
+    found = rows(result.output)
+    assert result.exit_code == 0, result.output
+    assert [found[part][0] for part in ("camera door", "camera door (detect_source)", "database", "mqtt")] == ["OK"] * 4
+    assert found["mqtt"][1] == f"connected to 127.0.0.1:{broker.port} as site"
+    assert listener.messages == []  # no message, no retained config, no last will
+
+
+def test_a_missing_video_file_is_said_by_name(tmp_path):
+    """(The site's file refuses it first; a file gone since is said by the probe, not as `cannot open`.)"""
+    probe = probe_camera("camera door", str(tmp_path / "gone.mp4"), 3.0)
+    assert (probe.ok, probe.detail) == (False, f"no such video file: {tmp_path / 'gone.mp4'}")
+
+
+def test_an_sqlite_schema_is_read_not_upgraded_and_a_newer_one_fails(tmp_path):
+    database = tmp_path / "site.db"
+    EventStore(str(database)).close()
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": len(MIGRATIONS) + 1})
+    engine.dispose()
+    before = snapshot_of(tmp_path)
+    probe = probe_database(str(database))
+    assert probe.ok is False and f"events schema {len(MIGRATIONS) + 1} is newer than this maskwatch's" in probe.detail
+    assert snapshot_of(tmp_path) == before
+    assert probe_database(str(tmp_path / "new" / "site.db")).detail.endswith(f"made at the start ({tmp_path} writable)")
+    assert not (tmp_path / "new").exists()
+    older = tmp_path / "older.db"
+    EventStore(str(older)).close()
+    engine = create_engine(f"sqlite:///{older}")
+    with engine.begin() as connection:  # as a database of the maskwatch before the last migration
+        connection.execute(text("DELETE FROM schema_version WHERE version = :v"), {"v": len(MIGRATIONS)})
+    engine.dispose()
+    kept = older.read_bytes()
+    probe = probe_database(str(older))
+    assert probe.ok is True and f"events schema {len(MIGRATIONS) - 1}: upgraded to {len(MIGRATIONS)} at the start" in probe.detail
+    assert older.read_bytes() == kept  # not upgraded by the probe
+    (tmp_path / "notes.db").write_text("some notes")
+    assert probe_database(str(tmp_path / "notes.db")).detail == f"{tmp_path / 'notes.db'}: not an SQLite database"
+
+
+@contextmanager
+def read_only(folder: Path):
+    """`folder` unwritable, for root too (which chmod does not stop): chattr +i."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here, and root writes through chmod")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_an_sqlite_file_in_a_read_only_folder_fails(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    EventStore(str(folder / "site.db")).close()
+    with read_only(folder):
+        existing, new = probe_database(str(folder / "site.db")), probe_database(str(folder / "other.db"))
+    assert (existing.ok, new.ok) == (False, False)
+    assert "its folder cannot be written" in existing.detail
+    assert new.detail == f"{folder / 'other.db'}: no database, and {folder} cannot be written to make it"
+
+
+def test_a_postgresql_server_down_is_said_in_words():
+    probe = probe_database(f"postgresql+psycopg://maskwatch:secret-pw@127.0.0.1:{free_port()}/site", timeout=3)
+    assert probe.ok is False and "Connection refused" in probe.detail and "secret-pw" not in probe.detail
+    assert probe.detail.startswith("postgresql+psycopg://maskwatch:***@127.0.0.1:")
+    typo = probe_database("postgresql+psycopj://maskwatch:secret-pw@127.0.0.1/site")
+    assert typo.ok is False and typo.detail.startswith("postgresql+psycopj://maskwatch:***@127.0.0.1/site: not a "
+                                                       "database URL this install can open")
+
+
+def test_postgresql_is_logged_in_to_and_no_table_is_made(postgres):  # noqa: F811
+    probe = probe_database(postgres.url)
+    assert probe.ok is True and "logged in as" in probe.detail and "no maskwatch tables yet" in probe.detail
+    missing = probe_database(postgres.url.rsplit("/", 1)[0] + "/nosuch")
+    assert missing.ok is False and 'database "nosuch" does not exist' in missing.detail
+    engine = create_engine(postgres.url)
+    try:
+        with engine.connect() as connection:
+            assert inspect(connection).get_table_names() == []  # the probe made nothing
+        EventStore(postgres.url).close()
+        assert f"events schema {len(MIGRATIONS)}, this maskwatch's" in probe_database(postgres.url).detail
+    finally:
+        with engine.begin() as connection:  # the module's server, left empty for the next test
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
+        engine.dispose()
+
+
+def test_the_sqlite_file_of_a_running_site_is_read_through_its_wal(tmp_path):
+    store = EventStore(str(tmp_path / "site.db"))  # open, as a running site holds it: its -wal is there
+    try:
+        with store.engine.connect() as connection:  # a connection held, as the site's pool holds one
+            names = sorted(path.name for path in tmp_path.iterdir())
+            database = (tmp_path / "site.db").read_bytes()
+            probe = probe_database(str(tmp_path / "site.db"))
+            assert sorted(path.name for path in tmp_path.iterdir()) == names
+            assert (tmp_path / "site.db").read_bytes() == database
+            connection.rollback()
+    finally:
+        store.close()
+    assert probe.ok is True and f"events schema {len(MIGRATIONS)}, this maskwatch's" in probe.detail
+    assert "site.db-wal" in names
