@@ -86,7 +86,7 @@ def test_the_scrape_config_is_one_prometheus_loads_with_its_token_file(tmp_path)
 @pytest.mark.system  # promtool: `make prometheus`
 def test_the_dashboard_is_one_grafana_imports_and_its_queries_are_promql(tmp_path):
     board = json.loads(DASHBOARD.read_text())
-    assert board["uid"] and board["title"] and board["schemaVersion"] >= 39
+    assert board["uid"] and board["title"] and board["schemaVersion"] >= 41  # Grafana 12
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     assert variables["camera"]["query"] == "label_values(maskwatch_camera_up, camera)"
