@@ -1,6 +1,7 @@
 # A newcomer's two commands: `make demo` and `make test`. Both create .venv on first use;
-# `make test` also installs Debian's chromium, GStreamer's RTSP server, mosquitto and postgresql
-# when they are missing (see `browser`, `rtsp`, `mqtt-broker` and `postgres`).
+# `make test` also installs Debian's chromium, GStreamer's RTSP server, mosquitto, postgresql, systemd
+# and prometheus when they are missing (see `browser`, `rtsp`, `mqtt-broker`, `postgres`,
+# `systemd-analyze` and `prometheus`).
 PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
@@ -11,7 +12,7 @@ DEMO_OUT := demo-output
 #   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: setup test-extra ray-extra demo test docs browser rtsp mqtt-broker postgres systemd-analyze bench-venv clean
+.PHONY: setup test-extra ray-extra demo test docs browser rtsp mqtt-broker postgres systemd-analyze prometheus bench-venv clean
 
 setup: $(VENV)/.installed
 
@@ -53,7 +54,7 @@ demo: setup
 	@echo "  $(MASKWATCH) run --config examples/demo-site.yaml"
 
 # Every tier (slow, system, ray); plain `.venv/bin/pytest` runs the fast unit tests only.
-test: setup test-extra ray-extra browser rtsp mqtt-broker postgres systemd-analyze
+test: setup test-extra ray-extra browser rtsp mqtt-broker postgres systemd-analyze prometheus
 	$(VENV)/bin/pytest -m ""
 
 # The documentation site (mkdocs-material) in build/docs: docs/, README.md, BENCHMARKS.md and the
@@ -103,6 +104,15 @@ mqtt-broker:
 	  echo "installing Debian's mosquitto for the MQTT tests (system-wide, apt-get)"; \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto; }
+
+# The Prometheus examples (examples/prometheus) are checked and unit-tested with promtool, which
+# Debian's prometheus ships. The tests do not use its server; where systemd runs, the package
+# starts it on :9090 (`systemctl disable --now prometheus` stops it).
+prometheus:
+	@command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus for promtool (the Prometheus examples' tests; system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
 
 # The PostgreSQL test runs its own throwaway server (initdb, pg_ctl) on loopback; the package's
 # cluster and service are not used.

@@ -21,6 +21,9 @@ class SiteCollector(Collector):
     def collect(self):
         up = GaugeMetricFamily("maskwatch_camera_up", "1 while the camera's stream sends frames", labels=["camera"])
         fps = GaugeMetricFamily("maskwatch_camera_fps", "Frames received per second", labels=["camera"])
+        # Beside the stream's rate, so that a rule can tell a stream too slow for the analysis asked of it.
+        fps_target = GaugeMetricFamily("maskwatch_camera_fps_target", "Frames analysed per second, as configured",
+                                       labels=["camera"])
         reconnects = GaugeMetricFamily("maskwatch_camera_reconnects", "Tries to open the stream again: after it was lost, and each failed one",
                                        labels=["camera"])
         people = GaugeMetricFamily("maskwatch_camera_people_today", "People decided today (since midnight in the site's timezone), per voted label",
@@ -36,6 +39,7 @@ class SiteCollector(Collector):
             name = camera["id"]
             up.add_metric([name], 1.0 if camera["connected"] else 0.0)
             fps.add_metric([name], camera["fps"])
+            fps_target.add_metric([name], camera["fps_target"])
             reconnects.add_metric([name], camera["reconnects"])
             today = camera["today"]
             if today is None:  # the database cannot be read: the cameras' own series still go out
@@ -48,7 +52,7 @@ class SiteCollector(Collector):
                 ratio.add_metric([name], shown["compliance"])
                 low.add_metric([name], shown["compliance_low"])
                 high.add_metric([name], shown["compliance_high"])
-        yield from (up, fps, reconnects, people, ratio, low, high)
+        yield from (up, fps, fps_target, reconnects, people, ratio, low, high)
         # Deliveries: a receiver that is down or a broker that is misnamed shows here, not only in the log.
         stats = self.site.alerts.stats
         alerts = GaugeMetricFamily("maskwatch_webhook_alerts", "Webhook alerts since the start, by outcome "
