@@ -106,13 +106,14 @@ mqtt-broker:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mosquitto; }
 
 # The Prometheus examples (examples/prometheus) are checked and unit-tested with promtool, which
-# Debian's prometheus ships. The tests do not use its server; where systemd runs, the package
-# starts it on :9090 (`systemctl disable --now prometheus` stops it).
+# Debian's prometheus ships. The tests do not use its server: where systemd runs, the package
+# starts it on :9090 for every address, so it is stopped and disabled at once after the install.
 prometheus:
 	@command -v promtool >/dev/null || { \
-	  echo "installing Debian's prometheus for promtool (the Prometheus examples' tests; system-wide, apt-get)"; \
+	  echo "installing Debian's prometheus for promtool (the Prometheus examples' tests; system-wide, apt-get; its server is left off)"; \
 	  $(SUDO) apt-get update -q && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus && \
+	  { [ ! -d /run/systemd/system ] || $(SUDO) systemctl disable --now prometheus; }; }
 
 # The PostgreSQL test runs its own throwaway server (initdb, pg_ctl) on loopback; the package's
 # cluster and service are not used.
