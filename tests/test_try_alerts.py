@@ -43,11 +43,9 @@ def site_file(tmp_path, alerts: str):
     return path
 
 
-def test(path, *options):
+def alerts_test(path, *options):
+    """`maskwatch alerts test --config PATH OPTIONS`, its output and exit code."""
     return CliRunner().invoke(app, ["alerts", "test", "--config", str(path), *options])
-
-
-test.__test__ = False  # a helper, not a test
 
 
 def port_of(url: str) -> str:
@@ -62,7 +60,7 @@ def test_each_service_gets_a_signed_test_alert_past_its_filters_and_nothing_is_s
                                "labels: [with_mask], cameras: [door], zones: [queue], cooldown: 3600}], "
                                f"notify: [{{urls: 'json://maskwatch:{SECRET}@127.0.0.1:{port}/{SECRET}path', "
                                "cameras: [till], cooldown: 3600, snapshot: true}]}")
-    result = test(path)
+    result = alerts_test(path)
     assert result.exit_code == 0, result.output
     site = f"site.yaml on {socket.gethostname()}"
     assert result.output.splitlines() == [
@@ -133,7 +131,7 @@ def test_each_failure_is_one_line_in_words_and_none_holds_the_others(tmp_path):
                                    f"notify: [{{urls: ['json://maskwatch:{SECRET}@127.0.0.1:{port_of(refusing.url)}/x', "
                                    f"'json://127.0.0.1:{dead}/{SECRET}', '{json_url(mute)}'], timeout: 1}}]}}")
         started = time.monotonic()
-        result = test(path)
+        result = alerts_test(path)
         took = time.monotonic() - started
     finally:
         refusing.close()
@@ -166,8 +164,8 @@ def test_a_chosen_service_alone_is_sent_and_a_wrong_choice_is_one_line(tmp_path,
         path = site_file(tmp_path, "{webhooks: [" + f"{{url: '{other.url}', secret: {HOOK_SECRET}}}, "
                                    f"{{url: '{receiver.url}', secret: {HOOK_SECRET}}}], "
                                    f"notify: [{{urls: '{json_url(other)}'}}, {{urls: ['{json_url(receiver)}']}}]}}")
-        webhook = test(path, "--webhook", "1")
-        notify = test(path, "--notify", "1")
+        webhook = alerts_test(path, "--webhook", "1")
+        notify = alerts_test(path, "--notify", "1")
     finally:
         other.close()
     assert webhook.exit_code == 0 and webhook.output.splitlines()[1:] == [
@@ -177,17 +175,17 @@ def test_a_chosen_service_alone_is_sent_and_a_wrong_choice_is_one_line(tmp_path,
     assert len(receiver.received) == 2 and other.received == []
     for option, expected in (("--webhook", "error: --webhook is the number of an entry in `alerts.webhooks`, 0 to 1; got 2"),
                              ("--notify", "error: --notify is the number of an entry in `alerts.notify`, 0 to 1; got -1")):
-        wrong = test(path, option, "2" if option == "--webhook" else "-1")
+        wrong = alerts_test(path, option, "2" if option == "--webhook" else "-1")
         assert wrong.exit_code == 1 and wrong.output.splitlines() == [expected]
     assert len(receiver.received) == 2
 
 
 def test_a_site_without_alerts_or_without_the_chosen_kind_is_one_line(tmp_path, receiver):
     bare = site_file(tmp_path, "{}")
-    result = test(bare)
+    result = alerts_test(bare)
     assert result.exit_code == 1 and result.output.splitlines() == [
         f"error: {bare} has no `alerts.webhooks` or `alerts.notify` to test (see docs/site.md, Alerts)"]
     hooks_only = site_file(tmp_path, "{webhooks: [" + f"{{url: '{receiver.url}', secret: {HOOK_SECRET}}}]}}")
-    result = test(hooks_only, "--notify", "0")
+    result = alerts_test(hooks_only, "--notify", "0")
     assert result.exit_code == 1 and result.output.splitlines() == [f"error: --notify: {hooks_only} has no `alerts.notify`"]
     assert receiver.received == []
