@@ -1321,6 +1321,54 @@ def report(
     typer.echo(f"report {send} sent to {', '.join(shown_notify_url(url) for url in chosen.urls)}")
 
 
+alerts_app = typer.Typer(help="A site's alerts: send a test alert to its webhooks and notify services.",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("test")
+def alerts_test(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file with its `alerts:`.")],
+    webhook: Annotated[Optional[int], typer.Option("--webhook", help="Only webhook N (its number in `alerts.webhooks`, "
+                                                   "from 0).")] = None,
+    notify: Annotated[Optional[int], typer.Option("--notify", help="Only notify entry N (its number in `alerts.notify`, "
+                                                  "from 0), each of its URLs.")] = None,
+) -> None:
+    """Send a test alert now to each webhook and notify service (or the one chosen), one try each,
+    and say per service whether it took it; exit code 1 if one did not. Filters, cooldowns and
+    opening hours are bypassed; nothing is stored, and the site need not be running."""
+    _need("alerts test", "serve")
+    import socket
+
+    from maskwatch.site.config import SiteConfigError, load_site_config
+
+    try:
+        site = load_site_config(config)
+    except SiteConfigError as err:
+        for line in str(err).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    if not site.alerts.webhooks and not site.alerts.notify:
+        _fail(f"{config} has no `alerts.webhooks` or `alerts.notify` to test (see docs/site.md, Alerts)")
+    for option, chosen, entries, section in (("--webhook", webhook, site.alerts.webhooks, "alerts.webhooks"),
+                                             ("--notify", notify, site.alerts.notify, "alerts.notify")):
+        if chosen is not None and not entries:
+            _fail(f"{option}: {config} has no `{section}`")
+        if chosen is not None and not 0 <= chosen < len(entries):
+            _fail(f"{option} is the number of an entry in `{section}`, 0 to {len(entries) - 1}; got {chosen}")
+    from maskwatch.site.try_alerts import try_alerts
+
+    site_name = f"{config.name} on {socket.gethostname()}"
+    typer.echo(f"test alert from site {site_name}, one try each; filters, cooldowns and opening hours bypassed, "
+               "nothing stored")
+    tried = try_alerts(site, site_name, webhook=webhook, notify=notify)
+    for one in tried:
+        typer.echo(one.line())
+    failed = sum(not one.ok for one in tried)
+    if failed:
+        _fail(f"{failed} of {len(tried)} services did not take the test alert")
+
+
 @app.command()
 def backup(
     dest: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],

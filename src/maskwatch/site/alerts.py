@@ -281,9 +281,20 @@ class AlertQueues:
         """What is sent for `payload`, made once: every retry sends the same."""
         raise NotImplementedError
 
-    def _try(self, index: int, rule, message) -> Failure | None:
-        """Send `message` once; None when it went through."""
+    def _try(self, index: int, rule, message) -> Failure | str:
+        """Send `message` once: a Failure, or what the receiver answered when it went through ("HTTP 200")."""
         raise NotImplementedError
+
+    def try_now(self, index: int, payload: dict) -> Failure | str:
+        """`payload` to rule `index` once, now, on the caller's thread, as _deliver's first try makes
+        and sends it but past every filter, cooldown, opening hours and queue, and counted nowhere
+        (`maskwatch alerts test`, try_alerts.py)."""
+        rule = self.rules[index]
+        try:
+            message = self._message(index, rule, payload)
+        except Exception as err:  # noqa: BLE001  said as a failure, as _deliver says it
+            return Failure(f"cannot make the message ({type(err).__name__}: {err})")
+        return self._try(index, rule, message)
 
     def _deliver(self, index: int, rule: AlertFilter, payload: dict) -> None:
         try:
@@ -297,7 +308,7 @@ class AlertQueues:
         unreachable = True  # every try failed without the receiver's own answer (or with 5xx, 408, 429)
         for attempt in range(tries):
             failure = self._try(index, rule, message)
-            if failure is None:
+            if not isinstance(failure, Failure):
                 self.stats.count("sent")
                 if self._down[index]:
                     log.warning("%s %s: delivering again", self.kind, rule.shown)
@@ -344,9 +355,10 @@ def wire(payload: dict) -> dict:
     """What a webhook receives: the event as /v1/events and MQTT give it, the alert as MQTT does
     (times in ISO 8601 UTC, the snapshot as its URL path; webhooks sent Unix seconds and the bare
     file name, a second shape of one event)."""
+    test = {"test": True} if "test" in payload else {}  # `maskwatch alerts test`; a real alert has no `test`
     if payload["type"] == "event":
-        return {"type": "event", "event": event_view(payload["event"])}
-    return {"type": payload["type"], "alert": alert_view(payload["alert"])}
+        return {"type": "event", **test, "event": event_view(payload["event"])}
+    return {"type": payload["type"], **test, "alert": alert_view(payload["alert"])}
 
 
 class WebhookNotifier(AlertQueues):
@@ -360,13 +372,12 @@ class WebhookNotifier(AlertQueues):
             "Content-Type": "application/json", SIGNATURE_HEADER: sign(rule.secret, body),
             DELIVERY_HEADER: str(uuid.uuid4()), "User-Agent": "maskwatch"})
 
-    def _try(self, index: int, rule: WebhookRule, request: urllib.request.Request) -> Failure | None:
+    def _try(self, index: int, rule: WebhookRule, request: urllib.request.Request) -> Failure | str:
         try:
             # The answer's status is all that counts: its body is not read (a receiver sending
             # it a byte at a time held the webhook's thread, every 5 s read within the timeout).
-            with OPENER.open(request, timeout=rule.timeout):
-                pass
-            return None
+            with OPENER.open(request, timeout=rule.timeout) as answer:
+                return f"HTTP {answer.status}"
         except urllib.error.HTTPError as err:
             moved = err.headers.get("Location") if 300 <= err.code < 400 else None
             reason = f"HTTP {err.code}" + (f", redirected to {shown_url(redirect_target(rule.url, moved))}"

@@ -29,6 +29,7 @@ from apprise.attachment.memory import AttachMemory
 from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
 
 SERVICES_PAGE = "https://appriseit.com/services/"
+TEST_NOTE = "A test (maskwatch alerts test): no one was seen; a real alert reads as the lines above."
 WHO = {"without_mask": "a person without a mask", "mask_weared_incorrect": "a person wearing a mask wrongly",
        "with_mask": "a person with a mask", "unassessable": "a person whose mask could not be judged"}
 # Each call runs in the caller's thread (async_mode off, no service_timeout): Notifier._try limits
@@ -51,6 +52,25 @@ def quiet_apprise() -> None:
         logger.propagate = False
         if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
             logger.addHandler(logging.NullHandler())
+
+
+# What a failed connection's `Socket Exception` (requests' error, naming the URL's path) says, in
+# words that name no part of the URL.
+CAUSES = (("Connection refused", "connection refused"), ("NameResolutionError", "host not found (DNS)"),
+          ("Name or service not known", "host not found (DNS)"), ("timed out", "timed out"),
+          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"), ("SSLError", "TLS failed"),
+          ("Connection reset", "connection reset"))
+
+
+def cause(lines: list[str]) -> str | None:
+    """Why apprise's connection failed, from its debug lines (logged where the apprise logger is at
+    DEBUG: `maskwatch alerts test`, MASKWATCH_LOG_LEVEL=DEBUG): its `Socket Exception` line alone
+    tells a refused connection from a host not found, which its warning does not; None where they
+    do not say."""
+    for line in lines:
+        if line.startswith("Socket Exception"):
+            return next((words for mark, words in CAUSES if mark in line), None)
+    return None
 
 
 def without_url(text: str, url: str) -> str:
@@ -222,10 +242,13 @@ class Notifier(AlertQueues):
             return Message(*compliance_message(payload["alert"], self.names, self.tz))
         event = payload["event"]
         attachment = self.snapshot_of(event["snapshot"]) if rule.snapshot and event.get("snapshot") else None
-        return Message(*event_message(event, self.names, self.tz), attachment=attachment,
-                       warning=event["label"] != "with_mask")
+        title, body = event_message(event, self.names, self.tz)
+        if "test" in payload:  # `maskwatch alerts test` (try_alerts.py): the real alert's lines, said to be a test
+            title, body = f"maskwatch test alert from site {payload['test']}", f"{title}\n{body}\n{TEST_NOTE}"
+            attachment = payload.get("picture") if rule.snapshot else None  # a generated picture, or none
+        return Message(title, body, attachment=attachment, warning=event["label"] != "with_mask")
 
-    def _try(self, index: int, rule: NotifyRule, message: Message) -> Failure | None:
+    def _try(self, index: int, rule: NotifyRule, message: Message) -> Failure | str:
         """One try on a thread of its own, waited for `rule.timeout` seconds; one past it is left to
         end in the background (a daemon: it holds neither the stop nor the exit), and no other try
         of this URL starts while it runs, so a hung service holds one thread, not one per alert."""
@@ -241,7 +264,7 @@ class Notifier(AlertQueues):
             return Failure(f"no answer within {rule.timeout:g} s (the service may have it)")
         return outcome[0]
 
-    def _send(self, index: int, rule: NotifyRule, message: Message) -> Failure | None:
+    def _send(self, index: int, rule: NotifyRule, message: Message) -> Failure | str:
         attach = None
         if message.attachment is not None and message.attachment.is_file():  # retention may have taken it
             attach = apprise.AppriseAttachment([str(message.attachment)], asset=ASSET)
@@ -252,11 +275,14 @@ class Notifier(AlertQueues):
         try:
             result = self._senders[index].notify(
                 body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
-                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO)
+                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
+                log_level=logging.DEBUG)
         except Exception as err:  # noqa: BLE001  a service's own bug ends no thread, as a webhook's failure
             return Failure(without_url(f"{type(err).__name__}: {err}", rule.url))
         if result:
-            return None
-        said = [entry.message for entry in result.logs()]  # its warnings and errors: the capture's default
+            return "apprise accepted"
+        entries = list(result.logs())
+        said = [entry.message for entry in entries if entry.level in ("WARNING", "ERROR", "CRITICAL")]
         reason = said[-1] if said else f"apprise: {result.status.name.lower()}"
-        return Failure(without_url(reason, rule.url))
+        why = cause([entry.message for entry in entries if entry.level == "DEBUG"])
+        return Failure(without_url(reason + (f" ({why})" if why else ""), rule.url))
