@@ -5,6 +5,7 @@ import re
 import shutil
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from tests.test_serve import server  # noqa: F401  (the running service)
@@ -411,3 +412,128 @@ def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):  # n
     desk.evaluate(visibility % ("false", "visible"))
     desk.wait_for_timeout(500)  # at once, not after a back-off
     assert len(asked) > before
+
+
+DOOR_ZONES = {"queue": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]], "exit": [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9], [0.5, 0.9]]}
+DOOR_MASK = [[0.8, 0], [1, 0], [1, 0.15], [0.8, 0.15]]
+
+
+@pytest.fixture(scope="module")
+def zoned_site(tmp_path_factory, sample_dir):
+    """`maskwatch run` with zones and a motion mask on door (a 640x480 clip), till's zones hidden
+    from the viewer (of door only)."""
+    from tests.test_detection import make_video
+    from tests.test_site import SiteProcess  # here: test_site imports this module's page
+
+    folder = tmp_path_factory.mktemp("zoned")
+    make_video(folder / "door.mp4", sample_dir, frames=3)
+    make_video(folder / "till.mp4", sample_dir, frames=3)
+    running = SiteProcess(folder, f"  door: {{source: door.mp4, zones: {json.dumps(DOOR_ZONES)}, "
+                                  f"motion: {{threshold: 30, masks: [{json.dumps(DOOR_MASK)}]}}}}\n"
+                                  "  till: {source: till.mp4, zones: {secret: [[0, 0], [1, 0], [1, 1]]}}\n",
+                          viewer_cameras=["door"])
+    yield running
+    running.stop()
+
+
+def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
+    """The zone editor's polygons (/v1/cameras names the zones only) under /v1/cameras' rules."""
+    from maskwatch.site.schemas import CameraZones
+    from tests.conftest import VIEWER
+    from tests.test_security import login, session_of
+
+    viewer = session_of(login(zoned_site.base, VIEWER))
+    door = httpx.get(zoned_site.base + "/v1/cameras/door/zones", headers=viewer, timeout=10)
+    assert door.status_code == 200 and set(CameraZones.model_validate(door.json()).model_fields_set) == {
+        "camera", "zones", "motion"}  # as documented
+    assert door.json() == {"camera": "door", "zones": [{"name": name, "points": points} for name, points in DOOR_ZONES.items()],
+                           "motion": {"threshold": 30, "masks": [DOOR_MASK]}}
+    refused = httpx.get(zoned_site.base + "/v1/cameras/till/zones", headers=viewer, timeout=10)
+    assert refused.status_code == 403 and "secret" not in refused.text
+    assert zoned_site.get("/v1/cameras/till/zones").json()["zones"] == [{"name": "secret", "points": [[0, 0], [1, 0], [1, 1]]}]
+    assert zoned_site.get("/v1/cameras/tll/zones").json() == {"error": "no camera 'tll' running; cameras: door, till"}
+    assert "points" not in zoned_site.get("/v1/cameras").text  # the cameras' list, polled every second, names them only
+
+
+def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(zoned_site, tab, tmp_path):
+    """Zones were numbers guessed into site.yaml: now clicked on the camera's picture (shown scaled
+    on a phone), given as YAML that the config loader reads back as the same polygons, and the
+    YAML typed is drawn, or its problem said."""
+    from maskwatch.site.config import load_site_config
+    from tests.conftest import log_in
+
+    phone = tab(375, 740)
+    log_in(phone, zoned_site.base)
+    phone.wait_for_function("document.querySelector('.camera[data-camera=\"door\"] img')?.naturalWidth > 0",
+                            timeout=30_000)
+    phone.click('.camera[data-camera="door"] .draw-zones')
+    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
+    text = phone.input_value("#zone-yaml")
+    # the config's zones, in its order, its motion mask, and the motion setting that must come with it
+    assert "zones:\n  queue: [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]]\n  exit: [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]" in text
+    assert "motion:\n  threshold: 30\n  masks:\n    - [[0.8, 0], [1, 0], [1, 0.15], [0.8, 0.15]]" in text
+    assert phone.evaluate("[...document.querySelectorAll('#zone-overlay g[data-name]')].map((g) => g.dataset.name)") == [
+        "queue", "exit", "mask 1"]
+    natural, shown = phone.evaluate("""[document.getElementById('zone-picture').naturalWidth,
+        document.getElementById('zone-overlay').getBoundingClientRect().width]""")
+    assert natural == 640 and shown < 400  # the picture is scaled down: shares of 640, not of the screen
+
+    corners = [(0.2, 0.6), (0.45, 0.6), (0.45, 0.95), (0.2, 0.95)]
+    overlay = phone.locator("#zone-overlay")
+    box = overlay.bounding_box()
+    for x, y in corners + [(0.3, 0.3)]:  # one too many, taken back with Backspace
+        overlay.click(position={"x": x * box["width"], "y": y * box["height"]})
+    phone.keyboard.press("Backspace")
+    assert phone.inner_text("#zone-status").startswith("4 corners")
+    phone.keyboard.press("Enter")  # closes the shape, asks its name
+    phone.fill("#zone-name", "front door")
+    phone.keyboard.press("Enter")
+    assert "1-64 of A-Z, a-z, 0-9, _ and -" in phone.inner_text("#zone-name-error")
+    phone.fill("#zone-name", "front")
+    phone.keyboard.press("Enter")
+    text = phone.input_value("#zone-yaml")
+    [line] = [line for line in text.splitlines() if line.startswith("  front: ")]
+    drawn = json.loads(line.split(": ", 1)[1])
+    assert len(drawn) == 4 and all(abs(a - b) < 0.005 for point, corner in zip(drawn, corners)
+                                   for a, b in zip(point, corner)), drawn
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+
+    # pasted under the camera in a site.yaml, it loads (what `run --check` reads) as the same polygons
+    pasted = "".join("    " + line + "\n" for line in text.splitlines())
+    (tmp_path / "site.yaml").write_text(f"cameras:\n  door:\n    source: {zoned_site.folder / 'door.mp4'}\n{pasted}")
+    door = load_site_config(tmp_path / "site.yaml", environ={}).cameras["door"]
+    assert list(door.zones) == ["queue", "exit", "front"]
+    assert [list(map(list, door.zones[name])) for name in DOOR_ZONES] == list(DOOR_ZONES.values())
+    assert [list(p) for p in door.zones["front"]] == drawn
+    assert [[list(p) for p in mask] for mask in door.motion.masks] == [DOOR_MASK] and door.motion.threshold == 30
+
+    # text: bad text is said in one line and not drawn; good text is drawn
+    for bad, said in ((text.replace("zones:\n", "zones:\n  bad: [[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]]\n"), "zone 'bad', point 2: 1.5 is outside 0-1"),
+                      ("zones:\n  bad: [[0.1, 0.1], [0.5, 0.5]]\n", "zone 'bad' needs at least 3 points, got 2"),
+                      ("zones: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]]\n", "zones: is a mapping of names to shapes"),
+                      ("zones:\n  bad: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]\n", "line 2: a [ that is never closed")):
+        phone.get_by_label("YAML to paste under").fill(bad)  # the keyboard's way to the points, by its label
+        error = phone.inner_text("#zone-yaml-error")
+        assert error.startswith("Not drawn: ") and said in error and "\n" not in error, (bad, error)
+        assert phone.query_selector('#zone-overlay g[data-name="bad"]') is None
+        assert "stale" in phone.get_attribute("#zone-overlay", "class")
+    overlay.click(position={"x": 10, "y": 10})  # no drawing over text being mended: it would be written over
+    assert phone.input_value("#zone-yaml") == "zones:\n  bad: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]\n"
+    phone.fill("#zone-yaml", "zones:\n  only: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\n")
+    assert phone.inner_text("#zone-yaml-error") == ""
+    assert phone.evaluate("[...document.querySelectorAll('#zone-overlay g[data-name]')].map((g) => g.dataset.name)") == ["only"]
+    points = phone.get_attribute('#zone-overlay g[data-name="only"] polygon', "points")
+    assert [float(v) for v in points.split()[1].split(",")] == pytest.approx([0.9 * 640, 0.1 * 480])  # its pixels
+    phone.get_by_role("button", name="Delete zone only").click()
+    assert phone.input_value("#zone-yaml") == "zones: {}\n"
+    phone.get_by_role("button", name="Copy").click()
+    phone.wait_for_function("document.getElementById('zone-copied').textContent !== ''", timeout=5_000)
+    phone.get_by_role("button", name="Done").click()
+    assert not phone.is_visible("#zone-editor")
+
+    # a camera with no frame yet: its shapes on a blank box, the text as before
+    phone.route("**/v1/cameras/door/frame.jpg*", lambda route: route.fulfill(status=404, body="{}"))
+    phone.get_by_role("button", name="Draw zones of door").click()
+    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
+    assert phone.get_attribute("#zone-picture", "alt") == "no picture from door yet"
+    assert phone.get_attribute("#zone-overlay", "viewBox") == "0 0 640 480"

@@ -24,7 +24,7 @@ from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
 from maskwatch.site.runner import Site
-from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList, RetiredCameraList
+from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList
 from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,23 @@ def site_routes(site: Site) -> APIRouter:
         if jpeg is None:
             return _error(404, f"no frame from camera {camera_id!r} yet")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @router.get("/cameras/{camera_id}/zones", response_model=CameraZones,
+                responses=_errors((404, "No such camera running")))
+    def camera_zones(request: Request, camera_id: str) -> JSONResponse:
+        """The camera's zones and motion masks, polygons in 0-1 of the frame, as the config file has
+        them (the page's zone editor draws them on its picture; it gives YAML to paste, and writes
+        nothing): /v1/cameras names the zones only."""
+        camera = site.cameras_by_id.get(camera_id)
+        if camera is None:
+            return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
+        config = camera.config
+        motion = config.motion.model_dump(mode="json", exclude_defaults=True)
+        motion["masks"] = [[list(point) for point in polygon] for polygon in config.motion.masks]
+        return JSONResponse({"camera": camera_id,
+                             "zones": [{"name": name, "points": [list(point) for point in polygon]}
+                                       for name, polygon in config.zones.items()],
+                             "motion": motion})
 
     def event_filters(request: Request, camera: str | None, zone: str | None, label: str | None,
                       since: str | None, until: str | None) -> dict | JSONResponse:

@@ -42,6 +42,25 @@ class CameraStatus(BaseModel):
                                                    "cannot be read")
 
 
+Polygon = list[tuple[float, float]]
+
+
+class NamedPolygon(BaseModel):
+    name: str
+    points: Polygon = Field(description="its corners in order, each [x, y] in 0-1 of the frame's width and height")
+
+
+class CameraZones(BaseModel):
+    """A camera's zones and motion masks as its config has them, for the page's zone editor."""
+
+    camera: str
+    zones: list[NamedPolygon] = Field(description="the zones in the config's order (a face in two belongs to the "
+                                                  "first)")
+    motion: dict = Field(description="the camera's `motion:` settings that differ from the defaults, `masks` (its "
+                                     "motion masks, polygons as the zones') always among them: a `motion:` pasted "
+                                     "under the camera replaces the defaults' whole")
+
+
 class RetiredCamera(BaseModel):
     """A camera no longer running whose history is still stored."""
 
