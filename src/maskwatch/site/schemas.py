@@ -56,9 +56,9 @@ class CameraZones(BaseModel):
     camera: str
     zones: list[NamedPolygon] = Field(description="the zones in the config's order (a face in two belongs to the "
                                                   "first)")
-    motion: dict = Field(description="the camera's `motion:` settings that differ from the defaults, `masks` (its "
-                                     "motion masks, polygons as the zones') always among them: a `motion:` pasted "
-                                     "under the camera replaces the defaults' whole")
+    motion: dict = Field(description="the camera's `motion:` settings that differ from maskwatch's own (those it "
+                                     "takes from `defaults:` among them), `masks` (polygons as the zones') always: a "
+                                     "`motion:` pasted under the camera replaces the defaults' whole")
 
 
 class RetiredCamera(BaseModel):
