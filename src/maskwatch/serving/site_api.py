@@ -20,11 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
+from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
+from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site
-from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList
+from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
 from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,17 @@ EXPORTS_BUSY_RESPONSE = (503, f"The database cannot be read just now, or {EXPORT
 
 def exports_busy() -> JSONResponse:
     return JSONResponse({"error": EXPORTS_BUSY}, status_code=503, headers={"Retry-After": str(EXPORT_RETRY_AFTER)})
+
+
+def zones_answer(camera_id: str, config: CameraConfig) -> dict:
+    """GET .../zones' answer (CameraZones): the zones in the config's order; motion's settings that
+    differ from maskwatch's own, masks always."""
+    motion = config.motion.model_dump(mode="json", exclude_defaults=True)
+    motion["masks"] = [[list(point) for point in polygon] for polygon in config.motion.masks]
+    return {"camera": camera_id,
+            "zones": [{"name": name, "points": [list(point) for point in polygon]}
+                      for name, polygon in config.zones.items()],
+            "motion": motion}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -263,13 +276,26 @@ def site_routes(site: Site) -> APIRouter:
         camera = site.cameras_by_id.get(camera_id)
         if camera is None:
             return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
-        config = camera.config
-        motion = config.motion.model_dump(mode="json", exclude_defaults=True)
-        motion["masks"] = [[list(point) for point in polygon] for polygon in config.motion.masks]
-        return JSONResponse({"camera": camera_id,
-                             "zones": [{"name": name, "points": [list(point) for point in polygon]}
-                                       for name, polygon in config.zones.items()],
-                             "motion": motion})
+        return JSONResponse(zones_answer(camera_id, camera.config))
+
+    @router.post("/cameras/{camera_id}/zones/check", response_model=CameraZones,
+                 responses=_errors((400, "The text is not what the config takes under the camera: its problems "
+                                         "in one line, as `maskwatch run --check` says them"),
+                                   (404, "No such camera running"),
+                                   (413, f"A body over {SMALL_BODY} bytes (every route's but /v1/detect's limit)")))
+    def check_zones(request: Request, camera_id: str, body: ZonesText) -> JSONResponse:
+        """The camera's zones and motion as the text gives them (the YAML the zone editor gives to
+        paste under the camera in site.yaml), read and checked by the config's own loader, in GET
+        .../zones' shape; nothing is written. The page's editor draws from this answer, so the text
+        has one reader, the file's."""
+        camera = site.cameras_by_id.get(camera_id)
+        if camera is None:
+            return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
+        try:
+            config = camera_with_shapes(camera_id, camera.config, body.text)
+        except SiteConfigError as err:
+            return _error(400, "; ".join(err.problems))
+        return JSONResponse(zones_answer(camera_id, config))
 
     def event_filters(request: Request, camera: str | None, zone: str | None, label: str | None,
                       since: str | None, until: str | None) -> dict | JSONResponse:

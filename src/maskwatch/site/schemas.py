@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PeopleCounts(BaseModel):
@@ -59,6 +59,15 @@ class CameraZones(BaseModel):
     motion: dict = Field(description="the camera's `motion:` settings that differ from maskwatch's own (those it "
                                      "takes from `defaults:` among them), `masks` (polygons as the zones') always: a "
                                      "`motion:` pasted under the camera replaces the defaults' whole")
+
+
+class ZonesText(BaseModel):
+    """POST .../zones/check's body: the zone editor's text, checked by the config's loader."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="YAML as pasted under the camera in site.yaml: its `zones:` and, optionally, "
+                                  "its `motion:`")
 
 
 class RetiredCamera(BaseModel):
