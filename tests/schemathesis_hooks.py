@@ -53,3 +53,19 @@ def since_before_until(query) -> bool:
         return parse_since(str(query["since"])) <= parse_since(str(query["until"]))
     except (KeyError, TypeError, ValueError):
         return True  # one of them absent, or not a time: refused or not, as the schema says
+
+
+# The zone editor's check takes any string as `text` by its schema, but YAML the config would take
+# under a camera only by the loader's rules (its refusals are tested in test_dashboard.py): a body
+# the schema takes gets one of these texts, so that schema-valid requests really are valid.
+ZONE_TEXTS = ["", "zones: {}\n", "zones:\n  door: [[0, 0], [1, 0], [1, 1]]\n",
+              "zones:\n  a: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\nmotion:\n  threshold: 30\n  masks:\n"
+              "    - [[0.8, 0], [1, 0], [1, 0.2]]\n"]
+
+
+@schemathesis.hook
+def map_body(ctx, body):
+    if ctx.operation.path.endswith("/zones/check") and isinstance(body, dict) and set(body) == {"text"} \
+            and isinstance(body["text"], str):
+        return {"text": ZONE_TEXTS[len(body["text"]) % len(ZONE_TEXTS)]}
+    return body

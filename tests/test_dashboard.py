@@ -5,6 +5,7 @@ import re
 import shutil
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
 from tests.test_serve import server  # noqa: F401  (the running service)
@@ -427,3 +428,248 @@ def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):  # n
     desk.evaluate(visibility % ("false", "visible"))
     desk.wait_for_timeout(500)  # at once, not after a back-off
     assert len(asked) > before
+
+
+DOOR_ZONES = {"queue": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]], "exit": [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9], [0.5, 0.9]]}
+DOOR_MASK = [[0.8, 0], [1, 0], [1, 0.15], [0.8, 0.15]]
+
+
+@pytest.fixture(scope="module")
+def zoned_site(tmp_path_factory, sample_dir):
+    """`maskwatch run` with zones and a motion mask on door (a 640x480 clip), till's zones hidden
+    from the viewer (of door only)."""
+    from tests.test_detection import make_video
+    from tests.test_site import SiteProcess  # here: test_site imports this module's page
+
+    folder = tmp_path_factory.mktemp("zoned")
+    make_video(folder / "door.mp4", sample_dir, frames=3)
+    make_video(folder / "till.mp4", sample_dir, frames=3)
+    running = SiteProcess(folder, f"  door: {{source: door.mp4, zones: {json.dumps(DOOR_ZONES)}, "
+                                  f"motion: {{threshold: 30, masks: [{json.dumps(DOOR_MASK)}]}}}}\n"
+                                  "  till: {source: till.mp4, zones: {secret: [[0, 0], [1, 0], [1, 1]]}}\n",
+                          viewer_cameras=["door"])
+    yield running
+    running.stop()
+
+
+def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
+    """The zone editor's polygons (/v1/cameras names the zones only) under /v1/cameras' rules."""
+    from maskwatch.site.schemas import CameraZones
+    from tests.conftest import VIEWER
+    from tests.test_security import login, session_of
+
+    viewer = session_of(login(zoned_site.base, VIEWER))
+    door = httpx.get(zoned_site.base + "/v1/cameras/door/zones", headers=viewer, timeout=10)
+    assert door.status_code == 200 and set(CameraZones.model_validate(door.json()).model_fields_set) == {
+        "camera", "zones", "motion"}  # as documented
+    assert door.json() == {"camera": "door", "zones": [{"name": name, "points": points} for name, points in DOOR_ZONES.items()],
+                           "motion": {"threshold": 30, "masks": [DOOR_MASK]}}
+    refused = httpx.get(zoned_site.base + "/v1/cameras/till/zones", headers=viewer, timeout=10)
+    assert refused.status_code == 403 and "secret" not in refused.text
+    assert zoned_site.get("/v1/cameras/till/zones").json()["zones"] == [{"name": "secret", "points": [[0, 0], [1, 0], [1, 1]]}]
+    assert zoned_site.get("/v1/cameras/tll/zones").json() == {"error": "no camera 'tll' running; cameras: door, till"}
+    assert "points" not in zoned_site.get("/v1/cameras").text  # the cameras' list, polled every second, names them only
+
+
+def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_site, tmp_path):
+    """The editor's text was read by a YAML reader written in the page, which could disagree with
+    the loader: now the server reads it with the loader, answering GET .../zones' shape or the
+    problem in `run --check`'s words, under the zones' access rules, writing nothing."""
+    from maskwatch.site.config import SiteConfigError, load_site_config
+    from maskwatch.site.schemas import CameraZones
+    from tests.conftest import VIEWER
+    from tests.test_security import CSRF, login, session_of
+
+    url = zoned_site.base + "/v1/cameras/door/zones/check"
+    site_yaml = (zoned_site.folder / "site.yaml").read_text()
+
+    def check(text, camera="door", headers=None):
+        return httpx.post(zoned_site.base + f"/v1/cameras/{camera}/zones/check", json={"text": text},
+                          headers=zoned_site.credentials.headers if headers is None else headers, timeout=10)
+
+    good = check("zones:\n  front: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]  # a comment\n"
+                 "motion: {enabled: true, threshold: 40, masks: [[[0, 0], [0.1, 0], [0.1, 0.1]]]}\n")
+    assert good.status_code == 200
+    assert CameraZones.model_validate(good.json()).model_dump() == {
+        "camera": "door", "zones": [{"name": "front", "points": [(0.1, 0.1), (0.9, 0.1), (0.5, 0.8)]}],
+        "motion": {"threshold": 40, "masks": [[[0, 0], [0.1, 0], [0.1, 0.1]]]}}
+    assert check("").json() == {"camera": "door", "zones": [], "motion": {"masks": []}}  # nothing drawn yet
+
+    def run_check_says(text: str) -> str:
+        """What `run --check` says of the text pasted under door in a copy of the site's file."""
+        pasted = "".join("    " + line + "\n" for line in text.splitlines())
+        (tmp_path / "site.yaml").write_text(f"cameras:\n  door:\n    source: {zoned_site.folder / 'door.mp4'}\n{pasted}")
+        with pytest.raises(SiteConfigError) as err:
+            load_site_config(tmp_path / "site.yaml", environ={})
+        return "; ".join(err.value.problems)
+
+    for bad, said in (
+            ("zones:\n  bad: [[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]]\n",
+             "camera 'door', field 'zones.bad.1.0': Input should be less than or equal to 1 (got 1.5)"),
+            ("zones:\n  bad: [[0.1, 0.1], [0.5, 0.5]]\n", "camera 'door', field 'zones': zone 'bad' needs at least 3 points, got 2"),
+            ("zones:\n  x: [[0, 0], [1, 1], [1, 0], [0, 1]]\n",
+             "camera 'door', field 'zones': zone 'x' crosses itself; list its corners in order around it"),
+            ("zones:\n  front door: [[0.1, 0.1], [0.5, 0.1], [0.1, 0.5]]\n",
+             "camera 'door', field 'zones': zone name 'front door' must be 1-64 of A-Z, a-z, 0-9, _ and - (it is "
+             "written in MQTT messages, URLs and the report)"),
+            ("zones: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]]\n",
+             "camera 'door', field 'zones': Input should be a valid dictionary (got [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]])"),
+            ("motion:\n  treshold: 30\n", "camera 'door', field 'motion.treshold': unknown setting (a typo?)"),
+            ("motion:\n  masks:\n    - [[0.8, 0], [1, 0]]\n",
+             "camera 'door', field 'motion.masks': mask 0 needs at least 3 points, got 2"),
+            ("zones:\n  a: [[0, 0], [1, 0], [1, 1]]\n  a: [[0, 0], [1, 0], [0, 1]]\n",
+             "not valid YAML: 'a' is given twice in one mapping (the second would replace the first) (line 3, column 3)"),
+            ("zones:\n  bad: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]\n",
+             "not valid YAML: while parsing a flow sequence (line 2, column 8); expected ',' or ']', but got "
+             "'<stream end>' (line 3, column 1)")):
+        answer = check(bad)
+        assert answer.status_code == 400 and answer.json() == {"error": said}, (bad, answer.text)
+        if "line " not in said:  # the lines of the file are another count than the text's
+            assert run_check_says(bad) == said
+    # what the config takes under a camera but the editor does not draw is refused, and not read:
+    # a source's file would be looked for on the server
+    assert check("fps: 3\nsource: /etc/passwd\n").json() == {"error": (
+        "camera 'door', field 'fps': the zone editor's text holds zones: and motion: only; set fps in site.yaml; "
+        "camera 'door', field 'source': the zone editor's text holds zones: and motion: only; set source in site.yaml")}
+    assert check("- [0, 0]\n").json() == {"error": "camera 'door': expected its settings zones: and motion:, as under "
+                                                    "the camera in site.yaml"}
+    assert check("motion: {threshold: ${SECRET}}\n").status_code == 400  # no ${VAR} is read from the server's environment
+
+    for body in (b"zones: {}", b'{"text": 3}', b'{"text": "", "more": 1}', b"[]"):
+        answer = httpx.post(url, content=body, headers=zoned_site.credentials.headers, timeout=10)
+        assert answer.status_code == 422 and answer.json()["error"].startswith("body"), (body, answer.text)
+    huge = check("zones:\n" + "  # a comment\n" * 6000)
+    assert huge.status_code == 413 and huge.json() == {
+        "error": "request body over 65536 bytes: only POST /v1/detect takes more"}  # every route's small cap
+    chunked = httpx.post(url, content=iter([b'{"text": "'] + [b"#" * 8192] * 9 + [b'"}']),
+                         headers=zoned_site.credentials.headers, timeout=10)  # no length declared
+    assert chunked.status_code == 413
+    assert check("zones: {}", camera="tll").json() == {"error": "no camera 'tll' running; cameras: door, till"}
+
+    viewer = session_of(login(zoned_site.base, VIEWER))
+    assert check("zones: {}", headers=viewer | CSRF).status_code == 200
+    refused = check("zones: {}", camera="till", headers=viewer | CSRF)
+    assert refused.status_code == 403 and refused.json() == {"error": "no access to camera 'till'"}
+    no_csrf = check("zones: {}", headers=viewer)  # a session's POST needs the page's header, as every POST
+    assert no_csrf.status_code == 403 and "X-Maskwatch-CSRF" in no_csrf.json()["error"]
+    foreign = check("zones: {}", headers=viewer | CSRF | {"Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"]
+    assert check("zones: {}", headers={}).status_code == 401
+    read_only = check("zones: {}", headers={"Authorization": f"Bearer {zoned_site.credentials.read_token}"})
+    assert read_only.status_code == 403 and read_only.json() == {"error": "this API token is read-only"}
+
+    assert (zoned_site.folder / "site.yaml").read_text() == site_yaml  # nothing written
+    assert zoned_site.get("/v1/cameras/door/zones").json()["zones"][0]["name"] == "queue"
+    document = zoned_site.get("/openapi.json").json()
+    documented = document["paths"]["/v1/cameras/{camera_id}/zones/check"]["post"]
+    assert {"200", "400", "403", "404", "413", "422"} <= set(documented["responses"])
+    assert documented["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ZonesText"}
+    assert document["components"]["schemas"]["ZonesText"]["required"] == ["text"]
+
+
+def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(zoned_site, tab, tmp_path):
+    """Zones were numbers guessed into site.yaml: now clicked on the camera's picture (shown scaled
+    on a phone), given as YAML that the config loader reads back as the same polygons, and the
+    YAML typed is drawn, or its problem said."""
+    from maskwatch.site.config import load_site_config
+    from tests.conftest import log_in
+
+    phone = tab(375, 740)
+    log_in(phone, zoned_site.base)
+    phone.wait_for_function("document.querySelector('.camera[data-camera=\"door\"] img')?.naturalWidth > 0",
+                            timeout=30_000)
+    phone.click('.camera[data-camera="door"] .draw-zones')
+    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
+    text = phone.input_value("#zone-yaml")
+    # the config's zones, in its order, its motion mask, and the motion setting that must come with it
+    assert "zones:\n  queue: [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]]\n  exit: [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]" in text
+    assert "motion:\n  threshold: 30\n  masks:\n    - [[0.8, 0], [1, 0], [1, 0.15], [0.8, 0.15]]" in text
+    assert phone.evaluate("[...document.querySelectorAll('#zone-overlay g[data-name]')].map((g) => g.dataset.name)") == [
+        "queue", "exit", "mask 1"]
+    natural, shown = phone.evaluate("""[document.getElementById('zone-picture').naturalWidth,
+        document.getElementById('zone-overlay').getBoundingClientRect().width]""")
+    assert natural == 640 and shown < 400  # the picture is scaled down: shares of 640, not of the screen
+
+    corners = [(0.2, 0.6), (0.45, 0.6), (0.45, 0.95), (0.2, 0.95)]
+    overlay = phone.locator("#zone-overlay")
+    box = overlay.bounding_box()
+    for x, y in corners + [(0.3, 0.3)]:  # one too many, taken back with Backspace
+        overlay.click(position={"x": x * box["width"], "y": y * box["height"]})
+    phone.keyboard.press("Backspace")
+    assert phone.inner_text("#zone-status").startswith("4 corners")
+    phone.keyboard.press("Enter")  # closes the shape, asks its name
+    phone.fill("#zone-name", "front door")
+    phone.keyboard.press("Enter")
+    phone.wait_for_function("document.getElementById('zone-name-error').textContent !== ''", timeout=10_000)
+    assert phone.inner_text("#zone-name-error") == (  # the config's rule, from the server's loader
+        "Not saved: camera 'door', field 'zones': zone name 'front door' must be 1-64 of A-Z, a-z, 0-9, _ and - "
+        "(it is written in MQTT messages, URLs and the report)")
+    phone.fill("#zone-name", "front")
+    phone.keyboard.press("Enter")
+    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('front:')", timeout=10_000)
+    text = phone.input_value("#zone-yaml")
+    [line] = [line for line in text.splitlines() if line.startswith("  front: ")]
+    drawn = json.loads(line.split(": ", 1)[1])
+    assert len(drawn) == 4 and all(abs(a - b) < 0.005 for point, corner in zip(drawn, corners)
+                                   for a, b in zip(point, corner)), drawn
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+
+    # pasted under the camera in a site.yaml, it loads (what `run --check` reads) as the same polygons
+    pasted = "".join("    " + line + "\n" for line in text.splitlines())
+    (tmp_path / "site.yaml").write_text(f"cameras:\n  door:\n    source: {zoned_site.folder / 'door.mp4'}\n{pasted}")
+    door = load_site_config(tmp_path / "site.yaml", environ={}).cameras["door"]
+    assert list(door.zones) == ["queue", "exit", "front"]
+    assert [list(map(list, door.zones[name])) for name in DOOR_ZONES] == list(DOOR_ZONES.values())
+    assert [list(p) for p in door.zones["front"]] == drawn
+    assert [[list(p) for p in mask] for mask in door.motion.masks] == [DOOR_MASK] and door.motion.threshold == 30
+
+    # text: checked by the config's loader on the server, bad text said in its words in one line and
+    # not drawn; good text is drawn
+    said_under = "(said) => document.getElementById('zone-yaml-error').textContent.includes(said)"
+    for bad, said in ((text.replace("zones:\n", "zones:\n  bad: [[0.1, 0.1], [1.5, 0.1], [0.5, 0.5]]\n"),
+                       "camera 'door', field 'zones.bad.1.0': Input should be less than or equal to 1 (got 1.5)"),
+                      ("zones:\n  bad: [[0.1, 0.1], [0.5, 0.5]]\n",
+                       "camera 'door', field 'zones': zone 'bad' needs at least 3 points, got 2"),
+                      ("zones: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]]\n",
+                       "camera 'door', field 'zones': Input should be a valid dictionary"),
+                      ("zones:\n  bad: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]\n",
+                       "not valid YAML: while parsing a flow sequence (line 2, column 8); expected ',' or ']'")):
+        phone.get_by_label("YAML to paste under").fill(bad)  # the keyboard's way to the points, by its label
+        phone.wait_for_function(said_under, arg=said, timeout=10_000)
+        error = phone.inner_text("#zone-yaml-error")
+        assert error.startswith("Not drawn: ") and "\n" not in error, (bad, error)
+        assert phone.query_selector('#zone-overlay g[data-name="bad"]') is None
+        assert "stale" in phone.get_attribute("#zone-overlay", "class")
+    overlay.click(position={"x": 10, "y": 10})  # no drawing over text being mended: it would be written over
+    assert phone.input_value("#zone-yaml") == "zones:\n  bad: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]\n"
+    assert phone.inner_text("#zone-status").startswith("The text has a problem")
+
+    # the newest text wins: an answer to older text that comes after it is dropped
+    held = []
+    phone.route("**/zones/check", lambda route: held.append(route) if not held else route.continue_())
+    phone.fill("#zone-yaml", "zones:\n  old: [[0.1, 0.1], [0.2, 0.1]]\n")
+    phone.wait_for_timeout(600)
+    assert len(held) == 1
+    phone.fill("#zone-yaml", "zones:\n  only: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\n")
+    phone.wait_for_function("document.querySelector('#zone-overlay g[data-name=\"only\"]') !== null", timeout=10_000)
+    held[0].continue_()  # the older text's answer (a 400) comes last
+    phone.wait_for_timeout(500)
+    phone.unroute("**/zones/check")
+    assert phone.inner_text("#zone-yaml-error") == ""
+    assert phone.evaluate("[...document.querySelectorAll('#zone-overlay g[data-name]')].map((g) => g.dataset.name)") == ["only"]
+    assert "stale" not in (phone.get_attribute("#zone-overlay", "class") or "")
+    points = phone.get_attribute('#zone-overlay g[data-name="only"] polygon', "points")
+    assert [float(v) for v in points.split()[1].split(",")] == pytest.approx([0.9 * 640, 0.1 * 480])  # its pixels
+    phone.get_by_role("button", name="Delete zone only").click()
+    assert phone.input_value("#zone-yaml") == "zones: {}\n"
+    phone.get_by_role("button", name="Copy").click()
+    phone.wait_for_function("document.getElementById('zone-copied').textContent !== ''", timeout=5_000)
+    phone.get_by_role("button", name="Done").click()
+    assert not phone.is_visible("#zone-editor")
+
+    # a camera with no frame yet: its shapes on a blank box, the text as before
+    phone.route("**/v1/cameras/door/frame.jpg*", lambda route: route.fulfill(status=404, body="{}"))
+    phone.get_by_role("button", name="Draw zones of door").click()
+    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
+    assert phone.get_attribute("#zone-picture", "alt") == "no picture from door yet"
+    assert phone.get_attribute("#zone-overlay", "viewBox") == "0 0 640 480"

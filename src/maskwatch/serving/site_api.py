@@ -20,11 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
+from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
+from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site
-from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList, RetiredCameraList
+from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
 from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,17 @@ def exports_busy(error: str) -> JSONResponse:
     """The refusal of an export ExportSlots.take did not give a slot: 429 for the caller's own, 503 for the server's."""
     return JSONResponse({"error": error}, status_code=429 if error == EXPORT_OF_YOURS else 503,
                         headers={"Retry-After": str(EXPORT_RETRY_AFTER)})
+
+
+def zones_answer(camera_id: str, config: CameraConfig) -> dict:
+    """GET .../zones' answer (CameraZones): the zones in the config's order; motion's settings that
+    differ from maskwatch's own, masks always."""
+    motion = config.motion.model_dump(mode="json", exclude_defaults=True)
+    motion["masks"] = [[list(point) for point in polygon] for polygon in config.motion.masks]
+    return {"camera": camera_id,
+            "zones": [{"name": name, "points": [list(point) for point in polygon]}
+                      for name, polygon in config.zones.items()],
+            "motion": motion}
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -279,6 +292,36 @@ def site_routes(site: Site) -> APIRouter:
         if jpeg is None:
             return _error(404, f"no frame from camera {camera_id!r} yet")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @router.get("/cameras/{camera_id}/zones", response_model=CameraZones,
+                responses=_errors((404, "No such camera running")))
+    def camera_zones(request: Request, camera_id: str) -> JSONResponse:
+        """The camera's zones and motion masks, polygons in 0-1 of the frame, as the config file has
+        them (the page's zone editor draws them on its picture; it gives YAML to paste, and writes
+        nothing): /v1/cameras names the zones only."""
+        camera = site.cameras_by_id.get(camera_id)
+        if camera is None:
+            return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
+        return JSONResponse(zones_answer(camera_id, camera.config))
+
+    @router.post("/cameras/{camera_id}/zones/check", response_model=CameraZones,
+                 responses=_errors((400, "The text is not what the config takes under the camera: its problems "
+                                         "in one line, as `maskwatch run --check` says them"),
+                                   (404, "No such camera running"),
+                                   (413, f"A body over {SMALL_BODY} bytes (every route's but /v1/detect's limit)")))
+    def check_zones(request: Request, camera_id: str, body: ZonesText) -> JSONResponse:
+        """The camera's zones and motion as the text gives them (the YAML the zone editor gives to
+        paste under the camera in site.yaml), read and checked by the config's own loader, in GET
+        .../zones' shape; nothing is written. The page's editor draws from this answer, so the text
+        has one reader, the file's."""
+        camera = site.cameras_by_id.get(camera_id)
+        if camera is None:
+            return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
+        try:
+            config = camera_with_shapes(camera_id, camera.config, body.text)
+        except SiteConfigError as err:
+            return _error(400, "; ".join(err.problems))
+        return JSONResponse(zones_answer(camera_id, config))
 
     def event_filters(request: Request, camera: str | None, zone: str | None, label: str | None,
                       since: str | None, until: str | None) -> dict | JSONResponse:

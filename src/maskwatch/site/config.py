@@ -743,7 +743,21 @@ def _read_yaml(path: Path) -> dict:
         if size > LARGEST_CONFIG:
             raise SiteConfigError(path, [f"{size / 1024 / 1024:.1f} MB, too large for a site's config (a few KB; "
                                          f"at most {LARGEST_CONFIG // 1024 // 1024} MB): is it the right file?"])
-        loader = _UniqueKeyLoader(path.read_text(encoding="utf-8"))
+        raw = _yaml_document(path.read_text(encoding="utf-8"), path)
+    except OSError as err:
+        raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
+    except UnicodeDecodeError as err:
+        raise SiteConfigError(path, [f"not UTF-8 text (byte {err.start}); save the file as UTF-8"]) from None
+    if not isinstance(raw, dict):
+        raise SiteConfigError(path, ["expected a mapping with a 'cameras:' section at the top"])
+    return raw
+
+
+def _yaml_document(text: str, path: Path | str) -> Any:
+    """The text's one YAML document (None if empty), read as the site's file is: keys given twice and
+    aliases that expand past MOST_CONFIG_ENTRIES refused; SiteConfigError saying why it is not YAML."""
+    try:
+        loader = _UniqueKeyLoader(text)
         try:
             node = loader.get_single_node()
             try:
@@ -753,20 +767,44 @@ def _read_yaml(path: Path) -> dict:
             if entries > MOST_CONFIG_ENTRIES:
                 raise SiteConfigError(path, [f"its YAML aliases expand to {entries:,} entries "
                                              f"(at most {MOST_CONFIG_ENTRIES:,}); write the values out"])
-            raw = loader.construct_document(node) if node is not None else None
+            return loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
-    except OSError as err:
-        raise SiteConfigError(path, [f"cannot read: {err.strerror}"]) from None
-    except UnicodeDecodeError as err:
-        raise SiteConfigError(path, [f"not UTF-8 text (byte {err.start}); save the file as UTF-8"]) from None
     except yaml.MarkedYAMLError as err:
         raise SiteConfigError(path, [f"not valid YAML: {_yaml_problem(err)}"]) from None
     except yaml.YAMLError as err:
         raise SiteConfigError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
+
+
+DRAWN_SETTINGS = ("zones", "motion")  # what the dashboard's zone editor draws of a camera
+
+
+def camera_with_shapes(camera_id: str, camera: CameraConfig, text: str) -> CameraConfig:
+    """`camera` with the `zones:` and `motion:` of `text`, the YAML the dashboard's zone editor gives
+    to paste under the camera in site.yaml, read and validated as load_site_config reads a camera (the
+    editor drew from a reader of its own, which could disagree with this one). SiteConfigError with
+    `run --check`'s lines, its path the camera; nothing is written.
+
+    No ${VAR} is substituted: the answer would show a viewer the server's environment."""
+    raw = _yaml_document(text, f"camera {camera_id!r}")
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise SiteConfigError(path, ["expected a mapping with a 'cameras:' section at the top"])
-    return raw
+        raise SiteConfigError(f"camera {camera_id!r}", [f"camera {camera_id!r}: expected its settings zones: and "
+                                                        "motion:, as under the camera in site.yaml"])
+    undrawn = [key for key in raw if key not in DRAWN_SETTINGS and key in CameraConfig.model_fields]
+    # The text's settings on a camera of their own (a source that is always valid and reads nothing):
+    # zones' and motion's checks are their fields' own, and the source given in the text, were it
+    # read, would tell a viewer which files the server has.
+    drawn = {key: value for key, value in without_blanks(raw, CameraConfig).items() if key not in undrawn}
+    try:
+        checked = CameraConfig.model_validate({**drawn, "source": "webcam:0"})
+    except ValidationError as err:
+        raise SiteConfigError(f"camera {camera_id!r}", _describe(err, ("cameras", camera_id))) from None
+    if undrawn:
+        raise SiteConfigError(f"camera {camera_id!r}", [
+            f"camera {camera_id!r}, field {key!r}: the zone editor's text holds zones: and motion: only; set "
+            f"{key} in site.yaml" for key in undrawn])
+    return camera.model_copy(update={key: getattr(checked, key) for key in DRAWN_SETTINGS})
 
 
 def _yaml_problem(err: yaml.MarkedYAMLError) -> str:

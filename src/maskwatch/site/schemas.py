@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PeopleCounts(BaseModel):
@@ -40,6 +40,34 @@ class CameraStatus(BaseModel):
     analysis_error: str | None
     today: PeopleCounts | None = Field(description="today's people (since midnight in the site's timezone), from the database; null while it "
                                                    "cannot be read")
+
+
+Polygon = list[tuple[float, float]]
+
+
+class NamedPolygon(BaseModel):
+    name: str
+    points: Polygon = Field(description="its corners in order, each [x, y] in 0-1 of the frame's width and height")
+
+
+class CameraZones(BaseModel):
+    """A camera's zones and motion masks as its config has them, for the page's zone editor."""
+
+    camera: str
+    zones: list[NamedPolygon] = Field(description="the zones in the config's order (a face in two belongs to the "
+                                                  "first)")
+    motion: dict = Field(description="the camera's `motion:` settings that differ from maskwatch's own (those it "
+                                     "takes from `defaults:` among them), `masks` (polygons as the zones') always: a "
+                                     "`motion:` pasted under the camera replaces the defaults' whole")
+
+
+class ZonesText(BaseModel):
+    """POST .../zones/check's body: the zone editor's text, checked by the config's loader."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="YAML as pasted under the camera in site.yaml: its `zones:` and, optionally, "
+                                  "its `motion:`")
 
 
 class RetiredCamera(BaseModel):
