@@ -534,6 +534,11 @@ def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_
     assert check("- [0, 0]\n").json() == {"error": "camera 'door': expected its settings zones: and motion:, as under "
                                                     "the camera in site.yaml"}
     assert check("motion: {threshold: ${SECRET}}\n").status_code == 400  # no ${VAR} is read from the server's environment
+    # bounded before the work: 20,000 '[' were a 500 (a RecursionError), 15,000 corners aliased a worker's minute
+    assert check("zones: {q: " + "[" * 20_000).json() == {
+        "error": "not valid YAML: nested more than 50 levels deep (line 1, column 60)"}
+    assert check("zones: {big: [&p [0.1, 0.2]" + ", *p" * 15_000 + "]}").json() == {
+        "error": "camera 'door', field 'zones': zone 'big' has 15001 corners; at most 100: draw it with fewer"}
 
     for body in (b"zones: {}", b'{"text": 3}', b'{"text": "", "more": 1}', b"[]"):
         answer = httpx.post(url, content=body, headers=zoned_site.credentials.headers, timeout=10)

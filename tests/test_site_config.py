@@ -1,6 +1,8 @@
 """The site config: YAML cameras keyed by id, defaults, ${ENV} secrets, every error named."""
 
+import math
 import re
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -450,6 +452,63 @@ def test_a_config_that_would_take_the_check_forever_is_refused_at_once(tmp_path,
     with pytest.raises(SiteConfigError) as err:
         load_site_config(write(tmp_path, text), environ={})
     assert any(expected in problem for problem in err.value.problems), err.value.problems
+
+
+def test_nesting_past_50_levels_is_said_not_a_recursion_error(tmp_path):
+    """PyYAML composes nested lists by recursion: 20,000 '[' (40 KB, inside POST .../zones/check's
+    64 KB) were a RecursionError, a 500 there and a traceback from `run --check`; anchors of 45
+    levels each aliased in the next one, the same past the alias count's check."""
+    deep = write(tmp_path, "cameras:\n  a: {source: webcam:0, zones: {q: " + "[" * 20_000 + "]" * 20_000 + "}}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(deep, environ={})
+    assert err.value.problems == ["not valid YAML: nested more than 50 levels deep (line 2, column 82)"]
+    anchors = ["a0: &a0 " + "[" * 45 + "0" + "]" * 45] + [
+        f"a{i}: &a{i} " + "[" * 45 + f"*a{i - 1}" + "]" * 45 for i in range(1, 40)]
+    chained = write(tmp_path, "\n".join(anchors) + "\ncameras:\n  a: {source: webcam:0, zones: {q: *a39}}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(chained, environ={})
+    assert err.value.problems == ["nested more than 50 levels deep with its aliases written out (an alias of "
+                                  "the anchor on line 1); write the values out"]
+    nested = write(tmp_path, "cameras:\n  a:\n    source: webcam:0\n    motion: {masks: [[[0, 0], [1, 0], [1, 1]]]}\n")
+    assert load_site_config(nested, environ={}).cameras["a"].motion.masks == [[(0, 0), (1, 0), (1, 1)]]
+
+
+def circle(corners: int) -> str:
+    """A zone of `corners` corners round a circle: an area, crossing nowhere."""
+    return "[" + ", ".join(f"[{0.5 + 0.4 * math.cos(2 * math.pi * i / corners):.4f}, "
+                           f"{0.5 + 0.4 * math.sin(2 * math.pi * i / corners):.4f}]" for i in range(corners)) + "]"
+
+
+@pytest.mark.parametrize("camera, expected", [
+    (f"zones: {{big: {circle(101)}}}", "camera 'a', field 'zones': zone 'big' has 101 corners; at most 100: draw it "
+                                       "with fewer"),
+    ("zones: {big: [&p [0.1, 0.2]" + ", *p" * 20_000 + "]}", "camera 'a', field 'zones': zone 'big' has 20001 "
+                                                             "corners; at most 100: draw it with fewer"),
+    ("zones: {" + ", ".join(f"z{i}: [[0, 0], [1, 0], [1, 1]]" for i in range(51)) + "}",
+     "camera 'a', field 'zones': 51 zones; a camera has at most 50"),
+    (f"motion: {{masks: [{circle(101)}]}}", "camera 'a', field 'motion.masks': mask 0 has 101 corners; at most 100: "
+                                            "draw it with fewer"),
+    ("motion: {masks: [" + ", ".join(["[[0, 0], [1, 0], [1, 1]]"] * 51) + "]}",
+     "camera 'a', field 'motion.masks': 51 motion masks; a camera has at most 50"),
+])
+def test_zones_and_masks_are_bounded_before_their_corners_are_checked(tmp_path, camera, expected):
+    """Each corner is checked against every other (a shape crossing itself): a zone of 20,000
+    corners, 60 KB in POST .../zones/check or 3 bytes a corner with an alias, held a worker thread
+    for a minute. At most 100 corners a shape and 50 zones and 50 masks a camera, refused at once."""
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0, {camera}}}\n")
+    started = time.monotonic()
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == [expected] and time.monotonic() - started < 2
+
+
+def test_the_most_corners_and_shapes_are_taken(tmp_path):
+    zones = ", ".join(f"z{i}: {circle(100)}" for i in range(50))
+    masks = ", ".join([circle(100)] * 50)
+    config = load_site_config(write(tmp_path, f"cameras:\n  a: {{source: webcam:0, zones: {{{zones}}}, "
+                                              f"motion: {{masks: [{masks}]}}}}\n"), environ={})
+    camera = config.cameras["a"]
+    assert (len(camera.zones), len(camera.zones["z49"]), len(camera.motion.masks)) == (50, 100, 50)
 
 
 def test_storage_paths_a_site_cannot_use_are_said_by_the_check(tmp_path):

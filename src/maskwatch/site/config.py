@@ -40,6 +40,11 @@ CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole (fullmatch): "$" let a f
 MQTT_HOST = re.compile(r"[^\s:/\[\]]+|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4, or IPv6 in brackets (as in a URL)
 MQTT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")  # whole (fullmatch): "$" let a final newline in
 ENV_VAR = re.compile(r"\$\{([^}]*)\}")
+# A drawn zone or mask has a few corners, each checked against every other (polygon_problem): one of
+# thousands (POST .../zones/check takes 64 KB, and a YAML alias repeats a corner in 3 bytes) held a
+# worker thread for a minute a request. Real shapes are far inside these.
+MOST_CORNERS = 100  # per zone or mask
+MOST_SHAPES = 50  # zones per camera; motion masks per camera
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
 
@@ -103,7 +108,9 @@ class MotionConfig(Section):
     @classmethod
     def _masks_in_pixels(cls, masks: Any) -> Any:
         if isinstance(masks, list):
+            too_many("motion masks", masks)
             for i, polygon in enumerate(masks):
+                too_many_corners(f"mask {i}", polygon)
                 in_pixels(f"mask {i}", polygon)
         return masks
 
@@ -208,7 +215,9 @@ class CameraConfig(CameraSettings):
     @classmethod
     def _zones_in_pixels(cls, zones: Any) -> Any:
         if isinstance(zones, dict):
+            too_many("zones", zones)
             for name, polygon in zones.items():
+                too_many_corners(f"zone {name!r}", polygon)
                 in_pixels(f"zone {name!r}", polygon)
         return zones
 
@@ -224,6 +233,18 @@ class CameraConfig(CameraSettings):
             if problem := polygon_problem([(float(x), float(y)) for x, y in polygon]):
                 raise ValueError(f"zone {name!r} {problem}; list its corners in order around it")
         return zones
+
+
+def too_many(what: str, shapes: Any) -> None:
+    """ValueError, before any shape is checked, for more than MOST_SHAPES."""
+    if len(shapes) > MOST_SHAPES:
+        raise ValueError(f"{len(shapes)} {what}; a camera has at most {MOST_SHAPES}")
+
+
+def too_many_corners(what: str, polygon: Any) -> None:
+    """ValueError, before its corners are checked (against each other), for more than MOST_CORNERS."""
+    if isinstance(polygon, list) and len(polygon) > MOST_CORNERS:
+        raise ValueError(f"{what} has {len(polygon)} corners; at most {MOST_CORNERS}: draw it with fewer")
 
 
 def in_pixels(what: str, polygon: Any) -> None:
@@ -699,7 +720,22 @@ def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader refusing a key given twice in one mapping (a second camera or zone of one
-    id replaced the first in silence)."""
+    id replaced the first in silence), and nesting past MOST_CONFIG_DEPTH: PyYAML composes a nested
+    list by recursion, and 20,000 '[' were a RecursionError (POST .../zones/check's 500)."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent, index):
+        if self.depth >= MOST_CONFIG_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested more than {MOST_CONFIG_DEPTH} levels deep",
+                                              self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -720,20 +756,30 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 # --check` for minutes): both are refused before anything is built.
 LARGEST_CONFIG = 1024 * 1024
 MOST_CONFIG_ENTRIES = 100_000
+MOST_CONFIG_DEPTH = 50  # levels of nesting, aliases written out: a site's file has about 6
 
 
-def _expanded_entries(node: yaml.Node, sizes: dict[int, int | None]) -> int:
+def _expanded_entries(node: yaml.Node, sizes: dict[int, tuple[int, int] | None], depth: int = 1) -> int:
     """How many entries the node stands for with every alias written out (each node counted once);
-    ValueError for an alias inside its own anchor (a list that holds itself has no end)."""
+    ValueError for an alias inside its own anchor (a list that holds itself has no end), and for
+    nesting past MOST_CONFIG_DEPTH with the aliases written out (anchors of 50 levels, each aliased
+    in the next, were as deep as a document of thousands of '[', which what reads it next recurses into)."""
     if id(node) in sizes:
         if sizes[id(node)] is None:
             raise ValueError(f"an alias inside its own anchor (line {node.start_mark.line + 1}) has no end")
-        return sizes[id(node)]
-    sizes[id(node)] = None  # being counted
-    children = node.value if isinstance(node, yaml.SequenceNode) else \
-        [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
-    sizes[id(node)] = 1 + sum(_expanded_entries(child, sizes) for child in children)
-    return sizes[id(node)]
+    else:
+        sizes[id(node)] = None  # being counted
+        children = node.value if isinstance(node, yaml.SequenceNode) else \
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+        for child in children:
+            _expanded_entries(child, sizes, depth + 1)
+        sizes[id(node)] = (1 + sum(sizes[id(child)][0] for child in children),
+                           1 + max((sizes[id(child)][1] for child in children), default=0))
+    entries, height = sizes[id(node)]
+    if depth - 1 + height > MOST_CONFIG_DEPTH:
+        raise ValueError(f"nested more than {MOST_CONFIG_DEPTH} levels deep with its aliases written out (an "
+                         f"alias of the anchor on line {node.start_mark.line + 1}); write the values out")
+    return entries
 
 
 def _read_yaml(path: Path) -> dict:
