@@ -511,6 +511,17 @@ def test_the_most_corners_and_shapes_are_taken(tmp_path):
     assert (len(camera.zones), len(camera.zones["z49"]), len(camera.motion.masks)) == (50, 100, 50)
 
 
+def test_an_mqtt_host_with_its_password_is_refused_without_repeating_it(tmp_path):
+    """A URL pasted as mqtt.host (user:password@broker) was quoted whole in the error, which `run`
+    writes to the journal at its start."""
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\nmqtt: {host: 'mqtt://maskwatch:s3cret@broker:1883'}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == ["field 'mqtt.host': a broker's address with a user name or password in it "
+                                  "(user:password@host); write the host alone, and the rest as username: and password:"]
+    assert "s3cret" not in str(err.value)
+
+
 def test_storage_paths_a_site_cannot_use_are_said_by_the_check(tmp_path):
     """A snapshots path that is a file passed --check and failed at the start, the database made."""
     (tmp_path / "notes.txt").write_text("mine")

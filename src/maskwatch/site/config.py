@@ -536,7 +536,11 @@ class MqttConfig(Section):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
-        """Said in words: the pattern's regular expression told a user nothing."""
+        """Said in words: the pattern's regular expression told a user nothing. A URL with its
+        user:password@ is not repeated (the error goes to the journal when `run` starts)."""
+        if "@" in value:
+            raise ValueError("a broker's address with a user name or password in it (user:password@host); write the "
+                             "host alone, and the rest as username: and password:")
         if not MQTT_HOST.fullmatch(value):
             raise ValueError(f"{value!r} is not a broker's name or address: write it alone, without a scheme, "
                              "port or path (mqtt://b:1883 is host: b and port: 1883; IPv6 in brackets, [::1])")
