@@ -502,6 +502,20 @@ def test_zones_and_masks_are_bounded_before_their_corners_are_checked(tmp_path, 
     assert err.value.problems == [expected] and time.monotonic() - started < 2
 
 
+def test_a_value_quoted_in_an_error_is_cut_at_100_characters(tmp_path):
+    """A list aliased in itself a few times (359 bytes to POST .../zones/check) was quoted whole in
+    each of its errors: 274 KB of one line for the page to show."""
+    nines = ", ".join(["123456789.123456789"] * 9)
+    path = write(tmp_path, f"l0: &l0 [{nines}]\nl1: &l1 [{', '.join(['*l0'] * 9)}]\n"
+                           "cameras:\n  a: {source: webcam:0, zones: {q: [*l1, *l1, *l1]}}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    problems = [p for p in err.value.problems if p.startswith("camera 'a', field 'zones.q.")]
+    assert len(problems) == 3 and problems[0] == (
+        "camera 'a', field 'zones.q.0': Tuple should have at most 2 items after validation, not 9 (got "
+        "[[123456789.12345679, 123456789.12345679, 123456789.12345679, 123456789.12345679, 123456789.12345679...)")
+
+
 def test_the_most_corners_and_shapes_are_taken(tmp_path):
     zones = ", ".join(f"z{i}: {circle(100)}" for i in range(50))
     masks = ", ".join([circle(100)] * 50)

@@ -1029,6 +1029,16 @@ def _substitute_env(value: Any, environ, where: tuple, problems: list[str]) -> A
     return ENV_VAR.sub(lookup, value)
 
 
+MOST_SHOWN = 100  # characters of a value quoted in an error
+
+
+def _shown(value: Any) -> str:
+    """The value as an error quotes it, cut at MOST_SHOWN: a list aliased in itself a few times
+    (359 bytes to POST .../zones/check) was quoted whole in each of its errors, 274 KB in one line."""
+    text = repr(value)
+    return text if len(text) <= MOST_SHOWN else text[:MOST_SHOWN] + "..."
+
+
 def _place(loc: tuple) -> str:
     """'camera 'entrance', field 'fps'' for ('cameras', 'entrance', 'fps'); dotted otherwise."""
     loc = tuple(str(p) for p in loc)
@@ -1051,7 +1061,7 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
         elif problem["type"] == "extra_forbidden":
             message = "unknown setting (a typo?)"
         elif "input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc)):
-            message += f" (got {problem['input']!r})"  # a secret's value is never repeated in an error (or a log)
+            message += f" (got {_shown(problem['input'])})"  # a secret's value is never repeated in an error (or a log)
         if loc:
             lines.append(f"{_place(loc)}: {message}")
         else:
