@@ -539,6 +539,9 @@ def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_
         "error": "not valid YAML: nested more than 50 levels deep (line 1, column 60)"}
     assert check("zones: {big: [&p [0.1, 0.2]" + ", *p" * 15_000 + "]}").json() == {
         "error": "camera 'door', field 'zones': zone 'big' has 15001 corners; at most 100: draw it with fewer"}
+    outside = check("zones: {far: [" + ", ".join(["[1.5, 0]"] * 100) + "]}").json()["error"].split("; ")
+    assert len(outside) == 21 and outside[0] == ("camera 'door', field 'zones.far.0.0': Input should be less than or "
+                                                 "equal to 1 (got 1.5)") and outside[-1] == "and 80 more problems"
 
     for body in (b"zones: {}", b'{"text": 3}', b'{"text": "", "more": 1}', b"[]"):
         answer = httpx.post(url, content=body, headers=zoned_site.credentials.headers, timeout=10)

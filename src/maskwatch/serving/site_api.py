@@ -117,6 +117,11 @@ def exports_busy(error: str) -> JSONResponse:
                         headers={"Retry-After": str(EXPORT_RETRY_AFTER)})
 
 
+# The zone check's problems said in its one line: each corner of 50 zones and 50 masks of 100 can be
+# one (10,000 lines, a megabyte the page would show); the first are what the user mends first.
+PROBLEMS_SHOWN = 20
+
+
 def zones_answer(camera_id: str, config: CameraConfig) -> dict:
     """GET .../zones' answer (CameraZones): the zones in the config's order; motion's settings that
     differ from maskwatch's own, masks always."""
@@ -320,7 +325,9 @@ def site_routes(site: Site) -> APIRouter:
         try:
             config = camera_with_shapes(camera_id, camera.config, body.text)
         except SiteConfigError as err:
-            return _error(400, "; ".join(err.problems))
+            shown = err.problems[:PROBLEMS_SHOWN]
+            more = len(err.problems) - len(shown)
+            return _error(400, "; ".join(shown) + (f"; and {more} more problems" if more else ""))
         return JSONResponse(zones_answer(camera_id, config))
 
     def event_filters(request: Request, camera: str | None, zone: str | None, label: str | None,
