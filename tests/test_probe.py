@@ -5,6 +5,7 @@ and nothing written anywhere: the database byte for byte as it was, no message o
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -68,9 +69,10 @@ def stored_site(tmp_path: Path, cameras: str, mqtt: str) -> tuple[Path, Path]:
 
 
 @contextmanager
-def hanging_camera():
+def hanging_camera(on_open=None):
     """An RTSP camera that answers OPTIONS (the reader's check of its host) and then nothing: OpenCV's
-    open of it holds every other camera's open for its timeout."""
+    open of it holds every other camera's open for its timeout. `on_open` is called at its second
+    connection (OpenCV's open, after the reader's check)."""
     listener = socket.create_server(("127.0.0.1", 0))
     held = []
 
@@ -81,6 +83,8 @@ def hanging_camera():
             except OSError:
                 return
             held.append(connection)
+            if len(held) == 2 and on_open is not None:
+                on_open()
             if connection.recv(4096).startswith(b"OPTIONS"):
                 connection.sendall(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
 
@@ -159,6 +163,23 @@ def test_a_site_whose_parts_all_work_is_exit_code_0_and_nothing_is_published(tmp
     assert [found[part][0] for part in ("camera door", "camera door (detect_source)", "database", "mqtt")] == ["OK"] * 4
     assert found["mqtt"][1] == f"connected to 127.0.0.1:{broker.port} as site"
     assert listener.messages == []  # no message, no retained config, no last will
+
+
+def test_ctrl_c_stops_a_probe_at_once_in_one_line(tmp_path):
+    """A camera that never answers held a Ctrl-C'd probe for its whole wait (23 s with stall_timeout
+    20), and Typer ended it with no word."""
+    def ctrl_c() -> None:  # a real SIGINT: _thread.interrupt_main wakes no thread waiting on a lock
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with hanging_camera(on_open=ctrl_c) as port:  # Ctrl-C while OpenCV opens the camera
+        config, _ = stored_site(tmp_path, f"  lobby:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/live\n"
+                                          "    stall_timeout: 20\n", "")
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+        took = time.monotonic() - started
+    assert result.exit_code == 130, result.output
+    assert result.output.splitlines()[-1] == "error: probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing"
+    assert took < 5, f"the probe waited {took:.1f} s for the camera after the Ctrl-C"
 
 
 def test_a_missing_video_file_is_said_by_name(tmp_path):

@@ -1168,7 +1168,11 @@ def run(
             typer.echo(f"    {line}")
     models = _models(classifier, detector_file, gate)
     if probe:
-        _print_probes(site)
+        try:
+            with _sigterm_as_ctrl_c():  # `run` has no such handler of its own until its server starts
+                _print_probes(site)
+        except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+            _fail("probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing", code=130)
     if check or probe:
         return
     import contextlib
@@ -1361,7 +1365,11 @@ def alerts_test(
     site_name = f"{config.name} on {socket.gethostname()}"
     typer.echo(f"test alert from site {site_name}, one try each; filters, cooldowns and opening hours bypassed, "
                "nothing stored")
-    tried = try_alerts(site, site_name, webhook=webhook, notify=notify)
+    try:
+        tried = try_alerts(site, site_name, webhook=webhook, notify=notify)
+    except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+        _fail("stopped by Ctrl-C or SIGTERM before every service answered; those already sent to may have the test "
+              "alert; nothing was stored", code=130)
     for one in tried:
         typer.echo(one.line())
     failed = sum(not one.ok for one in tried)

@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -39,7 +39,9 @@ class Probe:
 def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     """Every part of a loaded SiteConfig, probed side by side: its cameras (and substreams) in the
     config's order, the disabled ones as not probed, the database, MQTT, then the senders as not
-    probed (a probe sends nothing)."""
+    probed (a probe sends nothing). Each part is tried on a daemon thread: a Ctrl-C (the
+    KeyboardInterrupt raised here) stops the probe at once, where a pool's threads held it until a
+    camera that never answers had used up its wait (a minute for one with stall_timeout 20)."""
     jobs = []
     for camera_id, camera in site.cameras.items():
         jobs.append((camera_id, camera.source, camera))
@@ -48,26 +50,31 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     quiet = _Quiet()  # the readers' "retrying" warnings: the table says each camera's problem once
     camera_log = logging.getLogger("maskwatch.video.cameras")
     camera_log.addFilter(quiet)
+    stopping = threading.Event()
     try:
         # The database and the broker on their own threads: not queued behind a 17th camera.
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_CAMERAS, len(jobs))) as pool, \
-                ThreadPoolExecutor(max_workers=2) as network:
-            database = network.submit(probe_database, site.storage.database, timeout)
-            mqtt = network.submit(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
-            # OpenCV opens one stream at a time: a camera that takes the connection and then never
-            # answers holds every other camera's open for its stall_timeout (video/cameras.py's
-            # _unreachable), so each waits for its reader's own answer up to all of them.
-            held = sum(camera.stall_timeout for _, _, camera in jobs)
-            cameras = [pool.submit(probe_camera, f"camera {part}", source, camera.stall_timeout,
-                                   wait=held + 2 * camera.stall_timeout + 10)
-                       for part, source, camera in jobs]
-            probes = [future.result() for future in cameras]
+        database = _in_background(probe_database, site.storage.database, timeout)
+        mqtt = _in_background(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
+        # OpenCV opens one stream at a time: a camera that takes the connection and then never
+        # answers holds every other camera's open for its stall_timeout (video/cameras.py's
+        # _unreachable), so each waits for its reader's own answer up to all of them.
+        held = sum(camera.stall_timeout for _, _, camera in jobs)
+        at_once = threading.BoundedSemaphore(PARALLEL_CAMERAS)
+
+        def one_camera(part: str, source: str, camera) -> Probe:
+            with at_once:
+                return probe_camera(f"camera {part}", source, camera.stall_timeout,
+                                    wait=held + 2 * camera.stall_timeout + 10, stopping=stopping)
+
+        cameras = [_in_background(one_camera, *job) for job in jobs]
+        probes = [future.result() for future in cameras]
+        probes += [Probe(f"camera {camera_id}", None, "enabled: false") for camera_id in site.disabled_cameras]
+        probes.append(database.result())
+        if mqtt is not None:
+            probes.append(mqtt.result())
     finally:
+        stopping.set()  # after a Ctrl-C: the cameras still waiting stop their readers and end
         camera_log.removeFilter(quiet)
-    probes += [Probe(f"camera {camera_id}", None, "enabled: false") for camera_id in site.disabled_cameras]
-    probes.append(database.result())
-    if mqtt is not None:
-        probes.append(mqtt.result())
     senders = (len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify)
                + sum(len(report.urls) for report in site.reports))
     if senders:
@@ -77,25 +84,43 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     return probes
 
 
+def _in_background(function, *args) -> Future:
+    """function(*args) on a daemon thread, its result (or exception) in the Future: nothing joins
+    it at the exit, so a stopped probe does not wait for a part that is still trying."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as err:  # noqa: BLE001  handed to the caller, which raises it
+            future.set_exception(err)
+
+    threading.Thread(target=run, name=f"maskwatch-probe-{function.__name__}", daemon=True).start()
+    return future
+
+
 class _Quiet(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return False
 
 
-def probe_camera(part: str, source: str, stall_timeout: float, wait: float | None = None) -> Probe:
+def probe_camera(part: str, source: str, stall_timeout: float, wait: float | None = None,
+                 stopping: threading.Event | None = None) -> Probe:
     """One frame of `source` by the site's CameraReader with its `stall_timeout`: its size, the
     frame rate the stream reports and the seconds to it; or the reader's first error (the camera's
     own refusal, a host that takes no connection, a stream that sent nothing) at once, without its
     retries: each try with a wrong password is a failed login, and cameras lock a user out after a
     few. The reader's first try ends by its own timeouts (the host's check and the refusal's 5 s at
     most, OpenCV's open and reads stall_timeout); `wait` (default: their sum and a second) only
-    guards against one that would not, and covers other cameras' opens holding this one's up."""
+    guards against one that would not, and covers other cameras' opens holding this one's up;
+    `stopping` set (a Ctrl-C) ends the wait at once."""
     from maskwatch.video.cameras import CameraReader
 
     is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
     if is_file and not Path(source).is_file():
         return Probe(part, False, f"no such video file: {source}")
     wait = 2 * stall_timeout + min(5.0, stall_timeout) * 2 + 1 if wait is None else wait
+    stopping = stopping or threading.Event()
     reader = CameraReader(source, stall_timeout=stall_timeout, name=part, decode_on_request=True)
     started = time.monotonic()
     reader.request()
@@ -112,7 +137,8 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
             if time.monotonic() - started >= wait:
                 return Probe(part, False, f"{redact_source(source)}: no frame or error from the reader "
                                           f"in {wait:g} s")
-            time.sleep(0.02)
+            if stopping.wait(0.02):
+                return Probe(part, None, "stopped before an answer")
         seconds = time.monotonic() - started
         fps = f"{reader.stream_fps:g} fps reported" if reader.stream_fps else "no frame rate reported"
         return Probe(part, True, f"{redact_source(source)}: {image.shape[1]}x{image.shape[0]}, {fps}, "
