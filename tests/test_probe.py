@@ -248,6 +248,19 @@ def test_a_postgresql_server_down_is_said_in_words():
     probe = probe_database(f"postgresql+psycopg://maskwatch:secret-pw@127.0.0.1:{free_port()}/site", timeout=3)
     assert probe.ok is False and "Connection refused" in probe.detail and "secret-pw" not in probe.detail
     assert probe.detail.startswith("postgresql+psycopg://maskwatch:***@127.0.0.1:")
+
+
+def test_a_password_in_a_postgresql_urls_query_is_shown_nowhere():
+    """libpq takes ?password=: SQLAlchemy's hide_password showed it as written, in the probe's row
+    and in the site's own error at the start."""
+    from maskwatch.site.events import DatabaseUnavailable
+
+    url = f"postgresql+psycopg://maskwatch@127.0.0.1:{free_port()}/site?password=secret-pw&sslmode=disable"
+    probe = probe_database(url, timeout=3)
+    assert probe.ok is False and "secret-pw" not in probe.detail and "password=***" in probe.detail
+    with pytest.raises(DatabaseUnavailable) as raised:
+        EventStore(url)
+    assert "secret-pw" not in str(raised.value) and "password=***&sslmode=disable" in str(raised.value)
     typo = probe_database("postgresql+psycopj://maskwatch:secret-pw@127.0.0.1/site")
     assert typo.ok is False and typo.detail.startswith("postgresql+psycopj://maskwatch:***@127.0.0.1/site: not a "
                                                        "database URL this install can open")

@@ -220,9 +220,9 @@ def _probe_server(url: str, timeout: float) -> Probe:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from maskwatch.site.events import driver_reason, schema_version
+    from maskwatch.site.events import driver_reason, schema_version, shown_database_url
 
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = shown_database_url(url)
     postgres = make_url(url).get_backend_name() == "postgresql"
     try:
         engine = create_engine(url, poolclass=NullPool, hide_parameters=True,
