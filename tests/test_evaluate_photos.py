@@ -112,6 +112,18 @@ def test_a_badly_sorted_folder_is_refused_in_one_line(tmp_path, sample_dir):
     assert result.exit_code == 1 and "gone: no such folder" in result.output
     result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path / photo.name)])
     assert result.exit_code == 1 and f"{photo.name}: a file, not a folder of class folders" in result.output
+    # A class's name on a file, or on a link to a folder no longer there (a disk not mounted): that
+    # class was left out of the figures without a word, exit code 0.
+    (tmp_path / photo.name).unlink()
+    shutil.copy(photo, tmp_path / "with_mask")
+    (tmp_path / "without_mask").write_text("")
+    result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        f"error: {tmp_path / 'without_mask'}: a file, not a folder; put the photos of that class in a folder of its name"]
+    (tmp_path / "without_mask").unlink()
+    (tmp_path / "without_mask").symlink_to(tmp_path / "unmounted")
+    result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path)])
+    assert result.exit_code == 1 and "without_mask: a link to nothing, not a folder" in result.output
 
 
 def test_an_empty_class_folder_is_said(tmp_path, sample_dir):
