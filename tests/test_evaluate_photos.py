@@ -5,6 +5,7 @@ a site's check of the models on its own scenes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -188,3 +189,16 @@ def test_evaluate_detection_scores_every_photo_of_your_own_folder(tmp_path, samp
     assert result.output.startswith(f"all photos (--all-photos, no split): 3, faces: {faces}")
     result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--seed", "1"])
     assert result.exit_code == 1 and "give one of them" in result.output
+    # A class with no face in the photos scored has no AP: said so, where it read AP50 0.000 beside a
+    # mAP that leaves it out.
+    result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--limit", "1", "--bootstrap", "0",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "  mask_weared_incorrect  no annotated face: no AP (left out of the mAP)" in result.output.splitlines()
+    # Photos whose XML names no face: one line, where every figure was 0.000 [nan, nan] with exit code 0.
+    for xml in (data / "annotations").glob("*.xml"):
+        xml.write_text(re.sub(r"<object>.*?</object>", "", xml.read_text(), flags=re.S))
+    result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--quiet"])
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        f"error: {data}: no annotated face in the 3 photos scored: nothing to score (each face is an <object> with "
+        "a class name and a box in a photo's XML)"]

@@ -682,7 +682,11 @@ def evaluate_detection(
             split = photo_split(data, seed=seed)
             check_classifier_split(model, split)
             photos = split.val
-        metrics = run_eval(data, model, photos[:limit], progress=progress, resamples=bootstrap)
+        scored = photos[:limit]
+        if not any(annotated_faces(ann) for ann in scored):  # every figure would be 0 or nan, said as 0.000 [nan, nan]
+            _fail(f"{data}: no annotated face in the {len(scored)} photo{'s' * (len(scored) != 1)} scored: nothing to "
+                  "score (each face is an <object> with a class name and a box in a photo's XML)")
+        metrics = run_eval(data, model, scored, progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     metrics["scored"] = "all" if all_photos else "held-out"  # which photos the figures are of
@@ -761,8 +765,9 @@ def format_detection_metrics(metrics: dict) -> str:
              f"face recall @IoU0.5: {with_ci('face_recall_iou50')} (every candidate, score >= "
              f"{metrics['candidates_threshold']}); at the default cut-off {cut['min_score']}: recall "
              f"{cut['recall_iou50']:.3f}, precision {cut['precision_iou50']:.3f}"]
-    for c, v in metrics["per_class"].items():
-        lines.append(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)")
+    for c, v in metrics["per_class"].items():  # a class with no face has no AP, and is not in the mean
+        lines.append(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)" if v["faces"]
+                     else f"  {c:<22} no annotated face: no AP (left out of the mAP)")
     bins = next(iter(metrics["found_rate"].values()))
     lines.append("found at the default cut-off, by true class and face size (short side, px):")
     lines.append(f"  {'':<22}" + "".join(f"{b:>16}" for b in bins))
