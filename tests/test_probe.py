@@ -188,6 +188,13 @@ def test_a_missing_video_file_is_said_by_name(tmp_path):
     assert (probe.ok, probe.detail) == (False, f"no such video file: {tmp_path / 'gone.mp4'}")
 
 
+def test_a_camera_whose_host_does_not_resolve_is_said_so():
+    """It read `cannot open`, where the MQTT row of the same typo said the name does not resolve."""
+    probe = probe_camera("camera door", f"rtsp://{USER}:{PASSWORD}@no-such-camera.invalid/stream1", 2.0)
+    assert (probe.ok, probe.detail) == (False, f"rtsp://{USER}:***@no-such-camera.invalid/stream1: no such host "
+                                               "(no-such-camera.invalid does not resolve)")
+
+
 def test_an_sqlite_schema_is_read_not_upgraded_and_a_newer_one_fails(tmp_path):
     database = tmp_path / "site.db"
     EventStore(str(database)).close()
