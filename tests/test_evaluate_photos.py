@@ -5,10 +5,13 @@ a site's check of the models on its own scenes."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -202,3 +205,19 @@ def test_evaluate_detection_scores_every_photo_of_your_own_folder(tmp_path, samp
     assert result.exit_code == 1 and result.output.splitlines() == [
         f"error: {data}: no annotated face in the 3 photos scored: nothing to score (each face is an <object> with "
         "a class name and a box in a photo's XML)"]
+
+
+def test_ctrl_c_in_evaluate_detection_is_one_line(sample_dir, tmp_path):
+    """It ended with exit code 130 and no word, where evaluate-photos and detect say they stopped."""
+    pytest.importorskip("pycocotools")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "m.json"
+    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))  # the 40 photos take 5 s or more
+    ctrl_c.start()
+    try:
+        result = RUNNER.invoke(app, ["evaluate-detection", str(sample_dir), "--all-photos", "--bootstrap", "0",
+                                     "--out", str(out), "--quiet"])
+    finally:
+        ctrl_c.cancel()
+    assert result.exit_code == 130 and result.output.splitlines() == [
+        "error: stopped by Ctrl-C or SIGTERM; nothing was written"] and not out.exists()

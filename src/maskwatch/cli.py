@@ -689,6 +689,8 @@ def evaluate_detection(
         metrics = run_eval(data, model, scored, progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
+    except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+        _fail("stopped by Ctrl-C or SIGTERM; nothing was written", code=130)
     metrics["scored"] = "all" if all_photos else "held-out"  # which photos the figures are of
     if not all_photos:
         metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(photos)}
