@@ -182,6 +182,16 @@ def test_ctrl_c_stops_a_probe_at_once_in_one_line(tmp_path):
     assert took < 5, f"the probe waited {took:.1f} s for the camera after the Ctrl-C"
 
 
+def test_the_senders_row_names_the_command_that_tests_them(tmp_path, sample_dir):
+    """A site with webhooks was pointed to `report --send N` alone, which sends no alert."""
+    photo = next((sample_dir / "images").glob("*.png"))
+    config, _ = stored_site(tmp_path, f"  door:\n    source: {photo}\n", "")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert result.exit_code == 0, result.output
+    assert rows(result.output)["webhooks, notify, reports"] == (
+        "not probed", "1 receiver; a probe sends nothing (`maskwatch alerts test` sends a test alert)")
+
+
 def test_a_missing_video_file_is_said_by_name(tmp_path):
     """(The site's file refuses it first; a file gone since is said by the probe, not as `cannot open`.)"""
     probe = probe_camera("camera door", str(tmp_path / "gone.mp4"), 3.0)

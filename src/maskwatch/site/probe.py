@@ -75,12 +75,13 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     finally:
         stopping.set()  # after a Ctrl-C: the cameras still waiting stop their readers and end
         camera_log.removeFilter(quiet)
-    senders = (len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify)
-               + sum(len(report.urls) for report in site.reports))
-    if senders:
+    alerts = len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify)
+    senders = alerts + sum(len(report.urls) for report in site.reports)
+    if senders:  # the commands that do send, once, for a test: where alerts were set, the report's alone misled
+        tests = ["`maskwatch alerts test` sends a test alert"] * bool(alerts) + \
+                ["`maskwatch report --send N` sends a report once"] * bool(site.reports)
         probes.append(Probe("webhooks, notify, reports", None,
-                            f"{senders} receiver{'s' * (senders != 1)}; a probe sends nothing "
-                            "(`maskwatch report --send N` sends a report once)"))
+                            f"{senders} receiver{'s' * (senders != 1)}; a probe sends nothing ({', '.join(tests)})"))
     return probes
 
 
