@@ -301,6 +301,29 @@ def test_postgresql_is_logged_in_to_and_no_table_is_made(postgres):  # noqa: F81
         engine.dispose()
 
 
+def test_a_postgresql_user_that_may_not_create_the_tables_fails(postgres):  # noqa: F811
+    """PostgreSQL 15 and later let only public's owner create in it: a user made for the site logged
+    in, the probe said OK, and the site's start failed on "permission denied for schema public"."""
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("CREATE ROLE site_user LOGIN"))
+        probe = probe_database(url)
+        assert probe.ok is False and probe.detail.endswith(
+            "logged in as site_user; no maskwatch tables yet (made at the start), but site_user may not create tables "
+            "in schema public (PostgreSQL 15 and later let only its owner): GRANT CREATE ON SCHEMA public TO "
+            "site_user, or make site_user the database's owner"), probe.detail
+        with admin.connect() as connection:
+            connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
+        assert probe_database(url).ok is True  # as the advice says
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text("DROP OWNED BY site_user"))
+            connection.execute(text("DROP ROLE site_user"))
+        admin.dispose()
+
+
 def test_the_sqlite_file_of_a_running_site_is_read_through_its_wal(tmp_path):
     store = EventStore(str(tmp_path / "site.db"))  # open, as a running site holds it: its -wal is there
     try:

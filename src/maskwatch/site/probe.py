@@ -236,7 +236,7 @@ def _probe_server(url: str, timeout: float) -> Probe:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from maskwatch.site.events import driver_reason, schema_version, shown_database_url
+    from maskwatch.site.events import MIGRATIONS, driver_reason, schema_version, shown_database_url
 
     shown = shown_database_url(url)
     postgres = make_url(url).get_backend_name() == "postgresql"
@@ -253,6 +253,7 @@ def _probe_server(url: str, timeout: float) -> Probe:
             if inspect(connection).has_table(schema_version.name):
                 version = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
             server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
+            refused = _cannot_create(connection) if postgres and (version is None or version < len(MIGRATIONS)) else None
             connection.rollback()
     except SQLAlchemyError as err:
         return Probe("database", False, f"{shown}: {driver_reason(err)}")
@@ -261,7 +262,23 @@ def _probe_server(url: str, timeout: float) -> Probe:
     ok, said = _schema(version)
     user = make_url(url).username
     name = f"{engine.dialect.name} {server}".strip()
+    if refused:
+        return Probe("database", False, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}, but {refused}")
     return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}")
+
+
+def _cannot_create(connection) -> str | None:
+    """Why the PostgreSQL user cannot make (or upgrade) the site's tables, or None: PostgreSQL 15
+    and later let only a schema's owner create in `public`, so a user made for the site logged in
+    (the probe said OK) and the site's start then failed on "permission denied for schema public"."""
+    schema, allowed, who = connection.exec_driver_sql(
+        "SELECT current_schema(), has_schema_privilege(current_schema(), 'CREATE'), current_user").one()
+    if schema is None:
+        return "no schema of its search_path exists to make the tables in"
+    if allowed:
+        return None
+    return (f"{who} may not create tables in schema {schema} (PostgreSQL 15 and later let only its owner): "
+            f"GRANT CREATE ON SCHEMA {schema} TO {who}, or make {who} the database's owner")
 
 
 def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
