@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.site.events import MIGRATIONS, EventStore
-from maskwatch.site.probe import probe_camera, probe_database
+from maskwatch.site.probe import probe_camera, probe_database, probe_mqtt
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
@@ -190,6 +190,29 @@ def test_the_senders_row_names_the_command_that_tests_them(tmp_path, sample_dir)
     assert result.exit_code == 0, result.output
     assert rows(result.output)["webhooks, notify, reports"] == (
         "not probed", "1 receiver; a probe sends nothing (`maskwatch alerts test` sends a test alert)")
+
+
+def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
+    """A TLS broker's port (8883) or another service's closes the connection on MQTT's CONNECT: it
+    read 'took the connection but gave no MQTT answer within 5 s', after the 5 s."""
+    from maskwatch.site.config import MqttConfig
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def close_on_connect() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(1024)
+
+    threading.Thread(target=close_on_connect, daemon=True).start()
+    port = server.getsockname()[1]
+    started = time.monotonic()
+    with server:
+        probe = probe_mqtt(MqttConfig(host="127.0.0.1", port=port, username="site", password=PASSWORD), timeout=5)
+    assert (probe.ok, probe.detail) == (False, f"127.0.0.1:{port} closed the connection without an MQTT answer: not "
+                                               "an MQTT broker's port, or one that wants TLS (maskwatch speaks plain "
+                                               "MQTT, usually port 1883)")
+    assert time.monotonic() - started < 3
 
 
 def test_a_missing_video_file_is_said_by_name(tmp_path):

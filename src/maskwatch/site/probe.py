@@ -300,7 +300,12 @@ def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
         answer.append(reason_code)
         answered.set()
 
+    def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
+        answer.append(None)  # closed before any CONNACK: not waited out as a silence
+        answered.set()
+
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     try:
         client.connect(host, config.port, keepalive=60)
     except socket.gaierror:
@@ -312,6 +317,9 @@ def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
         if not answered.wait(timeout):
             return Probe("mqtt", False, f"{where} took the connection but gave no MQTT answer within {timeout:g} s")
         reason = answer[0]
+        if reason is None:
+            return Probe("mqtt", False, f"{where} closed the connection without an MQTT answer: not an MQTT broker's "
+                                        "port, or one that wants TLS (maskwatch speaks plain MQTT, usually port 1883)")
         if reason.is_failure:
             hint = ""
             if reason.value in (134, 135):  # bad user name or password; not authorised
