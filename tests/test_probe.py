@@ -215,6 +215,41 @@ def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
     assert time.monotonic() - started < 3
 
 
+def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
+    """An MJPEG camera's wrong password or path read `cannot open`: only RTSP's refusal was asked for."""
+    import base64
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    login = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Camera(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = 401 if self.headers.get("Authorization") != login else 404
+            self.send_response(code)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    where = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        wrong, anonymous, no_path = (probe_camera("camera door", url, 2.0).detail for url in (
+            f"http://{USER}:wrong-pass@{where}/video.mjpg", f"http://{where}/video.mjpg",
+            f"http://{USER}:{PASSWORD}@{where}/no-such.mjpg"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert wrong == f"http://{USER}:***@{where}/video.mjpg: the camera refused the user name or password (401)"
+    assert anonymous == (f"http://{where}/video.mjpg: the camera asks for a user name and password (401): "
+                         "http://USER:PASSWORD@host/...")
+    assert no_path == (f"http://{USER}:***@{where}/no-such.mjpg: the camera has no stream at this path (404); "
+                       "see its manual for the stream's path")
+
+
 def test_a_missing_video_file_is_said_by_name(tmp_path):
     """(The site's file refuses it first; a file gone since is said by the probe, not as `cannot open`.)"""
     probe = probe_camera("camera door", str(tmp_path / "gone.mp4"), 3.0)
