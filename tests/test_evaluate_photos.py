@@ -5,9 +5,13 @@ a site's check of the models on its own scenes."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -112,6 +116,18 @@ def test_a_badly_sorted_folder_is_refused_in_one_line(tmp_path, sample_dir):
     assert result.exit_code == 1 and "gone: no such folder" in result.output
     result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path / photo.name)])
     assert result.exit_code == 1 and f"{photo.name}: a file, not a folder of class folders" in result.output
+    # A class's name on a file, or on a link to a folder no longer there (a disk not mounted): that
+    # class was left out of the figures without a word, exit code 0.
+    (tmp_path / photo.name).unlink()
+    shutil.copy(photo, tmp_path / "with_mask")
+    (tmp_path / "without_mask").write_text("")
+    result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        f"error: {tmp_path / 'without_mask'}: a file, not a folder; put the photos of that class in a folder of its name"]
+    (tmp_path / "without_mask").unlink()
+    (tmp_path / "without_mask").symlink_to(tmp_path / "unmounted")
+    result = RUNNER.invoke(app, ["evaluate-photos", str(tmp_path)])
+    assert result.exit_code == 1 and "without_mask: a link to nothing, not a folder" in result.output
 
 
 def test_an_empty_class_folder_is_said(tmp_path, sample_dir):
@@ -176,3 +192,32 @@ def test_evaluate_detection_scores_every_photo_of_your_own_folder(tmp_path, samp
     assert result.output.startswith(f"all photos (--all-photos, no split): 3, faces: {faces}")
     result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--seed", "1"])
     assert result.exit_code == 1 and "give one of them" in result.output
+    # A class with no face in the photos scored has no AP: said so, where it read AP50 0.000 beside a
+    # mAP that leaves it out.
+    result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--limit", "1", "--bootstrap", "0",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "  mask_weared_incorrect  no annotated face: no AP (left out of the mAP)" in result.output.splitlines()
+    # Photos whose XML names no face: one line, where every figure was 0.000 [nan, nan] with exit code 0.
+    for xml in (data / "annotations").glob("*.xml"):
+        xml.write_text(re.sub(r"<object>.*?</object>", "", xml.read_text(), flags=re.S))
+    result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--quiet"])
+    assert result.exit_code == 1 and result.output.splitlines() == [
+        f"error: {data}: no annotated face in the 3 photos scored: nothing to score (each face is an <object> with "
+        "a class name and a box in a photo's XML)"]
+
+
+def test_ctrl_c_in_evaluate_detection_is_one_line(sample_dir, tmp_path):
+    """It ended with exit code 130 and no word, where evaluate-photos and detect say they stopped."""
+    pytest.importorskip("pycocotools")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "m.json"
+    ctrl_c = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))  # the 40 photos take 5 s or more
+    ctrl_c.start()
+    try:
+        result = RUNNER.invoke(app, ["evaluate-detection", str(sample_dir), "--all-photos", "--bootstrap", "0",
+                                     "--out", str(out), "--quiet"])
+    finally:
+        ctrl_c.cancel()
+    assert result.exit_code == 130 and result.output.splitlines() == [
+        "error: stopped by Ctrl-C or SIGTERM; nothing was written"] and not out.exists()

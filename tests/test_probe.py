@@ -5,6 +5,7 @@ and nothing written anywhere: the database byte for byte as it was, no message o
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.site.events import MIGRATIONS, EventStore
-from maskwatch.site.probe import probe_camera, probe_database
+from maskwatch.site.probe import probe_camera, probe_database, probe_mqtt
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
@@ -68,9 +69,10 @@ def stored_site(tmp_path: Path, cameras: str, mqtt: str) -> tuple[Path, Path]:
 
 
 @contextmanager
-def hanging_camera():
+def hanging_camera(on_open=None):
     """An RTSP camera that answers OPTIONS (the reader's check of its host) and then nothing: OpenCV's
-    open of it holds every other camera's open for its timeout."""
+    open of it holds every other camera's open for its timeout. `on_open` is called at its second
+    connection (OpenCV's open, after the reader's check)."""
     listener = socket.create_server(("127.0.0.1", 0))
     held = []
 
@@ -81,6 +83,8 @@ def hanging_camera():
             except OSError:
                 return
             held.append(connection)
+            if len(held) == 2 and on_open is not None:
+                on_open()
             if connection.recv(4096).startswith(b"OPTIONS"):
                 connection.sendall(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
 
@@ -161,10 +165,102 @@ def test_a_site_whose_parts_all_work_is_exit_code_0_and_nothing_is_published(tmp
     assert listener.messages == []  # no message, no retained config, no last will
 
 
+def test_ctrl_c_stops_a_probe_at_once_in_one_line(tmp_path):
+    """A camera that never answers held a Ctrl-C'd probe for its whole wait (23 s with stall_timeout
+    20), and Typer ended it with no word."""
+    def ctrl_c() -> None:  # a real SIGINT: _thread.interrupt_main wakes no thread waiting on a lock
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with hanging_camera(on_open=ctrl_c) as port:  # Ctrl-C while OpenCV opens the camera
+        config, _ = stored_site(tmp_path, f"  lobby:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/live\n"
+                                          "    stall_timeout: 20\n", "")
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+        took = time.monotonic() - started
+    assert result.exit_code == 130, result.output
+    assert result.output.splitlines()[-1] == "error: probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing"
+    assert took < 5, f"the probe waited {took:.1f} s for the camera after the Ctrl-C"
+
+
+def test_the_senders_row_names_the_command_that_tests_them(tmp_path, sample_dir):
+    """A site with webhooks was pointed to `report --send N` alone, which sends no alert."""
+    photo = next((sample_dir / "images").glob("*.png"))
+    config, _ = stored_site(tmp_path, f"  door:\n    source: {photo}\n", "")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert result.exit_code == 0, result.output
+    assert rows(result.output)["webhooks, notify, reports"] == (
+        "not probed", "1 receiver; a probe sends nothing (`maskwatch alerts test` sends a test alert)")
+
+
+def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
+    """A TLS broker's port (8883) or another service's closes the connection on MQTT's CONNECT: it
+    read 'took the connection but gave no MQTT answer within 5 s', after the 5 s."""
+    from maskwatch.site.config import MqttConfig
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def close_on_connect() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(1024)
+
+    threading.Thread(target=close_on_connect, daemon=True).start()
+    port = server.getsockname()[1]
+    started = time.monotonic()
+    with server:
+        probe = probe_mqtt(MqttConfig(host="127.0.0.1", port=port, username="site", password=PASSWORD), timeout=5)
+    assert (probe.ok, probe.detail) == (False, f"127.0.0.1:{port} closed the connection without an MQTT answer: not "
+                                               "an MQTT broker's port, or one that wants TLS (maskwatch speaks plain "
+                                               "MQTT, usually port 1883)")
+    assert time.monotonic() - started < 3
+
+
+def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
+    """An MJPEG camera's wrong password or path read `cannot open`: only RTSP's refusal was asked for."""
+    import base64
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    login = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Camera(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = 401 if self.headers.get("Authorization") != login else 404
+            self.send_response(code)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    where = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        wrong, anonymous, no_path = (probe_camera("camera door", url, 2.0).detail for url in (
+            f"http://{USER}:wrong-pass@{where}/video.mjpg", f"http://{where}/video.mjpg",
+            f"http://{USER}:{PASSWORD}@{where}/no-such.mjpg"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert wrong == f"http://{USER}:***@{where}/video.mjpg: the camera refused the user name or password (401)"
+    assert anonymous == (f"http://{where}/video.mjpg: the camera asks for a user name and password (401): "
+                         "http://USER:PASSWORD@host/...")
+    assert no_path == (f"http://{USER}:***@{where}/no-such.mjpg: the camera has no stream at this path (404); "
+                       "see its manual for the stream's path")
+
+
 def test_a_missing_video_file_is_said_by_name(tmp_path):
     """(The site's file refuses it first; a file gone since is said by the probe, not as `cannot open`.)"""
     probe = probe_camera("camera door", str(tmp_path / "gone.mp4"), 3.0)
     assert (probe.ok, probe.detail) == (False, f"no such video file: {tmp_path / 'gone.mp4'}")
+
+
+def test_a_camera_whose_host_does_not_resolve_is_said_so():
+    """It read `cannot open`, where the MQTT row of the same typo said the name does not resolve."""
+    probe = probe_camera("camera door", f"rtsp://{USER}:{PASSWORD}@no-such-camera.invalid/stream1", 2.0)
+    assert (probe.ok, probe.detail) == (False, f"rtsp://{USER}:***@no-such-camera.invalid/stream1: no such host "
+                                               "(no-such-camera.invalid does not resolve)")
 
 
 def test_an_sqlite_schema_is_read_not_upgraded_and_a_newer_one_fails(tmp_path):
@@ -227,6 +323,19 @@ def test_a_postgresql_server_down_is_said_in_words():
     probe = probe_database(f"postgresql+psycopg://maskwatch:secret-pw@127.0.0.1:{free_port()}/site", timeout=3)
     assert probe.ok is False and "Connection refused" in probe.detail and "secret-pw" not in probe.detail
     assert probe.detail.startswith("postgresql+psycopg://maskwatch:***@127.0.0.1:")
+
+
+def test_a_password_in_a_postgresql_urls_query_is_shown_nowhere():
+    """libpq takes ?password=: SQLAlchemy's hide_password showed it as written, in the probe's row
+    and in the site's own error at the start."""
+    from maskwatch.site.events import DatabaseUnavailable
+
+    url = f"postgresql+psycopg://maskwatch@127.0.0.1:{free_port()}/site?password=secret-pw&sslmode=disable"
+    probe = probe_database(url, timeout=3)
+    assert probe.ok is False and "secret-pw" not in probe.detail and "password=***" in probe.detail
+    with pytest.raises(DatabaseUnavailable) as raised:
+        EventStore(url)
+    assert "secret-pw" not in str(raised.value) and "password=***&sslmode=disable" in str(raised.value)
     typo = probe_database("postgresql+psycopj://maskwatch:secret-pw@127.0.0.1/site")
     assert typo.ok is False and typo.detail.startswith("postgresql+psycopj://maskwatch:***@127.0.0.1/site: not a "
                                                        "database URL this install can open")
@@ -248,6 +357,29 @@ def test_postgresql_is_logged_in_to_and_no_table_is_made(postgres):  # noqa: F81
             for table in inspect(connection).get_table_names():
                 connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
         engine.dispose()
+
+
+def test_a_postgresql_user_that_may_not_create_the_tables_fails(postgres):  # noqa: F811
+    """PostgreSQL 15 and later let only public's owner create in it: a user made for the site logged
+    in, the probe said OK, and the site's start failed on "permission denied for schema public"."""
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("CREATE ROLE site_user LOGIN"))
+        probe = probe_database(url)
+        assert probe.ok is False and probe.detail.endswith(
+            "logged in as site_user; no maskwatch tables yet (made at the start), but site_user may not create tables "
+            "in schema public (PostgreSQL 15 and later let only its owner): GRANT CREATE ON SCHEMA public TO "
+            "site_user, or make site_user the database's owner"), probe.detail
+        with admin.connect() as connection:
+            connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
+        assert probe_database(url).ok is True  # as the advice says
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text("DROP OWNED BY site_user"))
+            connection.execute(text("DROP ROLE site_user"))
+        admin.dispose()
 
 
 def test_the_sqlite_file_of_a_running_site_is_read_through_its_wal(tmp_path):

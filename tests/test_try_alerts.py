@@ -5,6 +5,8 @@ unreachable, a timeout), the secrets never shown, and nothing written beside the
 
 import base64
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -189,3 +191,27 @@ def test_a_site_without_alerts_or_without_the_chosen_kind_is_one_line(tmp_path, 
     result = alerts_test(hooks_only, "--notify", "0")
     assert result.exit_code == 1 and result.output.splitlines() == [f"error: --notify: {hooks_only} has no `alerts.notify`"]
     assert receiver.received == []
+
+
+def test_ctrl_c_while_a_service_is_silent_is_one_line_and_exit_130(tmp_path):
+    """Typer ended a Ctrl-C'd test with exit 130 and no word of what had been sent."""
+    silent = socket.create_server(("127.0.0.1", 0))
+
+    def ctrl_c_once_connected() -> None:
+        connection, _ = silent.accept()  # the webhook's POST on its way: a Ctrl-C as it waits
+        os.kill(os.getpid(), signal.SIGINT)
+        connection.recv(65536)
+
+    threading.Thread(target=ctrl_c_once_connected, daemon=True).start()
+    try:
+        path = site_file(tmp_path, "{webhooks: [{url: 'http://127.0.0.1:" f"{silent.getsockname()[1]}/hook', "
+                                   f"secret: {HOOK_SECRET}, timeout: 20}}]}}")
+        started = time.monotonic()
+        result = alerts_test(path)
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.exit_code == 130 and result.output.splitlines()[1:] == [
+        "error: stopped by Ctrl-C or SIGTERM before every service answered; those already sent to may have the "
+        "test alert; nothing was stored"]
+    assert took < 5, took

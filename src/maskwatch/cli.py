@@ -682,9 +682,15 @@ def evaluate_detection(
             split = photo_split(data, seed=seed)
             check_classifier_split(model, split)
             photos = split.val
-        metrics = run_eval(data, model, photos[:limit], progress=progress, resamples=bootstrap)
+        scored = photos[:limit]
+        if not any(annotated_faces(ann) for ann in scored):  # every figure would be 0 or nan, said as 0.000 [nan, nan]
+            _fail(f"{data}: no annotated face in the {len(scored)} photo{'s' * (len(scored) != 1)} scored: nothing to "
+                  "score (each face is an <object> with a class name and a box in a photo's XML)")
+        metrics = run_eval(data, model, scored, progress=progress, resamples=bootstrap)
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
+    except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+        _fail("stopped by Ctrl-C or SIGTERM; nothing was written", code=130)
     metrics["scored"] = "all" if all_photos else "held-out"  # which photos the figures are of
     if not all_photos:
         metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(photos)}
@@ -761,8 +767,9 @@ def format_detection_metrics(metrics: dict) -> str:
              f"face recall @IoU0.5: {with_ci('face_recall_iou50')} (every candidate, score >= "
              f"{metrics['candidates_threshold']}); at the default cut-off {cut['min_score']}: recall "
              f"{cut['recall_iou50']:.3f}, precision {cut['precision_iou50']:.3f}"]
-    for c, v in metrics["per_class"].items():
-        lines.append(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)")
+    for c, v in metrics["per_class"].items():  # a class with no face has no AP, and is not in the mean
+        lines.append(f"  {c:<22} AP50 {v['ap50']:.3f}  AP50:95 {v['ap50_95']:.3f}  ({v['faces']} faces)" if v["faces"]
+                     else f"  {c:<22} no annotated face: no AP (left out of the mAP)")
     bins = next(iter(metrics["found_rate"].values()))
     lines.append("found at the default cut-off, by true class and face size (short side, px):")
     lines.append(f"  {'':<22}" + "".join(f"{b:>16}" for b in bins))
@@ -1168,7 +1175,11 @@ def run(
             typer.echo(f"    {line}")
     models = _models(classifier, detector_file, gate)
     if probe:
-        _print_probes(site)
+        try:
+            with _sigterm_as_ctrl_c():  # `run` has no such handler of its own until its server starts
+                _print_probes(site)
+        except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+            _fail("probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing", code=130)
     if check or probe:
         return
     import contextlib
@@ -1361,7 +1372,11 @@ def alerts_test(
     site_name = f"{config.name} on {socket.gethostname()}"
     typer.echo(f"test alert from site {site_name}, one try each; filters, cooldowns and opening hours bypassed, "
                "nothing stored")
-    tried = try_alerts(site, site_name, webhook=webhook, notify=notify)
+    try:
+        tried = try_alerts(site, site_name, webhook=webhook, notify=notify)
+    except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+        _fail("stopped by Ctrl-C or SIGTERM before every service answered; those already sent to may have the test "
+              "alert; nothing was stored", code=130)
     for one in tried:
         typer.echo(one.line())
     failed = sum(not one.ok for one in tried)

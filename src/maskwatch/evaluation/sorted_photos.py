@@ -112,7 +112,13 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
     if not root.is_dir():
         raise SortedPhotosError(f"{root}: {'a file, not a folder of class folders' if root.exists() else 'no such folder'}")
     valid = ", ".join(CLASSES)
-    folders = {p.name: p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    entries = list(root.iterdir())
+    folders = {p.name: p for p in entries if p.is_dir() and not p.name.startswith(".")}
+    # A class's name on a file or a link to nothing: its class was left out of the figures without a word.
+    stray = sorted(p for p in entries if p.name in CLASSES and p.name not in folders)
+    if stray:
+        what = "a link to nothing" if stray[0].is_symlink() and not stray[0].exists() else "a file"
+        raise SortedPhotosError(f"{stray[0]}: {what}, not a folder; put the photos of that class in a folder of its name")
     others = sorted(set(folders) - set(CLASSES))
     if others:
         raise SortedPhotosError(f"{root}: folder{'s' * (len(others) > 1)} {', '.join(others)} not named by a class; "

@@ -9,9 +9,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
-from maskwatch.site.events import SNAPSHOT_NAME, database_url
+from maskwatch.site.events import SNAPSHOT_NAME, database_url, shown_database_url
 
 
 class BackupError(RuntimeError):
@@ -25,7 +23,7 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
     deleted it meanwhile)."""
     url = database_url(database)
     if not url.startswith("sqlite:///"):
-        shown = make_url(url).render_as_string(hide_password=True)
+        shown = shown_database_url(url)
         raise BackupError(f"{shown}: not an SQLite file; back a server database up with its own tools "
                           "(PostgreSQL: pg_dump)")
     source = Path(url.removeprefix("sqlite:///"))

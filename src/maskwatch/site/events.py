@@ -37,7 +37,7 @@ from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.config import CAMERA_ID
-from maskwatch.video.sources import Frame
+from maskwatch.video.sources import Frame, redact_source
 from maskwatch.video.tracker import Track
 
 log = logging.getLogger(__name__)
@@ -181,13 +181,20 @@ class DatabaseUnavailable(RuntimeError):
     names it, password hidden, with the driver's reason."""
 
 
+def shown_database_url(url: str) -> str:
+    """A database URL as logs and errors show it: its password as ***, and a password in its
+    query too (libpq takes postgresql://host/db?password=..., which SQLAlchemy's hide_password
+    shows as written)."""
+    return redact_source(make_url(url).render_as_string(hide_password=True))
+
+
 def open_database(url: str, migrate: Callable[[], int]) -> None:
     """Run a store's first migration, where a database that cannot be used shows itself: as
     DatabaseUnavailable with one line, not the driver's traceback."""
     try:
         migrate()
     except (DatabaseError, InterfaceError) as err:
-        shown = make_url(url).render_as_string(hide_password=True)
+        shown = shown_database_url(url)
         raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {driver_reason(err)}") from None
 
 
@@ -219,13 +226,13 @@ def apply_migrations(connection: Connection, url: str, what: str, version_table:
 def said_migrated(url: str, what: str, before: int, after: int) -> None:
     """An upgraded database is said in the log (a new one is not): older maskwatch cannot open it now."""
     if 0 < before < after:
-        shown = make_url(url).render_as_string(hide_password=True)
+        shown = shown_database_url(url)
         log.warning("%s: %s migrated from version %d to %d (older maskwatch versions no longer open it)",
                     shown, what, before, after)
 
 
 def newer_schema(url: str, what: str, current: int, known: int) -> DatabaseUnavailable:
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = shown_database_url(url)
     return DatabaseUnavailable(f"{shown}: {what} version {current} is newer than this maskwatch ({known}); "
                                "upgrade maskwatch, or restore the backup taken before the upgrade")
 
@@ -288,7 +295,7 @@ class EventStore:
     def _connect(url: str) -> Engine:
         """An engine for `url`; DatabaseUnavailable naming it for a URL no driver takes (a typo in
         the scheme, a driver not installed) or an SQLite file whose folder cannot be made."""
-        shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+        shown = shown_database_url(url) if "://" in url else url
         try:
             if not url.startswith("sqlite"):
                 return create_engine(url, pool_pre_ping=True, hide_parameters=True)

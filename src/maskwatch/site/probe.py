@@ -16,12 +16,12 @@ import socket
 import sqlite3
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from maskwatch.video.sources import STREAM_PREFIXES, host_port, redact_source
+from maskwatch.video.sources import STREAM_PREFIXES, host_port, redact_source, stream_address
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
 NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
@@ -39,7 +39,9 @@ class Probe:
 def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     """Every part of a loaded SiteConfig, probed side by side: its cameras (and substreams) in the
     config's order, the disabled ones as not probed, the database, MQTT, then the senders as not
-    probed (a probe sends nothing)."""
+    probed (a probe sends nothing). Each part is tried on a daemon thread: a Ctrl-C (the
+    KeyboardInterrupt raised here) stops the probe at once, where a pool's threads held it until a
+    camera that never answers had used up its wait (a minute for one with stall_timeout 20)."""
     jobs = []
     for camera_id, camera in site.cameras.items():
         jobs.append((camera_id, camera.source, camera))
@@ -48,33 +50,54 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     quiet = _Quiet()  # the readers' "retrying" warnings: the table says each camera's problem once
     camera_log = logging.getLogger("maskwatch.video.cameras")
     camera_log.addFilter(quiet)
+    stopping = threading.Event()
     try:
         # The database and the broker on their own threads: not queued behind a 17th camera.
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_CAMERAS, len(jobs))) as pool, \
-                ThreadPoolExecutor(max_workers=2) as network:
-            database = network.submit(probe_database, site.storage.database, timeout)
-            mqtt = network.submit(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
-            # OpenCV opens one stream at a time: a camera that takes the connection and then never
-            # answers holds every other camera's open for its stall_timeout (video/cameras.py's
-            # _unreachable), so each waits for its reader's own answer up to all of them.
-            held = sum(camera.stall_timeout for _, _, camera in jobs)
-            cameras = [pool.submit(probe_camera, f"camera {part}", source, camera.stall_timeout,
-                                   wait=held + 2 * camera.stall_timeout + 10)
-                       for part, source, camera in jobs]
-            probes = [future.result() for future in cameras]
+        database = _in_background(probe_database, site.storage.database, timeout)
+        mqtt = _in_background(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
+        # OpenCV opens one stream at a time: a camera that takes the connection and then never
+        # answers holds every other camera's open for its stall_timeout (video/cameras.py's
+        # _unreachable), so each waits for its reader's own answer up to all of them.
+        held = sum(camera.stall_timeout for _, _, camera in jobs)
+        at_once = threading.BoundedSemaphore(PARALLEL_CAMERAS)
+
+        def one_camera(part: str, source: str, camera) -> Probe:
+            with at_once:
+                return probe_camera(f"camera {part}", source, camera.stall_timeout,
+                                    wait=held + 2 * camera.stall_timeout + 10, stopping=stopping)
+
+        cameras = [_in_background(one_camera, *job) for job in jobs]
+        probes = [future.result() for future in cameras]
+        probes += [Probe(f"camera {camera_id}", None, "enabled: false") for camera_id in site.disabled_cameras]
+        probes.append(database.result())
+        if mqtt is not None:
+            probes.append(mqtt.result())
     finally:
+        stopping.set()  # after a Ctrl-C: the cameras still waiting stop their readers and end
         camera_log.removeFilter(quiet)
-    probes += [Probe(f"camera {camera_id}", None, "enabled: false") for camera_id in site.disabled_cameras]
-    probes.append(database.result())
-    if mqtt is not None:
-        probes.append(mqtt.result())
-    senders = (len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify)
-               + sum(len(report.urls) for report in site.reports))
-    if senders:
+    alerts = len(site.alerts.webhooks) + sum(len(target.urls) for target in site.alerts.notify)
+    senders = alerts + sum(len(report.urls) for report in site.reports)
+    if senders:  # the commands that do send, once, for a test: where alerts were set, the report's alone misled
+        tests = ["`maskwatch alerts test` sends a test alert"] * bool(alerts) + \
+                ["`maskwatch report --send N` sends a report once"] * bool(site.reports)
         probes.append(Probe("webhooks, notify, reports", None,
-                            f"{senders} receiver{'s' * (senders != 1)}; a probe sends nothing "
-                            "(`maskwatch report --send N` sends a report once)"))
+                            f"{senders} receiver{'s' * (senders != 1)}; a probe sends nothing ({', '.join(tests)})"))
     return probes
+
+
+def _in_background(function, *args) -> Future:
+    """function(*args) on a daemon thread, its result (or exception) in the Future: nothing joins
+    it at the exit, so a stopped probe does not wait for a part that is still trying."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as err:  # noqa: BLE001  handed to the caller, which raises it
+            future.set_exception(err)
+
+    threading.Thread(target=run, name=f"maskwatch-probe-{function.__name__}", daemon=True).start()
+    return future
 
 
 class _Quiet(logging.Filter):
@@ -82,20 +105,23 @@ class _Quiet(logging.Filter):
         return False
 
 
-def probe_camera(part: str, source: str, stall_timeout: float, wait: float | None = None) -> Probe:
+def probe_camera(part: str, source: str, stall_timeout: float, wait: float | None = None,
+                 stopping: threading.Event | None = None) -> Probe:
     """One frame of `source` by the site's CameraReader with its `stall_timeout`: its size, the
     frame rate the stream reports and the seconds to it; or the reader's first error (the camera's
     own refusal, a host that takes no connection, a stream that sent nothing) at once, without its
     retries: each try with a wrong password is a failed login, and cameras lock a user out after a
     few. The reader's first try ends by its own timeouts (the host's check and the refusal's 5 s at
     most, OpenCV's open and reads stall_timeout); `wait` (default: their sum and a second) only
-    guards against one that would not, and covers other cameras' opens holding this one's up."""
+    guards against one that would not, and covers other cameras' opens holding this one's up;
+    `stopping` set (a Ctrl-C) ends the wait at once."""
     from maskwatch.video.cameras import CameraReader
 
     is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
     if is_file and not Path(source).is_file():
         return Probe(part, False, f"no such video file: {source}")
     wait = 2 * stall_timeout + min(5.0, stall_timeout) * 2 + 1 if wait is None else wait
+    stopping = stopping or threading.Event()
     reader = CameraReader(source, stall_timeout=stall_timeout, name=part, decode_on_request=True)
     started = time.monotonic()
     reader.request()
@@ -108,17 +134,33 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
             state = reader.state()
             if state.reconnects > 0:  # its first try failed; the reader would wait, then retry
                 why = (state.last_error or "cannot open").split("; retrying")[0]
+                unresolved = _unresolved(source) if why == "cannot open" else None  # FFmpeg's words stay in FFmpeg
+                if unresolved:
+                    why = f"no such host ({unresolved} does not resolve)"
                 return Probe(part, False, f"{redact_source(source)}: {why}")
             if time.monotonic() - started >= wait:
                 return Probe(part, False, f"{redact_source(source)}: no frame or error from the reader "
                                           f"in {wait:g} s")
-            time.sleep(0.02)
+            if stopping.wait(0.02):
+                return Probe(part, None, "stopped before an answer")
         seconds = time.monotonic() - started
         fps = f"{reader.stream_fps:g} fps reported" if reader.stream_fps else "no frame rate reported"
         return Probe(part, True, f"{redact_source(source)}: {image.shape[1]}x{image.shape[0]}, {fps}, "
                                  f"first frame in {seconds:.1f} s")
     finally:
         reader.stop(timeout=1.0)  # one still in OpenCV's open ends with it (a daemon thread)
+
+
+def _unresolved(source: str) -> str | None:
+    """The host of a stream URL whose name does not resolve (a typo, a camera's name not in DNS), or None."""
+    address = stream_address(source)
+    if address is None:
+        return None
+    try:
+        socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return address[0]
+    return None
 
 
 def probe_database(database: str, timeout: float = NETWORK_TIMEOUT) -> Probe:
@@ -194,9 +236,9 @@ def _probe_server(url: str, timeout: float) -> Probe:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from maskwatch.site.events import driver_reason, schema_version
+    from maskwatch.site.events import MIGRATIONS, driver_reason, schema_version, shown_database_url
 
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = shown_database_url(url)
     postgres = make_url(url).get_backend_name() == "postgresql"
     try:
         engine = create_engine(url, poolclass=NullPool, hide_parameters=True,
@@ -211,6 +253,7 @@ def _probe_server(url: str, timeout: float) -> Probe:
             if inspect(connection).has_table(schema_version.name):
                 version = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
             server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
+            refused = _cannot_create(connection) if postgres and (version is None or version < len(MIGRATIONS)) else None
             connection.rollback()
     except SQLAlchemyError as err:
         return Probe("database", False, f"{shown}: {driver_reason(err)}")
@@ -219,7 +262,23 @@ def _probe_server(url: str, timeout: float) -> Probe:
     ok, said = _schema(version)
     user = make_url(url).username
     name = f"{engine.dialect.name} {server}".strip()
+    if refused:
+        return Probe("database", False, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}, but {refused}")
     return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}")
+
+
+def _cannot_create(connection) -> str | None:
+    """Why the PostgreSQL user cannot make (or upgrade) the site's tables, or None: PostgreSQL 15
+    and later let only a schema's owner create in `public`, so a user made for the site logged in
+    (the probe said OK) and the site's start then failed on "permission denied for schema public"."""
+    schema, allowed, who = connection.exec_driver_sql(
+        "SELECT current_schema(), has_schema_privilege(current_schema(), 'CREATE'), current_user").one()
+    if schema is None:
+        return "no schema of its search_path exists to make the tables in"
+    if allowed:
+        return None
+    return (f"{who} may not create tables in schema {schema} (PostgreSQL 15 and later let only its owner): "
+            f"GRANT CREATE ON SCHEMA {schema} TO {who}, or make {who} the database's owner")
 
 
 def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
@@ -241,7 +300,12 @@ def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
         answer.append(reason_code)
         answered.set()
 
+    def on_disconnect(client, userdata, flags, reason_code, properties) -> None:
+        answer.append(None)  # closed before any CONNACK: not waited out as a silence
+        answered.set()
+
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     try:
         client.connect(host, config.port, keepalive=60)
     except socket.gaierror:
@@ -253,6 +317,9 @@ def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
         if not answered.wait(timeout):
             return Probe("mqtt", False, f"{where} took the connection but gave no MQTT answer within {timeout:g} s")
         reason = answer[0]
+        if reason is None:
+            return Probe("mqtt", False, f"{where} closed the connection without an MQTT answer: not an MQTT broker's "
+                                        "port, or one that wants TLS (maskwatch speaks plain MQTT, usually port 1883)")
         if reason.is_failure:
             hint = ""
             if reason.value in (134, 135):  # bad user name or password; not authorised

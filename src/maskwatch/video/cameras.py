@@ -28,7 +28,7 @@ import numpy as np
 
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
-from maskwatch.video.rtsp_probe import rtsp_refusal
+from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
                                      redact_source, stream_address)
 
@@ -201,7 +201,7 @@ class CameraReader:
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
                     if self._refusal is None:
-                        self._refusal = rtsp_refusal(self.source, min(5.0, self.stall_timeout))
+                        self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
                     error = self._refusal or "cannot open"
             finally:
                 if capture is not None:

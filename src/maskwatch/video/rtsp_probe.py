@@ -137,9 +137,15 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
             status, reason, headers = _describe(address, uri, 2, auth, deadline)
     except (OSError, ValueError):
         return None
+    return _refusal_words(status, reason, bool(user), "rtsp")
+
+
+def _refusal_words(status: int, reason: str, with_user: bool, scheme: str) -> str | None:
+    """A camera's refusal of its stream in words: 401 after the credentials (or without any), 404,
+    another status with the camera's own reason; None where it served it."""
     if status == 401:
-        return ("the camera refused the user name or password (401)" if user else
-                "the camera asks for a user name and password (401): rtsp://USER:PASSWORD@host/...")
+        return ("the camera refused the user name or password (401)" if with_user else
+                f"the camera asks for a user name and password (401): {scheme}://USER:PASSWORD@host/...")
     if status == 404:
         return "the camera has no stream at this path (404); see its manual for the stream's path"
     if status >= 400:
@@ -148,3 +154,41 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
         reason = re.sub(r"[^\x20-\x7e]", "?", reason)[:80]
         return f"the camera refused the stream: {status} {reason}".rstrip()
     return None
+
+
+def http_refusal(source: str, timeout: float = 5.0) -> str | None:
+    """What the camera of the http(s):// URL `source` (an MJPEG or snapshot stream) refuses it
+    for, as rtsp_refusal says it: asked once with a GET, signed with the URL's user and password
+    (Basic or Digest, as FFmpeg signs it), its status alone read; None where it serves it or
+    cannot be asked. A wrong password or path read `cannot open`."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    scheme = source.partition("://")[0].lower()
+    if scheme not in ("http", "https") or stream_address(source) is None:
+        return None
+    authority, tail = split_authority(source.partition("://")[2])
+    userinfo, _, host = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    url = f"{scheme}://{host}{tail.split('#', 1)[0] or '/'}"
+    handlers = []
+    if user:
+        passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        passwords.add_password(None, url, unquote(user), unquote(password))
+        handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), timeout=timeout):
+            return None  # served: the body (a stream that never ends) is not read
+    except urllib.error.HTTPError as err:
+        err.close()
+        return _refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+
+
+def stream_refusal(source: str, timeout: float = 5.0) -> str | None:
+    """rtsp_refusal or http_refusal, as the URL's scheme is; None for any other source."""
+    return http_refusal(source, timeout) if source.lower().startswith(("http://", "https://")) \
+        else rtsp_refusal(source, timeout)
