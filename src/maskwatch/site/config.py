@@ -533,6 +533,11 @@ class MqttConfig(Section):
     prefix: str = Field("maskwatch", description="topic prefix (levels joined by /, none empty)")
     username: str | None = None
     password: str | None = None
+    discovery: bool = Field(False, description="publish Home Assistant's MQTT discovery configs: each camera a "
+                                               "device with its sensors")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix (its MQTT "
+                                                                "integration's setting)")
+
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
@@ -553,11 +558,6 @@ class MqttConfig(Section):
             raise ValueError(f"{value!r} is no topic prefix maskwatch publishes under: letters, digits, _ and -, "
                              "in levels joined by / (none empty, no space, no wildcard), e.g. maskwatch or site/door")
         return value
-
-    discovery: bool = Field(False, description="publish Home Assistant's MQTT discovery configs: each camera a "
-                                               "device with its sensors")
-    discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix (its MQTT "
-                                                                "integration's setting)")
 
     @field_validator("discovery_prefix")
     @classmethod
