@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
+from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import AuthStore
 from maskwatch.site.events import driver_reason
 
@@ -296,6 +297,27 @@ class AccessControl:
         # sweep never removed while nobody logged in.
         self._sweep()
         client = client_address(request)
+        user = self._check_password(client, name, password)
+        if user is None:  # the attempt's rows stay: they are its failure
+            self.store.log("login_failed", None, client, name[:64])
+            said_failed(name, client)
+            raise AuthError(401, "wrong user name or password")
+        token = self.store.start_session(user["id"], user.pop("password_hash"))
+        if token is None:  # removed, or given a new password, while this login was being checked
+            self.store.log("login_failed", None, client, name[:64])
+            said_failed(name, client)
+            raise AuthError(401, "wrong user name or password")
+        if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
+            self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
+        self.store.log("login", user["name"], client)
+        self._sweep()
+        return user, token
+
+    def _check_password(self, client: str, name: str, password: str) -> dict | None:
+        """The user (with the "password_hash" checked) when `password` is `name`'s, else None with
+        the attempt counted as a failure of the client and of the name; AuthError 429 past either
+        limit, 503 past MAX_LOGINS_AT_ONCE. A login and a password change (its current password)
+        both come here, so neither guesses faster than the other allows."""
         keys = [f"client:{client}", f"user:{name[:64]}"]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
@@ -323,24 +345,44 @@ class AccessControl:
                     pass
                 raise
             if user is None:  # the attempt's rows stay: they are its failure
-                self.store.log("login_failed", None, client, name[:64])
-                said_failed(name, client)
-                raise AuthError(401, "wrong user name or password")
+                return None
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
         self.store.release_attempt(reserved)
         self.store.clear_failures(keys[1])
-        token = self.store.start_session(user["id"], user.pop("password_hash"))
-        if token is None:  # removed, or given a new password, while this login was being checked
-            self.store.log("login_failed", None, client, name[:64])
-            said_failed(name, client)
-            raise AuthError(401, "wrong user name or password")
-        if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
-            self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
-        self.store.log("login", user["name"], client)
-        self._sweep()
-        return user, token
+        return user
+
+    def change_password(self, request: Request, principal: Principal, current: str, new: str) -> str:
+        """A logged-in user's own new password (POST /password); the new session's token. `current`
+        is checked as a login checks it, under the same limits: a wrong one is a failed login of the
+        user. Every session of the user ends, this one too: the browser gets a new one (a session id
+        known before the change, planted or stolen, is worth nothing after it). AuthError 400 (a
+        weak or unchanged new password), 403 (not a session, or a wrong current password), 409, 429."""
+        if principal.via == "token":
+            raise AuthError(403, "an API token has no password: a user changes theirs logged in, "
+                                 "an admin any with `maskwatch users passwd NAME`")
+        if principal.via != "session" or self.store is None:
+            raise AuthError(403, "this server has no users yet, so no password to change "
+                                 "(maskwatch users add NAME --role admin adds one)")
+        try:  # said before any hashing, and counted as no guess: it tells nothing about `current`
+            check_strength(new, principal.name)
+        except WeakPassword as err:
+            raise AuthError(400, str(err)) from None
+        if new == current:
+            raise AuthError(400, "the new password is the current one: choose another")
+        client = client_address(request)
+        user = self._check_password(client, principal.name, current)
+        if user is None:
+            self.store.log("password_change_failed", principal.name, client)
+            said_failed(principal.name, client)
+            raise AuthError(403, "wrong current password")
+        token = self.store.change_own_password(principal.name, user["password_hash"], new)
+        if token is None:
+            raise AuthError(409, "the password was changed or the user removed while this change was checked; "
+                                 "log in again")
+        self.store.log("password_changed", principal.name, client)
+        return token
 
     def logout(self, request: Request, principal: Principal) -> None:
         if principal.session is not None and self.store is not None:

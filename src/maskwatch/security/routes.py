@@ -23,6 +23,11 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=1000)
 
 
+class PasswordBody(BaseModel):
+    current: str = Field(min_length=1, max_length=1000, description="the password this session logged in with")
+    new: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+
+
 def _access(request: Request) -> AccessControl:
     return request.app.state.access
 
@@ -60,6 +65,25 @@ def logout(request: Request) -> JSONResponse:
     response = JSONResponse({"status": "logged out"})
     name, _, attributes = access.cookie(request, None)
     response.delete_cookie(name, path="/", secure=attributes["secure"], httponly=True, samesite="lax")
+    return response
+
+
+@router.post("/password",
+             responses={400: {"description": "A new password too short, the user name, or the current one"},
+                        403: {"description": "Wrong current password (a failed login of the user); an API token "
+                                            "or an open server (no password to change); no X-Maskwatch-CSRF "
+                                            "header, or another site's Origin"},
+                        409: {"description": "The password was changed or the user removed meanwhile"},
+                        429: {"description": "Too many failed logins; Retry-After says when to try again"}})
+def change_password(request: Request, body: PasswordBody) -> JSONResponse:
+    """Change your own password, logged in: `current` is checked as a login checks it, and counts
+    as a failed login when wrong. Every session of yours ends; this browser gets a new one."""
+    access = _access(request)
+    principal = principal_of(request)
+    token = access.change_password(request, principal, body.current, body.new)
+    response = JSONResponse({"status": "password changed; your other sessions ended", "user": principal.name})
+    name, value, attributes = access.cookie(request, token)
+    response.set_cookie(name, value, **attributes)
     return response
 
 

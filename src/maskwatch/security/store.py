@@ -208,6 +208,26 @@ class AuthStore:
             connection.execute(update(users).where(users.c.id == user_id).values(password_hash=hashed))
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
+    def change_own_password(self, name: str, checked_hash: str, password: str, now: float | None = None) -> str | None:
+        """A user's own change (POST /password), once their current password was checked: the new
+        hash, every session of theirs ended, and a new session for the browser that asked, in one
+        transaction; its token. None, nothing changed, when the password is no longer
+        `checked_hash` (an admin's `users passwd`, or a removal, while the current one was hashed)."""
+        check_strength(password, name)
+        hashed = hash_password(password)
+        now = time.time() if now is None else now
+        token = secrets.token_urlsafe(32)
+        with self._write_lock, self.engine.begin() as connection:
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if user_id is None or connection.execute(
+                    update(users).where(users.c.id == user_id, users.c.password_hash == checked_hash)
+                    .values(password_hash=hashed)).rowcount != 1:
+                return None
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+            connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
+                                                       created=now, last_seen=now))
+        return token
+
     def check_login(self, name: str, password: str) -> dict | None:
         """The user when name and password match; None otherwise, after the same hashing work.
         Its "password_hash" is the hash checked: start_session starts a session only while it is

@@ -1,0 +1,175 @@
+"""A user changes their own password (POST /password, and the dashboard's form): checked as a
+login is, under the same guessing limits, on the real app and SQLite; the form in headless Chromium
+against a real `maskwatch serve`."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from maskwatch.security.access import AuthSettings
+from maskwatch.security.passwords import WeakPassword, check_strength
+from maskwatch.security.store import AuthStore
+from maskwatch.serving.app import ServeSettings, create_app
+from tests.conftest import log_in
+from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium)
+from tests.test_security_deploy import NoFaces
+from tests.test_serve import serving
+
+CSRF = {"X-Maskwatch-CSRF": "1"}
+ANA = ("ana", "ana's first password")
+NEW = "ana's second password"
+
+
+def app_of(db: str, **settings):
+    return create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False, **settings)))
+
+
+def log_in_api(client: TestClient, user: tuple[str, str]):
+    return client.post("/login", json={"username": user[0], "password": user[1]}, headers=CSRF)
+
+
+def change(client: TestClient, current: str, new: str, headers: dict = CSRF):
+    return client.post("/password", json={"current": current, "new": new}, headers=headers)
+
+
+def test_a_user_changes_their_password_and_their_other_sessions_end(tmp_path):
+    db = str(tmp_path / "p.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    app = app_of(db)
+    with TestClient(app, base_url="http://maskwatch.lan") as here, \
+            TestClient(app, base_url="http://maskwatch.lan") as elsewhere:  # the same user on a phone
+        assert log_in_api(here, ANA).status_code == 200 and log_in_api(elsewhere, ANA).status_code == 200
+        before = dict(here.cookies)
+        changed = change(here, ANA[1], NEW)
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["user"] == "ana"
+        # this browser gets a new session (a session id known before the change is worth nothing)
+        assert dict(here.cookies) != before and here.get("/v1/me").json()["user"] == "ana"
+        assert elsewhere.get("/v1/me").status_code == 401  # the other session ended
+        with TestClient(app, base_url="http://maskwatch.lan", cookies=before) as old_cookie:
+            assert old_cookie.get("/v1/me").status_code == 401
+        assert log_in_api(elsewhere, ANA).status_code == 401  # the old password no longer logs in
+        assert log_in_api(elsewhere, ("ana", NEW)).status_code == 200  # the new one does
+        records = here.get("/v1/privacy").json()["access_log"]["records"]  # the statement names it
+        assert {"password_changed", "password_change_failed"} <= set(records)
+    store = AuthStore(db)
+    [entry] = store.access_log(action="password_changed")
+    assert entry["user"] == "ana" and entry["client"] == "testclient"
+    written = repr(store.access_log(limit=1000))
+    assert ANA[1] not in written and NEW not in written
+    assert store.session_count("ana") == 2
+
+
+def test_a_change_checked_against_a_password_an_admin_replaced_meanwhile_changes_nothing(tmp_path):
+    """`users passwd` between the current password's check and the write: the admin's password stays,
+    and no session is started with the user's."""
+    store = AuthStore(str(tmp_path / "race.db"))
+    store.add_user(*ANA, "viewer")
+    checked = store.check_login(*ANA)["password_hash"]
+    store.set_password("ana", "the admin's choice")
+    assert store.change_own_password("ana", checked, NEW) is None
+    assert store.check_login("ana", "the admin's choice") is not None and store.session_count("ana") == 0
+
+
+def test_a_wrong_current_password_is_a_failed_login_and_enough_lock_as_login_does(tmp_path, caplog):
+    db = str(tmp_path / "w.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with TestClient(app_of(db, user_limit=3), base_url="http://maskwatch.lan") as client:
+        assert log_in_api(client, ANA).status_code == 200
+        with caplog.at_level(logging.WARNING, logger="maskwatch.security.access"):
+            for _ in range(3):
+                wrong = change(client, "not the password", NEW)
+                assert wrong.status_code == 403 and wrong.json() == {"error": "wrong current password"}
+        # the user's limit is reached: the right password is refused too, here and at /login
+        limited = change(client, ANA[1], NEW)
+        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 15 * 60
+        assert log_in_api(client, ANA).status_code == 429
+        assert client.get("/v1/me").json()["user"] == "ana"  # the session itself goes on
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.access"]
+    assert said[:3] == ["login failed for user 'ana' from testclient"] * 3, said  # for fail2ban, as a login's
+    assert len(said) == 4 and said[3].startswith("logins from testclient refused for "), said
+    failed = AuthStore(db).access_log(action="password_change_failed")
+    assert [(e["user"], e["target"]) for e in failed] == [("ana", None)] * 3
+    another_worker = TestClient(app_of(db, user_limit=3), base_url="http://maskwatch.lan")  # counted in the database
+    assert log_in_api(another_worker, ANA).status_code == 429
+
+
+def test_a_weak_or_unchanged_password_and_callers_without_a_session_are_refused(tmp_path):
+    db = str(tmp_path / "r.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    token = store.add_token("script", "full")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as client:
+        assert change(client, ANA[1], NEW).status_code == 401  # no session
+        assert log_in_api(client, ANA).status_code == 200
+        with pytest.raises(WeakPassword) as cli_says:  # what `users add` and `users passwd` say
+            check_strength("short", "ana")
+        weak = change(client, ANA[1], "short")
+        assert weak.status_code == 400 and weak.json() == {"error": str(cli_says.value)}
+        same = change(client, ANA[1], ANA[1])
+        assert same.status_code == 400 and same.json() == {"error": "the new password is the current one: choose another"}
+        no_csrf = change(client, ANA[1], NEW, headers={})
+        assert no_csrf.status_code == 403 and "X-Maskwatch-CSRF" in no_csrf.json()["error"]
+        foreign = change(client, ANA[1], NEW, headers=CSRF | {"Origin": "http://evil.example"})
+        assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"]
+        assert change(client, ANA[1], "").status_code == 422
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as script:
+        by_token = change(script, ANA[1], NEW, headers={"Authorization": f"Bearer {token}"})
+        assert by_token.status_code == 403 and "API token has no password" in by_token.json()["error"]
+    # none of these was a guess: no failure counted, and the password is still the first one
+    assert store.access_log(action="password_change_failed") == []
+    assert store.check_login(*ANA) is not None and store.access_log(action="password_changed") == []
+    empty = str(tmp_path / "open.db")
+    AuthStore(empty).close()
+    open_app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=empty, open_without_users=True)))
+    with TestClient(open_app) as anyone:
+        refused = change(anyone, "x", NEW)
+        assert refused.status_code == 403 and "no users yet" in refused.json()["error"]
+
+
+def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # noqa: F811
+    db = tmp_path / "users.db"
+    AuthStore(str(db)).add_user(*ANA, "viewer")
+    with serving(["--database", str(db)], tmp_path) as base:
+        phone = tab(360, 740)
+        log_in(phone, base, ANA)
+        phone.click("#password-open")
+        assert phone.evaluate("document.getElementById('password-dialog').open")
+        assert phone.evaluate("document.activeElement.id") == "password-current"
+        autocomplete = [phone.get_attribute(f"#password-{field}", "autocomplete")
+                        for field in ("user", "current", "new", "again")]
+        assert autocomplete == ["username", "current-password", "new-password", "new-password"]
+        assert phone.input_value("#password-user") == "ana"
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+        phone.fill("#password-current", "typed, then left")
+        phone.keyboard.press("Escape")  # closed, and nothing typed is left in the page
+        assert phone.is_hidden("#password-dialog") and phone.input_value("#password-current") == ""
+        phone.click("#password-open")
+        phone.fill("#password-current", ANA[1])
+        phone.fill("#password-new", NEW)
+        phone.fill("#password-again", NEW + "x")
+        phone.click("#password-form button[type=submit]")
+        assert phone.inner_text("#password-error") == "Not changed: the two new passwords differ."
+        phone.fill("#password-current", "not the password")
+        phone.fill("#password-again", NEW)
+        with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
+            phone.click("#password-form button[type=submit]")
+        assert answer.value.status == 403
+        phone.wait_for_function("document.getElementById('password-error').textContent.includes('wrong')")
+        assert phone.inner_text("#password-error") == "Not changed: wrong current password."
+        phone.fill("#password-current", ANA[1])
+        with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
+            phone.click("#password-form button[type=submit]")
+        assert answer.value.status == 200
+        phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
+        assert phone.is_hidden("#password-dialog") and phone.evaluate("document.activeElement.id") == "password-open"
+        assert [phone.input_value(f"#password-{f}") for f in ("current", "new", "again")] == ["", "", ""]
+        # still logged in (with the new session's cookie), and the server holds the new password
+        assert phone.evaluate("fetch('/v1/me').then((r) => r.status)") == 200
+        for password, status in ((ANA[1], 401), (NEW, 200)):
+            assert httpx.post(base + "/login", json={"username": "ana", "password": password}, headers=CSRF,
+                              timeout=30).status_code == status
