@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from maskwatch.site import mqtt as site_mqtt
 from maskwatch.site.mqtt import MqttPublisher
 from tests.mosquitto import Broker, Subscriber, broker  # noqa: F401  (fixture)
 from tests.rtsp import free_port
@@ -77,9 +78,10 @@ def retained(port: int, topic: str = "#") -> dict[str, str]:
     return {t: payload for t, payload, kept in newcomer.messages if kept}
 
 
-def test_the_retained_topics_of_cameras_the_site_does_not_run_are_cleared(broker, caplog):  # noqa: F811
+def test_the_retained_topics_of_cameras_the_site_does_not_run_are_cleared(broker, caplog, monkeypatch):  # noqa: F811
     """A camera disabled, removed or renamed kept its retained topics from its last run: a
     dashboard went on showing 2 people in view at a camera that no longer ran."""
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)  # a broker on loopback answers at once
     retain(broker.port, {"site/gone/counts": '{"people":5}', "site/gone/without_mask": "2",
                          "site/gone/available": "online", "site/door/with_mask": "1",
                          "site/east/available": "online",  # a site whose prefix is site/east: not a camera
@@ -444,7 +446,6 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
     """A Home Assistant user wrote each camera's sensors by hand (docs/site.md's example). Four runs
     of one site: discovery off (nothing under homeassistant/), on with door and till, on with till
     removed from the file (its configs cleared), off again (nothing under homeassistant/ touched)."""
-    from maskwatch.site import mqtt as site_mqtt
     from maskwatch.site.discovery import camera_configs
 
     monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
