@@ -175,3 +175,30 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         for password, status in ((ANA[1], 401), (NEW, 200)):
             assert httpx.post(base + "/login", json={"username": "ana", "password": password}, headers=CSRF,
                               timeout=30).status_code == status
+
+
+def test_a_refused_body_says_no_password_back_and_a_lone_surrogate_is_a_422(tmp_path):
+    """FastAPI's 422 echoed a refused password whole in `detail`, and one holding a lone surrogate
+    ("\\ud800", which JSON allows) made rendering the 422 itself a 500."""
+    db = str(tmp_path / "b.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as client:
+        assert log_in_api(client, ANA).status_code == 200
+        too_long = "my secret phrase " * 60  # over the 1000 characters
+        for body in ({"current": too_long, "new": NEW}, {"current": ANA[1], "new": too_long}):
+            refused = change(client, body["current"], body["new"])
+            assert refused.status_code == 422 and "at most 1000 characters" in refused.json()["error"]
+            assert "my secret phrase" not in refused.text
+        raw = '{"current": "%s", "new": "ana\'s \\ud800 password"}' % ANA[1].replace("'", "\\u0027")
+        surrogate = client.post("/password", content=raw, headers=CSRF | {"Content-Type": "application/json"})
+        assert surrogate.status_code == 422 and surrogate.json()["error"].startswith("body field 'new': ")
+        assert "input" not in surrogate.json()["detail"][0]
+        form = client.post("/password", data={"current": ANA[1], "new": "a form's password"}, headers=CSRF)
+        assert form.status_code == 422 and "form's" not in form.text and "first" not in form.text
+        login = client.post("/login", content='{"username": "ana", "password": "\\udc00 a guess here"}',
+                            headers=CSRF | {"Content-Type": "application/json"})
+        assert login.status_code == 422 and login.json()["error"].startswith("body field 'password': ")
+        assert "a guess here" not in login.text
+    store = AuthStore(db)
+    assert store.check_login(*ANA) is not None and store.access_log(action="password_changed") == []
+
