@@ -5,16 +5,21 @@ against a real `maskwatch serve`."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
 from maskwatch.security.access import AuthSettings
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import AuthStore
+from maskwatch.security.store import AuthStore, sessions, users
 from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.events import USERS_LOCK, hold_database
 from tests.conftest import log_in
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium)
 from tests.test_security_deploy import NoFaces
 from tests.test_serve import serving
@@ -202,3 +207,44 @@ def test_a_refused_body_says_no_password_back_and_a_lone_surrogate_is_a_422(tmp_
     store = AuthStore(db)
     assert store.check_login(*ANA) is not None and store.access_log(action="password_changed") == []
 
+
+@pytest.mark.parametrize("change_of", ["own", "admin"])
+def test_a_password_change_waits_for_users_remove_on_postgresql(postgres, change_of):  # noqa: F811
+    """`users remove` ends the sessions, then deletes the user; a change wrote the user's row, then
+    ended the sessions: the two in flight at once locked each other's rows, and PostgreSQL broke the
+    deadlock by failing one (the removal, or the change with a 503). Now a change waits for the
+    removal (the lock `users remove` holds) and finds nobody."""
+    store = AuthStore(postgres.url)
+    if store.user("ana") is not None:  # the server is the module's: the run before left it
+        store.remove_user("ana")
+    store.add_user(*ANA, "viewer")
+    checked = store.check_login(*ANA)
+    assert store.start_session(checked["id"], checked["password_hash"]) is not None
+    changer = AuthStore(postgres.url)  # another worker, or the CLI
+    outcome = {}
+
+    def change_now():
+        try:
+            if change_of == "own":
+                outcome["token"] = changer.change_own_password("ana", checked["password_hash"], NEW)
+            else:
+                changer.set_password("ana", NEW)
+                outcome["token"] = None
+        except Exception as err:  # noqa: BLE001  (what the test reports)
+            outcome["error"] = err
+
+    with store.engine.begin() as connection:  # remove_user's steps, the change landing between them
+        hold_database(connection, USERS_LOCK)
+        connection.execute(delete(sessions).where(sessions.c.user_id == checked["id"]))
+        changing = threading.Thread(target=change_now)
+        changing.start()
+        time.sleep(1.5)  # past PostgreSQL's deadlock_timeout (1 s), had the change taken the user's row
+        connection.execute(delete(users).where(users.c.id == checked["id"]))
+    changing.join(30)
+    if change_of == "own":
+        assert outcome == {"token": None}, outcome  # the change found nobody: 409
+    else:
+        assert isinstance(outcome.get("error"), ValueError) and "no user 'ana'" in str(outcome["error"]), outcome
+    assert store.user("ana") is None and store.session_count() == 0
+    changer.close()
+    store.close()
