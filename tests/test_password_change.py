@@ -248,3 +248,36 @@ def test_a_password_change_waits_for_users_remove_on_postgresql(postgres, change
     assert store.user("ana") is None and store.session_count() == 0
     changer.close()
     store.close()
+
+
+def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_to_login(tmp_path, tab):  # noqa: F811
+    """A request sent while the change is in flight carries the session the change ends: the
+    server answers it 401 when it comes in after the change (a poll on a phone's slow link). The
+    page went to the login page ("your session has ended") although the change went through."""
+    db = tmp_path / "users.db"
+    AuthStore(str(db)).add_user(*ANA, "viewer")
+    with serving(["--database", str(db)], tmp_path) as base:
+        phone = tab(360, 740)
+        log_in(phone, base, ANA)
+        held = {"change": [], "read": []}
+        phone.route("**/password", lambda route: held["change"].append(route))
+        phone.route("**/v1/classes", lambda route: held["read"].append(route) if not held["read"]
+                    else route.continue_())
+        phone.click("#password-open")
+        phone.fill("#password-current", ANA[1])
+        phone.fill("#password-new", NEW)
+        phone.fill("#password-again", NEW)
+        phone.click("#password-form button[type=submit]")
+        while not held["change"]:
+            phone.wait_for_timeout(20)
+        phone.evaluate("() => { window.read = api('/v1/classes').then((r) => r.status, (e) => e.message); }")
+        while not held["read"]:
+            phone.wait_for_timeout(20)
+        with phone.expect_response(lambda r: r.url.endswith("/password")) as changed:
+            held["change"][0].continue_()
+        assert changed.value.status == 200
+        # what the server says to the old session's cookie, once the change has ended it
+        held["read"][0].fulfill(status=401, content_type="application/json", body='{"error": "log in first"}')
+        phone.wait_for_function("window.read !== undefined", timeout=5_000)  # undefined: gone to /login
+        assert phone.evaluate("window.read") == 200 and "/login" not in phone.url
+        phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
