@@ -281,3 +281,20 @@ def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_
         phone.wait_for_function("window.read !== undefined", timeout=5_000)  # undefined: gone to /login
         assert phone.evaluate("window.read") == 200 and "/login" not in phone.url
         phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
+
+
+def test_a_body_naming_a_user_is_refused_not_read_as_your_own_change(tmp_path):
+    """An admin scripting bob's reset sent {"username": "bob", "current": <theirs>, "new": ...}: the
+    name was ignored, and the admin's own password changed (their sessions ended) while bob's stayed."""
+    db = str(tmp_path / "n.db")
+    store = AuthStore(db)
+    store.add_user("boss", "the boss's password", "admin")
+    store.add_user(*ANA, "viewer")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as admin:
+        assert log_in_api(admin, ("boss", "the boss's password")).status_code == 200
+        refused = admin.post("/password", json={"username": "ana", "current": "the boss's password", "new": NEW},
+                             headers=CSRF)
+        assert refused.status_code == 422, refused.text
+        assert "not 'username'" in refused.json()["error"] and "users passwd" in refused.json()["error"]
+        assert admin.get("/v1/me").json()["user"] == "boss"  # still logged in: nothing changed
+    assert store.check_login("boss", "the boss's password") is not None and store.check_login(*ANA) is not None
