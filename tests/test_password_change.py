@@ -5,16 +5,21 @@ against a real `maskwatch serve`."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
 from maskwatch.security.access import AuthSettings
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import AuthStore
+from maskwatch.security.store import AuthStore, sessions, users
 from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.events import USERS_LOCK, hold_database
 from tests.conftest import log_in
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium)
 from tests.test_security_deploy import NoFaces
 from tests.test_serve import serving
@@ -175,3 +180,121 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         for password, status in ((ANA[1], 401), (NEW, 200)):
             assert httpx.post(base + "/login", json={"username": "ana", "password": password}, headers=CSRF,
                               timeout=30).status_code == status
+
+
+def test_a_refused_body_says_no_password_back_and_a_lone_surrogate_is_a_422(tmp_path):
+    """FastAPI's 422 echoed a refused password whole in `detail`, and one holding a lone surrogate
+    ("\\ud800", which JSON allows) made rendering the 422 itself a 500."""
+    db = str(tmp_path / "b.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as client:
+        assert log_in_api(client, ANA).status_code == 200
+        too_long = "my secret phrase " * 60  # over the 1000 characters
+        for body in ({"current": too_long, "new": NEW}, {"current": ANA[1], "new": too_long}):
+            refused = change(client, body["current"], body["new"])
+            assert refused.status_code == 422 and "at most 1000 characters" in refused.json()["error"]
+            assert "my secret phrase" not in refused.text
+        raw = '{"current": "%s", "new": "ana\'s \\ud800 password"}' % ANA[1].replace("'", "\\u0027")
+        surrogate = client.post("/password", content=raw, headers=CSRF | {"Content-Type": "application/json"})
+        assert surrogate.status_code == 422 and surrogate.json()["error"].startswith("body field 'new': ")
+        assert "input" not in surrogate.json()["detail"][0]
+        form = client.post("/password", data={"current": ANA[1], "new": "a form's password"}, headers=CSRF)
+        assert form.status_code == 422 and "form's" not in form.text and "first" not in form.text
+        login = client.post("/login", content='{"username": "ana", "password": "\\udc00 a guess here"}',
+                            headers=CSRF | {"Content-Type": "application/json"})
+        assert login.status_code == 422 and login.json()["error"].startswith("body field 'password': ")
+        assert "a guess here" not in login.text
+    store = AuthStore(db)
+    assert store.check_login(*ANA) is not None and store.access_log(action="password_changed") == []
+
+
+@pytest.mark.parametrize("change_of", ["own", "admin"])
+def test_a_password_change_waits_for_users_remove_on_postgresql(postgres, change_of):  # noqa: F811
+    """`users remove` ends the sessions, then deletes the user; a change wrote the user's row, then
+    ended the sessions: the two in flight at once locked each other's rows, and PostgreSQL broke the
+    deadlock by failing one (the removal, or the change with a 503). Now a change waits for the
+    removal (the lock `users remove` holds) and finds nobody."""
+    store = AuthStore(postgres.url)
+    if store.user("ana") is not None:  # the server is the module's: the run before left it
+        store.remove_user("ana")
+    store.add_user(*ANA, "viewer")
+    checked = store.check_login(*ANA)
+    assert store.start_session(checked["id"], checked["password_hash"]) is not None
+    changer = AuthStore(postgres.url)  # another worker, or the CLI
+    outcome = {}
+
+    def change_now():
+        try:
+            if change_of == "own":
+                outcome["token"] = changer.change_own_password("ana", checked["password_hash"], NEW)
+            else:
+                changer.set_password("ana", NEW)
+                outcome["token"] = None
+        except Exception as err:  # noqa: BLE001  (what the test reports)
+            outcome["error"] = err
+
+    with store.engine.begin() as connection:  # remove_user's steps, the change landing between them
+        hold_database(connection, USERS_LOCK)
+        connection.execute(delete(sessions).where(sessions.c.user_id == checked["id"]))
+        changing = threading.Thread(target=change_now)
+        changing.start()
+        time.sleep(1.5)  # past PostgreSQL's deadlock_timeout (1 s), had the change taken the user's row
+        connection.execute(delete(users).where(users.c.id == checked["id"]))
+    changing.join(30)
+    if change_of == "own":
+        assert outcome == {"token": None}, outcome  # the change found nobody: 409
+    else:
+        assert isinstance(outcome.get("error"), ValueError) and "no user 'ana'" in str(outcome["error"]), outcome
+    assert store.user("ana") is None and store.session_count() == 0
+    changer.close()
+    store.close()
+
+
+def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_to_login(tmp_path, tab):  # noqa: F811
+    """A request sent while the change is in flight carries the session the change ends: the
+    server answers it 401 when it comes in after the change (a poll on a phone's slow link). The
+    page went to the login page ("your session has ended") although the change went through."""
+    db = tmp_path / "users.db"
+    AuthStore(str(db)).add_user(*ANA, "viewer")
+    with serving(["--database", str(db)], tmp_path) as base:
+        phone = tab(360, 740)
+        log_in(phone, base, ANA)
+        held = {"change": [], "read": []}
+        phone.route("**/password", lambda route: held["change"].append(route))
+        phone.route("**/v1/classes", lambda route: held["read"].append(route) if not held["read"]
+                    else route.continue_())
+        phone.click("#password-open")
+        phone.fill("#password-current", ANA[1])
+        phone.fill("#password-new", NEW)
+        phone.fill("#password-again", NEW)
+        phone.click("#password-form button[type=submit]")
+        while not held["change"]:
+            phone.wait_for_timeout(20)
+        phone.evaluate("() => { window.read = api('/v1/classes').then((r) => r.status, (e) => e.message); }")
+        while not held["read"]:
+            phone.wait_for_timeout(20)
+        with phone.expect_response(lambda r: r.url.endswith("/password")) as changed:
+            held["change"][0].continue_()
+        assert changed.value.status == 200
+        # what the server says to the old session's cookie, once the change has ended it
+        held["read"][0].fulfill(status=401, content_type="application/json", body='{"error": "log in first"}')
+        phone.wait_for_function("window.read !== undefined", timeout=5_000)  # undefined: gone to /login
+        assert phone.evaluate("window.read") == 200 and "/login" not in phone.url
+        phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
+
+
+def test_a_body_naming_a_user_is_refused_not_read_as_your_own_change(tmp_path):
+    """An admin scripting bob's reset sent {"username": "bob", "current": <theirs>, "new": ...}: the
+    name was ignored, and the admin's own password changed (their sessions ended) while bob's stayed."""
+    db = str(tmp_path / "n.db")
+    store = AuthStore(db)
+    store.add_user("boss", "the boss's password", "admin")
+    store.add_user(*ANA, "viewer")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as admin:
+        assert log_in_api(admin, ("boss", "the boss's password")).status_code == 200
+        refused = admin.post("/password", json={"username": "ana", "current": "the boss's password", "new": NEW},
+                             headers=CSRF)
+        assert refused.status_code == 422, refused.text
+        assert "not 'username'" in refused.json()["error"] and "users passwd" in refused.json()["error"]
+        assert admin.get("/v1/me").json()["user"] == "boss"  # still logged in: nothing changed
+    assert store.check_login("boss", "the boss's password") is not None and store.check_login(*ANA) is not None

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
@@ -26,6 +27,17 @@ class LoginBody(BaseModel):
 class PasswordBody(BaseModel):
     current: str = Field(min_length=1, max_length=1000, description="the password this session logged in with")
     new: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+
+    @model_validator(mode="before")
+    @classmethod
+    def only_current_and_new(cls, data):
+        """A field more was ignored: an admin's `{"username": "bob", ...}`, meant as bob's reset,
+        changed the admin's own password (with their current one) and left bob's."""
+        if isinstance(data, dict) and (extra := sorted(set(data) - {"current", "new"})):
+            raise PydanticCustomError("own_password_only", "takes only current and new (your own password), not "
+                                      "{fields}: an admin sets another user's with `maskwatch users passwd NAME`",
+                                      {"fields": ", ".join(map(repr, extra))})
+        return data
 
 
 def _access(request: Request) -> AccessControl:

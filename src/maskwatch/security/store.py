@@ -202,6 +202,7 @@ class AuthStore:
         check_strength(password, name)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)  # after a `users remove` in flight (see change_own_password)
             user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
             if user_id is None:
                 raise ValueError(f"no user {name!r}")
@@ -218,6 +219,10 @@ class AuthStore:
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
+            # What remove_user holds: it ends the sessions and then deletes the user, a change writes
+            # the user and then ends the sessions; at once on PostgreSQL each waited for the other's
+            # rows, and the deadlock failed one of them (the removal, or the change as a 503).
+            hold_database(connection, USERS_LOCK)
             user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
             if user_id is None or connection.execute(
                     update(users).where(users.c.id == user_id, users.c.password_hash == checked_hash)

@@ -38,6 +38,8 @@ from maskwatch.serving.uploads import UploadError, image_from_upload
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+# Bodies holding a password: a 422 says back none of their values (a form post's whole body too).
+SECRET_BODIES = ("/login", "/password")
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
 # together (the threadpool's size) would have asked for 20 GB.
@@ -187,10 +189,17 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         return JSONResponse({"error": error, "detail": err.detail}, status_code=err.status_code, headers=err.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
-        """FastAPI's 422 (`detail`, a list) with the one-line `error` too (openapi.py documents it)."""
+    async def invalid_request(request: Request, err: RequestValidationError) -> Response:
+        """FastAPI's 422 (`detail`, a list) with the one-line `error` too (openapi.py documents it).
+        A password's `input` is not said back (a refused one was echoed whole), and the answer is
+        ASCII JSON: a lone surrogate in a field ("\\ud800") made rendering it a 500."""
         detail = jsonable_encoder(err.errors())
-        return JSONResponse({"error": error_line(detail), "detail": detail}, status_code=422)
+        if request.url.path in SECRET_BODIES:
+            for entry in detail:
+                if entry.get("loc", ("",))[0] == "body":
+                    entry.pop("input", None)
+        body = json.dumps({"error": error_line(detail), "detail": detail}, separators=(",", ":"))
+        return Response(body, status_code=422, media_type="application/json")
 
     from sqlalchemy.exc import SQLAlchemyError
 
