@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
@@ -25,6 +25,8 @@ class LoginBody(BaseModel):
 
 
 class PasswordBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # said in the schema too (additionalProperties: false)
+
     current: str = Field(min_length=1, max_length=1000, description="the password this session logged in with")
     new: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
 
