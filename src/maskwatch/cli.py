@@ -1259,6 +1259,19 @@ def _print_probes(site) -> None:
         raise typer.Exit(code=1)
 
 
+def _site_config(config: Path):
+    """The site's validated YAML for a command that reads it (`report`, `alerts test`), or exit 1 with
+    each of its problems on a line of its own, as `run --check` says them."""
+    from maskwatch.site.config import SiteConfigError, load_site_config
+
+    try:
+        return load_site_config(config)
+    except SiteConfigError as err:
+        for line in str(err).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+
+
 def _report_lines(site) -> list[str]:
     """Each of a site's reports as `run --check` and `report` list them, its URLs as logs show them."""
     from maskwatch.site.notify import shown_notify_url
@@ -1285,15 +1298,9 @@ def report(
     from dataclasses import replace
     from datetime import datetime
 
-    from maskwatch.site.config import SiteConfigError, load_site_config
     from maskwatch.site.events import DatabaseUnavailable, EventStore
 
-    try:
-        site = load_site_config(config)
-    except SiteConfigError as err:
-        for line in str(err).splitlines():
-            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from None
+    site = _site_config(config)
     if not site.reports:
         _fail(f"{config} has no `reports:` (see docs/site.md, Scheduled reports)")
     if send is not None and not 0 <= send < len(site.reports):
@@ -1351,14 +1358,7 @@ def alerts_test(
     _need("alerts test", "serve")
     import socket
 
-    from maskwatch.site.config import SiteConfigError, load_site_config
-
-    try:
-        site = load_site_config(config)
-    except SiteConfigError as err:
-        for line in str(err).splitlines():
-            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from None
+    site = _site_config(config)
     if not site.alerts.webhooks and not site.alerts.notify:
         _fail(f"{config} has no `alerts.webhooks` or `alerts.notify` to test (see docs/site.md, Alerts)")
     for option, chosen, entries, section in (("--webhook", webhook, site.alerts.webhooks, "alerts.webhooks"),
