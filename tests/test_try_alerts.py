@@ -13,7 +13,6 @@ import time
 
 import cv2
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
@@ -22,16 +21,9 @@ from maskwatch.site.events import EventStore
 from tests.rtsp import free_port
 from tests.test_alerts import Receiver
 from tests.test_events import person
-from tests.test_notify import SECRET, json_url
+from tests.test_notify import SECRET, json_url, receiver  # noqa: F401  (fixture)
 
 HOOK_SECRET = "s3cret-key"
-
-
-@pytest.fixture()
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def site_file(tmp_path, alerts: str):
@@ -54,7 +46,7 @@ def port_of(url: str) -> str:
     return url.split(":")[2].split("/")[0]
 
 
-def test_each_service_gets_a_signed_test_alert_past_its_filters_and_nothing_is_stored(tmp_path, receiver):
+def test_each_service_gets_a_signed_test_alert_past_its_filters_and_nothing_is_stored(tmp_path, receiver):  # noqa: F811
     port = port_of(receiver.url)
     # A webhook and a notify service whose filters, cooldown and the camera's opening hours would
     # each keep a real alert from them; the secrets in their URLs never shown.
@@ -160,7 +152,7 @@ def test_each_failure_is_one_line_in_words_and_none_holds_the_others(tmp_path):
     assert took < 3.5, took
 
 
-def test_a_chosen_service_alone_is_sent_and_a_wrong_choice_is_one_line(tmp_path, receiver):
+def test_a_chosen_service_alone_is_sent_and_a_wrong_choice_is_one_line(tmp_path, receiver):  # noqa: F811
     other = Receiver()
     try:
         path = site_file(tmp_path, "{webhooks: [" + f"{{url: '{other.url}', secret: {HOOK_SECRET}}}, "
@@ -182,7 +174,7 @@ def test_a_chosen_service_alone_is_sent_and_a_wrong_choice_is_one_line(tmp_path,
     assert len(receiver.received) == 2
 
 
-def test_a_site_without_alerts_or_without_the_chosen_kind_is_one_line(tmp_path, receiver):
+def test_a_site_without_alerts_or_without_the_chosen_kind_is_one_line(tmp_path, receiver):  # noqa: F811
     bare = site_file(tmp_path, "{}")
     result = alerts_test(bare)
     assert result.exit_code == 1 and result.output.splitlines() == [
