@@ -110,6 +110,16 @@ def _describe(address: tuple[str, int], uri: str, sequence: int, auth: str | Non
         return _answer(connection, left())
 
 
+def _parts(source: str) -> tuple[str, str, str, str]:
+    """(user, password, host[:port], path and query) of a stream URL, user and password decoded.
+    Read as stream_address and FFmpeg read it, not with urlsplit: a password holding a [ or ]
+    (written as is, as FFmpeg takes it) was its ValueError, which ended the camera's reader."""
+    authority, tail = split_authority(source.partition("://")[2])
+    userinfo, _, host = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return unquote(user), unquote(password), host, tail.split("#", 1)[0]
+
+
 def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
     """What the camera of the rtsp:// URL `source` refuses its stream for, in a line that repeats
     no part of the URL (a password may be in it); None where it serves it, where it is not RTSP,
@@ -118,13 +128,7 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
     address = stream_address(source)
     if address is None or not source.lower().startswith("rtsp://"):
         return None
-    # Read as stream_address and FFmpeg read it, not with urlsplit: a password holding a [ or ]
-    # (written as is, as FFmpeg takes it) was its ValueError, which ended the camera's reader.
-    authority, tail = split_authority(source.partition("://")[2])
-    tail = tail.split("#", 1)[0]
-    userinfo, _, host = authority.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    user, password = unquote(user), unquote(password)
+    user, password, host, tail = _parts(source)
     uri = f"rtsp://{host}{tail if tail.startswith('/') else '/' + tail}"
     deadline = time.monotonic() + timeout
     try:
@@ -168,14 +172,12 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
     scheme = source.partition("://")[0].lower()
     if scheme not in ("http", "https") or stream_address(source) is None:
         return None
-    authority, tail = split_authority(source.partition("://")[2])
-    userinfo, _, host = authority.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    url = f"{scheme}://{host}{tail.split('#', 1)[0] or '/'}"
+    user, password, host, tail = _parts(source)
+    url = f"{scheme}://{host}{tail or '/'}"
     handlers = []
     if user:
         passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-        passwords.add_password(None, url, unquote(user), unquote(password))
+        passwords.add_password(None, url, user, password)
         handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
     opener = urllib.request.build_opener(*handlers)
     try:
