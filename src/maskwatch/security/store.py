@@ -125,6 +125,23 @@ def _user_row(row) -> dict:
             "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created}
 
 
+def _replace_password(connection, name: str, hashed: str, checked_hash: str | None = None) -> int | None:
+    """`name`'s password hash replaced by `hashed` and every session of theirs ended, in the
+    caller's transaction; their id, or None (nothing changed) for no such user or, with
+    `checked_hash`, a hash that is no longer it. It first holds what remove_user holds: a removal
+    ends the sessions and then deletes the user, a change writes the user and then ends the
+    sessions; at once on PostgreSQL each waited for the other's rows, and the deadlock failed one
+    of them (the removal, or the change as a 503)."""
+    hold_database(connection, USERS_LOCK)
+    user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+    still = [] if checked_hash is None else [users.c.password_hash == checked_hash]
+    if user_id is None or connection.execute(
+            update(users).where(users.c.id == user_id, *still).values(password_hash=hashed)).rowcount != 1:
+        return None
+    connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+    return user_id
+
+
 class AuthStore:
     """Reads and writes who may log in, and who did what. Safe to share between threads."""
 
@@ -202,12 +219,8 @@ class AuthStore:
         check_strength(password, name)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
-            hold_database(connection, USERS_LOCK)  # after a `users remove` in flight (see change_own_password)
-            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
-            if user_id is None:
+            if _replace_password(connection, name, hashed) is None:
                 raise ValueError(f"no user {name!r}")
-            connection.execute(update(users).where(users.c.id == user_id).values(password_hash=hashed))
-            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
     def change_own_password(self, name: str, checked_hash: str, password: str, now: float | None = None) -> str | None:
         """A user's own change (POST /password), once their current password was checked: the new
@@ -219,16 +232,9 @@ class AuthStore:
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
-            # What remove_user holds: it ends the sessions and then deletes the user, a change writes
-            # the user and then ends the sessions; at once on PostgreSQL each waited for the other's
-            # rows, and the deadlock failed one of them (the removal, or the change as a 503).
-            hold_database(connection, USERS_LOCK)
-            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
-            if user_id is None or connection.execute(
-                    update(users).where(users.c.id == user_id, users.c.password_hash == checked_hash)
-                    .values(password_hash=hashed)).rowcount != 1:
+            user_id = _replace_password(connection, name, hashed, checked_hash)
+            if user_id is None:
                 return None
-            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
             connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
                                                        created=now, last_seen=now))
         return token
