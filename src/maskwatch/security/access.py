@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from maskwatch.security.passwords import WeakPassword, check_strength
+from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.store import AuthStore
 from maskwatch.site.events import driver_reason
 
@@ -370,7 +370,7 @@ class AccessControl:
         except WeakPassword as err:
             raise AuthError(400, str(err)) from None
         if new == current:
-            raise AuthError(400, "the new password is the current one: choose another")
+            raise AuthError(400, SAME_PASSWORD)
         client = client_address(request)
         user = self._check_password(client, principal.name, current)
         if user is None:
