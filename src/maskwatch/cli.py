@@ -678,7 +678,7 @@ def evaluate_detection(
         model = _models(classifier, detector, gate).load()
         if all_photos:  # your own photos: one that cannot be used is listed and the others scored
             photos, unusable = usable_annotations(data)
-            skipped += ["; ".join(lines) for _, lines in unusable]
+            skipped += [f"{path}: {'; '.join(problems)}" for path, problems in unusable]
             if not photos:
                 say_skipped()
                 _fail(f"{data}: none of its {len(unusable)} annotated photos can be used (named above): nothing to score")

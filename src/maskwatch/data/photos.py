@@ -53,7 +53,7 @@ def annotated_photos(data_dir: Path) -> list[VocAnnotation]:
     photo out in silence. Said with how many and the first of them, to fix or remove.
     """
     annotations, unusable = usable_annotations(data_dir)
-    problems = [line for _, lines in unusable for line in lines]
+    problems = [f"{path}: {problem}" for path, problems in unusable for problem in problems]
     if problems:
         raise ValueError(f"{data_dir}: {len(problems)} annotations a detector cannot use (first: {problems[0]}); a "
                          "photo is used whole, so its faces must all be labelled right: fix them or remove them")
@@ -62,17 +62,17 @@ def annotated_photos(data_dir: Path) -> list[VocAnnotation]:
 
 def usable_annotations(data_dir: Path) -> tuple[list[VocAnnotation], list[tuple[Path, list[str]]]]:
     """The annotated photos a detector can use whole, in `prepare`'s order, and each XML file it
-    cannot with a line per problem naming the file (`evaluate-detection --all-photos` scores the
-    first and lists the second: a user's own photos, no split to keep whole)."""
+    cannot with its problems (`evaluate-detection --all-photos` scores the first and lists the
+    second: a user's own photos, no split to keep whole)."""
     annotations, unusable = [], []
     for path in annotation_files(data_dir):
         try:
             ann = load_voc_annotation(path)
         except AnnotationError as err:
-            unusable.append((path, [str(err)]))
+            unusable.append((path, [err.problem]))
             continue
-        problems = ([f"{path}: {ann.filename_problem}"] if ann.filename_problem is not None else
-                    [f"{path} object {obj.index}: {why}" for obj in ann.objects if (why := label_problem(obj)) is not None])
+        problems = ([ann.filename_problem] if ann.filename_problem is not None else
+                    [f"object {obj.index}: {why}" for obj in ann.objects if (why := label_problem(obj)) is not None])
         if problems:
             unusable.append((path, problems))
         else:
