@@ -207,6 +207,59 @@ def test_evaluate_detection_scores_every_photo_of_your_own_folder(tmp_path, samp
         "a class name and a box in a photo's XML)"]
 
 
+def test_evaluate_detection_lists_what_it_cannot_score_and_scores_the_rest(tmp_path, sample_dir):
+    """`--all-photos` stopped at the first photo that did not read (and refused the whole folder for
+    one XML that did not, or one face it could not use): it now names each such file with why,
+    scores the rest, says how many it skipped (exit 1, as `evaluate-photos`), and refuses only
+    where none can be scored."""
+    pytest.importorskip("pycocotools")
+    pytest.importorskip("sklearn")
+    data = tmp_path / "own"
+    (data / "annotations").mkdir(parents=True)
+    (data / "images").mkdir()
+    xmls = sorted((sample_dir / "annotations").glob("*.xml"))[:6]
+    for xml in xmls:
+        shutil.copy(xml, data / "annotations")
+        shutil.copy(sample_dir / "images" / load_voc_annotation(xml).filename, data / "images")
+    names = [load_voc_annotation(x).filename for x in xmls]
+    broken_xml, mislabelled = data / "annotations" / xmls[0].name, data / "annotations" / xmls[3].name
+    broken_xml.write_text(broken_xml.read_text()[:-40])  # does not parse
+    mislabelled.write_text(re.sub(r"<name>\w+</name>", "<name>mask_on</name>", mislabelled.read_text(), count=1))
+    (data / "images" / names[1]).unlink()  # named in its XML, not there
+    (data / "images" / names[2]).write_bytes(b"\xff\xd8 not a whole JPEG")
+    out = tmp_path / "m.json"
+    result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--bootstrap", "0",
+                                 "--out", str(out), "--quiet"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    warnings = [line.removeprefix("warning: skipped, not counted: ") for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 4
+    assert warnings[0].startswith(f"{broken_xml}: malformed XML")
+    assert warnings[1] == f"{mislabelled}: object 0: unknown label 'mask_on', expected one of {', '.join(CLASSES)}"
+    assert warnings[2] == f"{data / 'images' / names[1]}: image file not found"
+    assert warnings[3].startswith(f"{data / 'images' / names[2]}: not a readable image")
+    assert any(line.startswith("all photos (--all-photos, no split): 2, faces: ") for line in lines)
+    assert lines[-1] == "error: 4 photos skipped, not counted (named above); the other 2 are scored above"
+    metrics = json.loads(out.read_text())
+    faces = sum(len(load_voc_annotation(x).objects) for x in xmls[4:])
+    assert metrics["photos"] == 2 and metrics["faces"] == faces and metrics["skipped"] == warnings
+    # None that reads: each named, then one refusal.
+    for name in names[4:]:
+        (data / "images" / name).unlink()
+    result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--bootstrap", "0", "--quiet"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert sum(line.startswith("warning: skipped, not counted: ") for line in lines) == 6
+    assert lines[-1] == f"error: {data}: none of the 4 photos scored reads (named above): nothing to score"
+    # None whose XML can be used.
+    for xml in (data / "annotations").glob("*.xml"):
+        xml.write_text("<annotation>")
+    result = RUNNER.invoke(app, ["evaluate-detection", str(data), "--all-photos", "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (f"error: {data}: none of its 6 annotated photos can be used "
+                                              "(named above): nothing to score")
+
+
 def test_ctrl_c_in_evaluate_detection_is_one_line(sample_dir, tmp_path):
     """It ended with exit code 130 and no word, where evaluate-photos and detect say they stopped."""
     pytest.importorskip("pycocotools")

@@ -103,6 +103,44 @@ def test_a_wrong_current_password_is_a_failed_login_and_enough_lock_as_login_doe
     assert log_in_api(another_worker, ANA).status_code == 429
 
 
+def test_too_many_checks_at_once_are_named_for_what_the_caller_did(tmp_path):
+    """Past MAX_LOGINS_AT_ONCE passwords being checked, POST /password answered "too many logins at
+    once": now "too many password checks at once", and /login still "too many logins at once". The
+    checks are held inside Argon2's real limit of hashes at once (its four slots taken here)."""
+    from maskwatch.security import passwords
+    from maskwatch.security.access import MAX_LOGINS_AT_ONCE
+
+    db = str(tmp_path / "busy.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    app = app_of(db, user_limit=1000, client_limit=1000)
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        assert log_in_api(client, ANA).status_code == 200
+        slots = 0
+        while passwords._CONCURRENT.acquire(blocking=False):  # every hashing slot, so each check waits
+            slots += 1
+        waiting = []
+        try:
+            for _ in range(MAX_LOGINS_AT_ONCE):
+                thread = threading.Thread(target=log_in_api, args=(TestClient(app, base_url="http://maskwatch.lan"), ANA))
+                thread.start()
+                waiting.append(thread)
+            deadline = time.monotonic() + 30
+            while app.state.access._in_flight < MAX_LOGINS_AT_ONCE and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert app.state.access._in_flight == MAX_LOGINS_AT_ONCE
+            busy = change(client, ANA[1], NEW)
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert busy.json() == {"error": "too many password checks at once; try again in a second"}
+            busy = log_in_api(TestClient(app, base_url="http://maskwatch.lan"), ANA)
+            assert busy.status_code == 503 and busy.json() == {"error": "too many logins at once; try again in a second"}
+        finally:
+            for _ in range(slots):
+                passwords._CONCURRENT.release()
+            for thread in waiting:
+                thread.join(60)
+        assert change(client, ANA[1], NEW).status_code == 200  # once they are done, it goes through
+
+
 def test_a_weak_or_unchanged_password_and_callers_without_a_session_are_refused(tmp_path):
     db = str(tmp_path / "r.db")
     store = AuthStore(db)

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
-from maskwatch.site.events import MIGRATIONS, EventStore
+from maskwatch.site.events import MIGRATIONS, DatabaseUnavailable, EventStore
 from maskwatch.site.probe import probe_camera, probe_database, probe_mqtt
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import postgres  # noqa: F401  (fixture)
@@ -272,8 +272,13 @@ def test_an_sqlite_schema_is_read_not_upgraded_and_a_newer_one_fails(tmp_path):
     engine.dispose()
     before = snapshot_of(tmp_path)
     probe = probe_database(str(database))
-    assert probe.ok is False and f"events schema {len(MIGRATIONS) + 1} is newer than this maskwatch's" in probe.detail
+    assert (probe.ok, probe.detail) == (False, f"{database}: SQLite, writable; events schema version {len(MIGRATIONS) + 1} "
+                                               f"is newer than this maskwatch ({len(MIGRATIONS)}); upgrade maskwatch, "
+                                               "or restore the backup taken before the upgrade")
     assert snapshot_of(tmp_path) == before
+    with pytest.raises(DatabaseUnavailable) as at_the_start:  # the same words as the site's start
+        EventStore(str(database))
+    assert str(at_the_start.value).endswith(probe.detail.removeprefix(f"{database}: SQLite, writable; "))
     assert probe_database(str(tmp_path / "new" / "site.db")).detail.endswith(f"made at the start ({tmp_path} writable)")
     assert not (tmp_path / "new").exists()
     older = tmp_path / "older.db"
@@ -328,8 +333,6 @@ def test_a_postgresql_server_down_is_said_in_words():
 def test_a_password_in_a_postgresql_urls_query_is_shown_nowhere():
     """libpq takes ?password=: SQLAlchemy's hide_password showed it as written, in the probe's row
     and in the site's own error at the start."""
-    from maskwatch.site.events import DatabaseUnavailable
-
     url = f"postgresql+psycopg://maskwatch@127.0.0.1:{free_port()}/site?password=secret-pw&sslmode=disable"
     probe = probe_database(url, timeout=3)
     assert probe.ok is False and "secret-pw" not in probe.detail and "password=***" in probe.detail

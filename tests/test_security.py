@@ -418,6 +418,25 @@ def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path
     assert latin.returncode == 1 and latin.stderr == b"error: the password on stdin is not UTF-8 text\n"
 
 
+@pytest.mark.system  # runs the command line in a process of its own
+def test_users_passwd_refuses_the_current_password(tmp_path):
+    """It took the current password as the new one: "changed", every session ended, nothing changed."""
+    db = str(tmp_path / "users.db")
+    assert run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
+    store = AuthStore(db)
+    checked = store.check_login("ana", "ana's long password")
+    store.start_session(checked["id"], checked["password_hash"])
+    same = run_cli("users", "passwd", "ana", "--database", db, stdin="ana's long password\n")
+    assert same.returncode == 1 and same.stderr == "error: the new password is the current one: choose another\n"
+    assert store.session_count("ana") == 1  # nothing changed
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT password_hash FROM users").scalar() == checked["password_hash"]
+    other = run_cli("users", "passwd", "ana", "--database", db, stdin="ana's other password\n")
+    assert other.returncode == 0, other.stderr
+    assert store.session_count("ana") == 0 and store.check_login("ana", "ana's other password") is not None
+    store.close()
+
+
 def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
     db = str(tmp_path / "users.db")
     assert run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0

@@ -656,8 +656,9 @@ def evaluate_detection(
     photo), with 95 % intervals, and the share of faces found per true class and face size at the
     default cut-off."""
     _need("evaluate-detection", "train", ("sklearn", "pycocotools"))
-    from maskwatch.data.photos import annotated_faces, annotated_photos, photo_split
+    from maskwatch.data.photos import annotated_faces, photo_split, usable_annotations
     from maskwatch.data.prepare import PrepareError
+    from maskwatch.detection.evaluate import NoPhotoRead
     from maskwatch.detection.evaluate import evaluate_detection as run_eval
 
     if bootstrap < 0:
@@ -667,10 +668,20 @@ def evaluate_detection(
     if all_photos and seed is not None:
         _fail("--seed chooses the held-out side of a split, --all-photos scores every photo: give one of them")
     _refuse_folder(out, ".json")
+    skipped: list[str] = []  # a line each: the file and why it was not scored
+
+    def say_skipped() -> None:
+        for line in skipped:
+            typer.secho(f"warning: skipped, not counted: {line}", fg=typer.colors.YELLOW, err=True)
+
     try:
         model = _models(classifier, detector, gate).load()
-        if all_photos:
-            photos = annotated_photos(data)
+        if all_photos:  # your own photos: one that cannot be used is listed and the others scored
+            photos, unusable = usable_annotations(data)
+            skipped += [f"{path}: {'; '.join(problems)}" for path, problems in unusable]
+            if not photos:
+                say_skipped()
+                _fail(f"{data}: none of its {len(unusable)} annotated photos can be used (named above): nothing to score")
             trained = classifier_split(model)
             faces = sum(len(annotated_faces(ann)) for ann in photos)
             if faces and faces == trained.get("train", 0) + trained.get("val", 0):
@@ -684,21 +695,33 @@ def evaluate_detection(
             photos = split.val
         scored = photos[:limit]
         if not any(annotated_faces(ann) for ann in scored):  # every figure would be 0 or nan, said as 0.000 [nan, nan]
+            say_skipped()
             _fail(f"{data}: no annotated face in the {len(scored)} photo{'s' * (len(scored) != 1)} scored: nothing to "
                   "score (each face is an <object> with a class name and a box in a photo's XML)")
         metrics = run_eval(data, model, scored, progress=progress, resamples=bootstrap)
+    except NoPhotoRead as err:
+        skipped += err.skipped
+        say_skipped()
+        _fail(f"{data}: none of the {len(err.skipped)} photos scored reads (named above): nothing to score")
     except (ImportError, PrepareError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
         _fail("stopped by Ctrl-C or SIGTERM; nothing was written", code=130)
+    skipped += metrics["skipped"]
+    metrics["skipped"] = skipped  # each photo not counted, a line naming its file and why
     metrics["scored"] = "all" if all_photos else "held-out"  # which photos the figures are of
     if not all_photos:
         metrics["split"] = {"by": "photo", "seed": seed, "held_out_photos": len(photos)}
+    say_skipped()
     typer.echo(format_detection_metrics(metrics))
     if out is not None:
         from maskwatch.atomic import write_text
 
         write_text(out, json.dumps(metrics, indent=2))
+    if skipped:
+        n, scored_photos = len(skipped), metrics["photos"]
+        _fail(f"{n} photo{'s' * (n != 1)} skipped, not counted (named above); the other {scored_photos} "
+              f"{'are' if scored_photos != 1 else 'is'} scored above")
 
 
 def classifier_split(model) -> dict:

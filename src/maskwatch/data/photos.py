@@ -45,31 +45,39 @@ def photo_split(data_dir: Path, seed: int = 0, val_fraction: float = 0.2) -> Pho
 
 
 def annotated_photos(data_dir: Path) -> list[VocAnnotation]:
-    """Every annotated photo of the dataset, in `prepare`'s order (`evaluate-detection --all-photos`
-    scores them all: a user's own photos, which no model was trained on).
+    """Every annotated photo of the dataset, in `prepare`'s order.
 
     ValueError where a photo could not teach or score a detector: `prepare` passes over a face it
     cannot use, but a whole photo with that face in it would teach the detector the face as
     background (and count finding it as a mistake), and a file that does not read would leave its
     photo out in silence. Said with how many and the first of them, to fix or remove.
     """
-    annotations, problems = [], []
-    for path in annotation_files(data_dir):
-        try:
-            ann = load_voc_annotation(path)
-        except AnnotationError as err:
-            problems.append(str(err))
-            continue
-        if ann.filename_problem is not None:
-            problems.append(f"{path}: {ann.filename_problem}")
-            continue
-        annotations.append(ann)
-        problems += [f"{path} object {obj.index}: {why}" for obj in ann.objects
-                     if (why := label_problem(obj)) is not None]
+    annotations, unusable = usable_annotations(data_dir)
+    problems = [f"{path}: {problem}" for path, problems in unusable for problem in problems]
     if problems:
         raise ValueError(f"{data_dir}: {len(problems)} annotations a detector cannot use (first: {problems[0]}); a "
                          "photo is used whole, so its faces must all be labelled right: fix them or remove them")
     return annotations
+
+
+def usable_annotations(data_dir: Path) -> tuple[list[VocAnnotation], list[tuple[Path, list[str]]]]:
+    """The annotated photos a detector can use whole, in `prepare`'s order, and each XML file it
+    cannot with its problems (`evaluate-detection --all-photos` scores the first and lists the
+    second: a user's own photos, no split to keep whole)."""
+    annotations, unusable = [], []
+    for path in annotation_files(data_dir):
+        try:
+            ann = load_voc_annotation(path)
+        except AnnotationError as err:
+            unusable.append((path, [err.problem]))
+            continue
+        problems = ([ann.filename_problem] if ann.filename_problem is not None else
+                    [f"object {obj.index}: {why}" for obj in ann.objects if (why := label_problem(obj)) is not None])
+        if problems:
+            unusable.append((path, problems))
+        else:
+            annotations.append(ann)
+    return annotations, unusable
 
 
 def read_photo(data_dir: Path, ann: VocAnnotation) -> np.ndarray:

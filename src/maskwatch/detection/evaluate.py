@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskwatch.data.images import ImageError
 from maskwatch.data.photos import annotated_faces, read_photo
 from maskwatch.data.voc import VocAnnotation
 from maskwatch.detection.bootstrap import (average_precision, bootstrap_photos, face_recall, match_photo,
@@ -25,6 +26,14 @@ def face_size_bin(face: Face) -> str:
     return size_bin(min(face.width, face.height))
 
 
+class NoPhotoRead(ValueError):
+    """None of the photos to score read; `skipped` says why each did not."""
+
+    def __init__(self, skipped: list[str]) -> None:
+        self.skipped = skipped
+        super().__init__(f"none of the {len(skipped)} photos read: nothing to score")
+
+
 def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation],
                        progress: bool = True, resamples: int = 200, seed: int = 0) -> dict:
     """COCO mAP@0.5 and mAP@0.5:0.95 per class (pycocotools) and face recall at IoU 0.5.
@@ -35,13 +44,23 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
     the detector keeps (as COCO recall is); `default_cutoff` gives recall and precision of
     what `detect` returns by default, and `found_rate` the share of each true class and face
     size found at that cut-off. `intervals`: 95 % bootstrap intervals over photos.
+
+    A photo that does not read (missing, corrupt, not the size its annotation says) is listed in
+    `skipped` (its path and why) and counted nowhere, as `evaluate-photos` does; NoPhotoRead
+    where none reads.
     """
     from pycocotools.coco import COCO
 
     images, gt, dets = [], [], []
     per_photo = []  # (truth faces, labelled candidates) of each photo
-    for image_id, ann in enumerate(progress_bar(annotations, desc="detect", unit="photo", disable=not progress), 1):
-        image = read_photo(data_dir, ann)
+    skipped = []
+    for ann in progress_bar(annotations, desc="detect", unit="photo", disable=not progress):
+        try:
+            image = read_photo(data_dir, ann)
+        except ImageError as err:
+            skipped.append(str(err))
+            continue
+        image_id = len(images) + 1
         images.append({"id": image_id, "width": ann.width, "height": ann.height, "file_name": ann.filename})
         truth = annotated_faces(ann)
         for face in truth:
@@ -53,6 +72,8 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
                 dets.append({"image_id": image_id, "category_id": c + 1, "bbox": _xywh(face.box),
                              "score": face.score * p})
         per_photo.append((truth, candidates))
+    if not images and skipped:
+        raise NoPhotoRead(skipped)
     coco_gt = COCO()
     coco_gt.dataset = {"images": images, "annotations": gt,
                        "categories": [{"id": i + 1, "name": c} for i, c in enumerate(CLASSES)]}
@@ -70,7 +91,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
     kept = sum(sum(f.score >= cutoff for f in c) for _, c in per_photo)
     matched = sum(int(r.sum()) for r in recall_cut)
     return {
-        "photos": len(annotations), "faces": total,
+        "photos": len(images), "faces": total, "skipped": skipped,
         "face_recall_iou50": float(sum(r.sum() for r in recall_all) / total) if total else 0.0,
         "candidates_threshold": detector.config.threshold,
         "default_cutoff": {"min_score": cutoff,

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from maskwatch.security.passwords import WeakPassword, check_strength
+from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.store import AuthStore
 from maskwatch.site.events import driver_reason
 
@@ -297,7 +297,7 @@ class AccessControl:
         # sweep never removed while nobody logged in.
         self._sweep()
         client = client_address(request)
-        user = self._check_password(client, name, password)
+        user = self._check_password(client, name, password, "logins")
         if user is None:  # the attempt's rows stay: they are its failure
             self.store.log("login_failed", None, client, name[:64])
             said_failed(name, client)
@@ -313,15 +313,16 @@ class AccessControl:
         self._sweep()
         return user, token
 
-    def _check_password(self, client: str, name: str, password: str) -> dict | None:
+    def _check_password(self, client: str, name: str, password: str, checks: str) -> dict | None:
         """The user (with the "password_hash" checked) when `password` is `name`'s, else None with
         the attempt counted as a failure of the client and of the name; AuthError 429 past either
-        limit, 503 past MAX_LOGINS_AT_ONCE. A login and a password change (its current password)
-        both come here, so neither guesses faster than the other allows."""
+        limit, 503 past MAX_LOGINS_AT_ONCE, naming the caller's `checks` ("logins", "password
+        checks": a password change was told of too many logins). A login and a password change
+        (its current password) both come here, so neither guesses faster than the other allows."""
         keys = [f"client:{client}", f"user:{name[:64]}"]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
-                raise AuthError(503, "too many logins at once; try again in a second", {"Retry-After": "1"})
+                raise AuthError(503, f"too many {checks} at once; try again in a second", {"Retry-After": "1"})
             self._in_flight += 1
         try:
             # Counted in the database before the password is checked, so that guesses sent in
@@ -370,9 +371,9 @@ class AccessControl:
         except WeakPassword as err:
             raise AuthError(400, str(err)) from None
         if new == current:
-            raise AuthError(400, "the new password is the current one: choose another")
+            raise AuthError(400, SAME_PASSWORD)
         client = client_address(request)
-        user = self._check_password(client, principal.name, current)
+        user = self._check_password(client, principal.name, current, "password checks")
         if user is None:
             self.store.log("password_change_failed", principal.name, client)
             said_failed(principal.name, client)

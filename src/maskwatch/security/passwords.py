@@ -13,6 +13,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 TIME_COST, MEMORY_KIB, LANES = 2, 64 * 1024, 2
 MIN_LENGTH = 10
+SAME_PASSWORD = "the new password is the current one: choose another"
 # 64 MiB each: at most this many hashes at once, so a login flood cannot exhaust memory.
 _CONCURRENT = threading.BoundedSemaphore(4)
 _HASHER = Argon2Hasher(time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=LANES)

@@ -60,7 +60,8 @@ def login_page(next: str | None = Query(None, max_length=2000, description="wher
              responses={400: {"description": "A body that is not JSON"},
                         401: {"description": "Wrong user name or password (the same for both)"},
                         403: {"description": "No X-Maskwatch-CSRF header, or another site's Origin"},
-                        429: {"description": "Too many failed logins; Retry-After says when to try again"}})
+                        429: {"description": "Too many failed logins; Retry-After says when to try again"},
+                        503: {"description": "Too many logins at once in this process; Retry-After: 1"}})
 def login(request: Request, body: LoginBody) -> JSONResponse:
     """Start a session: the token goes in an HttpOnly cookie; send X-Maskwatch-CSRF: 1."""
     access = _access(request)
@@ -88,7 +89,8 @@ def logout(request: Request) -> JSONResponse:
                                             "or an open server (no password to change); no X-Maskwatch-CSRF "
                                             "header, or another site's Origin"},
                         409: {"description": "The password was changed or the user removed meanwhile"},
-                        429: {"description": "Too many failed logins; Retry-After says when to try again"}})
+                        429: {"description": "Too many failed logins; Retry-After says when to try again"},
+                        503: {"description": "Too many password checks at once in this process; Retry-After: 1"}})
 def change_password(request: Request, body: PasswordBody) -> JSONResponse:
     """Change your own password, logged in: `current` is checked as a login checks it, and counts
     as a failed login when wrong. Every session of yours ends; this browser gets a new one."""

@@ -21,7 +21,7 @@ from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete,
                         update)
 from sqlalchemy.exc import SQLAlchemyError
 
-from maskwatch.security.passwords import check_strength, hash_password, needs_rehash, verify_password
+from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, EventStore, database_url,
                                      apply_migrations, driver_reason, hold_database, open_database,
@@ -215,8 +215,14 @@ class AuthStore:
             connection.execute(delete(users).where(users.c.id == row.id))
 
     def set_password(self, name: str, password: str) -> None:
-        """A new password; every session of the user ends (log in again with the new one)."""
+        """A new password; every session of the user ends (log in again with the new one). The
+        current one is refused, checked against its hash: it ended the sessions and changed
+        nothing, where `users passwd` said it changed (POST /password refuses it too)."""
         check_strength(password, name)
+        with self.engine.connect() as connection:
+            stored = connection.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
+        if verify_password(password, stored):
+            raise ValueError(SAME_PASSWORD)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
             if _replace_password(connection, name, hashed) is None:

@@ -232,9 +232,13 @@ def said_migrated(url: str, what: str, before: int, after: int) -> None:
 
 
 def newer_schema(url: str, what: str, current: int, known: int) -> DatabaseUnavailable:
-    shown = shown_database_url(url)
-    return DatabaseUnavailable(f"{shown}: {what} version {current} is newer than this maskwatch ({known}); "
-                               "upgrade maskwatch, or restore the backup taken before the upgrade")
+    return DatabaseUnavailable(f"{shown_database_url(url)}: {newer_schema_words(what, current, known)}")
+
+
+def newer_schema_words(what: str, current: int, known: int) -> str:
+    """A schema newer than this maskwatch's, in the words the start and `run --probe` both say."""
+    return (f"{what} version {current} is newer than this maskwatch ({known}); "
+            "upgrade maskwatch, or restore the backup taken before the upgrade")
 
 
 def driver_reason(err: Exception) -> str:
@@ -336,7 +340,7 @@ class EventStore:
         """Bring the schema to the newest version; the version it is at."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, MIGRATION_LOCK)
-            before = apply_migrations(connection, self.url, "schema", schema_version, MIGRATIONS)
+            before = apply_migrations(connection, self.url, "events schema", schema_version, MIGRATIONS)
         said_migrated(self.url, "events schema", before, len(MIGRATIONS))
         return len(MIGRATIONS)
 

@@ -179,14 +179,13 @@ def probe_database(database: str, timeout: float = NETWORK_TIMEOUT) -> Probe:
 
 def _schema(version: int | None) -> tuple[bool, str]:
     """Whether the site can start on an events schema at `version` (None: no maskwatch tables yet), and its words."""
-    from maskwatch.site.events import MIGRATIONS
+    from maskwatch.site.events import MIGRATIONS, newer_schema_words
 
     known = len(MIGRATIONS)
     if version is None:
         return True, "no maskwatch tables yet (made at the start)"
-    if version > known:
-        return False, (f"events schema {version} is newer than this maskwatch's ({known}): upgrade maskwatch, "
-                       "or restore the backup taken before the upgrade")
+    if version > known:  # what the start would refuse it with
+        return False, newer_schema_words("events schema", version, known)
     if version < known:
         return True, (f"events schema {version}: upgraded to {known} at the start (older maskwatch then no longer "
                       "opens it; `maskwatch backup` first)")
@@ -211,32 +210,37 @@ def _probe_sqlite(path: Path) -> Probe:
         return Probe("database", False, f"{path}: {err.strerror or err}")
     if header and header != b"SQLite format 3\x00":
         return Probe("database", False, f"{path}: not an SQLite database")
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    from maskwatch.site.events import driver_reason
+
     # Read only, and leaving no file behind: mode=ro opens a database in WAL mode by making its
     # -wal and -shm files, kept after the close; immutable=1 reads the file alone, which is whole
-    # when no -wal is there (a running site's is, and mode=ro then reads through it).
+    # when no -wal is there (a running site's is, and mode=ro then reads through it). SQLAlchemy
+    # reads it through this connection, as it reads a server (no URL of its takes these flags).
     running = Path(f"{path}-wal").exists()
     uri = f"file:{quote(str(path))}?{'mode=ro' if running else 'immutable=1'}"
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=NETWORK_TIMEOUT),
+                           poolclass=NullPool, hide_parameters=True)
     try:
-        connection = sqlite3.connect(uri, uri=True, timeout=NETWORK_TIMEOUT)
-        try:
-            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = (connection.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
-                       if "schema_version" in tables else None)
-        finally:
-            connection.close()
-    except sqlite3.Error as err:
-        return Probe("database", False, f"{path}: cannot read it: {err}")
+        version, _, _ = _read_schema(engine)
+    except SQLAlchemyError as err:
+        return Probe("database", False, f"{path}: cannot read it: {driver_reason(err)}")
+    finally:
+        engine.dispose()
     ok, said = _schema(version)
     return Probe("database", ok, f"{path}: SQLite, writable; {said}")
 
 
 def _probe_server(url: str, timeout: float) -> Probe:
-    from sqlalchemy import create_engine, func, inspect, select
+    from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from maskwatch.site.events import MIGRATIONS, driver_reason, schema_version, shown_database_url
+    from maskwatch.site.events import driver_reason, shown_database_url
 
     shown = shown_database_url(url)
     postgres = make_url(url).get_backend_name() == "postgresql"
@@ -246,15 +250,7 @@ def _probe_server(url: str, timeout: float) -> Probe:
     except (ArgumentError, ImportError) as err:
         return Probe("database", False, f"{shown}: not a database URL this install can open: {err}")
     try:
-        with engine.connect() as connection:
-            if postgres:  # nothing this transaction does can write, whatever the code below becomes
-                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-            version = None
-            if inspect(connection).has_table(schema_version.name):
-                version = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
-            server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
-            refused = _cannot_create(connection) if postgres and (version is None or version < len(MIGRATIONS)) else None
-            connection.rollback()
+        version, server, refused = _read_schema(engine)
     except SQLAlchemyError as err:
         return Probe("database", False, f"{shown}: {driver_reason(err)}")
     finally:
@@ -265,6 +261,27 @@ def _probe_server(url: str, timeout: float) -> Probe:
     if refused:
         return Probe("database", False, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}, but {refused}")
     return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}")
+
+
+def _read_schema(engine) -> tuple[int | None, str, str | None]:
+    """The events schema's version (None: no maskwatch tables), the server's version, and on
+    PostgreSQL why its user could not make or upgrade the tables (None: it can); read in one
+    transaction, rolled back, that writes nothing."""
+    from sqlalchemy import func, inspect, select
+
+    from maskwatch.site.events import MIGRATIONS, schema_version
+
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as connection:
+        if postgres:  # nothing this transaction does can write, whatever the code below becomes
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        version = None
+        if inspect(connection).has_table(schema_version.name):
+            version = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
+        server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
+        refused = _cannot_create(connection) if postgres and (version is None or version < len(MIGRATIONS)) else None
+        connection.rollback()
+    return version, server, refused
 
 
 def _cannot_create(connection) -> str | None:
