@@ -119,19 +119,15 @@ def add_user(
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
     site = site_config(config)
-    from maskwatch.security.store import new_user_problem
+    from maskwatch.security.store import new_user_problem, viewer_cameras
 
     if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
         _fail(problem)
-    if camera is not None:
-        camera = [c.strip() for c in camera if c.strip()]
-        if not camera:
-            _fail("--camera names no camera: leave it out for all cameras")
-        if site is not None and (unknown := [c for c in camera if c not in site.cameras]):
-            # A camera removed from the file is read as long as its history is kept (site_api).
-            if unknown := [c for c in unknown if c not in stored_history(site, unknown)]:
-                _fail(f"no camera {', '.join(map(repr, unknown))} in {config}, nor any history of it in its "
-                      f"database; cameras: {', '.join(site.cameras)}")
+    try:
+        camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
+                                lambda unknown: stored_history(site, unknown), str(config))
+    except ValueError as err:
+        _fail(str(err))
     store = store_of(site, database, create=True)
     password = read_password()
     try:
