@@ -89,7 +89,7 @@ def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
     site = request.app.state.site
     if site is None:
         return None, None
-    return list(site.config.cameras), lambda unknown: [c for c in unknown if c in site.retired_cameras()]
+    return list(site.config.cameras), lambda unknown: [c for c in site.retired_cameras() if c in unknown]
 
 
 @router.post("/v1/users", openapi_extra=ADMIN, status_code=201,

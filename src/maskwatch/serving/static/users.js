@@ -80,16 +80,21 @@
     if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
     return answer;
   }
-  // A change: said done, or why not ("logged out": the page is going to the login page).
+  // A change (`action` does it and tidies its form): said done, or why not ("logged out": the page
+  // is going to the login page); then the lists read again (a list that cannot be read is said as
+  // such, not as the change failing).
   async function change(what, action) {
     say("");
     try {
       say(await action());
-      await load();
-      return true;
     } catch (err) {
       if (err.message !== "logged out") say(`${what}: ${err.message}.`, true);
-      return false;
+      return;
+    }
+    try {
+      await load();
+    } catch (err) {
+      if (err.message !== "logged out") say(`Done, but the lists could not be read again (${err.message}).`, true);
     }
   }
 
@@ -168,8 +173,11 @@
     const name = $("users-reset-user").value, password = $("users-reset-password").value;
     if (!password) return say("Not set: type the new password twice.", true);
     if (password !== $("users-reset-again").value) return say("Not set: the two passwords differ.", true);
-    if (await change("Not set", async () =>
-      (await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST", {password})).status)) endReset();
+    await change("Not set", async () => {
+      const {status} = await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST", {password});
+      endReset();
+      return status;
+    });
   });
 
   // A viewer's cameras, ticked from the site's running and retired ones (`serve` without a site: none).
@@ -201,13 +209,12 @@
     const ticked = [...$("users-add-cameras").querySelectorAll("input:checked")].map((box) => box.value);
     const body = {name, role, password};
     if (role === "viewer" && ticked.length) body.cameras = ticked;
-    if (await change("Not added", async () => {
+    await change("Not added", async () => {
       const {user} = await send("/v1/users", "POST", body);
-      return `Added ${user.role} ${user.name} (${user.cameras ? user.cameras.join(", ") : "all cameras"}).`;
-    })) {
       event.target.reset();
       $("users-add-cameras").hidden = $("users-add-cameras").dataset.cameras === "0";
-    }
+      return `Added ${user.role} ${user.name} (${user.cameras ? user.cameras.join(", ") : "all cameras"}).`;
+    });
   });
 
   $("tokens-add").addEventListener("submit", async (event) => {
@@ -215,18 +222,16 @@
     const name = $("tokens-add-name").value.trim(), scope = $("tokens-add-scope").value;
     if (!name) return say("Not created: give the token a name (what uses it).", true);
     $("tokens-secret").hidden = true;
-    let token = null;
-    if (await change("Not created", async () => {
-      ({token} = await send("/v1/tokens", "POST", {name, scope}));
-      return `Token ${name} created (${scope}): copy it now, it is not shown again.`;
-    })) {
+    await change("Not created", async () => {
+      const {token} = await send("/v1/tokens", "POST", {name, scope});
       event.target.reset();
       $("tokens-secret-name").textContent = name;
       $("tokens-secret-value").value = token;
       $("tokens-copied").textContent = "";
       $("tokens-secret").hidden = false;
       $("tokens-copy").focus();
-    }
+      return `Token ${name} created (${scope}): copy it now, it is not shown again.`;
+    });
   });
   $("tokens-copy").addEventListener("click", async () => {
     const field = $("tokens-secret-value"), said = $("tokens-copied");
