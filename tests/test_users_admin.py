@@ -5,14 +5,15 @@ A viewer's cameras checked against a running site: tests/test_security.py."""
 
 from __future__ import annotations
 
+import getpass
+
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from maskwatch.security.access import AuthSettings
-from maskwatch.security.admin_routes import ACTIONS
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import AuthStore, new_user_problem
+from maskwatch.security.store import CHANGES, AuthStore, new_user_problem
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import log_in
 from tests.postgres import postgres  # noqa: F401  (fixture)
@@ -72,11 +73,11 @@ def test_an_admin_adds_resets_and_removes_users_ending_their_sessions_each_chang
     assert removed.status_code == 200 and removed.json()["user"] == "cy"
     assert cy.get("/v1/me").status_code == 401 and boss.get("/v1/me").json()["user"] == "boss"
     assert [u["name"] for u in boss.get("/v1/users").json()["users"]] == ["ana", "boss"]
-    assert set(ACTIONS) <= set(boss.get("/v1/privacy").json()["access_log"]["records"])
+    assert set(CHANGES) <= set(boss.get("/v1/privacy").json()["access_log"]["records"])
 
     store = AuthStore(db)
     changes = [(e["action"], e["user"], e["client"], e["target"]) for e in reversed(store.access_log(limit=100))
-               if e["action"] in ACTIONS]
+               if e["action"] in CHANGES]
     assert changes == [("user_added", "boss", "testclient", "cy (viewer; door,till)"),
                        ("password_set", "boss", "testclient", "ana"),
                        ("user_removed", "boss", "testclient", "cy")]
@@ -109,15 +110,15 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
         assert script.get("/v1/me", headers=bearer).status_code == 401  # the next request with it
         assert boss.delete("/v1/tokens/prometheus", headers=CSRF).status_code == 404
     changes = [(e["action"], e["user"], e["target"]) for e in reversed(AuthStore(db).access_log(limit=100))
-               if e["action"] in ACTIONS]
+               if e["action"] in CHANGES]
     assert changes == [("token_added", "boss", "prometheus (read)"), ("token_revoked", "boss", "prometheus")]
 
 
-CHANGES = [("post", "/v1/users", {"name": "eve", "role": "admin", "password": "eve's long password"}),
-           ("post", "/v1/users/ana/password", {"password": "chosen by someone else"}),
-           ("delete", "/v1/users/ana", None),
-           ("post", "/v1/tokens", {"name": "mine", "scope": "full"}),
-           ("delete", "/v1/tokens/script", None)]
+WRITES = [("post", "/v1/users", {"name": "eve", "role": "admin", "password": "eve's long password"}),
+          ("post", "/v1/users/ana/password", {"password": "chosen by someone else"}),
+          ("delete", "/v1/users/ana", None),
+          ("post", "/v1/tokens", {"name": "mine", "scope": "full"}),
+          ("delete", "/v1/tokens/script", None)]
 
 
 def test_viewers_tokens_other_sites_and_open_servers_change_nothing(tmp_path):
@@ -125,7 +126,7 @@ def test_viewers_tokens_other_sites_and_open_servers_change_nothing(tmp_path):
     store = AuthStore(db)
     full = {"Authorization": f"Bearer {store.add_token('script', 'full')}"}
     viewer, boss, script = logged_in(db, ANA), logged_in(db, BOSS), client_of(db)
-    for method, path, body in CHANGES:
+    for method, path, body in WRITES:
         def call(client, headers):
             return client.request(method, path, json=body, headers=headers)
 
@@ -140,11 +141,11 @@ def test_viewers_tokens_other_sites_and_open_servers_change_nothing(tmp_path):
     assert viewer.get("/v1/tokens").status_code == 403
     assert [u["name"] for u in store.users()] == ["ana", "boss"] and [t["name"] for t in store.tokens()] == ["script"]
     assert store.check_login(*ANA) is not None and store.session_count("ana") == 1
-    assert not [e for e in store.access_log(limit=1000) if e["action"] in ACTIONS]
+    assert not [e for e in store.access_log(limit=1000) if e["action"] in CHANGES]
     empty = str(tmp_path / "open.db")
     AuthStore(empty).close()
     with TestClient(create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=empty)))) as anyone:
-        first = anyone.post("/v1/users", json=CHANGES[0][2], headers=CSRF)
+        first = anyone.post("/v1/users", json=WRITES[0][2], headers=CSRF)
         assert first.status_code == 403 and "maskwatch users add NAME --role admin" in first.json()["error"]
     assert AuthStore(empty).users() == []
 
@@ -308,10 +309,29 @@ def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
         store = AuthStore(db)
         assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer"), ("boss", "admin")]
         assert store.check_login("ana", "ana's second password") is not None
-        assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in ACTIONS] == [
+        assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [
             "user_added", "password_set", "user_removed", "token_added", "token_revoked"]
         viewer = tab(360, 740)
         log_in(viewer, base, ("ana", "ana's second password"))
         viewer.wait_for_selector("#account", state="visible")
         viewer.wait_for_load_state("networkidle")
         assert viewer.is_hidden("#users-open")  # a viewer never sees it
+
+
+@pytest.mark.system  # runs the command line in processes of its own
+def test_the_cli_writes_the_same_access_log_rows_as_the_dashboard(tmp_path):
+    """Who added, removed or reset a user, or made or revoked a token, on the server: the commands
+    wrote no row, so the access log told the dashboard's changes only."""
+    from tests.test_security import run_cli
+
+    db = str(tmp_path / "cli.db")
+    for command, stdin in ((("users", "add", "cy", "--camera", "door"), "cy's own password\n"),
+                           (("users", "passwd", "cy"), "cy's second password\n"), (("users", "remove", "cy"), ""),
+                           (("tokens", "add", "prometheus", "--scope", "full"), ""), (("tokens", "revoke", "prometheus"), "")):
+        ran = run_cli(*command, "--database", db, stdin=stdin)
+        assert ran.returncode == 0, ran.stderr
+    rows = [(e["action"], e["user"], e["client"], e["target"]) for e in reversed(AuthStore(db).access_log())]
+    by = f"cli:{getpass.getuser()}"
+    assert rows == [("user_added", by, "local", "cy (viewer; door)"), ("password_set", by, "local", "cy"),
+                    ("user_removed", by, "local", "cy"), ("token_added", by, "local", "prometheus (full)"),
+                    ("token_revoked", by, "local", "prometheus")]

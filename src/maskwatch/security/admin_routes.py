@@ -15,11 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from maskwatch.security.access import ADMIN, AuthError, client_address
-from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, AuthStore, Conflict, NoSuch, new_user_problem,
-                                      viewer_cameras)
+from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, AuthStore, Conflict, NoSuch, added_target,
+                                      new_user_problem, viewer_cameras)
 
-# The access log's actions of these routes (GET /v1/privacy lists them; docs/security.md's table).
-ACTIONS = ("user_added", "user_removed", "password_set", "token_added", "token_revoked")
 CameraId = Annotated[str, Field(max_length=64)]
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
 TokenName = Annotated[str, Path(min_length=1, max_length=58, description="as GET /v1/tokens lists it")]
@@ -103,8 +101,7 @@ def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
         user = _store(request).add_user(body.name, body.password, body.role, cameras)
     except ValueError as err:
         raise _refused(err) from None
-    seen = ",".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
-    return _done(request, admin, "user_added", f"{user['name']} ({user['role']}; {seen})", {"user": user}, 201)
+    return _done(request, admin, "user_added", added_target(user), {"user": user}, 201)
 
 
 @router.post("/v1/users/{user_name}/password", openapi_extra=ADMIN,
@@ -153,7 +150,7 @@ def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
         token = _store(request).add_token(body.name, body.scope)
     except ValueError as err:
         raise _refused(err) from None
-    return _done(request, admin, "token_added", f"{body.name} ({body.scope})",
+    return _done(request, admin, "token_added", added_target(token=(body.name, body.scope)),
                  {"name": body.name, "scope": body.scope, "token": token}, 201)
 
 

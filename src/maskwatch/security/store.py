@@ -39,6 +39,19 @@ TOKEN_PREFIX = "mw_"
 CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (PostgreSQL refused a longer list)
 
 
+# The access log's actions of a change to the users or tokens, by an admin on the dashboard
+# (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
+CHANGES = ("user_added", "user_removed", "password_set", "token_added", "token_revoked")
+
+
+def added_target(user: dict | None = None, token: tuple[str, str] | None = None) -> str:
+    """The access log's target of an added user (name, role and cameras) or token (name, scope)."""
+    if token is not None:
+        return f"{token[0]} ({token[1]})"
+    seen = ",".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
+    return f"{user['name']} ({user['role']}; {seen})"
+
+
 class NoSuch(ValueError):
     """No user or token of that name (the API's 404)."""
 

@@ -404,10 +404,10 @@ def audited_actions(app: FastAPI) -> list[str]:
     from the routes' OpenAPI entries (a hand-written list left the events' export out of the statement)."""
     routes = {operation[AUDIT] for path in app.openapi()["paths"].values() for operation in path.values()
               if isinstance(operation, dict) and AUDIT in operation}
-    from maskwatch.security.admin_routes import ACTIONS
+    from maskwatch.security.store import CHANGES
 
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
-            *ACTIONS, *sorted(routes)]
+            *CHANGES, *sorted(routes)]
 
 
 def privacy_statement(settings: ServeSettings, site, access: AccessControl, records: list[str]) -> dict:
