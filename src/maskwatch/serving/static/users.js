@@ -1,6 +1,7 @@
 // The admins' "Users" dialog: users (add, reset a password, remove) and API tokens (create, revoke),
-// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose api(), checked()
-// and keepPolling() it uses; only an admin logged in gets the button (the server refuses anyone else).
+// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose api() and
+// checked() it uses and whose "maskwatch-account" event says who is logged in: only an admin gets
+// the button (the server refuses anyone else).
 // As the password dialog: Escape or Close closes it, every password typed and the token shown
 // are emptied then, and what went wrong is said in one line (role="alert").
 (() => {
@@ -266,10 +267,10 @@
     open.focus();
   });
 
-  // The button for an admin logged in (a viewer, an open server or a token has none).
-  keepPolling(async () => {
-    me = await checked("/v1/me");
+  // The button for an admin logged in (a viewer, an open server or a token has none), once the
+  // page's own /v1/me has answered (asked again here, a failure was a second stale notice).
+  document.addEventListener("maskwatch-account", (event) => {
+    me = event.detail;
     open.hidden = !(me.via === "session" && me.role === "admin");
-    return false;
-  }, 5000);
+  });
 })();
