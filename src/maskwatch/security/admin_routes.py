@@ -61,9 +61,9 @@ def admin_in_person(request: Request) -> str:
 
 
 Admin = Annotated[str, Depends(admin_in_person)]
-REFUSALS = {400: {"description": "A bad name, role, camera or scope, or a weak password (as the CLI says it)"},
-            403: {"description": "Not an admin logged in (a viewer, an API token, an open server); no "
+REFUSALS = {403: {"description": "Not an admin logged in (a viewer, an API token, an open server); no "
                                  "X-Maskwatch-CSRF header, or another site's Origin"}}
+BAD_VALUE = {400: {"description": "A bad name, role, camera or scope, or a weak password (as the CLI says it)"}}
 router = APIRouter(tags=["users"])
 
 
@@ -91,7 +91,7 @@ def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
 
 
 @router.post("/v1/users", openapi_extra=ADMIN, status_code=201,
-             responses=REFUSALS | {409: {"description": "The name is taken (whatever its case)"}})
+             responses=REFUSALS | BAD_VALUE | {409: {"description": "The name is taken (whatever its case)"}})
 def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
     """Add a user, as `maskwatch users add`: a viewer sees only `cameras` where given."""
     if (problem := new_user_problem(body.name, body.role, body.cameras)) is not None:
@@ -105,7 +105,7 @@ def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
 
 
 @router.post("/v1/users/{user_name}/password", openapi_extra=ADMIN,
-             responses=REFUSALS | {404: {"description": "No such user"}})
+             responses=REFUSALS | BAD_VALUE | {404: {"description": "No such user"}})
 def set_password(request: Request, user_name: UserName, body: NewPassword, admin: Admin) -> JSONResponse:
     """A user's new password, as `maskwatch users passwd`: every session of theirs ends."""
     if user_name == admin:  # with the current one asked: a session left open must not be enough
@@ -142,7 +142,7 @@ def list_tokens(request: Request) -> JSONResponse:
 
 
 @router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201,
-             responses=REFUSALS | {409: {"description": "A token of that name exists"}})
+             responses=REFUSALS | BAD_VALUE | {409: {"description": "A token of that name exists"}})
 def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
     """A new API token, as `maskwatch tokens add`: `token` is in this answer only (the server keeps
     its hash): send it as `Authorization: Bearer TOKEN`."""
