@@ -317,18 +317,19 @@ def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
         assert viewer.is_hidden("#users-open")  # a viewer never sees it
 
 
-@pytest.mark.system  # runs the command line in processes of its own
 def test_the_cli_writes_the_same_access_log_rows_as_the_dashboard(tmp_path):
     """Who added, removed or reset a user, or made or revoked a token, on the server: the commands
     wrote no row, so the access log told the dashboard's changes only."""
-    from tests.test_security import run_cli
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
 
     db = str(tmp_path / "cli.db")
     for command, stdin in ((("users", "add", "cy", "--camera", "door"), "cy's own password\n"),
                            (("users", "passwd", "cy"), "cy's second password\n"), (("users", "remove", "cy"), ""),
                            (("tokens", "add", "prometheus", "--scope", "full"), ""), (("tokens", "revoke", "prometheus"), "")):
-        ran = run_cli(*command, "--database", db, stdin=stdin)
-        assert ran.returncode == 0, ran.stderr
+        ran = CliRunner().invoke(app, [*command, "--database", db], input=stdin)
+        assert ran.exit_code == 0, ran.output
     rows = [(e["action"], e["user"], e["client"], e["target"]) for e in reversed(AuthStore(db).access_log())]
     by = f"cli:{getpass.getuser()}"
     assert rows == [("user_added", by, "local", "cy (viewer; door)"), ("password_set", by, "local", "cy"),
