@@ -53,7 +53,8 @@ def session_of(response: httpx.Response) -> dict:
 
 
 def fill(path: str) -> str:
-    return path.replace("{camera_id}", "door").replace("{name}", "door-1.jpg")
+    return (path.replace("{camera_id}", "door").replace("{name}", "door-1.jpg").replace("{user_name}", "viewer")
+            .replace("{token_name}", "nobody"))
 
 
 def test_every_route_but_the_public_ones_refuses_a_request_without_credentials(secured):
@@ -251,6 +252,26 @@ def test_removing_a_user_or_changing_a_password_ends_their_sessions(secured):
     store.close()
 
 
+def test_an_admin_on_the_dashboard_gives_a_viewer_only_cameras_of_the_site(secured):
+    """POST /v1/users checks a viewer's cameras as `users add --config` does, in its words."""
+    session = session_of(login(secured.base, ADMIN)) | CSRF
+
+    def add(cameras):
+        return httpx.post(secured.base + "/v1/users", json={"name": "dora", "cameras": cameras,
+                                                              "password": "dora's long password"},
+                          headers=session, timeout=30)
+
+    typo = add(["door", "Till"])
+    assert typo.status_code == 400 and typo.json() == {
+        "error": "no camera 'Till' in the site's config, nor any history of it in its database; cameras: door, till"}
+    added = add(["door"])
+    assert added.status_code == 201 and added.json()["user"]["cameras"] == ["door"]
+    dora = session_of(login(secured.base, ("dora", "dora's long password")))
+    assert httpx.get(secured.base + "/v1/cameras/till/frame.jpg", headers=dora, timeout=10).status_code == 403
+    assert httpx.delete(secured.base + "/v1/users/dora", headers=session, timeout=10).status_code == 200
+    assert httpx.get(secured.base + "/v1/me", headers=dora, timeout=10).status_code == 401
+
+
 class OtherOrigin:
     """A page on another port of the same host (the same *site* for SameSite, so the browser
     sends the session cookie): a form that posts to the maskwatch server on load."""
@@ -340,6 +361,7 @@ def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  #
         strict.wait_for_selector('.camera[data-camera="till"]', timeout=30_000)
         strict.wait_for_selector("#account:not([hidden])", timeout=20_000)
         strict.wait_for_selector("#events:not([hidden])", timeout=20_000)
+        strict.wait_for_selector("#users-open:not([hidden])", timeout=20_000)  # users.js, a file of its own
     finally:
         context.close()
     assert refused == []

@@ -7,6 +7,7 @@ command line, where `ps` and the shell history would keep them, and never printe
 
 from __future__ import annotations
 
+import getpass
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,16 @@ def stored_history(site, cameras: list[str]) -> list[str]:
         _fail(f"the site's database: cannot read its stored cameras: {driver_reason(err)}")
 
 
+def _logged(store, action: str, target: str) -> None:
+    """The change as a row of the access log, as the dashboard's are (admin_routes.py): by
+    `cli:ACCOUNT`, the system account that ran the command, from `local`."""
+    try:
+        account = getpass.getuser()
+    except (KeyError, OSError):  # a container's user with no name
+        account = "unknown"
+    store.log(action, f"cli:{account}"[:64], "local", target)
+
+
 def read_password(confirm: bool = True) -> str:
     if not sys.stdin.isatty():
         raw = sys.stdin.buffer.readline()  # bytes: the locale's decoding failed with a traceback
@@ -119,25 +130,24 @@ def add_user(
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
     site = site_config(config)
-    from maskwatch.security.store import new_user_problem
+    from maskwatch.security.store import new_user_problem, viewer_cameras
 
     if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
         _fail(problem)
-    if camera is not None:
-        camera = [c.strip() for c in camera if c.strip()]
-        if not camera:
-            _fail("--camera names no camera: leave it out for all cameras")
-        if site is not None and (unknown := [c for c in camera if c not in site.cameras]):
-            # A camera removed from the file is read as long as its history is kept (site_api).
-            if unknown := [c for c in unknown if c not in stored_history(site, unknown)]:
-                _fail(f"no camera {', '.join(map(repr, unknown))} in {config}, nor any history of it in its "
-                      f"database; cameras: {', '.join(site.cameras)}")
+    try:
+        camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
+                                lambda unknown: stored_history(site, unknown), str(config))
+    except ValueError as err:
+        _fail(str(err))
     store = store_of(site, database, create=True)
     password = read_password()
     try:
         user = store.add_user(name, password, role, camera or None)
     except ValueError as err:
         _fail(str(err))
+    from maskwatch.security.store import added_target
+
+    _logged(store, "user_added", added_target(user))
     cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
     typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {store.url.split('://')[0]} database")
 
@@ -161,6 +171,7 @@ def remove_user(name: UserName, config: Config = None, database: Database = None
         store.remove_user(name)
     except ValueError as err:
         _fail(str(err))
+    _logged(store, "user_removed", name)
     typer.echo(f"removed {name}; their sessions ended")
 
 
@@ -174,6 +185,7 @@ def change_password(name: UserName, config: Config = None, database: Database = 
         store.set_password(name, read_password())
     except ValueError as err:
         _fail(str(err))
+    _logged(store, "password_set", name)
     typer.echo(f"password of {name} changed; their sessions ended")
 
 
@@ -196,6 +208,9 @@ def add_token(
         token = store.add_token(name, scope)
     except ValueError as err:
         _fail(str(err))
+    from maskwatch.security.store import added_target
+
+    _logged(store, "token_added", added_target(token=(name, scope)))
     typer.secho(f"token {name} ({scope}); shown once, store it now:", err=True)
     typer.echo(token)
 
@@ -218,6 +233,7 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
         store.revoke_token(name)
     except ValueError as err:
         _fail(str(err))
+    _logged(store, "token_revoked", name)
     typer.echo(f"revoked {name}")
 
 

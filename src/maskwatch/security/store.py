@@ -36,6 +36,28 @@ USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # whole (fullmatch): "$" let "
 # longer one, and the request with it).
 TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,58}")
 TOKEN_PREFIX = "mw_"
+CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (PostgreSQL refused a longer list)
+
+
+# The access log's actions of a change to the users or tokens, by an admin on the dashboard
+# (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
+CHANGES = ("user_added", "user_removed", "password_set", "token_added", "token_revoked")
+
+
+def added_target(user: dict | None = None, token: tuple[str, str] | None = None) -> str:
+    """The access log's target of an added user (name, role and cameras) or token (name, scope)."""
+    if token is not None:
+        return f"{token[0]} ({token[1]})"
+    seen = ",".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
+    return f"{user['name']} ({user['role']}; {seen})"
+
+
+class NoSuch(ValueError):
+    """No user or token of that name (the API's 404)."""
+
+
+class Conflict(ValueError):
+    """A name taken, or the last admin (the API's 409)."""
 
 metadata = MetaData()
 auth_schema_version = Table("auth_schema_version", metadata, Column("version", Integer, nullable=False))
@@ -115,8 +137,27 @@ def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | N
     if role not in ROLES:
         return f"role must be one of {', '.join(ROLES)}; got {role!r}"
     if role == "admin" and cameras:
-        return "an admin sees every camera: --camera is for viewers"
+        return "an admin sees every camera: a camera list (--camera) is for viewers"
+    if cameras and len(_cameras_text(cameras) or "") > CAMERAS_TEXT:
+        return f"a viewer's cameras take at most {CAMERAS_TEXT} characters together; leave the list out for all cameras"
     return None
+
+
+def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with_history, where: str) -> list[str] | None:
+    """A viewer's cameras as stored: blanks dropped, None for every camera. ValueError names a
+    camera neither in `configured` (the site's; None: no site to check against) nor among
+    `with_history(unknown)`, those of them whose history the database still holds (a camera
+    removed from the file is read as long as its history is kept). `users add` and POST /v1/users."""
+    if cameras is None:
+        return None
+    cameras = [c.strip() for c in cameras if c.strip()]
+    if not cameras:
+        raise ValueError("--camera names no camera: leave it out for all cameras")
+    if configured is not None and (unknown := [c for c in cameras if c not in configured]):
+        if unknown := [c for c in unknown if c not in with_history(unknown)]:
+            raise ValueError(f"no camera {', '.join(map(repr, unknown))} in {where}, nor any history of it in its "
+                             f"database; cameras: {', '.join(configured)}")
+    return cameras
 
 
 def _user_row(row) -> dict:
@@ -181,7 +222,7 @@ class AuthStore:
             hold_database(connection, USERS_LOCK)  # another process's `users add Bob` between the check and the write
             taken = connection.execute(select(users.c.name).where(func.lower(users.c.name) == name.lower())).scalar()
             if taken is not None:  # Bob and bob would be two accounts one person mistakes for each other
-                raise ValueError(f"user {taken!r} exists already (maskwatch users passwd changes a password)")
+                raise Conflict(f"user {taken!r} exists already (maskwatch users passwd changes a password)")
             connection.execute(insert(users).values(name=name, password_hash=hashed, role=role,
                                                     cameras=_cameras_text(cameras), created=time.time()))
         return self.user(name)
@@ -199,17 +240,19 @@ class AuthStore:
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(users)).scalar() or 0
 
-    def remove_user(self, name: str) -> None:
-        """Delete the user and end every session of theirs."""
+    def remove_user(self, name: str, leave_an_admin: bool = False) -> None:
+        """Delete the user and end every session of theirs. The last admin stays while other users
+        do; with `leave_an_admin` (the dashboard) also when alone: an admin removing themselves left
+        a site nobody could log in to, and one beyond loopback refusing everyone."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # two processes removing the last two admins at once
             row = connection.execute(select(users.c.id, users.c.role).where(users.c.name == name)).first()
             if row is None:
-                raise ValueError(f"no user {name!r}")
+                raise NoSuch(f"no user {name!r}")
             admins = connection.execute(select(func.count()).select_from(users).where(users.c.role == "admin")).scalar()
             others = connection.execute(select(func.count()).select_from(users).where(users.c.id != row.id)).scalar()
-            if row.role == "admin" and admins == 1 and others:  # the viewers would be left with nobody to run the site
-                raise ValueError(f"{name!r} is the last admin: add another admin first (maskwatch users add NAME "
+            if row.role == "admin" and admins == 1 and (others or leave_an_admin):  # nobody left to run the site
+                raise Conflict(f"{name!r} is the last admin: add another admin first (maskwatch users add NAME "
                                  "--role admin)")
             connection.execute(delete(sessions).where(sessions.c.user_id == row.id))
             connection.execute(delete(users).where(users.c.id == row.id))
@@ -226,7 +269,7 @@ class AuthStore:
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
             if _replace_password(connection, name, hashed) is None:
-                raise ValueError(f"no user {name!r}")
+                raise NoSuch(f"no user {name!r}")
 
     def change_own_password(self, name: str, checked_hash: str, password: str, now: float | None = None) -> str | None:
         """A user's own change (POST /password), once their current password was checked: the new
@@ -320,7 +363,7 @@ class AuthStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
             if connection.execute(select(api_tokens.c.id).where(api_tokens.c.name == name)).first() is not None:
-                raise ValueError(f"a token named {name!r} exists already (revoke it first)")
+                raise Conflict(f"a token named {name!r} exists already (revoke it first)")
             connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,
                                                          created=time.time()))
         return token
@@ -333,7 +376,7 @@ class AuthStore:
     def revoke_token(self, name: str) -> None:
         with self._write_lock, self.engine.begin() as connection:
             if connection.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount == 0:
-                raise ValueError(f"no token {name!r}")
+                raise NoSuch(f"no token {name!r}")
 
     def token(self, token: str, now: float | None = None) -> dict | None:
         """{"name", "scope"} of a live API token; None for an unknown or revoked one."""

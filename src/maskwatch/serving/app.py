@@ -38,8 +38,10 @@ from maskwatch.serving.uploads import UploadError, image_from_upload
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-# Bodies holding a password: a 422 says back none of their values (a form post's whole body too).
-SECRET_BODIES = ("/login", "/password")
+# Routes whose bodies hold a password: a 422 says back none of their values (a form post's whole
+# body too). Route paths, not URLs: an admin's reset names its user in the URL.
+SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password")
+STATIC_ASSETS = {"users.js": "text/javascript", "users.css": "text/css"}  # GET /static/NAME, these only
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
 # together (the threadpool's size) would have asked for 20 GB.
@@ -131,6 +133,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                   docs_url=None, openapi_url=None, redoc_url=None, responses=ACCESS_RESPONSES,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
     app.state.access = access
+    app.state.site = site  # POST /v1/users checks a viewer's cameras against it
     app.state.privacy = lambda: privacy_statement(settings, site, access, audited_actions(app))
     metrics = Metrics()
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
@@ -194,7 +197,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         A password's `input` is not said back (a refused one was echoed whole), and the answer is
         ASCII JSON: a lone surrogate in a field ("\\ud800") made rendering it a 500."""
         detail = jsonable_encoder(err.errors())
-        if request.url.path in SECRET_BODIES:
+        route = request.scope.get("route")
+        if getattr(route, "path", None) in SECRET_BODIES:
             for entry in detail:
                 if entry.get("loc", ("",))[0] == "body":
                     entry.pop("input", None)
@@ -259,6 +263,13 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     def dashboard() -> str:
         return (STATIC / "dashboard.html").read_text(encoding="utf-8")
 
+    @app.get("/static/{asset}", include_in_schema=False)
+    def static_asset(asset: str) -> Response:
+        """The dashboard's parts kept in files of their own (the admins' Users dialog); nothing else."""
+        if asset not in STATIC_ASSETS:
+            return JSONResponse({"error": f"no static file {asset!r}"}, status_code=404)
+        return Response((STATIC / asset).read_bytes(), media_type=STATIC_ASSETS[asset])
+
     if site is not None:
         from maskwatch.serving.site_api import site_routes
         from maskwatch.site.metrics import SiteCollector
@@ -270,9 +281,11 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     def classes() -> list[str]:
         return list(CLASSES)
 
+    from maskwatch.security.admin_routes import router as admin_routes
     from maskwatch.security.routes import router as access_routes
 
     app.include_router(access_routes)
+    app.include_router(admin_routes)
 
     plain_openapi = app.openapi
 
@@ -391,8 +404,10 @@ def audited_actions(app: FastAPI) -> list[str]:
     from the routes' OpenAPI entries (a hand-written list left the events' export out of the statement)."""
     routes = {operation[AUDIT] for path in app.openapi()["paths"].values() for operation in path.values()
               if isinstance(operation, dict) and AUDIT in operation}
+    from maskwatch.security.store import CHANGES
+
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
-            *sorted(routes)]
+            *CHANGES, *sorted(routes)]
 
 
 def privacy_statement(settings: ServeSettings, site, access: AccessControl, records: list[str]) -> dict:

@@ -1,0 +1,165 @@
+"""The admins' users and API tokens from the dashboard: `maskwatch users` and `maskwatch tokens`
+over HTTP, through the same store calls and checks.
+
+Changes need an admin logged in: an API token (even a full one) is refused, so that a leaked
+token cannot mint accounts or more tokens. Each change is a row of the access log in the acting
+admin's name; no answer, error or log line holds a password (app.py's 422 leaves it out too).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from maskwatch.security.access import ADMIN, AuthError, client_address
+from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, AuthStore, Conflict, NoSuch, added_target,
+                                      new_user_problem, viewer_cameras)
+
+CameraId = Annotated[str, Field(max_length=64)]
+UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
+TokenName = Annotated[str, Path(min_length=1, max_length=58, description="as GET /v1/tokens lists it")]
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, description="1-64 letters, digits, _ . @ or -")
+    role: str = Field("viewer", max_length=16, json_schema_extra={"enum": list(ROLES)})
+    cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
+                                           description="a viewer's cameras; left out: every camera")
+    password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+
+
+class NewPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+
+
+class NewToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=58, description="what uses it, e.g. prometheus")
+    scope: str = Field("read", max_length=8, json_schema_extra={"enum": list(SCOPES)},
+                       description="read: GET only, as a viewer of every camera; full: as an admin")
+
+
+def admin_in_person(request: Request) -> str:
+    """The admin's name; AuthError 403 for an API token and for an open server (no users yet:
+    the first admin is added with `maskwatch users add`, on the server)."""
+    principal = request.state.principal
+    if principal.via == "token":
+        raise AuthError(403, "users and tokens are managed by an admin logged in, not with an API token "
+                             "(or with maskwatch users / maskwatch tokens on the server)")
+    if principal.via != "session":
+        raise AuthError(403, "this server has no users yet: add the first admin with "
+                             "maskwatch users add NAME --role admin")
+    return principal.name
+
+
+Admin = Annotated[str, Depends(admin_in_person)]
+REFUSALS = {403: {"description": "Not an admin logged in (a viewer, an API token, an open server); no "
+                                 "X-Maskwatch-CSRF header, or another site's Origin"}}
+BAD_VALUE = {400: {"description": "A bad name, role, camera or scope, or a weak password (as the CLI says it)"}}
+router = APIRouter(tags=["users"])
+
+
+def _store(request: Request) -> AuthStore:
+    return request.app.state.access.store
+
+
+def _done(request: Request, admin: str, action: str, target: str, answer: dict, status: int = 200) -> JSONResponse:
+    _store(request).log(action, admin, client_address(request), target)
+    return JSONResponse(answer, status_code=status)
+
+
+def _refused(err: ValueError) -> AuthError:
+    """The store's refusal as an answer: 404 no such name, 409 taken or the last admin, else 400."""
+    return AuthError(404 if isinstance(err, NoSuch) else 409 if isinstance(err, Conflict) else 400, str(err))
+
+
+def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
+    """The site's configured cameras (None for `serve` without a site: nothing to check against,
+    as `users add --database`) and who says which of some still have history."""
+    site = request.app.state.site
+    if site is None:
+        return None, None
+    return list(site.config.cameras), lambda unknown: [c for c in site.retired_cameras() if c in unknown]
+
+
+@router.post("/v1/users", openapi_extra=ADMIN, status_code=201,
+             responses=REFUSALS | BAD_VALUE | {409: {"description": "The name is taken (whatever its case)"}})
+def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
+    """Add a user, as `maskwatch users add`: a viewer sees only `cameras` where given."""
+    if (problem := new_user_problem(body.name, body.role, body.cameras)) is not None:
+        raise AuthError(400, problem)
+    try:
+        cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
+        user = _store(request).add_user(body.name, body.password, body.role, cameras)
+    except ValueError as err:
+        raise _refused(err) from None
+    return _done(request, admin, "user_added", added_target(user), {"user": user}, 201)
+
+
+@router.post("/v1/users/{user_name}/password", openapi_extra=ADMIN,
+             responses=REFUSALS | BAD_VALUE | {404: {"description": "No such user"}})
+def set_password(request: Request, user_name: UserName, body: NewPassword, admin: Admin) -> JSONResponse:
+    """A user's new password, as `maskwatch users passwd`: every session of theirs ends."""
+    if user_name == admin:  # with the current one asked: a session left open must not be enough
+        raise AuthError(400, "your own password is changed with Change password (POST /password), "
+                             "which asks for the current one")
+    if _store(request).user(user_name) is None:  # said before the password's hashing
+        raise AuthError(404, f"no user {user_name!r}")
+    try:
+        _store(request).set_password(user_name, body.password)
+    except ValueError as err:
+        raise _refused(err) from None
+    return _done(request, admin, "password_set", user_name,
+                 {"status": f"password of {user_name} set; their sessions ended", "user": user_name})
+
+
+@router.delete("/v1/users/{user_name}", openapi_extra=ADMIN,
+               responses=REFUSALS | {404: {"description": "No such user"},
+                                     409: {"description": "The last admin (add another admin first)"}})
+def remove_user(request: Request, user_name: UserName, admin: Admin) -> JSONResponse:
+    """Remove a user, as `maskwatch users remove`: their sessions end. The last admin stays."""
+    try:
+        _store(request).remove_user(user_name, leave_an_admin=True)
+    except ValueError as err:
+        raise _refused(err) from None
+    return _done(request, admin, "user_removed", user_name,
+                 {"status": f"removed {user_name}; their sessions ended", "user": user_name})
+
+
+@router.get("/v1/tokens", openapi_extra=ADMIN)
+def list_tokens(request: Request) -> JSONResponse:
+    """The API tokens: name, scope, created and last used (Unix seconds); never the tokens."""
+    store = _store(request)
+    return JSONResponse({"tokens": store.tokens() if store is not None else []})
+
+
+@router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201,
+             responses=REFUSALS | BAD_VALUE | {409: {"description": "A token of that name exists"}})
+def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
+    """A new API token, as `maskwatch tokens add`: `token` is in this answer only (the server keeps
+    its hash): send it as `Authorization: Bearer TOKEN`."""
+    try:
+        token = _store(request).add_token(body.name, body.scope)
+    except ValueError as err:
+        raise _refused(err) from None
+    return _done(request, admin, "token_added", added_target(token=(body.name, body.scope)),
+                 {"name": body.name, "scope": body.scope, "token": token}, 201)
+
+
+@router.delete("/v1/tokens/{token_name}", openapi_extra=ADMIN,
+               responses=REFUSALS | {404: {"description": "No such token"}})
+def revoke_token(request: Request, token_name: TokenName, admin: Admin) -> JSONResponse:
+    """Revoke a token, as `maskwatch tokens revoke`: the next request with it gets 401."""
+    try:
+        _store(request).revoke_token(token_name)
+    except ValueError as err:
+        raise _refused(err) from None
+    return _done(request, admin, "token_revoked", token_name, {"status": f"revoked {token_name}", "name": token_name})

@@ -1,0 +1,276 @@
+// The admins' "Users" dialog: users (add, reset a password, remove) and API tokens (create, revoke),
+// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose api() and
+// checked() it uses and whose "maskwatch-account" event says who is logged in: only an admin gets
+// the button (the server refuses anyone else).
+// As the password dialog: Escape or Close closes it, every password typed and the token shown
+// are emptied then, and what went wrong is said in one line (role="alert").
+(() => {
+  const MARKUP = `
+<dialog id="users-dialog" aria-labelledby="users-title">
+  <h2 id="users-title" tabindex="-1">Users and API tokens</h2>
+  <p id="users-error" role="alert"></p>
+  <p id="users-status" role="status"></p>
+  <form id="users-confirm" hidden>
+    <p id="users-confirm-question"></p>
+    <div class="zone-tools"><button type="submit" id="users-confirm-yes"></button>
+      <button type="button" id="users-confirm-no">Keep</button></div>
+  </form>
+  <form id="users-reset" hidden novalidate>
+    <h3 id="users-reset-title"></h3>
+    <input type="text" id="users-reset-user" autocomplete="username" hidden readonly>
+    <label>New password <input type="password" id="users-reset-password" autocomplete="new-password" required
+      aria-describedby="users-rule"></label>
+    <label>New password again <input type="password" id="users-reset-again" autocomplete="new-password" required></label>
+    <p><small>Their sessions end: they log in again with it.</small></p>
+    <div class="zone-tools"><button type="submit">Set password</button>
+      <button type="button" id="users-reset-cancel">Cancel</button></div>
+  </form>
+  <h3>Users</h3>
+  <div class="scroll" tabindex="0" role="region" aria-label="users (scrolls sideways)">
+    <table id="users-table"><thead><tr><th>Name</th><th>Role</th><th>Cameras</th><th><span class="sr-only">Changes</span></th></tr></thead>
+    <tbody></tbody></table></div>
+  <form id="users-add" novalidate>
+    <h3>Add a user</h3>
+    <label>Name <input id="users-add-name" autocomplete="off" maxlength="64" required></label>
+    <label>Role <select id="users-add-role"><option value="viewer">viewer</option><option value="admin">admin</option></select></label>
+    <fieldset id="users-add-cameras" hidden><legend>Cameras the viewer sees (none ticked: every camera)</legend></fieldset>
+    <label>Password <input type="password" id="users-add-password" autocomplete="new-password" required
+      aria-describedby="users-rule"></label>
+    <label>Password again <input type="password" id="users-add-again" autocomplete="new-password" required></label>
+    <p id="users-rule"><small>At least 10 characters, not the user name.</small></p>
+    <button type="submit">Add user</button>
+  </form>
+  <h3>API tokens</h3>
+  <div class="scroll" tabindex="0" role="region" aria-label="API tokens (scrolls sideways)">
+    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Last used</th><th><span class="sr-only">Changes</span></th></tr></thead>
+    <tbody></tbody></table></div>
+  <div id="tokens-secret" hidden>
+    <p><label for="tokens-secret-value">Token <b id="tokens-secret-name"></b>: shown this once, store it now</label></p>
+    <input id="tokens-secret-value" readonly>
+    <div class="zone-tools"><button type="button" id="tokens-copy">Copy</button><span id="tokens-copied" role="status"></span></div>
+  </div>
+  <form id="tokens-add" novalidate>
+    <h3>Create a token</h3>
+    <label>Name <input id="tokens-add-name" autocomplete="off" maxlength="58" required placeholder="prometheus"></label>
+    <label>Scope <select id="tokens-add-scope"><option value="read">read (GET only, every camera)</option>
+      <option value="full">full (as an admin)</option></select></label>
+    <button type="submit">Create token</button>
+  </form>
+  <p><button type="button" id="users-close">Close</button></p>
+</dialog>`;
+  document.body.insertAdjacentHTML("beforeend", MARKUP);
+  const $ = (id) => document.getElementById(id);
+  const dialog = $("users-dialog");
+  const open = Object.assign(document.createElement("button"),
+                             {type: "button", id: "users-open", textContent: "Users", hidden: true});
+  open.setAttribute("aria-haspopup", "dialog");
+  $("logout").before(open, " ");
+  let me = null, confirming = null;  // confirming: what the confirm form's "yes" does
+
+  // One line of what went wrong, or of what was done; the other emptied.
+  const say = (text, error = false) => {
+    $("users-error").textContent = error ? text : "";
+    $("users-status").textContent = error ? "" : text;
+  };
+  async function send(url, method, body) {
+    const options = {method, headers: {"Content-Type": "application/json"}};
+    if (body !== undefined) options.body = JSON.stringify(body);
+    const response = await api(url, options);
+    let answer = {};
+    try { answer = await response.json(); } catch (err) { /* not JSON: the status says it */ }
+    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+    return answer;
+  }
+  // A change (`action` does it and tidies its form): said done, or why not ("logged out": the page
+  // is going to the login page); then the lists read again (a list that cannot be read is said as
+  // such, not as the change failing).
+  async function change(what, action) {
+    say("");
+    try {
+      say(await action());
+    } catch (err) {
+      if (err.message !== "logged out") say(`${what}: ${err.message}.`, true);
+      return;
+    }
+    try {
+      await load();
+    } catch (err) {
+      if (err.message !== "logged out") say(`Done, but the lists could not be read again (${err.message}).`, true);
+    }
+  }
+
+  const cell = (text) => Object.assign(document.createElement("td"), {textContent: text});
+  function rowButton(text, label, onClick) {
+    const button = Object.assign(document.createElement("button"), {type: "button", textContent: text});
+    button.setAttribute("aria-label", label);
+    button.addEventListener("click", onClick);
+    return button;
+  }
+  const when = (seconds) => seconds ? new Date(seconds * 1000).toLocaleString() : "never";
+
+  async function load() {
+    const [{users}, {tokens}] = await Promise.all([checked("/v1/users"), checked("/v1/tokens")]);
+    $("users-table").tBodies[0].replaceChildren(...users.map((user) => {
+      const row = document.createElement("tr");
+      row.dataset.user = user.name;
+      const changes = document.createElement("td");
+      if (user.name !== me.user) {  // your own: Change password, which asks for the current one
+        changes.append(rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
+      }
+      changes.append(rowButton("Remove", `Remove ${user.name}`, () => ask(
+        `Remove ${user.name}? Their sessions end at once` + (user.name === me.user ? ", yours too." : "."),
+        `Remove ${user.name}`, () => change("Not removed", async () =>
+          (await send(`/v1/users/${encodeURIComponent(user.name)}`, "DELETE")).status))));
+      row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"), changes);
+      return row;
+    }));
+    $("tokens-table").tBodies[0].replaceChildren(...(tokens.length ? tokens.map((token) => {
+      const row = document.createElement("tr");
+      row.dataset.token = token.name;
+      const changes = document.createElement("td");
+      changes.append(rowButton("Revoke", `Revoke the token ${token.name}`, () => ask(
+        `Revoke the token ${token.name}? Whatever uses it is refused from its next request.`,
+        `Revoke ${token.name}`, () => change("Not revoked", async () =>
+          (await send(`/v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
+      row.append(cell(token.name), cell(token.scope), cell(when(token.last_used)), changes);
+      return row;
+    }) : [Object.assign(document.createElement("tr"), {innerHTML: '<td colspan="4">No API token.</td>'})]));
+  }
+
+  // The confirm form: a question, a button that says what it does, and "Keep" focused (Enter keeps).
+  function ask(question, yes, action) {
+    $("users-reset").hidden = true;
+    confirming = action;
+    $("users-confirm-question").textContent = question;
+    $("users-confirm-yes").textContent = yes;
+    $("users-confirm").hidden = false;
+    $("users-confirm-no").focus();
+  }
+  const endConfirm = () => { $("users-confirm").hidden = true; confirming = null; };
+  $("users-confirm").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const action = confirming;
+    endConfirm();
+    open.focus();  // the row's button is gone with the row
+    if (action) await action();
+    if (dialog.open) $("users-title").focus();
+  });
+  $("users-confirm-no").addEventListener("click", () => { endConfirm(); say("Nothing changed."); });
+
+  function askReset(name) {
+    endConfirm();
+    $("users-reset-title").textContent = `New password for ${name}`;
+    $("users-reset-user").value = name;
+    $("users-reset").hidden = false;
+    $("users-reset-password").focus();
+  }
+  const endReset = () => {
+    $("users-reset").hidden = true;
+    $("users-reset-password").value = $("users-reset-again").value = "";
+  };
+  $("users-reset-cancel").addEventListener("click", () => { endReset(); say("Nothing changed."); });
+  $("users-reset").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("users-reset-user").value, password = $("users-reset-password").value;
+    if (!password) return say("Not set: type the new password twice.", true);
+    if (password !== $("users-reset-again").value) return say("Not set: the two passwords differ.", true);
+    await change("Not set", async () => {
+      const {status} = await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST", {password});
+      endReset();
+      return status;
+    });
+  });
+
+  // A viewer's cameras, ticked from the site's running and retired ones (`serve` without a site: none).
+  async function cameraChoices() {
+    const ids = [];
+    const running = await api("/v1/cameras");
+    if (running.ok) ids.push(...(await running.json()).map((camera) => camera.id));
+    const retired = await api("/v1/cameras/retired");
+    if (retired.ok) ids.push(...(await retired.json()).cameras.map((camera) => camera.id));
+    const box = $("users-add-cameras");
+    box.replaceChildren(box.querySelector("legend"), ...ids.map((id) => {
+      const label = document.createElement("label");
+      label.append(Object.assign(document.createElement("input"), {type: "checkbox", value: id}), " " + id);
+      return label;
+    }));
+    box.dataset.cameras = ids.length;
+    box.hidden = !ids.length || $("users-add-role").value !== "viewer";
+  }
+  $("users-add-role").addEventListener("change", () => {
+    const box = $("users-add-cameras");
+    box.hidden = box.dataset.cameras === "0" || $("users-add-role").value !== "viewer";
+  });
+  $("users-add").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("users-add-name").value.trim(), role = $("users-add-role").value;
+    const password = $("users-add-password").value;
+    if (!name || !password) return say("Not added: give a name and a password.", true);
+    if (password !== $("users-add-again").value) return say("Not added: the two passwords differ.", true);
+    const ticked = [...$("users-add-cameras").querySelectorAll("input:checked")].map((box) => box.value);
+    const body = {name, role, password};
+    if (role === "viewer" && ticked.length) body.cameras = ticked;
+    await change("Not added", async () => {
+      const {user} = await send("/v1/users", "POST", body);
+      event.target.reset();
+      $("users-add-cameras").hidden = $("users-add-cameras").dataset.cameras === "0";
+      return `Added ${user.role} ${user.name} (${user.cameras ? user.cameras.join(", ") : "all cameras"}).`;
+    });
+  });
+
+  $("tokens-add").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("tokens-add-name").value.trim(), scope = $("tokens-add-scope").value;
+    if (!name) return say("Not created: give the token a name (what uses it).", true);
+    $("tokens-secret").hidden = true;
+    await change("Not created", async () => {
+      const {token} = await send("/v1/tokens", "POST", {name, scope});
+      event.target.reset();
+      $("tokens-secret-name").textContent = name;
+      $("tokens-secret-value").value = token;
+      $("tokens-copied").textContent = "";
+      $("tokens-secret").hidden = false;
+      $("tokens-copy").focus();
+      return `Token ${name} created (${scope}): copy it now, it is not shown again.`;
+    });
+  });
+  $("tokens-copy").addEventListener("click", async () => {
+    const field = $("tokens-secret-value"), said = $("tokens-copied");
+    try {
+      await navigator.clipboard.writeText(field.value);  // only on https or this machine
+      said.textContent = "Copied.";
+    } catch {
+      field.select();  // plain http on a LAN: the old way, or the reader copies the selection
+      said.textContent = document.execCommand("copy") ? "Copied." : "Selected: copy it with the keyboard (Ctrl+C).";
+    }
+  });
+
+  open.addEventListener("click", async () => {
+    say("");
+    endConfirm();
+    endReset();
+    dialog.showModal();
+    $("users-title").focus();
+    try {
+      await Promise.all([load(), cameraChoices()]);
+    } catch (err) {
+      if (err.message !== "logged out") say(`The users could not be read (${err.message}); close and try again.`, true);
+    }
+  });
+  $("users-close").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {  // Escape or Close: no password nor token left in the page
+    for (const id of ["users-add-password", "users-add-again", "users-reset-password", "users-reset-again",
+                      "tokens-secret-value"]) $(id).value = "";
+    $("tokens-secret").hidden = true;
+    endReset();
+    endConfirm();
+    open.focus();
+  });
+
+  // The button for an admin logged in (a viewer, an open server or a token has none), once the
+  // page's own /v1/me has answered (asked again here, a failure was a second stale notice).
+  document.addEventListener("maskwatch-account", (event) => {
+    me = event.detail;
+    open.hidden = !(me.via === "session" && me.role === "admin");
+  });
+})();

@@ -1,0 +1,337 @@
+"""An admin manages users and API tokens over HTTP (security/admin_routes.py) and in the
+dashboard's Users dialog (static/users.js): on the real app and SQLite, the camera list's bound on
+PostgreSQL, and the dialog in headless Chromium against a real `maskwatch serve` at a phone's width.
+A viewer's cameras checked against a running site: tests/test_security.py."""
+
+from __future__ import annotations
+
+import getpass
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from maskwatch.security.access import AuthSettings
+from maskwatch.security.passwords import WeakPassword, check_strength
+from maskwatch.security.store import CHANGES, AuthStore, new_user_problem
+from maskwatch.serving.app import ServeSettings, create_app
+from tests.conftest import log_in
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium)
+from tests.test_security_deploy import NoFaces
+from tests.test_serve import serving
+
+CSRF = {"X-Maskwatch-CSRF": "1"}
+BOSS = ("boss", "the boss's password")
+ANA = ("ana", "ana's first password")
+SECRETS = ("the boss's password", "ana's first password", "cy's own password", "ana's second password",
+           "dee's password")
+
+
+def site_users(tmp_path) -> str:
+    """A users database with an admin (boss) and a viewer (ana)."""
+    db = str(tmp_path / "users.db")
+    store = AuthStore(db)
+    store.add_user(*BOSS, "admin")
+    store.add_user(*ANA, "viewer")
+    store.close()
+    return db
+
+
+def client_of(db: str, **settings) -> TestClient:
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False, **settings)))
+    return TestClient(app, base_url="http://maskwatch.lan")
+
+
+def logged_in(db: str, user: tuple[str, str]) -> TestClient:
+    client = client_of(db)
+    assert client.post("/login", json={"username": user[0], "password": user[1]}, headers=CSRF).status_code == 200
+    return client
+
+
+def test_an_admin_adds_resets_and_removes_users_ending_their_sessions_each_change_logged(tmp_path):
+    db = site_users(tmp_path)
+    boss, ana = logged_in(db, BOSS), logged_in(db, ANA)
+    added = boss.post("/v1/users", json={"name": "cy", "cameras": [" door ", "till", ""],
+                                         "password": "cy's own password"}, headers=CSRF)
+    assert added.status_code == 201, added.text
+    assert added.json()["user"] | {"id": 0, "created": 0} == {"id": 0, "name": "cy", "role": "viewer",
+                                                             "cameras": ["door", "till"], "created": 0}
+    cy = logged_in(db, ("cy", "cy's own password"))
+    assert cy.get("/v1/me").json()["cameras"] == ["door", "till"]
+    listed = boss.get("/v1/users").json()["users"]
+    assert [(u["name"], u["role"], u["cameras"]) for u in listed] == [
+        ("ana", "viewer", None), ("boss", "admin", None), ("cy", "viewer", ["door", "till"])]
+
+    reset = boss.post("/v1/users/ana/password", json={"password": "ana's second password"}, headers=CSRF)
+    assert reset.status_code == 200 and reset.json()["user"] == "ana"
+    assert ana.get("/v1/me").status_code == 401  # as `users passwd`: her sessions ended
+    assert client_of(db).post("/login", json={"username": "ana", "password": ANA[1]}, headers=CSRF).status_code == 401
+    logged_in(db, ("ana", "ana's second password"))
+
+    removed = boss.delete("/v1/users/cy", headers=CSRF)
+    assert removed.status_code == 200 and removed.json()["user"] == "cy"
+    assert cy.get("/v1/me").status_code == 401 and boss.get("/v1/me").json()["user"] == "boss"
+    assert [u["name"] for u in boss.get("/v1/users").json()["users"]] == ["ana", "boss"]
+    assert set(CHANGES) <= set(boss.get("/v1/privacy").json()["access_log"]["records"])
+
+    store = AuthStore(db)
+    changes = [(e["action"], e["user"], e["client"], e["target"]) for e in reversed(store.access_log(limit=100))
+               if e["action"] in CHANGES]
+    assert changes == [("user_added", "boss", "testclient", "cy (viewer; door,till)"),
+                       ("password_set", "boss", "testclient", "ana"),
+                       ("user_removed", "boss", "testclient", "cy")]
+    assert store.session_count("cy") == 0 and store.session_count("ana") == 1
+    for answer in (added, reset, removed):
+        assert not any(secret in answer.text for secret in SECRETS)
+    assert not any(secret in repr(store.access_log(limit=1000)) for secret in SECRETS)
+
+
+def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
+    db = site_users(tmp_path)
+    boss = logged_in(db, BOSS)
+    made = boss.post("/v1/tokens", json={"name": "prometheus"}, headers=CSRF)
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
+    assert made.json() == {"name": "prometheus", "scope": "read", "token": token} and token.startswith("mw_")
+    listed = boss.get("/v1/tokens")
+    assert [(t["name"], t["scope"]) for t in listed.json()["tokens"]] == [("prometheus", "read")]
+    assert token not in listed.text and token[3:] not in repr(AuthStore(db).tokens())
+    bearer = {"Authorization": f"Bearer {token}"}
+    with client_of(db) as script:
+        assert script.get("/v1/me", headers=bearer).json()["user"] == "token:prometheus"
+        assert boss.get("/v1/tokens").json()["tokens"][0]["last_used"] is not None
+        taken = boss.post("/v1/tokens", json={"name": "prometheus", "scope": "full"}, headers=CSRF)
+        assert taken.status_code == 409 and "exists already" in taken.json()["error"]
+        wrong = boss.post("/v1/tokens", json={"name": "ci", "scope": "all"}, headers=CSRF)
+        assert wrong.status_code == 400 and wrong.json()["error"] == "scope must be one of read, full; got 'all'"
+        revoked = boss.delete("/v1/tokens/prometheus", headers=CSRF)
+        assert revoked.status_code == 200
+        assert script.get("/v1/me", headers=bearer).status_code == 401  # the next request with it
+        assert boss.delete("/v1/tokens/prometheus", headers=CSRF).status_code == 404
+    changes = [(e["action"], e["user"], e["target"]) for e in reversed(AuthStore(db).access_log(limit=100))
+               if e["action"] in CHANGES]
+    assert changes == [("token_added", "boss", "prometheus (read)"), ("token_revoked", "boss", "prometheus")]
+
+
+WRITES = [("post", "/v1/users", {"name": "eve", "role": "admin", "password": "eve's long password"}),
+          ("post", "/v1/users/ana/password", {"password": "chosen by someone else"}),
+          ("delete", "/v1/users/ana", None),
+          ("post", "/v1/tokens", {"name": "mine", "scope": "full"}),
+          ("delete", "/v1/tokens/script", None)]
+
+
+def test_viewers_tokens_other_sites_and_open_servers_change_nothing(tmp_path):
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    full = {"Authorization": f"Bearer {store.add_token('script', 'full')}"}
+    viewer, boss, script = logged_in(db, ANA), logged_in(db, BOSS), client_of(db)
+    for method, path, body in WRITES:
+        def call(client, headers):
+            return client.request(method, path, json=body, headers=headers)
+
+        refused = call(viewer, CSRF)
+        assert refused.status_code == 403 and refused.json() == {"error": "this needs the admin role"}, path
+        by_token = call(script, full)  # a full token is an admin elsewhere, not here
+        assert by_token.status_code == 403 and "not with an API token" in by_token.json()["error"], path
+        no_header = call(boss, {})
+        assert no_header.status_code == 403 and "X-Maskwatch-CSRF" in no_header.json()["error"], path
+        foreign = call(boss, CSRF | {"Origin": "http://evil.example"})
+        assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"], path
+    assert viewer.get("/v1/tokens").status_code == 403
+    assert [u["name"] for u in store.users()] == ["ana", "boss"] and [t["name"] for t in store.tokens()] == ["script"]
+    assert store.check_login(*ANA) is not None and store.session_count("ana") == 1
+    assert not [e for e in store.access_log(limit=1000) if e["action"] in CHANGES]
+    empty = str(tmp_path / "open.db")
+    AuthStore(empty).close()
+    with TestClient(create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=empty)))) as anyone:
+        first = anyone.post("/v1/users", json=WRITES[0][2], headers=CSRF)
+        assert first.status_code == 403 and "maskwatch users add NAME --role admin" in first.json()["error"]
+    assert AuthStore(empty).users() == []
+
+
+def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
+    db = site_users(tmp_path)
+    boss = logged_in(db, BOSS)
+
+    def add(**body):
+        return boss.post("/v1/users", json={"password": "dee's password"} | body, headers=CSRF)
+
+    with pytest.raises(WeakPassword) as cli_says:
+        check_strength("short", "dee")
+    assert add(name="dee", password="short").json() == {"error": str(cli_says.value)}
+    for body in ({"name": "dee ee"}, {"name": "dee", "role": "owner"}, {"name": "dee", "role": "admin", "cameras": ["door"]}):
+        refused = add(**body)
+        problem = new_user_problem(body["name"], body.get("role", "viewer"), body.get("cameras"))
+        assert refused.status_code == 400 and refused.json() == {"error": problem}, body
+    taken = add(name="ANA")  # names are one whatever their case
+    assert taken.status_code == 409 and taken.json() == {
+        "error": "user 'ana' exists already (maskwatch users passwd changes a password)"}
+    blank = add(name="dee", cameras=[" "])
+    assert blank.status_code == 400 and "names no camera" in blank.json()["error"]
+    own = boss.post("/v1/users/boss/password", json={"password": "the boss's new password"}, headers=CSRF)
+    assert own.status_code == 400 and "Change password" in own.json()["error"]
+    assert boss.post("/v1/users/nobody/password", json={"password": "nobody's password"},
+                     headers=CSRF).json() == {"error": "no user 'nobody'"}
+    assert boss.delete("/v1/users/nobody", headers=CSRF).status_code == 404
+    extra = boss.post("/v1/users/ana/password", json={"password": "ana's other password", "current": "x"}, headers=CSRF)
+    assert extra.status_code == 422  # not read as something else
+    too_many = add(name="dee", cameras=[f"camera-{n}" for n in range(31)])
+    assert too_many.status_code == 422 and "at most 30" in too_many.json()["error"]
+    assert [u["name"] for u in AuthStore(db).users()] == ["ana", "boss"]
+    assert AuthStore(db).check_login(*BOSS) is not None
+
+
+def test_the_last_admin_stays_even_alone_and_an_admin_may_leave_another(tmp_path):
+    """`users remove` keeps the last admin while others are left; the dashboard keeps them alone
+    too: removing themselves, an admin left a site nobody can log in to."""
+    db = str(tmp_path / "alone.db")
+    AuthStore(db).add_user(*BOSS, "admin")
+    boss = logged_in(db, BOSS)
+    alone = boss.delete("/v1/users/boss", headers=CSRF)
+    assert alone.status_code == 409 and alone.json()["error"].startswith("'boss' is the last admin")
+    assert boss.post("/v1/users", json={"name": "ana", "password": ANA[1]}, headers=CSRF).status_code == 201
+    assert boss.delete("/v1/users/boss", headers=CSRF).status_code == 409  # a viewer left with no admin
+    assert boss.post("/v1/users", json={"name": "deputy", "role": "admin", "password": "the deputy's password"},
+                     headers=CSRF).status_code == 201
+    assert boss.delete("/v1/users/boss", headers=CSRF).status_code == 200  # another admin is left
+    assert boss.get("/v1/me").status_code == 401  # and the leaver is logged out
+    deputy = logged_in(db, ("deputy", "the deputy's password"))
+    assert deputy.delete("/v1/users/deputy", headers=CSRF).status_code == 409
+    assert [(u["name"], u["role"]) for u in AuthStore(db).users()] == [("ana", "viewer"), ("deputy", "admin")]
+
+
+def test_a_refused_body_says_no_password_back(tmp_path):
+    """FastAPI's 422 says a refused value back in `detail`: a password too long, or holding a lone
+    surrogate, was echoed whole (POST /password had that defect)."""
+    db = site_users(tmp_path)
+    boss = logged_in(db, BOSS)
+    too_long = "my secret phrase " * 60
+    for path, body in (("/v1/users", {"name": "dee", "password": too_long}),
+                       ("/v1/users/ana/password", {"password": too_long})):
+        refused = boss.post(path, json=body, headers=CSRF)
+        assert refused.status_code == 422 and "at most 1000 characters" in refused.json()["error"]
+        assert "my secret phrase" not in refused.text
+    raw = '{"password": "ana\'s \\ud800 hidden password"}'
+    surrogate = boss.post("/v1/users/ana/password", content=raw, headers=CSRF | {"Content-Type": "application/json"})
+    assert surrogate.status_code == 422 and "hidden password" not in surrogate.text
+    form = boss.post("/v1/users", data={"name": "dee", "password": "a form's password"}, headers=CSRF)
+    assert form.status_code == 422 and "form's" not in form.text
+    assert AuthStore(db).check_login(*ANA) is not None
+
+
+def test_a_viewers_longest_camera_list_fits_postgresql(postgres):  # noqa: F811
+    """users.cameras holds 2000 characters: a longer list (31 cameras of 64) failed on PostgreSQL
+    with the driver's error (SQLite kept it); it is refused, as `users add` says it, and the API's
+    bound (30 of 64) fits."""
+    store = AuthStore(postgres.url)
+    for name in ("wide", "wider"):
+        if store.user(name) is not None:  # the server is the module's
+            store.remove_user(name)
+    longest = [f"{n:02d}-" + "c" * 61 for n in range(30)]
+    assert store.add_user("wide", "a wide viewer's password", "viewer", longest)["cameras"] == longest
+    with pytest.raises(ValueError, match="at most 2000 characters together"):
+        store.add_user("wider", "a wider viewer's password", "viewer", longest + ["30-" + "c" * 61])
+    assert store.user("wider") is None
+    store.remove_user("wide")
+    store.close()
+
+
+def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
+    db = site_users(tmp_path)
+    with serving(["--database", db], tmp_path) as base:
+        phone = tab(360, 740)
+        log_in(phone, base, BOSS)
+        phone.wait_for_selector("#users-open", state="visible")
+        phone.click("#users-open")
+        phone.wait_for_selector("#users-table tr[data-user=ana]")
+        assert phone.evaluate("document.getElementById('users-dialog').open")
+        assert phone.evaluate("document.activeElement.id") == "users-title"
+        assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:3] == ["ana", "viewer", "all"]
+        assert phone.locator("#users-table tr[data-user=boss] button").all_inner_texts() == ["Remove"]  # own: Change password
+        assert phone.is_hidden("#users-add-cameras")  # `serve` with no site: a viewer sees every camera
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+
+        phone.fill("#users-add-name", "cy")
+        phone.fill("#users-add-password", "cy's own password")
+        phone.fill("#users-add-again", "cy's own passwort")
+        phone.click("#users-add button[type=submit]")
+        assert phone.inner_text("#users-error") == "Not added: the two passwords differ."
+        phone.fill("#users-add-again", "cy's own password")
+        phone.click("#users-add button[type=submit]")
+        phone.wait_for_selector("#users-table tr[data-user=cy]")
+        assert phone.inner_text("#users-status") == "Added viewer cy (all cameras)."
+        assert phone.input_value("#users-add-password") == "" and phone.inner_text("#users-error") == ""
+        phone.fill("#users-add-name", "dee")
+        phone.fill("#users-add-password", "short")
+        phone.fill("#users-add-again", "short")
+        phone.click("#users-add button[type=submit]")
+        phone.wait_for_function("document.getElementById('users-error').textContent !== ''")
+        assert phone.inner_text("#users-error") == "Not added: the password needs at least 10 characters, got 5."
+
+        phone.click("button[aria-label='Reset the password of ana']")
+        assert phone.evaluate("document.activeElement.id") == "users-reset-password"
+        phone.fill("#users-reset-password", "ana's second password")
+        phone.fill("#users-reset-again", "ana's second password")
+        phone.click("#users-reset button[type=submit]")
+        phone.wait_for_function("document.getElementById('users-status').textContent.startsWith('password of ana')")
+        assert phone.is_hidden("#users-reset") and phone.input_value("#users-reset-password") == ""
+
+        phone.click("button[aria-label='Remove cy']")
+        assert phone.evaluate("document.activeElement.id") == "users-confirm-no"  # Enter keeps cy
+        assert phone.inner_text("#users-confirm-question") == "Remove cy? Their sessions end at once."
+        phone.click("#users-confirm-yes")
+        phone.wait_for_selector("#users-table tr[data-user=cy]", state="detached")
+
+        phone.fill("#tokens-add-name", "prometheus")
+        phone.click("#tokens-add button[type=submit]")
+        phone.wait_for_selector("#tokens-secret", state="visible")
+        token = phone.input_value("#tokens-secret-value")
+        assert token.startswith("mw_") and phone.evaluate("document.activeElement.id") == "tokens-copy"
+        phone.click("#tokens-copy")
+        phone.wait_for_function("document.getElementById('tokens-copied').textContent !== ''")
+        assert phone.inner_text("#tokens-copied") in ("Copied.", "Selected: copy it with the keyboard (Ctrl+C).")
+        assert httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+
+        phone.keyboard.press("Escape")  # closed: the token shown and the passwords typed go
+        phone.wait_for_function("!document.getElementById('users-dialog').open")
+        assert phone.evaluate("document.activeElement.id") == "users-open"
+        assert token not in phone.content() and phone.input_value("#users-add-password") == ""
+        phone.click("#users-open")
+        phone.wait_for_selector("#tokens-table tr[data-token=prometheus]")
+        assert phone.is_hidden("#tokens-secret")
+        phone.click("button[aria-label='Revoke the token prometheus']")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_selector("#tokens-table tr[data-token=prometheus]", state="detached")
+        assert httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
+
+        store = AuthStore(db)
+        assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer"), ("boss", "admin")]
+        assert store.check_login("ana", "ana's second password") is not None
+        assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [
+            "user_added", "password_set", "user_removed", "token_added", "token_revoked"]
+        viewer = tab(360, 740)
+        log_in(viewer, base, ("ana", "ana's second password"))
+        viewer.wait_for_selector("#account", state="visible")  # /v1/me answered: the Users button decided
+        assert viewer.is_hidden("#users-open")  # a viewer never sees it
+
+
+def test_the_cli_writes_the_same_access_log_rows_as_the_dashboard(tmp_path):
+    """Who added, removed or reset a user, or made or revoked a token, on the server: the commands
+    wrote no row, so the access log told the dashboard's changes only."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = str(tmp_path / "cli.db")
+    for command, stdin in ((("users", "add", "cy", "--camera", "door"), "cy's own password\n"),
+                           (("users", "passwd", "cy"), "cy's second password\n"), (("users", "remove", "cy"), ""),
+                           (("tokens", "add", "prometheus", "--scope", "full"), ""), (("tokens", "revoke", "prometheus"), "")):
+        ran = CliRunner().invoke(app, [*command, "--database", db], input=stdin)
+        assert ran.exit_code == 0, ran.output
+    rows = [(e["action"], e["user"], e["client"], e["target"]) for e in reversed(AuthStore(db).access_log())]
+    by = f"cli:{getpass.getuser()}"
+    assert rows == [("user_added", by, "local", "cy (viewer; door)"), ("password_set", by, "local", "cy"),
+                    ("user_removed", by, "local", "cy"), ("token_added", by, "local", "prometheus (full)"),
+                    ("token_revoked", by, "local", "prometheus")]
