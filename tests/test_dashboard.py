@@ -617,6 +617,9 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.inner_text("#zone-name-error") == (  # the config's rule, from the server's loader
         "Not saved: camera 'door', field 'zones': zone name 'front door' must be 1-64 of A-Z, a-z, 0-9, _ and - "
         "(it is written in MQTT messages, URLs and the report)")
+    assert phone.evaluate("[document.activeElement.id, document.activeElement.getAttribute('aria-invalid'), "
+                          "document.activeElement.getAttribute('aria-describedby')]") == [
+        "zone-name", "true", "zone-name-error"]  # the name is what to mend: a screen reader says so
     phone.fill("#zone-name", "front")
     phone.keyboard.press("Enter")
     phone.wait_for_function("document.getElementById('zone-yaml').value.includes('front:')", timeout=10_000)
