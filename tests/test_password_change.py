@@ -309,6 +309,12 @@ def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_
         phone.click("#password-form button[type=submit]")
         while not held["change"]:
             phone.wait_for_timeout(20)
+        # in flight: said, the button marked busy; a second press is answered (it was ignored unsaid)
+        assert phone.inner_text("#password-busy") == "Changing your password…"
+        assert phone.get_attribute("#password-form button[type=submit]", "aria-disabled") == "true"
+        phone.keyboard.press("Enter")  # the button has the focus (Playwright will not click one marked disabled)
+        assert phone.inner_text("#password-busy") == "Still changing your password: a moment."
+        assert len(held["change"]) == 1
         phone.evaluate("() => { window.read = api('/v1/classes').then((r) => r.status, (e) => e.message); }")
         while not held["read"]:
             phone.wait_for_timeout(20)
@@ -320,6 +326,8 @@ def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_
         phone.wait_for_function("window.read !== undefined", timeout=5_000)  # undefined: gone to /login
         assert phone.evaluate("window.read") == 200 and "/login" not in phone.url
         phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
+        assert phone.inner_text("#password-busy") == ""
+        assert phone.get_attribute("#password-form button[type=submit]", "aria-disabled") is None
 
 
 def test_a_body_naming_a_user_is_refused_not_read_as_your_own_change(tmp_path):
