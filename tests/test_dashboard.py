@@ -687,7 +687,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     overlay.click(position={"x": 2, "y": 1})
     overlay.click(position={"x": box["width"] - 2, "y": 3})
     # the picture is in the Tab order; arrows move a cross on it (from the last click), Space adds a corner there
-    overlay.focus()
+    phone.get_by_role("application", name="the camera's picture with its zones").focus()  # keys are passed on to it
     for key in ["Shift+ArrowDown"] * 11 + ["Shift+ArrowLeft"] * 5 + ["ArrowLeft"]:
         phone.keyboard.press(key)
     assert phone.inner_text("#zone-status") == "cross at 0.49, 1"  # it stops at the edge
