@@ -701,6 +701,13 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.input_value("#zone-yaml") == "zones:\n  hall: [[0, 0], [1, 0], [0.49, 1]]\nmotion:\n  masks: []\n"
     phone.get_by_role("button", name="Delete zone hall").click()
     assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
+    # a Delete pressed by mistake: the focus is on Undo (it fell to the page), which brings the zone back
+    assert phone.evaluate("document.activeElement.id") == "zone-undo"
+    phone.keyboard.press("Enter")
+    phone.wait_for_function("document.querySelector('#zone-overlay g[data-name=\"hall\"]') !== null", timeout=10_000)
+    assert phone.input_value("#zone-yaml") == "zones:\n  hall: [[0, 0], [1, 0], [0.49, 1]]\nmotion:\n  masks: []\n"
+    phone.get_by_role("button", name="Delete zone hall").click()
+    assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
     phone.context.grant_permissions(["clipboard-read", "clipboard-write"])
     phone.get_by_role("button", name="Copy").click()
     phone.wait_for_function("document.getElementById('zone-copied').textContent !== ''", timeout=5_000)
