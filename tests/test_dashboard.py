@@ -657,6 +657,9 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
         assert phone.query_selector('#zone-overlay g[data-name="bad"]') is None
         assert "stale" in phone.get_attribute("#zone-overlay", "class")
         assert phone.get_attribute("#zone-yaml", "aria-invalid") == "true"  # said with the error, its description
+        # read out once typing pauses, not as an alert (which cut off what the reader was saying)
+        assert phone.evaluate("[document.getElementById('zone-yaml-error').getAttribute('role'),"
+                              " document.getElementById('zone-yaml-error').ariaLive]") == [None, "polite"]
     overlay.click(position={"x": 10, "y": 10})  # no drawing over text being mended: it would be written over
     assert phone.input_value("#zone-yaml") == "zones:\n  bad: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]\n"
     assert phone.inner_text("#zone-status").startswith("The text has a problem")
@@ -733,7 +736,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     # text edited is there again after the login
     phone.fill("#zone-yaml", "zones: {}\n")
     phone.evaluate("fetch('/logout', {method: 'POST', headers: {'X-Maskwatch-CSRF': '1'}})")  # as it lapses
-    phone.wait_for_url("**/login**", timeout=20_000)
+    phone.wait_for_url("**/login**", timeout=65_000)  # the next poll: a second, or a minute's back-off on a busy machine
     log_in(phone, zoned_site.base)
     phone.get_by_role("button", name="Draw zones of door").click()
     phone.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Your text')", timeout=20_000)
