@@ -629,6 +629,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert len(drawn) == 4 and all(abs(a - b) < 0.005 for point, corner in zip(drawn, corners)
                                    for a, b in zip(point, corner)), drawn
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    assert phone.evaluate("(e => e.scrollWidth <= e.clientWidth)(document.getElementById('zone-editor'))")  # nor the dialog
 
     # pasted under the camera in a site.yaml, it loads (what `run --check` reads) as the same polygons
     pasted = "".join("    " + line + "\n" for line in text.splitlines())
