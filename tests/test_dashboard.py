@@ -461,12 +461,13 @@ def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
     viewer = session_of(login(zoned_site.base, VIEWER))
     door = httpx.get(zoned_site.base + "/v1/cameras/door/zones", headers=viewer, timeout=10)
     assert door.status_code == 200 and set(CameraZones.model_validate(door.json()).model_fields_set) == {
-        "camera", "zones", "motion"}  # as documented
+        "camera", "zones", "motion", "motion_given"}  # as documented
     assert door.json() == {"camera": "door", "zones": [{"name": name, "points": points} for name, points in DOOR_ZONES.items()],
-                           "motion": {"threshold": 30, "masks": [DOOR_MASK]}}
+                           "motion": {"threshold": 30, "masks": [DOOR_MASK]}, "motion_given": True}
     refused = httpx.get(zoned_site.base + "/v1/cameras/till/zones", headers=viewer, timeout=10)
     assert refused.status_code == 403 and "secret" not in refused.text
-    assert zoned_site.get("/v1/cameras/till/zones").json()["zones"] == [{"name": "secret", "points": [[0, 0], [1, 0], [1, 1]]}]
+    till = zoned_site.get("/v1/cameras/till/zones").json()
+    assert till["zones"] == [{"name": "secret", "points": [[0, 0], [1, 0], [1, 1]]}] and till["motion_given"] is False
     assert zoned_site.get("/v1/cameras/tll/zones").json() == {"error": "no camera 'tll' running; cameras: door, till"}
     assert "points" not in zoned_site.get("/v1/cameras").text  # the cameras' list, polled every second, names them only
 
@@ -492,8 +493,12 @@ def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_
     assert good.status_code == 200
     assert CameraZones.model_validate(good.json()).model_dump() == {
         "camera": "door", "zones": [{"name": "front", "points": [(0.1, 0.1), (0.9, 0.1), (0.5, 0.8)]}],
-        "motion": {"threshold": 40, "masks": [[[0, 0], [0.1, 0], [0.1, 0.1]]]}}
-    assert check("").json() == {"camera": "door", "zones": [], "motion": {"masks": []}}  # nothing drawn yet
+        "motion": {"threshold": 40, "masks": [[[0, 0], [0.1, 0], [0.1, 0.1]]]}, "motion_given": True}
+    # nothing drawn yet; door's own motion: is not taken for the text's
+    assert check("").json() == {"camera": "door", "zones": [], "motion": {"masks": []}, "motion_given": False}
+    # an empty motion: is said as given (it keeps the defaults' masks off the camera; the page dropped it)
+    assert check("motion: {masks: []}\n").json()["motion_given"] is True
+    assert check("zones: {}\nmotion:\n").json()["motion_given"] is False  # blank: not written, as in the file
 
     def run_check_says(text: str) -> str:
         """What `run --check` says of the text pasted under door in a copy of the site's file."""
@@ -612,6 +617,9 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.inner_text("#zone-name-error") == (  # the config's rule, from the server's loader
         "Not saved: camera 'door', field 'zones': zone name 'front door' must be 1-64 of A-Z, a-z, 0-9, _ and - "
         "(it is written in MQTT messages, URLs and the report)")
+    assert phone.evaluate("[document.activeElement.id, document.activeElement.getAttribute('aria-invalid'), "
+                          "document.activeElement.getAttribute('aria-describedby')]") == [
+        "zone-name", "true", "zone-name-error"]  # the name is what to mend: a screen reader says so
     phone.fill("#zone-name", "front")
     phone.keyboard.press("Enter")
     phone.wait_for_function("document.getElementById('zone-yaml').value.includes('front:')", timeout=10_000)
@@ -621,6 +629,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert len(drawn) == 4 and all(abs(a - b) < 0.005 for point, corner in zip(drawn, corners)
                                    for a, b in zip(point, corner)), drawn
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    assert phone.evaluate("(e => e.scrollWidth <= e.clientWidth)(document.getElementById('zone-editor'))")  # nor the dialog
 
     # pasted under the camera in a site.yaml, it loads (what `run --check` reads) as the same polygons
     pasted = "".join("    " + line + "\n" for line in text.splitlines())
@@ -648,6 +657,10 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
         assert error.startswith("Not drawn: ") and "\n" not in error, (bad, error)
         assert phone.query_selector('#zone-overlay g[data-name="bad"]') is None
         assert "stale" in phone.get_attribute("#zone-overlay", "class")
+        assert phone.get_attribute("#zone-yaml", "aria-invalid") == "true"  # said with the error, its description
+        # read out once typing pauses, not as an alert (which cut off what the reader was saying)
+        assert phone.evaluate("[document.getElementById('zone-yaml-error').getAttribute('role'),"
+                              " document.getElementById('zone-yaml-error').ariaLive]") == [None, "polite"]
     overlay.click(position={"x": 10, "y": 10})  # no drawing over text being mended: it would be written over
     assert phone.input_value("#zone-yaml") == "zones:\n  bad: [[0.1, 0.1], [0.5, 0.5], [0.1, 0.5]\n"
     assert phone.inner_text("#zone-status").startswith("The text has a problem")
@@ -668,16 +681,116 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert "stale" not in (phone.get_attribute("#zone-overlay", "class") or "")
     points = phone.get_attribute('#zone-overlay g[data-name="only"] polygon', "points")
     assert [float(v) for v in points.split()[1].split(",")] == pytest.approx([0.9 * 640, 0.1 * 480])  # its pixels
-    phone.get_by_role("button", name="Delete zone only").click()
-    assert phone.input_value("#zone-yaml") == "zones: {}\n"
+    assert phone.get_attribute("#zone-yaml", "aria-invalid") == "false"
+
+    # an empty motion: given (the defaults' masks off this camera) was dropped once a shape was drawn;
+    # corners at the picture's edges (a click within 6 px of one is on it: the last pixel was 0.997),
+    # and a corner added with the keyboard alone (the picture took clicks only)
+    phone.fill("#zone-yaml", "zones: {}\nmotion: {masks: []}\n")
+    phone.wait_for_function("document.getElementById('zone-list').childElementCount === 0", timeout=10_000)
+    overlay.click(position={"x": 2, "y": 1})
+    overlay.click(position={"x": box["width"] - 2, "y": 3})
+    # the picture is in the Tab order; arrows move a cross on it (from the last click), Space adds a corner there
+    phone.get_by_role("application", name="the camera's picture with its zones").focus()  # keys are passed on to it
+    for key in ["Shift+ArrowDown"] * 11 + ["Shift+ArrowLeft"] * 5 + ["ArrowLeft"]:
+        phone.keyboard.press(key)
+    assert phone.inner_text("#zone-status") == "cross at 0.49, 1"  # it stops at the edge
+    assert phone.locator("#zone-overlay .cursor").count() == 1
+    phone.keyboard.press("Space")
+    assert phone.inner_text("#zone-status").startswith("3 corners, the last at 0.49, 1")
+    phone.keyboard.press("Enter")
+    phone.keyboard.type("hall")
+    phone.keyboard.press("Enter")
+    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('hall')", timeout=10_000)
+    assert phone.input_value("#zone-yaml") == "zones:\n  hall: [[0, 0], [1, 0], [0.49, 1]]\nmotion:\n  masks: []\n"
+    phone.get_by_role("button", name="Delete zone hall").click()
+    assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
+    # a Delete pressed by mistake: the focus is on Undo (it fell to the page), which brings the zone back
+    assert phone.evaluate("document.activeElement.id") == "zone-undo"
+    phone.keyboard.press("Enter")
+    phone.wait_for_function("document.querySelector('#zone-overlay g[data-name=\"hall\"]') !== null", timeout=10_000)
+    assert phone.input_value("#zone-yaml") == "zones:\n  hall: [[0, 0], [1, 0], [0.49, 1]]\nmotion:\n  masks: []\n"
+    phone.get_by_role("button", name="Delete zone hall").click()
+    assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
+    phone.context.grant_permissions(["clipboard-read", "clipboard-write"])
     phone.get_by_role("button", name="Copy").click()
     phone.wait_for_function("document.getElementById('zone-copied').textContent !== ''", timeout=5_000)
+    assert phone.inner_text("#zone-copied") == "Copied."
+    assert phone.evaluate("navigator.clipboard.readText()") == "zones: {}\nmotion:\n  masks: []\n"
     phone.get_by_role("button", name="Done").click()
     assert not phone.is_visible("#zone-editor")
+    assert phone.evaluate("document.activeElement.className") == "draw-zones"  # back where it was opened
 
-    # a camera with no frame yet: its shapes on a blank box, the text as before
+    # a camera with no frame yet: its shapes on a blank box; the text left before is back (Done, or
+    # Escape, lost it: the editor reopened with the running zones), and "Start again" drops it
     phone.route("**/v1/cameras/door/frame.jpg*", lambda route: route.fulfill(status=404, body="{}"))
     phone.get_by_role("button", name="Draw zones of door").click()
-    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
+    phone.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Your text')", timeout=20_000)
+    assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
+    assert phone.inner_text("#zone-copied") == ""  # "Copied." was of the text before
     assert phone.get_attribute("#zone-picture", "alt") == "no picture from door yet"
     assert phone.get_attribute("#zone-overlay", "viewBox") == "0 0 640 480"
+    phone.get_by_role("button", name="Start again from the running zones").click()
+    assert "queue" in phone.input_value("#zone-yaml")
+
+    # the session ends mid-edit: the page goes to the login page (every poll is refused), and the
+    # text edited is there again after the login
+    phone.fill("#zone-yaml", "zones: {}\n")
+    phone.evaluate("fetch('/logout', {method: 'POST', headers: {'X-Maskwatch-CSRF': '1'}})")  # as it lapses
+    phone.wait_for_url("**/login**", timeout=65_000)  # the next poll: a second, or a minute's back-off on a busy machine
+    log_in(phone, zoned_site.base)
+    phone.get_by_role("button", name="Draw zones of door").click()
+    phone.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Your text')", timeout=20_000)
+    assert phone.input_value("#zone-yaml") == "zones: {}\n"
+    phone.keyboard.press("Escape")
+    assert not phone.is_visible("#zone-editor")
+    assert phone.evaluate("document.activeElement.className") == "draw-zones"
+
+    # zones that could not be read: no shape is drawn on nothing (pasted, it replaced the camera's)
+    phone.route("**/v1/cameras/door/zones", lambda route: route.fulfill(status=503, body="{}"))
+    phone.get_by_role("button", name="Draw zones of door").click()
+    phone.wait_for_function("document.getElementById('zone-status').textContent.includes('could not be read')",
+                            timeout=20_000)
+    overlay.click(position={"x": 10, "y": 10})
+    assert phone.inner_text("#zone-status").startswith("The camera's zones could not be read: close and try again")
+    assert phone.input_value("#zone-yaml") == "" and phone.evaluate("document.getElementById('zone-yaml').readOnly")
+
+
+def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zoned_site, tab):
+    """The editor on a desk screen with pictures of other sizes than the clip's: a click maps to the
+    same share of the frame at any scale, the corners at the edges reach 0 and 1, and a tall
+    picture (a camera on its side) no longer pushed the text two screens down."""
+    import cv2
+    import numpy as np
+
+    from tests.conftest import log_in
+
+    def picture_of(jpeg):
+        return lambda route: route.fulfill(status=200, content_type="image/jpeg", body=jpeg)
+
+    desk = tab(1280, 800)
+    log_in(desk, zoned_site.base)
+    desk.wait_for_selector('.camera[data-camera="door"] .draw-zones', timeout=30_000)
+    overlay = desk.locator("#zone-overlay")
+    for width, height in ((3840, 2160), (480, 2000), (4000, 200)):
+        jpeg = cv2.imencode(".jpg", np.full((height, width, 3), 128, np.uint8))[1].tobytes()
+        desk.route("**/v1/cameras/door/frame.jpg*", picture_of(jpeg))
+        desk.get_by_role("button", name="Draw zones of door").click()
+        desk.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
+        assert desk.get_attribute("#zone-overlay", "viewBox") == f"0 0 {width} {height}"
+        picture, box = desk.locator("#zone-picture").bounding_box(), overlay.bounding_box()
+        assert all(abs(picture[k] - box[k]) < 1 for k in ("x", "y", "width", "height")), (picture, box)
+        assert box["height"] <= 0.7 * 800 + 1 and box["width"] <= 1280  # the whole picture in view
+        for x, y in ((1, 1), (box["width"] / 4, box["height"] / 2), (box["width"] - 1, box["height"] - 1)):
+            overlay.click(position={"x": x, "y": y})
+        wide = width / height > 10
+        if wide:  # shown some 48 px high: 4 px from its top is not its top (6 px were)
+            assert box["height"] < 60
+            overlay.click(position={"x": box["width"] / 2, "y": 4})
+        corners = desk.evaluate("editor.drawing")
+        assert corners[0] == [0, 0] and corners[2] == [1, 1], corners
+        assert corners[1] == pytest.approx([0.25, 0.5], abs=1 / min(box["width"], box["height"]))  # a whole pixel
+        assert corners[3:] == ([pytest.approx([0.5, 4 / box["height"]], abs=1 / box["height"])] if wide else []), corners
+        desk.keyboard.press("Escape")
+        assert not desk.is_visible("#zone-editor")
+        desk.unroute("**/v1/cameras/door/frame.jpg*")

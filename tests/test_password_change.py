@@ -5,6 +5,7 @@ against a real `maskwatch serve`."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -199,13 +200,35 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.fill("#password-again", NEW + "x")
         phone.click("#password-form button[type=submit]")
         assert phone.inner_text("#password-error") == "Not changed: the two new passwords differ."
-        phone.fill("#password-current", "not the password")
+
+        def at_fault() -> tuple[str, str | None, str]:
+            """The field focused (where the focus stayed on the button), whether it is marked invalid,
+            and what it is described by: a screen reader says which field is wrong, and why."""
+            return phone.evaluate("[document.activeElement.id, document.activeElement.getAttribute('aria-invalid'),"
+                                  " document.activeElement.getAttribute('aria-describedby')]")
+        assert at_fault() == ["password-again", "true", "password-error"]
         phone.fill("#password-again", NEW)
+        phone.route("**/password", lambda route: route.abort("internetdisconnected"))  # the network down
+        phone.click("#password-form button[type=submit]")
+        phone.wait_for_function("document.getElementById('password-error').textContent.includes('answer')")
+        assert phone.inner_text("#password-error") == "Not changed: the server did not answer; try again."
+        phone.unroute("**/password")
+        phone.fill("#password-current", "not the password")
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
             phone.click("#password-form button[type=submit]")
         assert answer.value.status == 403
         phone.wait_for_function("document.getElementById('password-error').textContent.includes('wrong')")
         assert phone.inner_text("#password-error") == "Not changed: wrong current password."
+        assert at_fault() == ["password-current", "true", "password-error"]
+        assert phone.get_attribute("#password-again", "aria-invalid") is None  # mended: no longer marked
+        phone.fill("#password-new", "short")
+        phone.fill("#password-again", "short")
+        phone.click("#password-form button[type=submit]")
+        phone.wait_for_function("document.getElementById('password-error').textContent.includes('10 characters')")
+        assert phone.inner_text("#password-error") == "Not changed: the password needs at least 10 characters, got 5."
+        assert at_fault() == ["password-new", "true", "password-rule password-error"]
+        phone.fill("#password-new", NEW)
+        phone.fill("#password-again", NEW)
         phone.fill("#password-current", ANA[1])
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
             phone.click("#password-form button[type=submit]")
@@ -213,11 +236,27 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
         assert phone.is_hidden("#password-dialog") and phone.evaluate("document.activeElement.id") == "password-open"
         assert [phone.input_value(f"#password-{f}") for f in ("current", "new", "again")] == ["", "", ""]
+        assert phone.get_attribute("#password-current", "aria-invalid") is None
         # still logged in (with the new session's cookie), and the server holds the new password
         assert phone.evaluate("fetch('/v1/me').then((r) => r.status)") == 200
         for password, status in ((ANA[1], 401), (NEW, 200)):
             assert httpx.post(base + "/login", json={"username": "ana", "password": password}, headers=CSRF,
                               timeout=30).status_code == status
+
+        # past the guessing limits: the 429's Retry-After said as the time on the user's own clock too
+        for _ in range(6):
+            if httpx.post(base + "/login", json={"username": "ana", "password": "a guess"}, headers=CSRF,
+                          timeout=30).status_code == 429:
+                break
+        phone.click("#password-open")
+        for field, value in (("current", NEW), ("new", NEW + "!"), ("again", NEW + "!")):
+            phone.fill(f"#password-{field}", value)
+        with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
+            phone.keyboard.press("Enter")
+        assert answer.value.status == 429
+        phone.wait_for_function("document.getElementById('password-error').textContent !== ''")
+        assert re.fullmatch(r"Not changed: too many failed logins; try again in \d+ s \(at \d+:\d\d[^)]*, your clock\)\.",
+                            phone.inner_text("#password-error")), phone.inner_text("#password-error")
 
 
 def test_a_refused_body_says_no_password_back_and_a_lone_surrogate_is_a_422(tmp_path):
@@ -308,6 +347,12 @@ def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_
         phone.click("#password-form button[type=submit]")
         while not held["change"]:
             phone.wait_for_timeout(20)
+        # in flight: said, the button marked busy; a second press is answered (it was ignored unsaid)
+        assert phone.inner_text("#password-busy") == "Changing your password…"
+        assert phone.get_attribute("#password-form button[type=submit]", "aria-disabled") == "true"
+        phone.keyboard.press("Enter")  # the button has the focus (Playwright will not click one marked disabled)
+        assert phone.inner_text("#password-busy") == "Still changing your password: a moment."
+        assert len(held["change"]) == 1
         phone.evaluate("() => { window.read = api('/v1/classes').then((r) => r.status, (e) => e.message); }")
         while not held["read"]:
             phone.wait_for_timeout(20)
@@ -319,6 +364,8 @@ def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_
         phone.wait_for_function("window.read !== undefined", timeout=5_000)  # undefined: gone to /login
         assert phone.evaluate("window.read") == 200 and "/login" not in phone.url
         phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
+        assert phone.inner_text("#password-busy") == ""
+        assert phone.get_attribute("#password-form button[type=submit]", "aria-disabled") is None
 
 
 def test_a_body_naming_a_user_is_refused_not_read_as_your_own_change(tmp_path):

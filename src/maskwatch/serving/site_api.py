@@ -124,13 +124,13 @@ PROBLEMS_SHOWN = 20
 
 def zones_answer(camera_id: str, config: CameraConfig) -> dict:
     """GET .../zones' answer (CameraZones): the zones in the config's order; motion's settings that
-    differ from maskwatch's own, masks always."""
+    differ from maskwatch's own, masks always; whether `motion:` is given at all."""
     motion = config.motion.model_dump(mode="json", exclude_defaults=True)
     motion["masks"] = [[list(point) for point in polygon] for polygon in config.motion.masks]
     return {"camera": camera_id,
             "zones": [{"name": name, "points": [list(point) for point in polygon]}
                       for name, polygon in config.zones.items()],
-            "motion": motion}
+            "motion": motion, "motion_given": "motion" in config.model_fields_set}
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -854,7 +854,10 @@ def camera_with_shapes(camera_id: str, camera: CameraConfig, text: str) -> Camer
         raise SiteConfigError(f"camera {camera_id!r}", [
             f"camera {camera_id!r}, field {key!r}: the zone editor's text holds zones: and motion: only; set "
             f"{key} in site.yaml" for key in undrawn])
-    return camera.model_copy(update={key: getattr(checked, key) for key in DRAWN_SETTINGS})
+    # `motion:` counts as given as the text gives it (model_copy's update would count it always): the
+    # editor writes back a `motion: {masks: []}` it was given, which replaces the defaults' motion
+    given = (camera.model_fields_set - set(DRAWN_SETTINGS)) | (checked.model_fields_set & set(DRAWN_SETTINGS))
+    return CameraConfig.model_construct(given, **{**dict(camera), **{key: getattr(checked, key) for key in DRAWN_SETTINGS}})
 
 
 def _yaml_problem(err: yaml.MarkedYAMLError) -> str:

@@ -59,6 +59,9 @@ class CameraZones(BaseModel):
     motion: dict = Field(description="the camera's `motion:` settings that differ from maskwatch's own (those it "
                                      "takes from `defaults:` among them), `masks` (polygons as the zones') always: a "
                                      "`motion:` pasted under the camera replaces the defaults' whole")
+    motion_given: bool = Field(description="whether `motion:` is given (under the camera, in `defaults:`, or in the "
+                                           "checked text), even with nothing in it: `motion: {masks: []}` keeps the "
+                                           "defaults' masks off this camera, where no `motion:` takes them")
 
 
 class ZonesText(BaseModel):
