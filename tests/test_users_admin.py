@@ -285,49 +285,63 @@ def test_each_change_but_a_revocation_needs_the_admins_own_password_counted_as_a
     assert client_of(db).get("/static/users.js").status_code == 401
 
 
+def removals_at_once(url: str, removals: list[tuple[tuple[str, str], str]]) -> list[str]:
+    """Each (acting admin, user to remove) in a thread and a store of its own, started together:
+    what each said, sorted ("removed" last)."""
+    stores, said, go = [AuthStore(url) for _ in removals], [], threading.Barrier(len(removals))
+
+    def remove(own: AuthStore, acting: tuple[str, str], whom: str) -> None:
+        go.wait()
+        try:
+            own.remove_user(whom, leave_an_admin=True, acting=acting)
+            said.append("removed")
+        except ValueError as err:
+            said.append(str(err))
+
+    threads = [threading.Thread(target=remove, args=(own, *removal)) for own, removal in zip(stores, removals)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for own in stores:
+        own.close()
+    return sorted(said)
+
+
 def acting_admins_race(url: str) -> None:
-    """Two admins of three remove each other at once, each with their sessions' check done: one
+    """Two admins of three remove each other at once, each with their session's check done: one
     removal is made and the other refused, its admin gone (both went, and a removed admin's last
-    request still added a token)."""
+    request still added a token). Then the last two remove themselves at once: one stays (USERS_LOCK)."""
     store = AuthStore(url)
     for name in ("ada", "bo", "cai"):
         if store.user(name) is not None:  # PostgreSQL's server is the module's
             store.remove_user(name)
         store.add_user(name, f"{name}'s long password", "admin")
-    acting = {name: (name, store.check_login(name, f"{name}'s long password")["password_hash"]) for name in ("ada", "bo")}
-    stores, said, go = [AuthStore(url), AuthStore(url)], [], threading.Barrier(2)
 
-    def remove(own: AuthStore, by: str, whom: str) -> None:
-        go.wait()
-        try:
-            own.remove_user(whom, leave_an_admin=True, acting=acting[by])
-            said.append("removed")
-        except ValueError as err:
-            said.append(str(err))
+    def checked(name: str, password: str) -> tuple[str, str]:  # as confirm_admin gives it
+        return name, store.check_login(name, password)["password_hash"]
 
-    threads = [threading.Thread(target=remove, args=(stores[0], "ada", "bo")),
-               threading.Thread(target=remove, args=(stores[1], "bo", "ada"))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert sorted(said)[1] == "removed" and "was removed, or their role or password changed" in sorted(said)[0], said
+    acting = {name: checked(name, f"{name}'s long password") for name in ("ada", "bo", "cai")}
+    said = removals_at_once(url, [(acting["ada"], "bo"), (acting["bo"], "ada")])
+    assert said[1] == "removed" and "was removed, or their role or password changed" in said[0], said
     left = [u["name"] for u in store.users() if u["name"] in ("ada", "bo", "cai")]
     assert len(left) == 2 and "cai" in left
     gone = ({"ada", "bo"} - set(left)).pop()
     with pytest.raises(ValueError, match="was removed"):
         store.add_token("after-removal", "full", acting=acting[gone])
-    stale = acting[left[0]]
-    store.set_password(left[0], "another long password")  # another admin's reset while theirs was checked
+    survivor = left[0]
+    store.set_password(survivor, "another long password")  # another admin's reset while theirs was checked
     with pytest.raises(ValueError, match="password changed"):
-        store.add_user("eve", "eve's long password", "admin", acting=stale)
+        store.add_user("eve", "eve's long password", "admin", acting=acting[survivor])
     assert store.user("eve") is None and "after-removal" not in [t["name"] for t in store.tokens()]
-    for name in ("ada", "bo"):
-        if store.user(name) is not None:
-            store.remove_user(name)
-    store.remove_user("cai")
-    for each in [store, *stores]:
-        each.close()
+
+    acting[survivor] = checked(survivor, "another long password")
+    said = removals_at_once(url, [(acting[survivor], survivor), (acting["cai"], "cai")])
+    assert said[1] == "removed" and "is the last admin" in said[0], said
+    left = [u["name"] for u in store.users() if u["name"] in ("ada", "bo", "cai")]
+    assert len(left) == 1
+    store.remove_user(left[0])
+    store.close()
 
 
 def test_an_admin_removed_or_changed_meanwhile_changes_nothing_sqlite(tmp_path):
