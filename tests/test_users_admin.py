@@ -170,6 +170,9 @@ def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
     taken = add(name="ANA")  # names are one whatever their case
     assert taken.status_code == 409 and taken.json() == {
         "error": "user 'ana' exists already (maskwatch users passwd changes a password)"}
+    for odd in ("door,till", '<img src=x onerror="alert(1)">'):  # read back as two cameras; markup
+        camera = add(name="dee", cameras=["door", odd])
+        assert camera.status_code == 400 and camera.json() == {"error": f"camera ids are 1-64 letters, digits, _ or -; got {odd!r}"}
     blank = add(name="dee", cameras=[" "])
     assert blank.status_code == 400 and "names no camera" in blank.json()["error"]
     own = boss.post("/v1/users/boss/password", json=BY_BOSS | {"password": "the boss's new password"}, headers=CSRF)
@@ -399,8 +402,10 @@ def test_a_viewers_longest_camera_list_fits_postgresql(postgres):  # noqa: F811
 
 def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
     db = site_users(tmp_path)
-    marked_up = '<img src=x onerror="window.injected=1">'  # a camera id `serve` takes as it is
-    AuthStore(db).add_user("mallory", "mallory's password", "viewer", [marked_up])
+    marked_up = '<img src=x onerror="window.injected=1">'  # a camera id stored before the rule refused it
+    with AuthStore(db).engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, cameras, created) "
+                                   "VALUES ('mallory', 'x', 'viewer', ?, 0)", (marked_up,))
     with serving(["--database", db], tmp_path) as base:
         phone = tab(360, 740)
         log_in(phone, base, BOSS)

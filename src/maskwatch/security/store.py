@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.runtime import ProblemLog
+from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, EventStore, database_url,
                                      apply_migrations, driver_reason, hold_database, open_database,
                                      said_migrated)
@@ -151,6 +152,10 @@ def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | N
         return f"role must be one of {', '.join(ROLES)}; got {role!r}"
     if role == "admin" and cameras:
         return "an admin sees every camera: a camera list (--camera) is for viewers"
+    # Checked where no site's list is (`serve`, `users add --database`): "door,till" was stored as
+    # is and read back as two cameras, door and till; markup was kept for any page to show.
+    if cameras and (odd := [c.strip() for c in cameras if c.strip() and not CAMERA_ID.fullmatch(c.strip())]):
+        return f"camera ids are 1-64 letters, digits, _ or -; got {odd[0]!r}"
     if cameras and len(_cameras_text(cameras) or "") > CAMERAS_TEXT:
         return f"a viewer's cameras take at most {CAMERAS_TEXT} characters together; leave the list out for all cameras"
     return None
