@@ -72,10 +72,10 @@ REFUSALS = {403: {"description": "Not an admin logged in (a viewer, an API token
 CONFIRMED = {403: {"description": "Not an admin logged in (a viewer, an API token, an open server); no "
                                   "X-Maskwatch-CSRF header, or another site's Origin; a wrong admin_password "
                                   "(a failed login of the admin)"},
-             409: {"description": "The name is taken, the last admin, or the acting admin was removed or given a "
-                                  "new password or role while the change was checked"},
              429: {"description": "Too many failed logins; Retry-After says when to try again"},
-             503: {"description": "Too many password checks at once in this process; Retry-After: 1"}}
+             503: {"description": "Too many password checks at once in this process, or the database cannot be "
+                                  "read or written just now; Retry-After says when to try again"}}
+MEANWHILE = "; or the acting admin was removed, or given a new password or role, while the change was checked"
 BAD_VALUE = {400: {"description": "A bad name, role, camera or scope, or a weak password (as the CLI says it)"}}
 router = APIRouter(tags=["users"])
 
@@ -116,7 +116,8 @@ def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
     return list(site.config.cameras), lambda unknown: [c for c in site.retired_cameras() if c in unknown]
 
 
-@router.post("/v1/users", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED)
+@router.post("/v1/users", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {
+    409: {"description": "The name is taken (whatever its case)" + MEANWHILE}})
 def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
     """Add a user, as `maskwatch users add`: a viewer sees only `cameras` where given."""
     if (problem := new_user_problem(body.name, body.role, body.cameras)) is not None:
@@ -135,7 +136,8 @@ def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
 
 
 @router.post("/v1/users/{user_name}/password", openapi_extra=ADMIN,
-             responses=BAD_VALUE | CONFIRMED | {404: {"description": "No such user"}})
+             responses=BAD_VALUE | CONFIRMED | {404: {"description": "No such user"},
+                                                409: {"description": "The acting admin" + MEANWHILE.split("acting admin")[1]}})
 def set_password(request: Request, user_name: UserName, body: NewPassword, admin: Admin) -> JSONResponse:
     """A user's new password, as `maskwatch users passwd`: every session of theirs ends."""
     if user_name == admin:  # with the current one asked: a session left open must not be enough
@@ -154,7 +156,8 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
 
 
 @router.delete("/v1/users/{user_name}", openapi_extra=ADMIN,
-               responses=CONFIRMED | {404: {"description": "No such user"}})
+               responses=CONFIRMED | {404: {"description": "No such user"},
+                                      409: {"description": "The last admin (add another admin first)" + MEANWHILE}})
 def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:
     """Remove a user, as `maskwatch users remove`: their sessions end. The last admin stays."""
     if _store(request).user(user_name) is None:  # said before the admin's password is checked
@@ -175,7 +178,8 @@ def list_tokens(request: Request) -> JSONResponse:
     return JSONResponse({"tokens": store.tokens() if store is not None else []})
 
 
-@router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED)
+@router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {
+    409: {"description": "A token of that name exists" + MEANWHILE}})
 def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
     """A new API token, as `maskwatch tokens add`: `token` is in this answer only (the server keeps
     its hash): send it as `Authorization: Bearer TOKEN`."""
