@@ -258,7 +258,8 @@ def test_an_admin_on_the_dashboard_gives_a_viewer_only_cameras_of_the_site(secur
 
     def add(cameras):
         return httpx.post(secured.base + "/v1/users", json={"name": "dora", "cameras": cameras,
-                                                              "password": "dora's long password"},
+                                                              "password": "dora's long password",
+                                                              "admin_password": ADMIN[1]},
                           headers=session, timeout=30)
 
     typo = add(["door", "Till"])
@@ -268,7 +269,8 @@ def test_an_admin_on_the_dashboard_gives_a_viewer_only_cameras_of_the_site(secur
     assert added.status_code == 201 and added.json()["user"]["cameras"] == ["door"]
     dora = session_of(login(secured.base, ("dora", "dora's long password")))
     assert httpx.get(secured.base + "/v1/cameras/till/frame.jpg", headers=dora, timeout=10).status_code == 403
-    assert httpx.delete(secured.base + "/v1/users/dora", headers=session, timeout=10).status_code == 200
+    assert httpx.request("DELETE", secured.base + "/v1/users/dora", json={"admin_password": ADMIN[1]},
+                         headers=session, timeout=10).status_code == 200
     assert httpx.get(secured.base + "/v1/me", headers=dora, timeout=10).status_code == 401
 
 

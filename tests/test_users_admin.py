@@ -6,6 +6,8 @@ A viewer's cameras checked against a running site: tests/test_security.py."""
 from __future__ import annotations
 
 import getpass
+import logging
+import threading
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ from tests.test_serve import serving
 
 CSRF = {"X-Maskwatch-CSRF": "1"}
 BOSS = ("boss", "the boss's password")
+BY_BOSS = {"admin_password": BOSS[1]}  # each change but a revocation: the acting admin's own password
 ANA = ("ana", "ana's first password")
 SECRETS = ("the boss's password", "ana's first password", "cy's own password", "ana's second password",
            "dee's password")
@@ -52,8 +55,8 @@ def logged_in(db: str, user: tuple[str, str]) -> TestClient:
 def test_an_admin_adds_resets_and_removes_users_ending_their_sessions_each_change_logged(tmp_path):
     db = site_users(tmp_path)
     boss, ana = logged_in(db, BOSS), logged_in(db, ANA)
-    added = boss.post("/v1/users", json={"name": "cy", "cameras": [" door ", "till", ""],
-                                         "password": "cy's own password"}, headers=CSRF)
+    added = boss.post("/v1/users", json=BY_BOSS | {"name": "cy", "cameras": [" door ", "till", ""],
+                                                   "password": "cy's own password"}, headers=CSRF)
     assert added.status_code == 201, added.text
     assert added.json()["user"] | {"id": 0, "created": 0} == {"id": 0, "name": "cy", "role": "viewer",
                                                              "cameras": ["door", "till"], "created": 0}
@@ -63,13 +66,13 @@ def test_an_admin_adds_resets_and_removes_users_ending_their_sessions_each_chang
     assert [(u["name"], u["role"], u["cameras"]) for u in listed] == [
         ("ana", "viewer", None), ("boss", "admin", None), ("cy", "viewer", ["door", "till"])]
 
-    reset = boss.post("/v1/users/ana/password", json={"password": "ana's second password"}, headers=CSRF)
+    reset = boss.post("/v1/users/ana/password", json=BY_BOSS | {"password": "ana's second password"}, headers=CSRF)
     assert reset.status_code == 200 and reset.json()["user"] == "ana"
     assert ana.get("/v1/me").status_code == 401  # as `users passwd`: her sessions ended
     assert client_of(db).post("/login", json={"username": "ana", "password": ANA[1]}, headers=CSRF).status_code == 401
     logged_in(db, ("ana", "ana's second password"))
 
-    removed = boss.delete("/v1/users/cy", headers=CSRF)
+    removed = boss.request("DELETE", "/v1/users/cy", json=BY_BOSS, headers=CSRF)
     assert removed.status_code == 200 and removed.json()["user"] == "cy"
     assert cy.get("/v1/me").status_code == 401 and boss.get("/v1/me").json()["user"] == "boss"
     assert [u["name"] for u in boss.get("/v1/users").json()["users"]] == ["ana", "boss"]
@@ -90,7 +93,7 @@ def test_an_admin_adds_resets_and_removes_users_ending_their_sessions_each_chang
 def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
     db = site_users(tmp_path)
     boss = logged_in(db, BOSS)
-    made = boss.post("/v1/tokens", json={"name": "prometheus"}, headers=CSRF)
+    made = boss.post("/v1/tokens", json=BY_BOSS | {"name": "prometheus"}, headers=CSRF)
     assert made.status_code == 201, made.text
     token = made.json()["token"]
     assert made.json() == {"name": "prometheus", "scope": "read", "token": token} and token.startswith("mw_")
@@ -101,11 +104,11 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
     with client_of(db) as script:
         assert script.get("/v1/me", headers=bearer).json()["user"] == "token:prometheus"
         assert boss.get("/v1/tokens").json()["tokens"][0]["last_used"] is not None
-        taken = boss.post("/v1/tokens", json={"name": "prometheus", "scope": "full"}, headers=CSRF)
+        taken = boss.post("/v1/tokens", json=BY_BOSS | {"name": "prometheus", "scope": "full"}, headers=CSRF)
         assert taken.status_code == 409 and "exists already" in taken.json()["error"]
-        wrong = boss.post("/v1/tokens", json={"name": "ci", "scope": "all"}, headers=CSRF)
+        wrong = boss.post("/v1/tokens", json=BY_BOSS | {"name": "ci", "scope": "all"}, headers=CSRF)
         assert wrong.status_code == 400 and wrong.json()["error"] == "scope must be one of read, full; got 'all'"
-        revoked = boss.delete("/v1/tokens/prometheus", headers=CSRF)
+        revoked = boss.delete("/v1/tokens/prometheus", headers=CSRF)  # one click: no password asked
         assert revoked.status_code == 200
         assert script.get("/v1/me", headers=bearer).status_code == 401  # the next request with it
         assert boss.delete("/v1/tokens/prometheus", headers=CSRF).status_code == 404
@@ -114,10 +117,10 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
     assert changes == [("token_added", "boss", "prometheus (read)"), ("token_revoked", "boss", "prometheus")]
 
 
-WRITES = [("post", "/v1/users", {"name": "eve", "role": "admin", "password": "eve's long password"}),
-          ("post", "/v1/users/ana/password", {"password": "chosen by someone else"}),
-          ("delete", "/v1/users/ana", None),
-          ("post", "/v1/tokens", {"name": "mine", "scope": "full"}),
+WRITES = [("post", "/v1/users", BY_BOSS | {"name": "eve", "role": "admin", "password": "eve's long password"}),
+          ("post", "/v1/users/ana/password", BY_BOSS | {"password": "chosen by someone else"}),
+          ("delete", "/v1/users/ana", BY_BOSS),
+          ("post", "/v1/tokens", BY_BOSS | {"name": "mine", "scope": "full"}),
           ("delete", "/v1/tokens/script", None)]
 
 
@@ -155,7 +158,7 @@ def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
     boss = logged_in(db, BOSS)
 
     def add(**body):
-        return boss.post("/v1/users", json={"password": "dee's password"} | body, headers=CSRF)
+        return boss.post("/v1/users", json=BY_BOSS | {"password": "dee's password"} | body, headers=CSRF)
 
     with pytest.raises(WeakPassword) as cli_says:
         check_strength("short", "dee")
@@ -167,14 +170,18 @@ def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
     taken = add(name="ANA")  # names are one whatever their case
     assert taken.status_code == 409 and taken.json() == {
         "error": "user 'ana' exists already (maskwatch users passwd changes a password)"}
+    for odd in ("door,till", '<img src=x onerror="alert(1)">'):  # read back as two cameras; markup
+        camera = add(name="dee", cameras=["door", odd])
+        assert camera.status_code == 400 and camera.json() == {"error": f"camera ids are 1-64 letters, digits, _ or -; got {odd!r}"}
     blank = add(name="dee", cameras=[" "])
     assert blank.status_code == 400 and "names no camera" in blank.json()["error"]
-    own = boss.post("/v1/users/boss/password", json={"password": "the boss's new password"}, headers=CSRF)
+    own = boss.post("/v1/users/boss/password", json=BY_BOSS | {"password": "the boss's new password"}, headers=CSRF)
     assert own.status_code == 400 and "Change password" in own.json()["error"]
-    assert boss.post("/v1/users/nobody/password", json={"password": "nobody's password"},
+    assert boss.post("/v1/users/nobody/password", json=BY_BOSS | {"password": "nobody's password"},
                      headers=CSRF).json() == {"error": "no user 'nobody'"}
-    assert boss.delete("/v1/users/nobody", headers=CSRF).status_code == 404
-    extra = boss.post("/v1/users/ana/password", json={"password": "ana's other password", "current": "x"}, headers=CSRF)
+    assert boss.request("DELETE", "/v1/users/nobody", json=BY_BOSS, headers=CSRF).status_code == 404
+    extra = boss.post("/v1/users/ana/password", json=BY_BOSS | {"password": "ana's other password", "current": "x"},
+                      headers=CSRF)
     assert extra.status_code == 422  # not read as something else
     too_many = add(name="dee", cameras=[f"camera-{n}" for n in range(31)])
     assert too_many.status_code == 422 and "at most 30" in too_many.json()["error"]
@@ -188,16 +195,20 @@ def test_the_last_admin_stays_even_alone_and_an_admin_may_leave_another(tmp_path
     db = str(tmp_path / "alone.db")
     AuthStore(db).add_user(*BOSS, "admin")
     boss = logged_in(db, BOSS)
-    alone = boss.delete("/v1/users/boss", headers=CSRF)
+
+    def leave(client, name, password):
+        return client.request("DELETE", f"/v1/users/{name}", json={"admin_password": password}, headers=CSRF)
+
+    alone = leave(boss, *BOSS)
     assert alone.status_code == 409 and alone.json()["error"].startswith("'boss' is the last admin")
-    assert boss.post("/v1/users", json={"name": "ana", "password": ANA[1]}, headers=CSRF).status_code == 201
-    assert boss.delete("/v1/users/boss", headers=CSRF).status_code == 409  # a viewer left with no admin
-    assert boss.post("/v1/users", json={"name": "deputy", "role": "admin", "password": "the deputy's password"},
+    assert boss.post("/v1/users", json=BY_BOSS | {"name": "ana", "password": ANA[1]}, headers=CSRF).status_code == 201
+    assert leave(boss, *BOSS).status_code == 409  # a viewer left with no admin
+    assert boss.post("/v1/users", json=BY_BOSS | {"name": "deputy", "role": "admin", "password": "the deputy's password"},
                      headers=CSRF).status_code == 201
-    assert boss.delete("/v1/users/boss", headers=CSRF).status_code == 200  # another admin is left
+    assert leave(boss, *BOSS).status_code == 200  # another admin is left
     assert boss.get("/v1/me").status_code == 401  # and the leaver is logged out
     deputy = logged_in(db, ("deputy", "the deputy's password"))
-    assert deputy.delete("/v1/users/deputy", headers=CSRF).status_code == 409
+    assert leave(deputy, "deputy", "the deputy's password").status_code == 409
     assert [(u["name"], u["role"]) for u in AuthStore(db).users()] == [("ana", "viewer"), ("deputy", "admin")]
 
 
@@ -207,9 +218,12 @@ def test_a_refused_body_says_no_password_back(tmp_path):
     db = site_users(tmp_path)
     boss = logged_in(db, BOSS)
     too_long = "my secret phrase " * 60
-    for path, body in (("/v1/users", {"name": "dee", "password": too_long}),
-                       ("/v1/users/ana/password", {"password": too_long})):
-        refused = boss.post(path, json=body, headers=CSRF)
+    for method, path, body in (("POST", "/v1/users", BY_BOSS | {"name": "dee", "password": too_long}),
+                               ("POST", "/v1/users/ana/password", BY_BOSS | {"password": too_long}),
+                               ("POST", "/v1/users", {"name": "dee", "password": "dee's password", "admin_password": too_long}),
+                               ("DELETE", "/v1/users/ana", {"admin_password": too_long}),
+                               ("POST", "/v1/tokens", {"name": "ci", "admin_password": too_long})):
+        refused = boss.request(method, path, json=body, headers=CSRF)
         assert refused.status_code == 422 and "at most 1000 characters" in refused.json()["error"]
         assert "my secret phrase" not in refused.text
     raw = '{"password": "ana\'s \\ud800 hidden password"}'
@@ -218,6 +232,155 @@ def test_a_refused_body_says_no_password_back(tmp_path):
     form = boss.post("/v1/users", data={"name": "dee", "password": "a form's password"}, headers=CSRF)
     assert form.status_code == 422 and "form's" not in form.text
     assert AuthStore(db).check_login(*ANA) is not None
+
+
+def test_each_change_but_a_revocation_needs_the_admins_own_password_counted_as_a_login(tmp_path, caplog):
+    """A stolen or unattended session added users, reset passwords, removed users and made tokens
+    with its cookie alone. Each now needs `admin_password`, checked as POST /login checks one: a
+    wrong one is a failed login of the admin (access log, the server's fail2ban line, the limits
+    shared with /login), and is said back nowhere."""
+    db = site_users(tmp_path)
+    boss = client_of(db, user_limit=3)
+    assert boss.post("/login", json={"username": BOSS[0], "password": BOSS[1]}, headers=CSRF).status_code == 200
+    guess = {"admin_password": "a thief's guess"}
+    changes = [("POST", "/v1/users", {"name": "eve", "role": "admin", "password": "eve's long password"}),
+               ("POST", "/v1/users/ana/password", {"password": "chosen by a thief"}),
+               ("DELETE", "/v1/users/ana", {}),
+               ("POST", "/v1/tokens", {"name": "loot", "scope": "full"})]
+    for method, path, body in changes:
+        missing = boss.request(method, path, json=body, headers=CSRF)
+        assert missing.status_code == 422 and "admin_password" in missing.text, path
+        assert not any(secret in missing.text for secret in ("eve's long password", "chosen by a thief")), path
+    with caplog.at_level(logging.WARNING, logger="maskwatch.security.access"):
+        for method, path, body in changes[:3]:
+            wrong = boss.request(method, path, json=body | guess, headers=CSRF)
+            assert wrong.status_code == 403 and wrong.json() == {"error": "your password (admin_password) is wrong"}
+        limited = boss.request(*changes[3][:2], json=changes[3][2] | BY_BOSS, headers=CSRF)  # the right one, too late
+        assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert client_of(db, user_limit=3).post("/login", json={"username": BOSS[0], "password": BOSS[1]},
+                                            headers=CSRF).status_code == 429  # one count with the logins
+    assert [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.access"][:3] == [
+        "login failed for user 'boss' from testclient"] * 3
+    store = AuthStore(db)
+    failed = [(e["user"], e["target"]) for e in reversed(store.access_log(action="admin_password_failed"))]
+    assert failed == [("boss", "user_added eve"), ("boss", "password_set ana"), ("boss", "user_removed ana")]
+    assert [u["name"] for u in store.users()] == ["ana", "boss"] and store.tokens() == []
+    assert store.check_login(*ANA) is not None and store.session_count("ana") == 0
+    said = caplog.text + repr(store.access_log(limit=1000))
+    assert "a thief's guess" not in said and BOSS[1] not in said
+    store.clear_failures("user:boss")
+    store.clear_failures("client:testclient")
+
+    store.add_token("script", "read")
+    assert boss.delete("/v1/tokens/script", headers=CSRF).status_code == 200  # taking access away: one click
+    with store.engine.begin() as connection:  # boss made a viewer: the session's next change is refused
+        connection.exec_driver_sql("UPDATE users SET role = 'viewer' WHERE name = 'boss'")
+    demoted = boss.post("/v1/tokens", json=BY_BOSS | {"name": "loot"}, headers=CSRF)
+    assert demoted.status_code == 403 and demoted.json() == {"error": "this needs the admin role"}
+    assert boss.post("/logout", headers=CSRF).status_code == 200
+    assert boss.post("/v1/tokens", json=BY_BOSS | {"name": "loot"}, headers=CSRF).status_code == 401  # ended session
+    assert store.tokens() == []
+
+    reader = logged_in(db, ANA)  # the dialog's own files, to any user: these two only, whatever the path's dots
+    assert reader.get("/static/users.js").headers["content-type"] == "text/javascript; charset=utf-8"
+    for path in ("/static/%2e%2e", "/static/..%2fdashboard.html", "/static/dashboard.html", "/static/users.js%00"):
+        assert reader.get(path).status_code == 404, path
+    assert client_of(db).get("/static/users.js").status_code == 401
+
+
+def removals_at_once(url: str, removals: list[tuple[tuple[str, str], str]]) -> list[str]:
+    """Each (acting admin, user to remove) in a thread and a store of its own, started together:
+    what each said, sorted ("removed" last)."""
+    stores, said, go = [AuthStore(url) for _ in removals], [], threading.Barrier(len(removals))
+
+    def remove(own: AuthStore, acting: tuple[str, str], whom: str) -> None:
+        go.wait()
+        try:
+            own.remove_user(whom, leave_an_admin=True, acting=acting)
+            said.append("removed")
+        except ValueError as err:
+            said.append(str(err))
+
+    threads = [threading.Thread(target=remove, args=(own, *removal)) for own, removal in zip(stores, removals)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for own in stores:
+        own.close()
+    return sorted(said)
+
+
+def acting_admins_race(url: str) -> None:
+    """Two admins of three remove each other at once, each with their session's check done: one
+    removal is made and the other refused, its admin gone (both went, and a removed admin's last
+    request still added a token). Then the last two remove themselves at once: one stays (USERS_LOCK)."""
+    store = AuthStore(url)
+    for name in ("ada", "bo", "cai"):
+        if store.user(name) is not None:  # PostgreSQL's server is the module's
+            store.remove_user(name)
+        store.add_user(name, f"{name}'s long password", "admin")
+
+    def checked(name: str, password: str) -> tuple[str, str]:  # as confirm_admin gives it
+        return name, store.check_login(name, password)["password_hash"]
+
+    acting = {name: checked(name, f"{name}'s long password") for name in ("ada", "bo", "cai")}
+    said = removals_at_once(url, [(acting["ada"], "bo"), (acting["bo"], "ada")])
+    assert said[1] == "removed" and "was removed, or their role or password changed" in said[0], said
+    left = [u["name"] for u in store.users() if u["name"] in ("ada", "bo", "cai")]
+    assert len(left) == 2 and "cai" in left
+    gone = ({"ada", "bo"} - set(left)).pop()
+    with pytest.raises(ValueError, match="was removed"):
+        store.add_token("after-removal", "full", acting=acting[gone])
+    survivor = left[0]
+    store.set_password(survivor, "another long password")  # another admin's reset while theirs was checked
+    with pytest.raises(ValueError, match="password changed"):
+        store.add_user("eve", "eve's long password", "admin", acting=acting[survivor])
+    assert store.user("eve") is None and "after-removal" not in [t["name"] for t in store.tokens()]
+
+    acting[survivor] = checked(survivor, "another long password")
+    said = removals_at_once(url, [(acting[survivor], survivor), (acting["cai"], "cai")])
+    assert said[1] == "removed" and "is the last admin" in said[0], said
+    left = [u["name"] for u in store.users() if u["name"] in ("ada", "bo", "cai")]
+    assert len(left) == 1
+    store.remove_user(left[0])
+    store.close()
+
+
+def test_an_admin_removed_or_changed_meanwhile_changes_nothing_sqlite(tmp_path):
+    acting_admins_race(str(tmp_path / "race.db"))
+
+
+def test_an_admin_removed_or_changed_meanwhile_changes_nothing_postgresql(postgres):  # noqa: F811
+    acting_admins_race(postgres.url)
+
+
+def test_dot_names_are_refused_for_users_and_tokens_and_an_old_one_removed_with_the_cli(tmp_path):
+    """`.` and `..` passed the name rule, but a URL cannot name them (/v1/users/.. is /v1/): such a
+    user or token could not be reset, removed or revoked from the dashboard."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    boss = logged_in(db, BOSS)
+    for name in (".", ".."):
+        user = boss.post("/v1/users", json=BY_BOSS | {"name": name, "password": "a dotted password"}, headers=CSRF)
+        assert user.status_code == 400 and user.json() == {"error": new_user_problem(name, "viewer", None)}
+        assert "not . or .." in user.json()["error"]
+        token = boss.post("/v1/tokens", json=BY_BOSS | {"name": name}, headers=CSRF)
+        assert token.status_code == 400 and "token names are 1-58" in token.json()["error"], token.text
+        for command, stdin in ((("users", "add", name), "a dotted password\n"), (("tokens", "add", name), "")):
+            ran = CliRunner().invoke(app, [*command, "--database", db], input=stdin)
+            assert ran.exit_code == 1 and "not . or .." in ran.output, ran.output
+        with pytest.raises(ValueError, match="not . or .."):
+            AuthStore(db).add_token(name, "read")
+    assert AuthStore(db).check_login("boss", BOSS[1])  # no attempt above counted as the admin's guess
+    store = AuthStore(db)
+    with store.engine.begin() as connection:  # made before the rule, as the docs say to remove it
+        connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, created) VALUES ('..', 'x', 'viewer', 0)")
+    assert CliRunner().invoke(app, ["users", "remove", "..", "--database", db]).exit_code == 0
+    assert [u["name"] for u in store.users()] == ["ana", "boss"] and store.tokens() == []
 
 
 def test_a_viewers_longest_camera_list_fits_postgresql(postgres):  # noqa: F811
@@ -239,6 +402,10 @@ def test_a_viewers_longest_camera_list_fits_postgresql(postgres):  # noqa: F811
 
 def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
     db = site_users(tmp_path)
+    marked_up = '<img src=x onerror="window.injected=1">'  # a camera id stored before the rule refused it
+    with AuthStore(db).engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, cameras, created) "
+                                   "VALUES ('mallory', 'x', 'viewer', ?, 0)", (marked_up,))
     with serving(["--database", db], tmp_path) as base:
         phone = tab(360, 740)
         log_in(phone, base, BOSS)
@@ -248,6 +415,18 @@ def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
         assert phone.evaluate("document.getElementById('users-dialog').open")
         assert phone.evaluate("document.activeElement.id") == "users-title"
         assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:3] == ["ana", "viewer", "all"]
+        assert phone.inner_text("#users-table tr[data-user=mallory] td:nth-child(3)") == marked_up  # as text
+        assert phone.evaluate("document.querySelectorAll('#users-dialog img').length === 0 && !window.injected")
+        # Whose password each field is, for password managers: the admin's own beside their name, a
+        # new one beside the user it is for (never saved as the admin's).
+        autocomplete = phone.evaluate("""Object.fromEntries([...document.querySelectorAll('#users-dialog input')]
+            .filter((i) => i.type !== 'checkbox').map((i) => [i.id, i.autocomplete]))""")
+        assert autocomplete == {"users-me-name": "username", "users-me-password": "current-password",
+                                "users-reset-user": "username", "users-reset-password": "new-password",
+                                "users-reset-again": "new-password", "users-add-name": "username",
+                                "users-add-password": "new-password", "users-add-again": "new-password",
+                                "tokens-secret-value": "off", "tokens-add-name": "off"}
+        assert phone.input_value("#users-me-name") == "boss"
         assert phone.locator("#users-table tr[data-user=boss] button").all_inner_texts() == ["Remove"]  # own: Change password
         assert phone.is_hidden("#users-add-cameras")  # `serve` with no site: a viewer sees every camera
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
@@ -258,6 +437,14 @@ def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
         phone.click("#users-add button[type=submit]")
         assert phone.inner_text("#users-error") == "Not added: the two passwords differ."
         phone.fill("#users-add-again", "cy's own password")
+        phone.click("#users-add button[type=submit]")  # "Your password" left empty: asked for, nothing sent
+        assert phone.inner_text("#users-error") == 'Not added: type your own password in "Your password" at the top first.'
+        assert phone.evaluate("document.activeElement.id") == "users-me-password"
+        phone.fill("#users-me-password", "not the boss's password")
+        phone.click("#users-add button[type=submit]")
+        phone.wait_for_function("document.getElementById('users-error').textContent.includes('wrong')")
+        assert phone.inner_text("#users-error") == "Not added: your password (admin_password) is wrong."
+        phone.fill("#users-me-password", BOSS[1])  # once: kept for every change while the dialog is open
         phone.click("#users-add button[type=submit]")
         phone.wait_for_selector("#users-table tr[data-user=cy]")
         assert phone.inner_text("#users-status") == "Added viewer cy (all cameras)."
@@ -298,17 +485,20 @@ def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
         phone.wait_for_function("!document.getElementById('users-dialog').open")
         assert phone.evaluate("document.activeElement.id") == "users-open"
         assert token not in phone.content() and phone.input_value("#users-add-password") == ""
+        assert phone.input_value("#users-me-password") == ""  # the admin's own, too
         phone.click("#users-open")
         phone.wait_for_selector("#tokens-table tr[data-token=prometheus]")
-        assert phone.is_hidden("#tokens-secret")
+        assert phone.is_hidden("#tokens-secret")  # and revoking asks for no password: one click
         phone.click("button[aria-label='Revoke the token prometheus']")
         phone.click("#users-confirm-yes")
         phone.wait_for_selector("#tokens-table tr[data-token=prometheus]", state="detached")
         assert httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
 
         store = AuthStore(db)
-        assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer"), ("boss", "admin")]
+        assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer"), ("boss", "admin"),
+                                                                    ("mallory", "viewer")]
         assert store.check_login("ana", "ana's second password") is not None
+        assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_added cy"]
         assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [
             "user_added", "password_set", "user_removed", "token_added", "token_revoked"]
         viewer = tab(360, 740)

@@ -385,6 +385,20 @@ class AccessControl:
         self.store.log("password_changed", principal.name, client)
         return token
 
+    def confirm_admin(self, request: Request, principal: Principal, password: str, change: str) -> tuple[str, str]:
+        """The acting admin's own password, asked with each change to the users or tokens
+        (admin_routes.py) so that a stolen or unattended session is not enough: checked as a login
+        checks it, under the same limits; a wrong one is a failed login of the admin (the access
+        log's `admin_password_failed`, its target the `change` refused, and the server's log line).
+        (name, the hash checked), for the store to check again as it writes; AuthError 403, 429, 503."""
+        client = client_address(request)
+        user = self._check_password(client, principal.name, password, "password checks")
+        if user is None:
+            self.store.log("admin_password_failed", principal.name, client, change)
+            said_failed(principal.name, client)
+            raise AuthError(403, "your password (admin_password) is wrong")
+        return principal.name, user["password_hash"]
+
     def logout(self, request: Request, principal: Principal) -> None:
         if principal.session is not None and self.store is not None:
             self.store.end_session(principal.session)

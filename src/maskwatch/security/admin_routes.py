@@ -2,8 +2,11 @@
 over HTTP, through the same store calls and checks.
 
 Changes need an admin logged in: an API token (even a full one) is refused, so that a leaked
-token cannot mint accounts or more tokens. Each change is a row of the access log in the acting
-admin's name; no answer, error or log line holds a password (app.py's 422 leaves it out too).
+token cannot mint accounts or more tokens. Adding a user, setting a password, removing a user and
+creating a token also need the admin's own password (`admin_password`, checked as a login), so
+that a stolen or unattended session is not enough; revoking a token only takes access away. Each
+change is a row of the access log in the acting admin's name; no answer, error or log line holds
+a password (app.py's 422 leaves it out too).
 """
 
 from __future__ import annotations
@@ -15,17 +18,24 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from maskwatch.security.access import ADMIN, AuthError, client_address
+from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, AuthStore, Conflict, NoSuch, added_target,
-                                      new_user_problem, viewer_cameras)
+                                      name_problem, new_user_problem, viewer_cameras)
 
 CameraId = Annotated[str, Field(max_length=64)]
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
 TokenName = Annotated[str, Path(min_length=1, max_length=58, description="as GET /v1/tokens lists it")]
+AdminPassword = Annotated[str, Field(min_length=1, max_length=1000, description=(
+    "your own password, the admin's making the change: checked as a login, a wrong one counted as a failed login"))]
 
 
-class NewUser(BaseModel):
+class Confirmed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    admin_password: AdminPassword
+
+
+class NewUser(Confirmed):
     name: str = Field(min_length=1, max_length=64, description="1-64 letters, digits, _ . @ or -")
     role: str = Field("viewer", max_length=16, json_schema_extra={"enum": list(ROLES)})
     cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
@@ -33,15 +43,11 @@ class NewUser(BaseModel):
     password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
 
 
-class NewPassword(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NewPassword(Confirmed):
     password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
 
 
-class NewToken(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NewToken(Confirmed):
     name: str = Field(min_length=1, max_length=58, description="what uses it, e.g. prometheus")
     scope: str = Field("read", max_length=8, json_schema_extra={"enum": list(SCOPES)},
                        description="read: GET only, as a viewer of every camera; full: as an admin")
@@ -63,6 +69,13 @@ def admin_in_person(request: Request) -> str:
 Admin = Annotated[str, Depends(admin_in_person)]
 REFUSALS = {403: {"description": "Not an admin logged in (a viewer, an API token, an open server); no "
                                  "X-Maskwatch-CSRF header, or another site's Origin"}}
+CONFIRMED = {403: {"description": "Not an admin logged in (a viewer, an API token, an open server); no "
+                                  "X-Maskwatch-CSRF header, or another site's Origin; a wrong admin_password "
+                                  "(a failed login of the admin)"},
+             429: {"description": "Too many failed logins; Retry-After says when to try again"},
+             503: {"description": "Too many password checks at once in this process, or the database cannot be "
+                                  "read or written just now; Retry-After says when to try again"}}
+MEANWHILE = "; or the acting admin was removed, or given a new password or role, while the change was checked"
 BAD_VALUE = {400: {"description": "A bad name, role, camera or scope, or a weak password (as the CLI says it)"}}
 router = APIRouter(tags=["users"])
 
@@ -74,6 +87,19 @@ def _store(request: Request) -> AuthStore:
 def _done(request: Request, admin: str, action: str, target: str, answer: dict, status: int = 200) -> JSONResponse:
     _store(request).log(action, admin, client_address(request), target)
     return JSONResponse(answer, status_code=status)
+
+
+def _confirmed(request: Request, password: str, change: str) -> tuple[str, str]:
+    """The acting admin's name and checked hash once `password` is theirs (AccessControl.confirm_admin)."""
+    return request.app.state.access.confirm_admin(request, request.state.principal, password, change)
+
+
+def _strong(password: str, user: str) -> None:
+    """The new password's rule said before any hashing (and before the admin's password costs a guess)."""
+    try:
+        check_strength(password, user)
+    except WeakPassword as err:
+        raise AuthError(400, str(err)) from None
 
 
 def _refused(err: ValueError) -> AuthError:
@@ -90,22 +116,28 @@ def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
     return list(site.config.cameras), lambda unknown: [c for c in site.retired_cameras() if c in unknown]
 
 
-@router.post("/v1/users", openapi_extra=ADMIN, status_code=201,
-             responses=REFUSALS | BAD_VALUE | {409: {"description": "The name is taken (whatever its case)"}})
+@router.post("/v1/users", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {
+    409: {"description": "The name is taken (whatever its case)" + MEANWHILE}})
 def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
     """Add a user, as `maskwatch users add`: a viewer sees only `cameras` where given."""
     if (problem := new_user_problem(body.name, body.role, body.cameras)) is not None:
         raise AuthError(400, problem)
+    _strong(body.password, body.name)
     try:
         cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
-        user = _store(request).add_user(body.name, body.password, body.role, cameras)
+    except ValueError as err:
+        raise _refused(err) from None
+    acting = _confirmed(request, body.admin_password, f"user_added {body.name}")
+    try:
+        user = _store(request).add_user(body.name, body.password, body.role, cameras, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "user_added", added_target(user), {"user": user}, 201)
 
 
 @router.post("/v1/users/{user_name}/password", openapi_extra=ADMIN,
-             responses=REFUSALS | BAD_VALUE | {404: {"description": "No such user"}})
+             responses=BAD_VALUE | CONFIRMED | {404: {"description": "No such user"},
+                                                409: {"description": "The acting admin" + MEANWHILE.split("acting admin")[1]}})
 def set_password(request: Request, user_name: UserName, body: NewPassword, admin: Admin) -> JSONResponse:
     """A user's new password, as `maskwatch users passwd`: every session of theirs ends."""
     if user_name == admin:  # with the current one asked: a session left open must not be enough
@@ -113,8 +145,10 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
                              "which asks for the current one")
     if _store(request).user(user_name) is None:  # said before the password's hashing
         raise AuthError(404, f"no user {user_name!r}")
+    _strong(body.password, user_name)
+    acting = _confirmed(request, body.admin_password, f"password_set {user_name}")
     try:
-        _store(request).set_password(user_name, body.password)
+        _store(request).set_password(user_name, body.password, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "password_set", user_name,
@@ -122,12 +156,15 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
 
 
 @router.delete("/v1/users/{user_name}", openapi_extra=ADMIN,
-               responses=REFUSALS | {404: {"description": "No such user"},
-                                     409: {"description": "The last admin (add another admin first)"}})
-def remove_user(request: Request, user_name: UserName, admin: Admin) -> JSONResponse:
+               responses=CONFIRMED | {404: {"description": "No such user"},
+                                      409: {"description": "The last admin (add another admin first)" + MEANWHILE}})
+def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:
     """Remove a user, as `maskwatch users remove`: their sessions end. The last admin stays."""
+    if _store(request).user(user_name) is None:  # said before the admin's password is checked
+        raise AuthError(404, f"no user {user_name!r}")
+    acting = _confirmed(request, body.admin_password, f"user_removed {user_name}")
     try:
-        _store(request).remove_user(user_name, leave_an_admin=True)
+        _store(request).remove_user(user_name, leave_an_admin=True, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "user_removed", user_name,
@@ -141,13 +178,16 @@ def list_tokens(request: Request) -> JSONResponse:
     return JSONResponse({"tokens": store.tokens() if store is not None else []})
 
 
-@router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201,
-             responses=REFUSALS | BAD_VALUE | {409: {"description": "A token of that name exists"}})
+@router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {
+    409: {"description": "A token of that name exists" + MEANWHILE}})
 def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
     """A new API token, as `maskwatch tokens add`: `token` is in this answer only (the server keeps
     its hash): send it as `Authorization: Bearer TOKEN`."""
+    if (problem := name_problem(body.name, "token")) is not None or body.scope not in SCOPES:
+        raise AuthError(400, problem or f"scope must be one of {', '.join(SCOPES)}; got {body.scope!r}")
+    acting = _confirmed(request, body.admin_password, f"token_added {body.name}")
     try:
-        token = _store(request).add_token(body.name, body.scope)
+        token = _store(request).add_token(body.name, body.scope, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "token_added", added_target(token=(body.name, body.scope)),

@@ -198,11 +198,12 @@ def add_token(
 ) -> None:
     """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
     site = site_config(config, "tokens")
-    from maskwatch.security.store import SCOPES, TOKEN_NAME
+    from maskwatch.security.store import SCOPES, name_problem
 
-    if scope not in SCOPES or not TOKEN_NAME.fullmatch(name):  # said before a new database is made (typo.db)
-        _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}" if scope not in SCOPES else
-              f"token names are 1-58 letters, digits, _ . @ or -; got {name!r}")
+    if scope not in SCOPES:  # said before a new database is made (typo.db)
+        _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if (problem := name_problem(name, "token")) is not None:
+        _fail(problem)
     store = store_of(site, database, "tokens", create=True)
     try:
         token = store.add_token(name, scope)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.runtime import ProblemLog
+from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, EventStore, database_url,
                                      apply_migrations, driver_reason, hold_database, open_database,
                                      said_migrated)
@@ -36,6 +37,10 @@ USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # whole (fullmatch): "$" let "
 # longer one, and the request with it).
 TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,58}")
 TOKEN_PREFIX = "mw_"
+# Names the characters' rule lets through but no URL can address: a browser and httpx read
+# /v1/users/.. (and %2E%2E) as /v1/, so a user or token of that name could not be removed,
+# reset or revoked from the dashboard.
+DOT_NAMES = (".", "..")
 CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (PostgreSQL refused a longer list)
 
 
@@ -130,14 +135,27 @@ def _cameras_text(cameras) -> str | None:
     return ",".join(dict.fromkeys(cameras))
 
 
+def name_problem(name: str, kind: str) -> str | None:
+    """What is wrong with a new user's (`kind` "user") or token's ("token") name: the one rule of
+    the CLI, the API and the store."""
+    pattern, longest = (USER_NAME, 64) if kind == "user" else (TOKEN_NAME, 58)
+    if not pattern.fullmatch(name) or name in DOT_NAMES:
+        return f"{kind} names are 1-{longest} letters, digits, _ . @ or -, and not . or ..; got {name!r}"
+    return None
+
+
 def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | None:
     """What is wrong with a user to add, before any password (a bad name, role or camera list)."""
-    if not USER_NAME.fullmatch(name):
-        return f"user names are 1-64 letters, digits, _ . @ or -; got {name!r}"
+    if (problem := name_problem(name, "user")) is not None:
+        return problem
     if role not in ROLES:
         return f"role must be one of {', '.join(ROLES)}; got {role!r}"
     if role == "admin" and cameras:
         return "an admin sees every camera: a camera list (--camera) is for viewers"
+    # Checked where no site's list is (`serve`, `users add --database`): "door,till" was stored as
+    # is and read back as two cameras, door and till; markup was kept for any page to show.
+    if cameras and (odd := [c.strip() for c in cameras if c.strip() and not CAMERA_ID.fullmatch(c.strip())]):
+        return f"camera ids are 1-64 letters, digits, _ or -; got {odd[0]!r}"
     if cameras and len(_cameras_text(cameras) or "") > CAMERAS_TEXT:
         return f"a viewer's cameras take at most {CAMERAS_TEXT} characters together; leave the list out for all cameras"
     return None
@@ -166,7 +184,22 @@ def _user_row(row) -> dict:
             "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created}
 
 
-def _replace_password(connection, name: str, hashed: str, checked_hash: str | None = None) -> int | None:
+def _check_acting(connection, acting: tuple[str, str] | None) -> None:
+    """Conflict unless the admin making a change (`acting`: their name and the password hash just
+    checked) is still an admin with that password, read in the caller's transaction under
+    USERS_LOCK: a session checked before its admin was removed, demoted or given a new password
+    (another admin's change in flight) added a user or a token after all."""
+    if acting is None:
+        return
+    name, checked_hash = acting
+    if connection.execute(select(users.c.id).where(users.c.name == name, users.c.role == "admin",
+                                                   users.c.password_hash == checked_hash)).first() is None:
+        raise Conflict(f"{name!r} was removed, or their role or password changed, while this change was "
+                       "checked: nothing changed")
+
+
+def _replace_password(connection, name: str, hashed: str, checked_hash: str | None = None,
+                      acting: tuple[str, str] | None = None) -> int | None:
     """`name`'s password hash replaced by `hashed` and every session of theirs ended, in the
     caller's transaction; their id, or None (nothing changed) for no such user or, with
     `checked_hash`, a hash that is no longer it. It first holds what remove_user holds: a removal
@@ -174,6 +207,7 @@ def _replace_password(connection, name: str, hashed: str, checked_hash: str | No
     sessions; at once on PostgreSQL each waited for the other's rows, and the deadlock failed one
     of them (the removal, or the change as a 503)."""
     hold_database(connection, USERS_LOCK)
+    _check_acting(connection, acting)
     user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
     still = [] if checked_hash is None else [users.c.password_hash == checked_hash]
     if user_id is None or connection.execute(
@@ -212,14 +246,17 @@ class AuthStore:
 
     # Users
 
-    def add_user(self, name: str, password: str, role: str, cameras: list[str] | None = None) -> dict:
-        """A new user; ValueError names a bad name, role or password, or a name already taken."""
+    def add_user(self, name: str, password: str, role: str, cameras: list[str] | None = None,
+                 acting: tuple[str, str] | None = None) -> dict:
+        """A new user; ValueError names a bad name, role or password, or a name already taken.
+        `acting`: the dashboard's admin, still one (_check_acting) when it is written."""
         if (problem := new_user_problem(name, role, cameras)) is not None:
             raise ValueError(problem)
         check_strength(password, name)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # another process's `users add Bob` between the check and the write
+            _check_acting(connection, acting)
             taken = connection.execute(select(users.c.name).where(func.lower(users.c.name) == name.lower())).scalar()
             if taken is not None:  # Bob and bob would be two accounts one person mistakes for each other
                 raise Conflict(f"user {taken!r} exists already (maskwatch users passwd changes a password)")
@@ -240,12 +277,13 @@ class AuthStore:
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(users)).scalar() or 0
 
-    def remove_user(self, name: str, leave_an_admin: bool = False) -> None:
+    def remove_user(self, name: str, leave_an_admin: bool = False, acting: tuple[str, str] | None = None) -> None:
         """Delete the user and end every session of theirs. The last admin stays while other users
         do; with `leave_an_admin` (the dashboard) also when alone: an admin removing themselves left
         a site nobody could log in to, and one beyond loopback refusing everyone."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # two processes removing the last two admins at once
+            _check_acting(connection, acting)
             row = connection.execute(select(users.c.id, users.c.role).where(users.c.name == name)).first()
             if row is None:
                 raise NoSuch(f"no user {name!r}")
@@ -257,7 +295,7 @@ class AuthStore:
             connection.execute(delete(sessions).where(sessions.c.user_id == row.id))
             connection.execute(delete(users).where(users.c.id == row.id))
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str, acting: tuple[str, str] | None = None) -> None:
         """A new password; every session of the user ends (log in again with the new one). The
         current one is refused, checked against its hash: it ended the sessions and changed
         nothing, where `users passwd` said it changed (POST /password refuses it too)."""
@@ -268,7 +306,7 @@ class AuthStore:
             raise ValueError(SAME_PASSWORD)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
-            if _replace_password(connection, name, hashed) is None:
+            if _replace_password(connection, name, hashed, acting=acting) is None:
                 raise NoSuch(f"no user {name!r}")
 
     def change_own_password(self, name: str, checked_hash: str, password: str, now: float | None = None) -> str | None:
@@ -354,14 +392,16 @@ class AuthStore:
 
     # API tokens
 
-    def add_token(self, name: str, scope: str) -> str:
+    def add_token(self, name: str, scope: str, acting: tuple[str, str] | None = None) -> str:
         """A new API token: returned once, stored only as its hash."""
-        if not TOKEN_NAME.fullmatch(name):
-            raise ValueError(f"token names are 1-58 letters, digits, _ . @ or -; got {name!r}")
+        if (problem := name_problem(name, "token")) is not None:
+            raise ValueError(problem)
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)  # the acting admin's row; two processes adding one name
+            _check_acting(connection, acting)
             if connection.execute(select(api_tokens.c.id).where(api_tokens.c.name == name)).first() is not None:
                 raise Conflict(f"a token named {name!r} exists already (revoke it first)")
             connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,

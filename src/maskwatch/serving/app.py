@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 # Routes whose bodies hold a password: a 422 says back none of their values (a form post's whole
-# body too). Route paths, not URLs: an admin's reset names its user in the URL.
-SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password")
+# body too). Route paths, not URLs: an admin's reset names its user in the URL. The admins' changes
+# but a token's revocation carry the admin's own password (admin_routes.py).
+SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password", "/v1/users/{user_name}",
+                 "/v1/tokens")
 STATIC_ASSETS = {"users.js": "text/javascript", "users.css": "text/css"}  # GET /static/NAME, these only
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
@@ -407,7 +409,7 @@ def audited_actions(app: FastAPI) -> list[str]:
     from maskwatch.security.store import CHANGES
 
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
-            *CHANGES, *sorted(routes)]
+            *CHANGES, "admin_password_failed", *sorted(routes)]
 
 
 def privacy_statement(settings: ServeSettings, site, access: AccessControl, records: list[str]) -> dict:

@@ -2,12 +2,21 @@
 // through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose api() and
 // checked() it uses and whose "maskwatch-account" event says who is logged in: only an admin gets
 // the button (the server refuses anyone else).
-// As the password dialog: Escape or Close closes it, every password typed and the token shown
-// are emptied then, and what went wrong is said in one line (role="alert").
+// Each change but a token's revocation sends the admin's own password, typed once in "Your
+// password" at the top (a stolen or unattended session is not enough; the server checks it as a
+// login). As the password dialog: Escape or Close closes it, every password typed (yours too) and
+// the token shown are emptied then, and what went wrong is said in one line (role="alert").
 (() => {
   const MARKUP = `
 <dialog id="users-dialog" aria-labelledby="users-title">
   <h2 id="users-title" tabindex="-1">Users and API tokens</h2>
+  <form id="users-me" novalidate>
+    <input type="text" id="users-me-name" autocomplete="username" hidden readonly>
+    <label>Your password <input type="password" id="users-me-password" autocomplete="current-password"
+      maxlength="1000" aria-describedby="users-me-why"></label>
+    <p id="users-me-why"><small>Asked with each change (not to revoke a token), so that a session left open
+      is not enough; forgotten when this dialog closes.</small></p>
+  </form>
   <p id="users-error" role="alert"></p>
   <p id="users-status" role="status"></p>
   <form id="users-confirm" hidden>
@@ -31,7 +40,7 @@
     <tbody></tbody></table></div>
   <form id="users-add" novalidate>
     <h3>Add a user</h3>
-    <label>Name <input id="users-add-name" autocomplete="off" maxlength="64" required></label>
+    <label>Name <input id="users-add-name" autocomplete="username" maxlength="64" required></label>
     <label>Role <select id="users-add-role"><option value="viewer">viewer</option><option value="admin">admin</option></select></label>
     <fieldset id="users-add-cameras" hidden><legend>Cameras the viewer sees (none ticked: every camera)</legend></fieldset>
     <label>Password <input type="password" id="users-add-password" autocomplete="new-password" required
@@ -46,7 +55,7 @@
     <tbody></tbody></table></div>
   <div id="tokens-secret" hidden>
     <p><label for="tokens-secret-value">Token <b id="tokens-secret-name"></b>: shown this once, store it now</label></p>
-    <input id="tokens-secret-value" readonly>
+    <input id="tokens-secret-value" autocomplete="off" readonly>
     <div class="zone-tools"><button type="button" id="tokens-copy">Copy</button><span id="tokens-copied" role="status"></span></div>
   </div>
   <form id="tokens-add" novalidate>
@@ -72,6 +81,13 @@
     $("users-error").textContent = error ? text : "";
     $("users-status").textContent = error ? "" : text;
   };
+  // The admin's own password for a change, or an Error that sends them to the field.
+  function yours() {
+    const password = $("users-me-password").value;
+    if (password) return password;
+    $("users-me-password").focus();
+    throw new Error("type your own password in \"Your password\" at the top first");
+  }
   async function send(url, method, body) {
     const options = {method, headers: {"Content-Type": "application/json"}};
     if (body !== undefined) options.body = JSON.stringify(body);
@@ -106,6 +122,12 @@
     button.addEventListener("click", onClick);
     return button;
   }
+  function noToken() {  // built, never innerHTML: no text of this dialog is read as markup
+    const row = document.createElement("tr"), only = cell("No API token.");
+    only.colSpan = 4;
+    row.append(only);
+    return row;
+  }
   const when = (seconds) => seconds ? new Date(seconds * 1000).toLocaleString() : "never";
 
   async function load() {
@@ -120,7 +142,7 @@
       changes.append(rowButton("Remove", `Remove ${user.name}`, () => ask(
         `Remove ${user.name}? Their sessions end at once` + (user.name === me.user ? ", yours too." : "."),
         `Remove ${user.name}`, () => change("Not removed", async () =>
-          (await send(`/v1/users/${encodeURIComponent(user.name)}`, "DELETE")).status))));
+          (await send(`/v1/users/${encodeURIComponent(user.name)}`, "DELETE", {admin_password: yours()})).status))));
       row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"), changes);
       return row;
     }));
@@ -134,7 +156,7 @@
           (await send(`/v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
       row.append(cell(token.name), cell(token.scope), cell(when(token.last_used)), changes);
       return row;
-    }) : [Object.assign(document.createElement("tr"), {innerHTML: '<td colspan="4">No API token.</td>'})]));
+    }) : [noToken()]));
   }
 
   // The confirm form: a question, a button that says what it does, and "Keep" focused (Enter keeps).
@@ -153,7 +175,7 @@
     endConfirm();
     open.focus();  // the row's button is gone with the row
     if (action) await action();
-    if (dialog.open) $("users-title").focus();
+    if (dialog.open && !dialog.contains(document.activeElement)) $("users-title").focus();  // not from "Your password"
   });
   $("users-confirm-no").addEventListener("click", () => { endConfirm(); say("Nothing changed."); });
 
@@ -175,7 +197,8 @@
     if (!password) return say("Not set: type the new password twice.", true);
     if (password !== $("users-reset-again").value) return say("Not set: the two passwords differ.", true);
     await change("Not set", async () => {
-      const {status} = await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST", {password});
+      const {status} = await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST",
+                                  {password, admin_password: yours()});
       endReset();
       return status;
     });
@@ -211,7 +234,7 @@
     const body = {name, role, password};
     if (role === "viewer" && ticked.length) body.cameras = ticked;
     await change("Not added", async () => {
-      const {user} = await send("/v1/users", "POST", body);
+      const {user} = await send("/v1/users", "POST", {...body, admin_password: yours()});
       event.target.reset();
       $("users-add-cameras").hidden = $("users-add-cameras").dataset.cameras === "0";
       return `Added ${user.role} ${user.name} (${user.cameras ? user.cameras.join(", ") : "all cameras"}).`;
@@ -224,7 +247,7 @@
     if (!name) return say("Not created: give the token a name (what uses it).", true);
     $("tokens-secret").hidden = true;
     await change("Not created", async () => {
-      const {token} = await send("/v1/tokens", "POST", {name, scope});
+      const {token} = await send("/v1/tokens", "POST", {name, scope, admin_password: yours()});
       event.target.reset();
       $("tokens-secret-name").textContent = name;
       $("tokens-secret-value").value = token;
@@ -234,6 +257,7 @@
       return `Token ${name} created (${scope}): copy it now, it is not shown again.`;
     });
   });
+  $("users-me").addEventListener("submit", (event) => event.preventDefault());  // Enter there changes nothing
   $("tokens-copy").addEventListener("click", async () => {
     const field = $("tokens-secret-value"), said = $("tokens-copied");
     try {
@@ -249,6 +273,7 @@
     say("");
     endConfirm();
     endReset();
+    $("users-me-name").value = me.user;  // whose password "Your password" is, for password managers
     dialog.showModal();
     $("users-title").focus();
     try {
@@ -259,8 +284,8 @@
   });
   $("users-close").addEventListener("click", () => dialog.close());
   dialog.addEventListener("close", () => {  // Escape or Close: no password nor token left in the page
-    for (const id of ["users-add-password", "users-add-again", "users-reset-password", "users-reset-again",
-                      "tokens-secret-value"]) $(id).value = "";
+    for (const id of ["users-me-password", "users-add-password", "users-add-again", "users-reset-password",
+                      "users-reset-again", "tokens-secret-value"]) $(id).value = "";
     $("tokens-secret").hidden = true;
     endReset();
     endConfirm();
