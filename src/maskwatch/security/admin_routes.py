@@ -156,7 +156,8 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
 
 
 @router.delete("/v1/users/{user_name}", openapi_extra=ADMIN,
-               responses=CONFIRMED | {404: {"description": "No such user"},
+               responses=CONFIRMED | {400: {"description": "A body that is not JSON"},
+                                      404: {"description": "No such user"},
                                       409: {"description": "The last admin (add another admin first)" + MEANWHILE}})
 def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:
     """Remove a user, as `maskwatch users remove`: their sessions end. The last admin stays."""
