@@ -355,31 +355,35 @@ def test_an_admin_removed_or_changed_meanwhile_changes_nothing_postgresql(postgr
     acting_admins_race(postgres.url)
 
 
-def test_dot_names_are_refused_for_users_and_tokens_and_an_old_one_removed_with_the_cli(tmp_path):
+def test_dot_and_dash_names_are_refused_for_users_and_tokens_and_an_old_one_removed_with_the_cli(tmp_path):
     """`.` and `..` passed the name rule, but a URL cannot name them (/v1/users/.. is /v1/): such a
-    user or token could not be reset, removed or revoked from the dashboard."""
+    user or token could not be reset, removed or revoked from the dashboard. `-x` passed it too,
+    and `maskwatch users remove -x` said "No such option: -x"."""
     from typer.testing import CliRunner
 
     from maskwatch.cli import app
 
     db = site_users(tmp_path)
     boss = logged_in(db, BOSS)
-    for name in (".", ".."):
+    for name, said in ((".", "not . or .."), ("..", "not . or .."), ("-x", "not starting with -"),
+                       ("--help", "not starting with -")):
         user = boss.post("/v1/users", json=BY_BOSS | {"name": name, "password": "a dotted password"}, headers=CSRF)
         assert user.status_code == 400 and user.json() == {"error": new_user_problem(name, "viewer", None)}
-        assert "not . or .." in user.json()["error"]
+        assert said in user.json()["error"]
         token = boss.post("/v1/tokens", json=BY_BOSS | {"name": name}, headers=CSRF)
         assert token.status_code == 400 and "token names are 1-58" in token.json()["error"], token.text
-        for command, stdin in ((("users", "add", name), "a dotted password\n"), (("tokens", "add", name), "")):
-            ran = CliRunner().invoke(app, [*command, "--database", db], input=stdin)
-            assert ran.exit_code == 1 and "not . or .." in ran.output, ran.output
-        with pytest.raises(ValueError, match="not . or .."):
+        for command, stdin in ((("users", "add"), "a dotted password\n"), (("tokens", "add"), "")):
+            ran = CliRunner().invoke(app, [*command, "--database", db, "--", name], input=stdin)
+            assert ran.exit_code == 1 and said in ran.output, ran.output
+        with pytest.raises(ValueError, match=said):
             AuthStore(db).add_token(name, "read")
     assert AuthStore(db).check_login("boss", BOSS[1])  # no attempt above counted as the admin's guess
     store = AuthStore(db)
-    with store.engine.begin() as connection:  # made before the rule, as the docs say to remove it
-        connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, created) VALUES ('..', 'x', 'viewer', 0)")
+    with store.engine.begin() as connection:  # made before the rules, as the docs say to remove them
+        connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, created) VALUES "
+                                   "('..', 'x', 'viewer', 0), ('-x', 'x', 'viewer', 0)")
     assert CliRunner().invoke(app, ["users", "remove", "..", "--database", db]).exit_code == 0
+    assert CliRunner().invoke(app, ["users", "remove", "--database", db, "--", "-x"]).exit_code == 0
     assert [u["name"] for u in store.users()] == ["ana", "boss"] and store.tokens() == []
 
 

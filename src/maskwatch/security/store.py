@@ -41,6 +41,8 @@ TOKEN_PREFIX = "mw_"
 # /v1/users/.. (and %2E%2E) as /v1/, so a user or token of that name could not be removed,
 # reset or revoked from the dashboard.
 DOT_NAMES = (".", "..")
+# A name starting with "-" passed the rule too, but the commands read it as an option: `maskwatch
+# users remove -x` said "No such option: -x". Refused for new names; an old one is named after `--`.
 CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (PostgreSQL refused a longer list)
 
 
@@ -139,8 +141,9 @@ def name_problem(name: str, kind: str) -> str | None:
     """What is wrong with a new user's (`kind` "user") or token's ("token") name: the one rule of
     the CLI, the API and the store."""
     pattern, longest = (USER_NAME, 64) if kind == "user" else (TOKEN_NAME, 58)
-    if not pattern.fullmatch(name) or name in DOT_NAMES:
-        return f"{kind} names are 1-{longest} letters, digits, _ . @ or -, and not . or ..; got {name!r}"
+    if not pattern.fullmatch(name) or name in DOT_NAMES or name.startswith("-"):
+        return (f"{kind} names are 1-{longest} letters, digits, _ . @ or -, not starting with -, and not . or ..; "
+                f"got {name!r}")
     return None
 
 
