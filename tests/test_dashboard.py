@@ -756,6 +756,38 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.input_value("#zone-yaml") == "" and phone.evaluate("document.getElementById('zone-yaml').readOnly")
 
 
+def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
+    """Escape in the name of a shape just closed closed the whole editor, and the shape's corners,
+    in no text yet, were gone when it reopened."""
+    from tests.conftest import log_in
+
+    desk = tab(1280, 800)
+    log_in(desk, zoned_site.base)
+    desk.get_by_role("button", name="Draw zones of door").click()
+    desk.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
+    overlay = desk.locator("#zone-overlay")
+    box = overlay.bounding_box()
+    for x, y in ((0.2, 0.2), (0.3, 0.2), (0.3, 0.3)):
+        overlay.click(position={"x": x * box["width"], "y": y * box["height"]})
+    desk.keyboard.press("Enter")
+    desk.keyboard.type("ha")
+    desk.keyboard.press("Escape")
+    assert desk.is_visible("#zone-editor") and desk.is_hidden("#zone-name-form")
+    assert desk.evaluate("document.activeElement.id") == "zone-overlay"  # where drawing goes on
+    assert desk.inner_text("#zone-status").startswith("Not named: the shape's 3 corners are kept")
+    assert desk.locator("#zone-overlay .drawing-points circle").count() == 3
+    overlay.click(position={"x": 0.2 * box["width"], "y": 0.3 * box["height"]})  # one more corner, then named
+    desk.keyboard.press("Enter")
+    desk.keyboard.type("hall")
+    desk.keyboard.press("Enter")
+    desk.wait_for_function("document.getElementById('zone-yaml').value.includes('hall')", timeout=10_000)
+    [line] = [line for line in desk.input_value("#zone-yaml").splitlines() if line.startswith("  hall: ")]
+    assert len(json.loads(line.split(": ", 1)[1])) == 4
+    desk.keyboard.press("Escape")  # not naming: Escape closes the editor, as before
+    assert not desk.is_visible("#zone-editor")
+    desk.evaluate("sessionStorage.clear()")  # the text kept is this test's only
+
+
 def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zoned_site, tab):
     """The editor on a desk screen with pictures of other sizes than the clip's: a click maps to the
     same share of the frame at any scale, the corners at the edges reach 0 and 1, and a tall
