@@ -752,7 +752,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     phone.wait_for_function("document.getElementById('zone-status').textContent.includes('could not be read')",
                             timeout=20_000)
     overlay.click(position={"x": 10, "y": 10})
-    assert phone.inner_text("#zone-status").startswith("The camera's zones could not be read: close and try again")
+    assert phone.inner_text("#zone-status").startswith("The camera's zones or picture could not be read: press \"Try again\"")
     assert phone.input_value("#zone-yaml") == "" and phone.evaluate("document.getElementById('zone-yaml').readOnly")
 
 
@@ -786,6 +786,65 @@ def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
     desk.keyboard.press("Escape")  # not naming: Escape closes the editor, as before
     assert not desk.is_visible("#zone-editor")
     desk.evaluate("sessionStorage.clear()")  # the text kept is this test's only
+
+
+def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_site, tab):
+    """A picture or zones request that hung (no answer, no error) left the editor saying "Reading
+    the camera's zones and picture…" for good, with no way but to close it."""
+    from tests.conftest import log_in
+
+    desk = tab(1280, 800)
+    desk.clock.install()  # the page's 15 s moved on below, not waited for
+    log_in(desk, zoned_site.base)
+    held = []
+
+    def hold(route):  # the editor's reads, not the card's own picture
+        held.append(route) if route.request.resource_type == "fetch" else route.continue_()
+    for url in ("**/v1/cameras/door/frame.jpg*", "**/v1/cameras/door/zones"):
+        desk.route(url, hold)
+    desk.get_by_role("button", name="Draw zones of door").click()
+    for _ in range(100):
+        if len(held) == 2:
+            break
+        desk.wait_for_timeout(100)
+    assert len(held) == 2
+    desk.clock.fast_forward(14_000)
+    assert desk.inner_text("#zone-status") == "Reading the camera's zones and picture…"
+    desk.locator("#zone-overlay").click(position={"x": 20, "y": 20})  # nothing drawn on what is not read
+    assert desk.inner_text("#zone-status") == "The camera's zones and picture are being read: a moment."
+    desk.clock.fast_forward(1_100)
+    desk.wait_for_function("document.getElementById('zone-status').textContent.includes('could not be read')",
+                           timeout=5_000)
+    assert desk.inner_text("#zone-status") == ("The camera's zones and picture could not be read (the server did not "
+                                               "answer in 15 s): press \"Try again\".")
+    assert desk.evaluate("document.getElementById('zone-yaml').readOnly") and desk.input_value("#zone-yaml") == ""
+    for url in ("**/v1/cameras/door/frame.jpg*", "**/v1/cameras/door/zones"):
+        desk.unroute(url)
+    desk.get_by_role("button", name="Try again").click()
+    desk.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
+    assert "queue" in desk.input_value("#zone-yaml") and desk.is_hidden("#zone-retry")
+    assert desk.evaluate("document.activeElement.id") == "zone-overlay"  # not the page's top: the button went
+    assert desk.evaluate("document.getElementById('zone-picture').naturalWidth") == 640
+
+    # a shape's check that hangs is said too: it left the name form waiting, nothing said
+    desk.route("**/zones/check", lambda route: held.append(route))
+    overlay, box = desk.locator("#zone-overlay"), desk.locator("#zone-overlay").bounding_box()
+    for x, y in ((0.2, 0.2), (0.3, 0.2), (0.3, 0.3)):
+        overlay.click(position={"x": x * box["width"], "y": y * box["height"]})
+    desk.keyboard.press("Enter")
+    desk.keyboard.type("hall")
+    desk.keyboard.press("Enter")
+    for _ in range(100):
+        if len(held) == 3:
+            break
+        desk.wait_for_timeout(100)
+    desk.clock.fast_forward(15_100)
+    desk.wait_for_function("document.getElementById('zone-name-error').textContent !== ''", timeout=5_000)
+    assert desk.inner_text("#zone-name-error") == ("Not saved: the server did not answer in 15 s; edit the text to "
+                                                   "try again")
+    desk.keyboard.press("Escape")
+    desk.keyboard.press("Escape")
+    assert not desk.is_visible("#zone-editor")
 
 
 def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zoned_site, tab):
