@@ -283,8 +283,10 @@ def test_each_change_but_a_revocation_needs_the_admins_own_password_counted_as_a
     assert boss.post("/v1/tokens", json=BY_BOSS | {"name": "loot"}, headers=CSRF).status_code == 401  # ended session
     assert store.tokens() == []
 
-    reader = logged_in(db, ANA)  # the dialog's own files, to any user: these two only, whatever the path's dots
+    reader = logged_in(db, ANA)  # the dialogs' own files, to any user: these only, whatever the path's dots
     assert reader.get("/static/users.js").headers["content-type"] == "text/javascript; charset=utf-8"
+    assert reader.get("/static/access-log.js").headers["content-type"] == "text/javascript; charset=utf-8"
+    assert reader.get("/static/access-log.css").headers["content-type"] == "text/css; charset=utf-8"
     for path in ("/static/%2e%2e", "/static/..%2fdashboard.html", "/static/dashboard.html", "/static/users.js%00"):
         assert reader.get(path).status_code == 404, path
     assert client_of(db).get("/static/users.js").status_code == 401
