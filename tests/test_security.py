@@ -364,6 +364,7 @@ def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  #
         strict.wait_for_selector("#account:not([hidden])", timeout=20_000)
         strict.wait_for_selector("#events:not([hidden])", timeout=20_000)
         strict.wait_for_selector("#users-open:not([hidden])", timeout=20_000)  # users.js, a file of its own
+        strict.wait_for_selector("#access-log-open:not([hidden])", timeout=20_000)  # access-log.js, too
     finally:
         context.close()
     assert refused == []

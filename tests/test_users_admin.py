@@ -1,6 +1,7 @@
 """An admin manages users and API tokens over HTTP (security/admin_routes.py) and in the
 dashboard's Users dialog (static/users.js): on the real app and SQLite, the camera list's bound on
-PostgreSQL, and the dialog in headless Chromium against a real `maskwatch serve` at a phone's width.
+PostgreSQL, and the dialog in headless Chromium against a real `maskwatch serve` at a phone's width,
+with the Access log dialog (static/access-log.js) on the same server.
 A viewer's cameras checked against a running site: tests/test_security.py."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import getpass
 import logging
 import threading
+import time
 
 import httpx
 import pytest
@@ -281,8 +283,10 @@ def test_each_change_but_a_revocation_needs_the_admins_own_password_counted_as_a
     assert boss.post("/v1/tokens", json=BY_BOSS | {"name": "loot"}, headers=CSRF).status_code == 401  # ended session
     assert store.tokens() == []
 
-    reader = logged_in(db, ANA)  # the dialog's own files, to any user: these two only, whatever the path's dots
+    reader = logged_in(db, ANA)  # the dialogs' own files, to any user: these only, whatever the path's dots
     assert reader.get("/static/users.js").headers["content-type"] == "text/javascript; charset=utf-8"
+    assert reader.get("/static/access-log.js").headers["content-type"] == "text/javascript; charset=utf-8"
+    assert reader.get("/static/access-log.css").headers["content-type"] == "text/css; charset=utf-8"
     for path in ("/static/%2e%2e", "/static/..%2fdashboard.html", "/static/dashboard.html", "/static/users.js%00"):
         assert reader.get(path).status_code == 404, path
     assert client_of(db).get("/static/users.js").status_code == 401
@@ -404,12 +408,15 @@ def test_a_viewers_longest_camera_list_fits_postgresql(postgres):  # noqa: F811
     store.close()
 
 
-def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
+def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F811
     db = site_users(tmp_path)
     marked_up = '<img src=x onerror="window.injected=1">'  # a camera id stored before the rule refused it
     with AuthStore(db).engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, cameras, created) "
                                    "VALUES ('mallory', 'x', 'viewer', ?, 0)", (marked_up,))
+    older = time.time() - 3600
+    for second in range(60):  # an hour ago, more than the Access log's first page of 50
+        AuthStore(db).log("camera_frame", "ana", "192.0.2.9", f"/v1/cameras/door{second}/frame.jpg", now=older + second)
     with serving(["--database", db], tmp_path) as base:
         phone = tab(360, 740)
         log_in(phone, base, BOSS)
@@ -498,6 +505,44 @@ def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
         phone.wait_for_selector("#tokens-table tr[data-token=prometheus]", state="detached")
         assert httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
 
+        # The Access log: newest first, a failed login marked, the name typed at the login page as text.
+        phone.keyboard.press("Escape")
+        refused = httpx.post(base + "/login", json={"username": marked_up, "password": "a guess"}, headers=CSRF,
+                             timeout=10)
+        assert refused.status_code == 401
+        phone.click("#access-log-open")
+        phone.wait_for_selector("#access-log-table tbody tr")
+        assert phone.evaluate("document.getElementById('access-log-dialog').open")
+        assert phone.evaluate("document.activeElement.id") == "access-log-title"
+        newest = "#access-log-table tbody tr:first-child"
+        assert phone.locator(newest + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
+                                                                       marked_up, "127.0.0.1"]
+        assert phone.evaluate(f"document.querySelector('{newest}').classList.contains('refused')")
+        assert phone.evaluate("document.querySelectorAll('#access-log-dialog img').length === 0 && !window.injected")
+        records = phone.evaluate("fetch('/v1/privacy').then((r) => r.json()).then((p) => p.access_log.records)")
+        assert phone.locator("#access-log-action option").evaluate_all("(os) => os.map((o) => o.value)") == [
+            "", *records]  # the server's list, not one of the page's own
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # the rows stack on a phone
+        assert phone.locator("#access-log-table tbody tr").count() == 50
+        phone.click("#access-log-older")
+        phone.wait_for_function("document.getElementById('access-log-older').hidden")
+        shown = phone.locator("#access-log-table tbody tr").evaluate_all("(rows) => rows.map((r) => +r.dataset.id)")
+        assert shown == [e["id"] for e in AuthStore(db).access_log(limit=1000)][:len(shown)] and len(shown) > 60
+        assert phone.evaluate("document.activeElement.dataset.label") == "When (your clock)"  # the first older row
+        phone.select_option("#access-log-action", "token_added")  # a filter reads the log again
+        phone.wait_for_function("document.querySelectorAll('#access-log-table tbody tr').length === 1")
+        assert phone.locator("#access-log-table tbody tr td").all_inner_texts()[1:] == [
+            "boss", "token_added", "prometheus (read)", "127.0.0.1"]
+        phone.select_option("#access-log-action", "")
+        phone.fill("#access-log-user", "ana")
+        phone.press("#access-log-user", "Enter")
+        phone.wait_for_function("document.querySelectorAll('#access-log-table tbody tr').length === 50")
+        assert set(phone.locator("#access-log-table tbody td:nth-child(2)").all_inner_texts()) == {"ana"}
+        assert phone.is_visible("#access-log-older")  # 60 rows of ana's
+        phone.keyboard.press("Escape")
+        phone.wait_for_function("!document.getElementById('access-log-dialog').open")
+        assert phone.evaluate("document.activeElement.id") == "access-log-open"
+
         store = AuthStore(db)
         assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer"), ("boss", "admin"),
                                                                     ("mallory", "viewer")]
@@ -508,7 +553,7 @@ def test_the_users_dialog_on_a_phone(tmp_path, tab):  # noqa: F811
         viewer = tab(360, 740)
         log_in(viewer, base, ("ana", "ana's second password"))
         viewer.wait_for_selector("#account", state="visible")  # /v1/me answered: the Users button decided
-        assert viewer.is_hidden("#users-open")  # a viewer never sees it
+        assert viewer.is_hidden("#users-open") and viewer.is_hidden("#access-log-open")  # a viewer never sees them
 
 
 def test_the_cli_writes_the_same_access_log_rows_as_the_dashboard(tmp_path):

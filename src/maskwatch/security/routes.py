@@ -6,6 +6,7 @@ One module-level router, included by serving/app.py; the AccessControl lives on 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
+from maskwatch.site.events import CURSOR, cursor_of, parse_cursor
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
 LOGIN_PAGE = Path(__file__).resolve().parents[1] / "serving" / "static" / "login.html"
@@ -117,22 +119,40 @@ def list_users(request: Request) -> Response:
 
 
 @router.get("/v1/access-log", openapi_extra=ADMIN,
-            responses={400: {"description": "A since that is not a time", "content": {"application/json": {
-                "schema": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}})
+            responses={400: {"description": "A since or until that is not a time, or since after until",
+                             "content": {"application/json": {"schema": {
+                                 "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}})
 def read_access_log(request: Request, user: str | None = Query(None, max_length=200),
-                    action: str | None = Query(None, max_length=32),
-                    since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone)",
-                                              json_schema_extra=SINCE_SCHEMA),
+                    action: str | None = Query(None, max_length=32, description=(
+                        "one action; GET /v1/privacy lists them (access_log.records)")),
+                    since: str | None = Query(None, description="rows at or after it: Unix seconds or ISO 8601 "
+                                              "(UTC if no zone)", json_schema_extra=SINCE_SCHEMA),
+                    until: str | None = Query(None, description="rows before it: Unix seconds or ISO 8601 "
+                                              "(UTC if no zone)", json_schema_extra=SINCE_SCHEMA),
+                    before: str | None = Query(None, pattern=CURSOR.pattern, description=(
+                        "a cursor: the rows after it, newest first; the `next` of the page before holds it")),
                     limit: int = Query(100, ge=1, le=1000)) -> Response:
-    """Who logged in, who failed to, who viewed which camera's frame or snapshot, who downloaded
-    a report: newest first."""
-    try:  # as /v1/events reads it (nan and inf passed as floats and answered nothing, or everything)
+    """Who logged in, who failed to, who changed users or tokens, who viewed which camera's frame
+    or snapshot, who downloaded a report or exported events: newest first (time, then id). A page
+    of `limit`, whose `next` is the URL of the page of older rows (null: none), as /v1/events pages."""
+    try:  # as /v1/events reads them (nan and inf passed as floats and answered nothing, or everything)
         since_seconds = parse_since(since) if since is not None else None
+        until_seconds = parse_since(until, "until") if until is not None else None
     except ValueError as err:
         return JSONResponse({"error": str(err)}, status_code=400)
+    if since_seconds is not None and until_seconds is not None and since_seconds > until_seconds:
+        return JSONResponse({"error": f"since must not be after until; got since {since!r}, until {until!r}"},
+                            status_code=400)
     store = _access(request).store
-    rows = store.access_log(user=user, action=action, since=since_seconds, limit=limit) if store is not None else []
-    return JSONResponse({"entries": rows})
+    after = parse_cursor(before) if before is not None else None  # its form checked by FastAPI (422)
+    rows = store.access_log(user=user, action=action, since=since_seconds, until=until_seconds, before=after,
+                            limit=limit + 1) if store is not None else []  # one more: is there a next page?
+    following = None
+    if len(rows) > limit:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "before"]
+        query.append(("before", cursor_of(rows[limit - 1], "at")))
+        following = f"{request.url.path}?{urlencode(query)}"
+    return JSONResponse({"entries": rows[:limit], "next": following})
 
 
 @router.get("/v1/privacy")

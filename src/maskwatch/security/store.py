@@ -18,7 +18,7 @@ import threading
 import time
 
 from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, literal, select,
-                        update)
+                        tuple_, update)
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
@@ -509,9 +509,16 @@ class AuthStore:
                                             target=None if target is None else target[:255]), None, now)
 
     def access_log(self, user: str | None = None, action: str | None = None, since: float | None = None,
-                   limit: int = 100) -> list[dict]:
-        """Newest first."""
+                   limit: int = 100, before: tuple[float, int] | None = None,
+                   until: float | None = None) -> list[dict]:
+        """Newest first (time, then id), from `since` and before `until`; before: a cursor (at, id),
+        the rows after it in that order, as the events page (rows logged meanwhile neither shift
+        nor repeat a page)."""
         query = select(access_log).order_by(access_log.c.at.desc(), access_log.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(tuple_(access_log.c.at, access_log.c.id) < tuple_(*before))
+        if until is not None:
+            query = query.where(access_log.c.at < until)
         if user is not None:
             query = query.where(access_log.c.user == user)
         if action is not None:

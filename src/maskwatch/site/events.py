@@ -582,9 +582,10 @@ CURSOR = re.compile(r"^(-?[0-9]{1,20}(?:\.[0-9]{1,30})?)_([0-9]{1,19})$")
 MAX_ID = 2**63 - 1  # the largest id a database's integer holds
 
 
-def cursor_of(event: dict) -> str:
-    """The cursor of a stored event (a row, or as event_view gives it with its id and Unix times)."""
-    return f"{np.format_float_positional(event['last_seen'], trim='-')}_{event['id']}"
+def cursor_of(event: dict, time: str = "last_seen") -> str:
+    """The cursor of a stored event (a row, or as event_view gives it with its id and Unix times),
+    or of an access-log row (`time` "at")."""
+    return f"{np.format_float_positional(event[time], trim='-')}_{event['id']}"
 
 
 def parse_cursor(value: str, name: str = "before") -> tuple[float, int]:

@@ -1,0 +1,154 @@
+// The admins' "Access log" dialog: who logged in or failed to, who changed users or tokens, who
+// fetched frames, snapshots, reports and exports, from which address, read from /v1/access-log.
+// Loaded after the dashboard's own script, whose api() it uses and whose "maskwatch-account" event
+// says who is logged in: only an admin gets the button (the server refuses anyone else).
+// The actions offered are those GET /v1/privacy says the log records: no second list here. Every
+// value is set as text (a failed login's target is whatever was typed as a user name).
+(() => {
+  const MARKUP = `
+<dialog id="access-log-dialog" aria-labelledby="access-log-title">
+  <h2 id="access-log-title" tabindex="-1">Access log</h2>
+  <form id="access-log-filters" novalidate>
+    <label>User <input id="access-log-user" list="access-log-users" autocomplete="off" maxlength="200"
+      aria-describedby="access-log-user-why"></label>
+    <datalist id="access-log-users"></datalist>
+    <p id="access-log-user-why"><small>The whole name: a user, <code>token:NAME</code> or <code>cli:ACCOUNT</code>;
+      empty for everyone.</small></p>
+    <label>Action <select id="access-log-action"><option value="">all</option></select></label>
+    <button type="submit">Show</button>
+  </form>
+  <p id="access-log-error" role="alert"></p>
+  <p id="access-log-status" role="status"></p>
+  <table id="access-log-table" role="table">
+    <thead role="rowgroup"><tr role="row"><th role="columnheader">When (your clock)</th><th role="columnheader">User</th>
+      <th role="columnheader">Action</th><th role="columnheader">Target</th><th role="columnheader">Address</th></tr></thead>
+    <tbody role="rowgroup"></tbody></table>
+  <p><button type="button" id="access-log-older" hidden>Older entries</button></p>
+  <p><button type="button" id="access-log-close">Close</button></p>
+</dialog>`;
+  document.body.insertAdjacentHTML("beforeend", MARKUP);
+  const $ = (id) => document.getElementById(id);
+  const dialog = $("access-log-dialog");
+  const open = Object.assign(document.createElement("button"),
+                             {type: "button", id: "access-log-open", textContent: "Access log", hidden: true});
+  open.setAttribute("aria-haspopup", "dialog");
+  $("logout").before(open, " ");
+  const HEADINGS = [...dialog.querySelectorAll("thead th")].map((th) => th.textContent);
+  let older = null;  // the URL of the next page of older rows, from the answer's `next`
+  let reading = 0;  // the latest read's number: an earlier answer arriving after it is dropped
+
+  const say = (text, error = false) => {
+    $("access-log-error").textContent = error ? text : "";
+    $("access-log-status").textContent = error ? "" : text;
+  };
+  async function read(url) {
+    const response = await api(url);
+    let answer = {};
+    try { answer = await response.json(); } catch (err) { /* not JSON: the status says it */ }
+    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+    return answer;
+  }
+  // A refusal of a login, a password or a change, by its name (`login_failed`, `login_limited`,
+  // `password_change_failed`, `admin_password_failed`): marked in words, not by colour alone.
+  const failed = (action) => /_(failed|limited)$/.test(action);
+
+  function row(entry) {
+    const tr = document.createElement("tr");  // roles said: a table stacked by CSS loses them in browsers
+    tr.setAttribute("role", "row");
+    tr.dataset.id = entry.id;
+    const values = [new Date(entry.at * 1000).toLocaleString(), entry.user ?? "nobody logged in", null,
+                    entry.target ?? "", entry.client ?? ""];
+    values.forEach((value, column) => {
+      const td = document.createElement("td");
+      td.setAttribute("role", "cell");
+      td.dataset.label = HEADINGS[column];  // the heading beside the value where the table stacks (a phone)
+      if (column === 2) {
+        if (failed(entry.action)) {
+          tr.classList.add("refused");
+          td.append(Object.assign(document.createElement("strong"), {className: "refused-mark", textContent: "Refused"}), " ");
+        }
+        td.append(entry.action);
+      } else {
+        td.textContent = value;
+      }
+      tr.append(td);
+    });
+    return tr;
+  }
+  function show(entries, more) {
+    $("access-log-table").tBodies[0].append(...entries.map(row));
+    older = more;
+    $("access-log-older").hidden = !older;
+  }
+
+  // The actions the server records, and the users to suggest (tokens and commands are typed); read
+  // at each opening: a user added in the Users dialog meanwhile is offered.
+  async function choices() {
+    const [{access_log: {records}}, {users}] = await Promise.all([read("/v1/privacy"), read("/v1/users")]);
+    const select = $("access-log-action"), chosen = select.value;
+    select.replaceChildren(select.options[0], ...records.map((action) =>
+      Object.assign(document.createElement("option"), {value: action, textContent: action})));
+    select.value = records.includes(chosen) ? chosen : "";
+    $("access-log-users").replaceChildren(...users.map((user) =>
+      Object.assign(document.createElement("option"), {value: user.name})));
+  }
+
+  async function load() {
+    const query = new URLSearchParams({limit: "50"});
+    const user = $("access-log-user").value.trim(), action = $("access-log-action").value;
+    if (user) query.set("user", user);
+    if (action) query.set("action", action);
+    say("Reading the log…");
+    const mine = ++reading;  // a filter changed twice quickly: both answers were shown, in either order
+    $("access-log-table").tBodies[0].replaceChildren();
+    $("access-log-older").hidden = true;
+    const {entries, next} = await read(`/v1/access-log?${query}`);
+    if (mine !== reading) return;
+    show(entries, next);
+    say(entries.length ? `${entries.length} entries, newest first${next ? "; older ones below" : ""}.`
+                       : "No entry" + (user || action ? " for these filters." : "."));
+  }
+  const failing = (what) => (err) => {
+    if (err.message !== "logged out") say(`${what} (${err.message}).`, true);
+  };
+
+  $("access-log-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    load().catch(failing("The log could not be read"));
+  });
+  $("access-log-action").addEventListener("change", () => load().catch(failing("The log could not be read")));
+  $("access-log-older").addEventListener("click", async () => {
+    const button = $("access-log-older"), shown = $("access-log-table").tBodies[0].rows.length, mine = reading;
+    try {
+      const {entries, next} = await read(older);
+      if (mine !== reading) return;  // the filters changed meanwhile: these rows are of the list before
+      show(entries, next);
+      say(`${entries.length} older entries shown below the ${shown} before${next ? "" : "; that is the oldest kept"}.`);
+      // The button goes with the last page: the first new row's cell keeps the reader's place.
+      const first = $("access-log-table").tBodies[0].rows[shown]?.cells[0];
+      if (button.hidden && first) { first.tabIndex = -1; first.focus(); }
+    } catch (err) {
+      failing("The older entries could not be read")(err);
+    }
+  });
+
+  open.addEventListener("click", async () => {
+    say("");
+    dialog.showModal();
+    $("access-log-title").focus();
+    try {
+      await choices();
+      await load();
+    } catch (err) {
+      failing("The log could not be read; close and try again")(err);
+    }
+  });
+  $("access-log-close").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => open.focus());  // Escape or Close
+
+  // As the Users button: an admin logged in only (a viewer, an open server or a token has none).
+  document.addEventListener("maskwatch-account", (event) => {
+    const me = event.detail;
+    open.hidden = !(me.via === "session" && me.role === "admin");
+  });
+})();

@@ -1,0 +1,50 @@
+"""GET /v1/access-log pages back through the log as /v1/events does (a `before` cursor in each
+page's `next`), on the real app and SQLite. The dashboard's Access log dialog in Chromium:
+tests/test_users_admin.py (the Users dialog's test, on its server)."""
+
+from __future__ import annotations
+
+import time
+
+from maskwatch.security.store import AuthStore
+from tests.test_users_admin import BOSS, logged_in, site_users
+
+NOW = time.time() - 3600  # within the retention (a login deletes older rows)
+
+
+def test_the_access_log_pages_back_by_cursor_keeping_its_filters(tmp_path):
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    # Ten failed logins, three of them in the same instant (a tie on the time: the id orders them).
+    for second in (1, 2, 3, 3, 3, 4, 5, 6, 7, 8):
+        store.log("login_failed", None, "192.0.2.7", f"guess{second}", now=NOW + second)
+    store.log("token_added", "boss", "192.0.2.1", "cron (read)", now=NOW + 5.5)  # filtered out below
+    admin = logged_in(db, BOSS)
+    everything = [e["id"] for e in store.access_log(action="login_failed", limit=1000)]
+    assert len(everything) == 10
+
+    first = admin.get("/v1/access-log", params={"action": "login_failed", "limit": 4}).json()
+    assert first["next"].startswith("/v1/access-log?action=login_failed&limit=4&before=")
+    store.log("login_failed", None, "192.0.2.7", "meanwhile", now=NOW + 9)  # newer: shifts no page
+    seen, page = [e["id"] for e in first["entries"]], first
+    while page["next"] is not None:
+        page = admin.get(page["next"]).json()
+        assert len(page["entries"]) <= 4
+        seen += [e["id"] for e in page["entries"]]
+    assert seen == everything  # none skipped, none twice, newest first, ties by id
+
+    until = admin.get("/v1/access-log", params={"until": NOW + 4, "action": "login_failed"}).json()
+    assert [e["target"] for e in until["entries"]] == ["guess3"] * 3 + ["guess2", "guess1"]
+    assert until["next"] is None  # the last page says so
+    assert {e["action"] for e in admin.get("/v1/access-log", params={"since": NOW + 5, "until": NOW + 6}).json()[
+        "entries"]} == {"login_failed", "token_added"}
+
+
+def test_a_bad_cursor_or_time_range_is_said_in_one_line(tmp_path):
+    admin = logged_in(site_users(tmp_path), BOSS)
+    bad = admin.get("/v1/access-log", params={"before": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["error"].startswith("query parameter 'before': not a cursor")
+    backwards = admin.get("/v1/access-log", params={"since": "2026-09-22", "until": "2026-09-21"})
+    assert backwards.status_code == 400 and backwards.json()["error"].startswith("since must not be after until")
+    late = admin.get("/v1/access-log", params={"until": "tomorrow"})
+    assert late.status_code == 400 and late.json()["error"].startswith("until must be Unix seconds or an ISO 8601")
