@@ -123,7 +123,7 @@ def read_password(confirm: bool = True) -> str:
 @users_app.command("add")
 def add_user(
     name: Annotated[str, typer.Argument(help="User name: letters, digits, _ . @ -, not starting with -")],
-    role: Annotated[str, typer.Option(help="admin (users, config, everything) or viewer (page, events, reports).")] = "viewer",
+    role: Annotated[str, typer.Option(help="admin (everything, with users, tokens and the access log) or viewer (page, events, reports).")] = "viewer",
     camera: Annotated[Optional[list[str]], typer.Option(help="A viewer sees only these cameras (repeat the option); default: all.")] = None,
     config: Config = None,
     database: Database = None,
