@@ -50,7 +50,7 @@ class NewPassword(Confirmed):
 class NewToken(Confirmed):
     name: str = Field(min_length=1, max_length=58, description="what uses it, e.g. prometheus")
     scope: str = Field("read", max_length=8, json_schema_extra={"enum": list(SCOPES)},
-                       description="read: GET only, as a viewer of every camera; full: as an admin")
+                       description="read: GET only, as a viewer of every camera; full: as an admin, but no changes to users or tokens")
 
 
 def admin_in_person(request: Request) -> str:

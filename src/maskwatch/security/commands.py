@@ -192,7 +192,7 @@ def change_password(name: UserName, config: Config = None, database: Database = 
 @tokens_app.command("add")
 def add_token(
     name: Annotated[str, typer.Argument(help="What uses it, e.g. prometheus")],
-    scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera) or full (as an admin).")] = "read",
+    scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera) or full (as an admin, but no changes to users or tokens).")] = "read",
     config: Config = None,
     database: Database = None,
 ) -> None:

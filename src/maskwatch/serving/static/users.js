@@ -62,7 +62,7 @@
     <h3>Create a token</h3>
     <label>Name <input id="tokens-add-name" autocomplete="off" maxlength="58" required placeholder="prometheus"></label>
     <label>Scope <select id="tokens-add-scope"><option value="read">read (GET only, every camera)</option>
-      <option value="full">full (as an admin)</option></select></label>
+      <option value="full">full (as an admin, but no users or tokens)</option></select></label>
     <button type="submit">Create token</button>
   </form>
   <p><button type="button" id="users-close">Close</button></p>
