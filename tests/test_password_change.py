@@ -163,7 +163,8 @@ def test_a_weak_or_unchanged_password_and_callers_without_a_session_are_refused(
         assert change(client, ANA[1], "").status_code == 422
     with TestClient(app_of(db), base_url="http://maskwatch.lan") as script:
         by_token = change(script, ANA[1], NEW, headers={"Authorization": f"Bearer {token}"})
-        assert by_token.status_code == 403 and "API token has no password" in by_token.json()["error"]
+        assert by_token.status_code == 403 and "API token has no password" in by_token.json()["error"] \
+            and "dashboard's Users" in by_token.json()["error"]
     # none of these was a guess: no failure counted, and the password is still the first one
     assert store.access_log(action="password_change_failed") == []
     assert store.check_login(*ANA) is not None and store.access_log(action="password_changed") == []
@@ -385,6 +386,7 @@ def test_a_body_naming_a_user_is_refused_not_read_as_your_own_change(tmp_path):
         refused = admin.post("/password", json={"username": "ana", "current": "the boss's password", "new": NEW},
                              headers=CSRF)
         assert refused.status_code == 422, refused.text
-        assert "not 'username'" in refused.json()["error"] and "users passwd" in refused.json()["error"]
+        assert "not 'username'" in refused.json()["error"] and "users passwd" in refused.json()["error"] \
+            and "/v1/users/NAME/password" in refused.json()["error"]
         assert admin.get("/v1/me").json()["user"] == "boss"  # still logged in: nothing changed
     assert store.check_login("boss", "the boss's password") is not None and store.check_login(*ANA) is not None

@@ -362,7 +362,7 @@ class AccessControl:
         weak or unchanged new password), 403 (not a session, or a wrong current password), 409, 429."""
         if principal.via == "token":
             raise AuthError(403, "an API token has no password: a user changes theirs logged in, "
-                                 "an admin any with `maskwatch users passwd NAME`")
+                                 "an admin another's in the dashboard's Users or with `maskwatch users passwd NAME`")
         if principal.via != "session" or self.store is None:
             raise AuthError(403, "this server has no users yet, so no password to change "
                                  "(maskwatch users add NAME --role admin adds one)")

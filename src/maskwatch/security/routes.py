@@ -39,7 +39,8 @@ class PasswordBody(BaseModel):
         changed the admin's own password (with their current one) and left bob's."""
         if isinstance(data, dict) and (extra := sorted(set(data) - {"current", "new"})):
             raise PydanticCustomError("own_password_only", "takes only current and new (your own password), not "
-                                      "{fields}: an admin sets another user's with `maskwatch users passwd NAME`",
+                                      "{fields}: an admin sets another user's in the dashboard's Users (POST "
+                                      "/v1/users/NAME/password) or with `maskwatch users passwd NAME`",
                                       {"fields": ", ".join(map(repr, extra))})
         return data
 
