@@ -418,6 +418,40 @@ def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path
     assert latin.returncode == 1 and latin.stderr == b"error: the password on stdin is not UTF-8 text\n"
 
 
+WHAT_A_COMMAND_IMPORTED = """import sys
+sys.argv = ["maskwatch", *sys.argv[1:]]
+try:
+    from maskwatch.cli import app
+    app()
+finally:
+    print(sorted(m for m in ("scipy", "fastapi", "uvicorn", "apprise", "torch") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.system  # runs the command line in a process of its own
+def test_users_commands_start_without_what_only_a_site_or_training_needs(tmp_path):
+    """Each `maskwatch users ...` took ~1.6 s to start: the serve extra's check imported FastAPI,
+    uvicorn and apprise, the events store scipy's optimizer (for the tracker), and the unknown
+    user's stand-in hash was made at import."""
+    db = str(tmp_path / "users.db")
+    for args, stdin in ((["add", "ana", "--role", "admin"], "ana's long password\n"), (["list"], "")):
+        ran = subprocess.run([sys.executable, "-c", WHAT_A_COMMAND_IMPORTED, "users", *args, "--database", db],
+                             input=stdin, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0 and ran.stderr == "[]\n", ran.stderr
+    assert "ana\tadmin" in ran.stdout
+
+
+def test_the_unknown_users_stand_in_hash_costs_what_a_users_does():
+    """It is written out in passwords.py: with other parameters than the hasher's, a login naming
+    nobody would answer faster (or slower) than a wrong password, and say so to a guesser."""
+    from maskwatch.security.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+
+    assert not needs_rehash(DUMMY_HASH)
+    assert DUMMY_HASH.split("$")[:4] == hash_password("any long password").split("$")[:4]  # argon2id, v, m/t/p
+    assert verify_password("maskwatch: no such user", DUMMY_HASH)  # a real hash, so the work is real
+    assert not verify_password("maskwatch: no such user", None)
+
+
 @pytest.mark.system  # runs the command line in a process of its own
 def test_users_passwd_refuses_the_current_password(tmp_path):
     """It took the current password as the new one: "changed", every session ended, nothing changed."""
