@@ -21,7 +21,7 @@ from maskwatch.cli import app
 import maskwatch
 from maskwatch.detection.detector import Models
 from maskwatch.scale.batch import ACTOR_CPU_SHARE, ACTOR_RETRIES, run_batch
-from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each
+from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each, refuses_connections
 from maskwatch.scale.files import BatchInputError, ScoreOptions, find_files
 from tests.test_detection import make_video
 
@@ -383,6 +383,18 @@ def test_an_address_where_something_else_listens_is_named_at_once(answer, tmp_pa
 
 def test_a_clusters_own_address_passes_the_check(cluster):
     check_reachable(ray.get_runtime_context().gcs_address, timeout=5)
+
+
+def test_only_a_gcs_that_is_gone_is_taken_for_gone(cluster):
+    """`serve --ray-replicas` stops waiting for serve.shutdown once its cluster's GCS refuses
+    connections (a stop signal to the process group ended it): the stop took 16 s, past
+    `docker stop`'s 10. A silent listener, or a name, is not taken for gone."""
+    assert not refuses_connections(ray.get_runtime_context().gcs_address)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        assert not refuses_connections(address)
+    assert refuses_connections(address)  # closed now: nothing listens there
+    assert not refuses_connections("auto")
 
 
 def test_actors_leave_a_cpu_share_for_ray_data():
