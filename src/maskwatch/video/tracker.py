@@ -42,6 +42,8 @@ import numpy as np
 from maskwatch.geometry import iou_matrix
 from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face
 
+from scipy.optimize import linear_sum_assignment
+
 # The Kalman filter's noise, as DeepSORT and ByteTrack set it: standard deviations relative to
 # the box's size, per step of REFERENCE_FPS (time between frames is measured, not assumed).
 REFERENCE_FPS = 25.0
@@ -116,10 +118,6 @@ def buffered_iou(a: np.ndarray, b: np.ndarray, buffer: float) -> np.ndarray:
 def match(scores: np.ndarray, least: float) -> list[tuple[int, int]]:
     """(row, column) pairs of an N x M similarity matrix, each used once, all scoring >= least:
     the assignment of highest total (Hungarian, scipy)."""
-    # Imported here: scipy.optimize takes ~0.35 s, paid by every command that reaches the events
-    # store (`maskwatch users add` among them) though only a tracking camera matches.
-    from scipy.optimize import linear_sum_assignment
-
     if scores.size == 0:
         return []
     allowed = np.where(scores >= least, scores, 0.0)
