@@ -132,6 +132,8 @@ def test_train_resume_and_export_detector(tmp_path, sample_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     settings = json.loads((run / "export" / "detector.json").read_text())
     assert settings["backend"] == "maskwatch" and settings["fitted_on"]["photos"] == 2
+    int8 = json.loads((run / "export" / "detector-int8.json").read_text())
+    assert int8["model"] == "detector-int8.onnx" and (run / "export" / "detector-int8.onnx").stat().st_size > 0
     # A damaged checkpoint or model is named, not a traceback listing every layer's key.
     checkpoint, model = (run / "checkpoint.pt").read_bytes(), (run / "model.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(checkpoint[:1000])

@@ -21,7 +21,7 @@ from maskwatch.cli import app
 import maskwatch
 from maskwatch.detection.detector import Models
 from maskwatch.scale.batch import ACTOR_CPU_SHARE, ACTOR_RETRIES, run_batch
-from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each
+from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each, refuses_connections
 from maskwatch.scale.files import BatchInputError, ScoreOptions, find_files
 from tests.test_detection import make_video
 
@@ -67,9 +67,21 @@ def batch(*args: str):
     return CliRunner().invoke(app, ["batch", *args, "--quiet"])
 
 
-def test_batch_equals_detect_file_by_file_and_reports_the_corrupt_file(cluster, inputs, sequential, tmp_path):
-    out = tmp_path / "out"
-    result = batch(str(inputs), "--out", str(out), "--actors", "2")
+@pytest.fixture(scope="module")
+def batched(cluster, inputs, tmp_path_factory):
+    """One batch of `inputs` with two actors, and its output folder: the tests that re-run a batch
+    start from a copy of it (each batch's actors load the models afresh, seconds a batch)."""
+    out = tmp_path_factory.mktemp("batched") / "out"
+    return batch(str(inputs), "--out", str(out), "--actors", "2"), out
+
+
+def copy_of(out: Path, tmp_path: Path) -> Path:
+    """A copy of a batch's output folder, its files' times kept (copy2)."""
+    return Path(shutil.copytree(out, tmp_path / "out"))
+
+
+def test_batch_equals_detect_file_by_file_and_reports_the_corrupt_file(batched, sequential):
+    result, out = batched
     assert result.exit_code == 1, result.output  # one file failed
     assert "broken.png: not a readable image" in result.output
     assert "7 files: 6 done, 0 already done, 1 failed (2 actors" in result.output
@@ -90,9 +102,9 @@ def test_batch_equals_detect_file_by_file_and_reports_the_corrupt_file(cluster, 
         assert outputs[name] == data, name  # byte for byte: JSON lines, summaries, annotated media
 
 
-def test_a_rerun_skips_finished_files_and_redoes_missing_ones(cluster, inputs, sequential, tmp_path):
-    out = tmp_path / "out"
-    assert batch(str(inputs), "--out", str(out)).exit_code == 1
+def test_a_rerun_skips_finished_files_and_redoes_missing_ones(batched, inputs, sequential, tmp_path):
+    assert batched[0].exit_code == 1
+    out = copy_of(batched[1], tmp_path)
     first = min((f for f in find_files([inputs]) if f.kind == "photo" and f.key != "broken.png"), key=lambda f: f.key)
     kept = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and first.key not in str(p)}
     shutil.rmtree(out / first.key)
@@ -156,11 +168,11 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path, sample_dir):
     assert sorted(row["output"] for row in summary["results"] if row["status"] == "done") == finished
 
 
-def test_a_rerun_without_batch_json_reads_the_figures_back(cluster, inputs, tmp_path):
+def test_a_rerun_without_batch_json_reads_the_figures_back(batched, inputs, tmp_path):
     """A driver that died (Ray ends it 60 s after its cluster is lost) writes no batch.json: the
     re-run skipped its files with null frames and faces."""
-    out = tmp_path / "out"
-    assert batch(str(inputs), "--out", str(out)).exit_code == 1
+    assert batched[0].exit_code == 1
+    out = copy_of(batched[1], tmp_path)
     first = json.loads((out / "batch.json").read_text())["results"]
     (out / "batch.json").unlink()
     assert batch(str(inputs), "--out", str(out)).exit_code == 1  # broken.png fails again, alone
@@ -383,6 +395,18 @@ def test_an_address_where_something_else_listens_is_named_at_once(answer, tmp_pa
 
 def test_a_clusters_own_address_passes_the_check(cluster):
     check_reachable(ray.get_runtime_context().gcs_address, timeout=5)
+
+
+def test_only_a_gcs_that_is_gone_is_taken_for_gone(cluster):
+    """`serve --ray-replicas` stops waiting for serve.shutdown once its cluster's GCS refuses
+    connections (a stop signal to the process group ended it): the stop took 16 s, past
+    `docker stop`'s 10. A silent listener, or a name, is not taken for gone."""
+    assert not refuses_connections(ray.get_runtime_context().gcs_address)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        assert not refuses_connections(address)
+    assert refuses_connections(address)  # closed now: nothing listens there
+    assert not refuses_connections("auto")
 
 
 def test_actors_leave_a_cpu_share_for_ray_data():

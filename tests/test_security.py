@@ -382,6 +382,20 @@ def run_cli(*args, stdin: str = "", timeout: float = 120) -> subprocess.Complete
     return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
+def run_app(*args, stdin: str = "") -> subprocess.CompletedProcess:
+    """The command line's app in this process (Typer's runner; stdin not a terminal, as a pipe),
+    read as run_cli's answer: where the process itself is not what is checked, its start (~0.8 s)
+    bought nothing. Not maskwatch.cli.main: its one line for a failed database needs run_cli."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    result = CliRunner().invoke(app, list(args), input=stdin)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # as a process would have printed its traceback
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.mark.system  # runs the command line in a process of its own
 def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
     refused = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), "--database", str(tmp_path / "u.db"))
@@ -415,15 +429,16 @@ def test_a_database_that_cannot_be_reached_is_one_line_that_names_it(tmp_path, s
 @pytest.mark.system  # runs the command line in a process of its own
 def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path):
     db = str(tmp_path / "users.db")
+    # A process of its own: a log line with the password would reach its stderr (pytest catches the log here).
     added = run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n")
     assert added.returncode == 0 and "ana's long password" not in added.stdout + added.stderr
-    weak = run_cli("users", "add", "bob", "--database", db, stdin="short\n")
+    weak = run_app("users", "add", "bob", "--database", db, stdin="short\n")
     assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
-    assert run_cli("users", "add", "cy", "--camera", "door", "--database", db, stdin="cy's password 1\n").returncode == 0
-    listed = run_cli("users", "list", "--database", db).stdout
+    assert run_app("users", "add", "cy", "--camera", "door", "--database", db, stdin="cy's password 1\n").returncode == 0
+    listed = run_app("users", "list", "--database", db).stdout
     assert "ana\tadmin\tcameras=all" in listed and "cy\tviewer\tcameras=door" in listed
-    assert run_cli("users", "remove", "cy", "--database", db).returncode == 0
-    assert "cy" not in run_cli("users", "list", "--database", db).stdout
+    assert run_app("users", "remove", "cy", "--database", db).returncode == 0
+    assert "cy" not in run_app("users", "list", "--database", db).stdout
     store = AuthStore(db)
     [row] = [u for u in store.users() if u["name"] == "ana"]
     assert store.check_login("ana", "ana's long password")["id"] == row["id"]
@@ -441,6 +456,40 @@ def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path
     latin = subprocess.run([*CLI, "users", "add", "eve", "--database", db], input="\xe4ve's long password\n".encode("latin-1"),
                            capture_output=True, timeout=120)  # said as a codec error of "\\udce4"
     assert latin.returncode == 1 and latin.stderr == b"error: the password on stdin is not UTF-8 text\n"
+
+
+WHAT_A_COMMAND_IMPORTED = """import sys
+sys.argv = ["maskwatch", *sys.argv[1:]]
+try:
+    from maskwatch.cli import app
+    app()
+finally:
+    print(sorted(m for m in ("scipy", "fastapi", "uvicorn", "apprise", "torch") if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.system  # runs the command line in a process of its own
+def test_users_commands_start_without_what_only_a_site_or_training_needs(tmp_path):
+    """Each `maskwatch users ...` took ~1.6 s to start: the serve extra's check imported FastAPI,
+    uvicorn and apprise, the events store scipy's optimizer (for the tracker), and the unknown
+    user's stand-in hash was made at import."""
+    db = str(tmp_path / "users.db")
+    for args, stdin in ((["add", "ana", "--role", "admin"], "ana's long password\n"), (["list"], "")):
+        ran = subprocess.run([sys.executable, "-c", WHAT_A_COMMAND_IMPORTED, "users", *args, "--database", db],
+                             input=stdin, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0 and ran.stderr == "[]\n", ran.stderr
+    assert "ana\tadmin" in ran.stdout
+
+
+def test_the_unknown_users_stand_in_hash_costs_what_a_users_does():
+    """It is written out in passwords.py: with other parameters than the hasher's, a login naming
+    nobody would answer faster (or slower) than a wrong password, and say so to a guesser."""
+    from maskwatch.security.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+
+    assert not needs_rehash(DUMMY_HASH)
+    assert DUMMY_HASH.split("$")[:4] == hash_password("any long password").split("$")[:4]  # argon2id, v, m/t/p
+    assert verify_password("maskwatch: no such user", DUMMY_HASH)  # a real hash, so the work is real
+    assert not verify_password("maskwatch: no such user", None)
 
 
 @pytest.mark.system  # runs the command line in a process of its own
@@ -464,15 +513,15 @@ def test_users_passwd_refuses_the_current_password(tmp_path):
 
 def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
     db = str(tmp_path / "users.db")
-    assert run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
-    assert run_cli("users", "add", "bob", "--database", db, stdin="bob's long password\n").returncode == 0
-    last = run_cli("users", "remove", "ana", "--database", db)  # bob would be left with no admin
+    assert run_app("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
+    assert run_app("users", "add", "bob", "--database", db, stdin="bob's long password\n").returncode == 0
+    last = run_app("users", "remove", "ana", "--database", db)  # bob would be left with no admin
     assert last.returncode == 1 and "'ana' is the last admin" in last.stderr
-    twin = run_cli("users", "add", "Bob", "--database", db, stdin="another long password\n")
+    twin = run_app("users", "add", "Bob", "--database", db, stdin="another long password\n")
     assert twin.returncode == 1 and "user 'bob' exists already" in twin.stderr
-    typo = run_cli("users", "list", "--database", str(tmp_path / "typo.db"))
+    typo = run_app("users", "list", "--database", str(tmp_path / "typo.db"))
     assert typo.returncode == 1 and "no such database" in typo.stderr and not (tmp_path / "typo.db").exists()
-    bad = run_cli("users", "add", "no spaces", "--database", str(tmp_path / "new.db"), stdin="")
+    bad = run_app("users", "add", "no spaces", "--database", str(tmp_path / "new.db"), stdin="")
     assert bad.returncode == 1 and "user names are" in bad.stderr and not (tmp_path / "new.db").exists()
     # The cameras' passwords and the webhook's secret need not be set to manage users (the
     # database's would be); the file as a site writes it:
@@ -481,10 +530,10 @@ def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
                                         "alerts: {webhooks: [{url: '${HOOK_URL}', secret: '${WEBHOOK_SECRET}'}]}\n"
                                         "mqtt: {host: broker, port: '${MQTT_PORT}'}\n"
                                         "storage: {database: site.db}\n")
-    misspelt = run_cli("users", "add", "vic", "--camera", "Entrance", "--config", str(tmp_path / "site.yaml"),
+    misspelt = run_app("users", "add", "vic", "--camera", "Entrance", "--config", str(tmp_path / "site.yaml"),
                        stdin="vic's long password\n")
     assert misspelt.returncode == 1 and "no camera 'Entrance'" in misspelt.stderr and "cameras: entrance, till" in misspelt.stderr
-    assert run_cli("users", "add", "vic", "--camera", "entrance", "--config", str(tmp_path / "site.yaml"),
+    assert run_app("users", "add", "vic", "--camera", "entrance", "--config", str(tmp_path / "site.yaml"),
                    stdin="vic's long password\n").returncode == 0
 
 

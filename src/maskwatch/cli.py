@@ -842,7 +842,7 @@ def train_detector(
 def export_detector(
     run: Annotated[Path, typer.Argument(help="Run folder written by `maskwatch train-detector`.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for detector.onnx and detector.json (default RUN/export).")] = None,
-    fit_photos: Annotated[Optional[int], typer.Option(help="Fit the cut-off on the first N training photos only (default all).")] = None,
+    fit_photos: Annotated[Optional[int], typer.Option(help="Fit the cut-off and calibrate the int8 model on the first N training photos only (default all; at most 32 calibrate).")] = None,
     progress: Progress = True,
 ) -> None:
     """Export a trained detector to ONNX with its settings (cut-off fitted on training photos)."""

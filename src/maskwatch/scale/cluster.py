@@ -65,6 +65,22 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                            "default, as `ray start --head` prints it), or ray://HOST:10001 for Ray Client")
 
 
+def refuses_connections(address: str, timeout: float = 0.5) -> bool:
+    """True when nothing listens at `address` (HOST:PORT) any more: a cluster whose GCS is gone,
+    as a stop signal to the process group leaves a local one. A timeout or other error is no
+    proof of that: False."""
+    target = _host_port(address)
+    if target is None:
+        return False
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
 @contextlib.contextmanager
 def ray_cluster(address: str | None = None, num_cpus: int | None = None,
                 log_to_driver: bool = False) -> Iterator[None]:

@@ -124,15 +124,25 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
 
 
 def stop_api(wait_s: float = 8.0) -> None:
-    """Serve shut down (open requests answered first), or given up after wait_s: a local
-    cluster's processes share the `serve` command's process group, so Ctrl-C, `timeout` or a
-    service manager's stop end them with it, and serve.shutdown waited 30 s for the dead
-    controller, other calls 60 s for the dead GCS (a stop took 40 s and more, past `docker
-    stop`'s 10). ray.shutdown, which follows, ends what is left of a local cluster."""
+    """Serve shut down (open requests answered first), or given up after wait_s, or at once
+    when the cluster's GCS is gone: a local cluster's processes share the `serve` command's
+    process group, so Ctrl-C, `timeout` or a service manager's stop end them with it, and
+    serve.shutdown waited 30 s for the dead controller, other calls 60 s for the dead GCS (a
+    stop took 40 s and more, past `docker stop`'s 10; then wait_s, 16 s in all with
+    ray.shutdown's own waits). ray.shutdown, which follows, ends what is left of a local cluster."""
     import threading
+    import time
 
+    import ray
     from ray import serve
+
+    from maskwatch.scale.cluster import refuses_connections
 
     stopping = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
     stopping.start()
-    stopping.join(wait_s)
+    gcs = ray.get_runtime_context().gcs_address
+    deadline = time.monotonic() + wait_s
+    while stopping.is_alive() and time.monotonic() < deadline:
+        stopping.join(0.25)
+        if stopping.is_alive() and refuses_connections(gcs):
+            break  # the controller died with the GCS: nothing is left to answer serve.shutdown

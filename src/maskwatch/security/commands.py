@@ -22,6 +22,7 @@ tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in 
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
 UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
 DEFAULT_DATABASE = "maskwatch.db"
+STORE_MODULES = ("sqlalchemy", "pwdlib", "yaml")  # what the users' store and the site's file need
 # None where not given: `--config site.yaml --database maskwatch.db` is refused as both given.
 Database = Annotated[Optional[str], typer.Option(
     help=f"SQLite file or SQLAlchemy URL (without --config; default {DEFAULT_DATABASE}, as `serve` reads).",
@@ -43,7 +44,9 @@ def site_config(config: Path | None, command: str = "users"):
     """The site's config (None without one), once the serve extra is known to be there."""
     from maskwatch.extras import need
 
-    need(command, "serve")
+    # The serve extra's parts these commands import: checking all of it imported FastAPI, uvicorn
+    # and apprise too, half a second of each `maskwatch users ...` start.
+    need(command, "serve", STORE_MODULES)
     if config is None:
         return None
     from maskwatch.site.config import SiteConfigError, load_site_users_view

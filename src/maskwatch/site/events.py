@@ -23,7 +23,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -38,7 +38,11 @@ from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.config import CAMERA_ID
 from maskwatch.video.sources import Frame, redact_source
-from maskwatch.video.tracker import Track
+
+if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 s), which no command
+    # that only reads or writes the store needs (`maskwatch users ...`, `serve`); cameras import it
+    # with their tracker, before their first frame.
+    from maskwatch.video.tracker import Track
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ DEFAULT_SETTINGS = DetectorConfig(backend="maskwatch", model="detector.onnx", up
 def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SETTINGS,
                     fit_photos: int | None = None, progress: bool = True) -> dict:
     """Write OUT/detector.onnx and OUT/detector.json (settings with a fitted cut-off), and
-    OUT/detector-int8.onnx with its settings (static int8 quantization)."""
+    OUT/detector-int8.onnx with its settings (static int8 quantization); fit_photos: the first N
+    training photos only, for both the cut-off and the int8 calibration (a quick export)."""
     from maskwatch.data.photos import photo_split
     from maskwatch.training.detector.train import DetectorRecipe
 
@@ -44,8 +45,10 @@ def export_detector(run: Path, out: Path, settings: DetectorConfig = DEFAULT_SET
                                       progress=progress)
         settings = replace(fitted, model=settings.model)
         (tmp / "detector.json").write_text(json.dumps(settings.to_dict() | {"fitted_on": report}, indent=2))
-        # The int8 variant, same settings: measured beside the float model in BENCHMARKS.md.
-        quantize_detector(onnx_path, tmp / "detector-int8.onnx", Path(config["data"]), train, settings=settings)
+        # The int8 variant, same settings: measured beside the float model in BENCHMARKS.md. Its
+        # activations are calibrated on the photos the cut-off was fitted on (fit_photos of them).
+        quantize_detector(onnx_path, tmp / "detector-int8.onnx", Path(config["data"]), train[:fit_photos],
+                          settings=settings)
         (tmp / "detector-int8.json").write_text(json.dumps(
             replace(settings, model="detector-int8.onnx").to_dict() | {"fitted_on": report}, indent=2))
     return settings.to_dict() | {"fitted_on": report}
