@@ -608,6 +608,47 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.wait_for_function("document.getElementById('users-status').textContent.startsWith('password of ana')")
         assert phone.is_hidden("#users-reset") and phone.input_value("#users-reset-password") == ""
 
+        # Edit: the role, then a confirm with Keep focused; the row says the change.
+        phone.click("button[aria-label='Edit the role and cameras of ana']")
+        assert phone.evaluate("document.activeElement.id") == "users-edit-role"
+        assert phone.inner_text("#users-edit-title") == "Role and cameras of ana"
+        assert phone.is_hidden("#users-edit-cameras")  # no site's cameras, none of ana's
+        phone.select_option("#users-edit-role", "admin")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        phone.click("#users-edit button[type=submit]")
+        assert phone.is_hidden("#users-edit") and phone.evaluate("document.activeElement.id") == "users-confirm-no"
+        assert phone.inner_text("#users-confirm-question") == "Make ana an admin of all cameras? Their next request has it."
+        phone.click("#users-confirm-no")
+        assert phone.inner_text("#users-status") == "Nothing changed."
+        phone.click("button[aria-label='Edit the role and cameras of ana']")
+        phone.select_option("#users-edit-role", "admin")
+        phone.click("#users-edit button[type=submit]")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_function("document.getElementById('users-status').textContent.startsWith('ana is now')")
+        assert phone.inner_text("#users-status") == "ana is now admin (all cameras)."
+        assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:3] == ["ana", "admin", "all"]
+        assert phone.evaluate("document.activeElement.id") == "users-title"
+        phone.click("button[aria-label='Edit the role and cameras of ana']")
+        phone.select_option("#users-edit-role", "viewer")
+        phone.click("#users-edit button[type=submit]")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_function("document.getElementById('users-status').textContent === 'ana is now viewer (all cameras).'")
+        # A camera of the user's no longer on the site's list is shown, as text, to be unticked.
+        phone.click("button[aria-label='Edit the role and cameras of mallory']")
+        assert phone.locator("#users-edit-cameras input").evaluate_all(
+            "(boxes) => boxes.map((b) => [b.value, b.checked])") == [[marked_up, True]]
+        assert phone.inner_text("#users-edit-cameras label").strip() == marked_up
+        assert phone.evaluate("document.querySelectorAll('#users-dialog img').length === 0 && !window.injected")
+        phone.uncheck("#users-edit-cameras input")
+        phone.click("#users-edit button[type=submit]")
+        assert phone.inner_text("#users-confirm-question") == "Make mallory a viewer of all cameras? Their next request has it."
+        phone.click("#users-confirm-yes")
+        phone.wait_for_function("document.getElementById('users-status').textContent.startsWith('mallory is now')")
+        assert phone.inner_text("#users-table tr[data-user=mallory]").split("\t")[:3] == ["mallory", "viewer", "all"]
+        phone.click("button[aria-label='Edit the role and cameras of cy']")
+        phone.click("#users-edit-cancel")  # nothing sent
+        assert phone.is_hidden("#users-edit") and phone.inner_text("#users-status") == "Nothing changed."
+
         phone.click("button[aria-label='Remove cy']")
         assert phone.evaluate("document.activeElement.id") == "users-confirm-no"  # Enter keeps cy
         assert phone.inner_text("#users-confirm-question") == "Remove cy? Their sessions end at once."
@@ -682,7 +723,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert store.check_login("ana", "ana's second password") is not None
         assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_added cy"]
         assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [
-            "user_added", "password_set", "user_removed", "token_added", "token_revoked"]
+            "user_added", "password_set", "user_changed", "user_changed", "user_changed", "user_removed",
+            "token_added", "token_revoked"]
+        assert [e["target"] for e in reversed(store.access_log(action="user_changed"))] == [
+            "ana (admin; all cameras)", "ana (viewer; all cameras)", "mallory (viewer; all cameras)"]
         viewer = tab(360, 740)
         log_in(viewer, base, ("ana", "ana's second password"))
         viewer.wait_for_selector("#account", state="visible")  # /v1/me answered: the Users button decided
