@@ -44,8 +44,8 @@ class NewUser(Confirmed):
 
 
 class ChangedUser(Confirmed):
-    role: str | None = Field(None, max_length=16, json_schema_extra={"enum": list(ROLES)},
-                             description="left out: as now")
+    role: Annotated[str, Field(max_length=16, json_schema_extra={"enum": list(ROLES)})] | None = Field(
+        None, description="left out: as now")
     cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
                                            description="a viewer's cameras, in place of their list; left out: as now")
     all_cameras: bool = Field(False, description="true: the viewer sees every camera (not with cameras)")
