@@ -1,6 +1,7 @@
-"""An admin manages users and API tokens over HTTP (security/admin_routes.py) and in the
-dashboard's Users dialog (static/users.js): on the real app and SQLite, the camera list's bound on
-PostgreSQL, and the dialog in headless Chromium against a real `maskwatch serve` at a phone's width,
+"""An admin manages users (adds, edits a role or cameras, resets, removes) and API tokens over
+HTTP (security/admin_routes.py), with `maskwatch users`, and in the dashboard's Users dialog
+(static/users.js): on the real app and SQLite, the races on SQLite and PostgreSQL, the camera
+list's bound on PostgreSQL, and the dialog in headless Chromium against a real `maskwatch serve` at a phone's width,
 with the Access log dialog (static/access-log.js) on the same server.
 A viewer's cameras checked against a running site: tests/test_security.py."""
 
@@ -231,6 +232,7 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
                                                          "(or maskwatch users edit on the server)"),
                 (edit(boss, "ana"), 400, "nothing to change: give role, cameras or all_cameras"),
                 (edit(boss, "ana", cameras=["door"], all_cameras=True), 400, "give cameras or all_cameras, not both"),
+                (edit(boss, "ana", cameras=[" "]), 400, "cameras names no camera: use all_cameras for every camera"),
                 (edit(boss, "ana", role="root"), 400, "role must be one of admin, viewer; got 'root'"),
                 (edit(boss, "ana", role="admin", cameras=["door"]), 400,
                  "an admin sees every camera: a camera list (--camera) is for viewers"),
@@ -294,6 +296,8 @@ def test_users_edit_on_the_server_checks_the_sites_cameras_and_keeps_the_last_ad
     assert edit("boss", "--all-cameras", "--camera", "door", "--database", db) == (
         1, "error: give --camera or --all-cameras, not both\n")
     assert edit("boss", "--database", db) == (1, "error: nothing to change: give --role, --camera or --all-cameras\n")
+    assert edit("boss", "--camera", "", "--database", db) == (
+        1, "error: --camera names no camera: use --all-cameras for every camera\n")
     assert edit("boss", "--role", "root", "--database", db) == (1, "error: role must be one of admin, viewer; got 'root'\n")
     assert edit("cy", "--role", "admin", "--database", db) == (1, "error: no user 'cy'\n")
     assert edit("ana", "--role", "admin", "--database", str(tmp_path / "typo.db")) == (

@@ -3,10 +3,10 @@ over HTTP, through the same store calls and checks.
 
 Changes need an admin logged in: an API token (even a full one) is refused, so that a leaked
 token cannot mint accounts or more tokens. Adding a user, changing their role or cameras, setting a
-password, removing a user and creating a token also need the admin's own password (`admin_password`, checked as a login), so
-that a stolen or unattended session is not enough; revoking a token only takes access away. Each
-change is a row of the access log in the acting admin's name; no answer, error or log line holds
-a password (app.py's 422 leaves it out too).
+password, removing a user and creating a token also need the admin's own password
+(`admin_password`, checked as a login), so that a stolen or unattended session is not enough;
+revoking a token only takes access away. Each change is a row of the access log in the acting
+admin's name; no answer, error or log line holds a password (app.py's 422 leaves it out too).
 """
 
 from __future__ import annotations
@@ -179,6 +179,8 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
         raise AuthError(400, "give cameras or all_cameras, not both")
     if body.role is None and body.cameras is None and not body.all_cameras:
         raise AuthError(400, "nothing to change: give role, cameras or all_cameras")
+    if body.cameras is not None and not any(c.strip() for c in body.cameras):
+        raise AuthError(400, "cameras names no camera: use all_cameras for every camera")
     if (problem := access_problem(body.role or "viewer", body.cameras)) is not None:
         raise AuthError(400, problem)
     if _store(request).user(user_name) is None:  # said before the admin's password is checked

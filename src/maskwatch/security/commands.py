@@ -187,12 +187,14 @@ def edit_user(
     """Change a user's role or a viewer's cameras; their password and sessions stay, the change
     holds from their next request."""
     site = site_config(config)
-    from maskwatch.security.store import UNCHANGED, access_problem, added_target, viewer_cameras
+    from maskwatch.security.store import NO_CAMERA_EDITED, UNCHANGED, access_problem, added_target, viewer_cameras
 
     if camera and all_cameras:
         _fail("give --camera or --all-cameras, not both")
     if role is None and camera is None and not all_cameras:
         _fail("nothing to change: give --role, --camera or --all-cameras")
+    if camera is not None and not any(c.strip() for c in camera):  # "leave it out", as `add` says, keeps them
+        _fail(NO_CAMERA_EDITED)
     if (problem := access_problem(role or "viewer", camera)) is not None:  # an admin's own list: the store says
         _fail(problem)
     cameras = None if all_cameras else UNCHANGED

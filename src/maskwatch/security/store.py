@@ -50,7 +50,8 @@ CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (
 # (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
 CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_added", "token_revoked")
 # edit_user's `cameras` when the cameras stay as they are (None there means every camera).
-UNCHANGED = "unchanged"
+UNCHANGED = object()
+NO_CAMERA_EDITED = "--camera names no camera: use --all-cameras for every camera"  # an empty list: not "all"
 
 
 def added_target(user: dict | None = None, token: tuple[str, str] | None = None) -> str:
@@ -327,7 +328,7 @@ class AuthStore:
             if cameras is UNCHANGED:  # made an admin: every camera; else as they were
                 cameras = None if role == "admin" else before["cameras"]
             elif cameras is not None and not any(c.strip() for c in cameras):
-                raise ValueError("--camera names no camera: use --all-cameras for every camera")
+                raise ValueError(NO_CAMERA_EDITED)
             if (problem := access_problem(role, cameras)) is not None:
                 raise ValueError(problem)
             if before["role"] == "admin" and role != "admin":
