@@ -346,6 +346,7 @@ def test_a_refused_body_says_no_password_back(tmp_path):
                                ("POST", "/v1/users/ana/password", BY_BOSS | {"password": too_long}),
                                ("POST", "/v1/users", {"name": "dee", "password": "dee's password", "admin_password": too_long}),
                                ("DELETE", "/v1/users/ana", {"admin_password": too_long}),
+                               ("PATCH", "/v1/users/ana", {"role": "admin", "admin_password": too_long}),
                                ("POST", "/v1/tokens", {"name": "ci", "admin_password": too_long})):
         refused = boss.request(method, path, json=body, headers=CSRF)
         assert refused.status_code == 422 and "at most 1000 characters" in refused.json()["error"]
