@@ -1,6 +1,7 @@
-"""An admin manages users and API tokens over HTTP (security/admin_routes.py) and in the
-dashboard's Users dialog (static/users.js): on the real app and SQLite, the camera list's bound on
-PostgreSQL, and the dialog in headless Chromium against a real `maskwatch serve` at a phone's width,
+"""An admin manages users (adds, edits a role or cameras, resets, removes) and API tokens over
+HTTP (security/admin_routes.py), with `maskwatch users`, and in the dashboard's Users dialog
+(static/users.js): on the real app and SQLite, the races on SQLite and PostgreSQL, the camera
+list's bound on PostgreSQL, and the dialog in headless Chromium against a real `maskwatch serve` at a phone's width,
 with the Access log dialog (static/access-log.js) on the same server.
 A viewer's cameras checked against a running site: tests/test_security.py."""
 
@@ -191,6 +192,127 @@ def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
     assert AuthStore(db).check_login(*BOSS) is not None
 
 
+def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_request(tmp_path):
+    """A role and a viewer's cameras were set when the user was added, and changed only by removing
+    and adding them again (their password lost). PATCH /v1/users/NAME changes them; the user's
+    session stays and its next request has them (each request reads them from the database)."""
+    db = site_users(tmp_path)
+    boss, ana = logged_in(db, BOSS), logged_in(db, ANA)
+
+    def edit(client, name, **body):
+        return client.patch(f"/v1/users/{name}", json=BY_BOSS | body, headers=CSRF)
+
+    assert ana.get("/v1/users").status_code == 403
+    made = edit(boss, "ana", role="admin")
+    assert made.status_code == 200 and made.json() == {"user": AuthStore(db).user("ana")}
+    assert made.json()["user"]["role"] == "admin" and "password" not in made.text
+    assert ana.get("/v1/users").status_code == 200  # the same session, its next request: an admin
+    narrowed = edit(boss, "ana", role="viewer", cameras=[" door ", "till"])
+    assert narrowed.status_code == 200 and narrowed.json()["user"]["cameras"] == ["door", "till"]
+    assert ana.get("/v1/users").status_code == 403
+    assert ana.get("/v1/me").json()["cameras"] == ["door", "till"]
+    assert edit(boss, "ana", cameras=["door"]).json()["user"] | {"created": 0} == {
+        "id": 2, "name": "ana", "role": "viewer", "cameras": ["door"], "created": 0}  # the role kept
+    assert edit(boss, "ana", role="admin").json()["user"]["cameras"] is None  # an admin sees every camera
+    assert edit(boss, "ana", role="viewer").json()["user"]["cameras"] is None
+    assert edit(boss, "ana", cameras=["till"]).status_code == 200
+    assert edit(boss, "ana", all_cameras=True).json()["user"]["cameras"] is None
+    assert ana.get("/v1/me").json() | {"scope": None} == {"user": "ana", "role": "viewer", "via": "session",
+                                                           "scope": None, "cameras": None}
+    store = AuthStore(db)
+    assert store.check_login(*ANA) is not None and store.session_count("ana") == 1  # password and session kept
+    rows = [(e["user"], e["target"]) for e in reversed(store.access_log(action="user_changed"))]
+    assert rows == [("boss", "ana (admin; all cameras)"), ("boss", "ana (viewer; door,till)"),
+                    ("boss", "ana (viewer; door)"), ("boss", "ana (admin; all cameras)"),
+                    ("boss", "ana (viewer; all cameras)"), ("boss", "ana (viewer; till)"),
+                    ("boss", "ana (viewer; all cameras)")]
+    assert not any(secret in repr(store.access_log(limit=1000)) for secret in SECRETS)
+
+    refusals = [(edit(boss, "boss", role="viewer"), 400, "your own role is not changed here: another admin does it "
+                                                         "(or maskwatch users edit on the server)"),
+                (edit(boss, "ana"), 400, "nothing to change: give role, cameras or all_cameras"),
+                (edit(boss, "ana", cameras=["door"], all_cameras=True), 400, "give cameras or all_cameras, not both"),
+                (edit(boss, "ana", cameras=[" "]), 400, "cameras names no camera: use all_cameras for every camera"),
+                (edit(boss, "ana", role="root"), 400, "role must be one of admin, viewer; got 'root'"),
+                (edit(boss, "ana", role="admin", cameras=["door"]), 400,
+                 "an admin sees every camera: a camera list (--camera) is for viewers"),
+                (edit(boss, "ana", cameras=["door,till"]), 400,
+                 "camera ids are 1-64 letters, digits, _ or -; got 'door,till'"),
+                (edit(boss, "nobody", role="admin"), 404, "no user 'nobody'"),
+                (edit(ana, "boss", role="viewer"), 403, "this needs the admin role")]
+    for answer, status, error in refusals:
+        assert (answer.status_code, answer.json()["error"]) == (status, error)
+    assert edit(boss, "ana", role="admin", password="ana's new one").status_code == 422  # extra="forbid"
+    wrong = boss.patch("/v1/users/ana", json={"role": "admin", "admin_password": "a guess"}, headers=CSRF)
+    assert wrong.status_code == 403 and wrong.json() == {"error": "your password (admin_password) is wrong"}
+    assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_changed ana"]
+    store.add_user("deputy", "the deputy's password", "admin")
+    store.edit_user("ana", "admin")
+    assert edit(boss, "ana", cameras=["door"]).json()["error"] == (
+        "an admin sees every camera: a camera list (--camera) is for viewers")  # the store's check, as it is now
+    token = store.add_token("ops", "full")
+    by_token = client_of(db).patch("/v1/users/ana", json=BY_BOSS | {"role": "viewer"},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert by_token.status_code == 403 and "not with an API token" in by_token.json()["error"]
+    assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "admin"), ("boss", "admin"), ("deputy", "admin")]
+
+    # The last admin stays one (the store, so the CLI and a race alike): made a viewer, the site is nobody's.
+    store.edit_user("ana", "viewer")
+    store.remove_user("deputy")
+    with pytest.raises(ValueError, match=r"^'boss' is the last admin: add another admin first"):
+        store.edit_user("boss", "viewer")
+    assert store.user("boss")["role"] == "admin"
+    store.close()
+
+
+def test_users_edit_on_the_server_checks_the_sites_cameras_and_keeps_the_last_admin(tmp_path):
+    """`maskwatch users edit`: the same rule and words as `users add`, a row of the access log."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = str(tmp_path / "site.db")
+    site = tmp_path / "site.yaml"
+    site.write_text(f"cameras:\n  door: {{source: 'rtsp://h/s'}}\n  till: {{source: 'rtsp://h/t'}}\n"
+                    f"storage: {{database: '{db}'}}\n")
+    store = AuthStore(db)
+    store.add_user(*BOSS, "admin")
+    store.add_user(*ANA, "viewer")
+
+    def edit(*args):
+        ran = CliRunner().invoke(app, ["users", "edit", *args], catch_exceptions=False)
+        return ran.exit_code, ran.output
+
+    assert edit("ana", "--camera", "door", "--camera", "till", "--config", str(site)) == (
+        0, "ana is now viewer (door, till); from their next request\n")
+    assert edit("ana", "--camera", "Till", "--config", str(site)) == (
+        1, f"error: no camera 'Till' in {site}, nor any history of it in its database; cameras: door, till\n")
+    assert edit("ana", "--role", "admin", "--database", db) == (0, "ana is now admin (all cameras); from their next request\n")
+    assert edit("boss", "--role", "viewer", "--database", db) == (0, "boss is now viewer (all cameras); from their next request\n")
+    assert edit("ana", "--role", "viewer", "--database", db) == (
+        1, "error: 'ana' is the last admin: add another admin first (maskwatch users add NAME --role admin)\n")
+    assert edit("ana", "--camera", "door", "--config", str(site)) == (
+        1, "error: an admin sees every camera: a camera list (--camera) is for viewers\n")
+    assert edit("boss", "--all-cameras", "--camera", "door", "--database", db) == (
+        1, "error: give --camera or --all-cameras, not both\n")
+    assert edit("boss", "--database", db) == (1, "error: nothing to change: give --role, --camera or --all-cameras\n")
+    assert edit("boss", "--camera", "", "--database", db) == (
+        1, "error: --camera names no camera: use --all-cameras for every camera\n")
+    assert edit("boss", "--role", "root", "--database", db) == (1, "error: role must be one of admin, viewer; got 'root'\n")
+    assert edit("cy", "--role", "admin", "--database", db) == (1, "error: no user 'cy'\n")
+    assert edit("ana", "--role", "admin", "--database", str(tmp_path / "typo.db")) == (
+        1, f"error: {tmp_path / 'typo.db'}: no such database; users are added with maskwatch users add\n")
+    assert not (tmp_path / "typo.db").exists()
+    assert [(u["name"], u["role"], u["cameras"]) for u in store.users()] == [("ana", "admin", None),
+                                                                              ("boss", "viewer", None)]
+    by = f"cli:{getpass.getuser()}"
+    assert [(e["user"], e["client"], e["target"]) for e in reversed(store.access_log(action="user_changed"))] == [
+        (by, "local", "ana (viewer; door,till)"), (by, "local", "ana (admin; all cameras)"),
+        (by, "local", "boss (viewer; all cameras)")]
+    assert store.check_login(*ANA) is not None and store.check_login(*BOSS) is not None
+    store.close()
+
+
 def test_the_last_admin_stays_even_alone_and_an_admin_may_leave_another(tmp_path):
     """`users remove` keeps the last admin while others are left; the dashboard keeps them alone
     too: removing themselves, an admin left a site nobody can log in to."""
@@ -224,6 +346,7 @@ def test_a_refused_body_says_no_password_back(tmp_path):
                                ("POST", "/v1/users/ana/password", BY_BOSS | {"password": too_long}),
                                ("POST", "/v1/users", {"name": "dee", "password": "dee's password", "admin_password": too_long}),
                                ("DELETE", "/v1/users/ana", {"admin_password": too_long}),
+                               ("PATCH", "/v1/users/ana", {"role": "admin", "admin_password": too_long}),
                                ("POST", "/v1/tokens", {"name": "ci", "admin_password": too_long})):
         refused = boss.request(method, path, json=body, headers=CSRF)
         assert refused.status_code == 422 and "at most 1000 characters" in refused.json()["error"]
@@ -292,15 +415,18 @@ def test_each_change_but_a_revocation_needs_the_admins_own_password_counted_as_a
     assert client_of(db).get("/static/users.js").status_code == 401
 
 
-def removals_at_once(url: str, removals: list[tuple[tuple[str, str], str]]) -> list[str]:
-    """Each (acting admin, user to remove) in a thread and a store of its own, started together:
-    what each said, sorted ("removed" last)."""
+def removals_at_once(url: str, removals: list[tuple[tuple[str, str], str]], demote: bool = False) -> list[str]:
+    """Each (acting admin, user to remove, or with `demote` to make a viewer) in a thread and a
+    store of its own, started together: what each said, sorted ("removed" last)."""
     stores, said, go = [AuthStore(url) for _ in removals], [], threading.Barrier(len(removals))
 
     def remove(own: AuthStore, acting: tuple[str, str], whom: str) -> None:
         go.wait()
         try:
-            own.remove_user(whom, leave_an_admin=True, acting=acting)
+            if demote:
+                own.edit_user(whom, "viewer", acting=acting)
+            else:
+                own.remove_user(whom, leave_an_admin=True, acting=acting)
             said.append("removed")
         except ValueError as err:
             said.append(str(err))
@@ -318,7 +444,8 @@ def removals_at_once(url: str, removals: list[tuple[tuple[str, str], str]]) -> l
 def acting_admins_race(url: str) -> None:
     """Two admins of three remove each other at once, each with their session's check done: one
     removal is made and the other refused, its admin gone (both went, and a removed admin's last
-    request still added a token). Then the last two remove themselves at once: one stays (USERS_LOCK)."""
+    request still added a token). Then the last two remove themselves at once: one stays (USERS_LOCK).
+    Then two admins make each other viewers at once: one stays an admin."""
     store = AuthStore(url)
     for name in ("ada", "bo", "cai"):
         if store.user(name) is not None:  # PostgreSQL's server is the module's
@@ -348,6 +475,17 @@ def acting_admins_race(url: str) -> None:
     left = [u["name"] for u in store.users() if u["name"] in ("ada", "bo", "cai")]
     assert len(left) == 1
     store.remove_user(left[0])
+
+    # Two admins making each other viewers at once: one stays an admin (each was checked an admin).
+    for name in ("ada", "bo"):
+        store.add_user(name, f"{name}'s long password", "admin")
+    acting = {name: checked(name, f"{name}'s long password") for name in ("ada", "bo")}
+    said = removals_at_once(url, [(acting["ada"], "bo"), (acting["bo"], "ada")], demote=True)
+    assert said[1] == "removed" and "was removed, or their role or password changed" in said[0], said
+    both = sorted((u["role"], u["name"]) for u in store.users() if u["name"] in ("ada", "bo"))
+    assert [role for role, _ in both] == ["admin", "viewer"]
+    for _, name in reversed(both):  # the viewer first: the admin is the last one
+        store.remove_user(name)
     store.close()
 
 
@@ -475,6 +613,49 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.wait_for_function("document.getElementById('users-status').textContent.startsWith('password of ana')")
         assert phone.is_hidden("#users-reset") and phone.input_value("#users-reset-password") == ""
 
+        # Edit: the role, then a confirm with Keep focused; the row says the change.
+        phone.click("button[aria-label='Edit the role and cameras of ana']")
+        assert phone.evaluate("document.activeElement.id") == "users-edit-role"
+        assert phone.inner_text("#users-edit-title") == "Role and cameras of ana"
+        assert phone.is_hidden("#users-edit-cameras")  # no site's cameras, none of ana's
+        phone.select_option("#users-edit-role", "admin")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        phone.click("#users-edit button[type=submit]")
+        assert phone.is_hidden("#users-edit") and phone.evaluate("document.activeElement.id") == "users-confirm-no"
+        assert phone.inner_text("#users-confirm-question") == "Make ana an admin of all cameras? Their next request has it."
+        phone.click("#users-confirm-no")
+        assert phone.inner_text("#users-status") == "Nothing changed."
+        phone.click("button[aria-label='Edit the role and cameras of ana']")
+        phone.select_option("#users-edit-role", "admin")
+        phone.click("#users-edit button[type=submit]")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_selector("#users-table tr[data-user=ana] td:nth-child(2):text-is('admin')")  # the list read again
+        assert phone.inner_text("#users-status") == "ana is now admin (all cameras)."
+        assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:3] == ["ana", "admin", "all"]
+        assert phone.evaluate("document.activeElement.id") == "users-title"
+        phone.click("button[aria-label='Edit the role and cameras of ana']")
+        phone.select_option("#users-edit-role", "viewer")
+        phone.click("#users-edit button[type=submit]")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_selector("#users-table tr[data-user=ana] td:nth-child(2):text-is('viewer')")
+        assert phone.inner_text("#users-status") == "ana is now viewer (all cameras)."
+        # A camera of the user's no longer on the site's list is shown, as text, to be unticked.
+        phone.click("button[aria-label='Edit the role and cameras of mallory']")
+        assert phone.locator("#users-edit-cameras input").evaluate_all(
+            "(boxes) => boxes.map((b) => [b.value, b.checked])") == [[marked_up, True]]
+        assert phone.inner_text("#users-edit-cameras label").strip() == marked_up
+        assert phone.evaluate("document.querySelectorAll('#users-dialog img').length === 0 && !window.injected")
+        phone.uncheck("#users-edit-cameras input")
+        phone.click("#users-edit button[type=submit]")
+        assert phone.inner_text("#users-confirm-question") == "Make mallory a viewer of all cameras? Their next request has it."
+        phone.click("#users-confirm-yes")
+        phone.wait_for_selector("#users-table tr[data-user=mallory] td:nth-child(3):text-is('all')")
+        assert phone.inner_text("#users-status") == "mallory is now viewer (all cameras)."
+        assert phone.inner_text("#users-table tr[data-user=mallory]").split("\t")[:3] == ["mallory", "viewer", "all"]
+        phone.click("button[aria-label='Edit the role and cameras of cy']")
+        phone.click("#users-edit-cancel")  # nothing sent
+        assert phone.is_hidden("#users-edit") and phone.inner_text("#users-status") == "Nothing changed."
+
         phone.click("button[aria-label='Remove cy']")
         assert phone.evaluate("document.activeElement.id") == "users-confirm-no"  # Enter keeps cy
         assert phone.inner_text("#users-confirm-question") == "Remove cy? Their sessions end at once."
@@ -493,7 +674,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360
 
         phone.keyboard.press("Escape")  # closed: the token shown and the passwords typed go
-        phone.wait_for_function("!document.getElementById('users-dialog').open")
+        # The dialog's `close` event, which empties them, is a task after `open` turns false (2 of
+        # 4 runs under load read the field in between): waited for by its own sign, the token field.
+        phone.wait_for_function("!document.getElementById('users-dialog').open"
+                                " && document.getElementById('tokens-secret').hidden")
         assert phone.evaluate("document.activeElement.id") == "users-open"
         assert token not in phone.content() and phone.input_value("#users-add-password") == ""
         assert phone.input_value("#users-me-password") == ""  # the admin's own, too
@@ -549,7 +733,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert store.check_login("ana", "ana's second password") is not None
         assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_added cy"]
         assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [
-            "user_added", "password_set", "user_removed", "token_added", "token_revoked"]
+            "user_added", "password_set", "user_changed", "user_changed", "user_changed", "user_removed",
+            "token_added", "token_revoked"]
+        assert [e["target"] for e in reversed(store.access_log(action="user_changed"))] == [
+            "ana (admin; all cameras)", "ana (viewer; all cameras)", "mallory (viewer; all cameras)"]
         viewer = tab(360, 740)
         log_in(viewer, base, ("ana", "ana's second password"))
         viewer.wait_for_selector("#account", state="visible")  # /v1/me answered: the Users button decided

@@ -2,11 +2,11 @@
 over HTTP, through the same store calls and checks.
 
 Changes need an admin logged in: an API token (even a full one) is refused, so that a leaked
-token cannot mint accounts or more tokens. Adding a user, setting a password, removing a user and
-creating a token also need the admin's own password (`admin_password`, checked as a login), so
-that a stolen or unattended session is not enough; revoking a token only takes access away. Each
-change is a row of the access log in the acting admin's name; no answer, error or log line holds
-a password (app.py's 422 leaves it out too).
+token cannot mint accounts or more tokens. Adding a user, changing their role or cameras, setting a
+password, removing a user and creating a token also need the admin's own password
+(`admin_password`, checked as a login), so that a stolen or unattended session is not enough;
+revoking a token only takes access away. Each change is a row of the access log in the acting
+admin's name; no answer, error or log line holds a password (app.py's 422 leaves it out too).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maskwatch.security.access import ADMIN, AuthError, client_address
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, AuthStore, Conflict, NoSuch, added_target,
-                                      name_problem, new_user_problem, viewer_cameras)
+from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, AuthStore, Conflict, NoSuch,
+                                      access_problem, added_target, name_problem, new_user_problem, viewer_cameras)
 
 CameraId = Annotated[str, Field(max_length=64)]
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
@@ -41,6 +41,14 @@ class NewUser(Confirmed):
     cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
                                            description="a viewer's cameras; left out: every camera")
     password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+
+
+class ChangedUser(Confirmed):
+    role: Annotated[str, Field(max_length=16, json_schema_extra={"enum": list(ROLES)})] | None = Field(
+        None, description="left out: as now")
+    cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
+                                           description="a viewer's cameras, in place of their list; left out: as now")
+    all_cameras: bool = Field(False, description="true: the viewer sees every camera (not with cameras)")
 
 
 class NewPassword(Confirmed):
@@ -153,6 +161,39 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
         raise _refused(err) from None
     return _done(request, admin, "password_set", user_name,
                  {"status": f"password of {user_name} set; their sessions ended", "user": user_name})
+
+
+@router.patch("/v1/users/{user_name}", openapi_extra=ADMIN,
+              responses=CONFIRMED | {400: {"description": "A bad role or camera, a camera list for an admin, nothing "
+                                                          "to change, or your own account"},
+                                     404: {"description": "No such user"},
+                                     409: {"description": "The last admin made a viewer (add another admin first)"
+                                                          + MEANWHILE}})
+def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: Admin) -> JSONResponse:
+    """Change a user's role or a viewer's cameras, as `maskwatch users edit`: their password and
+    sessions stay, and their next request has the new role and cameras. The last admin stays one."""
+    if user_name == admin:  # as your own password: another admin, or the CLI on the server, does it
+        raise AuthError(400, "your own role is not changed here: another admin does it "
+                             "(or maskwatch users edit on the server)")
+    if body.cameras is not None and body.all_cameras:
+        raise AuthError(400, "give cameras or all_cameras, not both")
+    if body.role is None and body.cameras is None and not body.all_cameras:
+        raise AuthError(400, "nothing to change: give role, cameras or all_cameras")
+    if body.cameras is not None and not any(c.strip() for c in body.cameras):
+        raise AuthError(400, "cameras names no camera: use all_cameras for every camera")
+    if (problem := access_problem(body.role or "viewer", body.cameras)) is not None:
+        raise AuthError(400, problem)
+    if _store(request).user(user_name) is None:  # said before the admin's password is checked
+        raise AuthError(404, f"no user {user_name!r}")
+    cameras = None if body.all_cameras else UNCHANGED
+    try:
+        if body.cameras is not None:
+            cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
+        acting = _confirmed(request, body.admin_password, f"user_changed {user_name}")
+        user = _store(request).edit_user(user_name, body.role, cameras, acting=acting)
+    except ValueError as err:
+        raise _refused(err) from None
+    return _done(request, admin, "user_changed", added_target(user), {"user": user})
 
 
 @router.delete("/v1/users/{user_name}", openapi_extra=ADMIN,

@@ -178,6 +178,45 @@ def remove_user(name: UserName, config: Config = None, database: Database = None
     typer.echo(f"removed {name}; their sessions ended")
 
 
+@users_app.command("edit")
+def edit_user(
+    name: UserName,
+    role: Annotated[Optional[str], typer.Option(help="admin or viewer; default: as now.", show_default=False)] = None,
+    camera: Annotated[Optional[list[str]], typer.Option(help="A viewer sees only these cameras (repeat the option), in place of their list.")] = None,
+    all_cameras: Annotated[bool, typer.Option("--all-cameras", help="A viewer sees every camera.")] = False,
+    config: Config = None,
+    database: Database = None,
+) -> None:
+    """Change a user's role or a viewer's cameras; their password and sessions stay, the change
+    holds from their next request."""
+    site = site_config(config)
+    from maskwatch.security.store import NO_CAMERA_EDITED, UNCHANGED, access_problem, added_target, viewer_cameras
+
+    if camera and all_cameras:
+        _fail("give --camera or --all-cameras, not both")
+    if role is None and camera is None and not all_cameras:
+        _fail("nothing to change: give --role, --camera or --all-cameras")
+    if camera is not None and not any(c.strip() for c in camera):  # "leave it out", as `add` says, keeps them
+        _fail(NO_CAMERA_EDITED)
+    if (problem := access_problem(role or "viewer", camera)) is not None:  # an admin's own list: the store says
+        _fail(problem)
+    cameras = None if all_cameras else UNCHANGED
+    if camera is not None:
+        try:
+            cameras = viewer_cameras(camera, list(site.cameras) if site is not None else None,
+                                     lambda unknown: stored_history(site, unknown), str(config))
+        except ValueError as err:
+            _fail(str(err))
+    store = store_of(site, database)
+    try:
+        user = store.edit_user(name, role, cameras)
+    except ValueError as err:
+        _fail(str(err))
+    _logged(store, "user_changed", added_target(user))
+    cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
+    typer.echo(f"{user['name']} is now {user['role']} ({cameras}); from their next request")
+
+
 @users_app.command("passwd")
 def change_password(name: UserName, config: Config = None, database: Database = None) -> None:
     """Set a new password; every session of the user ends."""

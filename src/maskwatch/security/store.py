@@ -48,11 +48,15 @@ CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (
 
 # The access log's actions of a change to the users or tokens, by an admin on the dashboard
 # (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
-CHANGES = ("user_added", "user_removed", "password_set", "token_added", "token_revoked")
+CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_added", "token_revoked")
+# edit_user's `cameras` when the cameras stay as they are (None there means every camera).
+UNCHANGED = object()
+NO_CAMERA_EDITED = "--camera names no camera: use --all-cameras for every camera"  # an empty list: not "all"
 
 
 def added_target(user: dict | None = None, token: tuple[str, str] | None = None) -> str:
-    """The access log's target of an added user (name, role and cameras) or token (name, scope)."""
+    """The access log's target of an added or changed user (name, role and cameras: as they are
+    now) or of an added token (name, scope)."""
     if token is not None:
         return f"{token[0]} ({token[1]})"
     seen = ",".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
@@ -151,6 +155,12 @@ def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | N
     """What is wrong with a user to add, before any password (a bad name, role or camera list)."""
     if (problem := name_problem(name, "user")) is not None:
         return problem
+    return access_problem(role, cameras)
+
+
+def access_problem(role: str, cameras: list[str] | None) -> str | None:
+    """What is wrong with a role and a viewer's cameras: a user's to add (new_user_problem) or to
+    change (edit_user, `users edit`, PATCH /v1/users/NAME), one rule."""
     if role not in ROLES:
         return f"role must be one of {', '.join(ROLES)}; got {role!r}"
     if role == "admin" and cameras:
@@ -297,6 +307,39 @@ class AuthStore:
                                  "--role admin)")
             connection.execute(delete(sessions).where(sessions.c.user_id == row.id))
             connection.execute(delete(users).where(users.c.id == row.id))
+
+    def edit_user(self, name: str, role: str | None = None, cameras=UNCHANGED,
+                  acting: tuple[str, str] | None = None) -> dict:
+        """A user's new role and/or cameras (`cameras` a viewer's list, None for every camera,
+        UNCHANGED to keep them); the user as now. An admin's cameras go (they see every camera).
+        Their sessions are kept: each request reads the role and cameras from this table
+        (session_user), so the change holds from their next request. NoSuch, Conflict for the last
+        admin made a viewer (whatever other users: nobody would be left to run the site), or
+        ValueError for a bad role or a camera list given to an admin. Under USERS_LOCK, as
+        remove_user: two admins making each other viewers at once leave one admin."""
+        with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)
+            _check_acting(connection, acting)
+            row = connection.execute(select(users).where(users.c.name == name)).first()
+            if row is None:
+                raise NoSuch(f"no user {name!r}")
+            before = _user_row(row)
+            role = before["role"] if role is None else role
+            if cameras is UNCHANGED:  # made an admin: every camera; else as they were
+                cameras = None if role == "admin" else before["cameras"]
+            elif cameras is not None and not any(c.strip() for c in cameras):
+                raise ValueError(NO_CAMERA_EDITED)
+            if (problem := access_problem(role, cameras)) is not None:
+                raise ValueError(problem)
+            if before["role"] == "admin" and role != "admin":
+                admins = connection.execute(select(func.count()).select_from(users)
+                                            .where(users.c.role == "admin")).scalar()
+                if admins == 1:
+                    raise Conflict(f"{name!r} is the last admin: add another admin first (maskwatch users add NAME "
+                                   "--role admin)")
+            connection.execute(update(users).where(users.c.id == row.id)
+                               .values(role=role, cameras=_cameras_text(cameras)))
+        return self.user(name)
 
     def set_password(self, name: str, password: str, acting: tuple[str, str] | None = None) -> None:
         """A new password; every session of the user ends (log in again with the new one). The

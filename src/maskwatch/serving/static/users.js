@@ -1,4 +1,4 @@
-// The admins' "Users" dialog: users (add, reset a password, remove) and API tokens (create, revoke),
+// The admins' "Users" dialog: users (add, change a role or cameras, reset a password, remove) and API tokens (create, revoke),
 // through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose api() and
 // checked() it uses and whose "maskwatch-account" event says who is logged in: only an admin gets
 // the button (the server refuses anyone else).
@@ -33,6 +33,14 @@
     <p><small>Their sessions end: they log in again with it.</small></p>
     <div class="zone-tools"><button type="submit">Set password</button>
       <button type="button" id="users-reset-cancel">Cancel</button></div>
+  </form>
+  <form id="users-edit" novalidate hidden>
+    <h3 id="users-edit-title"></h3>
+    <label>Role <select id="users-edit-role"><option value="viewer">viewer</option><option value="admin">admin</option></select></label>
+    <fieldset id="users-edit-cameras" hidden><legend>Cameras the viewer sees (none ticked: every camera)</legend></fieldset>
+    <p><small>Their password and sessions stay; their next request has the new role and cameras.</small></p>
+    <div class="zone-tools"><button type="submit">Save</button>
+      <button type="button" id="users-edit-cancel">Cancel</button></div>
   </form>
   <h3>Users</h3>
   <div class="scroll" tabindex="0" role="region" aria-label="users (scrolls sideways)">
@@ -75,6 +83,7 @@
   open.setAttribute("aria-haspopup", "dialog");
   $("logout").before(open, " ");
   let me = null, confirming = null;  // confirming: what the confirm form's "yes" does
+  let siteCameras = [], editing = null;  // the site's running and retired cameras; the user being edited
 
   // One line of what went wrong, or of what was done; the other emptied.
   const say = (text, error = false) => {
@@ -136,8 +145,9 @@
       const row = document.createElement("tr");
       row.dataset.user = user.name;
       const changes = document.createElement("td");
-      if (user.name !== me.user) {  // your own: Change password, which asks for the current one
-        changes.append(rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
+      if (user.name !== me.user) {  // your own: Change password, which asks for the current one; your role: another admin
+        changes.append(rowButton("Edit", `Edit the role and cameras of ${user.name}`, () => askEdit(user)), " ",
+                       rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
       }
       changes.append(rowButton("Remove", `Remove ${user.name}`, () => ask(
         `Remove ${user.name}? Their sessions end at once` + (user.name === me.user ? ", yours too." : "."),
@@ -162,6 +172,7 @@
   // The confirm form: a question, a button that says what it does, and "Keep" focused (Enter keeps).
   function ask(question, yes, action) {
     $("users-reset").hidden = true;
+    $("users-edit").hidden = true;
     confirming = action;
     $("users-confirm-question").textContent = question;
     $("users-confirm-yes").textContent = yes;
@@ -181,6 +192,7 @@
 
   function askReset(name) {
     endConfirm();
+    endEdit();
     $("users-reset-title").textContent = `New password for ${name}`;
     $("users-reset-user").value = name;
     $("users-reset").hidden = false;
@@ -204,6 +216,16 @@
     });
   });
 
+  // A fieldset's camera boxes (built, never innerHTML), those of `ticked` ticked.
+  function cameraBoxes(box, ids, ticked = []) {
+    box.replaceChildren(box.querySelector("legend"), ...ids.map((id) => {
+      const label = document.createElement("label");
+      label.append(Object.assign(document.createElement("input"),
+                                 {type: "checkbox", value: id, checked: ticked.includes(id)}), " " + id);
+      return label;
+    }));
+    box.dataset.cameras = ids.length;
+  }
   // A viewer's cameras, ticked from the site's running and retired ones (`serve` without a site: none).
   async function cameraChoices() {
     const ids = [];
@@ -211,15 +233,51 @@
     if (running.ok) ids.push(...(await running.json()).map((camera) => camera.id));
     const retired = await api("/v1/cameras/retired");
     if (retired.ok) ids.push(...(await retired.json()).cameras.map((camera) => camera.id));
-    const box = $("users-add-cameras");
-    box.replaceChildren(box.querySelector("legend"), ...ids.map((id) => {
-      const label = document.createElement("label");
-      label.append(Object.assign(document.createElement("input"), {type: "checkbox", value: id}), " " + id);
-      return label;
-    }));
-    box.dataset.cameras = ids.length;
-    box.hidden = !ids.length || $("users-add-role").value !== "viewer";
+    siteCameras = ids;
+    cameraBoxes($("users-add-cameras"), ids);
+    $("users-add-cameras").hidden = !ids.length || $("users-add-role").value !== "viewer";
   }
+
+  // Edit: the role, and a viewer's cameras ticked from the site's list and their own (one no longer
+  // on the site's list is shown, to be unticked, not dropped in silence); saved after a confirm.
+  function askEdit(user) {
+    endConfirm();
+    endReset();
+    editing = user;
+    $("users-edit-title").textContent = `Role and cameras of ${user.name}`;
+    $("users-edit-role").value = user.role;
+    const own = user.cameras || [];
+    cameraBoxes($("users-edit-cameras"), [...new Set([...siteCameras, ...own])], own);
+    showEditCameras();
+    $("users-edit").hidden = false;
+    $("users-edit-role").focus();
+  }
+  const showEditCameras = () => {
+    const box = $("users-edit-cameras");
+    box.hidden = box.dataset.cameras === "0" || $("users-edit-role").value !== "viewer";
+  };
+  const endEdit = () => { $("users-edit").hidden = true; editing = null; };
+  $("users-edit-role").addEventListener("change", showEditCameras);
+  $("users-edit-cancel").addEventListener("click", () => { endEdit(); say("Nothing changed."); });
+  $("users-edit").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const user = editing, role = $("users-edit-role").value;
+    const ticked = [...$("users-edit-cameras").querySelectorAll("input:checked")].map((box) => box.value);
+    const body = {};
+    if (role !== user.role) body.role = role;
+    const before = (user.cameras || []).join(",");
+    if (role === "viewer" && ticked.join(",") !== before) {  // sent only when changed: a role alone keeps them
+      if (ticked.length) body.cameras = ticked; else body.all_cameras = true;
+    }
+    if (!Object.keys(body).length) { endEdit(); return say("Nothing changed."); }
+    const seen = role === "admin" || !ticked.length ? "all cameras" : ticked.join(", ");
+    ask(`Make ${user.name} ${role === "admin" ? "an admin" : "a viewer"} of ${seen}? Their next request has it.`,
+        `Change ${user.name}`, () => change("Not changed", async () => {
+          const {user: now} = await send(`/v1/users/${encodeURIComponent(user.name)}`, "PATCH",
+                                         {...body, admin_password: yours()});
+          return `${now.name} is now ${now.role} (${now.cameras ? now.cameras.join(", ") : "all cameras"}).`;
+        }));
+  });
   $("users-add-role").addEventListener("change", () => {
     const box = $("users-add-cameras");
     box.hidden = box.dataset.cameras === "0" || $("users-add-role").value !== "viewer";
@@ -273,6 +331,7 @@
     say("");
     endConfirm();
     endReset();
+    endEdit();
     $("users-me-name").value = me.user;  // whose password "Your password" is, for password managers
     dialog.showModal();
     $("users-title").focus();
@@ -288,6 +347,7 @@
                       "users-reset-again", "tokens-secret-value"]) $(id).value = "";
     $("tokens-secret").hidden = true;
     endReset();
+    endEdit();
     endConfirm();
     open.focus();
   });
