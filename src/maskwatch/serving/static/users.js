@@ -316,16 +316,7 @@
     });
   });
   $("users-me").addEventListener("submit", (event) => event.preventDefault());  // Enter there changes nothing
-  $("tokens-copy").addEventListener("click", async () => {
-    const field = $("tokens-secret-value"), said = $("tokens-copied");
-    try {
-      await navigator.clipboard.writeText(field.value);  // only on https or this machine
-      said.textContent = "Copied.";
-    } catch {
-      field.select();  // plain http on a LAN: the old way, or the reader copies the selection
-      said.textContent = document.execCommand("copy") ? "Copied." : "Selected: copy it with the keyboard (Ctrl+C).";
-    }
-  });
+  $("tokens-copy").addEventListener("click", () => copyField($("tokens-secret-value"), $("tokens-copied")));  // dashboard.html's
 
   open.addEventListener("click", async () => {
     say("");
