@@ -5,6 +5,7 @@ cleared, and a broker that only comes up after the site."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -142,9 +143,18 @@ def test_the_last_will_says_offline_when_the_site_dies(broker):  # noqa: F811
         listener.close()
 
 
+def held_port() -> tuple[socket.socket, int]:
+    """A loopback port bound but not listening (connections refused), held until the broker
+    takes it: a free_port() another test's server took meanwhile answered, and the publisher said
+    "lost the broker (Protocol error)" where "cannot reach the broker" was asserted."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    return held, held.getsockname()[1]
+
+
 @pytest.mark.system  # starts its own broker, later
 def test_a_broker_that_comes_later_is_connected_to(tmp_path, caplog):
-    port = free_port()
+    held, port = held_port()
     publisher = MqttPublisher("127.0.0.1", port).start()  # nobody listens yet: returns at once
     publisher.event_recorded(EVENT)
     # Said once, in the log and in the status, however often it retries.
@@ -152,6 +162,7 @@ def test_a_broker_that_comes_later_is_connected_to(tmp_path, caplog):
     warned = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.mqtt"]
     assert warned[:1] == [f"MQTT 127.0.0.1:{port}: cannot reach the broker; retrying, up to 1000 messages kept "
                           "meanwhile"]
+    held.close()
     late = Broker(tmp_path, port).start()
     listener = None
     try:
@@ -223,11 +234,12 @@ def test_a_broker_that_closes_before_answering_is_said(caplog):
 
 @pytest.mark.system  # starts its own broker, later
 def test_after_a_long_outage_the_site_is_online_with_its_latest_state_and_newest_events(tmp_path):
-    port = free_port()
+    held, port = held_port()
     publisher = MqttPublisher("127.0.0.1", port, max_queued=100).start()  # nobody listens yet
     for n in range(150):  # more than it keeps: paho's full queue refused "online" itself
         publisher.event_recorded({**EVENT, "id": n})
         publisher.in_view({"camera": "door", "counts": {"with_mask": n % 7}})
+    held.close()
     late = Broker(tmp_path, port).start()
     listener = None
     try:
