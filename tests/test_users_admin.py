@@ -265,6 +265,42 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
     store.close()
 
 
+def test_the_users_list_offers_every_camera_a_viewers_list_may_name(tmp_path):
+    """GET /v1/users' `cameras`, the Users dialog's boxes: it offered /v1/cameras and
+    /v1/cameras/retired, so `spare` (enabled: false, nothing stored) could not be ticked; and POST
+    /v1/users refused it (the site's running cameras only), where `users add --config` took it."""
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+    from tests.conftest import ADMIN
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=True)  # door runs, till is disabled, old was removed
+    path = tmp_path / "site.yaml"
+    path.write_text(path.read_text().replace("timezone:", '  spare: {source: "rtsp://127.0.0.1:9/x", '
+                                                          'enabled: false}\ntimezone:'))
+    site.store.close()
+    site = Site(load_site_config(path, environ={}), detector)
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False)), site=site)
+    admin = TestClient(app, base_url="http://maskwatch.lan")
+    try:
+        assert admin.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
+        offered = admin.get("/v1/users").json()["cameras"]
+        assert offered == ["door", "till", "spare", "old"]  # the file's order, then the history's
+        assert "spare" not in [c["id"] for c in admin.get("/v1/cameras/retired").json()["cameras"]]
+        for number, camera in enumerate(offered):  # each one offered is taken
+            added = admin.post("/v1/users", json={"name": f"v{number}", "cameras": [camera], "admin_password": ADMIN[1],
+                                                  "password": "a viewer's password"}, headers=CSRF)
+            assert added.status_code == 201 and added.json()["user"]["cameras"] == [camera], added.text
+        refused = admin.post("/v1/users", json={"name": "v9", "cameras": ["olt"], "admin_password": ADMIN[1],
+                                                "password": "a viewer's password"}, headers=CSRF)
+        assert refused.status_code == 400 and "no camera 'olt'" in refused.json()["error"]
+    finally:
+        site.store.close()
+    (tmp_path / "serve").mkdir()
+    assert logged_in(site_users(tmp_path / "serve"), BOSS).get("/v1/users").json()["cameras"] is None  # no site: any
+
+
 def test_users_edit_on_the_server_checks_the_sites_cameras_and_keeps_the_last_admin(tmp_path):
     """`maskwatch users edit`: the same rule and words as `users add`, a row of the access log."""
     from typer.testing import CliRunner

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
+from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.site.events import CURSOR, cursor_of, parse_cursor
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
@@ -115,8 +116,12 @@ def me(request: Request) -> dict:
 
 @router.get("/v1/users", openapi_extra=ADMIN)
 def list_users(request: Request) -> Response:
+    """The users (name, role, a viewer's cameras or null for every one, created), and `cameras`: the
+    ids a viewer's list may name (the site's config, disabled ones too, then those no longer in it
+    with stored history; null for `serve` without a site, where any camera id is taken)."""
     store = _access(request).store
-    return JSONResponse({"users": store.users() if store is not None else []})
+    return JSONResponse({"users": store.users() if store is not None else [],
+                         "cameras": viewer_camera_choices(request)})
 
 
 @router.get("/v1/access-log", openapi_extra=ADMIN,
