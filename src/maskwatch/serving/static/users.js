@@ -189,7 +189,10 @@
     if (action) await action();
     if (dialog.open && !dialog.contains(document.activeElement)) $("users-title").focus();  // not from "Your password"
   });
-  $("users-confirm-no").addEventListener("click", () => { endConfirm(); say("Nothing changed."); });
+  // Keep and Cancel hide the form their button is in: the focus went to the page's body, and Tab
+  // started again at the dialog's top. The title keeps it in the dialog, as after a change.
+  const kept = () => { say("Nothing changed."); $("users-title").focus(); };
+  $("users-confirm-no").addEventListener("click", () => { endConfirm(); kept(); });
 
   function askReset(name) {
     endConfirm();
@@ -203,7 +206,7 @@
     $("users-reset").hidden = true;
     $("users-reset-password").value = $("users-reset-again").value = "";
   };
-  $("users-reset-cancel").addEventListener("click", () => { endReset(); say("Nothing changed."); });
+  $("users-reset-cancel").addEventListener("click", () => { endReset(); kept(); });
   $("users-reset").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("users-reset-user").value, password = $("users-reset-password").value;
@@ -259,7 +262,7 @@
   };
   const endEdit = () => { $("users-edit").hidden = true; editing = null; };
   $("users-edit-role").addEventListener("change", showEditCameras);
-  $("users-edit-cancel").addEventListener("click", () => { endEdit(); say("Nothing changed."); });
+  $("users-edit-cancel").addEventListener("click", () => { endEdit(); kept(); });
   $("users-edit").addEventListener("submit", (event) => {
     event.preventDefault();
     const user = editing, role = $("users-edit-role").value;
@@ -270,7 +273,7 @@
     if (role === "viewer" && ticked.join(",") !== before) {  // sent only when changed: a role alone keeps them
       if (ticked.length) body.cameras = ticked; else body.all_cameras = true;
     }
-    if (!Object.keys(body).length) { endEdit(); return say("Nothing changed."); }
+    if (!Object.keys(body).length) { endEdit(); return kept(); }
     const seen = role === "admin" || !ticked.length ? "all cameras" : ticked.join(", ");
     ask(`Make ${user.name} ${role === "admin" ? "an admin" : "a viewer"} of ${seen}? Their next request has it.`,
         `Change ${user.name}`, () => change("Not changed", async () => {
