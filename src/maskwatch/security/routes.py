@@ -125,7 +125,8 @@ def list_users(request: Request) -> Response:
 
 
 @router.get("/v1/access-log", openapi_extra=ADMIN,
-            responses={400: {"description": "A since or until that is not a time, or since after until",
+            responses={400: {"description": "A since or until that is not a time, or since after until; a user "
+                                            "or action holding a NUL character",
                              "content": {"application/json": {"schema": {
                                  "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}})
 def read_access_log(request: Request, user: str | None = Query(None, max_length=200),
@@ -146,6 +147,10 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
         until_seconds = parse_since(until, "until") if until is not None else None
     except ValueError as err:
         return JSONResponse({"error": str(err)}, status_code=400)
+    for name, value in (("user", user), ("action", action)):  # PostgreSQL refused the query: a 503
+        if value is not None and "\x00" in value:
+            return JSONResponse({"error": f"{name} holds a NUL character, which no row's {name} has; got {value!r}"},
+                                status_code=400)
     if since_seconds is not None and until_seconds is not None and since_seconds > until_seconds:
         return JSONResponse({"error": f"since must not be after until; got since {since!r}, until {until!r}"},
                             status_code=400)
