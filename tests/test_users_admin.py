@@ -591,6 +591,9 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
     older = time.time() - 3600
     for second in range(60):  # an hour ago, more than the Access log's first page of 50
         AuthStore(db).log("camera_frame", "ana", "192.0.2.9", f"/v1/cameras/door{second}/frame.jpg", now=older + second)
+    # The longest user a row can have, a long path and an IPv6 address, in the first page (a table, not stacked, at 700 px).
+    AuthStore(db).log("camera_frame", "token:" + "x" * 58, "2001:db8:1234:5678:9abc:def0:1234:5678", "/v1/" + "y" * 250,
+                      now=time.time() - 60)
     with serving(["--database", db], tmp_path) as base:
         phone = tab(360, 740)
         log_in(phone, base, BOSS)
@@ -747,6 +750,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.locator("#access-log-action option").evaluate_all("(os) => os.map((o) => o.value)") == [
             "", *records]  # the server's list, not one of the page's own
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # the rows stack on a phone
+        phone.set_viewport_size({"width": 700, "height": 740})  # a table: its long cells wrap, none pushed out
+        phone.wait_for_function("getComputedStyle(document.querySelector('#access-log-table td')).display === 'table-cell'")
+        assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('access-log-dialog'))")
+        phone.set_viewport_size({"width": 360, "height": 740})
         assert phone.locator("#access-log-table tbody tr").count() == 50
         phone.focus("#access-log-older")  # clicked twice at once: its page is read and shown once
         phone.evaluate("const b = document.getElementById('access-log-older'); b.click(); b.click()")
