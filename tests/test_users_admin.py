@@ -588,6 +588,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
     with AuthStore(db).engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, cameras, created) "
                                    "VALUES ('mallory', 'x', 'viewer', ?, 0)", (marked_up,))
+    AuthStore(db).add_user("zed", "zed's own password", "viewer", ["c" * 64])  # the longest camera id
     older = time.time() - 3600
     for second in range(60):  # an hour ago, more than the Access log's first page of 50
         AuthStore(db).log("camera_frame", "ana", "192.0.2.9", f"/v1/cameras/door{second}/frame.jpg", now=older + second)
@@ -692,6 +693,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.wait_for_selector("#users-table tr[data-user=mallory] td:nth-child(3):text-is('all')")
         assert phone.inner_text("#users-status") == "mallory is now viewer (all cameras)."
         assert phone.inner_text("#users-table tr[data-user=mallory]").split("\t")[:3] == ["mallory", "viewer", "all"]
+        phone.click("button[aria-label='Edit the role and cameras of zed']")  # its box wraps: no sideways scroll
+        assert phone.inner_text("#users-edit-cameras label").strip() == "c" * 64
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('users-dialog'))")
         phone.click("button[aria-label='Edit the role and cameras of cy']")
         phone.click("#users-edit-cancel")  # nothing sent
         assert phone.is_hidden("#users-edit") and phone.inner_text("#users-status") == "Nothing changed."
@@ -781,7 +786,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
 
         store = AuthStore(db)
         assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer"), ("boss", "admin"),
-                                                                    ("mallory", "viewer")]
+                                                                    ("mallory", "viewer"), ("zed", "viewer")]
         assert store.check_login("ana", "ana's second password") is not None
         assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_added cy"]
         assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [
