@@ -1,5 +1,5 @@
 """GET /v1/access-log pages back through the log as /v1/events does (a `before` cursor in each
-page's `next`), on the real app and SQLite. The dashboard's Access log dialog in Chromium:
+page's `next`), on the real app and SQLite; a NUL in a name, on PostgreSQL. The dashboard's Access log dialog in Chromium:
 tests/test_users_admin.py (the Users dialog's test, on its server)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 
 from maskwatch.security.store import AuthStore
-from tests.test_users_admin import BOSS, logged_in, site_users
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.test_users_admin import BOSS, CSRF, client_of, logged_in, site_users
 
 NOW = time.time() - 3600  # within the retention (a login deletes older rows)
 
@@ -48,3 +49,28 @@ def test_a_bad_cursor_or_time_range_is_said_in_one_line(tmp_path):
     assert backwards.status_code == 400 and backwards.json()["error"].startswith("since must not be after until")
     late = admin.get("/v1/access-log", params={"until": "tomorrow"})
     assert late.status_code == 400 and late.json()["error"].startswith("until must be Unix seconds or an ISO 8601")
+
+
+def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa: F811
+    """PostgreSQL takes no NUL in text. A login whose name held one answered 503 (the database
+    "away") and wrote no row; a filter or a user's or token's name in a URL holding one, 503 too."""
+    store = AuthStore(postgres.url)
+    store.add_user(*BOSS, "admin")
+    stranger = client_of(postgres.url)
+    refused = stranger.post("/login", json={"username": "bo\x00ss", "password": BOSS[1]}, headers=CSRF)
+    assert refused.status_code == 401 and refused.json() == {"error": "wrong user name or password"}
+    admin = logged_in(postgres.url, BOSS)  # the log was not held off by a failed write: this login's row is in
+    assert [(e["action"], e["target"]) for e in store.access_log()] == [("login", None),
+                                                                         ("login_failed", "bo\ufffdss")]
+    bad = admin.get("/v1/access-log", params={"user": "bo\x00ss"})
+    assert bad.status_code == 400 and bad.json()["error"] == (
+        "user holds a NUL character, which no row's user has; got 'bo\\x00ss'")
+    assert admin.get("/v1/access-log", params={"action": "login\x00"}).status_code == 400
+    for method, url in (("PATCH", "/v1/users/bo%00ss"), ("DELETE", "/v1/users/bo%00ss"),
+                        ("POST", "/v1/users/bo%00ss/password"), ("DELETE", "/v1/tokens/ops%00")):
+        body = {"role": "viewer", "admin_password": BOSS[1]} if method == "PATCH" else {"admin_password": BOSS[1]}
+        if url.endswith("password"):
+            body["password"] = "a long new password"
+        answer = admin.request(method, url, json=body if "tokens" not in url else None, headers=CSRF)
+        assert answer.status_code == 404 and answer.json()["error"].startswith("no "), (method, url, answer.text)
+    store.close()

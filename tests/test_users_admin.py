@@ -265,6 +265,42 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
     store.close()
 
 
+def test_the_users_list_offers_every_camera_a_viewers_list_may_name(tmp_path):
+    """GET /v1/users' `cameras`, the Users dialog's boxes: it offered /v1/cameras and
+    /v1/cameras/retired, so `spare` (enabled: false, nothing stored) could not be ticked; and POST
+    /v1/users refused it (the site's running cameras only), where `users add --config` took it."""
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+    from tests.conftest import ADMIN
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=True)  # door runs, till is disabled, old was removed
+    path = tmp_path / "site.yaml"
+    path.write_text(path.read_text().replace("timezone:", '  spare: {source: "rtsp://127.0.0.1:9/x", '
+                                                          'enabled: false}\ntimezone:'))
+    site.store.close()
+    site = Site(load_site_config(path, environ={}), detector)
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False)), site=site)
+    admin = TestClient(app, base_url="http://maskwatch.lan")
+    try:
+        assert admin.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
+        offered = admin.get("/v1/users").json()["cameras"]
+        assert offered == ["door", "till", "spare", "old"]  # the file's order, then the history's
+        assert "spare" not in [c["id"] for c in admin.get("/v1/cameras/retired").json()["cameras"]]
+        for number, camera in enumerate(offered):  # each one offered is taken
+            added = admin.post("/v1/users", json={"name": f"v{number}", "cameras": [camera], "admin_password": ADMIN[1],
+                                                  "password": "a viewer's password"}, headers=CSRF)
+            assert added.status_code == 201 and added.json()["user"]["cameras"] == [camera], added.text
+        refused = admin.post("/v1/users", json={"name": "v9", "cameras": ["olt"], "admin_password": ADMIN[1],
+                                                "password": "a viewer's password"}, headers=CSRF)
+        assert refused.status_code == 400 and "no camera 'olt'" in refused.json()["error"]
+    finally:
+        site.store.close()
+    (tmp_path / "serve").mkdir()
+    assert logged_in(site_users(tmp_path / "serve"), BOSS).get("/v1/users").json()["cameras"] is None  # no site: any
+
+
 def test_users_edit_on_the_server_checks_the_sites_cameras_and_keeps_the_last_admin(tmp_path):
     """`maskwatch users edit`: the same rule and words as `users add`, a row of the access log."""
     from typer.testing import CliRunner
@@ -552,9 +588,13 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
     with AuthStore(db).engine.begin() as connection:
         connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, cameras, created) "
                                    "VALUES ('mallory', 'x', 'viewer', ?, 0)", (marked_up,))
+    AuthStore(db).add_user("zed", "zed's own password", "viewer", ["c" * 64])  # the longest camera id
     older = time.time() - 3600
     for second in range(60):  # an hour ago, more than the Access log's first page of 50
         AuthStore(db).log("camera_frame", "ana", "192.0.2.9", f"/v1/cameras/door{second}/frame.jpg", now=older + second)
+    # The longest user a row can have, a long path and an IPv6 address, in the first page (a table, not stacked, at 700 px).
+    AuthStore(db).log("camera_frame", "token:" + "x" * 58, "2001:db8:1234:5678:9abc:def0:1234:5678", "/v1/" + "y" * 250,
+                      now=time.time() - 60)
     with serving(["--database", db], tmp_path) as base:
         phone = tab(360, 740)
         log_in(phone, base, BOSS)
@@ -625,6 +665,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.inner_text("#users-confirm-question") == "Make ana an admin of all cameras? Their next request has it."
         phone.click("#users-confirm-no")
         assert phone.inner_text("#users-status") == "Nothing changed."
+        assert phone.evaluate("document.activeElement.id") == "users-title"  # not the page's body: Tab stays here
         phone.click("button[aria-label='Edit the role and cameras of ana']")
         phone.select_option("#users-edit-role", "admin")
         phone.click("#users-edit button[type=submit]")
@@ -652,9 +693,14 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.wait_for_selector("#users-table tr[data-user=mallory] td:nth-child(3):text-is('all')")
         assert phone.inner_text("#users-status") == "mallory is now viewer (all cameras)."
         assert phone.inner_text("#users-table tr[data-user=mallory]").split("\t")[:3] == ["mallory", "viewer", "all"]
+        phone.click("button[aria-label='Edit the role and cameras of zed']")  # its box wraps: no sideways scroll
+        assert phone.inner_text("#users-edit-cameras label").strip() == "c" * 64
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('users-dialog'))")
         phone.click("button[aria-label='Edit the role and cameras of cy']")
         phone.click("#users-edit-cancel")  # nothing sent
         assert phone.is_hidden("#users-edit") and phone.inner_text("#users-status") == "Nothing changed."
+        assert phone.evaluate("document.activeElement.id") == "users-title"
 
         phone.click("button[aria-label='Remove cy']")
         assert phone.evaluate("document.activeElement.id") == "users-confirm-no"  # Enter keeps cy
@@ -690,7 +736,9 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
 
         # The Access log: newest first, a failed login marked, the name typed at the login page as text.
-        phone.keyboard.press("Escape")
+        phone.keyboard.press("Escape")  # the close handler (the focus back on Users) is waited for, as above
+        phone.wait_for_function("!document.getElementById('users-dialog').open"
+                                " && document.activeElement.id === 'users-open'")
         refused = httpx.post(base + "/login", json={"username": marked_up, "password": "a guess"}, headers=CSRF,
                              timeout=10)
         assert refused.status_code == 401
@@ -707,29 +755,38 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.locator("#access-log-action option").evaluate_all("(os) => os.map((o) => o.value)") == [
             "", *records]  # the server's list, not one of the page's own
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # the rows stack on a phone
+        phone.set_viewport_size({"width": 700, "height": 740})  # a table: its long cells wrap, none pushed out
+        phone.wait_for_function("getComputedStyle(document.querySelector('#access-log-table td')).display === 'table-cell'")
+        assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('access-log-dialog'))")
+        phone.set_viewport_size({"width": 360, "height": 740})
         assert phone.locator("#access-log-table tbody tr").count() == 50
-        phone.click("#access-log-older")
+        phone.focus("#access-log-older")  # clicked twice at once: its page is read and shown once
+        phone.evaluate("const b = document.getElementById('access-log-older'); b.click(); b.click()")
         phone.wait_for_function("document.getElementById('access-log-older').hidden")
+        phone.wait_for_load_state("networkidle")  # a second read's answer, had there been one, is in
         shown = phone.locator("#access-log-table tbody tr").evaluate_all("(rows) => rows.map((r) => +r.dataset.id)")
         assert shown == [e["id"] for e in AuthStore(db).access_log(limit=1000)][:len(shown)] and len(shown) > 60
         assert phone.evaluate("document.activeElement.dataset.label") == "When (your clock)"  # the first older row
         phone.select_option("#access-log-action", "token_added")  # a filter reads the log again
-        phone.wait_for_function("document.querySelectorAll('#access-log-table tbody tr').length === 1")
+        phone.wait_for_function("document.getElementById('access-log-status').textContent.startsWith('1 entries')")
         assert phone.locator("#access-log-table tbody tr td").all_inner_texts()[1:] == [
             "boss", "token_added", "prometheus (read)", "127.0.0.1"]
         phone.select_option("#access-log-action", "")
         phone.fill("#access-log-user", "ana")
         phone.press("#access-log-user", "Enter")
-        phone.wait_for_function("document.querySelectorAll('#access-log-table tbody tr').length === 50")
-        assert set(phone.locator("#access-log-table tbody td:nth-child(2)").all_inner_texts()) == {"ana"}
+        # Waited for by its own rows, not their count: the read of the action emptied ("all", 50
+        # rows too) may answer first, and a wait for 50 rows then passed on the wrong list.
+        phone.wait_for_function("""(() => { const users = [...document.querySelectorAll(
+            '#access-log-table tbody td:nth-child(2)')].map((td) => td.textContent);
+            return users.length === 50 && users.every((user) => user === 'ana'); })()""")
         assert phone.is_visible("#access-log-older")  # 60 rows of ana's
-        phone.keyboard.press("Escape")
-        phone.wait_for_function("!document.getElementById('access-log-dialog').open")
-        assert phone.evaluate("document.activeElement.id") == "access-log-open"
+        phone.keyboard.press("Escape")  # the focus goes back to its button in the close handler, a task after `open`
+        phone.wait_for_function("!document.getElementById('access-log-dialog').open"
+                                " && document.activeElement.id === 'access-log-open'")
 
         store = AuthStore(db)
         assert [(u["name"], u["role"]) for u in store.users()] == [("ana", "viewer"), ("boss", "admin"),
-                                                                    ("mallory", "viewer")]
+                                                                    ("mallory", "viewer"), ("zed", "viewer")]
         assert store.check_login("ana", "ana's second password") is not None
         assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_added cy"]
         assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [

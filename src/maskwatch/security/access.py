@@ -297,6 +297,10 @@ class AccessControl:
         # sweep never removed while nobody logged in.
         self._sweep()
         client = client_address(request)
+        # PostgreSQL takes no NUL in text: such a name answered 503 (the database "away"), and its
+        # access-log row, failing, held every row off for a minute (store.keep). No user's name
+        # has one (USER_NAME) nor U+FFFD: the name is looked up, counted and logged with it so.
+        name = name.replace("\x00", "\ufffd")
         user = self._check_password(client, name, password, "logins")
         if user is None:  # the attempt's rows stay: they are its failure
             self.store.log("login_failed", None, client, name[:64])

@@ -116,12 +116,27 @@ def _refused(err: ValueError) -> AuthError:
 
 
 def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
-    """The site's configured cameras (None for `serve` without a site: nothing to check against,
-    as `users add --database`) and who says which of some still have history."""
+    """The site's configured cameras, `enabled: false` ones too as `users add --config` reads them
+    (they were left out: the dashboard refused a disabled camera the CLI took); None for `serve`
+    without a site: nothing to check against, as `users add --database`. And who says which of
+    some still have history."""
     site = request.app.state.site
     if site is None:
         return None, None
-    return list(site.config.cameras), lambda unknown: [c for c in site.retired_cameras() if c in unknown]
+    return ([*site.config.cameras, *site.config.disabled_cameras],
+            lambda unknown: [c for c in site.retired_cameras() if c in unknown])
+
+
+def viewer_camera_choices(request: Request) -> list[str] | None:
+    """The cameras a viewer's list may name, as _site_cameras checks them: the site's config
+    (`enabled: false` too), then those no longer in it whose history is stored; None for `serve`
+    without a site (any camera id). GET /v1/users sends it for the Users dialog's boxes, which
+    offered /v1/cameras and /v1/cameras/retired: a disabled camera with no history could not be
+    ticked there."""
+    configured, _ = _site_cameras(request)
+    if configured is None:
+        return None
+    return configured + [c for c in request.app.state.site.retired_cameras() if c not in configured]
 
 
 @router.post("/v1/users", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {

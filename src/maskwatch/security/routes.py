@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
+from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.site.events import CURSOR, cursor_of, parse_cursor
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
@@ -115,12 +116,17 @@ def me(request: Request) -> dict:
 
 @router.get("/v1/users", openapi_extra=ADMIN)
 def list_users(request: Request) -> Response:
+    """The users (name, role, a viewer's cameras or null for every one, created), and `cameras`: the
+    ids a viewer's list may name (the site's config, disabled ones too, then those no longer in it
+    with stored history; null for `serve` without a site, where any camera id is taken)."""
     store = _access(request).store
-    return JSONResponse({"users": store.users() if store is not None else []})
+    return JSONResponse({"users": store.users() if store is not None else [],
+                         "cameras": viewer_camera_choices(request)})
 
 
 @router.get("/v1/access-log", openapi_extra=ADMIN,
-            responses={400: {"description": "A since or until that is not a time, or since after until",
+            responses={400: {"description": "A since or until that is not a time, or since after until; a user "
+                                            "or action holding a NUL character",
                              "content": {"application/json": {"schema": {
                                  "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}}}})
 def read_access_log(request: Request, user: str | None = Query(None, max_length=200),
@@ -141,6 +147,10 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
         until_seconds = parse_since(until, "until") if until is not None else None
     except ValueError as err:
         return JSONResponse({"error": str(err)}, status_code=400)
+    for name, value in (("user", user), ("action", action)):  # PostgreSQL refused the query: a 503
+        if value is not None and "\x00" in value:
+            return JSONResponse({"error": f"{name} holds a NUL character, which no row's {name} has; got {value!r}"},
+                                status_code=400)
     if since_seconds is not None and until_seconds is not None and since_seconds > until_seconds:
         return JSONResponse({"error": f"since must not be after until; got since {since!r}, until {until!r}"},
                             status_code=400)

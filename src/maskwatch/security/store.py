@@ -278,6 +278,8 @@ class AuthStore:
         return self.user(name)
 
     def user(self, name: str) -> dict | None:
+        if "\x00" in name:  # no name has one, and PostgreSQL refuses the query (a 503 for /v1/users/a%00b)
+            return None
         with self.engine.connect() as connection:
             row = connection.execute(select(users).where(users.c.name == name)).first()
         return _user_row(row) if row is not None else None
@@ -460,6 +462,8 @@ class AuthStore:
             return [dict(row._mapping) for row in connection.execute(query.order_by(api_tokens.c.name))]
 
     def revoke_token(self, name: str) -> None:
+        if "\x00" in name:  # as user(): no token's name has one
+            raise NoSuch(f"no token {name!r}")
         with self._write_lock, self.engine.begin() as connection:
             if connection.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount == 0:
                 raise NoSuch(f"no token {name!r}")

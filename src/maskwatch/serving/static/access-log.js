@@ -117,18 +117,26 @@
     load().catch(failing("The log could not be read"));
   });
   $("access-log-action").addEventListener("change", () => load().catch(failing("The log could not be read")));
+  let olderRead = null;  // the page being read for "Older entries": a second click meanwhile reads nothing
   $("access-log-older").addEventListener("click", async () => {
+    // Not disabled while reading: a disabled button loses the focus. Two clicks both read the
+    // same `older` and appended its rows twice.
+    if (olderRead === older) return;
     const button = $("access-log-older"), shown = $("access-log-table").tBodies[0].rows.length, mine = reading;
+    const url = olderRead = older;
     try {
-      const {entries, next} = await read(older);
+      const {entries, next} = await read(url);
       if (mine !== reading) return;  // the filters changed meanwhile: these rows are of the list before
       show(entries, next);
       say(`${entries.length} older entries shown below the ${shown} before${next ? "" : "; that is the oldest kept"}.`);
-      // The button goes with the last page: the first new row's cell keeps the reader's place.
+      // The button goes with the last page: the first new row's cell keeps the reader's place (the
+      // title where no row came: retention deleted them meanwhile).
       const first = $("access-log-table").tBodies[0].rows[shown]?.cells[0];
-      if (button.hidden && first) { first.tabIndex = -1; first.focus(); }
+      if (button.hidden && first) { first.tabIndex = -1; first.focus(); } else if (button.hidden) $("access-log-title").focus();
     } catch (err) {
       failing("The older entries could not be read")(err);
+    } finally {
+      if (olderRead === url) olderRead = null;
     }
   });
 

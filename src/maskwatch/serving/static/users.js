@@ -83,7 +83,7 @@
   open.setAttribute("aria-haspopup", "dialog");
   $("logout").before(open, " ");
   let me = null, confirming = null;  // confirming: what the confirm form's "yes" does
-  let siteCameras = [], editing = null;  // the site's running and retired cameras; the user being edited
+  let siteCameras = [], editing = null;  // the cameras a viewer's list may name; the user being edited
 
   // One line of what went wrong, or of what was done; the other emptied.
   const say = (text, error = false) => {
@@ -140,7 +140,8 @@
   const when = (seconds) => seconds ? new Date(seconds * 1000).toLocaleString() : "never";
 
   async function load() {
-    const [{users}, {tokens}] = await Promise.all([checked("/v1/users"), checked("/v1/tokens")]);
+    const [{users, cameras}, {tokens}] = await Promise.all([checked("/v1/users"), checked("/v1/tokens")]);
+    cameraChoices(cameras);
     $("users-table").tBodies[0].replaceChildren(...users.map((user) => {
       const row = document.createElement("tr");
       row.dataset.user = user.name;
@@ -188,7 +189,10 @@
     if (action) await action();
     if (dialog.open && !dialog.contains(document.activeElement)) $("users-title").focus();  // not from "Your password"
   });
-  $("users-confirm-no").addEventListener("click", () => { endConfirm(); say("Nothing changed."); });
+  // Keep and Cancel hide the form their button is in: the focus went to the page's body, and Tab
+  // started again at the dialog's top. The title keeps it in the dialog, as after a change.
+  const kept = () => { say("Nothing changed."); $("users-title").focus(); };
+  $("users-confirm-no").addEventListener("click", () => { endConfirm(); kept(); });
 
   function askReset(name) {
     endConfirm();
@@ -202,7 +206,7 @@
     $("users-reset").hidden = true;
     $("users-reset-password").value = $("users-reset-again").value = "";
   };
-  $("users-reset-cancel").addEventListener("click", () => { endReset(); say("Nothing changed."); });
+  $("users-reset-cancel").addEventListener("click", () => { endReset(); kept(); });
   $("users-reset").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("users-reset-user").value, password = $("users-reset-password").value;
@@ -226,13 +230,13 @@
     }));
     box.dataset.cameras = ids.length;
   }
-  // A viewer's cameras, ticked from the site's running and retired ones (`serve` without a site: none).
-  async function cameraChoices() {
-    const ids = [];
-    const running = await api("/v1/cameras");
-    if (running.ok) ids.push(...(await running.json()).map((camera) => camera.id));
-    const retired = await api("/v1/cameras/retired");
-    if (retired.ok) ids.push(...(await retired.json()).cameras.map((camera) => camera.id));
+  // A viewer's cameras, ticked from those GET /v1/users says a list may name (the site's config,
+  // disabled ones too, and those with stored history; `serve` without a site: none to tick). The
+  // Add form's boxes are built again only when that list changed: a list read again after another
+  // change keeps what was ticked there.
+  function cameraChoices(ids) {
+    ids = ids || [];
+    if (ids.join(",") === siteCameras.join(",") && $("users-add-cameras").dataset.cameras !== undefined) return;
     siteCameras = ids;
     cameraBoxes($("users-add-cameras"), ids);
     $("users-add-cameras").hidden = !ids.length || $("users-add-role").value !== "viewer";
@@ -258,7 +262,7 @@
   };
   const endEdit = () => { $("users-edit").hidden = true; editing = null; };
   $("users-edit-role").addEventListener("change", showEditCameras);
-  $("users-edit-cancel").addEventListener("click", () => { endEdit(); say("Nothing changed."); });
+  $("users-edit-cancel").addEventListener("click", () => { endEdit(); kept(); });
   $("users-edit").addEventListener("submit", (event) => {
     event.preventDefault();
     const user = editing, role = $("users-edit-role").value;
@@ -269,7 +273,7 @@
     if (role === "viewer" && ticked.join(",") !== before) {  // sent only when changed: a role alone keeps them
       if (ticked.length) body.cameras = ticked; else body.all_cameras = true;
     }
-    if (!Object.keys(body).length) { endEdit(); return say("Nothing changed."); }
+    if (!Object.keys(body).length) { endEdit(); return kept(); }
     const seen = role === "admin" || !ticked.length ? "all cameras" : ticked.join(", ");
     ask(`Make ${user.name} ${role === "admin" ? "an admin" : "a viewer"} of ${seen}? Their next request has it.`,
         `Change ${user.name}`, () => change("Not changed", async () => {
@@ -324,10 +328,11 @@
     endReset();
     endEdit();
     $("users-me-name").value = me.user;  // whose password "Your password" is, for password managers
+    delete $("users-add-cameras").dataset.cameras;  // its boxes built afresh, none ticked
     dialog.showModal();
     $("users-title").focus();
     try {
-      await Promise.all([load(), cameraChoices()]);
+      await load();
     } catch (err) {
       if (err.message !== "logged out") say(`The users could not be read (${err.message}); close and try again.`, true);
     }
