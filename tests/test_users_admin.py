@@ -750,6 +750,8 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.locator(newest + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
                                                                        marked_up, "127.0.0.1"]
         assert phone.evaluate(f"document.querySelector('{newest}').classList.contains('refused')")
+        assert phone.eval_on_selector(newest + " td:nth-child(4)", "(td) => getComputedStyle(td).unicodeBidi") \
+            == "plaintext"  # a right-to-left override in the typed name stays in its own run
         assert phone.evaluate("document.querySelectorAll('#access-log-dialog img').length === 0 && !window.injected")
         records = phone.evaluate("fetch('/v1/privacy').then((r) => r.json()).then((p) => p.access_log.records)")
         assert phone.locator("#access-log-action option").evaluate_all("(os) => os.map((o) => o.value)") == [
