@@ -1,7 +1,7 @@
 // The admins' "Access log" dialog: who logged in or failed to, who changed users or tokens, who
 // fetched frames, snapshots, reports and exports, from which address, read from /v1/access-log.
-// Loaded after the dashboard's own script, whose api() it uses and whose "maskwatch-account" event
-// says who is logged in: only an admin gets the button (the server refuses anyone else).
+// Loaded after the dashboard's own script, whose adminDialog() and answered() it uses: only an
+// admin gets the button (the server refuses anyone else).
 // The actions offered are those GET /v1/privacy says the log records: no second list here. Every
 // value is set as text (a failed login's target is whatever was typed as a user name).
 (() => {
@@ -26,28 +26,12 @@
   <p><button type="button" id="access-log-older" hidden>Older entries</button></p>
   <p><button type="button" id="access-log-close">Close</button></p>
 </dialog>`;
-  document.body.insertAdjacentHTML("beforeend", MARKUP);
+  const {dialog, open, say} = adminDialog("access-log", "Access log", MARKUP);
   const $ = (id) => document.getElementById(id);
-  const dialog = $("access-log-dialog");
-  const open = Object.assign(document.createElement("button"),
-                             {type: "button", id: "access-log-open", textContent: "Access log", hidden: true});
-  open.setAttribute("aria-haspopup", "dialog");
-  $("logout").before(open, " ");
   const HEADINGS = [...dialog.querySelectorAll("thead th")].map((th) => th.textContent);
   let older = null;  // the URL of the next page of older rows, from the answer's `next`
   let reading = 0;  // the latest read's number: an earlier answer arriving after it is dropped
 
-  const say = (text, error = false) => {
-    $("access-log-error").textContent = error ? text : "";
-    $("access-log-status").textContent = error ? "" : text;
-  };
-  async function read(url) {
-    const response = await api(url);
-    let answer = {};
-    try { answer = await response.json(); } catch (err) { /* not JSON: the status says it */ }
-    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
-    return answer;
-  }
   // A refusal of a login, a password or a change, by its name (`login_failed`, `login_limited`,
   // `password_change_failed`, `admin_password_failed`): marked in words, not by colour alone.
   const failed = (action) => /_(failed|limited)$/.test(action);
@@ -84,7 +68,7 @@
   // The actions the server records, and the users to suggest (tokens and commands are typed); read
   // at each opening: a user added in the Users dialog meanwhile is offered.
   async function choices() {
-    const [{access_log: {records}}, {users}] = await Promise.all([read("/v1/privacy"), read("/v1/users")]);
+    const [{access_log: {records}}, {users}] = await Promise.all([answered("/v1/privacy"), answered("/v1/users")]);
     const select = $("access-log-action"), chosen = select.value;
     select.replaceChildren(select.options[0], ...records.map((action) =>
       Object.assign(document.createElement("option"), {value: action, textContent: action})));
@@ -102,7 +86,7 @@
     const mine = ++reading;  // a filter changed twice quickly: both answers were shown, in either order
     $("access-log-table").tBodies[0].replaceChildren();
     $("access-log-older").hidden = true;
-    const {entries, next} = await read(`/v1/access-log?${query}`);
+    const {entries, next} = await answered(`/v1/access-log?${query}`);
     if (mine !== reading) return;
     show(entries, next);
     say(entries.length ? `${entries.length} entries, newest first${next ? "; older ones below" : ""}.`
@@ -125,7 +109,7 @@
     const button = $("access-log-older"), shown = $("access-log-table").tBodies[0].rows.length, mine = reading;
     const url = olderRead = older;
     try {
-      const {entries, next} = await read(url);
+      const {entries, next} = await answered(url);
       if (mine !== reading) return;  // the filters changed meanwhile: these rows are of the list before
       show(entries, next);
       say(`${entries.length} older entries shown below the ${shown} before${next ? "" : "; that is the oldest kept"}.`);
@@ -153,10 +137,4 @@
   });
   $("access-log-close").addEventListener("click", () => dialog.close());
   dialog.addEventListener("close", () => open.focus());  // Escape or Close
-
-  // As the Users button: an admin logged in only (a viewer, an open server or a token has none).
-  document.addEventListener("maskwatch-account", (event) => {
-    const me = event.detail;
-    open.hidden = !(me.via === "session" && me.role === "admin");
-  });
 })();

@@ -1,7 +1,7 @@
 // The admins' "Users" dialog: users (add, change a role or cameras, reset a password, remove) and API tokens (create, revoke),
-// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose api() and
-// checked() it uses and whose "maskwatch-account" event says who is logged in: only an admin gets
-// the button (the server refuses anyone else).
+// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose adminDialog(),
+// answered(), checked() and copyField() it uses: only an admin gets the button (the server refuses
+// anyone else).
 // Each change but a token's revocation sends the admin's own password, typed once in "Your
 // password" at the top (a stolen or unattended session is not enough; the server checks it as a
 // login). As the password dialog: Escape or Close closes it, every password typed (yours too) and
@@ -75,21 +75,11 @@
   </form>
   <p><button type="button" id="users-close">Close</button></p>
 </dialog>`;
-  document.body.insertAdjacentHTML("beforeend", MARKUP);
+  const {dialog, open, say} = adminDialog("users", "Users", MARKUP);
   const $ = (id) => document.getElementById(id);
-  const dialog = $("users-dialog");
-  const open = Object.assign(document.createElement("button"),
-                             {type: "button", id: "users-open", textContent: "Users", hidden: true});
-  open.setAttribute("aria-haspopup", "dialog");
-  $("logout").before(open, " ");
   let me = null, confirming = null;  // confirming: what the confirm form's "yes" does
   let siteCameras = [], editing = null;  // the cameras a viewer's list may name; the user being edited
 
-  // One line of what went wrong, or of what was done; the other emptied.
-  const say = (text, error = false) => {
-    $("users-error").textContent = error ? text : "";
-    $("users-status").textContent = error ? "" : text;
-  };
   // The admin's own password for a change, or an Error that sends them to the field.
   function yours() {
     const password = $("users-me-password").value;
@@ -100,11 +90,7 @@
   async function send(url, method, body) {
     const options = {method, headers: {"Content-Type": "application/json"}};
     if (body !== undefined) options.body = JSON.stringify(body);
-    const response = await api(url, options);
-    let answer = {};
-    try { answer = await response.json(); } catch (err) { /* not JSON: the status says it */ }
-    if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
-    return answer;
+    return answered(url, options);
   }
   // A change (`action` does it and tidies its form): said done, or why not ("logged out": the page
   // is going to the login page); then the lists read again (a list that cannot be read is said as
@@ -348,10 +334,7 @@
     open.focus();
   });
 
-  // The button for an admin logged in (a viewer, an open server or a token has none), once the
-  // page's own /v1/me has answered (asked again here, a failure was a second stale notice).
-  document.addEventListener("maskwatch-account", (event) => {
-    me = event.detail;
-    open.hidden = !(me.via === "session" && me.role === "admin");
-  });
+  // Who is logged in, from the page's own /v1/me (asked again here, a failure was a second stale
+  // notice); adminDialog shows the button to an admin.
+  document.addEventListener("maskwatch-account", (event) => { me = event.detail; });
 })();
