@@ -83,7 +83,8 @@ CONFIRMED = {403: {"description": "Not an admin logged in (a viewer, an API toke
              429: {"description": "Too many failed logins; Retry-After says when to try again"},
              503: {"description": "Too many password checks at once in this process, or the database cannot be "
                                   "read or written just now; Retry-After says when to try again"}}
-MEANWHILE = "; or the acting admin was removed, or given a new password or role, while the change was checked"
+ACTING_CHANGED = "was removed, or given a new password or role, while the change was checked"
+MEANWHILE = f"; or the acting admin {ACTING_CHANGED}"
 BAD_VALUE = {400: {"description": "A bad name, role, camera or scope, or a weak password (as the CLI says it)"}}
 router = APIRouter(tags=["users"])
 
@@ -160,7 +161,7 @@ def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
 
 @router.post("/v1/users/{user_name}/password", openapi_extra=ADMIN,
              responses=BAD_VALUE | CONFIRMED | {404: {"description": "No such user"},
-                                                409: {"description": "The acting admin" + MEANWHILE.split("acting admin")[1]}})
+                                                409: {"description": f"The acting admin {ACTING_CHANGED}"}})
 def set_password(request: Request, user_name: UserName, body: NewPassword, admin: Admin) -> JSONResponse:
     """A user's new password, as `maskwatch users passwd`: every session of theirs ends."""
     if user_name == admin:  # with the current one asked: a session left open must not be enough
