@@ -99,7 +99,8 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
     made = boss.post("/v1/tokens", json=BY_BOSS | {"name": "prometheus"}, headers=CSRF)
     assert made.status_code == 201, made.text
     token = made.json()["token"]
-    assert made.json() == {"name": "prometheus", "scope": "read", "token": token} and token.startswith("mw_")
+    assert made.json() == {"name": "prometheus", "scope": "read", "owner": "boss", "token": token}
+    assert token.startswith("mw_")
     listed = boss.get("/v1/tokens")
     assert [(t["name"], t["scope"]) for t in listed.json()["tokens"]] == [("prometheus", "read")]
     assert token not in listed.text and token[3:] not in repr(AuthStore(db).tokens())
@@ -118,6 +119,109 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
     changes = [(e["action"], e["user"], e["target"]) for e in reversed(AuthStore(db).access_log(limit=100))
                if e["action"] in CHANGES]
     assert changes == [("token_added", "boss", "prometheus (read)"), ("token_revoked", "boss", "prometheus")]
+
+
+def test_an_admins_tokens_are_revoked_when_they_are_made_a_viewer_or_removed_and_a_site_token_stays(tmp_path):
+    """A token belonged to no user: an admin removed or made a viewer left the tokens they made
+    working (a departing admin's script kept its access). Now each is revoked in the change's
+    transaction, said in the answer and logged; a site token (`tokens add` on the server) stays."""
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_user("bea", "bea's long password", "admin")
+    site = {"Authorization": f"Bearer {store.add_token('prometheus', 'read')}"}
+    boss, bea = logged_in(db, BOSS), logged_in(db, ("bea", "bea's long password"))
+    by_bea = {"admin_password": "bea's long password"}
+
+    def made(name: str) -> dict:
+        answer = bea.post("/v1/tokens", json=by_bea | {"name": name, "scope": "full"}, headers=CSRF)
+        assert answer.status_code == 201 and answer.json()["owner"] == "bea", answer.text
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    ci, backup = made("bea-ci"), made("bea-backup")
+    assert [(t["name"], t["owner"]) for t in boss.get("/v1/tokens").json()["tokens"]] == [
+        ("bea-backup", "bea"), ("bea-ci", "bea"), ("prometheus", None)]
+    with client_of(db) as script:
+        assert script.get("/v1/me", headers=ci).json()["user"] == "token:bea-ci"
+        demoted = boss.patch("/v1/users/bea", json=BY_BOSS | {"role": "viewer"}, headers=CSRF)
+        assert demoted.status_code == 200 and demoted.json()["tokens_revoked"] == ["bea-backup", "bea-ci"]
+        assert script.get("/v1/me", headers=ci).status_code == 401 and script.get("/v1/me", headers=backup).status_code == 401
+        assert bea.get("/v1/me").json()["role"] == "viewer"  # her session stays, as any edit's
+        again = boss.patch("/v1/users/bea", json=BY_BOSS | {"role": "admin"}, headers=CSRF)
+        assert again.json()["tokens_revoked"] == []  # made an admin: nothing to take
+        ci = made("bea-ci")
+        removed = boss.request("DELETE", "/v1/users/bea", json=BY_BOSS, headers=CSRF)
+        assert removed.status_code == 200 and removed.json()["tokens_revoked"] == ["bea-ci"]
+        assert removed.json()["status"] == "removed bea; their sessions ended; 1 API token of theirs revoked (bea-ci)"
+        assert script.get("/v1/me", headers=ci).status_code == 401
+        assert script.get("/v1/me", headers=site).json()["user"] == "token:prometheus"  # nobody's: it stays
+    assert [(t["name"], t["owner"]) for t in store.tokens()] == [("prometheus", None)]
+    revocations = [(e["user"], e["target"]) for e in reversed(store.access_log(action="token_revoked"))]
+    assert revocations == [("boss", "bea-backup (owner bea made a viewer)"), ("boss", "bea-ci (owner bea made a viewer)"),
+                           ("boss", "bea-ci (owner bea removed)")]
+
+
+def test_tokens_add_owner_on_the_server_and_the_users_commands_say_which_tokens_went(tmp_path):
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    AuthStore(db).add_user("bea", "bea's long password", "admin")
+
+    def cli(*args: str):
+        return CliRunner().invoke(app, [*args, "--database", db])
+
+    assert cli("tokens", "add", "nightly", "--owner", "bea").exit_code == 0
+    assert cli("tokens", "add", "prometheus").exit_code == 0  # a site token, as ever
+    for owner, said in (("ana", "'ana' is a viewer: a token's owner is an admin"), ("nobody", "no user 'nobody'")):
+        refused = cli("tokens", "add", "x", "--owner", owner)
+        assert refused.exit_code == 1 and said in refused.output, refused.output
+    missing = CliRunner().invoke(app, ["tokens", "add", "x", "--owner", "bea", "--database", str(tmp_path / "typo.db")])
+    assert missing.exit_code == 1 and "no such database" in missing.output and not (tmp_path / "typo.db").exists()
+    assert [line.split("\t")[:3] for line in cli("tokens", "list").output.splitlines()] == [
+        ["nightly", "read", "owner=bea"], ["prometheus", "read", "owner=site"]]
+    demoted = cli("users", "edit", "bea", "--role", "viewer")
+    assert demoted.output == "bea is now viewer (all cameras); from their next request; 1 API token of theirs " \
+                             "revoked (nightly)\n"
+    assert [line.split("\t")[0] for line in cli("tokens", "list").output.splitlines()] == ["prometheus"]
+    assert cli("users", "remove", "bea").output == "removed bea; their sessions ended\n"  # a viewer: none left
+    assert [e["target"] for e in AuthStore(db).access_log(action="token_revoked")] == ["nightly (owner bea made a viewer)"]
+
+
+def tokens_of_version_2(url: str) -> None:
+    """A database from before tokens had owners (auth schema 2, set back as an older maskwatch left
+    it) opens: its token still works, as a site token that no admin's removal takes."""
+    from sqlalchemy import text
+
+    store = AuthStore(url)
+    store.add_user("old-admin", "the old admin's password", "admin")
+    store.add_user("other", "the other admin's password", "admin")
+    old = store.add_token("old-script", "full")
+    with store.engine.begin() as connection:  # back to version 2's table
+        connection.execute(text("ALTER TABLE api_tokens DROP COLUMN owner"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 3"))
+    store.close()
+    store = AuthStore(url)
+    assert store.token(old)["name"] == "old-script"
+    assert [(t["name"], t["owner"]) for t in store.tokens()] == [("old-script", None)]
+    owned = store.add_token("owned", "read", owner="old-admin")  # the new column, written and read
+    assert store.remove_user("old-admin") == ["owned"] and store.token(owned) is None
+    assert store.token(old)["scope"] == "full"
+    store.close()
+
+
+def test_a_version_2_database_keeps_its_tokens_as_site_tokens_sqlite(tmp_path):
+    tokens_of_version_2(str(tmp_path / "v2.db"))
+
+
+def test_a_version_2_database_keeps_its_tokens_as_site_tokens_postgresql(postgres):  # noqa: F811
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")  # a database of its own: others share the server's
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE tokens_v2"))
+    admin.dispose()
+    tokens_of_version_2(postgres.url.rsplit("/", 1)[0] + "/tokens_v2")
 
 
 WRITES = [("post", "/v1/users", BY_BOSS | {"name": "eve", "role": "admin", "password": "eve's long password"}),
@@ -204,7 +308,7 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
 
     assert ana.get("/v1/users").status_code == 403
     made = edit(boss, "ana", role="admin")
-    assert made.status_code == 200 and made.json() == {"user": AuthStore(db).user("ana")}
+    assert made.status_code == 200 and made.json() == {"user": AuthStore(db).user("ana"), "tokens_revoked": []}
     assert made.json()["user"]["role"] == "admin" and "password" not in made.text
     assert ana.get("/v1/users").status_code == 200  # the same session, its next request: an admin
     narrowed = edit(boss, "ana", role="viewer", cameras=[" door ", "till"])
@@ -729,6 +833,11 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.input_value("#users-me-password") == ""  # the admin's own, too
         phone.click("#users-open")
         phone.wait_for_selector("#tokens-table tr[data-token=prometheus]")
+        assert phone.inner_text("#tokens-table tr[data-token=prometheus]").split("\t")[:3] == ["prometheus", "read", "boss"]
+        phone.click("button[aria-label='Remove boss']")  # a removal says the tokens it takes
+        assert phone.inner_text("#users-confirm-question") == ("Remove boss? Their sessions end at once, yours too. "
+                                                               "Their API token will be revoked.")
+        phone.click("#users-confirm-no")
         assert phone.is_hidden("#tokens-secret")  # and revoking asks for no password: one click
         phone.click("button[aria-label='Revoke the token prometheus']")
         phone.click("#users-confirm-yes")

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from maskwatch.security.access import ADMIN, AuthError, client_address
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, AuthStore, Conflict, NoSuch,
-                                      access_problem, added_target, name_problem, new_user_problem, viewer_cameras)
+                                      access_problem, added_target, name_problem, new_user_problem, revoked_target,
+                                      revoked_words, viewer_cameras)
 
 CameraId = Annotated[str, Field(max_length=64)]
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
@@ -93,8 +94,14 @@ def _store(request: Request) -> AuthStore:
     return request.app.state.access.store
 
 
-def _done(request: Request, admin: str, action: str, target: str, answer: dict, status: int = 200) -> JSONResponse:
+def _done(request: Request, admin: str, action: str, target: str, answer: dict, status: int = 200,
+          revoked: tuple[str, str, list[str]] = ("", "", [])) -> JSONResponse:
+    """The change's access-log row, then one `token_revoked` row for each of `revoked` (the user,
+    why, their tokens' names: revoked with their owner), and the answer."""
     _store(request).log(action, admin, client_address(request), target)
+    owner, why, tokens = revoked
+    for token in tokens:
+        _store(request).log("token_revoked", admin, client_address(request), revoked_target(token, owner, why))
     return JSONResponse(answer, status_code=status)
 
 
@@ -187,7 +194,8 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
                                                           + MEANWHILE}})
 def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: Admin) -> JSONResponse:
     """Change a user's role or a viewer's cameras, as `maskwatch users edit`: their password and
-    sessions stay, and their next request has the new role and cameras. The last admin stays one."""
+    sessions stay, and their next request has the new role and cameras. The last admin stays one.
+    An admin made a viewer loses the API tokens they own: `tokens_revoked` names them."""
     if user_name == admin:  # as your own password: another admin, or the CLI on the server, does it
         raise AuthError(400, "your own role is not changed here: another admin does it "
                              "(or maskwatch users edit on the server)")
@@ -206,10 +214,11 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
         if body.cameras is not None:
             cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
         acting = _confirmed(request, body.admin_password, f"user_changed {user_name}")
-        user = _store(request).edit_user(user_name, body.role, cameras, acting=acting)
+        user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
-    return _done(request, admin, "user_changed", added_target(user), {"user": user})
+    return _done(request, admin, "user_changed", added_target(user), {"user": user, "tokens_revoked": revoked},
+                 revoked=(user_name, "made a viewer", revoked))
 
 
 @router.delete("/v1/users/{user_name}", openapi_extra=ADMIN,
@@ -217,21 +226,25 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
                                       404: {"description": "No such user"},
                                       409: {"description": "The last admin (add another admin first)" + MEANWHILE}})
 def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:
-    """Remove a user, as `maskwatch users remove`: their sessions end. The last admin stays."""
+    """Remove a user, as `maskwatch users remove`: their sessions end, and the API tokens they own
+    are revoked (`tokens_revoked` names them). The last admin stays."""
     if _store(request).user(user_name) is None:  # said before the admin's password is checked
         raise AuthError(404, f"no user {user_name!r}")
     acting = _confirmed(request, body.admin_password, f"user_removed {user_name}")
     try:
-        _store(request).remove_user(user_name, leave_an_admin=True, acting=acting)
+        revoked = _store(request).remove_user(user_name, leave_an_admin=True, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "user_removed", user_name,
-                 {"status": f"removed {user_name}; their sessions ended", "user": user_name})
+                 {"status": f"removed {user_name}; their sessions ended{revoked_words(revoked)}", "user": user_name,
+                  "tokens_revoked": revoked}, revoked=(user_name, "removed", revoked))
 
 
 @router.get("/v1/tokens", openapi_extra=ADMIN)
 def list_tokens(request: Request) -> JSONResponse:
-    """The API tokens: name, scope, created and last used (Unix seconds); never the tokens."""
+    """The API tokens: name, scope, created and last used (Unix seconds), and owner: the admin who
+    made it, whose removal or demotion revokes it (null: a site token, made on the server); never
+    the tokens."""
     store = _store(request)
     return JSONResponse({"tokens": store.tokens() if store is not None else []})
 
@@ -239,8 +252,9 @@ def list_tokens(request: Request) -> JSONResponse:
 @router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {
     409: {"description": "A token of that name exists" + MEANWHILE}})
 def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
-    """A new API token, as `maskwatch tokens add`: `token` is in this answer only (the server keeps
-    its hash): send it as `Authorization: Bearer TOKEN`."""
+    """A new API token, as `maskwatch tokens add --owner YOU`: yours, revoked if you are removed or
+    made a viewer. `token` is in this answer only (the server keeps its hash): send it as
+    `Authorization: Bearer TOKEN`."""
     if (problem := name_problem(body.name, "token")) is not None or body.scope not in SCOPES:
         raise AuthError(400, problem or f"scope must be one of {', '.join(SCOPES)}; got {body.scope!r}")
     acting = _confirmed(request, body.admin_password, f"token_added {body.name}")
@@ -249,7 +263,7 @@ def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "token_added", added_target(token=(body.name, body.scope)),
-                 {"name": body.name, "scope": body.scope, "token": token}, 201)
+                 {"name": body.name, "scope": body.scope, "owner": admin, "token": token}, 201)
 
 
 @router.delete("/v1/tokens/{token_name}", openapi_extra=ADMIN,

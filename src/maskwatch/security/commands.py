@@ -110,6 +110,14 @@ def _logged(store, action: str, target: str) -> None:
     store.log(action, f"cli:{account}"[:64], "local", target)
 
 
+def _logged_revoked(store, owner: str, why: str, tokens: list[str]) -> None:
+    """A `token_revoked` row for each token revoked with its owner, as the dashboard writes them."""
+    from maskwatch.security.store import revoked_target
+
+    for token in tokens:
+        _logged(store, "token_revoked", revoked_target(token, owner, why))
+
+
 def read_password(confirm: bool = True) -> str:
     if not sys.stdin.isatty():
         raw = sys.stdin.buffer.readline()  # bytes: the locale's decoding failed with a traceback
@@ -168,14 +176,17 @@ def list_users(config: Config = None, database: Database = None) -> None:
 
 @users_app.command("remove")
 def remove_user(name: UserName, config: Config = None, database: Database = None) -> None:
-    """Remove a user; their sessions end at once, in every worker."""
+    """Remove a user; their sessions end at once, in every worker, and the API tokens they own are revoked."""
     store = open_store(config, database)
     try:
-        store.remove_user(name)
+        revoked = store.remove_user(name)
     except ValueError as err:
         _fail(str(err))
     _logged(store, "user_removed", name)
-    typer.echo(f"removed {name}; their sessions ended")
+    _logged_revoked(store, name, "removed", revoked)
+    from maskwatch.security.store import revoked_words
+
+    typer.echo(f"removed {name}; their sessions ended{revoked_words(revoked)}")
 
 
 @users_app.command("edit")
@@ -188,9 +199,10 @@ def edit_user(
     database: Database = None,
 ) -> None:
     """Change a user's role or a viewer's cameras; their password and sessions stay, the change
-    holds from their next request."""
+    holds from their next request. An admin made a viewer loses the API tokens they own."""
     site = site_config(config)
-    from maskwatch.security.store import NO_CAMERA_EDITED, UNCHANGED, access_problem, added_target, viewer_cameras
+    from maskwatch.security.store import (NO_CAMERA_EDITED, UNCHANGED, access_problem, added_target, revoked_words,
+                                          viewer_cameras)
 
     if camera and all_cameras:
         _fail("give --camera or --all-cameras, not both")
@@ -209,12 +221,13 @@ def edit_user(
             _fail(str(err))
     store = store_of(site, database)
     try:
-        user = store.edit_user(name, role, cameras)
+        user, revoked = store.edit_user(name, role, cameras)
     except ValueError as err:
         _fail(str(err))
     _logged(store, "user_changed", added_target(user))
+    _logged_revoked(store, name, "made a viewer", revoked)
     cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
-    typer.echo(f"{user['name']} is now {user['role']} ({cameras}); from their next request")
+    typer.echo(f"{user['name']} is now {user['role']} ({cameras}); from their next request{revoked_words(revoked)}")
 
 
 @users_app.command("passwd")
@@ -235,6 +248,7 @@ def change_password(name: UserName, config: Config = None, database: Database = 
 def add_token(
     name: Annotated[str, typer.Argument(help="What uses it, e.g. prometheus")],
     scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera) or full (as an admin, but no changes to users or tokens).")] = "read",
+    owner: Annotated[Optional[str], typer.Option(help="The admin it is made for: revoked when they are removed or made a viewer; default: a site token, nobody's.", show_default=False)] = None,
     config: Config = None,
     database: Database = None,
 ) -> None:
@@ -246,25 +260,27 @@ def add_token(
         _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if (problem := name_problem(name, "token")) is not None:
         _fail(problem)
-    store = store_of(site, database, "tokens", create=True)
+    # An owner is a user of a database already there: a missing one is said as having no users.
+    store = store_of(site, database, "tokens" if owner is None else "users", create=owner is None)
     try:
-        token = store.add_token(name, scope)
+        token = store.add_token(name, scope, owner=owner)
     except ValueError as err:
         _fail(str(err))
     from maskwatch.security.store import added_target
 
     _logged(store, "token_added", added_target(token=(name, scope)))
-    typer.secho(f"token {name} ({scope}); shown once, store it now:", err=True)
+    whose = f"{owner}'s" if owner is not None else "a site token"
+    typer.secho(f"token {name} ({scope}; {whose}); shown once, store it now:", err=True)
     typer.echo(token)
 
 
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = None) -> None:
-    """Tokens, their scopes and when each was last used."""
+    """Tokens, their scopes, owners (the admin who made it; "site": nobody's) and when each was last used."""
     store = open_store(config, database, "tokens")
     for token in store.tokens():
         used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(token["last_used"])) if token["last_used"] else "never"
-        typer.echo(f"{token['name']}\t{token['scope']}\tlast used {used}")
+        typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or 'site'}\tlast used {used}")
 
 
 @tokens_app.command("revoke")

@@ -17,8 +17,8 @@ import secrets
 import threading
 import time
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, literal, select,
-                        tuple_, update)
+from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, inspect, literal,
+                        select, text, tuple_, update)
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
@@ -63,6 +63,19 @@ def added_target(user: dict | None = None, token: tuple[str, str] | None = None)
     return f"{user['name']} ({user['role']}; {seen})"
 
 
+def revoked_target(token: str, owner: str, why: str) -> str:
+    """The access log's target of a token revoked with its owner (`why`: "removed", "made a
+    viewer"), beside the owner's own user_removed or user_changed row."""
+    return f"{token} (owner {owner} {why})"
+
+
+def revoked_words(tokens: list[str]) -> str:
+    """The tokens revoked with their owner, as `users remove`/`edit` and the dashboard's answers end."""
+    if not tokens:
+        return ""
+    return f"; {len(tokens)} API token{'s' if len(tokens) > 1 else ''} of theirs revoked ({', '.join(tokens)})"
+
+
 class NoSuch(ValueError):
     """No user or token of that name (the API's 404)."""
 
@@ -97,6 +110,9 @@ api_tokens = Table(
     Column("scope", String(8), nullable=False),
     Column("created", Float, nullable=False),
     Column("last_used", Float, nullable=True),
+    # users.id of the admin who made it (on the dashboard, or `tokens add --owner`): revoked when
+    # they are removed or made a viewer. NULL: a site token (`tokens add` on the server), nobody's.
+    Column("owner", Integer, nullable=True),
 )
 login_failures = Table(
     "login_failures", metadata,
@@ -126,7 +142,15 @@ def _orphan_sessions_v2(connection) -> None:
     connection.execute(delete(sessions).where(sessions.c.user_id.not_in(select(users.c.id))))
 
 
-MIGRATIONS = [_create_v1, _orphan_sessions_v2]
+def _token_owner_v3(connection) -> None:
+    """Version 3: a token's owner, the admin who made it (api_tokens.owner). Tokens made before
+    are site tokens (NULL): nobody's, revoked by hand as before. A database made at version 1
+    from today's tables has the column already."""
+    if "owner" not in {c["name"] for c in inspect(connection).get_columns("api_tokens")}:
+        connection.execute(text("ALTER TABLE api_tokens ADD COLUMN owner INTEGER"))
+
+
+MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3]
 TOUCH_EVERY = 60.0  # seconds: a session's or token's last use is written at most this often
 
 
@@ -197,18 +221,30 @@ def _user_row(row) -> dict:
             "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created}
 
 
-def _check_acting(connection, acting: tuple[str, str] | None) -> None:
-    """Conflict unless the admin making a change (`acting`: their name and the password hash just
-    checked) is still an admin with that password, read in the caller's transaction under
-    USERS_LOCK: a session checked before its admin was removed, demoted or given a new password
-    (another admin's change in flight) added a user or a token after all."""
+def _check_acting(connection, acting: tuple[str, str] | None) -> int | None:
+    """The acting admin's id; Conflict unless the admin making a change (`acting`: their name
+    and the password hash just checked) is still an admin with that password, read in the
+    caller's transaction under USERS_LOCK: a session checked before its admin was removed, demoted
+    or given a new password (another admin's change in flight) added a user or a token after all."""
     if acting is None:
-        return
+        return None
     name, checked_hash = acting
-    if connection.execute(select(users.c.id).where(users.c.name == name, users.c.role == "admin",
-                                                   users.c.password_hash == checked_hash)).first() is None:
+    row = connection.execute(select(users.c.id).where(users.c.name == name, users.c.role == "admin",
+                                                      users.c.password_hash == checked_hash)).first()
+    if row is None:
         raise Conflict(f"{name!r} was removed, or their role or password changed, while this change was "
                        "checked: nothing changed")
+    return row.id
+
+
+def _revoke_owned(connection, user_id: int) -> list[str]:
+    """The tokens `user_id` owns deleted, in the caller's transaction (their removal or demotion,
+    under USERS_LOCK): their names. An admin who left kept the tokens they made working."""
+    names = connection.execute(select(api_tokens.c.name).where(api_tokens.c.owner == user_id)
+                               .order_by(api_tokens.c.name)).scalars().all()
+    if names:
+        connection.execute(delete(api_tokens).where(api_tokens.c.owner == user_id))
+    return list(names)
 
 
 def _replace_password(connection, name: str, hashed: str, checked_hash: str | None = None,
@@ -292,10 +328,12 @@ class AuthStore:
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(users)).scalar() or 0
 
-    def remove_user(self, name: str, leave_an_admin: bool = False, acting: tuple[str, str] | None = None) -> None:
-        """Delete the user and end every session of theirs. The last admin stays while other users
-        do; with `leave_an_admin` (the dashboard) also when alone: an admin removing themselves left
-        a site nobody could log in to, and one beyond loopback refusing everyone."""
+    def remove_user(self, name: str, leave_an_admin: bool = False,
+                    acting: tuple[str, str] | None = None) -> list[str]:
+        """Delete the user, end every session of theirs and revoke the tokens they own, in one
+        transaction; the names of those tokens. The last admin stays while other users do; with
+        `leave_an_admin` (the dashboard) also when alone: an admin removing themselves left a site
+        nobody could log in to, and one beyond loopback refusing everyone."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # two processes removing the last two admins at once
             _check_acting(connection, acting)
@@ -308,12 +346,16 @@ class AuthStore:
                 raise Conflict(f"{name!r} is the last admin: add another admin first (maskwatch users add NAME "
                                  "--role admin)")
             connection.execute(delete(sessions).where(sessions.c.user_id == row.id))
+            revoked = _revoke_owned(connection, row.id)
             connection.execute(delete(users).where(users.c.id == row.id))
+        return revoked
 
     def edit_user(self, name: str, role: str | None = None, cameras=UNCHANGED,
-                  acting: tuple[str, str] | None = None) -> dict:
+                  acting: tuple[str, str] | None = None) -> tuple[dict, list[str]]:
         """A user's new role and/or cameras (`cameras` a viewer's list, None for every camera,
-        UNCHANGED to keep them); the user as now. An admin's cameras go (they see every camera).
+        UNCHANGED to keep them); the user as now, and the names of the tokens they owned, revoked
+        in the same transaction when an admin is made a viewer. An admin's cameras go (they see
+        every camera).
         Their sessions are kept: each request reads the role and cameras from this table
         (session_user), so the change holds from their next request. NoSuch, Conflict for the last
         admin made a viewer (whatever other users: nobody would be left to run the site), or
@@ -341,7 +383,8 @@ class AuthStore:
                                    "--role admin)")
             connection.execute(update(users).where(users.c.id == row.id)
                                .values(role=role, cameras=_cameras_text(cameras)))
-        return self.user(name)
+            revoked = _revoke_owned(connection, row.id) if before["role"] == "admin" and role != "admin" else []
+        return self.user(name), revoked
 
     def set_password(self, name: str, password: str, acting: tuple[str, str] | None = None) -> None:
         """A new password; every session of the user ends (log in again with the new one). The
@@ -440,8 +483,11 @@ class AuthStore:
 
     # API tokens
 
-    def add_token(self, name: str, scope: str, acting: tuple[str, str] | None = None) -> str:
-        """A new API token: returned once, stored only as its hash."""
+    def add_token(self, name: str, scope: str, acting: tuple[str, str] | None = None,
+                  owner: str | None = None) -> str:
+        """A new API token: returned once, stored only as its hash. Its owner is the acting admin
+        (the dashboard's), else the admin named `owner` (`tokens add --owner`), else nobody: a
+        site token. NoSuch for no user `owner`, ValueError for a viewer."""
         if (problem := name_problem(name, "token")) is not None:
             raise ValueError(problem)
         if scope not in SCOPES:
@@ -449,15 +495,26 @@ class AuthStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # the acting admin's row; two processes adding one name
-            _check_acting(connection, acting)
+            owner_id = _check_acting(connection, acting)
+            if owner is not None and owner_id is None:
+                row = connection.execute(select(users.c.id, users.c.role).where(users.c.name == owner)).first()
+                if row is None:
+                    raise NoSuch(f"no user {owner!r} to own the token (an admin, as `users list` shows them)")
+                if row.role != "admin":
+                    raise ValueError(f"{owner!r} is a viewer: a token's owner is an admin (their tokens go "
+                                     "when they stop being one)")
+                owner_id = row.id
             if connection.execute(select(api_tokens.c.id).where(api_tokens.c.name == name)).first() is not None:
                 raise Conflict(f"a token named {name!r} exists already (revoke it first)")
             connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,
-                                                         created=time.time()))
+                                                         created=time.time(), owner=owner_id))
         return token
 
     def tokens(self) -> list[dict]:
-        query = select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created, api_tokens.c.last_used)
+        """Each token's name, scope, created, last used and owner (the admin's name; None: a site token)."""
+        query = (select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created, api_tokens.c.last_used,
+                        users.c.name.label("owner"))
+                 .outerjoin(users, users.c.id == api_tokens.c.owner))
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query.order_by(api_tokens.c.name))]
 

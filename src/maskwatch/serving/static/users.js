@@ -59,7 +59,7 @@
   </form>
   <h3>API tokens</h3>
   <div class="scroll" tabindex="0" role="region" aria-label="API tokens (scrolls sideways)">
-    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Last used</th><th><span class="sr-only">Changes</span></th></tr></thead>
+    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Owner</th><th>Last used</th><th><span class="sr-only">Changes</span></th></tr></thead>
     <tbody></tbody></table></div>
   <div id="tokens-secret" hidden>
     <p><label for="tokens-secret-value">Token <b id="tokens-secret-name"></b>: shown this once, store it now</label></p>
@@ -119,15 +119,24 @@
   }
   function noToken() {  // built, never innerHTML: no text of this dialog is read as markup
     const row = document.createElement("tr"), only = cell("No API token.");
-    only.colSpan = 4;
+    only.colSpan = 5;
     row.append(only);
     return row;
   }
   const when = (seconds) => seconds ? new Date(seconds * 1000).toLocaleString() : "never";
+  // What else a removal or a demotion takes: the API tokens the user owns (a site token is nobody's).
+  // A Map: a user named constructor or __proto__ read an object's own property.
+  let owned = new Map();
+  const alsoTokens = (name) => owned.has(name) ?
+    ` Their ${owned.get(name) > 1 ? `${owned.get(name)} API tokens` : "API token"} will be revoked.` : "";
+  const revokedToo = (names) => names && names.length ?  // as the server's revoked_words
+    ` ${names.length} API token${names.length > 1 ? "s" : ""} of theirs revoked (${names.join(", ")}).` : "";
 
   async function load() {
     const [{users, cameras}, {tokens}] = await Promise.all([checked("/v1/users"), checked("/v1/tokens")]);
     cameraChoices(cameras);
+    owned = new Map();
+    for (const token of tokens) if (token.owner !== null) owned.set(token.owner, (owned.get(token.owner) || 0) + 1);
     $("users-table").tBodies[0].replaceChildren(...users.map((user) => {
       const row = document.createElement("tr");
       row.dataset.user = user.name;
@@ -137,7 +146,8 @@
                        rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
       }
       changes.append(rowButton("Remove", `Remove ${user.name}`, () => ask(
-        `Remove ${user.name}? Their sessions end at once` + (user.name === me.user ? ", yours too." : "."),
+        `Remove ${user.name}? Their sessions end at once` + (user.name === me.user ? ", yours too." : ".")
+          + alsoTokens(user.name),
         `Remove ${user.name}`, () => change("Not removed", async () =>
           (await send(`/v1/users/${encodeURIComponent(user.name)}`, "DELETE", {admin_password: yours()})).status))));
       row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"), changes);
@@ -151,7 +161,8 @@
         `Revoke the token ${token.name}? Whatever uses it is refused from its next request.`,
         `Revoke ${token.name}`, () => change("Not revoked", async () =>
           (await send(`/v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
-      row.append(cell(token.name), cell(token.scope), cell(when(token.last_used)), changes);
+      row.append(cell(token.name), cell(token.scope), cell(token.owner === null ? "site" : token.owner),
+                 cell(when(token.last_used)), changes);
       return row;
     }) : [noToken()]));
   }
@@ -261,11 +272,13 @@
     }
     if (!Object.keys(body).length) { endEdit(); return kept(); }
     const seen = role === "admin" || !ticked.length ? "all cameras" : ticked.join(", ");
-    ask(`Make ${user.name} ${role === "admin" ? "an admin" : "a viewer"} of ${seen}? Their next request has it.`,
+    const demoted = user.role === "admin" && role !== "admin" ? alsoTokens(user.name) : "";
+    ask(`Make ${user.name} ${role === "admin" ? "an admin" : "a viewer"} of ${seen}? Their next request has it.` + demoted,
         `Change ${user.name}`, () => change("Not changed", async () => {
-          const {user: now} = await send(`/v1/users/${encodeURIComponent(user.name)}`, "PATCH",
-                                         {...body, admin_password: yours()});
-          return `${now.name} is now ${now.role} (${now.cameras ? now.cameras.join(", ") : "all cameras"}).`;
+          const {user: now, tokens_revoked} = await send(`/v1/users/${encodeURIComponent(user.name)}`, "PATCH",
+                                                         {...body, admin_password: yours()});
+          return `${now.name} is now ${now.role} (${now.cameras ? now.cameras.join(", ") : "all cameras"}).`
+            + revokedToo(tokens_revoked);
         }));
   });
   $("users-add-role").addEventListener("change", () => {
