@@ -179,7 +179,7 @@ def test_tokens_add_owner_on_the_server_and_the_users_commands_say_which_tokens_
     missing = CliRunner().invoke(app, ["tokens", "add", "x", "--owner", "bea", "--database", str(tmp_path / "typo.db")])
     assert missing.exit_code == 1 and "no such database" in missing.output and not (tmp_path / "typo.db").exists()
     assert [line.split("\t")[:3] for line in cli("tokens", "list").output.splitlines()] == [
-        ["nightly", "read", "owner=bea"], ["prometheus", "read", "owner=site"]]
+        ["nightly", "read", "owner=bea"], ["prometheus", "read", "owner=(site)"]]
     demoted = cli("users", "edit", "bea", "--role", "viewer")
     assert demoted.output == "bea is now viewer (all cameras); from their next request; 1 API token of theirs " \
                              "revoked (nightly)\n"

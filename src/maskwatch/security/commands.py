@@ -276,11 +276,11 @@ def add_token(
 
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = None) -> None:
-    """Tokens, their scopes, owners (the admin who made it; "site": nobody's) and when each was last used."""
+    """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds brackets) and when each was last used."""
     store = open_store(config, database, "tokens")
     for token in store.tokens():
         used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(token["last_used"])) if token["last_used"] else "never"
-        typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or 'site'}\tlast used {used}")
+        typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tlast used {used}")
 
 
 @tokens_app.command("revoke")

@@ -161,7 +161,7 @@
         `Revoke the token ${token.name}? Whatever uses it is refused from its next request.`,
         `Revoke ${token.name}`, () => change("Not revoked", async () =>
           (await send(`/v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
-      row.append(cell(token.name), cell(token.scope), cell(token.owner === null ? "site" : token.owner),
+      row.append(cell(token.name), cell(token.scope), cell(token.owner === null ? "(site)" : token.owner),
                  cell(when(token.last_used)), changes);
       return row;
     }) : [noToken()]));
