@@ -37,7 +37,7 @@ def _fail(message: str) -> None:
 def open_store(config: Path | None, database: str | None, command: str = "users", create: bool = False):
     """The AuthStore of the site's database (`--config`) or of `database`. Only a command that adds
     (create) makes a new SQLite file: `users list --database typo.db` is an error, not an empty list."""
-    return store_of(site_config(config, command), database, command, create)
+    return store_of(site_config(config, command), database, create)
 
 
 def site_config(config: Path | None, command: str = "users"):
@@ -67,12 +67,12 @@ def site_database(site, database: str | None) -> str:
     return site.storage.database
 
 
-def store_of(site, database: str | None, command: str = "users", create: bool = False):
+def store_of(site, database: str | None, create: bool = False):
     """open_store for a config already read: the site's database, else `database`."""
     database = site_database(site, database)
     options = {"retention_days": site.storage.retention_days} if site is not None else {}
     if not create and "://" not in database and not Path(database).is_file():
-        _fail(f"{database}: no such database; users are added with maskwatch {command} add")
+        _fail(f"{database}: no such database (a wrong path? maskwatch users add or tokens add makes one)")
     return _store(database, **options)
 
 
@@ -261,7 +261,7 @@ def add_token(
     if (problem := name_problem(name, "token")) is not None:
         _fail(problem)
     # An owner is a user of a database already there: a missing one is said as having no users.
-    store = store_of(site, database, "tokens" if owner is None else "users", create=owner is None)
+    store = store_of(site, database, create=owner is None)
     try:
         token = store.add_token(name, scope, owner=owner)
     except ValueError as err:
