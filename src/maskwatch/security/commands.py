@@ -260,7 +260,7 @@ def add_token(
         _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if (problem := name_problem(name, "token")) is not None:
         _fail(problem)
-    # An owner is a user of a database already there: a missing one is said as having no users.
+    # An owner is a user of a database already there: with --owner a missing one is not made.
     store = store_of(site, database, create=owner is None)
     try:
         token = store.add_token(name, scope, owner=owner)
