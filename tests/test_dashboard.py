@@ -766,7 +766,8 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
 
 def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
     """Escape in the name of a shape just closed closed the whole editor, and the shape's corners,
-    in no text yet, were gone when it reopened."""
+    in no text yet, were gone when it reopened; so did Escape with a shape's corners placed, not
+    closed: it drops that shape now, and only a second Escape closes the editor."""
     from tests.conftest import log_in
 
     desk = tab(1280, 800)
@@ -791,7 +792,14 @@ def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
     desk.wait_for_function("document.getElementById('zone-yaml').value.includes('hall')", timeout=10_000)
     [line] = [line for line in desk.input_value("#zone-yaml").splitlines() if line.startswith("  hall: ")]
     assert len(json.loads(line.split(": ", 1)[1])) == 4
-    desk.keyboard.press("Escape")  # not naming: Escape closes the editor, as before
+    for x, y in ((0.6, 0.2), (0.7, 0.2)):  # another shape begun, then dropped
+        overlay.click(position={"x": x * box["width"], "y": y * box["height"]})
+    desk.keyboard.press("Escape")
+    assert desk.is_visible("#zone-editor") and desk.locator("#zone-overlay .drawing-points").count() == 0
+    assert desk.inner_text("#zone-status") == "Shape dropped; Escape again closes the editor."
+    assert desk.evaluate("document.activeElement.id") == "zone-overlay"
+    assert "hall" in desk.input_value("#zone-yaml")  # the shapes before it stay
+    desk.keyboard.press("Escape")  # no shape open: Escape closes the editor, as before
     assert not desk.is_visible("#zone-editor")
     desk.evaluate("sessionStorage.clear()")  # the text kept is this test's only
 
@@ -850,8 +858,8 @@ def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_si
     desk.wait_for_function("document.getElementById('zone-name-error').textContent !== ''", timeout=5_000)
     assert desk.inner_text("#zone-name-error") == ("Not saved: the server did not answer in 15 s; edit the text to "
                                                    "try again")
-    desk.keyboard.press("Escape")
-    desk.keyboard.press("Escape")
+    for _ in range(3):  # the naming, the shape, the editor
+        desk.keyboard.press("Escape")
     assert not desk.is_visible("#zone-editor")
 
 
@@ -890,6 +898,7 @@ def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zone
         assert corners[0] == [0, 0] and corners[2] == [1, 1], corners
         assert corners[1] == pytest.approx([0.25, 0.5], abs=1 / min(box["width"], box["height"]))  # a whole pixel
         assert corners[3:] == ([pytest.approx([0.5, 4 / box["height"]], abs=1 / box["height"])] if wide else []), corners
+        desk.keyboard.press("Escape")  # the shape open dropped, then the editor closed
         desk.keyboard.press("Escape")
         assert not desk.is_visible("#zone-editor")
         desk.unroute("**/v1/cameras/door/frame.jpg*")
