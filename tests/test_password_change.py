@@ -176,6 +176,25 @@ def test_a_weak_or_unchanged_password_and_callers_without_a_session_are_refused(
         assert refused.status_code == 403 and "no users yet" in refused.json()["error"]
 
 
+def test_a_wrong_current_password_is_the_answer_whatever_the_new_one(tmp_path):
+    """The new password's refusals were said before the current one was checked: a wrong guess
+    sent as both was told "the new password is the current one", and with a short new one, "too
+    short", not that it was wrong."""
+    db = str(tmp_path / "w.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as client:
+        assert log_in_api(client, ANA).status_code == 200
+        for new in ("a wrong guess", "short", "ana"):  # as the current one, too short, the user name
+            wrong = change(client, "a wrong guess", new)
+            assert (wrong.status_code, wrong.json()) == (403, {"error": "wrong current password"}), new
+        # each counted as a failed login (the limits kept); the right one then says what is wrong with the new
+        assert len(store.access_log(action="password_change_failed")) == 3
+        same = change(client, ANA[1], ANA[1])
+        assert same.status_code == 400 and same.json() == {"error": "the new password is the current one: choose another"}
+        assert store.check_login(*ANA) is not None
+
+
 def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # noqa: F811
     db = tmp_path / "users.db"
     AuthStore(str(db)).add_user(*ANA, "viewer")
@@ -222,6 +241,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         assert phone.inner_text("#password-error") == "Not changed: wrong current password."
         assert at_fault() == ["password-current", "true", "password-error"]
         assert phone.get_attribute("#password-again", "aria-invalid") is None  # mended: no longer marked
+        phone.fill("#password-current", ANA[1])  # the new one's refusals come once the current one is right
         phone.fill("#password-new", "short")
         phone.fill("#password-again", "short")
         phone.click("#password-form button[type=submit]")
@@ -230,7 +250,6 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         assert at_fault() == ["password-new", "true", "password-rule password-error"]
         phone.fill("#password-new", NEW)
         phone.fill("#password-again", NEW)
-        phone.fill("#password-current", ANA[1])
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
             phone.click("#password-form button[type=submit]")
         assert answer.value.status == 200

@@ -347,6 +347,17 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
     for answer, status, error in refusals:
         assert (answer.status_code, answer.json()["error"]) == (status, error)
     assert edit(boss, "ana", role="admin", password="ana's new one").status_code == 422  # extra="forbid"
+    # `expected`: the role and cameras the caller read; another admin's change meanwhile is refused, not undone
+    store.edit_user("ana", cameras=["door"])  # meanwhile (here the CLI's store), while a form showed "all cameras"
+    stale = edit(boss, "ana", role="admin", expected={"role": "viewer", "cameras": None})
+    assert (stale.status_code, stale.json()["error"]) == (409, "'ana' was changed meanwhile (now viewer of door): "
+                                                               "nothing changed; look at them again and redo the change")
+    assert store.user("ana")["role"] == "viewer" and store.user("ana")["cameras"] == ["door"]
+    assert edit(boss, "ana", cameras=["till"], expected={"role": "viewer", "cameras": ["door"]}).status_code == 200
+    assert edit(boss, "ana", all_cameras=True, expected={"role": "viewer", "cameras": ["till"], "x": 1}).status_code == 422
+    with pytest.raises(ValueError, match=r"^'ana' was changed meanwhile \(now viewer of till\)"):  # in the write's transaction
+        store.edit_user("ana", "admin", expected={"role": "admin", "cameras": None})
+    assert edit(boss, "ana", all_cameras=True).json()["user"]["cameras"] is None
     wrong = boss.patch("/v1/users/ana", json={"role": "admin", "admin_password": "a guess"}, headers=CSRF)
     assert wrong.status_code == 403 and wrong.json() == {"error": "your password (admin_password) is wrong"}
     assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_changed ana"]
@@ -805,6 +816,18 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.click("#users-edit-cancel")  # nothing sent
         assert phone.is_hidden("#users-edit") and phone.inner_text("#users-status") == "Nothing changed."
         assert phone.evaluate("document.activeElement.id") == "users-title"
+        # Another admin's change meanwhile (here the CLI's): the form, opened on the list read before it,
+        # is refused, not saved over it (cy was made an admin of all cameras), and the row shows it.
+        AuthStore(db).edit_user("cy", cameras=["door"])
+        phone.click("button[aria-label='Edit the role and cameras of cy']")
+        phone.select_option("#users-edit-role", "admin")
+        phone.click("#users-edit button[type=submit]")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_function("document.getElementById('users-error').textContent !== ''")
+        assert phone.inner_text("#users-error") == ("Not changed: 'cy' was changed meanwhile (now viewer of door): "
+                                                    "nothing changed; look at them again and redo the change.")
+        phone.wait_for_selector("#users-table tr[data-user=cy] td:nth-child(3):text-is('door')")  # read again
+        assert AuthStore(db).user("cy")["role"] == "viewer"
 
         phone.click("button[aria-label='Remove cy']")
         assert phone.evaluate("document.activeElement.id") == "users-confirm-no"  # Enter keeps cy

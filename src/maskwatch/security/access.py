@@ -370,18 +370,20 @@ class AccessControl:
         if principal.via != "session" or self.store is None:
             raise AuthError(403, "this server has no users yet, so no password to change "
                                  "(maskwatch users add NAME --role admin adds one)")
-        try:  # said before any hashing, and counted as no guess: it tells nothing about `current`
-            check_strength(new, principal.name)
-        except WeakPassword as err:
-            raise AuthError(400, str(err)) from None
-        if new == current:
-            raise AuthError(400, SAME_PASSWORD)
+        # The current password first: a wrong one is the answer whatever the new one (the new one's
+        # refusals, said first, answered a guess with "the new password is the current one").
         client = client_address(request)
         user = self._check_password(client, principal.name, current, "password checks")
         if user is None:
             self.store.log("password_change_failed", principal.name, client)
             said_failed(principal.name, client)
             raise AuthError(403, "wrong current password")
+        try:
+            check_strength(new, principal.name)
+        except WeakPassword as err:
+            raise AuthError(400, str(err)) from None
+        if new == current:
+            raise AuthError(400, SAME_PASSWORD)
         token = self.store.change_own_password(principal.name, user["password_hash"], new)
         if token is None:
             raise AuthError(409, "the password was changed or the user removed while this change was checked; "

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from maskwatch.security.access import ADMIN, AuthError, client_address
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, AuthStore, Conflict, NoSuch,
-                                      access_problem, added_target, name_problem, new_user_problem, revoked_target,
-                                      revoked_words, viewer_cameras)
+                                      access_problem, added_target, changed_meanwhile, name_problem, new_user_problem,
+                                      revoked_target, revoked_words, viewer_cameras)
 
 CameraId = Annotated[str, Field(max_length=64)]
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
@@ -44,12 +44,22 @@ class NewUser(Confirmed):
     password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
 
 
+class UserAsRead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(max_length=16, json_schema_extra={"enum": list(ROLES)})
+    cameras: list[CameraId] | None = Field(max_length=CAMERAS_TEXT // 65, description="null: every camera")
+
+
 class ChangedUser(Confirmed):
     role: Annotated[str, Field(max_length=16, json_schema_extra={"enum": list(ROLES)})] | None = Field(
         None, description="left out: as now")
     cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
                                            description="a viewer's cameras, in place of their list; left out: as now")
     all_cameras: bool = Field(False, description="true: the viewer sees every camera (not with cameras)")
+    expected: UserAsRead | None = Field(None, description=(
+        "the user's role and cameras as you read them (GET /v1/users): where they differ now (another admin's "
+        "change meanwhile) the edit is refused (409), not written over it; left out: not checked"))
 
 
 class NewPassword(Confirmed):
@@ -190,7 +200,8 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
               responses=CONFIRMED | {400: {"description": "A bad role or camera, a camera list for an admin, nothing "
                                                           "to change, or your own account"},
                                      404: {"description": "No such user"},
-                                     409: {"description": "The last admin made a viewer (add another admin first)"
+                                     409: {"description": "The last admin made a viewer (add another admin first); "
+                                                          "the user's role or cameras no longer `expected`"
                                                           + MEANWHILE}})
 def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: Admin) -> JSONResponse:
     """Change a user's role or a viewer's cameras, as `maskwatch users edit`: their password and
@@ -207,14 +218,17 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
         raise AuthError(400, "cameras names no camera: use all_cameras for every camera")
     if (problem := access_problem(body.role or "viewer", body.cameras)) is not None:
         raise AuthError(400, problem)
-    if _store(request).user(user_name) is None:  # said before the admin's password is checked
+    if (now := _store(request).user(user_name)) is None:  # said before the admin's password is checked
         raise AuthError(404, f"no user {user_name!r}")
+    expected = body.expected.model_dump() if body.expected is not None else None
+    if (problem := changed_meanwhile(now, expected)) is not None:  # so too (the store checks it as it writes)
+        raise AuthError(409, problem)
     cameras = None if body.all_cameras else UNCHANGED
     try:
         if body.cameras is not None:
             cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
         acting = _confirmed(request, body.admin_password, f"user_changed {user_name}")
-        user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting)
+        user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting, expected=expected)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "user_changed", added_target(user), {"user": user, "tokens_revoked": revoked},

@@ -88,7 +88,8 @@ def logout(request: Request) -> JSONResponse:
 
 
 @router.post("/password",
-             responses={400: {"description": "A new password too short, the user name, or the current one"},
+             responses={400: {"description": ("A new password too short, the user name, or the current one; said once the "
+                                            "current password is right (a wrong one is 403 whatever the new one)")},
                         403: {"description": "Wrong current password (a failed login of the user); an API token "
                                             "or an open server (no password to change); no X-Maskwatch-CSRF "
                                             "header, or another site's Origin"},

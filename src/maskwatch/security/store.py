@@ -76,6 +76,17 @@ def revoked_words(tokens: list[str]) -> str:
     return f"; {len(tokens)} API token{'s' if len(tokens) > 1 else ''} of theirs revoked ({', '.join(tokens)})"
 
 
+def changed_meanwhile(user: dict, expected: dict | None) -> str | None:
+    """Why an edit made on `expected` (the user's role and cameras as its caller read them, GET
+    /v1/users) is not written over `user` as they are now: another admin's change meanwhile, which
+    it silently undid; None where they agree or nothing is expected."""
+    if expected is None or (expected["role"], expected["cameras"]) == (user["role"], user["cameras"]):
+        return None
+    seen = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
+    return (f"{user['name']!r} was changed meanwhile (now {user['role']} of {seen}): nothing changed; "
+            "look at them again and redo the change")
+
+
 class NoSuch(ValueError):
     """No user or token of that name (the API's 404)."""
 
@@ -351,11 +362,13 @@ class AuthStore:
         return revoked
 
     def edit_user(self, name: str, role: str | None = None, cameras=UNCHANGED,
-                  acting: tuple[str, str] | None = None) -> tuple[dict, list[str]]:
+                  acting: tuple[str, str] | None = None, expected: dict | None = None) -> tuple[dict, list[str]]:
         """A user's new role and/or cameras (`cameras` a viewer's list, None for every camera,
         UNCHANGED to keep them); the user as now, and the names of the tokens they owned, revoked
         in the same transaction when an admin is made a viewer. An admin's cameras go (they see
-        every camera).
+        every camera). With `expected` (role and cameras as the caller read them), Conflict where
+        they differ now: checked in the write's transaction, another admin's change is never
+        silently undone.
         Their sessions are kept: each request reads the role and cameras from this table
         (session_user), so the change holds from their next request. NoSuch, Conflict for the last
         admin made a viewer (whatever other users: nobody would be left to run the site), or
@@ -368,6 +381,8 @@ class AuthStore:
             if row is None:
                 raise NoSuch(f"no user {name!r}")
             before = _user_row(row)
+            if (problem := changed_meanwhile(before, expected)) is not None:
+                raise Conflict(problem)
             role = before["role"] if role is None else role
             if cameras is UNCHANGED:  # made an admin: every camera; else as they were
                 cameras = None if role == "admin" else before["cameras"]

@@ -275,8 +275,15 @@
     const demoted = user.role === "admin" && role !== "admin" ? alsoTokens(user.name) : "";
     ask(`Make ${user.name} ${role === "admin" ? "an admin" : "a viewer"} of ${seen}? Their next request has it.` + demoted,
         `Change ${user.name}`, () => change("Not changed", async () => {
-          const {user: now, tokens_revoked} = await send(`/v1/users/${encodeURIComponent(user.name)}`, "PATCH",
-                                                         {...body, admin_password: yours()});
+          // As this form read them: another admin's change meanwhile is refused (409), not undone.
+          const sent = {...body, expected: {role: user.role, cameras: user.cameras}, admin_password: yours()};
+          let now, tokens_revoked;
+          try {
+            ({user: now, tokens_revoked} = await send(`/v1/users/${encodeURIComponent(user.name)}`, "PATCH", sent));
+          } catch (err) {
+            await load().catch(() => {});  // the row as it is now, to look at before trying again
+            throw err;
+          }
           return `${now.name} is now ${now.role} (${now.cameras ? now.cameras.join(", ") : "all cameras"}).`
             + revokedToo(tokens_revoked);
         }));
