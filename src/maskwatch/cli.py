@@ -1200,7 +1200,7 @@ def run(
     if probe:
         try:
             with _sigterm_as_ctrl_c():  # `run` has no such handler of its own until its server starts
-                _print_probes(site)
+                _print_probes(site, config)
         except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
             _fail("probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing", code=130)
     if check or probe:
@@ -1256,7 +1256,7 @@ def run(
         _fail(str(err))
 
 
-def _print_probes(site) -> None:
+def _print_probes(site, config: Path) -> None:
     """`run --probe`: each part's result as a table, one row a part; exit code 1 if any failed."""
     from rich.console import Console
     from rich.table import Table
@@ -1264,7 +1264,7 @@ def _print_probes(site) -> None:
 
     from maskwatch.site.probe import probe_site
 
-    probes = probe_site(site)
+    probes = probe_site(site, config=str(config))
     table = Table()
     for column in ("part", "result", "detail"):
         table.add_column(column, overflow="fold")
