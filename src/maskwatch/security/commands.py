@@ -152,7 +152,18 @@ def add_user(
 
     _logged(store, "user_added", added_target(user))
     cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
-    typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {store.url.split('://')[0]} database")
+    typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {_shown_database(store.url)}"
+               + ("" if config is not None or database is not None else
+                  " (no --config: a site's users are in its storage.database, added with --config site.yaml)"))
+
+
+def _shown_database(url: str) -> str:
+    """Where the users went, as a person finds it: an SQLite file's path (`users add` without
+    --config wrote ./maskwatch.db, said as "sqlite database", and `run` beyond loopback still
+    found no user in the site's own), a server's URL without its password."""
+    from maskwatch.site.events import shown_database_url
+
+    return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else shown_database_url(url)
 
 
 @users_app.command("list")
