@@ -867,7 +867,18 @@ def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
         return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
 
     said = [f"{err.context}{at(err.context_mark)}"] if err.context else []
-    return "; ".join([*said, f"{err.problem}{at(err.problem_mark)}"])
+    return "; ".join([*said, f"{err.problem}{at(err.problem_mark)}"]) + _yaml_hint(str(err.problem))
+
+
+def _yaml_hint(problem: str) -> str:
+    """What a newcomer's slip behind PyYAML's words most likely is: "expected <block end>, but found
+    '<block mapping start>'" named no indentation, and a tab's error no tab."""
+    if "'\\t'" in problem:
+        return "; YAML indents with spaces, not tabs"
+    if "<block end>" in problem or "mapping values are not allowed" in problem or "expected key" in problem:
+        return ("; check the indentation there and on the line above: the settings of one thing line up "
+                "under it, indented more than its name (and a value holding ': ' goes in quotes)")
+    return ""
 
 
 def _storage_beside(storage: dict, path: Path) -> None:
@@ -1063,6 +1074,11 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
             message = "missing (required)"
         elif problem["type"] == "extra_forbidden":
             message = "unknown setting (a typo?)"
+            if len(loc) == 1:  # a camera's lines indented too little land at the top, as unknown sections
+                sections = ["cameras", "defaults", *(key for key in SiteConfig.model_fields if key != "cameras")]
+                message = (f"unknown section (a typo?); a site's are {', '.join(sections)}"
+                           + ("; a camera goes under cameras:, indented"
+                              if isinstance(problem.get("input"), dict) and "source" in problem["input"] else ""))
         elif "input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc)):
             message += f" (got {_shown(problem['input'])})"  # a secret's value is never repeated in an error (or a log)
         if loc:
