@@ -64,10 +64,21 @@ def test_a_host_name_no_lookup_takes_is_said_and_retried():
 def test_a_port_that_is_no_rtsp_server_is_said_as_reached_not_unreachable():
     """A camera URL with another service's port (the MQTT broker's, say) was "cannot reach
     127.0.0.1:1883 (Connection reset by peer)": the port was reached, and that sent the reader to
-    the network, not to the port."""
+    the network, not to the port. The camera's web port (it answers in HTTP) was `cannot open`."""
     import socket
     import struct
     import threading
+
+    from maskwatch.video.rtsp_probe import rtsp_refusal
+
+    web = RefusingCamera("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    try:
+        where = web.url.split("/")[2]
+        assert rtsp_refusal(web.url.replace("//", "//viewer:pw@"), timeout=3.0) == (
+            f"{where} answers in HTTP, not RTSP: a web page's port? (RTSP is most often 554; an MJPEG stream "
+            "is written http://)")
+    finally:
+        web.stop()
 
     for reset in (True, False):  # a service that resets the connection at RTSP's first bytes, one that closes it
         listener = socket.create_server(("127.0.0.1", 0))
