@@ -1196,6 +1196,9 @@ def run(
         typer.echo(f"  reports (in {site.timezone or 'local time'}):")
         for line in _report_lines(site):
             typer.echo(f"    {line}")
+    if (check or probe) and not _loopback(site.server.host):  # --check passed a site its start then refused
+        typer.echo(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
+                   f"(maskwatch users add NAME --role admin --config {config}){'' if probe else '; --probe checks'}")
     models = _models(classifier, detector_file, gate)
     if probe:
         try:
@@ -1254,6 +1257,12 @@ def run(
                 raise typer.Exit(code=3)
     except ClusterError as err:
         _fail(str(err))
+
+
+def _loopback(host: str) -> bool:
+    from maskwatch.security.access import is_loopback
+
+    return is_loopback(host)
 
 
 def _print_probes(site, config: Path) -> None:
