@@ -119,6 +119,10 @@ cameras:
     ("cameras: {}\n", "at least one camera"),
     # 'letters' read as taking é: the id names MQTT topics, URLs and files, the display name is name:
     ("cameras: {café: {source: webcam:0}}\n", "camera 'café': the id must be 1-64 of A-Z, .*go in its `name:`"),
+    # a stream URL mistyped read as a file, said as a missing file alone
+    ("cameras: {a: {source: 'rtsp:/10.0.0.5/s'}}\n", "no such video file: rtsp:/10.0.0.5/s; a stream URL is written rtsp://host"),
+    ("cameras: {a: {source: 'HTTP//10.0.0.5/s'}}\n", "no such video file: HTTP//10.0.0.5/s; a stream URL is written http://host"),
+    ("cameras: {a: {source: '10.0.0.5:554/s'}}\n", "no such video file: 10.0.0.5:554/s; a stream URL is written with its scheme"),
 ])
 def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
     with pytest.raises(SiteConfigError, match=expected):

@@ -173,6 +173,18 @@ class CameraSettings(Section):
 OWN_SETTINGS = {"source", "detect_source", "name", "zones"}  # each camera's own, never in defaults
 
 
+def _mistyped_url(value: str) -> str:
+    """A hint where a source read as a file is a stream URL mistyped (rtsp:/host, rtsp//host,
+    host:554/path): "no such video file: rtsp:/10.0.0.5/stream1" alone sent one to look for a file."""
+    schemes = [prefix.removesuffix("://") for prefix in STREAM_PREFIXES]
+    scheme = re.match(r"[A-Za-z]*", value).group().lower()
+    if scheme in schemes and value[len(scheme):].startswith((":", "/")):
+        return f"; a stream URL is written {scheme}://host:port/path"
+    if re.match(r"[\w.-]+:\d+(/|$)", value):
+        return "; a stream URL is written with its scheme: rtsp://host:port/path"
+    return ""
+
+
 class CameraConfig(CameraSettings):
     source: str = Field(description="rtsp://, rtsps://, http(s)://, rtmp:// URL, a video file, or webcam:N")
     detect_source: str | None = Field(None, description="a smaller stream of the same camera (its substream) to "
@@ -208,7 +220,7 @@ class CameraConfig(CameraSettings):
             if "@" in value or SECRET_PARAMETER.search(value):
                 raise ValueError(f"neither a video file nor a stream URL; a URL starts with one of "
                                  f"{', '.join(STREAM_PREFIXES)}")
-            raise ValueError(f"no such video file: {value}")
+            raise ValueError(f"no such video file: {value}{_mistyped_url(value)}")
         return value
 
     @field_validator("zones", mode="before")
@@ -1010,7 +1022,9 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
 
 
 def _is_relative_file(source: str) -> bool:
-    return "://" not in source and not source.startswith("webcam:") and not Path(source).is_absolute()
+    """A relative path (a mistyped URL kept as written: beside the file, rtsp//host read rtsp/host)."""
+    return ("://" not in source and not source.startswith("webcam:") and not Path(source).is_absolute()
+            and not _mistyped_url(source))
 
 
 def with_absolute_files(camera: CameraConfig) -> CameraConfig:
