@@ -1221,7 +1221,8 @@ def run(
     listening = _listen(server.host, server.port, "server.port in the config")
     tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
     auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
-                    server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True)
+                    server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True,
+                    tls_how="server: {tls: {cert, key}} in the site's file")
 
     cluster = contextlib.nullcontext()
     if ray_address is not None:

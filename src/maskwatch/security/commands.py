@@ -293,9 +293,10 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,
              absolute_hours: float = 12.0, tls: bool = False, where: str = "--database maskwatch.db",
-             create: bool = False):
+             create: bool = False, tls_how: str = "--tls-cert/--tls-key"):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
-    with no user (anyone who reaches the port would see the cameras)."""
+    with no user (anyone who reaches the port would see the cameras). `tls_how`: how this command
+    is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls)."""
     from maskwatch.security.access import AuthSettings, is_loopback
     from maskwatch.site.config import check_proxies
 
@@ -317,7 +318,7 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
               f"add an admin first: maskwatch users add NAME --role admin {where}")
     if not local and not tls:
         typer.secho(f"warning: serving on {host} over plain http: passwords and session cookies cross the "
-                    "network in clear; use --tls-cert/--tls-key or a TLS reverse proxy (docs/security.md)",
+                    f"network in clear; use {tls_how} or a TLS reverse proxy (docs/security.md)",
                     fg=typer.colors.YELLOW, err=True)
     return AuthSettings(database=database, open_without_users=local, open_to_loopback_hosts_only=True,
                         trusted_proxies=trusted_proxies,
