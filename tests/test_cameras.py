@@ -61,6 +61,43 @@ def test_a_host_name_no_lookup_takes_is_said_and_retried():
         reader.stop()
 
 
+def test_a_port_that_is_no_rtsp_server_is_said_as_reached_not_unreachable():
+    """A camera URL with another service's port (the MQTT broker's, say) was "cannot reach
+    127.0.0.1:1883 (Connection reset by peer)": the port was reached, and that sent the reader to
+    the network, not to the port. The camera's web port (it answers in HTTP) was `cannot open`."""
+    import socket
+    import struct
+    import threading
+
+    from maskwatch.video.rtsp_probe import rtsp_refusal
+
+    web = RefusingCamera("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    try:
+        where = web.url.split("/")[2]
+        assert rtsp_refusal(web.url.replace("//", "//viewer:pw@"), timeout=3.0) == (
+            f"{where} answers in HTTP, not RTSP: a web page's port? (RTSP is most often 554; an MJPEG stream "
+            "is written http://)")
+    finally:
+        web.stop()
+
+    for reset in (True, False):  # a service that resets the connection at RTSP's first bytes, one that closes it
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+
+        def serve(listener=listener, reset=reset):
+            with listener:
+                connection, _ = listener.accept()
+                connection.recv(4096)  # all of the OPTIONS: one left unread is a reset
+                if reset:
+                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                connection.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        said = fast_reader(f"rtsp://127.0.0.1:{port}/live")._unreachable()
+        assert said == (f"127.0.0.1:{port} closed the connection without an RTSP answer"
+                        f"{' (Connection reset by peer)' if reset else ''}: is it the camera's RTSP port?"), said
+
+
 def test_reader_refuses_nonpositive_timeouts():
     with pytest.raises(ValueError, match="positive seconds"):
         CameraReader("rtsp://127.0.0.1:1/x", stall_timeout=0)

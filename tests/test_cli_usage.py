@@ -154,6 +154,29 @@ def test_python_dash_m_maskwatch_is_the_command():
     assert done.returncode == 0 and "python -m maskwatch detect" in done.stdout, done
 
 
+def test_users_add_says_which_database_it_wrote_and_check_that_0_0_0_0_needs_one(tmp_path, monkeypatch):
+    """`users add ana --role admin` without --config said "added admin ana (all cameras) to sqlite
+    database", having made ./maskwatch.db: `run` beyond loopback then found no user in the site's
+    own database, and nothing had said where ana went. `run --check` of such a site said nothing
+    of the user it needs, and passed."""
+    pytest.importorskip("sqlalchemy")
+    monkeypatch.chdir(tmp_path)
+    site = tmp_path / "store" / "site.yaml"
+    site.parent.mkdir()
+    site.write_text("cameras: {door: {source: 'rtsp://127.0.0.1:1/x'}}\n")
+    alone = runner.invoke(app, ["users", "add", "ana", "--role", "admin"], input="a long enough password\n")
+    assert alone.exit_code == 0 and alone.output == (
+        f"added admin ana (all cameras) to {tmp_path / 'maskwatch.db'} (no --config: a site's users are in its "
+        "storage.database, added with --config site.yaml)\n")
+    beside = runner.invoke(app, ["users", "add", "ana", "--role", "admin", "-c", str(site)], input="a long enough password\n")
+    assert beside.exit_code == 0 and beside.output == f"added admin ana (all cameras) to {site.parent / 'maskwatch.db'}\n"
+    site.write_text(site.read_text() + "server: {host: 0.0.0.0}\n")
+    checked = runner.invoke(app, ["run", "-c", str(site), "--check"])
+    assert checked.exit_code == 0 and checked.output.endswith(
+        "  server on 0.0.0.0, beyond loopback: it starts only once its database has a user (maskwatch users add "
+        f"NAME --role admin --config {site}); --probe checks\n")
+
+
 def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
     """`users add ana --config site.yaml --database other.db` added ana to the site's database,
     silently, not to the one named; `backup` copied the site's."""

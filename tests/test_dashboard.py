@@ -42,6 +42,13 @@ def tab(page):
         each.close()
 
 
+LINES = """(selector) => {  // the lines a text is laid out on
+  const range = document.createRange();
+  range.selectNodeContents(document.querySelector(selector));
+  return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+}"""
+
+
 def answer(body):
     """A route handler that answers JSON `body` (the server's figures replaced by known ones)."""
     return lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
@@ -351,8 +358,10 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
               "detected": 0, "analysis_error": None,
               "today": {"people": 0, "with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0,
                         "unassessable": 0}}
+    # A short name beside a long state: the name was squeezed to a letter's width ("Til" over "l").
+    till = {**camera, "id": "till", "name": "Till", "connected": True, "fps": 5.02, "frames": 10, "last_error": None}
     phone = tab(320, 640)
-    phone.route("**/v1/cameras", answer([camera]))
+    phone.route("**/v1/cameras", answer([camera, till]))
     phone.route("**/v1/events?*", answer({"events": [{**event("with_mask"), "zone": "<b>till</b>" + "_queue" * 12}]}))
     phone.goto(server + "/")
     phone.wait_for_selector("#event-list tr.event", timeout=20_000)
@@ -361,6 +370,10 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
     assert phone.evaluate("window.injected") is None and phone.query_selector("#event-list b") is None
     assert phone.inner_text('.camera[data-camera="live"] .state') == "offline"
     assert phone.evaluate("document.documentElement.scrollWidth") <= 320
+    for width in (320, 1280):  # one card of a phone's width, and the desk's grid of narrow cards
+        phone.set_viewport_size({"width": width, "height": 640})
+        assert phone.evaluate(LINES, '.camera[data-camera="till"] .name') == 1, width
+        assert "fps analysed" in phone.inner_text('.camera[data-camera="till"] .state')
 
 
 def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: F811

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.site.events import MIGRATIONS, DatabaseUnavailable, EventStore
-from maskwatch.site.probe import probe_camera, probe_database, probe_mqtt
+from maskwatch.site.probe import Probe, probe_camera, probe_database, probe_mqtt
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
@@ -295,6 +295,25 @@ def test_an_sqlite_schema_is_read_not_upgraded_and_a_newer_one_fails(tmp_path):
     assert probe_database(str(tmp_path / "notes.db")).detail == f"{tmp_path / 'notes.db'}: not an SQLite database"
 
 
+def test_a_site_beyond_loopback_with_no_user_fails_as_its_start_would(tmp_path):
+    """`run` refuses 0.0.0.0 while the database holds no user, and the probe said the database OK:
+    `--probe && systemctl restart maskwatch` restarted a site that would not start."""
+    from maskwatch.security.store import AuthStore
+
+    database, beyond = tmp_path / "site.db", ("0.0.0.0", "site.yaml")
+    fix = "`run` refuses to serve on 0.0.0.0 without one: maskwatch users add NAME --role admin --config site.yaml"
+    new = probe_database(str(database), beyond=beyond)
+    assert new.ok is False and new.detail.endswith(f"made at the start ({tmp_path} writable); but no user, and {fix}")
+    store = AuthStore(str(database))  # the tables made, as a refused start or `users list` leaves them
+    empty = probe_database(str(database), beyond=beyond)
+    assert empty.ok is False and empty.detail.endswith(fix)
+    assert probe_database(str(database)).ok is True  # on loopback a site with no user is open
+    store.add_user("ana", "a long password", "admin")
+    store.close()
+    assert probe_database(str(database), beyond=beyond) == Probe(
+        "database", True, f"{database}: SQLite, writable; no events tables yet (made at the start)")
+
+
 @contextmanager
 def read_only(folder: Path):
     """`folder` unwritable, for root too (which chmod does not stop): chattr +i."""
@@ -346,7 +365,7 @@ def test_a_password_in_a_postgresql_urls_query_is_shown_nowhere():
 
 def test_postgresql_is_logged_in_to_and_no_table_is_made(postgres):  # noqa: F811
     probe = probe_database(postgres.url)
-    assert probe.ok is True and "logged in as" in probe.detail and "no maskwatch tables yet" in probe.detail
+    assert probe.ok is True and "logged in as" in probe.detail and "no events tables yet" in probe.detail
     missing = probe_database(postgres.url.rsplit("/", 1)[0] + "/nosuch")
     assert missing.ok is False and 'database "nosuch" does not exist' in missing.detail
     engine = create_engine(postgres.url)
@@ -372,7 +391,7 @@ def test_a_postgresql_user_that_may_not_create_the_tables_fails(postgres):  # no
             connection.execute(text("CREATE ROLE site_user LOGIN"))
         probe = probe_database(url)
         assert probe.ok is False and probe.detail.endswith(
-            "logged in as site_user; no maskwatch tables yet (made at the start), but site_user may not create tables "
+            "logged in as site_user; no events tables yet (made at the start), but site_user may not create tables "
             "in schema public (PostgreSQL 15 and later let only its owner): GRANT CREATE ON SCHEMA public TO "
             "site_user, or make site_user the database's owner"), probe.detail
         with admin.connect() as connection:

@@ -407,6 +407,22 @@ def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
                                         f"server: {{host: 0.0.0.0, port: {free_port()}}}\n")
     refused = run_cli("run", "--config", str(tmp_path / "site.yaml"))
     assert refused.returncode == 1 and f"--config {tmp_path / 'site.yaml'}" in refused.stderr
+    # With a user it starts, warning of plain http in the words of a site's file: `run` has no
+    # --tls-cert, which the warning told a newcomer to use.
+    assert run_app("users", "add", "ana", "--role", "admin", "-c", str(tmp_path / "site.yaml"),
+                   stdin="ana's long password\n").returncode == 0
+    site = subprocess.Popen([*CLI, "run", "--config", str(tmp_path / "site.yaml")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = threading.Timer(60, site.kill)  # a start that says nothing ends the read, not the suite
+    deadline.start()
+    try:
+        warning = site.stderr.readline()
+    finally:
+        deadline.cancel()
+        site.terminate()
+        site.wait(timeout=30)
+    assert warning.startswith("warning: serving on 0.0.0.0 over plain http") and \
+        "use server: {tls: {cert, key}} in the site's file or a TLS reverse proxy" in warning, warning
 
 
 @pytest.mark.system  # runs the command line in a process of its own

@@ -119,6 +119,10 @@ cameras:
     ("cameras: {}\n", "at least one camera"),
     # 'letters' read as taking é: the id names MQTT topics, URLs and files, the display name is name:
     ("cameras: {café: {source: webcam:0}}\n", "camera 'café': the id must be 1-64 of A-Z, .*go in its `name:`"),
+    # a stream URL mistyped read as a file, said as a missing file alone
+    ("cameras: {a: {source: 'rtsp:/10.0.0.5/s'}}\n", "no such video file: rtsp:/10.0.0.5/s; a stream URL is written rtsp://host"),
+    ("cameras: {a: {source: 'HTTP//10.0.0.5/s'}}\n", "no such video file: HTTP//10.0.0.5/s; a stream URL is written http://host"),
+    ("cameras: {a: {source: '10.0.0.5:554/s'}}\n", "no such video file: 10.0.0.5:554/s; a stream URL is written with its scheme"),
 ])
 def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
     with pytest.raises(SiteConfigError, match=expected):
@@ -132,6 +136,26 @@ def test_a_yaml_error_says_its_line_not_the_password_on_it(tmp_path):
         load_site_config(path, environ={})
     assert err.value.problems == ["not valid YAML: while parsing a flow mapping (line 2, column 9); "
                                   "expected ',' or '}', but got '<stream end>' (line 3, column 1)"]
+
+
+def test_an_indentation_slip_is_said_as_one(tmp_path):
+    """PyYAML's "expected <block end>, but found '<block mapping start>'" named no indentation, and a
+    camera indented too little was "field 'till': unknown setting (a typo?)"."""
+    camera = "cameras:\n  door:\n    source: webcam:0\n"
+    problems = {}
+    for slip, text in (("tab", camera + "\tfps: 5\n"), ("between", camera + "   fps: 5\n"),
+                       ("top", camera + "till:\n    source: webcam:1\n")):
+        with pytest.raises(SiteConfigError) as err:
+            load_site_config(write(tmp_path, text), environ={})
+        problems[slip] = err.value.problems
+    assert problems["tab"] == ["not valid YAML: while scanning for the next token; found character '\\t' that cannot "
+                               "start any token (line 4, column 1); YAML indents with spaces, not tabs"]
+    assert problems["between"] == ["not valid YAML: while parsing a block mapping (line 2, column 3); expected <block end>, "
+                                  "but found '<block mapping start>' (line 4, column 4); check the indentation there and "
+                                  "on the line above: the settings of one thing line up under it, indented more than its "
+                                  "name (and a value holding ': ' goes in quotes)"]
+    assert problems["top"] == ["field 'till': unknown section (a typo?); a site's are cameras, defaults, server, storage, "
+                               "alerts, mqtt, runtime, reports, timezone; a camera goes under cameras:, indented"]
 
 
 def test_a_file_not_in_utf8_is_named_as_such(tmp_path):

@@ -1196,11 +1196,14 @@ def run(
         typer.echo(f"  reports (in {site.timezone or 'local time'}):")
         for line in _report_lines(site):
             typer.echo(f"    {line}")
+    if (check or probe) and not _loopback(site.server.host):  # --check passed a site its start then refused
+        typer.echo(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
+                   f"(maskwatch users add NAME --role admin --config {config}){'' if probe else '; --probe checks'}")
     models = _models(classifier, detector_file, gate)
     if probe:
         try:
             with _sigterm_as_ctrl_c():  # `run` has no such handler of its own until its server starts
-                _print_probes(site)
+                _print_probes(site, config)
         except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
             _fail("probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing", code=130)
     if check or probe:
@@ -1218,7 +1221,8 @@ def run(
     listening = _listen(server.host, server.port, "server.port in the config")
     tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
     auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
-                    server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True)
+                    server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True,
+                    tls_how="server: {tls: {cert, key}} in the site's file")
 
     cluster = contextlib.nullcontext()
     if ray_address is not None:
@@ -1256,7 +1260,13 @@ def run(
         _fail(str(err))
 
 
-def _print_probes(site) -> None:
+def _loopback(host: str) -> bool:
+    from maskwatch.security.access import is_loopback
+
+    return is_loopback(host)
+
+
+def _print_probes(site, config: Path) -> None:
     """`run --probe`: each part's result as a table, one row a part; exit code 1 if any failed."""
     from rich.console import Console
     from rich.table import Table
@@ -1264,7 +1274,7 @@ def _print_probes(site) -> None:
 
     from maskwatch.site.probe import probe_site
 
-    probes = probe_site(site)
+    probes = probe_site(site, config=str(config))
     table = Table()
     for column in ("part", "result", "detail"):
         table.add_column(column, overflow="fold")

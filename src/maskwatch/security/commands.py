@@ -160,7 +160,18 @@ def add_user(
 
     _logged(store, "user_added", added_target(user))
     cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
-    typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {store.url.split('://')[0]} database")
+    typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {_shown_database(store.url)}"
+               + ("" if config is not None or database is not None else
+                  " (no --config: a site's users are in its storage.database, added with --config site.yaml)"))
+
+
+def _shown_database(url: str) -> str:
+    """Where the users went, as a person finds it: an SQLite file's path (`users add` without
+    --config wrote ./maskwatch.db, said as "sqlite database", and `run` beyond loopback still
+    found no user in the site's own), a server's URL without its password."""
+    from maskwatch.site.events import shown_database_url
+
+    return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else shown_database_url(url)
 
 
 @users_app.command("list")
@@ -298,9 +309,10 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,
              absolute_hours: float = 12.0, tls: bool = False, where: str = "--database maskwatch.db",
-             create: bool = False):
+             create: bool = False, tls_how: str = "--tls-cert/--tls-key"):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
-    with no user (anyone who reaches the port would see the cameras)."""
+    with no user (anyone who reaches the port would see the cameras). `tls_how`: how this command
+    is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls)."""
     from maskwatch.security.access import AuthSettings, is_loopback
     from maskwatch.site.config import check_proxies
 
@@ -322,7 +334,7 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
               f"add an admin first: maskwatch users add NAME --role admin {where}")
     if not local and not tls:
         typer.secho(f"warning: serving on {host} over plain http: passwords and session cookies cross the "
-                    "network in clear; use --tls-cert/--tls-key or a TLS reverse proxy (docs/security.md)",
+                    f"network in clear; use {tls_how} or a TLS reverse proxy (docs/security.md)",
                     fg=typer.colors.YELLOW, err=True)
     return AuthSettings(database=database, open_without_users=local, open_to_loopback_hosts_only=True,
                         trusted_proxies=trusted_proxies,

@@ -173,6 +173,18 @@ class CameraSettings(Section):
 OWN_SETTINGS = {"source", "detect_source", "name", "zones"}  # each camera's own, never in defaults
 
 
+def _mistyped_url(value: str) -> str:
+    """A hint where a source read as a file is a stream URL mistyped (rtsp:/host, rtsp//host,
+    host:554/path): "no such video file: rtsp:/10.0.0.5/stream1" alone sent one to look for a file."""
+    schemes = [prefix.removesuffix("://") for prefix in STREAM_PREFIXES]
+    scheme = re.match(r"[A-Za-z]*", value).group().lower()
+    if scheme in schemes and value[len(scheme):].startswith((":", "/")):
+        return f"; a stream URL is written {scheme}://host:port/path"
+    if re.match(r"[\w.-]+:\d+(/|$)", value):
+        return "; a stream URL is written with its scheme: rtsp://host:port/path"
+    return ""
+
+
 class CameraConfig(CameraSettings):
     source: str = Field(description="rtsp://, rtsps://, http(s)://, rtmp:// URL, a video file, or webcam:N")
     detect_source: str | None = Field(None, description="a smaller stream of the same camera (its substream) to "
@@ -208,7 +220,7 @@ class CameraConfig(CameraSettings):
             if "@" in value or SECRET_PARAMETER.search(value):
                 raise ValueError(f"neither a video file nor a stream URL; a URL starts with one of "
                                  f"{', '.join(STREAM_PREFIXES)}")
-            raise ValueError(f"no such video file: {value}")
+            raise ValueError(f"no such video file: {value}{_mistyped_url(value)}")
         return value
 
     @field_validator("zones", mode="before")
@@ -867,7 +879,18 @@ def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
         return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
 
     said = [f"{err.context}{at(err.context_mark)}"] if err.context else []
-    return "; ".join([*said, f"{err.problem}{at(err.problem_mark)}"])
+    return "; ".join([*said, f"{err.problem}{at(err.problem_mark)}"]) + _yaml_hint(str(err.problem))
+
+
+def _yaml_hint(problem: str) -> str:
+    """What a newcomer's slip behind PyYAML's words most likely is: "expected <block end>, but found
+    '<block mapping start>'" named no indentation, and a tab's error no tab."""
+    if "'\\t'" in problem:
+        return "; YAML indents with spaces, not tabs"
+    if "<block end>" in problem or "mapping values are not allowed" in problem or "expected key" in problem:
+        return ("; check the indentation there and on the line above: the settings of one thing line up "
+                "under it, indented more than its name (and a value holding ': ' goes in quotes)")
+    return ""
 
 
 def _storage_beside(storage: dict, path: Path) -> None:
@@ -999,7 +1022,9 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
 
 
 def _is_relative_file(source: str) -> bool:
-    return "://" not in source and not source.startswith("webcam:") and not Path(source).is_absolute()
+    """A relative path (a mistyped URL kept as written: beside the file, rtsp//host read rtsp/host)."""
+    return ("://" not in source and not source.startswith("webcam:") and not Path(source).is_absolute()
+            and not _mistyped_url(source))
 
 
 def with_absolute_files(camera: CameraConfig) -> CameraConfig:
@@ -1063,6 +1088,11 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
             message = "missing (required)"
         elif problem["type"] == "extra_forbidden":
             message = "unknown setting (a typo?)"
+            if len(loc) == 1:  # a camera's lines indented too little land at the top, as unknown sections
+                sections = ["cameras", "defaults", *(key for key in SiteConfig.model_fields if key != "cameras")]
+                message = (f"unknown section (a typo?); a site's are {', '.join(sections)}"
+                           + ("; a camera goes under cameras:, indented"
+                              if isinstance(problem.get("input"), dict) and "source" in problem["input"] else ""))
         elif "input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc)):
             message += f" (got {_shown(problem['input'])})"  # a secret's value is never repeated in an error (or a log)
         if loc:

@@ -36,12 +36,15 @@ class Probe:
     detail: str
 
 
-def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
+def probe_site(site, timeout: float = NETWORK_TIMEOUT, config: str = "site.yaml") -> list[Probe]:
     """Every part of a loaded SiteConfig, probed side by side: its cameras (and substreams) in the
-    config's order, the disabled ones as not probed, the database, MQTT, then the senders as not
-    probed (a probe sends nothing). Each part is tried on a daemon thread: a Ctrl-C (the
+    config's order, the disabled ones as not probed, the database (with a user in it where the
+    server listens beyond loopback, as `run` requires: `config` names the file in the fix), MQTT,
+    then the senders as not probed (a probe sends nothing). Each part is tried on a daemon thread: a Ctrl-C (the
     KeyboardInterrupt raised here) stops the probe at once, where a pool's threads held it until a
     camera that never answers had used up its wait (a minute for one with stall_timeout 20)."""
+    from maskwatch.security.access import is_loopback
+
     jobs = []
     for camera_id, camera in site.cameras.items():
         jobs.append((camera_id, camera.source, camera))
@@ -53,7 +56,8 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT) -> list[Probe]:
     stopping = threading.Event()
     try:
         # The database and the broker on their own threads: not queued behind a 17th camera.
-        database = _in_background(probe_database, site.storage.database, timeout)
+        database = _in_background(probe_database, site.storage.database, timeout,
+                                  None if is_loopback(site.server.host) else (site.server.host, config))
         mqtt = _in_background(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
         # OpenCV opens one stream at a time: a camera that takes the connection and then never
         # answers holds every other camera's open for its stall_timeout (video/cameras.py's
@@ -163,27 +167,36 @@ def _unresolved(source: str) -> str | None:
     return None
 
 
-def probe_database(database: str, timeout: float = NETWORK_TIMEOUT) -> Probe:
+def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tuple[str, str] | None = None) -> Probe:
     """The site's database, read only: an SQLite file readable and writable (or a folder it can
     be made in), a server reached and logged in to; the events schema's version against this
-    maskwatch's (a newer one is refused at the start, an older one upgraded)."""
+    maskwatch's (a newer one is refused at the start, an older one upgraded). `beyond`: (host,
+    config) of a server listening beyond loopback, which `run` refuses to start while the database
+    holds no user: the probe said OK, and `--probe && systemctl restart` restarted a site that
+    then would not start."""
     from maskwatch.site.events import database_url
 
     url = database_url(database)
     if url.startswith("sqlite:///"):
-        return _probe_sqlite(Path(url.removeprefix("sqlite:///")))
-    if url.startswith("sqlite"):
+        probe, users = _probe_sqlite(Path(url.removeprefix("sqlite:///")))
+    elif url.startswith("sqlite"):
         return Probe("database", True, f"{url}: in memory, nothing to reach")
-    return _probe_server(url, timeout)
+    else:
+        probe, users = _probe_server(url, timeout)
+    if beyond is None or not probe.ok or users:
+        return probe
+    host, config = beyond
+    return Probe("database", False, f"{probe.detail}; but no user, and `run` refuses to serve on {host} without one: "
+                                    f"maskwatch users add NAME --role admin --config {config}")
 
 
 def _schema(version: int | None) -> tuple[bool, str]:
-    """Whether the site can start on an events schema at `version` (None: no maskwatch tables yet), and its words."""
+    """Whether the site can start on an events schema at `version` (None: no events tables yet), and its words."""
     from maskwatch.site.events import MIGRATIONS, newer_schema_words
 
     known = len(MIGRATIONS)
     if version is None:
-        return True, "no maskwatch tables yet (made at the start)"
+        return True, "no events tables yet (made at the start)"
     if version > known:  # what the start would refuse it with
         return False, newer_schema_words("events schema", version, known)
     if version < known:
@@ -192,24 +205,25 @@ def _schema(version: int | None) -> tuple[bool, str]:
     return True, f"events schema {version}, this maskwatch's"
 
 
-def _probe_sqlite(path: Path) -> Probe:
+def _probe_sqlite(path: Path) -> tuple[Probe, int]:
+    """The probe of an SQLite file, and the users it holds."""
     if not path.exists():
         folder = next((parent for parent in path.parents if parent.exists()), Path("/"))
         if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            return Probe("database", False, f"{path}: no database, and {folder} cannot be written to make it")
-        return Probe("database", True, f"{path}: no database yet, made at the start ({folder} writable)")
+            return Probe("database", False, f"{path}: no database, and {folder} cannot be written to make it"), 0
+        return Probe("database", True, f"{path}: no database yet, made at the start ({folder} writable)"), 0
     if not os.access(path, os.R_OK | os.W_OK):
-        return Probe("database", False, f"{path}: not readable and writable by this user")
+        return Probe("database", False, f"{path}: not readable and writable by this user"), 0
     if not os.access(path.parent, os.W_OK | os.X_OK):
         return Probe("database", False, f"{path}: its folder cannot be written (SQLite keeps its -wal and -shm "
-                                        "files beside the database)")
+                                        "files beside the database)"), 0
     try:
         with open(path, "rb") as file:
             header = file.read(16)
     except OSError as err:
-        return Probe("database", False, f"{path}: {err.strerror or err}")
+        return Probe("database", False, f"{path}: {err.strerror or err}"), 0
     if header and header != b"SQLite format 3\x00":
-        return Probe("database", False, f"{path}: not an SQLite database")
+        return Probe("database", False, f"{path}: not an SQLite database"), 0
     from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
@@ -225,16 +239,17 @@ def _probe_sqlite(path: Path) -> Probe:
     engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=NETWORK_TIMEOUT),
                            poolclass=NullPool, hide_parameters=True)
     try:
-        version, _, _ = _read_schema(engine)
+        version, _, _, users = _read_schema(engine)
     except SQLAlchemyError as err:
-        return Probe("database", False, f"{path}: cannot read it: {driver_reason(err)}")
+        return Probe("database", False, f"{path}: cannot read it: {driver_reason(err)}"), 0
     finally:
         engine.dispose()
     ok, said = _schema(version)
-    return Probe("database", ok, f"{path}: SQLite, writable; {said}")
+    return Probe("database", ok, f"{path}: SQLite, writable; {said}"), users
 
 
-def _probe_server(url: str, timeout: float) -> Probe:
+def _probe_server(url: str, timeout: float) -> tuple[Probe, int]:
+    """The probe of a database server, and the users it holds."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -248,27 +263,28 @@ def _probe_server(url: str, timeout: float) -> Probe:
         engine = create_engine(url, poolclass=NullPool, hide_parameters=True,
                                connect_args={"connect_timeout": max(1, round(timeout))} if postgres else {})
     except (ArgumentError, ImportError) as err:
-        return Probe("database", False, f"{shown}: not a database URL this install can open: {err}")
+        return Probe("database", False, f"{shown}: not a database URL this install can open: {err}"), 0
     try:
-        version, server, refused = _read_schema(engine)
+        version, server, refused, users = _read_schema(engine)
     except SQLAlchemyError as err:
-        return Probe("database", False, f"{shown}: {driver_reason(err)}")
+        return Probe("database", False, f"{shown}: {driver_reason(err)}"), 0
     finally:
         engine.dispose()
     ok, said = _schema(version)
     user = make_url(url).username
     name = f"{engine.dialect.name} {server}".strip()
     if refused:
-        return Probe("database", False, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}, but {refused}")
-    return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}")
+        return Probe("database", False, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}, but {refused}"), 0
+    return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}"), users
 
 
-def _read_schema(engine) -> tuple[int | None, str, str | None]:
-    """The events schema's version (None: no maskwatch tables), the server's version, and on
-    PostgreSQL why its user could not make or upgrade the tables (None: it can); read in one
-    transaction, rolled back, that writes nothing."""
+def _read_schema(engine) -> tuple[int | None, str, str | None, int]:
+    """The events schema's version (None: no maskwatch tables), the server's version, on
+    PostgreSQL why its user could not make or upgrade the tables (None: it can), and the users;
+    read in one transaction, rolled back, that writes nothing."""
     from sqlalchemy import func, inspect, select
 
+    from maskwatch.security.store import users as users_table
     from maskwatch.site.events import MIGRATIONS, schema_version
 
     postgres = engine.dialect.name == "postgresql"
@@ -280,8 +296,11 @@ def _read_schema(engine) -> tuple[int | None, str, str | None]:
             version = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
         server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
         refused = _cannot_create(connection) if postgres and (version is None or version < len(MIGRATIONS)) else None
+        users = 0
+        if inspect(connection).has_table(users_table.name):
+            users = connection.execute(select(func.count()).select_from(users_table)).scalar() or 0
         connection.rollback()
-    return version, server, refused
+    return version, server, refused, users
 
 
 def _cannot_create(connection) -> str | None:

@@ -170,10 +170,16 @@ class CameraReader:
         try:
             with socket.create_connection(address, timeout=min(5.0, self.stall_timeout)) as connection:
                 if self.source.lower().startswith("rtsp://"):  # a server that takes connections and says nothing
-                    connection.sendall(f"OPTIONS rtsp://{where}/ RTSP/1.0\r\nCSeq: 1\r\n"
-                                       "User-Agent: maskwatch\r\n\r\n".encode())
-                    if not connection.recv(1):
-                        return f"{where} closed the connection without an answer"
+                    try:
+                        connection.sendall(f"OPTIONS rtsp://{where}/ RTSP/1.0\r\nCSeq: 1\r\n"
+                                           "User-Agent: maskwatch\r\n\r\n".encode())
+                        answered = bool(connection.recv(1))
+                    except ConnectionError as err:  # reached: "cannot reach" sent a wrong port's owner to the network
+                        answered, why = False, f" ({err.strerror or err})"
+                    else:
+                        why = ""
+                    if not answered:
+                        return f"{where} closed the connection without an RTSP answer{why}: is it the camera's RTSP port?"
         except socket.gaierror:
             return None  # a name that does not resolve (or a URL read wrongly): FFmpeg says what it makes of it
         except UnicodeError:  # cam..local, a label over 63 characters: the thread died, the camera with it

@@ -17,9 +17,13 @@ import time
 from urllib.parse import unquote
 from urllib.request import parse_http_list
 
-from maskwatch.video.sources import split_authority, stream_address
+from maskwatch.video.sources import host_port, split_authority, stream_address
 
 LONGEST_ANSWER = 64 * 1024  # the headers of an answer; a camera's are a few hundred bytes
+
+
+class HttpAnswer(ValueError):
+    """An rtsp:// URL's port answered in HTTP: the camera's web page, not its stream."""
 
 
 def _answer(connection: socket.socket, timeout: float) -> tuple[int, str, dict[str, list[str]]]:
@@ -41,7 +45,8 @@ def _answer(connection: socket.socket, timeout: float) -> tuple[int, str, dict[s
     lines = head.split("\r\n")
     status = re.match(r"RTSP/\d\.\d (\d{3}) ?(.*)", lines[0])
     if status is None:
-        raise ValueError("not an RTSP answer")
+        web = lines[0].startswith(("HTTP/", "<"))  # a status line, or a page sent bare (HTTP/0.9's way)
+        raise HttpAnswer() if web else ValueError("not an RTSP answer")
     headers: dict[str, list[str]] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
@@ -139,6 +144,9 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
             if auth is None:
                 return None  # a scheme not spoken here: nothing to tell
             status, reason, headers = _describe(address, uri, 2, auth, deadline)
+    except HttpAnswer:  # the camera's web port written in an rtsp:// URL was 'cannot open'
+        return (f"{host_port(address)} answers in HTTP, not RTSP: a web page's port? (RTSP is most often 554; "
+                "an MJPEG stream is written http://)")
     except (OSError, ValueError):
         return None
     return _refusal_words(status, reason, bool(user), "rtsp")
