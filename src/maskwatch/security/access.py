@@ -296,7 +296,7 @@ class AccessControl:
         (cross-origin) or 429 with Retry-After."""
         check_csrf(request)
         if self.store is None and not self.has_users():  # a users file made since the start is opened
-            raise AuthError(401, "wrong user name or password")
+            raise AuthError(401, WRONG_LOGIN)
         # Here too, not only after a success: a password spray (public, failing) added rows the
         # sweep never removed while nobody logged in.
         self._sweep()
