@@ -261,6 +261,9 @@ def two_step(
     """Two-step login (authenticator-app codes, RFC 6238) on or off for a user."""
     if on is None:
         _fail("say --on or --off")
+    from maskwatch.extras import need
+
+    need("users 2fa", "serve", (*STORE_MODULES, "pyotp"))  # the codes: a traceback without it
     store = open_store(config, database)
     found = store.two_step(name)
     if found is None:
