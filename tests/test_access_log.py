@@ -58,7 +58,7 @@ def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa:
     store.add_user(*BOSS, "admin")
     stranger = client_of(postgres.url)
     refused = stranger.post("/login", json={"username": "bo\x00ss", "password": BOSS[1]}, headers=CSRF)
-    assert refused.status_code == 401 and refused.json() == {"error": "wrong user name or password"}
+    assert refused.status_code == 401 and refused.json() == {"error": "wrong user name, password or code"}
     admin = logged_in(postgres.url, BOSS)  # the log was not held off by a failed write: this login's row is in
     assert [(e["action"], e["target"]) for e in store.access_log()] == [("login", None),
                                                                          ("login_failed", "bo\ufffdss")]

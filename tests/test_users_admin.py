@@ -62,7 +62,8 @@ def test_an_admin_adds_resets_and_removes_users_ending_their_sessions_each_chang
                                                    "password": "cy's own password"}, headers=CSRF)
     assert added.status_code == 201, added.text
     assert added.json()["user"] | {"id": 0, "created": 0} == {"id": 0, "name": "cy", "role": "viewer",
-                                                             "cameras": ["door", "till"], "created": 0}
+                                                             "cameras": ["door", "till"], "created": 0,
+                                                             "two_step": False}
     cy = logged_in(db, ("cy", "cy's own password"))
     assert cy.get("/v1/me").json()["cameras"] == ["door", "till"]
     listed = boss.get("/v1/users").json()["users"]
@@ -316,13 +317,13 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
     assert ana.get("/v1/users").status_code == 403
     assert ana.get("/v1/me").json()["cameras"] == ["door", "till"]
     assert edit(boss, "ana", cameras=["door"]).json()["user"] | {"created": 0} == {
-        "id": 2, "name": "ana", "role": "viewer", "cameras": ["door"], "created": 0}  # the role kept
+        "id": 2, "name": "ana", "role": "viewer", "cameras": ["door"], "created": 0, "two_step": False}  # the role kept
     assert edit(boss, "ana", role="admin").json()["user"]["cameras"] is None  # an admin sees every camera
     assert edit(boss, "ana", role="viewer").json()["user"]["cameras"] is None
     assert edit(boss, "ana", cameras=["till"]).status_code == 200
     assert edit(boss, "ana", all_cameras=True).json()["user"]["cameras"] is None
     assert ana.get("/v1/me").json() | {"scope": None} == {"user": "ana", "role": "viewer", "via": "session",
-                                                           "scope": None, "cameras": None}
+                                                           "scope": None, "cameras": None, "two_step": False}
     store = AuthStore(db)
     assert store.check_login(*ANA) is not None and store.session_count("ana") == 1  # password and session kept
     rows = [(e["user"], e["target"]) for e in reversed(store.access_log(action="user_changed"))]

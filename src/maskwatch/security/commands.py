@@ -176,13 +176,13 @@ def _shown_database(url: str) -> str:
 
 @users_app.command("list")
 def list_users(config: Config = None, database: Database = None) -> None:
-    """Users, their roles, cameras and open sessions."""
+    """Users, their roles, cameras, open sessions and whether two-step login is on."""
     store = open_store(config, database)
     for user in store.users():
         cameras = ",".join(user["cameras"]) if user["cameras"] is not None else "all"
         created = time.strftime("%Y-%m-%d", time.gmtime(user["created"]))
         typer.echo(f"{user['name']}\t{user['role']}\tcameras={cameras}\tsessions={store.session_count(user['name'])}"
-                   f"\tsince {created}")
+                   f"\ttwo-step={'on' if user['two_step'] else 'off'}\tsince {created}")
 
 
 @users_app.command("remove")
@@ -253,6 +253,61 @@ def change_password(name: UserName, config: Config = None, database: Database = 
         _fail(str(err))
     _logged(store, "password_set", name)
     typer.echo(f"password of {name} changed; their sessions ended")
+
+
+def read_code() -> str:
+    """A code from the app: asked in a terminal, else the next line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.buffer.readline().decode("utf-8", "replace").strip()
+    return typer.prompt("The 6-digit code the app shows now")
+
+
+@users_app.command("2fa")
+def two_step(
+    name: UserName,
+    on: Annotated[Optional[bool], typer.Option("--on/--off", help="--on: print a new secret for the user's authenticator app and turn two-step login on once a code from it is typed; --off: turn it off (the way back for a lost phone).", show_default=False)] = None,
+    config: Config = None,
+    database: Database = None,
+) -> None:
+    """Two-step login (authenticator-app codes, RFC 6238) on or off for a user."""
+    if on is None:
+        _fail("say --on or --off")
+    from maskwatch.extras import need
+
+    need("users 2fa", "serve", (*STORE_MODULES, "pyotp"))  # the codes: a traceback without it
+    store = open_store(config, database)
+    found = store.two_step(name)
+    if found is None:
+        _fail(f"no user {name!r}")
+    if not on:
+        if not store.turn_off(name):
+            _fail(f"two-step login is not on for {name}")
+        _logged(store, "totp_off", name)
+        typer.echo(f"two-step login off for {name}: their password alone logs in")
+        return
+    if found["secret"] is not None:
+        _fail(f"two-step login is on already for {name}: --off first, then --on for another app")
+    from maskwatch.security.two_step import enrolment_uri, matching_step, new_secret
+
+    secret = new_secret()
+    uri = enrolment_uri(secret, name)
+    if sys.stdout.isatty():
+        try:
+            import segno
+
+            segno.make(uri, error="m").terminal(compact=True)
+        except ImportError:
+            pass
+    # stdout, once: the user's app needs it; it is not kept anywhere else until confirmed
+    typer.echo(f"{uri}\nsecret: {secret}")
+    typer.secho("add it to the authenticator app (scan the URI's QR code, or type the secret), then type "
+                "the code it shows", err=True)
+    if (step := matching_step(secret, read_code(), None)) is None:
+        _fail("that is not the app's code for now (check the phone's clock); nothing changed: run --on again")
+    if store.turn_on(name, secret, step) is None:
+        _fail(f"two-step login was turned on for {name} meanwhile, or the user removed; nothing changed")
+    _logged(store, "totp_on", name)
+    typer.echo(f"two-step login on for {name}: the code is asked with the password from the next login")
 
 
 @tokens_app.command("add")

@@ -25,6 +25,8 @@ router = APIRouter(tags=["access"])
 class LoginBody(BaseModel):
     username: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=1, max_length=1000)
+    code: str = Field("", max_length=16, description=(
+        "the authenticator app's 6 digits, for a user with two-step login on (others may leave it out)"))
 
 
 class PasswordBody(BaseModel):
@@ -62,14 +64,15 @@ def login_page(next: str | None = Query(None, max_length=2000, description="wher
 
 @router.post("/login", openapi_extra=PUBLIC,
              responses={400: {"description": "A body that is not JSON"},
-                        401: {"description": "Wrong user name or password (the same for both)"},
+                        401: {"description": "Wrong user name or password, or a missing or wrong code for a "
+                                             "user with two-step login on (the same answer for each)"},
                         403: {"description": "No X-Maskwatch-CSRF header, or another site's Origin"},
                         429: {"description": "Too many failed logins; Retry-After says when to try again"},
                         503: {"description": "Too many logins at once in this process; Retry-After: 1"}})
 def login(request: Request, body: LoginBody) -> JSONResponse:
     """Start a session: the token goes in an HttpOnly cookie; send X-Maskwatch-CSRF: 1."""
     access = _access(request)
-    user, token = access.login(request, body.username, body.password)
+    user, token = access.login(request, body.username, body.password, body.code)
     response = JSONResponse({"user": user["name"], "role": user["role"], "cameras": user["cameras"]})
     name, value, attributes = access.cookie(request, token)
     response.set_cookie(name, value, **attributes)
@@ -110,9 +113,14 @@ def change_password(request: Request, body: PasswordBody) -> JSONResponse:
 
 @router.get("/v1/me")
 def me(request: Request) -> dict:
+    """Who asks; `two_step`: whether a session's user has two-step login on (null for a token or
+    an open server, which have no login)."""
     principal = principal_of(request)
+    store = _access(request).store
+    found = store.user(principal.name) if principal.via == "session" and store is not None else None
     return {"user": principal.name, "role": principal.role, "via": principal.via, "scope": principal.scope,
-            "cameras": list(principal.cameras) if principal.cameras is not None else None}
+            "cameras": list(principal.cameras) if principal.cameras is not None else None,
+            "two_step": found["two_step"] if found is not None else None}
 
 
 @router.get("/v1/users", openapi_extra=ADMIN)

@@ -5,7 +5,9 @@ so every `serve --workers` process and every Ray Serve replica reads the same se
 out, changing a password or removing a user ends that user's sessions everywhere at once.
 
 Secrets are never stored: passwords as Argon2id hashes (passwords.py), session and API tokens as
-SHA-256 of 256 random bits (a fast hash is enough for a secret nobody chose).
+SHA-256 of 256 random bits (a fast hash is enough for a secret nobody chose). The one exception is
+a two-step login's TOTP secret (two_step.py): the server must compute the codes from it, so it is
+kept as it is, like the database's other contents; it never leaves the store but once, at enrolment.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (
 
 # The access log's actions of a change to the users or tokens, by an admin on the dashboard
 # (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
-CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_added", "token_revoked")
+# totp_on/totp_off: two-step login turned on or off, by the user on the dashboard or with `users 2fa`.
+CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_added", "token_revoked",
+           "totp_on", "totp_off")
 # edit_user's `cameras` when the cameras stay as they are (None there means every camera).
 UNCHANGED = object()
 NO_CAMERA_EDITED = "--camera names no camera: use --all-cameras for every camera"  # an empty list: not "all"
@@ -104,6 +108,11 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("cameras", String(2000), nullable=True),  # comma-separated camera ids; NULL: every camera
     Column("created", Float, nullable=False),
+    # Two-step login (two_step.py): the TOTP secret (NULL: off), one made on the dashboard and not
+    # yet confirmed by a code, and the last time step accepted (a code is good once).
+    Column("totp_secret", String(64), nullable=True),
+    Column("totp_pending", String(64), nullable=True),
+    Column("totp_step", Integer, nullable=True),
     sqlite_autoincrement=True,  # a removed user's id is not given to the next one (in databases made from now on)
 )
 sessions = Table(
@@ -161,7 +170,19 @@ def _token_owner_v3(connection) -> None:
         connection.execute(text("ALTER TABLE api_tokens ADD COLUMN owner INTEGER"))
 
 
-MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3]
+TWO_STEP_COLUMNS = {"totp_secret": "VARCHAR(64)", "totp_pending": "VARCHAR(64)", "totp_step": "INTEGER"}
+
+
+def _two_step_v4(connection) -> None:
+    """Version 4: two-step login's columns (users.totp_*), NULL for everyone: off until each user
+    turns it on. As in version 3, a database made from today's tables has them already."""
+    have = {c["name"] for c in inspect(connection).get_columns("users")}
+    for column, kind in TWO_STEP_COLUMNS.items():
+        if column not in have:
+            connection.execute(text(f"ALTER TABLE users ADD COLUMN {column} {kind}"))
+
+
+MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4]
 TOUCH_EVERY = 60.0  # seconds: a session's or token's last use is written at most this often
 
 
@@ -229,7 +250,8 @@ def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with
 def _user_row(row) -> dict:
     cameras = row.cameras.split(",") if row.cameras is not None else None
     return {"id": row.id, "name": row.name, "role": row.role,
-            "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created}
+            "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created,
+            "two_step": row.totp_secret is not None}
 
 
 def _check_acting(connection, acting: tuple[str, str] | None) -> int | None:
@@ -447,7 +469,65 @@ class AuthStore:
                 if connection.execute(update(users).where(users.c.id == row.id, users.c.password_hash == checked)
                                       .values(password_hash=rehashed)).rowcount:
                     checked = rehashed
-        return _user_row(row) | {"password_hash": checked}
+        # The two-step secret for AccessControl to check the code with, read with the password
+        # (no second read: a right password costs no more time than a wrong one); never answered.
+        return _user_row(row) | {"password_hash": checked, "totp_secret": row.totp_secret, "totp_step": row.totp_step}
+
+    # Two-step login
+
+    def use_step(self, user_id: int, step: int) -> bool:
+        """Whether `step` is now the user's last accepted time step: False when it, or a later one,
+        was accepted already (the same code sent twice, at once to two workers too)."""
+        with self._write_lock, self.engine.begin() as connection:
+            return connection.execute(
+                update(users).where(users.c.id == user_id, (users.c.totp_step.is_(None)) | (users.c.totp_step < step))
+                .values(totp_step=step)).rowcount == 1
+
+    def two_step(self, name: str) -> dict | None:
+        """The user's id and two-step columns (secret, pending, step); None for no such user."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(users.c.id, users.c.totp_secret, users.c.totp_pending, users.c.totp_step)
+                                     .where(users.c.name == name)).first()
+        return None if row is None else {"id": row.id, "secret": row.totp_secret, "pending": row.totp_pending,
+                                         "step": row.totp_step}
+
+    def set_pending(self, name: str, secret: str) -> bool:
+        """A secret made on the dashboard, kept until a code from it confirms it (turn_on); False,
+        nothing written, when two-step login is on already."""
+        with self._write_lock, self.engine.begin() as connection:
+            return connection.execute(update(users).where(users.c.name == name, users.c.totp_secret.is_(None))
+                                      .values(totp_pending=secret)).rowcount == 1
+
+    def turn_on(self, name: str, secret: str, step: int, checked_hash: str | None = None,
+                now: float | None = None) -> str | None:
+        """Two-step login on with `secret`, its first code's `step` used. With `checked_hash` (the
+        dashboard: the password just checked, `secret` the pending one) every session of the user
+        ends and a new one starts for the browser that asked, its token returned, as a password
+        change does (a session stolen before is worth nothing after); without (`users 2fa --on`),
+        "". None, nothing changed, when it is on already, the user is gone, or the password or
+        the pending secret changed meanwhile."""
+        now = time.time() if now is None else now
+        token = secrets.token_urlsafe(32)
+        still = [] if checked_hash is None else [users.c.password_hash == checked_hash, users.c.totp_pending == secret]
+        with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)  # as _replace_password: a removal's rows in the same order
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if user_id is None or connection.execute(
+                    update(users).where(users.c.id == user_id, users.c.totp_secret.is_(None), *still)
+                    .values(totp_secret=secret, totp_pending=None, totp_step=step)).rowcount != 1:
+                return None
+            if checked_hash is None:
+                return ""
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+            connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
+                                                       created=now, last_seen=now))
+        return token
+
+    def turn_off(self, name: str) -> bool:
+        """Two-step login off (and any pending secret gone); False when it was not on."""
+        with self._write_lock, self.engine.begin() as connection:
+            return connection.execute(update(users).where(users.c.name == name, users.c.totp_secret.is_not(None))
+                                      .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount == 1
 
     # Sessions
 

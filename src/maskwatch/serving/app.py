@@ -42,9 +42,9 @@ STATIC = Path(__file__).parent / "static"
 # body too). Route paths, not URLs: an admin's reset names its user in the URL. The admins' changes
 # but a token's revocation carry the admin's own password (admin_routes.py).
 SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password", "/v1/users/{user_name}",
-                 "/v1/tokens")
+                 "/v1/tokens", "/two-step")
 STATIC_ASSETS = {"users.js": "text/javascript", "users.css": "text/css",  # GET /static/NAME, these only
-                 "access-log.js": "text/javascript", "access-log.css": "text/css"}
+                 "access-log.js": "text/javascript", "access-log.css": "text/css", "two-step.js": "text/javascript"}
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
 # together (the threadpool's size) would have asked for 20 GB.
@@ -287,8 +287,10 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     from maskwatch.security.admin_routes import router as admin_routes
     from maskwatch.security.routes import router as access_routes
+    from maskwatch.security.two_step_routes import router as two_step_routes
 
     app.include_router(access_routes)
+    app.include_router(two_step_routes)
     app.include_router(admin_routes)
 
     plain_openapi = app.openapi
@@ -411,7 +413,7 @@ def audited_actions(app: FastAPI) -> list[str]:
     from maskwatch.security.store import CHANGES
 
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
-            *CHANGES, "admin_password_failed", *sorted(routes)]
+            *CHANGES, "admin_password_failed", "totp_failed", *sorted(routes)]
 
 
 def privacy_statement(settings: ServeSettings, site, access: AccessControl, records: list[str]) -> dict:

@@ -1,0 +1,251 @@
+"""Two-step login (RFC 6238 codes): POST /login with a code, the dashboard's enrolment routes and
+`maskwatch users 2fa`, on the real app, SQLite (PostgreSQL for the migration) and pyotp's codes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from maskwatch.security.access import WRONG_LOGIN, AuthSettings
+from maskwatch.security.store import AuthStore
+from maskwatch.security.two_step import STEP, matching_step
+from maskwatch.serving.app import ServeSettings, create_app
+from tests.conftest import log_in as log_in_page
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_security_deploy import NoFaces
+from tests.test_serve import serving
+
+CSRF = {"X-Maskwatch-CSRF": "1"}
+ANA = ("ana", "ana's first password")
+SECRET = pyotp.random_base32(32)
+
+
+def code_at(secret: str, steps: int = 0) -> str:
+    """The code `steps` time steps from now, away from a step's edge (a step ending between making
+    a code and checking it would move it one step)."""
+    if time.time() % STEP > STEP - 3:
+        time.sleep(STEP - time.time() % STEP + 0.1)
+    return pyotp.TOTP(secret).at(time.time() + steps * STEP)
+
+
+def client_of(db: str, **settings) -> TestClient:
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False, **settings)))
+    return TestClient(app, base_url="http://maskwatch.lan")
+
+
+def log_in(client: TestClient, code: str | None = None, password: str = ANA[1]):
+    body = {"username": ANA[0], "password": password} | ({"code": code} if code is not None else {})
+    return client.post("/login", json=body, headers=CSRF)
+
+
+def ana_with_two_step(tmp_path) -> str:
+    db = str(tmp_path / "two-step.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "admin")
+    assert store.turn_on("ana", SECRET, step=0) == ""  # as `users 2fa --on` stores it
+    store.close()
+    return db
+
+
+def test_drift_of_one_step_is_taken_and_a_code_is_good_once():
+    now = 1_000_000 * STEP + 10.0
+    totp = pyotp.TOTP(SECRET)
+    assert matching_step(SECRET, totp.at(now), None, now) == 1_000_000
+    assert matching_step(SECRET, totp.at(now - STEP), None, now) == 999_999  # a phone 30 s behind
+    assert matching_step(SECRET, totp.at(now + STEP), None, now) == 1_000_001  # or ahead
+    assert matching_step(SECRET, totp.at(now - 2 * STEP), None, now) is None
+    assert matching_step(SECRET, totp.at(now), 1_000_000, now) is None  # its step used already
+    assert matching_step(SECRET, totp.at(now + STEP), 1_000_000, now) == 1_000_001
+    code = totp.at(now)
+    assert matching_step(SECRET, f"{code[:3]} {code[3:]}", None, now) == 1_000_000  # as apps show it
+    assert matching_step(SECRET, "12345", None, now) is None and matching_step(SECRET, "", None, now) is None
+
+
+def test_a_login_needs_the_password_and_a_fresh_code_and_says_neither_which(tmp_path, caplog):
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, user_limit=4) as client, caplog.at_level(logging.DEBUG):
+        answers = [log_in(client), log_in(client, "000000" if code_at(SECRET) != "000000" else "111111"),
+                   log_in(client, code_at(SECRET), password="not ana's password")]
+        # no code, a wrong one, and the right code with a wrong password: one answer
+        assert {(a.status_code, a.json()["error"]) for a in answers} == {(401, WRONG_LOGIN)}
+        right = code_at(SECRET)
+        assert log_in(client, right).status_code == 200  # and the failures of the name are cleared
+        assert client.get("/v1/me").json()["two_step"] is True
+        assert log_in(client, right).status_code == 401  # replayed (seen over a shoulder, in a log)
+        # wrong codes count as wrong passwords (the replay too): past the user's limit even the right
+        # code is refused
+        for _ in range(3):
+            assert log_in(client, "999999" if code_at(SECRET, 1) != "999999" else "888888").status_code == 401
+        assert log_in(client, code_at(SECRET, 1)).status_code == 429
+        answered = [a.text for a in answers]
+    store = AuthStore(db)
+    assert [e["user"] for e in store.access_log(action="login")] == ["ana"]
+    assert len(store.access_log(action="login_failed")) == 7
+    written = repr(store.access_log(limit=1000)) + caplog.text + "".join(answered)
+    assert SECRET not in written and ANA[1] not in written
+
+
+def test_a_user_without_two_step_logs_in_with_the_password_whatever_code(tmp_path):
+    db = str(tmp_path / "plain.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as client:
+        assert log_in(client).status_code == 200 and log_in(client, "").status_code == 200
+        assert log_in(client, "123456").status_code == 200
+        assert client.get("/v1/me").json()["two_step"] is False
+
+
+def test_a_user_turns_it_on_on_the_dashboard_with_a_code_and_off_with_another(tmp_path, caplog):
+    db = str(tmp_path / "enrol.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as here, client_of(db) as phone, caplog.at_level(logging.DEBUG):
+        assert log_in(here).status_code == 200 and log_in(phone).status_code == 200
+        made = here.post("/two-step/secret", headers=CSRF)
+        assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+        secret = made.json()["secret"]
+        assert made.json()["uri"].startswith("otpauth://totp/maskwatch:ana?secret=" + secret)
+        assert made.json()["qr_svg"].startswith("data:image/svg+xml")
+        assert log_in(client_of(db)).status_code == 200  # nothing changed until a code confirms it
+
+        def turn(method: str, password: str, code: str):
+            return here.request(method, "/two-step", json={"password": password, "code": code}, headers=CSRF)
+
+        wrong_password = turn("POST", "not ana's password", code_at(secret))
+        assert wrong_password.status_code == 403 and wrong_password.json()["error"] == "wrong password"
+        typo = turn("POST", ANA[1], pyotp.TOTP(SECRET).now())  # another secret's code
+        assert typo.status_code == 400 and "not the app's code" in typo.json()["error"]
+        before = dict(here.cookies)
+        assert turn("POST", ANA[1], code_at(secret)).status_code == 200
+        assert dict(here.cookies) != before and here.get("/v1/me").json()["two_step"] is True
+        assert phone.get("/v1/me").status_code == 401  # the other session ended
+        assert here.post("/two-step/secret", headers=CSRF).status_code == 409  # on already
+        assert log_in(client_of(db)).status_code == 401  # the password alone no longer logs in
+        too_long = here.request("DELETE", "/two-step", json={"password": ANA[1], "code": "1" * 17}, headers=CSRF)
+        assert too_long.status_code == 422 and ANA[1] not in too_long.text
+        assert turn("DELETE", ANA[1], "000000" if code_at(secret, 1) != "000000" else "111111").status_code == 403
+        assert turn("DELETE", ANA[1], code_at(secret, 1)).status_code == 200  # the code of the next step
+        assert here.get("/v1/me").json()["two_step"] is False and log_in(client_of(db)).status_code == 200
+        assert {"totp_on", "totp_off", "totp_failed"} <= set(here.get("/v1/privacy").json()["access_log"]["records"])
+    store = AuthStore(db)
+    assert [(e["user"], e["action"]) for e in store.access_log(limit=1000) if e["action"].startswith("totp")] == [
+        ("ana", "totp_off"), ("ana", "totp_failed"), ("ana", "totp_on"), ("ana", "totp_failed")]
+    assert secret not in repr(store.access_log(limit=1000)) + caplog.text
+
+
+@pytest.mark.system  # a command process
+def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tmp_path):
+    db = str(tmp_path / "cli.db")
+    AuthStore(db).add_user(*ANA, "admin")
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    def cli(*args: str, stdin: str = ""):
+        return CliRunner().invoke(app, ["users", *args, "--database", db], input=stdin)
+
+    typo = cli("2fa", "ana", "--on", stdin="12345\n")
+    assert typo.exit_code == 1 and "not the app's code" in typo.output and not AuthStore(db).user("ana")["two_step"]
+    # A process of its own: the code is typed after the secret is read from its output.
+    command = subprocess.Popen([sys.executable, "-u", "-m", "maskwatch.cli", "users", "2fa", "ana", "--on",
+                                "--database", db], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": "src"})
+    uri = command.stdout.readline()
+    secret = command.stdout.readline().removeprefix("secret: ").strip()
+    assert uri.startswith(f"otpauth://totp/maskwatch:ana?secret={secret}")
+    out, err = command.communicate(code_at(secret) + "\n", timeout=60)
+    assert command.returncode == 0 and "two-step login on for ana" in out, err
+    assert "two-step=on" in cli("list").output
+    again = cli("2fa", "ana", "--on")
+    assert again.exit_code == 1 and "on already" in again.output
+    with client_of(db) as client:
+        assert log_in(client).status_code == 401 and log_in(client, code_at(secret, 1)).status_code == 200
+    off = cli("2fa", "ana", "--off")  # the way back for a lost phone
+    assert off.exit_code == 0 and "two-step=off" in cli("list").output
+    assert cli("2fa", "ana", "--off").exit_code == 1 and cli("2fa", "nobody", "--off").exit_code == 1
+    rows = [e for e in AuthStore(db).access_log(limit=1000) if e["action"].startswith("totp")]
+    assert [(e["action"], e["target"], e["client"]) for e in rows] == [("totp_off", "ana", "local"),
+                                                                       ("totp_on", "ana", "local")]
+    assert all(e["user"].startswith("cli:") for e in rows) and secret not in repr(rows)
+
+
+def two_step_of_version_3(url: str) -> None:
+    """A database from before two-step login (auth schema 3) opens: its users have it off, and it
+    can be turned on."""
+    store = AuthStore(url)
+    store.add_user(*ANA, "admin")
+    with store.engine.begin() as connection:  # back to version 3's table
+        for column in ("totp_secret", "totp_pending", "totp_step"):
+            connection.execute(text(f"ALTER TABLE users DROP COLUMN {column}"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 4"))
+    store.close()
+    store = AuthStore(url)
+    assert store.user("ana")["two_step"] is False and store.check_login(*ANA)["totp_secret"] is None
+    assert store.turn_on("ana", SECRET, step=5) == "" and store.user("ana")["two_step"] is True
+    assert store.use_step(store.user("ana")["id"], 6) and not store.use_step(store.user("ana")["id"], 6)
+    store.close()
+
+
+def test_a_version_3_database_migrates_sqlite(tmp_path):
+    two_step_of_version_3(str(tmp_path / "v3.db"))
+
+
+def test_a_version_3_database_migrates_postgresql(postgres):  # noqa: F811
+    from sqlalchemy import create_engine
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")  # a database of its own
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE two_step_v3"))
+    admin.dispose()
+    two_step_of_version_3(postgres.url.rsplit("/", 1)[0] + "/two_step_v3")
+
+
+def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, page):  # noqa: F811
+    """In Chromium under the page's real CSP (the QR code is a data: image), on a phone's width."""
+    db = tmp_path / "users.db"
+    AuthStore(str(db)).add_user(*ANA, "viewer")
+
+    def until(read, timeout: float = 10.0):
+        deadline = time.monotonic() + timeout
+        while not (value := read()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return value
+
+    with serving(["--database", str(db)], tmp_path) as base:
+        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})  # no bypass_csp
+        try:
+            log_in_page(phone, base, ANA)
+            until(lambda: phone.is_visible("#two-step-open"))
+            phone.click("#two-step-open")
+            assert phone.is_visible("#two-step-begin") and phone.is_hidden("#two-step-password")
+            phone.click("#two-step-begin")
+            secret = until(lambda: phone.inner_text("#two-step-secret"))
+            assert phone.get_attribute("#two-step-uri", "href").startswith("otpauth://totp/maskwatch:ana?")
+            assert until(lambda: phone.evaluate("document.getElementById('two-step-qr').naturalWidth")) > 0
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", code_at(secret))
+            phone.click("#two-step-submit")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login is on"))
+            assert phone.inner_text("#two-step-secret") == "" and phone.input_value("#two-step-password") == ""
+            time.sleep(1.5)  # the page's polls go on with the new session: no trip to the login page
+            assert "/login" not in phone.url and phone.inner_text("#two-step-submit") == "Turn off"
+            phone.keyboard.press("Escape")
+            phone.click("#logout")
+            phone.wait_for_url(base + "/login", timeout=10_000)
+            phone.fill("#username", ANA[0])
+            phone.fill("#password", ANA[1])
+            phone.click("button[type=submit]")
+            assert until(lambda: phone.inner_text("#error")) == WRONG_LOGIN
+            phone.fill("#code", code_at(secret, 1))
+            phone.click("button[type=submit]")
+            phone.wait_for_url(base + "/", timeout=10_000)
+        finally:
+            phone.close()
