@@ -65,7 +65,7 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     if commit == "1b08615":  # no users then: today's tables are made, and a new schema is not news
         assert auth.users() == [] and "migrated" not in caplog.text
         return
-    assert "auth schema migrated from version 1 to 3" in caplog.text
+    assert "auth schema migrated from version 1 to 4" in caplog.text
     assert "events schema" not in caplog.text  # migrated once
     assert [(u["name"], u["role"], u["cameras"]) for u in auth.users()] == [("ana", "admin", None),
                                                                              ("vic", "viewer", ["door"])]
