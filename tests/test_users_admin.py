@@ -719,7 +719,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.wait_for_selector("#users-table tr[data-user=ana]")
         assert phone.evaluate("document.getElementById('users-dialog').open")
         assert phone.evaluate("document.activeElement.id") == "users-title"
-        assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:3] == ["ana", "viewer", "all"]
+        assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:4] == ["ana", "viewer", "all", "off"]
         assert phone.inner_text("#users-table tr[data-user=mallory] td:nth-child(3)") == marked_up  # as text
         assert phone.evaluate("document.querySelectorAll('#users-dialog img').length === 0 && !window.injected")
         # Whose password each field is, for password managers: the admin's own beside their name, a

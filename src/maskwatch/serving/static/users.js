@@ -44,7 +44,7 @@
   </form>
   <h3>Users</h3>
   <div class="scroll" tabindex="0" role="region" aria-label="users (scrolls sideways)">
-    <table id="users-table"><thead><tr><th>Name</th><th>Role</th><th>Cameras</th><th><span class="sr-only">Changes</span></th></tr></thead>
+    <table id="users-table"><thead><tr><th>Name</th><th>Role</th><th>Cameras</th><th>Two-step login</th><th><span class="sr-only">Changes</span></th></tr></thead>
     <tbody></tbody></table></div>
   <form id="users-add" novalidate>
     <h3>Add a user</h3>
@@ -150,7 +150,8 @@
           + alsoTokens(user.name),
         `Remove ${user.name}`, () => change("Not removed", async () =>
           (await send(`/v1/users/${encodeURIComponent(user.name)}`, "DELETE", {admin_password: yours()})).status))));
-      row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"), changes);
+      row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"),
+                 cell(user.two_step ? "on" : "off"), changes);
       return row;
     }));
     $("tokens-table").tBodies[0].replaceChildren(...(tokens.length ? tokens.map((token) => {
