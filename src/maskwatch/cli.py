@@ -1274,7 +1274,7 @@ def _print_probes(site, config: Path) -> None:
 
     from maskwatch.site.probe import probe_site
 
-    probes = probe_site(site, config=str(config))
+    probes = probe_site(site, needs_user=None if _loopback(site.server.host) else (site.server.host, str(config)))
     table = Table()
     for column in ("part", "result", "detail"):
         table.add_column(column, overflow="fold")

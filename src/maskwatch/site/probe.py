@@ -36,15 +36,14 @@ class Probe:
     detail: str
 
 
-def probe_site(site, timeout: float = NETWORK_TIMEOUT, config: str = "site.yaml") -> list[Probe]:
+def probe_site(site, timeout: float = NETWORK_TIMEOUT, needs_user: tuple[str, str] | None = None) -> list[Probe]:
     """Every part of a loaded SiteConfig, probed side by side: its cameras (and substreams) in the
-    config's order, the disabled ones as not probed, the database (with a user in it where the
-    server listens beyond loopback, as `run` requires: `config` names the file in the fix), MQTT,
+    config's order, the disabled ones as not probed, the database (with a user in it where
+    `needs_user`, (host, config file), says the server listens beyond loopback, as `run`
+    requires), MQTT,
     then the senders as not probed (a probe sends nothing). Each part is tried on a daemon thread: a Ctrl-C (the
     KeyboardInterrupt raised here) stops the probe at once, where a pool's threads held it until a
     camera that never answers had used up its wait (a minute for one with stall_timeout 20)."""
-    from maskwatch.security.access import is_loopback
-
     jobs = []
     for camera_id, camera in site.cameras.items():
         jobs.append((camera_id, camera.source, camera))
@@ -56,8 +55,7 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT, config: str = "site.yaml"
     stopping = threading.Event()
     try:
         # The database and the broker on their own threads: not queued behind a 17th camera.
-        database = _in_background(probe_database, site.storage.database, timeout,
-                                  None if is_loopback(site.server.host) else (site.server.host, config))
+        database = _in_background(probe_database, site.storage.database, timeout, needs_user)
         mqtt = _in_background(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
         # OpenCV opens one stream at a time: a camera that takes the connection and then never
         # answers holds every other camera's open for its stall_timeout (video/cameras.py's
@@ -282,9 +280,8 @@ def _read_schema(engine) -> tuple[int | None, str, str | None, int]:
     """The events schema's version (None: no maskwatch tables), the server's version, on
     PostgreSQL why its user could not make or upgrade the tables (None: it can), and the users;
     read in one transaction, rolled back, that writes nothing."""
-    from sqlalchemy import func, inspect, select
+    from sqlalchemy import func, inspect, select, table
 
-    from maskwatch.security.store import users as users_table
     from maskwatch.site.events import MIGRATIONS, schema_version
 
     postgres = engine.dialect.name == "postgresql"
@@ -297,8 +294,8 @@ def _read_schema(engine) -> tuple[int | None, str, str | None, int]:
         server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
         refused = _cannot_create(connection) if postgres and (version is None or version < len(MIGRATIONS)) else None
         users = 0
-        if inspect(connection).has_table(users_table.name):
-            users = connection.execute(select(func.count()).select_from(users_table)).scalar() or 0
+        if inspect(connection).has_table("users"):  # by name: the security layer sits above this one
+            users = connection.execute(select(func.count()).select_from(table("users"))).scalar() or 0
         connection.rollback()
     return version, server, refused, users
 
