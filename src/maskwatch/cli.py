@@ -9,10 +9,50 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 
+SITE_FILE_ENDINGS = (".yaml", ".yml")
+
+
+def site_file_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
+    """What is wrong where a site file is given as an argument to a command that takes it with
+    --config/-c: `maskwatch run site.yaml` got click's bare "Missing option '--config'", `users list
+    site.yaml` "Got unexpected extra argument", and `backup site.yaml` took it for the folder to copy into."""
+    import shlex
+
+    command, words, path = group, list(args), []
+    while isinstance(command, TyperGroup):  # down to the command the words name: `users add` too
+        if not words or words[0].startswith("-"):
+            return None
+        command = command.get_command(ctx, words[0])
+        if command is None:
+            return None
+        path.append(words.pop(0))
+    if not any(param.name == "config" for param in command.params):
+        return None
+    if any(word in ("--config", "-h", "--help") or word.startswith(("--config=", "-c")) for word in words):
+        return None
+    stray = next((word for word in words if not word.startswith("-") and word.lower().endswith(SITE_FILE_ENDINGS)),
+                 None)
+    if stray is None:
+        return None
+    fixed = [*path, *[part for word in words for part in (("--config", word) if word is stray else (word,))]]
+    return f"{stray}: the site file is given with --config/-c: maskwatch {shlex.join(fixed)}"
+
+
+class _Commands(TyperGroup):
+    """The `maskwatch` group: its commands as Typer makes them, a site file given without --config said first."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if (slip := site_file_slip(self, ctx, args)) is not None:
+            _fail(slip, code=2)
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="maskwatch: who wears a face mask, who wears it wrongly, who wears none.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
