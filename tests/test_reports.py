@@ -447,6 +447,43 @@ def test_a_report_is_report_csv_for_its_period_with_the_cameras_not_running(tmp_
         site.store.close()
 
 
+def test_report_csv_on_the_command_line_is_the_apis_with_its_access_log_row(tmp_path):
+    """A manager or a cron job on the server got report.csv only through the API and a token:
+    `maskwatch report --csv` prints the API's answer to the byte (a site with no `reports:`), and the
+    access log says who exported it, as for the API's."""
+    import getpass
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security.store import AuthStore
+    from maskwatch.serving.app import create_app
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=False)
+    config, runner = str(tmp_path / "site.yaml"), CliRunner()
+    client = TestClient(create_app(detector, site=site), base_url="http://127.0.0.1")  # no lifespan: no camera
+    try:
+        for days in (["--from", "2026-09-21", "--to", "2026-09-27"], ["--to", "2026-09-23"]):
+            printed = runner.invoke(app, ["report", "--csv", *days, "-c", config])
+            answer = client.get("/v1/report.csv", params=dict(zip(("from", "to") if len(days) == 4 else ("to",),
+                                                                  days[1::2])))
+            assert printed.exit_code == 0 and printed.stdout == answer.text, printed.output
+            assert len(answer.text.splitlines()) > 2 and ",old,lobby," in answer.text
+    finally:
+        site.store.close()
+    auth = AuthStore(str(tmp_path / "site.db"))
+    try:
+        rows = [(row["user"], row["client"], row["target"]) for row in auth.access_log(action="report")]
+    finally:
+        auth.close()
+    assert rows == [(f"cli:{getpass.getuser()}", "local", f"report.csv?from={first}&to={last}")
+                    for first, last in (("2026-09-17", "2026-09-23"), ("2026-09-21", "2026-09-27"))]
+    for args, said in ((["--csv", "--from", "21.9.2026"], "--from must be a date written YYYY-MM-DD; got '21.9.2026'"),
+                       (["--from", "2026-09-21"], "--from is a day of --csv's report.csv: add --csv")):
+        refused = runner.invoke(app, ["report", *args, "-c", config])
+        assert refused.exit_code == 1 and refused.output == f"error: {said}\n", refused.output
+
+
 def test_reports_on_postgresql_are_kept_and_sent_once_by_two_processes(postgres, tmp_path):  # noqa: F811
     """The site on PostgreSQL: reports_sent made by its migration, two processes (each its own
     engine) send a report once, a restart reads when it last went and owes the one it missed."""

@@ -1357,15 +1357,54 @@ def _report_lines(site) -> list[str]:
     return lines
 
 
+def _print_report_csv(site, start: str | None, end: str | None) -> None:
+    """report.csv of the site's database on stdout, as GET /v1/report.csv answers it (its days in the
+    site's timezone), and the access-log row the API writes for it, by `cli:ACCOUNT`: a manager's
+    spreadsheet or a cron job had it only through the API and a token."""
+    from maskwatch.security.commands import _logged, store_of
+    from maskwatch.site.events import DatabaseUnavailable, EventStore
+    from maskwatch.site.report import report_csv, report_period
+
+    tz = site.tz()
+    try:
+        period = report_period(start, end, tz)
+    except (ValueError, OverflowError) as err:
+        _fail(f"--{err}")
+    database = site.storage.database
+    if "://" not in database and not Path(database).is_file():  # a new empty file read as "nobody seen"
+        _fail(f"{database}: no such database (storage.database; `maskwatch run` makes it)")
+    try:
+        store = EventStore(database, site.storage.snapshots, retention_days=site.storage.retention_days)
+    except DatabaseUnavailable as err:
+        _fail(str(err))
+    try:
+        text = report_csv(store, period, tz)
+    finally:
+        store.close()
+    auth = store_of(site, None)
+    try:
+        _logged(auth, "report", f"report.csv?from={period.first}&to={period.last}")
+    finally:
+        auth.close()
+    typer.echo(text, nl=False)
+
+
 @app.command()
 def report(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file with its `reports:`.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: its `reports:`, its "
+                                         "storage.database for --csv.")],
     send: Annotated[Optional[int], typer.Option("--send", help="Send report N (its number in `reports:`, from 0) "
                                                 "now, once, and say whether each service took it.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print report.csv instead, as GET /v1/report.csv answers it: a "
+                                      "row per day (the site's timezone), camera and zone; no `reports:` needed.")] = False,
+    start: Annotated[Optional[str], typer.Option("--from", help="With --csv: the first day, YYYY-MM-DD "
+                                                 "(default: 6 days before --to).", show_default=False)] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="With --csv: the last day, YYYY-MM-DD (default: today "
+                                               "in the site's timezone).", show_default=False)] = None,
 ) -> None:
     """Print a site's scheduled reports as they would read now (today so far; one with `covers:
     previous` yesterday; a weekly one the 7 days before today), or send one now to test its
-    services; the schedule is left as it is."""
+    services; the schedule is left as it is. --csv prints report.csv for any days instead."""
     _need("report", "serve")
     import time
     from dataclasses import replace
@@ -1373,7 +1412,14 @@ def report(
 
     from maskwatch.site.events import DatabaseUnavailable, EventStore
 
+    if csv and send is not None:
+        _fail("--send sends a scheduled report, --csv prints report.csv: give one of them")
+    if not csv and (start is not None or end is not None):
+        _fail(f"{'--from' if start is not None else '--to'} is a day of --csv's report.csv: add --csv")
     site = _site_config(config)
+    if csv:
+        _print_report_csv(site, start, end)
+        return
     if not site.reports:
         _fail(f"{config} has no `reports:` (see docs/site.md, Scheduled reports)")
     if send is not None and not 0 <= send < len(site.reports):
