@@ -479,6 +479,8 @@ def test_report_csv_on_the_command_line_is_the_apis_with_its_access_log_row(tmp_
     assert rows == [(f"cli:{getpass.getuser()}", "local", f"report.csv?from={first}&to={last}")
                     for first, last in (("2026-09-17", "2026-09-23"), ("2026-09-21", "2026-09-27"))]
     for args, said in ((["--csv", "--from", "21.9.2026"], "--from must be a date written YYYY-MM-DD; got '21.9.2026'"),
+                       (["--csv", "--from", "2026-09-28", "--to", "2026-09-27"],
+                        "--from (2026-09-28) is after --to (2026-09-27)"),
                        (["--from", "2026-09-21"], "--from is a day of --csv's report.csv: add --csv")):
         refused = runner.invoke(app, ["report", *args, "-c", config])
         assert refused.exit_code == 1 and refused.output == f"error: {said}\n", refused.output

@@ -1367,9 +1367,9 @@ def _print_report_csv(site, start: str | None, end: str | None) -> None:
 
     tz = site.tz()
     try:
-        period = report_period(start, end, tz)
+        period = report_period(start, end, tz, names=("--from", "--to"))
     except (ValueError, OverflowError) as err:
-        _fail(f"--{err}")
+        _fail(str(err))
     database = site.storage.database
     if "://" not in database and not Path(database).is_file():  # a new empty file read as "nobody seen"
         _fail(f"{database}: no such database (storage.database; `maskwatch run` makes it)")
@@ -1421,7 +1421,7 @@ def report(
         _print_report_csv(site, start, end)
         return
     if not site.reports:
-        _fail(f"{config} has no `reports:` (see docs/site.md, Scheduled reports)")
+        _fail(f"{config} has no `reports:` to print (see docs/site.md, Scheduled reports); --csv prints its report.csv")
     if send is not None and not 0 <= send < len(site.reports):
         _fail(f"--send is the number of a report in `reports:`, 0 to {len(site.reports) - 1}; got {send}")
     from maskwatch.site.notify import shown_notify_url
