@@ -168,7 +168,7 @@ def test_the_message_and_its_csv_reach_a_service(make, receiver):
     assert message["message"].splitlines() == [
         f"Front door: 5 people: 3 with a mask, 1 without, 1 wearing it wrongly (1 more not judged); masked "
         f"{percent['compliance']} % (95 % interval {percent['compliance_low']}-{percent['compliance_high']} %)",
-        "Till: no one decided", "Per day, camera and zone: maskwatch-2026-09-21-2026-09-21.csv"]
+        "Till: no one seen", "Per day, camera and zone: maskwatch-2026-09-21-2026-09-21.csv"]
     (attached,) = message["attachments"]
     assert attached["filename"] == "maskwatch-2026-09-21-2026-09-21.csv" and attached["mimetype"] == "text/csv"
     table = base64.b64decode(attached["base64"]).decode()
@@ -249,7 +249,7 @@ def test_run_check_and_report_list_the_reports_and_never_a_secret(tmp_path, rece
         "    1: every day at 18:00 to ntfy://ntfy.sh/…"]
     printed = CliRunner().invoke(app, ["report", "--config", str(path)])
     assert printed.exit_code == 0, printed.output
-    assert "Front door, queue: no one decided" in printed.output and "Till: no one decided" in printed.output
+    assert "Front door, queue: no one seen" in printed.output and "Till: no one seen" in printed.output
     with RootLog() as log:
         sent = CliRunner().invoke(app, ["report", "--config", str(path), "--send", "0"])
     assert sent.exit_code == 0, sent.output
