@@ -164,6 +164,20 @@ def test_a_top_end_shown_at_the_threshold_is_not_under_it(store, masked, unmaske
     assert monitor.check(MONDAY_10) == []
 
 
+def test_an_alert_with_nowhere_to_go_is_said_in_the_log(store, caplog):
+    """The demo site has a compliance rule and no webhook, notify or MQTT: each time it fired, the
+    check failed ("compliance check failed: TypeError: 'NoneType' object is not callable"), unsaid."""
+    monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", zone="queue")],
+                                zones_of={"door": ["queue"]}, send=None)
+    crowd(store, masked=70, unmasked=30, when=MONDAY_10 - 60, zone="queue")
+    with caplog.at_level("WARNING", logger="maskwatch.site.compliance"):
+        (alert,) = monitor.check(MONDAY_10)
+    assert caplog.messages == [
+        f"compliance alert at door, zone queue: 70.1 % masked (95 % interval {alert['compliance_low']:g}-"
+        f"{alert['compliance_high']:g} %) over the last 15 minutes, under 80 %; 70 of 100 people with a mask "
+        "(said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)"]
+
+
 def test_a_window_counts_no_one_from_before_it(store):
     """A 15-minute rule checked 30 s into a minute read the whole minute that began 15 minutes and
     30 s before: 100 unmasked people from outside the window fired it."""

@@ -39,7 +39,8 @@ def test_every_command_and_option_says_what_it_is_for_and_out_has_its_short_form
         for param in command.params:
             if param.name != "help" and not (getattr(param, "help", None) or "").strip():
                 unhelped.append(f"{words} {param.opts[0]}")
-            if {"--out", "--to"} & set(getattr(param, "opts", ())) and "-o" not in param.opts:  # annotations --to
+            if ({"--out", "--to"} & set(getattr(param, "opts", ())) and "-o" not in param.opts  # annotations --to
+                    and (words, param.name) != ("report", "end")):  # report --csv --to: a day, as the API's `to`
                 no_short.append(words)
     assert not unhelped and not no_short, (unhelped, no_short)
 
@@ -228,3 +229,21 @@ def test_the_service_log_writes_to_stderr_as_it_is_at_each_line(monkeypatch):
     monkeypatch.setattr(sys, "stderr", second)
     logging.getLogger("maskwatch.tests").warning("said after the first stderr closed")
     assert second.getvalue().endswith("WARNING maskwatch.tests: said after the first stderr closed\n")
+
+
+def test_a_site_file_given_without_config_is_named_with_the_command_that_takes_it(tmp_path, monkeypatch):
+    """`maskwatch run site.yaml` got click's bare "Missing option '--config'", `users add ana site.yaml`
+    "Got unexpected extra argument", and `backup site.yml` took it for the folder to copy into."""
+    monkeypatch.chdir(tmp_path)
+    for args, fixed in ((["run", "site.yaml"], "run --config site.yaml"),
+                        (["report", "site.yaml", "--send", "0"], "report --config site.yaml --send 0"),
+                        (["backup", "site.yml"], "backup --config site.yml"),
+                        (["users", "add", "ana", "site.yaml", "--role", "admin"],
+                         "users add ana --config site.yaml --role admin"),
+                        (["tokens", "list", "site.yaml"], "tokens list --config site.yaml"),
+                        (["alerts", "test", "site.yaml"], "alerts test --config site.yaml")):
+        result = runner.invoke(app, args)
+        stray = next(arg for arg in args if arg.startswith("site."))
+        assert result.exit_code == 2 and result.output == (
+            f"error: {stray}: the site file is given with --config/-c: maskwatch {fixed}\n"), (args, result.output)
+    assert not list(tmp_path.iterdir())  # no backup folder, no users' database

@@ -168,7 +168,7 @@ def test_the_message_and_its_csv_reach_a_service(make, receiver):
     assert message["message"].splitlines() == [
         f"Front door: 5 people: 3 with a mask, 1 without, 1 wearing it wrongly (1 more not judged); masked "
         f"{percent['compliance']} % (95 % interval {percent['compliance_low']}-{percent['compliance_high']} %)",
-        "Till: no one decided", "Per day, camera and zone: maskwatch-2026-09-21-2026-09-21.csv"]
+        "Till: no one seen", "Per day, camera and zone: maskwatch-2026-09-21-2026-09-21.csv"]
     (attached,) = message["attachments"]
     assert attached["filename"] == "maskwatch-2026-09-21-2026-09-21.csv" and attached["mimetype"] == "text/csv"
     table = base64.b64decode(attached["base64"]).decode()
@@ -249,7 +249,7 @@ def test_run_check_and_report_list_the_reports_and_never_a_secret(tmp_path, rece
         "    1: every day at 18:00 to ntfy://ntfy.sh/…"]
     printed = CliRunner().invoke(app, ["report", "--config", str(path)])
     assert printed.exit_code == 0, printed.output
-    assert "Front door, queue: no one decided" in printed.output and "Till: no one decided" in printed.output
+    assert "Front door, queue: no one seen" in printed.output and "Till: no one seen" in printed.output
     with RootLog() as log:
         sent = CliRunner().invoke(app, ["report", "--config", str(path), "--send", "0"])
     assert sent.exit_code == 0, sent.output
@@ -445,6 +445,45 @@ def test_a_report_is_report_csv_for_its_period_with_the_cameras_not_running(tmp_
         assert day.title == "Mask compliance Tue 2026-09-22" and day.body.startswith("till: 2 people")
     finally:
         site.store.close()
+
+
+def test_report_csv_on_the_command_line_is_the_apis_with_its_access_log_row(tmp_path):
+    """A manager or a cron job on the server got report.csv only through the API and a token:
+    `maskwatch report --csv` prints the API's answer to the byte (a site with no `reports:`), and the
+    access log says who exported it, as for the API's."""
+    import getpass
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security.store import AuthStore
+    from maskwatch.serving.app import create_app
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=False)
+    config, runner = str(tmp_path / "site.yaml"), CliRunner()
+    client = TestClient(create_app(detector, site=site), base_url="http://127.0.0.1")  # no lifespan: no camera
+    try:
+        for days in (["--from", "2026-09-21", "--to", "2026-09-27"], ["--to", "2026-09-23"]):
+            printed = runner.invoke(app, ["report", "--csv", *days, "-c", config])
+            answer = client.get("/v1/report.csv", params=dict(zip(("from", "to") if len(days) == 4 else ("to",),
+                                                                  days[1::2])))
+            assert printed.exit_code == 0 and printed.stdout == answer.text, printed.output
+            assert len(answer.text.splitlines()) > 2 and ",old,lobby," in answer.text
+    finally:
+        site.store.close()
+    auth = AuthStore(str(tmp_path / "site.db"))
+    try:
+        rows = [(row["user"], row["client"], row["target"]) for row in auth.access_log(action="report")]
+    finally:
+        auth.close()
+    assert rows == [(f"cli:{getpass.getuser()}", "local", f"report.csv?from={first}&to={last}")
+                    for first, last in (("2026-09-17", "2026-09-23"), ("2026-09-21", "2026-09-27"))]
+    for args, said in ((["--csv", "--from", "21.9.2026"], "--from must be a date written YYYY-MM-DD; got '21.9.2026'"),
+                       (["--csv", "--from", "2026-09-28", "--to", "2026-09-27"],
+                        "--from (2026-09-28) is after --to (2026-09-27)"),
+                       (["--from", "2026-09-21"], "--from is a day of --csv's report.csv: add --csv")):
+        refused = runner.invoke(app, ["report", *args, "-c", config])
+        assert refused.exit_code == 1 and refused.output == f"error: {said}\n", refused.output
 
 
 def test_reports_on_postgresql_are_kept_and_sent_once_by_two_processes(postgres, tmp_path):  # noqa: F811

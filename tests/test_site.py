@@ -351,6 +351,8 @@ def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
         f"[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.label === '{label}')",
         timeout=20_000)
     assert page.get_attribute("#report-link", "href") == "/v1/report.csv"
+    # "daily report (CSV)" downloaded 7 days of per-day rows
+    assert page.inner_text("#report-link") == "compliance per day, last 7 days (CSV)"
     # On a phone the events table scrolls in its box: the page was 552 px wide on 375, and the chart
     # kept a 240 px box for a drawing scaled to 122.
     page.set_viewport_size({"width": 375, "height": 812})

@@ -9,10 +9,50 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 
+SITE_FILE_ENDINGS = (".yaml", ".yml")
+
+
+def site_file_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
+    """What is wrong where a site file is given as an argument to a command that takes it with
+    --config/-c: `maskwatch run site.yaml` got click's bare "Missing option '--config'", `users list
+    site.yaml` "Got unexpected extra argument", and `backup site.yaml` took it for the folder to copy into."""
+    import shlex
+
+    command, words, path = group, list(args), []
+    while isinstance(command, TyperGroup):  # down to the command the words name: `users add` too
+        if not words or words[0].startswith("-"):
+            return None
+        command = command.get_command(ctx, words[0])
+        if command is None:
+            return None
+        path.append(words.pop(0))
+    if not any(param.name == "config" for param in command.params):
+        return None
+    if any(word in ("--config", "-h", "--help") or word.startswith(("--config=", "-c")) for word in words):
+        return None
+    stray = next((word for word in words if not word.startswith("-") and word.lower().endswith(SITE_FILE_ENDINGS)),
+                 None)
+    if stray is None:
+        return None
+    fixed = [*path, *[part for word in words for part in (("--config", word) if word is stray else (word,))]]
+    return f"{stray}: the site file is given with --config/-c: maskwatch {shlex.join(fixed)}"
+
+
+class _Commands(TyperGroup):
+    """The `maskwatch` group: its commands as Typer makes them, a site file given without --config said first."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if (slip := site_file_slip(self, ctx, args)) is not None:
+            _fail(slip, code=2)
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="maskwatch: who wears a face mask, who wears it wrongly, who wears none.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -1317,15 +1357,54 @@ def _report_lines(site) -> list[str]:
     return lines
 
 
+def _print_report_csv(site, start: str | None, end: str | None) -> None:
+    """report.csv of the site's database on stdout, as GET /v1/report.csv answers it (its days in the
+    site's timezone), and the access-log row the API writes for it, by `cli:ACCOUNT`: a manager's
+    spreadsheet or a cron job had it only through the API and a token."""
+    from maskwatch.security.commands import _logged, store_of
+    from maskwatch.site.events import DatabaseUnavailable, EventStore
+    from maskwatch.site.report import report_csv, report_period
+
+    tz = site.tz()
+    try:
+        period = report_period(start, end, tz, names=("--from", "--to"))
+    except (ValueError, OverflowError) as err:
+        _fail(str(err))
+    database = site.storage.database
+    if "://" not in database and not Path(database).is_file():  # a new empty file read as "nobody seen"
+        _fail(f"{database}: no such database (storage.database; `maskwatch run` makes it)")
+    try:
+        store = EventStore(database, site.storage.snapshots, retention_days=site.storage.retention_days)
+    except DatabaseUnavailable as err:
+        _fail(str(err))
+    try:
+        text = report_csv(store, period, tz)
+    finally:
+        store.close()
+    auth = store_of(site, None)
+    try:
+        _logged(auth, "report", f"report.csv?from={period.first}&to={period.last}")
+    finally:
+        auth.close()
+    typer.echo(text, nl=False)
+
+
 @app.command()
 def report(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file with its `reports:`.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: its `reports:`, its "
+                                         "storage.database for --csv.")],
     send: Annotated[Optional[int], typer.Option("--send", help="Send report N (its number in `reports:`, from 0) "
                                                 "now, once, and say whether each service took it.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print report.csv instead, as GET /v1/report.csv answers it: a "
+                                      "row per day (the site's timezone), camera and zone; no `reports:` needed.")] = False,
+    start: Annotated[Optional[str], typer.Option("--from", help="With --csv: the first day, YYYY-MM-DD "
+                                                 "(default: 6 days before --to).", show_default=False)] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="With --csv: the last day, YYYY-MM-DD (default: today "
+                                               "in the site's timezone).", show_default=False)] = None,
 ) -> None:
     """Print a site's scheduled reports as they would read now (today so far; one with `covers:
     previous` yesterday; a weekly one the 7 days before today), or send one now to test its
-    services; the schedule is left as it is."""
+    services; the schedule is left as it is. --csv prints report.csv for any days instead."""
     _need("report", "serve")
     import time
     from dataclasses import replace
@@ -1333,9 +1412,16 @@ def report(
 
     from maskwatch.site.events import DatabaseUnavailable, EventStore
 
+    if csv and send is not None:
+        _fail("--send sends a scheduled report, --csv prints report.csv: give one of them")
+    if not csv and (start is not None or end is not None):
+        _fail(f"{'--from' if start is not None else '--to'} is a day of --csv's report.csv: add --csv")
     site = _site_config(config)
+    if csv:
+        _print_report_csv(site, start, end)
+        return
     if not site.reports:
-        _fail(f"{config} has no `reports:` (see docs/site.md, Scheduled reports)")
+        _fail(f"{config} has no `reports:` to print (see docs/site.md, Scheduled reports); --csv prints its report.csv")
     if send is not None and not 0 <= send < len(site.reports):
         _fail(f"--send is the number of a report in `reports:`, 0 to {len(site.reports) - 1}; got {send}")
     from maskwatch.site.notify import shown_notify_url

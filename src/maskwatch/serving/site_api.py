@@ -11,7 +11,6 @@ import itertools
 import logging
 import threading
 import time
-from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -23,7 +22,7 @@ from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
 from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
-from maskwatch.site.report import daily_rows, day_start, report_range, to_csv
+from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
@@ -468,23 +467,18 @@ def site_routes(site: Site) -> APIRouter:
         its 95 % interval, and the plain with_mask / people."""
         tz = site.config.tz()
         try:
-            first, last = report_range(start, end, tz)
-            since = day_start(max(first, date(1970, 1, 1)), tz)  # no count is older
-            until = day_start(last + timedelta(days=1), tz) if last < date.max else None
+            period = report_period(start, end, tz)
         except (ValueError, OverflowError) as err:
             return _error(400, str(err))
-        allowed = readable(request)  # a viewer's cameras, running or not
         give_back = EXPORTS.take(caller(request))
         if isinstance(give_back, str):
             return exports_busy(give_back)
         try:
-            rows = [r for r in site.store.counts(since=since, until=until, every=900)  # quarters: days in any timezone
-                    if allowed is None or r["camera"] in allowed]
-            body = to_csv(daily_rows(rows, first, last, tz))
+            body = report_csv(site.store, period, tz, cameras=readable(request))  # a viewer's cameras, running or not
         finally:
             give_back()
         return Response(body, media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="maskwatch-{first}-{last}.csv"'})
+            "Content-Disposition": f'attachment; filename="maskwatch-{period.first}-{period.last}.csv"'})
 
     @router.get("/snapshots/{name}", response_class=Response,
                 responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")),

@@ -57,6 +57,15 @@ def window_counts(rows: list[dict], zone: str | None) -> dict[str, int]:
     return counts
 
 
+def said_in_log(alert: dict) -> None:
+    """A compliance alert with nowhere else to go, as a line of the site's log."""
+    where = alert["camera"] + (f", zone {alert['zone']}" if alert["zone"] else "")
+    log.warning("compliance alert at %s: %g %% masked (95 %% interval %g-%g %%) over the last %d minutes, under "
+                "%g %%; %d of %d people with a mask (said here only: no alerts.webhooks, alerts.notify or mqtt "
+                "to send it to)", where, alert["compliance"], alert["compliance_low"], alert["compliance_high"],
+                alert["minutes"], alert["below"], alert["with_mask"], alert["people"])
+
+
 @dataclass
 class ComplianceStats:
     checks: int = 0
@@ -70,10 +79,12 @@ class ComplianceMonitor:
     """Checks every rule against the store's counts and hands each alert to `send`."""
 
     def __init__(self, store, rules: list[ComplianceRule], zones_of: dict[str, list[str]],
-                 send: Callable[[dict], None], hours: dict[str, OpeningHours] | None = None,
+                 send: Callable[[dict], None] | None, hours: dict[str, OpeningHours] | None = None,
                  clock: Callable[[], float] = time.time, every: float = 30.0,
                  elapsed: Callable[[], float] = time.monotonic) -> None:
-        self.store, self.rules, self.zones_of, self.send = store, rules, zones_of, send
+        # None: a site with rules and no webhook, notify or MQTT to send to (the demo site): each
+        # alert raised a TypeError, logged as "compliance check failed", the alert itself unsaid.
+        self.store, self.rules, self.zones_of, self.send = store, rules, zones_of, send or said_in_log
         self.hours = hours or {}
         # The window and opening hours are read on the wall clock; cooldowns run on `elapsed`, which
         # NTP does not step (a clock set back 5 minutes re-sent an alert 60 s after the first).

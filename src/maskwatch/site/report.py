@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from maskwatch.faces import CLASSES, UNASSESSABLE
@@ -26,20 +27,21 @@ def parse_day(value: str, name: str) -> date:
         raise ValueError(f"{name} must be a date written YYYY-MM-DD; got {value!r}") from None
 
 
-def report_range(start: str | None, end: str | None, tz: tzinfo | None, today: date | None = None) -> tuple[date, date]:
+def report_range(start: str | None, end: str | None, tz: tzinfo | None, today: date | None = None,
+                 names: tuple[str, str] = ("from", "to")) -> tuple[date, date]:
     """The days asked for (both included): by default the last 7 days up to today in `tz` (None:
-    local time).
+    local time); a bad one is a ValueError naming it as `names` (the API's, or the command's options).
 
     Any span is allowed: a report has rows only for days with counts, and counts older than
     the site's retention are gone, so a long span costs no more than the data kept."""
     today = today or datetime.now(tz).date()
-    last = parse_day(end, "to") if end is not None else today
+    last = parse_day(end, names[1]) if end is not None else today
     if start is not None:
-        first = parse_day(start, "from")
+        first = parse_day(start, names[0])
     else:  # the 7 days up to `to`, or as many as the calendar has before it
         first = last - timedelta(days=min(6, (last - date.min).days))
     if first > last:
-        raise ValueError(f"from ({first}) is after to ({last})")
+        raise ValueError(f"{names[0]} ({first}) is after {names[1]} ({last})")
     return first, last
 
 
@@ -47,6 +49,33 @@ def day_start(day: date, tz: tzinfo | None) -> float:
     """Unix seconds at the midnight that starts `day` in `tz` (None: local time)."""
     midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
     return (midnight if tz else midnight.astimezone()).timestamp()
+
+
+@dataclass(frozen=True)
+class ReportPeriod:
+    """report.csv's days (both included) and the Unix seconds they span in the site's timezone."""
+
+    first: date
+    last: date
+    since: float
+    until: float | None  # None: the last day is the calendar's last
+
+
+def report_period(start: str | None, end: str | None, tz: tzinfo | None, today: date | None = None,
+                  names: tuple[str, str] = ("from", "to")) -> ReportPeriod:
+    """report_range's days with their span; ValueError (or OverflowError) naming a bad one."""
+    first, last = report_range(start, end, tz, today, names)
+    since = day_start(max(first, date(1970, 1, 1)), tz)  # no count is older
+    until = day_start(last + timedelta(days=1), tz) if last < date.max else None
+    return ReportPeriod(first, last, since, until)
+
+
+def report_csv(store, period: ReportPeriod, tz: tzinfo | None, cameras: list[str] | None = None) -> str:
+    """report.csv's text for `period`, of `cameras` (None: all, running or not): GET /v1/report.csv
+    and `maskwatch report --csv` alike."""
+    rows = [row for row in store.counts(since=period.since, until=period.until, every=900)  # quarters: any timezone's days
+            if cameras is None or row["camera"] in cameras]
+    return to_csv(daily_rows(rows, period.first, period.last, tz))
 
 
 def daily_rows(counts: list[dict], first: date, last: date, tz: tzinfo | None) -> list[dict]:

@@ -211,10 +211,10 @@ def share(value: float) -> str:
 
 def figures_line(where: str, total: dict | None) -> str:
     """One camera's (or zone's) line: its people per label and the corrected share with its interval."""
-    if total is None or not total["people"]:
+    if total is None or not total["people"]:  # "no one decided" read as if someone had to decide
         unjudged = total[UNASSESSABLE] if total else 0
-        return f"{where}: no one decided" + (f" ({unjudged} not judged: too briefly or too small in view)"
-                                             if unjudged else "")
+        return (f"{where}: no one judged; {unjudged} seen too briefly or too small in view to judge" if unjudged
+                else f"{where}: no one seen")
     return (f"{where}: {total['people']} {'person' if total['people'] == 1 else 'people'}: {total[COMPLIANT]} with a mask, {total['without_mask']} without, "
             f"{total['mask_weared_incorrect']} wearing it wrongly ({total[UNASSESSABLE]} more not judged); "
             f"masked {share(total['compliance'])} % (95 % interval {share(total['compliance_low'])}-"
