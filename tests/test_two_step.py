@@ -140,11 +140,10 @@ def test_a_user_turns_it_on_on_the_dashboard_with_a_code_and_off_with_another(tm
     assert secret not in repr(store.access_log(limit=1000)) + caplog.text
 
 
-def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on(tmp_path):
+def password_alone_does_not_outlive_two_step(db: str) -> None:
     """A session from before `users 2fa --on`, and a login whose password was checked (no code
     asked) while it was turned on, were kept: a stolen password's way in stayed open after the
     second factor was added (a guesser looping logins always has one being checked)."""
-    db = str(tmp_path / "meanwhile.db")
     AuthStore(db).add_user(*ANA, "admin")
     with client_of(db) as before, client_of(db) as racing:
         assert log_in(before).status_code == 200
@@ -162,6 +161,20 @@ def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on(tmp
         assert (refused.status_code, refused.json()["error"]) == (401, WRONG_LOGIN)
         assert before.get("/v1/me").status_code == 401 and store.session_count("ana") == 0
         assert log_in(racing, code_at(SECRET)).status_code == 200
+
+
+def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on_sqlite(tmp_path):
+    password_alone_does_not_outlive_two_step(str(tmp_path / "meanwhile.db"))
+
+
+def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on_postgresql(postgres):  # noqa: F811
+    from sqlalchemy import create_engine
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")  # a database of its own
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE two_step_meanwhile"))
+    admin.dispose()
+    password_alone_does_not_outlive_two_step(postgres.url.rsplit("/", 1)[0] + "/two_step_meanwhile")
 
 
 def test_a_right_password_with_a_wrong_code_is_not_hashed_again(tmp_path):
