@@ -177,6 +177,30 @@ def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on_pos
     password_alone_does_not_outlive_two_step(postgres.url.rsplit("/", 1)[0] + "/two_step_meanwhile")
 
 
+def test_a_password_change_checked_while_two_step_was_turned_on_is_refused(tmp_path):
+    """POST /password whose current password was being checked while two-step login was turned on
+    ended every session again (the enrolment's too), started one for itself and changed the
+    password: a session the enrolment had ended kept the account, and its owner was locked out."""
+    db = str(tmp_path / "changing.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as stolen:
+        assert log_in(stolen).status_code == 200
+        store = stolen.app.state.access.store
+        checked = store.check_login
+
+        def turned_on_meanwhile(name: str, password: str):
+            user = checked(name, password)
+            assert AuthStore(db).turn_on("ana", SECRET, step=0) == ""
+            return user
+
+        store.check_login = turned_on_meanwhile
+        changed = stolen.post("/password", json={"current": ANA[1], "new": "a thief's new password"}, headers=CSRF)
+        store.check_login = checked
+        assert changed.status_code == 409 and "two-step login was changed" in changed.json()["error"]
+        assert stolen.get("/v1/me").status_code == 401 and store.session_count("ana") == 0
+        assert log_in(stolen, code_at(SECRET)).status_code == 200  # the password as it was
+
+
 def test_a_right_password_with_a_wrong_code_is_not_hashed_again(tmp_path):
     """A password hashed under older Argon2 parameters was hashed again at its first right check,
     whatever the code: a guesser holding the password but no code saw it right by the answer's

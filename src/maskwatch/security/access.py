@@ -409,10 +409,10 @@ class AccessControl:
             raise AuthError(400, str(err)) from None
         if new == current:
             raise AuthError(400, SAME_PASSWORD)
-        token = self.store.change_own_password(principal.name, user["password_hash"], new)
+        token = self.store.change_own_password(principal.name, user["password_hash"], new, user["totp_secret"])
         if token is None:
-            raise AuthError(409, "the password was changed or the user removed while this change was checked; "
-                                 "log in again")
+            raise AuthError(409, "the password or two-step login was changed, or the user removed, while this "
+                                 "change was checked; log in again")
         self.store.log("password_changed", principal.name, client)
         return token
 

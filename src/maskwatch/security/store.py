@@ -280,18 +280,25 @@ def _revoke_owned(connection, user_id: int) -> list[str]:
     return list(names)
 
 
+def _same_two_step(secret: str | None):
+    """The condition that a user's two-step secret is still `secret` (None: still off), as a
+    password check read it: what the check let through (the password alone, or with a code of
+    that secret) starts no session once two-step login was turned on or off meanwhile."""
+    return users.c.totp_secret.is_(None) if secret is None else users.c.totp_secret == secret
+
+
 def _replace_password(connection, name: str, hashed: str, checked_hash: str | None = None,
-                      acting: tuple[str, str] | None = None) -> int | None:
+                      acting: tuple[str, str] | None = None, also=()) -> int | None:
     """`name`'s password hash replaced by `hashed` and every session of theirs ended, in the
     caller's transaction; their id, or None (nothing changed) for no such user or, with
-    `checked_hash`, a hash that is no longer it. It first holds what remove_user holds: a removal
+    `checked_hash`, a hash that is no longer it (or a condition of `also` no longer true). It first holds what remove_user holds: a removal
     ends the sessions and then deletes the user, a change writes the user and then ends the
     sessions; at once on PostgreSQL each waited for the other's rows, and the deadlock failed one
     of them (the removal, or the change as a 503)."""
     hold_database(connection, USERS_LOCK)
     _check_acting(connection, acting)
     user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
-    still = [] if checked_hash is None else [users.c.password_hash == checked_hash]
+    still = ([] if checked_hash is None else [users.c.password_hash == checked_hash]) + list(also)
     if user_id is None or connection.execute(
             update(users).where(users.c.id == user_id, *still).values(password_hash=hashed)).rowcount != 1:
         return None
@@ -437,17 +444,20 @@ class AuthStore:
             if _replace_password(connection, name, hashed, acting=acting) is None:
                 raise NoSuch(f"no user {name!r}")
 
-    def change_own_password(self, name: str, checked_hash: str, password: str, now: float | None = None) -> str | None:
+    def change_own_password(self, name: str, checked_hash: str, password: str, totp_secret: str | None = None,
+                            now: float | None = None) -> str | None:
         """A user's own change (POST /password), once their current password was checked: the new
         hash, every session of theirs ended, and a new session for the browser that asked, in one
         transaction; its token. None, nothing changed, when the password is no longer
-        `checked_hash` (an admin's `users passwd`, or a removal, while the current one was hashed)."""
+        `checked_hash` (an admin's `users passwd`, or a removal, while the current one was hashed),
+        or the two-step secret no longer `totp_secret` (turned on meanwhile: its ending of every
+        session was undone by the new one, and the password changed by a session it ended)."""
         check_strength(password, name)
         hashed = hash_password(password)
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
-            user_id = _replace_password(connection, name, hashed, checked_hash)
+            user_id = _replace_password(connection, name, hashed, checked_hash, also=[_same_two_step(totp_secret)])
             if user_id is None:
                 return None
             connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
@@ -556,9 +566,8 @@ class AuthStore:
         # FOR SHARE (PostgreSQL; SQLite has one writer anyway): a password change in flight is
         # waited for, and its new hash then matches no more. rowcount kept: SQLAlchemy gives -1 for
         # an INSERT ... SELECT on PostgreSQL otherwise, which read as "started".
-        same_two_step = users.c.totp_secret.is_(None) if totp_secret is None else users.c.totp_secret == totp_secret
         still = (select(literal(token_hash(token)), users.c.id, literal(now), literal(now))
-                 .where(users.c.id == user_id, users.c.password_hash == password_hash, same_two_step)
+                 .where(users.c.id == user_id, users.c.password_hash == password_hash, _same_two_step(totp_secret))
                  .with_for_update(read=True))
         with self._write_lock, self.engine.begin() as connection:
             started = connection.execute(insert(sessions).from_select(
