@@ -325,9 +325,9 @@ class AccessControl:
                         code: str | None = None) -> dict | None:
         """The user (with the "password_hash" and "totp_secret" checked, never answered) when
         `password` is `name`'s, else None with the attempt counted as a failure of the client and
-        of the name; AuthError 429 past either
-        limit, 503 past MAX_LOGINS_AT_ONCE, naming the caller's `checks` ("logins", "password
-        checks": a password change was told of too many logins). A login and a password change
+        of the name; AuthError 429 past either limit, 503 past MAX_LOGINS_AT_ONCE, naming the
+        caller's `checks` ("logins", "password checks": a password change was told of too many
+        logins). A login and a password change
         (its current password) both come here, so neither guesses faster than the other allows.
         With `code` (a login, two-step login turned off), a user who has two-step login on needs
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong

@@ -291,10 +291,10 @@ def _replace_password(connection, name: str, hashed: str, checked_hash: str | No
                       acting: tuple[str, str] | None = None, also=()) -> int | None:
     """`name`'s password hash replaced by `hashed` and every session of theirs ended, in the
     caller's transaction; their id, or None (nothing changed) for no such user or, with
-    `checked_hash`, a hash that is no longer it (or a condition of `also` no longer true). It first holds what remove_user holds: a removal
-    ends the sessions and then deletes the user, a change writes the user and then ends the
-    sessions; at once on PostgreSQL each waited for the other's rows, and the deadlock failed one
-    of them (the removal, or the change as a 503)."""
+    `checked_hash`, a hash that is no longer it (or a condition of `also` no longer true). It
+    first holds what remove_user holds: a removal ends the sessions and then deletes the user, a
+    change writes the user and then ends the sessions; at once on PostgreSQL each waited for the
+    other's rows, and the deadlock failed one of them (the removal, or the change as a 503)."""
     hold_database(connection, USERS_LOCK)
     _check_acting(connection, acting)
     user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
