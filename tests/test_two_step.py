@@ -140,6 +140,92 @@ def test_a_user_turns_it_on_on_the_dashboard_with_a_code_and_off_with_another(tm
     assert secret not in repr(store.access_log(limit=1000)) + caplog.text
 
 
+def password_alone_does_not_outlive_two_step(db: str) -> None:
+    """A session from before `users 2fa --on`, and a login whose password was checked (no code
+    asked) while it was turned on, were kept: a stolen password's way in stayed open after the
+    second factor was added (a guesser looping logins always has one being checked)."""
+    AuthStore(db).add_user(*ANA, "admin")
+    with client_of(db) as before, client_of(db) as racing:
+        assert log_in(before).status_code == 200
+        store = racing.app.state.access.store
+        checked = store.check_login
+
+        def turned_on_meanwhile(name: str, password: str):  # the password right, then `users 2fa --on` lands
+            user = checked(name, password)
+            assert AuthStore(db).turn_on("ana", SECRET, step=0) == ""
+            return user
+
+        store.check_login = turned_on_meanwhile
+        refused = log_in(racing)
+        store.check_login = checked
+        assert (refused.status_code, refused.json()["error"]) == (401, WRONG_LOGIN)
+        assert before.get("/v1/me").status_code == 401 and store.session_count("ana") == 0
+        assert log_in(racing, code_at(SECRET)).status_code == 200
+
+
+def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on_sqlite(tmp_path):
+    password_alone_does_not_outlive_two_step(str(tmp_path / "meanwhile.db"))
+
+
+def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on_postgresql(postgres):  # noqa: F811
+    from sqlalchemy import create_engine
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")  # a database of its own
+    with admin.connect() as connection:
+        connection.execute(text("CREATE DATABASE two_step_meanwhile"))
+    admin.dispose()
+    password_alone_does_not_outlive_two_step(postgres.url.rsplit("/", 1)[0] + "/two_step_meanwhile")
+
+
+def test_a_password_change_checked_while_two_step_was_turned_on_is_refused(tmp_path):
+    """POST /password whose current password was being checked while two-step login was turned on
+    ended every session again (the enrolment's too), started one for itself and changed the
+    password: a session the enrolment had ended kept the account, and its owner was locked out."""
+    db = str(tmp_path / "changing.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as stolen:
+        assert log_in(stolen).status_code == 200
+        store = stolen.app.state.access.store
+        checked = store.check_login
+
+        def turned_on_meanwhile(name: str, password: str):
+            user = checked(name, password)
+            assert AuthStore(db).turn_on("ana", SECRET, step=0) == ""
+            return user
+
+        store.check_login = turned_on_meanwhile
+        changed = stolen.post("/password", json={"current": ANA[1], "new": "a thief's new password"}, headers=CSRF)
+        store.check_login = checked
+        assert changed.status_code == 409 and "two-step login was changed" in changed.json()["error"]
+        assert stolen.get("/v1/me").status_code == 401 and store.session_count("ana") == 0
+        assert log_in(stolen, code_at(SECRET)).status_code == 200  # the password as it was
+
+
+def test_a_right_password_with_a_wrong_code_is_not_hashed_again(tmp_path):
+    """A password hashed under older Argon2 parameters was hashed again at its first right check,
+    whatever the code: a guesser holding the password but no code saw it right by the answer's
+    extra 150 ms (and the stored hash changed). Now only once the code is right too."""
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from maskwatch.security.passwords import needs_rehash
+
+    db = ana_with_two_step(tmp_path)
+    older = Argon2Hasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(ANA[1])
+    store = AuthStore(db)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE users SET password_hash = :hash"), {"hash": older})
+
+    def stored() -> str:
+        with store.engine.connect() as connection:
+            return connection.execute(text("SELECT password_hash FROM users")).scalar()
+
+    with client_of(db) as client:
+        assert log_in(client, "000000" if code_at(SECRET) != "000000" else "111111").status_code == 401
+        assert stored() == older
+        assert log_in(client, code_at(SECRET)).status_code == 200
+    assert stored() != older and not needs_rehash(stored())
+
+
 @pytest.mark.system  # a command process
 def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tmp_path):
     db = str(tmp_path / "cli.db")
@@ -151,6 +237,9 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     def cli(*args: str, stdin: str = ""):
         return CliRunner().invoke(app, ["users", *args, "--database", db], input=stdin)
 
+    before = AuthStore(db)
+    checked = before.check_login(*ANA)
+    assert before.start_session(checked["id"], checked["password_hash"]) is not None  # a password's session
     typo = cli("2fa", "ana", "--on", stdin="12345\n")
     assert typo.exit_code == 1 and "not the app's code" in typo.output and not AuthStore(db).user("ana")["two_step"]
     # A process of its own: the code is typed after the secret is read from its output.
@@ -161,7 +250,8 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     secret = command.stdout.readline().removeprefix("secret: ").strip()
     assert uri.startswith(f"otpauth://totp/maskwatch:ana?secret={secret}")
     out, err = command.communicate(code_at(secret) + "\n", timeout=60)
-    assert command.returncode == 0 and "two-step login on for ana" in out, err
+    assert command.returncode == 0 and "two-step login on for ana: their sessions ended" in out, err
+    assert before.session_count("ana") == 0  # a session of a stolen password is worth nothing after
     assert "two-step=on" in cli("list").output
     again = cli("2fa", "ana", "--on")
     assert again.exit_code == 1 and "on already" in again.output

@@ -154,6 +154,8 @@ def test_backup_copies_an_older_database_as_it_is(tmp_path):
             assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
             assert connection.execute("SELECT count(*) FROM users").fetchone() == (2,)
     assert events == 6
+    # the users' password hashes and two-step secrets: for the owner only, whatever the umask (644 in a 755 folder)
+    assert copy.stat().st_mode & 0o777 == 0o600 and (tmp_path / "backup").stat().st_mode & 0o777 == 0o700
 
 
 def test_a_snapshot_that_cannot_be_copied_is_one_line_and_leaves_no_half_copy(tmp_path):

@@ -310,8 +310,8 @@ class AccessControl:
             self.store.log("login_failed", None, client, name[:64])
             said_failed(name, client)
             raise AuthError(401, WRONG_LOGIN)
-        token = self.store.start_session(user["id"], user.pop("password_hash"))
-        if token is None:  # removed, or given a new password, while this login was being checked
+        token = self.store.start_session(user["id"], user.pop("password_hash"), user.pop("totp_secret"))
+        if token is None:  # removed, given a new password or two-step login, while this login was being checked
             self.store.log("login_failed", None, client, name[:64])
             said_failed(name, client)
             raise AuthError(401, WRONG_LOGIN)
@@ -323,10 +323,11 @@ class AccessControl:
 
     def _check_password(self, client: str, name: str, password: str, checks: str,
                         code: str | None = None) -> dict | None:
-        """The user (with the "password_hash" checked) when `password` is `name`'s, else None with
-        the attempt counted as a failure of the client and of the name; AuthError 429 past either
-        limit, 503 past MAX_LOGINS_AT_ONCE, naming the caller's `checks` ("logins", "password
-        checks": a password change was told of too many logins). A login and a password change
+        """The user (with the "password_hash" and "totp_secret" checked, never answered) when
+        `password` is `name`'s, else None with the attempt counted as a failure of the client and
+        of the name; AuthError 429 past either limit, 503 past MAX_LOGINS_AT_ONCE, naming the
+        caller's `checks` ("logins", "password checks": a password change was told of too many
+        logins). A login and a password change
         (its current password) both come here, so neither guesses faster than the other allows.
         With `code` (a login, two-step login turned off), a user who has two-step login on needs
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
@@ -352,10 +353,12 @@ class AccessControl:
             try:
                 user = self.store.check_login(name, password)
                 if user is not None:
-                    secret, last_step = user.pop("totp_secret"), user.pop("totp_step")
+                    secret, last_step = user["totp_secret"], user.pop("totp_step")
                     if code is not None and secret is not None and not self._fresh_code(user["id"], secret, code,
                                                                                         last_step):
                         user = None  # the rows stay, as for a wrong password
+                    elif secret is not None:  # held back by check_login until the code was right too
+                        user["password_hash"] = self.store.rehashed(user["id"], password, user["password_hash"])
             except Exception:  # the database away mid-check: no failure of the guesser's (the right
                 try:           # password was counted as one, five 503s locking its user out)
                     self.store.release_attempt(reserved)
@@ -406,10 +409,10 @@ class AccessControl:
             raise AuthError(400, str(err)) from None
         if new == current:
             raise AuthError(400, SAME_PASSWORD)
-        token = self.store.change_own_password(principal.name, user["password_hash"], new)
+        token = self.store.change_own_password(principal.name, user["password_hash"], new, user["totp_secret"])
         if token is None:
-            raise AuthError(409, "the password was changed or the user removed while this change was checked; "
-                                 "log in again")
+            raise AuthError(409, "the password or two-step login was changed, or the user removed, while this "
+                                 "change was checked; log in again")
         self.store.log("password_changed", principal.name, client)
         return token
 

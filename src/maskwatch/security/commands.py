@@ -307,7 +307,8 @@ def two_step(
     if store.turn_on(name, secret, step) is None:
         _fail(f"two-step login was turned on for {name} meanwhile, or the user removed; nothing changed")
     _logged(store, "totp_on", name)
-    typer.echo(f"two-step login on for {name}: the code is asked with the password from the next login")
+    typer.echo(f"two-step login on for {name}: their sessions ended; the code is asked with the password from "
+               "the next login")
 
 
 @tokens_app.command("add")

@@ -96,7 +96,7 @@ def logout(request: Request) -> JSONResponse:
                         403: {"description": "Wrong current password (a failed login of the user); an API token "
                                             "or an open server (no password to change); no X-Maskwatch-CSRF "
                                             "header, or another site's Origin"},
-                        409: {"description": "The password was changed or the user removed meanwhile"},
+                        409: {"description": "The password or two-step login was changed, or the user removed, meanwhile"},
                         429: {"description": "Too many failed logins; Retry-After says when to try again"},
                         503: {"description": "Too many password checks at once in this process; Retry-After: 1"}})
 def change_password(request: Request, body: PasswordBody) -> JSONResponse:

@@ -280,18 +280,25 @@ def _revoke_owned(connection, user_id: int) -> list[str]:
     return list(names)
 
 
+def _same_two_step(secret: str | None):
+    """The condition that a user's two-step secret is still `secret` (None: still off), as a
+    password check read it: what the check let through (the password alone, or with a code of
+    that secret) starts no session once two-step login was turned on or off meanwhile."""
+    return users.c.totp_secret.is_(None) if secret is None else users.c.totp_secret == secret
+
+
 def _replace_password(connection, name: str, hashed: str, checked_hash: str | None = None,
-                      acting: tuple[str, str] | None = None) -> int | None:
+                      acting: tuple[str, str] | None = None, also=()) -> int | None:
     """`name`'s password hash replaced by `hashed` and every session of theirs ended, in the
     caller's transaction; their id, or None (nothing changed) for no such user or, with
-    `checked_hash`, a hash that is no longer it. It first holds what remove_user holds: a removal
-    ends the sessions and then deletes the user, a change writes the user and then ends the
-    sessions; at once on PostgreSQL each waited for the other's rows, and the deadlock failed one
-    of them (the removal, or the change as a 503)."""
+    `checked_hash`, a hash that is no longer it (or a condition of `also` no longer true). It
+    first holds what remove_user holds: a removal ends the sessions and then deletes the user, a
+    change writes the user and then ends the sessions; at once on PostgreSQL each waited for the
+    other's rows, and the deadlock failed one of them (the removal, or the change as a 503)."""
     hold_database(connection, USERS_LOCK)
     _check_acting(connection, acting)
     user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
-    still = [] if checked_hash is None else [users.c.password_hash == checked_hash]
+    still = ([] if checked_hash is None else [users.c.password_hash == checked_hash]) + list(also)
     if user_id is None or connection.execute(
             update(users).where(users.c.id == user_id, *still).values(password_hash=hashed)).rowcount != 1:
         return None
@@ -437,17 +444,20 @@ class AuthStore:
             if _replace_password(connection, name, hashed, acting=acting) is None:
                 raise NoSuch(f"no user {name!r}")
 
-    def change_own_password(self, name: str, checked_hash: str, password: str, now: float | None = None) -> str | None:
+    def change_own_password(self, name: str, checked_hash: str, password: str, totp_secret: str | None = None,
+                            now: float | None = None) -> str | None:
         """A user's own change (POST /password), once their current password was checked: the new
         hash, every session of theirs ended, and a new session for the browser that asked, in one
         transaction; its token. None, nothing changed, when the password is no longer
-        `checked_hash` (an admin's `users passwd`, or a removal, while the current one was hashed)."""
+        `checked_hash` (an admin's `users passwd`, or a removal, while the current one was hashed),
+        or the two-step secret no longer `totp_secret` (turned on meanwhile: its ending of every
+        session was undone by the new one, and the password changed by a session it ended)."""
         check_strength(password, name)
         hashed = hash_password(password)
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
-            user_id = _replace_password(connection, name, hashed, checked_hash)
+            user_id = _replace_password(connection, name, hashed, checked_hash, also=[_same_two_step(totp_secret)])
             if user_id is None:
                 return None
             connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
@@ -462,16 +472,27 @@ class AuthStore:
             row = connection.execute(select(users).where(users.c.name == name)).first()
         if not verify_password(password, row.password_hash if row is not None else None):
             return None
-        checked = row.password_hash
-        if needs_rehash(checked):  # parameters were raised since this password was set
-            rehashed = hash_password(password)
-            with self._write_lock, self.engine.begin() as connection:
-                if connection.execute(update(users).where(users.c.id == row.id, users.c.password_hash == checked)
-                                      .values(password_hash=rehashed)).rowcount:
-                    checked = rehashed
         # The two-step secret for AccessControl to check the code with, read with the password
         # (no second read: a right password costs no more time than a wrong one); never answered.
-        return _user_row(row) | {"password_hash": checked, "totp_secret": row.totp_secret, "totp_step": row.totp_step}
+        user = _user_row(row) | {"password_hash": row.password_hash, "totp_secret": row.totp_secret,
+                                 "totp_step": row.totp_step}
+        if row.totp_secret is None:  # the password is the whole login; else once the code is right too
+            user["password_hash"] = self.rehashed(row.id, password, row.password_hash)
+        return user
+
+    def rehashed(self, user_id: int, password: str, checked: str) -> str:
+        """The user's hash now: `checked` (`password` just verified against it) hashed again where
+        the parameters were raised since it was made. For a user with two-step login, only once
+        their code is right too (AccessControl._check_password): the second Argon2 hash of a right
+        password told a guesser holding no code, by the answer's time, that it was right."""
+        if not needs_rehash(checked):
+            return checked
+        rehashed = hash_password(password)
+        with self._write_lock, self.engine.begin() as connection:
+            if connection.execute(update(users).where(users.c.id == user_id, users.c.password_hash == checked)
+                                  .values(password_hash=rehashed)).rowcount:
+                return rehashed
+        return checked
 
     # Two-step login
 
@@ -500,12 +521,12 @@ class AuthStore:
 
     def turn_on(self, name: str, secret: str, step: int, checked_hash: str | None = None,
                 now: float | None = None) -> str | None:
-        """Two-step login on with `secret`, its first code's `step` used. With `checked_hash` (the
-        dashboard: the password just checked, `secret` the pending one) every session of the user
-        ends and a new one starts for the browser that asked, its token returned, as a password
-        change does (a session stolen before is worth nothing after); without (`users 2fa --on`),
-        "". None, nothing changed, when it is on already, the user is gone, or the password or
-        the pending secret changed meanwhile."""
+        """Two-step login on with `secret`, its first code's `step` used, and every session of the
+        user ended, as a password change does: a session started with a stolen password alone is
+        worth nothing after (`users 2fa --on` kept them). With `checked_hash` (the dashboard: the
+        password just checked, `secret` the pending one) a new session starts for the browser that
+        asked, its token returned; without (`users 2fa --on`), "". None, nothing changed, when it
+        is on already, the user is gone, or the password or the pending secret changed meanwhile."""
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         still = [] if checked_hash is None else [users.c.password_hash == checked_hash, users.c.totp_pending == secret]
@@ -516,9 +537,9 @@ class AuthStore:
                     update(users).where(users.c.id == user_id, users.c.totp_secret.is_(None), *still)
                     .values(totp_secret=secret, totp_pending=None, totp_step=step)).rowcount != 1:
                 return None
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
             if checked_hash is None:
                 return ""
-            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
             connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
                                                        created=now, last_seen=now))
         return token
@@ -531,18 +552,23 @@ class AuthStore:
 
     # Sessions
 
-    def start_session(self, user_id: int, password_hash: str, now: float | None = None) -> str | None:
+    def start_session(self, user_id: int, password_hash: str, totp_secret: str | None = None,
+                      now: float | None = None) -> str | None:
         """A new session's token (for the cookie; only its hash is kept), or None when the user is
-        gone or their password is no longer `password_hash` (the one checked at login): one
-        statement, so that a password changed or a user removed while the login was hashing
-        (80-150 ms) leaves no session behind (3 of 37 such logins outlived `users passwd`)."""
+        gone or their password is no longer `password_hash` (the one checked at login), or their
+        two-step secret no longer `totp_secret` (None: off, as the login read it): one statement,
+        so that a password changed or a user removed while the login was hashing (80-150 ms)
+        leaves no session behind (3 of 37 such logins outlived `users passwd`), nor does a login
+        checked without a code while two-step login was turned on (enrolment ends every session:
+        one started after it with the password alone kept a stolen password's way in)."""
         now = time.time() if now is None else now
         token = secrets.token_urlsafe(32)
         # FOR SHARE (PostgreSQL; SQLite has one writer anyway): a password change in flight is
         # waited for, and its new hash then matches no more. rowcount kept: SQLAlchemy gives -1 for
         # an INSERT ... SELECT on PostgreSQL otherwise, which read as "started".
         still = (select(literal(token_hash(token)), users.c.id, literal(now), literal(now))
-                 .where(users.c.id == user_id, users.c.password_hash == password_hash).with_for_update(read=True))
+                 .where(users.c.id == user_id, users.c.password_hash == password_hash, _same_two_step(totp_secret))
+                 .with_for_update(read=True))
         with self._write_lock, self.engine.begin() as connection:
             started = connection.execute(insert(sessions).from_select(
                 ["token_hash", "user_id", "created", "last_seen"], still).execution_options(preserve_rowcount=True)).rowcount

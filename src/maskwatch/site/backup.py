@@ -32,8 +32,12 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BackupError(f"{dest}: not an empty folder; a backup goes into a new one")
-    dest.mkdir(parents=True, exist_ok=True)
+    # Private, whatever the umask: the copy holds the users' password hashes and two-step login
+    # secrets (kept as they are), and the snapshots people's faces. It was 644 in a 755 folder,
+    # readable by every account of a machine where the site's own folder is 750.
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     copy = dest / source.name
+    copy.touch(mode=0o600)  # before SQLite writes a byte (its journal takes the file's mode)
     # One read transaction over the whole file (pages=-1): the site's writers go on meanwhile (WAL).
     try:
         with closing(sqlite3.connect(source, timeout=30)) as live, closing(sqlite3.connect(copy)) as target:
@@ -48,7 +52,7 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
     copied = 0
     folder = Path(snapshots) if snapshots is not None else None
     if folder is not None and folder.is_dir():
-        (dest / "snapshots").mkdir()
+        (dest / "snapshots").mkdir(mode=0o700)  # dest may be a folder made beforehand, not by us
         for name in sorted(names):
             if SNAPSHOT_NAME.fullmatch(name):
                 try:
