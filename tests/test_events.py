@@ -1,5 +1,6 @@
 """Per-person events and per-minute counts in SQLite (one file, WAL), with snapshots and retention."""
 
+import os
 import re
 import sqlite3
 
@@ -243,6 +244,25 @@ def test_a_database_that_cannot_be_opened_is_named_in_one_line(database, message
     with pytest.raises(DatabaseUnavailable, match=re.escape(message)) as err:
         EventStore(database)
     assert "s3cret" not in str(err.value)
+
+
+def test_a_new_sqlite_database_is_its_owners_alone_and_an_old_one_keeps_its_mode(tmp_path):
+    """Under the usual umask (022) the database `serve` made was 0644: every account on the machine
+    read its password hashes and two-step secrets. SQLite gives the -wal file the database's mode."""
+    from maskwatch.security.store import AuthStore
+
+    old = os.umask(0o022)
+    try:
+        store = AuthStore(str(tmp_path / "new.db"))
+        store.add_user("ana", "ana's long password", "admin")
+        kept = tmp_path / "kept.db"
+        kept.touch(mode=0o640)
+        EventStore(str(kept)).migrate()  # opened, written to
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "new.db-wal").stat().st_mode & 0o777 == 0o600
+    assert kept.stat().st_mode & 0o777 == 0o640  # an admin's own choice stays
 
 
 def test_zone_of_uses_the_box_centre():

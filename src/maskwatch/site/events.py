@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -257,6 +258,19 @@ def database_url(database: str) -> str:
     return database if "://" in database else f"sqlite:///{Path(database).resolve()}"
 
 
+def _new_private_file(path: Path) -> None:
+    """An SQLite database about to be made, made first as an empty file only its owner reads
+    (0600): it holds password hashes and two-step secrets, and under the usual umask `serve`'s
+    ./maskwatch.db was readable by every account on the machine. SQLite gives its -wal and -shm
+    files the database's mode. A file already there keeps its mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as err:  # a folder this user cannot write: said here, where SQLite's words were vaguer
+        raise DatabaseUnavailable(f"{path}: cannot make the database: {err.strerror or err}") from None
+
+
 def stored_among(database: str, cameras: list[str]) -> list[str]:
     """Those of `cameras` with people or counts stored in `database`, read without migrating it
     (`users add` must not upgrade the events' schema): none where it or its tables are not there.
@@ -309,6 +323,7 @@ class EventStore:
                 return create_engine(url, pool_pre_ping=True, hide_parameters=True)
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                _new_private_file(Path(url.removeprefix("sqlite:///")))
             # hide_parameters: an error's text (logs, tracebacks) must not carry a password hash
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         except (ArgumentError, ImportError) as err:
