@@ -406,11 +406,17 @@ def test_a_sources_password_and_secret_parameters_are_never_shown(source, shown)
     assert redact_source(source) == shown
 
 
-def test_a_stream_that_never_sends_a_frame_fails_by_name(tmp_path):
+def test_a_stream_that_never_sends_a_frame_fails_by_name(tmp_path, monkeypatch):
+    import functools
+
+    from maskwatch.video import cameras, pipeline
+
+    # The wait is 10 s; 2 s here, the same path (the suite's time).
+    monkeypatch.setattr(pipeline, "live_frames", functools.partial(cameras.live_frames, stall_timeout=2.0))
     result = CliRunner().invoke(app, ["detect", "rtsp://user:secret@127.0.0.1:1/none", "--out", str(tmp_path / "out"),
                                       "--quiet"])
     assert result.exit_code == 1
-    assert "rtsp://user:***@127.0.0.1:1/none: no frame within 10 s (cannot reach 127.0.0.1:1 (Connection refused))" \
+    assert "rtsp://user:***@127.0.0.1:1/none: no frame within 2 s (cannot reach 127.0.0.1:1 (Connection refused))" \
         in result.output
     assert "secret" not in result.output
     assert not list((tmp_path / "out").glob("*"))  # nothing started, nothing half-written
