@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import re
 import threading
 import time
 
@@ -179,8 +180,10 @@ def test_tokens_add_owner_on_the_server_and_the_users_commands_say_which_tokens_
         assert refused.exit_code == 1 and said in refused.output, refused.output
     missing = CliRunner().invoke(app, ["tokens", "add", "x", "--owner", "bea", "--database", str(tmp_path / "typo.db")])
     assert missing.exit_code == 1 and "no such database" in missing.output and not (tmp_path / "typo.db").exists()
-    assert [line.split("\t")[:3] for line in cli("tokens", "list").output.splitlines()] == [
-        ["nightly", "read", "owner=bea"], ["prometheus", "read", "owner=(site)"]]
+    listed = [line.split("\t") for line in cli("tokens", "list").output.splitlines()]
+    assert [line[:3] for line in listed] == [["nightly", "read", "owner=bea"], ["prometheus", "read", "owner=(site)"]]
+    assert all(re.fullmatch(r"made \d{4}-\d\d-\d\d \d\d:\d\d UTC", line[3]) and line[4] == "last used never"
+               for line in listed)
     demoted = cli("users", "edit", "bea", "--role", "viewer")
     assert demoted.output == "bea is now viewer (all cameras); from their next request; 1 API token of theirs " \
                              "revoked (nightly)\n"

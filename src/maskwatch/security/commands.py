@@ -343,11 +343,17 @@ def add_token(
 
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = None) -> None:
-    """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds brackets) and when each was last used."""
+    """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds
+    brackets), when each was made and last used (UTC): after a password may have been stolen, the
+    tokens made since are the ones to revoke."""
     store = open_store(config, database, "tokens")
+    def utc(seconds: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+
     for token in store.tokens():
-        used = time.strftime("%Y-%m-%d %H:%M", time.gmtime(token["last_used"])) if token["last_used"] else "never"
-        typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tlast used {used}")
+        used = utc(token["last_used"]) if token["last_used"] else "never"
+        typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tmade {utc(token['created'])}"
+                   f"\tlast used {used}")
 
 
 @tokens_app.command("revoke")

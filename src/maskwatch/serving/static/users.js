@@ -59,7 +59,7 @@
   </form>
   <h3>API tokens</h3>
   <div class="scroll" tabindex="0" role="region" aria-label="API tokens (scrolls sideways)">
-    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Owner</th><th>Last used</th><th><span class="sr-only">Changes</span></th></tr></thead>
+    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Owner</th><th>Made</th><th>Last used</th><th><span class="sr-only">Changes</span></th></tr></thead>
     <tbody></tbody></table></div>
   <div id="tokens-secret" hidden>
     <p><label for="tokens-secret-value">Token <b id="tokens-secret-name"></b>: shown this once, store it now</label></p>
@@ -163,7 +163,7 @@
         `Revoke ${token.name}`, () => change("Not revoked", async () =>
           (await send(`/v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
       row.append(cell(token.name), cell(token.scope), cell(token.owner === null ? "(site)" : token.owner),
-                 cell(when(token.last_used)), changes);
+                 cell(when(token.created)), cell(when(token.last_used)), changes);
       return row;
     }) : [noToken()]));
   }
