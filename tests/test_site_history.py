@@ -218,9 +218,15 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     page.select_option("#trend-camera", "old")
     # The week's bar of all cameras is drawn first (same start, "of 11"): wait for the one of "old".
     page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
-                           ".some(t => t.textContent.includes('of 5;'))", timeout=20_000)
+                           ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
     bars = page.query_selector_all("#trend-chart rect.bar")
-    assert len(bars) == 1 and "of 5;" in bars[0].query_selector("title").text_content()
+    assert len(bars) == 1 and "of 5 judged;" in bars[0].query_selector("title").text_content()
+    # The chart's choice is kept in the address: a retired camera's is taken once its list is read.
+    assert page.url == open_site + "/?chart_bucket=week&chart_camera=old"
+    page.reload()
+    page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
+                           ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
+    assert page.input_value("#trend-camera") == "old" and page.input_value("#trend-zone") == ""
     assert errors == []
 
 
