@@ -119,7 +119,7 @@ def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readabl
     assert phone.inner_text('.camera[data-camera="live"] .counts').startswith("today:")
     # each control has a name of its own for a screen reader (the chart's and the list's were both "Camera")
     names = re.findall(r'combobox "([^"]*)"', phone.locator("main").aria_snapshot())
-    assert len(set(names)) == len(names) == 4, names
+    assert len(set(names)) == len(names) == 5, names
     # the people seen scroll sideways in their box: a named region the keyboard can reach and scroll
     scroller = phone.query_selector("#events .scroll")
     assert scroller.get_attribute("tabindex") == "0" and scroller.get_attribute("aria-label")
@@ -128,27 +128,40 @@ def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readabl
 def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_colour(server, tab):  # noqa: F811
     """The bars' figures were in <title>s only (read by no screen reader inside role=img, shown to no
     finger or keyboard); a bar whose interval is under 80 % differed from the others by red alone;
-    "the server's local time" did not say which."""
+    "the server's local time" did not say which. The share was in whole percents beside an interval
+    in hundredths ("71%" by "63.49-77.96%"); "People" did not say it left out the unassessable; a
+    bar's tooltip gave the raw ISO start ("2026-01-01T10:00:00+02:00: 90% ...")."""
     since = "2026-01-01T08:00:00.000+00:00"
     bucket = {"people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
     series = {"camera": None, "zone": None, "bucket": "hour", "timezone": "local", "since": since, "buckets": [
-        {**bucket, "start": "2026-01-01T10:00:00+02:00", "compliance": 0.9, "compliance_low": 0.6,
-         "compliance_high": 0.98, "observed_share": 0.9},
+        {**bucket, "start": "2026-01-01T10:00:00+02:00", "unassessable": 7, "compliance": 0.7123,
+         "compliance_low": 0.6349, "compliance_high": 0.7796, "observed_share": 0.9},
         {**bucket, "start": "2026-01-01T11:00:00+02:00", "compliance": 0.2, "compliance_low": 0.05,
          "compliance_high": 0.5, "observed_share": 0.2},
-        {**bucket, "start": "2026-01-01T12:00:00+02:00", "people": 0, "compliance": None, "compliance_low": None,
-         "compliance_high": None, "observed_share": None}]}
+        # a top end of 79.96 % reads 80 % in whole percents: not red, not "under 80%"
+        {**bucket, "start": "2026-01-01T12:00:00+02:00", "compliance": 0.7, "compliance_low": 0.58,
+         "compliance_high": 0.7996, "observed_share": 0.7},
+        {**bucket, "start": "2026-01-01T13:00:00+02:00", "people": 0, "unassessable": 3, "compliance": None,
+         "compliance_low": None, "compliance_high": None, "observed_share": None}]}
     desk = tab()
     desk.route("**/v1/compliance?*", answer(series))
     desk.goto(server + "/")
-    desk.wait_for_function("document.querySelectorAll('#trend-table tbody tr').length === 3", timeout=20_000)
+    desk.wait_for_function("document.querySelectorAll('#trend-table tbody tr').length === 4", timeout=20_000)
+    assert [th.text_content() for th in desk.query_selector_all("#trend-table th")] == [
+        "From", "People judged", "Unassessable (not counted)", "Wearing a mask", "95\xa0% interval", "As labelled"]
     rows = [[td.text_content() for td in tr.query_selector_all("td")]  # closed <details>: not rendered
             for tr in desk.query_selector_all("#trend-table tbody tr")]
-    assert rows[0] == ["2026-01-01 10:00", "10", "90%", "60.00-98.00%", "90%"]
-    assert rows[1] == ["2026-01-01 11:00", "10", "20%", "5.00-50.00%, under 80%", "20%"]
-    assert rows[2][0] == "2026-01-01 12:00" and "only undecided" in rows[2][2]
+    assert rows[0] == ["2026-01-01 10:00", "10", "7", "71%", "63-78%, under 80%", "90%"]
+    assert rows[1] == ["2026-01-01 11:00", "10", "0", "20%", "5-50%, under 80%", "20%"]
+    assert rows[2] == ["2026-01-01 12:00", "10", "0", "70%", "58-80%", "70%"]
+    assert rows[3][:3] == ["2026-01-01 13:00", "0", "3"] and "only unassessable" in rows[3][3]
     fills = desk.eval_on_selector_all("#trend-chart rect.bar", "bars => bars.map(b => getComputedStyle(b).fill)")
-    assert len(fills) == 2 and "url(" not in fills[0] and "url(" in fills[1]  # striped, not only red
+    assert len(fills) == 3 and "url(" in fills[0] and "url(" in fills[1] and "url(" not in fills[2]  # striped
+    # The tooltip names the hour as the table does (the site's clock), and the people it leaves out.
+    titles = desk.eval_on_selector_all("#trend-chart rect.bar title", "ts => ts.map(t => t.textContent)")
+    assert titles[0] == ("2026-01-01 10:00: 71% (95% interval 63-78%) of 10 judged (7 unassessable, not counted); "
+                         "90% as labelled")
+    assert titles[1].startswith("2026-01-01 11:00: 20% (95% interval 5-50%) of 10 judged; ")
     assert desk.query_selector("#trend-chart line.threshold") is not None
     assert desk.inner_text("#trend-timezone") == "the server's local time, UTC+02:00"
     desk.route("**/v1/compliance?*", answer({**series, "buckets": []}))
@@ -274,14 +287,14 @@ def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_d
     desk = tab()
     desk.route("**/v1/me", answer({"via": "session", "user": "manager", "role": "viewer"}))
     desk.route("**/logout", lambda route: route.abort())
-    desk.goto(server + "/")
+    desk.goto(server + "/?chart_bucket=day")  # the chart's choices, kept in the address
     desk.wait_for_selector("#account:not([hidden])", timeout=20_000)
     # the heading names the page (it was "maskwatch manager (viewer) Log out"); the figures are in <main>
     assert desk.inner_text("h1") == "maskwatch" and desk.query_selector("main #cameras") is not None
     desk.click("#logout")
     desk.wait_for_function("document.getElementById('logout-error').textContent.includes('Not logged out')",
                            timeout=10_000)
-    assert desk.url == server + "/"
+    assert desk.url == server + "/?chart_bucket=day"
     refused = lambda route: route.fulfill(status=401, content_type="application/json",  # noqa: E731
                                           body='{"error": "log in first"}')
     desk.route("**/v1/cameras", refused)
@@ -293,6 +306,7 @@ def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_d
     desk.evaluate("() => { for (const url of ['/v1/cameras', '/v1/events', '/v1/cameras']) api(url).catch(() => 0); }")
     desk.wait_for_url("**/login?*", timeout=20_000)
     assert desk.inner_text("#error") == "Your session has ended: log in again."
+    assert "next=%2F%3Fchart_bucket%3Dday#" in desk.url  # back to the same chart once logged in again
     assert len(logins) == 1, logins
 
 

@@ -8,6 +8,7 @@ database beforehand, at fixed times (the week of 2026-09-21 in Berlin).
 
 import csv
 import io
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -78,6 +79,19 @@ def clients(tmp_path_factory):
         logged_in[name] = client
     yield logged_in["admin"], logged_in["oldviewer"], logged_in["doorviewer"]
     site.store.close()
+
+
+def test_a_page_opened_logged_out_comes_back_with_its_query_after_the_login(clients):
+    """A bookmarked chart (/?chart_camera=old) opened after the session ended went to the login page
+    with next=/ only: once logged in, the chart was the default one."""
+    stranger = TestClient(clients[0].app)  # no session
+    html = {"Accept": "text/html"}
+    to_login = stranger.get("/?chart_camera=old&chart_zone=lobby", headers=html, follow_redirects=False)
+    assert to_login.status_code == 303
+    assert parse_qs(urlsplit(to_login.headers["location"]).query) == {"next": ["/?chart_camera=old&chart_zone=lobby"]}
+    assert stranger.get("/", headers=html, follow_redirects=False).headers["location"] == "/login?next=/"
+    too_long = stranger.get("/?chart_zone=" + "x" * 2000, headers=html, follow_redirects=False)
+    assert too_long.headers["location"] == "/login?next=/"  # the login page would refuse it (422)
 
 
 def people(client, **params) -> list[tuple]:
@@ -218,9 +232,15 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     page.select_option("#trend-camera", "old")
     # The week's bar of all cameras is drawn first (same start, "of 11"): wait for the one of "old".
     page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
-                           ".some(t => t.textContent.includes('of 5;'))", timeout=20_000)
+                           ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
     bars = page.query_selector_all("#trend-chart rect.bar")
-    assert len(bars) == 1 and "of 5;" in bars[0].query_selector("title").text_content()
+    assert len(bars) == 1 and "of 5 judged;" in bars[0].query_selector("title").text_content()
+    # The chart's choice is kept in the address: a retired camera's is taken once its list is read.
+    assert page.url == open_site + "/?chart_bucket=week&chart_camera=old"
+    page.reload()
+    page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
+                           ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
+    assert page.input_value("#trend-camera") == "old" and page.input_value("#trend-zone") == ""
     assert errors == []
 
 

@@ -196,5 +196,9 @@ def refusal(request: Request, err: AuthError) -> Response:
             and not request.headers.get("authorization")):
         from urllib.parse import quote
 
-        return Response(status_code=303, headers={"Location": "/login?next=" + quote(request.url.path, safe="/")})
+        # The query comes back too: the dashboard's holds its chart's choices (a bookmark's were lost
+        # at the login); one too long for the login page's next (2000 characters) is left behind.
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        back = back if len(back) <= 2000 else request.url.path
+        return Response(status_code=303, headers={"Location": "/login?next=" + quote(back, safe="/")})
     return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
