@@ -236,7 +236,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
 
 
 @router.delete("/v1/users/{user_name}", openapi_extra=ADMIN,
-               responses=CONFIRMED | {400: {"description": "A body that is not JSON"},
+               responses=CONFIRMED | {400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
                                       404: {"description": "No such user"},
                                       409: {"description": "The last admin (add another admin first)" + MEANWHILE}})
 def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:

@@ -63,7 +63,7 @@ def login_page(next: str | None = Query(None, max_length=2000, description="wher
 
 
 @router.post("/login", openapi_extra=PUBLIC,
-             responses={400: {"description": "A body that is not JSON"},
+             responses={400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
                         401: {"description": "Wrong user name or password, or a missing or wrong code for a "
                                              "user with two-step login on (the same answer for each)"},
                         403: {"description": "No X-Maskwatch-CSRF header, or another site's Origin"},

@@ -38,7 +38,7 @@ def new_secret(request: Request) -> JSONResponse:
 
 
 @router.post("/two-step", responses={
-        400: {"description": "The code is not the new secret's code for now; a body that is not JSON"},
+        400: {"description": "The code is not the new secret's code for now; a body that cannot be read as JSON text (not UTF-8)"},
         403: {"description": "A wrong password (a failed login); " + REFUSED},
         409: {"description": "On already, no new secret made, or the password or secret changed meanwhile"}, **LIMITS})
 def turn_on(request: Request, body: PasswordAndCode) -> JSONResponse:
@@ -55,7 +55,7 @@ def turn_on(request: Request, body: PasswordAndCode) -> JSONResponse:
 
 
 @router.delete("/two-step", responses={
-        400: {"description": "A body that is not JSON"},
+        400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
         403: {"description": "A wrong password or code (a failed login); " + REFUSED},
         409: {"description": "Two-step login is not on"}, **LIMITS})
 def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
