@@ -1581,7 +1581,3 @@ def main() -> None:
 
         print(f"error: the database failed: {driver_reason(err)}", file=sys.stderr)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
