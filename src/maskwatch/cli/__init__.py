@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from maskwatch import __version__  # in the start line: a log read weeks later says what ran
+from maskwatch import __version__  # --version
 from maskwatch.cli.classifier import commands as classifier_commands
 from maskwatch.cli.common import _fail, _sigterm_as_ctrl_c
 from maskwatch.cli.detector import check_classifier_split, held_out_seed  # noqa: F401  (imported from here)

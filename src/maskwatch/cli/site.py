@@ -293,6 +293,7 @@ def report(
     typer.echo(f"report {send} sent to {', '.join(shown_notify_url(url) for url in chosen.urls)}")
 
 
+# `maskwatch alerts`: a group, included by maskwatch.cli after users and tokens.
 alerts_app = typer.Typer(help="A site's alerts: send a test alert to its webhooks and notify services.",
                          no_args_is_help=True)
 
