@@ -102,7 +102,7 @@ def test_only_the_cli_imports_training():
     """Training needs torch; the rest of the package runs without it, so only the command line
     (inside its training commands) reaches into maskwatch.training."""
     outside = [f"{module} -> {target}" for module, targets in sorted(_all_imports().items())
-               if module != "maskwatch.cli" and not module.startswith("maskwatch.training")
+               if _layer(module) not in ("cli", "training")
                for target in sorted(targets) if target.startswith("maskwatch.training")]
     assert not outside, "imports of maskwatch.training from outside it:\n" + "\n".join(outside)
 

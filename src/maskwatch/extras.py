@@ -1,6 +1,6 @@
 """The optional extras and the check each command makes before it starts: one place, so that a
-command in any package (cli.py, security/commands.py) can say which extra it needs without
-importing the command line module."""
+command in any package (cli/, security/commands.py) can say which extra it needs without
+importing the command line package."""
 
 from __future__ import annotations
 

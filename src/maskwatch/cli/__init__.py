@@ -1,0 +1,133 @@
+"""The `maskwatch` command line: thin wrappers over the library functions the tests call.
+
+One module per area registers its commands on a Typer of its own; they are included here in the
+order `maskwatch --help` lists them: classifier.py (prepare ... export), media.py (classify ...
+evaluate-photos), detector.py (evaluate-detection ... fit-detector), serve.py, site.py (run, report,
+backup), study.py, then the groups users and tokens (security/commands.py) and alerts (site.py).
+What several commands share is in common.py, what `serve` and `run` share in servers.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from maskwatch import __version__  # --version
+from maskwatch.cli.classifier import commands as classifier_commands
+from maskwatch.cli.common import _fail, _sigterm_as_ctrl_c
+from maskwatch.cli.detector import check_classifier_split, held_out_seed  # noqa: F401  (imported from here)
+from maskwatch.cli.detector import commands as detector_commands
+from maskwatch.cli.media import commands as media_commands
+from maskwatch.cli.serve import commands as serve_commands
+from maskwatch.cli.servers import LOG_CONFIG, _service_log  # noqa: F401  (imported from here)
+from maskwatch.cli.site import alerts_app
+from maskwatch.cli.site import commands as site_commands
+from maskwatch.cli.study import commands as study_commands
+from maskwatch.security.commands import tokens_app, users_app  # typer only, no extras
+
+SITE_FILE_ENDINGS = (".yaml", ".yml")
+
+
+def site_file_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
+    """What is wrong where a site file is given as an argument to a command that takes it with
+    --config/-c: `maskwatch run site.yaml` got click's bare "Missing option '--config'", `users list
+    site.yaml` "Got unexpected extra argument", and `backup site.yaml` took it for the folder to copy into."""
+    import shlex
+
+    command, words, path = group, list(args), []
+    while isinstance(command, TyperGroup):  # down to the command the words name: `users add` too
+        if not words or words[0].startswith("-"):
+            return None
+        command = command.get_command(ctx, words[0])
+        if command is None:
+            return None
+        path.append(words.pop(0))
+    if not any(param.name == "config" for param in command.params):
+        return None
+    if any(word in ("--config", "-h", "--help") or word.startswith(("--config=", "-c")) for word in words):
+        return None
+    stray = next((word for word in words if not word.startswith("-") and word.lower().endswith(SITE_FILE_ENDINGS)),
+                 None)
+    if stray is None:
+        return None
+    fixed = [*path, *[part for word in words for part in (("--config", word) if word is stray else (word,))]]
+    return f"{stray}: the site file is given with --config/-c: maskwatch {shlex.join(fixed)}"
+
+
+class _Commands(TyperGroup):
+    """The `maskwatch` group: its commands as Typer makes them, a site file given without --config said first."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if (slip := site_file_slip(self, ctx, args)) is not None:
+            _fail(slip, code=2)
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_Commands,
+    help="maskwatch: who wears a face mask, who wears it wrongly, who wears none.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # `-h` was "No such option: -h"
+)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"maskwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(ctx: typer.Context,
+             version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    """maskwatch: who wears a face mask, who wears it wrongly, who wears none."""
+    import os
+
+    if os.environ.get("NO_COLOR"):  # no-color.org; click ignores it: `error:` lines stayed red on a terminal
+        ctx.color = False
+
+
+# Each area's commands straight under `maskwatch`, then the groups: the order of `maskwatch --help`.
+for area_commands in (classifier_commands, media_commands, detector_commands, serve_commands, site_commands,
+                      study_commands):
+    app.add_typer(area_commands)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(alerts_app, name="alerts")
+
+
+def main() -> None:
+    """The `maskwatch` command. `run` and `serve` live for days, so they first restart in a process
+    with glibc's malloc settings (maskwatch.runtime.STEADY_MALLOC), which glibc reads at start only."""
+    import contextlib
+    import sys
+
+    serving = len(sys.argv) > 1 and sys.argv[1] in ("run", "serve")
+    if serving:
+        from maskwatch.runtime import restart_with_steady_malloc
+
+        restart_with_steady_malloc()
+    # SIGTERM (timeout, docker stop) stops every other command as Ctrl-C does, exit 130: it killed
+    # prepare, cv, study... outright, their hidden .partial outputs left behind. The servers have their own.
+    stopping = contextlib.nullcontext() if serving else _sigterm_as_ctrl_c()
+    try:
+        with stopping:
+            app()
+    except OSError as err:  # a full disk, a folder that cannot be written: one line that names it
+        where = f"{err.filename}: " if err.filename and str(err.filename) not in str(err.strerror or "") else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:
+        # A database that fails mid-command (read-only, locked, a full disk): one line that names
+        # it, as at opening, not the driver's traceback (its SQL and parameters).
+        sqlalchemy = sys.modules.get("sqlalchemy.exc")
+        if sqlalchemy is None or not isinstance(err, sqlalchemy.SQLAlchemyError):
+            raise
+        from maskwatch.site.events import driver_reason
+
+        print(f"error: the database failed: {driver_reason(err)}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,184 @@
+"""`serve`: the HTTP API and the dashboard, in one process, in --workers processes, on Ray Serve, or
+with one camera (--source) as a one-camera site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from maskwatch import __version__  # in the start line: a log read weeks later says what ran
+from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models
+from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, _log_options, _port_free, _service_log,
+                                   _tls_files)
+from maskwatch.extras import need as _need
+
+commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
+
+
+@commands.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on, 1-65535.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    source: Annotated[Optional[str], typer.Option(help="Watch this camera too, as a one-camera site (its events in --database): video file, rtsp/http URL or webcam:N.")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MiB (2**20 bytes).")] = 10.0,
+    max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels.")] = 50_000_000,
+    blur: Annotated[bool, typer.Option(help="Blur faces in every image served.")] = False,
+    ray_replicas: Annotated[int | None, typer.Option(help="Serve through Ray Serve with this many replicas (instead of --workers).")] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="A Ray cluster to join (HOST:PORT), to serve through Ray Serve (one replica unless --ray-replicas); default (or 'local'): start one here.")] = None,
+    classifier: ClassifierFile = None,
+    detector: DetectorFile = None,
+    gate: Gate = True,
+    database: Annotated[str, typer.Option(help="Users, sessions and tokens (maskwatch users add); while it has no user, loopback stays open and other addresses are refused.")] = "maskwatch.db",
+    trusted_proxy: Annotated[Optional[list[str]], typer.Option(help="A reverse proxy's address whose X-Forwarded-For/-Proto are believed (repeat).")] = None,
+    tls_cert: Annotated[Optional[Path], typer.Option(help="Serve HTTPS with this PEM certificate (with --tls-key).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="The certificate's PEM private key.")] = None,
+) -> None:
+    """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
+    import os
+
+    _need("serve", "serve")
+    _service_log()
+    if ray_replicas is not None or ray_address is not None:
+        _need("serve --ray-replicas", "ray")
+    if source and (workers > 1 or ray_replicas is not None or ray_address is not None):
+        _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas or --ray")
+    if not 1 <= port <= 65535:
+        _fail(f"--port must be 1-65535, got {port}")
+    if workers < 1:
+        _fail(f"--workers must be at least 1, got {workers}")
+    if not max_upload_mb > 0 or max_pixels < 1:  # either would refuse every upload (nan too)
+        _fail(f"--max-upload-mb and --max-pixels must be more than 0, got {max_upload_mb:g} and {max_pixels}")
+    if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
+        _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
+    import uvicorn
+
+    from maskwatch.security.commands import auth_for
+    from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
+    _port_free(host, port, "--port")
+    tls = _tls_files(tls_cert, tls_key)
+    models = _models(classifier, detector, gate, load_check=True)
+    camera_site = _one_camera_site(source, database, blur) if source else None  # checked before the database is made
+    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, blur=blur,
+                             models=models, auth=auth_for(host, database, trusted_proxy, tls=bool(tls),
+                                                          where=f"--database {database}", create=bool(source)))
+    if ray_replicas is not None or ray_address is not None:
+        _serve_on_ray(settings, ray_replicas or 1, ray_address, host, port, tls)
+        return
+    if camera_site is not None:
+        _serve_one_camera(camera_site, settings, host, port, tls)
+        return
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    metrics_dir = None
+    if workers > 1:
+        import tempfile
+
+        from maskwatch.serving.app import MULTIPROC_ENV, WORKER_PARENT_ENV
+        # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
+        os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
+        # A fresh folder per start: counters shared by the workers, not summed with a past run's.
+        # Named with this process's id: one left by a server killed outright is removed here.
+        _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
+        metrics_dir = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+        os.environ[WORKER_PARENT_ENV] = str(os.getpid())
+    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
+    if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
+        _hangup_as_sigterm()
+    try:
+        uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    **_log_options(), proxy_headers=False,
+                    timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+    finally:
+        if metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _remove_dead_servers_metrics(folder: Path) -> None:
+    """The metrics folders of `serve --workers` servers no longer running (killed outright, their
+    cleanup never ran): maskwatch-metrics-PID-*, PID not alive."""
+    import os
+    import shutil
+
+    for path in folder.glob("maskwatch-metrics-*-*"):
+        pid = path.name.split("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # another user's live process
+            pass
+
+
+def _one_camera_site(source: str, database: str, blur: bool):
+    """`serve --source`'s site config, or a clear error naming what is wrong with the source."""
+    from maskwatch.site.config import SiteConfigError, one_camera_site
+
+    try:
+        return one_camera_site(source, database, blur=blur)
+    except SiteConfigError as err:
+        _fail(str(err))
+
+
+def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None:
+    """`serve --source`: the API with a site of one camera, run as `maskwatch run` runs a site."""
+    import uvicorn
+
+    from maskwatch.serving.app import create_app
+    from maskwatch.site.runner import Site
+    from maskwatch.video.sources import redact_source
+
+    try:
+        detector = settings.models.load()
+        site = Site(config, detector)
+    except (ImportError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
+               f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
+    _hangup_as_sigterm()
+    uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, **_log_options(),
+                proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+
+
+def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int, tls: dict | None = None) -> None:
+    """`serve --ray-replicas`: the same app on Ray Serve until Ctrl-C or SIGTERM."""
+    import os
+    import signal
+    import threading
+
+    from maskwatch.scale.cluster import ClusterError, ray_cluster
+    from maskwatch.scale.serving import proxy_environment, start_api, stop_api
+
+    os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
+    try:
+        # The replicas' warnings (a database away, a login refused) in this process's log, as
+        # `maskwatch serve` writes them: in Serve's files alone, no operator saw them.
+        with ray_cluster(address, log_to_driver=True):
+            import ray
+
+            database = settings.auth.database
+            if database is not None and "://" not in database and sum(n["Alive"] for n in ray.nodes()) > 1:
+                # A replica on another machine does not see the file: it ran with no users at all
+                # (open to anyone on loopback, every login refused elsewhere).
+                _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
+                      "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
+            start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"])
+            typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
+                       "(API docs at /docs); Ctrl-C stops")
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
+                signal.signal(signum, lambda *_: stop.set())
+            try:
+                stop.wait()
+            finally:
+                stop_api()
+    except ClusterError as err:
+        _fail(str(err))
+    except RuntimeError as err:  # Serve's "Deploying application ... failed": replicas that cannot start
+        _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}", code=3)  # as uvicorn, docs/cli.md

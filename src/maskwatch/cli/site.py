@@ -1,0 +1,363 @@
+"""The commands of a site run from its YAML file: run (every camera, the API and the dashboard; --check,
+--probe), report (its scheduled reports, report.csv), alerts test (its webhooks and notify services)
+and backup (its database and snapshots)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from maskwatch import __version__  # in the start line: a log read weeks later says what ran
+from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
+from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, _listen, _log_options, _service_log,
+                                   _tls_files)
+from maskwatch.extras import need as _need
+
+commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
+
+
+@commands.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
+    check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras, the alerts.notify services and the reports "
+                                                        "(secrets left out), and stop.")] = False,
+    probe: Annotated[bool, typer.Option("--probe", help="With --check (implied): also open each camera and read a frame, "
+                                                        "log in to the database and the MQTT broker, and say per part "
+                                                        "OK or what is wrong; exit code 1 if any part failed. Writes "
+                                                        "and sends nothing.")] = False,
+    ray_address: Annotated[str | None, typer.Option("--ray", help="Run the cameras on Ray actors: 'local' starts a cluster here, HOST:PORT or ray://HOST:PORT joins one.")] = None,
+    cameras_per_actor: Annotated[int, typer.Option(help="With --ray: cameras sharing one actor (and its models).")] = 1,
+    classifier: ClassifierFile = None,
+    detector_file: DetectorFile = None,
+    gate: Gate = True,
+) -> None:
+    """Run a whole site from one YAML file: every camera, the API and the dashboard."""
+    _need("run", "serve")
+    _service_log()
+    if ray_address is not None:
+        _need("run --ray", "ray")
+    from maskwatch.site.config import SiteConfigError, load_site_config
+    from maskwatch.video.sources import redact_source
+
+    if cameras_per_actor < 1:
+        _fail(f"--cameras-per-actor must be at least 1, got {cameras_per_actor}")
+    try:
+        site = load_site_config(config)
+    except SiteConfigError as err:
+        for line in str(err).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        if "demo-output/clips/" in str(err):  # examples/demo-site.yaml run before `make demo`
+            typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
+                       "sample/face-mask-detection demo-output/clips)", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
+    for camera_id, camera in site.cameras.items():
+        zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
+        substream = f" (analysing {redact_source(camera.detect_source)})" if camera.detect_source else ""
+        motion = f"motion-gated, full check every {camera.motion.full_check:g} s" if camera.motion.enabled else "no gating"
+        upscale = f" at {camera.upscale:g}x" if camera.upscale is not None else ""
+        moving = ", moving camera" if camera.moving else ""
+        typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
+                   f"detect every {camera.detect_every}{upscale}{moving}, {motion}{zones}")
+    if site.disabled_cameras:
+        typer.echo(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
+    if site.alerts.notify:  # each URL as logs show it: its service's token, topic or password left out
+        from maskwatch.site.notify import shown_notify_url
+
+        typer.echo(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
+    if site.reports:
+        typer.echo(f"  reports (in {site.timezone or 'local time'}):")
+        for line in _report_lines(site):
+            typer.echo(f"    {line}")
+    if (check or probe) and not _loopback(site.server.host):  # --check passed a site its start then refused
+        typer.echo(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
+                   f"(maskwatch users add NAME --role admin --config {config}){'' if probe else '; --probe checks'}")
+    models = _models(classifier, detector_file, gate)
+    if probe:
+        try:
+            with _sigterm_as_ctrl_c():  # `run` has no such handler of its own until its server starts
+                _print_probes(site, config)
+        except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+            _fail("probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing", code=130)
+    if check or probe:
+        return
+    import contextlib
+
+    import uvicorn
+
+    from maskwatch.scale.cluster import ClusterError, ray_cluster  # imports ray only when used
+    from maskwatch.security.commands import auth_for
+    from maskwatch.serving.app import ServeSettings, create_app
+    from maskwatch.site.runner import Site
+
+    server = site.server
+    listening = _listen(server.host, server.port, "server.port in the config")
+    tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
+    auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
+                    server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True,
+                    tls_how="server: {tls: {cert, key}} in the site's file")
+
+    cluster = contextlib.nullcontext()
+    if ray_address is not None:
+        cluster = ray_cluster(ray_address)
+    try:
+        with cluster:
+            try:
+                from maskwatch.runtime import set_providers, single_threaded
+
+                set_providers(site.runtime.providers)
+                detector = models.load(threads=single_threaded())  # the cameras' threads are the parallelism
+                if ray_address is None:
+                    site_runner = Site(site, detector)
+                else:
+                    from maskwatch.scale.fleet import RaySite
+
+                    site_runner = RaySite(site, detector, cameras_per_actor=cameras_per_actor, models=models)
+            except (ImportError, ValueError, FileNotFoundError, RuntimeError) as err:
+                _fail(str(err))
+            host, port = site.server.host, site.server.port
+            on = f" (cameras on Ray, {ray_address})" if ray_address else ""
+            typer.echo(f"maskwatch {__version__} site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
+                       f"{redact_source(site.storage.database)}{on}")
+            _hangup_as_sigterm()
+            served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
+                                                   host=host, port=port, **_log_options(),
+                                                   proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
+            try:
+                served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
+            except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again after its clean stop (as uvicorn.run)
+                pass
+            if not served.started:  # the site's start failed: said by uvicorn's log, as uvicorn.run exits
+                raise typer.Exit(code=3)
+    except ClusterError as err:
+        _fail(str(err))
+
+
+def _loopback(host: str) -> bool:
+    from maskwatch.security.access import is_loopback
+
+    return is_loopback(host)
+
+
+def _print_probes(site, config: Path) -> None:
+    """`run --probe`: each part's result as a table, one row a part; exit code 1 if any failed."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from maskwatch.site.probe import probe_site
+
+    probes = probe_site(site, needs_user=None if _loopback(site.server.host) else (site.server.host, str(config)))
+    table = Table()
+    for column in ("part", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    results = {True: Text("OK", style="green"), False: Text("FAILED", style="red"), None: Text("not probed")}
+    for probe in probes:  # as Text: a URL's [::1] or a password's [ is not read as markup
+        table.add_row(Text(probe.part), results[probe.ok], Text(probe.detail))
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a log, a pipe: each row on one line, not folded at rich's 80 columns
+        console.width = 1000
+    console.print(table)
+    failed = [probe.part for probe in probes if probe.ok is False]
+    if failed:
+        typer.secho(f"error: {len(failed)} of {sum(p.ok is not None for p in probes)} parts probed failed: "
+                    f"{', '.join(failed)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
+def _site_config(config: Path):
+    """The site's validated YAML for a command that reads it (`report`, `alerts test`), or exit 1 with
+    each of its problems on a line of its own, as `run --check` says them."""
+    from maskwatch.site.config import SiteConfigError, load_site_config
+
+    try:
+        return load_site_config(config)
+    except SiteConfigError as err:
+        for line in str(err).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+
+
+def _report_lines(site) -> list[str]:
+    """Each of a site's reports as `run --check` and `report` list them, its URLs as logs show them."""
+    from maskwatch.site.notify import shown_notify_url
+
+    lines = []
+    for index, entry in enumerate(site.reports):
+        only = "".join(f", {what} {', '.join(names)}" for what, names in (("cameras", entry.cameras),
+                                                                          ("zones", entry.zones)) if names)
+        lines.append(f"{index}: {entry.schedule()}{only} to {', '.join(shown_notify_url(url) for url in entry.urls)}")
+    return lines
+
+
+def _print_report_csv(site, start: str | None, end: str | None) -> None:
+    """report.csv of the site's database on stdout, as GET /v1/report.csv answers it (its days in the
+    site's timezone), and the access-log row the API writes for it, by `cli:ACCOUNT`: a manager's
+    spreadsheet or a cron job had it only through the API and a token."""
+    from maskwatch.security.commands import _logged, store_of
+    from maskwatch.site.events import DatabaseUnavailable, EventStore
+    from maskwatch.site.report import report_csv, report_period
+
+    tz = site.tz()
+    try:
+        period = report_period(start, end, tz, names=("--from", "--to"))
+    except (ValueError, OverflowError) as err:
+        _fail(str(err))
+    database = site.storage.database
+    if "://" not in database and not Path(database).is_file():  # a new empty file read as "nobody seen"
+        _fail(f"{database}: no such database (storage.database; `maskwatch run` makes it)")
+    try:
+        store = EventStore(database, site.storage.snapshots, retention_days=site.storage.retention_days)
+    except DatabaseUnavailable as err:
+        _fail(str(err))
+    try:
+        text = report_csv(store, period, tz)
+    finally:
+        store.close()
+    auth = store_of(site, None)
+    try:
+        _logged(auth, "report", f"report.csv?from={period.first}&to={period.last}")
+    finally:
+        auth.close()
+    typer.echo(text, nl=False)
+
+
+@commands.command()
+def report(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: its `reports:`, its "
+                                         "storage.database for --csv.")],
+    send: Annotated[Optional[int], typer.Option("--send", help="Send report N (its number in `reports:`, from 0) "
+                                                "now, once, and say whether each service took it.")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print report.csv instead, as GET /v1/report.csv answers it: a "
+                                      "row per day (the site's timezone), camera and zone; no `reports:` needed.")] = False,
+    start: Annotated[Optional[str], typer.Option("--from", help="With --csv: the first day, YYYY-MM-DD "
+                                                 "(default: 6 days before --to).", show_default=False)] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="With --csv: the last day, YYYY-MM-DD (default: today "
+                                               "in the site's timezone).", show_default=False)] = None,
+) -> None:
+    """Print a site's scheduled reports as they would read now (today so far; one with `covers:
+    previous` yesterday; a weekly one the 7 days before today), or send one now to test its
+    services; the schedule is left as it is. --csv prints report.csv for any days instead."""
+    _need("report", "serve")
+    import time
+    from dataclasses import replace
+    from datetime import datetime
+
+    from maskwatch.site.events import DatabaseUnavailable, EventStore
+
+    if csv and send is not None:
+        _fail("--send sends a scheduled report, --csv prints report.csv: give one of them")
+    if not csv and (start is not None or end is not None):
+        _fail(f"{'--from' if start is not None else '--to'} is a day of --csv's report.csv: add --csv")
+    site = _site_config(config)
+    if csv:
+        _print_report_csv(site, start, end)
+        return
+    if not site.reports:
+        _fail(f"{config} has no `reports:` to print (see docs/site.md, Scheduled reports); --csv prints its report.csv")
+    if send is not None and not 0 <= send < len(site.reports):
+        _fail(f"--send is the number of a report in `reports:`, 0 to {len(site.reports) - 1}; got {send}")
+    from maskwatch.site.notify import shown_notify_url
+    from maskwatch.site.reports import Due, ReportSender, compose, reports_of
+
+    try:
+        store = EventStore(site.storage.database, site.storage.snapshots, retention_days=site.storage.retention_days)
+    except DatabaseUnavailable as err:
+        _fail(str(err))
+    names = {camera_id: camera.name for camera_id, camera in site.cameras.items()}
+    zones_of = {camera_id: list(camera.zones) for camera_id, camera in site.cameras.items()}
+    now, tz = time.time(), site.tz()
+    today = Due(datetime.fromtimestamp(now, tz).date(), now)
+    try:
+        reports = reports_of(site)
+        messages = {r.index: compose(r, today, now, store, names, zones_of, tz, now) for r in reports
+                    if send is None or r.index == send}
+    finally:
+        store.close()
+    if send is None:
+        for line, (index, message) in zip(_report_lines(site), messages.items()):
+            typer.echo(f"report {line}\n{message.title}\n{message.body}")
+            if message.document is not None:
+                typer.echo(f"--- {message.document[0]}\n{message.document[1]}", nl=False)
+            typer.echo("")
+        return
+    chosen = replace(reports[send], retries=0)  # one try each: a wrong token is said at once
+    sender = ReportSender([chosen], names=names, tz=tz).start()
+    sender.send(chosen, messages[send])
+    sender.stop(timeout=chosen.timeout * len(chosen.urls) + 5)
+    if sender.stats.sent != len(chosen.urls):
+        _fail(f"{len(chosen.urls) - sender.stats.sent} of {len(chosen.urls)} services did not take it "
+              f"(last: {sender.stats.last_error})")
+    typer.echo(f"report {send} sent to {', '.join(shown_notify_url(url) for url in chosen.urls)}")
+
+
+# `maskwatch alerts`: a group, included by maskwatch.cli after users and tokens.
+alerts_app = typer.Typer(help="A site's alerts: send a test alert to its webhooks and notify services.",
+                         no_args_is_help=True)
+
+
+@alerts_app.command("test")
+def alerts_test(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file with its `alerts:`.")],
+    webhook: Annotated[Optional[int], typer.Option("--webhook", help="Only webhook N (its number in `alerts.webhooks`, "
+                                                   "from 0).")] = None,
+    notify: Annotated[Optional[int], typer.Option("--notify", help="Only notify entry N (its number in `alerts.notify`, "
+                                                  "from 0), each of its URLs.")] = None,
+) -> None:
+    """Send a test alert now to each webhook and notify service (or the one chosen), one try each,
+    and say per service whether it took it; exit code 1 if one did not. Filters, cooldowns and
+    opening hours are bypassed; nothing is stored, and the site need not be running."""
+    _need("alerts test", "serve")
+    import socket
+
+    site = _site_config(config)
+    if not site.alerts.webhooks and not site.alerts.notify:
+        _fail(f"{config} has no `alerts.webhooks` or `alerts.notify` to test (see docs/site.md, Alerts)")
+    for option, chosen, entries, section in (("--webhook", webhook, site.alerts.webhooks, "alerts.webhooks"),
+                                             ("--notify", notify, site.alerts.notify, "alerts.notify")):
+        if chosen is not None and not entries:
+            _fail(f"{option}: {config} has no `{section}`")
+        if chosen is not None and not 0 <= chosen < len(entries):
+            _fail(f"{option} is the number of an entry in `{section}`, 0 to {len(entries) - 1}; got {chosen}")
+    from maskwatch.site.try_alerts import try_alerts
+
+    site_name = f"{config.name} on {socket.gethostname()}"
+    typer.echo(f"test alert from site {site_name}, one try each; filters, cooldowns and opening hours bypassed, "
+               "nothing stored")
+    try:
+        tried = try_alerts(site, site_name, webhook=webhook, notify=notify)
+    except KeyboardInterrupt:  # Typer ended it as exit 130 without a word
+        _fail("stopped by Ctrl-C or SIGTERM before every service answered; those already sent to may have the test "
+              "alert; nothing was stored", code=130)
+    for one in tried:
+        typer.echo(one.line())
+    failed = sum(not one.ok for one in tried)
+    if failed:
+        _fail(f"{failed} of {len(tried)} services did not take the test alert")
+
+
+@commands.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="A new (or empty) folder for the copy.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.")] = None,
+    database: Annotated[Optional[str], typer.Option(help="SQLite file (without --config; default maskwatch.db).",
+                                                    show_default=False)] = None,
+) -> None:
+    """A consistent copy of a running site's SQLite database and snapshots (copying the .db file
+    alone can lose what its -wal file holds). PostgreSQL: pg_dump."""
+    from maskwatch.security.commands import site_config, site_database
+
+    site = site_config(config, "backup")
+    database = site_database(site, database)
+    snapshots = site.storage.snapshots if site is not None else None
+    from maskwatch.site.backup import BackupError, backup_site
+
+    try:
+        copy, events, copied = backup_site(database, snapshots, dest)
+    except BackupError as err:
+        _fail(str(err))
+    said = f"{copy}: {events} event{'s' * (events != 1)}"
+    typer.echo(f"{said}; {copied} snapshot{'s' * (copied != 1)} in {dest / 'snapshots'}" if snapshots is not None
+               else said)

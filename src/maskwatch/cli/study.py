@@ -1,0 +1,35 @@
+"""`study`: the original study in one command (colour vs grey crops, per-photo vs per-face split)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maskwatch.cli.common import SEED_RANGE, Progress, _fail, _output_folder
+from maskwatch.extras import need as _need
+
+commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
+
+
+@commands.command()
+def study(
+    data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the work, runs and report.")],
+    epochs: Annotated[int, typer.Option(help="Epochs of each of the four runs.")] = 10,
+    size: Annotated[int, typer.Option(help="Crop side, 8-512 pixels.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the splits and of the training.", **SEED_RANGE)] = 0,
+    progress: Progress = True,
+) -> None:
+    """The original study in one command: colour vs grey, per-photo vs per-face split."""
+    _need("study", "train")
+    _output_folder(out)
+    from maskwatch.data.prepare import PrepareError
+    from maskwatch.training.classifier.study import StudyConfig, run_study
+
+    try:
+        report = run_study(data, out, StudyConfig(size=size, epochs=epochs, seed=seed), progress=progress)
+    except (PrepareError, ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"report: {report}")
