@@ -12,6 +12,7 @@ import random
 import sqlite3
 import threading
 import time
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from maskwatch.security.access import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.serving.site_api import EXPORT_RETRY_AFTER, EXPORTS, EXPORTS_AT_ONCE
-from maskwatch.site.events import EventStore, csv_cell, cursor_of, events, parse_cursor
+from maskwatch.site.events import EVENT_COLUMNS, EventStore, csv_cell, cursor_of, events, parse_cursor
 from tests.conftest import ADMIN
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin
@@ -178,10 +179,35 @@ def test_the_csv_holds_the_events_of_the_json_pages_cell_for_cell(site_clients):
                    {"since": "2026-09-23", "until": f"{START + 300}"}, {"camera": "old"}):
         query = "&".join(f"{k}={v}" for k, v in params.items())
         pages, _ = every_page(admin, f"/v1/events?limit=1000&{query}")
-        assert rows_of(admin, **params) == [as_cells(e) for e in pages] and pages, params
+        assert [{key: row[key] for key in EVENT_COLUMNS} for row in rows_of(admin, **params)] == [
+            as_cells(e) for e in pages] and pages, params
+    # /v1/events' columns where they were (integrators read them), the site's clock after them
     assert list(every[0]) == ["id", "camera", "zone", "track_id", "label", "probability", "first_seen",
-                              "last_seen", "frames", "snapshot"]
+                              "last_seen", "frames", "snapshot", "first_seen_local", "last_seen_local"]
     assert every[-1]["last_seen"].endswith("+00:00") and every[-1]["first_seen"] == "2026-09-21T08:04:55.000+00:00"
+    assert every[-1]["first_seen_local"] == "2026-09-21 10:04:55"  # Berlin's summer time, UTC+2
+
+
+def test_the_csv_says_when_on_the_site_s_clock_as_a_spreadsheet_reads_a_date(site_clients):
+    """The times were ISO 8601 UTC to the millisecond, which Excel and LibreOffice take for text,
+    an hour or two off the shop's clock: first_seen_local and last_seen_local say them as
+    YYYY-MM-DD HH:MM:SS in the site's timezone, summer and winter time alike, cut to the second."""
+    site, admin, _, _ = site_clients
+    # Berlin's clocks go back from 03:00 CEST to 02:00 CET at 2026-10-25 01:00 UTC: 02:30 is read twice.
+    back = datetime(2026, 10, 25, 1, tzinfo=timezone.utc).timestamp()
+    seen = {}
+    for track, (first, last) in enumerate(((back - 1800.25, back - 0.001), (back + 1800, back + 1800.999),
+                                           (datetime(2026, 12, 31, 22, 59, 59, tzinfo=timezone.utc).timestamp(),
+                                            datetime(2026, 12, 31, 23, 0, 0, 500_000, tzinfo=timezone.utc).timestamp()))):
+        stored = site.store.record("door", None, person(800 + track, (0.9, 0.05, 0.05), first=first, last=last))
+        seen[str(stored["id"])] = stored
+    rows = {row["id"]: row for row in rows_of(admin, since="2026-10-24") if row["id"] in seen}
+    assert [(rows[i]["first_seen_local"], rows[i]["last_seen_local"]) for i in seen] == [
+        ("2026-10-25 02:29:59", "2026-10-25 02:59:59"),  # CEST
+        ("2026-10-25 02:30:00", "2026-10-25 02:30:00"),  # CET: the same wall clock an hour on
+        ("2026-12-31 23:59:59", "2027-01-01 00:00:00")]  # the new year in Berlin, not yet in UTC
+    assert [rows[i]["last_seen"] for i in seen] == ["2026-10-25T00:59:59.999+00:00", "2026-10-25T01:30:00.999+00:00",
+                                                    "2026-12-31T23:00:00.500+00:00"]  # as they were
 
 
 def test_the_export_is_read_a_page_at_a_time(site_clients):
@@ -439,7 +465,12 @@ def test_an_export_whose_client_goes_away_gives_its_slot_back_and_reads_no_furth
     try:
         with client.stream("GET", "/v1/events.csv") as gone:
             assert gone.status_code == 200 and EXPORTS.in_use == 1
-            next(gone.iter_bytes())  # the first page, then the client closes the connection
+            # The lines before the second page, then the client closes the connection. They fill
+            # two pieces of the stream now that a row has its local times: the export sends the
+            # second (as far as the client reads) before it asks for the second page.
+            lines = gone.iter_bytes()
+            while not wait_until(lambda: pages, 2):
+                next(lines)
         time.sleep(0.5)  # uvicorn hears of the disconnect while the second page is read
         go.set()
         assert wait_until(lambda: EXPORTS.in_use == 0, 10), EXPORTS.in_use

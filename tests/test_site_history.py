@@ -235,12 +235,25 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
                            ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
     bars = page.query_selector_all("#trend-chart rect.bar")
     assert len(bars) == 1 and "of 5 judged;" in bars[0].query_selector("title").text_content()
-    # The chart's choice is kept in the address: a retired camera's is taken once its list is read.
-    assert page.url == open_site + "/?chart_bucket=week&chart_camera=old"
+    page.select_option("#filter-label", "with_mask")
+    listed = ("[...document.querySelectorAll('#event-list tr.event')].map(r => r.dataset.camera + '/' + "
+              "r.dataset.label).join() === 'old/with_mask,old/with_mask,old/with_mask'")
+    page.wait_for_function(listed, timeout=20_000)
+    # The chart's and the list's choices are kept in the address (the list's were lost at a reload):
+    # a retired camera's is taken once its list is read.
+    assert parse_qs(urlsplit(page.url).query) == {"chart_bucket": ["week"], "chart_camera": ["old"],
+                                                   "people_camera": ["old"], "people_label": ["with_mask"]}
     page.reload()
     page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
                            ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
     assert page.input_value("#trend-camera") == "old" and page.input_value("#trend-zone") == ""
+    page.wait_for_function(listed, timeout=20_000)
+    assert [page.input_value(f"#filter-{s}") for s in ("camera", "label")] == ["old", "with_mask"]
+    assert page.get_attribute("#events-csv-link", "href") == "/v1/events.csv?camera=old&label=with_mask"
+    # A camera or label the server does not offer (another viewer's, a link mistyped) is "all".
+    page.goto(open_site + "/?people_camera=gone&people_label=masked")
+    page.wait_for_function("location.search === ''", timeout=20_000)  # once the retired cameras are read
+    assert [page.input_value(f"#filter-{s}") for s in ("camera", "label")] == ["", ""]
     assert errors == []
 
 

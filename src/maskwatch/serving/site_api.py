@@ -393,7 +393,9 @@ def site_routes(site: Site) -> APIRouter:
                       zone: str | None = event_zone, label: str | None = event_label,
                       since: str | None = event_since, until: str | None = event_until) -> Response:
         """Every event the filters find, newest first, one CSV row each with the columns of /v1/events
-        (times in ISO 8601 UTC), streamed as it is read: an audit's month of a busy site, without a limit."""
+        (times in ISO 8601 UTC), then `first_seen_local` and `last_seen_local` (YYYY-MM-DD HH:MM:SS in
+        the site's timezone, as a spreadsheet reads a date), streamed as it is read: an audit's month of
+        a busy site, without a limit."""
         filters = event_filters(request, camera, zone, label, since, until)
         if isinstance(filters, JSONResponse):
             return filters
@@ -406,7 +408,7 @@ def site_routes(site: Site) -> APIRouter:
         except BaseException:
             give_back()
             raise
-        body = events_csv(event_view(row) for row in itertools.chain([first] if first is not None else [], rows))
+        body = events_csv(itertools.chain([first] if first is not None else [], rows), site.config.tz())
         name = "maskwatch-events" + "".join(f"-{value}" for value in (camera, zone, label) if value) + ".csv"
         return SlotStream(said_if_cut_off(body, request.url.path), give_back=give_back, media_type="text/csv",
                           headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -621,6 +621,9 @@ def parse_cursor(value: str, name: str = "before") -> tuple[float, int]:
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 EVENT_COLUMNS = ("id", "camera", "zone", "track_id", "label", "probability", "first_seen", "last_seen", "frames",
                  "snapshot")
+# events.csv's columns: those of /v1/events as they were (integrators read them by position too),
+# then the times on the site's clock, which a spreadsheet reads as dates.
+CSV_COLUMNS = (*EVENT_COLUMNS, "first_seen_local", "last_seen_local")
 
 
 def csv_cell(value):
@@ -629,14 +632,27 @@ def csv_cell(value):
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
-def events_csv(views) -> Iterator[str]:
-    """Events as event_view gives them, as CSV text, a header line and then a line per event, as
-    they come: an export is written while it is read."""
+def local_time(seconds: float | None, tz: tzinfo | None) -> str | None:
+    """Unix seconds as the site's wall clock shows them (`tz`, None: the machine's), YYYY-MM-DD
+    HH:MM:SS: what Excel and LibreOffice read as a date and time (the ISO offset and milliseconds
+    they take for text). Cut to the second, not rounded: 23:59:59.7 stays on its day, as the
+    chart's and report.csv's days count it."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz).replace(tzinfo=None).isoformat(" ", "seconds")
+
+
+def events_csv(rows, tz: tzinfo | None) -> Iterator[str]:
+    """Stored events (Unix seconds) as CSV text, a header line and then a line per event, as they
+    come: an export is written while it is read. The columns of /v1/events (event_view's), then
+    first and last seen on the clock of `tz` (the site's timezone)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(EVENT_COLUMNS)
-    for view in views:
-        writer.writerow(csv_cell(view[column]) for column in EVENT_COLUMNS)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        view = event_view(row)
+        writer.writerow([*(csv_cell(view[column]) for column in EVENT_COLUMNS),
+                         local_time(row["first_seen"], tz), local_time(row["last_seen"], tz)])
         if buffer.tell() >= 65536:
             yield buffer.getvalue()
             buffer.seek(0)
