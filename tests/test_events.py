@@ -248,7 +248,8 @@ def test_a_database_that_cannot_be_opened_is_named_in_one_line(database, message
 
 def test_a_new_sqlite_database_is_its_owners_alone_and_an_old_one_keeps_its_mode(tmp_path):
     """Under the usual umask (022) the database `serve` made was 0644: every account on the machine
-    read its password hashes and two-step secrets. SQLite gives the -wal file the database's mode."""
+    read its password hashes and two-step secrets, and the snapshots folder (755) its faces. SQLite
+    gives the -wal file the database's mode."""
     from maskwatch.security.store import AuthStore
 
     old = os.umask(0o022)
@@ -257,9 +258,10 @@ def test_a_new_sqlite_database_is_its_owners_alone_and_an_old_one_keeps_its_mode
         store.add_user("ana", "ana's long password", "admin")
         kept = tmp_path / "kept.db"
         kept.touch(mode=0o640)
-        EventStore(str(kept)).migrate()  # opened, written to
+        EventStore(str(kept), snapshots=str(tmp_path / "snapshots")).migrate()  # opened, written to
     finally:
         os.umask(old)
+    assert (tmp_path / "snapshots").stat().st_mode & 0o777 == 0o700  # faces, as the database
     assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "new.db-wal").stat().st_mode & 0o777 == 0o600
     assert kept.stat().st_mode & 0o777 == 0o640  # an admin's own choice stays

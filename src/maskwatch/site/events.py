@@ -308,7 +308,8 @@ class EventStore:
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
             try:
-                self.snapshots.mkdir(parents=True, exist_ok=True)
+                # Its owner's only, as the database: faces (a folder already there keeps its mode).
+                self.snapshots.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as err:
                 raise ValueError(f"snapshots folder {self.snapshots}: cannot create it "
                                  f"({err.strerror or err})") from None
