@@ -257,8 +257,9 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     assert again.exit_code == 1 and "on already" in again.output
     with client_of(db) as client:
         assert log_in(client).status_code == 401 and log_in(client, code_at(secret, 1)).status_code == 200
-    off = cli("2fa", "ana", "--off")  # the way back for a lost phone
-    assert off.exit_code == 0 and "two-step=off" in cli("list").output
+        off = cli("2fa", "ana", "--off")  # the way back for a lost phone: its holder's session ends (it was kept)
+        assert off.exit_code == 0 and "their sessions ended" in off.output and "two-step=off" in cli("list").output
+        assert client.get("/v1/me").status_code == 401 and log_in(client).status_code == 200
     assert cli("2fa", "ana", "--off").exit_code == 1 and cli("2fa", "nobody", "--off").exit_code == 1
     rows = [e for e in AuthStore(db).access_log(limit=1000) if e["action"].startswith("totp")]
     assert [(e["action"], e["target"], e["client"]) for e in rows] == [("totp_off", "ana", "local"),

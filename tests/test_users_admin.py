@@ -14,6 +14,7 @@ import threading
 import time
 
 import httpx
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,6 +27,7 @@ from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium)
 from tests.test_security_deploy import NoFaces
 from tests.test_serve import serving
+from tests.test_two_step import code_at
 
 CSRF = {"X-Maskwatch-CSRF": "1"}
 BOSS = ("boss", "the boss's password")
@@ -491,6 +493,59 @@ def test_the_last_admin_stays_even_alone_and_an_admin_may_leave_another(tmp_path
     assert [(u["name"], u["role"]) for u in AuthStore(db).users()] == [("ana", "viewer"), ("deputy", "admin")]
 
 
+def test_an_admin_turns_off_a_lost_phones_two_step_login_ending_the_users_sessions(tmp_path):
+    """A user who lost their phone could be helped only on the server (`users 2fa NAME --off`).
+    An admin now does it on the dashboard with their own password: the user's sessions end (one
+    started by whoever has the phone does not go on), the password alone logs in, and the access
+    log says which admin did it to whom."""
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_user("cy", "cy's own password", "viewer")
+    secret = pyotp.random_base32(32)
+    assert store.turn_on("ana", secret, step=0) == ""
+    full = {"Authorization": f"Bearer {store.add_token('script', 'full')}"}
+    phone = client_of(db)  # whoever has ana's phone and password
+    assert phone.post("/login", json={"username": "ana", "password": ANA[1], "code": code_at(secret)},
+                      headers=CSRF).status_code == 200
+    boss, viewer = logged_in(db, BOSS), logged_in(db, ("cy", "cy's own password"))
+    off = "/v1/users/ana/two-step"
+
+    def turn_off(client, path=off, body=BY_BOSS, headers=CSRF):
+        return client.request("DELETE", path, json=body, headers=headers)
+
+    assert turn_off(viewer).json() == {"error": "this needs the admin role"}
+    by_token = turn_off(client_of(db), headers=full)
+    assert by_token.status_code == 403 and "not with an API token" in by_token.json()["error"]
+    own = turn_off(boss, "/v1/users/boss/two-step")
+    assert own.status_code == 400 and own.json()["error"] == (
+        "your own two-step login is turned off under Two-step login (DELETE /two-step), which asks for a code")
+    assert turn_off(boss, "/v1/users/nobody/two-step").json() == {"error": "no user 'nobody'"}
+    not_on = turn_off(boss, "/v1/users/cy/two-step")
+    assert not_on.status_code == 409 and not_on.json() == {"error": "two-step login is not on for cy"}
+    wrong = turn_off(boss, body={"admin_password": "a thief's guess"})
+    assert wrong.status_code == 403 and wrong.json() == {"error": "your password (admin_password) is wrong"}
+    with store.engine.connect() as connection:  # a failed login of the admin, as at POST /login
+        assert connection.exec_driver_sql("SELECT count(*) FROM login_failures WHERE key = 'user:boss'").scalar() == 1
+    assert store.user("ana")["two_step"] and phone.get("/v1/me").json()["user"] == "ana"  # nothing changed yet
+
+    done = turn_off(boss)
+    assert done.status_code == 200, done.text
+    assert done.json() == {"status": "two-step login off for ana; their sessions ended", "user": "ana"}
+    assert phone.get("/v1/me").status_code == 401 and store.session_count("ana") == 0
+    assert not store.user("ana")["two_step"] and store.two_step("ana")["step"] is None
+    assert boss.get("/v1/users").json()["users"][0] | {"id": 0, "created": 0} == {
+        "id": 0, "name": "ana", "role": "viewer", "cameras": None, "created": 0, "two_step": False}
+    assert turn_off(boss).json() == {"error": "two-step login is not on for ana"}  # once
+    again = client_of(db)
+    assert again.post("/login", json={"username": "ana", "password": ANA[1]}, headers=CSRF).status_code == 200
+    assert again.get("/v1/me").json()["two_step"] is False
+    rows = [(e["action"], e["user"], e["client"], e["target"]) for e in reversed(store.access_log(limit=100))
+            if e["action"] in CHANGES or e["action"] == "admin_password_failed"]
+    assert rows == [("admin_password_failed", "boss", "testclient", "totp_off ana"),
+                    ("totp_off", "boss", "testclient", "ana")]
+    assert secret not in repr(store.access_log(limit=1000)) + done.text + wrong.text
+
+
 def test_a_refused_body_says_no_password_back(tmp_path):
     """FastAPI's 422 says a refused value back in `detail`: a password too long, or holding a lone
     surrogate, was echoed whole (POST /password had that defect)."""
@@ -708,6 +763,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         connection.exec_driver_sql("INSERT INTO users (name, password_hash, role, cameras, created) "
                                    "VALUES ('mallory', 'x', 'viewer', ?, 0)", (marked_up,))
     AuthStore(db).add_user("zed", "zed's own password", "viewer", ["c" * 64])  # the longest camera id
+    AuthStore(db).turn_on("zed", pyotp.random_base32(32), step=0)  # zed's phone is lost
     older = time.time() - 3600
     for second in range(60):  # an hour ago, more than the Access log's first page of 50
         AuthStore(db).log("camera_frame", "ana", "192.0.2.9", f"/v1/cameras/door{second}/frame.jpg", now=older + second)
@@ -771,6 +827,15 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.click("#users-reset button[type=submit]")
         phone.wait_for_function("document.getElementById('users-status').textContent.startsWith('password of ana')")
         assert phone.is_hidden("#users-reset") and phone.input_value("#users-reset-password") == ""
+
+        assert phone.locator("button[aria-label^='Turn off two-step']").count() == 1  # zed's only: on, not mine
+        phone.click("button[aria-label='Turn off two-step login of zed']")
+        assert phone.inner_text("#users-confirm-question") == (
+            "Turn off two-step login of zed? Their sessions end at once; their password alone logs in.")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_selector("#users-table tr[data-user=zed] td:nth-child(4):text-is('off')")
+        assert phone.inner_text("#users-status") == "two-step login off for zed; their sessions ended"
+        assert phone.locator("button[aria-label^='Turn off two-step']").count() == 0
 
         # Edit: the role, then a confirm with Keep focused; the row says the change.
         phone.click("button[aria-label='Edit the role and cameras of ana']")
@@ -928,7 +993,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert store.check_login("ana", "ana's second password") is not None
         assert [e["target"] for e in store.access_log(action="admin_password_failed")] == ["user_added cy"]
         assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"] in CHANGES] == [
-            "user_added", "password_set", "user_changed", "user_changed", "user_changed", "user_removed",
+            "user_added", "password_set", "totp_off", "user_changed", "user_changed", "user_changed", "user_removed",
             "token_added", "token_revoked"]
         assert [e["target"] for e in reversed(store.access_log(action="user_changed"))] == [
             "ana (admin; all cameras)", "ana (viewer; all cameras)", "mallory (viewer; all cameras)"]

@@ -3,7 +3,8 @@ over HTTP, through the same store calls and checks.
 
 Changes need an admin logged in: an API token (even a full one) is refused, so that a leaked
 token cannot mint accounts or more tokens. Adding a user, changing their role or cameras, setting a
-password, removing a user and creating a token also need the admin's own password
+password, turning off their two-step login (a lost phone), removing a user and creating a token
+also need the admin's own password
 (`admin_password`, checked as a login), so that a stolen or unattended session is not enough;
 revoking a token only takes access away. Each change is a row of the access log in the acting
 admin's name; no answer, error or log line holds a password (app.py's 422 leaves it out too).
@@ -252,6 +253,32 @@ def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: A
     return _done(request, admin, "user_removed", user_name,
                  {"status": f"removed {user_name}; their sessions ended{revoked_words(revoked)}", "user": user_name,
                   "tokens_revoked": revoked}, revoked=(user_name, "removed", revoked))
+
+
+@router.delete("/v1/users/{user_name}/two-step", openapi_extra=ADMIN,
+               responses=CONFIRMED | {400: {"description": "Your own account (turned off under Two-step login, with "
+                                                          "a code); a body that cannot be read as JSON text (not "
+                                                          "UTF-8); JSON of the wrong shape is a 422"},
+                                      404: {"description": "No such user"},
+                                      409: {"description": "Two-step login is not on for the user" + MEANWHILE}})
+def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:
+    """Two-step login off for a user who lost their phone, as `maskwatch users 2fa NAME --off`:
+    their password alone logs in, and every session of theirs ends (one started by whoever has
+    the phone does not go on)."""
+    if user_name == admin:  # yours with your password and a code: a session left open must not be enough
+        raise AuthError(400, "your own two-step login is turned off under Two-step login (DELETE /two-step), "
+                             "which asks for a code")
+    if (user := _store(request).user(user_name)) is None:  # said before the admin's password is checked
+        raise AuthError(404, f"no user {user_name!r}")
+    if not user["two_step"]:  # so too (the store checks it as it writes)
+        raise AuthError(409, f"two-step login is not on for {user_name}")
+    acting = _confirmed(request, body.admin_password, f"totp_off {user_name}")
+    try:
+        _store(request).turn_off_for(user_name, acting=acting)
+    except ValueError as err:
+        raise _refused(err) from None
+    return _done(request, admin, "totp_off", user_name,
+                 {"status": f"two-step login off for {user_name}; their sessions ended", "user": user_name})
 
 
 @router.get("/v1/tokens", openapi_extra=ADMIN)

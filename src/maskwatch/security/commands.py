@@ -265,7 +265,7 @@ def read_code() -> str:
 @users_app.command("2fa")
 def two_step(
     name: UserName,
-    on: Annotated[Optional[bool], typer.Option("--on/--off", help="--on: print a new secret for the user's authenticator app and turn two-step login on once a code from it is typed; --off: turn it off (the way back for a lost phone).", show_default=False)] = None,
+    on: Annotated[Optional[bool], typer.Option("--on/--off", help="--on: print a new secret for the user's authenticator app and turn two-step login on once a code from it is typed; --off: turn it off and end their sessions (the way back for a lost phone).", show_default=False)] = None,
     config: Config = None,
     database: Database = None,
 ) -> None:
@@ -279,11 +279,13 @@ def two_step(
     found = store.two_step(name)
     if found is None:
         _fail(f"no user {name!r}")
-    if not on:
-        if not store.turn_off(name):
-            _fail(f"two-step login is not on for {name}")
+    if not on:  # the way back for a lost phone: their sessions end, as on the dashboard's Users
+        try:
+            store.turn_off_for(name)
+        except ValueError as err:
+            _fail(str(err))
         _logged(store, "totp_off", name)
-        typer.echo(f"two-step login off for {name}: their password alone logs in")
+        typer.echo(f"two-step login off for {name}: their sessions ended; their password alone logs in")
         return
     if found["secret"] is not None:
         _fail(f"two-step login is on already for {name}: --off first, then --on for another app")

@@ -545,10 +545,28 @@ class AuthStore:
         return token
 
     def turn_off(self, name: str) -> bool:
-        """Two-step login off (and any pending secret gone); False when it was not on."""
+        """Two-step login off by the user (and any pending secret gone), their sessions kept: they
+        just gave their password and a code; False when it was not on."""
         with self._write_lock, self.engine.begin() as connection:
             return connection.execute(update(users).where(users.c.name == name, users.c.totp_secret.is_not(None))
                                       .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount == 1
+
+    def turn_off_for(self, name: str, acting: tuple[str, str] | None = None) -> None:
+        """Two-step login off for a user who lost their phone, by an admin (`acting`: the
+        dashboard's, checked as it writes) or `users 2fa --off` on the server, and every session
+        of the user ended in the same transaction: a session started by whoever holds the phone
+        (and the password) must not outlive the factor it was checked with; a login in flight
+        with a code then starts none either (start_session). NoSuch, or Conflict when it is not on."""
+        with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)  # as _replace_password: a removal's rows in the same order
+            _check_acting(connection, acting)
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if user_id is None:
+                raise NoSuch(f"no user {name!r}")
+            if connection.execute(update(users).where(users.c.id == user_id, users.c.totp_secret.is_not(None))
+                                  .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount != 1:
+                raise Conflict(f"two-step login is not on for {name}")
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
     # Sessions
 

@@ -1,8 +1,9 @@
 """A user's own two-step login on the dashboard (static/two-step.js): a new secret for their app,
 turned on with a code from it, turned off with a code; each with the user's password.
 
-The CLI (`maskwatch users 2fa NAME --on/--off`, commands.py) does the same on the server, and is
-how an admin turns it off for a user who lost their phone.
+The CLI (`maskwatch users 2fa NAME --on/--off`, commands.py) does the same on the server. A user
+who lost their phone is helped by an admin: the Users dialog's "Turn off two-step" (DELETE
+/v1/users/NAME/two-step, admin_routes.py) or `users 2fa NAME --off`, each ending their sessions.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-// The admins' "Users" dialog: users (add, change a role or cameras, reset a password, remove) and API tokens (create, revoke),
+// The admins' "Users" dialog: users (add, change a role or cameras, reset a password, turn off two-step login for
+// a lost phone, remove) and API tokens (create, revoke),
 // through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose adminDialog(),
 // answered(), checked() and copyField() it uses: only an admin gets the button (the server refuses
 // anyone else).
@@ -144,6 +145,13 @@
       if (user.name !== me.user) {  // your own: Change password, which asks for the current one; your role: another admin
         changes.append(rowButton("Edit", `Edit the role and cameras of ${user.name}`, () => askEdit(user)), " ",
                        rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
+        if (user.two_step) {  // a lost phone (yours: "Two-step login", with a code)
+          changes.append(rowButton("Turn off two-step", `Turn off two-step login of ${user.name}`, () => ask(
+            `Turn off two-step login of ${user.name}? Their sessions end at once; their password alone logs in.`,
+            `Turn off for ${user.name}`, () => change("Not turned off", async () =>
+              (await send(`/v1/users/${encodeURIComponent(user.name)}/two-step`, "DELETE",
+                          {admin_password: yours()})).status))), " ");
+        }
       }
       changes.append(rowButton("Remove", `Remove ${user.name}`, () => ask(
         `Remove ${user.name}? Their sessions end at once` + (user.name === me.user ? ", yours too." : ".")
