@@ -1079,6 +1079,14 @@ def _place(loc: tuple) -> str:
 SECRET_FIELDS = {"secret", "password", "username", "source", "detect_source", "database", "urls"}
 
 
+def _holds_secret(value: Any) -> bool:
+    """A mapping or list with a secret's key anywhere in it: a section of the wrong shape (cameras
+    as a list) was quoted whole, a stream URL's password with it."""
+    if isinstance(value, dict):
+        return bool(SECRET_FIELDS & set(map(str, value))) or any(map(_holds_secret, value.values()))
+    return isinstance(value, (list, tuple)) and any(map(_holds_secret, value))
+
+
 def _describe(err: ValidationError, prefix: tuple) -> list[str]:
     lines = []
     for problem in err.errors():
@@ -1093,7 +1101,8 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
                 message = (f"unknown section (a typo?); a site's are {', '.join(sections)}"
                            + ("; a camera goes under cameras:, indented"
                               if isinstance(problem.get("input"), dict) and "source" in problem["input"] else ""))
-        elif "input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc)):
+        elif ("input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc))
+              and not _holds_secret(problem["input"])):
             message += f" (got {_shown(problem['input'])})"  # a secret's value is never repeated in an error (or a log)
         if loc:
             lines.append(f"{_place(loc)}: {message}")
