@@ -1011,6 +1011,8 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         named = {problem.split(":", 1)[0] for problem in problems}  # a ${VAR} left unset is said already
         if any(problem.startswith("camera ") for problem in problems):
             named.add("cameras")  # "at least one camera is needed" once the bad ones were left out
+        if any(problem.startswith("cameras: ") for problem in problems):
+            named.add("field 'cameras'")  # missing, or not a mapping: said once, not again in pydantic's words
         problems.extend(p for p in _describe(err, ()) if p.split(":", 1)[0] not in named)
         if isinstance(raw.get("cameras"), dict) and raw["cameras"]:  # what the alerts name, checked anyway
             said = set(problems)
