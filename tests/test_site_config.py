@@ -340,6 +340,34 @@ def test_a_secret_is_never_repeated_in_an_error(tmp_path):
     assert "hunter2" not in text and "123456" not in text
 
 
+@pytest.mark.parametrize("text", [
+    "cameras:\n  - name: door\n    source: rtsp://viewer:hunter2@10.0.0.5/s\n",  # a list, Frigate's old shape
+    "cameras:\n  a: {source: webcam:0}\nmqtt: [{host: broker, password: hunter2}]\n",
+    "cameras:\n  a: {source: webcam:0}\nalerts: {webhooks: {url: 'http://h/x', secret: hunter2xyz}}\n",
+])
+def test_a_section_of_the_wrong_shape_is_not_quoted_with_its_secrets(tmp_path, text):
+    """A section given as a list where a mapping goes (or the reverse) was quoted whole, 'Input
+    should be a valid dictionary (got [{... 'source': 'rtsp://viewer:hunter2@...'}])'."""
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text))
+    text = str(err.value)
+    assert "valid dictionary" in text or "valid list" in text or "expected a mapping" in text, text
+    assert "hunter2" not in text, text
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("cameras:\n  - {name: door, source: webcam:0}\n", "cameras: expected a mapping of camera id -> settings"),
+    ("cameras:\ndoor: {source: webcam:0}\n", "cameras: missing; list the cameras under 'cameras:'"),
+])
+def test_cameras_missing_or_of_the_wrong_shape_is_said_once(tmp_path, text, said):
+    """Each was followed by pydantic's "field 'cameras': Input should be a valid dictionary": one
+    problem, two lines."""
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text))
+    text = str(err.value)
+    assert said in text and "field 'cameras'" not in text, text
+
+
 @pytest.mark.parametrize("url", ["http://u:hun[ter2@h/x", "https://u:hun]ter2@h:8443/x", "http://u:h[unt]er2@h/x",
                                  "htp://u:hun[ter2@h/x", "u:hun[ter2@h/x", "http://u:hun/ter2@h/x"])
 def test_a_webhook_password_holding_a_bracket_is_refused_unrepeated(tmp_path, url):

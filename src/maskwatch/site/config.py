@@ -1011,6 +1011,8 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         named = {problem.split(":", 1)[0] for problem in problems}  # a ${VAR} left unset is said already
         if any(problem.startswith("camera ") for problem in problems):
             named.add("cameras")  # "at least one camera is needed" once the bad ones were left out
+        if any(problem.startswith("cameras: ") for problem in problems):
+            named.add("field 'cameras'")  # missing, or not a mapping: said once, not again in pydantic's words
         problems.extend(p for p in _describe(err, ()) if p.split(":", 1)[0] not in named)
         if isinstance(raw.get("cameras"), dict) and raw["cameras"]:  # what the alerts name, checked anyway
             said = set(problems)
@@ -1079,6 +1081,14 @@ def _place(loc: tuple) -> str:
 SECRET_FIELDS = {"secret", "password", "username", "source", "detect_source", "database", "urls"}
 
 
+def _holds_secret(value: Any) -> bool:
+    """A mapping or list with a secret's key anywhere in it: a section of the wrong shape (cameras
+    as a list) was quoted whole, a stream URL's password with it."""
+    if isinstance(value, dict):
+        return bool(SECRET_FIELDS & set(map(str, value))) or any(map(_holds_secret, value.values()))
+    return isinstance(value, (list, tuple)) and any(map(_holds_secret, value))
+
+
 def _describe(err: ValidationError, prefix: tuple) -> list[str]:
     lines = []
     for problem in err.errors():
@@ -1093,7 +1103,8 @@ def _describe(err: ValidationError, prefix: tuple) -> list[str]:
                 message = (f"unknown section (a typo?); a site's are {', '.join(sections)}"
                            + ("; a camera goes under cameras:, indented"
                               if isinstance(problem.get("input"), dict) and "source" in problem["input"] else ""))
-        elif "input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc)):
+        elif ("input" in problem and problem["type"] not in ("value_error",) and not SECRET_FIELDS & set(map(str, loc))
+              and not _holds_secret(problem["input"])):
             message += f" (got {_shown(problem['input'])})"  # a secret's value is never repeated in an error (or a log)
         if loc:
             lines.append(f"{_place(loc)}: {message}")
