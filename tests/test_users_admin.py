@@ -458,7 +458,7 @@ def test_users_edit_on_the_server_checks_the_sites_cameras_and_keeps_the_last_ad
     assert edit("boss", "--role", "root", "--database", db) == (1, "error: role must be one of admin, viewer; got 'root'\n")
     assert edit("cy", "--role", "admin", "--database", db) == (1, "error: no user 'cy'\n")
     assert edit("ana", "--role", "admin", "--database", str(tmp_path / "typo.db")) == (
-        1, f"error: {tmp_path / 'typo.db'}: no such database (a wrong path? maskwatch users add or tokens add makes one)\n")
+        1, f"error: {tmp_path / 'typo.db'}: no such database (a wrong path? maskwatch users add, or tokens add without --owner, makes one)\n")
     assert not (tmp_path / "typo.db").exists()
     assert [(u["name"], u["role"], u["cameras"]) for u in store.users()] == [("ana", "admin", None),
                                                                               ("boss", "viewer", None)]

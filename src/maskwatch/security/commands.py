@@ -72,7 +72,7 @@ def store_of(site, database: str | None, create: bool = False):
     database = site_database(site, database)
     options = {"retention_days": site.storage.retention_days} if site is not None else {}
     if not create and "://" not in database and not Path(database).is_file():
-        _fail(f"{database}: no such database (a wrong path? maskwatch users add or tokens add makes one)")
+        _fail(f"{database}: no such database (a wrong path? maskwatch users add, or tokens add without --owner, makes one)")
     return _store(database, **options)
 
 
