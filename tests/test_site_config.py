@@ -237,6 +237,32 @@ def test_the_example_has_opening_hours_a_timezone_and_compliance_rules():
     assert site_wide.camera is None and site_wide.min_people == 20
 
 
+@pytest.fixture()
+def local_tz(monkeypatch):
+    """set(TZ) for this process's local time (the C library reads it at tzset), put back after."""
+    def set_tz(value):
+        monkeypatch.setenv("TZ", value)
+        time.tzset()
+    yield set_tz
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("tz, named", [
+    ("Asia/Tokyo", "Asia/Tokyo"), (":Europe/Berlin", "Europe/Berlin"),
+    (":/usr/share/zoneinfo/America/New_York", "America/New_York"), ("", "UTC"),
+    ("JST-9", None), ("Mars/Olympus", None),  # a POSIX rule, a name the C library reads as UTC: no name
+])
+def test_the_dashboards_clock_is_the_sites_timezone_else_the_machines_by_name(tmp_path, local_tz, tz, named):
+    """The dashboard shows every time in the site's clock, which a browser's Intl takes by name:
+    `timezone`, else the machine's local time that the chart's hours keep, named where TZ or
+    /etc/localtime name it; no name (null: the browser's own clock, said so) rather than a wrong one."""
+    local_tz(tz)
+    assert load_site_config(write(tmp_path, "cameras:\n  a: {source: webcam:0}\n"), environ={}).clock() == named
+    lisbon = write(tmp_path, "cameras:\n  a: {source: webcam:0}\ntimezone: Europe/Lisbon\n")
+    assert load_site_config(lisbon, environ={}).clock() == "Europe/Lisbon"
+
+
 @pytest.mark.parametrize("camera, expected", [
     ("{source: webcam:0, hours: ['weekdays 08:00-18:00']}", "camera 'c', field 'hours': days are mon, tue"),
     ("{source: webcam:0, hours: ['mon 8-18']}", "camera 'c', field 'hours': opening hours are written like"),

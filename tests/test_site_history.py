@@ -214,6 +214,10 @@ def open_site(tmp_path_factory):
 
 
 def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site, page):  # noqa: F811
+    """Offered under "not running (history kept)", charted and listed; the people's times in the
+    site's clock (Berlin) in a browser elsewhere (Tokyo), as events.csv's last_seen_local reads them
+    (the list showed the browser's own clock beside the chart's Berlin hours)."""
+    page = page.context.browser.new_page(bypass_csp=True, timezone_id="Asia/Tokyo")  # a tab of its own, abroad
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(open_site + "/")
@@ -228,6 +232,12 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     page.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 5 && "
                            "[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.camera === 'old')",
                            timeout=20_000)
+    # Berlin's clock in Tokyo, said once, each time as events.csv's last_seen_local has it.
+    shown = page.locator("#event-list tr.event td:first-child").all_inner_texts()
+    exported = page.evaluate("fetch('/v1/events.csv?camera=old').then((r) => r.text())")
+    assert shown == [row["last_seen_local"] for row in csv.DictReader(io.StringIO(exported))]
+    assert shown[0] == "2026-09-24 08:01:00"  # berlin(24, 8, 1): 15:01 in Tokyo
+    assert page.inner_text("#clock") == "Times: Europe/Berlin (the site's clock)"
     page.select_option("#trend-bucket", "week")
     page.select_option("#trend-camera", "old")
     # The week's bar of all cameras is drawn first (same start, "of 11"): wait for the one of "old".
@@ -255,6 +265,7 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     page.wait_for_function("location.search === ''", timeout=20_000)  # once the retired cameras are read
     assert [page.input_value(f"#filter-{s}") for s in ("camera", "label")] == ["", ""]
     assert errors == []
+    page.close()
 
 
 def test_a_camera_id_no_camera_can_have_is_refused_without_asking_the_database(postgres, tmp_path):  # noqa: F811

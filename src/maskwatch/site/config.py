@@ -25,6 +25,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any, Literal
@@ -604,6 +605,30 @@ class RuntimeConfig(Section):
         return list(check_providers(names))
 
 
+def local_zone_name() -> str | None:
+    """The IANA name of this machine's local time, found where the C library finds it: TZ, else
+    /etc/localtime (a link into zoneinfo, or a copy named by Debian's /etc/timezone), UTC where
+    neither is set. None where no name is found, or the one found keeps another offset than the
+    local time now (a stale /etc/timezone, a POSIX rule in TZ)."""
+    if "TZ" in os.environ:
+        name = os.environ["TZ"].removeprefix(":") or "UTC"
+    elif not os.path.lexists("/etc/localtime"):
+        name = "UTC"
+    else:
+        target = os.path.realpath("/etc/localtime")
+        try:
+            name = target if "/zoneinfo/" in target else Path("/etc/timezone").read_text().strip()
+        except OSError:
+            return None
+    name = name.split("/zoneinfo/")[-1].removeprefix("posix/").removeprefix("right/")
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+    now = datetime.now()
+    return name if now.astimezone().utcoffset() == now.astimezone(zone).utcoffset() else None
+
+
 class SiteConfig(Section):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -614,8 +639,8 @@ class SiteConfig(Section):
     mqtt: MqttConfig | None = None
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     reports: list[ReportConfig] = Field(default_factory=list, description="compliance reports sent on a schedule")
-    timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours, "
-                                                   "chart days and reports (default: the machine's local time)")
+    timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours, chart days, "
+                                                   "reports and the dashboard's times (default: the machine's local time)")
     _disabled: tuple[str, ...] = PrivateAttr(())  # the ids of cameras with enabled: false, for --check
 
     @property
@@ -635,6 +660,11 @@ class SiteConfig(Section):
     def tz(self):
         """The site's timezone (None: local time)."""
         return ZoneInfo(self.timezone) if self.timezone else None
+
+    def clock(self) -> str | None:
+        """The IANA name of the site's clock, for the dashboard to show every time in (a browser's
+        Intl needs a name): `timezone`, else the machine's local time as named (None: it cannot be)."""
+        return self.timezone or local_zone_name()
 
     @model_validator(mode="after")
     def _some_cameras(self) -> SiteConfig:

@@ -1,7 +1,7 @@
 // The admins' "Access log" dialog: who logged in or failed to, who changed users or tokens, who
 // fetched frames, snapshots, reports and exports, from which address, read from /v1/access-log.
-// Loaded after the dashboard's own script, whose adminDialog() and answered() it uses: only an
-// admin gets the button (the server refuses anyone else).
+// Loaded after the dashboard's own script, whose adminDialog(), answered() and clockTime() it
+// uses: only an admin gets the button (the server refuses anyone else).
 // The actions offered are those GET /v1/privacy says the log records: no second list here. Every
 // value is set as text (a failed login's target is whatever was typed as a user name).
 (() => {
@@ -20,7 +20,7 @@
   <p id="access-log-error" role="alert"></p>
   <p id="access-log-status" role="status"></p>
   <table id="access-log-table" role="table">
-    <thead role="rowgroup"><tr role="row"><th role="columnheader">When (your clock)</th><th role="columnheader">User</th>
+    <thead role="rowgroup"><tr role="row"><th role="columnheader">When</th><th role="columnheader">User</th>
       <th role="columnheader">Action</th><th role="columnheader">Target</th><th role="columnheader">Address</th></tr></thead>
     <tbody role="rowgroup"></tbody></table>
   <p><button type="button" id="access-log-older" hidden>Older entries</button></p>
@@ -40,7 +40,7 @@
     const tr = document.createElement("tr");  // roles said: a table stacked by CSS loses them in browsers
     tr.setAttribute("role", "row");
     tr.dataset.id = entry.id;
-    const values = [new Date(entry.at * 1000).toLocaleString(), entry.user ?? "nobody logged in", null,
+    const values = [clockTime(entry.at * 1000), entry.user ?? "nobody logged in", null,
                     entry.target ?? "", entry.client ?? ""];
     values.forEach((value, column) => {
       const td = document.createElement("td");

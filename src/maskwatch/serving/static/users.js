@@ -1,6 +1,6 @@
 // The admins' "Users" dialog: users (add, change a role or cameras, reset a password, turn off two-step login for
 // a lost phone, remove) and API tokens (create, revoke),
-// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose adminDialog(),
+// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose adminDialog(), clockTime(),
 // answered(), checked() and copyField() it uses: only an admin gets the button (the server refuses
 // anyone else).
 // Each change but a token's revocation sends the admin's own password, typed once in "Your
@@ -124,7 +124,7 @@
     row.append(only);
     return row;
   }
-  const when = (seconds) => seconds ? new Date(seconds * 1000).toLocaleString() : "never";
+  const when = (seconds) => seconds ? clockTime(seconds * 1000) : "never";  // the page's clock
   // What else a removal or a demotion takes: the API tokens the user owns (a site token is nobody's).
   // A Map: a user named constructor or __proto__ read an object's own property.
   let owned = new Map();
