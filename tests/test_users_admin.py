@@ -957,7 +957,8 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         # `serve` without a site: the browser's clock, said once at the top, as its name there
         zone = phone.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
         assert phone.inner_text("#clock") == f"Times: {zone} (your browser's clock)"
-        at = datetime.fromtimestamp(AuthStore(db).access_log(limit=1)[0]["at"], ZoneInfo(zone))
+        (entry,) = [e for e in AuthStore(db).access_log(limit=5) if e["id"] == int(phone.get_attribute(newest, "data-id"))]
+        at = datetime.fromtimestamp(entry["at"], ZoneInfo(zone))
         assert phone.locator(newest + " td").first.inner_text() == f"{at:%Y-%m-%d %H:%M:%S}"
         assert phone.eval_on_selector(newest + " td:nth-child(4)", "(td) => getComputedStyle(td).unicodeBidi") \
             == "plaintext"  # a right-to-left override in the typed name stays in its own run
