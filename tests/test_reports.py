@@ -332,11 +332,13 @@ def test_every_service_the_docs_name_is_one_apprise_has():
     import re
 
     from maskwatch.site.notify import _services
+    from maskwatch.video.sources import STREAM_PREFIXES
     from tests.conftest import ROOT
 
     named = set(re.findall(r"`([a-z]+)://`", (ROOT / "docs" / "site.md").read_text()))
     assert {"slack", "workflows", "mailto", "ntfy"} <= named
-    assert not {scheme for scheme in named if scheme not in _services() and scheme not in ("http", "https")}
+    streams = {prefix.removesuffix("://") for prefix in STREAM_PREFIXES}  # a camera's URL, not a service
+    assert not {scheme for scheme in named if scheme not in _services() and scheme not in streams}
 
 
 def test_what_a_report_names_is_checked_with_the_files_other_fields(tmp_path):
