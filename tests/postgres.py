@@ -43,6 +43,17 @@ class Postgres:
                   "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
         return self
 
+    def new_database(self, name: str) -> str:
+        """The URL of a new, empty database `name` on this server: a test of its own tables (a
+        migration, processes creating them together) away from those the module's tests share."""
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.url, isolation_level="AUTOCOMMIT")  # CREATE DATABASE runs outside a transaction
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
     def stop(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 

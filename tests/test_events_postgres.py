@@ -45,15 +45,9 @@ def test_the_cameras_with_stored_history_on_postgresql(postgres, tmp_path):  # n
 
 def test_processes_opening_a_new_postgresql_database_together_all_open_it(postgres):  # noqa: F811
     """5 of 5 pairs failed: "duplicate key value violates unique constraint "pg_type..."."""
-    from sqlalchemy import create_engine, text
-
     from tests.test_events import opened_together
 
-    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text("CREATE DATABASE opened_together"))
-    admin.dispose()
-    assert opened_together(postgres.url.rsplit("/", 1)[0] + "/opened_together") == ["ok"] * 4
+    assert opened_together(postgres.new_database("opened_together")) == ["ok"] * 4
 
 
 def test_pages_of_tied_events_on_postgresql_are_index_ranges_in_order(postgres, tmp_path):  # noqa: F811

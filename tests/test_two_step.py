@@ -168,13 +168,7 @@ def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on_sql
 
 
 def test_nothing_started_with_the_password_alone_outlives_two_step_turned_on_postgresql(postgres):  # noqa: F811
-    from sqlalchemy import create_engine
-
-    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")  # a database of its own
-    with admin.connect() as connection:
-        connection.execute(text("CREATE DATABASE two_step_meanwhile"))
-    admin.dispose()
-    password_alone_does_not_outlive_two_step(postgres.url.rsplit("/", 1)[0] + "/two_step_meanwhile")
+    password_alone_does_not_outlive_two_step(postgres.new_database("two_step_meanwhile"))
 
 
 def test_a_password_change_checked_while_two_step_was_turned_on_is_refused(tmp_path):
@@ -289,13 +283,7 @@ def test_a_version_3_database_migrates_sqlite(tmp_path):
 
 
 def test_a_version_3_database_migrates_postgresql(postgres):  # noqa: F811
-    from sqlalchemy import create_engine
-
-    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")  # a database of its own
-    with admin.connect() as connection:
-        connection.execute(text("CREATE DATABASE two_step_v3"))
-    admin.dispose()
-    two_step_of_version_3(postgres.url.rsplit("/", 1)[0] + "/two_step_v3")
+    two_step_of_version_3(postgres.new_database("two_step_v3"))
 
 
 def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, page):  # noqa: F811

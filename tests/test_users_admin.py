@@ -223,13 +223,7 @@ def test_a_version_2_database_keeps_its_tokens_as_site_tokens_sqlite(tmp_path):
 
 
 def test_a_version_2_database_keeps_its_tokens_as_site_tokens_postgresql(postgres):  # noqa: F811
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")  # a database of its own: others share the server's
-    with admin.connect() as connection:
-        connection.execute(text("CREATE DATABASE tokens_v2"))
-    admin.dispose()
-    tokens_of_version_2(postgres.url.rsplit("/", 1)[0] + "/tokens_v2")
+    tokens_of_version_2(postgres.new_database("tokens_v2"))
 
 
 WRITES = [("post", "/v1/users", BY_BOSS | {"name": "eve", "role": "admin", "password": "eve's long password"}),
