@@ -63,6 +63,8 @@ CSRF_HEADER = "x-maskwatch-csrf"
 # POST /login's one refusal: which of the name, the password or the code was wrong is not said (a
 # guesser who got the password right without the code must not learn it).
 WRONG_LOGIN = "wrong user name, password or code"
+TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
+                      "`maskwatch users 2fa NAME --on`")
 SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
 PLAIN_COOKIE = "maskwatch-session"  # plain http beyond loopback, where a browser refuses Secure cookies
 
@@ -306,12 +308,11 @@ class AccessControl:
         # has one (USER_NAME) nor U+FFFD: the name is looked up, counted and logged with it so.
         name = name.replace("\x00", "\ufffd")
         user = self._check_password(client, name, password, "logins", code)
-        if user is None:  # the attempt's rows stay: they are its failure
-            self.store.log("login_failed", None, client, name[:64])
-            said_failed(name, client)
-            raise AuthError(401, WRONG_LOGIN)
-        token = self.store.start_session(user["id"], user.pop("password_hash"), user.pop("totp_secret"))
-        if token is None:  # removed, given a new password or two-step login, while this login was being checked
+        # None: a wrong password or code (the attempt's rows stay: they are its failure), or the
+        # user removed, given a new password or two-step login while this login was being checked.
+        token = None if user is None else self.store.start_session(user["id"], user.pop("password_hash"),
+                                                                   user.pop("totp_secret"))
+        if token is None:
             self.store.log("login_failed", None, client, name[:64])
             said_failed(name, client)
             raise AuthError(401, WRONG_LOGIN)
@@ -389,12 +390,9 @@ class AccessControl:
         user. Every session of the user ends, this one too: the browser gets a new one (a session id
         known before the change, planted or stolen, is worth nothing after it). AuthError 400 (a
         weak or unchanged new password), 403 (not a session, or a wrong current password), 409, 429."""
-        if principal.via == "token":
-            raise AuthError(403, "an API token has no password: a user changes theirs logged in, "
-                                 "an admin another's in the dashboard's Users or with `maskwatch users passwd NAME`")
-        if principal.via != "session" or self.store is None:
-            raise AuthError(403, "this server has no users yet, so no password to change "
-                                 "(maskwatch users add NAME --role admin adds one)")
+        self.own_account(principal, "an API token has no password: a user changes theirs logged in, an admin "
+                                    "another's in the dashboard's Users or with `maskwatch users passwd NAME`",
+                         "password to change")
         # The current password first: a wrong one is the answer whatever the new one (the new one's
         # refusals, said first, answered a guess with "the new password is the current one").
         client = client_address(request)
@@ -416,17 +414,19 @@ class AccessControl:
         self.store.log("password_changed", principal.name, client)
         return token
 
-    # Two-step login, the user's own (two_step_routes.py)
-
-    def own_account(self, principal: Principal) -> str:
-        """The user's name; AuthError 403 for an API token or an open server (no account to secure)."""
+    def own_account(self, principal: Principal, token_refusal: str = TOKEN_HAS_NO_LOGIN,
+                    nothing: str = "login to secure") -> str:
+        """The name of the user logged in to change their own account (their password, their
+        two-step login); AuthError 403 for an API token (`token_refusal`) or an open server, which
+        has no users yet and so no `nothing`."""
         if principal.via == "token":
-            raise AuthError(403, "an API token has no login: two-step login is a user's, set up logged in "
-                                 "or with `maskwatch users 2fa NAME --on`")
+            raise AuthError(403, token_refusal)
         if principal.via != "session" or self.store is None:
-            raise AuthError(403, "this server has no users yet, so no login to secure "
+            raise AuthError(403, f"this server has no users yet, so no {nothing} "
                                  "(maskwatch users add NAME --role admin adds one)")
         return principal.name
+
+    # Two-step login, the user's own (two_step_routes.py)
 
     def two_step_secret(self, principal: Principal) -> dict:
         """A new secret for the user's app, kept as pending until a code from it confirms it: the
