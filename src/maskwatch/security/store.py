@@ -280,6 +280,13 @@ def _revoke_owned(connection, user_id: int) -> list[str]:
     return list(names)
 
 
+def _two_step_off(connection, which) -> bool:
+    """Two-step login off (its secret, a pending one and the last step gone) for the user `which`
+    picks, in the caller's transaction; whether it was on."""
+    return connection.execute(update(users).where(which, users.c.totp_secret.is_not(None))
+                              .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount == 1
+
+
 def _same_two_step(secret: str | None):
     """The condition that a user's two-step secret is still `secret` (None: still off), as a
     password check read it: what the check let through (the password alone, or with a code of
@@ -548,8 +555,7 @@ class AuthStore:
         """Two-step login off by the user (and any pending secret gone), their sessions kept: they
         just gave their password and a code; False when it was not on."""
         with self._write_lock, self.engine.begin() as connection:
-            return connection.execute(update(users).where(users.c.name == name, users.c.totp_secret.is_not(None))
-                                      .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount == 1
+            return _two_step_off(connection, users.c.name == name)
 
     def turn_off_for(self, name: str, acting: tuple[str, str] | None = None) -> None:
         """Two-step login off for a user who lost their phone, by an admin (`acting`: the
@@ -563,8 +569,7 @@ class AuthStore:
             user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
             if user_id is None:
                 raise NoSuch(f"no user {name!r}")
-            if connection.execute(update(users).where(users.c.id == user_id, users.c.totp_secret.is_not(None))
-                                  .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount != 1:
+            if not _two_step_off(connection, users.c.id == user_id):
                 raise Conflict(f"two-step login is not on for {name}")
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
