@@ -1,6 +1,6 @@
 // The admins' "Access log" dialog: who logged in or failed to, who changed users or tokens, who
 // fetched frames, snapshots, reports and exports, from which address, read from /v1/access-log.
-// Loaded after the dashboard's own script, whose adminDialog(), answered() and clockTime() it
+// Loaded after the dashboard's own script, whose accountDialog(), answered() and clockTime() it
 // uses: only an admin gets the button (the server refuses anyone else).
 // The actions offered are those GET /v1/privacy says the log records: no second list here. Every
 // value is set as text (a failed login's target is whatever was typed as a user name).
@@ -26,7 +26,7 @@
   <p><button type="button" id="access-log-older" hidden>Older entries</button></p>
   <p><button type="button" id="access-log-close">Close</button></p>
 </dialog>`;
-  const {dialog, open, say} = adminDialog("access-log", "Access log", MARKUP);
+  const {dialog, open, say} = accountDialog("access-log", "Access log", MARKUP);
   const $ = (id) => document.getElementById(id);
   const HEADINGS = [...dialog.querySelectorAll("thead th")].map((th) => th.textContent);
   let older = null;  // the URL of the next page of older rows, from the answer's `next`

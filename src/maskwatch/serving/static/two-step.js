@@ -1,7 +1,7 @@
 // "Two-step login" beside "Change password": a logged-in user turns authenticator-app codes on or
 // off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step). Loaded after
-// the dashboard's own script, whose api(), answered() and passwordChanging it uses. Every value is
-// set as text; the secret is shown while the dialog is open and dropped when it closes.
+// the dashboard's own script, whose accountDialog(), answered() and passwordChanging it uses. Every
+// value is set as text; the secret is shown while the dialog is open and dropped when it closes.
 (() => {
   const MARKUP = `
 <dialog id="two-step-dialog" aria-labelledby="two-step-title">
@@ -36,25 +36,16 @@
   <p><button type="button" id="two-step-close">Close</button></p>
 </form>
 </dialog>`;
-  document.body.insertAdjacentHTML("beforeend", MARKUP);
   const $ = (id) => document.getElementById(id);
-  const dialog = $("two-step-dialog");
-  const open = Object.assign(document.createElement("button"), {type: "button", id: "two-step-open",
-                                                                textContent: "Two-step login", hidden: true});
-  open.setAttribute("aria-haspopup", "dialog");
-  $("password-open").after(" ", open);
+  // Any user logged in has it (a token or an open server has no login to secure), beside "Change password".
+  const {dialog, open, say} = accountDialog("two-step", "Two-step login", MARKUP, {
+    shown: (me) => me.via === "session", place: (button) => $("password-open").after(" ", button)});
   let on = false;  // as the server said: /v1/me's two_step, then each change's answer
 
   document.addEventListener("maskwatch-account", (event) => {
-    open.hidden = event.detail.via !== "session";  // a token or an open server has no login to secure
     on = event.detail.two_step === true;
     $("two-step-user").value = event.detail.user || "";
   });
-
-  const say = (text, error = false) => {
-    $("two-step-error").textContent = error ? text : "";
-    $("two-step-status").textContent = error ? "" : text;
-  };
   // The dialog as the state is: on (turn off with password and code), off (set up), or set up
   // begun (the secret shown, turn on with password and a code from it).
   function show(begun = false) {

@@ -1,6 +1,6 @@
 // The admins' "Users" dialog: users (add, change a role or cameras, reset a password, turn off two-step login for
 // a lost phone, remove) and API tokens (create, revoke),
-// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose adminDialog(), clockTime(),
+// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose accountDialog(), clockTime(),
 // answered(), checked() and copyField() it uses: only an admin gets the button (the server refuses
 // anyone else).
 // Each change but a token's revocation sends the admin's own password, typed once in "Your
@@ -76,7 +76,7 @@
   </form>
   <p><button type="button" id="users-close">Close</button></p>
 </dialog>`;
-  const {dialog, open, say} = adminDialog("users", "Users", MARKUP);
+  const {dialog, open, say} = accountDialog("users", "Users", MARKUP);
   const $ = (id) => document.getElementById(id);
   let me = null, confirming = null;  // confirming: what the confirm form's "yes" does
   let siteCameras = [], editing = null;  // the cameras a viewer's list may name; the user being edited
@@ -364,6 +364,6 @@
   });
 
   // Who is logged in, from the page's own /v1/me (asked again here, a failure was a second stale
-  // notice); adminDialog shows the button to an admin.
+  // notice); accountDialog shows the button to an admin.
   document.addEventListener("maskwatch-account", (event) => { me = event.detail; });
 })();
