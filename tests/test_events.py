@@ -627,6 +627,29 @@ def test_the_cameras_with_stored_history_are_found_by_index_seeks(store, tmp_pat
             assert reads and all(step.startswith("SEARCH") and "INDEX" in step for step in reads), plan
 
 
+def test_the_zones_counted_in_a_period_are_found_by_index_seeks(store, tmp_path):
+    """The chart's zone choices (zones_since): each camera's zones with a count from `since`, a zone
+    or camera no longer in the config among them, by seeks of the quarters' key, at every chart read."""
+    from sqlalchemy import event
+
+    for n, (camera, zone, ago) in enumerate([("door", "queue", 0), ("door", None, 0), ("door", "exit", 86400),
+                                             ("old", "lobby", 3600), ("till", "queue", 0)]):
+        store.record(camera, zone, person(n, (0.9, 0.05, 0.05), first=NOW - ago, last=NOW - ago))
+    assert store.zones_since(NOW - 2 * 86400) == ["exit", "lobby", "queue"]  # "" (outside every zone) is none
+    assert store.zones_since(NOW - 7200) == ["lobby", "queue"]
+    assert store.zones_since(NOW - 2 * 86400, cameras=["old", "nope"]) == ["lobby"]
+    assert store.zones_since(NOW + 900) == [] and store.zones_since(0, cameras=[]) == []
+    statements = []
+    event.listen(store.engine, "before_cursor_execute", lambda *call: statements.append(call[2:4]))
+    store.zones_since(NOW - 7200, cameras=["door", "old"])
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        assert len(statements) == 2  # one statement per camera
+        for statement, parameters in statements:
+            plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
+            reads = [step for step in plan if "counts_by_quarter" in step]
+            assert len(reads) == 3 and all(step.startswith("SEARCH") and "INDEX" in step for step in reads), plan
+
+
 def test_a_version_3_database_gains_quarter_sums_of_the_minutes_it_kept(store, tmp_path):
     """The chart reads counts_by_quarter (schema version 4): a database from before has its minutes
     summed into it at open, and record() keeps both from then on."""

@@ -40,6 +40,10 @@ def test_the_cameras_with_stored_history_on_postgresql(postgres, tmp_path):  # n
         store.record(camera, None, person(n, (0.9, 0.05, 0.05), last=NOW + n))
     assert store.stored_cameras() == ["door", "old", "till"]
     assert store.has_history("old") and not store.has_history("nope") and store.last_seen("door") == NOW + 3
+    store.record("old", "lobby", person(7, (0.9, 0.05, 0.05), first=NOW - 86400, last=NOW - 86400))
+    store.record("door", "queue", person(8, (0.9, 0.05, 0.05), last=NOW))
+    assert store.zones_since(NOW - 2 * 86400) == ["lobby", "queue"]  # the chart's zone choices, by the same walk
+    assert store.zones_since(NOW - 3600) == ["queue"] and store.zones_since(0, cameras=["old"]) == ["lobby"]
     store.close()
 
 

@@ -138,6 +138,25 @@ def test_an_admin_reads_a_removed_or_disabled_cameras_events_compliance_report_a
     assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/jpeg"
 
 
+def test_the_chart_s_answer_names_the_zones_with_people_in_its_period(clients):
+    """The page's zone choice named the config's zones only: a zone renamed or removed from it, or a
+    retired camera's (old's lobby, which the file never had), was charted by the API and listed in
+    report.csv, but could not be chosen. /v1/compliance names those with people in its period."""
+    admin, mine, doors = clients
+
+    def zones(client, **params):
+        response = client.get("/v1/compliance", params={"bucket": "day", "since": SINCE, **params})
+        assert response.status_code == 200, response.text
+        return response.json()["zones"]
+
+    assert zones(admin) == ["lobby", "queue"]  # "" (outside every zone) is not one
+    assert zones(admin, camera="old") == zones(admin, camera="old", zone="lobby") == ["lobby"]  # whatever zone is
+    assert zones(admin, camera="door") == ["queue"] and zones(admin, camera="till") == []
+    assert zones(admin, since="2026-09-22T00:00:00+02:00") == ["lobby"]  # door's queue: the 21st only
+    assert zones(admin, since="2026-09-24T00:00:00+02:00") == []
+    assert zones(mine) == ["lobby", "queue"] and zones(doors) == ["queue"]  # the caller's cameras only
+
+
 def test_a_camera_neither_running_nor_stored_is_still_refused_by_name(clients):
     admin, _, _ = clients
     for path in ("/v1/events", "/v1/compliance"):
@@ -239,24 +258,34 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     assert shown[0] == "2026-09-24 08:01:00"  # berlin(24, 8, 1): 15:01 in Tokyo
     assert page.inner_text("#clock") == "Times: Europe/Berlin (the site's clock)"
     page.select_option("#trend-bucket", "week")
+    # The zones with people in the chart's period are offered, one the file no longer has (old's
+    # lobby) marked: the choice named the config's zones only, where the API and report.csv take them.
+    zone_texts = "s => [...s.options].map(o => o.text)"
+    page.wait_for_selector("#trend-zone option[value=lobby]", state="attached", timeout=20_000)
+    assert page.eval_on_selector("#trend-zone", zone_texts) == ["all", "queue", "lobby (no longer in the config)"]
     page.select_option("#trend-camera", "old")
     # The week's bar of all cameras is drawn first (same start, "of 11"): wait for the one of "old".
     page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
                            ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
     bars = page.query_selector_all("#trend-chart rect.bar")
     assert len(bars) == 1 and "of 5 judged;" in bars[0].query_selector("title").text_content()
+    assert page.eval_on_selector("#trend-zone", zone_texts) == ["all", "lobby (no longer in the config)"]
+    page.select_option("#trend-zone", "lobby")
+    lobby = ("[...document.querySelectorAll('#trend-chart rect.bar title')].map(t => t.textContent)"
+             ".join().includes('of 4 judged;') && document.getElementById('trend-chart').getAttribute('aria-label').includes('lobby')")
+    page.wait_for_function(lobby, timeout=20_000)
     page.select_option("#filter-label", "with_mask")
     listed = ("[...document.querySelectorAll('#event-list tr.event')].map(r => r.dataset.camera + '/' + "
               "r.dataset.label).join() === 'old/with_mask,old/with_mask,old/with_mask'")
     page.wait_for_function(listed, timeout=20_000)
     # The chart's and the list's choices are kept in the address (the list's were lost at a reload):
     # a retired camera's is taken once its list is read.
-    assert parse_qs(urlsplit(page.url).query) == {"chart_bucket": ["week"], "chart_camera": ["old"],
+    assert parse_qs(urlsplit(page.url).query) == {"chart_bucket": ["week"], "chart_camera": ["old"], "chart_zone": ["lobby"],
                                                    "people_camera": ["old"], "people_label": ["with_mask"]}
-    page.reload()
-    page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
-                           ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
-    assert page.input_value("#trend-camera") == "old" and page.input_value("#trend-zone") == ""
+    page.reload()  # the retired camera once its list is read, then its zone once the chart's answer names it
+    page.wait_for_function(lobby, timeout=20_000)
+    assert page.input_value("#trend-camera") == "old" and page.input_value("#trend-zone") == "lobby"
+    assert "chart_zone=lobby" in page.url
     page.wait_for_function(listed, timeout=20_000)
     assert [page.input_value(f"#filter-{s}") for s in ("camera", "label")] == ["old", "with_mask"]
     assert page.get_attribute("#events-csv-link", "href") == "/v1/events.csv?camera=old&label=with_mask"

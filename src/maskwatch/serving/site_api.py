@@ -426,7 +426,8 @@ def site_routes(site: Site) -> APIRouter:
                                              json_schema_extra=SINCE_SCHEMA)) -> JSONResponse:
         """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts:
         corrected for the classifier's known confusions, with its 95 % interval (compliance_low,
-        compliance_high) and the plain with_mask / people (observed_share)."""
+        compliance_high) and the plain with_mask / people (observed_share); and the zones with people
+        counted in the period (the dashboard's zone choices: the config names only the zones it has now)."""
         if (refused := camera_refusal(request, camera)) is not None:
             return refused
         # A zone renamed or removed from the config still has its counts (report.csv lists them).
@@ -453,7 +454,7 @@ def site_routes(site: Site) -> APIRouter:
             return _error(400, str(err))
         return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
                              "timezone": site.config.timezone or "local", "since": iso_utc(since_seconds // 60 * 60),
-                             "buckets": series})
+                             "buckets": series, "zones": site.store.zones_since(since_seconds, cameras)})
 
     @router.get("/report.csv", response_class=Response,
                 responses={200: {"description": "Daily compliance per camera and zone (the site's days)",

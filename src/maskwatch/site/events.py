@@ -158,13 +158,14 @@ def _paging_indexes_v5(connection: Connection) -> None:
 MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5]
 
 
-def _distinct_by_index(column: Column):
+def _distinct_by_index(column: Column, *where):
     """SELECT DISTINCT `column` as one index seek per value (a recursive walk from each value to
     the next greater one), where DISTINCT read every row of the index: the cameras of a month's
     events are a few seeks, not a pass over all of them. `column` must lead an index (events'
-    camera, the counts' primary keys)."""
-    walk = select(func.min(column).label("value")).cte("walk", recursive=True)
-    following = select(func.min(column)).where(column > walk.c.value).scalar_subquery()
+    camera, the counts' primary keys), or follow the columns `where` fixes in it (a camera's
+    zones: the quarters' key is camera, zone, minute)."""
+    walk = select(func.min(column).label("value")).where(*where).cte("walk", recursive=True)
+    following = select(func.min(column)).where(column > walk.c.value, *where).scalar_subquery()
     walk = walk.union_all(select(following).where(walk.c.value.is_not(None)))
     return select(walk.c.value).where(walk.c.value.is_not(None))
 
@@ -528,6 +529,23 @@ class EventStore:
                 return False
             query = select(literal(1)).where(quarters.c.camera.in_(sorted(set(cameras))), quarters.c.zone == zone)
             return connection.execute(query.limit(1)).first() is not None
+
+    def zones_since(self, since: float, cameras: list[str] | None = None) -> list[str]:
+        """The zones with people counted from `since` on `cameras` (None: every camera, running or
+        not), sorted: what the chart may be asked of, a zone renamed or removed from the config
+        since, or a retired camera's, among them. Per camera, its zones walked on the quarters' key
+        (camera, zone, minute) and one seek each for a count from `since`: no pass over the rows."""
+        found: set[str] = set()
+        with self.engine.connect() as connection:
+            if cameras is None:
+                cameras = list(connection.execute(_distinct_by_index(quarters.c.camera)).scalars())
+            for camera in sorted(set(cameras)):
+                zones = _distinct_by_index(quarters.c.zone, quarters.c.camera == camera).subquery()
+                counted = select(literal(1)).where(quarters.c.camera == camera, quarters.c.zone == zones.c.value,
+                                                   quarters.c.minute >= since - since % QUARTER).exists()
+                query = select(zones.c.value).where(zones.c.value != NO_ZONE, counted)
+                found.update(connection.execute(query).scalars())
+        return sorted(found)
 
     def last_seen(self, camera: str) -> float | None:
         """When the newest person of `camera` was last seen (Unix seconds); None: none stored."""

@@ -126,3 +126,7 @@ class ComplianceSeries(BaseModel):
     timezone: str = Field(description="the timezone of the buckets' starts")
     since: str = Field(description="ISO 8601, UTC: counts from this minute on")
     buckets: list[ComplianceBucket]
+    zones: list[str] = Field(description="the zones with people counted from `since` on the camera asked (null: on "
+                                         "the caller's cameras), whatever `zone` is, sorted: the zones the chart may "
+                                         "be asked of, one renamed or removed from the config, or a camera's no "
+                                         "longer running, among them")
