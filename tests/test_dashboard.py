@@ -393,13 +393,21 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
 def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: F811
     """On a flaky network a request can hang for minutes rather than fail: the page waited on it
     with the old figures shown and no notice. A card's picture that hung showed nothing for good,
-    and each poll (a second) asked for another."""
+    and each poll (a second) asked for another; so did a person's snapshot in the list."""
     desk = tab()
     desk.clock.install()  # the page's 15 s moved on below, not waited for
+    snapshots = []
+    desk.route("**/v1/events?*", answer({"events": [{**event("with_mask"), "snapshot": "/v1/snapshots/live-1.jpg"}]}))
+    desk.route("**/v1/snapshots/*", lambda route: snapshots.append(route))  # never answered
     desk.goto(server + "/")
     desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
     card = '.camera[data-camera="live"]'
     desk.wait_for_function(f"document.querySelector('{card} img').naturalWidth > 0", timeout=20_000)
+    for _ in range(100):
+        if snapshots:
+            break
+        desk.wait_for_timeout(100)
+    assert len(snapshots) == 1, desk.evaluate("document.getElementById('event-list').innerHTML")
     frames = []
     desk.route("**/v1/cameras/live/frame.jpg*", lambda route: frames.append(route))  # never answered
     for _ in range(6):  # six polls: one picture asked, the card's one request in flight
@@ -409,6 +417,9 @@ def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: 
     desk.clock.fast_forward(15_000)
     desk.wait_for_selector(f"{card} .nofeed", state="visible", timeout=5_000)
     assert desk.inner_text(f"{card} .nofeed") == "no picture: the server did not answer in 15 s"
+    desk.wait_for_selector("#event-list .nosnap", timeout=5_000)  # the snapshot's place says so, not a broken picture
+    assert desk.inner_text("#event-list tr.event td:last-child") == "no picture"
+    assert desk.get_attribute("#event-list .nosnap", "title") == "the server did not answer in 15 s"
     assert desk.is_hidden(f"{card} img") and desk.is_hidden("#stale")  # the picture only: the server answers
     desk.unroute("**/v1/cameras/live/frame.jpg*")
     desk.clock.fast_forward(15_000)  # the request asked again at the next poll, held too, ends

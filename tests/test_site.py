@@ -336,7 +336,7 @@ def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
     log_in(page, site.base)
     page.wait_for_selector("#events:not([hidden])", timeout=20_000)
     page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
-    assert page.query_selector('#event-list tr[data-camera="door"] img') is not None  # the blurred snapshot
+    page.wait_for_selector('#event-list tr[data-camera="door"] img', timeout=20_000)  # the blurred snapshot, once read
     row = page.query_selector('#event-list tr[data-camera="door"]')
     assert row.query_selector_all("td")[1].inner_text() == "Front door"  # by name, as on its card
     page.select_option("#filter-camera", "dead")  # a camera that never sent a frame has no event

@@ -251,6 +251,8 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     page.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 5 && "
                            "[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.camera === 'old')",
                            timeout=20_000)
+    page.wait_for_function("document.querySelector('#event-list img[alt=\"blurred snapshot\"]')?.naturalWidth > 0",
+                           timeout=20_000)  # its snapshot, read as the cards' pictures are
     # Berlin's clock in Tokyo, said once, each time as events.csv's last_seen_local has it.
     shown = page.locator("#event-list tr.event td:first-child").all_inner_texts()
     exported = page.evaluate("fetch('/v1/events.csv?camera=old').then((r) => r.text())")
