@@ -694,6 +694,28 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     assert phone.evaluate("(e => e.scrollWidth <= e.clientWidth)(document.getElementById('zone-editor'))")  # nor the dialog
 
+    # the phone's back gesture over an open shape takes back a step of it, as Escape does (it closed
+    # the editor, the corners lost with it): the naming, then the shape; the page stays
+    dashboard = phone.url
+    for x, y in ((0.6, 0.1), (0.7, 0.1), (0.7, 0.2)):
+        overlay.click(position={"x": x * box["width"], "y": y * box["height"]})
+    phone.keyboard.press("Enter")  # closed: its name asked
+    phone.go_back()
+    assert phone.is_visible("#zone-editor") and phone.is_hidden("#zone-name-form")
+    assert phone.locator("#zone-overlay .drawing-points circle").count() == 3
+    assert phone.inner_text("#zone-status").startswith("Not named: the shape's 3 corners are kept")
+    phone.go_back()
+    assert phone.is_visible("#zone-editor") and phone.locator("#zone-overlay .drawing-points").count() == 0
+    assert phone.inner_text("#zone-status") == "Shape dropped."
+    # where "back" is a modal dialog's close request (Chrome on Android: its cancel), alike; the
+    # shape ended, its history entry is taken back (a later "back" leaves no dead step)
+    overlay.click(position={"x": 0.6 * box["width"], "y": 0.1 * box["height"]})
+    assert phone.evaluate("history.state?.shapeOpen") is True
+    phone.evaluate("document.getElementById('zone-editor').requestClose()")
+    assert phone.is_visible("#zone-editor") and phone.locator("#zone-overlay .drawing-points").count() == 0
+    phone.wait_for_function("!history.state?.shapeOpen", timeout=5_000)
+    assert phone.url == dashboard and phone.input_value("#zone-yaml") == text
+
     # pasted under the camera in a site.yaml, it loads (what `run --check` reads) as the same polygons
     pasted = "".join("    " + line + "\n" for line in text.splitlines())
     (tmp_path / "site.yaml").write_text(f"cameras:\n  door:\n    source: {zoned_site.folder / 'door.mp4'}\n{pasted}")
