@@ -767,6 +767,13 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     points = phone.get_attribute('#zone-overlay g[data-name="only"] polygon', "points")
     assert [float(v) for v in points.split()[1].split(",")] == pytest.approx([0.9 * 640, 0.1 * 480])  # its pixels
     assert phone.get_attribute("#zone-yaml", "aria-invalid") == "false"
+    # a name by the picture's edge is moved in, whole: centred on its shape, it was cut off
+    phone.fill("#zone-yaml", "zones:\n  checkout_by_the_window: [[0.9, 0.4], [1, 0.4], [1, 0.6]]\n")
+    phone.wait_for_function("document.querySelector('#zone-overlay g[data-name=\"checkout_by_the_window\"]') !== null",
+                            timeout=10_000)
+    names = phone.evaluate("[...document.querySelectorAll('#zone-overlay text')].map((t) => t.getBBox())"
+                           ".map((b) => [b.x, b.y, b.x + b.width, b.y + b.height])")
+    assert len(names) == 1 and all(-0.5 <= x0 and -0.5 <= y0 and x1 <= 640.5 and y1 <= 480.5 for x0, y0, x1, y1 in names), names
 
     # an empty motion: given (the defaults' masks off this camera) was dropped once a shape was drawn;
     # corners at the picture's edges (a click within 6 px of one is on it: the last pixel was 0.997),
