@@ -130,7 +130,8 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     finger or keyboard); a bar whose interval is under 80 % differed from the others by red alone;
     "the server's local time" did not say which. The share was in whole percents beside an interval
     in hundredths ("71%" by "63.49-77.96%"); "People" did not say it left out the unassessable; a
-    bar's tooltip gave the raw ISO start ("2026-01-01T10:00:00+02:00: 90% ...")."""
+    bar's tooltip gave the raw ISO start ("2026-01-01T10:00:00+02:00: 90% ..."). The share came
+    fourth: on a phone, where the table is the chart's readable form, it was past the screen's edge."""
     since = "2026-01-01T08:00:00.000+00:00"
     bucket = {"people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
     series = {"camera": None, "zone": None, "bucket": "hour", "timezone": "local", "since": since, "buckets": [
@@ -148,13 +149,13 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.goto(server + "/")
     desk.wait_for_function("document.querySelectorAll('#trend-table tbody tr').length === 4", timeout=20_000)
     assert [th.text_content() for th in desk.query_selector_all("#trend-table th")] == [
-        "From", "People judged", "Unassessable (not counted)", "Wearing a mask", "95\xa0% interval", "As labelled"]
+        "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not counted)", "As labelled"]
     rows = [[td.text_content() for td in tr.query_selector_all("td")]  # closed <details>: not rendered
             for tr in desk.query_selector_all("#trend-table tbody tr")]
-    assert rows[0] == ["2026-01-01 10:00", "10", "7", "71%", "63-78%, under 80%", "90%"]
-    assert rows[1] == ["2026-01-01 11:00", "10", "0", "20%", "5-50%, under 80%", "20%"]
-    assert rows[2] == ["2026-01-01 12:00", "10", "0", "70%", "58-80%", "70%"]
-    assert rows[3][:3] == ["2026-01-01 13:00", "0", "3"] and "only unassessable" in rows[3][3]
+    assert rows[0] == ["2026-01-01 10:00", "71%", "63-78%, under 80%", "10", "7", "90%"]
+    assert rows[1] == ["2026-01-01 11:00", "20%", "5-50%, under 80%", "10", "0", "20%"]
+    assert rows[2] == ["2026-01-01 12:00", "70%", "58-80%", "10", "0", "70%"]
+    assert rows[3][0] == "2026-01-01 13:00" and "only unassessable" in rows[3][1] and rows[3][3:5] == ["0", "3"]
     fills = desk.eval_on_selector_all("#trend-chart rect.bar", "bars => bars.map(b => getComputedStyle(b).fill)")
     assert len(fills) == 3 and "url(" in fills[0] and "url(" in fills[1] and "url(" not in fills[2]  # striped
     # The tooltip names the hour as the table does (the site's clock), and the people it leaves out.
@@ -164,6 +165,12 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     assert titles[1].startswith("2026-01-01 11:00: 20% (95% interval 5-50%) of 10 judged; ")
     assert desk.query_selector("#trend-chart line.threshold") is not None
     assert desk.inner_text("#trend-timezone") == "the server's local time, UTC+02:00"
+    desk.set_viewport_size({"width": 320, "height": 640})  # a phone: the time, the share and its interval in view
+    desk.click("#trend details summary")
+    for header in desk.query_selector_all("#trend-table th")[:3]:
+        box = header.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 320, (header.text_content(), box)
+    desk.set_viewport_size({"width": 1280, "height": 720})
     desk.route("**/v1/compliance?*", answer({**series, "buckets": []}))
     desk.select_option("#trend-bucket", "day")
     desk.wait_for_function("document.querySelector('#trend-table tbody').textContent.includes('no people counted yet')",
