@@ -150,16 +150,17 @@ def schema_for(schema: dict, site: Site, principal) -> dict:
     """The OpenAPI document as `principal` may read it: the camera and zone lists a query is
     documented with name only the cameras a viewer limited to some may see, and their zones (the
     whole document named every camera and zone of the site to any viewer); the cameras no longer
-    running whose history is stored are among them, as the queries take them."""
-    try:
-        retired = site.retired_cameras()
-    except SQLAlchemyError:  # the database away: the document still answers, with the running cameras
-        retired = []
+    running whose history is stored are among them, as the queries take them, and so are the zones
+    with stored counts that the config no longer names (renamed, removed, a retired camera's)."""
     every = principal is None or principal.cameras is None
     mine = [c for c in site.cameras_by_id if every or principal.may_see(c)]
-    swap = {tuple(site.cameras_by_id): mine + [c for c in retired if every or principal.may_see(c)]}
-    if not every:
-        swap[tuple(_zones(site, site.cameras_by_id))] = _zones(site, mine)
+    try:
+        retired = [c for c in site.retired_cameras() if every or principal.may_see(c)]
+        stored_zones = site.store.zones_since(0, None if every else mine + retired)
+    except SQLAlchemyError:  # the database away: the document still answers, with the running cameras
+        retired, stored_zones = [], []
+    swap = {tuple(site.cameras_by_id): mine + retired,
+            tuple(_zones(site, site.cameras_by_id)): sorted(set(_zones(site, mine)) | set(stored_zones))}
 
     def limited(node):
         if isinstance(node, list):
