@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pyotp
 import pytest
@@ -16,7 +19,8 @@ from sqlalchemy import text
 
 from maskwatch.security.access import WRONG_LOGIN, AuthSettings
 from maskwatch.security.store import AuthStore
-from maskwatch.security.two_step import STEP, matching_step
+from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
+                                         recovery_hashes)
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import log_in as log_in_page
 from tests.postgres import postgres  # noqa: F401  (fixture)
@@ -27,6 +31,7 @@ from tests.test_serve import serving
 CSRF = {"X-Maskwatch-CSRF": "1"}
 ANA = ("ana", "ana's first password")
 SECRET = pyotp.random_base32(32)
+RECOVERY_CODE = re.compile(r"[a-z2-9]{4}-[a-z2-9]{4}")
 
 
 def code_at(secret: str, steps: int = 0) -> str:
@@ -140,6 +145,108 @@ def test_a_user_turns_it_on_on_the_dashboard_with_a_code_and_off_with_another(tm
     assert secret not in repr(store.access_log(limit=1000)) + caplog.text
 
 
+def enrolled(client: TestClient) -> tuple[str, list[str]]:
+    """Two-step login turned on on the dashboard for ana, logged in on `client`: the secret and
+    the recovery codes its answer showed."""
+    secret = client.post("/two-step/secret", headers=CSRF).json()["secret"]
+    on = client.post("/two-step", json={"password": ANA[1], "code": code_at(secret)}, headers=CSRF)
+    assert on.status_code == 200 and on.headers["cache-control"] == "no-store"
+    return secret, on.json()["recovery_codes"]
+
+
+def test_a_recovery_code_is_read_whatever_its_case_spaces_and_dashes():
+    code = new_recovery_codes()[0]
+    assert recovery_hash(SECRET, f" {code.upper().replace('-', ' ')} ") == recovery_hash(SECRET, code)
+    assert recovery_hash(SECRET, code.replace("-", "")) == recovery_hash(SECRET, code)
+    assert recovery_hash(pyotp.random_base32(32), code) != recovery_hash(SECRET, code)  # keyed with the secret
+    assert recovery_hash(SECRET, "123456") is None and recovery_hash(SECRET, code + "a") is None
+    assert recovery_hash(SECRET, "") is None
+
+
+def test_a_recovery_code_logs_in_once_in_place_of_the_apps_code(tmp_path, caplog):
+    db = str(tmp_path / "recovery.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db, user_limit=2) as here, client_of(db) as lost, caplog.at_level(logging.DEBUG):
+        assert log_in(here).status_code == 200
+        _, codes = enrolled(here)
+        assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+        assert here.get("/v1/me").json()["recovery_codes_left"] == 10
+        assert log_in(lost, f" {codes[0].upper().replace('-', ' ')} ").status_code == 200  # as typed from paper
+        assert lost.get("/v1/me").json() | {"two_step": True, "recovery_codes_left": 9} == lost.get("/v1/me").json()
+        # once only, and a wrong one: the answer of a wrong code, counted as a failed login
+        answers = [log_in(here, codes[0]), log_in(here, "2345-6789")]
+        assert {(a.status_code, a.json()["error"]) for a in answers} == {(401, WRONG_LOGIN)}
+        assert log_in(here, codes[1]).status_code == 429  # past the user's limit (2), as for codes
+        answered = "".join(a.text for a in answers)
+    store = AuthStore(db)
+    assert store.recovery_left("ana") == 9  # the refused one was not used up
+    assert [(e["user"], e["target"]) for e in store.access_log(action="recovery_used")] == [("ana", "ana")]
+    assert len(store.access_log(action="login_failed")) == 2
+    written = repr(store.access_log(limit=1000)) + caplog.text + answered
+    assert not any(code in written or code.replace("-", "") in written for code in codes)
+
+
+def test_a_new_set_of_recovery_codes_replaces_the_old_and_turning_off_deletes_them(tmp_path):
+    db = str(tmp_path / "renew.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as here:
+        assert log_in(here).status_code == 200
+        _, old = enrolled(here)
+
+        def renew(password: str, code: str):
+            return here.post("/two-step/recovery-codes", json={"password": password, "code": code}, headers=CSRF)
+
+        wrong = renew("not ana's password", old[0])
+        assert (wrong.status_code, wrong.json()["error"]) == (403, "wrong password or code")
+        made = renew(ANA[1], old[0])  # a recovery code stands in for the app's code here too
+        assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+        new = made.json()["recovery_codes"]
+        assert len(set(new)) == 10 and not set(new) & set(old)
+        assert here.get("/v1/me").json()["recovery_codes_left"] == 10
+        assert log_in(client_of(db), old[1]).status_code == 401  # the old set's unused codes no longer work
+        assert log_in(client_of(db), new[0]).status_code == 200
+        assert here.request("DELETE", "/two-step", json={"password": ANA[1], "code": new[1]},
+                            headers=CSRF).status_code == 200
+        assert here.get("/v1/me").json()["recovery_codes_left"] is None
+        off = renew(ANA[1], "123456")
+        assert off.status_code == 409 and "not on" in off.json()["error"]
+    store = AuthStore(db)
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM recovery_codes")).scalar() == 0
+    assert [e["target"] for e in store.access_log(action="recovery_renewed")] == ["ana"]
+    assert [e["target"] for e in store.access_log(action="totp_failed")] == ["recovery codes"]
+    assert len(store.access_log(action="recovery_used")) == 3
+
+
+def one_use_of_a_recovery_code_at_once(url: str) -> None:
+    """Four workers sent the same recovery code at once: one of them takes it."""
+    store = AuthStore(url)
+    store.add_user(*ANA, "admin")
+    codes = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, codes)) == ""
+    user_id = store.user("ana")["id"]
+    workers = [AuthStore(url) for _ in range(4)]
+    ready = threading.Barrier(len(workers))
+
+    def use(worker: AuthStore) -> bool:
+        ready.wait()
+        return worker.use_recovery(user_id, recovery_hash(SECRET, codes[0]))
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        assert sorted(pool.map(use, workers)) == [False, False, False, True]
+    assert store.recovery_left("ana") == 9
+    for worker in [*workers, store]:
+        worker.close()
+
+
+def test_a_recovery_code_sent_to_workers_at_once_is_used_once_sqlite(tmp_path):
+    one_use_of_a_recovery_code_at_once(str(tmp_path / "race.db"))
+
+
+def test_a_recovery_code_sent_to_workers_at_once_is_used_once_postgresql(postgres):  # noqa: F811
+    one_use_of_a_recovery_code_at_once(postgres.new_database("recovery_race"))
+
+
 def password_alone_does_not_outlive_two_step(db: str) -> None:
     """A session from before `users 2fa --on`, and a login whose password was checked (no code
     asked) while it was turned on, were kept: a stolen password's way in stayed open after the
@@ -245,16 +352,29 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     assert uri.startswith(f"otpauth://totp/maskwatch:ana?secret={secret}")
     out, err = command.communicate(code_at(secret) + "\n", timeout=60)
     assert command.returncode == 0 and "two-step login on for ana: their sessions ended" in out, err
+    codes = RECOVERY_CODE.findall(out)
+    assert len(set(codes)) == 10 and AuthStore(db).recovery_left("ana") == 10
     assert before.session_count("ana") == 0  # a session of a stolen password is worth nothing after
     assert "two-step=on" in cli("list").output
     again = cli("2fa", "ana", "--on")
     assert again.exit_code == 1 and "on already" in again.output
+    renewed = cli("2fa", "ana", "--recovery-codes")
+    new = RECOVERY_CODE.findall(renewed.output)
+    assert renewed.exit_code == 0 and len(set(new)) == 10 and not set(new) & set(codes)
+    assert "old ones no longer work" in renewed.output
     with client_of(db) as client:
+        assert log_in(client, codes[0]).status_code == 401 and log_in(client, new[0]).status_code == 200
         assert log_in(client).status_code == 401 and log_in(client, code_at(secret, 1)).status_code == 200
         off = cli("2fa", "ana", "--off")  # the way back for a lost phone: its holder's session ends (it was kept)
         assert off.exit_code == 0 and "their sessions ended" in off.output and "two-step=off" in cli("list").output
         assert client.get("/v1/me").status_code == 401 and log_in(client).status_code == 200
     assert cli("2fa", "ana", "--off").exit_code == 1 and cli("2fa", "nobody", "--off").exit_code == 1
+    assert AuthStore(db).recovery_left("ana") == 0  # gone with it
+    none = cli("2fa", "ana", "--recovery-codes")
+    assert none.exit_code == 1 and "not on for ana" in none.output
+    both = cli("2fa", "ana", "--on", "--recovery-codes")
+    assert both.exit_code == 1 and "one of them" in both.output
+    assert [e["target"] for e in AuthStore(db).access_log(action="recovery_renewed")] == ["ana"]
     rows = [e for e in AuthStore(db).access_log(limit=1000) if e["action"].startswith("totp")]
     assert [(e["action"], e["target"], e["client"]) for e in rows] == [("totp_off", "ana", "local"),
                                                                        ("totp_on", "ana", "local")]
@@ -263,18 +383,42 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
 
 def two_step_of_version_3(url: str) -> None:
     """A database from before two-step login (auth schema 3) opens: its users have it off, and it
-    can be turned on."""
+    can be turned on, with recovery codes (version 5)."""
     store = AuthStore(url)
     store.add_user(*ANA, "admin")
-    with store.engine.begin() as connection:  # back to version 3's table
+    with store.engine.begin() as connection:  # back to version 3's tables
         for column in ("totp_secret", "totp_pending", "totp_step"):
             connection.execute(text(f"ALTER TABLE users DROP COLUMN {column}"))
+        connection.execute(text("DROP TABLE recovery_codes"))
         connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 4"))
     store.close()
     store = AuthStore(url)
     assert store.user("ana")["two_step"] is False and store.check_login(*ANA)["totp_secret"] is None
-    assert store.turn_on("ana", SECRET, step=5) == "" and store.user("ana")["two_step"] is True
+    codes = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=5, recovery=recovery_hashes(SECRET, codes)) == ""
+    assert store.user("ana")["two_step"] is True and store.recovery_left("ana") == 10
     assert store.use_step(store.user("ana")["id"], 6) and not store.use_step(store.user("ana")["id"], 6)
+    store.close()
+
+
+def recovery_codes_of_version_4(url: str) -> None:
+    """A database from before recovery codes (auth schema 4) opens: a user with two-step login on
+    has none left (the dialog says so) until they make a set, which then works once each."""
+    store = AuthStore(url)
+    store.add_user(*ANA, "admin")
+    assert store.turn_on("ana", SECRET, step=5) == ""
+    with store.engine.begin() as connection:  # back to version 4's tables
+        connection.execute(text("DROP TABLE recovery_codes"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 5"))
+    store.close()
+    store = AuthStore(url)
+    assert store.user("ana")["two_step"] is True and store.recovery_left("ana") == 0
+    codes = new_recovery_codes()
+    assert store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, codes))
+    ana = store.user("ana")["id"]
+    assert store.use_recovery(ana, recovery_hash(SECRET, codes[0])) and not store.use_recovery(
+        ana, recovery_hash(SECRET, codes[0]))
+    assert store.recovery_left("ana") == 9 and not store.renew_recovery("ana", "another secret", [])
     store.close()
 
 
@@ -284,6 +428,14 @@ def test_a_version_3_database_migrates_sqlite(tmp_path):
 
 def test_a_version_3_database_migrates_postgresql(postgres):  # noqa: F811
     two_step_of_version_3(postgres.new_database("two_step_v3"))
+
+
+def test_a_version_4_database_migrates_sqlite(tmp_path):
+    recovery_codes_of_version_4(str(tmp_path / "v4.db"))
+
+
+def test_a_version_4_database_migrates_postgresql(postgres):  # noqa: F811
+    recovery_codes_of_version_4(postgres.new_database("two_step_v4"))
 
 
 def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, page):  # noqa: F811
@@ -314,6 +466,10 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
             phone.click("#two-step-submit")
             assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login is on"))
             assert phone.inner_text("#two-step-secret") == "" and phone.input_value("#two-step-password") == ""
+            codes = phone.input_value("#two-step-codes").split("\n")  # shown this once, to copy or print
+            assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+            assert "10 recovery codes left" in phone.inner_text("#two-step-state") and phone.is_hidden("#two-step-few")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 360
             time.sleep(1.5)  # the page's polls go on with the new session: no trip to the login page
             assert "/login" not in phone.url and phone.inner_text("#two-step-submit") == "Turn off"
             phone.keyboard.press("Escape")
@@ -326,5 +482,22 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
             phone.fill("#code", code_at(secret, 1))
             phone.click("button[type=submit]")
             phone.wait_for_url(base + "/", timeout=10_000)
+            # Down to two recovery codes: the button says so; a new set made with one of them.
+            store = AuthStore(str(db))
+            for code in codes[2:]:
+                assert store.use_recovery(store.user("ana")["id"], recovery_hash(secret, code))
+            phone.reload()
+            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login (2 recovery codes left)")
+            phone.click("#two-step-open")
+            assert "Only 2 recovery codes left" in phone.inner_text("#two-step-few")
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", codes[0])
+            phone.click("#two-step-renew")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
+            new = phone.input_value("#two-step-codes").split("\n")
+            assert len(set(new)) == 10 and not set(new) & set(codes) and phone.is_hidden("#two-step-few")
+            assert phone.inner_text("#two-step-open") == "Two-step login" and store.recovery_left("ana") == 10
+            phone.keyboard.press("Escape")
+            assert until(lambda: phone.evaluate("document.getElementById('two-step-codes').value === ''"))  # on close
         finally:
             phone.close()

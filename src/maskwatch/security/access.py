@@ -355,8 +355,8 @@ class AccessControl:
                 user = self.store.check_login(name, password)
                 if user is not None:
                     secret, last_step = user["totp_secret"], user.pop("totp_step")
-                    if code is not None and secret is not None and not self._fresh_code(user["id"], secret, code,
-                                                                                        last_step):
+                    if code is not None and secret is not None and not self._fresh_code(user, secret, code,
+                                                                                        last_step, client):
                         user = None  # the rows stay, as for a wrong password
                     elif secret is not None:  # held back by check_login until the code was right too
                         user["password_hash"] = self.store.rehashed(user["id"], password, user["password_hash"])
@@ -375,14 +375,19 @@ class AccessControl:
         self.store.clear_failures(keys[1])
         return user
 
-    def _fresh_code(self, user_id: int, secret: str, code: str, last_step: int | None) -> bool:
+    def _fresh_code(self, user: dict, secret: str, code: str, last_step: int | None, client: str) -> bool:
         """Whether `code` is the user's for now (two_step.DRIFT steps either side) and was not
         used before: its step is then the last one used (store.use_step, one write that a second
-        login with the same code, sent at once, loses)."""
-        from maskwatch.security.two_step import matching_step
+        login with the same code, sent at once, loses). Or one of their recovery codes, used up
+        now (store.use_recovery, alike) and logged: `recovery_used`."""
+        from maskwatch.security.two_step import matching_step, recovery_hash
 
-        step = matching_step(secret, code, last_step)
-        return step is not None and self.store.use_step(user_id, step)
+        if (step := matching_step(secret, code, last_step)) is not None:
+            return self.store.use_step(user["id"], step)
+        if (hashed := recovery_hash(secret, code)) is None or not self.store.use_recovery(user["id"], hashed):
+            return False
+        self.store.log("recovery_used", user["name"], client, user["name"])
+        return True
 
     def change_password(self, request: Request, principal: Principal, current: str, new: str) -> str:
         """A logged-in user's own new password (POST /password); the new session's token. `current`
@@ -440,12 +445,13 @@ class AccessControl:
         uri = enrolment_uri(secret, name)
         return {"secret": secret, "uri": uri, "qr_svg": qr_svg(uri)}
 
-    def turn_on_two_step(self, request: Request, principal: Principal, password: str, code: str) -> str:
+    def turn_on_two_step(self, request: Request, principal: Principal, password: str,
+                         code: str) -> tuple[str, list[str]]:
         """Two-step login on for the user, once their password (checked as a login, a wrong one a
         failed login) and a code of the pending secret are right; a new session's token, every
-        other session of theirs ended. AuthError 400 (a code that does not match: a typo, not a
-        guess, the secret being the asker's own), 403, 409, 429."""
-        from maskwatch.security.two_step import matching_step
+        other session of theirs ended, and their recovery codes (shown this once). AuthError 400 (a
+        code that does not match: a typo, not a guess, the secret being the asker's own), 403, 409, 429."""
+        from maskwatch.security.two_step import matching_step, new_recovery_codes, recovery_hashes
 
         name = self.own_account(principal)
         client = client_address(request)
@@ -461,26 +467,50 @@ class AccessControl:
         if (step := matching_step(pending, code, None)) is None:
             raise AuthError(400, "the code is not the app's code for now: check the phone's clock, and that the "
                                  "app shows the code of this site's new entry")
-        token = self.store.turn_on(name, pending, step, checked_hash=user["password_hash"])
+        codes = new_recovery_codes()
+        token = self.store.turn_on(name, pending, step, checked_hash=user["password_hash"],
+                                   recovery=recovery_hashes(pending, codes))
         if token is None:
             raise AuthError(409, "the password or the secret changed, or the user was removed, while this was "
                                  "checked; start again")
         self.store.log("totp_on", name, client, name)
-        return token
+        return token, codes
 
     def turn_off_two_step(self, request: Request, principal: Principal, password: str, code: str) -> None:
-        """Two-step login off for the user: their password and a fresh code, checked as a login
-        checks them (a wrong one is a failed login: a stolen session must not take the second
-        factor off). AuthError 403, 409 (it is not on), 429."""
-        name = self.own_account(principal)
-        client = client_address(request)
-        if self._check_password(client, name, password, "password checks", code) is None:
-            self.store.log("totp_failed", name, client, "off")
-            said_failed(name, client)
-            raise AuthError(403, "wrong password or code")
+        """Two-step login off for the user: their password and a fresh code (or a recovery code),
+        checked as a login checks them (a wrong one is a failed login: a stolen session must not
+        take the second factor off). AuthError 403, 409 (it is not on), 429."""
+        name, client, _ = self._own_with_code(request, principal, password, code, "off")
         if not self.store.turn_off(name):
             raise AuthError(409, "two-step login is not on")
         self.store.log("totp_off", name, client, name)
+
+    def renew_recovery_codes(self, request: Request, principal: Principal, password: str, code: str) -> list[str]:
+        """A new set of recovery codes for the user, the old set gone: their password and a code
+        (or a recovery code), checked as for turning two-step login off. AuthError 403, 409 (it is
+        not on, or was changed meanwhile), 429."""
+        from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
+
+        name, client, user = self._own_with_code(request, principal, password, code, "recovery codes")
+        secret = user["totp_secret"]
+        codes = new_recovery_codes()
+        if secret is None or not self.store.renew_recovery(name, secret, recovery_hashes(secret, codes)):
+            raise AuthError(409, "two-step login is not on" if secret is None else
+                            "two-step login was turned off or on again meanwhile; nothing changed")
+        self.store.log("recovery_renewed", name, client, name)
+        return codes
+
+    def _own_with_code(self, request: Request, principal: Principal, password: str, code: str,
+                       what: str) -> tuple[str, str, dict]:
+        """The user's name, client and checked user, once their password and code are right (a
+        wrong one a failed login, the access log's `totp_failed` with `what` as its target)."""
+        name = self.own_account(principal)
+        client = client_address(request)
+        if (user := self._check_password(client, name, password, "password checks", code)) is None:
+            self.store.log("totp_failed", name, client, what)
+            said_failed(name, client)
+            raise AuthError(403, "wrong password or code")
+        return name, client, user
 
     def confirm_admin(self, request: Request, principal: Principal, password: str, change: str) -> tuple[str, str]:
         """The acting admin's own password, asked with each change to the users or tokens
