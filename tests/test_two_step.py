@@ -218,6 +218,21 @@ def test_a_new_set_of_recovery_codes_replaces_the_old_and_turning_off_deletes_th
     assert len(store.access_log(action="recovery_used")) == 3
 
 
+def test_turning_it_off_oneself_ends_the_other_sessions_and_keeps_this_browser(tmp_path):
+    """The user's own turning off kept their other sessions (an admin's ended them): a session
+    started with the second factor, on a phone since lost, outlived it."""
+    db = ana_with_two_step(tmp_path)
+    with client_of(db) as here, client_of(db) as other:
+        assert log_in(here, code_at(SECRET, -1)).status_code == 200
+        assert log_in(other, code_at(SECRET)).status_code == 200
+        before = dict(here.cookies)
+        off = here.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(SECRET, 1)}, headers=CSRF)
+        assert off.status_code == 200 and other.get("/v1/me").status_code == 401
+        assert dict(here.cookies) != before and here.get("/v1/me").json()["two_step"] is False
+        assert "other sessions ended" in off.json()["status"]
+        assert AuthStore(db).session_count("ana") == 1
+
+
 def one_use_of_a_recovery_code_at_once(url: str) -> None:
     """Four workers sent the same recovery code at once: one of them takes it."""
     store = AuthStore(url)

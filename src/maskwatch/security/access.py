@@ -476,14 +476,16 @@ class AccessControl:
         self.store.log("totp_on", name, client, name)
         return token, codes
 
-    def turn_off_two_step(self, request: Request, principal: Principal, password: str, code: str) -> None:
+    def turn_off_two_step(self, request: Request, principal: Principal, password: str, code: str) -> str:
         """Two-step login off for the user: their password and a fresh code (or a recovery code),
         checked as a login checks them (a wrong one is a failed login: a stolen session must not
-        take the second factor off). AuthError 403, 409 (it is not on), 429."""
+        take the second factor off). Every other session of theirs ends; the new session's token.
+        AuthError 403, 409 (it is not on), 429."""
         name, client, _ = self._own_with_code(request, principal, password, code, "off")
-        if not self.store.turn_off(name):
+        if (token := self.store.turn_off(name)) is None:
             raise AuthError(409, "two-step login is not on")
         self.store.log("totp_off", name, client, name)
+        return token
 
     def renew_recovery_codes(self, request: Request, principal: Principal, password: str, code: str) -> list[str]:
         """A new set of recovery codes for the user, the old set gone: their password and a code

@@ -580,11 +580,19 @@ class AuthStore:
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
             return "" if checked_hash is None else _new_session(connection, user_id, now)
 
-    def turn_off(self, name: str) -> bool:
-        """Two-step login off by the user (any pending secret and the recovery codes gone), their
-        sessions kept: they just gave their password and a code; False when it was not on."""
+    def turn_off(self, name: str, now: float | None = None) -> str | None:
+        """Two-step login off by the user (any pending secret and the recovery codes gone), and
+        every other session of theirs ended, as turning it on does: a session started with the
+        second factor must not outlive it (only the admin's turning off ended them). A new session
+        for the browser that asked: its token; None when it was not on."""
+        now = time.time() if now is None else now
         with self._write_lock, self.engine.begin() as connection:
-            return _two_step_off(connection, users.c.name == name)
+            hold_database(connection, USERS_LOCK)  # as turn_off_for
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if user_id is None or not _two_step_off(connection, users.c.id == user_id):
+                return None
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+            return _new_session(connection, user_id, now)
 
     def use_recovery(self, user_id: int, code_hash: str) -> bool:
         """Whether `code_hash` was one of the user's recovery codes, deleted now: one conditional

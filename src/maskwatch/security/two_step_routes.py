@@ -70,10 +70,10 @@ def _renewed(request: Request, token: str, answer: dict) -> JSONResponse:
         409: {"description": "Two-step login is not on"}, **LIMITS})
 def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
     """Turn two-step login off: your password and a code, checked as a login checks them. Your
-    recovery codes go."""
+    recovery codes go, and every other session of yours ends; this browser gets a new one."""
     principal = request.state.principal
-    request.app.state.access.turn_off_two_step(request, principal, body.password, body.code)
-    return JSONResponse({"status": "two-step login off", "user": principal.name})
+    token = request.app.state.access.turn_off_two_step(request, principal, body.password, body.code)
+    return _renewed(request, token, {"status": "two-step login off; your other sessions ended", "user": principal.name})
 
 
 @router.post("/two-step/recovery-codes", responses={

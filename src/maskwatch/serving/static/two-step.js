@@ -160,16 +160,17 @@
     say(turningOn ? "Turning two-step login on…" : "Turning two-step login off…");
     try {
       const call = answered("/two-step", asJson(turningOn ? "POST" : "DELETE", body));
-      // Turning it on ends every session of this user and sends this browser a new one: a poll
-      // refused meanwhile is asked again, as during a password change.
-      if (turningOn) passwordChanging = call.then(() => true, () => false);
+      // Turning it on or off ends every other session of this user and sends this browser a new
+      // one: a poll refused meanwhile is asked again, as during a password change.
+      passwordChanging = call.then(() => true, () => false);
       const answer = await call;
       on = turningOn;
       forget();
       counted(on ? answer.recovery_codes.length : null);
       show();
       if (on) showCodes(answer.recovery_codes);
-      say(on ? "Two-step login is on; your other sessions were logged out." : "Two-step login is off.");
+      say(on ? "Two-step login is on; your other sessions were logged out."
+        : "Two-step login is off; your other sessions were logged out.");
     } catch (err) {
       refused(err);
     } finally {
