@@ -233,6 +233,22 @@ def test_turning_it_off_oneself_ends_the_other_sessions_and_keeps_this_browser(t
         assert AuthStore(db).session_count("ana") == 1
 
 
+def test_new_secrets_are_bounded_per_user_and_leave_the_login_alone(tmp_path):
+    """POST /two-step/secret overwrote the pending secret as often as it was called."""
+    from maskwatch.security.access import SECRETS_PER_WINDOW
+
+    db = str(tmp_path / "secrets.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as here:
+        assert log_in(here).status_code == 200
+        made = [here.post("/two-step/secret", headers=CSRF) for _ in range(SECRETS_PER_WINDOW + 1)]
+        assert [m.status_code for m in made] == [200] * SECRETS_PER_WINDOW + [429]
+        assert "too many new secrets" in made[-1].json()["error"] and int(made[-1].headers["retry-after"]) > 0
+        assert log_in(client_of(db)).status_code == 200  # logins are counted apart
+        last = made[-2].json()["secret"]  # the last one made still confirms
+        assert here.post("/two-step", json={"password": ANA[1], "code": code_at(last)}, headers=CSRF).status_code == 200
+
+
 def one_use_of_a_recovery_code_at_once(url: str) -> None:
     """Four workers sent the same recovery code at once: one of them takes it."""
     store = AuthStore(url)

@@ -63,6 +63,8 @@ CSRF_HEADER = "x-maskwatch-csrf"
 # POST /login's one refusal: which of the name, the password or the code was wrong is not said (a
 # guesser who got the password right without the code must not learn it).
 WRONG_LOGIN = "wrong user name, password or code"
+# POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
+SECRETS_PER_WINDOW = 10
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
@@ -439,6 +441,14 @@ class AccessControl:
         from maskwatch.security.two_step import enrolment_uri, new_secret, qr_svg
 
         name = self.own_account(principal)
+        # Each is a database write and a QR code: counted per user as failed logins are, in the
+        # same table and window but under a key of their own (a user who clicks "Set up" again is
+        # not locked out of logging in).
+        reserved, oldest = self.store.reserve_attempt({f"secret:{name}": SECRETS_PER_WINDOW}, self.window)
+        if reserved is None:
+            wait = max(1, math.ceil(oldest + self.window - time.time()))
+            raise AuthError(429, f"too many new secrets ({SECRETS_PER_WINDOW} in {self.window / 60:g} minutes); "
+                                 f"try again in {wait} s, or use the last one made", {"Retry-After": str(wait)})
         secret = new_secret()
         if not self.store.set_pending(name, secret):
             raise AuthError(409, "two-step login is on already: turn it off first to use another app")

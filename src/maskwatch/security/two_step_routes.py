@@ -30,12 +30,14 @@ class PasswordAndCode(BaseModel):
     code: str = Code
 
 
-@router.post("/two-step/secret", responses={403: {"description": REFUSED},
-                                            409: {"description": "Two-step login is on already"}})
+@router.post("/two-step/secret", responses={
+        403: {"description": REFUSED}, 409: {"description": "Two-step login is on already"},
+        429: {"description": "Too many new secrets made by this user lately; Retry-After says when to try again"}})
 def new_secret(request: Request) -> JSONResponse:
     """A new secret for your authenticator app: `secret` (to type), `uri` (otpauth://) and
     `qr_svg` (the URI as a QR code, an SVG data URI). Shown this once; nothing changes until a
-    code from it is sent to POST /two-step. A second call replaces the first's secret."""
+    code from it is sent to POST /two-step. A second call replaces the first's secret (10 calls
+    per user in 15 minutes, the failed logins' window; then 429)."""
     access = request.app.state.access
     return JSONResponse(access.two_step_secret(request.state.principal), headers={"Cache-Control": "no-store"})
 
