@@ -12,12 +12,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from maskwatch.security.access import WRONG_LOGIN, AuthSettings
+from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN, AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)
@@ -50,6 +51,15 @@ def client_of(db: str, **settings) -> TestClient:
 def log_in(client: TestClient, code: str | None = None, password: str = ANA[1]):
     body = {"username": ANA[0], "password": password} | ({"code": code} if code is not None else {})
     return client.post("/login", json=body, headers=CSRF)
+
+
+def until(read, timeout: float = 10.0):
+    """`read()`'s first true value within `timeout` s, else its last (a page's CSP refuses
+    Playwright's wait_for_function: it evaluates a string)."""
+    deadline = time.monotonic() + timeout
+    while not (value := read()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 
 def ana_with_two_step(tmp_path) -> str:
@@ -474,12 +484,6 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
     db = tmp_path / "users.db"
     AuthStore(str(db)).add_user(*ANA, "viewer")
 
-    def until(read, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        while not (value := read()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return value
-
     with serving(["--database", str(db)], tmp_path) as base:
         phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})  # no bypass_csp
         try:
@@ -532,3 +536,96 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
             assert until(lambda: phone.evaluate("document.getElementById('two-step-codes').value === ''"))  # on close
         finally:
             phone.close()
+
+
+def test_a_site_that_requires_two_step_of_admins_answers_them_nothing_else_until_it_is_on(tmp_path):
+    """server.require_two_step: an admin without it logs in, and gets only the page, who they are,
+    the two-step routes and logout; a viewer is not covered by `admins`, and everyone by `all`."""
+    db = str(tmp_path / "required.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "admin")
+    store.add_user("bob", "bob's first password", "viewer")
+    token = store.add_token("scripts", "full")
+    with client_of(db, require_two_step="admins") as admin, client_of(db, require_two_step="admins") as viewer:
+        assert log_in(admin).status_code == 200
+        refused = admin.get("/v1/users")
+        assert (refused.status_code, refused.json()["error"]) == (403, TWO_STEP_REQUIRED)
+        assert admin.get("/v1/classes").status_code == 403 and admin.get("/v1/privacy").status_code == 403
+        me = admin.get("/v1/me").json()
+        assert me["two_step_required"] is True and me["two_step"] is False
+        assert admin.get("/").status_code == 200 and admin.get("/static/two-step.js").status_code == 200
+        _, codes = enrolled(admin)  # POST /two-step/secret and POST /two-step are answered
+        assert admin.get("/v1/users").status_code == 200 and admin.get("/v1/me").json()["two_step_required"] is False
+        assert viewer.post("/login", json={"username": "bob", "password": "bob's first password"},
+                           headers=CSRF).status_code == 200
+        assert viewer.get("/v1/classes").status_code == 200 and viewer.get("/v1/me").json()["two_step_required"] is False
+        assert admin.get("/v1/classes", headers={"Authorization": f"Bearer {token}"}).status_code == 200  # no login
+        assert admin.post("/logout", headers=CSRF).status_code == 200
+    with client_of(db, require_two_step="all") as viewer:
+        assert viewer.post("/login", json={"username": "bob", "password": "bob's first password"},
+                           headers=CSRF).status_code == 200
+        assert viewer.get("/v1/classes").status_code == 403 and viewer.post("/logout", headers=CSRF).status_code == 200
+
+
+def test_require_two_step_takes_none_admins_or_all_and_names_a_bad_value(tmp_path):
+    from maskwatch.site.config import SiteConfigError, load_site_config
+
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n  a: {source: clip.mp4}\n")
+    assert load_site_config(path).server.require_two_step == "none"
+    path.write_text("server: {require_two_step: admins}\ncameras:\n  a: {source: clip.mp4}\n")
+    assert load_site_config(path).server.require_two_step == "admins"
+    path.write_text("server: {require_two_step: yes}\ncameras:\n  a: {source: clip.mp4}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path)
+    assert any("require_two_step" in line and "'none', 'admins' or 'all'" in line for line in err.value.problems), \
+        err.value.problems
+
+
+def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_step(tmp_path, page, sample_dir):  # noqa: F811
+    """`maskwatch run` with server.require_two_step: all: the admin's page, every read refused,
+    opens the two-step dialog at once; once it is on and the dialog closed, the page reloads and reads."""
+    from tests.test_detection import make_video
+    from tests.test_serve import free_port
+
+    make_video(tmp_path / "door.mp4", sample_dir, frames=3)
+    port = free_port()
+    (tmp_path / "site.yaml").write_text(
+        "cameras: {door: {source: door.mp4}}\nstorage: {database: site.db, snapshots: snapshots}\n"
+        f"server: {{host: 127.0.0.1, port: {port}, require_two_step: all}}\n")
+    AuthStore(str(tmp_path / "site.db")).add_user(*ANA, "admin")
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "run.log", "w+") as log:
+        site = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml")],
+                                stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and site.poll() is None:
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.25)
+            else:
+                log.seek(0)
+                pytest.fail(f"maskwatch run did not start:\n{log.read()}")
+            log_in_page(phone, base, ANA)
+            phone.wait_for_selector("#two-step-dialog[open]", timeout=10_000)
+            assert "requires two-step login of your account" in phone.inner_text("#two-step-state")
+            phone.click("#two-step-begin")
+            secret = until(lambda: phone.inner_text("#two-step-secret"))
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", code_at(secret))
+            phone.click("#two-step-submit")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login is on"))
+            with phone.expect_navigation(timeout=10_000):  # the page again, its reads answered now
+                phone.click("#two-step-close")
+            phone.wait_for_selector("#two-step-open:not([hidden])", timeout=10_000)
+            assert not phone.is_visible("#two-step-dialog")
+            assert phone.evaluate("fetch('/v1/me').then((r) => r.json())")["two_step_required"] is False
+        finally:
+            phone.close()
+            site.terminate()
+            site.wait(timeout=30)

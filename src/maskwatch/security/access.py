@@ -63,6 +63,11 @@ CSRF_HEADER = "x-maskwatch-csrf"
 # POST /login's one refusal: which of the name, the password or the code was wrong is not said (a
 # guesser who got the password right without the code must not learn it).
 WRONG_LOGIN = "wrong user name, password or code"
+# What a user whom server.require_two_step covers, without two-step login, may still ask: the page
+# and its scripts, who they are, the two-step routes to set it up, and logging out.
+TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-step/secret", "/two-step",
+                            "/two-step/recovery-codes"})
+TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
@@ -96,6 +101,11 @@ class AuthSettings:
     user_limit: int = 5  # failed logins per user name per window, then 429
     client_limit: int = 20  # failed logins per client address per window, then 429
     window_minutes: float = 15.0
+    require_two_step: str = "none"  # none | admins | all: who must have two-step login (server.require_two_step)
+
+    def two_step_required(self, role: str) -> bool:
+        """Whether a user of `role` must have two-step login on to use more than TWO_STEP_SETUP."""
+        return self.require_two_step == "all" or (self.require_two_step == "admins" and role == "admin")
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class Principal:
     cameras: tuple[str, ...] | None = None  # None: every camera
     scope: str = "full"  # an API token's: read (GET only) or full
     session: str | None = field(default=None, repr=False)  # the session token, to end it at logout
+    two_step: bool | None = None  # a session's user: whether they have two-step login on
 
     def may_see(self, camera: str | None) -> bool:
         return camera is None or self.cameras is None or camera in self.cameras
@@ -230,6 +241,8 @@ class AccessControl:
             check_origin(request)  # a page elsewhere must not post to an open server; curl sends no Origin
         if principal.scope == "read" and request.method not in SAFE_METHODS:
             raise AuthError(403, "this API token is read-only")
+        if self.two_step_missing(principal) and getattr(route, "path", None) not in TWO_STEP_SETUP:
+            raise AuthError(403, TWO_STEP_REQUIRED)
         if access == "admin" and principal.role != "admin":
             raise AuthError(403, "this needs the admin role")
         if access == "all-cameras" and principal.cameras is not None:
@@ -243,6 +256,10 @@ class AccessControl:
             # before the handler ran, so 300 requests for snapshots that do not exist left 300
             # "snapshot fetched" rows, one database write each.
             request.state.audit = (extra[AUDIT], principal.name, client_address(request), audit_target(request, extra))
+
+    def two_step_missing(self, principal: Principal) -> bool:
+        """Whether a session's user must have two-step login (server.require_two_step) and has not."""
+        return principal.via == "session" and not principal.two_step and self.settings.two_step_required(principal.role)
 
     def audit_answered(self, request: Request, status: int) -> None:
         """The access-log row of an audited request that was answered with a 2xx."""
@@ -283,7 +300,8 @@ class AccessControl:
             user = self.store.session_user(cookie, self.idle, self.absolute)
             if user is not None:
                 cameras = tuple(user["cameras"]) if user["cameras"] is not None and user["role"] != "admin" else None
-                return Principal(user["name"], user["role"], "session", cameras, session=cookie)
+                return Principal(user["name"], user["role"], "session", cameras, session=cookie,
+                                 two_step=user["two_step"])
         if self.settings.open_without_users and not self.has_users():
             if self.settings.open_to_loopback_hosts_only and not is_loopback(request.url.hostname):
                 raise AuthError(401, f"this server has no users yet and answers only at http://127.0.0.1 or "

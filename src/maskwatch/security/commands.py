@@ -400,10 +400,11 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,
              absolute_hours: float = 12.0, tls: bool = False, where: str = "--database maskwatch.db",
-             create: bool = False, tls_how: str = "--tls-cert/--tls-key"):
+             create: bool = False, tls_how: str = "--tls-cert/--tls-key", require_two_step: str = "none"):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
     with no user (anyone who reaches the port would see the cameras). `tls_how`: how this command
-    is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls)."""
+    is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls).
+    `require_two_step`: the site's server.require_two_step."""
     from maskwatch.security.access import AuthSettings, is_loopback
     from maskwatch.site.config import check_proxies
 
@@ -429,4 +430,5 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
                     fg=typer.colors.YELLOW, err=True)
     return AuthSettings(database=database, open_without_users=local, open_to_loopback_hosts_only=True,
                         trusted_proxies=trusted_proxies,
-                        idle_minutes=idle_minutes, absolute_hours=absolute_hours, retention_days=retention_days)
+                        idle_minutes=idle_minutes, absolute_hours=absolute_hours, retention_days=retention_days,
+                        require_two_step=require_two_step)

@@ -53,6 +53,9 @@
     shown: (me) => me.via === "session", place: (button) => $("password-open").after(" ", button)});
   let on = false;  // as the server said: /v1/me's two_step, then each change's answer
   let left = null;  // recovery codes left: /v1/me's recovery_codes_left, then each change's answer
+  // The site requires two-step login of this user (server.require_two_step) and it is off: the
+  // server answers nothing else, so the dialog opens by itself; closed after a change, the page reloads.
+  let covered = false, reload = false;
   const FEW = 3;  // this many left or fewer: said on the button too, so that it is seen without opening
 
   function counted(codes) {
@@ -65,15 +68,18 @@
   }
   document.addEventListener("maskwatch-account", (event) => {
     on = event.detail.two_step === true;
+    covered = covered || event.detail.two_step_required === true;
     counted(event.detail.recovery_codes_left ?? null);
     $("two-step-user").value = event.detail.user || "";
+    if (covered && !on && !dialog.open) showDialog();
   });
   // The dialog as the state is: on (turn off with password and code), off (set up), or set up
   // begun (the secret shown, turn on with password and a code from it).
   function show(begun = false) {
     $("two-step-state").textContent = on ? "On: each login asks for the code from your app as well as your password. " +
         `${left ?? 0} recovery code${left === 1 ? "" : "s"} left.`
-      : "Off: your password alone logs you in. With it on, a stolen password is not enough.";
+      : (covered ? "This site requires two-step login of your account: set it up to go on. "
+        : "") + "Off: your password alone logs you in. With it on, a stolen password is not enough.";
     $("two-step-begin").hidden = on || begun;
     $("two-step-new").hidden = !begun;
     $("two-step-fields").hidden = !(on || begun);
@@ -93,12 +99,13 @@
     $("two-step-qr").removeAttribute("src");
   }
 
-  open.addEventListener("click", () => {
+  function showDialog() {
     say("");
     show();
     dialog.showModal();
     $("two-step-title").focus();
-  });
+  }
+  open.addEventListener("click", showDialog);
   $("two-step-close").addEventListener("click", () => dialog.close());
   $("two-step-copy").addEventListener("click", () => copyField($("two-step-codes"), $("two-step-copied")));
   $("two-step-print").addEventListener("click", () => {  // the codes alone, in a window of their own
@@ -109,7 +116,11 @@
     sheet.document.body.append(list);
     sheet.print();
   });
-  dialog.addEventListener("close", () => { forget(); open.focus(); });
+  dialog.addEventListener("close", () => {
+    forget();
+    if (reload) return void location.reload();  // the page's reads, refused until now
+    open.focus();
+  });
 
   $("two-step-begin").addEventListener("click", async () => {
     say("");
@@ -165,6 +176,7 @@
       passwordChanging = call.then(() => true, () => false);
       const answer = await call;
       on = turningOn;
+      reload = reload || covered;
       forget();
       counted(on ? answer.recovery_codes.length : null);
       show();
