@@ -58,13 +58,14 @@
   let covered = false, reload = false;
   const FEW = 3;  // this many left or fewer: said on the button too, so that it is seen without opening
 
+  const codesLeft = (n) => `${n ? n : "No"} recovery code${n === 1 ? "" : "s"} left`;
   function counted(codes) {
     left = codes;
     const few = on && left !== null && left <= FEW;
-    open.textContent = few ? `Two-step login (${left} recovery code${left === 1 ? "" : "s"} left)` : "Two-step login";
+    open.textContent = few ? `Two-step login (${codesLeft(left).toLowerCase()})` : "Two-step login";
     $("two-step-few").hidden = !few;
-    $("two-step-few").textContent = few ? `Only ${left} recovery code${left === 1 ? "" : "s"} left: make a new set ` +
-      "with your password and a code (New recovery codes)." : "";
+    $("two-step-few").textContent = few ? `${left ? "Only " : ""}${codesLeft(left)}: make a new set with your ` +
+      "password and a code (New recovery codes)." : "";
   }
   document.addEventListener("maskwatch-account", (event) => {
     on = event.detail.two_step === true;
@@ -77,7 +78,7 @@
   // begun (the secret shown, turn on with password and a code from it).
   function show(begun = false) {
     $("two-step-state").textContent = on ? "On: each login asks for the code from your app as well as your password. " +
-        `${left ?? 0} recovery code${left === 1 ? "" : "s"} left.`
+        `${codesLeft(left ?? 0)}.`
       : (covered ? "This site requires two-step login of your account: set it up to go on. "
         : "") + "Off: your password alone logs you in. With it on, a stolen password is not enough.";
     $("two-step-begin").hidden = on || begun;
