@@ -600,15 +600,14 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
         site = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml")],
                                 stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
         phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        def healthy() -> bool:
+            try:
+                return httpx.get(base + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and site.poll() is None:
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.25)
-            else:
+            if not until(lambda: site.poll() is not None or healthy(), 60) or not healthy():
                 log.seek(0)
                 pytest.fail(f"maskwatch run did not start:\n{log.read()}")
             log_in_page(phone, base, ANA)
