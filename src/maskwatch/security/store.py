@@ -194,7 +194,7 @@ def _two_step_v4(connection) -> None:
 
 def _recovery_codes_v5(connection) -> None:
     """Version 5: two-step login's recovery codes (their own table). Users who have it on already
-    have none until they make a set (their dialog says 0 left)."""
+    have none until they make a set (their dialog says "No recovery codes left")."""
     metadata.create_all(connection, tables=[recovery_codes])
 
 
