@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from maskwatch.security.access import WRONG_LOGIN, AuthSettings
+from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN, AuthSettings
 from maskwatch.security.store import AuthStore
-from maskwatch.security.two_step import STEP, matching_step
+from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
+                                         recovery_hashes)
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import log_in as log_in_page
 from tests.postgres import postgres  # noqa: F401  (fixture)
@@ -27,6 +32,7 @@ from tests.test_serve import serving
 CSRF = {"X-Maskwatch-CSRF": "1"}
 ANA = ("ana", "ana's first password")
 SECRET = pyotp.random_base32(32)
+RECOVERY_CODE = re.compile(r"[a-z2-9]{4}-[a-z2-9]{4}")
 
 
 def code_at(secret: str, steps: int = 0) -> str:
@@ -45,6 +51,15 @@ def client_of(db: str, **settings) -> TestClient:
 def log_in(client: TestClient, code: str | None = None, password: str = ANA[1]):
     body = {"username": ANA[0], "password": password} | ({"code": code} if code is not None else {})
     return client.post("/login", json=body, headers=CSRF)
+
+
+def until(read, timeout: float = 10.0):
+    """`read()`'s first true value within `timeout` s, else its last (a page's CSP refuses
+    Playwright's wait_for_function: it evaluates a string)."""
+    deadline = time.monotonic() + timeout
+    while not (value := read()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 
 def ana_with_two_step(tmp_path) -> str:
@@ -138,6 +153,139 @@ def test_a_user_turns_it_on_on_the_dashboard_with_a_code_and_off_with_another(tm
     assert [(e["user"], e["action"]) for e in store.access_log(limit=1000) if e["action"].startswith("totp")] == [
         ("ana", "totp_off"), ("ana", "totp_failed"), ("ana", "totp_on"), ("ana", "totp_failed")]
     assert secret not in repr(store.access_log(limit=1000)) + caplog.text
+
+
+def enrolled(client: TestClient) -> tuple[str, list[str]]:
+    """Two-step login turned on on the dashboard for ana, logged in on `client`: the secret and
+    the recovery codes its answer showed."""
+    secret = client.post("/two-step/secret", headers=CSRF).json()["secret"]
+    on = client.post("/two-step", json={"password": ANA[1], "code": code_at(secret)}, headers=CSRF)
+    assert on.status_code == 200 and on.headers["cache-control"] == "no-store"
+    return secret, on.json()["recovery_codes"]
+
+
+def test_a_recovery_code_is_read_whatever_its_case_spaces_and_dashes():
+    code = new_recovery_codes()[0]
+    assert recovery_hash(SECRET, f" {code.upper().replace('-', ' ')} ") == recovery_hash(SECRET, code)
+    assert recovery_hash(SECRET, code.replace("-", "")) == recovery_hash(SECRET, code)
+    assert recovery_hash(pyotp.random_base32(32), code) != recovery_hash(SECRET, code)  # keyed with the secret
+    assert recovery_hash(SECRET, "123456") is None and recovery_hash(SECRET, code + "a") is None
+    assert recovery_hash(SECRET, "") is None
+
+
+def test_a_recovery_code_logs_in_once_in_place_of_the_apps_code(tmp_path, caplog):
+    db = str(tmp_path / "recovery.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db, user_limit=2) as here, client_of(db) as lost, caplog.at_level(logging.DEBUG):
+        assert log_in(here).status_code == 200
+        _, codes = enrolled(here)
+        assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+        assert here.get("/v1/me").json()["recovery_codes_left"] == 10
+        assert log_in(lost, f" {codes[0].upper().replace('-', ' ')} ").status_code == 200  # as typed from paper
+        assert lost.get("/v1/me").json() | {"two_step": True, "recovery_codes_left": 9} == lost.get("/v1/me").json()
+        # once only, and a wrong one: the answer of a wrong code, counted as a failed login
+        answers = [log_in(here, codes[0]), log_in(here, "2345-6789")]
+        assert {(a.status_code, a.json()["error"]) for a in answers} == {(401, WRONG_LOGIN)}
+        assert log_in(here, codes[1]).status_code == 429  # past the user's limit (2), as for codes
+        answered = "".join(a.text for a in answers)
+    store = AuthStore(db)
+    assert store.recovery_left("ana") == 9  # the refused one was not used up
+    assert [(e["user"], e["target"]) for e in store.access_log(action="recovery_used")] == [("ana", "ana")]
+    assert len(store.access_log(action="login_failed")) == 2
+    written = repr(store.access_log(limit=1000)) + caplog.text + answered
+    assert not any(code in written or code.replace("-", "") in written for code in codes)
+
+
+def test_a_new_set_of_recovery_codes_replaces_the_old_and_turning_off_deletes_them(tmp_path):
+    db = str(tmp_path / "renew.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as here:
+        assert log_in(here).status_code == 200
+        _, old = enrolled(here)
+
+        def renew(password: str, code: str):
+            return here.post("/two-step/recovery-codes", json={"password": password, "code": code}, headers=CSRF)
+
+        wrong = renew("not ana's password", old[0])
+        assert (wrong.status_code, wrong.json()["error"]) == (403, "wrong password or code")
+        made = renew(ANA[1], old[0])  # a recovery code stands in for the app's code here too
+        assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+        new = made.json()["recovery_codes"]
+        assert len(set(new)) == 10 and not set(new) & set(old)
+        assert here.get("/v1/me").json()["recovery_codes_left"] == 10
+        assert log_in(client_of(db), old[1]).status_code == 401  # the old set's unused codes no longer work
+        assert log_in(client_of(db), new[0]).status_code == 200
+        assert here.request("DELETE", "/two-step", json={"password": ANA[1], "code": new[1]},
+                            headers=CSRF).status_code == 200
+        assert here.get("/v1/me").json()["recovery_codes_left"] is None
+        off = renew(ANA[1], "123456")
+        assert off.status_code == 409 and "not on" in off.json()["error"]
+    store = AuthStore(db)
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM recovery_codes")).scalar() == 0
+    assert [e["target"] for e in store.access_log(action="recovery_renewed")] == ["ana"]
+    assert [e["target"] for e in store.access_log(action="totp_failed")] == ["recovery codes"]
+    assert len(store.access_log(action="recovery_used")) == 3
+
+
+def test_turning_it_off_oneself_ends_the_other_sessions_and_keeps_this_browser(tmp_path):
+    """The user's own turning off kept their other sessions (an admin's ended them): a session
+    started with the second factor, on a phone since lost, outlived it."""
+    db = ana_with_two_step(tmp_path)
+    with client_of(db) as here, client_of(db) as other:
+        assert log_in(here, code_at(SECRET, -1)).status_code == 200
+        assert log_in(other, code_at(SECRET)).status_code == 200
+        before = dict(here.cookies)
+        off = here.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(SECRET, 1)}, headers=CSRF)
+        assert off.status_code == 200 and other.get("/v1/me").status_code == 401
+        assert dict(here.cookies) != before and here.get("/v1/me").json()["two_step"] is False
+        assert "other sessions ended" in off.json()["status"]
+        assert AuthStore(db).session_count("ana") == 1
+
+
+def test_new_secrets_are_bounded_per_user_and_leave_the_login_alone(tmp_path):
+    """POST /two-step/secret overwrote the pending secret as often as it was called."""
+    from maskwatch.security.access import SECRETS_PER_WINDOW
+
+    db = str(tmp_path / "secrets.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db) as here:
+        assert log_in(here).status_code == 200
+        made = [here.post("/two-step/secret", headers=CSRF) for _ in range(SECRETS_PER_WINDOW + 1)]
+        assert [m.status_code for m in made] == [200] * SECRETS_PER_WINDOW + [429]
+        assert "too many new secrets" in made[-1].json()["error"] and int(made[-1].headers["retry-after"]) > 0
+        assert log_in(client_of(db)).status_code == 200  # logins are counted apart
+        last = made[-2].json()["secret"]  # the last one made still confirms
+        assert here.post("/two-step", json={"password": ANA[1], "code": code_at(last)}, headers=CSRF).status_code == 200
+
+
+def one_use_of_a_recovery_code_at_once(url: str) -> None:
+    """Four workers sent the same recovery code at once: one of them takes it."""
+    store = AuthStore(url)
+    store.add_user(*ANA, "admin")
+    codes = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, codes)) == ""
+    user_id = store.user("ana")["id"]
+    workers = [AuthStore(url) for _ in range(4)]
+    ready = threading.Barrier(len(workers))
+
+    def use(worker: AuthStore) -> bool:
+        ready.wait()
+        return worker.use_recovery(user_id, recovery_hash(SECRET, codes[0]))
+
+    with ThreadPoolExecutor(len(workers)) as pool:
+        assert sorted(pool.map(use, workers)) == [False, False, False, True]
+    assert store.recovery_left("ana") == 9
+    for worker in [*workers, store]:
+        worker.close()
+
+
+def test_a_recovery_code_sent_to_workers_at_once_is_used_once_sqlite(tmp_path):
+    one_use_of_a_recovery_code_at_once(str(tmp_path / "race.db"))
+
+
+def test_a_recovery_code_sent_to_workers_at_once_is_used_once_postgresql(postgres):  # noqa: F811
+    one_use_of_a_recovery_code_at_once(postgres.new_database("recovery_race"))
 
 
 def password_alone_does_not_outlive_two_step(db: str) -> None:
@@ -245,16 +393,29 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     assert uri.startswith(f"otpauth://totp/maskwatch:ana?secret={secret}")
     out, err = command.communicate(code_at(secret) + "\n", timeout=60)
     assert command.returncode == 0 and "two-step login on for ana: their sessions ended" in out, err
+    codes = RECOVERY_CODE.findall(out)
+    assert len(set(codes)) == 10 and AuthStore(db).recovery_left("ana") == 10
     assert before.session_count("ana") == 0  # a session of a stolen password is worth nothing after
     assert "two-step=on" in cli("list").output
     again = cli("2fa", "ana", "--on")
     assert again.exit_code == 1 and "on already" in again.output
+    renewed = cli("2fa", "ana", "--recovery-codes")
+    new = RECOVERY_CODE.findall(renewed.output)
+    assert renewed.exit_code == 0 and len(set(new)) == 10 and not set(new) & set(codes)
+    assert "old ones no longer work" in renewed.output
     with client_of(db) as client:
+        assert log_in(client, codes[0]).status_code == 401 and log_in(client, new[0]).status_code == 200
         assert log_in(client).status_code == 401 and log_in(client, code_at(secret, 1)).status_code == 200
         off = cli("2fa", "ana", "--off")  # the way back for a lost phone: its holder's session ends (it was kept)
         assert off.exit_code == 0 and "their sessions ended" in off.output and "two-step=off" in cli("list").output
         assert client.get("/v1/me").status_code == 401 and log_in(client).status_code == 200
     assert cli("2fa", "ana", "--off").exit_code == 1 and cli("2fa", "nobody", "--off").exit_code == 1
+    assert AuthStore(db).recovery_left("ana") == 0  # gone with it
+    none = cli("2fa", "ana", "--recovery-codes")
+    assert none.exit_code == 1 and "not on for ana" in none.output
+    both = cli("2fa", "ana", "--on", "--recovery-codes")
+    assert both.exit_code == 1 and "one of them" in both.output
+    assert [e["target"] for e in AuthStore(db).access_log(action="recovery_renewed")] == ["ana"]
     rows = [e for e in AuthStore(db).access_log(limit=1000) if e["action"].startswith("totp")]
     assert [(e["action"], e["target"], e["client"]) for e in rows] == [("totp_off", "ana", "local"),
                                                                        ("totp_on", "ana", "local")]
@@ -263,18 +424,42 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
 
 def two_step_of_version_3(url: str) -> None:
     """A database from before two-step login (auth schema 3) opens: its users have it off, and it
-    can be turned on."""
+    can be turned on, with recovery codes (version 5)."""
     store = AuthStore(url)
     store.add_user(*ANA, "admin")
-    with store.engine.begin() as connection:  # back to version 3's table
+    with store.engine.begin() as connection:  # back to version 3's tables
         for column in ("totp_secret", "totp_pending", "totp_step"):
             connection.execute(text(f"ALTER TABLE users DROP COLUMN {column}"))
+        connection.execute(text("DROP TABLE recovery_codes"))
         connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 4"))
     store.close()
     store = AuthStore(url)
     assert store.user("ana")["two_step"] is False and store.check_login(*ANA)["totp_secret"] is None
-    assert store.turn_on("ana", SECRET, step=5) == "" and store.user("ana")["two_step"] is True
+    codes = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=5, recovery=recovery_hashes(SECRET, codes)) == ""
+    assert store.user("ana")["two_step"] is True and store.recovery_left("ana") == 10
     assert store.use_step(store.user("ana")["id"], 6) and not store.use_step(store.user("ana")["id"], 6)
+    store.close()
+
+
+def recovery_codes_of_version_4(url: str) -> None:
+    """A database from before recovery codes (auth schema 4) opens: a user with two-step login on
+    has none left (the dialog says so) until they make a set, which then works once each."""
+    store = AuthStore(url)
+    store.add_user(*ANA, "admin")
+    assert store.turn_on("ana", SECRET, step=5) == ""
+    with store.engine.begin() as connection:  # back to version 4's tables
+        connection.execute(text("DROP TABLE recovery_codes"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 5"))
+    store.close()
+    store = AuthStore(url)
+    assert store.user("ana")["two_step"] is True and store.recovery_left("ana") == 0
+    codes = new_recovery_codes()
+    assert store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, codes))
+    ana = store.user("ana")["id"]
+    assert store.use_recovery(ana, recovery_hash(SECRET, codes[0])) and not store.use_recovery(
+        ana, recovery_hash(SECRET, codes[0]))
+    assert store.recovery_left("ana") == 9 and not store.renew_recovery("ana", "another secret", [])
     store.close()
 
 
@@ -286,16 +471,18 @@ def test_a_version_3_database_migrates_postgresql(postgres):  # noqa: F811
     two_step_of_version_3(postgres.new_database("two_step_v3"))
 
 
+def test_a_version_4_database_migrates_sqlite(tmp_path):
+    recovery_codes_of_version_4(str(tmp_path / "v4.db"))
+
+
+def test_a_version_4_database_migrates_postgresql(postgres):  # noqa: F811
+    recovery_codes_of_version_4(postgres.new_database("two_step_v4"))
+
+
 def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, page):  # noqa: F811
     """In Chromium under the page's real CSP (the QR code is a data: image), on a phone's width."""
     db = tmp_path / "users.db"
     AuthStore(str(db)).add_user(*ANA, "viewer")
-
-    def until(read, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        while not (value := read()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return value
 
     with serving(["--database", str(db)], tmp_path) as base:
         phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})  # no bypass_csp
@@ -314,6 +501,10 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
             phone.click("#two-step-submit")
             assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login is on"))
             assert phone.inner_text("#two-step-secret") == "" and phone.input_value("#two-step-password") == ""
+            codes = phone.input_value("#two-step-codes").split("\n")  # shown this once, to copy or print
+            assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+            assert "10 recovery codes left" in phone.inner_text("#two-step-state") and phone.is_hidden("#two-step-few")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 360
             time.sleep(1.5)  # the page's polls go on with the new session: no trip to the login page
             assert "/login" not in phone.url and phone.inner_text("#two-step-submit") == "Turn off"
             phone.keyboard.press("Escape")
@@ -326,5 +517,114 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
             phone.fill("#code", code_at(secret, 1))
             phone.click("button[type=submit]")
             phone.wait_for_url(base + "/", timeout=10_000)
+            # Down to two recovery codes: the button says so; a new set made with one of them.
+            store = AuthStore(str(db))
+            for code in codes[2:]:
+                assert store.use_recovery(store.user("ana")["id"], recovery_hash(secret, code))
+            phone.reload()
+            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login (2 recovery codes left)")
+            phone.click("#two-step-open")
+            assert "Only 2 recovery codes left" in phone.inner_text("#two-step-few")
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", codes[0])
+            phone.click("#two-step-renew")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
+            new = phone.input_value("#two-step-codes").split("\n")
+            assert len(set(new)) == 10 and not set(new) & set(codes) and phone.is_hidden("#two-step-few")
+            assert phone.inner_text("#two-step-open") == "Two-step login" and store.recovery_left("ana") == 10
+            phone.keyboard.press("Escape")
+            assert until(lambda: phone.evaluate("document.getElementById('two-step-codes').value === ''"))  # on close
         finally:
             phone.close()
+
+
+def test_a_site_that_requires_two_step_of_admins_answers_them_nothing_else_until_it_is_on(tmp_path):
+    """server.require_two_step: an admin without it logs in, and gets only the page, who they are,
+    the two-step routes and logout; a viewer is not covered by `admins`, and everyone by `all`."""
+    db = str(tmp_path / "required.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "admin")
+    store.add_user("bob", "bob's first password", "viewer")
+    token = store.add_token("scripts", "full")
+    with client_of(db, require_two_step="admins") as admin, client_of(db, require_two_step="admins") as viewer:
+        assert log_in(admin).status_code == 200
+        refused = admin.get("/v1/users")
+        assert (refused.status_code, refused.json()["error"]) == (403, TWO_STEP_REQUIRED)
+        assert admin.get("/v1/classes").status_code == 403 and admin.get("/v1/privacy").status_code == 403
+        me = admin.get("/v1/me").json()
+        assert me["two_step_required"] is True and me["two_step"] is False
+        assert admin.get("/").status_code == 200 and admin.get("/static/two-step.js").status_code == 200
+        _, codes = enrolled(admin)  # POST /two-step/secret and POST /two-step are answered
+        assert admin.get("/v1/users").status_code == 200 and admin.get("/v1/me").json()["two_step_required"] is False
+        assert viewer.post("/login", json={"username": "bob", "password": "bob's first password"},
+                           headers=CSRF).status_code == 200
+        assert viewer.get("/v1/classes").status_code == 200 and viewer.get("/v1/me").json()["two_step_required"] is False
+        assert admin.get("/v1/classes", headers={"Authorization": f"Bearer {token}"}).status_code == 200  # no login
+        assert admin.post("/logout", headers=CSRF).status_code == 200
+    with client_of(db, require_two_step="all") as viewer:
+        assert viewer.post("/login", json={"username": "bob", "password": "bob's first password"},
+                           headers=CSRF).status_code == 200
+        assert viewer.get("/v1/classes").status_code == 403 and viewer.post("/logout", headers=CSRF).status_code == 200
+
+
+def test_require_two_step_takes_none_admins_or_all_and_names_a_bad_value(tmp_path):
+    from maskwatch.site.config import SiteConfigError, load_site_config
+
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    path = tmp_path / "site.yaml"
+    path.write_text("cameras:\n  a: {source: clip.mp4}\n")
+    assert load_site_config(path).server.require_two_step == "none"
+    path.write_text("server: {require_two_step: admins}\ncameras:\n  a: {source: clip.mp4}\n")
+    assert load_site_config(path).server.require_two_step == "admins"
+    path.write_text("server: {require_two_step: yes}\ncameras:\n  a: {source: clip.mp4}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path)
+    assert any("require_two_step" in line and "'none', 'admins' or 'all'" in line for line in err.value.problems), \
+        err.value.problems
+
+
+def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_step(tmp_path, page, sample_dir):  # noqa: F811
+    """`maskwatch run` with server.require_two_step: all: the admin's page, every read refused,
+    opens the two-step dialog at once; once it is on and the dialog closed, the page reloads and reads."""
+    from tests.test_detection import make_video
+    from tests.test_serve import free_port
+
+    make_video(tmp_path / "door.mp4", sample_dir, frames=3)
+    port = free_port()
+    (tmp_path / "site.yaml").write_text(
+        "cameras: {door: {source: door.mp4}}\nstorage: {database: site.db, snapshots: snapshots}\n"
+        f"server: {{host: 127.0.0.1, port: {port}, require_two_step: all}}\n")
+    AuthStore(str(tmp_path / "site.db")).add_user(*ANA, "admin")
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "run.log", "w+") as log:
+        site = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml")],
+                                stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        def healthy() -> bool:
+            try:
+                return httpx.get(base + "/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            if not until(lambda: site.poll() is not None or healthy(), 60) or not healthy():
+                log.seek(0)
+                pytest.fail(f"maskwatch run did not start:\n{log.read()}")
+            log_in_page(phone, base, ANA)
+            phone.wait_for_selector("#two-step-dialog[open]", timeout=10_000)
+            assert "requires two-step login of your account" in phone.inner_text("#two-step-state")
+            phone.click("#two-step-begin")
+            secret = until(lambda: phone.inner_text("#two-step-secret"))
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", code_at(secret))
+            phone.click("#two-step-submit")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login is on"))
+            with phone.expect_navigation(timeout=10_000):  # the page again, its reads answered now
+                phone.click("#two-step-close")
+            phone.wait_for_selector("#two-step-open:not([hidden])", timeout=10_000)
+            assert not phone.is_visible("#two-step-dialog")
+            assert phone.evaluate("fetch('/v1/me').then((r) => r.json())")["two_step_required"] is False
+        finally:
+            phone.close()
+            site.terminate()
+            site.wait(timeout=30)

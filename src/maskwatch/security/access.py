@@ -63,6 +63,13 @@ CSRF_HEADER = "x-maskwatch-csrf"
 # POST /login's one refusal: which of the name, the password or the code was wrong is not said (a
 # guesser who got the password right without the code must not learn it).
 WRONG_LOGIN = "wrong user name, password or code"
+# What a user whom server.require_two_step covers, without two-step login, may still ask: the page
+# and its scripts, who they are, the two-step routes to set it up, and logging out.
+TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-step/secret", "/two-step",
+                            "/two-step/recovery-codes"})
+TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
+# POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
+SECRETS_PER_WINDOW = 10
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
@@ -94,6 +101,11 @@ class AuthSettings:
     user_limit: int = 5  # failed logins per user name per window, then 429
     client_limit: int = 20  # failed logins per client address per window, then 429
     window_minutes: float = 15.0
+    require_two_step: str = "none"  # none | admins | all: who must have two-step login (server.require_two_step)
+
+    def two_step_required(self, role: str) -> bool:
+        """Whether a user of `role` must have two-step login on to use more than TWO_STEP_SETUP."""
+        return self.require_two_step == "all" or (self.require_two_step == "admins" and role == "admin")
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,7 @@ class Principal:
     cameras: tuple[str, ...] | None = None  # None: every camera
     scope: str = "full"  # an API token's: read (GET only) or full
     session: str | None = field(default=None, repr=False)  # the session token, to end it at logout
+    two_step: bool | None = None  # a session's user: whether they have two-step login on
 
     def may_see(self, camera: str | None) -> bool:
         return camera is None or self.cameras is None or camera in self.cameras
@@ -228,6 +241,8 @@ class AccessControl:
             check_origin(request)  # a page elsewhere must not post to an open server; curl sends no Origin
         if principal.scope == "read" and request.method not in SAFE_METHODS:
             raise AuthError(403, "this API token is read-only")
+        if self.two_step_missing(principal) and getattr(route, "path", None) not in TWO_STEP_SETUP:
+            raise AuthError(403, TWO_STEP_REQUIRED)
         if access == "admin" and principal.role != "admin":
             raise AuthError(403, "this needs the admin role")
         if access == "all-cameras" and principal.cameras is not None:
@@ -241,6 +256,10 @@ class AccessControl:
             # before the handler ran, so 300 requests for snapshots that do not exist left 300
             # "snapshot fetched" rows, one database write each.
             request.state.audit = (extra[AUDIT], principal.name, client_address(request), audit_target(request, extra))
+
+    def two_step_missing(self, principal: Principal) -> bool:
+        """Whether a session's user must have two-step login (server.require_two_step) and has not."""
+        return principal.via == "session" and not principal.two_step and self.settings.two_step_required(principal.role)
 
     def audit_answered(self, request: Request, status: int) -> None:
         """The access-log row of an audited request that was answered with a 2xx."""
@@ -281,7 +300,8 @@ class AccessControl:
             user = self.store.session_user(cookie, self.idle, self.absolute)
             if user is not None:
                 cameras = tuple(user["cameras"]) if user["cameras"] is not None and user["role"] != "admin" else None
-                return Principal(user["name"], user["role"], "session", cameras, session=cookie)
+                return Principal(user["name"], user["role"], "session", cameras, session=cookie,
+                                 two_step=user["two_step"])
         if self.settings.open_without_users and not self.has_users():
             if self.settings.open_to_loopback_hosts_only and not is_loopback(request.url.hostname):
                 raise AuthError(401, f"this server has no users yet and answers only at http://127.0.0.1 or "
@@ -355,8 +375,8 @@ class AccessControl:
                 user = self.store.check_login(name, password)
                 if user is not None:
                     secret, last_step = user["totp_secret"], user.pop("totp_step")
-                    if code is not None and secret is not None and not self._fresh_code(user["id"], secret, code,
-                                                                                        last_step):
+                    if code is not None and secret is not None and not self._fresh_code(user, secret, code,
+                                                                                        last_step, client):
                         user = None  # the rows stay, as for a wrong password
                     elif secret is not None:  # held back by check_login until the code was right too
                         user["password_hash"] = self.store.rehashed(user["id"], password, user["password_hash"])
@@ -375,14 +395,19 @@ class AccessControl:
         self.store.clear_failures(keys[1])
         return user
 
-    def _fresh_code(self, user_id: int, secret: str, code: str, last_step: int | None) -> bool:
+    def _fresh_code(self, user: dict, secret: str, code: str, last_step: int | None, client: str) -> bool:
         """Whether `code` is the user's for now (two_step.DRIFT steps either side) and was not
         used before: its step is then the last one used (store.use_step, one write that a second
-        login with the same code, sent at once, loses)."""
-        from maskwatch.security.two_step import matching_step
+        login with the same code, sent at once, loses). Or one of their recovery codes, used up
+        now (store.use_recovery, alike) and logged: `recovery_used`."""
+        from maskwatch.security.two_step import matching_step, recovery_hash
 
-        step = matching_step(secret, code, last_step)
-        return step is not None and self.store.use_step(user_id, step)
+        if (step := matching_step(secret, code, last_step)) is not None:
+            return self.store.use_step(user["id"], step)
+        if (hashed := recovery_hash(secret, code)) is None or not self.store.use_recovery(user["id"], hashed):
+            return False
+        self.store.log("recovery_used", user["name"], client, user["name"])
+        return True
 
     def change_password(self, request: Request, principal: Principal, current: str, new: str) -> str:
         """A logged-in user's own new password (POST /password); the new session's token. `current`
@@ -434,18 +459,27 @@ class AccessControl:
         from maskwatch.security.two_step import enrolment_uri, new_secret, qr_svg
 
         name = self.own_account(principal)
+        # Each is a database write and a QR code: counted per user as failed logins are, in the
+        # same table and window but under a key of their own (a user who clicks "Set up" again is
+        # not locked out of logging in).
+        reserved, oldest = self.store.reserve_attempt({f"secret:{name}": SECRETS_PER_WINDOW}, self.window)
+        if reserved is None:
+            wait = max(1, math.ceil(oldest + self.window - time.time()))
+            raise AuthError(429, f"too many new secrets ({SECRETS_PER_WINDOW} in {self.window / 60:g} minutes); "
+                                 f"try again in {wait} s, or use the last one made", {"Retry-After": str(wait)})
         secret = new_secret()
         if not self.store.set_pending(name, secret):
             raise AuthError(409, "two-step login is on already: turn it off first to use another app")
         uri = enrolment_uri(secret, name)
         return {"secret": secret, "uri": uri, "qr_svg": qr_svg(uri)}
 
-    def turn_on_two_step(self, request: Request, principal: Principal, password: str, code: str) -> str:
+    def turn_on_two_step(self, request: Request, principal: Principal, password: str,
+                         code: str) -> tuple[str, list[str]]:
         """Two-step login on for the user, once their password (checked as a login, a wrong one a
         failed login) and a code of the pending secret are right; a new session's token, every
-        other session of theirs ended. AuthError 400 (a code that does not match: a typo, not a
-        guess, the secret being the asker's own), 403, 409, 429."""
-        from maskwatch.security.two_step import matching_step
+        other session of theirs ended, and their recovery codes (shown this once). AuthError 400 (a
+        code that does not match: a typo, not a guess, the secret being the asker's own), 403, 409, 429."""
+        from maskwatch.security.two_step import matching_step, new_recovery_codes, recovery_hashes
 
         name = self.own_account(principal)
         client = client_address(request)
@@ -461,26 +495,52 @@ class AccessControl:
         if (step := matching_step(pending, code, None)) is None:
             raise AuthError(400, "the code is not the app's code for now: check the phone's clock, and that the "
                                  "app shows the code of this site's new entry")
-        token = self.store.turn_on(name, pending, step, checked_hash=user["password_hash"])
+        codes = new_recovery_codes()
+        token = self.store.turn_on(name, pending, step, checked_hash=user["password_hash"],
+                                   recovery=recovery_hashes(pending, codes))
         if token is None:
             raise AuthError(409, "the password or the secret changed, or the user was removed, while this was "
                                  "checked; start again")
         self.store.log("totp_on", name, client, name)
-        return token
+        return token, codes
 
-    def turn_off_two_step(self, request: Request, principal: Principal, password: str, code: str) -> None:
-        """Two-step login off for the user: their password and a fresh code, checked as a login
-        checks them (a wrong one is a failed login: a stolen session must not take the second
-        factor off). AuthError 403, 409 (it is not on), 429."""
-        name = self.own_account(principal)
-        client = client_address(request)
-        if self._check_password(client, name, password, "password checks", code) is None:
-            self.store.log("totp_failed", name, client, "off")
-            said_failed(name, client)
-            raise AuthError(403, "wrong password or code")
-        if not self.store.turn_off(name):
+    def turn_off_two_step(self, request: Request, principal: Principal, password: str, code: str) -> str:
+        """Two-step login off for the user: their password and a fresh code (or a recovery code),
+        checked as a login checks them (a wrong one is a failed login: a stolen session must not
+        take the second factor off). Every other session of theirs ends; the new session's token.
+        AuthError 403, 409 (it is not on), 429."""
+        name, client, _ = self._own_with_code(request, principal, password, code, "off")
+        if (token := self.store.turn_off(name)) is None:
             raise AuthError(409, "two-step login is not on")
         self.store.log("totp_off", name, client, name)
+        return token
+
+    def renew_recovery_codes(self, request: Request, principal: Principal, password: str, code: str) -> list[str]:
+        """A new set of recovery codes for the user, the old set gone: their password and a code
+        (or a recovery code), checked as for turning two-step login off. AuthError 403, 409 (it is
+        not on, or was changed meanwhile), 429."""
+        from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
+
+        name, client, user = self._own_with_code(request, principal, password, code, "recovery codes")
+        secret = user["totp_secret"]
+        codes = new_recovery_codes()
+        if secret is None or not self.store.renew_recovery(name, secret, recovery_hashes(secret, codes)):
+            raise AuthError(409, "two-step login is not on" if secret is None else
+                            "two-step login was turned off or on again meanwhile; nothing changed")
+        self.store.log("recovery_renewed", name, client, name)
+        return codes
+
+    def _own_with_code(self, request: Request, principal: Principal, password: str, code: str,
+                       what: str) -> tuple[str, str, dict]:
+        """The user's name, client and checked user, once their password and code are right (a
+        wrong one a failed login, the access log's `totp_failed` with `what` as its target)."""
+        name = self.own_account(principal)
+        client = client_address(request)
+        if (user := self._check_password(client, name, password, "password checks", code)) is None:
+            self.store.log("totp_failed", name, client, what)
+            said_failed(name, client)
+            raise AuthError(403, "wrong password or code")
+        return name, client, user
 
     def confirm_admin(self, request: Request, principal: Principal, password: str, change: str) -> tuple[str, str]:
         """The acting admin's own password, asked with each change to the users or tokens

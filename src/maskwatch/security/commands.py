@@ -265,13 +265,14 @@ def read_code() -> str:
 @users_app.command("2fa")
 def two_step(
     name: UserName,
-    on: Annotated[Optional[bool], typer.Option("--on/--off", help="--on: print a new secret for the user's authenticator app and turn two-step login on once a code from it is typed; --off: turn it off and end their sessions (the way back for a lost phone).", show_default=False)] = None,
+    on: Annotated[Optional[bool], typer.Option("--on/--off", help="--on: print a new secret for the user's authenticator app and turn two-step login on once a code from it is typed, then print their recovery codes; --off: turn it off and end their sessions (the way back for a lost phone).", show_default=False)] = None,
+    recovery_codes: Annotated[bool, typer.Option("--recovery-codes", help="Print a new set of recovery codes for a user who has two-step login on; their old codes no longer work.")] = False,
     config: Config = None,
     database: Database = None,
 ) -> None:
-    """Two-step login (authenticator-app codes, RFC 6238) on or off for a user."""
-    if on is None:
-        _fail("say --on or --off")
+    """Two-step login (authenticator-app codes, RFC 6238) on or off for a user, or their new recovery codes."""
+    if (on is None) == (not recovery_codes):
+        _fail("say --on, --off or --recovery-codes (one of them)")
     from maskwatch.extras import need
 
     need("users 2fa", "serve", (*STORE_MODULES, "pyotp"))  # the codes: a traceback without it
@@ -279,6 +280,9 @@ def two_step(
     found = store.two_step(name)
     if found is None:
         _fail(f"no user {name!r}")
+    if recovery_codes:
+        _renew_recovery(store, name, found["secret"])
+        return
     if not on:  # the way back for a lost phone: their sessions end, as on the dashboard's Users
         try:
             store.turn_off_for(name)
@@ -289,7 +293,8 @@ def two_step(
         return
     if found["secret"] is not None:
         _fail(f"two-step login is on already for {name}: --off first, then --on for another app")
-    from maskwatch.security.two_step import enrolment_uri, matching_step, new_secret
+    from maskwatch.security.two_step import (enrolment_uri, matching_step, new_recovery_codes, new_secret,
+                                             recovery_hashes)
 
     secret = new_secret()
     uri = enrolment_uri(secret, name)
@@ -306,11 +311,33 @@ def two_step(
                 "the code it shows", err=True)
     if (step := matching_step(secret, read_code(), None)) is None:
         _fail("that is not the app's code for now (check the phone's clock); nothing changed: run --on again")
-    if store.turn_on(name, secret, step) is None:
+    codes = new_recovery_codes()
+    if store.turn_on(name, secret, step, recovery=recovery_hashes(secret, codes)) is None:
         _fail(f"two-step login was turned on for {name} meanwhile, or the user removed; nothing changed")
     _logged(store, "totp_on", name)
     typer.echo(f"two-step login on for {name}: their sessions ended; the code is asked with the password from "
                "the next login")
+    _said_recovery(codes)
+
+
+def _said_recovery(codes: list[str]) -> None:
+    """The recovery codes on stdout, once: only their hashes are kept."""
+    typer.echo("recovery codes (each logs in once in place of the app's code; shown this once, keep them "
+               "apart from the phone):\n" + "\n".join(codes))
+
+
+def _renew_recovery(store, name: str, secret: str | None) -> None:
+    """`users 2fa NAME --recovery-codes`: a new set in place of the old, printed once."""
+    from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
+
+    if secret is None:
+        _fail(f"two-step login is not on for {name}: recovery codes come with it (--on)")
+    codes = new_recovery_codes()
+    if not store.renew_recovery(name, secret, recovery_hashes(secret, codes)):
+        _fail(f"two-step login of {name} was turned off or on again meanwhile; nothing changed")
+    _logged(store, "recovery_renewed", name)
+    typer.echo(f"new recovery codes for {name}; the old ones no longer work")
+    _said_recovery(codes)
 
 
 @tokens_app.command("add")
@@ -373,10 +400,11 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,
              absolute_hours: float = 12.0, tls: bool = False, where: str = "--database maskwatch.db",
-             create: bool = False, tls_how: str = "--tls-cert/--tls-key"):
+             create: bool = False, tls_how: str = "--tls-cert/--tls-key", require_two_step: str = "none"):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
     with no user (anyone who reaches the port would see the cameras). `tls_how`: how this command
-    is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls)."""
+    is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls).
+    `require_two_step`: the site's server.require_two_step."""
     from maskwatch.security.access import AuthSettings, is_loopback
     from maskwatch.site.config import check_proxies
 
@@ -402,4 +430,5 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
                     fg=typer.colors.YELLOW, err=True)
     return AuthSettings(database=database, open_without_users=local, open_to_loopback_hosts_only=True,
                         trusted_proxies=trusted_proxies,
-                        idle_minutes=idle_minutes, absolute_hours=absolute_hours, retention_days=retention_days)
+                        idle_minutes=idle_minutes, absolute_hours=absolute_hours, retention_days=retention_days,
+                        require_two_step=require_two_step)

@@ -114,7 +114,9 @@ def change_password(request: Request, body: PasswordBody) -> JSONResponse:
 @router.get("/v1/me")
 def me(request: Request) -> dict:
     """Who asks; `two_step`: whether a session's user has two-step login on (null for a token or
-    an open server, which have no login); `timezone`: the site's clock, which the dashboard shows
+    an open server, which have no login), and `recovery_codes_left` their unused recovery codes
+    (null where it is off); `two_step_required`: the site requires it of them and it is off, so
+    that nothing but setting it up is answered (server.require_two_step); `timezone`: the site's clock, which the dashboard shows
     every time in, as the chart's hours (null: `serve` without a site, the browser's own clock)."""
     principal = principal_of(request)
     store = _access(request).store
@@ -122,6 +124,8 @@ def me(request: Request) -> dict:
     return {"user": principal.name, "role": principal.role, "via": principal.via, "scope": principal.scope,
             "cameras": list(principal.cameras) if principal.cameras is not None else None,
             "two_step": found["two_step"] if found is not None else None,
+            "recovery_codes_left": store.recovery_left(principal.name) if found and found["two_step"] else None,
+            "two_step_required": _access(request).two_step_missing(principal),
             "timezone": site.config.clock() if (site := request.app.state.site) is not None else None}
 
 

@@ -8,6 +8,7 @@ Secrets are never stored: passwords as Argon2id hashes (passwords.py), session a
 SHA-256 of 256 random bits (a fast hash is enough for a secret nobody chose). The one exception is
 a two-step login's TOTP secret (two_step.py): the server must compute the codes from it, so it is
 kept as it is, like the database's other contents; it never leaves the store but once, at enrolment.
+Recovery codes are kept as HMACs keyed with that secret (two_step.recovery_hash).
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (
 
 # The access log's actions of a change to the users or tokens, by an admin on the dashboard
 # (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
-# totp_on/totp_off: two-step login turned on or off, by the user on the dashboard or with `users 2fa`.
+# totp_on/totp_off: two-step login turned on or off, by the user on the dashboard or with `users 2fa`;
+# recovery_renewed: a new set of recovery codes made, the old set gone.
 CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_added", "token_revoked",
-           "totp_on", "totp_off")
+           "totp_on", "totp_off", "recovery_renewed")
 # edit_user's `cameras` when the cameras stay as they are (None there means every camera).
 UNCHANGED = object()
 NO_CAMERA_EDITED = "--camera names no camera: use --all-cameras for every camera"  # an empty list: not "all"
@@ -140,6 +142,14 @@ login_failures = Table(
     Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS" or "user:NAME"
     Column("at", Float, nullable=False, index=True),
 )
+# Two-step login's one-time recovery codes (two_step.recovery_hash: never the codes), each row
+# deleted as its code is used; all of a user's go when two-step login is turned off.
+recovery_codes = Table(
+    "recovery_codes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+)
 access_log = Table(
     "access_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -182,7 +192,13 @@ def _two_step_v4(connection) -> None:
             connection.execute(text(f"ALTER TABLE users ADD COLUMN {column} {kind}"))
 
 
-MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4]
+def _recovery_codes_v5(connection) -> None:
+    """Version 5: two-step login's recovery codes (their own table). Users who have it on already
+    have none until they make a set (their dialog says "No recovery codes left")."""
+    metadata.create_all(connection, tables=[recovery_codes])
+
+
+MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5]
 TOUCH_EVERY = 60.0  # seconds: a session's or token's last use is written at most this often
 
 
@@ -281,10 +297,28 @@ def _revoke_owned(connection, user_id: int) -> list[str]:
 
 
 def _two_step_off(connection, which) -> bool:
-    """Two-step login off (its secret, a pending one and the last step gone) for the user `which`
-    picks, in the caller's transaction; whether it was on."""
-    return connection.execute(update(users).where(which, users.c.totp_secret.is_not(None))
-                              .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount == 1
+    """Two-step login off (its secret, a pending one, the last step and the recovery codes gone)
+    for the user `which` picks, in the caller's transaction; whether it was on."""
+    if connection.execute(update(users).where(which, users.c.totp_secret.is_not(None))
+                          .values(totp_secret=None, totp_pending=None, totp_step=None)).rowcount != 1:
+        return False
+    connection.execute(delete(recovery_codes).where(recovery_codes.c.user_id.in_(select(users.c.id).where(which))))
+    return True
+
+
+def _set_recovery(connection, user_id: int, hashes) -> None:
+    """The user's recovery codes replaced by `hashes`, in the caller's transaction."""
+    connection.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+    if hashes:
+        connection.execute(insert(recovery_codes), [{"user_id": user_id, "code_hash": h} for h in hashes])
+
+
+def _new_session(connection, user_id: int, now: float) -> str:
+    """A session for the browser that made a change which ended the user's others; its token."""
+    token = secrets.token_urlsafe(32)
+    connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
+                                               created=now, last_seen=now))
+    return token
 
 
 def _same_two_step(secret: str | None):
@@ -393,6 +427,7 @@ class AuthStore:
                 raise Conflict(f"{name!r} is the last admin: add another admin first (maskwatch users add NAME "
                                  "--role admin)")
             connection.execute(delete(sessions).where(sessions.c.user_id == row.id))
+            connection.execute(delete(recovery_codes).where(recovery_codes.c.user_id == row.id))
             revoked = _revoke_owned(connection, row.id)
             connection.execute(delete(users).where(users.c.id == row.id))
         return revoked
@@ -462,14 +497,11 @@ class AuthStore:
         check_strength(password, name)
         hashed = hash_password(password)
         now = time.time() if now is None else now
-        token = secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
             user_id = _replace_password(connection, name, hashed, checked_hash, also=[_same_two_step(totp_secret)])
             if user_id is None:
                 return None
-            connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
-                                                       created=now, last_seen=now))
-        return token
+            return _new_session(connection, user_id, now)
 
     def check_login(self, name: str, password: str) -> dict | None:
         """The user when name and password match; None otherwise, after the same hashing work.
@@ -527,15 +559,15 @@ class AuthStore:
                                       .values(totp_pending=secret)).rowcount == 1
 
     def turn_on(self, name: str, secret: str, step: int, checked_hash: str | None = None,
-                now: float | None = None) -> str | None:
-        """Two-step login on with `secret`, its first code's `step` used, and every session of the
+                now: float | None = None, recovery: list[str] = ()) -> str | None:
+        """Two-step login on with `secret`, its first code's `step` used, its `recovery` codes'
+        hashes stored, and every session of the
         user ended, as a password change does: a session started with a stolen password alone is
         worth nothing after (`users 2fa --on` kept them). With `checked_hash` (the dashboard: the
         password just checked, `secret` the pending one) a new session starts for the browser that
         asked, its token returned; without (`users 2fa --on`), "". None, nothing changed, when it
         is on already, the user is gone, or the password or the pending secret changed meanwhile."""
         now = time.time() if now is None else now
-        token = secrets.token_urlsafe(32)
         still = [] if checked_hash is None else [users.c.password_hash == checked_hash, users.c.totp_pending == secret]
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # as _replace_password: a removal's rows in the same order
@@ -544,18 +576,50 @@ class AuthStore:
                     update(users).where(users.c.id == user_id, users.c.totp_secret.is_(None), *still)
                     .values(totp_secret=secret, totp_pending=None, totp_step=step)).rowcount != 1:
                 return None
+            _set_recovery(connection, user_id, recovery)
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
-            if checked_hash is None:
-                return ""
-            connection.execute(insert(sessions).values(token_hash=token_hash(token), user_id=user_id,
-                                                       created=now, last_seen=now))
-        return token
+            return "" if checked_hash is None else _new_session(connection, user_id, now)
 
-    def turn_off(self, name: str) -> bool:
-        """Two-step login off by the user (and any pending secret gone), their sessions kept: they
-        just gave their password and a code; False when it was not on."""
+    def turn_off(self, name: str, now: float | None = None) -> str | None:
+        """Two-step login off by the user (any pending secret and the recovery codes gone), and
+        every other session of theirs ended, as turning it on does: a session started with the
+        second factor must not outlive it (only the admin's turning off ended them). A new session
+        for the browser that asked: its token; None when it was not on."""
+        now = time.time() if now is None else now
         with self._write_lock, self.engine.begin() as connection:
-            return _two_step_off(connection, users.c.name == name)
+            hold_database(connection, USERS_LOCK)  # as turn_off_for
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            if user_id is None or not _two_step_off(connection, users.c.id == user_id):
+                return None
+            connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+            return _new_session(connection, user_id, now)
+
+    def use_recovery(self, user_id: int, code_hash: str) -> bool:
+        """Whether `code_hash` was one of the user's recovery codes, deleted now: one conditional
+        write, so a code sent to two workers at once is taken by one of them."""
+        with self._write_lock, self.engine.begin() as connection:
+            return connection.execute(delete(recovery_codes).where(
+                recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash == code_hash)).rowcount >= 1
+
+    def recovery_left(self, name: str) -> int:
+        """How many unused recovery codes the user has."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(recovery_codes)
+                                      .join(users, users.c.id == recovery_codes.c.user_id)
+                                      .where(users.c.name == name)).scalar() or 0
+
+    def renew_recovery(self, name: str, secret: str, hashes: list[str]) -> bool:
+        """A new set of recovery codes in place of the old (all of them, used or not); False,
+        nothing changed, when the user's two-step secret is no longer `secret` (turned off, or on
+        again with another app, meanwhile: the codes are keyed with it)."""
+        with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, USERS_LOCK)
+            user_id = connection.execute(select(users.c.id).where(users.c.name == name,
+                                                                  users.c.totp_secret == secret)).scalar()
+            if user_id is None:
+                return False
+            _set_recovery(connection, user_id, hashes)
+        return True
 
     def turn_off_for(self, name: str, acting: tuple[str, str] | None = None) -> None:
         """Two-step login off for a user who lost their phone, by an admin (`acting`: the

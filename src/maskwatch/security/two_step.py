@@ -5,12 +5,15 @@ the current 30 s step. A code is taken for the step before and after too (a phon
 little off), and never for a step at or before the last one accepted: a code seen over a
 shoulder or in a proxy's log cannot be used again (store.AuthStore.use_step keeps that step).
 The secret is the user's second factor: it is shown once, at enrolment, and never logged.
+Recovery codes (below) stand in for a code once each, for a user without their phone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
+import secrets
 import time
 
 import pyotp
@@ -54,3 +57,35 @@ def matching_step(secret: str, code: str, last_step: int | None, now: float | No
         if hmac.compare_digest(totp.generate_otp(step), code) and (last_step is None or step > last_step):
             found = step if found is None else found
     return found
+
+
+# Recovery codes: the way back for a user whose phone is lost, without an admin. Ten one-time codes,
+# shown once when two-step login is turned on (or a new set made), taken in a login's code field.
+RECOVERY_COUNT = 10
+RECOVERY_FEW = 3  # this many left or fewer: the dialog says to make a new set
+RECOVERY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 signs, no l/1 or o/0 to mistake
+RECOVERY = re.compile(f"[{RECOVERY_ALPHABET}]{{8}}")
+
+
+def new_recovery_codes() -> list[str]:
+    """RECOVERY_COUNT random codes of 8 signs (40 bits each), written `xxxx-xxxx`."""
+    codes = ["".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(8)) for _ in range(RECOVERY_COUNT)]
+    return [f"{code[:4]}-{code[4:]}" for code in codes]
+
+
+def recovery_hash(secret: str, code: str) -> str | None:
+    """What is stored of a recovery code: HMAC-SHA256 keyed with the user's TOTP secret, of the code
+    as typed less spaces and dashes, in lower case; None for text that is no recovery code (a TOTP
+    code, a typo). Not Argon2 as passwords: a login's code would be checked against up to ten
+    hashes, 1.5 s of 64 MiB each under the four hashing slots. A fast hash is enough for 40 random
+    bits nobody chose, and keyed with the secret it is worth nothing without it, while whoever reads
+    the secret (stored as it is beside them) holds the second factor already."""
+    code = re.sub(r"[\s-]", "", code or "").lower()
+    if not RECOVERY.fullmatch(code):
+        return None
+    return hmac.new(secret.encode("ascii"), code.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def recovery_hashes(secret: str, codes: list[str]) -> list[str]:
+    """What is stored of a new set of `codes`."""
+    return [recovery_hash(secret, code) for code in codes]

@@ -1,5 +1,6 @@
 """A user's own two-step login on the dashboard (static/two-step.js): a new secret for their app,
-turned on with a code from it, turned off with a code; each with the user's password.
+turned on with a code from it, turned off with a code, a new set of recovery codes; each with the
+user's password.
 
 The CLI (`maskwatch users 2fa NAME --on/--off`, commands.py) does the same on the server. A user
 who lost their phone is helped by an admin: the Users dialog's "Turn off two-step" (DELETE
@@ -14,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 router = APIRouter(tags=["access"])
 
-Code = Field(min_length=1, max_length=16, description="the 6 digits the authenticator app shows now (spaces ignored)")
+Code = Field(min_length=1, max_length=16, description=(
+    "the 6 digits the authenticator app shows now (spaces ignored), or a recovery code (xxxx-xxxx)"))
 REFUSED = ("an API token or an open server (no login to secure); no X-Maskwatch-CSRF header, or another "
            "site's Origin")
 LIMITS = {429: {"description": "Too many failed logins; Retry-After says when to try again"},
@@ -28,12 +30,14 @@ class PasswordAndCode(BaseModel):
     code: str = Code
 
 
-@router.post("/two-step/secret", responses={403: {"description": REFUSED},
-                                            409: {"description": "Two-step login is on already"}})
+@router.post("/two-step/secret", responses={
+        403: {"description": REFUSED}, 409: {"description": "Two-step login is on already"},
+        429: {"description": "Too many new secrets made by this user lately; Retry-After says when to try again"}})
 def new_secret(request: Request) -> JSONResponse:
     """A new secret for your authenticator app: `secret` (to type), `uri` (otpauth://) and
     `qr_svg` (the URI as a QR code, an SVG data URI). Shown this once; nothing changes until a
-    code from it is sent to POST /two-step. A second call replaces the first's secret."""
+    code from it is sent to POST /two-step. A second call replaces the first's secret (10 calls
+    per user in 15 minutes, the failed logins' window; then 429)."""
     access = request.app.state.access
     return JSONResponse(access.two_step_secret(request.state.principal), headers={"Cache-Control": "no-store"})
 
@@ -45,12 +49,19 @@ def new_secret(request: Request) -> JSONResponse:
 def turn_on(request: Request, body: PasswordAndCode) -> JSONResponse:
     """Turn two-step login on with the secret of POST /two-step/secret, confirmed by a code from
     the app: from the next login the code is asked with the password. Every other session of
-    yours ends; this browser gets a new one."""
+    yours ends; this browser gets a new one. `recovery_codes`: ten one-time codes, each taken
+    once in place of the app's code; shown this once."""
     access = request.app.state.access
     principal = request.state.principal
-    token = access.turn_on_two_step(request, principal, body.password, body.code)
-    response = JSONResponse({"status": "two-step login on; your other sessions ended", "user": principal.name})
-    name, value, attributes = access.cookie(request, token)
+    token, codes = access.turn_on_two_step(request, principal, body.password, body.code)
+    return _renewed(request, token, {"status": "two-step login on; your other sessions ended", "user": principal.name,
+                                     "recovery_codes": codes})
+
+
+def _renewed(request: Request, token: str, answer: dict) -> JSONResponse:
+    """The answer, with the new session's cookie of a change that ended the user's other sessions."""
+    response = JSONResponse(answer, headers={"Cache-Control": "no-store"})
+    name, value, attributes = request.app.state.access.cookie(request, token)
     response.set_cookie(name, value, **attributes)
     return response
 
@@ -60,7 +71,21 @@ def turn_on(request: Request, body: PasswordAndCode) -> JSONResponse:
         403: {"description": "A wrong password or code (a failed login); " + REFUSED},
         409: {"description": "Two-step login is not on"}, **LIMITS})
 def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
-    """Turn two-step login off: your password and a code, checked as a login checks them."""
+    """Turn two-step login off: your password and a code, checked as a login checks them. Your
+    recovery codes go, and every other session of yours ends; this browser gets a new one."""
     principal = request.state.principal
-    request.app.state.access.turn_off_two_step(request, principal, body.password, body.code)
-    return JSONResponse({"status": "two-step login off", "user": principal.name})
+    token = request.app.state.access.turn_off_two_step(request, principal, body.password, body.code)
+    return _renewed(request, token, {"status": "two-step login off; your other sessions ended", "user": principal.name})
+
+
+@router.post("/two-step/recovery-codes", responses={
+        400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
+        403: {"description": "A wrong password or code (a failed login); " + REFUSED},
+        409: {"description": "Two-step login is not on, or was turned off or on again meanwhile"}, **LIMITS})
+def new_recovery_codes(request: Request, body: PasswordAndCode) -> JSONResponse:
+    """A new set of ten recovery codes (`recovery_codes`, shown this once) in place of the old,
+    whose unused codes no longer work: your password and a code, checked as a login checks them."""
+    principal = request.state.principal
+    codes = request.app.state.access.renew_recovery_codes(request, principal, body.password, body.code)
+    return JSONResponse({"status": "new recovery codes; the old ones no longer work", "user": principal.name,
+                         "recovery_codes": codes}, headers={"Cache-Control": "no-store"})

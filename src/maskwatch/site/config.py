@@ -322,6 +322,8 @@ class ServerConfig(Section):
     def _proxies(cls, proxies: list[str]) -> list[str]:
         return list(check_proxies(proxies))
     session_max_hours: float = Field(12.0, gt=0, description="every session ends this long after login")
+    require_two_step: Literal["none", "admins", "all"] = Field(
+        "none", description="users who must have two-step login: without it they log in only to set it up")
 
 
 class StorageConfig(Section):

@@ -1,7 +1,8 @@
 // "Two-step login" beside "Change password": a logged-in user turns authenticator-app codes on or
-// off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step). Loaded after
-// the dashboard's own script, whose accountDialog(), answered() and passwordChanging it uses. Every
-// value is set as text; the secret is shown while the dialog is open and dropped when it closes.
+// off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step), and makes a new
+// set of recovery codes (POST /two-step/recovery-codes). Loaded after the dashboard's own script,
+// whose accountDialog(), answered(), copyField() and passwordChanging it uses. Every value is set as
+// text; the secret and the recovery codes are shown while the dialog is open and dropped when it closes.
 (() => {
   const MARKUP = `
 <dialog id="two-step-dialog" aria-labelledby="two-step-title">
@@ -11,11 +12,20 @@
   #two-step-dialog input:not([hidden]) { display: block; width: 100%; box-sizing: border-box; min-height: 2.2em; }
   #two-step-dialog div[hidden] { display: none; }
   #two-step-secret { overflow-wrap: anywhere; font-size: 1.1em; }
-  #two-step-error { color: #c62828; } #two-step-error:empty, #two-step-status:empty { margin: 0; }
+  #two-step-error, #two-step-few { color: #c62828; } #two-step-error:empty, #two-step-status:empty { margin: 0; }
+  #two-step-codes { display: block; width: 100%; box-sizing: border-box; font-family: monospace; font-size: 1.1em; }
 </style>
 <form id="two-step-form" novalidate>
   <h2 id="two-step-title" tabindex="-1">Two-step login</h2>
   <p id="two-step-state"></p>
+  <p id="two-step-few" hidden></p>
+  <div id="two-step-recovery" hidden>
+    <p>Your recovery codes: each logs you in once in place of the app's code, should the phone be lost.
+      They are shown this once: copy or print them, and keep them apart from the phone.</p>
+    <label>Recovery codes <textarea id="two-step-codes" rows="10" cols="12" readonly></textarea></label>
+    <p><button type="button" id="two-step-copy">Copy</button> <button type="button" id="two-step-print">Print</button>
+      <span id="two-step-copied" role="status"></span></p>
+  </div>
   <p><button type="button" id="two-step-begin" hidden>Set up with an authenticator app</button></p>
   <div id="two-step-new" hidden>
     <p>Add this site to your authenticator app: scan the code, or type the secret. It is shown this once.</p>
@@ -27,9 +37,10 @@
     <input type="text" id="two-step-user" autocomplete="username" hidden readonly>
     <label>Your password <input type="password" id="two-step-password" autocomplete="current-password"
       aria-describedby="two-step-error"></label>
-    <label>Code from the app <input id="two-step-code" inputmode="numeric" autocomplete="one-time-code"
+    <label>Code from the app (or, once on, a recovery code) <input id="two-step-code" autocomplete="one-time-code"
       maxlength="16" aria-describedby="two-step-error"></label>
     <button type="submit" id="two-step-submit"></button>
+    <button type="button" id="two-step-renew" hidden>New recovery codes</button>
   </div>
   <p id="two-step-error" role="alert"></p>
   <p id="two-step-status" role="status"></p>
@@ -41,36 +52,76 @@
   const {dialog, open, say} = accountDialog("two-step", "Two-step login", MARKUP, {
     shown: (me) => me.via === "session", place: (button) => $("password-open").after(" ", button)});
   let on = false;  // as the server said: /v1/me's two_step, then each change's answer
+  let left = null;  // recovery codes left: /v1/me's recovery_codes_left, then each change's answer
+  // The site requires two-step login of this user (server.require_two_step) and it is off: the
+  // server answers nothing else, so the dialog opens by itself; closed after a change, the page reloads.
+  let covered = false, reload = false;
+  const FEW = 3;  // this many left or fewer: said on the button too, so that it is seen without opening
 
+  const codesLeft = (n) => `${n ? n : "No"} recovery code${n === 1 ? "" : "s"} left`;
+  function counted(codes) {
+    left = codes;
+    const few = on && left !== null && left <= FEW;
+    open.textContent = few ? `Two-step login (${codesLeft(left).toLowerCase()})` : "Two-step login";
+    $("two-step-few").hidden = !few;
+    $("two-step-few").textContent = few ? `${left ? "Only " : ""}${codesLeft(left)}: make a new set with your ` +
+      "password and a code (New recovery codes)." : "";
+  }
   document.addEventListener("maskwatch-account", (event) => {
     on = event.detail.two_step === true;
+    covered = covered || event.detail.two_step_required === true;
+    counted(event.detail.recovery_codes_left ?? null);
     $("two-step-user").value = event.detail.user || "";
+    if (covered && !on && !dialog.open) showDialog();
   });
   // The dialog as the state is: on (turn off with password and code), off (set up), or set up
   // begun (the secret shown, turn on with password and a code from it).
   function show(begun = false) {
-    $("two-step-state").textContent = on ? "On: each login asks for the code from your app as well as your password."
-      : "Off: your password alone logs you in. With it on, a stolen password is not enough.";
+    $("two-step-state").textContent = on ? "On: each login asks for the code from your app as well as your password. " +
+        `${codesLeft(left ?? 0)}.`
+      : (covered ? "This site requires two-step login of your account: set it up to go on. "
+        : "") + "Off: your password alone logs you in. With it on, a stolen password is not enough.";
     $("two-step-begin").hidden = on || begun;
     $("two-step-new").hidden = !begun;
     $("two-step-fields").hidden = !(on || begun);
     $("two-step-submit").textContent = on ? "Turn off" : "Turn on";
+    $("two-step-renew").hidden = !on;
   }
-  function forget() {  // no secret, password or code left in the page
-    ["two-step-password", "two-step-code"].forEach((id) => { $(id).value = ""; });
+  function showCodes(codes) {  // shown this once, until the dialog closes
+    $("two-step-codes").value = codes.join("\n");
+    $("two-step-recovery").hidden = false;
+    $("two-step-copied").textContent = "";
+  }
+  function forget() {  // no secret, password, code or recovery code left in the page
+    ["two-step-password", "two-step-code", "two-step-codes"].forEach((id) => { $(id).value = ""; });
+    $("two-step-recovery").hidden = true;
     $("two-step-secret").textContent = "";
     $("two-step-uri").removeAttribute("href");
     $("two-step-qr").removeAttribute("src");
   }
 
-  open.addEventListener("click", () => {
+  function showDialog() {
     say("");
     show();
     dialog.showModal();
     $("two-step-title").focus();
-  });
+  }
+  open.addEventListener("click", showDialog);
   $("two-step-close").addEventListener("click", () => dialog.close());
-  dialog.addEventListener("close", () => { forget(); open.focus(); });
+  $("two-step-copy").addEventListener("click", () => copyField($("two-step-codes"), $("two-step-copied")));
+  $("two-step-print").addEventListener("click", () => {  // the codes alone, in a window of their own
+    const sheet = window.open("", "_blank", "width=400,height=500");
+    if (!sheet) return void ($("two-step-copied").textContent = "The browser refused a new window: copy them instead.");
+    const list = sheet.document.createElement("pre");
+    list.textContent = `maskwatch recovery codes of ${$("two-step-user").value}\n\n${$("two-step-codes").value}`;
+    sheet.document.body.append(list);
+    sheet.print();
+  });
+  dialog.addEventListener("close", () => {
+    forget();
+    if (reload) return void location.reload();  // the page's reads, refused until now
+    open.focus();
+  });
 
   $("two-step-begin").addEventListener("click", async () => {
     say("");
@@ -87,33 +138,62 @@
     }
   });
 
-  $("two-step-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  // The password and code typed, or null (said, and the empty field focused).
+  function typed() {
     const password = $("two-step-password").value, code = $("two-step-code").value;
     const empty = !password ? "two-step-password" : !code ? "two-step-code" : null;
-    if (empty) { say("Fill in your password and the code.", true); return $(empty).focus(); }
+    if (empty) { say("Fill in your password and the code.", true); $(empty).focus(); return null; }
+    return JSON.stringify({password, code});
+  }
+  const asJson = (method, body) => ({method, headers: {"Content-Type": "application/json"}, body});
+
+  $("two-step-renew").addEventListener("click", async () => {
+    const body = typed();
+    if (!body) return;
+    say("Making new recovery codes…");
+    try {
+      const made = await answered("/two-step/recovery-codes", asJson("POST", body));
+      forget();
+      counted(made.recovery_codes.length);
+      show();
+      showCodes(made.recovery_codes);
+      say("New recovery codes made; the old ones no longer work.");
+      $("two-step-codes").focus();
+    } catch (err) {
+      refused(err);
+    }
+  });
+
+  $("two-step-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = typed();
+    if (!body) return;
     const turningOn = !on;
     say(turningOn ? "Turning two-step login on…" : "Turning two-step login off…");
     try {
-      const call = answered("/two-step", {method: turningOn ? "POST" : "DELETE",
-                                          headers: {"Content-Type": "application/json"},
-                                          body: JSON.stringify({password, code})});
-      // Turning it on ends every session of this user and sends this browser a new one: a poll
-      // refused meanwhile is asked again, as during a password change.
-      if (turningOn) passwordChanging = call.then(() => true, () => false);
-      await call;
+      const call = answered("/two-step", asJson(turningOn ? "POST" : "DELETE", body));
+      // Turning it on or off ends every other session of this user and sends this browser a new
+      // one: a poll refused meanwhile is asked again, as during a password change.
+      passwordChanging = call.then(() => true, () => false);
+      const answer = await call;
       on = turningOn;
+      reload = reload || covered;
       forget();
+      counted(on ? answer.recovery_codes.length : null);
       show();
-      say(on ? "Two-step login is on; your other sessions were logged out." : "Two-step login is off.");
+      if (on) showCodes(answer.recovery_codes);
+      say(on ? "Two-step login is on; your other sessions were logged out."
+        : "Two-step login is off; your other sessions were logged out.");
     } catch (err) {
-      if (err.message !== "logged out") {
-        say(`Not changed: ${err.message}.`, true);
-        $("two-step-code").value = "";  // a code is good once: the next try needs the next one
-        $("two-step-code").focus();
-      }
+      refused(err);
     } finally {
       passwordChanging = null;
     }
   });
+  function refused(err) {
+    if (err.message === "logged out") return;
+    say(`Not changed: ${err.message}.`, true);
+    $("two-step-code").value = "";  // a code is good once: the next try needs the next one
+    $("two-step-code").focus();
+  }
 })();
