@@ -547,3 +547,49 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
         f"removed or renamed): {camera}" for camera in ("gone", "till")]
 
     assert sent_under_discovery(run({"door": "Front door"}, discovery=False)) == []  # off: not even a clearing
+
+
+def test_no_two_prefixes_share_a_discovery_node_and_those_without_an_underscore_keep_theirs():
+    """"shop/a" and "shop_a" were both node shop_a: two sites on one broker overwrote each other's
+    configs in Home Assistant."""
+    import itertools
+
+    from maskwatch.site.discovery import node_id
+
+    assert [node_id(p) for p in ("maskwatch", "maskwatch/east", "a-b/c")] == ["maskwatch", "maskwatch_east", "a-b_c"]
+    levels = ["a", "_", "-", "a_", "_a", "a-", "-a", "a_-", "a-_", "a--", "a__"]
+    prefixes = ["/".join(parts) for n in (1, 2, 3) for parts in itertools.product(levels, repeat=n)]
+    by_node: dict[str, str] = {}
+    for prefix in prefixes:
+        assert by_node.setdefault(node_id(prefix), prefix) == prefix, (prefix, by_node[node_id(prefix)])
+    assert node_id("shop/a") != node_id("shop_a") and node_id("a_/b") != node_id("a/_b")
+
+
+def test_an_upgraded_site_moves_its_configs_off_a_shared_node_and_leaves_the_other_sites(broker, monkeypatch,  # noqa: F811
+                                                                                          caplog):
+    """A site with prefix shop_a had published under node shop_a, the node of shop/a's site too: at
+    its start it clears its own old configs there (never shop/a's) and sends them under its own
+    node, after the clearing, so that Home Assistant has each entity once."""
+    from maskwatch.site.discovery import camera_configs, legacy_node_id, node_id
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    neighbour = camera_configs("homeassistant", "shop/a", "door", "Door")  # shop/a's, at shop_a's old topics
+    old = camera_configs("homeassistant", "shop_a", "till", "Till", legacy_node_id("shop_a"))
+    assert node_id("shop/a") == legacy_node_id("shop_a") and not neighbour.keys() & old.keys()
+    retain(broker.port, {**neighbour, **old})
+    listener = Subscriber(broker.port, "homeassistant/#")
+    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="shop_a", cameras=["till"], names={"till": "Till"})
+    publisher.start()
+    try:
+        now = camera_configs("homeassistant", "shop_a", "till", "Till")
+        assert not now.keys() & old.keys()
+        assert wait_until(lambda: home_assistant_configs(retained(broker.port)) == {
+            t: json.loads(p) for t, p in {**neighbour, **now}.items()}, 20)
+        heard = [(t, p) for t, p, kept in listener.messages if not kept]
+        cleared = max(i for i, (t, p) in enumerate(heard) if t in old and p == "")
+        assert [t for t, p in heard[cleared + 1:] if p] == list(now), "configs sent again after the clearing"
+        assert any("moved the Home Assistant configs of cameras till to node _shop-_a" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        publisher.stop()
+        listener.close()

@@ -31,8 +31,9 @@ one's), not cleared. Two sites must not share a prefix: each would clear the oth
 
 With Home Assistant's discovery (discovery.py) the configs of each camera go retained on each
 connection after "online" and before the state, so that Home Assistant has the entities when the
-state comes. The sweep listens to `<discovery_prefix>/+/<node_id>/+/config` too, and clears the
-configs this site published (their exact topic and unique_id) for cameras it does not run. With
+state comes. The sweep listens to `<discovery_prefix>/+/<node>/+/config` too (its node, and that of
+earlier versions), and clears the configs this site published (their exact topic and unique_id)
+for cameras it does not run, and those under the old node, sending the new ones again after. With
 discovery off nothing under the discovery prefix is read or written: a site that never used it
 does not subscribe outside its prefix (a broker's ACL may refuse it), and the devices of an
 earlier run are deleted in Home Assistant (which clears their configs on the broker).
@@ -75,9 +76,10 @@ class MqttPublisher:
         self.counts_of = counts_of
         self.cameras = frozenset(cameras) if cameras is not None else None
         self.discovery_prefix, self.discovery = discovery_prefix, names is not None
-        self._discovery = {topic: payload for camera, name in sorted((names or {}).items())
-                           for topic, payload in discovery.camera_configs(discovery_prefix, self.prefix, camera,
-                                                                          name).items()}
+        self._discovery_of = {camera: discovery.camera_configs(discovery_prefix, self.prefix, camera, name)
+                              for camera, name in sorted((names or {}).items())}
+        self._discovery = {topic: payload for configs in self._discovery_of.values()
+                           for topic, payload in configs.items()}
         self._config_levels = discovery_prefix.count("/") + 4  # <component>/<node_id>/<object_id>/config
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
@@ -132,8 +134,8 @@ class MqttPublisher:
 
     def _swept(self) -> list[str]:
         """What the sweep listens to: the cameras' topics, and the discovery configs of this site."""
-        configs = f"{self.discovery_prefix}/+/{discovery.node_id(self.prefix)}/+/config"
-        return [self.topic("+", "+"), *([configs] if self.discovery else [])]
+        configs = [f"{self.discovery_prefix}/+/{node}/+/config" for node in discovery.nodes(self.prefix)]
+        return [self.topic("+", "+"), *(configs if self.discovery else [])]
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if mid != self._sweep_mid:
@@ -156,7 +158,8 @@ class MqttPublisher:
         if (self.discovery and message.topic.startswith(self.discovery_prefix + "/")
                 and message.topic.endswith("/config") and message.topic.count("/") == self._config_levels):
             camera = discovery.camera_of(self.discovery_prefix, self.prefix, message.topic, message.payload)
-            if camera is not None and camera not in self.cameras and CAMERA_ID.fullmatch(camera):
+            # Not among those published now: a camera not run, or a config under an earlier node.
+            if camera is not None and message.topic not in self._discovery and CAMERA_ID.fullmatch(camera):
                 with self._sweep_lock:
                     self._found_configs.setdefault(camera, set()).add(message.topic)
             return
@@ -180,9 +183,20 @@ class MqttPublisher:
         self.client.unsubscribe(self._swept())
         for topic in sorted(topic for topics in (*gone.values(), *configs.values()) for topic in topics):
             self.client.publish(topic, b"", qos=1, retain=True)
-        if gone or configs:
+        not_run = sorted((gone.keys() | configs.keys()) - self.cameras)
+        if not_run:
             log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
-                        "removed or renamed): %s", self.host, self.port, ", ".join(sorted(gone.keys() | configs.keys())))
+                        "removed or renamed): %s", self.host, self.port, ", ".join(not_run))
+        moved = sorted(camera for camera in configs if camera in self._discovery_of)
+        # Home Assistant ignored the configs sent at connecting while the old ones held their
+        # unique_ids: sent again, after the clearing (the same QoS keeps the order).
+        for camera in moved:
+            for topic, payload in self._discovery_of[camera].items():
+                self.client.publish(topic, payload, qos=1, retain=True)
+        if moved:
+            log.warning("MQTT %s:%d: moved the Home Assistant configs of cameras %s to node %s (the node of "
+                        "earlier versions, shared by prefixes that differ only in / and _)", self.host, self.port,
+                        ", ".join(moved), discovery.node_id(self.prefix))
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._trouble("cannot reach the broker")
