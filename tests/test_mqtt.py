@@ -455,9 +455,10 @@ def home_assistant_configs(kept: dict[str, str]) -> dict[str, dict]:
 
 
 def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest(broker, monkeypatch, caplog):  # noqa: F811
-    """A Home Assistant user wrote each camera's sensors by hand (docs/site.md's example). Four runs
+    """A Home Assistant user wrote each camera's sensors by hand (docs/site.md's example). Five runs
     of one site: discovery off (nothing under homeassistant/), on with door and till, on with till
-    removed from the file (its configs cleared), off again (nothing under homeassistant/ touched)."""
+    removed from the file (its configs cleared), off again (door's configs cleared: they were left,
+    and Home Assistant kept dead entities), off once more (nothing under homeassistant/ touched)."""
     from maskwatch.site.discovery import camera_configs
 
     monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
@@ -546,7 +547,36 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
         f"MQTT 127.0.0.1:{broker.port}: cleared the retained topics of cameras this site does not run (disabled, "
         f"removed or renamed): {camera}" for camera in ("gone", "till")]
 
-    assert sent_under_discovery(run({"door": "Front door"}, discovery=False)) == []  # off: not even a clearing
+    assert retained(broker.port, "site/discovery") == {"site/discovery": '{"discovery_prefix":"homeassistant"}'}
+    door = {t for t in ours if "/site/door_" in t}
+    assert sorted(sent_under_discovery(run({"door": "Front door"}, discovery=False))) == sorted(
+        (t, "") for t in door)  # off: door's configs cleared, the foreign ones left
+    assert home_assistant_configs(retained(broker.port)) == {t: json.loads(p) for t, p in foreign.items()}
+    assert retained(broker.port, "site/discovery") == {}  # nothing left to clear
+    assert [r.getMessage() for r in caplog.records if "discovery is off" in r.getMessage()] == [
+        f"MQTT 127.0.0.1:{broker.port}: cleared the Home Assistant configs of cameras door (discovery is off)"]
+    assert sent_under_discovery(run({"door": "Front door"}, discovery=False)) == []  # off and nothing there: not read
+
+
+def test_configs_under_an_earlier_discovery_prefix_are_cleared(broker, monkeypatch):  # noqa: F811
+    """A site moved to another discovery_prefix left its configs under the old one: a Home Assistant
+    still reading there kept a device per camera, never available again."""
+    from maskwatch.site.discovery import camera_configs
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    foreign = {**camera_configs("homeassistant", "other", "door", "Door"),  # another site's, same broker
+               "homeassistant/light/kitchen/config": '{"unique_id": "kitchen"}'}
+    retain(broker.port, foreign)
+    for discovery_prefix in ("homeassistant", "ha/discovery"):
+        publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=["door"], names={"door": "Door"},
+                                  discovery_prefix=discovery_prefix).start()
+        try:
+            assert wait_until(lambda: retained(broker.port, "site/discovery") == {
+                "site/discovery": json.dumps({"discovery_prefix": discovery_prefix}, separators=(",", ":"))}, 20)
+        finally:
+            publisher.stop()
+    configs = {t: p for t, p in retained(broker.port).items() if t.endswith("/config")}
+    assert configs == {**foreign, **camera_configs("ha/discovery", "site", "door", "Door")}
 
 
 def test_no_two_prefixes_share_a_discovery_node_and_those_without_an_underscore_keep_theirs():
@@ -588,7 +618,7 @@ def test_an_upgraded_site_moves_its_configs_off_a_shared_node_and_leaves_the_oth
         heard = [(t, p) for t, p, kept in listener.messages if not kept]
         cleared = max(i for i, (t, p) in enumerate(heard) if t in old and p == "")
         assert [t for t, p in heard[cleared + 1:] if p] == list(now), "configs sent again after the clearing"
-        assert any("moved the Home Assistant configs of cameras till to node _shop-_a" in r.getMessage()
+        assert any("moved the Home Assistant configs of cameras till to homeassistant/<component>/_shop-_a/" in r.getMessage()
                    for r in caplog.records)
     finally:
         publisher.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 
 from maskwatch.faces import PERSON_LABELS
+from maskwatch.site.config import discovery_prefix_problem
 from maskwatch.site.events import COUNT_COLUMNS
 
 SAID = {"with_mask": "with a mask", "without_mask": "without a mask",
@@ -106,3 +107,20 @@ def camera_of(discovery_prefix: str, prefix: str, topic: str, payload: bytes) ->
         if ours is not None and json.loads(ours)["unique_id"] == unique_id:
             return camera
     return None
+
+
+def marker(discovery_prefix: str) -> str:
+    """The payload of `<prefix>/discovery` (retained): where this site's configs are, so that a later
+    run with discovery off, or another discovery_prefix, finds them to clear."""
+    return json.dumps({"discovery_prefix": discovery_prefix}, separators=(",", ":"))
+
+
+def marked_prefix(payload: bytes) -> str | None:
+    """The discovery prefix a marker names, or None when it is none a site writes (never a
+    wildcard: a filter made of one would be refused, and the connection closed)."""
+    try:
+        said = json.loads(payload)
+    except ValueError:
+        return None
+    prefix = said.get("discovery_prefix") if isinstance(said, dict) else None
+    return prefix if isinstance(prefix, str) and discovery_prefix_problem(prefix) is None else None

@@ -33,10 +33,12 @@ With Home Assistant's discovery (discovery.py) the configs of each camera go ret
 connection after "online" and before the state, so that Home Assistant has the entities when the
 state comes. The sweep listens to `<discovery_prefix>/+/<node>/+/config` too (its node, and that of
 earlier versions), and clears the configs this site published (their exact topic and unique_id)
-for cameras it does not run, and those under the old node, sending the new ones again after. With
-discovery off nothing under the discovery prefix is read or written: a site that never used it
-does not subscribe outside its prefix (a broker's ACL may refuse it), and the devices of an
-earlier run are deleted in Home Assistant (which clears their configs on the broker).
+for cameras it does not run, and those under the old node, sending the new ones again after.
+`<prefix>/discovery` (retained, discovery.marker) says under which discovery prefix the configs
+are: where it names another one, or discovery is off, the sweep looks there too and clears them
+all (Home Assistant kept their dead entities). With discovery off and no marker nothing under the
+discovery prefix is read or written: a site that never used it does not subscribe outside its
+prefix (a broker's ACL may refuse it, some closing the connection).
 """
 
 from __future__ import annotations
@@ -80,7 +82,6 @@ class MqttPublisher:
                               for camera, name in sorted((names or {}).items())}
         self._discovery = {topic: payload for configs in self._discovery_of.values()
                            for topic, payload in configs.items()}
-        self._config_levels = discovery_prefix.count("/") + 4  # <component>/<node_id>/<object_id>/config
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -99,11 +100,13 @@ class MqttPublisher:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.connected, self.problem = False, None  # problem: what keeps it from the broker now
-        # The sweep of the retained topics of cameras not run: its subscription, what it found
-        # (camera -> its topics' last levels; camera -> its discovery configs), its timer, and the
-        # connection it belongs to.
+        # The sweep of the retained topics of cameras not run: its subscriptions, what it found
+        # (camera -> its topics' last levels; camera -> its discovery configs), the discovery
+        # prefixes it looks under and the marker it read, its timer, and the connection it belongs to.
         self._sweep_lock = threading.Lock()  # never held while calling paho (see _on_disconnect)
-        self._sweep_mid, self._found, self._found_configs, self._sweep_timer, self._connection = None, {}, {}, None, 0
+        self._sweep_mids, self._found, self._found_configs, self._sweep_timer, self._connection = set(), {}, {}, None, 0
+        self._looked_under: list[str] = []
+        self._marker: str | None = None
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -129,17 +132,29 @@ class MqttPublisher:
             return
         with self._sweep_lock:
             self._connection += 1
-            self._found, self._found_configs = {}, {}
-        self._sweep_mid = client.subscribe([(topic, 0) for topic in self._swept()])[1]
+            self._found, self._found_configs, self._marker = {}, {}, None
+            # With discovery off, nothing under discovery_prefix is read unless the marker says
+            # this site published there (a broker's ACL may refuse it, some closing the connection).
+            self._looked_under = [self.discovery_prefix] if self.discovery else []
+            swept = self._swept(self._looked_under)
+        self._listen(client, swept)
 
-    def _swept(self) -> list[str]:
-        """What the sweep listens to: the cameras' topics, and the discovery configs of this site."""
-        configs = [f"{self.discovery_prefix}/+/{node}/+/config" for node in discovery.nodes(self.prefix)]
-        return [self.topic("+", "+"), *(configs if self.discovery else [])]
+    def _swept(self, discovery_prefixes: list[str]) -> list[str]:
+        """What the sweep listens to: the cameras' topics, the marker, and this site's discovery
+        configs under each of `discovery_prefixes`."""
+        return [self.topic("+", "+"), self.topic("discovery"), *(
+            f"{prefix}/+/{node}/+/config" for prefix in discovery_prefixes for node in discovery.nodes(self.prefix))]
+
+    def _listen(self, client, topics: list[str]) -> None:
+        mid = client.subscribe([(topic, 0) for topic in topics])[1]
+        with self._sweep_lock:
+            self._sweep_mids.add(mid)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        if mid != self._sweep_mid:
-            return
+        with self._sweep_lock:
+            if mid not in self._sweep_mids:
+                return
+            self._sweep_mids.discard(mid)
         # A broker may send retained messages after SUBACK, some (EMQX) from another process: they
         # are gathered for a while, not until SUBACK.
         timer = threading.Timer(SWEEP_SECONDS, self._sweep, args=(self._connection,))
@@ -154,15 +169,22 @@ class MqttPublisher:
         # the site's own publishing, echoed while the sweep listens, is not.
         if not message.retain or not message.payload:
             return
-        # A config, never a camera's topic (no leaf of a camera is "config"), whatever the two prefixes.
-        if (self.discovery and message.topic.startswith(self.discovery_prefix + "/")
-                and message.topic.endswith("/config") and message.topic.count("/") == self._config_levels):
-            camera = discovery.camera_of(self.discovery_prefix, self.prefix, message.topic, message.payload)
-            # Not among those published now: a camera not run, or a config under an earlier node.
-            if camera is not None and message.topic not in self._discovery and CAMERA_ID.fullmatch(camera):
-                with self._sweep_lock:
-                    self._found_configs.setdefault(camera, set()).add(message.topic)
+        if message.topic == self.topic("discovery"):
+            self._marked(client, message.payload)
             return
+        with self._sweep_lock:
+            looked_under = list(self._looked_under)
+        for prefix in looked_under:
+            # A config, never a camera's topic (no leaf of a camera is "config"), whatever the two prefixes.
+            if (message.topic.startswith(prefix + "/") and message.topic.endswith("/config")
+                    and message.topic.count("/") == prefix.count("/") + 4):  # <component>/<node>/<object>/config
+                camera = discovery.camera_of(prefix, self.prefix, message.topic, message.payload)
+                # Not among those published now: a camera not run, discovery off, or a config under
+                # an earlier node or discovery prefix.
+                if camera is not None and message.topic not in self._discovery and CAMERA_ID.fullmatch(camera):
+                    with self._sweep_lock:
+                        self._found_configs.setdefault(camera, set()).add(message.topic)
+                return
         camera, _, leaf = message.topic[len(self.prefix) + 1:].partition("/")
         # Only a name a maskwatch camera can have: another program's topic under the prefix is not
         # ours to clear, and a name with a line break in it (a broker that lets one through) would
@@ -170,6 +192,17 @@ class MqttPublisher:
         if camera not in self.cameras and leaf in CAMERA_TOPICS and CAMERA_ID.fullmatch(camera):
             with self._sweep_lock:
                 self._found.setdefault(camera, set()).add(leaf)
+
+    def _marked(self, client, payload: bytes) -> None:
+        """The marker read: look under the discovery prefix it names too, when not looking there yet."""
+        prefix = discovery.marked_prefix(payload)
+        with self._sweep_lock:
+            self._marker = payload.decode(errors="replace")
+            new = prefix is not None and prefix not in self._looked_under
+            if new:
+                self._looked_under.append(prefix)
+        if new:
+            self._listen(client, [f"{prefix}/+/{node}/+/config" for node in discovery.nodes(self.prefix)])
 
     def _sweep(self, connection: int) -> None:
         """Stop listening, and clear the retained topics of the cameras found that the site does not run."""
@@ -180,9 +213,14 @@ class MqttPublisher:
                     for camera, leaves in self._found.items() if leaves - {"available"}}
             configs = {camera: sorted(topics) for camera, topics in self._found_configs.items()}
             self._found, self._found_configs = {}, {}
-        self.client.unsubscribe(self._swept())
+            swept, marked = self._swept(self._looked_under), self._marker
+        self.client.unsubscribe(swept)
         for topic in sorted(topic for topics in (*gone.values(), *configs.values()) for topic in topics):
             self.client.publish(topic, b"", qos=1, retain=True)
+        # Where the configs are now, after their clearing: none (cleared) with discovery off.
+        marker = discovery.marker(self.discovery_prefix) if self.discovery else None
+        if marker != marked:
+            self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
         not_run = sorted((gone.keys() | configs.keys()) - self.cameras)
         if not_run:
             log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
@@ -194,9 +232,13 @@ class MqttPublisher:
             for topic, payload in self._discovery_of[camera].items():
                 self.client.publish(topic, payload, qos=1, retain=True)
         if moved:
-            log.warning("MQTT %s:%d: moved the Home Assistant configs of cameras %s to node %s (the node of "
-                        "earlier versions, shared by prefixes that differ only in / and _)", self.host, self.port,
-                        ", ".join(moved), discovery.node_id(self.prefix))
+            log.warning("MQTT %s:%d: moved the Home Assistant configs of cameras %s to %s/<component>/%s/ (from "
+                        "another discovery_prefix, or the node of earlier versions)", self.host, self.port,
+                        ", ".join(moved), self.discovery_prefix, discovery.node_id(self.prefix))
+        dropped = sorted(camera for camera in configs if camera in self.cameras and camera not in self._discovery_of)
+        if dropped:
+            log.warning("MQTT %s:%d: cleared the Home Assistant configs of cameras %s (discovery is off)", self.host,
+                        self.port, ", ".join(dropped))
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._trouble("cannot reach the broker")
