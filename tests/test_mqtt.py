@@ -485,7 +485,8 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
             for camera in cameras:
                 publisher.publish_counts(camera)
                 publisher.camera_up(camera, True)
-            time.sleep(1.0)  # past the sweep
+            assert publisher.swept.wait(20)
+            time.sleep(0.3)  # what the broker passed on meanwhile, heard
         finally:
             publisher.stop()
             listener.close()
@@ -623,3 +624,34 @@ def test_an_upgraded_site_moves_its_configs_off_a_shared_node_and_leaves_the_oth
     finally:
         publisher.stop()
         listener.close()
+
+
+@pytest.mark.system  # starts its own broker, with an ACL
+def test_a_clearing_the_broker_refuses_is_said_and_the_marker_kept(tmp_path, monkeypatch, caplog):
+    """A broker user allowed to read homeassistant/# but not to write there: mosquitto drops each
+    clearing without a word, and the site said it had cleared configs that stayed."""
+    from maskwatch.site.discovery import camera_configs, marker
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    guarded = Broker(tmp_path, user=("site", "pw"), acl="topic readwrite #\nuser site\ntopic readwrite site/#\n"
+                                                        "topic read homeassistant/#\n").start()
+    try:
+        left = {**camera_configs("homeassistant", "site", "door", "Door"), "site/discovery": marker("homeassistant")}
+        retain(guarded.port, left)  # anonymous: may write anywhere
+        publisher = MqttPublisher("127.0.0.1", guarded.port, prefix="site", username="site", password="pw",
+                                  cameras=["door"]).start()  # discovery off now
+        try:
+            assert wait_until(lambda: any("did not take" in r.getMessage() for r in caplog.records), 20)
+            assert publisher.swept.wait(20)
+        finally:
+            publisher.stop()
+        kept = retained(guarded.port)
+        assert {t: kept.get(t) for t in left} == left  # the configs stayed, and the marker to find them again
+        said = [r.getMessage() for r in caplog.records if "did not take" in r.getMessage()]
+        assert said == [f"MQTT 127.0.0.1:{guarded.port}: the broker did not take the clearing of 10 retained topics, "
+                        "which stay (does its ACL let this user write there? it drops what it refuses without a "
+                        "word): homeassistant/binary_sensor/site/door_available/config, "
+                        "homeassistant/sensor/site/door_mask_weared_incorrect/config, "
+                        "homeassistant/sensor/site/door_mask_weared_incorrect_today/config, ..."]
+    finally:
+        guarded.stop()

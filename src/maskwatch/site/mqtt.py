@@ -25,9 +25,10 @@ in status(), not at every retry: a site whose broker is misnamed would otherwise
 A camera disabled, removed or renamed in the site's file left its retained topics on the broker:
 people in view at a camera that no longer runs. On each connection the site subscribes to
 `<prefix>/+/+` for SWEEP_SECONDS: the broker answers with the retained topics there, and those of
-cameras it does not run are cleared (an empty retained message deletes one). A "camera" of which
-only `available` is retained is another site's `<prefix>/<name>/available` (a prefix inside this
-one's), not cleared. Two sites must not share a prefix: each would clear the other's cameras.
+cameras it does not run are cleared (an empty retained message deletes one); listening on a
+while, it hears the broker pass each clearing on, and says those it did not (an ACL drops them
+silently). A "camera" of which only `available` is retained is another site's
+`<prefix>/<name>/available` (a prefix inside this one's), not cleared. Two sites must not share a prefix: each would clear the other's cameras.
 
 With Home Assistant's discovery (discovery.py) the configs of each camera go retained on each
 connection after "online" and before the state, so that Home Assistant has the entities when the
@@ -107,6 +108,12 @@ class MqttPublisher:
         self._sweep_mids, self._found, self._found_configs, self._sweep_timer, self._connection = set(), {}, {}, None, 0
         self._looked_under: list[str] = []
         self._marker: str | None = None
+        # The topics cleared, and those of them the broker passed back (taken): a broker's ACL drops
+        # a publish it refuses without a word, and the site said it had cleared what stayed.
+        self._clearing: set[str] = set()
+        self._echoed: set[str] = set()
+        self._confirm_timer: threading.Timer | None = None
+        self.swept = threading.Event()  # set once this connection's sweep is over (what a test waits for)
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -130,6 +137,7 @@ class MqttPublisher:
             self.connected, self.problem = True, None
         if self.cameras is None:
             return
+        self.swept.clear()
         with self._sweep_lock:
             self._connection += 1
             self._found, self._found_configs, self._marker = {}, {}, None
@@ -167,6 +175,11 @@ class MqttPublisher:
     def _on_message(self, client, userdata, message) -> None:
         # Only a message sent for the new subscription is flagged retained (MQTT 3.1.1, 3.3.1.3):
         # the site's own publishing, echoed while the sweep listens, is not.
+        if not message.retain and not message.payload:  # a clearing of ours, taken by the broker
+            with self._sweep_lock:
+                if message.topic in self._clearing:
+                    self._echoed.add(message.topic)
+            return
         if not message.retain or not message.payload:
             return
         if message.topic == self.topic("discovery"):
@@ -205,7 +218,8 @@ class MqttPublisher:
             self._listen(client, [f"{prefix}/+/{node}/+/config" for node in discovery.nodes(self.prefix)])
 
     def _sweep(self, connection: int) -> None:
-        """Stop listening, and clear the retained topics of the cameras found that the site does not run."""
+        """Clear the retained topics found that the site does not publish now; still listening, to
+        hear the broker take each clearing (_confirm)."""
         with self._sweep_lock:
             if connection != self._connection or not self.connected:  # the next connection sweeps
                 return
@@ -214,13 +228,10 @@ class MqttPublisher:
             configs = {camera: sorted(topics) for camera, topics in self._found_configs.items()}
             self._found, self._found_configs = {}, {}
             swept, marked = self._swept(self._looked_under), self._marker
-        self.client.unsubscribe(swept)
-        for topic in sorted(topic for topics in (*gone.values(), *configs.values()) for topic in topics):
+            cleared = sorted(topic for topics in (*gone.values(), *configs.values()) for topic in topics)
+            self._clearing, self._echoed = set(cleared), set()
+        for topic in cleared:
             self.client.publish(topic, b"", qos=1, retain=True)
-        # Where the configs are now, after their clearing: none (cleared) with discovery off.
-        marker = discovery.marker(self.discovery_prefix) if self.discovery else None
-        if marker != marked:
-            self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
         not_run = sorted((gone.keys() | configs.keys()) - self.cameras)
         if not_run:
             log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
@@ -239,6 +250,35 @@ class MqttPublisher:
         if dropped:
             log.warning("MQTT %s:%d: cleared the Home Assistant configs of cameras %s (discovery is off)", self.host,
                         self.port, ", ".join(dropped))
+        if not cleared:
+            self._finish(swept, marked, [])
+            return
+        timer = threading.Timer(SWEEP_SECONDS, self._confirm, args=(connection, swept, marked))
+        timer.daemon = True
+        self._confirm_timer = timer
+        timer.start()
+
+    def _confirm(self, connection: int, swept: list[str], marked: str | None) -> None:
+        with self._sweep_lock:
+            if connection != self._connection or not self.connected:  # the next connection sweeps
+                return
+            refused, self._clearing = sorted(self._clearing - self._echoed), set()
+        self._finish(swept, marked, refused)
+
+    def _finish(self, swept: list[str], marked: str | None, refused: list[str]) -> None:
+        """Stop listening, say where the configs are now, and what the broker would not clear."""
+        self.client.unsubscribe(swept)
+        # None (cleared) with discovery off, unless configs the broker would not clear are left.
+        marker = discovery.marker(self.discovery_prefix) if self.discovery else None
+        if not self.discovery and any(topic.endswith("/config") for topic in refused):
+            marker = marked
+        if marker != marked:
+            self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
+        if refused:
+            log.warning("MQTT %s:%d: the broker did not take the clearing of %d retained topics, which stay (does "
+                        "its ACL let this user write there? it drops what it refuses without a word): %s", self.host,
+                        self.port, len(refused), ", ".join(refused[:3]) + (", ..." if len(refused) > 3 else ""))
+        self.swept.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._trouble("cannot reach the broker")
@@ -272,8 +312,9 @@ class MqttPublisher:
     def stop(self) -> None:
         """Say "offline" for each camera and the site (a clean stop sends no last will), then
         disconnect; never raises (the site's stop goes on to close the database)."""
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
+        for timer in (self._sweep_timer, self._confirm_timer):
+            if timer is not None:
+                timer.cancel()
         try:
             for camera in sorted(self.cameras or ()):
                 self.client.publish(self.topic(camera, "available"), "offline", qos=1, retain=True)
