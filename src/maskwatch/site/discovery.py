@@ -54,6 +54,11 @@ def nodes(prefix: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((node_id(prefix), legacy_node_id(prefix))))
 
 
+def config_filters(discovery_prefix: str, prefix: str) -> list[str]:
+    """The topic filters that hold every config this site may have under `discovery_prefix`."""
+    return [f"{discovery_prefix}/+/{node}/+/config" for node in nodes(prefix)]
+
+
 def unique_id_prefix(prefix: str) -> str:
     """What every unique_id of this site's entities starts with."""
     return f"maskwatch:{prefix}/"

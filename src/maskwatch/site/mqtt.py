@@ -150,8 +150,8 @@ class MqttPublisher:
     def _swept(self, discovery_prefixes: list[str]) -> list[str]:
         """What the sweep listens to: the cameras' topics, the marker, and this site's discovery
         configs under each of `discovery_prefixes`."""
-        return [self.topic("+", "+"), self.topic("discovery"), *(
-            f"{prefix}/+/{node}/+/config" for prefix in discovery_prefixes for node in discovery.nodes(self.prefix))]
+        return [self.topic("+", "+"), self.topic("discovery"),
+                *(topic for prefix in discovery_prefixes for topic in discovery.config_filters(prefix, self.prefix))]
 
     def _listen(self, client, topics: list[str]) -> None:
         mid = client.subscribe([(topic, 0) for topic in topics])[1]
@@ -215,7 +215,7 @@ class MqttPublisher:
             if new:
                 self._looked_under.append(prefix)
         if new:
-            self._listen(client, [f"{prefix}/+/{node}/+/config" for node in discovery.nodes(self.prefix)])
+            self._listen(client, discovery.config_filters(prefix, self.prefix))
 
     def _sweep(self, connection: int) -> None:
         """Clear the retained topics found that the site does not publish now; still listening, to
