@@ -175,12 +175,12 @@ class MqttPublisher:
     def _on_message(self, client, userdata, message) -> None:
         # Only a message sent for the new subscription is flagged retained (MQTT 3.1.1, 3.3.1.3):
         # the site's own publishing, echoed while the sweep listens, is not.
-        if not message.retain and not message.payload:  # a clearing of ours, taken by the broker
+        if not message.payload:  # a clearing, taken by the broker (never kept: its retain flag is no matter)
             with self._sweep_lock:
                 if message.topic in self._clearing:
                     self._echoed.add(message.topic)
             return
-        if not message.retain or not message.payload:
+        if not message.retain:
             return
         if message.topic == self.topic("discovery"):
             self._marked(client, message.payload)
