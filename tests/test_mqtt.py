@@ -655,3 +655,45 @@ def test_a_clearing_the_broker_refuses_is_said_and_the_marker_kept(tmp_path, mon
                         "homeassistant/sensor/site/door_mask_weared_incorrect_today/config, ..."]
     finally:
         guarded.stop()
+
+
+def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(broker, tmp_path, monkeypatch,  # noqa: F811
+                                                                               caplog):
+    """A site moved to another mqtt.prefix left the old one's configs: Home Assistant kept a device
+    per camera, never available again. The site's database says which prefix was its own; one
+    whose `available` says online is another site's now, and is left."""
+    from maskwatch.site.discovery import camera_configs
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.mqtt_record import PublishedPrefix
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    store = EventStore(str(tmp_path / "site.db"))
+    other = camera_configs("homeassistant", "other", "door", "Door")  # another site's, on the same broker
+    retain(broker.port, other)
+
+    def run(prefix: str) -> None:
+        publisher = MqttPublisher("127.0.0.1", broker.port, prefix=prefix, cameras=["door"], names={"door": "Door"},
+                                  record=PublishedPrefix(store.engine, store.url)).start()
+        try:
+            assert publisher.swept.wait(20)
+        finally:
+            publisher.stop()
+
+    def configs() -> dict[str, str]:
+        return {t: p for t, p in retained(broker.port).items() if t.endswith("/config")}
+
+    run("old")
+    assert PublishedPrefix(store.engine, store.url).read() == "old"
+    run("new")
+    assert configs() == {**other, **camera_configs("homeassistant", "new", "door", "Door")}
+    assert retained(broker.port, "old/discovery") == {} and PublishedPrefix(store.engine, store.url).read() == "new"
+    assert [r.getMessage() for r in caplog.records if "this site's before" in r.getMessage()] == [
+        f"MQTT 127.0.0.1:{broker.port}: cleared the Home Assistant configs of prefix old, this site's before "
+        "(mqtt.prefix changed): 10 entities"]
+
+    retain(broker.port, {"new/available": "online"})  # a site that runs under "new" now
+    run("newer")
+    assert configs() == {**other, **camera_configs("homeassistant", "new", "door", "Door"),
+                         **camera_configs("homeassistant", "newer", "door", "Door")}
+    assert PublishedPrefix(store.engine, store.url).read() == "new"  # tried again at the next start
+    store.close()

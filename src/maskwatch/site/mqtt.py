@@ -39,7 +39,9 @@ for cameras it does not run, and those under the old node, sending the new ones 
 are: where it names another one, or discovery is off, the sweep looks there too and clears them
 all (Home Assistant kept their dead entities). With discovery off and no marker nothing under the
 discovery prefix is read or written: a site that never used it does not subscribe outside its
-prefix (a broker's ACL may refuse it, some closing the connection).
+prefix (a broker's ACL may refuse it, some closing the connection). The prefix published under
+before, kept in the site's database (mqtt_record.py), has its configs cleared the same way, found
+through its own marker, unless its `available` says online (another site's now).
 """
 
 from __future__ import annotations
@@ -50,14 +52,17 @@ import os
 import socket
 import threading
 from collections import deque
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import paho.mqtt.client as mqtt
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site import discovery
-from maskwatch.site.config import CAMERA_ID
+from maskwatch.site.config import CAMERA_ID, MQTT_PREFIX
 from maskwatch.site.events import alert_view, event_view, iso_utc
+
+if TYPE_CHECKING:
+    from maskwatch.site.mqtt_record import PublishedPrefix
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +74,13 @@ class MqttPublisher:
     def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
                  password: str | None = None, counts_of: Callable[[str], dict] | None = None,
                  max_queued: int = 1000, cameras: Iterable[str] | None = None,
-                 discovery_prefix: str = "homeassistant", names: dict[str, str] | None = None) -> None:
+                 discovery_prefix: str = "homeassistant", names: dict[str, str] | None = None,
+                 record: PublishedPrefix | None = None) -> None:
         """cameras: the ids this site runs; the retained topics of any other under `prefix` are
         cleared (None: the publisher does not know them, and clears none). names: each camera's
         name for Home Assistant's discovery, which is on when given (None: off, and nothing under
-        `discovery_prefix` is read or written)."""
+        `discovery_prefix` is read or written). record: the prefix this site published under
+        before, in its database; where it is another, that one's configs are cleared too."""
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
         self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
         self.counts_of = counts_of
@@ -113,6 +120,12 @@ class MqttPublisher:
         self._clearing: set[str] = set()
         self._echoed: set[str] = set()
         self._confirm_timer: threading.Timer | None = None
+        # The prefix published under before (record), while its configs are still to be cleared; at
+        # each connection whether its `available` says online (another site's now), and its configs.
+        self.record, self._recorded = record, record.read() if record is not None else None
+        self._earlier = (self._recorded if self._recorded != self.prefix and self._recorded is not None
+                         and MQTT_PREFIX.fullmatch(self._recorded) else None)
+        self._earlier_online, self._earlier_marked, self._found_earlier = False, False, set()
         self.swept = threading.Event()  # set once this connection's sweep is over (what a test waits for)
 
     def topic(self, *parts: str) -> str:
@@ -141,17 +154,20 @@ class MqttPublisher:
         with self._sweep_lock:
             self._connection += 1
             self._found, self._found_configs, self._marker = {}, {}, None
-            # With discovery off, nothing under discovery_prefix is read unless the marker says
-            # this site published there (a broker's ACL may refuse it, some closing the connection).
-            self._looked_under = [self.discovery_prefix] if self.discovery else []
+            self._earlier_online, self._earlier_marked, self._found_earlier = False, False, set()
+            # With discovery off, nothing under discovery_prefix is read unless a marker says this
+            # site published there (a broker's ACL may refuse it, some closing the connection).
+            self._looked_under = [(self.discovery_prefix, prefix) for prefix in (self.prefix, self._earlier)
+                                  if prefix is not None and self.discovery]
             swept = self._swept(self._looked_under)
         self._listen(client, swept)
 
-    def _swept(self, discovery_prefixes: list[str]) -> list[str]:
-        """What the sweep listens to: the cameras' topics, the marker, and this site's discovery
-        configs under each of `discovery_prefixes`."""
-        return [self.topic("+", "+"), self.topic("discovery"),
-                *(topic for prefix in discovery_prefixes for topic in discovery.config_filters(prefix, self.prefix))]
+    def _swept(self, looked_under: list[tuple[str, str]]) -> list[str]:
+        """What the sweep listens to: the cameras' topics, the markers, the earlier prefix's
+        `available`, and the discovery configs of each (discovery prefix, site prefix) looked under."""
+        earlier = [f"{self._earlier}/available", f"{self._earlier}/discovery"] if self._earlier else []
+        return [self.topic("+", "+"), self.topic("discovery"), *earlier,
+                *(topic for pair in looked_under for topic in discovery.config_filters(*pair))]
 
     def _listen(self, client, topics: list[str]) -> None:
         mid = client.subscribe([(topic, 0) for topic in topics])[1]
@@ -182,22 +198,33 @@ class MqttPublisher:
             return
         if not message.retain:
             return
-        if message.topic == self.topic("discovery"):
-            self._marked(client, message.payload)
+        for prefix in (self.prefix, self._earlier):
+            if prefix is not None and message.topic == f"{prefix}/discovery":
+                self._marked(client, message.payload, prefix)
+                return
+        if self._earlier is not None and message.topic == f"{self._earlier}/available":
+            self._earlier_online = message.payload == b"online"
             return
         with self._sweep_lock:
             looked_under = list(self._looked_under)
-        for prefix in looked_under:
-            # A config, never a camera's topic (no leaf of a camera is "config"), whatever the two prefixes.
-            if (message.topic.startswith(prefix + "/") and message.topic.endswith("/config")
-                    and message.topic.count("/") == prefix.count("/") + 4):  # <component>/<node>/<object>/config
-                camera = discovery.camera_of(prefix, self.prefix, message.topic, message.payload)
+        # A config, never a camera's topic (no leaf of a camera is "config"), whatever the prefixes.
+        configs = [(discovery_prefix, prefix) for discovery_prefix, prefix in looked_under
+                   if message.topic.startswith(discovery_prefix + "/") and message.topic.endswith("/config")
+                   and message.topic.count("/") == discovery_prefix.count("/") + 4]  # <component>/<node>/<object>/config
+        for discovery_prefix, prefix in configs:
+            camera = discovery.camera_of(discovery_prefix, prefix, message.topic, message.payload)
+            if camera is None or not CAMERA_ID.fullmatch(camera):
+                continue
+            with self._sweep_lock:
+                if prefix != self.prefix:
+                    self._found_earlier.add(message.topic)
                 # Not among those published now: a camera not run, discovery off, or a config under
                 # an earlier node or discovery prefix.
-                if camera is not None and message.topic not in self._discovery and CAMERA_ID.fullmatch(camera):
-                    with self._sweep_lock:
-                        self._found_configs.setdefault(camera, set()).add(message.topic)
-                return
+                elif message.topic not in self._discovery:
+                    self._found_configs.setdefault(camera, set()).add(message.topic)
+            return
+        if configs or not message.topic.startswith(self.prefix + "/"):
+            return
         camera, _, leaf = message.topic[len(self.prefix) + 1:].partition("/")
         # Only a name a maskwatch camera can have: another program's topic under the prefix is not
         # ours to clear, and a name with a line break in it (a broker that lets one through) would
@@ -206,16 +233,20 @@ class MqttPublisher:
             with self._sweep_lock:
                 self._found.setdefault(camera, set()).add(leaf)
 
-    def _marked(self, client, payload: bytes) -> None:
-        """The marker read: look under the discovery prefix it names too, when not looking there yet."""
-        prefix = discovery.marked_prefix(payload)
+    def _marked(self, client, payload: bytes, prefix: str) -> None:
+        """A marker read (this prefix's, or the earlier one's): look under the discovery prefix it
+        names too, when not looking there yet."""
+        discovery_prefix = discovery.marked_prefix(payload)
         with self._sweep_lock:
-            self._marker = payload.decode(errors="replace")
-            new = prefix is not None and prefix not in self._looked_under
+            if prefix == self.prefix:
+                self._marker = payload.decode(errors="replace")
+            else:
+                self._earlier_marked = True
+            new = discovery_prefix is not None and (discovery_prefix, prefix) not in self._looked_under
             if new:
-                self._looked_under.append(prefix)
+                self._looked_under.append((discovery_prefix, prefix))
         if new:
-            self._listen(client, discovery.config_filters(prefix, self.prefix))
+            self._listen(client, discovery.config_filters(discovery_prefix, prefix))
 
     def _sweep(self, connection: int) -> None:
         """Clear the retained topics found that the site does not publish now; still listening, to
@@ -228,10 +259,22 @@ class MqttPublisher:
             configs = {camera: sorted(topics) for camera, topics in self._found_configs.items()}
             self._found, self._found_configs = {}, {}
             swept, marked = self._swept(self._looked_under), self._marker
-            cleared = sorted(topic for topics in (*gone.values(), *configs.values()) for topic in topics)
+            # The earlier prefix's configs and marker, unless its `available` says online: another
+            # site's now (or this one's old process, in a rolling restart), tried again next time.
+            earlier = (sorted(self._found_earlier) + ([f"{self._earlier}/discovery"] if self._earlier_marked else [])
+                       if self._earlier is not None and not self._earlier_online else [])
+            cleared = sorted(topic for topics in (*gone.values(), *configs.values(), earlier) for topic in topics)
             self._clearing, self._echoed = set(cleared), set()
         for topic in cleared:
             self.client.publish(topic, b"", qos=1, retain=True)
+        if self._earlier is not None and self._earlier_online:
+            log.warning("MQTT %s:%d: the Home Assistant configs of prefix %s, this site's before, are left: "
+                        "%s/available says online (another site's now?)", self.host, self.port, self._earlier,
+                        self._earlier)
+        elif self._found_earlier:
+            log.warning("MQTT %s:%d: cleared the Home Assistant configs of prefix %s, this site's before "
+                        "(mqtt.prefix changed): %d entities", self.host, self.port, self._earlier,
+                        len(self._found_earlier))
         not_run = sorted((gone.keys() | configs.keys()) - self.cameras)
         if not_run:
             log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
@@ -251,29 +294,34 @@ class MqttPublisher:
             log.warning("MQTT %s:%d: cleared the Home Assistant configs of cameras %s (discovery is off)", self.host,
                         self.port, ", ".join(dropped))
         if not cleared:
-            self._finish(swept, marked, [])
+            self._finish(swept, marked, [], earlier)
             return
-        timer = threading.Timer(SWEEP_SECONDS, self._confirm, args=(connection, swept, marked))
+        timer = threading.Timer(SWEEP_SECONDS, self._confirm, args=(connection, swept, marked, earlier))
         timer.daemon = True
         self._confirm_timer = timer
         timer.start()
 
-    def _confirm(self, connection: int, swept: list[str], marked: str | None) -> None:
+    def _confirm(self, connection: int, swept: list[str], marked: str | None, earlier: list[str]) -> None:
         with self._sweep_lock:
             if connection != self._connection or not self.connected:  # the next connection sweeps
                 return
             refused, self._clearing = sorted(self._clearing - self._echoed), set()
-        self._finish(swept, marked, refused)
+        self._finish(swept, marked, refused, earlier)
 
-    def _finish(self, swept: list[str], marked: str | None, refused: list[str]) -> None:
+    def _finish(self, swept: list[str], marked: str | None, refused: list[str], earlier: list[str]) -> None:
         """Stop listening, say where the configs are now, and what the broker would not clear."""
         self.client.unsubscribe(swept)
         # None (cleared) with discovery off, unless configs the broker would not clear are left.
         marker = discovery.marker(self.discovery_prefix) if self.discovery else None
-        if not self.discovery and any(topic.endswith("/config") for topic in refused):
+        if not self.discovery and any(topic.endswith("/config") and topic not in earlier for topic in refused):
             marker = marked
         if marker != marked:
             self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
+        # This prefix recorded once the earlier one's configs are gone (or there were none).
+        if (self.record is not None and self._recorded != self.prefix and not self._earlier_online
+                and not set(refused) & set(earlier)):
+            self.record.write(self.prefix)
+            self._recorded, self._earlier = self.prefix, None
         if refused:
             log.warning("MQTT %s:%d: the broker did not take the clearing of %d retained topics, which stay (does "
                         "its ACL let this user write there? it drops what it refuses without a word): %s", self.host,
