@@ -15,6 +15,7 @@ import pytest
 from maskwatch.site import mqtt as site_mqtt
 from maskwatch.site.mqtt import MqttPublisher
 from tests.mosquitto import Broker, Subscriber, broker  # noqa: F401  (fixture)
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import free_port
 from tests.test_cameras import wait_until
 
@@ -697,3 +698,24 @@ def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(br
                          **camera_configs("homeassistant", "newer", "door", "Door")}
     assert PublishedPrefix(store.engine, store.url).read() == "new"  # tried again at the next start
     store.close()
+
+
+@pytest.mark.system  # starts PostgreSQL
+def test_the_prefix_record_on_postgresql_is_one_row_whoever_writes(postgres):  # noqa: F811
+    """The recorded prefix on a server database: each process migrates it (one waits for the
+    other) and the last write is the one read."""
+    from sqlalchemy import create_engine
+
+    from maskwatch.site.mqtt_record import PublishedPrefix
+
+    url = postgres.new_database("mqtt_record")
+    engines = [create_engine(url) for _ in range(2)]
+    try:
+        first, second = (PublishedPrefix(engine, url) for engine in engines)
+        assert first.read() is None
+        first.write("old")
+        second.write("new")
+        assert first.read() == second.read() == "new"
+    finally:
+        for engine in engines:
+            engine.dispose()
