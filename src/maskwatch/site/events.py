@@ -228,6 +228,16 @@ def apply_migrations(connection: Connection, url: str, what: str, version_table:
     return current
 
 
+def migrate_schema(engine: Engine, url: str, what: str, lock: int, version_table: Table, migrations: list) -> int:
+    """Bring a store's own tables (`what`, versioned in `version_table`) to the newest version, in
+    one transaction holding `lock`; the version they are at."""
+    with engine.begin() as connection:
+        hold_database(connection, lock)
+        before = apply_migrations(connection, url, what, version_table, migrations)
+    said_migrated(url, what, before, len(migrations))
+    return len(migrations)
+
+
 def said_migrated(url: str, what: str, before: int, after: int) -> None:
     """An upgraded database is said in the log (a new one is not): older maskwatch cannot open it now."""
     if 0 < before < after:

@@ -11,7 +11,7 @@ import logging
 from sqlalchemy import Column, Integer, MetaData, Table, Text, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from maskwatch.site.events import MQTT_MIGRATION_LOCK, apply_migrations, hold_database, open_database, said_migrated
+from maskwatch.site.events import MQTT_MIGRATION_LOCK, hold_database, migrate_schema, open_database
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,8 @@ class PublishedPrefix:
         open_database(url, self.migrate)
 
     def migrate(self) -> int:
-        with self.engine.begin() as connection:
-            hold_database(connection, MQTT_MIGRATION_LOCK)
-            before = apply_migrations(connection, self.url, "mqtt schema", mqtt_schema_version, MIGRATIONS)
-        said_migrated(self.url, "mqtt schema", before, len(MIGRATIONS))
-        return len(MIGRATIONS)
+        return migrate_schema(self.engine, self.url, "mqtt schema", MQTT_MIGRATION_LOCK, mqtt_schema_version,
+                              MIGRATIONS)
 
     def read(self) -> str | None:
         """The prefix recorded, or None (none yet, or the database away: nothing is cleared then)."""
