@@ -17,10 +17,12 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 class Broker:
-    """mosquitto on `address` (127.0.0.1, or ::1); with `user` (name, password) it lets in only them."""
+    """mosquitto on `address` (127.0.0.1, or ::1); with `user` (name, password) it lets in only them;
+    with `acl` too (mosquitto's acl_file: the rules before a `user` line are anonymous clients')
+    it lets in anonymous clients as well, each held to its rules."""
 
     def __init__(self, folder: Path, port: int | None = None, address: str = "127.0.0.1",
-                 user: tuple[str, str] | None = None) -> None:
+                 user: tuple[str, str] | None = None, acl: str | None = None) -> None:
         self.port, self.address = port or free_port(), address
         self.config = folder / "mosquitto.conf"
         access = "allow_anonymous true\n"
@@ -28,7 +30,10 @@ class Broker:
             passwords = folder / "mosquitto.passwd"
             subprocess.run([shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-c", "-b",
                             str(passwords), *user], check=True, capture_output=True)
-            access = f"allow_anonymous false\npassword_file {passwords}\n"
+            access = f"allow_anonymous {'false' if acl is None else 'true'}\npassword_file {passwords}\n"
+        if acl is not None:
+            (folder / "mosquitto.acl").write_text(acl)
+            access += f"acl_file {folder / 'mosquitto.acl'}\n"
         self.config.write_text(f"listener {self.port} {address}\n{access}persistence false\n"
                                "user root\nlog_dest stderr\n")
         self.log = folder / "mosquitto.log"

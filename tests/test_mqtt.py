@@ -15,6 +15,7 @@ import pytest
 from maskwatch.site import mqtt as site_mqtt
 from maskwatch.site.mqtt import MqttPublisher
 from tests.mosquitto import Broker, Subscriber, broker  # noqa: F401  (fixture)
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import free_port
 from tests.test_cameras import wait_until
 
@@ -455,9 +456,10 @@ def home_assistant_configs(kept: dict[str, str]) -> dict[str, dict]:
 
 
 def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest(broker, monkeypatch, caplog):  # noqa: F811
-    """A Home Assistant user wrote each camera's sensors by hand (docs/site.md's example). Four runs
+    """A Home Assistant user wrote each camera's sensors by hand (docs/site.md's example). Five runs
     of one site: discovery off (nothing under homeassistant/), on with door and till, on with till
-    removed from the file (its configs cleared), off again (nothing under homeassistant/ touched)."""
+    removed from the file (its configs cleared), off again (door's configs cleared: they were left,
+    and Home Assistant kept dead entities), off once more (nothing under homeassistant/ touched)."""
     from maskwatch.site.discovery import camera_configs
 
     monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
@@ -484,7 +486,8 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
             for camera in cameras:
                 publisher.publish_counts(camera)
                 publisher.camera_up(camera, True)
-            time.sleep(1.0)  # past the sweep
+            assert publisher.swept.wait(20)
+            time.sleep(0.3)  # what the broker passed on meanwhile, heard
         finally:
             publisher.stop()
             listener.close()
@@ -546,4 +549,173 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
         f"MQTT 127.0.0.1:{broker.port}: cleared the retained topics of cameras this site does not run (disabled, "
         f"removed or renamed): {camera}" for camera in ("gone", "till")]
 
-    assert sent_under_discovery(run({"door": "Front door"}, discovery=False)) == []  # off: not even a clearing
+    assert retained(broker.port, "site/discovery") == {"site/discovery": '{"discovery_prefix":"homeassistant"}'}
+    door = {t for t in ours if "/site/door_" in t}
+    assert sorted(sent_under_discovery(run({"door": "Front door"}, discovery=False))) == sorted(
+        (t, "") for t in door)  # off: door's configs cleared, the foreign ones left
+    assert home_assistant_configs(retained(broker.port)) == {t: json.loads(p) for t, p in foreign.items()}
+    assert retained(broker.port, "site/discovery") == {}  # nothing left to clear
+    assert [r.getMessage() for r in caplog.records if "discovery is off" in r.getMessage()] == [
+        f"MQTT 127.0.0.1:{broker.port}: cleared the Home Assistant configs of cameras door (discovery is off)"]
+    assert sent_under_discovery(run({"door": "Front door"}, discovery=False)) == []  # off and nothing there: not read
+
+
+def test_configs_under_an_earlier_discovery_prefix_are_cleared(broker, monkeypatch):  # noqa: F811
+    """A site moved to another discovery_prefix left its configs under the old one: a Home Assistant
+    still reading there kept a device per camera, never available again."""
+    from maskwatch.site.discovery import camera_configs
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    foreign = {**camera_configs("homeassistant", "other", "door", "Door"),  # another site's, same broker
+               "homeassistant/light/kitchen/config": '{"unique_id": "kitchen"}'}
+    retain(broker.port, foreign)
+    for discovery_prefix in ("homeassistant", "ha/discovery"):
+        publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=["door"], names={"door": "Door"},
+                                  discovery_prefix=discovery_prefix).start()
+        try:
+            assert wait_until(lambda: retained(broker.port, "site/discovery") == {
+                "site/discovery": json.dumps({"discovery_prefix": discovery_prefix}, separators=(",", ":"))}, 20)
+        finally:
+            publisher.stop()
+    configs = {t: p for t, p in retained(broker.port).items() if t.endswith("/config")}
+    assert configs == {**foreign, **camera_configs("ha/discovery", "site", "door", "Door")}
+
+
+def test_no_two_prefixes_share_a_discovery_node_and_those_without_an_underscore_keep_theirs():
+    """"shop/a" and "shop_a" were both node shop_a: two sites on one broker overwrote each other's
+    configs in Home Assistant."""
+    import itertools
+
+    from maskwatch.site.discovery import node_id
+
+    assert [node_id(p) for p in ("maskwatch", "maskwatch/east", "a-b/c")] == ["maskwatch", "maskwatch_east", "a-b_c"]
+    levels = ["a", "_", "-", "a_", "_a", "a-", "-a", "a_-", "a-_", "a--", "a__"]
+    prefixes = ["/".join(parts) for n in (1, 2, 3) for parts in itertools.product(levels, repeat=n)]
+    by_node: dict[str, str] = {}
+    for prefix in prefixes:
+        assert by_node.setdefault(node_id(prefix), prefix) == prefix, (prefix, by_node[node_id(prefix)])
+    assert node_id("shop/a") != node_id("shop_a") and node_id("a_/b") != node_id("a/_b")
+
+
+def test_an_upgraded_site_moves_its_configs_off_a_shared_node_and_leaves_the_other_sites(broker, monkeypatch,  # noqa: F811
+                                                                                          caplog):
+    """A site with prefix shop_a had published under node shop_a, the node of shop/a's site too: at
+    its start it clears its own old configs there (never shop/a's) and sends them under its own
+    node, after the clearing, so that Home Assistant has each entity once."""
+    from maskwatch.site.discovery import camera_configs, legacy_node_id, node_id
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    neighbour = camera_configs("homeassistant", "shop/a", "door", "Door")  # shop/a's, at shop_a's old topics
+    old = camera_configs("homeassistant", "shop_a", "till", "Till", legacy_node_id("shop_a"))
+    assert node_id("shop/a") == legacy_node_id("shop_a") and not neighbour.keys() & old.keys()
+    retain(broker.port, {**neighbour, **old})
+    listener = Subscriber(broker.port, "homeassistant/#")
+    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="shop_a", cameras=["till"], names={"till": "Till"})
+    publisher.start()
+    try:
+        now = camera_configs("homeassistant", "shop_a", "till", "Till")
+        assert not now.keys() & old.keys()
+        assert wait_until(lambda: home_assistant_configs(retained(broker.port)) == {
+            t: json.loads(p) for t, p in {**neighbour, **now}.items()}, 20)
+        heard = [(t, p) for t, p, kept in listener.messages if not kept]
+        cleared = max(i for i, (t, p) in enumerate(heard) if t in old and p == "")
+        assert [t for t, p in heard[cleared + 1:] if p] == list(now), "configs sent again after the clearing"
+        assert any("moved the Home Assistant configs of cameras till to homeassistant/<component>/_shop-_a/" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        publisher.stop()
+        listener.close()
+
+
+@pytest.mark.system  # starts its own broker, with an ACL
+def test_a_clearing_the_broker_refuses_is_said_and_the_marker_kept(tmp_path, monkeypatch, caplog):
+    """A broker user allowed to read homeassistant/# but not to write there: mosquitto drops each
+    clearing without a word, and the site said it had cleared configs that stayed."""
+    from maskwatch.site.discovery import camera_configs, marker
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    guarded = Broker(tmp_path, user=("site", "pw"), acl="topic readwrite #\nuser site\ntopic readwrite site/#\n"
+                                                        "topic read homeassistant/#\n").start()
+    try:
+        left = {**camera_configs("homeassistant", "site", "door", "Door"), "site/discovery": marker("homeassistant")}
+        retain(guarded.port, left)  # anonymous: may write anywhere
+        publisher = MqttPublisher("127.0.0.1", guarded.port, prefix="site", username="site", password="pw",
+                                  cameras=["door"]).start()  # discovery off now
+        try:
+            assert wait_until(lambda: any("did not take" in r.getMessage() for r in caplog.records), 20)
+            assert publisher.swept.wait(20)
+        finally:
+            publisher.stop()
+        kept = retained(guarded.port)
+        assert {t: kept.get(t) for t in left} == left  # the configs stayed, and the marker to find them again
+        said = [r.getMessage() for r in caplog.records if "did not take" in r.getMessage()]
+        assert said == [f"MQTT 127.0.0.1:{guarded.port}: the broker did not take the clearing of 10 retained topics, "
+                        "which stay (does its ACL let this user write there? it drops what it refuses without a "
+                        "word): homeassistant/binary_sensor/site/door_available/config, "
+                        "homeassistant/sensor/site/door_mask_weared_incorrect/config, "
+                        "homeassistant/sensor/site/door_mask_weared_incorrect_today/config, ..."]
+    finally:
+        guarded.stop()
+
+
+def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(broker, tmp_path, monkeypatch,  # noqa: F811
+                                                                               caplog):
+    """A site moved to another mqtt.prefix left the old one's configs: Home Assistant kept a device
+    per camera, never available again. The site's database says which prefix was its own; one
+    whose `available` says online is another site's now, and is left."""
+    from maskwatch.site.discovery import camera_configs
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.mqtt_record import PublishedPrefix
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    store = EventStore(str(tmp_path / "site.db"))
+    other = camera_configs("homeassistant", "other", "door", "Door")  # another site's, on the same broker
+    retain(broker.port, other)
+
+    def run(prefix: str) -> None:
+        publisher = MqttPublisher("127.0.0.1", broker.port, prefix=prefix, cameras=["door"], names={"door": "Door"},
+                                  record=PublishedPrefix(store.engine, store.url)).start()
+        try:
+            assert publisher.swept.wait(20)
+        finally:
+            publisher.stop()
+
+    def configs() -> dict[str, str]:
+        return {t: p for t, p in retained(broker.port).items() if t.endswith("/config")}
+
+    run("old")
+    assert PublishedPrefix(store.engine, store.url).read() == "old"
+    run("new")
+    assert configs() == {**other, **camera_configs("homeassistant", "new", "door", "Door")}
+    assert retained(broker.port, "old/discovery") == {} and PublishedPrefix(store.engine, store.url).read() == "new"
+    assert [r.getMessage() for r in caplog.records if "this site's before" in r.getMessage()] == [
+        f"MQTT 127.0.0.1:{broker.port}: cleared the Home Assistant configs of prefix old, this site's before "
+        "(mqtt.prefix changed): 10 entities"]
+
+    retain(broker.port, {"new/available": "online"})  # a site that runs under "new" now
+    run("newer")
+    assert configs() == {**other, **camera_configs("homeassistant", "new", "door", "Door"),
+                         **camera_configs("homeassistant", "newer", "door", "Door")}
+    assert PublishedPrefix(store.engine, store.url).read() == "new"  # tried again at the next start
+    store.close()
+
+
+@pytest.mark.system  # starts PostgreSQL
+def test_the_prefix_record_on_postgresql_is_one_row_whoever_writes(postgres):  # noqa: F811
+    """The recorded prefix on a server database: each process migrates it (one waits for the
+    other) and the last write is the one read."""
+    from sqlalchemy import create_engine
+
+    from maskwatch.site.mqtt_record import PublishedPrefix
+
+    url = postgres.new_database("mqtt_record")
+    engines = [create_engine(url) for _ in range(2)]
+    try:
+        first, second = (PublishedPrefix(engine, url) for engine in engines)
+        assert first.read() is None
+        first.write("old")
+        second.write("new")
+        assert first.read() == second.read() == "new"
+    finally:
+        for engine in engines:
+            engine.dispose()

@@ -577,17 +577,25 @@ class MqttConfig(Section):
     @field_validator("discovery_prefix")
     @classmethod
     def _discovery_prefix(cls, value: str) -> str:
-        """A topic to publish under: a wildcard or an empty level would publish nowhere Home Assistant looks."""
-        if not value:
-            raise ValueError("empty; Home Assistant's default is homeassistant")
-        if "+" in value or "#" in value:
-            raise ValueError(f"{value!r} holds an MQTT wildcard (+ or #); write the prefix itself, e.g. homeassistant")
-        if value.startswith("/") or value.endswith("/") or "//" in value:
-            raise ValueError(f"{value!r} has an empty topic level (a / at the start, the end or twice); "
-                             "write it as homeassistant or ha/discovery")
-        if not value.isprintable():
-            raise ValueError(f"{value!r} holds a control character")
+        problem = discovery_prefix_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
+
+
+def discovery_prefix_problem(value: str) -> str | None:
+    """What is wrong with a discovery prefix, or None: a wildcard or an empty level would publish
+    nowhere Home Assistant looks (and a filter made of it, subscribed, is a protocol error)."""
+    if not value:
+        return "empty; Home Assistant's default is homeassistant"
+    if "+" in value or "#" in value:
+        return f"{value!r} holds an MQTT wildcard (+ or #); write the prefix itself, e.g. homeassistant"
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        return (f"{value!r} has an empty topic level (a / at the start, the end or twice); "
+                "write it as homeassistant or ha/discovery")
+    if not value.isprintable():
+        return f"{value!r} holds a control character"
+    return None
 
 
 class RuntimeConfig(Section):

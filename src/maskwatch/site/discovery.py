@@ -12,9 +12,11 @@ The sensors are available while both the site's and the camera's `available` say
 (availability_mode: all): a site that died leaves only its last will to say so. The connectivity
 sensor follows only the site's: tied to the camera's own topic it could never say "off".
 
-`node_id` is the site's prefix with "/" as "_" (a topic level holds no "/"); `unique_id` and the
-device's identifier hold the prefix itself, so that the sweep (mqtt.py) clears only a config
-whose topic and unique_id are exactly what this site publishes, never another program's.
+`node_id` is the site's prefix with "/" as "_" (a topic level holds no "/"); a prefix that holds
+"_" itself is escaped (node_id), since "shop/a" and "shop_a" shared one node and overwrote each
+other's configs. `unique_id` and the device's identifier hold the prefix itself, so that the sweep
+(mqtt.py) clears only a config whose topic and unique_id are exactly what this site publishes (under
+its node, or the node of earlier versions), never another program's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 
 from maskwatch.faces import PERSON_LABELS
+from maskwatch.site.config import discovery_prefix_problem
 from maskwatch.site.events import COUNT_COLUMNS
 
 SAID = {"with_mask": "with a mask", "without_mask": "without a mask",
@@ -29,8 +32,31 @@ SAID = {"with_mask": "with a mask", "without_mask": "without a mask",
 ORIGIN = {"name": "maskwatch"}
 
 
+ESCAPES = {"-": "--", "_": "-_", "/": "_"}  # a prefix-free code: each output reads back one way
+
+
 def node_id(prefix: str) -> str:
+    """The prefix as one topic level, one per prefix. A prefix without "_" keeps the node of earlier
+    versions ("/" as "_"), so an upgraded site keeps its config topics. One with "_" is escaped and
+    starts with "_", which no node of the first kind does (no prefix level is empty)."""
+    if "_" not in prefix:
+        return legacy_node_id(prefix)
+    return "_" + "".join(ESCAPES.get(char, char) for char in prefix)
+
+
+def legacy_node_id(prefix: str) -> str:
+    """The node of versions before 2026-12-06: "shop/a" and "shop_a" were both "shop_a"."""
     return prefix.replace("/", "_")
+
+
+def nodes(prefix: str) -> tuple[str, ...]:
+    """Every node this site's configs may be under: its own, then that of earlier versions."""
+    return tuple(dict.fromkeys((node_id(prefix), legacy_node_id(prefix))))
+
+
+def config_filters(discovery_prefix: str, prefix: str) -> list[str]:
+    """The topic filters that hold every config this site may have under `discovery_prefix`."""
+    return [f"{discovery_prefix}/+/{node}/+/config" for node in nodes(prefix)]
 
 
 def unique_id_prefix(prefix: str) -> str:
@@ -38,8 +64,10 @@ def unique_id_prefix(prefix: str) -> str:
     return f"maskwatch:{prefix}/"
 
 
-def camera_configs(discovery_prefix: str, prefix: str, camera: str, name: str) -> dict[str, str]:
-    """The retained discovery configs of one camera: topic -> JSON payload."""
+def camera_configs(discovery_prefix: str, prefix: str, camera: str, name: str, node: str | None = None
+                   ) -> dict[str, str]:
+    """The retained discovery configs of one camera: topic -> JSON payload (under `node`, by
+    default the prefix's node_id)."""
     site_up, camera_up = f"{prefix}/available", f"{prefix}/{camera}/available"
     device = {"identifiers": [f"{unique_id_prefix(prefix)}{camera}"], "name": name, "manufacturer": "maskwatch",
               "model": "maskwatch"}
@@ -58,7 +86,8 @@ def camera_configs(discovery_prefix: str, prefix: str, camera: str, name: str) -
     entities["binary_sensor", "available"] = {
         "name": "Stream", "state_topic": camera_up, "payload_on": "online", "payload_off": "offline",
         "device_class": "connectivity", "entity_category": "diagnostic", "availability": [{"topic": site_up}]}
-    return {f"{discovery_prefix}/{component}/{node_id(prefix)}/{camera}_{what}/config": json.dumps(
+    node = node_id(prefix) if node is None else node
+    return {f"{discovery_prefix}/{component}/{node}/{camera}_{what}/config": json.dumps(
                 {**config, "unique_id": f"{unique_id_prefix(prefix)}{camera}/{what}", "device": device,
                  "origin": ORIGIN}, separators=(",", ":"))
             for (component, what), config in entities.items()}
@@ -66,7 +95,8 @@ def camera_configs(discovery_prefix: str, prefix: str, camera: str, name: str) -
 
 def camera_of(discovery_prefix: str, prefix: str, topic: str, payload: bytes) -> str | None:
     """The camera whose config this retained message is, when it is one this site's discovery
-    published (its exact topic and unique_id); None for anything else, another program's included."""
+    published (its exact topic, under any of its nodes, and unique_id); None for anything else,
+    another program's or another site's included."""
     try:
         config = json.loads(payload)
     except ValueError:
@@ -77,5 +107,25 @@ def camera_of(discovery_prefix: str, prefix: str, topic: str, payload: bytes) ->
     camera, _, what = unique_id[len(unique_id_prefix(prefix)):].partition("/")
     if not what or "/" in what:
         return None
-    ours = json.loads(camera_configs(discovery_prefix, prefix, camera, camera).get(topic, "null") or "null")
-    return camera if ours is not None and ours["unique_id"] == unique_id else None
+    for node in nodes(prefix):
+        ours = camera_configs(discovery_prefix, prefix, camera, camera, node).get(topic)
+        if ours is not None and json.loads(ours)["unique_id"] == unique_id:
+            return camera
+    return None
+
+
+def marker(discovery_prefix: str) -> str:
+    """The payload of `<prefix>/discovery` (retained): where this site's configs are, so that a later
+    run with discovery off, or another discovery_prefix, finds them to clear."""
+    return json.dumps({"discovery_prefix": discovery_prefix}, separators=(",", ":"))
+
+
+def marked_prefix(payload: bytes) -> str | None:
+    """The discovery prefix a marker names, or None when it is none a site writes (never a
+    wildcard: a filter made of one would be refused, and the connection closed)."""
+    try:
+        said = json.loads(payload)
+    except ValueError:
+        return None
+    prefix = said.get("discovery_prefix") if isinstance(said, dict) else None
+    return prefix if isinstance(prefix, str) and discovery_prefix_problem(prefix) is None else None

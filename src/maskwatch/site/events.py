@@ -48,9 +48,9 @@ if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 
 log = logging.getLogger(__name__)
 
 # PostgreSQL advisory lock keys ("mw"): the events' schema, the users' schema, login attempts, users,
-# the scheduled reports' schema (reports.py).
+# the scheduled reports' schema (reports.py), the MQTT prefix's record (mqtt_record.py).
 MIGRATION_LOCK, AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK = 0x6D77_0001, 0x6D77_0002, 0x6D77_0003, 0x6D77_0004
-REPORTS_MIGRATION_LOCK = 0x6D77_0005
+REPORTS_MIGRATION_LOCK, MQTT_MIGRATION_LOCK = 0x6D77_0005, 0x6D77_0006
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
@@ -227,6 +227,16 @@ def apply_migrations(connection: Connection, url: str, what: str, version_table:
         migrations[version](connection)
         connection.execute(insert(version_table).values(version=version + 1))
     return current
+
+
+def migrate_schema(engine: Engine, url: str, what: str, lock: int, version_table: Table, migrations: list) -> int:
+    """Bring a store's own tables (`what`, versioned in `version_table`) to the newest version, in
+    one transaction holding `lock`; the version they are at."""
+    with engine.begin() as connection:
+        hold_database(connection, lock)
+        before = apply_migrations(connection, url, what, version_table, migrations)
+    said_migrated(url, what, before, len(migrations))
+    return len(migrations)
 
 
 def said_migrated(url: str, what: str, before: int, after: int) -> None:

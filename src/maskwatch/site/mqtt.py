@@ -25,17 +25,23 @@ in status(), not at every retry: a site whose broker is misnamed would otherwise
 A camera disabled, removed or renamed in the site's file left its retained topics on the broker:
 people in view at a camera that no longer runs. On each connection the site subscribes to
 `<prefix>/+/+` for SWEEP_SECONDS: the broker answers with the retained topics there, and those of
-cameras it does not run are cleared (an empty retained message deletes one). A "camera" of which
-only `available` is retained is another site's `<prefix>/<name>/available` (a prefix inside this
-one's), not cleared. Two sites must not share a prefix: each would clear the other's cameras.
+cameras it does not run are cleared (an empty retained message deletes one); listening on a
+while, it hears the broker pass each clearing on, and says those it did not (an ACL drops them
+silently). A "camera" of which only `available` is retained is another site's
+`<prefix>/<name>/available` (a prefix inside this one's), not cleared. Two sites must not share a prefix: each would clear the other's cameras.
 
 With Home Assistant's discovery (discovery.py) the configs of each camera go retained on each
 connection after "online" and before the state, so that Home Assistant has the entities when the
-state comes. The sweep listens to `<discovery_prefix>/+/<node_id>/+/config` too, and clears the
-configs this site published (their exact topic and unique_id) for cameras it does not run. With
-discovery off nothing under the discovery prefix is read or written: a site that never used it
-does not subscribe outside its prefix (a broker's ACL may refuse it), and the devices of an
-earlier run are deleted in Home Assistant (which clears their configs on the broker).
+state comes. The sweep listens to `<discovery_prefix>/+/<node>/+/config` too (its node, and that of
+earlier versions), and clears the configs this site published (their exact topic and unique_id)
+for cameras it does not run, and those under the old node, sending the new ones again after.
+`<prefix>/discovery` (retained, discovery.marker) says under which discovery prefix the configs
+are: where it names another one, or discovery is off, the sweep looks there too and clears them
+all (Home Assistant kept their dead entities). With discovery off and no marker nothing under the
+discovery prefix is read or written: a site that never used it does not subscribe outside its
+prefix (a broker's ACL may refuse it, some closing the connection). The prefix published under
+before, kept in the site's database (mqtt_record.py), has its configs cleared the same way, found
+through its own marker, unless its `available` says online (another site's now).
 """
 
 from __future__ import annotations
@@ -46,14 +52,17 @@ import os
 import socket
 import threading
 from collections import deque
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import paho.mqtt.client as mqtt
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site import discovery
-from maskwatch.site.config import CAMERA_ID
+from maskwatch.site.config import CAMERA_ID, MQTT_PREFIX
 from maskwatch.site.events import alert_view, event_view, iso_utc
+
+if TYPE_CHECKING:
+    from maskwatch.site.mqtt_record import PublishedPrefix
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +74,22 @@ class MqttPublisher:
     def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
                  password: str | None = None, counts_of: Callable[[str], dict] | None = None,
                  max_queued: int = 1000, cameras: Iterable[str] | None = None,
-                 discovery_prefix: str = "homeassistant", names: dict[str, str] | None = None) -> None:
+                 discovery_prefix: str = "homeassistant", names: dict[str, str] | None = None,
+                 record: PublishedPrefix | None = None) -> None:
         """cameras: the ids this site runs; the retained topics of any other under `prefix` are
         cleared (None: the publisher does not know them, and clears none). names: each camera's
         name for Home Assistant's discovery, which is on when given (None: off, and nothing under
-        `discovery_prefix` is read or written)."""
+        `discovery_prefix` is read or written). record: the prefix this site published under
+        before, in its database; where it is another, that one's configs are cleared too."""
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
         self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
         self.counts_of = counts_of
         self.cameras = frozenset(cameras) if cameras is not None else None
         self.discovery_prefix, self.discovery = discovery_prefix, names is not None
-        self._discovery = {topic: payload for camera, name in sorted((names or {}).items())
-                           for topic, payload in discovery.camera_configs(discovery_prefix, self.prefix, camera,
-                                                                          name).items()}
-        self._config_levels = discovery_prefix.count("/") + 4  # <component>/<node_id>/<object_id>/config
+        self._discovery_of = {camera: discovery.camera_configs(discovery_prefix, self.prefix, camera, name)
+                              for camera, name in sorted((names or {}).items())}
+        self._discovery = {topic: payload for configs in self._discovery_of.values()
+                           for topic, payload in configs.items()}
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -97,11 +108,25 @@ class MqttPublisher:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.connected, self.problem = False, None  # problem: what keeps it from the broker now
-        # The sweep of the retained topics of cameras not run: its subscription, what it found
-        # (camera -> its topics' last levels; camera -> its discovery configs), its timer, and the
-        # connection it belongs to.
+        # The sweep of the retained topics of cameras not run: its subscriptions, what it found
+        # (camera -> its topics' last levels; camera -> its discovery configs), the discovery
+        # prefixes it looks under and the marker it read, its timer, and the connection it belongs to.
         self._sweep_lock = threading.Lock()  # never held while calling paho (see _on_disconnect)
-        self._sweep_mid, self._found, self._found_configs, self._sweep_timer, self._connection = None, {}, {}, None, 0
+        self._sweep_mids, self._found, self._found_configs, self._sweep_timer, self._connection = set(), {}, {}, None, 0
+        self._looked_under: list[str] = []
+        self._marker: str | None = None
+        # The topics cleared, and those of them the broker passed back (taken): a broker's ACL drops
+        # a publish it refuses without a word, and the site said it had cleared what stayed.
+        self._clearing: set[str] = set()
+        self._echoed: set[str] = set()
+        self._confirm_timer: threading.Timer | None = None
+        # The prefix published under before (record), while its configs are still to be cleared; at
+        # each connection whether its `available` says online (another site's now), and its configs.
+        self.record, self._recorded = record, record.read() if record is not None else None
+        self._earlier = (self._recorded if self._recorded != self.prefix and self._recorded is not None
+                         and MQTT_PREFIX.fullmatch(self._recorded) else None)
+        self._earlier_online, self._earlier_marked, self._found_earlier = False, False, set()
+        self.swept = threading.Event()  # set once this connection's sweep is over (what a test waits for)
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -125,19 +150,35 @@ class MqttPublisher:
             self.connected, self.problem = True, None
         if self.cameras is None:
             return
+        self.swept.clear()
         with self._sweep_lock:
             self._connection += 1
-            self._found, self._found_configs = {}, {}
-        self._sweep_mid = client.subscribe([(topic, 0) for topic in self._swept()])[1]
+            self._found, self._found_configs, self._marker = {}, {}, None
+            self._earlier_online, self._earlier_marked, self._found_earlier = False, False, set()
+            # With discovery off, nothing under discovery_prefix is read unless a marker says this
+            # site published there (a broker's ACL may refuse it, some closing the connection).
+            self._looked_under = [(self.discovery_prefix, prefix) for prefix in (self.prefix, self._earlier)
+                                  if prefix is not None and self.discovery]
+            swept = self._swept(self._looked_under)
+        self._listen(client, swept)
 
-    def _swept(self) -> list[str]:
-        """What the sweep listens to: the cameras' topics, and the discovery configs of this site."""
-        configs = f"{self.discovery_prefix}/+/{discovery.node_id(self.prefix)}/+/config"
-        return [self.topic("+", "+"), *([configs] if self.discovery else [])]
+    def _swept(self, looked_under: list[tuple[str, str]]) -> list[str]:
+        """What the sweep listens to: the cameras' topics, the markers, the earlier prefix's
+        `available`, and the discovery configs of each (discovery prefix, site prefix) looked under."""
+        earlier = [f"{self._earlier}/available", f"{self._earlier}/discovery"] if self._earlier else []
+        return [self.topic("+", "+"), self.topic("discovery"), *earlier,
+                *(topic for pair in looked_under for topic in discovery.config_filters(*pair))]
+
+    def _listen(self, client, topics: list[str]) -> None:
+        mid = client.subscribe([(topic, 0) for topic in topics])[1]
+        with self._sweep_lock:
+            self._sweep_mids.add(mid)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        if mid != self._sweep_mid:
-            return
+        with self._sweep_lock:
+            if mid not in self._sweep_mids:
+                return
+            self._sweep_mids.discard(mid)
         # A broker may send retained messages after SUBACK, some (EMQX) from another process: they
         # are gathered for a while, not until SUBACK.
         timer = threading.Timer(SWEEP_SECONDS, self._sweep, args=(self._connection,))
@@ -150,15 +191,39 @@ class MqttPublisher:
     def _on_message(self, client, userdata, message) -> None:
         # Only a message sent for the new subscription is flagged retained (MQTT 3.1.1, 3.3.1.3):
         # the site's own publishing, echoed while the sweep listens, is not.
-        if not message.retain or not message.payload:
+        if not message.payload:  # a clearing, taken by the broker (never kept: its retain flag is no matter)
+            with self._sweep_lock:
+                if message.topic in self._clearing:
+                    self._echoed.add(message.topic)
             return
-        # A config, never a camera's topic (no leaf of a camera is "config"), whatever the two prefixes.
-        if (self.discovery and message.topic.startswith(self.discovery_prefix + "/")
-                and message.topic.endswith("/config") and message.topic.count("/") == self._config_levels):
-            camera = discovery.camera_of(self.discovery_prefix, self.prefix, message.topic, message.payload)
-            if camera is not None and camera not in self.cameras and CAMERA_ID.fullmatch(camera):
-                with self._sweep_lock:
+        if not message.retain:
+            return
+        for prefix in (self.prefix, self._earlier):
+            if prefix is not None and message.topic == f"{prefix}/discovery":
+                self._marked(client, message.payload, prefix)
+                return
+        if self._earlier is not None and message.topic == f"{self._earlier}/available":
+            self._earlier_online = message.payload == b"online"
+            return
+        with self._sweep_lock:
+            looked_under = list(self._looked_under)
+        # A config, never a camera's topic (no leaf of a camera is "config"), whatever the prefixes.
+        configs = [(discovery_prefix, prefix) for discovery_prefix, prefix in looked_under
+                   if message.topic.startswith(discovery_prefix + "/") and message.topic.endswith("/config")
+                   and message.topic.count("/") == discovery_prefix.count("/") + 4]  # <component>/<node>/<object>/config
+        for discovery_prefix, prefix in configs:
+            camera = discovery.camera_of(discovery_prefix, prefix, message.topic, message.payload)
+            if camera is None or not CAMERA_ID.fullmatch(camera):
+                continue
+            with self._sweep_lock:
+                if prefix != self.prefix:
+                    self._found_earlier.add(message.topic)
+                # Not among those published now: a camera not run, discovery off, or a config under
+                # an earlier node or discovery prefix.
+                elif message.topic not in self._discovery:
                     self._found_configs.setdefault(camera, set()).add(message.topic)
+            return
+        if configs or not message.topic.startswith(self.prefix + "/"):
             return
         camera, _, leaf = message.topic[len(self.prefix) + 1:].partition("/")
         # Only a name a maskwatch camera can have: another program's topic under the prefix is not
@@ -168,8 +233,24 @@ class MqttPublisher:
             with self._sweep_lock:
                 self._found.setdefault(camera, set()).add(leaf)
 
+    def _marked(self, client, payload: bytes, prefix: str) -> None:
+        """A marker read (this prefix's, or the earlier one's): look under the discovery prefix it
+        names too, when not looking there yet."""
+        discovery_prefix = discovery.marked_prefix(payload)
+        with self._sweep_lock:
+            if prefix == self.prefix:
+                self._marker = payload.decode(errors="replace")
+            else:
+                self._earlier_marked = True
+            new = discovery_prefix is not None and (discovery_prefix, prefix) not in self._looked_under
+            if new:
+                self._looked_under.append((discovery_prefix, prefix))
+        if new:
+            self._listen(client, discovery.config_filters(discovery_prefix, prefix))
+
     def _sweep(self, connection: int) -> None:
-        """Stop listening, and clear the retained topics of the cameras found that the site does not run."""
+        """Clear the retained topics found that the site does not publish now; still listening, to
+        hear the broker take each clearing (_confirm)."""
         with self._sweep_lock:
             if connection != self._connection or not self.connected:  # the next connection sweeps
                 return
@@ -177,12 +258,75 @@ class MqttPublisher:
                     for camera, leaves in self._found.items() if leaves - {"available"}}
             configs = {camera: sorted(topics) for camera, topics in self._found_configs.items()}
             self._found, self._found_configs = {}, {}
-        self.client.unsubscribe(self._swept())
-        for topic in sorted(topic for topics in (*gone.values(), *configs.values()) for topic in topics):
+            swept, marked = self._swept(self._looked_under), self._marker
+            # The earlier prefix's configs and marker, unless its `available` says online: another
+            # site's now (or this one's old process, in a rolling restart), tried again next time.
+            earlier = (sorted(self._found_earlier) + ([f"{self._earlier}/discovery"] if self._earlier_marked else [])
+                       if self._earlier is not None and not self._earlier_online else [])
+            cleared = sorted(topic for topics in (*gone.values(), *configs.values(), earlier) for topic in topics)
+            self._clearing, self._echoed = set(cleared), set()
+        for topic in cleared:
             self.client.publish(topic, b"", qos=1, retain=True)
-        if gone or configs:
+        if self._earlier is not None and self._earlier_online:
+            log.warning("MQTT %s:%d: the Home Assistant configs of prefix %s, this site's before, are left: "
+                        "%s/available says online (another site's now?)", self.host, self.port, self._earlier,
+                        self._earlier)
+        elif self._found_earlier:
+            log.warning("MQTT %s:%d: cleared the Home Assistant configs of prefix %s, this site's before "
+                        "(mqtt.prefix changed): %d entities", self.host, self.port, self._earlier,
+                        len(self._found_earlier))
+        not_run = sorted((gone.keys() | configs.keys()) - self.cameras)
+        if not_run:
             log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
-                        "removed or renamed): %s", self.host, self.port, ", ".join(sorted(gone.keys() | configs.keys())))
+                        "removed or renamed): %s", self.host, self.port, ", ".join(not_run))
+        moved = sorted(camera for camera in configs if camera in self._discovery_of)
+        # Home Assistant ignored the configs sent at connecting while the old ones held their
+        # unique_ids: sent again, after the clearing (the same QoS keeps the order).
+        for camera in moved:
+            for topic, payload in self._discovery_of[camera].items():
+                self.client.publish(topic, payload, qos=1, retain=True)
+        if moved:
+            log.warning("MQTT %s:%d: moved the Home Assistant configs of cameras %s to %s/<component>/%s/ (from "
+                        "another discovery_prefix, or the node of earlier versions)", self.host, self.port,
+                        ", ".join(moved), self.discovery_prefix, discovery.node_id(self.prefix))
+        dropped = sorted(camera for camera in configs if camera in self.cameras and camera not in self._discovery_of)
+        if dropped:
+            log.warning("MQTT %s:%d: cleared the Home Assistant configs of cameras %s (discovery is off)", self.host,
+                        self.port, ", ".join(dropped))
+        if not cleared:
+            self._finish(swept, marked, [], earlier)
+            return
+        timer = threading.Timer(SWEEP_SECONDS, self._confirm, args=(connection, swept, marked, earlier))
+        timer.daemon = True
+        self._confirm_timer = timer
+        timer.start()
+
+    def _confirm(self, connection: int, swept: list[str], marked: str | None, earlier: list[str]) -> None:
+        with self._sweep_lock:
+            if connection != self._connection or not self.connected:  # the next connection sweeps
+                return
+            refused, self._clearing = sorted(self._clearing - self._echoed), set()
+        self._finish(swept, marked, refused, earlier)
+
+    def _finish(self, swept: list[str], marked: str | None, refused: list[str], earlier: list[str]) -> None:
+        """Stop listening, say where the configs are now, and what the broker would not clear."""
+        self.client.unsubscribe(swept)
+        # None (cleared) with discovery off, unless configs the broker would not clear are left.
+        marker = discovery.marker(self.discovery_prefix) if self.discovery else None
+        if not self.discovery and any(topic.endswith("/config") and topic not in earlier for topic in refused):
+            marker = marked
+        if marker != marked:
+            self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
+        # This prefix recorded once the earlier one's configs are gone (or there were none).
+        if (self.record is not None and self._recorded != self.prefix and not self._earlier_online
+                and not set(refused) & set(earlier)):
+            self.record.write(self.prefix)
+            self._recorded, self._earlier = self.prefix, None
+        if refused:
+            log.warning("MQTT %s:%d: the broker did not take the clearing of %d retained topics, which stay (does "
+                        "its ACL let this user write there? it drops what it refuses without a word): %s", self.host,
+                        self.port, len(refused), ", ".join(refused[:3]) + (", ..." if len(refused) > 3 else ""))
+        self.swept.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._trouble("cannot reach the broker")
@@ -216,8 +360,9 @@ class MqttPublisher:
     def stop(self) -> None:
         """Say "offline" for each camera and the site (a clean stop sends no last will), then
         disconnect; never raises (the site's stop goes on to close the database)."""
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
+        for timer in (self._sweep_timer, self._confirm_timer):
+            if timer is not None:
+                timer.cancel()
         try:
             for camera in sorted(self.cameras or ()):
                 self.client.publish(self.topic(camera, "available"), "offline", qos=1, retain=True)

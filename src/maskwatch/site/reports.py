@@ -45,8 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
 from maskwatch.runtime import ProblemLog
-from maskwatch.site.events import (REPORTS_MIGRATION_LOCK, apply_migrations, hold_database, open_database,
-                                   said_migrated)
+from maskwatch.site.events import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
 from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
@@ -83,11 +82,8 @@ class SentReports:
         open_database(url, self.migrate)
 
     def migrate(self) -> int:
-        with self.engine.begin() as connection:
-            hold_database(connection, REPORTS_MIGRATION_LOCK)
-            before = apply_migrations(connection, self.url, "reports schema", reports_schema_version, MIGRATIONS)
-        said_migrated(self.url, "reports schema", before, len(MIGRATIONS))
-        return len(MIGRATIONS)
+        return migrate_schema(self.engine, self.url, "reports schema", REPORTS_MIGRATION_LOCK, reports_schema_version,
+                              MIGRATIONS)
 
     def read(self) -> dict[str, float]:
         with self.engine.connect() as connection:
