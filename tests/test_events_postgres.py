@@ -51,7 +51,7 @@ def test_processes_opening_a_new_postgresql_database_together_all_open_it(postgr
     """5 of 5 pairs failed: "duplicate key value violates unique constraint "pg_type..."."""
     from tests.test_events import opened_together
 
-    assert opened_together(postgres.new_database("opened_together")) == ["ok"] * 4
+    assert opened_together([postgres.new_database("opened_together")]) == [["ok"] * 4]
 
 
 def test_pages_of_tied_events_on_postgresql_are_index_ranges_in_order(postgres, tmp_path):  # noqa: F811

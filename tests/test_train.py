@@ -8,10 +8,15 @@ from maskwatch.training.classifier.evaluate import evaluate_run
 from maskwatch.training.classifier.train import TrainConfig, load_model, train_run
 
 
+# Epochs of the shared run (8 before): with seed 1 the training loss is below epoch 1's from epoch
+# 4 on, 7% below at 5; the same-seed check needs epochs whose draws follow the first's.
+EPOCHS = 5
+
+
 @pytest.fixture(scope="module")
 def run(prepared_sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "seed"
-    return train_run(prepared_sample, out, TrainConfig(epochs=8, seed=1), progress=False)
+    return train_run(prepared_sample, out, TrainConfig(epochs=EPOCHS, seed=1), progress=False)
 
 
 def test_run_folder_holds_weights_config_history_and_curves(run):
@@ -23,14 +28,14 @@ def test_run_folder_holds_weights_config_history_and_curves(run):
     assert config["split"]["by"] == "photo"
     with open(run / "history.csv") as fh:
         history = list(csv.DictReader(fh))
-    assert [int(h["epoch"]) for h in history] == list(range(1, 9))
+    assert [int(h["epoch"]) for h in history] == list(range(1, EPOCHS + 1))
     assert all(0 <= float(h["val_accuracy"]) <= 1 for h in history)
     assert float(history[-1]["train_loss"]) < float(history[0]["train_loss"])
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_same_seed_same_weights(prepared_sample, run, tmp_path):
-    again = train_run(prepared_sample, tmp_path / "again", TrainConfig(epochs=8, seed=1), progress=False)
+    again = train_run(prepared_sample, tmp_path / "again", TrainConfig(epochs=EPOCHS, seed=1), progress=False)
     a, _ = load_model(run)
     b, _ = load_model(again)
     for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
@@ -42,18 +47,18 @@ def test_a_stopped_run_resumes_from_its_last_epoch_to_the_same_weights(prepared_
     run folder, and the same call goes on from it to the weights an unbroken run gives."""
     from maskwatch.training.classifier import train as train_module
 
-    cfg = TrainConfig(epochs=4, seed=3, augment=True, schedule="onecycle")
+    cfg = TrainConfig(epochs=3, seed=3, augment=True, schedule="onecycle")
     whole = train_run(prepared_sample, tmp_path / "whole", cfg, progress=False)
     scored = train_module.predict_logits
     calls = []
 
-    def stop_in_epoch_three(*args, **kwargs):  # the validation after epoch 3: epoch 2's checkpoint stays
+    def stop_in_epoch_two(*args, **kwargs):  # the validation after epoch 2: epoch 1's checkpoint stays
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise KeyboardInterrupt
         return scored(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_three)
+    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_two)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         train_run(prepared_sample, out, cfg, progress=False)
@@ -66,12 +71,12 @@ def test_a_stopped_run_resumes_from_its_last_epoch_to_the_same_weights(prepared_
     for (name, ta), tb in zip(a.state_dict().items(), b.state_dict().values()):
         assert np.array_equal(ta.numpy(), tb.numpy()), name
     with open(out / "history.csv") as fh:
-        assert [int(row["epoch"]) for row in csv.DictReader(fh)] == [1, 2, 3, 4]
+        assert [int(row["epoch"]) for row in csv.DictReader(fh)] == [1, 2, 3]
     # A checkpoint of these faces and settings whose weights are not this network's (a crash
     # mid-write of another version) is set aside: the run starts afresh, to the same weights.
     import torch
 
-    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_three)
+    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_two)
     calls.clear()
     again = tmp_path / "again"
     with pytest.raises(KeyboardInterrupt):
@@ -94,11 +99,11 @@ def test_a_stopped_run_resumes_from_its_last_epoch_to_the_same_weights(prepared_
     with pytest.raises(OSError):
         train_run(prepared_sample, full, cfg, progress=False)
     monkeypatch.setattr(train_module, "write_run", written)
-    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_three)  # no epoch may run again
+    monkeypatch.setattr(train_module, "predict_logits", stop_in_epoch_two)  # no epoch may run again
     calls.clear()
-    calls.extend([1, 1, 1])  # past the third call: any validation now would count as a fourth
+    calls.extend([1, 1])  # past the second call: any validation now would count as a third
     d, _ = load_model(train_run(prepared_sample, full, cfg, progress=False))
-    assert len(calls) == 3
+    assert len(calls) == 2
     for (name, ta), td in zip(a.state_dict().items(), d.state_dict().values()):
         assert np.array_equal(ta.numpy(), td.numpy()), name
 
@@ -172,8 +177,8 @@ def test_the_larger_backbone_trains_and_reloads_as_trained(prepared_sample, tmp_
 
     from maskwatch.models.registry import build_model
 
-    run = train_run(prepared_sample, tmp_path / "lite1", TrainConfig(model="effnet-lite1", epochs=1, batch_size=16),
-                    progress=False)
+    # Batches of 32 (the default), not 16: on the CPU its time goes per step, not per face.
+    run = train_run(prepared_sample, tmp_path / "lite1", TrainConfig(model="effnet-lite1", epochs=1), progress=False)
     model, config = load_model(run)
     assert config["model"] == "effnet-lite1"
     pixels = torch.rand(2, 3, 32, 32) * 255
