@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from tests.test_serve import server  # noqa: F401  (the running service)
+from tests.test_serve import server, server_log  # noqa: F401  (the running service and its log)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
