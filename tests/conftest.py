@@ -50,10 +50,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.ray)
         if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
-        # `make test` spreads the modules over workers (pytest-xdist, --dist loadgroup): a module's
-        # tests stay on one (its module fixtures start once) and the Ray modules share one, so
-        # that two local clusters never start together on two cores.
-        item.add_marker(pytest.mark.xdist_group("ray" if module in RAY_MODULES else module))
 
 
 @pytest.fixture(scope="session")
