@@ -628,3 +628,30 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
             phone.close()
             site.terminate()
             site.wait(timeout=30)
+
+
+
+def test_a_refused_body_of_any_route_does_not_say_a_password_or_code_back(tmp_path):
+    """The 422 of POST /two-step/recovery-codes echoed the password and the code as sent (a
+    recovery code pasted with a space too many, a password over 1000 characters), and that of
+    DELETE /v1/users/NAME/two-step the admin's password, where /two-step's said neither: every
+    route taking JSON is tried, so that a new one is too."""
+    db = ana_with_two_step(tmp_path)  # an admin
+    code = new_recovery_codes()[0]
+    long_code, long_password = f"{code} {code}", "p" * 1001
+    bodies = ({"password": long_password, "admin_password": long_password, "current": long_password},
+              {"password": "short enough", "code": long_code, "admin_password": 1, "more": code},
+              [long_password, code])
+    with client_of(db) as client:
+        assert log_in(client, code_at(SECRET)).status_code == 200
+        answered = []
+        for path, operations in client.app.openapi()["paths"].items():
+            for method, operation in operations.items():
+                if "application/json" not in operation.get("requestBody", {}).get("content", {}):
+                    continue
+                for body in bodies:
+                    refused = client.request(method, path.replace("{user_name}", "ana"), json=body, headers=CSRF)
+                    assert refused.status_code == 422, (method, path, refused.status_code)
+                    answered.append(refused.text)
+    said = "".join(answered)
+    assert long_password not in said and code not in said and code.replace("-", "") not in said
