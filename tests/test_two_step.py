@@ -655,3 +655,108 @@ def test_a_refused_body_of_any_route_does_not_say_a_password_or_code_back(tmp_pa
                     answered.append(refused.text)
     said = "".join(answered)
     assert long_password not in said and code not in said and code.replace("-", "") not in said
+
+
+def every_route(routes) -> list:
+    """The app's routes, those of included routers too (FastAPI 0.165 keeps an included router as
+    one entry)."""
+    found = []
+    for route in routes:
+        if hasattr(route, "effective_candidates"):
+            found += every_route(route.effective_candidates())
+        else:
+            found.append(route)
+    return found
+
+
+def test_require_two_step_answers_a_user_without_it_nothing_on_any_route_however_asked(tmp_path):
+    """Every route of `run`'s app (events, snapshots, frames, metrics, report.csv, zones, users,
+    /openapi.json, /docs), with every method, HEAD, a trailing slash and a percent-encoded path,
+    answers a covered admin without two-step login 403, but the page, /v1/me, /two-step* and /logout."""
+    from maskwatch.security.access import TWO_STEP_SETUP
+    from tests.conftest import ADMIN
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=True)
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False, require_two_step="all")),
+                     site=site)
+    fill = {"camera_id": "door", "name": "old-1.jpg"}
+    try:
+        client = TestClient(app)  # no lifespan: no camera started
+        assert client.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
+        answered = {}
+        for route in every_route(app.routes):
+            if route.path in TWO_STEP_SETUP or getattr(route, "openapi_extra", None) == {"x-maskwatch-access": "public"}:
+                continue
+            path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: fill.get(m[1], "x"), route.path)
+            encoded = path.replace("v", "%76", 1) if "v" in path else path
+            for method in route.methods | {"HEAD"} if "GET" in route.methods else route.methods:
+                for asked in {path, encoded, path + "/"}:
+                    refused = client.request(method, asked, headers=CSRF, json={}, follow_redirects=True)
+                    said = refused.json()["error"] if method != "HEAD" else TWO_STEP_REQUIRED
+                    answered[(method, asked)] = (refused.status_code, said)
+        assert answered and set(answered.values()) == {(403, TWO_STEP_REQUIRED)}, answered
+        assert {"/v1/events", "/v1/events.csv", "/metrics", "/openapi.json", "/v1/users"} <= {p for _, p in answered}
+        assert client.get("/v1/me").json()["two_step_required"] is True
+    finally:
+        site.stop()
+
+
+def test_a_covered_user_who_turns_two_step_off_once_logged_in_is_answered_nothing_else(tmp_path):
+    """Logged in with the code, then turning it off: the new session is one of a user without it."""
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, require_two_step="all") as client:
+        assert log_in(client, code_at(SECRET)).status_code == 200 and client.get("/v1/classes").status_code == 200
+        off = client.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(SECRET, 1)}, headers=CSRF)
+        assert off.status_code == 200
+        refused = client.get("/v1/classes")
+        assert (refused.status_code, refused.json()["error"]) == (403, TWO_STEP_REQUIRED)
+        assert client.get("/v1/me").json()["two_step_required"] is True
+
+
+def test_a_version_4_database_keeps_its_logins_and_the_dashboard_says_no_codes_are_left(tmp_path, page):  # noqa: F811
+    """`serve` on a database from before recovery codes: the user with two-step login logs in with
+    the app's code, the page says no recovery codes are left, and a set made there logs in, none of
+    it said in the server's output."""
+    db = str(tmp_path / "v4.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "admin")
+    assert store.turn_on("ana", SECRET, step=0) == ""
+    with store.engine.begin() as connection:  # back to version 4's tables
+        connection.execute(text("DROP TABLE recovery_codes"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 5"))
+    store.close()
+
+    def log_in_with(phone, base: str, code: str) -> None:
+        phone.goto(base + "/login")
+        phone.fill("#username", ANA[0])
+        phone.fill("#password", ANA[1])
+        phone.fill("#code", code)
+        phone.click("button[type=submit]")
+        phone.wait_for_url(base + "/", timeout=10_000)
+
+    with serving(["--database", db], tmp_path) as base:
+        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        try:
+            log_in_with(phone, base, code_at(SECRET))
+            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login (no recovery codes left)")
+            phone.click("#two-step-open")
+            assert "No recovery codes left." in phone.inner_text("#two-step-state")
+            assert phone.inner_text("#two-step-few").startswith("No recovery codes left: make a new set")
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", code_at(SECRET, 1))
+            phone.click("#two-step-renew")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
+            codes = phone.input_value("#two-step-codes").split("\n")
+            assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+            phone.keyboard.press("Escape")
+            phone.click("#logout")
+            phone.wait_for_url(base + "/login", timeout=10_000)
+            log_in_with(phone, base, codes[0])
+            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login")
+        finally:
+            phone.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert "login failed" not in output  # each login went through the first time
+    assert not any(code in output or code.replace("-", "") in output for code in codes)
