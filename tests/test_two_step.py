@@ -760,3 +760,28 @@ def test_a_version_4_database_keeps_its_logins_and_the_dashboard_says_no_codes_a
     output = (tmp_path / "serve.log").read_text()
     assert "login failed" not in output  # each login went through the first time
     assert not any(code in output or code.replace("-", "") in output for code in codes)
+
+
+def test_a_wrong_recovery_code_costs_a_right_password_no_more_than_a_wrong_one(tmp_path):
+    """A right password with a wrong recovery code (any 8 signs of its alphabet) ran a DELETE in a
+    write transaction that a wrong password never ran: the answer's time (a wait for the database's
+    writer, on a site whose cameras write to it) told a guesser the password was right. Now each
+    login runs the same statements, whichever was wrong and whichever kind of code was sent."""
+    from sqlalchemy import event
+
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, user_limit=10) as client:
+        store = client.app.state.access.store
+        store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, new_recovery_codes()))
+        assert log_in(client, "2345-6789", password="warm-up").status_code == 401  # the hourly sweep done
+        ran: list[str] = []
+        event.listen(store.engine, "before_cursor_execute",
+                     lambda connection, cursor, statement, *_: ran.append(" ".join(statement.split())))
+        statements = {}
+        for password in (ANA[1], "not ana's password"):
+            for code in ("2345-6789", "000000" if code_at(SECRET) != "000000" else "111111"):
+                ran.clear()
+                assert log_in(client, code, password=password).status_code == 401
+                statements[(password, code)] = list(ran)
+    assert len({tuple(s) for s in statements.values()}) == 1, statements
+    assert store.recovery_left("ana") == 10
