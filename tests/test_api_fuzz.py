@@ -17,7 +17,7 @@ import time
 import httpx
 
 from tests.conftest import ROOT
-from tests.test_serve import server  # noqa: F401  (the running service)
+from tests.test_serve import server, server_log  # noqa: F401  (the running service, and its log)
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 
