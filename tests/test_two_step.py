@@ -804,3 +804,35 @@ def test_a_recovery_code_is_good_once_across_routes_and_not_after_two_step_is_tu
         for code in (*first[1:3], *second[:2]):
             assert log_in(client_of(db), code).status_code == 401
         assert log_in(client_of(db), third[0]).status_code == 200
+
+
+def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa: F811
+    """"New recovery codes" (and "Turn off", "Set up") clicked twice sent two requests: the second,
+    with the code the first had used, was a failed login, and its "Not changed: wrong password or
+    code" stood under the new codes, which then looked not made."""
+    db = str(tmp_path / "double.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    old = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
+    with serving(["--database", db], tmp_path) as base:
+        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        try:
+            phone.goto(base + "/login")
+            for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
+                phone.fill(field, value)
+            phone.click("button[type=submit]")
+            phone.wait_for_url(base + "/", timeout=10_000)
+            until(lambda: phone.is_visible("#two-step-open"))
+            phone.click("#two-step-open")
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", old[0])
+            phone.dblclick("#two-step-renew")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
+            time.sleep(1.5)  # a second request's answer would have come by now
+            assert phone.inner_text("#two-step-error") == ""
+            shown = phone.input_value("#two-step-codes").split("\n")
+        finally:
+            phone.close()
+    assert store.access_log(action="totp_failed") == [] and store.recovery_left("ana") == 10
+    assert store.use_recovery(store.user("ana")["id"], recovery_hash(SECRET, shown[0]))  # the set shown is the one kept
