@@ -836,3 +836,26 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
             phone.close()
     assert store.access_log(action="totp_failed") == [] and store.recovery_left("ana") == 10
     assert store.use_recovery(store.user("ana")["id"], recovery_hash(SECRET, shown[0]))  # the set shown is the one kept
+
+
+def test_the_new_secrets_key_is_no_user_name_and_its_limit_locks_no_login(tmp_path):
+    """The limit's rows are keyed `secret:NAME` beside the logins' `user:NAME` and `client:ADDRESS`:
+    no user can be named so (no ':'), and a user at the limit still logs in, as others do."""
+    from maskwatch.security.access import SECRETS_PER_WINDOW
+    from maskwatch.security.store import name_problem
+
+    assert name_problem("secret:ana", "user") is not None and name_problem("user:ana", "user") is not None
+    db = str(tmp_path / "keys.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    store.add_user("bob", "bob's first password", "viewer")
+    with client_of(db) as here:
+        assert log_in(here).status_code == 200
+        assert [here.post("/two-step/secret", headers=CSRF).status_code
+                for _ in range(SECRETS_PER_WINDOW + 1)][-1] == 429
+        for name, password in (ANA, ("bob", "bob's first password")):
+            assert client_of(db).post("/login", json={"username": name, "password": password},
+                                      headers=CSRF).status_code == 200
+    with store.engine.connect() as connection:
+        keys = set(connection.execute(text("SELECT key FROM login_failures")).scalars())
+    assert keys == {"secret:ana"}
