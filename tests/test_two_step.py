@@ -734,13 +734,13 @@ def test_a_version_4_database_keeps_its_logins_and_the_dashboard_says_no_codes_a
         phone.fill("#password", ANA[1])
         phone.fill("#code", code)
         phone.click("button[type=submit]")
-        phone.wait_for_url(base + "/", timeout=10_000)
+        phone.wait_for_url(base + "/", timeout=20_000)
 
     with serving(["--database", db], tmp_path) as base:
         phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
         try:
             log_in_with(phone, base, code_at(SECRET))
-            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login (no recovery codes left)")
+            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login (no recovery codes left)", 20)
             phone.click("#two-step-open")
             assert "No recovery codes left." in phone.inner_text("#two-step-state")
             assert phone.inner_text("#two-step-few").startswith("No recovery codes left: make a new set")
@@ -822,7 +822,7 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
             for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
                 phone.fill(field, value)
             phone.click("button[type=submit]")
-            phone.wait_for_url(base + "/", timeout=10_000)
+            phone.wait_for_url(base + "/", timeout=20_000)
             until(lambda: phone.is_visible("#two-step-open"))
             phone.click("#two-step-open")
             phone.fill("#two-step-password", ANA[1])
