@@ -859,3 +859,21 @@ def test_the_new_secrets_key_is_no_user_name_and_its_limit_locks_no_login(tmp_pa
     with store.engine.connect() as connection:
         keys = set(connection.execute(text("SELECT key FROM login_failures")).scalars())
     assert keys == {"secret:ana"}
+
+
+def test_a_wrong_recovery_code_to_turn_off_or_renew_is_a_wrong_code_counted_as_a_failed_login(tmp_path):
+    """DELETE /two-step and POST /two-step/recovery-codes: a wrong recovery code is answered and
+    counted as a wrong app's code is; past the user's limit, even a right one is refused."""
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, user_limit=4) as client:
+        assert log_in(client, code_at(SECRET)).status_code == 200
+        wrong_totp = "000000" if code_at(SECRET, 1) != "000000" else "111111"
+        answers = [client.request(method, path, json={"password": ANA[1], "code": code}, headers=CSRF)
+                   for method, path in (("DELETE", "/two-step"), ("POST", "/two-step/recovery-codes"))
+                   for code in ("2345-6789", wrong_totp)]
+        assert {(a.status_code, a.json()["error"]) for a in answers} == {(403, "wrong password or code")}
+        limited = client.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(SECRET, 1)},
+                                 headers=CSRF)
+        assert limited.status_code == 429
+    assert [e["target"] for e in AuthStore(db).access_log(action="totp_failed")] == \
+        ["recovery codes", "recovery codes", "off", "off"]  # newest first
