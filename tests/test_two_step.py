@@ -628,3 +628,252 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
             phone.close()
             site.terminate()
             site.wait(timeout=30)
+
+
+
+def test_a_refused_body_of_any_route_does_not_say_a_password_or_code_back(tmp_path):
+    """The 422 of POST /two-step/recovery-codes echoed the password and the code as sent (a
+    recovery code pasted with a space too many, a password over 1000 characters), and that of
+    DELETE /v1/users/NAME/two-step the admin's password, where /two-step's said neither: every
+    route taking JSON is tried, so that a new one is too."""
+    db = ana_with_two_step(tmp_path)  # an admin
+    code = new_recovery_codes()[0]
+    long_code, long_password = f"{code} {code}", "p" * 1001
+    bodies = ({"password": long_password, "admin_password": long_password, "current": long_password},
+              {"password": "short enough", "code": long_code, "admin_password": 1, "more": code},
+              [long_password, code])
+    with client_of(db) as client:
+        assert log_in(client, code_at(SECRET)).status_code == 200
+        answered = []
+        for path, operations in client.app.openapi()["paths"].items():
+            for method, operation in operations.items():
+                if "application/json" not in operation.get("requestBody", {}).get("content", {}):
+                    continue
+                for body in bodies:
+                    refused = client.request(method, path.replace("{user_name}", "ana"), json=body, headers=CSRF)
+                    assert refused.status_code == 422, (method, path, refused.status_code)
+                    answered.append(refused.text)
+    said = "".join(answered)
+    assert long_password not in said and code not in said and code.replace("-", "") not in said
+
+
+def every_route(routes) -> list:
+    """The app's routes, those of included routers too (FastAPI 0.165 keeps an included router as
+    one entry)."""
+    found = []
+    for route in routes:
+        if hasattr(route, "effective_candidates"):
+            found += every_route(route.effective_candidates())
+        else:
+            found.append(route)
+    return found
+
+
+def test_require_two_step_answers_a_user_without_it_nothing_on_any_route_however_asked(tmp_path):
+    """Every route of `run`'s app (events, snapshots, frames, metrics, report.csv, zones, users,
+    /openapi.json, /docs), with every method, HEAD, a trailing slash and a percent-encoded path,
+    answers a covered admin without two-step login 403, but the page, /v1/me, /two-step* and /logout."""
+    from maskwatch.security.access import TWO_STEP_SETUP
+    from tests.conftest import ADMIN
+    from tests.test_site_history import make_site
+
+    site, detector = make_site(tmp_path, users=True)
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False, require_two_step="all")),
+                     site=site)
+    fill = {"camera_id": "door", "name": "old-1.jpg"}
+    try:
+        client = TestClient(app)  # no lifespan: no camera started
+        assert client.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
+        answered = {}
+        for route in every_route(app.routes):
+            if route.path in TWO_STEP_SETUP or getattr(route, "openapi_extra", None) == {"x-maskwatch-access": "public"}:
+                continue
+            path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: fill.get(m[1], "x"), route.path)
+            encoded = path.replace("v", "%76", 1) if "v" in path else path
+            for method in route.methods | {"HEAD"} if "GET" in route.methods else route.methods:
+                for asked in {path, encoded, path + "/"}:
+                    refused = client.request(method, asked, headers=CSRF, json={}, follow_redirects=True)
+                    said = refused.json()["error"] if method != "HEAD" else TWO_STEP_REQUIRED
+                    answered[(method, asked)] = (refused.status_code, said)
+        assert answered and set(answered.values()) == {(403, TWO_STEP_REQUIRED)}, answered
+        assert {"/v1/events", "/v1/events.csv", "/metrics", "/openapi.json", "/v1/users"} <= {p for _, p in answered}
+        assert client.get("/v1/me").json()["two_step_required"] is True
+    finally:
+        site.stop()
+
+
+def test_a_covered_user_who_turns_two_step_off_once_logged_in_is_answered_nothing_else(tmp_path):
+    """Logged in with the code, then turning it off: the new session is one of a user without it."""
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, require_two_step="all") as client:
+        assert log_in(client, code_at(SECRET)).status_code == 200 and client.get("/v1/classes").status_code == 200
+        off = client.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(SECRET, 1)}, headers=CSRF)
+        assert off.status_code == 200
+        refused = client.get("/v1/classes")
+        assert (refused.status_code, refused.json()["error"]) == (403, TWO_STEP_REQUIRED)
+        assert client.get("/v1/me").json()["two_step_required"] is True
+
+
+def test_a_version_4_database_keeps_its_logins_and_the_dashboard_says_no_codes_are_left(tmp_path, page):  # noqa: F811
+    """`serve` on a database from before recovery codes: the user with two-step login logs in with
+    the app's code, the page says no recovery codes are left, and a set made there logs in, none of
+    it said in the server's output."""
+    db = str(tmp_path / "v4.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "admin")
+    assert store.turn_on("ana", SECRET, step=0) == ""
+    with store.engine.begin() as connection:  # back to version 4's tables
+        connection.execute(text("DROP TABLE recovery_codes"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 5"))
+    store.close()
+
+    def log_in_with(phone, base: str, code: str) -> None:
+        phone.goto(base + "/login")
+        phone.fill("#username", ANA[0])
+        phone.fill("#password", ANA[1])
+        phone.fill("#code", code)
+        phone.click("button[type=submit]")
+        phone.wait_for_url(base + "/", timeout=20_000)
+
+    with serving(["--database", db], tmp_path) as base:
+        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        try:
+            log_in_with(phone, base, code_at(SECRET))
+            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login (no recovery codes left)", 20)
+            phone.click("#two-step-open")
+            assert "No recovery codes left." in phone.inner_text("#two-step-state")
+            assert phone.inner_text("#two-step-few").startswith("No recovery codes left: make a new set")
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", code_at(SECRET, 1))
+            phone.click("#two-step-renew")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
+            codes = phone.input_value("#two-step-codes").split("\n")
+            assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+            phone.keyboard.press("Escape")
+            phone.click("#logout")
+            phone.wait_for_url(base + "/login", timeout=10_000)
+            log_in_with(phone, base, codes[0])
+            assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login")
+        finally:
+            phone.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert "login failed" not in output  # each login went through the first time
+    assert not any(code in output or code.replace("-", "") in output for code in codes)
+
+
+def test_a_wrong_recovery_code_costs_a_right_password_no_more_than_a_wrong_one(tmp_path):
+    """A right password with a wrong recovery code (any 8 signs of its alphabet) ran a DELETE in a
+    write transaction that a wrong password never ran: the answer's time (a wait for the database's
+    writer, on a site whose cameras write to it) told a guesser the password was right. Now each
+    login runs the same statements, whichever was wrong and whichever kind of code was sent."""
+    from sqlalchemy import event
+
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, user_limit=10) as client:
+        store = client.app.state.access.store
+        store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, new_recovery_codes()))
+        assert log_in(client, "2345-6789", password="warm-up").status_code == 401  # the hourly sweep done
+        ran: list[str] = []
+        event.listen(store.engine, "before_cursor_execute",
+                     lambda connection, cursor, statement, *_: ran.append(" ".join(statement.split())))
+        statements = {}
+        for password in (ANA[1], "not ana's password"):
+            for code in ("2345-6789", "000000" if code_at(SECRET) != "000000" else "111111"):
+                ran.clear()
+                assert log_in(client, code, password=password).status_code == 401
+                statements[(password, code)] = list(ran)
+    assert len({tuple(s) for s in statements.values()}) == 1, statements
+    assert store.recovery_left("ana") == 10
+
+
+def test_a_recovery_code_is_good_once_across_routes_and_not_after_two_step_is_turned_off_and_on(tmp_path):
+    """A code used to make a new set is not taken again at the login; one of a set made before
+    two-step login was turned off and on again logs in nowhere, though it was never used."""
+    db = str(tmp_path / "again.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with client_of(db, user_limit=10) as here:
+        assert log_in(here).status_code == 200
+        secret, first = enrolled(here)
+        made = here.post("/two-step/recovery-codes", json={"password": ANA[1], "code": first[0]}, headers=CSRF)
+        assert made.status_code == 200 and log_in(client_of(db), first[0]).status_code == 401
+        second = made.json()["recovery_codes"]
+        assert here.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(secret, 1)},
+                            headers=CSRF).status_code == 200
+        _, third = enrolled(here)
+        for code in (*first[1:3], *second[:2]):
+            assert log_in(client_of(db), code).status_code == 401
+        assert log_in(client_of(db), third[0]).status_code == 200
+
+
+def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa: F811
+    """"New recovery codes" (and "Turn off", "Set up") clicked twice sent two requests: the second,
+    with the code the first had used, was a failed login, and its "Not changed: wrong password or
+    code" stood under the new codes, which then looked not made."""
+    db = str(tmp_path / "double.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    old = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
+    with serving(["--database", db], tmp_path) as base:
+        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        try:
+            phone.goto(base + "/login")
+            for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
+                phone.fill(field, value)
+            phone.click("button[type=submit]")
+            phone.wait_for_url(base + "/", timeout=20_000)
+            until(lambda: phone.is_visible("#two-step-open"))
+            phone.click("#two-step-open")
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", old[0])
+            phone.dblclick("#two-step-renew")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
+            time.sleep(1.5)  # a second request's answer would have come by now
+            assert phone.inner_text("#two-step-error") == ""
+            shown = phone.input_value("#two-step-codes").split("\n")
+        finally:
+            phone.close()
+    assert store.access_log(action="totp_failed") == [] and store.recovery_left("ana") == 10
+    assert store.use_recovery(store.user("ana")["id"], recovery_hash(SECRET, shown[0]))  # the set shown is the one kept
+
+
+def test_the_new_secrets_key_is_no_user_name_and_its_limit_locks_no_login(tmp_path):
+    """The limit's rows are keyed `secret:NAME` beside the logins' `user:NAME` and `client:ADDRESS`:
+    no user can be named so (no ':'), and a user at the limit still logs in, as others do."""
+    from maskwatch.security.access import SECRETS_PER_WINDOW
+    from maskwatch.security.store import name_problem
+
+    assert name_problem("secret:ana", "user") is not None and name_problem("user:ana", "user") is not None
+    db = str(tmp_path / "keys.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    store.add_user("bob", "bob's first password", "viewer")
+    with client_of(db) as here:
+        assert log_in(here).status_code == 200
+        assert [here.post("/two-step/secret", headers=CSRF).status_code
+                for _ in range(SECRETS_PER_WINDOW + 1)][-1] == 429
+        for name, password in (ANA, ("bob", "bob's first password")):
+            assert client_of(db).post("/login", json={"username": name, "password": password},
+                                      headers=CSRF).status_code == 200
+    with store.engine.connect() as connection:
+        keys = set(connection.execute(text("SELECT key FROM login_failures")).scalars())
+    assert keys == {"secret:ana"}
+
+
+def test_a_wrong_recovery_code_to_turn_off_or_renew_is_a_wrong_code_counted_as_a_failed_login(tmp_path):
+    """DELETE /two-step and POST /two-step/recovery-codes: a wrong recovery code is answered and
+    counted as a wrong app's code is; past the user's limit, even a right one is refused."""
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, user_limit=4) as client:
+        assert log_in(client, code_at(SECRET)).status_code == 200
+        wrong_totp = "000000" if code_at(SECRET, 1) != "000000" else "111111"
+        answers = [client.request(method, path, json={"password": ANA[1], "code": code}, headers=CSRF)
+                   for method, path in (("DELETE", "/two-step"), ("POST", "/two-step/recovery-codes"))
+                   for code in ("2345-6789", wrong_totp)]
+        assert {(a.status_code, a.json()["error"]) for a in answers} == {(403, "wrong password or code")}
+        limited = client.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(SECRET, 1)},
+                                 headers=CSRF)
+        assert limited.status_code == 429
+    assert [e["target"] for e in AuthStore(db).access_log(action="totp_failed")] == \
+        ["recovery codes", "recovery codes", "off", "off"]  # newest first

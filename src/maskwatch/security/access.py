@@ -375,8 +375,9 @@ class AccessControl:
                 user = self.store.check_login(name, password)
                 if user is not None:
                     secret, last_step = user["totp_secret"], user.pop("totp_step")
-                    if code is not None and secret is not None and not self._fresh_code(user, secret, code,
-                                                                                        last_step, client):
+                    recovery = user.pop("recovery_hashes")
+                    if code is not None and secret is not None and not self._fresh_code(user, secret, code, last_step,
+                                                                                        recovery, client):
                         user = None  # the rows stay, as for a wrong password
                     elif secret is not None:  # held back by check_login until the code was right too
                         user["password_hash"] = self.store.rehashed(user["id"], password, user["password_hash"])
@@ -395,16 +396,20 @@ class AccessControl:
         self.store.clear_failures(keys[1])
         return user
 
-    def _fresh_code(self, user: dict, secret: str, code: str, last_step: int | None, client: str) -> bool:
+    def _fresh_code(self, user: dict, secret: str, code: str, last_step: int | None, recovery: list[str],
+                    client: str) -> bool:
         """Whether `code` is the user's for now (two_step.DRIFT steps either side) and was not
         used before: its step is then the last one used (store.use_step, one write that a second
-        login with the same code, sent at once, loses). Or one of their recovery codes, used up
-        now (store.use_recovery, alike) and logged: `recovery_used`."""
-        from maskwatch.security.two_step import matching_step, recovery_hash
+        login with the same code, sent at once, loses). Or one of their recovery codes (`recovery`:
+        the hashes read with the password), used up now (store.use_recovery, alike) and logged:
+        `recovery_used`. A wrong code of either kind writes nothing (a write only after a right
+        password would tell, by the answer's time, that it was right)."""
+        from maskwatch.security.two_step import matching_step, recovery_hash, recovery_matches
 
         if (step := matching_step(secret, code, last_step)) is not None:
             return self.store.use_step(user["id"], step)
-        if (hashed := recovery_hash(secret, code)) is None or not self.store.use_recovery(user["id"], hashed):
+        hashed = recovery_hash(secret, code)
+        if hashed is None or not recovery_matches(hashed, recovery) or not self.store.use_recovery(user["id"], hashed):
             return False
         self.store.log("recovery_used", user["name"], client, user["name"])
         return True

@@ -509,12 +509,17 @@ class AuthStore:
         still the user's."""
         with self.engine.connect() as connection:
             row = connection.execute(select(users).where(users.c.name == name)).first()
+            # Read for every name, before the password is checked: a wrong recovery code is then
+            # told from none without a write (a DELETE run only after a right password told it).
+            recovery = list(connection.execute(select(recovery_codes.c.code_hash).where(
+                recovery_codes.c.user_id == (row.id if row is not None else -1))).scalars())
         if not verify_password(password, row.password_hash if row is not None else None):
             return None
-        # The two-step secret for AccessControl to check the code with, read with the password
-        # (no second read: a right password costs no more time than a wrong one); never answered.
+        # The two-step secret and recovery codes' hashes for AccessControl to check the code with,
+        # read with the password (no second read: a right password costs no more time than a wrong
+        # one); never answered.
         user = _user_row(row) | {"password_hash": row.password_hash, "totp_secret": row.totp_secret,
-                                 "totp_step": row.totp_step}
+                                 "totp_step": row.totp_step, "recovery_hashes": recovery}
         if row.totp_secret is None:  # the password is the whole login; else once the code is right too
             user["password_hash"] = self.rehashed(row.id, password, row.password_hash)
         return user

@@ -86,6 +86,11 @@ def recovery_hash(secret: str, code: str) -> str | None:
     return hmac.new(secret.encode("ascii"), code.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def recovery_matches(hashed: str, stored: list[str]) -> bool:
+    """Whether `hashed` is one of the `stored` hashes, each compared in constant time."""
+    return sum(hmac.compare_digest(hashed, other) for other in stored) > 0
+
+
 def recovery_hashes(secret: str, codes: list[str]) -> list[str]:
     """What is stored of a new set of `codes`."""
     return [recovery_hash(secret, code) for code in codes]

@@ -42,7 +42,7 @@ STATIC = Path(__file__).parent / "static"
 # body too). Route paths, not URLs: an admin's reset names its user in the URL. The admins' changes
 # but a token's revocation carry the admin's own password (admin_routes.py).
 SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password", "/v1/users/{user_name}",
-                 "/v1/tokens", "/two-step")
+                 "/v1/users/{user_name}/two-step", "/v1/tokens", "/two-step", "/two-step/recovery-codes")
 STATIC_ASSETS = {"users.js": "text/javascript", "users.css": "text/css",  # GET /static/NAME, these only
                  "access-log.js": "text/javascript", "access-log.css": "text/css", "two-step.js": "text/javascript"}
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of

@@ -57,6 +57,14 @@
   // server answers nothing else, so the dialog opens by itself; closed after a change, the page reloads.
   let covered = false, reload = false;
   const FEW = 3;  // this many left or fewer: said on the button too, so that it is seen without opening
+  // One request at a time: a double click on "New recovery codes" sent the used code again, a failed
+  // login whose "Not changed" stood under the codes the first had made.
+  let busy = false;
+  async function alone(act) {
+    if (busy) return;
+    busy = true;
+    try { await act(); } finally { busy = false; }
+  }
 
   const codesLeft = (n) => `${n ? n : "No"} recovery code${n === 1 ? "" : "s"} left`;
   function counted(codes) {
@@ -123,7 +131,7 @@
     open.focus();
   });
 
-  $("two-step-begin").addEventListener("click", async () => {
+  $("two-step-begin").addEventListener("click", () => alone(async () => {
     say("");
     try {
       const made = await answered("/two-step/secret", {method: "POST"});
@@ -136,7 +144,7 @@
     } catch (err) {
       if (err.message !== "logged out") say(`Not set up: ${err.message}.`, true);
     }
-  });
+  }));
 
   // The password and code typed, or null (said, and the empty field focused).
   function typed() {
@@ -147,7 +155,7 @@
   }
   const asJson = (method, body) => ({method, headers: {"Content-Type": "application/json"}, body});
 
-  $("two-step-renew").addEventListener("click", async () => {
+  $("two-step-renew").addEventListener("click", () => alone(async () => {
     const body = typed();
     if (!body) return;
     say("Making new recovery codes…");
@@ -162,10 +170,13 @@
     } catch (err) {
       refused(err);
     }
-  });
+  }));
 
-  $("two-step-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  $("two-step-form").addEventListener("submit", (event) => {
+    event.preventDefault();  // a second submit too: it would leave the page
+    alone(() => turn());
+  });
+  async function turn() {
     const body = typed();
     if (!body) return;
     const turningOn = !on;
@@ -189,7 +200,7 @@
     } finally {
       passwordChanging = null;
     }
-  });
+  }
   function refused(err) {
     if (err.message === "logged out") return;
     say(`Not changed: ${err.message}.`, true);
