@@ -661,8 +661,9 @@ def test_a_clearing_the_broker_refuses_is_said_and_the_marker_kept(tmp_path, mon
 def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(broker, tmp_path, monkeypatch,  # noqa: F811
                                                                                caplog):
     """A site moved to another mqtt.prefix left the old one's configs: Home Assistant kept a device
-    per camera, never available again. The site's database says which prefix was its own; one
-    whose `available` says online is another site's now, and is left."""
+    per camera, never available again. The site's database says which prefixes were its own; one
+    whose `available` says online is another site's now, and is left, kept in the record beside the
+    new one: a prefix changed again meanwhile was never cleared while the record held one prefix."""
     from maskwatch.site.discovery import camera_configs
     from maskwatch.site.events import EventStore
     from maskwatch.site.mqtt_record import PublishedPrefix
@@ -684,10 +685,10 @@ def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(br
         return {t: p for t, p in retained(broker.port).items() if t.endswith("/config")}
 
     run("old")
-    assert PublishedPrefix(store.engine, store.url).read() == "old"
+    assert PublishedPrefix(store.engine, store.url).read() == ["old"]
     run("new")
     assert configs() == {**other, **camera_configs("homeassistant", "new", "door", "Door")}
-    assert retained(broker.port, "old/discovery") == {} and PublishedPrefix(store.engine, store.url).read() == "new"
+    assert retained(broker.port, "old/discovery") == {} and PublishedPrefix(store.engine, store.url).read() == ["new"]
     assert [r.getMessage() for r in caplog.records if "this site's before" in r.getMessage()] == [
         f"MQTT 127.0.0.1:{broker.port}: cleared the Home Assistant configs of prefix old, this site's before "
         "(mqtt.prefix changed): 10 entities"]
@@ -696,13 +697,22 @@ def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(br
     run("newer")
     assert configs() == {**other, **camera_configs("homeassistant", "new", "door", "Door"),
                          **camera_configs("homeassistant", "newer", "door", "Door")}
-    assert PublishedPrefix(store.engine, store.url).read() == "new"  # tried again at the next start
+    assert PublishedPrefix(store.engine, store.url).read() == ["new", "newer"]  # "new" tried again next time
+
+    run("newest")  # "newer" cleared, though "new" is still online
+    assert configs() == {**other, **camera_configs("homeassistant", "new", "door", "Door"),
+                         **camera_configs("homeassistant", "newest", "door", "Door")}
+    assert PublishedPrefix(store.engine, store.url).read() == ["new", "newest"]
+    retain(broker.port, {"new/available": "offline"})  # that site stopped
+    run("newest")
+    assert configs() == {**other, **camera_configs("homeassistant", "newest", "door", "Door")}
+    assert PublishedPrefix(store.engine, store.url).read() == ["newest"]
     store.close()
 
 
 @pytest.mark.system  # starts PostgreSQL
-def test_the_prefix_record_on_postgresql_is_one_row_whoever_writes(postgres):  # noqa: F811
-    """The recorded prefix on a server database: each process migrates it (one waits for the
+def test_the_prefix_record_on_postgresql_is_one_set_whoever_writes(postgres):  # noqa: F811
+    """The recorded prefixes on a server database: each process migrates it (one waits for the
     other) and the last write is the one read."""
     from sqlalchemy import create_engine
 
@@ -712,10 +722,10 @@ def test_the_prefix_record_on_postgresql_is_one_row_whoever_writes(postgres):  #
     engines = [create_engine(url) for _ in range(2)]
     try:
         first, second = (PublishedPrefix(engine, url) for engine in engines)
-        assert first.read() is None
-        first.write("old")
-        second.write("new")
-        assert first.read() == second.read() == "new"
+        assert first.read() == []
+        first.write(["old"])
+        second.write(["new", "newer"])
+        assert first.read() == second.read() == ["new", "newer"]
     finally:
         for engine in engines:
             engine.dispose()

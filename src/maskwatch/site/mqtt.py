@@ -39,9 +39,10 @@ for cameras it does not run, and those under the old node, sending the new ones 
 are: where it names another one, or discovery is off, the sweep looks there too and clears them
 all (Home Assistant kept their dead entities). With discovery off and no marker nothing under the
 discovery prefix is read or written: a site that never used it does not subscribe outside its
-prefix (a broker's ACL may refuse it, some closing the connection). The prefix published under
-before, kept in the site's database (mqtt_record.py), has its configs cleared the same way, found
-through its own marker, unless its `available` says online (another site's now).
+prefix (a broker's ACL may refuse it, some closing the connection). The prefixes published under
+before, kept in the site's database (mqtt_record.py), have their configs cleared the same way, each
+found through its own marker, unless its `available` says online (another site's now: kept in the
+record, tried again at the next start).
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ class MqttPublisher:
         """cameras: the ids this site runs; the retained topics of any other under `prefix` are
         cleared (None: the publisher does not know them, and clears none). names: each camera's
         name for Home Assistant's discovery, which is on when given (None: off, and nothing under
-        `discovery_prefix` is read or written). record: the prefix this site published under
-        before, in its database; where it is another, that one's configs are cleared too."""
+        `discovery_prefix` is read or written). record: the prefixes this site published under,
+        in its database; the configs of those other than `prefix` are cleared too."""
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
         self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
         self.counts_of = counts_of
@@ -120,12 +121,13 @@ class MqttPublisher:
         self._clearing: set[str] = set()
         self._echoed: set[str] = set()
         self._confirm_timer: threading.Timer | None = None
-        # The prefix published under before (record), while its configs are still to be cleared; at
-        # each connection whether its `available` says online (another site's now), and its configs.
+        # The prefixes published under before (record), while their configs are still to be cleared;
+        # at each connection those whose `available` says online (another site's now), whose marker
+        # was read, and their configs found.
         self.record, self._recorded = record, record.read() if record is not None else None
-        self._earlier = (self._recorded if self._recorded != self.prefix and self._recorded is not None
-                         and MQTT_PREFIX.fullmatch(self._recorded) else None)
-        self._earlier_online, self._earlier_marked, self._found_earlier = False, False, set()
+        self._earlier = tuple(prefix for prefix in self._recorded or () if prefix != self.prefix
+                              and MQTT_PREFIX.fullmatch(prefix))
+        self._earlier_online, self._earlier_marked, self._found_earlier = set(), set(), {}
         self.swept = threading.Event()  # set once this connection's sweep is over (what a test waits for)
 
     def topic(self, *parts: str) -> str:
@@ -154,18 +156,18 @@ class MqttPublisher:
         with self._sweep_lock:
             self._connection += 1
             self._found, self._found_configs, self._marker = {}, {}, None
-            self._earlier_online, self._earlier_marked, self._found_earlier = False, False, set()
+            self._earlier_online, self._earlier_marked, self._found_earlier = set(), set(), {}
             # With discovery off, nothing under discovery_prefix is read unless a marker says this
             # site published there (a broker's ACL may refuse it, some closing the connection).
-            self._looked_under = [(self.discovery_prefix, prefix) for prefix in (self.prefix, self._earlier)
-                                  if prefix is not None and self.discovery]
+            self._looked_under = [(self.discovery_prefix, prefix) for prefix in (self.prefix, *self._earlier)
+                                  if self.discovery]
             swept = self._swept(self._looked_under)
         self._listen(client, swept)
 
     def _swept(self, looked_under: list[tuple[str, str]]) -> list[str]:
-        """What the sweep listens to: the cameras' topics, the markers, the earlier prefix's
+        """What the sweep listens to: the cameras' topics, the markers, the earlier prefixes'
         `available`, and the discovery configs of each (discovery prefix, site prefix) looked under."""
-        earlier = [f"{self._earlier}/available", f"{self._earlier}/discovery"] if self._earlier else []
+        earlier = [f"{prefix}/{leaf}" for prefix in self._earlier for leaf in ("available", "discovery")]
         return [self.topic("+", "+"), self.topic("discovery"), *earlier,
                 *(topic for pair in looked_under for topic in discovery.config_filters(*pair))]
 
@@ -198,13 +200,18 @@ class MqttPublisher:
             return
         if not message.retain:
             return
-        for prefix in (self.prefix, self._earlier):
-            if prefix is not None and message.topic == f"{prefix}/discovery":
+        for prefix in (self.prefix, *self._earlier):
+            if message.topic == f"{prefix}/discovery":
                 self._marked(client, message.payload, prefix)
                 return
-        if self._earlier is not None and message.topic == f"{self._earlier}/available":
-            self._earlier_online = message.payload == b"online"
-            return
+        for prefix in self._earlier:
+            if message.topic == f"{prefix}/available":
+                with self._sweep_lock:
+                    if message.payload == b"online":
+                        self._earlier_online.add(prefix)
+                    else:
+                        self._earlier_online.discard(prefix)
+                return
         with self._sweep_lock:
             looked_under = list(self._looked_under)
         # A config, never a camera's topic (no leaf of a camera is "config"), whatever the prefixes.
@@ -217,7 +224,7 @@ class MqttPublisher:
                 continue
             with self._sweep_lock:
                 if prefix != self.prefix:
-                    self._found_earlier.add(message.topic)
+                    self._found_earlier.setdefault(prefix, set()).add(message.topic)
                 # Not among those published now: a camera not run, discovery off, or a config under
                 # an earlier node or discovery prefix.
                 elif message.topic not in self._discovery:
@@ -241,7 +248,7 @@ class MqttPublisher:
             if prefix == self.prefix:
                 self._marker = payload.decode(errors="replace")
             else:
-                self._earlier_marked = True
+                self._earlier_marked.add(prefix)
             new = discovery_prefix is not None and (discovery_prefix, prefix) not in self._looked_under
             if new:
                 self._looked_under.append((discovery_prefix, prefix))
@@ -259,22 +266,24 @@ class MqttPublisher:
             configs = {camera: sorted(topics) for camera, topics in self._found_configs.items()}
             self._found, self._found_configs = {}, {}
             swept, marked = self._swept(self._looked_under), self._marker
-            # The earlier prefix's configs and marker, unless its `available` says online: another
+            # Each earlier prefix's configs and marker, unless its `available` says online: another
             # site's now (or this one's old process, in a rolling restart), tried again next time.
-            earlier = (sorted(self._found_earlier) + ([f"{self._earlier}/discovery"] if self._earlier_marked else [])
-                       if self._earlier is not None and not self._earlier_online else [])
-            cleared = sorted(topic for topics in (*gone.values(), *configs.values(), earlier) for topic in topics)
+            left = [prefix for prefix in self._earlier if prefix in self._earlier_online]
+            found = {prefix: sorted(self._found_earlier.get(prefix, ())) for prefix in self._earlier}
+            earlier = {prefix: found[prefix] + ([f"{prefix}/discovery"] if prefix in self._earlier_marked else [])
+                       for prefix in self._earlier if prefix not in left}
+            cleared = sorted(topic for topics in (*gone.values(), *configs.values(), *earlier.values())
+                             for topic in topics)
             self._clearing, self._echoed = set(cleared), set()
         for topic in cleared:
             self.client.publish(topic, b"", qos=1, retain=True)
-        if self._earlier is not None and self._earlier_online:
+        for prefix in left:
             log.warning("MQTT %s:%d: the Home Assistant configs of prefix %s, this site's before, are left: "
-                        "%s/available says online (another site's now?)", self.host, self.port, self._earlier,
-                        self._earlier)
-        elif self._found_earlier:
-            log.warning("MQTT %s:%d: cleared the Home Assistant configs of prefix %s, this site's before "
-                        "(mqtt.prefix changed): %d entities", self.host, self.port, self._earlier,
-                        len(self._found_earlier))
+                        "%s/available says online (another site's now?)", self.host, self.port, prefix, prefix)
+        for prefix in earlier:
+            if found[prefix]:
+                log.warning("MQTT %s:%d: cleared the Home Assistant configs of prefix %s, this site's before "
+                            "(mqtt.prefix changed): %d entities", self.host, self.port, prefix, len(found[prefix]))
         not_run = sorted((gone.keys() | configs.keys()) - self.cameras)
         if not_run:
             log.warning("MQTT %s:%d: cleared the retained topics of cameras this site does not run (disabled, "
@@ -301,27 +310,33 @@ class MqttPublisher:
         self._confirm_timer = timer
         timer.start()
 
-    def _confirm(self, connection: int, swept: list[str], marked: str | None, earlier: list[str]) -> None:
+    def _confirm(self, connection: int, swept: list[str], marked: str | None, earlier: dict[str, list[str]]) -> None:
         with self._sweep_lock:
             if connection != self._connection or not self.connected:  # the next connection sweeps
                 return
             refused, self._clearing = sorted(self._clearing - self._echoed), set()
         self._finish(swept, marked, refused, earlier)
 
-    def _finish(self, swept: list[str], marked: str | None, refused: list[str], earlier: list[str]) -> None:
-        """Stop listening, say where the configs are now, and what the broker would not clear."""
+    def _finish(self, swept: list[str], marked: str | None, refused: list[str], earlier: dict[str, list[str]]
+                ) -> None:
+        """Stop listening, say where the configs are now, and what the broker would not clear.
+        earlier: the topics cleared of each earlier prefix not left (its `available` said online)."""
         self.client.unsubscribe(swept)
         # None (cleared) with discovery off, unless configs the broker would not clear are left.
         marker = discovery.marker(self.discovery_prefix) if self.discovery else None
-        if not self.discovery and any(topic.endswith("/config") and topic not in earlier for topic in refused):
+        of_earlier = {topic for topics in earlier.values() for topic in topics}
+        if not self.discovery and any(topic.endswith("/config") and topic not in of_earlier for topic in refused):
             marker = marked
         if marker != marked:
             self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
-        # This prefix recorded once the earlier one's configs are gone (or there were none).
-        if (self.record is not None and self._recorded != self.prefix and not self._earlier_online
-                and not set(refused) & set(earlier)):
-            self.record.write(self.prefix)
-            self._recorded, self._earlier = self.prefix, None
+        # This prefix recorded, with the earlier ones whose configs are not gone yet (left, or refused):
+        # a prefix changed again meanwhile was never cleared while the record held only one.
+        self._earlier = tuple(prefix for prefix in self._earlier
+                              if prefix not in earlier or set(earlier[prefix]) & set(refused))
+        recorded = sorted({*self._earlier, self.prefix})
+        if self.record is not None and self._recorded is not None and recorded != self._recorded:
+            self.record.write(recorded)
+            self._recorded = recorded
         if refused:
             log.warning("MQTT %s:%d: the broker did not take the clearing of %d retained topics, which stay (does "
                         "its ACL let this user write there? it drops what it refuses without a word): %s", self.host,
