@@ -611,7 +611,7 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
                 log.seek(0)
                 pytest.fail(f"maskwatch run did not start:\n{log.read()}")
             log_in_page(phone, base, ANA)
-            phone.wait_for_selector("#two-step-dialog[open]", timeout=10_000)
+            phone.wait_for_selector("#two-step-dialog[open]", timeout=20_000)
             assert "requires two-step login of your account" in phone.inner_text("#two-step-state")
             phone.click("#two-step-begin")
             secret = until(lambda: phone.inner_text("#two-step-secret"))
@@ -619,9 +619,9 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
             phone.fill("#two-step-code", code_at(secret))
             phone.click("#two-step-submit")
             assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login is on"))
-            with phone.expect_navigation(timeout=10_000):  # the page again, its reads answered now
+            with phone.expect_navigation(timeout=20_000):  # the page again, its reads answered now
                 phone.click("#two-step-close")
-            phone.wait_for_selector("#two-step-open:not([hidden])", timeout=10_000)
+            phone.wait_for_selector("#two-step-open:not([hidden])", timeout=20_000)
             assert not phone.is_visible("#two-step-dialog")
             assert phone.evaluate("fetch('/v1/me').then((r) => r.json())")["two_step_required"] is False
         finally:
