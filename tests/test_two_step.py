@@ -442,16 +442,22 @@ def two_step_of_version_3(url: str) -> None:
     store.close()
 
 
-def recovery_codes_of_version_4(url: str) -> None:
-    """A database from before recovery codes (auth schema 4) opens: a user with two-step login on
-    has none left (the dialog says so) until they make a set, which then works once each."""
+def version_4_with_two_step(url: str, step: int) -> None:
+    """A database as auth schema 4 left it (no recovery codes' table), ana an admin with two-step
+    login on, its last code's step `step`."""
     store = AuthStore(url)
     store.add_user(*ANA, "admin")
-    assert store.turn_on("ana", SECRET, step=5) == ""
+    assert store.turn_on("ana", SECRET, step=step) == ""
     with store.engine.begin() as connection:  # back to version 4's tables
         connection.execute(text("DROP TABLE recovery_codes"))
         connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 5"))
     store.close()
+
+
+def recovery_codes_of_version_4(url: str) -> None:
+    """A database from before recovery codes (auth schema 4) opens: a user with two-step login on
+    has none left (the dialog says so) until they make a set, which then works once each."""
+    version_4_with_two_step(url, step=5)
     store = AuthStore(url)
     assert store.user("ana")["two_step"] is True and store.recovery_left("ana") == 0
     codes = new_recovery_codes()
@@ -720,13 +726,7 @@ def test_a_version_4_database_keeps_its_logins_and_the_dashboard_says_no_codes_a
     the app's code, the page says no recovery codes are left, and a set made there logs in, none of
     it said in the server's output."""
     db = str(tmp_path / "v4.db")
-    store = AuthStore(db)
-    store.add_user(*ANA, "admin")
-    assert store.turn_on("ana", SECRET, step=0) == ""
-    with store.engine.begin() as connection:  # back to version 4's tables
-        connection.execute(text("DROP TABLE recovery_codes"))
-        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 5"))
-    store.close()
+    version_4_with_two_step(db, step=0)
 
     def log_in_with(phone, base: str, code: str) -> None:
         phone.goto(base + "/login")
