@@ -9,7 +9,6 @@ left as they are."""
 from __future__ import annotations
 
 import logging
-
 from typing import Iterable
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text, delete, insert, select
