@@ -281,7 +281,7 @@ def two_step(
     if found is None:
         _fail(f"no user {name!r}")
     if recovery_codes:
-        _renew_recovery(store, name, found["secret"])
+        _renew_recovery(store, name, found)
         return
     if not on:  # the way back for a lost phone: their sessions end, as on the dashboard's Users
         try:
@@ -326,15 +326,18 @@ def _said_recovery(codes: list[str]) -> None:
                "apart from the phone):\n" + "\n".join(codes))
 
 
-def _renew_recovery(store, name: str, secret: str | None) -> None:
-    """`users 2fa NAME --recovery-codes`: a new set in place of the old, printed once."""
+def _renew_recovery(store, name: str, found: dict) -> None:
+    """`users 2fa NAME --recovery-codes`: a new set in place of the old (the one `found`, the
+    store's two_step(), read: not one the dashboard made meanwhile), printed once."""
     from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
 
-    if secret is None:
+    if (secret := found["secret"]) is None:
         _fail(f"two-step login is not on for {name}: recovery codes come with it (--on)")
     codes = new_recovery_codes()
-    if not store.renew_recovery(name, secret, recovery_hashes(secret, codes)):
-        _fail(f"two-step login of {name} was turned off or on again meanwhile; nothing changed")
+    try:
+        store.renew_recovery(name, secret, recovery_hashes(secret, codes), found["recovery"])
+    except ValueError as err:
+        _fail(str(err))
     _logged(store, "recovery_renewed", name)
     typer.echo(f"new recovery codes for {name}; the old ones no longer work")
     _said_recovery(codes)
