@@ -435,7 +435,7 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     codes = RECOVERY_CODE.findall(out)
     assert len(set(codes)) == 10 and AuthStore(db).recovery_left("ana") == 10
     assert before.session_count("ana") == 0  # a session of a stolen password is worth nothing after
-    assert "two-step=on" in cli("list").output
+    assert "\ttwo-step=on (10 recovery codes left)\t" in cli("list").output  # as the dialog says it
     again = cli("2fa", "ana", "--on")
     assert again.exit_code == 1 and "on already" in again.output
     renewed = cli("2fa", "ana", "--recovery-codes")
@@ -444,6 +444,7 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     assert "old ones no longer work" in renewed.output
     with client_of(db) as client:
         assert log_in(client, codes[0]).status_code == 401 and log_in(client, new[0]).status_code == 200
+        assert "\ttwo-step=on (9 recovery codes left)\t" in cli("list").output
         assert log_in(client).status_code == 401 and log_in(client, code_at(secret, 1)).status_code == 200
         off = cli("2fa", "ana", "--off")  # the way back for a lost phone: its holder's session ends (it was kept)
         assert off.exit_code == 0 and "their sessions ended" in off.output and "two-step=off" in cli("list").output

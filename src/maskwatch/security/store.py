@@ -77,6 +77,11 @@ def revoked_target(token: str, owner: str, why: str) -> str:
     return f"{token} (owner {owner} {why})"
 
 
+def codes_left_words(left: int) -> str:
+    """How many recovery codes a user has left, in the words of the two-step dialog (two-step.js)."""
+    return f"{left or 'no'} recovery code{'' if left == 1 else 's'} left"
+
+
 def revoked_words(tokens: list[str]) -> str:
     """The tokens revoked with their owner, as `users remove`/`edit` and the dashboard's answers end."""
     if not tokens:
@@ -410,8 +415,13 @@ class AuthStore:
         return _user_row(row) if row is not None else None
 
     def users(self) -> list[dict]:
+        """Every user, with `recovery_codes_left` (their unused recovery codes; None where two-step
+        login is off): `users list` and the Users dialog say it, as the user's own dialog does."""
+        left = (select(func.count()).select_from(recovery_codes).where(recovery_codes.c.user_id == users.c.id)
+                .scalar_subquery().label("recovery_left"))
         with self.engine.connect() as connection:
-            return [_user_row(row) for row in connection.execute(select(users).order_by(users.c.name))]
+            return [_user_row(row) | {"recovery_codes_left": row.recovery_left if row.totp_secret is not None else None}
+                    for row in connection.execute(select(users, left).order_by(users.c.name))]
 
     def user_count(self) -> int:
         with self.engine.connect() as connection:
