@@ -797,6 +797,23 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.locator("#users-table tr[data-user=boss] button").all_inner_texts() == ["Remove"]  # own: Change password
         assert phone.is_hidden("#users-add-cameras")  # `serve` with no site: a viewer sees every camera
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+        # At 320 px the users' table scrolls sideways in its own named region, which the keyboard
+        # reaches; neither the page nor the dialog does, and zed's camera id of 64 characters wraps
+        # in its cell (the table was 880 px wide, that cell most of it).
+        phone.set_viewport_size({"width": 320, "height": 740})
+        region = "document.getElementById('users-table').parentElement"
+        assert phone.evaluate(f"(r => [r.tabIndex, r.getAttribute('role'), r.getAttribute('aria-label')])({region})") == [
+            0, "region", "users (scrolls sideways)"]
+        assert phone.evaluate(f"(r => r.scrollWidth > r.clientWidth && getComputedStyle(r).overflowX === 'auto')({region})")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 320
+        assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('users-dialog'))")
+        assert phone.evaluate(f"document.querySelector('#users-table tr[data-user=zed] td:nth-child(3)').offsetWidth"
+                              f" <= {region}.clientWidth")
+        phone.evaluate(f"{region}.focus()")
+        phone.keyboard.press("ArrowRight")
+        phone.wait_for_function(f"{region}.scrollLeft > 0")
+        phone.evaluate(f"{region}.scrollLeft = 0")
+        phone.set_viewport_size({"width": 360, "height": 740})
 
         phone.fill("#users-add-name", "cy")
         phone.fill("#users-add-password", "cy's own password")
