@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN, AuthSettings
-from maskwatch.security.store import AuthStore
+from maskwatch.security.store import AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)
 from maskwatch.serving.app import ServeSettings, create_app
@@ -228,6 +228,45 @@ def test_a_new_set_of_recovery_codes_replaces_the_old_and_turning_off_deletes_th
     assert len(store.access_log(action="recovery_used")) == 3
 
 
+def test_of_two_renewals_at_once_the_one_whose_check_read_the_old_set_changes_nothing(tmp_path):
+    """Two tabs (or the dialog and `users 2fa --recovery-codes`) each made a new set: both answered
+    200 with theirs, only the later was stored, and the other tab showed codes that never worked.
+    The renewal is now made on the set its check read: here the other tab's lands between this
+    one's check and its write."""
+    db = str(tmp_path / "two-tabs.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    old = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
+    with client_of(db) as here, client_of(db) as there:
+        assert log_in(here, old[0]).status_code == 200 and log_in(there, old[1]).status_code == 200
+        racing = here.app.state.access.store
+        checked = racing.check_login
+        other: list = []
+
+        def renewed_meanwhile(name: str, password: str):  # this tab's password read, then the other's set is made
+            user = checked(name, password)
+            other.append(there.post("/two-step/recovery-codes", json={"password": ANA[1], "code": old[2]},
+                                    headers=CSRF))
+            return user
+
+        racing.check_login = renewed_meanwhile
+        refused = here.post("/two-step/recovery-codes", json={"password": ANA[1], "code": code_at(SECRET)},
+                            headers=CSRF)
+        racing.check_login = checked
+        assert other[0].status_code == 200, other[0].text
+        assert (refused.status_code, refused.json()["error"]) == (
+            409, "a new set of recovery codes was made meanwhile: use that one, or make another")
+        kept = other[0].json()["recovery_codes"]
+        assert store.recovery_left("ana") == 10 and log_in(client_of(db), kept[0]).status_code == 200
+        assert log_in(client_of(db), old[3]).status_code == 401
+    assert len(store.access_log(action="recovery_renewed")) == 1
+    # The command too: a set made after it read the codes (`seen`) is not replaced.
+    with pytest.raises(Conflict, match="made meanwhile"):
+        store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, new_recovery_codes()), seen=old)
+    assert store.use_recovery(store.user("ana")["id"], recovery_hash(SECRET, kept[1]))
+
+
 def test_turning_it_off_oneself_ends_the_other_sessions_and_keeps_this_browser(tmp_path):
     """The user's own turning off kept their other sessions (an admin's ended them): a session
     started with the second factor, on a phone since lost, outlived it."""
@@ -396,7 +435,7 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     codes = RECOVERY_CODE.findall(out)
     assert len(set(codes)) == 10 and AuthStore(db).recovery_left("ana") == 10
     assert before.session_count("ana") == 0  # a session of a stolen password is worth nothing after
-    assert "two-step=on" in cli("list").output
+    assert "\ttwo-step=on (10 recovery codes left)\t" in cli("list").output  # as the dialog says it
     again = cli("2fa", "ana", "--on")
     assert again.exit_code == 1 and "on already" in again.output
     renewed = cli("2fa", "ana", "--recovery-codes")
@@ -405,6 +444,7 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     assert "old ones no longer work" in renewed.output
     with client_of(db) as client:
         assert log_in(client, codes[0]).status_code == 401 and log_in(client, new[0]).status_code == 200
+        assert "\ttwo-step=on (9 recovery codes left)\t" in cli("list").output
         assert log_in(client).status_code == 401 and log_in(client, code_at(secret, 1)).status_code == 200
         off = cli("2fa", "ana", "--off")  # the way back for a lost phone: its holder's session ends (it was kept)
         assert off.exit_code == 0 and "their sessions ended" in off.output and "two-step=off" in cli("list").output
@@ -461,11 +501,13 @@ def recovery_codes_of_version_4(url: str) -> None:
     store = AuthStore(url)
     assert store.user("ana")["two_step"] is True and store.recovery_left("ana") == 0
     codes = new_recovery_codes()
-    assert store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, codes))
+    store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, codes), seen=[])
     ana = store.user("ana")["id"]
     assert store.use_recovery(ana, recovery_hash(SECRET, codes[0])) and not store.use_recovery(
         ana, recovery_hash(SECRET, codes[0]))
-    assert store.recovery_left("ana") == 9 and not store.renew_recovery("ana", "another secret", [])
+    assert store.recovery_left("ana") == 9
+    with pytest.raises(Conflict, match="turned off or on again"):
+        store.renew_recovery("ana", "another secret", [], seen=store.two_step("ana")["recovery"])
     store.close()
 
 
@@ -772,7 +814,7 @@ def test_a_wrong_recovery_code_costs_a_right_password_no_more_than_a_wrong_one(t
     db = ana_with_two_step(tmp_path)
     with client_of(db, user_limit=10) as client:
         store = client.app.state.access.store
-        store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, new_recovery_codes()))
+        store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, new_recovery_codes()), seen=[])
         assert log_in(client, "2345-6789", password="warm-up").status_code == 401  # the hourly sweep done
         ran: list[str] = []
         event.listen(store.engine, "before_cursor_execute",

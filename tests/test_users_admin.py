@@ -525,6 +525,9 @@ def test_an_admin_turns_off_a_lost_phones_two_step_login_ending_the_users_sessio
     with store.engine.connect() as connection:  # a failed login of the admin, as at POST /login
         assert connection.exec_driver_sql("SELECT count(*) FROM login_failures WHERE key = 'user:boss'").scalar() == 1
     assert store.user("ana")["two_step"] and phone.get("/v1/me").json()["user"] == "ana"  # nothing changed yet
+    listed = {u["name"]: u for u in boss.get("/v1/users").json()["users"]}  # how many recovery codes are left
+    assert (listed["ana"]["two_step"], listed["ana"]["recovery_codes_left"]) == (True, 0)
+    assert (listed["cy"]["two_step"], listed["cy"]["recovery_codes_left"]) == (False, None)
 
     done = turn_off(boss)
     assert done.status_code == 200, done.text
@@ -532,7 +535,8 @@ def test_an_admin_turns_off_a_lost_phones_two_step_login_ending_the_users_sessio
     assert phone.get("/v1/me").status_code == 401 and store.session_count("ana") == 0
     assert not store.user("ana")["two_step"] and store.two_step("ana")["step"] is None
     assert boss.get("/v1/users").json()["users"][0] | {"id": 0, "created": 0} == {
-        "id": 0, "name": "ana", "role": "viewer", "cameras": None, "created": 0, "two_step": False}
+        "id": 0, "name": "ana", "role": "viewer", "cameras": None, "created": 0, "two_step": False,
+        "recovery_codes_left": None}
     assert turn_off(boss).json() == {"error": "two-step login is not on for ana"}  # once
     again = client_of(db)
     assert again.post("/login", json={"username": "ana", "password": ANA[1]}, headers=CSRF).status_code == 200
@@ -777,6 +781,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.evaluate("document.getElementById('users-dialog').open")
         assert phone.evaluate("document.activeElement.id") == "users-title"
         assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:4] == ["ana", "viewer", "all", "off"]
+        assert phone.inner_text("#users-table tr[data-user=zed] td:nth-child(4)") == "on (no recovery codes left)"
         assert phone.inner_text("#users-table tr[data-user=mallory] td:nth-child(3)") == marked_up  # as text
         assert phone.evaluate("document.querySelectorAll('#users-dialog img').length === 0 && !window.injected")
         # Whose password each field is, for password managers: the admin's own beside their name, a
@@ -792,6 +797,23 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.locator("#users-table tr[data-user=boss] button").all_inner_texts() == ["Remove"]  # own: Change password
         assert phone.is_hidden("#users-add-cameras")  # `serve` with no site: a viewer sees every camera
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
+        # At 320 px the users' table scrolls sideways in its own named region, which the keyboard
+        # reaches; neither the page nor the dialog does, and zed's camera id of 64 characters wraps
+        # in its cell (the table was 880 px wide, that cell most of it).
+        phone.set_viewport_size({"width": 320, "height": 740})
+        region = "document.getElementById('users-table').parentElement"
+        assert phone.evaluate(f"(r => [r.tabIndex, r.getAttribute('role'), r.getAttribute('aria-label')])({region})") == [
+            0, "region", "users (scrolls sideways)"]
+        assert phone.evaluate(f"(r => r.scrollWidth > r.clientWidth && getComputedStyle(r).overflowX === 'auto')({region})")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 320
+        assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('users-dialog'))")
+        assert phone.evaluate(f"document.querySelector('#users-table tr[data-user=zed] td:nth-child(3)').offsetWidth"
+                              f" <= {region}.clientWidth")
+        phone.evaluate(f"{region}.focus()")
+        phone.keyboard.press("ArrowRight")
+        phone.wait_for_function(f"{region}.scrollLeft > 0")
+        phone.evaluate(f"{region}.scrollLeft = 0")
+        phone.set_viewport_size({"width": 360, "height": 740})
 
         phone.fill("#users-add-name", "cy")
         phone.fill("#users-add-password", "cy's own password")

@@ -25,7 +25,7 @@ from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
-from maskwatch.security.store import AuthStore
+from maskwatch.security.store import AuthStore, Conflict
 from maskwatch.site.events import driver_reason
 
 log = logging.getLogger(__name__)
@@ -336,6 +336,7 @@ class AccessControl:
             self.store.log("login_failed", None, client, name[:64])
             said_failed(name, client)
             raise AuthError(401, WRONG_LOGIN)
+        del user["recovery_hashes"]  # read for the code's check; never answered
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
             self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
         self.store.log("login", user["name"], client)
@@ -344,8 +345,8 @@ class AccessControl:
 
     def _check_password(self, client: str, name: str, password: str, checks: str,
                         code: str | None = None) -> dict | None:
-        """The user (with the "password_hash" and "totp_secret" checked, never answered) when
-        `password` is `name`'s, else None with the attempt counted as a failure of the client and
+        """The user (with the "password_hash", "totp_secret" and "recovery_hashes" checked, never
+        answered) when `password` is `name`'s, else None with the attempt counted as a failure of the client and
         of the name; AuthError 429 past either limit, 503 past MAX_LOGINS_AT_ONCE, naming the
         caller's `checks` ("logins", "password checks": a password change was told of too many
         logins). A login and a password change
@@ -375,7 +376,7 @@ class AccessControl:
                 user = self.store.check_login(name, password)
                 if user is not None:
                     secret, last_step = user["totp_secret"], user.pop("totp_step")
-                    recovery = user.pop("recovery_hashes")
+                    recovery = user["recovery_hashes"]  # kept: a renewal is made on the set it read
                     if code is not None and secret is not None and not self._fresh_code(user, secret, code, last_step,
                                                                                         recovery, client):
                         user = None  # the rows stay, as for a wrong password
@@ -523,15 +524,17 @@ class AccessControl:
     def renew_recovery_codes(self, request: Request, principal: Principal, password: str, code: str) -> list[str]:
         """A new set of recovery codes for the user, the old set gone: their password and a code
         (or a recovery code), checked as for turning two-step login off. AuthError 403, 409 (it is
-        not on, or was changed meanwhile), 429."""
+        not on, or was changed meanwhile: turned off or on again, or another set made), 429."""
         from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
 
         name, client, user = self._own_with_code(request, principal, password, code, "recovery codes")
-        secret = user["totp_secret"]
+        if (secret := user["totp_secret"]) is None:
+            raise AuthError(409, "two-step login is not on")
         codes = new_recovery_codes()
-        if secret is None or not self.store.renew_recovery(name, secret, recovery_hashes(secret, codes)):
-            raise AuthError(409, "two-step login is not on" if secret is None else
-                            "two-step login was turned off or on again meanwhile; nothing changed")
+        try:  # on the set the check read: another tab's, made meanwhile and shown there, is kept
+            self.store.renew_recovery(name, secret, recovery_hashes(secret, codes), user["recovery_hashes"])
+        except Conflict as err:
+            raise AuthError(409, str(err)) from None
         self.store.log("recovery_renewed", name, client, name)
         return codes
 

@@ -176,13 +176,17 @@ def _shown_database(url: str) -> str:
 
 @users_app.command("list")
 def list_users(config: Config = None, database: Database = None) -> None:
-    """Users, their roles, cameras, open sessions and whether two-step login is on."""
+    """Users, their roles, cameras, open sessions and whether two-step login is on (with how many
+    recovery codes are left: a user with none left has no way in without the phone)."""
+    from maskwatch.security.store import codes_left_words
+
     store = open_store(config, database)
     for user in store.users():
         cameras = ",".join(user["cameras"]) if user["cameras"] is not None else "all"
         created = time.strftime("%Y-%m-%d", time.gmtime(user["created"]))
+        two_step = f"on ({codes_left_words(user['recovery_codes_left'])})" if user["two_step"] else "off"
         typer.echo(f"{user['name']}\t{user['role']}\tcameras={cameras}\tsessions={store.session_count(user['name'])}"
-                   f"\ttwo-step={'on' if user['two_step'] else 'off'}\tsince {created}")
+                   f"\ttwo-step={two_step}\tsince {created}")
 
 
 @users_app.command("remove")
@@ -281,7 +285,7 @@ def two_step(
     if found is None:
         _fail(f"no user {name!r}")
     if recovery_codes:
-        _renew_recovery(store, name, found["secret"])
+        _renew_recovery(store, name, found)
         return
     if not on:  # the way back for a lost phone: their sessions end, as on the dashboard's Users
         try:
@@ -326,15 +330,18 @@ def _said_recovery(codes: list[str]) -> None:
                "apart from the phone):\n" + "\n".join(codes))
 
 
-def _renew_recovery(store, name: str, secret: str | None) -> None:
-    """`users 2fa NAME --recovery-codes`: a new set in place of the old, printed once."""
+def _renew_recovery(store, name: str, found: dict) -> None:
+    """`users 2fa NAME --recovery-codes`: a new set in place of the old (the one `found`, the
+    store's two_step(), read: not one the dashboard made meanwhile), printed once."""
     from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
 
-    if secret is None:
+    if (secret := found["secret"]) is None:
         _fail(f"two-step login is not on for {name}: recovery codes come with it (--on)")
     codes = new_recovery_codes()
-    if not store.renew_recovery(name, secret, recovery_hashes(secret, codes)):
-        _fail(f"two-step login of {name} was turned off or on again meanwhile; nothing changed")
+    try:
+        store.renew_recovery(name, secret, recovery_hashes(secret, codes), found["recovery"])
+    except ValueError as err:
+        _fail(str(err))
     _logged(store, "recovery_renewed", name)
     typer.echo(f"new recovery codes for {name}; the old ones no longer work")
     _said_recovery(codes)

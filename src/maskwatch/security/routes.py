@@ -131,7 +131,8 @@ def me(request: Request) -> dict:
 
 @router.get("/v1/users", openapi_extra=ADMIN)
 def list_users(request: Request) -> Response:
-    """The users (name, role, a viewer's cameras or null for every one, created), and `cameras`: the
+    """The users (name, role, a viewer's cameras or null for every one, created, `two_step` and
+    `recovery_codes_left`: null where it is off), and `cameras`: the
     ids a viewer's list may name (the site's config, disabled ones too, then those no longer in it
     with stored history; null for `serve` without a site, where any camera id is taken)."""
     store = _access(request).store

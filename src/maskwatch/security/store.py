@@ -58,6 +58,8 @@ CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_
 # edit_user's `cameras` when the cameras stay as they are (None there means every camera).
 UNCHANGED = object()
 NO_CAMERA_EDITED = "--camera names no camera: use --all-cameras for every camera"  # an empty list: not "all"
+# A renewal of the recovery codes refused: another made a set after this one's check read the codes.
+RENEWED_MEANWHILE = "a new set of recovery codes was made meanwhile: use that one, or make another"
 
 
 def added_target(user: dict | None = None, token: tuple[str, str] | None = None) -> str:
@@ -73,6 +75,11 @@ def revoked_target(token: str, owner: str, why: str) -> str:
     """The access log's target of a token revoked with its owner (`why`: "removed", "made a
     viewer"), beside the owner's own user_removed or user_changed row."""
     return f"{token} (owner {owner} {why})"
+
+
+def codes_left_words(left: int) -> str:
+    """How many recovery codes a user has left, in the words of the two-step dialog (two-step.js)."""
+    return f"{left or 'no'} recovery code{'' if left == 1 else 's'} left"
 
 
 def revoked_words(tokens: list[str]) -> str:
@@ -313,6 +320,12 @@ def _set_recovery(connection, user_id: int, hashes) -> None:
         connection.execute(insert(recovery_codes), [{"user_id": user_id, "code_hash": h} for h in hashes])
 
 
+def _recovery_of(connection, row) -> list[str]:
+    """The hashes of the recovery codes of the user `row` (None: no such user, still one query)."""
+    return list(connection.execute(select(recovery_codes.c.code_hash).where(
+        recovery_codes.c.user_id == (row.id if row is not None else -1))).scalars())
+
+
 def _new_session(connection, user_id: int, now: float) -> str:
     """A session for the browser that made a change which ended the user's others; its token."""
     token = secrets.token_urlsafe(32)
@@ -402,8 +415,13 @@ class AuthStore:
         return _user_row(row) if row is not None else None
 
     def users(self) -> list[dict]:
+        """Every user, with `recovery_codes_left` (their unused recovery codes; None where two-step
+        login is off): `users list` and the Users dialog say it, as the user's own dialog does."""
+        left = (select(func.count()).select_from(recovery_codes).where(recovery_codes.c.user_id == users.c.id)
+                .scalar_subquery().label("recovery_left"))
         with self.engine.connect() as connection:
-            return [_user_row(row) for row in connection.execute(select(users).order_by(users.c.name))]
+            return [_user_row(row) | {"recovery_codes_left": row.recovery_left if row.totp_secret is not None else None}
+                    for row in connection.execute(select(users, left).order_by(users.c.name))]
 
     def user_count(self) -> int:
         with self.engine.connect() as connection:
@@ -511,8 +529,7 @@ class AuthStore:
             row = connection.execute(select(users).where(users.c.name == name)).first()
             # Read for every name, before the password is checked: a wrong recovery code is then
             # told from none without a write (a DELETE run only after a right password told it).
-            recovery = list(connection.execute(select(recovery_codes.c.code_hash).where(
-                recovery_codes.c.user_id == (row.id if row is not None else -1))).scalars())
+            recovery = _recovery_of(connection, row)
         if not verify_password(password, row.password_hash if row is not None else None):
             return None
         # The two-step secret and recovery codes' hashes for AccessControl to check the code with,
@@ -549,12 +566,14 @@ class AuthStore:
                 .values(totp_step=step)).rowcount == 1
 
     def two_step(self, name: str) -> dict | None:
-        """The user's id and two-step columns (secret, pending, step); None for no such user."""
+        """The user's id and two-step columns (secret, pending, step) and their recovery codes'
+        hashes (`recovery`: renew_recovery's `seen`); None for no such user."""
         with self.engine.connect() as connection:
             row = connection.execute(select(users.c.id, users.c.totp_secret, users.c.totp_pending, users.c.totp_step)
                                      .where(users.c.name == name)).first()
+            recovery = _recovery_of(connection, row)
         return None if row is None else {"id": row.id, "secret": row.totp_secret, "pending": row.totp_pending,
-                                         "step": row.totp_step}
+                                         "step": row.totp_step, "recovery": recovery}
 
     def set_pending(self, name: str, secret: str) -> bool:
         """A secret made on the dashboard, kept until a code from it confirms it (turn_on); False,
@@ -613,18 +632,23 @@ class AuthStore:
                                       .join(users, users.c.id == recovery_codes.c.user_id)
                                       .where(users.c.name == name)).scalar() or 0
 
-    def renew_recovery(self, name: str, secret: str, hashes: list[str]) -> bool:
-        """A new set of recovery codes in place of the old (all of them, used or not); False,
-        nothing changed, when the user's two-step secret is no longer `secret` (turned off, or on
-        again with another app, meanwhile: the codes are keyed with it)."""
+    def renew_recovery(self, name: str, secret: str, hashes: list[str], seen: list[str]) -> None:
+        """A new set of recovery codes in place of the old (all of them, used or not), while the
+        user's codes are still among `seen` (the hashes their check read; fewer where codes were
+        used since). Conflict, nothing changed, when another set was made meanwhile (two tabs, or
+        the dashboard and `users 2fa --recovery-codes`: both answered a set and only the later
+        was kept, the other's codes never worked), or when the two-step secret is no longer
+        `secret` (turned off, or on again with another app: the codes are keyed with it)."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)
             user_id = connection.execute(select(users.c.id).where(users.c.name == name,
                                                                   users.c.totp_secret == secret)).scalar()
             if user_id is None:
-                return False
+                raise Conflict("two-step login was turned off or on again meanwhile; nothing changed")
+            if connection.execute(select(recovery_codes.c.id).where(
+                    recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash.not_in(list(seen)))).first() is not None:
+                raise Conflict(RENEWED_MEANWHILE)
             _set_recovery(connection, user_id, hashes)
-        return True
 
     def turn_off_for(self, name: str, acting: tuple[str, str] | None = None) -> None:
         """Two-step login off for a user who lost their phone, by an admin (`acting`: the

@@ -81,7 +81,9 @@ def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
 @router.post("/two-step/recovery-codes", responses={
         400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
         403: {"description": "A wrong password or code (a failed login); " + REFUSED},
-        409: {"description": "Two-step login is not on, or was turned off or on again meanwhile"}, **LIMITS})
+        409: {"description": "Two-step login is not on, or was turned off or on again meanwhile; or another "
+                             "set was made meanwhile (another tab, `users 2fa --recovery-codes`): use that one"},
+        **LIMITS})
 def new_recovery_codes(request: Request, body: PasswordAndCode) -> JSONResponse:
     """A new set of ten recovery codes (`recovery_codes`, shown this once) in place of the old,
     whose unused codes no longer work: your password and a code, checked as a login checks them."""

@@ -1,7 +1,7 @@
 // "Two-step login" beside "Change password": a logged-in user turns authenticator-app codes on or
 // off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step), and makes a new
 // set of recovery codes (POST /two-step/recovery-codes). Loaded after the dashboard's own script,
-// whose accountDialog(), answered(), copyField() and passwordChanging it uses. Every value is set as
+// whose accountDialog(), answered(), codesLeft(), copyField() and passwordChanging it uses. Every value is set as
 // text; the secret and the recovery codes are shown while the dialog is open and dropped when it closes.
 (() => {
   const MARKUP = `
@@ -66,7 +66,6 @@
     try { await act(); } finally { busy = false; }
   }
 
-  const codesLeft = (n) => `${n ? n : "No"} recovery code${n === 1 ? "" : "s"} left`;
   function counted(codes) {
     left = codes;
     const few = on && left !== null && left <= FEW;

@@ -1,7 +1,7 @@
 // The admins' "Users" dialog: users (add, change a role or cameras, reset a password, turn off two-step login for
 // a lost phone, remove) and API tokens (create, revoke),
 // through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose accountDialog(), clockTime(),
-// answered(), checked() and copyField() it uses: only an admin gets the button (the server refuses
+// answered(), checked(), codesLeft() and copyField() it uses: only an admin gets the button (the server refuses
 // anyone else).
 // Each change but a token's revocation sends the admin's own password, typed once in "Your
 // password" at the top (a stolen or unattended session is not enough; the server checks it as a
@@ -159,7 +159,7 @@
         `Remove ${user.name}`, () => change("Not removed", async () =>
           (await send(`/v1/users/${encodeURIComponent(user.name)}`, "DELETE", {admin_password: yours()})).status))));
       row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"),
-                 cell(user.two_step ? "on" : "off"), changes);
+                 cell(user.two_step ? `on (${codesLeft(user.recovery_codes_left ?? 0).toLowerCase()})` : "off"), changes);
       return row;
     }));
     $("tokens-table").tBodies[0].replaceChildren(...(tokens.length ? tokens.map((token) => {
