@@ -62,7 +62,6 @@ def matching_step(secret: str, code: str, last_step: int | None, now: float | No
 # Recovery codes: the way back for a user whose phone is lost, without an admin. Ten one-time codes,
 # shown once when two-step login is turned on (or a new set made), taken in a login's code field.
 RECOVERY_COUNT = 10
-RECOVERY_FEW = 3  # this many left or fewer: the dialog says to make a new set
 RECOVERY_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 signs, no l/1 or o/0 to mistake
 RECOVERY = re.compile(f"[{RECOVERY_ALPHABET}]{{8}}")
 

@@ -56,7 +56,7 @@
   // The site requires two-step login of this user (server.require_two_step) and it is off: the
   // server answers nothing else, so the dialog opens by itself; closed after a change, the page reloads.
   let covered = false, reload = false;
-  const FEW = 3;  // this many left or fewer: said on the button too, so that it is seen without opening
+  const FEW = 3;  // this many left or fewer: said on the button too, so that it is seen without opening (the only place it is set)
   // One request at a time: a double click on "New recovery codes" sent the used code again, a failed
   // login whose "Not changed" stood under the codes the first had made.
   let busy = false;
