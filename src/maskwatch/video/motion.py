@@ -22,7 +22,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class MotionSettings:
-    """What a camera's `motion:` section sets (site/config.py validates it).
+    """What a camera's `motion:` section sets (site/config/cameras.py validates it).
 
     threshold: least change of a pixel's brightness (0-255) from its running average that counts.
     contour_area: least area of a moving region, in pixels of the small grey frame (`height` high).

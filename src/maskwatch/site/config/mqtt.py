@@ -1,0 +1,73 @@
+"""The MQTT broker the site publishes to, and the topic prefixes it publishes under."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import ConfigDict, Field, field_validator
+
+from maskwatch.site.config.section import Section
+
+MQTT_HOST = re.compile(r"[^\s:/\[\]]+|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4, or IPv6 in brackets (as in a URL)
+MQTT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")  # whole (fullmatch): "$" let a final newline in
+
+
+class MqttConfig(Section):
+    """A broker to publish availability, events and counts to (Frigate's topic layout)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    host: str = Field(description="the broker's name or address, no scheme or port (mqtt://b:1883 is host b, "
+                                  "port 1883)")
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("maskwatch", description="topic prefix (levels joined by /, none empty)")
+    username: str | None = None
+    password: str | None = None
+    discovery: bool = Field(False, description="publish Home Assistant's MQTT discovery configs: each camera a "
+                                               "device with its sensors")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix (its MQTT "
+                                                                "integration's setting)")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        """Said in words: the pattern's regular expression told a user nothing. A URL with its
+        user:password@ is not repeated (the error goes to the journal when `run` starts)."""
+        if "@" in value:
+            raise ValueError("a broker's address with a user name or password in it (user:password@host); write the "
+                             "host alone, and the rest as username: and password:")
+        if not MQTT_HOST.fullmatch(value):
+            raise ValueError(f"{value!r} is not a broker's name or address: write it alone, without a scheme, "
+                             "port or path (mqtt://b:1883 is host: b and port: 1883; IPv6 in brackets, [::1])")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not MQTT_PREFIX.fullmatch(value):
+            raise ValueError(f"{value!r} is no topic prefix maskwatch publishes under: letters, digits, _ and -, "
+                             "in levels joined by / (none empty, no space, no wildcard), e.g. maskwatch or site/door")
+        return value
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _discovery_prefix(cls, value: str) -> str:
+        problem = discovery_prefix_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+def discovery_prefix_problem(value: str) -> str | None:
+    """What is wrong with a discovery prefix, or None: a wildcard or an empty level would publish
+    nowhere Home Assistant looks (and a filter made of it, subscribed, is a protocol error)."""
+    if not value:
+        return "empty; Home Assistant's default is homeassistant"
+    if "+" in value or "#" in value:
+        return f"{value!r} holds an MQTT wildcard (+ or #); write the prefix itself, e.g. homeassistant"
+    if value.startswith("/") or value.endswith("/") or "//" in value:
+        return (f"{value!r} has an empty topic level (a / at the start, the end or twice); "
+                "write it as homeassistant or ha/discovery")
+    if not value.isprintable():
+        return f"{value!r} holds a control character"
+    return None

@@ -1,0 +1,109 @@
+"""Where the site serves and keeps its data, and where its networks run: server, TLS, storage, runtime."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from maskwatch.site.config.section import Section
+
+
+def check_proxies(proxies) -> tuple[str, ...]:
+    """Trusted proxies as IP addresses or networks; ValueError names one that is neither (uvicorn
+    would quietly compare it as text and never match)."""
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"a trusted proxy is an IP address or network such as 10.0.0.0/8; got {proxy!r}") from None
+    return tuple(proxies)
+
+
+class TlsConfig(Section):
+    """HTTPS served directly (uvicorn's ssl options): PEM files, relative to the config's folder."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    cert: str = Field(description="PEM certificate (chain)")
+    key: str = Field(description="PEM private key")
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        if not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+
+class ServerConfig(Section):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    host: str = Field("127.0.0.1", description="beyond loopback, `run` needs a user (maskwatch users add)")
+    port: int = Field(8000, ge=1, le=65535)
+    tls: TlsConfig | None = None
+    trusted_proxies: list[str] = Field(default_factory=list,
+                                       description="reverse proxies whose X-Forwarded-For/-Proto are believed")
+    session_idle_minutes: float = Field(60.0, gt=0, description="a session unused this long ends")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: list[str]) -> list[str]:
+        return list(check_proxies(proxies))
+    session_max_hours: float = Field(12.0, gt=0, description="every session ends this long after login")
+    require_two_step: Literal["none", "admins", "all"] = Field(
+        "none", description="users who must have two-step login: without it they log in only to set it up")
+
+
+class StorageConfig(Section):
+    """Where events and counts go, how long they stay, and whether faces are kept at all."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    database: str = Field("maskwatch.db", description="an SQLite file, or an SQLAlchemy URL")
+    snapshots: str = Field("snapshots", description="folder of blurred event snapshots")
+    privacy: bool = Field(False, description="keep no snapshot at all, and blur the live frames")
+    blur_live: bool = Field(False, description="blur every face in the live frames the page and API show "
+                                               "(always so in privacy mode)")
+    retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        """A server's URL SQLAlchemy reads as meant. Its password ends at the first @: one holding an
+        @ was read as part of the host, shown in errors after the ***; a bad port was a traceback."""
+        if "://" not in value or value.startswith("sqlite"):
+            return value
+        if value.split("?", 1)[0].count("@") > 1:
+            raise ValueError("the URL's user or password holds an @: write it %40 (and a % as %25)")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except (ArgumentError, ValueError):  # ValueError: a port that is no number
+            raise ValueError("not a database URL (dialect://user:password@host:port/database)") from None
+        return value
+
+    @property
+    def live_blurred(self) -> bool:
+        return self.privacy or self.blur_live
+
+
+class RuntimeConfig(Section):
+    """Where the networks run: ONNX Runtime execution providers, tried in order (runtime.py)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    providers: list[str] = Field(default_factory=lambda: ["CUDAExecutionProvider", "OpenVINOExecutionProvider",
+                                                          "CPUExecutionProvider"],
+                                 description="tried in order; those not installed are skipped, the CPU always works")
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, names: list[str]) -> list[str]:
+        from maskwatch.runtime import check_providers
+
+        return list(check_providers(names))
