@@ -12,7 +12,8 @@ import pytest
 
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule, signature_matches
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
-from maskwatch.site.events import EventStore, iso_utc
+from maskwatch.site.event_views import iso_utc
+from maskwatch.site.events import EventStore
 from maskwatch.site.hours import OpeningHours, parse_span
 from maskwatch.site.mqtt import MqttPublisher
 from maskwatch.site.prevalence import compliance_estimate
@@ -336,7 +337,7 @@ def test_the_documented_alert_is_what_webhooks_and_mqtt_send():
     import re
     from datetime import datetime
 
-    from maskwatch.site.events import alert_view
+    from maskwatch.site.event_views import alert_view
     from tests.conftest import ROOT
 
     (block,) = [b for b in re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "compliance.md").read_text(), re.S)

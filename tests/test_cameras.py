@@ -355,7 +355,8 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
     the same failure was logged at each one."""
     import sqlalchemy
 
-    from maskwatch.site.events import EventSink, EventStore
+    from maskwatch.site.event_sink import EventSink
+    from maskwatch.site.events import EventStore
     from tests.test_events import person
 
     class LeavingNow:  # a person leaves at every 4th frame: frames between go well

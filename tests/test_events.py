@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from maskwatch import Detector
-from maskwatch.site.events import EventSink, EventStore, Listeners, zone_of
+from maskwatch.site.event_sink import EventSink, Listeners, zone_of
+from maskwatch.site.events import EventStore
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import read_frames
 from maskwatch.video.tracker import FaceTracker, Track
@@ -239,7 +240,7 @@ def test_bad_values_are_refused(tmp_path):
     ("/proc/no/such/events.db", "cannot make the database's folder"),
 ])
 def test_a_database_that_cannot_be_opened_is_named_in_one_line(database, message):
-    from maskwatch.site.events import DatabaseUnavailable
+    from maskwatch.site.database import DatabaseUnavailable
 
     with pytest.raises(DatabaseUnavailable, match=re.escape(message)) as err:
         EventStore(database)
@@ -370,15 +371,15 @@ def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     with pytest.raises(sqlalchemy.exc.OperationalError):
         sink.write_people([person(1, (0.9, 0.05, 0.05))])
     sink.close()
-    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.events"]
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.event_sink"]
     assert said == ["camera door: 1 people could not be stored: OperationalError: database is locked"], said
 
 
 def test_people_waiting_keep_at_most_the_capped_number_of_snapshots(store, monkeypatch):
     """The cap was checked once per hand-out: 30 people handed out beside 99 waiting kept 129."""
-    from maskwatch.site import events as events_module
+    from maskwatch.site import event_sink
 
-    monkeypatch.setattr(events_module, "UNSTORED_SNAPSHOTS", 5)
+    monkeypatch.setattr(event_sink, "UNSTORED_SNAPSHOTS", 5)
 
     def locked(*args):
         raise OSError("database is locked")
@@ -725,7 +726,7 @@ def test_processes_opening_a_new_database_together_all_open_it(tmp_path):
 
 def test_a_database_of_a_newer_maskwatch_is_one_line(tmp_path):
     from maskwatch.security.store import AuthStore
-    from maskwatch.site.events import DatabaseUnavailable
+    from maskwatch.site.database import DatabaseUnavailable
 
     AuthStore(str(tmp_path / "site.db")).close()
     with sqlite3.connect(tmp_path / "site.db") as connection:

@@ -24,7 +24,8 @@ from maskwatch.security.access import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.serving.site_api import EXPORT_RETRY_AFTER, EXPORTS, EXPORTS_AT_ONCE
-from maskwatch.site.events import EVENT_COLUMNS, EventStore, csv_cell, cursor_of, events, parse_cursor
+from maskwatch.site.event_views import EVENT_COLUMNS, csv_cell, cursor_of, parse_cursor
+from maskwatch.site.events import EventStore, events
 from tests.conftest import ADMIN
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin

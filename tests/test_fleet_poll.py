@@ -5,7 +5,7 @@ import sys
 import types
 
 from maskwatch.scale.fleet import RaySite, RemoteGroup
-from maskwatch.site.events import Listeners
+from maskwatch.site.event_sink import Listeners
 
 
 class GetTimeoutError(TimeoutError):

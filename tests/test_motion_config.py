@@ -79,7 +79,7 @@ def test_bad_motion_and_detect_source_settings_are_named(tmp_path, camera, probl
 def test_event_sink_keeps_only_the_newest_recorded_events(tmp_path):
     import numpy as np
 
-    from maskwatch.site.events import EventSink
+    from maskwatch.site.event_sink import EventSink
     from maskwatch.video.tracker import Track
 
     store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps")

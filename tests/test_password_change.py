@@ -21,7 +21,7 @@ from maskwatch.security.access import AuthSettings
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import AuthStore, sessions, users
 from maskwatch.serving.app import ServeSettings, create_app
-from maskwatch.site.events import USERS_LOCK, hold_database
+from maskwatch.site.database import USERS_LOCK, hold_database
 from tests.conftest import log_in
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium)

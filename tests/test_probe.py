@@ -18,7 +18,8 @@ from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
-from maskwatch.site.events import MIGRATIONS, DatabaseUnavailable, EventStore
+from maskwatch.site.database import DatabaseUnavailable
+from maskwatch.site.events import MIGRATIONS, EventStore
 from maskwatch.site.probe import Probe, probe_camera, probe_database, probe_mqtt
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import postgres  # noqa: F401  (fixture)

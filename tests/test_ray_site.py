@@ -115,7 +115,7 @@ def test_a_failing_listener_costs_its_message_not_the_poller(caplog):
     from types import SimpleNamespace
 
     from maskwatch.runtime import ProblemLog
-    from maskwatch.site.events import Listeners
+    from maskwatch.site.event_sink import Listeners
 
     heard = []
 
@@ -141,7 +141,7 @@ def test_an_actors_warnings_are_the_drivers_log_lines(tmp_path, caplog):
 
     from maskwatch.runtime import ProblemLog
     from maskwatch.scale.fleet import CameraGroup
-    from maskwatch.site.events import Listeners
+    from maskwatch.site.event_sink import Listeners
 
     (tmp_path / "site.yaml").write_text("defaults: {stall_timeout: 1, retry_max: 1}\n"
                                         "cameras:\n  door: {source: 'rtsp://127.0.0.1:1/none'}\n"

@@ -127,7 +127,7 @@ def main() -> None:
         sqlalchemy = sys.modules.get("sqlalchemy.exc")
         if sqlalchemy is None or not isinstance(err, sqlalchemy.SQLAlchemyError):
             raise
-        from maskwatch.site.events import driver_reason
+        from maskwatch.site.database import driver_reason
 
         print(f"error: the database failed: {driver_reason(err)}", file=sys.stderr)
         sys.exit(1)

@@ -197,7 +197,8 @@ def _print_report_csv(site, start: str | None, end: str | None) -> None:
     site's timezone), and the access-log row the API writes for it, by `cli:ACCOUNT`: a manager's
     spreadsheet or a cron job had it only through the API and a token."""
     from maskwatch.security.commands import _logged, store_of
-    from maskwatch.site.events import DatabaseUnavailable, EventStore
+    from maskwatch.site.database import DatabaseUnavailable
+    from maskwatch.site.events import EventStore
     from maskwatch.site.report import report_csv, report_period
 
     tz = site.tz()
@@ -245,7 +246,8 @@ def report(
     from dataclasses import replace
     from datetime import datetime
 
-    from maskwatch.site.events import DatabaseUnavailable, EventStore
+    from maskwatch.site.database import DatabaseUnavailable
+    from maskwatch.site.events import EventStore
 
     if csv and send is not None:
         _fail("--send sends a scheduled report, --csv prints report.csv: give one of them")

@@ -32,7 +32,9 @@ from maskwatch.faces import PERSON_LABELS
 from maskwatch.runtime import PROVIDERS_ENV, STEADY_MALLOC, PeriodicTrim, ProblemLog, single_threaded
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
-from maskwatch.site.events import EventStore, Listeners, database_url
+from maskwatch.site.database import database_url
+from maskwatch.site.event_sink import Listeners
+from maskwatch.site.events import EventStore
 from maskwatch.site.runner import Site, SiteCamera, camera_worker
 from maskwatch.video.cameras import stop_workers
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.store import AuthStore, Conflict
-from maskwatch.site.events import driver_reason
+from maskwatch.site.database import driver_reason
 
 log = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ def store_of(site, database: str | None, create: bool = False):
 
 def _store(database: str, **options):
     from maskwatch.security.store import AuthStore
-    from maskwatch.site.events import DatabaseUnavailable
+    from maskwatch.site.database import DatabaseUnavailable
 
     try:
         return AuthStore(database, **options)
@@ -90,7 +90,8 @@ def stored_history(site, cameras: list[str]) -> list[str]:
     """Those of `cameras` whose people or counts the site's database still holds."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from maskwatch.site.events import DatabaseUnavailable, driver_reason, stored_among
+    from maskwatch.site.database import DatabaseUnavailable, driver_reason
+    from maskwatch.site.events import stored_among
 
     try:
         return stored_among(site.storage.database, cameras)
@@ -169,7 +170,7 @@ def _shown_database(url: str) -> str:
     """Where the users went, as a person finds it: an SQLite file's path (`users add` without
     --config wrote ./maskwatch.db, said as "sqlite database", and `run` beyond loopback still
     found no user in the site's own), a server's URL without its password."""
-    from maskwatch.site.events import shown_database_url
+    from maskwatch.site.database import shown_database_url
 
     return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else shown_database_url(url)
 

@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
 from maskwatch.security.admin_routes import viewer_camera_choices
-from maskwatch.site.events import CURSOR, cursor_of, parse_cursor
+from maskwatch.site.event_views import CURSOR, cursor_of, parse_cursor
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
 LOGIN_PAGE = Path(__file__).resolve().parents[1] / "serving" / "static" / "login.html"

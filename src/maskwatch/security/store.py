@@ -1,6 +1,6 @@
 """Users, sessions, API tokens, failed logins and the access log, in the site's own database.
 
-The same data layer as the events (site/events.py: SQLAlchemy, SQLite with WAL or PostgreSQL),
+The same data layer as the events (site/database.py: SQLAlchemy, SQLite with WAL or PostgreSQL),
 so every `serve --workers` process and every Ray Serve replica reads the same sessions: logging
 out, changing a password or removing a user ends that user's sessions everywhere at once.
 
@@ -27,9 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.config import CAMERA_ID
-from maskwatch.site.events import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, EventStore, database_url,
-                                     apply_migrations, driver_reason, hold_database, open_database,
-                                     said_migrated)
+from maskwatch.site.database import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, apply_migrations,
+                                       database_engine, database_url, driver_reason, hold_database,
+                                       open_database, said_migrated)
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +368,7 @@ class AuthStore:
             raise ValueError(f"retention_days must be positive, got {retention_days}")
         self.url = database_url(database)
         self.retention_days = retention_days
-        self.engine = EventStore._connect(self.url)
+        self.engine = database_engine(self.url)
         self._write_lock = threading.Lock()
         self._kept: dict[tuple, float] = {}  # keep(): the last try of each housekeeping write
         self._failed_at = float("-inf")  # keep(): when one last failed

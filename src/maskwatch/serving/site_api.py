@@ -21,7 +21,8 @@ from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
 from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
-from maskwatch.site.events import CURSOR, cursor_of, driver_reason, event_view, events_csv, iso_utc, parse_cursor
+from maskwatch.site.database import driver_reason
+from maskwatch.site.event_views import CURSOR, cursor_of, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site

@@ -39,7 +39,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable
 
-from maskwatch.site.events import alert_view, event_view
+from maskwatch.site.event_views import alert_view, event_view
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from maskwatch.site.events import SNAPSHOT_NAME, database_url, shown_database_url
+from maskwatch.site.database import database_url, shown_database_url
+from maskwatch.site.events import SNAPSHOT_NAME
 
 
 class BackupError(RuntimeError):

@@ -4,7 +4,7 @@
     <prefix>/events            {"type": "new", ...} when a person comes into view,
                                {"type": "update", ..., "before": label} when their running vote changes,
                                {"type": "end", "event": {...}} when their vote is decided and stored,
-                               the event as /v1/events gives it (events.event_view)
+                               the event as /v1/events gives it (event_views.event_view)
     <prefix>/<camera>/counts   today's people per voted label on that camera (retained; sent at the
                                start and at the site's midnight too, not only with a person)
     <prefix>/<camera>/<label>  people in view now with that voted label, e.g. "2" (retained)
@@ -60,7 +60,7 @@ import paho.mqtt.client as mqtt
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site import discovery
 from maskwatch.site.config import CAMERA_ID, MQTT_PREFIX
-from maskwatch.site.events import alert_view, event_view, iso_utc
+from maskwatch.site.event_views import alert_view, event_view, iso_utc
 
 if TYPE_CHECKING:
     from maskwatch.site.mqtt_record import PublishedPrefix

@@ -14,7 +14,7 @@ from typing import Iterable
 from sqlalchemy import Column, Integer, MetaData, Table, Text, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from maskwatch.site.events import MQTT_MIGRATION_LOCK, hold_database, migrate_schema, open_database
+from maskwatch.site.database import MQTT_MIGRATION_LOCK, hold_database, migrate_schema, open_database
 
 log = logging.getLogger(__name__)
 

@@ -172,7 +172,7 @@ def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tupl
     config) of a server listening beyond loopback, which `run` refuses to start while the database
     holds no user: the probe said OK, and `--probe && systemctl restart` restarted a site that
     then would not start."""
-    from maskwatch.site.events import database_url
+    from maskwatch.site.database import database_url
 
     url = database_url(database)
     if url.startswith("sqlite:///"):
@@ -190,7 +190,8 @@ def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tupl
 
 def _schema(version: int | None) -> tuple[bool, str]:
     """Whether the site can start on an events schema at `version` (None: no events tables yet), and its words."""
-    from maskwatch.site.events import MIGRATIONS, newer_schema_words
+    from maskwatch.site.database import newer_schema_words
+    from maskwatch.site.events import MIGRATIONS
 
     known = len(MIGRATIONS)
     if version is None:
@@ -226,7 +227,7 @@ def _probe_sqlite(path: Path) -> tuple[Probe, int]:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from maskwatch.site.events import driver_reason
+    from maskwatch.site.database import driver_reason
 
     # Read only, and leaving no file behind: mode=ro opens a database in WAL mode by making its
     # -wal and -shm files, kept after the close; immutable=1 reads the file alone, which is whole
@@ -253,7 +254,7 @@ def _probe_server(url: str, timeout: float) -> tuple[Probe, int]:
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    from maskwatch.site.events import driver_reason, shown_database_url
+    from maskwatch.site.database import driver_reason, shown_database_url
 
     shown = shown_database_url(url)
     postgres = make_url(url).get_backend_name() == "postgresql"

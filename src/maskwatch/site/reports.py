@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
 from maskwatch.runtime import ProblemLog
-from maskwatch.site.events import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
+from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
 from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv

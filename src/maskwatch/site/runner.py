@@ -22,7 +22,8 @@ from maskwatch.runtime import TRIM_EVERY, trim_free_memory
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule, stop_together
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
-from maskwatch.site.events import EventSink, EventStore, Listeners
+from maskwatch.site.event_sink import EventSink, Listeners
+from maskwatch.site.events import EventStore
 from maskwatch.site.hours import OpeningHours
 from maskwatch.site.trend import bucket_start
 from maskwatch.video.camera_motion import CameraMotion

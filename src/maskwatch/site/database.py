@@ -1,0 +1,166 @@
+"""Database plumbing every store shares (events, users, reports, MQTT): engines, migrations, errors in one line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import Table, create_engine, event, func, insert, select, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, InterfaceError
+
+from maskwatch.video.sources import redact_source
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL advisory lock keys ("mw"): the events' schema, the users' schema, login attempts, users,
+# the scheduled reports' schema (reports.py), the MQTT prefix's record (mqtt_record.py).
+MIGRATION_LOCK, AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK = 0x6D77_0001, 0x6D77_0002, 0x6D77_0003, 0x6D77_0004
+REPORTS_MIGRATION_LOCK, MQTT_MIGRATION_LOCK = 0x6D77_0005, 0x6D77_0006
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached, opened or brought to this version's schema (a server down,
+    a wrong password, a path that cannot be written, a file that is not a database); the message
+    names it, password hidden, with the driver's reason."""
+
+
+def shown_database_url(url: str) -> str:
+    """A database URL as logs and errors show it: its password as ***, and a password in its
+    query too (libpq takes postgresql://host/db?password=..., which SQLAlchemy's hide_password
+    shows as written)."""
+    return redact_source(make_url(url).render_as_string(hide_password=True))
+
+
+def open_database(url: str, migrate: Callable[[], int]) -> None:
+    """Run a store's first migration, where a database that cannot be used shows itself: as
+    DatabaseUnavailable with one line, not the driver's traceback."""
+    try:
+        migrate()
+    except (DatabaseError, InterfaceError) as err:
+        shown = shown_database_url(url)
+        raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {driver_reason(err)}") from None
+
+
+def hold_database(connection: Connection, key: int) -> None:
+    """Hold the database for what `key` guards until the transaction ends, across processes: a
+    store's migration (two processes opening a new database both read "no version", and the
+    second failed "table schema_version already exists"), or login attempts counted before their
+    password is checked. SQLite: a write lock now, not at the first INSERT; PostgreSQL: an
+    advisory lock on `key`."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def apply_migrations(connection: Connection, url: str, what: str, version_table: Table, migrations: list) -> int:
+    """Run the migrations `version_table` has not recorded, in the caller's transaction (held by
+    hold_database); the version the database was at before."""
+    version_table.metadata.create_all(connection, tables=[version_table])
+    current = connection.execute(select(func.max(version_table.c.version))).scalar() or 0
+    if current > len(migrations):
+        raise newer_schema(url, what, current, len(migrations))
+    for version in range(current, len(migrations)):
+        migrations[version](connection)
+        connection.execute(insert(version_table).values(version=version + 1))
+    return current
+
+
+def migrate_schema(engine: Engine, url: str, what: str, lock: int, version_table: Table, migrations: list) -> int:
+    """Bring a store's own tables (`what`, versioned in `version_table`) to the newest version, in
+    one transaction holding `lock`; the version they are at."""
+    with engine.begin() as connection:
+        hold_database(connection, lock)
+        before = apply_migrations(connection, url, what, version_table, migrations)
+    said_migrated(url, what, before, len(migrations))
+    return len(migrations)
+
+
+def said_migrated(url: str, what: str, before: int, after: int) -> None:
+    """An upgraded database is said in the log (a new one is not): older maskwatch cannot open it now."""
+    if 0 < before < after:
+        shown = shown_database_url(url)
+        log.warning("%s: %s migrated from version %d to %d (older maskwatch versions no longer open it)",
+                    shown, what, before, after)
+
+
+def newer_schema(url: str, what: str, current: int, known: int) -> DatabaseUnavailable:
+    return DatabaseUnavailable(f"{shown_database_url(url)}: {newer_schema_words(what, current, known)}")
+
+
+def newer_schema_words(what: str, current: int, known: int) -> str:
+    """A schema newer than this maskwatch's, in the words the start and `run --probe` both say."""
+    return (f"{what} version {current} is newer than this maskwatch ({known}); "
+            "upgrade maskwatch, or restore the backup taken before the upgrade")
+
+
+def driver_reason(err: Exception) -> str:
+    """The first line of what the database driver said (no SQL, no parameters: a password hash
+    was among them)."""
+    lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def database_url(database: str) -> str:
+    """An SQLAlchemy URL: a plain path means an SQLite file."""
+    return database if "://" in database else f"sqlite:///{Path(database).resolve()}"
+
+
+def _new_private_file(path: Path) -> None:
+    """An SQLite database about to be made, made first as an empty file only its owner reads
+    (0600): it holds password hashes and two-step secrets, and under the usual umask `serve`'s
+    ./maskwatch.db was readable by every account on the machine. SQLite gives its -wal and -shm
+    files the database's mode. A file already there keeps its mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as err:  # a folder this user cannot write: said here, where SQLite's words were vaguer
+        raise DatabaseUnavailable(f"{path}: cannot make the database: {err.strerror or err}") from None
+
+
+def database_engine(url: str) -> Engine:
+    """An engine for `url`; DatabaseUnavailable naming it for a URL no driver takes (a typo in
+    the scheme, a driver not installed) or an SQLite file whose folder cannot be made."""
+    shown = shown_database_url(url) if "://" in url else url
+    try:
+        if not url.startswith("sqlite"):
+            return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _new_private_file(Path(url.removeprefix("sqlite:///")))
+        # hide_parameters: an error's text (logs, tracebacks) must not carry a password hash
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+    except (ArgumentError, ImportError) as err:
+        hint = ("; PostgreSQL needs pip install 'maskwatch[postgres]'"
+                if isinstance(err, ImportError) and "psycopg" in str(err) else "")
+        raise DatabaseUnavailable(f"{shown}: not a database URL this install can open: {err}{hint}") from None
+    except OSError as err:
+        raise DatabaseUnavailable(f"{shown}: cannot make the database's folder: {err.strerror or err}") from None
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        # Readers (the API) never block the writers. Turning a new file to WAL needs it alone:
+        # SQLite says "locked" at once, without waiting, while another process's migration
+        # holds it (hold_database), so the switch is tried again for up to 30 s.
+        for attempt in range(600):
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or attempt == 599:
+                    raise
+                time.sleep(0.05)
+        cursor.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut too
+        # The WAL file is cut back to 64 MiB after a checkpoint; a long read had left it at its
+        # largest size for good.
+        cursor.execute("PRAGMA journal_size_limit=67108864")
+        cursor.close()
+
+    return engine

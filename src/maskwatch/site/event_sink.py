@@ -1,0 +1,272 @@
+"""The sink a camera's worker writes to: each person decided there stored as an event, and told to listeners."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import cv2
+import numpy as np
+
+from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
+from maskwatch.render import FaceAnnotator, blur_boxes
+from maskwatch.site.database import driver_reason
+from maskwatch.site.events import EventStore
+from maskwatch.video.sources import Frame
+
+if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 s), which no command
+    # that only reads or writes the store needs (`maskwatch users ...`, `serve`); cameras import it
+    # with their tracker, before their first frame.
+    from maskwatch.video.tracker import Track
+
+log = logging.getLogger(__name__)
+
+UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
+# How far a person's new running vote must lead the label last announced before listeners hear of
+# the change (a share of the vote): a face between two labels sent 37 updates in 40 frames.
+UPDATE_MARGIN = 0.1
+# Seconds a person stays in the in-view counts after their face was last in a frame, while their
+# track lives (the tracker's lost_after): a head turned away for 1.2 s took a count 1 -> 0 -> 1.
+IN_VIEW_HOLD = 2.0
+
+
+def zone_of(face_box, width: int, height: int, zones: dict[str, list]) -> str | None:
+    """The first zone (in config order) holding the centre of `face_box`; None when none does."""
+    x = (face_box[0] + face_box[2]) / 2 / width
+    y = (face_box[1] + face_box[3]) / 2 / height
+    for name, polygon in zones.items():
+        if cv2.pointPolygonTest(np.asarray(polygon, np.float32).reshape(-1, 1, 2), (x, y), False) >= 0:
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class Listeners:
+    """Who hears about a camera's people (alerts, MQTT, a Ray actor's mailbox). Each takes one
+    dict and must not block: it runs on the camera's thread."""
+
+    event: Callable[[dict], None] | None = None  # a person's event, once stored
+    start: Callable[[dict], None] | None = None  # a person coming into view
+    update: Callable[[dict], None] | None = None  # a person in view whose running vote changed label
+    in_view: Callable[[dict], None] | None = None  # {"camera", "counts"}: people in view per label, on change
+
+
+def voted_class(face: Face) -> str | None:
+    """A tracked face's running vote: its label, or, while the face is shown in doubt
+    (`unassessable`, video.tracker), the class its vote's probabilities favour; None without one.
+    A moment's doubt is not news to listeners: neither a change nor a person gone from view."""
+    if face.label in CLASSES:
+        return face.label
+    return CLASSES[int(np.argmax(face.probabilities))] if face.probabilities and any(face.probabilities) else None
+
+
+def leads(face: Face, vote: str, before: str | None) -> bool:
+    """Whether a tracked face's running vote for `vote` leads `before` by UPDATE_MARGIN."""
+    if before not in CLASSES or not face.probabilities:
+        return True
+    shares = dict(zip(CLASSES, face.probabilities))
+    return shares[vote] - shares[before] >= UPDATE_MARGIN
+
+
+class EventSink:
+    """The sink a camera's worker writes to: remembers a blurred view of each tracked face and
+    records an event for each person the tracker decides (Sink protocol plus write_people).
+
+    recorded keeps the newest `keep_recorded` events as stored (the database keeps them all), so
+    a site that runs for months holds a few, not every event since it started; recorded_total
+    counts them all.
+    """
+
+    def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
+                 margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners(),
+                 keep_recorded: int = 100, keep_unstored: int = 1_000) -> None:
+        if keep_recorded < 0:
+            raise ValueError(f"keep_recorded must be 0 or more, got {keep_recorded}")
+        if keep_unstored < 1:
+            raise ValueError(f"keep_unstored must be 1 or more, got {keep_unstored}")
+        self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
+        self.listeners = listeners  # MQTT, alerts, a Ray actor's mailbox; none may block
+        self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
+        self.people: dict[int, Track] = {}  # track id of a person in view -> their track (its evidence)
+        self.in_view: dict[str, int] | None = None
+        self.forget_after = forget_after  # frames: a view of a track gone this long (never a person) is dropped
+        self.last_frame: dict[int, int] = {}  # track id -> index of the frame it was last in
+        self.annotator = FaceAnnotator(blur=True, show_counts=False)
+        self.size: tuple[int, int] | None = None  # width, height of the camera's frames
+        self.views: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (face area, blurred snapshot)
+        self.zone_frames: dict[int, Counter] = {}  # track id -> detected frames per zone: the person's zone
+        self.seen_at: dict[int, float] = {}  # track id of a person in view -> time their face was last shown
+        self.recorded: deque[dict] = deque(maxlen=keep_recorded)
+        self.recorded_total = 0
+        self.unstored: deque[tuple[str | None, Track, np.ndarray | None]] = deque(maxlen=keep_unstored)
+        self.unstored_dropped = 0
+        self.store_problem: str | None = None  # why people wait unstored, until they are all in
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        height, width = frame.image.shape[:2]
+        self.size = (width, height)
+        for face in faces:
+            if face.track_id in self.announced:
+                self.seen_at[face.track_id] = frame.timestamp
+        if not detected:
+            # A carried frame repeats the votes, but may hold a person who just became one: with
+            # motion gating, a person standing still is only carried until the next full check.
+            self._announce_in_view(faces, frame.timestamp)
+            return
+        self._announce_changes(faces, frame.timestamp)
+        for face in faces:
+            if face.track_id is None or face.missed:  # a predicted box is no view of the face
+                continue
+            self.last_frame[face.track_id] = frame.index
+            self.zone_frames.setdefault(face.track_id, Counter())[zone_of(face.box, width, height, self.zones)] += 1
+            if self.store.privacy:
+                continue
+            best = self.views.get(face.track_id)
+            if best is None or face.area > best[0]:
+                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face, faces, frame.hidden))
+        for track_id in [t for t, i in self.last_frame.items() if frame.index - i > self.forget_after]:
+            self.views.pop(track_id, None)
+            self.zone_frames.pop(track_id, None)
+            del self.last_frame[track_id]
+
+    def _snapshot(self, image: np.ndarray, face: Face, shown: list[Face] = (), hidden=()) -> np.ndarray:
+        """The face with a margin around it, the face blurred and boxed in its class colour; any
+        other face of the frame that the margin takes in, shown or `hidden` (boxes), is blurred
+        too (a bystander kept sharp on disk would break the privacy statement)."""
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = face.box
+        mx, my = face.width * self.margin, face.height * self.margin
+        cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+        cx1, cy1 = min(w, int(x1 + mx) + 1), min(h, int(y1 + my) + 1)
+        offset = np.array([cx0, cy0, cx0, cy0], np.float64)
+        others = np.array([*(f.box for f in shown if f is not face), *hidden], np.float64).reshape(-1, 4)
+        crop = blur_boxes(image[cy0:cy1, cx0:cx1], others - offset)
+        moved = Face(box=tuple(float(v) for v in np.array(face.box) - offset), label=face.label,
+                     probabilities=face.probabilities)
+        return self.annotator.annotate(crop, [moved])
+
+    def _announce_changes(self, faces: list[Face], now: float | None = None) -> None:
+        """Tell listeners of people whose running vote changed, and of new counts in view."""
+        for face in faces:
+            if face.track_id not in self.announced:
+                continue
+            before, vote = self.announced[face.track_id], voted_class(face)
+            if vote is not None and vote != before and leads(face, vote, before):
+                self.announced[face.track_id] = vote
+                if self.listeners.update is not None:
+                    zone = zone_of(face.box, *self.size, self.zones)
+                    self.listeners.update({"camera": self.camera, "zone": zone, "track_id": face.track_id,
+                                           "label": vote, "before": before})
+        self._announce_in_view(faces, now)
+
+    def _in_view_label(self, track_id: int, vote: str | None) -> str | None:
+        """The label a person in view is counted under: their vote, or `unassessable` while their
+        track holds too few frames of a large enough face to decide on (a far face was counted
+        under its vote here and recorded `unassessable` at the end)."""
+        track = self.people.get(track_id)
+        if vote is not None and track is not None and track.evidence < track.min_evidence:
+            return UNASSESSABLE
+        return vote
+
+    def _announce_in_view(self, faces: list[Face], now: float | None = None) -> None:
+        """Tell listeners how many people are in view per label (their votes), when that changed:
+        the people shown, and those shown within IN_VIEW_HOLD seconds of `now` whose track lives on
+        (None: nobody is held, the view is empty)."""
+        in_view = dict.fromkeys(PERSON_LABELS, 0)
+        shown = set()
+        for face in faces:  # by the label last announced, so that the counts flap no more than it
+            if face.track_id in self.announced and (vote := self.announced[face.track_id] or voted_class(face)):
+                in_view[self._in_view_label(face.track_id, vote)] += 1
+                shown.add(face.track_id)
+        if now is not None:
+            for track_id, label in self.announced.items():
+                if track_id not in shown and label in CLASSES and now - self.seen_at.get(track_id, -1e18) <= IN_VIEW_HOLD:
+                    in_view[self._in_view_label(track_id, label)] += 1
+        if in_view != self.in_view:
+            self.in_view = in_view
+            if self.listeners.in_view is not None:
+                self.listeners.in_view({"camera": self.camera, "counts": in_view})
+
+    def nobody_in_view(self) -> None:
+        """The camera's tracks all ended (its stream lost, the site stopping): in-view counts go to 0,
+        so that a building system does not go on seeing people at a dead camera."""
+        self._announce_in_view([])
+
+    def start_people(self, people: list[Track]) -> None:
+        for track in people:
+            self.announced[track.track_id] = track.label
+            self.people[track.track_id] = track
+            if self.listeners.start is None:
+                continue
+            zone = zone_of(track.box, *self.size, self.zones) if self.size else None
+            self.listeners.start({"camera": self.camera, "zone": zone, "track_id": track.track_id,
+                                  "label": track.label, "first_seen": track.first_seen})
+
+    def write_people(self, people: list[Track]) -> None:
+        """Record each person. While the database fails (a server restarting, a locked file),
+        the people not stored wait here, oldest first, and go in at the next call; the error is
+        raised for the camera to report. At most `keep_unstored` wait (past that the oldest are
+        dropped and counted in `unstored_dropped`), and only the first UNSTORED_SNAPSHOTS keep
+        their snapshot (a large face's crop is up to about 1 MB). A person the store refuses as bad
+        data (ValueError) is logged and passed over, not retried forever ahead of the rest."""
+        backlog = len(self.unstored)  # people already waiting: the database failed before
+        for track in people:
+            view = self.views.pop(track.track_id, None)
+            self.last_frame.pop(track.track_id, None)
+            self.announced.pop(track.track_id, None)
+            self.people.pop(track.track_id, None)
+            self.seen_at.pop(track.track_id, None)
+            # The zone their face was detected in most often (the first of them on a tie): the
+            # last one was where they left the view, a door zone counting people going out.
+            seen = self.zone_frames.pop(track.track_id, None)
+            zone = seen.most_common(1)[0][0] if seen else zone_of(track.box, *self.size, self.zones) if self.size else None
+            if len(self.unstored) == self.unstored.maxlen:
+                self.unstored_dropped += 1
+            keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS  # capped again if storing fails
+            self.unstored.append((zone, track, view[1] if keep_view else None))
+        while self.unstored:
+            zone, track, snapshot = self.unstored[0]
+            try:
+                stored = self.store.record(self.camera, zone, track, snapshot)
+            except ValueError as err:  # this person's data, not the database: retrying cannot help
+                log.error("camera %s: person %s not stored: %s", self.camera, track.track_id, err)
+                self.unstored.popleft()
+                continue
+            except Exception as err:
+                self.store_problem = (f"{len(self.unstored)} people wait to be stored: {type(err).__name__}: "
+                                      f"{driver_reason(err)}")
+                self._cap_waiting_snapshots()
+                raise
+            self.unstored.popleft()
+            self.recorded.append(stored)
+            self.recorded_total += 1
+            if self.listeners.event is not None:
+                self.listeners.event(stored)
+        self.store_problem = None
+
+    def _cap_waiting_snapshots(self) -> None:
+        """Only the first UNSTORED_SNAPSHOTS people waiting keep their snapshot (up to about 1 MB
+        each, a large face's crop): the cap was checked once per hand-out, so 30 people handed out
+        beside 99 waiting kept all 129."""
+        kept = 0
+        for i, (zone, track, snapshot) in enumerate(self.unstored):
+            if snapshot is not None:
+                kept += 1
+                if kept > UNSTORED_SNAPSHOTS:
+                    self.unstored[i] = (zone, track, None)
+
+    def close(self) -> None:
+        if self.unstored:  # a last try for the people the database refused
+            try:
+                self.write_people([])
+            except Exception as err:  # noqa: BLE001 - closing goes on; what is lost is said
+                log.error("camera %s: %d people could not be stored: %s: %s", self.camera, len(self.unstored),
+                          type(err).__name__, driver_reason(err))  # one line: not SQLAlchemy's SQL after it
+        self.views.clear()
+        self.last_frame.clear()
+        self.announced.clear()
+        self.people.clear()
+        self.zone_frames.clear()
+        self.seen_at.clear()
