@@ -1,7 +1,9 @@
 """Security headers on every response, errors included (a plain ASGI middleware, outermost).
 
-The pages keep their scripts inline; the Content-Security-Policy allows exactly those scripts by
-their SHA-256, computed from the files at start, so an injected script never runs. /docs loads
+The dashboard's scripts are files of its own (/static/); the login page, served before a login and
+so without them, keeps its script inline. The Content-Security-Policy allows those files and
+exactly the pages' inline scripts by their SHA-256, computed from the files at start, so an
+injected script never runs. /docs loads
 Swagger UI from its CDN and gets a policy that allows that, and nothing else.
 """
 
