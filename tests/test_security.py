@@ -373,21 +373,27 @@ def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  #
         strict.wait_for_selector("#two-step-open:not([hidden])", timeout=20_000)  # two-step.js
         strict.click('.camera[data-camera="till"] .draw-zones')  # zones.js
         strict.wait_for_selector("#zone-editor[open]", timeout=20_000)
-        styled = strict.evaluate("""() => getComputedStyle(document.getElementById("stale-region")).position""")
-        assert styled == "sticky"  # dashboard.css applied
+        styled = strict.evaluate("""() => [getComputedStyle(document.getElementById("stale-region")).position,
+                                           getComputedStyle(document.getElementById("trend-patterns")).position,
+                                           getComputedStyle(document.getElementById("two-step-dialog")).boxSizing]""")
+        assert styled == ["sticky", "absolute", "border-box"]  # dashboard.css and two-step.css applied
     finally:
         context.close()
     assert refused == [] and errors == []
 
 
-def test_the_dashboards_files_are_no_staler_than_the_page(secured):
-    """The page's script and styles are files of their own; each is served as the page is, no-store
+def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inline(secured):
+    """The page has no inline script, style or style attribute, so its CSP allows none ('unsafe-inline'
+    let an injected <style> or style="" through); each file it names is served as the page is, no-store
     (after an upgrade the browser never runs the new page with a script it kept), the package's own."""
     from maskwatch.serving.app import STATIC, STATIC_ASSETS
 
     answer = secured.get("/")
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
-    assert re.search(r"<script>|<style", answer.text) is None
+    policy = answer.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert re.search(r"<script>|<style|\sstyle=", answer.text) is None
     named = re.findall(r'<script src="/static/([^"]+)"></script>|<link rel="stylesheet" href="/static/([^"]+)">',
                        answer.text)
     named = [script or style for script, style in named]

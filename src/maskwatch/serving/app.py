@@ -48,7 +48,7 @@ SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/pass
 # runs an upgraded page with a part it kept from before.
 STATIC_ASSETS = {name: {"js": "text/javascript", "css": "text/css"}[name.rpartition(".")[2]] for name in (
     "dashboard.css", "dashboard.js", "account.js", "photo.js", "people.js", "chart.js", "cameras.js", "zones.js",
-    "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js")}
+    "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js", "two-step.css")}
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
 # together (the threadpool's size) would have asked for 20 GB.

@@ -6,15 +6,6 @@
 (() => {
   const MARKUP = `
 <dialog id="two-step-dialog" aria-labelledby="two-step-title">
-<style>
-  #two-step-dialog { width: min(28em, calc(100vw - 2em)); box-sizing: border-box; }
-  #two-step-dialog label { display: block; margin: 0.5em 0; }
-  #two-step-dialog input:not([hidden]) { display: block; width: 100%; box-sizing: border-box; min-height: 2.2em; }
-  #two-step-dialog div[hidden] { display: none; }
-  #two-step-secret { overflow-wrap: anywhere; font-size: 1.1em; }
-  #two-step-error, #two-step-few { color: #c62828; } #two-step-error:empty, #two-step-status:empty { margin: 0; }
-  #two-step-codes { display: block; width: 100%; box-sizing: border-box; font-family: monospace; font-size: 1.1em; }
-</style>
 <form id="two-step-form" novalidate>
   <h2 id="two-step-title" tabindex="-1">Two-step login</h2>
   <p id="two-step-state"></p>
