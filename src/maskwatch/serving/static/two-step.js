@@ -1,6 +1,6 @@
 // "Two-step login" beside "Change password": a logged-in user turns authenticator-app codes on or
 // off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step), and makes a new
-// set of recovery codes (POST /two-step/recovery-codes). Loaded after the dashboard's own script,
+// set of recovery codes (POST /two-step/recovery-codes). Loaded after the dashboard's own scripts,
 // whose accountDialog(), answered(), codesLeft(), copyField() and passwordChanging it uses. Every value is set as
 // text; the secret and the recovery codes are shown while the dialog is open and dropped when it closes.
 (() => {
