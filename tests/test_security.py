@@ -5,6 +5,7 @@ another port, the CLI, PostgreSQL, and HTTPS with a certificate made here."""
 from __future__ import annotations
 
 import http.server
+import re
 import sqlite3
 import subprocess
 import sys
@@ -352,22 +353,56 @@ def test_the_login_page_goes_on_to_pages_of_this_site_only(secured, page):  # no
 
 
 def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  # noqa: F811
-    """A fresh context that obeys the CSP: the page works and the browser refuses nothing."""
+    """A fresh context that obeys the CSP: the page works, its styles apply, and the browser refuses
+    nothing and meets no script error (a file's top level using what a later file declares)."""
     context = page.context.browser.new_context()
     strict = context.new_page()
-    refused = []
+    refused, errors = [], []
     strict.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
               else None)
+    strict.on("pageerror", lambda error: errors.append(str(error)))
     try:
         log_in(strict, secured.base)
-        strict.wait_for_selector('.camera[data-camera="till"]', timeout=30_000)
-        strict.wait_for_selector("#account:not([hidden])", timeout=20_000)
+        strict.wait_for_selector('.camera[data-camera="till"]', timeout=30_000)  # cameras.js
+        strict.wait_for_selector("#account:not([hidden])", timeout=20_000)  # account.js
         strict.wait_for_selector("#events:not([hidden])", timeout=20_000)
+        strict.wait_for_selector("#event-list tr", timeout=20_000)  # people.js
+        strict.wait_for_selector("#trend-chart[data-buckets]", timeout=20_000)  # chart.js
         strict.wait_for_selector("#users-open:not([hidden])", timeout=20_000)  # users.js, a file of its own
         strict.wait_for_selector("#access-log-open:not([hidden])", timeout=20_000)  # access-log.js, too
+        strict.wait_for_selector("#two-step-open:not([hidden])", timeout=20_000)  # two-step.js
+        strict.click('.camera[data-camera="till"] .draw-zones')  # zones.js
+        strict.wait_for_selector("#zone-editor[open]", timeout=20_000)
+        styled = strict.evaluate("""() => [getComputedStyle(document.getElementById("stale-region")).position,
+                                           getComputedStyle(document.getElementById("trend-patterns")).position,
+                                           getComputedStyle(document.getElementById("two-step-dialog")).boxSizing]""")
+        assert styled == ["sticky", "absolute", "border-box"]  # dashboard.css and two-step.css applied
     finally:
         context.close()
-    assert refused == []
+    assert refused == [] and errors == []
+
+
+def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inline(secured):
+    """The page has no inline script, style or style attribute, so its CSP allows none ('unsafe-inline'
+    let an injected <style> or style="" through); each file it names is served as the page is, no-store
+    (after an upgrade the browser never runs the new page with a script it kept), the package's own."""
+    from maskwatch.serving.app import STATIC, STATIC_ASSETS
+
+    answer = secured.get("/")
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    policy = answer.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert re.search(r"<script>|<style|\sstyle=", answer.text) is None
+    named = re.findall(r'<script src="/static/([^"]+)"></script>|<link rel="stylesheet" href="/static/([^"]+)">',
+                       answer.text)
+    named = [script or style for script, style in named]
+    assert sorted(named) == sorted(STATIC_ASSETS)  # every part the page names is served, and only those
+    for name in named:
+        part = secured.get("/static/" + name)
+        assert part.status_code == 200 and part.headers["cache-control"] == "no-store", name
+        assert part.content == (STATIC / name).read_bytes(), name
+        assert part.headers["content-type"].split(";")[0] == STATIC_ASSETS[name], name
 
 
 def test_a_viewer_in_the_browser_gets_403_outside_their_cameras(secured, page):  # noqa: F811

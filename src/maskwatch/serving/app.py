@@ -43,8 +43,12 @@ STATIC = Path(__file__).parent / "static"
 # but a token's revocation carry the admin's own password (admin_routes.py).
 SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password", "/v1/users/{user_name}",
                  "/v1/users/{user_name}/two-step", "/v1/tokens", "/two-step", "/two-step/recovery-codes")
-STATIC_ASSETS = {"users.js": "text/javascript", "users.css": "text/css",  # GET /static/NAME, these only
-                 "access-log.js": "text/javascript", "access-log.css": "text/css", "two-step.js": "text/javascript"}
+# GET /static/NAME, these only: the dashboard's parts (dashboard.html loads them). Served as the page
+# is, without a Cache-Control of their own, so SecurityHeaders makes them no-store: a browser never
+# runs an upgraded page with a part it kept from before.
+STATIC_ASSETS = {name: {"js": "text/javascript", "css": "text/css"}[name.rpartition(".")[2]] for name in (
+    "dashboard.css", "dashboard.js", "account.js", "photo.js", "people.js", "chart.js", "cameras.js", "zones.js",
+    "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js", "two-step.css")}
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
 # together (the threadpool's size) would have asked for 20 GB.
@@ -268,8 +272,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     @app.get("/static/{asset}", include_in_schema=False)
     def static_asset(asset: str) -> Response:
-        """The dashboard's parts kept in files of their own (the admins' Users and Access log
-        dialogs); nothing else."""
+        """The dashboard's styles and scripts, in files of their own (the page's CSP allows no inline
+        ones); nothing else."""
         if asset not in STATIC_ASSETS:
             return JSONResponse({"error": f"no static file {asset!r}"}, status_code=404)
         return Response((STATIC / asset).read_bytes(), media_type=STATIC_ASSETS[asset])

@@ -1,6 +1,6 @@
 // The admins' "Access log" dialog: who logged in or failed to, who changed users or tokens, who
 // fetched frames, snapshots, reports and exports, from which address, read from /v1/access-log.
-// Loaded after the dashboard's own script, whose accountDialog(), answered() and clockTime() it
+// Loaded after the dashboard's own scripts, whose accountDialog(), answered() and clockTime() it
 // uses: only an admin gets the button (the server refuses anyone else).
 // The actions offered are those GET /v1/privacy says the log records: no second list here. Every
 // value is set as text (a failed login's target is whatever was typed as a user name).

@@ -1,20 +1,11 @@
 // "Two-step login" beside "Change password": a logged-in user turns authenticator-app codes on or
 // off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step), and makes a new
-// set of recovery codes (POST /two-step/recovery-codes). Loaded after the dashboard's own script,
+// set of recovery codes (POST /two-step/recovery-codes). Loaded after the dashboard's own scripts,
 // whose accountDialog(), answered(), codesLeft(), copyField() and passwordChanging it uses. Every value is set as
 // text; the secret and the recovery codes are shown while the dialog is open and dropped when it closes.
 (() => {
   const MARKUP = `
 <dialog id="two-step-dialog" aria-labelledby="two-step-title">
-<style>
-  #two-step-dialog { width: min(28em, calc(100vw - 2em)); box-sizing: border-box; }
-  #two-step-dialog label { display: block; margin: 0.5em 0; }
-  #two-step-dialog input:not([hidden]) { display: block; width: 100%; box-sizing: border-box; min-height: 2.2em; }
-  #two-step-dialog div[hidden] { display: none; }
-  #two-step-secret { overflow-wrap: anywhere; font-size: 1.1em; }
-  #two-step-error, #two-step-few { color: #c62828; } #two-step-error:empty, #two-step-status:empty { margin: 0; }
-  #two-step-codes { display: block; width: 100%; box-sizing: border-box; font-family: monospace; font-size: 1.1em; }
-</style>
 <form id="two-step-form" novalidate>
   <h2 id="two-step-title" tabindex="-1">Two-step login</h2>
   <p id="two-step-state"></p>

@@ -1,6 +1,6 @@
 // The admins' "Users" dialog: users (add, change a role or cameras, reset a password, turn off two-step login for
 // a lost phone, remove) and API tokens (create, revoke),
-// through /v1/users and /v1/tokens. Loaded after the dashboard's own script, whose accountDialog(), clockTime(),
+// through /v1/users and /v1/tokens. Loaded after the dashboard's own scripts, whose accountDialog(), clockTime(),
 // answered(), checked(), codesLeft() and copyField() it uses: only an admin gets the button (the server refuses
 // anyone else).
 // Each change but a token's revocation sends the admin's own password, typed once in "Your
@@ -335,7 +335,7 @@
     });
   });
   $("users-me").addEventListener("submit", (event) => event.preventDefault());  // Enter there changes nothing
-  $("tokens-copy").addEventListener("click", () => copyField($("tokens-secret-value"), $("tokens-copied")));  // dashboard.html's
+  $("tokens-copy").addEventListener("click", () => copyField($("tokens-secret-value"), $("tokens-copied")));  // account.js's
 
   open.addEventListener("click", async () => {
     say("");

@@ -1,0 +1,177 @@
+// Who is logged in (/v1/me) and the site's clock every time on the page is in; Log out, Change
+// password, and the frame of the account's dialogs (users.js, access-log.js, two-step.js).
+
+// One clock for every time the page shows (the people seen, a card's last picture, when the chart
+// was read, when to try a password again, the admins' dialogs): the site's, /v1/me's `timezone`,
+// as the chart's hours and events.csv's *_local columns; the browser's own where the server has
+// none (`serve` without a site). The list showed the browser's: "14:05" beside a chart in Berlin's
+// hours, to a manager abroad. Times read as events.csv's do, YYYY-MM-DD HH:MM:SS (cut, not rounded).
+const clockOptions = {year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+                      second: "2-digit", hourCycle: "h23"};
+let clockFormat = new Intl.DateTimeFormat("en-GB", clockOptions);
+let clockSet;
+const clockRead = new Promise((resolve) => { clockSet = resolve; });  // the site's times wait for it
+function setClock(zone) {
+  let site = Boolean(zone);
+  try {
+    clockFormat = new Intl.DateTimeFormat("en-GB", {...clockOptions, timeZone: zone || undefined});
+  } catch (err) {  // a name this browser does not know (RangeError): its own clock, said as such
+    site = false;
+  }
+  const named = clockFormat.resolvedOptions().timeZone;
+  document.getElementById("clock").textContent = site ? `Times: ${named} (the site's clock)` :
+    `Times: ${named} (your browser's clock)`;
+  clockSet();
+}
+function clockParts(at) {
+  return Object.fromEntries(clockFormat.formatToParts(new Date(at)).map((part) => [part.type, part.value]));
+}
+// `at`: a Date, milliseconds or an ISO time, as "2026-09-24 08:00:01".
+function clockTime(at) {
+  const p = clockParts(at);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+}
+function clockMinute(at) {  // "08:00": a time of about now (the chart read, a password tried again)
+  const p = clockParts(at);
+  return `${p.hour}:${p.minute}`;
+}
+
+// Asked until answered (once, a failure at load left the page without its Log out button for good).
+function showAccount() {
+  keepPolling(async () => {
+    const me = await checked("/v1/me");
+    setClock(me.timezone);
+    if (me.via === "session") {  // an open server (no users yet) has nobody to log out
+      document.getElementById("account-name").textContent = me.user + " (" + me.role + ")";
+      document.getElementById("password-user").value = me.user;
+      document.getElementById("account").hidden = false;
+    }
+    document.dispatchEvent(new CustomEvent("maskwatch-account", {detail: me}));  // users.js's Users button
+    return false;
+  }, 5000);
+}
+
+document.getElementById("logout").addEventListener("click", async () => {
+  // A logout the server never got, or refused, left the page as it was, read as logged out (on a
+  // shared till, walked away from with the session alive): say so.
+  const failed = document.getElementById("logout-error");
+  failed.textContent = "";
+  try {
+    const response = await api("/logout", {method: "POST"});
+    if (response.ok) { forgetDrafts(); return location.assign("/login"); }
+    failed.textContent = `Not logged out: the server answered ${response.status}; try again.`;
+  } catch (err) {
+    if (err.message !== "logged out") failed.textContent = "Not logged out: the server did not answer; try again.";
+  }
+});
+
+// Change password: a dialog (Escape or Cancel closes it, its fields emptied); what went wrong is
+// said in one line in it (read out: role="alert"), and the change that went through under the
+// account line once it has closed.
+const passwordDialog = document.getElementById("password-dialog");
+const passwordForm = document.getElementById("password-form");
+const passwordOpen = document.getElementById("password-open");
+const passwordError = document.getElementById("password-error");
+const passwordMessage = document.getElementById("password-message");
+const passwordFields = ["password-current", "password-new", "password-again"].map((id) => document.getElementById(id));
+passwordOpen.addEventListener("click", () => {
+  passwordError.textContent = passwordMessage.textContent = "";
+  passwordDialog.showModal();
+  passwordFields[0].focus();
+});
+document.getElementById("password-cancel").addEventListener("click", () => passwordDialog.close());
+passwordDialog.addEventListener("close", () => {  // Cancel, Escape or done: no password left in the page
+  passwordFields.forEach((field) => { field.value = ""; field.removeAttribute("aria-invalid"); });
+  passwordOpen.focus();
+});
+// A refusal said, and the field it is about focused, its text selected and marked invalid (a screen
+// reader says so with the error, its description): the focus stayed on the button, the field unsaid.
+function passwordRefused(reason, field) {
+  passwordError.textContent = `Not changed: ${reason}`;
+  if (!field) return;
+  field.setAttribute("aria-invalid", "true");
+  field.focus();
+  field.select();
+}
+// When to try again (Retry-After), said once: a wait of a minute or more as the time on the page's
+// clock, rounded up to the minute, in place of the server's "try again in 898 s" (both were shown,
+// side by side); a shorter one ("in a second") as the server says it.
+function tryAgainAt(reason, wait) {
+  if (!(wait >= 60)) return reason;
+  const at = new Date(Math.ceil((Date.now() + wait * 1000) / 60000) * 60000);
+  return reason.replace(/;? *try again in [^;]*$/, "") +
+    `; try again at ${clockMinute(at)}`;
+}
+// While the change is in flight the dialog says so and its button is marked busy: a slow server
+// showed nothing, and a second press was ignored without a word.
+const passwordBusy = document.getElementById("password-busy");
+const passwordSubmit = passwordForm.querySelector("button[type=submit]");
+passwordForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (passwordChanging) return void (passwordBusy.textContent = "Still changing your password: a moment.");
+  const [current, fresh, again] = passwordFields.map((field) => field.value);
+  passwordError.textContent = "";
+  passwordFields.forEach((field) => field.removeAttribute("aria-invalid"));
+  const empty = passwordFields.find((field) => !field.value);
+  if (empty) return passwordRefused("fill in all three fields.", empty);
+  if (fresh !== again) return passwordRefused("the two new passwords differ.", passwordFields[2]);
+  passwordBusy.textContent = "Changing your password…";
+  passwordSubmit.setAttribute("aria-disabled", "true");
+  try {
+    const answer = api("/password", {method: "POST", headers: {"Content-Type": "application/json"},
+                                     body: JSON.stringify({current, new: fresh})});
+    passwordChanging = answer.then((response) => response.ok, () => false);
+    const response = await answer;
+    if (response.ok) {
+      passwordDialog.close();
+      passwordMessage.textContent = "Password changed; your other sessions were logged out.";
+      return;
+    }
+    let reason = `the server answered ${response.status}`;
+    try { reason = (await response.json()).error || reason; } catch (err) { /* not JSON: the status says it */ }
+    reason = tryAgainAt(reason, Number(response.headers.get("Retry-After")));  // 429: guessed too often; 503: busy
+    // 403: the current password is wrong; 400: the new one is refused (too short, the name, unchanged)
+    passwordRefused(`${reason}.`, {403: passwordFields[0], 400: passwordFields[1]}[response.status]);
+  } catch (err) {
+    if (err.message !== "logged out") passwordRefused("the server did not answer; try again.");
+  } finally {
+    passwordChanging = null;
+    passwordBusy.textContent = "";
+    passwordSubmit.removeAttribute("aria-disabled");
+  }
+});
+
+// A dialog about the account (users.js: "users", access-log.js: "access-log", two-step.js:
+// "two-step"): its markup added to the page and its button (NAME-open), put by `place` (beside "Log
+// out" by default) and shown while the page's /v1/me says `shown` of the one logged in (by default
+// an admin: a viewer, an open server or a token has none; the server refuses them anyway). `say`
+// puts one line in NAME-error (an error) or NAME-status, the other emptied.
+const adminLoggedIn = (me) => me.via === "session" && me.role === "admin";
+function accountDialog(name, label, markup, {shown = adminLoggedIn, place = (open) => byId("logout").before(open, " ")} = {}) {
+  document.body.insertAdjacentHTML("beforeend", markup);
+  const open = Object.assign(document.createElement("button"),
+                             {type: "button", id: `${name}-open`, textContent: label, hidden: true});
+  open.setAttribute("aria-haspopup", "dialog");
+  place(open);
+  document.addEventListener("maskwatch-account", (event) => { open.hidden = !shown(event.detail); });
+  const say = (text, error = false) => {
+    byId(`${name}-error`).textContent = error ? text : "";
+    byId(`${name}-status`).textContent = error ? "" : text;
+  };
+  return {dialog: byId(`${name}-dialog`), open, say};
+}
+
+// How many recovery codes are left, in words: two-step.js's dialog and button, users.js's Two-step
+// login column (`users list` says it so too: store.codes_left_words).
+const codesLeft = (n) => `${n ? n : "No"} recovery code${n === 1 ? "" : "s"} left`;
+
+// A text field's value to the clipboard, said in `said`; also users.js's token.
+async function copyField(field, said) {
+  try {
+    await navigator.clipboard.writeText(field.value);  // only on https or this machine
+    said.textContent = "Copied.";
+  } catch {
+    field.select();  // plain http on a LAN: the old way, or the reader copies the selection
+    said.textContent = document.execCommand("copy") ? "Copied." : "Selected: copy it with the keyboard (Ctrl+C).";
+  }
+}

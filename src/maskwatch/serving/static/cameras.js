@@ -1,0 +1,120 @@
+// The cameras' cards (state, today's counts, newest picture), polled every second; the cameras no
+// longer running offered in the chart's and the list's choices.
+
+function cameraCard(camera) {
+  let card = document.querySelector(`.camera[data-camera="${CSS.escape(camera.id)}"]`);
+  if (!card) {
+    card = document.createElement("figure");
+    card.className = "camera";
+    card.dataset.camera = camera.id;
+    card.innerHTML = `<img alt="${escapeHtml(camera.name)}" width="320" hidden><div class="nofeed">no frame yet</div>
+      <figcaption><span class="name">${escapeHtml(camera.name)}</span><span class="state"></span></figcaption>
+      <p class="counts"></p><small class="detail"></small>
+      <p><button type="button" class="draw-zones">Draw zones<span class="sr-only"> of ${escapeHtml(camera.name)}</span></button></p>`;
+    card.querySelector(".draw-zones").addEventListener("click", () => openZoneEditor(camera.id, camera.name));
+    document.getElementById("camera-grid").appendChild(card);
+  }
+  return card;
+}
+
+const cameraNames = {};
+
+// Cameras no longer running whose people are still stored (removed from the config, or switched
+// off): offered in both selects under their own heading, so last month's figures of a camera
+// moved or retired can still be read. Asked once: only a restart with another config changes them.
+async function addRetiredCameras() {
+  const response = await api("/v1/cameras/retired");
+  if (response.status === 404) return false;  // not a site, as for /v1/cameras
+  if (!response.ok) throw new Error(`/v1/cameras/retired: ${response.status}`);
+  const {cameras} = await response.json();
+  const selects = cameras.length ? [document.getElementById("filter-camera"), document.getElementById("trend-camera")] : [];
+  for (const select of selects) {  // none retired: no empty heading
+    const group = document.createElement("optgroup");
+    group.label = "not running (history kept)";
+    for (const camera of cameras) {
+      const option = new Option(`${camera.id} (${camera.disabled ? "switched off" : "retired"})`, camera.id);
+      option.dataset.retired = "true";
+      group.append(option);
+    }
+    select.append(group);
+  }
+  if (takeWantedChart(true)) showFailure(loadTrend)();  // the address named a retired camera
+  if (takeWantedPeople(true)) showFailure(loadEvents)();
+  return false;
+}
+
+async function pollCameras() {
+  await clockRead;  // the cards' and the lists' times in the site's clock from the first
+  const response = await api("/v1/cameras");
+  if (response.status === 404) return false;  // not a site: `maskwatch serve` without --config
+  if (!response.ok) throw new Error(`/v1/cameras: ${response.status}`);
+  const cameras = await response.json();
+  for (const camera of cameras) {
+    cameraNames[camera.id] = camera.name;
+    cameraZones[camera.id] = camera.zones;
+  }
+  if (document.getElementById("cameras").hidden) {
+    document.getElementById("cameras").hidden = false;
+    document.getElementById("events").hidden = false;
+    document.getElementById("trend").hidden = false;
+    const select = document.getElementById("filter-camera");
+    const trendSelect = document.getElementById("trend-camera");
+    for (const camera of cameras) {
+      select.add(new Option(camera.name, camera.id));
+      trendSelect.add(new Option(camera.name, camera.id));
+    }
+    fillZoneChoices();
+    takeWantedChart(false);
+    takeWantedPeople(false);  // before the list's first read
+    keepPolling(addRetiredCameras, 5000);
+    keepPolling(loadEvents, 5000);
+    keepPolling(loadTrend, 60000);
+    if (!cameras.length) {  // a viewer whose cameras are all gone from the config saw an empty heading
+      document.getElementById("camera-grid").textContent = "No camera to show to this account.";
+    }
+  }
+  for (const camera of cameras) {
+    const card = cameraCard(camera);
+    card.dataset.connected = camera.connected;
+    // The analysed rate is the one set in the config; the stream's own is what the camera sends.
+    card.querySelector(".state").textContent = camera.connected
+      ? `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)` : "offline";
+    card.querySelector(".detail").textContent = camera.connected ? "" : (camera.last_error || "connecting") +
+      (camera.last_frame_at ? `; the picture is from ${clockTime(camera.last_frame_at)}` : "");
+    const today = camera.today;
+    card.querySelector(".counts").innerHTML = today === null ? "today's counts: the database cannot be read" :
+      `<span class="today">today:</span><span class="with_mask" data-class="with_mask">mask: <b>${today.with_mask}</b></span>` +
+      `<span class="without_mask" data-class="without_mask">no mask: <b>${today.without_mask}</b></span>` +
+      `<span class="mask_weared_incorrect" data-class="mask_weared_incorrect">incorrect: <b>${today.mask_weared_incorrect}</b></span>` +
+      `<span class="unassessable" data-class="unassessable">unassessable: <b>${today.unassessable ?? 0}</b></span>`;
+    if (camera.analysed > 0 && camera.connected) readCardPicture(card, camera.id);  // an offline camera's last picture stays, dimmed
+  }
+}
+
+// A card's newest picture, read as the zone editor's (readPicture: an answer in 15 s, or a failure),
+// one request a card at a time, not awaited by the poll. An <img> given the URL waited as long as
+// the server held it: a camera whose frame hung showed nothing for good, and each poll (a second)
+// sent another. Failed: "no picture" and why, the picture before gone; the next poll tries again.
+const readingCards = new WeakSet();
+async function readCardPicture(card, cameraId) {
+  if (readingCards.has(card)) return;
+  readingCards.add(card);
+  const img = card.querySelector("img"), nofeed = card.querySelector(".nofeed");
+  let url = null, problem = "no frame yet";
+  try {
+    url = await readPicture(`/v1/cameras/${encodeURIComponent(cameraId)}/frame.jpg?t=${Date.now()}`);
+  } catch (err) {
+    if (err.message === "logged out") return;  // on its way to the login page
+    problem = `no picture: ${readFailure(err)}`;
+  } finally {
+    readingCards.delete(card);
+  }
+  if (url !== null) {
+    const before = img.src;
+    img.src = url;  // the picture before stays shown until this one is decoded
+    if (before.startsWith("blob:")) URL.revokeObjectURL(before);
+  }
+  img.hidden = url === null;
+  nofeed.hidden = url !== null;
+  nofeed.textContent = problem;
+}

@@ -1,0 +1,157 @@
+// The dashboard's own script, the first of its files (dashboard.html loads them in this order:
+// dashboard.js, account.js, photo.js, people.js, chart.js, cameras.js, zones.js, then the dialogs'
+// users.js, access-log.js and two-step.js). Classic scripts: one global scope, so a name is declared
+// in one file only, and a file's top level uses only what the files before it declare.
+// Here: every call to the server, the polling loops, and the helpers the other files share.
+
+// Every call to the API: our CSRF header (state-changing requests need it), and a lapsed or
+// ended session sends the browser to the login page.
+// A read that gets no answer in 15 s fails (a dropped Wi-Fi or a hung server held a fetch for
+// minutes, with the old figures shown and nothing said); an upload may take its time.
+const READ_TIMEOUT = 15000;
+// While the user's own password change is in flight: whether it went through (a promise). A
+// request sent meanwhile carries the session the change ends, and the server may answer it 401
+// before the new session's cookie is back (a poll, on a phone's slow link); it is asked again.
+let passwordChanging = null;
+let leaving = false;  // on the way to the login page
+async function api(url, options = {}) {
+  const changing = passwordChanging;
+  const signal = options.method ? undefined : AbortSignal.timeout(READ_TIMEOUT);
+  const response = await fetch(url, {signal, ...options, headers: {...(options.headers || {}), "X-Maskwatch-CSRF": "1"}});
+  if (response.status === 401) {
+    if (changing && await changing) return api(url, options);  // with the new session's cookie
+    // "#ended": the login page says why it came (a fragment: the server's query is its own). Once:
+    // the polls refused together each started it again, aborting the one before (ERR_ABORTED).
+    // The address's query comes back with it: it holds the chart's choices.
+    if (!leaving) location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search) + "#ended");
+    leaving = true;
+    throw new Error("logged out");
+  }
+  return response;
+}
+
+const LABELS = {with_mask: "mask", without_mask: "no mask", mask_weared_incorrect: "worn incorrectly",
+                unassessable: "unassessable"};
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+}
+
+// Each loader's newest request: an answer to an older one (a poll sent before a filter changed,
+// answered after it on a slow network) is dropped, not shown under the new filter's name.
+const asked = {events: 0, trend: 0};
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgElement(name, attributes, text) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+// Runs step() every `every` ms for as long as the page is open. A failed call (the server
+// restarting, the network away) is retried at twice the interval each time, up to a minute, with
+// a notice that the figures are stale; step() returning false ends the loop. While the page is
+// hidden (another tab, a minimised window, a locked phone) nothing is asked: a forgotten tab of a
+// 16-camera site fetched 17 pictures and lists a second, all day; shown again, it asks at once.
+const failing = new Set();
+const retries = new Map();  // step -> run it now if it is waiting out its back-off
+const paused = new Set();   // the loops waiting for the page to be shown again
+function keepPolling(step, every) {
+  let delay = every, timer = null;
+  async function run() {
+    timer = null;
+    if (document.hidden) { paused.add(run); return; }
+    let again = true;
+    try {
+      again = await step() !== false;  // a loop that ends after a failure takes its notice with it
+      delay = every;
+      failing.delete(step);
+    } catch (err) {
+      if (err.message === "logged out") return;
+      delay = Math.min(60000, delay * 2);
+      failing.add(step);
+    }
+    document.getElementById("stale").hidden = failing.size === 0;
+    document.getElementById("camera-grid").classList.toggle("stale", failing.size > 0);  // their state is old
+    if (again) timer = setTimeout(run, delay);
+  }
+  retries.set(step, () => { if (timer !== null) { clearTimeout(timer); run(); } });
+  run();
+}
+// Back on the network, or asked to: the failing loops try again now, not at the end of a back-off
+// of up to a minute (the notice and the old figures stayed that long after the server was back).
+function retryNow() { for (const step of failing) retries.get(step)(); }
+window.addEventListener("online", retryNow);
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) return;
+  const waiting = [...paused];
+  paused.clear();
+  for (const run of waiting) run();
+});
+document.getElementById("retry").addEventListener("click", retryNow);
+
+async function checked(url) {
+  const response = await api(url);
+  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  return response.json();
+}
+
+function showFailure(step) {  // a filter changed while the server is away: the same notice as polling
+  return () => step().catch(() => { document.getElementById("stale").hidden = false; });
+}
+
+// The page's address keeps the chart's and the list's choices (chart.js, people.js).
+function choicesInAddress(names) {  // {choice: parameter} -> {choice: the address's value, or null}
+  const query = new URLSearchParams(location.search);
+  return Object.fromEntries(Object.entries(names).map(([choice, name]) => [choice, query.get(name)]));
+}
+function keepInAddress(values) {  // {parameter: value}, the default ("") left out; the other parameters kept
+  const query = new URLSearchParams(location.search);
+  for (const [name, value] of Object.entries(values)) {
+    if (value) query.set(name, value);
+    else query.delete(name);
+  }
+  const search = query.toString();
+  history.replaceState(history.state, "", location.pathname + (search ? "?" + search : "") + location.hash);
+}
+const offers = (select, value) => [...select.options].some((o) => o.value === value);
+
+const byId = (id) => document.getElementById(id);
+
+// What an admin's dialog (users.js, access-log.js) asks: the answer's JSON, or an Error in the
+// server's own words.
+async function answered(url, options) {
+  const response = await api(url, options);
+  let answer = {};
+  try { answer = await response.json(); } catch (err) { /* not JSON: the status says it */ }
+  if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+  return answer;
+}
+
+// A read that failed, in words: no answer in 15 s (a hung server, a dropped link), none at all, or
+// the server's refusal.
+function readFailure(err) {
+  if (err.name === "TimeoutError") return `the server did not answer in ${READ_TIMEOUT / 1000} s`;
+  if (err.name === "TypeError") return "the server did not answer";  // fetch's own failure: no connection
+  return err.message;
+}
+
+// The camera's newest picture as an object URL, read as the page's other reads are (api(): an answer
+// in 15 s, or a failure); null where the camera has no frame yet (404). An <img> given the URL
+// waited as long as the server held it: the editor said "Reading…" for good.
+async function readPicture(url) {
+  const response = await api(url);
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`the server answered ${response.status}`);
+  return URL.createObjectURL(await response.blob());
+}
+
+// Started once every file of the page has run (DOMContentLoaded comes after the last <script>):
+// users.js and two-step.js learn who is logged in from showAccount's event, which, asked before they
+// were read, could come first and leave their buttons hidden for good.
+document.addEventListener("DOMContentLoaded", () => {
+  showAccount();
+  keepPolling(pollCameras, 1000);
+});

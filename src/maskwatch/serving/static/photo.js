@@ -1,0 +1,46 @@
+// "Check a photo": one photo posted to /v1/detect, its counts and annotated picture shown.
+
+function showCounts(element, counts) {
+  element.innerHTML = Object.entries(counts)
+    .map(([c, n]) => `<span class="${c}" data-class="${c}">${LABELS[c]}: <b>${n}</b></span>`).join("");
+}
+
+// One photo at a time. The button is marked busy, not disabled: disabling the focused button sent
+// the keyboard's focus to the top of the page.
+let checking = false;
+document.getElementById("upload").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (checking) return;
+  const file = document.getElementById("photo").files[0];
+  const error = document.getElementById("error");
+  const counts = document.getElementById("photo-counts"), img = document.getElementById("result");
+  const button = event.target.querySelector("button");
+  // The last photo's result goes at once: a failed upload left it under the error, read as this one's.
+  error.textContent = "";
+  counts.textContent = "";
+  img.hidden = true;
+  if (!file) { error.textContent = "Choose a photo first."; return; }
+  const body = new FormData();
+  body.append("image", file);
+  checking = true;
+  button.setAttribute("aria-disabled", "true");
+  counts.textContent = "checking the photo…";
+  try {
+    const response = await api("/v1/detect?annotate=1", {method: "POST", body});
+    counts.textContent = "";
+    if (!response.ok) {
+      const detail = await response.json().catch(() => ({error: response.statusText}));
+      error.textContent = detail.error || JSON.stringify(detail);
+      return;
+    }
+    showCounts(counts, JSON.parse(response.headers.get("X-Maskwatch-Counts")));
+    img.src = URL.createObjectURL(await response.blob());
+    img.hidden = false;
+  } catch (err) {
+    counts.textContent = "";
+    error.textContent = `the server did not answer (${err.message})`;
+  } finally {
+    checking = false;
+    button.removeAttribute("aria-disabled");
+  }
+});
