@@ -1,0 +1,29 @@
+"""The benchmark scripts still run as BENCHMARKS.md and docs/bench-*.md tell a reader to run them,
+each in its smallest form: no test ran most of them, and they broke when the code moved under them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """benchmarks/NAME.py as a reader runs it: its own process, from the repository's top."""
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout, env={"PYTHONPATH": str(ROOT / "src"),
+                                                                     "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.system  # starts two `maskwatch serve` processes
+def test_auth_speed_measures_a_session_and_a_token():
+    """It started its session with AuthStore.start_session's old signature (no password hash)."""
+    run = run_benchmark("auth_speed", "--seconds", "0.2", "--rounds", "1", "--threads", "1")
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| auth ")]
+    assert [row.split(" | ")[0] for row in rows] == ["| auth off (loopback, no users)", "| auth on, session cookie",
+                                                     "| auth on, API token"]
