@@ -27,3 +27,11 @@ def test_auth_speed_measures_a_session_and_a_token():
     rows = [line for line in run.stdout.splitlines() if line.startswith("| auth ")]
     assert [row.split(" | ")[0] for row in rows] == ["| auth off (loopback, no users)", "| auth on, session cookie",
                                                      "| auth on, API token"]
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
+def test_photo_side_says_when_a_folder_is_too_small_for_a_mosaic():
+    """The bundled sample holds 5 held-out photos, fewer than a mosaic's 9: min() of nothing crashed."""
+    run = run_benchmark("photo_side", "sample/face-mask-detection", "--sides", "800")
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].endswith("has 5 held-out photos; a mosaic takes 9")
