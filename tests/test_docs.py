@@ -3,6 +3,7 @@ option of the CLI documented in docs/cli.md, and no removed option taught as cur
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -108,3 +109,22 @@ def test_removed_options_are_not_taught_as_current():
             if re.search(re.escape(option) + r"(?![\w-])", page.read_text()):
                 offenders.append(f"{page.relative_to(ROOT)}: {option}")
     assert not offenders, offenders
+
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def _parser_options(script: Path) -> set[str] | None:
+    """The options a benchmark script's argparse parser declares, read without running it; None
+    where it builds no parser (then `--help` runs the benchmark itself)."""
+    calls = [node for node in ast.walk(ast.parse(script.read_text())) if isinstance(node, ast.Call)]
+    if not any(getattr(node.func, "attr", getattr(node.func, "id", None)) == "ArgumentParser" for node in calls):
+        return None
+    return {arg.value for node in calls if getattr(node.func, "attr", None) == "add_argument"
+            for arg in node.args if isinstance(arg, ast.Constant) and str(arg.value).startswith("-")} | {"--help"}
+
+
+def test_every_benchmark_script_has_a_parser():
+    """`benchmarks/X.py --help` answers without running the benchmark (detect_ab.py read sys.argv
+    by hand: --help crashed with an IndexError)."""
+    assert not [p.name for p in sorted(BENCHMARKS.glob("*.py")) if _parser_options(p) is None]
