@@ -35,3 +35,12 @@ def test_photo_side_says_when_a_folder_is_too_small_for_a_mosaic():
     run = run_benchmark("photo_side", "sample/face-mask-detection", "--sides", "800")
     assert run.returncode == 2
     assert run.stderr.splitlines()[-1].endswith("has 5 held-out photos; a mosaic takes 9")
+
+
+@pytest.mark.system  # serves an RTSP stream and runs a site of one camera on it
+def test_site_capacity_reads_a_cameras_last_problem():
+    """It read CameraWorker.last_error, which became problems.last (ProblemLog): every run crashed."""
+    run = run_benchmark("site_capacity", "quiet", "--cameras", "1", "--variants", "gated", "--warmup", "1",
+                        "--seconds", "2")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].startswith("gated             1 cameras: kept up ")  # 1/1 unless the machine is busy
