@@ -3,6 +3,7 @@ each in its smallest form: no test ran most of them, and they broke when the cod
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,15 @@ def test_site_capacity_reads_a_cameras_last_problem():
                         "--seconds", "2")
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1].startswith("gated             1 cameras: kept up ")  # 1/1 unless the machine is busy
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
+def test_stream_timeouts_asks_for_pyav_before_it_starts():
+    """Without PyAV it measured OpenCV for a while, then ended in a ModuleNotFoundError."""
+    if importlib.util.find_spec("av") is not None:
+        pytest.skip("PyAV is installed here: the benchmark would run")
+    run = run_benchmark("stream_timeouts", "--repeats", "1", "--timeout", "1", timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].endswith("PyAV is not installed: pip install av (it is what this compares "
+                                                "OpenCV with, not a dependency)")
+    assert run.stdout == ""
