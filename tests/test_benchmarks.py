@@ -57,3 +57,12 @@ def test_stream_timeouts_asks_for_pyav_before_it_starts():
     assert run.stderr.splitlines()[-1].endswith("PyAV is not installed: pip install av (it is what this compares "
                                                 "OpenCV with, not a dependency)")
     assert run.stdout == ""
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
+def test_shown_labels_says_when_no_face_can_be_swapped_in():
+    """The bundled sample's held-out photos have no large bare face to put in for a masked one:
+    numpy's 'high <= 0' from deep in the clip maker."""
+    run = run_benchmark("shown_labels", "sample/face-mask-detection", "--before", "0eb300d", "--clips", "1")
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].endswith("have no face of 32 px or more labelled without_mask")
