@@ -20,6 +20,16 @@ def run_benchmark(name: str, *args: str, timeout: float = 300) -> subprocess.Com
                                                                      "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.system  # starts each script as its own process (about 1-3 s each)
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_answers_help(name):
+    """--help imports what the script imports at its top: a function moved out from under it
+    fails here, before a reader's long run (test_docs reads the parsers without running them)."""
+    run = run_benchmark(name, "--help", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"usage: {name}.py")
+
+
 @pytest.mark.system  # starts two `maskwatch serve` processes
 def test_auth_speed_measures_a_session_and_a_token():
     """It started its session with AuthStore.start_session's old signature (no password hash)."""
