@@ -53,7 +53,8 @@ def check_cost(db: str, token: str, n: int = 2000) -> dict[str, float]:
     from maskwatch.security.store import AuthStore
 
     store = AuthStore(db)
-    session = store.start_session(store.user("bench")["id"])
+    user = store.check_login("bench", PASSWORD)
+    session = store.start_session(user["id"], user["password_hash"])
     access = AccessControl(AuthSettings(database=db, open_without_users=False), store)
     open_access = AccessControl(AuthSettings(), None)
 

@@ -52,10 +52,13 @@ def model_inputs(classifier: Classifier, crops: list[np.ndarray]) -> list[np.nda
     return [crop_face(c, (0, 0, c.shape[1], c.shape[0]), classifier.spec) for c in crops]
 
 
-def time_model_only(classifier: Classifier, groups: list[np.ndarray]) -> float:
+def time_model_only(classifier: Classifier, groups: list[np.ndarray], batch_size: int) -> float:
+    """Seconds for the network alone on prepared crops (one group per crop size), `batch_size` a
+    call as predict() feeds it: a whole group a call made --batch change only the other figure."""
     start = time.perf_counter()
-    for batch in groups:
-        classifier.probabilities(batch)
+    for group in groups:
+        for i in range(0, len(group), batch_size):
+            classifier.probabilities(group[i:i + batch_size])
     return time.perf_counter() - start
 
 
@@ -99,7 +102,7 @@ def main() -> None:
             clf.predict(crops, batch_size=args.batch)
             end_to_end[k].append(len(crops) / (time.perf_counter() - start))
             if clf.gate is None:
-                model_only[k].append(len(crops) / time_model_only(clf, groups[k]))
+                model_only[k].append(len(crops) / time_model_only(clf, groups[k], args.batch))
     print(f"{len(crops)} face crops from {args.data}, batch {args.batch}, {args.repeats} passes, medians:")
     first_gated = len(models)  # rows from here on are the first model behind each gate
     for k, clf in enumerate(classifiers):

@@ -70,6 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     split = photo_split(args.data, seed=0)
     grids = mosaics(args.data, split.val)
+    if not grids:
+        parser.error(f"{args.data} has {len(split.val)} held-out photos; a mosaic takes 9")
     medium = closeup_set(args.data, split.val, count=200, size=1400, fill=(0.07, 0.45), seed=3)
     large = closeup_set(args.data, split.val, count=60)
     shipped = Detector.load()

@@ -94,6 +94,9 @@ def main() -> None:
     low, cut = FaceTracker().low_score, detector.config.min_score
     trackers = {f"tracker at {args.before}": tracker_at(args.before), "today's tracker": FaceTracker}
     cutouts = face_cutouts(args.data, 64, seed=0)
+    lacking = sorted({"with_mask", "without_mask"} - {label for _, _, label in cutouts})
+    if args.change and lacking:  # a change swaps in a face of the other class
+        parser.error(f"the held-out photos of {args.data} have no face of 32 px or more labelled {' or '.join(lacking)}")
     rows, totals = [], {name: {} for name in trackers}
     sizes = size_tag(args.face_px)
     for seed in range(args.first_seed, args.first_seed + args.clips):

@@ -148,6 +148,13 @@ def measure_readers(job: dict) -> dict:
             "run_seconds": job["warmup"] + job["seconds"]}
 
 
+def last_error(worker) -> str | None:
+    """A camera worker's last problem: in its ProblemLog since 82ba233, in last_error before (the
+    code under --base-src or --before-src may be that old)."""
+    problems = getattr(worker, "problems", None)
+    return problems.last if problems is not None else worker.last_error
+
+
 def measure(job: dict) -> dict:
     """One site run as `job` says, in this process; the figures as a dict."""
     if job["variant"] in ("grab", "convert"):
@@ -190,7 +197,7 @@ def measure(job: dict) -> dict:
         analysed1, cpu1, wall1, calls1 = [w.analysed for w in workers], os.times(), time.monotonic(), detector.calls
         received1 = [r.state().frames for r in readers]
         decoded1 = [getattr(r, "decoded", None) for r in readers]
-        errors = sorted({w.last_error for w in workers if w.last_error})
+        errors = sorted({error for error in map(last_error, workers) if error})
     finally:
         site.stop()
     store = EventStore(database, None)

@@ -24,6 +24,7 @@ third of the camera's stall_timeout (video/cameras.py).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import tempfile
@@ -121,6 +122,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=2.0, help="open and read timeout, seconds")
     args = parser.parse_args()
+    if importlib.util.find_spec("av") is None:  # found out only after OpenCV's runs, as a traceback
+        parser.error("PyAV is not installed: pip install av (it is what this compares OpenCV with, not a dependency)")
     with tempfile.TemporaryDirectory() as tmp:
         frames = make_frames(Path(tmp) / "frames", ROOT / "sample" / "face-mask-detection")
         server = RtspServer(frames, Path(tmp) / "rtsp.log").start()

@@ -1,8 +1,10 @@
 """The docs stay true to the code: short enough to read, links that resolve, every command and
-option of the CLI documented in docs/cli.md, and no removed option taught as current."""
+option of the CLI documented in docs/cli.md, no removed option taught as current, and every benchmark
+command naming a script and options that exist."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -108,3 +110,52 @@ def test_removed_options_are_not_taught_as_current():
             if re.search(re.escape(option) + r"(?![\w-])", page.read_text()):
                 offenders.append(f"{page.relative_to(ROOT)}: {option}")
     assert not offenders, offenders
+
+
+BENCHMARKS = ROOT / "benchmarks"
+# `benchmarks/X.py` and what follows it on its line (and on the lines a trailing backslash joins),
+# up to a closing backtick or a shell comment: the options a reader is told to pass.
+BENCHMARK_COMMAND = re.compile(r"benchmarks/(\w+)\.py((?:\\\n|[^`#\n])*)")
+
+
+def _parser_options(script: Path) -> set[str] | None:
+    """The options a benchmark script's argparse parser declares, read without running it; None
+    where it builds no parser (then `--help` runs the benchmark itself)."""
+    calls = [node for node in ast.walk(ast.parse(script.read_text())) if isinstance(node, ast.Call)]
+    if not any(getattr(node.func, "attr", getattr(node.func, "id", None)) == "ArgumentParser" for node in calls):
+        return None
+    return {arg.value for node in calls if getattr(node.func, "attr", None) == "add_argument"
+            for arg in node.args if isinstance(arg, ast.Constant) and str(arg.value).startswith("-")} | {"--help"}
+
+
+def _benchmark_commands():
+    """(where, script name, options) of every benchmark command in the current pages and in the
+    scripts' own docstrings; README's "What was removed" names scripts that are gone on purpose."""
+    for page in [*CURRENT, *sorted(BENCHMARKS.glob("*.py"))]:
+        text = page.read_text()
+        if page.name == "README.md":
+            text = re.sub(r"\n## What was removed\n.*?(?=\n## )", "\n", text, flags=re.S)
+        for match in BENCHMARK_COMMAND.finditer(text):
+            where = f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
+            yield where, match.group(1), set(re.findall(r"(?<![\w-])(--[a-zA-Z][\w-]*)", match.group(2)))
+
+
+def test_every_benchmark_script_has_a_parser():
+    """`benchmarks/X.py --help` answers without running the benchmark (detect_ab.py read sys.argv
+    by hand: --help crashed with an IndexError)."""
+    assert not [p.name for p in sorted(BENCHMARKS.glob("*.py")) if _parser_options(p) is None]
+
+
+def test_benchmark_commands_in_the_docs_name_scripts_and_options_that_exist():
+    """Every figure comes with its command: a renamed option or a moved script left a command a
+    reader cannot run. docs/experiments.md names where removed ideas lived, scripts gone included."""
+    wrong = []
+    for where, name, options in _benchmark_commands():
+        script = BENCHMARKS / f"{name}.py"
+        if not script.is_file():
+            if not where.startswith("docs/experiments.md"):
+                wrong.append(f"{where}: benchmarks/{name}.py does not exist")
+            continue
+        wrong += [f"{where}: benchmarks/{name}.py has no {option}" for option in
+                  sorted(options - (_parser_options(script) or {"--help"}))]
+    assert not wrong, "\n".join(wrong)

@@ -1,0 +1,78 @@
+"""The benchmark scripts still run as BENCHMARKS.md and docs/bench-*.md tell a reader to run them,
+each in its smallest form: no test ran most of them, and they broke when the code moved under them."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """benchmarks/NAME.py as a reader runs it: its own process, from the repository's top."""
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout, env={"PYTHONPATH": str(ROOT / "src"),
+                                                                     "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.system  # starts each script as its own process (about 1-3 s each)
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_answers_help(name):
+    """--help imports what the script imports at its top: a function moved out from under it
+    fails here, before a reader's long run (test_docs reads the parsers without running them)."""
+    run = run_benchmark(name, "--help", timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"usage: {name}.py")
+
+
+@pytest.mark.system  # starts two `maskwatch serve` processes
+def test_auth_speed_measures_a_session_and_a_token():
+    """It started its session with AuthStore.start_session's old signature (no password hash)."""
+    run = run_benchmark("auth_speed", "--seconds", "0.2", "--rounds", "1", "--threads", "1")
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| auth ")]
+    assert [row.split(" | ")[0] for row in rows] == ["| auth off (loopback, no users)", "| auth on, session cookie",
+                                                     "| auth on, API token"]
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
+def test_photo_side_says_when_a_folder_is_too_small_for_a_mosaic():
+    """The bundled sample holds 5 held-out photos, fewer than a mosaic's 9: min() of nothing crashed."""
+    run = run_benchmark("photo_side", "sample/face-mask-detection", "--sides", "800")
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].endswith("has 5 held-out photos; a mosaic takes 9")
+
+
+@pytest.mark.system  # serves an RTSP stream and runs a site of one camera on it
+def test_site_capacity_reads_a_cameras_last_problem():
+    """It read CameraWorker.last_error, which became problems.last (ProblemLog): every run crashed."""
+    run = run_benchmark("site_capacity", "quiet", "--cameras", "1", "--variants", "gated", "--warmup", "1",
+                        "--seconds", "2")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].startswith("gated             1 cameras: kept up ")  # 1/1 unless the machine is busy
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
+def test_stream_timeouts_asks_for_pyav_before_it_starts():
+    """Without PyAV it measured OpenCV for a while, then ended in a ModuleNotFoundError."""
+    if importlib.util.find_spec("av") is not None:
+        pytest.skip("PyAV is installed here: the benchmark would run")
+    run = run_benchmark("stream_timeouts", "--repeats", "1", "--timeout", "1", timeout=60)
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].endswith("PyAV is not installed: pip install av (it is what this compares "
+                                                "OpenCV with, not a dependency)")
+    assert run.stdout == ""
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
+def test_shown_labels_says_when_no_face_can_be_swapped_in():
+    """The bundled sample's held-out photos have no large bare face to put in for a masked one:
+    numpy's 'high <= 0' from deep in the clip maker."""
+    run = run_benchmark("shown_labels", "sample/face-mask-detection", "--before", "0eb300d", "--clips", "1")
+    assert run.returncode == 2
+    assert run.stderr.splitlines()[-1].endswith("have no face of 32 px or more labelled without_mask")
