@@ -304,9 +304,9 @@ class OtherOrigin:
 
 def test_the_browser_logs_in_sees_the_cameras_refuses_a_cross_origin_post_and_logs_out(secured, page):  # noqa: F811
     log_in(page, secured.base)
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 2", timeout=30_000)
     page.wait_for_function(
-        "document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=30_000)
+        "() => document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=30_000)
     assert "admin" in page.inner_text("#account")
     [cookie] = [c for c in page.context.cookies() if c["name"] == SECURE_COOKIE]
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
@@ -407,7 +407,7 @@ def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inli
 
 def test_a_viewer_in_the_browser_gets_403_outside_their_cameras(secured, page):  # noqa: F811
     log_in(page, secured.base, VIEWER)
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 1", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 1", timeout=30_000)
     response = page.goto(secured.base + "/v1/cameras/till/frame.jpg")
     assert response.status == 403
     assert page.goto(secured.base + "/v1/access-log").status == 403
