@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from tests.conftest import watched
 from tests.test_serve import server, server_log  # noqa: F401  (the running service and its log)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,9 +24,7 @@ def page(tmp_path_factory):
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        # Playwright's wait_for_function evaluates strings, which the page's CSP (no 'unsafe-eval')
-        # forbids; test_security.py loads the page under its real CSP and checks nothing is refused.
-        yield browser.new_page(bypass_csp=True)
+        yield watched(browser.new_page())  # under the page's CSP: see tests/conftest.py
         browser.close()
 
 
@@ -35,7 +34,7 @@ def tab(page):
     opened = []
 
     def open_tab(width=1280, height=720):
-        opened.append(page.context.browser.new_page(bypass_csp=True, viewport={"width": width, "height": height}))
+        opened.append(watched(page.context.browser.new_page(viewport={"width": width, "height": height})))
         return opened[-1]
     yield open_tab
     for each in opened:

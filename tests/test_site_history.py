@@ -22,7 +22,7 @@ from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import RetiredCameraList
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, watched
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin, crowd
@@ -239,7 +239,7 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     """Offered under "not running (history kept)", charted and listed; the people's times in the
     site's clock (Berlin) in a browser elsewhere (Tokyo), as events.csv's last_seen_local reads them
     (the list showed the browser's own clock beside the chart's Berlin hours)."""
-    page = page.context.browser.new_page(bypass_csp=True, timezone_id="Asia/Tokyo")  # a tab of its own, abroad
+    page = watched(page.context.browser.new_page(timezone_id="Asia/Tokyo"))  # a tab of its own, abroad
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(open_site + "/")
