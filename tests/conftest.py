@@ -131,3 +131,46 @@ def log_in(page, base: str, user: tuple[str, str] = ADMIN) -> None:
     page.fill("#password", user[1])
     page.click("button[type=submit]")
     page.wait_for_url(base + "/", timeout=20_000)
+
+
+# The browser tests drive the pages under their real Content-Security-Policy (no 'unsafe-inline', no
+# 'unsafe-eval'; docs/security.md): a style="" or an inline handler a script adds, or an eval, is
+# refused by the browser and breaks the real page, so it fails the test that met it. Playwright's
+# wait_for_function takes a function ("() => ..."): a bare expression is evaluated again at each
+# poll with eval, which the policy refuses.
+REPORT_REFUSALS = """document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `Content Security Policy refused ${e.effectiveDirective} (${e.blockedURI}) at ${e.sourceFile}:${e.lineNumber}`));"""
+BROWSER_TROUBLE: list[str] = []  # what the watched pages met during the running test
+WATCHED: list = []
+
+
+def watched(page):
+    """`page`, with its CSP refusals (the browser's console message, or the securitypolicyviolation
+    event where a script caught the refusal) and uncaught script errors kept in BROWSER_TROUBLE."""
+    page.add_init_script(REPORT_REFUSALS)
+    page.on("console", lambda message: BROWSER_TROUBLE.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text else None)
+    page.on("pageerror", lambda error: BROWSER_TROUBLE.append(f"{page.url}: {error}"))
+    WATCHED[:] = [each for each in WATCHED if not each.is_closed()] + [page]
+    return page
+
+
+def browser_trouble() -> list[str]:
+    """BROWSER_TROUBLE once the open pages' events so far have reached the test (one round trip each)."""
+    for each in WATCHED:
+        if not each.is_closed():
+            each.context.cookies()
+    return list(BROWSER_TROUBLE)
+
+
+@pytest.fixture(autouse=True)
+def no_browser_trouble(request):
+    """Fails a browser test (one using the `page` fixture) whose pages met a refusal or a script error."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    BROWSER_TROUBLE.clear()
+    yield
+    trouble = browser_trouble()
+    if trouble:
+        pytest.fail("the page's CSP refused something or a script failed:\n" + "\n".join(trouble), pytrace=False)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from tests.conftest import watched
 from tests.test_serve import server, server_log  # noqa: F401  (the running service and its log)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,9 +24,7 @@ def page(tmp_path_factory):
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        # Playwright's wait_for_function evaluates strings, which the page's CSP (no 'unsafe-eval')
-        # forbids; test_security.py loads the page under its real CSP and checks nothing is refused.
-        yield browser.new_page(bypass_csp=True)
+        yield watched(browser.new_page())  # under the page's CSP: see tests/conftest.py
         browser.close()
 
 
@@ -35,7 +34,7 @@ def tab(page):
     opened = []
 
     def open_tab(width=1280, height=720):
-        opened.append(page.context.browser.new_page(bypass_csp=True, viewport={"width": width, "height": height}))
+        opened.append(watched(page.context.browser.new_page(viewport={"width": width, "height": height})))
         return opened[-1]
     yield open_tab
     for each in opened:
@@ -65,7 +64,7 @@ def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir): 
     page.goto(server + "/")
     page.set_input_files("#photo", str(photo))
     page.click("button[type=submit]")
-    page.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
+    page.wait_for_function("() => document.getElementById('result').naturalWidth > 0", timeout=30_000)
     counts = {el.get_attribute("data-class"): int(el.query_selector("b").inner_text())
               for el in page.query_selector_all("#photo-counts span")}
     assert set(counts) == {"with_mask", "without_mask", "mask_weared_incorrect", "unassessable"}
@@ -83,10 +82,10 @@ def test_a_bad_file_shows_the_error_and_not_the_last_photos_result(server, page,
     page.goto(server + "/")
     page.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
     page.click("button[type=submit]")
-    page.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
+    page.wait_for_function("() => document.getElementById('result').naturalWidth > 0", timeout=30_000)
     page.set_input_files("#photo", str(bad))
     page.click("button[type=submit]")
-    page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('error').textContent.length > 0", timeout=10_000)
     assert "not an image" in page.inner_text("#error")
     assert page.inner_text("#photo-counts") == "" and not page.is_visible("#result")
 
@@ -94,7 +93,7 @@ def test_a_bad_file_shows_the_error_and_not_the_last_photos_result(server, page,
 def test_the_source_appears_as_a_camera_with_its_frame(server, page):  # noqa: F811
     page.goto(server + "/")
     page.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
-    page.wait_for_function("document.querySelector('.camera[data-camera=\"live\"] img').naturalWidth > 0",
+    page.wait_for_function("() => document.querySelector('.camera[data-camera=\"live\"] img').naturalWidth > 0",
                            timeout=20_000)
 
 
@@ -147,7 +146,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk = tab()
     desk.route("**/v1/compliance?*", answer(series))
     desk.goto(server + "/")
-    desk.wait_for_function("document.querySelectorAll('#trend-table tbody tr').length === 4", timeout=20_000)
+    desk.wait_for_function("() => document.querySelectorAll('#trend-table tbody tr').length === 4", timeout=20_000)
     assert [th.text_content() for th in desk.query_selector_all("#trend-table th")] == [
         "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not counted)", "As labelled"]
     rows = [[td.text_content() for td in tr.query_selector_all("td")]  # closed <details>: not rendered
@@ -173,7 +172,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.set_viewport_size({"width": 1280, "height": 720})
     desk.route("**/v1/compliance?*", answer({**series, "buckets": []}))
     desk.select_option("#trend-bucket", "day")
-    desk.wait_for_function("document.querySelector('#trend-table tbody').textContent.includes('no people counted yet')",
+    desk.wait_for_function("() => document.querySelector('#trend-table tbody').textContent.includes('no people counted yet')",
                            timeout=20_000)
 
 
@@ -183,12 +182,12 @@ def test_the_events_say_when_nobody_is_there_to_list(server, tab):  # noqa: F811
     desk.route("**/v1/events?*", answer({"events": []}))
     desk.route("**/v1/cameras", answer([]))  # a viewer whose cameras are all gone from the config
     desk.goto(server + "/")
-    desk.wait_for_function("document.getElementById('camera-grid').innerText === 'No camera to show to this account.'",
+    desk.wait_for_function("() => document.getElementById('camera-grid').innerText === 'No camera to show to this account.'",
                            timeout=20_000)
-    desk.wait_for_function("document.querySelector('#event-list tr.empty')?.innerText === 'Nobody seen yet.'",
+    desk.wait_for_function("() => document.querySelector('#event-list tr.empty')?.innerText === 'Nobody seen yet.'",
                            timeout=20_000)
     desk.select_option("#filter-label", "without_mask")
-    desk.wait_for_function("document.querySelector('#event-list tr.empty')?.innerText === "
+    desk.wait_for_function("() => document.querySelector('#event-list tr.empty')?.innerText === "
                            "'Nobody seen matches these filters.'", timeout=20_000)
     # The list's "all of them (CSV)" takes its filters, without its limit of 50.
     assert desk.get_attribute("#events-csv-link", "href") == "/v1/events.csv?label=without_mask"
@@ -224,7 +223,7 @@ def test_a_late_answer_to_the_filter_before_does_not_replace_the_chosen_ones(ser
     desk.select_option("#filter-label", "without_mask")
     desk.select_option("#trend-bucket", "day")
     desk.wait_for_selector('#event-list tr.event[data-label="without_mask"]', timeout=10_000)
-    desk.wait_for_function("document.getElementById('trend-chart').dataset.buckets === '0'", timeout=10_000)
+    desk.wait_for_function("() => document.getElementById('trend-chart').dataset.buckets === '0'", timeout=10_000)
     for route in held:  # the older answers come in last
         if "/v1/events" in route.request.url:
             answer({"events": [event("with_mask"), event("with_mask", seconds_ago=5)]})(route)
@@ -246,7 +245,7 @@ def test_the_server_away_is_said_in_view_of_a_phone_scrolled_down(server, tab): 
     phone = tab(375, 667)
     phone.route("**/v1/events?*", answer({"events": [event("with_mask", seconds_ago=i) for i in range(50)]}))
     phone.goto(server + "/")
-    phone.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 50", timeout=20_000)
+    phone.wait_for_function("() => document.querySelectorAll('#event-list tr.event').length === 50", timeout=20_000)
     phone.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     phone.route("**/v1/cameras", lambda route: route.abort())
     phone.wait_for_selector("#stale:not([hidden])", timeout=20_000)
@@ -270,12 +269,12 @@ def log_in_unanswered(login, base: str, on_post, timeout: int, after_ms: int = 0
     login.fill("#password", "a password")
     login.click("button[type=submit]")
     if after_ms:
-        login.wait_for_function("document.querySelector('button[type=submit]').getAttribute('aria-disabled')",
+        login.wait_for_function("() => document.querySelector('button[type=submit]').getAttribute('aria-disabled')",
                                 timeout=timeout)  # the login is out
         login.clock.fast_forward(after_ms - 1000)
         assert "did not answer" not in login.inner_text("#error")  # not before its time
         login.clock.fast_forward(1000)
-    login.wait_for_function("document.getElementById('error').textContent.includes('did not answer')",
+    login.wait_for_function("() => document.getElementById('error').textContent.includes('did not answer')",
                             timeout=timeout)
 
 
@@ -299,7 +298,7 @@ def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_d
     # the heading names the page (it was "maskwatch manager (viewer) Log out"); the figures are in <main>
     assert desk.inner_text("h1") == "maskwatch" and desk.query_selector("main #cameras") is not None
     desk.click("#logout")
-    desk.wait_for_function("document.getElementById('logout-error').textContent.includes('Not logged out')",
+    desk.wait_for_function("() => document.getElementById('logout-error').textContent.includes('Not logged out')",
                            timeout=10_000)
     assert desk.url == server + "/?chart_bucket=day"
     refused = lambda route: route.fulfill(status=401, content_type="application/json",  # noqa: E731
@@ -364,7 +363,7 @@ def test_the_keyboard_keeps_its_place_while_a_photo_is_checked(server, tab, samp
     desk.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
     desk.focus("#upload button")
     desk.keyboard.press("Enter")
-    desk.wait_for_function("document.getElementById('result').naturalWidth > 0", timeout=30_000)
+    desk.wait_for_function("() => document.getElementById('result').naturalWidth > 0", timeout=30_000)
     assert desk.evaluate("document.activeElement.textContent") == "Detect"
     assert desk.get_attribute("#upload button", "aria-disabled") is None
 
@@ -409,7 +408,7 @@ def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: 
     desk.goto(server + "/")
     desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
     card = '.camera[data-camera="live"]'
-    desk.wait_for_function(f"document.querySelector('{card} img').naturalWidth > 0", timeout=20_000)
+    desk.wait_for_function(f"() => document.querySelector('{card} img').naturalWidth > 0", timeout=20_000)
     for _ in range(100):
         if snapshots:
             break
@@ -659,10 +658,10 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
 
     phone = tab(375, 740)
     log_in(phone, zoned_site.base)
-    phone.wait_for_function("document.querySelector('.camera[data-camera=\"door\"] img')?.naturalWidth > 0",
+    phone.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"] img')?.naturalWidth > 0",
                             timeout=30_000)
     phone.click('.camera[data-camera="door"] .draw-zones')
-    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
+    phone.wait_for_function("() => document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
     text = phone.input_value("#zone-yaml")
     # the config's zones, in its order, its motion mask, and the motion setting that must come with it
     assert "zones:\n  queue: [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]]\n  exit: [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9]" in text
@@ -683,7 +682,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     phone.keyboard.press("Enter")  # closes the shape, asks its name
     phone.fill("#zone-name", "front door")
     phone.keyboard.press("Enter")
-    phone.wait_for_function("document.getElementById('zone-name-error').textContent !== ''", timeout=10_000)
+    phone.wait_for_function("() => document.getElementById('zone-name-error').textContent !== ''", timeout=10_000)
     assert phone.inner_text("#zone-name-error") == (  # the config's rule, from the server's loader
         "Not saved: camera 'door', field 'zones': zone name 'front door' must be 1-64 of A-Z, a-z, 0-9, _ and - "
         "(it is written in MQTT messages, URLs and the report)")
@@ -692,7 +691,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
         "zone-name", "true", "zone-name-error"]  # the name is what to mend: a screen reader says so
     phone.fill("#zone-name", "front")
     phone.keyboard.press("Enter")
-    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('front:')", timeout=10_000)
+    phone.wait_for_function("() => document.getElementById('zone-yaml').value.includes('front:')", timeout=10_000)
     text = phone.input_value("#zone-yaml")
     [line] = [line for line in text.splitlines() if line.startswith("  front: ")]
     drawn = json.loads(line.split(": ", 1)[1])
@@ -720,7 +719,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.evaluate("history.state?.shapeOpen") is True
     phone.evaluate("document.getElementById('zone-editor').requestClose()")
     assert phone.is_visible("#zone-editor") and phone.locator("#zone-overlay .drawing-points").count() == 0
-    phone.wait_for_function("!history.state?.shapeOpen", timeout=5_000)
+    phone.wait_for_function("() => !history.state?.shapeOpen", timeout=5_000)
     assert phone.url == dashboard and phone.input_value("#zone-yaml") == text
 
     # pasted under the camera in a site.yaml, it loads (what `run --check` reads) as the same polygons
@@ -764,7 +763,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     phone.wait_for_timeout(600)
     assert len(held) == 1
     phone.fill("#zone-yaml", "zones:\n  only: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\n")
-    phone.wait_for_function("document.querySelector('#zone-overlay g[data-name=\"only\"]') !== null", timeout=10_000)
+    phone.wait_for_function("() => document.querySelector('#zone-overlay g[data-name=\"only\"]') !== null", timeout=10_000)
     held[0].continue_()  # the older text's answer (a 400) comes last
     phone.wait_for_timeout(500)
     phone.unroute("**/zones/check")
@@ -776,7 +775,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.get_attribute("#zone-yaml", "aria-invalid") == "false"
     # a name by the picture's edge is moved in, whole: centred on its shape, it was cut off
     phone.fill("#zone-yaml", "zones:\n  checkout_by_the_window: [[0.9, 0.4], [1, 0.4], [1, 0.6]]\n")
-    phone.wait_for_function("document.querySelector('#zone-overlay g[data-name=\"checkout_by_the_window\"]') !== null",
+    phone.wait_for_function("() => document.querySelector('#zone-overlay g[data-name=\"checkout_by_the_window\"]') !== null",
                             timeout=10_000)
     names = phone.evaluate("[...document.querySelectorAll('#zone-overlay text')].map((t) => t.getBBox())"
                            ".map((b) => [b.x, b.y, b.x + b.width, b.y + b.height])")
@@ -786,7 +785,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     # corners at the picture's edges (a click within 6 px of one is on it: the last pixel was 0.997),
     # and a corner added with the keyboard alone (the picture took clicks only)
     phone.fill("#zone-yaml", "zones: {}\nmotion: {masks: []}\n")
-    phone.wait_for_function("document.getElementById('zone-list').childElementCount === 0", timeout=10_000)
+    phone.wait_for_function("() => document.getElementById('zone-list').childElementCount === 0", timeout=10_000)
     overlay.click(position={"x": 2, "y": 1})
     overlay.click(position={"x": box["width"] - 2, "y": 3})
     # the picture is in the Tab order; arrows move a cross on it (from the last click), Space adds a corner there
@@ -800,20 +799,20 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     phone.keyboard.press("Enter")
     phone.keyboard.type("hall")
     phone.keyboard.press("Enter")
-    phone.wait_for_function("document.getElementById('zone-yaml').value.includes('hall')", timeout=10_000)
+    phone.wait_for_function("() => document.getElementById('zone-yaml').value.includes('hall')", timeout=10_000)
     assert phone.input_value("#zone-yaml") == "zones:\n  hall: [[0, 0], [1, 0], [0.49, 1]]\nmotion:\n  masks: []\n"
     phone.get_by_role("button", name="Delete zone hall").click()
     assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
     # a Delete pressed by mistake: the focus is on Undo (it fell to the page), which brings the zone back
     assert phone.evaluate("document.activeElement.id") == "zone-undo"
     phone.keyboard.press("Enter")
-    phone.wait_for_function("document.querySelector('#zone-overlay g[data-name=\"hall\"]') !== null", timeout=10_000)
+    phone.wait_for_function("() => document.querySelector('#zone-overlay g[data-name=\"hall\"]') !== null", timeout=10_000)
     assert phone.input_value("#zone-yaml") == "zones:\n  hall: [[0, 0], [1, 0], [0.49, 1]]\nmotion:\n  masks: []\n"
     phone.get_by_role("button", name="Delete zone hall").click()
     assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
     phone.context.grant_permissions(["clipboard-read", "clipboard-write"])
     phone.get_by_role("button", name="Copy").click()
-    phone.wait_for_function("document.getElementById('zone-copied').textContent !== ''", timeout=5_000)
+    phone.wait_for_function("() => document.getElementById('zone-copied').textContent !== ''", timeout=5_000)
     assert phone.inner_text("#zone-copied") == "Copied."
     assert phone.evaluate("navigator.clipboard.readText()") == "zones: {}\nmotion:\n  masks: []\n"
     phone.get_by_role("button", name="Done").click()
@@ -824,7 +823,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     # Escape, lost it: the editor reopened with the running zones), and "Start again" drops it
     phone.route("**/v1/cameras/door/frame.jpg*", lambda route: route.fulfill(status=404, body="{}"))
     phone.get_by_role("button", name="Draw zones of door").click()
-    phone.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Your text')", timeout=20_000)
+    phone.wait_for_function("() => document.getElementById('zone-status').textContent.startsWith('Your text')", timeout=20_000)
     assert phone.input_value("#zone-yaml") == "zones: {}\nmotion:\n  masks: []\n"
     assert phone.inner_text("#zone-copied") == ""  # "Copied." was of the text before
     assert phone.get_attribute("#zone-picture", "alt") == "no picture from door yet"
@@ -839,7 +838,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     phone.wait_for_url("**/login**", timeout=65_000)  # the next poll: a second, or a minute's back-off on a busy machine
     log_in(phone, zoned_site.base)
     phone.get_by_role("button", name="Draw zones of door").click()
-    phone.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Your text')", timeout=20_000)
+    phone.wait_for_function("() => document.getElementById('zone-status').textContent.startsWith('Your text')", timeout=20_000)
     assert phone.input_value("#zone-yaml") == "zones: {}\n"
     phone.keyboard.press("Escape")
     assert not phone.is_visible("#zone-editor")
@@ -848,7 +847,7 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     # zones that could not be read: no shape is drawn on nothing (pasted, it replaced the camera's)
     phone.route("**/v1/cameras/door/zones", lambda route: route.fulfill(status=503, body="{}"))
     phone.get_by_role("button", name="Draw zones of door").click()
-    phone.wait_for_function("document.getElementById('zone-status').textContent.includes('could not be read')",
+    phone.wait_for_function("() => document.getElementById('zone-status').textContent.includes('could not be read')",
                             timeout=20_000)
     overlay.click(position={"x": 10, "y": 10})
     assert phone.inner_text("#zone-status").startswith("The camera's zones or picture could not be read: press \"Try again\"")
@@ -864,7 +863,7 @@ def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
     desk = tab(1280, 800)
     log_in(desk, zoned_site.base)
     desk.get_by_role("button", name="Draw zones of door").click()
-    desk.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
+    desk.wait_for_function("() => document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
     overlay = desk.locator("#zone-overlay")
     box = overlay.bounding_box()
     for x, y in ((0.2, 0.2), (0.3, 0.2), (0.3, 0.3)):
@@ -880,7 +879,7 @@ def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
     desk.keyboard.press("Enter")
     desk.keyboard.type("hall")
     desk.keyboard.press("Enter")
-    desk.wait_for_function("document.getElementById('zone-yaml').value.includes('hall')", timeout=10_000)
+    desk.wait_for_function("() => document.getElementById('zone-yaml').value.includes('hall')", timeout=10_000)
     [line] = [line for line in desk.input_value("#zone-yaml").splitlines() if line.startswith("  hall: ")]
     assert len(json.loads(line.split(": ", 1)[1])) == 4
     for x, y in ((0.6, 0.2), (0.7, 0.2)):  # another shape begun, then dropped
@@ -917,7 +916,7 @@ def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_si
     desk.locator("#zone-overlay").click(position={"x": 20, "y": 20})  # nothing drawn on what is not read
     assert desk.inner_text("#zone-status") == "The camera's zones and picture are being read: a moment."
     desk.clock.fast_forward(1_100)
-    desk.wait_for_function("document.getElementById('zone-status').textContent.includes('could not be read')",
+    desk.wait_for_function("() => document.getElementById('zone-status').textContent.includes('could not be read')",
                            timeout=5_000)
     assert desk.inner_text("#zone-status") == ("The camera's zones and picture could not be read (the server did not "
                                                "answer in 15 s): press \"Try again\".")
@@ -925,7 +924,7 @@ def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_si
     for url in ("**/v1/cameras/door/frame.jpg*", "**/v1/cameras/door/zones"):
         desk.unroute(url)
     desk.get_by_role("button", name="Try again").click()
-    desk.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
+    desk.wait_for_function("() => document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
     assert "queue" in desk.input_value("#zone-yaml") and desk.is_hidden("#zone-retry")
     assert desk.evaluate("document.activeElement.id") == "zone-overlay"  # not the page's top: the button went
     assert desk.evaluate("document.getElementById('zone-picture').naturalWidth") == 640
@@ -944,7 +943,7 @@ def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_si
             break
         desk.wait_for_timeout(100)
     desk.clock.fast_forward(15_100)
-    desk.wait_for_function("document.getElementById('zone-name-error').textContent !== ''", timeout=5_000)
+    desk.wait_for_function("() => document.getElementById('zone-name-error').textContent !== ''", timeout=5_000)
     assert desk.inner_text("#zone-name-error") == ("Not saved: the server did not answer in 15 s; edit the text to "
                                                    "try again")
     for _ in range(3):  # the naming, the shape, the editor
@@ -972,7 +971,7 @@ def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zone
         jpeg = cv2.imencode(".jpg", np.full((height, width, 3), 128, np.uint8))[1].tobytes()
         desk.route("**/v1/cameras/door/frame.jpg*", picture_of(jpeg))
         desk.get_by_role("button", name="Draw zones of door").click()
-        desk.wait_for_function("document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
+        desk.wait_for_function("() => document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
         assert desk.get_attribute("#zone-overlay", "viewBox") == f"0 0 {width} {height}"
         picture, box = desk.locator("#zone-picture").bounding_box(), overlay.bounding_box()
         assert all(abs(picture[k] - box[k]) < 1 for k in ("x", "y", "width", "height")), (picture, box)

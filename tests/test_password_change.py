@@ -215,7 +215,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.fill("#password-current", "typed, then left")
         phone.keyboard.press("Escape")  # closed, and nothing typed is left in the page
         # the dialog's close event (which empties it) comes after Escape's cancel, not with it
-        phone.wait_for_function("!document.getElementById('password-dialog').open"
+        phone.wait_for_function("() => !document.getElementById('password-dialog').open"
                                 " && document.getElementById('password-current').value === ''", timeout=5_000)
         phone.click("#password-open")
         phone.fill("#password-current", ANA[1])
@@ -233,14 +233,14 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.fill("#password-again", NEW)
         phone.route("**/password", lambda route: route.abort("internetdisconnected"))  # the network down
         phone.click("#password-form button[type=submit]")
-        phone.wait_for_function("document.getElementById('password-error').textContent.includes('answer')")
+        phone.wait_for_function("() => document.getElementById('password-error').textContent.includes('answer')")
         assert phone.inner_text("#password-error") == "Not changed: the server did not answer; try again."
         phone.unroute("**/password")
         phone.fill("#password-current", "not the password")
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
             phone.click("#password-form button[type=submit]")
         assert answer.value.status == 403
-        phone.wait_for_function("document.getElementById('password-error').textContent.includes('wrong')")
+        phone.wait_for_function("() => document.getElementById('password-error').textContent.includes('wrong')")
         assert phone.inner_text("#password-error") == "Not changed: wrong current password."
         assert at_fault() == ["password-current", "true", "password-error"]
         assert phone.get_attribute("#password-again", "aria-invalid") is None  # mended: no longer marked
@@ -248,7 +248,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.fill("#password-new", "short")
         phone.fill("#password-again", "short")
         phone.click("#password-form button[type=submit]")
-        phone.wait_for_function("document.getElementById('password-error').textContent.includes('10 characters')")
+        phone.wait_for_function("() => document.getElementById('password-error').textContent.includes('10 characters')")
         assert phone.inner_text("#password-error") == "Not changed: the password needs at least 10 characters, got 5."
         assert at_fault() == ["password-new", "true", "password-rule password-error"]
         phone.fill("#password-new", NEW)
@@ -256,7 +256,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
             phone.click("#password-form button[type=submit]")
         assert answer.value.status == 200
-        phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
+        phone.wait_for_function("() => document.getElementById('password-message').textContent.startsWith('Password')")
         assert phone.is_hidden("#password-dialog") and phone.evaluate("document.activeElement.id") == "password-open"
         assert [phone.input_value(f"#password-{f}") for f in ("current", "new", "again")] == ["", "", ""]
         assert phone.get_attribute("#password-current", "aria-invalid") is None
@@ -278,7 +278,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
             phone.keyboard.press("Enter")
         assert answer.value.status == 429
-        phone.wait_for_function("document.getElementById('password-error').textContent !== ''")
+        phone.wait_for_function("() => document.getElementById('password-error').textContent !== ''")
         said = phone.inner_text("#password-error")
         assert re.fullmatch(r"Not changed: too many failed logins; try again at \d\d:\d\d\.", said), said
         wait, now = int(answer.value.headers["retry-after"]), time.time()
@@ -389,9 +389,9 @@ def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_
         assert changed.value.status == 200
         # what the server says to the old session's cookie, once the change has ended it
         held["read"][0].fulfill(status=401, content_type="application/json", body='{"error": "log in first"}')
-        phone.wait_for_function("window.read !== undefined", timeout=5_000)  # undefined: gone to /login
+        phone.wait_for_function("() => window.read !== undefined", timeout=5_000)  # undefined: gone to /login
         assert phone.evaluate("window.read") == 200 and "/login" not in phone.url
-        phone.wait_for_function("document.getElementById('password-message').textContent.startsWith('Password')")
+        phone.wait_for_function("() => document.getElementById('password-message').textContent.startsWith('Password')")
         assert phone.inner_text("#password-busy") == ""
         assert phone.get_attribute("#password-form button[type=submit]", "aria-disabled") is None
 

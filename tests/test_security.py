@@ -20,7 +20,7 @@ from fastapi import Request
 from maskwatch.security.access import (PLAIN_COOKIE, SECURE_COOKIE, AccessControl, AuthError, AuthSettings,
                                        Principal)
 from maskwatch.security.store import AuthStore
-from tests.conftest import ADMIN, VIEWER, log_in
+from tests.conftest import ADMIN, VIEWER, browser_trouble, log_in, watched
 from tests.rtsp import free_port
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
@@ -304,9 +304,9 @@ class OtherOrigin:
 
 def test_the_browser_logs_in_sees_the_cameras_refuses_a_cross_origin_post_and_logs_out(secured, page):  # noqa: F811
     log_in(page, secured.base)
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 2", timeout=30_000)
     page.wait_for_function(
-        "document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=30_000)
+        "() => document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=30_000)
     assert "admin" in page.inner_text("#account")
     [cookie] = [c for c in page.context.cookies() if c["name"] == SECURE_COOKIE]
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
@@ -356,11 +356,7 @@ def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  #
     """A fresh context that obeys the CSP: the page works, its styles apply, and the browser refuses
     nothing and meets no script error (a file's top level using what a later file declares)."""
     context = page.context.browser.new_context()
-    strict = context.new_page()
-    refused, errors = [], []
-    strict.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text
-              else None)
-    strict.on("pageerror", lambda error: errors.append(str(error)))
+    strict = watched(context.new_page())
     try:
         log_in(strict, secured.base)
         strict.wait_for_selector('.camera[data-camera="till"]', timeout=30_000)  # cameras.js
@@ -377,9 +373,9 @@ def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  #
                                            getComputedStyle(document.getElementById("trend-patterns")).position,
                                            getComputedStyle(document.getElementById("two-step-dialog")).boxSizing]""")
         assert styled == ["sticky", "absolute", "border-box"]  # dashboard.css and two-step.css applied
+        assert browser_trouble() == []
     finally:
         context.close()
-    assert refused == [] and errors == []
 
 
 def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inline(secured):
@@ -407,7 +403,7 @@ def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inli
 
 def test_a_viewer_in_the_browser_gets_403_outside_their_cameras(secured, page):  # noqa: F811
     log_in(page, secured.base, VIEWER)
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 1", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 1", timeout=30_000)
     response = page.goto(secured.base + "/v1/cameras/till/frame.jpg")
     assert response.status == 403
     assert page.goto(secured.base + "/v1/access-log").status == 403

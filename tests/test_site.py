@@ -293,11 +293,11 @@ def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
     assert wait_until(lambda: site.camera("door")["connected"], 60)
     log_in(page, site.base)
     page.wait_for_selector("#cameras:not([hidden])", timeout=20_000)
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 3", timeout=20_000)
-    page.wait_for_function("document.querySelector('.camera[data-camera=\"door\"]').dataset.connected === 'true'",
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 3", timeout=20_000)
+    page.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"]').dataset.connected === 'true'",
                            timeout=20_000)
     page.wait_for_function(
-        "document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=20_000)
+        "() => document.querySelector('.camera[data-camera=\"door\"] img').naturalWidth > 0", timeout=20_000)
     dead = page.query_selector('.camera[data-camera="dead"]')
     assert dead.get_attribute("data-connected") == "false"
     assert "offline" in dead.inner_text() and "Back door" in dead.inner_text()
@@ -335,20 +335,20 @@ def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
     ensure_door_events(site)
     log_in(page, site.base)
     page.wait_for_selector("#events:not([hidden])", timeout=20_000)
-    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
     page.wait_for_selector('#event-list tr[data-camera="door"] img', timeout=20_000)  # the blurred snapshot, once read
     row = page.query_selector('#event-list tr[data-camera="door"]')
     assert row.query_selector_all("td")[1].inner_text() == "Front door"  # by name, as on its card
     page.select_option("#filter-camera", "dead")  # a camera that never sent a frame has no event
-    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 0", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#event-list tr.event').length === 0", timeout=20_000)
     page.select_option("#filter-camera", "door")
-    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#event-list tr.event').length > 0", timeout=20_000)
     cameras = {row.get_attribute("data-camera") for row in page.query_selector_all("#event-list tr.event")}
     assert cameras == {"door"}
     label = page.query_selector("#event-list tr.event").get_attribute("data-label")
     page.select_option("#filter-label", label)
     page.wait_for_function(
-        f"[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.label === '{label}')",
+        f"() => [...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.label === '{label}')",
         timeout=20_000)
     assert page.get_attribute("#report-link", "href") == "/v1/report.csv"
     # "daily report (CSV)" downloaded 7 days of per-day rows

@@ -22,7 +22,7 @@ from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import RetiredCameraList
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, watched
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import free_port
 from tests.test_alert_rules import berlin, crowd
@@ -239,11 +239,11 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     """Offered under "not running (history kept)", charted and listed; the people's times in the
     site's clock (Berlin) in a browser elsewhere (Tokyo), as events.csv's last_seen_local reads them
     (the list showed the browser's own clock beside the chart's Berlin hours)."""
-    page = page.context.browser.new_page(bypass_csp=True, timezone_id="Asia/Tokyo")  # a tab of its own, abroad
+    page = watched(page.context.browser.new_page(timezone_id="Asia/Tokyo"))  # a tab of its own, abroad
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(open_site + "/")
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 1", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 1", timeout=20_000)
     for select in ("#filter-camera", "#trend-camera"):
         page.wait_for_selector(f"{select} optgroup option", state="attached", timeout=20_000)
         assert page.eval_on_selector(select, "s => [...s.options].map(o => [o.value, o.text])") == [
@@ -251,10 +251,10 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
         assert page.eval_on_selector(f"{select} optgroup", "g => g.label") == "not running (history kept)"
     assert page.query_selector_all("#camera-grid .camera") and not page.query_selector('.camera[data-camera="old"]')
     page.select_option("#filter-camera", "old")
-    page.wait_for_function("document.querySelectorAll('#event-list tr.event').length === 5 && "
+    page.wait_for_function("() => document.querySelectorAll('#event-list tr.event').length === 5 && "
                            "[...document.querySelectorAll('#event-list tr.event')].every(r => r.dataset.camera === 'old')",
                            timeout=20_000)
-    page.wait_for_function("document.querySelector('#event-list img[alt=\"blurred snapshot\"]')?.naturalWidth > 0",
+    page.wait_for_function("() => document.querySelector('#event-list img[alt=\"blurred snapshot\"]')?.naturalWidth > 0",
                            timeout=20_000)  # its snapshot, read as the cards' pictures are
     # Berlin's clock in Tokyo, said once, each time as events.csv's last_seen_local has it.
     shown = page.locator("#event-list tr.event td:first-child").all_inner_texts()
@@ -270,17 +270,17 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     assert page.eval_on_selector("#trend-zone", zone_texts) == ["all", "queue", "lobby (no longer in the config)"]
     page.select_option("#trend-camera", "old")
     # The week's bar of all cameras is drawn first (same start, "of 11"): wait for the one of "old".
-    page.wait_for_function("[...document.querySelectorAll('#trend-chart rect.bar title')]"
+    page.wait_for_function("() => [...document.querySelectorAll('#trend-chart rect.bar title')]"
                            ".some(t => t.textContent.includes('of 5 judged;'))", timeout=20_000)
     bars = page.query_selector_all("#trend-chart rect.bar")
     assert len(bars) == 1 and "of 5 judged;" in bars[0].query_selector("title").text_content()
     assert page.eval_on_selector("#trend-zone", zone_texts) == ["all", "lobby (no longer in the config)"]
     page.select_option("#trend-zone", "lobby")
-    lobby = ("[...document.querySelectorAll('#trend-chart rect.bar title')].map(t => t.textContent)"
+    lobby = ("() => [...document.querySelectorAll('#trend-chart rect.bar title')].map(t => t.textContent)"
              ".join().includes('of 4 judged;') && document.getElementById('trend-chart').getAttribute('aria-label').includes('lobby')")
     page.wait_for_function(lobby, timeout=20_000)
     page.select_option("#filter-label", "with_mask")
-    listed = ("[...document.querySelectorAll('#event-list tr.event')].map(r => r.dataset.camera + '/' + "
+    listed = ("() => [...document.querySelectorAll('#event-list tr.event')].map(r => r.dataset.camera + '/' + "
               "r.dataset.label).join() === 'old/with_mask,old/with_mask,old/with_mask'")
     page.wait_for_function(listed, timeout=20_000)
     # The chart's and the list's choices are kept in the address (the list's were lost at a reload):
@@ -296,7 +296,7 @@ def test_the_page_offers_the_cameras_no_longer_running_marked_as_such(open_site,
     assert page.get_attribute("#events-csv-link", "href") == "/v1/events.csv?camera=old&label=with_mask"
     # A camera or label the server does not offer (another viewer's, a link mistyped) is "all".
     page.goto(open_site + "/?people_camera=gone&people_label=masked")
-    page.wait_for_function("location.search === ''", timeout=20_000)  # once the retired cameras are read
+    page.wait_for_function("() => location.search === ''", timeout=20_000)  # once the retired cameras are read
     assert [page.input_value(f"#filter-{s}") for s in ("camera", "label")] == ["", ""]
     assert errors == []
     page.close()

@@ -307,15 +307,15 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(site + "/")
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
     page.wait_for_selector("#trend:not([hidden])", timeout=20_000)
-    page.wait_for_function("document.getElementById('trend-chart').dataset.buckets === '1'", timeout=20_000)
+    page.wait_for_function("() => document.getElementById('trend-chart').dataset.buckets === '1'", timeout=20_000)
     assert page.inner_text("#trend-timezone") == "Europe/Berlin"
     # when, in the site's clock as every time on the page (the browser's own, UTC here, was said "your clock")
     read_at = page.inner_text("#trend-updated")
     assert read_at in [f"read at {datetime.now(BERLIN) - timedelta(minutes=m):%H:%M}, every minute" for m in (0, 1)]
     page.select_option("#trend-bucket", "week")
-    page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length >= 3", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#trend-chart rect.bar').length >= 3", timeout=20_000)
     weeks = {b["start"]: b for b in get(site, "/v1/compliance", bucket="week").json()["buckets"]}
     for start, is_low in (("2026-09-21T00:00:00+02:00", False), ("2026-09-28T00:00:00+02:00", True)):
         bar = page.query_selector(f'#trend-chart rect.bar[data-start="{start}"]')
@@ -335,7 +335,7 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     slot = float(first.get_attribute("width")) / 0.8
     assert abs(float(second.get_attribute("x")) - float(first.get_attribute("x")) - slot) < 0.01
     page.select_option("#trend-camera", "till")
-    page.wait_for_function("document.querySelectorAll('#trend-chart rect.bar').length === 1", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#trend-chart rect.bar').length === 1", timeout=20_000)
     till_week = page.query_selector("#trend-chart rect.bar")
     till = get(site, "/v1/compliance", camera="till", bucket="week", since=SINCE).json()["buckets"]
     assert till_week.get_attribute("data-compliance") == str(till[0]["compliance"])
@@ -349,7 +349,7 @@ def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, pa
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(site + "/")
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
 
     def zones():
         return page.eval_on_selector("#trend-zone", "s => [...s.options].map(o => o.value)")
@@ -359,8 +359,8 @@ def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, pa
 
     def chart_of(zone):
         label = "document.getElementById('trend-chart').getAttribute('aria-label')"
-        page.wait_for_function(f"{label}.includes('in zone {zone}')" if zone else f"!{label}.includes(' in zone ')",
-                               timeout=20_000)
+        page.wait_for_function(f"() => {label}.includes('in zone {zone}')" if zone
+                               else f"() => !{label}.includes(' in zone ')", timeout=20_000)
 
     assert zones() == ["", "queue"]  # every zone of the site under "all" cameras
     page.select_option("#trend-bucket", "week")
@@ -384,14 +384,14 @@ def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, pa
     assert zones() == [""] and choices() == {"chart_bucket": "week", "chart_camera": "till"}
     # A zone the server does not name (a link mistyped, a zone since renamed) is "all", and said so.
     page.goto(site + "/?chart_zone=queu")
-    page.wait_for_function("document.getElementById('trend-chart').dataset.buckets !== undefined", timeout=20_000)
+    page.wait_for_function("() => document.getElementById('trend-chart').dataset.buckets !== undefined", timeout=20_000)
     assert page.input_value("#trend-zone") == "" and choices() == {}
     assert errors == []
 
 
 def test_the_page_says_when_the_server_stops_answering_and_carries_on_when_it_is_back(site, page):  # noqa: F811
     page.goto(site + "/")
-    page.wait_for_function("document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
     assert page.is_hidden("#stale")
     page.route("**/v1/cameras", lambda route: route.abort())  # the server away
     page.wait_for_selector("#stale:not([hidden])", timeout=20_000)

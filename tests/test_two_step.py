@@ -23,7 +23,7 @@ from maskwatch.security.store import AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)
 from maskwatch.serving.app import ServeSettings, create_app
-from tests.conftest import log_in as log_in_page
+from tests.conftest import log_in as log_in_page, watched
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_security_deploy import NoFaces
@@ -54,8 +54,8 @@ def log_in(client: TestClient, code: str | None = None, password: str = ANA[1]):
 
 
 def until(read, timeout: float = 10.0):
-    """`read()`'s first true value within `timeout` s, else its last (a page's CSP refuses
-    Playwright's wait_for_function: it evaluates a string)."""
+    """`read()`'s first true value within `timeout` s, else its last (a read from here, such as
+    is_visible or inner_text, polled)."""
     deadline = time.monotonic() + timeout
     while not (value := read()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -533,7 +533,7 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
     AuthStore(str(db)).add_user(*ANA, "viewer")
 
     with serving(["--database", str(db)], tmp_path) as base:
-        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})  # no bypass_csp
+        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
         try:
             log_in_page(phone, base, ANA)
             until(lambda: phone.is_visible("#two-step-open"))
@@ -647,7 +647,7 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
     with open(tmp_path / "run.log", "w+") as log:
         site = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml")],
                                 stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
-        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
         def healthy() -> bool:
             try:
                 return httpx.get(base + "/healthz", timeout=1).status_code == 200
@@ -779,7 +779,7 @@ def test_a_version_4_database_keeps_its_logins_and_the_dashboard_says_no_codes_a
         phone.wait_for_url(base + "/", timeout=20_000)
 
     with serving(["--database", db], tmp_path) as base:
-        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
         try:
             log_in_with(phone, base, code_at(SECRET))
             assert until(lambda: phone.inner_text("#two-step-open") == "Two-step login (no recovery codes left)", 20)
@@ -858,7 +858,7 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
     old = new_recovery_codes()
     assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
     with serving(["--database", db], tmp_path) as base:
-        phone = page.context.browser.new_page(viewport={"width": 360, "height": 740})
+        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
         try:
             phone.goto(base + "/login")
             for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):

@@ -811,7 +811,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
                               f" <= {region}.clientWidth")
         phone.evaluate(f"{region}.focus()")
         phone.keyboard.press("ArrowRight")
-        phone.wait_for_function(f"{region}.scrollLeft > 0")
+        phone.wait_for_function(f"() => {region}.scrollLeft > 0")
         phone.evaluate(f"{region}.scrollLeft = 0")
         phone.set_viewport_size({"width": 360, "height": 740})
 
@@ -826,7 +826,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.evaluate("document.activeElement.id") == "users-me-password"
         phone.fill("#users-me-password", "not the boss's password")
         phone.click("#users-add button[type=submit]")
-        phone.wait_for_function("document.getElementById('users-error').textContent.includes('wrong')")
+        phone.wait_for_function("() => document.getElementById('users-error').textContent.includes('wrong')")
         assert phone.inner_text("#users-error") == "Not added: your password (admin_password) is wrong."
         phone.fill("#users-me-password", BOSS[1])  # once: kept for every change while the dialog is open
         phone.click("#users-add button[type=submit]")
@@ -837,7 +837,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.fill("#users-add-password", "short")
         phone.fill("#users-add-again", "short")
         phone.click("#users-add button[type=submit]")
-        phone.wait_for_function("document.getElementById('users-error').textContent !== ''")
+        phone.wait_for_function("() => document.getElementById('users-error').textContent !== ''")
         assert phone.inner_text("#users-error") == "Not added: the password needs at least 10 characters, got 5."
 
         phone.click("button[aria-label='Reset the password of ana']")
@@ -845,7 +845,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.fill("#users-reset-password", "ana's second password")
         phone.fill("#users-reset-again", "ana's second password")
         phone.click("#users-reset button[type=submit]")
-        phone.wait_for_function("document.getElementById('users-status').textContent.startsWith('password of ana')")
+        phone.wait_for_function("() => document.getElementById('users-status').textContent.startsWith('password of ana')")
         assert phone.is_hidden("#users-reset") and phone.input_value("#users-reset-password") == ""
 
         assert phone.locator("button[aria-label^='Turn off two-step']").count() == 1  # zed's only: on, not mine
@@ -912,7 +912,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.select_option("#users-edit-role", "admin")
         phone.click("#users-edit button[type=submit]")
         phone.click("#users-confirm-yes")
-        phone.wait_for_function("document.getElementById('users-error').textContent !== ''")
+        phone.wait_for_function("() => document.getElementById('users-error').textContent !== ''")
         assert phone.inner_text("#users-error") == ("Not changed: 'cy' was changed meanwhile (now viewer of door): "
                                                     "nothing changed; look at them again and redo the change.")
         phone.wait_for_selector("#users-table tr[data-user=cy] td:nth-child(3):text-is('door')")  # read again
@@ -930,7 +930,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         token = phone.input_value("#tokens-secret-value")
         assert token.startswith("mw_") and phone.evaluate("document.activeElement.id") == "tokens-copy"
         phone.click("#tokens-copy")
-        phone.wait_for_function("document.getElementById('tokens-copied').textContent !== ''")
+        phone.wait_for_function("() => document.getElementById('tokens-copied').textContent !== ''")
         assert phone.inner_text("#tokens-copied") in ("Copied.", "Selected: copy it with the keyboard (Ctrl+C).")
         assert httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360
@@ -938,7 +938,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.keyboard.press("Escape")  # closed: the token shown and the passwords typed go
         # The dialog's `close` event, which empties them, is a task after `open` turns false (2 of
         # 4 runs under load read the field in between): waited for by its own sign, the token field.
-        phone.wait_for_function("!document.getElementById('users-dialog').open"
+        phone.wait_for_function("() => !document.getElementById('users-dialog').open"
                                 " && document.getElementById('tokens-secret').hidden")
         assert phone.evaluate("document.activeElement.id") == "users-open"
         assert token not in phone.content() and phone.input_value("#users-add-password") == ""
@@ -958,7 +958,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
 
         # The Access log: newest first, a failed login marked, the name typed at the login page as text.
         phone.keyboard.press("Escape")  # the close handler (the focus back on Users) is waited for, as above
-        phone.wait_for_function("!document.getElementById('users-dialog').open"
+        phone.wait_for_function("() => !document.getElementById('users-dialog').open"
                                 " && document.activeElement.id === 'users-open'")
         refused = httpx.post(base + "/login", json={"username": marked_up, "password": "a guess"}, headers=CSRF,
                              timeout=10)
@@ -985,19 +985,19 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
             "", *records]  # the server's list, not one of the page's own
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # the rows stack on a phone
         phone.set_viewport_size({"width": 700, "height": 740})  # a table: its long cells wrap, none pushed out
-        phone.wait_for_function("getComputedStyle(document.querySelector('#access-log-table td')).display === 'table-cell'")
+        phone.wait_for_function("() => getComputedStyle(document.querySelector('#access-log-table td')).display === 'table-cell'")
         assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('access-log-dialog'))")
         phone.set_viewport_size({"width": 360, "height": 740})
         assert phone.locator("#access-log-table tbody tr").count() == 50
         phone.focus("#access-log-older")  # clicked twice at once: its page is read and shown once
         phone.evaluate("const b = document.getElementById('access-log-older'); b.click(); b.click()")
-        phone.wait_for_function("document.getElementById('access-log-older').hidden")
+        phone.wait_for_function("() => document.getElementById('access-log-older').hidden")
         phone.wait_for_load_state("networkidle")  # a second read's answer, had there been one, is in
         shown = phone.locator("#access-log-table tbody tr").evaluate_all("(rows) => rows.map((r) => +r.dataset.id)")
         assert shown == [e["id"] for e in AuthStore(db).access_log(limit=1000)][:len(shown)] and len(shown) > 60
         assert phone.evaluate("document.activeElement.dataset.label") == "When"  # the first older row
         phone.select_option("#access-log-action", "token_added")  # a filter reads the log again
-        phone.wait_for_function("document.getElementById('access-log-status').textContent.startsWith('1 entries')")
+        phone.wait_for_function("() => document.getElementById('access-log-status').textContent.startsWith('1 entries')")
         assert phone.locator("#access-log-table tbody tr td").all_inner_texts()[1:] == [
             "boss", "token_added", "prometheus (read)", "127.0.0.1"]
         phone.select_option("#access-log-action", "")
@@ -1005,12 +1005,12 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.press("#access-log-user", "Enter")
         # Waited for by its own rows, not their count: the read of the action emptied ("all", 50
         # rows too) may answer first, and a wait for 50 rows then passed on the wrong list.
-        phone.wait_for_function("""(() => { const users = [...document.querySelectorAll(
+        phone.wait_for_function("""() => { const users = [...document.querySelectorAll(
             '#access-log-table tbody td:nth-child(2)')].map((td) => td.textContent);
-            return users.length === 50 && users.every((user) => user === 'ana'); })()""")
+            return users.length === 50 && users.every((user) => user === 'ana'); }""")
         assert phone.is_visible("#access-log-older")  # 60 rows of ana's
         phone.keyboard.press("Escape")  # the focus goes back to its button in the close handler, a task after `open`
-        phone.wait_for_function("!document.getElementById('access-log-dialog').open"
+        phone.wait_for_function("() => !document.getElementById('access-log-dialog').open"
                                 " && document.activeElement.id === 'access-log-open'")
 
         store = AuthStore(db)
