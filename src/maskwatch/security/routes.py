@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
 from maskwatch.security.admin_routes import viewer_camera_choices
+from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.site.events import CURSOR, cursor_of, parse_cursor
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
@@ -67,6 +68,7 @@ def login_page(next: str | None = Query(None, max_length=2000, description="wher
                         401: {"description": "Wrong user name or password, or a missing or wrong code for a "
                                              "user with two-step login on (the same answer for each)"},
                         403: {"description": "No X-Maskwatch-CSRF header, or another site's Origin"},
+                        409: {"description": RENEWED_MEANWHILE_SENT},
                         429: {"description": "Too many failed logins; Retry-After says when to try again"},
                         503: {"description": "Too many logins at once in this process; Retry-After: 1"}})
 def login(request: Request, body: LoginBody) -> JSONResponse:

@@ -326,6 +326,12 @@ def _recovery_of(connection, row) -> list[str]:
         recovery_codes.c.user_id == (row.id if row is not None else -1))).scalars())
 
 
+def _set_made_since(connection, user_id: int, seen: list[str]) -> bool:
+    """Whether the user has a recovery code not among `seen` (the hashes a check read): a set made since."""
+    return connection.execute(select(recovery_codes.c.id).where(
+        recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash.not_in(list(seen)))).first() is not None
+
+
 def _new_session(connection, user_id: int, now: float) -> str:
     """A session for the browser that made a change which ended the user's others; its token."""
     token = secrets.token_urlsafe(32)
@@ -618,12 +624,23 @@ class AuthStore:
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
             return _new_session(connection, user_id, now)
 
-    def use_recovery(self, user_id: int, code_hash: str) -> bool:
+    def use_recovery(self, user_id: int, code_hash: str, seen: list[str] | None = None,
+                     secret: str | None = None) -> bool:
         """Whether `code_hash` was one of the user's recovery codes, deleted now: one conditional
-        write, so a code sent to two workers at once is taken by one of them."""
+        write, so a code sent to two workers at once is taken by one of them. With `seen` and
+        `secret` (the hashes and secret the caller's check read, the code among them): Conflict
+        RENEWED_MEANWHILE where the code is gone because another set was made since under the same
+        secret (another tab's renewal), not because another login used it. Asked only once the
+        password and code were right, so it tells nothing to whoever lacks either."""
         with self._write_lock, self.engine.begin() as connection:
-            return connection.execute(delete(recovery_codes).where(
-                recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash == code_hash)).rowcount >= 1
+            if connection.execute(delete(recovery_codes).where(
+                    recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash == code_hash)).rowcount >= 1:
+                return True
+            if seen is not None and connection.execute(select(users.c.id).where(
+                    users.c.id == user_id, users.c.totp_secret == secret)).first() is not None \
+                    and _set_made_since(connection, user_id, seen):
+                raise Conflict(RENEWED_MEANWHILE)
+            return False
 
     def recovery_left(self, name: str) -> int:
         """How many unused recovery codes the user has."""
@@ -645,8 +662,7 @@ class AuthStore:
                                                                   users.c.totp_secret == secret)).scalar()
             if user_id is None:
                 raise Conflict("two-step login was turned off or on again meanwhile; nothing changed")
-            if connection.execute(select(recovery_codes.c.id).where(
-                    recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash.not_in(list(seen)))).first() is not None:
+            if _set_made_since(connection, user_id, seen):
                 raise Conflict(RENEWED_MEANWHILE)
             _set_recovery(connection, user_id, hashes)
 
