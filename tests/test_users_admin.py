@@ -68,12 +68,13 @@ def test_an_admin_adds_resets_and_removes_users_ending_their_sessions_each_chang
     assert added.status_code == 201, added.text
     assert added.json()["user"] | {"id": 0, "created": 0} == {"id": 0, "name": "cy", "role": "viewer",
                                                              "cameras": ["door", "till"], "created": 0,
-                                                             "two_step": False}
+                                                             "two_step": False, "recovery_codes_left": None}
     cy = logged_in(db, ("cy", "cy's own password"))
     assert cy.get("/v1/me").json()["cameras"] == ["door", "till"]
     listed = boss.get("/v1/users").json()["users"]
     assert [(u["name"], u["role"], u["cameras"]) for u in listed] == [
         ("ana", "viewer", None), ("boss", "admin", None), ("cy", "viewer", ["door", "till"])]
+    assert listed[2] == added.json()["user"]  # the same user object from every route
 
     reset = boss.post("/v1/users/ana/password", json=BY_BOSS | {"password": "ana's second password"}, headers=CSRF)
     assert reset.status_code == 200 and reset.json()["user"] == "ana"
@@ -318,7 +319,8 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
     assert ana.get("/v1/users").status_code == 403
     assert ana.get("/v1/me").json()["cameras"] == ["door", "till"]
     assert edit(boss, "ana", cameras=["door"]).json()["user"] | {"created": 0} == {
-        "id": 2, "name": "ana", "role": "viewer", "cameras": ["door"], "created": 0, "two_step": False}  # the role kept
+        "id": 2, "name": "ana", "role": "viewer", "cameras": ["door"], "created": 0, "two_step": False,
+        "recovery_codes_left": None}  # the role kept
     assert edit(boss, "ana", role="admin").json()["user"]["cameras"] is None  # an admin sees every camera
     assert edit(boss, "ana", role="viewer").json()["user"]["cameras"] is None
     assert edit(boss, "ana", cameras=["till"]).status_code == 200

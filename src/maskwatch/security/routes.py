@@ -126,7 +126,7 @@ def me(request: Request) -> dict:
     return {"user": principal.name, "role": principal.role, "via": principal.via, "scope": principal.scope,
             "cameras": list(principal.cameras) if principal.cameras is not None else None,
             "two_step": found["two_step"] if found is not None else None,
-            "recovery_codes_left": store.recovery_left(principal.name) if found and found["two_step"] else None,
+            "recovery_codes_left": found["recovery_codes_left"] if found is not None else None,
             "two_step_required": _access(request).two_step_missing(principal),
             "timezone": site.config.clock() if (site := request.app.state.site) is not None else None}
 

@@ -277,6 +277,19 @@ def _user_row(row) -> dict:
             "two_step": row.totp_secret is not None}
 
 
+def _users_with_codes_left():
+    """The users' rows with `recovery_left`, the count of their unused recovery codes."""
+    left = (select(func.count()).select_from(recovery_codes).where(recovery_codes.c.user_id == users.c.id)
+            .scalar_subquery().label("recovery_left"))
+    return select(users, left)
+
+
+def _user_view(row) -> dict:
+    """A user as every answer gives one (GET, POST and PATCH /v1/users, `users list`, /v1/me):
+    `recovery_codes_left` None where two-step login is off. POST gave no `recovery_codes_left`."""
+    return _user_row(row) | {"recovery_codes_left": row.recovery_left if row.totp_secret is not None else None}
+
+
 def _check_acting(connection, acting: tuple[str, str] | None) -> int | None:
     """The acting admin's id; Conflict unless the admin making a change (`acting`: their name
     and the password hash just checked) is still an admin with that password, read in the
@@ -414,20 +427,18 @@ class AuthStore:
         return self.user(name)
 
     def user(self, name: str) -> dict | None:
+        """The user as users() lists them, or None."""
         if "\x00" in name:  # no name has one, and PostgreSQL refuses the query (a 503 for /v1/users/a%00b)
             return None
         with self.engine.connect() as connection:
-            row = connection.execute(select(users).where(users.c.name == name)).first()
-        return _user_row(row) if row is not None else None
+            row = connection.execute(_users_with_codes_left().where(users.c.name == name)).first()
+        return _user_view(row) if row is not None else None
 
     def users(self) -> list[dict]:
         """Every user, with `recovery_codes_left` (their unused recovery codes; None where two-step
         login is off): `users list` and the Users dialog say it, as the user's own dialog does."""
-        left = (select(func.count()).select_from(recovery_codes).where(recovery_codes.c.user_id == users.c.id)
-                .scalar_subquery().label("recovery_left"))
         with self.engine.connect() as connection:
-            return [_user_row(row) | {"recovery_codes_left": row.recovery_left if row.totp_secret is not None else None}
-                    for row in connection.execute(select(users, left).order_by(users.c.name))]
+            return [_user_view(row) for row in connection.execute(_users_with_codes_left().order_by(users.c.name))]
 
     def user_count(self) -> int:
         with self.engine.connect() as connection:
