@@ -344,8 +344,8 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
                 (edit(boss, "ana", cameras=["door"], all_cameras=True), 400, "give cameras or all_cameras, not both"),
                 (edit(boss, "ana", cameras=[" "]), 400, "cameras names no camera: use all_cameras for every camera"),
                 (edit(boss, "ana", role="root"), 400, "role must be one of admin, viewer; got 'root'"),
-                (edit(boss, "ana", role="admin", cameras=["door"]), 400,
-                 "an admin sees every camera: a camera list (--camera) is for viewers"),
+                (edit(boss, "ana", role="admin", cameras=["door"]), 400,  # said in the body's words, not --camera
+                 "an admin sees every camera: a camera list (cameras) is for viewers"),
                 (edit(boss, "ana", cameras=["door,till"]), 400,
                  "camera ids are 1-64 letters, digits, _ or -; got 'door,till'"),
                 (edit(boss, "nobody", role="admin"), 404, "no user 'nobody'"),
@@ -370,7 +370,7 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
     store.add_user("deputy", "the deputy's password", "admin")
     store.edit_user("ana", "admin")
     assert edit(boss, "ana", cameras=["door"]).json()["error"] == (
-        "an admin sees every camera: a camera list (--camera) is for viewers")  # the store's check, as it is now
+        "an admin sees every camera: a camera list (cameras) is for viewers")  # the store's check, as it is now
     token = store.add_token("ops", "full")
     by_token = client_of(db).patch("/v1/users/ana", json=BY_BOSS | {"role": "viewer"},
                                    headers={"Authorization": f"Bearer {token}"})

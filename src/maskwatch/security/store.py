@@ -57,7 +57,11 @@ CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_
            "totp_on", "totp_off", "recovery_renewed")
 # edit_user's `cameras` when the cameras stay as they are (None there means every camera).
 UNCHANGED = object()
-NO_CAMERA_EDITED = "--camera names no camera: use --all-cameras for every camera"  # an empty list: not "all"
+# What `users edit` and PATCH /v1/users/NAME call the role, the cameras and every camera (edit_problem).
+CLI_EDIT = ("--role", "--camera", "--all-cameras")
+API_EDIT = ("role", "cameras", "all_cameras")
+NO_CAMERA = "{} names no camera: use {} for every camera"  # an empty list: not "all"
+NO_CAMERA_EDITED = NO_CAMERA.format(*CLI_EDIT[1:])
 # A renewal of the recovery codes refused: another made a set after this one's check read the codes.
 RENEWED_MEANWHILE = "a new set of recovery codes was made meanwhile: use that one, or make another"
 
@@ -237,13 +241,28 @@ def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | N
     return access_problem(role, cameras)
 
 
-def access_problem(role: str, cameras: list[str] | None) -> str | None:
+def edit_problem(role: str | None, cameras: list[str] | None, all_cameras: bool,
+                 names: tuple[str, str, str]) -> str | None:
+    """What is wrong with a change of a user's role or cameras, before anything is read: one rule
+    for `users edit` and PATCH /v1/users/NAME (each kept its own copy), said in the `names` of the
+    one asked (CLI_EDIT, API_EDIT: its role, cameras and every-camera options)."""
+    role_name, cameras_name, all_name = names
+    if cameras is not None and all_cameras:
+        return f"give {cameras_name} or {all_name}, not both"
+    if role is None and cameras is None and not all_cameras:
+        return f"nothing to change: give {role_name}, {cameras_name} or {all_name}"
+    if cameras is not None and not any(c.strip() for c in cameras):  # "leave it out", as `add` says, keeps them
+        return NO_CAMERA.format(cameras_name, all_name)
+    return access_problem(role or "viewer", cameras, cameras_name)
+
+
+def access_problem(role: str, cameras: list[str] | None, cameras_name: str = "--camera") -> str | None:
     """What is wrong with a role and a viewer's cameras: a user's to add (new_user_problem) or to
-    change (edit_user, `users edit`, PATCH /v1/users/NAME), one rule."""
+    change (edit_user, edit_problem), one rule; `cameras_name` as the asker calls the list."""
     if role not in ROLES:
         return f"role must be one of {', '.join(ROLES)}; got {role!r}"
     if role == "admin" and cameras:
-        return "an admin sees every camera: a camera list (--camera) is for viewers"
+        return f"an admin sees every camera: a camera list ({cameras_name}) is for viewers"
     # Checked where no site's list is (`serve`, `users add --database`): "door,till" was stored as
     # is and read back as two cameras, door and till; markup was kept for any page to show.
     if cameras and (odd := [c.strip() for c in cameras if c.strip() and not CAMERA_ID.fullmatch(c.strip())]):
@@ -468,7 +487,8 @@ class AuthStore:
         return revoked
 
     def edit_user(self, name: str, role: str | None = None, cameras=UNCHANGED,
-                  acting: tuple[str, str] | None = None, expected: dict | None = None) -> tuple[dict, list[str]]:
+                  acting: tuple[str, str] | None = None, expected: dict | None = None,
+                  cameras_name: str = CLI_EDIT[1]) -> tuple[dict, list[str]]:
         """A user's new role and/or cameras (`cameras` a viewer's list, None for every camera,
         UNCHANGED to keep them); the user as now, and the names of the tokens they owned, revoked
         in the same transaction when an admin is made a viewer. An admin's cameras go (they see
@@ -478,7 +498,8 @@ class AuthStore:
         Their sessions are kept: each request reads the role and cameras from this table
         (session_user), so the change holds from their next request. NoSuch, Conflict for the last
         admin made a viewer (whatever other users: nobody would be left to run the site), or
-        ValueError for a bad role or a camera list given to an admin. Under USERS_LOCK, as
+        ValueError for a bad role or a camera list (named as the asker names it: `cameras_name`)
+        given to an admin. Under USERS_LOCK, as
         remove_user: two admins making each other viewers at once leave one admin."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)
@@ -494,7 +515,7 @@ class AuthStore:
                 cameras = None if role == "admin" else before["cameras"]
             elif cameras is not None and not any(c.strip() for c in cameras):
                 raise ValueError(NO_CAMERA_EDITED)
-            if (problem := access_problem(role, cameras)) is not None:
+            if (problem := access_problem(role, cameras, cameras_name)) is not None:
                 raise ValueError(problem)
             if before["role"] == "admin" and role != "admin":
                 admins = connection.execute(select(func.count()).select_from(users)
