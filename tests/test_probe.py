@@ -251,6 +251,40 @@ def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
                        "see its manual for the stream's path")
 
 
+@pytest.mark.system
+def test_an_http_url_on_an_rtsp_port_asks_whether_rtsp_was_meant(tmp_path, sample_dir):
+    """GStreamer's RTSP server answers an http:// URL's GET with 503, which was said as the camera's
+    refusal (`the camera refused the stream: 503 Service Unavailable`); a server answering with an
+    RTSP status line was `cannot open`."""
+    from maskwatch.video.rtsp_probe import http_refusal
+
+    if not rtsp_server_available():
+        pytest.fail("GStreamer's RTSP server is missing: the Makefile's rtsp target installs it")
+    server = RtspServer(make_frames(tmp_path / "frames", sample_dir), tmp_path / "rtsp.log").start()
+    try:
+        said = probe_camera("camera door", f"http://127.0.0.1:{server.port}/clip", 2.0).detail
+    finally:
+        server.stop()
+    where = f"127.0.0.1:{server.port}"
+    assert said == f"http://{where}/clip: {where} is an RTSP server, not a web one: did you mean rtsp:// (not http://)?"
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_in_rtsp() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"RTSP/1.0 400 Bad Request\r\nCSeq: 0\r\n\r\n")
+
+    threading.Thread(target=answer_in_rtsp, daemon=True).start()
+    where = f"127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        assert http_refusal(f"http://{where}/video.mjpg", 2.0) == (
+            f"{where} is an RTSP server, not a web one: did you mean rtsp:// (not http://)?")
+    finally:
+        listener.close()
+
+
 def test_a_missing_video_file_is_said_by_name(tmp_path):
     """(The site's file refuses it first; a file gone since is said by the probe, not as `cannot open`.)"""
     probe = probe_camera("camera door", str(tmp_path / "gone.mp4"), 3.0)

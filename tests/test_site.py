@@ -364,11 +364,16 @@ def test_the_page_lists_events_and_filters_them(site, page):  # noqa: F811
         page.set_viewport_size({"width": 1280, "height": 720})  # Playwright's default, as the other tests have it
 
 
-def test_stopping_the_site_loses_no_event(tmp_path, sample_dir):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_stopping_the_site_loses_no_event_and_warns_of_nothing(tmp_path, sample_dir, stop):
+    """A clean stop (Ctrl-C, SIGTERM) said its two lines as WARNINGs: each stop read as trouble."""
     still_clip(tmp_path / "till.mp4", sample_dir)
     running = SiteProcess(tmp_path, "  till: {source: till.mp4}\n")
     assert wait_until(lambda: running.camera("till")["analysed"] >= 6, 60)
-    assert running.stop() == 0
+    running.process.send_signal(getattr(signal, stop))
+    assert running.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    said = (tmp_path / "run.log").read_text()
+    assert " INFO maskwatch.site.stop: stopped: " in said and " WARNING " not in said, said  # shown, as news
     # People still in view at the stop are decided on the way out: at least one event is stored.
     store = EventStore(str(tmp_path / "site.db"))
     events = store.events(camera="till")

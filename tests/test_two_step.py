@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN, AuthSettings
-from maskwatch.security.store import AuthStore, Conflict
+from maskwatch.security.store import RENEWED_MEANWHILE, AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)
 from maskwatch.serving.app import ServeSettings, create_app
@@ -265,6 +265,57 @@ def test_of_two_renewals_at_once_the_one_whose_check_read_the_old_set_changes_no
     with pytest.raises(Conflict, match="made meanwhile"):
         store.renew_recovery("ana", SECRET, recovery_hashes(SECRET, new_recovery_codes()), seen=old)
     assert store.use_recovery(store.user("ana")["id"], recovery_hash(SECRET, kept[1]))
+
+
+def test_a_recovery_code_whose_set_another_tab_renewed_meanwhile_is_409_not_a_failed_login(tmp_path):
+    """A right recovery code whose set another tab replaced between this check's read and its use
+    was a failed login (401 or 403, counted, a row) where the renewal itself answers 409. It is
+    told apart only once the password and the code were right (nothing for a guesser to learn);
+    a code another login used meanwhile is still a wrong code."""
+    db = str(tmp_path / "renewed.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    codes = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, codes)) == ""
+    with client_of(db) as here, client_of(db) as there:
+        assert log_in(there, codes[0]).status_code == 200
+        racing = here.app.state.access.store
+        checked = racing.check_login
+
+        def meanwhile(request, then):
+            """`request()`'s answer, `then()` run once its password and codes were read."""
+            def check(name: str, password: str):
+                user = checked(name, password)
+                then()
+                return user
+            racing.check_login = check
+            try:
+                return request()
+            finally:
+                racing.check_login = checked
+
+        def renewed():  # the other tab's new set, made with a code of the set it replaces
+            made = there.post("/two-step/recovery-codes", json={"password": ANA[1], "code": codes[1]}, headers=CSRF)
+            assert made.status_code == 200, made.text
+            codes[:] = made.json()["recovery_codes"]
+
+        for request in (lambda: log_in(here, codes[2]),
+                        lambda: here.post("/two-step/recovery-codes", json={"password": ANA[1], "code": codes[2]},
+                                          headers=CSRF),
+                        lambda: here.request("DELETE", "/two-step", json={"password": ANA[1], "code": codes[2]},
+                                             headers=CSRF)):
+            refused = meanwhile(request, renewed)
+            assert (refused.status_code, refused.json()["error"]) == (409, RENEWED_MEANWHILE)
+            if here.get("/v1/me").status_code != 200:
+                assert log_in(here, codes[0]).status_code == 200
+                codes.pop(0)
+        assert here.get("/v1/me").json()["two_step"] is True
+        with store.engine.connect() as connection:  # none of them counted as a failure
+            assert connection.execute(text("SELECT count(*) FROM login_failures")).scalar() == 0
+        used = meanwhile(lambda: log_in(here, codes[2]), lambda: log_in(client_of(db), codes[2]))
+        assert (used.status_code, used.json()["error"]) == (401, WRONG_LOGIN)
+    assert store.access_log(action="totp_failed") == []
+    assert len(store.access_log(action="login_failed")) == 1
 
 
 def test_turning_it_off_oneself_ends_the_other_sessions_and_keeps_this_browser(tmp_path):

@@ -196,6 +196,13 @@ def restart_with_steady_malloc() -> None:
     os.execve(sys.executable, list(sys.orig_argv), steady_malloc_env())
 
 
+# A site's stop (site/runner.py: what it still stores, then that it ended) is no problem: INFO, on
+# this logger, which the service's log shows at its default level (WARNING) too (cli/servers.py),
+# so that a log without the last line still tells a stop cut short. It was WARNING: each clean stop
+# read as two warnings, where a WARNING is kept for what went wrong.
+STOP_LOGGER = "maskwatch.site.stop"
+
+
 class CurrentStderr(logging.StreamHandler):
     """A log handler writing to sys.stderr as it is at each line, not as it was when the logging
     was set up: a stderr replaced since (a test runner's, a notebook's) had been closed, and every

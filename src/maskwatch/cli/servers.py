@@ -88,8 +88,13 @@ def _log_options() -> dict:
     """uvicorn's log_config and log_level: LOG_CONFIG at the level MASKWATCH_LOG_LEVEL names."""
     import os
 
+    from maskwatch.runtime import STOP_LOGGER
+
     level = os.environ.get(LOG_LEVEL_ENV, "").strip().upper() or "WARNING"
-    return {"log_config": LOG_CONFIG | {"root": {"level": level, "handlers": ["stderr"]}}, "log_level": level.lower()}
+    # A site's stop is said at INFO, shown at WARNING too (runtime.STOP_LOGGER); ERROR leaves it out.
+    loggers = LOG_CONFIG["loggers"] | {STOP_LOGGER: {"level": "INFO" if level == "WARNING" else level}}
+    return {"log_config": LOG_CONFIG | {"root": {"level": level, "handlers": ["stderr"]}, "loggers": loggers},
+            "log_level": level.lower()}
 
 
 def _service_log() -> None:

@@ -315,7 +315,7 @@ class AccessControl:
     def login(self, request: Request, name: str, password: str, code: str = "") -> tuple[dict, str]:
         """The user and a new session token; AuthError 401 (the same for an unknown user, a wrong
         password and, for a user with two-step login on, a missing or wrong `code`), 403
-        (cross-origin) or 429 with Retry-After."""
+        (cross-origin), 409 (a recovery code whose set was renewed meanwhile) or 429 with Retry-After."""
         check_csrf(request)
         if self.store is None and not self.has_users():  # a users file made since the start is opened
             raise AuthError(401, WRONG_LOGIN)
@@ -382,8 +382,8 @@ class AccessControl:
                         user = None  # the rows stay, as for a wrong password
                     elif secret is not None:  # held back by check_login until the code was right too
                         user["password_hash"] = self.store.rehashed(user["id"], password, user["password_hash"])
-            except Exception:  # the database away mid-check: no failure of the guesser's (the right
-                try:           # password was counted as one, five 503s locking its user out)
+            except Exception:  # the database away mid-check, or a 409: no failure of the guesser's (the
+                try:           # right password was counted as one, five 503s locking its user out)
                     self.store.release_attempt(reserved)
                 except SQLAlchemyError:
                     pass
@@ -404,14 +404,21 @@ class AccessControl:
         login with the same code, sent at once, loses). Or one of their recovery codes (`recovery`:
         the hashes read with the password), used up now (store.use_recovery, alike) and logged:
         `recovery_used`. A wrong code of either kind writes nothing (a write only after a right
-        password would tell, by the answer's time, that it was right)."""
+        password would tell, by the answer's time, that it was right). A right recovery code whose
+        set another tab replaced since it was read: AuthError 409 RENEWED_MEANWHILE, not a failure
+        (said only to whoever sent the right password and code: nothing told to a guesser)."""
         from maskwatch.security.two_step import matching_step, recovery_hash, recovery_matches
 
         if (step := matching_step(secret, code, last_step)) is not None:
             return self.store.use_step(user["id"], step)
         hashed = recovery_hash(secret, code)
-        if hashed is None or not recovery_matches(hashed, recovery) or not self.store.use_recovery(user["id"], hashed):
+        if hashed is None or not recovery_matches(hashed, recovery):
             return False
+        try:
+            if not self.store.use_recovery(user["id"], hashed, seen=recovery, secret=secret):
+                return False
+        except Conflict as err:
+            raise AuthError(409, str(err)) from None
         self.store.log("recovery_used", user["name"], client, user["name"])
         return True
 

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maskwatch.security.access import ADMIN, AuthError, client_address
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import (CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, AuthStore, Conflict, NoSuch,
-                                      access_problem, added_target, changed_meanwhile, name_problem, new_user_problem,
+from maskwatch.security.store import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, AuthStore, Conflict, NoSuch,
+                                      added_target, changed_meanwhile, edit_problem, name_problem, new_user_problem,
                                       revoked_target, revoked_words, viewer_cameras)
 
 CameraId = Annotated[str, Field(max_length=64)]
@@ -211,13 +211,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
     if user_name == admin:  # as your own password: another admin, or the CLI on the server, does it
         raise AuthError(400, "your own role is not changed here: another admin does it "
                              "(or maskwatch users edit on the server)")
-    if body.cameras is not None and body.all_cameras:
-        raise AuthError(400, "give cameras or all_cameras, not both")
-    if body.role is None and body.cameras is None and not body.all_cameras:
-        raise AuthError(400, "nothing to change: give role, cameras or all_cameras")
-    if body.cameras is not None and not any(c.strip() for c in body.cameras):
-        raise AuthError(400, "cameras names no camera: use all_cameras for every camera")
-    if (problem := access_problem(body.role or "viewer", body.cameras)) is not None:
+    if (problem := edit_problem(body.role, body.cameras, body.all_cameras, API_EDIT)) is not None:  # as `users edit`
         raise AuthError(400, problem)
     if (now := _store(request).user(user_name)) is None:  # said before the admin's password is checked
         raise AuthError(404, f"no user {user_name!r}")
@@ -229,7 +223,8 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
         if body.cameras is not None:
             cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
         acting = _confirmed(request, body.admin_password, f"user_changed {user_name}")
-        user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting, expected=expected)
+        user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting, expected=expected,
+                                                 cameras_name=API_EDIT[1])
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "user_changed", added_target(user), {"user": user, "tokens_revoked": revoked},

@@ -217,16 +217,9 @@ def edit_user(
     """Change a user's role or a viewer's cameras; their password and sessions stay, the change
     holds from their next request. An admin made a viewer loses the API tokens they own."""
     site = site_config(config)
-    from maskwatch.security.store import (NO_CAMERA_EDITED, UNCHANGED, access_problem, added_target, revoked_words,
-                                          viewer_cameras)
+    from maskwatch.security.store import CLI_EDIT, UNCHANGED, added_target, edit_problem, revoked_words, viewer_cameras
 
-    if camera and all_cameras:
-        _fail("give --camera or --all-cameras, not both")
-    if role is None and camera is None and not all_cameras:
-        _fail("nothing to change: give --role, --camera or --all-cameras")
-    if camera is not None and not any(c.strip() for c in camera):  # "leave it out", as `add` says, keeps them
-        _fail(NO_CAMERA_EDITED)
-    if (problem := access_problem(role or "viewer", camera)) is not None:  # an admin's own list: the store says
+    if (problem := edit_problem(role, camera, all_cameras, CLI_EDIT)) is not None:  # an admin's own list: the store says
         _fail(problem)
     cameras = None if all_cameras else UNCHANGED
     if camera is not None:

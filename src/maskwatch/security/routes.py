@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
 from maskwatch.security.admin_routes import viewer_camera_choices
+from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.site.event_views import CURSOR, cursor_of, parse_cursor
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
@@ -67,6 +68,7 @@ def login_page(next: str | None = Query(None, max_length=2000, description="wher
                         401: {"description": "Wrong user name or password, or a missing or wrong code for a "
                                              "user with two-step login on (the same answer for each)"},
                         403: {"description": "No X-Maskwatch-CSRF header, or another site's Origin"},
+                        409: {"description": RENEWED_MEANWHILE_SENT},
                         429: {"description": "Too many failed logins; Retry-After says when to try again"},
                         503: {"description": "Too many logins at once in this process; Retry-After: 1"}})
 def login(request: Request, body: LoginBody) -> JSONResponse:
@@ -124,7 +126,7 @@ def me(request: Request) -> dict:
     return {"user": principal.name, "role": principal.role, "via": principal.via, "scope": principal.scope,
             "cameras": list(principal.cameras) if principal.cameras is not None else None,
             "two_step": found["two_step"] if found is not None else None,
-            "recovery_codes_left": store.recovery_left(principal.name) if found and found["two_step"] else None,
+            "recovery_codes_left": found["recovery_codes_left"] if found is not None else None,
             "two_step_required": _access(request).two_step_missing(principal),
             "timezone": site.config.clock() if (site := request.app.state.site) is not None else None}
 

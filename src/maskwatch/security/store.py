@@ -57,7 +57,11 @@ CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_
            "totp_on", "totp_off", "recovery_renewed")
 # edit_user's `cameras` when the cameras stay as they are (None there means every camera).
 UNCHANGED = object()
-NO_CAMERA_EDITED = "--camera names no camera: use --all-cameras for every camera"  # an empty list: not "all"
+# What `users edit` and PATCH /v1/users/NAME call the role, the cameras and every camera (edit_problem).
+CLI_EDIT = ("--role", "--camera", "--all-cameras")
+API_EDIT = ("role", "cameras", "all_cameras")
+NO_CAMERA = "{} names no camera: use {} for every camera"  # an empty list: not "all"
+NO_CAMERA_EDITED = NO_CAMERA.format(*CLI_EDIT[1:])
 # A renewal of the recovery codes refused: another made a set after this one's check read the codes.
 RENEWED_MEANWHILE = "a new set of recovery codes was made meanwhile: use that one, or make another"
 
@@ -237,13 +241,28 @@ def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | N
     return access_problem(role, cameras)
 
 
-def access_problem(role: str, cameras: list[str] | None) -> str | None:
+def edit_problem(role: str | None, cameras: list[str] | None, all_cameras: bool,
+                 names: tuple[str, str, str]) -> str | None:
+    """What is wrong with a change of a user's role or cameras, before anything is read: one rule
+    for `users edit` and PATCH /v1/users/NAME (each kept its own copy), said in the `names` of the
+    one asked (CLI_EDIT, API_EDIT: its role, cameras and every-camera options)."""
+    role_name, cameras_name, all_name = names
+    if cameras is not None and all_cameras:
+        return f"give {cameras_name} or {all_name}, not both"
+    if role is None and cameras is None and not all_cameras:
+        return f"nothing to change: give {role_name}, {cameras_name} or {all_name}"
+    if cameras is not None and not any(c.strip() for c in cameras):  # "leave it out", as `add` says, keeps them
+        return NO_CAMERA.format(cameras_name, all_name)
+    return access_problem(role or "viewer", cameras, cameras_name)
+
+
+def access_problem(role: str, cameras: list[str] | None, cameras_name: str = "--camera") -> str | None:
     """What is wrong with a role and a viewer's cameras: a user's to add (new_user_problem) or to
-    change (edit_user, `users edit`, PATCH /v1/users/NAME), one rule."""
+    change (edit_user, edit_problem), one rule; `cameras_name` as the asker calls the list."""
     if role not in ROLES:
         return f"role must be one of {', '.join(ROLES)}; got {role!r}"
     if role == "admin" and cameras:
-        return "an admin sees every camera: a camera list (--camera) is for viewers"
+        return f"an admin sees every camera: a camera list ({cameras_name}) is for viewers"
     # Checked where no site's list is (`serve`, `users add --database`): "door,till" was stored as
     # is and read back as two cameras, door and till; markup was kept for any page to show.
     if cameras and (odd := [c.strip() for c in cameras if c.strip() and not CAMERA_ID.fullmatch(c.strip())]):
@@ -275,6 +294,19 @@ def _user_row(row) -> dict:
     return {"id": row.id, "name": row.name, "role": row.role,
             "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created,
             "two_step": row.totp_secret is not None}
+
+
+def _users_with_codes_left():
+    """The users' rows with `recovery_left`, the count of their unused recovery codes."""
+    left = (select(func.count()).select_from(recovery_codes).where(recovery_codes.c.user_id == users.c.id)
+            .scalar_subquery().label("recovery_left"))
+    return select(users, left)
+
+
+def _user_view(row) -> dict:
+    """A user as every answer gives one (GET, POST and PATCH /v1/users, `users list`, /v1/me):
+    `recovery_codes_left` None where two-step login is off. POST gave no `recovery_codes_left`."""
+    return _user_row(row) | {"recovery_codes_left": row.recovery_left if row.totp_secret is not None else None}
 
 
 def _check_acting(connection, acting: tuple[str, str] | None) -> int | None:
@@ -324,6 +356,12 @@ def _recovery_of(connection, row) -> list[str]:
     """The hashes of the recovery codes of the user `row` (None: no such user, still one query)."""
     return list(connection.execute(select(recovery_codes.c.code_hash).where(
         recovery_codes.c.user_id == (row.id if row is not None else -1))).scalars())
+
+
+def _set_made_since(connection, user_id: int, seen: list[str]) -> bool:
+    """Whether the user has a recovery code not among `seen` (the hashes a check read): a set made since."""
+    return connection.execute(select(recovery_codes.c.id).where(
+        recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash.not_in(list(seen)))).first() is not None
 
 
 def _new_session(connection, user_id: int, now: float) -> str:
@@ -408,20 +446,18 @@ class AuthStore:
         return self.user(name)
 
     def user(self, name: str) -> dict | None:
+        """The user as users() lists them, or None."""
         if "\x00" in name:  # no name has one, and PostgreSQL refuses the query (a 503 for /v1/users/a%00b)
             return None
         with self.engine.connect() as connection:
-            row = connection.execute(select(users).where(users.c.name == name)).first()
-        return _user_row(row) if row is not None else None
+            row = connection.execute(_users_with_codes_left().where(users.c.name == name)).first()
+        return _user_view(row) if row is not None else None
 
     def users(self) -> list[dict]:
         """Every user, with `recovery_codes_left` (their unused recovery codes; None where two-step
         login is off): `users list` and the Users dialog say it, as the user's own dialog does."""
-        left = (select(func.count()).select_from(recovery_codes).where(recovery_codes.c.user_id == users.c.id)
-                .scalar_subquery().label("recovery_left"))
         with self.engine.connect() as connection:
-            return [_user_row(row) | {"recovery_codes_left": row.recovery_left if row.totp_secret is not None else None}
-                    for row in connection.execute(select(users, left).order_by(users.c.name))]
+            return [_user_view(row) for row in connection.execute(_users_with_codes_left().order_by(users.c.name))]
 
     def user_count(self) -> int:
         with self.engine.connect() as connection:
@@ -451,7 +487,8 @@ class AuthStore:
         return revoked
 
     def edit_user(self, name: str, role: str | None = None, cameras=UNCHANGED,
-                  acting: tuple[str, str] | None = None, expected: dict | None = None) -> tuple[dict, list[str]]:
+                  acting: tuple[str, str] | None = None, expected: dict | None = None,
+                  cameras_name: str = CLI_EDIT[1]) -> tuple[dict, list[str]]:
         """A user's new role and/or cameras (`cameras` a viewer's list, None for every camera,
         UNCHANGED to keep them); the user as now, and the names of the tokens they owned, revoked
         in the same transaction when an admin is made a viewer. An admin's cameras go (they see
@@ -461,7 +498,8 @@ class AuthStore:
         Their sessions are kept: each request reads the role and cameras from this table
         (session_user), so the change holds from their next request. NoSuch, Conflict for the last
         admin made a viewer (whatever other users: nobody would be left to run the site), or
-        ValueError for a bad role or a camera list given to an admin. Under USERS_LOCK, as
+        ValueError for a bad role or a camera list (named as the asker names it: `cameras_name`)
+        given to an admin. Under USERS_LOCK, as
         remove_user: two admins making each other viewers at once leave one admin."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)
@@ -477,7 +515,7 @@ class AuthStore:
                 cameras = None if role == "admin" else before["cameras"]
             elif cameras is not None and not any(c.strip() for c in cameras):
                 raise ValueError(NO_CAMERA_EDITED)
-            if (problem := access_problem(role, cameras)) is not None:
+            if (problem := access_problem(role, cameras, cameras_name)) is not None:
                 raise ValueError(problem)
             if before["role"] == "admin" and role != "admin":
                 admins = connection.execute(select(func.count()).select_from(users)
@@ -618,12 +656,23 @@ class AuthStore:
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
             return _new_session(connection, user_id, now)
 
-    def use_recovery(self, user_id: int, code_hash: str) -> bool:
+    def use_recovery(self, user_id: int, code_hash: str, seen: list[str] | None = None,
+                     secret: str | None = None) -> bool:
         """Whether `code_hash` was one of the user's recovery codes, deleted now: one conditional
-        write, so a code sent to two workers at once is taken by one of them."""
+        write, so a code sent to two workers at once is taken by one of them. With `seen` and
+        `secret` (the hashes and secret the caller's check read, the code among them): Conflict
+        RENEWED_MEANWHILE where the code is gone because another set was made since under the same
+        secret (another tab's renewal), not because another login used it. Asked only once the
+        password and code were right, so it tells nothing to whoever lacks either."""
         with self._write_lock, self.engine.begin() as connection:
-            return connection.execute(delete(recovery_codes).where(
-                recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash == code_hash)).rowcount >= 1
+            if connection.execute(delete(recovery_codes).where(
+                    recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash == code_hash)).rowcount >= 1:
+                return True
+            if seen is not None and connection.execute(select(users.c.id).where(
+                    users.c.id == user_id, users.c.totp_secret == secret)).first() is not None \
+                    and _set_made_since(connection, user_id, seen):
+                raise Conflict(RENEWED_MEANWHILE)
+            return False
 
     def recovery_left(self, name: str) -> int:
         """How many unused recovery codes the user has."""
@@ -645,8 +694,7 @@ class AuthStore:
                                                                   users.c.totp_secret == secret)).scalar()
             if user_id is None:
                 raise Conflict("two-step login was turned off or on again meanwhile; nothing changed")
-            if connection.execute(select(recovery_codes.c.id).where(
-                    recovery_codes.c.user_id == user_id, recovery_codes.c.code_hash.not_in(list(seen)))).first() is not None:
+            if _set_made_since(connection, user_id, seen):
                 raise Conflict(RENEWED_MEANWHILE)
             _set_recovery(connection, user_id, hashes)
 

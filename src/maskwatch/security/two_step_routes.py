@@ -19,6 +19,10 @@ Code = Field(min_length=1, max_length=16, description=(
     "the 6 digits the authenticator app shows now (spaces ignored), or a recovery code (xxxx-xxxx)"))
 REFUSED = ("an API token or an open server (no login to secure); no X-Maskwatch-CSRF header, or another "
            "site's Origin")
+# A 409 of each route a recovery code is sent to (the login too): said only to whoever sent the
+# right password and code, so it is no tell to a guesser (access.AccessControl._fresh_code).
+RENEWED_MEANWHILE_SENT = ("The recovery code sent was right, but another set was made meanwhile (another tab, `users 2fa "
+                          "--recovery-codes`): use a code of that set; not counted as a failed login")
 LIMITS = {429: {"description": "Too many failed logins; Retry-After says when to try again"},
           503: {"description": "Too many password checks at once in this process; Retry-After: 1"}}
 
@@ -69,7 +73,7 @@ def _renewed(request: Request, token: str, answer: dict) -> JSONResponse:
 @router.delete("/two-step", responses={
         400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
         403: {"description": "A wrong password or code (a failed login); " + REFUSED},
-        409: {"description": "Two-step login is not on"}, **LIMITS})
+        409: {"description": "Two-step login is not on. " + RENEWED_MEANWHILE_SENT}, **LIMITS})
 def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
     """Turn two-step login off: your password and a code, checked as a login checks them. Your
     recovery codes go, and every other session of yours ends; this browser gets a new one."""
@@ -82,7 +86,8 @@ def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
         400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
         403: {"description": "A wrong password or code (a failed login); " + REFUSED},
         409: {"description": "Two-step login is not on, or was turned off or on again meanwhile; or another "
-                             "set was made meanwhile (another tab, `users 2fa --recovery-codes`): use that one"},
+                             "set was made meanwhile (another tab, `users 2fa --recovery-codes`): use that one, "
+                             "also where the recovery code sent was of the set replaced (not counted as a failed login)"},
         **LIMITS})
 def new_recovery_codes(request: Request, body: PasswordAndCode) -> JSONResponse:
     """A new set of ten recovery codes (`recovery_codes`, shown this once) in place of the old,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.runtime import TRIM_EVERY, trim_free_memory
+from maskwatch.runtime import STOP_LOGGER, TRIM_EVERY, trim_free_memory
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule, stop_together
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
@@ -35,6 +35,7 @@ from maskwatch.video.sources import redact_source
 from maskwatch.video.tracker import FaceTracker
 
 log = logging.getLogger(__name__)
+stop_log = logging.getLogger(STOP_LOGGER)  # a clean stop's lines: INFO, shown at the default level
 
 RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at start)
 CAMERA_UP_EVERY = 1.0  # seconds between looks at the cameras' state for MQTT's <camera>/available
@@ -159,7 +160,7 @@ class Site:
         self._stop.set()
         if self._started:  # said: the stop takes seconds, and a second Ctrl-C meanwhile loses people
             cameras = len(self.cameras_by_id)
-            log.warning("stopping: the people in view at %d camera%s are stored, then the alerts and MQTT "
+            stop_log.info("stopping: the people in view at %d camera%s are stored, then the alerts and MQTT "
                         "messages still queued are sent", cameras, "s" * (cameras != 1))
         self._stop_cameras()
         self.compliance.stop()
@@ -175,7 +176,7 @@ class Site:
             self._retention.join(10)
         self.store.close()
         if self._started:  # the stop's end: a log without it was cut short (docker's 10 s, a SIGKILL)
-            log.warning("stopped: %d %s stored since the start", self.stored, "person" if self.stored == 1 else "people")
+            stop_log.info("stopped: %d %s stored since the start", self.stored, "person" if self.stored == 1 else "people")
 
     def _count_stored(self, event: dict) -> None:
         with self._stored_lock:

@@ -193,9 +193,19 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
             return None  # served: the body (a stream that never ends) is not read
     except urllib.error.HTTPError as err:
         err.close()
+        if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE):
+            return _rtsp_port(stream_address(source), scheme)
         return _refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
+    except http.client.BadStatusLine as err:  # an RTSP status line, where an HTTP one was due
+        return _rtsp_port(stream_address(source), scheme) if str(err.line).startswith("RTSP/") else None
     except (OSError, ValueError, http.client.HTTPException):
         return None
+
+
+def _rtsp_port(address: tuple[str, int], scheme: str) -> str:
+    """An http(s):// URL's port that answers as an RTSP server (its Server header, or an RTSP status
+    line): GStreamer's answers a GET with 503, which was said as the camera's refusal."""
+    return f"{host_port(address)} is an RTSP server, not a web one: did you mean rtsp:// (not {scheme}://)?"
 
 
 def stream_refusal(source: str, timeout: float = 5.0) -> str | None:
