@@ -331,6 +331,33 @@ def test_the_browser_logs_in_sees_the_cameras_refuses_a_cross_origin_post_and_lo
     page.wait_for_selector("#login", timeout=20_000)  # back to the login page
 
 
+def test_a_logout_lands_on_the_plain_login_page_while_a_poll_is_refused(secured, page):  # noqa: F811
+    """A poll answered 401 while the logout's own answer was on its way (the session it ends) sent
+    the page to /login?next=/#ended, "Your session has ended", not the logout's /login: the wrong
+    words to someone who just logged out, and the test above timed out on a busy machine."""
+    log_in(page, secured.base)
+    page.wait_for_selector("#account:not([hidden])", timeout=20_000)
+    held = []
+    page.route("**/logout", lambda route: held.append((route, route.fetch())))  # the session ends here
+    try:
+        page.click("#logout")
+        page.wait_for_event("response", lambda r: r.status == 401 and "/v1/" in r.url, timeout=30_000)
+        [(route, answer)] = held
+        try:  # time for the refused poll to send the page away, as it did
+            page.wait_for_url(re.compile(re.escape(secured.base) + "/login.*"), timeout=3_000)
+        except PlaywrightTimeout:
+            pass
+        try:
+            route.fulfill(response=answer)
+        except Exception:  # noqa: BLE001 - the old page had gone to the login page already
+            pass
+        page.wait_for_url(re.compile(re.escape(secured.base) + "/login.*"), timeout=20_000)
+        page.wait_for_selector("#login", timeout=20_000)
+        assert page.url == secured.base + "/login" and page.inner_text("#error") == ""
+    finally:
+        page.unroute("**/logout")
+
+
 def test_the_login_page_goes_on_to_pages_of_this_site_only(secured, page):  # noqa: F811
     """?next= is where the login page goes after a login: a page of the site, never another site,
     however the address is written (browsers drop a tab or newline: "/\t/evil" is "//evil")."""

@@ -54,15 +54,21 @@ function showAccount() {
 document.getElementById("logout").addEventListener("click", async () => {
   // A logout the server never got, or refused, left the page as it was, read as logged out (on a
   // shared till, walked away from with the session alive): say so.
+  // A poll the server refuses meanwhile (the session this ends) leaves the page to this handler: it
+  // sent the page to the login page's "Your session has ended" over the logout's own plain one.
   const failed = document.getElementById("logout-error");
   failed.textContent = "";
+  leaving = true;
   try {
     const response = await api("/logout", {method: "POST"});
     if (response.ok) { forgetDrafts(); return location.assign("/login"); }
     failed.textContent = `Not logged out: the server answered ${response.status}; try again.`;
   } catch (err) {
-    if (err.message !== "logged out") failed.textContent = "Not logged out: the server did not answer; try again.";
+    // 401: the session had already ended (elsewhere, or it lapsed): logged out all the same.
+    if (err.message === "logged out") { forgetDrafts(); return location.assign("/login"); }
+    failed.textContent = "Not logged out: the server did not answer; try again.";
   }
+  leaving = false;
 });
 
 // Change password: a dialog (Escape or Cancel closes it, its fields emptied); what went wrong is
