@@ -226,10 +226,10 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     app.include_router(service_routes)
     if site is not None:
-        from maskwatch.serving.site_api import site_routes
+        from maskwatch.serving.site_api import router as site_routes
         from maskwatch.site.metrics import SiteCollector
 
-        app.include_router(site_routes(site))
+        app.include_router(site_routes)
         metrics.add_collector(SiteCollector(site))
 
     from maskwatch.security.admin_routes import router as admin_routes
