@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 from maskwatch.security.access import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
-from maskwatch.serving.site_api import EXPORT_RETRY_AFTER, EXPORTS, EXPORTS_AT_ONCE
+from maskwatch.serving.exports import EXPORT_RETRY_AFTER, EXPORTS, EXPORTS_AT_ONCE
 from maskwatch.site.event_views import EVENT_COLUMNS, csv_cell, cursor_of, parse_cursor
 from maskwatch.site.events import EventStore, events
 from tests.conftest import ADMIN

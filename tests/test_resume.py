@@ -204,3 +204,19 @@ def test_a_record_of_another_shape_is_refused_in_a_line_and_replaced_without_res
     result = detect(folder, "--out", out)
     assert result.exit_code == 0, result.output
     assert len((out / "detections.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_batch_files_options_resume_as_the_same_flags_given_by_name(tmp_path, sample_dir, detector):
+    """batch's ScoreOptions is detect's DetectOptions: handed over whole, it is the run the same
+    flags by name make, so --resume takes the one run for the other (detect-run.json alike)."""
+    from maskwatch.scale.files import ScoreOptions
+    from maskwatch.video.pipeline import DetectOptions
+
+    folder = photo_folder(tmp_path / "photos", sample_dir, NAMES[:3])
+    out = tmp_path / "out"
+    run_detect(str(folder), out, detector, ScoreOptions(blur=True, save_media=False), progress=False, max_frames=2)
+    assert not list(out.glob("*.jpg"))  # save_media=False reached the run
+    result = run_detect(str(folder), out, detector, progress=False, resume=True, blur=True, save_media=False)
+    assert (result.skipped, result.frames) == (2, 1)  # without media, no copy of the last to write again
+    with pytest.raises(OutputError):  # blur is one of the settings a resumed run must share
+        run_detect(str(folder), out, detector, DetectOptions(save_media=False), progress=False, resume=True)

@@ -158,3 +158,34 @@ def test_a_warning_held_back_is_counted_in_the_next_one(caplog):
     assert [r.getMessage() for r in caplog.records if r.name == "maskwatch.test"] == [
         "GET /v1/events: the database failed",
         "GET /v1/cameras: the database failed (3 more like it since the last such line)"]
+
+
+@pytest.mark.parametrize("at_start", [True, False])
+def test_a_periodic_check_goes_on_after_failures_said_once_and_starts_as_asked(at_start, caplog):
+    """The compliance checks and the report schedule share one loop: a failure is logged once and
+    tried again, and only the reports check at the start (the one missed while the site was down)."""
+    import logging
+    import threading
+    import time
+
+    from maskwatch.runtime import Periodic, ProblemLog
+
+    calls, third = [], threading.Event()
+
+    def away():
+        calls.append(time.monotonic())
+        if len(calls) >= 3:
+            third.set()
+        raise OSError("database away")
+
+    checks = Periodic(away, 0.3, "test-periodic", ProblemLog(logging.getLogger("test.periodic"), "check failed"),
+                      at_start=at_start)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="test.periodic"):
+        checks.start()
+        try:
+            assert third.wait(10)  # still checking after two failures
+        finally:
+            checks.stop()
+    assert (calls[0] - started < 0.2) == at_start
+    assert caplog.text.count("check failed: OSError: database away") == 1

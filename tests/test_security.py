@@ -409,7 +409,7 @@ def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inli
     """The page has no inline script, style or style attribute, so its CSP allows none ('unsafe-inline'
     let an injected <style> or style="" through); each file it names is served as the page is, no-store
     (after an upgrade the browser never runs the new page with a script it kept), the package's own."""
-    from maskwatch.serving.app import STATIC, STATIC_ASSETS
+    from maskwatch.serving.service_api import STATIC, STATIC_ASSETS
 
     answer = secured.get("/")
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"

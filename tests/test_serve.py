@@ -476,7 +476,7 @@ def test_chunked_oversized_multipart_upload_is_refused_before_it_is_spooled(serv
 
     from starlette.requests import Request
 
-    from maskwatch.serving.app import UploadError, read_image_bytes
+    from maskwatch.serving.uploads import UploadError, read_image_bytes
 
     pending, taken = list(body), []
 
@@ -541,7 +541,9 @@ def test_a_failed_jpeg_encoding_answers_500_json(monkeypatch, sample_dir):
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             return await client.post("/v1/detect?annotate=1", content=png_bytes(sample_dir))
 
-    monkeypatch.setattr(service.cv2, "imencode", lambda *a, **k: (False, None))
+    from maskwatch.serving import service_api
+
+    monkeypatch.setattr(service_api.cv2, "imencode", lambda *a, **k: (False, None))
     response = asyncio.run(post())
     assert response.status_code == 500
     assert "could not encode" in response.json()["error"]

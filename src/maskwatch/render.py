@@ -56,6 +56,8 @@ class FaceAnnotator:
     thickness: int = 2
 
     def annotate(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """A new BGR frame (HxWx3 uint8, as `frame`) with the boxes, labels and counts drawn: COLOURS
+        are BGR, so an RGB frame would show masked faces in the wrong colour."""
         out = blur_faces(frame, faces) if self.blur else frame.copy()
         for face in faces:
             x0, y0, x1, y1 = (round(v) for v in face.box)
@@ -191,7 +193,8 @@ def _draw(img: np.ndarray, label: Label, colour) -> None:
 
 
 def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of the frame with every face box strongly blurred (unrecoverable at these sizes)."""
+    """A copy of the frame (HxWxC uint8, any channel order) with every face box strongly blurred
+    (unrecoverable at these sizes): the frame a user may share, never the one analysed."""
     return blur_boxes(frame, [face.box for face in faces])
 
 
@@ -203,7 +206,7 @@ BLUR_MARGIN = 0.2
 
 
 def blur_boxes(frame: np.ndarray, boxes) -> np.ndarray:
-    """blur_faces for bare xyxy boxes (N x 4, any iterable): those a frame does not show. Each box
+    """blur_faces for bare xyxy boxes (N x 4 frame pixels, any iterable): those a frame does not show. Each box
     is grown by BLUR_MARGIN and taken out to whole pixels (floor, ceil), never in."""
     out = frame.copy()
     h, w = out.shape[:2]

@@ -263,3 +263,40 @@ class ProblemLog:
         if self.last is not None and self.recovered:
             self.logger.warning("%s", self.recovered)
         self.last = None
+
+
+class Periodic:
+    """`check()` on its own daemon thread every `every` seconds until stop(), a failure said by
+    `problems` (once, until it clears) and tried again at the next turn: a database away a while
+    must not end a site's periodic checks for good. at_start: the first check at once (the report
+    missed while the site was down), else after the first wait. on_failure(err): what else a
+    failure changes (the compliance stats' last result)."""
+
+    def __init__(self, check, every: float, name: str, problems: ProblemLog, at_start: bool = False,
+                 on_failure=None) -> None:
+        self.check, self.every, self.problems = check, every, problems
+        self.at_start, self.on_failure = at_start, on_failure
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        if not self.at_start and self._stop.wait(self.every):
+            return
+        while True:
+            try:
+                self.check()
+                self.problems.ok()
+            except Exception as err:  # noqa: BLE001  see above
+                self.problems.failed(f"{type(err).__name__}: {err}")
+                if self.on_failure is not None:
+                    self.on_failure(err)
+            if self._stop.wait(self.every):
+                return

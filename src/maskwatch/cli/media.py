@@ -85,7 +85,7 @@ def detect(
     from dataclasses import replace
 
     from maskwatch.atomic import OutputError
-    from maskwatch.video.pipeline import DetectFailed, run_detect
+    from maskwatch.video.pipeline import DetectFailed, DetectOptions, run_detect
     from maskwatch.video.sources import SourceError
 
     models = _models(classifier, detector_file, gate)
@@ -103,12 +103,12 @@ def detect(
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
     on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl
+    options = DetectOptions(blur=blur, save_media=not no_media, moving_camera=moving_camera,
+                            **({} if detect_every is None else {"detect_every": detect_every}))
     try:
         with _sigterm_as_ctrl_c():
-            result = run_detect(source, out, detector, blur=blur, save_media=not no_media,
-                                progress=progress and not as_json, max_frames=max_frames, on_line=on_line,
-                                moving_camera=moving_camera, resume=resume,
-                                **({} if detect_every is None else {"detect_every": detect_every}))
+            result = run_detect(source, out, detector, options, progress=progress and not as_json,
+                                max_frames=max_frames, resume=resume, on_line=on_line)
     except DetectFailed as err:
         for error in err.result.errors:
             typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)

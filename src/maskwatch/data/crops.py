@@ -48,8 +48,9 @@ def crop_face(image: np.ndarray, box: tuple[float, float, float, float], spec: C
 
 
 def face_patch(image: np.ndarray, box: tuple[float, float, float, float], spec: CropSpec) -> np.ndarray:
-    """The photo's pixels of `box` (+ margin) at their own resolution, border replicated where
-    the margin leaves the image: crop_face before its resize."""
+    """The pixels of `box` (xyxy, image pixels, + margin) of a BGR image (HxWx3 uint8) at their own
+    resolution, border replicated where the margin leaves the image: crop_face before its resize,
+    kept apart so that training can resize the same patch at several sizes."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be HxWx3 BGR, got shape {image.shape}")
     h, w = image.shape[:2]

@@ -107,7 +107,8 @@ class CenterNetFaces:
         return sorted((f for f in faces if f.area > 0), key=lambda f: -f.score)
 
     def coarse_pass(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The coarse pass's large faces (boxes in frame pixels, raw scores); empty where it does not run."""
+        """The coarse pass's large faces of a BGR frame (HxWx3 uint8): boxes (N x 4 xyxy, frame pixels)
+        and raw scores (N,); empty where it does not run."""
         h, w = image.shape[:2]
         coarse = self.scale.coarse_scale(w, h)
         if coarse is None:
@@ -117,7 +118,8 @@ class CenterNetFaces:
         return boxes[big], scores[big]
 
     def run_pass(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """One pass at `scale`, before NMS: boxes in frame pixels and their raw scores."""
+        """One pass over a BGR frame (HxWx3 uint8) at `scale`, before NMS: boxes (N x 4 xyxy, frame
+        pixels) and their raw scores (N,)."""
         h, w = image.shape[:2]
         blob = network_input(image, scale)
         new_h, new_w = blob.shape[2:]

@@ -39,7 +39,9 @@ def largest_faces(annotations: list[VocAnnotation], count: int, min_side: float 
 
 
 def make_closeup(image: np.ndarray, face: Face, fill: float, size: int = 1024) -> tuple[np.ndarray, Face]:
-    """Cut a square around `face` whose side is the face's long side / fill, and resize it to `size`."""
+    """Cut a square around `face` whose side is the face's long side / fill, and resize it to `size`
+    px: a BGR image (HxWx3 uint8) in, a `size` x `size` BGR close-up out (grey where it leaves the
+    image) and the face with its box in the close-up's pixels."""
     x0, y0, x1, y1 = face.box
     side = max(x1 - x0, y1 - y0) / fill
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2

@@ -256,7 +256,8 @@ class Detector:
         return {"detector": config} | {name: _digest(m.model_path) if m else None for name, m in models}
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
-        """Unlabelled faces with boxes mapped to the annotation convention, every score kept."""
+        """Unlabelled faces of a BGR frame (HxWx3 uint8), boxes (xyxy, frame pixels) mapped to the
+        annotation convention, every score kept: evaluation wants the candidates under min_score too."""
         found = self.finder.detect(check_bgr(image))
         if not found:
             return []
@@ -270,9 +271,9 @@ class Detector:
         return self.detect_and_unsure(image, min_score)[0]
 
     def detect_and_unsure(self, image: np.ndarray, min_score: float | None = None) -> tuple[list[Face], np.ndarray]:
-        """detect(), and the boxes (N x 4 xyxy) of the candidates under the cut-off down to
-        BLUR_FLOOR, unlabelled: what a blurred output blurs too (of the bundled samples' 218
-        faces, 19 scored under 0.3 and stayed sharp, one a 61 px face)."""
+        """detect() of a BGR frame (HxWx3 uint8), and the boxes (N x 4 xyxy, frame pixels) of the
+        candidates under the cut-off down to BLUR_FLOOR, unlabelled: what a blurred output blurs too
+        (of the bundled samples' 218 faces, 19 scored under 0.3 and stayed sharp, one a 61 px face)."""
         cutoff = self.config.min_score if min_score is None else min_score
         if not 0 <= cutoff <= 1:  # min_score=30 (a percent) kept no face, and said nothing
             raise ValueError(f"min_score is a detector score, between 0 and 1; got {cutoff}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from maskwatch.atomic import atomic_dir
 from maskwatch.detection.detector import Models
-from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, DetectFailed, run_detect
+from maskwatch.video.pipeline import DetectFailed, DetectOptions, run_detect
 from maskwatch.video.sources import IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
 
@@ -35,13 +35,9 @@ class BatchFile:
 
 
 @dataclass(frozen=True)
-class ScoreOptions:
-    """The `detect` options a batch passes on to every file."""
+class ScoreOptions(DetectOptions):
+    """The `detect` options a batch passes on to every file, and the models each actor loads."""
 
-    blur: bool = False
-    save_media: bool = True
-    detect_every: int = DEFAULT_DETECT_EVERY
-    moving_camera: bool = False
     models: Models = field(default_factory=Models)  # each actor loads its own
 
 
@@ -97,9 +93,7 @@ def score_file(file: BatchFile, out: Path, detector, options: ScoreOptions) -> d
            "error": "", "warnings": []}
     try:
         with atomic_dir(Path(out) / file.key, own="detections.jsonl") as tmp:
-            result = run_detect(file.path, tmp, detector, blur=options.blur, save_media=options.save_media,
-                                progress=False, detect_every=options.detect_every,
-                                moving_camera=options.moving_camera)
+            result = run_detect(file.path, tmp, detector, options, progress=False)
     except DetectFailed as err:  # its frames went with the discarded folder
         return row | {"status": "failed", "error": f"stopped after {err.result.frames} frames by an error: "
                                                    f"{err.result.failed}"}

@@ -1,4 +1,6 @@
-"""The HTTP API: POST /v1/detect, GET /healthz, GET /metrics, the dashboard and, with a site, its cameras.
+"""The app factory of the HTTP API: the middleware, the error answers and the state the routes
+read, with the routers included (service_api.py: POST /v1/detect, /healthz, /metrics, the dashboard;
+site_api.py: with a site, its cameras and events; security/: logins, users, tokens).
 
 Models load once, at start; detection runs in the threadpool so the event loop keeps serving.
 """
@@ -11,44 +13,35 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-import cv2
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException
 
 from maskwatch.detection.detector import Models
-from maskwatch.faces import CLASSES, count_labels, frame_record
-from maskwatch.render import FaceAnnotator, blur_boxes
+from maskwatch.render import FaceAnnotator
 from maskwatch.runtime import HeldBackLog, PeriodicTrim
-from maskwatch.security.access import ALL_CAMERAS, AUDIT, PUBLIC, AccessControl, AuthError, AuthSettings
+from maskwatch.security.access import AUDIT, AccessControl, AuthError, AuthSettings
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
-from maskwatch.serving.openapi import (ACCESS_RESPONSES, DETECT_BODY, DETECT_RESPONSES, document_security,
-                                       document_validation_errors)
+from maskwatch.serving.openapi import ACCESS_RESPONSES, document_validation_errors
 from maskwatch.serving.query import error_line, known_query_only
-from maskwatch.serving.uploads import UploadError, image_from_upload
+from maskwatch.serving.service_api import STATIC
+from maskwatch.serving.service_api import router as service_routes
+from maskwatch.serving.uploads import UploadError
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).parent / "static"
 # Routes whose bodies hold a password: a 422 says back none of their values (a form post's whole
 # body too). Route paths, not URLs: an admin's reset names its user in the URL. The admins' changes
 # but a token's revocation carry the admin's own password (admin_routes.py).
 SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password", "/v1/users/{user_name}",
                  "/v1/users/{user_name}/two-step", "/v1/tokens", "/two-step", "/two-step/recovery-codes")
-# GET /static/NAME, these only: the dashboard's parts (dashboard.html loads them). Served as the page
-# is, without a Cache-Control of their own, so SecurityHeaders makes them no-store: a browser never
-# runs an upgraded page with a part it kept from before.
-STATIC_ASSETS = {name: {"js": "text/javascript", "css": "text/css"}[name.rpartition(".")[2]] for name in (
-    "dashboard.css", "dashboard.js", "account.js", "photo.js", "people.js", "chart.js", "cameras.js", "zones.js",
-    "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js", "two-step.css")}
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
 # together (the threadpool's size) would have asked for 20 GB.
@@ -139,14 +132,17 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
                   dependencies=[Depends(access.authorize), Depends(known_query_only)],
                   docs_url=None, openapi_url=None, redoc_url=None, responses=ACCESS_RESPONSES,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
+    # What the routes (service_api.py, site_api.py, security/) read from request.app.state.
     app.state.access = access
     app.state.site = site  # POST /v1/users checks a viewer's cameras against it
     app.state.privacy = lambda: privacy_statement(settings, site, access, audited_actions(app))
-    metrics = Metrics()
+    app.state.settings = settings
+    app.state.detector = detector
+    app.state.photos = detector.for_photos() if hasattr(detector, "for_photos") else detector  # as `detect` reads a photo
+    app.state.metrics = metrics = Metrics()
+    app.state.annotator = FaceAnnotator(blur=settings.blur)
+    app.state.uploads_at_once = asyncio.Semaphore(UPLOADS_AT_ONCE)
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
-    annotator = FaceAnnotator(blur=settings.blur)
-    uploads_at_once = asyncio.Semaphore(UPLOADS_AT_ONCE)
-    photos = detector.for_photos() if hasattr(detector, "for_photos") else detector  # as `detect` reads a photo
     # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
     app.add_middleware(SmallBodies, upload_paths=("/v1/detect",))
     app.add_middleware(DrainBeforeAnswering, max_bytes=max(4 * settings.max_upload_bytes, 64 * 1024 * 1024))
@@ -228,66 +224,13 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     async def upload_error(request: Request, err: UploadError) -> JSONResponse:
         return JSONResponse({"error": err.message}, status_code=err.status)
 
-    from maskwatch.runtime import session_providers
-
-    @app.get("/healthz", openapi_extra=PUBLIC)
-    def healthz() -> dict:
-        return {"status": "ok", "classifier": detector.classifier.info.get("model"),
-                "gate": detector.classifier.gate_info(),
-                "closeup": detector.classifier.closeup_info(),
-                "site": site is not None,
-                # Whether the site's MQTT broker is connected (None: no MQTT); the reason is in the log.
-                "mqtt": None if getattr(site, "mqtt", None) is None else site.mqtt.status()["connected"],
-                "providers": session_providers(detector)}
-
-    @app.get("/metrics", response_class=PlainTextResponse, openapi_extra=ALL_CAMERAS,
-             responses={200: {"description": "Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
-    def prometheus() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.post("/v1/detect", response_model=None, responses=DETECT_RESPONSES, openapi_extra=DETECT_BODY)
-    async def detect(request: Request, annotate: bool = False) -> Response:
-        """Faces of one image: multipart field `image` or the raw body. `?annotate=1` returns a JPEG
-        with the counts in the X-Maskwatch-Counts header."""
-        data = await read_image_bytes(request, settings.max_upload_bytes)
-        async with uploads_at_once:  # every decoded picture of this request is gone when it ends
-            image = await run_in_threadpool(image_from_upload, data, settings.max_pixels)
-            faces, unsure = await run_in_threadpool(photos.detect_and_unsure, image)
-            counts = count_labels(faces)
-            for label, n in counts.items():
-                metrics.faces.labels(label).inc(n)
-            if not annotate:
-                return JSONResponse(frame_record(faces, image.shape[1], image.shape[0]))
-            # blurred: the candidates under the cut-off too
-            shown = blur_boxes(image, unsure) if annotator.blur else image
-            ok, encoded = cv2.imencode(".jpg", await run_in_threadpool(annotator.annotate, shown, faces))
-        if not ok:
-            return JSONResponse({"error": "could not encode the annotated image as JPEG"}, status_code=500)
-        return Response(encoded.tobytes(), media_type="image/jpeg", headers={"X-Maskwatch-Counts": json.dumps(counts)})
-
-    @app.get("/", response_class=HTMLResponse)
-    def dashboard() -> str:
-        return (STATIC / "dashboard.html").read_text(encoding="utf-8")
-
-    @app.get("/static/{asset}", include_in_schema=False)
-    def static_asset(asset: str) -> Response:
-        """The dashboard's styles and scripts, in files of their own (the page's CSP allows no inline
-        ones); nothing else."""
-        if asset not in STATIC_ASSETS:
-            return JSONResponse({"error": f"no static file {asset!r}"}, status_code=404)
-        return Response((STATIC / asset).read_bytes(), media_type=STATIC_ASSETS[asset])
-
+    app.include_router(service_routes)
     if site is not None:
-        from maskwatch.serving.site_api import site_routes
+        from maskwatch.serving.site_api import router as site_routes
         from maskwatch.site.metrics import SiteCollector
 
-        app.include_router(site_routes(site))
+        app.include_router(site_routes)
         metrics.add_collector(SiteCollector(site))
-
-    @app.get("/v1/classes")
-    def classes() -> list[str]:
-        return list(CLASSES)
 
     from maskwatch.security.admin_routes import router as admin_routes
     from maskwatch.security.routes import router as access_routes
@@ -304,109 +247,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
 
     app.openapi = openapi_document
 
-    @app.get("/openapi.json", include_in_schema=False)
-    def openapi(request: Request) -> JSONResponse:
-        # open: no login asked, as AccessControl.identify answers (a server beyond loopback never is)
-        document = document_security(app.openapi(),
-                                     open_server=settings.auth.open_without_users and not access.has_users())
-        if site is None:
-            return JSONResponse(document)
-        from maskwatch.serving.site_api import schema_for
-
-        return JSONResponse(schema_for(document, site, request.state.principal))
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return swagger_page()
-
     return app
-
-
-# Swagger UI for /docs, from the CDN at a pinned version whose files the browser checks by hash
-# (Subresource Integrity; sha384 of the files of the npm package swagger-ui-dist 5.35.0): a
-# floating "@5" ran whatever the CDN served, with the logged-in user's session.
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/"
-SWAGGER_FILES = {"swagger-ui-bundle.js": "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9",
-                 "swagger-ui.css": "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"}
-
-
-def swagger_page() -> HTMLResponse:
-    from fastapi.openapi.docs import get_swagger_ui_html
-
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="maskwatch API",
-                               swagger_js_url=SWAGGER_UI + "swagger-ui-bundle.js",
-                               swagger_css_url=SWAGGER_UI + "swagger-ui.css", swagger_favicon_url="data:,")
-    html = page.body.decode()
-    for name, digest in SWAGGER_FILES.items():
-        url = f'"{SWAGGER_UI}{name}"'
-        if html.count(url) != 1:  # FastAPI wrote its page otherwise: no unchecked script is served
-            raise RuntimeError(f"the /docs page does not load {name} once; update swagger_page()")
-        html = html.replace(url, f'{url} integrity="{digest}" crossorigin="anonymous"')
-    return HTMLResponse(html)
-
-
-def megabytes(size: int) -> str:
-    """A size as a user reads it: 10 MiB, 18.6 MiB (a limit given as 10485760 bytes; --max-upload-mb
-    counts 2**20 bytes a unit, and says so)."""
-    return f"{size / 2**20:.1f}".removesuffix(".0") + " MiB"
-
-
-async def read_image_bytes(request: Request, limit: int) -> bytes:
-    """The uploaded bytes, multipart or raw, refusing more than `limit` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise UploadError(413, f"upload of {megabytes(int(declared))} exceeds the limit of {megabytes(limit)}")
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        # Read under the limit first: Starlette spools a form's file to disk whatever its size,
-        # and a chunked upload declares no length to refuse it by.
-        body = await _read_at_most(request, limit, allowance=64 * 1024)  # the form's own bytes
-        delivered = False
-
-        async def replay() -> dict:
-            nonlocal delivered
-            if delivered:
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        try:
-            form = await Request(request.scope, replay).form(max_files=1, max_fields=5, max_part_size=limit)
-        except HTTPException as err:  # Starlette's answer to a malformed or oversized form
-            # `Content-Type: multipart/form-data` set by hand (fetch, axios) lacks the boundary
-            # that the HTTP library writes when it builds the form itself.
-            hint = (" (the Content-Type of a form needs its boundary: let the HTTP library set the header)"
-                    if "boundary" in str(err.detail).lower() else "")
-            raise UploadError(400, f"bad multipart upload: {str(err.detail).rstrip('.')}{hint}") from None
-        upload = form.get("image")
-        others = sorted(set(form.keys()) - {"image"})
-        if upload is None:
-            got = f"; got {', '.join(repr(name) for name in others[:3])}" if others else ", and it has no field"
-            raise UploadError(400, f"multipart upload needs a file field named 'image'{got}")
-        if isinstance(upload, str):  # `-F image=...` without the @ that makes it a file
-            raise UploadError(400, "multipart field 'image' is text, not a file: send the image as a file "
-                                   "(curl -F image=@photo.jpg)")
-        if others:
-            raise UploadError(400, f"multipart upload takes one field, 'image'; got also {others[:3]}")
-        data = await upload.read(limit + 1)
-        if not data:
-            raise UploadError(400, "multipart field 'image' is an empty file")
-    else:
-        data = await _read_at_most(request, limit)
-    if len(data) > limit:
-        raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
-    return data
-
-
-async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> bytes:
-    """The request's body, refused (413) as soon as it passes `limit` + `allowance` bytes."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit + allowance:
-            raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def audited_actions(app: FastAPI) -> list[str]:

@@ -1,27 +1,27 @@
 """The site's HTTP routes: cameras and their state, each camera's newest frame, the events,
 compliance over time and the daily report.
 
-Mounted on the one FastAPI app (serving/app.py) when `maskwatch run` serves a site; errors are
+One module-level router of plain functions, included by the one FastAPI app (serving/app.py) when
+`maskwatch run` serves a site; each route reads the site from `request.app.state`. Errors are
 JSON {"error": "..."} like the rest of the API.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
-import threading
 import time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
 from maskwatch.serving.drain import SMALL_BODY
+from maskwatch.serving.exports import (EXPORT_OF_YOURS_RESPONSE, EXPORTS, EXPORTS_BUSY_RESPONSE, SlotStream,
+                                       exports_busy, said_if_cut_off)
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
-from maskwatch.site.database import driver_reason
 from maskwatch.site.event_views import CURSOR, cursor_of, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
@@ -29,93 +29,8 @@ from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
 from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
 
-log = logging.getLogger(__name__)
-
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
-
-# Exports (events.csv, report.csv) read at once per process; one more is answered 503 at once. Each
-# holds a worker thread and a database connection while it reads (a month's events.csv: a minute):
-# forty from one read-only token took the whole thread pool (40 threads) and the database, and every
-# dashboard's poll waited. Two: an audit's export beside a report, the pool left to everyone else.
-# One of them per caller (user or token): a script looping over exports, or a leaked read token,
-# held both and shut every other user out of theirs; that caller's next is a 429.
-EXPORTS_AT_ONCE = 2
-EXPORTS_PER_CALLER = 1
-EXPORT_RETRY_AFTER = 10  # seconds: an export of a busy site's month takes about that long
-EXPORTS_BUSY = (f"{EXPORTS_AT_ONCE} exports (events.csv, report.csv) are running on this server already; "
-                f"try again in {EXPORT_RETRY_AFTER} s")
-EXPORT_OF_YOURS = ("an export of yours (events.csv or report.csv) is running on this server already; one at a "
-                   f"time: try again when it ends (in about {EXPORT_RETRY_AFTER} s)")
-
-
-class ExportSlots:
-    """At most `size` exports at once in this process and `per_caller` of them for one caller:
-    take() answers at once (no waiting in a thread of the pool, which is what the exports ran out
-    of); each slot taken is given back once."""
-
-    def __init__(self, size: int, per_caller: int) -> None:
-        self.size, self.per_caller = size, per_caller
-        self.in_use = 0
-        self._callers: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def take(self, caller: str | None = None):
-        """A function that gives the slot back (a second call does nothing), or the error to answer
-        (EXPORT_OF_YOURS: this caller has per_caller running; EXPORTS_BUSY: all taken). caller:
-        who asks (None: unknown, an open server; only the process's bound holds)."""
-        with self._lock:
-            if caller is not None and self._callers.get(caller, 0) >= self.per_caller:
-                return EXPORT_OF_YOURS
-            if self.in_use >= self.size:
-                return EXPORTS_BUSY
-            self.in_use += 1
-            if caller is not None:
-                self._callers[caller] = self._callers.get(caller, 0) + 1
-        given_back = threading.Event()
-
-        def give_back() -> None:
-            with self._lock:
-                if not given_back.is_set():
-                    given_back.set()
-                    self.in_use -= 1
-                    if caller is not None:
-                        self._callers[caller] -= 1
-                        if not self._callers[caller]:
-                            del self._callers[caller]  # no name kept past its export
-        return give_back
-
-
-EXPORTS = ExportSlots(EXPORTS_AT_ONCE, EXPORTS_PER_CALLER)
-
-
-class SlotStream(StreamingResponse):
-    """A streamed answer that gives its export slot back when it stops sending: the file ended, the
-    database failed, the client went away (the send failed or the answer was cancelled, a HEAD too)."""
-
-    def __init__(self, *args, give_back, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.give_back = give_back
-
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.give_back()
-
-
-EXPORTS_BUSY_RESPONSE = (503, f"The database cannot be read just now, or {EXPORTS_AT_ONCE} exports (events.csv, "
-                               "report.csv) are running on this server process already: Retry-After says when to "
-                               "try again")
-EXPORT_OF_YOURS_RESPONSE = (429, "An export of the caller's (user or token) is running already, one at a time: "
-                                 "Retry-After says when to try again")
-
-
-def exports_busy(error: str) -> JSONResponse:
-    """The refusal of an export ExportSlots.take did not give a slot: 429 for the caller's own, 503 for the server's."""
-    return JSONResponse({"error": error}, status_code=429 if error == EXPORT_OF_YOURS else 503,
-                        headers={"Retry-After": str(EXPORT_RETRY_AFTER)})
-
 
 # The zone check's problems said in its one line: each corner of 50 zones and 50 masks of 100 can be
 # one (10,000 lines, a megabyte the page would show); the first are what the user mends first.
@@ -141,6 +56,9 @@ def _errors(*pairs: tuple[int, str]) -> dict:
     return {code: {"description": text, "content": {"application/json": {"schema": ERROR}}} for code, text in pairs}
 
 
+SITE_VALUES = "x-maskwatch-site-values"  # "cameras" or "zones": filled in by schema_for, then removed
+
+
 def one_of(values) -> dict:
     """A query parameter's documented schema: one of `values` (the handler still answers 400 for others)."""
     values = list(values)
@@ -160,8 +78,7 @@ def schema_for(schema: dict, site: Site, principal) -> dict:
         stored_zones = site.store.zones_since(0, None if every else mine + retired)
     except SQLAlchemyError:  # the database away: the document still answers, with the running cameras
         retired, stored_zones = [], []
-    swap = {tuple(site.cameras_by_id): mine + retired,
-            tuple(_zones(site, site.cameras_by_id)): sorted(set(_zones(site, mine)) | set(stored_zones))}
+    values = {"cameras": mine + retired, "zones": sorted(set(_zones(site, mine)) | set(stored_zones))}
 
     def limited(node):
         if isinstance(node, list):
@@ -169,10 +86,8 @@ def schema_for(schema: dict, site: Site, principal) -> dict:
         if not isinstance(node, dict):
             return node
         node = {key: limited(value) for key, value in node.items()}
-        if "enum" in node and tuple(node["enum"]) in swap:
-            node["enum"] = swap[tuple(node["enum"])]
-            if not node["enum"]:
-                del node["enum"]
+        if SITE_VALUES in node and (listed := values[node.pop(SITE_VALUES)]):
+            node["enum"] = listed
         return node
 
     return limited(schema)
@@ -182,317 +97,338 @@ def _zones(site: Site, cameras) -> list[str]:
     return sorted({z for c in cameras for z in site.cameras_by_id[c].config.zones})
 
 
+router = APIRouter(prefix="/v1", tags=["site"])
+# A query whose documented values are the site's cameras (or zones): the router is built once, for any
+# site, so schema_for writes the caller's own cameras and zones in when it serves the document.
+CAMERA_IDS = {"anyOf": None, "type": "string", SITE_VALUES: "cameras"}
+ALL_ZONES = {"anyOf": None, "type": "string", SITE_VALUES: "zones"}
 
-def said_if_cut_off(lines, path: str):
-    """An export's CSV text, ending in a line that says it is incomplete where the database failed
-    after the first page: the answer has begun (200), and an error raised now was dropped by the
-    app's middleware, the file ending as if whole."""
-    written = 0  # lines sent: the header, then one per event
+
+def _site(request: Request) -> Site:
+    """The site the app serves (create_app puts it on app.state)."""
+    return request.app.state.site
+
+
+def readable(request: Request) -> list[str] | None:
+    """The cameras whose history the caller may read; None: every one, running or not. A
+    viewer's own list otherwise, as it stands: a camera on it since removed from the config,
+    or disabled, keeps its stored people (AccessControl.authorize already refused a request
+    naming a camera outside it)."""
+    principal = request.state.principal
+    return None if principal is None or principal.cameras is None else list(principal.cameras)
+
+
+def caller(request: Request) -> str | None:
+    """Who an export is counted to: the user, or "token:NAME"; None on an open server."""
+    principal = request.state.principal
+    return None if principal is None else principal.name
+
+
+def running(request: Request) -> list[str]:
+    """The cameras of the config the caller may see, in its order."""
+    site = _site(request)
+    allowed = readable(request)
+    return [c for c in site.cameras_by_id if allowed is None or c in allowed]
+
+
+def retired(request: Request) -> list[str]:
+    """The cameras no longer running whose history is stored, that the caller may read."""
+    site = _site(request)
+    allowed = readable(request)
+    return [c for c in site.retired_cameras() if allowed is None or c in allowed]
+
+
+def named(request: Request, retired_too: bool = True) -> str:
+    """The cameras an error may list: the caller's (a viewer whose list names a camera since
+    removed from the config passes the access check, and must not be told the others)."""
+    listed = ", ".join(running(request)) or "none"
+    old = retired(request) if retired_too else []
+    return listed + (f"; not running, with stored history: {', '.join(old)}" if old else "")
+
+
+def camera_refusal(request: Request, camera: str | None) -> JSONResponse | None:
+    """400 for a camera neither in the config nor in the stored history, naming the caller's:
+    a camera removed from the file or disabled is read as long as its people are kept."""
+    site = _site(request)
+    if camera is None or camera in site.cameras_by_id or site.store.has_history(camera):
+        return None
+    return _error(400, f"unknown camera {camera!r}; cameras: {named(request)}")
+
+
+def zone_refusal(request: Request, camera: str | None, zone: str | None) -> JSONResponse | None:
+    """404 for a zone none of the caller's cameras has (or not `camera`), naming theirs only;
+    a zone their events still carry (renamed or removed from the config since, or of a camera
+    no longer running) is one."""
+    site = _site(request)
+    if zone is None:
+        return None
+    every_zone = _zones(site, running(request))
+    if zone not in every_zone:
+        refusal = f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}"
+    elif camera is not None and camera not in site.cameras_by_id:
+        refusal = f"camera {camera!r} is not running and has no people stored in zone {zone!r}"
+    elif camera is not None and zone not in site.cameras_by_id[camera].config.zones:
+        zones = site.cameras_by_id[camera].config.zones
+        refusal = f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}"
+    else:
+        return None
+    cameras = [camera] if camera is not None else readable(request)
+    if site.store.has_zone(zone, cameras=cameras):
+        return None
+    return _error(404, refusal)
+
+
+@router.get("/cameras", response_model=list[CameraStatus])
+def cameras(request: Request) -> JSONResponse:
+    """Every camera of the site the caller may see: connected, last frame (ISO time), FPS received,
+    frames, reconnects, last error, and today's people per voted label (since midnight in the site's timezone, from the database)."""
+    site = _site(request)
+    rows = site.cameras(only=readable(request))  # a viewer's cameras' figures only are read
+    principal = request.state.principal
+    for row in rows:
+        row["last_frame_at"] = iso_utc(row["last_frame_at"])
+        if principal is not None and principal.role != "admin":  # a camera's address and user: admins only
+            row["source"] = row["source"].split("://", 1)[0] + "://***" if "://" in row["source"] else "***"
+    return JSONResponse(rows)
+
+
+@router.get("/cameras/retired", response_model=RetiredCameraList)
+def retired_cameras(request: Request) -> JSONResponse:
+    """The cameras no longer running (removed from the config, or `enabled: false`) whose people
+    or counts are still stored, until retention deletes them, that the caller may read: their
+    history answers /v1/events, /v1/compliance and report.csv as a running camera's does. They
+    have no frame and no stream state (not in /v1/cameras or /metrics)."""
+    site = _site(request)
+    disabled = set(site.config.disabled_cameras)
+    return JSONResponse({"cameras": [{"id": camera, "disabled": camera in disabled,
+                                      "last_seen": iso_utc(site.store.last_seen(camera))}
+                                     for camera in retired(request)]})
+
+
+@router.get("/cameras/{camera_id}/frame.jpg", response_class=Response,
+            responses=JPEG_RESPONSE | _errors((404, "No such camera, or no frame from it yet")),
+            openapi_extra={AUDIT: "camera_frame"})
+def camera_frame(request: Request, camera_id: str) -> Response:
+    site = _site(request)
+    camera = site.cameras_by_id.get(camera_id)
+    if camera is None and site.store.has_history(camera_id):
+        return _error(404, f"camera {camera_id!r} is not running (removed from the config, or enabled: false): "
+                           "no live frame; /v1/events and /v1/compliance still read its stored history")
+    if camera is None:
+        return _error(404, f"no camera {camera_id!r}; cameras: {named(request, retired_too=False)}")
+    jpeg = camera.live.jpeg()
+    if jpeg is None:
+        return _error(404, f"no frame from camera {camera_id!r} yet")
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/cameras/{camera_id}/zones", response_model=CameraZones,
+            responses=_errors((404, "No such camera running")))
+def camera_zones(request: Request, camera_id: str) -> JSONResponse:
+    """The camera's zones and motion masks, polygons in 0-1 of the frame, as the config file has
+    them (the page's zone editor draws them on its picture; it gives YAML to paste, and writes
+    nothing): /v1/cameras names the zones only."""
+    site = _site(request)
+    camera = site.cameras_by_id.get(camera_id)
+    if camera is None:
+        return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
+    return JSONResponse(zones_answer(camera_id, camera.config))
+
+
+@router.post("/cameras/{camera_id}/zones/check", response_model=CameraZones,
+             responses=_errors((400, "The text is not what the config takes under the camera: its problems "
+                                     "in one line, as `maskwatch run --check` says them"),
+                               (404, "No such camera running"),
+                               (413, f"A body over {SMALL_BODY} bytes (every route's but /v1/detect's limit)")))
+def check_zones(request: Request, camera_id: str, body: ZonesText) -> JSONResponse:
+    """The camera's zones and motion as the text gives them (the YAML the zone editor gives to
+    paste under the camera in site.yaml), read and checked by the config's own loader, in GET
+    .../zones' shape; nothing is written. The page's editor draws from this answer, so the text
+    has one reader, the file's."""
+    site = _site(request)
+    camera = site.cameras_by_id.get(camera_id)
+    if camera is None:
+        return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
     try:
-        for text in lines:
-            written += text.count("\n")
-            yield text
-    except SQLAlchemyError as err:
-        events = max(written - 1, 0)
-        log.error("GET %s: the database failed after %d events of the export: %s", path, events, driver_reason(err))
-        yield f"# incomplete: the database failed after {events} events; download it again (its end is not this file's)\n"
+        config = camera_with_shapes(camera_id, camera.config, body.text)
+    except SiteConfigError as err:
+        shown = err.problems[:PROBLEMS_SHOWN]
+        more = len(err.problems) - len(shown)
+        return _error(400, "; ".join(shown) + (f"; and {more} more problems" if more else ""))
+    return JSONResponse(zones_answer(camera_id, config))
 
 
-def site_routes(site: Site) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["site"])
-    camera_ids = one_of(site.cameras_by_id)
-    all_zones = one_of(_zones(site, site.cameras_by_id))
+def event_filters(request: Request, camera: str | None, zone: str | None, label: str | None,
+                  since: str | None, until: str | None) -> dict | JSONResponse:
+    """The store's filters for /v1/events and events.csv, or the refusal of a bad one."""
+    if (refused := camera_refusal(request, camera)) is not None:
+        return refused
+    # A zone no camera has matched nothing: a typo read as "nobody was seen there".
+    if (refused := zone_refusal(request, camera, zone)) is not None:
+        return refused
+    if label is not None and label not in PERSON_LABELS:
+        return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
+    try:
+        since_seconds = parse_since(since) if since is not None else None
+        until_seconds = parse_since(until, "until") if until is not None else None
+    except ValueError as err:
+        return _error(400, str(err))
+    # since == until is a range with nothing in it (until is not in it), answered as such
+    if since_seconds is not None and until_seconds is not None and since_seconds > until_seconds:
+        return _error(400, f"since must not be after until; got since {since!r}, until {until!r}")
+    return {"camera": camera, "zone": zone, "label": label, "since": since_seconds, "until": until_seconds,
+            "cameras": readable(request)}
 
-    def readable(request: Request) -> list[str] | None:
-        """The cameras whose history the caller may read; None: every one, running or not. A
-        viewer's own list otherwise, as it stands: a camera on it since removed from the config,
-        or disabled, keeps its stored people (AccessControl.authorize already refused a request
-        naming a camera outside it)."""
-        principal = request.state.principal
-        return None if principal is None or principal.cameras is None else list(principal.cameras)
 
-    def caller(request: Request) -> str | None:
-        """Who an export is counted to: the user, or "token:NAME"; None on an open server."""
-        principal = request.state.principal
-        return None if principal is None else principal.name
+event_zone = Query(None, description="one zone (a zone the events still carry, renamed or removed since, too)")
+event_label = Query(None, json_schema_extra=one_of(PERSON_LABELS))
+event_since = Query(None, description="events last seen at or after it: Unix seconds or ISO 8601 (UTC if no zone)",
+                    json_schema_extra=SINCE_SCHEMA)
+event_until = Query(None, description="events last seen before it: Unix seconds or ISO 8601 (UTC if no zone)",
+                    json_schema_extra=SINCE_SCHEMA)
 
-    def running(request: Request) -> list[str]:
-        """The cameras of the config the caller may see, in its order."""
-        allowed = readable(request)
-        return [c for c in site.cameras_by_id if allowed is None or c in allowed]
 
-    def retired(request: Request) -> list[str]:
-        """The cameras no longer running whose history is stored, that the caller may read."""
-        allowed = readable(request)
-        return [c for c in site.retired_cameras() if allowed is None or c in allowed]
+@router.get("/events", response_model=EventList,
+            responses=_errors((400, "A filter that names no camera or class, or a bad time"),
+                              (404, "A zone none of the caller's cameras has")))
+def list_events(request: Request, camera: str | None = Query(None, json_schema_extra=CAMERA_IDS),
+                zone: str | None = event_zone, label: str | None = event_label,
+                since: str | None = event_since, until: str | None = event_until,
+                before: str | None = Query(None, pattern=CURSOR.pattern, description=(
+                    "a cursor: the events after it, newest first; the `next` of the page before holds it")),
+                limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
+    """Decided people, newest first (last seen, then id), filtered by camera, zone, voted label and
+    last seen from `since` and before `until`; a page of `limit`, whose `next` is the URL of the
+    page after it (null: none), stable while new events are stored."""
+    site = _site(request)
+    filters = event_filters(request, camera, zone, label, since, until)
+    if isinstance(filters, JSONResponse):
+        return filters
+    after = parse_cursor(before) if before is not None else None  # its form checked by FastAPI (422)
+    rows = site.store.events(**filters, limit=limit + 1, before=after)  # one more: is there a next page?
+    page = rows[:limit]
+    following = None
+    if len(rows) > limit:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "before"]
+        query.append(("before", cursor_of(page[-1])))
+        following = f"{request.url.path}?{urlencode(query)}"
+    return JSONResponse({"events": [event_view(row) for row in page], "next": following})
 
-    def named(request: Request, retired_too: bool = True) -> str:
-        """The cameras an error may list: the caller's (a viewer whose list names a camera since
-        removed from the config passes the access check, and must not be told the others)."""
-        listed = ", ".join(running(request)) or "none"
-        old = retired(request) if retired_too else []
-        return listed + (f"; not running, with stored history: {', '.join(old)}" if old else "")
 
-    def camera_refusal(request: Request, camera: str | None) -> JSONResponse | None:
-        """400 for a camera neither in the config nor in the stored history, naming the caller's:
-        a camera removed from the file or disabled is read as long as its people are kept."""
-        if camera is None or camera in site.cameras_by_id or site.store.has_history(camera):
-            return None
-        return _error(400, f"unknown camera {camera!r}; cameras: {named(request)}")
+@router.get("/events.csv", response_class=Response,
+            responses={200: {"description": "The events /v1/events finds, every one, newest first, as CSV",
+                             "content": {"text/csv": {"schema": {"type": "string"}}}},
+                       **_errors((400, "A filter that names no camera or class, or a bad time"),
+                                 (404, "A zone none of the caller's cameras has"), EXPORTS_BUSY_RESPONSE,
+                                 EXPORT_OF_YOURS_RESPONSE)},
+            openapi_extra={AUDIT: "events_export", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
+def export_events(request: Request, camera: str | None = Query(None, json_schema_extra=CAMERA_IDS),
+                  zone: str | None = event_zone, label: str | None = event_label,
+                  since: str | None = event_since, until: str | None = event_until) -> Response:
+    """Every event the filters find, newest first, one CSV row each with the columns of /v1/events
+    (times in ISO 8601 UTC), then `first_seen_local` and `last_seen_local` (YYYY-MM-DD HH:MM:SS in
+    the site's timezone, as a spreadsheet reads a date), streamed as it is read: an audit's month of
+    a busy site, without a limit."""
+    site = _site(request)
+    filters = event_filters(request, camera, zone, label, since, until)
+    if isinstance(filters, JSONResponse):
+        return filters
+    give_back = EXPORTS.take(caller(request))
+    if isinstance(give_back, str):
+        return exports_busy(give_back)
+    try:
+        rows = site.store.each_event(**filters)
+        first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
+    except BaseException:
+        give_back()
+        raise
+    body = events_csv(itertools.chain([first] if first is not None else [], rows), site.config.tz())
+    name = "maskwatch-events" + "".join(f"-{value}" for value in (camera, zone, label) if value) + ".csv"
+    return SlotStream(said_if_cut_off(body, request.url.path), give_back=give_back, media_type="text/csv",
+                      headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
-    def zone_refusal(request: Request, camera: str | None, zone: str | None) -> JSONResponse | None:
-        """404 for a zone none of the caller's cameras has (or not `camera`), naming theirs only;
-        a zone their events still carry (renamed or removed from the config since, or of a camera
-        no longer running) is one."""
-        if zone is None:
-            return None
-        every_zone = _zones(site, running(request))
-        if zone not in every_zone:
-            refusal = f"unknown zone {zone!r}; zones: {', '.join(every_zone) or 'none'}"
-        elif camera is not None and camera not in site.cameras_by_id:
-            refusal = f"camera {camera!r} is not running and has no people stored in zone {zone!r}"
-        elif camera is not None and zone not in site.cameras_by_id[camera].config.zones:
-            zones = site.cameras_by_id[camera].config.zones
-            refusal = f"camera {camera!r} has no zone {zone!r}; its zones: {', '.join(zones) or 'none'}"
+
+@router.get("/compliance", response_model=ComplianceSeries,
+            responses=_errors((400, "An unknown camera or bucket, or a bad time"),
+                              (404, "No camera has such a zone, or this camera has not")))
+def compliance(request: Request, camera: str | None = Query(None, description="one camera (default: all)",
+                                          json_schema_extra=CAMERA_IDS),
+               zone: str | None = Query(None, description="one zone (default: all, and outside them)",
+                                        json_schema_extra=ALL_ZONES),
+               bucket: str = Query("hour", description="hour, day or week", json_schema_extra=one_of(BUCKETS)),
+               since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone); "
+                                                           "default: 24 buckets back",
+                                         json_schema_extra=SINCE_SCHEMA)) -> JSONResponse:
+    """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts:
+    corrected for the classifier's known confusions, with its 95 % interval (compliance_low,
+    compliance_high) and the plain with_mask / people (observed_share); and the zones with people
+    counted in the period (the dashboard's zone choices: the config names only the zones it has now)."""
+    site = _site(request)
+    if (refused := camera_refusal(request, camera)) is not None:
+        return refused
+    # A zone renamed or removed from the config still has its counts (report.csv lists them).
+    if (refused := zone_refusal(request, camera, zone)) is not None:
+        return refused
+    if bucket not in BUCKETS:
+        return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
+    tz = site.config.tz()
+    try:  # by default the 23 whole buckets before this one, and this one so far; a given since
+        # is moved back to its bucket's start (a day from 10:07 looked like a whole day)
+        now = time.time()  # no count is from before 1970 or next week: a since past them means them
+        if since is not None:
+            asked = min(max(0.0, parse_since(since)), now + BUCKETS["week"])
+            since_seconds = bucket_start(asked, bucket, tz).timestamp()
         else:
-            return None
-        cameras = [camera] if camera is not None else readable(request)
-        if site.store.has_zone(zone, cameras=cameras):
-            return None
-        return _error(404, refusal)
+            since_seconds = buckets_back(now, bucket, tz, 23).timestamp()
+    except ValueError as err:
+        return _error(400, str(err))
+    cameras = [camera] if camera is not None else readable(request)
+    rows = site.store.quarter_sums(since_seconds, cameras=cameras, zone=zone)
+    try:
+        series = compliance_series(rows, bucket, tz, max_buckets=MAX_BUCKETS)
+    except ValueError as err:
+        return _error(400, str(err))
+    return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
+                         "timezone": site.config.timezone or "local", "since": iso_utc(since_seconds // 60 * 60),
+                         "buckets": series, "zones": site.store.zones_since(since_seconds, cameras)})
 
-    @router.get("/cameras", response_model=list[CameraStatus])
-    def cameras(request: Request) -> JSONResponse:
-        """Every camera of the site the caller may see: connected, last frame (ISO time), FPS received,
-        frames, reconnects, last error, and today's people per voted label (since midnight in the site's timezone, from the database)."""
-        rows = site.cameras(only=readable(request))  # a viewer's cameras' figures only are read
-        principal = request.state.principal
-        for row in rows:
-            row["last_frame_at"] = iso_utc(row["last_frame_at"])
-            if principal is not None and principal.role != "admin":  # a camera's address and user: admins only
-                row["source"] = row["source"].split("://", 1)[0] + "://***" if "://" in row["source"] else "***"
-        return JSONResponse(rows)
 
-    @router.get("/cameras/retired", response_model=RetiredCameraList)
-    def retired_cameras(request: Request) -> JSONResponse:
-        """The cameras no longer running (removed from the config, or `enabled: false`) whose people
-        or counts are still stored, until retention deletes them, that the caller may read: their
-        history answers /v1/events, /v1/compliance and report.csv as a running camera's does. They
-        have no frame and no stream state (not in /v1/cameras or /metrics)."""
-        disabled = set(site.config.disabled_cameras)
-        return JSONResponse({"cameras": [{"id": camera, "disabled": camera in disabled,
-                                          "last_seen": iso_utc(site.store.last_seen(camera))}
-                                         for camera in retired(request)]})
+@router.get("/report.csv", response_class=Response,
+            responses={200: {"description": "Daily compliance per camera and zone (the site's days)",
+                             "content": {"text/csv": {"schema": {"type": "string"}}}},
+                       **_errors((400, "A date that is not YYYY-MM-DD, or from after to"), EXPORTS_BUSY_RESPONSE,
+                                 EXPORT_OF_YOURS_RESPONSE)},
+            openapi_extra={AUDIT: "report", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
+def report(request: Request, start: str | None = Query(None, alias="from", json_schema_extra={"format": "date"},
+                                                       description="first day, YYYY-MM-DD (default: 6 days before to)"),
+           end: str | None = Query(None, alias="to", json_schema_extra={"format": "date"},
+                                   description="last day, YYYY-MM-DD (default: today in the site's timezone)")) -> Response:
+    """One row per day, camera and zone: people per voted label, the corrected compliant share with
+    its 95 % interval, and the plain with_mask / people."""
+    site = _site(request)
+    tz = site.config.tz()
+    try:
+        period = report_period(start, end, tz)
+    except (ValueError, OverflowError) as err:
+        return _error(400, str(err))
+    give_back = EXPORTS.take(caller(request))
+    if isinstance(give_back, str):
+        return exports_busy(give_back)
+    try:
+        body = report_csv(site.store, period, tz, cameras=readable(request))  # a viewer's cameras, running or not
+    finally:
+        give_back()
+    return Response(body, media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="maskwatch-{period.first}-{period.last}.csv"'})
 
-    @router.get("/cameras/{camera_id}/frame.jpg", response_class=Response,
-                responses=JPEG_RESPONSE | _errors((404, "No such camera, or no frame from it yet")),
-                openapi_extra={AUDIT: "camera_frame"})
-    def camera_frame(request: Request, camera_id: str) -> Response:
-        camera = site.cameras_by_id.get(camera_id)
-        if camera is None and site.store.has_history(camera_id):
-            return _error(404, f"camera {camera_id!r} is not running (removed from the config, or enabled: false): "
-                               "no live frame; /v1/events and /v1/compliance still read its stored history")
-        if camera is None:
-            return _error(404, f"no camera {camera_id!r}; cameras: {named(request, retired_too=False)}")
-        jpeg = camera.live.jpeg()
-        if jpeg is None:
-            return _error(404, f"no frame from camera {camera_id!r} yet")
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @router.get("/cameras/{camera_id}/zones", response_model=CameraZones,
-                responses=_errors((404, "No such camera running")))
-    def camera_zones(request: Request, camera_id: str) -> JSONResponse:
-        """The camera's zones and motion masks, polygons in 0-1 of the frame, as the config file has
-        them (the page's zone editor draws them on its picture; it gives YAML to paste, and writes
-        nothing): /v1/cameras names the zones only."""
-        camera = site.cameras_by_id.get(camera_id)
-        if camera is None:
-            return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
-        return JSONResponse(zones_answer(camera_id, camera.config))
-
-    @router.post("/cameras/{camera_id}/zones/check", response_model=CameraZones,
-                 responses=_errors((400, "The text is not what the config takes under the camera: its problems "
-                                         "in one line, as `maskwatch run --check` says them"),
-                                   (404, "No such camera running"),
-                                   (413, f"A body over {SMALL_BODY} bytes (every route's but /v1/detect's limit)")))
-    def check_zones(request: Request, camera_id: str, body: ZonesText) -> JSONResponse:
-        """The camera's zones and motion as the text gives them (the YAML the zone editor gives to
-        paste under the camera in site.yaml), read and checked by the config's own loader, in GET
-        .../zones' shape; nothing is written. The page's editor draws from this answer, so the text
-        has one reader, the file's."""
-        camera = site.cameras_by_id.get(camera_id)
-        if camera is None:
-            return _error(404, f"no camera {camera_id!r} running; cameras: {named(request, retired_too=False)}")
-        try:
-            config = camera_with_shapes(camera_id, camera.config, body.text)
-        except SiteConfigError as err:
-            shown = err.problems[:PROBLEMS_SHOWN]
-            more = len(err.problems) - len(shown)
-            return _error(400, "; ".join(shown) + (f"; and {more} more problems" if more else ""))
-        return JSONResponse(zones_answer(camera_id, config))
-
-    def event_filters(request: Request, camera: str | None, zone: str | None, label: str | None,
-                      since: str | None, until: str | None) -> dict | JSONResponse:
-        """The store's filters for /v1/events and events.csv, or the refusal of a bad one."""
-        if (refused := camera_refusal(request, camera)) is not None:
-            return refused
-        # A zone no camera has matched nothing: a typo read as "nobody was seen there".
-        if (refused := zone_refusal(request, camera, zone)) is not None:
-            return refused
-        if label is not None and label not in PERSON_LABELS:
-            return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
-        try:
-            since_seconds = parse_since(since) if since is not None else None
-            until_seconds = parse_since(until, "until") if until is not None else None
-        except ValueError as err:
-            return _error(400, str(err))
-        # since == until is a range with nothing in it (until is not in it), answered as such
-        if since_seconds is not None and until_seconds is not None and since_seconds > until_seconds:
-            return _error(400, f"since must not be after until; got since {since!r}, until {until!r}")
-        return {"camera": camera, "zone": zone, "label": label, "since": since_seconds, "until": until_seconds,
-                "cameras": readable(request)}
-
-    event_zone = Query(None, description="one zone (a zone the events still carry, renamed or removed since, too)")
-    event_label = Query(None, json_schema_extra=one_of(PERSON_LABELS))
-    event_since = Query(None, description="events last seen at or after it: Unix seconds or ISO 8601 (UTC if no zone)",
-                        json_schema_extra=SINCE_SCHEMA)
-    event_until = Query(None, description="events last seen before it: Unix seconds or ISO 8601 (UTC if no zone)",
-                        json_schema_extra=SINCE_SCHEMA)
-
-    @router.get("/events", response_model=EventList,
-                responses=_errors((400, "A filter that names no camera or class, or a bad time"),
-                                  (404, "A zone none of the caller's cameras has")))
-    def list_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
-                    zone: str | None = event_zone, label: str | None = event_label,
-                    since: str | None = event_since, until: str | None = event_until,
-                    before: str | None = Query(None, pattern=CURSOR.pattern, description=(
-                        "a cursor: the events after it, newest first; the `next` of the page before holds it")),
-                    limit: int = Query(100, ge=1, le=1000)) -> JSONResponse:
-        """Decided people, newest first (last seen, then id), filtered by camera, zone, voted label and
-        last seen from `since` and before `until`; a page of `limit`, whose `next` is the URL of the
-        page after it (null: none), stable while new events are stored."""
-        filters = event_filters(request, camera, zone, label, since, until)
-        if isinstance(filters, JSONResponse):
-            return filters
-        after = parse_cursor(before) if before is not None else None  # its form checked by FastAPI (422)
-        rows = site.store.events(**filters, limit=limit + 1, before=after)  # one more: is there a next page?
-        page = rows[:limit]
-        following = None
-        if len(rows) > limit:
-            query = [(k, v) for k, v in request.query_params.multi_items() if k != "before"]
-            query.append(("before", cursor_of(page[-1])))
-            following = f"{request.url.path}?{urlencode(query)}"
-        return JSONResponse({"events": [event_view(row) for row in page], "next": following})
-
-    @router.get("/events.csv", response_class=Response,
-                responses={200: {"description": "The events /v1/events finds, every one, newest first, as CSV",
-                                 "content": {"text/csv": {"schema": {"type": "string"}}}},
-                           **_errors((400, "A filter that names no camera or class, or a bad time"),
-                                     (404, "A zone none of the caller's cameras has"), EXPORTS_BUSY_RESPONSE,
-                                     EXPORT_OF_YOURS_RESPONSE)},
-                openapi_extra={AUDIT: "events_export", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
-    def export_events(request: Request, camera: str | None = Query(None, json_schema_extra=camera_ids),
-                      zone: str | None = event_zone, label: str | None = event_label,
-                      since: str | None = event_since, until: str | None = event_until) -> Response:
-        """Every event the filters find, newest first, one CSV row each with the columns of /v1/events
-        (times in ISO 8601 UTC), then `first_seen_local` and `last_seen_local` (YYYY-MM-DD HH:MM:SS in
-        the site's timezone, as a spreadsheet reads a date), streamed as it is read: an audit's month of
-        a busy site, without a limit."""
-        filters = event_filters(request, camera, zone, label, since, until)
-        if isinstance(filters, JSONResponse):
-            return filters
-        give_back = EXPORTS.take(caller(request))
-        if isinstance(give_back, str):
-            return exports_busy(give_back)
-        try:
-            rows = site.store.each_event(**filters)
-            first = next(rows, None)  # read here: a database away is a 503, not a cut-off file
-        except BaseException:
-            give_back()
-            raise
-        body = events_csv(itertools.chain([first] if first is not None else [], rows), site.config.tz())
-        name = "maskwatch-events" + "".join(f"-{value}" for value in (camera, zone, label) if value) + ".csv"
-        return SlotStream(said_if_cut_off(body, request.url.path), give_back=give_back, media_type="text/csv",
-                          headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
-
-    @router.get("/compliance", response_model=ComplianceSeries,
-                responses=_errors((400, "An unknown camera or bucket, or a bad time"),
-                                  (404, "No camera has such a zone, or this camera has not")))
-    def compliance(request: Request, camera: str | None = Query(None, description="one camera (default: all)",
-                                              json_schema_extra=camera_ids),
-                   zone: str | None = Query(None, description="one zone (default: all, and outside them)",
-                                            json_schema_extra=all_zones),
-                   bucket: str = Query("hour", description="hour, day or week", json_schema_extra=one_of(BUCKETS)),
-                   since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone); "
-                                                               "default: 24 buckets back",
-                                             json_schema_extra=SINCE_SCHEMA)) -> JSONResponse:
-        """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts:
-        corrected for the classifier's known confusions, with its 95 % interval (compliance_low,
-        compliance_high) and the plain with_mask / people (observed_share); and the zones with people
-        counted in the period (the dashboard's zone choices: the config names only the zones it has now)."""
-        if (refused := camera_refusal(request, camera)) is not None:
-            return refused
-        # A zone renamed or removed from the config still has its counts (report.csv lists them).
-        if (refused := zone_refusal(request, camera, zone)) is not None:
-            return refused
-        if bucket not in BUCKETS:
-            return _error(400, f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
-        tz = site.config.tz()
-        try:  # by default the 23 whole buckets before this one, and this one so far; a given since
-            # is moved back to its bucket's start (a day from 10:07 looked like a whole day)
-            now = time.time()  # no count is from before 1970 or next week: a since past them means them
-            if since is not None:
-                asked = min(max(0.0, parse_since(since)), now + BUCKETS["week"])
-                since_seconds = bucket_start(asked, bucket, tz).timestamp()
-            else:
-                since_seconds = buckets_back(now, bucket, tz, 23).timestamp()
-        except ValueError as err:
-            return _error(400, str(err))
-        cameras = [camera] if camera is not None else readable(request)
-        rows = site.store.quarter_sums(since_seconds, cameras=cameras, zone=zone)
-        try:
-            series = compliance_series(rows, bucket, tz, max_buckets=MAX_BUCKETS)
-        except ValueError as err:
-            return _error(400, str(err))
-        return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
-                             "timezone": site.config.timezone or "local", "since": iso_utc(since_seconds // 60 * 60),
-                             "buckets": series, "zones": site.store.zones_since(since_seconds, cameras)})
-
-    @router.get("/report.csv", response_class=Response,
-                responses={200: {"description": "Daily compliance per camera and zone (the site's days)",
-                                 "content": {"text/csv": {"schema": {"type": "string"}}}},
-                           **_errors((400, "A date that is not YYYY-MM-DD, or from after to"), EXPORTS_BUSY_RESPONSE,
-                                     EXPORT_OF_YOURS_RESPONSE)},
-                openapi_extra={AUDIT: "report", AUDIT_QUERY: True, SAME_SITE_ONLY: True})
-    def report(request: Request, start: str | None = Query(None, alias="from", json_schema_extra={"format": "date"},
-                                                           description="first day, YYYY-MM-DD (default: 6 days before to)"),
-               end: str | None = Query(None, alias="to", json_schema_extra={"format": "date"},
-                                       description="last day, YYYY-MM-DD (default: today in the site's timezone)")) -> Response:
-        """One row per day, camera and zone: people per voted label, the corrected compliant share with
-        its 95 % interval, and the plain with_mask / people."""
-        tz = site.config.tz()
-        try:
-            period = report_period(start, end, tz)
-        except (ValueError, OverflowError) as err:
-            return _error(400, str(err))
-        give_back = EXPORTS.take(caller(request))
-        if isinstance(give_back, str):
-            return exports_busy(give_back)
-        try:
-            body = report_csv(site.store, period, tz, cameras=readable(request))  # a viewer's cameras, running or not
-        finally:
-            give_back()
-        return Response(body, media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="maskwatch-{period.first}-{period.last}.csv"'})
-
-    @router.get("/snapshots/{name}", response_class=Response,
-                responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")),
-                openapi_extra={AUDIT: "snapshot"})
-    def snapshot(name: str) -> Response:
-        path = site.store.snapshot_path(name)
-        if path is None:
-            return _error(404, f"no snapshot {name!r}")
-        # no-store: a cached copy outlived retention and a viewer's revoked access (frame.jpg alike)
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
-
-    return router
+@router.get("/snapshots/{name}", response_class=Response,
+            responses=JPEG_RESPONSE | _errors((404, "No such snapshot (privacy mode keeps none)")),
+            openapi_extra={AUDIT: "snapshot"})
+def snapshot(request: Request, name: str) -> Response:
+    site = _site(request)
+    path = site.store.snapshot_path(name)
+    if path is None:
+        return _error(404, f"no snapshot {name!r}")
+    # no-store: a cached copy outlived retention and a viewer's revoked access (frame.jpg alike)
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

@@ -1,4 +1,5 @@
-"""Turning request bodies into images, refusing what should not be decoded."""
+"""Turning request bodies into images, refusing what should not be decoded: the body read under
+its size limit (read_image_bytes), then its bytes decoded (image_from_upload)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 import io
 
 import numpy as np
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 
 # The formats an upload may be: Pillow opens every format it knows by default, and an EPS is
@@ -85,3 +88,67 @@ def not_an_image(data: bytes) -> str:
         what = "base64 text"
     return f"not an image: the body is {what}; send the image's own bytes (the raw body, or the file of the " \
            f"multipart field 'image'), not base64"
+
+
+def megabytes(size: int) -> str:
+    """A size as a user reads it: 10 MiB, 18.6 MiB (a limit given as 10485760 bytes; --max-upload-mb
+    counts 2**20 bytes a unit, and says so)."""
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MiB"
+
+
+async def read_image_bytes(request: Request, limit: int) -> bytes:
+    """The uploaded bytes, multipart or raw, refusing more than `limit` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise UploadError(413, f"upload of {megabytes(int(declared))} exceeds the limit of {megabytes(limit)}")
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        # Read under the limit first: Starlette spools a form's file to disk whatever its size,
+        # and a chunked upload declares no length to refuse it by.
+        body = await _read_at_most(request, limit, allowance=64 * 1024)  # the form's own bytes
+        delivered = False
+
+        async def replay() -> dict:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=5, max_part_size=limit)
+        except HTTPException as err:  # Starlette's answer to a malformed or oversized form
+            # `Content-Type: multipart/form-data` set by hand (fetch, axios) lacks the boundary
+            # that the HTTP library writes when it builds the form itself.
+            hint = (" (the Content-Type of a form needs its boundary: let the HTTP library set the header)"
+                    if "boundary" in str(err.detail).lower() else "")
+            raise UploadError(400, f"bad multipart upload: {str(err.detail).rstrip('.')}{hint}") from None
+        upload = form.get("image")
+        others = sorted(set(form.keys()) - {"image"})
+        if upload is None:
+            got = f"; got {', '.join(repr(name) for name in others[:3])}" if others else ", and it has no field"
+            raise UploadError(400, f"multipart upload needs a file field named 'image'{got}")
+        if isinstance(upload, str):  # `-F image=...` without the @ that makes it a file
+            raise UploadError(400, "multipart field 'image' is text, not a file: send the image as a file "
+                                   "(curl -F image=@photo.jpg)")
+        if others:
+            raise UploadError(400, f"multipart upload takes one field, 'image'; got also {others[:3]}")
+        data = await upload.read(limit + 1)
+        if not data:
+            raise UploadError(400, "multipart field 'image' is an empty file")
+    else:
+        data = await _read_at_most(request, limit)
+    if len(data) > limit:
+        raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
+    return data
+
+
+async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> bytes:
+    """The request's body, refused (413) as soon as it passes `limit` + `allowance` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit + allowance:
+            raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
+        chunks.append(chunk)
+    return b"".join(chunks)

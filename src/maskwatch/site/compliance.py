@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from maskwatch.faces import CLASSES, COMPLIANT
-from maskwatch.runtime import ProblemLog
+from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 from maskwatch.site.prevalence import compliance_estimate
 
@@ -90,10 +89,10 @@ class ComplianceMonitor:
         # NTP does not step (a clock set back 5 minutes re-sent an alert 60 s after the first).
         self.clock, self.every, self.elapsed = clock, every, elapsed
         self.stats = ComplianceStats()
-        self._problems = ProblemLog(log, "compliance check failed", "compliance checks work again")
         self._last_fired: dict[tuple[int, str, str | None], float] = {}  # on the `elapsed` clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="maskwatch-compliance", daemon=True)
+        self._checks = Periodic(self.check, every, "maskwatch-compliance",
+                                ProblemLog(log, "compliance check failed", "compliance checks work again"),
+                                on_failure=self._failed)
 
     def targets(self, rule: ComplianceRule) -> list[str]:
         """The cameras a rule watches: its own, or every camera (having its zone, if it names one)."""
@@ -142,19 +141,11 @@ class ComplianceMonitor:
 
     def start(self) -> ComplianceMonitor:
         if self.rules:
-            self._thread.start()
+            self._checks.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
+        self._checks.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.check()
-                self._problems.ok()
-            except Exception as err:  # a database hiccup must not end the checks for good
-                self._problems.failed(f"{type(err).__name__}: {err}")
-                self.stats.last = [{"error": str(err)}]
+    def _failed(self, err: Exception) -> None:
+        self.stats.last = [{"error": str(err)}]

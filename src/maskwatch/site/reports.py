@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, time as clock_time, timedelta, tzinfo
@@ -44,7 +43,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, 
 from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
-from maskwatch.runtime import ProblemLog
+from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
@@ -292,9 +291,9 @@ class ReportScheduler:
         self.names, self.zones_of, self.tz, self.clock, self.every = names, zones_of, tz, clock, every
         self.sent = SentReports(store.engine, store.url)
         self._sent: dict[str, float] | None = None  # read at the first check
-        self._problems = ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="maskwatch-reports", daemon=True)
+        self._checks = Periodic(self.check, every, "maskwatch-reports",
+                                ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again"),
+                                at_start=True)
 
     def check(self, now: float | None = None) -> list[Message]:
         """Send each report due by `now` (default: the clock) and not sent yet; the messages sent."""
@@ -328,21 +327,9 @@ class ReportScheduler:
 
     def start(self) -> ReportScheduler:
         self.sender.start()
-        self._thread.start()
+        self._checks.start()
         return self
 
     def stop(self) -> None:
         """Ends the checks; the sender is stopped with the site's other senders (alerts.stop_together)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(10)
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.check()
-                self._problems.ok()
-            except Exception as err:  # noqa: BLE001  a database away a while: tried again at the next check
-                self._problems.failed(f"{type(err).__name__}: {err}")
-            if self._stop.wait(self.every):
-                return
+        self._checks.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from maskwatch.atomic import OutputError, make_output_folder, only_writer, write_text
@@ -31,6 +31,25 @@ from maskwatch.video.tracker import FaceTracker
 # On video, detect on every second frame and carry tracked faces over the one between: twice
 # the frame rate, and at 25 FPS a face moves a few pixels in 40 ms (BENCHMARKS.md, FPS).
 DEFAULT_DETECT_EVERY = 2
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """What decides a detect run's outputs besides the source and the models, as detect-run.json
+    records them: one value the CLI, batch's actors (ScoreOptions) and the tests hand over whole,
+    rather than four flags passed by hand through each layer.
+
+    detect_every: on video, run the detector on every n-th frame only and carry the tracked
+    faces over the frames between (their JSON lines say "detected": false). Faster, and on
+    25 FPS video a face moves little in between.
+    moving_camera: a hand-held or moving camera: the tracks follow the whole view's motion
+    (CameraMotion), so that a shake does not split a person into several.
+    """
+
+    blur: bool = False
+    save_media: bool = True
+    detect_every: int = DEFAULT_DETECT_EVERY
+    moving_camera: bool = False
 
 
 class DetectFailed(RuntimeError):
@@ -181,10 +200,9 @@ def _unreadable(source: str, problems: list[str]) -> str:
     return f"{source}: no frame could be read ({len(problems)} problems; the last: {problems[-1]})"
 
 
-def run_detect(source: str, out: Path, detector, blur: bool = False, save_media: bool = True,
-               progress: bool = True, max_frames: int | None = None, on_frame=None,
-               detect_every: int = DEFAULT_DETECT_EVERY, on_line=None, moving_camera: bool = False,
-               resume: bool = False) -> DetectResult:
+def run_detect(source: str, out: Path, detector, options: DetectOptions | None = None, *, progress: bool = True,
+               max_frames: int | None = None, resume: bool = False, on_frame=None, on_line=None,
+               **settings) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
 
     out/detections.jsonl: one line per image or frame. Images get out/<name>.jpg; videos,
@@ -194,11 +212,8 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     does, a lost stream ends the tracks of whoever was in view; they run until Ctrl-C or
     max_frames. Ctrl-C stops cleanly: what was processed is kept and closed properly.
 
-    detect_every: on video, run the detector on every n-th frame only and carry the tracked
-    faces over the frames between (their JSON lines say "detected": false). Faster, and on
-    25 FPS video a face moves little in between.
-    moving_camera: a hand-held or moving camera: the tracks follow the whole view's motion
-    (CameraMotion), so that a shake does not split a person into several.
+    options: blur, media, detect_every, moving_camera (DetectOptions); `settings` are its fields by
+    name (`run_detect(clip, out, detector, save_media=False)`), over `options` where both are given.
 
     resume: for a photo or a folder of photos: the photos whose line an earlier run into `out`
     wrote are not read again, and the new lines are appended (video/resume.py; OutputError,
@@ -208,6 +223,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     on_frame(frame, faces) and on_line(record) are called after each frame's line is written;
     on_line gets exactly what detections.jsonl holds (`detect --json` prints it).
     """
+    options = replace(options or DetectOptions(), **settings)
     if max_frames is not None and max_frames < 1:  # checked before the output folder is made
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     info: SourceInfo = describe_source(source)
@@ -215,11 +231,11 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     if resume and info.kind not in PHOTOS:
         raise OutputError(f"{redact_source(source)}: --resume goes on with photos only; a {info.kind}'s tracks cannot "
                           "resume: run it again without --resume (nothing was written)")
-    if save_media and (clash := overwritten_inputs(source, info, out)):
+    if options.save_media and (clash := overwritten_inputs(source, info, out)):
         raise OutputError(f"{out}: the annotated copy of {clash[0].name} would be written over it"
                           f"{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}; name another --out "
                           "(nothing was written)")
-    if save_media and (foreign := foreign_outputs(source, info, out)):
+    if options.save_media and (foreign := foreign_outputs(source, info, out)):
         raise OutputError(f"{foreign[0]}: an annotated copy would be written over this file, which no earlier "
                           f"detect wrote{f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''}; name "
                           "another --out (nothing was written)")
@@ -235,16 +251,16 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     tracked = info.kind in ("video", "stream", "webcam")
     if not tracked and hasattr(detector, "for_photos"):
         detector = detector.for_photos()  # a still photo is read at a larger side than a video frame
-    processor = FrameProcessor(detector, FaceTracker() if tracked else None, detect_every,
-                               camera_motion=CameraMotion() if moving_camera else None)
-    identity = run_identity(source, info, run_settings(detector, info, blur, save_media, detect_every, moving_camera))
+    processor = FrameProcessor(detector, FaceTracker() if tracked else None, options.detect_every,
+                               camera_motion=CameraMotion() if options.moving_camera else None)
+    identity = run_identity(source, info, run_settings(detector, info, options))
     busy = f"{out}: another maskwatch detect is writing here; wait for it to end or name another --out (nothing was written)"
     held = contextlib.ExitStack()
     resumed, locked = Resumed(), False
     if resume and out.is_dir():
         with contextlib.ExitStack() as lock:  # the lines read are the lines gone on from
             lock.enter_context(only_writer(out, busy))
-            resumed = earlier_run(out, identity, set(photo_files(source, info).values()), save_media)
+            resumed = earlier_run(out, identity, set(photo_files(source, info).values()), options.save_media)
             held, locked = lock.pop_all(), True
     result.skipped = len(resumed.names)
     sinks: list[Sink] = []
@@ -273,7 +289,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
         # Listed before any is written: a run killed outright (kill -9, memory, power) left copies
         # no list named, and every rerun into --out was refused as writing over the user's files.
         before = written_before(out)
-        write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, save_media))))
+        write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, options.save_media))))
         if "summary.json" in before:  # an earlier run's, not of the lines written from now: a run killed
             (out / "summary.json").unlink(missing_ok=True)  # outright left it beside them, "running": false
         going_on = resume and lines_path.is_file()
@@ -290,7 +306,7 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
             sinks.append(JsonLinesSink(lines, on_line))
             if on_frame is not None:
                 sinks.append(CallbackSink(on_frame))
-            media = MediaSink(out, info, blur) if save_media else None
+            media = MediaSink(out, info, options.blur) if options.save_media else None
             if media is not None:
                 sinks.append(media)
             # A camera's URL as it may be shown: its password stayed in summary.json.
@@ -337,14 +353,13 @@ def run_detect(source: str, out: Path, detector, blur: bool = False, save_media:
     return result
 
 
-def run_settings(detector, info: SourceInfo, blur: bool, save_media: bool, detect_every: int,
-                 moving_camera: bool) -> dict:
+def run_settings(detector, info: SourceInfo, options: DetectOptions) -> dict:
     """What decides a run's outputs (detect-run.json): the detector's settings and model files,
     blur and media, and on video the tracking ones (photos are not tracked)."""
     settings = detector.settings() if hasattr(detector, "settings") else {"detector": type(detector).__qualname__}
-    settings |= {"blur": blur, "media": save_media}
+    settings |= {"blur": options.blur, "media": options.save_media}
     if info.kind not in PHOTOS:
-        settings |= {"detect_every": detect_every, "moving_camera": moving_camera}
+        settings |= {"detect_every": options.detect_every, "moving_camera": options.moving_camera}
     return settings
 
 

@@ -157,14 +157,15 @@ def format_summary(result: dict) -> str:
 
 
 def _format_block(result: dict, title: str) -> str:
-    s = result["summary"]
+    summary = result["summary"]
     lines = [title,
-             f"  accuracy  {s['accuracy']['mean']:.4f} ± {s['accuracy']['std']:.4f}",
-             f"  macro-F1  {s['macro_f1']['mean']:.4f} ± {s['macro_f1']['std']:.4f}"]
-    for c in CLASSES:
-        r = s["recall"][c]
-        lines.append(f"  recall {c:<22} " + ("- (no faces of it)" if r["mean"] is None else f"{r['mean']:.4f} ± {r['std']:.4f}"))
-    lines.append(f"  train time per fold {s['train_seconds']['mean']:.0f} s")
+             f"  accuracy  {summary['accuracy']['mean']:.4f} ± {summary['accuracy']['std']:.4f}",
+             f"  macro-F1  {summary['macro_f1']['mean']:.4f} ± {summary['macro_f1']['std']:.4f}"]
+    for name in CLASSES:
+        recall = summary["recall"][name]
+        lines.append(f"  recall {name:<22} " + ("- (no faces of it)" if recall["mean"] is None
+                                                 else f"{recall['mean']:.4f} ± {recall['std']:.4f}"))
+    lines.append(f"  train time per fold {summary['train_seconds']['mean']:.0f} s")
     cal = result["calibration"]
     lines.append(f"  ECE {cal['ece_before']:.4f} before, {cal['ece_after']:.4f} after temperature scaling")
     if "recall_by_size" in result:

@@ -144,18 +144,18 @@ def _run_job(args) -> str:
     try:
         cfg = candidate_config(candidate, seed)
         train_idx, val_idx = cv_folds(_DATA, folds, seed)[fold - 1]
-        r = run_fold(_DATA, cfg, train_idx, val_idx, fold=fold, folds=folds, seed=seed, progress=False,
-                     device=device)
+        fold_result = run_fold(_DATA, cfg, train_idx, val_idx, fold=fold, folds=folds, seed=seed, progress=False,
+                               device=device)
     except Exception as err:  # one failed job must not stop the others: its CV stays unmerged
         return f"{target}: FAILED ({type(err).__name__}: {err})"
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")  # written whole, then renamed: merge sees no half file
     with open(part, "wb") as fh:
-        np.savez(fh, val_idx=r["val_idx"], logits=r["logits"], flip=r["flip"], train_seconds=r["train_seconds"],
-                 job=key)
+        np.savez(fh, val_idx=fold_result["val_idx"], logits=fold_result["logits"], flip=fold_result["flip"],
+                 train_seconds=fold_result["train_seconds"], job=key)
     os.replace(part, target)
-    rare = _DATA.labels[r["val_idx"]] == CLASSES.index("mask_weared_incorrect")
-    caught = int((r["logits"][rare].argmax(1) == CLASSES.index("mask_weared_incorrect")).sum())
+    rare = _DATA.labels[fold_result["val_idx"]] == CLASSES.index("mask_weared_incorrect")
+    caught = int((fold_result["logits"][rare].argmax(1) == CLASSES.index("mask_weared_incorrect")).sum())
     return f"{target}: {time.perf_counter() - started:.0f} s, {caught} of {int(rare.sum())} wrongly worn masks caught"
 
 
@@ -202,40 +202,41 @@ def merge(out: Path, source: Path, folds: int = 5) -> None:
                 continue
             results = []
             for part in parts:
-                z = np.load(part)
-                results.append({"fold": int(part.stem.split("-")[1]), "val_idx": z["val_idx"], "logits": z["logits"],
-                                "flip": z["flip"], "train_seconds": float(z["train_seconds"])})
+                saved = np.load(part)
+                results.append({"fold": int(part.stem.split("-")[1]), "val_idx": saved["val_idx"],
+                                "logits": saved["logits"], "flip": saved["flip"],
+                                "train_seconds": float(saved["train_seconds"])})
             result = assemble_cv(data, candidate_config(candidate, seed), results, seed=seed,
                                  oof_path=folder / "oof-logits.npz")
             write_text(folder / "cv.json", json.dumps(result, indent=2))
             write_text(folder / "cv.txt", format_summary(result) + "\n")
-            s = result["summary"]
-            rare = s["recall"]["mask_weared_incorrect"]
-            print(f"{folder.name}: accuracy {s['accuracy']['mean']:.4f} ± {s['accuracy']['std']:.4f}, "
-                  f"macro-F1 {s['macro_f1']['mean']:.4f}, rare-class recall "
+            summary = result["summary"]
+            rare = summary["recall"]["mask_weared_incorrect"]
+            print(f"{folder.name}: accuracy {summary['accuracy']['mean']:.4f} ± {summary['accuracy']['std']:.4f}, "
+                  f"macro-F1 {summary['macro_f1']['mean']:.4f}, rare-class recall "
                   + ("- (no such faces)" if rare["mean"] is None else f"{rare['mean']:.4f} ± {rare['std']:.4f}"))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pack", help="every face's pixels at their own resolution, for another machine")
-    p.add_argument("work", type=Path)
-    p.add_argument("dataset", type=Path)
-    p.add_argument("--out", type=Path, required=True)
-    r = sub.add_parser("run", help="run a plan's fold jobs in a pool of processes, then merge")
-    r.add_argument("plan", type=Path)
-    r.add_argument("--data", type=Path, required=True, help="a prepared work folder or a packed .npz")
-    r.add_argument("--out", type=Path, required=True)
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--workers", type=int, default=1)
-    r.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads per worker")
-    r.add_argument("--folds", type=int, default=5)
-    r.add_argument("--budget", type=float, default=1e9, help="seconds after which no new fold job starts")
-    m = sub.add_parser("merge", help="put finished folds together into cv.json, cv.txt, oof-logits.npz")
-    m.add_argument("out", type=Path)
-    m.add_argument("--data", type=Path, required=True)
-    m.add_argument("--folds", type=int, default=5)
+    pack_args = sub.add_parser("pack", help="every face's pixels at their own resolution, for another machine")
+    pack_args.add_argument("work", type=Path)
+    pack_args.add_argument("dataset", type=Path)
+    pack_args.add_argument("--out", type=Path, required=True)
+    run_args = sub.add_parser("run", help="run a plan's fold jobs in a pool of processes, then merge")
+    run_args.add_argument("plan", type=Path)
+    run_args.add_argument("--data", type=Path, required=True, help="a prepared work folder or a packed .npz")
+    run_args.add_argument("--out", type=Path, required=True)
+    run_args.add_argument("--device", default="cpu")
+    run_args.add_argument("--workers", type=int, default=1)
+    run_args.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads per worker")
+    run_args.add_argument("--folds", type=int, default=5)
+    run_args.add_argument("--budget", type=float, default=1e9, help="seconds after which no new fold job starts")
+    merge_args = sub.add_parser("merge", help="put finished folds together into cv.json, cv.txt, oof-logits.npz")
+    merge_args.add_argument("out", type=Path)
+    merge_args.add_argument("--data", type=Path, required=True)
+    merge_args.add_argument("--folds", type=int, default=5)
     args = parser.parse_args(argv)
     if args.command == "pack":
         pack(args.work, args.dataset, args.out)

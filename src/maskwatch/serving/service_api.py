@@ -1,0 +1,137 @@
+"""The service's own HTTP routes: health, metrics, POST /v1/detect, the dashboard and its files,
+the classes, the OpenAPI document and /docs.
+
+One module-level router of plain functions, included by the app factory (serving/app.py), as
+security/routes.py and frigate's api/ are: what a route needs (the detector, the settings, the
+metrics) it reads from `request.app.state`, which create_app fills, so each route can be read and
+imported on its own rather than only as a closure inside the factory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from maskwatch.faces import CLASSES, count_labels, frame_record
+from maskwatch.render import blur_boxes
+from maskwatch.runtime import session_providers
+from maskwatch.security.access import ALL_CAMERAS, PUBLIC
+from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, document_security
+from maskwatch.serving.uploads import image_from_upload, read_image_bytes
+
+STATIC = Path(__file__).parent / "static"
+# GET /static/NAME, these only: the dashboard's parts (dashboard.html loads them). Served as the page
+# is, without a Cache-Control of their own, so SecurityHeaders makes them no-store: a browser never
+# runs an upgraded page with a part it kept from before.
+STATIC_ASSETS = {name: {"js": "text/javascript", "css": "text/css"}[name.rpartition(".")[2]] for name in (
+    "dashboard.css", "dashboard.js", "account.js", "photo.js", "people.js", "chart.js", "cameras.js", "zones.js",
+    "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js", "two-step.css")}
+
+router = APIRouter()
+
+
+@router.get("/healthz", openapi_extra=PUBLIC)
+def healthz(request: Request) -> dict:
+    detector, site = request.app.state.detector, request.app.state.site
+    return {"status": "ok", "classifier": detector.classifier.info.get("model"),
+            "gate": detector.classifier.gate_info(),
+            "closeup": detector.classifier.closeup_info(),
+            "site": site is not None,
+            # Whether the site's MQTT broker is connected (None: no MQTT); the reason is in the log.
+            "mqtt": None if getattr(site, "mqtt", None) is None else site.mqtt.status()["connected"],
+            "providers": session_providers(detector)}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, openapi_extra=ALL_CAMERAS,
+            responses={200: {"description": "Prometheus text format",
+                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
+def prometheus(request: Request) -> Response:
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/v1/detect", response_model=None, responses=DETECT_RESPONSES, openapi_extra=DETECT_BODY)
+async def detect(request: Request, annotate: bool = False) -> Response:
+    """Faces of one image: multipart field `image` or the raw body. `?annotate=1` returns a JPEG
+    with the counts in the X-Maskwatch-Counts header."""
+    state = request.app.state
+    data = await read_image_bytes(request, state.settings.max_upload_bytes)
+    async with state.uploads_at_once:  # every decoded picture of this request is gone when it ends
+        image = await run_in_threadpool(image_from_upload, data, state.settings.max_pixels)
+        faces, unsure = await run_in_threadpool(state.photos.detect_and_unsure, image)
+        counts = count_labels(faces)
+        for label, n in counts.items():
+            state.metrics.faces.labels(label).inc(n)
+        if not annotate:
+            return JSONResponse(frame_record(faces, image.shape[1], image.shape[0]))
+        # blurred: the candidates under the cut-off too
+        shown = blur_boxes(image, unsure) if state.annotator.blur else image
+        ok, encoded = cv2.imencode(".jpg", await run_in_threadpool(state.annotator.annotate, shown, faces))
+    if not ok:
+        return JSONResponse({"error": "could not encode the annotated image as JPEG"}, status_code=500)
+    return Response(encoded.tobytes(), media_type="image/jpeg", headers={"X-Maskwatch-Counts": json.dumps(counts)})
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard() -> str:
+    return (STATIC / "dashboard.html").read_text(encoding="utf-8")
+
+
+@router.get("/static/{asset}", include_in_schema=False)
+def static_asset(asset: str) -> Response:
+    """The dashboard's styles and scripts, in files of their own (the page's CSP allows no inline
+    ones); nothing else."""
+    if asset not in STATIC_ASSETS:
+        return JSONResponse({"error": f"no static file {asset!r}"}, status_code=404)
+    return Response((STATIC / asset).read_bytes(), media_type=STATIC_ASSETS[asset])
+
+
+@router.get("/v1/classes")
+def classes() -> list[str]:
+    return list(CLASSES)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request) -> JSONResponse:
+    # open: no login asked, as AccessControl.identify answers (a server beyond loopback never is)
+    state = request.app.state
+    document = document_security(request.app.openapi(),
+                                 open_server=state.settings.auth.open_without_users and not state.access.has_users())
+    if state.site is None:
+        return JSONResponse(document)
+    from maskwatch.serving.site_api import schema_for
+
+    return JSONResponse(schema_for(document, state.site, request.state.principal))
+
+
+@router.get("/docs", include_in_schema=False)
+def docs() -> HTMLResponse:
+    return swagger_page()
+
+
+# Swagger UI for /docs, from the CDN at a pinned version whose files the browser checks by hash
+# (Subresource Integrity; sha384 of the files of the npm package swagger-ui-dist 5.35.0): a
+# floating "@5" ran whatever the CDN served, with the logged-in user's session.
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/"
+SWAGGER_FILES = {"swagger-ui-bundle.js": "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9",
+                 "swagger-ui.css": "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"}
+
+
+def swagger_page() -> HTMLResponse:
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="maskwatch API",
+                               swagger_js_url=SWAGGER_UI + "swagger-ui-bundle.js",
+                               swagger_css_url=SWAGGER_UI + "swagger-ui.css", swagger_favicon_url="data:,")
+    html = page.body.decode()
+    for name, digest in SWAGGER_FILES.items():
+        url = f'"{SWAGGER_UI}{name}"'
+        if html.count(url) != 1:  # FastAPI wrote its page otherwise: no unchecked script is served
+            raise RuntimeError(f"the /docs page does not load {name} once; update swagger_page()")
+        html = html.replace(url, f'{url} integrity="{digest}" crossorigin="anonymous"')
+    return HTMLResponse(html)
