@@ -127,6 +127,12 @@ def marker(discovery_prefix: str, uncleared: Iterable[str] = ()) -> str:
     return json.dumps(said, separators=(",", ":"))
 
 
+def places_of(topics: Iterable[str]) -> list[str]:
+    """The discovery prefixes of the config topics among `topics`, each once (a config topic is
+    `<discovery prefix>/<component>/<node>/<object>/config`)."""
+    return list(dict.fromkeys(topic.rsplit("/", 4)[0] for topic in sorted(topics) if topic.endswith("/config")))
+
+
 def marked_prefixes(payload: bytes) -> list[str]:
     """The discovery prefixes a marker names, those that are none a site writes left out (never a
     wildcard: a filter made of one would be refused, and the connection closed)."""

@@ -43,7 +43,8 @@ discovery off and no marker nothing under the discovery prefix is read or writte
 prefix (a broker's ACL may refuse it, some closing the connection). The prefixes published under
 before, kept in the site's database (mqtt_record.py), have their configs cleared the same way, each
 found through its own marker, unless its `available` says online (another site's now: kept in the
-record, tried again at the next start).
+record, tried again at the next start); one whose configs the broker would not clear stays in the
+record, its marker written again to say where they stay.
 """
 
 from __future__ import annotations
@@ -323,14 +324,20 @@ class MqttPublisher:
         earlier: the topics cleared of each earlier prefix not left (its `available` said online)."""
         self.client.unsubscribe(swept)
         # Where this prefix's configs are: the discovery prefix of now (discovery on), and each one
-        # under which the broker would not clear them (a config topic is <discovery prefix>/4 levels),
-        # tried again at the next connection; None (cleared) when there are none.
+        # under which the broker would not clear them, tried again at the next connection; None
+        # (cleared) when there are none.
         of_earlier = {topic for topics in earlier.values() for topic in topics}
         places = [*([self.discovery_prefix] if self.discovery else []),
-                  *(topic.rsplit("/", 4)[0] for topic in refused if topic.endswith("/config") and topic not in of_earlier)]
+                  *discovery.places_of(topic for topic in refused if topic not in of_earlier)]
         marker = discovery.marker(places[0], places[1:]) if places else None
         if marker != marked:
             self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
+        # An earlier prefix's marker went with its configs: where the broker would not clear them, it
+        # says again where they stay (the next connection found them only under the discovery prefix of now).
+        for prefix, topics in earlier.items():
+            stay = discovery.places_of(set(topics) & set(refused))
+            if stay:
+                self.client.publish(f"{prefix}/discovery", discovery.marker(stay[0], stay[1:]), qos=1, retain=True)
         # This prefix recorded, with the earlier ones whose configs are not gone yet (left, or refused):
         # a prefix changed again meanwhile was never cleared while the record held only one.
         self._earlier = tuple(prefix for prefix in self._earlier
