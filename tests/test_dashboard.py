@@ -649,6 +649,29 @@ def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_
     assert document["components"]["schemas"]["ZonesText"]["required"] == ["text"]
 
 
+def test_a_reload_with_a_shape_open_leaves_the_history_as_a_fresh_open(zoned_site, tab):
+    """The history entry the zone editor pushes while a shape is open (for the back gesture) outlived
+    a reload of the page: "back" from the reloaded page came to the same page again."""
+    from tests.conftest import log_in
+
+    phone = tab(375, 740)
+    log_in(phone, zoned_site.base)
+    phone.goto("about:blank")
+    phone.goto(zoned_site.base + "/")
+    phone.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"] img')?.naturalWidth > 0",
+                            timeout=30_000)
+    phone.click('.camera[data-camera="door"] .draw-zones')
+    phone.wait_for_function("() => document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)
+    box = phone.locator("#zone-overlay").bounding_box()
+    phone.locator("#zone-overlay").click(position={"x": 0.6 * box["width"], "y": 0.1 * box["height"]})
+    assert phone.evaluate("history.state?.shapeOpen") is True
+    phone.reload()
+    phone.wait_for_function("() => !history.state?.shapeOpen", timeout=5_000)
+    assert phone.url == zoned_site.base + "/" and phone.is_hidden("#zone-editor")
+    phone.go_back()
+    assert phone.url == "about:blank"  # the page before, as from a fresh open
+
+
 def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(zoned_site, tab, tmp_path):
     """Zones were numbers guessed into site.yaml: now clicked on the camera's picture (shown scaled
     on a phone), given as YAML that the config loader reads back as the same polygons, and the

@@ -658,6 +658,93 @@ def test_a_clearing_the_broker_refuses_is_said_and_the_marker_kept(tmp_path, mon
         guarded.stop()
 
 
+@pytest.mark.system  # starts its own broker, with an ACL
+def test_an_old_discovery_prefix_whose_clearing_is_refused_stays_marked_and_is_tried_again(tmp_path, monkeypatch,
+                                                                                            caplog):
+    """discovery_prefix changed while the broker's ACL would not let the site clear the old one's
+    configs: the marker was overwritten with the new discovery prefix, and the old configs were
+    never looked at again. They stay named in it until their clearing is taken."""
+    from maskwatch.site.discovery import camera_configs, marker
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    rules = "topic readwrite #\nuser site\ntopic readwrite site/#\ntopic readwrite ha/#\ntopic {} homeassistant/#\n"
+    guarded = Broker(tmp_path, user=("site", "pw"), acl=rules.format("read")).start()
+
+    def run() -> None:
+        publisher = MqttPublisher("127.0.0.1", guarded.port, prefix="site", username="site", password="pw",
+                                  cameras=["door"], names={"door": "Door"}, discovery_prefix="ha").start()
+        try:
+            assert publisher.swept.wait(20)
+        finally:
+            publisher.stop()
+
+    try:
+        old = camera_configs("homeassistant", "site", "door", "Door")
+        retain(guarded.port, {**old, "site/discovery": marker("homeassistant")})  # anonymous: may write anywhere
+        run()
+        kept = retained(guarded.port)
+        assert {t: kept.get(t) for t in old} == old
+        assert kept["site/discovery"] == marker("ha", ["homeassistant"]) == \
+            '{"discovery_prefix":"ha","uncleared":["homeassistant"]}'
+        assert any("did not take the clearing of 10 retained topics" in r.getMessage() for r in caplog.records)
+
+        (tmp_path / "mosquitto.acl").write_text(rules.format("readwrite"))  # the ACL mended
+        guarded.process.send_signal(signal.SIGHUP)  # mosquitto reads its ACL again
+        time.sleep(1.0)
+        run()
+        kept = retained(guarded.port)
+        assert not kept.keys() & old.keys()  # tried again at the next connection, and cleared
+        assert kept["site/discovery"] == marker("ha")
+        assert {t for t in kept if t.endswith("/config")} == set(camera_configs("ha", "site", "door", "Door"))
+    finally:
+        guarded.stop()
+
+
+@pytest.mark.system  # starts its own broker, with an ACL
+def test_an_earlier_prefixs_configs_the_broker_would_not_clear_stay_marked_and_are_tried_again(tmp_path, monkeypatch):
+    """mqtt.prefix changed (and discovery_prefix with it) while the broker's ACL would not let the
+    site clear the old prefix's configs: their marker, which it did let it clear, went with the
+    attempt, and the next connection looked for them only under the discovery prefix of now."""
+    from maskwatch.site.discovery import camera_configs, marker
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.mqtt_record import PublishedPrefix
+
+    monkeypatch.setattr(site_mqtt, "SWEEP_SECONDS", 0.5)
+    store = EventStore(str(tmp_path / "site.db"))
+    PublishedPrefix(store.engine, store.url).write(["old"])
+    rules = ("topic readwrite #\nuser site\ntopic readwrite old/#\ntopic readwrite new/#\ntopic readwrite ha/#\n"
+             "topic {} homeassistant/#\n")
+    guarded = Broker(tmp_path, user=("site", "pw"), acl=rules.format("read")).start()
+
+    def run() -> None:
+        publisher = MqttPublisher("127.0.0.1", guarded.port, prefix="new", username="site", password="pw",
+                                  cameras=["door"], names={"door": "Door"}, discovery_prefix="ha",
+                                  record=PublishedPrefix(store.engine, store.url)).start()
+        try:
+            assert publisher.swept.wait(20)
+        finally:
+            publisher.stop()
+
+    try:
+        old = camera_configs("homeassistant", "old", "door", "Door")
+        retain(guarded.port, {**old, "old/discovery": marker("homeassistant")})  # anonymous: may write anywhere
+        run()
+        kept = retained(guarded.port)
+        assert {t: kept.get(t) for t in old} == old and kept.get("old/discovery") == marker("homeassistant")
+        assert PublishedPrefix(store.engine, store.url).read() == ["new", "old"]
+
+        (tmp_path / "mosquitto.acl").write_text(rules.format("readwrite"))  # the ACL mended
+        guarded.process.send_signal(signal.SIGHUP)  # mosquitto reads its ACL again
+        time.sleep(1.0)
+        run()
+        kept = retained(guarded.port)
+        assert not kept.keys() & {*old, "old/discovery"}  # tried again at the next connection, and cleared
+        assert PublishedPrefix(store.engine, store.url).read() == ["new"]
+    finally:
+        guarded.stop()
+        store.close()
+
+
 def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(broker, tmp_path, monkeypatch,  # noqa: F811
                                                                                caplog):
     """A site moved to another mqtt.prefix left the old one's configs: Home Assistant kept a device

@@ -970,3 +970,66 @@ def test_a_wrong_recovery_code_to_turn_off_or_renew_is_a_wrong_code_counted_as_a
         assert limited.status_code == 429
     assert [e["target"] for e in AuthStore(db).access_log(action="totp_failed")] == \
         ["recovery codes", "recovery codes", "off", "off"]  # newest first
+
+
+
+# Wraps window.open so that the print() of a window the page opens is recorded (its title, the
+# printed page's header, and its text) before the browser's own print runs.
+RECORD_PRINTS = """window.printed = [];
+const openWindow = window.open;
+window.open = function (...args) {
+  const sheet = openWindow.apply(this, args);
+  if (sheet) {
+    const print = sheet.print.bind(sheet);
+    sheet.print = () => {
+      window.printed.push({title: sheet.document.title, text: sheet.document.body.innerText});
+      print();
+    };
+  }
+  return sheet;
+};"""
+
+
+def test_print_gives_the_printer_the_codes_alone_titled_and_its_window_goes_with_them(tmp_path, page):  # noqa: F811
+    """The recovery codes dialog's Print: its window was untitled (the printed page's header said
+    "about:blank", nor which site the codes are for) and stayed open with the codes after printing
+    and after the dialog, which drops them, had closed."""
+    db = str(tmp_path / "print.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    old = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
+    with serving(["--database", db], tmp_path) as base:
+        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
+        phone.add_init_script(RECORD_PRINTS)
+        try:
+            phone.goto(base + "/login")
+            for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
+                phone.fill(field, value)
+            phone.click("button[type=submit]")
+            phone.wait_for_url(base + "/", timeout=20_000)
+            until(lambda: phone.is_visible("#two-step-open"))
+            phone.click("#two-step-open")
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", old[0])
+            phone.click("#two-step-renew")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
+            codes = phone.input_value("#two-step-codes")
+            whose = f"maskwatch recovery codes of ana at {base}"
+            with phone.expect_popup() as opened:
+                phone.click("#two-step-print")
+            sheet = opened.value
+            assert phone.evaluate("window.printed") == [{"title": whose, "text": f"{whose}\n\n{codes}"}]
+            sheet.emulate_media(media="print")  # what the printer gets: the codes and whose they are, nothing else
+            assert sheet.inner_text("body") == f"{whose}\n\n{codes}" and len(codes.split("\n")) == 10
+            # headless Chromium's print() shows no dialog: its end, afterprint, is sent as a browser does
+            sheet.evaluate("dispatchEvent(new Event('afterprint'))")
+            assert until(lambda: phone.evaluate("true") and sheet.is_closed())  # (a call lets Playwright hear it)
+            with phone.expect_popup() as opened:
+                phone.click("#two-step-print")
+            assert not opened.value.is_closed()
+            phone.keyboard.press("Escape")  # the dialog closed: the codes dropped, their window too
+            assert until(lambda: phone.evaluate("true") and opened.value.is_closed())
+            assert phone.evaluate("document.getElementById('two-step-codes').value") == ""
+        finally:
+            phone.close()

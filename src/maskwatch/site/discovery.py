@@ -22,6 +22,7 @@ its node, or the node of earlier versions), never another program's.
 from __future__ import annotations
 
 import json
+from typing import Iterable
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.config import discovery_prefix_problem
@@ -114,18 +115,34 @@ def camera_of(discovery_prefix: str, prefix: str, topic: str, payload: bytes) ->
     return None
 
 
-def marker(discovery_prefix: str) -> str:
+def marker(discovery_prefix: str, uncleared: Iterable[str] = ()) -> str:
     """The payload of `<prefix>/discovery` (retained): where this site's configs are, so that a later
-    run with discovery off, or another discovery_prefix, finds them to clear."""
-    return json.dumps({"discovery_prefix": discovery_prefix}, separators=(",", ":"))
+    run with discovery off, or another discovery_prefix, finds them to clear. uncleared: other
+    discovery prefixes where configs stay that the broker would not clear (its ACL), kept named so
+    that the next connection tries them again (overwritten, they were never looked at again)."""
+    said: dict = {"discovery_prefix": discovery_prefix}
+    rest = sorted(set(uncleared) - {discovery_prefix})
+    if rest:
+        said["uncleared"] = rest
+    return json.dumps(said, separators=(",", ":"))
 
 
-def marked_prefix(payload: bytes) -> str | None:
-    """The discovery prefix a marker names, or None when it is none a site writes (never a
+def places_of(topics: Iterable[str]) -> list[str]:
+    """The discovery prefixes of the config topics among `topics`, each once (a config topic is
+    `<discovery prefix>/<component>/<node>/<object>/config`)."""
+    return list(dict.fromkeys(topic.rsplit("/", 4)[0] for topic in sorted(topics) if topic.endswith("/config")))
+
+
+def marked_prefixes(payload: bytes) -> list[str]:
+    """The discovery prefixes a marker names, those that are none a site writes left out (never a
     wildcard: a filter made of one would be refused, and the connection closed)."""
     try:
         said = json.loads(payload)
     except ValueError:
-        return None
-    prefix = said.get("discovery_prefix") if isinstance(said, dict) else None
-    return prefix if isinstance(prefix, str) and discovery_prefix_problem(prefix) is None else None
+        return []
+    if not isinstance(said, dict):
+        return []
+    uncleared = said.get("uncleared")
+    named = [said.get("discovery_prefix"), *(uncleared if isinstance(uncleared, list) else ())]
+    return [prefix for prefix in dict.fromkeys(p for p in named if isinstance(p, str))
+            if discovery_prefix_problem(prefix) is None]

@@ -37,12 +37,14 @@ earlier versions), and clears the configs this site published (their exact topic
 for cameras it does not run, and those under the old node, sending the new ones again after.
 `<prefix>/discovery` (retained, discovery.marker) says under which discovery prefix the configs
 are: where it names another one, or discovery is off, the sweep looks there too and clears them
-all (Home Assistant kept their dead entities). With discovery off and no marker nothing under the
-discovery prefix is read or written: a site that never used it does not subscribe outside its
+all (Home Assistant kept their dead entities); one whose clearing the broker did not take stays
+named in the marker, beside the new one, and is tried again at the next connection. With
+discovery off and no marker nothing under the discovery prefix is read or written: a site that never used it does not subscribe outside its
 prefix (a broker's ACL may refuse it, some closing the connection). The prefixes published under
 before, kept in the site's database (mqtt_record.py), have their configs cleared the same way, each
 found through its own marker, unless its `available` says online (another site's now: kept in the
-record, tried again at the next start).
+record, tried again at the next start); one whose configs the broker would not clear stays in the
+record, its marker written again to say where they stay.
 """
 
 from __future__ import annotations
@@ -241,19 +243,18 @@ class MqttPublisher:
                 self._found.setdefault(camera, set()).add(leaf)
 
     def _marked(self, client, payload: bytes, prefix: str) -> None:
-        """A marker read (this prefix's, or the earlier one's): look under the discovery prefix it
-        names too, when not looking there yet."""
-        discovery_prefix = discovery.marked_prefix(payload)
+        """A marker read (this prefix's, or the earlier one's): look under the discovery prefixes it
+        names too, where not looking yet."""
         with self._sweep_lock:
             if prefix == self.prefix:
                 self._marker = payload.decode(errors="replace")
             else:
                 self._earlier_marked.add(prefix)
-            new = discovery_prefix is not None and (discovery_prefix, prefix) not in self._looked_under
-            if new:
-                self._looked_under.append((discovery_prefix, prefix))
+            new = [(named, prefix) for named in discovery.marked_prefixes(payload)
+                   if (named, prefix) not in self._looked_under]
+            self._looked_under.extend(new)
         if new:
-            self._listen(client, discovery.config_filters(discovery_prefix, prefix))
+            self._listen(client, [topic for pair in new for topic in discovery.config_filters(*pair)])
 
     def _sweep(self, connection: int) -> None:
         """Clear the retained topics found that the site does not publish now; still listening, to
@@ -322,13 +323,21 @@ class MqttPublisher:
         """Stop listening, say where the configs are now, and what the broker would not clear.
         earlier: the topics cleared of each earlier prefix not left (its `available` said online)."""
         self.client.unsubscribe(swept)
-        # None (cleared) with discovery off, unless configs the broker would not clear are left.
-        marker = discovery.marker(self.discovery_prefix) if self.discovery else None
+        # Where this prefix's configs are: the discovery prefix of now (discovery on), and each one
+        # under which the broker would not clear them, tried again at the next connection; None
+        # (cleared) when there are none.
         of_earlier = {topic for topics in earlier.values() for topic in topics}
-        if not self.discovery and any(topic.endswith("/config") and topic not in of_earlier for topic in refused):
-            marker = marked
+        places = [*([self.discovery_prefix] if self.discovery else []),
+                  *discovery.places_of(topic for topic in refused if topic not in of_earlier)]
+        marker = discovery.marker(places[0], places[1:]) if places else None
         if marker != marked:
             self.client.publish(self.topic("discovery"), marker or b"", qos=1, retain=True)
+        # An earlier prefix's marker went with its configs: where the broker would not clear them, it
+        # says again where they stay (the next connection found them only under the discovery prefix of now).
+        for prefix, topics in earlier.items():
+            stay = discovery.places_of(set(topics) & set(refused))
+            if stay:
+                self.client.publish(f"{prefix}/discovery", discovery.marker(stay[0], stay[1:]), qos=1, retain=True)
         # This prefix recorded, with the earlier ones whose configs are not gone yet (left, or refused):
         # a prefix changed again meanwhile was never cleared while the record held only one.
         self._earlier = tuple(prefix for prefix in self._earlier

@@ -51,6 +51,7 @@
   // One request at a time: a double click on "New recovery codes" sent the used code again, a failed
   // login whose "Not changed" stood under the codes the first had made.
   let busy = false;
+  let sheet = null;  // the window Print opened (below)
   async function alone(act) {
     if (busy) return;
     busy = true;
@@ -90,8 +91,10 @@
     $("two-step-recovery").hidden = false;
     $("two-step-copied").textContent = "";
   }
-  function forget() {  // no secret, password, code or recovery code left in the page
+  function forget() {  // no secret, password, code or recovery code left in the page, nor in Print's window
     ["two-step-password", "two-step-code", "two-step-codes"].forEach((id) => { $(id).value = ""; });
+    sheet?.close();
+    sheet = null;
     $("two-step-recovery").hidden = true;
     $("two-step-secret").textContent = "";
     $("two-step-uri").removeAttribute("href");
@@ -107,13 +110,20 @@
   open.addEventListener("click", showDialog);
   $("two-step-close").addEventListener("click", () => dialog.close());
   $("two-step-copy").addEventListener("click", () => copyField($("two-step-codes"), $("two-step-copied")));
-  $("two-step-print").addEventListener("click", () => {  // the codes alone, in a window of their own
-    const sheet = window.open("", "_blank", "width=400,height=500");
-    if (!sheet) return void ($("two-step-copied").textContent = "The browser refused a new window: copy them instead.");
-    const list = sheet.document.createElement("pre");
-    list.textContent = `maskwatch recovery codes of ${$("two-step-user").value}\n\n${$("two-step-codes").value}`;
-    sheet.document.body.append(list);
-    sheet.print();
+  // Print: the codes alone, in a window of their own, titled with whose and which site's they are
+  // (untitled, the printed page's header said "about:blank"); closed once printed and with the
+  // dialog, as the codes are dropped (it kept them on screen after).
+  $("two-step-print").addEventListener("click", () => {
+    sheet?.close();
+    const opened = sheet = window.open("", "_blank", "width=400,height=500");
+    if (!opened) return void ($("two-step-copied").textContent = "The browser refused a new window: copy them instead.");
+    const whose = `maskwatch recovery codes of ${$("two-step-user").value} at ${location.origin}`;
+    opened.document.title = whose;
+    const list = opened.document.createElement("pre");
+    list.textContent = `${whose}\n\n${$("two-step-codes").value}`;
+    opened.document.body.append(list);
+    opened.addEventListener("afterprint", () => opened.close());
+    opened.print();
   });
   dialog.addEventListener("close", () => {
     forget();

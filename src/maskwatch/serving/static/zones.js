@@ -337,6 +337,13 @@ function backOverShape() {
   say(n ? `Not named: the shape's ${n} corners are kept; add more, take one back (Undo), or close it again.`
         : "Shape dropped.");
 }
+// A reload keeps the entry pushed for an open shape, not the shape: "back" from the reloaded page came
+// to the same page, a dead step. Gone back over at once (the same page's entry: a popstate), as the
+// history of a fresh open is; a later shape's entry replaces the one left ahead.
+if (history.state?.shapeOpen) {
+  ownBack = true;
+  history.back();
+}
 window.addEventListener("popstate", () => {
   if (ownBack) { ownBack = false; return; }
   if (!shapeEntry) return;
