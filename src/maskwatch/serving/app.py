@@ -414,7 +414,7 @@ def audited_actions(app: FastAPI) -> list[str]:
     from the routes' OpenAPI entries (a hand-written list left the events' export out of the statement)."""
     routes = {operation[AUDIT] for path in app.openapi()["paths"].values() for operation in path.values()
               if isinstance(operation, dict) and AUDIT in operation}
-    from maskwatch.security.store import CHANGES
+    from maskwatch.security.user_words import CHANGES
 
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
             *CHANGES, "admin_password_failed", "totp_failed", "recovery_used", *sorted(routes)]
