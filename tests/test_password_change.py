@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
-from maskwatch.security.access import AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.schema import sessions, users
 from maskwatch.security.store import AuthStore

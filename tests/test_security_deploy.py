@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from maskwatch.security.access import SECURE_COOKIE, AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.security.schema import MIGRATIONS
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app

@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN, AuthSettings
+from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import RENEWED_MEANWHILE, AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)

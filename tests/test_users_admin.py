@@ -20,7 +20,7 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
-from maskwatch.security.access import AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import AuthStore
 from maskwatch.security.user_rules import new_user_problem

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from maskwatch.security.access import ADMIN, AuthError, client_address
+from maskwatch.security.request_checks import AuthError, client_address
+from maskwatch.security.route_access import ADMIN
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import AuthStore, Conflict, NoSuch
 from maskwatch.security.user_rules import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, changed_meanwhile, edit_problem,

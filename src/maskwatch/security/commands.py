@@ -407,7 +407,8 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
     with no user (anyone who reaches the port would see the cameras). `tls_how`: how this command
     is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls).
     `require_two_step`: the site's server.require_two_step."""
-    from maskwatch.security.access import AuthSettings, is_loopback
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.security.request_checks import is_loopback
     from maskwatch.site.config import check_proxies
 
     try:

@@ -26,7 +26,10 @@ from maskwatch.detection.detector import Models
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.runtime import HeldBackLog, PeriodicTrim
-from maskwatch.security.access import ALL_CAMERAS, AUDIT, PUBLIC, AccessControl, AuthError, AuthSettings
+from maskwatch.security.access import AccessControl
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.request_checks import AuthError
+from maskwatch.security.route_access import ALL_CAMERAS, AUDIT, PUBLIC
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet

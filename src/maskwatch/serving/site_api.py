@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
+from maskwatch.security.route_access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
 from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.site.database import driver_reason
