@@ -49,7 +49,9 @@ def check_cost(db: str, token: str, n: int = 2000) -> dict[str, float]:
     kind of request, in this process: what auth adds to every request, whatever the load."""
     from starlette.requests import Request
 
-    from maskwatch.security.access import SECURE_COOKIE, AccessControl, AuthSettings
+    from maskwatch.security.access import AccessControl
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.security.request_checks import SECURE_COOKIE
     from maskwatch.security.store import AuthStore
 
     store = AuthStore(db)

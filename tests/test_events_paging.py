@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select
 
-from maskwatch.security.access import AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.serving.exports import EXPORT_RETRY_AFTER, EXPORTS, EXPORTS_AT_ONCE

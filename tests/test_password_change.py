@@ -17,9 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
-from maskwatch.security.access import AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import AuthStore, sessions, users
+from maskwatch.security.schema import sessions, users
+from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.database import USERS_LOCK, hold_database
 from tests.conftest import log_in

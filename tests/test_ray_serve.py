@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from maskwatch.cli import LOG_CONFIG, app
 from maskwatch.detection.detector import Detector
 from maskwatch.scale.serving import proxy_environment, start_api, stop_api
-from maskwatch.security.access import SECURE_COOKIE, AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, Credentials
 from tests.rtsp import free_port

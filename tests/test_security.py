@@ -17,8 +17,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from fastapi import Request
 
-from maskwatch.security.access import (PLAIN_COOKIE, SECURE_COOKIE, AccessControl, AuthError, AuthSettings,
-                                       Principal)
+from maskwatch.security.access import AccessControl, Principal
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.request_checks import PLAIN_COOKIE, SECURE_COOKIE, AuthError
 from maskwatch.security.store import AuthStore
 from tests.conftest import ADMIN, VIEWER, browser_trouble, log_in, watched
 from tests.rtsp import free_port

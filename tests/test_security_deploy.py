@@ -11,8 +11,10 @@ import time
 import httpx
 import pytest
 
-from maskwatch.security.access import SECURE_COOKIE, AuthSettings
-from maskwatch.security.store import MIGRATIONS, AuthStore
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.request_checks import SECURE_COOKIE
+from maskwatch.security.schema import MIGRATIONS
+from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, VIEWER
 from tests.postgres import postgres  # noqa: F401  (fixture)

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from maskwatch.detection.detector import WEIGHTS, Detector
-from maskwatch.security.access import AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config

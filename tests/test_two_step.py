@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN, AuthSettings
+from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import RENEWED_MEANWHILE, AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)
@@ -935,7 +936,7 @@ def test_the_new_secrets_key_is_no_user_name_and_its_limit_locks_no_login(tmp_pa
     """The limit's rows are keyed `secret:NAME` beside the logins' `user:NAME` and `client:ADDRESS`:
     no user can be named so (no ':'), and a user at the limit still logs in, as others do."""
     from maskwatch.security.access import SECRETS_PER_WINDOW
-    from maskwatch.security.store import name_problem
+    from maskwatch.security.user_rules import name_problem
 
     assert name_problem("secret:ana", "user") is not None and name_problem("user:ana", "user") is not None
     db = str(tmp_path / "keys.db")

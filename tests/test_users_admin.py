@@ -20,9 +20,11 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
-from maskwatch.security.access import AuthSettings
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import CHANGES, AuthStore, new_user_problem
+from maskwatch.security.store import AuthStore
+from maskwatch.security.user_rules import new_user_problem
+from maskwatch.security.user_words import CHANGES
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import log_in
 from tests.postgres import postgres  # noqa: F401  (fixture)

@@ -136,7 +136,7 @@ def run(
 
 
 def _loopback(host: str) -> bool:
-    from maskwatch.security.access import is_loopback
+    from maskwatch.security.request_checks import is_loopback
 
     return is_loopback(host)
 

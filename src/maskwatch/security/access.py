@@ -7,11 +7,13 @@ the client's address (a reverse proxy on the same host makes every client look l
 
 The one exception is a server bound to loopback whose database has no user yet: it stays open
 as before, for a single machine (`serve` and `run` refuse to bind beyond loopback without users).
+
+What a route declares is route_access.py's, what is read off a request request_checks.py's, the
+settings auth_settings.py's.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import threading
@@ -19,12 +21,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
+from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, AuthError, audit_target, camera_of,
+                                               check_csrf, check_origin, client_address, is_loopback, secure_cookies)
+from maskwatch.security.route_access import ACCESS, AUDIT, SAME_SITE_ONLY
 from maskwatch.security.store import AuthStore, Conflict
 from maskwatch.site.database import driver_reason
 
@@ -37,19 +42,6 @@ def said_failed(name: str, client: str) -> None:
     the limits; the name as repr, so that a name holding a newline cannot forge a line."""
     log.warning("login failed for user %r from %s", name[:64], client)
 
-ACCESS = "x-maskwatch-access"  # public | user (the default) | all-cameras | admin
-AUDIT = "x-maskwatch-audit"  # an action name: each request to the route is written to the access log
-# ... with its query in the target, where what was read is in it (an export's camera, a report's days)
-AUDIT_QUERY = "x-maskwatch-audit-query"
-# (best effort: where the database cannot be written the request is answered, the row lost and the
-# failure logged; docs/security.md)
-# A route a page of another site must not start in a logged-in browser's name (a link to an export:
-# SameSite=Lax sends the cookie on a top-level navigation, and the access log named the victim).
-SAME_SITE_ONLY = "x-maskwatch-same-site-only"
-PUBLIC = {ACCESS: "public"}
-ADMIN = {ACCESS: "admin"}
-# Figures over every camera (/metrics): admins, API tokens (Prometheus) and viewers of every camera.
-ALL_CAMERAS = {ACCESS: "all-cameras"}
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The page refreshes each camera's frame every few seconds: one access-log row per user, client,
@@ -59,7 +51,6 @@ AUDIT_EVERY = 60.0
 # threadpool thread, which every request's access check needs too (20 per client address could
 # hold all 40 threads and stall the whole service); past this, a login is told to come back.
 MAX_LOGINS_AT_ONCE = 16
-CSRF_HEADER = "x-maskwatch-csrf"
 # POST /login's one refusal: which of the name, the password or the code was wrong is not said (a
 # guesser who got the password right without the code must not learn it).
 WRONG_LOGIN = "wrong user name, password or code"
@@ -72,40 +63,6 @@ TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
 SECRETS_PER_WINDOW = 10
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
-SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
-PLAIN_COOKIE = "maskwatch-session"  # plain http beyond loopback, where a browser refuses Secure cookies
-
-
-class AuthError(Exception):
-    """A refused request: 401 (who are you?), 403 (not you) or 429 (slow down)."""
-
-    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-@dataclass(frozen=True)
-class AuthSettings:
-    """How the service decides who asks (serializable: serve's workers and Ray replicas get a copy)."""
-
-    database: str | None = None  # where users, sessions and tokens live; None: no users at all
-    open_without_users: bool = True  # bound to loopback: with no user yet, no login is asked
-    # ... and only to requests addressed to a loopback name (Host 127.0.0.1 or localhost): a page
-    # that rebinds its own domain to 127.0.0.1 (DNS rebinding) or a proxy passing its public Host
-    # finds the open server closed. The CLI sets it; in-process apps (tests) leave it off.
-    open_to_loopback_hosts_only: bool = False
-    trusted_proxies: tuple[str, ...] = ()  # addresses whose X-Forwarded-For/-Proto are believed
-    idle_minutes: float = 60.0  # a session unused this long ends
-    absolute_hours: float = 12.0  # and any session ends this long after login
-    retention_days: float = 30.0  # of the access log
-    user_limit: int = 5  # failed logins per user name per window, then 429
-    client_limit: int = 20  # failed logins per client address per window, then 429
-    window_minutes: float = 15.0
-    require_two_step: str = "none"  # none | admins | all: who must have two-step login (server.require_two_step)
-
-    def two_step_required(self, role: str) -> bool:
-        """Whether a user of `role` must have two-step login on to use more than TWO_STEP_SETUP."""
-        return self.require_two_step == "all" or (self.require_two_step == "admins" and role == "admin")
 
 
 @dataclass(frozen=True)
@@ -126,50 +83,6 @@ class Principal:
     def visible(self, cameras):
         """The ids in `cameras` this principal may see, in order."""
         return [c for c in cameras if self.may_see(c)]
-
-
-def is_loopback(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
-    if host is None:
-        return False
-    host = host.strip("[]")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def secure_cookies(request: Request) -> bool:
-    """Browsers keep Secure cookies from https and from http://localhost or a loopback address only."""
-    return request.url.scheme == "https" or is_loopback(request.url.hostname)
-
-
-def client_address(request: Request) -> str:
-    """The client's address (X-Forwarded-For was already applied for trusted proxies only)."""
-    return request.client.host if request.client else "unknown"
-
-
-def camera_of(request: Request) -> str | None:
-    """The camera a request is about: /cameras/{camera_id}/..., a snapshot CAMERA-ID.jpg, else
-    ?camera=. A route's path decides first: `/snapshots/till-7.jpg?camera=door` is about `till`
-    (the query was taken first, and a viewer of `door` got `till`'s snapshot)."""
-    path = request.path_params
-    if "camera_id" in path:
-        return path["camera_id"]
-    if "name" in path:
-        return path["name"].rsplit("-", 1)[0]  # snapshots are named CAMERA-EVENTID.jpg
-    return request.query_params.get("camera")
-
-
-def audit_target(request: Request, extra: dict) -> str:
-    """What an audited request read: its path, and its query where the route says what was read is
-    in it. An export's target was its path alone, and the rows' once a minute per path let a second
-    export (another camera's events, another month) within the minute leave no row. Each parameter
-    once, its value the one the route read (the last), so repeating one does not make a new target."""
-    query = urlencode(dict(request.query_params)) if extra.get(AUDIT_QUERY) else ""
-    return request.url.path + (f"?{query}" if query else "")
 
 
 class AccessControl:
@@ -592,22 +505,3 @@ class AccessControl:
         attributes = {"httponly": True, "samesite": "lax", "path": "/", "secure": secure,
                       "max_age": int(self.absolute) if token is not None else 0}
         return (SECURE_COOKIE if secure else PLAIN_COOKIE), token or "", attributes
-
-
-def check_csrf(request: Request) -> None:
-    """A state-changing browser request must carry our header (which a cross-origin page cannot
-    send without a CORS preflight we never grant) and, when the browser names one, our Origin."""
-    if request.headers.get(CSRF_HEADER) != "1":
-        raise AuthError(403, "state-changing requests need the header X-Maskwatch-CSRF: 1")
-    check_origin(request)
-
-
-def check_origin(request: Request) -> None:
-    """A request a browser sends from another site (its Origin, or Sec-Fetch-Site) is refused."""
-    origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin is not None and origin != own:
-        raise AuthError(403, f"cross-origin request refused (Origin {origin}, this site {own}; behind a "
-                             "reverse proxy, list it in trusted_proxies and pass the Host header on)")
-    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
-        raise AuthError(403, "cross-site request refused")

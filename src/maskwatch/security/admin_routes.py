@@ -18,11 +18,13 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from maskwatch.security.access import ADMIN, AuthError, client_address
+from maskwatch.security.request_checks import AuthError, client_address
+from maskwatch.security.route_access import ADMIN
 from maskwatch.security.passwords import WeakPassword, check_strength
-from maskwatch.security.store import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, AuthStore, Conflict, NoSuch,
-                                      added_target, changed_meanwhile, edit_problem, name_problem, new_user_problem,
-                                      revoked_target, revoked_words, viewer_cameras)
+from maskwatch.security.store import AuthStore, Conflict, NoSuch
+from maskwatch.security.user_rules import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, changed_meanwhile, edit_problem,
+                                           name_problem, new_user_problem, viewer_cameras)
+from maskwatch.security.user_words import added_target, revoked_target, revoked_words
 
 CameraId = Annotated[str, Field(max_length=64)]
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]

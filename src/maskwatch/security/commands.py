@@ -113,7 +113,7 @@ def _logged(store, action: str, target: str) -> None:
 
 def _logged_revoked(store, owner: str, why: str, tokens: list[str]) -> None:
     """A `token_revoked` row for each token revoked with its owner, as the dashboard writes them."""
-    from maskwatch.security.store import revoked_target
+    from maskwatch.security.user_words import revoked_target
 
     for token in tokens:
         _logged(store, "token_revoked", revoked_target(token, owner, why))
@@ -142,7 +142,7 @@ def add_user(
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
     site = site_config(config)
-    from maskwatch.security.store import new_user_problem, viewer_cameras
+    from maskwatch.security.user_rules import new_user_problem, viewer_cameras
 
     if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
         _fail(problem)
@@ -157,7 +157,7 @@ def add_user(
         user = store.add_user(name, password, role, camera or None)
     except ValueError as err:
         _fail(str(err))
-    from maskwatch.security.store import added_target
+    from maskwatch.security.user_words import added_target
 
     _logged(store, "user_added", added_target(user))
     cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
@@ -179,7 +179,7 @@ def _shown_database(url: str) -> str:
 def list_users(config: Config = None, database: Database = None) -> None:
     """Users, their roles, cameras, open sessions and whether two-step login is on (with how many
     recovery codes are left: a user with none left has no way in without the phone)."""
-    from maskwatch.security.store import codes_left_words
+    from maskwatch.security.user_words import codes_left_words
 
     store = open_store(config, database)
     for user in store.users():
@@ -200,7 +200,7 @@ def remove_user(name: UserName, config: Config = None, database: Database = None
         _fail(str(err))
     _logged(store, "user_removed", name)
     _logged_revoked(store, name, "removed", revoked)
-    from maskwatch.security.store import revoked_words
+    from maskwatch.security.user_words import revoked_words
 
     typer.echo(f"removed {name}; their sessions ended{revoked_words(revoked)}")
 
@@ -217,7 +217,8 @@ def edit_user(
     """Change a user's role or a viewer's cameras; their password and sessions stay, the change
     holds from their next request. An admin made a viewer loses the API tokens they own."""
     site = site_config(config)
-    from maskwatch.security.store import CLI_EDIT, UNCHANGED, added_target, edit_problem, revoked_words, viewer_cameras
+    from maskwatch.security.user_rules import CLI_EDIT, UNCHANGED, edit_problem, viewer_cameras
+    from maskwatch.security.user_words import added_target, revoked_words
 
     if (problem := edit_problem(role, camera, all_cameras, CLI_EDIT)) is not None:  # an admin's own list: the store says
         _fail(problem)
@@ -351,7 +352,7 @@ def add_token(
 ) -> None:
     """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
     site = site_config(config, "tokens")
-    from maskwatch.security.store import SCOPES, name_problem
+    from maskwatch.security.user_rules import SCOPES, name_problem
 
     if scope not in SCOPES:  # said before a new database is made (typo.db)
         _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
@@ -363,7 +364,7 @@ def add_token(
         token = store.add_token(name, scope, owner=owner)
     except ValueError as err:
         _fail(str(err))
-    from maskwatch.security.store import added_target
+    from maskwatch.security.user_words import added_target
 
     _logged(store, "token_added", added_target(token=(name, scope)))
     whose = f"{owner}'s" if owner is not None else "a site token"
@@ -406,7 +407,8 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
     with no user (anyone who reaches the port would see the cameras). `tls_how`: how this command
     is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls).
     `require_two_step`: the site's server.require_two_step."""
-    from maskwatch.security.access import AuthSettings, is_loopback
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.security.request_checks import is_loopback
     from maskwatch.site.config import check_proxies
 
     try:

@@ -13,7 +13,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from maskwatch.security.access import ADMIN, PUBLIC, AccessControl, AuthError, Principal
+from maskwatch.security.access import AccessControl, Principal
+from maskwatch.security.request_checks import AuthError
+from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.site.event_views import CURSOR, cursor_of, parse_cursor

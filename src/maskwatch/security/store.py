@@ -9,99 +9,36 @@ SHA-256 of 256 random bits (a fast hash is enough for a secret nobody chose). Th
 a two-step login's TOTP secret (two_step.py): the server must compute the codes from it, so it is
 kept as it is, like the database's other contents; it never leaves the store but once, at enrolment.
 Recovery codes are kept as HMACs keyed with that secret (two_step.recovery_hash).
+
+The tables and their migrations are schema.py's; the rules on names, roles and cameras user_rules.py's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import threading
 import time
 
-from sqlalchemy import (Column, Float, Integer, MetaData, String, Table, delete, func, insert, inspect, literal,
-                        select, text, tuple_, update)
+from sqlalchemy import delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
+from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, login_failures,
+                                       recovery_codes, sessions, users)
+from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA_EDITED, SCOPES, UNCHANGED, access_problem, cameras_text,
+                                           changed_meanwhile, name_problem, new_user_problem)
 from maskwatch.runtime import ProblemLog
-from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.database import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, apply_migrations,
                                        database_engine, database_url, driver_reason, hold_database,
                                        open_database, said_migrated)
 
 log = logging.getLogger(__name__)
 
-ROLES = ("admin", "viewer")
-SCOPES = ("read", "full")
-USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # whole (fullmatch): "$" let "dan\n" in, then no "dan"
-# A token's name is logged as "token:NAME" in the access log's 64 characters (PostgreSQL refused a
-# longer one, and the request with it).
-TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,58}")
 TOKEN_PREFIX = "mw_"
-# Names the characters' rule lets through but no URL can address: a browser and httpx read
-# /v1/users/.. (and %2E%2E) as /v1/, so a user or token of that name could not be removed,
-# reset or revoked from the dashboard.
-DOT_NAMES = (".", "..")
-# A name starting with "-" passed the rule too, but the commands read it as an option: `maskwatch
-# users remove -x` said "No such option: -x". Refused for new names; an old one is named after `--`.
-CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (PostgreSQL refused a longer list)
-
-
-# The access log's actions of a change to the users or tokens, by an admin on the dashboard
-# (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
-# totp_on/totp_off: two-step login turned on or off, by the user on the dashboard or with `users 2fa`;
-# recovery_renewed: a new set of recovery codes made, the old set gone.
-CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_added", "token_revoked",
-           "totp_on", "totp_off", "recovery_renewed")
-# edit_user's `cameras` when the cameras stay as they are (None there means every camera).
-UNCHANGED = object()
-# What `users edit` and PATCH /v1/users/NAME call the role, the cameras and every camera (edit_problem).
-CLI_EDIT = ("--role", "--camera", "--all-cameras")
-API_EDIT = ("role", "cameras", "all_cameras")
-NO_CAMERA = "{} names no camera: use {} for every camera"  # an empty list: not "all"
-NO_CAMERA_EDITED = NO_CAMERA.format(*CLI_EDIT[1:])
 # A renewal of the recovery codes refused: another made a set after this one's check read the codes.
 RENEWED_MEANWHILE = "a new set of recovery codes was made meanwhile: use that one, or make another"
-
-
-def added_target(user: dict | None = None, token: tuple[str, str] | None = None) -> str:
-    """The access log's target of an added or changed user (name, role and cameras: as they are
-    now) or of an added token (name, scope)."""
-    if token is not None:
-        return f"{token[0]} ({token[1]})"
-    seen = ",".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
-    return f"{user['name']} ({user['role']}; {seen})"
-
-
-def revoked_target(token: str, owner: str, why: str) -> str:
-    """The access log's target of a token revoked with its owner (`why`: "removed", "made a
-    viewer"), beside the owner's own user_removed or user_changed row."""
-    return f"{token} (owner {owner} {why})"
-
-
-def codes_left_words(left: int) -> str:
-    """How many recovery codes a user has left, in the words of the two-step dialog (two-step.js)."""
-    return f"{left or 'no'} recovery code{'' if left == 1 else 's'} left"
-
-
-def revoked_words(tokens: list[str]) -> str:
-    """The tokens revoked with their owner, as `users remove`/`edit` and the dashboard's answers end."""
-    if not tokens:
-        return ""
-    return f"; {len(tokens)} API token{'s' if len(tokens) > 1 else ''} of theirs revoked ({', '.join(tokens)})"
-
-
-def changed_meanwhile(user: dict, expected: dict | None) -> str | None:
-    """Why an edit made on `expected` (the user's role and cameras as its caller read them, GET
-    /v1/users) is not written over `user` as they are now: another admin's change meanwhile, which
-    it silently undid; None where they agree or nothing is expected."""
-    if expected is None or (expected["role"], expected["cameras"]) == (user["role"], user["cameras"]):
-        return None
-    seen = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
-    return (f"{user['name']!r} was changed meanwhile (now {user['role']} of {seen}): nothing changed; "
-            "look at them again and redo the change")
 
 
 class NoSuch(ValueError):
@@ -111,182 +48,12 @@ class NoSuch(ValueError):
 class Conflict(ValueError):
     """A name taken, or the last admin (the API's 409)."""
 
-metadata = MetaData()
-auth_schema_version = Table("auth_schema_version", metadata, Column("version", Integer, nullable=False))
-users = Table(
-    "users", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(64), nullable=False, unique=True),
-    Column("password_hash", String(255), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("cameras", String(2000), nullable=True),  # comma-separated camera ids; NULL: every camera
-    Column("created", Float, nullable=False),
-    # Two-step login (two_step.py): the TOTP secret (NULL: off), one made on the dashboard and not
-    # yet confirmed by a code, and the last time step accepted (a code is good once).
-    Column("totp_secret", String(64), nullable=True),
-    Column("totp_pending", String(64), nullable=True),
-    Column("totp_step", Integer, nullable=True),
-    sqlite_autoincrement=True,  # a removed user's id is not given to the next one (in databases made from now on)
-)
-sessions = Table(
-    "sessions", metadata,
-    Column("token_hash", String(64), primary_key=True),
-    Column("user_id", Integer, nullable=False, index=True),
-    Column("created", Float, nullable=False),
-    Column("last_seen", Float, nullable=False),
-)
-api_tokens = Table(
-    "api_tokens", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(64), nullable=False, unique=True),
-    Column("token_hash", String(64), nullable=False, unique=True),
-    Column("scope", String(8), nullable=False),
-    Column("created", Float, nullable=False),
-    Column("last_used", Float, nullable=True),
-    # users.id of the admin who made it (on the dashboard, or `tokens add --owner`): revoked when
-    # they are removed or made a viewer. NULL: a site token (`tokens add` on the server), nobody's.
-    Column("owner", Integer, nullable=True),
-)
-login_failures = Table(
-    "login_failures", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS" or "user:NAME"
-    Column("at", Float, nullable=False, index=True),
-)
-# Two-step login's one-time recovery codes (two_step.recovery_hash: never the codes), each row
-# deleted as its code is used; all of a user's go when two-step login is turned off.
-recovery_codes = Table(
-    "recovery_codes", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("user_id", Integer, nullable=False, index=True),
-    Column("code_hash", String(64), nullable=False),
-)
-access_log = Table(
-    "access_log", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False, index=True),
-    Column("user", String(64), nullable=True),  # a user name, "token:NAME", or None (nobody logged in)
-    Column("client", String(64), nullable=True),
-    Column("action", String(32), nullable=False),  # login, login_failed, logout, camera_frame, snapshot, report, ...
-    Column("target", String(255), nullable=True),
-)
 
-
-def _create_v1(connection) -> None:
-    metadata.create_all(connection, tables=[users, sessions, api_tokens, login_failures, access_log])
-
-
-def _orphan_sessions_v2(connection) -> None:
-    """Version 2: sessions of removed users go. A login racing `users remove` could leave one, and
-    SQLite gave a removed user's id to the next user (made before sqlite_autoincrement): the old
-    cookie then opened the new user's account. start_session now starts none for a removed user."""
-    connection.execute(delete(sessions).where(sessions.c.user_id.not_in(select(users.c.id))))
-
-
-def _token_owner_v3(connection) -> None:
-    """Version 3: a token's owner, the admin who made it (api_tokens.owner). Tokens made before
-    are site tokens (NULL): nobody's, revoked by hand as before. A database made at version 1
-    from today's tables has the column already."""
-    if "owner" not in {c["name"] for c in inspect(connection).get_columns("api_tokens")}:
-        connection.execute(text("ALTER TABLE api_tokens ADD COLUMN owner INTEGER"))
-
-
-TWO_STEP_COLUMNS = {"totp_secret": "VARCHAR(64)", "totp_pending": "VARCHAR(64)", "totp_step": "INTEGER"}
-
-
-def _two_step_v4(connection) -> None:
-    """Version 4: two-step login's columns (users.totp_*), NULL for everyone: off until each user
-    turns it on. As in version 3, a database made from today's tables has them already."""
-    have = {c["name"] for c in inspect(connection).get_columns("users")}
-    for column, kind in TWO_STEP_COLUMNS.items():
-        if column not in have:
-            connection.execute(text(f"ALTER TABLE users ADD COLUMN {column} {kind}"))
-
-
-def _recovery_codes_v5(connection) -> None:
-    """Version 5: two-step login's recovery codes (their own table). Users who have it on already
-    have none until they make a set (their dialog says "No recovery codes left")."""
-    metadata.create_all(connection, tables=[recovery_codes])
-
-
-MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5]
 TOUCH_EVERY = 60.0  # seconds: a session's or token's last use is written at most this often
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _cameras_text(cameras) -> str | None:
-    if cameras is None:
-        return None
-    cameras = [c.strip() for c in cameras if c.strip()]
-    return ",".join(dict.fromkeys(cameras))
-
-
-def name_problem(name: str, kind: str) -> str | None:
-    """What is wrong with a new user's (`kind` "user") or token's ("token") name: the one rule of
-    the CLI, the API and the store."""
-    pattern, longest = (USER_NAME, 64) if kind == "user" else (TOKEN_NAME, 58)
-    if not pattern.fullmatch(name) or name in DOT_NAMES or name.startswith("-"):
-        return (f"{kind} names are 1-{longest} letters, digits, _ . @ or -, not starting with -, and not . or ..; "
-                f"got {name!r}")
-    return None
-
-
-def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | None:
-    """What is wrong with a user to add, before any password (a bad name, role or camera list)."""
-    if (problem := name_problem(name, "user")) is not None:
-        return problem
-    return access_problem(role, cameras)
-
-
-def edit_problem(role: str | None, cameras: list[str] | None, all_cameras: bool,
-                 names: tuple[str, str, str]) -> str | None:
-    """What is wrong with a change of a user's role or cameras, before anything is read: one rule
-    for `users edit` and PATCH /v1/users/NAME (each kept its own copy), said in the `names` of the
-    one asked (CLI_EDIT, API_EDIT: its role, cameras and every-camera options)."""
-    role_name, cameras_name, all_name = names
-    if cameras is not None and all_cameras:
-        return f"give {cameras_name} or {all_name}, not both"
-    if role is None and cameras is None and not all_cameras:
-        return f"nothing to change: give {role_name}, {cameras_name} or {all_name}"
-    if cameras is not None and not any(c.strip() for c in cameras):  # "leave it out", as `add` says, keeps them
-        return NO_CAMERA.format(cameras_name, all_name)
-    return access_problem(role or "viewer", cameras, cameras_name)
-
-
-def access_problem(role: str, cameras: list[str] | None, cameras_name: str = "--camera") -> str | None:
-    """What is wrong with a role and a viewer's cameras: a user's to add (new_user_problem) or to
-    change (edit_user, edit_problem), one rule; `cameras_name` as the asker calls the list."""
-    if role not in ROLES:
-        return f"role must be one of {', '.join(ROLES)}; got {role!r}"
-    if role == "admin" and cameras:
-        return f"an admin sees every camera: a camera list ({cameras_name}) is for viewers"
-    # Checked where no site's list is (`serve`, `users add --database`): "door,till" was stored as
-    # is and read back as two cameras, door and till; markup was kept for any page to show.
-    if cameras and (odd := [c.strip() for c in cameras if c.strip() and not CAMERA_ID.fullmatch(c.strip())]):
-        return f"camera ids are 1-64 letters, digits, _ or -; got {odd[0]!r}"
-    if cameras and len(_cameras_text(cameras) or "") > CAMERAS_TEXT:
-        return f"a viewer's cameras take at most {CAMERAS_TEXT} characters together; leave the list out for all cameras"
-    return None
-
-
-def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with_history, where: str) -> list[str] | None:
-    """A viewer's cameras as stored: blanks dropped, None for every camera. ValueError names a
-    camera neither in `configured` (the site's; None: no site to check against) nor among
-    `with_history(unknown)`, those of them whose history the database still holds (a camera
-    removed from the file is read as long as its history is kept). `users add` and POST /v1/users."""
-    if cameras is None:
-        return None
-    cameras = [c.strip() for c in cameras if c.strip()]
-    if not cameras:
-        raise ValueError("--camera names no camera: leave it out for all cameras")
-    if configured is not None and (unknown := [c for c in cameras if c not in configured]):
-        if unknown := [c for c in unknown if c not in with_history(unknown)]:
-            raise ValueError(f"no camera {', '.join(map(repr, unknown))} in {where}, nor any history of it in its "
-                             f"database; cameras: {', '.join(configured)}")
-    return cameras
 
 
 def _user_row(row) -> dict:
@@ -442,7 +209,7 @@ class AuthStore:
             if taken is not None:  # Bob and bob would be two accounts one person mistakes for each other
                 raise Conflict(f"user {taken!r} exists already (maskwatch users passwd changes a password)")
             connection.execute(insert(users).values(name=name, password_hash=hashed, role=role,
-                                                    cameras=_cameras_text(cameras), created=time.time()))
+                                                    cameras=cameras_text(cameras), created=time.time()))
         return self.user(name)
 
     def user(self, name: str) -> dict | None:
@@ -524,7 +291,7 @@ class AuthStore:
                     raise Conflict(f"{name!r} is the last admin: add another admin first (maskwatch users add NAME "
                                    "--role admin)")
             connection.execute(update(users).where(users.c.id == row.id)
-                               .values(role=role, cameras=_cameras_text(cameras)))
+                               .values(role=role, cameras=cameras_text(cameras)))
             revoked = _revoke_owned(connection, row.id) if before["role"] == "admin" and role != "admin" else []
         return self.user(name), revoked
 

@@ -25,7 +25,10 @@ from starlette.exceptions import HTTPException
 from maskwatch.detection.detector import Models
 from maskwatch.render import FaceAnnotator
 from maskwatch.runtime import HeldBackLog, PeriodicTrim
-from maskwatch.security.access import AUDIT, AccessControl, AuthError, AuthSettings
+from maskwatch.security.access import AccessControl
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.request_checks import AuthError
+from maskwatch.security.route_access import AUDIT
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
@@ -255,7 +258,7 @@ def audited_actions(app: FastAPI) -> list[str]:
     from the routes' OpenAPI entries (a hand-written list left the events' export out of the statement)."""
     routes = {operation[AUDIT] for path in app.openapi()["paths"].values() for operation in path.values()
               if isinstance(operation, dict) and AUDIT in operation}
-    from maskwatch.security.store import CHANGES
+    from maskwatch.security.user_words import CHANGES
 
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
             *CHANGES, "admin_password_failed", "totp_failed", "recovery_used", *sorted(routes)]

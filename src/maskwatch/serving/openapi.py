@@ -145,7 +145,7 @@ TOKEN_SCHEME = {"token": {
 def document_security(document: dict, open_server: bool) -> dict:
     """A copy of the document that says which routes need the token: every one but the public
     ones, and none needs it on an open server (no users yet, loopback only)."""
-    from maskwatch.security.access import ACCESS
+    from maskwatch.security.route_access import ACCESS
 
     document = {**document, "components": {**document.get("components", {}), "securitySchemes": TOKEN_SCHEME},
                 "paths": {path: dict(operations) for path, operations in document.get("paths", {}).items()}}

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import blur_boxes
 from maskwatch.runtime import session_providers
-from maskwatch.security.access import ALL_CAMERAS, PUBLIC
+from maskwatch.security.route_access import ALL_CAMERAS, PUBLIC
 from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, document_security
 from maskwatch.serving.uploads import image_from_upload, read_image_bytes
 

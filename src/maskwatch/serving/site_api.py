@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.security.access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
+from maskwatch.security.route_access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
 from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.exports import (EXPORT_OF_YOURS_RESPONSE, EXPORTS, EXPORTS_BUSY_RESPONSE, SlotStream,
                                        exports_busy, said_if_cut_off)

@@ -168,7 +168,7 @@ function accountDialog(name, label, markup, {shown = adminLoggedIn, place = (ope
 }
 
 // How many recovery codes are left, in words: two-step.js's dialog and button, users.js's Two-step
-// login column (`users list` says it so too: store.codes_left_words).
+// login column (`users list` says it so too: user_words.codes_left_words).
 const codesLeft = (n) => `${n ? n : "No"} recovery code${n === 1 ? "" : "s"} left`;
 
 // A text field's value to the clipboard, said in `said`; also users.js's token.

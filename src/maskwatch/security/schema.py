@@ -1,0 +1,105 @@
+"""The users' database's tables and the migrations that bring an older file to them (store.py reads and writes them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, inspect, select, text
+
+metadata = MetaData()
+auth_schema_version = Table("auth_schema_version", metadata, Column("version", Integer, nullable=False))
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("cameras", String(2000), nullable=True),  # comma-separated camera ids; NULL: every camera
+    Column("created", Float, nullable=False),
+    # Two-step login (two_step.py): the TOTP secret (NULL: off), one made on the dashboard and not
+    # yet confirmed by a code, and the last time step accepted (a code is good once).
+    Column("totp_secret", String(64), nullable=True),
+    Column("totp_pending", String(64), nullable=True),
+    Column("totp_step", Integer, nullable=True),
+    sqlite_autoincrement=True,  # a removed user's id is not given to the next one (in databases made from now on)
+)
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("created", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scope", String(8), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("last_used", Float, nullable=True),
+    # users.id of the admin who made it (on the dashboard, or `tokens add --owner`): revoked when
+    # they are removed or made a viewer. NULL: a site token (`tokens add` on the server), nobody's.
+    Column("owner", Integer, nullable=True),
+)
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS" or "user:NAME"
+    Column("at", Float, nullable=False, index=True),
+)
+# Two-step login's one-time recovery codes (two_step.recovery_hash: never the codes), each row
+# deleted as its code is used; all of a user's go when two-step login is turned off.
+recovery_codes = Table(
+    "recovery_codes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+)
+access_log = Table(
+    "access_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("user", String(64), nullable=True),  # a user name, "token:NAME", or None (nobody logged in)
+    Column("client", String(64), nullable=True),
+    Column("action", String(32), nullable=False),  # login, login_failed, logout, camera_frame, snapshot, report, ...
+    Column("target", String(255), nullable=True),
+)
+
+
+def _create_v1(connection) -> None:
+    metadata.create_all(connection, tables=[users, sessions, api_tokens, login_failures, access_log])
+
+
+def _orphan_sessions_v2(connection) -> None:
+    """Version 2: sessions of removed users go. A login racing `users remove` could leave one, and
+    SQLite gave a removed user's id to the next user (made before sqlite_autoincrement): the old
+    cookie then opened the new user's account. start_session now starts none for a removed user."""
+    connection.execute(delete(sessions).where(sessions.c.user_id.not_in(select(users.c.id))))
+
+
+def _token_owner_v3(connection) -> None:
+    """Version 3: a token's owner, the admin who made it (api_tokens.owner). Tokens made before
+    are site tokens (NULL): nobody's, revoked by hand as before. A database made at version 1
+    from today's tables has the column already."""
+    if "owner" not in {c["name"] for c in inspect(connection).get_columns("api_tokens")}:
+        connection.execute(text("ALTER TABLE api_tokens ADD COLUMN owner INTEGER"))
+
+
+TWO_STEP_COLUMNS = {"totp_secret": "VARCHAR(64)", "totp_pending": "VARCHAR(64)", "totp_step": "INTEGER"}
+
+
+def _two_step_v4(connection) -> None:
+    """Version 4: two-step login's columns (users.totp_*), NULL for everyone: off until each user
+    turns it on. As in version 3, a database made from today's tables has them already."""
+    have = {c["name"] for c in inspect(connection).get_columns("users")}
+    for column, kind in TWO_STEP_COLUMNS.items():
+        if column not in have:
+            connection.execute(text(f"ALTER TABLE users ADD COLUMN {column} {kind}"))
+
+
+def _recovery_codes_v5(connection) -> None:
+    """Version 5: two-step login's recovery codes (their own table). Users who have it on already
+    have none until they make a set (their dialog says "No recovery codes left")."""
+    metadata.create_all(connection, tables=[recovery_codes])
+
+
+MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5]
