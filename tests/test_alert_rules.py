@@ -12,6 +12,7 @@ import pytest
 
 from maskwatch.site.alerts import WebhookNotifier, WebhookRule, signature_matches
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
+from maskwatch.site.config import MqttConfig
 from maskwatch.site.event_views import iso_utc
 from maskwatch.site.events import EventStore
 from maskwatch.site.hours import OpeningHours, parse_span
@@ -301,7 +302,7 @@ def test_compliance_alerts_go_only_to_webhooks_admitting_their_camera_and_zone(r
 
 def test_compliance_alerts_are_published_on_mqtt(broker, store):  # noqa: F811
     listener = Subscriber(broker.port, "site/alerts")
-    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site").start()
+    publisher = MqttPublisher(MqttConfig(host="127.0.0.1", port=broker.port, prefix="site")).start()
     try:
         monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door")],
                                     zones_of={"door": []}, send=publisher.compliance_alert)

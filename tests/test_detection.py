@@ -18,7 +18,8 @@ from maskwatch.geometry import greedy_match, iou_matrix
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.render import FaceAnnotator, blur_faces
 from maskwatch.video.sources import SourceError, describe_source, read_frames
-from maskwatch.video.tracker import FaceTracker, per_minute_counts
+from maskwatch.video.sinks import per_minute_counts
+from maskwatch.video.tracker import FaceTracker
 
 
 @pytest.fixture(scope="module")

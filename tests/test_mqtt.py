@@ -13,6 +13,7 @@ import time
 import pytest
 
 from maskwatch.site import mqtt as site_mqtt
+from maskwatch.site.config import MqttConfig
 from maskwatch.site.mqtt import MqttPublisher
 from tests.mosquitto import Broker, Subscriber, broker  # noqa: F401  (fixture)
 from tests.postgres import postgres  # noqa: F401  (fixture)
@@ -23,9 +24,14 @@ EVENT = {"id": 7, "camera": "door", "zone": None, "track_id": 3, "label": "witho
          "first_seen": 1.0, "last_seen": 2.0, "frames": 5, "snapshot": "door-7.jpg"}
 
 
+def broker_at(port: int, host: str = "127.0.0.1", **settings) -> MqttConfig:
+    """The site's `mqtt:` section for a broker on this machine."""
+    return MqttConfig(host=host, port=port, **settings)
+
+
 def test_availability_events_and_counts(broker):  # noqa: F811
     listener = Subscriber(broker.port, "site/#")
-    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site",
+    publisher = MqttPublisher(broker_at(broker.port, prefix="site"),
                               counts_of=lambda camera: {"people": 1, "without_mask": 1}).start()
     try:
         assert wait_until(lambda: listener.on("site/available") == ["online"])
@@ -90,7 +96,7 @@ def test_the_retained_topics_of_cameras_the_site_does_not_run_are_cleared(broker
                          "site/gone/notes": "a user's own topic", "other/gone/counts": '{"people":1}',
                          # no camera can be named so: another program's, left alone (and out of the log)
                          "site/front door/counts": '{"people":3}'})
-    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=["door"]).start()
+    publisher = MqttPublisher(broker_at(broker.port, prefix="site"), cameras=["door"]).start()
     try:
         assert wait_until(lambda: "site/gone/counts" not in retained(broker.port, "site/gone/#"), 20)
         assert retained(broker.port) == {"site/available": "online", "site/door/with_mask": "1",
@@ -109,7 +115,7 @@ def test_the_retained_topics_of_cameras_the_site_does_not_run_are_cleared(broker
 
 def test_each_camera_says_whether_it_is_up_and_offline_at_the_stop(broker):  # noqa: F811
     listener = Subscriber(broker.port, "maskwatch/+/available")
-    publisher = MqttPublisher("127.0.0.1", broker.port, cameras=["door", "till"])
+    publisher = MqttPublisher(broker_at(broker.port), cameras=["door", "till"])
     publisher.camera_up("door", False)  # the site's start, before the first frame
     publisher.camera_up("till", False)
     publisher.start()
@@ -130,8 +136,10 @@ def test_each_camera_says_whether_it_is_up_and_offline_at_the_stop(broker):  # n
 def test_the_last_will_says_offline_when_the_site_dies(broker):  # noqa: F811
     listener = Subscriber(broker.port, "maskwatch/available")
     child = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from maskwatch.site.mqtt import MqttPublisher; "
-        f"MqttPublisher('127.0.0.1', {broker.port}).start(); print('up', flush=True); time.sleep(60)")],
+        "import sys, time; from maskwatch.site.config import MqttConfig; "
+        "from maskwatch.site.mqtt import MqttPublisher; "
+        f"MqttPublisher(MqttConfig(host='127.0.0.1', port={broker.port})).start(); print('up', flush=True); "
+        "time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env=os.environ)
     try:
         assert child.stdout.readline().strip() == "up"
@@ -156,7 +164,7 @@ def held_port() -> tuple[socket.socket, int]:
 @pytest.mark.system  # starts its own broker, later
 def test_a_broker_that_comes_later_is_connected_to(tmp_path, caplog):
     held, port = held_port()
-    publisher = MqttPublisher("127.0.0.1", port).start()  # nobody listens yet: returns at once
+    publisher = MqttPublisher(broker_at(port)).start()  # nobody listens yet: returns at once
     publisher.event_recorded(EVENT)
     # Said once, in the log and in the status, however often it retries.
     assert wait_until(lambda: publisher.status() == {"connected": False, "problem": "cannot reach the broker"}, 30)
@@ -188,8 +196,8 @@ def test_a_wrong_password_is_said_once_with_the_brokers_reason_and_an_ipv6_broke
     (tmp_path / "b").mkdir()
     guarded = Broker(tmp_path / "a", user=("site", "right password")).start()
     ipv6 = Broker(tmp_path / "b", address="::1").start()
-    refused = MqttPublisher("127.0.0.1", guarded.port, username="site", password="wrong password").start()
-    reached = MqttPublisher("[::1]", ipv6.port).start()
+    refused = MqttPublisher(broker_at(guarded.port, username="site", password="wrong password")).start()
+    reached = MqttPublisher(broker_at(ipv6.port, host="[::1]")).start()
     try:
         assert wait_until(lambda: reached.status() == {"connected": True, "problem": None}, 30)
         assert wait_until(lambda: len([r for r in caplog.records if "refused" in r.getMessage()]) >= 1, 30)
@@ -225,7 +233,7 @@ def test_a_broker_that_closes_before_answering_is_said(caplog):
             client.close()
 
     threading.Thread(target=close_each, daemon=True).start()
-    publisher = MqttPublisher("127.0.0.1", server.getsockname()[1]).start()
+    publisher = MqttPublisher(broker_at(server.getsockname()[1])).start()
     try:
         assert wait_until(lambda: (publisher.status()["problem"] or "").startswith("lost the broker"), 30)
     finally:
@@ -236,7 +244,7 @@ def test_a_broker_that_closes_before_answering_is_said(caplog):
 @pytest.mark.system  # starts its own broker, later
 def test_after_a_long_outage_the_site_is_online_with_its_latest_state_and_newest_events(tmp_path):
     held, port = held_port()
-    publisher = MqttPublisher("127.0.0.1", port, max_queued=100).start()  # nobody listens yet
+    publisher = MqttPublisher(broker_at(port), max_queued=100).start()  # nobody listens yet
     for n in range(150):  # more than it keeps: paho's full queue refused "online" itself
         publisher.event_recorded({**EVENT, "id": n})
         publisher.in_view({"camera": "door", "counts": {"with_mask": n % 7}})
@@ -309,7 +317,7 @@ def test_camera_threads_never_stick_while_the_broker_resets_after_each_connack()
     import time
 
     resetting = ResettingBroker()
-    publisher = MqttPublisher("127.0.0.1", resetting.port, counts_of=lambda camera: {"people": 1}).start()
+    publisher = MqttPublisher(broker_at(resetting.port), counts_of=lambda camera: {"people": 1}).start()
     progress = [0] * 4
     stop = threading.Event()
 
@@ -358,7 +366,7 @@ def test_todays_counts_are_sent_at_the_start_and_at_the_sites_midnight(monkeypat
     now = [datetime(2026, 12, 1, 23, 58, tzinfo=berlin).timestamp()]
     monkeypatch.setattr(runner.time, "time", lambda: now[0])
     people = {"door": 30, "till": 4}
-    publisher = MqttPublisher("127.0.0.1", free_port(), counts_of=lambda camera: {"people": people[camera]})
+    publisher = MqttPublisher(broker_at(free_port()), counts_of=lambda camera: {"people": people[camera]})
     site = SimpleNamespace(mqtt=publisher, _day=None,
                            config=SimpleNamespace(tz=lambda: berlin, cameras={"door": None, "till": None}))
     Site._new_day(site)  # the start
@@ -429,7 +437,7 @@ def test_a_restarted_broker_is_told_the_sites_whole_state_again(tmp_path):
     subscribed then saw neither the site online nor its counts until each changed."""
     first = Broker(tmp_path).start()
     port = first.port
-    publisher = MqttPublisher("127.0.0.1", port, cameras=["door"],
+    publisher = MqttPublisher(broker_at(port), cameras=["door"],
                               counts_of=lambda camera: {"people": 4, "without_mask": 1}).start()
     second = None
     try:
@@ -474,8 +482,8 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
         """One run of the site, as the runner starts it; what a listener to everything heard."""
         listener = Subscriber(broker.port, "#")
         time.sleep(0.3)  # the listener's retained messages first
-        publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=cameras,
-                                  counts_of=lambda camera: counts, names=cameras if discovery else None)
+        publisher = MqttPublisher(broker_at(broker.port, prefix="site", discovery=discovery), cameras=cameras,
+                                  names=cameras, counts_of=lambda camera: counts)
         for camera in cameras:
             publisher.in_view({"camera": camera, "counts": {"with_mask": 0, "without_mask": 0,
                                                             "mask_weared_incorrect": 0, "unassessable": 0}})
@@ -570,8 +578,9 @@ def test_configs_under_an_earlier_discovery_prefix_are_cleared(broker, monkeypat
                "homeassistant/light/kitchen/config": '{"unique_id": "kitchen"}'}
     retain(broker.port, foreign)
     for discovery_prefix in ("homeassistant", "ha/discovery"):
-        publisher = MqttPublisher("127.0.0.1", broker.port, prefix="site", cameras=["door"], names={"door": "Door"},
-                                  discovery_prefix=discovery_prefix).start()
+        publisher = MqttPublisher(broker_at(broker.port, prefix="site", discovery=True,
+                                            discovery_prefix=discovery_prefix),
+                                  cameras=["door"], names={"door": "Door"}).start()
         try:
             assert wait_until(lambda: retained(broker.port, "site/discovery") == {
                 "site/discovery": json.dumps({"discovery_prefix": discovery_prefix}, separators=(",", ":"))}, 20)
@@ -610,7 +619,8 @@ def test_an_upgraded_site_moves_its_configs_off_a_shared_node_and_leaves_the_oth
     assert node_id("shop/a") == legacy_node_id("shop_a") and not neighbour.keys() & old.keys()
     retain(broker.port, {**neighbour, **old})
     listener = Subscriber(broker.port, "homeassistant/#")
-    publisher = MqttPublisher("127.0.0.1", broker.port, prefix="shop_a", cameras=["till"], names={"till": "Till"})
+    publisher = MqttPublisher(broker_at(broker.port, prefix="shop_a", discovery=True), cameras=["till"],
+                              names={"till": "Till"})
     publisher.start()
     try:
         now = camera_configs("homeassistant", "shop_a", "till", "Till")
@@ -639,7 +649,7 @@ def test_a_clearing_the_broker_refuses_is_said_and_the_marker_kept(tmp_path, mon
     try:
         left = {**camera_configs("homeassistant", "site", "door", "Door"), "site/discovery": marker("homeassistant")}
         retain(guarded.port, left)  # anonymous: may write anywhere
-        publisher = MqttPublisher("127.0.0.1", guarded.port, prefix="site", username="site", password="pw",
+        publisher = MqttPublisher(broker_at(guarded.port, prefix="site", username="site", password="pw"),
                                   cameras=["door"]).start()  # discovery off now
         try:
             assert wait_until(lambda: any("did not take" in r.getMessage() for r in caplog.records), 20)
@@ -671,8 +681,8 @@ def test_an_old_discovery_prefix_whose_clearing_is_refused_stays_marked_and_is_t
     guarded = Broker(tmp_path, user=("site", "pw"), acl=rules.format("read")).start()
 
     def run() -> None:
-        publisher = MqttPublisher("127.0.0.1", guarded.port, prefix="site", username="site", password="pw",
-                                  cameras=["door"], names={"door": "Door"}, discovery_prefix="ha").start()
+        publisher = MqttPublisher(broker_at(guarded.port, prefix="site", username="site", password="pw", discovery=True,
+                                            discovery_prefix="ha"), cameras=["door"], names={"door": "Door"}).start()
         try:
             assert publisher.swept.wait(20)
         finally:
@@ -717,8 +727,8 @@ def test_an_earlier_prefixs_configs_the_broker_would_not_clear_stay_marked_and_a
     guarded = Broker(tmp_path, user=("site", "pw"), acl=rules.format("read")).start()
 
     def run() -> None:
-        publisher = MqttPublisher("127.0.0.1", guarded.port, prefix="new", username="site", password="pw",
-                                  cameras=["door"], names={"door": "Door"}, discovery_prefix="ha",
+        publisher = MqttPublisher(broker_at(guarded.port, prefix="new", username="site", password="pw", discovery=True,
+                                            discovery_prefix="ha"), cameras=["door"], names={"door": "Door"},
                                   record=PublishedPrefix(store.engine, store.url)).start()
         try:
             assert publisher.swept.wait(20)
@@ -761,7 +771,8 @@ def test_configs_under_the_prefix_the_site_published_under_before_are_cleared(br
     retain(broker.port, other)
 
     def run(prefix: str) -> None:
-        publisher = MqttPublisher("127.0.0.1", broker.port, prefix=prefix, cameras=["door"], names={"door": "Door"},
+        publisher = MqttPublisher(broker_at(broker.port, prefix=prefix, discovery=True), cameras=["door"],
+                                  names={"door": "Door"},
                                   record=PublishedPrefix(store.engine, store.url)).start()
         try:
             assert publisher.swept.wait(20)

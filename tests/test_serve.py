@@ -181,6 +181,13 @@ def test_every_refusal_of_detect_is_one_line_in_error(server, sample_dir, method
     assert response.json()["error"] == error
 
 
+def test_a_405_names_every_method_of_the_path(server):
+    """GET /login and POST /login are two routes; Starlette's Allow named the first one's alone."""
+    response = httpx.put(f"{server}/login", timeout=10)
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
+    assert response.json()["error"] == "PUT is not allowed on /login; it takes GET, POST"
+
+
 @pytest.mark.parametrize("kind, options", [("JPEG", {}), ("WEBP", {}), ("BMP", {}), ("AVIF", {}),
                                            ("GIF", {"save_all": True}), ("TIFF", {"save_all": True})])
 def test_every_format_the_document_names_is_read(server, sample_dir, kind, options):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from maskwatch.faces import UNASSESSABLE, Face
-from maskwatch.video.tracker import FaceTracker, compliance, match
+from maskwatch.video.sinks import compliance
+from maskwatch.video.tracker import FaceTracker, match
 
 FPS = 25.0
 MASK, NO_MASK = (0.9, 0.05, 0.05), (0.1, 0.85, 0.05)

@@ -131,14 +131,14 @@ def _score_all(todo: list[BatchFile], out: Path, options: ScoreOptions, actors: 
     for row in _scored(alone, out, options, actors, 1):
         returned.add(row["file"])
         yield row
-    for f in todo:
-        if f.path in returned:
+    for file in todo:
+        if file.path in returned:
             continue
-        if f.done(out):  # written before its actor died
-            yield _read_back(f, out)
+        if file.done(out):  # written before its actor died
+            yield _read_back(file, out)
         else:
-            yield {"file": f.path, "output": f.key, "status": "failed", "frames": 0, "faces": 0, "warnings": [],
-                   "error": f"{f.path}: the actor scoring it died {ACTOR_RETRIES + 1} times (killed, or out of "
+            yield {"file": file.path, "output": file.key, "status": "failed", "frames": 0, "faces": 0, "warnings": [],
+                   "error": f"{file.path}: the actor scoring it died {ACTOR_RETRIES + 1} times (killed, or out of "
                             "memory); a re-run tries it again"}
 
 
@@ -161,17 +161,17 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
     earlier = _earlier_results(out)
     owner = {row["output"]: file for file, row in earlier.items()}
     todo = []
-    for f in files:
-        if not f.done(out):
-            todo.append(f)
-        elif owner.get(f.key, f.path) != f.path:  # another file of the same name, scored by an earlier run
-            report.files.append({"file": f.path, "output": f.key, "status": "failed", "frames": None, "faces": None,
-                                 "error": f"OUT/{f.key} holds the outputs of {owner[f.key]}; score this file "
+    for file in files:
+        if not file.done(out):
+            todo.append(file)
+        elif owner.get(file.key, file.path) != file.path:  # another file of the same name, scored by an earlier run
+            report.files.append({"file": file.path, "output": file.key, "status": "failed", "frames": None,
+                                 "faces": None, "error": f"OUT/{file.key} holds the outputs of {owner[file.key]}; score this file "
                                           "into another --out", "warnings": []})
         else:
-            known = earlier.get(f.path) or _read_back(f, out)  # no earlier row: batch.json lost with its driver
+            known = earlier.get(file.path) or _read_back(file, out)  # no earlier row: batch.json lost with its driver
             report.files.append({"frames": None, "faces": None, "error": "", "warnings": []} | known
-                                | {"file": f.path, "output": f.key, "status": "skipped"})
+                                | {"file": file.path, "output": file.key, "status": "skipped"})
     scoring = not todo  # a cluster that cannot be reached stops the batch with nothing written
     held = contextlib.ExitStack()  # OUT, held from its check to batch.json's write
     try:

@@ -20,6 +20,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from maskwatch.detection.detector import Models
@@ -112,26 +113,87 @@ class Metrics:
         return generate_latest(registry)
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Runs the site, if the app serves one, for as long as the server runs."""
+    site = app.state.site
+    try:
+        if site is not None:
+            site.start()  # stops what it started if it fails
+        yield
+    finally:
+        # Also when uvicorn is forced out (a second Ctrl-C cancels us at the yield): the people
+        # in view were never stored. A site stopped already is passed over.
+        if site is not None:
+            site.stop()
+        app.state.access.close()
+
+
+async def refused(request: Request, err: AuthError) -> Response:
+    from maskwatch.security.routes import refusal
+
+    return refusal(request, err)
+
+
+async def http_error(request: Request, err: HTTPException) -> Response:
+    """FastAPI's answer with an `error` line, and a 405's Allow lists every method of the path:
+    Starlette names only the first route's, and GET /login and POST /login are two routes."""
+    from fastapi.utils import is_body_allowed_for_status_code
+
+    if err.status_code == 405:
+        from starlette.routing import Match
+
+        methods = [method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                   if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                          for route in request.app.router.routes)]
+        err = HTTPException(405, err.detail, headers={"Allow": ", ".join(methods)})
+    if not is_body_allowed_for_status_code(err.status_code):
+        return Response(status_code=err.status_code, headers=err.headers)
+    # FastAPI's answer, `detail`, with the one-line `error` of every other refusal beside it.
+    error = {404: f"no route {request.url.path}",
+             405: f"{request.method} is not allowed on {request.url.path}; it takes "
+                  f"{(err.headers or {}).get('Allow', 'other methods')}"}.get(err.status_code, str(err.detail))
+    return JSONResponse({"error": error, "detail": err.detail}, status_code=err.status_code, headers=err.headers)
+
+
+async def invalid_request(request: Request, err: RequestValidationError) -> Response:
+    """FastAPI's 422 (`detail`, a list) with the one-line `error` too (openapi.py documents it).
+    A password's `input` is not said back (a refused one was echoed whole), and the answer is
+    ASCII JSON: a lone surrogate in a field ("\\ud800") made rendering it a 500."""
+    detail = jsonable_encoder(err.errors())
+    route = request.scope.get("route")
+    if getattr(route, "path", None) in SECRET_BODIES:
+        for entry in detail:
+            if entry.get("loc", ("",))[0] == "body":
+                entry.pop("input", None)
+    body = json.dumps({"error": error_line(detail), "detail": detail}, separators=(",", ":"))
+    return Response(body, status_code=422, media_type="application/json")
+
+
+async def database_error(request: Request, err: SQLAlchemyError) -> JSONResponse:
+    """The database away (a server restarting, a full disk): 503, try again, not a bare 500."""
+    request.app.state.database_failures.warning("%s %s: the database failed (%s)", request.method,
+                                                request.url.path, str(err).splitlines()[0][:200])
+    return JSONResponse({"error": "the database cannot be read or written just now; try again shortly"},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
+async def upload_error(request: Request, err: UploadError) -> JSONResponse:
+    return JSONResponse({"error": err.message}, status_code=err.status)
+
+
+# The app's answers to what a route or middleware raises, each with its one-line `error`.
+ERROR_ANSWERS = {AuthError: refused, HTTPException: http_error, RequestValidationError: invalid_request,
+                 SQLAlchemyError: database_error, UploadError: upload_error}
+
+
 def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -> FastAPI:
     """The service around an already loaded Detector; with a site (site.runner.Site), also its
     cameras and events (/v1/cameras, /v1/events), run for as long as the server runs."""
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        try:
-            if site is not None:
-                site.start()  # stops what it started if it fails
-            yield
-        finally:
-            # Also when uvicorn is forced out (a second Ctrl-C cancels us at the yield): the people
-            # in view were never stored. A site stopped already is passed over.
-            if site is not None:
-                site.stop()
-            access.close()
-
     access = AccessControl.from_settings(settings.auth)
     # Deny by default: `authorize` runs first for every route; FastAPI's own /docs and
     # /openapi.json are replaced below by routes that go through it too.
-    app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan, exception_handlers=ERROR_ANSWERS,
                   dependencies=[Depends(access.authorize), Depends(known_query_only)],
                   docs_url=None, openapi_url=None, redoc_url=None, responses=ACCESS_RESPONSES,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")
@@ -145,6 +207,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     app.state.metrics = metrics = Metrics()
     app.state.annotator = FaceAnnotator(blur=settings.blur)
     app.state.uploads_at_once = asyncio.Semaphore(UPLOADS_AT_ONCE)
+    app.state.database_failures = HeldBackLog(log)  # database_error's warnings, one a while
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
     # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
     app.add_middleware(SmallBodies, upload_paths=("/v1/detect",))
@@ -169,63 +232,6 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.auth.trusted_proxies))
-
-    @app.exception_handler(AuthError)
-    async def refused(request: Request, err: AuthError) -> Response:
-        from maskwatch.security.routes import refusal
-
-        return refusal(request, err)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, err: HTTPException) -> Response:
-        """FastAPI's answer with an `error` line, and a 405's Allow lists every method of the path:
-        Starlette names only the first route's, and GET /login and POST /login are two routes."""
-        from fastapi.utils import is_body_allowed_for_status_code
-
-        if err.status_code == 405:
-            from starlette.routing import Match
-
-            methods = [method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-                       if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
-                              for route in app.router.routes)]
-            err = HTTPException(405, err.detail, headers={"Allow": ", ".join(methods)})
-        if not is_body_allowed_for_status_code(err.status_code):
-            return Response(status_code=err.status_code, headers=err.headers)
-        # FastAPI's answer, `detail`, with the one-line `error` of every other refusal beside it.
-        error = {404: f"no route {request.url.path}",
-                 405: f"{request.method} is not allowed on {request.url.path}; it takes "
-                      f"{(err.headers or {}).get('Allow', 'other methods')}"}.get(err.status_code, str(err.detail))
-        return JSONResponse({"error": error, "detail": err.detail}, status_code=err.status_code, headers=err.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, err: RequestValidationError) -> Response:
-        """FastAPI's 422 (`detail`, a list) with the one-line `error` too (openapi.py documents it).
-        A password's `input` is not said back (a refused one was echoed whole), and the answer is
-        ASCII JSON: a lone surrogate in a field ("\\ud800") made rendering it a 500."""
-        detail = jsonable_encoder(err.errors())
-        route = request.scope.get("route")
-        if getattr(route, "path", None) in SECRET_BODIES:
-            for entry in detail:
-                if entry.get("loc", ("",))[0] == "body":
-                    entry.pop("input", None)
-        body = json.dumps({"error": error_line(detail), "detail": detail}, separators=(",", ":"))
-        return Response(body, status_code=422, media_type="application/json")
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    database_failures = HeldBackLog(log)
-
-    @app.exception_handler(SQLAlchemyError)
-    async def database_error(request: Request, err: SQLAlchemyError) -> JSONResponse:
-        """The database away (a server restarting, a full disk): 503, try again, not a bare 500."""
-        database_failures.warning("%s %s: the database failed (%s)", request.method, request.url.path,
-                                  str(err).splitlines()[0][:200])
-        return JSONResponse({"error": "the database cannot be read or written just now; try again shortly"},
-                            status_code=503, headers={"Retry-After": "5"})
-
-    @app.exception_handler(UploadError)
-    async def upload_error(request: Request, err: UploadError) -> JSONResponse:
-        return JSONResponse({"error": err.message}, status_code=err.status)
 
     app.include_router(service_routes)
     if site is not None:

@@ -61,7 +61,7 @@ import paho.mqtt.client as mqtt
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site import discovery
-from maskwatch.site.config import CAMERA_ID, MQTT_PREFIX
+from maskwatch.site.config import CAMERA_ID, MQTT_PREFIX, MqttConfig
 from maskwatch.site.event_views import alert_view, event_view, iso_utc
 
 if TYPE_CHECKING:
@@ -74,31 +74,32 @@ SWEEP_SECONDS = 3.0  # how long the retained topics of cameras not run are gathe
 
 
 class MqttPublisher:
-    def __init__(self, host: str, port: int = 1883, prefix: str = "maskwatch", username: str | None = None,
-                 password: str | None = None, counts_of: Callable[[str], dict] | None = None,
-                 max_queued: int = 1000, cameras: Iterable[str] | None = None,
-                 discovery_prefix: str = "homeassistant", names: dict[str, str] | None = None,
+    def __init__(self, config: MqttConfig, cameras: Iterable[str] | None = None, names: dict[str, str] | None = None,
+                 counts_of: Callable[[str], dict] | None = None, max_queued: int = 1000,
                  record: PublishedPrefix | None = None) -> None:
-        """cameras: the ids this site runs; the retained topics of any other under `prefix` are
-        cleared (None: the publisher does not know them, and clears none). names: each camera's
-        name for Home Assistant's discovery, which is on when given (None: off, and nothing under
-        `discovery_prefix` is read or written). record: the prefixes this site published under,
-        in its database; the configs of those other than `prefix` are cleared too."""
+        """config: the site's `mqtt:` section, as it is. cameras: the ids this site runs; the
+        retained topics of any other under its prefix are cleared (None: the publisher does not know
+        them, and clears none). names: each camera's name for Home Assistant's discovery (default:
+        its id), used when config.discovery is on (off: nothing under its discovery_prefix is read
+        or written). record: the prefixes this site published under, in its database; the configs
+        of those other than the prefix are cleared too."""
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
-        self.host, self.port, self.prefix = host.strip("[]"), port, prefix.rstrip("/")
+        self.host, self.port, self.prefix = config.host.strip("[]"), config.port, config.prefix.rstrip("/")
         self.counts_of = counts_of
         self.cameras = frozenset(cameras) if cameras is not None else None
-        self.discovery_prefix, self.discovery = discovery_prefix, names is not None
-        self._discovery_of = {camera: discovery.camera_configs(discovery_prefix, self.prefix, camera, name)
-                              for camera, name in sorted((names or {}).items())}
+        self.discovery_prefix, self.discovery = config.discovery_prefix, config.discovery
+        if names is None:
+            names = {camera: camera for camera in self.cameras or ()}
+        self._discovery_of = {camera: discovery.camera_configs(self.discovery_prefix, self.prefix, camera, name)
+                              for camera, name in sorted(names.items())} if self.discovery else {}
         self._discovery = {topic: payload for configs in self._discovery_of.values()
                            for topic, payload in configs.items()}
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"maskwatch-{self.prefix}-{socket.gethostname()}-{os.getpid()}"[:128])
-        if username:
-            self.client.username_pw_set(username, password)
+        if config.username:
+            self.client.username_pw_set(config.username, config.password)
         self.client.will_set(self.topic("available"), "offline", qos=1, retain=True)
         self.max_queued = max_queued
         self._state: dict[str, str] = {}  # retained topic -> its latest payload

@@ -91,11 +91,9 @@ class Site:
             from maskwatch.site.mqtt import MqttPublisher
             from maskwatch.site.mqtt_record import PublishedPrefix
 
-            self.mqtt = MqttPublisher(config.mqtt.host, config.mqtt.port, config.mqtt.prefix, config.mqtt.username,
-                                      config.mqtt.password, counts_of=self.today_counts, cameras=config.cameras,
-                                      discovery_prefix=config.mqtt.discovery_prefix,
-                                      names={camera_id: camera.name for camera_id, camera in config.cameras.items()}
-                                      if config.mqtt.discovery else None,
+            self.mqtt = MqttPublisher(config.mqtt, cameras=config.cameras,
+                                      names={camera_id: camera.name for camera_id, camera in config.cameras.items()},
+                                      counts_of=self.today_counts,
                                       record=PublishedPrefix(self.store.engine, self.store.url))
         self.compliance = ComplianceMonitor(
             self.store, [ComplianceRule(rule.below, rule.minutes, rule.camera, rule.zone, rule.min_people,

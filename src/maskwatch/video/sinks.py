@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 
 from maskwatch.atomic import OutputError, default_mode, write_bytes, write_text
-from maskwatch.faces import Face, frame_record
+from maskwatch.faces import COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.video.sources import Frame, SourceInfo
-from maskwatch.video.tracker import compliance, per_minute_counts
+from maskwatch.video.tracker import Track
 
 
 class Sink(Protocol):
@@ -96,6 +96,35 @@ class LinesFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def compliance(people: list[Track]) -> dict:
+    """Decided people (their decision is one of the classes), how many wear a mask properly and
+    how many do not; unassessable people are counted apart, outside every ratio."""
+    decisions = [t.decision for t in people]
+    unassessable = decisions.count(UNASSESSABLE)
+    compliant = decisions.count(COMPLIANT)
+    decided = len(decisions) - unassessable
+    return {"people": decided, "compliant": compliant, "non_compliant": decided - compliant,
+            "unassessable": unassessable}
+
+
+def per_minute_counts(people: list[Track]) -> list[dict]:
+    """For each minute of the recording, the people seen in it, compliant or not (or unassessable)."""
+    if not people:
+        return []
+    last = int(max(t.last_seen for t in people) // 60)
+    # Each person put in the minutes they span (every minute against every person took minutes of
+    # CPU at the end of a `detect` of a stream left running for weeks).
+    by_minute: list[list[Track]] = [[] for _ in range(last + 1)]
+    for t in people:
+        for minute in range(max(0, int(t.first_seen // 60)), int(t.last_seen // 60) + 1):
+            by_minute[minute].append(t)
+    rows = []
+    for minute, present in enumerate(by_minute):
+        rows.append({"minute": minute, **compliance(present),
+                     "per_class": {c: sum(t.decision == c for t in present) for c in PERSON_LABELS}})
+    return rows
 
 
 # How often summary.json is rewritten while people are decided: a run killed outright (kill -9,

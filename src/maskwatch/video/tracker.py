@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maskwatch.geometry import iou_matrix
-from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face
+from maskwatch.faces import CLASSES, UNASSESSABLE, Face
 
 from scipy.optimize import linear_sum_assignment
 
@@ -495,31 +495,3 @@ class FaceTracker:
         """Every person not handed out by take_finished() yet, ended or still active, by id."""
         return sorted(self.finished + [t for t in self.active if self.is_person(t)], key=lambda t: t.track_id)
 
-
-def compliance(people: list[Track]) -> dict:
-    """Decided people (their decision is one of the classes), how many wear a mask properly and
-    how many do not; unassessable people are counted apart, outside every ratio."""
-    decisions = [t.decision for t in people]
-    unassessable = decisions.count(UNASSESSABLE)
-    compliant = decisions.count(COMPLIANT)
-    decided = len(decisions) - unassessable
-    return {"people": decided, "compliant": compliant, "non_compliant": decided - compliant,
-            "unassessable": unassessable}
-
-
-def per_minute_counts(people: list[Track]) -> list[dict]:
-    """For each minute of the recording, the people seen in it, compliant or not (or unassessable)."""
-    if not people:
-        return []
-    last = int(max(t.last_seen for t in people) // 60)
-    # Each person put in the minutes they span (every minute against every person took minutes of
-    # CPU at the end of a `detect` of a stream left running for weeks).
-    by_minute: list[list[Track]] = [[] for _ in range(last + 1)]
-    for t in people:
-        for minute in range(max(0, int(t.first_seen // 60)), int(t.last_seen // 60) + 1):
-            by_minute[minute].append(t)
-    rows = []
-    for minute, present in enumerate(by_minute):
-        rows.append({"minute": minute, **compliance(present),
-                     "per_class": {c: sum(t.decision == c for t in present) for c in PERSON_LABELS}})
-    return rows

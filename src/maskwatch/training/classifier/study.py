@@ -134,9 +134,9 @@ def render_report(summary: dict) -> str:
     for colour in COLOURS:
         cells = []
         for by in SPLIT_MODES:
-            r = runs[f"{colour}-{by}"]
-            inc, n = r["recall"]["mask_weared_incorrect"], r["incorrect_faces"]
-            cells.append(f"<td>{r['accuracy']:.3f}</td><td>{r['macro_f1']:.3f}</td>"
+            run = runs[f"{colour}-{by}"]
+            inc, n = run["recall"]["mask_weared_incorrect"], run["incorrect_faces"]
+            cells.append(f"<td>{run['accuracy']:.3f}</td><td>{run['macro_f1']:.3f}</td>"
                          + ("<td>-</td>" if inc is None else f"<td>{inc:.2f} ({round(inc * n)}/{n})</td>"))
         rows.append(f"<tr><th>{colour}</th>{''.join(cells)}</tr>")
     figures = []
