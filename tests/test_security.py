@@ -344,6 +344,12 @@ def test_a_logout_lands_on_the_plain_login_page_while_a_poll_is_refused(secured,
     try:
         page.click("#logout")
         page.wait_for_event("response", lambda r: r.status == 401 and "/v1/" in r.url, timeout=30_000)
+        # The handler's fetch may not be back yet: the server ended the session, and the poll it
+        # refused can reach the page before the logout's answer reaches the handler (a busy machine).
+        for _ in range(400):
+            if held:
+                break
+            page.wait_for_timeout(50)  # lets the handler run on
         [(route, answer)] = held
         try:  # time for the refused poll to send the page away, as it did
             page.wait_for_url(re.compile(re.escape(secured.base) + "/login.*"), timeout=3_000)
