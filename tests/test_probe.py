@@ -251,6 +251,36 @@ def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
                        "see its manual for the stream's path")
 
 
+def test_a_web_cameras_refusal_is_said_though_its_server_header_names_rtsp():
+    """A web camera whose Server header names RTSP (its own RTSP server is on another port) had its
+    wrong password said as `is an RTSP server, not a web one: did you mean rtsp://`."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from maskwatch.video.rtsp_probe import http_refusal
+
+    class Camera(BaseHTTPRequestHandler):
+        server_version, sys_version = "IPCam-RTSP/HTTP-Server/1.0", ""
+
+        def do_GET(self) -> None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    where = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        said = http_refusal(f"http://{USER}:wrong-pass@{where}/video.mjpg", 2.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert said == "the camera refused the user name or password (401)"
+
+
 @pytest.mark.system
 def test_an_http_url_on_an_rtsp_port_asks_whether_rtsp_was_meant(tmp_path, sample_dir):
     """GStreamer's RTSP server answers an http:// URL's GET with 503, which was said as the camera's

@@ -4,6 +4,8 @@ another port, the CLI, PostgreSQL, and HTTPS with a certificate made here."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.server
 import re
 import sqlite3
@@ -343,6 +345,12 @@ def test_a_logout_lands_on_the_plain_login_page_while_a_poll_is_refused(secured,
     try:
         page.click("#logout")
         page.wait_for_event("response", lambda r: r.status == 401 and "/v1/" in r.url, timeout=30_000)
+        # The handler's fetch may not be back yet: the server ended the session, and the poll it
+        # refused can reach the page before the logout's answer reaches the handler (a busy machine).
+        for _ in range(400):
+            if held:
+                break
+            page.wait_for_timeout(50)  # lets the handler run on
         [(route, answer)] = held
         try:  # time for the refused poll to send the page away, as it did
             page.wait_for_url(re.compile(re.escape(secured.base) + "/login.*"), timeout=3_000)
@@ -427,6 +435,22 @@ def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inli
         assert part.status_code == 200 and part.headers["cache-control"] == "no-store", name
         assert part.content == (STATIC / name).read_bytes(), name
         assert part.headers["content-type"].split(";")[0] == STATIC_ASSETS[name], name
+
+
+def test_the_login_pages_inline_script_and_style_are_those_its_policy_allows(secured):
+    """The login page's one <script> and one <style> run by their SHA-256 in the CSP, computed at
+    start from the file: the bytes served must hash to them (an edit that broke the match left the
+    login page without its script, and no login, where no browser test ran)."""
+    from maskwatch.security.headers import SCRIPT, STYLE
+
+    answer = httpx.get(secured.base + "/login", timeout=10)
+    assert answer.status_code == 200
+    directives = dict(d.strip().split(" ", 1) for d in answer.headers["content-security-policy"].split(";"))
+    for block, directive in ((SCRIPT, "script-src"), (STYLE, "style-src")):
+        [body] = block.findall(answer.text)
+        digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
+        assert f"'sha256-{digest}'" in directives[directive].split(), directive
+    assert "'unsafe-inline'" not in answer.headers["content-security-policy"]
 
 
 def test_a_viewer_in_the_browser_gets_403_outside_their_cameras(secured, page):  # noqa: F811

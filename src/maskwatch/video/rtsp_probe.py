@@ -188,18 +188,30 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
         passwords.add_password(None, url, user, password)
         handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
     opener = urllib.request.build_opener(*handlers)
+    deadline = time.monotonic() + timeout  # the DESCRIBE below within it too
     try:
         with opener.open(urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), timeout=timeout):
             return None  # served: the body (a stream that never ends) is not read
     except urllib.error.HTTPError as err:
         err.close()
-        if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE):
+        if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE) and _speaks_rtsp(source, deadline):
             return _rtsp_port(stream_address(source), scheme)
         return _refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
     except http.client.BadStatusLine as err:  # an RTSP status line, where an HTTP one was due
         return _rtsp_port(stream_address(source), scheme) if str(err.line).startswith("RTSP/") else None
     except (OSError, ValueError, http.client.HTTPException):
         return None
+
+
+def _speaks_rtsp(source: str, deadline: float) -> bool:
+    """Whether the port of `source` answers a DESCRIBE in RTSP: a web camera's Server header may name
+    RTSP too (its own RTSP server, on another port), and its 401 read as "did you mean rtsp://"."""
+    _, _, host, tail = _parts(source)
+    try:
+        _describe(stream_address(source), f"rtsp://{host}{tail or '/'}", 1, None, deadline)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _rtsp_port(address: tuple[str, int], scheme: str) -> str:
