@@ -534,6 +534,11 @@ def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path
     weak = run_app("users", "add", "bob", "--database", db, stdin="short\n")
     assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
     assert run_app("users", "add", "cy", "--camera", "door", "--database", db, stdin="cy's password 1\n").returncode == 0
+    # Refused in the command's own names, as POST /v1/users refuses in the JSON's (`cameras`).
+    for args, said in ((("--role", "admin", "--camera", "door"), "an admin sees every camera: a camera list (--camera) is for viewers"),
+                       (("--camera", " "), "--camera names no camera: leave it out for all cameras")):
+        refused = run_app("users", "add", "dee", *args, "--database", db, stdin="dee's password 1\n")
+        assert (refused.returncode, refused.stderr) == (1, f"error: {said}\n")
     listed = run_app("users", "list", "--database", db).stdout
     assert "ana\tadmin\tcameras=all" in listed and "cy\tviewer\tcameras=door" in listed
     assert run_app("users", "remove", "cy", "--database", db).returncode == 0

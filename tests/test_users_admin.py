@@ -265,7 +265,8 @@ def test_viewers_tokens_other_sites_and_open_servers_change_nothing(tmp_path):
     assert AuthStore(empty).users() == []
 
 
-def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
+def test_the_clis_rules_answer_in_the_apis_names(tmp_path):
+    """POST /v1/users refuses as `users add` does, naming the JSON's `cameras` (it said "--camera")."""
     db = site_users(tmp_path)
     boss = logged_in(db, BOSS)
 
@@ -275,9 +276,11 @@ def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
     with pytest.raises(WeakPassword) as cli_says:
         check_strength("short", "dee")
     assert add(name="dee", password="short").json() == {"error": str(cli_says.value)}
+    assert add(name="dee", role="admin", cameras=["door"]).json() == {
+        "error": "an admin sees every camera: a camera list (cameras) is for viewers"}
     for body in ({"name": "dee ee"}, {"name": "dee", "role": "owner"}, {"name": "dee", "role": "admin", "cameras": ["door"]}):
         refused = add(**body)
-        problem = new_user_problem(body["name"], body.get("role", "viewer"), body.get("cameras"))
+        problem = new_user_problem(body["name"], body.get("role", "viewer"), body.get("cameras"), "cameras")
         assert refused.status_code == 400 and refused.json() == {"error": problem}, body
     taken = add(name="ANA")  # names are one whatever their case
     assert taken.status_code == 409 and taken.json() == {
@@ -286,7 +289,7 @@ def test_the_clis_rules_answer_in_the_clis_words(tmp_path):
         camera = add(name="dee", cameras=["door", odd])
         assert camera.status_code == 400 and camera.json() == {"error": f"camera ids are 1-64 letters, digits, _ or -; got {odd!r}"}
     blank = add(name="dee", cameras=[" "])
-    assert blank.status_code == 400 and "names no camera" in blank.json()["error"]
+    assert blank.status_code == 400 and blank.json() == {"error": "cameras names no camera: leave it out for all cameras"}
     own = boss.post("/v1/users/boss/password", json=BY_BOSS | {"password": "the boss's new password"}, headers=CSRF)
     assert own.status_code == 400 and "Change password" in own.json()["error"]
     assert boss.post("/v1/users/nobody/password", json=BY_BOSS | {"password": "nobody's password"},

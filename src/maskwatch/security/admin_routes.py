@@ -164,11 +164,11 @@ def viewer_camera_choices(request: Request) -> list[str] | None:
     409: {"description": "The name is taken (whatever its case)" + MEANWHILE}})
 def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
     """Add a user, as `maskwatch users add`: a viewer sees only `cameras` where given."""
-    if (problem := new_user_problem(body.name, body.role, body.cameras)) is not None:
+    if (problem := new_user_problem(body.name, body.role, body.cameras, API_EDIT[1])) is not None:
         raise AuthError(400, problem)
     _strong(body.password, body.name)
     try:
-        cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
+        cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config", API_EDIT[1])
     except ValueError as err:
         raise _refused(err) from None
     acting = _confirmed(request, body.admin_password, f"user_added {body.name}")
@@ -223,7 +223,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
     cameras = None if body.all_cameras else UNCHANGED
     try:
         if body.cameras is not None:
-            cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config")
+            cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config", API_EDIT[1])
         acting = _confirmed(request, body.admin_password, f"user_changed {user_name}")
         user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting, expected=expected,
                                                  cameras_name=API_EDIT[1])

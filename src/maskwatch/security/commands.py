@@ -142,13 +142,13 @@ def add_user(
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
     site = site_config(config)
-    from maskwatch.security.user_rules import new_user_problem, viewer_cameras
+    from maskwatch.security.user_rules import CLI_EDIT, new_user_problem, viewer_cameras
 
     if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
         _fail(problem)
     try:
         camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
-                                lambda unknown: stored_history(site, unknown), str(config))
+                                lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])
     except ValueError as err:
         _fail(str(err))
     store = store_of(site, database, create=True)
@@ -226,7 +226,7 @@ def edit_user(
     if camera is not None:
         try:
             cameras = viewer_cameras(camera, list(site.cameras) if site is not None else None,
-                                     lambda unknown: stored_history(site, unknown), str(config))
+                                     lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])
         except ValueError as err:
             _fail(str(err))
     store = store_of(site, database)

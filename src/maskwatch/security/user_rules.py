@@ -21,7 +21,8 @@ DOT_NAMES = (".", "..")
 CAMERAS_TEXT = 2000  # users.cameras: the viewer's camera ids, comma-separated (PostgreSQL refused a longer list)
 # edit_user's `cameras` when the cameras stay as they are (None there means every camera).
 UNCHANGED = object()
-# What `users edit` and PATCH /v1/users/NAME call the role, the cameras and every camera (edit_problem).
+# What `users edit` and PATCH /v1/users/NAME call the role, the cameras and every camera (edit_problem);
+# `users add` and POST /v1/users name the cameras so too (new_user_problem, viewer_cameras).
 CLI_EDIT = ("--role", "--camera", "--all-cameras")
 API_EDIT = ("role", "cameras", "all_cameras")
 NO_CAMERA = "{} names no camera: use {} for every camera"  # an empty list: not "all"
@@ -46,11 +47,13 @@ def name_problem(name: str, kind: str) -> str | None:
     return None
 
 
-def new_user_problem(name: str, role: str, cameras: list[str] | None) -> str | None:
-    """What is wrong with a user to add, before any password (a bad name, role or camera list)."""
+def new_user_problem(name: str, role: str, cameras: list[str] | None, cameras_name: str = CLI_EDIT[1]) -> str | None:
+    """What is wrong with a user to add, before any password (a bad name, role or camera list);
+    `cameras_name` as the asker calls the list (API_EDIT[1] for POST /v1/users: a JSON client read
+    "--camera")."""
     if (problem := name_problem(name, "user")) is not None:
         return problem
-    return access_problem(role, cameras)
+    return access_problem(role, cameras, cameras_name)
 
 
 def edit_problem(role: str | None, cameras: list[str] | None, all_cameras: bool,
@@ -68,7 +71,7 @@ def edit_problem(role: str | None, cameras: list[str] | None, all_cameras: bool,
     return access_problem(role or "viewer", cameras, cameras_name)
 
 
-def access_problem(role: str, cameras: list[str] | None, cameras_name: str = "--camera") -> str | None:
+def access_problem(role: str, cameras: list[str] | None, cameras_name: str = CLI_EDIT[1]) -> str | None:
     """What is wrong with a role and a viewer's cameras: a user's to add (new_user_problem) or to
     change (edit_user, edit_problem), one rule; `cameras_name` as the asker calls the list."""
     if role not in ROLES:
@@ -84,16 +87,19 @@ def access_problem(role: str, cameras: list[str] | None, cameras_name: str = "--
     return None
 
 
-def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with_history, where: str) -> list[str] | None:
+def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with_history, where: str,
+                   cameras_name: str) -> list[str] | None:
     """A viewer's cameras as stored: blanks dropped, None for every camera. ValueError names a
     camera neither in `configured` (the site's; None: no site to check against) nor among
     `with_history(unknown)`, those of them whose history the database still holds (a camera
-    removed from the file is read as long as its history is kept). `users add` and POST /v1/users."""
+    removed from the file is read as long as its history is kept), or a list of blanks, said as
+    the asker calls the list (`cameras_name`: CLI_EDIT[1], API_EDIT[1]). `users add`/`edit` and
+    POST/PATCH /v1/users."""
     if cameras is None:
         return None
     cameras = [c.strip() for c in cameras if c.strip()]
     if not cameras:
-        raise ValueError("--camera names no camera: leave it out for all cameras")
+        raise ValueError(f"{cameras_name} names no camera: leave it out for all cameras")
     if configured is not None and (unknown := [c for c in cameras if c not in configured]):
         if unknown := [c for c in unknown if c not in with_history(unknown)]:
             raise ValueError(f"no camera {', '.join(map(repr, unknown))} in {where}, nor any history of it in its "
