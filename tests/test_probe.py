@@ -216,10 +216,24 @@ def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
     assert time.monotonic() - started < 3
 
 
+@contextmanager
+def web_camera(handler):
+    """An HTTP server on loopback answering with `handler` (a BaseHTTPRequestHandler): its host:port."""
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
     """An MJPEG camera's wrong password or path read `cannot open`: only RTSP's refusal was asked for."""
     import base64
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     login = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -234,16 +248,10 @@ def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    where = f"127.0.0.1:{server.server_address[1]}"
-    try:
+    with web_camera(Camera) as where:
         wrong, anonymous, no_path = (probe_camera("camera door", url, 2.0).detail for url in (
             f"http://{USER}:wrong-pass@{where}/video.mjpg", f"http://{where}/video.mjpg",
             f"http://{USER}:{PASSWORD}@{where}/no-such.mjpg"))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert wrong == f"http://{USER}:***@{where}/video.mjpg: the camera refused the user name or password (401)"
     assert anonymous == (f"http://{where}/video.mjpg: the camera asks for a user name and password (401): "
                          "http://USER:PASSWORD@host/...")
@@ -254,7 +262,7 @@ def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
 def test_a_web_cameras_refusal_is_said_though_its_server_header_names_rtsp():
     """A web camera whose Server header names RTSP (its own RTSP server is on another port) had its
     wrong password said as `is an RTSP server, not a web one: did you mean rtsp://`."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
 
     from maskwatch.video.rtsp_probe import http_refusal
 
@@ -270,14 +278,8 @@ def test_a_web_cameras_refusal_is_said_though_its_server_header_names_rtsp():
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    where = f"127.0.0.1:{server.server_address[1]}"
-    try:
+    with web_camera(Camera) as where:
         said = http_refusal(f"http://{USER}:wrong-pass@{where}/video.mjpg", 2.0)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert said == "the camera refused the user name or password (401)"
 
 

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pyotp
@@ -900,6 +901,25 @@ def test_a_recovery_code_is_good_once_across_routes_and_not_after_two_step_is_tu
         assert log_in(client_of(db), third[0]).status_code == 200
 
 
+@contextmanager
+def two_step_dialog_on_a_phone(page, base: str, init_script: str | None = None):  # noqa: F811
+    """A 360 px phone page logged in as ana with her app's code, the two-step dialog open; closed after."""
+    phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
+    if init_script is not None:
+        phone.add_init_script(init_script)
+    try:
+        phone.goto(base + "/login")
+        for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
+            phone.fill(field, value)
+        phone.click("button[type=submit]")
+        phone.wait_for_url(base + "/", timeout=20_000)
+        until(lambda: phone.is_visible("#two-step-open"))
+        phone.click("#two-step-open")
+        yield phone
+    finally:
+        phone.close()
+
+
 def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa: F811
     """"New recovery codes" (and "Turn off", "Set up") clicked twice sent two requests: the second,
     with the code the first had used, was a failed login, and its "Not changed: wrong password or
@@ -910,15 +930,7 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
     old = new_recovery_codes()
     assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
     with serving(["--database", db], tmp_path) as base:
-        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
-        try:
-            phone.goto(base + "/login")
-            for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
-                phone.fill(field, value)
-            phone.click("button[type=submit]")
-            phone.wait_for_url(base + "/", timeout=20_000)
-            until(lambda: phone.is_visible("#two-step-open"))
-            phone.click("#two-step-open")
+        with two_step_dialog_on_a_phone(page, base) as phone:
             phone.fill("#two-step-password", ANA[1])
             phone.fill("#two-step-code", old[0])
             phone.dblclick("#two-step-renew")
@@ -926,8 +938,6 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
             time.sleep(1.5)  # a second request's answer would have come by now
             assert phone.inner_text("#two-step-error") == ""
             shown = phone.input_value("#two-step-codes").split("\n")
-        finally:
-            phone.close()
     assert store.access_log(action="totp_failed") == [] and store.recovery_left("ana") == 10
     assert store.use_recovery(store.user("ana")["id"], recovery_hash(SECRET, shown[0]))  # the set shown is the one kept
 
@@ -1001,16 +1011,7 @@ def test_print_gives_the_printer_the_codes_alone_titled_and_its_window_goes_with
     old = new_recovery_codes()
     assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
     with serving(["--database", db], tmp_path) as base:
-        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
-        phone.add_init_script(RECORD_PRINTS)
-        try:
-            phone.goto(base + "/login")
-            for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
-                phone.fill(field, value)
-            phone.click("button[type=submit]")
-            phone.wait_for_url(base + "/", timeout=20_000)
-            until(lambda: phone.is_visible("#two-step-open"))
-            phone.click("#two-step-open")
+        with two_step_dialog_on_a_phone(page, base, RECORD_PRINTS) as phone:
             phone.fill("#two-step-password", ANA[1])
             phone.fill("#two-step-code", old[0])
             phone.click("#two-step-renew")
@@ -1032,5 +1033,3 @@ def test_print_gives_the_printer_the_codes_alone_titled_and_its_window_goes_with
             phone.keyboard.press("Escape")  # the dialog closed: the codes dropped, their window too
             assert until(lambda: phone.evaluate("true") and opened.value.is_closed())
             assert phone.evaluate("document.getElementById('two-step-codes').value") == ""
-        finally:
-            phone.close()
