@@ -668,6 +668,24 @@ def test_a_clearing_the_broker_refuses_is_said_and_the_marker_kept(tmp_path, mon
         guarded.stop()
 
 
+def swept_once(port: int, prefix: str, record=None) -> None:
+    """A site (user site, discovery under ha/) connects, sweeps the broker's retained topics once, stops."""
+    publisher = MqttPublisher(broker_at(port, prefix=prefix, username="site", password="pw", discovery=True,
+                                        discovery_prefix="ha"), cameras=["door"], names={"door": "Door"},
+                              record=record).start()
+    try:
+        assert publisher.swept.wait(20)
+    finally:
+        publisher.stop()
+
+
+def mend_acl(guarded: Broker, folder, rules: str) -> None:
+    """The broker's ACL file rewritten and read again (mosquitto reloads it on SIGHUP)."""
+    (folder / "mosquitto.acl").write_text(rules)
+    guarded.process.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+
+
 @pytest.mark.system  # starts its own broker, with an ACL
 def test_an_old_discovery_prefix_whose_clearing_is_refused_stays_marked_and_is_tried_again(tmp_path, monkeypatch,
                                                                                             caplog):
@@ -681,12 +699,7 @@ def test_an_old_discovery_prefix_whose_clearing_is_refused_stays_marked_and_is_t
     guarded = Broker(tmp_path, user=("site", "pw"), acl=rules.format("read")).start()
 
     def run() -> None:
-        publisher = MqttPublisher(broker_at(guarded.port, prefix="site", username="site", password="pw", discovery=True,
-                                            discovery_prefix="ha"), cameras=["door"], names={"door": "Door"}).start()
-        try:
-            assert publisher.swept.wait(20)
-        finally:
-            publisher.stop()
+        swept_once(guarded.port, "site")
 
     try:
         old = camera_configs("homeassistant", "site", "door", "Door")
@@ -698,9 +711,7 @@ def test_an_old_discovery_prefix_whose_clearing_is_refused_stays_marked_and_is_t
             '{"discovery_prefix":"ha","uncleared":["homeassistant"]}'
         assert any("did not take the clearing of 10 retained topics" in r.getMessage() for r in caplog.records)
 
-        (tmp_path / "mosquitto.acl").write_text(rules.format("readwrite"))  # the ACL mended
-        guarded.process.send_signal(signal.SIGHUP)  # mosquitto reads its ACL again
-        time.sleep(1.0)
+        mend_acl(guarded, tmp_path, rules.format("readwrite"))
         run()
         kept = retained(guarded.port)
         assert not kept.keys() & old.keys()  # tried again at the next connection, and cleared
@@ -727,13 +738,7 @@ def test_an_earlier_prefixs_configs_the_broker_would_not_clear_stay_marked_and_a
     guarded = Broker(tmp_path, user=("site", "pw"), acl=rules.format("read")).start()
 
     def run() -> None:
-        publisher = MqttPublisher(broker_at(guarded.port, prefix="new", username="site", password="pw", discovery=True,
-                                            discovery_prefix="ha"), cameras=["door"], names={"door": "Door"},
-                                  record=PublishedPrefix(store.engine, store.url)).start()
-        try:
-            assert publisher.swept.wait(20)
-        finally:
-            publisher.stop()
+        swept_once(guarded.port, "new", PublishedPrefix(store.engine, store.url))
 
     try:
         old = camera_configs("homeassistant", "old", "door", "Door")
@@ -743,9 +748,7 @@ def test_an_earlier_prefixs_configs_the_broker_would_not_clear_stay_marked_and_a
         assert {t: kept.get(t) for t in old} == old and kept.get("old/discovery") == marker("homeassistant")
         assert PublishedPrefix(store.engine, store.url).read() == ["new", "old"]
 
-        (tmp_path / "mosquitto.acl").write_text(rules.format("readwrite"))  # the ACL mended
-        guarded.process.send_signal(signal.SIGHUP)  # mosquitto reads its ACL again
-        time.sleep(1.0)
+        mend_acl(guarded, tmp_path, rules.format("readwrite"))
         run()
         kept = retained(guarded.port)
         assert not kept.keys() & {*old, "old/discovery"}  # tried again at the next connection, and cleared
