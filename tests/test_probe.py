@@ -217,30 +217,17 @@ def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
 
 
 @contextmanager
-def web_camera(handler):
-    """An HTTP server on loopback answering with `handler` (a BaseHTTPRequestHandler): its host:port."""
-    from http.server import ThreadingHTTPServer
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
-    """An MJPEG camera's wrong password or path read `cannot open`: only RTSP's refusal was asked for."""
-    import base64
-    from http.server import BaseHTTPRequestHandler
-
-    login = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+def web_camera(status, server: str | None = None):
+    """An HTTP camera on loopback answering each GET with `status(its headers)` and a Basic challenge;
+    `server`: its Server header. Yields its host:port."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Camera(BaseHTTPRequestHandler):
+        if server is not None:
+            server_version, sys_version = server, ""
+
         def do_GET(self) -> None:
-            code = 401 if self.headers.get("Authorization") != login else 404
-            self.send_response(code)
+            self.send_response(status(self.headers))
             self.send_header("WWW-Authenticate", 'Basic realm="camera"')
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -248,7 +235,21 @@ def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
         def log_message(self, *args) -> None:
             pass
 
-    with web_camera(Camera) as where:
+    answering = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    threading.Thread(target=answering.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{answering.server_address[1]}"
+    finally:
+        answering.shutdown()
+        answering.server_close()
+
+
+def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
+    """An MJPEG camera's wrong password or path read `cannot open`: only RTSP's refusal was asked for."""
+    import base64
+
+    login = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    with web_camera(lambda headers: 401 if headers.get("Authorization") != login else 404) as where:
         wrong, anonymous, no_path = (probe_camera("camera door", url, 2.0).detail for url in (
             f"http://{USER}:wrong-pass@{where}/video.mjpg", f"http://{where}/video.mjpg",
             f"http://{USER}:{PASSWORD}@{where}/no-such.mjpg"))
@@ -262,23 +263,9 @@ def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():
 def test_a_web_cameras_refusal_is_said_though_its_server_header_names_rtsp():
     """A web camera whose Server header names RTSP (its own RTSP server is on another port) had its
     wrong password said as `is an RTSP server, not a web one: did you mean rtsp://`."""
-    from http.server import BaseHTTPRequestHandler
-
     from maskwatch.video.rtsp_probe import http_refusal
 
-    class Camera(BaseHTTPRequestHandler):
-        server_version, sys_version = "IPCam-RTSP/HTTP-Server/1.0", ""
-
-        def do_GET(self) -> None:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="camera"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    with web_camera(Camera) as where:
+    with web_camera(lambda headers: 401, server="IPCam-RTSP/HTTP-Server/1.0") as where:
         said = http_refusal(f"http://{USER}:wrong-pass@{where}/video.mjpg", 2.0)
     assert said == "the camera refused the user name or password (401)"
 

@@ -230,16 +230,22 @@ def test_a_new_set_of_recovery_codes_replaces_the_old_and_turning_off_deletes_th
     assert len(store.access_log(action="recovery_used")) == 3
 
 
+def ana_with_recovery_codes(db: str) -> tuple[AuthStore, list[str]]:
+    """Ana, a viewer, with two-step login on (SECRET) and a set of recovery codes: the store and the codes."""
+    store = AuthStore(db)
+    store.add_user(*ANA, "viewer")
+    codes = new_recovery_codes()
+    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, codes)) == ""
+    return store, codes
+
+
 def test_of_two_renewals_at_once_the_one_whose_check_read_the_old_set_changes_nothing(tmp_path):
     """Two tabs (or the dialog and `users 2fa --recovery-codes`) each made a new set: both answered
     200 with theirs, only the later was stored, and the other tab showed codes that never worked.
     The renewal is now made on the set its check read: here the other tab's lands between this
     one's check and its write."""
     db = str(tmp_path / "two-tabs.db")
-    store = AuthStore(db)
-    store.add_user(*ANA, "viewer")
-    old = new_recovery_codes()
-    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
+    store, old = ana_with_recovery_codes(db)
     with client_of(db) as here, client_of(db) as there:
         assert log_in(here, old[0]).status_code == 200 and log_in(there, old[1]).status_code == 200
         racing = here.app.state.access.store
@@ -275,10 +281,7 @@ def test_a_recovery_code_whose_set_another_tab_renewed_meanwhile_is_409_not_a_fa
     told apart only once the password and the code were right (nothing for a guesser to learn);
     a code another login used meanwhile is still a wrong code."""
     db = str(tmp_path / "renewed.db")
-    store = AuthStore(db)
-    store.add_user(*ANA, "viewer")
-    codes = new_recovery_codes()
-    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, codes)) == ""
+    store, codes = ana_with_recovery_codes(db)
     with client_of(db) as here, client_of(db) as there:
         assert log_in(there, codes[0]).status_code == 200
         racing = here.app.state.access.store
@@ -925,10 +928,7 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
     with the code the first had used, was a failed login, and its "Not changed: wrong password or
     code" stood under the new codes, which then looked not made."""
     db = str(tmp_path / "double.db")
-    store = AuthStore(db)
-    store.add_user(*ANA, "viewer")
-    old = new_recovery_codes()
-    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
+    store, old = ana_with_recovery_codes(db)
     with serving(["--database", db], tmp_path) as base:
         with two_step_dialog_on_a_phone(page, base) as phone:
             phone.fill("#two-step-password", ANA[1])
@@ -1006,10 +1006,7 @@ def test_print_gives_the_printer_the_codes_alone_titled_and_its_window_goes_with
     "about:blank", nor which site the codes are for) and stayed open with the codes after printing
     and after the dialog, which drops them, had closed."""
     db = str(tmp_path / "print.db")
-    store = AuthStore(db)
-    store.add_user(*ANA, "viewer")
-    old = new_recovery_codes()
-    assert store.turn_on("ana", SECRET, step=0, recovery=recovery_hashes(SECRET, old)) == ""
+    store, old = ana_with_recovery_codes(db)
     with serving(["--database", db], tmp_path) as base:
         with two_step_dialog_on_a_phone(page, base, RECORD_PRINTS) as phone:
             phone.fill("#two-step-password", ANA[1])
