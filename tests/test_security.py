@@ -169,6 +169,37 @@ def test_tokens_read_only_and_revoked(secured, sample_dir):
                      timeout=10).status_code == 401
 
 
+def test_a_read_token_may_check_zone_text_and_no_other_write(secured):
+    """A read-only token was refused the zone editor's check, a POST that writes nothing, so a
+    script could not validate zone text before a deploy; a route marked reads-only lets it, and
+    every other write still refuses it, whatever it would change."""
+    store = AuthStore(str(secured.folder / "site.db"))
+    read = {"Authorization": f"Bearer {store.add_token('zone-checker', 'read')}"}
+    store.close()
+    zones = "zones:\n  front: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\n"
+    checked = httpx.post(secured.base + "/v1/cameras/door/zones/check", json={"text": zones}, headers=read, timeout=10)
+    assert checked.status_code == 200, checked.text
+    assert [zone["name"] for zone in checked.json()["zones"]] == ["front"]
+    bad = httpx.post(secured.base + "/v1/cameras/door/zones/check", json={"text": "zones: {q: [[0, 0]]}"},
+                     headers=read, timeout=10)
+    assert bad.status_code == 400 and "needs at least 3 points" in bad.json()["error"]
+    spec = secured.get("/openapi.json").json()
+    reads_only, writes = [], 0
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            if method == "get" or operation.get("x-maskwatch-access") == "public":
+                continue
+            if operation.get("x-maskwatch-reads-only"):
+                reads_only.append((method, path))
+                continue
+            answer = httpx.request(method.upper(), secured.base + fill(path), json={}, headers=read, timeout=30)
+            assert answer.status_code == 403, (method, path, answer.text)
+            assert answer.json() == {"error": "this API token is read-only"}, (method, path)
+            writes += 1
+    assert reads_only == [("post", "/v1/cameras/{camera_id}/zones/check")] and writes >= 8
+    assert "POST /v1/cameras/{camera_id}/zones/check" in spec["components"]["securitySchemes"]["token"]["description"]
+
+
 def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
     session = session_of(login(secured.base, VIEWER))
 
