@@ -638,7 +638,7 @@ def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_
     assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"]
     assert check("zones: {}", headers={}).status_code == 401
     read_only = check("zones: {}", headers={"Authorization": f"Bearer {zoned_site.credentials.read_token}"})
-    assert read_only.status_code == 403 and read_only.json() == {"error": "this API token is read-only"}
+    assert read_only.status_code == 200  # it writes nothing: a read-only token may check (tests/test_security.py)
 
     assert (zoned_site.folder / "site.yaml").read_text() == site_yaml  # nothing written
     assert zoned_site.get("/v1/cameras/door/zones").json()["zones"][0]["name"] == "queue"

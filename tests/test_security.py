@@ -169,6 +169,37 @@ def test_tokens_read_only_and_revoked(secured, sample_dir):
                      timeout=10).status_code == 401
 
 
+def test_a_read_token_may_check_zone_text_and_no_other_write(secured):
+    """A read-only token was refused the zone editor's check, a POST that writes nothing, so a
+    script could not validate zone text before a deploy; a route marked reads-only lets it, and
+    every other write still refuses it, whatever it would change."""
+    store = AuthStore(str(secured.folder / "site.db"))
+    read = {"Authorization": f"Bearer {store.add_token('zone-checker', 'read')}"}
+    store.close()
+    zones = "zones:\n  front: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\n"
+    checked = httpx.post(secured.base + "/v1/cameras/door/zones/check", json={"text": zones}, headers=read, timeout=10)
+    assert checked.status_code == 200, checked.text
+    assert [zone["name"] for zone in checked.json()["zones"]] == ["front"]
+    bad = httpx.post(secured.base + "/v1/cameras/door/zones/check", json={"text": "zones: {q: [[0, 0]]}"},
+                     headers=read, timeout=10)
+    assert bad.status_code == 400 and "needs at least 3 points" in bad.json()["error"]
+    spec = secured.get("/openapi.json").json()
+    reads_only, writes = [], 0
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            if method == "get" or operation.get("x-maskwatch-access") == "public":
+                continue
+            if operation.get("x-maskwatch-reads-only"):
+                reads_only.append((method, path))
+                continue
+            answer = httpx.request(method.upper(), secured.base + fill(path), json={}, headers=read, timeout=30)
+            assert answer.status_code == 403, (method, path, answer.text)
+            assert answer.json() == {"error": "this API token is read-only"}, (method, path)
+            writes += 1
+    assert reads_only == [("post", "/v1/cameras/{camera_id}/zones/check")] and writes >= 8
+    assert "POST /v1/cameras/{camera_id}/zones/check" in spec["components"]["securitySchemes"]["token"]["description"]
+
+
 def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
     session = session_of(login(secured.base, VIEWER))
 
@@ -409,6 +440,15 @@ def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  #
                                            getComputedStyle(document.getElementById("trend-patterns")).position,
                                            getComputedStyle(document.getElementById("two-step-dialog")).boxSizing]""")
         assert styled == ["sticky", "absolute", "border-box"]  # dashboard.css and two-step.css applied
+        # A reload revalidates the parts the browser kept (ETag, no-cache) and runs them again.
+        parts = []
+        strict.on("response", lambda answer: parts.append(answer.status) if "/static/" in answer.url else None)
+        strict.reload()
+        strict.wait_for_selector('.camera[data-camera="till"]', timeout=30_000)
+        strict.wait_for_selector("#two-step-open:not([hidden])", timeout=20_000)
+        assert strict.evaluate("() => getComputedStyle(document.getElementById('stale-region')).position") == "sticky"
+        from maskwatch.serving.service_api import STATIC_ASSETS
+        assert parts == [304] * len(STATIC_ASSETS)  # each part asked again, none sent again (no-store: 200s)
         assert browser_trouble() == []
     finally:
         context.close()
@@ -416,12 +456,15 @@ def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  #
 
 def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inline(secured):
     """The page has no inline script, style or style attribute, so its CSP allows none ('unsafe-inline'
-    let an injected <style> or style="" through); each file it names is served as the page is, no-store
-    (after an upgrade the browser never runs the new page with a script it kept), the package's own."""
+    let an injected <style> or style="" through); the page is no-store, and each file it names, the
+    package's own, is kept by the browser but revalidated by its ETag each time (no-store sent all
+    of them in full on every load; an upgrade changes the tag, so no old script runs)."""
     from maskwatch.serving.service_api import STATIC, STATIC_ASSETS
 
     answer = secured.get("/")
     assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    assert "etag" not in answer.headers
+    assert httpx.get(secured.base + "/login", timeout=10).headers["cache-control"] == "no-store"
     policy = answer.headers["content-security-policy"]
     assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
     assert "script-src 'self'" in policy and "style-src 'self'" in policy
@@ -430,11 +473,32 @@ def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inli
                        answer.text)
     named = [script or style for script, style in named]
     assert sorted(named) == sorted(STATIC_ASSETS)  # every part the page names is served, and only those
+    tags = set()
     for name in named:
         part = secured.get("/static/" + name)
-        assert part.status_code == 200 and part.headers["cache-control"] == "no-store", name
+        assert part.status_code == 200 and part.headers["cache-control"] == "no-cache", name
         assert part.content == (STATIC / name).read_bytes(), name
         assert part.headers["content-type"].split(";")[0] == STATIC_ASSETS[name], name
+        etag = part.headers["etag"]
+        assert re.fullmatch(r'"[0-9a-f]{32}"', etag), etag
+        assert etag == secured.get("/static/" + name).headers["etag"], name  # the same each time
+        tags.add(etag)
+        for kept in (etag, "W/" + etag, f'"other", {etag}', "*"):
+            same = httpx.get(secured.base + "/static/" + name, headers=secured.credentials.headers | {
+                "If-None-Match": kept}, timeout=10)
+            assert same.status_code == 304 and same.content == b"", (name, kept)
+            assert same.headers["etag"] == etag and same.headers["cache-control"] == "no-cache"
+            assert same.headers["content-security-policy"] == policy and same.headers["x-frame-options"] == "DENY"
+            assert same.headers["x-content-type-options"] == "nosniff"
+            assert same.headers["referrer-policy"] == "same-origin"
+        stale = httpx.get(secured.base + "/static/" + name, headers=secured.credentials.headers | {
+            "If-None-Match": '"' + "0" * 32 + '"'}, timeout=10)  # a copy from before an upgrade
+        assert stale.status_code == 200 and stale.content == part.content and stale.headers["etag"] == etag
+    assert len(tags) == len(named)  # a tag of each file's own bytes
+    # a revalidation is no way around the login: the tag opens nothing
+    anonymous = httpx.get(secured.base + "/static/dashboard.js", headers={"If-None-Match": "*"}, timeout=10)
+    assert anonymous.status_code == 401 and "etag" not in anonymous.headers
+    assert secured.get("/static/site.yaml").status_code == 404
 
 
 def test_the_login_pages_inline_script_and_style_are_those_its_policy_allows(secured):

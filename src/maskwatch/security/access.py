@@ -29,7 +29,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, AuthError, audit_target, camera_of,
                                                check_csrf, check_origin, client_address, is_loopback, secure_cookies)
-from maskwatch.security.route_access import ACCESS, AUDIT, SAME_SITE_ONLY
+from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.store import AuthStore, Conflict
 from maskwatch.site.database import driver_reason
 
@@ -152,7 +152,7 @@ class AccessControl:
             check_origin(request)  # a token is no browser's ambient credential: its scripts may link freely
         elif principal.via == "open" and request.method not in SAFE_METHODS:
             check_origin(request)  # a page elsewhere must not post to an open server; curl sends no Origin
-        if principal.scope == "read" and request.method not in SAFE_METHODS:
+        if principal.scope == "read" and request.method not in SAFE_METHODS and not extra.get(READS_ONLY):
             raise AuthError(403, "this API token is read-only")
         if self.two_step_missing(principal) and getattr(route, "path", None) not in TWO_STEP_SETUP:
             raise AuthError(403, TWO_STEP_REQUIRED)

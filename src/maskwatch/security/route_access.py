@@ -11,6 +11,9 @@ AUDIT_QUERY = "x-maskwatch-audit-query"
 # A route a page of another site must not start in a logged-in browser's name (a link to an export:
 # SameSite=Lax sends the cookie on a top-level navigation, and the access log named the victim).
 SAME_SITE_ONLY = "x-maskwatch-same-site-only"
+# A POST that changes nothing (the zone editor's check only reads the text it is given): a read-scope
+# API token may call it, as every GET; every other POST refuses such a token.
+READS_ONLY = "x-maskwatch-reads-only"
 PUBLIC = {ACCESS: "public"}
 ADMIN = {ACCESS: "admin"}
 # Figures over every camera (/metrics): admins, API tokens (Prometheus) and viewers of every camera.

@@ -136,22 +136,28 @@ DETECT_BODY = {
 
 # How a program other than a browser proves who it is (security/access.py); a browser's session
 # cookie is the dashboard's affair. Undocumented, a generated client had no place for the token.
-TOKEN_SCHEME = {"token": {
+TOKEN_SCHEME = {
     "type": "http", "scheme": "bearer",
     "description": "An API token, `Authorization: Bearer TOKEN`: `maskwatch tokens add NAME` prints one "
-                   "(--scope full, or read: no POST). A server with no users yet answers on loopback without one."}}
+                   "(--scope full, or read: GET only, and the POSTs marked `x-maskwatch-reads-only`: {reads}). "
+                   "A server with no users yet answers on loopback without one."}
 
 
 def document_security(document: dict, open_server: bool) -> dict:
     """A copy of the document that says which routes need the token: every one but the public
-    ones, and none needs it on an open server (no users yet, loopback only)."""
-    from maskwatch.security.route_access import ACCESS
+    ones, and none needs it on an open server (no users yet, loopback only); and which POSTs a
+    read-scope token may call, as the scope check reads them."""
+    from maskwatch.security.route_access import ACCESS, READS_ONLY
 
-    document = {**document, "components": {**document.get("components", {}), "securitySchemes": TOKEN_SCHEME},
-                "paths": {path: dict(operations) for path, operations in document.get("paths", {}).items()}}
+    document = {**document, "paths": {path: dict(operations) for path, operations in document.get("paths", {}).items()}}
     needed = [{"token": []}, {}] if open_server else [{"token": []}]
-    for operations in document["paths"].values():
+    reads = []
+    for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if isinstance(operation, dict) and "responses" in operation:
                 operations[method] = operation | {"security": [] if operation.get(ACCESS) == "public" else needed}
+                if operation.get(READS_ONLY) and method != "get":
+                    reads.append(f"{method.upper()} {path}")
+    scheme = TOKEN_SCHEME | {"description": TOKEN_SCHEME["description"].format(reads=", ".join(reads) or "none")}
+    document["components"] = {**document.get("components", {}), "securitySchemes": {"token": scheme}}
     return document

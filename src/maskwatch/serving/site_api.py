@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.security.route_access import AUDIT, AUDIT_QUERY, SAME_SITE_ONLY
+from maskwatch.security.route_access import AUDIT, AUDIT_QUERY, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.exports import (EXPORT_OF_YOURS_RESPONSE, EXPORTS, EXPORTS_BUSY_RESPONSE, SlotStream,
                                        exports_busy, said_if_cut_off)
@@ -235,7 +235,7 @@ def camera_zones(request: Request, camera_id: str) -> JSONResponse:
     return JSONResponse(zones_answer(camera_id, camera.config))
 
 
-@router.post("/cameras/{camera_id}/zones/check", response_model=CameraZones,
+@router.post("/cameras/{camera_id}/zones/check", response_model=CameraZones, openapi_extra={READS_ONLY: True},
              responses=_errors((400, "The text is not what the config takes under the camera: its problems "
                                      "in one line, as `maskwatch run --check` says them"),
                                (404, "No such camera running"),
