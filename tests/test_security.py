@@ -476,7 +476,7 @@ def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inli
     tags = set()
     for name in named:
         part = secured.get("/static/" + name)
-        assert part.status_code == 200 and part.headers["cache-control"] == "no-cache", name
+        assert part.status_code == 200 and part.headers["cache-control"] == "private, no-cache", name
         assert part.content == (STATIC / name).read_bytes(), name
         assert part.headers["content-type"].split(";")[0] == STATIC_ASSETS[name], name
         etag = part.headers["etag"]
@@ -487,7 +487,7 @@ def test_the_dashboards_files_are_no_staler_than_the_page_and_none_of_it_is_inli
             same = httpx.get(secured.base + "/static/" + name, headers=secured.credentials.headers | {
                 "If-None-Match": kept}, timeout=10)
             assert same.status_code == 304 and same.content == b"", (name, kept)
-            assert same.headers["etag"] == etag and same.headers["cache-control"] == "no-cache"
+            assert same.headers["etag"] == etag and same.headers["cache-control"] == "private, no-cache"
             assert same.headers["content-security-policy"] == policy and same.headers["x-frame-options"] == "DENY"
             assert same.headers["x-content-type-options"] == "nosniff"
             assert same.headers["referrer-policy"] == "same-origin"

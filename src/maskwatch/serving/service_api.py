@@ -29,7 +29,8 @@ from maskwatch.serving.uploads import image_from_upload, read_image_bytes
 
 STATIC = Path(__file__).parent / "static"
 # GET /static/NAME, these only: the dashboard's parts (dashboard.html loads them). Each with an ETag
-# (a hash of its bytes) and `Cache-Control: no-cache`: the browser keeps them but asks each time, and
+# (a hash of its bytes) and `Cache-Control: private, no-cache`: the browser (no shared cache: they are
+# behind the login) keeps them but asks each time, and
 # a 304 answers an unchanged one (no-store sent all 14 in full on every load, slow on a phone's link);
 # after an upgrade the hash differs, so a browser never runs the new page with a part kept from before.
 # The page itself (/, /login) sets none and stays no-store (SecurityHeaders).
@@ -108,7 +109,7 @@ def static_asset(asset: str, request: Request) -> Response:
     if asset not in STATIC_ASSETS:
         return JSONResponse({"error": f"no static file {asset!r}"}, status_code=404)
     body, etag = static_part(asset)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=STATIC_ASSETS[asset], headers=headers)
