@@ -130,3 +130,18 @@ def test_nothing_imports_the_benchmark_scripts():
             if any(name == "benchmarks" or name.startswith("benchmarks.") for name in names):
                 found.append(f"{path.name}:{node.lineno}")
     assert not found, f"imports of benchmarks/: {found}"
+
+
+def test_every_file_compiles_without_a_warning():
+    """maskwatch/__init__.py's docstring held `\\ s` (reStructuredText's), an invalid escape: Python
+    3.12 prints a SyntaxWarning for it when the file is first compiled, on a user's first import."""
+    import warnings
+
+    root = Path(__file__).resolve().parents[1]
+    warned = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            compile(path.read_text(encoding="utf-8"), str(path), "exec")
+        warned += [f"{path.relative_to(root)}: {w.message}" for w in caught]
+    assert not warned, "\n".join(warned)

@@ -1,4 +1,4 @@
-"""maskwatch: who wears a face mask, who wears it wrongly, who wears none.
+r"""maskwatch: who wears a face mask, who wears it wrongly, who wears none.
 
 The public API is small: :class:`Face` (one face in a frame), :class:`Classifier`
 (three-way mask classification of BGR face crops through ONNX Runtime), :class:`Detector`
