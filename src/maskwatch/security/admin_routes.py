@@ -226,7 +226,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
             cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config", API_EDIT[1])
         acting = _confirmed(request, body.admin_password, f"user_changed {user_name}")
         user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting, expected=expected,
-                                                 cameras_name=API_EDIT[1])
+                                                 names=API_EDIT)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "user_changed", added_target(user), {"user": user, "tokens_revoked": revoked},

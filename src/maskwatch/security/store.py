@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, login_failures,
                                        recovery_codes, sessions, users)
-from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA_EDITED, SCOPES, UNCHANGED, access_problem, cameras_text,
+from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, SCOPES, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem)
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.database import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, apply_migrations,
@@ -255,7 +255,7 @@ class AuthStore:
 
     def edit_user(self, name: str, role: str | None = None, cameras=UNCHANGED,
                   acting: tuple[str, str] | None = None, expected: dict | None = None,
-                  cameras_name: str = CLI_EDIT[1]) -> tuple[dict, list[str]]:
+                  names: tuple[str, str, str] = CLI_EDIT) -> tuple[dict, list[str]]:
         """A user's new role and/or cameras (`cameras` a viewer's list, None for every camera,
         UNCHANGED to keep them); the user as now, and the names of the tokens they owned, revoked
         in the same transaction when an admin is made a viewer. An admin's cameras go (they see
@@ -265,7 +265,7 @@ class AuthStore:
         Their sessions are kept: each request reads the role and cameras from this table
         (session_user), so the change holds from their next request. NoSuch, Conflict for the last
         admin made a viewer (whatever other users: nobody would be left to run the site), or
-        ValueError for a bad role or a camera list (named as the asker names it: `cameras_name`)
+        ValueError for a bad role or a camera list (said in the asker's `names`: CLI_EDIT, API_EDIT)
         given to an admin. Under USERS_LOCK, as
         remove_user: two admins making each other viewers at once leave one admin."""
         with self._write_lock, self.engine.begin() as connection:
@@ -281,8 +281,8 @@ class AuthStore:
             if cameras is UNCHANGED:  # made an admin: every camera; else as they were
                 cameras = None if role == "admin" else before["cameras"]
             elif cameras is not None and not any(c.strip() for c in cameras):
-                raise ValueError(NO_CAMERA_EDITED)
-            if (problem := access_problem(role, cameras, cameras_name)) is not None:
+                raise ValueError(NO_CAMERA.format(*names[1:]))
+            if (problem := access_problem(role, cameras, names[1])) is not None:
                 raise ValueError(problem)
             if before["role"] == "admin" and role != "admin":
                 admins = connection.execute(select(func.count()).select_from(users)

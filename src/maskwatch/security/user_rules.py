@@ -26,7 +26,6 @@ UNCHANGED = object()
 CLI_EDIT = ("--role", "--camera", "--all-cameras")
 API_EDIT = ("role", "cameras", "all_cameras")
 NO_CAMERA = "{} names no camera: use {} for every camera"  # an empty list: not "all"
-NO_CAMERA_EDITED = NO_CAMERA.format(*CLI_EDIT[1:])
 
 
 def cameras_text(cameras) -> str | None:
