@@ -48,6 +48,15 @@ LINES = """(selector) => {  // the lines a text is laid out on
 }"""
 
 
+NEXT_FRAMES = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+# Each text of the chart: its size on screen (its font size times the drawing's scale) and its box.
+CHART_TEXT = """() => [...document.querySelectorAll('#trend-chart text')].map((text) => {
+  const box = text.getBoundingClientRect();
+  return {text: text.textContent, px: parseFloat(getComputedStyle(text).fontSize) * text.getScreenCTM().a,
+          left: box.left, right: box.right, top: box.top, bottom: box.bottom};
+})"""
+
+
 def answer(body):
     """A route handler that answers JSON `body` (the server's figures replaced by known ones)."""
     return lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
@@ -165,6 +174,19 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     assert desk.query_selector("#trend-chart line.threshold") is not None
     assert desk.inner_text("#trend-timezone") == "the server's local time, UTC+02:00"
     desk.set_viewport_size({"width": 320, "height": 640})  # a phone: the time, the share and its interval in view
+    # and the chart's text 11 px or more on screen, each apart and inside it: a 720-wide drawing
+    # shrunk to the phone's width showed its axis in 4.4 px text
+    desk.evaluate(NEXT_FRAMES)  # drawn again at its new size
+    texts = desk.evaluate(CHART_TEXT)
+    assert [t["text"] for t in texts] == ["100%", "0%", "80%", "01-01 10:00", "now"], texts
+    chart = desk.query_selector("#trend-chart").bounding_box()
+    for i, text in enumerate(texts):
+        assert text["px"] >= 11, texts
+        assert chart["x"] <= text["left"] and text["right"] <= chart["x"] + chart["width"], text
+        assert chart["y"] <= text["top"] and text["bottom"] <= chart["y"] + chart["height"], text
+        for other in texts[i + 1:]:
+            assert (text["right"] <= other["left"] or other["right"] <= text["left"]
+                    or text["bottom"] <= other["top"] or other["bottom"] <= text["top"]), (text, other)
     desk.click("#trend details summary")
     for header in desk.query_selector_all("#trend-table th")[:3]:
         box = header.bounding_box()

@@ -24,14 +24,16 @@ from tests.test_site import SiteProcess
 PROMETHEUS = ROOT / "examples" / "prometheus"
 RULES = PROMETHEUS / "maskwatch-rules.yml"
 DASHBOARD = ROOT / "examples" / "grafana" / "maskwatch-dashboard.json"
+# The site's series not of one camera (the app's own, maskwatch_requests_total and the rest, are serve's).
+SITE_WIDE = {"maskwatch_webhook_alerts", "maskwatch_notify_alerts", "maskwatch_report_messages", "maskwatch_mqtt_connected"}
 # Labels Prometheus gives every series of a scrape target itself.
 TARGET_LABELS = {"job", "instance"}
 
 
-def promtool(*args: str, cwd=PROMETHEUS) -> subprocess.CompletedProcess:
+def promtool(*args: str, cwd=PROMETHEUS, given: str | None = None) -> subprocess.CompletedProcess:
     if shutil.which("promtool") is None:
         pytest.fail("promtool is missing: the Makefile's prometheus target installs Debian's prometheus")
-    return subprocess.run(["promtool", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(["promtool", *args], cwd=cwd, input=given, capture_output=True, text=True, timeout=60)
 
 
 def rules() -> list[dict]:
@@ -119,7 +121,7 @@ def used_labels(expr: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def scraped(tmp_path_factory):
+def exposition(tmp_path_factory) -> str:
     """/metrics of `maskwatch run` with every optional part: a camera, alerts.notify, reports, MQTT
     (a real mosquitto) and people today (so that the compliance gauges are there)."""
     if not mosquitto_available():
@@ -145,8 +147,14 @@ mqtt: {{host: 127.0.0.1, port: {broker.port}}}
             site.stop()
     finally:
         broker.stop()
+    return text
+
+
+@pytest.fixture(scope="module")
+def scraped(exposition):
+    """The exposition's samples by their series name (a counter's with its `_total`)."""
     samples: dict[str, list] = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             samples.setdefault(sample.name, []).append(sample)
     return samples
@@ -176,3 +184,20 @@ def test_every_series_and_label_the_examples_use_is_in_a_sites_metrics(scraped):
                 assert set(values) <= known[label], f"{name}: {label} is one of {sorted(known[label])}, not {values}"
     (target,) = scraped["maskwatch_camera_fps_target"]
     assert target.labels == {"camera": "door"} and target.value == 3.0  # the camera's fps, as its file says
+
+
+@pytest.mark.system  # promtool: `make prometheus`
+def test_the_metrics_pass_promtools_lint_and_the_counts_since_the_start_are_counters(exposition):
+    """Reconnects and deliveries, counts that only grow until a restart, were gauges: increase()
+    read a restart's fall to 0 as a fall, not a counter reset, and their names lacked `_total`."""
+    checked = promtool("check", "metrics", given=exposition)
+    assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+    families = {family.name: family for family in text_string_to_metric_families(exposition)
+                if family.name.startswith("maskwatch_camera_") or family.name in SITE_WIDE}
+    assert {name for name, family in families.items() if family.type == "counter"} == {
+        "maskwatch_camera_reconnects", "maskwatch_webhook_alerts", "maskwatch_notify_alerts", "maskwatch_report_messages"}
+    for name, family in families.items():
+        assert ("since the start" in family.documentation) == (family.type == "counter"), name
+        assert family.type in {"counter", "gauge"}, name
+        suffix = "_total" if family.type == "counter" else ""
+        assert family.samples and {sample.name for sample in family.samples} == {name + suffix}, name

@@ -2,12 +2,13 @@
 
 `maskwatch run` is one process, so reading the live state at scrape time is exact: no counter
 can drift between workers. People per label come from the database (today in the site's timezone), so they carry
-on across restarts.
+on across restarts. Counts since the start are counters (`..._total`), so that Prometheus's rate()
+and increase() read a restart's fall to 0 as a reset; the rest are gauges.
 """
 
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
@@ -24,8 +25,8 @@ class SiteCollector(Collector):
         # Beside the stream's rate, so that a rule can tell a stream too slow for the analysis asked of it.
         fps_target = GaugeMetricFamily("maskwatch_camera_fps_target", "Frames analysed per second, as configured",
                                        labels=["camera"])
-        reconnects = GaugeMetricFamily("maskwatch_camera_reconnects", "Tries to open the stream again: after it was lost, and each failed one",
-                                       labels=["camera"])
+        reconnects = CounterMetricFamily("maskwatch_camera_reconnects", "Tries to open the stream again since the start: "
+                                         "after it was lost, and each failed one", labels=["camera"])
         people = GaugeMetricFamily("maskwatch_camera_people_today", "People decided today (since midnight in the site's timezone), per voted label",
                                    labels=["camera", "label"])
         ratio = GaugeMetricFamily("maskwatch_camera_compliance_today",
@@ -55,21 +56,21 @@ class SiteCollector(Collector):
         yield from (up, fps, fps_target, reconnects, people, ratio, low, high)
         # Deliveries: a receiver that is down or a broker that is misnamed shows here, not only in the log.
         stats = self.site.alerts.stats
-        alerts = GaugeMetricFamily("maskwatch_webhook_alerts", "Webhook alerts since the start, by outcome "
-                                   "(failed: every retry failed; dropped: the queue was full)", labels=["outcome"])
+        alerts = CounterMetricFamily("maskwatch_webhook_alerts", "Webhook alerts since the start, by outcome "
+                                     "(failed: every retry failed; dropped: the queue was full)", labels=["outcome"])
         for outcome in ("sent", "failed", "retried", "dropped"):
             alerts.add_metric([outcome], getattr(stats, outcome))
         yield alerts
         if self.site.notifications is not None:
-            notified = GaugeMetricFamily("maskwatch_notify_alerts", "Messages (alerts.notify) since the start, by "
-                                         "outcome (failed: every retry failed; dropped: the queue was full)",
-                                         labels=["outcome"])
+            notified = CounterMetricFamily("maskwatch_notify_alerts", "Messages (alerts.notify) since the start, by "
+                                           "outcome (failed: every retry failed; dropped: the queue was full)",
+                                           labels=["outcome"])
             for outcome in ("sent", "failed", "retried", "dropped"):
                 notified.add_metric([outcome], getattr(self.site.notifications.stats, outcome))
             yield notified
         if self.site.reports is not None:
-            reported = GaugeMetricFamily("maskwatch_report_messages", "Scheduled reports' messages since the start, "
-                                         "one per URL, by outcome (failed: every retry failed)", labels=["outcome"])
+            reported = CounterMetricFamily("maskwatch_report_messages", "Scheduled reports' messages since the start, "
+                                           "one per URL, by outcome (failed: every retry failed)", labels=["outcome"])
             for outcome in ("sent", "failed", "retried", "dropped"):
                 reported.add_metric([outcome], getattr(self.site.reports.sender.stats, outcome))
             yield reported

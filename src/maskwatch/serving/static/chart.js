@@ -1,17 +1,24 @@
 // "Compliance over time": the chart and its table, its camera, zone and period kept in the page's
 // address.
 
-function drawTrend(series) {
+let trendDrawn = null;  // the series last drawn and when it was read: drawn again at a new size
+
+function drawTrend(series, readAt = Date.now()) {
   // One bar per bucket with people in it, its height the corrected compliant share, a whisker over
   // it for the 95 % interval; the axis is 0-100 %. Red only when the whole interval is under 80 %.
   const chart = document.getElementById("trend-chart");
   chart.replaceChildren();
-  const left = 40, top = 10, width = 670, height = 190;
+  trendDrawn = {series, readAt};
+  // Drawn in the chart's own CSS pixels, so that its 11 px text is 11 px at every width: a 720-wide
+  // drawing shrunk to a 320 px phone showed the axis in 4 px text.
+  const [shownWidth, shownHeight] = trendSize(chart);
+  chart.setAttribute("viewBox", `0 0 ${shownWidth} ${shownHeight}`);
+  const left = 40, top = 10, width = shownWidth - 50, height = shownHeight - 50;
   chart.append(svgElement("rect", {x: left, y: top, width, height, fill: "none", stroke: "#ccc"}),
                svgElement("text", {x: 4, y: top + 10}, "100%"), svgElement("text", {x: 14, y: top + height}, "0%"));
   chart.dataset.buckets = series.buckets.length;
   // Read once a minute: say when, so that a bar that has not moved is not taken for a stuck page.
-  document.getElementById("trend-updated").textContent = `read at ${clockMinute(Date.now())}, every minute`;
+  document.getElementById("trend-updated").textContent = `read at ${clockMinute(readAt)}, every minute`;
   // "local" alone told a viewer elsewhere nothing: its UTC offset, from a bucket's start, with it
   const offset = series.buckets.length ? series.buckets.at(-1).start.slice(19).replace(/^\.\d+/, "") : "";  // the newest (summer time)
   document.getElementById("trend-timezone").textContent = series.timezone !== "local" ? series.timezone :
@@ -90,6 +97,17 @@ function drawTrend(series) {
     `${percent(latest.compliance)} (95% interval ${interval(latest)}) ` +
     `of ${latest.people} people judged` : `share of people wearing a mask${where}: no people counted yet`);
 }
+
+// The chart's size on screen, inside its border (720 x 240, the desktop's, while it is not laid out).
+function trendSize(chart) {
+  return chart.clientWidth > 0 && chart.clientHeight > 0 ? [chart.clientWidth, chart.clientHeight] : [720, 240];
+}
+new ResizeObserver(() => {  // a phone turned, a window resized: drawn again in the new pixels
+  const chart = document.getElementById("trend-chart");
+  if (trendDrawn && chart.getAttribute("viewBox") !== `0 0 ${trendSize(chart).join(" ")}`) {
+    drawTrend(trendDrawn.series, trendDrawn.readAt);
+  }
+}).observe(document.getElementById("trend-chart"));
 
 async function loadTrend() {
   const params = new URLSearchParams({bucket: document.getElementById("trend-bucket").value});
