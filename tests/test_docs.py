@@ -84,6 +84,24 @@ def test_every_command_is_in_the_cli_pages_table():
     assert not {name.split()[0] for name, _ in _commands()} - listed
 
 
+def test_the_readmes_extras_table_names_each_command_under_its_extra():
+    """README's table of extras said `classify`, `detect` for the base install and left `alerts`
+    out of serve's, where the CLI page's table gives `annotations` and `evaluate-photos` as base
+    and `alerts` as serve: a newcomer installing for `alerts test` did not know which extra."""
+    intro, _ = _cli_page()
+    row = re.compile(r"^\| \[?`([a-z-]+)`.*\| (\w+) \|$", re.M)
+    extra_of = dict(row.findall(intro)) | {"users": "serve", "tokens": "serve"}
+    readme = (ROOT / "README.md").read_text().split("\n## Installing\n", 1)[1].split("\n## ", 1)[0]
+    for_extra = {("base" if extra == "(none)" else extra.strip("`")): commands for extra, commands in
+                 re.findall(r"^\| (\(none\)|`\w+`) \|[^|]*\| (.*) \|$", readme, re.M)}
+    detector_part = (DOCS / "cli.md").read_text().split("\n## The face detector\n", 1)[1].split("\n## ", 1)[0]
+    detector_commands = set(re.findall(r"^### (\S+)", detector_part, re.M))
+    wrong = [f"{name} ({extra})" for name, extra in sorted(extra_of.items())
+             if f"`{name}`" not in for_extra.get(extra, "")
+             and not (name in detector_commands and "the detector commands" in for_extra.get(extra, ""))]
+    assert not wrong, f"README's table of extras misses: {wrong}"
+
+
 def test_the_cli_page_teaches_no_option_its_command_lacks():
     """A section is a command's, and its option table's first column names only options the
     command has (a renamed or removed one stayed in the table, and users' scripts copied it)."""
