@@ -177,3 +177,15 @@ def test_benchmark_commands_in_the_docs_name_scripts_and_options_that_exist():
         wrong += [f"{where}: benchmarks/{name}.py has no {option}" for option in
                   sorted(options - (_parser_options(script) or {"--help"}))]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_architecture_map_names_every_module_and_package():
+    """docs/architecture.md's "Where things live" is a newcomer's map of src/maskwatch: after the
+    splits it lacked evaluation/ (evaluate-photos), demo.py, atomic.py and progress.py."""
+    text = (DOCS / "architecture.md").read_text()
+    block = text.split("\n## Where things live\n", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"^  (\S+)", block, re.M))
+    package = ROOT / "src" / "maskwatch"
+    entries = {p.name + "/" if p.is_dir() else p.name for p in package.iterdir()
+               if not p.name.startswith(("_", ".")) and p.name != "py.typed"}
+    assert not entries - named, f"docs/architecture.md does not place: {sorted(entries - named)}"
