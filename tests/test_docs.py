@@ -189,3 +189,31 @@ def test_the_architecture_map_names_every_module_and_package():
     entries = {p.name + "/" if p.is_dir() else p.name for p in package.iterdir()
                if not p.name.startswith(("_", ".")) and p.name != "py.typed"}
     assert not entries - named, f"docs/architecture.md does not place: {sorted(entries - named)}"
+
+
+def _command_lines(text: str):
+    """(line, words) of each `maskwatch COMMAND ...` in the code of a page, cut at `&&`, `;`, `|` and
+    shell comments; a code block that first checks out an older tree (`git show`) is of that tree."""
+    for code in re.finditer(r"```.*?```|`[^`\n]+`", text, re.S):
+        if "git show" in code.group(0) or "git checkout" in code.group(0):
+            continue
+        for match in re.finditer(r"(?<![\w.-])maskwatch ([a-z][^`\n#|;&]*)", code.group(0)):
+            yield text.count("\n", 0, code.start() + match.start()) + 1, match.group(1).split()
+
+
+def test_every_command_in_the_docs_names_options_its_command_has():
+    """What a reader copies runs as written: README's Quick start and every page's commands use
+    only options the command (or its subcommand, `users 2fa`) has, not only docs/cli.md's tables."""
+    commands = dict(_commands())
+    wrong = []
+    for page in CURRENT:
+        for line, words in _command_lines(page.read_text()):
+            if words[0] not in commands:
+                continue
+            command, rest = commands[words[0]], words[1:]
+            while rest and hasattr(command, "list_commands") and rest[0] in command.list_commands(click.Context(command)):
+                command, rest = command.get_command(click.Context(command), rest[0]), rest[1:]
+            taught = {word.split("=")[0] for word in rest if re.fullmatch(r"--[a-z][\w-]*(=.*)?", word)}
+            wrong += [f"{page.relative_to(ROOT)}:{line}: maskwatch {words[0]} {flag}"
+                      for flag in sorted(taught - _flags(command) - {"--help"})]
+    assert not wrong, "\n".join(wrong)
