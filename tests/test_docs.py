@@ -84,6 +84,24 @@ def test_every_command_is_in_the_cli_pages_table():
     assert not {name.split()[0] for name, _ in _commands()} - listed
 
 
+def test_the_readmes_extras_table_names_each_command_under_its_extra():
+    """README's table of extras said `classify`, `detect` for the base install and left `alerts`
+    out of serve's, where the CLI page's table gives `annotations` and `evaluate-photos` as base
+    and `alerts` as serve: a newcomer installing for `alerts test` did not know which extra."""
+    intro, _ = _cli_page()
+    row = re.compile(r"^\| \[?`([a-z-]+)`.*\| (\w+) \|$", re.M)
+    extra_of = dict(row.findall(intro)) | {"users": "serve", "tokens": "serve"}
+    readme = (ROOT / "README.md").read_text().split("\n## Installing\n", 1)[1].split("\n## ", 1)[0]
+    for_extra = {("base" if extra == "(none)" else extra.strip("`")): commands for extra, commands in
+                 re.findall(r"^\| (\(none\)|`\w+`) \|[^|]*\| (.*) \|$", readme, re.M)}
+    detector_part = (DOCS / "cli.md").read_text().split("\n## The face detector\n", 1)[1].split("\n## ", 1)[0]
+    detector_commands = set(re.findall(r"^### (\S+)", detector_part, re.M))
+    wrong = [f"{name} ({extra})" for name, extra in sorted(extra_of.items())
+             if f"`{name}`" not in for_extra.get(extra, "")
+             and not (name in detector_commands and "the detector commands" in for_extra.get(extra, ""))]
+    assert not wrong, f"README's table of extras misses: {wrong}"
+
+
 def test_the_cli_page_teaches_no_option_its_command_lacks():
     """A section is a command's, and its option table's first column names only options the
     command has (a renamed or removed one stayed in the table, and users' scripts copied it)."""
@@ -158,4 +176,44 @@ def test_benchmark_commands_in_the_docs_name_scripts_and_options_that_exist():
             continue
         wrong += [f"{where}: benchmarks/{name}.py has no {option}" for option in
                   sorted(options - (_parser_options(script) or {"--help"}))]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_architecture_map_names_every_module_and_package():
+    """docs/architecture.md's "Where things live" is a newcomer's map of src/maskwatch: after the
+    splits it lacked evaluation/ (evaluate-photos), demo.py, atomic.py and progress.py."""
+    text = (DOCS / "architecture.md").read_text()
+    block = text.split("\n## Where things live\n", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"^  (\S+)", block, re.M))
+    package = ROOT / "src" / "maskwatch"
+    entries = {p.name + "/" if p.is_dir() else p.name for p in package.iterdir()
+               if not p.name.startswith(("_", ".")) and p.name != "py.typed"}
+    assert not entries - named, f"docs/architecture.md does not place: {sorted(entries - named)}"
+
+
+def _command_lines(text: str):
+    """(line, words) of each `maskwatch COMMAND ...` in the code of a page, cut at `&&`, `;`, `|` and
+    shell comments; a code block that first checks out an older tree (`git show`) is of that tree."""
+    for code in re.finditer(r"```.*?```|`[^`\n]+`", text, re.S):
+        if "git show" in code.group(0) or "git checkout" in code.group(0):
+            continue
+        for match in re.finditer(r"(?<![\w.-])maskwatch ([a-z][^`\n#|;&]*)", code.group(0)):
+            yield text.count("\n", 0, code.start() + match.start()) + 1, match.group(1).split()
+
+
+def test_every_command_in_the_docs_names_options_its_command_has():
+    """What a reader copies runs as written: README's Quick start and every page's commands use
+    only options the command (or its subcommand, `users 2fa`) has, not only docs/cli.md's tables."""
+    commands = dict(_commands())
+    wrong = []
+    for page in CURRENT:
+        for line, words in _command_lines(page.read_text()):
+            if words[0] not in commands:
+                continue
+            command, rest = commands[words[0]], words[1:]
+            while rest and hasattr(command, "list_commands") and rest[0] in command.list_commands(click.Context(command)):
+                command, rest = command.get_command(click.Context(command), rest[0]), rest[1:]
+            taught = {word.split("=")[0] for word in rest if re.fullmatch(r"--[a-z][\w-]*(=.*)?", word)}
+            wrong += [f"{page.relative_to(ROOT)}:{line}: maskwatch {words[0]} {flag}"
+                      for flag in sorted(taught - _flags(command) - {"--help"})]
     assert not wrong, "\n".join(wrong)

@@ -23,8 +23,9 @@ from maskwatch.video.process import FrameProcessor
 from maskwatch.video.resume import PHOTOS, RUN_RECORD, Resumed, earlier_run, run_identity, stopped_part_way
 from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, MediaSink, Sink, SummarySink,
                                   media_path)
-from maskwatch.video.sources import (UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, SourceError, SourceInfo, describe_source,
-                                     folder_files, photo_files, read_frames, redact_source)
+from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, WRITTEN,
+                                     SourceError, SourceInfo, describe_source, folder_files, photo_files, read_frames,
+                                     redact_source, written_before, written_files)
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -126,21 +127,6 @@ def overwritten_inputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
         return []
     outputs = {media_path(out, info, name).resolve() for name in named.values()}
     return [p for p in named if p.resolve() in outputs]
-
-
-# Every file detect has written into a folder, over all its runs: which files there are its own
-# to replace (the last detections.jsonl names only the last run's; a photo's copy from the run
-# before was then refused as the user's).
-WRITTEN = ".maskwatch-detect.json"
-
-
-def written_before(out: Path) -> set[str]:
-    """The names of the files earlier detect runs wrote into `out` (WRITTEN)."""
-    try:
-        names = json.loads((Path(out) / WRITTEN).read_text(encoding="utf-8"))
-        return {str(name) for name in names} if isinstance(names, list) else set()
-    except (OSError, ValueError):
-        return set()
 
 
 def foreign_outputs(source: str, info: SourceInfo, out: Path) -> list[Path]:
@@ -247,6 +233,9 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
     if info.kind == "folder" and (unread := folder_files(Path(source), UNREAD_PHOTO_SUFFIXES)):
         result.errors.append(f"{source}: {len(unread)} photo{'s' * (len(unread) > 1)} passed over ({unread[0].name}"
                              f"{', ...' * (len(unread) > 1)}): {UNREAD_PHOTOS}")
+    if info.kind == "folder" and (ours := written_files(Path(source), IMAGE_SUFFIXES | VIDEO_SUFFIXES)):
+        result.errors.append(f"{source}: {len(ours)} file{'s' * (len(ours) > 1)} an earlier detect wrote here passed "
+                             f"over ({ours[0].name}{', ...' * (len(ours) > 1)}): its annotated copies are not photos")
     warned = len(result.errors)  # what comes after are the source's reading problems
     tracked = info.kind in ("video", "stream", "webcam")
     if not tracked and hasattr(detector, "for_photos"):

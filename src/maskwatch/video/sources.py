@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -284,7 +285,29 @@ def redact_source(source: str) -> str:
     return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
 
 
+# Every file detect has written into a folder, over all its runs (video/pipeline.py keeps it): which
+# files there are its own to replace, and which are not photos to read (its annotated copies).
+WRITTEN = ".maskwatch-detect.json"
+
+
+def written_before(folder: Path) -> set[str]:
+    """The names of the files earlier detect runs wrote into `folder` (WRITTEN)."""
+    try:
+        names = json.loads((Path(folder) / WRITTEN).read_text(encoding="utf-8"))
+        return {str(name) for name in names} if isinstance(names, list) else set()
+    except (OSError, ValueError):
+        return set()
+
+
 def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
     """The files directly in `folder` whose suffix is one of `suffixes`, sorted: its images are
-    what it is read as, its videos what that reading passes over."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())
+    what it is read as, its videos what that reading passes over. What a detect run wrote there
+    (`detect photos --out photos`) is left out: its annotated copies were read back as photos."""
+    written = written_before(folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file() and p.name not in written)
+
+
+def written_files(folder: Path, suffixes: set[str]) -> list[Path]:
+    """The files of `folder` with those suffixes that folder_files leaves out, a detect run's."""
+    written = written_before(folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file() and p.name in written)
