@@ -43,6 +43,10 @@ def said_failed(name: str, client: str) -> None:
     log.warning("login failed for user %r from %s", name[:64], client)
 
 
+# A failed login's name that is no user's, as the access log keeps it: users type their password or
+# a recovery code into the name field, which then sat in the log in clear, shown to admins. No
+# user's name can be this (USER_NAME: no space or parenthesis).
+UNKNOWN_NAME = "(unknown name)"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The page refreshes each camera's frame every few seconds: one access-log row per user, client,
 # action and path per minute says who watched, without a database write per frame.
@@ -180,10 +184,14 @@ class AccessControl:
         if audit is not None and 200 <= status < 300:
             self._audit(*audit)
 
-    def _audit(self, action: str, user: str | None, client: str, path: str | None, key: tuple | None = None) -> bool:
-        """One row per `key` (user, client, action and path by default) a minute at most; whether
-        this one was written."""
-        now, key = time.monotonic(), key or (user, client, action, path)
+    def _audit(self, action: str, user: str | None, client: str, path: str | None) -> None:
+        """One row per user, client, action and path a minute at most."""
+        if self._due((user, client, action, path)):
+            self.store.log(action, user, client, path)
+
+    def _due(self, key: tuple) -> bool:
+        """Whether a row of `key` was not written in the last minute (it is then counted as written)."""
+        now = time.monotonic()
         with self._audited_lock:
             if now - self._audited.get(key, -AUDIT_EVERY) < AUDIT_EVERY:
                 return False
@@ -191,8 +199,12 @@ class AccessControl:
             self._audited.move_to_end(key)
             while len(self._audited) > 10_000:  # the oldest go; the log itself is in the database
                 self._audited.popitem(last=False)
-        self.store.log(action, user, client, path)
         return True
+
+    def name_tried(self, name: str) -> str:
+        """A failed login's name as the access log keeps it: as typed where it is a user's (whatever
+        its case), else UNKNOWN_NAME (it is often a password or a recovery code)."""
+        return name[:64] if self.store.is_user_name(name) else UNKNOWN_NAME
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
@@ -246,7 +258,7 @@ class AccessControl:
         token = None if user is None else self.store.start_session(user["id"], user.pop("password_hash"),
                                                                    user.pop("totp_secret"))
         if token is None:
-            self.store.log("login_failed", None, client, name[:64])
+            self.store.log("login_failed", None, client, self.name_tried(name))
             said_failed(name, client)
             raise AuthError(401, WRONG_LOGIN)
         del user["recovery_hashes"]  # read for the code's check; never answered
@@ -281,7 +293,8 @@ class AccessControl:
                 wait = max(1, math.ceil(oldest + self.window - time.time()))
                 # Once a minute per client, whatever names it tries (a row per new name let one
                 # address write 700 rows a second); the first name of the minute is kept.
-                if self._audit("login_limited", None, client, name[:64], key=("login_limited", client)):
+                if self._due(("login_limited", client)):
+                    self.store.log("login_limited", None, client, self.name_tried(name))
                     log.warning("logins from %s refused for %d s: too many failed (the server's log says this "
                                 "once a minute per client)", client, wait)
                 raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})

@@ -161,7 +161,9 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
                     limit: int = Query(100, ge=1, le=1000)) -> Response:
     """Who logged in, who failed to, who changed users or tokens, who viewed which camera's frame
     or snapshot, who downloaded a report or exported events: newest first (time, then id). A page
-    of `limit`, whose `next` is the URL of the page of older rows (null: none), as /v1/events pages."""
+    of `limit`, whose `next` is the URL of the page of older rows (null: none), as /v1/events pages.
+    A failed login's target is the name tried where it is a user's, else `(unknown name)`: what was
+    typed is not kept (it is often a password)."""
     try:  # as /v1/events reads them (nan and inf passed as floats and answered nothing, or everything)
         since_seconds = parse_since(since) if since is not None else None
         until_seconds = parse_since(until, "until") if until is not None else None
