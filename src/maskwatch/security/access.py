@@ -65,6 +65,11 @@ TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-s
 TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
+# DELETE /two-step refused where the site requires it of the user: their own account would be the
+# password alone until they set it up again, whoever logs in first with it setting up their phone.
+TWO_STEP_KEPT = ("this site requires two-step login of {whom} (server.require_two_step: {rule}): you cannot turn "
+                 "it off; for a new phone, an admin turns yours off (Users, or `maskwatch users 2fa NAME --off` on "
+                 "the server) and you set it up again at your next login")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -176,7 +181,11 @@ class AccessControl:
 
     def two_step_missing(self, principal: Principal) -> bool:
         """Whether a session's user must have two-step login (server.require_two_step) and has not."""
-        return principal.via == "session" and not principal.two_step and self.settings.two_step_required(principal.role)
+        return self.two_step_kept(principal) and not principal.two_step
+
+    def two_step_kept(self, principal: Principal) -> bool:
+        """Whether server.require_two_step covers a session's user: they may not turn it off (TWO_STEP_KEPT)."""
+        return principal.via == "session" and self.settings.two_step_required(principal.role)
 
     def audit_answered(self, request: Request, status: int) -> None:
         """The access-log row of an audited request that was answered with a 2xx."""
@@ -447,7 +456,12 @@ class AccessControl:
         """Two-step login off for the user: their password and a fresh code (or a recovery code),
         checked as a login checks them (a wrong one is a failed login: a stolen session must not
         take the second factor off). Every other session of theirs ends; the new session's token.
-        AuthError 403, 409 (it is not on), 429."""
+        AuthError 403 (also where server.require_two_step covers the user: TWO_STEP_KEPT, said before
+        the password is checked), 409 (it is not on), 429."""
+        self.own_account(principal)
+        if self.settings.two_step_required(principal.role):
+            rule = self.settings.require_two_step
+            raise AuthError(403, TWO_STEP_KEPT.format(whom="every user" if rule == "all" else "admins", rule=rule))
         name, client, _ = self._own_with_code(request, principal, password, code, "off")
         if (token := self.store.turn_off(name)) is None:
             raise AuthError(409, "two-step login is not on")

@@ -120,7 +120,8 @@ def me(request: Request) -> dict:
     """Who asks; `two_step`: whether a session's user has two-step login on (null for a token or
     an open server, which have no login), and `recovery_codes_left` their unused recovery codes
     (null where it is off); `two_step_required`: the site requires it of them and it is off, so
-    that nothing but setting it up is answered (server.require_two_step); `timezone`: the site's clock, which the dashboard shows
+    that nothing but setting it up is answered (server.require_two_step); `two_step_kept`: the site
+    requires it of them, on or off, so that they cannot turn it off themselves; `timezone`: the site's clock, which the dashboard shows
     every time in, as the chart's hours (null: `serve` without a site, the browser's own clock)."""
     principal = principal_of(request)
     store = _access(request).store
@@ -130,6 +131,7 @@ def me(request: Request) -> dict:
             "two_step": found["two_step"] if found is not None else None,
             "recovery_codes_left": found["recovery_codes_left"] if found is not None else None,
             "two_step_required": _access(request).two_step_missing(principal),
+            "two_step_kept": _access(request).two_step_kept(principal),
             "timezone": site.config.clock() if (site := request.app.state.site) is not None else None}
 
 
