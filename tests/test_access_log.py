@@ -76,7 +76,7 @@ def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa:
     store.close()
 
 
-def test_a_failed_login_keeps_a_users_name_but_not_a_password_typed_as_the_name(tmp_path):
+def test_a_failed_login_keeps_a_users_name_but_not_a_password_typed_as_the_name(tmp_path, caplog):
     """Users type their password or a recovery code into the name field: a failed login's name was
     kept as typed, in clear, in a log shown to admins. Only a user's name (whatever its case) is."""
     db = site_users(tmp_path)
@@ -93,3 +93,4 @@ def test_a_failed_login_keeps_a_users_name_but_not_a_password_typed_as_the_name(
         ("login_failed", "(unknown name)"), ("login_failed", "(unknown name)"), ("login_failed", "ANA"),
         ("login_failed", "ana")]
     assert BOSS[1] not in str(AuthStore(db).access_log(limit=1000))
+    assert BOSS[1] not in caplog.text and "login failed for user (unknown name) from testclient" in caplog.text

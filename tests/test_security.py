@@ -908,7 +908,7 @@ def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path
     assert [e["target"] for e in AuthStore(db).access_log(action="login_limited")] == [ADMIN[0]]
     # The server's log too, for fail2ban: each failure with its client, the limit once a minute.
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.access"]
-    assert said[:3] == [f"login failed for user {name!r} from testclient" for name in ("a", "b", "c")], said
+    assert said[:3] == ["login failed for user (unknown name) from testclient"] * 3, said  # no user's: not said
     assert len(said) == 4 and said[3].startswith("logins from testclient refused for "), said
 
 

@@ -35,18 +35,20 @@ from maskwatch.site.database import driver_reason
 
 log = logging.getLogger(__name__)
 
+# A failed login's name that is no user's, as the access log and the server's log keep it: users
+# type their password or a recovery code into the name field, which then sat in both in clear,
+# shown to admins. No user's name can be this (USER_NAME: no space or parenthesis).
+UNKNOWN_NAME = "(unknown name)"
+
 
 def said_failed(name: str, client: str) -> None:
     """A failed login in the server's log too, one line each, for fail2ban and log alerts (the
     access log is in the database, where they cannot look). Each client's failures are bounded by
-    the limits; the name as repr, so that a name holding a newline cannot forge a line."""
-    log.warning("login failed for user %r from %s", name[:64], client)
+    the limits; the name as repr, so that a name holding a newline cannot forge a line, and
+    UNKNOWN_NAME bare (no name is; a password typed as the name went to the journal in clear)."""
+    log.warning("login failed for user %s from %s", name if name == UNKNOWN_NAME else repr(name[:64]), client)
 
 
-# A failed login's name that is no user's, as the access log keeps it: users type their password or
-# a recovery code into the name field, which then sat in the log in clear, shown to admins. No
-# user's name can be this (USER_NAME: no space or parenthesis).
-UNKNOWN_NAME = "(unknown name)"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # The page refreshes each camera's frame every few seconds: one access-log row per user, client,
 # action and path per minute says who watched, without a database write per frame.
@@ -267,8 +269,9 @@ class AccessControl:
         token = None if user is None else self.store.start_session(user["id"], user.pop("password_hash"),
                                                                    user.pop("totp_secret"))
         if token is None:
-            self.store.log("login_failed", None, client, self.name_tried(name))
-            said_failed(name, client)
+            tried = self.name_tried(name)
+            self.store.log("login_failed", None, client, tried)
+            said_failed(tried, client)
             raise AuthError(401, WRONG_LOGIN)
         del user["recovery_hashes"]  # read for the code's check; never answered
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
