@@ -981,6 +981,28 @@ def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):
         assert connection.exec_driver_sql("SELECT count(*) FROM login_failures WHERE key = 'user:ana'").scalar() == 0
 
 
+def test_a_password_typed_as_the_name_is_counted_but_not_kept_in_clear(tmp_path):
+    """Failed logins are counted per name in the database: a name that is no user's (often a
+    password) sat there as typed for a day. Counted under its hash now, and limited as a user's is."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "k.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False, user_limit=2)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        tried = [client.post("/login", json={"username": name, "password": "guess"}, headers=CSRF).status_code
+                 for name in (ADMIN[1], ADMIN[1], ADMIN[1], ADMIN[0], ADMIN[0], ADMIN[0])]
+    assert tried == [401, 401, 429] * 2  # an unknown name limited as a user's: nothing told apart
+    store = AuthStore(db)
+    with store.engine.connect() as connection:
+        keys = connection.exec_driver_sql("SELECT key FROM login_failures").scalars().all()
+    assert ADMIN[1] not in str(keys) and keys.count("user:admin") == 2, keys
+    assert keys.count("unknown:" + hashlib.sha256(ADMIN[1].encode()).hexdigest()) == 2, keys
+
+
 def test_a_flood_of_logins_leaves_threads_for_everything_else(tmp_path):
     """Each login waits for one of four Argon2 slots on a threadpool thread (40 in all): past 16
     at once a login is told to come back (503), so the other requests still find a thread."""

@@ -14,6 +14,7 @@ settings auth_settings.py's.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -212,6 +213,14 @@ class AccessControl:
                 self._audited.popitem(last=False)
         return True
 
+    def failure_key(self, name: str) -> str:
+        """The key a name's failed logins are counted under: `user:NAME` for a user's name, else
+        `unknown:` and its SHA-256 (the table kept a password typed as the name in clear for a day;
+        still counted per name, so an unknown name is limited as a user's is, telling nothing)."""
+        if self.name_tried(name) != UNKNOWN_NAME:
+            return f"user:{name[:64]}"
+        return "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest()
+
     def name_tried(self, name: str) -> str:
         """A failed login's name as the access log keeps it: as typed where it is a user's (whatever
         its case), else UNKNOWN_NAME (it is often a password or a recovery code)."""
@@ -291,7 +300,7 @@ class AccessControl:
         With `code` (a login, two-step login turned off), a user who has two-step login on needs
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
         password, counted as one, so the second factor is guessed no faster than the first."""
-        keys = [f"client:{client}", f"user:{name[:64]}"]
+        keys = [f"client:{client}", self.failure_key(name)]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
                 raise AuthError(503, f"too many {checks} at once; try again in a second", {"Retry-After": "1"})
