@@ -61,7 +61,7 @@ def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa:
     assert refused.status_code == 401 and refused.json() == {"error": "wrong user name, password or code"}
     admin = logged_in(postgres.url, BOSS)  # the log was not held off by a failed write: this login's row is in
     assert [(e["action"], e["target"]) for e in store.access_log()] == [("login", None),
-                                                                         ("login_failed", "bo\ufffdss")]
+                                                                         ("login_failed", "(unknown name)")]
     bad = admin.get("/v1/access-log", params={"user": "bo\x00ss"})
     assert bad.status_code == 400 and bad.json()["error"] == (
         "user holds a NUL character, which no row's user has; got 'bo\\x00ss'")
@@ -74,3 +74,23 @@ def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa:
         answer = admin.request(method, url, json=body if "tokens" not in url else None, headers=CSRF)
         assert answer.status_code == 404 and answer.json()["error"].startswith("no "), (method, url, answer.text)
     store.close()
+
+
+def test_a_failed_login_keeps_a_users_name_but_not_a_password_typed_as_the_name(tmp_path, caplog):
+    """Users type their password or a recovery code into the name field: a failed login's name was
+    kept as typed, in clear, in a log shown to admins. Only a user's name (whatever its case) is."""
+    db = site_users(tmp_path)
+    stranger = client_of(db, client_limit=100, user_limit=2)
+    for name in ("ana", "ANA", BOSS[1], "abcd-efgh", "ana"):
+        assert stranger.post("/login", json={"username": name, "password": "a guess"}, headers=CSRF).status_code == 401
+    assert stranger.post("/login", json={"username": "ana", "password": "a guess"}, headers=CSRF).status_code == 429
+    limited = client_of(db, client_limit=1)  # a client at its limit: the first name of its minute
+    assert limited.post("/login", json={"username": BOSS[1], "password": "x"}, headers=CSRF).status_code == 429
+    admin = logged_in(db, BOSS)
+    rows = admin.get("/v1/access-log").json()["entries"]
+    assert [(e["action"], e["target"]) for e in rows if e["action"] != "login"] == [
+        ("login_limited", "(unknown name)"), ("login_limited", "ana"), ("login_failed", "ana"),
+        ("login_failed", "(unknown name)"), ("login_failed", "(unknown name)"), ("login_failed", "ANA"),
+        ("login_failed", "ana")]
+    assert BOSS[1] not in str(AuthStore(db).access_log(limit=1000))
+    assert BOSS[1] not in caplog.text and "login failed for user (unknown name) from testclient" in caplog.text

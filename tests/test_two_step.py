@@ -671,6 +671,45 @@ def test_a_site_that_requires_two_step_of_admins_answers_them_nothing_else_until
         assert viewer.get("/v1/classes").status_code == 403 and viewer.post("/logout", headers=CSRF).status_code == 200
 
 
+def test_a_user_the_site_requires_two_step_of_cannot_turn_their_own_off_but_an_admin_can(tmp_path):
+    """Under server.require_two_step a covered user turned their own two-step login off, leaving
+    their account the password alone until they set it up again. Refused, before the password is
+    checked (no failed login); another admin's turning it off (a lost phone) stays allowed."""
+    db = ana_with_two_step(tmp_path)  # an admin
+    store = AuthStore(db)
+    store.add_user("bob", "bob's first password", "admin")
+    bobs = pyotp.random_base32(32)
+    assert store.turn_on("bob", bobs, step=0) == ""
+    body = {"password": ANA[1], "code": code_at(SECRET)}
+    with client_of(db, require_two_step="admins") as ana:
+        assert log_in(ana, code_at(SECRET, -1)).status_code == 200
+        me = ana.get("/v1/me").json()
+        assert (me["two_step_kept"], me["two_step_required"]) == (True, False)
+        refused = ana.request("DELETE", "/two-step", json=body, headers=CSRF)
+        assert refused.status_code == 403 and refused.json()["error"].startswith(
+            "this site requires two-step login of admins (server.require_two_step: admins): you cannot turn it off; "
+            "for a new phone, an admin turns yours off"), refused.text
+        assert store.two_step("ana")["secret"] == SECRET and ana.get("/v1/users").status_code == 200
+        assert store.access_log(action="totp_failed") == [] and store.access_log(action="totp_off") == []
+    with client_of(db, require_two_step="all") as ana:
+        assert log_in(ana, code_at(SECRET)).status_code == 200
+        assert "of every user (server.require_two_step: all)" in ana.request(
+            "DELETE", "/two-step", json=body, headers=CSRF).json()["error"]
+    with client_of(db) as ana:  # no rule: hers to turn off, the password and code checked
+        assert log_in(ana, code_at(SECRET, 1)).status_code == 200
+        assert ana.get("/v1/me").json()["two_step_kept"] is False
+        wrong = ana.request("DELETE", "/two-step", json=body | {"code": new_recovery_codes()[0]}, headers=CSRF)
+        assert wrong.status_code == 403 and wrong.json()["error"] == "wrong password or code"
+    with client_of(db, require_two_step="admins") as bob:  # another admin: ana sets it up again at her next login
+        assert bob.post("/login", json={"username": "bob", "password": "bob's first password", "code": code_at(bobs)},
+                        headers=CSRF).status_code == 200
+        reset = bob.request("DELETE", "/v1/users/ana/two-step", json={"admin_password": "bob's first password"},
+                            headers=CSRF)
+        assert reset.status_code == 200, reset.text
+    assert store.two_step("ana")["secret"] is None
+    store.close()
+
+
 def test_require_two_step_takes_none_admins_or_all_and_names_a_bad_value(tmp_path):
     from maskwatch.site.config import SiteConfigError, load_site_config
 
@@ -728,6 +767,9 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
             phone.wait_for_selector("#two-step-open:not([hidden])", timeout=20_000)
             assert not phone.is_visible("#two-step-dialog")
             assert phone.evaluate("fetch('/v1/me').then((r) => r.json())")["two_step_required"] is False
+            phone.click("#two-step-open")  # on now, and kept so: no "Turn off" (the server refuses it)
+            assert "This site requires it of your account: it stays on." in phone.inner_text("#two-step-state")
+            assert phone.is_hidden("#two-step-submit") and phone.is_visible("#two-step-renew")
         finally:
             phone.close()
             site.terminate()
@@ -807,13 +849,15 @@ def test_require_two_step_answers_a_user_without_it_nothing_on_any_route_however
         site.stop()
 
 
-def test_a_covered_user_who_turns_two_step_off_once_logged_in_is_answered_nothing_else(tmp_path):
-    """Logged in with the code, then turning it off: the new session is one of a user without it."""
+def test_a_covered_user_whose_two_step_an_admin_turned_off_is_answered_nothing_else(tmp_path):
+    """Logged in with the code, then two-step login turned off for them (their own turning off is
+    refused: above): that session ends, and the next, with the password alone, is one of a user without it."""
     db = ana_with_two_step(tmp_path)
     with client_of(db, require_two_step="all") as client:
         assert log_in(client, code_at(SECRET)).status_code == 200 and client.get("/v1/classes").status_code == 200
-        off = client.request("DELETE", "/two-step", json={"password": ANA[1], "code": code_at(SECRET, 1)}, headers=CSRF)
-        assert off.status_code == 200
+        AuthStore(db).turn_off_for("ana")  # as `users 2fa ana --off` or the Users dialog
+        assert client.get("/v1/classes").status_code == 401
+        assert log_in(client).status_code == 200
         refused = client.get("/v1/classes")
         assert (refused.status_code, refused.json()["error"]) == (403, TWO_STEP_REQUIRED)
         assert client.get("/v1/me").json()["two_step_required"] is True

@@ -333,7 +333,7 @@ def test_an_admin_changes_a_role_and_cameras_which_hold_from_the_users_next_requ
     assert ana.get("/v1/me").json() | {"scope": None} == {"user": "ana", "role": "viewer", "via": "session",
                                                            "scope": None, "cameras": None, "two_step": False,
                                                            "recovery_codes_left": None, "two_step_required": False,
-                                                           "timezone": None}  # no site: the browser's clock
+                                                           "two_step_kept": False, "timezone": None}  # no site: the browser's clock
     store = AuthStore(db)
     assert store.check_login(*ANA) is not None and store.session_count("ana") == 1  # password and session kept
     rows = [(e["user"], e["target"]) for e in reversed(store.access_log(action="user_changed"))]
@@ -963,10 +963,12 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.wait_for_selector("#tokens-table tr[data-token=prometheus]", state="detached")
         assert httpx.get(base + "/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
 
-        # The Access log: newest first, a failed login marked, the name typed at the login page as text.
+        # The Access log: newest first, a failed login marked, a name typed at the login page that is
+        # no user's not kept, and one logged before that was so (as text).
         phone.keyboard.press("Escape")  # the close handler (the focus back on Users) is waited for, as above
         phone.wait_for_function("() => !document.getElementById('users-dialog').open"
                                 " && document.activeElement.id === 'users-open'")
+        AuthStore(db).log("login_failed", None, "127.0.0.1", marked_up)
         refused = httpx.post(base + "/login", json={"username": marked_up, "password": "a guess"}, headers=CSRF,
                              timeout=10)
         assert refused.status_code == 401
@@ -976,6 +978,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.evaluate("document.activeElement.id") == "access-log-title"
         newest = "#access-log-table tbody tr:first-child"
         assert phone.locator(newest + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
+                                                                       "(unknown name)", "127.0.0.1"]
+        assert "(unknown name)" in phone.inner_text("#access-log-unknown")  # the marker said in words
+        legacy = "#access-log-table tbody tr:nth-child(2)"
+        assert phone.locator(legacy + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
                                                                        marked_up, "127.0.0.1"]
         assert phone.evaluate(f"document.querySelector('{newest}').classList.contains('refused')")
         # `serve` without a site: the browser's clock, said once at the top, as its name there

@@ -14,6 +14,7 @@ settings auth_settings.py's.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -35,12 +36,18 @@ from maskwatch.site.database import driver_reason
 
 log = logging.getLogger(__name__)
 
+# A failed login's name that is no user's, as the access log and the server's log keep it: users
+# type their password or a recovery code into the name field, which then sat in both in clear,
+# shown to admins. No user's name can be this (USER_NAME: no space or parenthesis).
+UNKNOWN_NAME = "(unknown name)"
+
 
 def said_failed(name: str, client: str) -> None:
     """A failed login in the server's log too, one line each, for fail2ban and log alerts (the
     access log is in the database, where they cannot look). Each client's failures are bounded by
-    the limits; the name as repr, so that a name holding a newline cannot forge a line."""
-    log.warning("login failed for user %r from %s", name[:64], client)
+    the limits; the name as repr, so that a name holding a newline cannot forge a line, and
+    UNKNOWN_NAME bare (no name is; a password typed as the name went to the journal in clear)."""
+    log.warning("login failed for user %s from %s", name if name == UNKNOWN_NAME else repr(name[:64]), client)
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -61,6 +68,11 @@ TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-s
 TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
+# DELETE /two-step refused where the site requires it of the user: their own account would be the
+# password alone until they set it up again, whoever logs in first with it setting up their phone.
+TWO_STEP_KEPT = ("this site requires two-step login of {whom} (server.require_two_step: {rule}): you cannot turn "
+                 "it off; for a new phone, an admin turns yours off (Users, or `maskwatch users 2fa NAME --off` on "
+                 "the server) and you set it up again at your next login")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -172,7 +184,11 @@ class AccessControl:
 
     def two_step_missing(self, principal: Principal) -> bool:
         """Whether a session's user must have two-step login (server.require_two_step) and has not."""
-        return principal.via == "session" and not principal.two_step and self.settings.two_step_required(principal.role)
+        return self.two_step_kept(principal) and not principal.two_step
+
+    def two_step_kept(self, principal: Principal) -> bool:
+        """Whether server.require_two_step covers a session's user: they may not turn it off (TWO_STEP_KEPT)."""
+        return principal.via == "session" and self.settings.two_step_required(principal.role)
 
     def audit_answered(self, request: Request, status: int) -> None:
         """The access-log row of an audited request that was answered with a 2xx."""
@@ -180,10 +196,14 @@ class AccessControl:
         if audit is not None and 200 <= status < 300:
             self._audit(*audit)
 
-    def _audit(self, action: str, user: str | None, client: str, path: str | None, key: tuple | None = None) -> bool:
-        """One row per `key` (user, client, action and path by default) a minute at most; whether
-        this one was written."""
-        now, key = time.monotonic(), key or (user, client, action, path)
+    def _audit(self, action: str, user: str | None, client: str, path: str | None) -> None:
+        """One row per user, client, action and path a minute at most."""
+        if self._due((user, client, action, path)):
+            self.store.log(action, user, client, path)
+
+    def _due(self, key: tuple) -> bool:
+        """Whether a row of `key` was not written in the last minute (it is then counted as written)."""
+        now = time.monotonic()
         with self._audited_lock:
             if now - self._audited.get(key, -AUDIT_EVERY) < AUDIT_EVERY:
                 return False
@@ -191,8 +211,20 @@ class AccessControl:
             self._audited.move_to_end(key)
             while len(self._audited) > 10_000:  # the oldest go; the log itself is in the database
                 self._audited.popitem(last=False)
-        self.store.log(action, user, client, path)
         return True
+
+    def failure_key(self, name: str) -> str:
+        """The key a name's failed logins are counted under: `user:NAME` for a user's name, else
+        `unknown:` and its SHA-256 (the table kept a password typed as the name in clear for a day;
+        still counted per name, so an unknown name is limited as a user's is, telling nothing)."""
+        if self.name_tried(name) != UNKNOWN_NAME:
+            return f"user:{name[:64]}"
+        return "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest()
+
+    def name_tried(self, name: str) -> str:
+        """A failed login's name as the access log keeps it: as typed where it is a user's (whatever
+        its case), else UNKNOWN_NAME (it is often a password or a recovery code)."""
+        return name[:64] if self.store.is_user_name(name) else UNKNOWN_NAME
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
@@ -246,8 +278,9 @@ class AccessControl:
         token = None if user is None else self.store.start_session(user["id"], user.pop("password_hash"),
                                                                    user.pop("totp_secret"))
         if token is None:
-            self.store.log("login_failed", None, client, name[:64])
-            said_failed(name, client)
+            tried = self.name_tried(name)
+            self.store.log("login_failed", None, client, tried)
+            said_failed(tried, client)
             raise AuthError(401, WRONG_LOGIN)
         del user["recovery_hashes"]  # read for the code's check; never answered
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
@@ -267,7 +300,7 @@ class AccessControl:
         With `code` (a login, two-step login turned off), a user who has two-step login on needs
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
         password, counted as one, so the second factor is guessed no faster than the first."""
-        keys = [f"client:{client}", f"user:{name[:64]}"]
+        keys = [f"client:{client}", self.failure_key(name)]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
                 raise AuthError(503, f"too many {checks} at once; try again in a second", {"Retry-After": "1"})
@@ -281,7 +314,8 @@ class AccessControl:
                 wait = max(1, math.ceil(oldest + self.window - time.time()))
                 # Once a minute per client, whatever names it tries (a row per new name let one
                 # address write 700 rows a second); the first name of the minute is kept.
-                if self._audit("login_limited", None, client, name[:64], key=("login_limited", client)):
+                if self._due(("login_limited", client)):
+                    self.store.log("login_limited", None, client, self.name_tried(name))
                     log.warning("logins from %s refused for %d s: too many failed (the server's log says this "
                                 "once a minute per client)", client, wait)
                 raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
@@ -434,7 +468,12 @@ class AccessControl:
         """Two-step login off for the user: their password and a fresh code (or a recovery code),
         checked as a login checks them (a wrong one is a failed login: a stolen session must not
         take the second factor off). Every other session of theirs ends; the new session's token.
-        AuthError 403, 409 (it is not on), 429."""
+        AuthError 403 (also where server.require_two_step covers the user: TWO_STEP_KEPT, said before
+        the password is checked), 409 (it is not on), 429."""
+        self.own_account(principal)
+        if self.settings.two_step_required(principal.role):
+            rule = self.settings.require_two_step
+            raise AuthError(403, TWO_STEP_KEPT.format(whom="every user" if rule == "all" else "admins", rule=rule))
         name, client, _ = self._own_with_code(request, principal, password, code, "off")
         if (token := self.store.turn_off(name)) is None:
             raise AuthError(409, "two-step login is not on")

@@ -120,7 +120,8 @@ def me(request: Request) -> dict:
     """Who asks; `two_step`: whether a session's user has two-step login on (null for a token or
     an open server, which have no login), and `recovery_codes_left` their unused recovery codes
     (null where it is off); `two_step_required`: the site requires it of them and it is off, so
-    that nothing but setting it up is answered (server.require_two_step); `timezone`: the site's clock, which the dashboard shows
+    that nothing but setting it up is answered (server.require_two_step); `two_step_kept`: the site
+    requires it of them, on or off, so that they cannot turn it off themselves; `timezone`: the site's clock, which the dashboard shows
     every time in, as the chart's hours (null: `serve` without a site, the browser's own clock)."""
     principal = principal_of(request)
     store = _access(request).store
@@ -130,6 +131,7 @@ def me(request: Request) -> dict:
             "two_step": found["two_step"] if found is not None else None,
             "recovery_codes_left": found["recovery_codes_left"] if found is not None else None,
             "two_step_required": _access(request).two_step_missing(principal),
+            "two_step_kept": _access(request).two_step_kept(principal),
             "timezone": site.config.clock() if (site := request.app.state.site) is not None else None}
 
 
@@ -161,7 +163,9 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
                     limit: int = Query(100, ge=1, le=1000)) -> Response:
     """Who logged in, who failed to, who changed users or tokens, who viewed which camera's frame
     or snapshot, who downloaded a report or exported events: newest first (time, then id). A page
-    of `limit`, whose `next` is the URL of the page of older rows (null: none), as /v1/events pages."""
+    of `limit`, whose `next` is the URL of the page of older rows (null: none), as /v1/events pages.
+    A failed login's target is the name tried where it is a user's, else `(unknown name)`: what was
+    typed is not kept (it is often a password)."""
     try:  # as /v1/events reads them (nan and inf passed as floats and answered nothing, or everything)
         since_seconds = parse_since(since) if since is not None else None
         until_seconds = parse_since(until, "until") if until is not None else None

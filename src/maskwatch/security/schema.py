@@ -43,7 +43,7 @@ api_tokens = Table(
 login_failures = Table(
     "login_failures", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS" or "user:NAME"
+    Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS", "user:NAME", "unknown:SHA256" or "secret:NAME"
     Column("at", Float, nullable=False, index=True),
 )
 # Two-step login's one-time recovery codes (two_step.recovery_hash: never the codes), each row

@@ -220,6 +220,13 @@ class AuthStore:
             row = connection.execute(_users_with_codes_left().where(users.c.name == name)).first()
         return _user_view(row) if row is not None else None
 
+    def is_user_name(self, name: str) -> bool:
+        """Whether `name` is a user's, whatever its case: a failed login's name is logged only then
+        (AccessControl.name_tried)."""
+        with self.engine.connect() as connection:
+            found = connection.execute(select(users.c.id).where(func.lower(users.c.name) == name.lower())).first()
+        return found is not None
+
     def users(self) -> list[dict]:
         """Every user, with `recovery_codes_left` (their unused recovery codes; None where two-step
         login is off): `users list` and the Users dialog say it, as the user's own dialog does."""

@@ -72,11 +72,14 @@ def _renewed(request: Request, token: str, answer: dict) -> JSONResponse:
 
 @router.delete("/two-step", responses={
         400: {"description": "A body that cannot be read as JSON text (not UTF-8); JSON of the wrong shape is a 422"},
-        403: {"description": "A wrong password or code (a failed login); " + REFUSED},
+        403: {"description": "A wrong password or code (a failed login); the site requires two-step login of you "
+                             "(server.require_two_step); " + REFUSED},
         409: {"description": "Two-step login is not on. " + RENEWED_MEANWHILE_SENT}, **LIMITS})
 def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
     """Turn two-step login off: your password and a code, checked as a login checks them. Your
-    recovery codes go, and every other session of yours ends; this browser gets a new one."""
+    recovery codes go, and every other session of yours ends; this browser gets a new one. Refused
+    where the site requires it of you (server.require_two_step, GET /v1/me's `two_step_kept`): an
+    admin turns it off for a new phone."""
     principal = request.state.principal
     token = request.app.state.access.turn_off_two_step(request, principal, body.password, body.code)
     return _renewed(request, token, {"status": "two-step login off; your other sessions ended", "user": principal.name})

@@ -3,7 +3,8 @@
 // Loaded after the dashboard's own scripts, whose accountDialog(), answered() and clockTime() it
 // uses: only an admin gets the button (the server refuses anyone else).
 // The actions offered are those GET /v1/privacy says the log records: no second list here. Every
-// value is set as text (a failed login's target is whatever was typed as a user name).
+// value is set as text (a failed login's target, logged before "(unknown name)" replaced names that
+// are no user's, may be whatever was typed as a user name).
 (() => {
   const MARKUP = `
 <dialog id="access-log-dialog" aria-labelledby="access-log-title">
@@ -23,6 +24,8 @@
     <thead role="rowgroup"><tr role="row"><th role="columnheader">When</th><th role="columnheader">User</th>
       <th role="columnheader">Action</th><th role="columnheader">Target</th><th role="columnheader">Address</th></tr></thead>
     <tbody role="rowgroup"></tbody></table>
+  <p id="access-log-unknown"><small>A failed login's target is the name tried where it is a user's; any other
+    is shown as <q>(unknown name)</q>, what was typed not kept: it is often a password or a recovery code.</small></p>
   <p><button type="button" id="access-log-older" hidden>Older entries</button></p>
   <p><button type="button" id="access-log-close">Close</button></p>
 </dialog>`;

@@ -47,6 +47,8 @@
   // The site requires two-step login of this user (server.require_two_step) and it is off: the
   // server answers nothing else, so the dialog opens by itself; closed after a change, the page reloads.
   let covered = false, reload = false;
+  // The site requires it of this user, on or off (/v1/me's two_step_kept): no "Turn off" (the server refuses it).
+  let kept = false;
   const FEW = 3;  // this many left or fewer: said on the button too, so that it is seen without opening (the only place it is set)
   // One request at a time: a double click on "New recovery codes" sent the used code again, a failed
   // login whose "Not changed" stood under the codes the first had made.
@@ -69,6 +71,7 @@
   document.addEventListener("maskwatch-account", (event) => {
     on = event.detail.two_step === true;
     covered = covered || event.detail.two_step_required === true;
+    kept = event.detail.two_step_kept === true;
     counted(event.detail.recovery_codes_left ?? null);
     $("two-step-user").value = event.detail.user || "";
     if (covered && !on && !dialog.open) showDialog();
@@ -77,13 +80,15 @@
   // begun (the secret shown, turn on with password and a code from it).
   function show(begun = false) {
     $("two-step-state").textContent = on ? "On: each login asks for the code from your app as well as your password. " +
-        `${codesLeft(left ?? 0)}.`
+        `${codesLeft(left ?? 0)}.` + (kept ? " This site requires it of your account: it stays on. For a new phone, " +
+        "an admin turns it off, and you set it up again at your next login." : "")
       : (covered ? "This site requires two-step login of your account: set it up to go on. "
         : "") + "Off: your password alone logs you in. With it on, a stolen password is not enough.";
     $("two-step-begin").hidden = on || begun;
     $("two-step-new").hidden = !begun;
     $("two-step-fields").hidden = !(on || begun);
     $("two-step-submit").textContent = on ? "Turn off" : "Turn on";
+    $("two-step-submit").hidden = on && kept;
     $("two-step-renew").hidden = !on;
   }
   function showCodes(codes) {  // shown this once, until the dialog closes
