@@ -332,6 +332,33 @@ def test_the_output_folder_inside_an_input_folder_is_not_read_as_input(tmp_path,
         find_files([tmp_path], tmp_path)
 
 
+def test_the_copies_a_detect_run_wrote_into_an_input_folder_are_passed_over_as_detect_passes_them(tmp_path, sample_dir):
+    """After `detect photos --out photos`, batch read the annotated copies as photos of their own
+    (each photo scored twice), where detect itself passes them over: one rule, one warning."""
+    photos = tmp_path / "photos"
+    (photos / "more").mkdir(parents=True)
+    for photo in sorted(sample_dir.glob("images/*.png"))[:2]:
+        shutil.copy(photo, photos)
+    shutil.copy(min(sample_dir.glob("images/*.png")), photos / "more" / "z.png")
+    result = CliRunner().invoke(app, ["detect", str(photos), "--out", str(photos), "--quiet"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["detect", str(photos / "more"), "--out", str(photos / "more"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    copies = sorted(p.name for p in photos.glob("*.jpg"))
+    assert len(copies) == 2  # the annotated copies beside the photos
+    warnings: list[str] = []
+    keys = [f.key for f in find_files([photos], tmp_path / "out", warnings)]
+    assert keys == sorted(p.name for p in sample_dir.glob("images/*.png"))[:2] + ["more/z.png"]
+    assert warnings == [f"{photos}: 3 files an earlier detect wrote here passed over ({copies[0]}, ...): "
+                        "its annotated copies are not photos"]
+    only_copies = tmp_path / "copies"
+    only_copies.mkdir()
+    (only_copies / "a.jpg").write_bytes((photos / copies[0]).read_bytes())
+    (only_copies / ".maskwatch-detect.json").write_text('["a.jpg"]')
+    with pytest.raises(BatchInputError, match="holds no photos or videos .*1 file an earlier detect wrote here"):
+        find_files([only_copies])
+
+
 def test_a_file_whose_output_folder_holds_another_files_outputs_is_not_skipped_as_done(tmp_path, sample_dir):
     """find_files says to score two files of one name in separate runs: the second run with the same
     --out reported the second as "already done" and never scored it."""

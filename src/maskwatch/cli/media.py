@@ -202,6 +202,8 @@ def batch(
         _fail(str(err))
     except KeyboardInterrupt:
         _fail(f"stopped by Ctrl-C or SIGTERM; the files scored so far are in {out}/{SUMMARY}", code=130)
+    for warning in report.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     for row in report.failed:
         typer.secho(f"failed: {row['error']}", fg=typer.colors.RED, err=True)
     typer.echo(f"{len(report.files)} files: {report.count('done')} done, {report.count('skipped')} already done, "

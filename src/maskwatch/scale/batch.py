@@ -52,6 +52,8 @@ class BatchReport:
     interrupted: bool = False  # stopped before every file was scored (Ctrl-C, the cluster lost)
     # Rows of earlier runs' files whose outputs are still in OUT: which file each folder holds
     earlier: list[dict] = field(default_factory=list)
+    # Input files passed over (a detect run's annotated copies in an input folder), said as `detect` says them
+    warnings: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(row["status"] == status for row in self.files)
@@ -63,7 +65,7 @@ class BatchReport:
     def to_dict(self) -> dict:
         return {"files": len(self.files), "done": self.count("done"), "skipped": self.count("skipped"),
                 "failed": self.count("failed"), "actors": self.actors, "seconds": round(self.seconds, 2),
-                "interrupted": self.interrupted, "results": self.files, "earlier": self.earlier}
+                "interrupted": self.interrupted, "warnings": self.warnings, "results": self.files, "earlier": self.earlier}
 
 
 class FileScorer:
@@ -155,9 +157,10 @@ def run_batch(inputs: list[str | Path], out: Path, options: ScoreOptions | None 
         raise ValueError(f"--actors must be at least 1, got {actors}")
     options = options or ScoreOptions()
     started = time.monotonic()
-    files = find_files(inputs, out)
+    passed_over: list[str] = []
+    files = find_files(inputs, out, passed_over)
     out = check_output_folder(Path(out).resolve())  # actors may run elsewhere: every path they get is absolute
-    report = BatchReport(out=out)
+    report = BatchReport(out=out, warnings=passed_over)
     earlier = _earlier_results(out)
     owner = {row["output"]: file for file, row in earlier.items()}
     todo = []

@@ -15,7 +15,8 @@ from pathlib import Path
 from maskwatch.atomic import atomic_dir
 from maskwatch.detection.detector import Models
 from maskwatch.video.pipeline import DetectFailed, DetectOptions, run_detect
-from maskwatch.video.sources import IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, VIDEO_SUFFIXES
+from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, VIDEO_SUFFIXES, split_written,
+                                     written_warning)
 
 
 class BatchInputError(ValueError):
@@ -41,13 +42,15 @@ class ScoreOptions(DetectOptions):
     models: Models = field(default_factory=Models)  # each actor loads its own
 
 
-def find_files(inputs: list[str | Path], out: Path | None = None) -> list[BatchFile]:
+def find_files(inputs: list[str | Path], out: Path | None = None, warnings: list[str] | None = None) -> list[BatchFile]:
     """Every photo and video of `inputs` (files, and folders searched recursively, hidden
     entries and the output folder `out` skipped: a second run read the first one's annotated
     copies as new photos), in order; BatchInputError when an input is missing, a folder holds
     nothing to score, two files would share an output folder, or the outputs would go among the
-    inputs (`batch photos --out photos`)."""
+    inputs (`batch photos --out photos`). In a folder, the files a `detect` run wrote there are
+    left out as `detect` leaves them out (split_written), each folder's named in `warnings`."""
     found: list[BatchFile] = []
+    warnings = warnings if warnings is not None else []
     outputs = Path(out).resolve() if out is not None else None
     for given in inputs:
         path = Path(given)
@@ -57,12 +60,15 @@ def find_files(inputs: list[str | Path], out: Path | None = None) -> list[BatchF
             raise BatchInputError(f"{path}: this input folder is the output folder {outputs} or inside it; "
                                   "choose an --out outside the inputs")
         if path.is_dir():
-            files = sorted(f for f in path.rglob("*") if f.is_file() and _kind(f) is not None
-                           and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                           and (outputs is None or not f.resolve().is_relative_to(outputs)))
+            files, ours = split_written(f for f in path.rglob("*") if f.is_file() and _kind(f) is not None
+                                        and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                                        and (outputs is None or not f.resolve().is_relative_to(outputs)))
             if not files:
                 raise BatchInputError(f"{path}: folder holds no photos or videos "
-                                      f"({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})")
+                                      f"({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})"
+                                      + (f"; {written_warning(path, ours)}" if ours else ""))
+            if ours:
+                warnings.append(written_warning(path, ours))
             found += [BatchFile(str(f.resolve()), f.relative_to(path).as_posix(), _kind(f)) for f in files]
         else:
             found.append(BatchFile(str(path.resolve()), path.name, _kind(path) or "video"))

@@ -25,7 +25,7 @@ from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, Media
                                   media_path)
 from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, WRITTEN,
                                      SourceError, SourceInfo, describe_source, folder_files, photo_files, read_frames,
-                                     redact_source, written_before, written_files)
+                                     redact_source, written_before, written_files, written_warning)
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -234,8 +234,7 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
         result.errors.append(f"{source}: {len(unread)} photo{'s' * (len(unread) > 1)} passed over ({unread[0].name}"
                              f"{', ...' * (len(unread) > 1)}): {UNREAD_PHOTOS}")
     if info.kind == "folder" and (ours := written_files(Path(source), IMAGE_SUFFIXES | VIDEO_SUFFIXES)):
-        result.errors.append(f"{source}: {len(ours)} file{'s' * (len(ours) > 1)} an earlier detect wrote here passed "
-                             f"over ({ours[0].name}{', ...' * (len(ours) > 1)}): its annotated copies are not photos")
+        result.errors.append(written_warning(source, ours))
     warned = len(result.errors)  # what comes after are the source's reading problems
     tracked = info.kind in ("video", "stream", "webcam")
     if not tracked and hasattr(detector, "for_photos"):

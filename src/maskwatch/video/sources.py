@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AbstractSet as Set, Iterator
+from typing import AbstractSet as Set, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -303,11 +303,28 @@ def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
     """The files directly in `folder` whose suffix is one of `suffixes`, sorted: its images are
     what it is read as, its videos what that reading passes over. What a detect run wrote there
     (`detect photos --out photos`) is left out: its annotated copies were read back as photos."""
-    written = written_before(folder)
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file() and p.name not in written)
+    return split_written(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())[0]
 
 
 def written_files(folder: Path, suffixes: set[str]) -> list[Path]:
     """The files of `folder` with those suffixes that folder_files leaves out, a detect run's."""
-    written = written_before(folder)
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file() and p.name in written)
+    return split_written(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())[1]
+
+
+def split_written(files: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+    """`files` sorted into (the user's, a detect run's): a file is a detect run's where the WRITTEN
+    list of its own folder names it. The one rule of `detect` and `batch` (which searches folders
+    within folders) for which files of a folder are inputs."""
+    lists: dict[Path, set[str]] = {}
+    theirs, ours = [], []
+    for path in sorted(files):
+        written = lists.setdefault(path.parent, written_before(path.parent))
+        (ours if path.name in written else theirs).append(path)
+    return theirs, ours
+
+
+def written_warning(folder: str | Path, ours: list[Path]) -> str:
+    """The warning naming the files split_written left out of `folder` (a detect run's)."""
+    first = ours[0].relative_to(folder).as_posix() if ours[0].is_relative_to(folder) else ours[0].name
+    return (f"{folder}: {len(ours)} file{'s' * (len(ours) > 1)} an earlier detect wrote here passed over "
+            f"({first}{', ...' * (len(ours) > 1)}): its annotated copies are not photos")
