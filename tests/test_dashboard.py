@@ -142,7 +142,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     fourth: on a phone, where the table is the chart's readable form, it was past the screen's edge."""
     since = "2026-01-01T08:00:00.000+00:00"
     bucket = {"people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
-    series = {"camera": None, "zone": None, "bucket": "hour", "timezone": "local", "since": since, "buckets": [
+    series = {"camera": None, "zone": None, "bucket": "hour", "timezone": None, "since": since, "buckets": [
         {**bucket, "start": "2026-01-01T10:00:00+02:00", "unassessable": 7, "compliance": 0.7123,
          "compliance_low": 0.6349, "compliance_high": 0.7796, "observed_share": 0.9},
         {**bucket, "start": "2026-01-01T11:00:00+02:00", "compliance": 0.2, "compliance_low": 0.05,

@@ -35,6 +35,7 @@ from tests.test_api_fuzz import SCHEMATHESIS
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_report import count
+from tests.test_site_config import local_tz  # noqa: F401  (TZ for this process, put back after)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SINCE = "2026-09-21T00:00:00+02:00"
@@ -423,3 +424,21 @@ def test_the_compliance_gauge_carries_its_interval(site):
         values = [float(line.split()[-1]) for g in gauges for line in text.splitlines() if line.startswith(g + " ")]
         shown = estimate.as_dict()  # as the API shows them
         assert values == [shown["compliance"], shown["compliance_low"], shown["compliance_high"]]
+
+
+@pytest.mark.parametrize("tz, named", [("Asia/Tokyo", "Asia/Tokyo"), ("JST-9", None)])
+def test_a_site_without_a_timezone_names_the_same_clock_on_every_surface(tmp_path, local_tz, tz, named):  # noqa: F811
+    """/v1/compliance answered "local" where /v1/me named the machine's zone (Etc/UTC): both now
+    give the resolved IANA name, and both null where the local time has none (a POSIX rule)."""
+    from fastapi.testclient import TestClient
+
+    local_tz(tz)
+    (tmp_path / "site.yaml").write_text(f"cameras:\n  door: {{source: \"rtsp://127.0.0.1:{free_port()}/none\"}}\n"
+                                        f"storage: {{database: {tmp_path / 'site.db'}}}\n")
+    config = load_site_config(tmp_path / "site.yaml", environ={})
+    detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera is started
+    client = TestClient(create_app(detector, site=Site(config, detector)))
+    me = client.get("/v1/me").json()
+    series = client.get("/v1/compliance", params={"bucket": "day"}).json()
+    assert me["timezone"] == series["timezone"] == named
+    assert ComplianceSeries.model_validate(series).timezone == named

@@ -68,7 +68,7 @@ def run(
 
         typer.echo(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
     if site.reports:
-        typer.echo(f"  reports (in {site.timezone or 'local time'}):")
+        typer.echo(f"  reports (in {site.clock() or 'the local time, which has no IANA name'}):")
         for line in _report_lines(site):
             typer.echo(f"    {line}")
     if (check or probe) and not _loopback(site.server.host):  # --check passed a site its start then refused

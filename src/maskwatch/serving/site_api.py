@@ -389,7 +389,7 @@ def compliance(request: Request, camera: str | None = Query(None, description="o
     except ValueError as err:
         return _error(400, str(err))
     return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
-                         "timezone": site.config.timezone or "local", "since": iso_utc(since_seconds // 60 * 60),
+                         "timezone": site.config.clock(), "since": iso_utc(since_seconds // 60 * 60),
                          "buckets": series, "zones": site.store.zones_since(since_seconds, cameras)})
 
 

@@ -123,7 +123,8 @@ class ComplianceSeries(BaseModel):
     camera: str | None = Field(description="null: every camera")
     zone: str | None = Field(description="null: every zone and outside them")
     bucket: Literal["hour", "day", "week"]
-    timezone: str = Field(description="the timezone of the buckets' starts")
+    timezone: str | None = Field(description="the IANA name of the buckets' starts' timezone, the site's clock as "
+                                             "/v1/me names it; null: the server's local time, which has no IANA name")
     since: str = Field(description="ISO 8601, UTC: counts from this minute on")
     buckets: list[ComplianceBucket]
     zones: list[str] = Field(description="the zones with people counted from `since` on the camera asked (null: on "

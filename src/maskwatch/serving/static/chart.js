@@ -19,9 +19,9 @@ function drawTrend(series, readAt = Date.now()) {
   chart.dataset.buckets = series.buckets.length;
   // Read once a minute: say when, so that a bar that has not moved is not taken for a stuck page.
   document.getElementById("trend-updated").textContent = `read at ${clockMinute(readAt)}, every minute`;
-  // "local" alone told a viewer elsewhere nothing: its UTC offset, from a bucket's start, with it
+  // null: the server's local time, with no IANA name (as /v1/me's); its UTC offset, from a bucket's start, with it
   const offset = series.buckets.length ? series.buckets.at(-1).start.slice(19).replace(/^\.\d+/, "") : "";  // the newest (summer time)
-  document.getElementById("trend-timezone").textContent = series.timezone !== "local" ? series.timezone :
+  document.getElementById("trend-timezone").textContent = series.timezone ? series.timezone :
     "the server's local time" + (offset ? ", UTC" + (offset === "Z" ? "" : offset) : "");
   // Whole percents throughout, the share and its interval alike ("71%" stood beside "63.49-77.96%"):
   // the interval's ends rounded outwards (63.49 % is 63, 77.96 % is 78), so that the interval
