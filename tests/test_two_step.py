@@ -703,11 +703,49 @@ def test_a_user_the_site_requires_two_step_of_cannot_turn_their_own_off_but_an_a
     with client_of(db, require_two_step="admins") as bob:  # another admin: ana sets it up again at her next login
         assert bob.post("/login", json={"username": "bob", "password": "bob's first password", "code": code_at(bobs)},
                         headers=CSRF).status_code == 200
+        listed = {u["name"]: u["two_step_kept"] for u in bob.get("/v1/users").json()["users"]}
+        assert listed == {"ana": True, "bob": True}  # the Users dialog's question says what follows
         reset = bob.request("DELETE", "/v1/users/ana/two-step", json={"admin_password": "bob's first password"},
                             headers=CSRF)
         assert reset.status_code == 200, reset.text
+        assert reset.json()["status"] == (  # not "their password alone logs in"
+            "two-step login off for ana: their sessions ended; the site requires two-step login of admins "
+            "(server.require_two_step: admins): at their next login they set it up again before anything else "
+            "(whoever logs in first with their password sets up their phone)")
     assert store.two_step("ana")["secret"] is None
     store.close()
+
+
+@pytest.mark.parametrize("rule, role, said", [
+    ("admins", "admin", "the site requires two-step login of admins (server.require_two_step: admins): at their "
+                        "next login they set it up again before anything else"),
+    ("all", "viewer", "the site requires two-step login of every user (server.require_two_step: all)"),
+    ("admins", "viewer", "their sessions ended; their password alone logs in"),
+    (None, "admin", "their password alone logs in, unless the site's server.require_two_step covers them"),
+])
+def test_users_2fa_off_says_what_the_sites_rule_leaves_the_user_to_do(tmp_path, rule, role, said):
+    """`users 2fa NAME --off` said "their password alone logs in" of a user whom the site's
+    server.require_two_step covers, who can do nothing but set it up again: --config reads the
+    rule; without it (--database) the rule is not known, and said so."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = tmp_path / "site.db"
+    store = AuthStore(str(db))
+    store.add_user("ana", ANA[1], role)
+    assert store.turn_on("ana", SECRET, step=0) == ""
+    store.close()
+    site = tmp_path / "site.yaml"
+    site.write_text(f"cameras:\n  a: {{source: clip.mp4}}\nstorage: {{database: {db}}}\n"
+                    + (f"server: {{require_two_step: {rule}}}\n" if rule else ""))
+    where = ["--config", str(site)] if rule else ["--database", str(db)]
+    off = CliRunner().invoke(app, ["users", "2fa", "ana", "--off", *where])
+    assert off.exit_code == 0 and said in off.output, off.output
+    assert AuthStore(str(db)).two_step("ana")["secret"] is None
+    site.write_text(f"cameras:\n  a: {{source: clip.mp4}}\nstorage: {{database: {db}}}\nserver: {{require_two_step: admin}}\n")
+    typo = CliRunner().invoke(app, ["users", "list", "--config", str(site)])
+    assert typo.exit_code == 1 and "field 'server.require_two_step': Input should be 'none', 'admins' or 'all'" in typo.output
 
 
 def test_require_two_step_takes_none_admins_or_all_and_names_a_bad_value(tmp_path):

@@ -538,7 +538,8 @@ def test_an_admin_turns_off_a_lost_phones_two_step_login_ending_the_users_sessio
 
     done = turn_off(boss)
     assert done.status_code == 200, done.text
-    assert done.json() == {"status": "two-step login off for ana; their sessions ended", "user": "ana"}
+    assert done.json() == {"status": "two-step login off for ana: their sessions ended; their password alone logs in",
+                           "user": "ana"}
     assert phone.get("/v1/me").status_code == 401 and store.session_count("ana") == 0
     assert not store.user("ana")["two_step"] and store.two_step("ana")["step"] is None
     assert boss.get("/v1/users").json()["users"][0] | {"id": 0, "created": 0} == {
@@ -861,7 +862,8 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
             "Turn off two-step login of zed? Their sessions end at once; their password alone logs in.")
         phone.click("#users-confirm-yes")
         phone.wait_for_selector("#users-table tr[data-user=zed] td:nth-child(4):text-is('off')")
-        assert phone.inner_text("#users-status") == "two-step login off for zed; their sessions ended"
+        assert phone.inner_text("#users-status") == ("two-step login off for zed: their sessions ended; their password "
+                                                     "alone logs in")
         assert phone.locator("button[aria-label^='Turn off two-step']").count() == 0
 
         # Edit: the role, then a confirm with Keep focused; the row says the change.

@@ -24,7 +24,7 @@ from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import AuthStore, Conflict, NoSuch
 from maskwatch.security.user_rules import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, changed_meanwhile, edit_problem,
                                            name_problem, new_user_problem, viewer_cameras)
-from maskwatch.security.user_words import added_target, revoked_target, revoked_words
+from maskwatch.security.user_words import added_target, revoked_target, revoked_words, two_step_off_words
 
 CameraId = Annotated[str, Field(max_length=64)]
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
@@ -260,8 +260,8 @@ def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: A
                                       409: {"description": "Two-step login is not on for the user" + MEANWHILE}})
 def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:
     """Two-step login off for a user who lost their phone, as `maskwatch users 2fa NAME --off`:
-    their password alone logs in, and every session of theirs ends (one started by whoever has
-    the phone does not go on)."""
+    their password alone logs in (where server.require_two_step covers them: only to set it up
+    again), and every session of theirs ends (one started by whoever has the phone does not go on)."""
     if user_name == admin:  # yours with your password and a code: a session left open must not be enough
         raise AuthError(400, "your own two-step login is turned off under Two-step login (DELETE /two-step), "
                              "which asks for a code")
@@ -274,8 +274,8 @@ def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, ad
         _store(request).turn_off_for(user_name, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
-    return _done(request, admin, "totp_off", user_name,
-                 {"status": f"two-step login off for {user_name}; their sessions ended", "user": user_name})
+    status = two_step_off_words(user_name, request.app.state.access.settings.require_two_step, user["role"])
+    return _done(request, admin, "totp_off", user_name, {"status": status, "user": user_name})
 
 
 @router.get("/v1/tokens", openapi_extra=ADMIN)

@@ -26,4 +26,10 @@ class AuthSettings:
 
     def two_step_required(self, role: str) -> bool:
         """Whether a user of `role` must have two-step login on to use more than TWO_STEP_SETUP."""
-        return self.require_two_step == "all" or (self.require_two_step == "admins" and role == "admin")
+        return two_step_covers(self.require_two_step, role)
+
+
+def two_step_covers(rule: str, role: str) -> bool:
+    """Whether server.require_two_step `rule` (none, admins or all) covers a user of `role`: the
+    one rule of the server (AuthSettings) and of `users 2fa --off --config` (the site's file)."""
+    return rule == "all" or (rule == "admins" and role == "admin")

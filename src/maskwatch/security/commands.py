@@ -275,7 +275,8 @@ def two_step(
     from maskwatch.extras import need
 
     need("users 2fa", "serve", (*STORE_MODULES, "pyotp"))  # the codes: a traceback without it
-    store = open_store(config, database)
+    site = site_config(config)
+    store = store_of(site, database)
     found = store.two_step(name)
     if found is None:
         _fail(f"no user {name!r}")
@@ -288,7 +289,10 @@ def two_step(
         except ValueError as err:
             _fail(str(err))
         _logged(store, "totp_off", name)
-        typer.echo(f"two-step login off for {name}: their sessions ended; their password alone logs in")
+        from maskwatch.security.user_words import two_step_off_words
+
+        role = (store.user(name) or {}).get("role", "")
+        typer.echo(two_step_off_words(name, site.require_two_step if site is not None else None, role))
         return
     if found["secret"] is not None:
         _fail(f"two-step login is on already for {name}: --off first, then --on for another app")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from maskwatch.security.auth_settings import two_step_covers
+
 # The access log's actions of a change to the users or tokens, by an admin on the dashboard
 # (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
 # totp_on/totp_off: two-step login turned on or off, by the user on the dashboard or with `users 2fa`;
@@ -35,3 +37,20 @@ def revoked_words(tokens: list[str]) -> str:
     if not tokens:
         return ""
     return f"; {len(tokens)} API token{'s' if len(tokens) > 1 else ''} of theirs revoked ({', '.join(tokens)})"
+
+
+def two_step_off_words(name: str, rule: str | None, role: str) -> str:
+    """What an admin's turning off a user's two-step login leaves (`users 2fa --off`, the Users
+    dialog's answer): the password alone logs in, unless server.require_two_step (`rule`; None:
+    not known, no site file read) covers them: then nothing but setting it up again at their next
+    login (a covered user's password alone was said to log in)."""
+    done = f"two-step login off for {name}: their sessions ended; "
+    if rule is None:
+        return done + ("their password alone logs in, unless the site's server.require_two_step covers them (--config "
+                       "reads it): then at their next login they set two-step login up again before anything else")
+    if not two_step_covers(rule, role):
+        return done + "their password alone logs in"
+    whom = "every user" if rule == "all" else "admins"
+    return done + (f"the site requires two-step login of {whom} (server.require_two_step: {rule}): at their next "
+                   "login they set it up again before anything else (whoever logs in first with their password "
+                   "sets up their phone)")

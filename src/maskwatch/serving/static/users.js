@@ -147,7 +147,9 @@
                        rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
         if (user.two_step) {  // a lost phone (yours: "Two-step login", with a code)
           changes.append(rowButton("Turn off two-step", `Turn off two-step login of ${user.name}`, () => ask(
-            `Turn off two-step login of ${user.name}? Their sessions end at once; their password alone logs in.`,
+            `Turn off two-step login of ${user.name}? Their sessions end at once; ` + (user.two_step_kept ?
+              "the site requires two-step login of them: at their next login they set it up again before anything else." :
+              "their password alone logs in."),
             `Turn off for ${user.name}`, () => change("Not turned off", async () =>
               (await send(`/v1/users/${encodeURIComponent(user.name)}/two-step`, "DELETE",
                           {admin_password: yours()})).status))), " ");

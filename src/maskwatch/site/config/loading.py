@@ -12,7 +12,7 @@ from maskwatch.site.config.cameras import CAMERA_ID, OWN_SETTINGS, CameraConfig,
 from maskwatch.site.config.environment import _substitute_env
 from maskwatch.site.config.problems import SiteConfigError, _describe
 from maskwatch.site.config.section import without_blanks
-from maskwatch.site.config.server import StorageConfig
+from maskwatch.site.config.server import ServerConfig, StorageConfig
 from maskwatch.site.config.site import SiteConfig, _raw_references, reference_problems
 from maskwatch.site.config.yaml_text import _read_yaml, _yaml_document
 
@@ -73,10 +73,12 @@ def _storage_places(storage: dict) -> list[str]:
 
 @dataclass(frozen=True)
 class SiteUsersView:
-    """What the users and tokens commands read of a site's file: its storage and its cameras' ids."""
+    """What the users and tokens commands read of a site's file: its storage, its cameras' ids and
+    server.require_two_step (what `users 2fa --off` leaves a covered user to do)."""
 
     storage: StorageConfig
     cameras: tuple[str, ...]
+    require_two_step: str = "none"
 
 
 def load_site_users_view(path: Path | str, environ: dict[str, str] | None = None) -> SiteUsersView:
@@ -96,9 +98,16 @@ def load_site_users_view(path: Path | str, environ: dict[str, str] | None = None
     elif not problems:
         _storage_beside(storage, path)
         try:
-            return SiteUsersView(StorageConfig(**storage), tuple(str(c) for c in cameras))
+            stored = StorageConfig(**storage)
         except ValidationError as err:
             problems.extend(_describe(err, ("storage",)))
+        server = raw.get("server") if isinstance(raw.get("server"), dict) else {}
+        try:  # this one setting, checked as the whole file's check would
+            rule = ServerConfig(require_two_step=server.get("require_two_step", "none")).require_two_step
+        except ValidationError as err:
+            problems.extend(_describe(err, ("server",)))
+        if not problems:
+            return SiteUsersView(stored, tuple(str(c) for c in cameras), rule)
     raise SiteConfigError(path, problems)
 
 
