@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from maskwatch.security.schema import MIGRATIONS, access_log
 from maskwatch.security.store import AuthStore
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_users_admin import BOSS, CSRF, client_of, logged_in, site_users
@@ -94,3 +95,51 @@ def test_a_failed_login_keeps_a_users_name_but_not_a_password_typed_as_the_name(
         ("login_failed", "ana")]
     assert BOSS[1] not in str(AuthStore(db).access_log(limit=1000))
     assert BOSS[1] not in caplog.text and "login failed for user (unknown name) from testclient" in caplog.text
+
+
+def old_failed_logins(db: str, names: list[str]) -> None:
+    """`db` as a maskwatch before the one-time clean-up left it: no auth_chores table, and failed
+    logins logged with the name as typed (a password, a recovery code), built row by row."""
+    store = AuthStore(db)
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE auth_chores")
+        for i, name in enumerate(names):
+            connection.execute(access_log.insert().values(at=1_000 + i, user=None, client="10.0.0.9",
+                                                          action="login_failed" if i % 2 else "login_limited",
+                                                          target=name))
+        connection.execute(access_log.insert().values(at=2_000, user="boss", client="10.0.0.9", action="user_removed",
+                                                      target="a-password-2024"))  # not a login's: left as it is
+    store.close()
+
+
+def test_failed_logins_logged_before_keep_no_name_that_is_no_users_once_the_store_opens(tmp_path):
+    """Rows written before failed logins' names were kept only where they are a user's still held
+    what was typed (often a password) for retention_days. The first open replaces each with
+    `(unknown name)`, once: a user's name (any case) stays; the schema's version does not move (an
+    older maskwatch still opens the database); a user removed later keeps their rows' name."""
+    db = site_users(tmp_path)  # users boss and ana
+    old_failed_logins(db, ["ana", "ANA", "my secret password", "abcd-efgh", "", "boss", "(unknown name)"])
+    store = AuthStore(db)
+    rows = sorted(store.access_log(limit=1000), key=lambda row: row["at"])
+    assert [row["target"] for row in rows if row["action"] in ("login_failed", "login_limited")] == [
+        "ana", "ANA", "(unknown name)", "(unknown name)", "(unknown name)", "boss", "(unknown name)"]
+    assert [row["target"] for row in rows if row["action"] == "user_removed"] == ["a-password-2024"]
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT max(version) FROM auth_schema_version").scalar() == len(MIGRATIONS)
+        assert connection.exec_driver_sql("SELECT chore FROM auth_chores").scalars().all() == ["unknown_names"]
+    store.remove_user("ana")
+    store.close()
+    again = AuthStore(db)  # once only: ana's failed logins were hers when logged
+    assert [row["target"] for row in again.access_log(limit=1000)].count("ana") == 1
+    again.close()
+
+
+def test_the_clean_up_of_old_failed_login_names_runs_on_postgresql(postgres):  # noqa: F811
+    store = AuthStore(postgres.url)
+    store.add_user("ana", "ana's long password", "admin")
+    store.close()
+    old_failed_logins(postgres.url, ["Ana", "hunter2-typed-as-a-name"])
+    store = AuthStore(postgres.url)
+    targets = [row["target"] for row in store.access_log(limit=1000)]
+    assert "Ana" in targets and "hunter2-typed-as-a-name" not in targets
+    store.close()

@@ -31,15 +31,14 @@ from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_stre
 from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, AuthError, audit_target, camera_of,
                                                check_csrf, check_origin, client_address, is_loopback, secure_cookies)
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
+from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
 from maskwatch.site.database import driver_reason
 
 log = logging.getLogger(__name__)
 
-# A failed login's name that is no user's, as the access log and the server's log keep it: users
-# type their password or a recovery code into the name field, which then sat in both in clear,
-# shown to admins. No user's name can be this (USER_NAME: no space or parenthesis).
-UNKNOWN_NAME = "(unknown name)"
+# UNKNOWN_NAME: a failed login's name that is no user's, as the access log and the server's log
+# keep it (schema.py, whose one-time clean-up puts it in rows logged before).
 
 
 def said_failed(name: str, client: str) -> None:

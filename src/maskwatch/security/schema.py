@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, inspect, select, text
+import time
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, func, insert, inspect, select, text, update
 
 metadata = MetaData()
 auth_schema_version = Table("auth_schema_version", metadata, Column("version", Integer, nullable=False))
@@ -63,6 +65,20 @@ access_log = Table(
     Column("action", String(32), nullable=False),  # login, login_failed, logout, camera_frame, snapshot, report, ...
     Column("target", String(255), nullable=True),
 )
+# One-time clean-ups of the data (CHORES), each listed here once done. Not schema versions: a
+# data change an older maskwatch reads as it is needs none, and a version would make it refuse
+# the database; an older maskwatch leaves this table alone.
+auth_chores = Table(
+    "auth_chores", metadata,
+    Column("chore", String(64), primary_key=True),
+    Column("done", Float, nullable=False),
+)
+
+# A failed login's name that is no user's, as the access log keeps it (access.name_tried): users
+# type their password or a recovery code into the name field. No user's name can be this
+# (USER_NAME: no space or parenthesis).
+UNKNOWN_NAME = "(unknown name)"
+FAILED_LOGINS = ("login_failed", "login_limited")  # the actions whose target is the name tried
 
 
 def _create_v1(connection) -> None:
@@ -103,3 +119,29 @@ def _recovery_codes_v5(connection) -> None:
 
 
 MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5]
+
+
+def _unknown_names(connection) -> None:
+    """Failed logins logged before their names were kept only where they are a user's: the target
+    of a login_failed or login_limited row that is no current user's name (whatever its case)
+    becomes UNKNOWN_NAME, as it would be logged now (it was often a password, in clear, shown to
+    admins). Once only (auth_chores): run at every open, it would also blank the name of a user
+    removed since, kept rightly when it was logged."""
+    connection.execute(update(access_log).where(
+        access_log.c.action.in_(FAILED_LOGINS), access_log.c.target.is_not(None), access_log.c.target != UNKNOWN_NAME,
+        func.lower(access_log.c.target).not_in(select(func.lower(users.c.name)))).values(target=UNKNOWN_NAME))
+
+
+CHORES = {"unknown_names": _unknown_names}
+
+
+def run_chores(connection) -> list[str]:
+    """The CHORES not done yet in this database, done and listed, in the caller's transaction (the
+    migrations', held by hold_database); their names."""
+    metadata.create_all(connection, tables=[auth_chores])
+    done = set(connection.execute(select(auth_chores.c.chore)).scalars())
+    todo = [name for name in CHORES if name not in done]
+    for name in todo:
+        CHORES[name](connection)
+        connection.execute(insert(auth_chores).values(chore=name, done=time.time()))
+    return todo

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, login_failures,
-                                       recovery_codes, sessions, users)
+                                       recovery_codes, run_chores, sessions, users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, SCOPES, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem)
 from maskwatch.runtime import ProblemLog
@@ -186,6 +186,7 @@ class AuthStore:
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, AUTH_MIGRATION_LOCK)
             before = apply_migrations(connection, self.url, "auth schema", auth_schema_version, MIGRATIONS)
+            run_chores(connection)
         said_migrated(self.url, "auth schema", before, len(MIGRATIONS))
         return len(MIGRATIONS)
 
