@@ -137,15 +137,16 @@ def me(request: Request) -> dict:
 
 @router.get("/v1/users", openapi_extra=ADMIN)
 def list_users(request: Request) -> Response:
-    """The users (name, role, a viewer's cameras or null for every one, created, `two_step`,
-    `recovery_codes_left`: null where it is off, and `two_step_kept`: server.require_two_step covers
-    them, so that an admin's turning theirs off leaves them to set it up again), and `cameras`: the
+    """The users (name, role, a viewer's cameras or null for every one, created, `two_step` and
+    `recovery_codes_left`: null where it is off), `two_step_kept`: the names of those whom
+    server.require_two_step covers (an admin's turning theirs off leaves them to set it up again;
+    beside the users, each the same object as every route's), and `cameras`: the
     ids a viewer's list may name (the site's config, disabled ones too, then those no longer in it
     with stored history; null for `serve` without a site, where any camera id is taken)."""
     access = _access(request)
     users = access.store.users() if access.store is not None else []
-    return JSONResponse({"users": [user | {"two_step_kept": access.settings.two_step_required(user["role"])}
-                                   for user in users],
+    return JSONResponse({"users": users,
+                         "two_step_kept": [user["name"] for user in users if access.settings.two_step_required(user["role"])],
                          "cameras": viewer_camera_choices(request)})
 
 

@@ -134,7 +134,8 @@
     ` ${names.length} API token${names.length > 1 ? "s" : ""} of theirs revoked (${names.join(", ")}).` : "";
 
   async function load() {
-    const [{users, cameras}, {tokens}] = await Promise.all([checked("/v1/users"), checked("/v1/tokens")]);
+    const [{users, cameras, two_step_kept: coveredNames}, {tokens}] = await Promise.all([checked("/v1/users"), checked("/v1/tokens")]);
+    const covered = new Set(coveredNames);  // server.require_two_step covers them: turned off, set up again at the next login
     cameraChoices(cameras);
     owned = new Map();
     for (const token of tokens) if (token.owner !== null) owned.set(token.owner, (owned.get(token.owner) || 0) + 1);
@@ -147,7 +148,7 @@
                        rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
         if (user.two_step) {  // a lost phone (yours: "Two-step login", with a code)
           changes.append(rowButton("Turn off two-step", `Turn off two-step login of ${user.name}`, () => ask(
-            `Turn off two-step login of ${user.name}? Their sessions end at once; ` + (user.two_step_kept ?
+            `Turn off two-step login of ${user.name}? Their sessions end at once; ` + (covered.has(user.name) ?
               "the site requires two-step login of them: at their next login they set it up again before anything else." :
               "their password alone logs in."),
             `Turn off for ${user.name}`, () => change("Not turned off", async () =>
