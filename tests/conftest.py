@@ -73,8 +73,8 @@ def prepared_sample(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def one_epoch_runs(prepared_sample, tmp_path_factory) -> dict[str, Path]:
     """The seed CNN ("model") and the gate CNN ("gate"), one epoch each (seed 0) on the prepared
-    sample, as trained (not evaluated). test_gate and test_closeup both need these two: trained once,
-    each module works on copies of them (copies_of)."""
+    sample, as trained (not evaluated). test_gate, test_closeup and test_onnx need these: trained
+    once, each module works on copies of them (copies_of)."""
     from maskwatch.training.classifier.train import TrainConfig, train_run
 
     folder = tmp_path_factory.mktemp("one-epoch")
