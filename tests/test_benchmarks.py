@@ -48,7 +48,8 @@ def test_every_benchmark_answers_help(name, help_answers):
 @pytest.mark.system  # starts two `maskwatch serve` processes
 def test_auth_speed_measures_a_session_and_a_token():
     """It started its session with AuthStore.start_session's old signature (no password hash)."""
-    run = run_benchmark("auth_speed", "--seconds", "0.2", "--rounds", "1", "--threads", "1")
+    run = run_benchmark("auth_speed", "--seconds", "0.2", "--rounds", "1", "--threads", "1", "--verifies", "2",
+                        "--logins", "2", "--checks", "100")
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("| auth ")]
     assert [row.split(" | ")[0] for row in rows] == ["| auth off (loopback, no users)", "| auth on, session cookie",
