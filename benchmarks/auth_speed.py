@@ -2,8 +2,8 @@
 
     nice -n 10 python benchmarks/auth_speed.py [--seconds 4] [--rounds 3] [--threads 4]
 
-1. Argon2id verify alone (passwords.py's parameters), median of 15, and POST /login end to end
-   over HTTP (hash + session row + cookie), median of 10.
+1. Argon2id verify alone (passwords.py's parameters), median of 15 (--verifies), and POST /login
+   end to end over HTTP (hash + session row + cookie), median of 10 (--logins).
 2. Two `maskwatch serve` processes on loopback, one open (no users: auth off) and one with users
    (auth on), each answering GET /v1/classes (no model work, so the check is what differs); the
    client alternates them in rounds, so both see the same machine load: off, session cookie,
@@ -81,21 +81,25 @@ def check_cost(db: str, token: str, n: int = 2000) -> dict[str, float]:
 
 
 def start(args: list[str], folder: Path) -> tuple[subprocess.Popen, str]:
+    """`maskwatch serve ARGS` on a free port, started; wait_ready waits for it to answer."""
     from tests.test_serve import free_port
 
     port = free_port()
     log = open(folder / f"serve-{port}.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), *args],
                                stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(process: subprocess.Popen, base: str) -> None:
     for _ in range(480):
         try:
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return process, base
+                return
         except httpx.HTTPError:
             time.sleep(0.25)
     process.kill()
-    raise RuntimeError(f"serve {args} did not start; see {log.name}")
+    raise RuntimeError(f"serve on {base} did not start; see serve-{base.rsplit(':', 1)[1]}.log")
 
 
 def rate(base: str, headers: dict, seconds: float, threads: int) -> float:
@@ -123,24 +127,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--verifies", type=int, default=15, help="Argon2id verifies timed alone")
+    parser.add_argument("--logins", type=int, default=10, help="POST /login requests timed")
+    parser.add_argument("--checks", type=int, default=2000, help="who-asks checks timed per kind of request")
     args = parser.parse_args()
     from maskwatch.security.passwords import LANES, MEMORY_KIB, TIME_COST
     from maskwatch.security.store import AuthStore
 
     load_before = os.getloadavg()[0]
-    verify, verify_cpu = hash_latency()
+    verify, verify_cpu = hash_latency(args.verifies)
     folder = Path(tempfile.mkdtemp(prefix="auth-speed-"))
     db = str(folder / "users.db")
     store = AuthStore(db)
     store.add_user("bench", PASSWORD, "admin")
     token = store.add_token("bench", "full")
     store.close()
-    costs = check_cost(db, token)
+    costs = check_cost(db, token, args.checks)
     open_server, open_base = start(["--database", str(folder / "none.db")], folder)
-    auth_server, auth_base = start(["--database", db], folder)
+    auth_server, auth_base = start(["--database", db], folder)  # the two start together
     try:
+        wait_ready(open_server, open_base)
+        wait_ready(auth_server, auth_base)
         logins, cookie = [], None
-        for _ in range(10):
+        for _ in range(args.logins):
             started = time.perf_counter()
             response = httpx.post(auth_base + "/login", json={"username": "bench", "password": PASSWORD},
                                   headers={"X-Maskwatch-CSRF": "1"}, timeout=30)
@@ -161,8 +170,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, 1-minute load average {load_before:.1f} at start, "
           f"{os.getloadavg()[0]:.1f} at end")
     print(f"Argon2id t={TIME_COST}, m={MEMORY_KIB // 1024} MiB, p={LANES}: verify median {verify * 1000:.0f} ms wall, "
-          f"{verify_cpu * 1000:.0f} ms CPU (15 runs); POST /login end to end median {statistics.median(logins) * 1000:.0f} ms "
-          f"(10 runs, min {min(logins) * 1000:.0f}, max {max(logins) * 1000:.0f})")
+          f"{verify_cpu * 1000:.0f} ms CPU ({args.verifies} runs); POST /login end to end median "
+          f"{statistics.median(logins) * 1000:.0f} ms ({args.logins} runs, min {min(logins) * 1000:.0f}, max {max(logins) * 1000:.0f})")
     print(f"\nGET /v1/classes, {args.threads} keep-alive clients, {args.rounds} alternating rounds of {args.seconds:g} s\n")
     print("| requests | req/s (median of rounds) | rounds | vs auth off | who-asks check, CPU per request |")
     print("|---|---|---|---|---|")

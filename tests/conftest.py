@@ -70,6 +70,23 @@ def prepared_sample(tmp_path_factory) -> Path:
     return prepare_sample(tmp_path_factory.mktemp("work") / "sample", size=32)
 
 
+@pytest.fixture(scope="session")
+def one_epoch_runs(prepared_sample, tmp_path_factory) -> dict[str, Path]:
+    """The seed CNN ("model") and the gate CNN ("gate"), one epoch each (seed 0) on the prepared
+    sample, as trained (not evaluated). test_gate, test_closeup and test_onnx need these: trained
+    once, each module works on copies of them (copies_of)."""
+    from maskwatch.training.classifier.train import TrainConfig, train_run
+
+    folder = tmp_path_factory.mktemp("one-epoch")
+    configs = {"model": TrainConfig(epochs=1, seed=0), "gate": TrainConfig(model="gate-cnn", epochs=1, seed=0)}
+    return {name: train_run(prepared_sample, folder / name, cfg, progress=False) for name, cfg in configs.items()}
+
+
+def copies_of(runs: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """Copies of run folders in `folder`, for a module to evaluate and export without touching the shared ones."""
+    return {name: Path(shutil.copytree(run, folder / name)) for name, run in runs.items()}
+
+
 def prepare_sample(work: Path, size: int) -> Path:
     """The bundled sample as a work folder of `size` px colour crops, split by photo (seed 0)."""
     from maskwatch.data.crops import CropSpec

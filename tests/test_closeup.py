@@ -12,16 +12,17 @@ from maskwatch.training.classifier.evaluate import evaluate_run
 from maskwatch.training.classifier.export import export_onnx
 from maskwatch.training.classifier.train import TrainConfig, train_run
 
+from tests.conftest import copies_of
+
 
 @pytest.fixture(scope="module")
-def models(prepared_sample, tmp_path_factory):
+def models(prepared_sample, one_epoch_runs, tmp_path_factory):
     """A model, a close-up model and a gate, each one epoch on the bundled sample."""
     folder = tmp_path_factory.mktemp("closeup")
-    runs = {}
-    for name, cfg in (("model", TrainConfig(epochs=1, seed=0)), ("closeup", TrainConfig(epochs=1, seed=1)),
-                      ("gate", TrainConfig(model="gate-cnn", epochs=1, seed=0))):
-        runs[name] = train_run(prepared_sample, folder / name, cfg, progress=False)
-        evaluate_run(runs[name])
+    runs = copies_of(one_epoch_runs, folder)  # the model (seed 0) and the gate, as test_gate's
+    runs["closeup"] = train_run(prepared_sample, folder / "closeup", TrainConfig(epochs=1, seed=1), progress=False)
+    for run in runs.values():
+        evaluate_run(run)
     return {"model": export_onnx(runs["model"], folder / "model.onnx"),
             "closeup": export_onnx(runs["closeup"], folder / "closeup.onnx", closeup=CloseupRule(40)),
             "gate": export_onnx(runs["gate"], folder / "gate.onnx", gate=GateRule(0.34, 40)),

@@ -135,10 +135,10 @@ def test_blur_changes_only_the_face_and_a_margin_round_it():
 def make_video(path, sample_dir, frames=12):
     """A 640x480 clip: three sample photos, each held for a few frames."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
-    photos = sorted(sample_dir.glob("images/*.png"))[:3]
+    # Each photo read and scaled once: read again for every frame, they took most of a long clip's time.
+    photos = [cv2.resize(cv2.imread(str(p)), (640, 480)) for p in sorted(sample_dir.glob("images/*.png"))[:3]]
     for i in range(frames):
-        image = cv2.imread(str(photos[i * len(photos) // frames]))
-        writer.write(cv2.resize(image, (640, 480)))
+        writer.write(photos[i * len(photos) // frames])
     writer.release()
     return path
 

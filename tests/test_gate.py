@@ -16,7 +16,8 @@ from maskwatch.faces import CLASSES
 from maskwatch.training.classifier.evaluate import evaluate_run
 from maskwatch.training.classifier.export import export_onnx
 from maskwatch.training.classifier.gate import choose_threshold, cross_fitted_cascade
-from maskwatch.training.classifier.train import TrainConfig, train_run
+
+from tests.conftest import copies_of
 
 WITH, WITHOUT, RARE = (CLASSES.index(c) for c in ("with_mask", "without_mask", "mask_weared_incorrect"))
 # The shipped gate's rule, as the model card and BENCHMARKS.md (section 2, round eight) give it.
@@ -120,12 +121,11 @@ def test_gate_cv_runs_as_a_module_of_the_package(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def gate_and_model(prepared_sample, tmp_path_factory):
+def gate_and_model(one_epoch_runs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gate")
-    model_run = train_run(prepared_sample, folder / "model", TrainConfig(epochs=1, seed=0), progress=False)
+    runs = copies_of(one_epoch_runs, folder)  # seed-cnn and gate-cnn, one epoch, seed 0
+    model_run, gate_run = runs["model"], runs["gate"]
     evaluate_run(model_run)
-    gate_run = train_run(prepared_sample, folder / "gate", TrainConfig(model="gate-cnn", epochs=1, seed=0),
-                         progress=False)
     with pytest.raises(FileNotFoundError, match="evaluate"):
         export_onnx(gate_run, folder / "gate.onnx", gate=GateRule(0.5, 40))
     assert not (folder / "gate.onnx").exists()

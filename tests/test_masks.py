@@ -14,7 +14,7 @@ from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES
 from maskwatch.training.classifier.landmarks import FRONTAL, LandmarkFinder
 from maskwatch.training.classifier.masks import (POSITIONS, RenderedFaces, RenderSettings, draw_mask, mask_polygon,
-                                      render_work, shrink_like_a_camera)
+                                      shrink_like_a_camera)
 
 
 def _box(row):
@@ -27,8 +27,21 @@ def rows(prepared_sample):
 
 
 @pytest.fixture(scope="module")
-def renders(rows, sample_dir):
-    return render_work(rows, sample_dir, size=32, per_face=4, seed=0, progress=False)
+def rendered_work(prepared_sample, sample_dir, tmp_path_factory):
+    """A copy of the prepared sample and what `maskwatch render` said on it (32 px crops, 4 renders
+    per bare face, seed 0): the renders the tests below look at, drawn once."""
+    import shutil
+
+    work = tmp_path_factory.mktemp("rendered") / "work"
+    shutil.copytree(prepared_sample, work)
+    return work, CliRunner().invoke(app, ["render", str(work), "--data", str(sample_dir), "--quiet"])
+
+
+@pytest.fixture(scope="module")
+def renders(rendered_work):
+    work, result = rendered_work
+    assert result.exit_code == 0, result.output
+    return RenderedFaces.load(work / "rendered.npz")
 
 
 def test_landmarks_of_a_large_bare_face_lie_in_face_order(rows, sample_dir):
@@ -111,14 +124,10 @@ def test_shrinking_like_a_camera_loses_detail_and_keeps_the_size():
     assert shrink_like_a_camera(stripes, 96, None) is stripes
 
 
-def test_render_command_writes_renders_a_training_run_uses(prepared_sample, sample_dir, tmp_path):
-    import shutil
-
+def test_render_command_writes_renders_a_training_run_uses(rendered_work, tmp_path):
     from maskwatch.training.classifier.train import TrainConfig, train_run
 
-    work = tmp_path / "work"
-    shutil.copytree(prepared_sample, work)
-    result = CliRunner().invoke(app, ["render", str(work), "--data", str(sample_dir), "--quiet"])
+    work, result = rendered_work
     assert result.exit_code == 0, result.output
     assert (work / "rendered.npz").is_file()
     run = train_run(work, tmp_path / "run", TrainConfig(model="seed-cnn", epochs=1, rendered=0.25), progress=False)

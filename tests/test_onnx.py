@@ -14,13 +14,15 @@ from maskwatch.data.prepare import read_faces_csv
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.training.classifier.evaluate import evaluate_run
 from maskwatch.training.classifier.export import export_onnx
-from maskwatch.training.classifier.train import TrainConfig, load_model, train_run
+from maskwatch.training.classifier.train import load_model
+
+from tests.conftest import copies_of
 
 
 @pytest.fixture(scope="module")
-def exported(prepared_sample, tmp_path_factory):
+def exported(one_epoch_runs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
-    run = train_run(prepared_sample, folder / "run", TrainConfig(epochs=2, seed=0), progress=False)
+    run = copies_of({"run": one_epoch_runs["model"]}, folder)["run"]  # seed-cnn, one epoch, seed 0
     evaluate_run(run)
     return run, export_onnx(run, folder / "model.onnx")
 

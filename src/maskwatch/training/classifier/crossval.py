@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from maskwatch.training.classifier.calibration import expected_calibration_error
 from maskwatch.training.classifier.dataset import CropDataset
 from maskwatch.training.classifier.evaluate import classification_metrics, format_recall_by_size, recall_by_size
 from maskwatch.data.split import write_split_csv
-from maskwatch.training.classifier.train import TrainConfig, fit, predict_crops, run_config, write_run
+
+if TYPE_CHECKING:  # torch is imported where a fold trains: gate_cv scores saved logits without it
+    from maskwatch.training.classifier.train import TrainConfig
 
 
 def cross_validate(data: CropDataset, cfg: TrainConfig, folds: int = 5, seed: int = 0,
@@ -51,6 +54,8 @@ def run_fold(data: CropDataset, cfg: TrainConfig, train_idx: np.ndarray, val_idx
     Folds are independent, so they may run in separate processes (sweep.py) and be
     put together by assemble_cv.
     """
+    from maskwatch.training.classifier.train import fit, predict_crops, run_config, write_run
+
     trained = fit(data, train_idx, val_idx, cfg, progress=progress, device=device)
     spec = data.spec
     if save_dir is not None:
