@@ -291,11 +291,13 @@ WRITTEN = ".maskwatch-detect.json"
 
 
 def written_before(folder: Path) -> set[str]:
-    """The names of the files earlier detect runs wrote into `folder` (WRITTEN)."""
+    """The names of the files earlier detect runs wrote into `folder` (WRITTEN); none where it
+    cannot be read as a list (a folder copied from elsewhere may hold any file of that name: one
+    nested too deep for json raised RecursionError, a traceback for every reading of the folder)."""
     try:
         names = json.loads((Path(folder) / WRITTEN).read_text(encoding="utf-8"))
         return {str(name) for name in names} if isinstance(names, list) else set()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return set()
 
 
