@@ -1029,3 +1029,28 @@ def test_a_detect_list_that_cannot_be_read_leaves_a_folder_read_whole(tmp_path, 
     result = CliRunner().invoke(app, ["detect", str(tmp_path / "f0"), "--out", str(tmp_path / "o"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "a.jpg").is_file()
+
+
+def test_a_photo_put_in_place_of_an_annotated_copy_is_read_and_never_written_over(tmp_path, sample_dir):
+    """`detect photos --out photos` wrote a.jpg, the copy of a.png; the user put a photo of their
+    own named a.jpg there. Each later run passed it over as detect's copy, then wrote a.png's
+    copy over it: now it is read as a photo, and left as it is."""
+    import hashlib
+
+    from maskwatch.video.sources import IMAGE_SUFFIXES, written_files
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    first, second = sorted(sample_dir.glob("images/*.png"))[:2]
+    (folder / "a.png").write_bytes(first.read_bytes())
+    run = ["detect", str(folder), "--out", str(folder), "--quiet"]
+    assert CliRunner().invoke(app, run).exit_code == 0
+    cv2.imwrite(str(folder / "a.jpg"), cv2.imread(str(second)))
+    own = hashlib.sha256((folder / "a.jpg").read_bytes()).hexdigest()
+    for _ in range(2):
+        result = CliRunner().invoke(app, run)
+        assert result.exit_code == 0, result.output
+        assert folder / "a.jpg" not in written_files(folder, IMAGE_SUFFIXES)
+        assert hashlib.sha256((folder / "a.jpg").read_bytes()).hexdigest() == own
+        names = [json.loads(line)["name"] for line in (folder / "detections.jsonl").read_text().splitlines()]
+        assert sorted(names) == ["a.jpg", "a.png"]
