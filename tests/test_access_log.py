@@ -143,3 +143,20 @@ def test_the_clean_up_of_old_failed_login_names_runs_on_postgresql(postgres):  #
     targets = [row["target"] for row in store.access_log(limit=1000)]
     assert "Ana" in targets and "hunter2-typed-as-a-name" not in targets
     store.close()
+
+
+def test_a_name_that_is_a_users_only_by_pythons_case_folding_is_no_users(tmp_path):
+    """'\u212aim' (the Kelvin sign, which Python lowers to k) is no user's name in any case (USER_NAME
+    is ASCII) and the clean-up of old rows, lowering in the database, drops it; the live check,
+    lowering it in Python, took it for kim's and logged it as typed."""
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_user("kim", "kim's long password", "viewer")
+    store.close()
+    stranger = client_of(db, client_limit=100)
+    for name in ("\u212aim", "KIM"):
+        assert stranger.post("/login", json={"username": name, "password": "a guess"}, headers=CSRF).status_code == 401
+    admin = logged_in(db, BOSS)
+    rows = admin.get("/v1/access-log").json()["entries"]
+    assert [(e["action"], e["target"]) for e in rows if e["action"] != "login"] == [
+        ("login_failed", "KIM"), ("login_failed", "(unknown name)")]

@@ -1011,3 +1011,46 @@ def test_a_variable_rate_webms_end_is_no_truncation(monkeypatch, tmp_path):
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, times + [0] * 99,
                                          fps=1000.0), errors))
     assert len(frames) == 12 and not any("truncated" in e for e in errors), errors
+
+
+def test_a_detect_list_that_cannot_be_read_leaves_a_folder_read_whole(tmp_path, sample_dir):
+    """A folder copied from elsewhere may hold any .maskwatch-detect.json: one nested too deep for
+    json raised RecursionError, a traceback for detect and batch reading the folder; one that is
+    not a list, or not JSON, passes nothing over."""
+    from maskwatch.video.sources import IMAGE_SUFFIXES, WRITTEN, folder_files
+
+    photo = min(sample_dir.glob("images/*.png"))
+    for i, text in enumerate(("[" * 100_000, "{}", "not json", '["a.png"')):
+        folder = tmp_path / f"f{i}"
+        folder.mkdir()
+        (folder / "a.png").write_bytes(photo.read_bytes())
+        (folder / WRITTEN).write_text(text)
+        assert folder_files(folder, IMAGE_SUFFIXES) == [folder / "a.png"]
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "f0"), "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "a.jpg").is_file()
+
+
+def test_a_photo_put_in_place_of_an_annotated_copy_is_read_and_never_written_over(tmp_path, sample_dir):
+    """`detect photos --out photos` wrote a.jpg, the copy of a.png; the user put a photo of their
+    own named a.jpg there. Each later run passed it over as detect's copy, then wrote a.png's
+    copy over it: now it is read as a photo, and left as it is."""
+    import hashlib
+
+    from maskwatch.video.sources import IMAGE_SUFFIXES, written_files
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    first, second = sorted(sample_dir.glob("images/*.png"))[:2]
+    (folder / "a.png").write_bytes(first.read_bytes())
+    run = ["detect", str(folder), "--out", str(folder), "--quiet"]
+    assert CliRunner().invoke(app, run).exit_code == 0
+    cv2.imwrite(str(folder / "a.jpg"), cv2.imread(str(second)))
+    own = hashlib.sha256((folder / "a.jpg").read_bytes()).hexdigest()
+    for _ in range(2):
+        result = CliRunner().invoke(app, run)
+        assert result.exit_code == 0, result.output
+        assert folder / "a.jpg" not in written_files(folder, IMAGE_SUFFIXES)
+        assert hashlib.sha256((folder / "a.jpg").read_bytes()).hexdigest() == own
+        names = [json.loads(line)["name"] for line in (folder / "detections.jsonl").read_text().splitlines()]
+        assert sorted(names) == ["a.jpg", "a.png"]

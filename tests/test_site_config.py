@@ -333,6 +333,18 @@ def test_the_users_commands_view_needs_only_the_storage_secrets(tmp_path):
     assert load_site_users_view(local, environ={}).storage.database == str(tmp_path / "maskwatch.db")
 
 
+def test_the_users_commands_view_reads_require_two_step_with_its_variable_set(tmp_path):
+    """server.require_two_step: ${VAR} runs the site, but the users commands' view checked the
+    text unset, so every `users`/`tokens` command with --config refused the file."""
+    from maskwatch.site.config import load_site_users_view
+
+    path = write(tmp_path, "cameras: {door: {source: webcam:0}}\nserver: {require_two_step: '${RULE}', "
+                           "host: '${HOST}'}\n")
+    assert load_site_users_view(path, environ={"RULE": "admins"}).require_two_step == "admins"
+    with pytest.raises(SiteConfigError, match="field 'server.require_two_step': environment variable RULE is not set"):
+        load_site_users_view(path, environ={})
+
+
 @pytest.mark.parametrize("storage, blurred", [("{}", False), ("{blur_live: true}", True), ("{privacy: true}", True)])
 def test_live_frames_are_blurred_on_asking_and_in_privacy_mode(tmp_path, storage, blurred):
     """Live frames showed faces sharp unless the site kept no snapshots at all: a site could not

@@ -223,9 +223,11 @@ class AuthStore:
 
     def is_user_name(self, name: str) -> bool:
         """Whether `name` is a user's, whatever its case: a failed login's name is logged only then
-        (AccessControl.name_tried)."""
+        (AccessControl.name_tried). Both sides lowered by the database, as the one-time clean-up of
+        old rows lowers them (schema._unknown_names): Python's lower() made the Kelvin sign 'K' a k, so
+        'Kim' typed with it, no user's name, was logged as typed."""
         with self.engine.connect() as connection:
-            found = connection.execute(select(users.c.id).where(func.lower(users.c.name) == name.lower())).first()
+            found = connection.execute(select(users.c.id).where(func.lower(users.c.name) == func.lower(name))).first()
         return found is not None
 
     def users(self) -> list[dict]:

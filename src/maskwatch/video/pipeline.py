@@ -25,7 +25,8 @@ from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, Media
                                   media_path)
 from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, WRITTEN,
                                      SourceError, SourceInfo, describe_source, folder_files, photo_files, read_frames,
-                                     redact_source, written_before, written_files, written_warning)
+                                     redact_source, written_before, written_files, written_text,
+                                     written_warning)
 from maskwatch.video.tracker import FaceTracker
 
 
@@ -277,7 +278,8 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
         # Listed before any is written: a run killed outright (kill -9, memory, power) left copies
         # no list named, and every rerun into --out was refused as writing over the user's files.
         before = written_before(out)
-        write_text(out / WRITTEN, json.dumps(sorted(before | planned_outputs(source, info, out, options.save_media))))
+        planned = planned_outputs(source, info, out, options.save_media)
+        write_text(out / WRITTEN, written_text(out, before | planned, writing=planned))
         if "summary.json" in before:  # an earlier run's, not of the lines written from now: a run killed
             (out / "summary.json").unlink(missing_ok=True)  # outright left it beside them, "running": false
         going_on = resume and lines_path.is_file()
@@ -325,7 +327,8 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
             result.outputs.append(summary.path)
         complete = not result.interrupted and failure is None and (max_frames is None or result.frames < max_frames)
         try:
-            write_text(out / WRITTEN, json.dumps(sorted(before | {p.name for p in result.outputs} | {RUN_RECORD})))
+            write_text(out / WRITTEN, written_text(out, before | {p.name for p in result.outputs} | {RUN_RECORD},
+                                                  writing={RUN_RECORD}))  # written next
             write_text(out / RUN_RECORD, json.dumps(run_record(identity, info, result, complete), indent=2))
         except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
             if failure is None:

@@ -291,12 +291,36 @@ WRITTEN = ".maskwatch-detect.json"
 
 
 def written_before(folder: Path) -> set[str]:
-    """The names of the files earlier detect runs wrote into `folder` (WRITTEN)."""
+    """The names of the files earlier detect runs wrote into `folder` (WRITTEN), less each whose
+    size is no longer the one recorded once it was written: the user's own photo put in its place,
+    which a photo run passed over and then wrote over (the copy of a.png is a.jpg). None where the
+    list cannot be read (a folder copied from elsewhere may hold any file of that name: one nested
+    too deep for json raised RecursionError, a traceback for every reading of the folder)."""
     try:
-        names = json.loads((Path(folder) / WRITTEN).read_text(encoding="utf-8"))
-        return {str(name) for name in names} if isinstance(names, list) else set()
-    except (OSError, ValueError):
+        entries = json.loads((Path(folder) / WRITTEN).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return set()
+    if not isinstance(entries, list):
+        return set()
+    sizes = next((entry["sizes"] for entry in entries if isinstance(entry, dict)
+                  and isinstance(entry.get("sizes"), dict)), {})
+    return {str(name) for name in entries if not isinstance(name, dict)
+            and (not isinstance(sizes.get(name), int) or _size(Path(folder) / str(name)) in (None, sizes[name]))}
+
+
+def written_text(folder: Path, names: Set[str], writing: Set[str] = frozenset()) -> str:
+    """WRITTEN's text: `names`, then the sizes their files have now (an older maskwatch reads the
+    sizes' entry as a name no file has), but for those of `writing`, not written yet (a run killed
+    before writing them leaves them trusted by name, as a list without sizes is)."""
+    sizes = {name: size for name in sorted(set(names) - set(writing)) if (size := _size(Path(folder) / name)) is not None}
+    return json.dumps([*sorted(names), {"sizes": sizes}])
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:

@@ -102,8 +102,12 @@ def load_site_users_view(path: Path | str, environ: dict[str, str] | None = None
         except ValidationError as err:
             problems.extend(_describe(err, ("storage",)))
         server = raw.get("server") if isinstance(raw.get("server"), dict) else {}
-        try:  # this one setting, checked as the whole file's check would
-            rule = ServerConfig(require_two_step=server.get("require_two_step", "none")).require_two_step
+        # This one setting, its ${VAR} set and checked as the whole file's check would: the rest
+        # of server: is left unread (a `${VAR}` here made every users command refuse the file).
+        setting = _substitute_env({"require_two_step": server.get("require_two_step", "none")},
+                                  os.environ if environ is None else environ, ("server",), problems)
+        try:
+            rule = ServerConfig(**setting).require_two_step
         except ValidationError as err:
             problems.extend(_describe(err, ("server",)))
         if not problems:
