@@ -179,6 +179,8 @@
 
   $("two-step-form").addEventListener("submit", (event) => {
     event.preventDefault();  // a second submit too: it would leave the page
+    // Enter in a field submits by the first button, hidden where the site keeps two-step on: not a turn-off
+    if ($("two-step-submit").hidden) return;
     alone(() => turn());
   });
   async function turn() {
