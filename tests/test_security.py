@@ -1003,6 +1003,39 @@ def test_a_password_typed_as_the_name_is_counted_but_not_kept_in_clear(tmp_path)
     assert keys.count("unknown:" + hashlib.sha256(ADMIN[1].encode()).hexdigest()) == 2, keys
 
 
+def test_failed_logins_go_once_no_limit_counts_them(tmp_path):
+    """Failure rows (unknown names among them: an unsalted digest, often of a password) were kept a
+    day though every limit reads back window_minutes: now they go at the server's next request once
+    past the longest window any process using the database said it counts within a day."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "w.db")
+    store = AuthStore(db)
+    store.add_user(*ADMIN, "admin")
+    now = time.time()
+
+    def keys():
+        with store.engine.connect() as connection:
+            return sorted(connection.exec_driver_sql("SELECT key FROM login_failures").scalars())
+
+    for key, age in (("unknown:old", 16 * 60), ("secret:admin", 16 * 60), ("client:10.0.0.9", 14 * 60)):
+        store.reserve_attempt({key: 99}, 900.0, now=now - age)
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        assert client.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
+    assert keys() == ["client:10.0.0.9"]  # 15 minutes by default: 14 minutes old is still counted
+    # A process with a 60-minute window beside it: rows stay for it, until it has not said so for a day.
+    store.reserve_attempt({"user:admin": 99}, 900.0, now=now - 30 * 60)
+    assert store.drop_failures(3600.0, now=now) == 3600.0
+    assert store.drop_failures(900.0, now=now) == 3600.0 and keys() == ["client:10.0.0.9", "user:admin"]
+    assert store.drop_failures(900.0, now=now + 86401) == 900.0 and keys() == []
+
+
 def test_a_flood_of_logins_leaves_threads_for_everything_else(tmp_path):
     """Each login waits for one of four Argon2 slots on a threadpool thread (40 in all): past 16
     at once a login is told to come back (503), so the other requests still find a thread."""

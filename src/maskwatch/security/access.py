@@ -65,6 +65,9 @@ WRONG_LOGIN = "wrong user name, password or code"
 TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-step/secret", "/two-step",
                             "/two-step/recovery-codes"})
 TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
+# How often failed-login rows past their window are deleted (a database write): each lives at most
+# this long past window_minutes while the server is asked anything.
+FAILURES_SWEPT_EVERY = 60.0
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
 # DELETE /two-step refused where the site requires it of the user: their own account would be the
@@ -105,6 +108,7 @@ class AccessControl:
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
         self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
+        self._failures_swept = float("-inf")
         self._audited: OrderedDict[tuple, float] = OrderedDict()  # _audit's key -> when last logged, oldest first
         self._audited_lock = threading.Lock()
         # Logins being checked now in this process (MAX_LOGINS_AT_ONCE); the rate limits are counted
@@ -528,8 +532,16 @@ class AccessControl:
             self.store.log("logout", principal.name, client_address(request))
 
     def _sweep(self) -> None:
-        """Retention of the access log and stale sessions, at most hourly, on any request (a site
-        read only with API tokens has no logins to piggyback on)."""
+        """Retention of the access log and stale sessions, at most hourly, and of failed logins at
+        most every FAILURES_SWEPT_EVERY (they go once their window is over: store.drop_failures),
+        on any request (a site read only with API tokens has no logins to piggyback on)."""
+        if time.monotonic() - self._failures_swept > FAILURES_SWEPT_EVERY:
+            self._failures_swept = time.monotonic()
+            try:
+                self.store.drop_failures(self.window)
+            except SQLAlchemyError as err:
+                log.warning("the users database's sweep of failed logins failed (%s); tried again in a minute",
+                            driver_reason(err))
         if time.monotonic() - self._swept > 3600:
             self._swept = time.monotonic()
             try:  # housekeeping: a full disk must not refuse the request (store.keep)

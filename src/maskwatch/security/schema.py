@@ -48,6 +48,14 @@ login_failures = Table(
     Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS", "user:NAME", "unknown:SHA256" or "secret:NAME"
     Column("at", Float, nullable=False, index=True),
 )
+# The window_minutes (in seconds) of each process that counts failed logins here, and when it last
+# said so: a failure row goes once no process's window reaches it (store.drop_failures). A table of
+# its own, made at any open: an older maskwatch leaves it alone, as auth_chores.
+failure_windows = Table(
+    "failure_windows", metadata,
+    Column("window", Float, primary_key=True),
+    Column("seen", Float, nullable=False),
+)
 # Two-step login's one-time recovery codes (two_step.recovery_hash: never the codes), each row
 # deleted as its code is used; all of a user's go when two-step login is turned off.
 recovery_codes = Table(
@@ -137,8 +145,8 @@ CHORES = {"unknown_names": _unknown_names}
 
 def run_chores(connection) -> list[str]:
     """The CHORES not done yet in this database, done and listed, in the caller's transaction (the
-    migrations', held by hold_database); their names."""
-    metadata.create_all(connection, tables=[auth_chores])
+    migrations', held by hold_database); their names. Makes the tables no version lists too."""
+    metadata.create_all(connection, tables=[auth_chores, failure_windows])
     done = set(connection.execute(select(auth_chores.c.chore)).scalars())
     todo = [name for name in CHORES if name not in done]
     for name in todo:

@@ -25,7 +25,8 @@ from sqlalchemy import delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
-from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, login_failures,
+from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, failure_windows,
+                                       login_failures,
                                        recovery_codes, run_chores, sessions, users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, SCOPES, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem)
@@ -665,6 +666,23 @@ class AuthStore:
         with self._write_lock, self.engine.begin() as connection:
             connection.execute(delete(login_failures).where(login_failures.c.key == key))
 
+    def drop_failures(self, window: float, now: float | None = None) -> float:
+        """Failure rows no limit counts any more deleted: older than the longest `window` (seconds)
+        any process said it uses within a day, this one's first (failure_windows). Every limit
+        (per client, per name, "secret:") reads back one window; kept a day, they held unsalted
+        digests of names typed (often passwords) 96 times longer than any limit needed them. A
+        process with a longer window beside a shorter one keeps the rows for it. The age kept."""
+        now = time.time() if now is None else now
+        with self._write_lock, self.engine.begin() as connection:
+            hold_database(connection, LOGIN_ATTEMPT_LOCK)  # two processes saying the same window at once
+            if not connection.execute(update(failure_windows).where(failure_windows.c.window == window)
+                                      .values(seen=now)).rowcount:
+                connection.execute(insert(failure_windows).values(window=window, seen=now))
+            connection.execute(delete(failure_windows).where(failure_windows.c.seen < now - 86400))
+            kept = max(window, connection.execute(select(func.max(failure_windows.c.window))).scalar() or 0)
+            connection.execute(delete(login_failures).where(login_failures.c.at < now - kept))
+        return kept
+
     # Access log
 
     def log(self, action: str, user: str | None, client: str | None, target: str | None = None,
@@ -695,11 +713,10 @@ class AuthStore:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def enforce_retention(self, session_limit: float, now: float | None = None) -> int:
-        """Drop access-log rows older than retention_days, sessions past `session_limit` seconds
-        and failures older than a day; how many log rows went."""
+        """Drop access-log rows older than retention_days and sessions past `session_limit` seconds
+        (failed logins: drop_failures); how many log rows went."""
         now = time.time() if now is None else now
         with self._write_lock, self.engine.begin() as connection:
             gone = connection.execute(delete(access_log).where(access_log.c.at < now - self.retention_days * 86400))
             connection.execute(delete(sessions).where(sessions.c.created < now - session_limit))
-            connection.execute(delete(login_failures).where(login_failures.c.at < now - 86400))
         return gone.rowcount
