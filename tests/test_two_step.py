@@ -734,6 +734,9 @@ def test_users_2fa_off_says_what_the_sites_rule_leaves_the_user_to_do(tmp_path, 
     store = AuthStore(str(db))
     store.add_user("ana", ANA[1], role)
     assert store.turn_on("ana", SECRET, step=0) == ""
+    tokens_said = "; 1 API token of theirs still works (ana-script): a token has no login"
+    if role == "admin":  # a token has no login: it keeps working, and the answer says so
+        store.add_token("ana-script", "full", owner="ana")
     store.close()
     site = tmp_path / "site.yaml"
     site.write_text(f"cameras:\n  a: {{source: clip.mp4}}\nstorage: {{database: {db}}}\n"
@@ -741,6 +744,7 @@ def test_users_2fa_off_says_what_the_sites_rule_leaves_the_user_to_do(tmp_path, 
     where = ["--config", str(site)] if rule else ["--database", str(db)]
     off = CliRunner().invoke(app, ["users", "2fa", "ana", "--off", *where])
     assert off.exit_code == 0 and said in off.output, off.output
+    assert (tokens_said in off.output) == (role == "admin"), off.output
     assert AuthStore(str(db)).two_step("ana")["secret"] is None
     site.write_text(f"cameras:\n  a: {{source: clip.mp4}}\nstorage: {{database: {db}}}\nserver: {{require_two_step: admin}}\n")
     typo = CliRunner().invoke(app, ["users", "list", "--config", str(site)])

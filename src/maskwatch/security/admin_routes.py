@@ -274,7 +274,8 @@ def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, ad
         _store(request).turn_off_for(user_name, acting=acting)
     except ValueError as err:
         raise _refused(err) from None
-    status = two_step_off_words(user_name, request.app.state.access.settings.require_two_step, user["role"])
+    status = two_step_off_words(user_name, request.app.state.access.settings.require_two_step, user["role"],
+                                _store(request).tokens_of(user_name))
     return _done(request, admin, "totp_off", user_name, {"status": status, "user": user_name})
 
 

@@ -292,7 +292,8 @@ def two_step(
         from maskwatch.security.user_words import two_step_off_words
 
         role = (store.user(name) or {}).get("role", "")
-        typer.echo(two_step_off_words(name, site.require_two_step if site is not None else None, role))
+        typer.echo(two_step_off_words(name, site.require_two_step if site is not None else None, role,
+                                      store.tokens_of(name)))
         return
     if found["secret"] is not None:
         _fail(f"two-step login is on already for {name}: --off first, then --on for another app")

@@ -581,6 +581,10 @@ class AuthStore:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query.order_by(api_tokens.c.name))]
 
+    def tokens_of(self, owner: str) -> list[str]:
+        """The names of the tokens `owner` made (what their removal or demotion would revoke)."""
+        return [token["name"] for token in self.tokens() if token["owner"] == owner]
+
     def revoke_token(self, name: str) -> None:
         if "\x00" in name:  # as user(): no token's name has one
             raise NoSuch(f"no token {name!r}")

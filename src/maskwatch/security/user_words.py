@@ -39,18 +39,25 @@ def revoked_words(tokens: list[str]) -> str:
     return f"; {len(tokens)} API token{'s' if len(tokens) > 1 else ''} of theirs revoked ({', '.join(tokens)})"
 
 
-def two_step_off_words(name: str, rule: str | None, role: str) -> str:
+def two_step_off_words(name: str, rule: str | None, role: str, tokens: list[str] = ()) -> str:
     """What an admin's turning off a user's two-step login leaves (`users 2fa --off`, the Users
     dialog's answer): the password alone logs in, unless server.require_two_step (`rule`; None:
     not known, no site file read) covers them: then nothing but setting it up again at their next
-    login (a covered user's password alone was said to log in)."""
+    login (a covered user's password alone was said to log in). The API `tokens` they own keep
+    working, named: a token has no login, so no rule of two-step login stops it (a stolen phone's
+    admin may want them revoked too)."""
     done = f"two-step login off for {name}: their sessions ended; "
     if rule is None:
-        return done + ("their password alone logs in, unless the site's server.require_two_step covers them (--config "
-                       "reads it): then at their next login they set two-step login up again before anything else")
-    if not two_step_covers(rule, role):
-        return done + "their password alone logs in"
-    whom = "every user" if rule == "all" else "admins"
-    return done + (f"the site requires two-step login of {whom} (server.require_two_step: {rule}): at their next "
-                   "login they set it up again before anything else (whoever logs in first with their password "
-                   "sets up their phone)")
+        left = ("their password alone logs in, unless the site's server.require_two_step covers them (--config "
+                "reads it): then at their next login they set two-step login up again before anything else")
+    elif not two_step_covers(rule, role):
+        left = "their password alone logs in"
+    else:
+        whom = "every user" if rule == "all" else "admins"
+        left = (f"the site requires two-step login of {whom} (server.require_two_step: {rule}): at their next "
+                "login they set it up again before anything else (whoever logs in first with their password "
+                "sets up their phone)")
+    if tokens:
+        left += (f"; {len(tokens)} API token{'s' if len(tokens) > 1 else ''} of theirs still "
+                 f"work{'' if len(tokens) > 1 else 's'} ({', '.join(tokens)}): a token has no login (revoke it under Tokens or with `tokens revoke`)")
+    return done + left

@@ -130,6 +130,8 @@
   let owned = new Map();
   const alsoTokens = (name) => owned.has(name) ?
     ` Their ${owned.get(name) > 1 ? `${owned.get(name)} API tokens` : "API token"} will be revoked.` : "";
+  const stillTokens = (name) => owned.has(name) ?  // two-step login off: a token has no login, and keeps working
+    ` Their ${owned.get(name) > 1 ? `${owned.get(name)} API tokens keep` : "API token keeps"} working (a token has no login).` : "";
   const revokedToo = (names) => names && names.length ?  // as the server's revoked_words
     ` ${names.length} API token${names.length > 1 ? "s" : ""} of theirs revoked (${names.join(", ")}).` : "";
 
@@ -150,7 +152,7 @@
           changes.append(rowButton("Turn off two-step", `Turn off two-step login of ${user.name}`, () => ask(
             `Turn off two-step login of ${user.name}? Their sessions end at once; ` + (covered.has(user.name) ?
               "the site requires two-step login of them: at their next login they set it up again before anything else." :
-              "their password alone logs in."),
+              "their password alone logs in.") + stillTokens(user.name),
             `Turn off for ${user.name}`, () => change("Not turned off", async () =>
               (await send(`/v1/users/${encodeURIComponent(user.name)}/two-step`, "DELETE",
                           {admin_password: yours()})).status))), " ");
