@@ -767,9 +767,10 @@ def test_require_two_step_takes_none_admins_or_all_and_names_a_bad_value(tmp_pat
         err.value.problems
 
 
-def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_step(tmp_path, page, sample_dir):  # noqa: F811
-    """`maskwatch run` with server.require_two_step: all: the admin's page, every read refused,
-    opens the two-step dialog at once; once it is on and the dialog closed, the page reloads and reads."""
+@contextmanager
+def site_requiring_two_step(tmp_path, sample_dir, rule: str):
+    """`maskwatch run` of a one-camera site whose server.require_two_step is `rule`, its users in
+    tmp_path/site.db (add them first); its address, once it answers."""
     from tests.test_detection import make_video
     from tests.test_serve import free_port
 
@@ -777,13 +778,12 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
     port = free_port()
     (tmp_path / "site.yaml").write_text(
         "cameras: {door: {source: door.mp4}}\nstorage: {database: site.db, snapshots: snapshots}\n"
-        f"server: {{host: 127.0.0.1, port: {port}, require_two_step: all}}\n")
-    AuthStore(str(tmp_path / "site.db")).add_user(*ANA, "admin")
+        f"server: {{host: 127.0.0.1, port: {port}, require_two_step: {rule}}}\n")
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "run.log", "w+") as log:
         site = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml")],
                                 stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
-        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
+
         def healthy() -> bool:
             try:
                 return httpx.get(base + "/healthz", timeout=1).status_code == 200
@@ -794,6 +794,19 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
             if not until(lambda: site.poll() is not None or healthy(), 60) or not healthy():
                 log.seek(0)
                 pytest.fail(f"maskwatch run did not start:\n{log.read()}")
+            yield base
+        finally:
+            site.terminate()
+            site.wait(timeout=30)
+
+
+def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_step(tmp_path, page, sample_dir):  # noqa: F811
+    """`maskwatch run` with server.require_two_step: all: the admin's page, every read refused,
+    opens the two-step dialog at once; once it is on and the dialog closed, the page reloads and reads."""
+    AuthStore(str(tmp_path / "site.db")).add_user(*ANA, "admin")
+    with site_requiring_two_step(tmp_path, sample_dir, "all") as base:
+        phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
+        try:
             log_in_page(phone, base, ANA)
             phone.wait_for_selector("#two-step-dialog[open]", timeout=20_000)
             assert "requires two-step login of your account" in phone.inner_text("#two-step-state")
@@ -821,9 +834,6 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
             assert sent == [] and phone.inner_text("#two-step-error") == ""
         finally:
             phone.close()
-            site.terminate()
-            site.wait(timeout=30)
-
 
 
 def test_a_refused_body_of_any_route_does_not_say_a_password_or_code_back(tmp_path):

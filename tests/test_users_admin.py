@@ -1044,6 +1044,53 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert viewer.is_hidden("#users-open") and viewer.is_hidden("#access-log-open")  # a viewer never sees them
 
 
+def test_the_users_dialog_asks_of_a_user_require_two_step_covers(tmp_path, tab, sample_dir):  # noqa: F811
+    """On a site with server.require_two_step: admins, the Users dialog's question of a covered user
+    (GET /v1/users's two_step_kept) says they set it up again at their next login, not "their
+    password alone logs in" as of a viewer; and of an admin's tokens, that they keep working (a
+    token has no login: two-step off or not, nothing stops it)."""
+    from tests.test_two_step import site_requiring_two_step
+
+    store = AuthStore(str(tmp_path / "site.db"))
+    store.add_user(*BOSS, "admin")
+    bosses = pyotp.random_base32(32)
+    store.turn_on("boss", bosses, step=0)
+    store.add_user(*ANA, "admin")
+    store.turn_on("ana", pyotp.random_base32(32), step=0)
+    store.add_token("ana-metrics", "read", owner="ana")
+    store.add_user("zed", "zed's own password", "viewer")
+    store.turn_on("zed", pyotp.random_base32(32), step=0)
+    store.close()
+    with site_requiring_two_step(tmp_path, sample_dir, "admins") as base:
+        phone = tab(360, 740)
+        phone.goto(base + "/login")
+        phone.fill("#username", BOSS[0])
+        phone.fill("#password", BOSS[1])
+        phone.fill("#code", code_at(bosses))
+        phone.click("button[type=submit]")
+        phone.wait_for_url(base + "/", timeout=20_000)
+        phone.wait_for_selector("#users-open", state="visible", timeout=20_000)
+        phone.click("#users-open")
+        phone.wait_for_selector("#users-table tr[data-user=zed]")
+        phone.click("button[aria-label='Turn off two-step login of zed']")
+        assert phone.inner_text("#users-confirm-question") == (
+            "Turn off two-step login of zed? Their sessions end at once; their password alone logs in.")
+        phone.click("#users-confirm-no")
+        phone.fill("#users-me-password", BOSS[1])
+        phone.click("button[aria-label='Turn off two-step login of ana']")
+        assert phone.inner_text("#users-confirm-question") == (
+            "Turn off two-step login of ana? Their sessions end at once; the site requires two-step login of them: "
+            "at their next login they set it up again before anything else. Their API token keeps working (a "
+            "token has no login).")
+        phone.click("#users-confirm-yes")
+        phone.wait_for_selector("#users-table tr[data-user=ana] td:nth-child(4):text-is('off')")
+        assert phone.inner_text("#users-status") == (
+            "two-step login off for ana: their sessions ended; the site requires two-step login of admins "
+            "(server.require_two_step: admins): at their next login they set it up again before anything else "
+            "(whoever logs in first with their password sets up their phone); 1 API token of theirs still works "
+            "(ana-metrics): a token has no login (revoke it under Tokens or with `tokens revoke`)")
+
+
 def test_the_cli_writes_the_same_access_log_rows_as_the_dashboard(tmp_path):
     """Who added, removed or reset a user, or made or revoked a token, on the server: the commands
     wrote no row, so the access log told the dashboard's changes only."""
