@@ -24,6 +24,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import PLAIN_COOKIE, SECURE_COOKIE, AuthError
 from maskwatch.security.store import AuthStore
 from tests.conftest import ADMIN, VIEWER, browser_trouble, log_in, watched
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import free_port
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
@@ -1029,11 +1030,28 @@ def test_failed_logins_go_once_no_limit_counts_them(tmp_path):
     with TestClient(app, base_url="http://maskwatch.lan") as client:
         assert client.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
     assert keys() == ["client:10.0.0.9"]  # 15 minutes by default: 14 minutes old is still counted
-    # A process with a 60-minute window beside it: rows stay for it, until it has not said so for a day.
+    windows_of_two_processes(store)
+
+
+def windows_of_two_processes(store: AuthStore) -> None:
+    """A process with a 60-minute window beside one of 15: rows stay for it, until it has not said so for a day."""
+    import time
+
+    now = time.time()
     store.reserve_attempt({"user:admin": 99}, 900.0, now=now - 30 * 60)
+    store.reserve_attempt({"user:old": 99}, 900.0, now=now - 61 * 60)
     assert store.drop_failures(3600.0, now=now) == 3600.0
-    assert store.drop_failures(900.0, now=now) == 3600.0 and keys() == ["client:10.0.0.9", "user:admin"]
-    assert store.drop_failures(900.0, now=now + 86401) == 900.0 and keys() == []
+    assert store.drop_failures(900.0, now=now) == 3600.0
+    with store.engine.connect() as connection:
+        kept = connection.exec_driver_sql("SELECT key FROM login_failures").scalars().all()
+    assert "user:admin" in kept and "user:old" not in kept, kept
+    assert store.drop_failures(900.0, now=now + 86401) == 900.0
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM login_failures").scalar() == 0
+
+
+def test_failed_logins_of_two_windows_postgresql(postgres):  # noqa: F811
+    windows_of_two_processes(AuthStore(postgres.new_database("windows")))
 
 
 def test_a_flood_of_logins_leaves_threads_for_everything_else(tmp_path):

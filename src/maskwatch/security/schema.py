@@ -53,7 +53,7 @@ login_failures = Table(
 # its own, made at any open: an older maskwatch leaves it alone, as auth_chores.
 failure_windows = Table(
     "failure_windows", metadata,
-    Column("window", Float, primary_key=True),
+    Column("seconds", Float, primary_key=True),  # not "window": a keyword of SQL
     Column("seen", Float, nullable=False),
 )
 # Two-step login's one-time recovery codes (two_step.recovery_hash: never the codes), each row

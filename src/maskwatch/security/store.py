@@ -679,11 +679,11 @@ class AuthStore:
         now = time.time() if now is None else now
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, LOGIN_ATTEMPT_LOCK)  # two processes saying the same window at once
-            if not connection.execute(update(failure_windows).where(failure_windows.c.window == window)
+            if not connection.execute(update(failure_windows).where(failure_windows.c.seconds == window)
                                       .values(seen=now)).rowcount:
-                connection.execute(insert(failure_windows).values(window=window, seen=now))
+                connection.execute(insert(failure_windows).values(seconds=window, seen=now))
             connection.execute(delete(failure_windows).where(failure_windows.c.seen < now - 86400))
-            kept = max(window, connection.execute(select(func.max(failure_windows.c.window))).scalar() or 0)
+            kept = max(window, connection.execute(select(func.max(failure_windows.c.seconds))).scalar() or 0)
             connection.execute(delete(login_failures).where(login_failures.c.at < now - kept))
         return kept
 
