@@ -26,8 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, failure_windows,
-                                       login_failures,
-                                       recovery_codes, run_chores, sessions, users)
+                                       login_failures, recovery_codes, run_chores, sessions, users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, SCOPES, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem)
 from maskwatch.runtime import ProblemLog

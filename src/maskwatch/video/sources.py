@@ -293,7 +293,7 @@ WRITTEN = ".maskwatch-detect.json"
 def written_before(folder: Path) -> set[str]:
     """The names of the files earlier detect runs wrote into `folder` (WRITTEN), less each whose
     size is no longer the one recorded once it was written: the user's own photo put in its place,
-    which a photo run passed over and then wrote over (the copy of a.png is a.jpg). None where the
+    which a photo run passed over and then wrote over (the copy of a.png is a.jpg). Empty where the
     list cannot be read (a folder copied from elsewhere may hold any file of that name: one nested
     too deep for json raised RecursionError, a traceback for every reading of the folder)."""
     try:
