@@ -92,6 +92,12 @@ def _check_acting(connection, acting: tuple[str, str] | None) -> int | None:
     return row.id
 
 
+def _any_case(name: str):
+    """The users whose name is `name` whatever its case, both sides lowered by the database: the one
+    comparison of a name taken (add_user) and of a name tried (is_user_name)."""
+    return func.lower(users.c.name) == func.lower(name)
+
+
 def _revoke_owned(connection, user_id: int) -> list[str]:
     """The tokens `user_id` owns deleted, in the caller's transaction (their removal or demotion,
     under USERS_LOCK): their names. An admin who left kept the tokens they made working."""
@@ -206,7 +212,7 @@ class AuthStore:
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # another process's `users add Bob` between the check and the write
             _check_acting(connection, acting)
-            taken = connection.execute(select(users.c.name).where(func.lower(users.c.name) == name.lower())).scalar()
+            taken = connection.execute(select(users.c.name).where(_any_case(name))).scalar()
             if taken is not None:  # Bob and bob would be two accounts one person mistakes for each other
                 raise Conflict(f"user {taken!r} exists already (maskwatch users passwd changes a password)")
             connection.execute(insert(users).values(name=name, password_hash=hashed, role=role,
@@ -227,7 +233,7 @@ class AuthStore:
         old rows lowers them (schema._unknown_names): Python's lower() made the Kelvin sign 'K' a k, so
         'Kim' typed with it, no user's name, was logged as typed."""
         with self.engine.connect() as connection:
-            found = connection.execute(select(users.c.id).where(func.lower(users.c.name) == func.lower(name))).first()
+            found = connection.execute(select(users.c.id).where(_any_case(name))).first()
         return found is not None
 
     def users(self) -> list[dict]:
