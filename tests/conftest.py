@@ -44,6 +44,7 @@ def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, tup
 SYSTEM_FIXTURES = {"rtsp_server", "broker", "postgres", "page", "server", "secured"}
 SYSTEM_MODULES = {"test_serve", "test_serve_workers", "test_security_deploy", "test_site", "test_site_trend"}
 RAY_MODULES = {"test_ray_batch", "test_ray_serve", "test_ray_site"}
+ONE_EPOCH_MODULES = {"test_gate", "test_closeup", "test_onnx"}
 SLOW_MODULES = {"test_train", "test_cv", "test_cv_sweep", "test_gate", "test_onnx", "test_cli", "test_masks",
                 "test_base_install", "test_own_detector", "test_detection", "test_resume"}
 
@@ -57,6 +58,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.ray)
         if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(_worker_group(module)))
+
+
+def _worker_group(module: str) -> str:
+    """The tests that must share a worker under `pytest -n 2 --dist loadgroup`: a module's (its
+    module fixtures start once), the Ray modules' (one local cluster at a time) and those of the
+    session's one-epoch trainings (trained once)."""
+    if module in RAY_MODULES:
+        return "ray"
+    if module in ONE_EPOCH_MODULES:
+        return "one-epoch"
+    return module
 
 
 @pytest.fixture(scope="session")
