@@ -53,9 +53,12 @@ demo: setup
 	@echo "The dashboard on a demo site of two cameras (clips of the sample), at http://127.0.0.1:8000/:"
 	@echo "  $(MASKWATCH) run --config examples/demo-site.yaml"
 
-# Every tier (slow, system, ray); plain `.venv/bin/pytest` runs the fast unit tests only.
+# Every tier (slow, system, ray), on two workers (pytest-xdist; tests/conftest.py keeps a module's
+# tests, the Ray modules and the one-epoch trainings each on one worker; TEST_WORKERS=0: one process).
+# Plain `.venv/bin/pytest` runs the fast unit tests only.
+TEST_WORKERS ?= 2
 test: setup test-extra ray-extra browser rtsp mqtt-broker postgres systemd-analyze prometheus
-	$(VENV)/bin/pytest -m ""
+	$(VENV)/bin/pytest -m "" -n $(TEST_WORKERS) --dist loadgroup
 
 # The documentation site (mkdocs-material) in build/docs: docs/, README.md, BENCHMARKS.md and the
 # model card; --strict (mkdocs.yml) fails on any broken link. Not part of `make test`.
