@@ -1207,3 +1207,32 @@ def test_a_user_the_site_requires_two_step_of_moves_it_to_a_new_phone_themselves
         assert new_phone(ana, code_at(SECRET, 1), code_at(new)).status_code == 200
         assert ana.get("/v1/me").json() | {"two_step": True, "two_step_required": False} == ana.get("/v1/me").json()
     assert AuthStore(db).two_step("ana")["secret"] == new
+
+
+def test_the_dialogs_new_phone_moves_two_step_login_in_one_step(tmp_path, page):  # noqa: F811
+    """"New phone" on a phone's width, by the keyboard: the new secret shown, the password, the
+    current phone's code and the new one's typed, Enter; the new recovery codes shown."""
+    db = ana_with_two_step(tmp_path)
+    with serving(["--database", db], tmp_path) as base:
+        with two_step_dialog_on_a_phone(page, base) as phone:
+            assert phone.is_hidden("#two-step-new-code") and phone.is_visible("#two-step-move")
+            phone.click("#two-step-move")
+            new = until(lambda: phone.inner_text("#two-step-secret"))
+            assert phone.is_visible("#two-step-new-code") and phone.is_hidden("#two-step-move")
+            assert phone.inner_text("#two-step-submit") == "Move to the new phone"
+            assert AuthStore(db).two_step("ana")["secret"] == SECRET  # nothing changed yet
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", code_at(SECRET, 1))  # the login used this step's
+            phone.fill("#two-step-new-code", code_at(new))
+            phone.press("#two-step-new-code", "Enter")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login moved to the new phone"))
+            codes = phone.input_value("#two-step-codes").split("\n")
+            assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+            assert phone.inner_text("#two-step-secret") == "" and phone.input_value("#two-step-new-code") == ""
+            assert phone.is_hidden("#two-step-new-code") and phone.inner_text("#two-step-submit") == "Turn off"
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+            time.sleep(1.5)  # the page's polls go on with the new session: no trip to the login page
+            assert "/login" not in phone.url
+    store = AuthStore(db)
+    assert store.two_step("ana")["secret"] == new and store.recovery_left("ana") == 10
+    assert [e["target"] for e in store.access_log(action="totp_replaced")] == ["ana"]
