@@ -143,7 +143,7 @@ def test_a_user_turns_it_on_on_the_dashboard_with_a_code_and_off_with_another(tm
         assert turn("POST", ANA[1], code_at(secret)).status_code == 200
         assert dict(here.cookies) != before and here.get("/v1/me").json()["two_step"] is True
         assert phone.get("/v1/me").status_code == 401  # the other session ended
-        assert here.post("/two-step/secret", headers=CSRF).status_code == 409  # on already
+        assert turn("POST", ANA[1], code_at(secret)).status_code == 409  # on already
         assert log_in(client_of(db)).status_code == 401  # the password alone no longer logs in
         too_long = here.request("DELETE", "/two-step", json={"password": ANA[1], "code": "1" * 17}, headers=CSRF)
         assert too_long.status_code == 422 and ANA[1] not in too_long.text
@@ -688,7 +688,7 @@ def test_a_user_the_site_requires_two_step_of_cannot_turn_their_own_off_but_an_a
         refused = ana.request("DELETE", "/two-step", json=body, headers=CSRF)
         assert refused.status_code == 403 and refused.json()["error"].startswith(
             "this site requires two-step login of admins (server.require_two_step: admins): you cannot turn it off; "
-            "for a new phone, an admin turns yours off"), refused.text
+            "for a new phone, use New phone under Two-step login (POST /two-step/replace)"), refused.text
         assert store.two_step("ana")["secret"] == SECRET and ana.get("/v1/users").status_code == 200
         assert store.access_log(action="totp_failed") == [] and store.access_log(action="totp_off") == []
     with client_of(db, require_two_step="all") as ana:
@@ -1133,3 +1133,106 @@ def test_print_gives_the_printer_the_codes_alone_titled_and_its_window_goes_with
             phone.keyboard.press("Escape")  # the dialog closed: the codes dropped, their window too
             assert until(lambda: phone.evaluate("true") and opened.value.is_closed())
             assert phone.evaluate("document.getElementById('two-step-codes').value") == ""
+
+
+def new_phone(client: TestClient, code: str, new_code: str, password: str = ANA[1]):
+    return client.post("/two-step/replace", json={"password": password, "code": code, "new_code": new_code},
+                       headers=CSRF)
+
+
+def test_a_new_phone_takes_the_old_ones_place_in_one_step(tmp_path):
+    """Moving two-step login to a new phone took turning it off (the account on the password
+    alone meanwhile) and on again. Now one request, with the password, the current phone's code
+    and the new one's: until then the old phone logs in; after, only the new one, with new
+    recovery codes; a wrong current code is a failed login, and a code used once stays used."""
+    db = ana_with_two_step(tmp_path)
+    store = AuthStore(db)
+    with client_of(db) as here, client_of(db) as other:
+        assert log_in(here, code_at(SECRET, -1)).status_code == 200
+        assert new_phone(here, code_at(SECRET, 1), "123456").status_code == 409  # no new secret made yet
+        made = here.post("/two-step/secret", headers=CSRF)  # on: 409 before
+        assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+        new = made.json()["secret"]
+        assert store.two_step("ana")["secret"] == SECRET  # the old phone works until the new one is confirmed
+        assert log_in(other, code_at(SECRET)).status_code == 200
+        typo = new_phone(here, code_at(SECRET, 1), code_at(SECRET, 1))  # the old app's code as the new one's
+        assert typo.status_code == 400 and "not the new app's code" in typo.json()["error"]
+        assert store.access_log(action="totp_failed") == []  # a typo, not a guess: not counted
+        wrong = new_phone(here, "000000" if code_at(SECRET) != "000000" else "111111", code_at(new))
+        assert (wrong.status_code, wrong.json()["error"]) == (403, "wrong password or code")
+        assert new_phone(here, code_at(SECRET), code_at(new), "not ana's password").status_code == 403
+        replayed = new_phone(here, code_at(SECRET), code_at(new))  # used by the login above
+        assert replayed.status_code == 403 and store.two_step("ana")["secret"] == SECRET
+        before = dict(here.cookies)
+        moved = new_phone(here, code_at(SECRET, 1), code_at(new))
+        assert moved.status_code == 200, moved.text
+        codes = moved.json()["recovery_codes"]
+        assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+        assert dict(here.cookies) != before and here.get("/v1/me").json()["recovery_codes_left"] == 10
+        assert other.get("/v1/me").status_code == 401  # the other sessions ended, as turning it on does
+        assert (store.two_step("ana")["secret"], store.two_step("ana")["pending"]) == (new, None)
+        assert log_in(client_of(db), code_at(SECRET)).status_code == 401  # the old phone no longer logs in
+        assert log_in(client_of(db), code_at(new)).status_code == 401  # the new code was used to confirm it
+        assert log_in(client_of(db), codes[0]).status_code == 200
+        assert "totp_replaced" in here.get("/v1/privacy").json()["access_log"]["records"]
+    assert [(e["user"], e["target"]) for e in store.access_log(action="totp_replaced")] == [("ana", "ana")]
+    assert [e["target"] for e in store.access_log(action="totp_failed")] == ["new phone"] * 3
+    assert new not in repr(store.access_log(limit=1000))
+    store.close()
+
+
+def test_a_recovery_code_proves_the_old_phone_once_and_the_old_set_goes(tmp_path):
+    db = str(tmp_path / "lost.db")
+    store, old = ana_with_recovery_codes(db)
+    with client_of(db) as here:
+        assert log_in(here, old[0]).status_code == 200
+        new = here.post("/two-step/secret", headers=CSRF).json()["secret"]
+        assert new_phone(here, old[0], code_at(new)).status_code == 403  # used by the login
+        moved = new_phone(here, old[1], code_at(new))
+        assert moved.status_code == 200, moved.text
+        assert store.recovery_left("ana") == 10 and not set(moved.json()["recovery_codes"]) & set(old)
+        assert log_in(client_of(db), old[2]).status_code == 401  # the old set went with the old secret
+        assert log_in(client_of(db), moved.json()["recovery_codes"][0]).status_code == 200
+    assert [e["target"] for e in store.access_log(action="recovery_used")] == ["ana"] * 3
+    store.close()
+
+
+def test_a_user_the_site_requires_two_step_of_moves_it_to_a_new_phone_themselves(tmp_path):
+    """Under server.require_two_step only an admin's turning it off moved a covered user to a new
+    phone, their account on the password alone until their next login."""
+    db = ana_with_two_step(tmp_path)
+    with client_of(db, require_two_step="all") as ana:
+        assert log_in(ana, code_at(SECRET)).status_code == 200
+        new = ana.post("/two-step/secret", headers=CSRF).json()["secret"]
+        assert new_phone(ana, code_at(SECRET, 1), code_at(new)).status_code == 200
+        assert ana.get("/v1/me").json() | {"two_step": True, "two_step_required": False} == ana.get("/v1/me").json()
+    assert AuthStore(db).two_step("ana")["secret"] == new
+
+
+def test_the_dialogs_new_phone_moves_two_step_login_in_one_step(tmp_path, page):  # noqa: F811
+    """"New phone" on a phone's width, by the keyboard: the new secret shown, the password, the
+    current phone's code and the new one's typed, Enter; the new recovery codes shown."""
+    db = ana_with_two_step(tmp_path)
+    with serving(["--database", db], tmp_path) as base:
+        with two_step_dialog_on_a_phone(page, base) as phone:
+            assert phone.is_hidden("#two-step-new-code") and phone.is_visible("#two-step-move")
+            phone.click("#two-step-move")
+            new = until(lambda: phone.inner_text("#two-step-secret"))
+            assert phone.is_visible("#two-step-new-code") and phone.is_hidden("#two-step-move")
+            assert phone.inner_text("#two-step-submit") == "Move to the new phone"
+            assert AuthStore(db).two_step("ana")["secret"] == SECRET  # nothing changed yet
+            phone.fill("#two-step-password", ANA[1])
+            phone.fill("#two-step-code", code_at(SECRET, 1))  # the login used this step's
+            phone.fill("#two-step-new-code", code_at(new))
+            phone.press("#two-step-new-code", "Enter")
+            assert until(lambda: phone.inner_text("#two-step-status").startswith("Two-step login moved to the new phone"))
+            codes = phone.input_value("#two-step-codes").split("\n")
+            assert len(set(codes)) == 10 and all(RECOVERY_CODE.fullmatch(c) for c in codes)
+            assert phone.inner_text("#two-step-secret") == "" and phone.input_value("#two-step-new-code") == ""
+            assert phone.is_hidden("#two-step-new-code") and phone.inner_text("#two-step-submit") == "Turn off"
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+            time.sleep(1.5)  # the page's polls go on with the new session: no trip to the login page
+            assert "/login" not in phone.url
+    store = AuthStore(db)
+    assert store.two_step("ana")["secret"] == new and store.recovery_left("ana") == 10
+    assert [e["target"] for e in store.access_log(action="totp_replaced")] == ["ana"]

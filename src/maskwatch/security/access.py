@@ -73,8 +73,9 @@ SECRETS_PER_WINDOW = 10
 # DELETE /two-step refused where the site requires it of the user: their own account would be the
 # password alone until they set it up again, whoever logs in first with it setting up their phone.
 TWO_STEP_KEPT = ("this site requires two-step login of {whom} (server.require_two_step: {rule}): you cannot turn "
-                 "it off; for a new phone, an admin turns yours off (Users, or `maskwatch users 2fa NAME --off` on "
-                 "the server) and you set it up again at your next login")
+                 "it off; for a new phone, use New phone under Two-step login (POST /two-step/replace), or, with "
+                 "neither the phone nor a recovery code, an admin turns yours off (Users, or `maskwatch users 2fa "
+                 "NAME --off` on the server) and you set it up again at your next login")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -418,7 +419,8 @@ class AccessControl:
 
     def two_step_secret(self, principal: Principal) -> dict:
         """A new secret for the user's app, kept as pending until a code from it confirms it: the
-        only answer that holds it. AuthError 403, 409 when two-step login is on already."""
+        only answer that holds it. Also while two-step login is on, for a new phone
+        (replace_two_step): the current secret stays the user's until then. AuthError 403, 429."""
         from maskwatch.security.two_step import enrolment_uri, new_secret, qr_svg
 
         name = self.own_account(principal)
@@ -432,7 +434,7 @@ class AccessControl:
                                  f"try again in {wait} s, or use the last one made", {"Retry-After": str(wait)})
         secret = new_secret()
         if not self.store.set_pending(name, secret):
-            raise AuthError(409, "two-step login is on already: turn it off first to use another app")
+            raise AuthError(409, "the user was removed meanwhile")
         uri = enrolment_uri(secret, name)
         return {"secret": secret, "uri": uri, "qr_svg": qr_svg(uri)}
 
@@ -465,6 +467,38 @@ class AccessControl:
             raise AuthError(409, "the password or the secret changed, or the user was removed, while this was "
                                  "checked; start again")
         self.store.log("totp_on", name, client, name)
+        return token, codes
+
+    def replace_two_step(self, request: Request, principal: Principal, password: str, code: str,
+                         new_code: str) -> tuple[str, list[str]]:
+        """A new phone: the pending secret (POST /two-step/secret) in place of the current one, once
+        `new_code` is its code for now (a typo: 400, checked first so that no current code or
+        recovery code is spent on it) and the password and `code` (the current phone's, or a
+        recovery code) are right, checked as a login checks them (a wrong one a failed login, the
+        used code used up). Open to users whom server.require_two_step covers: it is never off.
+        Every other session ends, as turning it on does; a new set of recovery codes (the old
+        ones are keyed with the old secret): the new session's token and the codes. AuthError 400,
+        403, 409 (not on, no new secret, or changed meanwhile), 429."""
+        from maskwatch.security.two_step import matching_step, new_recovery_codes, recovery_hashes
+
+        name = self.own_account(principal)
+        state = self.store.two_step(name) or {}
+        if state.get("secret") is None or state.get("pending") is None:
+            raise AuthError(409, "no new secret to confirm: start again (POST /two-step/secret)" if state.get("secret")
+                            else "two-step login is not on: turn it on instead (POST /two-step)")
+        pending = state["pending"]
+        if (step := matching_step(pending, new_code, None)) is None:
+            raise AuthError(400, "the new code is not the new app's code for now: check the new phone's clock, and "
+                                 "that its app shows the code of this site's new entry")
+        _, client, user = self._own_with_code(request, principal, password, code, "new phone")
+        codes = new_recovery_codes()
+        token = None if user["totp_secret"] is None else self.store.turn_on(
+            name, pending, step, checked_hash=user["password_hash"], recovery=recovery_hashes(pending, codes),
+            replacing=user["totp_secret"])
+        if token is None:
+            raise AuthError(409, "two-step login, the password or the new secret changed, or the user was removed, "
+                                 "while this was checked; start again")
+        self.store.log("totp_replaced", name, client, name)
         return token, codes
 
     def turn_off_two_step(self, request: Request, principal: Principal, password: str, code: str) -> str:

@@ -397,28 +397,31 @@ class AuthStore:
                                          "step": row.totp_step, "recovery": recovery}
 
     def set_pending(self, name: str, secret: str) -> bool:
-        """A secret made on the dashboard, kept until a code from it confirms it (turn_on); False,
-        nothing written, when two-step login is on already."""
+        """A secret made on the dashboard, kept until a code from it confirms it (turn_on), also
+        while two-step login is on (a new phone: the current secret works until then); False for
+        no such user."""
         with self._write_lock, self.engine.begin() as connection:
-            return connection.execute(update(users).where(users.c.name == name, users.c.totp_secret.is_(None))
+            return connection.execute(update(users).where(users.c.name == name)
                                       .values(totp_pending=secret)).rowcount == 1
 
     def turn_on(self, name: str, secret: str, step: int, checked_hash: str | None = None,
-                now: float | None = None, recovery: list[str] = ()) -> str | None:
+                now: float | None = None, recovery: list[str] = (), replacing: str | None = None) -> str | None:
         """Two-step login on with `secret`, its first code's `step` used, its `recovery` codes'
         hashes stored, and every session of the
         user ended, as a password change does: a session started with a stolen password alone is
         worth nothing after (`users 2fa --on` kept them). With `checked_hash` (the dashboard: the
         password just checked, `secret` the pending one) a new session starts for the browser that
-        asked, its token returned; without (`users 2fa --on`), "". None, nothing changed, when it
-        is on already, the user is gone, or the password or the pending secret changed meanwhile."""
+        asked, its token returned; without (`users 2fa --on`), "". With `replacing` (a new phone:
+        the secret whose code was just checked) it is on with that secret now and `secret` takes
+        its place. None, nothing changed, when it is on already (with another secret than
+        `replacing`), the user is gone, or the password or the pending secret changed meanwhile."""
         now = time.time() if now is None else now
         still = [] if checked_hash is None else [users.c.password_hash == checked_hash, users.c.totp_pending == secret]
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # as _replace_password: a removal's rows in the same order
             user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
             if user_id is None or connection.execute(
-                    update(users).where(users.c.id == user_id, users.c.totp_secret.is_(None), *still)
+                    update(users).where(users.c.id == user_id, _same_two_step(replacing), *still)
                     .values(totp_secret=secret, totp_pending=None, totp_step=step)).rowcount != 1:
                 return None
             _set_recovery(connection, user_id, recovery)

@@ -1,9 +1,10 @@
 """A user's own two-step login on the dashboard (static/two-step.js): a new secret for their app,
 turned on with a code from it, turned off with a code, a new set of recovery codes; each with the
-user's password.
+user's password; and a new phone's secret in place of the old one's, in one step (open to users
+whom server.require_two_step covers: their login is never the password alone meanwhile).
 
 The CLI (`maskwatch users 2fa NAME --on/--off`, commands.py) does the same on the server. A user
-who lost their phone is helped by an admin: the Users dialog's "Turn off two-step" (DELETE
+who lost their phone and their recovery codes is helped by an admin: the Users dialog's "Turn off two-step" (DELETE
 /v1/users/NAME/two-step, admin_routes.py) or `users 2fa NAME --off`, each ending their sessions.
 """
 
@@ -34,14 +35,22 @@ class PasswordAndCode(BaseModel):
     code: str = Code
 
 
+class NewPhone(PasswordAndCode):
+    code: str = Field(min_length=1, max_length=16, description=(
+        "the 6 digits the current phone's app shows now (spaces ignored), or a recovery code (xxxx-xxxx)"))
+    new_code: str = Field(min_length=1, max_length=16, description=(
+        "the 6 digits the new phone's app shows now for the secret of POST /two-step/secret"))
+
+
 @router.post("/two-step/secret", responses={
-        403: {"description": REFUSED}, 409: {"description": "Two-step login is on already"},
+        403: {"description": REFUSED}, 409: {"description": "The user was removed meanwhile"},
         429: {"description": "Too many new secrets made by this user lately; Retry-After says when to try again"}})
 def new_secret(request: Request) -> JSONResponse:
     """A new secret for your authenticator app: `secret` (to type), `uri` (otpauth://) and
     `qr_svg` (the URI as a QR code, an SVG data URI). Shown this once; nothing changes until a
-    code from it is sent to POST /two-step. A second call replaces the first's secret (10 calls
-    per user in 15 minutes, the failed logins' window; then 429)."""
+    code from it is sent to POST /two-step, or, where two-step login is on, to POST
+    /two-step/replace (a new phone: the current one works until then). A second call replaces
+    the first's secret (10 calls per user in 15 minutes, the failed logins' window; then 429)."""
     access = request.app.state.access
     return JSONResponse(access.two_step_secret(request.state.principal), headers={"Cache-Control": "no-store"})
 
@@ -62,6 +71,27 @@ def turn_on(request: Request, body: PasswordAndCode) -> JSONResponse:
                                      "recovery_codes": codes})
 
 
+@router.post("/two-step/replace", responses={
+        400: {"description": "`new_code` is not the new secret's code for now (not counted); a body that cannot be "
+                             "read as JSON text (not UTF-8)"},
+        403: {"description": "A wrong password or code (a failed login); " + REFUSED},
+        409: {"description": "Two-step login is not on, no new secret made, or two-step login, the password or the "
+                             "secret changed meanwhile. " + RENEWED_MEANWHILE_SENT}, **LIMITS})
+def replace(request: Request, body: NewPhone) -> JSONResponse:
+    """A new phone in one step: the secret of POST /two-step/secret in place of the current one,
+    once your password and `code` (the current phone's, or a recovery code, used up) are right,
+    checked as a login checks them, and `new_code` is the new secret's code. Until then the
+    current phone keeps working; after it, only the new one. Also where the site requires two-step
+    login of you. Every other session of yours ends, as turning it on does; this browser gets a
+    new one. `recovery_codes`: a new set of ten in place of the old (kept with the old secret,
+    they no longer work); shown this once."""
+    access = request.app.state.access
+    principal = request.state.principal
+    token, codes = access.replace_two_step(request, principal, body.password, body.code, body.new_code)
+    return _renewed(request, token, {"status": "two-step login moved to the new phone; your other sessions ended",
+                                     "user": principal.name, "recovery_codes": codes})
+
+
 def _renewed(request: Request, token: str, answer: dict) -> JSONResponse:
     """The answer, with the new session's cookie of a change that ended the user's other sessions."""
     response = JSONResponse(answer, headers={"Cache-Control": "no-store"})
@@ -78,8 +108,8 @@ def _renewed(request: Request, token: str, answer: dict) -> JSONResponse:
 def turn_off(request: Request, body: PasswordAndCode) -> JSONResponse:
     """Turn two-step login off: your password and a code, checked as a login checks them. Your
     recovery codes go, and every other session of yours ends; this browser gets a new one. Refused
-    where the site requires it of you (server.require_two_step, GET /v1/me's `two_step_kept`): an
-    admin turns it off for a new phone."""
+    where the site requires it of you (server.require_two_step, GET /v1/me's `two_step_kept`): a
+    new phone takes its place with POST /two-step/replace."""
     principal = request.state.principal
     token = request.app.state.access.turn_off_two_step(request, principal, body.password, body.code)
     return _renewed(request, token, {"status": "two-step login off; your other sessions ended", "user": principal.name})

@@ -7,9 +7,10 @@ from maskwatch.security.auth_settings import two_step_covers
 # The access log's actions of a change to the users or tokens, by an admin on the dashboard
 # (admin_routes.py) or on the server with `maskwatch users`/`tokens` (commands.py).
 # totp_on/totp_off: two-step login turned on or off, by the user on the dashboard or with `users 2fa`;
+# totp_replaced: another app's secret in place of the one before (a new phone), with a new set of recovery codes;
 # recovery_renewed: a new set of recovery codes made, the old set gone.
 CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_added", "token_revoked",
-           "totp_on", "totp_off", "recovery_renewed")
+           "totp_on", "totp_off", "totp_replaced", "recovery_renewed")
 
 
 def added_target(user: dict | None = None, token: tuple[str, str] | None = None) -> str:

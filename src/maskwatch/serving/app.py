@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 # body too). Route paths, not URLs: an admin's reset names its user in the URL. The admins' changes
 # but a token's revocation carry the admin's own password (admin_routes.py).
 SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/password", "/v1/users/{user_name}",
-                 "/v1/users/{user_name}/two-step", "/v1/tokens", "/two-step", "/two-step/recovery-codes")
+                 "/v1/users/{user_name}/two-step", "/v1/tokens", "/two-step", "/two-step/recovery-codes",
+                 "/two-step/replace")
 # Uploads decoded and analysed at once per process; the rest wait their turn. A 143 KB PNG of
 # 7000 x 7000 passes the pixel limit and costs about 0.5 GB while it is decoded: forty posted
 # together (the threadpool's size) would have asked for 20 GB.

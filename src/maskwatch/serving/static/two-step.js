@@ -1,6 +1,7 @@
 // "Two-step login" beside "Change password": a logged-in user turns authenticator-app codes on or
-// off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step), and makes a new
-// set of recovery codes (POST /two-step/recovery-codes). Loaded after the dashboard's own scripts,
+// off for their own login (POST /two-step/secret, POST /two-step, DELETE /two-step), makes a new
+// set of recovery codes (POST /two-step/recovery-codes), and moves it to a new phone in one step
+// (POST /two-step/secret, then POST /two-step/replace: never off meanwhile, so under require_two_step too). Loaded after the dashboard's own scripts,
 // whose accountDialog(), answered(), codesLeft(), copyField() and passwordChanging it uses. Every value is set as
 // text; the secret and the recovery codes are shown while the dialog is open and dropped when it closes.
 (() => {
@@ -28,10 +29,13 @@
     <input type="text" id="two-step-user" autocomplete="username" hidden readonly>
     <label>Your password <input type="password" id="two-step-password" autocomplete="current-password"
       aria-describedby="two-step-error"></label>
-    <label>Code from the app (or, once on, a recovery code) <input id="two-step-code" autocomplete="one-time-code"
-      maxlength="16" aria-describedby="two-step-error"></label>
+    <label><span id="two-step-code-label">Code from the app (or, once on, a recovery code)</span>
+      <input id="two-step-code" autocomplete="one-time-code" maxlength="16" aria-describedby="two-step-error"></label>
+    <label id="two-step-new-code-field" hidden>Code from the new phone's app <input id="two-step-new-code"
+      autocomplete="off" inputmode="numeric" maxlength="16" aria-describedby="two-step-error"></label>
     <button type="submit" id="two-step-submit"></button>
     <button type="button" id="two-step-renew" hidden>New recovery codes</button>
+    <button type="button" id="two-step-move" hidden>New phone</button>
   </div>
   <p id="two-step-error" role="alert"></p>
   <p id="two-step-status" role="status"></p>
@@ -76,20 +80,28 @@
     $("two-step-user").value = event.detail.user || "";
     if (covered && !on && !dialog.open) showDialog();
   });
-  // The dialog as the state is: on (turn off with password and code), off (set up), or set up
-  // begun (the secret shown, turn on with password and a code from it).
+  // The dialog as the state is: on (turn off with password and code), off (set up), set up
+  // begun (the secret shown, turn on with password and a code from it), or, on, a new phone begun
+  // (the new secret shown, moved with the password, the current phone's code and the new one's).
+  let moving = false;
   function show(begun = false) {
-    $("two-step-state").textContent = on ? "On: each login asks for the code from your app as well as your password. " +
+    moving = on && begun;
+    $("two-step-state").textContent = moving ? "New phone: your current phone keeps working until the new " +
+        "one's code is confirmed here; then only the new one does, and you get new recovery codes."
+      : on ? "On: each login asks for the code from your app as well as your password. " +
         `${codesLeft(left ?? 0)}.` + (kept ? " This site requires it of your account: it stays on. For a new phone, " +
-        "an admin turns it off, and you set it up again at your next login." : "")
+        "use New phone (an admin turns it off only where you have neither the phone nor a recovery code)." : "")
       : (covered ? "This site requires two-step login of your account: set it up to go on. "
         : "") + "Off: your password alone logs you in. With it on, a stolen password is not enough.";
     $("two-step-begin").hidden = on || begun;
     $("two-step-new").hidden = !begun;
     $("two-step-fields").hidden = !(on || begun);
-    $("two-step-submit").textContent = on ? "Turn off" : "Turn on";
-    $("two-step-submit").hidden = on && kept;
-    $("two-step-renew").hidden = !on;
+    $("two-step-code-label").textContent = moving ? "Code from the current phone's app (or a recovery code)"
+      : "Code from the app (or, once on, a recovery code)";
+    $("two-step-new-code-field").hidden = !moving;
+    $("two-step-submit").textContent = moving ? "Move to the new phone" : on ? "Turn off" : "Turn on";
+    $("two-step-submit").hidden = on && kept && !moving;
+    $("two-step-renew").hidden = $("two-step-move").hidden = !on || moving;
   }
   function showCodes(codes) {  // shown this once, until the dialog closes
     $("two-step-codes").value = codes.join("\n");
@@ -97,7 +109,7 @@
     $("two-step-copied").textContent = "";
   }
   function forget() {  // no secret, password, code or recovery code left in the page, nor in Print's window
-    ["two-step-password", "two-step-code", "two-step-codes"].forEach((id) => { $(id).value = ""; });
+    ["two-step-password", "two-step-code", "two-step-new-code", "two-step-codes"].forEach((id) => { $(id).value = ""; });
     sheet?.close();
     sheet = null;
     $("two-step-recovery").hidden = true;
@@ -136,7 +148,8 @@
     open.focus();
   });
 
-  $("two-step-begin").addEventListener("click", () => alone(async () => {
+  // "Set up", or "New phone" where it is on: a new secret, shown; nothing changes until it is confirmed.
+  const begin = () => alone(async () => {
     say("");
     try {
       const made = await answered("/two-step/secret", {method: "POST"});
@@ -149,7 +162,9 @@
     } catch (err) {
       if (err.message !== "logged out") say(`Not set up: ${err.message}.`, true);
     }
-  }));
+  });
+  $("two-step-begin").addEventListener("click", begin);
+  $("two-step-move").addEventListener("click", begin);
 
   // The password and code typed, or null (said, and the empty field focused).
   function typed() {
@@ -181,8 +196,31 @@
     event.preventDefault();  // a second submit too: it would leave the page
     // Enter in a field submits by the first button, hidden where the site keeps two-step on: not a turn-off
     if ($("two-step-submit").hidden) return;
-    alone(() => turn());
+    alone(() => (moving ? move() : turn()));
   });
+  async function move() {
+    const body = typed(), newCode = $("two-step-new-code").value;
+    if (!body) return;
+    if (!newCode) { say("Fill in the code the new phone's app shows.", true); $("two-step-new-code").focus(); return; }
+    say("Moving two-step login to the new phone…");
+    try {
+      const call = answered("/two-step/replace", asJson("POST", JSON.stringify({...JSON.parse(body), new_code: newCode})));
+      passwordChanging = call.then(() => true, () => false);  // it ends the other sessions too (as turn() below)
+      const answer = await call;
+      forget();
+      counted(answer.recovery_codes.length);
+      show();
+      showCodes(answer.recovery_codes);
+      say("Two-step login moved to the new phone; the old one and the old recovery codes no longer work, " +
+        "and your other sessions were logged out.");
+      $("two-step-codes").focus();
+    } catch (err) {
+      refused(err);
+      $("two-step-new-code").value = "";
+    } finally {
+      passwordChanging = null;
+    }
+  }
   async function turn() {
     const body = typed();
     if (!body) return;
