@@ -26,6 +26,7 @@ from pathlib import Path
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
+from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, AuthError, audit_target, camera_of,
@@ -33,7 +34,6 @@ from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, Auth
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
-from maskwatch.site.database import driver_reason
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ WRONG_LOGIN = "wrong user name, password or code"
 TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-step/secret", "/two-step",
                             "/two-step/recovery-codes"})
 TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
-# How often failed-login rows past their window are deleted (a database write): each lives at most
-# this long past window_minutes while the server is asked anything.
+# How often failed-login rows past their window are deleted (a database write), by each server
+# process on a thread of its own: each lives at most this long past window_minutes, asked or idle.
 FAILURES_SWEPT_EVERY = 60.0
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
@@ -108,7 +108,7 @@ class AccessControl:
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
         self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
-        self._failures_swept = float("-inf")
+        self._sweeper: Periodic | None = None  # start(): _sweep once a minute
         self._audited: OrderedDict[tuple, float] = OrderedDict()  # _audit's key -> when last logged, oldest first
         self._audited_lock = threading.Lock()
         # Logins being checked now in this process (MAX_LOGINS_AT_ONCE); the rate limits are counted
@@ -144,7 +144,18 @@ class AccessControl:
             self._has_users, self._users_checked = self.store.user_count() > 0, now
         return self._has_users
 
+    def start(self) -> None:
+        """_sweep once at once and then every FAILURES_SWEPT_EVERY on a thread of this process (the
+        app's lifespan): run from requests, an idle server kept failed logins, hashed names typed
+        as passwords among them, until it was next asked something."""
+        problems = ProblemLog(log, "the users database's sweep (failed logins, access log, sessions) failed; "
+                                   "tried again in a minute", "the users database is swept again")
+        self._sweeper = Periodic(self._sweep, FAILURES_SWEPT_EVERY, "maskwatch-auth-sweep", problems, at_start=True)
+        self._sweeper.start()
+
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
         if self.store is not None:
             self.store.close()
 
@@ -159,8 +170,6 @@ class AccessControl:
         if access == "public":
             return
         principal = self.identify(request)
-        if self.store is not None:
-            self._sweep()
         if principal.via == "session" and request.method not in SAFE_METHODS:
             check_csrf(request)
         elif principal.via in ("session", "open") and extra.get(SAME_SITE_ONLY):
@@ -267,9 +276,6 @@ class AccessControl:
         check_csrf(request)
         if self.store is None and not self.has_users():  # a users file made since the start is opened
             raise AuthError(401, WRONG_LOGIN)
-        # Here too, not only after a success: a password spray (public, failing) added rows the
-        # sweep never removed while nobody logged in.
-        self._sweep()
         client = client_address(request)
         # PostgreSQL takes no NUL in text: such a name answered 503 (the database "away"), and its
         # access-log row, failing, held every row off for a minute (store.keep). No user's name
@@ -289,7 +295,6 @@ class AccessControl:
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
             self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
         self.store.log("login", user["name"], client)
-        self._sweep()
         return user, token
 
     def _check_password(self, client: str, name: str, password: str, checks: str,
@@ -532,22 +537,15 @@ class AccessControl:
             self.store.log("logout", principal.name, client_address(request))
 
     def _sweep(self) -> None:
-        """Retention of the access log and stale sessions, at most hourly, and of failed logins at
-        most every FAILURES_SWEPT_EVERY (they go once their window is over: store.drop_failures),
-        on any request (a site read only with API tokens has no logins to piggyback on)."""
-        if time.monotonic() - self._failures_swept > FAILURES_SWEPT_EVERY:
-            self._failures_swept = time.monotonic()
-            try:
-                self.store.drop_failures(self.window)
-            except SQLAlchemyError as err:
-                log.warning("the users database's sweep of failed logins failed (%s); tried again in a minute",
-                            driver_reason(err))
+        """Failed logins past their window deleted (store.drop_failures), and at most hourly the
+        access log past its retention and stale sessions (start() runs it; a users file made since
+        the start is swept once a request opened it)."""
+        if self.store is None:
+            return
+        self.store.drop_failures(self.window)
         if time.monotonic() - self._swept > 3600:
+            self.store.enforce_retention(self.absolute)
             self._swept = time.monotonic()
-            try:  # housekeeping: a full disk must not refuse the request (store.keep)
-                self.store.enforce_retention(self.absolute)
-            except SQLAlchemyError as err:
-                log.warning("the users database's hourly sweep failed (%s); tried again in an hour", driver_reason(err))
 
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:
         """Name, value and attributes of the session cookie for this request (token None: delete)."""
