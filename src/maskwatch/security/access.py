@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
@@ -77,6 +78,14 @@ TWO_STEP_KEPT = ("this site requires two-step login of {whom} (server.require_tw
                  "the server) and you set it up again at your next login")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
+
+
+class Tried(NamedTuple):
+    """A name a password is checked for, looked up once (AccessControl.tried)."""
+
+    name: str  # as typed
+    logged: str  # as the access log and the server's log keep a failure of it
+    key: str  # what its failed logins are counted under
 
 
 @dataclass(frozen=True)
@@ -225,18 +234,15 @@ class AccessControl:
                 self._audited.popitem(last=False)
         return True
 
-    def failure_key(self, name: str) -> str:
-        """The key a name's failed logins are counted under: `user:NAME` for a user's name, else
-        `unknown:` and its SHA-256 (the table kept a password typed as the name in clear for a day;
-        still counted per name, so an unknown name is limited as a user's is, telling nothing)."""
-        if self.name_tried(name) != UNKNOWN_NAME:
-            return f"user:{name[:64]}"
-        return "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest()
-
-    def name_tried(self, name: str) -> str:
-        """A failed login's name as the access log keeps it: as typed where it is a user's (whatever
-        its case), else UNKNOWN_NAME (it is often a password or a recovery code)."""
-        return name[:64] if self.store.is_user_name(name) else UNKNOWN_NAME
+    def tried(self, name: str) -> Tried:
+        """`name` as its failed logins are logged and counted, from one lookup (a failed login made
+        two): a user's name (whatever its case) is logged as typed and counted under `user:NAME`;
+        any other is logged as UNKNOWN_NAME (it is often a password or a recovery code) and counted
+        under `unknown:` and its SHA-256 (the table kept a password typed as the name in clear for
+        a day; still counted per name, so an unknown name is limited as a user's is, telling nothing)."""
+        if self.store.is_user_name(name):
+            return Tried(name, name[:64], f"user:{name[:64]}")
+        return Tried(name, UNKNOWN_NAME, "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest())
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
@@ -280,16 +286,15 @@ class AccessControl:
         # PostgreSQL takes no NUL in text: such a name answered 503 (the database "away"), and its
         # access-log row, failing, held every row off for a minute (store.keep). No user's name
         # has one (USER_NAME) nor U+FFFD: the name is looked up, counted and logged with it so.
-        name = name.replace("\x00", "\ufffd")
-        user = self._check_password(client, name, password, "logins", code)
+        tried = self.tried(name.replace("\x00", "\ufffd"))
+        user = self._check_password(client, tried, password, "logins", code)
         # None: a wrong password or code (the attempt's rows stay: they are its failure), or the
         # user removed, given a new password or two-step login while this login was being checked.
         token = None if user is None else self.store.start_session(user["id"], user.pop("password_hash"),
                                                                    user.pop("totp_secret"))
         if token is None:
-            tried = self.name_tried(name)
-            self.store.log("login_failed", None, client, tried)
-            said_failed(tried, client)
+            self.store.log("login_failed", None, client, tried.logged)
+            said_failed(tried.logged, client)
             raise AuthError(401, WRONG_LOGIN)
         del user["recovery_hashes"]  # read for the code's check; never answered
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
@@ -297,10 +302,10 @@ class AccessControl:
         self.store.log("login", user["name"], client)
         return user, token
 
-    def _check_password(self, client: str, name: str, password: str, checks: str,
+    def _check_password(self, client: str, tried: Tried, password: str, checks: str,
                         code: str | None = None) -> dict | None:
         """The user (with the "password_hash", "totp_secret" and "recovery_hashes" checked, never
-        answered) when `password` is `name`'s, else None with the attempt counted as a failure of the client and
+        answered) when `password` is the `tried` name's, else None with the attempt counted as a failure of the client and
         of the name; AuthError 429 past either limit, 503 past MAX_LOGINS_AT_ONCE, naming the
         caller's `checks` ("logins", "password checks": a password change was told of too many
         logins). A login and a password change
@@ -308,7 +313,7 @@ class AccessControl:
         With `code` (a login, two-step login turned off), a user who has two-step login on needs
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
         password, counted as one, so the second factor is guessed no faster than the first."""
-        keys = [f"client:{client}", self.failure_key(name)]
+        keys = [f"client:{client}", tried.key]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
                 raise AuthError(503, f"too many {checks} at once; try again in a second", {"Retry-After": "1"})
@@ -323,12 +328,12 @@ class AccessControl:
                 # Once a minute per client, whatever names it tries (a row per new name let one
                 # address write 700 rows a second); the first name of the minute is kept.
                 if self._due(("login_limited", client)):
-                    self.store.log("login_limited", None, client, self.name_tried(name))
+                    self.store.log("login_limited", None, client, tried.logged)
                     log.warning("logins from %s refused for %d s: too many failed (the server's log says this "
                                 "once a minute per client)", client, wait)
                 raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
             try:
-                user = self.store.check_login(name, password)
+                user = self.store.check_login(tried.name, password)
                 if user is not None:
                     secret, last_step = user["totp_secret"], user.pop("totp_step")
                     recovery = user["recovery_hashes"]  # kept: a renewal is made on the set it read
@@ -389,7 +394,7 @@ class AccessControl:
         # The current password first: a wrong one is the answer whatever the new one (the new one's
         # refusals, said first, answered a guess with "the new password is the current one").
         client = client_address(request)
-        user = self._check_password(client, principal.name, current, "password checks")
+        user = self._check_password(client, self.tried(principal.name), current, "password checks")
         if user is None:
             self.store.log("password_change_failed", principal.name, client)
             said_failed(principal.name, client)
@@ -451,7 +456,7 @@ class AccessControl:
 
         name = self.own_account(principal)
         client = client_address(request)
-        user = self._check_password(client, name, password, "password checks")
+        user = self._check_password(client, self.tried(name), password, "password checks")
         if user is None:
             self.store.log("totp_failed", name, client, "on")
             said_failed(name, client)
@@ -511,7 +516,7 @@ class AccessControl:
         wrong one a failed login, the access log's `totp_failed` with `what` as its target)."""
         name = self.own_account(principal)
         client = client_address(request)
-        if (user := self._check_password(client, name, password, "password checks", code)) is None:
+        if (user := self._check_password(client, self.tried(name), password, "password checks", code)) is None:
             self.store.log("totp_failed", name, client, what)
             said_failed(name, client)
             raise AuthError(403, "wrong password or code")
@@ -524,7 +529,7 @@ class AccessControl:
         log's `admin_password_failed`, its target the `change` refused, and the server's log line).
         (name, the hash checked), for the store to check again as it writes; AuthError 403, 429, 503."""
         client = client_address(request)
-        user = self._check_password(client, principal.name, password, "password checks")
+        user = self._check_password(client, self.tried(principal.name), password, "password checks")
         if user is None:
             self.store.log("admin_password_failed", principal.name, client, change)
             said_failed(principal.name, client)
