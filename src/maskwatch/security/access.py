@@ -35,6 +35,7 @@ from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, Auth
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
+from maskwatch.security.user_words import required_words
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,8 @@ FAILURES_SWEPT_EVERY = 60.0
 SECRETS_PER_WINDOW = 10
 # DELETE /two-step refused where the site requires it of the user: their own account would be the
 # password alone until they set it up again, whoever logs in first with it setting up their phone.
-TWO_STEP_KEPT = ("this site requires two-step login of {whom} (server.require_two_step: {rule}): you cannot turn "
-                 "it off; for a new phone, an admin turns yours off (Users, or `maskwatch users 2fa NAME --off` on "
-                 "the server) and you set it up again at your next login")
+TWO_STEP_KEPT = ("this site {required}: you cannot turn it off; for a new phone, an admin turns yours off (Users, "
+                 "or `maskwatch users 2fa NAME --off` on the server) and you set it up again at your next login")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -485,8 +485,7 @@ class AccessControl:
         the password is checked), 409 (it is not on), 429."""
         self.own_account(principal)
         if self.settings.two_step_required(principal.role):
-            rule = self.settings.require_two_step
-            raise AuthError(403, TWO_STEP_KEPT.format(whom="every user" if rule == "all" else "admins", rule=rule))
+            raise AuthError(403, TWO_STEP_KEPT.format(required=required_words(self.settings.require_two_step)))
         name, client, _ = self._own_with_code(request, principal, password, code, "off")
         if (token := self.store.turn_off(name)) is None:
             raise AuthError(409, "two-step login is not on")
