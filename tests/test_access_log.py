@@ -160,3 +160,22 @@ def test_a_name_that_is_a_users_only_by_pythons_case_folding_is_no_users(tmp_pat
     rows = admin.get("/v1/access-log").json()["entries"]
     assert [(e["action"], e["target"]) for e in rows if e["action"] != "login"] == [
         ("login_failed", "KIM"), ("login_failed", "(unknown name)")]
+
+
+def test_a_failed_login_looks_its_name_up_once(tmp_path):
+    """Its counting key and its log row each looked the name up (store.is_user_name: a query of
+    users by lower(name)); one lookup serves both, at a wrong password and past the limit alike."""
+    from sqlalchemy import event
+
+    db = site_users(tmp_path)
+    stranger = client_of(db, client_limit=100, user_limit=1)
+    lookups = []
+    event.listen(stranger.app.state.access.store.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: lookups.append(statement) if "lower(" in statement else None)
+    for name, status in (("ana", 401), ("a password typed as a name", 401), ("ana", 429)):
+        lookups.clear()
+        assert stranger.post("/login", json={"username": name, "password": "a guess"}, headers=CSRF).status_code == status
+        assert len(lookups) == 1, (name, lookups)
+    rows = AuthStore(db).access_log(limit=10)
+    assert [(row["action"], row["target"]) for row in rows] == [
+        ("login_limited", "ana"), ("login_failed", "(unknown name)"), ("login_failed", "ana")]

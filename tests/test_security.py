@@ -1007,7 +1007,8 @@ def test_a_password_typed_as_the_name_is_counted_but_not_kept_in_clear(tmp_path)
 def test_failed_logins_go_once_no_limit_counts_them(tmp_path):
     """Failure rows (unknown names among them: an unsalted digest, often of a password) were kept a
     day though every limit reads back window_minutes: now they go at the server's next request once
-    past the longest window any process using the database said it counts within a day."""
+    past the longest window any process using the database said it counts within a day (now from
+    the server's start and every minute: test_failed_logins_go_on_an_idle_server_too)."""
     import time
 
     from fastapi.testclient import TestClient
@@ -1031,6 +1032,41 @@ def test_failed_logins_go_once_no_limit_counts_them(tmp_path):
         assert client.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
     assert keys() == ["client:10.0.0.9"]  # 15 minutes by default: 14 minutes old is still counted
     windows_of_two_processes(store)
+
+
+def test_failed_logins_go_on_an_idle_server_too(tmp_path, monkeypatch):
+    """The sweep ran from requests: on a server nobody asked anything, failure rows (hashed names
+    typed as passwords among them) and access-log rows past retention stayed until the next one.
+    Each server process sweeps from its start, every FAILURES_SWEPT_EVERY (shortened here)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security import access
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "idle.db")
+    store = AuthStore(db, retention_days=1)
+    store.add_user(*ADMIN, "admin")
+    now = time.time()
+    store.reserve_attempt({"unknown:before": 99}, 900.0, now=now - 16 * 60)
+    store.log("login", ADMIN[0], "10.0.0.9", now=now - 2 * 86400)
+
+    def rows(query: str) -> list:
+        with store.engine.connect() as connection:
+            return connection.exec_driver_sql(query).scalars().all()
+
+    monkeypatch.setattr(access, "FAILURES_SWEPT_EVERY", 0.2)
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                retention_days=1)))
+    with TestClient(app, base_url="http://maskwatch.lan"):  # started, and never asked anything
+        assert wait_until(lambda: not rows("SELECT key FROM login_failures") and not rows("SELECT action FROM access_log"),
+                          10), (rows("SELECT key FROM login_failures"), rows("SELECT action FROM access_log"))
+        store.reserve_attempt({"unknown:later": 99}, 900.0, now=time.time() - 16 * 60)
+        store.reserve_attempt({"client:10.0.0.9": 99}, 900.0, now=time.time() - 14 * 60)
+        assert wait_until(lambda: rows("SELECT key FROM login_failures") == ["client:10.0.0.9"], 10), \
+            rows("SELECT key FROM login_failures")
 
 
 def windows_of_two_processes(store: AuthStore) -> None:

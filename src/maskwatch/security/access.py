@@ -22,10 +22,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from fastapi import Request
 from sqlalchemy.exc import SQLAlchemyError
 
+from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, AuthError, audit_target, camera_of,
@@ -33,7 +35,7 @@ from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, Auth
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
-from maskwatch.site.database import driver_reason
+from maskwatch.security.user_words import required_words
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +67,27 @@ WRONG_LOGIN = "wrong user name, password or code"
 TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-step/secret", "/two-step",
                             "/two-step/recovery-codes"})
 TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
-# How often failed-login rows past their window are deleted (a database write): each lives at most
-# this long past window_minutes while the server is asked anything.
+# How often failed-login rows past their window are deleted (a database write), by each server
+# process on a thread of its own: each lives at most this long past window_minutes, asked or idle.
 FAILURES_SWEPT_EVERY = 60.0
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
 # DELETE /two-step refused where the site requires it of the user: their own account would be the
 # password alone until they set it up again, whoever logs in first with it setting up their phone.
-TWO_STEP_KEPT = ("this site requires two-step login of {whom} (server.require_two_step: {rule}): you cannot turn "
-                 "it off; for a new phone, use New phone under Two-step login (POST /two-step/replace), or, with "
-                 "neither the phone nor a recovery code, an admin turns yours off (Users, or `maskwatch users 2fa "
-                 "NAME --off` on the server) and you set it up again at your next login")
+TWO_STEP_KEPT = ("this site {required}: you cannot turn it off; for a new phone, use New phone under Two-step "
+                 "login (POST /two-step/replace), or, with neither the phone nor a recovery code, an admin turns "
+                 "yours off (Users, or `maskwatch users 2fa NAME --off` on the server) and you set it up again at "
+                 "your next login")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
+
+
+class Tried(NamedTuple):
+    """A name a password is checked for, looked up once (AccessControl.tried)."""
+
+    name: str  # as typed
+    logged: str  # as the access log and the server's log keep a failure of it
+    key: str  # what its failed logins are counted under
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class AccessControl:
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
         self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
-        self._failures_swept = float("-inf")
+        self._sweeper: Periodic | None = None  # start(): _sweep once a minute
         self._audited: OrderedDict[tuple, float] = OrderedDict()  # _audit's key -> when last logged, oldest first
         self._audited_lock = threading.Lock()
         # Logins being checked now in this process (MAX_LOGINS_AT_ONCE); the rate limits are counted
@@ -145,7 +155,18 @@ class AccessControl:
             self._has_users, self._users_checked = self.store.user_count() > 0, now
         return self._has_users
 
+    def start(self) -> None:
+        """_sweep once at once and then every FAILURES_SWEPT_EVERY on a thread of this process (the
+        app's lifespan): run from requests, an idle server kept failed logins, hashed names typed
+        as passwords among them, until it was next asked something."""
+        problems = ProblemLog(log, "the users database's sweep (failed logins, access log, sessions) failed; "
+                                   "tried again in a minute", "the users database is swept again")
+        self._sweeper = Periodic(self._sweep, FAILURES_SWEPT_EVERY, "maskwatch-auth-sweep", problems, at_start=True)
+        self._sweeper.start()
+
     def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
         if self.store is not None:
             self.store.close()
 
@@ -160,8 +181,6 @@ class AccessControl:
         if access == "public":
             return
         principal = self.identify(request)
-        if self.store is not None:
-            self._sweep()
         if principal.via == "session" and request.method not in SAFE_METHODS:
             check_csrf(request)
         elif principal.via in ("session", "open") and extra.get(SAME_SITE_ONLY):
@@ -217,18 +236,15 @@ class AccessControl:
                 self._audited.popitem(last=False)
         return True
 
-    def failure_key(self, name: str) -> str:
-        """The key a name's failed logins are counted under: `user:NAME` for a user's name, else
-        `unknown:` and its SHA-256 (the table kept a password typed as the name in clear for a day;
-        still counted per name, so an unknown name is limited as a user's is, telling nothing)."""
-        if self.name_tried(name) != UNKNOWN_NAME:
-            return f"user:{name[:64]}"
-        return "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest()
-
-    def name_tried(self, name: str) -> str:
-        """A failed login's name as the access log keeps it: as typed where it is a user's (whatever
-        its case), else UNKNOWN_NAME (it is often a password or a recovery code)."""
-        return name[:64] if self.store.is_user_name(name) else UNKNOWN_NAME
+    def tried(self, name: str) -> Tried:
+        """`name` as its failed logins are logged and counted, from one lookup (a failed login made
+        two): a user's name (whatever its case) is logged as typed and counted under `user:NAME`;
+        any other is logged as UNKNOWN_NAME (it is often a password or a recovery code) and counted
+        under `unknown:` and its SHA-256 (the table kept a password typed as the name in clear for
+        a day; still counted per name, so an unknown name is limited as a user's is, telling nothing)."""
+        if self.store.is_user_name(name):
+            return Tried(name, name[:64], f"user:{name[:64]}")
+        return Tried(name, UNKNOWN_NAME, "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest())
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""
@@ -268,35 +284,30 @@ class AccessControl:
         check_csrf(request)
         if self.store is None and not self.has_users():  # a users file made since the start is opened
             raise AuthError(401, WRONG_LOGIN)
-        # Here too, not only after a success: a password spray (public, failing) added rows the
-        # sweep never removed while nobody logged in.
-        self._sweep()
         client = client_address(request)
         # PostgreSQL takes no NUL in text: such a name answered 503 (the database "away"), and its
         # access-log row, failing, held every row off for a minute (store.keep). No user's name
         # has one (USER_NAME) nor U+FFFD: the name is looked up, counted and logged with it so.
-        name = name.replace("\x00", "\ufffd")
-        user = self._check_password(client, name, password, "logins", code)
+        tried = self.tried(name.replace("\x00", "\ufffd"))
+        user = self._check_password(client, tried, password, "logins", code)
         # None: a wrong password or code (the attempt's rows stay: they are its failure), or the
         # user removed, given a new password or two-step login while this login was being checked.
         token = None if user is None else self.store.start_session(user["id"], user.pop("password_hash"),
                                                                    user.pop("totp_secret"))
         if token is None:
-            tried = self.name_tried(name)
-            self.store.log("login_failed", None, client, tried)
-            said_failed(tried, client)
+            self.store.log("login_failed", None, client, tried.logged)
+            said_failed(tried.logged, client)
             raise AuthError(401, WRONG_LOGIN)
         del user["recovery_hashes"]  # read for the code's check; never answered
         if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
             self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
         self.store.log("login", user["name"], client)
-        self._sweep()
         return user, token
 
-    def _check_password(self, client: str, name: str, password: str, checks: str,
+    def _check_password(self, client: str, tried: Tried, password: str, checks: str,
                         code: str | None = None) -> dict | None:
         """The user (with the "password_hash", "totp_secret" and "recovery_hashes" checked, never
-        answered) when `password` is `name`'s, else None with the attempt counted as a failure of the client and
+        answered) when `password` is the `tried` name's, else None with the attempt counted as a failure of the client and
         of the name; AuthError 429 past either limit, 503 past MAX_LOGINS_AT_ONCE, naming the
         caller's `checks` ("logins", "password checks": a password change was told of too many
         logins). A login and a password change
@@ -304,7 +315,7 @@ class AccessControl:
         With `code` (a login, two-step login turned off), a user who has two-step login on needs
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
         password, counted as one, so the second factor is guessed no faster than the first."""
-        keys = [f"client:{client}", self.failure_key(name)]
+        keys = [f"client:{client}", tried.key]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
                 raise AuthError(503, f"too many {checks} at once; try again in a second", {"Retry-After": "1"})
@@ -319,12 +330,12 @@ class AccessControl:
                 # Once a minute per client, whatever names it tries (a row per new name let one
                 # address write 700 rows a second); the first name of the minute is kept.
                 if self._due(("login_limited", client)):
-                    self.store.log("login_limited", None, client, self.name_tried(name))
+                    self.store.log("login_limited", None, client, tried.logged)
                     log.warning("logins from %s refused for %d s: too many failed (the server's log says this "
                                 "once a minute per client)", client, wait)
                 raise AuthError(429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)})
             try:
-                user = self.store.check_login(name, password)
+                user = self.store.check_login(tried.name, password)
                 if user is not None:
                     secret, last_step = user["totp_secret"], user.pop("totp_step")
                     recovery = user["recovery_hashes"]  # kept: a renewal is made on the set it read
@@ -385,7 +396,7 @@ class AccessControl:
         # The current password first: a wrong one is the answer whatever the new one (the new one's
         # refusals, said first, answered a guess with "the new password is the current one").
         client = client_address(request)
-        user = self._check_password(client, principal.name, current, "password checks")
+        user = self._check_password(client, self.tried(principal.name), current, "password checks")
         if user is None:
             self.store.log("password_change_failed", principal.name, client)
             said_failed(principal.name, client)
@@ -448,7 +459,7 @@ class AccessControl:
 
         name = self.own_account(principal)
         client = client_address(request)
-        user = self._check_password(client, name, password, "password checks")
+        user = self._check_password(client, self.tried(name), password, "password checks")
         if user is None:
             self.store.log("totp_failed", name, client, "on")
             said_failed(name, client)
@@ -509,8 +520,7 @@ class AccessControl:
         the password is checked), 409 (it is not on), 429."""
         self.own_account(principal)
         if self.settings.two_step_required(principal.role):
-            rule = self.settings.require_two_step
-            raise AuthError(403, TWO_STEP_KEPT.format(whom="every user" if rule == "all" else "admins", rule=rule))
+            raise AuthError(403, TWO_STEP_KEPT.format(required=required_words(self.settings.require_two_step)))
         name, client, _ = self._own_with_code(request, principal, password, code, "off")
         if (token := self.store.turn_off(name)) is None:
             raise AuthError(409, "two-step login is not on")
@@ -540,7 +550,7 @@ class AccessControl:
         wrong one a failed login, the access log's `totp_failed` with `what` as its target)."""
         name = self.own_account(principal)
         client = client_address(request)
-        if (user := self._check_password(client, name, password, "password checks", code)) is None:
+        if (user := self._check_password(client, self.tried(name), password, "password checks", code)) is None:
             self.store.log("totp_failed", name, client, what)
             said_failed(name, client)
             raise AuthError(403, "wrong password or code")
@@ -553,7 +563,7 @@ class AccessControl:
         log's `admin_password_failed`, its target the `change` refused, and the server's log line).
         (name, the hash checked), for the store to check again as it writes; AuthError 403, 429, 503."""
         client = client_address(request)
-        user = self._check_password(client, principal.name, password, "password checks")
+        user = self._check_password(client, self.tried(principal.name), password, "password checks")
         if user is None:
             self.store.log("admin_password_failed", principal.name, client, change)
             said_failed(principal.name, client)
@@ -566,22 +576,15 @@ class AccessControl:
             self.store.log("logout", principal.name, client_address(request))
 
     def _sweep(self) -> None:
-        """Retention of the access log and stale sessions, at most hourly, and of failed logins at
-        most every FAILURES_SWEPT_EVERY (they go once their window is over: store.drop_failures),
-        on any request (a site read only with API tokens has no logins to piggyback on)."""
-        if time.monotonic() - self._failures_swept > FAILURES_SWEPT_EVERY:
-            self._failures_swept = time.monotonic()
-            try:
-                self.store.drop_failures(self.window)
-            except SQLAlchemyError as err:
-                log.warning("the users database's sweep of failed logins failed (%s); tried again in a minute",
-                            driver_reason(err))
+        """Failed logins past their window deleted (store.drop_failures), and at most hourly the
+        access log past its retention and stale sessions (start() runs it; a users file made since
+        the start is swept once a request opened it)."""
+        if self.store is None:
+            return
+        self.store.drop_failures(self.window)
         if time.monotonic() - self._swept > 3600:
+            self.store.enforce_retention(self.absolute)
             self._swept = time.monotonic()
-            try:  # housekeeping: a full disk must not refuse the request (store.keep)
-                self.store.enforce_retention(self.absolute)
-            except SQLAlchemyError as err:
-                log.warning("the users database's hourly sweep failed (%s); tried again in an hour", driver_reason(err))
 
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:
         """Name, value and attributes of the session cookie for this request (token None: delete)."""

@@ -82,7 +82,7 @@ auth_chores = Table(
     Column("done", Float, nullable=False),
 )
 
-# A failed login's name that is no user's, as the access log keeps it (access.name_tried): users
+# A failed login's name that is no user's, as the access log keeps it (AccessControl.tried): users
 # type their password or a recovery code into the name field. No user's name can be this
 # (USER_NAME: no space or parenthesis).
 UNKNOWN_NAME = "(unknown name)"

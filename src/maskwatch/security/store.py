@@ -229,7 +229,7 @@ class AuthStore:
 
     def is_user_name(self, name: str) -> bool:
         """Whether `name` is a user's, whatever its case: a failed login's name is logged only then
-        (AccessControl.name_tried). Both sides lowered by the database, as the one-time clean-up of
+        (AccessControl.tried). Both sides lowered by the database, as the one-time clean-up of
         old rows lowers them (schema._unknown_names): Python's lower() made the Kelvin sign 'K' a k, so
         'Kim' typed with it, no user's name, was logged as typed."""
         with self.engine.connect() as connection:

@@ -40,6 +40,12 @@ def revoked_words(tokens: list[str]) -> str:
     return f"; {len(tokens)} API token{'s' if len(tokens) > 1 else ''} of theirs revoked ({', '.join(tokens)})"
 
 
+def required_words(rule: str) -> str:
+    """What server.require_two_step's `rule` ("admins", "all") requires, in the one wording of the
+    refusal to turn it off (access.TWO_STEP_KEPT) and of an admin's turning it off (below)."""
+    return f"requires two-step login of {'every user' if rule == 'all' else 'admins'} (server.require_two_step: {rule})"
+
+
 def two_step_off_words(name: str, rule: str | None, role: str, tokens: list[str] = ()) -> str:
     """What an admin's turning off a user's two-step login leaves (`users 2fa --off`, the Users
     dialog's answer): the password alone logs in, unless server.require_two_step (`rule`; None:
@@ -54,8 +60,7 @@ def two_step_off_words(name: str, rule: str | None, role: str, tokens: list[str]
     elif not two_step_covers(rule, role):
         left = "their password alone logs in"
     else:
-        whom = "every user" if rule == "all" else "admins"
-        left = (f"the site requires two-step login of {whom} (server.require_two_step: {rule}): at their next "
+        left = (f"the site {required_words(rule)}: at their next "
                 "login they set it up again before anything else (whoever logs in first with their password "
                 "sets up their phone)")
     if tokens:

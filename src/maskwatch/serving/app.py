@@ -116,8 +116,10 @@ class Metrics:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI):
-    """Runs the site, if the app serves one, for as long as the server runs."""
+    """Runs the access control's sweep (AccessControl.start) and the site, if the app serves one, for
+    as long as the server runs."""
     site = app.state.site
+    app.state.access.start()  # its sweep of failed logins, also while nobody asks anything
     try:
         if site is not None:
             site.start()  # stops what it started if it fails
