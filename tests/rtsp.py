@@ -26,6 +26,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def lost_its_port(process: subprocess.Popen, said: str) -> bool:
+    """Whether `maskwatch serve` or `run` (said: its output) ended because the free_port() it was
+    given was taken meanwhile (the other xdist worker): start it again on a new one."""
+    return process.poll() is not None and "cannot listen on 127.0.0.1:" in said
+
+
 def make_frames(folder: Path, sample_dir: Path, count: int = 6, photos: int = 3) -> Path:
     """320x240 JPEGs of the first `photos` sample photos, in equal runs: the clip the server loops."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -70,3 +70,14 @@ def test_postgresql_starts_on_another_port_where_its_port_was_taken(taken, tmp_p
         engine.dispose()
     finally:
         server.stop()
+
+
+def test_maskwatch_serve_starts_on_another_port_where_its_port_was_taken(taken, tmp_path):
+    import httpx
+
+    import tests.test_serve
+
+    port = taken(tests.test_serve)
+    with tests.test_serve.serving([], tmp_path) as base:
+        assert base != f"http://127.0.0.1:{port}" and httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+    assert f"cannot listen on 127.0.0.1:{port}" not in (tmp_path / "serve.log").read_text()  # the last start's log
