@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.rtsp import free_port
+from tests.rtsp import FREE_PORT_TRIES, free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -23,7 +23,7 @@ class Broker:
 
     def __init__(self, folder: Path, port: int | None = None, address: str = "127.0.0.1",
                  user: tuple[str, str] | None = None, acl: str | None = None) -> None:
-        self.port, self.address = port or free_port(), address
+        self.port, self.address, self.chosen_port = port or free_port(), address, port is not None
         self.config = folder / "mosquitto.conf"
         access = "allow_anonymous true\n"
         if user is not None:
@@ -34,26 +34,38 @@ class Broker:
         if acl is not None:
             (folder / "mosquitto.acl").write_text(acl)
             access += f"acl_file {folder / 'mosquitto.acl'}\n"
-        self.config.write_text(f"listener {self.port} {address}\n{access}persistence false\n"
-                               "user root\nlog_dest stderr\n")
+        self.access = access
         self.log = folder / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Broker:
+        """Started on self.port; on a new free port where the other xdist worker took the one
+        free_port() gave (a port the test chose is kept: its test means that one)."""
+        for attempt in range(1 if self.chosen_port else FREE_PORT_TRIES):
+            self.port = free_port() if attempt else self.port
+            if self._started():
+                return self
+        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def _started(self) -> bool:
         from tests.test_cameras import wait_until
 
+        self.config.write_text(f"listener {self.port} {self.address}\n{self.access}persistence false\n"
+                               "user root\nlog_dest stderr\n")
+        said = self.log.read_text() if self.log.exists() else ""
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
                                         stderr=open(self.log, "a"))
-        if not wait_until(lambda: self.process.poll() is not None or self._listening(), 20) or not self._listening():
-            self.stop()
+        # Its own "running" line, not a connection to the port: the process that took the port would answer.
+        if wait_until(lambda: self.process.poll() is not None or " running" in self._said_since(said), 20) \
+                and self.process.poll() is None:
+            return True
+        self.stop()
+        if "Address already in use" not in self._said_since(said):
             raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
-        return self
+        return False
 
-    def _listening(self) -> bool:
-        import socket
-
-        with socket.socket(socket.AF_INET6 if ":" in self.address else socket.AF_INET) as s:
-            return s.connect_ex((self.address, self.port)) == 0
+    def _said_since(self, said: str) -> str:
+        return self.log.read_text()[len(said):]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

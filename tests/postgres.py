@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rtsp import free_port
+from tests.rtsp import FREE_PORT_TRIES, free_port
 
 
 def postgres_bin() -> Path | None:
@@ -29,7 +29,10 @@ class Postgres:
         self.data = folder / "data"
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         self.user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
-        self.url = f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
         subprocess.run([*self.as_user, *args], check=True, capture_output=True, text=True)
@@ -39,9 +42,18 @@ class Postgres:
         if self.as_user:
             shutil.chown(self.folder, "postgres", "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user, "--no-sync")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "server.log"), "-w",
-                  "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-        return self
+        log = self.folder / "server.log"
+        for attempt in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
+            self.port = free_port() if attempt else self.port
+            said = log.read_text() if log.exists() else ""
+            try:
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(log), "-w",
+                          "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+                return self
+            except subprocess.CalledProcessError:
+                if "Address already in use" not in log.read_text()[len(said):]:
+                    raise
+        raise RuntimeError(f"PostgreSQL did not start: no port it could listen on; see {log}")
 
     def new_database(self, name: str) -> str:
         """The URL of a new, empty database `name` on this server: a test of its own tables (a
@@ -58,17 +70,21 @@ class Postgres:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    if postgres_bin() is None:
-        pytest.fail("PostgreSQL is missing: the Makefile's postgres target installs Debian's postgresql")
-    # A folder postgres can reach when the server runs as that user (pytest's tmp is private to root).
+def postgres_folder(tmp_path_factory) -> Path:
+    """A new folder postgres can reach when the server runs as that user (pytest's tmp is private to root)."""
     folder = Path(tmp_path_factory.mktemp("pg"))
     if os.geteuid() == 0:
         for parent in [folder, *folder.parents]:
             if parent == Path("/"):
                 break
             os.chmod(parent, os.stat(parent).st_mode | 0o711)
-    server = Postgres(folder / "server").start()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    if postgres_bin() is None:
+        pytest.fail("PostgreSQL is missing: the Makefile's postgres target installs Debian's postgresql")
+    server = Postgres(postgres_folder(tmp_path_factory) / "server").start()
     yield server
     server.stop()

@@ -14,12 +14,22 @@ import pytest
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
+FREE_PORT_TRIES = 3  # starts of a server on a free_port(), each on a new one, before it is an error
 
 
 def free_port() -> int:
+    """A port free now. Another process (the other xdist worker) can take it before our server
+    binds it: the servers started on one (RtspServer, Broker, Postgres) try again on a new one
+    when theirs was taken (FREE_PORT_TRIES)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def lost_its_port(process: subprocess.Popen, said: str) -> bool:
+    """Whether `maskwatch serve` or `run` (said: its output) ended because the free_port() it was
+    given was taken meanwhile (the other xdist worker): start it again on a new one."""
+    return process.poll() is not None and "cannot listen on 127.0.0.1:" in said
 
 
 def make_frames(folder: Path, sample_dir: Path, count: int = 6, photos: int = 3) -> Path:
@@ -41,20 +51,33 @@ class RtspServer:
     def __init__(self, frames: Path, log: Path, fps: int | None = None, auth: str | None = None) -> None:
         self.frames, self.log_path, self.fps, self.auth = frames, log, fps, auth  # auth: METHOD:USER:PASSWORD
         self.port = free_port()
-        self.url = f"rtsp://127.0.0.1:{self.port}/clip"
         self.process: subprocess.Popen | None = None
 
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/clip"
+
     def start(self) -> RtspServer:
+        for attempt in range(FREE_PORT_TRIES):  # a new port where the other worker took ours (free_port)
+            self.port = free_port() if attempt else self.port
+            if self._started():
+                return self
+        raise RuntimeError(f"RTSP server did not start: no port it could listen on; see {self.log_path}")
+
+    def _started(self) -> bool:
+        """Whether the server listens on self.port; False where the port was taken meanwhile."""
         log = open(self.log_path, "a")
         self.process = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.frames), str(self.port),
                                          *([str(self.fps)] if self.fps else [])],
                                         stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"}
                                         | ({"RTSP_AUTH": self.auth} if self.auth else {}))
         line = self.process.stdout.readline()
-        if line.strip() != "ready":
-            self.stop()
+        if line.strip() == "ready":
+            return True
+        self.stop()
+        if "cannot listen on" not in self.log_path.read_text():
             raise RuntimeError(f"RTSP server did not start: {line!r}; see {self.log_path}")
-        return self
+        return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -30,20 +30,23 @@ def served(credentials):
     import os
 
     # Serve gives its HTTP proxy 5 s to say it is ready: too short on 2 busy cores. The local
-    # cluster's processes inherit these.
-    for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
-        os.environ.setdefault(name, "60")
+    # cluster's processes inherit these. Set for this module only (MonkeyPatch): left in the worker's
+    # environment, FORWARDED_ALLOW_IPS reached every later `maskwatch serve` the worker started.
     settings = ServeSettings(max_upload_bytes=1024 * 1024,
                              auth=AuthSettings(database=credentials.database, open_without_users=False))
-    os.environ.update(proxy_environment(settings))  # as `serve --ray-replicas` does
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
-    port = free_port()
-    try:
-        start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_api()
-        ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
+            patch.setenv(name, os.environ.get(name, "60"))
+        for name, value in proxy_environment(settings).items():  # as `serve --ray-replicas` does
+            patch.setenv(name, value)
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
+        port = free_port()
+        try:
+            start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_api()
+            ray.shutdown()
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):

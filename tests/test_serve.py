@@ -17,12 +17,7 @@ from PIL import Image
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.records import FrameRecord
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port
 
 
 @contextlib.contextmanager
@@ -31,27 +26,42 @@ def serving(args: list[str], log_dir, env: dict | None = None, tries: int = 120,
 
     Waits for /healthz (tries x 0.25 s at least); fails with the server's log if it never answers.
     """
-    port = free_port()
-    log = open(log_dir / "serve.log", "w+")
-    process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), *args],
-                               stdout=log, stderr=subprocess.STDOUT,
-                               env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}))
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(tries):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.25)
+    for _ in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
+        process, base = _serve(args, log_dir / "serve.log", env, tries)
+        if process is not None:
+            break
     else:
-        process.kill()
-        log.seek(0)
-        pytest.fail(f"server did not start:\n{log.read()}")
+        pytest.fail("server did not start: no port it could listen on")
     try:
         yield base
     finally:
         process.terminate()
         process.wait(timeout=stop_timeout)
+
+
+def _serve(args: list[str], log_path, env: dict | None, tries: int) -> tuple[subprocess.Popen | None, str]:
+    """`maskwatch serve ARGS` answering /healthz on a free port, or None where it lost its port."""
+    port = free_port()
+    log = open(log_path, "w+")
+    process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), *args],
+                               stdout=log, stderr=subprocess.STDOUT,
+                               env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}))
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(tries):
+        if process.poll() is not None:  # ended (an answer now would be another process's on that port)
+            break
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200 and process.poll() is None:
+                return process, base
+        except httpx.HTTPError:
+            time.sleep(0.25)
+    if process.poll() is None:
+        process.kill()
+    log.seek(0)
+    said = log.read()
+    if not lost_its_port(process, said):
+        pytest.fail(f"server did not start:\n{said}")
+    return None, base
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
 from tests.conftest import Credentials, log_in
 from tests.mosquitto import Broker, Subscriber
-from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+from tests.rtsp import FREE_PORT_TRIES, RtspServer, free_port, lost_its_port, make_frames, rtsp_server_available
 from tests.test_alerts import SECRET, Receiver
 from tests.test_cameras import wait_until
 from tests.test_dashboard import NEXT_FRAMES, page  # noqa: F401  (headless Chromium)
@@ -35,25 +35,33 @@ class SiteProcess:
 
     def __init__(self, folder, cameras: str, extra: str = "", args: tuple[str, ...] = (),
                  viewer_cameras: list[str] | None = None):
-        self.folder, self.port = folder, free_port()
+        self.folder = folder
         self.credentials = Credentials(folder / "site.db", viewer_cameras)
         self.config = folder / "site.yaml"
-        self.config.write_text(f"""
+        for _ in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
+            self.port = free_port()
+            self.config.write_text(f"""
 defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
 cameras:
 {cameras}
 server: {{host: 127.0.0.1, port: {self.port}}}
 storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
 {extra}""")
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = open(folder / "run.log", "w+")
-        self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config), *args],
-                                        stdout=self.log, stderr=subprocess.STDOUT,
-                                        env=os.environ | {"PYTHONUNBUFFERED": "1"})
-        if not wait_until(lambda: self.process.poll() is not None or self._healthy(), 60) or not self._healthy():
+            self.base = f"http://127.0.0.1:{self.port}"
+            self.log = open(folder / "run.log", "w+")
+            self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config),
+                                             *args], stdout=self.log, stderr=subprocess.STDOUT,
+                                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+            # healthy only while running: once ended, an answer there is another process's
+            if wait_until(lambda: self.process.poll() is not None or self._healthy(), 60) and self._healthy() \
+                    and self.process.poll() is None:
+                return
             self.stop()
             self.log.seek(0)
-            pytest.fail(f"maskwatch run did not start:\n{self.log.read()}")
+            said = self.log.read()
+            if not lost_its_port(self.process, said):
+                pytest.fail(f"maskwatch run did not start:\n{said}")
+        pytest.fail("maskwatch run did not start: no port it could listen on")
 
     def _healthy(self) -> bool:
         try:

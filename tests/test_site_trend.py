@@ -8,6 +8,7 @@ so nothing detects: the counts are written to its SQLite database beforehand, at
 import contextlib
 import math
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -156,9 +157,11 @@ storage: {{database: site.db, privacy: true, retention_days: 3650}}
 def serving(app, **options):
     """`app` on a real uvicorn on loopback, in a thread of its own, for the block: its base URL.
     options: more of uvicorn.Config's (lifespan="off": no camera started)."""
-    port = free_port()
+    # Listening before uvicorn takes it: a free_port() bound later could be taken meanwhile (the other xdist worker).
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     assert wait_until(lambda: server.started, 30), "uvicorn did not start"
     try:
@@ -166,6 +169,7 @@ def serving(app, **options):
     finally:
         server.should_exit = True
         thread.join(30)
+        listening.close()
 
 
 def get(base, path, **params):

@@ -1,0 +1,83 @@
+"""The test servers started on a free_port() (RTSP, MQTT, PostgreSQL) start on another where that
+port was taken before they bound it: under two xdist workers the other worker's server can take it."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import tests.mosquitto
+import tests.postgres
+import tests.rtsp
+from tests.mosquitto import Broker, Subscriber, mosquitto_available
+from tests.postgres import Postgres, postgres_bin, postgres_folder
+from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture()
+def taken(monkeypatch):
+    """Makes free_port() in `module` give a port another process listens on first, as the other
+    worker's server would; then free ones. Returns the taken port's listening socket."""
+    held = socket.create_server(("127.0.0.1", 0))
+
+    def take_in(module) -> int:
+        first = iter([held.getsockname()[1]])
+        monkeypatch.setattr(module, "free_port", lambda: next(first, None) or free_port())
+        return held.getsockname()[1]
+
+    yield take_in
+    held.close()
+
+
+def test_a_broker_starts_on_another_port_where_its_port_was_taken(taken, tmp_path):
+    if not mosquitto_available():
+        pytest.fail("mosquitto is missing: the Makefile's services target installs Debian's mosquitto")
+    port = taken(tests.mosquitto)
+    broker = Broker(tmp_path).start()
+    try:
+        assert broker.port != port and broker.process.poll() is None
+        Subscriber(broker.port).close()  # it is the broker that answers there
+    finally:
+        broker.stop()
+
+
+def test_an_rtsp_server_starts_on_another_port_where_its_port_was_taken(taken, tmp_path, sample_dir):
+    if not rtsp_server_available():
+        pytest.fail("GStreamer's RTSP server is missing: the Makefile's rtsp target installs it")
+    port = taken(tests.rtsp)
+    server = RtspServer(make_frames(tmp_path / "frames", sample_dir), tmp_path / "server.log").start()
+    try:
+        assert server.port != port and server.url == f"rtsp://127.0.0.1:{server.port}/clip"
+    finally:
+        server.stop()
+
+
+def test_postgresql_starts_on_another_port_where_its_port_was_taken(taken, tmp_path_factory):
+    if postgres_bin() is None:
+        pytest.fail("PostgreSQL is missing: the Makefile's postgres target installs Debian's postgresql")
+    from sqlalchemy import create_engine, text
+
+    port = taken(tests.postgres)
+    server = Postgres(postgres_folder(tmp_path_factory) / "server").start()
+    try:
+        assert server.port != port
+        engine = create_engine(server.url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+        engine.dispose()
+    finally:
+        server.stop()
+
+
+def test_maskwatch_serve_starts_on_another_port_where_its_port_was_taken(taken, tmp_path):
+    import httpx
+
+    import tests.test_serve
+
+    port = taken(tests.test_serve)
+    with tests.test_serve.serving([], tmp_path) as base:
+        assert base != f"http://127.0.0.1:{port}" and httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+    assert f"cannot listen on 127.0.0.1:{port}" not in (tmp_path / "serve.log").read_text()  # the last start's log
