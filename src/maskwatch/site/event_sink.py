@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -70,8 +70,19 @@ def leads(face: Face, vote: str, before: str | None) -> bool:
     return shares[vote] - shares[before] >= UPDATE_MARGIN
 
 
+class View(NamedTuple):
+    """A person's largest face so far, kept as it was cut from the frame: blurred and drawn only
+    when the person is stored (`render`). A growing face replaced its view on most detected
+    frames, and each blur and drawing of a replaced view was work nobody read."""
+
+    area: float
+    crop: np.ndarray  # a copy of the frame around the face, sharp
+    face: Face  # the face, in the crop's pixels
+    others: np.ndarray  # N x 4 boxes of the other faces inside the crop, in its pixels: blurred too
+
+
 class EventSink:
-    """The sink a camera's worker writes to: remembers a blurred view of each tracked face and
+    """The sink a camera's worker writes to: remembers the largest view of each tracked face and
     records an event for each person the tracker decides (Sink protocol plus write_people).
 
     recorded keeps the newest `keep_recorded` events as stored (the database keeps them all), so
@@ -95,7 +106,7 @@ class EventSink:
         self.last_frame: dict[int, int] = {}  # track id -> index of the frame it was last in
         self.annotator = FaceAnnotator(blur=True, show_counts=False)
         self.size: tuple[int, int] | None = None  # width, height of the camera's frames
-        self.views: dict[int, tuple[float, np.ndarray]] = {}  # track id -> (face area, blurred snapshot)
+        self.views: dict[int, View] = {}  # track id -> the largest view of their face, not yet rendered
         self.zone_frames: dict[int, Counter] = {}  # track id -> detected frames per zone: the person's zone
         self.seen_at: dict[int, float] = {}  # track id of a person in view -> time their face was last shown
         self.recorded: deque[dict] = deque(maxlen=keep_recorded)
@@ -124,17 +135,16 @@ class EventSink:
             if self.store.privacy:
                 continue
             best = self.views.get(face.track_id)
-            if best is None or face.area > best[0]:
-                self.views[face.track_id] = (face.area, self._snapshot(frame.image, face, faces, frame.hidden))
+            if best is None or face.area > best.area:
+                self.views[face.track_id] = self._view(frame.image, face, faces, frame.hidden)
         for track_id in [t for t, i in self.last_frame.items() if frame.index - i > self.forget_after]:
             self.views.pop(track_id, None)
             self.zone_frames.pop(track_id, None)
             del self.last_frame[track_id]
 
-    def _snapshot(self, image: np.ndarray, face: Face, shown: list[Face] = (), hidden=()) -> np.ndarray:
-        """The face with a margin around it, the face blurred and boxed in its class colour; any
-        other face of the frame that the margin takes in, shown or `hidden` (boxes), is blurred
-        too (a bystander kept sharp on disk would break the privacy statement)."""
+    def _view(self, image: np.ndarray, face: Face, shown: list[Face] = (), hidden=()) -> View:
+        """The face with a margin around it, copied (the frame is let go), with the boxes of any
+        other face of the frame that the margin takes in, shown or `hidden` (boxes), to blur."""
         h, w = image.shape[:2]
         x0, y0, x1, y1 = face.box
         mx, my = face.width * self.margin, face.height * self.margin
@@ -142,10 +152,14 @@ class EventSink:
         cx1, cy1 = min(w, int(x1 + mx) + 1), min(h, int(y1 + my) + 1)
         offset = np.array([cx0, cy0, cx0, cy0], np.float64)
         others = np.array([*(f.box for f in shown if f is not face), *hidden], np.float64).reshape(-1, 4)
-        crop = blur_boxes(image[cy0:cy1, cx0:cx1], others - offset)
         moved = Face(box=tuple(float(v) for v in np.array(face.box) - offset), label=face.label,
                      probabilities=face.probabilities)
-        return self.annotator.annotate(crop, [moved])
+        return View(face.area, image[cy0:cy1, cx0:cx1].copy(), moved, others - offset)
+
+    def render(self, view: View) -> np.ndarray:
+        """A view's snapshot: the face blurred and boxed in its class colour, and any other face in
+        it blurred too (a bystander kept sharp on disk would break the privacy statement)."""
+        return self.annotator.annotate(blur_boxes(view.crop, view.others), [view.face])
 
     def _announce_changes(self, faces: list[Face], now: float | None = None) -> None:
         """Tell listeners of people whose running vote changed, and of new counts in view."""
@@ -225,7 +239,7 @@ class EventSink:
             if len(self.unstored) == self.unstored.maxlen:
                 self.unstored_dropped += 1
             keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS  # capped again if storing fails
-            self.unstored.append((zone, track, view[1] if keep_view else None))
+            self.unstored.append((zone, track, self.render(view) if keep_view else None))
         while self.unstored:
             zone, track, snapshot = self.unstored[0]
             try:
