@@ -1197,6 +1197,30 @@ def test_a_recovery_code_proves_the_old_phone_once_and_the_old_set_goes(tmp_path
     store.close()
 
 
+def test_a_session_left_on_a_lost_phone_that_replaces_the_new_secret_is_named_and_a_password_change_ends_it(tmp_path):
+    """A session elsewhere (the lost phone's browser) makes its own new secret in place of the one
+    the user is confirming: the user's move changes nothing and spends no code, as before, but its
+    400 sent them to the new phone's clock; it now says that such a session exists and that a
+    password change ends it, after which the move goes through."""
+    db = ana_with_two_step(tmp_path)
+    store = AuthStore(db)
+    with client_of(db) as here, client_of(db) as lost:
+        assert log_in(lost, code_at(SECRET, -1)).status_code == 200
+        assert log_in(here, code_at(SECRET)).status_code == 200
+        new = here.post("/two-step/secret", headers=CSRF).json()["secret"]
+        assert lost.post("/two-step/secret", headers=CSRF).status_code == 200  # in place of the user's
+        refused = new_phone(here, code_at(SECRET, 1), code_at(new))
+        assert refused.status_code == 400 and "change your password" in refused.json()["error"], refused.text
+        assert store.two_step("ana")["secret"] == SECRET and store.access_log(action="totp_failed") == []
+        changed = here.post("/password", json={"current": ANA[1], "new": "ana's second password"}, headers=CSRF)
+        assert changed.status_code == 200 and lost.get("/v1/me").status_code == 401
+        new = here.post("/two-step/secret", headers=CSRF).json()["secret"]
+        moved = new_phone(here, code_at(SECRET, 1), code_at(new), "ana's second password")  # the code was not spent
+        assert moved.status_code == 200, moved.text
+    assert store.two_step("ana")["secret"] == new
+    store.close()
+
+
 def test_a_user_the_site_requires_two_step_of_moves_it_to_a_new_phone_themselves(tmp_path):
     """Under server.require_two_step only an admin's turning it off moved a covered user to a new
     phone, their account on the password alone until their next login."""

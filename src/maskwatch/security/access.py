@@ -78,6 +78,13 @@ TWO_STEP_KEPT = ("this site {required}: you cannot turn it off; for a new phone,
                  "login (POST /two-step/replace), or, with neither the phone nor a recovery code, an admin turns "
                  "yours off (Users, or `maskwatch users 2fa NAME --off` on the server) and you set it up again at "
                  "your next login")
+# POST /two-step/replace's `new_code` not the pending secret's: a typo, a clock, or a later POST
+# /two-step/secret in its place, by another tab or by a session of the user's left elsewhere (a
+# lost phone's), which can go on replacing it until a password change ends it.
+NOT_THE_NEW_CODE = ("the new code is not the new app's code for now: check the new phone's clock, and that its app "
+                    "shows the code of the last new secret made (each New phone replaces the one before, in any tab "
+                    "or session of yours; one you did not make means a session of yours is elsewhere: change your "
+                    "password, which ends them all, then New phone again)")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -499,8 +506,7 @@ class AccessControl:
                             else "two-step login is not on: turn it on instead (POST /two-step)")
         pending = state["pending"]
         if (step := matching_step(pending, new_code, None)) is None:
-            raise AuthError(400, "the new code is not the new app's code for now: check the new phone's clock, and "
-                                 "that its app shows the code of this site's new entry")
+            raise AuthError(400, NOT_THE_NEW_CODE)
         _, client, user = self._own_with_code(request, principal, password, code, "new phone")
         codes = new_recovery_codes()
         token = None if user["totp_secret"] is None else self.store.turn_on(

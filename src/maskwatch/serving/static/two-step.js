@@ -90,7 +90,7 @@
         "one's code is confirmed here; then only the new one does, and you get new recovery codes."
       : on ? "On: each login asks for the code from your app as well as your password. " +
         `${codesLeft(left ?? 0)}.` + (kept ? " This site requires it of your account: it stays on. For a new phone, " +
-        "use New phone (an admin turns it off only where you have neither the phone nor a recovery code)." : "")
+        "use New phone; with neither your phone nor a recovery code left, ask an admin to turn it off." : "")
       : (covered ? "This site requires two-step login of your account: set it up to go on. "
         : "") + "Off: your password alone logs you in. With it on, a stolen password is not enough.";
     $("two-step-begin").hidden = on || begun;
