@@ -326,6 +326,8 @@ def test_the_stop_waits_once_for_webhooks_and_notifications_together():
         assert time.monotonic() - started < 1.5
     finally:
         mute.close()
+    # Their threads, given up on, end at the reset: inside this test, not in whichever runs next (its log).
+    stop_together([hooks, notes], timeout=5.0)
 
 
 def test_the_documented_entries_load(tmp_path):
