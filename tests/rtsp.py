@@ -26,6 +26,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def held_port() -> tuple[socket.socket, int]:
+    """A loopback port bound but not listening, and its socket: connections to it are refused, and
+    while it is held no other process can bind it (it is bound without SO_REUSEADDR, which every
+    server's bind would need beside it). A free_port() let go is no such address: the other xdist
+    worker's server could take it and answer. Close it to start a server of the test's there."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    return held, held.getsockname()[1]
+
+
+_HELD: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A loopback port nobody listens on (held_port), held as long as this process (the xdist
+    worker) runs: a site's camera may dial it again after its test or module is done."""
+    held, port = held_port()
+    _HELD.append(held)
+    return port
+
+
 def lost_its_port(process: subprocess.Popen, said: str) -> bool:
     """Whether `maskwatch serve` or `run` (said: its output) ended because the free_port() it was
     given was taken meanwhile (the other xdist worker): start it again on a new one."""

@@ -8,7 +8,7 @@ from maskwatch import Detector
 from maskwatch.video.cameras import CameraReader, CameraState, CameraWorker, live_frames
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.tracker import FaceTracker
-from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server  # noqa: F401  (fixture)
+from tests.rtsp import RtspServer, make_frames, refused_port, rtsp_server  # noqa: F401  (fixture)
 from tests.test_detection import make_video
 
 
@@ -166,7 +166,7 @@ def test_a_stalled_stream_goes_offline_and_comes_back(rtsp_server):  # noqa: F81
 
 
 def test_a_dead_camera_does_not_hold_up_a_live_one(rtsp_server):  # noqa: F811
-    dead = fast_reader(f"rtsp://127.0.0.1:{free_port()}/nothing", "dead").start()
+    dead = fast_reader(f"rtsp://127.0.0.1:{refused_port()}/nothing", "dead").start()
     live = fast_reader(rtsp_server.url, "live").start()
     try:
         assert wait_until(lambda: live.state().frames >= 10), live.state()

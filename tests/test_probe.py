@@ -23,7 +23,7 @@ from maskwatch.site.events import MIGRATIONS, EventStore
 from maskwatch.site.probe import Probe, probe_camera, probe_database, probe_mqtt
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import postgres  # noqa: F401  (fixture)
-from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+from tests.rtsp import RtspServer, make_frames, refused_port, rtsp_server_available
 
 USER, PASSWORD = "admin", "right-pass"
 
@@ -110,7 +110,7 @@ def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, pa
     cameras = (f"  lobby:\n    source: rtsp://127.0.0.1:{hanging}/live\n    stall_timeout: 2\n"
                f"  door:\n    source: rtsp://{USER}:{PASSWORD}@{url}\n"
                f"  till:\n    source: rtsp://{USER}:wrong-pass@{url}\n"
-               f"  yard:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{free_port()}/clip\n    stall_timeout: 3\n"
+               f"  yard:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{refused_port()}/clip\n    stall_timeout: 3\n"
                f"  back:\n    source: {tmp_path / 'notes.mp4'}\n"
                f"  hall:\n    source: rtsp://127.0.0.1:{quiet_port}/live\n    stall_timeout: 1\n"
                f"  spare:\n    source: rtsp://{USER}:{PASSWORD}@{url}\n    enabled: false\n")
@@ -398,7 +398,7 @@ def test_an_sqlite_file_in_a_read_only_folder_fails(tmp_path):
 
 
 def test_a_postgresql_server_down_is_said_in_words():
-    probe = probe_database(f"postgresql+psycopg://maskwatch:secret-pw@127.0.0.1:{free_port()}/site", timeout=3)
+    probe = probe_database(f"postgresql+psycopg://maskwatch:secret-pw@127.0.0.1:{refused_port()}/site", timeout=3)
     assert probe.ok is False and "Connection refused" in probe.detail and "secret-pw" not in probe.detail
     assert probe.detail.startswith("postgresql+psycopg://maskwatch:***@127.0.0.1:")
 
@@ -406,7 +406,7 @@ def test_a_postgresql_server_down_is_said_in_words():
 def test_a_password_in_a_postgresql_urls_query_is_shown_nowhere():
     """libpq takes ?password=: SQLAlchemy's hide_password showed it as written, in the probe's row
     and in the site's own error at the start."""
-    url = f"postgresql+psycopg://maskwatch@127.0.0.1:{free_port()}/site?password=secret-pw&sslmode=disable"
+    url = f"postgresql+psycopg://maskwatch@127.0.0.1:{refused_port()}/site?password=secret-pw&sslmode=disable"
     probe = probe_database(url, timeout=3)
     assert probe.ok is False and "secret-pw" not in probe.detail and "password=***" in probe.detail
     with pytest.raises(DatabaseUnavailable) as raised:

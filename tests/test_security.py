@@ -25,7 +25,7 @@ from maskwatch.security.request_checks import PLAIN_COOKIE, SECURE_COOKIE, AuthE
 from maskwatch.security.store import AuthStore
 from tests.conftest import ADMIN, VIEWER, browser_trouble, log_in, watched
 from tests.postgres import postgres  # noqa: F401  (fixture)
-from tests.rtsp import free_port
+from tests.rtsp import free_port, refused_port
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_detection import make_video
@@ -576,7 +576,7 @@ def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
 @pytest.mark.system  # runs the command line in a process of its own
 def test_a_database_that_cannot_be_reached_is_one_line_that_names_it(tmp_path, sample_dir):
     pytest.importorskip("psycopg")  # the postgres extra's driver
-    dead = f"postgresql+psycopg://site:hunter2@127.0.0.1:{free_port()}/maskwatch"  # nothing listens there
+    dead = f"postgresql+psycopg://site:hunter2@127.0.0.1:{refused_port()}/maskwatch"  # nothing listens there
     make_video(tmp_path / "door.mp4", sample_dir, frames=3)
     (tmp_path / "site.yaml").write_text(f"cameras: {{door: {{source: door.mp4}}}}\n"
                                         f"storage: {{database: '{dead}'}}\n")

@@ -22,7 +22,8 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
 from tests.conftest import Credentials, log_in
 from tests.mosquitto import Broker, Subscriber
-from tests.rtsp import FREE_PORT_TRIES, RtspServer, free_port, lost_its_port, make_frames, rtsp_server_available
+from tests.rtsp import (FREE_PORT_TRIES, RtspServer, free_port, lost_its_port, make_frames, refused_port,
+                        rtsp_server_available)
 from tests.test_alerts import SECRET, Receiver
 from tests.test_cameras import wait_until
 from tests.test_dashboard import NEXT_FRAMES, page  # noqa: F401  (headless Chromium)
@@ -116,7 +117,7 @@ def start_site(folder, rtsp, receiver, broker):
     return SiteProcess(folder, f"""
   door: {{name: Front door, source: "{rtsp.url}", zones: {{left: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]}}}}
   till: {{name: Till, source: till.mp4}}
-  dead: {{name: Back door, source: "rtsp://127.0.0.1:{free_port()}/none"}}
+  dead: {{name: Back door, source: "rtsp://127.0.0.1:{refused_port()}/none"}}
 """, extra=f"""alerts:
   webhooks: [{{url: "{receiver.url}", secret: "{SECRET}", cameras: [door], retries: 3,
               labels: [with_mask, without_mask, mask_weared_incorrect, unassessable]}}]

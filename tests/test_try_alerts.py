@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from maskwatch.cli import app
 from maskwatch.site.alerts import signature_matches
 from maskwatch.site.events import EventStore
-from tests.rtsp import free_port
+from tests.rtsp import refused_port
 from tests.test_alerts import Receiver
 from tests.test_events import person
 from tests.test_notify import SECRET, json_url, receiver  # noqa: F401  (fixture)
@@ -114,7 +114,7 @@ class Trickler:
 
 def test_each_failure_is_one_line_in_words_and_none_holds_the_others(tmp_path):
     refusing, mute, trickling = Receiver(failures=100, status=401), Receiver(delay=2.5), Trickler()
-    dead = free_port()
+    dead = refused_port()
     try:
         path = site_file(tmp_path, "{webhooks: ["
                                    f"{{url: '{refusing.url}?token={SECRET}', secret: {HOOK_SECRET}}}, "
