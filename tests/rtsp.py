@@ -49,8 +49,10 @@ def refused_port() -> int:
 
 def lost_its_port(process: subprocess.Popen, said: str) -> bool:
     """Whether `maskwatch serve` or `run` (said: its output) ended because the free_port() it was
-    given was taken meanwhile (the other xdist worker): start it again on a new one."""
-    return process.poll() is not None and "cannot listen on 127.0.0.1:" in said
+    given was taken meanwhile (the other xdist worker): start it again on a new one. `serve` checks
+    the port, then uvicorn binds it: taken in between, uvicorn says "address already in use"."""
+    return process.poll() is not None and ("cannot listen on 127.0.0.1:" in said
+                                           or "address already in use" in said.lower())
 
 
 def make_frames(folder: Path, sample_dir: Path, count: int = 6, photos: int = 3) -> Path:
