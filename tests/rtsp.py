@@ -1,4 +1,5 @@
-"""A real RTSP server on loopback (tests/rtsp_server.py under the system python3), stoppable."""
+"""A real RTSP server on loopback (tests/rtsp_server.py under the system python3), stoppable; fake
+cameras that answer nothing, and loopback ports for servers and for addresses nobody listens on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import cv2
@@ -26,10 +29,100 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def held_port() -> tuple[socket.socket, int]:
+    """A loopback port bound but not listening, and its socket: connections to it are refused, and
+    while it is held no other process can bind it (it is bound without SO_REUSEADDR, which every
+    server's bind would need beside it). A free_port() let go is no such address: the other xdist
+    worker's server could take it and answer. Close it to start a server of the test's there."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    return held, held.getsockname()[1]
+
+
+_HELD: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A loopback port nobody listens on (held_port), held as long as this process (the xdist
+    worker) runs: a site's camera may dial it again after its test or module is done."""
+    held, port = held_port()
+    _HELD.append(held)
+    return port
+
+
 def lost_its_port(process: subprocess.Popen, said: str) -> bool:
     """Whether `maskwatch serve` or `run` (said: its output) ended because the free_port() it was
-    given was taken meanwhile (the other xdist worker): start it again on a new one."""
-    return process.poll() is not None and "cannot listen on 127.0.0.1:" in said
+    given was taken meanwhile (the other xdist worker): start it again on a new one. `serve` checks
+    the port, then uvicorn binds it: taken in between, uvicorn says "address already in use"."""
+    return process.poll() is not None and ("cannot listen on 127.0.0.1:" in said
+                                           or "address already in use" in said.lower())
+
+
+@contextmanager
+def mute_server(events: list | None = None, name: str = "", answers_options: bool = True, on_open=None):
+    """A loopback server (its port) that takes connections and then says nothing, a camera or a
+    receiver that never answers; answers_options: a camera that answers RTSP's OPTIONS (the
+    reader's check of its host) and nothing more, whose OpenCV open holds every other camera's
+    open for its timeout. `on_open` is called at its second connection (OpenCV's open, after the
+    reader's check). events: (name, "connected" or "closed") appended as its clients connect and
+    let go, in the order they do: whether they were tried side by side (overlapped)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held, ending = [], threading.Event()
+
+    def hold(connection: socket.socket) -> None:
+        keep_off_signals()
+        try:
+            while message := connection.recv(4096):
+                if answers_options and message.startswith(b"OPTIONS"):
+                    connection.sendall(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
+        except OSError:
+            pass
+        if events is not None and not ending.is_set():  # not closed here, at the block's end
+            events.append((name, "closed"))
+
+    def serve() -> None:
+        keep_off_signals()
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            if events is not None:
+                events.append((name, "connected"))
+            if len(held) == 2 and on_open is not None:
+                on_open()
+            threading.Thread(target=hold, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        ending.set()
+        listener.close()
+        for connection in held:
+            with suppress(OSError):  # one its client closed
+                connection.shutdown(socket.SHUT_RDWR)  # ends hold()'s wait
+            connection.close()
+
+
+def keep_off_signals() -> None:
+    """This thread blocks SIGINT and SIGTERM: the kernel gives a signal sent to the process to a
+    thread that does not, and one taken by a test's helper thread left the main thread asleep in a
+    lock's wait (a test's real Ctrl-C answered after the camera's 20 s, not at once)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def overlapped(events: list, first: str, second: str) -> bool:
+    """Whether, in `events` (mute_server's), one of `first`'s connections was open while one of
+    `second`'s was (another of its own where second is first): parts tried one after another
+    each let go before the next is dialled. No clock, which a busy neighbour could stretch."""
+    open_now = {first: 0, second: 0}
+    for name, what in events:
+        open_now[name] += 1 if what == "connected" else -1
+        if open_now[first] > 0 and open_now[second] > (first == second):
+            return True
+    return False
 
 
 def make_frames(folder: Path, sample_dir: Path, count: int = 6, photos: int = 3) -> Path:

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from maskwatch.site.alerts import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookNotifier, WebhookRule, shown_url, sign, signature_matches
-from tests.rtsp import free_port
+from tests.rtsp import held_port
 from tests.test_cameras import wait_until
 
 SECRET = "s3cret-key"
@@ -98,7 +98,7 @@ def test_cooldown_quiets_a_camera_after_an_alert():
 def test_a_dead_receiver_is_retried_then_given_up_without_blocking(caplog):
     """Every alert went through the whole backoff against a dead receiver (31 s each, hours for a
     full queue, the newest dropped meanwhile): once one has failed every try, each gets one."""
-    port = free_port()
+    held, port = held_port()  # refuses connections until the receiver comes up there
     notifier = WebhookNotifier([WebhookRule(f"http://127.0.0.1:{port}/hook?token=s3cret", SECRET, retries=2,
                                             backoff=0.05)]).start()
     for track_id in range(5):
@@ -109,6 +109,7 @@ def test_a_dead_receiver_is_retried_then_given_up_without_blocking(caplog):
     given_up = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.alerts"]
     assert len(given_up) == 1 and "s3cret" not in " ".join(given_up) + notifier.stats.last_error
     assert given_up[0].startswith(f"webhook http://127.0.0.1:{port}/…: alert not delivered after 3 tries (")
+    held.close()
     back = Receiver(failures=1, port=port)  # up again; its first answer a 503
     try:
         notifier.notify(event(5))  # one try while down: lost to the 503

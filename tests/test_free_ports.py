@@ -12,7 +12,7 @@ import tests.postgres
 import tests.rtsp
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import Postgres, postgres_bin, postgres_folder
-from tests.rtsp import RtspServer, free_port, make_frames, rtsp_server_available
+from tests.rtsp import RtspServer, free_port, make_frames, refused_port, rtsp_server_available
 
 pytestmark = pytest.mark.system
 
@@ -81,3 +81,13 @@ def test_maskwatch_serve_starts_on_another_port_where_its_port_was_taken(taken, 
     with tests.test_serve.serving([], tmp_path) as base:
         assert base != f"http://127.0.0.1:{port}" and httpx.get(f"{base}/healthz", timeout=5).status_code == 200
     assert f"cannot listen on 127.0.0.1:{port}" not in (tmp_path / "serve.log").read_text()  # the last start's log
+
+
+def test_a_refused_port_refuses_connections_and_no_server_can_take_it():
+    """The "nobody listens here" addresses: on a free_port() let go, the other worker's server
+    could listen and answer; a refused_port() stays bound, not listening, for the worker's life."""
+    port = refused_port()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+    with pytest.raises(OSError, match="in use"):
+        socket.create_server(("127.0.0.1", port))  # with SO_REUSEADDR, as the servers bind

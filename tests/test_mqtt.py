@@ -5,7 +5,6 @@ cleared, and a broker that only comes up after the site."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from maskwatch.site.config import MqttConfig
 from maskwatch.site.mqtt import MqttPublisher
 from tests.mosquitto import Broker, Subscriber, broker  # noqa: F401  (fixture)
 from tests.postgres import postgres  # noqa: F401  (fixture)
-from tests.rtsp import free_port
+from tests.rtsp import held_port, refused_port
 from tests.test_cameras import wait_until
 
 EVENT = {"id": 7, "camera": "door", "zone": None, "track_id": 3, "label": "without_mask", "probability": 0.9,
@@ -152,17 +151,10 @@ def test_the_last_will_says_offline_when_the_site_dies(broker):  # noqa: F811
         listener.close()
 
 
-def held_port() -> tuple[socket.socket, int]:
-    """A loopback port bound but not listening (connections refused), held until the broker
-    takes it: a free_port() another test's server took meanwhile answered, and the publisher said
-    "lost the broker (Protocol error)" where "cannot reach the broker" was asserted."""
-    held = socket.socket()
-    held.bind(("127.0.0.1", 0))
-    return held, held.getsockname()[1]
-
-
 @pytest.mark.system  # starts its own broker, later
 def test_a_broker_that_comes_later_is_connected_to(tmp_path, caplog):
+    # Held until the broker takes it: on a free_port(), another test's server answered, and the
+    # publisher said "lost the broker (Protocol error)" where "cannot reach the broker" was asserted.
     held, port = held_port()
     publisher = MqttPublisher(broker_at(port)).start()  # nobody listens yet: returns at once
     publisher.event_recorded(EVENT)
@@ -366,7 +358,7 @@ def test_todays_counts_are_sent_at_the_start_and_at_the_sites_midnight(monkeypat
     now = [datetime(2026, 12, 1, 23, 58, tzinfo=berlin).timestamp()]
     monkeypatch.setattr(runner.time, "time", lambda: now[0])
     people = {"door": 30, "till": 4}
-    publisher = MqttPublisher(broker_at(free_port()), counts_of=lambda camera: {"people": people[camera]})
+    publisher = MqttPublisher(broker_at(refused_port()), counts_of=lambda camera: {"people": people[camera]})
     site = SimpleNamespace(mqtt=publisher, _day=None,
                            config=SimpleNamespace(tz=lambda: berlin, cameras={"door": None, "till": None}))
     Site._new_day(site)  # the start
@@ -405,7 +397,7 @@ def test_a_site_says_which_cameras_are_up_and_clears_a_disabled_ones_topics(brok
 defaults: {{fps: 1, stall_timeout: 2, retry_max: 0.5}}
 cameras:
   till: {{source: till.mp4, name: Till 1}}
-  dead: {{source: "rtsp://127.0.0.1:{free_port()}/none"}}
+  dead: {{source: "rtsp://127.0.0.1:{refused_port()}/none"}}
   door: {{source: till.mp4, enabled: false}}
 storage: {{database: site.db, snapshots: snapshots}}
 mqtt: {{host: 127.0.0.1, port: {broker.port}, discovery: true}}

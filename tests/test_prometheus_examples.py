@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from maskwatch.site.events import EventStore
 from tests.conftest import ROOT
 from tests.mosquitto import Broker, mosquitto_available
-from tests.rtsp import free_port
+from tests.rtsp import refused_port
 from tests.test_alert_rules import crowd
 from tests.test_cameras import wait_until
 from tests.test_site import SiteProcess
@@ -130,10 +130,10 @@ def exposition(tmp_path_factory) -> str:
     broker = Broker(folder).start()
     try:
         site = SiteProcess(folder, f"""
-  door: {{name: Front door, source: "rtsp://127.0.0.1:{free_port()}/none", fps: 3}}
+  door: {{name: Front door, source: "rtsp://127.0.0.1:{refused_port()}/none", fps: 3}}
 """, extra=f"""alerts:
-  notify: [{{urls: 'json://127.0.0.1:{free_port()}/hook'}}]
-reports: [{{urls: 'json://127.0.0.1:{free_port()}/report', at: '18:00'}}]
+  notify: [{{urls: 'json://127.0.0.1:{refused_port()}/hook'}}]
+reports: [{{urls: 'json://127.0.0.1:{refused_port()}/report', at: '18:00'}}]
 mqtt: {{host: 127.0.0.1, port: {broker.port}}}
 """)
         try:

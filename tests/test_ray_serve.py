@@ -14,7 +14,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, Credentials
-from tests.rtsp import free_port
+from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port
 
 ray = pytest.importorskip("ray")
 
@@ -40,13 +40,26 @@ def served(credentials):
         for name, value in proxy_environment(settings).items():  # as `serve --ray-replicas` does
             patch.setenv(name, value)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
-        port = free_port()
         try:
-            start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
-            yield f"http://127.0.0.1:{port}"
+            yield _started(settings)
         finally:
             stop_api()
             ray.shutdown()
+
+
+def _started(settings: ServeSettings) -> str:
+    """The API on Serve on a free port, its base URL; on a new port where the other xdist worker
+    took it before Serve's proxy bound it (serve.start then fails: "Failed to bind to address")."""
+    for _ in range(FREE_PORT_TRIES):
+        port = free_port()
+        try:
+            start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
+            return f"http://127.0.0.1:{port}"
+        except Exception as err:  # ray's RayTaskError, its cause's words in it
+            if f"Failed to bind to address '127.0.0.1:{port}'" not in str(err):
+                raise
+            stop_api()  # the controller it started, before the next try
+    pytest.fail("Serve's proxy did not start: no port it could listen on")
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):
@@ -156,18 +169,26 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
 
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = os.environ | {"PYTHONPATH": src, "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
-    command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(free_port()),
-               "--database", str(tmp_path / "users.db")]
-    server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True, start_new_session=True)
+    server = None
     try:
-        assert "serving on" in server.stdout.readline()
+        for _ in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
+            command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(free_port()),
+                       "--database", str(tmp_path / "users.db")]
+            server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                      stderr=open(tmp_path / "serve.log", "w"), text=True, start_new_session=True)
+            said = server.stdout.readline()
+            if "serving on" in said:
+                break
+            server.wait(timeout=60)  # its output ended: so does it
+            if not lost_its_port(server, (tmp_path / "serve.log").read_text()):
+                break
+        assert "serving on" in said, (tmp_path / "serve.log").read_text()
         time.sleep(1)
         os.killpg(server.pid, signal.SIGTERM)
         began = time.monotonic()
         server.wait(timeout=60)
         assert time.monotonic() - began < 25
     finally:
-        if server.poll() is None:
+        if server is not None and server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()

@@ -26,17 +26,22 @@ def serving(args: list[str], log_dir, env: dict | None = None, tries: int = 120,
 
     Waits for /healthz (tries x 0.25 s at least); fails with the server's log if it never answers.
     """
-    for _ in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
-        process, base = _serve(args, log_dir / "serve.log", env, tries)
-        if process is not None:
-            break
-    else:
-        pytest.fail("server did not start: no port it could listen on")
+    process, base = started(args, log_dir / "serve.log", env, tries)
     try:
         yield base
     finally:
         process.terminate()
         process.wait(timeout=stop_timeout)
+
+
+def started(args: list[str], log_path, env: dict | None = None, tries: int = 120) -> tuple[subprocess.Popen, str]:
+    """`maskwatch serve ARGS` answering /healthz on a free loopback port: the process and its base
+    URL. Started again on a new port where the other xdist worker took its own (free_port)."""
+    for _ in range(FREE_PORT_TRIES):
+        process, base = _serve(args, log_path, env, tries)
+        if process is not None:
+            return process, base
+    pytest.fail("server did not start: no port it could listen on")
 
 
 def _serve(args: list[str], log_path, env: dict | None, tries: int) -> tuple[subprocess.Popen | None, str]:

@@ -5,7 +5,7 @@ import re
 import httpx
 import pytest
 
-from tests.test_serve import TIMED_LINE, send_not_http, serving
+from tests.test_serve import TIMED_LINE, send_not_http, serving, started
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +47,9 @@ def test_a_workers_warnings_are_timed_lines(two_workers):
 def test_workers_end_with_a_parent_killed_outright_and_its_metrics_folder_goes_at_the_next_start(tmp_path):
     """SIGKILL to the parent (the OOM killer) left both workers serving the port, and the next
     `serve` could not bind it; the metrics folder stayed for good."""
-    import os
     import signal
-    import subprocess
-    import sys
     import time
 
-    from tests.rtsp import free_port
     from tests.test_cameras import wait_until
 
     def healthy(port):
@@ -62,11 +58,8 @@ def test_workers_end_with_a_parent_killed_outright_and_its_metrics_folder_goes_a
         except httpx.HTTPError:
             return False
 
-    env = os.environ | {"TMPDIR": str(tmp_path)}
-    port = free_port()
-    parent = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--workers", "2", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    assert wait_until(lambda: healthy(port), 60)
+    parent, base = started(["--workers", "2"], tmp_path / "parent.log", {"TMPDIR": str(tmp_path)}, tries=240)
+    port = base.rsplit(":", 1)[1]
     assert len(list(tmp_path.glob("maskwatch-metrics-*"))) == 1
     parent.send_signal(signal.SIGKILL)
     parent.wait(timeout=10)

@@ -8,7 +8,7 @@ import pytest
 from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.site.config import load_site_config
 from maskwatch.site.runner import Site
-from tests.rtsp import free_port
+from tests.rtsp import refused_port
 from tests.test_alert_rules import berlin, crowd
 from tests.test_alerts import SECRET, Receiver, event
 
@@ -16,7 +16,7 @@ from tests.test_alerts import SECRET, Receiver, event
 @pytest.fixture()
 def site(tmp_path):
     receiver = Receiver()
-    dead = f"rtsp://127.0.0.1:{free_port()}/none"
+    dead = f"rtsp://127.0.0.1:{refused_port()}/none"
     (tmp_path / "site.yaml").write_text(f"""
 defaults: {{hours: ["mon-fri 08:00-18:00"]}}
 cameras:

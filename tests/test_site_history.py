@@ -24,7 +24,7 @@ from maskwatch.site.runner import Site
 from maskwatch.site.schemas import RetiredCameraList
 from tests.conftest import ADMIN, watched
 from tests.postgres import postgres  # noqa: F401  (fixture)
-from tests.rtsp import free_port
+from tests.rtsp import refused_port
 from tests.test_alert_rules import berlin, crowd
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_events import person
@@ -40,7 +40,7 @@ DOOR_VIEWER = ("doorviewer", "door viewer's password")  # door only
 def make_site(folder, users: bool) -> Site:
     """door runs (never started); till is in the file with enabled: false; old was removed from
     it. All three have people stored, old with a snapshot and a zone the file never had."""
-    dead = f"rtsp://127.0.0.1:{free_port()}/none"
+    dead = f"rtsp://127.0.0.1:{refused_port()}/none"
     (folder / "site.yaml").write_text(f"""
 cameras:
   door: {{name: Front door, source: "{dead}", zones: {{queue: [[0, 0], [1, 0], [1, 1]]}}}}
@@ -305,7 +305,7 @@ def test_a_camera_id_no_camera_can_have_is_refused_without_asking_the_database(p
     be read or written just now" and the log said the database failed, where it was a 400."""
     (tmp_path / "site.yaml").write_text(f"""
 cameras:
-  door: {{source: "rtsp://127.0.0.1:{free_port()}/none"}}
+  door: {{source: "rtsp://127.0.0.1:{refused_port()}/none"}}
 storage: {{database: "{postgres.url}", snapshots: snaps}}
 """)
     config = load_site_config(tmp_path / "site.yaml", environ={})

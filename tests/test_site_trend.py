@@ -30,7 +30,7 @@ from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
 from maskwatch.site.trend import bucket_start, buckets_back, compliance_series, parse_since
 from tests.conftest import ROOT
-from tests.rtsp import free_port
+from tests.rtsp import refused_port
 from tests.test_alert_rules import berlin, crowd
 from tests.test_api_fuzz import SCHEMATHESIS
 from tests.test_cameras import wait_until
@@ -130,7 +130,7 @@ def test_a_series_past_its_bucket_bound_is_refused_before_its_intervals_are_comp
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trend")
-    dead = f"rtsp://127.0.0.1:{free_port()}/none"
+    dead = f"rtsp://127.0.0.1:{refused_port()}/none"
     (folder / "site.yaml").write_text(f"""
 cameras:
   door: {{name: Front door, source: "{dead}", zones: {{queue: [[0, 0], [1, 0], [1, 1]]}}}}
@@ -437,7 +437,7 @@ def test_a_site_without_a_timezone_names_the_same_clock_on_every_surface(tmp_pat
     from fastapi.testclient import TestClient
 
     local_tz(tz)
-    (tmp_path / "site.yaml").write_text(f"cameras:\n  door: {{source: \"rtsp://127.0.0.1:{free_port()}/none\"}}\n"
+    (tmp_path / "site.yaml").write_text(f"cameras:\n  door: {{source: \"rtsp://127.0.0.1:{refused_port()}/none\"}}\n"
                                         f"storage: {{database: {tmp_path / 'site.db'}}}\n")
     config = load_site_config(tmp_path / "site.yaml", environ={})
     detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera is started
