@@ -494,6 +494,8 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     assert "\ttwo-step=on (10 recovery codes left)\t" in cli("list").output  # as the dialog says it
     again = cli("2fa", "ana", "--on")
     assert again.exit_code == 1 and "on already" in again.output
+    # The user's own New phone first: --off then --on leaves the account on the password alone between
+    assert again.output.index("New phone") < again.output.index("--off"), again.output
     renewed = cli("2fa", "ana", "--recovery-codes")
     new = RECOVERY_CODE.findall(renewed.output)
     assert renewed.exit_code == 0 and len(set(new)) == 10 and not set(new) & set(codes)
