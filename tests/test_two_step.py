@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN
+from maskwatch.security.access import NOT_ON_TO_REPLACE, TWO_STEP_REQUIRED, WRONG_LOGIN
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import RENEWED_MEANWHILE, AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
@@ -1233,6 +1233,24 @@ def test_a_user_the_site_requires_two_step_of_moves_it_to_a_new_phone_themselves
         assert new_phone(ana, code_at(SECRET, 1), code_at(new)).status_code == 200
         assert ana.get("/v1/me").json() | {"two_step": True, "two_step_required": False} == ana.get("/v1/me").json()
     assert AuthStore(db).two_step("ana")["secret"] == new
+
+
+def test_a_covered_user_without_two_step_asking_for_a_new_phone_is_told_it_is_not_on(tmp_path):
+    """The docs let such a user use "the /two-step routes"; POST /two-step/replace answered 403
+    "two-step login required" where 409 "not on: set it up" is what is true, and no failure."""
+    db = str(tmp_path / "covered.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "admin")
+    with client_of(db, require_two_step="all") as ana:
+        assert log_in(ana).status_code == 200
+        refused = new_phone(ana, "123456", "654321")
+        assert (refused.status_code, refused.json()["error"]) == (409, NOT_ON_TO_REPLACE), refused.text
+        assert ana.post("/two-step/secret", headers=CSRF).status_code == 200  # set up as before
+        assert new_phone(ana, "123456", "654321").status_code == 409
+    with store.engine.connect() as connection:  # the new secret's own count aside
+        assert connection.execute(text("SELECT count(*) FROM login_failures WHERE key NOT LIKE 'secret:%'")).scalar() == 0
+    assert store.access_log(action="totp_failed") == []
+    store.close()
 
 
 def test_the_dialogs_new_phone_moves_two_step_login_in_one_step(tmp_path, page):  # noqa: F811

@@ -63,9 +63,10 @@ MAX_LOGINS_AT_ONCE = 16
 # guesser who got the password right without the code must not learn it).
 WRONG_LOGIN = "wrong user name, password or code"
 # What a user whom server.require_two_step covers, without two-step login, may still ask: the page
-# and its scripts, who they are, the two-step routes to set it up, and logging out.
+# and its scripts, who they are, the two-step routes (to set it up; the others answer that it is
+# not on, which is truer than "two-step login required"), and logging out.
 TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-step/secret", "/two-step",
-                            "/two-step/recovery-codes"})
+                            "/two-step/recovery-codes", "/two-step/replace"})
 TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
 # How often failed-login rows past their window are deleted (a database write), by each server
 # process on a thread of its own: each lives at most this long past window_minutes, asked or idle.
@@ -85,6 +86,9 @@ NOT_THE_NEW_CODE = ("the new code is not the new app's code for now: check the n
                     "shows the code of the last new secret made (each New phone replaces the one before, in any tab "
                     "or session of yours; one you did not make means a session of yours is elsewhere: change your "
                     "password, which ends them all, then New phone again)")
+# POST /two-step/replace without two-step login on: nothing to move; it is set up instead.
+NOT_ON_TO_REPLACE = ("two-step login is not on: set it up under Two-step login (POST /two-step/secret, then "
+                     "POST /two-step)")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -503,7 +507,7 @@ class AccessControl:
         state = self.store.two_step(name) or {}
         if state.get("secret") is None or state.get("pending") is None:
             raise AuthError(409, "no new secret to confirm: start again (POST /two-step/secret)" if state.get("secret")
-                            else "two-step login is not on: turn it on instead (POST /two-step)")
+                            else NOT_ON_TO_REPLACE)
         pending = state["pending"]
         if (step := matching_step(pending, new_code, None)) is None:
             raise AuthError(400, NOT_THE_NEW_CODE)
