@@ -71,6 +71,10 @@ TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
 # How often failed-login rows past their window are deleted (a database write), by each server
 # process on a thread of its own: each lives at most this long past window_minutes, asked or idle.
 FAILURES_SWEPT_EVERY = 60.0
+# How long a server's stop waits for a sweep under way: with the users database locked (another
+# process's long write) it waited 10 s. Cutting it loses nothing: each of its deletes is one
+# transaction, rolled back if cut, and the next sweep (any process's, at its start) deletes the same rows.
+SWEEP_STOP_WAIT = 1.5
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
 # DELETE /two-step refused where the site requires it of the user: their own account would be the
@@ -176,7 +180,8 @@ class AccessControl:
         as passwords among them, until it was next asked something."""
         problems = ProblemLog(log, "the users database's sweep (failed logins, access log, sessions) failed; "
                                    "tried again in a minute", "the users database is swept again")
-        self._sweeper = Periodic(self._sweep, FAILURES_SWEPT_EVERY, "maskwatch-auth-sweep", problems, at_start=True)
+        self._sweeper = Periodic(self._sweep, FAILURES_SWEPT_EVERY, "maskwatch-auth-sweep", problems, at_start=True,
+                                 stop_wait=SWEEP_STOP_WAIT)
         self._sweeper.start()
 
     def close(self) -> None:
