@@ -1069,6 +1069,35 @@ def test_failed_logins_go_on_an_idle_server_too(tmp_path, monkeypatch):
             rows("SELECT key FROM login_failures")
 
 
+def test_a_stop_does_not_wait_on_a_sweep_held_by_a_locked_database(tmp_path):
+    """With the users database locked by another connection (another process's long write), the
+    sweep at the start waits on it, and a server's stop waited 10 s for the sweep (Periodic.stop's
+    join). A sweep loses nothing by being cut, so the stop waits about SWEEP_STOP_WAIT: the bound
+    below is generous for a busy machine and still half the old wait, which is the point."""
+    import time
+
+    from maskwatch.security.access import SWEEP_STOP_WAIT
+
+    db = str(tmp_path / "locked.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    control = AccessControl.from_settings(AuthSettings(database=db, open_without_users=False))
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # held until the stop returned
+    try:
+        control.start()  # its first sweep at once, waiting on the lock (the store's busy timeout: 30 s)
+        sweeping = lambda: any(t.name == "maskwatch-auth-sweep" for t in threading.enumerate())  # noqa: E731
+        time.sleep(0.5)
+        assert sweeping()
+        started = time.monotonic()
+        control.close()
+        took = time.monotonic() - started
+        assert took < 5.0 and sweeping(), took  # cut, still waiting on the lock: not waited for
+        assert took >= SWEEP_STOP_WAIT - 0.1  # a sweep under way is given its moment
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
 def windows_of_two_processes(store: AuthStore) -> None:
     """A process with a 60-minute window beside one of 15: rows stay for it, until it has not said so for a day."""
     import time

@@ -19,8 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from maskwatch.security.access import TWO_STEP_REQUIRED, WRONG_LOGIN
+from maskwatch.security.access import NOT_ON_TO_REPLACE, TWO_STEP_CHANGED, TWO_STEP_REQUIRED, WRONG_LOGIN
 from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.request_checks import PLAIN_COOKIE
 from maskwatch.security.store import RENEWED_MEANWHILE, AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)
@@ -494,6 +495,8 @@ def test_users_2fa_on_prints_the_secret_and_stores_it_once_a_code_confirms_it(tm
     assert "\ttwo-step=on (10 recovery codes left)\t" in cli("list").output  # as the dialog says it
     again = cli("2fa", "ana", "--on")
     assert again.exit_code == 1 and "on already" in again.output
+    # The user's own New phone first: --off then --on leaves the account on the password alone between
+    assert again.output.index("New phone") < again.output.index("--off"), again.output
     renewed = cli("2fa", "ana", "--recovery-codes")
     new = RECOVERY_CODE.findall(renewed.output)
     assert renewed.exit_code == 0 and len(set(new)) == 10 and not set(new) & set(codes)
@@ -1231,6 +1234,76 @@ def test_a_user_the_site_requires_two_step_of_moves_it_to_a_new_phone_themselves
         assert new_phone(ana, code_at(SECRET, 1), code_at(new)).status_code == 200
         assert ana.get("/v1/me").json() | {"two_step": True, "two_step_required": False} == ana.get("/v1/me").json()
     assert AuthStore(db).two_step("ana")["secret"] == new
+
+
+def test_of_two_new_phones_at_once_the_loser_is_409_and_no_failed_login(tmp_path):
+    """Two POST /two-step/replace at once (two tabs, a double send): the loser's check read the
+    secret before the winner replaced it, and its current code, checked against the new secret,
+    was 403 "wrong password or code", a failed login and a `totp_failed` row. Now 409, not
+    counted; a code wrong against the secret the loser read is still a failure."""
+    db = ana_with_two_step(tmp_path)
+    store = AuthStore(db)
+    with client_of(db) as winner, client_of(db) as loser:
+        assert log_in(winner, code_at(SECRET, -1)).status_code == 200
+        assert log_in(loser, code_at(SECRET)).status_code == 200
+        late = loser.app.state.access.store
+        checked = late.check_login
+
+        def race(current: str, loser_code: str):
+            """The loser's answer: its two-step state read, its password checked only once the
+            winner (its own thread, here the caller's) moved two-step login."""
+            new = winner.post("/two-step/secret", headers=CSRF).json()["secret"]
+            entered, won, answers = threading.Event(), threading.Event(), []
+
+            def check(name: str, password: str):
+                entered.set()
+                assert won.wait(30)
+                return checked(name, password)
+            late.check_login = check
+            try:
+                thread = threading.Thread(target=lambda: answers.append(new_phone(loser, loser_code, code_at(new))))
+                thread.start()
+                assert entered.wait(30)
+                moved = new_phone(winner, current, code_at(new))
+                assert moved.status_code == 200, moved.text
+                won.set()
+                thread.join(30)
+            finally:
+                won.set()  # a failure above must not leave the loser waiting
+                late.check_login = checked
+            return new, answers[0]
+
+        new, lost = race(code_at(SECRET, 1), code_at(SECRET, 1))  # a double send: the same code
+        assert (lost.status_code, lost.json()["error"]) == (409, TWO_STEP_CHANGED), lost.text
+        with store.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM login_failures WHERE key NOT LIKE 'secret:%'")).scalar() == 0
+        assert store.access_log(action="totp_failed") == [] and store.two_step("ana")["secret"] == new
+        # Its session ended with the move; a new one without spending a code of this step
+        user = store.check_login(*ANA)
+        loser.cookies.set(PLAIN_COOKIE, store.start_session(user["id"], user["password_hash"], new))
+        wrong = "000000" if code_at(new, 1) != "000000" else "111111"
+        _, guessed = race(code_at(new, 1), wrong)  # wrong for the secret it read: counted as before
+        assert (guessed.status_code, guessed.json()["error"]) == (403, "wrong password or code")
+    assert [e["target"] for e in store.access_log(action="totp_failed")] == ["new phone"]
+    store.close()
+
+
+def test_a_covered_user_without_two_step_asking_for_a_new_phone_is_told_it_is_not_on(tmp_path):
+    """The docs let such a user use "the /two-step routes"; POST /two-step/replace answered 403
+    "two-step login required" where 409 "not on: set it up" is what is true, and no failure."""
+    db = str(tmp_path / "covered.db")
+    store = AuthStore(db)
+    store.add_user(*ANA, "admin")
+    with client_of(db, require_two_step="all") as ana:
+        assert log_in(ana).status_code == 200
+        refused = new_phone(ana, "123456", "654321")
+        assert (refused.status_code, refused.json()["error"]) == (409, NOT_ON_TO_REPLACE), refused.text
+        assert ana.post("/two-step/secret", headers=CSRF).status_code == 200  # set up as before
+        assert new_phone(ana, "123456", "654321").status_code == 409
+    with store.engine.connect() as connection:  # the new secret's own count aside
+        assert connection.execute(text("SELECT count(*) FROM login_failures WHERE key NOT LIKE 'secret:%'")).scalar() == 0
+    assert store.access_log(action="totp_failed") == []
+    store.close()
 
 
 def test_the_dialogs_new_phone_moves_two_step_login_in_one_step(tmp_path, page):  # noqa: F811

@@ -270,12 +270,13 @@ class Periodic:
     `problems` (once, until it clears) and tried again at the next turn: a database away a while
     must not end a site's periodic checks for good. at_start: the first check at once (the report
     missed while the site was down), else after the first wait. on_failure(err): what else a
-    failure changes (the compliance stats' last result)."""
+    failure changes (the compliance stats' last result). stop_wait: how long stop() waits for a
+    check under way, for one that loses nothing by being cut (the thread is a daemon)."""
 
     def __init__(self, check, every: float, name: str, problems: ProblemLog, at_start: bool = False,
-                 on_failure=None) -> None:
+                 on_failure=None, stop_wait: float = 10.0) -> None:
         self.check, self.every, self.problems = check, every, problems
-        self.at_start, self.on_failure = at_start, on_failure
+        self.at_start, self.on_failure, self.stop_wait = at_start, on_failure, stop_wait
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -285,7 +286,7 @@ class Periodic:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(10)
+            self._thread.join(self.stop_wait)
 
     def _run(self) -> None:
         if not self.at_start and self._stop.wait(self.every):

@@ -63,13 +63,18 @@ MAX_LOGINS_AT_ONCE = 16
 # guesser who got the password right without the code must not learn it).
 WRONG_LOGIN = "wrong user name, password or code"
 # What a user whom server.require_two_step covers, without two-step login, may still ask: the page
-# and its scripts, who they are, the two-step routes to set it up, and logging out.
+# and its scripts, who they are, the two-step routes (to set it up; the others answer that it is
+# not on, which is truer than "two-step login required"), and logging out.
 TWO_STEP_SETUP = frozenset({"/", "/static/{asset}", "/v1/me", "/logout", "/two-step/secret", "/two-step",
-                            "/two-step/recovery-codes"})
+                            "/two-step/recovery-codes", "/two-step/replace"})
 TWO_STEP_REQUIRED = "two-step login required: set it up under Two-step login"
 # How often failed-login rows past their window are deleted (a database write), by each server
 # process on a thread of its own: each lives at most this long past window_minutes, asked or idle.
 FAILURES_SWEPT_EVERY = 60.0
+# How long a server's stop waits for a sweep under way: with the users database locked (another
+# process's long write) it waited 10 s. Cutting it loses nothing: each of its deletes is one
+# transaction, rolled back if cut, and the next sweep (any process's, at its start) deletes the same rows.
+SWEEP_STOP_WAIT = 1.5
 # POST /two-step/secret per user per window_minutes: each overwrote the pending secret, unbounded.
 SECRETS_PER_WINDOW = 10
 # DELETE /two-step refused where the site requires it of the user: their own account would be the
@@ -85,6 +90,13 @@ NOT_THE_NEW_CODE = ("the new code is not the new app's code for now: check the n
                     "shows the code of the last new secret made (each New phone replaces the one before, in any tab "
                     "or session of yours; one you did not make means a session of yours is elsewhere: change your "
                     "password, which ends them all, then New phone again)")
+# POST /two-step/replace whose check read a secret another New phone replaced since (a second tab,
+# a double send): its code, right for the secret it read, was checked against the new one.
+TWO_STEP_CHANGED = ("two-step login was changed meanwhile (moved to a new phone in another tab, or this sent twice): "
+                    "reload to see it, or start again")
+# POST /two-step/replace without two-step login on: nothing to move; it is set up instead.
+NOT_ON_TO_REPLACE = ("two-step login is not on: set it up under Two-step login (POST /two-step/secret, then "
+                     "POST /two-step)")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -168,7 +180,8 @@ class AccessControl:
         as passwords among them, until it was next asked something."""
         problems = ProblemLog(log, "the users database's sweep (failed logins, access log, sessions) failed; "
                                    "tried again in a minute", "the users database is swept again")
-        self._sweeper = Periodic(self._sweep, FAILURES_SWEPT_EVERY, "maskwatch-auth-sweep", problems, at_start=True)
+        self._sweeper = Periodic(self._sweep, FAILURES_SWEPT_EVERY, "maskwatch-auth-sweep", problems, at_start=True,
+                                 stop_wait=SWEEP_STOP_WAIT)
         self._sweeper.start()
 
     def close(self) -> None:
@@ -312,7 +325,7 @@ class AccessControl:
         return user, token
 
     def _check_password(self, client: str, tried: Tried, password: str, checks: str,
-                        code: str | None = None) -> dict | None:
+                        code: str | None = None, read: dict | None = None) -> dict | None:
         """The user (with the "password_hash", "totp_secret" and "recovery_hashes" checked, never
         answered) when `password` is the `tried` name's, else None with the attempt counted as a failure of the client and
         of the name; AuthError 429 past either limit, 503 past MAX_LOGINS_AT_ONCE, naming the
@@ -321,7 +334,8 @@ class AccessControl:
         (its current password) both come here, so neither guesses faster than the other allows.
         With `code` (a login, two-step login turned off), a user who has two-step login on needs
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
-        password, counted as one, so the second factor is guessed no faster than the first."""
+        password, counted as one, so the second factor is guessed no faster than the first.
+        `read`: the two-step state (store.two_step) the caller read before (_changed_meanwhile)."""
         keys = [f"client:{client}", tried.key]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
@@ -344,6 +358,7 @@ class AccessControl:
             try:
                 user = self.store.check_login(tried.name, password)
                 if user is not None:
+                    self._changed_meanwhile(user, code, read)
                     secret, last_step = user["totp_secret"], user.pop("totp_step")
                     recovery = user["recovery_hashes"]  # kept: a renewal is made on the set it read
                     if code is not None and secret is not None and not self._fresh_code(user, secret, code, last_step,
@@ -365,6 +380,21 @@ class AccessControl:
         self.store.release_attempt(reserved)
         self.store.clear_failures(keys[1])
         return user
+
+    @staticmethod
+    def _changed_meanwhile(user: dict, code: str | None, read: dict | None) -> None:
+        """AuthError 409 TWO_STEP_CHANGED where the user's secret is no longer the one the caller
+        `read` (another New phone won the race: a second tab, a double send) and `code` is right
+        for that one: checked against the new secret it was a failed login. A code wrong against
+        the secret read goes on to the usual check, and is counted; the 409 tells only whoever
+        sent the right password and a right code."""
+        from maskwatch.security.two_step import matching_step, recovery_hash, recovery_matches
+
+        if read is None or code is None or user["totp_secret"] == (old := read.get("secret")) or old is None:
+            return
+        hashed = recovery_hash(old, code)
+        if matching_step(old, code, None) is not None or (hashed and recovery_matches(hashed, read["recovery"])):
+            raise AuthError(409, TWO_STEP_CHANGED)
 
     def _fresh_code(self, user: dict, secret: str, code: str, last_step: int | None, recovery: list[str],
                     client: str) -> bool:
@@ -503,11 +533,11 @@ class AccessControl:
         state = self.store.two_step(name) or {}
         if state.get("secret") is None or state.get("pending") is None:
             raise AuthError(409, "no new secret to confirm: start again (POST /two-step/secret)" if state.get("secret")
-                            else "two-step login is not on: turn it on instead (POST /two-step)")
+                            else NOT_ON_TO_REPLACE)
         pending = state["pending"]
         if (step := matching_step(pending, new_code, None)) is None:
             raise AuthError(400, NOT_THE_NEW_CODE)
-        _, client, user = self._own_with_code(request, principal, password, code, "new phone")
+        _, client, user = self._own_with_code(request, principal, password, code, "new phone", state)
         codes = new_recovery_codes()
         token = None if user["totp_secret"] is None else self.store.turn_on(
             name, pending, step, checked_hash=user["password_hash"], recovery=recovery_hashes(pending, codes),
@@ -551,12 +581,13 @@ class AccessControl:
         return codes
 
     def _own_with_code(self, request: Request, principal: Principal, password: str, code: str,
-                       what: str) -> tuple[str, str, dict]:
+                       what: str, read: dict | None = None) -> tuple[str, str, dict]:
         """The user's name, client and checked user, once their password and code are right (a
-        wrong one a failed login, the access log's `totp_failed` with `what` as its target)."""
+        wrong one a failed login, the access log's `totp_failed` with `what` as its target).
+        `read`: as _check_password's."""
         name = self.own_account(principal)
         client = client_address(request)
-        if (user := self._check_password(client, self.tried(name), password, "password checks", code)) is None:
+        if (user := self._check_password(client, self.tried(name), password, "password checks", code, read)) is None:
             self.store.log("totp_failed", name, client, what)
             said_failed(name, client)
             raise AuthError(403, "wrong password or code")

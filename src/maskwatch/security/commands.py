@@ -296,7 +296,11 @@ def two_step(
                                       store.tokens_of(name)))
         return
     if found["secret"] is not None:
-        _fail(f"two-step login is on already for {name}: --off first, then --on for another app")
+        # --off first left the account on the password alone until --on (for a user the site's
+        # require_two_step covers, until their next login): the user's own New phone never does.
+        _fail(f"two-step login is on already for {name}: for a new phone, {name} moves it on the dashboard "
+              "(New phone under Two-step login, POST /two-step/replace: never off meanwhile); with neither "
+              f"the phone nor a recovery code left, 2fa {name} --off, then --on for the new phone's app")
     from maskwatch.security.two_step import (enrolment_uri, matching_step, new_recovery_codes, new_secret,
                                              recovery_hashes)
 
