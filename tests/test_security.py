@@ -1069,6 +1069,24 @@ def test_failed_logins_go_on_an_idle_server_too(tmp_path, monkeypatch):
             rows("SELECT key FROM login_failures")
 
 
+def test_the_hourly_sweep_drops_sessions_left_idle(tmp_path):
+    """A session left idle past idle_minutes was refused when presented but stayed in the table
+    until then or until absolute_hours, days later; the sweep now drops it by the same rule."""
+    store = AuthStore(str(tmp_path / "s.db"))
+    store.add_user("ana", "ana's long password", "admin")
+    user = store.check_login("ana", "ana's long password")
+    left = store.start_session(user["id"], user["password_hash"], now=1000.0)
+    used = store.start_session(user["id"], user["password_hash"], now=1000.0)
+    assert store.session_user(used, idle=3600, absolute=86400, now=4000.0) is not None  # touched at 4000
+    store.enforce_retention(86400, now=4700.0)
+    assert store.session_count("ana") == 2  # without `idle`: only past the absolute limit
+    store.enforce_retention(86400, now=4700.0, idle=3600)
+    assert store.session_count("ana") == 1
+    assert store.session_user(used, idle=3600, absolute=86400, now=4700.0) is not None
+    assert store.session_user(left, idle=3600, absolute=86400, now=4700.0) is None
+    store.close()
+
+
 def test_a_stop_does_not_wait_on_a_sweep_held_by_a_locked_database(tmp_path):
     """With the users database locked by another connection (another process's long write), the
     sweep at the start waits on it, and a server's stop waited 10 s for the sweep (Periodic.stop's

@@ -620,7 +620,7 @@ class AccessControl:
             return
         self.store.drop_failures(self.window)
         if time.monotonic() - self._swept > 3600:
-            self.store.enforce_retention(self.absolute)
+            self.store.enforce_retention(self.absolute, idle=self.idle)
             self._swept = time.monotonic()
 
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:

@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 
-from sqlalchemy import delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
@@ -724,11 +724,16 @@ class AuthStore:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
-    def enforce_retention(self, session_limit: float, now: float | None = None) -> int:
-        """Drop access-log rows older than retention_days and sessions past `session_limit` seconds
-        (failed logins: drop_failures); how many log rows went."""
+    def enforce_retention(self, session_limit: float, now: float | None = None, idle: float | None = None) -> int:
+        """Drop access-log rows older than retention_days, sessions past `session_limit` seconds
+        and, with `idle`, sessions unused for longer (session_user's rule: one left idle stayed in
+        the table until presented again or past `session_limit`, days); failed logins:
+        drop_failures. How many log rows went."""
         now = time.time() if now is None else now
+        stale = sessions.c.created < now - session_limit
+        if idle is not None:
+            stale = or_(stale, sessions.c.last_seen < now - idle)
         with self._write_lock, self.engine.begin() as connection:
             gone = connection.execute(delete(access_log).where(access_log.c.at < now - self.retention_days * 86400))
-            connection.execute(delete(sessions).where(sessions.c.created < now - session_limit))
+            connection.execute(delete(sessions).where(stale))
         return gone.rowcount
