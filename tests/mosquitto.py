@@ -11,7 +11,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.rtsp import FREE_PORT_TRIES, free_port
+from tests.rtsp import FREE_PORT_TRIES, free_port, start_on_free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
@@ -41,15 +41,14 @@ class Broker:
     def start(self) -> Broker:
         """Started on self.port; on a new free port where the other xdist worker took the one
         free_port() gave (a port the test chose is kept: its test means that one)."""
-        for attempt in range(1 if self.chosen_port else FREE_PORT_TRIES):
-            self.port = free_port() if attempt else self.port
-            if self._started():
-                return self
+        if start_on_free_port(self._started, self.port, 1 if self.chosen_port else FREE_PORT_TRIES):
+            return self
         raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
 
-    def _started(self) -> bool:
+    def _started(self, port: int) -> bool:
         from tests.test_cameras import wait_until
 
+        self.port = port
         self.config.write_text(f"listener {self.port} {self.address}\n{self.access}persistence false\n"
                                "user root\nlog_dest stderr\n")
         said = self.log.read_text() if self.log.exists() else ""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rtsp import FREE_PORT_TRIES, free_port
+from tests.rtsp import free_port, start_on_free_port
 
 
 def postgres_bin() -> Path | None:
@@ -42,18 +42,23 @@ class Postgres:
         if self.as_user:
             shutil.chown(self.folder, "postgres", "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user, "--no-sync")
+        if start_on_free_port(self._started, self.port):
+            return self
+        raise RuntimeError(f"PostgreSQL did not start: no port it could listen on; see {self.folder / 'server.log'}")
+
+    def _started(self, port: int) -> bool:
+        """Whether the server listens on `port` (now self.port); False where it was taken meanwhile."""
+        self.port = port
         log = self.folder / "server.log"
-        for attempt in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
-            self.port = free_port() if attempt else self.port
-            said = log.read_text() if log.exists() else ""
-            try:
-                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(log), "-w",
-                          "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-                return self
-            except subprocess.CalledProcessError:
-                if "Address already in use" not in log.read_text()[len(said):]:
-                    raise
-        raise RuntimeError(f"PostgreSQL did not start: no port it could listen on; see {log}")
+        said = log.read_text() if log.exists() else ""
+        try:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(log), "-w",
+                      "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+            return True
+        except subprocess.CalledProcessError:
+            if "Address already in use" not in log.read_text()[len(said):]:
+                raise
+            return False
 
     def new_database(self, name: str) -> str:
         """The URL of a new, empty database `name` on this server: a test of its own tables (a

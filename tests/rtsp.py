@@ -29,6 +29,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_on_free_port(started, port: int, tries: int = FREE_PORT_TRIES) -> bool:
+    """started(port): whether a server listens on `port`, False where it was taken meanwhile (the
+    other xdist worker; any other failure raised by it). Tried on `port`, then on new free_port()s
+    up to `tries` in all: whether one started (the caller says which it is, and why not)."""
+    return any(started(port if attempt == 0 else free_port()) for attempt in range(tries))
+
+
 def held_port() -> tuple[socket.socket, int]:
     """A loopback port bound but not listening, and its socket: connections to it are refused, and
     while it is held no other process can bind it (it is bound without SO_REUSEADDR, which every
@@ -151,14 +158,13 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}/clip"
 
     def start(self) -> RtspServer:
-        for attempt in range(FREE_PORT_TRIES):  # a new port where the other worker took ours (free_port)
-            self.port = free_port() if attempt else self.port
-            if self._started():
-                return self
+        if start_on_free_port(self._started, self.port):
+            return self
         raise RuntimeError(f"RTSP server did not start: no port it could listen on; see {self.log_path}")
 
-    def _started(self) -> bool:
-        """Whether the server listens on self.port; False where the port was taken meanwhile."""
+    def _started(self, port: int) -> bool:
+        """Whether the server listens on `port` (now self.port); False where it was taken meanwhile."""
+        self.port = port
         log = open(self.log_path, "a")
         self.process = subprocess.Popen([SYSTEM_PYTHON, str(SERVER_SCRIPT), str(self.frames), str(self.port),
                                          *([str(self.fps)] if self.fps else [])],
