@@ -132,6 +132,27 @@ def test_blur_changes_only_the_face_and_a_margin_round_it():
     assert drawn.shape == frame.shape
 
 
+def test_a_blurred_face_holds_nothing_but_its_eighth_size_copy():
+    """The blur's privacy argument: the output is a function of the region shrunk to 1/8 alone, so two
+    faces alike at 1/8 but not at full size blur to the same pixels. Each 8 x 8 block of the second
+    differs by +40 on half its pixels, -40 on the others (a plain Gaussian of the region tells them apart)."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(60, 190, (80, 80, 3), dtype=np.uint8)
+    signs = rng.permuted(np.tile(np.repeat([40, -40], 32), (49, 1)), axis=1)  # one row per block
+    change = signs.reshape(7, 7, 8, 8).swapaxes(1, 2).reshape(56, 56, 1)
+    other = frame.copy()  # the box below grown by 20 % is 8:64 both ways
+    other[8:64, 8:64] = (other[8:64, 8:64] + change).astype(np.uint8)
+
+    def shrunk(image):
+        return cv2.resize(image[8:64, 8:64], (7, 7), interpolation=cv2.INTER_AREA)
+
+    assert np.array_equal(shrunk(frame), shrunk(other)) and not np.array_equal(frame, other)
+    face = [Face(box=(16, 16, 56, 56))]
+    assert np.array_equal(blur_faces(frame, face)[8:64, 8:64], blur_faces(other, face)[8:64, 8:64])
+    plain = [cv2.GaussianBlur(image[8:64, 8:64], (29, 29), 0) for image in (frame, other)]
+    assert not np.array_equal(*plain)
+
+
 def make_video(path, sample_dir, frames=12):
     """A 640x480 clip: three sample photos, each held for a few frames."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
