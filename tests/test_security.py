@@ -706,6 +706,19 @@ def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
                    stdin="vic's long password\n").returncode == 0
 
 
+def test_users_commands_say_the_name_rule_of_a_name_nobody_can_have(tmp_path):
+    """A name holding a control character (a shell's $'ana\\e'; argv holds no NUL) was answered
+    "no user 'ana\\x1b'", as if ana were missing, where adding it says the name rule."""
+    db = str(tmp_path / "users.db")
+    assert run_app("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
+    rule = "no user 'ana\\x1b': user names are 1-64 letters, digits, _ . @ or -"
+    for args in (("remove",), ("edit", "--role", "viewer"), ("passwd",), ("2fa", "--off")):
+        refused = run_app("users", args[0], "ana\x1b", *args[1:], "--database", db, stdin="a long new password\n")
+        assert refused.returncode == 1 and refused.stderr.startswith(f"error: {rule}"), (args, refused.stderr)
+    missing = run_app("users", "remove", "bob", "--database", db)  # a name the rule allows: no rule said
+    assert missing.returncode == 1 and missing.stderr == "error: no user 'bob'\n"
+
+
 @pytest.mark.system  # runs the command line in a process of its own
 def test_a_viewer_may_be_given_a_camera_removed_from_the_file_whose_history_is_kept(tmp_path):
     """A removed camera's stored people are read as long as they are kept; `users add --camera` said

@@ -305,10 +305,9 @@ class AccessControl:
         if self.store is None and not self.has_users():  # a users file made since the start is opened
             raise AuthError(401, WRONG_LOGIN)
         client = client_address(request)
-        # PostgreSQL takes no NUL in text: such a name answered 503 (the database "away"), and its
-        # access-log row, failing, held every row off for a minute (store.keep). No user's name
-        # has one (USER_NAME) nor U+FFFD: the name is looked up, counted and logged with it so.
-        tried = self.tried(name.replace("\x00", "\ufffd"))
+        # A name holding a NUL (PostgreSQL takes none in text) is no user's: the store asks the
+        # database nothing of it (store._named), and it is counted and logged as UNKNOWN_NAME.
+        tried = self.tried(name)
         user = self._check_password(client, tried, password, "logins", code)
         # None: a wrong password or code (the attempt's rows stay: they are its failure), or the
         # user removed, given a new password or two-step login while this login was being checked.
