@@ -195,6 +195,7 @@ class AuthStore:
         self.engine = database_engine(self.url)
         self._write_lock = threading.Lock()
         self._kept: dict[tuple, float] = {}  # keep(): the last try of each housekeeping write
+        self._kept_lock = threading.Lock()  # keep(): its check and mark of a key, one step
         self._failed_at = float("-inf")  # keep(): when one last failed
         self._housekeeping = ProblemLog(log, "the users database cannot be written (last uses, access log); "
                                              "requests are answered meanwhile, unlogged",
@@ -627,15 +628,22 @@ class AuthStore:
         (every request with a token or session answered 503: the dashboard and metrics blind
         during the outage). A `key`'s write is tried once per TOUCH_EVERY at most, and none for
         TOUCH_EVERY after one failed (each request would have waited out a locked database's 30 s):
-        access-log lines are then lost, which the log says once."""
+        access-log lines are then lost, which the log says once.
+        Requests call it from many threads at once: a key's check and mark are one step under a
+        lock (two requests of one session both passed the check and wrote its last use twice; the
+        trim of `_kept` past 10,000 keys, iterating the dict while another thread added to it, could
+        raise "dictionary changed size during iteration" into the request). Nothing but the dict is
+        done under it: the write itself is not. Not tested: no interleaving of two threads inside
+        it can be forced without a hook in its dict."""
         if now - self._failed_at < TOUCH_EVERY:
             return
         if key is not None:
-            if now - self._kept.get(key, -TOUCH_EVERY - 1) <= TOUCH_EVERY:
-                return
-            if len(self._kept) > 10_000:
-                self._kept = {k: t for k, t in self._kept.items() if now - t <= TOUCH_EVERY}
-            self._kept[key] = now
+            with self._kept_lock:
+                if now - self._kept.get(key, -TOUCH_EVERY - 1) <= TOUCH_EVERY:
+                    return
+                if len(self._kept) > 10_000:
+                    self._kept = {k: t for k, t in self._kept.items() if now - t <= TOUCH_EVERY}
+                self._kept[key] = now
         try:
             with self._write_lock, self.engine.begin() as connection:
                 connection.execute(statement)
