@@ -1082,6 +1082,42 @@ def test_failed_logins_go_on_an_idle_server_too(tmp_path, monkeypatch):
             rows("SELECT key FROM login_failures")
 
 
+def test_the_sweep_runs_only_where_there_is_a_users_database(tmp_path):
+    """A server with no users database ran the sweep's thread anyway, a turn a minute of nothing.
+    Now none runs without one; a users file made after the start is swept at once when a request
+    has opened it (its thread started then, not a minute later on the idle one's next turn)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    def sweeps(before: set) -> list:
+        return [t for t in threading.enumerate() if t.name == "maskwatch-auth-sweep" and t not in before]
+
+    before = set(threading.enumerate())
+    db = tmp_path / "later.db"
+    for auth in (AuthSettings(), AuthSettings(database=str(db))):  # no database at all; a file not made yet
+        with TestClient(create_app(NoFaces(), ServeSettings(auth=auth))) as client:  # started: its lifespan ran
+            assert not sweeps(before), auth
+            if auth.database is None:
+                assert client.get("/v1/me").status_code == 200 and not sweeps(before)  # open: nothing to sweep
+                continue
+            store = AuthStore(str(db))  # `users add` meanwhile
+            store.add_user(*ADMIN, "admin")
+            store.reserve_attempt({"unknown:before": 99}, 900.0, now=time.time() - 16 * 60)
+            assert client.get("/v1/me").status_code == 401  # the request that opens it
+            assert len(sweeps(before)) == 1
+
+            def failures() -> list:
+                with store.engine.connect() as connection:
+                    return connection.exec_driver_sql("SELECT key FROM login_failures").scalars().all()
+
+            assert wait_until(lambda: not failures(), 10), failures()
+            store.close()
+
+
 def test_the_hourly_sweep_drops_sessions_left_idle(tmp_path):
     """A session left idle past idle_minutes was refused when presented but stayed in the table
     until then or until absolute_hours, days later; the sweep now drops it by the same rule."""
