@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from maskwatch.security.schema import MIGRATIONS, access_log
-from maskwatch.security.store import AuthStore
+from maskwatch.security.store import AuthStore, NoSuch
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_users_admin import BOSS, CSRF, client_of, logged_in, site_users
 
@@ -81,6 +82,15 @@ def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa:
             body["password"] = "a long new password"
         answer = admin.request(method, url, json=body if "tokens" not in url else None, headers=CSRF)
         assert answer.status_code == 404 and answer.json()["error"].startswith("no "), (method, url, answer.text)
+        # with the name rule: "no user 'bo\\x00ss'" alone read as a user missing
+        assert " names are 1-" in answer.json()["error"], (method, url, answer.text)
+    # A Python caller of the store alike: each lookup by name was a DataError (PostgreSQL's refusal)
+    assert not store.is_user_name("bo\x00ss") and store.two_step("bo\x00ss") is None
+    assert store.access_log(user="bo\x00ss") == [] and store.session_count("bo\x00ss") == 0
+    for change in (store.remove_user, lambda name: store.edit_user(name, "viewer"), store.turn_off_for,
+                   lambda name: store.revoke_token(name)):
+        with pytest.raises(NoSuch, match=" names are 1-"):
+            change("bo\x00ss")
     store.close()
 
 

@@ -706,6 +706,19 @@ def test_users_commands_refuse_what_would_lock_a_site_or_mislead(tmp_path):
                    stdin="vic's long password\n").returncode == 0
 
 
+def test_users_commands_say_the_name_rule_of_a_name_nobody_can_have(tmp_path):
+    """A name holding a control character (a shell's $'ana\\e'; argv holds no NUL) was answered
+    "no user 'ana\\x1b'", as if ana were missing, where adding it says the name rule."""
+    db = str(tmp_path / "users.db")
+    assert run_app("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
+    rule = "no user 'ana\\x1b': user names are 1-64 letters, digits, _ . @ or -"
+    for args in (("remove",), ("edit", "--role", "viewer"), ("passwd",), ("2fa", "--off")):
+        refused = run_app("users", args[0], "ana\x1b", *args[1:], "--database", db, stdin="a long new password\n")
+        assert refused.returncode == 1 and refused.stderr.startswith(f"error: {rule}"), (args, refused.stderr)
+    missing = run_app("users", "remove", "bob", "--database", db)  # a name the rule allows: no rule said
+    assert missing.returncode == 1 and missing.stderr == "error: no user 'bob'\n"
+
+
 @pytest.mark.system  # runs the command line in a process of its own
 def test_a_viewer_may_be_given_a_camera_removed_from_the_file_whose_history_is_kept(tmp_path):
     """A removed camera's stored people are read as long as they are kept; `users add --camera` said
@@ -1067,6 +1080,42 @@ def test_failed_logins_go_on_an_idle_server_too(tmp_path, monkeypatch):
         store.reserve_attempt({"client:10.0.0.9": 99}, 900.0, now=time.time() - 14 * 60)
         assert wait_until(lambda: rows("SELECT key FROM login_failures") == ["client:10.0.0.9"], 10), \
             rows("SELECT key FROM login_failures")
+
+
+def test_the_sweep_runs_only_where_there_is_a_users_database(tmp_path):
+    """A server with no users database ran the sweep's thread anyway, a turn a minute of nothing.
+    Now none runs without one; a users file made after the start is swept at once when a request
+    has opened it (its thread started then, not a minute later on the idle one's next turn)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    def sweeps(before: set) -> list:
+        return [t for t in threading.enumerate() if t.name == "maskwatch-auth-sweep" and t not in before]
+
+    before = set(threading.enumerate())
+    db = tmp_path / "later.db"
+    for auth in (AuthSettings(), AuthSettings(database=str(db))):  # no database at all; a file not made yet
+        with TestClient(create_app(NoFaces(), ServeSettings(auth=auth))) as client:  # started: its lifespan ran
+            assert not sweeps(before), auth
+            if auth.database is None:
+                assert client.get("/v1/me").status_code == 200 and not sweeps(before)  # open: nothing to sweep
+                continue
+            store = AuthStore(str(db))  # `users add` meanwhile
+            store.add_user(*ADMIN, "admin")
+            store.reserve_attempt({"unknown:before": 99}, 900.0, now=time.time() - 16 * 60)
+            assert client.get("/v1/me").status_code == 401  # the request that opens it
+            assert len(sweeps(before)) == 1
+
+            def failures() -> list:
+                with store.engine.connect() as connection:
+                    return connection.exec_driver_sql("SELECT key FROM login_failures").scalars().all()
+
+            assert wait_until(lambda: not failures(), 10), failures()
+            store.close()
 
 
 def test_the_hourly_sweep_drops_sessions_left_idle(tmp_path):

@@ -138,7 +138,8 @@ class AccessControl:
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
         self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
-        self._sweeper: Periodic | None = None  # start(): _sweep once a minute
+        self._sweeper: Periodic | None = None  # start(): _sweep once a minute, where there is a store
+        self._started = False  # start() called and close() not yet: a store opened later starts the sweep
         self._audited: OrderedDict[tuple, float] = OrderedDict()  # _audit's key -> when last logged, oldest first
         self._audited_lock = threading.Lock()
         # Logins being checked now in this process (MAX_LOGINS_AT_ONCE); the rate limits are counted
@@ -170,6 +171,8 @@ class AccessControl:
             with self._open_lock:  # two requests at once open it once
                 if self.store is None:
                     self.store = AuthStore(database, retention_days=self.settings.retention_days)
+                    if self._started:
+                        self._start_sweep()
         if now - self._users_checked > 2.0 or not self._has_users:
             self._has_users, self._users_checked = self.store.user_count() > 0, now
         return self._has_users
@@ -177,7 +180,16 @@ class AccessControl:
     def start(self) -> None:
         """_sweep once at once and then every FAILURES_SWEPT_EVERY on a thread of this process (the
         app's lifespan): run from requests, an idle server kept failed logins, hashed names typed
-        as passwords among them, until it was next asked something."""
+        as passwords among them, until it was next asked something. Only where there is a users
+        database: a server without one ran the thread for nothing; a users file made after the
+        start starts it once a request has opened the file (has_users)."""
+        with self._open_lock:
+            self._started = True
+            if self.store is not None:
+                self._start_sweep()
+
+    def _start_sweep(self) -> None:
+        """The sweep's thread started (under _open_lock: once, whoever opens the store)."""
         problems = ProblemLog(log, "the users database's sweep (failed logins, access log, sessions) failed; "
                                    "tried again in a minute", "the users database is swept again")
         self._sweeper = Periodic(self._sweep, FAILURES_SWEPT_EVERY, "maskwatch-auth-sweep", problems, at_start=True,
@@ -185,6 +197,8 @@ class AccessControl:
         self._sweeper.start()
 
     def close(self) -> None:
+        with self._open_lock:  # a request opening the users file now starts no sweep after it
+            self._started = False
         if self._sweeper is not None:
             self._sweeper.stop()
         if self.store is not None:
@@ -305,10 +319,9 @@ class AccessControl:
         if self.store is None and not self.has_users():  # a users file made since the start is opened
             raise AuthError(401, WRONG_LOGIN)
         client = client_address(request)
-        # PostgreSQL takes no NUL in text: such a name answered 503 (the database "away"), and its
-        # access-log row, failing, held every row off for a minute (store.keep). No user's name
-        # has one (USER_NAME) nor U+FFFD: the name is looked up, counted and logged with it so.
-        tried = self.tried(name.replace("\x00", "\ufffd"))
+        # A name holding a NUL (PostgreSQL takes none in text) is no user's: the store asks the
+        # database nothing of it (store._named), and it is counted and logged as UNKNOWN_NAME.
+        tried = self.tried(name)
         user = self._check_password(client, tried, password, "logins", code)
         # None: a wrong password or code (the attempt's rows stay: they are its failure), or the
         # user removed, given a new password or two-step login while this login was being checked.
@@ -614,10 +627,8 @@ class AccessControl:
 
     def _sweep(self) -> None:
         """Failed logins past their window deleted (store.drop_failures), and at most hourly the
-        access log past its retention and stale sessions (start() runs it; a users file made since
-        the start is swept once a request opened it)."""
-        if self.store is None:
-            return
+        access log past its retention and stale sessions (start() runs it where there is a store,
+        has_users once a request opened a users file made since the start)."""
         self.store.drop_failures(self.window)
         if time.monotonic() - self._swept > 3600:
             self.store.enforce_retention(self.absolute, idle=self.idle)

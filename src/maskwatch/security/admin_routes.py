@@ -23,7 +23,7 @@ from maskwatch.security.route_access import ADMIN
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import AuthStore, Conflict, NoSuch
 from maskwatch.security.user_rules import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, changed_meanwhile, edit_problem,
-                                           name_problem, new_user_problem, viewer_cameras)
+                                           name_problem, new_user_problem, no_such, viewer_cameras)
 from maskwatch.security.user_words import added_target, revoked_target, revoked_words, two_step_off_words
 
 CameraId = Annotated[str, Field(max_length=64)]
@@ -188,7 +188,7 @@ def set_password(request: Request, user_name: UserName, body: NewPassword, admin
         raise AuthError(400, "your own password is changed with Change password (POST /password), "
                              "which asks for the current one")
     if _store(request).user(user_name) is None:  # said before the password's hashing
-        raise AuthError(404, f"no user {user_name!r}")
+        raise AuthError(404, no_such(user_name))
     _strong(body.password, user_name)
     acting = _confirmed(request, body.admin_password, f"password_set {user_name}")
     try:
@@ -216,7 +216,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
     if (problem := edit_problem(body.role, body.cameras, body.all_cameras, API_EDIT)) is not None:  # as `users edit`
         raise AuthError(400, problem)
     if (now := _store(request).user(user_name)) is None:  # said before the admin's password is checked
-        raise AuthError(404, f"no user {user_name!r}")
+        raise AuthError(404, no_such(user_name))
     expected = body.expected.model_dump() if body.expected is not None else None
     if (problem := changed_meanwhile(now, expected)) is not None:  # so too (the store checks it as it writes)
         raise AuthError(409, problem)
@@ -241,7 +241,7 @@ def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: A
     """Remove a user, as `maskwatch users remove`: their sessions end, and the API tokens they own
     are revoked (`tokens_revoked` names them). The last admin stays."""
     if _store(request).user(user_name) is None:  # said before the admin's password is checked
-        raise AuthError(404, f"no user {user_name!r}")
+        raise AuthError(404, no_such(user_name))
     acting = _confirmed(request, body.admin_password, f"user_removed {user_name}")
     try:
         revoked = _store(request).remove_user(user_name, leave_an_admin=True, acting=acting)
@@ -266,7 +266,7 @@ def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, ad
         raise AuthError(400, "your own two-step login is turned off under Two-step login (DELETE /two-step), "
                              "which asks for a code")
     if (user := _store(request).user(user_name)) is None:  # said before the admin's password is checked
-        raise AuthError(404, f"no user {user_name!r}")
+        raise AuthError(404, no_such(user_name))
     if not user["two_step"]:  # so too (the store checks it as it writes)
         raise AuthError(409, f"two-step login is not on for {user_name}")
     acting = _confirmed(request, body.admin_password, f"totp_off {user_name}")

@@ -244,8 +244,10 @@ def edit_user(
 def change_password(name: UserName, config: Config = None, database: Database = None) -> None:
     """Set a new password; every session of the user ends."""
     store = open_store(config, database)
+    from maskwatch.security.user_rules import no_such
+
     if store.user(name) is None:
-        _fail(f"no user {name!r}")
+        _fail(no_such(name))
     try:
         store.set_password(name, read_password())
     except ValueError as err:
@@ -278,8 +280,10 @@ def two_step(
     site = site_config(config)
     store = store_of(site, database)
     found = store.two_step(name)
+    from maskwatch.security.user_rules import no_such
+
     if found is None:
-        _fail(f"no user {name!r}")
+        _fail(no_such(name))
     if recovery_codes:
         _renew_recovery(store, name, found)
         return

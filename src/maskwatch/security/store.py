@@ -21,14 +21,14 @@ import secrets
 import threading
 import time
 
-from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import delete, false, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, failure_windows,
                                        login_failures, recovery_codes, run_chores, sessions, users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, SCOPES, UNCHANGED, access_problem, cameras_text,
-                                           changed_meanwhile, name_problem, new_user_problem)
+                                           changed_meanwhile, name_problem, new_user_problem, no_such)
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.database import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, apply_migrations,
                                        database_engine, database_url, driver_reason, hold_database,
@@ -84,7 +84,7 @@ def _check_acting(connection, acting: tuple[str, str] | None) -> int | None:
     if acting is None:
         return None
     name, checked_hash = acting
-    row = connection.execute(select(users.c.id).where(users.c.name == name, users.c.role == "admin",
+    row = connection.execute(select(users.c.id).where(_named(name), users.c.role == "admin",
                                                       users.c.password_hash == checked_hash)).first()
     if row is None:
         raise Conflict(f"{name!r} was removed, or their role or password changed, while this change was "
@@ -92,10 +92,23 @@ def _check_acting(connection, acting: tuple[str, str] | None) -> int | None:
     return row.id
 
 
+def _askable(name: str) -> bool:
+    """Whether the database can be asked about `name`: not where it holds a NUL, which PostgreSQL
+    refuses in text (a DataError: the answer was a 503, the database "away"), nor half a surrogate
+    pair, which no driver encodes. No user's or token's name holds either (USER_NAME, TOKEN_NAME)."""
+    return "\x00" not in name and not any("\ud800" <= c <= "\udfff" for c in name)
+
+
+def _named(name: str, column=users.c.name):
+    """The rows whose `column` is `name`, none for a name no row has (_askable): the one condition
+    of every lookup by name, whoever asks (login, the dashboard, `maskwatch users`, a Python caller)."""
+    return column == name if _askable(name) else false()
+
+
 def _any_case(name: str):
     """The users whose name is `name` whatever its case, both sides lowered by the database: the one
     comparison of a name taken (add_user) and of a name tried (is_user_name)."""
-    return func.lower(users.c.name) == func.lower(name)
+    return func.lower(users.c.name) == func.lower(name) if _askable(name) else false()
 
 
 def _revoke_owned(connection, user_id: int) -> list[str]:
@@ -162,7 +175,7 @@ def _replace_password(connection, name: str, hashed: str, checked_hash: str | No
     other's rows, and the deadlock failed one of them (the removal, or the change as a 503)."""
     hold_database(connection, USERS_LOCK)
     _check_acting(connection, acting)
-    user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+    user_id = connection.execute(select(users.c.id).where(_named(name))).scalar()
     still = ([] if checked_hash is None else [users.c.password_hash == checked_hash]) + list(also)
     if user_id is None or connection.execute(
             update(users).where(users.c.id == user_id, *still).values(password_hash=hashed)).rowcount != 1:
@@ -182,6 +195,7 @@ class AuthStore:
         self.engine = database_engine(self.url)
         self._write_lock = threading.Lock()
         self._kept: dict[tuple, float] = {}  # keep(): the last try of each housekeeping write
+        self._kept_lock = threading.Lock()  # keep(): its check and mark of a key, one step
         self._failed_at = float("-inf")  # keep(): when one last failed
         self._housekeeping = ProblemLog(log, "the users database cannot be written (last uses, access log); "
                                              "requests are answered meanwhile, unlogged",
@@ -221,10 +235,8 @@ class AuthStore:
 
     def user(self, name: str) -> dict | None:
         """The user as users() lists them, or None."""
-        if "\x00" in name:  # no name has one, and PostgreSQL refuses the query (a 503 for /v1/users/a%00b)
-            return None
         with self.engine.connect() as connection:
-            row = connection.execute(_users_with_codes_left().where(users.c.name == name)).first()
+            row = connection.execute(_users_with_codes_left().where(_named(name))).first()
         return _user_view(row) if row is not None else None
 
     def is_user_name(self, name: str) -> bool:
@@ -255,9 +267,9 @@ class AuthStore:
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # two processes removing the last two admins at once
             _check_acting(connection, acting)
-            row = connection.execute(select(users.c.id, users.c.role).where(users.c.name == name)).first()
+            row = connection.execute(select(users.c.id, users.c.role).where(_named(name))).first()
             if row is None:
-                raise NoSuch(f"no user {name!r}")
+                raise NoSuch(no_such(name))
             admins = connection.execute(select(func.count()).select_from(users).where(users.c.role == "admin")).scalar()
             others = connection.execute(select(func.count()).select_from(users).where(users.c.id != row.id)).scalar()
             if row.role == "admin" and admins == 1 and (others or leave_an_admin):  # nobody left to run the site
@@ -287,9 +299,9 @@ class AuthStore:
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)
             _check_acting(connection, acting)
-            row = connection.execute(select(users).where(users.c.name == name)).first()
+            row = connection.execute(select(users).where(_named(name))).first()
             if row is None:
-                raise NoSuch(f"no user {name!r}")
+                raise NoSuch(no_such(name))
             before = _user_row(row)
             if (problem := changed_meanwhile(before, expected)) is not None:
                 raise Conflict(problem)
@@ -317,13 +329,13 @@ class AuthStore:
         nothing, where `users passwd` said it changed (POST /password refuses it too)."""
         check_strength(password, name)
         with self.engine.connect() as connection:
-            stored = connection.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
+            stored = connection.execute(select(users.c.password_hash).where(_named(name))).scalar()
         if verify_password(password, stored):
             raise ValueError(SAME_PASSWORD)
         hashed = hash_password(password)
         with self._write_lock, self.engine.begin() as connection:
             if _replace_password(connection, name, hashed, acting=acting) is None:
-                raise NoSuch(f"no user {name!r}")
+                raise NoSuch(no_such(name))
 
     def change_own_password(self, name: str, checked_hash: str, password: str, totp_secret: str | None = None,
                             now: float | None = None) -> str | None:
@@ -347,7 +359,7 @@ class AuthStore:
         Its "password_hash" is the hash checked: start_session starts a session only while it is
         still the user's."""
         with self.engine.connect() as connection:
-            row = connection.execute(select(users).where(users.c.name == name)).first()
+            row = connection.execute(select(users).where(_named(name))).first()
             # Read for every name, before the password is checked: a wrong recovery code is then
             # told from none without a write (a DELETE run only after a right password told it).
             recovery = _recovery_of(connection, row)
@@ -391,7 +403,7 @@ class AuthStore:
         hashes (`recovery`: renew_recovery's `seen`); None for no such user."""
         with self.engine.connect() as connection:
             row = connection.execute(select(users.c.id, users.c.totp_secret, users.c.totp_pending, users.c.totp_step)
-                                     .where(users.c.name == name)).first()
+                                     .where(_named(name))).first()
             recovery = _recovery_of(connection, row)
         return None if row is None else {"id": row.id, "secret": row.totp_secret, "pending": row.totp_pending,
                                          "step": row.totp_step, "recovery": recovery}
@@ -401,7 +413,7 @@ class AuthStore:
         while two-step login is on (a new phone: the current secret works until then); False for
         no such user."""
         with self._write_lock, self.engine.begin() as connection:
-            return connection.execute(update(users).where(users.c.name == name)
+            return connection.execute(update(users).where(_named(name))
                                       .values(totp_pending=secret)).rowcount == 1
 
     def turn_on(self, name: str, secret: str, step: int, checked_hash: str | None = None,
@@ -419,7 +431,7 @@ class AuthStore:
         still = [] if checked_hash is None else [users.c.password_hash == checked_hash, users.c.totp_pending == secret]
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # as _replace_password: a removal's rows in the same order
-            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            user_id = connection.execute(select(users.c.id).where(_named(name))).scalar()
             if user_id is None or connection.execute(
                     update(users).where(users.c.id == user_id, _same_two_step(replacing), *still)
                     .values(totp_secret=secret, totp_pending=None, totp_step=step)).rowcount != 1:
@@ -436,7 +448,7 @@ class AuthStore:
         now = time.time() if now is None else now
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # as turn_off_for
-            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            user_id = connection.execute(select(users.c.id).where(_named(name))).scalar()
             if user_id is None or not _two_step_off(connection, users.c.id == user_id):
                 return None
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
@@ -465,7 +477,7 @@ class AuthStore:
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(recovery_codes)
                                       .join(users, users.c.id == recovery_codes.c.user_id)
-                                      .where(users.c.name == name)).scalar() or 0
+                                      .where(_named(name))).scalar() or 0
 
     def renew_recovery(self, name: str, secret: str, hashes: list[str], seen: list[str]) -> None:
         """A new set of recovery codes in place of the old (all of them, used or not), while the
@@ -476,7 +488,7 @@ class AuthStore:
         `secret` (turned off, or on again with another app: the codes are keyed with it)."""
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)
-            user_id = connection.execute(select(users.c.id).where(users.c.name == name,
+            user_id = connection.execute(select(users.c.id).where(_named(name),
                                                                   users.c.totp_secret == secret)).scalar()
             if user_id is None:
                 raise Conflict("two-step login was turned off or on again meanwhile; nothing changed")
@@ -493,9 +505,9 @@ class AuthStore:
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # as _replace_password: a removal's rows in the same order
             _check_acting(connection, acting)
-            user_id = connection.execute(select(users.c.id).where(users.c.name == name)).scalar()
+            user_id = connection.execute(select(users.c.id).where(_named(name))).scalar()
             if user_id is None:
-                raise NoSuch(f"no user {name!r}")
+                raise NoSuch(no_such(name))
             if not _two_step_off(connection, users.c.id == user_id):
                 raise Conflict(f"two-step login is not on for {name}")
             connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
@@ -548,7 +560,7 @@ class AuthStore:
     def session_count(self, name: str | None = None) -> int:
         query = select(func.count()).select_from(sessions)
         if name is not None:
-            query = query.join(users, users.c.id == sessions.c.user_id).where(users.c.name == name)
+            query = query.join(users, users.c.id == sessions.c.user_id).where(_named(name))
         with self.engine.connect() as connection:
             return connection.execute(query).scalar() or 0
 
@@ -568,14 +580,14 @@ class AuthStore:
             hold_database(connection, USERS_LOCK)  # the acting admin's row; two processes adding one name
             owner_id = _check_acting(connection, acting)
             if owner is not None and owner_id is None:
-                row = connection.execute(select(users.c.id, users.c.role).where(users.c.name == owner)).first()
+                row = connection.execute(select(users.c.id, users.c.role).where(_named(owner))).first()
                 if row is None:
                     raise NoSuch(f"no user {owner!r} to own the token (an admin, as `users list` shows them)")
                 if row.role != "admin":
                     raise ValueError(f"{owner!r} is a viewer: a token's owner is an admin (their tokens go "
                                      "when they stop being one)")
                 owner_id = row.id
-            if connection.execute(select(api_tokens.c.id).where(api_tokens.c.name == name)).first() is not None:
+            if connection.execute(select(api_tokens.c.id).where(_named(name, api_tokens.c.name))).first() is not None:
                 raise Conflict(f"a token named {name!r} exists already (revoke it first)")
             connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,
                                                          created=time.time(), owner=owner_id))
@@ -594,11 +606,9 @@ class AuthStore:
         return [token["name"] for token in self.tokens() if token["owner"] == owner]
 
     def revoke_token(self, name: str) -> None:
-        if "\x00" in name:  # as user(): no token's name has one
-            raise NoSuch(f"no token {name!r}")
         with self._write_lock, self.engine.begin() as connection:
-            if connection.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount == 0:
-                raise NoSuch(f"no token {name!r}")
+            if connection.execute(delete(api_tokens).where(_named(name, api_tokens.c.name))).rowcount == 0:
+                raise NoSuch(no_such(name, "token"))
 
     def token(self, token: str, now: float | None = None) -> dict | None:
         """{"name", "scope"} of a live API token; None for an unknown or revoked one."""
@@ -618,15 +628,22 @@ class AuthStore:
         (every request with a token or session answered 503: the dashboard and metrics blind
         during the outage). A `key`'s write is tried once per TOUCH_EVERY at most, and none for
         TOUCH_EVERY after one failed (each request would have waited out a locked database's 30 s):
-        access-log lines are then lost, which the log says once."""
+        access-log lines are then lost, which the log says once.
+        Requests call it from many threads at once: a key's check and mark are one step under a
+        lock (two requests of one session both passed the check and wrote its last use twice; the
+        trim of `_kept` past 10,000 keys, iterating the dict while another thread added to it, could
+        raise "dictionary changed size during iteration" into the request). Nothing but the dict is
+        done under it: the write itself is not. Not tested: no interleaving of two threads inside
+        it can be forced without a hook in its dict."""
         if now - self._failed_at < TOUCH_EVERY:
             return
         if key is not None:
-            if now - self._kept.get(key, -TOUCH_EVERY - 1) <= TOUCH_EVERY:
-                return
-            if len(self._kept) > 10_000:
-                self._kept = {k: t for k, t in self._kept.items() if now - t <= TOUCH_EVERY}
-            self._kept[key] = now
+            with self._kept_lock:
+                if now - self._kept.get(key, -TOUCH_EVERY - 1) <= TOUCH_EVERY:
+                    return
+                if len(self._kept) > 10_000:
+                    self._kept = {k: t for k, t in self._kept.items() if now - t <= TOUCH_EVERY}
+                self._kept[key] = now
         try:
             with self._write_lock, self.engine.begin() as connection:
                 connection.execute(statement)
@@ -716,7 +733,7 @@ class AuthStore:
         if until is not None:
             query = query.where(access_log.c.at < until)
         if user is not None:
-            query = query.where(access_log.c.user == user)
+            query = query.where(_named(user, access_log.c.user))
         if action is not None:
             query = query.where(access_log.c.action == action)
         if since is not None:

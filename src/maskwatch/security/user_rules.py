@@ -36,14 +36,28 @@ def cameras_text(cameras) -> str | None:
     return ",".join(dict.fromkeys(cameras))
 
 
+def name_rule(kind: str) -> str:
+    """The name rule of a user (`kind` "user") or token ("token"), in words."""
+    longest = 64 if kind == "user" else 58
+    return f"{kind} names are 1-{longest} letters, digits, _ . @ or -, not starting with -, and not . or .."
+
+
 def name_problem(name: str, kind: str) -> str | None:
     """What is wrong with a new user's (`kind` "user") or token's ("token") name: the one rule of
     the CLI, the API and the store."""
-    pattern, longest = (USER_NAME, 64) if kind == "user" else (TOKEN_NAME, 58)
+    pattern = USER_NAME if kind == "user" else TOKEN_NAME
     if not pattern.fullmatch(name) or name in DOT_NAMES or name.startswith("-"):
-        return (f"{kind} names are 1-{longest} letters, digits, _ . @ or -, not starting with -, and not . or ..; "
-                f"got {name!r}")
+        return f"{name_rule(kind)}; got {name!r}"
     return None
+
+
+def no_such(name: str, kind: str = "user") -> str:
+    """The refusal of a user or token `name` that is none, with the name rule where the name breaks
+    it: "no user 'a\\x00b'" read as a user missing, not as a name nobody can have (a NUL, a
+    control character). Said only of a name looked up and not found: a name older than the
+    rule (one starting with -) is still found."""
+    said = f"no {kind} {name!r}"
+    return said if name_problem(name, kind) is None else f"{said}: {name_rule(kind)}"
 
 
 def new_user_problem(name: str, role: str, cameras: list[str] | None, cameras_name: str = CLI_EDIT[1]) -> str | None:
