@@ -243,9 +243,9 @@ def edit_user(
 @users_app.command("passwd")
 def change_password(name: UserName, config: Config = None, database: Database = None) -> None:
     """Set a new password; every session of the user ends."""
-    store = open_store(config, database)
     from maskwatch.security.user_rules import no_such
 
+    store = open_store(config, database)
     if store.user(name) is None:
         _fail(no_such(name))
     try:
@@ -275,13 +275,12 @@ def two_step(
     if (on is None) == (not recovery_codes):
         _fail("say --on, --off or --recovery-codes (one of them)")
     from maskwatch.extras import need
+    from maskwatch.security.user_rules import no_such
 
     need("users 2fa", "serve", (*STORE_MODULES, "pyotp"))  # the codes: a traceback without it
     site = site_config(config)
     store = store_of(site, database)
     found = store.two_step(name)
-    from maskwatch.security.user_rules import no_such
-
     if found is None:
         _fail(no_such(name))
     if recovery_codes:
