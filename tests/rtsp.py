@@ -46,6 +46,23 @@ def held_port() -> tuple[socket.socket, int]:
     return held, held.getsockname()[1]
 
 
+@contextmanager
+def reserved_port():
+    """A loopback port that no other process's free_port() (or any bind to port 0) is given while
+    the block runs, yet that a server binding it with SO_REUSEADDR, as `maskwatch serve` and `run`
+    check and bind theirs (uvicorn too), can listen on: bound with SO_REUSEADDR, not listening. For
+    a command that checks its port before it refuses or starts: a free_port() let go could be the
+    other xdist worker's server's by then, and the command would refuse for the port instead.
+    Not for Ray Serve's proxy, which binds without SO_REUSEADDR: this port is refused to it."""
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind(("127.0.0.1", 0))
+    try:
+        yield held.getsockname()[1]
+    finally:
+        held.close()
+
+
 _HELD: list[socket.socket] = []
 
 

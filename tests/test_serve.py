@@ -17,7 +17,7 @@ from PIL import Image
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.records import FrameRecord
-from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port
+from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port, reserved_port
 
 
 @contextlib.contextmanager
@@ -315,9 +315,10 @@ def test_source_runs_as_a_one_camera_site(server):
 
 
 def test_a_missing_source_file_is_refused_by_name(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--source", str(tmp_path / "gone.mp4"),
-                             "--database", str(tmp_path / "m.db"), "--port", str(free_port())],
-                            capture_output=True, text=True, timeout=60)
+    with reserved_port() as port:  # its port is checked before its source: not one the other xdist worker could take
+        result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--source", str(tmp_path / "gone.mp4"),
+                                 "--database", str(tmp_path / "m.db"), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "no such video file" in result.stderr and "gone.mp4" in result.stderr, result.stderr
     assert not (tmp_path / "m.db").exists()
