@@ -29,11 +29,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_on_free_port(started, port: int, tries: int = FREE_PORT_TRIES) -> bool:
-    """started(port): whether a server listens on `port`, False where it was taken meanwhile (the
-    other xdist worker; any other failure raised by it). Tried on `port`, then on new free_port()s
-    up to `tries` in all: whether one started (the caller says which it is, and why not)."""
-    return any(started(port if attempt == 0 else free_port()) for attempt in range(tries))
+def start_on_free_port(started, port: int, tries: int = FREE_PORT_TRIES):
+    """started(port): what listens on `port` (True, or the process and its address), None or False
+    where the port was taken meanwhile (the other xdist worker; any other failure raised or failed
+    by it). Tried on `port`, then on new free_port()s up to `tries` in all: what the first start
+    that listened gave, or None (the caller says which server it is, and fails the test)."""
+    for attempt in range(tries):
+        if listening := started(port if attempt == 0 else free_port()):
+            return listening
+    return None
 
 
 def held_port() -> tuple[socket.socket, int]:

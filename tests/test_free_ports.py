@@ -84,6 +84,21 @@ def test_maskwatch_serve_starts_on_another_port_where_its_port_was_taken(taken, 
     assert f"cannot listen on 127.0.0.1:{port}" not in (tmp_path / "serve.log").read_text()  # the last start's log
 
 
+def test_a_site_process_starts_on_another_port_where_its_port_was_taken(taken, tmp_path, sample_dir):
+    import httpx
+
+    import tests.test_site
+    from tests.test_detection import make_video
+
+    port = taken(tests.test_site)
+    make_video(tmp_path / "door.mp4", sample_dir, frames=3)
+    site = tests.test_site.SiteProcess(tmp_path, "  door: {source: door.mp4}\n")
+    try:
+        assert site.port != port and httpx.get(f"{site.base}/healthz", timeout=5).json()["site"] is True
+    finally:
+        site.stop()
+
+
 def test_a_refused_port_refuses_connections_and_no_server_can_take_it():
     """The "nobody listens here" addresses: on a free_port() let go, the other worker's server
     could listen and answer; a refused_port() stays bound, not listening, for the worker's life."""

@@ -14,7 +14,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, Credentials
-from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port
+from tests.rtsp import free_port, lost_its_port, start_on_free_port
 
 ray = pytest.importorskip("ray")
 
@@ -50,8 +50,7 @@ def served(credentials):
 def _started(settings: ServeSettings) -> str:
     """The API on Serve on a free port, its base URL; on a new port where the other xdist worker
     took it before Serve's proxy bound it (serve.start then fails: "Failed to bind to address")."""
-    for _ in range(FREE_PORT_TRIES):
-        port = free_port()
+    def on(port: int) -> str | None:
         try:
             start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
             return f"http://127.0.0.1:{port}"
@@ -59,7 +58,12 @@ def _started(settings: ServeSettings) -> str:
             if f"Failed to bind to address '127.0.0.1:{port}'" not in str(err):
                 raise
             stop_api()  # the controller it started, before the next try
-    pytest.fail("Serve's proxy did not start: no port it could listen on")
+            return None
+
+    base = start_on_free_port(on, free_port())
+    if base is None:
+        pytest.fail("Serve's proxy did not start: no port it could listen on")
+    return base
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):
@@ -170,19 +174,25 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = os.environ | {"PYTHONPATH": src, "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
     server = None
+
+    def serving(port: int) -> bool:
+        """Whether `serve` says it serves on `port`; False where it lost that port (lost_its_port)."""
+        nonlocal server
+        command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(port),
+                   "--database", str(tmp_path / "users.db")]
+        server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=open(tmp_path / "serve.log", "w"), text=True, start_new_session=True)
+        if "serving on" in server.stdout.readline():
+            return True
+        server.wait(timeout=60)  # its output ended: so does it
+        if not lost_its_port(server, (tmp_path / "serve.log").read_text()):
+            pytest.fail(f"serve did not start:\n{(tmp_path / 'serve.log').read_text()}")
+        return False
+
     try:
-        for _ in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
-            command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(free_port()),
-                       "--database", str(tmp_path / "users.db")]
-            server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                      stderr=open(tmp_path / "serve.log", "w"), text=True, start_new_session=True)
-            said = server.stdout.readline()
-            if "serving on" in said:
-                break
-            server.wait(timeout=60)  # its output ended: so does it
-            if not lost_its_port(server, (tmp_path / "serve.log").read_text()):
-                break
-        assert "serving on" in said, (tmp_path / "serve.log").read_text()
+        # a new port where the other xdist worker took ours (free_port)
+        if not start_on_free_port(serving, free_port()):
+            pytest.fail("serve did not start: no port it could listen on")
         time.sleep(1)
         os.killpg(server.pid, signal.SIGTERM)
         began = time.monotonic()

@@ -17,7 +17,7 @@ from PIL import Image
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.records import FrameRecord
-from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port, reserved_port
+from tests.rtsp import free_port, lost_its_port, reserved_port, start_on_free_port
 
 
 @contextlib.contextmanager
@@ -37,16 +37,14 @@ def serving(args: list[str], log_dir, env: dict | None = None, tries: int = 120,
 def started(args: list[str], log_path, env: dict | None = None, tries: int = 120) -> tuple[subprocess.Popen, str]:
     """`maskwatch serve ARGS` answering /healthz on a free loopback port: the process and its base
     URL. Started again on a new port where the other xdist worker took its own (free_port)."""
-    for _ in range(FREE_PORT_TRIES):
-        process, base = _serve(args, log_path, env, tries)
-        if process is not None:
-            return process, base
-    pytest.fail("server did not start: no port it could listen on")
+    listening = start_on_free_port(lambda port: _serve(args, port, log_path, env, tries), free_port())
+    if listening is None:
+        pytest.fail("server did not start: no port it could listen on")
+    return listening
 
 
-def _serve(args: list[str], log_path, env: dict | None, tries: int) -> tuple[subprocess.Popen | None, str]:
-    """`maskwatch serve ARGS` answering /healthz on a free port, or None where it lost its port."""
-    port = free_port()
+def _serve(args: list[str], port: int, log_path, env: dict | None, tries: int) -> tuple[subprocess.Popen, str] | None:
+    """`maskwatch serve ARGS` answering /healthz on `port`, or None where it lost that port."""
     log = open(log_path, "w+")
     process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), *args],
                                stdout=log, stderr=subprocess.STDOUT,
@@ -66,7 +64,7 @@ def _serve(args: list[str], log_path, env: dict | None, tries: int) -> tuple[sub
     said = log.read()
     if not lost_its_port(process, said):
         pytest.fail(f"server did not start:\n{said}")
-    return None, base
+    return None
 
 
 @pytest.fixture(scope="module")
