@@ -112,8 +112,8 @@ def test_a_refused_port_refuses_connections_and_no_server_can_take_it():
 def test_a_reserved_port_passes_maskwatchs_port_check_and_is_refused_to_a_plain_bind():
     """For a command that checks its port before it refuses: `serve` and `run` bind theirs with
     SO_REUSEADDR (servers._listen, then uvicorn), as the reserved port is held, and get it; a
-    socket bound without it, as free_port()'s and Ray Serve's proxy's are, does not (nor is the
-    port given to a bind to port 0 while it is held: Linux gives that one only a port no socket holds)."""
+    socket bound without it, as free_port()'s is, does not (nor is the port given to a bind to
+    port 0 while it is held: Linux gives that one only a port no socket holds)."""
     from maskwatch.cli.servers import _listen
 
     with reserved_port() as port:
