@@ -29,11 +29,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_on_free_port(started, port: int, tries: int = FREE_PORT_TRIES) -> bool:
-    """started(port): whether a server listens on `port`, False where it was taken meanwhile (the
-    other xdist worker; any other failure raised by it). Tried on `port`, then on new free_port()s
-    up to `tries` in all: whether one started (the caller says which it is, and why not)."""
-    return any(started(port if attempt == 0 else free_port()) for attempt in range(tries))
+def start_on_free_port(started, port: int, tries: int = FREE_PORT_TRIES):
+    """started(port): what listens on `port` (True, or the process and its address), None or False
+    where the port was taken meanwhile (the other xdist worker; any other failure raised or failed
+    by it). Tried on `port`, then on new free_port()s up to `tries` in all: what the first start
+    that listened gave, or None (the caller says which server it is, and fails the test)."""
+    for attempt in range(tries):
+        if listening := started(port if attempt == 0 else free_port()):
+            return listening
+    return None
 
 
 def held_port() -> tuple[socket.socket, int]:
@@ -44,6 +48,23 @@ def held_port() -> tuple[socket.socket, int]:
     held = socket.socket()
     held.bind(("127.0.0.1", 0))
     return held, held.getsockname()[1]
+
+
+@contextmanager
+def reserved_port():
+    """A loopback port that no other process's free_port() (or any bind to port 0) is given while
+    the block runs, yet that a server binding it with SO_REUSEADDR, as `maskwatch serve` and `run`
+    check and bind theirs (uvicorn too), can listen on: bound with SO_REUSEADDR, not listening. For
+    a command that checks its port before it refuses or starts: a free_port() let go could be the
+    other xdist worker's server's by then, and the command would refuse for the port instead.
+    Ray Serve's proxy binds with SO_REUSEADDR and SO_REUSEPORT (Serve's default): it listens there too."""
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind(("127.0.0.1", 0))
+    try:
+        yield held.getsockname()[1]
+    finally:
+        held.close()
 
 
 _HELD: list[socket.socket] = []

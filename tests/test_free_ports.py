@@ -1,5 +1,6 @@
 """The test servers started on a free_port() (RTSP, MQTT, PostgreSQL) start on another where that
-port was taken before they bound it: under two xdist workers the other worker's server can take it."""
+port was taken before they bound it: under two xdist workers the other worker's server can take it.
+A command that checks its port before it refuses is given a reserved_port(), which none can take."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import tests.postgres
 import tests.rtsp
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.postgres import Postgres, postgres_bin, postgres_folder
-from tests.rtsp import RtspServer, free_port, make_frames, refused_port, rtsp_server_available
+from tests.rtsp import RtspServer, free_port, make_frames, refused_port, reserved_port, rtsp_server_available
 
 pytestmark = pytest.mark.system
 
@@ -83,6 +84,21 @@ def test_maskwatch_serve_starts_on_another_port_where_its_port_was_taken(taken, 
     assert f"cannot listen on 127.0.0.1:{port}" not in (tmp_path / "serve.log").read_text()  # the last start's log
 
 
+def test_a_site_process_starts_on_another_port_where_its_port_was_taken(taken, tmp_path, sample_dir):
+    import httpx
+
+    import tests.test_site
+    from tests.test_detection import make_video
+
+    port = taken(tests.test_site)
+    make_video(tmp_path / "door.mp4", sample_dir, frames=3)
+    site = tests.test_site.SiteProcess(tmp_path, "  door: {source: door.mp4}\n")
+    try:
+        assert site.port != port and httpx.get(f"{site.base}/healthz", timeout=5).json()["site"] is True
+    finally:
+        site.stop()
+
+
 def test_a_refused_port_refuses_connections_and_no_server_can_take_it():
     """The "nobody listens here" addresses: on a free_port() let go, the other worker's server
     could listen and answer; a refused_port() stays bound, not listening, for the worker's life."""
@@ -91,3 +107,17 @@ def test_a_refused_port_refuses_connections_and_no_server_can_take_it():
         socket.create_connection(("127.0.0.1", port), timeout=5)
     with pytest.raises(OSError, match="in use"):
         socket.create_server(("127.0.0.1", port))  # with SO_REUSEADDR, as the servers bind
+
+
+def test_a_reserved_port_passes_maskwatchs_port_check_and_is_refused_to_a_plain_bind():
+    """For a command that checks its port before it refuses: `serve` and `run` bind theirs with
+    SO_REUSEADDR (servers._listen, then uvicorn), as the reserved port is held, and get it; a
+    socket bound without it, as free_port()'s is, does not (nor is the port given to a bind to
+    port 0 while it is held: Linux gives that one only a port no socket holds)."""
+    from maskwatch.cli.servers import _listen
+
+    with reserved_port() as port:
+        for host in ("127.0.0.1", "0.0.0.0"):
+            _listen(host, port, "--port").close()
+        with socket.socket() as plain, pytest.raises(OSError, match="in use"):
+            plain.bind(("127.0.0.1", port))

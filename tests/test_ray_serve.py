@@ -2,6 +2,8 @@
 local cluster, answering exactly as the app does in one process, under the same access rules
 (users and sessions in a database both replicas read)."""
 
+from pathlib import Path
+
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -9,12 +11,12 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import LOG_CONFIG, app
 from maskwatch.detection.detector import Detector
-from maskwatch.scale.serving import proxy_environment, start_api, stop_api
+from maskwatch.scale.serving import ProxyPortError, proxy_environment, start_api, stop_api
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, Credentials
-from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port
+from tests.rtsp import free_port, lost_its_port, reserved_port, start_on_free_port
 
 ray = pytest.importorskip("ray")
 
@@ -49,17 +51,19 @@ def served(credentials):
 
 def _started(settings: ServeSettings) -> str:
     """The API on Serve on a free port, its base URL; on a new port where the other xdist worker
-    took it before Serve's proxy bound it (serve.start then fails: "Failed to bind to address")."""
-    for _ in range(FREE_PORT_TRIES):
-        port = free_port()
+    took it before Serve's proxy bound it (start_api then raises ProxyPortError)."""
+    def on(port: int) -> str | None:
         try:
             start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
             return f"http://127.0.0.1:{port}"
-        except Exception as err:  # ray's RayTaskError, its cause's words in it
-            if f"Failed to bind to address '127.0.0.1:{port}'" not in str(err):
-                raise
+        except ProxyPortError:
             stop_api()  # the controller it started, before the next try
-    pytest.fail("Serve's proxy did not start: no port it could listen on")
+            return None
+
+    base = start_on_free_port(on, free_port())
+    if base is None:
+        pytest.fail("Serve's proxy did not start: no port it could listen on")
+    return base
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):
@@ -156,6 +160,50 @@ def test_bad_serve_options_are_refused(args, message):
     assert result.exit_code == 1 and message in result.output
 
 
+def serve_command_env() -> dict[str, str]:
+    """A `maskwatch serve --ray-replicas` process's environment: this checkout's src, and Serve's
+    HTTP proxy given 60 s to say it is ready (its 5 s are too short on 2 busy cores)."""
+    import os
+
+    return os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+                         "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+
+
+def test_a_port_taken_before_serves_proxy_binds_it_is_named(tmp_path):
+    """Serve's proxy binds the port seconds after `serve` checked it, the local cluster started in
+    between: a server started there meanwhile (the other xdist worker's, or any on a busy machine)
+    made the command say "Ray Serve could not start the API: ray::ProxyActor.ready() (pid=...)"
+    with exit code 3, neither the port nor why. The port is taken at that moment: once the cluster's
+    first process runs (the check came before it); reserved before, so that no one takes it earlier."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from contextlib import suppress
+
+    from tests.test_cameras import wait_until
+
+    with reserved_port() as port:
+        server = subprocess.Popen([sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(port),
+                                   "--database", str(tmp_path / "users.db")], env=serve_command_env(), cwd=tmp_path,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+        try:
+            assert wait_until(lambda: server.poll() is not None or children.read_text().strip(), 120), "no cluster"
+            assert server.poll() is None, server.communicate()[1]  # its check passed: the cluster starts
+            with socket.create_server(("127.0.0.1", port)):  # another server, started now
+                said, errors = server.communicate(timeout=300)
+        finally:
+            with suppress(ProcessLookupError):  # what is left of its local cluster too
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert server.returncode == 1, errors
+    assert f"error: cannot listen on 127.0.0.1:{port}: Ray Serve's proxy could not bind it (another server there? " \
+           "stop it, or choose another --port)" in errors, errors
+    assert "serving on" not in said
+
+
 def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
     """`timeout`, a service manager's stop, kill -- -PGID: the local cluster's processes share the
     command's process group and die with it; serve.shutdown then waited 30 s for the dead
@@ -165,24 +213,28 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = os.environ | {"PYTHONPATH": src, "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+    env = serve_command_env()
     server = None
+
+    def serving(port: int) -> bool:
+        """Whether `serve` says it serves on `port`; False where it lost that port (lost_its_port)."""
+        nonlocal server
+        command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(port),
+                   "--database", str(tmp_path / "users.db")]
+        server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=open(tmp_path / "serve.log", "w"), text=True, start_new_session=True)
+        if "serving on" in server.stdout.readline():
+            return True
+        server.wait(timeout=60)  # its output ended: so does it
+        if not lost_its_port(server, (tmp_path / "serve.log").read_text()):
+            pytest.fail(f"serve did not start:\n{(tmp_path / 'serve.log').read_text()}")
+        return False
+
     try:
-        for _ in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
-            command = [sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(free_port()),
-                       "--database", str(tmp_path / "users.db")]
-            server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                      stderr=open(tmp_path / "serve.log", "w"), text=True, start_new_session=True)
-            said = server.stdout.readline()
-            if "serving on" in said:
-                break
-            server.wait(timeout=60)  # its output ended: so does it
-            if not lost_its_port(server, (tmp_path / "serve.log").read_text()):
-                break
-        assert "serving on" in said, (tmp_path / "serve.log").read_text()
+        # a new port where the other xdist worker took ours (free_port)
+        if not start_on_free_port(serving, free_port()):
+            pytest.fail("serve did not start: no port it could listen on")
         time.sleep(1)
         os.killpg(server.pid, signal.SIGTERM)
         began = time.monotonic()

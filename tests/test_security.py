@@ -25,7 +25,7 @@ from maskwatch.security.request_checks import PLAIN_COOKIE, SECURE_COOKIE, AuthE
 from maskwatch.security.store import AuthStore
 from tests.conftest import ADMIN, VIEWER, browser_trouble, log_in, watched
 from tests.postgres import postgres  # noqa: F401  (fixture)
-from tests.rtsp import free_port, refused_port
+from tests.rtsp import refused_port, reserved_port
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_detection import make_video
@@ -546,31 +546,35 @@ def run_app(*args, stdin: str = "") -> subprocess.CompletedProcess:
 
 @pytest.mark.system  # runs the command line in a process of its own
 def test_binding_beyond_loopback_needs_a_user(tmp_path, sample_dir):
-    refused = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), "--database", str(tmp_path / "u.db"))
+    # Reserved ports: serve and run check their port before their users; on a free_port() that the
+    # other xdist worker took meanwhile, they refused for the port instead.
+    with reserved_port() as port:
+        refused = run_cli("serve", "--host", "0.0.0.0", "--port", str(port), "--database", str(tmp_path / "u.db"))
     assert refused.returncode == 1
     [line] = refused.stderr.strip().splitlines()
     assert "no users" in line and "maskwatch users add" in line
     make_video(tmp_path / "door.mp4", sample_dir, frames=3)
-    (tmp_path / "site.yaml").write_text(f"cameras: {{door: {{source: door.mp4}}}}\n"
-                                        f"server: {{host: 0.0.0.0, port: {free_port()}}}\n")
-    refused = run_cli("run", "--config", str(tmp_path / "site.yaml"))
-    assert refused.returncode == 1 and f"--config {tmp_path / 'site.yaml'}" in refused.stderr
-    # With a user it starts, warning of plain http in the words of a site's file: `run` has no
-    # --tls-cert, which the warning told a newcomer to use.
-    assert run_app("users", "add", "ana", "--role", "admin", "-c", str(tmp_path / "site.yaml"),
-                   stdin="ana's long password\n").returncode == 0
-    site = subprocess.Popen([*CLI, "run", "--config", str(tmp_path / "site.yaml")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = threading.Timer(60, site.kill)  # a start that says nothing ends the read, not the suite
-    deadline.start()
-    try:
-        warning = site.stderr.readline()
-    finally:
-        deadline.cancel()
-        site.terminate()
-        site.wait(timeout=30)
-    assert warning.startswith("warning: serving on 0.0.0.0 over plain http") and \
-        "use server: {tls: {cert, key}} in the site's file or a TLS reverse proxy" in warning, warning
+    with reserved_port() as port:  # held until the site below has ended
+        (tmp_path / "site.yaml").write_text(f"cameras: {{door: {{source: door.mp4}}}}\n"
+                                            f"server: {{host: 0.0.0.0, port: {port}}}\n")
+        refused = run_cli("run", "--config", str(tmp_path / "site.yaml"))
+        assert refused.returncode == 1 and f"--config {tmp_path / 'site.yaml'}" in refused.stderr
+        # With a user it starts, warning of plain http in the words of a site's file: `run` has no
+        # --tls-cert, which the warning told a newcomer to use.
+        assert run_app("users", "add", "ana", "--role", "admin", "-c", str(tmp_path / "site.yaml"),
+                       stdin="ana's long password\n").returncode == 0
+        site = subprocess.Popen([*CLI, "run", "--config", str(tmp_path / "site.yaml")], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = threading.Timer(60, site.kill)  # a start that says nothing ends the read, not the suite
+        deadline.start()
+        try:
+            warning = site.stderr.readline()
+        finally:
+            deadline.cancel()
+            site.terminate()
+            site.wait(timeout=30)
+        assert warning.startswith("warning: serving on 0.0.0.0 over plain http") and \
+            "use server: {tls: {cert, key}} in the site's file or a TLS reverse proxy" in warning, warning
 
 
 @pytest.mark.system  # runs the command line in a process of its own

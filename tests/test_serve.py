@@ -17,7 +17,7 @@ from PIL import Image
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.records import FrameRecord
-from tests.rtsp import FREE_PORT_TRIES, free_port, lost_its_port
+from tests.rtsp import free_port, lost_its_port, reserved_port, start_on_free_port
 
 
 @contextlib.contextmanager
@@ -37,16 +37,14 @@ def serving(args: list[str], log_dir, env: dict | None = None, tries: int = 120,
 def started(args: list[str], log_path, env: dict | None = None, tries: int = 120) -> tuple[subprocess.Popen, str]:
     """`maskwatch serve ARGS` answering /healthz on a free loopback port: the process and its base
     URL. Started again on a new port where the other xdist worker took its own (free_port)."""
-    for _ in range(FREE_PORT_TRIES):
-        process, base = _serve(args, log_path, env, tries)
-        if process is not None:
-            return process, base
-    pytest.fail("server did not start: no port it could listen on")
+    listening = start_on_free_port(lambda port: _serve(args, port, log_path, env, tries), free_port())
+    if listening is None:
+        pytest.fail("server did not start: no port it could listen on")
+    return listening
 
 
-def _serve(args: list[str], log_path, env: dict | None, tries: int) -> tuple[subprocess.Popen | None, str]:
-    """`maskwatch serve ARGS` answering /healthz on a free port, or None where it lost its port."""
-    port = free_port()
+def _serve(args: list[str], port: int, log_path, env: dict | None, tries: int) -> tuple[subprocess.Popen, str] | None:
+    """`maskwatch serve ARGS` answering /healthz on `port`, or None where it lost that port."""
     log = open(log_path, "w+")
     process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port), *args],
                                stdout=log, stderr=subprocess.STDOUT,
@@ -66,7 +64,7 @@ def _serve(args: list[str], log_path, env: dict | None, tries: int) -> tuple[sub
     said = log.read()
     if not lost_its_port(process, said):
         pytest.fail(f"server did not start:\n{said}")
-    return None, base
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -315,9 +313,10 @@ def test_source_runs_as_a_one_camera_site(server):
 
 
 def test_a_missing_source_file_is_refused_by_name(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--source", str(tmp_path / "gone.mp4"),
-                             "--database", str(tmp_path / "m.db"), "--port", str(free_port())],
-                            capture_output=True, text=True, timeout=60)
+    with reserved_port() as port:  # its port is checked before its source: not one the other xdist worker could take
+        result = subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--source", str(tmp_path / "gone.mp4"),
+                                 "--database", str(tmp_path / "m.db"), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "no such video file" in result.stderr and "gone.mp4" in result.stderr, result.stderr
     assert not (tmp_path / "m.db").exists()

@@ -22,8 +22,8 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
 from tests.conftest import Credentials, log_in
 from tests.mosquitto import Broker, Subscriber
-from tests.rtsp import (FREE_PORT_TRIES, RtspServer, free_port, lost_its_port, make_frames, refused_port,
-                        rtsp_server_available)
+from tests.rtsp import (RtspServer, free_port, lost_its_port, make_frames, refused_port, rtsp_server_available,
+                        start_on_free_port)
 from tests.test_alerts import SECRET, Receiver
 from tests.test_cameras import wait_until
 from tests.test_dashboard import NEXT_FRAMES, page  # noqa: F401  (headless Chromium)
@@ -39,30 +39,35 @@ class SiteProcess:
         self.folder = folder
         self.credentials = Credentials(folder / "site.db", viewer_cameras)
         self.config = folder / "site.yaml"
-        for _ in range(FREE_PORT_TRIES):  # a new port where the other xdist worker took ours (free_port)
-            self.port = free_port()
-            self.config.write_text(f"""
+        # a new port where the other xdist worker took ours (free_port)
+        if not start_on_free_port(lambda port: self._started(port, cameras, extra, args), free_port()):
+            pytest.fail("maskwatch run did not start: no port it could listen on")
+
+    def _started(self, port: int, cameras: str, extra: str, args: tuple[str, ...]) -> bool:
+        """Whether the site runs on `port` (now self.port); False where it lost that port."""
+        self.port = port
+        self.config.write_text(f"""
 defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
 cameras:
 {cameras}
 server: {{host: 127.0.0.1, port: {self.port}}}
 storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
 {extra}""")
-            self.base = f"http://127.0.0.1:{self.port}"
-            self.log = open(folder / "run.log", "w+")
-            self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config),
-                                             *args], stdout=self.log, stderr=subprocess.STDOUT,
-                                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
-            # healthy only while running: once ended, an answer there is another process's
-            if wait_until(lambda: self.process.poll() is not None or self._healthy(), 60) and self._healthy() \
-                    and self.process.poll() is None:
-                return
-            self.stop()
-            self.log.seek(0)
-            said = self.log.read()
-            if not lost_its_port(self.process, said):
-                pytest.fail(f"maskwatch run did not start:\n{said}")
-        pytest.fail("maskwatch run did not start: no port it could listen on")
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(self.folder / "run.log", "w+")
+        self.process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(self.config),
+                                         *args], stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=os.environ | {"PYTHONUNBUFFERED": "1"})
+        # healthy only while running: once ended, an answer there is another process's
+        if wait_until(lambda: self.process.poll() is not None or self._healthy(), 60) and self._healthy() \
+                and self.process.poll() is None:
+            return True
+        self.stop()
+        self.log.seek(0)
+        said = self.log.read()
+        if not lost_its_port(self.process, said):
+            pytest.fail(f"maskwatch run did not start:\n{said}")
+        return False
 
     def _healthy(self) -> bool:
         try:
@@ -558,38 +563,43 @@ def test_two_runs_started_together_on_one_port_leave_one_site_and_one_line(tmp_p
     """The second passed the port check while the first loaded its models, ran its site against
     the shared database, then failed to bind: "site on ...", an ERROR, exit 3."""
     still_clip(tmp_path / "door.mp4", sample_dir)
-    for _ in range(FREE_PORT_TRIES):  # both lose where the other xdist worker took the port (free_port)
-        port, runs = free_port(), []
-        (tmp_path / "site.yaml").write_text(f"cameras:\n  door: {{source: door.mp4}}\n"
-                                            f"server: {{host: 127.0.0.1, port: {port}}}\nstorage: {{database: site.db}}\n")
-        try:
-            for n in range(2):
-                runs.append(subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config",
-                                              str(tmp_path / "site.yaml")], stdout=open(tmp_path / f"run{n}.log", "w"),
-                                             stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"}))
-            said = [tmp_path / f"run{n}.log" for n in range(2)]
-            assert wait_until(lambda: any(run.poll() is not None for run in runs), 60)
-            lost = next(n for n, run in enumerate(runs) if run.poll() is not None)
-            won = 1 - lost  # it says "site on" once it listens: the port is its own
-            assert wait_until(lambda: runs[won].poll() is not None or "site on" in said[won].read_text(), 60)
-            if all(lost_its_port(run, log.read_text()) for run, log in zip(runs, said)):
-                continue
-            lost_said = said[lost].read_text()
-            assert runs[lost].returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in lost_said \
-                and "site on" not in lost_said, lost_said
-            assert runs[won].poll() is None, said[won].read_text()
+    # both lose where the other xdist worker took the port (free_port): again on a new one
+    if not start_on_free_port(lambda port: _two_runs_on_one_port(tmp_path, port), free_port()):
+        pytest.fail("maskwatch run did not start: no port it could listen on")
 
-            def healthy():
-                try:
-                    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
-                except httpx.HTTPError:  # the winner listens from its start: a request waits until it serves
-                    return False
 
-            assert wait_until(healthy, 60)
-            return
-        finally:
-            for run in runs:
-                if run.poll() is None:
-                    run.send_signal(signal.SIGINT)
-                    run.wait(timeout=30)
-    pytest.fail("maskwatch run did not start: no port it could listen on")
+def _two_runs_on_one_port(folder, port: int) -> bool:
+    """The test above on `port`, checked; False where both runs lost it to another process."""
+    runs = []
+    (folder / "site.yaml").write_text(f"cameras:\n  door: {{source: door.mp4}}\n"
+                                      f"server: {{host: 127.0.0.1, port: {port}}}\nstorage: {{database: site.db}}\n")
+    try:
+        for n in range(2):
+            runs.append(subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config",
+                                          str(folder / "site.yaml")], stdout=open(folder / f"run{n}.log", "w"),
+                                         stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"}))
+        said = [folder / f"run{n}.log" for n in range(2)]
+        assert wait_until(lambda: any(run.poll() is not None for run in runs), 60)
+        lost = next(n for n, run in enumerate(runs) if run.poll() is not None)
+        won = 1 - lost  # it says "site on" once it listens: the port is its own
+        assert wait_until(lambda: runs[won].poll() is not None or "site on" in said[won].read_text(), 60)
+        if all(lost_its_port(run, log.read_text()) for run, log in zip(runs, said)):
+            return False
+        lost_said = said[lost].read_text()
+        assert runs[lost].returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in lost_said \
+            and "site on" not in lost_said, lost_said
+        assert runs[won].poll() is None, said[won].read_text()
+
+        def healthy():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:  # the winner listens from its start: a request waits until it serves
+                return False
+
+        assert wait_until(healthy, 60)
+        return True
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+                run.wait(timeout=30)

@@ -774,16 +774,16 @@ def test_require_two_step_takes_none_admins_or_all_and_names_a_bad_value(tmp_pat
 def site_requiring_two_step(tmp_path, sample_dir, rule: str):
     """`maskwatch run` of a one-camera site whose server.require_two_step is `rule`, its users in
     tmp_path/site.db (add them first); its address, once it answers."""
+    from tests.rtsp import reserved_port
     from tests.test_detection import make_video
-    from tests.test_serve import free_port
 
     make_video(tmp_path / "door.mp4", sample_dir, frames=3)
-    port = free_port()
-    (tmp_path / "site.yaml").write_text(
-        "cameras: {door: {source: door.mp4}}\nstorage: {database: site.db, snapshots: snapshots}\n"
-        f"server: {{host: 127.0.0.1, port: {port}, require_two_step: {rule}}}\n")
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "run.log", "w+") as log:
+    # Held until the site has ended: on a free_port(), the other xdist worker's server could take it first.
+    with reserved_port() as port, open(tmp_path / "run.log", "w+") as log:
+        (tmp_path / "site.yaml").write_text(
+            "cameras: {door: {source: door.mp4}}\nstorage: {database: site.db, snapshots: snapshots}\n"
+            f"server: {{host: 127.0.0.1, port: {port}, require_two_step: {rule}}}\n")
+        base = f"http://127.0.0.1:{port}"
         site = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(tmp_path / "site.yaml")],
                                 stdout=log, stderr=subprocess.STDOUT, env=os.environ | {"PYTHONUNBUFFERED": "1"})
 

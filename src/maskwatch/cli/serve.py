@@ -10,8 +10,8 @@ import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models
-from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, _log_options, _port_free, _service_log,
-                                   _tls_files)
+from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _hangup_as_sigterm, _log_options, _port_free,
+                                   _service_log, _tls_files)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -153,7 +153,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     import threading
 
     from maskwatch.scale.cluster import ClusterError, ray_cluster
-    from maskwatch.scale.serving import proxy_environment, start_api, stop_api
+    from maskwatch.scale.serving import ProxyPortError, proxy_environment, start_api, stop_api
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
     try:
@@ -180,5 +180,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 stop_api()
     except ClusterError as err:
         _fail(str(err))
+    except ProxyPortError:  # taken after _port_free's check, while the cluster started
+        _cannot_listen(host, port, "--port", "Ray Serve's proxy could not bind it")
     except RuntimeError as err:  # Serve's "Deploying application ... failed": replicas that cannot start
         _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}", code=3)  # as uvicorn, docs/cli.md

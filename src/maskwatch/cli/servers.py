@@ -43,9 +43,14 @@ def _listen(host: str, port: int, option: str):
         sock.bind(address)
         sock.listen(2048)  # listening: another socket cannot bind it, even with SO_REUSEADDR
     except OSError as err:
-        _fail(f"cannot listen on {host}:{port}: {err.strerror or err} (another server there? stop it, or "
-              f"choose another {option})")
+        _cannot_listen(host, port, option, err.strerror or str(err))
     return sock
+
+
+def _cannot_listen(host: str, port: int, option: str, why: str) -> None:
+    """The one line that stops a server whose host:port is taken, whoever found it so (the check,
+    or Ray Serve's proxy after it): exit code 1, a start refused before serving."""
+    _fail(f"cannot listen on {host}:{port}: {why} (another server there? stop it, or choose another {option})")
 
 
 def _tls_files(cert: Path | None, key: Path | None) -> dict:

@@ -99,12 +99,18 @@ def proxy_environment(settings: ServeSettings) -> dict[str, str]:
     return {"FORWARDED_ALLOW_IPS": ",".join(settings.auth.trusted_proxies)}
 
 
+class ProxyPortError(RuntimeError):
+    """Serve's proxy cannot listen on host:port, taken: by a server started after `serve
+    --ray-replicas` checked the port and before Serve's proxy bound it (the cluster's start, seconds).
+    Serve's own error said neither the port nor why, only the proxy actor's name and a traceback."""
+
+
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
               tls: dict | None = None, log_config: dict | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
     (on the head node of a cluster). A deployment that fails is shut down before the error goes on.
     log_config: the replicas' logging (api_deployment); their stderr reaches this process's where
-    Ray was initialised with log_to_driver."""
+    Ray was initialised with log_to_driver. ProxyPortError where the proxy cannot listen on host:port."""
     import logging
 
     from ray import serve
@@ -115,7 +121,12 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     stream_warnings_only()
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
-    serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
+    try:
+        serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
+    except RuntimeError as err:  # a RayTaskError: the proxy's words in its remote traceback's text
+        if f"Failed to bind to address '{host}:{port}'" not in str(err):
+            raise
+        raise ProxyPortError(f"Ray Serve's proxy cannot listen on {host}:{port}") from err
     try:
         serve.run(api_deployment(settings, replicas, log_config), name=APP_NAME, route_prefix="/")
     except BaseException:  # replicas that cannot start, or Ctrl-C: Serve's proxy must not keep the port
