@@ -28,7 +28,7 @@ def test_sweep_of_fold_jobs_gives_what_cross_validate_gives(prepared_sample, tmp
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps([{"name": "cnn", "model": "seed-cnn", "seeds": [3], "train": {"epochs": 1}}]))
     out = tmp_path / "sweep"
-    sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=3, budget_s=600)
+    sweep.run(plan, prepared_sample, out, device="cpu", workers=1, threads=1, folds=2, budget_s=600)
     swept = json.loads((out / "cnn-seed3" / "cv.json").read_text())
     swept_oof = np.load(out / "cnn-seed3" / "oof-logits.npz")
 
@@ -36,7 +36,7 @@ def test_sweep_of_fold_jobs_gives_what_cross_validate_gives(prepared_sample, tmp
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the sweep's worker trained
     try:
-        direct = cross_validate(load_crop_dataset(prepared_sample), cfg, folds=3, seed=3, progress=False,
+        direct = cross_validate(load_crop_dataset(prepared_sample), cfg, folds=2, seed=3, progress=False,
                                 oof_path=tmp_path / "direct.npz")
     finally:
         torch.set_num_threads(threads)
@@ -44,7 +44,7 @@ def test_sweep_of_fold_jobs_gives_what_cross_validate_gives(prepared_sample, tmp
     assert np.array_equal(swept_oof["fold"], direct_oof["fold"])  # the same per-photo folds
     assert np.allclose(swept_oof["logits"], direct_oof["logits"], atol=1e-4)
     assert [f["accuracy"] for f in swept["per_fold"]] == pytest.approx([f["accuracy"] for f in direct["per_fold"]])
-    assert swept["seed"] == 3 and swept["train"]["seed"] == 3 and swept["folds"] == 3
+    assert swept["seed"] == 3 and swept["train"]["seed"] == 3 and swept["folds"] == 2
 
 
 def test_sweep_merge_leaves_unfinished_cvs_alone(prepared_sample, tmp_path, capsys):

@@ -904,7 +904,7 @@ def current_umask() -> int:
 def test_detect_does_not_write_over_a_file_of_the_users_named_as_its_copy(tmp_path, sample_dir):
     """The annotated copy of clip.mkv is OUT/clip.mp4: the user's own clip.mp4 there was replaced."""
     (tmp_path / "src").mkdir()
-    video = make_video(tmp_path / "src" / "clip.mp4", sample_dir)
+    video = make_video(tmp_path / "src" / "clip.mp4", sample_dir, frames=4)  # what is checked is the files
     out = tmp_path / "out"
     out.mkdir()
     (out / "clip.mp4").write_bytes(b"the user's own video")
@@ -929,7 +929,7 @@ def test_detect_runs_into_one_folder_replace_their_own_copies_and_no_stale_summa
     (tmp_path / "p").mkdir()
     cv2.imwrite(str(tmp_path / "p" / "one.jpg"), cv2.imread(str(first)))
     (tmp_path / "p" / "two.png").write_bytes(second.read_bytes())
-    video = make_video(tmp_path / "clip.mp4", sample_dir)
+    video = make_video(tmp_path / "clip.mp4", sample_dir, frames=3)  # what is checked is the files
     out = tmp_path / "out"
     for source in (video, tmp_path / "p" / "one.jpg", tmp_path / "p" / "two.png", tmp_path / "p" / "one.jpg", video):
         result = CliRunner().invoke(app, ["detect", str(source), "--out", str(out), "--quiet"])

@@ -137,7 +137,7 @@ def test_a_person_who_walks_in_is_recorded_as_without_gating(detector, backgroun
     entering = [(x, 160) for x in range(0, 300, 60)]  # five frames walking in from the left
     images = ([background] * 6 + walk_in(background, crop, entering)
               + walk_in(background, crop, [(300, 160)] * 16)  # standing still for 8 s
-              + [background] * 20)  # gone
+              + [background] * 10)  # gone for 5 s: past the tracker's lost_after (2 s), so their track ends
     results = {}
     for gated in (False, True):
         motion = MotionDetector(MotionSettings(full_check=5.0)) if gated else None

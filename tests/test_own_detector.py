@@ -120,34 +120,34 @@ def test_train_resume_and_export_detector(tmp_path, sample_dir, monkeypatch):
     shutil.copytree(sample_dir, data)
     monkeypatch.chdir(tmp_path)  # relative paths, as export-detector's own hint is written
     run = Path("run")
-    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "2",
-                                 "--batch-size", "2", "--quiet"])
+    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "1",
+                                 "--batch-size", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     history = (run / "history.csv").read_text().splitlines()
-    assert history[0].startswith("step,seconds") and history[-1].startswith("2,")
+    assert history[0].startswith("step,seconds") and history[-1].startswith("1,")
     # Another recipe in the same folder is refused instead of mixing two runs.
     result = runner.invoke(app, ["train-detector", str(sample_dir), "--out", str(run), "--steps", "3", "--quiet"])
     assert result.exit_code == 1 and "another recipe" in result.output
-    result = runner.invoke(app, ["export-detector", str(run), "--fit-photos", "2", "--quiet"])
+    result = runner.invoke(app, ["export-detector", str(run), "--fit-photos", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     settings = json.loads((run / "export" / "detector.json").read_text())
-    assert settings["backend"] == "maskwatch" and settings["fitted_on"]["photos"] == 2
+    assert settings["backend"] == "maskwatch" and settings["fitted_on"]["photos"] == 1
     int8 = json.loads((run / "export" / "detector-int8.json").read_text())
     assert int8["model"] == "detector-int8.onnx" and (run / "export" / "detector-int8.onnx").stat().st_size > 0
     # A damaged checkpoint or model is named, not a traceback listing every layer's key.
     checkpoint, model = (run / "checkpoint.pt").read_bytes(), (run / "model.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(checkpoint[:1000])
-    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "2", "--batch-size", "2", "--quiet"])
+    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "1", "--batch-size", "1", "--quiet"])
     assert result.exit_code == 1 and "checkpoint.pt: cannot resume from it" in result.output, result.output
     (run / "model.pt").write_bytes(model[:1000])
-    result = runner.invoke(app, ["export-detector", str(run), "--fit-photos", "2", "--quiet"])
+    result = runner.invoke(app, ["export-detector", str(run), "--fit-photos", "1", "--quiet"])
     assert result.exit_code == 1 and "model.pt: not a model this can export" in result.output, result.output
     (run / "checkpoint.pt").write_bytes(checkpoint)
     (run / "model.pt").write_bytes(model)
     # The same command on a dataset that changed since is refused: the model has seen photos now held out.
     for xml in sorted((data / "annotations").glob("*.xml"))[:4]:
         xml.unlink()
-    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "2", "--batch-size", "2", "--quiet"])
+    result = runner.invoke(app, ["train-detector", "data", "--out", "run", "--steps", "1", "--batch-size", "1", "--quiet"])
     assert result.exit_code == 1 and "trained on other photos" in result.output
     detector = Detector.load(config=run / "export" / "detector.json")
     image = cv2.imread(str(next(sample_dir.glob("images/*.png"))))
