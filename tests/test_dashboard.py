@@ -268,17 +268,20 @@ def test_the_server_away_is_said_in_view_of_a_phone_scrolled_down(server, tab): 
     """The notice sat above the cameras: a manager scrolled down the people seen read stale rows
     with nothing in view to say so."""
     phone = tab(375, 667)
+    phone.clock.install()  # the polls' seconds moved on below, not waited for
     phone.route("**/v1/events?*", answer({"events": [event("with_mask", seconds_ago=i) for i in range(50)]}))
     phone.goto(server + "/")
     phone.wait_for_function("() => document.querySelectorAll('#event-list tr.event').length === 50", timeout=20_000)
     phone.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     phone.route("**/v1/cameras", lambda route: route.abort())
+    phone.clock.fast_forward(1_000)  # the next poll, refused
     phone.wait_for_selector("#stale:not([hidden])", timeout=20_000)
     box = phone.query_selector("#stale").bounding_box()
     assert box["y"] >= 0 and box["y"] + box["height"] <= 667, box
     # a live region that is always there says it (one shown from hidden often is not read out)
     assert phone.evaluate("document.getElementById('stale').closest('[role=status]').hidden") is False
     phone.unroute("**/v1/cameras")
+    phone.clock.fast_forward(2_000)  # the try after its back-off, answered
     phone.wait_for_selector("#stale", state="hidden", timeout=30_000)
 
 
