@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import threading
+import uuid
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -74,20 +75,34 @@ class Broker:
 
 
 class Subscriber:
-    """Subscribes to `topic` and keeps (topic, payload text, retained) in arrival order."""
+    """Subscribes to `topic` and keeps (topic, payload text, retained) in arrival order.
 
-    def __init__(self, port: int, topic: str = "#", user: tuple[str, str] | None = None) -> None:
+    With `fence`, `fenced` is set once every retained message of the subscription has come:
+    mosquitto queues them while it handles the SUBSCRIBE, so a message this client publishes once
+    subscribed (the fence, on a topic of its own, QoS 1 as they are at most) comes after them.
+    Waiting on it replaces a second waited out.
+    """
+
+    def __init__(self, port: int, topic: str = "#", user: tuple[str, str] | None = None, fence: bool = False) -> None:
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
+        self.fenced = threading.Event()
+        self._fence = f"tests-fence/{uuid.uuid4().hex}" if fence else None
+        topics = [(topic, 1)] + ([(self._fence, 1)] if fence else [])
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         if user is not None:  # a broker with a password file
             self.client.username_pw_set(*user)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics)
+        if fence:
+            self.client.on_subscribe = lambda c, u, mid, codes, p: c.publish(self._fence, "", qos=1)
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
     def _on_message(self, client, userdata, message) -> None:
+        if message.topic == self._fence:
+            self.fenced.set()
+            return
         with self._lock:
             self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
 

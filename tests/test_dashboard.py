@@ -268,17 +268,20 @@ def test_the_server_away_is_said_in_view_of_a_phone_scrolled_down(server, tab): 
     """The notice sat above the cameras: a manager scrolled down the people seen read stale rows
     with nothing in view to say so."""
     phone = tab(375, 667)
+    phone.clock.install()  # the polls' seconds moved on below, not waited for
     phone.route("**/v1/events?*", answer({"events": [event("with_mask", seconds_ago=i) for i in range(50)]}))
     phone.goto(server + "/")
     phone.wait_for_function("() => document.querySelectorAll('#event-list tr.event').length === 50", timeout=20_000)
     phone.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     phone.route("**/v1/cameras", lambda route: route.abort())
+    phone.clock.fast_forward(1_000)  # the next poll, refused
     phone.wait_for_selector("#stale:not([hidden])", timeout=20_000)
     box = phone.query_selector("#stale").bounding_box()
     assert box["y"] >= 0 and box["y"] + box["height"] <= 667, box
     # a live region that is always there says it (one shown from hidden often is not read out)
     assert phone.evaluate("document.getElementById('stale').closest('[role=status]').hidden") is False
     phone.unroute("**/v1/cameras")
+    phone.clock.fast_forward(2_000)  # the try after its back-off, answered
     phone.wait_for_selector("#stale", state="hidden", timeout=30_000)
 
 
@@ -346,12 +349,16 @@ def test_the_server_back_is_tried_at_once_when_asked(server, tab):  # noqa: F811
     the old figures stayed until the back-off ran out, with nothing to do about it."""
     refused = []
     desk = tab()
+    desk.clock.install()  # the back-off's seconds moved on below, not waited for
     desk.goto(server + "/")
     desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
     desk.route("**/v1/cameras", lambda route: (refused.append(1), route.abort()))
-    desk.wait_for_selector("#stale:not([hidden])", timeout=20_000)
-    while len(refused) < 3:  # 1 + 2 + 4 s: the next try is 8 s away
+    for _ in range(100):  # 1 + 2 + 4 s: the next try is 8 s away
+        if len(refused) >= 3:
+            break
+        desk.clock.fast_forward(1_000)
         desk.wait_for_timeout(100)
+    assert len(refused) == 3 and desk.is_visible("#stale")
     desk.unroute("**/v1/cameras")
     desk.click("#retry")  # a button in the notice, reached by the keyboard as any other
     desk.wait_for_selector("#stale", state="hidden", timeout=3_000)
@@ -370,12 +377,13 @@ def test_a_phone_gets_controls_a_finger_can_hit(server, tab):  # noqa: F811
 def test_an_unchanged_list_of_people_is_not_rebuilt(server, tab):  # noqa: F811
     """The table was rebuilt every 5 s: a screen reader reading it lost its place each time."""
     desk = tab()
+    desk.clock.install()  # the poll's 5 s moved on below, not waited for
     desk.route("**/v1/events?*", answer({"events": [event("with_mask", seconds_ago=60)]}))
     desk.goto(server + "/")
     desk.wait_for_selector("#event-list tr.event", timeout=20_000)
     desk.evaluate("document.querySelector('#event-list tr.event').dataset.first = 'yes'")
     with desk.expect_request("**/v1/events?*", timeout=10_000):
-        pass  # the next poll
+        desk.clock.fast_forward(5_000)  # the next poll
     desk.wait_for_timeout(500)
     assert desk.evaluate("document.querySelector('#event-list tr.event').dataset.first") == "yes"
 
@@ -507,6 +515,7 @@ def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):  # n
               "detected": 5, "analysis_error": None,
               "today": {"people": 0, "with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}}
     desk = tab()
+    desk.clock.install()  # the hidden page's polls moved on below, not waited for
     desk.route("**/v1/cameras", lambda route: (asked.append(route.request.url), answer([camera])(route)))
     desk.route("**/v1/events?*", answer({"events": []}))
     desk.goto(server + "/")
@@ -517,7 +526,8 @@ def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):  # n
     desk.evaluate(visibility % ("true", "hidden"))
     desk.wait_for_timeout(1500)  # a poll already under way may end
     before = len(asked)
-    desk.wait_for_timeout(3000)
+    desk.clock.fast_forward(10_000)  # every loop's next turn is due: each finds the page hidden
+    desk.wait_for_timeout(300)  # a request it sent would be routed by now
     assert len(asked) == before, "the hidden page went on asking"
     desk.evaluate(visibility % ("false", "visible"))
     desk.wait_for_timeout(500)  # at once, not after a back-off

@@ -79,9 +79,11 @@ def retain(port: int, topics: dict[str, str]) -> None:
 
 def retained(port: int, topic: str = "#") -> dict[str, str]:
     """What the broker keeps retained under `topic`: what a dashboard that subscribes now is told."""
-    newcomer = Subscriber(port, topic)
-    time.sleep(1.0)
-    newcomer.close()
+    newcomer = Subscriber(port, topic, fence=True)
+    try:
+        assert newcomer.fenced.wait(10), "the broker passed on no message after the retained ones"
+    finally:
+        newcomer.close()
     return {t: payload for t, payload, kept in newcomer.messages if kept}
 
 
@@ -672,10 +674,13 @@ def swept_once(port: int, prefix: str, record=None) -> None:
 
 
 def mend_acl(guarded: Broker, folder, rules: str) -> None:
-    """The broker's ACL file rewritten and read again (mosquitto reloads it on SIGHUP)."""
+    """The broker's ACL file rewritten and read again (mosquitto reloads it on SIGHUP). It says
+    "Reloading config." and reloads in its one thread before it takes another packet: a client
+    connecting once it said so is held to the new rules."""
+    reloads = guarded.log.read_text().count("Reloading config")
     (folder / "mosquitto.acl").write_text(rules)
     guarded.process.send_signal(signal.SIGHUP)
-    time.sleep(1.0)
+    assert wait_until(lambda: guarded.log.read_text().count("Reloading config") > reloads, 10)
 
 
 @pytest.mark.system  # starts its own broker, with an ACL

@@ -665,20 +665,19 @@ def test_the_unknown_users_stand_in_hash_costs_what_a_users_does():
     assert not verify_password("maskwatch: no such user", None)
 
 
-@pytest.mark.system  # runs the command line in a process of its own
 def test_users_passwd_refuses_the_current_password(tmp_path):
     """It took the current password as the new one: "changed", every session ended, nothing changed."""
     db = str(tmp_path / "users.db")
-    assert run_cli("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
+    assert run_app("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
     store = AuthStore(db)
     checked = store.check_login("ana", "ana's long password")
     store.start_session(checked["id"], checked["password_hash"])
-    same = run_cli("users", "passwd", "ana", "--database", db, stdin="ana's long password\n")
+    same = run_app("users", "passwd", "ana", "--database", db, stdin="ana's long password\n")
     assert same.returncode == 1 and same.stderr == "error: the new password is the current one: choose another\n"
     assert store.session_count("ana") == 1  # nothing changed
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT password_hash FROM users").scalar() == checked["password_hash"]
-    other = run_cli("users", "passwd", "ana", "--database", db, stdin="ana's other password\n")
+    other = run_app("users", "passwd", "ana", "--database", db, stdin="ana's other password\n")
     assert other.returncode == 0, other.stderr
     assert store.session_count("ana") == 0 and store.check_login("ana", "ana's other password") is not None
     store.close()
@@ -723,7 +722,6 @@ def test_users_commands_say_the_name_rule_of_a_name_nobody_can_have(tmp_path):
     assert missing.returncode == 1 and missing.stderr == "error: no user 'bob'\n"
 
 
-@pytest.mark.system  # runs the command line in a process of its own
 def test_a_viewer_may_be_given_a_camera_removed_from_the_file_whose_history_is_kept(tmp_path):
     """A removed camera's stored people are read as long as they are kept; `users add --camera` said
     "no camera 'old'", so no new viewer could be given last month's figures of it."""
@@ -733,7 +731,7 @@ def test_a_viewer_may_be_given_a_camera_removed_from_the_file_whose_history_is_k
     from tests.test_events import person
 
     (tmp_path / "site.yaml").write_text("cameras:\n  entrance: {source: 'rtsp://h/s'}\nstorage: {database: site.db}\n")
-    no_history = run_cli("users", "add", "vic", "--camera", "old", "--config", str(tmp_path / "site.yaml"),
+    no_history = run_app("users", "add", "vic", "--camera", "old", "--config", str(tmp_path / "site.yaml"),
                          stdin="vic's long password\n")  # nothing stored yet: not even a database file
     assert no_history.returncode == 1 and not (tmp_path / "site.db").exists()
     assert no_history.stderr == ("error: no camera 'old' in " + str(tmp_path / "site.yaml") +
@@ -741,11 +739,11 @@ def test_a_viewer_may_be_given_a_camera_removed_from_the_file_whose_history_is_k
     store = EventStore(str(tmp_path / "site.db"))
     store.record("old", None, person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
     store.close()
-    added = run_cli("users", "add", "vic", "--camera", "entrance", "--camera", "old", "--config",
+    added = run_app("users", "add", "vic", "--camera", "entrance", "--camera", "old", "--config",
                     str(tmp_path / "site.yaml"), stdin="vic's long password\n")
     assert added.returncode == 0, added.stderr
     assert AuthStore(str(tmp_path / "site.db")).users()[0]["cameras"] == ["entrance", "old"]
-    typo = run_cli("users", "add", "cy", "--camera", "olt", "--config", str(tmp_path / "site.yaml"),
+    typo = run_app("users", "add", "cy", "--camera", "olt", "--config", str(tmp_path / "site.yaml"),
                    stdin="cy's long password\n")
     assert typo.returncode == 1 and "no camera 'olt'" in typo.stderr
 

@@ -1037,11 +1037,17 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
     store, old = ana_with_recovery_codes(db)
     with serving(["--database", db], tmp_path) as base:
         with two_step_dialog_on_a_phone(page, base) as phone:
+            sent, ended = [], []  # the renewals asked, and those answered or failed
+            renewal = "/two-step/recovery-codes"
+            phone.on("request", lambda r: sent.append(r) if r.url.endswith(renewal) else None)
+            for done in ("requestfinished", "requestfailed"):
+                phone.on(done, lambda r: ended.append(r) if r.url.endswith(renewal) else None)
             phone.fill("#two-step-password", ANA[1])
             phone.fill("#two-step-code", old[0])
             phone.dblclick("#two-step-renew")
             assert until(lambda: phone.inner_text("#two-step-status").startswith("New recovery codes made"))
-            time.sleep(1.5)  # a second request's answer would have come by now
+            # both clicks' handlers ran before the first answer came: a second request was sent by now
+            assert until(lambda: len(ended) == len(sent)) and len(sent) == 1, [r.url for r in sent]
             assert phone.inner_text("#two-step-error") == ""
             shown = phone.input_value("#two-step-codes").split("\n")
     assert store.access_log(action="totp_failed") == [] and store.recovery_left("ana") == 10
