@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -80,6 +82,57 @@ def _worker_group(module: str) -> str:
     return module
 
 
+# Argon2 at the shipped cost (~150 ms a hash) was ~60 s of the suite's CPU: the test process hashes
+# with the smallest parameters Argon2 allows (Django's practice), and DUMMY_HASH is made with them
+# so an unknown name still costs what a wrong password does. A hash verifies under whatever
+# parameters it names, and needs_rehash compares with the hasher in use, so a cheap hash is never
+# re-hashed here. Servers run as commands keep the shipped hasher (nothing in src/ changes), and the
+# users made for them (Credentials) are hashed as shipped, else their first login re-hashed them. A
+# test whose point is the shipped cost or parameters is marked `shipped_hash`.
+def pytest_configure(config):
+    config.addinivalue_line("markers", "shipped_hash: hashes passwords at the shipped Argon2 cost (tests/conftest.py)")
+
+
+@functools.cache
+def _hashers() -> dict[str, dict]:
+    """passwords' _HASHER and DUMMY_HASH, as shipped and cheap."""
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from maskwatch.security import passwords
+
+    cheap = Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1)
+    return {"shipped": {"_HASHER": passwords._HASHER, "DUMMY_HASH": passwords.DUMMY_HASH},
+            "cheap": {"_HASHER": cheap, "DUMMY_HASH": cheap.hash("maskwatch: no such user")}}
+
+
+@contextlib.contextmanager
+def hashing(kind: str):
+    """The test process hashes passwords the `kind` way ("shipped" or "cheap") inside."""
+    from maskwatch.security import passwords
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _hashers()[kind].items():
+            patch.setattr(passwords, name, value)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_hashing():
+    """Cheap from the first fixture on (module fixtures' users too)."""
+    with hashing("cheap"):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def shipped_hash(request, cheap_hashing):
+    """The shipped hasher and DUMMY_HASH for a test marked `shipped_hash`."""
+    if request.node.get_closest_marker("shipped_hash") is None:
+        yield
+        return
+    with hashing("shipped"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     return SAMPLE
@@ -146,8 +199,9 @@ class Credentials:
 
         self.database = str(database)
         store = AuthStore(self.database)
-        store.add_user(*ADMIN, "admin")
-        store.add_user(*VIEWER, "viewer", viewer_cameras)
+        with hashing("shipped"):  # for a server run as a command
+            store.add_user(*ADMIN, "admin")
+            store.add_user(*VIEWER, "viewer", viewer_cameras)
         self.token = store.add_token("tests-full", "full")
         self.read_token = store.add_token("tests-read", "read")
         store.close()

@@ -654,11 +654,14 @@ def test_users_commands_start_without_what_only_a_site_or_training_needs(tmp_pat
     assert "ana\tadmin" in ran.stdout
 
 
+@pytest.mark.shipped_hash  # the shipped parameters themselves, which the test process otherwise hashes without
 def test_the_unknown_users_stand_in_hash_costs_what_a_users_does():
     """It is written out in passwords.py: with other parameters than the hasher's, a login naming
     nobody would answer faster (or slower) than a wrong password, and say so to a guesser."""
-    from maskwatch.security.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+    from maskwatch.security.passwords import (DUMMY_HASH, LANES, MEMORY_KIB, TIME_COST, hash_password, needs_rehash,
+                                              verify_password)
 
+    assert f"$m={MEMORY_KIB},t={TIME_COST},p={LANES}$" in DUMMY_HASH
     assert not needs_rehash(DUMMY_HASH)
     assert DUMMY_HASH.split("$")[:4] == hash_password("any long password").split("$")[:4]  # argon2id, v, m/t/p
     assert verify_password("maskwatch: no such user", DUMMY_HASH)  # a real hash, so the work is real
