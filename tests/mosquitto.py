@@ -42,9 +42,9 @@ class Broker:
     def start(self) -> Broker:
         """Started on self.port; on a new free port where the other xdist worker took the one
         free_port() gave (a port the test chose is kept: its test means that one)."""
-        if start_on_free_port(self._started, self.port, 1 if self.chosen_port else FREE_PORT_TRIES):
-            return self
-        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+        start_on_free_port(self._started, "mosquitto", self.port, 1 if self.chosen_port else FREE_PORT_TRIES,
+                           log=self.log)
+        return self
 
     def _started(self, port: int) -> bool:
         from tests.test_cameras import wait_until

@@ -42,9 +42,8 @@ class Postgres:
         if self.as_user:
             shutil.chown(self.folder, "postgres", "postgres")
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user, "--no-sync")
-        if start_on_free_port(self._started, self.port):
-            return self
-        raise RuntimeError(f"PostgreSQL did not start: no port it could listen on; see {self.folder / 'server.log'}")
+        start_on_free_port(self._started, "PostgreSQL", self.port, log=self.folder / "server.log")
+        return self
 
     def _started(self, port: int) -> bool:
         """Whether the server listens on `port` (now self.port); False where it was taken meanwhile."""

@@ -29,15 +29,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_on_free_port(started, port: int, tries: int = FREE_PORT_TRIES):
+def start_on_free_port(started, what: str, port: int | None = None, tries: int = FREE_PORT_TRIES,
+                       log: Path | None = None):
     """started(port): what listens on `port` (True, or the process and its address), None or False
     where the port was taken meanwhile (the other xdist worker; any other failure raised or failed
-    by it). Tried on `port`, then on new free_port()s up to `tries` in all: what the first start
-    that listened gave, or None (the caller says which server it is, and fails the test)."""
+    by it). Tried on `port` (a free_port() where None), then on new free_port()s up to `tries` in
+    all: what the first start that listened gave. Where none did, RuntimeError: `what` did not
+    start, with its `log`'s text (a test's folder is gone when CI's output is read)."""
     for attempt in range(tries):
-        if listening := started(port if attempt == 0 else free_port()):
+        if listening := started(free_port() if attempt or port is None else port):
             return listening
-    return None
+    said = f":\n{log.read_text(errors='replace')}" if log is not None and log.exists() else ""
+    raise RuntimeError(f"{what} did not start: no port it could listen on{said}")
 
 
 def held_port() -> tuple[socket.socket, int]:
@@ -179,9 +182,8 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}/clip"
 
     def start(self) -> RtspServer:
-        if start_on_free_port(self._started, self.port):
-            return self
-        raise RuntimeError(f"RTSP server did not start: no port it could listen on; see {self.log_path}")
+        start_on_free_port(self._started, "RTSP server", self.port, log=self.log_path)
+        return self
 
     def _started(self, port: int) -> bool:
         """Whether the server listens on `port` (now self.port); False where it was taken meanwhile."""

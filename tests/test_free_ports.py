@@ -78,7 +78,7 @@ def test_maskwatch_serve_starts_on_another_port_where_its_port_was_taken(taken, 
 
     import tests.test_serve
 
-    port = taken(tests.test_serve)
+    port = taken(tests.rtsp)  # start_on_free_port's first free_port()
     with tests.test_serve.serving([], tmp_path) as base:
         assert base != f"http://127.0.0.1:{port}" and httpx.get(f"{base}/healthz", timeout=5).status_code == 200
     assert f"cannot listen on 127.0.0.1:{port}" not in (tmp_path / "serve.log").read_text()  # the last start's log
@@ -90,7 +90,7 @@ def test_a_site_process_starts_on_another_port_where_its_port_was_taken(taken, t
     import tests.test_site
     from tests.test_detection import make_video
 
-    port = taken(tests.test_site)
+    port = taken(tests.rtsp)  # start_on_free_port's first free_port()
     make_video(tmp_path / "door.mp4", sample_dir, frames=3)
     site = tests.test_site.SiteProcess(tmp_path, "  door: {source: door.mp4}\n")
     try:

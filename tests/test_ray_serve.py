@@ -16,7 +16,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import ADMIN, Credentials
-from tests.rtsp import free_port, lost_its_port, reserved_port, start_on_free_port
+from tests.rtsp import lost_its_port, reserved_port, start_on_free_port
 
 ray = pytest.importorskip("ray")
 
@@ -60,10 +60,7 @@ def _started(settings: ServeSettings) -> str:
             stop_api()  # the controller it started, before the next try
             return None
 
-    base = start_on_free_port(on, free_port())
-    if base is None:
-        pytest.fail("Serve's proxy did not start: no port it could listen on")
-    return base
+    return start_on_free_port(on, "Serve's proxy")
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):
@@ -233,8 +230,7 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
 
     try:
         # a new port where the other xdist worker took ours (free_port)
-        if not start_on_free_port(serving, free_port()):
-            pytest.fail("serve did not start: no port it could listen on")
+        start_on_free_port(serving, "serve --ray-replicas", log=tmp_path / "serve.log")
         time.sleep(1)
         os.killpg(server.pid, signal.SIGTERM)
         began = time.monotonic()

@@ -37,10 +37,7 @@ def serving(args: list[str], log_dir, env: dict | None = None, tries: int = 120,
 def started(args: list[str], log_path, env: dict | None = None, tries: int = 120) -> tuple[subprocess.Popen, str]:
     """`maskwatch serve ARGS` answering /healthz on a free loopback port: the process and its base
     URL. Started again on a new port where the other xdist worker took its own (free_port)."""
-    listening = start_on_free_port(lambda port: _serve(args, port, log_path, env, tries), free_port())
-    if listening is None:
-        pytest.fail("server did not start: no port it could listen on")
-    return listening
+    return start_on_free_port(lambda port: _serve(args, port, log_path, env, tries), "maskwatch serve", log=log_path)
 
 
 def _serve(args: list[str], port: int, log_path, env: dict | None, tries: int) -> tuple[subprocess.Popen, str] | None:

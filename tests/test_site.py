@@ -22,7 +22,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
 from tests.conftest import Credentials, log_in
 from tests.mosquitto import Broker, Subscriber
-from tests.rtsp import (RtspServer, free_port, lost_its_port, make_frames, refused_port, rtsp_server_available,
+from tests.rtsp import (RtspServer, lost_its_port, make_frames, refused_port, rtsp_server_available,
                         start_on_free_port)
 from tests.test_alerts import SECRET, Receiver
 from tests.test_cameras import wait_until
@@ -40,8 +40,8 @@ class SiteProcess:
         self.credentials = Credentials(folder / "site.db", viewer_cameras)
         self.config = folder / "site.yaml"
         # a new port where the other xdist worker took ours (free_port)
-        if not start_on_free_port(lambda port: self._started(port, cameras, extra, args), free_port()):
-            pytest.fail("maskwatch run did not start: no port it could listen on")
+        start_on_free_port(lambda port: self._started(port, cameras, extra, args), "maskwatch run",
+                           log=folder / "run.log")
 
     def _started(self, port: int, cameras: str, extra: str, args: tuple[str, ...]) -> bool:
         """Whether the site runs on `port` (now self.port); False where it lost that port."""
@@ -564,8 +564,7 @@ def test_two_runs_started_together_on_one_port_leave_one_site_and_one_line(tmp_p
     the shared database, then failed to bind: "site on ...", an ERROR, exit 3."""
     still_clip(tmp_path / "door.mp4", sample_dir)
     # both lose where the other xdist worker took the port (free_port): again on a new one
-    if not start_on_free_port(lambda port: _two_runs_on_one_port(tmp_path, port), free_port()):
-        pytest.fail("maskwatch run did not start: no port it could listen on")
+    start_on_free_port(lambda port: _two_runs_on_one_port(tmp_path, port), "maskwatch run")
 
 
 def _two_runs_on_one_port(folder, port: int) -> bool:
