@@ -1,6 +1,6 @@
 """`maskwatch serve --ray-replicas`: the same FastAPI app on Ray Serve, two replicas on a 2-CPU
 local cluster, answering exactly as the app does in one process, under the same access rules
-(users and sessions in a database both replicas read)."""
+(users and sessions in a database both replicas read), their counters summed at every scrape."""
 
 from pathlib import Path
 
@@ -27,7 +27,13 @@ def credentials(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(credentials):
+def metrics_dir(tmp_path_factory) -> Path:
+    """The replicas' shared counters, as `serve --ray-replicas` gives a local cluster's."""
+    return tmp_path_factory.mktemp("metrics")
+
+
+@pytest.fixture(scope="module")
+def served(credentials, metrics_dir):
     """The API on Serve with 2 replicas, login required; its base URL."""
     import os
 
@@ -43,18 +49,18 @@ def served(credentials):
             patch.setenv(name, value)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
         try:
-            yield _started(settings)
+            yield _started(settings, metrics_dir)
         finally:
             stop_api()
             ray.shutdown()
 
 
-def _started(settings: ServeSettings) -> str:
+def _started(settings: ServeSettings, metrics_dir: Path) -> str:
     """The API on Serve on a free port, its base URL; on a new port where the other xdist worker
     took it before Serve's proxy bound it (start_api then raises ProxyPortError)."""
     def on(port: int) -> str | None:
         try:
-            start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG)
+            start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG, metrics_dir=str(metrics_dir))
             return f"http://127.0.0.1:{port}"
         except ProxyPortError:
             stop_api()  # the controller it started, before the next try
@@ -87,6 +93,22 @@ def test_refusals_pass_through_serve(served, credentials):
     assert not_an_image.status_code == 415 and "error" in not_an_image.json()
     assert httpx.get(f"{served}/healthz", timeout=10).json()["status"] == "ok"
     assert "maskwatch_requests" in httpx.get(f"{served}/metrics", headers=auth, timeout=10).text
+
+
+def test_every_scrape_counts_the_requests_of_all_replicas(served, credentials, metrics_dir):
+    """A scrape was answered by the replica Serve's proxy picked, with its own counts alone: the
+    counters jumped between scrapes, read by Prometheus as resets. The replicas of a local cluster
+    keep theirs in one folder, as `serve --workers` do, summed at every scrape."""
+    from tests.test_serve_workers import requests_counted
+
+    auth = credentials.headers | {"Connection": "close"}
+    for _ in range(12):
+        assert httpx.get(f"{served}/v1/classes", headers=auth, timeout=30).status_code == 200
+    for _ in range(6):
+        text = httpx.get(f"{served}/metrics", headers=auth, timeout=30).text
+        assert requests_counted(text, "/v1/classes") == 12, text[:2000]
+    # prometheus_client's files, one per replica process that counted a request
+    assert len({path.stem.split("_")[1] for path in metrics_dir.glob("counter_*.db")}) == 2
 
 
 def test_replicas_share_sessions_and_refuse_without_credentials(served):
@@ -204,14 +226,19 @@ def test_a_port_taken_before_serves_proxy_binds_it_is_named(tmp_path):
 def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
     """`timeout`, a service manager's stop, kill -- -PGID: the local cluster's processes share the
     command's process group and die with it; serve.shutdown then waited 30 s for the dead
-    controller, other Ray calls 60 s for the dead GCS (40 s and more, past docker stop's 10)."""
+    controller, other Ray calls 60 s for the dead GCS (40 s and more, past docker stop's 10).
+    The replicas' metrics folder, in the command's TMPDIR, goes with it."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    env = serve_command_env()
+    from ray._common.utils import get_default_system_temp_dir
+
+    # TMPDIR for the metrics folder; Ray's session folder stays where it was (its sockets' paths
+    # have a length limit).
+    env = serve_command_env() | {"TMPDIR": str(tmp_path), "RAY_TMPDIR": get_default_system_temp_dir()}
     server = None
 
     def serving(port: int) -> bool:
@@ -231,11 +258,13 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
     try:
         # a new port where the other xdist worker took ours (free_port)
         start_on_free_port(serving, "serve --ray-replicas", log=tmp_path / "serve.log")
+        assert [p.name.split("-")[2] for p in tmp_path.glob("maskwatch-metrics-*")] == [str(server.pid)]
         time.sleep(1)
         os.killpg(server.pid, signal.SIGTERM)
         began = time.monotonic()
         server.wait(timeout=60)
         assert time.monotonic() - began < 25
+        assert not list(tmp_path.glob("maskwatch-metrics-*"))
     finally:
         if server is not None and server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)

@@ -3,6 +3,8 @@ with one camera (--source) as a one-camera site."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,36 +73,46 @@ def serve(
         _serve_one_camera(camera_site, settings, host, port, tls)
         return
     os.environ[SETTINGS_ENV] = settings.to_json()
-    metrics_dir = None
-    if workers > 1:
-        import tempfile
-
-        from maskwatch.serving.app import MULTIPROC_ENV, WORKER_PARENT_ENV
-        # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
-        os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
-        # A fresh folder per start: counters shared by the workers, not summed with a past run's.
-        # Named with this process's id: one left by a server killed outright is removed here.
-        _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
-        metrics_dir = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
-        os.environ[MULTIPROC_ENV] = metrics_dir
-        os.environ[WORKER_PARENT_ENV] = str(os.getpid())
-    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
-    if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
-        _hangup_as_sigterm()
-    try:
+    with _shared_metrics(workers > 1) as metrics_dir:
+        if metrics_dir:
+            from maskwatch.serving.app import MULTIPROC_ENV, WORKER_PARENT_ENV
+            # Each worker runs its own ONNX sessions; one thread each keeps them off each other's cores.
+            os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
+            os.environ[MULTIPROC_ENV] = metrics_dir
+            os.environ[WORKER_PARENT_ENV] = str(os.getpid())
+        typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
+        if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
+            _hangup_as_sigterm()
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     **_log_options(), proxy_headers=False,
                     timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
-    finally:
-        if metrics_dir:
-            import shutil
 
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+@contextlib.contextmanager
+def _shared_metrics(shared: bool) -> Iterator[str | None]:
+    """A folder for the counters of several processes of this machine (prometheus_client's
+    multiprocess mode: `--workers N`, the replicas of a local Ray cluster), summed at every scrape;
+    None where there is nothing to share. Fresh at each start, so that a past run's counts are not
+    summed in, and removed at exit; named with this process's id, so that one a server killed
+    outright left is removed at the next start."""
+    if not shared:
+        yield None
+        return
+    import os
+    import shutil
+    import tempfile
+
+    _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
+    folder = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_dead_servers_metrics(folder: Path) -> None:
-    """The metrics folders of `serve --workers` servers no longer running (killed outright, their
-    cleanup never ran): maskwatch-metrics-PID-*, PID not alive."""
+    """The metrics folders of `serve --workers` or `--ray-replicas` servers no longer running (killed
+    outright, their cleanup never ran): maskwatch-metrics-PID-*, PID not alive."""
     import os
     import shutil
 
@@ -156,10 +168,14 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     from maskwatch.scale.serving import ProxyPortError, proxy_environment, start_api, stop_api
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
+    # A local cluster's replicas are processes of this machine: their counters go to one folder, as
+    # --workers' do, and every scrape sums them. A joined cluster's may be on other machines.
+    local = address in (None, "local")
     try:
         # The replicas' warnings (a database away, a login refused) in this process's log, as
         # `maskwatch serve` writes them: in Serve's files alone, no operator saw them.
-        with ray_cluster(address, log_to_driver=True):
+        # The folder goes after the cluster, once no replica writes into it.
+        with _shared_metrics(local) as metrics_dir, ray_cluster(address, log_to_driver=True):
             import ray
 
             database = settings.auth.database
@@ -168,7 +184,8 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 # (open to anyone on loopback, every login refused elsewhere).
                 _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
                       "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
-            start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"])
+            start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"],
+                      metrics_dir=metrics_dir)
             typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()

@@ -7,9 +7,10 @@
 
 The very FastAPI app `maskwatch serve` runs (serving.app.create_app), unchanged, through
 serve.ingress: each replica builds it with its own models (one ONNX Runtime thread) when it
-starts, so nothing but settings is shipped to it. Unlike `--workers` (one machine, counters
-shared through files), `/metrics` counts per replica, as replicas may run on other machines;
-a camera (`--source`, a one-camera site) needs a single process.
+starts, so nothing but settings is shipped to it. `/metrics` sums every replica's counters where
+they share a folder (metrics_dir: a local cluster's replicas, as `--workers` do), else counts per
+replica, as replicas may run on other machines; a camera (`--source`, a one-camera site) needs a
+single process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 
 from maskwatch.runtime import single_threaded
 from maskwatch.scale.cluster import cpus_each
-from maskwatch.serving.app import ServeSettings
+from maskwatch.serving.app import MULTIPROC_ENV, ServeSettings
 
 APP_NAME = "maskwatch"
 
@@ -28,10 +29,13 @@ APP_NAME = "maskwatch"
 SERVE_LOGGING = {"log_level": "WARNING", "enable_access_log": False}
 
 
-def api_deployment(settings: ServeSettings, replicas: int, log_config: dict | None = None):
+def api_deployment(settings: ServeSettings, replicas: int, log_config: dict | None = None,
+                   metrics_dir: str | None = None):
     """A Serve deployment of the maskwatch app with `replicas` replicas (an Application, bound).
     log_config: logging.config.dictConfig's, applied in each replica (maskwatch's own log lines
-    there, a refused upload or a failed login, written to its stderr as `maskwatch serve` writes them)."""
+    there, a refused upload or a failed login, written to its stderr as `maskwatch serve` writes them).
+    metrics_dir: a folder every replica can write (all on this machine), where they keep their
+    counters and every scrape sums them; None: each replica answers with its own."""
     from ray import serve
 
     if replicas < 1:
@@ -55,8 +59,12 @@ def api_deployment(settings: ServeSettings, replicas: int, log_config: dict | No
         return create_app(models, settings)
 
     ingress = serve.ingress(build_app)()
-    deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas,
-                                  ray_actor_options={"num_cpus": cpus_each(replicas)},
+    options = {"num_cpus": cpus_each(replicas)}
+    if metrics_dir:
+        # In the environment Ray starts the replica's process with: prometheus_client picks its
+        # mode once, when first imported, and a replica may import it before build_app runs.
+        options["runtime_env"] = {"env_vars": {MULTIPROC_ENV: metrics_dir}}
+    deployment = serve.deployment(ingress, name=APP_NAME, num_replicas=replicas, ray_actor_options=options,
                                   logging_config=SERVE_LOGGING)
     return deployment.bind()
 
@@ -106,11 +114,12 @@ class ProxyPortError(RuntimeError):
 
 
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
-              tls: dict | None = None, log_config: dict | None = None) -> None:
+              tls: dict | None = None, log_config: dict | None = None, metrics_dir: str | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
     (on the head node of a cluster). A deployment that fails is shut down before the error goes on.
-    log_config: the replicas' logging (api_deployment); their stderr reaches this process's where
-    Ray was initialised with log_to_driver. ProxyPortError where the proxy cannot listen on host:port."""
+    log_config, metrics_dir: the replicas' logging and shared counters (api_deployment); their stderr
+    reaches this process's where Ray was initialised with log_to_driver. ProxyPortError where the
+    proxy cannot listen on host:port."""
     import logging
 
     from ray import serve
@@ -128,7 +137,7 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
             raise
         raise ProxyPortError(f"Ray Serve's proxy cannot listen on {host}:{port}") from err
     try:
-        serve.run(api_deployment(settings, replicas, log_config), name=APP_NAME, route_prefix="/")
+        serve.run(api_deployment(settings, replicas, log_config, metrics_dir), name=APP_NAME, route_prefix="/")
     except BaseException:  # replicas that cannot start, or Ctrl-C: Serve's proxy must not keep the port
         serve.shutdown()
         raise

@@ -52,7 +52,7 @@ SECRET_BODIES = ("/login", "/password", "/v1/users", "/v1/users/{user_name}/pass
 # together (the threadpool's size) would have asked for 20 GB.
 UPLOADS_AT_ONCE = 4
 
-# prometheus_client's multiprocess mode: set by `maskwatch serve --workers N` (N > 1).
+# prometheus_client's multiprocess mode: set by `serve --workers N` (N > 1) and for a local cluster's `--ray-replicas`.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_PARENT_ENV = "MASKWATCH_WORKER_PARENT"  # set by `serve --workers N`: the process whose workers these are
 
@@ -82,9 +82,10 @@ class ServeSettings:
 class Metrics:
     """Prometheus counters of this process (one registry per app, so tests stay independent).
 
-    Under `serve --workers N` a scrape reaches one worker of N, so each would report only its
-    own share. There PROMETHEUS_MULTIPROC_DIR is set before the workers start: every worker's
-    counters go to files in that folder and `exposition()` sums them over all workers.
+    Under `serve --workers N` (or `--ray-replicas N` on a local cluster) a scrape reaches one
+    process of N, so each would report only its own share. There PROMETHEUS_MULTIPROC_DIR is set
+    before they start: every process's counters go to files in that folder and `exposition()`
+    sums them over all of them.
     """
 
     def __init__(self) -> None:
