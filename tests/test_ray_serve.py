@@ -27,21 +27,19 @@ def credentials(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def metrics_dir(tmp_path_factory) -> Path:
-    """The replicas' shared counters, as `serve --ray-replicas` gives a local cluster's."""
-    return tmp_path_factory.mktemp("metrics")
+def settings(credentials):
+    return ServeSettings(max_upload_bytes=1024 * 1024,
+                         auth=AuthSettings(database=credentials.database, open_without_users=False))
 
 
 @pytest.fixture(scope="module")
-def served(credentials, metrics_dir):
-    """The API on Serve with 2 replicas, login required; its base URL."""
+def cluster(settings):
+    """A local cluster of 2 CPUs, no Serve on it yet."""
     import os
 
     # Serve gives its HTTP proxy 5 s to say it is ready: too short on 2 busy cores. The local
     # cluster's processes inherit these. Set for this module only (MonkeyPatch): left in the worker's
     # environment, FORWARDED_ALLOW_IPS reached every later `maskwatch serve` the worker started.
-    settings = ServeSettings(max_upload_bytes=1024 * 1024,
-                             auth=AuthSettings(database=credentials.database, open_without_users=False))
     with pytest.MonkeyPatch.context() as patch:
         for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
             patch.setenv(name, os.environ.get(name, "60"))
@@ -49,24 +47,51 @@ def served(credentials, metrics_dir):
             patch.setenv(name, value)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
         try:
-            yield _started(settings, metrics_dir)
+            yield
         finally:
-            stop_api()
             ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def metrics_dir(tmp_path_factory) -> Path:
+    """The replicas' shared counters, as `serve --ray-replicas` gives a local cluster's."""
+    return tmp_path_factory.mktemp("metrics")
+
+
+@pytest.fixture(scope="module")
+def served(cluster, settings, metrics_dir):
+    """The API on Serve with 2 replicas, login required; its base URL."""
+    try:
+        yield _started(settings, metrics_dir)
+    finally:
+        stop_api()
 
 
 def _started(settings: ServeSettings, metrics_dir: Path) -> str:
     """The API on Serve on a free port, its base URL; on a new port where the other xdist worker
-    took it before Serve's proxy bound it (start_api then raises ProxyPortError)."""
+    took it before Serve's proxy bound it (start_api then raises ProxyPortError, Serve shut down)."""
     def on(port: int) -> str | None:
         try:
             start_api(settings, replicas=2, port=port, log_config=LOG_CONFIG, metrics_dir=str(metrics_dir))
             return f"http://127.0.0.1:{port}"
         except ProxyPortError:
-            stop_api()  # the controller it started, before the next try
             return None
 
     return start_on_free_port(on, "Serve's proxy")
+
+
+def test_a_serve_start_that_fails_leaves_no_controller(cluster, settings):
+    """Serve's proxy could not bind its port: Serve's controller, a detached actor, stayed on a
+    joined cluster after the command ended, and the next start took it over, old port and all.
+    Before `served`: one Serve per cluster."""
+    import socket
+
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(ProxyPortError):
+        start_api(settings, replicas=1, port=taken.getsockname()[1])
+    with pytest.raises(ValueError):  # no such actor
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):

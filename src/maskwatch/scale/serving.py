@@ -116,7 +116,7 @@ class ProxyPortError(RuntimeError):
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
               tls: dict | None = None, log_config: dict | None = None, metrics_dir: str | None = None) -> None:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
-    (on the head node of a cluster). A deployment that fails is shut down before the error goes on.
+    (on the head node of a cluster). A start that fails shuts Serve down before the error goes on.
     log_config, metrics_dir: the replicas' logging and shared counters (api_deployment); their stderr
     reaches this process's where Ray was initialised with log_to_driver. ProxyPortError where the
     proxy cannot listen on host:port."""
@@ -131,14 +131,17 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     stream_warnings_only()
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
     try:
-        serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
-    except RuntimeError as err:  # a RayTaskError: the proxy's words in its remote traceback's text
-        if f"Failed to bind to address '{host}:{port}'" not in str(err):
-            raise
-        raise ProxyPortError(f"Ray Serve's proxy cannot listen on {host}:{port}") from err
-    try:
+        try:
+            serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
+        except RuntimeError as err:  # a RayTaskError: the proxy's words in its remote traceback's text
+            if f"Failed to bind to address '{host}:{port}'" not in str(err):
+                raise
+            raise ProxyPortError(f"Ray Serve's proxy cannot listen on {host}:{port}") from err
         serve.run(api_deployment(settings, replicas, log_config, metrics_dir), name=APP_NAME, route_prefix="/")
-    except BaseException:  # replicas that cannot start, or Ctrl-C: Serve's proxy must not keep the port
+    except BaseException:
+        # A proxy that cannot start, replicas that cannot, or Ctrl-C: Serve's proxy must not keep the
+        # port, and on a joined cluster its controller (a detached actor) outlived the command, so
+        # that the next start took it over, with the old start's port.
         serve.shutdown()
         raise
 
