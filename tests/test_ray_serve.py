@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import LOG_CONFIG, app
 from maskwatch.detection.detector import Detector
-from maskwatch.scale.serving import ProxyPortError, proxy_environment, start_api, stop_api
+from maskwatch.scale.serving import ProxyPortError, proxy_environment, serve_running, start_api, stop_api
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
@@ -86,12 +86,26 @@ def test_a_serve_start_that_fails_leaves_no_controller(cluster, settings):
     Before `served`: one Serve per cluster."""
     import socket
 
-    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
-
     with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(ProxyPortError):
         start_api(settings, replicas=1, port=taken.getsockname()[1])
-    with pytest.raises(ValueError):  # no such actor
-        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    assert not serve_running()
+
+
+def test_a_proxy_not_ready_in_time_ends_the_command_in_one_line(cluster, tmp_path, monkeypatch):
+    """Serve's proxy not ready in time (60 s, a busy head node): serve.start's TimeoutError went
+    past `serve --ray-replicas` as a traceback. Forced with Serve's own wait, its module's constant,
+    at 0 s: no proxy is ready at once. On the module's cluster, joined with --ray, before `served`."""
+    import ray.serve._private.api as serve_api
+
+    monkeypatch.setattr(serve_api, "HTTP_PROXY_TIMEOUT", 0)
+    with reserved_port() as port:
+        result = CliRunner().invoke(app, ["serve", "--ray", ray.get_runtime_context().gcs_address, "--port", str(port),
+                                          "--database", str(tmp_path / "users.db")])
+    assert result.exit_code == 3, result.output  # a start that failed inside the server (docs/cli.md)
+    assert "error: Ray Serve could not start the API: its HTTP proxy was not ready in time (HTTP proxies not " \
+           "available after 0s.): check the load of the head node and the proxy's log there" in result.output
+    assert "Traceback" not in result.output and "serving on" not in result.output
+    assert not serve_running()  # Serve shut down, as after the other failures
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):

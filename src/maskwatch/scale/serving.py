@@ -119,7 +119,7 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     (on the head node of a cluster). A start that fails shuts Serve down before the error goes on.
     log_config, metrics_dir: the replicas' logging and shared counters (api_deployment); their stderr
     reaches this process's where Ray was initialised with log_to_driver. ProxyPortError where the
-    proxy cannot listen on host:port."""
+    proxy cannot listen on host:port; RuntimeError where it is not ready in time."""
     import logging
 
     from ray import serve
@@ -133,17 +133,34 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     try:
         try:
             serve.start(http_options={"host": host, "port": port, **(tls or {})}, logging_config=SERVE_LOGGING)
+            serve.run(api_deployment(settings, replicas, log_config, metrics_dir), name=APP_NAME, route_prefix="/")
+        except TimeoutError as err:  # Serve's own words say neither where nor what to look at
+            raise RuntimeError(f"its HTTP proxy was not ready in time ({err}): check the load of the head node "
+                               "and the proxy's log there, logs/serve/proxy_*.log in Ray's session folder "
+                               "(/tmp/ray/session_latest)") from err
         except RuntimeError as err:  # a RayTaskError: the proxy's words in its remote traceback's text
             if f"Failed to bind to address '{host}:{port}'" not in str(err):
                 raise
             raise ProxyPortError(f"Ray Serve's proxy cannot listen on {host}:{port}") from err
-        serve.run(api_deployment(settings, replicas, log_config, metrics_dir), name=APP_NAME, route_prefix="/")
     except BaseException:
         # A proxy that cannot start, replicas that cannot, or Ctrl-C: Serve's proxy must not keep the
         # port, and on a joined cluster its controller (a detached actor) outlived the command, so
         # that the next start took it over, with the old start's port.
         serve.shutdown()
         raise
+
+
+def serve_running() -> bool:
+    """Whether Serve runs on the cluster, its controller (a detached actor) up: on a joined cluster,
+    started by someone else, and other applications may run there. Ray's internal names."""
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:  # no such actor
+        return False
+    return True
 
 
 def stop_api(wait_s: float = 8.0) -> None:
