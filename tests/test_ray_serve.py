@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import LOG_CONFIG, app
 from maskwatch.detection.detector import Detector
-from maskwatch.scale.serving import ProxyPortError, proxy_environment, serve_running, start_api, stop_api
+from maskwatch.scale.serving import APP_NAME, ProxyPortError, proxy_environment, serve_running, start_api, stop_api
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
@@ -106,6 +106,32 @@ def test_a_proxy_not_ready_in_time_ends_the_command_in_one_line(cluster, tmp_pat
            "available after 0s.): check the load of the head node and the proxy's log there" in result.output
     assert "Traceback" not in result.output and "serving on" not in result.output
     assert not serve_running()  # Serve shut down, as after the other failures
+
+
+def test_on_a_serve_that_ran_before_only_our_application_goes(cluster, settings):
+    """On a joined cluster whose Serve ran before `serve --ray-replicas`, its stop and a failed start
+    shut Serve down: every other application there ended with ours. Ours alone goes now. Before
+    `served`: Serve started by someone else, with no proxy (no port), and an application that
+    scales to zero (no replica to start)."""
+    from ray import serve
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0},
+                      autoscaling_config={"min_replicas": 0, "initial_replicas": 0, "max_replicas": 1})
+    def other(request) -> str:
+        return "other"
+
+    serve.start(proxy_location="Disabled")
+    try:
+        serve.run(other.bind(), name="other", route_prefix="/other")
+        with pytest.raises(ValueError):  # a start that fails
+            start_api(settings, replicas=0)
+        assert serve.status().applications["other"].status == "RUNNING"
+        assert start_api(settings, replicas=1) is False  # its HTTP options are the running Serve's
+        assert serve.status().applications[APP_NAME].status == "RUNNING"
+        stop_api(shutdown=False)
+        assert {name: a.status for name, a in serve.status().applications.items()} == {"other": "RUNNING"}
+    finally:
+        serve.shutdown()
 
 
 def test_replicas_answer_as_the_app_does_in_one_process(served, credentials, sample_dir):

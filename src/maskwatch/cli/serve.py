@@ -184,8 +184,9 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 # (open to anyone on loopback, every login refused elsewhere).
                 _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
                       "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
-            start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"],
-                      metrics_dir=metrics_dir)
+            # A joined cluster's Serve that ran before us keeps running, with its other applications.
+            started_serve = start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"],
+                                      metrics_dir=metrics_dir)
             typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()
@@ -194,7 +195,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
             try:
                 stop.wait()
             finally:
-                stop_api()
+                stop_api(shutdown=started_serve)
     except ClusterError as err:
         _fail(str(err))
     except ProxyPortError:  # taken after _port_free's check, while the cluster started

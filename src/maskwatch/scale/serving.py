@@ -1,9 +1,9 @@
 """The HTTP API on Ray Serve: `maskwatch serve --ray-replicas N`.
 
     with ray_cluster(address):
-        start_api(ServeSettings(), replicas=2, host="127.0.0.1", port=8000)
+        started = start_api(ServeSettings(), replicas=2, host="127.0.0.1", port=8000)
         ...                       # Serve's proxy answers on host:port, replicas behind it
-        stop_api()
+        stop_api(shutdown=started)  # a Serve that ran before keeps its other applications
 
 The very FastAPI app `maskwatch serve` runs (serving.app.create_app), unchanged, through
 serve.ingress: each replica builds it with its own models (one ONNX Runtime thread) when it
@@ -114,12 +114,15 @@ class ProxyPortError(RuntimeError):
 
 
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
-              tls: dict | None = None, log_config: dict | None = None, metrics_dir: str | None = None) -> None:
+              tls: dict | None = None, log_config: dict | None = None, metrics_dir: str | None = None) -> bool:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
-    (on the head node of a cluster). A start that fails shuts Serve down before the error goes on.
+    (on the head node of a cluster). A start that fails shuts Serve down before the error goes on,
+    or deletes our application alone where Serve ran before (see the return value).
     log_config, metrics_dir: the replicas' logging and shared counters (api_deployment); their stderr
     reaches this process's where Ray was initialised with log_to_driver. ProxyPortError where the
-    proxy cannot listen on host:port; RuntimeError where it is not ready in time."""
+    proxy cannot listen on host:port; RuntimeError where it is not ready in time.
+    Returns whether this call started Serve: False where a joined cluster's Serve ran already,
+    perhaps with other applications, which stop_api(shutdown=False) then leaves running."""
     import logging
 
     from ray import serve
@@ -129,6 +132,7 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     # warnings stay; what runs and where is the start line's to say.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     stream_warnings_only()
+    ran_before = serve_running()
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
     try:
         try:
@@ -145,9 +149,14 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     except BaseException:
         # A proxy that cannot start, replicas that cannot, or Ctrl-C: Serve's proxy must not keep the
         # port, and on a joined cluster its controller (a detached actor) outlived the command, so
-        # that the next start took it over, with the old start's port.
-        serve.shutdown()
+        # that the next start took it over, with the old start's port. A Serve that ran before
+        # keeps running, with its other applications.
+        if ran_before:
+            serve.delete(APP_NAME)
+        else:
+            serve.shutdown()
         raise
+    return not ran_before
 
 
 def serve_running() -> bool:
@@ -163,13 +172,15 @@ def serve_running() -> bool:
     return True
 
 
-def stop_api(wait_s: float = 8.0) -> None:
-    """Serve shut down (open requests answered first), or given up after wait_s, or at once
-    when the cluster's GCS is gone: a local cluster's processes share the `serve` command's
-    process group, so Ctrl-C, `timeout` or a service manager's stop end them with it, and
-    serve.shutdown waited 30 s for the dead controller, other calls 60 s for the dead GCS (a
-    stop took 40 s and more, past `docker stop`'s 10; then wait_s, 16 s in all with
-    ray.shutdown's own waits). ray.shutdown, which follows, ends what is left of a local cluster."""
+def stop_api(shutdown: bool = True, wait_s: float = 8.0) -> None:
+    """Serve shut down (open requests answered first), or only our application deleted where
+    shutdown is False (a Serve that ran before start_api: its other applications keep running);
+    given up after wait_s, or at once when the cluster's GCS is gone: a local cluster's processes
+    share the `serve` command's process group, so Ctrl-C, `timeout` or a service manager's stop
+    end them with it, and serve.shutdown waited 30 s for the dead controller, other calls 60 s for
+    the dead GCS (a stop took 40 s and more, past `docker stop`'s 10; then wait_s, 16 s in all
+    with ray.shutdown's own waits). ray.shutdown, which follows, ends what is left of a local cluster."""
+    import functools
     import threading
     import time
 
@@ -178,7 +189,8 @@ def stop_api(wait_s: float = 8.0) -> None:
 
     from maskwatch.scale.cluster import refuses_connections
 
-    stopping = threading.Thread(target=serve.shutdown, name="serve-shutdown", daemon=True)
+    stop = serve.shutdown if shutdown else functools.partial(serve.delete, APP_NAME)
+    stopping = threading.Thread(target=stop, name="serve-shutdown", daemon=True)
     stopping.start()
     gcs = ray.get_runtime_context().gcs_address
     deadline = time.monotonic() + wait_s
