@@ -80,6 +80,23 @@ def _started(settings: ServeSettings, metrics_dir: Path) -> str:
     return start_on_free_port(on, "Serve's proxy")
 
 
+def serve_joined(tmp_path: Path):
+    """`maskwatch serve` joined (--ray) to the module's cluster, in this process, on a reserved port;
+    its CliRunner result. A start that goes on serving is stopped after 120 s as by SIGTERM."""
+    import os
+    import signal
+    import threading
+
+    stop = threading.Timer(120, os.kill, (os.getpid(), signal.SIGTERM))
+    stop.start()
+    try:
+        with reserved_port() as port:
+            return CliRunner().invoke(app, ["serve", "--ray", ray.get_runtime_context().gcs_address, "--port", str(port),
+                                            "--database", str(tmp_path / "users.db")])
+    finally:
+        stop.cancel()
+
+
 def test_a_serve_start_that_fails_leaves_no_controller(cluster, settings):
     """Serve's proxy could not bind its port: Serve's controller, a detached actor, stayed on a
     joined cluster after the command ended, and the next start took it over, old port and all.
@@ -98,9 +115,7 @@ def test_a_proxy_not_ready_in_time_ends_the_command_in_one_line(cluster, tmp_pat
     import ray.serve._private.api as serve_api
 
     monkeypatch.setattr(serve_api, "HTTP_PROXY_TIMEOUT", 0)
-    with reserved_port() as port:
-        result = CliRunner().invoke(app, ["serve", "--ray", ray.get_runtime_context().gcs_address, "--port", str(port),
-                                          "--database", str(tmp_path / "users.db")])
+    result = serve_joined(tmp_path)
     assert result.exit_code == 3, result.output  # a start that failed inside the server (docs/cli.md)
     assert "error: Ray Serve could not start the API: its HTTP proxy was not ready in time (HTTP proxies not " \
            "available after 0s.): check the load of the head node and the proxy's log there" in result.output
@@ -108,11 +123,20 @@ def test_a_proxy_not_ready_in_time_ends_the_command_in_one_line(cluster, tmp_pat
     assert not serve_running()  # Serve shut down, as after the other failures
 
 
-def test_on_a_serve_that_ran_before_only_our_application_goes(cluster, settings):
+def applications() -> dict[str, str]:
+    """Serve's applications on the cluster, each with its status."""
+    from ray import serve
+
+    return {name: a.status for name, a in serve.status().applications.items()}
+
+
+def test_on_a_serve_that_ran_before_only_our_application_goes(cluster, settings, tmp_path):
     """On a joined cluster whose Serve ran before `serve --ray-replicas`, its stop and a failed start
     shut Serve down: every other application there ended with ours. Ours alone goes now. Before
     `served`: Serve started by someone else, with no proxy (no port), and an application that
-    scales to zero (no replica to start)."""
+    scales to zero (no replica to start).
+    There, another application on route "/" made the command end in a traceback (Serve's refusal,
+    not a RuntimeError): one line now, the other left running."""
     from ray import serve
 
     @serve.deployment(ray_actor_options={"num_cpus": 0},
@@ -122,14 +146,20 @@ def test_on_a_serve_that_ran_before_only_our_application_goes(cluster, settings)
 
     serve.start(proxy_location="Disabled")
     try:
-        serve.run(other.bind(), name="other", route_prefix="/other")
+        serve.run(other.bind(), name="other", route_prefix="/")
+        result = serve_joined(tmp_path)
+        assert result.exit_code == 3, result.output  # a start that failed inside the server (docs/cli.md)
+        assert result.output.strip() == 'error: Ray Serve could not start the API: Prefix / is being used by ' \
+                                        'application "other". Failed to deploy application "maskwatch".'
+        assert applications() == {"other": "RUNNING"}
+        serve.run(other.bind(), name="other", route_prefix="/other")  # "/" for ours
         with pytest.raises(ValueError):  # a start that fails
             start_api(settings, replicas=0)
-        assert serve.status().applications["other"].status == "RUNNING"
+        assert applications() == {"other": "RUNNING"}
         assert start_api(settings, replicas=1) is False  # its HTTP options are the running Serve's
         assert serve.status().applications[APP_NAME].status == "RUNNING"
         stop_api(shutdown=False)
-        assert {name: a.status for name, a in serve.status().applications.items()} == {"other": "RUNNING"}
+        assert applications() == {"other": "RUNNING"}
     finally:
         serve.shutdown()
 

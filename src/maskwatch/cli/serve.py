@@ -200,6 +200,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
         _fail(str(err))
     except ProxyPortError:  # taken after _port_free's check, while the cluster started
         _cannot_listen(host, port, "--port", "Ray Serve's proxy could not bind it")
-    # Serve's "Deploying application ... failed" (replicas that cannot start), or its proxy not ready in time
+    # Serve's "Deploying application ... failed" (replicas that cannot start), its proxy not ready in
+    # time, route "/" another application's
     except RuntimeError as err:
         _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}", code=3)  # as uvicorn, docs/cli.md

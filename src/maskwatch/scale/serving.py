@@ -120,12 +120,15 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     or deletes our application alone where Serve ran before (see the return value).
     log_config, metrics_dir: the replicas' logging and shared counters (api_deployment); their stderr
     reaches this process's where Ray was initialised with log_to_driver. ProxyPortError where the
-    proxy cannot listen on host:port; RuntimeError where it is not ready in time.
+    proxy cannot listen on host:port; RuntimeError, in a line, for any other failure of Serve's
+    (its proxy not ready in time, route "/" another application's).
     Returns whether this call started Serve: False where a joined cluster's Serve ran already,
     perhaps with other applications, which stop_api(shutdown=False) then leaves running."""
     import logging
 
     from ray import serve
+    from ray.exceptions import RayError
+    from ray.serve.exceptions import RayServeException
 
     # Serve's INFO lines, in a format of their own, came at every start: one of them, "Connecting
     # to existing Serve app ... New http_options will not be applied", read as a problem. Its
@@ -142,10 +145,15 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
             raise RuntimeError(f"its HTTP proxy was not ready in time ({err}): check the load of the head node "
                                "and the proxy's log there, logs/serve/proxy_*.log in Ray's session folder "
                                "(/tmp/ray/session_latest)") from err
-        except RuntimeError as err:  # a RayTaskError: the proxy's words in its remote traceback's text
-            if f"Failed to bind to address '{host}:{port}'" not in str(err):
-                raise
-            raise ProxyPortError(f"Ray Serve's proxy cannot listen on {host}:{port}") from err
+        except (RuntimeError, RayServeException, RayError) as err:
+            # A RayTaskError: the proxy's words in its remote traceback's text.
+            if f"Failed to bind to address '{host}:{port}'" in str(err):
+                raise ProxyPortError(f"Ray Serve's proxy cannot listen on {host}:{port}") from err
+            if isinstance(err, (RayServeException, RayError)):
+                # The controller's refusal (route "/" another application's) or a dead actor: not
+                # RuntimeErrors, they went past the command as tracebacks.
+                raise RuntimeError(_reason(err)) from err
+            raise
     except BaseException:
         # A proxy that cannot start, replicas that cannot, or Ctrl-C: Serve's proxy must not keep the
         # port, and on a joined cluster its controller (a detached actor) outlived the command, so
@@ -157,6 +165,13 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
             serve.shutdown()
         raise
     return not ran_before
+
+
+def _reason(err: BaseException) -> str:
+    """A Ray error's own words: a RayTaskError's first line names only the remote task and its pid,
+    the error raised there (its cause) says what went wrong."""
+    cause = getattr(err, "cause", None) or err
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 def serve_running() -> bool:
