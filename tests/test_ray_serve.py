@@ -136,7 +136,8 @@ def test_on_a_serve_that_ran_before_only_our_application_goes(cluster, settings,
     `served`: Serve started by someone else, with no proxy (no port), and an application that
     scales to zero (no replica to start).
     There, another application on route "/" made the command end in a traceback (Serve's refusal,
-    not a RuntimeError): one line now, the other left running."""
+    not a RuntimeError), and a second `serve` took the first one's application over (redeployed
+    with its own settings; its stop deleted it): both are refused in a line, the others left running."""
     from ray import serve
 
     @serve.deployment(ray_actor_options={"num_cpus": 0},
@@ -157,7 +158,15 @@ def test_on_a_serve_that_ran_before_only_our_application_goes(cluster, settings,
             start_api(settings, replicas=0)
         assert applications() == {"other": "RUNNING"}
         assert start_api(settings, replicas=1) is False  # its HTTP options are the running Serve's
-        assert serve.status().applications[APP_NAME].status == "RUNNING"
+        ours = serve.status().applications[APP_NAME]
+        assert ours.status == "RUNNING"
+        second = serve_joined(tmp_path)
+        assert second.exit_code == 1, second.output  # refused before serving (docs/cli.md)
+        assert second.output.strip() == "error: the API is already served on this Ray cluster by another " \
+            "`maskwatch serve` (Serve's application 'maskwatch'): stop that one first (if it was killed " \
+            "outright, remove what it left with ray.serve.delete('maskwatch'))"
+        still = serve.status().applications[APP_NAME]
+        assert (still.status, still.last_deployed_time_s) == ("RUNNING", ours.last_deployed_time_s)  # not redeployed
         stop_api(shutdown=False)
         assert applications() == {"other": "RUNNING"}
     finally:

@@ -165,7 +165,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     import threading
 
     from maskwatch.scale.cluster import ClusterError, ray_cluster
-    from maskwatch.scale.serving import ProxyPortError, proxy_environment, start_api, stop_api
+    from maskwatch.scale.serving import AlreadyServed, ProxyPortError, proxy_environment, start_api, stop_api
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
     # A local cluster's replicas are processes of this machine: their counters go to one folder, as
@@ -196,7 +196,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 stop.wait()
             finally:
                 stop_api(shutdown=started_serve)
-    except ClusterError as err:
+    except (ClusterError, AlreadyServed) as err:  # refused before serving, as a port taken (docs/cli.md)
         _fail(str(err))
     except ProxyPortError:  # taken after _port_free's check, while the cluster started
         _cannot_listen(host, port, "--port", "Ray Serve's proxy could not bind it")

@@ -113,6 +113,12 @@ class ProxyPortError(RuntimeError):
     Serve's own error said neither the port nor why, only the proxy actor's name and a traceback."""
 
 
+class AlreadyServed(RuntimeError):
+    """A joined cluster's Serve runs our application already, another `serve --ray-replicas`'s: a
+    second start took it over (its replicas replaced with this command's settings) and its stop
+    deleted it from under the first."""
+
+
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
               tls: dict | None = None, log_config: dict | None = None, metrics_dir: str | None = None) -> bool:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
@@ -120,7 +126,8 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     or deletes our application alone where Serve ran before (see the return value).
     log_config, metrics_dir: the replicas' logging and shared counters (api_deployment); their stderr
     reaches this process's where Ray was initialised with log_to_driver. ProxyPortError where the
-    proxy cannot listen on host:port; RuntimeError, in a line, for any other failure of Serve's
+    proxy cannot listen on host:port; AlreadyServed where another command's API runs on a joined
+    cluster's Serve, left untouched; RuntimeError, in a line, for any other failure of Serve's
     (its proxy not ready in time, route "/" another application's).
     Returns whether this call started Serve: False where a joined cluster's Serve ran already,
     perhaps with other applications, which stop_api(shutdown=False) then leaves running."""
@@ -136,6 +143,11 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     stream_warnings_only()
     ran_before = serve_running()
+    if ran_before and APP_NAME in serve.status().applications:
+        # serve.run would redeploy it, with this command's settings, and this command's stop delete it.
+        raise AlreadyServed(f"the API is already served on this Ray cluster by another `maskwatch serve` (Serve's "
+                            f"application '{APP_NAME}'): stop that one first (if it was killed outright, remove what "
+                            f"it left with ray.serve.delete('{APP_NAME}'))")
     # tls: uvicorn's ssl_certfile and ssl_keyfile, which Serve's HTTP options take under the same names.
     try:
         try:
