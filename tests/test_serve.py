@@ -132,12 +132,16 @@ def huge_png() -> bytes:
     # PostScript goes to Ghostscript: one with a loop held a thread and a core for good
     (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\n", 415, "not an image"),
     (None, 400, "truncated"),
+    # cut within its header's chunks: a PNG, named truncated, not "not an image: expected PNG ..."
+    ("short", 400, "truncated or corrupt image"),
     (b"x" * (1024 * 1024 + 10), 413, "exceeds the limit"),
     ("huge", 413, "the limit is 4000000"),
 ])
 def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(server, sample_dir, body, status, message):
     if body is None:
         body = png_bytes(sample_dir)[:5000]
+    elif body == "short":
+        body = png_bytes(sample_dir)[:500]
     elif body == "huge":
         body = huge_png()
     response = httpx.post(f"{server}/v1/detect", content=body, timeout=30)
