@@ -35,3 +35,16 @@ def test_study_refuses_bad_epochs_before_making_crops(tmp_path, sample_dir):
     result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s"), "--epochs", "0"])
     assert result.exit_code == 1 and "epochs must be at least 1" in result.output
     assert not (tmp_path / "s").exists()  # the crops of both colours were made first, 13 s, then refused
+
+
+def test_ctrl_c_during_the_study_says_what_was_kept(tmp_path, sample_dir, monkeypatch):
+    """Ctrl-C in `make demo`'s study ended it with exit code 130 and nothing said (train says what it kept)."""
+    from maskwatch.training.classifier import study
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "train_run", interrupted)
+    result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s"), "--quiet"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted (Ctrl-C or SIGTERM)" in result.output and "the same command goes on from it" in result.output
