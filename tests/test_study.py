@@ -45,6 +45,7 @@ def test_ctrl_c_during_the_study_says_what_was_kept(tmp_path, sample_dir, monkey
         raise KeyboardInterrupt
 
     monkeypatch.setattr(study, "train_run", interrupted)
-    result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s"), "--quiet"])
+    result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s")])
     assert result.exit_code == 130, result.output
+    assert "== run 1 of 4: training seed-cnn on colour crops, split by photo" in result.output  # which of four
     assert "interrupted (Ctrl-C or SIGTERM)" in result.output and "the same command goes on from it" in result.output
