@@ -189,6 +189,7 @@ def test_video_end_to_end(tmp_path, sample_dir):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--blur", "--quiet"])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("12 frames, ")
     lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert [line["frame"] for line in lines] == list(range(12))
     assert sum(len(line["faces"]) for line in lines) > 0
@@ -264,6 +265,7 @@ def test_photos_of_one_name_in_a_folder_keep_their_own_outputs(tmp_path, sample_
     out = tmp_path / "o"
     result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("3 photos, ")  # photos are counted as photos ("3 frames" before), video as frames
     names = [json.loads(line)["name"] for line in (out / "detections.jsonl").read_text().splitlines()]
     assert names == ["a.jpg", "a.png", "b"] and {p.name for p in out.glob("*.jpg")} == {"a.jpg.jpg", "a.png.jpg", "b.jpg"}
     result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet"])  # its own copies: replaced

@@ -86,6 +86,7 @@ def detect(
 
     from maskwatch.atomic import OutputError
     from maskwatch.video.pipeline import DetectFailed, DetectOptions, run_detect
+    from maskwatch.video.resume import PHOTOS
     from maskwatch.video.sources import SourceError
 
     models = _models(classifier, detector_file, gate)
@@ -118,7 +119,8 @@ def detect(
     for error in result.errors:
         typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
     skipped = f" ({result.skipped} photo{'s' * (result.skipped != 1)} done before, not read again)" if result.skipped else ""
-    typer.echo(f"{result.frames} frame{'s' * (result.frames != 1)}, {result.faces} face{'s' * (result.faces != 1)} "
+    unit = "photo" if result.kind in PHOTOS else "frame"  # make demo said "40 frames" of 40 photos
+    typer.echo(f"{result.frames} {unit}{'s' * (result.frames != 1)}, {result.faces} face{'s' * (result.faces != 1)} "
                f"-> {out}{skipped}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
