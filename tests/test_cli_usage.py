@@ -247,3 +247,34 @@ def test_a_site_file_given_without_config_is_named_with_the_command_that_takes_i
         assert result.exit_code == 2 and result.output == (
             f"error: {stray}: the site file is given with --config/-c: maskwatch {fixed}\n"), (args, result.output)
     assert not list(tmp_path.iterdir())  # no backup folder, no users' database
+
+
+@pytest.mark.system
+def test_ctrl_c_at_a_password_prompt_stops_as_ctrl_c_does(tmp_path):
+    """`users add` in a terminal, stopped at its password prompt: click's "Aborted." and exit code 1,
+    where Ctrl-C is 130 everywhere else, and no word of whether the user was made."""
+    import os
+    import pty
+    import sys
+    import time
+
+    database = tmp_path / "users.db"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: `maskwatch users add` with a terminal as stdin, as a person runs it
+        os.execv(sys.executable, [sys.executable, "-c", "from maskwatch.cli import main; main()",
+                                  "users", "add", "ana", "--database", str(database)])
+    said, deadline = b"", time.monotonic() + 60
+    while b"Password" not in said and time.monotonic() < deadline:
+        said += os.read(terminal, 1024)
+    os.write(terminal, b"\x03")  # Ctrl-C, as the terminal sends it
+    while True:
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        said += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, said
+    assert b"stopped by Ctrl-C at the prompt; no user or setting was changed" in said, said

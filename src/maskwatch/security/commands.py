@@ -29,9 +29,9 @@ Database = Annotated[Optional[str], typer.Option(
     show_default=False)]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=code)
 
 
 def open_store(config: Path | None, database: str | None, command: str = "users", create: bool = False):
@@ -129,7 +129,18 @@ def read_password(confirm: bool = True) -> str:
         except UnicodeDecodeError:
             _fail("the password on stdin is not UTF-8 text")
         return line.rstrip("\r\n")
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    return asked("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+def asked(question: str, **options) -> str:
+    """typer.prompt, stopped as the other commands stop: Ctrl-C at a prompt said click's "Aborted."
+    with exit code 1 (130 is Ctrl-C's), and nothing of whether the user had been changed."""
+    try:
+        return typer.prompt(question, **options)
+    except typer.Abort as err:  # raised `from None`: what the terminal sent is its context
+        if isinstance(err.__context__, EOFError):
+            _fail("no answer at the prompt (end of input); no user or setting was changed")
+        _fail("stopped by Ctrl-C at the prompt; no user or setting was changed", code=130)
 
 
 @users_app.command("add")
@@ -260,7 +271,7 @@ def read_code() -> str:
     """A code from the app: asked in a terminal, else the next line of stdin."""
     if not sys.stdin.isatty():
         return sys.stdin.buffer.readline().decode("utf-8", "replace").strip()
-    return typer.prompt("The 6-digit code the app shows now")
+    return asked("The 6-digit code the app shows now")
 
 
 @users_app.command("2fa")
