@@ -202,6 +202,21 @@ def test_a_405_names_every_method_of_the_path(server):
     assert response.json()["error"] == "PUT is not allowed on /login; it takes GET, POST"
 
 
+@pytest.mark.parametrize("body, content_type, error", [
+    # `curl -d 'username=ana&password=...'`: a form, where /login takes JSON
+    ("username=ana&password=p", "application/x-www-form-urlencoded",
+     "body: expected a JSON object, sent with Content-Type: application/json"),
+    # was "body field '18': JSON decode error", 18 the place of a character (from 0), read as a field
+    ('{"username": "ana"', "application/json",
+     "body: not valid JSON at character 18 (Expecting ',' delimiter); expected a JSON object, sent with "
+     "Content-Type: application/json"),
+])
+def test_a_body_that_is_no_json_object_is_said_as_what_to_send(server, body, content_type, error):
+    response = httpx.post(f"{server}/login", content=body, timeout=10,
+                          headers={"Content-Type": content_type, "X-Maskwatch-CSRF": "1"})
+    assert response.status_code == 422 and response.json()["error"] == error, response.text
+
+
 @pytest.mark.parametrize("kind, options", [("JPEG", {}), ("WEBP", {}), ("BMP", {}), ("AVIF", {}),
                                            ("GIF", {"save_all": True}), ("TIFF", {"save_all": True})])
 def test_every_format_the_document_names_is_read(server, sample_dir, kind, options):
