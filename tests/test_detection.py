@@ -416,6 +416,7 @@ def test_a_source_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tm
     ("webcam:x", "webcam:N"),
     ("/no/such/file.mp4", "no such file"),
     ("0", r"no such file or folder \(a webcam is webcam:0\)"),  # OpenCV's habit of a bare device number
+    ("webcam", r"no such file or folder \(a webcam is webcam:N, N its device number: webcam:0\)"),
 ])
 def test_bad_sources(source, message):
     with pytest.raises(SourceError, match=message):
