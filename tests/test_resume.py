@@ -177,6 +177,7 @@ def test_a_rerun_without_resume_says_it_replaces_a_stopped_run(tmp_path, sample_
     out = tmp_path / "out"
     result = detect(folder, "--out", out)
     assert result.exit_code == 1 and "the same command with --resume reads only the photos not done" in result.output
+    assert "mend or remove them, and the same command" in result.output  # --resume alone reads it again
     (folder / "c.jpg").write_bytes(good)  # mended: only it is read
     result = detect(folder, "--out", out, "--resume")
     assert result.exit_code == 0 and "1 photo, " in result.output and "(3 photos done before" in result.output  # "1 frames" until 2026-12-05

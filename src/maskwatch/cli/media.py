@@ -132,12 +132,15 @@ def detect(
         _fail("stopped by Ctrl-C or SIGTERM; the outputs so far are closed and kept" + _resume_hint(result), code=130)
     if result.unread:
         _fail(f"{result.unread} of {result.photos} photos could not be read (named above); the others' outputs "
-              f"are in {out}" + _resume_hint(result))
+              f"are in {out}" + _resume_hint(result, unread=True))
 
 
-def _resume_hint(result) -> str:
-    """How a photo run stopped part-way goes on: said where it stops."""
-    return "; the same command with --resume reads only the photos not done" if result.kind == "folder" else ""
+def _resume_hint(result, unread: bool = False) -> str:
+    """How a photo run stopped part-way goes on: said where it stops. `unread`: photos that could not
+    be read, which --resume alone reads (and refuses) again."""
+    if result.kind != "folder":
+        return ""
+    return f"{'; mend or remove them, and' if unread else ';'} the same command with --resume reads only the photos not done"
 
 
 class AnnotationFormat(str, Enum):
