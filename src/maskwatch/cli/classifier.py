@@ -42,7 +42,7 @@ def prepare(
     """Parse Pascal VOC annotations into faces.csv and crop every face."""
     _need("prepare", "train", ("sklearn",))  # the split; checked before anything is written
     if split_by not in ("photo", "face"):  # said after every face was cropped
-        _fail(f"--split-by must be 'photo' or 'face', got {split_by!r}")
+        raise typer.BadParameter(f"must be 'photo' or 'face', got {split_by!r}", param_hint="'--split-by'")
     from maskwatch.atomic import OutputError
     from maskwatch.data.crops import CropSpec
     from maskwatch.data.prepare import PrepareError
@@ -99,6 +99,9 @@ def render(
     (train with --rendered SHARE)."""
     _need("render", "train", ("torch",))
     need_centerface("render")
+    if per_face < 2:
+        raise typer.BadParameter(f"must be at least 2 (one worn right, one wrongly), got {per_face}",
+                                 param_hint="'--per-face'")
     import json
 
     from maskwatch.data.prepare import PrepareError, read_faces_csv
@@ -115,8 +118,6 @@ def render(
     data = data or Path(meta["data"])
     if not (data / "images").is_dir():
         _fail(f"{data}: no images/ folder; pass the dataset with --data")
-    if per_face < 2:
-        _fail(f"--per-face must be at least 2 (one worn right, one wrongly), got {per_face}")
     if not any(row["label"] == "without_mask" for row in rows):
         _fail(f"{work}: no bare (without_mask) face to draw masks on")
     try:
@@ -217,7 +218,7 @@ def cv(
     _need("cv", "train")
     _output_folder(out)
     if folds < 2:
-        _fail(f"--folds must be at least 2 (each fold is held out once), got {folds}")
+        raise typer.BadParameter(f"must be at least 2 (each fold is held out once), got {folds}", param_hint="'--folds'")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
     from maskwatch.training.classifier.crossval import format_summary, run_cv

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch.cli.common import (ClassifierFile, DetectorFile, Gate, MovingCamera, Progress, _fail, _models,
-                                  _refuse_folder, _sigterm_as_ctrl_c)
+                                  _refuse_folder, _sigterm_as_ctrl_c, _with_option)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -82,8 +82,6 @@ def detect(
     progress: Progress = True,
 ) -> None:
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
-    from dataclasses import replace
-
     from maskwatch.atomic import OutputError
     from maskwatch.video.pipeline import DetectFailed, DetectOptions, run_detect
     from maskwatch.video.resume import PHOTOS
@@ -93,13 +91,13 @@ def detect(
     try:
         config = models.detector_config()
         if min_score is not None:
-            config = replace(config, min_score=min_score)
+            config = _with_option(config, "--min-score", min_score)
         if upscale is not None:
-            config = replace(config, upscale=upscale)
+            config = _with_option(config, "--upscale", upscale)
         if detect_every is not None and detect_every < 1:
-            _fail(f"--detect-every must be at least 1, got {detect_every}")
+            raise typer.BadParameter(f"must be at least 1, got {detect_every}", param_hint="'--detect-every'")
         if max_frames is not None and max_frames < 1:
-            _fail(f"--max-frames must be at least 1, got {max_frames}")
+            raise typer.BadParameter(f"must be at least 1, got {max_frames}", param_hint="'--max-frames'")
         detector = models.load(config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -196,7 +194,7 @@ def batch(
     from maskwatch.scale.files import BatchInputError, ScoreOptions
 
     if detect_every is not None and detect_every < 1:
-        _fail(f"--detect-every must be at least 1, got {detect_every}")
+        raise typer.BadParameter(f"must be at least 1, got {detect_every}", param_hint="'--detect-every'")
     options = ScoreOptions(blur=blur, save_media=not no_media,
                            models=_models(classifier, detector, gate, load_check=True), moving_camera=moving_camera,
                            **({} if detect_every is None else {"detect_every": detect_every}))

@@ -42,7 +42,7 @@ def run(
     from maskwatch.video.sources import redact_source
 
     if cameras_per_actor < 1:
-        _fail(f"--cameras-per-actor must be at least 1, got {cameras_per_actor}")
+        raise typer.BadParameter(f"must be at least 1, got {cameras_per_actor}", param_hint="'--cameras-per-actor'")
     try:
         site = load_site_config(config)
     except SiteConfigError as err:

@@ -378,7 +378,7 @@ def add_token(
     from maskwatch.security.user_rules import SCOPES, name_problem
 
     if scope not in SCOPES:  # said before a new database is made (typo.db)
-        _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        raise typer.BadParameter(f"must be one of {', '.join(SCOPES)}, got {scope!r}", param_hint="'--scope'")
     if (problem := name_problem(name, "token")) is not None:
         _fail(problem)
     # An owner is a user of a database already there: with --owner a missing one is not made.
