@@ -4,6 +4,7 @@ and backup (its database and snapshots)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,6 +17,15 @@ from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, 
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
+
+
+def _demo_not_made(error: str) -> bool:
+    """A missing source under a demo-output/clips/ folder that lacks the demo's clips: a mistyped
+    name where `make demo` made them was told to run `make demo`."""
+    from maskwatch.demo import clips_made
+
+    folders = re.findall(r"no such video file: (.*demo-output/clips)/", error)
+    return any(not clips_made(Path(folder)) for folder in folders)
 
 
 @commands.command()
@@ -48,7 +58,7 @@ def run(
     except SiteConfigError as err:
         for line in str(err).splitlines():
             typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
-        if "demo-output/clips/" in str(err):  # examples/demo-site.yaml run before `make demo`
+        if _demo_not_made(str(err)):  # examples/demo-site.yaml run before `make demo`
             typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
                        "sample/face-mask-detection demo-output/clips)", err=True)
         raise typer.Exit(code=1) from None
