@@ -303,3 +303,21 @@ def test_ctrl_c_at_a_password_prompt_stops_as_ctrl_c_does(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 130, said
     assert b"stopped by Ctrl-C at the prompt; no user or setting was changed" in said, said
+
+
+@pytest.mark.parametrize("cameras, exposed", [
+    (False, "could have photos analysed here (POST /v1/detect, the upload page) and read /metrics"),
+    (True, "would see the cameras live, their events and snapshots"),
+], ids=["serve", "run"])
+def test_serving_beyond_loopback_with_no_users_says_what_would_be_open(tmp_path, capsys, cameras, exposed):
+    """Plain `serve` has no camera, yet its refusal said anyone 'would see the cameras'. `create`
+    is how run and serve --source (the commands that serve cameras) call it."""
+    pytest.importorskip("sqlalchemy")
+    from maskwatch.security.commands import auth_for
+
+    with pytest.raises(typer.Exit) as stopped:
+        auth_for("0.0.0.0", str(tmp_path / "u.db"), (), where="--config site.yaml", create=cameras)
+    assert stopped.value.exit_code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: refusing to serve on 0.0.0.0 with no users: anyone who reaches the port {exposed}; "
+        "add an admin first: maskwatch users add NAME --role admin --config site.yaml")

@@ -107,7 +107,8 @@ def run(
     tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
     auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
                     server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True,
-                    tls_how="server: {tls: {cert, key}} in the site's file", require_two_step=server.require_two_step)
+                    tls_how="server: {tls: {cert, key}} in the site's file", require_two_step=server.require_two_step,
+                    cameras=True)
 
     cluster = contextlib.nullcontext()
     if ray_address is not None:
