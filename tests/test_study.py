@@ -33,7 +33,7 @@ def test_a_gap_beyond_the_noise_is_called_what_it_is():
 
 def test_study_refuses_bad_epochs_before_making_crops(tmp_path, sample_dir):
     result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s"), "--epochs", "0"])
-    assert result.exit_code == 1 and "epochs must be at least 1" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--epochs': must be at least 1, got 0" in result.output
     assert not (tmp_path / "s").exists()  # the crops of both colours were made first, 13 s, then refused
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from maskwatch.cli.common import SEED_RANGE, Progress, _fail, _output_folder, _sigterm_as_ctrl_c
+from maskwatch.cli.common import SEED_RANGE, Progress, _fail, _output_folder, _sigterm_as_ctrl_c, _with_option
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -26,8 +26,12 @@ def study(
     _need("study", "train")
     _output_folder(out)
     from maskwatch.data.prepare import PrepareError
+    from maskwatch.data.crops import CropSpec
     from maskwatch.training.classifier.study import StudyConfig, run_study
+    from maskwatch.training.classifier.train import TrainConfig
 
+    _with_option(TrainConfig(), "--epochs", epochs)  # a usage error by name, as train's (was exit 1, 'epochs')
+    _with_option(CropSpec(), "--size", size)
     try:
         with _sigterm_as_ctrl_c():
             report = run_study(data, out, StudyConfig(size=size, epochs=epochs, seed=seed), progress=progress)
