@@ -36,6 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample" / "face-mask-detection"
 
 
+def usage_error(output: str) -> str:
+    """The line of a usage error (`Invalid value for '--x': ...`) out of Typer's box, joined where it wraps."""
+    said = " ".join(output.replace("│", " ").split())
+    return said[said.find("Invalid value"):].partition(" ╰")[0]
+
+
 def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, tuple]]) -> str:
     """A Pascal VOC annotation as text: objects are (label, (xmin, ymin, xmax, ymax))."""
     parts = [f"<annotation><folder>images</folder><filename>{filename}</filename>"

@@ -168,15 +168,18 @@ def test_a_top_end_shown_at_the_threshold_is_not_under_it(store, masked, unmaske
 
 def test_an_alert_with_nowhere_to_go_is_said_in_the_log(store, caplog):
     """The demo site has a compliance rule and no webhook, notify or MQTT: each time it fired, the
-    check failed ("compliance check failed: TypeError: 'NoneType' object is not callable"), unsaid."""
+    check failed ("compliance check failed: TypeError: 'NoneType' object is not callable"), unsaid.
+    The share is the corrected one, so it is named so and the counted ratio stands beside it: the
+    demo site's "51.1 % masked ...; 10 of 19 people with a mask" read as a wrong sum."""
     monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door", zone="queue")],
                                 zones_of={"door": ["queue"]}, send=None)
     crowd(store, masked=70, unmasked=30, when=MONDAY_10 - 60, zone="queue")
     with caplog.at_level("WARNING", logger="maskwatch.site.compliance"):
         (alert,) = monitor.check(MONDAY_10)
     assert caplog.messages == [
-        f"compliance alert at door, zone queue: 70.1 % masked (95 % interval {alert['compliance_low']:g}-"
-        f"{alert['compliance_high']:g} %) over the last 15 minutes, under 80 %; 70 of 100 people with a mask "
+        "compliance alert at door, zone queue: 70.1 % masked, corrected for the classifier's known errors "
+        f"(95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %), over the last 15 minutes, "
+        "under 80 %; counted: 70 of 100 people with a mask (70 %) "
         "(said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)"]
 
 

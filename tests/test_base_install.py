@@ -4,6 +4,7 @@ Each command runs in a fresh interpreter where the extras' modules cannot be imp
 meta-path finder refuses them), as on a machine without `maskwatch[train]` or `maskwatch[serve]`.
 """
 
+import os
 import subprocess
 import sys
 
@@ -35,9 +36,21 @@ app()
 """
 
 
-def maskwatch_without(blocked: list[str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN_WITHOUT, ",".join(blocked), *args], cwd=ROOT,
+def maskwatch_without(blocked: list[str], *args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    # This checkout's package wherever it runs (a relative PYTHONPATH=src would not reach it from `cwd`).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", RUN_WITHOUT, ",".join(blocked), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+# The install line in this checkout: constraints.txt keeps torch pinned (a bare
+# `pip install 'maskwatch[train]'` took PyPI's newest torch, a CUDA build of several GB).
+IN_CHECKOUT = {
+    "train": "pip install -c constraints.txt -e '.[train]' (PyPI's torch is a CUDA build of several GB; "
+             "the CPU build: add --extra-index-url https://download.pytorch.org/whl/cpu)",
+    "serve": "pip install -c constraints.txt -e '.[serve]'",
+    "ray": "pip install -c constraints.txt -e '.[ray]'",
+}
 
 
 # command line (OUT is the path that must not appear), extra it needs
@@ -72,8 +85,7 @@ def test_a_command_needing_an_extra_says_which_and_writes_nothing(tmp_path, args
     result = maskwatch_without(EVERY_EXTRA, *args)
     name = "alerts test" if args[0] == "alerts" else args[0]
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == (f"error: 'maskwatch {name}' needs the {extra} extra: "
-                                     f"pip install 'maskwatch[{extra}]'")
+    assert result.stderr.strip() == f"error: 'maskwatch {name}' needs the {extra} extra: {IN_CHECKOUT[extra]}"
     assert result.stdout == ""
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
@@ -98,7 +110,30 @@ def test_a_command_starting_from_centerface_says_how_to_install_it_and_writes_no
 def test_ray_options_without_the_ray_extra_say_so(tmp_path, args, needs):
     result = maskwatch_without(EXTRAS["ray"], *args)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: 'maskwatch {needs}' needs the ray extra: pip install 'maskwatch[ray]'"
+    assert result.stderr.strip() == f"error: 'maskwatch {needs}' needs the ray extra: {IN_CHECKOUT['ray']}"
+
+
+def test_the_install_line_run_outside_the_checkout_says_where_to_run_it(tmp_path):
+    result = maskwatch_without(EVERY_EXTRA, "prepare", str(SAMPLE), "--out", str(tmp_path / "w"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: 'maskwatch prepare' needs the train extra: cd {ROOT} && {IN_CHECKOUT['train']}"
+
+
+def test_the_install_line_outside_a_checkout_pins_the_cpu_torch(tmp_path):
+    """An install from a wheel has no constraints.txt beside it: torch is pinned by name and taken
+    from PyTorch's CPU index, as README's Installing says, before the extra."""
+    from maskwatch.extras import install_line
+
+    assert install_line("train", root=tmp_path) == (
+        "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu (the CPU build; PyPI's is "
+        "a CUDA build of several GB), then pip install 'maskwatch[train]'")
+    assert install_line("serve", root=tmp_path) == "pip install 'maskwatch[serve]'"
+
+
+def test_the_torch_pin_outside_a_checkout_is_constraints_txts():
+    from maskwatch.extras import TORCH_PIN
+
+    assert TORCH_PIN in (ROOT / "constraints.txt").read_text().splitlines()
 
 
 def test_prepare_with_only_scikit_learn_missing_writes_nothing(tmp_path):

@@ -78,7 +78,8 @@ def test_train_rejects_grey_crops_for_effnet(sample_dir, tmp_path):
 @pytest.mark.parametrize("command", ["prepare", "study"])
 def test_a_crop_size_past_what_memory_holds_is_refused_by_name(command, sample_dir, tmp_path):
     result = runner.invoke(app, [command, str(sample_dir), "--out", str(tmp_path / "w"), "--size", "100000"])
-    assert result.exit_code == 1 and "8-512" in result.output, result.output
+    assert result.exit_code == 2 and "Invalid value for '--size'" in result.output and "8-512" in result.output, \
+        result.output
     assert not (tmp_path / "w").exists()
 
 

@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
+from tests.conftest import usage_error
 
 runner = CliRunner()
 
@@ -56,9 +57,33 @@ def test_a_seed_out_of_range_is_refused_by_the_option_name(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("args, option, message", [
+    (["render", "WORK", "--per-face", "1"], "--per-face", "must be at least 2 (one worn right, one wrongly), got 1"),
+    (["cv", "DATA", "-o", "OUT", "--folds", "1"], "--folds", "must be at least 2 (each fold is held out once), got 1"),
+    (["evaluate-detection", "DATA", "--bootstrap", "-1"], "--bootstrap", "must be 0 or more, got -1"),
+    (["evaluate-detection", "DATA", "--limit", "0"], "--limit", "must be 1 or more, got 0"),
+    (["train-detector", "DATA", "-o", "OUT", "--steps", "0"], "--steps", "must be at least 1, got 0"),
+    (["train-detector", "DATA", "-o", "OUT", "--batch-size", "0"], "--batch-size", "must be at least 1, got 0"),
+    (["export-detector", "WORK", "--fit-photos", "0"], "--fit-photos", "must be 1 or more, got 0"),
+    (["fit-detector", "DATA", "-o", "OUT", "--upscale", "5"], "--upscale", "must be more than 0 and at most 4, got 5.0"),
+    (["run", "--config", "OUT", "--cameras-per-actor", "0"], "--cameras-per-actor", "must be at least 1, got 0"),
+], ids=lambda v: v[0] if isinstance(v, list) else None)
+def test_a_value_out_of_its_range_is_a_usage_error_naming_the_option(tmp_path, args, option, message):
+    """As click's own (--seed -1): exit 2 and the option as typed; these were exit 1, which
+    docs/cli.md gives to bad input, and `--min-score 3` was named min_score."""
+    if args[0] in ("run", "tokens"):
+        pytest.importorskip("sqlalchemy")
+    paths = {"WORK": tmp_path / "work", "DATA": tmp_path / "data", "OUT": tmp_path / "out"}
+    result = runner.invoke(app, [str(paths.get(a, a)) for a in args])
+    assert result.exit_code == 2, result.output
+    assert usage_error(result.output) == f"Invalid value for '{option}': {message}"
+    assert not list(tmp_path.iterdir())
+
+
 def test_prepare_refuses_a_split_it_cannot_make_before_cropping(sample_dir, tmp_path):
     result = runner.invoke(app, ["prepare", str(sample_dir), "-o", str(tmp_path / "w"), "--split-by", "photos"])
-    assert result.exit_code == 1 and "--split-by must be 'photo' or 'face'" in result.output, result.output
+    assert result.exit_code == 2, result.output
+    assert usage_error(result.output) == "Invalid value for '--split-by': must be 'photo' or 'face', got 'photos'"
     assert not (tmp_path / "w").exists()
 
 
@@ -133,11 +158,11 @@ def test_dash_h_is_help_everywhere():
 def test_a_token_refused_makes_no_database(tmp_path):
     """`tokens add x --scope admin --database typo.db` made an empty typo.db, then refused the scope."""
     pytest.importorskip("sqlalchemy")
-    for args in (["x", "--scope", "admin"], ["no spaces", "--scope", "read"]):
-        result = runner.invoke(app, ["tokens", "add", *args, "--database", str(tmp_path / "typo.db")])
-        assert result.exit_code == 1 and "error:" in result.output, result.output
-    assert "--scope must be one of read, full, got 'admin'" in runner.invoke(
-        app, ["tokens", "add", "x", "--scope", "admin", "--database", str(tmp_path / "typo.db")]).output
+    result = runner.invoke(app, ["tokens", "add", "no spaces", "--scope", "read", "--database", str(tmp_path / "typo.db")])
+    assert result.exit_code == 1 and "error:" in result.output, result.output
+    result = runner.invoke(app, ["tokens", "add", "x", "--scope", "admin", "--database", str(tmp_path / "typo.db")])
+    assert result.exit_code == 2, result.output  # a usage error, as click's own choices
+    assert usage_error(result.output) == "Invalid value for '--scope': must be one of read, full, got 'admin'"
     assert not list(tmp_path.iterdir())
 
 
@@ -247,3 +272,52 @@ def test_a_site_file_given_without_config_is_named_with_the_command_that_takes_i
         assert result.exit_code == 2 and result.output == (
             f"error: {stray}: the site file is given with --config/-c: maskwatch {fixed}\n"), (args, result.output)
     assert not list(tmp_path.iterdir())  # no backup folder, no users' database
+
+
+@pytest.mark.system
+def test_ctrl_c_at_a_password_prompt_stops_as_ctrl_c_does(tmp_path):
+    """`users add` in a terminal, stopped at its password prompt: click's "Aborted." and exit code 1,
+    where Ctrl-C is 130 everywhere else, and no word of whether the user was made."""
+    import os
+    import pty
+    import sys
+    import time
+
+    database = tmp_path / "users.db"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: `maskwatch users add` with a terminal as stdin, as a person runs it
+        os.execv(sys.executable, [sys.executable, "-c", "from maskwatch.cli import main; main()",
+                                  "users", "add", "ana", "--database", str(database)])
+    said, deadline = b"", time.monotonic() + 60
+    while b"Password" not in said and time.monotonic() < deadline:
+        said += os.read(terminal, 1024)
+    os.write(terminal, b"\x03")  # Ctrl-C, as the terminal sends it
+    while True:
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        said += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, said
+    assert b"stopped by Ctrl-C at the prompt; no user or setting was changed" in said, said
+
+
+@pytest.mark.parametrize("cameras, exposed", [
+    (False, "could have photos analysed here (POST /v1/detect, the upload page) and read /metrics"),
+    (True, "would see the cameras live, their events and snapshots"),
+], ids=["serve", "run"])
+def test_serving_beyond_loopback_with_no_users_says_what_would_be_open(tmp_path, capsys, cameras, exposed):
+    """Plain `serve` has no camera, yet its refusal said anyone 'would see the cameras'. `create`
+    is how run and serve --source (the commands that serve cameras) call it."""
+    pytest.importorskip("sqlalchemy")
+    from maskwatch.security.commands import auth_for
+
+    with pytest.raises(typer.Exit) as stopped:
+        auth_for("0.0.0.0", str(tmp_path / "u.db"), (), where="--config site.yaml", create=cameras)
+    assert stopped.value.exit_code == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: refusing to serve on 0.0.0.0 with no users: anyone who reaches the port {exposed}; "
+        "add an admin first: maskwatch users add NAME --role admin --config site.yaml")

@@ -63,3 +63,21 @@ def test_the_demo_site_before_make_demo_says_what_makes_its_clips(tmp_path):
     result = CliRunner().invoke(app, ["run", "--config", str(site / "demo-site.yaml"), "--check"])
     assert result.exit_code == 1
     assert "no such video file" in result.output and "made by `make demo`" in result.output
+
+
+def test_a_mistyped_clip_where_the_demo_clips_are_made_is_not_sent_to_make_demo(tmp_path):
+    """The hint came for any missing file under demo-output/clips/, a typo beside made clips too."""
+    site = tmp_path / "examples"
+    site.mkdir()
+    text = (ROOT / "examples" / "demo-site.yaml").read_text()
+    (site / "demo-site.yaml").write_text(text.replace("clips/entrance.mp4", "clips/entrnce.mp4"))
+    clips = tmp_path / "demo-output" / "clips"
+    clips.mkdir(parents=True)
+    for name in CLIPS:
+        (clips / f"{name}.mp4").touch()
+    result = CliRunner().invoke(app, ["run", "--config", str(site / "demo-site.yaml"), "--check"])
+    assert result.exit_code == 1
+    assert "entrnce.mp4" in result.output and "make demo" not in result.output
+    (clips / "counter.mp4").unlink()  # one of the demo's own clips missing: the hint again
+    result = CliRunner().invoke(app, ["run", "--config", str(site / "demo-site.yaml"), "--check"])
+    assert result.exit_code == 1 and "made by `make demo`" in result.output

@@ -20,6 +20,7 @@ from maskwatch.render import FaceAnnotator, blur_faces
 from maskwatch.video.sources import SourceError, describe_source, read_frames
 from maskwatch.video.sinks import per_minute_counts
 from maskwatch.video.tracker import FaceTracker
+from tests.conftest import usage_error
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +190,7 @@ def test_video_end_to_end(tmp_path, sample_dir):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["detect", str(video), "--out", str(out), "--blur", "--quiet"])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("12 frames, ")
     lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert [line["frame"] for line in lines] == list(range(12))
     assert sum(len(line["faces"]) for line in lines) > 0
@@ -264,6 +266,7 @@ def test_photos_of_one_name_in_a_folder_keep_their_own_outputs(tmp_path, sample_
     out = tmp_path / "o"
     result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("3 photos, ")  # photos are counted as photos ("3 frames" before), video as frames
     names = [json.loads(line)["name"] for line in (out / "detections.jsonl").read_text().splitlines()]
     assert names == ["a.jpg", "a.png", "b"] and {p.name for p in out.glob("*.jpg")} == {"a.jpg.jpg", "a.png.jpg", "b.jpg"}
     result = CliRunner().invoke(app, ["detect", str(folder), "--out", str(out), "--quiet"])  # its own copies: replaced
@@ -414,6 +417,7 @@ def test_a_source_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tm
     ("webcam:x", "webcam:N"),
     ("/no/such/file.mp4", "no such file"),
     ("0", r"no such file or folder \(a webcam is webcam:0\)"),  # OpenCV's habit of a bare device number
+    ("webcam", r"no such file or folder \(a webcam is webcam:N, N its device number: webcam:0\)"),
 ])
 def test_bad_sources(source, message):
     with pytest.raises(SourceError, match=message):
@@ -703,18 +707,21 @@ def test_a_rescaled_detector_finds_far_faces_the_default_misses(detector, sample
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--upscale", "-1", "upscale must be more than 0 and at most 4, got -1.0"),
-    ("--upscale", "40", "upscale must be more than 0 and at most 4, got 40.0"),
-    ("--min-score", "3", "min_score is a detector score, between 0 and 1; got 3.0"),
-    ("--max-frames", "0", "--max-frames must be at least 1, got 0"),
+    ("--upscale", "-1", "must be more than 0 and at most 4, got -1.0"),
+    ("--upscale", "40", "must be more than 0 and at most 4, got 40.0"),
+    ("--upscale", "0", "must be more than 0 and at most 4, got 0.0"),
+    ("--min-score", "3", "a detector score, between 0 and 1; got 3.0"),
+    ("--max-frames", "0", "must be at least 1, got 0"),
+    ("--detect-every", "0", "must be at least 1, got 0"),
 ])
 def test_detect_refuses_a_setting_out_of_range_by_name(tmp_path, sample_dir, option, value, message):
     # Accepted, -1 shrank every photo to 32 px, 3 kept nothing ("0 faces", no word why), and
-    # --max-frames 0 ran one frame.
+    # --max-frames 0 ran one frame. A usage error as click's own (--seed -1): exit 2, the option
+    # as typed (it was exit 1, and --min-score was named min_score).
     result = CliRunner().invoke(app, ["detect", str(sample_dir / "images"), "--out", str(tmp_path / "out"),
                                       option, value])
-    assert result.exit_code == 1
-    assert message in result.output
+    assert result.exit_code == 2
+    assert usage_error(result.output) == f"Invalid value for '{option}': {message}"
     assert not (tmp_path / "out").exists()
 
 

@@ -56,7 +56,7 @@ def test_a_stopped_folder_run_goes_on_with_the_photos_not_done(tmp_path, sample_
     assert (record["photos"], record["skipped"], record["frames"], record["complete"]) == (6, 1, 5, True)
     assert whole.frames == 6
     said = detect(folder, "--out", out, "--resume")  # all done: nothing read, said so
-    assert said.exit_code == 0 and "0 frames, 0 faces" in said.output and "(6 photos done before" in said.output
+    assert said.exit_code == 0 and "0 photos, 0 faces" in said.output and "(6 photos done before" in said.output
     assert (out / "detections.jsonl").read_text() == (tmp_path / "whole" / "detections.jsonl").read_text()
 
 
@@ -73,7 +73,7 @@ def test_a_run_killed_outright_mid_line_is_resumed_with_every_photo_once(tmp_pat
     assert 3 <= done < 40
     result = detect(folder, "--out", out, "--resume")  # the last photo done again: its copy may not be
     assert result.exit_code == 0, result.output
-    assert f"{41 - done} frames" in result.output and f"({done - 1} photos done before" in result.output
+    assert f"{41 - done} photos" in result.output and f"({done - 1} photos done before" in result.output
     names = [json.loads(line)["name"] for line in lines.read_text().splitlines()]
     assert names == [f"p{i:02d}" for i in range(40)]
     assert len(list(out.glob("*.jpg"))) == 40
@@ -107,7 +107,7 @@ def test_a_run_stopped_by_sigterm_names_resume_and_records_how_far_it_got(tmp_pa
     done = len(lines.read_text().splitlines())
     assert (record["frames"], record["complete"], record["interrupted"], record["photos"]) == (done, False, True, 40)
     result = detect(folder, "--out", out, "--resume")  # the last photo done again: its copy may not be
-    assert result.exit_code == 0 and f"{41 - done} frames" in result.output, result.output
+    assert result.exit_code == 0 and f"{41 - done} photos" in result.output, result.output
     assert [json.loads(line)["name"] for line in lines.read_text().splitlines()] == [f"p{i:02d}" for i in range(40)]
     assert json.loads((out / "detect-run.json").read_text())["complete"] is True
 
@@ -177,9 +177,10 @@ def test_a_rerun_without_resume_says_it_replaces_a_stopped_run(tmp_path, sample_
     out = tmp_path / "out"
     result = detect(folder, "--out", out)
     assert result.exit_code == 1 and "the same command with --resume reads only the photos not done" in result.output
+    assert "mend or remove them, and the same command" in result.output  # --resume alone reads it again
     (folder / "c.jpg").write_bytes(good)  # mended: only it is read
     result = detect(folder, "--out", out, "--resume")
-    assert result.exit_code == 0 and "1 frame, " in result.output and "(3 photos done before" in result.output  # "1 frames" until 2026-12-05
+    assert result.exit_code == 0 and "1 photo, " in result.output and "(3 photos done before" in result.output  # "1 frames" until 2026-12-05
     assert detect(folder, "--out", out, "--max-frames", "1").exit_code == 0
     result = detect(folder, "--out", out)
     assert result.exit_code == 0 and "stopped after 1 of 4 photos, replaced now: `--resume` goes on" in result.output

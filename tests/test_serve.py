@@ -132,12 +132,16 @@ def huge_png() -> bytes:
     # PostScript goes to Ghostscript: one with a loop held a thread and a core for good
     (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n{ } loop\n", 415, "not an image"),
     (None, 400, "truncated"),
+    # cut within its header's chunks: a PNG, named truncated, not "not an image: expected PNG ..."
+    ("short", 400, "truncated or corrupt image"),
     (b"x" * (1024 * 1024 + 10), 413, "exceeds the limit"),
     ("huge", 413, "the limit is 4000000"),
 ])
 def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(server, sample_dir, body, status, message):
     if body is None:
         body = png_bytes(sample_dir)[:5000]
+    elif body == "short":
+        body = png_bytes(sample_dir)[:500]
     elif body == "huge":
         body = huge_png()
     response = httpx.post(f"{server}/v1/detect", content=body, timeout=30)
@@ -196,6 +200,21 @@ def test_a_405_names_every_method_of_the_path(server):
     response = httpx.put(f"{server}/login", timeout=10)
     assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
     assert response.json()["error"] == "PUT is not allowed on /login; it takes GET, POST"
+
+
+@pytest.mark.parametrize("body, content_type, error", [
+    # `curl -d 'username=ana&password=...'`: a form, where /login takes JSON
+    ("username=ana&password=p", "application/x-www-form-urlencoded",
+     "body: expected a JSON object, sent with Content-Type: application/json"),
+    # was "body field '18': JSON decode error", 18 the place of a character (from 0), read as a field
+    ('{"username": "ana"', "application/json",
+     "body: not valid JSON at character 18 (Expecting ',' delimiter); expected a JSON object, sent with "
+     "Content-Type: application/json"),
+])
+def test_a_body_that_is_no_json_object_is_said_as_what_to_send(server, body, content_type, error):
+    response = httpx.post(f"{server}/login", content=body, timeout=10,
+                          headers={"Content-Type": content_type, "X-Maskwatch-CSRF": "1"})
+    assert response.status_code == 422 and response.json()["error"] == error, response.text
 
 
 @pytest.mark.parametrize("kind, options", [("JPEG", {}), ("WEBP", {}), ("BMP", {}), ("AVIF", {}),

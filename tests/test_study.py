@@ -33,5 +33,19 @@ def test_a_gap_beyond_the_noise_is_called_what_it_is():
 
 def test_study_refuses_bad_epochs_before_making_crops(tmp_path, sample_dir):
     result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s"), "--epochs", "0"])
-    assert result.exit_code == 1 and "epochs must be at least 1" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--epochs': must be at least 1, got 0" in result.output
     assert not (tmp_path / "s").exists()  # the crops of both colours were made first, 13 s, then refused
+
+
+def test_ctrl_c_during_the_study_says_what_was_kept(tmp_path, sample_dir, monkeypatch):
+    """Ctrl-C in `make demo`'s study ended it with exit code 130 and nothing said (train says what it kept)."""
+    from maskwatch.training.classifier import study
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "train_run", interrupted)
+    result = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s")])
+    assert result.exit_code == 130, result.output
+    assert "== run 1 of 4: training seed-cnn on colour crops, split by photo" in result.output  # which of four
+    assert "interrupted (Ctrl-C or SIGTERM)" in result.output and "the same command goes on from it" in result.output

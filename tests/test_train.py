@@ -149,16 +149,22 @@ def test_a_split_file_that_does_not_say_how_it_was_made_stores_no_seed(prepared_
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--batch-size", "0", "batch_size must be at least 1, got 0"),  # was a ZeroDivisionError traceback
-    ("--lr", "-1", "lr must be more than 0"),
+    ("--batch-size", "0", "must be at least 1, got 0"),  # was a ZeroDivisionError traceback
+    ("--lr", "-1", "must be more than 0 and weight_decay 0 or more, got -1.0 and 0.0001"),
+    ("--epochs", "0", "must be at least 1, got 0"),
+    ("--rendered", "2", "must be a share between 0 and 1, got 2.0"),
+    ("--model", "resnet", "unknown model 'resnet'; choose one of seed-cnn, effnet-lite0, gate-cnn, effnet-lite1"),
 ])
 def test_train_refuses_a_setting_out_of_range_by_name(prepared_sample, tmp_path, option, value, message):
+    """A usage error, as click's own: exit 2 and the option as typed (was exit 1, 'batch_size')."""
     from typer.testing import CliRunner
 
     from maskwatch.cli import app
+    from tests.conftest import usage_error
 
     result = CliRunner().invoke(app, ["train", str(prepared_sample), "--out", str(tmp_path / "r"), option, value])
-    assert result.exit_code == 1 and message in result.output, result.output
+    assert result.exit_code == 2, result.output
+    assert usage_error(result.output) == f"Invalid value for '{option}': {message}"
     assert not (tmp_path / "r").exists()
 
 
@@ -168,7 +174,7 @@ def test_cv_needs_two_folds(prepared_sample, tmp_path):
     from maskwatch.cli import app
 
     result = CliRunner().invoke(app, ["cv", str(prepared_sample), "--out", str(tmp_path / "cv"), "--folds", "1"])
-    assert result.exit_code == 1 and "--folds must be at least 2" in result.output, result.output
+    assert result.exit_code == 2 and "Invalid value for '--folds': must be at least 2" in result.output, result.output
     assert not (tmp_path / "cv").exists()
 
 

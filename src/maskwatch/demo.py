@@ -23,6 +23,12 @@ CLIPS = {"entrance": ("maksssksksss753", "maksssksksss201", "maksssksksss411"),
          "counter": ("maksssksksss657", "maksssksksss151", "maksssksksss672")}
 
 
+def clips_made(folder: Path) -> bool:
+    """Whether `folder` holds every clip make_demo_clips writes (a site's missing file there is
+    then a mistyped name, not the demo not made yet)."""
+    return all((folder / f"{name}.mp4").is_file() for name in CLIPS)
+
+
 def pan_frames(photo: np.ndarray, size: tuple[int, int], seconds: float, fps: int, zoom: float = 1.6):
     """Frames of a `size` (w, h) window sliding across `photo` enlarged `zoom` times, left to
     right and back, with a gentle vertical sway."""

@@ -5,6 +5,8 @@ importing the command line package."""
 from __future__ import annotations
 
 import importlib
+import shlex
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -18,6 +20,30 @@ EXTRA_MODULES = {
               "pyotp"),  # pydantic comes with typer (0.16+); python_multipart: uploads
     "ray": ("ray",),
 }
+
+
+# The torch that constraints.txt pins, for installs outside a checkout (where that file is not).
+TORCH_PIN = "torch==2.13.0"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# Where the package is imported from: in a checkout (make setup's editable install) constraints.txt is here.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def install_line(extra: str, root: Path = SOURCE_ROOT, cwd: Path | None = None) -> str:
+    """The command that installs `extra` with torch pinned: a bare `pip install 'maskwatch[train]'`
+    takes the newest torch from PyPI, a CUDA build of several GB. In a checkout it is constraints.txt's
+    line (run in the checkout); elsewhere the CPU build is pinned first, as README's Installing says."""
+    if (root / "constraints.txt").is_file() and (root / "pyproject.toml").is_file():
+        line = f"pip install -c constraints.txt -e '.[{extra}]'"
+        if (cwd or Path.cwd()).resolve() != root:
+            line = f"cd {shlex.quote(str(root))} && {line}"
+        if extra == "train":
+            line += f" (PyPI's torch is a CUDA build of several GB; the CPU build: add --extra-index-url {TORCH_CPU_INDEX})"
+        return line
+    if extra == "train":
+        return (f"pip install {TORCH_PIN} --index-url {TORCH_CPU_INDEX} (the CPU build; PyPI's is a CUDA build "
+                f"of several GB), then pip install 'maskwatch[train]'")
+    return f"pip install 'maskwatch[{extra}]'"
 
 
 def missing(command: str, what: str) -> NoReturn:
@@ -35,4 +61,4 @@ def need(command: str, extra: str, modules: tuple[str, ...] | None = None) -> No
         try:
             importlib.import_module(module)
         except ImportError:
-            missing(command, f"the {extra} extra: pip install 'maskwatch[{extra}]'")
+            missing(command, f"the {extra} extra: {install_line(extra)}")

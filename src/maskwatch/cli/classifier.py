@@ -10,10 +10,29 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch.cli.common import (SEED_RANGE, Progress, _fail, _output_folder, _refuse_folder, _sigterm_as_ctrl_c,
-                                  need_centerface)
+                                  _with_option, need_centerface)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
+
+
+def _recipe(model: str, **options):
+    """`model`'s recipe (TrainConfig, CropSpec) with the options given: one at a time, so that a value
+    out of its range is a usage error naming its option (`--epochs 0` was exit 1, 'epochs must be ...')."""
+    from maskwatch.training.classifier.recipes import recipe
+
+    try:
+        cfg, spec = recipe(model)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="'--model'") from None
+    for field, value in options.items():
+        if value is not None:
+            option = "--" + field.replace("_", "-")
+            if field in ("size", "margin", "grey"):
+                spec = _with_option(spec, option, value)
+            else:
+                cfg = _with_option(cfg, option, value)
+    return cfg, spec
 
 
 Model = Annotated[str, typer.Option(help="Architecture: effnet-lite0 (default), effnet-lite1 (larger), seed-cnn (the study's) or gate-cnn (the seed CNN with batch normalisation, for a gate).")]
@@ -42,16 +61,13 @@ def prepare(
     """Parse Pascal VOC annotations into faces.csv and crop every face."""
     _need("prepare", "train", ("sklearn",))  # the split; checked before anything is written
     if split_by not in ("photo", "face"):  # said after every face was cropped
-        _fail(f"--split-by must be 'photo' or 'face', got {split_by!r}")
+        raise typer.BadParameter(f"must be 'photo' or 'face', got {split_by!r}", param_hint="'--split-by'")
     from maskwatch.atomic import OutputError
     from maskwatch.data.crops import CropSpec
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
 
-    try:
-        spec = CropSpec(size=size, margin=margin, grey=grey)  # checks --size and --margin
-    except ValueError as err:
-        _fail(f"--size, --margin: {err}")
+    spec = _with_option(_with_option(CropSpec(grey=grey), "--size", size), "--margin", margin)
     try:
         result = run_prepare(data, out, spec, strict=strict, progress=progress)
     except (PrepareError, OutputError) as err:
@@ -99,6 +115,9 @@ def render(
     (train with --rendered SHARE)."""
     _need("render", "train", ("torch",))
     need_centerface("render")
+    if per_face < 2:
+        raise typer.BadParameter(f"must be at least 2 (one worn right, one wrongly), got {per_face}",
+                                 param_hint="'--per-face'")
     import json
 
     from maskwatch.data.prepare import PrepareError, read_faces_csv
@@ -115,8 +134,6 @@ def render(
     data = data or Path(meta["data"])
     if not (data / "images").is_dir():
         _fail(f"{data}: no images/ folder; pass the dataset with --data")
-    if per_face < 2:
-        _fail(f"--per-face must be at least 2 (one worn right, one wrongly), got {per_face}")
     if not any(row["label"] == "without_mask" for row in rows):
         _fail(f"{work}: no bare (without_mask) face to draw masks on")
     try:
@@ -146,12 +163,11 @@ def train(
 ) -> None:
     """Train a classifier on the crops; writes weights, history.csv and curves.png."""
     _need("train", "train")
-    from maskwatch.training.classifier.recipes import recipe
     from maskwatch.training.classifier.train import train_run
 
+    cfg, _ = _recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
+                     balance=balance, schedule=schedule, rendered=rendered)
     try:
-        cfg, _ = recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
-                        balance=balance, schedule=schedule, rendered=rendered)
         with _sigterm_as_ctrl_c():
             run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
     except (ValueError, FileNotFoundError) as err:
@@ -217,16 +233,15 @@ def cv(
     _need("cv", "train")
     _output_folder(out)
     if folds < 2:
-        _fail(f"--folds must be at least 2 (each fold is held out once), got {folds}")
+        raise typer.BadParameter(f"must be at least 2 (each fold is held out once), got {folds}", param_hint="'--folds'")
     from maskwatch.data.prepare import PrepareError
     from maskwatch.data.prepare import prepare as run_prepare
     from maskwatch.training.classifier.crossval import format_summary, run_cv
     from maskwatch.training.classifier.dataset import load_crop_dataset
-    from maskwatch.training.classifier.recipes import recipe
 
+    cfg, spec = _recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
+                        seed=seed, augment=augment, balance=balance, schedule=schedule, rendered=rendered)
     try:
-        cfg, spec = recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
-                           seed=seed, augment=augment, balance=balance, schedule=schedule, rendered=rendered)
         work = data
         if not (data / "prepare.json").is_file():
             if rendered:  # a work folder made here would hold no renders (each cv made it again)

@@ -24,6 +24,19 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code=code)
 
 
+def _with_option(config, option: str, value):
+    """`config` (a dataclass) with `--option`'s field set to `value`. A value out of the field's range
+    is a usage error, as click's own are (exit 2, the option as typed): it was exit 1 naming `min_score`."""
+    from dataclasses import replace
+
+    field = option.removeprefix("--").replace("-", "_")
+    try:
+        return replace(config, **{field: value})
+    except ValueError as err:
+        said = str(err).removeprefix(f"{field} ").removeprefix("is ")
+        raise typer.BadParameter(said, param_hint=f"'{option}'") from None
+
+
 @contextmanager
 def _sigterm_as_ctrl_c():
     """SIGTERM (timeout, docker stop, systemd) stops a command as Ctrl-C does, its outputs closed

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch.cli.common import (SEED_RANGE, ClassifierFile, DetectorFile, Gate, Progress, _fail, _models,
-                                  _output_folder, _refuse_folder, _sigterm_as_ctrl_c, need_centerface)
+                                  _output_folder, _refuse_folder, _sigterm_as_ctrl_c, _with_option, need_centerface)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -41,9 +41,9 @@ def evaluate_detection(
     from maskwatch.detection.evaluate import evaluate_detection as run_eval
 
     if bootstrap < 0:
-        _fail(f"--bootstrap must be 0 or more, got {bootstrap}")
+        raise typer.BadParameter(f"must be 0 or more, got {bootstrap}", param_hint="'--bootstrap'")
     if limit is not None and limit < 1:
-        _fail(f"--limit must be 1 or more, got {limit}")
+        raise typer.BadParameter(f"must be 1 or more, got {limit}", param_hint="'--limit'")
     if all_photos and seed is not None:
         _fail("--seed chooses the held-out side of a split, --all-photos scores every photo: give one of them")
     _refuse_folder(out, ".json")
@@ -204,8 +204,9 @@ def train_detector(
 
     recipe = replace(DetectorRecipe(seed=seed, split_seed=seed),
                      **{k: v for k, v in {"steps": steps, "batch_size": batch_size}.items() if v is not None})
-    if recipe.steps < 1 or recipe.batch_size < 1:
-        _fail(f"--steps and --batch-size must be at least 1, got {recipe.steps} and {recipe.batch_size}")
+    for option, value in (("--steps", recipe.steps), ("--batch-size", recipe.batch_size)):
+        if value < 1:
+            raise typer.BadParameter(f"must be at least 1, got {value}", param_hint=f"'{option}'")
     try:
         with _sigterm_as_ctrl_c():
             model = run_train(data, out, recipe, progress=progress, threads=threads)
@@ -227,7 +228,7 @@ def export_detector(
     """Export a trained detector to ONNX with its settings (cut-off fitted on training photos)."""
     _need("export-detector", "train")
     if fit_photos is not None and fit_photos < 1:
-        _fail(f"--fit-photos must be 1 or more, got {fit_photos}")
+        raise typer.BadParameter(f"must be 1 or more, got {fit_photos}", param_hint="'--fit-photos'")
     if not run.is_dir():  # a mistyped RUN was told "the run is not finished", to train it again
         _fail(f"{run}: no such run folder; `maskwatch train-detector DATA --out {run}` makes one")
     from maskwatch.data.prepare import PrepareError
@@ -259,9 +260,10 @@ def fit_detector(
     from maskwatch.detection.fit import fit_detector_config
 
     _refuse_folder(out, ".json")
+    start = _with_option(DetectorConfig(), "--upscale", upscale)
     try:
         split = photo_split(data, seed=seed)
-        config, report = fit_detector_config(data, split.train, DetectorConfig(upscale=upscale),
+        config, report = fit_detector_config(data, split.train, start,
                                              progress=progress)
     except (ImportError, ValueError) as err:  # bad data: PrepareError, AnnotationError, ImageError
         _fail(str(err))

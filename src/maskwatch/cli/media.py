@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch.cli.common import (ClassifierFile, DetectorFile, Gate, MovingCamera, Progress, _fail, _models,
-                                  _refuse_folder, _sigterm_as_ctrl_c)
+                                  _refuse_folder, _sigterm_as_ctrl_c, _with_option)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -82,23 +82,22 @@ def detect(
     progress: Progress = True,
 ) -> None:
     """Find, classify and count every face in photos, videos and live streams (Ctrl-C stops cleanly)."""
-    from dataclasses import replace
-
     from maskwatch.atomic import OutputError
     from maskwatch.video.pipeline import DetectFailed, DetectOptions, run_detect
+    from maskwatch.video.resume import PHOTOS
     from maskwatch.video.sources import SourceError
 
     models = _models(classifier, detector_file, gate)
     try:
         config = models.detector_config()
         if min_score is not None:
-            config = replace(config, min_score=min_score)
+            config = _with_option(config, "--min-score", min_score)
         if upscale is not None:
-            config = replace(config, upscale=upscale)
+            config = _with_option(config, "--upscale", upscale)
         if detect_every is not None and detect_every < 1:
-            _fail(f"--detect-every must be at least 1, got {detect_every}")
+            raise typer.BadParameter(f"must be at least 1, got {detect_every}", param_hint="'--detect-every'")
         if max_frames is not None and max_frames < 1:
-            _fail(f"--max-frames must be at least 1, got {max_frames}")
+            raise typer.BadParameter(f"must be at least 1, got {max_frames}", param_hint="'--max-frames'")
         detector = models.load(config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
@@ -118,7 +117,8 @@ def detect(
     for error in result.errors:
         typer.secho(f"warning: {error}", fg=typer.colors.YELLOW, err=True)
     skipped = f" ({result.skipped} photo{'s' * (result.skipped != 1)} done before, not read again)" if result.skipped else ""
-    typer.echo(f"{result.frames} frame{'s' * (result.frames != 1)}, {result.faces} face{'s' * (result.faces != 1)} "
+    unit = "photo" if result.kind in PHOTOS else "frame"  # make demo said "40 frames" of 40 photos
+    typer.echo(f"{result.frames} {unit}{'s' * (result.frames != 1)}, {result.faces} face{'s' * (result.faces != 1)} "
                f"-> {out}{skipped}", err=as_json)
     if result.summary:
         totals = result.summary["totals"]
@@ -130,12 +130,15 @@ def detect(
         _fail("stopped by Ctrl-C or SIGTERM; the outputs so far are closed and kept" + _resume_hint(result), code=130)
     if result.unread:
         _fail(f"{result.unread} of {result.photos} photos could not be read (named above); the others' outputs "
-              f"are in {out}" + _resume_hint(result))
+              f"are in {out}" + _resume_hint(result, unread=True))
 
 
-def _resume_hint(result) -> str:
-    """How a photo run stopped part-way goes on: said where it stops."""
-    return "; the same command with --resume reads only the photos not done" if result.kind == "folder" else ""
+def _resume_hint(result, unread: bool = False) -> str:
+    """How a photo run stopped part-way goes on: said where it stops. `unread`: photos that could not
+    be read, which --resume alone reads (and refuses) again."""
+    if result.kind != "folder":
+        return ""
+    return f"{'; mend or remove them, and' if unread else ';'} the same command with --resume reads only the photos not done"
 
 
 class AnnotationFormat(str, Enum):
@@ -191,7 +194,7 @@ def batch(
     from maskwatch.scale.files import BatchInputError, ScoreOptions
 
     if detect_every is not None and detect_every < 1:
-        _fail(f"--detect-every must be at least 1, got {detect_every}")
+        raise typer.BadParameter(f"must be at least 1, got {detect_every}", param_hint="'--detect-every'")
     options = ScoreOptions(blur=blur, save_media=not no_media,
                            models=_models(classifier, detector, gate, load_check=True), moving_camera=moving_camera,
                            **({} if detect_every is None else {"detect_every": detect_every}))

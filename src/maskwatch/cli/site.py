@@ -4,6 +4,7 @@ and backup (its database and snapshots)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,6 +17,15 @@ from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, 
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
+
+
+def _demo_not_made(error: str) -> bool:
+    """A missing source under a demo-output/clips/ folder that lacks the demo's clips: a mistyped
+    name where `make demo` made them was told to run `make demo`."""
+    from maskwatch.demo import clips_made
+
+    folders = re.findall(r"no such video file: (.*demo-output/clips)/", error)
+    return any(not clips_made(Path(folder)) for folder in folders)
 
 
 @commands.command()
@@ -42,13 +52,13 @@ def run(
     from maskwatch.video.sources import redact_source
 
     if cameras_per_actor < 1:
-        _fail(f"--cameras-per-actor must be at least 1, got {cameras_per_actor}")
+        raise typer.BadParameter(f"must be at least 1, got {cameras_per_actor}", param_hint="'--cameras-per-actor'")
     try:
         site = load_site_config(config)
     except SiteConfigError as err:
         for line in str(err).splitlines():
             typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
-        if "demo-output/clips/" in str(err):  # examples/demo-site.yaml run before `make demo`
+        if _demo_not_made(str(err)):  # examples/demo-site.yaml run before `make demo`
             typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
                        "sample/face-mask-detection demo-output/clips)", err=True)
         raise typer.Exit(code=1) from None
@@ -97,7 +107,8 @@ def run(
     tls = _tls_files(server.tls.cert, server.tls.key) if server.tls else {}
     auth = auth_for(server.host, site.storage.database, server.trusted_proxies, site.storage.retention_days,
                     server.session_idle_minutes, server.session_max_hours, tls=bool(tls), where=f"--config {config}", create=True,
-                    tls_how="server: {tls: {cert, key}} in the site's file", require_two_step=server.require_two_step)
+                    tls_how="server: {tls: {cert, key}} in the site's file", require_two_step=server.require_two_step,
+                    cameras=True)
 
     cluster = contextlib.nullcontext()
     if ray_address is not None:

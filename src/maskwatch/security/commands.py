@@ -29,9 +29,9 @@ Database = Annotated[Optional[str], typer.Option(
     show_default=False)]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+    raise typer.Exit(code=code)
 
 
 def open_store(config: Path | None, database: str | None, command: str = "users", create: bool = False):
@@ -129,7 +129,18 @@ def read_password(confirm: bool = True) -> str:
         except UnicodeDecodeError:
             _fail("the password on stdin is not UTF-8 text")
         return line.rstrip("\r\n")
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    return asked("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+def asked(question: str, **options) -> str:
+    """typer.prompt, stopped as the other commands stop: Ctrl-C at a prompt said click's "Aborted."
+    with exit code 1 (130 is Ctrl-C's), and nothing of whether the user had been changed."""
+    try:
+        return typer.prompt(question, **options)
+    except typer.Abort as err:  # raised `from None`: what the terminal sent is its context
+        if isinstance(err.__context__, EOFError):
+            _fail("no answer at the prompt (end of input); no user or setting was changed")
+        _fail("stopped by Ctrl-C at the prompt; no user or setting was changed", code=130)
 
 
 @users_app.command("add")
@@ -260,7 +271,7 @@ def read_code() -> str:
     """A code from the app: asked in a terminal, else the next line of stdin."""
     if not sys.stdin.isatty():
         return sys.stdin.buffer.readline().decode("utf-8", "replace").strip()
-    return typer.prompt("The 6-digit code the app shows now")
+    return asked("The 6-digit code the app shows now")
 
 
 @users_app.command("2fa")
@@ -367,7 +378,7 @@ def add_token(
     from maskwatch.security.user_rules import SCOPES, name_problem
 
     if scope not in SCOPES:  # said before a new database is made (typo.db)
-        _fail(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        raise typer.BadParameter(f"must be one of {', '.join(SCOPES)}, got {scope!r}", param_hint="'--scope'")
     if (problem := name_problem(name, "token")) is not None:
         _fail(problem)
     # An owner is a user of a database already there: with --owner a missing one is not made.
@@ -414,11 +425,13 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,
              absolute_hours: float = 12.0, tls: bool = False, where: str = "--database maskwatch.db",
-             create: bool = False, tls_how: str = "--tls-cert/--tls-key", require_two_step: str = "none"):
+             create: bool = False, tls_how: str = "--tls-cert/--tls-key", require_two_step: str = "none",
+             cameras: bool | None = None):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
-    with no user (anyone who reaches the port would see the cameras). `tls_how`: how this command
+    with no user, saying what anyone who reaches the port would get. `tls_how`: how this command
     is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls).
-    `require_two_step`: the site's server.require_two_step."""
+    `require_two_step`: the site's server.require_two_step. `cameras`: whether it serves cameras;
+    None: as `create`, since the commands that serve cameras (run, serve --source) make the database."""
     from maskwatch.security.auth_settings import AuthSettings
     from maskwatch.security.request_checks import is_loopback
     from maskwatch.site.config import check_proxies
@@ -437,7 +450,10 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
         store.close()
     local = is_loopback(host)
     if not local and users == 0:
-        _fail(f"refusing to serve on {host} with no users: anyone who reaches the port would see the cameras; "
+        # Plain `serve` has no camera: it was said to show "the cameras" all the same.
+        exposed = ("would see the cameras live, their events and snapshots" if (create if cameras is None else cameras)
+                   else "could have photos analysed here (POST /v1/detect, the upload page) and read /metrics")
+        _fail(f"refusing to serve on {host} with no users: anyone who reaches the port {exposed}; "
               f"add an admin first: maskwatch users add NAME --role admin {where}")
     if not local and not tls:
         typer.secho(f"warning: serving on {host} over plain http: passwords and session cookies cross the "

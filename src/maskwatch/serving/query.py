@@ -43,11 +43,31 @@ PATTERNS_SAID = {"before": "not a cursor: give the one in the `next` link of the
                            "time, use until)"}
 
 
+# A body that is no JSON object, said as what to send: pydantic's words were "body field '0': JSON
+# decode error" (the 0 a character's place, not a field) and "body: Input should be a valid
+# dictionary or object to extract fields from" (a form, `curl -d user=...`, posted to /login).
+JSON_OBJECT = "expected a JSON object, sent with Content-Type: application/json"
+
+
+def body_said(error: dict) -> str | None:
+    """The line for a JSON body that does not parse or is not an object; None for other errors."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid" and loc[:1] == ("body",):
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return f"body: not valid JSON{at} ({str(error.get('ctx', {}).get('error', 'decode error'))}); {JSON_OBJECT}"
+    if error.get("type") in ("model_attributes_type", "dict_type") and loc == ("body",):
+        return f"body: {JSON_OBJECT}"
+    return None
+
+
 def error_line(errors: list[dict]) -> str:
     """FastAPI's 422 details as the one line of `error` that every other refusal of the API has,
     naming each bad parameter: a client in another language reads one key for every error."""
     parts = []
     for error in errors:
+        if (said := body_said(error)) is not None:
+            parts.append(said)
+            continue
         where, *name = [str(part) for part in error.get("loc", ())] or ["request"]
         place = f"{PLACES.get(where, where)} {'.'.join(name)!r}" if name else where
         given = error.get("input")

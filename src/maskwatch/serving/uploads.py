@@ -45,8 +45,10 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
         image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
     except Image.DecompressionBombError:
         raise UploadError(413, f"image dimensions exceed the limit of {max_pixels} pixels") from None
-    except (UnidentifiedImageError, OSError, ValueError):
+    except UnidentifiedImageError:
         raise UploadError(415, not_an_image(data)) from None
+    except (OSError, ValueError, SyntaxError) as err:  # known by its header, cut short before its pixels
+        raise UploadError(400, f"truncated or corrupt image: {err}") from None
     with image:
         width, height = image.size
         if width * height > max_pixels:

@@ -59,10 +59,13 @@ def window_counts(rows: list[dict], zone: str | None) -> dict[str, int]:
 def said_in_log(alert: dict) -> None:
     """A compliance alert with nowhere else to go, as a line of the site's log."""
     where = alert["camera"] + (f", zone {alert['zone']}" if alert["zone"] else "")
-    log.warning("compliance alert at %s: %g %% masked (95 %% interval %g-%g %%) over the last %d minutes, under "
-                "%g %%; %d of %d people with a mask (said here only: no alerts.webhooks, alerts.notify or mqtt "
-                "to send it to)", where, alert["compliance"], alert["compliance_low"], alert["compliance_high"],
-                alert["minutes"], alert["below"], alert["with_mask"], alert["people"])
+    # The counted ratio beside the corrected share, as compliance_message has it: "51.1 % masked; 10 of
+    # 19 people" alone read as a wrong sum (10 of 19 is 52.6 %).
+    log.warning("compliance alert at %s: %g %% masked, corrected for the classifier's known errors (95 %% interval "
+                "%g-%g %%), over the last %d minutes, under %g %%; counted: %d of %d people with a mask (%g %%) "
+                "(said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)", where,
+                alert["compliance"], alert["compliance_low"], alert["compliance_high"], alert["minutes"],
+                alert["below"], alert["with_mask"], alert["people"], alert["observed"])
 
 
 @dataclass

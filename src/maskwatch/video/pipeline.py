@@ -305,7 +305,8 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
                 sinks.append(summary)
             # Also with no known length (a stream, an .mjpeg): the count and rate say it is alive.
             total = info.frames if max_frames is None else min(info.frames or max_frames, max_frames)
-            bar = progress_bar(frames, total=total, desc="detect", unit="frame", disable=not progress)
+            bar = progress_bar(frames, total=total, desc="detect", unit="frame" if tracked else "photo",
+                               disable=not progress)
             try:
                 run_frames(bar, processor, sinks, result, max_frames)
             except Exception as err:  # noqa: BLE001 - the lines so far are kept (this block completes), then raised

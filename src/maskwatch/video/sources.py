@@ -72,7 +72,9 @@ def describe_source(source: str) -> SourceInfo:
             raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){videos}")
         return SourceInfo("folder", path.name, None, len(images))
     if not path.exists():
-        hint = f" (a webcam is webcam:{source})" if source.isdigit() else ""
+        # OpenCV's habit of a bare device number, or the word alone: "webcam: no such file or folder"
+        hint = f" (a webcam is webcam:{source})" if source.isdigit() else \
+            " (a webcam is webcam:N, N its device number: webcam:0)" if source.lower() == "webcam" else ""
         raise SourceError(f"{path}: no such file or folder{hint}")
     suffix = path.suffix.lower()
     if suffix in UNREAD_PHOTO_SUFFIXES:

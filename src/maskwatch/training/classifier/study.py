@@ -51,14 +51,13 @@ def run_study(data_dir: Path, out: Path, cfg: StudyConfig = StudyConfig(), progr
         splits[by] = out / "splits" / f"{by}.csv"
         write_split_csv(splits[by], data.face_ids, is_val, by=by, seed=cfg.seed)
     results = {}
-    for colour in COLOURS:
-        for by in SPLIT_MODES:
-            name = f"{colour}-{by}"
-            if progress:
-                print(f"== training seed-cnn on {colour} crops, split by {by}")
-            run = train_run(out / "work" / colour, out / "runs" / name,
-                            train_cfg, split_csv=splits[by], progress=progress)
-            results[name] = evaluate_run(run)
+    for number, (colour, by) in enumerate(((c, b) for c in COLOURS for b in SPLIT_MODES), 1):
+        name = f"{colour}-{by}"
+        if progress:  # which of the four: `make demo` showed four runs of ten epochs, none numbered
+            print(f"== run {number} of {len(COLOURS) * len(SPLIT_MODES)}: training seed-cnn on {colour} crops, "
+                  f"split by {by}")
+        run = train_run(out / "work" / colour, out / "runs" / name, train_cfg, split_csv=splits[by], progress=progress)
+        results[name] = evaluate_run(run)
     summary = {
         "data": str(data_dir), "config": cfg.__dict__, "faces": works["colour"].faces,
         "per_class": works["colour"].per_class, "photos": works["colour"].photos,
