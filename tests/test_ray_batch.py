@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from maskwatch.cli import app
 import maskwatch
 from maskwatch.detection.detector import Models
+from maskwatch.scale import batch as batch_module
 from maskwatch.scale.batch import ACTOR_CPU_SHARE, ACTOR_RETRIES, run_batch
 from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each, refuses_connections
 from maskwatch.scale.files import BatchInputError, ScoreOptions, find_files
@@ -41,10 +42,11 @@ def cluster(ray_head):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, sample_dir) -> Path:
-    """Five sample photos, a corrupt one and a 6-frame clip in a nested folder."""
+    """Three sample photos, a corrupt one and a 6-frame clip in a nested folder: with two actors,
+    a call of two photos each."""
     folder = tmp_path_factory.mktemp("batch") / "in"
     (folder / "clips").mkdir(parents=True)
-    for photo in sorted(sample_dir.glob("images/*.png"))[:5]:
+    for photo in sorted(sample_dir.glob("images/*.png"))[:3]:
         shutil.copy(photo, folder)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     make_video(folder / "clips" / "till.mp4", sample_dir, frames=6)
@@ -87,9 +89,9 @@ def test_batch_equals_detect_file_by_file_and_reports_the_corrupt_file(batched, 
     result, out = batched
     assert result.exit_code == 1, result.output  # one file failed
     assert "broken.png: not a readable image" in result.output
-    assert "7 files: 6 done, 0 already done, 1 failed (2 actors" in result.output
+    assert "5 files: 4 done, 0 already done, 1 failed (2 actors" in result.output
     summary = json.loads((out / "batch.json").read_text())
-    assert (summary["done"], summary["skipped"], summary["failed"]) == (6, 0, 1)
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (4, 0, 1)
     failed = [row for row in summary["results"] if row["status"] == "failed"]
     assert [row["output"] for row in failed] == ["broken.png"]
     assert "not a readable image" in failed[0]["error"]
@@ -113,20 +115,18 @@ def test_a_rerun_skips_finished_files_and_redoes_missing_ones(batched, inputs, s
     shutil.rmtree(out / first.key)
 
     result = batch(str(inputs), "--out", str(out))
-    assert result.exit_code == 1 and "7 files: 1 done, 5 already done, 1 failed" in result.output
+    assert result.exit_code == 1 and "5 files: 1 done, 3 already done, 1 failed" in result.output
     assert {p: p.stat().st_mtime_ns for p in kept if p.name != "batch.json"} == \
         {p: t for p, t in kept.items() if p.name != "batch.json"}  # finished files untouched
     assert tree(out / first.key) == tree(sequential / first.key)
     summary = json.loads((out / "batch.json").read_text())
-    assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 5, 1)
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (1, 3, 1)
     skipped = [row for row in summary["results"] if row["status"] == "skipped"]
     assert all("frames" in row and "faces" in row for row in skipped)  # the earlier run's figures kept
     assert not summary["interrupted"]
 
 
 def test_a_batch_stopped_part_way_records_what_it_scored(tmp_path, sample_dir, monkeypatch):
-    from maskwatch.scale import batch as batch_module
-
     photos = sorted(sample_dir.glob("images/*.png"))[:3]
 
     def two_then_ctrl_c(files, out, options, actors, size):
@@ -201,10 +201,15 @@ def kill_actor_on(out: Path, name: str, stop: threading.Event, kills: list[int],
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds Ray's workers in /proc")
-def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, ray_head, inputs, tmp_path):
+def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, ray_head, inputs, tmp_path, monkeypatch):
     """Ray Data retried a call whose actor died for ever: a photo too big for the worker's memory
     kept the batch going for ever. Now it fails after ACTOR_RETRIES, alone: the photos of its call
-    are scored (again, one per call), and its earlier runs' leftovers are removed."""
+    are scored (again, one per call), and its earlier runs' leftovers are removed. With one retry,
+    not the shipped ACTOR_RETRIES (2): each retry is an actor restarted, its models loaded, seconds
+    on 2 cores; one shows that the count is kept as well as two."""
+    retries = 1
+    assert ACTOR_RETRIES > retries
+    monkeypatch.setattr(batch_module, "ACTOR_RETRIES", retries)
     folder = tmp_path / "in"
     folder.mkdir()
     good = sorted(inputs.glob("maks*.png"))[:2]
@@ -216,7 +221,7 @@ def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, ray_head, in
     (out / ".b.png.earlier.partial").mkdir(parents=True)  # what an earlier Ctrl-C left
     stop, kills = threading.Event(), []
     killer = threading.Thread(target=kill_actor_on,
-                              args=(out, "b.png", stop, kills, 2 * (ACTOR_RETRIES + 1) + 2, ray_head.process.pid))
+                              args=(out, "b.png", stop, kills, 2 * (retries + 1) + 2, ray_head.process.pid))
     killer.start()
     try:
         result = batch(str(folder), "--out", str(out), "--actors", "1")
@@ -224,9 +229,9 @@ def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, ray_head, in
         stop.set()
         killer.join()
     assert result.exit_code == 1, result.output
-    assert len(kills) == 2 * (ACTOR_RETRIES + 1)  # in its call of three, then alone
+    assert len(kills) == 2 * (retries + 1)  # in its call of three, then alone
     rows = {row["output"]: row for row in json.loads((out / "batch.json").read_text())["results"]}
-    assert rows["b.png"]["status"] == "failed" and f"died {ACTOR_RETRIES + 1} times" in rows["b.png"]["error"]
+    assert rows["b.png"]["status"] == "failed" and f"died {retries + 1} times" in rows["b.png"]["error"]
     assert [(rows[k]["status"], rows[k]["frames"]) for k in ("a.png", "c.png")] == [("done", 1), ("done", 1)]
     assert (out / "a.png").is_dir() and (out / "c.png").is_dir() and not (out / "b.png").exists()
     assert not list(out.glob(".*.partial"))  # the earlier run's leftover, and this run's killed attempts'
@@ -267,7 +272,10 @@ def test_a_second_batch_into_the_same_output_folder_is_refused(cluster, inputs, 
         os.close(first)
     assert result.exit_code == 1 and "another maskwatch batch is writing here" in result.output, result.output
     assert (out / "batch.json").read_text() == "the first batch's"
-    assert batch(str(min(inputs.glob("maks*.png"))), "--out", str(out)).exit_code == 0  # once it has ended
+    photo = min(inputs.glob("maks*.png"))
+    result = batch(str(photo), "--out", str(out))  # once it has ended; only good files: exit code 0
+    assert result.exit_code == 0, result.output
+    assert (out / photo.name / f"{photo.stem}.jpg").is_file()
 
 
 def test_a_folder_that_takes_no_lock_is_scored_unlocked(cluster, inputs, tmp_path, monkeypatch):
@@ -283,13 +291,6 @@ def test_a_folder_that_takes_no_lock_is_scored_unlocked(cluster, inputs, tmp_pat
     result = batch(str(min(inputs.glob("maks*.png"))), "--out", str(tmp_path / "out"))
     assert result.exit_code == 0 and "another maskwatch batch" not in result.output, result.output
     assert json.loads((tmp_path / "out" / "batch.json").read_text())["done"] == 1
-
-
-def test_only_good_files_exit_zero(cluster, inputs, tmp_path):
-    photo = min(inputs.glob("maks*.png"))
-    result = batch(str(photo), "--out", str(tmp_path / "out"))
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / photo.name / f"{photo.stem}.jpg").is_file()
 
 
 @pytest.mark.parametrize("make, message", [
@@ -399,9 +400,7 @@ def test_an_address_where_something_else_listens_is_named_at_once(answer, tmp_pa
 
     if answer is not None:  # None: a silent listener (the kernel accepts; nothing answers)
         threading.Thread(target=answer_each, daemon=True).start()
-    try:
-        with pytest.raises(ClusterError, match="answers, but not as a Ray cluster"):
-            check_reachable(address, timeout=2)
+    try:  # the command's own check_reachable (5 s for a silent listener) is the one asked
         started = time.monotonic()
         result = batch(str(min(sample_dir.glob("images/*.png"))), "--out", str(tmp_path / "out"), "--ray", address)
         assert result.exit_code == 1 and "answers, but not as a Ray cluster" in result.output
