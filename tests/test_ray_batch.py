@@ -24,7 +24,8 @@ from maskwatch.scale import batch as batch_module
 from maskwatch.scale.batch import ACTOR_CPU_SHARE, ACTOR_RETRIES, run_batch
 from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each, refuses_connections
 from maskwatch.scale.files import BatchInputError, ScoreOptions, find_files
-from tests.ray_head import descendants
+from tests.ray_head import alive, descendants
+from tests.test_cameras import wait_until
 from tests.test_detection import make_video
 
 ray = pytest.importorskip("ray")
@@ -151,7 +152,8 @@ def test_a_batch_stopped_part_way_records_what_it_scored(tmp_path, sample_dir, m
 
 def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path, sample_dir):
     """ray.init took SIGTERM for Ray's crash handler: `timeout` or `docker stop` aborted the batch
-    (exit 134) with no batch.json and its temp folders left, where cli.md promises exit 130."""
+    (exit 134) with no batch.json and its temp folders left, where cli.md promises exit 130.
+    The batch's own local cluster (the one test here of a `batch` that starts one) goes with it."""
     import subprocess
     import sys
 
@@ -162,9 +164,11 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path, sample_dir):
     deadline = time.monotonic() + 120
     while len(glob.glob(str(out / "*.png"))) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
+    cluster = descendants(process.pid)  # its GCS, raylet, workers...
     os.kill(process.pid, signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130 and "stopped by Ctrl-C or SIGTERM" in output, (process.returncode, output)
+    assert len(cluster) > 3 and wait_until(lambda: not alive(cluster), 20), alive(cluster)
     summary = json.loads((out / "batch.json").read_text())
     finished = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert summary["interrupted"] and 2 <= summary["done"] < 40
