@@ -82,17 +82,6 @@ def _worker_group(module: str) -> str:
     return module
 
 
-@pytest.fixture(scope="session")
-def ray_head():
-    """The Ray head that test_ray_batch and test_ray_site join (tests/ray_head.py): started by the
-    first ray_head.address(), stopped by the last module to use it, or at the session's end."""
-    from tests.ray_head import RayHead
-
-    head = RayHead()
-    yield head
-    head.stop()
-
-
 # Argon2 at the shipped cost (~150 ms a hash) was ~60 s of the suite's CPU: the test process hashes
 # with the smallest parameters Argon2 allows (Django's practice), and DUMMY_HASH is made with them
 # so an unknown name still costs what a wrong password does. A hash verifies under whatever

@@ -24,7 +24,6 @@ from maskwatch.scale import batch as batch_module
 from maskwatch.scale.batch import ACTOR_CPU_SHARE, ACTOR_RETRIES, run_batch
 from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each, refuses_connections
 from maskwatch.scale.files import BatchInputError, ScoreOptions, find_files
-from tests.ray_head import alive, descendants
 from tests.test_cameras import wait_until
 from tests.test_detection import make_video
 
@@ -32,11 +31,9 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def cluster(ray_head):
-    """Two worker CPUs, as the batch's actors would get on a small machine: the shared head
-    (tests/ray_head.py), joined in this process, as `batch --ray HOST:PORT` joins a cluster;
-    `batch` run in this process keeps the cluster in use. Left after."""
-    ray.init(address=ray_head.address(), include_dashboard=False, log_to_driver=False)
+def cluster():
+    """Two worker CPUs, as the batch's actors would get on a small machine; shut down after."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -188,15 +185,39 @@ def test_a_rerun_without_batch_json_reads_the_figures_back(batched, inputs, tmp_
         [(r["file"], r["frames"], r["faces"]) for r in first if r["status"] == "done"]
 
 
-def kill_actor_on(out: Path, name: str, stop: threading.Event, kills: list[int], most: int, head: int) -> None:
-    """kill -9 the batch's actor (as the kernel's OOM killer would) each time it starts on `name`;
-    `head`: the pid of the cluster's head, whose processes its workers are."""
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Ray's workers of a cluster this process started), from /proc."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, todo = [], [pid]
+    while todo:
+        above = todo.pop()
+        children = [child for child, parent in parents.items() if parent == above]
+        found += children
+        todo += children
+    return found
+
+
+def alive(pids) -> set[int]:
+    """Those of `pids` still running (a zombie, ended but not yet reaped, is not)."""
+    running = set()
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                running.add(pid)
+    return running
+
+
+def kill_actor_on(out: Path, name: str, stop: threading.Event, kills: list[int], most: int) -> None:
+    """kill -9 the batch's actor (as the kernel's OOM killer would) each time it starts on `name`."""
     seen = set(glob.glob(f"{out}/.{name}.*.partial"))  # an earlier run's leftover: not an attempt
     while not stop.is_set() and len(kills) < most:
         new = set(glob.glob(f"{out}/.{name}.*.partial")) - seen
         if new:
             seen |= new
-            for pid in descendants(head):
+            for pid in descendants(os.getpid()):
                 with contextlib.suppress(OSError):
                     if "FileScorer)).submit" in Path(f"/proc/{pid}/cmdline").read_text():  # the one at work
                         os.kill(pid, signal.SIGKILL)
@@ -205,7 +226,7 @@ def kill_actor_on(out: Path, name: str, stop: threading.Event, kills: list[int],
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds Ray's workers in /proc")
-def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, ray_head, inputs, tmp_path, monkeypatch):
+def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, inputs, tmp_path, monkeypatch):
     """Ray Data retried a call whose actor died for ever: a photo too big for the worker's memory
     kept the batch going for ever. Now it fails after ACTOR_RETRIES, alone: the photos of its call
     are scored (again, one per call), and its earlier runs' leftovers are removed. With one retry,
@@ -224,8 +245,7 @@ def test_a_file_that_kills_its_actor_each_time_fails_alone(cluster, ray_head, in
     out = tmp_path / "out"
     (out / ".b.png.earlier.partial").mkdir(parents=True)  # what an earlier Ctrl-C left
     stop, kills = threading.Event(), []
-    killer = threading.Thread(target=kill_actor_on,
-                              args=(out, "b.png", stop, kills, 2 * (retries + 1) + 2, ray_head.process.pid))
+    killer = threading.Thread(target=kill_actor_on, args=(out, "b.png", stop, kills, 2 * (retries + 1) + 2))
     killer.start()
     try:
         result = batch(str(folder), "--out", str(out), "--actors", "1")

@@ -14,7 +14,6 @@ from maskwatch.scale.fleet import RaySite, absolute_paths
 from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
-from tests.ray_head import descendants
 from tests.test_cameras import wait_until
 from tests.test_detection import make_video
 from tests.test_site import SiteProcess, still_clip
@@ -29,17 +28,15 @@ def two_cameras(folder, sample_dir) -> str:
     return "  door: {source: door.mp4}\n  till: {source: till.mp4}\n"
 
 
-def ray_processes(head) -> set[int]:
-    """Pids of Ray's own processes on this machine (raylet, GCS, workers), but for the shared
-    head's (tests/ray_head.py), which may start a worker meanwhile."""
+def ray_processes() -> set[int]:
+    """Pids of Ray's own processes on this machine (raylet, GCS, workers)."""
     ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    shared = set(descendants(head.process.pid)) if head.process is not None else set()
     return {int(line.split()[0]) for line in ps.splitlines()
-            if any(name in line for name in ("raylet", "gcs_server", "ray::", "default_worker.py"))} - shared
+            if any(name in line for name in ("raylet", "gcs_server", "ray::", "default_worker.py"))}
 
 
-def test_run_with_ray_stores_both_cameras_events_and_leaves_no_process(tmp_path, sample_dir, ray_head):
-    before = ray_processes(ray_head)
+def test_run_with_ray_stores_both_cameras_events_and_leaves_no_process(tmp_path, sample_dir):
+    before = ray_processes()
     running = SiteProcess(tmp_path, two_cameras(tmp_path, sample_dir), args=("--ray", "local"))
     try:
         assert wait_until(lambda: all(running.camera(c)["analysed"] >= 4 for c in ("door", "till")), 60)
@@ -56,17 +53,14 @@ def test_run_with_ray_stores_both_cameras_events_and_leaves_no_process(tmp_path,
     assert all((tmp_path / "snapshots" / e["snapshot"]).is_file() for e in events)
     assert sum(c["people"] + c["unassessable"] for c in store.counts()) == len(events)
     store.close()
-    assert wait_until(lambda: not ray_processes(ray_head) - before, 20)  # the local cluster went with the site
+    assert wait_until(lambda: not ray_processes() - before, 20)  # the local cluster went with the site
 
 
 @pytest.fixture(scope="module")
-def cluster(ray_head):
-    """The shared head (tests/ray_head.py), joined in this process; this module, the last to use
-    it, stops it."""
-    ray.init(address=ray_head.address(), include_dashboard=False, log_to_driver=False)
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-    ray_head.stop()
 
 
 def pid_of(actor) -> int | None:
