@@ -433,6 +433,36 @@ def test_an_address_where_something_else_listens_is_named_at_once(answer, tmp_pa
         server.close()
 
 
+@pytest.mark.parametrize("env, message", [
+    ({}, "the Ray cluster at {} asks for a token: set RAY_AUTH_MODE=token, with"),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-this-clusters-token"},
+     "the Ray cluster at {} refused this machine's token: put"),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": "/nonexistent"}, "cannot join the Ray cluster at {}: "
+     "RAY_AUTH_TOKEN_PATH is set but file cannot be opened or is empty: /nonexistent; put"),
+])
+def test_a_cluster_that_asks_for_a_token_is_named_at_once(cluster, env, message, tmp_path, sample_dir):
+    """A cluster Ray 2.60 starts asks for a token (this module's, as `ray start --head` where
+    ~/.ray/auth_token exists), and a driver given its address sends one only with
+    RAY_AUTH_MODE=token: without it, or with another token, ray.init retried for 20 s, a warning a
+    second, and ended in "Failed to connect to Ray cluster"; a RAY_AUTH_TOKEN_PATH naming no file
+    ended in Ray's traceback. Its own process: Ray reads the mode and the token once a process."""
+    import subprocess
+    import sys
+
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the module's cluster asks for no token (RAY_AUTH_MODE is set otherwise)")
+    address = ray.get_runtime_context().gcs_address
+    command = [sys.executable, "-c", "from maskwatch.cli import main; main()", "batch",
+               str(min(sample_dir.glob("images/*.png"))), "--out", str(tmp_path / "out"), "--ray", address]
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("RAY_AUTH")}
+    done = subprocess.run(command, env=clean | env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [f"error: {message.format(address)} the head's token (`ray get-auth-token` "
+                                        "there prints it) in RAY_AUTH_TOKEN, in a file named by "
+                                        "RAY_AUTH_TOKEN_PATH or in ~/.ray/auth_token"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_clusters_own_address_passes_the_check(cluster):
     check_reachable(ray.get_runtime_context().gcs_address, timeout=5)
 
