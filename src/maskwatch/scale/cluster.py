@@ -39,7 +39,8 @@ _HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """ClusterError unless a gRPC server (as Ray's GCS is) listens at `address`: ray.init retries
     a dead address, or one where something else listens (the dashboard's 8265), for minutes
-    without a word, so a wrong one is caught here first."""
+    without a word, so a wrong one is caught here first; so is a cluster that refuses this
+    process's token, or its lack of one."""
     target = _host_port(address)
     if target is None:
         if address != "auto":
@@ -63,6 +64,41 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     if len(answer) < 4 or answer[3] != 4:
         raise ClusterError(f"{address} answers, but not as a Ray cluster: give the head's GCS port (6379 by "
                            "default, as `ray start --head` prints it), or ray://HOST:10001 for Ray Client")
+    _check_token(address, target, timeout)
+
+
+def _check_token(address: str, target: tuple[str, int], timeout: float) -> None:
+    """ClusterError where the cluster asks for a token (`ray start --head` turns that on where
+    ~/.ray/auth_token exists) and refuses what ray.init would send, which is no token at all unless
+    RAY_AUTH_MODE=token: Ray never sends the machine's token to an address given unasked. ray.init
+    retries a refusal for 20 s, a warning a second, then says only "Failed to connect"."""
+    import grpc
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+    from ray._private.ray_constants import GLOBAL_GRPC_OPTIONS
+    from ray._raylet import AuthenticationTokenLoader
+    from ray.exceptions import AuthenticationError
+
+    fix = ("the head's token (`ray get-auth-token` there prints it) in RAY_AUTH_TOKEN, in a file named "
+           "by RAY_AUTH_TOKEN_PATH or in ~/.ray/auth_token")
+    try:
+        sent = AuthenticationTokenLoader.instance().get_token_for_http_header()  # ray.init's own header
+    except AuthenticationError as err:  # RAY_AUTH_MODE=token and no token here: Ray's first sentence says why
+        reason = str(err).split(". ")[0]
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {reason}; put {fix}") from None
+    method = ("/ray.rpc.RayletDriver/ClusterInfo" if address.startswith("ray://")  # Ray Client's server
+              else "/ray.rpc.NodeInfoGcsService/GetClusterId")
+    host = f"[{target[0]}]" if ":" in target[0] else target[0]
+    # Ray's own channel options: no HTTP proxy unless RAY_grpc_enable_http_proxy says so
+    with grpc.insecure_channel(f"{host}:{target[1]}", options=GLOBAL_GRPC_OPTIONS) as channel:
+        try:
+            channel.unary_unary(method)(b"", timeout=timeout, metadata=tuple(sent.items()))
+            return
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNAUTHENTICATED:
+                return  # anything else is ray.init's to find and name
+    if not is_token_auth_enabled():
+        raise ClusterError(f"the Ray cluster at {address} asks for a token: set RAY_AUTH_MODE=token, with {fix}")
+    raise ClusterError(f"the Ray cluster at {address} refused this machine's token: put {fix}")
 
 
 def refuses_connections(address: str, timeout: float = 0.5) -> bool:
@@ -108,7 +144,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None,
     previous = signal.getsignal(signal.SIGTERM) if main_thread else None
     try:
         ray.init(**kwargs, include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as err:
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as err:
         raise ClusterError(f"cannot start Ray{f' at {address}' if address else ''}: {err}") from None
     finally:
         if previous is not None:
