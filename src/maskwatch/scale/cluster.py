@@ -73,10 +73,14 @@ def _check_token(address: str, target: tuple[str, int], timeout: float) -> None:
     RAY_AUTH_MODE=token: Ray never sends the machine's token to an address given unasked. ray.init
     retries a refusal for 20 s, a warning a second, then says only "Failed to connect"."""
     import grpc
-    from ray._private.authentication.authentication_utils import is_token_auth_enabled
-    from ray._private.ray_constants import GLOBAL_GRPC_OPTIONS
-    from ray._raylet import AuthenticationTokenLoader
     from ray.exceptions import AuthenticationError
+
+    try:  # Ray's internals (2.60): where a later Ray moved them, ray.init's own words stand instead
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+        from ray._private.ray_constants import GLOBAL_GRPC_OPTIONS
+        from ray._raylet import AuthenticationTokenLoader
+    except ImportError:
+        return
 
     fix = ("the head's token (`ray get-auth-token` there prints it) in RAY_AUTH_TOKEN, in a file named "
            "by RAY_AUTH_TOKEN_PATH or in ~/.ray/auth_token")
