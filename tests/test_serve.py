@@ -342,9 +342,10 @@ def test_a_missing_source_file_is_refused_by_name(tmp_path):
 @pytest.mark.parametrize("args, option, message", [
     (["--port", "70000"], "--port", "must be 1-65535, got 70000"),
     (["--workers", "0"], "--workers", "must be at least 1, got 0"),
-    (["--max-upload-mb", "-1"], "--max-upload-mb", "must be more than 0, got -1"),
+    (["--max-upload-mb", "-1"], "--max-upload-mb", "must be more than 0 and finite, got -1"),
     (["--max-pixels", "0"], "--max-pixels", "must be at least 1, got 0"),
-    (["--max-upload-mb", "nan"], "--max-upload-mb", "must be more than 0, got nan"),
+    (["--max-upload-mb", "nan"], "--max-upload-mb", "must be more than 0 and finite, got nan"),
+    (["--max-upload-mb", "inf"], "--max-upload-mb", "must be more than 0 and finite, got inf"),  # was a traceback
 ])
 def test_serve_refuses_a_setting_that_could_never_serve(tmp_path, args, option, message):
     # Accepted before: port 70000 printed "serving on" and died, a bound of 0 refused every upload.

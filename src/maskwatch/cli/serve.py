@@ -87,13 +87,16 @@ def serve(
 def _check_ranges(port: int, workers: int, max_upload_mb: float, max_pixels: int, ray_replicas: int | None) -> None:
     """A value out of its range is a usage error, as click's own (exit 2, the option as typed), said
     before any extra is needed: port 70000 printed "serving on" and died, a bound of 0 refused every upload."""
+    import math
+
     for option, wrong, said in (("--port", not 1 <= port <= 65535, f"must be 1-65535, got {port}"),
                                 ("--workers", workers < 1, f"must be at least 1, got {workers}"),
-                                ("--max-upload-mb", not max_upload_mb > 0, f"must be more than 0, got {max_upload_mb:g}"),
+                                ("--max-upload-mb", not 0 < max_upload_mb < math.inf,  # inf: a traceback
+                                 f"must be more than 0 and finite, got {max_upload_mb:g}"),
                                 ("--max-pixels", max_pixels < 1, f"must be at least 1, got {max_pixels}"),
                                 ("--ray-replicas", ray_replicas is not None and ray_replicas < 1,
                                  f"must be at least 1, got {ray_replicas}")):
-        if wrong:  # `not ... > 0`: nan too
+        if wrong:  # `not 0 < ...`: nan too
             raise typer.BadParameter(said, param_hint=f"'{option}'")
 
 
