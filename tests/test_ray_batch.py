@@ -24,6 +24,7 @@ from maskwatch.scale import batch as batch_module
 from maskwatch.scale.batch import ACTOR_CPU_SHARE, ACTOR_RETRIES, run_batch
 from maskwatch.scale.cluster import ClusterError, check_reachable, cpus_each, refuses_connections
 from maskwatch.scale.files import BatchInputError, ScoreOptions, find_files
+from tests.conftest import usage_error
 from tests.test_cameras import wait_until
 from tests.test_detection import make_video
 
@@ -325,6 +326,12 @@ def test_bad_inputs_stop_before_anything_is_written(tmp_path, make, message):
     (tmp_path / "notes.txt").write_text("not a photo")
     result = batch(str(make(tmp_path)), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1 and message in result.output
+    # An option out of its range is a usage error (exit 2, named as typed), said before the inputs
+    # are read: --actors 0 was exit 1, which docs/cli.md gives to bad input.
+    for option in ("--detect-every", "--actors"):
+        result = batch(str(make(tmp_path)), "--out", str(tmp_path / "out"), option, "0")
+        assert result.exit_code == 2, result.output
+        assert usage_error(result.output) == f"Invalid value for '{option}': must be at least 1, got 0"
     assert not (tmp_path / "out").exists()
 
 

@@ -15,7 +15,7 @@ from maskwatch.scale.serving import APP_NAME, ProxyPortError, proxy_environment,
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.request_checks import SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings, create_app
-from tests.conftest import ADMIN, Credentials
+from tests.conftest import ADMIN, Credentials, usage_error
 from tests.rtsp import lost_its_port, reserved_port, start_on_free_port
 
 ray = pytest.importorskip("ray")
@@ -275,12 +275,19 @@ def test_the_proxy_believes_no_forwarded_header_from_an_untrusted_client(served,
 
 @pytest.mark.parametrize("args, message", [
     (["--ray-replicas", "2", "--source", "clip.mp4"], "--source runs a one-camera site in one process"),
-    (["--ray-replicas", "0"], "--ray-replicas must be at least 1"),
+    (["--ray-replicas", "2", "--workers", "2"], "--ray-replicas replaces --workers: give one of them; got 2 and 2"),
     (["--ray-replicas", "2", "--ray", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
 ])
 def test_bad_serve_options_are_refused(args, message):
     result = CliRunner().invoke(app, ["serve", *args])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_ray_replicas_out_of_range_is_a_usage_error():
+    """It was exit 1, which docs/cli.md gives to bad input: as click's own, exit 2 naming the option."""
+    result = CliRunner().invoke(app, ["serve", "--ray-replicas", "0"])
+    assert result.exit_code == 2, result.output
+    assert usage_error(result.output) == "Invalid value for '--ray-replicas': must be at least 1, got 0"
 
 
 def serve_command_env() -> dict[str, str]:

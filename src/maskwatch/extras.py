@@ -29,21 +29,47 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
+def pip_command(where: Path | None = None, executable: str | None = None) -> str:
+    """`python -m pip` of the interpreter running maskwatch, as typed in `where` (default: here):
+    `.venv/bin/maskwatch` run without the venv activated sent a plain `pip` to another environment's,
+    which installed the extra where maskwatch does not look. Under `where` the path is relative
+    (`.venv/bin/python`), on PATH the bare name, elsewhere the whole path."""
+    import os
+    import shutil
+    import sys
+
+    executable = sys.executable if executable is None else executable
+    if not executable:  # an embedded interpreter may not know its own
+        return "pip"
+    python = Path(executable)  # not resolved: a venv's python is a link to another environment's
+    where = Path.cwd() if where is None else where
+    if python.is_relative_to(where):
+        typed = os.path.join(".", python.relative_to(where)) if python.parent == where else str(python.relative_to(where))
+    elif shutil.which(python.name) == str(python):
+        typed = python.name
+    else:
+        typed = str(python)
+    return f"{shlex.quote(typed)} -m pip"
+
+
 def install_line(extra: str, root: Path = SOURCE_ROOT, cwd: Path | None = None) -> str:
     """The command that installs `extra` with torch pinned: a bare `pip install 'maskwatch[train]'`
     takes the newest torch from PyPI, a CUDA build of several GB. In a checkout it is constraints.txt's
-    line (run in the checkout); elsewhere the CPU build is pinned first, as README's Installing says."""
+    line (run in the checkout); elsewhere the CPU build is pinned first, as README's Installing says.
+    The pip is the running interpreter's (pip_command)."""
+    cwd = (cwd or Path.cwd()).resolve()
     if (root / "constraints.txt").is_file() and (root / "pyproject.toml").is_file():
-        line = f"pip install -c constraints.txt -e '.[{extra}]'"
-        if (cwd or Path.cwd()).resolve() != root:
+        line = f"{pip_command(root)} install -c constraints.txt -e '.[{extra}]'"
+        if cwd != root:
             line = f"cd {shlex.quote(str(root))} && {line}"
         if extra == "train":
             line += f" (PyPI's torch is a CUDA build of several GB; the CPU build: add --extra-index-url {TORCH_CPU_INDEX})"
         return line
+    pip = pip_command(cwd)
     if extra == "train":
-        return (f"pip install {TORCH_PIN} --index-url {TORCH_CPU_INDEX} (the CPU build; PyPI's is a CUDA build "
-                f"of several GB), then pip install 'maskwatch[train]'")
-    return f"pip install 'maskwatch[{extra}]'"
+        return (f"{pip} install {TORCH_PIN} --index-url {TORCH_CPU_INDEX} (the CPU build; PyPI's is a CUDA build "
+                f"of several GB), then {pip} install 'maskwatch[train]'")
+    return f"{pip} install 'maskwatch[{extra}]'"
 
 
 def missing(command: str, what: str) -> NoReturn:

@@ -188,13 +188,14 @@ def batch(
 ) -> None:
     """Score folders of photos and videos on Ray, each file exactly as `maskwatch detect FILE` would;
     a re-run skips finished files; failed files are listed in OUT/batch.json (exit code 1)."""
+    for option, value in (("--actors", actors), ("--detect-every", detect_every)):  # usage errors, as click's own
+        if value is not None and value < 1:
+            raise typer.BadParameter(f"must be at least 1, got {value}", param_hint=f"'{option}'")
     _need("batch", "ray")
     from maskwatch.scale.batch import SUMMARY, run_batch
     from maskwatch.scale.cluster import ClusterError
     from maskwatch.scale.files import BatchInputError, ScoreOptions
 
-    if detect_every is not None and detect_every < 1:
-        raise typer.BadParameter(f"must be at least 1, got {detect_every}", param_hint="'--detect-every'")
     options = ScoreOptions(blur=blur, save_media=not no_media,
                            models=_models(classifier, detector, gate, load_check=True), moving_camera=moving_camera,
                            **({} if detect_every is None else {"detect_every": detect_every}))

