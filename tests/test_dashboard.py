@@ -44,11 +44,13 @@ def page(tmp_path_factory):
 
 @pytest.fixture
 def tab(page):
-    """A page of its own (its routes and size go with it), at a size: tab(375, 667)."""
+    """A page of its own (its routes and size go with it), at a size: tab(375, 667); state: cookies
+    it starts with (a context's storage_state, as admin_state gives)."""
     opened = []
 
-    def open_tab(width=1280, height=720):
-        opened.append(watched(page.context.browser.new_page(viewport={"width": width, "height": height})))
+    def open_tab(width=1280, height=720, state=None):
+        opened.append(watched(page.context.browser.new_page(viewport={"width": width, "height": height},
+                                                            storage_state=state)))
         return opened[-1]
     yield open_tab
     for each in opened:
@@ -572,6 +574,22 @@ def zoned_site(tmp_path_factory, sample_dir):
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def admin_state(zoned_site, page):
+    """The admin's session on zoned_site, logged in once through the login page, for the zone tests
+    whose point is not the login (each logged in through the page, the server's Argon2 at its
+    shipped cost, 1-2 s a test on a loaded machine). Each opens its tab with it (a context of its
+    own: sessionStorage and routes stay the test's); the phone's test logs in itself, and out."""
+    from tests.conftest import log_in
+
+    context = page.context.browser.new_context()
+    try:
+        log_in(watched(context.new_page()), zoned_site.base)
+        return context.storage_state()
+    finally:
+        context.close()
+
+
 def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
     """The zone editor's polygons (/v1/cameras names the zones only) under /v1/cameras' rules."""
     from maskwatch.site.schemas import CameraZones
@@ -700,13 +718,10 @@ def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_
     assert document["components"]["schemas"]["ZonesText"]["required"] == ["text"]
 
 
-def test_a_reload_with_a_shape_open_leaves_the_history_as_a_fresh_open(zoned_site, tab):
+def test_a_reload_with_a_shape_open_leaves_the_history_as_a_fresh_open(zoned_site, admin_state, tab):
     """The history entry the zone editor pushes while a shape is open (for the back gesture) outlived
     a reload of the page: "back" from the reloaded page came to the same page again."""
-    from tests.conftest import log_in
-
-    phone = tab(375, 740)
-    log_in(phone, zoned_site.base)
+    phone = tab(375, 740, state=admin_state)
     phone.goto("about:blank")
     phone.goto(zoned_site.base + "/")
     phone.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"] img')?.naturalWidth > 0",
@@ -928,14 +943,12 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.input_value("#zone-yaml") == "" and phone.evaluate("document.getElementById('zone-yaml').readOnly")
 
 
-def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
+def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, admin_state, tab):
     """Escape in the name of a shape just closed closed the whole editor, and the shape's corners,
     in no text yet, were gone when it reopened; so did Escape with a shape's corners placed, not
     closed: it drops that shape now, and only a second Escape closes the editor."""
-    from tests.conftest import log_in
-
-    desk = tab(1280, 800)
-    log_in(desk, zoned_site.base)
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
     desk.get_by_role("button", name="Draw zones of door").click()
     desk.wait_for_function("() => document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
     overlay = desk.locator("#zone-overlay")
@@ -968,14 +981,12 @@ def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
     desk.evaluate("sessionStorage.clear()")  # the text kept is this test's only
 
 
-def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_site, tab):
+def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_site, admin_state, tab):
     """A picture or zones request that hung (no answer, no error) left the editor saying "Reading
     the camera's zones and picture…" for good, with no way but to close it."""
-    from tests.conftest import log_in
-
-    desk = tab(1280, 800)
+    desk = tab(1280, 800, state=admin_state)
     desk.clock.install()  # the page's 15 s moved on below, not waited for
-    log_in(desk, zoned_site.base)
+    desk.goto(zoned_site.base + "/")
     frames, zones = [], []  # the frames held: the editor's, and the card's own (read the same way)
     desk.route("**/v1/cameras/door/frame.jpg*", lambda route: frames.append(route))
     desk.route("**/v1/cameras/door/zones", lambda route: zones.append(route))
@@ -1025,20 +1036,18 @@ def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_si
     assert not desk.is_visible("#zone-editor")
 
 
-def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zoned_site, tab):
+def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zoned_site, admin_state, tab):
     """The editor on a desk screen with pictures of other sizes than the clip's: a click maps to the
     same share of the frame at any scale, the corners at the edges reach 0 and 1, and a tall
     picture (a camera on its side) no longer pushed the text two screens down."""
     import cv2
     import numpy as np
 
-    from tests.conftest import log_in
-
     def picture_of(jpeg):
         return lambda route: route.fulfill(status=200, content_type="image/jpeg", body=jpeg)
 
-    desk = tab(1280, 800)
-    log_in(desk, zoned_site.base)
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
     desk.wait_for_selector('.camera[data-camera="door"] .draw-zones', timeout=30_000)
     overlay = desk.locator("#zone-overlay")
     for width, height in ((3840, 2160), (480, 2000), (4000, 200)):
