@@ -849,12 +849,16 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     held = []
     phone.route("**/zones/check", lambda route: held.append(route) if not held else route.continue_())
     phone.fill("#zone-yaml", "zones:\n  old: [[0.1, 0.1], [0.2, 0.1]]\n")
-    phone.wait_for_timeout(600)
+    for _ in range(100):  # its check sent (once typing pauses), and held
+        if held:
+            break
+        phone.wait_for_timeout(50)
     assert len(held) == 1
     phone.fill("#zone-yaml", "zones:\n  only: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\n")
     phone.wait_for_function("() => document.querySelector('#zone-overlay g[data-name=\"only\"]') !== null", timeout=10_000)
-    held[0].continue_()  # the older text's answer (a 400) comes last
-    phone.wait_for_timeout(500)
+    with phone.expect_event("requestfinished", lambda request: request.url == held[0].request.url, timeout=10_000):
+        held[0].continue_()  # the older text's answer (a 400) comes last, read in whole by the page
+    phone.evaluate(NEXT_FRAMES)  # and shown, were it taken
     phone.unroute("**/zones/check")
     assert phone.inner_text("#zone-yaml-error") == ""
     assert phone.evaluate("[...document.querySelectorAll('#zone-overlay g[data-name]')].map((g) => g.dataset.name)") == ["only"]
