@@ -8,7 +8,7 @@ from maskwatch import Detector
 from maskwatch.video.cameras import CameraReader, CameraState, CameraWorker, live_frames
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.tracker import FaceTracker
-from tests.rtsp import RtspServer, mute_server, make_frames, refused_port, rtsp_server_available
+from tests.rtsp import RtspServer, mute_server, make_frames, refused_port, rtsp_server  # noqa: F401  (fixture)
 from tests.test_detection import make_video
 
 
@@ -20,28 +20,6 @@ def wait_until(condition, limit: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return condition()
-
-
-@pytest.fixture(scope="module")
-def module_rtsp_server(tmp_path_factory, sample_dir):
-    """One RTSP server for the module's tests, started once: tests/rtsp.py's fixture starts and
-    stops one for each test (some 0.6 s each on a quiet machine)."""
-    if not rtsp_server_available():
-        pytest.fail("GStreamer's RTSP server is missing: the Makefile's rtsp target installs it")
-    server = RtspServer(make_frames(tmp_path_factory.mktemp("rtsp-frames"), sample_dir),
-                        tmp_path_factory.mktemp("rtsp-log") / "server.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def rtsp_server(module_rtsp_server):
-    """The module's RTSP server, serving at the test's start however the test before left it
-    (stopped, or paused: SIGSTOP)."""
-    if module_rtsp_server.process is None:
-        module_rtsp_server.start()
-    module_rtsp_server.resume()
-    return module_rtsp_server
 
 
 def fast_reader(source: str, name: str = "cam") -> CameraReader:
@@ -125,7 +103,7 @@ def test_reader_refuses_nonpositive_timeouts():
         CameraReader("rtsp://127.0.0.1:1/x", stall_timeout=0)
 
 
-def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server, caplog):
+def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server, caplog):  # noqa: F811
     reader = fast_reader(rtsp_server.url).start()
     try:
         assert wait_until(lambda: reader.state().connected), reader.state()
@@ -174,7 +152,7 @@ def test_a_wrong_password_or_path_is_said_as_the_camera_refuses_it(tmp_path, sam
     assert "refused the user name or password" in said and "guess" not in said and "s3" not in said
 
 
-def test_a_stalled_stream_goes_offline_and_comes_back(rtsp_server):
+def test_a_stalled_stream_goes_offline_and_comes_back(rtsp_server):  # noqa: F811
     reader = fast_reader(rtsp_server.url).start()
     try:
         assert wait_until(lambda: reader.state().connected), reader.state()
@@ -187,7 +165,7 @@ def test_a_stalled_stream_goes_offline_and_comes_back(rtsp_server):
         reader.stop()
 
 
-def test_a_dead_camera_does_not_hold_up_a_live_one(rtsp_server):
+def test_a_dead_camera_does_not_hold_up_a_live_one(rtsp_server):  # noqa: F811
     dead = fast_reader(f"rtsp://127.0.0.1:{refused_port()}/nothing", "dead").start()
     live = fast_reader(rtsp_server.url, "live").start()
     try:
@@ -230,7 +208,7 @@ def test_a_camera_that_takes_connections_and_never_answers_holds_up_no_other(tmp
                 reader.stop()
             silent.stop()
 
-def test_worker_tracks_people_and_hands_them_out_when_the_stream_drops(rtsp_server):
+def test_worker_tracks_people_and_hands_them_out_when_the_stream_drops(rtsp_server):  # noqa: F811
     detector = Detector.load()
     sink = Collect()
     processor = FrameProcessor(detector, FaceTracker(min_hits=2), detect_every=2)
@@ -273,7 +251,7 @@ def test_a_camera_decodes_on_one_thread(tmp_path, sample_dir):
         capture.release()
 
 
-def test_detect_reads_a_stream_with_the_cameras_reader_through_a_restart(rtsp_server):
+def test_detect_reads_a_stream_with_the_cameras_reader_through_a_restart(rtsp_server):  # noqa: F811
     """`detect URL` reads with CameraReader: a lost stream is reopened, not the end of the run."""
     errors, losses = [], []
     frames = live_frames(rtsp_server.url, errors, name="door", stall_timeout=2.0, retry_max=0.5,
@@ -292,7 +270,7 @@ def test_detect_reads_a_stream_with_the_cameras_reader_through_a_restart(rtsp_se
     assert losses == [1]  # told once, before the frame after the loss: `detect` ends its tracks there
 
 
-def test_detect_on_a_stream_writes_lines_and_a_summary(rtsp_server, tmp_path):
+def test_detect_on_a_stream_writes_lines_and_a_summary(rtsp_server, tmp_path):  # noqa: F811
     import json
 
     from maskwatch.video.pipeline import run_detect
