@@ -9,9 +9,23 @@ import httpx
 import pytest
 
 from tests.conftest import watched
-from tests.test_serve import server, server_log  # noqa: F401  (the running service and its log)
+from tests.test_serve import serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, sample_dir):
+    """`maskwatch serve` as tests/test_serve.py starts it (a 1 MB upload limit, a one-camera site),
+    watching a still 320x240 clip: the page's tests need the camera's card and picture, not its
+    detections (test_serve's three 640x480 photos kept the detector busy beside the browser)."""
+    from tests.test_site import still_clip  # here: test_site imports this module's page
+
+    folder = tmp_path_factory.mktemp("live")
+    clip = still_clip(folder / "live.mp4", sample_dir)
+    with serving(["--max-upload-mb", "1", "--max-pixels", "4000000", "--source", str(clip),
+                  "--database", str(folder / "maskwatch.db")], folder) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +44,13 @@ def page(tmp_path_factory):
 
 @pytest.fixture
 def tab(page):
-    """A page of its own (its routes and size go with it), at a size: tab(375, 667)."""
+    """A page of its own (its routes and size go with it), at a size: tab(375, 667); state: cookies
+    it starts with (a context's storage_state, as admin_state gives)."""
     opened = []
 
-    def open_tab(width=1280, height=720):
-        opened.append(watched(page.context.browser.new_page(viewport={"width": width, "height": height})))
+    def open_tab(width=1280, height=720, state=None):
+        opened.append(watched(page.context.browser.new_page(viewport={"width": width, "height": height},
+                                                            storage_state=state)))
         return opened[-1]
     yield open_tab
     for each in opened:
@@ -68,7 +84,7 @@ def event(label, camera="live", seconds_ago=0):
             "last_seen": seen, "snapshot": None}
 
 
-def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir):  # noqa: F811
+def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir):
     photo = sorted(sample_dir.glob("images/*.png"))[1]
     page.goto(server + "/")
     page.set_input_files("#photo", str(photo))
@@ -87,7 +103,7 @@ def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir): 
     assert page.inner_text("#error") == ""
 
 
-def test_a_bad_file_shows_the_error_and_not_the_last_photos_result(server, page, tmp_path, sample_dir):  # noqa: F811
+def test_a_bad_file_shows_the_error_and_not_the_last_photos_result(server, page, tmp_path, sample_dir):
     """A failed upload left the last photo's counts and picture under the error, read as this one's."""
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
@@ -102,7 +118,7 @@ def test_a_bad_file_shows_the_error_and_not_the_last_photos_result(server, page,
     assert page.inner_text("#photo-counts") == "" and not page.is_visible("#result")
 
 
-def test_the_source_appears_as_a_camera_with_its_frame(server, page):  # noqa: F811
+def test_the_source_appears_as_a_camera_with_its_frame(server, page):
     page.goto(server + "/")
     page.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
     page.wait_for_function("() => document.querySelector('.camera[data-camera=\"live\"] img').naturalWidth > 0",
@@ -117,7 +133,7 @@ CONTRAST = """(selector) => [...document.querySelectorAll(selector)].map((el) =>
 })"""
 
 
-def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readable(server, tab):  # noqa: F811
+def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readable(server, tab):
     """A camera card 320 px at least pushed the page 16 px wider than a 320 px screen; the orange of
     "worn incorrectly" was 2.9:1 on white, the grey and green of the labels under WCAG's 4.5:1; the
     camera's counts did not say they are today's (read as the people in the shop now)."""
@@ -136,7 +152,7 @@ def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readabl
     assert scroller.get_attribute("tabindex") == "0" and scroller.get_attribute("aria-label")
 
 
-def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_colour(server, tab):  # noqa: F811
+def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_colour(server, tab):
     """The bars' figures were in <title>s only (read by no screen reader inside role=img, shown to no
     finger or keyboard); a bar whose interval is under 80 % differed from the others by red alone;
     "the server's local time" did not say which. The share was in whole percents beside an interval
@@ -201,7 +217,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
                            timeout=20_000)
 
 
-def test_the_events_say_when_nobody_is_there_to_list(server, tab):  # noqa: F811
+def test_the_events_say_when_nobody_is_there_to_list(server, tab):
     """An empty list was an empty table, and no camera an empty heading, read as a page still loading."""
     desk = tab()
     desk.route("**/v1/events?*", answer({"events": []}))
@@ -218,7 +234,7 @@ def test_the_events_say_when_nobody_is_there_to_list(server, tab):  # noqa: F811
     assert desk.get_attribute("#events-csv-link", "href") == "/v1/events.csv?label=without_mask"
 
 
-def test_a_late_answer_to_the_filter_before_does_not_replace_the_chosen_ones(server, tab):  # noqa: F811
+def test_a_late_answer_to_the_filter_before_does_not_replace_the_chosen_ones(server, tab):
     """On a slow network a poll sent before a filter changed answered after it: the list showed every
     label under "no mask" for 5 s, the chart all cameras' hours under "per day" for a minute."""
     held = []
@@ -264,7 +280,7 @@ def test_a_late_answer_to_the_filter_before_does_not_replace_the_chosen_ones(ser
     assert desk.evaluate("document.getElementById('trend-chart').dataset.buckets") == "0"
 
 
-def test_the_server_away_is_said_in_view_of_a_phone_scrolled_down(server, tab):  # noqa: F811
+def test_the_server_away_is_said_in_view_of_a_phone_scrolled_down(server, tab):
     """The notice sat above the cameras: a manager scrolled down the people seen read stale rows
     with nothing in view to say so."""
     phone = tab(375, 667)
@@ -306,7 +322,7 @@ def log_in_unanswered(login, base: str, on_post, timeout: int, after_ms: int = 0
                             timeout=timeout)
 
 
-def test_the_login_page_says_when_the_server_does_not_answer(server, tab):  # noqa: F811
+def test_the_login_page_says_when_the_server_does_not_answer(server, tab):
     """A login sent while the server is away, or the network down, did nothing at all."""
     login = tab(320, 568)  # the form was 352 px wide: its right edge and the button's cut off
     log_in_unanswered(login, server, lambda route: route.abort(), timeout=10_000)
@@ -315,7 +331,7 @@ def test_the_login_page_says_when_the_server_does_not_answer(server, tab):  # no
     assert login.evaluate("document.documentElement.scrollWidth") <= 320
 
 
-def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_dashboard(server, tab):  # noqa: F811
+def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_dashboard(server, tab):
     """The dashboard went to the login page on a 401 without a word (the page just changed under the
     manager); a logout the server never got left the page as it was, read as logged out."""
     desk = tab()
@@ -344,7 +360,7 @@ def test_a_lapsed_session_is_said_on_the_login_page_and_a_failed_logout_on_the_d
     assert len(logins) == 1, logins
 
 
-def test_the_server_back_is_tried_at_once_when_asked(server, tab):  # noqa: F811
+def test_the_server_back_is_tried_at_once_when_asked(server, tab):
     """The polls back off to once a minute while the server is away: once it was back, the notice and
     the old figures stayed until the back-off ran out, with nothing to do about it."""
     refused = []
@@ -364,7 +380,7 @@ def test_the_server_back_is_tried_at_once_when_asked(server, tab):  # noqa: F811
     desk.wait_for_selector("#stale", state="hidden", timeout=3_000)
 
 
-def test_a_phone_gets_controls_a_finger_can_hit(server, tab):  # noqa: F811
+def test_a_phone_gets_controls_a_finger_can_hit(server, tab):
     """The selects were 19 px high and the buttons 21, in 13 px type (WCAG 2.2 asks 24 at least)."""
     phone = tab(375, 667)
     phone.goto(server + "/")
@@ -374,7 +390,7 @@ def test_a_phone_gets_controls_a_finger_can_hit(server, tab):  # noqa: F811
     assert len(sizes) >= 5 and all(height >= 24 for _, height in sizes), sizes
 
 
-def test_an_unchanged_list_of_people_is_not_rebuilt(server, tab):  # noqa: F811
+def test_an_unchanged_list_of_people_is_not_rebuilt(server, tab):
     """The table was rebuilt every 5 s: a screen reader reading it lost its place each time."""
     desk = tab()
     desk.clock.install()  # the poll's 5 s moved on below, not waited for
@@ -388,7 +404,7 @@ def test_an_unchanged_list_of_people_is_not_rebuilt(server, tab):  # noqa: F811
     assert desk.evaluate("document.querySelector('#event-list tr.event').dataset.first") == "yes"
 
 
-def test_the_keyboard_keeps_its_place_while_a_photo_is_checked(server, tab, sample_dir):  # noqa: F811
+def test_the_keyboard_keeps_its_place_while_a_photo_is_checked(server, tab, sample_dir):
     """Detect disabled itself while the photo was checked: the focus, on it, went to the top of the
     page, and a keyboard user had to tab back through everything."""
     desk = tab()
@@ -401,7 +417,7 @@ def test_the_keyboard_keeps_its_place_while_a_photo_is_checked(server, tab, samp
     assert desk.get_attribute("#upload button", "aria-disabled") is None
 
 
-def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, tab):  # noqa: F811
+def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, tab):
     """Names, zones and errors come from the config and the cameras: shown as text, never markup,
     and a long one without spaces (a path, a URL) wraps in its card instead of widening the page."""
     long = "/var/lib/maskwatch/recordings/entrance-north-door-" + "x" * 60 + ".mp4"
@@ -429,7 +445,7 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
         assert "fps analysed" in phone.inner_text('.camera[data-camera="till"] .state')
 
 
-def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: F811
+def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):
     """On a flaky network a request can hang for minutes rather than fail: the page waited on it
     with the old figures shown and no notice. A card's picture that hung showed nothing for good,
     and each poll (a second) asked for another; so did a person's snapshot in the list."""
@@ -477,7 +493,7 @@ def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):  # noqa: 
     desk.wait_for_selector("#stale", state="hidden", timeout=10_000)
 
 
-def test_a_failed_first_who_am_i_is_asked_again(server, tab):  # noqa: F811
+def test_a_failed_first_who_am_i_is_asked_again(server, tab):
     """/v1/me was asked once at load: a dropped request left a logged-in manager without the Log
     out button for as long as the page was open."""
     asked = []
@@ -497,7 +513,7 @@ def test_a_failed_first_who_am_i_is_asked_again(server, tab):  # noqa: F811
     desk.wait_for_selector("#stale", state="hidden", timeout=10_000)  # answered: its notice goes too
 
 
-def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):  # noqa: F811
+def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):
     """The button is busy while a login is out, and refuses another: a request a hung server (or a
     dropped Wi-Fi) held for minutes left the page with no word and no way to try again."""
     login = tab(1280, 720)
@@ -506,7 +522,7 @@ def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):  # noqa: F8
     assert login.get_attribute("button[type=submit]", "aria-disabled") is None  # another try may go
 
 
-def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):  # noqa: F811
+def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):
     """A tab left open behind others polled every camera's picture and the lists all day: 17
     requests a second for a site of 16 cameras, for nobody."""
     asked = []
@@ -541,19 +557,37 @@ DOOR_MASK = [[0.8, 0], [1, 0], [1, 0.15], [0.8, 0.15]]
 @pytest.fixture(scope="module")
 def zoned_site(tmp_path_factory, sample_dir):
     """`maskwatch run` with zones and a motion mask on door (a 640x480 clip), till's zones hidden
-    from the viewer (of door only)."""
+    from the viewer (of door only). The zone tests need a picture, not detections: the cameras
+    analyse half a frame a second (at the tests' 3, the site took 0.43 of a core beside the
+    browser for the whole of them; at 0.5, 0.13)."""
     from tests.test_detection import make_video
     from tests.test_site import SiteProcess  # here: test_site imports this module's page
 
     folder = tmp_path_factory.mktemp("zoned")
     make_video(folder / "door.mp4", sample_dir, frames=3)
     make_video(folder / "till.mp4", sample_dir, frames=3)
-    running = SiteProcess(folder, f"  door: {{source: door.mp4, zones: {json.dumps(DOOR_ZONES)}, "
+    running = SiteProcess(folder, f"  door: {{fps: 0.5, source: door.mp4, zones: {json.dumps(DOOR_ZONES)}, "
                                   f"motion: {{threshold: 30, masks: [{json.dumps(DOOR_MASK)}]}}}}\n"
-                                  "  till: {source: till.mp4, zones: {secret: [[0, 0], [1, 0], [1, 1]]}}\n",
+                                  "  till: {fps: 0.5, source: till.mp4, zones: {secret: [[0, 0], [1, 0], [1, 1]]}}\n",
                           viewer_cameras=["door"])
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def admin_state(zoned_site, page):
+    """The admin's session on zoned_site, logged in once through the login page, for the zone tests
+    whose point is not the login (each logged in through the page, the server's Argon2 at its
+    shipped cost, 1-2 s a test on a loaded machine). Each opens its tab with it (a context of its
+    own: sessionStorage and routes stay the test's); the phone's test logs in itself, and out."""
+    from tests.conftest import log_in
+
+    context = page.context.browser.new_context()
+    try:
+        log_in(watched(context.new_page()), zoned_site.base)
+        return context.storage_state()
+    finally:
+        context.close()
 
 
 def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
@@ -684,13 +718,10 @@ def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_
     assert document["components"]["schemas"]["ZonesText"]["required"] == ["text"]
 
 
-def test_a_reload_with_a_shape_open_leaves_the_history_as_a_fresh_open(zoned_site, tab):
+def test_a_reload_with_a_shape_open_leaves_the_history_as_a_fresh_open(zoned_site, admin_state, tab):
     """The history entry the zone editor pushes while a shape is open (for the back gesture) outlived
     a reload of the page: "back" from the reloaded page came to the same page again."""
-    from tests.conftest import log_in
-
-    phone = tab(375, 740)
-    log_in(phone, zoned_site.base)
+    phone = tab(375, 740, state=admin_state)
     phone.goto("about:blank")
     phone.goto(zoned_site.base + "/")
     phone.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"] img')?.naturalWidth > 0",
@@ -818,12 +849,16 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     held = []
     phone.route("**/zones/check", lambda route: held.append(route) if not held else route.continue_())
     phone.fill("#zone-yaml", "zones:\n  old: [[0.1, 0.1], [0.2, 0.1]]\n")
-    phone.wait_for_timeout(600)
+    for _ in range(100):  # its check sent (once typing pauses), and held
+        if held:
+            break
+        phone.wait_for_timeout(50)
     assert len(held) == 1
     phone.fill("#zone-yaml", "zones:\n  only: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.8]]\n")
     phone.wait_for_function("() => document.querySelector('#zone-overlay g[data-name=\"only\"]') !== null", timeout=10_000)
-    held[0].continue_()  # the older text's answer (a 400) comes last
-    phone.wait_for_timeout(500)
+    with phone.expect_event("requestfinished", lambda request: request.url == held[0].request.url, timeout=10_000):
+        held[0].continue_()  # the older text's answer (a 400) comes last, read in whole by the page
+    phone.evaluate(NEXT_FRAMES)  # and shown, were it taken
     phone.unroute("**/zones/check")
     assert phone.inner_text("#zone-yaml-error") == ""
     assert phone.evaluate("[...document.querySelectorAll('#zone-overlay g[data-name]')].map((g) => g.dataset.name)") == ["only"]
@@ -912,14 +947,12 @@ def test_zones_drawn_on_a_phone_are_the_picture_s_shares_and_load_as_the_config(
     assert phone.input_value("#zone-yaml") == "" and phone.evaluate("document.getElementById('zone-yaml').readOnly")
 
 
-def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
+def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, admin_state, tab):
     """Escape in the name of a shape just closed closed the whole editor, and the shape's corners,
     in no text yet, were gone when it reopened; so did Escape with a shape's corners placed, not
     closed: it drops that shape now, and only a second Escape closes the editor."""
-    from tests.conftest import log_in
-
-    desk = tab(1280, 800)
-    log_in(desk, zoned_site.base)
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
     desk.get_by_role("button", name="Draw zones of door").click()
     desk.wait_for_function("() => document.getElementById('zone-status').textContent.startsWith('Click')", timeout=20_000)
     overlay = desk.locator("#zone-overlay")
@@ -952,14 +985,12 @@ def test_escape_while_naming_a_shape_keeps_its_corners(zoned_site, tab):
     desk.evaluate("sessionStorage.clear()")  # the text kept is this test's only
 
 
-def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_site, tab):
+def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_site, admin_state, tab):
     """A picture or zones request that hung (no answer, no error) left the editor saying "Reading
     the camera's zones and picture…" for good, with no way but to close it."""
-    from tests.conftest import log_in
-
-    desk = tab(1280, 800)
+    desk = tab(1280, 800, state=admin_state)
     desk.clock.install()  # the page's 15 s moved on below, not waited for
-    log_in(desk, zoned_site.base)
+    desk.goto(zoned_site.base + "/")
     frames, zones = [], []  # the frames held: the editor's, and the card's own (read the same way)
     desk.route("**/v1/cameras/door/frame.jpg*", lambda route: frames.append(route))
     desk.route("**/v1/cameras/door/zones", lambda route: zones.append(route))
@@ -1009,20 +1040,18 @@ def test_a_zone_editor_whose_reads_hang_says_so_in_15_s_and_tries_again(zoned_si
     assert not desk.is_visible("#zone-editor")
 
 
-def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zoned_site, tab):
+def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zoned_site, admin_state, tab):
     """The editor on a desk screen with pictures of other sizes than the clip's: a click maps to the
     same share of the frame at any scale, the corners at the edges reach 0 and 1, and a tall
     picture (a camera on its side) no longer pushed the text two screens down."""
     import cv2
     import numpy as np
 
-    from tests.conftest import log_in
-
     def picture_of(jpeg):
         return lambda route: route.fulfill(status=200, content_type="image/jpeg", body=jpeg)
 
-    desk = tab(1280, 800)
-    log_in(desk, zoned_site.base)
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
     desk.wait_for_selector('.camera[data-camera="door"] .draw-zones', timeout=30_000)
     overlay = desk.locator("#zone-overlay")
     for width, height in ((3840, 2160), (480, 2000), (4000, 200)):

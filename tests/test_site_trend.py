@@ -34,7 +34,7 @@ from tests.rtsp import refused_port
 from tests.test_alert_rules import berlin, crowd
 from tests.test_api_fuzz import SCHEMATHESIS
 from tests.test_cameras import wait_until
-from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium, a page of a test's own)
 from tests.test_report import count
 from tests.test_site_config import local_tz  # noqa: F401  (TZ for this process, put back after)
 
@@ -388,14 +388,21 @@ def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, pa
     assert page.input_value("#trend-zone") == "" and choices() == {}
 
 
-def test_the_page_says_when_the_server_stops_answering_and_carries_on_when_it_is_back(site, page):  # noqa: F811
-    page.goto(site + "/")
-    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
-    assert page.is_hidden("#stale")
-    page.route("**/v1/cameras", lambda route: route.abort())  # the server away
-    page.wait_for_selector("#stale:not([hidden])", timeout=20_000)
-    page.unroute("**/v1/cameras")
-    page.wait_for_selector("#stale", state="hidden", timeout=30_000)  # polling went on, backing off
+def test_the_page_says_when_the_server_stops_answering_and_carries_on_when_it_is_back(site, tab):  # noqa: F811
+    desk = tab()
+    desk.clock.install()  # the polls' seconds and back-off moved on below, not waited for
+    desk.goto(site + "/")
+    desk.wait_for_function("() => document.querySelectorAll('#camera-grid .camera').length === 2", timeout=20_000)
+    assert desk.is_hidden("#stale")
+    desk.route("**/v1/cameras", lambda route: route.abort())  # the server away
+    desk.clock.fast_forward(1_000)  # the next poll, refused
+    desk.wait_for_selector("#stale:not([hidden])", timeout=20_000)
+    desk.unroute("**/v1/cameras")
+    for _ in range(120):  # polling goes on, backing off (up to a minute): the notice goes at its next try
+        desk.clock.fast_forward(1_000)
+        if desk.is_hidden("#stale"):
+            break
+    desk.wait_for_selector("#stale", state="hidden", timeout=5_000)
 
 
 def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):
