@@ -310,13 +310,14 @@ def test_ctrl_c_at_a_password_prompt_stops_as_ctrl_c_does(tmp_path):
     (True, "would see the cameras live, their events and snapshots"),
 ], ids=["serve", "run"])
 def test_serving_beyond_loopback_with_no_users_says_what_would_be_open(tmp_path, capsys, cameras, exposed):
-    """Plain `serve` has no camera, yet its refusal said anyone 'would see the cameras'. `create`
-    is how run and serve --source (the commands that serve cameras) call it."""
+    """Plain `serve` has no camera, yet its refusal said anyone 'would see the cameras'. Called as
+    run and serve --source (the commands that serve cameras, and make the database) call it."""
     pytest.importorskip("sqlalchemy")
     from maskwatch.security.commands import auth_for
 
     with pytest.raises(typer.Exit) as stopped:
-        auth_for("0.0.0.0", str(tmp_path / "u.db"), (), where="--config site.yaml", create=cameras)
+        auth_for("0.0.0.0", str(tmp_path / "u.db"), (), where="--config site.yaml", create=cameras,
+                 cameras=cameras)
     assert stopped.value.exit_code == 1
     assert capsys.readouterr().err.strip() == (
         f"error: refusing to serve on 0.0.0.0 with no users: anyone who reaches the port {exposed}; "

@@ -426,12 +426,12 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,
              absolute_hours: float = 12.0, tls: bool = False, where: str = "--database maskwatch.db",
              create: bool = False, tls_how: str = "--tls-cert/--tls-key", require_two_step: str = "none",
-             cameras: bool | None = None):
+             cameras: bool = False):
     """AuthSettings for a server bound to `host`; exits with one line when binding beyond loopback
     with no user, saying what anyone who reaches the port would get. `tls_how`: how this command
     is given TLS, for the plain-http warning (`run` has no --tls-cert: its file's server.tls).
-    `require_two_step`: the site's server.require_two_step. `cameras`: whether it serves cameras;
-    None: as `create`, since the commands that serve cameras (run, serve --source) make the database."""
+    `require_two_step`: the site's server.require_two_step. `cameras`: whether it serves cameras
+    (run, serve --source), for what the refusal says is open."""
     from maskwatch.security.auth_settings import AuthSettings
     from maskwatch.security.request_checks import is_loopback
     from maskwatch.site.config import check_proxies
@@ -451,7 +451,7 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
     local = is_loopback(host)
     if not local and users == 0:
         # Plain `serve` has no camera: it was said to show "the cameras" all the same.
-        exposed = ("would see the cameras live, their events and snapshots" if (create if cameras is None else cameras)
+        exposed = ("would see the cameras live, their events and snapshots" if cameras
                    else "could have photos analysed here (POST /v1/detect, the upload page) and read /metrics")
         _fail(f"refusing to serve on {host} with no users: anyone who reaches the port {exposed}; "
               f"add an admin first: maskwatch users add NAME --role admin {where}")
