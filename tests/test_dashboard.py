@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import watched
-from tests.test_serve import serving
+from tests.test_serve import serving_a_camera
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -23,8 +23,7 @@ def server(tmp_path_factory, sample_dir):
 
     folder = tmp_path_factory.mktemp("live")
     clip = still_clip(folder / "live.mp4", sample_dir)
-    with serving(["--max-upload-mb", "1", "--max-pixels", "4000000", "--source", str(clip),
-                  "--database", str(folder / "maskwatch.db")], folder) as base:
+    with serving_a_camera(clip, folder, folder) as base:
         yield base
 
 

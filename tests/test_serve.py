@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -78,9 +79,15 @@ def server(tmp_path_factory, sample_dir, server_log):
 
     folder = tmp_path_factory.mktemp("live")
     clip = make_video(folder / "live.mp4", sample_dir, frames=6)
-    with serving(["--max-upload-mb", "1", "--max-pixels", "4000000", "--source", str(clip),
-                  "--database", str(folder / "maskwatch.db")], server_log.parent) as base:
+    with serving_a_camera(clip, folder, server_log.parent) as base:
         yield base
+
+
+def serving_a_camera(clip: Path, folder: Path, log_folder: Path):
+    """serving(...) as `server` starts it (1 MB uploads, `clip` as a one-camera site, its database
+    in `folder`), watching a clip of the caller's: test_dashboard's pages need only a still one."""
+    return serving(["--max-upload-mb", "1", "--max-pixels", "4000000", "--source", str(clip),
+                    "--database", str(folder / "maskwatch.db")], log_folder)
 
 
 def png_bytes(sample_dir) -> bytes:
