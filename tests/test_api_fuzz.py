@@ -27,11 +27,17 @@ def test_schemathesis_finds_no_failure(server, tmp_path):  # noqa: F811
         if httpx.get(f"{server}/v1/cameras/live/frame.jpg", timeout=5).status_code == 200:
             break
         time.sleep(0.5)
+    schemathesis_passes(f"{server}/openapi.json", tmp_path, "--request-timeout", "60")
+
+
+def schemathesis_passes(openapi: str, tmp_path, *options: str) -> None:
+    """A schemathesis run against the OpenAPI document at `openapi`, with this module's bounds, hooks
+    and seed (MASKWATCH_FUZZ_SEED, default 1) and `options`, passes with test cases run."""
     env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
                         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     run = subprocess.run(
-        [*SCHEMATHESIS, "run", f"{server}/openapi.json", "--checks", "all", "--max-examples", "25",
-         "--workers", "1", "--request-timeout", "60", "--generation-database", "none", "--no-color",
+        [*SCHEMATHESIS, "run", openapi, "--checks", "all", "--max-examples", "25", *options,
+         "--workers", "1", "--generation-database", "none", "--no-color",
          "--output-truncate", "true", "--seed", os.environ.get("MASKWATCH_FUZZ_SEED", "1")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400, check=False)
     report = run.stdout + run.stderr

@@ -7,9 +7,7 @@ so nothing detects: the counts are written to its SQLite database beforehand, at
 
 import contextlib
 import math
-import os
 import socket
-import subprocess
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -29,10 +27,9 @@ from maskwatch.site.prevalence import compliance_estimate
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, ComplianceSeries, EventList
 from maskwatch.site.trend import bucket_start, buckets_back, compliance_series, parse_since
-from tests.conftest import ROOT
 from tests.rtsp import refused_port
 from tests.test_alert_rules import berlin, crowd
-from tests.test_api_fuzz import SCHEMATHESIS
+from tests.test_api_fuzz import schemathesis_passes
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium, a page of a test's own)
 from tests.test_report import count
@@ -410,17 +407,8 @@ def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):
     (report.csv is left out: its from <= to rule cannot be written in a JSON Schema; the events'
     since <= until is kept by the hooks, as in test_api_fuzz.) Seeded as test_api_fuzz is
     (MASKWATCH_FUZZ_SEED, default 1): CI judges every commit on the same inputs."""
-    env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
-                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    run = subprocess.run(
-        [*SCHEMATHESIS, "run", f"{site}/openapi.json", "--checks", "all", "--max-examples", "25",
-         "--include-path-regex", "^/v1/(cameras|events|compliance)", "--workers", "1",
-         "--request-timeout", "30", "--generation-database", "none", "--no-color", "--output-truncate", "true",
-         "--seed", os.environ.get("MASKWATCH_FUZZ_SEED", "1")],  # seeded as test_api_fuzz, for the same reason
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400, check=False)
-    report = run.stdout + run.stderr
-    assert run.returncode == 0, report[-6000:]
-    assert "Test cases:" in report and "passed" in report, report[-3000:]
+    schemathesis_passes(f"{site}/openapi.json", tmp_path, "--include-path-regex", "^/v1/(cameras|events|compliance)",
+                        "--request-timeout", "30")
 
 
 def test_the_compliance_gauge_carries_its_interval(site):
