@@ -237,3 +237,38 @@ def test_the_package_tells_type_checkers_it_is_typed():
     assert "py.typed" in package_data["maskwatch"]
     source = (ROOT / "src" / "maskwatch" / "__init__.py").read_text()
     assert "if TYPE_CHECKING:" in source and "Detector" in maskwatch.__all__
+
+
+# setuptools' PEP 517 hooks, as `python -m build` calls them: the sdist from the checkout, the wheel from the sdist.
+BUILD = "import sys; from setuptools import build_meta; print(getattr(build_meta, sys.argv[1])(sys.argv[2]))"
+
+
+def _build(hook: str, source, out) -> str:
+    result = subprocess.run([sys.executable, "-c", BUILD, hook, str(out)], cwd=source, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_the_sdist_and_the_wheel_built_from_it_hold_the_package_and_no_more(tmp_path):
+    """Users install the wheel built from the sdist (`python -m build`): a file the sdist lacked
+    would be missing there. The sdist held tests/test_*.py (setuptools' default) without the
+    conftest.py, sample and helpers they need; it holds the package, its notices and what builds it."""
+    import tarfile
+    import zipfile
+
+    package = set(subprocess.run(["git", "ls-files", "src"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.split())
+    assert "src/maskwatch/weights/detector.onnx" in package and "src/maskwatch/schemas/frame.schema.json" in package
+    with tarfile.open(tmp_path / _build("build_sdist", ROOT, tmp_path)) as sdist:
+        top = sdist.getnames()[0].split("/")[0]
+        names = {m.name.partition("/")[2] for m in sdist.getmembers() if m.isfile()}
+        sdist.extractall(tmp_path, filter="data")
+    assert {n for n in names if not n.startswith("src/maskwatch.egg-info/")} == package | {
+        "LICENSE", "THIRD_PARTY_NOTICES.md", "README.md", "pyproject.toml", "MANIFEST.in", "PKG-INFO", "setup.cfg"}
+    with zipfile.ZipFile(tmp_path / _build("build_wheel", tmp_path / top, tmp_path)) as wheel:
+        names = set(wheel.namelist())
+    dist_info = {n for n in names if ".dist-info/" in n}
+    assert names - dist_info == {n.removeprefix("src/") for n in package}
+    assert {n.partition(".dist-info/")[2] for n in dist_info} >= {"licenses/LICENSE", "licenses/THIRD_PARTY_NOTICES.md"}
