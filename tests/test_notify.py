@@ -331,7 +331,7 @@ def test_the_stop_waits_once_for_webhooks_and_notifications_together():
 
 
 def test_the_documented_entries_load(tmp_path):
-    """docs/site.md's Slack and ntfy example, and examples/site.yaml's commented entry uncommented."""
+    """docs/site.md's Slack and ntfy example, and the example site's commented entry uncommented."""
     from tests.conftest import ROOT
 
     environ = {"SLACK_WEBHOOK_URL": f"https://hooks.slack.com/services/T0123/B0456/{SECRET}",
@@ -343,7 +343,7 @@ def test_the_documented_entries_load(tmp_path):
     slack, ntfy = load_site_config(path, environ=environ).alerts.notify
     assert [shown_notify_url(url) for url in (*slack.urls, *ntfy.urls)] == ["slack://T...3/…", "ntfy://ntfy.sh/…"]
     assert ntfy.snapshot and ntfy.zones == ["door"] and slack.cooldown == 300
-    example = (ROOT / "examples" / "site.yaml").read_text()
+    example = (ROOT / "src" / "maskwatch" / "examples" / "site.yaml").read_text()
     assert "  # notify:" in example
     lines = example.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("  # notify:"))

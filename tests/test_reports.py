@@ -302,7 +302,7 @@ def test_a_site_sends_its_reports_and_counts_them(tmp_path, receiver):
 
 
 def test_the_documented_entries_load(tmp_path):
-    """docs/site.md's example and examples/site.yaml's commented entry, uncommented."""
+    """docs/site.md's example and the example site's commented entry, uncommented."""
     from tests.conftest import ROOT
 
     environ = {"MAIL_PASSWORD": SECRET, "TEAMS_WORKFLOW_URL": "https://prod-00.westus.logic.azure.com:443/workflows/0123456789abcdef/triggers/"
@@ -318,7 +318,7 @@ def test_the_documented_entries_load(tmp_path):
     assert (daily.every, daily.at, weekly.every, weekly.day, weekly.at) == ("day", "18:00", "week", "mon", "07:00")
     assert (morning.at, morning.previous_day) == ("07:00", True)
     assert weekly.cameras == ["entrance"] and weekly.zones == ["door"]
-    lines = (ROOT / "examples" / "site.yaml").read_text().splitlines()
+    lines = (ROOT / "src" / "maskwatch" / "examples" / "site.yaml").read_text().splitlines()
     first = lines.index(next(line for line in lines if line.startswith("# reports:")))
     last = next(i for i in range(first, len(lines)) if not lines[i].startswith("#"))
     path.write_text("\n".join(lines[:first] + [line[2:] for line in lines[first:last]] + lines[last:]))

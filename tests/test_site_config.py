@@ -11,7 +11,7 @@ from maskwatch.cli import app
 from maskwatch.site.config import SiteConfigError, load_site_config
 from tests.conftest import ROOT
 
-EXAMPLE = ROOT / "examples" / "site.yaml"
+EXAMPLE = ROOT / "src" / "maskwatch" / "examples" / "site.yaml"  # shipped: `run --init` writes it
 
 
 def write(tmp_path, text):
@@ -188,6 +188,21 @@ def test_run_check_accepts_the_example(monkeypatch):
     result = CliRunner().invoke(app, ["run", "--config", str(EXAMPLE), "--check"])
     assert result.exit_code == 0, result.output
     assert "3 cameras" in result.output and "entrance" in result.output
+
+
+def test_run_init_writes_the_shipped_example_where_no_file_is(tmp_path):
+    """A user of the wheel has no checkout's examples/ to copy: `run --init` writes the example that
+    ships in the package, and never over a file; a missing --config file says so."""
+    path = tmp_path / "site.yaml"
+    missing = CliRunner().invoke(app, ["run", "--config", str(path)])
+    assert missing.exit_code == 1 and f"maskwatch run --config {path} --init writes a commented example" in missing.output
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--init"])
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == EXAMPLE.read_bytes()
+    path.write_text("cameras: {}\n")
+    again = CliRunner().invoke(app, ["run", "--config", str(path), "--init"])
+    assert again.exit_code == 1 and f"error: {path}: already there" in again.output
+    assert path.read_text() == "cameras: {}\n" and list(tmp_path.iterdir()) == [path]
 
 
 @pytest.mark.parametrize("alerts, expected", [

@@ -5,6 +5,7 @@ and backup (its database and snapshots)."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,7 +31,9 @@ def _demo_not_made(error: str) -> bool:
 
 @commands.command()
 def run(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (see examples/site.yaml).")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (--init writes an example).")],
+    init: Annotated[bool, typer.Option("--init", help="Write a commented example site (three cameras, a webhook, MQTT) "
+                                                      "to --config's path, where no file is yet, and stop.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras, the alerts.notify services and the reports "
                                                         "(secrets left out), and stop.")] = False,
     probe: Annotated[bool, typer.Option("--probe", help="With --check (implied): also open each camera and read a frame, "
@@ -44,6 +47,9 @@ def run(
     gate: Gate = True,
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
+    if init:  # before the extra: a file to edit needs none
+        _write_example(config)
+        return
     _need("run", "serve")
     _service_log()
     if ray_address is not None:
@@ -61,6 +67,8 @@ def run(
         if _demo_not_made(str(err)):  # examples/demo-site.yaml run before `make demo`
             typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
                        "sample/face-mask-detection demo-output/clips)", err=True)
+        elif not config.exists():
+            typer.echo(f"maskwatch run --config {shlex.quote(str(config))} --init writes a commented example there", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
     for camera_id, camera in site.cameras.items():
@@ -144,6 +152,23 @@ def run(
                 raise typer.Exit(code=3)
     except ClusterError as err:
         _fail(str(err))
+
+
+def _write_example(config: Path) -> None:
+    """`run --init`: the commented example site that ships in the package, where a user of the
+    wheel has no checkout's examples/ to copy it from. Never over a file that is there."""
+    from importlib.resources import files
+
+    from maskwatch.atomic import OutputError, write_text
+
+    if config.exists() or config.is_symlink():
+        _fail(f"{config}: already there; --init writes only a new file")
+    try:
+        write_text(config, files("maskwatch").joinpath("examples", "site.yaml").read_text(encoding="utf-8"))
+    except (OSError, OutputError) as err:
+        _fail(f"{config}: cannot write: {getattr(err, 'strerror', None) or err}")
+    typer.echo(f"{config}: an example site of three cameras; set their sources, then: "
+               f"maskwatch run --config {shlex.quote(str(config))} --check")
 
 
 def _loopback(host: str) -> bool:
