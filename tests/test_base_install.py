@@ -218,6 +218,13 @@ def test_annotations_and_evaluate_photos_work_on_the_base_install(tmp_path):
     assert (tmp_path / "check.json").is_file()
 
 
+def test_run_init_writes_the_example_site_on_the_base_install(tmp_path):
+    """A file to edit needs no extra: the base install writes it, then `run --check` names the serve extra."""
+    result = maskwatch_without(EVERY_EXTRA, "run", "--config", "site.yaml", "--init", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "site.yaml").read_text().startswith("# maskwatch run --config site.yaml")
+
+
 def test_the_version_is_the_packages_own():
     from importlib.metadata import version
 
