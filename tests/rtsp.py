@@ -60,7 +60,9 @@ def reserved_port():
     check and bind theirs (uvicorn too), can listen on: bound with SO_REUSEADDR, not listening. For
     a command that checks its port before it refuses or starts: a free_port() let go could be the
     other xdist worker's server's by then, and the command would refuse for the port instead.
-    Ray Serve's proxy binds with SO_REUSEADDR and SO_REUSEPORT (Serve's default): it listens there too."""
+    Ray Serve's proxy binds with SO_REUSEADDR and SO_REUSEPORT (Serve's default): it listens there too.
+    It does not keep off a server given the same port by a free_port() before it was reserved (that
+    one binds with SO_REUSEADDR too): a server the tests start keeps its retry (start_on_free_port)."""
     held = socket.socket()
     held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     held.bind(("127.0.0.1", 0))

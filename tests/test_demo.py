@@ -6,12 +6,12 @@ import shutil
 from pathlib import Path
 
 import cv2
-
+import pytest
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.demo import CLIPS, main, make_clip
-from maskwatch.site.config import load_site_config
+from maskwatch.site.config import SiteConfigError, load_site_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +63,26 @@ def test_the_demo_site_before_make_demo_says_what_makes_its_clips(tmp_path):
     result = CliRunner().invoke(app, ["run", "--config", str(site / "demo-site.yaml"), "--check"])
     assert result.exit_code == 1
     assert "no such video file" in result.output and "made by `make demo`" in result.output
+
+
+def test_the_config_check_carries_the_missing_video_files_as_paths(tmp_path):
+    """run's `make demo` hint read the missing path back out of the error's text (a pattern over
+    its wording); the error carries the paths, those only."""
+    site = tmp_path / "examples"
+    site.mkdir()
+    text = (ROOT / "examples" / "demo-site.yaml").read_text()
+    (site / "demo-site.yaml").write_text(text.replace("counter.mp4", "counter.mp4\n    detect_source: sub stream.mp4"))
+    with pytest.raises(SiteConfigError) as raised:
+        load_site_config(site / "demo-site.yaml", environ={})
+    clips = site / ".." / "demo-output" / "clips"
+    assert set(raised.value.missing_files) == {clips / "entrance.mp4", clips / "counter.mp4", site / "sub stream.mp4"}
+    clips.mkdir(parents=True)
+    for name in CLIPS:
+        (clips / f"{name}.mp4").touch()
+    (site / "demo-site.yaml").write_text(text.replace("cameras:", "cameras:\n  bad id!: {source: webcam:0}"))
+    with pytest.raises(SiteConfigError) as raised:  # no file missing: none carried
+        load_site_config(site / "demo-site.yaml", environ={})
+    assert "bad id!" in str(raised.value) and raised.value.missing_files == ()
 
 
 def test_a_mistyped_clip_where_the_demo_clips_are_made_is_not_sent_to_make_demo(tmp_path):

@@ -133,6 +133,49 @@ def test_blur_changes_only_the_face_and_a_margin_round_it():
     assert drawn.shape == frame.shape
 
 
+def test_a_grey_frame_is_blurred_alike_with_or_without_its_channel_axis():
+    """A greyscale camera's frame kept as H x W x 1 was a broadcast error (OpenCV's resize drops the
+    axis); it blurs as H x W does, and as each channel of H x W x 3."""
+    grey = np.random.default_rng(0).integers(0, 255, (60, 60), dtype=np.uint8)
+    face = [Face(box=(10.4, 10.4, 39.6, 39.6))]
+    flat, kept, colour = (blur_faces(frame, face) for frame in (grey, grey[:, :, None], np.dstack([grey] * 3)))
+    assert flat.shape == grey.shape and kept.shape == (60, 60, 1) and colour.shape == (60, 60, 3)
+    assert np.array_equal(kept[:, :, 0], flat) and all(np.array_equal(colour[:, :, c], flat) for c in range(3))
+    assert not np.array_equal(flat, grey) and np.array_equal(flat[47:, :], grey[47:, :])
+
+
+def test_a_greyscale_clip_is_detected_and_blurred_end_to_end(tmp_path, sample_dir):
+    """A greyscale camera's recording (OpenCV writes it one channel a frame): read as BGR, its faces
+    found and blurred as a colour clip's. A grey frame given to the frame loop from Python is refused
+    at its entry in one line with the fix (an H x W x 1 one was OpenCV's channel error from the motion gate)."""
+    from maskwatch.video.camera_motion import CameraMotion
+    from maskwatch.video.process import FrameProcessor
+    from maskwatch.video.sources import Frame
+
+    photos = [cv2.cvtColor(cv2.resize(cv2.imread(str(p)), (640, 480)), cv2.COLOR_BGR2GRAY)
+              for p in sorted(sample_dir.glob("images/*.png"))[:2]]
+    clip = tmp_path / "grey.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480), isColor=False)
+    for i in range(6):
+        writer.write(photos[i // 3])
+    writer.release()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["detect", str(clip), "--out", str(out), "--blur", "--moving-camera", "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and sum(len(line["faces"]) for line in lines) > 0
+    ok, frame = cv2.VideoCapture(str(out / "grey.mp4")).read()
+    assert ok and frame.shape == (480, 640, 3)
+    x0, y0, x1, y1 = (int(v) for v in lines[0]["faces"][0]["box"])
+    assert frame[y0:y1, x0:x1].std() < photos[0][y0:y1, x0:x1].std()  # blurred
+    for image in (photos[0][:, :, None], photos[0]):
+        processor = FrameProcessor(Detector.load(), FaceTracker(), camera_motion=CameraMotion())
+        with pytest.raises(ValueError) as refused:
+            processor(Frame(0, 0.0, image, "grey-0"))
+        assert str(refused.value) == (f"frame 'grey-0' must be HxWx3 BGR, got shape {image.shape}; "
+                                      "grey: cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)")
+
+
 def test_a_blurred_face_holds_nothing_but_its_eighth_size_copy():
     """The blur's privacy argument: the output is a function of the region shrunk to 1/8 alone, so two
     faces alike at 1/8 but not at full size blur to the same pixels. Each 8 x 8 block of the second

@@ -121,3 +121,20 @@ def test_a_reserved_port_passes_maskwatchs_port_check_and_is_refused_to_a_plain_
             _listen(host, port, "--port").close()
         with socket.socket() as plain, pytest.raises(OSError, match="in use"):
             plain.bind(("127.0.0.1", port))
+
+
+def test_a_reserved_port_does_not_keep_off_a_server_given_it_before():
+    """Why serve's and run's test starts keep their retry (start_on_free_port) on top of a port no
+    free_port() is given: the other worker's server, given the same port by a free_port() before it
+    was reserved here, binds it with SO_REUSEADDR as ours does, and the first to listen has it."""
+    import typer
+
+    from maskwatch.cli.servers import _listen
+
+    with reserved_port() as port:
+        other = socket.create_server(("127.0.0.1", port))  # with SO_REUSEADDR, as every server binds
+        try:
+            with pytest.raises(typer.Exit):  # "cannot listen on 127.0.0.1:PORT", exit code 1
+                _listen("127.0.0.1", port, "--port")
+        finally:
+            other.close()

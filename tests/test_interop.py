@@ -10,7 +10,8 @@ import supervision as sv
 
 from maskwatch import Detector
 from maskwatch.faces import PERSON_LABELS, Face
-from maskwatch.interop import CLASS_IDS, INSTALL, from_detections, to_detections
+from maskwatch.extras import package_line, pip_command
+from maskwatch.interop import CLASS_IDS, SUPERVISION, SUPERVISION_IN_CHECKOUT, from_detections, to_detections
 from tests.conftest import ROOT, SAMPLE
 
 
@@ -90,9 +91,17 @@ def test_importing_maskwatch_does_not_import_supervision():
 
 
 def test_without_supervision_the_error_names_the_install_line():
+    """As every missing extra's line: this interpreter's pip (a plain `pip` may be another
+    environment's), in a checkout held to constraints.txt as the Makefile installs it."""
     result = run_python("import sys\nsys.modules['supervision'] = None  # as if not installed\n"
                         "from maskwatch.faces import Face\nfrom maskwatch.interop import to_detections\n"
                         "to_detections([Face((0, 0, 5, 5))])")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"ImportError: maskwatch.interop needs supervision, which is not installed: {INSTALL}")
+        "ImportError: maskwatch.interop needs supervision, which is not installed: "
+        f"{pip_command(ROOT)} install -c constraints.txt --no-deps supervision pydeprecate")
+
+
+def test_outside_a_checkout_the_supervision_line_asks_for_a_release_without_opencv(tmp_path):
+    assert package_line(SUPERVISION, SUPERVISION_IN_CHECKOUT, root=tmp_path, cwd=tmp_path) == (
+        f"{pip_command(tmp_path)} install 'supervision>=0.30'")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -17,16 +18,17 @@ import httpx
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from maskwatch.security.access import NOT_ON_TO_REPLACE, TWO_STEP_CHANGED, TWO_STEP_REQUIRED, WRONG_LOGIN
 from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.passwords import hash_password
 from maskwatch.security.request_checks import PLAIN_COOKIE
 from maskwatch.security.store import RENEWED_MEANWHILE, AuthStore, Conflict
 from maskwatch.security.two_step import (STEP, matching_step, new_recovery_codes, recovery_hash,
                                          recovery_hashes)
 from maskwatch.serving.app import ServeSettings, create_app
-from tests.conftest import log_in as log_in_page, watched
+from tests.conftest import hashing, log_in as log_in_page, watched
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_security_deploy import NoFaces
@@ -65,6 +67,33 @@ def until(read, timeout: float = 10.0):
     while not (value := read()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return value
+
+
+@functools.cache
+def served_hash() -> str:
+    """Ana's password hashed as `serve` hashes it (the shipped Argon2 cost), made once."""
+    with hashing("shipped"):
+        return hash_password(ANA[1])
+
+
+def on_users(db, statement: str, **values):
+    """`statement` run on the SQLite file `db` as it is (an AuthStore opened on it would upgrade an
+    older one's tables): its first value, if it returns rows."""
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(text(statement), values)
+            return result.scalar() if result.returns_rows else None
+    finally:
+        engine.dispose()
+
+
+def serving_ana(db, log_dir):
+    """serving(...) on `db`, Ana's password hashed there as the server hashes it: a server run as a
+    command keeps the shipped hasher, so her cheap hash of the tests was hashed again at her first
+    login (the shipped cost, and a write: the stored hash no longer the one the test made)."""
+    on_users(db, "UPDATE users SET password_hash = :hash WHERE name = 'ana'", hash=served_hash())
+    return serving(["--database", str(db)], log_dir)
 
 
 def ana_with_two_step(tmp_path) -> str:
@@ -593,10 +622,12 @@ def test_the_dashboard_turns_it_on_and_the_login_page_takes_the_code(tmp_path, p
     db = tmp_path / "users.db"
     AuthStore(str(db)).add_user(*ANA, "viewer")
 
-    with serving(["--database", str(db)], tmp_path) as base:
+    with serving_ana(db, tmp_path) as base:
         phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
         try:
             log_in_page(phone, base, ANA)
+            # nothing for the server to hash again
+            assert on_users(db, "SELECT password_hash FROM users") == served_hash()
             until(lambda: phone.is_visible("#two-step-open"))
             phone.click("#two-step-open")
             assert phone.is_visible("#two-step-begin") and phone.is_hidden("#two-step-password")
@@ -944,7 +975,7 @@ def test_a_version_4_database_keeps_its_logins_and_the_dashboard_says_no_codes_a
         phone.click("button[type=submit]")
         phone.wait_for_url(base + "/", timeout=20_000)
 
-    with serving(["--database", db], tmp_path) as base:
+    with serving_ana(db, tmp_path) as base:
         phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
         try:
             log_in_with(phone, base, code_at(SECRET))
@@ -1039,7 +1070,7 @@ def test_a_double_click_in_the_dialog_sends_one_request(tmp_path, page):  # noqa
     code" stood under the new codes, which then looked not made."""
     db = str(tmp_path / "double.db")
     store, old = ana_with_recovery_codes(db)
-    with serving(["--database", db], tmp_path) as base:
+    with serving_ana(db, tmp_path) as base:
         with two_step_dialog_on_a_phone(page, base) as phone:
             sent, ended = [], []  # the renewals asked, and those answered or failed
             renewal = "/two-step/recovery-codes"
@@ -1123,7 +1154,7 @@ def test_print_gives_the_printer_the_codes_alone_titled_and_its_window_goes_with
     and after the dialog, which drops them, had closed."""
     db = str(tmp_path / "print.db")
     store, old = ana_with_recovery_codes(db)
-    with serving(["--database", db], tmp_path) as base:
+    with serving_ana(db, tmp_path) as base:
         with two_step_dialog_on_a_phone(page, base, RECORD_PRINTS) as phone:
             phone.fill("#two-step-password", ANA[1])
             phone.fill("#two-step-code", old[0])
@@ -1322,7 +1353,7 @@ def test_the_dialogs_new_phone_moves_two_step_login_in_one_step(tmp_path, page):
     """"New phone" on a phone's width, by the keyboard: the new secret shown, the password, the
     current phone's code and the new one's typed, Enter; the new recovery codes shown."""
     db = ana_with_two_step(tmp_path)
-    with serving(["--database", db], tmp_path) as base:
+    with serving_ana(db, tmp_path) as base:
         with two_step_dialog_on_a_phone(page, base) as phone:
             assert phone.is_hidden("#two-step-new-code") and phone.is_visible("#two-step-move")
             phone.click("#two-step-move")

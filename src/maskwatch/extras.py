@@ -52,16 +52,22 @@ def pip_command(where: Path | None = None, executable: str | None = None) -> str
     return f"{shlex.quote(typed)} -m pip"
 
 
+def _checkout_line(args: str, root: Path, cwd: Path) -> str | None:
+    """`pip install -c constraints.txt ARGS` run in the checkout at `root` (with a `cd` there from
+    elsewhere), by the running interpreter's pip; None where `root` is no checkout (a wheel's install)."""
+    if not ((root / "constraints.txt").is_file() and (root / "pyproject.toml").is_file()):
+        return None
+    line = f"{pip_command(root)} install -c constraints.txt {args}"
+    return line if cwd == root else f"cd {shlex.quote(str(root))} && {line}"
+
+
 def install_line(extra: str, root: Path = SOURCE_ROOT, cwd: Path | None = None) -> str:
     """The command that installs `extra` with torch pinned: a bare `pip install 'maskwatch[train]'`
     takes the newest torch from PyPI, a CUDA build of several GB. In a checkout it is constraints.txt's
     line (run in the checkout); elsewhere the CPU build is pinned first, as README's Installing says.
     The pip is the running interpreter's (pip_command)."""
     cwd = (cwd or Path.cwd()).resolve()
-    if (root / "constraints.txt").is_file() and (root / "pyproject.toml").is_file():
-        line = f"{pip_command(root)} install -c constraints.txt -e '.[{extra}]'"
-        if cwd != root:
-            line = f"cd {shlex.quote(str(root))} && {line}"
+    if (line := _checkout_line(f"-e '.[{extra}]'", root, cwd)) is not None:
         if extra == "train":
             line += f" (PyPI's torch is a CUDA build of several GB; the CPU build: add --extra-index-url {TORCH_CPU_INDEX})"
         return line
@@ -70,6 +76,14 @@ def install_line(extra: str, root: Path = SOURCE_ROOT, cwd: Path | None = None) 
         return (f"{pip} install {TORCH_PIN} --index-url {TORCH_CPU_INDEX} (the CPU build; PyPI's is a CUDA build "
                 f"of several GB), then {pip} install 'maskwatch[train]'")
     return f"{pip} install 'maskwatch[{extra}]'"
+
+
+def package_line(requirement: str, in_checkout: str, root: Path = SOURCE_ROOT, cwd: Path | None = None) -> str:
+    """The command that installs a package no extra brings (supervision for maskwatch.interop), as
+    install_line says an extra's: in a checkout `in_checkout` held to constraints.txt's tested
+    releases, as the Makefile installs it; elsewhere `requirement`; by the running interpreter's pip."""
+    cwd = (cwd or Path.cwd()).resolve()
+    return _checkout_line(in_checkout, root, cwd) or f"{pip_command(cwd)} install {requirement}"
 
 
 def missing(command: str, what: str) -> NoReturn:

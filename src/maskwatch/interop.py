@@ -18,7 +18,9 @@ from maskwatch.faces import CLASSES, PERSON_LABELS, Face
 if TYPE_CHECKING:
     import supervision
 
-INSTALL = "pip install 'supervision>=0.30'"
+# Outside a checkout, and in one as the Makefile installs it (constraints.txt's release, without its
+# PyAV, with the one dependency it imports that the venv lacks).
+SUPERVISION, SUPERVISION_IN_CHECKOUT = "'supervision>=0.30'", "--no-deps supervision pydeprecate"
 # class_id of each label: the model's class order, then `unassessable`. Stable: CLASSES' order is
 # every model's contract. A face not classified yet has class_id -1.
 CLASS_IDS: dict[str, int] = {label: i for i, label in enumerate(PERSON_LABELS)}
@@ -30,7 +32,10 @@ def _supervision():
     try:
         import supervision
     except ImportError:
-        raise ImportError(f"maskwatch.interop needs supervision, which is not installed: {INSTALL}") from None
+        from maskwatch.extras import package_line  # this interpreter's pip, not another environment's
+
+        raise ImportError("maskwatch.interop needs supervision, which is not installed: "
+                          f"{package_line(SUPERVISION, SUPERVISION_IN_CHECKOUT)}") from None
     return supervision
 
 

@@ -193,7 +193,7 @@ def _draw(img: np.ndarray, label: Label, colour) -> None:
 
 
 def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of the frame (HxWxC uint8, any channel order) with every face box strongly blurred
+    """A copy of the frame (HxWx3 uint8, any channel order; or grey, HxW or HxWx1) with every face box strongly blurred
     (unrecoverable at these sizes): the frame a user may share, never the one analysed."""
     return blur_boxes(frame, [face.box for face in faces])
 
@@ -240,4 +240,5 @@ def _blurred_region(region: np.ndarray) -> np.ndarray:
     sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # what cv2.GaussianBlur takes for sigma 0 with kernel k
     sh, sw = small.shape[:2]
     small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma * sw / rw, sigmaY=sigma * sh / rh)
-    return cv2.GaussianBlur(cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR), (7, 7), 2)
+    smoothed = cv2.GaussianBlur(cv2.resize(small, (rw, rh), interpolation=cv2.INTER_LINEAR), (7, 7), 2)
+    return smoothed.reshape(region.shape)  # OpenCV drops an H x W x 1 frame's channel axis

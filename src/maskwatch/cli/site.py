@@ -4,7 +4,6 @@ and backup (its database and snapshots)."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 from typing import Annotated, Optional
@@ -20,13 +19,13 @@ from maskwatch.extras import need as _need
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
 
 
-def _demo_not_made(error: str) -> bool:
-    """A missing source under a demo-output/clips/ folder that lacks the demo's clips: a mistyped
+def _demo_not_made(missing: tuple[Path, ...]) -> bool:
+    """A missing source in a demo-output/clips/ folder that lacks the demo's clips: a mistyped
     name where `make demo` made them was told to run `make demo`."""
     from maskwatch.demo import clips_made
 
-    folders = re.findall(r"no such video file: (.*demo-output/clips)/", error)
-    return any(not clips_made(Path(folder)) for folder in folders)
+    return any(path.parent.parts[-2:] == ("demo-output", "clips") and not clips_made(path.parent)
+               for path in missing)
 
 
 @commands.command()
@@ -64,7 +63,7 @@ def run(
     except SiteConfigError as err:
         for line in str(err).splitlines():
             typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
-        if _demo_not_made(str(err)):  # examples/demo-site.yaml run before `make demo`
+        if _demo_not_made(err.missing_files):  # examples/demo-site.yaml run before `make demo`
             typer.echo("the demo site's clips are made by `make demo` (or: python -m maskwatch.demo "
                        "sample/face-mask-detection demo-output/clips)", err=True)
         elif not config.exists():

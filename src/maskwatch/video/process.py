@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from maskwatch.data.images import check_bgr
 from maskwatch.faces import Face
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.motion import MotionDetector
@@ -95,7 +96,13 @@ class FrameProcessor:
         return np.concatenate([self._unsure, found, predicted])
 
     def __call__(self, frame: Frame) -> tuple[list[Face], bool]:
-        """(faces, detected): detected is False when the faces were carried over by the tracker."""
+        """(faces, detected): detected is False when the faces were carried over by the tracker.
+
+        A frame the detector cannot read (grey, BGRA, 16-bit) is refused here, in check_bgr's one
+        line with the fix, before the motion gate or the camera's motion read it: an H x W x 1 frame
+        was OpenCV's channel error from inside them. maskwatch's readers give BGR frames, of a
+        greyscale video too (OpenCV converts)."""
+        check_bgr(frame.image, f"frame {frame.name!r}")
         if self.tracker is None:
             return self._detect(frame.image), True
         if self.camera_motion is not None:  # before anything is predicted or matched on this frame

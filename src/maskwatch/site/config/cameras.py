@@ -113,6 +113,15 @@ def _mistyped_url(value: str) -> str:
     return ""
 
 
+class NoSuchVideoFile(ValueError):
+    """A source read as a file that is not there, its path kept (SiteConfigError.missing_files): `run`
+    told a demo site run before `make demo` so by reading the path back out of this message."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"no such video file: {path}{_mistyped_url(path)}")
+
+
 class CameraConfig(CameraSettings):
     source: str = Field(description="rtsp://, rtsps://, http(s)://, rtmp:// URL, a video file, or webcam:N")
     detect_source: str | None = Field(None, description="a smaller stream of the same camera (its substream) to "
@@ -148,7 +157,7 @@ class CameraConfig(CameraSettings):
             if "@" in value or SECRET_PARAMETER.search(value):
                 raise ValueError(f"neither a video file nor a stream URL; a URL starts with one of "
                                  f"{', '.join(STREAM_PREFIXES)}")
-            raise ValueError(f"no such video file: {value}{_mistyped_url(value)}")
+            raise NoSuchVideoFile(value)
         return value
 
     @field_validator("zones", mode="before")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from maskwatch.site.config.cameras import CAMERA_ID, OWN_SETTINGS, CameraConfig, CameraSettings, _is_relative_file
 from maskwatch.site.config.environment import _substitute_env
-from maskwatch.site.config.problems import SiteConfigError, _describe
+from maskwatch.site.config.problems import SiteConfigError, _describe, _missing_files
 from maskwatch.site.config.section import without_blanks
 from maskwatch.site.config.server import ServerConfig, StorageConfig
 from maskwatch.site.config.site import SiteConfig, _raw_references, reference_problems
@@ -175,9 +175,11 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
     if isinstance(storage, dict):
         _storage_beside(storage, path)
         problems += _storage_places(storage)
+    missing: tuple[Path, ...] = ()
     try:  # validated whatever was found above, so that every problem is said at once
         config = SiteConfig(**raw)
     except ValidationError as err:
+        missing = _missing_files(err)
         named = {problem.split(":", 1)[0] for problem in problems}  # a ${VAR} left unset is said already
         if any(problem.startswith("camera ") for problem in problems):
             named.add("cameras")  # "at least one camera is needed" once the bad ones were left out
@@ -190,7 +192,7 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
     else:
         if not problems:
             return config
-    raise SiteConfigError(path, problems)
+    raise SiteConfigError(path, problems, missing)
 
 
 def one_camera_site(source: str, database: str, blur: bool) -> SiteConfig:

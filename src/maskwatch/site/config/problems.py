@@ -7,14 +7,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from maskwatch.site.config.cameras import NoSuchVideoFile
 from maskwatch.site.config.site import SiteConfig
 
 
 class SiteConfigError(ValueError):
-    """A config that cannot run: `problems` holds one line per problem."""
+    """A config that cannot run: `problems` holds one line per problem; `missing_files` the video
+    files its cameras name that are not there (for a hint that names what makes them)."""
 
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path, self.problems = path, problems
+    def __init__(self, path: Path | str, problems: list[str], missing_files: tuple[Path, ...] = ()) -> None:
+        self.path, self.problems, self.missing_files = path, problems, missing_files
         super().__init__("\n".join(f"{path}: {p}" for p in problems))
 
 
@@ -46,6 +48,12 @@ def _holds_secret(value: Any) -> bool:
     if isinstance(value, dict):
         return bool(SECRET_FIELDS & set(map(str, value))) or any(map(_holds_secret, value.values()))
     return isinstance(value, (list, tuple)) and any(map(_holds_secret, value))
+
+
+def _missing_files(err: ValidationError) -> tuple[Path, ...]:
+    """The video files `err` says are not there (NoSuchVideoFile), in its order."""
+    return tuple(Path(problem["ctx"]["error"].path) for problem in err.errors()
+                 if isinstance(problem.get("ctx", {}).get("error"), NoSuchVideoFile))
 
 
 def _describe(err: ValidationError, prefix: tuple) -> list[str]:
