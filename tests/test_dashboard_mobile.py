@@ -1,6 +1,6 @@
 """The dashboard on a phone's touch screen (Chromium emulating one: is_mobile, has_touch), against
-test_dashboard's zoned site: every view and dialog within the screen, every control a finger can hit;
-a mouse's desktop as it was."""
+test_dashboard's zoned site: every view and dialog within the screen, every control a finger can hit,
+the people seen readable without scrolling sideways; a mouse's desktop as it was."""
 
 import pytest
 
@@ -32,8 +32,9 @@ def phone_tab(page, width, height):  # noqa: F811
 
 def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zoned_site, page):  # noqa: F811
     """At 390x844, 360x640 and 844x390 (landscape) the buttons and selects were 35 px high, the chart
-    table's summary 19, the CSV links 17, a viewer's camera checkboxes 13, the login's fields 38. With a
-    mouse the controls keep their 2.2em."""
+    table's summary 19, the CSV links 17, a viewer's camera checkboxes 13, the login's fields 38; the
+    people seen scrolled sideways in their box, the probability cut at the screen's edge and the
+    snapshot out of sight. With a mouse the controls keep their 2.2em and the people their table."""
     phone = phone_tab(page, 390, 844)
     try:
         phone.goto(zoned_site.base + "/login")
@@ -48,6 +49,15 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
             phone.set_viewport_size({"width": width, "height": height})
             assert not phone.evaluate(SIDEWAYS), width
             assert phone.evaluate(SMALL, "body") == [], width
+        phone.set_viewport_size({"width": 360, "height": 640})
+        # each person a block, each value after its heading, all of it on the screen
+        cells = phone.eval_on_selector_all("#event-list tr.event:first-child td", """(tds) => tds.map((td) => [
+            td.getAttribute('role'), getComputedStyle(td, '::before').content, td.getBoundingClientRect().right])""")
+        assert [content for _, content, _ in cells] == [
+            '"Last seen: "', '"Camera: "', '"Zone: "', '"Label: "', '"Probability: "', "none"]  # the picture says itself
+        assert all(role == "cell" and right <= 360 for role, _, right in cells), cells
+        assert phone.evaluate("(r => r.scrollWidth <= r.clientWidth)(document.querySelector('#events .scroll'))")
+
         dialogs = {"users": "#users-dialog", "two-step": "#two-step-dialog", "password": "#password-dialog",
                    "access-log": "#access-log-dialog"}
         for name, dialog in dialogs.items():
@@ -78,5 +88,6 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
         desk.wait_for_selector("#event-list tr.event", timeout=20_000)
         assert desk.evaluate("document.querySelector('#trend-bucket').getBoundingClientRect().height") == pytest.approx(
             2.2 * 16, abs=0.5)
+        assert desk.evaluate("getComputedStyle(document.querySelector('#event-list td')).display") == "table-cell"
     finally:
         desk.close()
