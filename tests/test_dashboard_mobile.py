@@ -9,10 +9,8 @@ from tests.test_dashboard import answer, event, page, zoned_site  # noqa: F401  
 
 pytestmark = pytest.mark.system
 
-FINGER = 44  # px: Apple's and Material's least tap target (the controls were 35, the chart's summary 19)
-
-# The page's controls a finger taps, visible now, that are smaller than FINGER either way (a
-# checkbox is tapped by its label); the CSV links too, a line of 17 px each.
+# The controls a finger taps, visible now, under 44 px either way (Apple's and Material's least tap
+# target; a checkbox is tapped by its label); the CSV links too, a line of 17 px each.
 SMALL = """(scope) => [...document.querySelector(scope).querySelectorAll(
     'button, select, input:not([type=checkbox]), textarea, summary, label:has(input[type=checkbox]), #events h2 a')]
   .filter((el) => el.checkVisibility()).map((el) => [el.id || el.textContent.trim().slice(0, 30), el.getBoundingClientRect()])
