@@ -31,7 +31,6 @@
 </dialog>`;
   const {dialog, open, say} = accountDialog("access-log", "Access log", MARKUP);
   const $ = (id) => document.getElementById(id);
-  const HEADINGS = [...dialog.querySelectorAll("thead th")].map((th) => th.textContent);
   let older = null;  // the URL of the next page of older rows, from the answer's `next`
   let reading = 0;  // the latest read's number: an earlier answer arriving after it is dropped
 
@@ -40,15 +39,12 @@
   const failed = (action) => /_(failed|limited)$/.test(action);
 
   function row(entry) {
-    const tr = document.createElement("tr");  // roles said: a table stacked by CSS loses them in browsers
-    tr.setAttribute("role", "row");
+    const tr = document.createElement("tr");
     tr.dataset.id = entry.id;
     const values = [clockTime(entry.at * 1000), entry.user ?? "nobody logged in", null,
                     entry.target ?? "", entry.client ?? ""];
     values.forEach((value, column) => {
       const td = document.createElement("td");
-      td.setAttribute("role", "cell");
-      td.dataset.label = HEADINGS[column];  // the heading beside the value where the table stacks (a phone)
       if (column === 2) {
         if (failed(entry.action)) {
           tr.classList.add("refused");
@@ -64,6 +60,7 @@
   }
   function show(entries, more) {
     $("access-log-table").tBodies[0].append(...entries.map(row));
+    stackRows($("access-log-table"));  // each value after its heading on a phone
     older = more;
     $("access-log-older").hidden = !older;
   }

@@ -33,6 +33,26 @@ async function api(url, options = {}) {
 const LABELS = {with_mask: "mask", without_mask: "no mask", mask_weared_incorrect: "worn incorrectly",
                 unassessable: "unassessable"};
 
+// A table that stacks on a phone (dashboard.css: the people seen and the Access log): its roles
+// said, as a table shown as blocks loses them in browsers, and each cell's heading in its
+// data-label, shown before its value. Called again after rows are added.
+function stackRows(table) {
+  table.setAttribute("role", "table");
+  for (const group of [table.tHead, ...table.tBodies]) group.setAttribute("role", "rowgroup");
+  const headings = [...table.tHead.rows[0].cells].map((th) => {
+    th.setAttribute("role", "columnheader");
+    return th.textContent;
+  });
+  for (const row of [table.tHead.rows[0], ...table.tBodies[0].rows]) {
+    row.setAttribute("role", "row");
+    for (const [column, cell] of [...row.cells].entries()) {
+      if (cell.tagName !== "TD") continue;
+      cell.setAttribute("role", "cell");
+      if (cell.colSpan === 1) cell.dataset.label = headings[column];  // not "Nobody seen yet."
+    }
+  }
+}
+
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 }

@@ -26,6 +26,7 @@ async function loadEvents() {
     row.append(Object.assign(document.createElement("td"), {colSpan: 6,
       textContent: camera || label ? "Nobody seen matches these filters." : "Nobody seen yet."}));
     document.getElementById("event-list").replaceChildren(row);
+    stackRows(document.getElementById("event-table"));
     return;
   }
   // Times in the page's clock, cameras by name; an unassessable person has no probability.
@@ -36,6 +37,7 @@ async function loadEvents() {
       <td>${escapeHtml(e.zone || "—")}</td><td class="${e.label}">${LABELS[e.label]}</td>
       <td>${e.label === "unassessable" ? "—" : e.probability.toFixed(2)}</td>
       <td${e.snapshot ? ` data-snapshot="${escapeHtml(e.snapshot)}"` : ""}></td></tr>`).join("");
+  stackRows(document.getElementById("event-table"));  // each value after its heading on a phone
   showSnapshots();
 }
 
