@@ -50,6 +50,15 @@ def test_processor_refuses_detect_every_below_one(detector):
         FrameProcessor(detector, FaceTracker(), detect_every=0)
 
 
+@pytest.mark.parametrize("tracker", [None, FaceTracker()], ids=["photos", "video"])
+def test_processor_given_a_bare_image_says_it_takes_a_frame(detector, clip, tracker):
+    """processor(image) failed in an AttributeError on `index` (or `image`), naming no Frame."""
+    image = next(read_frames(str(clip))).image
+    with pytest.raises(TypeError, match=r"takes a maskwatch.video.sources.Frame\(index.*got ndarray; one image alone: "
+                                        r"detector.detect\(image\)"):
+        FrameProcessor(detector, tracker)(image)
+
+
 def test_a_path_is_a_source_as_its_text_is(detector, clip, tmp_path):
     """read_frames(Path(...)) and run_detect(Path(...), ...) failed in str.startswith."""
     assert [f.name for f in read_frames(clip)] == [f.name for f in read_frames(str(clip))]

@@ -96,6 +96,10 @@ class FrameProcessor:
 
     def __call__(self, frame: Frame) -> tuple[list[Face], bool]:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
+        if not isinstance(frame, Frame):  # a bare image failed in an AttributeError on `index`
+            hint = "; one image alone: detector.detect(image)" if isinstance(frame, np.ndarray) else ""
+            raise TypeError(f"FrameProcessor takes a maskwatch.video.sources.Frame(index, timestamp, image, name), "
+                            f"got {type(frame).__name__}{hint}")
         if self.tracker is None:
             return self._detect(frame.image), True
         if self.camera_motion is not None:  # before anything is predicted or matched on this frame
