@@ -1,0 +1,63 @@
+"""docs/python.md's python blocks run as a user runs them: in order, in one namespace, from a
+folder that holds the files they name (store.jpg, a detect run's detections.jsonl, door.mp4), so
+that the page stays true to the code."""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import pytest
+
+from maskwatch import Detector
+from maskwatch.video.pipeline import run_detect
+from tests.conftest import ROOT, SAMPLE
+from tests.test_detection import make_video
+
+PAGE = ROOT / "docs" / "python.md"
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.M | re.S)
+
+
+def run_blocks(blocks: list[str], where: str) -> dict:
+    """Each block exec'd in order in one namespace (a later block uses what an earlier one made);
+    AssertionError naming the block that raised."""
+    namespace: dict = {"__name__": "__main__"}
+    for number, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"{where}, python block {number}", "exec"), namespace)
+        except Exception as err:
+            raise AssertionError(f"{where}: python block {number} raised {type(err).__name__}: {err}\n{block}") from err
+    return namespace
+
+
+@pytest.fixture
+def user_folder(tmp_path, monkeypatch):
+    """store.jpg (a sample photo of three faces), detections/ (a detect run on it) and door.mp4 (a clip
+    made as the frame loop's tests make one), as the working folder."""
+    cv2.imwrite(str(tmp_path / "store.jpg"), cv2.imread(str(SAMPLE / "images" / "maksssksksss129.png")))
+    run_detect(str(tmp_path / "store.jpg"), tmp_path / "detections", Detector.load().for_photos(), progress=False,
+               save_media=False)
+    make_video(tmp_path / "door.mp4", SAMPLE, frames=6)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_every_python_block_of_the_python_page_runs(user_folder, capsys):
+    blocks = BLOCK.findall(PAGE.read_text(encoding="utf-8"))
+    assert len(blocks) >= 5, f"docs/python.md: {len(blocks)} python blocks found, 5 expected"
+    namespace = run_blocks(blocks, "docs/python.md")
+    printed = capsys.readouterr().out.splitlines()
+    # what the page says they print: each face's box, label, probabilities and score; a crop's label;
+    # predict_boxes' Faces; each frame of detections.jsonl; each tracked person's voted label
+    labels = [face.label for face in namespace["detector"].detect(cv2.imread("store.jpg"))]
+    assert len(labels) == 3 and all(line.startswith("(") for line in printed[:3]), printed
+    assert [line.split(") ")[1].split()[0] for line in printed[:3]] == labels
+    assert printed[3] in labels and printed[4].startswith("[Face(box=")
+    assert f"store 400 295 {labels.count('without_mask')}" in printed
+    assert namespace["people"] and all(str(person.track_id) in " ".join(printed) for person in namespace["people"])
+    assert namespace["annotated"].shape == (295, 400, 3)
+
+
+def test_a_block_that_raises_fails_the_page_naming_it():
+    with pytest.raises(AssertionError, match=r"page.md: python block 2 raised NameError: name 'face_crop'"):
+        run_blocks(["x = 1", "print(face_crop)"], "page.md")
