@@ -61,3 +61,12 @@ def test_every_python_block_of_the_python_page_runs(user_folder, capsys):
 def test_a_block_that_raises_fails_the_page_naming_it():
     with pytest.raises(AssertionError, match=r"page.md: python block 2 raised NameError: name 'face_crop'"):
         run_blocks(["x = 1", "print(face_crop)"], "page.md")
+
+
+def test_dir_of_the_package_lists_every_public_name():
+    """dir(maskwatch), and so a shell's tab completion, lacked the lazily imported Classifier and
+    Detector: __getattr__ hands them out without putting them in the module."""
+    import maskwatch
+
+    assert set(maskwatch.__all__) <= set(dir(maskwatch))
+    assert all(getattr(maskwatch, name) is not None for name in maskwatch.__all__)
