@@ -96,7 +96,7 @@ class FrameProcessor:
 
     def __call__(self, frame: Frame) -> tuple[list[Face], bool]:
         """(faces, detected): detected is False when the faces were carried over by the tracker."""
-        if not isinstance(frame, Frame):  # a bare image failed in an AttributeError on `index`
+        if not all(hasattr(frame, name) for name in ("index", "timestamp", "image")):  # a bare image failed on `index`
             hint = "; one image alone: detector.detect(image)" if isinstance(frame, np.ndarray) else ""
             raise TypeError(f"FrameProcessor takes a maskwatch.video.sources.Frame(index, timestamp, image, name), "
                             f"got {type(frame).__name__}{hint}")
