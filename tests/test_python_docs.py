@@ -54,7 +54,11 @@ def test_every_python_block_of_the_python_page_runs(user_folder, capsys):
     assert [line.split(") ")[1].split()[0] for line in printed[:3]] == labels
     assert printed[3] in labels and printed[4].startswith("[Face(box=")
     assert f"store 400 295 {labels.count('without_mask')}" in printed
-    assert namespace["people"] and all(str(person.track_id) in " ".join(printed) for person in namespace["people"])
+    people = [(person.track_id, person.decision) for person in namespace["people"]]
+    assert people and all(f"{track_id} {decision} " in "\n".join(printed) for track_id, decision in people)
+    # the video block is `maskwatch detect`'s loop: the same people as its summary.json
+    detected = run_detect("door.mp4", user_folder / "run", Detector.load(), progress=False, save_media=False)
+    assert sorted(people) == sorted((person["track_id"], person["label"]) for person in detected.summary["people"])
     assert namespace["annotated"].shape == (295, 400, 3)
 
 
