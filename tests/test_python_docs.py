@@ -1,6 +1,7 @@
-"""docs/python.md's python blocks run as a user runs them: in order, in one namespace, from a
-folder that holds the files they name (store.jpg, a detect run's detections.jsonl, door.mp4), so
-that the page stays true to the code."""
+"""maskwatch as a user's Python sees it: docs/python.md's and README's python blocks run as a user
+runs them (in order, in one namespace, from a folder holding the files they name: store.jpg, a
+detect run's detections.jsonl, door.mp4), so that the pages stay true to the code; and the
+package's public names."""
 
 from __future__ import annotations
 
@@ -30,16 +31,23 @@ def run_blocks(blocks: list[str], where: str) -> dict:
     return namespace
 
 
-@pytest.fixture
-def user_folder(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
     """store.jpg (a sample photo of three faces), detections/ (a detect run on it) and door.mp4 (a clip
-    made as the frame loop's tests make one), as the working folder."""
-    cv2.imwrite(str(tmp_path / "store.jpg"), cv2.imread(str(SAMPLE / "images" / "maksssksksss129.png")))
-    run_detect(str(tmp_path / "store.jpg"), tmp_path / "detections", Detector.load().for_photos(), progress=False,
+    made as the frame loop's tests make one)."""
+    folder = tmp_path_factory.mktemp("user")
+    cv2.imwrite(str(folder / "store.jpg"), cv2.imread(str(SAMPLE / "images" / "maksssksksss129.png")))
+    run_detect(str(folder / "store.jpg"), folder / "detections", Detector.load().for_photos(), progress=False,
                save_media=False)
-    make_video(tmp_path / "door.mp4", SAMPLE, frames=6)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    make_video(folder / "door.mp4", SAMPLE, frames=6)
+    return folder
+
+
+@pytest.fixture
+def user_folder(user_files, monkeypatch):
+    """The user's files as the working folder, where the blocks name them."""
+    monkeypatch.chdir(user_files)
+    return user_files
 
 
 def test_every_python_block_of_the_python_page_runs(user_folder, capsys):
@@ -60,6 +68,13 @@ def test_every_python_block_of_the_python_page_runs(user_folder, capsys):
     detected = run_detect("door.mp4", user_folder / "run", Detector.load(), progress=False, save_media=False)
     assert sorted(people) == sorted((person["track_id"], person["label"]) for person in detected.summary["people"])
     assert namespace["annotated"].shape == (295, 400, 3)
+
+
+def test_the_readmes_python_block_runs(user_folder, capsys):
+    blocks = BLOCK.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert blocks, "README.md: no python block found"
+    run_blocks(blocks, "README.md")
+    assert capsys.readouterr().out.count("\n") == 3  # store.jpg's three faces
 
 
 def test_a_block_that_raises_fails_the_page_naming_it():
