@@ -2,7 +2,9 @@
 
 import io
 import json
+from typing import NamedTuple
 
+import numpy as np
 import pytest
 
 from maskwatch import Detector
@@ -57,6 +59,19 @@ def test_processor_given_a_bare_image_says_it_takes_a_frame(detector, clip, trac
     with pytest.raises(TypeError, match=r"takes a maskwatch.video.sources.Frame\(index.*got ndarray; one image alone: "
                                         r"detector.detect\(image\)"):
         FrameProcessor(detector, tracker)(image)
+
+
+def test_processor_takes_a_frame_of_ones_own_alike(detector, clip):
+    """docs/python.md: frames of one's own, made alike Frame(index, timestamp, image, name), are taken."""
+    class MyFrame(NamedTuple):
+        index: int
+        timestamp: float
+        image: np.ndarray
+        name: str
+
+    frame = next(read_frames(str(clip)))
+    faces, detected = FrameProcessor(detector, FaceTracker())(MyFrame(0, 0.0, frame.image, "mine"))
+    assert detected and faces == FrameProcessor(detector, FaceTracker())(frame)[0]
 
 
 def test_a_path_is_a_source_as_its_text_is(detector, clip, tmp_path):
