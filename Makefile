@@ -30,7 +30,7 @@ test-extra: $(VENV)/.installed-dev
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
-	# supervision (tests/test_interop.py) and pydeprecate, the one dependency it imports that the
+	# supervision (tests/test_interop.py, test_python_docs.py) and pydeprecate, the one dependency it imports that the
 	# venv lacks: its PyAV (FFmpeg for its own video helpers) is not needed, and releases before
 	# 0.30 declare opencv-python, which would replace opencv-python-headless's cv2.
 	$(PIP) install --quiet -c constraints.txt --no-deps supervision pydeprecate

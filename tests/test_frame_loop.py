@@ -2,11 +2,13 @@
 
 import io
 import json
+from typing import NamedTuple
 
+import numpy as np
 import pytest
 
 from maskwatch import Detector
-from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, DetectResult, run_frames
+from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, DetectResult, run_detect, run_frames
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sinks import CallbackSink, JsonLinesSink
 from maskwatch.video.sources import read_frames
@@ -48,6 +50,35 @@ def test_processor_without_tracker_detects_every_frame(detector, sample_dir):
 def test_processor_refuses_detect_every_below_one(detector):
     with pytest.raises(ValueError, match="detect_every must be at least 1, got 0"):
         FrameProcessor(detector, FaceTracker(), detect_every=0)
+
+
+@pytest.mark.parametrize("tracker", [None, FaceTracker()], ids=["photos", "video"])
+def test_processor_given_a_bare_image_says_it_takes_a_frame(detector, clip, tracker):
+    """processor(image) failed in an AttributeError on `index` (or `image`), naming no Frame."""
+    image = next(read_frames(str(clip))).image
+    with pytest.raises(TypeError, match=r"takes a maskwatch.video.sources.Frame\(index.*got ndarray; one image alone: "
+                                        r"detector.detect\(image\)"):
+        FrameProcessor(detector, tracker)(image)
+
+
+def test_processor_takes_a_frame_of_ones_own_alike(detector, clip):
+    """docs/python.md: frames of one's own, made alike Frame(index, timestamp, image, name), are taken."""
+    class MyFrame(NamedTuple):
+        index: int
+        timestamp: float
+        image: np.ndarray
+        name: str
+
+    frame = next(read_frames(str(clip)))
+    faces, detected = FrameProcessor(detector, FaceTracker())(MyFrame(0, 0.0, frame.image, "mine"))
+    assert detected and faces == FrameProcessor(detector, FaceTracker())(frame)[0]
+
+
+def test_a_path_is_a_source_as_its_text_is(detector, clip, tmp_path):
+    """read_frames(Path(...)) and run_detect(Path(...), ...) failed in str.startswith."""
+    assert [f.name for f in read_frames(clip)] == [f.name for f in read_frames(str(clip))]
+    result = run_detect(clip, tmp_path / "out", detector, progress=False, max_frames=2, save_media=False)
+    assert result.frames == 2 and result.summary["source"] == str(clip)
 
 
 def test_finished_people_are_handed_out_once(detector, clip):

@@ -9,7 +9,7 @@ import pytest
 from maskwatch import Detector
 from maskwatch.data.voc import load_voc_annotation
 from maskwatch.faces import CLASSES, Face
-from maskwatch.render import COLOURS, FaceAnnotator, full_text, layout_labels, overlaps
+from maskwatch.render import COLOURS, FaceAnnotator, blur_faces, full_text, layout_labels, overlaps
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,12 @@ def test_tiny_frames_and_no_faces_do_not_break():
     layout = layout_labels([Face(box=(0, 0, 5, 5), label="with_mask")], 8, 8)
     check_layout(layout, [], 8, 8)
     assert FaceAnnotator().annotate(np.zeros((8, 8, 3), np.uint8), [Face(box=(0, 0, 5, 5))]).shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize("blur", [False, True])
+def test_a_frame_that_is_no_array_is_named(blur):
+    """annotate(cv2.imread("a wrong path"), faces) failed in an AttributeError on `copy`."""
+    with pytest.raises(ValueError, match="frame is None"):
+        FaceAnnotator(blur=blur).annotate(None, [Face(box=(0, 0, 5, 5))])
+    with pytest.raises(ValueError, match="frame must be a NumPy array"):
+        blur_faces([[0, 0, 0]], [Face(box=(0, 0, 5, 5))])

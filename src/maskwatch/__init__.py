@@ -48,3 +48,9 @@ def __getattr__(name: str):
 
         return Detector
     raise AttributeError(f"module 'maskwatch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # With __getattr__ alone, dir() and a shell's tab completion lacked Classifier and Detector
+    # until something imported them (PEP 562 pairs the two).
+    return sorted(set(globals()) | set(__all__))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from maskwatch.data.images import check_bgr
 from maskwatch.faces import CLASSES, UNASSESSABLE, Face, count_labels
 
 # BGR colours per class: green wears it, red wears none, orange wears it wrongly.
@@ -58,6 +59,8 @@ class FaceAnnotator:
     def annotate(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
         """A new BGR frame (HxWx3 uint8, as `frame`) with the boxes, labels and counts drawn: COLOURS
         are BGR, so an RGB frame would show masked faces in the wrong colour."""
+        if not isinstance(frame, np.ndarray):  # None (a failed cv2.imread) failed on `copy`, naming nothing
+            check_bgr(frame, "frame")
         out = blur_faces(frame, faces) if self.blur else frame.copy()
         for face in faces:
             x0, y0, x1, y1 = (round(v) for v in face.box)
@@ -195,6 +198,8 @@ def _draw(img: np.ndarray, label: Label, colour) -> None:
 def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
     """A copy of the frame (HxWx3 uint8, any channel order; or grey, HxW or HxWx1) with every face box strongly blurred
     (unrecoverable at these sizes): the frame a user may share, never the one analysed."""
+    if not isinstance(frame, np.ndarray):
+        check_bgr(frame, "frame")
     return blur_boxes(frame, [face.box for face in faces])
 
 

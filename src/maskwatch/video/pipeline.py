@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def _unreadable(source: str, problems: list[str]) -> str:
     return f"{source}: no frame could be read ({len(problems)} problems; the last: {problems[-1]})"
 
 
-def run_detect(source: str, out: Path, detector, options: DetectOptions | None = None, *, progress: bool = True,
+def run_detect(source: str | os.PathLike, out: Path | str, detector, options: DetectOptions | None = None, *, progress: bool = True,
                max_frames: int | None = None, resume: bool = False, on_frame=None, on_line=None,
                **settings) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
@@ -211,6 +212,7 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
     on_line gets exactly what detections.jsonl holds (`detect --json` prints it).
     """
     options = replace(options or DetectOptions(), **settings)
+    source = os.fspath(source)  # a Path as a str: summary.json and detect-run.json record it as text
     if max_frames is not None and max_frames < 1:  # checked before the output folder is made
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")
     info: SourceInfo = describe_source(source)

@@ -102,7 +102,11 @@ class FrameProcessor:
         line with the fix, before the motion gate or the camera's motion read it: an H x W x 1 frame
         was OpenCV's channel error from inside them. maskwatch's readers give BGR frames, of a
         greyscale video too (OpenCV converts)."""
-        check_bgr(frame.image, f"frame {frame.name!r}")
+        if not all(hasattr(frame, name) for name in ("index", "timestamp", "image")):  # a bare image failed on `index`
+            hint = "; one image alone: detector.detect(image)" if isinstance(frame, np.ndarray) else ""
+            raise TypeError(f"FrameProcessor takes a maskwatch.video.sources.Frame(index, timestamp, image, name), "
+                            f"got {type(frame).__name__}{hint}")
+        check_bgr(frame.image, f"frame {getattr(frame, 'name', frame.index)!r}")
         if self.tracker is None:
             return self._detect(frame.image), True
         if self.camera_motion is not None:  # before anything is predicted or matched on this frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ class SourceInfo:
     frames: int | None  # known length, for progress bars
 
 
-def describe_source(source: str) -> SourceInfo:
+def describe_source(source: str | os.PathLike) -> SourceInfo:
     """What kind of source `source` is, without reading it (SourceError if it cannot be one)."""
+    source = os.fspath(source)  # a Path: a library user's natural call failed in str.startswith
     if source.startswith("webcam:"):
         if not source[7:].isdigit():
             raise SourceError(f"{source}: webcam sources are written webcam:N, N a device number")
@@ -124,12 +126,13 @@ def photo_files(source: str, info: SourceInfo) -> dict[Path, str]:
     return {p: name if taken[name] == 1 else f"{name}~{i}" for i, (p, name) in enumerate(names.items())}
 
 
-def read_frames(source: str, errors: list[str] | None = None, skip: Set[str] = frozenset()) -> Iterator[Frame]:
+def read_frames(source: str | os.PathLike, errors: list[str] | None = None, skip: Set[str] = frozenset()) -> Iterator[Frame]:
     """Yield the frames of an image, a folder of images or a video file. Unreadable images and
     corrupt frames are appended to `errors` and skipped. Streams and webcams are read by
     video.cameras.live_frames, which reconnects. skip: names of photos not to read (done by a
     run that `detect --resume` goes on from); each keeps its place (Frame.index) all the same."""
     errors = errors if errors is not None else []
+    source = os.fspath(source)
     info = describe_source(source)
     if info.kind in ("image", "folder"):
         for i, (path, name) in enumerate(photo_files(source, info).items()):
