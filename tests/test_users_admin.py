@@ -999,12 +999,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         assert phone.evaluate("document.getElementById('access-log-dialog').open")
         assert phone.evaluate("document.activeElement.id") == "access-log-title"
         newest = "#access-log-table tbody tr:first-child"
-        assert phone.locator(newest + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
-                                                                       "(unknown name)", "127.0.0.1"]
+        assert cells(phone, newest)[1:] == ["nobody logged in", "Refused login_failed", "(unknown name)", "127.0.0.1"]
         assert "(unknown name)" in phone.inner_text("#access-log-unknown")  # the marker said in words
         legacy = "#access-log-table tbody tr:nth-child(2)"
-        assert phone.locator(legacy + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
-                                                                       marked_up, "127.0.0.1"]
+        assert cells(phone, legacy)[1:] == ["nobody logged in", "Refused login_failed", marked_up, "127.0.0.1"]
         assert phone.evaluate(f"document.querySelector('{newest}').classList.contains('refused')")
         # `serve` without a site: the browser's clock, said once at the top, as its name there
         zone = phone.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
@@ -1033,8 +1031,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         assert phone.evaluate("document.activeElement.dataset.label") == "When"  # the first older row
         phone.select_option("#access-log-action", "token_added")  # a filter reads the log again
         phone.wait_for_function("() => document.getElementById('access-log-status').textContent.startsWith('1 entries')")
-        assert phone.locator("#access-log-table tbody tr td").all_inner_texts()[1:] == [
-            "boss", "token_added", "prometheus (read)", "127.0.0.1"]
+        assert cells(phone, "#access-log-table tbody tr")[1:] == ["boss", "token_added", "prometheus (read)", "127.0.0.1"]
         phone.select_option("#access-log-action", "")
         phone.fill("#access-log-user", "ana")
         phone.press("#access-log-user", "Enter")
