@@ -19,6 +19,9 @@ SMALL = """(scope) => [...document.querySelector(scope).querySelectorAll(
 SIDEWAYS = "() => document.documentElement.scrollWidth > innerWidth"
 WITHIN = """(dialog) => { const box = document.getElementById(dialog).getBoundingClientRect();
   return box.left >= 0 && box.top >= 0 && box.right <= innerWidth && box.bottom <= innerHeight; }"""
+# The zone editor's instructions and picture, the editor scrolled to its top: [instructions, picture, editor]
+ZONE_BOXES = """() => { document.getElementById('zone-editor').scrollTop = 0;
+  return ['zone-help', 'zone-picture', 'zone-editor'].map((id) => document.getElementById(id).getBoundingClientRect().toJSON()); }"""
 
 
 def phone_tab(page, width, height):  # noqa: F811
@@ -32,8 +35,10 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
     """At 390x844, 360x640 and 844x390 (landscape) the buttons and selects were 35 px high, the chart
     table's summary 19, the CSV links 17, a viewer's camera checkboxes 13, the login's fields 38; the
     people seen scrolled sideways in their box, the probability cut at the screen's edge and the
-    snapshot out of sight; why a snapshot is "no picture" was in a tooltip, which no finger brings up.
-    With a mouse the controls keep their 2.2em, the people their table and the reason its tooltip."""
+    snapshot out of sight; why a snapshot is "no picture" was in a tooltip, which no finger brings up;
+    turned, the zone editor's instructions pushed half its picture off the first screen. With a mouse
+    the controls keep their 2.2em, the people their table, the reason its tooltip and the zone
+    editor its instructions above the picture."""
     phone = phone_tab(page, 390, 844)
     try:
         phone.goto(zoned_site.base + "/login")
@@ -76,6 +81,9 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
             phone.set_viewport_size({"width": width, "height": height})
             assert phone.evaluate(WITHIN, "zone-editor") and not phone.evaluate(SIDEWAYS), width
             assert phone.evaluate(SMALL, "#zone-editor") == [], width
+        # turned, the instructions beside the picture: above it, they pushed half of it off the first screen
+        help_box, picture, editor = phone.evaluate(ZONE_BOXES)
+        assert picture["bottom"] <= editor["bottom"] and help_box["left"] >= picture["right"], (help_box, picture)
         phone.keyboard.press("Escape")
         phone.click("#logout")
         phone.wait_for_url("**/login*")
@@ -93,5 +101,9 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
         assert desk.evaluate("getComputedStyle(document.querySelector('#event-list td')).display") == "table-cell"
         desk.wait_for_selector("#event-list .nosnap[title='not kept']")  # a tooltip, as before
         assert desk.eval_on_selector("#event-list .nosnap", "(s) => getComputedStyle(s, '::after').content") == "none"
+        desk.click('.camera[data-camera="door"] .draw-zones')  # the zone editor's instructions above its picture
+        desk.wait_for_selector("#zone-editor[open]")
+        help_box, picture, _ = desk.evaluate(ZONE_BOXES)
+        assert help_box["bottom"] <= picture["top"] and help_box["width"] > picture["width"]
     finally:
         desk.close()

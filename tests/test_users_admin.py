@@ -29,6 +29,7 @@ from maskwatch.serving.app import ServeSettings, create_app
 from tests.conftest import log_in
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_dashboard import page, tab  # noqa: F401  (headless Chromium)
+from tests.test_dashboard_mobile import SIDEWAYS, SMALL, phone_tab
 from tests.test_security_deploy import NoFaces
 from tests.test_serve import serving
 from tests.test_two_step import code_at
@@ -39,6 +40,17 @@ BY_BOSS = {"admin_password": BOSS[1]}  # each change but a revocation: the actin
 ANA = ("ana", "ana's first password")
 SECRETS = ("the boss's password", "ana's first password", "cy's own password", "ana's second password",
            "dee's password")
+
+
+def cells(screen, row: str) -> list[str]:
+    """The values of a table's row, one a cell (the heading a stacked row shows before each is not among them)."""
+    return screen.locator(row + " td").all_inner_texts()
+
+
+# Where each row's button of the Users dialog lies: its name, on the screen sideways or not, its height.
+ROW_BUTTONS = """() => [...document.querySelectorAll('#users-table tbody button, #tokens-table tbody button')].map((b) => {
+  const box = b.getBoundingClientRect();
+  return [b.getAttribute('aria-label'), box.left >= 0 && box.right <= innerWidth, box.height]; })"""
 
 
 def site_users(tmp_path) -> str:
@@ -766,7 +778,7 @@ def test_a_viewers_longest_camera_list_fits_postgresql(postgres):  # noqa: F811
     store.close()
 
 
-def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F811
+def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # noqa: F811
     db = site_users(tmp_path)
     marked_up = '<img src=x onerror="window.injected=1">'  # a camera id stored before the rule refused it
     with AuthStore(db).engine.begin() as connection:
@@ -774,6 +786,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
                                    "VALUES ('mallory', 'x', 'viewer', ?, 0)", (marked_up,))
     AuthStore(db).add_user("zed", "zed's own password", "viewer", ["c" * 64])  # the longest camera id
     AuthStore(db).turn_on("zed", pyotp.random_base32(32), step=0)  # zed's phone is lost
+    AuthStore(db).add_token("m" * 58, "read")  # the longest name a token can have, a site token's
     older = time.time() - 3600
     for second in range(60):  # an hour ago, more than the Access log's first page of 50
         AuthStore(db).log("camera_frame", "ana", "192.0.2.9", f"/v1/cameras/door{second}/frame.jpg", now=older + second)
@@ -788,7 +801,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.wait_for_selector("#users-table tr[data-user=ana]")
         assert phone.evaluate("document.getElementById('users-dialog').open")
         assert phone.evaluate("document.activeElement.id") == "users-title"
-        assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:4] == ["ana", "viewer", "all", "off"]
+        assert cells(phone, "#users-table tr[data-user=ana]")[:4] == ["ana", "viewer", "all", "off"]
         assert phone.inner_text("#users-table tr[data-user=zed] td:nth-child(4)") == "on (no recovery codes left)"
         assert phone.inner_text("#users-table tr[data-user=mallory] td:nth-child(3)") == marked_up  # as text
         assert phone.evaluate("document.querySelectorAll('#users-dialog img').length === 0 && !window.injected")
@@ -805,22 +818,29 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.locator("#users-table tr[data-user=boss] button").all_inner_texts() == ["Remove"]  # own: Change password
         assert phone.is_hidden("#users-add-cameras")  # `serve` with no site: a viewer sees every camera
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
-        # At 320 px the users' table scrolls sideways in its own named region, which the keyboard
-        # reaches; neither the page nor the dialog does, and zed's camera id of 64 characters wraps
-        # in its cell (the table was 880 px wide, that cell most of it).
-        phone.set_viewport_size({"width": 320, "height": 740})
-        region = "document.getElementById('users-table').parentElement"
-        assert phone.evaluate(f"(r => [r.tabIndex, r.getAttribute('role'), r.getAttribute('aria-label')])({region})") == [
-            0, "region", "users (scrolls sideways)"]
-        assert phone.evaluate(f"(r => r.scrollWidth > r.clientWidth && getComputedStyle(r).overflowX === 'auto')({region})")
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 320
-        assert phone.evaluate("(d => d.scrollWidth <= d.clientWidth)(document.getElementById('users-dialog'))")
-        assert phone.evaluate(f"document.querySelector('#users-table tr[data-user=zed] td:nth-child(3)').offsetWidth"
-                              f" <= {region}.clientWidth")
-        phone.evaluate(f"{region}.focus()")
-        phone.keyboard.press("ArrowRight")
-        phone.wait_for_function(f"() => {region}.scrollLeft > 0")
-        phone.evaluate(f"{region}.scrollLeft = 0")
+        # Each user and token stacks, each value after its heading, the buttons under them: at 320 px
+        # nothing scrolls sideways, not the page, the dialog nor the tables' own boxes (at 390 px they
+        # did, "Remove" and "Revoke" cut at the screen's edge), zed's camera id of 64 characters and
+        # the token's name of 58 wrap, and on a touch screen every button is a finger's height.
+        touch = phone_tab(page, 320, 740)
+        log_in(touch, base, BOSS)
+        touch.wait_for_selector("#users-open", state="visible")
+        touch.click("#users-open")
+        touch.wait_for_selector("#users-table tr[data-user=ana]")
+        for screen in (phone, touch):
+            screen.set_viewport_size({"width": 320, "height": 740})
+            assert screen.eval_on_selector_all("#users-table tr[data-user=zed] td, #tokens-table tbody tr:first-child td",
+                                               "(tds) => tds.map((td) => getComputedStyle(td, '::before').content)") == [
+                '"Name: "', '"Role: "', '"Cameras: "', '"Two-step login: "', "none",  # the buttons say what they do
+                '"Name: "', '"Scope: "', '"Owner: "', '"Made: "', '"Last used: "', "none"]
+            assert not screen.evaluate(SIDEWAYS)
+            assert screen.eval_on_selector_all("#users-dialog, #users-dialog .scroll",
+                                               "(boxes) => boxes.every((b) => b.scrollWidth <= b.clientWidth)")
+            buttons = screen.evaluate(ROW_BUTTONS)
+            assert len(buttons) == 12 and all(within for _, within, _ in buttons), buttons  # zed's four among them
+        assert all(height >= 40 for _, _, height in touch.evaluate(ROW_BUTTONS))
+        assert touch.evaluate(SMALL, "#users-dialog") == []  # the dialog's other controls too
+        touch.context.close()
         phone.set_viewport_size({"width": 360, "height": 740})
 
         phone.fill("#users-add-name", "cy")
@@ -885,7 +905,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.click("#users-confirm-yes")
         phone.wait_for_selector("#users-table tr[data-user=ana] td:nth-child(2):text-is('admin')")  # the list read again
         assert phone.inner_text("#users-status") == "ana is now admin (all cameras)."
-        assert phone.inner_text("#users-table tr[data-user=ana]").split("\t")[:3] == ["ana", "admin", "all"]
+        assert cells(phone, "#users-table tr[data-user=ana]")[:3] == ["ana", "admin", "all"]
         assert phone.evaluate("document.activeElement.id") == "users-title"
         phone.click("button[aria-label='Edit the role and cameras of ana']")
         phone.select_option("#users-edit-role", "viewer")
@@ -905,7 +925,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         phone.click("#users-confirm-yes")
         phone.wait_for_selector("#users-table tr[data-user=mallory] td:nth-child(3):text-is('all')")
         assert phone.inner_text("#users-status") == "mallory is now viewer (all cameras)."
-        assert phone.inner_text("#users-table tr[data-user=mallory]").split("\t")[:3] == ["mallory", "viewer", "all"]
+        assert cells(phone, "#users-table tr[data-user=mallory]")[:3] == ["mallory", "viewer", "all"]
         phone.click("button[aria-label='Edit the role and cameras of zed']")  # its box wraps: no sideways scroll
         assert phone.inner_text("#users-edit-cameras label").strip() == "c" * 64
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360
@@ -954,7 +974,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.input_value("#users-me-password") == ""  # the admin's own, too
         phone.click("#users-open")
         phone.wait_for_selector("#tokens-table tr[data-token=prometheus]")
-        assert phone.inner_text("#tokens-table tr[data-token=prometheus]").split("\t")[:3] == ["prometheus", "read", "boss"]
+        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[:3] == ["prometheus", "read", "boss"]
         phone.click("button[aria-label='Remove boss']")  # a removal says the tokens it takes
         assert phone.inner_text("#users-confirm-question") == ("Remove boss? Their sessions end at once, yours too. "
                                                                "Their API token will be revoked.")
@@ -979,12 +999,10 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.evaluate("document.getElementById('access-log-dialog').open")
         assert phone.evaluate("document.activeElement.id") == "access-log-title"
         newest = "#access-log-table tbody tr:first-child"
-        assert phone.locator(newest + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
-                                                                       "(unknown name)", "127.0.0.1"]
+        assert cells(phone, newest)[1:] == ["nobody logged in", "Refused login_failed", "(unknown name)", "127.0.0.1"]
         assert "(unknown name)" in phone.inner_text("#access-log-unknown")  # the marker said in words
         legacy = "#access-log-table tbody tr:nth-child(2)"
-        assert phone.locator(legacy + " td").all_inner_texts()[1:] == ["nobody logged in", "Refused login_failed",
-                                                                       marked_up, "127.0.0.1"]
+        assert cells(phone, legacy)[1:] == ["nobody logged in", "Refused login_failed", marked_up, "127.0.0.1"]
         assert phone.evaluate(f"document.querySelector('{newest}').classList.contains('refused')")
         # `serve` without a site: the browser's clock, said once at the top, as its name there
         zone = phone.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
@@ -1013,8 +1031,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab):  # noqa: F8
         assert phone.evaluate("document.activeElement.dataset.label") == "When"  # the first older row
         phone.select_option("#access-log-action", "token_added")  # a filter reads the log again
         phone.wait_for_function("() => document.getElementById('access-log-status').textContent.startsWith('1 entries')")
-        assert phone.locator("#access-log-table tbody tr td").all_inner_texts()[1:] == [
-            "boss", "token_added", "prometheus (read)", "127.0.0.1"]
+        assert cells(phone, "#access-log-table tbody tr")[1:] == ["boss", "token_added", "prometheus (read)", "127.0.0.1"]
         phone.select_option("#access-log-action", "")
         phone.fill("#access-log-user", "ana")
         phone.press("#access-log-user", "Enter")

@@ -33,9 +33,9 @@ async function api(url, options = {}) {
 const LABELS = {with_mask: "mask", without_mask: "no mask", mask_weared_incorrect: "worn incorrectly",
                 unassessable: "unassessable"};
 
-// A table that stacks on a phone (dashboard.css: the people seen and the Access log): its roles
-// said, as a table shown as blocks loses them in browsers, and each cell's heading in its
-// data-label, shown before its value. Called again after rows are added.
+// A table that stacks on a phone (dashboard.css: the people seen, the Access log, the Users
+// dialog's users and tokens): its roles said, as a table shown as blocks loses them in browsers,
+// and each cell's heading in its data-label, shown before its value. Called again after rows are added.
 function stackRows(table) {
   table.setAttribute("role", "table");
   for (const group of [table.tHead, ...table.tBodies]) group.setAttribute("role", "rowgroup");

@@ -1,7 +1,7 @@
 // The admins' "Users" dialog: users (add, change a role or cameras, reset a password, turn off two-step login for
 // a lost phone, remove) and API tokens (create, revoke),
 // through /v1/users and /v1/tokens. Loaded after the dashboard's own scripts, whose accountDialog(), clockTime(),
-// answered(), checked(), codesLeft() and copyField() it uses: only an admin gets the button (the server refuses
+// answered(), checked(), codesLeft(), copyField() and stackRows() it uses: only an admin gets the button (the server refuses
 // anyone else).
 // Each change but a token's revocation sends the admin's own password, typed once in "Your
 // password" at the top (a stolen or unattended session is not enough; the server checks it as a
@@ -179,6 +179,7 @@
                  cell(when(token.created)), cell(when(token.last_used)), changes);
       return row;
     }) : [noToken()]));
+    for (const table of ["users-table", "tokens-table"]) stackRows($(table));  // each value after its heading on a phone
   }
 
   // The confirm form: a question, a button that says what it does, and "Keep" focused (Enter keeps).
