@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from maskwatch.atomic import OutputError, make_output_folder, only_writer, write_text
+from maskwatch.atomic import OutputError, make_output_folder, only_writer, os_error_text, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
@@ -365,4 +365,6 @@ def run_record(identity: dict, info: SourceInfo, result: DetectResult, complete:
 
 def _described(err: Exception) -> str:
     """An error as a user reads it: our own errors say what is wrong, others are named."""
+    if isinstance(err, OSError) and err.filename:  # the file that failed (a full disk): its path first
+        return os_error_text(err)
     return str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"

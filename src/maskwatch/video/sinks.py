@@ -17,7 +17,7 @@ from typing import IO, Callable, Protocol
 import cv2
 import numpy as np
 
-from maskwatch.atomic import OutputError, default_mode, write_bytes, write_text
+from maskwatch.atomic import OutputError, default_mode, naming, write_bytes, write_text
 from maskwatch.faces import COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.video.sources import Frame, SourceInfo
@@ -67,6 +67,7 @@ class LinesFile:
     """
 
     def __init__(self, path: Path, keep: int | None = None) -> None:
+        self.path = Path(path)
         self.file = open(path, "wb" if keep is None else "r+b", buffering=0)
         if keep is not None:
             if os.fstat(self.file.fileno()).st_size != keep:  # cut only where there is a cut-short line to cut
@@ -77,8 +78,9 @@ class LinesFile:
     def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))
         try:
-            while data:
-                data = data[self.file.write(data):]  # an unbuffered write may be short
+            with naming(self.path):
+                while data:
+                    data = data[self.file.write(data):]  # an unbuffered write may be short
         except OSError:
             with contextlib.suppress(OSError):  # not every file can be cut (a device)
                 self.file.truncate(self.end)
