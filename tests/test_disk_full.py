@@ -78,3 +78,28 @@ def test_detect_on_a_full_disk_names_the_file_keeps_whole_lines_and_resumes(tmp_
         lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
         assert sorted(line["name"] for line in lines) == sorted(p.stem for p in photos.iterdir())
         assert sorted(p.name for p in out.glob("*.jpg")) == sorted(f"{p.stem}.jpg" for p in photos.iterdir())
+
+
+def test_an_upload_over_a_megabyte_is_answered_while_the_temp_disk_is_full(tmp_path, sample_dir, monkeypatch):
+    """Starlette spooled a form's file over 1 MB to the temp folder: on a full disk every such
+    upload to `serve` was a 500, its traceback in the log. The body is in memory already."""
+    import tempfile
+
+    import cv2
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from maskwatch import Detector
+    from maskwatch.serving.app import create_app
+
+    photo = cv2.resize(cv2.imread(str(sorted((sample_dir / "images").glob("*.png"))[0])), (1200, 900))
+    noisy = photo + np.random.default_rng(0).integers(0, 8, photo.shape, dtype=np.uint8)  # no longer compressible
+    png = cv2.imencode(".png", noisy)[1].tobytes()
+    assert len(png) > 1024 * 1024
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk)
+        monkeypatch.setattr(tempfile, "tempdir", str(disk))
+        with TestClient(create_app(Detector.load())) as client:
+            answer = client.post("/v1/detect", files={"image": ("door.png", png, "image/png")})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["width"] == 1200 and answer.json()["faces"]
