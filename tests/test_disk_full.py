@@ -103,3 +103,60 @@ def test_an_upload_over_a_megabyte_is_answered_while_the_temp_disk_is_full(tmp_p
             answer = client.post("/v1/detect", files={"image": ("door.png", png, "image/png")})
         assert answer.status_code == 200, answer.text
         assert answer.json()["width"] == 1200 and answer.json()["faces"]
+
+
+def site_database(folder, snapshots: int = 0):
+    """A site's SQLite file as a site leaves it (WAL), about 140 KB of events, and `snapshots`
+    snapshot files of 64 KB that its events name."""
+    import sqlite3
+    from contextlib import closing
+
+    folder.mkdir()
+    (folder / "snapshots").mkdir()
+    with closing(sqlite3.connect(folder / "site.db")) as db, db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, snapshot TEXT, padding BLOB)")
+        db.executemany("INSERT INTO events (snapshot, padding) VALUES (?, ?)",
+                       [(f"door-{i}.jpg" if i <= snapshots else None, b"x" * 4000) for i in range(1, 33)])
+    for i in range(1, snapshots + 1):
+        (folder / "snapshots" / f"door-{i}.jpg").write_bytes(b"\xff" * 65536)
+    return folder / "site.db"
+
+
+@pytest.mark.parametrize("snapshots", [0, 4])
+def test_a_backup_onto_a_full_disk_names_the_copy_and_leaves_no_file(tmp_path, snapshots):
+    """A copy whose -shm file the full disk refused said `SITE.db: cannot copy it: disk I/O error`,
+    naming the site's database and not the full disk, and left the copy's -wal and -shm in a
+    folder it said held nothing; a snapshot that did not fit named the site's snapshot only."""
+    from maskwatch.site.backup import BackupError, backup_site
+
+    database = site_database(tmp_path / "site", snapshots)
+    pages = -(-database.stat().st_size // 4096)
+    room = (pages + 4) * 4096 + (32 * 1024 + 65536 if snapshots else 0)  # the copy fits; its -shm or a snapshot not
+    with small_disk(tmp_path / "disk", str(room)) as disk:
+        with pytest.raises(BackupError) as failed:
+            backup_site(str(database), database.parent / "snapshots", disk / "backup")
+        assert list((disk / "backup").iterdir()) == []
+        said = str(failed.value)
+        where = f"{disk / 'backup' / 'snapshots'}: No space left on device" if snapshots else \
+            f"{disk / 'backup' / 'site.db'}: disk I/O error; its disk is full"
+        assert f"cannot copy it to {where}" in said, said
+        grow(disk, "4m")
+        copy, events, copied = backup_site(str(database), database.parent / "snapshots", disk / "backup")
+        assert (events, copied) == (32, snapshots)
+
+
+def test_a_database_whose_disk_is_full_says_so_not_only_disk_io_error(tmp_path):
+    """SQLite says "disk I/O error" where a full disk refuses the -shm file it makes at opening:
+    `users add` and a site's start said only that."""
+    from maskwatch.site.database import DatabaseUnavailable
+    from maskwatch.site.events import EventStore
+
+    EventStore(str(tmp_path / "site.db")).engine.dispose()  # its -wal and -shm go with the last connection
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        shutil.copy(tmp_path / "site.db", disk / "site.db")
+        fill(disk)
+        with pytest.raises(DatabaseUnavailable) as failed:
+            EventStore(str(disk / "site.db"))
+        assert str(failed.value).endswith("cannot open or migrate the database: disk I/O error; its disk is full "
+                                          "(0 KiB free)"), failed.value
