@@ -41,6 +41,45 @@ def fill(where) -> None:
             filler.flush()
 
 
+@pytest.mark.system
+def test_a_server_whose_stdout_is_on_a_full_disk_starts_and_says_so_once(tmp_path):
+    """`serve > out.log` (or `run`) on a full disk ended at its first start line with `error: No
+    space left on device`, written into the same full file: the service was simply not there."""
+    import signal
+
+    import httpx
+
+    from tests.rtsp import lost_its_port, start_on_free_port
+    from tests.test_cameras import wait_until
+
+    log = tmp_path / "serve.log"
+
+    def started(port: int):
+        with open("/dev/full", "w") as full, open(log, "w") as said:
+            process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port),
+                                        "--database", str(tmp_path / "users.db")], stdout=full, stderr=said)
+        if wait_until(lambda: process.poll() is not None or healthy(port), 60) and process.poll() is None:
+            return process
+        process.wait()
+        if not lost_its_port(process, log.read_text()):
+            pytest.fail(f"serve did not start:\n{log.read_text()}")
+        return None
+
+    def healthy(port: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    process = start_on_free_port(started, "maskwatch serve", log=log)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "WARNING maskwatch.cli.servers: standard output cannot be written (No space left on device): the start "
+        "lines are lost; the server goes on"], lines
+
+
 def maskwatch(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "maskwatch.cli", *args], capture_output=True, text=True, timeout=120)
 
