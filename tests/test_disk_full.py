@@ -199,3 +199,24 @@ def test_a_database_whose_disk_is_full_says_so_not_only_disk_io_error(tmp_path):
             EventStore(str(disk / "site.db"))
         assert str(failed.value).endswith("cannot open or migrate the database: disk I/O error; its disk is full "
                                           "(0 KiB free)"), failed.value
+
+
+def test_annotations_on_a_full_disk_name_their_folder_and_leave_nothing(tmp_path, sample_dir):
+    """`maskwatch annotations` said only `error: No space left on device`."""
+    import cv2
+
+    from maskwatch.video.annotations import write_annotations
+
+    photo = sorted((sample_dir / "images").glob("*.png"))[0]
+    (tmp_path / "photos").mkdir()
+    shutil.copy(photo, tmp_path / "photos" / photo.name)
+    height, width = cv2.imread(str(photo)).shape[:2]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "detections.jsonl").write_text(
+        json.dumps({"name": photo.stem, "width": width, "height": height, "faces": []}) + "\n")
+    with small_disk(tmp_path / "disk", "4k") as disk:
+        fill(disk)
+        with pytest.raises(OSError) as failed:
+            write_annotations(tmp_path / "out", tmp_path / "photos", "voc", disk / "labels")
+        assert failed.value.filename == str(disk / "labels") and failed.value.errno == 28
+        assert [p.name for p in disk.iterdir()] == ["filler"]
