@@ -220,3 +220,13 @@ def test_annotations_on_a_full_disk_name_their_folder_and_leave_nothing(tmp_path
             write_annotations(tmp_path / "out", tmp_path / "photos", "voc", disk / "labels")
         assert failed.value.filename == str(disk / "labels") and failed.value.errno == 28
         assert [p.name for p in disk.iterdir()] == ["filler"]
+
+
+def test_data_printed_onto_a_full_disk_names_standard_output(sample_dir):
+    """`classify --json > faces.jsonl` (or `report --csv > day.csv`) on a full disk said only
+    `error: No space left on device`: which of the command's files, the user could not tell."""
+    photo = sorted((sample_dir / "images").glob("*.png"))[0]
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "classify", "--json", str(photo)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert said.returncode == 1 and said.stderr == "error: standard output: No space left on device\n", said.stderr

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
-from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
+from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _print_data, _sigterm_as_ctrl_c
 from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, _listen, _log_options, _say, _service_log,
                                    _tls_files)
 from maskwatch.extras import need as _need
@@ -233,7 +233,7 @@ def _print_report_csv(site, start: str | None, end: str | None) -> None:
         _logged(auth, "report", f"report.csv?from={period.first}&to={period.last}")
     finally:
         auth.close()
-    typer.echo(text, nl=False)
+    _print_data(text, nl=False)
 
 
 @commands.command()
