@@ -94,6 +94,7 @@ def test_a_write_that_fills_the_disk_names_its_file(tmp_path):
         assert [p.name for p in disk.iterdir()] == ["filler"]  # no temp file left
 
 
+@pytest.mark.system
 def test_detect_on_a_full_disk_names_the_file_keeps_whole_lines_and_resumes(tmp_path, sample_dir):
     """Photos into a disk that fills part-way: one line naming the file that failed (it said only
     `[Errno 28] No space left on device`), exit 1, every line whole; --resume, once space is freed,
@@ -222,6 +223,7 @@ def test_annotations_on_a_full_disk_name_their_folder_and_leave_nothing(tmp_path
         assert [p.name for p in disk.iterdir()] == ["filler"]
 
 
+@pytest.mark.system
 def test_data_printed_onto_a_full_disk_names_standard_output(sample_dir):
     """`classify --json > faces.jsonl` (or `report --csv > day.csv`) on a full disk said only
     `error: No space left on device`: which of the command's files, the user could not tell."""
