@@ -232,3 +232,25 @@ def test_data_printed_onto_a_full_disk_names_standard_output(sample_dir):
         said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "classify", "--json", str(photo)], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120)
     assert said.returncode == 1 and said.stderr == "error: standard output: No space left on device\n", said.stderr
+
+
+def test_a_video_stopped_by_a_full_disk_says_its_annotated_copy_was_removed(tmp_path, sample_dir):
+    """The lines' failure was said, and the annotated MP4 that could not be finished was removed
+    without a word: the user looked for it in --out."""
+    from maskwatch import Detector
+    from maskwatch.demo import make_clip
+    from maskwatch.video.pipeline import DetectFailed, run_detect
+
+    clip = make_clip(sorted((sample_dir / "images").glob("*.png"))[:2], tmp_path / "door.mp4", size=(320, 240),
+                     fps=10, seconds_per_photo=3)
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        with pytest.raises(DetectFailed) as failed:
+            run_detect(str(clip), disk / "out", Detector.load(), progress=False)
+        result = failed.value.result
+        assert f"{disk / 'out' / 'door.mp4'}: the annotated video could not be finished (a full disk?); it was " \
+               "removed, unplayable" in result.errors, result.errors
+        assert result.failed == f"{disk / 'out' / 'detections.jsonl'}: No space left on device"
+        assert sorted(p.name for p in (disk / "out").iterdir()) == [".maskwatch-detect.json", "detect-run.json",
+                                                                    "detections.jsonl", "summary.json"]
+        lines = (disk / "out" / "detections.jsonl").read_text().splitlines()
+        assert len(lines) == result.frames and all(json.loads(line) for line in lines)

@@ -310,7 +310,11 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
             try:
                 run_frames(bar, processor, sinks, result, max_frames)
             except Exception as err:  # noqa: BLE001 - the lines so far are kept (this block completes), then raised
-                failure, result.failed = err, result.failed or _described(err)
+                failure = err
+                if result.failed is None:
+                    result.failed = _described(err)
+                elif _described(err) != result.failed:  # a sink's close failing after (the video removed): said too
+                    result.errors.append(_described(err))
             finally:
                 bar.close()
                 if media is not None:
