@@ -254,3 +254,31 @@ def test_a_video_stopped_by_a_full_disk_says_its_annotated_copy_was_removed(tmp_
                                                                     "detections.jsonl", "summary.json"]
         lines = (disk / "out" / "detections.jsonl").read_text().splitlines()
         assert len(lines) == result.frames and all(json.loads(line) for line in lines)
+
+
+def test_retention_on_a_full_disk_frees_the_old_snapshots_and_the_site_stores_again(tmp_path):
+    """A full disk refused retention's deletes (SQLite writes them to its WAL first), so the old
+    snapshots it was to delete, what filled the disk, stayed: the site stayed full for good."""
+    import numpy as np
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import NOW, person
+
+    noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        try:
+            for i in range(12):  # nine days old
+                store.record("door", None, person(i, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400),
+                             noise)
+            fill(disk)
+            with pytest.raises(OperationalError, match="database or disk is full"):
+                for i in range(100, 200):
+                    store.record("door", None, person(i, (0.9, 0.05, 0.05)), noise)
+            assert store.enforce_retention(now=NOW) == 12
+            assert list((disk / "snapshots").iterdir()) == []
+            stored = store.record("door", None, person(300, (0.9, 0.05, 0.05)), noise)
+            assert [e["id"] for e in store.events(since=NOW - 86400)][0] == stored["id"]
+        finally:
+            store.close()
