@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from maskwatch.atomic import write_text
+from tests.conftest import ROOT
 
 
 @contextlib.contextmanager
@@ -282,3 +283,30 @@ def test_retention_on_a_full_disk_frees_the_old_snapshots_and_the_site_stores_ag
             assert [e["id"] for e in store.events(since=NOW - 86400)][0] == stored["id"]
         finally:
             store.close()
+
+
+@pytest.mark.system
+def test_the_first_log_line_after_a_full_disk_starts_a_line_of_its_own(tmp_path):
+    """A log line the full disk cut was half written, and the first line once there was room again
+    went on at its end, where a reader matching from a line's start (fail2ban, grep '^') missed it.
+    A process of its own: its stderr is Python's, redirected to the log file, as a service's is."""
+    script = """if True:
+        import logging, os, sys
+        from maskwatch.runtime import CurrentStderr
+        from tests.test_disk_full import fill
+        from pathlib import Path
+        logger = logging.getLogger("maskwatch.site")
+        logger.addHandler(CurrentStderr())
+        logger.warning("before")
+        disk = Path(sys.argv[1])
+        fill(disk)
+        for _ in range(3):
+            logger.warning("lost %s", "x" * 5000)
+        os.unlink(disk / "filler")
+        logger.warning("frames analysed and people stored again")
+    """
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        with open(disk / "site.log", "w") as log:
+            subprocess.run([sys.executable, "-c", script, str(disk)], stderr=log, check=True, timeout=60, cwd=ROOT)
+        lines = (disk / "site.log").read_text().splitlines()
+        assert lines[0] == "before" and lines[-1] == "frames analysed and people stored again", lines[-1][-60:]
