@@ -310,3 +310,15 @@ def test_the_first_log_line_after_a_full_disk_starts_a_line_of_its_own(tmp_path)
             subprocess.run([sys.executable, "-c", script, str(disk)], stderr=log, check=True, timeout=60, cwd=ROOT)
         lines = (disk / "site.log").read_text().splitlines()
         assert lines[0] == "before" and lines[-1] == "frames analysed and people stored again", lines[-1][-60:]
+
+
+def test_a_demo_clip_the_disk_cut_short_is_not_left_in_place(tmp_path, sample_dir):
+    """OpenCV's writer says nothing of a failed write: `make demo` on a disk that filled left an
+    MP4 without its index (unplayable) as a clip made, and the demo site's camera never played."""
+    from maskwatch.demo import CLIPS, make_clip
+
+    photos = [sample_dir / "images" / f"{stem}.png" for stem in CLIPS["entrance"]]
+    with small_disk(tmp_path / "disk", "200k") as disk:
+        with pytest.raises(RuntimeError, match=r"entrance.mp4: the clip could not be finished \(a full disk\?\)"):
+            make_clip(photos, disk / "entrance.mp4", size=(320, 240), fps=10, seconds_per_photo=3)
+        assert list(disk.iterdir()) == []

@@ -212,6 +212,16 @@ def unshown_blurred(frame: Frame, annotator: FaceAnnotator) -> np.ndarray:
 LONGEST_HOLD_S = 10.0
 
 
+def playable(video: Path) -> bool:
+    """Whether OpenCV opens the video it wrote at `video`: its writer says nothing of a failed
+    write, and a full disk left an MP4 without its index (unplayable) in the place of a good one."""
+    finished = cv2.VideoCapture(str(video))
+    try:
+        return finished.isOpened()
+    finally:
+        finished.release()
+
+
 class MediaSink:
     """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names.
 
@@ -283,12 +293,7 @@ class MediaSink:
             self.video.release()
             self.video = None
             target = media_path(self.out, self.info, self.info.name)
-            # OpenCV's writer says nothing of a failed write: a full disk left an mp4 without its
-            # index (unplayable) in the place of the earlier run's.
-            finished = cv2.VideoCapture(str(self.video_tmp))
-            playable = finished.isOpened()
-            finished.release()
-            if not playable:
+            if not playable(self.video_tmp):
                 self.video_tmp.unlink(missing_ok=True)
                 raise OutputError(f"{target}: the annotated video could not be finished (a full disk?); "
                                   "it was removed, unplayable")
