@@ -311,7 +311,7 @@ def run_detect(source: str, out: Path, detector, options: DetectOptions | None =
                 run_frames(bar, processor, sinks, result, max_frames)
             except Exception as err:  # noqa: BLE001 - the lines so far are kept (this block completes), then raised
                 failure = err
-                if result.failed is None:
+                if not result.failed:
                     result.failed = _described(err)
                 elif _described(err) != result.failed:  # a sink's close failing after (the video removed): said too
                     result.errors.append(_described(err))
