@@ -95,6 +95,15 @@ def test_a_write_that_fills_the_disk_names_its_file(tmp_path):
         assert [p.name for p in disk.iterdir()] == ["filler"]  # no temp file left
 
 
+def test_an_oserror_without_an_errno_is_left_as_it_reads():
+    """Naming the file of an OSError("disk full") made it read `[Errno None] None: 'out.json'`."""
+    from maskwatch.atomic import naming, os_error_text
+
+    with pytest.raises(OSError) as failed, naming("out.json"):
+        raise OSError("disk full")
+    assert str(failed.value) == os_error_text(failed.value) == "disk full"
+
+
 @pytest.mark.system
 def test_detect_on_a_full_disk_names_the_file_keeps_whole_lines_and_resumes(tmp_path, sample_dir):
     """Photos into a disk that fills part-way: one line naming the file that failed (it said only

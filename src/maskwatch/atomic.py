@@ -73,16 +73,17 @@ def naming(target: Path | str) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        if err.filename is None:
+        if err.filename is None and err.errno is not None:  # OSError("text") would read "[Errno None] None"
             err.filename = str(target)
         raise
 
 
 def os_error_text(err: OSError) -> str:
     """An OSError as one line: `PATH: No space left on device`, not Python's `[Errno 28] ...: 'PATH'`."""
-    if err.filename and err.strerror and str(err.filename) not in err.strerror:
-        return f"{err.filename}: {err.strerror}"
-    return err.strerror or str(err)
+    reason = err.strerror or str(err)
+    if err.filename and str(err.filename) not in reason:
+        return f"{err.filename}: {reason}"
+    return reason
 
 
 def write_text(target: Path | str, text: str) -> None:
