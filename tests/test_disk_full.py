@@ -337,3 +337,18 @@ def test_a_demo_clip_the_disk_cut_short_is_not_left_in_place(tmp_path, sample_di
         with pytest.raises(RuntimeError, match=r"entrance.mp4: the clip could not be finished \(a full disk\?\)"):
             make_clip(photos, disk / "entrance.mp4", size=(320, 240), fps=10, seconds_per_photo=3)
         assert list(disk.iterdir()) == []
+
+
+@pytest.mark.system
+def test_a_token_that_cannot_be_printed_is_not_kept(tmp_path):
+    """`tokens add` printing onto a full disk kept the token, which nobody saw, under its name: the
+    same command again was refused, the name taken by a token no one holds."""
+    database = str(tmp_path / "users.db")
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "tokens", "add", "prometheus", "--database",
+                               database], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert said.returncode == 1
+    assert said.stderr.splitlines()[-1] == ("error: standard output: No space left on device; the token could not be "
+                                            "shown, so it was revoked: run this again where it can be printed")
+    again = maskwatch("tokens", "add", "prometheus", "--database", database)
+    assert again.returncode == 0 and again.stdout.startswith("mw_"), again.stderr
