@@ -54,8 +54,9 @@ FULL_DISK_BYTES = 1024 * 1024
 
 
 def disk_full_note(folder: Path, reason: str) -> str:
-    """`; its disk is full (N KiB free)` where the disk of `folder` is and `reason` does not say
-    so already: where a full disk refused its -shm file SQLite says only "disk I/O error"."""
+    """`; its disk is full (N KiB free)` where the disk holding `folder` has under FULL_DISK_BYTES
+    free and `reason` does not say so already: SQLite says only "disk I/O error" where a full disk
+    refused its -shm file."""
     import shutil
 
     try:

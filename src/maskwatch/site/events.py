@@ -452,8 +452,8 @@ class EventStore:
                                                                       events.c.snapshot.is_not(None))).scalars().all()
 
     def _delete_snapshots(self, names: list[str | None]) -> int:
-        """Delete the snapshot files `names` (None and names record does not write passed over);
-        how many there were."""
+        """Delete the snapshot files `names` (None, and a name `record` does not write, passed
+        over); how many there were."""
         if self._snapshot_folder is None:
             return 0
         deleted, failed = 0, []
