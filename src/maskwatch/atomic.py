@@ -66,13 +66,33 @@ def atomic_path(target: Path | str, suffix: str = "", durable: bool = False) -> 
         tmp_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def naming(target: Path | str) -> Iterator[None]:
+    """An OSError of writing `target` names it: a write() that fails (a full disk) names no file,
+    and `detect` said only "error: No space left on device", leaving a user to guess which disk."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None and err.errno is not None:  # OSError("text") would read "[Errno None] None"
+            err.filename = str(target)
+        raise
+
+
+def os_error_text(err: OSError) -> str:
+    """An OSError as one line: `PATH: No space left on device`, not Python's `[Errno 28] ...: 'PATH'`."""
+    reason = err.strerror or str(err)
+    if err.filename and str(err.filename) not in reason:
+        return f"{err.filename}: {reason}"
+    return reason
+
+
 def write_text(target: Path | str, text: str) -> None:
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, naming(target):
         tmp.write_text(text, encoding="utf-8")
 
 
 def write_bytes(target: Path | str, data: bytes) -> None:
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, naming(target):
         tmp.write_bytes(data)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from maskwatch.atomic import atomic_path
 from maskwatch.data.images import read_image
+from maskwatch.video.sinks import playable
 
 # Which sample photos each demo camera shows (stems of sample/face-mask-detection/images/*.png).
 CLIPS = {"entrance": ("maksssksksss753", "maksssksksss201", "maksssksksss411"),
@@ -58,6 +59,8 @@ def make_clip(photos: list[Path], out: Path, size: tuple[int, int] = (640, 480),
                     writer.write(frame)
         finally:
             writer.release()
+        if not playable(tmp):  # an unplayable clip in place: a demo camera that never played
+            raise RuntimeError(f"{out}: the clip could not be finished (a full disk?); nothing was written")
     return out
 
 

@@ -206,10 +206,27 @@ STOP_LOGGER = "maskwatch.site.stop"
 class CurrentStderr(logging.StreamHandler):
     """A log handler writing to sys.stderr as it is at each line, not as it was when the logging
     was set up: a stderr replaced since (a test runner's, a notebook's) had been closed, and every
-    later line was a "Logging error" traceback instead."""
+    later line was a "Logging error" traceback instead.
+
+    A line that failed (a log file on a full disk) may be half written: the next line written
+    starts on a new line. The first line after the disk had room again was glued to the end of
+    the cut one, where a reader matching from a line's start (fail2ban, grep '^') missed it."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+        self.cut = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            self.stream.write("\n" + line if self.cut else line)
+            self.flush()
+            self.cut = False
+        except RecursionError:  # as logging's own emit
+            raise
+        except Exception:  # noqa: BLE001 - logging's way: said by handleError, never raised
+            self.cut = True
+            self.handleError(record)
 
     @property
     def stream(self):

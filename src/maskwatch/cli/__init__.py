@@ -118,8 +118,9 @@ def main() -> None:
         with stopping:
             app()
     except OSError as err:  # a full disk, a folder that cannot be written: one line that names it
-        where = f"{err.filename}: " if err.filename and str(err.filename) not in str(err.strerror or "") else ""
-        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        from maskwatch.atomic import os_error_text
+
+        print(f"error: {os_error_text(err)}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:
         # A database that fails mid-command (read-only, locked, a full disk): one line that names

@@ -24,6 +24,15 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code=code)
 
 
+def _print_data(text: str, nl: bool = True) -> None:
+    """A line of data on stdout (JSON lines, CSV), an OSError naming it: `report --csv > day.csv`
+    on a full disk said only `error: No space left on device`."""
+    from maskwatch.atomic import naming
+
+    with naming("standard output"):
+        typer.echo(text, nl=nl)
+
+
 def _with_option(config, option: str, value):
     """`config` (a dataclass) with `--option`'s field set to `value`. A value out of the field's range
     is a usage error, as click's own are (exit 2, the option as typed): it was exit 1 naming `min_score`."""

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch.cli.common import (ClassifierFile, DetectorFile, Gate, MovingCamera, Progress, _fail, _models,
-                                  _refuse_folder, _sigterm_as_ctrl_c, _with_option)
+                                  _print_data, _refuse_folder, _sigterm_as_ctrl_c, _with_option)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -50,15 +50,15 @@ def classify(
         except (ImageError, ValueError) as err:
             failed += 1
             if as_json:
-                typer.echo(json.dumps({"image": str(path), "error": str(err)}))
+                _print_data(json.dumps({"image": str(path), "error": str(err)}))
             else:
                 typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
             continue
         if as_json:
-            typer.echo(json.dumps({"image": str(path), **prediction.as_dict()}))
+            _print_data(json.dumps({"image": str(path), **prediction.as_dict()}))
         else:
             probs = "  ".join(f"{c} {p:.3f}" for c, p in prediction.as_dict()["probabilities"].items())
-            typer.echo(f"{path}: {prediction.label}  ({probs})")
+            _print_data(f"{path}: {prediction.label}  ({probs})")
     if failed:
         raise typer.Exit(code=1)
 
@@ -101,7 +101,7 @@ def detect(
         detector = models.load(config=config)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    on_line = (lambda record: typer.echo(json.dumps(record))) if as_json else None  # = detections.jsonl
+    on_line = (lambda record: _print_data(json.dumps(record))) if as_json else None  # = detections.jsonl
     options = DetectOptions(blur=blur, save_media=not no_media, moving_camera=moving_camera,
                             **({} if detect_every is None else {"detect_every": detect_every}))
     try:

@@ -13,7 +13,7 @@ import typer
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models
 from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _hangup_as_sigterm, _log_options, _port_free,
-                                   _service_log, _tls_files)
+                                   _say, _service_log, _tls_files)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -76,7 +76,7 @@ def serve(
             os.environ["MASKWATCH_SINGLE_THREAD"] = "1"
             os.environ[MULTIPROC_ENV] = metrics_dir
             os.environ[WORKER_PARENT_ENV] = str(os.getpid())
-        typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
+        _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
         if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
             _hangup_as_sigterm()
         uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
@@ -163,7 +163,7 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
         site = Site(config, detector)
     except (ImportError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
+    _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); camera 'live': "
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     _hangup_as_sigterm()
     uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, **_log_options(),
@@ -199,7 +199,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
             # A joined cluster's Serve that ran before us keeps running, with its other applications.
             started_serve = start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"],
                                       metrics_dir=metrics_dir)
-            typer.echo(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
+            _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
                        "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()
             for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT

@@ -13,6 +13,28 @@ from maskwatch.cli.common import _fail
 OPEN_REQUESTS_AT_STOP_S = 5
 
 
+def _say(line: str) -> None:
+    """One of a server's start lines, on stdout. A stdout that cannot take it (a file on a full
+    disk) loses it, said once in the log, and is sent to /dev/null from then on: the server goes
+    on. It ended with `error: No space left on device`, written into that same full file."""
+    import contextlib
+    import logging
+    import os
+    import sys
+
+    import typer
+
+    try:
+        typer.echo(line)
+    except OSError as err:
+        logging.getLogger(__name__).warning("standard output cannot be written (%s): the start lines are lost; "
+                                            "the server goes on", err.strerror or err)
+        with contextlib.suppress(OSError, ValueError):  # what it still holds is flushed there, not failed again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
 def _hangup_as_sigterm() -> None:
     """SIGHUP (a closed terminal or SSH session) stops `run` and `serve` as SIGTERM does, cleanly:
     it killed them at once, the people in view unstored and MQTT left showing them."""

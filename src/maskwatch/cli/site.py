@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
-from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
-from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, _listen, _log_options, _service_log,
+from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _print_data, _sigterm_as_ctrl_c
+from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, _listen, _log_options, _say, _service_log,
                                    _tls_files)
 from maskwatch.extras import need as _need
 
@@ -69,27 +69,27 @@ def run(
         elif not config.exists():
             typer.echo(f"maskwatch run --config {shlex.quote(str(config))} --init writes a commented example there", err=True)
         raise typer.Exit(code=1) from None
-    typer.echo(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
+    _say(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
     for camera_id, camera in site.cameras.items():
         zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
         substream = f" (analysing {redact_source(camera.detect_source)})" if camera.detect_source else ""
         motion = f"motion-gated, full check every {camera.motion.full_check:g} s" if camera.motion.enabled else "no gating"
         upscale = f" at {camera.upscale:g}x" if camera.upscale is not None else ""
         moving = ", moving camera" if camera.moving else ""
-        typer.echo(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
+        _say(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
                    f"detect every {camera.detect_every}{upscale}{moving}, {motion}{zones}")
     if site.disabled_cameras:
-        typer.echo(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
+        _say(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
     if site.alerts.notify:  # each URL as logs show it: its service's token, topic or password left out
         from maskwatch.site.notify import shown_notify_url
 
-        typer.echo(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
+        _say(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
     if site.reports:
-        typer.echo(f"  reports (in {site.clock() or 'the local time, which has no IANA name'}):")
+        _say(f"  reports (in {site.clock() or 'the local time, which has no IANA name'}):")
         for line in _report_lines(site):
-            typer.echo(f"    {line}")
+            _say(f"    {line}")
     if (check or probe) and not _loopback(site.server.host):  # --check passed a site its start then refused
-        typer.echo(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
+        _say(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
                    f"(maskwatch users add NAME --role admin --config {config}){'' if probe else '; --probe checks'}")
     models = _models(classifier, detector_file, gate)
     if probe:
@@ -137,7 +137,7 @@ def run(
                 _fail(str(err))
             host, port = site.server.host, site.server.port
             on = f" (cameras on Ray, {ray_address})" if ray_address else ""
-            typer.echo(f"maskwatch {__version__} site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
+            _say(f"maskwatch {__version__} site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
                        f"{redact_source(site.storage.database)}{on}")
             _hangup_as_sigterm()
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
@@ -257,7 +257,7 @@ def _print_report_csv(site, start: str | None, end: str | None) -> None:
         _logged(auth, "report", f"report.csv?from={period.first}&to={period.last}")
     finally:
         auth.close()
-    typer.echo(text, nl=False)
+    _print_data(text, nl=False)
 
 
 @commands.command()

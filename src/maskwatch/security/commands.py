@@ -392,7 +392,16 @@ def add_token(
     _logged(store, "token_added", added_target(token=(name, scope)))
     whose = f"{owner}'s" if owner is not None else "a site token"
     typer.secho(f"token {name} ({scope}; {whose}); shown once, store it now:", err=True)
-    typer.echo(token)
+    try:
+        typer.echo(token)
+    except OSError as err:  # a stdout on a full disk: a token kept that nobody saw held its name for good
+        from maskwatch.atomic import os_error_text
+
+        store.revoke_token(name)
+        _logged(store, "token_revoked", name)
+        err.filename = err.filename or "standard output"
+        _fail(f"{os_error_text(err)}; the token could not be shown, so it was revoked: run this again where "
+              "it can be printed")
 
 
 @tokens_app.command("list")

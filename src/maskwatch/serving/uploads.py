@@ -7,7 +7,7 @@ import base64
 import io
 
 import numpy as np
-from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 
@@ -105,26 +105,16 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
         raise UploadError(413, f"upload of {megabytes(int(declared))} exceeds the limit of {megabytes(limit)}")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        # Read under the limit first: Starlette spools a form's file to disk whatever its size,
-        # and a chunked upload declares no length to refuse it by.
+        # Read under the limit first: a chunked upload declares no length to refuse it by.
         body = await _read_at_most(request, limit, allowance=64 * 1024)  # the form's own bytes
-        delivered = False
-
-        async def replay() -> dict:
-            nonlocal delivered
-            if delivered:
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
         try:
-            form = await Request(request.scope, replay).form(max_files=1, max_fields=5, max_part_size=limit)
-        except HTTPException as err:  # Starlette's answer to a malformed or oversized form
+            form = await _form_in_memory(request, body, limit)
+        except MultiPartException as err:  # a malformed or oversized form
             # `Content-Type: multipart/form-data` set by hand (fetch, axios) lacks the boundary
             # that the HTTP library writes when it builds the form itself.
             hint = (" (the Content-Type of a form needs its boundary: let the HTTP library set the header)"
-                    if "boundary" in str(err.detail).lower() else "")
-            raise UploadError(400, f"bad multipart upload: {str(err.detail).rstrip('.')}{hint}") from None
+                    if "boundary" in err.message.lower() else "")
+            raise UploadError(400, f"bad multipart upload: {err.message.rstrip('.')}{hint}") from None
         upload = form.get("image")
         others = sorted(set(form.keys()) - {"image"})
         if upload is None:
@@ -143,6 +133,18 @@ async def read_image_bytes(request: Request, limit: int) -> bytes:
     if len(data) > limit:
         raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
     return data
+
+
+async def _form_in_memory(request: Request, body: bytes, limit: int):
+    """The form of `body`, its file kept in memory: the body is there already, under the limit.
+    Starlette spools a file over 1 MB to the temp folder, and on a full disk every such upload
+    was a 500 with a traceback in the log."""
+    async def replay():
+        yield body
+
+    parser = MultiPartParser(request.headers, replay(), max_files=1, max_fields=5, max_part_size=limit)
+    parser.spool_max_size = len(body) + 1  # never rolled over to a file
+    return await parser.parse()
 
 
 async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> bytes:

@@ -9,7 +9,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from maskwatch.site.database import database_url, shown_database_url
+from maskwatch.site.database import database_url, disk_full_note, shown_database_url
 from maskwatch.site.events import SNAPSHOT_NAME
 
 
@@ -48,8 +48,9 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
                 names = {row[0] for row in target.execute("SELECT snapshot FROM events WHERE snapshot IS NOT NULL")}
                 events = target.execute("SELECT count(*) FROM events").fetchone()[0]
     except sqlite3.Error as err:  # not a database, locked for 30 s, a full disk: no half copy is left
-        copy.unlink(missing_ok=True)
-        raise BackupError(f"{source}: cannot copy it: {err}") from None
+        reason = f"{err}{disk_full_note(dest, str(err))}"
+        _remove_copy(copy)
+        raise BackupError(f"{source}: cannot copy it to {copy}: {reason}") from None
     copied = 0
     folder = Path(snapshots) if snapshots is not None else None
     if folder is not None and folder.is_dir():
@@ -63,7 +64,14 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
                     pass
                 except OSError as err:  # a full disk, an unreadable file: one line, and no half copy kept
                     shutil.rmtree(dest / "snapshots", ignore_errors=True)
-                    copy.unlink(missing_ok=True)
-                    raise BackupError(f"{folder / name}: cannot copy it: {err.strerror or err}; nothing was "
-                                      "kept") from None
+                    _remove_copy(copy)
+                    raise BackupError(f"{folder / name}: cannot copy it to {dest / 'snapshots'}: "
+                                      f"{err.strerror or err}; nothing was kept") from None
     return copy, events, copied
+
+
+def _remove_copy(copy: Path) -> None:
+    """The copy and the files SQLite keeps beside it: a copy read back in WAL mode (the site's)
+    has a -wal and -shm, which a failed backup left in the folder it said held nothing."""
+    for path in (copy, *(copy.with_name(copy.name + end) for end in ("-wal", "-shm", "-journal"))):
+        path.unlink(missing_ok=True)

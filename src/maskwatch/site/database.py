@@ -43,7 +43,29 @@ def open_database(url: str, migrate: Callable[[], int]) -> None:
         migrate()
     except (DatabaseError, InterfaceError) as err:
         shown = shown_database_url(url)
-        raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {driver_reason(err)}") from None
+        reason = driver_reason(err)
+        if url.startswith("sqlite:///"):
+            reason += disk_full_note(Path(url.removeprefix("sqlite:///")).parent, reason)
+        raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {reason}") from None
+
+
+# Less free space than this is a full disk: SQLite needs 32 KiB for a new -shm file alone.
+FULL_DISK_BYTES = 1024 * 1024
+
+
+def disk_full_note(folder: Path, reason: str) -> str:
+    """`; its disk is full (N KiB free)` where the disk holding `folder` has under FULL_DISK_BYTES
+    free and `reason` does not say so already: SQLite says only "disk I/O error" where a full disk
+    refused its -shm file."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    if free >= FULL_DISK_BYTES or "full" in reason:
+        return ""
+    return f"; its disk is full ({free // 1024} KiB free)"
 
 
 def hold_database(connection: Connection, key: int) -> None:

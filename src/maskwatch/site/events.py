@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, delete, func, insert, inspect, literal,
                         select, text, tuple_, union_all, update)
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.atomic import OutputError, write_bytes
 from maskwatch.faces import PERSON_LABELS, UNASSESSABLE
@@ -412,8 +413,24 @@ class EventStore:
             return dict(zip(columns, (int(v) for v in connection.execute(query).one())))
 
     def enforce_retention(self, now: float | None = None) -> int:
-        """Delete events, counts and snapshots older than retention_days; how many events went."""
+        """Delete events, counts and snapshots older than retention_days; how many events went.
+
+        A full disk refuses the deletes (SQLite writes them to its WAL first): the old events'
+        snapshots, the weeks of files that most often filled it, are then deleted first and the
+        rows tried again in the space freed. The site stayed full for good, its retention
+        refused every hour while the files it was to delete took the space."""
         cutoff = (time.time() if now is None else now) - self.retention_days * 86400
+        try:
+            old = self._delete_old_rows(cutoff)
+        except SQLAlchemyError:
+            if self._snapshot_folder is None or not self._delete_snapshots(self._old_snapshots(cutoff)):
+                raise
+            old = self._delete_old_rows(cutoff)
+        self._delete_snapshots(old)
+        return len(old)
+
+    def _delete_old_rows(self, cutoff: float) -> list[str | None]:
+        """The events, counts and quarter sums before `cutoff` deleted; the events' snapshot names."""
         with self._write_lock, self.engine.begin() as connection:
             old = connection.execute(select(events.c.snapshot).where(events.c.last_seen < cutoff)).scalars().all()
             connection.execute(delete(events).where(events.c.last_seen < cutoff))
@@ -426,17 +443,32 @@ class EventStore:
                     .where(counts.c.minute >= edge, counts.c.minute < edge + QUARTER)
                     .group_by(counts.c.camera, counts.c.zone))
             connection.execute(insert(quarters).from_select(["camera", "zone", "minute", *COUNT_COLUMNS], kept))
-        if self._snapshot_folder is not None:
-            failed = []
-            for name in old:
-                if name and SNAPSHOT_NAME.fullmatch(name):
-                    try:
-                        (self._snapshot_folder / name).unlink(missing_ok=True)
-                    except OSError as err:  # one file's trouble does not keep the others
-                        failed.append(f"{name} ({err.strerror or err})")
-            if failed:
-                log.warning("retention: %d old snapshots could not be deleted, first %s", len(failed), failed[0])
-        return len(old)
+        return old
+
+    def _old_snapshots(self, cutoff: float) -> list[str]:
+        """The snapshot names of the events before `cutoff` (a read: a full disk allows it)."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(events.c.snapshot).where(events.c.last_seen < cutoff,
+                                                                      events.c.snapshot.is_not(None))).scalars().all()
+
+    def _delete_snapshots(self, names: list[str | None]) -> int:
+        """Delete the snapshot files `names` (None, and a name `record` does not write, passed
+        over); how many there were."""
+        if self._snapshot_folder is None:
+            return 0
+        deleted, failed = 0, []
+        for name in names:
+            if name and SNAPSHOT_NAME.fullmatch(name):
+                try:
+                    (self._snapshot_folder / name).unlink()
+                    deleted += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as err:  # one file's trouble does not keep the others
+                    failed.append(f"{name} ({err.strerror or err})")
+        if failed:
+            log.warning("retention: %d old snapshots could not be deleted, first %s", len(failed), failed[0])
+        return deleted
 
     def snapshot_path(self, name: str) -> Path | None:
         """The file of a snapshot named in an event (None in privacy mode or for a name `record`

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from maskwatch.atomic import OutputError, atomic_dir, check_output_folder
+from maskwatch.atomic import OutputError, atomic_dir, check_output_folder, naming
 from maskwatch.data.images import ImageError, decode_image, to_8_bits
 from maskwatch.faces import CLASSES, UNASSESSABLE
 from maskwatch.video.sources import SourceError, describe_source, photo_files
@@ -253,7 +253,8 @@ def write_annotations(out: Path | str, photos: Path | str, fmt: str, target: Pat
                           "new folder, or remove this one first (nothing was written)")
     found, unlisted = read_detections(out, photos)
     faces = review = 0
-    with atomic_dir(target, own=COCO_FILE) as tmp:  # `own` unused: target is new or empty
+    # A write that fails (a full disk) names `target`, not its hidden temp folder, removed.
+    with atomic_dir(target, own=COCO_FILE) as tmp, naming(target):  # `own` unused: target is new or empty
         (tmp / "images").mkdir()
         if fmt == "voc":
             (tmp / "annotations").mkdir()

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from maskwatch.atomic import OutputError, make_output_folder, only_writer, write_text
+from maskwatch.atomic import OutputError, make_output_folder, only_writer, os_error_text, write_text
 from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
@@ -312,7 +312,11 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector, options: De
             try:
                 run_frames(bar, processor, sinks, result, max_frames)
             except Exception as err:  # noqa: BLE001 - the lines so far are kept (this block completes), then raised
-                failure, result.failed = err, result.failed or _described(err)
+                failure = err
+                if not result.failed:
+                    result.failed = _described(err)
+                elif _described(err) != result.failed:  # a sink's close failing after (the video removed): said too
+                    result.errors.append(_described(err))
             finally:
                 bar.close()
                 if media is not None:
@@ -367,4 +371,6 @@ def run_record(identity: dict, info: SourceInfo, result: DetectResult, complete:
 
 def _described(err: Exception) -> str:
     """An error as a user reads it: our own errors say what is wrong, others are named."""
+    if isinstance(err, OSError) and err.filename:  # the file that failed (a full disk): its path first
+        return os_error_text(err)
     return str(err) if isinstance(err, (OSError, ValueError)) else f"{type(err).__name__}: {err}"

@@ -17,7 +17,7 @@ from typing import IO, Callable, Protocol
 import cv2
 import numpy as np
 
-from maskwatch.atomic import OutputError, default_mode, write_bytes, write_text
+from maskwatch.atomic import OutputError, default_mode, naming, write_bytes, write_text
 from maskwatch.faces import COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.video.sources import Frame, SourceInfo
@@ -67,6 +67,7 @@ class LinesFile:
     """
 
     def __init__(self, path: Path, keep: int | None = None) -> None:
+        self.path = Path(path)
         self.file = open(path, "wb" if keep is None else "r+b", buffering=0)
         if keep is not None:
             if os.fstat(self.file.fileno()).st_size != keep:  # cut only where there is a cut-short line to cut
@@ -77,8 +78,9 @@ class LinesFile:
     def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))
         try:
-            while data:
-                data = data[self.file.write(data):]  # an unbuffered write may be short
+            with naming(self.path):
+                while data:
+                    data = data[self.file.write(data):]  # an unbuffered write may be short
         except OSError:
             with contextlib.suppress(OSError):  # not every file can be cut (a device)
                 self.file.truncate(self.end)
@@ -210,6 +212,16 @@ def unshown_blurred(frame: Frame, annotator: FaceAnnotator) -> np.ndarray:
 LONGEST_HOLD_S = 10.0
 
 
+def playable(video: Path) -> bool:
+    """Whether OpenCV opens the video it wrote at `video`: its writer says nothing of a failed
+    write, and a full disk left an MP4 without its index (unplayable) in the place of a good one."""
+    finished = cv2.VideoCapture(str(video))
+    try:
+        return finished.isOpened()
+    finally:
+        finished.release()
+
+
 class MediaSink:
     """Annotated outputs: one JPEG per image, or one MP4 per video, written under temp names.
 
@@ -281,12 +293,7 @@ class MediaSink:
             self.video.release()
             self.video = None
             target = media_path(self.out, self.info, self.info.name)
-            # OpenCV's writer says nothing of a failed write: a full disk left an mp4 without its
-            # index (unplayable) in the place of the earlier run's.
-            finished = cv2.VideoCapture(str(self.video_tmp))
-            playable = finished.isOpened()
-            finished.release()
-            if not playable:
+            if not playable(self.video_tmp):
                 self.video_tmp.unlink(missing_ok=True)
                 raise OutputError(f"{target}: the annotated video could not be finished (a full disk?); "
                                   "it was removed, unplayable")

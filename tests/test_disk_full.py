@@ -1,0 +1,354 @@
+"""A disk that fills (ENOSPC) under each writer: a small tmpfs mounted for the test stands in for
+a site's disk after weeks of snapshots, events and outputs, and is made larger again to see that
+what was written is whole and that the writer goes on."""
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from maskwatch.atomic import write_text
+from tests.conftest import ROOT
+
+
+@contextlib.contextmanager
+def small_disk(where, size: str):
+    """A tmpfs of `size` (`64k`, `1m`) mounted at `where`, unmounted at the end; the test is skipped
+    where mounting is refused (not root, a container without CAP_SYS_ADMIN)."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here to fill ({mounted.stderr.strip() or 'mount failed'})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def grow(where, size: str) -> None:
+    """Space freed: the tmpfs at `where` made `size`."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(where)], check=True)
+
+
+def fill(where) -> None:
+    """Every free byte of the disk at `where` taken by one file, `where/filler`."""
+    with contextlib.suppress(OSError), open(where / "filler", "wb") as filler:
+        while True:
+            filler.write(b"\0" * 65536)
+            filler.flush()
+
+
+@pytest.mark.system
+def test_a_server_whose_stdout_is_on_a_full_disk_starts_and_says_so_once(tmp_path):
+    """`serve > out.log` (or `run`) on a full disk ended at its first start line with `error: No
+    space left on device`, written into the same full file: the service was simply not there."""
+    import signal
+
+    import httpx
+
+    from tests.rtsp import lost_its_port, start_on_free_port
+    from tests.test_cameras import wait_until
+
+    log = tmp_path / "serve.log"
+
+    def started(port: int):
+        with open("/dev/full", "w") as full, open(log, "w") as said:
+            process = subprocess.Popen([sys.executable, "-m", "maskwatch.cli", "serve", "--port", str(port),
+                                        "--database", str(tmp_path / "users.db")], stdout=full, stderr=said)
+        if wait_until(lambda: process.poll() is not None or healthy(port), 60) and process.poll() is None:
+            return process
+        process.wait()
+        if not lost_its_port(process, log.read_text()):
+            pytest.fail(f"serve did not start:\n{log.read_text()}")
+        return None
+
+    def healthy(port: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    process = start_on_free_port(started, "maskwatch serve", log=log)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "WARNING maskwatch.cli.servers: standard output cannot be written (No space left on device): the start "
+        "lines are lost; the server goes on"], lines
+
+
+def maskwatch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "maskwatch.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_a_write_that_fills_the_disk_names_its_file(tmp_path):
+    """Python's write() errors name no file: `detect` ended with `error: No space left on device`."""
+    with small_disk(tmp_path / "disk", "4k") as disk:
+        fill(disk)
+        with pytest.raises(OSError) as failed:
+            write_text(disk / "detect-run.json", "{}" * 10_000)
+        assert failed.value.filename == str(disk / "detect-run.json") and failed.value.errno == 28
+        assert [p.name for p in disk.iterdir()] == ["filler"]  # no temp file left
+
+
+def test_an_oserror_without_an_errno_is_left_as_it_reads():
+    """Naming the file of an OSError("disk full") made it read `[Errno None] None: 'out.json'`."""
+    from maskwatch.atomic import naming, os_error_text
+
+    with pytest.raises(OSError) as failed, naming("out.json"):
+        raise OSError("disk full")
+    assert str(failed.value) == os_error_text(failed.value) == "disk full"
+
+
+@pytest.mark.system
+def test_detect_on_a_full_disk_names_the_file_keeps_whole_lines_and_resumes(tmp_path, sample_dir):
+    """Photos into a disk that fills part-way: one line naming the file that failed (it said only
+    `[Errno 28] No space left on device`), exit 1, every line whole; --resume, once space is freed,
+    reads only the photos not done."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted((sample_dir / "images").glob("*.png"))[:5]:
+        shutil.copy(photo, photos / photo.name)
+    with small_disk(tmp_path / "disk", "160k") as disk:
+        out = disk / "out"
+        stopped = maskwatch("detect", str(photos), "--out", str(out), "--quiet")
+        assert stopped.returncode == 1, stopped.stderr
+        said = stopped.stderr.strip().splitlines()[-1]
+        assert said.startswith(f"error: {photos}: stopped after ") and f": {out}/" in said, said
+        assert said.split(" by an error: ")[1].split(" (those frames")[0].endswith(": No space left on device"), said
+        done = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+        assert 0 < len(done) < 5
+        grow(disk, "4m")
+        resumed = maskwatch("detect", str(photos), "--out", str(out), "--quiet", "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
+        assert sorted(line["name"] for line in lines) == sorted(p.stem for p in photos.iterdir())
+        assert sorted(p.name for p in out.glob("*.jpg")) == sorted(f"{p.stem}.jpg" for p in photos.iterdir())
+
+
+def test_an_upload_over_a_megabyte_is_answered_while_the_temp_disk_is_full(tmp_path, sample_dir, monkeypatch):
+    """Starlette spooled a form's file over 1 MB to the temp folder: on a full disk every such
+    upload to `serve` was a 500, its traceback in the log. The body is in memory already."""
+    import tempfile
+
+    import cv2
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from maskwatch import Detector
+    from maskwatch.serving.app import create_app
+
+    photo = cv2.resize(cv2.imread(str(sorted((sample_dir / "images").glob("*.png"))[0])), (1200, 900))
+    noisy = photo + np.random.default_rng(0).integers(0, 8, photo.shape, dtype=np.uint8)  # no longer compressible
+    png = cv2.imencode(".png", noisy)[1].tobytes()
+    assert len(png) > 1024 * 1024
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk)
+        monkeypatch.setattr(tempfile, "tempdir", str(disk))
+        with TestClient(create_app(Detector.load())) as client:
+            answer = client.post("/v1/detect", files={"image": ("door.png", png, "image/png")})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["width"] == 1200 and answer.json()["faces"]
+
+
+def site_database(folder, snapshots: int = 0):
+    """A site's SQLite file as a site leaves it (WAL), about 140 KB of events, and `snapshots`
+    snapshot files of 64 KB that its events name."""
+    import sqlite3
+    from contextlib import closing
+
+    folder.mkdir()
+    (folder / "snapshots").mkdir()
+    with closing(sqlite3.connect(folder / "site.db")) as db, db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, snapshot TEXT, padding BLOB)")
+        db.executemany("INSERT INTO events (snapshot, padding) VALUES (?, ?)",
+                       [(f"door-{i}.jpg" if i <= snapshots else None, b"x" * 4000) for i in range(1, 33)])
+    for i in range(1, snapshots + 1):
+        (folder / "snapshots" / f"door-{i}.jpg").write_bytes(b"\xff" * 65536)
+    return folder / "site.db"
+
+
+@pytest.mark.parametrize("snapshots", [0, 4])
+def test_a_backup_onto_a_full_disk_names_the_copy_and_leaves_no_file(tmp_path, snapshots):
+    """A copy whose -shm file the full disk refused said `SITE.db: cannot copy it: disk I/O error`,
+    naming the site's database and not the full disk, and left the copy's -wal and -shm in a
+    folder it said held nothing; a snapshot that did not fit named the site's snapshot only."""
+    from maskwatch.site.backup import BackupError, backup_site
+
+    database = site_database(tmp_path / "site", snapshots)
+    pages = -(-database.stat().st_size // 4096)
+    room = (pages + 4) * 4096 + (32 * 1024 + 65536 if snapshots else 0)  # the copy fits; its -shm or a snapshot not
+    with small_disk(tmp_path / "disk", str(room)) as disk:
+        with pytest.raises(BackupError) as failed:
+            backup_site(str(database), database.parent / "snapshots", disk / "backup")
+        assert list((disk / "backup").iterdir()) == []
+        said = str(failed.value)
+        where = f"{disk / 'backup' / 'snapshots'}: No space left on device" if snapshots else \
+            f"{disk / 'backup' / 'site.db'}: disk I/O error; its disk is full"
+        assert f"cannot copy it to {where}" in said, said
+        grow(disk, "4m")
+        copy, events, copied = backup_site(str(database), database.parent / "snapshots", disk / "backup")
+        assert (events, copied) == (32, snapshots)
+
+
+def test_a_database_whose_disk_is_full_says_so_not_only_disk_io_error(tmp_path):
+    """SQLite says "disk I/O error" where a full disk refuses the -shm file it makes at opening:
+    `users add` and a site's start said only that."""
+    from maskwatch.site.database import DatabaseUnavailable
+    from maskwatch.site.events import EventStore
+
+    EventStore(str(tmp_path / "site.db")).engine.dispose()  # its -wal and -shm go with the last connection
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        shutil.copy(tmp_path / "site.db", disk / "site.db")
+        fill(disk)
+        with pytest.raises(DatabaseUnavailable) as failed:
+            EventStore(str(disk / "site.db"))
+        assert str(failed.value).endswith("cannot open or migrate the database: disk I/O error; its disk is full "
+                                          "(0 KiB free)"), failed.value
+
+
+def test_annotations_on_a_full_disk_name_their_folder_and_leave_nothing(tmp_path, sample_dir):
+    """`maskwatch annotations` said only `error: No space left on device`."""
+    import cv2
+
+    from maskwatch.video.annotations import write_annotations
+
+    photo = sorted((sample_dir / "images").glob("*.png"))[0]
+    (tmp_path / "photos").mkdir()
+    shutil.copy(photo, tmp_path / "photos" / photo.name)
+    height, width = cv2.imread(str(photo)).shape[:2]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "detections.jsonl").write_text(
+        json.dumps({"name": photo.stem, "width": width, "height": height, "faces": []}) + "\n")
+    with small_disk(tmp_path / "disk", "4k") as disk:
+        fill(disk)
+        with pytest.raises(OSError) as failed:
+            write_annotations(tmp_path / "out", tmp_path / "photos", "voc", disk / "labels")
+        assert failed.value.filename == str(disk / "labels") and failed.value.errno == 28
+        assert [p.name for p in disk.iterdir()] == ["filler"]
+
+
+@pytest.mark.system
+def test_data_printed_onto_a_full_disk_names_standard_output(sample_dir):
+    """`classify --json > faces.jsonl` (or `report --csv > day.csv`) on a full disk said only
+    `error: No space left on device`: which of the command's files, the user could not tell."""
+    photo = sorted((sample_dir / "images").glob("*.png"))[0]
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "classify", "--json", str(photo)], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert said.returncode == 1 and said.stderr == "error: standard output: No space left on device\n", said.stderr
+
+
+@pytest.mark.parametrize("seconds", [3, 2])
+def test_a_video_stopped_by_a_full_disk_says_its_annotated_copy_was_removed(tmp_path, sample_dir, seconds):
+    """The lines' failure was said, and the annotated MP4 that could not be finished was removed
+    without a word: the user looked for it in --out. 3 s a photo: the lines fail, then the video;
+    2 s: every line fits, only the video fails (it is the error, said once)."""
+    from maskwatch import Detector
+    from maskwatch.demo import make_clip
+    from maskwatch.video.pipeline import DetectFailed, run_detect
+
+    clip = make_clip(sorted((sample_dir / "images").glob("*.png"))[:2], tmp_path / "door.mp4", size=(320, 240),
+                     fps=10, seconds_per_photo=seconds)
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        with pytest.raises(DetectFailed) as failed:
+            run_detect(str(clip), disk / "out", Detector.load(), progress=False)
+        result = failed.value.result
+        removed = f"{disk / 'out' / 'door.mp4'}: the annotated video could not be finished (a full disk?); it was " \
+                  "removed, unplayable"
+        if seconds == 3:
+            assert removed in result.errors, result.errors
+            assert result.failed == f"{disk / 'out' / 'detections.jsonl'}: No space left on device"
+        else:
+            assert result.failed == removed and removed not in result.errors and result.frames == 40
+        assert sorted(p.name for p in (disk / "out").iterdir()) == [".maskwatch-detect.json", "detect-run.json",
+                                                                    "detections.jsonl", "summary.json"]
+        lines = (disk / "out" / "detections.jsonl").read_text().splitlines()
+        assert len(lines) == result.frames and all(json.loads(line) for line in lines)
+
+
+def test_retention_on_a_full_disk_frees_the_old_snapshots_and_the_site_stores_again(tmp_path):
+    """A full disk refused retention's deletes (SQLite writes them to its WAL first), so the old
+    snapshots it was to delete, what filled the disk, stayed: the site stayed full for good."""
+    import numpy as np
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import NOW, person
+
+    noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        try:
+            for i in range(12):  # nine days old
+                store.record("door", None, person(i, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400),
+                             noise)
+            fill(disk)
+            with pytest.raises(OperationalError, match="database or disk is full"):
+                for i in range(100, 200):
+                    store.record("door", None, person(i, (0.9, 0.05, 0.05)), noise)
+            assert store.enforce_retention(now=NOW) == 12
+            assert list((disk / "snapshots").iterdir()) == []
+            stored = store.record("door", None, person(300, (0.9, 0.05, 0.05)), noise)
+            assert [e["id"] for e in store.events(since=NOW - 86400)][0] == stored["id"]
+        finally:
+            store.close()
+
+
+@pytest.mark.system
+def test_the_first_log_line_after_a_full_disk_starts_a_line_of_its_own(tmp_path):
+    """A log line the full disk cut was half written, and the first line once there was room again
+    went on at its end, where a reader matching from a line's start (fail2ban, grep '^') missed it.
+    A process of its own: its stderr is Python's, redirected to the log file, as a service's is."""
+    script = """if True:
+        import logging, os, sys
+        from maskwatch.runtime import CurrentStderr
+        from tests.test_disk_full import fill
+        from pathlib import Path
+        logger = logging.getLogger("maskwatch.site")
+        logger.addHandler(CurrentStderr())
+        logger.warning("before")
+        disk = Path(sys.argv[1])
+        fill(disk)
+        for _ in range(3):
+            logger.warning("lost %s", "x" * 5000)
+        os.unlink(disk / "filler")
+        logger.warning("frames analysed and people stored again")
+    """
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        with open(disk / "site.log", "w") as log:
+            subprocess.run([sys.executable, "-c", script, str(disk)], stderr=log, check=True, timeout=60, cwd=ROOT)
+        lines = (disk / "site.log").read_text().splitlines()
+        assert lines[0] == "before" and lines[-1] == "frames analysed and people stored again", lines[-1][-60:]
+
+
+def test_a_demo_clip_the_disk_cut_short_is_not_left_in_place(tmp_path, sample_dir):
+    """OpenCV's writer says nothing of a failed write: `make demo` on a disk that filled left an
+    MP4 without its index (unplayable) as a clip made, and the demo site's camera never played."""
+    from maskwatch.demo import CLIPS, make_clip
+
+    photos = [sample_dir / "images" / f"{stem}.png" for stem in CLIPS["entrance"]]
+    with small_disk(tmp_path / "disk", "200k") as disk:
+        with pytest.raises(RuntimeError, match=r"entrance.mp4: the clip could not be finished \(a full disk\?\)"):
+            make_clip(photos, disk / "entrance.mp4", size=(320, 240), fps=10, seconds_per_photo=3)
+        assert list(disk.iterdir()) == []
+
+
+@pytest.mark.system
+def test_a_token_that_cannot_be_printed_is_not_kept(tmp_path):
+    """`tokens add` printing onto a full disk kept the token, which nobody saw, under its name: the
+    same command again was refused, the name taken by a token no one holds."""
+    database = str(tmp_path / "users.db")
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "tokens", "add", "prometheus", "--database",
+                               database], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert said.returncode == 1
+    assert said.stderr.splitlines()[-1] == ("error: standard output: No space left on device; the token could not be "
+                                            "shown, so it was revoked: run this again where it can be printed")
+    again = maskwatch("tokens", "add", "prometheus", "--database", database)
+    assert again.returncode == 0 and again.stdout.startswith("mw_"), again.stderr
