@@ -67,7 +67,7 @@ SLOW_MODULES = {"test_train", "test_cv", "test_cv_sweep", "test_gate", "test_onn
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
+        module = _module(item)
         if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SYSTEM_MODULES:
             item.add_marker(pytest.mark.system)
         if module in RAY_MODULES:
@@ -75,6 +75,45 @@ def pytest_collection_modifyitems(config, items):
         if module in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
         item.add_marker(pytest.mark.xdist_group(_worker_group(module)))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of 2 CPUs (a small machine's) in this process, shared by the Ray modules:
+    started by the first module that asks, shut down after the last Ray test in a row
+    (pytest_runtest_teardown); a start and stop per module was 8-11 s on 2 busy cores. Started as
+    `serve --ray-replicas` starts one (log_to_driver, Serve's proxy believing the shipped trusted
+    proxies only), with Serve's proxy given 60 s to say it is ready: its 5 s are too short on 2
+    busy cores. The cluster's processes inherit these variables; they are set for the start alone,
+    as FORWARDED_ALLOW_IPS left in the worker's environment reached every later `maskwatch serve`."""
+    import ray
+
+    if not ray.is_initialized():
+        from maskwatch.scale.serving import proxy_environment
+        from maskwatch.serving.app import ServeSettings
+
+        with pytest.MonkeyPatch.context() as patch:
+            for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
+                patch.setenv(name, os.environ.get(name, "60"))
+            for name, value in proxy_environment(ServeSettings()).items():
+                patch.setenv(name, value)
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)
+    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """The shared cluster (`cluster`) shut down once a Ray module's test is followed by none."""
+    result = yield
+    if _module(item) in RAY_MODULES and (nextitem is None or _module(nextitem) not in RAY_MODULES):
+        import ray
+
+        ray.shutdown()
+    return result
+
+
+def _module(item) -> str:
+    return item.module.__name__.rsplit(".", 1)[-1]
 
 
 def _worker_group(module: str) -> str:

@@ -32,14 +32,6 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """Two worker CPUs, as the batch's actors would get on a small machine; shut down after."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def inputs(tmp_path_factory, sample_dir) -> Path:
     """Three sample photos, a corrupt one and a 6-frame clip in a nested folder: with two actors,
     a call of two photos each."""

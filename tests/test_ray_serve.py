@@ -28,28 +28,11 @@ def credentials(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def settings(credentials):
-    return ServeSettings(max_upload_bytes=1024 * 1024,
-                         auth=AuthSettings(database=credentials.database, open_without_users=False))
-
-
-@pytest.fixture(scope="module")
-def cluster(settings):
-    """A local cluster of 2 CPUs, no Serve on it yet."""
-    import os
-
-    # Serve gives its HTTP proxy 5 s to say it is ready: too short on 2 busy cores. The local
-    # cluster's processes inherit these. Set for this module only (MonkeyPatch): left in the worker's
-    # environment, FORWARDED_ALLOW_IPS reached every later `maskwatch serve` the worker started.
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
-            patch.setenv(name, os.environ.get(name, "60"))
-        for name, value in proxy_environment(settings).items():  # as `serve --ray-replicas` does
-            patch.setenv(name, value)
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)  # as `serve --ray-replicas` does
-        try:
-            yield
-        finally:
-            ray.shutdown()
+    served = ServeSettings(max_upload_bytes=1024 * 1024,
+                           auth=AuthSettings(database=credentials.database, open_without_users=False))
+    # Serve's proxy on the shared cluster (tests/conftest.py's `cluster`) was set up for the shipped settings'.
+    assert proxy_environment(served) == proxy_environment(ServeSettings())
+    return served
 
 
 @pytest.fixture(scope="module")

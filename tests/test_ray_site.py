@@ -1,6 +1,7 @@
 """`maskwatch run --ray`: a 2-camera site whose cameras run on Ray actors and write their events
 into the site's database; an actor that dies comes back with its cameras."""
 
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
 from tests.test_cameras import wait_until
+from tests.test_ray_batch import descendants
 from tests.test_detection import make_video
 from tests.test_site import SiteProcess, still_clip
 
@@ -29,10 +31,12 @@ def two_cameras(folder, sample_dir) -> str:
 
 
 def ray_processes() -> set[int]:
-    """Pids of Ray's own processes on this machine (raylet, GCS, workers)."""
+    """Pids of Ray's own processes on this machine (raylet, GCS, workers) but those of the cluster
+    the Ray modules share in this process (tests/conftest.py), which may start or end workers."""
     ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
     return {int(line.split()[0]) for line in ps.splitlines()
-            if any(name in line for name in ("raylet", "gcs_server", "ray::", "default_worker.py"))}
+            if any(name in line for name in ("raylet", "gcs_server", "ray::", "default_worker.py"))} \
+        - set(descendants(os.getpid()))
 
 
 def test_run_with_ray_stores_both_cameras_events_and_leaves_no_process(tmp_path, sample_dir):
@@ -54,13 +58,6 @@ def test_run_with_ray_stores_both_cameras_events_and_leaves_no_process(tmp_path,
     assert sum(c["people"] + c["unassessable"] for c in store.counts()) == len(events)
     store.close()
     assert wait_until(lambda: not ray_processes() - before, 20)  # the local cluster went with the site
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def pid_of(actor) -> int | None:
