@@ -86,11 +86,17 @@ def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, ima
             call(image)
 
 
-@pytest.mark.parametrize("box", [(1000, 1000, 1100, 1100), (50, 10, 20, 40), (float("nan"), 10, 20, 40)])
-def test_a_box_outside_the_photo_is_named_as_given(detector, box):
+@pytest.mark.parametrize("box, message", [
+    ((1000, 1000, 1100, 1100), "box (1000.0, 1000.0, 1100.0, 1100.0) has no area inside the 80x60 image"),
+    ((50, 10, 20, 40), "box must be 4 finite numbers (xmin, ymin, xmax, ymax) with xmin <= xmax and ymin <= ymax, "
+                       "got (50, 10, 20, 40)"),
+    ((float("nan"), 10, 20, 40), "box must be 4 finite numbers (xmin, ymin, xmax, ymax) with xmin <= xmax and "
+                                 "ymin <= ymax, got (nan, 10, 20, 40)"),
+])
+def test_a_box_outside_the_photo_is_named_as_given(detector, box, message):
     """The error named the box clipped to the photo, (80.0, 60.0, 80.0, 60.0), or said "cannot
-    convert float NaN to integer"."""
-    with pytest.raises(ValueError, match=re.escape(f"box {tuple(map(float, box))} has no area inside the 80x60 image")):
+    convert float NaN to integer"; a box that is no box (NaN, xmax < xmin) Face itself refuses."""
+    with pytest.raises(ValueError, match=re.escape(message)):
         detector.classifier.predict_boxes(BLANK, [(10, 10, 30, 30), box])
 
 
