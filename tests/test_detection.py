@@ -78,7 +78,9 @@ BLANK = np.full((60, 80, 3), 127, np.uint8)
     (BLANK[:, :, :1], "got shape \\(60, 80, 1\\); grey: cv2.cvtColor"),
     (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor"),
     (BLANK.tolist(), "must be a NumPy array .* got list"),  # an AttributeError
-], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list"])
+    ("store.jpg", "must be a NumPy array .* got str; for a file: cv2.imread\\(path\\)$"),
+    (Path("store.jpg"), "got PosixPath; for a file: cv2.imread\\(path\\)$"),
+], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list", "path", "Path"])
 def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, image, message):
     for call in (detector.detect, detector.find_faces,
                  lambda image: detector.classifier.predict_boxes(image, [(0, 0, 10, 10)])):
@@ -110,6 +112,12 @@ def test_a_cut_off_that_is_no_score_is_refused(detector, min_score):
     """min_score=30, meant as a percent, returned no face on every photo, without a word."""
     with pytest.raises(ValueError, match=f"min_score is a detector score, between 0 and 1; got {min_score}"):
         detector.detect(BLANK, min_score=min_score)
+
+
+def test_a_cut_off_that_is_no_number_is_refused_by_name(detector):
+    """min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"."""
+    with pytest.raises(TypeError, match=re.escape("min_score is a detector score, a number between 0 and 1; got '0.5'")):
+        detector.detect(BLANK, min_score="0.5")
 
 
 def test_tracker_keeps_one_id_and_votes_the_label():
