@@ -1,9 +1,10 @@
 r"""maskwatch: who wears a face mask, who wears it wrongly, who wears none.
 
-The public API is small: :class:`Face` (one face in a frame), :class:`Classifier`
-(three-way mask classification of BGR face crops through ONNX Runtime), :class:`Detector`
-(every face of a frame, found and classified) and :func:`read_detections` (a `detect` run's
-detections.jsonl read back as :class:`FrameRecord`\ s of `Face`\ s).
+The public API is small: :class:`Face` (one face in a frame), `CLASSES` (the three labels, in the
+order of every model's probabilities), :class:`Classifier` (three-way mask classification of BGR
+face crops through ONNX Runtime), :class:`Detector` (every face of a frame, found and classified)
+and :func:`read_detections` (a `detect` run's detections.jsonl read back as
+:class:`FrameRecord`\ s of `Face`\ s).
 """
 
 import os as _os
