@@ -78,7 +78,9 @@ BLANK = np.full((60, 80, 3), 127, np.uint8)
     (BLANK[:, :, :1], "got shape \\(60, 80, 1\\); grey: cv2.cvtColor"),
     (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor"),
     (BLANK.tolist(), "must be a NumPy array .* got list"),  # an AttributeError
-], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list"])
+    ("store.jpg", "must be a NumPy array .* got str; for a file: cv2.imread\\(path\\)$"),
+    (Path("store.jpg"), "got PosixPath; for a file: cv2.imread\\(path\\)$"),
+], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list", "path", "Path"])
 def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, image, message):
     for call in (detector.detect, detector.find_faces,
                  lambda image: detector.classifier.predict_boxes(image, [(0, 0, 10, 10)])):
@@ -86,11 +88,17 @@ def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, ima
             call(image)
 
 
-@pytest.mark.parametrize("box", [(1000, 1000, 1100, 1100), (50, 10, 20, 40), (float("nan"), 10, 20, 40)])
-def test_a_box_outside_the_photo_is_named_as_given(detector, box):
+@pytest.mark.parametrize("box, message", [
+    ((1000, 1000, 1100, 1100), "box (1000.0, 1000.0, 1100.0, 1100.0) has no area inside the 80x60 image"),
+    ((50, 10, 20, 40), "box must be 4 finite numbers (xmin, ymin, xmax, ymax) with xmin <= xmax and ymin <= ymax, "
+                       "got (50, 10, 20, 40)"),
+    ((float("nan"), 10, 20, 40), "box must be 4 finite numbers (xmin, ymin, xmax, ymax) with xmin <= xmax and "
+                                 "ymin <= ymax, got (nan, 10, 20, 40)"),
+])
+def test_a_box_outside_the_photo_is_named_as_given(detector, box, message):
     """The error named the box clipped to the photo, (80.0, 60.0, 80.0, 60.0), or said "cannot
-    convert float NaN to integer"."""
-    with pytest.raises(ValueError, match=re.escape(f"box {tuple(map(float, box))} has no area inside the 80x60 image")):
+    convert float NaN to integer"; a box that is no box (NaN, xmax < xmin) Face itself refuses."""
+    with pytest.raises(ValueError, match=re.escape(message)):
         detector.classifier.predict_boxes(BLANK, [(10, 10, 30, 30), box])
 
 
@@ -104,6 +112,12 @@ def test_a_cut_off_that_is_no_score_is_refused(detector, min_score):
     """min_score=30, meant as a percent, returned no face on every photo, without a word."""
     with pytest.raises(ValueError, match=f"min_score is a detector score, between 0 and 1; got {min_score}"):
         detector.detect(BLANK, min_score=min_score)
+
+
+def test_a_cut_off_that_is_no_number_is_refused_by_name(detector):
+    """min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"."""
+    with pytest.raises(TypeError, match=re.escape("min_score is a detector score, a number between 0 and 1; got '0.5'")):
+        detector.detect(BLANK, min_score="0.5")
 
 
 def test_tracker_keeps_one_id_and_votes_the_label():

@@ -1,5 +1,6 @@
 """maskwatch's faces as supervision's Detections (maskwatch.interop), on real supervision."""
 
+import re
 import subprocess
 import sys
 
@@ -76,6 +77,16 @@ def test_detections_of_another_model_are_refused_by_class_id():
     other = sv.Detections(xyxy=np.array([[0.0, 0.0, 5.0, 5.0]]), class_id=np.array([7]))
     with pytest.raises(ValueError, match="class_id 7 is not a maskwatch label"):
         from_detections(other)
+
+
+def test_what_is_no_list_of_faces_is_refused_naming_what_it_takes():
+    """A list of bare boxes raised "AttributeError: 'tuple' object has no attribute 'score'"."""
+    with pytest.raises(TypeError, match=re.escape("takes a list of maskwatch Faces, got a tuple among them; for bare "
+                                                  "boxes: supervision.Detections(xyxy=np.array(boxes, dtype=float))")):
+        to_detections([Face((0, 0, 5, 5)), (10, 10, 20, 20)])
+    with pytest.raises(TypeError, match=re.escape("got one Face; for one: to_detections([face])")):
+        to_detections(Face((0, 0, 5, 5)))
+    assert len(to_detections(iter([Face((0, 0, 5, 5))]))) == 1  # an iterator was used up by its first column
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:

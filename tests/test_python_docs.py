@@ -89,3 +89,23 @@ def test_dir_of_the_package_lists_every_public_name():
 
     assert set(maskwatch.__all__) <= set(dir(maskwatch))
     assert all(getattr(maskwatch, name) is not None for name in maskwatch.__all__)
+
+
+def test_the_pages_intro_names_every_public_name():
+    """Its "The public API is small" list left out FrameRecord and CLASSES."""
+    import maskwatch
+
+    intro = PAGE.read_text(encoding="utf-8").split("\n\n")[1]
+    assert intro.startswith("The public API is small")
+    assert [name for name in maskwatch.__all__ if f"`{name}`" not in intro] == []
+
+
+def test_dir_of_the_package_lists_nothing_but_its_api():
+    """dir(maskwatch) showed os, TYPE_CHECKING and PackageNotFoundError: what the package imports for
+    its own use. Left: __all__, MAX_PIXELS (maskwatch.data.images' limit) and the submodules."""
+    import maskwatch
+
+    public = [name for name in dir(maskwatch) if not name.startswith("_")]
+    submodules = [name for name in public if getattr(getattr(maskwatch, name), "__name__", "") == f"maskwatch.{name}"]
+    assert sorted(set(public) - {*maskwatch.__all__, "MAX_PIXELS", *submodules}) == []
+    assert "__version__" in dir(maskwatch)

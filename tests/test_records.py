@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -30,6 +31,24 @@ def test_faces_written_as_json_read_back_are_the_same_faces():
     face = Face(box=(1.23456, 2, 3, 4), label="with_mask", probabilities=(0.123456, 0.5, 0.376544), score=0.99999)
     assert Face.from_dict(face.to_dict()) == Face(box=(1.23, 2, 3, 4), label="with_mask",
                                                   probabilities=(0.1235, 0.5, 0.3765), score=1.0)
+
+
+def test_a_box_that_is_no_box_is_refused_naming_it(tmp_path):
+    """Face("1234") was the box (1, 2, 3, 4); NaN and xmax < xmin were kept, from a user's own
+    Face, from_detections or a hand-edited detections.jsonl."""
+    for box in ("1234", b"1234", ("1", "2", "3", "4"), (1, 2, 3), None, 5, (None, 1, 2, 3),
+                (0, 0, float("nan"), 4), (0, 0, float("inf"), 4), (5, 0, 4, 4), (0, 5, 4, 4)):
+        with pytest.raises(ValueError) as raised:
+            Face(box=box)
+        assert str(raised.value) == ("box must be 4 finite numbers (xmin, ymin, xmax, ymax) with xmin <= xmax "
+                                     f"and ymin <= ymax, got {box!r}")
+    # A box of no width is one clipped() makes of a box outside the frame (the detectors drop it after).
+    assert Face(box=(700, 10, 720, 30)).clipped(640, 480).box == (640.0, 10.0, 640.0, 30.0)
+    assert Face(box=np.array([1, 2, 3, 4], np.float32)).box == (1.0, 2.0, 3.0, 4.0)
+    path = tmp_path / "detections.jsonl"
+    path.write_text(json.dumps(frame_record(FACES[:1], 64, 48)).replace("[1.25, 2.5, 30.75", "[31, 2.5, 30.75") + "\n")
+    with pytest.raises(ValueError, match=r"line 1: face 1: box must be .* got \(31, 2.5, 30.75, 40.0\)$"):
+        list(read_detections(path))
 
 
 def test_a_real_detect_runs_lines_are_read_back_whole(tmp_path, sample_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,9 +48,7 @@ class Face:
     missed: bool = False
 
     def __post_init__(self) -> None:
-        if len(self.box) != 4:
-            raise ValueError(f"box must be (xmin, ymin, xmax, ymax), got {self.box!r}")
-        object.__setattr__(self, "box", tuple(float(v) for v in self.box))
+        object.__setattr__(self, "box", _checked_box(self.box))
         if self.label is not None and self.label not in PERSON_LABELS:
             raise ValueError(f"label must be one of {PERSON_LABELS}, got {self.label!r}")
         if self.probabilities is not None:
@@ -122,6 +121,25 @@ class Face:
             raise ValueError(f"a face's missed is true or false, got {missed!r}")
         return cls(box=tuple(box), label=item.get("label"), probabilities=probabilities, score=score,
                    track_id=track_id, missed=missed)
+
+
+def _checked_box(box) -> tuple[float, float, float, float]:
+    """`box` as 4 floats, or ValueError naming it: Face("1234") was the box (1, 2, 3, 4), and boxes
+    with NaN or xmax < xmin were kept. A box of no width or height stays allowed: clipped() makes
+    one of a box outside the frame, which the detectors then drop."""
+    try:  # written out, no loop: as fast as the tuple(float(v) for v in box) it replaced
+        x0, y0, x1, y1 = box
+        if isinstance(box, bytes) or isinstance(x0, str) or isinstance(y0, str) or isinstance(x1, str) \
+                or isinstance(y1, str):  # float("1") is 1.0
+            raise TypeError
+        values = x0, y0, x1, y1 = float(x0), float(y0), float(x1), float(y1)
+    except (TypeError, ValueError):  # not 4 items, or an item that is no number
+        values = None
+    # NaN fails the comparisons too.
+    if values is None or not (x0 <= x1 and y0 <= y1 and math.isfinite(x0 + y0 + x1 + y1)):
+        raise ValueError(f"box must be 4 finite numbers (xmin, ymin, xmax, ymax) with xmin <= xmax and "
+                         f"ymin <= ymax, got {box!r}")
+    return values
 
 
 # The keys of Face.to_dict, all but box and label written only when set.

@@ -49,6 +49,12 @@ def to_detections(faces: list[Face]) -> supervision.Detections:
     NaN where unknown) and "missed" (a tracked person the detector missed on this frame).
     """
     sv = _supervision()
+    if isinstance(faces, Face):  # was "'Face' object is not iterable"
+        raise TypeError("to_detections takes a list of maskwatch Faces, got one Face; for one: to_detections([face])")
+    faces = list(faces)
+    if odd := [f for f in faces if not isinstance(f, Face)]:  # was "'tuple' object has no attribute 'score'"
+        raise TypeError(f"to_detections takes a list of maskwatch Faces, got a {type(odd[0]).__name__} among them; "
+                        "for bare boxes: supervision.Detections(xyxy=np.array(boxes, dtype=float))")
     scores = [f.score for f in faces]
     tracks = [f.track_id for f in faces]
     return sv.Detections(

@@ -74,7 +74,8 @@ def check_bgr(image, what: str = "image") -> np.ndarray:
         raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
     if not isinstance(image, np.ndarray):
         hint = ('; np.asarray(pil_image.convert("RGB"))[:, :, ::-1] makes a PIL image BGR'
-                if hasattr(image, "getbands") else "")
+                if hasattr(image, "getbands") else "; for a file: cv2.imread(path)"
+                if isinstance(image, (str, os.PathLike)) else "")
         raise ValueError(f"{what} must be a NumPy array (HxWx3 BGR uint8), got {type(image).__name__}{hint}")
     if image.ndim >= 2 and (image.shape[0] < 1 or image.shape[1] < 1):
         raise ValueError(f"{what} is empty: shape {image.shape}")

@@ -275,7 +275,11 @@ class Detector:
         candidates under the cut-off down to BLUR_FLOOR, unlabelled: what a blurred output blurs too
         (of the bundled samples' 218 faces, 19 scored under 0.3 and stayed sharp, one a 61 px face)."""
         cutoff = self.config.min_score if min_score is None else min_score
-        if not 0 <= cutoff <= 1:  # min_score=30 (a percent) kept no face, and said nothing
+        try:
+            inside = 0 <= cutoff <= 1
+        except TypeError:  # min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"
+            raise TypeError(f"min_score is a detector score, a number between 0 and 1; got {cutoff!r}") from None
+        if not inside:  # min_score=30 (a percent) kept no face, and said nothing
             raise ValueError(f"min_score is a detector score, between 0 and 1; got {cutoff}")
         found = self.find_faces(image)
         unsure = np.array([f.box for f in found if BLUR_FLOOR <= f.score < cutoff], np.float64).reshape(-1, 4)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,11 +23,14 @@ from maskwatch.video.motion import MotionDetector
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track, to_xyxy
 
+if TYPE_CHECKING:  # for the annotation only: the frame loop loads no detector module itself
+    from maskwatch.detection.detector import FaceFinder
+
 
 class FrameProcessor:
     """Faces of each frame, with track ids and voted labels when a tracker is given.
 
-    detector: anything with detect(image BGR uint8) -> list[Face].
+    detector: a Detector, or anything with detect(image BGR uint8) -> list[Face] (a FaceFinder).
     tracker: None for unrelated images (photos, folders): every frame is detected on its own.
     detect_every: with a tracker, run the detector on every n-th frame only (by frame index)
         and carry the tracked faces over the frames between; their `detected` is False.
@@ -46,7 +50,7 @@ class FrameProcessor:
     detections counts the frames that reached the detector, gated those the motion gate spared.
     """
 
-    def __init__(self, detector, tracker: FaceTracker | None = None, detect_every: int = 1,
+    def __init__(self, detector: FaceFinder, tracker: FaceTracker | None = None, detect_every: int = 1,
                  min_face: float = 0.0, motion: MotionDetector | None = None,
                  camera_motion: CameraMotion | None = None) -> None:
         if detect_every < 1:
