@@ -71,6 +71,18 @@ def test_targets_decode_back_to_the_boxes():
     np.testing.assert_allclose(found[order], boxes[np.argsort(boxes[:, 0])], atol=1e-3)
 
 
+def test_a_wild_size_output_decodes_to_a_finite_box_that_clips_to_the_frame():
+    """exp of a log-size past 88 was inf in float32, and Face refuses an inf box: one such cell would
+    stop a camera's loop. Held to MAX_LOG_SIZE, the box is finite and clipped to the frame."""
+    heatmap = np.zeros((8, 8), np.float32)
+    heatmap[4, 4] = 0.9
+    size = np.zeros((2, 8, 8), np.float32)
+    size[:, 4, 4] = 100.0
+    found, _ = decode(heatmap, size, np.zeros((2, 8, 8), np.float32), threshold=0.5)
+    assert np.isfinite(found).all()
+    assert Face(box=tuple(found[0]), score=0.9).clipped(32, 32).box == (0.0, 0.0, 32.0, 32.0)
+
+
 def test_faces_cut_by_the_crop_edge_are_ignored_not_negative():
     pytest.importorskip("torch")
     from maskwatch.training.detector.data import render_targets

@@ -166,6 +166,9 @@ def load_centerface(scale: ScalePolicy, threshold: float, nms_iou: float, thread
                           threshold=threshold, nms_iou=nms_iou, threads=threads, local_peaks=False)
 
 
+MAX_LOG_SIZE = 20.0
+
+
 def decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold: float,
            local_peaks: bool = True):
     """Stride-4 outputs -> N x 4 xyxy boxes in network pixels and N scores.
@@ -180,8 +183,10 @@ def decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold:
     ys, xs = np.nonzero(candidates)
     if len(ys) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    box_h = np.exp(size[0, ys, xs]) * STRIDE
-    box_w = np.exp(size[1, ys, xs]) * STRIDE
+    # The log-sizes held to e^20 cells: a wild output overflowed exp to an inf box, which Face refuses;
+    # clipped to the frame after, such a box is the frame's edge as before.
+    box_h = np.exp(np.minimum(size[0, ys, xs], MAX_LOG_SIZE)) * STRIDE
+    box_w = np.exp(np.minimum(size[1, ys, xs], MAX_LOG_SIZE)) * STRIDE
     cy = (ys + offset[0, ys, xs] + 0.5) * STRIDE
     cx = (xs + offset[1, ys, xs] + 0.5) * STRIDE
     boxes = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1)
