@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from maskwatch.atomic import OutputError, make_output_folder, only_writer, os_error_text, write_text
 from maskwatch.progress import progress_bar
@@ -30,6 +31,10 @@ from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, UNRE
                                      written_warning)
 from maskwatch.video.tracker import FaceTracker
 
+if TYPE_CHECKING:  # for the annotations only
+    from maskwatch.detection.detector import FaceFinder
+    from maskwatch.faces import Face
+    from maskwatch.video.sources import Frame
 
 # On video, detect on every second frame and carry tracked faces over the one between: twice
 # the frame rate, and at 25 FPS a face moves a few pixels in 40 ms (BENCHMARKS.md, FPS).
@@ -188,8 +193,9 @@ def _unreadable(source: str, problems: list[str]) -> str:
     return f"{source}: no frame could be read ({len(problems)} problems; the last: {problems[-1]})"
 
 
-def run_detect(source: str | os.PathLike, out: Path | str, detector, options: DetectOptions | None = None, *, progress: bool = True,
-               max_frames: int | None = None, resume: bool = False, on_frame=None, on_line=None,
+def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder, options: DetectOptions | None = None, *,
+               progress: bool = True, max_frames: int | None = None, resume: bool = False,
+               on_frame: Callable[[Frame, list[Face]], None] | None = None, on_line: Callable[[dict], None] | None = None,
                **settings) -> DetectResult:
     """Detect, classify and (for video) track every face of `source`; write into `out`.
 
