@@ -352,3 +352,56 @@ def test_a_token_that_cannot_be_printed_is_not_kept(tmp_path):
                                             "shown, so it was revoked: run this again where it can be printed")
     again = maskwatch("tokens", "add", "prometheus", "--database", database)
     assert again.returncode == 0 and again.stdout.startswith("mw_"), again.stderr
+
+
+@pytest.mark.system
+def test_a_user_added_whose_confirmation_cannot_be_printed_is_said_added(tmp_path):
+    """`users add` with stdout on a full disk said `error: standard output: No space left on
+    device` and exit 1 after the user was stored: read as not added, and the same command again
+    was refused, the name taken."""
+    from maskwatch.security.store import AuthStore
+
+    database = str(tmp_path / "users.db")
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "users", "add", "ana", "--role", "admin",
+                               "--database", database], input="ana's first password\n", stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert said.returncode == 1
+    assert said.stderr.splitlines()[-1] == ("error: standard output: No space left on device; the user ana was added "
+                                            "all the same (`users list` shows them): do not add them again")
+    assert AuthStore(database).user("ana")["role"] == "admin"
+
+
+@pytest.mark.system
+def test_recovery_codes_that_cannot_be_printed_are_not_kept(tmp_path):
+    """`users 2fa NAME --on` (or `--recovery-codes`) whose stdout failed at the codes kept the new
+    set that nobody saw (the old one gone), and said only `standard output: ...`: whether
+    two-step login was on, and that the codes were lost, the admin could not tell."""
+    from maskwatch.security.store import AuthStore
+    from tests.test_two_step import code_at
+
+    database = str(tmp_path / "users.db")
+    AuthStore(database).add_user("ana", "ana's first password", "admin")
+    command = [sys.executable, "-m", "maskwatch.cli", "users", "2fa", "ana", "--database", database]
+    # --on: the secret read, then the reader gone (stdout refused, as a full disk refuses it)
+    on = subprocess.Popen([*command, "--on"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    on.stdout.readline()
+    secret = on.stdout.readline().removeprefix("secret: ").strip()
+    on.stdout.close()
+    _, err = on.communicate(code_at(secret) + "\n", timeout=60)
+    assert on.returncode == 1
+    assert err.splitlines()[-1] == (
+        "error: standard output: Broken pipe; two-step login is on for ana (the app's codes work), but the new "
+        "recovery codes could not be shown, so none are kept: run `maskwatch users 2fa ana --recovery-codes` "
+        "where they can be printed"), err
+    assert AuthStore(database).two_step("ana")["secret"] == secret and AuthStore(database).recovery_left("ana") == 0
+    renewed = maskwatch(*command[3:], "--recovery-codes")
+    assert renewed.returncode == 0 and AuthStore(database).recovery_left("ana") == 10, renewed.stderr
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([*command, "--recovery-codes"], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    assert said.returncode == 1 and said.stderr.splitlines()[-1].endswith(
+        "No space left on device; the old recovery codes of ana no longer work, but the new recovery codes could "
+        "not be shown, so none are kept: run `maskwatch users 2fa ana --recovery-codes` where they can be printed")
+    assert AuthStore(database).recovery_left("ana") == 0
