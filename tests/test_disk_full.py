@@ -279,11 +279,13 @@ def test_retention_on_a_full_disk_frees_the_old_snapshots_and_the_site_stores_ag
     from sqlalchemy.exc import OperationalError
 
     from maskwatch.site.events import EventStore
+    from maskwatch.site.full_disk import FullDiskSweep
     from tests.test_events import NOW, person
 
     noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
     with small_disk(tmp_path / "disk", "2m") as disk:
         store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        store._full_disk = FullDiskSweep(lambda: 0)  # the sweep at once off: the retention's own run, alone
         try:
             for i in range(12):  # nine days old
                 store.record("door", None, person(i, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400),
@@ -405,3 +407,43 @@ def test_recovery_codes_that_cannot_be_printed_are_not_kept(tmp_path):
         "No space left on device; the old recovery codes of ana no longer work, but the new recovery codes could "
         "not be shown, so none are kept: run `maskwatch users 2fa ana --recovery-codes` where they can be printed")
     assert AuthStore(database).recovery_left("ana") == 0
+
+
+def test_a_store_the_full_disk_refuses_runs_its_retention_at_once_and_once_a_while(tmp_path, caplog):
+    """Retention ran hourly: a site whose disk filled waited up to an hour (its people waiting, past
+    1,000 dropped) for the snapshots already past retention_days to go. Now the first write the
+    disk refuses sweeps at once, what is due only, and a disk that stays full is swept at most
+    once every FULL_SWEEP_EVERY, not at each person."""
+    import time
+
+    import numpy as np
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    now = time.time()
+    noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        try:
+            for i, days in enumerate([9] * 8 + [6.9] * 3):  # eight past retention, three inside it
+                seen = now - days * 86400
+                store.record("door", None, person(i, (0.9, 0.05, 0.05), first=seen, last=seen), noise)
+            fill(disk)
+            with caplog.at_level("WARNING", logger="maskwatch.site.full_disk"):
+                for i in range(100, 110):  # a snapshot refused, or the row: either sweeps
+                    with contextlib.suppress(OperationalError):
+                        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=now, last=now), noise)
+            swept = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.full_disk"]
+            assert swept == ["the disk is full: retention ran at once and deleted 8 events past retention_days with "
+                             "their snapshots; again in 5 minutes at the soonest while it stays full"], swept
+            left = {p.name for p in (disk / "snapshots").iterdir()}
+            assert not left & {f"door-{i}.jpg" for i in range(1, 9)}, left  # the room it made was taken again
+            assert {"door-9.jpg", "door-10.jpg", "door-11.jpg"} <= left, left
+            assert len(store.events(since=now - 7 * 86400, limit=1000)) >= 3
+            assert store.events(since=0, limit=1000)[-1]["last_seen"] == now - 6.9 * 86400
+        finally:
+            store.close()
+
+

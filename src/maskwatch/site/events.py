@@ -34,6 +34,7 @@ from maskwatch.runtime import ProblemLog
 from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.database import (MIGRATION_LOCK, apply_migrations, database_engine, database_url, hold_database,
                                      open_database, said_migrated)
+from maskwatch.site.full_disk import FullDiskSweep, disk_is_full
 
 if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 s), which no command
     # that only reads or writes the store needs (`maskwatch users ...`, `serve`); cameras import it
@@ -199,6 +200,8 @@ class EventStore:
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
         self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them",
                                              "snapshots written again")
+        self._full_disk = FullDiskSweep(self.enforce_retention)
+        self._snapshot_refused = False  # a snapshot the full disk refused, for record() to sweep after
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
             try:
@@ -240,10 +243,15 @@ class EventStore:
                         connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
                 for table, start in ((counts, minute), (quarters, minute - minute % QUARTER)):
                     _count(connection, table, camera, zone or NO_ZONE, start, label)
-        except BaseException:
+        except BaseException as err:
             if written is not None:  # rolled back: no row names it (PostgreSQL does not reuse the id)
                 written.unlink(missing_ok=True)
+            if disk_is_full(err):
+                self._full_disk.refused()
             raise
+        if self._snapshot_refused:
+            self._snapshot_refused = False
+            self._full_disk.refused()
         return {"id": event_id, **row}
 
     def _write_snapshot(self, name: str, snapshot: np.ndarray) -> Path | None:
@@ -257,6 +265,7 @@ class EventStore:
             write_bytes(self.snapshots / name, encoded.tobytes())
         except (OSError, OutputError) as err:
             self._snapshot_problems.failed(f"{self.snapshots}: {getattr(err, 'strerror', None) or err}")
+            self._snapshot_refused = disk_is_full(err)
             return None
         self._snapshot_problems.ok()
         return self.snapshots / name
