@@ -447,3 +447,38 @@ def test_a_store_the_full_disk_refuses_runs_its_retention_at_once_and_once_a_whi
             store.close()
 
 
+
+def test_a_full_disk_with_little_to_free_folds_the_wal_and_stores_again(tmp_path, caplog):
+    """SQLite's WAL keeps its size once grown (about 4 MB), and on a full disk it cannot be folded
+    back (the database cannot grow): the 120 KB of two old snapshots deleted went to the deletes
+    of their 1,500 old rows, which still found no room, and the site stored nothing more for good.
+    The WAL is folded into the database in the room freed, then the rows deleted."""
+    import time
+
+    import numpy as np
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    now = time.time()
+    noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        try:
+            for i in range(1500):  # past retention, two with a snapshot; the WAL grows to its 4 MB meanwhile
+                seen = now - 9 * 86400 + i
+                store.record("door", None, person(i, (0.9, 0.05, 0.05), first=seen, last=seen), noise if i < 2 else None)
+            assert (disk / "site.db-wal").stat().st_size > 4_000_000
+            fill(disk)
+            stored = 0
+            with caplog.at_level("WARNING", logger="maskwatch.site.full_disk"):
+                for i in range(2000, 3000):  # the first one the disk refuses sweeps
+                    with contextlib.suppress(OperationalError):
+                        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=now, last=now))
+                        stored += 1
+            swept = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.full_disk"]
+            assert swept[0].startswith("the disk is full: retention ran at once and deleted 1500 events"), swept
+            assert stored > 800, stored  # the old rows' room taken again (about 110 went in before the sweep)
+        finally:
+            store.close()
