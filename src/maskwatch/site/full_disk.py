@@ -9,6 +9,8 @@ import threading
 import time
 from typing import Callable
 
+from maskwatch.site.database import driver_reason
+
 log = logging.getLogger(__name__)
 
 FULL_SWEEP_EVERY = 300.0  # seconds: at most one sweep this often while the disk stays full (not one a frame)
@@ -44,7 +46,7 @@ class FullDiskSweep:
             deleted = self.sweep()
         except Exception as err:  # noqa: BLE001 - the write's own error is what the caller reports
             log.warning("the disk is full: retention could not run at once (%s: %s); tried again in %d minutes "
-                        "if it stays full", type(err).__name__, str(err).splitlines()[0] if str(err) else "", minutes)
+                        "if it stays full", type(err).__name__, driver_reason(err), minutes)
             return
         log.warning("the disk is full: retention ran at once and deleted %d events past retention_days with their "
                     "snapshots; again in %d minutes at the soonest while it stays full", deleted, minutes)
