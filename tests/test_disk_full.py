@@ -279,11 +279,13 @@ def test_retention_on_a_full_disk_frees_the_old_snapshots_and_the_site_stores_ag
     from sqlalchemy.exc import OperationalError
 
     from maskwatch.site.events import EventStore
+    from maskwatch.site.full_disk import FullDiskSweep
     from tests.test_events import NOW, person
 
     noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
     with small_disk(tmp_path / "disk", "2m") as disk:
         store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        store._full_disk = FullDiskSweep(lambda: 0)  # the sweep at once off: the retention's own run, alone
         try:
             for i in range(12):  # nine days old
                 store.record("door", None, person(i, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400),
@@ -352,3 +354,131 @@ def test_a_token_that_cannot_be_printed_is_not_kept(tmp_path):
                                             "shown, so it was revoked: run this again where it can be printed")
     again = maskwatch("tokens", "add", "prometheus", "--database", database)
     assert again.returncode == 0 and again.stdout.startswith("mw_"), again.stderr
+
+
+@pytest.mark.system
+def test_a_user_added_whose_confirmation_cannot_be_printed_is_said_added(tmp_path):
+    """`users add` with stdout on a full disk said `error: standard output: No space left on
+    device` and exit 1 after the user was stored: read as not added, and the same command again
+    was refused, the name taken."""
+    from maskwatch.security.store import AuthStore
+
+    database = str(tmp_path / "users.db")
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "users", "add", "ana", "--role", "admin",
+                               "--database", database], input="ana's first password\n", stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert said.returncode == 1
+    assert said.stderr.splitlines()[-1] == ("error: standard output: No space left on device; the user ana was added "
+                                            "all the same (`users list` shows them): do not add them again")
+    assert AuthStore(database).user("ana")["role"] == "admin"
+
+
+@pytest.mark.system
+def test_recovery_codes_that_cannot_be_printed_are_not_kept(tmp_path):
+    """`users 2fa NAME --on` (or `--recovery-codes`) whose stdout failed at the codes kept the new
+    set that nobody saw (the old one gone), and said only `standard output: ...`: whether
+    two-step login was on, and that the codes were lost, the admin could not tell."""
+    from maskwatch.security.store import AuthStore
+    from tests.test_two_step import code_at
+
+    database = str(tmp_path / "users.db")
+    AuthStore(database).add_user("ana", "ana's first password", "admin")
+    command = [sys.executable, "-m", "maskwatch.cli", "users", "2fa", "ana", "--database", database]
+    # --on: the secret read, then the reader gone (stdout refused, as a full disk refuses it)
+    on = subprocess.Popen([*command, "--on"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    on.stdout.readline()
+    secret = on.stdout.readline().removeprefix("secret: ").strip()
+    on.stdout.close()
+    _, err = on.communicate(code_at(secret) + "\n", timeout=60)
+    assert on.returncode == 1
+    assert err.splitlines()[-1] == (
+        "error: standard output: Broken pipe; two-step login is on for ana (the app's codes work), but the new "
+        "recovery codes could not be shown, so none are kept: run `maskwatch users 2fa ana --recovery-codes` "
+        "where they can be printed"), err
+    assert AuthStore(database).two_step("ana")["secret"] == secret and AuthStore(database).recovery_left("ana") == 0
+    renewed = maskwatch(*command[3:], "--recovery-codes")
+    assert renewed.returncode == 0 and AuthStore(database).recovery_left("ana") == 10, renewed.stderr
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([*command, "--recovery-codes"], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    assert said.returncode == 1 and said.stderr.splitlines()[-1].endswith(
+        "No space left on device; the old recovery codes of ana no longer work, but the new recovery codes could "
+        "not be shown, so none are kept: run `maskwatch users 2fa ana --recovery-codes` where they can be printed")
+    assert AuthStore(database).recovery_left("ana") == 0
+
+
+def test_a_store_the_full_disk_refuses_runs_its_retention_at_once_and_once_a_while(tmp_path, caplog):
+    """Retention ran hourly: a site whose disk filled waited up to an hour (its people waiting, past
+    1,000 dropped) for the snapshots already past retention_days to go. Now the first write the
+    disk refuses sweeps at once, what is due only, and a disk that stays full is swept at most
+    once every FULL_SWEEP_EVERY, not at each person."""
+    import time
+
+    import numpy as np
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    now = time.time()
+    noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        try:
+            for i, days in enumerate([9] * 8 + [6.9] * 3):  # eight past retention, three inside it
+                seen = now - days * 86400
+                store.record("door", None, person(i, (0.9, 0.05, 0.05), first=seen, last=seen), noise)
+            fill(disk)
+            with caplog.at_level("WARNING", logger="maskwatch.site.full_disk"):
+                for i in range(100, 110):  # a snapshot refused, or the row: either sweeps
+                    with contextlib.suppress(OperationalError):
+                        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=now, last=now), noise)
+            swept = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.full_disk"]
+            assert swept == ["the disk is full: retention ran at once and deleted 8 events past retention_days with "
+                             "their snapshots; again in 5 minutes at the soonest while it stays full"], swept
+            left = {p.name for p in (disk / "snapshots").iterdir()}
+            assert not left & {f"door-{i}.jpg" for i in range(1, 9)}, left  # the room it made was taken again
+            assert {"door-9.jpg", "door-10.jpg", "door-11.jpg"} <= left, left
+            assert len(store.events(since=now - 7 * 86400, limit=1000)) >= 3
+            assert store.events(since=0, limit=1000)[-1]["last_seen"] == now - 6.9 * 86400
+        finally:
+            store.close()
+
+
+
+def test_a_full_disk_with_little_to_free_folds_the_wal_and_stores_again(tmp_path, caplog):
+    """SQLite's WAL keeps its size once grown (about 4 MB), and on a full disk it cannot be folded
+    back (the database cannot grow): the 120 KB of two old snapshots deleted went to the deletes
+    of their 1,500 old rows, which still found no room, and the site stored nothing more for good.
+    The WAL is folded into the database in the room freed, then the rows deleted."""
+    import time
+
+    import numpy as np
+    from sqlalchemy.exc import OperationalError
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    now = time.time()
+    noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)  # a 60 KB JPEG
+    with small_disk(tmp_path / "disk", "8m") as disk:
+        store = EventStore(str(disk / "site.db"), disk / "snapshots", retention_days=7)
+        try:
+            for i in range(1500):  # past retention, two with a snapshot; the WAL grows to its 4 MB meanwhile
+                seen = now - 9 * 86400 + i
+                store.record("door", None, person(i, (0.9, 0.05, 0.05), first=seen, last=seen), noise if i < 2 else None)
+            assert (disk / "site.db-wal").stat().st_size > 4_000_000
+            fill(disk)
+            stored = 0
+            with caplog.at_level("WARNING", logger="maskwatch.site.full_disk"):
+                for i in range(2000, 3000):  # the first one the disk refuses sweeps
+                    with contextlib.suppress(OperationalError):
+                        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=now, last=now))
+                        stored += 1
+            swept = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.full_disk"]
+            assert swept[0].startswith("the disk is full: retention ran at once and deleted 1500 events"), swept
+            assert stored > 800, stored  # the old rows' room taken again (about 110 went in before the sweep)
+        finally:
+            store.close()

@@ -7,6 +7,7 @@ command line, where `ps` and the shell history would keep them, and never printe
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sys
 import time
@@ -172,9 +173,13 @@ def add_user(
 
     _logged(store, "user_added", added_target(user))
     cameras = ", ".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
-    typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {_shown_database(store.url)}"
-               + ("" if config is not None or database is not None else
-                  " (no --config: a site's users are in its storage.database, added with --config site.yaml)"))
+    try:
+        typer.echo(f"added {user['role']} {user['name']} ({cameras}) to {_shown_database(store.url)}"
+                   + ("" if config is not None or database is not None else
+                      " (no --config: a site's users are in its storage.database, added with --config site.yaml)"))
+    except OSError as err:  # a stdout on a full disk: an error alone read as the user not added
+        _fail(f"{_unprinted(err)}; the user {name} was added all the same (`users list` shows them): "
+              "do not add them again")
 
 
 def _shown_database(url: str) -> str:
@@ -337,15 +342,33 @@ def two_step(
     if store.turn_on(name, secret, step, recovery=recovery_hashes(secret, codes)) is None:
         _fail(f"two-step login was turned on for {name} meanwhile, or the user removed; nothing changed")
     _logged(store, "totp_on", name)
-    typer.echo(f"two-step login on for {name}: their sessions ended; the code is asked with the password from "
-               "the next login")
-    _said_recovery(codes)
+    _said_recovery(store, name, secret, codes, f"two-step login on for {name}: their sessions ended; the code is "
+                   "asked with the password from the next login", f"two-step login is on for {name} (the app's "
+                   "codes work)")
 
 
-def _said_recovery(codes: list[str]) -> None:
-    """The recovery codes on stdout, once: only their hashes are kept."""
-    typer.echo("recovery codes (each logs in once in place of the app's code; shown this once, keep them "
-               "apart from the phone):\n" + "\n".join(codes))
+def _said_recovery(store, name: str, secret: str, codes: list[str], headline: str, done: str) -> None:
+    """`headline` and the recovery codes on stdout, once: only their hashes are kept. A stdout
+    that cannot be written (a full disk) showed them to nobody, and codes kept unseen were a way
+    in on paper no one had: they are dropped, and the error says what was `done` and what next."""
+    from maskwatch.security.two_step import recovery_hashes
+
+    try:
+        typer.echo(f"{headline}\nrecovery codes (each logs in once in place of the app's code; shown this once, "
+                   "keep them apart from the phone):\n" + "\n".join(codes))
+    except OSError as err:
+        with contextlib.suppress(ValueError):  # another set made meanwhile: that one was shown
+            store.renew_recovery(name, secret, [], recovery_hashes(secret, codes))
+        _fail(f"{_unprinted(err)}; {done}, but the new recovery codes could not be shown, so none are kept: "
+              f"run `maskwatch users 2fa {name} --recovery-codes` where they can be printed")
+
+
+def _unprinted(err: OSError) -> str:
+    """An error of printing on stdout, naming it (`standard output: No space left on device`)."""
+    from maskwatch.atomic import os_error_text
+
+    err.filename = err.filename or "standard output"
+    return os_error_text(err)
 
 
 def _renew_recovery(store, name: str, found: dict) -> None:
@@ -361,8 +384,8 @@ def _renew_recovery(store, name: str, found: dict) -> None:
     except ValueError as err:
         _fail(str(err))
     _logged(store, "recovery_renewed", name)
-    typer.echo(f"new recovery codes for {name}; the old ones no longer work")
-    _said_recovery(codes)
+    _said_recovery(store, name, secret, codes, f"new recovery codes for {name}; the old ones no longer work",
+                   f"the old recovery codes of {name} no longer work")
 
 
 @tokens_app.command("add")
@@ -395,12 +418,9 @@ def add_token(
     try:
         typer.echo(token)
     except OSError as err:  # a stdout on a full disk: a token kept that nobody saw held its name for good
-        from maskwatch.atomic import os_error_text
-
         store.revoke_token(name)
         _logged(store, "token_revoked", name)
-        err.filename = err.filename or "standard output"
-        _fail(f"{os_error_text(err)}; the token could not be shown, so it was revoked: run this again where "
+        _fail(f"{_unprinted(err)}; the token could not be shown, so it was revoked: run this again where "
               "it can be printed")
 
 

@@ -14,6 +14,7 @@ plumbing the other stores share, database.py's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -34,6 +35,7 @@ from maskwatch.runtime import ProblemLog
 from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.database import (MIGRATION_LOCK, apply_migrations, database_engine, database_url, hold_database,
                                      open_database, said_migrated)
+from maskwatch.site.full_disk import FullDiskSweep, disk_is_full
 
 if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 s), which no command
     # that only reads or writes the store needs (`maskwatch users ...`, `serve`); cameras import it
@@ -199,6 +201,8 @@ class EventStore:
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
         self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them",
                                              "snapshots written again")
+        self._full_disk = FullDiskSweep(self._sweep_full_disk)
+        self._snapshot_refused = False  # a snapshot the full disk refused, for record() to sweep after
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
             try:
@@ -240,10 +244,15 @@ class EventStore:
                         connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
                 for table, start in ((counts, minute), (quarters, minute - minute % QUARTER)):
                     _count(connection, table, camera, zone or NO_ZONE, start, label)
-        except BaseException:
+        except BaseException as err:
             if written is not None:  # rolled back: no row names it (PostgreSQL does not reuse the id)
                 written.unlink(missing_ok=True)
+            if disk_is_full(err):
+                self._full_disk.refused()
             raise
+        if self._snapshot_refused:
+            self._snapshot_refused = False
+            self._full_disk.refused()
         return {"id": event_id, **row}
 
     def _write_snapshot(self, name: str, snapshot: np.ndarray) -> Path | None:
@@ -257,6 +266,7 @@ class EventStore:
             write_bytes(self.snapshots / name, encoded.tobytes())
         except (OSError, OutputError) as err:
             self._snapshot_problems.failed(f"{self.snapshots}: {getattr(err, 'strerror', None) or err}")
+            self._snapshot_refused = disk_is_full(err)
             return None
         self._snapshot_problems.ok()
         return self.snapshots / name
@@ -416,18 +426,37 @@ class EventStore:
         """Delete events, counts and snapshots older than retention_days; how many events went.
 
         A full disk refuses the deletes (SQLite writes them to its WAL first): the old events'
-        snapshots, the weeks of files that most often filled it, are then deleted first and the
-        rows tried again in the space freed. The site stayed full for good, its retention
-        refused every hour while the files it was to delete took the space."""
+        snapshots, the weeks of files that most often filled it, are then deleted first, SQLite's
+        WAL folded into the database in the space freed (it could not be, the database unable to
+        grow, and kept its 4 MB), and the rows tried again. The site stayed full for good, its
+        retention refused every hour while the files it was to delete took the space."""
         cutoff = (time.time() if now is None else now) - self.retention_days * 86400
         try:
             old = self._delete_old_rows(cutoff)
         except SQLAlchemyError:
             if self._snapshot_folder is None or not self._delete_snapshots(self._old_snapshots(cutoff)):
                 raise
+            self._fold_wal()
             old = self._delete_old_rows(cutoff)
         self._delete_snapshots(old)
         return len(old)
+
+    def _sweep_full_disk(self) -> int:
+        """The retention a full disk calls for, SQLite's WAL folded into the database and cut to
+        nothing before and after: a WAL keeps its size once grown (about 4 MB, more after
+        retention's deletes), room the people waiting can have until it has grown back."""
+        self._fold_wal()
+        deleted = self.enforce_retention()
+        self._fold_wal()
+        return deleted
+
+    def _fold_wal(self) -> None:
+        """SQLite's WAL checkpointed and truncated (a reader elsewhere may keep part of it; the
+        disk may refuse the database's growth: then it stays as it was)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with contextlib.suppress(SQLAlchemyError), self._write_lock, self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _delete_old_rows(self, cutoff: float) -> list[str | None]:
         """The events, counts and quarter sums before `cutoff` deleted; the events' snapshot names."""
