@@ -24,6 +24,7 @@ from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
 from maskwatch.site.event_sink import EventSink, Listeners
 from maskwatch.site.events import EventStore
+from maskwatch.site.full_disk import FULL_SWEEP_EVERY, disk_is_full
 from maskwatch.site.hours import OpeningHours
 from maskwatch.site.trend import bucket_start
 from maskwatch.video.camera_motion import CameraMotion
@@ -210,8 +211,10 @@ class Site:
         try:
             self.store.enforce_retention()
         except Exception as err:  # noqa: BLE001  see above
-            log.warning("retention skipped %s (%s: %s); tried again in an hour", when, type(err).__name__,
-                        str(err).splitlines()[0] if str(err) else "")
+            full = (" (or, while the disk refuses writes, at the next write it refuses, at most every "
+                    f"{FULL_SWEEP_EVERY / 60:g} minutes)")
+            log.warning("retention skipped %s (%s: %s); tried again in an hour%s", when, type(err).__name__,
+                        str(err).splitlines()[0] if str(err) else "", full if disk_is_full(err) else "")
 
     def _new_day(self) -> None:
         """At the start and within a minute of the site's midnight, MQTT's retained counts of today
