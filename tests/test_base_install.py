@@ -234,6 +234,8 @@ def test_run_init_writes_the_example_site_on_the_base_install(tmp_path):
     result = maskwatch_without(EVERY_EXTRA, "run", "--config", "site.yaml", "--init", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "site.yaml").read_text().startswith("# maskwatch run --config site.yaml")
+    checked = maskwatch_without(EVERY_EXTRA, "run", "--config", "site.yaml", "--check", cwd=tmp_path)
+    assert checked.returncode == 2 and "error: 'maskwatch run' needs the serve extra: " in checked.stderr, checked.stderr
 
 
 def test_the_version_is_the_packages_own():

@@ -189,3 +189,24 @@ def test_a_periodic_check_goes_on_after_failures_said_once_and_starts_as_asked(a
             checks.stop()
     assert (calls[0] - started < 0.2) == at_start
     assert caplog.text.count("check failed: OSError: database away") == 1
+
+
+def test_a_log_line_that_did_not_format_leaves_no_blank_line_after_it(capsys):
+    """A write that failed (a full disk) may cut a line, and the next starts on a line of its own;
+    a line that did not format ("%d" given text) wrote nothing, and the next line came after a blank one."""
+    import logging
+
+    from maskwatch.runtime import CurrentStderr
+
+    logger = logging.getLogger("maskwatch.test.unformatted")
+    handler = CurrentStderr()
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("%d people", "many")  # logging says it in a "--- Logging error ---" traceback
+        logger.warning("frames analysed again")
+    finally:
+        logger.removeHandler(handler)
+    said = capsys.readouterr().err
+    assert "--- Logging error ---" in said and said.endswith("\nframes analysed again\n")
+    assert "\n\nframes analysed again" not in said

@@ -190,6 +190,21 @@ def test_run_check_accepts_the_example(monkeypatch):
     assert "3 cameras" in result.output and "entrance" in result.output
 
 
+@pytest.mark.system
+@pytest.mark.parametrize("check", ["--check", "--probe"])
+def test_run_check_that_cannot_print_fails_naming_standard_output(tmp_path, check):
+    """`run --check > check.txt` on a full disk said its answer was lost and that "the server goes
+    on" (the start lines' rule), and exited 0: a check that printed nothing passed."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\n")
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(path), check],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert said.returncode == 1 and said.stderr == "error: standard output: No space left on device\n", said.stderr
+
+
 def test_run_init_writes_the_shipped_example_where_no_file_is(tmp_path):
     """A user of the wheel has no checkout's examples/ to copy: `run --init` writes the example that
     ships in the package, and never over a file; a missing --config file says so."""

@@ -217,6 +217,7 @@ class CurrentStderr(logging.StreamHandler):
         self.cut = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        line = None
         try:
             line = self.format(record) + self.terminator
             self.stream.write("\n" + line if self.cut else line)
@@ -225,7 +226,8 @@ class CurrentStderr(logging.StreamHandler):
         except RecursionError:  # as logging's own emit
             raise
         except Exception:  # noqa: BLE001 - logging's way: said by handleError, never raised
-            self.cut = True
+            # A line that did not format ("%d" given text) wrote nothing: no blank line after it.
+            self.cut = self.cut or line is not None
             self.handleError(record)
 
     @property

@@ -69,27 +69,30 @@ def run(
         elif not config.exists():
             typer.echo(f"maskwatch run --config {shlex.quote(str(config))} --init writes a commented example there", err=True)
         raise typer.Exit(code=1) from None
-    _say(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
+    # --check's lines are its answer: one it cannot print fails it (exit 1, naming standard output).
+    # Before a start they are start lines, which a stdout on a full disk does not keep the site from.
+    say = _print_data if check or probe else _say
+    say(f"{config}: {len(site.cameras)} camera{'s' * (len(site.cameras) != 1)}")
     for camera_id, camera in site.cameras.items():
         zones = f", zones {', '.join(camera.zones)}" if camera.zones else ""
         substream = f" (analysing {redact_source(camera.detect_source)})" if camera.detect_source else ""
         motion = f"motion-gated, full check every {camera.motion.full_check:g} s" if camera.motion.enabled else "no gating"
         upscale = f" at {camera.upscale:g}x" if camera.upscale is not None else ""
         moving = ", moving camera" if camera.moving else ""
-        _say(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
+        say(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
                    f"detect every {camera.detect_every}{upscale}{moving}, {motion}{zones}")
     if site.disabled_cameras:
-        _say(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
+        say(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
     if site.alerts.notify:  # each URL as logs show it: its service's token, topic or password left out
         from maskwatch.site.notify import shown_notify_url
 
-        _say(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
+        say(f"  notify: {', '.join(shown_notify_url(url) for target in site.alerts.notify for url in target.urls)}")
     if site.reports:
-        _say(f"  reports (in {site.clock() or 'the local time, which has no IANA name'}):")
+        say(f"  reports (in {site.clock() or 'the local time, which has no IANA name'}):")
         for line in _report_lines(site):
-            _say(f"    {line}")
+            say(f"    {line}")
     if (check or probe) and not _loopback(site.server.host):  # --check passed a site its start then refused
-        _say(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
+        say(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
                    f"(maskwatch users add NAME --role admin --config {config}){'' if probe else '; --probe checks'}")
     models = _models(classifier, detector_file, gate)
     if probe:
