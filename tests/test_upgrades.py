@@ -198,3 +198,34 @@ def test_an_older_sites_database_takes_the_reports_and_its_backup_keeps_when_the
     restored = EventStore(str(copy), retention_days=100_000)
     assert events == 6 and SentReports(restored.engine, restored.url).read() == {"daily": NOW + 86400}
     restored.close()
+
+
+def test_a_snapshots_folder_that_cannot_be_made_leaves_no_copy(tmp_path, monkeypatch):
+    """The backup's snapshots folder was made outside the guard: a full disk refusing it right
+    after the database copy (or a database file named `snapshots` already there) left the copy in
+    DEST and a traceback, though a failed backup leaves nothing there."""
+    import errno
+
+    from maskwatch.site.backup import BackupError
+
+    EventStore(str(tmp_path / "snapshots"), tmp_path / "snaps").close()
+    with pytest.raises(BackupError, match="named snapshots would take the name"):
+        backup_site(str(tmp_path / "snapshots"), tmp_path / "snaps", tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    copy, _, _ = backup_site(str(tmp_path / "snapshots"), None, tmp_path / "a")  # no snapshots: no clash
+    assert copy == tmp_path / "a" / "snapshots" and copy.is_file()
+
+    EventStore(str(tmp_path / "site.db"), tmp_path / "snaps").close()
+    make = Path.mkdir
+
+    def full_disk(path, *args, **kwargs):
+        if path == tmp_path / "b" / "snapshots":  # a full disk has no room for its directory entry
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return make(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", full_disk)
+    with pytest.raises(BackupError) as failed:
+        backup_site(str(tmp_path / "site.db"), tmp_path / "snaps", tmp_path / "b")
+    assert str(failed.value) == (f"{tmp_path / 'b' / 'snapshots'}: cannot make it: No space left on device; "
+                                 "nothing was kept")
+    assert list((tmp_path / "b").iterdir()) == []

@@ -30,6 +30,10 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
     source = Path(url.removeprefix("sqlite:///"))
     if not source.is_file():
         raise BackupError(f"{source}: no such database")
+    folder = Path(snapshots) if snapshots is not None else None
+    if source.name == "snapshots" and folder is not None and folder.is_dir():
+        raise BackupError(f"{source}: a database file named snapshots would take the name of the backup's "
+                          "snapshots folder; rename it (snapshots.db) and its setting, then back it up")
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BackupError(f"{dest}: not an empty folder; a backup goes into a new one")
@@ -52,9 +56,13 @@ def backup_site(database: str, snapshots: Path | str | None, dest: Path | str) -
         _remove_copy(copy)
         raise BackupError(f"{source}: cannot copy it to {copy}: {reason}") from None
     copied = 0
-    folder = Path(snapshots) if snapshots is not None else None
     if folder is not None and folder.is_dir():
-        (dest / "snapshots").mkdir(mode=0o700)  # dest may be a folder made beforehand, not by us
+        try:  # dest may be a folder made beforehand, not by us: only what we wrote is removed
+            (dest / "snapshots").mkdir(mode=0o700)
+        except OSError as err:  # a full disk (no room for one more folder): the copy is not left alone there
+            _remove_copy(copy)
+            raise BackupError(f"{dest / 'snapshots'}: cannot make it: {err.strerror or err}; "
+                              "nothing was kept") from None
         for name in sorted(names):
             if SNAPSHOT_NAME.fullmatch(name):
                 try:
