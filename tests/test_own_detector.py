@@ -83,6 +83,18 @@ def test_a_wild_size_output_decodes_to_a_finite_box_that_clips_to_the_frame():
     assert Face(box=tuple(found[0]), score=0.9).clipped(32, 32).box == (0.0, 0.0, 32.0, 32.0)
 
 
+def test_a_nan_size_or_offset_output_drops_that_box_and_keeps_the_others():
+    """A NaN size or offset gave a NaN box, which Face refuses: one such cell stopped a camera's loop."""
+    heatmap = np.zeros((8, 8), np.float32)
+    heatmap[1, 1] = heatmap[4, 4] = heatmap[6, 6] = 0.9
+    size, offset = np.zeros((2, 8, 8), np.float32), np.zeros((2, 8, 8), np.float32)
+    size[0, 4, 4] = np.nan
+    offset[1, 6, 6] = np.nan
+    found, scores = decode(heatmap, size, offset, threshold=0.5)
+    assert found.tolist() == [[4.0, 4.0, 8.0, 8.0]] and scores.tolist() == [np.float32(0.9)]
+    assert [Face(box=tuple(box), score=0.9) for box in found]
+
+
 def test_faces_cut_by_the_crop_edge_are_ignored_not_negative():
     pytest.importorskip("torch")
     from maskwatch.training.detector.data import render_targets

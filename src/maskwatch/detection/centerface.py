@@ -189,5 +189,8 @@ def decode(heatmap: np.ndarray, size: np.ndarray, offset: np.ndarray, threshold:
     box_w = np.exp(np.minimum(size[1, ys, xs], MAX_LOG_SIZE)) * STRIDE
     cy = (ys + offset[0, ys, xs] + 0.5) * STRIDE
     cx = (xs + offset[1, ys, xs] + 0.5) * STRIDE
-    boxes = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1)
-    return boxes.astype(np.float32), heatmap[ys, xs].astype(np.float32)
+    boxes = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1).astype(np.float32)
+    # A NaN size or offset (a broken model, a NaN input) has no place to clip to, and Face refuses
+    # a NaN box, which stopped the camera's loop: such a cell is dropped, not guessed.
+    finite = np.isfinite(boxes).all(axis=1)
+    return boxes[finite], heatmap[ys, xs][finite].astype(np.float32)
