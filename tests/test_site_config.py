@@ -205,6 +205,23 @@ def test_run_check_that_cannot_print_fails_naming_standard_output(tmp_path, chec
     assert said.returncode == 1 and said.stderr == "error: standard output: No space left on device\n", said.stderr
 
 
+@pytest.mark.system
+def test_run_init_that_cannot_print_says_the_file_was_written(tmp_path):
+    """`run --init > out` on a full disk said a bare `error: No space left on device` after the
+    example was written: read as nothing written, though the next --init is refused."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "site.yaml"
+    with open("/dev/full", "w") as full:
+        said = subprocess.run([sys.executable, "-m", "maskwatch.cli", "run", "--config", str(path), "--init"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert said.returncode == 1 and said.stderr == (
+        f"error: standard output: No space left on device; {path} was written all the same: set its cameras' "
+        f"sources, then: maskwatch run --config {path} --check\n"), said.stderr
+    assert path.read_bytes() == EXAMPLE.read_bytes()
+
+
 def test_run_init_writes_the_shipped_example_where_no_file_is(tmp_path):
     """A user of the wheel has no checkout's examples/ to copy: `run --init` writes the example that
     ships in the package, and never over a file; a missing --config file says so."""
@@ -214,6 +231,7 @@ def test_run_init_writes_the_shipped_example_where_no_file_is(tmp_path):
     result = CliRunner().invoke(app, ["run", "--config", str(path), "--init"])
     assert result.exit_code == 0, result.output
     assert path.read_bytes() == EXAMPLE.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o600  # the cameras' passwords go into it: 644 under the usual umask
     path.write_text("cameras: {}\n")
     again = CliRunner().invoke(app, ["run", "--config", str(path), "--init"])
     assert again.exit_code == 1 and f"error: {path}: already there" in again.output

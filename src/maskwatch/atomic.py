@@ -86,8 +86,11 @@ def os_error_text(err: OSError) -> str:
     return reason
 
 
-def write_text(target: Path | str, text: str) -> None:
+def write_text(target: Path | str, text: str, mode: int | None = None) -> None:
+    """mode: set before the text is written (0o600: a file that will hold passwords)."""
     with atomic_path(target) as tmp, naming(target):
+        if mode is not None:
+            os.chmod(tmp, mode)
         tmp.write_text(text, encoding="utf-8")
 
 

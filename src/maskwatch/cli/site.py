@@ -165,12 +165,17 @@ def _write_example(config: Path) -> None:
 
     if config.exists() or config.is_symlink():
         _fail(f"{config}: already there; --init writes only a new file")
-    try:
-        write_text(config, files("maskwatch").joinpath("examples", "site.yaml").read_text(encoding="utf-8"))
+    from maskwatch.security.commands import _unprinted
+
+    try:  # 0600 whatever the umask: the user types the cameras' passwords into it
+        write_text(config, files("maskwatch").joinpath("examples", "site.yaml").read_text(encoding="utf-8"), mode=0o600)
     except (OSError, OutputError) as err:
         _fail(f"{config}: cannot write: {getattr(err, 'strerror', None) or err}")
-    typer.echo(f"{config}: an example site of three cameras; set their sources, then: "
-               f"maskwatch run --config {shlex.quote(str(config))} --check")
+    check = f"maskwatch run --config {shlex.quote(str(config))} --check"
+    try:
+        typer.echo(f"{config}: an example site of three cameras; set their sources, then: {check}")
+    except OSError as err:  # a stdout on a full disk: a bare error read as the file not written
+        _fail(f"{_unprinted(err)}; {config} was written all the same: set its cameras' sources, then: {check}")
 
 
 def _loopback(host: str) -> bool:
