@@ -19,6 +19,22 @@ SMALL = """(scope) => [...document.querySelector(scope).querySelectorAll(
 SIDEWAYS = "() => document.documentElement.scrollWidth > innerWidth"
 WITHIN = """(dialog) => { const box = document.getElementById(dialog).getBoundingClientRect();
   return box.left >= 0 && box.top >= 0 && box.right <= innerWidth && box.bottom <= innerHeight; }"""
+# Each sideways-scrolling box in `scope`, once the page has laid out and its ResizeObservers have
+# run: [its label, its tabindex, whether it scrolls sideways now]
+STOPS = """async (scope) => { await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  return [...document.querySelector(scope).querySelectorAll('.scroll[role=region]')].map((box) => [
+    box.getAttribute('aria-label'), box.getAttribute('tabindex'), box.scrollWidth > box.clientWidth]); }"""
+
+
+def stops(tab, scope: str) -> dict:
+    """{label: scrolls} of the boxes in `scope`, each checked true: a keyboard stop, said to scroll
+    sideways, only while it does."""
+    boxes = tab.evaluate(STOPS, scope)
+    for label, tabindex, scrolls in boxes:
+        assert label.endswith(" (scrolls sideways)") == scrolls and (tabindex == "0") == scrolls, boxes
+    return {label.removesuffix(" (scrolls sideways)"): scrolls for label, _, scrolls in boxes}
+
+
 # The zone editor's instructions and picture, the editor scrolled to its top: [instructions, picture, editor]
 ZONE_BOXES = """() => { document.getElementById('zone-editor').scrollTop = 0;
   return ['zone-help', 'zone-picture', 'zone-editor'].map((id) => document.getElementById(id).getBoundingClientRect().toJSON()); }"""
@@ -61,6 +77,16 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
             '"Last seen: "', '"Camera: "', '"Zone: "', '"Label: "', '"Probability: "', "none"]  # the picture says itself
         assert all(role == "cell" and right <= 360 for role, _, right in cells), cells
         assert phone.evaluate("(r => r.scrollWidth <= r.clientWidth)(document.querySelector('#events .scroll'))")
+        # stacked, the people scroll nothing: no keyboard stop, not said to scroll ("(scrolls sideways)" and
+        # tabindex=0 were fixed in the page); the chart's figures, six columns, do scroll here
+        assert stops(phone, "#events") == {"people seen": False}
+        phone.click("#trend details summary")
+        assert stops(phone, "#trend") == {"the chart's figures": True}
+        phone.set_viewport_size({"width": 1280, "height": 800})  # on resize: checked again
+        assert stops(phone, "#trend") == {"the chart's figures": False}
+        phone.set_viewport_size({"width": 360, "height": 640})
+        assert stops(phone, "#trend") == {"the chart's figures": True}
+        phone.click("#trend details summary")
         # why there is no picture, a tooltip with a mouse, is shown where no finger can bring a tooltip up
         phone.wait_for_selector("#event-list .nosnap[title='not kept']")
         assert phone.eval_on_selector("#event-list .nosnap", "(s) => getComputedStyle(s, '::after').content") != "none"
@@ -74,6 +100,8 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
                 phone.wait_for_selector("#access-log-table tbody tr")
             assert phone.evaluate(WITHIN, dialog[1:]) and not phone.evaluate(SIDEWAYS), name
             assert phone.evaluate(SMALL, dialog) == [], name
+            if name == "users":  # the users and tokens stack too
+                assert stops(phone, dialog) == {"users": False, "API tokens": False}
             phone.keyboard.press("Escape")
         phone.click('.camera[data-camera="door"] .draw-zones')
         phone.wait_for_function("() => document.getElementById('zone-yaml').value.includes('queue')", timeout=20_000)

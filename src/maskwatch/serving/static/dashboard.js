@@ -53,6 +53,26 @@ function stackRows(table) {
   }
 }
 
+// A box whose table may scroll sideways (.scroll, role=region: the chart's figures, the people seen, the
+// Users dialog's users and tokens) is a keyboard stop, labelled "(scrolls sideways)", only while it
+// does: under 40em the people, users and tokens stack and scroll nothing, and a stop that scrolled
+// nothing still said it scrolled. Checked whenever the box or its table changes size (a resize, a
+// turned phone, rows added, a dialog opened).
+function watchSideways(root) {
+  const check = new ResizeObserver((entries) => {
+    for (const box of new Set(entries.map((entry) => entry.target.closest(".scroll")))) {
+      const scrolls = box.scrollWidth > box.clientWidth;
+      if (scrolls) box.tabIndex = 0; else box.removeAttribute("tabindex");
+      box.setAttribute("aria-label", box.dataset.name + (scrolls ? " (scrolls sideways)" : ""));
+    }
+  });
+  for (const box of root.querySelectorAll(".scroll[role=region]")) {
+    box.dataset.name = box.getAttribute("aria-label");
+    check.observe(box);
+    if (box.firstElementChild) check.observe(box.firstElementChild);
+  }
+}
+
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 }
@@ -172,6 +192,7 @@ async function readPicture(url) {
 // users.js and two-step.js learn who is logged in from showAccount's event, which, asked before they
 // were read, could come first and leave their buttons hidden for good.
 document.addEventListener("DOMContentLoaded", () => {
+  watchSideways(document);  // the dialogs' boxes too: their markup is in by now
   showAccount();
   keepPolling(pollCameras, 1000);
 });

@@ -44,7 +44,7 @@
       <button type="button" id="users-edit-cancel">Cancel</button></div>
   </form>
   <h3>Users</h3>
-  <div class="scroll" tabindex="0" role="region" aria-label="users (scrolls sideways)">
+  <div class="scroll" role="region" aria-label="users">
     <table id="users-table"><thead><tr><th>Name</th><th>Role</th><th>Cameras</th><th>Two-step login</th><th><span class="sr-only">Changes</span></th></tr></thead>
     <tbody></tbody></table></div>
   <form id="users-add" novalidate>
@@ -59,7 +59,7 @@
     <button type="submit">Add user</button>
   </form>
   <h3>API tokens</h3>
-  <div class="scroll" tabindex="0" role="region" aria-label="API tokens (scrolls sideways)">
+  <div class="scroll" role="region" aria-label="API tokens">
     <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Owner</th><th>Made</th><th>Last used</th><th><span class="sr-only">Changes</span></th></tr></thead>
     <tbody></tbody></table></div>
   <div id="tokens-secret" hidden>
