@@ -15,27 +15,14 @@ import sys
 import time
 
 import httpx
-import pytest
 
 from tests.conftest import ROOT
-from tests.test_serve import serving_a_camera
-from tests.test_site import leaving_clip
+from tests.test_serve import server, server_log  # noqa: F401  (the running service and its log)
 
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, sample_dir):
-    """`maskwatch serve` as tests/test_serve.py starts it (1 MB uploads, a one-camera site), watching
-    a 320x240 clip whose people leave every loop, so that the camera routes have frames and events
-    to answer with. test_serve's clip (640x480, a new photo at nearly every one of the 5 frames a
-    second analysed) took the server 3.9 CPU seconds in 20 s beside the run; this one 1.0."""
-    folder = tmp_path_factory.mktemp("live")
-    with serving_a_camera(leaving_clip(folder / "live.mp4", sample_dir), folder, folder) as base:
-        yield base
-
-
-def test_schemathesis_finds_no_failure(server, tmp_path):
+def test_schemathesis_finds_no_failure(server, tmp_path):  # noqa: F811
     for _ in range(60):  # the camera's frame answers 404 until the first frame is in
         if httpx.get(f"{server}/v1/cameras/live/frame.jpg", timeout=5).status_code == 200:
             break
