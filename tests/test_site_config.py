@@ -123,6 +123,9 @@ cameras:
     ("cameras: {a: {source: 'rtsp:/10.0.0.5/s'}}\n", "no such video file: rtsp:/10.0.0.5/s; a stream URL is written rtsp://host"),
     ("cameras: {a: {source: 'HTTP//10.0.0.5/s'}}\n", "no such video file: HTTP//10.0.0.5/s; a stream URL is written http://host"),
     ("cameras: {a: {source: '10.0.0.5:554/s'}}\n", "no such video file: 10.0.0.5:554/s; a stream URL is written with its scheme"),
+    # uvicorn reads a wait of 0 for open requests as no limit: a stalled request would hold the stop
+    ("server: {open_requests_at_stop_seconds: 0}\ncameras: {a: {source: webcam:0}}\n",
+     "field 'server.open_requests_at_stop_seconds': Input should be greater than 0"),
 ])
 def test_a_bad_file_says_what_is_wrong(tmp_path, text, expected):
     with pytest.raises(SiteConfigError, match=expected):

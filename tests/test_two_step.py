@@ -88,11 +88,16 @@ def on_users(db, statement: str, **values):
         engine.dispose()
 
 
-def serving_ana(db, log_dir):
-    """serving(...) on `db`, Ana's password hashed there as the server hashes it: a server run as a
-    command keeps the shipped hasher, so her cheap hash of the tests was hashed again at her first
-    login (the shipped cost, and a write: the stored hash no longer the one the test made)."""
+def hashed_as_served(db) -> None:
+    """Ana's password in `db` hashed as a server hashes it: a server run as a command keeps the
+    shipped hasher, so her cheap hash of the tests was hashed again at her first login (the shipped
+    cost, and a write: the stored hash no longer the one the test made)."""
     on_users(db, "UPDATE users SET password_hash = :hash WHERE name = 'ana'", hash=served_hash())
+
+
+def serving_ana(db, log_dir):
+    """serving(...) on `db`, Ana's password hashed there as the server hashes it (hashed_as_served)."""
+    hashed_as_served(db)
     return serving(["--database", str(db)], log_dir)
 
 
@@ -842,6 +847,7 @@ def test_the_dashboard_opens_the_dialog_by_itself_where_the_site_requires_two_st
     """`maskwatch run` with server.require_two_step: all: the admin's page, every read refused,
     opens the two-step dialog at once; once it is on and the dialog closed, the page reloads and reads."""
     AuthStore(str(tmp_path / "site.db")).add_user(*ANA, "admin")
+    hashed_as_served(tmp_path / "site.db")
     with site_requiring_two_step(tmp_path, sample_dir, "all") as base:
         phone = watched(page.context.browser.new_page(viewport={"width": 360, "height": 740}))
         try:

@@ -55,6 +55,12 @@ class ServerConfig(Section):
     session_max_hours: float = Field(12.0, gt=0, description="every session ends this long after login")
     require_two_step: Literal["none", "admins", "all"] = Field(
         "none", description="users who must have two-step login: without it they log in only to set it up")
+    # A stop's budget: a container runtime may allow 10 s in all (docker stop) before it kills, and the
+    # people in view and the queued alerts come after this wait; slow clients' uploads may want more.
+    # Above 0: uvicorn reads 0 as no limit, and a stalled request held the stop for as long as it liked.
+    # None: serve's (cli.servers.OPEN_REQUESTS_AT_STOP_S, 5), which this layer may not import.
+    open_requests_at_stop_seconds: float | None = Field(
+        None, gt=0, description="a stop waits this long for requests still open (5), then ends them")
 
 
 class StorageConfig(Section):
