@@ -115,11 +115,14 @@ def _shared_metrics(shared: bool) -> Iterator[str | None]:
     import tempfile
 
     _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
-    folder = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
+    prefix = f"maskwatch-metrics-{os.getpid()}-"
     try:
-        yield folder
+        yield tempfile.mkdtemp(prefix=prefix)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        # Found by name, not kept from mkdtemp: a stop signal (KeyboardInterrupt) may come once
+        # the folder is made, before mkdtemp has returned it.
+        for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_dead_servers_metrics(folder: Path) -> None:
