@@ -367,11 +367,13 @@ def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
     assert stopped_s < 25
 
 
-def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
-    """`timeout`, a service manager's stop, kill -- -PGID: the local cluster's processes share the
-    command's process group and die with it; serve.shutdown then waited 30 s for the dead
-    controller, other Ray calls 60 s for the dead GCS (40 s and more, past docker stop's 10).
-    The replicas' metrics folder, in the command's TMPDIR, goes with it."""
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path, stop):
+    """`timeout`, a service manager's stop, kill -- -PGID, a closed terminal (SIGHUP): the local
+    cluster's processes share the command's process group and die with it; serve.shutdown then
+    waited 30 s for the dead controller, other Ray calls 60 s for the dead GCS (40 s and more, past
+    docker stop's 10). The replicas' metrics folder, in the command's TMPDIR, goes with it: SIGHUP
+    killed the command outright and left it."""
     import os
     import signal
     import subprocess
@@ -404,7 +406,7 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
         start_on_free_port(serving, "serve --ray-replicas", log=tmp_path / "serve.log")
         assert [p.name.split("-")[2] for p in tmp_path.glob("maskwatch-metrics-*")] == [str(server.pid)]
         time.sleep(1)
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(server.pid, getattr(signal, stop))
         began = time.monotonic()
         server.wait(timeout=60)
         assert time.monotonic() - began < 25

@@ -183,6 +183,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     from maskwatch.scale.serving import AlreadyServed, ProxyPortError, proxy_environment, start_api, stop_api
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
+    _hangup_as_sigterm()  # a closed terminal killed it outright, its metrics folder left
     # A local cluster's replicas are processes of this machine: their counters go to one folder, as
     # --workers' do, and every scrape sums them. A joined cluster's may be on other machines.
     local = address in (None, "local")
