@@ -317,11 +317,63 @@ def test_a_port_taken_before_serves_proxy_binds_it_is_named(tmp_path):
     assert "serving on" not in said
 
 
-def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
-    """`timeout`, a service manager's stop, kill -- -PGID: the local cluster's processes share the
-    command's process group and die with it; serve.shutdown then waited 30 s for the dead
-    controller, other Ray calls 60 s for the dead GCS (40 s and more, past docker stop's 10).
-    The replicas' metrics folder, in the command's TMPDIR, goes with it."""
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds Serve's controller in /proc")
+def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
+    """SIGTERM once Ray had started and before "serving on" (Serve's controller up, the replicas
+    on their way: seconds) killed the command outright, exit -15: its metrics folder was left, and
+    so it was by the test below where its signal came before the handlers were set. Now it stops the
+    start as Ctrl-C does, sent to the process group as a service manager does, Serve's wait for its
+    dead controller (30 s) cut short."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from contextlib import suppress
+
+    from ray._common.utils import get_default_system_temp_dir
+
+    from tests.test_cameras import wait_until
+    from tests.test_ray_batch import descendants
+
+    def controller_up() -> bool:
+        for pid in descendants(server.pid):
+            with suppress(OSError):
+                if "ServeController" in Path(f"/proc/{pid}/cmdline").read_text():
+                    return True
+        return False
+
+    env = serve_command_env() | {"TMPDIR": str(tmp_path), "RAY_TMPDIR": get_default_system_temp_dir()}
+    with reserved_port() as port:
+        server = subprocess.Popen([sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(port),
+                                   "--database", str(tmp_path / "users.db")], env=env, cwd=tmp_path,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            assert wait_until(lambda: server.poll() is not None or controller_up(), 120), "no Serve controller"
+            assert server.poll() is None, server.communicate()[1]
+            assert len(list(tmp_path.glob("maskwatch-metrics-*"))) == 1
+            os.killpg(server.pid, signal.SIGTERM)
+            began = time.monotonic()
+            said, errors = server.communicate(timeout=60)
+            stopped_s = time.monotonic() - began
+        finally:
+            with suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert "serving on" not in said, "it served before the signal: the start was too quick to catch"
+    assert server.returncode == 130, errors
+    assert "error: stopped by Ctrl-C or SIGTERM before serving" in errors
+    assert not list(tmp_path.glob("maskwatch-metrics-*"))
+    assert stopped_s < 25
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path, stop):
+    """`timeout`, a service manager's stop, kill -- -PGID, a closed terminal (SIGHUP): the local
+    cluster's processes share the command's process group and die with it; serve.shutdown then
+    waited 30 s for the dead controller, other Ray calls 60 s for the dead GCS (40 s and more, past
+    docker stop's 10). The replicas' metrics folder, in the command's TMPDIR, goes with it: SIGHUP
+    killed the command outright and left it."""
     import os
     import signal
     import subprocess
@@ -354,7 +406,7 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path):
         start_on_free_port(serving, "serve --ray-replicas", log=tmp_path / "serve.log")
         assert [p.name.split("-")[2] for p in tmp_path.glob("maskwatch-metrics-*")] == [str(server.pid)]
         time.sleep(1)
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(server.pid, getattr(signal, stop))
         began = time.monotonic()
         server.wait(timeout=60)
         assert time.monotonic() - began < 25

@@ -68,3 +68,24 @@ def test_workers_end_with_a_parent_killed_outright_and_its_metrics_folder_goes_a
     with serving(["--workers", "2"], tmp_path, env={"TMPDIR": str(tmp_path)}, tries=240, stop_timeout=20):
         assert str(parent.pid) not in [p.name.split("-")[2] for p in tmp_path.glob("maskwatch-metrics-*")]
     assert not list(tmp_path.glob("maskwatch-metrics-*"))
+
+
+def test_a_stop_as_the_metrics_folder_is_made_removes_it(tmp_path, monkeypatch):
+    """A stop signal (KeyboardInterrupt, `serve --ray-replicas` takes SIGTERM so as it starts)
+    handled inside mkdtemp, once the folder is made and before it is returned: the folder stayed,
+    as the clean-up had no name to remove."""
+    import tempfile
+
+    from maskwatch.cli.serve import _shared_metrics
+
+    make = tempfile.mkdtemp
+
+    def interrupted(**options):
+        make(**options)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "mkdtemp", interrupted)
+    with pytest.raises(KeyboardInterrupt), _shared_metrics(True):
+        pass
+    assert not list(tmp_path.glob("maskwatch-metrics-*"))

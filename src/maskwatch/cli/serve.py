@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
-from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models
+from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
 from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _hangup_as_sigterm, _log_options, _port_free,
                                    _say, _service_log, _tls_files)
 from maskwatch.extras import need as _need
@@ -115,11 +115,14 @@ def _shared_metrics(shared: bool) -> Iterator[str | None]:
     import tempfile
 
     _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
-    folder = tempfile.mkdtemp(prefix=f"maskwatch-metrics-{os.getpid()}-")
+    prefix = f"maskwatch-metrics-{os.getpid()}-"
     try:
-        yield folder
+        yield tempfile.mkdtemp(prefix=prefix)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        # Found by name, not kept from mkdtemp: a stop signal (KeyboardInterrupt) may come once
+        # the folder is made, before mkdtemp has returned it.
+        for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_dead_servers_metrics(folder: Path) -> None:
@@ -180,6 +183,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     from maskwatch.scale.serving import AlreadyServed, ProxyPortError, proxy_environment, start_api, stop_api
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
+    _hangup_as_sigterm()  # a closed terminal killed it outright, its metrics folder left
     # A local cluster's replicas are processes of this machine: their counters go to one folder, as
     # --workers' do, and every scrape sums them. A joined cluster's may be on other machines.
     local = address in (None, "local")
@@ -187,7 +191,9 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
         # The replicas' warnings (a database away, a login refused) in this process's log, as
         # `maskwatch serve` writes them: in Serve's files alone, no operator saw them.
         # The folder goes after the cluster, once no replica writes into it.
-        with _shared_metrics(local) as metrics_dir, ray_cluster(address, log_to_driver=True):
+        # Until it serves, SIGTERM stops the start as Ctrl-C does (Serve shut down, the folder
+        # removed): it killed the command outright once ray.init had returned, the folder left.
+        with _sigterm_as_ctrl_c(), _shared_metrics(local) as metrics_dir, ray_cluster(address, log_to_driver=True):
             import ray
 
             database = settings.auth.database
@@ -199,15 +205,18 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
             # A joined cluster's Serve that ran before us keeps running, with its other applications.
             started_serve = start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"],
                                       metrics_dir=metrics_dir)
-            _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, {replicas} replica{'s' * (replicas > 1)} "
-                       "(API docs at /docs); Ctrl-C stops")
             stop = threading.Event()
-            for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
-                signal.signal(signum, lambda *_: stop.set())
             try:
+                for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
+                    signal.signal(signum, lambda *_: stop.set())
+                # Once they are set: from "serving on", a stop signal is a stop, not an interruption.
+                _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, "
+                     f"{replicas} replica{'s' * (replicas > 1)} (API docs at /docs); Ctrl-C stops")
                 stop.wait()
             finally:
                 stop_api(shutdown=started_serve)
+    except KeyboardInterrupt:  # Serve shut down and the folder removed on the way here (start_api)
+        _fail("stopped by Ctrl-C or SIGTERM before serving", code=130)
     except (ClusterError, AlreadyServed) as err:  # refused before serving, as a port taken (docs/cli.md)
         _fail(str(err))
     except ProxyPortError:  # taken after _port_free's check, while the cluster started

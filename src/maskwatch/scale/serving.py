@@ -166,12 +166,17 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
                 # RuntimeErrors, they went past the command as tracebacks.
                 raise RuntimeError(_reason(err)) from err
             raise
-    except BaseException:
+    except BaseException as err:
         # A proxy that cannot start, replicas that cannot, or Ctrl-C: Serve's proxy must not keep the
         # port, and on a joined cluster its controller (a detached actor) outlived the command, so
         # that the next start took it over, with the old start's port. A Serve that ran before
         # keeps running, with its other applications.
-        if ran_before:
+        if isinstance(err, KeyboardInterrupt):
+            # A stop (Ctrl-C, SIGTERM), perhaps to the process group, the local cluster ended with
+            # it: bounded as the stop after the start is; serve.shutdown waited 30 s for the dead
+            # controller (a stop took 40 s, past `docker stop`'s 10).
+            stop_api(shutdown=not ran_before)
+        elif ran_before:
             serve.delete(APP_NAME)
         else:
             serve.shutdown()
