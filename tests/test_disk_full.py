@@ -435,6 +435,7 @@ def test_a_store_the_full_disk_refuses_runs_its_retention_at_once_and_once_a_whi
                 for i in range(100, 110):  # a snapshot refused, or the row: either sweeps
                     with contextlib.suppress(OperationalError):
                         store.record("door", None, person(i, (0.9, 0.05, 0.05), first=now, last=now), noise)
+                assert store._full_disk.wait(60)  # the sweep runs in its own thread
             swept = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.full_disk"]
             assert swept == ["the disk is full: retention ran at once and deleted 8 events past retention_days with "
                              "their snapshots; again in 5 minutes at the soonest while it stays full"], swept
@@ -446,6 +447,60 @@ def test_a_store_the_full_disk_refuses_runs_its_retention_at_once_and_once_a_whi
         finally:
             store.close()
 
+
+
+def test_a_store_the_full_disk_refuses_returns_while_its_sweep_runs(tmp_path):
+    """The sweep ran on the camera's thread, which analysed nothing until its thousands of old
+    snapshots were deleted: record() returns while it runs, a refusal meanwhile starts no second
+    one, and a sweep that never ends does not hold the store's close for longer than its bound."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.full_disk import FullDiskSweep
+    from tests.test_events import person
+
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def slow_sweep() -> int:
+        calls.append(1)
+        started.set()
+        release.wait(60)
+        return 0
+
+    now = time.time()
+    noise = np.random.default_rng(0).integers(0, 255, (150, 150, 3), dtype=np.uint8)
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        store = EventStore(str(tmp_path / "site.db"), disk / "snapshots")
+        store._full_disk = FullDiskSweep(slow_sweep, every=0)  # no rate limit: only the running sweep holds a second
+        try:
+            fill(disk)
+            first = []  # record() on a thread of its own: on the camera's, it waited for the sweep's end
+            recording = threading.Thread(target=lambda: first.append(
+                store.record("door", None, person(1, (0.9, 0.05, 0.05), first=now, last=now), noise)), daemon=True)
+            recording.start()
+            recording.join(30)
+            assert first and first[0]["snapshot"] is None, "record() waited for the sweep"
+            assert started.wait(60)  # the snapshot refused, the sweep started
+            second = store.record("door", None, person(2, (0.9, 0.05, 0.05), first=now, last=now), noise)
+            assert second["snapshot"] is None and calls == [1] and not store._full_disk.wait(0)
+            release.set()
+            assert store._full_disk.wait(60)
+            store.record("door", None, person(3, (0.9, 0.05, 0.05), first=now, last=now), noise)
+            assert store._full_disk.wait(60) and len(calls) == 2  # the next refusal after it sweeps again
+            release.clear()
+            started.clear()
+            store.record("door", None, person(4, (0.9, 0.05, 0.05), first=now, last=now), noise)
+            assert started.wait(60)
+            store._full_disk.close(timeout=0.5)  # the site's stop: bounded, the sweep left to its daemon thread
+            assert not store._full_disk.wait(0)
+            store.record("door", None, person(5, (0.9, 0.05, 0.05), first=now, last=now), noise)
+            assert len(calls) == 3  # none started after the close
+        finally:
+            release.set()
+            store.close()
 
 
 def test_a_full_disk_with_little_to_free_folds_the_wal_and_stores_again(tmp_path, caplog):
@@ -474,9 +529,11 @@ def test_a_full_disk_with_little_to_free_folds_the_wal_and_stores_again(tmp_path
             stored = 0
             with caplog.at_level("WARNING", logger="maskwatch.site.full_disk"):
                 for i in range(2000, 3000):  # the first one the disk refuses sweeps
-                    with contextlib.suppress(OperationalError):
+                    try:
                         store.record("door", None, person(i, (0.9, 0.05, 0.05), first=now, last=now))
                         stored += 1
+                    except OperationalError:  # the sweep runs in its own thread: its end awaited, as a camera retries
+                        assert store._full_disk.wait(60)
             swept = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.full_disk"]
             assert swept[0].startswith("the disk is full: retention ran at once and deleted 1500 events"), swept
             assert stored > 800, stored  # the old rows' room taken again (about 110 went in before the sweep)

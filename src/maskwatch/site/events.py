@@ -509,4 +509,6 @@ class EventStore:
         return path if path.is_file() else None
 
     def close(self) -> None:
+        """The full-disk sweep running waited for (10 s at most), then the connections closed."""
+        self._full_disk.close()
         self.engine.dispose()

@@ -27,20 +27,46 @@ def disk_is_full(err: BaseException) -> bool:
 
 class FullDiskSweep:
     """Runs `sweep` (the store's retention, which deletes only what is past retention_days) when a
-    write was refused for a full disk, at most once every `every` seconds."""
+    write was refused for a full disk, at most once every `every` seconds, in a thread of its own:
+    run on the camera's thread, it stopped the camera's analysis for the seconds that thousands of
+    old snapshots take to delete."""
 
     def __init__(self, sweep: Callable[[], int], every: float = FULL_SWEEP_EVERY) -> None:
         self.sweep, self.every = sweep, every
         self._lock = threading.Lock()
-        self._last: float | None = None  # time.monotonic() of the last sweep
+        self._last: float | None = None  # time.monotonic() of the last sweep's start
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def refused(self) -> None:
-        """A write the full disk refused: the sweep now, unless one ran within `every` seconds."""
+        """A write the full disk refused: the sweep started now, unless one runs or started within
+        `every` seconds; returns at once."""
         now = time.monotonic()
         with self._lock:
-            if self._last is not None and now - self._last < self.every:
+            running = self._thread is not None and self._thread.is_alive()
+            if self._closed or running or (self._last is not None and now - self._last < self.every):
                 return
             self._last = now
+            # A daemon: a sweep still deleting when the site stops does not keep the process.
+            self._thread = threading.Thread(target=self._run, name="maskwatch-full-disk-sweep", daemon=True)
+            self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to `timeout` seconds for the sweep running, if any; whether none runs now."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """No sweep started after this; the one running waited for up to `timeout` seconds (the
+        site's stop bounded: what it has not deleted then is the hourly retention's next time)."""
+        with self._lock:
+            self._closed = True
+        self.wait(timeout)
+
+    def _run(self) -> None:
         minutes = round(self.every / 60)
         try:
             deleted = self.sweep()
