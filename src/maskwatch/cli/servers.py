@@ -45,6 +45,21 @@ def _hangup_as_sigterm() -> None:
         signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
 
 
+def _end_by_sigterm() -> None:
+    """End this process by SIGTERM's own action once a server stopped cleanly after one, as uvicorn
+    ends `serve` and `run`: the shell says 143, and systemd counts a death by SIGTERM as a clean stop
+    (exit(143) would be a failed unit: examples/maskwatch.service sets no SuccessExitStatus)."""
+    import contextlib
+    import signal
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # the process ends without Python's exit, which flushes them
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)
+
+
 def _port_free(host: str, port: int, option: str) -> None:
     """Stop with one line when host:port cannot be listened on (taken, a name that is no address
     here), before any camera, database or model is started: uvicorn said "serving on" first, then
