@@ -13,7 +13,7 @@ import typer
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
 from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _end_by_sigterm, _hangup_as_sigterm,
-                                   _log_options, _port_free, _say, _service_log, _tls_files)
+                                   _log_options, _port_free, _say, _service_log, _sigterm_during, _tls_files)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -79,9 +79,12 @@ def serve(
         _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
         if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
             _hangup_as_sigterm()
-        uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    **_log_options(), proxy_headers=False,
-                    timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+        terminated = _sigterm_during(lambda: uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host,
+                                                          port=port, workers=workers, **_log_options(),
+                                                          proxy_headers=False,
+                                                          timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
+    if terminated:  # --workers: it exited 0; now 143 as one process, once the metrics folder is gone
+        _end_by_sigterm()
 
 
 def _check_ranges(port: int, workers: int, max_upload_mb: float, max_pixels: int, ray_replicas: int | None) -> None:

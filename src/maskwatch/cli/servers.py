@@ -60,6 +60,31 @@ def _end_by_sigterm() -> None:
     signal.raise_signal(signal.SIGTERM)
 
 
+def _sigterm_during(run) -> bool:
+    """Call `run` (uvicorn with --workers); whether SIGTERM came meanwhile. uvicorn's supervisor
+    takes it, stops its workers and returns, exit 0, where one process ends by it (143,
+    docs/deployment.md): the caller ends so once it has cleaned up. Seen through the wakeup fd, which
+    every signal with a Python handler writes its number to, whoever set that handler (the
+    supervisor's own are not ours to wrap)."""
+    import signal
+    import socket
+
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        writer.setblocking(False)
+        reader.setblocking(False)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        try:
+            run()
+        finally:
+            signal.set_wakeup_fd(previous)
+        try:
+            seen = reader.recv(1 << 16)
+        except BlockingIOError:  # no signal came
+            seen = b""
+    return signal.SIGTERM in seen
+
+
 def _port_free(host: str, port: int, option: str) -> None:
     """Stop with one line when host:port cannot be listened on (taken, a name that is no address
     here), before any camera, database or model is started: uvicorn said "serving on" first, then
