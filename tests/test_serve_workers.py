@@ -1,6 +1,7 @@
 """`maskwatch serve --workers 2`: a scrape reaches one worker, yet its counters cover both."""
 
 import re
+import signal
 
 import httpx
 import pytest
@@ -12,9 +13,15 @@ from tests.test_serve import TIMED_LINE, send_not_http, serving, started
 def two_workers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tmp")  # the server's TMPDIR: where its metrics folder goes
     log = tmp_path_factory.mktemp("log")
-    with serving(["--workers", "2"], log, env={"TMPDIR": str(tmp)}, tries=240, stop_timeout=20) as base:
+    server, base = started(["--workers", "2"], log / "serve.log", {"TMPDIR": str(tmp)}, tries=240)
+    try:
         yield base, tmp, log / "serve.log"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
     assert not list(tmp.glob("maskwatch-metrics-*")), "the metrics folder outlived the server"
+    # Ended by SIGTERM after the clean stop (143 in a shell), as one process ends (docs/deployment.md): it exited 0.
+    assert server.returncode == -signal.SIGTERM, (server.returncode, (log / "serve.log").read_text()[-2000:])
 
 
 def requests_counted(text: str, path: str) -> float:
@@ -47,7 +54,6 @@ def test_a_workers_warnings_are_timed_lines(two_workers):
 def test_workers_end_with_a_parent_killed_outright_and_its_metrics_folder_goes_at_the_next_start(tmp_path):
     """SIGKILL to the parent (the OOM killer) left both workers serving the port, and the next
     `serve` could not bind it; the metrics folder stayed for good."""
-    import signal
     import time
 
     from tests.test_cameras import wait_until

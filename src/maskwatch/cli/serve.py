@@ -12,8 +12,8 @@ import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
-from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _hangup_as_sigterm, _log_options, _port_free,
-                                   _say, _service_log, _tls_files)
+from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _end_by_sigterm, _hangup_as_sigterm,
+                                   _log_options, _port_free, _say, _service_log, _sigterm_during, _tls_files)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -79,9 +79,12 @@ def serve(
         _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs)")
         if workers == 1:  # with workers, SIGHUP is uvicorn's: it restarts them (docs/deployment.md)
             _hangup_as_sigterm()
-        uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    **_log_options(), proxy_headers=False,
-                    timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+        terminated = _sigterm_during(lambda: uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host,
+                                                          port=port, workers=workers, **_log_options(),
+                                                          proxy_headers=False,
+                                                          timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
+    if terminated:  # --workers: it exited 0; now 143 as one process, once the metrics folder is gone
+        _end_by_sigterm()
 
 
 def _check_ranges(port: int, workers: int, max_upload_mb: float, max_pixels: int, ray_replicas: int | None) -> None:
@@ -187,6 +190,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     # A local cluster's replicas are processes of this machine: their counters go to one folder, as
     # --workers' do, and every scrape sums them. A joined cluster's may be on other machines.
     local = address in (None, "local")
+    received: list[int] = []  # the stop signals taken once serving
     try:
         # The replicas' warnings (a database away, a login refused) in this process's log, as
         # `maskwatch serve` writes them: in Serve's files alone, no operator saw them.
@@ -208,7 +212,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
             stop = threading.Event()
             try:
                 for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
-                    signal.signal(signum, lambda *_: stop.set())
+                    signal.signal(signum, lambda got, _: (received.append(got), stop.set()))
                 # Once they are set: from "serving on", a stop signal is a stop, not an interruption.
                 _say(f"maskwatch {__version__} serving on http{'s' * bool(tls)}://{host}:{port}/ through Ray Serve, "
                      f"{replicas} replica{'s' * (replicas > 1)} (API docs at /docs); Ctrl-C stops")
@@ -225,3 +229,5 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     # time, route "/" another application's
     except RuntimeError as err:
         _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}", code=3)  # as uvicorn, docs/cli.md
+    if signal.SIGTERM in received:  # SIGHUP too, sent on as SIGTERM: it exited 0, where plain `serve` ends 143
+        _end_by_sigterm()  # (docs/deployment.md); after Ctrl-C, 0 as there

@@ -45,6 +45,46 @@ def _hangup_as_sigterm() -> None:
         signal.signal(signal.SIGHUP, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
 
 
+def _end_by_sigterm() -> None:
+    """End this process by SIGTERM's own action once a server stopped cleanly after one, as uvicorn
+    ends `serve` and `run`: the shell says 143, and systemd counts a death by SIGTERM as a clean stop
+    (exit(143) would be a failed unit: examples/maskwatch.service sets no SuccessExitStatus)."""
+    import contextlib
+    import signal
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # the process ends without Python's exit, which flushes them
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)
+
+
+def _sigterm_during(run) -> bool:
+    """Call `run` (uvicorn with --workers); whether SIGTERM came meanwhile. uvicorn's supervisor
+    takes it, stops its workers and returns, exit 0, where one process ends by it (143,
+    docs/deployment.md): the caller ends so once it has cleaned up. Seen through the wakeup fd, which
+    every signal with a Python handler writes its number to, whoever set that handler (the
+    supervisor's own are not ours to wrap)."""
+    import signal
+    import socket
+
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        writer.setblocking(False)
+        reader.setblocking(False)
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        try:
+            run()
+        finally:
+            signal.set_wakeup_fd(previous)
+        try:
+            seen = reader.recv(1 << 16)
+        except BlockingIOError:  # no signal came
+            seen = b""
+    return signal.SIGTERM in seen
+
+
 def _port_free(host: str, port: int, option: str) -> None:
     """Stop with one line when host:port cannot be listened on (taken, a name that is no address
     here), before any camera, database or model is started: uvicorn said "serving on" first, then
