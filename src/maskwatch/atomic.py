@@ -78,6 +78,16 @@ def naming(target: Path | str) -> Iterator[None]:
         raise
 
 
+STANDARD_OUTPUT = "standard output"  # what a failed print names, as a failed write names its file
+
+
+def unprinted(err: OSError) -> str:
+    """An error of printing on stdout as one line naming it (`standard output: No space left on
+    device`), for a command that then says what it did all the same."""
+    err.filename = err.filename or STANDARD_OUTPUT
+    return os_error_text(err)
+
+
 def os_error_text(err: OSError) -> str:
     """An OSError as one line: `PATH: No space left on device`, not Python's `[Errno 28] ...: 'PATH'`."""
     reason = err.strerror or str(err)

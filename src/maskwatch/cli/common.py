@@ -27,9 +27,9 @@ def _fail(message: str, code: int = 1) -> None:
 def _print_data(text: str, nl: bool = True) -> None:
     """A line of data on stdout (JSON lines, CSV), an OSError naming it: `report --csv > day.csv`
     on a full disk said only `error: No space left on device`."""
-    from maskwatch.atomic import naming
+    from maskwatch.atomic import STANDARD_OUTPUT, naming
 
-    with naming("standard output"):
+    with naming(STANDARD_OUTPUT):
         typer.echo(text, nl=nl)
 
 

@@ -162,11 +162,10 @@ def _write_example(config: Path) -> None:
     wheel has no checkout's examples/ to copy it from. Never over a file that is there."""
     from importlib.resources import files
 
-    from maskwatch.atomic import OutputError, write_text
+    from maskwatch.atomic import OutputError, unprinted, write_text
 
     if config.exists() or config.is_symlink():
         _fail(f"{config}: already there; --init writes only a new file")
-    from maskwatch.security.commands import _unprinted
 
     try:  # 0600 whatever the umask: the user types the cameras' passwords into it
         write_text(config, files("maskwatch").joinpath("examples", "site.yaml").read_text(encoding="utf-8"), mode=0o600)
@@ -176,7 +175,7 @@ def _write_example(config: Path) -> None:
     try:
         typer.echo(f"{config}: an example site of three cameras; set their sources, then: {check}")
     except OSError as err:  # a stdout on a full disk: a bare error read as the file not written
-        _fail(f"{_unprinted(err)}; {config} was written all the same: set its cameras' sources, then: {check}")
+        _fail(f"{unprinted(err)}; {config} was written all the same: set its cameras' sources, then: {check}")
 
 
 def _loopback(host: str) -> bool:

@@ -16,6 +16,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from maskwatch.atomic import unprinted
+
 users_app = typer.Typer(help="Users who may log in (in the site's database).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in the site's database).",
                          no_args_is_help=True)
@@ -178,7 +180,7 @@ def add_user(
                    + ("" if config is not None or database is not None else
                       " (no --config: a site's users are in its storage.database, added with --config site.yaml)"))
     except OSError as err:  # a stdout on a full disk: an error alone read as the user not added
-        _fail(f"{_unprinted(err)}; the user {name} was added all the same (`users list` shows them): "
+        _fail(f"{unprinted(err)}; the user {name} was added all the same (`users list` shows them): "
               "do not add them again")
 
 
@@ -359,16 +361,8 @@ def _said_recovery(store, name: str, secret: str, codes: list[str], headline: st
     except OSError as err:
         with contextlib.suppress(ValueError):  # another set made meanwhile: that one was shown
             store.renew_recovery(name, secret, [], recovery_hashes(secret, codes))
-        _fail(f"{_unprinted(err)}; {done}, but the new recovery codes could not be shown, so none are kept: "
+        _fail(f"{unprinted(err)}; {done}, but the new recovery codes could not be shown, so none are kept: "
               f"run `maskwatch users 2fa {name} --recovery-codes` where they can be printed")
-
-
-def _unprinted(err: OSError) -> str:
-    """An error of printing on stdout, naming it (`standard output: No space left on device`)."""
-    from maskwatch.atomic import os_error_text
-
-    err.filename = err.filename or "standard output"
-    return os_error_text(err)
 
 
 def _renew_recovery(store, name: str, found: dict) -> None:
@@ -420,7 +414,7 @@ def add_token(
     except OSError as err:  # a stdout on a full disk: a token kept that nobody saw held its name for good
         store.revoke_token(name)
         _logged(store, "token_revoked", name)
-        _fail(f"{_unprinted(err)}; the token could not be shown, so it was revoked: run this again where "
+        _fail(f"{unprinted(err)}; the token could not be shown, so it was revoked: run this again where "
               "it can be printed")
 
 
