@@ -20,10 +20,12 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 class Broker:
     """mosquitto on `address` (127.0.0.1, or ::1); with `user` (name, password) it lets in only them;
     with `acl` too (mosquitto's acl_file: the rules before a `user` line are anonymous clients')
-    it lets in anonymous clients as well, each held to its rules."""
+    it lets in anonymous clients as well, each held to its rules; with `tls` (certificate, key: PEM
+    files) it speaks TLS only."""
 
     def __init__(self, folder: Path, port: int | None = None, address: str = "127.0.0.1",
-                 user: tuple[str, str] | None = None, acl: str | None = None) -> None:
+                 user: tuple[str, str] | None = None, acl: str | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.port, self.address, self.chosen_port = port or free_port(), address, port is not None
         self.config = folder / "mosquitto.conf"
         access = "allow_anonymous true\n"
@@ -35,7 +37,7 @@ class Broker:
         if acl is not None:
             (folder / "mosquitto.acl").write_text(acl)
             access += f"acl_file {folder / 'mosquitto.acl'}\n"
-        self.access = access
+        self.access = access + (f"certfile {tls[0]}\nkeyfile {tls[1]}\n" if tls is not None else "")
         self.log = folder / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 

@@ -829,3 +829,37 @@ def test_the_prefix_record_on_postgresql_is_one_set_whoever_writes(postgres):  #
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_tls_to_the_broker_checks_its_certificate_and_says_a_password_sent_in_clear(tmp_path, caplog):
+    """mqtt.tls: the broker's certificate checked (ca_file, else the system's CAs), for the site and
+    `run --probe` alike; without it a password to a broker beyond this machine went in clear, unsaid."""
+    from maskwatch.site.mqtt_client import in_clear
+    from maskwatch.site.probe import probe_mqtt
+    from tests.test_security_deploy import self_signed
+
+    cert, key = self_signed(tmp_path)
+    user = ("site", "broker-pass")
+    running = Broker(tmp_path, user=user, tls=(cert, key)).start()
+    secured = broker_at(running.port, username=user[0], password=user[1], tls=True, ca_file=str(cert))
+    try:
+        assert probe_mqtt(secured, timeout=5).ok
+        publisher = MqttPublisher(secured).start()
+        try:
+            assert wait_until(lambda: publisher.connected)
+        finally:
+            publisher.stop()
+        unknown_ca = probe_mqtt(broker_at(running.port, username=user[0], password=user[1], tls=True), timeout=5)
+        assert not unknown_ca.ok and "certificate verify failed" in unknown_ca.detail
+        plain = probe_mqtt(broker_at(running.port, username=user[0], password=user[1]), timeout=5)
+        assert not plain.ok and "mqtt.tls: true" in plain.detail
+    finally:
+        running.stop()
+    beyond = MqttConfig(host="192.0.2.7", username="site", password="broker-pass")
+    with caplog.at_level("WARNING", logger="maskwatch.site.mqtt"):
+        MqttPublisher(beyond)
+    assert "mqtt.password is sent to the broker in clear (no mqtt.tls)" in caplog.text
+    assert "broker-pass" not in caplog.text
+    assert in_clear(beyond.model_copy(update={"tls": True})) is None
+    assert in_clear(beyond.model_copy(update={"host": "[::1]"})) is None
+    assert in_clear(beyond.model_copy(update={"password": None})) is None

@@ -183,8 +183,8 @@ def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
     with server:
         probe = probe_mqtt(MqttConfig(host="127.0.0.1", port=port, username="site", password=PASSWORD), timeout=5)
     assert (probe.ok, probe.detail) == (False, f"127.0.0.1:{port} closed the connection without an MQTT answer: not "
-                                               "an MQTT broker's port, or one that wants TLS (maskwatch speaks plain "
-                                               "MQTT, usually port 1883)")
+                                               "an MQTT broker's port, or one that wants TLS (mqtt.tls: true, usually "
+                                               "port 8883)")
     assert time.monotonic() - started < 3
 
 

@@ -784,3 +784,15 @@ def test_the_users_commands_accept_a_disabled_camera(tmp_path):
 
     path = write(tmp_path, "cameras:\n  door: {source: webcam:0}\n  till: {source: webcam:1, enabled: false}\n")
     assert load_site_users_view(path, environ={}).cameras == ("door", "till")
+
+
+def test_mqtt_tls_ca_file_is_beside_the_config_and_needs_tls(tmp_path):
+    (tmp_path / "broker-ca.pem").write_text("a CA")
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    mqtt = "mqtt: {host: broker.example, port: 8883, tls: true, ca_file: broker-ca.pem}\n"
+    config = load_site_config(write(tmp_path, "cameras:\n  a: {source: clip.mp4}\n" + mqtt), environ={})
+    assert (config.mqtt.tls, config.mqtt.ca_file) == (True, str(tmp_path / "broker-ca.pem"))
+    for text, said in (("{host: b, ca_file: broker-ca.pem}", "add tls: true"),
+                       ("{host: b, tls: true, ca_file: missing.pem}", "no such file")):
+        with pytest.raises(SiteConfigError, match=said):
+            load_site_config(write(tmp_path, f"cameras:\n  a: {{source: clip.mp4}}\nmqtt: {text}\n"), environ={})

@@ -57,12 +57,11 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterable
 
-import paho.mqtt.client as mqtt
-
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site import discovery
 from maskwatch.site.config import CAMERA_ID, MQTT_PREFIX, MqttConfig
 from maskwatch.site.event_views import alert_view, event_view, iso_utc
+from maskwatch.site.mqtt_client import in_clear, new_client
 
 if TYPE_CHECKING:
     from maskwatch.site.mqtt_record import PublishedPrefix
@@ -96,10 +95,9 @@ class MqttPublisher:
                            for topic, payload in configs.items()}
         # One id per process: two sites with one prefix, or a restart overlapping the old process,
         # knocked each other off the broker every second with a shared id.
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"maskwatch-{self.prefix}-{socket.gethostname()}-{os.getpid()}"[:128])
-        if config.username:
-            self.client.username_pw_set(config.username, config.password)
+        self.client = new_client(config, f"maskwatch-{self.prefix}-{socket.gethostname()}-{os.getpid()}")
+        if (warning := in_clear(config)) is not None:
+            log.warning("%s", warning)
         self.client.will_set(self.topic("available"), "offline", qos=1, retain=True)
         self.max_queued = max_queued
         self._state: dict[str, str] = {}  # retained topic -> its latest payload

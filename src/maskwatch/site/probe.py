@@ -319,15 +319,12 @@ def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
     """A connection to the broker with the site's credentials, under a client id of its own (the
     site's, shared, would knock a running site off the broker), then a clean disconnect: no
     message, and no last will (the site's says its `available` is offline)."""
-    import paho.mqtt.client as mqtt
+    from maskwatch.site.mqtt_client import new_client
 
     host = config.host.strip("[]")
     where = host_port((host, config.port))
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"maskwatch-probe-{socket.gethostname()}-{os.getpid()}"[:128])
+    client = new_client(config, f"maskwatch-probe-{socket.gethostname()}-{os.getpid()}")
     client.connect_timeout = timeout
-    if config.username:
-        client.username_pw_set(config.username, config.password)
     answered, answer = threading.Event(), []
 
     def on_connect(client, userdata, flags, reason_code, properties) -> None:
@@ -353,7 +350,7 @@ def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
         reason = answer[0]
         if reason is None:
             return Probe("mqtt", False, f"{where} closed the connection without an MQTT answer: not an MQTT broker's "
-                                        "port, or one that wants TLS (maskwatch speaks plain MQTT, usually port 1883)")
+                                        "port, or one that wants TLS (mqtt.tls: true, usually port 8883)")
         if reason.is_failure:
             hint = ""
             if reason.value in (134, 135):  # bad user name or password; not authorised

@@ -165,10 +165,10 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
             merged[str(camera_id)] = camera
         raw["cameras"] = merged
     tls = raw.get("server", {}).get("tls") if isinstance(raw.get("server"), dict) else None
-    if isinstance(tls, dict):
-        for key in ("cert", "key"):
-            if isinstance(tls.get(key), str) and not Path(tls[key]).is_absolute():
-                tls[key] = str(path.parent / tls[key])
+    for section, keys in ((tls, ("cert", "key")), (raw.get("mqtt"), ("ca_file",))):
+        for key in keys if isinstance(section, dict) else ():
+            if isinstance(section.get(key), str) and not Path(section[key]).is_absolute():
+                section[key] = str(path.parent / section[key])
     storage = raw.get("storage")
     if storage is None:
         storage = raw["storage"] = {}

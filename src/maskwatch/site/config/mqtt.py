@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from maskwatch.site.config.section import Section
 
@@ -23,6 +24,10 @@ class MqttConfig(Section):
     prefix: str = Field("maskwatch", description="topic prefix (levels joined by /, none empty)")
     username: str | None = None
     password: str | None = None
+    tls: bool = Field(False, description="TLS to the broker (usually port 8883), its certificate and name checked: "
+                                         "without it the username and password cross the network in clear")
+    ca_file: str | None = Field(None, description="PEM file of the CA that signed the broker's certificate, with "
+                                                  "tls (default: the system's CAs); relative to the config's folder")
     discovery: bool = Field(False, description="publish Home Assistant's MQTT discovery configs: each camera a "
                                                "device with its sensors")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix (its MQTT "
@@ -40,6 +45,20 @@ class MqttConfig(Section):
             raise ValueError(f"{value!r} is not a broker's name or address: write it alone, without a scheme, "
                              "port or path (mqtt://b:1883 is host: b and port: 1883; IPv6 in brackets, [::1])")
         return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _ca_file_needs_tls(self) -> MqttConfig:
+        """A CA file without tls would be read by nothing: the password then went in clear, unsaid."""
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("mqtt.ca_file is for a broker spoken to over TLS: add tls: true (and its port, usually 8883)")
+        return self
 
     @field_validator("prefix")
     @classmethod
