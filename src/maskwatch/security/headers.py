@@ -40,12 +40,16 @@ DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cd
                "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
                "base-uri 'none'; frame-ancestors 'none'")
 HSTS = b"max-age=31536000"
+# The answer to what a route raised and nothing handled: Starlette's own 500 is sent from outside
+# every middleware, so it went without these headers (no nosniff, no CSP, no no-store).
+FAILED = b'{"error":"the server failed on this request; its log says why"}'
 
 
 class SecurityHeaders:
     """nosniff, a CSP with frame-ancestors 'none', X-Frame-Options for old browsers, a strict
     Referrer-Policy, Cache-Control no-store where a route sets none, and HSTS on https (the scheme
-    after trusted proxies' X-Forwarded-Proto)."""
+    after trusted proxies' X-Forwarded-Proto). A failure nothing answered is a 500 sent here, with
+    them, before it goes on to Starlette (which then only logs it)."""
 
     def __init__(self, app, pages: list[Path]) -> None:
         self.app = app
@@ -56,9 +60,12 @@ class SecurityHeaders:
             return await self.app(scope, receive, send)
         policy = DOCS_POLICY.encode() if scope["path"] == "/docs" else self.policy
         https = scope.get("scheme") == "https"
+        started = False
 
         async def send_with_headers(message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in (b"content-security-policy", b"x-content-type-options")]
                 headers += [(b"x-content-type-options", b"nosniff"), (b"content-security-policy", policy),
@@ -73,4 +80,11 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if not started:
+                await send_with_headers({"type": "http.response.start", "status": 500, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(FAILED)).encode())]})
+                await send_with_headers({"type": "http.response.body", "body": FAILED})
+            raise
