@@ -931,6 +931,30 @@ def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path
     assert len(said) == 4 and said[3].startswith("logins from testclient refused for "), said
 
 
+def test_failed_logins_of_one_ipv6_network_are_counted_together(tmp_path):
+    """An IPv6 client holds a /64 (2**64 addresses): counted per address, each of them had its own
+    20 guesses, and a spray from one network met only the per-name limit."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "v6.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=3, user_limit=100)))
+
+    def log_in_from(address: str, name: str, password: str) -> int:
+        with TestClient(app, base_url="http://maskwatch.lan", client=(address, 4000)) as client:
+            return client.post("/login", json={"username": name, "password": password}, headers=CSRF).status_code
+
+    for n in range(3):  # three addresses of one network, a guess each
+        assert log_in_from(f"2001:db8:7:1::{n + 1}", f"n{n}", "guess") == 401
+    assert log_in_from("2001:db8:7:1::ff", *ADMIN) == 429  # a fourth address of it: limited
+    assert log_in_from("::ffff:198.51.100.9", "m", "guess") == 401  # IPv4 (mapped) is counted per address
+    assert log_in_from("2001:db8:7:2::1", *ADMIN) == 200  # the next network is another client
+
+
 def test_a_failed_login_with_a_newline_in_its_name_is_one_log_line(tmp_path, caplog):
     from fastapi.testclient import TestClient
 

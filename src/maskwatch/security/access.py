@@ -31,7 +31,8 @@ from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, AuthError, audit_target, camera_of,
-                                               check_csrf, check_origin, client_address, is_loopback, secure_cookies)
+                                               check_csrf, check_origin, client_address, guesser, is_loopback,
+                                               secure_cookies)
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
@@ -349,7 +350,7 @@ class AccessControl:
         it to be a fresh code of theirs too: a wrong or missing one is the same failure as a wrong
         password, counted as one, so the second factor is guessed no faster than the first.
         `read`: the two-step state (store.two_step) the caller read before (_changed_meanwhile)."""
-        keys = [f"client:{client}", tried.key]
+        keys = [f"client:{guesser(client)}", tried.key]
         with self._in_flight_lock:
             if self._in_flight >= MAX_LOGINS_AT_ONCE:
                 raise AuthError(503, f"too many {checks} at once; try again in a second", {"Retry-After": "1"})

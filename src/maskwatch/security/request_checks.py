@@ -45,6 +45,19 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def guesser(client: str) -> str:
+    """What failed logins of `client` are counted under: its address, or for IPv6 its /64 (one
+    subscriber's network: each of its 2**64 addresses had 20 guesses of its own); an IPv4-mapped
+    address as IPv4."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:  # "unknown", a test client's name
+        return client
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else client
+
+
 def camera_of(request: Request) -> str | None:
     """The camera a request is about: /cameras/{camera_id}/..., a snapshot CAMERA-ID.jpg, else
     ?camera=. A route's path decides first: `/snapshots/till-7.jpg?camera=door` is about `till`

@@ -45,7 +45,7 @@ api_tokens = Table(
 login_failures = Table(
     "login_failures", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS", "user:NAME", "unknown:SHA256" or "secret:NAME"
+    Column("key", String(200), nullable=False, index=True),  # "client:ADDRESS" (IPv6: its /64), "user:NAME", "unknown:SHA256" or "secret:NAME"
     Column("at", Float, nullable=False, index=True),
 )
 # The window_minutes (in seconds) of each process that counts failed logins here, and when it last
