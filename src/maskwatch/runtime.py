@@ -3,6 +3,7 @@ an accelerator where the config names one and ONNX Runtime has it."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import numbers
 import os
@@ -320,3 +321,17 @@ class Periodic:
                     self.on_failure(err)
             if self._stop.wait(self.every):
                 return
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost (a name or an address, an IPv6 one in brackets or not):
+    reachable from this machine only."""
+    if host is None:
+        return False
+    host = host.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

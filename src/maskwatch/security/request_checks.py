@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 
+from maskwatch.runtime import is_loopback
 from maskwatch.security.route_access import AUDIT_QUERY
 
 CSRF_HEADER = "x-maskwatch-csrf"
@@ -20,19 +21,6 @@ class AuthError(Exception):
     def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
-
-
-def is_loopback(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
-    if host is None:
-        return False
-    host = host.strip("[]")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def secure_cookies(request: Request) -> bool:

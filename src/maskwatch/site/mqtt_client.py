@@ -7,11 +7,10 @@ path, as every message is: the start says so once where they go beyond this mach
 
 from __future__ import annotations
 
-import ipaddress
-
 import paho.mqtt.client as mqtt
 
 from maskwatch.site.config import MqttConfig
+from maskwatch.runtime import is_loopback
 
 
 def new_client(config: MqttConfig, client_id: str) -> mqtt.Client:
@@ -28,17 +27,7 @@ def new_client(config: MqttConfig, client_id: str) -> mqtt.Client:
 
 def in_clear(config: MqttConfig) -> str | None:
     """What a start warns of where the password goes to a broker beyond this machine without TLS; else None."""
-    if config.tls or not config.password or _on_this_machine(config.host):
+    if config.tls or not config.password or is_loopback(config.host):
         return None
     return (f"MQTT {config.host}:{config.port}: mqtt.password is sent to the broker in clear (no mqtt.tls), as every "
             "message: set tls: true (the broker's TLS port, usually 8883; ca_file for a CA of your own)")
-
-
-def _on_this_machine(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
