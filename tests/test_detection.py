@@ -499,6 +499,22 @@ def test_bad_sources(source, message):
     ("rtsp://cam:554/user=admin&password=s3cret&channel=1&stream=0.sdp", "rtsp://cam:554/user=admin&password=***&channel=1&stream=0.sdp"),
     ("rtsp://cam:554/Streaming/Channels/101?transportmode=unicast", "rtsp://cam:554/Streaming/Channels/101?transportmode=unicast"),
     ("rtsp://cam:554/stream1", "rtsp://cam:554/stream1"),
+    # psw= (Instar's and other OEM cameras' spelling) and a user-info part that is a password or
+    # token alone were shown whole; a plain user name alone and the path stay
+    ("http://cam/tmpfs/auto.jpg?usr=admin&psw=s3cret&ch=1", "http://cam/tmpfs/auto.jpg?usr=admin&psw=***&ch=1"),
+    ("http://cam/cgi-bin/CGIProxy.fcgi?cmd=snapPicture2&usr=admin&pwd=s3cret",
+     "http://cam/cgi-bin/CGIProxy.fcgi?cmd=snapPicture2&usr=admin&pwd=***"),
+    ("rtmp://cam/bcs/channel0_main.bcs?channel=0&stream=0&user=admin&password=s3cret",
+     "rtmp://cam/bcs/channel0_main.bcs?channel=0&stream=0&user=admin&password=***"),
+    ("http://cam/ISAPI/Streaming/channels/101/picture?auth=YWRtaW46czNjcmV0",
+     "http://cam/ISAPI/Streaming/channels/101/picture?auth=***"),
+    ("http://cam/x?passwd=a&secret=b&key=c&sessionid=d&p=e&pin=f&videocodec=h264",
+     "http://cam/x?passwd=***&secret=***&key=***&sessionid=***&p=***&pin=***&videocodec=h264"),
+    ("rtsp://s3cret99@cam/live", "rtsp://***@cam/live"),
+    ("rtsp://a1b2@c3@cam/live/ch1", "rtsp://***@cam/live/ch1"),
+    ("rtsp://:s3cret@cam/live", "rtsp://:***@cam/live"),
+    ("rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0", "rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0"),
+    ("rtsp://cam/live?email=ana@example.org", "rtsp://cam/live?email=ana@example.org"),
     ("webcam:0", "webcam:0"),
 ])
 def test_a_sources_password_and_secret_parameters_are_never_shown(source, shown):

@@ -212,11 +212,20 @@ def stream_name(source: str) -> str:
 
 
 # Query parameters that carry a camera's credentials (`?user=admin&pwd=...`, `?token=...`).
-SECRET_PARAMETER = re.compile(r"([?&;/_][^=&;#/]*(?:pas|pw|token|key|secret|auth|sig)[^=&;#/]*=)[^&;#]*", re.I)
-# (a name holding any of these: accessToken, clientSecret, api_key, Foscam's loginpas, pw; harmless
-# names such as `design=` are hidden too, which costs a display, where a leak would cost a camera).
+SECRET_PARAMETER = re.compile(r"([?&;/_](?:[^=&;#/]*(?:pas|pw|psw|token|key|secret|auth|sig|cred|sess)[^=&;#/]*"
+                              r"|p|pin|sid)=)[^&;#]*", re.I)
+# (a name holding any of these: password, passwd, pwd, psw, accessToken, clientSecret, api_key,
+# Hikvision's auth, Foscam's loginpas, Reolink's token, credentials, sessionid; or one that is just
+# p, pin or sid. Harmless names such as `design=` are hidden too, which costs a display, where a
+# leak would cost a camera).
 # In a path too, after a / or _: XMEye DVRs' `/user=admin_password=..._channel=1_stream=0.sdp`
 # was shown whole (all after the password goes, up to a & ; or #).
+
+
+# A user-info part with no colon shown as written: a plain name (admin@, viewer@). One holding a
+# digit, a symbol, an escape or over 32 letters may be a password or token written alone (FFmpeg
+# sends it as the user name): shown as ***@.
+PLAIN_USER = re.compile(r"[A-Za-z][A-Za-z._-]{0,31}")
 
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
@@ -280,14 +289,18 @@ def redact_source(source: str) -> str:
     """The source as it may be printed or served: a password in a URL and secret-looking query
     parameters become ***. The password ends at the URL's last @, as it may hold an @, a /, a ?
     or a # (cameras' passwords often do, unescaped); an @ in a query then hides more than the
-    password, which costs a display, where a leak would cost a camera."""
+    password, which costs a display, where a leak would cost a camera. A user-info part alone
+    (no colon) that is no plain name is hidden too (PLAIN_USER); the path is kept."""
     scheme, sep, rest = source.partition("://")
     if not sep:
         return source
     userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
         rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
+    elif (alone := split_authority(rest)[0].rpartition("@")[0]) and not PLAIN_USER.fullmatch(alone):
+        rest = "***@" + rest[len(alone) + 1:]
     return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
+
 
 
 # Every file detect has written into a folder, over all its runs (video/pipeline.py keeps it): which
