@@ -85,8 +85,6 @@ def test_maskwatch_serve_starts_on_another_port_where_its_port_was_taken(taken, 
 
 
 def test_a_site_process_starts_on_another_port_where_its_port_was_taken(taken, tmp_path, sample_dir):
-    import httpx
-
     import tests.test_site
     from tests.test_detection import make_video
 
@@ -94,7 +92,7 @@ def test_a_site_process_starts_on_another_port_where_its_port_was_taken(taken, t
     make_video(tmp_path / "door.mp4", sample_dir, frames=3)
     site = tests.test_site.SiteProcess(tmp_path, "  door: {source: door.mp4}\n")
     try:
-        assert site.port != port and httpx.get(f"{site.base}/healthz", timeout=5).json()["site"] is True
+        assert site.port != port and site.get("/healthz").json()["site"] is True
     finally:
         site.stop()
 

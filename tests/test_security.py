@@ -1292,6 +1292,21 @@ def test_the_access_log_reads_since_as_the_events_do(secured):
     assert secured.get("/v1/access-log", since="2999-01-01T00:00:00Z").json()["entries"] == []
 
 
+def test_healthz_tells_anyone_its_status_only_and_no_answer_names_the_server(secured):
+    """/healthz named the models and the providers they run on to anyone, and uvicorn added
+    `server: uvicorn` to every answer. Whom /metrics answers (a token, an admin) sees the details;
+    a viewer of some cameras, as /metrics refuses them, sees the status."""
+    anyone = httpx.get(secured.base + "/healthz", timeout=10)
+    assert anyone.status_code == 200 and anyone.json() == {"status": "ok"}
+    assert "server" not in anyone.headers and "server" not in secured.get("/v1/cameras").headers
+    details = secured.get("/healthz").json()
+    assert details["status"] == "ok" and details["site"] is True and "providers" in details and "classifier" in details
+    viewer = httpx.get(secured.base + "/healthz", headers=session_of(login(secured.base, VIEWER)), timeout=10)
+    assert viewer.json() == {"status": "ok"}
+    wrong = httpx.get(secured.base + "/healthz", headers={"Authorization": "Bearer nothing"}, timeout=10)
+    assert wrong.status_code == 200 and wrong.json() == {"status": "ok"}
+
+
 def test_head_is_answered_as_get_without_its_body(secured):
     """Every HEAD was a 405 (FastAPI registers GET alone): an uptime monitor's HEAD /healthz read
     the service as down. The refusals and headers are a GET's too."""

@@ -313,6 +313,8 @@ def test_openapi_docs(server):
     # no users yet: the token is documented, and optional ({}), as this open server answers without one
     assert spec["paths"]["/v1/detect"]["post"]["security"] == [{"token": []}, {}]
     assert spec["paths"]["/healthz"]["get"]["security"] == []
+    health = httpx.get(f"{server}/healthz", timeout=5)  # open server: whom /metrics answers sees the details
+    assert "providers" in health.json() and "server" not in health.headers  # uvicorn named itself
     assert spec["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     page = httpx.get(f"{server}/docs", timeout=5)
     assert page.status_code == 200

@@ -71,7 +71,7 @@ storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
 
     def _healthy(self) -> bool:
         try:
-            return httpx.get(f"{self.base}/healthz", timeout=1).json()["site"] is True
+            return self.get("/healthz").json()["site"] is True  # with the token: the site's part is not public
         except (httpx.HTTPError, KeyError):
             return False
 

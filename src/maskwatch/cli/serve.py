@@ -81,7 +81,7 @@ def serve(
             _hangup_as_sigterm()
         terminated = _sigterm_during(lambda: uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host,
                                                           port=port, workers=workers, **_log_options(),
-                                                          proxy_headers=False,
+                                                          proxy_headers=False, server_header=False,
                                                           timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
     if terminated:  # --workers: it exited 0; now 143 as one process, once the metrics folder is gone
         _end_by_sigterm()
@@ -173,7 +173,7 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     _hangup_as_sigterm()
     uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, **_log_options(),
-                proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+                proxy_headers=False, server_header=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
 def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int, tls: dict | None = None) -> None:

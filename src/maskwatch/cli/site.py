@@ -145,7 +145,7 @@ def run(
             _hangup_as_sigterm()
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
                                                    host=host, port=port, **_log_options(),
-                                                   proxy_headers=False, **tls,
+                                                   proxy_headers=False, server_header=False, **tls,
                                                    timeout_graceful_shutdown=server.open_requests_at_stop_seconds or OPEN_REQUESTS_AT_STOP_S))
             try:
                 served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)

@@ -240,6 +240,15 @@ class AccessControl:
             # "snapshot fetched" rows, one database write each.
             request.state.audit = (extra[AUDIT], principal.name, client_address(request), audit_target(request, extra))
 
+    def sees_every_camera(self, request: Request) -> bool:
+        """Whether a request to a public route comes from whom an ALL_CAMERAS route (/metrics)
+        answers: /healthz tells them more than its status."""
+        try:
+            principal = self.identify(request)
+        except AuthError:
+            return False
+        return principal.cameras is None and not self.two_step_missing(principal)
+
     def two_step_missing(self, principal: Principal) -> bool:
         """Whether a session's user must have two-step login (server.require_two_step) and has not."""
         return self.two_step_kept(principal) and not principal.two_step

@@ -43,6 +43,10 @@ router = APIRouter()
 
 @router.get("/healthz", openapi_extra=PUBLIC)
 def healthz(request: Request) -> dict:
+    """`{"status": "ok"}` to anyone (a load balancer, Docker's HEALTHCHECK); the models, where they
+    run and the site's broker only to whom /metrics answers: they told anyone what to attack."""
+    if not request.app.state.access.sees_every_camera(request):
+        return {"status": "ok"}
     detector, site = request.app.state.detector, request.app.state.site
     return {"status": "ok", "classifier": detector.classifier.info.get("model"),
             "gate": detector.classifier.gate_info(),
