@@ -65,13 +65,14 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     if commit == "1b08615":  # no users then: today's tables are made, and a new schema is not news
         assert auth.users() == [] and "migrated" not in caplog.text
         return
-    assert "auth schema migrated from version 1 to 5" in caplog.text
+    assert "auth schema migrated from version 1 to 6" in caplog.text
     assert "events schema" not in caplog.text  # migrated once
     assert [(u["name"], u["role"], u["cameras"]) for u in auth.users()] == [("ana", "admin", None),
                                                                              ("vic", "viewer", ["door"])]
     assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.check_login("vic", "wrong") is None
     assert auth.token(secrets["token prom"], now=NOW) == {"name": "prom", "scope": "read"}
     assert [(t["name"], t["owner"]) for t in auth.tokens()] == [("prom", None)]  # made before owners: a site token
+    assert auth.tokens()[0]["expires"] is None  # version 6: made before expiry, it never expires
     assert auth.session_user(secrets["session ana"], idle=1e9, absolute=1e9, now=NOW + 1)["name"] == "ana"
     assert [(row["action"], row["user"]) for row in auth.access_log(since=0)] == [("login", "ana")]
     assert auth.recovery_left("ana") == 0  # version 5: the recovery codes' table, none yet

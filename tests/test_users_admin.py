@@ -241,6 +241,73 @@ def test_a_version_2_database_keeps_its_tokens_as_site_tokens_postgresql(postgre
     tokens_of_version_2(postgres.new_database("tokens_v2"))
 
 
+def test_a_token_made_to_expire_is_refused_as_a_revoked_one_once_due_and_the_access_log_says_expired(tmp_path):
+    """Tokens never expired: a script's token forgotten on a machine worked for good. `tokens add
+    --expires DAYS` sets a date; past it the token gets the revoked one's 401, and the access log
+    says `token_expired` under its name. Without --expires it never expires, as before."""
+    from sqlalchemy import update
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.security.schema import api_tokens
+
+    db = site_users(tmp_path)
+
+    def cli(*args: str):
+        return CliRunner().invoke(app, [*args, "--database", db])
+
+    made = cli("tokens", "add", "nightly", "--expires", "30")
+    assert made.exit_code == 0 and "expires in 30 days" in made.output, made.output
+    nightly = {"Authorization": f"Bearer {made.output.splitlines()[-1]}"}
+    forever = {"Authorization": f"Bearer {cli('tokens', 'add', 'prometheus').output.splitlines()[-1]}"}
+    for days in ("0", "-1", "3651", "ten"):
+        assert cli("tokens", "add", "x", "--expires", days).exit_code == 2, days  # a usage error, nothing made
+    listed = dict(line.split("\t")[::5] for line in cli("tokens", "list").output.splitlines())
+    assert listed.keys() == {"nightly", "prometheus"} and listed["prometheus"] == "expires never"
+    assert re.fullmatch(r"expires \d{4}-\d\d-\d\d \d\d:\d\d UTC", listed["nightly"])
+    assert 29.9 < (AuthStore(db).tokens()[0]["expires"] - time.time()) / 86400 <= 30
+    with client_of(db) as script:
+        assert script.get("/v1/me", headers=nightly).json()["user"] == "token:nightly"
+        store = AuthStore(db)
+        with store.engine.begin() as connection:  # its 30 days gone by
+            connection.execute(update(api_tokens).where(api_tokens.c.name == "nightly").values(expires=time.time() - 1))
+        expired = script.get("/v1/me", headers=nightly)
+        unknown = script.get("/v1/me", headers={"Authorization": "Bearer mw_no-such-token"})
+        assert expired.status_code == unknown.status_code == 401 and expired.json() == unknown.json()
+        assert expired.headers["www-authenticate"] == "Bearer"
+        assert script.get("/v1/me", headers=forever).json()["user"] == "token:prometheus"
+    assert [(e["action"], e["user"]) for e in store.access_log(action="token_expired")] == [
+        ("token_expired", "token:nightly")]
+    assert cli("tokens", "list").output.splitlines()[0].split("\t")[5].startswith("expired ")
+
+
+def tokens_of_version_5(url: str) -> None:
+    """A database from before tokens could expire (auth schema 5, set back as an older maskwatch
+    left it) opens: its tokens keep working and never expire."""
+    from sqlalchemy import text
+
+    store = AuthStore(url)
+    old = store.add_token("old-script", "full")
+    with store.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE api_tokens DROP COLUMN expires"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 6"))
+    store.close()
+    store = AuthStore(url)
+    assert store.token(old, now=time.time() + 100 * 365 * 86400)["name"] == "old-script"
+    assert [(t["name"], t["expires"]) for t in store.tokens()] == [("old-script", None)]
+    due = store.add_token("due", "read", expires=time.time() - 1)  # the new column, written and read
+    assert store.token(due) == {"name": "due", "expired": True}
+    store.close()
+
+
+def test_a_version_5_database_keeps_its_tokens_without_expiry_sqlite(tmp_path):
+    tokens_of_version_5(str(tmp_path / "v5.db"))
+
+
+def test_a_version_5_database_keeps_its_tokens_without_expiry_postgresql(postgres):  # noqa: F811
+    tokens_of_version_5(postgres.new_database("tokens_v5"))
+
+
 WRITES = [("post", "/v1/users", BY_BOSS | {"name": "eve", "role": "admin", "password": "eve's long password"}),
           ("post", "/v1/users/ana/password", BY_BOSS | {"password": "chosen by someone else"}),
           ("delete", "/v1/users/ana", BY_BOSS),

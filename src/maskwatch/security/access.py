@@ -300,6 +300,9 @@ class AccessControl:
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthError(401, "Authorization must be 'Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
             found = self.store.token(token.strip()) if self.store is not None else None
+            if found is not None and found.get("expired"):  # refused as a revoked one; the log says why
+                self._audit("token_expired", f"token:{found['name']}", client_address(request), None)
+                found = None
             if found is None:
                 raise AuthError(401, "unknown or revoked API token", {"WWW-Authenticate": "Bearer"})
             role = "admin" if found["scope"] == "full" else "viewer"

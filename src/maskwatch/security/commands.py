@@ -25,6 +25,7 @@ tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in 
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
 UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
 DEFAULT_DATABASE = "maskwatch.db"
+MAX_TOKEN_DAYS = 3650  # `tokens add --expires`: ten years at most; longer is no expiry, left out
 STORE_MODULES = ("sqlalchemy", "pwdlib", "yaml")  # what the users' store and the site's file need
 # None where not given: `--config site.yaml --database maskwatch.db` is refused as both given.
 Database = Annotated[Optional[str], typer.Option(
@@ -387,6 +388,7 @@ def add_token(
     name: Annotated[str, typer.Argument(help="What uses it, e.g. prometheus")],
     scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera) or full (as an admin, but no changes to users or tokens).")] = "read",
     owner: Annotated[Optional[str], typer.Option(help="The admin it is made for: revoked when they are removed or made a viewer; default: a site token, nobody's.", show_default=False)] = None,
+    expires: Annotated[Optional[int], typer.Option(min=1, max=MAX_TOKEN_DAYS, metavar="DAYS", help="Days until it stops working (refused as a revoked one, logged as token_expired); default: never, as before (docs/security.md says what to choose).", show_default=False)] = None,
     config: Config = None,
     database: Database = None,
 ) -> None:
@@ -401,14 +403,16 @@ def add_token(
     # An owner is a user of a database already there: with --owner a missing one is not made.
     store = store_of(site, database, create=owner is None)
     try:
-        token = store.add_token(name, scope, owner=owner)
+        token = store.add_token(name, scope, owner=owner,
+                                expires=None if expires is None else time.time() + expires * 86400)
     except ValueError as err:
         _fail(str(err))
     from maskwatch.security.user_words import added_target
 
     _logged(store, "token_added", added_target(token=(name, scope)))
     whose = f"{owner}'s" if owner is not None else "a site token"
-    typer.secho(f"token {name} ({scope}; {whose}); shown once, store it now:", err=True)
+    until = f"; expires in {expires} day{'s' * (expires != 1)}" if expires is not None else ""
+    typer.secho(f"token {name} ({scope}; {whose}{until}); shown once, store it now:", err=True)
     try:
         typer.echo(token)
     except OSError as err:  # a stdout on a full disk: a token kept that nobody saw held its name for good
@@ -421,16 +425,18 @@ def add_token(
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = None) -> None:
     """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds
-    brackets), when each was made and last used (UTC): after a password may have been stolen, the
-    tokens made since are the ones to revoke."""
+    brackets), when each was made and last used and when it expires (UTC): after a password may
+    have been stolen, the tokens made since are the ones to revoke."""
     store = open_store(config, database, "tokens")
     def utc(seconds: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
 
     for token in store.tokens():
         used = utc(token["last_used"]) if token["last_used"] else "never"
+        ends = "never" if token["expires"] is None else utc(token["expires"])
+        ended = "expired" if token["expires"] is not None and token["expires"] <= time.time() else "expires"
         typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tmade {utc(token['created'])}"
-                   f"\tlast used {used}")
+                   f"\tlast used {used}\t{ended} {ends}")
 
 
 @tokens_app.command("revoke")

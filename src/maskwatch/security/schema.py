@@ -41,6 +41,8 @@ api_tokens = Table(
     # users.id of the admin who made it (on the dashboard, or `tokens add --owner`): revoked when
     # they are removed or made a viewer. NULL: a site token (`tokens add` on the server), nobody's.
     Column("owner", Integer, nullable=True),
+    # When it stops working (Unix seconds; `tokens add --expires DAYS`); NULL: never.
+    Column("expires", Float, nullable=True),
 )
 login_failures = Table(
     "login_failures", metadata,
@@ -126,7 +128,15 @@ def _recovery_codes_v5(connection) -> None:
     metadata.create_all(connection, tables=[recovery_codes])
 
 
-MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5]
+def _token_expiry_v6(connection) -> None:
+    """Version 6: a token's expiry (api_tokens.expires). Tokens made before never expire (NULL):
+    the scripts that use them keep working. As in version 3, a database made from today's tables
+    has the column already."""
+    if "expires" not in {c["name"] for c in inspect(connection).get_columns("api_tokens")}:
+        connection.execute(text("ALTER TABLE api_tokens ADD COLUMN expires FLOAT"))
+
+
+MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5, _token_expiry_v6]
 
 
 def _unknown_names(connection) -> None:

@@ -567,10 +567,11 @@ class AuthStore:
     # API tokens
 
     def add_token(self, name: str, scope: str, acting: tuple[str, str] | None = None,
-                  owner: str | None = None) -> str:
+                  owner: str | None = None, expires: float | None = None) -> str:
         """A new API token: returned once, stored only as its hash. Its owner is the acting admin
         (the dashboard's), else the admin named `owner` (`tokens add --owner`), else nobody: a
-        site token. NoSuch for no user `owner`, ValueError for a viewer."""
+        site token. `expires`: when it stops working (Unix seconds), None: never. NoSuch for no
+        user `owner`, ValueError for a viewer."""
         if (problem := name_problem(name, "token")) is not None:
             raise ValueError(problem)
         if scope not in SCOPES:
@@ -590,13 +591,14 @@ class AuthStore:
             if connection.execute(select(api_tokens.c.id).where(_named(name, api_tokens.c.name))).first() is not None:
                 raise Conflict(f"a token named {name!r} exists already (revoke it first)")
             connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,
-                                                         created=time.time(), owner=owner_id))
+                                                         created=time.time(), owner=owner_id, expires=expires))
         return token
 
     def tokens(self) -> list[dict]:
-        """Each token's name, scope, created, last used and owner (the admin's name; None: a site token)."""
+        """Each token's name, scope, created, last used, expiry (None: never) and owner (the
+        admin's name; None: a site token)."""
         query = (select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created, api_tokens.c.last_used,
-                        users.c.name.label("owner"))
+                        api_tokens.c.expires, users.c.name.label("owner"))
                  .outerjoin(users, users.c.id == api_tokens.c.owner))
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query.order_by(api_tokens.c.name))]
@@ -611,13 +613,16 @@ class AuthStore:
                 raise NoSuch(no_such(name, "token"))
 
     def token(self, token: str, now: float | None = None) -> dict | None:
-        """{"name", "scope"} of a live API token; None for an unknown or revoked one."""
+        """{"name", "scope"} of a live API token; None for an unknown or revoked one; {"name",
+        "expired": True} for one past its expiry (refused as a revoked one, but logged by name)."""
         now = time.time() if now is None else now
         key = token_hash(token)
         with self.engine.connect() as connection:
             row = connection.execute(select(api_tokens).where(api_tokens.c.token_hash == key)).first()
         if row is None:
             return None
+        if row.expires is not None and now >= row.expires:
+            return {"name": row.name, "expired": True}
         if row.last_used is None or now - row.last_used > TOUCH_EVERY:
             self.keep(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used=now), ("token", row.id), now)
         return {"name": row.name, "scope": row.scope}

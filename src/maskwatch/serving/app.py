@@ -271,7 +271,7 @@ def audited_actions(app: FastAPI) -> list[str]:
     from maskwatch.security.user_words import CHANGES
 
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
-            *CHANGES, "admin_password_failed", "totp_failed", "recovery_used", *sorted(routes)]
+            *CHANGES, "admin_password_failed", "totp_failed", "recovery_used", "token_expired", *sorted(routes)]
 
 
 def privacy_statement(settings: ServeSettings, site, access: AccessControl, records: list[str]) -> dict:
