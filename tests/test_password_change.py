@@ -74,6 +74,38 @@ def test_a_user_changes_their_password_and_their_other_sessions_end(tmp_path):
     assert store.session_count("ana") == 2
 
 
+def test_a_user_with_two_step_login_changes_their_password_only_with_a_code(tmp_path):
+    """POST /password asked the current password alone where turning two-step login off asks a
+    code too: a stolen session and a password seen once took the account. Now a user with it on
+    sends the app's code or a recovery code (used up); none is refused before the password is
+    checked (nothing counted), a wrong one is a failed login."""
+    import pyotp
+
+    from maskwatch.security.access import CODE_TOO
+    from tests.test_two_step import code_at, enrolled
+
+    db = str(tmp_path / "t.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as here:
+        assert log_in_api(here, ANA).status_code == 200
+        secret, codes = enrolled(here)
+        missing = change(here, ANA[1], NEW)
+        assert missing.status_code == 403 and missing.json() == {"error": CODE_TOO}
+        other_phone = pyotp.TOTP(pyotp.random_base32()).now()
+        wrong = here.post("/password", json={"current": ANA[1], "new": NEW, "code": other_phone}, headers=CSRF)
+        assert wrong.status_code == 403 and wrong.json() == {"error": "wrong current password or code"}
+        store = AuthStore(db)
+        assert len(store.access_log(action="password_change_failed")) == 1  # the wrong code; not the missing one
+        assert store.check_login(*ANA) is not None  # unchanged
+        recovered = here.post("/password", json={"current": ANA[1], "new": NEW, "code": codes[0]}, headers=CSRF)
+        assert recovered.status_code == 200, recovered.text
+        assert store.recovery_left("ana") == 9 and store.check_login("ana", NEW) is not None
+        again = here.post("/password", json={"current": NEW, "new": ANA[1], "code": code_at(secret, 1)}, headers=CSRF)
+        assert again.status_code == 200, again.text
+    assert [e["action"] for e in reversed(store.access_log(limit=100)) if e["action"].startswith("password")] == [
+        "password_change_failed", "password_changed", "password_changed"]
+
+
 def test_a_change_checked_against_a_password_an_admin_replaced_meanwhile_changes_nothing(tmp_path):
     """`users passwd` between the current password's check and the write: the admin's password stays,
     and no session is started with the user's."""

@@ -98,6 +98,10 @@ TWO_STEP_CHANGED = ("two-step login was changed meanwhile (moved to a new phone 
 # POST /two-step/replace without two-step login on: nothing to move; it is set up instead.
 NOT_ON_TO_REPLACE = ("two-step login is not on: set it up under Two-step login (POST /two-step/secret, then "
                      "POST /two-step)")
+# POST /password of a user with two-step login on, without `code`: a stolen session and a password
+# seen once must not be enough to take the account, as they are not to turn two-step login off.
+CODE_TOO = ("two-step login is on: send the code your authenticator app shows now (or a recovery code) as "
+            "`code` with your current password")
 TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, set up logged in or with "
                       "`maskwatch users 2fa NAME --on`")
 
@@ -447,23 +451,29 @@ class AccessControl:
         self.store.log("recovery_used", user["name"], client, user["name"])
         return True
 
-    def change_password(self, request: Request, principal: Principal, current: str, new: str) -> str:
+    def change_password(self, request: Request, principal: Principal, current: str, new: str, code: str = "") -> str:
         """A logged-in user's own new password (POST /password); the new session's token. `current`
-        is checked as a login checks it, under the same limits: a wrong one is a failed login of the
-        user. Every session of the user ends, this one too: the browser gets a new one (a session id
-        known before the change, planted or stolen, is worth nothing after it). AuthError 400 (a
-        weak or unchanged new password), 403 (not a session, or a wrong current password), 409, 429."""
+        (and, for a user with two-step login on, `code`: the app's or a recovery code, as turning it
+        off asks) is checked as a login checks it, under the same limits: a wrong one is a failed
+        login of the user. Every session of the user ends, this one too: the browser gets a new one
+        (a session id known before the change, planted or stolen, is worth nothing after it).
+        AuthError 400 (a weak or unchanged new password), 403 (not a session, no code where two-step
+        login is on, or a wrong current password or code), 409, 429."""
         self.own_account(principal, "an API token has no password: a user changes theirs logged in, an admin "
                                     "another's in the dashboard's Users or with `maskwatch users passwd NAME`",
                          "password to change")
+        if principal.two_step and not code.strip():  # said before the password is checked: no guess counted
+            raise AuthError(403, CODE_TOO)
         # The current password first: a wrong one is the answer whatever the new one (the new one's
         # refusals, said first, answered a guess with "the new password is the current one").
         client = client_address(request)
-        user = self._check_password(client, self.tried(principal.name), current, "password checks")
+        # code None where the session's user had it off: turned on meanwhile, the store's write is the 409
+        user = self._check_password(client, self.tried(principal.name), current, "password checks",
+                                    code if principal.two_step else None)
         if user is None:
             self.store.log("password_change_failed", principal.name, client)
             said_failed(principal.name, client)
-            raise AuthError(403, "wrong current password")
+            raise AuthError(403, "wrong current password or code" if principal.two_step else "wrong current password")
         try:
             check_strength(new, principal.name)
         except WeakPassword as err:

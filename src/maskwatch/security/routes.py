@@ -37,14 +37,17 @@ class PasswordBody(BaseModel):
 
     current: str = Field(min_length=1, max_length=1000, description="the password this session logged in with")
     new: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+    code: str = Field("", max_length=16, description=(
+        "with two-step login on: the 6 digits the authenticator app shows now, or a recovery code (used up); "
+        "others leave it out"))
 
     @model_validator(mode="before")
     @classmethod
     def only_current_and_new(cls, data):
         """A field more was ignored: an admin's `{"username": "bob", ...}`, meant as bob's reset,
         changed the admin's own password (with their current one) and left bob's."""
-        if isinstance(data, dict) and (extra := sorted(set(data) - {"current", "new"})):
-            raise PydanticCustomError("own_password_only", "takes only current and new (your own password), not "
+        if isinstance(data, dict) and (extra := sorted(set(data) - {"current", "new", "code"})):
+            raise PydanticCustomError("own_password_only", "takes only current, new and code (your own password), not "
                                       "{fields}: an admin sets another user's in the dashboard's Users (POST "
                                       "/v1/users/NAME/password) or with `maskwatch users passwd NAME`",
                                       {"fields": ", ".join(map(repr, extra))})
@@ -97,18 +100,20 @@ def logout(request: Request) -> JSONResponse:
 @router.post("/password",
              responses={400: {"description": ("A new password too short, the user name, or the current one; said once the "
                                             "current password is right (a wrong one is 403 whatever the new one)")},
-                        403: {"description": "Wrong current password (a failed login of the user); an API token "
+                        403: {"description": "Wrong current password or two-step code (a failed login of the user); no "
+                                            "code where two-step login is on (not counted); an API token "
                                             "or an open server (no password to change); no X-Maskwatch-CSRF "
                                             "header, or another site's Origin"},
                         409: {"description": "The password or two-step login was changed, or the user removed, meanwhile"},
                         429: {"description": "Too many failed logins; Retry-After says when to try again"},
                         503: {"description": "Too many password checks at once in this process; Retry-After: 1"}})
 def change_password(request: Request, body: PasswordBody) -> JSONResponse:
-    """Change your own password, logged in: `current` is checked as a login checks it, and counts
-    as a failed login when wrong. Every session of yours ends; this browser gets a new one."""
+    """Change your own password, logged in: `current` (and `code`, where two-step login is on) is
+    checked as a login checks it, and counts as a failed login when wrong. Every session of yours
+    ends; this browser gets a new one."""
     access = _access(request)
     principal = principal_of(request)
-    token = access.change_password(request, principal, body.current, body.new)
+    token = access.change_password(request, principal, body.current, body.new, body.code)
     response = JSONResponse({"status": "password changed; your other sessions ended", "user": principal.name})
     name, value, attributes = access.cookie(request, token)
     response.set_cookie(name, value, **attributes)
