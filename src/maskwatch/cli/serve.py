@@ -187,6 +187,9 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
                 proxy_headers=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
+STOPPED_BEFORE_SERVING = "stopped by Ctrl-C or SIGTERM before serving"
+
+
 def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int, tls: dict | None = None) -> None:
     """`serve --ray-replicas`: the same app on Ray Serve until Ctrl-C or SIGTERM."""
     import os
@@ -194,7 +197,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     import threading
 
     from maskwatch.scale.cluster import ClusterError, ray_cluster
-    from maskwatch.scale.serving import AlreadyServed, ProxyPortError, proxy_environment, start_api
+    from maskwatch.scale.serving import AlreadyServed, ProxyPortError, StartStopped, proxy_environment, start_api
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
     _hangup_as_sigterm()  # a closed terminal killed it outright, its metrics folder left
@@ -219,8 +222,13 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
                       "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
             # A joined cluster's Serve that ran before us keeps running, with its other applications.
-            started_serve = start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"],
-                                      metrics_dir=metrics_dir)
+            try:
+                started_serve = start_api(settings, replicas, host, port, tls=tls,
+                                          log_config=_log_options()["log_config"], metrics_dir=metrics_dir)
+            except StartStopped:  # Serve's stop unfinished: ended here, without ray.shutdown beside it
+                with contextlib.suppress(typer.Exit):
+                    _fail(STOPPED_BEFORE_SERVING, code=130)
+                _end_now([], code=130)
             stop = threading.Event()
             try:
                 for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
@@ -232,7 +240,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
             finally:
                 _stop_api_bounded(started_serve, received)
     except KeyboardInterrupt:  # Serve shut down and the folder removed on the way here (start_api)
-        _fail("stopped by Ctrl-C or SIGTERM before serving", code=130)
+        _fail(STOPPED_BEFORE_SERVING, code=130)
     except (ClusterError, AlreadyServed) as err:  # refused before serving, as a port taken (docs/cli.md)
         _fail(str(err))
     except ProxyPortError:  # taken after _port_free's check, while the cluster started
@@ -275,9 +283,9 @@ def _stop_overdue(received: list[int]) -> None:
     _end_now(received)
 
 
-def _end_now(received: list[int]) -> None:
-    """End the process where it stands, as its clean stop would (by SIGTERM after one, else 0),
-    without Python's exit, whose atexit runs ray.shutdown again."""
+def _end_now(received: list[int], code: int = 0) -> None:
+    """End the process where it stands, as its clean stop would (by SIGTERM after one, else
+    `code`), without Python's exit, whose atexit runs ray.shutdown again."""
     import os
     import signal
 
@@ -285,4 +293,4 @@ def _end_now(received: list[int]) -> None:
     if signal.SIGTERM in received:
         _end_by_sigterm()
     _flush_output()
-    os._exit(0)
+    os._exit(code)

@@ -119,6 +119,12 @@ class AlreadyServed(RuntimeError):
     deleted it from under the first."""
 
 
+class StartStopped(KeyboardInterrupt):
+    """A stop signal (Ctrl-C, SIGTERM) as the API started, whose Serve shutdown did not end (the
+    process group's signal ended the GCS): it still runs in a thread of Ray's calls, beside which
+    ray.shutdown crashed the process (SIGSEGV) or hung; the caller ends without it."""
+
+
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
               tls: dict | None = None, log_config: dict | None = None, metrics_dir: str | None = None) -> bool:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
@@ -175,7 +181,8 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
             # A stop (Ctrl-C, SIGTERM), perhaps to the process group, the local cluster ended with
             # it: bounded as the stop after the start is; serve.shutdown waited 30 s for the dead
             # controller (a stop took 40 s, past `docker stop`'s 10).
-            stop_api(shutdown=not ran_before)
+            if not stop_api(shutdown=not ran_before):
+                raise StartStopped from err
         elif ran_before:
             serve.delete(APP_NAME)
         else:
