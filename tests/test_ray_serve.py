@@ -364,7 +364,8 @@ def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
     assert server.returncode == 130, errors
     assert "error: stopped by Ctrl-C or SIGTERM before serving" in errors
     assert not list(tmp_path.glob("maskwatch-metrics-*"))
-    assert stopped_s < 25
+    # about a second: ray.shutdown beside Serve's unfinished stop retried the dead GCS (11 s)
+    assert stopped_s < 8
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
@@ -409,7 +410,9 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path, stop)
         os.killpg(server.pid, getattr(signal, stop))
         began = time.monotonic()
         server.wait(timeout=60)
-        assert time.monotonic() - began < 25
+        # about a second: ray.shutdown ran beside Serve's unfinished stop, retrying the dead GCS for
+        # 8 s, and now and then crashed (SIGSEGV) or hung
+        assert time.monotonic() - began < 6
         # Ended by SIGTERM after its clean stop (143 in a shell), as plain `serve` and `run` end
         # (docs/deployment.md; what systemd counts as a clean stop): it exited 0.
         assert server.returncode == -signal.SIGTERM, (server.returncode, (tmp_path / "serve.log").read_text()[-2000:])

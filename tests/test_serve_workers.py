@@ -95,3 +95,25 @@ def test_a_stop_as_the_metrics_folder_is_made_removes_it(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt), _shared_metrics(True):
         pass
     assert not list(tmp_path.glob("maskwatch-metrics-*"))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_ended_from_a_watchdog_thread_ends_as_a_clean_stop_its_folder_removed(tmp_path, stop):
+    """`serve --ray-replicas` bounds its stop with a timer thread that ends the process as its clean
+    stop would (by SIGTERM after one, else 0), its metrics folder removed: _end_by_sigterm's
+    signal.signal is the main thread's alone (ValueError elsewhere, and the process went on)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import threading, time\n"
+            "from maskwatch.cli.serve import _end_now, _shared_metrics\n"
+            "with _shared_metrics(True):\n"
+            f"    threading.Thread(target=_end_now, args=([{int(stop)}],)).start()\n"
+            "    time.sleep(20)\n")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    ended = subprocess.run([sys.executable, "-c", code], env=os.environ | {"TMPDIR": str(tmp_path), "PYTHONPATH": src},
+                           capture_output=True, text=True, timeout=60)
+    assert ended.returncode == (-signal.SIGTERM if stop == signal.SIGTERM else 0), ended.stderr
+    assert not list(tmp_path.glob("maskwatch-metrics-*"))

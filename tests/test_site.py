@@ -81,8 +81,8 @@ storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
     def camera(self, camera_id: str) -> dict:
         return next(c for c in self.get("/v1/cameras").json() if c["id"] == camera_id)
 
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)  # as Ctrl-C: uvicorn shuts down, the site with it
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        self.process.send_signal(signum)  # SIGINT as Ctrl-C: uvicorn shuts down, the site with it
         try:
             return self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -49,19 +49,23 @@ def _with_option(config, option: str, value):
 @contextmanager
 def _sigterm_as_ctrl_c():
     """SIGTERM (timeout, docker stop, systemd) stops a command as Ctrl-C does, its outputs closed
-    and kept: a terminated detect left only hidden .partial files."""
+    and kept: a terminated detect left only hidden .partial files. Yields the list of SIGTERMs taken
+    (`run` ends by SIGTERM after one, once its cluster is shut down)."""
     import signal
 
+    taken: list[int] = []
+
     def interrupt(signum, frame):
+        taken.append(signum)
         raise KeyboardInterrupt
 
     try:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread (a caller's own): its handler stays
-        yield
+        yield taken
         return
     try:
-        yield
+        yield taken
     finally:
         signal.signal(signal.SIGTERM, previous)
 

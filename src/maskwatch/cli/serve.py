@@ -12,8 +12,9 @@ import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
-from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _end_by_sigterm, _hangup_as_sigterm,
-                                   _log_options, _port_free, _say, _service_log, _sigterm_during, _tls_files)
+from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _end_by_sigterm, _flush_output,
+                                   _hangup_as_sigterm, _log_options, _port_free, _say, _service_log, _sigterm_during,
+                                   _tls_files)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -113,19 +114,29 @@ def _shared_metrics(shared: bool) -> Iterator[str | None]:
     if not shared:
         yield None
         return
-    import os
-    import shutil
     import tempfile
 
     _remove_dead_servers_metrics(Path(tempfile.gettempdir()))
-    prefix = f"maskwatch-metrics-{os.getpid()}-"
     try:
-        yield tempfile.mkdtemp(prefix=prefix)
+        yield tempfile.mkdtemp(prefix=_metrics_prefix())
     finally:
-        # Found by name, not kept from mkdtemp: a stop signal (KeyboardInterrupt) may come once
-        # the folder is made, before mkdtemp has returned it.
-        for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
-            shutil.rmtree(folder, ignore_errors=True)
+        _remove_own_metrics()
+
+
+def _metrics_prefix() -> str:
+    import os
+
+    return f"maskwatch-metrics-{os.getpid()}-"
+
+
+def _remove_own_metrics() -> None:
+    """This process's metrics folders, found by name, not kept from mkdtemp: a stop signal
+    (KeyboardInterrupt) may come once the folder is made, before mkdtemp has returned it."""
+    import shutil
+    import tempfile
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{_metrics_prefix()}*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_dead_servers_metrics(folder: Path) -> None:
@@ -176,6 +187,9 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
+STOPPED_BEFORE_SERVING = "stopped by Ctrl-C or SIGTERM before serving"
+
+
 def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port: int, tls: dict | None = None) -> None:
     """`serve --ray-replicas`: the same app on Ray Serve until Ctrl-C or SIGTERM."""
     import os
@@ -183,7 +197,7 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     import threading
 
     from maskwatch.scale.cluster import ClusterError, ray_cluster
-    from maskwatch.scale.serving import AlreadyServed, ProxyPortError, proxy_environment, start_api, stop_api
+    from maskwatch.scale.serving import AlreadyServed, ProxyPortError, StartStopped, proxy_environment, start_api
 
     os.environ.update(proxy_environment(settings))  # before the local cluster's processes start
     _hangup_as_sigterm()  # a closed terminal killed it outright, its metrics folder left
@@ -194,10 +208,11 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
     try:
         # The replicas' warnings (a database away, a login refused) in this process's log, as
         # `maskwatch serve` writes them: in Serve's files alone, no operator saw them.
-        # The folder goes after the cluster, once no replica writes into it.
+        # The folder goes once Serve is stopped (no replica writes into it) and before ray.shutdown,
+        # which crashed (SIGSEGV) now and then after a stop signal to the process group, the folder left.
         # Until it serves, SIGTERM stops the start as Ctrl-C does (Serve shut down, the folder
         # removed): it killed the command outright once ray.init had returned, the folder left.
-        with _sigterm_as_ctrl_c(), _shared_metrics(local) as metrics_dir, ray_cluster(address, log_to_driver=True):
+        with _sigterm_as_ctrl_c(), ray_cluster(address, log_to_driver=True), _shared_metrics(local) as metrics_dir:
             import ray
 
             database = settings.auth.database
@@ -207,8 +222,13 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                 _fail(f"--database {database} is a file on this machine, and the Ray cluster has other "
                       "machines whose replicas cannot read it: give a PostgreSQL URL (postgresql://...)")
             # A joined cluster's Serve that ran before us keeps running, with its other applications.
-            started_serve = start_api(settings, replicas, host, port, tls=tls, log_config=_log_options()["log_config"],
-                                      metrics_dir=metrics_dir)
+            try:
+                started_serve = start_api(settings, replicas, host, port, tls=tls,
+                                          log_config=_log_options()["log_config"], metrics_dir=metrics_dir)
+            except StartStopped:  # Serve's stop unfinished: ended here, without ray.shutdown beside it
+                with contextlib.suppress(typer.Exit):
+                    _fail(STOPPED_BEFORE_SERVING, code=130)
+                _end_now([], code=130)
             stop = threading.Event()
             try:
                 for signum in (signal.SIGINT, signal.SIGTERM):  # also where a shell started us ignoring SIGINT
@@ -218,9 +238,9 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
                      f"{replicas} replica{'s' * (replicas > 1)} (API docs at /docs); Ctrl-C stops")
                 stop.wait()
             finally:
-                stop_api(shutdown=started_serve)
+                _stop_api_bounded(started_serve, received)
     except KeyboardInterrupt:  # Serve shut down and the folder removed on the way here (start_api)
-        _fail("stopped by Ctrl-C or SIGTERM before serving", code=130)
+        _fail(STOPPED_BEFORE_SERVING, code=130)
     except (ClusterError, AlreadyServed) as err:  # refused before serving, as a port taken (docs/cli.md)
         _fail(str(err))
     except ProxyPortError:  # taken after _port_free's check, while the cluster started
@@ -231,3 +251,46 @@ def _serve_on_ray(settings, replicas: int, address: str | None, host: str, port:
         _fail(f"Ray Serve could not start the API: {str(err).strip().splitlines()[0]}", code=3)  # as uvicorn, docs/cli.md
     if signal.SIGTERM in received:  # SIGHUP too, sent on as SIGTERM: it exited 0, where plain `serve` ends 143
         _end_by_sigterm()  # (docs/deployment.md); after Ctrl-C, 0 as there
+
+
+# Seconds a `serve --ray-replicas` stop may take, from the signal to the process's end: Serve's stop
+# (8 s at most), the metrics folder, then ray.shutdown, which hung now and then (2 in 27 stops of the
+# process group) retrying a GCS that the signal had ended.
+RAY_STOP_S = 20
+
+
+def _stop_api_bounded(started_serve: bool, received: list[int]) -> None:
+    """Serve stopped (stop_api), the rest of the stop bounded by RAY_STOP_S; where Serve's stop did
+    not end (its GCS gone with the process group's signal), the process ends here, its metrics
+    folder removed, without ray.shutdown, which crashed beside the stop still running (SIGSEGV, 1 in
+    11 stops, the folder left) or hung: a local cluster's raylet and GCS end with this process (Ray
+    starts them so), its workers with the raylet."""
+    import threading
+
+    from maskwatch.scale.serving import stop_api
+
+    watchdog = threading.Timer(RAY_STOP_S, _stop_overdue, (received,))
+    watchdog.daemon = True  # not waited for at a clean exit
+    watchdog.start()
+    if not stop_api(shutdown=started_serve):
+        _end_now(received)
+
+
+def _stop_overdue(received: list[int]) -> None:
+    import logging
+
+    logging.getLogger(__name__).warning("the stop has taken %d s: ending without waiting for Ray any longer", RAY_STOP_S)
+    _end_now(received)
+
+
+def _end_now(received: list[int], code: int = 0) -> None:
+    """End the process where it stands, as its clean stop would (by SIGTERM after one, else
+    `code`), without Python's exit, whose atexit runs ray.shutdown again."""
+    import os
+    import signal
+
+    _remove_own_metrics()
+    if signal.SIGTERM in received:
+        _end_by_sigterm()
+    _flush_output()
+    os._exit(code)

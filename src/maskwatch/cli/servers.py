@@ -49,15 +49,29 @@ def _end_by_sigterm() -> None:
     """End this process by SIGTERM's own action once a server stopped cleanly after one, as uvicorn
     ends `serve` and `run`: the shell says 143, and systemd counts a death by SIGTERM as a clean stop
     (exit(143) would be a failed unit: examples/maskwatch.service sets no SuccessExitStatus)."""
-    import contextlib
     import signal
+    import threading
+
+    _flush_output()  # the process ends without Python's exit, which flushes them
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    else:  # a watchdog's (serve --ray-replicas): signal.signal is the main thread's alone, the C API's is not
+        import ctypes
+
+        ctypes.pythonapi.PyOS_setsig.argtypes = (ctypes.c_int, ctypes.c_void_p)
+        ctypes.pythonapi.PyOS_setsig.restype = ctypes.c_void_p
+        ctypes.pythonapi.PyOS_setsig(signal.SIGTERM, None)  # SIG_DFL
+    signal.raise_signal(signal.SIGTERM)
+
+
+def _flush_output() -> None:
+    """stdout and stderr flushed, before the process ends without Python's exit."""
+    import contextlib
     import sys
 
-    for stream in (sys.stdout, sys.stderr):  # the process ends without Python's exit, which flushes them
+    for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.raise_signal(signal.SIGTERM)
 
 
 def _sigterm_during(run) -> bool:

@@ -12,8 +12,8 @@ import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
 from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _print_data, _sigterm_as_ctrl_c
-from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _hangup_as_sigterm, _listen, _log_options, _say, _service_log,
-                                   _tls_files)
+from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _end_by_sigterm, _hangup_as_sigterm, _listen, _log_options,
+                                   _say, _service_log, _tls_files)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -147,14 +147,20 @@ def run(
                                                    host=host, port=port, **_log_options(),
                                                    proxy_headers=False, server_header=False, **tls,
                                                    timeout_graceful_shutdown=server.open_requests_at_stop_seconds or OPEN_REQUESTS_AT_STOP_S))
-            try:
-                served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
-            except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again after its clean stop (as uvicorn.run)
-                pass
+            # uvicorn raises the SIGTERM it stopped on again once stopped: with no handler of ours, that
+            # ended the process inside this block, before the cluster's ray.shutdown (Ray's agents were
+            # left running). It ends so below, once the block is left.
+            with _sigterm_as_ctrl_c() as terminated:
+                try:
+                    served.run(sockets=[listening])  # the port held since the start (a second `run` stopped there)
+                except KeyboardInterrupt:  # uvicorn raises the stop signal again after its clean stop (as uvicorn.run)
+                    pass
             if not served.started:  # the site's start failed: said by uvicorn's log, as uvicorn.run exits
                 raise typer.Exit(code=3)
     except ClusterError as err:
         _fail(str(err))
+    if terminated:  # SIGHUP too, sent on as SIGTERM: ends by it (143), as uvicorn ends a plain `run`
+        _end_by_sigterm()
 
 
 def _write_example(config: Path) -> None:

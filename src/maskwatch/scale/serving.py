@@ -119,6 +119,12 @@ class AlreadyServed(RuntimeError):
     deleted it from under the first."""
 
 
+class StartStopped(KeyboardInterrupt):
+    """A stop signal (Ctrl-C, SIGTERM) as the API started, whose Serve shutdown did not end (the
+    process group's signal ended the GCS): it still runs in a thread of Ray's calls, beside which
+    ray.shutdown crashed the process (SIGSEGV) or hung; the caller ends without it."""
+
+
 def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", port: int = 8000,
               tls: dict | None = None, log_config: dict | None = None, metrics_dir: str | None = None) -> bool:
     """Deploy the API and return once every replica is up; Serve's proxy listens on host:port
@@ -175,7 +181,8 @@ def start_api(settings: ServeSettings, replicas: int, host: str = "127.0.0.1", p
             # A stop (Ctrl-C, SIGTERM), perhaps to the process group, the local cluster ended with
             # it: bounded as the stop after the start is; serve.shutdown waited 30 s for the dead
             # controller (a stop took 40 s, past `docker stop`'s 10).
-            stop_api(shutdown=not ran_before)
+            if not stop_api(shutdown=not ran_before):
+                raise StartStopped from err
         elif ran_before:
             serve.delete(APP_NAME)
         else:
@@ -204,14 +211,16 @@ def serve_running() -> bool:
     return True
 
 
-def stop_api(shutdown: bool = True, wait_s: float = 8.0) -> None:
+def stop_api(shutdown: bool = True, wait_s: float = 8.0) -> bool:
     """Serve shut down (open requests answered first), or only our application deleted where
     shutdown is False (a Serve that ran before start_api: its other applications keep running);
     given up after wait_s, or at once when the cluster's GCS is gone: a local cluster's processes
     share the `serve` command's process group, so Ctrl-C, `timeout` or a service manager's stop
     end them with it, and serve.shutdown waited 30 s for the dead controller, other calls 60 s for
     the dead GCS (a stop took 40 s and more, past `docker stop`'s 10; then wait_s, 16 s in all
-    with ray.shutdown's own waits). ray.shutdown, which follows, ends what is left of a local cluster."""
+    with ray.shutdown's own waits). ray.shutdown, which follows, ends what is left of a local cluster.
+    Returns whether Serve's stop ended: where it did not, it still runs in a thread of Ray's calls,
+    and a ray.shutdown beside it crashed the process (SIGSEGV) or hung on the dead GCS."""
     import functools
     import threading
     import time
@@ -230,3 +239,4 @@ def stop_api(shutdown: bool = True, wait_s: float = 8.0) -> None:
         stopping.join(0.25)
         if stopping.is_alive() and refuses_connections(gcs):
             break  # the controller died with the GCS: nothing is left to answer serve.shutdown
+    return not stopping.is_alive()
