@@ -1,5 +1,6 @@
 """Cameras that never give up, against a real RTSP server on loopback that is stopped and restarted."""
 
+import logging
 import time
 
 import pytest
@@ -57,6 +58,19 @@ def test_a_host_name_no_lookup_takes_is_said_and_retried():
         assert wait_until(lambda: reader.state().reconnects >= 2, 10)
         assert reader._thread.is_alive()
         assert reader.state().last_error.startswith("cam..local:554 is not a valid host name")
+    finally:
+        reader.stop()
+
+
+def test_a_host_name_that_does_not_resolve_is_said_so_in_the_site_and_its_log(caplog):
+    """A running site's camera whose name no DNS knows (a typo, a camera not in DNS) said `cannot
+    open` in /v1/cameras and the log, where `run --probe` said the name does not resolve."""
+    caplog.set_level(logging.WARNING, logger="maskwatch.video.cameras")
+    reader = fast_reader("rtsp://u:pw@no-such-camera.invalid/live").start()
+    try:
+        assert wait_until(lambda: reader.state().reconnects >= 1, 10)
+        assert reader.state().last_error.startswith("no such host (no-such-camera.invalid does not resolve)")
+        assert "no such host (no-such-camera.invalid does not resolve); retrying" in caplog.text
     finally:
         reader.stop()
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from maskwatch.video.sources import STREAM_PREFIXES, host_port, redact_source, stream_address
+from maskwatch.video.sources import STREAM_PREFIXES, host_port, redact_source
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
 NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
@@ -136,9 +136,6 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
             state = reader.state()
             if state.reconnects > 0:  # its first try failed; the reader would wait, then retry
                 why = (state.last_error or "cannot open").split("; retrying")[0]
-                unresolved = _unresolved(source) if why == "cannot open" else None  # FFmpeg's words stay in FFmpeg
-                if unresolved:
-                    why = f"no such host ({unresolved} does not resolve)"
                 return Probe(part, False, f"{redact_source(source)}: {why}")
             if time.monotonic() - started >= wait:
                 return Probe(part, False, f"{redact_source(source)}: no frame or error from the reader "
@@ -151,18 +148,6 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
                                  f"first frame in {seconds:.1f} s")
     finally:
         reader.stop(timeout=1.0)  # one still in OpenCV's open ends with it (a daemon thread)
-
-
-def _unresolved(source: str) -> str | None:
-    """The host of a stream URL whose name does not resolve (a typo, a camera's name not in DNS), or None."""
-    address = stream_address(source)
-    if address is None:
-        return None
-    try:
-        socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return address[0]
-    return None
 
 
 def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tuple[str, str] | None = None) -> Probe:

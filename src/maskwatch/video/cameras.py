@@ -30,7 +30,7 @@ from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
-                                     redact_source, stream_address)
+                                     redact_source, stream_address, unresolved_host)
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class CameraReader:
                     if not answered:
                         return f"{where} closed the connection without an RTSP answer{why}: is it the camera's RTSP port?"
         except socket.gaierror:
-            return None  # a name that does not resolve (or a URL read wrongly): FFmpeg says what it makes of it
+            return None  # a name that does not resolve (or a URL read wrongly): FFmpeg's open is tried, then said (_run)
         except UnicodeError:  # cam..local, a label over 63 characters: the thread died, the camera with it
             return f"{where} is not a valid host name"
         except TimeoutError:
@@ -208,7 +208,7 @@ class CameraReader:
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
-                    error = self._refusal or "cannot open"
+                    error = self._refusal or unresolved_host(self.source) or "cannot open"
             finally:
                 if capture is not None:
                     capture.release()
