@@ -137,6 +137,26 @@ def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server, caplog):  # n
     assert len(said) == 2 and "retrying" in said[0] and said[1].endswith(": frames again"), said
 
 
+def test_a_camera_that_refuses_the_login_during_an_outage_is_said_in_the_log(tmp_path, sample_dir, caplog):
+    """A camera whose password was changed (or a login set) drops its stream and then answers 401:
+    the log said only the outage's first reason, `stream ended or stalled`, and never the 401."""
+    caplog.set_level(logging.WARNING, logger="maskwatch.video.cameras")
+    server = RtspServer(make_frames(tmp_path / "frames", sample_dir), tmp_path / "server.log").start()
+    reader = fast_reader(server.url, "door").start()
+    try:
+        assert wait_until(lambda: reader.state().connected), reader.state()
+        server.stop()
+        server.auth = "digest:viewer:s3cret"
+        server.start()
+        assert wait_until(lambda: "(401)" in (reader.state().last_error or ""), 30), reader.state()
+    finally:
+        reader.stop()
+        server.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert any("the camera asks for a user name and password (401)" in line for line in said), said
+    assert len(said) == 2, said  # the outage, then its refusal: once, not at every retry
+
+
 @pytest.mark.parametrize("method", ["digest", "basic"])
 def test_a_wrong_password_or_path_is_said_as_the_camera_refuses_it(tmp_path, sample_dir, method, caplog):
     """The most common setup mistake said only 'cannot open; retrying': the camera's own 401 or

@@ -193,7 +193,7 @@ class CameraReader:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            error = self._unreachable()
+            error, refused_now = self._unreachable(), False
             capture = self._open() if error is None else None
             try:
                 if capture is None:
@@ -208,6 +208,7 @@ class CameraReader:
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
+                        refused_now = self._refusal is not None
                     error = self._refusal or unresolved_host(self.source) or "cannot open"
             finally:
                 if capture is not None:
@@ -216,10 +217,10 @@ class CameraReader:
                 break
             failures += 1
             delay = retry_delay(failures, self.retry_first, self.retry_max)
-            if not self._down:  # once per outage, not at every retry
+            if not self._down or refused_now:  # once per outage, and the camera's refusal (its 401) met in it
+                log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
+                            error, "still " if self._down else "", self.retry_max)
                 self._down = True
-                log.warning("%s (%s): %s; retrying, at most %g s apart", self.name, redact_source(self.source),
-                            error, self.retry_max)
             with self._lock:
                 self._connected = False
                 self._last_error = f"{error}; retrying in {delay:g} s"
