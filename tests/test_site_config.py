@@ -482,7 +482,7 @@ def test_shown_webhook_urls_and_redirects_never_raise():
 def test_database_and_broker_passwords_may_hold_url_characters(tmp_path, password):
     from sqlalchemy.engine import make_url
 
-    path = write(tmp_path, f"cameras: {{a: {{source: webcam:0}}}}\nmqtt: {{host: b, password: '{password}'}}\n"
+    path = write(tmp_path, f"cameras: {{a: {{source: webcam:0}}}}\nmqtt: {{host: b, username: u, password: '{password}'}}\n"
                            f"storage: {{database: 'postgresql://u:{password}@db:5432/m'}}\n")
     config = load_site_config(path, environ={})
     assert config.mqtt.password == password
@@ -671,6 +671,18 @@ def test_the_most_corners_and_shapes_are_taken(tmp_path):
                                               f"motion: {{masks: [{masks}]}}}}\n"), environ={})
     camera = config.cameras["a"]
     assert (len(camera.zones), len(camera.zones["z49"]), len(camera.motion.masks)) == (50, 100, 50)
+
+
+@pytest.mark.parametrize("user", ["", "username: ''", "username: '${MQTT_USER}'"])
+def test_an_mqtt_password_without_a_user_name_is_refused_without_repeating_it(tmp_path, user):
+    """MQTT sends a password only with a user name: `password:` alone (the user's line commented out,
+    or its variable empty) was dropped, and the site connected as nobody with no word said."""
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0}}\nmqtt: {{host: broker, {user}{', ' if user else ''}"
+                           "password: hunter2}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={"MQTT_USER": ""})
+    assert err.value.problems == ["field 'mqtt.password': a password without mqtt.username: MQTT sends it only with "
+                                  "a user name; set username: (or drop the password for a broker open to all)"]
 
 
 def test_an_mqtt_host_with_its_password_is_refused_without_repeating_it(tmp_path):

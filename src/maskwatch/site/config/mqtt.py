@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from maskwatch.site.config.section import Section
 
@@ -39,6 +39,16 @@ class MqttConfig(Section):
         if not MQTT_HOST.fullmatch(value):
             raise ValueError(f"{value!r} is not a broker's name or address: write it alone, without a scheme, "
                              "port or path (mqtt://b:1883 is host: b and port: 1883; IPv6 in brackets, [::1])")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """MQTT sends a password only after a user name: one given alone was dropped in silence,
+        and the site logged in as nobody (a broker that wants a login refused it as 'Not authorized')."""
+        if value is not None and not info.data.get("username"):
+            raise ValueError("a password without mqtt.username: MQTT sends it only with a user name; "
+                             "set username: (or drop the password for a broker open to all)")
         return value
 
     @field_validator("prefix")
