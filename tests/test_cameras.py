@@ -75,6 +75,23 @@ def test_a_host_name_that_does_not_resolve_is_said_so_in_the_site_and_its_log(ca
         reader.stop()
 
 
+def test_a_video_file_removed_while_it_plays_is_said_gone_and_played_again_once_back(tmp_path, sample_dir):
+    """A site's file camera whose file was removed (or moved) said `cannot open`, where `run
+    --probe` and `run --check` say the file is not there."""
+    path = tmp_path / "door.mp4"
+    make_video(path, sample_dir, frames=10)
+    reader = fast_reader(str(path)).start()
+    try:
+        assert wait_until(lambda: reader.state().frames > 0), reader.state()
+        moved = path.rename(tmp_path / "moved.mp4")
+        assert wait_until(lambda: reader.state().reconnects >= 1, 10), reader.state()
+        assert reader.state().last_error.startswith(f"no such video file: {path}; retrying")
+        moved.rename(path)
+        assert wait_until(lambda: reader.state().connected, 10), reader.state()
+    finally:
+        reader.stop()
+
+
 def test_a_port_that_is_no_rtsp_server_is_said_as_reached_not_unreachable():
     """A camera URL with another service's port (the MQTT broker's, say) was "cannot reach
     127.0.0.1:1883 (Connection reset by peer)": the port was reached, and that sent the reader to

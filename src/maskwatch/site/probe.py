@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from maskwatch.video.sources import STREAM_PREFIXES, host_port, redact_source
+from maskwatch.video.sources import missing_video_file, host_port, redact_source
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
 NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
@@ -119,9 +119,8 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
     `stopping` set (a Ctrl-C) ends the wait at once."""
     from maskwatch.video.cameras import CameraReader
 
-    is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
-    if is_file and not Path(source).is_file():
-        return Probe(part, False, f"no such video file: {source}")
+    if gone := missing_video_file(source):
+        return Probe(part, False, gone)
     wait = 2 * stall_timeout + min(5.0, stall_timeout) * 2 + 1 if wait is None else wait
     stopping = stopping or threading.Event()
     reader = CameraReader(source, stall_timeout=stall_timeout, name=part, decode_on_request=True)

@@ -30,7 +30,8 @@ from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
-                                     redact_source, stream_address, unresolved_host)
+                                     redact_source, stream_address, missing_video_file,
+                                     unresolved_host)
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,8 @@ class CameraReader:
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
                         refused_now = self._refusal is not None
-                    error = self._refusal or unresolved_host(self.source) or "cannot open"
+                    error = (self._refusal or missing_video_file(self.source) or unresolved_host(self.source)
+                             or "cannot open")
             finally:
                 if capture is not None:
                     capture.release()

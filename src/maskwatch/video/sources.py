@@ -235,6 +235,14 @@ def stream_address(source: str) -> tuple[str, int] | None:
     return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
 
 
+def missing_video_file(source: str) -> str | None:
+    """`no such video file: PATH` for a file source that is not there (one removed while a site
+    ran said `cannot open`), else None."""
+    if source.startswith(STREAM_PREFIXES) or source.startswith("webcam:") or Path(source).is_file():
+        return None
+    return f"no such video file: {source}"
+
+
 def unresolved_host(source: str) -> str | None:
     """Why a stream URL's host cannot be dialled where its name does not resolve (a typo, a
     camera not in DNS), or None. Asked once OpenCV's open failed: FFmpeg, silenced, said only
