@@ -156,9 +156,25 @@ def test_an_indentation_slip_is_said_as_one(tmp_path):
     assert problems["between"] == ["not valid YAML: while parsing a block mapping (line 2, column 3); expected <block end>, "
                                   "but found '<block mapping start>' (line 4, column 4); check the indentation there and "
                                   "on the line above: the settings of one thing line up under it, indented more than its "
-                                  "name (and a value holding ': ' goes in quotes)"]
+                                  "name (and a value holding ': ' goes in quotes); a setting's name is followed by ': ' "
+                                  "(fps: 5, not fps 5)"]
     assert problems["top"] == ["field 'till': unknown section (a typo?); a site's are cameras, defaults, server, storage, "
                                "alerts, mqtt, runtime, reports, timezone; a camera goes under cameras:, indented"]
+
+
+@pytest.mark.parametrize("text, said", [
+    ("cameras:\n  door:\n    name Front door\n    source: webcam:0\n",
+     "not valid YAML: mapping values are not allowed here (line 4, column 11); check the indentation there and on "
+     "the line above"),
+    ("cameras:\n  door:\n    source: webcam:0\n    fps 8\n",
+     "not valid YAML: while scanning a simple key (line 4, column 5); could not find expected ':' (line 5, column 1)"),
+])
+def test_a_setting_missing_its_colon_is_said_so(tmp_path, text, said):
+    """`name Front door` was told as the next line's indentation, and `fps 8` on the last line had no hint."""
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text), environ={})
+    (problem,) = err.value.problems
+    assert problem.startswith(said) and problem.endswith("; a setting's name is followed by ': ' (fps: 5, not fps 5)")
 
 
 def test_a_file_not_in_utf8_is_named_as_such(tmp_path):
