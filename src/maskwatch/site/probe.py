@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from maskwatch.atomic import cannot_write_in
 from maskwatch.video.sources import missing_video_file, host_port, redact_source
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
@@ -192,14 +193,16 @@ def _probe_sqlite(path: Path) -> tuple[Probe, int]:
     """The probe of an SQLite file, and the users it holds."""
     if not path.exists():
         folder = next((parent for parent in path.parents if parent.exists()), Path("/"))
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            return Probe("database", False, f"{path}: no database, and {folder} cannot be written to make it"), 0
+        reason = cannot_write_in(folder) if folder.is_dir() else "not a folder"
+        if reason:
+            return Probe("database", False, f"{path}: no database, and {folder} cannot be written to make it "
+                                            f"({reason})"), 0
         return Probe("database", True, f"{path}: no database yet, made at the start ({folder} writable)"), 0
+    if reason := cannot_write_in(path.parent):
+        return Probe("database", False, f"{path}: its folder {path.parent} cannot be written ({reason}; SQLite keeps "
+                                        "its -wal and -shm files beside the database)"), 0
     if not os.access(path, os.R_OK | os.W_OK):
         return Probe("database", False, f"{path}: not readable and writable by this user"), 0
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        return Probe("database", False, f"{path}: its folder cannot be written (SQLite keeps its -wal and -shm "
-                                        "files beside the database)"), 0
     try:
         with open(path, "rb") as file:
             header = file.read(16)
