@@ -57,6 +57,20 @@ def test_an_unset_environment_variable_is_named_with_its_camera(tmp_path):
     assert err.value.problems == ["camera 'door', field 'source': environment variable NOPE_PASSWORD is not set"]
 
 
+def test_an_environment_variable_set_empty_is_refused_unless_its_default_says_empty(tmp_path):
+    """`CAM_PASSWORD=` passed --check, and the camera then answered 401: refused as an unset one is,
+    naming the variable and the setting; `${NAME:-}` (or any default) says empty on purpose."""
+    path = write(tmp_path, "cameras:\n  door:\n    source: rtsp://u:${CAM_PASSWORD}@h/s\n"
+                           "storage:\n  database: 'site${SUFFIX:-}.db'\n  snapshots: 'snaps${DIR:-_x}'\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={"CAM_PASSWORD": "", "SUFFIX": ""})
+    assert err.value.problems == ["camera 'door', field 'source': environment variable CAM_PASSWORD is set but empty "
+                                  "(write ${CAM_PASSWORD:-} where empty is meant)"]
+    config = load_site_config(path, environ={"CAM_PASSWORD": "pw", "SUFFIX": "-2"})
+    assert config.cameras["door"].source == "rtsp://u:pw@h/s"
+    assert (config.storage.database.rsplit("/", 1)[-1], str(config.storage.snapshots).rsplit("/", 1)[-1]) == ("site-2.db", "snaps_x")
+
+
 @pytest.mark.parametrize("camera, expected", [
     ("{source: webcam:x}", "camera 'c', field 'source': webcam sources are written webcam:N"),
     ("{source: ftp://h/s}", "camera 'c', field 'source': stream URLs start with one of"),
@@ -689,7 +703,7 @@ def test_the_most_corners_and_shapes_are_taken(tmp_path):
     assert (len(camera.zones), len(camera.zones["z49"]), len(camera.motion.masks)) == (50, 100, 50)
 
 
-@pytest.mark.parametrize("user", ["", "username: ''", "username: '${MQTT_USER}'"])
+@pytest.mark.parametrize("user", ["", "username: ''", "username: '${MQTT_USER:-}'"])
 def test_an_mqtt_password_without_a_user_name_is_refused_without_repeating_it(tmp_path, user):
     """MQTT sends a password only with a user name: `password:` alone (the user's line commented out,
     or its variable empty) was dropped, and the site connected as nobody with no word said."""
