@@ -401,6 +401,20 @@ def test_run_check_shows_a_cameras_upscale_and_a_moving_camera(tmp_path):
     assert "detect every 2 at 1.5x, moving camera," in far and "detect every 2," in near
 
 
+def test_run_check_warns_of_cameras_that_share_a_name_naming_their_ids(tmp_path):
+    """Two cameras named alike (ids differ, or one's name is the other's id) read the same on the
+    dashboard, the report and Home Assistant: --check and the start lines warn, naming the ids; the site runs."""
+    path = write(tmp_path, "cameras:\n  door: {source: webcam:0, name: Front}\n  door2: {source: webcam:1, name: 'front '}\n"
+                           "  till: {source: webcam:2}\n  back: {source: webcam:3, name: till}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    warnings = [line.strip() for line in result.output.splitlines() if "warning" in line]
+    assert warnings == ["warning: cameras door, door2 share the name 'Front': the dashboard, the report and Home "
+                        "Assistant show them alike; give each a name: of its own",
+                        "warning: cameras till, back share the name 'till': the dashboard, the report and Home "
+                        "Assistant show them alike; give each a name: of its own"]
+
+
 def test_the_users_commands_view_needs_only_the_storage_secrets(tmp_path):
     from maskwatch.site.config import load_site_users_view
 
