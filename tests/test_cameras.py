@@ -491,6 +491,74 @@ def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_cam
     assert any("handing out the people in view at the stop failed" in r.getMessage() for r in caplog.records)
 
 
+def test_a_cameras_counters_are_read_together_not_mid_frame():
+    """/v1/cameras read `detected` 47 with `analysed` 46: state() read the detector's count, raised
+    as a frame reached it, before the frame was counted analysed. A frame is counted whole or not at all."""
+    import threading
+
+    import numpy as np
+
+    class Frames:
+        stall_timeout = 1.0
+
+        def start(self):
+            return self
+
+        def stopping(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def request(self):
+            pass
+
+        def wait_for_frame(self, seen, timeout):
+            return seen + 1
+
+        def latest(self):
+            return 1, np.zeros((8, 8, 3), np.uint8)
+
+        def state(self):
+            return CameraState(True, None, 0.0, 0, 0, None)
+
+    class Detecting:
+        detections = 0
+
+        def __call__(self, frame):
+            self.detections += 1
+            return [], True
+
+        def take_started_people(self):
+            return []
+
+        def take_finished_people(self):
+            return []
+
+        def flush_people(self):
+            return []
+
+    release = threading.Event()
+
+    class Held(Collect):
+        def write(self, frame, faces, detected):
+            held.set()
+            release.wait(10)
+
+    held = threading.Event()
+    worker = CameraWorker("door", Frames(), Detecting(), [Held()], fps=50).start()
+    try:
+        assert held.wait(10)  # the first frame detected, in its sinks, not yet counted
+        assert (worker.state()["analysed"], worker.state()["detected"]) == (0, 0)
+        release.set()
+        assert wait_until(lambda: worker.state()["analysed"] >= 3)
+        state = worker.state()
+        assert state["detected"] == state["analysed"]
+    finally:
+        release.set()
+        worker.stop()
+
+
 def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_tracks(monkeypatch):
     """The tracker counts seconds: a clock set back (NTP) kept lost tracks alive; a clock set
     forward after a boot must be followed, or every event would carry the boot's time."""

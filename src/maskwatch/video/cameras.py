@@ -338,6 +338,9 @@ class CameraWorker:
         self.camera_id, self.reader, self.processor, self.sinks = camera_id, reader, processor, sinks
         self.interval = 1.0 / fps
         self.analysed = 0
+        # (analysed, detected), replaced whole after each frame: state() read them one at a time
+        # and could see a frame's detection before its count (detected 47, analysed 46)
+        self._counts = (0, getattr(processor, "detections", None))
         self.problems = ProblemLog(log, f"camera {camera_id}: analysing a frame failed",
                                    f"camera {camera_id}: frames analysed and people stored again")
         # Frames are stamped in Unix seconds (events carry real times) that advance as the
@@ -384,8 +387,8 @@ class CameraWorker:
                           self.camera_id, left, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
 
     def state(self) -> dict:
-        return {**self.reader.state().to_dict(), "analysed": self.analysed,
-                "detected": getattr(self.processor, "detections", None),
+        analysed, detected = self._counts
+        return {**self.reader.state().to_dict(), "analysed": analysed, "detected": detected,
                 "analysis_error": self._storing_problem() or self.problems.last}
 
     def _storing_problem(self) -> str | None:
@@ -408,6 +411,7 @@ class CameraWorker:
             frame = Frame(self.analysed, self._stamp(), image, f"{self.camera_id}-{self.analysed:06d}")
             self._guarded(analyse, self.processor, frame, self.sinks)
             self.analysed += 1
+            self._counts = (self.analysed, getattr(self.processor, "detections", None))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _stamp(self) -> float:
