@@ -446,28 +446,32 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
     assert len(said) == 1, said
 
 
+class QuietReader:
+    """A camera reader with no stream of its own, for a worker's tests: subclasses give the frames."""
+
+    def start(self):
+        return self
+
+    def stopping(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def request(self):
+        pass
+
+    def state(self):
+        return CameraState(False, None, 0.0, 0, 0, None)
+
+
 def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_camera(caplog):
-    class StalledReader:
+    class StalledReader(QuietReader):
         stall_timeout = 0.05
-
-        def start(self):
-            return self
-
-        def stopping(self):
-            pass
-
-        def stop(self):
-            pass
-
-        def request(self):
-            pass
 
         def wait_for_frame(self, seen, timeout):
             time.sleep(timeout)
             return seen
-
-        def state(self):
-            return CameraState(False, None, 0.0, 0, 0, None)
 
     class SomeoneInView:
         def __init__(self):
@@ -498,29 +502,14 @@ def test_a_cameras_counters_are_read_together_not_mid_frame():
 
     import numpy as np
 
-    class Frames:
+    class Frames(QuietReader):
         stall_timeout = 1.0
-
-        def start(self):
-            return self
-
-        def stopping(self):
-            pass
-
-        def stop(self):
-            pass
-
-        def request(self):
-            pass
 
         def wait_for_frame(self, seen, timeout):
             return seen + 1
 
         def latest(self):
             return 1, np.zeros((8, 8, 3), np.uint8)
-
-        def state(self):
-            return CameraState(True, None, 0.0, 0, 0, None)
 
     class Detecting:
         detections = 0
