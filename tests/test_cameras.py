@@ -1,5 +1,6 @@
 """Cameras that never give up, against a real RTSP server on loopback that is stopped and restarted."""
 
+import logging
 import time
 
 import pytest
@@ -57,6 +58,36 @@ def test_a_host_name_no_lookup_takes_is_said_and_retried():
         assert wait_until(lambda: reader.state().reconnects >= 2, 10)
         assert reader._thread.is_alive()
         assert reader.state().last_error.startswith("cam..local:554 is not a valid host name")
+    finally:
+        reader.stop()
+
+
+def test_a_host_name_that_does_not_resolve_is_said_so_in_the_site_and_its_log(caplog):
+    """A running site's camera whose name no DNS knows (a typo, a camera not in DNS) said `cannot
+    open` in /v1/cameras and the log, where `run --probe` said the name does not resolve."""
+    caplog.set_level(logging.WARNING, logger="maskwatch.video.cameras")
+    reader = fast_reader("rtsp://u:pw@no-such-camera.invalid/live").start()
+    try:
+        assert wait_until(lambda: reader.state().reconnects >= 1, 10)
+        assert reader.state().last_error.startswith("no such host (no-such-camera.invalid does not resolve)")
+        assert "no such host (no-such-camera.invalid does not resolve); retrying" in caplog.text
+    finally:
+        reader.stop()
+
+
+def test_a_video_file_removed_while_it_plays_is_said_gone_and_played_again_once_back(tmp_path, sample_dir):
+    """A site's file camera whose file was removed (or moved) said `cannot open`, where `run
+    --probe` and `run --check` say the file is not there."""
+    path = tmp_path / "door.mp4"
+    make_video(path, sample_dir, frames=10)
+    reader = fast_reader(str(path)).start()
+    try:
+        assert wait_until(lambda: reader.state().frames > 0), reader.state()
+        moved = path.rename(tmp_path / "moved.mp4")
+        assert wait_until(lambda: reader.state().reconnects >= 1, 10), reader.state()
+        assert reader.state().last_error.startswith(f"no such video file: {path}; retrying")
+        moved.rename(path)
+        assert wait_until(lambda: reader.state().connected, 10), reader.state()
     finally:
         reader.stop()
 
@@ -121,6 +152,26 @@ def test_a_stopped_server_goes_offline_and_comes_back(rtsp_server, caplog):  # n
     # The outage is said once in the log, however many retries it took, and so is its end.
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
     assert len(said) == 2 and "retrying" in said[0] and said[1].endswith(": frames again"), said
+
+
+def test_a_camera_that_refuses_the_login_during_an_outage_is_said_in_the_log(tmp_path, sample_dir, caplog):
+    """A camera whose password was changed (or a login set) drops its stream and then answers 401:
+    the log said only the outage's first reason, `stream ended or stalled`, and never the 401."""
+    caplog.set_level(logging.WARNING, logger="maskwatch.video.cameras")
+    server = RtspServer(make_frames(tmp_path / "frames", sample_dir), tmp_path / "server.log").start()
+    reader = fast_reader(server.url, "door").start()
+    try:
+        assert wait_until(lambda: reader.state().connected), reader.state()
+        server.stop()
+        server.auth = "digest:viewer:s3cret"
+        server.start()
+        assert wait_until(lambda: "(401)" in (reader.state().last_error or ""), 30), reader.state()
+    finally:
+        reader.stop()
+        server.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert any("the camera asks for a user name and password (401)" in line for line in said), said
+    assert len(said) == 2, said  # the outage, then its refusal: once, not at every retry
 
 
 @pytest.mark.parametrize("method", ["digest", "basic"])
@@ -395,28 +446,32 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
     assert len(said) == 1, said
 
 
+class QuietReader:
+    """A camera reader with no stream of its own, for a worker's tests: subclasses give the frames."""
+
+    def start(self):
+        return self
+
+    def stopping(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def request(self):
+        pass
+
+    def state(self):
+        return CameraState(False, None, 0.0, 0, 0, None)
+
+
 def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_camera(caplog):
-    class StalledReader:
+    class StalledReader(QuietReader):
         stall_timeout = 0.05
-
-        def start(self):
-            return self
-
-        def stopping(self):
-            pass
-
-        def stop(self):
-            pass
-
-        def request(self):
-            pass
 
         def wait_for_frame(self, seen, timeout):
             time.sleep(timeout)
             return seen
-
-        def state(self):
-            return CameraState(False, None, 0.0, 0, 0, None)
 
     class SomeoneInView:
         def __init__(self):
@@ -438,6 +493,59 @@ def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_cam
     finally:
         worker.stop()  # the same failure at the stop is logged, not raised
     assert any("handing out the people in view at the stop failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_cameras_counters_are_read_together_not_mid_frame():
+    """/v1/cameras read `detected` 47 with `analysed` 46: state() read the detector's count, raised
+    as a frame reached it, before the frame was counted analysed. A frame is counted whole or not at all."""
+    import threading
+
+    import numpy as np
+
+    class Frames(QuietReader):
+        stall_timeout = 1.0
+
+        def wait_for_frame(self, seen, timeout):
+            return seen + 1
+
+        def latest(self):
+            return 1, np.zeros((8, 8, 3), np.uint8)
+
+    class Detecting:
+        detections = 0
+
+        def __call__(self, frame):
+            self.detections += 1
+            return [], True
+
+        def take_started_people(self):
+            return []
+
+        def take_finished_people(self):
+            return []
+
+        def flush_people(self):
+            return []
+
+    release = threading.Event()
+
+    class Held(Collect):
+        def write(self, frame, faces, detected):
+            held.set()
+            release.wait(10)
+
+    held = threading.Event()
+    worker = CameraWorker("door", Frames(), Detecting(), [Held()], fps=50).start()
+    try:
+        assert held.wait(10)  # the first frame detected, in its sinks, not yet counted
+        assert (worker.state()["analysed"], worker.state()["detected"]) == (0, 0)
+        release.set()
+        assert wait_until(lambda: worker.state()["analysed"] >= 3)
+        state = worker.state()
+        assert state["detected"] == state["analysed"]
+    finally:
+        release.set()
+        worker.stop()
 
 
 def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_tracks(monkeypatch):

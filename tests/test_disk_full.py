@@ -539,3 +539,27 @@ def test_a_full_disk_with_little_to_free_folds_the_wal_and_stores_again(tmp_path
             assert stored > 800, stored  # the old rows' room taken again (about 110 went in before the sweep)
         finally:
             store.close()
+
+
+def test_the_probe_tries_a_write_where_the_database_is_not_only_its_permission_bits(tmp_path):
+    """`run --probe` said a database's folder writable from its permission bits: a full disk or a
+    read-only mount passed, and the site then could not store; now it writes a file there and says why not."""
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.probe import probe_database
+
+    EventStore(str(tmp_path / "site.db")).engine.dispose()
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        shutil.copy(tmp_path / "site.db", disk / "site.db")
+        assert probe_database(str(disk / "site.db")).ok
+        fill(disk)
+        probe = probe_database(str(disk / "site.db"))
+        assert (probe.ok, probe.detail) == (False, f"{disk / 'site.db'}: its folder {disk} cannot be written (No space "
+                                                   "left on device; SQLite keeps its -wal and -shm files beside the database)")
+        new = probe_database(str(disk / "new" / "site.db"))
+        assert (new.ok, new.detail) == (False, f"{disk / 'new' / 'site.db'}: no database, and {disk} cannot be written "
+                                               "to make it (No space left on device)")
+        (disk / "filler").unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        probe = probe_database(str(disk / "site.db"))
+        assert not probe.ok and f"its folder {disk} cannot be written (Read-only file system;" in probe.detail
+        assert "(Read-only file system)" in probe_database(str(disk / "new" / "site.db")).detail

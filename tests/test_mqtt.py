@@ -134,6 +134,29 @@ def test_each_camera_says_whether_it_is_up_and_offline_at_the_stop(broker):  # n
     listener.close()
 
 
+def test_a_site_still_running_says_online_again_after_its_old_process_stops(broker):  # noqa: F811
+    """A rolling restart (the new process up before the old one stops, as docs/site.md allows on one
+    database): the old one's stop left `offline` retained for the site and its cameras while the
+    new one ran, and Home Assistant showed them unavailable until the next restart."""
+    new = MqttPublisher(broker_at(broker.port), cameras=["door"])
+    new.camera_up("door", True)
+    new.start()
+    old = subprocess.run([sys.executable, "-c", (  # another process: another client id, as a site's
+        "import time; from maskwatch.site.config import MqttConfig; from maskwatch.site.mqtt import MqttPublisher; "
+        f"old = MqttPublisher(MqttConfig(host='127.0.0.1', port={broker.port}), cameras=['door']).start(); "
+        "time.sleep(1); print('connected' if old.connected else 'not connected'); old.stop()")],
+        capture_output=True, text=True, env=os.environ, timeout=30)
+    try:
+        assert old.stdout.strip() == "connected", old.stderr
+        assert wait_until(lambda: retained(broker.port, "maskwatch/#") == {
+            "maskwatch/available": "online", "maskwatch/door/available": "online"}), retained(broker.port)
+    finally:
+        new.stop()
+    # Its own stop is not taken for another's: it leaves offline.
+    assert wait_until(lambda: retained(broker.port, "maskwatch/#") == {
+        "maskwatch/available": "offline", "maskwatch/door/available": "offline"}), retained(broker.port)
+
+
 def test_the_last_will_says_offline_when_the_site_dies(broker):  # noqa: F811
     listener = Subscriber(broker.port, "maskwatch/available")
     child = subprocess.Popen([sys.executable, "-c", (

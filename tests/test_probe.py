@@ -365,8 +365,9 @@ def test_an_sqlite_file_in_a_read_only_folder_fails(tmp_path):
     with read_only(folder):
         existing, new = probe_database(str(folder / "site.db")), probe_database(str(folder / "other.db"))
     assert (existing.ok, new.ok) == (False, False)
-    assert "its folder cannot be written" in existing.detail
-    assert new.detail == f"{folder / 'other.db'}: no database, and {folder} cannot be written to make it"
+    reason = "Operation not permitted" if os.geteuid() == 0 else "Permission denied"  # chattr +i, or chmod
+    assert f"its folder {folder} cannot be written ({reason};" in existing.detail
+    assert new.detail == f"{folder / 'other.db'}: no database, and {folder} cannot be written to make it ({reason})"
 
 
 def test_a_postgresql_server_down_is_said_in_words():

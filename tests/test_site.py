@@ -607,3 +607,43 @@ def _two_runs_on_one_port(folder, port: int) -> bool:
             if run.poll() is None:
                 run.send_signal(signal.SIGINT)
                 run.wait(timeout=30)
+
+
+def test_retention_at_the_start_waits_an_hour_when_every_stored_row_is_older_than_its_window(tmp_path, caplog):
+    """A clock set ahead at boot (an RTC's garbage before NTP pulls it back) made every stored row
+    older than retention_days, and the start's sweep deleted the whole history. It waits for the
+    hourly sweep, saying so; a site truly off that long loses them then, and a site with a recent row
+    sweeps at the start as before."""
+    import time
+
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+    from tests.test_events import person
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/none'}\n"
+                                        "storage: {retention_days: 7}\n")
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), detector)
+    old = time.time() - 8 * 86400
+    site.store.record("door", None, person(1, (0.9, 0.05, 0.05), first=old, last=old))
+    try:
+        site.start()
+        assert site.store.last_seen("door") == old  # kept at the start
+        said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.runner"]
+        assert any(m.startswith("retention at the start postponed to the next hourly sweep: every stored row is "
+                                "older than retention_days (7) by this clock") for m in said), said
+        site._retain("this hour")  # the hourly sweep: gone
+        assert site.store.last_seen("door") is None
+    finally:
+        site.stop()
+
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), detector)
+    site.store.record("door", None, person(2, (0.9, 0.05, 0.05), first=old, last=old))
+    site.store.record("door", None, person(3, (0.9, 0.05, 0.05), first=time.time(), last=time.time()))
+    try:
+        site.start()
+        assert len(site.store.events(camera="door")) == 1  # the old one swept at the start
+    finally:
+        site.stop()

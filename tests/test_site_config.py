@@ -57,6 +57,20 @@ def test_an_unset_environment_variable_is_named_with_its_camera(tmp_path):
     assert err.value.problems == ["camera 'door', field 'source': environment variable NOPE_PASSWORD is not set"]
 
 
+def test_an_environment_variable_set_empty_is_refused_unless_its_default_says_empty(tmp_path):
+    """`CAM_PASSWORD=` passed --check, and the camera then answered 401: refused as an unset one is,
+    naming the variable and the setting; `${NAME:-}` (or any default) says empty on purpose."""
+    path = write(tmp_path, "cameras:\n  door:\n    source: rtsp://u:${CAM_PASSWORD}@h/s\n"
+                           "storage:\n  database: 'site${SUFFIX:-}.db'\n  snapshots: 'snaps${DIR:-_x}'\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={"CAM_PASSWORD": "", "SUFFIX": ""})
+    assert err.value.problems == ["camera 'door', field 'source': environment variable CAM_PASSWORD is set but empty "
+                                  "(write ${CAM_PASSWORD:-} where empty is meant)"]
+    config = load_site_config(path, environ={"CAM_PASSWORD": "pw", "SUFFIX": "-2"})
+    assert config.cameras["door"].source == "rtsp://u:pw@h/s"
+    assert (config.storage.database.rsplit("/", 1)[-1], str(config.storage.snapshots).rsplit("/", 1)[-1]) == ("site-2.db", "snaps_x")
+
+
 @pytest.mark.parametrize("camera, expected", [
     ("{source: webcam:x}", "camera 'c', field 'source': webcam sources are written webcam:N"),
     ("{source: ftp://h/s}", "camera 'c', field 'source': stream URLs start with one of"),
@@ -156,9 +170,25 @@ def test_an_indentation_slip_is_said_as_one(tmp_path):
     assert problems["between"] == ["not valid YAML: while parsing a block mapping (line 2, column 3); expected <block end>, "
                                   "but found '<block mapping start>' (line 4, column 4); check the indentation there and "
                                   "on the line above: the settings of one thing line up under it, indented more than its "
-                                  "name (and a value holding ': ' goes in quotes)"]
+                                  "name (and a value holding ': ' goes in quotes); a setting's name is followed by ': ' "
+                                  "(fps: 5, not fps 5)"]
     assert problems["top"] == ["field 'till': unknown section (a typo?); a site's are cameras, defaults, server, storage, "
                                "alerts, mqtt, runtime, reports, timezone; a camera goes under cameras:, indented"]
+
+
+@pytest.mark.parametrize("text, said", [
+    ("cameras:\n  door:\n    name Front door\n    source: webcam:0\n",
+     "not valid YAML: mapping values are not allowed here (line 4, column 11); check the indentation there and on "
+     "the line above"),
+    ("cameras:\n  door:\n    source: webcam:0\n    fps 8\n",
+     "not valid YAML: while scanning a simple key (line 4, column 5); could not find expected ':' (line 5, column 1)"),
+])
+def test_a_setting_missing_its_colon_is_said_so(tmp_path, text, said):
+    """`name Front door` was told as the next line's indentation, and `fps 8` on the last line had no hint."""
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text), environ={})
+    (problem,) = err.value.problems
+    assert problem.startswith(said) and problem.endswith("; a setting's name is followed by ': ' (fps: 5, not fps 5)")
 
 
 def test_a_file_not_in_utf8_is_named_as_such(tmp_path):
@@ -371,6 +401,20 @@ def test_run_check_shows_a_cameras_upscale_and_a_moving_camera(tmp_path):
     assert "detect every 2 at 1.5x, moving camera," in far and "detect every 2," in near
 
 
+def test_run_check_warns_of_cameras_that_share_a_name_naming_their_ids(tmp_path):
+    """Two cameras named alike (ids differ, or one's name is the other's id) read the same on the
+    dashboard, the report and Home Assistant: --check and the start lines warn, naming the ids; the site runs."""
+    path = write(tmp_path, "cameras:\n  door: {source: webcam:0, name: Front}\n  door2: {source: webcam:1, name: 'front '}\n"
+                           "  till: {source: webcam:2}\n  back: {source: webcam:3, name: till}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    warnings = [line.strip() for line in result.output.splitlines() if "warning" in line]
+    assert warnings == ["warning: cameras door, door2 share the name 'Front': the dashboard, the report and Home "
+                        "Assistant show them alike; give each a name: of its own",
+                        "warning: cameras till, back share the name 'till': the dashboard, the report and Home "
+                        "Assistant show them alike; give each a name: of its own"]
+
+
 def test_the_users_commands_view_needs_only_the_storage_secrets(tmp_path):
     from maskwatch.site.config import load_site_users_view
 
@@ -482,7 +526,7 @@ def test_shown_webhook_urls_and_redirects_never_raise():
 def test_database_and_broker_passwords_may_hold_url_characters(tmp_path, password):
     from sqlalchemy.engine import make_url
 
-    path = write(tmp_path, f"cameras: {{a: {{source: webcam:0}}}}\nmqtt: {{host: b, password: '{password}'}}\n"
+    path = write(tmp_path, f"cameras: {{a: {{source: webcam:0}}}}\nmqtt: {{host: b, username: u, password: '{password}'}}\n"
                            f"storage: {{database: 'postgresql://u:{password}@db:5432/m'}}\n")
     config = load_site_config(path, environ={})
     assert config.mqtt.password == password
@@ -671,6 +715,18 @@ def test_the_most_corners_and_shapes_are_taken(tmp_path):
                                               f"motion: {{masks: [{masks}]}}}}\n"), environ={})
     camera = config.cameras["a"]
     assert (len(camera.zones), len(camera.zones["z49"]), len(camera.motion.masks)) == (50, 100, 50)
+
+
+@pytest.mark.parametrize("user", ["", "username: ''", "username: '${MQTT_USER:-}'"])
+def test_an_mqtt_password_without_a_user_name_is_refused_without_repeating_it(tmp_path, user):
+    """MQTT sends a password only with a user name: `password:` alone (the user's line commented out,
+    or its variable empty) was dropped, and the site connected as nobody with no word said."""
+    path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0}}\nmqtt: {{host: broker, {user}{', ' if user else ''}"
+                           "password: hunter2}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={"MQTT_USER": ""})
+    assert err.value.problems == ["field 'mqtt.password': a password without mqtt.username: MQTT sends it only with "
+                                  "a user name; set username: (or drop the password for a broker open to all)"]
 
 
 def test_an_mqtt_host_with_its_password_is_refused_without_repeating_it(tmp_path):

@@ -96,6 +96,19 @@ def os_error_text(err: OSError) -> str:
     return reason
 
 
+def cannot_write_in(folder: Path | str) -> str | None:
+    """Why a file cannot be written in `folder` (None: it can), found by writing one: the permission
+    bits alone said a read-only mount, a full disk or a filesystem that refuses writable."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as trial:  # removed at the close, even a failed one
+            trial.write(b"\0" * 4096)  # one page: a full disk takes an empty file but not this
+            trial.flush()
+            os.fsync(trial.fileno())
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
 def write_text(target: Path | str, text: str, mode: int | None = None) -> None:
     """mode: set before the text is written (0o600: a file that will hold passwords)."""
     with atomic_path(target) as tmp, naming(target):

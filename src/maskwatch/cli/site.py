@@ -81,6 +81,9 @@ def run(
         moving = ", moving camera" if camera.moving else ""
         say(f"  {camera_id} ({camera.name}): {redact_source(camera.source)}{substream}, {camera.fps:g} fps, "
                    f"detect every {camera.detect_every}{upscale}{moving}, {motion}{zones}")
+    for group in site.shared_names():
+        say(f"  warning: cameras {', '.join(group)} share the name {site.cameras[group[0]].name!r}: the dashboard, "
+            "the report and Home Assistant show them alike; give each a name: of its own")
     if site.disabled_cameras:
         say(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
     if site.alerts.notify:  # each URL as logs show it: its service's token, topic or password left out

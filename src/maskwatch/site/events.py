@@ -413,6 +413,14 @@ class EventStore:
         with self.engine.connect() as connection:
             return connection.execute(select(func.max(events.c.last_seen)).where(events.c.camera == camera)).scalar()
 
+    def newest_row(self) -> float | None:
+        """When the newest person stored was last seen, or the newest minute counted (Unix seconds;
+        None: nothing stored), for retention to doubt a clock by which every row is too old."""
+        with self.engine.connect() as connection:
+            seen = connection.execute(select(func.max(events.c.last_seen))).scalar()
+            minute = connection.execute(select(func.max(counts.c.minute))).scalar()
+        return max((t for t in (seen, minute) if t is not None), default=None)
+
     def totals(self, camera: str, since: float) -> dict:
         """A camera's people (decided, and per label) in the minutes from `since`, summed by the
         database: what the dashboard, the metrics and MQTT ask of today at every poll."""

@@ -110,6 +110,7 @@ class MqttPublisher:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.connected, self.problem = False, None  # problem: what keeps it from the broker now
+        self._stopping = False
         # The sweep of the retained topics of cameras not run: its subscriptions, what it found
         # (camera -> its topics' last levels; camera -> its discovery configs), the discovery
         # prefixes it looks under and the marker it read, its timer, and the connection it belongs to.
@@ -146,11 +147,13 @@ class MqttPublisher:
             # only); each connection sends them again.
             for topic, payload in self._discovery.items():
                 client.publish(topic, payload, qos=0, retain=True)
-            for topic, payload in self._state.items():
-                client.publish(topic, payload, qos=0, retain=True)
+            self._publish_state(client)
             while self._backlog:
                 client.publish(*self._backlog.popleft(), qos=1)
             self.connected, self.problem = True, None
+        # Another process of this site (a rolling restart's old one) stopping, or its last will,
+        # says `offline` for all: heard here, this site says its state again (_on_message).
+        client.subscribe(self.topic("available"), qos=1)
         if self.cameras is None:
             return
         self.swept.clear()
@@ -199,6 +202,10 @@ class MqttPublisher:
                 if message.topic in self._clearing:
                     self._echoed.add(message.topic)
             return
+        if message.topic == self.topic("available"):
+            if message.payload == b"offline" and not self._stopping:
+                self._online_again(client)
+            return
         if not message.retain:
             return
         for prefix in (self.prefix, *self._earlier):
@@ -240,6 +247,23 @@ class MqttPublisher:
         if camera not in self.cameras and leaf in CAMERA_TOPICS and CAMERA_ID.fullmatch(camera):
             with self._sweep_lock:
                 self._found.setdefault(camera, set()).add(leaf)
+
+    def _online_again(self, client) -> None:
+        """`online` and the cameras' state again, retained: another process of this site (the old
+        one of a rolling restart) stopped, or died, and said the site and its cameras offline
+        while this one runs. Only `offline` on the site's own topic, which a running process never
+        sends, so two running processes never answer each other."""
+        with self._lock:
+            if not self.connected:
+                return
+            client.publish(self.topic("available"), "online", qos=1, retain=True)
+            self._publish_state(client)
+
+    def _publish_state(self, client) -> None:
+        """The latest value of each retained topic (cameras' availability, counts, in view), held
+        under self._lock: sent again at each connection, and after another process's `offline`."""
+        for topic, payload in self._state.items():
+            client.publish(topic, payload, qos=0, retain=True)
 
     def _marked(self, client, payload: bytes, prefix: str) -> None:
         """A marker read (this prefix's, or the earlier one's): look under the discovery prefixes it
@@ -383,6 +407,7 @@ class MqttPublisher:
     def stop(self) -> None:
         """Say "offline" for each camera and the site (a clean stop sends no last will), then
         disconnect; never raises (the site's stop goes on to close the database)."""
+        self._stopping = True  # its own `offline` is not another process's
         for timer in (self._sweep_timer, self._confirm_timer):
             if timer is not None:
                 timer.cancel()

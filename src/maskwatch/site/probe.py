@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from maskwatch.video.sources import STREAM_PREFIXES, host_port, redact_source, stream_address
+from maskwatch.atomic import cannot_write_in
+from maskwatch.video.sources import missing_video_file, host_port, redact_source
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
 NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
@@ -119,9 +120,8 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
     `stopping` set (a Ctrl-C) ends the wait at once."""
     from maskwatch.video.cameras import CameraReader
 
-    is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
-    if is_file and not Path(source).is_file():
-        return Probe(part, False, f"no such video file: {source}")
+    if gone := missing_video_file(source):
+        return Probe(part, False, gone)
     wait = 2 * stall_timeout + min(5.0, stall_timeout) * 2 + 1 if wait is None else wait
     stopping = stopping or threading.Event()
     reader = CameraReader(source, stall_timeout=stall_timeout, name=part, decode_on_request=True)
@@ -136,9 +136,6 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
             state = reader.state()
             if state.reconnects > 0:  # its first try failed; the reader would wait, then retry
                 why = (state.last_error or "cannot open").split("; retrying")[0]
-                unresolved = _unresolved(source) if why == "cannot open" else None  # FFmpeg's words stay in FFmpeg
-                if unresolved:
-                    why = f"no such host ({unresolved} does not resolve)"
                 return Probe(part, False, f"{redact_source(source)}: {why}")
             if time.monotonic() - started >= wait:
                 return Probe(part, False, f"{redact_source(source)}: no frame or error from the reader "
@@ -151,18 +148,6 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
                                  f"first frame in {seconds:.1f} s")
     finally:
         reader.stop(timeout=1.0)  # one still in OpenCV's open ends with it (a daemon thread)
-
-
-def _unresolved(source: str) -> str | None:
-    """The host of a stream URL whose name does not resolve (a typo, a camera's name not in DNS), or None."""
-    address = stream_address(source)
-    if address is None:
-        return None
-    try:
-        socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        return address[0]
-    return None
 
 
 def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tuple[str, str] | None = None) -> Probe:
@@ -208,14 +193,16 @@ def _probe_sqlite(path: Path) -> tuple[Probe, int]:
     """The probe of an SQLite file, and the users it holds."""
     if not path.exists():
         folder = next((parent for parent in path.parents if parent.exists()), Path("/"))
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            return Probe("database", False, f"{path}: no database, and {folder} cannot be written to make it"), 0
+        reason = cannot_write_in(folder) if folder.is_dir() else "not a folder"
+        if reason:
+            return Probe("database", False, f"{path}: no database, and {folder} cannot be written to make it "
+                                            f"({reason})"), 0
         return Probe("database", True, f"{path}: no database yet, made at the start ({folder} writable)"), 0
+    if reason := cannot_write_in(path.parent):
+        return Probe("database", False, f"{path}: its folder {path.parent} cannot be written ({reason}; SQLite keeps "
+                                        "its -wal and -shm files beside the database)"), 0
     if not os.access(path, os.R_OK | os.W_OK):
         return Probe("database", False, f"{path}: not readable and writable by this user"), 0
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        return Probe("database", False, f"{path}: its folder cannot be written (SQLite keeps its -wal and -shm "
-                                        "files beside the database)"), 0
     try:
         with open(path, "rb") as file:
             header = file.read(16)

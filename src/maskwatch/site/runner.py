@@ -42,6 +42,10 @@ RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at s
 CAMERA_UP_EVERY = 1.0  # seconds between looks at the cameras' state for MQTT's <camera>/available
 
 
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
+
+
 @dataclass
 class SiteCamera:
     """One camera at run time: its settings, its worker and its newest frame."""
@@ -128,7 +132,8 @@ class Site:
         """Start every part; if one fails, what was started is stopped before the error goes on."""
         self._started = True
         try:
-            self._retain("at the start")
+            if not self._clock_doubted():
+                self._retain("at the start")
             self.alerts.start()
             if self.notifications is not None:
                 self.notifications.start()
@@ -215,6 +220,22 @@ class Site:
                     f"{FULL_SWEEP_EVERY / 60:g} minutes)")
             log.warning("retention skipped %s (%s: %s); tried again in an hour%s", when, type(err).__name__,
                         str(err).splitlines()[0] if str(err) else "", full if disk_is_full(err) else "")
+
+    def _clock_doubted(self) -> bool:
+        """Whether the start's retention waits for the hourly sweep: every stored row is older than
+        the window by this clock. A clock set ahead at boot (an RTC's garbage, before NTP pulls it
+        back) deleted the whole history at the start; a site truly off that long loses it an hour later."""
+        try:
+            newest = self.store.newest_row()
+        except SQLAlchemyError:
+            return False  # the retention's own try says the database away
+        now, days = time.time(), self.store.retention_days
+        if newest is None or newest >= now - days * 86400:
+            return False
+        log.warning("retention at the start postponed to the next hourly sweep: every stored row is older than "
+                    "retention_days (%g) by this clock, the newest from %s and the clock at %s; a clock set wrong "
+                    "at boot would delete them all", days, _utc(newest), _utc(now))
+        return True
 
     def _new_day(self) -> None:
         """At the start and within a minute of the site's midnight, MQTT's retained counts of today

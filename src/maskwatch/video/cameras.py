@@ -30,7 +30,8 @@ from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
-                                     redact_source, stream_address)
+                                     redact_source, stream_address, missing_video_file,
+                                     unresolved_host)
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class CameraReader:
                     if not answered:
                         return f"{where} closed the connection without an RTSP answer{why}: is it the camera's RTSP port?"
         except socket.gaierror:
-            return None  # a name that does not resolve (or a URL read wrongly): FFmpeg says what it makes of it
+            return None  # a name that does not resolve (or a URL read wrongly): FFmpeg's open is tried, then said (_run)
         except UnicodeError:  # cam..local, a label over 63 characters: the thread died, the camera with it
             return f"{where} is not a valid host name"
         except TimeoutError:
@@ -193,7 +194,7 @@ class CameraReader:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            error = self._unreachable()
+            error, refused_now = self._unreachable(), False
             capture = self._open() if error is None else None
             try:
                 if capture is None:
@@ -208,7 +209,9 @@ class CameraReader:
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
-                    error = self._refusal or "cannot open"
+                        refused_now = self._refusal is not None
+                    error = (self._refusal or missing_video_file(self.source) or unresolved_host(self.source)
+                             or "cannot open")
             finally:
                 if capture is not None:
                     capture.release()
@@ -216,10 +219,10 @@ class CameraReader:
                 break
             failures += 1
             delay = retry_delay(failures, self.retry_first, self.retry_max)
-            if not self._down:  # once per outage, not at every retry
+            if not self._down or refused_now:  # once per outage, and the camera's refusal (its 401) met in it
+                log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
+                            error, "still " if self._down else "", self.retry_max)
                 self._down = True
-                log.warning("%s (%s): %s; retrying, at most %g s apart", self.name, redact_source(self.source),
-                            error, self.retry_max)
             with self._lock:
                 self._connected = False
                 self._last_error = f"{error}; retrying in {delay:g} s"
@@ -335,6 +338,9 @@ class CameraWorker:
         self.camera_id, self.reader, self.processor, self.sinks = camera_id, reader, processor, sinks
         self.interval = 1.0 / fps
         self.analysed = 0
+        # (analysed, detected), replaced whole after each frame: state() read them one at a time
+        # and could see a frame's detection before its count (detected 47, analysed 46)
+        self._counts = (0, getattr(processor, "detections", None))
         self.problems = ProblemLog(log, f"camera {camera_id}: analysing a frame failed",
                                    f"camera {camera_id}: frames analysed and people stored again")
         # Frames are stamped in Unix seconds (events carry real times) that advance as the
@@ -381,8 +387,8 @@ class CameraWorker:
                           self.camera_id, left, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
 
     def state(self) -> dict:
-        return {**self.reader.state().to_dict(), "analysed": self.analysed,
-                "detected": getattr(self.processor, "detections", None),
+        analysed, detected = self._counts
+        return {**self.reader.state().to_dict(), "analysed": analysed, "detected": detected,
                 "analysis_error": self._storing_problem() or self.problems.last}
 
     def _storing_problem(self) -> str | None:
@@ -405,6 +411,7 @@ class CameraWorker:
             frame = Frame(self.analysed, self._stamp(), image, f"{self.camera_id}-{self.analysed:06d}")
             self._guarded(analyse, self.processor, frame, self.sinks)
             self.analysed += 1
+            self._counts = (self.analysed, getattr(self.processor, "detections", None))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _stamp(self) -> float:

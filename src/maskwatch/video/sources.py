@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,6 +242,28 @@ def stream_address(source: str) -> tuple[str, int] | None:
     if not host or (port and not port.isdigit()):
         return None
     return host, int(port) if port else DEFAULT_PORTS[scheme.lower()]
+
+
+def missing_video_file(source: str) -> str | None:
+    """`no such video file: PATH` for a file source that is not there (one removed while a site
+    ran said `cannot open`), else None."""
+    if source.startswith(STREAM_PREFIXES) or source.startswith("webcam:") or Path(source).is_file():
+        return None
+    return f"no such video file: {source}"
+
+
+def unresolved_host(source: str) -> str | None:
+    """Why a stream URL's host cannot be dialled where its name does not resolve (a typo, a
+    camera not in DNS), or None. Asked once OpenCV's open failed: FFmpeg, silenced, said only
+    `cannot open`, and a URL it reads otherwise than stream_address still gets its try."""
+    address = stream_address(source)
+    if address is None:
+        return None
+    try:
+        socket.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return f"no such host ({address[0]} does not resolve)"
+    return None
 
 
 def split_authority(rest: str) -> tuple[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from maskwatch.site.config.section import Section
 
@@ -59,6 +59,16 @@ class MqttConfig(Section):
         if self.ca_file is not None and not self.tls:
             raise ValueError("mqtt.ca_file is for a broker spoken to over TLS: add tls: true (and its port, usually 8883)")
         return self
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """MQTT sends a password only after a user name: one given alone was dropped in silence,
+        and the site logged in as nobody (a broker that wants a login refused it as 'Not authorized')."""
+        if value is not None and not info.data.get("username"):
+            raise ValueError("a password without mqtt.username: MQTT sends it only with a user name; "
+                             "set username: (or drop the password for a broker open to all)")
+        return value
 
     @field_validator("prefix")
     @classmethod

@@ -59,6 +59,14 @@ class SiteConfig(Section):
     def disabled_cameras(self) -> tuple[str, ...]:
         return self._disabled
 
+    def shared_names(self) -> list[list[str]]:
+        """The ids of cameras that share a display name (case aside), each group of two or more: the
+        dashboard, the report and Home Assistant show them alike. Warned of, not refused: sites run so."""
+        ids: dict[str, list[str]] = {}
+        for camera_id, camera in self.cameras.items():
+            ids.setdefault(camera.name.strip().casefold(), []).append(camera_id)
+        return [group for group in ids.values() if len(group) > 1]
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:

@@ -126,10 +126,14 @@ def _yaml_problem(err: yaml.MarkedYAMLError) -> str:
 
 def _yaml_hint(problem: str) -> str:
     """What a newcomer's slip behind PyYAML's words most likely is: "expected <block end>, but found
-    '<block mapping start>'" named no indentation, and a tab's error no tab."""
+    '<block mapping start>'" named no indentation, a tab's error no tab, and a name missing its
+    colon (`name Front door`) was told as the next line's problem."""
+    colon = "a setting's name is followed by ': ' (fps: 5, not fps 5)"
     if "'\\t'" in problem:
         return "; YAML indents with spaces, not tabs"
     if "<block end>" in problem or "mapping values are not allowed" in problem or "expected key" in problem:
         return ("; check the indentation there and on the line above: the settings of one thing line up "
-                "under it, indented more than its name (and a value holding ': ' goes in quotes)")
+                f"under it, indented more than its name (and a value holding ': ' goes in quotes); {colon}")
+    if "could not find expected ':'" in problem:  # a name without its colon, where a setting was due
+        return f"; {colon}"
     return ""
