@@ -1139,3 +1139,24 @@ def test_a_photo_put_in_place_of_an_annotated_copy_is_read_and_never_written_ove
         assert hashlib.sha256((folder / "a.jpg").read_bytes()).hexdigest() == own
         names = [json.loads(line)["name"] for line in (folder / "detections.jsonl").read_text().splitlines()]
         assert sorted(names) == ["a.jpg", "a.png"]
+
+
+def test_a_heic_or_a_clip_given_as_a_photo_is_named_as_what_it_is(tmp_path, sample_dir):
+    """A HEIC saved as .jpg (some phone transfer apps), a HEIC crop in a folder for `classify` and a
+    clip given to `classify` were "corrupt, truncated or unsupported format", or passed over."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    (tmp_path / "phone.jpg").write_bytes(heic)
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "phone.jpg"), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 1 and "phone.jpg: HEIC/HEIF photos" in result.output, result.output
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    (crops / "face.heic").write_bytes(heic)
+    cv2.imwrite(str(crops / "face.png"), cv2.imread(str(min(sample_dir.glob("images/*.png"))))[:64, :64])
+    result = CliRunner().invoke(app, ["classify", str(crops)])
+    assert result.exit_code == 1 and "face.heic: HEIC/HEIF photos" in result.output and "face.png: " in result.output
+    clip = tmp_path / "door.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    result = CliRunner().invoke(app, ["classify", str(clip)])
+    assert result.exit_code == 1 and "door.mp4: a video (MP4" in result.output, result.output

@@ -13,6 +13,12 @@ from maskwatch import MAX_PIXELS
 # MAX_PIXELS: decompression bombs, refused by their header before decoding (OpenCV's
 # OPENCV_IO_MAX_IMAGE_PIXELS, set to it in maskwatch/__init__.py, before cv2 loads).
 
+UNREAD_PHOTOS = ("HEIC/HEIF photos (an iPhone's default) are not read here: convert them to JPEG "
+                 "(heif-convert, or the phone's camera format 'Most Compatible')")
+# The brands an ISO media file (ftyp) of HEIC or HEIF declares; AVIF's are photos OpenCV reads.
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+PHOTO_BRANDS = HEIF_BRANDS | {b"avif", b"avis"}
+
 
 class ImageError(ValueError):
     """An image that cannot be used, with its source and the reason."""
@@ -45,10 +51,22 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXEL
         raise ImageError(f"{source}: its header claims more than "
                          f"{os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS', MAX_PIXELS)} pixels; not decoded") from None
     if image is None:
-        raise ImageError(f"{source}: not a readable image (corrupt, truncated or unsupported format)")
+        raise ImageError(f"{source}: {not_a_photo(data) or 'not a readable image (corrupt, truncated or unsupported format)'}")
     if image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(f"{source}: {image.shape[1]}x{image.shape[0]} exceeds {max_pixels} pixels")
     return to_8_bits(image)
+
+
+def not_a_photo(data: bytes) -> str | None:
+    """What undecodable bytes hold where that is a known mistake, else None: an iPhone's HEIC
+    (also saved as .jpg by some transfer apps) or a video, each of which was called "corrupt"."""
+    box = data[4:12]
+    if box[:4] == b"ftyp" and box[4:] in HEIF_BRANDS:
+        return UNREAD_PHOTOS
+    if box[:4] == b"ftyp" and box[4:] not in PHOTO_BRANDS or data[:4] == b"\x1aE\xdf\xa3" or (
+            data[:4] == b"RIFF" and data[8:12] == b"AVI "):
+        return "a video (MP4, QuickTime, Matroska or AVI), not a photo (named as a video, `maskwatch detect` reads it)"
+    return None
 
 
 def to_8_bits(image: np.ndarray) -> np.ndarray:

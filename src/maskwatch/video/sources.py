@@ -14,7 +14,7 @@ from typing import AbstractSet as Set, Iterable, Iterator
 import cv2
 import numpy as np
 
-from maskwatch.data.images import ImageError, read_image
+from maskwatch.data.images import UNREAD_PHOTOS, ImageError, read_image
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
@@ -23,9 +23,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".g
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
                   ".mjpeg", ".mjpg"}
 # Photos no reader here takes: said so, not read as a one-frame video or passed over in silence.
-UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}
-UNREAD_PHOTOS = ("HEIC/HEIF photos (an iPhone's default) are not read here: convert them to JPEG "
-                 "(heif-convert, or the phone's camera format 'Most Compatible')")
+UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}  # said in UNREAD_PHOTOS
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
 
 
