@@ -914,6 +914,11 @@ def test_scattered_bad_frames_are_skipped_and_a_file_that_ends_early_is_said_onc
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, truncated, [40.0 * i for i in range(80)]), errors))
     assert len(frames) == 40
     assert errors == ["clip: no frame could be read from frame 40 on, of the 80 its header promises (a truncated file?)"]
+    errors = []  # cut closer to its end: 21 of the 40 promised, under 25 bad in a row (a line each before)
+    frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 21 + [None] * 19, [40.0 * i for i in range(40)]),
+                              errors))
+    assert len(frames) == 21
+    assert errors == ["clip: no frame could be read from frame 21 on, of the 40 its header promises (a truncated file?)"]
 
 
 def test_the_annotated_video_holds_a_frame_per_line_at_even_sides_readable_by_others(tmp_path):
