@@ -1165,3 +1165,20 @@ def test_a_heic_or_a_clip_given_as_a_photo_is_named_as_what_it_is(tmp_path, samp
     writer.release()
     result = CliRunner().invoke(app, ["classify", str(clip)])
     assert result.exit_code == 1 and "door.mp4: a video (MP4" in result.output, result.output
+
+
+def test_an_empty_file_or_an_mp4_cut_short_is_named_as_such(tmp_path):
+    """A phone's recording stopped part-way (an MP4 with no index yet) and a zero-byte file were
+    both "not an image or a video that OpenCV can open"."""
+    clip = tmp_path / "door.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    for _ in range(10):
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    data = clip.read_bytes()
+    clip.write_bytes(data[:len(data) // 2])
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(SourceError, match="door.mp4: a video that cannot be opened: cut short"):
+        describe_source(str(clip))
+    with pytest.raises(SourceError, match="empty.mp4: empty file"):
+        describe_source(str(tmp_path / "empty.mp4"))

@@ -14,7 +14,7 @@ from typing import AbstractSet as Set, Iterable, Iterator
 import cv2
 import numpy as np
 
-from maskwatch.data.images import UNREAD_PHOTOS, ImageError, read_image
+from maskwatch.data.images import UNREAD_PHOTOS, ImageError, not_a_photo, read_image
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
@@ -89,7 +89,7 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
         if not capture.isOpened():
             if photo:
                 return SourceInfo("image", path.stem, None, 1)
-            raise SourceError(f"{path}: not an image or a video that OpenCV can open")
+            raise SourceError(f"{path}: {unopened(path)}")
         fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         count = int(count) if 0 < count < 1e9 else None  # some containers say -9.2e18: no count
@@ -98,6 +98,22 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
     finally:
         capture.release()
     return SourceInfo("video", path.stem, fps, count)
+
+
+def unopened(path: Path) -> str:
+    """Why a file is neither photo nor video, where its bytes tell: an empty file, or a video
+    cut short (an MP4 recorded or copied part-way has no index yet), each "not ... OpenCV can open"."""
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if not head:
+        return "empty file"
+    kind = not_a_photo(head)
+    if kind == UNREAD_PHOTOS:  # a HEIC named as a video
+        return kind
+    if kind:
+        return ("a video that cannot be opened: cut short (an MP4 recorded or copied part-way has no index) "
+                "or corrupt")
+    return "not an image or a video that OpenCV can open"
 
 
 # Timing for a video whose frame rate OpenCV does not know or reports absurdly.
