@@ -1182,3 +1182,17 @@ def test_an_empty_file_or_an_mp4_cut_short_is_named_as_such(tmp_path):
         describe_source(str(clip))
     with pytest.raises(SourceError, match="empty.mp4: empty file"):
         describe_source(str(tmp_path / "empty.mp4"))
+
+
+def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, sample_dir):
+    """An iPhone's folder of HEIC photos and a dataset's root (its photos in images/) were a bare
+    "folder holds no images", with no word of the HEIC to convert or of the folder to name."""
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    (phone / "IMG_0001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(SourceError, match=r"holds 1 HEIC photo \(IMG_0001.heic\): HEIC/HEIF photos .* convert them"):
+        describe_source(str(phone))
+    with pytest.raises(SourceError, match=r"subfolders are not read: name one, such as .*face-mask-detection/images "):
+        describe_source(str(sample_dir))
+    result = CliRunner().invoke(app, ["classify", str(sample_dir)])
+    assert result.exit_code == 1 and "name one, such as" in result.output, result.output

@@ -68,8 +68,7 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
     if path.is_dir():
         images = folder_files(path, IMAGE_SUFFIXES)
         if not images:
-            videos = "; `maskwatch batch` reads the videos it holds" if folder_files(path, VIDEO_SUFFIXES) else ""
-            raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){videos}")
+            raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){no_images_hint(path)}")
         return SourceInfo("folder", path.name, None, len(images))
     if not path.exists():
         # OpenCV's habit of a bare device number, or the word alone: "webcam: no such file or folder"
@@ -350,6 +349,20 @@ def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
     what it is read as, its videos what that reading passes over. What a detect run wrote there
     (`detect photos --out photos`) is left out: its annotated copies were read back as photos."""
     return split_written(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())[0]
+
+
+def no_images_hint(folder: Path) -> str:
+    """What a folder with no photos of its own holds instead, said after "no images": an iPhone's
+    HEIC photos, videos, or photos in its subfolders (a dataset's root, its photos in images/),
+    each of which was a bare "folder holds no images"."""
+    if heic := folder_files(folder, UNREAD_PHOTO_SUFFIXES):
+        return f"; it holds {len(heic)} HEIC photo{'s' * (len(heic) > 1)} ({heic[0].name}): {UNREAD_PHOTOS}"
+    if folder_files(folder, VIDEO_SUFFIXES):
+        return "; `maskwatch batch` reads the videos it holds"
+    within = next((d for d in sorted(folder.iterdir()) if d.is_dir() and folder_files(d, IMAGE_SUFFIXES)), None)
+    if within:
+        return f"; its subfolders are not read: name one, such as {within} (`maskwatch batch` reads them all)"
+    return ""
 
 
 def written_files(folder: Path, suffixes: set[str]) -> list[Path]:
