@@ -723,3 +723,25 @@ def test_a_clip_or_a_heic_uploaded_is_named_as_what_it_is(tmp_path):
         with pytest.raises(UploadError) as caught:
             image_from_upload(data, 10_000_000)
         assert caught.value.status == 415 and caught.value.message.startswith(said), caught.value.message
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8, 2])
+def test_a_turned_avif_is_read_upright_by_detect_as_by_the_api(orientation):
+    """An AVIF is turned by its irot and imir boxes, not EXIF: OpenCV left it as stored, so that
+    `detect` read a phone's portrait AVIF on its side (its faces missed) where the API read it upright."""
+    import io
+
+    from PIL import Image
+
+    from maskwatch.data.images import decode_image
+    from maskwatch.serving.uploads import image_from_upload
+
+    stored = Image.new("RGB", (100, 40), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 10, 20))  # a red corner: any turn or mirror moves it
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Pillow writes it as the AVIF's irot / imir
+    buffer = io.BytesIO()
+    stored.save(buffer, format="AVIF", exif=exif, quality=95)
+    api, cli = image_from_upload(buffer.getvalue(), 10_000_000), decode_image(buffer.getvalue())
+    assert cli.shape == api.shape
+    assert abs(api.astype(int) - cli.astype(int)).mean() < 3

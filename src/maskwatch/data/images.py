@@ -54,7 +54,29 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXEL
         raise ImageError(f"{source}: {not_a_photo(data) or 'not a readable image (corrupt, truncated or unsupported format)'}")
     if image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(f"{source}: {image.shape[1]}x{image.shape[0]} exceeds {max_pixels} pixels")
-    return to_8_bits(image)
+    return to_8_bits(turned_avif(data, image))
+
+
+def turned_avif(data: bytes, image: np.ndarray) -> np.ndarray:
+    """An AVIF photo turned and mirrored as its `irot` and `imir` boxes say, in that order (the
+    HEIF rule). OpenCV turns a JPEG by its EXIF orientation but leaves an AVIF as stored: a
+    phone's portrait AVIF was read on its side, its faces missed, where the API (Pillow) read it upright."""
+    if data[4:8] != b"ftyp" or data[8:12] not in (b"avif", b"avis"):
+        return image
+    start = data.find(b"ipco", 0, 1 << 16) - 4  # the item properties, in the meta box before the pixels
+    if start < 0:
+        return image
+    end, pos, found = min(start + int.from_bytes(data[start:start + 4], "big"), len(data)), start + 8, {}
+    while pos + 9 <= end:
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        found.setdefault(data[pos + 4:pos + 8], data[pos + 8])
+        pos += max(size, 9)
+    angle = found.get(b"irot", 0) & 3  # anti-clockwise, in quarter turns
+    if angle:
+        image = cv2.rotate(image, (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)[angle - 1])
+    if b"imir" in found:  # 0: top to bottom, 1: left to right (libavif's reading of the axis)
+        image = cv2.flip(image, found[b"imir"] & 1)
+    return image
 
 
 def not_a_photo(data: bytes) -> str | None:
