@@ -1165,6 +1165,9 @@ def test_a_heic_or_a_clip_given_as_a_photo_is_named_as_what_it_is(tmp_path, samp
     writer.release()
     result = CliRunner().invoke(app, ["classify", str(clip)])
     assert result.exit_code == 1 and "door.mp4: a video (MP4" in result.output, result.output
+    from maskwatch.data.images import not_a_photo
+
+    assert not_a_photo(b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom") is None  # a Canon raw photo: no video
 
 
 def test_an_empty_file_or_an_mp4_cut_short_is_named_as_such(tmp_path):

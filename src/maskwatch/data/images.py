@@ -15,9 +15,10 @@ from maskwatch import MAX_PIXELS
 
 UNREAD_PHOTOS = ("HEIC/HEIF photos (an iPhone's default) are not read here: convert them to JPEG "
                  "(heif-convert, or the phone's camera format 'Most Compatible')")
-# The brands an ISO media file (ftyp) of HEIC or HEIF declares; AVIF's are photos OpenCV reads.
+# The brands an ISO media file (ftyp) of HEIC or HEIF declares; AVIF's are photos OpenCV reads,
+# and a Canon CR3 raw photo is one too (no video): every other brand is a video's (MP4, QuickTime).
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
-PHOTO_BRANDS = HEIF_BRANDS | {b"avif", b"avis"}
+PHOTO_BRANDS = HEIF_BRANDS | {b"avif", b"avis", b"crx "}
 
 
 class ImageError(ValueError):
