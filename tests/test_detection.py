@@ -1199,3 +1199,27 @@ def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, s
         describe_source(str(sample_dir))
     result = CliRunner().invoke(app, ["classify", str(sample_dir)])
     assert result.exit_code == 1 and "name one, such as" in result.output, result.output
+
+
+@pytest.mark.system
+def test_an_unwritable_out_folder_is_named_not_a_temp_file_in_it(tmp_path, sample_dir):
+    """`detect --out` a folder that takes no file said `OUT/..maskwatch-detect.json.qkpr5d9e.partial:
+    Permission denied`, a file the user never named."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    if os.access(out, os.W_OK) and subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode:
+        out.chmod(0o755)
+        pytest.skip("root writes in a read-only folder, and this filesystem makes none immutable")
+    try:
+        result = subprocess.run([sys.executable, "-m", "maskwatch", "detect", str(min(sample_dir.glob("images/*.png"))),
+                                 "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], capture_output=True)
+        out.chmod(0o755)
+    assert result.returncode == 1 and f"error: {out}: cannot write in this folder (" in result.stderr, result.stderr
+    assert list(out.iterdir()) == []
