@@ -1223,3 +1223,33 @@ def test_an_unwritable_out_folder_is_named_not_a_temp_file_in_it(tmp_path, sampl
         out.chmod(0o755)
     assert result.returncode == 1 and f"error: {out}: cannot write in this folder (" in result.stderr, result.stderr
     assert list(out.iterdir()) == []
+
+
+def test_the_last_progress_line_of_a_stopped_run_counts_the_frames_done(tmp_path, sample_dir, detector, capsys):
+    """Ctrl-C in the detector's third photo: the log's last line said 3/5 (the photo handed out),
+    then "2 photos": the bar counted a frame no line was written for."""
+    from maskwatch.video.pipeline import run_detect
+
+    class StoppedAtThird:
+        def __init__(self):
+            self.calls = 0
+
+        def __getattr__(self, name):
+            return getattr(detector, name)
+
+        def for_photos(self):
+            return self
+
+        def detect_and_unsure(self, image, **options):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return detector.for_photos().detect_and_unsure(image, **options)
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted((sample_dir / "images").glob("*.png"))[:5]:
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    result = run_detect(str(photos), tmp_path / "out", StoppedAtThird(), progress=True, save_media=False)
+    assert result.interrupted and result.frames == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("detect: 2/5 photo (40%) ")

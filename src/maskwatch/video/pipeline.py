@@ -324,6 +324,8 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
                 elif _described(err) != result.failed:  # a sink's close failing after (the video removed): said too
                     result.errors.append(_described(err))
             finally:
+                if hasattr(bar, "n"):  # the frames done: not one a Ctrl-C or an error cut short ("213/1500", "212 frames")
+                    bar.n = min(bar.n, result.frames)
                 bar.close()
                 if media is not None:
                     result.outputs.extend(media.written)
