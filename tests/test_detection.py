@@ -1185,6 +1185,9 @@ def test_an_empty_file_or_an_mp4_cut_short_is_named_as_such(tmp_path):
         describe_source(str(clip))
     with pytest.raises(SourceError, match="empty.mp4: empty file"):
         describe_source(str(tmp_path / "empty.mp4"))
+    (tmp_path / "song.mp4").write_bytes(b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A mp42" + bytes(64))
+    with pytest.raises(SourceError, match="song.mp4: an audio file"):  # not "a video ... cut short"
+        describe_source(str(tmp_path / "song.mp4"))
 
 
 def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, sample_dir):

@@ -15,6 +15,7 @@ from maskwatch import MAX_PIXELS
 
 UNREAD_PHOTOS = ("HEIC/HEIF photos (an iPhone's default) are not read here: convert them to JPEG "
                  "(heif-convert, or the phone's camera format 'Most Compatible')")
+AUDIO = "an audio file (M4A), not a photo or a video"  # an ISO media file of sound alone
 # The brands an ISO media file (ftyp) of HEIC or HEIF declares; AVIF's are photos OpenCV reads,
 # and a Canon CR3 raw photo is one too (no video): every other brand is a video's (MP4, QuickTime).
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -86,6 +87,8 @@ def not_a_photo(data: bytes) -> str | None:
     box = data[4:12]
     if box[:4] == b"ftyp" and box[4:] in HEIF_BRANDS:
         return UNREAD_PHOTOS
+    if box[:4] == b"ftyp" and box[4:] in (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "):
+        return AUDIO
     if box[:4] == b"ftyp" and box[4:] not in PHOTO_BRANDS or data[:4] == b"\x1aE\xdf\xa3" or (
             data[:4] == b"RIFF" and data[8:12] == b"AVI "):
         return "a video (MP4, QuickTime, Matroska or AVI), not a photo (named as a video, `maskwatch detect` reads it)"

@@ -14,7 +14,7 @@ from typing import AbstractSet as Set, Iterable, Iterator
 import cv2
 import numpy as np
 
-from maskwatch.data.images import UNREAD_PHOTOS, ImageError, not_a_photo, read_image
+from maskwatch.data.images import AUDIO, UNREAD_PHOTOS, ImageError, not_a_photo, read_image
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
@@ -107,7 +107,7 @@ def unopened(path: Path) -> str:
     if not head:
         return "empty file"
     kind = not_a_photo(head)
-    if kind == UNREAD_PHOTOS:  # a HEIC named as a video
+    if kind in (UNREAD_PHOTOS, AUDIO):  # a HEIC or a song named as a video
         return kind
     if kind:
         return ("a video that cannot be opened: cut short (an MP4 recorded or copied part-way has no index) "
