@@ -1256,3 +1256,15 @@ def test_the_last_progress_line_of_a_stopped_run_counts_the_frames_done(tmp_path
     result = run_detect(str(photos), tmp_path / "out", StoppedAtThird(), progress=True, save_media=False)
     assert result.interrupted and result.frames == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("detect: 2/5 photo (40%) ")
+
+
+def test_a_folder_of_photos_with_folders_of_photos_within_says_they_are_passed_over(tmp_path, sample_dir):
+    """`detect Trip` read Trip's own photos and passed over Trip/Day1's in silence."""
+    photos = sorted((sample_dir / "images").glob("*.png"))
+    (tmp_path / "trip" / "day1").mkdir(parents=True)
+    (tmp_path / "trip" / photos[0].name).write_bytes(photos[0].read_bytes())
+    (tmp_path / "trip" / "day1" / photos[1].name).write_bytes(photos[1].read_bytes())
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "trip"), "--out", str(tmp_path / "out"), "--quiet",
+                                      "--no-media"])
+    assert result.exit_code == 0, result.output
+    assert "1 folder of photos within passed over (day1): a folder is read as its own photos" in result.output

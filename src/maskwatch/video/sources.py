@@ -359,10 +359,14 @@ def no_images_hint(folder: Path) -> str:
         return f"; it holds {len(heic)} HEIC photo{'s' * (len(heic) > 1)} ({heic[0].name}): {UNREAD_PHOTOS}"
     if folder_files(folder, VIDEO_SUFFIXES):
         return "; `maskwatch batch` reads the videos it holds"
-    within = next((d for d in sorted(folder.iterdir()) if d.is_dir() and folder_files(d, IMAGE_SUFFIXES)), None)
-    if within:
-        return f"; its subfolders are not read: name one, such as {within} (`maskwatch batch` reads them all)"
+    if within := photo_subfolders(folder):
+        return f"; its subfolders are not read: name one, such as {within[0]} (`maskwatch batch` reads them all)"
     return ""
+
+
+def photo_subfolders(folder: Path) -> list[Path]:
+    """The folders directly in `folder` that hold photos of their own: not read by `detect FOLDER`."""
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and folder_files(d, IMAGE_SUFFIXES)]
 
 
 def written_files(folder: Path, suffixes: set[str]) -> list[Path]:
