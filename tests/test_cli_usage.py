@@ -274,6 +274,19 @@ def test_a_site_file_given_without_config_is_named_with_the_command_that_takes_i
     assert not list(tmp_path.iterdir())  # no backup folder, no users' database
 
 
+def test_several_files_given_to_detect_are_told_their_folder_or_batch(tmp_path, monkeypatch):
+    """`detect photos/*.jpg` (the shell's glob) got click's bare "Got unexpected extra argument(s)"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / "photos" / name).write_bytes(b"")
+    result = runner.invoke(app, ["detect", "-o", "out", "photos/a.jpg", "photos/b.jpg", "photos/c.jpg", "--quiet"])
+    assert result.exit_code == 2 and result.output == (
+        "error: detect reads one source, and got 3 (photos/a.jpg, photos/b.jpg, ...): name their folder (photos), "
+        "or score them all with `maskwatch batch FILE... --out DIR`\n"), result.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.system
 def test_ctrl_c_at_a_password_prompt_stops_as_ctrl_c_does(tmp_path):
     """`users add` in a terminal, stopped at its password prompt: click's "Aborted." and exit code 1,

@@ -930,6 +930,11 @@ def test_scattered_bad_frames_are_skipped_and_a_file_that_ends_early_is_said_onc
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, truncated, [40.0 * i for i in range(80)]), errors))
     assert len(frames) == 40
     assert errors == ["clip: no frame could be read from frame 40 on, of the 80 its header promises (a truncated file?)"]
+    errors = []  # cut closer to its end: 21 of the 40 promised, under 25 bad in a row (a line each before)
+    frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 21 + [None] * 19, [40.0 * i for i in range(40)]),
+                              errors))
+    assert len(frames) == 21
+    assert errors == ["clip: no frame could be read from frame 21 on, of the 40 its header promises (a truncated file?)"]
 
 
 def test_the_annotated_video_holds_a_frame_per_line_at_even_sides_readable_by_others(tmp_path):
@@ -1155,3 +1160,127 @@ def test_a_photo_put_in_place_of_an_annotated_copy_is_read_and_never_written_ove
         assert hashlib.sha256((folder / "a.jpg").read_bytes()).hexdigest() == own
         names = [json.loads(line)["name"] for line in (folder / "detections.jsonl").read_text().splitlines()]
         assert sorted(names) == ["a.jpg", "a.png"]
+
+
+def test_a_heic_or_a_clip_given_as_a_photo_is_named_as_what_it_is(tmp_path, sample_dir):
+    """A HEIC saved as .jpg (some phone transfer apps), a HEIC crop in a folder for `classify` and a
+    clip given to `classify` were "corrupt, truncated or unsupported format", or passed over."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    (tmp_path / "phone.jpg").write_bytes(heic)
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "phone.jpg"), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 1 and "phone.jpg: HEIC/HEIF photos" in result.output, result.output
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    (crops / "face.heic").write_bytes(heic)
+    cv2.imwrite(str(crops / "face.png"), cv2.imread(str(min(sample_dir.glob("images/*.png"))))[:64, :64])
+    result = CliRunner().invoke(app, ["classify", str(crops)])
+    assert result.exit_code == 1 and "face.heic: HEIC/HEIF photos" in result.output and "face.png: " in result.output
+    clip = tmp_path / "door.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    result = CliRunner().invoke(app, ["classify", str(clip)])
+    assert result.exit_code == 1 and "door.mp4: a video (MP4" in result.output, result.output
+    from maskwatch.data.images import not_a_photo
+
+    assert not_a_photo(b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01crx isom") is None  # a Canon raw photo: no video
+
+
+def test_an_empty_file_or_an_mp4_cut_short_is_named_as_such(tmp_path):
+    """A phone's recording stopped part-way (an MP4 with no index yet) and a zero-byte file were
+    both "not an image or a video that OpenCV can open"."""
+    clip = tmp_path / "door.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    for _ in range(10):
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    data = clip.read_bytes()
+    clip.write_bytes(data[:len(data) // 2])
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(SourceError, match="door.mp4: a video that cannot be opened: cut short"):
+        describe_source(str(clip))
+    with pytest.raises(SourceError, match="empty.mp4: empty file"):
+        describe_source(str(tmp_path / "empty.mp4"))
+    (tmp_path / "song.mp4").write_bytes(b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A mp42" + bytes(64))
+    with pytest.raises(SourceError, match="song.mp4: an audio file"):  # not "a video ... cut short"
+        describe_source(str(tmp_path / "song.mp4"))
+
+
+def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, sample_dir):
+    """An iPhone's folder of HEIC photos and a dataset's root (its photos in images/) were a bare
+    "folder holds no images", with no word of the HEIC to convert or of the folder to name."""
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    (phone / "IMG_0001.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    with pytest.raises(SourceError, match=r"holds 1 HEIC photo \(IMG_0001.heic\): HEIC/HEIF photos .* convert them"):
+        describe_source(str(phone))
+    with pytest.raises(SourceError, match=r"subfolders are not read: name one, such as .*face-mask-detection/images "):
+        describe_source(str(sample_dir))
+    result = CliRunner().invoke(app, ["classify", str(sample_dir)])
+    assert result.exit_code == 1 and "name one, such as" in result.output, result.output
+
+
+@pytest.mark.system
+def test_an_unwritable_out_folder_is_named_not_a_temp_file_in_it(tmp_path, sample_dir):
+    """`detect --out` a folder that takes no file said `OUT/..maskwatch-detect.json.qkpr5d9e.partial:
+    Permission denied`, a file the user never named."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    if os.access(out, os.W_OK) and subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode:
+        out.chmod(0o755)
+        pytest.skip("root writes in a read-only folder, and this filesystem makes none immutable")
+    try:
+        result = subprocess.run([sys.executable, "-m", "maskwatch", "detect", str(min(sample_dir.glob("images/*.png"))),
+                                 "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=120)
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], capture_output=True)
+        out.chmod(0o755)
+    assert result.returncode == 1 and f"error: {out}: cannot write in this folder (" in result.stderr, result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_the_last_progress_line_of_a_stopped_run_counts_the_frames_done(tmp_path, sample_dir, detector, capsys):
+    """Ctrl-C in the detector's third photo: the log's last line said 3/5 (the photo handed out),
+    then "2 photos": the bar counted a frame no line was written for."""
+    from maskwatch.video.pipeline import run_detect
+
+    class StoppedAtThird:
+        def __init__(self):
+            self.calls = 0
+
+        def __getattr__(self, name):
+            return getattr(detector, name)
+
+        def for_photos(self):
+            return self
+
+        def detect_and_unsure(self, image, **options):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return detector.for_photos().detect_and_unsure(image, **options)
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted((sample_dir / "images").glob("*.png"))[:5]:
+        (photos / photo.name).write_bytes(photo.read_bytes())
+    result = run_detect(str(photos), tmp_path / "out", StoppedAtThird(), progress=True, save_media=False)
+    assert result.interrupted and result.frames == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("detect: 2/5 photo (40%) ")
+
+
+def test_a_folder_of_photos_with_folders_of_photos_within_says_they_are_passed_over(tmp_path, sample_dir):
+    """`detect Trip` read Trip's own photos and passed over Trip/Day1's in silence."""
+    photos = sorted((sample_dir / "images").glob("*.png"))
+    (tmp_path / "trip" / "day1").mkdir(parents=True)
+    (tmp_path / "trip" / photos[0].name).write_bytes(photos[0].read_bytes())
+    (tmp_path / "trip" / "day1" / photos[1].name).write_bytes(photos[1].read_bytes())
+    result = CliRunner().invoke(app, ["detect", str(tmp_path / "trip"), "--out", str(tmp_path / "out"), "--quiet",
+                                      "--no-media"])
+    assert result.exit_code == 0, result.output
+    assert "1 folder of photos within passed over (day1): a folder is read as its own photos" in result.output

@@ -706,3 +706,44 @@ def test_a_client_gone_mid_body_is_told_to_the_app_not_turned_into_a_500():
     scope = {"type": "http", "path": "/login", "headers": [(b"content-length", b"100")]}
     asyncio.run(SmallBodies(app, upload_paths=("/v1/detect",))(scope, receive, send))
     assert heard == [{"type": "http.disconnect"}]
+
+
+def test_a_clip_or_a_heic_uploaded_is_named_as_what_it_is(tmp_path):
+    """/v1/detect takes one photo: a clip or an iPhone's HEIC got "expected PNG, JPEG, ...", which
+    names neither what was sent nor where a video goes."""
+    import cv2
+    import numpy as np
+
+    from maskwatch.serving.uploads import UploadError, image_from_upload
+
+    writer = cv2.VideoWriter(str(tmp_path / "door.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    for data, said in [((tmp_path / "door.mp4").read_bytes(), "not an image: a video (MP4"),
+                       (heic, "not an image: HEIC/HEIF photos")]:
+        with pytest.raises(UploadError) as caught:
+            image_from_upload(data, 10_000_000)
+        assert caught.value.status == 415 and caught.value.message.startswith(said), caught.value.message
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8, 2])
+def test_a_turned_avif_is_read_upright_by_detect_as_by_the_api(orientation):
+    """An AVIF is turned by its irot and imir boxes, not EXIF: OpenCV left it as stored, so that
+    `detect` read a phone's portrait AVIF on its side (its faces missed) where the API read it upright."""
+    import io
+
+    from PIL import Image
+
+    from maskwatch.data.images import decode_image
+    from maskwatch.serving.uploads import image_from_upload
+
+    stored = Image.new("RGB", (100, 40), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 10, 20))  # a red corner: any turn or mirror moves it
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Pillow writes it as the AVIF's irot / imir
+    buffer = io.BytesIO()
+    stored.save(buffer, format="AVIF", exif=exif, quality=95)
+    api, cli = image_from_upload(buffer.getvalue(), 10_000_000), decode_image(buffer.getvalue())
+    assert cli.shape == api.shape
+    assert abs(api.astype(int) - cli.astype(int)).mean() < 3

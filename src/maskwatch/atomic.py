@@ -48,7 +48,8 @@ def atomic_path(target: Path | str, suffix: str = "", durable: bool = False) -> 
     if target.is_dir():
         raise OutputError(f"{target}: a folder is there, not a file; name the output file (nothing was written)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
+    with in_folder(target.parent):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".partial{suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, default_mode(directory=False))
@@ -64,6 +65,21 @@ def atomic_path(target: Path | str, suffix: str = "", durable: bool = False) -> 
                 _sync(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def in_folder(folder: Path) -> Iterator[None]:
+    """A folder that takes no new file (no permission, read-only) named as such: an unwritable
+    --out was "OUT/..maskwatch-detect.json.qkpr5d9e.partial: Permission denied", a file the user
+    never named. Other errors (a full disk) keep their file."""
+    import errno
+
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            err.filename, err.strerror = str(folder), f"cannot write in this folder ({err.strerror or err})"
+        raise
 
 
 @contextlib.contextmanager

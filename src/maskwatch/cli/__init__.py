@@ -55,11 +55,37 @@ def site_file_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
     return f"{stray}: the site file is given with --config/-c: maskwatch {shlex.join(fixed)}"
 
 
+def several_sources_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
+    """What to do where `detect` is given several files (`detect photos/*.jpg`, the shell's glob):
+    click's "Got unexpected extra argument(s)" said neither that it reads one source nor what does."""
+    from pathlib import Path
+
+    command = group.get_command(ctx, "detect") if args[:1] == ["detect"] else None
+    if command is None:
+        return None
+    valued = {name for param in command.params if not getattr(param, "is_flag", True) for name in param.opts}
+    sources, words = [], iter(args[1:])
+    for word in words:
+        if word in valued:
+            next(words, None)
+        elif word in ("-h", "--help"):
+            return None
+        elif not word.startswith("-"):
+            sources.append(word)
+    if len(sources) < 2 or not all(Path(word).exists() for word in sources):
+        return None
+    folders = {str(Path(word).parent) for word in sources}
+    folder = f" ({folders.pop()})" if len(folders) == 1 else ""
+    return (f"detect reads one source, and got {len(sources)} ({sources[0]}, {sources[1]}, ...): name their "
+            f"folder{folder}, or score them all with `maskwatch batch FILE... --out DIR`")
+
+
 class _Commands(TyperGroup):
-    """The `maskwatch` group: its commands as Typer makes them, a site file given without --config said first."""
+    """The `maskwatch` group: its commands as Typer makes them, a site file given without --config
+    or several files given to `detect` said first."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
-        if (slip := site_file_slip(self, ctx, args)) is not None:
+        if (slip := site_file_slip(self, ctx, args) or several_sources_slip(self, ctx, args)) is not None:
             _fail(slip, code=2)
         return super().parse_args(ctx, args)
 

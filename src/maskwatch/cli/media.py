@@ -35,14 +35,15 @@ def classify(
         classifier = Classifier.load(model, gate=None if gate else False)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    from maskwatch.video.sources import IMAGE_SUFFIXES, folder_files
+    from maskwatch.video.sources import IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, folder_files, no_images_hint
 
     failed = 0
     crops: list[Path] = []
     for path in images:
-        found = folder_files(path, IMAGE_SUFFIXES) if path.is_dir() else [path]
+        # A folder's HEIC crops are named with how to convert them, not passed over in silence.
+        found = folder_files(path, IMAGE_SUFFIXES | UNREAD_PHOTO_SUFFIXES) if path.is_dir() else [path]
         if not found:
-            _fail(f"{path}: a folder with no images in it ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            _fail(f"{path}: a folder with no images in it ({', '.join(sorted(IMAGE_SUFFIXES))}){no_images_hint(path)}")
         crops += found
     for path in crops:
         try:

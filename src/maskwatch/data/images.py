@@ -13,6 +13,14 @@ from maskwatch import MAX_PIXELS
 # MAX_PIXELS: decompression bombs, refused by their header before decoding (OpenCV's
 # OPENCV_IO_MAX_IMAGE_PIXELS, set to it in maskwatch/__init__.py, before cv2 loads).
 
+UNREAD_PHOTOS = ("HEIC/HEIF photos (an iPhone's default) are not read here: convert them to JPEG "
+                 "(heif-convert, or the phone's camera format 'Most Compatible')")
+AUDIO = "an audio file (M4A), not a photo or a video"  # an ISO media file of sound alone
+# The brands an ISO media file (ftyp) of HEIC or HEIF declares; AVIF's are photos OpenCV reads,
+# and a Canon CR3 raw photo is one too (no video): every other brand is a video's (MP4, QuickTime).
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+PHOTO_BRANDS = HEIF_BRANDS | {b"avif", b"avis", b"crx "}
+
 
 class ImageError(ValueError):
     """An image that cannot be used, with its source and the reason."""
@@ -45,10 +53,46 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXEL
         raise ImageError(f"{source}: its header claims more than "
                          f"{os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS', MAX_PIXELS)} pixels; not decoded") from None
     if image is None:
-        raise ImageError(f"{source}: not a readable image (corrupt, truncated or unsupported format)")
+        raise ImageError(f"{source}: {not_a_photo(data) or 'not a readable image (corrupt, truncated or unsupported format)'}")
     if image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(f"{source}: {image.shape[1]}x{image.shape[0]} exceeds {max_pixels} pixels")
-    return to_8_bits(image)
+    return to_8_bits(turned_avif(data, image))
+
+
+def turned_avif(data: bytes, image: np.ndarray) -> np.ndarray:
+    """An AVIF photo turned and mirrored as its `irot` and `imir` boxes say, in that order (the
+    HEIF rule). OpenCV turns a JPEG by its EXIF orientation but leaves an AVIF as stored: a
+    phone's portrait AVIF was read on its side, its faces missed, where the API (Pillow) read it upright."""
+    if data[4:8] != b"ftyp" or data[8:12] not in (b"avif", b"avis"):
+        return image
+    start = data.find(b"ipco", 0, 1 << 16) - 4  # the item properties, in the meta box before the pixels
+    if start < 0:
+        return image
+    end, pos, found = min(start + int.from_bytes(data[start:start + 4], "big"), len(data)), start + 8, {}
+    while pos + 9 <= end:
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        found.setdefault(data[pos + 4:pos + 8], data[pos + 8])
+        pos += max(size, 9)
+    angle = found.get(b"irot", 0) & 3  # anti-clockwise, in quarter turns
+    if angle:
+        image = cv2.rotate(image, (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)[angle - 1])
+    if b"imir" in found:  # 0: top to bottom, 1: left to right (libavif's reading of the axis)
+        image = cv2.flip(image, found[b"imir"] & 1)
+    return image
+
+
+def not_a_photo(data: bytes) -> str | None:
+    """What undecodable bytes hold where that is a known mistake, else None: an iPhone's HEIC
+    (also saved as .jpg by some transfer apps) or a video, each of which was called "corrupt"."""
+    box = data[4:12]
+    if box[:4] == b"ftyp" and box[4:] in HEIF_BRANDS:
+        return UNREAD_PHOTOS
+    if box[:4] == b"ftyp" and box[4:] in (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "):
+        return AUDIO
+    if box[:4] == b"ftyp" and box[4:] not in PHOTO_BRANDS or data[:4] == b"\x1aE\xdf\xa3" or (
+            data[:4] == b"RIFF" and data[8:12] == b"AVI "):
+        return "a video (MP4, QuickTime, Matroska or AVI), not a photo (named as a video, `maskwatch detect` reads it)"
+    return None
 
 
 def to_8_bits(image: np.ndarray) -> np.ndarray:

@@ -75,6 +75,10 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
 def not_an_image(data: bytes) -> str:
     """Why bytes that are no image are refused, naming the usual mistake of a client written in
     another language: the image sent as base64 text, alone, in a data: URL or inside JSON."""
+    from maskwatch.data.images import not_a_photo
+
+    if kind := not_a_photo(data):  # a clip or a HEIC photo: said, not "expected PNG, JPEG ..."
+        return f"not an image: {kind}"
     head = data[:256].lstrip()
     if head.startswith((b"{", b"[")):
         what = "JSON"

@@ -26,7 +26,8 @@ from maskwatch.video.resume import PHOTOS, RUN_RECORD, Resumed, earlier_run, run
 from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, MediaSink, Sink, SummarySink,
                                   media_path)
 from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, WRITTEN,
-                                     SourceError, SourceInfo, describe_source, folder_files, photo_files, read_frames,
+                                     SourceError, SourceInfo, describe_source, folder_files, photo_files,
+                                     photo_subfolders, read_frames,
                                      redact_source, written_before, written_files, written_text,
                                      written_warning)
 from maskwatch.video.tracker import FaceTracker
@@ -242,6 +243,10 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
     if info.kind == "folder" and (unread := folder_files(Path(source), UNREAD_PHOTO_SUFFIXES)):
         result.errors.append(f"{source}: {len(unread)} photo{'s' * (len(unread) > 1)} passed over ({unread[0].name}"
                              f"{', ...' * (len(unread) > 1)}): {UNREAD_PHOTOS}")
+    if info.kind == "folder" and (within := photo_subfolders(Path(source))):
+        result.errors.append(f"{source}: {len(within)} folder{'s' * (len(within) > 1)} of photos within passed over "
+                             f"({within[0].name}{', ...' * (len(within) > 1)}): a folder is read as its own photos; "
+                             "name each, or `maskwatch batch` reads them all")
     if info.kind == "folder" and (ours := written_files(Path(source), IMAGE_SUFFIXES | VIDEO_SUFFIXES)):
         result.errors.append(written_warning(source, ours))
     warned = len(result.errors)  # what comes after are the source's reading problems
@@ -324,6 +329,8 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
                 elif _described(err) != result.failed:  # a sink's close failing after (the video removed): said too
                     result.errors.append(_described(err))
             finally:
+                if hasattr(bar, "n"):  # the frames done: not one a Ctrl-C or an error cut short ("213/1500", "212 frames")
+                    bar.n = min(bar.n, result.frames)
                 bar.close()
                 if media is not None:
                     result.outputs.extend(media.written)

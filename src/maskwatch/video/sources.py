@@ -15,7 +15,7 @@ from typing import AbstractSet as Set, Iterable, Iterator
 import cv2
 import numpy as np
 
-from maskwatch.data.images import ImageError, read_image
+from maskwatch.data.images import AUDIO, UNREAD_PHOTOS, ImageError, not_a_photo, read_image
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
@@ -24,9 +24,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".g
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
                   ".mjpeg", ".mjpg"}
 # Photos no reader here takes: said so, not read as a one-frame video or passed over in silence.
-UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}
-UNREAD_PHOTOS = ("HEIC/HEIF photos (an iPhone's default) are not read here: convert them to JPEG "
-                 "(heif-convert, or the phone's camera format 'Most Compatible')")
+UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}  # said in UNREAD_PHOTOS
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
 
 
@@ -71,8 +69,7 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
     if path.is_dir():
         images = folder_files(path, IMAGE_SUFFIXES)
         if not images:
-            videos = "; `maskwatch batch` reads the videos it holds" if folder_files(path, VIDEO_SUFFIXES) else ""
-            raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){videos}")
+            raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}){no_images_hint(path)}")
         return SourceInfo("folder", path.name, None, len(images))
     if not path.exists():
         # OpenCV's habit of a bare device number, or the word alone: "webcam: no such file or folder"
@@ -92,7 +89,7 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
         if not capture.isOpened():
             if photo:
                 return SourceInfo("image", path.stem, None, 1)
-            raise SourceError(f"{path}: not an image or a video that OpenCV can open")
+            raise SourceError(f"{path}: {unopened(path)}")
         fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
         count = int(count) if 0 < count < 1e9 else None  # some containers say -9.2e18: no count
@@ -101,6 +98,22 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
     finally:
         capture.release()
     return SourceInfo("video", path.stem, fps, count)
+
+
+def unopened(path: Path) -> str:
+    """Why a file is neither photo nor video, where its bytes tell: an empty file, or a video
+    cut short (an MP4 recorded or copied part-way has no index yet), each "not ... OpenCV can open"."""
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if not head:
+        return "empty file"
+    kind = not_a_photo(head)
+    if kind in (UNREAD_PHOTOS, AUDIO):  # a HEIC or a song named as a video
+        return kind
+    if kind:
+        return ("a video that cannot be opened: cut short (an MP4 recorded or copied part-way has no index) "
+                "or corrupt")
+    return "not an image or a video that OpenCV can open"
 
 
 # Timing for a video whose frame rate OpenCV does not know or reports absurdly.
@@ -169,18 +182,21 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 # A file's frame count is only a hint: a failed read past the known end is the end;
                 # so is one at the end of its time (a variable-rate WebM's count is its duration x
                 # its nominal rate: 111 promised, 12 held, and "a truncated file?" said of a whole one).
-                if info.frames is None or index >= info.frames - 1 or (
-                        failures == 0 and last >= (info.frames - 1) / duration_rate - 0.5):
-                    break
-                if failures == 0:
-                    said = len(errors)
-                errors.append(f"{info.name}: frame {index} unreadable, skipped")
-                index += 1
-                failures += 1
-                if failures > 25:  # in a row: the file ends early (scattered bad frames are skipped)
+                end = info.frames is None or index >= info.frames - 1 or (
+                    failures == 0 and last >= (info.frames - 1) / duration_rate - 0.5)
+                if not end:
+                    if failures == 0:
+                        said = len(errors)
+                    errors.append(f"{info.name}: frame {index} unreadable, skipped")
+                    index += 1
+                    failures += 1
+                # Bad frames in a row, past 25 or up to the end: the file ends early, said once (a
+                # file cut at 21 of 40 frames gave 18 lines, and no word of a truncated file).
+                if failures > 25 or end and failures > 1:
                     del errors[said:]
                     errors.append(f"{info.name}: no frame could be read from frame {index - failures} on, of the "
                                   f"{info.frames} its header promises (a truncated file?)")
+                if end or failures > 25:
                     break
                 continue
             failures = 0
@@ -369,6 +385,24 @@ def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
     what it is read as, its videos what that reading passes over. What a detect run wrote there
     (`detect photos --out photos`) is left out: its annotated copies were read back as photos."""
     return split_written(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file())[0]
+
+
+def no_images_hint(folder: Path) -> str:
+    """What a folder with no photos of its own holds instead, said after "no images": an iPhone's
+    HEIC photos, videos, or photos in its subfolders (a dataset's root, its photos in images/),
+    each of which was a bare "folder holds no images"."""
+    if heic := folder_files(folder, UNREAD_PHOTO_SUFFIXES):
+        return f"; it holds {len(heic)} HEIC photo{'s' * (len(heic) > 1)} ({heic[0].name}): {UNREAD_PHOTOS}"
+    if folder_files(folder, VIDEO_SUFFIXES):
+        return "; `maskwatch batch` reads the videos it holds"
+    if within := photo_subfolders(folder):
+        return f"; its subfolders are not read: name one, such as {within[0]} (`maskwatch batch` reads them all)"
+    return ""
+
+
+def photo_subfolders(folder: Path) -> list[Path]:
+    """The folders directly in `folder` that hold photos of their own: not read by `detect FOLDER`."""
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and folder_files(d, IMAGE_SUFFIXES)]
 
 
 def written_files(folder: Path, suffixes: set[str]) -> list[Path]:
