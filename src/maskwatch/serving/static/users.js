@@ -147,7 +147,7 @@
       const changes = document.createElement("td");
       if (user.name !== me.user) {  // your own: Change password, which asks for the current one; your role: another admin
         changes.append(rowButton("Edit", `Edit the role and cameras of ${user.name}`, () => askEdit(user)), " ",
-                       rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
+                       rowButton("Reset password", `Reset password of ${user.name}`, () => askReset(user.name)), " ");
         if (user.two_step) {  // a lost phone (yours: "Two-step login", with a code)
           changes.append(rowButton("Turn off two-step", `Turn off two-step login of ${user.name}`, () => ask(
             `Turn off two-step login of ${user.name}? Their sessions end at once; ` + (covered.has(user.name) ?
