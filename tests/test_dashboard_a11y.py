@@ -27,3 +27,12 @@ def test_a_row_button_s_name_holds_the_words_it_shows(zoned_site, admin_state, t
     buttons = desk.eval_on_selector_all("#users-table button, #tokens-table button",
                                         "bs => bs.map(b => [b.textContent.trim(), b.getAttribute('aria-label')])")
     assert buttons and all(label.lower().startswith(text.lower()) for text, label in buttons), buttons
+
+
+def test_the_no_token_row_spans_every_column(zoned_site, admin_state, tab):  # noqa: F811
+    """"No API token." spanned 5 of the table's 6 columns: a row a cell short, to a screen reader's
+    table navigation and to the border under it."""
+    desk = users_dialog(tab, zoned_site, admin_state)
+    assert desk.inner_text("#tokens-table tbody") == "No API token."
+    assert desk.eval_on_selector("#tokens-table", "t => [t.tBodies[0].rows[0].cells[0].colSpan, "
+                                                  "t.tHead.rows[0].cells.length]") == [6, 6]

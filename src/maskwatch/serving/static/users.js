@@ -120,7 +120,7 @@
   }
   function noToken() {  // built, never innerHTML: no text of this dialog is read as markup
     const row = document.createElement("tr"), only = cell("No API token.");
-    only.colSpan = 5;
+    only.colSpan = 6;  // every column, the buttons' too (5 left a sixth cell missing from the row)
     row.append(only);
     return row;
   }
