@@ -36,3 +36,14 @@ def test_the_no_token_row_spans_every_column(zoned_site, admin_state, tab):  # n
     assert desk.inner_text("#tokens-table tbody") == "No API token."
     assert desk.eval_on_selector("#tokens-table", "t => [t.tBodies[0].rows[0].cells[0].colSpan, "
                                                   "t.tHead.rows[0].cells.length]") == [6, 6]
+
+
+def test_the_login_form_is_in_the_page_s_main_landmark(zoned_site, tab):  # noqa: F811
+    """The login page had no landmark: a screen reader's "go to main" found nothing, its every line
+    outside any region. The form stays in the middle of the screen."""
+    login = tab(1280, 800)
+    login.goto(zoned_site.base + "/login")
+    assert login.evaluate("() => document.querySelectorAll('main').length") == 1
+    assert login.evaluate("() => [...document.body.children].every((e) => e.tagName === 'MAIN' || e.tagName === 'SCRIPT')")
+    box = login.locator("#login").bounding_box()
+    assert abs(box["x"] + box["width"] / 2 - 640) < 2 and abs(box["y"] + box["height"] / 2 - 400) < 2
