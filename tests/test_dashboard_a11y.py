@@ -2,6 +2,8 @@
 an audit with axe-core and the keyboard found, each kept fixed here (no axe in the suite: it is not
 a Debian package)."""
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from tests.test_dashboard import admin_state, answer, page, tab, zoned_site  # noqa: F401
@@ -47,3 +49,44 @@ def test_the_login_form_is_in_the_page_s_main_landmark(zoned_site, tab):  # noqa
     assert login.evaluate("() => [...document.body.children].every((e) => e.tagName === 'MAIN' || e.tagName === 'SCRIPT')")
     box = login.locator("#login").bounding_box()
     assert abs(box["x"] + box["width"] / 2 - 640) < 2 and abs(box["y"] + box["height"] / 2 - 400) < 2
+
+
+B = {"people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
+HOUR = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+STARTS = [(HOUR - timedelta(hours=hours)).isoformat() for hours in (3, 2)]  # two bars of a last 4 hours
+SERIES = {"camera": None, "zone": None, "bucket": "hour", "timezone": None, "since": (HOUR - timedelta(hours=4)).isoformat(),
+          "buckets": [{**B, "start": STARTS[0], "compliance": 0.9, "compliance_low": 0.85, "compliance_high": 0.95,
+                       "observed_share": 0.9},
+                      {**B, "start": STARTS[1], "compliance": 0.2, "compliance_low": 0.05, "compliance_high": 0.5,
+                       "observed_share": 0.2}]}
+BESIDE_WHISKER = {"x": 2, "y": 2}  # the bar's top left corner: its whisker stands in its middle
+PICKED = """() => { const row = document.querySelector('#trend-table tr[aria-current=true]'); const box = row.getBoundingClientRect();
+  return [row.dataset.start, document.activeElement === row, box.top >= 0 && box.bottom <= innerHeight]; }"""
+
+
+def test_a_click_or_a_tap_on_a_bar_opens_its_figures(zoned_site, admin_state, tab, page):  # noqa: F811
+    """A bar's figures were in its tooltip alone, which a finger and the keyboard never bring up, and
+    nothing said the table under the chart held them: a click or a tap on a bar opens the table at
+    its row, marked and focused, and the chart's caption says so."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.route("**/v1/compliance?*", answer(SERIES))
+    desk.goto(zoned_site.base + "/")
+    desk.wait_for_selector("#trend-chart rect.bar")
+    assert "each bar's figures are in the table below" in desk.inner_text("#trend")
+    desk.locator("#trend-chart rect.bar").nth(1).click(position=BESIDE_WHISKER)
+    assert desk.evaluate("document.querySelector('#trend details').open")
+    assert desk.evaluate(PICKED) == [STARTS[1], True, True]
+    desk.evaluate("() => drawTrend(trendDrawn.series)")  # read again a minute later: the row stays marked
+    assert desk.evaluate(PICKED)[0] == STARTS[1]
+
+    context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                               has_touch=True, storage_state=admin_state)
+    try:
+        phone = context.new_page()
+        phone.route("**/v1/compliance?*", answer(SERIES))
+        phone.goto(zoned_site.base + "/")
+        phone.wait_for_selector("#trend-chart rect.bar")
+        phone.locator("#trend-chart rect.bar").nth(0).tap(position=BESIDE_WHISKER)
+        assert phone.evaluate(PICKED) == [STARTS[0], True, True]
+    finally:
+        context.close()
