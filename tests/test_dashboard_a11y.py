@@ -90,3 +90,30 @@ def test_a_click_or_a_tap_on_a_bar_opens_its_figures(zoned_site, admin_state, ta
         assert phone.evaluate(PICKED) == [STARTS[0], True, True]
     finally:
         context.close()
+
+
+FIELD = """(id) => { const field = document.getElementById(id);
+  return [field.getAttribute('aria-invalid'), document.activeElement === field,
+          (field.getAttribute('aria-describedby') || '').split(' ').includes('users-error')]; }"""
+
+
+def test_a_refusal_in_the_users_dialog_is_tied_to_its_field(zoned_site, admin_state, tab):  # noqa: F811
+    """WCAG 3.3.1: "Not added: the two passwords differ." stood at the dialog's top, tied to no field,
+    the focus left on "Add user" at its bottom; the field is now marked invalid, described by the
+    error and focused, and unmarked by the next try."""
+    desk = users_dialog(tab, zoned_site, admin_state)
+    desk.fill("#users-add-name", "newcomer")
+    desk.fill("#users-add-password", "a long enough password")
+    desk.fill("#users-add-again", "another long password")
+    desk.click("#users-add button[type=submit]")
+    assert desk.inner_text("#users-error") == "Not added: the two passwords differ."
+    assert desk.evaluate(FIELD, "users-add-again") == ["true", True, True]
+    desk.fill("#users-add-again", "a long enough password")  # "Your password" still empty: nothing sent
+    desk.click("#users-add button[type=submit]")
+    assert desk.inner_text("#users-error").startswith('Not added: type your own password in "Your password"')
+    assert desk.evaluate(FIELD, "users-me-password") == ["true", True, True]
+    assert desk.get_attribute("#users-add-again", "aria-invalid") is None
+    desk.fill("#tokens-add-name", "")
+    desk.click("#tokens-add button[type=submit]")
+    assert desk.evaluate(FIELD, "tokens-add-name") == ["true", True, True]
+    assert desk.get_attribute("#users-me-password", "aria-invalid") is None

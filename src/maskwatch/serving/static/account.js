@@ -151,7 +151,9 @@ passwordForm.addEventListener("submit", async (event) => {
 // "two-step"): its markup added to the page and its button (NAME-open), put by `place` (beside "Log
 // out" by default) and shown while the page's /v1/me says `shown` of the one logged in (by default
 // an admin: a viewer, an open server or a token has none; the server refuses them anyway). `say`
-// puts one line in NAME-error (an error) or NAME-status, the other emptied.
+// puts one line in NAME-error (an error) or NAME-status, the other emptied; an error about a
+// `field` marks it invalid, described by the error, and focuses it (the error stood at the dialog's
+// top, tied to no field, the focus left on the button); the next line said unmarks it.
 const adminLoggedIn = (me) => me.via === "session" && me.role === "admin";
 function accountDialog(name, label, markup, {shown = adminLoggedIn, place = (open) => byId("logout").before(open, " ")} = {}) {
   document.body.insertAdjacentHTML("beforeend", markup);
@@ -160,9 +162,15 @@ function accountDialog(name, label, markup, {shown = adminLoggedIn, place = (ope
   open.setAttribute("aria-haspopup", "dialog");
   place(open);
   document.addEventListener("maskwatch-account", (event) => { open.hidden = !shown(event.detail); });
-  const say = (text, error = false) => {
+  const say = (text, error = false, field = null) => {
+    for (const marked of byId(`${name}-dialog`).querySelectorAll("[aria-invalid]")) marked.removeAttribute("aria-invalid");
     byId(`${name}-error`).textContent = error ? text : "";
     byId(`${name}-status`).textContent = error ? "" : text;
+    if (!field) return;
+    field.setAttribute("aria-invalid", "true");
+    const described = (field.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (!described.includes(`${name}-error`)) field.setAttribute("aria-describedby", [...described, `${name}-error`].join(" "));
+    field.focus();
   };
   return {dialog: byId(`${name}-dialog`), open, say};
 }
