@@ -117,3 +117,23 @@ def test_a_refusal_in_the_users_dialog_is_tied_to_its_field(zoned_site, admin_st
     desk.click("#tokens-add button[type=submit]")
     assert desk.evaluate(FIELD, "tokens-add-name") == ["true", True, True]
     assert desk.get_attribute("#users-me-password", "aria-invalid") is None
+
+
+PHOTO = """() => { const field = document.getElementById('photo');
+  return [field.getAttribute('aria-invalid'), field.getAttribute('aria-describedby'), document.activeElement === field]; }"""
+
+
+def test_a_refused_photo_is_said_about_the_file_field(zoned_site, admin_state, tab, tmp_path):  # noqa: F811
+    """WCAG 3.3.1: "Choose a photo first." and the server's "not an image" stood under the form, tied
+    to no field, the focus on "Detect": the file field is marked invalid, described by the error."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
+    desk.click("#upload button[type=submit]")
+    assert desk.inner_text("#error") == "Choose a photo first."
+    assert desk.evaluate(PHOTO) == ["true", "error", True]
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    desk.set_input_files("#photo", str(bad))
+    desk.click("#upload button[type=submit]")
+    desk.wait_for_function("() => document.getElementById('error').textContent.length > 0", timeout=20_000)
+    assert desk.evaluate(PHOTO)[:2] == ["true", "error"]
