@@ -137,3 +137,16 @@ def test_a_refused_photo_is_said_about_the_file_field(zoned_site, admin_state, t
     desk.click("#upload button[type=submit]")
     desk.wait_for_function("() => document.getElementById('error').textContent.length > 0", timeout=20_000)
     assert desk.evaluate(PHOTO)[:2] == ["true", "error"]
+
+
+def test_the_login_fields_are_described_by_the_login_s_error(zoned_site, tab):  # noqa: F811
+    """WCAG 3.3.1: the login's error was read once (role=alert) and tied to no field: going back to
+    the password, a screen reader said nothing of it."""
+    login = tab(1280, 800)
+    login.goto(zoned_site.base + "/login")
+    login.fill("#username", "nobody")  # no account of the site's counts the failure
+    login.fill("#password", "not the password")
+    login.click("#login button[type=submit]")
+    login.wait_for_function("() => document.getElementById('error').textContent !== ''", timeout=20_000)
+    for field in ("#username", "#password", "#code"):
+        assert login.get_attribute(field, "aria-describedby") == "error"
