@@ -55,7 +55,10 @@ function drawTrend(series, readAt = Date.now()) {
     rows.push(document.createElement("tr"));
     rows[0].append(Object.assign(document.createElement("td"), {colSpan: 6, textContent: "no people counted yet"}));
   }
+  const focused = document.activeElement.closest("#trend-table tbody tr")?.dataset.start;  // a bar's row (below)
   document.querySelector("#trend-table tbody").replaceChildren(...rows);
+  const refocus = rows.find((row) => focused && row.dataset.start === focused);  // read again: the focus stays on it
+  if (refocus) { refocus.tabIndex = -1; refocus.focus({preventScroll: true}); }
   if (!series.buckets.length) {
     chart.append(svgElement("text", {x: left + 10, y: top + height / 2, class: "empty"}, "no people counted yet"));
     return;
