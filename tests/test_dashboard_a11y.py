@@ -150,3 +150,31 @@ def test_the_login_fields_are_described_by_the_login_s_error(zoned_site, tab):  
     login.wait_for_function("() => document.getElementById('error').textContent !== ''", timeout=20_000)
     for field in ("#username", "#password", "#code"):
         assert login.get_attribute(field, "aria-describedby") == "error"
+
+
+# Each text of the cameras' cards: its colour's contrast on white as shown, its ancestors' opacity
+# applied (WCAG's relative luminance).
+CARD_CONTRAST = """() => {
+  const luminance = ([r, g, b]) => [r, g, b].map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  return [...document.querySelectorAll('#camera-grid .camera :is(.name, .state, .counts span, .detail)')]
+    .filter((el) => el.textContent.trim()).map((el) => {
+      let alpha = 1;
+      for (let e = el; e; e = e.parentElement) alpha *= parseFloat(getComputedStyle(e).opacity);
+      const rgb = getComputedStyle(el).color.match(/[\\d.]+/g).slice(0, 3).map(Number).map((c) => alpha * c + (1 - alpha) * 255);
+      return [el.textContent.trim().slice(0, 20), Math.round(100 * 1.05 / (luminance(rgb) + 0.05)) / 100];
+    }); }"""
+
+
+def test_the_cards_text_stays_readable_while_the_server_is_away(zoned_site, admin_state, tab):  # noqa: F811
+    """WCAG 1.4.3: the server away, each camera's card was faded whole to 0.45, its name, state and
+    counts with it (grey text 2.7:1, the green count 2:1, still the figures shown): the picture fades,
+    the border is dashed, the text keeps at least 4.5:1."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
+    desk.wait_for_selector("#camera-grid .camera .counts span")
+    desk.route("**/v1/**", lambda route: route.abort())  # the server away
+    desk.wait_for_selector("#camera-grid.stale", state="attached", timeout=20_000)
+    contrasts = desk.evaluate(CARD_CONTRAST)
+    assert contrasts and all(ratio >= 4.5 for _, ratio in contrasts), contrasts
+    assert desk.eval_on_selector("#camera-grid .camera", "c => getComputedStyle(c).borderTopStyle") == "dashed"
