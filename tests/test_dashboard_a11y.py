@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.test_dashboard import admin_state, answer, page, tab, zoned_site  # noqa: F401
+from tests.test_dashboard import admin_state, answer, event, page, tab, zoned_site  # noqa: F401
 
 pytestmark = pytest.mark.system
 
@@ -178,3 +178,15 @@ def test_the_cards_text_stays_readable_while_the_server_is_away(zoned_site, admi
     contrasts = desk.evaluate(CARD_CONTRAST)
     assert contrasts and all(ratio >= 4.5 for _, ratio in contrasts), contrasts
     assert desk.eval_on_selector("#camera-grid .camera", "c => getComputedStyle(c).borderTopStyle") == "dashed"
+
+
+def test_why_a_person_has_no_picture_is_read_with_the_cell(zoned_site, admin_state, tab):  # noqa: F811
+    """Why a snapshot is "no picture" was its span's title alone: the span's description, which a screen
+    reader going through the table leaves unsaid (the cell's name was "no picture"). A mouse keeps the
+    tooltip and sees the same cell."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.route("**/v1/events?*", answer({"events": [{**event("with_mask", "door"), "snapshot": "/v1/snapshots/gone.jpg"}]}))
+    desk.goto(zoned_site.base + "/")
+    desk.wait_for_selector("#event-list .nosnap[title='not kept']", timeout=20_000)
+    assert desk.get_by_role("cell", name="no picture (not kept)", exact=True).count() == 1
+    assert desk.eval_on_selector("#event-list .nosnap .why", "(s) => s.getBoundingClientRect().width") <= 1
