@@ -190,3 +190,26 @@ def test_why_a_person_has_no_picture_is_read_with_the_cell(zoned_site, admin_sta
     desk.wait_for_selector("#event-list .nosnap[title='not kept']", timeout=20_000)
     assert desk.get_by_role("cell", name="no picture (not kept)", exact=True).count() == 1
     assert desk.eval_on_selector("#event-list .nosnap .why", "(s) => s.getBoundingClientRect().width") <= 1
+
+
+NOTICES = ["#logout-error", "#password-message", "#stale-region"]
+OLD_PLACE = """(ids) => { const main = document.querySelector('main');  // before <main>, as they stood
+  for (const id of ids) main.before(document.querySelector(id)); }"""
+
+
+def test_the_notices_above_the_figures_are_in_the_main_landmark(zoned_site, admin_state, tab):  # noqa: F811
+    """"Not logged out", "Password changed" and "The server does not answer" stood between the header
+    and <main>, in no landmark: a screen reader's landmark navigation skipped them. They are first in
+    <main> now, and look as they did at 1280x800."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.route("**/v1/cameras", lambda route: route.abort())  # the server away: its notice shown
+    desk.goto(zoned_site.base + "/")
+    desk.wait_for_selector("#stale:not([hidden])", timeout=20_000)
+    desk.wait_for_selector("#account:not([hidden])")
+    desk.evaluate("""() => { document.getElementById('logout-error').textContent = 'Not logged out: try again.';
+      document.getElementById('password-message').textContent = 'Your password was changed.'; }""")
+    assert desk.evaluate("(ids) => ids.map((id) => Boolean(document.querySelector(id).closest('main')))",
+                         NOTICES) == [True] * 3
+    now = desk.screenshot()
+    desk.evaluate(OLD_PLACE, NOTICES)
+    assert desk.screenshot() == now
