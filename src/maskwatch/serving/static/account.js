@@ -46,9 +46,36 @@ function showAccount() {
       document.getElementById("password-user").value = me.user;
       document.getElementById("account").hidden = false;
     }
+    planSessionEnd(me.session);
     document.dispatchEvent(new CustomEvent("maskwatch-account", {detail: me}));  // users.js's Users button
     return false;
   }, 5000);
+}
+
+// A session ends server.session_max_hours after login, however used: said SESSION_WARNING before, in
+// #session-end (role=status), with its time; the page went to the login page without a word (WCAG
+// 2.2.1). /v1/me is asked again then and each minute after: a password change or a two-step login
+// change starts a new session. Its idle end needs no warning: the page's polls use it every second
+// while it is shown, and a hidden page could show none (docs/security.md).
+const SESSION_WARNING = 5 * 60;  // seconds
+let sessionTimer = null;
+function planSessionEnd(session) {
+  clearTimeout(sessionTimer);
+  const near = session && session.ends_in <= SESSION_WARNING;
+  const text = near ? `Your session ends at ${clockMinute(session.ends_at)}, however much you use it: log in ` +
+    "again then to go on. Zones you are drawing are kept in this tab." : "";
+  const notice = byId("session-end");
+  if (notice.textContent !== text) notice.textContent = text;  // said once, not each minute
+  if (!session) return;
+  const wait = near ? 60 : session.ends_in - SESSION_WARNING;
+  sessionTimer = setTimeout(rereadSessionEnd, Math.min(wait, 86400) * 1000);  // setTimeout's limit is 24.8 days
+}
+async function rereadSessionEnd() {
+  try {
+    planSessionEnd((await checked("/v1/me")).session);
+  } catch (err) {
+    if (err.message !== "logged out") sessionTimer = setTimeout(rereadSessionEnd, 60000);
+  }
 }
 
 document.getElementById("logout").addEventListener("click", async () => {
