@@ -5,7 +5,6 @@ One module-level router, included by serving/app.py; the AccessControl lives on 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -117,16 +116,14 @@ def change_password(request: Request, body: PasswordBody) -> JSONResponse:
 
 
 def _session_end(access: AccessControl, principal: Principal) -> dict | None:
-    """When a session ends, for the dashboard to warn of it: `ends_at` (ISO) and `ends_in` (seconds)
-    at server.session_max_hours after login, however used; `idle_ends_at` and `idle_ends_in` if
-    unused till then (its last use is written a minute apart at most: up to a minute early). None
+    """When a session ends, for the dashboard to warn of it: `ends_at` (ISO), server.session_max_hours
+    after login however used, and `idle_ends_at` if unused till then (its last use is written a minute
+    apart at most: up to a minute early). Times, not seconds left: two answers alike stay alike. None
     for a token or an open server."""
     times = access.store.session_times(principal.session) if principal.via == "session" and access.store else None
     if times is None:
         return None
-    now, ends, idle_ends = time.time(), times[0] + access.absolute, times[1] + access.idle
-    return {"ends_at": iso_utc(ends), "ends_in": max(0, int(ends - now)),
-            "idle_ends_at": iso_utc(idle_ends), "idle_ends_in": max(0, int(idle_ends - now))}
+    return {"ends_at": iso_utc(times[0] + access.absolute), "idle_ends_at": iso_utc(times[1] + access.idle)}
 
 
 @router.get("/v1/me")

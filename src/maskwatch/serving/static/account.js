@@ -61,13 +61,14 @@ const SESSION_WARNING = 5 * 60;  // seconds
 let sessionTimer = null;
 function planSessionEnd(session) {
   clearTimeout(sessionTimer);
-  const near = session && session.ends_in <= SESSION_WARNING;
+  const left = session ? (Date.parse(session.ends_at) - Date.now()) / 1000 : null;  // the browser's clock
+  const near = session && left <= SESSION_WARNING;
   const text = near ? `Your session ends at ${clockMinute(session.ends_at)}, however much you use it: log in ` +
     "again then to go on. Zones you are drawing are kept in this tab." : "";
   const notice = byId("session-end");
   if (notice.textContent !== text) notice.textContent = text;  // said once, not each minute
   if (!session) return;
-  const wait = near ? 60 : session.ends_in - SESSION_WARNING;
+  const wait = near ? 60 : left - SESSION_WARNING;
   sessionTimer = setTimeout(rereadSessionEnd, Math.min(wait, 86400) * 1000);  // setTimeout's limit is 24.8 days
 }
 async function rereadSessionEnd() {
