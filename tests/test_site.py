@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -647,3 +648,33 @@ def test_retention_at_the_start_waits_an_hour_when_every_stored_row_is_older_tha
         assert len(site.store.events(camera="door")) == 1  # the old one swept at the start
     finally:
         site.stop()
+
+
+NEWS_WRITES = """() => { window.newsWrites = 0;  // each change of the region's text, which a screen reader says
+  new MutationObserver(() => { window.newsWrites += 1; }).observe(document.getElementById('camera-news'),
+                                                                   {childList: true, characterData: true, subtree: true}); }"""
+
+
+def test_a_camera_going_offline_and_back_is_said_once_each(site, page):  # noqa: F811
+    """A camera's card changed to "offline" and back without a word to a screen reader: its change is
+    said once in a polite live region (not the cards' fps, which change every second); a camera
+    offline from the start (dead) is not news."""
+    assert wait_until(lambda: site.camera("door")["connected"], 60)
+    log_in(page, site.base)
+    page.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"]')?.dataset.connected === 'true'",
+                           timeout=20_000)
+    page.evaluate(NEWS_WRITES)
+    assert page.text_content("#camera-news") == ""
+    site.rtsp.stop()
+    try:
+        page.wait_for_function("() => document.getElementById('camera-news').textContent.includes('Front door went offline')",
+                               timeout=30_000)
+        page.wait_for_timeout(3000)  # three polls more: said once
+        assert page.evaluate("window.newsWrites") == 1
+    finally:
+        site.rtsp.start()
+    page.wait_for_function("() => document.getElementById('camera-news').textContent.includes('Front door is back online')",
+                           timeout=60_000)
+    assert page.evaluate("window.newsWrites") == 2
+    assert re.fullmatch(r"\d\d:\d\d: Front door is back online\.", page.text_content("#camera-news"))
+    assert page.get_attribute("#camera-news", "aria-live") == "polite"

@@ -18,7 +18,7 @@ from maskwatch.security.request_checks import AuthError
 from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
-from maskwatch.site.event_views import CURSOR, cursor_of, parse_cursor
+from maskwatch.site.event_views import CURSOR, cursor_of, iso_utc, parse_cursor
 from maskwatch.site.trend import SINCE_SCHEMA, parse_since
 
 LOGIN_PAGE = Path(__file__).resolve().parents[1] / "serving" / "static" / "login.html"
@@ -120,6 +120,17 @@ def change_password(request: Request, body: PasswordBody) -> JSONResponse:
     return response
 
 
+def _session_end(access: AccessControl, principal: Principal) -> dict | None:
+    """When a session ends, for the dashboard to warn of it: `ends_at` (ISO), server.session_max_hours
+    after login however used, and `idle_ends_at` if unused till then (its last use is written a minute
+    apart at most: up to a minute early). Times, not seconds left: two answers alike stay alike. None
+    for a token or an open server."""
+    times = access.store.session_times(principal.session) if principal.via == "session" and access.store else None
+    if times is None:
+        return None
+    return {"ends_at": iso_utc(times[0] + access.absolute), "idle_ends_at": iso_utc(times[1] + access.idle)}
+
+
 @router.get("/v1/me")
 def me(request: Request) -> dict:
     """Who asks; `two_step`: whether a session's user has two-step login on (null for a token or
@@ -127,7 +138,8 @@ def me(request: Request) -> dict:
     (null where it is off); `two_step_required`: the site requires it of them and it is off, so
     that nothing but setting it up is answered (server.require_two_step); `two_step_kept`: the site
     requires it of them, on or off, so that they cannot turn it off themselves; `timezone`: the site's clock, which the dashboard shows
-    every time in, as the chart's hours (null: `serve` without a site, the browser's own clock)."""
+    every time in, as the chart's hours (null: `serve` without a site, the browser's own clock);
+    `session`: when a session ends (_session_end; null for a token or an open server)."""
     principal = principal_of(request)
     store = _access(request).store
     found = store.user(principal.name) if principal.via == "session" and store is not None else None
@@ -137,7 +149,8 @@ def me(request: Request) -> dict:
             "recovery_codes_left": found["recovery_codes_left"] if found is not None else None,
             "two_step_required": _access(request).two_step_missing(principal),
             "two_step_kept": _access(request).two_step_kept(principal),
-            "timezone": site.config.clock() if (site := request.app.state.site) is not None else None}
+            "timezone": site.config.clock() if (site := request.app.state.site) is not None else None,
+            "session": _session_end(_access(request), principal)}
 
 
 @router.get("/v1/users", openapi_extra=ADMIN)

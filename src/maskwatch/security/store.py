@@ -553,6 +553,13 @@ class AuthStore:
             self.keep(update(sessions).where(sessions.c.token_hash == key).values(last_seen=now), ("session", key), now)
         return _user_row(row)
 
+    def session_times(self, token: str) -> tuple[float, float] | None:
+        """When a session started and was last used (written at most TOUCH_EVERY apart); None for none."""
+        query = select(sessions.c.created, sessions.c.last_seen).where(sessions.c.token_hash == token_hash(token))
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (row.created, row.last_seen)
+
     def end_session(self, token: str) -> None:
         with self._write_lock, self.engine.begin() as connection:
             connection.execute(delete(sessions).where(sessions.c.token_hash == token_hash(token)))

@@ -46,9 +46,37 @@ function showAccount() {
       document.getElementById("password-user").value = me.user;
       document.getElementById("account").hidden = false;
     }
+    planSessionEnd(me.session);
     document.dispatchEvent(new CustomEvent("maskwatch-account", {detail: me}));  // users.js's Users button
     return false;
   }, 5000);
+}
+
+// A session ends server.session_max_hours after login, however used: said SESSION_WARNING before, in
+// #session-end (role=status), with its time; the page went to the login page without a word (WCAG
+// 2.2.1). /v1/me is asked again then and each minute after: a password change or a two-step login
+// change starts a new session. Its idle end needs no warning: the page's polls use it every second
+// while it is shown, and a hidden page could show none (docs/security.md).
+const SESSION_WARNING = 5 * 60;  // seconds
+let sessionTimer = null;
+function planSessionEnd(session) {
+  clearTimeout(sessionTimer);
+  const left = session ? (Date.parse(session.ends_at) - Date.now()) / 1000 : null;  // the browser's clock
+  const near = session && left <= SESSION_WARNING;
+  const text = near ? `Your session ends at ${clockMinute(session.ends_at)}, however much you use it: log in ` +
+    "again then to go on. Zones you are drawing are kept in this tab." : "";
+  const notice = byId("session-end");
+  if (notice.textContent !== text) notice.textContent = text;  // said once, not each minute
+  if (!session) return;
+  const wait = near ? 60 : left - SESSION_WARNING;
+  sessionTimer = setTimeout(rereadSessionEnd, Math.min(wait, 86400) * 1000);  // setTimeout's limit is 24.8 days
+}
+async function rereadSessionEnd() {
+  try {
+    planSessionEnd((await checked("/v1/me")).session);
+  } catch (err) {
+    if (err.message !== "logged out") sessionTimer = setTimeout(rereadSessionEnd, 60000);
+  }
 }
 
 document.getElementById("logout").addEventListener("click", async () => {
@@ -151,7 +179,9 @@ passwordForm.addEventListener("submit", async (event) => {
 // "two-step"): its markup added to the page and its button (NAME-open), put by `place` (beside "Log
 // out" by default) and shown while the page's /v1/me says `shown` of the one logged in (by default
 // an admin: a viewer, an open server or a token has none; the server refuses them anyway). `say`
-// puts one line in NAME-error (an error) or NAME-status, the other emptied.
+// puts one line in NAME-error (an error) or NAME-status, the other emptied; an error about a
+// `field` marks it invalid, described by the error, and focuses it (the error stood at the dialog's
+// top, tied to no field, the focus left on the button); the next line said unmarks it.
 const adminLoggedIn = (me) => me.via === "session" && me.role === "admin";
 function accountDialog(name, label, markup, {shown = adminLoggedIn, place = (open) => byId("logout").before(open, " ")} = {}) {
   document.body.insertAdjacentHTML("beforeend", markup);
@@ -160,9 +190,15 @@ function accountDialog(name, label, markup, {shown = adminLoggedIn, place = (ope
   open.setAttribute("aria-haspopup", "dialog");
   place(open);
   document.addEventListener("maskwatch-account", (event) => { open.hidden = !shown(event.detail); });
-  const say = (text, error = false) => {
+  const say = (text, error = false, field = null) => {
+    for (const marked of byId(`${name}-dialog`).querySelectorAll("[aria-invalid]")) marked.removeAttribute("aria-invalid");
     byId(`${name}-error`).textContent = error ? text : "";
     byId(`${name}-status`).textContent = error ? "" : text;
+    if (!field) return;
+    field.setAttribute("aria-invalid", "true");
+    const described = (field.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (!described.includes(`${name}-error`)) field.setAttribute("aria-describedby", [...described, `${name}-error`].join(" "));
+    field.focus();
   };
   return {dialog: byId(`${name}-dialog`), open, say};
 }

@@ -19,6 +19,23 @@ function cameraCard(camera) {
 
 const cameraNames = {};
 
+// A camera gone offline or back is said in a polite live region (#camera-news), once a change: a
+// card's state changed silently, and a region round the cards would read their fps every second.
+// Their states as the poll before saw them; a camera seen first (the page just opened) is not news.
+const cameraOnline = new Map();
+function sayCameraChanges(cameras) {
+  const changes = [];
+  for (const camera of cameras) {
+    const before = cameraOnline.get(camera.id);
+    if (before !== undefined && before !== camera.connected) {
+      changes.push(`${camera.name} ${camera.connected ? "is back online" : "went offline"}`);
+    }
+    cameraOnline.set(camera.id, camera.connected);
+  }
+  // with the time: one read later, in the region's browse, says when it happened
+  if (changes.length) document.getElementById("camera-news").textContent = `${clockMinute(Date.now())}: ${changes.join("; ")}.`;
+}
+
 // Cameras no longer running whose people are still stored (removed from the config, or switched
 // off): offered in both selects under their own heading, so last month's figures of a camera
 // moved or retired can still be read. Asked once: only a restart with another config changes them.
@@ -73,6 +90,7 @@ async function pollCameras() {
       document.getElementById("camera-grid").textContent = "No camera to show to this account.";
     }
   }
+  sayCameraChanges(cameras);
   for (const camera of cameras) {
     const card = cameraCard(camera);
     card.dataset.connected = camera.connected;

@@ -2,6 +2,7 @@
 // address.
 
 let trendDrawn = null;  // the series last drawn and when it was read: drawn again at a new size
+let pickedBar = null;  // the start of the bar last clicked or tapped: its row in the table is marked
 
 function drawTrend(series, readAt = Date.now()) {
   // One bar per bucket with people in it, its height the corrected compliant share, a whisker over
@@ -46,13 +47,18 @@ function drawTrend(series, readAt = Date.now()) {
       b.compliance === null ? "—" : interval(b) + (under(b) ? ", under 80%" : ""), b.people, b.unassessable ?? 0,
       b.compliance === null ? "—" : percent(b.observed_share)];
     for (const text of cells) row.append(Object.assign(document.createElement("td"), {textContent: text}));
+    row.dataset.start = b.start;
+    if (b.start === pickedBar) row.setAttribute("aria-current", "true");  // still marked when read again
     return row;
   });
   if (!rows.length) {
     rows.push(document.createElement("tr"));
     rows[0].append(Object.assign(document.createElement("td"), {colSpan: 6, textContent: "no people counted yet"}));
   }
+  const focused = document.activeElement.closest("#trend-table tbody tr")?.dataset.start;  // a bar's row (below)
   document.querySelector("#trend-table tbody").replaceChildren(...rows);
+  const refocus = rows.find((row) => focused && row.dataset.start === focused);  // read again: the focus stays on it
+  if (refocus) { refocus.tabIndex = -1; refocus.focus({preventScroll: true}); }
   if (!series.buckets.length) {
     chart.append(svgElement("text", {x: left + 10, y: top + height / 2, class: "empty"}, "no people counted yet"));
     return;
@@ -97,6 +103,23 @@ function drawTrend(series, readAt = Date.now()) {
     `${percent(latest.compliance)} (95% interval ${interval(latest)}) ` +
     `of ${latest.people} people judged` : `share of people wearing a mask${where}: no people counted yet`);
 }
+
+// A bar's figures were in its tooltip alone, which neither a finger nor the keyboard brings up: a click
+// or a tap on a bar (or its whisker) opens the table under the chart at its row, marked and focused
+// (the keyboard reaches the table by its summary).
+document.getElementById("trend-chart").addEventListener("click", (event) => {
+  const start = event.target.closest("[data-start]")?.dataset.start;
+  if (!start) return;
+  pickedBar = start;
+  const table = document.getElementById("trend-table");
+  table.closest("details").open = true;
+  for (const row of table.tBodies[0].rows) {
+    if (row.dataset.start !== start) { row.removeAttribute("aria-current"); continue; }
+    row.setAttribute("aria-current", "true");
+    row.tabIndex = -1;
+    row.focus();  // scrolled into view
+  }
+});
 
 // The chart's size on screen, inside its border (720 x 240, the desktop's, while it is not laid out).
 function trendSize(chart) {

@@ -82,8 +82,13 @@ function showSnapshots() {
     });
   }
 }
+// "no picture", why in its tooltip (a mouse) and in words a screen reader reads with the cell (the
+// title alone was the span's description, which table reading leaves unsaid), shown on a screen with
+// no hover (dashboard.css).
 function noSnapshot(why) {
-  return Object.assign(document.createElement("span"), {className: "nosnap", textContent: "no picture", title: why});
+  const words = Object.assign(document.createElement("span"), {className: "nosnap", textContent: "no picture", title: why});
+  words.append(Object.assign(document.createElement("span"), {className: "why sr-only", textContent: ` (${why})`}));
+  return words;
 }
 
 // The people list's camera and label likewise (?people_camera=door&people_label=without_mask): the

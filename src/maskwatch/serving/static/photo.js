@@ -19,7 +19,12 @@ document.getElementById("upload").addEventListener("submit", async (event) => {
   error.textContent = "";
   counts.textContent = "";
   img.hidden = true;
-  if (!file) { error.textContent = "Choose a photo first."; return; }
+  const field = document.getElementById("photo");
+  field.removeAttribute("aria-invalid");
+  // A refusal of the file marks the field invalid (the error is its description, dashboard.html):
+  // the error stood under the form tied to nothing, the focus on "Detect".
+  const refused = (text) => { error.textContent = text; field.setAttribute("aria-invalid", "true"); };
+  if (!file) { refused("Choose a photo first."); field.focus(); return; }
   const body = new FormData();
   body.append("image", file);
   checking = true;
@@ -30,7 +35,9 @@ document.getElementById("upload").addEventListener("submit", async (event) => {
     counts.textContent = "";
     if (!response.ok) {
       const detail = await response.json().catch(() => ({error: response.statusText}));
-      error.textContent = detail.error || JSON.stringify(detail);
+      // 4xx: this file (not an image, too big); 5xx: the server's trouble, not the field's
+      const text = detail.error || JSON.stringify(detail);
+      if (response.status < 500) refused(text); else error.textContent = text;
       return;
     }
     showCounts(counts, JSON.parse(response.headers.get("X-Maskwatch-Counts")));

@@ -170,7 +170,7 @@
   function typed() {
     const password = $("two-step-password").value, code = $("two-step-code").value;
     const empty = !password ? "two-step-password" : !code ? "two-step-code" : null;
-    if (empty) { say("Fill in your password and the code.", true); $(empty).focus(); return null; }
+    if (empty) { say("Fill in your password and the code.", true, $(empty)); return null; }
     return JSON.stringify({password, code});
   }
   const asJson = (method, body) => ({method, headers: {"Content-Type": "application/json"}, body});
@@ -201,7 +201,7 @@
   async function move() {
     const body = typed(), newCode = $("two-step-new-code").value;
     if (!body) return;
-    if (!newCode) { say("Fill in the code the new phone's app shows.", true); $("two-step-new-code").focus(); return; }
+    if (!newCode) { say("Fill in the code the new phone's app shows.", true, $("two-step-new-code")); return; }
     say("Moving two-step login to the new phone…");
     try {
       const call = answered("/two-step/replace", asJson("POST", JSON.stringify({...JSON.parse(body), new_code: newCode})));

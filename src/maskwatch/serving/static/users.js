@@ -85,8 +85,8 @@
   function yours() {
     const password = $("users-me-password").value;
     if (password) return password;
-    $("users-me-password").focus();
-    throw new Error("type your own password in \"Your password\" at the top first");
+    throw Object.assign(new Error("type your own password in \"Your password\" at the top first"),
+                        {field: $("users-me-password")});  // said about that field, focused (change())
   }
   async function send(url, method, body) {
     const options = {method, headers: {"Content-Type": "application/json"}};
@@ -101,7 +101,7 @@
     try {
       say(await action());
     } catch (err) {
-      if (err.message !== "logged out") say(`${what}: ${err.message}.`, true);
+      if (err.message !== "logged out") say(`${what}: ${err.message}.`, true, err.field);
       return;
     }
     try {
@@ -120,7 +120,7 @@
   }
   function noToken() {  // built, never innerHTML: no text of this dialog is read as markup
     const row = document.createElement("tr"), only = cell("No API token.");
-    only.colSpan = 5;
+    only.colSpan = 6;  // every column, the buttons' too (5 left a sixth cell missing from the row)
     row.append(only);
     return row;
   }
@@ -147,7 +147,7 @@
       const changes = document.createElement("td");
       if (user.name !== me.user) {  // your own: Change password, which asks for the current one; your role: another admin
         changes.append(rowButton("Edit", `Edit the role and cameras of ${user.name}`, () => askEdit(user)), " ",
-                       rowButton("Reset password", `Reset the password of ${user.name}`, () => askReset(user.name)), " ");
+                       rowButton("Reset password", `Reset password of ${user.name}`, () => askReset(user.name)), " ");
         if (user.two_step) {  // a lost phone (yours: "Two-step login", with a code)
           changes.append(rowButton("Turn off two-step", `Turn off two-step login of ${user.name}`, () => ask(
             `Turn off two-step login of ${user.name}? Their sessions end at once; ` + (covered.has(user.name) ?
@@ -222,8 +222,8 @@
   $("users-reset").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("users-reset-user").value, password = $("users-reset-password").value;
-    if (!password) return say("Not set: type the new password twice.", true);
-    if (password !== $("users-reset-again").value) return say("Not set: the two passwords differ.", true);
+    if (!password) return say("Not set: type the new password twice.", true, $("users-reset-password"));
+    if (password !== $("users-reset-again").value) return say("Not set: the two passwords differ.", true, $("users-reset-again"));
     await change("Not set", async () => {
       const {status} = await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST",
                                   {password, admin_password: yours()});
@@ -311,8 +311,8 @@
     event.preventDefault();
     const name = $("users-add-name").value.trim(), role = $("users-add-role").value;
     const password = $("users-add-password").value;
-    if (!name || !password) return say("Not added: give a name and a password.", true);
-    if (password !== $("users-add-again").value) return say("Not added: the two passwords differ.", true);
+    if (!name || !password) return say("Not added: give a name and a password.", true, $(name ? "users-add-password" : "users-add-name"));
+    if (password !== $("users-add-again").value) return say("Not added: the two passwords differ.", true, $("users-add-again"));
     const ticked = [...$("users-add-cameras").querySelectorAll("input:checked")].map((box) => box.value);
     const body = {name, role, password};
     if (role === "viewer" && ticked.length) body.cameras = ticked;
@@ -327,7 +327,7 @@
   $("tokens-add").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("tokens-add-name").value.trim(), scope = $("tokens-add-scope").value;
-    if (!name) return say("Not created: give the token a name (what uses it).", true);
+    if (!name) return say("Not created: give the token a name (what uses it).", true, $("tokens-add-name"));
     $("tokens-secret").hidden = true;
     await change("Not created", async () => {
       const {token} = await send("/v1/tokens", "POST", {name, scope, admin_password: yours()});
