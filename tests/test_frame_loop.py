@@ -81,6 +81,16 @@ def test_a_path_is_a_source_as_its_text_is(detector, clip, tmp_path):
     assert result.frames == 2 and result.summary["source"] == str(clip)
 
 
+def test_a_one_frame_clip_counts_the_people_it_draws(detector, sample_dir, tmp_path):
+    """A one-frame clip drew three faces and its summary.json said 0 people: no track had the
+    two detections a person needs. At the clip's end they count, unassessable on one frame."""
+    one = make_video(tmp_path / "one.mp4", sample_dir, frames=1)
+    result = run_detect(one, tmp_path / "out", detector, progress=False, save_media=False)
+    drawn = json.loads((tmp_path / "out" / "detections.jsonl").read_text())["faces"]
+    totals = json.loads((tmp_path / "out" / "summary.json").read_text())["totals"]
+    assert drawn and totals["unassessable"] == len(drawn) and result.summary["totals"] == totals
+
+
 def test_finished_people_are_handed_out_once(detector, clip):
     tracker = FaceTracker(lost_after=0, min_hits=1)
     processor = FrameProcessor(detector, tracker, detect_every=1)
