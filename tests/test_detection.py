@@ -1255,7 +1255,7 @@ def test_the_last_progress_line_of_a_stopped_run_counts_the_frames_done(tmp_path
         (photos / photo.name).write_bytes(photo.read_bytes())
     result = run_detect(str(photos), tmp_path / "out", StoppedAtThird(), progress=True, save_media=False)
     assert result.interrupted and result.frames == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("detect: 2/5 photo (40%) ")
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("detect: 2/5 photo (40%) stopped after ")
 
 
 def test_a_folder_of_photos_with_folders_of_photos_within_says_they_are_passed_over(tmp_path, sample_dir):
