@@ -451,6 +451,18 @@ def test_a_photo_whose_header_claims_too_many_pixels_is_refused_before_decoding(
     assert "bomb.png: its header claims more than 100000000 pixels; not decoded" in result.stderr
 
 
+
+def test_a_png_cut_short_is_said_once_without_libpngs_own_line(sample_dir, capfd):
+    """libpng wrote "libpng error: PNG input buffer is incomplete" to stderr itself (no log level of
+    OpenCV's reaches it) beside our own line; a whole PNG with bytes after its end still reads."""
+    from maskwatch.data.images import ImageError, decode_image
+
+    data = next(sample_dir.glob("images/*.png")).read_bytes()
+    with pytest.raises(ImageError, match=r"cut\.png: not a readable image \(a PNG cut short"):
+        decode_image(data[:len(data) // 2], source="cut.png")
+    assert "libpng" not in capfd.readouterr().err
+    assert decode_image(data + b"trailing bytes").shape == decode_image(data).shape
+
 def test_a_source_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG broken")
