@@ -418,7 +418,7 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
             LeavingNow.handed += 1
             return [person(LeavingNow.handed, (0.9, 0.05, 0.05))]
 
-        def flush_people(self):
+        def flush_people(self, ended=False):
             return []
 
     store = EventStore(str(tmp_path / "site.db"))
@@ -477,7 +477,7 @@ def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_cam
         def __init__(self):
             self.flushed = 0
 
-        def flush_people(self):
+        def flush_people(self, ended=False):
             self.flushed += 1
             return ["a person"]
 
@@ -559,7 +559,7 @@ def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_track
     class Flushed:
         flushes = 0
 
-        def flush_people(self):
+        def flush_people(self, ended=False):
             Flushed.flushes += 1
             return []
 

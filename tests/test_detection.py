@@ -451,6 +451,18 @@ def test_a_photo_whose_header_claims_too_many_pixels_is_refused_before_decoding(
     assert "bomb.png: its header claims more than 100000000 pixels; not decoded" in result.stderr
 
 
+
+def test_a_png_cut_short_is_said_once_without_libpngs_own_line(sample_dir, capfd):
+    """libpng wrote "libpng error: PNG input buffer is incomplete" to stderr itself (no log level of
+    OpenCV's reaches it) beside our own line; a whole PNG with bytes after its end still reads."""
+    from maskwatch.data.images import ImageError, decode_image
+
+    data = next(sample_dir.glob("images/*.png")).read_bytes()
+    with pytest.raises(ImageError, match=r"cut\.png: not a readable image \(a PNG cut short"):
+        decode_image(data[:len(data) // 2], source="cut.png")
+    assert "libpng" not in capfd.readouterr().err
+    assert decode_image(data + b"trailing bytes").shape == decode_image(data).shape
+
 def test_a_source_with_no_readable_frame_fails_and_keeps_what_the_folder_held(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG broken")
@@ -1271,7 +1283,7 @@ def test_the_last_progress_line_of_a_stopped_run_counts_the_frames_done(tmp_path
         (photos / photo.name).write_bytes(photo.read_bytes())
     result = run_detect(str(photos), tmp_path / "out", StoppedAtThird(), progress=True, save_media=False)
     assert result.interrupted and result.frames == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("detect: 2/5 photo (40%) ")
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("detect: 2/5 photo (40%) stopped after ")
 
 
 def test_a_folder_of_photos_with_folders_of_photos_within_says_they_are_passed_over(tmp_path, sample_dir):

@@ -513,7 +513,7 @@ def test_when_a_cameras_tracks_all_end_its_in_view_counts_go_to_zero(store):
     assert in_view[-1]["without_mask"] == 1
 
     class Flushed:
-        def flush_people(self):
+        def flush_people(self, ended=False):
             return [person(3, [0.1, 0.85, 0.05])]
 
     end_tracks(Flushed(), [sink])
@@ -594,7 +594,7 @@ def test_in_view_counts_go_to_zero_even_when_storing_the_people_fails(store, mon
                [Face(box=(10, 10, 40, 40), label="without_mask", track_id=3)], True)
 
     class Flushed:
-        def flush_people(self):
+        def flush_people(self, ended=False):
             return [person(3, [0.1, 0.85, 0.05])]
 
     import sqlalchemy

@@ -81,6 +81,16 @@ def test_a_path_is_a_source_as_its_text_is(detector, clip, tmp_path):
     assert result.frames == 2 and result.summary["source"] == str(clip)
 
 
+def test_a_one_frame_clip_counts_the_people_it_draws(detector, sample_dir, tmp_path):
+    """A one-frame clip drew three faces and its summary.json said 0 people: no track had the
+    two detections a person needs. At the clip's end they count, unassessable on one frame."""
+    one = make_video(tmp_path / "one.mp4", sample_dir, frames=1)
+    result = run_detect(one, tmp_path / "out", detector, progress=False, save_media=False)
+    drawn = json.loads((tmp_path / "out" / "detections.jsonl").read_text())["faces"]
+    totals = json.loads((tmp_path / "out" / "summary.json").read_text())["totals"]
+    assert drawn and totals["unassessable"] == len(drawn) and result.summary["totals"] == totals
+
+
 def test_finished_people_are_handed_out_once(detector, clip):
     tracker = FaceTracker(lost_after=0, min_hits=1)
     processor = FrameProcessor(detector, tracker, detect_every=1)
@@ -187,3 +197,22 @@ def test_faces_the_frame_does_not_show_are_blurred_too():
     blurred = unshown_blurred(seen[0], FaceAnnotator(blur=True))
     assert blurred[30:50, 30:50].std() < image[30:50, 30:50].std() / 3
     assert (unshown_blurred(seen[0], FaceAnnotator(blur=False)) == image).all()
+
+
+def test_a_line_whose_echo_fails_is_counted_as_written(detector, clip, tmp_path):
+    """`detect --json | head -1`: the second line was in detections.jsonl when printing it found the
+    pipe closed, and detect said 'stopped after 1 frame'."""
+    from maskwatch.video.pipeline import DetectFailed
+
+    printed = []
+
+    def closed_after_one(record):
+        if printed:
+            raise BrokenPipeError(32, "Broken pipe")
+        printed.append(record)
+
+    with pytest.raises(DetectFailed, match="stopped after 2 frames by an error") as failed:
+        run_detect(clip, tmp_path / "out", detector, progress=False, save_media=False, on_line=closed_after_one)
+    written = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
+    assert failed.value.result.frames == len(written) == 2
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames"] == 2

@@ -137,7 +137,10 @@ def test_render_command_writes_renders_a_training_run_uses(rendered_work, tmp_pa
 def test_render_refuses_what_it_cannot_render_from(tmp_path, prepared_sample):
     runner = CliRunner()
     result = runner.invoke(app, ["render", str(tmp_path)])
-    assert result.exit_code != 0 and "not a prepared work folder" in result.output
+    assert result.exit_code != 0 and f"{tmp_path}: not a prepared work folder (no prepare.json)" in result.output
+    result = runner.invoke(app, ["render", str(tmp_path / "gone")])  # was "([Errno 2] No such file or ..."
+    assert result.exit_code == 1 and f"{tmp_path / 'gone'}: no such folder;" in result.output
+    assert "Errno" not in result.output
     result = runner.invoke(app, ["render", str(prepared_sample), "--data", str(tmp_path)])
     assert result.exit_code != 0 and "no images/ folder" in result.output
     (tmp_path / "images").mkdir()  # the dataset's photos gone bad since prepare: named, no traceback

@@ -71,7 +71,27 @@ def test_close_after_a_break_writes_the_last_line_once():
     bar.close()
     bar.close()
     assert log.getvalue().splitlines() == [log.getvalue().splitlines()[0]]
-    assert log.getvalue().startswith("detect: 3 frame done in")
+    assert log.getvalue().startswith("detect: 3 frame stopped after")  # not through: said "done in"
+
+
+def test_a_loop_stopped_before_its_total_says_stopped_after_not_done_in():
+    """Ctrl-C's last line read "detect: 212/1500 frame (14%) done in ...", as if the run had finished."""
+    log, clock = io.StringIO(), Clock()
+    bar = LogProgress(range(1500), desc="detect", total=1500, unit="frame", leave=True, stream=log, every=60.0,
+                      clock=clock)
+    for i in bar:
+        clock.now += 0.1
+        if i == 211:
+            break  # as run_frames leaves the loop on Ctrl-C
+    bar.close()
+    assert log.getvalue() == "detect: 212/1500 frame (14%) stopped after 21.2 s, 10.0 frame/s\n"
+    log = io.StringIO()
+    bar = LogProgress(range(3), desc="detect", total=3, unit="frame", leave=True, stream=log, every=60.0, clock=clock)
+    for i in bar:
+        if i == 2:
+            break  # --max-frames reached: its total, done
+    bar.close()
+    assert " done in " in log.getvalue()
 
 
 def test_on_a_terminal_it_is_a_tqdm_bar():

@@ -333,3 +333,25 @@ def test_bad_settings_are_refused_with_the_values():
         FaceTracker(low_score=0.5, high_score=0.4)
     with pytest.raises(ValueError, match="recover_distance must be 0 or more face widths, got -0.5"):
         FaceTracker(recover_distance=-0.5)
+
+
+@pytest.mark.parametrize("frames, detect_every", [(1, 1), (2, 1), (5, 10)], ids=["one frame", "two", "detect-every longer"])
+def test_a_face_shown_in_a_clip_too_short_for_a_person_is_counted_when_the_clip_ends(frames, detect_every):
+    """A one-frame clip (or --detect-every past its end) drew a face and counted nobody: no track
+    could get two detections and min_hits frames. Counted at the clip's end, by the evidence rule."""
+    tracker = FaceTracker()
+    shown = run(tracker, [[face(10 + i, 10)] for i in range(frames)], detect_every)
+    assert all(f.track_id == 1 for faces in shown for f in faces)
+    people = tracker.flush(ended=True)
+    assert [t.track_id for t in people] == [1] and people[0].decision == UNASSESSABLE
+
+
+def test_a_clip_long_enough_for_a_person_counts_no_one_seen_once_at_its_end():
+    """Only a clip too short for anyone is counted so: in a longer clip a face first seen at the last
+    detection is not shown, and stays no person (the benchmarked rule)."""
+    tracker = FaceTracker()
+    run(tracker, [[face(10, 10)], [face(11, 10)], [face(12, 10)], [face(13, 10), face(200, 200)]], 1)
+    assert [t.track_id for t in tracker.flush(ended=True)] == [1]
+    tracker = FaceTracker()
+    run(tracker, [[face(10, 10)]], 1)
+    assert tracker.flush() == []  # a stream lost after one frame: its view was not a clip's end

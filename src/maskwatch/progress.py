@@ -64,7 +64,7 @@ class LogProgress:
         self.leave, self.stream, self.every, self.clock = leave, stream, every, clock
         self.n = 0
         self.started = self.last = clock()
-        self.closed = False
+        self.closed = self.exhausted = False
 
     def __iter__(self) -> Iterator:
         for item in self.iterable:
@@ -74,23 +74,26 @@ class LogProgress:
                 self._line(now)
             self.n += 1  # counted when handed out: a loop that breaks still counts its last item
             yield item
+        self.exhausted = True
         self.close()
 
     def close(self) -> None:
+        """The last line: "done in" once the loop went through (or reached its total), else "stopped
+        after" (Ctrl-C or an error broke it: "done in" read as if the run had finished)."""
         if not self.closed:
             self.closed = True
             if self.leave:
-                self._line(self.clock(), done=True)
+                done = self.exhausted or (self.total is not None and self.n >= self.total)
+                self._line(self.clock(), status="done in" if done else "stopped after")
 
-    def _line(self, now: float, done: bool = False) -> None:
+    def _line(self, now: float, status: str = "after") -> None:
         count = f"{self.n}/{self.total}" if self.total else str(self.n)
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         elapsed = now - self.started
         rate = f", {self.n / elapsed:.1f} {self.unit}/s" if elapsed > 0 and self.n else ""
         # What a long run's log is read for: when it will end (tqdm's bar says it on a terminal).
         left = (f", about {_duration((self.total - self.n) * elapsed / self.n)} left"
-                if not done and rate and self.total and self.total > self.n else "")
-        status = "done in" if done else "after"
+                if status == "after" and rate and self.total and self.total > self.n else "")
         prefix = f"{self.desc}: " if self.desc else ""
         self.stream.write(f"{prefix}{count} {self.unit}{share} {status} {elapsed:.1f} s{rate}{left}\n")
         self.stream.flush()

@@ -120,13 +120,21 @@ def render(
                                  param_hint="'--per-face'")
     import json
 
+    from maskwatch.atomic import os_error_text
     from maskwatch.data.prepare import PrepareError, read_faces_csv
     from maskwatch.training.classifier.masks import render_work
 
+    if not work.is_dir():  # Python's "[Errno 2] No such file or directory: 'WORK/prepare.json'" named neither
+        _fail(f"{work}: {'not a folder' if work.exists() else 'no such folder'}; "
+              f"`maskwatch prepare DATA -o {work}` makes a work folder")
     try:
         meta = json.loads((work / "prepare.json").read_text())
         rows = read_faces_csv(work / "faces.csv")
-    except (OSError, ValueError, PrepareError) as err:
+    except FileNotFoundError as err:
+        _fail(f"{work}: not a prepared work folder (no {Path(err.filename).name}); run `maskwatch prepare`")
+    except OSError as err:
+        _fail(f"{work}: not a prepared work folder ({os_error_text(err)}); run `maskwatch prepare`")
+    except (ValueError, PrepareError) as err:
         _fail(f"{work}: not a prepared work folder ({err}); run `maskwatch prepare`")
     crop = meta["crop"]
     if crop.get("grey") or crop.get("margin"):

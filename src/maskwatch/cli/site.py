@@ -221,11 +221,12 @@ def _print_probes(site, config: Path) -> None:
 
 def _site_config(config: Path):
     """The site's validated YAML for a command that reads it (`report`, `alerts test`), or exit 1 with
-    each of its problems on a line of its own, as `run --check` says them."""
+    each of its problems on a line of its own, as `run --check` says them. Its cameras' video files
+    need not exist: these commands read no video (`run` and `run --check` still need them)."""
     from maskwatch.site.config import SiteConfigError, load_site_config
 
     try:
-        return load_site_config(config)
+        return load_site_config(config, files=False)
     except SiteConfigError as err:
         for line in str(err).splitlines():
             typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)

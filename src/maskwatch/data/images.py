@@ -20,6 +20,7 @@ AUDIO = "an audio file (M4A), not a photo or a video"  # an ISO media file of so
 # and a Canon CR3 raw photo is one too (no video): every other brand is a video's (MP4, QuickTime).
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 PHOTO_BRANDS = HEIF_BRANDS | {b"avif", b"avis", b"crx "}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageError(ValueError):
@@ -44,6 +45,10 @@ def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXEL
     """Decode encoded image bytes (PNG, JPEG, ...) to HxWx3 BGR uint8."""
     if not data:
         raise ImageError(f"{source}: empty file")
+    if data.startswith(PNG_SIGNATURE) and b"IEND" not in data:
+        # OpenCV decodes none, and libpng says "libpng error: PNG input buffer is incomplete" on
+        # stderr itself, beside our line (OPENCV_LOG_LEVEL does not reach it): not decoded.
+        raise ImageError(f"{source}: not a readable image (a PNG cut short: it has no end chunk)")
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)

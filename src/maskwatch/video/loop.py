@@ -33,11 +33,12 @@ def analyse(processor: FrameProcessor, frame: Frame, sinks: list) -> list[Face]:
     return faces
 
 
-def end_tracks(processor: FrameProcessor, sinks: list) -> None:
-    """Whoever is in view now is decided and handed out (the stream stopped or was lost), and
-    sinks with a nobody_in_view() method are told the view is empty (retained MQTT counts)."""
+def end_tracks(processor: FrameProcessor, sinks: list, ended: bool = False) -> None:
+    """Whoever is in view now is decided and handed out (the stream stopped or was lost; `ended`:
+    the loop's end), and sinks with a nobody_in_view() method are told the view is empty
+    (retained MQTT counts)."""
     try:
-        hand_out(sinks, processor.flush_people())
+        hand_out(sinks, processor.flush_people(ended))
     finally:  # also when storing them failed (the database away): the counts in view go to 0
         for sink in sinks:
             if (emptied := getattr(sink, "nobody_in_view", None)) is not None:
@@ -49,7 +50,7 @@ def finish(processor: FrameProcessor, sinks: list) -> None:
     each also when one before it failed (a full disk stopped the lines, and the video was left
     unfinished under its temp name); the first failure is raised after."""
     try:
-        end_tracks(processor, sinks)
+        end_tracks(processor, sinks, ended=True)
     finally:
         failure = None
         for sink in sinks:

@@ -23,7 +23,7 @@ from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.resume import PHOTOS, RUN_RECORD, Resumed, earlier_run, run_identity, stopped_part_way
-from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LinesFile, MediaSink, Sink, SummarySink,
+from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LineEcho, LinesFile, MediaSink, Sink, SummarySink,
                                   media_path)
 from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, WRITTEN,
                                      SourceError, SourceInfo, describe_source, folder_files, photo_files,
@@ -306,7 +306,10 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
             write_text(out / RUN_RECORD, json.dumps(run_record(identity, info, result, complete=False), indent=2))
             # The order is the contract: the line is written (and on_line called) before on_frame,
             # and on_frame before the frame is drawn; summary.json is written last.
-            sinks.append(JsonLinesSink(lines, on_line))
+            # on_line as a sink of its own: run_frames counts the line before it is echoed.
+            sinks.append(written := JsonLinesSink(lines))
+            if on_line is not None:
+                sinks.append(LineEcho(written, on_line))
             if on_frame is not None:
                 sinks.append(CallbackSink(on_frame))
             media = MediaSink(out, info, options.blur) if options.save_media else None

@@ -152,8 +152,9 @@ class FrameProcessor:
             return []
         return self.tracker.take_finished()
 
-    def flush_people(self) -> list[Track]:
-        """End every track now (the stream stopped or was lost): the people among them, decided.
+    def flush_people(self, ended: bool = False) -> list[Track]:
+        """End every track now (the stream stopped or was lost; `ended`: the clip ended, see
+        FaceTracker.flush): the people among them, decided.
         The view that comes back may be another, so its first frame is detected and the motion
         gate starts afresh (an empty view is otherwise checked only every `empty_check`)."""
         self._last_detection, self._moved = None, False
@@ -161,4 +162,4 @@ class FrameProcessor:
             self.motion.average = None
         if self.camera_motion is not None:
             self.camera_motion.reset()
-        return self.tracker.flush() if self.tracker is not None else []
+        return self.tracker.flush(ended) if self.tracker is not None else []

@@ -45,16 +45,33 @@ class JsonLinesSink:
 
     def __init__(self, stream: IO[str], on_line: Callable[[dict], None] | None = None) -> None:
         self.stream, self.on_line = stream, on_line
+        self.record: dict | None = None  # the last line written (LineEcho prints it)
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         record = frame_line(frame, faces, detected)
         self.stream.write(json.dumps(record) + "\n")
         self.stream.flush()  # a whole line at a time: a killed run's file ends at a frame's line
+        self.record = record
         if self.on_line is not None:
             self.on_line(record)
 
     def close(self) -> None:
         self.stream.flush()
+
+
+class LineEcho:
+    """on_line(record) for each line a JsonLinesSink wrote, as a sink of its own after it: placed
+    behind run_frames' counter, a failing echo (`detect --json | head -1`: a closed pipe) leaves the
+    written line counted (detect said 'stopped after 1 frame' of a file of 2 lines)."""
+
+    def __init__(self, lines: JsonLinesSink, on_line: Callable[[dict], None]) -> None:
+        self.lines, self.on_line = lines, on_line
+
+    def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        self.on_line(self.lines.record)
+
+    def close(self) -> None:
+        pass
 
 
 class LinesFile:

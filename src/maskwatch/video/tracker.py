@@ -269,6 +269,7 @@ class FaceTracker:
         self._next_id = 1
         self._started: list[Track] = []  # tracks that just became people
         self._first_detection: float | None = None  # the time of the first update: its faces are shown at once
+        self._view = [0, 0]  # detections and frames since the first update: a clip too short for a person
 
     def is_person(self, track: Track) -> bool:
         return track.detections >= 2 and track.hits >= self.min_hits
@@ -338,6 +339,8 @@ class FaceTracker:
         high_score that continues no track, and one whose track is not shown yet, are left out."""
         if self._first_detection is None:
             self._first_detection = timestamp
+        self._view[0] += 1
+        self._view[1] += 1
         self._predict(timestamp)
         boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
         scores = [1.0 if f.score is None else f.score for f in faces]
@@ -439,6 +442,7 @@ class FaceTracker:
         n-th frame, a person held for min_hits frames is still a person. Its vote is unchanged.
         """
         self._predict(timestamp)
+        self._view[1] += 1
         for track in self.active:
             if track.missed == 0:
                 self._count_hit(track)
@@ -483,12 +487,23 @@ class FaceTracker:
         finished, self.finished = self.finished, []
         return finished
 
-    def flush(self) -> list[Track]:
-        """End every active track now (a stream stopped or reconnects) and return the new people."""
+    def flush(self, ended: bool = False) -> list[Track]:
+        """End every active track now (a stream stopped or reconnects) and return the new people.
+
+        ended: the clip itself has ended. If it was too short for anyone to become a person (under
+        two detections or `min_hits` frames), the faces shown at its last detection are people all
+        the same (their decision by the evidence rule, so mostly `unassessable`): a one-frame clip
+        drew faces and counted nobody. A longer clip's people are left as they are.
+        """
+        short = ended and (self._view[0] < 2 or self._view[1] < self.min_hits)
         for track in self.active:
-            self._end(track)
+            if short and track.missed == 0 and self._shown(track):
+                self.finished.append(track)
+            else:
+                self._end(track)
         self.active = []
         self._first_detection = None  # the view that comes back is shown as a new one
+        self._view = [0, 0]
         return self.take_finished()
 
     def people(self) -> list[Track]:

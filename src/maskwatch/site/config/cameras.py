@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from maskwatch.site.config.section import Section
 from maskwatch.site.config.shapes import Point, in_pixels, polygon_problem, too_many, too_many_corners
@@ -139,7 +139,7 @@ class CameraConfig(CameraSettings):
 
     @field_validator("source", "detect_source")
     @classmethod
-    def _source(cls, value: str | None) -> str | None:
+    def _source(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
         if not value.strip():  # `source: ${CAM_URL}` with the variable set empty
@@ -152,7 +152,7 @@ class CameraConfig(CameraSettings):
                 raise ValueError(f"stream URLs start with one of {', '.join(STREAM_PREFIXES)}; got {value.split('://')[0]}://")
             if problem := stream_url_problem(value):
                 raise ValueError(problem)
-        elif not Path(value).is_file():
+        elif (info.context or {}).get("files", True) and not Path(value).is_file():
             # user:password@host or ?pwd=... with its scheme left out or mistyped: not repeated
             if "@" in value or SECRET_PARAMETER.search(value):
                 raise ValueError(f"neither a video file nor a stream URL; a URL starts with one of "

@@ -115,10 +115,12 @@ def load_site_users_view(path: Path | str, environ: dict[str, str] | None = None
     raise SiteConfigError(path, problems)
 
 
-def load_site_config(path: Path | str, environ: dict[str, str] | None = None) -> SiteConfig:
+def load_site_config(path: Path | str, environ: dict[str, str] | None = None, *, files: bool = True) -> SiteConfig:
     """Read, substitute ${ENV_VAR}s, merge defaults into each camera and validate the whole file.
 
     Relative file paths (video sources, database, snapshots) are relative to the config's folder.
+    files=False: a camera's video file need not exist, for a command that only reads the store or
+    the file (`report`: the demo site before `make demo` was refused).
     Raises SiteConfigError listing every problem, each naming the camera and the field.
     """
     path = Path(path)
@@ -177,7 +179,7 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None) ->
         problems += _storage_places(storage)
     missing: tuple[Path, ...] = ()
     try:  # validated whatever was found above, so that every problem is said at once
-        config = SiteConfig(**raw)
+        config = SiteConfig.model_validate(raw, context={"files": files})
     except ValidationError as err:
         missing = _missing_files(err)
         named = {problem.split(":", 1)[0] for problem in problems}  # a ${VAR} left unset is said already
