@@ -515,6 +515,9 @@ def test_bad_sources(source, message):
     ("rtsp://:s3cret@cam/live", "rtsp://:***@cam/live"),
     ("rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0", "rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0"),
     ("rtsp://cam/live?email=ana@example.org", "rtsp://cam/live?email=ana@example.org"),
+    # a token alone, a port and an @ in the query: the @ taken as the password's end showed the token
+    ("rtsp://tok3n@cam:554/live?notify=ops@example.org", "rtsp://***@cam:***@example.org"),
+    ("rtsp://admin@cam:554/live?notify=ops@example.org", "rtsp://admin@cam:***@example.org"),
     ("webcam:0", "webcam:0"),
 ])
 def test_a_sources_password_and_secret_parameters_are_never_shown(source, shown):

@@ -335,7 +335,12 @@ def redact_source(source: str) -> str:
         return source
     userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
-        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
+        # The user, up to the first colon: where the last @ is the query's, it is a user-info part
+        # alone and the host (tok3n@cam of rtsp://tok3n@cam:554/x?to=a@b): that part is hidden as a
+        # lone one is below (PLAIN_USER), or the token was shown
+        alone, sign, host = userinfo.split(":", 1)[0].rpartition("@")
+        user = f"***@{host}" if sign and alone and not PLAIN_USER.fullmatch(alone) else f"{alone}{sign}{host}"
+        rest = f"{user}:***@{after}"
     elif (alone := split_authority(rest)[0].rpartition("@")[0]) and not PLAIN_USER.fullmatch(alone):
         rest = "***@" + rest[len(alone) + 1:]
     return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
