@@ -406,8 +406,18 @@ def no_images_hint(folder: Path) -> str:
 
 
 def photo_subfolders(folder: Path) -> list[Path]:
-    """The folders directly in `folder` that hold photos of their own: not read by `detect FOLDER`."""
-    return [d for d in sorted(folder.iterdir()) if d.is_dir() and folder_files(d, IMAGE_SUFFIXES)]
+    """The folders directly in `folder` that hold photos of their own: not read by `detect FOLDER`.
+    One this user cannot list (a disk's lost+found, another user's) is left out: its error ended
+    `detect FOLDER`, which reads none of them."""
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and _listed(d)]
+
+
+def _listed(folder: Path) -> bool:
+    """Whether `folder` holds photos of its own; False where it cannot be listed."""
+    try:
+        return bool(folder_files(folder, IMAGE_SUFFIXES))
+    except OSError:
+        return False
 
 
 def written_files(folder: Path, suffixes: set[str]) -> list[Path]:
