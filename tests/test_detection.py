@@ -527,6 +527,9 @@ def test_bad_sources(source, message):
     ("rtsp://:s3cret@cam/live", "rtsp://:***@cam/live"),
     ("rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0", "rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0"),
     ("rtsp://cam/live?email=ana@example.org", "rtsp://cam/live?email=ana@example.org"),
+    # a token alone, a port and an @ in the query: the @ taken as the password's end showed the token
+    ("rtsp://tok3n@cam:554/live?notify=ops@example.org", "rtsp://***@cam:***@example.org"),
+    ("rtsp://admin@cam:554/live?notify=ops@example.org", "rtsp://admin@cam:***@example.org"),
     ("webcam:0", "webcam:0"),
 ])
 def test_a_sources_password_and_secret_parameters_are_never_shown(source, shown):
@@ -1296,3 +1299,39 @@ def test_a_folder_of_photos_with_folders_of_photos_within_says_they_are_passed_o
                                       "--no-media"])
     assert result.exit_code == 0, result.output
     assert "1 folder of photos within passed over (day1): a folder is read as its own photos" in result.output
+
+
+def test_a_subfolder_that_cannot_be_listed_does_not_end_detect_of_its_folder(tmp_path, sample_dir):
+    """The look for folders of photos within (to warn of them, or name one) listed every subfolder:
+    one this user cannot read (an external disk's lost+found, another user's) ended `detect FOLDER`
+    with its PermissionError, photos of the folder's own or not."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    photo = sorted((sample_dir / "images").glob("*.png"))[0]
+    for name in ("trip", "card"):
+        (tmp_path / name / "lost+found").mkdir(parents=True)
+        (tmp_path / name / "lost+found").chmod(0)
+    (tmp_path / "trip" / photo.name).write_bytes(photo.read_bytes())
+    (tmp_path / "card" / "DCIM").mkdir()
+    (tmp_path / "card" / "DCIM" / photo.name).write_bytes(photo.read_bytes())
+    code = ("import sys; from pathlib import Path\n"
+            "from maskwatch.video.sources import SourceError, describe_source, photo_subfolders\n"
+            "print(describe_source(sys.argv[1]).kind, photo_subfolders(Path(sys.argv[1])))  # as run_detect asks\n"
+            "try:\n    describe_source(sys.argv[2])\nexcept SourceError as err:\n    print(err)\n")
+    # root reads a folder whatever its mode: the check runs without that power
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("root reads any folder, and setpriv is not here to run the check without that power")
+    unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                    "--inh-caps=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    try:
+        ran = subprocess.run([*unprivileged, sys.executable, "-c", code, str(tmp_path / "trip"), str(tmp_path / "card")],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        for name in ("trip", "card"):
+            (tmp_path / name / "lost+found").chmod(0o700)
+    assert ran.returncode == 0, ran.stderr
+    kind, said = ran.stdout.splitlines()
+    assert kind == "folder []" and said.endswith(f"name one, such as {tmp_path / 'card' / 'DCIM'} (`maskwatch batch` reads them all)")

@@ -106,6 +106,29 @@ def test_a_user_with_two_step_login_changes_their_password_only_with_a_code(tmp_
         "password_change_failed", "password_changed", "password_changed"]
 
 
+def test_a_new_password_too_short_spends_no_recovery_code(tmp_path):
+    """A user with two-step login on, changing their password with a recovery code (the phone
+    lost), sent a new one too short: refused (400) after the code was checked, the code used up
+    for nothing, one of their ten. It is said first now, and the code still works."""
+    from tests.test_two_step import enrolled
+
+    db = str(tmp_path / "t.db")
+    AuthStore(db).add_user(*ANA, "viewer")
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as here:
+        assert log_in_api(here, ANA).status_code == 200
+        _, codes = enrolled(here)
+        short = here.post("/password", json={"current": ANA[1], "new": "short", "code": codes[0]}, headers=CSRF)
+        assert short.status_code == 400 and "10" in short.json()["error"], short.text
+        store = AuthStore(db)
+        assert store.recovery_left("ana") == 10 and store.access_log(action="recovery_used") == []
+        wrong = here.post("/password", json={"current": "not ana's password", "new": NEW, "code": codes[0]},
+                          headers=CSRF)
+        assert wrong.status_code == 403  # a wrong current password is still the answer with a good new one
+        changed = here.post("/password", json={"current": ANA[1], "new": NEW, "code": codes[0]}, headers=CSRF)
+        assert changed.status_code == 200, changed.text
+        assert store.recovery_left("ana") == 9 and store.check_login("ana", NEW) is not None
+
+
 def test_a_change_checked_against_a_password_an_admin_replaced_meanwhile_changes_nothing(tmp_path):
     """`users passwd` between the current password's check and the write: the admin's password stays,
     and no session is started with the user's."""

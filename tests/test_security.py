@@ -1307,6 +1307,28 @@ def test_healthz_tells_anyone_its_status_only_and_no_answer_names_the_server(sec
     assert wrong.status_code == 200 and wrong.json() == {"status": "ok"}
 
 
+def test_healthz_answers_its_status_while_the_users_database_fails(tmp_path):
+    """/healthz asked the users database who calls (an open server reads it at every request) to
+    choose what to tell: with the database failing, a load balancer's or Docker's check got a 503
+    and read the server as down. It says its status, and no details."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "open.db")
+    AuthStore(db).close()  # no user yet: an open server, which asks the database at each request
+    with TestClient(create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db)))) as client:
+        assert client.get("/metrics").status_code == 200  # open: /healthz would tell it the details
+        with sqlite3.connect(db) as connection:  # the users table gone: every read of it fails
+            connection.execute("ALTER TABLE users RENAME TO users_away")
+        assert client.get("/metrics").status_code == 503
+        health = client.get("/healthz")
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
 def test_head_is_answered_as_get_without_its_body(secured):
     """Every HEAD was a 405 (FastAPI registers GET alone): an uptime monitor's HEAD /healthz read
     the service as down. The refusals and headers are a GET's too."""

@@ -44,6 +44,14 @@ log = logging.getLogger(__name__)
 # keep it (schema.py, whose one-time clean-up puts it in rows logged before).
 
 
+def _strong_enough(new: str, name: str) -> None:
+    """AuthError 400 for a new password the rules refuse (passwords.check_strength)."""
+    try:
+        check_strength(new, name)
+    except WeakPassword as err:
+        raise AuthError(400, str(err)) from None
+
+
 def said_failed(name: str, client: str) -> None:
     """A failed login in the server's log too, one line each, for fail2ban and log alerts (the
     access log is in the database, where they cannot look). Each client's failures are bounded by
@@ -246,10 +254,11 @@ class AccessControl:
 
     def sees_every_camera(self, request: Request) -> bool:
         """Whether a request to a public route comes from whom an ALL_CAMERAS route (/metrics)
-        answers: /healthz tells them more than its status."""
+        answers: /healthz tells them more than its status. A database away is a no: a load
+        balancer's /healthz, which asks it nothing, must not read a users database blip as down."""
         try:
             principal = self.identify(request)
-        except AuthError:
+        except (AuthError, SQLAlchemyError):
             return False
         return principal.cameras is None and not self.two_step_missing(principal)
 
@@ -464,6 +473,11 @@ class AccessControl:
                          "password to change")
         if principal.two_step and not code.strip():  # said before the password is checked: no guess counted
             raise AuthError(403, CODE_TOO)
+        if principal.two_step:
+            # A new password too short or the user's name, said before the checks: said after, it had
+            # spent the code, a recovery code one of ten, for nothing. It tells nothing of the current
+            # password (the rule reads the new one and the name alone); "the current one" still waits.
+            _strong_enough(new, principal.name)
         # The current password first: a wrong one is the answer whatever the new one (the new one's
         # refusals, said first, answered a guess with "the new password is the current one").
         client = client_address(request)
@@ -474,10 +488,7 @@ class AccessControl:
             self.store.log("password_change_failed", principal.name, client)
             said_failed(principal.name, client)
             raise AuthError(403, "wrong current password or code" if principal.two_step else "wrong current password")
-        try:
-            check_strength(new, principal.name)
-        except WeakPassword as err:
-            raise AuthError(400, str(err)) from None
+        _strong_enough(new, principal.name)
         if new == current:
             raise AuthError(400, SAME_PASSWORD)
         token = self.store.change_own_password(principal.name, user["password_hash"], new, user["totp_secret"])

@@ -335,7 +335,12 @@ def redact_source(source: str) -> str:
         return source
     userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
-        rest = f"{userinfo.split(':', 1)[0]}:***@{after}"
+        # The user, up to the first colon: where the last @ is the query's, it is a user-info part
+        # alone and the host (tok3n@cam of rtsp://tok3n@cam:554/x?to=a@b): that part is hidden as a
+        # lone one is below (PLAIN_USER), or the token was shown
+        alone, sign, host = userinfo.split(":", 1)[0].rpartition("@")
+        user = f"***@{host}" if sign and alone and not PLAIN_USER.fullmatch(alone) else f"{alone}{sign}{host}"
+        rest = f"{user}:***@{after}"
     elif (alone := split_authority(rest)[0].rpartition("@")[0]) and not PLAIN_USER.fullmatch(alone):
         rest = "***@" + rest[len(alone) + 1:]
     return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
@@ -401,8 +406,18 @@ def no_images_hint(folder: Path) -> str:
 
 
 def photo_subfolders(folder: Path) -> list[Path]:
-    """The folders directly in `folder` that hold photos of their own: not read by `detect FOLDER`."""
-    return [d for d in sorted(folder.iterdir()) if d.is_dir() and folder_files(d, IMAGE_SUFFIXES)]
+    """The folders directly in `folder` that hold photos of their own: not read by `detect FOLDER`.
+    One this user cannot list (a disk's lost+found, another user's) is left out: its error ended
+    `detect FOLDER`, which reads none of them."""
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and _listed(d)]
+
+
+def _listed(folder: Path) -> bool:
+    """Whether `folder` holds photos of its own; False where it cannot be listed."""
+    try:
+        return bool(folder_files(folder, IMAGE_SUFFIXES))
+    except OSError:
+        return False
 
 
 def written_files(folder: Path, suffixes: set[str]) -> list[Path]:
