@@ -254,6 +254,13 @@ def test_a_wrong_current_password_is_the_answer_whatever_the_new_one(tmp_path):
         assert store.check_login(*ANA) is not None
 
 
+def at_fault(tab_page) -> list:
+    """The field focused (where the focus stayed on the button), whether it is marked invalid, and
+    what it is described by: a screen reader says which field is wrong, and why."""
+    return tab_page.evaluate("[document.activeElement.id, document.activeElement.getAttribute('aria-invalid'),"
+                         " document.activeElement.getAttribute('aria-describedby')]")
+
+
 def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # noqa: F811
     db = tmp_path / "users.db"
     AuthStore(str(db)).add_user(*ANA, "viewer")
@@ -267,6 +274,8 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
                         for field in ("user", "current", "new", "again")]
         assert autocomplete == ["username", "current-password", "new-password", "new-password"]
         assert phone.input_value("#password-user") == "ana"
+        # two-step login off: no code asked (the field is a two-step user's, below)
+        assert phone.locator("#password-code").count() == 1 and phone.is_hidden("#password-code")
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll
         phone.fill("#password-current", "typed, then left")
         phone.keyboard.press("Escape")  # closed, and nothing typed is left in the page
@@ -279,13 +288,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.fill("#password-again", NEW + "x")
         phone.click("#password-form button[type=submit]")
         assert phone.inner_text("#password-error") == "Not changed: the two new passwords differ."
-
-        def at_fault() -> tuple[str, str | None, str]:
-            """The field focused (where the focus stayed on the button), whether it is marked invalid,
-            and what it is described by: a screen reader says which field is wrong, and why."""
-            return phone.evaluate("[document.activeElement.id, document.activeElement.getAttribute('aria-invalid'),"
-                                  " document.activeElement.getAttribute('aria-describedby')]")
-        assert at_fault() == ["password-again", "true", "password-error"]
+        assert at_fault(phone) == ["password-again", "true", "password-error"]
         phone.fill("#password-again", NEW)
         phone.route("**/password", lambda route: route.abort("internetdisconnected"))  # the network down
         phone.click("#password-form button[type=submit]")
@@ -298,7 +301,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         assert answer.value.status == 403
         phone.wait_for_function("() => document.getElementById('password-error').textContent.includes('wrong')")
         assert phone.inner_text("#password-error") == "Not changed: wrong current password."
-        assert at_fault() == ["password-current", "true", "password-error"]
+        assert at_fault(phone) == ["password-current", "true", "password-error"]
         assert phone.get_attribute("#password-again", "aria-invalid") is None  # mended: no longer marked
         phone.fill("#password-current", ANA[1])  # the new one's refusals come once the current one is right
         phone.fill("#password-new", "short")
@@ -306,7 +309,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.click("#password-form button[type=submit]")
         phone.wait_for_function("() => document.getElementById('password-error').textContent.includes('10 characters')")
         assert phone.inner_text("#password-error") == "Not changed: the password needs at least 10 characters, got 5."
-        assert at_fault() == ["password-new", "true", "password-rule password-error"]
+        assert at_fault(phone) == ["password-new", "true", "password-rule password-error"]
         phone.fill("#password-new", NEW)
         phone.fill("#password-again", NEW)
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
@@ -341,6 +344,49 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         zone = ZoneInfo(phone.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone"))
         at = [datetime.fromtimestamp(math.ceil((now - ago + wait) / 60) * 60, zone) for ago in (0, 5)]
         assert said in [f"Not changed: too many failed logins; try again at {t:%H:%M}." for t in at], (said, wait, at)
+
+
+def test_the_dashboards_form_asks_a_two_step_user_for_the_code(tmp_path, tab):  # noqa: F811
+    """POST /password asks a user with two-step login on for a code, and the dialog had no field for
+    it: such a user was refused ("send the code ...") with no way to send one. Now it asks for one,
+    and a wrong one is said at it (marked with the password: the server says not which was wrong)."""
+    from tests.test_two_step import SECRET, ana_with_two_step, code_at, serving_ana
+
+    db = ana_with_two_step(tmp_path)
+    with serving_ana(db, tmp_path) as base:
+        desk = tab(1280, 800)
+        desk.goto(base + "/login")
+        for field, value in (("#username", ANA[0]), ("#password", ANA[1]), ("#code", code_at(SECRET))):
+            desk.fill(field, value)
+        desk.click("button[type=submit]")
+        desk.wait_for_url(base + "/", timeout=20_000)
+        desk.wait_for_selector("#password-open", state="visible")
+        desk.click("#password-open")
+        desk.wait_for_selector("#password-code", state="visible")  # once /v1/me said two-step login is on
+        assert desk.get_attribute("#password-code", "autocomplete") == "one-time-code"
+        for field, value in (("current", ANA[1]), ("new", NEW), ("again", NEW)):
+            desk.fill(f"#password-{field}", value)
+        desk.click("#password-form button[type=submit]")  # no code: said here, nothing sent
+        assert desk.inner_text("#password-error") == "Not changed: fill in all four fields."
+        assert at_fault(desk) == ["password-code", "true", "password-error"]
+        desk.fill("#password-code", "000000" if code_at(SECRET, 1) != "000000" else "111111")
+        with desk.expect_response(lambda r: r.url.endswith("/password")) as answer:
+            desk.click("#password-form button[type=submit]")
+        assert answer.value.status == 403
+        desk.wait_for_function("() => document.getElementById('password-error').textContent.includes('wrong')")
+        assert desk.inner_text("#password-error") == "Not changed: wrong current password or code."
+        assert at_fault(desk) == ["password-code", "true", "password-error"]
+        assert desk.input_value("#password-code") == ""  # good once: the next try takes the app's next
+        assert desk.get_attribute("#password-current", "aria-invalid") == "true"
+        desk.fill("#password-code", code_at(SECRET, 1))
+        with desk.expect_response(lambda r: r.url.endswith("/password")) as answer:
+            desk.click("#password-form button[type=submit]")
+        assert answer.value.status == 200
+        desk.wait_for_function("() => document.getElementById('password-message').textContent.startsWith('Password')")
+        assert desk.is_hidden("#password-dialog") and desk.input_value("#password-code") == ""
+    store = AuthStore(db)
+    assert len(store.access_log(action="password_change_failed")) == 1  # the wrong code
+    assert len(store.access_log(action="password_changed")) == 1 and store.check_login("ana", NEW) is not None
 
 
 def test_a_refused_body_says_no_password_back_and_a_lone_surrogate_is_a_422(tmp_path):

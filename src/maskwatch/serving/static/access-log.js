@@ -35,8 +35,9 @@
   let reading = 0;  // the latest read's number: an earlier answer arriving after it is dropped
 
   // A refusal of a login, a password or a change, by its name (`login_failed`, `login_limited`,
-  // `password_change_failed`, `admin_password_failed`): marked in words, not by colour alone.
-  const failed = (action) => /_(failed|limited)$/.test(action);
+  // `password_change_failed`, `admin_password_failed`), or of an expired API token's request
+  // (`token_expired`, a revoked token's 401: it stood unmarked): in words, not by colour alone.
+  const failed = (action) => /_(failed|limited)$/.test(action) || action === "token_expired";
 
   function row(entry) {
     const tr = document.createElement("tr");

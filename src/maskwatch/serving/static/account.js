@@ -107,7 +107,13 @@ const passwordForm = document.getElementById("password-form");
 const passwordOpen = document.getElementById("password-open");
 const passwordError = document.getElementById("password-error");
 const passwordMessage = document.getElementById("password-message");
-const passwordFields = ["password-current", "password-new", "password-again"].map((id) => document.getElementById(id));
+const passwordFields = ["password-current", "password-code", "password-new", "password-again"].map((id) => document.getElementById(id));
+// The code (the app's or a recovery code): asked of a user with two-step login on only, as POST
+// /password asks it (the dialog had no field for it: such a user was refused with no way to send one).
+const [passwordCurrent, passwordCode] = passwordFields;
+const passwordCodeField = document.getElementById("password-code-field");
+document.addEventListener("maskwatch-account", (event) => { passwordCodeField.hidden = event.detail.two_step !== true; });
+const passwordAsked = () => passwordFields.filter((field) => field !== passwordCode || !passwordCodeField.hidden);
 passwordOpen.addEventListener("click", () => {
   passwordError.textContent = passwordMessage.textContent = "";
   passwordDialog.showModal();
@@ -143,17 +149,19 @@ const passwordSubmit = passwordForm.querySelector("button[type=submit]");
 passwordForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (passwordChanging) return void (passwordBusy.textContent = "Still changing your password: a moment.");
-  const [current, fresh, again] = passwordFields.map((field) => field.value);
+  const asked = passwordAsked();
+  const [current, code, fresh, again] = passwordFields.map((field) => field.value);
   passwordError.textContent = "";
   passwordFields.forEach((field) => field.removeAttribute("aria-invalid"));
-  const empty = passwordFields.find((field) => !field.value);
-  if (empty) return passwordRefused("fill in all three fields.", empty);
-  if (fresh !== again) return passwordRefused("the two new passwords differ.", passwordFields[2]);
+  const empty = asked.find((field) => !field.value);
+  if (empty) return passwordRefused(`fill in all ${asked.length === 4 ? "four" : "three"} fields.`, empty);
+  if (fresh !== again) return passwordRefused("the two new passwords differ.", passwordFields[3]);
   passwordBusy.textContent = "Changing your password…";
   passwordSubmit.setAttribute("aria-disabled", "true");
   try {
+    const sent = asked.includes(passwordCode) ? {current, new: fresh, code} : {current, new: fresh};
     const answer = api("/password", {method: "POST", headers: {"Content-Type": "application/json"},
-                                     body: JSON.stringify({current, new: fresh})});
+                                     body: JSON.stringify(sent)});
     passwordChanging = answer.then((response) => response.ok, () => false);
     const response = await answer;
     if (response.ok) {
@@ -164,8 +172,12 @@ passwordForm.addEventListener("submit", async (event) => {
     let reason = `the server answered ${response.status}`;
     try { reason = (await response.json()).error || reason; } catch (err) { /* not JSON: the status says it */ }
     reason = tryAgainAt(reason, Number(response.headers.get("Retry-After")));  // 429: guessed too often; 503: busy
-    // 403: the current password is wrong; 400: the new one is refused (too short, the name, unchanged)
-    passwordRefused(`${reason}.`, {403: passwordFields[0], 400: passwordFields[1]}[response.status]);
+    // 403: the current password is wrong, or (two-step login on) it or the code, the server saying
+    // not which: both marked, the code emptied (good once, as two-step.js's) and focused; 400: the
+    // new one is refused (too short, the name, unchanged)
+    const codeToo = response.status === 403 && asked.includes(passwordCode);
+    if (codeToo) { passwordCurrent.setAttribute("aria-invalid", "true"); passwordCode.value = ""; }
+    passwordRefused(`${reason}.`, codeToo ? passwordCode : {403: passwordCurrent, 400: passwordFields[2]}[response.status]);
   } catch (err) {
     if (err.message !== "logged out") passwordRefused("the server did not answer; try again.");
   } finally {
