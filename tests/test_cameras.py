@@ -524,7 +524,7 @@ def test_a_cameras_counters_are_read_together_not_mid_frame():
         def take_finished_people(self):
             return []
 
-        def flush_people(self):
+        def flush_people(self, ended=False):  # without `ended`, the stop's hand-out failed (logged)
             return []
 
     release = threading.Event()
@@ -546,6 +546,46 @@ def test_a_cameras_counters_are_read_together_not_mid_frame():
     finally:
         release.set()
         worker.stop()
+
+
+def test_a_camera_stopped_after_one_frame_stores_no_face_seen_once():
+    """A site's stop is no clip's end: a camera stopped one frame after its start (or a stall)
+    stored the face of that frame as a person, one the tracker counts as no one (seen once)."""
+    import threading
+
+    import numpy as np
+
+    from maskwatch.faces import Face
+
+    stopped = threading.Event()
+
+    class OneFrame(QuietReader):
+        stall_timeout = 30.0
+
+        def wait_for_frame(self, seen, timeout):
+            if seen == 0:
+                return 1
+            stopped.wait(timeout)  # no stall: nothing ends the tracks before the stop
+            return seen
+
+        def latest(self):
+            return 1, np.zeros((240, 320, 3), np.uint8)
+
+        def stopping(self):
+            stopped.set()
+
+    class OneFace:
+        def detect(self, image):
+            return [Face(box=(100, 100, 160, 160), label="with_mask", probabilities=(0.9, 0.05, 0.05), score=0.9)]
+
+    sink = Collect()
+    worker = CameraWorker("door", OneFrame(), FrameProcessor(OneFace(), FaceTracker()), [sink], fps=20).start()
+    try:
+        assert wait_until(lambda: worker.state()["analysed"] == 1)
+        assert sink.frames[0][1], "the first frame's face is drawn at once"
+    finally:
+        worker.stop()
+    assert sink.closed and sink.people == []
 
 
 def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_tracks(monkeypatch):

@@ -377,7 +377,9 @@ class CameraWorker:
         self._handed_out = True
         self._thread.join(timeout=10)
         try:
-            finish(self.processor, self.sinks)
+            # ended=False: the camera stopped, its view did not end as a clip's does (a stop just
+            # after a stall or a start stored faces seen once, which the tracker counts as no one)
+            finish(self.processor, self.sinks, ended=False)
         except Exception as err:  # noqa: BLE001 - see above
             left = sum(len(getattr(sink, "unstored", ())) for sink in self.sinks)
             if left or not any(hasattr(sink, "unstored") for sink in self.sinks):

@@ -45,12 +45,13 @@ def end_tracks(processor: FrameProcessor, sinks: list, ended: bool = False) -> N
                 emptied()
 
 
-def finish(processor: FrameProcessor, sinks: list) -> None:
+def finish(processor: FrameProcessor, sinks: list, ended: bool = True) -> None:
     """The end of a loop: people still in view are decided and handed out, then every sink closes,
     each also when one before it failed (a full disk stopped the lines, and the video was left
-    unfinished under its temp name); the first failure is raised after."""
+    unfinished under its temp name); the first failure is raised after. `ended` False: a live
+    camera stopped, not a clip's end (FaceTracker.flush counts a short clip's faces only there)."""
     try:
-        end_tracks(processor, sinks, ended=True)
+        end_tracks(processor, sinks, ended=ended)
     finally:
         failure = None
         for sink in sinks:
