@@ -10,7 +10,7 @@ import pytest
 from maskwatch import Detector
 from maskwatch.video.pipeline import DEFAULT_DETECT_EVERY, DetectResult, run_detect, run_frames
 from maskwatch.video.process import FrameProcessor
-from maskwatch.video.sinks import CallbackSink, JsonLinesSink
+from maskwatch.video.sinks import CallbackSink, JsonLinesSink, LineEcho
 from maskwatch.video.sources import read_frames
 from maskwatch.video.tracker import FaceTracker
 from tests.test_detection import make_video
@@ -106,7 +106,8 @@ def test_finished_people_are_handed_out_once(detector, clip):
 def test_run_frames_writes_every_sink_in_order_and_closes_them(detector, clip):
     calls, stream = [], io.StringIO()
     result = DetectResult(out=clip.parent)
-    sinks = [JsonLinesSink(stream, on_line=lambda r: calls.append(("line", r["frame"]))),
+    written = JsonLinesSink(stream)
+    sinks = [written, LineEcho(written, lambda r: calls.append(("line", r["frame"]))),
              CallbackSink(lambda frame, faces: calls.append(("frame", frame.index)))]
     run_frames(read_frames(str(clip)), FrameProcessor(detector, FaceTracker(), 2), sinks, result, max_frames=4)
     assert result.frames == 4

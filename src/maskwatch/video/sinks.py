@@ -41,10 +41,10 @@ def frame_line(frame: Frame, faces: list[Face], detected: bool = True) -> dict:
 
 class JsonLinesSink:
     """One JSON line per frame (frame_line) into an open text file, flushed at once (`tail -f`
-    follows a run, a killed one keeps its lines); on_line(record) sees each one."""
+    follows a run, a killed one keeps its lines); LineEcho hands each one on."""
 
-    def __init__(self, stream: IO[str], on_line: Callable[[dict], None] | None = None) -> None:
-        self.stream, self.on_line = stream, on_line
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
         self.record: dict | None = None  # the last line written (LineEcho prints it)
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
@@ -52,8 +52,6 @@ class JsonLinesSink:
         self.stream.write(json.dumps(record) + "\n")
         self.stream.flush()  # a whole line at a time: a killed run's file ends at a frame's line
         self.record = record
-        if self.on_line is not None:
-            self.on_line(record)
 
     def close(self) -> None:
         self.stream.flush()
