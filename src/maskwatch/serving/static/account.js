@@ -113,6 +113,9 @@ const passwordFields = ["password-current", "password-code", "password-new", "pa
 const [passwordCurrent, passwordCode] = passwordFields;
 const passwordCodeField = document.getElementById("password-code-field");
 document.addEventListener("maskwatch-account", (event) => { passwordCodeField.hidden = event.detail.two_step !== true; });
+// and as two-step.js turns it on or off in this page (the code field stayed as the page was opened:
+// hidden, POST /password refused the user for a code it gave no field for; shown, it was required)
+document.addEventListener("maskwatch-two-step", (event) => { passwordCodeField.hidden = !event.detail.on; });
 const passwordAsked = () => passwordFields.filter((field) => field !== passwordCode || !passwordCodeField.hidden);
 passwordOpen.addEventListener("click", () => {
   passwordError.textContent = passwordMessage.textContent = "";

@@ -233,6 +233,8 @@
       passwordChanging = call.then(() => true, () => false);
       const answer = await call;
       on = turningOn;
+      // the Change password dialog asks for a code while it is on (account.js): it had read /v1/me once
+      document.dispatchEvent(new CustomEvent("maskwatch-two-step", {detail: {on}}));
       reload = reload || covered;
       forget();
       counted(on ? answer.recovery_codes.length : null);
