@@ -109,7 +109,8 @@ def test_a_user_with_two_step_login_changes_their_password_only_with_a_code(tmp_
 def test_a_new_password_too_short_spends_no_recovery_code(tmp_path):
     """A user with two-step login on, changing their password with a recovery code (the phone
     lost), sent a new one too short: refused (400) after the code was checked, the code used up
-    for nothing, one of their ten. It is said first now, and the code still works."""
+    for nothing, one of their ten. It is said first now, and the code still works; so is a new
+    password the same as the current one typed (it too was said after the code was spent)."""
     from tests.test_two_step import enrolled
 
     db = str(tmp_path / "t.db")
@@ -119,6 +120,8 @@ def test_a_new_password_too_short_spends_no_recovery_code(tmp_path):
         _, codes = enrolled(here)
         short = here.post("/password", json={"current": ANA[1], "new": "short", "code": codes[0]}, headers=CSRF)
         assert short.status_code == 400 and "10" in short.json()["error"], short.text
+        same = here.post("/password", json={"current": ANA[1], "new": ANA[1], "code": codes[0]}, headers=CSRF)
+        assert same.status_code == 400 and same.json()["error"].startswith("the new password is the current one")
         store = AuthStore(db)
         assert store.recovery_left("ana") == 10 and store.access_log(action="recovery_used") == []
         wrong = here.post("/password", json={"current": "not ana's password", "new": NEW, "code": codes[0]},

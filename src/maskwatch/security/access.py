@@ -476,8 +476,11 @@ class AccessControl:
         if principal.two_step:
             # A new password too short or the user's name, said before the checks: said after, it had
             # spent the code, a recovery code one of ten, for nothing. It tells nothing of the current
-            # password (the rule reads the new one and the name alone); "the current one" still waits.
+            # password (the rule reads the new one and the name alone), nor does the new one being the
+            # current one as typed (two strings the caller sent; the stored one is checked below).
             _strong_enough(new, principal.name)
+            if new == current:
+                raise AuthError(400, SAME_PASSWORD)
         # The current password first: a wrong one is the answer whatever the new one (the new one's
         # refusals, said first, answered a guess with "the new password is the current one").
         client = client_address(request)

@@ -99,7 +99,9 @@ def logout(request: Request) -> JSONResponse:
 
 @router.post("/password",
              responses={400: {"description": ("A new password too short, the user name, or the current one; said once the "
-                                            "current password is right (a wrong one is 403 whatever the new one)")},
+                                            "current password is right (a wrong one is 403 whatever the new one), "
+                                            "but before it and the code where two-step login is on (the code not "
+                                            "spent)")},
                         403: {"description": "Wrong current password or two-step code (a failed login of the user); no "
                                             "code where two-step login is on (not counted); an API token "
                                             "or an open server (no password to change); no X-Maskwatch-CSRF "
