@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -49,8 +50,18 @@ class MqttConfig(Section):
     @field_validator("ca_file")
     @classmethod
     def _ca_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
+        """Read as TLS will read it, so that `run --check` names a file that holds no PEM
+        certificate (a DER .crt, the key, an empty file): it passed, and the connection then
+        ended with OpenSSL's bare "[X509: NO_CERTIFICATE_OR_CRL_FOUND]"."""
+        if value is None:
+            return value
+        if not Path(value).is_file():
             raise ValueError(f"no such file: {value}")
+        try:
+            ssl.create_default_context(cafile=value)
+        except OSError as err:  # ssl.SSLError too; a file this account may not read
+            reason = getattr(err, "reason", None) or err.strerror or str(err)
+            raise ValueError(f"{value} cannot be read as PEM CA certificates ({reason})") from None
         return value
 
     @model_validator(mode="after")
