@@ -867,3 +867,13 @@ def test_a_ca_file_tls_cannot_read_is_named_by_the_check(tmp_path, content):
         load_site_config(write(tmp_path, text), environ={})
     assert f"field 'mqtt.ca_file': {tmp_path / 'broker-ca.crt'} cannot be read as PEM CA certificates (" in str(err.value), \
         str(err.value)
+
+
+def test_mqtt_tls_without_a_port_speaks_to_8883(tmp_path):
+    """tls: true alone went to 1883, the plain listener, and said only "cannot reach the broker"."""
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    ports = []
+    for mqtt in ("{host: b, tls: true}", "{host: b, tls: true, port: 1884}", "{host: b}", "{host: b, tls: false}"):
+        ports.append(load_site_config(write(tmp_path, f"cameras:\n  a: {{source: clip.mp4}}\nmqtt: {mqtt}\n"),
+                                      environ={}).mqtt.port)
+    assert ports == [8883, 1884, 1883, 1883]

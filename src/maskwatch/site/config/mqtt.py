@@ -21,11 +21,11 @@ class MqttConfig(Section):
 
     host: str = Field(description="the broker's name or address, no scheme or port (mqtt://b:1883 is host b, "
                                   "port 1883)")
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=1, le=65535, description="1883; 8883 with tls where no port is given")
     prefix: str = Field("maskwatch", description="topic prefix (levels joined by /, none empty)")
     username: str | None = None
     password: str | None = None
-    tls: bool = Field(False, description="TLS to the broker (usually port 8883), its certificate and name checked: "
+    tls: bool = Field(False, description="TLS to the broker (port 8883 unless given), its certificate and name checked: "
                                          "without it the username and password cross the network in clear")
     ca_file: str | None = Field(None, description="PEM file of the CA that signed the broker's certificate, with "
                                                   "tls (default: the system's CAs); relative to the config's folder")
@@ -65,10 +65,18 @@ class MqttConfig(Section):
         return value
 
     @model_validator(mode="after")
+    def _tls_port(self) -> MqttConfig:
+        """TLS on 8883 unless a port is given, as mosquitto and paho's users expect: `tls: true`
+        alone spoke TLS to the plain listener on 1883 and said only "cannot reach the broker"."""
+        if self.tls and "port" not in self.model_fields_set:
+            self.port = 8883
+        return self
+
+    @model_validator(mode="after")
     def _ca_file_needs_tls(self) -> MqttConfig:
         """A CA file without tls would be read by nothing: the password then went in clear, unsaid."""
         if self.ca_file is not None and not self.tls:
-            raise ValueError("mqtt.ca_file is for a broker spoken to over TLS: add tls: true (and its port, usually 8883)")
+            raise ValueError("mqtt.ca_file is for a broker spoken to over TLS: add tls: true (port 8883 unless given)")
         return self
 
     @field_validator("password")
