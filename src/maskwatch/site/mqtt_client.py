@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 
-from maskwatch.site.config import MqttConfig
 from maskwatch.runtime import is_loopback
+from maskwatch.site.config import MqttConfig
 
 
 def new_client(config: MqttConfig, client_id: str) -> mqtt.Client:

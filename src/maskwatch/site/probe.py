@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from maskwatch.atomic import cannot_write_in
-from maskwatch.video.sources import missing_video_file, host_port, redact_source
+from maskwatch.video.sources import host_port, missing_video_file, redact_source
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
 NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
