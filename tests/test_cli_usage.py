@@ -285,6 +285,9 @@ def test_several_files_given_to_detect_are_told_their_folder_or_batch(tmp_path, 
         "error: detect reads one source, and got 3 (photos/a.jpg, photos/b.jpg, ...): name their folder (photos), "
         "or score them all with `maskwatch batch FILE... --out DIR`\n"), result.output
     assert not (tmp_path / "out").exists()
+    two = runner.invoke(app, ["detect", "photos/a.jpg", "photos/b.jpg"])  # "..." only where some are left out
+    assert two.exit_code == 2 and two.output.startswith(
+        "error: detect reads one source, and got 2 (photos/a.jpg, photos/b.jpg): name their folder"), two.output
 
 
 @pytest.mark.system

@@ -887,19 +887,3 @@ def test_tls_to_the_broker_checks_its_certificate_and_says_a_password_sent_in_cl
     assert in_clear(beyond.model_copy(update={"host": "[::1]"})) is None
     assert in_clear(beyond.model_copy(update={"password": None})) is None
 
-
-@pytest.mark.parametrize("content", [b"", b"a CA", b"0\x82\x01\x0a"])  # empty, text, a DER certificate's start
-def test_a_ca_file_tls_cannot_read_is_named_with_its_setting(tmp_path, content):
-    """mqtt.ca_file holding no PEM certificate (a DER .crt, the key, an empty file) passed the
-    config's check, then `run --probe` and `run` ended with OpenSSL's bare "[X509:
-    NO_CERTIFICATE_OR_CRL_FOUND] ...", naming neither the file nor the setting."""
-    from maskwatch.site.probe import probe_mqtt
-
-    ca = tmp_path / "broker-ca.crt"
-    ca.write_bytes(content)
-    config = broker_at(refused_port(), tls=True, ca_file=str(ca))
-    probe = probe_mqtt(config, timeout=2)
-    assert not probe.ok and probe.detail.startswith(f"mqtt.ca_file {ca} cannot be read as PEM CA certificates ("), \
-        probe.detail
-    with pytest.raises(ValueError, match=rf"^mqtt.ca_file {ca} cannot be read as PEM CA certificates \("):
-        MqttPublisher(config)  # the site's: `run` says it as a config's error (ValueError), one line

@@ -843,7 +843,9 @@ def test_the_users_commands_accept_a_disabled_camera(tmp_path):
 
 
 def test_mqtt_tls_ca_file_is_beside_the_config_and_needs_tls(tmp_path):
-    (tmp_path / "broker-ca.pem").write_text("a CA")
+    from tests.test_security_deploy import self_signed
+
+    self_signed(tmp_path)[0].rename(tmp_path / "broker-ca.pem")
     (tmp_path / "clip.mp4").write_bytes(b"")
     mqtt = "mqtt: {host: broker.example, port: 8883, tls: true, ca_file: broker-ca.pem}\n"
     config = load_site_config(write(tmp_path, "cameras:\n  a: {source: clip.mp4}\n" + mqtt), environ={})
@@ -852,3 +854,26 @@ def test_mqtt_tls_ca_file_is_beside_the_config_and_needs_tls(tmp_path):
                        ("{host: b, tls: true, ca_file: missing.pem}", "no such file")):
         with pytest.raises(SiteConfigError, match=said):
             load_site_config(write(tmp_path, f"cameras:\n  a: {{source: clip.mp4}}\nmqtt: {text}\n"), environ={})
+
+
+@pytest.mark.parametrize("content", [b"", b"a CA", b"0\x82\x01\x0a"])  # empty, text, a DER certificate's start
+def test_a_ca_file_tls_cannot_read_is_named_by_the_check(tmp_path, content):
+    """mqtt.ca_file holding no PEM certificate (a DER .crt, the key, an empty file) passed `run
+    --check`, which only looked for the file; the connection then failed at the start."""
+    (tmp_path / "broker-ca.crt").write_bytes(content)
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    text = "cameras:\n  a: {source: clip.mp4}\nmqtt: {host: b, port: 8883, tls: true, ca_file: broker-ca.crt}\n"
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(write(tmp_path, text), environ={})
+    assert f"field 'mqtt.ca_file': {tmp_path / 'broker-ca.crt'} cannot be read as PEM CA certificates (" in str(err.value), \
+        str(err.value)
+
+
+def test_mqtt_tls_without_a_port_speaks_to_8883(tmp_path):
+    """tls: true alone went to 1883, the plain listener, and said only "cannot reach the broker"."""
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    ports = []
+    for mqtt in ("{host: b, tls: true}", "{host: b, tls: true, port: 1884}", "{host: b}", "{host: b, tls: false}"):
+        ports.append(load_site_config(write(tmp_path, f"cameras:\n  a: {{source: clip.mp4}}\nmqtt: {mqtt}\n"),
+                                      environ={}).mqtt.port)
+    assert ports == [8883, 1884, 1883, 1883]

@@ -76,7 +76,8 @@ def several_sources_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
         return None
     folders = {str(Path(word).parent) for word in sources}
     folder = f" ({folders.pop()})" if len(folders) == 1 else ""
-    return (f"detect reads one source, and got {len(sources)} ({sources[0]}, {sources[1]}, ...): name their "
+    named = ", ".join(sources[:2]) + (", ..." if len(sources) > 2 else "")
+    return (f"detect reads one source, and got {len(sources)} ({named}): name their "
             f"folder{folder}, or score them all with `maskwatch batch FILE... --out DIR`")
 
 

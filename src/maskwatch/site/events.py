@@ -414,12 +414,13 @@ class EventStore:
             return connection.execute(select(func.max(events.c.last_seen)).where(events.c.camera == camera)).scalar()
 
     def newest_row(self) -> float | None:
-        """When the newest person stored was last seen, or the newest minute counted (Unix seconds;
-        None: nothing stored), for retention to doubt a clock by which every row is too old."""
+        """When the newest person stored was last seen (Unix seconds; None: nothing stored), for
+        retention to doubt a clock by which every row is too old. The events alone, read from the
+        end of their last_seen index: record() counts each minute with its event, in the minute of
+        its last_seen, so no count is newer. max(counts.minute) read every minute row (none of
+        their indexes starts with the minute), 73 ms at 30 days of 8 cameras x 3 zones per start."""
         with self.engine.connect() as connection:
-            seen = connection.execute(select(func.max(events.c.last_seen))).scalar()
-            minute = connection.execute(select(func.max(counts.c.minute))).scalar()
-        return max((t for t in (seen, minute) if t is not None), default=None)
+            return connection.execute(select(func.max(events.c.last_seen))).scalar()
 
     def totals(self, camera: str, since: float) -> dict:
         """A camera's people (decided, and per label) in the minutes from `since`, summed by the

@@ -9,27 +9,19 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 
-from maskwatch.site.config import MqttConfig
 from maskwatch.runtime import is_loopback
+from maskwatch.site.config import MqttConfig
 
 
 def new_client(config: MqttConfig, client_id: str) -> mqtt.Client:
     """A client for `config`'s broker under `client_id` (its first 128 characters): its username
     and password, and with `tls` the broker's certificate checked against `ca_file` (else the
-    system's CAs) and its name against the certificate, as paho does by default. ValueError for a
-    CA file that holds no PEM certificate."""
+    system's CAs) and its name against the certificate, as paho does by default."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id[:128])
     if config.username:
         client.username_pw_set(config.username, config.password)
     if config.tls:
-        try:
-            client.tls_set(ca_certs=config.ca_file)
-        except OSError as err:  # ssl.SSLError too: a DER file, the key, an empty file passed as the CA
-            reason = getattr(err, "reason", None) or err.strerror or str(err)
-            where = f"mqtt.ca_file {config.ca_file}" if config.ca_file else "mqtt.tls: the system's CA certificates"
-            # A ValueError, said in one line as a config's: `run` and its probe showed OpenSSL's
-            # bare "[X509: NO_CERTIFICATE_OR_CRL_FOUND]", naming neither the file nor the setting
-            raise ValueError(f"{where} cannot be read as PEM CA certificates ({reason})") from None
+        client.tls_set(ca_certs=config.ca_file)  # ca_file was read as one at the config's load
     return client
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from maskwatch.atomic import cannot_write_in
-from maskwatch.video.sources import missing_video_file, host_port, redact_source
+from maskwatch.video.sources import host_port, missing_video_file, redact_source
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
 NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
@@ -310,10 +310,7 @@ def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:
 
     host = config.host.strip("[]")
     where = host_port((host, config.port))
-    try:
-        client = new_client(config, f"maskwatch-probe-{socket.gethostname()}-{os.getpid()}")
-    except ValueError as err:  # a CA file TLS cannot read
-        return Probe("mqtt", False, str(err))
+    client = new_client(config, f"maskwatch-probe-{socket.gethostname()}-{os.getpid()}")
     client.connect_timeout = timeout
     answered, answer = threading.Event(), []
 

@@ -29,9 +29,8 @@ import numpy as np
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
-from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, plausible_fps,
-                                     redact_source, stream_address, missing_video_file,
-                                     unresolved_host)
+from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, missing_video_file,
+                                     plausible_fps, redact_source, stream_address, unresolved_host)
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,8 @@ from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LineEcho, LinesF
                                   media_path)
 from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, UNREAD_PHOTOS, VIDEO_SUFFIXES, WRITTEN,
                                      SourceError, SourceInfo, describe_source, folder_files, photo_files,
-                                     photo_subfolders, read_frames,
-                                     redact_source, written_before, written_files, written_text,
-                                     written_warning)
+                                     photo_subfolders, read_frames, redact_source, written_before, written_files,
+                                     written_text, written_warning)
 from maskwatch.video.tracker import FaceTracker
 
 if TYPE_CHECKING:  # for the annotations only

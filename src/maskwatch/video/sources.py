@@ -346,7 +346,6 @@ def redact_source(source: str) -> str:
     return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
 
 
-
 # Every file detect has written into a folder, over all its runs (video/pipeline.py keeps it): which
 # files there are its own to replace, and which are not photos to read (its annotated copies).
 WRITTEN = ".maskwatch-detect.json"

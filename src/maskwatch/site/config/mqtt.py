@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -20,11 +21,11 @@ class MqttConfig(Section):
 
     host: str = Field(description="the broker's name or address, no scheme or port (mqtt://b:1883 is host b, "
                                   "port 1883)")
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=1, le=65535, description="1883; 8883 with tls where no port is given")
     prefix: str = Field("maskwatch", description="topic prefix (levels joined by /, none empty)")
     username: str | None = None
     password: str | None = None
-    tls: bool = Field(False, description="TLS to the broker (usually port 8883), its certificate and name checked: "
+    tls: bool = Field(False, description="TLS to the broker (port 8883 unless given), its certificate and name checked: "
                                          "without it the username and password cross the network in clear")
     ca_file: str | None = Field(None, description="PEM file of the CA that signed the broker's certificate, with "
                                                   "tls (default: the system's CAs); relative to the config's folder")
@@ -49,15 +50,33 @@ class MqttConfig(Section):
     @field_validator("ca_file")
     @classmethod
     def _ca_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
+        """Read as TLS will read it, so that `run --check` names a file that holds no PEM
+        certificate (a DER .crt, the key, an empty file): it passed, and the connection then
+        ended with OpenSSL's bare "[X509: NO_CERTIFICATE_OR_CRL_FOUND]"."""
+        if value is None:
+            return value
+        if not Path(value).is_file():
             raise ValueError(f"no such file: {value}")
+        try:
+            ssl.create_default_context(cafile=value)
+        except OSError as err:  # ssl.SSLError too; a file this account may not read
+            reason = getattr(err, "reason", None) or err.strerror or str(err)
+            raise ValueError(f"{value} cannot be read as PEM CA certificates ({reason})") from None
         return value
+
+    @model_validator(mode="after")
+    def _tls_port(self) -> MqttConfig:
+        """TLS on 8883 unless a port is given, as mosquitto and paho's users expect: `tls: true`
+        alone spoke TLS to the plain listener on 1883 and said only "cannot reach the broker"."""
+        if self.tls and "port" not in self.model_fields_set:
+            self.port = 8883
+        return self
 
     @model_validator(mode="after")
     def _ca_file_needs_tls(self) -> MqttConfig:
         """A CA file without tls would be read by nothing: the password then went in clear, unsaid."""
         if self.ca_file is not None and not self.tls:
-            raise ValueError("mqtt.ca_file is for a broker spoken to over TLS: add tls: true (and its port, usually 8883)")
+            raise ValueError("mqtt.ca_file is for a broker spoken to over TLS: add tls: true (port 8883 unless given)")
         return self
 
     @field_validator("password")
