@@ -139,6 +139,21 @@ def test_a_refused_photo_is_said_about_the_file_field(zoned_site, admin_state, t
     assert desk.evaluate(PHOTO)[:2] == ["true", "error"]
 
 
+
+def test_a_photo_refused_for_too_many_requests_leaves_the_file_field_valid(zoned_site, admin_state, tab,  # noqa: F811
+                                                                         sample_dir):
+    """Any 4xx marked the file field invalid: a proxy's 429 (too many requests: nginx's limit_req in
+    front of the server) said the photo was at fault. Only the route's refusals of the file (400, 413,
+    415) mark it; the answer is still said."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
+    desk.route("**/v1/detect*", lambda route: route.fulfill(
+        status=429, content_type="text/html", body="<html><body><h1>429 Too Many Requests</h1></body></html>"))
+    desk.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
+    desk.click("#upload button[type=submit]")
+    desk.wait_for_function("() => document.getElementById('error').textContent.length > 0", timeout=20_000)
+    assert desk.evaluate(PHOTO)[0] is None
+
 def test_the_login_fields_are_described_by_the_login_s_error(zoned_site, tab):  # noqa: F811
     """WCAG 3.3.1: the login's error was read once (role=alert) and tied to no field: going back to
     the password, a screen reader said nothing of it."""
