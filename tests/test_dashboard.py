@@ -523,6 +523,12 @@ def test_a_login_the_server_never_answers_ends_in_15_s(server, tab):
     assert login.get_attribute("button[type=submit]", "aria-disabled") is None  # another try may go
 
 
+# The page hidden (%s: "true", "hidden") or shown again ("false", "visible"), as another tab or a
+# minimised window makes it: headless Chromium's page is never hidden.
+VISIBILITY = ("Object.defineProperty(document, 'hidden', {value: %s, configurable: true});"
+              "Object.defineProperty(document, 'visibilityState', {value: '%s', configurable: true});"
+              "document.dispatchEvent(new Event('visibilitychange'))")
+
 def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):
     """A tab left open behind others polled every camera's picture and the lists all day: 17
     requests a second for a site of 16 cameras, for nobody."""
@@ -537,16 +543,13 @@ def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):
     desk.route("**/v1/events?*", answer({"events": []}))
     desk.goto(server + "/")
     desk.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
-    visibility = ("Object.defineProperty(document, 'hidden', {value: %s, configurable: true});"
-                  "Object.defineProperty(document, 'visibilityState', {value: '%s', configurable: true});"
-                  "document.dispatchEvent(new Event('visibilitychange'))")
-    desk.evaluate(visibility % ("true", "hidden"))
+    desk.evaluate(VISIBILITY % ("true", "hidden"))
     desk.wait_for_timeout(1500)  # a poll already under way may end
     before = len(asked)
     desk.clock.fast_forward(10_000)  # every loop's next turn is due: each finds the page hidden
     desk.wait_for_timeout(300)  # a request it sent would be routed by now
     assert len(asked) == before, "the hidden page went on asking"
-    desk.evaluate(visibility % ("false", "visible"))
+    desk.evaluate(VISIBILITY % ("false", "visible"))
     desk.wait_for_timeout(500)  # at once, not after a back-off
     assert len(asked) > before
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.test_dashboard import admin_state, answer, event, page, tab, zoned_site  # noqa: F401
+from tests.test_dashboard import VISIBILITY, admin_state, answer, event, page, tab, zoned_site  # noqa: F401
 
 pytestmark = pytest.mark.system
 
@@ -139,6 +139,21 @@ def test_a_refused_photo_is_said_about_the_file_field(zoned_site, admin_state, t
     assert desk.evaluate(PHOTO)[:2] == ["true", "error"]
 
 
+
+def test_a_photo_refused_for_too_many_requests_leaves_the_file_field_valid(zoned_site, admin_state, tab,  # noqa: F811
+                                                                         sample_dir):
+    """Any 4xx marked the file field invalid: a proxy's 429 (too many requests: nginx's limit_req in
+    front of the server) said the photo was at fault. Only the route's refusals of the file (400, 413,
+    415) mark it; the answer is still said."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
+    desk.route("**/v1/detect*", lambda route: route.fulfill(
+        status=429, content_type="text/html", body="<html><body><h1>429 Too Many Requests</h1></body></html>"))
+    desk.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
+    desk.click("#upload button[type=submit]")
+    desk.wait_for_function("() => document.getElementById('error').textContent.length > 0", timeout=20_000)
+    assert desk.evaluate(PHOTO)[0] is None
+
 def test_the_login_fields_are_described_by_the_login_s_error(zoned_site, tab):  # noqa: F811
     """WCAG 3.3.1: the login's error was read once (role=alert) and tied to no field: going back to
     the password, a screen reader said nothing of it."""
@@ -223,14 +238,21 @@ def left(iso: str) -> float:
     return (datetime.fromisoformat(iso) - datetime.now(timezone.utc)).total_seconds()
 
 
+def short_session_site(folder, sample_dir):
+    """A site whose sessions end 4.8 minutes after login: within the warning's 5 from the start."""
+    from tests.test_detection import make_video
+    from tests.test_site import SiteProcess  # here: test_site imports test_dashboard's page
+
+    make_video(folder / "door.mp4", sample_dir, frames=3)
+    return SiteProcess(folder, "  door: {fps: 0.5, source: door.mp4}\n", server=", session_max_hours: 0.08")
+
+
 def test_a_session_s_end_is_said_five_minutes_before(zoned_site, admin_state, tab, tmp_path, sample_dir):  # noqa: F811
     """WCAG 2.2.1: a session ends session_max_hours after login however used, and the page went to the
     login page without a word. /v1/me says when (and when it ends if left unused: the page's polls
     use it every second, so that end is not warned of), and the page says the time 5 minutes before,
     in a live region in <main>, with the zones drawn kept."""
     from tests.conftest import log_in
-    from tests.test_detection import make_video
-    from tests.test_site import SiteProcess
 
     desk = tab(1280, 800, state=admin_state)  # 12 h: nothing to say
     desk.goto(zoned_site.base + "/")
@@ -238,8 +260,7 @@ def test_a_session_s_end_is_said_five_minutes_before(zoned_site, admin_state, ta
     assert desk.text_content("#session-end") == ""
     assert left(desk.evaluate(ME)["session"]["ends_at"]) > 11 * 3600
 
-    make_video(tmp_path / "door.mp4", sample_dir, frames=3)
-    short = SiteProcess(tmp_path, "  door: {fps: 0.5, source: door.mp4}\n", server=", session_max_hours: 0.08")  # 4.8 min
+    short = short_session_site(tmp_path, sample_dir)
     try:
         page = tab(1280, 800)
         log_in(page, short.base)
@@ -252,5 +273,38 @@ def test_a_session_s_end_is_said_five_minutes_before(zoned_site, admin_state, ta
             "Zones you are drawing are kept in this tab.")
         assert page.evaluate("() => document.getElementById('session-end').closest('main') !== null")
         assert page.get_attribute("#session-end", "role") == "status"
+    finally:
+        short.stop()
+
+
+def test_the_session_end_s_timer_asks_nothing_while_hidden_and_counts_on_the_server_s_clock(tab, tmp_path,  # noqa: F811
+                                                                                            sample_dir):
+    """The warning's timer asked /v1/me while the page was hidden, keeping an idle session alive up to
+    its last 5 minutes (docs/site.md: a hidden page asks nothing): it asks once shown again. And it
+    counted on the browser's clock: a till 10 minutes slow warned 10 minutes after the session ended."""
+    from tests.conftest import log_in
+
+    short = short_session_site(tmp_path, sample_dir)
+    notice = "() => document.getElementById('session-end').textContent !== ''"
+    try:
+        page = tab(1280, 800)
+        page.clock.install()  # the warning's minute moved on below, not waited for
+        asked = []
+        page.on("request", lambda request: asked.append(request.url) if request.url.endswith("/v1/me") else None)
+        log_in(page, short.base)
+        page.wait_for_function(notice, timeout=20_000)  # then asked again each minute
+        page.evaluate(VISIBILITY % ("true", "hidden"))
+        before = len(asked)
+        page.clock.fast_forward(61_000)
+        page.wait_for_timeout(500)  # a request it sent would be seen by now
+        assert len(asked) == before, "the hidden page asked /v1/me"
+        page.evaluate(VISIBILITY % ("false", "visible"))
+        page.wait_for_timeout(1000)
+        assert len(asked) == before + 1, asked[before:]
+
+        slow = tab(1280, 800)
+        slow.clock.install(time=datetime.now(timezone.utc) - timedelta(minutes=10))  # the till's clock
+        log_in(slow, short.base)
+        slow.wait_for_function(notice, timeout=20_000)  # at once: 4.8 minutes left on the server's clock
     finally:
         short.stop()

@@ -65,7 +65,6 @@ def test_the_demo_site_before_make_demo_says_what_makes_its_clips(tmp_path):
     assert "no such video file" in result.output and "made by `make demo`" in result.output
 
 
-
 def test_a_report_on_the_demo_site_before_make_demo_reads_its_config(tmp_path):
     """`report` reads only the file and the store, yet refused the demo site for its clips not made
     ('no such video file'); `run --check` above still needs them."""
@@ -76,6 +75,7 @@ def test_a_report_on_the_demo_site_before_make_demo_reads_its_config(tmp_path):
     assert result.exit_code == 1 and "no such video file" not in result.output
     assert "no such database" in result.output  # the store is what a report needs
     assert len(load_site_config(site / "demo-site.yaml", environ={}, files=False).cameras) == 2
+
 
 def test_the_config_check_carries_the_missing_video_files_as_paths(tmp_path):
     """run's `make demo` hint read the missing path back out of the error's text (a pattern over

@@ -528,8 +528,17 @@ def test_bad_sources(source, message):
     ("rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0", "rtsp://admin@cam/cam/realmonitor?channel=1&subtype=0"),
     ("rtsp://cam/live?email=ana@example.org", "rtsp://cam/live?email=ana@example.org"),
     # a token alone, a port and an @ in the query: the @ taken as the password's end showed the token
-    ("rtsp://tok3n@cam:554/live?notify=ops@example.org", "rtsp://***@cam:***@example.org"),
-    ("rtsp://admin@cam:554/live?notify=ops@example.org", "rtsp://admin@cam:***@example.org"),
+    ("rtsp://tok3n@cam:554/live?notify=ops@example.org", "rtsp://***@cam:554/live?notify=ops@example.org"),
+    ("rtsp://admin@cam:554/live?notify=ops@example.org", "rtsp://admin@cam:554/live?notify=ops@example.org"),
+    # the user-info's @ is the authority's last (RFC 3986): the query's @ was taken for it, the host,
+    # port and path hidden, example.org shown as the host and a URL with no password given a ***
+    ("rtsp://admin:pw@cam:554/x?to=ops@example.org", "rtsp://admin:***@cam:554/x?to=ops@example.org"),
+    ("rtsp://cam:554/x?to=ops@example.org", "rtsp://cam:554/x?to=ops@example.org"),
+    ("rtsp://[::1]:554/x?to=a@b", "rtsp://[::1]:554/x?to=a@b"),
+    ("rtsp://admin:pw@[::1]:554/x?to=a@b&pwd=s3cret", "rtsp://admin:***@[::1]:554/x?to=a@b&pwd=***"),
+    # a password holding a / ? or # before an @ in the query still ends at the last @
+    ("rtsp://admin:1234#5@cam/live", "rtsp://admin:***@cam/live"),
+    ("rtsp://admin:12?34@cam/live?to=a@b", "rtsp://admin:***@b"),
     ("webcam:0", "webcam:0"),
 ])
 def test_a_sources_password_and_secret_parameters_are_never_shown(source, shown):

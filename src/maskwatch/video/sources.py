@@ -326,18 +326,27 @@ def host_port(address: tuple[str, int]) -> str:
 
 def redact_source(source: str) -> str:
     """The source as it may be printed or served: a password in a URL and secret-looking query
-    parameters become ***. The password ends at the URL's last @, as it may hold an @, a /, a ?
-    or a # (cameras' passwords often do, unescaped); an @ in a query then hides more than the
-    password, which costs a display, where a leak would cost a camera. A user-info part alone
-    (no colon) that is no plain name is hidden too (PLAIN_USER); the path is kept."""
+    parameters become ***. The user-info part ends at the last @ of the authority (RFC 3986: up to
+    the first / ? or #), so an @ in the query (?to=ops@example.org) keeps the host, port and path
+    shown. Where the authority cannot be all of it (a port that is no number, as in admin:Pa#ss@cam,
+    or an @ in the path or in a query parameter's name), the password holds a / ? or # (cameras'
+    passwords often do, unescaped) and ends at the URL's last @: hiding more costs a display, where
+    a leak would cost a camera. A user-info part alone (no colon) that is no plain name is hidden
+    too (PLAIN_USER); the path is kept."""
     scheme, sep, rest = source.partition("://")
     if not sep:
         return source
-    userinfo, at, after = rest.rpartition("@")
+    authority, tail = split_authority(rest)
+    port = _host_and_port(rest)[1]
+    if (not port or port.isdigit()) and not re.search(r"^[^?]*@|[?&;][^=&;]*@", tail):
+        userinfo, at, after = authority.rpartition("@")
+        after += tail
+    else:
+        userinfo, at, after = rest.rpartition("@")
     if at and ":" in userinfo:
-        # The user, up to the first colon: where the last @ is the query's, it is a user-info part
-        # alone and the host (tok3n@cam of rtsp://tok3n@cam:554/x?to=a@b): that part is hidden as a
-        # lone one is below (PLAIN_USER), or the token was shown
+        # The user, up to the first colon: where the last @ is not the user-info's, it is a
+        # user-info part alone and the host (tok3n@cam of rtsp://tok3n@cam:554/li@ve): that part is
+        # hidden as a lone one is below (PLAIN_USER), or the token was shown
         alone, sign, host = userinfo.split(":", 1)[0].rpartition("@")
         user = f"***@{host}" if sign and alone and not PLAIN_USER.fullmatch(alone) else f"{alone}{sign}{host}"
         rest = f"{user}:***@{after}"

@@ -39,7 +39,7 @@ function clockMinute(at) {  // "08:00": a time of about now (the chart read, a p
 // Asked until answered (once, a failure at load left the page without its Log out button for good).
 function showAccount() {
   keepPolling(async () => {
-    const me = await checked("/v1/me");
+    const me = await readMe();
     setClock(me.timezone);
     if (me.via === "session") {  // an open server (no users yet) has nobody to log out
       document.getElementById("account-name").textContent = me.user + " (" + me.role + ")";
@@ -56,12 +56,23 @@ function showAccount() {
 // #session-end (role=status), with its time; the page went to the login page without a word (WCAG
 // 2.2.1). /v1/me is asked again then and each minute after: a password change or a two-step login
 // change starts a new session. Its idle end needs no warning: the page's polls use it every second
-// while it is shown, and a hidden page could show none (docs/security.md).
+// while it is shown. A hidden page asks nothing (its turn waits in dashboard.js's `paused`, asked once
+// shown): its timer's /v1/me kept an idle session alive, up to its last 5 minutes (docs/site.md).
+// Counted on the server's clock (its answer's Date header): a till whose clock was 10 minutes
+// slow warned 10 minutes late, after the session had ended.
 const SESSION_WARNING = 5 * 60;  // seconds
 let sessionTimer = null;
+let serverAhead = 0;  // ms the server's clock is ahead of the browser's
+async function readMe() {
+  const response = await api("/v1/me");
+  if (!response.ok) throw new Error(`/v1/me: ${response.status}`);
+  const date = Date.parse(response.headers.get("Date"));  // to the second, cut: +0.5 s on average
+  if (!Number.isNaN(date)) serverAhead = date + 500 - Date.now();
+  return response.json();
+}
 function planSessionEnd(session) {
   clearTimeout(sessionTimer);
-  const left = session ? (Date.parse(session.ends_at) - Date.now()) / 1000 : null;  // the browser's clock
+  const left = session ? (Date.parse(session.ends_at) - Date.now() - serverAhead) / 1000 : null;
   const near = session && left <= SESSION_WARNING;
   const text = near ? `Your session ends at ${clockMinute(session.ends_at)}, however much you use it: log in ` +
     "again then to go on. Zones you are drawing are kept in this tab." : "";
@@ -72,8 +83,9 @@ function planSessionEnd(session) {
   sessionTimer = setTimeout(rereadSessionEnd, Math.min(wait, 86400) * 1000);  // setTimeout's limit is 24.8 days
 }
 async function rereadSessionEnd() {
+  if (document.hidden) { paused.add(rereadSessionEnd); return; }
   try {
-    planSessionEnd((await checked("/v1/me")).session);
+    planSessionEnd((await readMe()).session);
   } catch (err) {
     if (err.message !== "logged out") sessionTimer = setTimeout(rereadSessionEnd, 60000);
   }

@@ -8,6 +8,7 @@ function showCounts(element, counts) {
 // One photo at a time. The button is marked busy, not disabled: disabling the focused button sent
 // the keyboard's focus to the top of the page.
 let checking = false;
+const FILE_REFUSALS = new Set([400, 413, 415]);  // POST /v1/detect's answers about the file
 document.getElementById("upload").addEventListener("submit", async (event) => {
   event.preventDefault();
   if (checking) return;
@@ -35,9 +36,10 @@ document.getElementById("upload").addEventListener("submit", async (event) => {
     counts.textContent = "";
     if (!response.ok) {
       const detail = await response.json().catch(() => ({error: response.statusText}));
-      // 4xx: this file (not an image, too big); 5xx: the server's trouble, not the field's
+      // 400, 413, 415: this file (not an image, too big, corrupt), as the route refuses one; any
+      // other (a proxy's 429 "too many requests", a 403, a 5xx) is no fault of the field's
       const text = detail.error || JSON.stringify(detail);
-      if (response.status < 500) refused(text); else error.textContent = text;
+      if (FILE_REFUSALS.has(response.status)) refused(text); else error.textContent = text;
       return;
     }
     showCounts(counts, JSON.parse(response.headers.get("X-Maskwatch-Counts")));
