@@ -238,16 +238,21 @@ def left(iso: str) -> float:
     return (datetime.fromisoformat(iso) - datetime.now(timezone.utc)).total_seconds()
 
 
-def short_session_site(folder, sample_dir):
-    """A site whose sessions end 4.8 minutes after login: within the warning's 5 from the start."""
+@pytest.fixture(scope="module")
+def short_site(tmp_path_factory, sample_dir):
+    """A site whose sessions end 4.8 minutes after login: within the warning's 5 from the start.
+    One for the module: each test logs in anew, and a session's 4.8 minutes count from its login."""
     from tests.test_detection import make_video
     from tests.test_site import SiteProcess  # here: test_site imports test_dashboard's page
 
+    folder = tmp_path_factory.mktemp("short-session")
     make_video(folder / "door.mp4", sample_dir, frames=3)
-    return SiteProcess(folder, "  door: {fps: 0.5, source: door.mp4}\n", server=", session_max_hours: 0.08")
+    running = SiteProcess(folder, "  door: {fps: 0.5, source: door.mp4}\n", server=", session_max_hours: 0.08")
+    yield running
+    running.stop()
 
 
-def test_a_session_s_end_is_said_five_minutes_before(zoned_site, admin_state, tab, tmp_path, sample_dir):  # noqa: F811
+def test_a_session_s_end_is_said_five_minutes_before(zoned_site, admin_state, tab, short_site):  # noqa: F811
     """WCAG 2.2.1: a session ends session_max_hours after login however used, and the page went to the
     login page without a word. /v1/me says when (and when it ends if left unused: the page's polls
     use it every second, so that end is not warned of), and the page says the time 5 minutes before,
@@ -260,51 +265,42 @@ def test_a_session_s_end_is_said_five_minutes_before(zoned_site, admin_state, ta
     assert desk.text_content("#session-end") == ""
     assert left(desk.evaluate(ME)["session"]["ends_at"]) > 11 * 3600
 
-    short = short_session_site(tmp_path, sample_dir)
-    try:
-        page = tab(1280, 800)
-        log_in(page, short.base)
-        page.wait_for_function("() => document.getElementById('session-end').textContent !== ''", timeout=20_000)
-        session = page.evaluate(ME)["session"]
-        assert 240 < left(session["ends_at"]) <= 288 and 3500 < left(session["idle_ends_at"]) <= 3600, session
-        at = page.evaluate("(s) => clockMinute(s.ends_at)", session)
-        assert page.text_content("#session-end") == (
-            f"Your session ends at {at}, however much you use it: log in again then to go on. "
-            "Zones you are drawing are kept in this tab.")
-        assert page.evaluate("() => document.getElementById('session-end').closest('main') !== null")
-        assert page.get_attribute("#session-end", "role") == "status"
-    finally:
-        short.stop()
+    short_tab = tab(1280, 800)
+    log_in(short_tab, short_site.base)
+    short_tab.wait_for_function("() => document.getElementById('session-end').textContent !== ''", timeout=20_000)
+    session = short_tab.evaluate(ME)["session"]
+    assert 240 < left(session["ends_at"]) <= 288 and 3500 < left(session["idle_ends_at"]) <= 3600, session
+    at = short_tab.evaluate("(s) => clockMinute(s.ends_at)", session)
+    assert short_tab.text_content("#session-end") == (
+        f"Your session ends at {at}, however much you use it: log in again then to go on. "
+        "Zones you are drawing are kept in this tab.")
+    assert short_tab.evaluate("() => document.getElementById('session-end').closest('main') !== null")
+    assert short_tab.get_attribute("#session-end", "role") == "status"
 
 
-def test_the_session_end_s_timer_asks_nothing_while_hidden_and_counts_on_the_server_s_clock(tab, tmp_path,  # noqa: F811
-                                                                                            sample_dir):
+def test_the_session_end_s_timer_asks_nothing_while_hidden_and_counts_on_the_server_s_clock(tab, short_site):  # noqa: F811
     """The warning's timer asked /v1/me while the page was hidden, keeping an idle session alive up to
     its last 5 minutes (docs/site.md: a hidden page asks nothing): it asks once shown again. And it
     counted on the browser's clock: a till 10 minutes slow warned 10 minutes after the session ended."""
     from tests.conftest import log_in
 
-    short = short_session_site(tmp_path, sample_dir)
     notice = "() => document.getElementById('session-end').textContent !== ''"
-    try:
-        page = tab(1280, 800)
-        page.clock.install()  # the warning's minute moved on below, not waited for
-        asked = []
-        page.on("request", lambda request: asked.append(request.url) if request.url.endswith("/v1/me") else None)
-        log_in(page, short.base)
-        page.wait_for_function(notice, timeout=20_000)  # then asked again each minute
-        page.evaluate(VISIBILITY % ("true", "hidden"))
-        before = len(asked)
-        page.clock.fast_forward(61_000)
-        page.wait_for_timeout(500)  # a request it sent would be seen by now
-        assert len(asked) == before, "the hidden page asked /v1/me"
-        page.evaluate(VISIBILITY % ("false", "visible"))
-        page.wait_for_timeout(1000)
-        assert len(asked) == before + 1, asked[before:]
+    short_tab = tab(1280, 800)
+    short_tab.clock.install()  # the warning's minute moved on below, not waited for
+    asked = []
+    short_tab.on("request", lambda request: asked.append(request.url) if request.url.endswith("/v1/me") else None)
+    log_in(short_tab, short_site.base)
+    short_tab.wait_for_function(notice, timeout=20_000)  # then asked again each minute
+    short_tab.evaluate(VISIBILITY % ("true", "hidden"))
+    before = len(asked)
+    short_tab.clock.fast_forward(61_000)
+    short_tab.wait_for_timeout(500)  # a request it sent would be seen by now
+    assert len(asked) == before, "the hidden page asked /v1/me"
+    short_tab.evaluate(VISIBILITY % ("false", "visible"))
+    short_tab.wait_for_timeout(1000)
+    assert len(asked) == before + 1, asked[before:]
 
-        slow = tab(1280, 800)
-        slow.clock.install(time=datetime.now(timezone.utc) - timedelta(minutes=10))  # the till's clock
-        log_in(slow, short.base)
-        slow.wait_for_function(notice, timeout=20_000)  # at once: 4.8 minutes left on the server's clock
-    finally:
-        short.stop()
+    slow = tab(1280, 800)
+    slow.clock.install(time=datetime.now(timezone.utc) - timedelta(minutes=10))  # the till's clock
+    log_in(slow, short_site.base)
+    slow.wait_for_function(notice, timeout=20_000)  # at once: 4.8 minutes left on the server's clock
