@@ -350,7 +350,7 @@ def redact_source(source: str) -> str:
         alone, sign, host = userinfo.split(":", 1)[0].rpartition("@")
         user = f"***@{host}" if sign and alone and not PLAIN_USER.fullmatch(alone) else f"{alone}{sign}{host}"
         rest = f"{user}:***@{after}"
-    elif (alone := split_authority(rest)[0].rpartition("@")[0]) and not PLAIN_USER.fullmatch(alone):
+    elif (alone := authority.rpartition("@")[0]) and not PLAIN_USER.fullmatch(alone):
         rest = "***@" + rest[len(alone) + 1:]
     return f"{scheme}://" + SECRET_PARAMETER.sub(r"\1***", rest)
 
