@@ -427,10 +427,9 @@ def list_tokens(config: Config = None, database: Database = None) -> None:
     """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds
     brackets), when each was made and last used and when it expires (UTC): after a password may
     have been stolen, the tokens made since are the ones to revoke."""
-    store = open_store(config, database, "tokens")
-    def utc(seconds: float) -> str:
-        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+    from maskwatch.site.event_views import minute_utc as utc
 
+    store = open_store(config, database, "tokens")
     for token in store.tokens():
         used = utc(token["last_used"]) if token["last_used"] else "never"
         ends = "never" if token["expires"] is None else utc(token["expires"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from datetime import datetime, timezone, tzinfo
 from typing import Iterator
 
@@ -14,6 +15,11 @@ import numpy as np
 def iso_utc(seconds: float | None) -> str | None:
     """Unix seconds as the API and MQTT write a time: ISO 8601 in UTC, to the millisecond."""
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def minute_utc(seconds: float) -> str:
+    """Unix seconds as a person reads them in a command's output or a log line: `2026-12-06 09:14 UTC`."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
 
 
 def event_view(row: dict) -> dict:

@@ -23,6 +23,7 @@ from maskwatch.site.alerts import WebhookNotifier, WebhookRule, stop_together
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
 from maskwatch.site.event_sink import EventSink, Listeners
+from maskwatch.site.event_views import minute_utc
 from maskwatch.site.events import EventStore
 from maskwatch.site.full_disk import FULL_SWEEP_EVERY, disk_is_full
 from maskwatch.site.hours import OpeningHours
@@ -40,10 +41,6 @@ stop_log = logging.getLogger(STOP_LOGGER)  # a clean stop's lines: INFO, shown a
 
 RETENTION_EVERY = 3600.0  # seconds between retention sweeps (one also runs at start)
 CAMERA_UP_EVERY = 1.0  # seconds between looks at the cameras' state for MQTT's <camera>/available
-
-
-def _utc(when: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when))
 
 
 @dataclass
@@ -234,7 +231,7 @@ class Site:
             return False
         log.warning("retention at the start postponed to the next hourly sweep: every stored row is older than "
                     "retention_days (%g) by this clock, the newest from %s and the clock at %s; a clock set wrong "
-                    "at boot would delete them all", days, _utc(newest), _utc(now))
+                    "at boot would delete them all", days, minute_utc(newest), minute_utc(now))
         return True
 
     def _new_day(self) -> None:
