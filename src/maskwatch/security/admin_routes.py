@@ -44,7 +44,7 @@ class NewUser(Confirmed):
     role: str = Field("viewer", max_length=16, json_schema_extra={"enum": list(ROLES)})
     cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
                                            description="a viewer's cameras; left out: every camera")
-    password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+    password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name, not one of the common passwords")
 
 
 class UserAsRead(BaseModel):
@@ -66,7 +66,7 @@ class ChangedUser(Confirmed):
 
 
 class NewPassword(Confirmed):
-    password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+    password: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name, not one of the common passwords")
 
 
 class NewToken(Confirmed):

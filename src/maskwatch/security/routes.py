@@ -36,7 +36,7 @@ class PasswordBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # said in the schema too (additionalProperties: false)
 
     current: str = Field(min_length=1, max_length=1000, description="the password this session logged in with")
-    new: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name")
+    new: str = Field(min_length=1, max_length=1000, description="at least 10 characters, not the user name, not one of the common passwords")
     code: str = Field("", max_length=16, description=(
         "with two-step login on: the 6 digits the authenticator app shows now, or a recovery code (used up); "
         "others leave it out"))

@@ -55,7 +55,7 @@
     <label>Password <input type="password" id="users-add-password" autocomplete="new-password" required
       aria-describedby="users-rule"></label>
     <label>Password again <input type="password" id="users-add-again" autocomplete="new-password" required></label>
-    <p id="users-rule"><small>At least 10 characters, not the user name.</small></p>
+    <p id="users-rule"><small>At least 10 characters, not the user name, not a common password.</small></p>
     <button type="submit">Add user</button>
   </form>
   <h3>API tokens</h3>
