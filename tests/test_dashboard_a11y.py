@@ -37,7 +37,7 @@ def test_the_no_token_row_spans_every_column(zoned_site, admin_state, tab):  # n
     desk = users_dialog(tab, zoned_site, admin_state)
     assert desk.inner_text("#tokens-table tbody") == "No API token."
     assert desk.eval_on_selector("#tokens-table", "t => [t.tBodies[0].rows[0].cells[0].colSpan, "
-                                                  "t.tHead.rows[0].cells.length]") == [6, 6]
+                                                  "t.tHead.rows[0].cells.length]") == [7, 7]
 
 
 def test_the_login_form_is_in_the_page_s_main_landmark(zoned_site, tab):  # noqa: F811
@@ -117,6 +117,20 @@ def test_a_refusal_in_the_users_dialog_is_tied_to_its_field(zoned_site, admin_st
     desk.click("#tokens-add button[type=submit]")
     assert desk.evaluate(FIELD, "tokens-add-name") == ["true", True, True]
     assert desk.get_attribute("#users-me-password", "aria-invalid") is None
+    # A token's expiry in days typed (the CLI's --expires DAYS): outside 1-3650, or not whole, is
+    # refused on its field, nothing sent ("Your password" is still empty: that would be said).
+    desk.fill("#tokens-add-name", "ci-upload")
+    desk.select_option("#tokens-add-expires", "days")
+    for days in ("", "0", "3651", "2.5"):
+        desk.fill("#tokens-add-days", days)
+        desk.click("#tokens-add button[type=submit]")
+        assert desk.inner_text("#users-error") == ("Not created: give the days until it stops working, a whole "
+                                                   "number from 1 to 3650."), days
+        assert desk.evaluate(FIELD, "tokens-add-days") == ["true", True, True], days
+    desk.fill("#tokens-add-days", "30")
+    desk.click("#tokens-add button[type=submit]")
+    assert desk.inner_text("#users-error").startswith('Not created: type your own password in "Your password"')
+    assert desk.get_attribute("#tokens-add-days", "aria-invalid") is None
 
 
 PHOTO = """() => { const field = document.getElementById('photo');

@@ -53,6 +53,9 @@ ROW_BUTTONS = """() => [...document.querySelectorAll('#users-table tbody button,
   return [b.getAttribute('aria-label'), box.left >= 0 && box.right <= innerWidth, box.height]; })"""
 
 
+ZONE = "Intl.DateTimeFormat().resolvedOptions().timeZone"  # the page's clock on `serve` without a site
+
+
 def site_users(tmp_path) -> str:
     """A users database with an admin (boss) and a viewer (ana)."""
     db = str(tmp_path / "users.db")
@@ -120,7 +123,7 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
     made = boss.post("/v1/tokens", json=BY_BOSS | {"name": "prometheus"}, headers=CSRF)
     assert made.status_code == 201, made.text
     token = made.json()["token"]
-    assert made.json() == {"name": "prometheus", "scope": "read", "owner": "boss", "token": token}
+    assert made.json() == {"name": "prometheus", "scope": "read", "owner": "boss", "expires": None, "token": token}
     assert token.startswith("mw_")
     listed = boss.get("/v1/tokens")
     assert [(t["name"], t["scope"]) for t in listed.json()["tokens"]] == [("prometheus", "read")]
@@ -279,6 +282,37 @@ def test_a_token_made_to_expire_is_refused_as_a_revoked_one_once_due_and_the_acc
     assert [(e["action"], e["user"]) for e in store.access_log(action="token_expired")] == [
         ("token_expired", "token:nightly")]
     assert cli("tokens", "list").output.splitlines()[0].split("\t")[5].startswith("expired ")
+
+
+def test_a_token_made_on_the_dashboard_expires_in_the_days_chosen_as_with_the_cli(tmp_path):
+    """POST /v1/tokens had no expiry: every token an admin made on the dashboard worked for good.
+    `expires_days` is `tokens add --expires DAYS`: the same bounds, the same expiry; left out, never."""
+    db = site_users(tmp_path)
+    boss = logged_in(db, BOSS)
+
+    def make(name: str, **body):
+        return boss.post("/v1/tokens", json=BY_BOSS | {"name": name} | body, headers=CSRF)
+
+    before = time.time()
+    made = make("ci-upload", scope="full", expires_days=30)
+    assert made.status_code == 201, made.text
+    assert before + 30 * 86400 <= made.json()["expires"] <= time.time() + 30 * 86400
+    assert make("ten-years", expires_days=3650).status_code == 201
+    assert make("forever", expires_days=None).json()["expires"] is None
+    listed = {t["name"]: t["expires"] for t in boss.get("/v1/tokens").json()["tokens"]}
+    assert listed == {"ci-upload": made.json()["expires"], "forever": None, "ten-years": listed["ten-years"]}
+    assert AuthStore(db).token(made.json()["token"])["name"] == "ci-upload"
+    assert AuthStore(db).token(made.json()["token"], now=made.json()["expires"]) == {"name": "ci-upload", "expired": True}
+    for days, bound in ((0, "greater than or equal to 1"), (-1, "greater than or equal to 1"),
+                        (3651, "less than or equal to 3650")):  # the CLI's bounds, in the API's name and schema
+        refused = make("x", expires_days=days)
+        assert refused.status_code == 422 and refused.json()["error"] == (
+            f"body field 'expires_days': Input should be {bound}"), days
+    for days in ("30", 30.5, True):  # a number of days, not text read as one
+        refused = make("x", expires_days=days)
+        assert refused.status_code == 422 and refused.json()["error"] == (
+            "body field 'expires_days': Input should be a valid integer"), days
+    assert [t["name"] for t in AuthStore(db).tokens()] == ["ci-upload", "forever", "ten-years"]
 
 
 def tokens_of_version_5(url: str) -> None:
@@ -882,7 +916,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
                                 "users-reset-user": "username", "users-reset-password": "new-password",
                                 "users-reset-again": "new-password", "users-add-name": "username",
                                 "users-add-password": "new-password", "users-add-again": "new-password",
-                                "tokens-secret-value": "off", "tokens-add-name": "off"}
+                                "tokens-secret-value": "off", "tokens-add-name": "off", "tokens-add-days": "off"}
         assert phone.input_value("#users-me-name") == "boss"
         assert phone.locator("#users-table tr[data-user=boss] button").all_inner_texts() == ["Remove"]  # own: Change password
         assert phone.is_hidden("#users-add-cameras")  # `serve` with no site: a viewer sees every camera
@@ -901,7 +935,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
             assert screen.eval_on_selector_all("#users-table tr[data-user=zed] td, #tokens-table tbody tr:first-child td",
                                                "(tds) => tds.map((td) => getComputedStyle(td, '::before').content)") == [
                 '"Name: "', '"Role: "', '"Cameras: "', '"Two-step login: "', "none",  # the buttons say what they do
-                '"Name: "', '"Scope: "', '"Owner: "', '"Made: "', '"Last used: "', "none"]
+                '"Name: "', '"Scope: "', '"Owner: "', '"Made: "', '"Last used: "', '"Expires: "', "none"]
             assert not screen.evaluate(SIDEWAYS)
             assert screen.eval_on_selector_all("#users-dialog, #users-dialog .scroll",
                                                "(boxes) => boxes.every((b) => b.scrollWidth <= b.clientWidth)")
@@ -1022,9 +1056,23 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         phone.click("#users-confirm-yes")
         phone.wait_for_selector("#users-table tr[data-user=cy]", state="detached")
 
+        # Its expiry, as `tokens add --expires DAYS` (tokens made here never expired): 90 days unless
+        # chosen, here a number of days typed; the table says when, on the page's clock, as `tokens list`.
+        assert phone.input_value("#tokens-add-expires") == "90" and phone.is_hidden("#tokens-add-days")
+        assert cells(phone, "#tokens-table tbody tr:first-child")[5] == "never"  # the site token's
         phone.fill("#tokens-add-name", "prometheus")
+        phone.select_option("#tokens-add-expires", "days")
+        assert phone.evaluate("document.activeElement.id") == "tokens-add-days"
+        phone.fill("#tokens-add-days", "7")
         phone.click("#tokens-add button[type=submit]")
         phone.wait_for_selector("#tokens-secret", state="visible")
+        (made,) = [t for t in AuthStore(db).tokens() if t["name"] == "prometheus"]
+        assert 6.99 < (made["expires"] - time.time()) / 86400 <= 7
+        ends = f"{datetime.fromtimestamp(made['expires'], ZoneInfo(phone.evaluate(ZONE))):%Y-%m-%d %H:%M:%S}"
+        assert phone.inner_text("#users-status") == (f"Token prometheus created (read; expires {ends}): copy it now, "
+                                                     "it is not shown again.")
+        assert phone.input_value("#tokens-add-expires") == "90" and phone.is_hidden("#tokens-add-days")  # as new
+        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[5] == ends
         token = phone.input_value("#tokens-secret-value")
         assert token.startswith("mw_") and phone.evaluate("document.activeElement.id") == "tokens-copy"
         phone.click("#tokens-copy")
@@ -1074,7 +1122,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         assert cells(phone, legacy)[1:] == ["nobody logged in", "Refused login_failed", marked_up, "127.0.0.1"]
         assert phone.evaluate(f"document.querySelector('{newest}').classList.contains('refused')")
         # `serve` without a site: the browser's clock, said once at the top, as its name there
-        zone = phone.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+        zone = phone.evaluate(ZONE)
         assert phone.inner_text("#clock") == f"Times: {zone} (your browser's clock)"
         (entry,) = [e for e in AuthStore(db).access_log(limit=5) if e["id"] == int(phone.get_attribute(newest, "data-id"))]
         at = datetime.fromtimestamp(entry["at"], ZoneInfo(zone))

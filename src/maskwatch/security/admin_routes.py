@@ -12,12 +12,14 @@ admin's name; no answer, error or log line holds a password (app.py's 422 leaves
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from maskwatch.security.auth_settings import MAX_TOKEN_DAYS
 from maskwatch.security.request_checks import AuthError, client_address
 from maskwatch.security.route_access import ADMIN
 from maskwatch.security.passwords import WeakPassword, check_strength
@@ -73,6 +75,9 @@ class NewToken(Confirmed):
     name: str = Field(min_length=1, max_length=58, description="what uses it, e.g. prometheus")
     scope: str = Field("read", max_length=8, json_schema_extra={"enum": list(SCOPES)},
                        description="read: GET only, as a viewer of every camera; full: as an admin, but no changes to users or tokens")
+    expires_days: int | None = Field(None, strict=True, ge=1, le=MAX_TOKEN_DAYS, description=(
+        f"days until it stops working, 1-{MAX_TOKEN_DAYS} (refused then as a revoked one, logged as "
+        "token_expired), as `tokens add --expires DAYS`; left out or null: never"))
 
 
 def admin_in_person(request: Request) -> str:
@@ -291,18 +296,20 @@ def list_tokens(request: Request) -> JSONResponse:
 @router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {
     409: {"description": "A token of that name exists" + MEANWHILE}})
 def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
-    """A new API token, as `maskwatch tokens add --owner YOU`: yours, revoked if you are removed or
-    made a viewer. `token` is in this answer only (the server keeps its hash): send it as
+    """A new API token, as `maskwatch tokens add --owner YOU [--expires DAYS]`: yours, revoked if
+    you are removed or made a viewer; `expires` when it stops working (Unix seconds, null: never).
+    `token` is in this answer only (the server keeps its hash): send it as
     `Authorization: Bearer TOKEN`."""
     if (problem := name_problem(body.name, "token")) is not None or body.scope not in SCOPES:
         raise AuthError(400, problem or f"scope must be one of {', '.join(SCOPES)}; got {body.scope!r}")
     acting = _confirmed(request, body.admin_password, f"token_added {body.name}")
+    expires = None if body.expires_days is None else time.time() + body.expires_days * 86400
     try:
-        token = _store(request).add_token(body.name, body.scope, acting=acting)
+        token = _store(request).add_token(body.name, body.scope, acting=acting, expires=expires)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "token_added", added_target(token=(body.name, body.scope)),
-                 {"name": body.name, "scope": body.scope, "owner": admin, "token": token}, 201)
+                 {"name": body.name, "scope": body.scope, "owner": admin, "expires": expires, "token": token}, 201)
 
 
 @router.delete("/v1/tokens/{token_name}", openapi_extra=ADMIN,

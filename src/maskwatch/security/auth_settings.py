@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A token's expiry, in days from its making, at most: ten years (`tokens add --expires`, POST
+# /v1/tokens' `expires_days`); a longer one is no expiry: left out.
+MAX_TOKEN_DAYS = 3650
+
 
 @dataclass(frozen=True)
 class AuthSettings:

@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch.atomic import unprinted
+from maskwatch.security.auth_settings import MAX_TOKEN_DAYS
 
 users_app = typer.Typer(help="Users who may log in (in the site's database).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in the site's database).",
@@ -25,7 +26,6 @@ tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in 
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
 UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
 DEFAULT_DATABASE = "maskwatch.db"
-MAX_TOKEN_DAYS = 3650  # `tokens add --expires`: ten years at most; longer is no expiry, left out
 STORE_MODULES = ("sqlalchemy", "pwdlib", "yaml")  # what the users' store and the site's file need
 # None where not given: `--config site.yaml --database maskwatch.db` is refused as both given.
 Database = Annotated[Optional[str], typer.Option(

@@ -60,7 +60,7 @@
   </form>
   <h3>API tokens</h3>
   <div class="scroll" role="region" aria-label="API tokens">
-    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Owner</th><th>Made</th><th>Last used</th><th><span class="sr-only">Changes</span></th></tr></thead>
+    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Owner</th><th>Made</th><th>Last used</th><th>Expires</th><th><span class="sr-only">Changes</span></th></tr></thead>
     <tbody></tbody></table></div>
   <div id="tokens-secret" hidden>
     <p><label for="tokens-secret-value">Token <b id="tokens-secret-name"></b>: shown this once, store it now</label></p>
@@ -72,6 +72,14 @@
     <label>Name <input id="tokens-add-name" autocomplete="off" maxlength="58" required placeholder="prometheus"></label>
     <label>Scope <select id="tokens-add-scope"><option value="read">read (GET only, every camera)</option>
       <option value="full">full (as an admin, but no users or tokens)</option></select></label>
+    <label>Expires <select id="tokens-add-expires" aria-describedby="tokens-add-why">
+      <option value="30">in 30 days</option><option value="90" selected>in 90 days</option>
+      <option value="365">in 365 days</option><option value="days">in a number of days</option>
+      <option value="never">never</option></select></label>
+    <label id="tokens-add-days-field" hidden>Days until it stops working (1-3650) <input type="number"
+      id="tokens-add-days" min="1" max="3650" step="1" autocomplete="off" required aria-describedby="tokens-add-why"></label>
+    <p id="tokens-add-why"><small>Past it, the token is refused as a revoked one. A person's script or a
+      one-off job: the time it is needed. Never: a machine kept for good (Prometheus), revoked when it goes.</small></p>
     <button type="submit">Create token</button>
   </form>
   <p><button type="button" id="users-close">Close</button></p>
@@ -120,11 +128,13 @@
   }
   function noToken() {  // built, never innerHTML: no text of this dialog is read as markup
     const row = document.createElement("tr"), only = cell("No API token.");
-    only.colSpan = 6;  // every column, the buttons' too (5 left a sixth cell missing from the row)
+    only.colSpan = 7;  // every column, the buttons' too (one short left a cell missing from the row)
     row.append(only);
     return row;
   }
   const when = (seconds) => seconds ? clockTime(seconds * 1000) : "never";  // the page's clock
+  // A token's expiry as `tokens list` says it: never, the time, or "expired" and the time once past.
+  const expiry = (seconds) => seconds !== null && seconds * 1000 <= Date.now() ? `expired ${when(seconds)}` : when(seconds);
   // What else a removal or a demotion takes: the API tokens the user owns (a site token is nobody's).
   // A Map: a user named constructor or __proto__ read an object's own property.
   let owned = new Map();
@@ -176,7 +186,7 @@
         `Revoke ${token.name}`, () => change("Not revoked", async () =>
           (await send(`/v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
       row.append(cell(token.name), cell(token.scope), cell(token.owner === null ? "(site)" : token.owner),
-                 cell(when(token.created)), cell(when(token.last_used)), changes);
+                 cell(when(token.created)), cell(when(token.last_used)), cell(expiry(token.expires)), changes);
       return row;
     }) : [noToken()]));
     for (const table of ["users-table", "tokens-table"]) stackRows($(table));  // each value after its heading on a phone
@@ -324,20 +334,41 @@
     });
   });
 
+  // A token's expiry as POST /v1/tokens takes it (`expires_days`, as `tokens add --expires DAYS`):
+  // 30, 90 (the default here: a token made on the dashboard is a person's) or 365 days, a number
+  // of days typed, or never; tokens made here never expired.
+  const MAX_DAYS = 3650;
+  const showDays = () => { $("tokens-add-days-field").hidden = $("tokens-add-expires").value !== "days"; };
+  $("tokens-add-expires").addEventListener("change", () => {
+    showDays();
+    if (!$("tokens-add-days-field").hidden) $("tokens-add-days").focus();
+  });
+  function expiresDays() {  // null: never; or an Error that sends the admin to the days field (change())
+    const chosen = $("tokens-add-expires").value;
+    if (chosen === "never") return null;
+    if (chosen !== "days") return Number(chosen);
+    const days = Number($("tokens-add-days").value);  // "" for text a number field cannot read
+    if ($("tokens-add-days").value !== "" && Number.isInteger(days) && days >= 1 && days <= MAX_DAYS) return days;
+    throw Object.assign(new Error(`give the days until it stops working, a whole number from 1 to ${MAX_DAYS}`),
+                        {field: $("tokens-add-days")});
+  }
+  const expiresWords = (expires) => expires === null ? "never expires" : `expires ${when(expires)}`;
   $("tokens-add").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("tokens-add-name").value.trim(), scope = $("tokens-add-scope").value;
     if (!name) return say("Not created: give the token a name (what uses it).", true, $("tokens-add-name"));
     $("tokens-secret").hidden = true;
     await change("Not created", async () => {
-      const {token} = await send("/v1/tokens", "POST", {name, scope, admin_password: yours()});
+      const {token, expires} = await send("/v1/tokens", "POST",
+                                          {name, scope, expires_days: expiresDays(), admin_password: yours()});
       event.target.reset();
+      showDays();
       $("tokens-secret-name").textContent = name;
       $("tokens-secret-value").value = token;
       $("tokens-copied").textContent = "";
       $("tokens-secret").hidden = false;
       $("tokens-copy").focus();
-      return `Token ${name} created (${scope}): copy it now, it is not shown again.`;
+      return `Token ${name} created (${scope}; ${expiresWords(expires)}): copy it now, it is not shown again.`;
     });
   });
   $("users-me").addEventListener("submit", (event) => event.preventDefault());  // Enter there changes nothing
