@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
 from maskwatch.security.auth_settings import AuthSettings
-from maskwatch.security.passwords import WeakPassword, check_strength
+from maskwatch.security.passwords import COMMON_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.schema import sessions, users
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
@@ -313,6 +313,12 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.wait_for_function("() => document.getElementById('password-error').textContent.includes('10 characters')")
         assert phone.inner_text("#password-error") == "Not changed: the password needs at least 10 characters, got 5."
         assert at_fault(phone) == ["password-new", "true", "password-rule password-error"]
+        phone.fill("#password-new", "Qwertyuiop")  # one of the common passwords: said why
+        phone.fill("#password-again", "Qwertyuiop")
+        phone.click("#password-form button[type=submit]")
+        phone.wait_for_function("() => document.getElementById('password-error').textContent.includes('common')")
+        assert phone.inner_text("#password-error") == f"Not changed: {COMMON_PASSWORD}."
+        assert at_fault(phone) == ["password-new", "true", "password-rule password-error"]
         phone.fill("#password-new", NEW)
         phone.fill("#password-again", NEW)
         with phone.expect_response(lambda r: r.url.endswith("/password")) as answer:
@@ -527,7 +533,7 @@ def test_a_common_password_is_refused_wherever_one_is_set_and_a_user_who_has_one
     from typer.testing import CliRunner
 
     from maskwatch.cli import app
-    from maskwatch.security.passwords import COMMON_PASSWORD, hash_password
+    from maskwatch.security.passwords import hash_password
 
     for common in ("1234567890", "qwertyuiop", "Password123", " PASSWORD123 "):
         with pytest.raises(WeakPassword, match="most common passwords") as said:

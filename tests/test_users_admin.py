@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from maskwatch.security.auth_settings import AuthSettings
-from maskwatch.security.passwords import WeakPassword, check_strength
+from maskwatch.security.passwords import COMMON_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.store import AuthStore
 from maskwatch.security.user_rules import new_user_problem
 from maskwatch.security.user_words import CHANGES
@@ -970,6 +970,11 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         phone.click("#users-add button[type=submit]")
         phone.wait_for_function("() => document.getElementById('users-error').textContent !== ''")
         assert phone.inner_text("#users-error") == "Not added: the password needs at least 10 characters, got 5."
+        phone.fill("#users-add-password", "1234567890")  # one of the common passwords: said why
+        phone.fill("#users-add-again", "1234567890")
+        phone.click("#users-add button[type=submit]")
+        phone.wait_for_function("() => document.getElementById('users-error').textContent.includes('common')")
+        assert phone.inner_text("#users-error") == f"Not added: {COMMON_PASSWORD}."
 
         phone.click("button[aria-label='Reset password of ana']")
         assert phone.evaluate("document.activeElement.id") == "users-reset-password"
