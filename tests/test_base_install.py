@@ -292,3 +292,15 @@ def test_the_sdist_and_the_wheel_built_from_it_hold_the_package_and_no_more(tmp_
     dist_info = {n for n in names if ".dist-info/" in n}
     assert names - dist_info == {n.removeprefix("src/") for n in package}
     assert {n.partition(".dist-info/")[2] for n in dist_info} >= {"licenses/LICENSE", "licenses/THIRD_PARTY_NOTICES.md"}
+
+
+@pytest.mark.parametrize("args", [["users", "add", "ana"], ["users", "passwd", "ana"]], ids=["add", "passwd"])
+def test_a_command_setting_a_password_without_the_common_passwords_list_says_which_extra(tmp_path, args):
+    """A serve install from before zxcvbn joined the extra: the password's check against the
+    common ones (passwords.py) stopped `users add` with a traceback once the password was typed;
+    now it says which extra at the start, nothing asked or written."""
+    db = tmp_path / "users.db"
+    result = maskwatch_without(["zxcvbn"], *args, "--database", str(db))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"error: 'maskwatch users' needs the serve extra: {IN_CHECKOUT['serve']}"
+    assert not db.exists()

