@@ -56,6 +56,10 @@ ROW_BUTTONS = """() => [...document.querySelectorAll('#users-table tbody button,
 ZONE = "Intl.DateTimeFormat().resolvedOptions().timeZone"  # the page's clock on `serve` without a site
 
 
+# The field the focus is on, and whether it is marked invalid.
+AT_FAULT = "[document.activeElement.id, document.activeElement.getAttribute('aria-invalid')]"
+
+
 def site_users(tmp_path) -> str:
     """A users database with an admin (boss) and a viewer (ana)."""
     db = str(tmp_path / "users.db")
@@ -970,14 +974,28 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         phone.click("#users-add button[type=submit]")
         phone.wait_for_function("() => document.getElementById('users-error').textContent !== ''")
         assert phone.inner_text("#users-error") == "Not added: the password needs at least 10 characters, got 5."
+        assert phone.evaluate(AT_FAULT) == ["users-add-password", "true"]  # said about its field
         phone.fill("#users-add-password", "1234567890")  # one of the common passwords: said why
         phone.fill("#users-add-again", "1234567890")
         phone.click("#users-add button[type=submit]")
         phone.wait_for_function("() => document.getElementById('users-error').textContent.includes('common')")
         assert phone.inner_text("#users-error") == f"Not added: {COMMON_PASSWORD}."
+        assert phone.evaluate(AT_FAULT) == ["users-add-password", "true"]
+        phone.fill("#users-add-name", "dee ee")  # another 400, about the name: the password not marked
+        phone.fill("#users-add-password", "dee's own password")
+        phone.fill("#users-add-again", "dee's own password")
+        phone.click("#users-add button[type=submit]")
+        phone.wait_for_function("() => document.getElementById('users-error').textContent.includes('names are')")
+        assert phone.get_attribute("#users-add-password", "aria-invalid") is None
 
         phone.click("button[aria-label='Reset password of ana']")
         assert phone.evaluate("document.activeElement.id") == "users-reset-password"
+        phone.fill("#users-reset-password", "qwerty123456")
+        phone.fill("#users-reset-again", "qwerty123456")
+        phone.click("#users-reset button[type=submit]")
+        phone.wait_for_function("() => document.getElementById('users-error').textContent.includes('common')")
+        assert phone.inner_text("#users-error") == f"Not set: {COMMON_PASSWORD}."
+        assert phone.evaluate(AT_FAULT) == ["users-reset-password", "true"]
         phone.fill("#users-reset-password", "ana's second password")
         phone.fill("#users-reset-again", "ana's second password")
         phone.click("#users-reset button[type=submit]")

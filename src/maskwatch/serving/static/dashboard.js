@@ -161,12 +161,14 @@ const offers = (select, value) => [...select.options].some((o) => o.value === va
 const byId = (id) => document.getElementById(id);
 
 // What an admin's dialog (users.js, access-log.js) asks: the answer's JSON, or an Error in the
-// server's own words.
+// server's own words, with the answer's `status` (users.js marks the field a 400 is about).
 async function answered(url, options) {
   const response = await api(url, options);
   let answer = {};
   try { answer = await response.json(); } catch (err) { /* not JSON: the status says it */ }
-  if (!response.ok) throw new Error(answer.error || `the server answered ${response.status}`);
+  if (!response.ok) {
+    throw Object.assign(new Error(answer.error || `the server answered ${response.status}`), {status: response.status});
+  }
   return answer;
 }
 

@@ -96,6 +96,14 @@
     throw Object.assign(new Error("type your own password in \"Your password\" at the top first"),
                         {field: $("users-me-password")});  // said about that field, focused (change())
   }
+  // The server's refusal of a new password (passwords.check_strength's words: "the password needs
+  // ...", "... must not be the user name", "... is one of the 30,000 most common passwords ...") said
+  // about its `field`, as Change password marks its own: it stood at the dialog's top, tied to no
+  // field. The server's other 400s (a name, a camera) are not about it.
+  const aboutPassword = (err, field) => {
+    if (err.status === 400 && /^the password /.test(err.message)) err.field = field;
+    return err;
+  };
   async function send(url, method, body) {
     const options = {method, headers: {"Content-Type": "application/json"}};
     if (body !== undefined) options.body = JSON.stringify(body);
@@ -236,7 +244,9 @@
     if (password !== $("users-reset-again").value) return say("Not set: the two passwords differ.", true, $("users-reset-again"));
     await change("Not set", async () => {
       const {status} = await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST",
-                                  {password, admin_password: yours()});
+                                  {password, admin_password: yours()}).catch((err) => {
+        throw aboutPassword(err, $("users-reset-password"));
+      });
       endReset();
       return status;
     });
@@ -327,7 +337,9 @@
     const body = {name, role, password};
     if (role === "viewer" && ticked.length) body.cameras = ticked;
     await change("Not added", async () => {
-      const {user} = await send("/v1/users", "POST", {...body, admin_password: yours()});
+      const {user} = await send("/v1/users", "POST", {...body, admin_password: yours()}).catch((err) => {
+        throw aboutPassword(err, $("users-add-password"));
+      });
       event.target.reset();
       $("users-add-cameras").hidden = $("users-add-cameras").dataset.cameras === "0";
       return `Added ${user.role} ${user.name} (${user.cameras ? user.cameras.join(", ") : "all cameras"}).`;
