@@ -116,6 +116,28 @@ def test_the_hour_that_happens_twice_when_the_clocks_go_back_is_two_buckets():
     assert day["people"] == 5
 
 
+@pytest.mark.parametrize("zone, day", [("America/Havana", "2026-11-01"), ("Atlantic/Azores", "2026-10-25")])
+def test_the_day_whose_first_hour_happens_twice_is_one_day(tmp_path, zone, day):
+    """Havana and the Azores put their clocks back at 01:00 to 00:00: midnight happens twice. A person
+    in the second 00:00-01:00 had a day of their own, started at the second midnight: the chart
+    showed two bars for the day, and "today" (the cards, /metrics, MQTT) lost the day's first hour."""
+    tz = ZoneInfo(zone)
+    first = datetime.fromisoformat(day).replace(tzinfo=tz)  # fold 0: the first midnight
+    store = EventStore(str(tmp_path / "site.db"), privacy=True)
+    try:
+        for fold, masked in ((0, 2), (1, 3)):  # 00:30 in summer time, then 00:30 again in winter time
+            crowd(store, masked=masked, unmasked=0, when=first.replace(minute=30, fold=fold).timestamp())
+        crowd(store, masked=1, unmasked=0, when=first.replace(hour=12).timestamp())
+        second_half_hour = first.replace(minute=30, fold=1).timestamp()
+        assert bucket_start(second_half_hour, "day", tz).timestamp() == first.timestamp()
+        days = compliance_series(store.quarter_sums(first.timestamp() - 86400), "day", tz)
+        assert [(b["start"], b["people"]) for b in days] == [(first.isoformat(), 6)]
+        today = bucket_start(second_half_hour, "day", tz).timestamp()  # the runner's today_counts
+        assert store.totals("door", since=today)["people"] == 6  # was 4: the first 00:30 not today
+    finally:
+        store.close()
+
+
 def test_a_series_past_its_bucket_bound_is_refused_before_its_intervals_are_computed():
     rows = [count(int(berlin(21, hour)), with_mask=1) for hour in range(5)]
     assert len(compliance_series(rows, "hour", BERLIN, max_buckets=5)) == 5

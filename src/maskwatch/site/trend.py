@@ -68,7 +68,9 @@ def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetim
         return moment.replace(minute=0, second=0, microsecond=0)
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    # fold=0: the first midnight, where the clocks go back over it (Havana, the Azores); a moment in
+    # the repeated 00:00-01:00 kept its fold 1 and started a second day at the second midnight.
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None, fold=0)
     if bucket == "week":
         day -= timedelta(days=day.weekday())
     # Re-attach the zone to the wall-clock midnight: its offset may differ from `moment`'s (DST).
