@@ -363,6 +363,25 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     assert till_week.get_attribute("data-compliance") == str(till[0]["compliance"])
 
 
+def test_the_hour_the_clocks_go_back_over_reads_as_two_hours_in_the_chart(site, page):  # noqa: F811
+    """Berlin's 25-hour day drawn by the page: its two 02:00 buckets read "2026-10-25 02:00" alike, in
+    the table and the bars' tooltips, the second taken for a repeated row; each now says its offset."""
+    summer, winter = (datetime(2026, 10, 25, h, 30, tzinfo=timezone.utc).timestamp() for h in (0, 1))
+    rows = [count(int(summer) // 60 * 60, with_mask=2), count(int(winter) // 60 * 60, without_mask=3),
+            count(int(winter) // 60 * 60 + 3600, with_mask=1)]
+    series = {"camera": None, "zone": None, "bucket": "hour", "timezone": "Europe/Berlin",
+              "since": "2026-10-24T22:00:00.000+00:00", "buckets": compliance_series(rows, "hour", BERLIN), "zones": []}
+    page.goto(site + "/")
+    page.wait_for_function("() => document.getElementById('trend-chart').dataset.buckets !== undefined", timeout=20_000)
+    drawn = page.evaluate("""(series) => {
+      drawTrend(series);
+      return {rows: [...document.querySelectorAll('#trend-table tbody tr')].map((row) => row.cells[0].textContent),
+              titles: [...document.querySelectorAll('#trend-chart rect.bar title')].map((t) => t.textContent.split(': ')[0])};
+    }""", series)
+    assert drawn["rows"] == drawn["titles"] == ["2026-10-25 02:00 (UTC+02:00)", "2026-10-25 02:00 (UTC+01:00)",
+                                                "2026-10-25 03:00"]
+
+
 def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, page):  # noqa: F811
     """A zone's compliance was in the API and report.csv only: the chart had no zone choice. The
     zones offered are those the server names (/v1/cameras); the choices are kept in the address,

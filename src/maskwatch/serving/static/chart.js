@@ -36,7 +36,12 @@ function drawTrend(series, readAt = Date.now()) {
   const label = (start) => series.bucket === "hour" ? start.slice(5, 16).replace("T", " ") : start.slice(0, 10);
   // A bucket as the site's clock reads it: the start's own wall-clock time (the API gives it with the
   // site's offset), in the table and in a bar's tooltip alike (which showed the raw ISO time).
-  const when = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
+  const wall = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
+  // The hour the clocks go back over is two buckets of one wall-clock time: each says its UTC offset
+  // ("2026-10-25 02:00 (UTC+02:00)", then "(UTC+01:00)"), where two rows and tooltips read the same.
+  const walls = series.buckets.map((b) => wall(b.start));
+  const when = (start) => walls.indexOf(wall(start)) === walls.lastIndexOf(wall(start)) ? wall(start) :
+    `${wall(start)} (UTC${start.slice(19).replace(/^\.\d+/, "").replace("Z", "+00:00")})`;
   // The figures as a table: the text alternative of the bars (whose titles neither a screen reader
   // inside role=img, nor a finger, nor the keyboard reaches), and the only readable form on a phone.
   // "People" are those judged: the unassessable (too brief or too small to judge) are a column apart,
