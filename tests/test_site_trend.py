@@ -234,6 +234,28 @@ def test_a_since_inside_a_bucket_gives_the_whole_bucket(site):
     assert september(series)[0] == ("2026-09-21T00:00:00+02:00", 8, 6, 0.75)
 
 
+def test_a_date_alone_is_the_site_s_day_in_every_filter(site):
+    """since=2026-09-22&until=2026-09-23 was UTC's day, 02:00 to 02:00 in Berlin: Tuesday's 00:30
+    person was missing from Tuesday's events and export, and Monday's hours began at 02:00."""
+    def last_seen(path, **dates):
+        response = get(site, path, camera="till", **dates)
+        if path.endswith(".csv"):
+            return [line.split(",")[-1] for line in response.text.splitlines()[1:]]
+        return [datetime.fromisoformat(e["last_seen"]).astimezone(BERLIN).isoformat() for e in response.json()["events"]]
+    for path in ("/v1/events", "/v1/events.csv"):
+        tuesday = last_seen(path, since="2026-09-22", until="2026-09-23")
+        monday = last_seen(path, since="20260921", until="20260922")
+        if path.endswith(".csv"):
+            assert (tuesday, monday) == (["2026-09-22 00:30:00"], ["2026-09-21 23:30:00"])
+        else:
+            assert (tuesday, monday) == (["2026-09-22T00:30:00+02:00"], ["2026-09-21T23:30:00+02:00"])
+    hours = get(site, "/v1/compliance", camera="till", bucket="hour", since="2026-09-22").json()
+    assert hours["since"].startswith("2026-09-21T22:00:00") and hours["buckets"][0]["start"] == "2026-09-22T00:00:00+02:00"
+    # A time with no zone is UTC's still; one with an offset, that offset.
+    assert last_seen("/v1/events", since="2026-09-21T22:00:00", until="2026-09-22T01:00:00+02:00") == [
+        "2026-09-22T00:30:00+02:00"]
+
+
 def test_the_default_is_hours_of_the_last_day(site):
     series = get(site, "/v1/compliance").json()
     assert series["bucket"] == "hour" and sum(b["people"] for b in series["buckets"]) == 1
