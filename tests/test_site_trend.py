@@ -404,6 +404,24 @@ def test_the_hour_the_clocks_go_back_over_reads_as_two_hours_in_the_chart(site, 
                                                 "2026-10-25 03:00"]
 
 
+def test_a_time_in_the_hour_the_clocks_go_back_over_says_its_offset_on_the_page(site, page):  # noqa: F811
+    """The people seen, the Users and Access log dialogs write times with clockTime: 02:30 CEST and
+    02:30 CET, an hour apart, both read "2026-10-25 02:30:00" (the later listed first, as if earlier)."""
+    page.goto(site + "/")
+    page.wait_for_function("() => document.getElementById('clock').textContent.includes('Europe/Berlin')",
+                           timeout=20_000)
+    shown = page.evaluate("""(times) => {
+      const berlin = times.map(clockTime);
+      setClock("Australia/Lord_Howe");  // back half an hour, 02:00 to 01:30, on 5 April
+      const lordHowe = ["2026-04-04T14:45:00Z", "2026-04-04T15:15:00Z", "2026-04-04T15:45:00Z"].map(clockTime);
+      setClock("Europe/Berlin");
+      return [berlin, lordHowe];
+    }""", ["2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z", "2026-10-25T02:30:00Z", "2026-09-21T08:00:00Z"])
+    assert shown == [["2026-10-25 02:30:00 (UTC+02:00)", "2026-10-25 02:30:00 (UTC+01:00)", "2026-10-25 03:30:00",
+                      "2026-09-21 10:00:00"],
+                     ["2026-04-05 01:45:00 (UTC+11:00)", "2026-04-05 01:45:00 (UTC+10:30)", "2026-04-05 02:15:00"]]
+
+
 def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, page):  # noqa: F811
     """A zone's compliance was in the API and report.csv only: the chart had no zone choice. The
     zones offered are those the server names (/v1/cameras); the choices are kept in the address,
