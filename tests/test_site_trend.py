@@ -404,6 +404,29 @@ def test_the_hour_the_clocks_go_back_over_reads_as_two_hours_in_the_chart(site, 
                                                 "2026-10-25 03:00"]
 
 
+def test_the_half_hour_lord_howe_keeps_of_its_skipped_hour_is_a_bar_that_covers_no_other(site, page):  # noqa: F811
+    """Lord Howe Island, 4 October 2026: 02:00 is 02:30, so its 02:00 bucket is half an hour long.
+    Every bar was a whole hour's slot wide: the 02:00 bar covered most of the 03:00 one beside it."""
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    rows = [count(int(datetime(2026, 10, 3, h, m, tzinfo=timezone.utc).timestamp()), with_mask=1)
+            for h, m in ((15, 0), (15, 40), (16, 10))]  # 01:30 (+10:30), 02:40 and 03:10 (+11)
+    buckets = compliance_series(rows, "hour", lord_howe)
+    assert [b["start"][11:] for b in buckets] == ["01:00:00+10:30", "02:00:00+10:30", "03:00:00+11:00"]
+    series = {"camera": None, "zone": None, "bucket": "hour", "timezone": "Australia/Lord_Howe",
+              "since": "2026-10-03T14:30:00.000+00:00", "buckets": buckets, "zones": []}
+    page.goto(site + "/")
+    page.wait_for_function("() => document.getElementById('trend-chart').dataset.buckets !== undefined", timeout=20_000)
+    bars = page.evaluate("""(series) => {
+      drawTrend(series);
+      return [...document.querySelectorAll('#trend-chart rect.bar')].map((bar) => [+bar.getAttribute('x'),
+        +bar.getAttribute('width')]);
+    }""", series)
+    assert len(bars) == 3
+    for (x, width), (next_x, _) in zip(bars, bars[1:]):
+        assert x + width < next_x
+    assert abs(bars[1][1] - bars[0][1] / 2) < 0.01  # half an hour: half the width
+
+
 def test_a_time_in_the_hour_the_clocks_go_back_over_says_its_offset_on_the_page(site, page):  # noqa: F811
     """The people seen, the Users and Access log dialogs write times with clockTime: 02:30 CEST and
     02:30 CET, an hour apart, both read "2026-10-25 02:30:00" (the later listed first, as if earlier)."""
