@@ -19,11 +19,11 @@ BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default loo
 EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
 BASIC_DATE = re.compile(r"\d{8}")  # ISO 8601's 20260922
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # a date alone, as parse_since has the basic one written
+# How the routes taking a time say what a time with no zone is (parse_since).
+NO_ZONE = "a time with no zone: UTC; a date alone: midnight in the site's timezone"
 # Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
 # Up to the end of 9999's last second, as parse_since takes it (a maximum of LATEST refused the
 # 253402300799.00003 the code accepts, which a fuzzer counts as a schema broken).
-# How the routes taking a time say what a time with no zone is (parse_since).
-NO_ZONE = "a time with no zone: UTC; a date alone: midnight in the site's timezone"
 SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "exclusiveMaximum": LATEST + 1},
                           {"type": "string", "format": "date-time"}]}
 
