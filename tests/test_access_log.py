@@ -5,12 +5,20 @@ tests/test_users_admin.py (the Users dialog's test, on its server)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
+from maskwatch.detection.detector import WEIGHTS, Detector
+from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.schema import MIGRATIONS, access_log
 from maskwatch.security.store import AuthStore, NoSuch
+from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.config import load_site_config
+from maskwatch.site.runner import Site
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_users_admin import BOSS, CSRF, client_of, logged_in, site_users
 
@@ -196,3 +204,27 @@ def test_a_failed_login_looks_its_name_up_once(tmp_path):
     rows = AuthStore(db).access_log(limit=10)
     assert [(row["action"], row["target"]) for row in rows] == [
         ("login_limited", "ana"), ("login_failed", "(unknown name)"), ("login_failed", "ana")]
+
+
+def test_a_date_alone_is_the_site_s_day(tmp_path):
+    """An admin in Berlin asking for yesterday's rows (since=YESTERDAY&until=TODAY) had UTC's day,
+    01:00 or 02:00 to 01:00 or 02:00 here: the row at 00:30 was missing, the one at 00:30 today there."""
+    berlin = ZoneInfo("Europe/Berlin")
+    today = datetime.now(berlin).date()
+    yesterday = today - timedelta(days=1)
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    for day, target in ((yesterday, "yesterday 00:30"), (today, "today 00:30")):
+        store.log("login_failed", None, "192.0.2.7", target,
+                  now=datetime(day.year, day.month, day.day, 0, 30, tzinfo=berlin).timestamp())
+    store.close()
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/x'}\ntimezone: Europe/Berlin\n"
+                                        "storage: {database: site.db, privacy: true}\n")
+    config = load_site_config(tmp_path / "site.yaml", environ={})
+    detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=db, open_without_users=False)),
+                     site=Site(config, detector))
+    admin = TestClient(app, base_url="http://maskwatch.lan")  # no lifespan: no camera started
+    assert admin.post("/login", json={"username": BOSS[0], "password": BOSS[1]}, headers=CSRF).status_code == 200
+    rows = admin.get("/v1/access-log", params={"action": "login_failed", "since": f"{yesterday}", "until": f"{today}"})
+    assert [e["target"] for e in rows.json()["entries"]] == ["yesterday 00:30"], rows.text

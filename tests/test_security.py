@@ -608,8 +608,12 @@ def test_users_commands_take_the_password_from_stdin_and_never_print_it(tmp_path
                        (("--camera", " "), "--camera names no camera: leave it out for all cameras")):
         refused = run_app("users", "add", "dee", *args, "--database", db, stdin="dee's password 1\n")
         assert (refused.returncode, refused.stderr) == (1, f"error: {said}\n")
+    with sqlite3.connect(db) as connection:  # made at 01:30 on 7 December in Kolkata, 20:00 UTC the day before
+        connection.execute("UPDATE users SET created = 1796587200 WHERE name = 'ana'")
     listed = run_app("users", "list", "--database", db).stdout
     assert "ana\tadmin\tcameras=all" in listed and "cy\tviewer\tcameras=door" in listed
+    # UTC's date said without a zone, to an admin for whom it was the 7th: now the time, in UTC, as `tokens list`'s
+    assert "\tsince 2026-12-06 20:00 UTC\n" in listed, listed
     assert run_app("users", "remove", "cy", "--database", db).returncode == 0
     assert "cy" not in run_app("users", "list", "--database", db).stdout
     store = AuthStore(db)

@@ -116,6 +116,28 @@ def test_the_hour_that_happens_twice_when_the_clocks_go_back_is_two_buckets():
     assert day["people"] == 5
 
 
+@pytest.mark.parametrize("zone, day", [("America/Havana", "2026-11-01"), ("Atlantic/Azores", "2026-10-25")])
+def test_the_day_whose_first_hour_happens_twice_is_one_day(tmp_path, zone, day):
+    """Havana and the Azores put their clocks back at 01:00 to 00:00: midnight happens twice. A person
+    in the second 00:00-01:00 had a day of their own, started at the second midnight: the chart
+    showed two bars for the day, and "today" (the cards, /metrics, MQTT) lost the day's first hour."""
+    tz = ZoneInfo(zone)
+    first = datetime.fromisoformat(day).replace(tzinfo=tz)  # fold 0: the first midnight
+    store = EventStore(str(tmp_path / "site.db"), privacy=True)
+    try:
+        for fold, masked in ((0, 2), (1, 3)):  # 00:30 in summer time, then 00:30 again in winter time
+            crowd(store, masked=masked, unmasked=0, when=first.replace(minute=30, fold=fold).timestamp())
+        crowd(store, masked=1, unmasked=0, when=first.replace(hour=12).timestamp())
+        second_half_hour = first.replace(minute=30, fold=1).timestamp()
+        assert bucket_start(second_half_hour, "day", tz).timestamp() == first.timestamp()
+        days = compliance_series(store.quarter_sums(first.timestamp() - 86400), "day", tz)
+        assert [(b["start"], b["people"]) for b in days] == [(first.isoformat(), 6)]
+        today = bucket_start(second_half_hour, "day", tz).timestamp()  # the runner's today_counts
+        assert store.totals("door", since=today)["people"] == 6  # was 4: the first 00:30 not today
+    finally:
+        store.close()
+
+
 def test_a_series_past_its_bucket_bound_is_refused_before_its_intervals_are_computed():
     rows = [count(int(berlin(21, hour)), with_mask=1) for hour in range(5)]
     assert len(compliance_series(rows, "hour", BERLIN, max_buckets=5)) == 5
@@ -210,6 +232,28 @@ def test_a_since_inside_a_bucket_gives_the_whole_bucket(site):
     series = get(site, "/v1/compliance", camera="door", bucket="day", since="2026-09-21T10:30:00+02:00").json()
     assert series["since"].startswith("2026-09-20T22:00:00")
     assert september(series)[0] == ("2026-09-21T00:00:00+02:00", 8, 6, 0.75)
+
+
+def test_a_date_alone_is_the_site_s_day_in_every_filter(site):
+    """since=2026-09-22&until=2026-09-23 was UTC's day, 02:00 to 02:00 in Berlin: Tuesday's 00:30
+    person was missing from Tuesday's events and export, and Monday's hours began at 02:00."""
+    def last_seen(path, **dates):
+        response = get(site, path, camera="till", **dates)
+        if path.endswith(".csv"):
+            return [line.split(",")[-1] for line in response.text.splitlines()[1:]]
+        return [datetime.fromisoformat(e["last_seen"]).astimezone(BERLIN).isoformat() for e in response.json()["events"]]
+    for path in ("/v1/events", "/v1/events.csv"):
+        tuesday = last_seen(path, since="2026-09-22", until="2026-09-23")
+        monday = last_seen(path, since="20260921", until="20260922")
+        if path.endswith(".csv"):
+            assert (tuesday, monday) == (["2026-09-22 00:30:00"], ["2026-09-21 23:30:00"])
+        else:
+            assert (tuesday, monday) == (["2026-09-22T00:30:00+02:00"], ["2026-09-21T23:30:00+02:00"])
+    hours = get(site, "/v1/compliance", camera="till", bucket="hour", since="2026-09-22").json()
+    assert hours["since"].startswith("2026-09-21T22:00:00") and hours["buckets"][0]["start"] == "2026-09-22T00:00:00+02:00"
+    # A time with no zone is UTC's still; one with an offset, that offset.
+    assert last_seen("/v1/events", since="2026-09-21T22:00:00", until="2026-09-22T01:00:00+02:00") == [
+        "2026-09-22T00:30:00+02:00"]
 
 
 def test_the_default_is_hours_of_the_last_day(site):
@@ -339,6 +383,66 @@ def test_the_page_charts_compliance_over_time(site, page):  # noqa: F811
     till_week = page.query_selector("#trend-chart rect.bar")
     till = get(site, "/v1/compliance", camera="till", bucket="week", since=SINCE).json()["buckets"]
     assert till_week.get_attribute("data-compliance") == str(till[0]["compliance"])
+
+
+def test_the_hour_the_clocks_go_back_over_reads_as_two_hours_in_the_chart(site, page):  # noqa: F811
+    """Berlin's 25-hour day drawn by the page: its two 02:00 buckets read "2026-10-25 02:00" alike, in
+    the table and the bars' tooltips, the second taken for a repeated row; each now says its offset."""
+    summer, winter = (datetime(2026, 10, 25, h, 30, tzinfo=timezone.utc).timestamp() for h in (0, 1))
+    rows = [count(int(summer) // 60 * 60, with_mask=2), count(int(winter) // 60 * 60, without_mask=3),
+            count(int(winter) // 60 * 60 + 3600, with_mask=1)]
+    series = {"camera": None, "zone": None, "bucket": "hour", "timezone": "Europe/Berlin",
+              "since": "2026-10-24T22:00:00.000+00:00", "buckets": compliance_series(rows, "hour", BERLIN), "zones": []}
+    page.goto(site + "/")
+    page.wait_for_function("() => document.getElementById('trend-chart').dataset.buckets !== undefined", timeout=20_000)
+    drawn = page.evaluate("""(series) => {
+      drawTrend(series);
+      return {rows: [...document.querySelectorAll('#trend-table tbody tr')].map((row) => row.cells[0].textContent),
+              titles: [...document.querySelectorAll('#trend-chart rect.bar title')].map((t) => t.textContent.split(': ')[0])};
+    }""", series)
+    assert drawn["rows"] == drawn["titles"] == ["2026-10-25 02:00 (UTC+02:00)", "2026-10-25 02:00 (UTC+01:00)",
+                                                "2026-10-25 03:00"]
+
+
+def test_the_half_hour_lord_howe_keeps_of_its_skipped_hour_is_a_bar_that_covers_no_other(site, page):  # noqa: F811
+    """Lord Howe Island, 4 October 2026: 02:00 is 02:30, so its 02:00 bucket is half an hour long.
+    Every bar was a whole hour's slot wide: the 02:00 bar covered most of the 03:00 one beside it."""
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    rows = [count(int(datetime(2026, 10, 3, h, m, tzinfo=timezone.utc).timestamp()), with_mask=1)
+            for h, m in ((15, 0), (15, 40), (16, 10))]  # 01:30 (+10:30), 02:40 and 03:10 (+11)
+    buckets = compliance_series(rows, "hour", lord_howe)
+    assert [b["start"][11:] for b in buckets] == ["01:00:00+10:30", "02:00:00+10:30", "03:00:00+11:00"]
+    series = {"camera": None, "zone": None, "bucket": "hour", "timezone": "Australia/Lord_Howe",
+              "since": "2026-10-03T14:30:00.000+00:00", "buckets": buckets, "zones": []}
+    page.goto(site + "/")
+    page.wait_for_function("() => document.getElementById('trend-chart').dataset.buckets !== undefined", timeout=20_000)
+    bars = page.evaluate("""(series) => {
+      drawTrend(series);
+      return [...document.querySelectorAll('#trend-chart rect.bar')].map((bar) => [+bar.getAttribute('x'),
+        +bar.getAttribute('width')]);
+    }""", series)
+    assert len(bars) == 3
+    for (x, width), (next_x, _) in zip(bars, bars[1:]):
+        assert x + width < next_x
+    assert abs(bars[1][1] - bars[0][1] / 2) < 0.01  # half an hour: half the width
+
+
+def test_a_time_in_the_hour_the_clocks_go_back_over_says_its_offset_on_the_page(site, page):  # noqa: F811
+    """The people seen, the Users and Access log dialogs write times with clockTime: 02:30 CEST and
+    02:30 CET, an hour apart, both read "2026-10-25 02:30:00" (the later listed first, as if earlier)."""
+    page.goto(site + "/")
+    page.wait_for_function("() => document.getElementById('clock').textContent.includes('Europe/Berlin')",
+                           timeout=20_000)
+    shown = page.evaluate("""(times) => {
+      const berlin = times.map(clockTime);
+      setClock("Australia/Lord_Howe");  // back half an hour, 02:00 to 01:30, on 5 April
+      const lordHowe = ["2026-04-04T14:45:00Z", "2026-04-04T15:15:00Z", "2026-04-04T15:45:00Z"].map(clockTime);
+      setClock("Europe/Berlin");
+      return [berlin, lordHowe];
+    }""", ["2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z", "2026-10-25T02:30:00Z", "2026-09-21T08:00:00Z"])
+    assert shown == [["2026-10-25 02:30:00 (UTC+02:00)", "2026-10-25 02:30:00 (UTC+01:00)", "2026-10-25 03:30:00",
+                      "2026-09-21 10:00:00"],
+                     ["2026-04-05 01:45:00 (UTC+11:00)", "2026-04-05 01:45:00 (UTC+10:30)", "2026-04-05 02:15:00"]]
 
 
 def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, page):  # noqa: F811

@@ -204,11 +204,12 @@ def list_users(config: Config = None, database: Database = None) -> None:
     """Users, their roles, cameras, open sessions and whether two-step login is on (with how many
     recovery codes are left: a user with none left has no way in without the phone)."""
     from maskwatch.security.user_words import codes_left_words
+    from maskwatch.site.event_views import minute_utc
 
     store = open_store(config, database)
     for user in store.users():
         cameras = ",".join(user["cameras"]) if user["cameras"] is not None else "all"
-        created = time.strftime("%Y-%m-%d", time.gmtime(user["created"]))
+        created = minute_utc(user["created"])  # UTC's date alone read as the admin's own: a day off east or west
         two_step = f"on ({codes_left_words(user['recovery_codes_left'])})" if user["two_step"] else "off"
         typer.echo(f"{user['name']}\t{user['role']}\tcameras={cameras}\tsessions={store.session_count(user['name'])}"
                    f"\ttwo-step={two_step}\tsince {created}")

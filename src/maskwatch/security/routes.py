@@ -5,6 +5,7 @@ One module-level router, included by serving/app.py; the AccessControl lives on 
 
 from __future__ import annotations
 
+from datetime import timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -19,7 +20,7 @@ from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.site.event_views import CURSOR, cursor_of, iso_utc, parse_cursor
-from maskwatch.site.trend import SINCE_SCHEMA, parse_since
+from maskwatch.site.trend import NO_ZONE, SINCE_SCHEMA, parse_since
 
 LOGIN_PAGE = Path(__file__).resolve().parents[1] / "serving" / "static" / "login.html"
 router = APIRouter(tags=["access"])
@@ -184,9 +185,9 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
                     action: str | None = Query(None, max_length=32, json_schema_extra=NO_NUL, description=(
                         "one action; GET /v1/privacy lists them (access_log.records)")),
                     since: str | None = Query(None, description="rows at or after it: Unix seconds or ISO 8601 "
-                                              "(UTC if no zone)", json_schema_extra=SINCE_SCHEMA),
+                                              f"({NO_ZONE}; UTC's without a site)", json_schema_extra=SINCE_SCHEMA),
                     until: str | None = Query(None, description="rows before it: Unix seconds or ISO 8601 "
-                                              "(UTC if no zone)", json_schema_extra=SINCE_SCHEMA),
+                                              f"({NO_ZONE}; UTC's without a site)", json_schema_extra=SINCE_SCHEMA),
                     before: str | None = Query(None, pattern=CURSOR.pattern, description=(
                         "a cursor: the rows after it, newest first; the `next` of the page before holds it")),
                     limit: int = Query(100, ge=1, le=1000)) -> Response:
@@ -196,8 +197,10 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
     A failed login's target is the name tried where it is a user's, else `(unknown name)`: what was
     typed is not kept (it is often a password)."""
     try:  # as /v1/events reads them (nan and inf passed as floats and answered nothing, or everything)
-        since_seconds = parse_since(since) if since is not None else None
-        until_seconds = parse_since(until, "until") if until is not None else None
+        site = request.app.state.site  # a date alone is the site's day (`serve` without one: UTC's)
+        tz = site.config.tz() if site is not None else timezone.utc
+        since_seconds = parse_since(since, days=tz) if since is not None else None
+        until_seconds = parse_since(until, "until", tz) if until is not None else None
     except ValueError as err:
         return JSONResponse({"error": str(err)}, status_code=400)
     for name, value in (("user", user), ("action", action)):  # PostgreSQL refused the query: a 503

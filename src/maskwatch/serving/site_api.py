@@ -27,7 +27,7 @@ from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
-from maskwatch.site.trend import SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
+from maskwatch.site.trend import NO_ZONE, SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
@@ -269,8 +269,9 @@ def event_filters(request: Request, camera: str | None, zone: str | None, label:
     if label is not None and label not in PERSON_LABELS:
         return _error(400, f"label must be one of {', '.join(PERSON_LABELS)}; got {label!r}")
     try:
-        since_seconds = parse_since(since) if since is not None else None
-        until_seconds = parse_since(until, "until") if until is not None else None
+        tz = _site(request).config.tz()  # a date alone is the site's day, as report.csv's
+        since_seconds = parse_since(since, days=tz) if since is not None else None
+        until_seconds = parse_since(until, "until", tz) if until is not None else None
     except ValueError as err:
         return _error(400, str(err))
     # since == until is a range with nothing in it (until is not in it), answered as such
@@ -282,9 +283,9 @@ def event_filters(request: Request, camera: str | None, zone: str | None, label:
 
 event_zone = Query(None, description="one zone (a zone the events still carry, renamed or removed since, too)")
 event_label = Query(None, json_schema_extra=one_of(PERSON_LABELS))
-event_since = Query(None, description="events last seen at or after it: Unix seconds or ISO 8601 (UTC if no zone)",
+event_since = Query(None, description=f"events last seen at or after it: Unix seconds or ISO 8601 ({NO_ZONE})",
                     json_schema_extra=SINCE_SCHEMA)
-event_until = Query(None, description="events last seen before it: Unix seconds or ISO 8601 (UTC if no zone)",
+event_until = Query(None, description=f"events last seen before it: Unix seconds or ISO 8601 ({NO_ZONE})",
                     json_schema_extra=SINCE_SCHEMA)
 
 
@@ -356,7 +357,7 @@ def compliance(request: Request, camera: str | None = Query(None, description="o
                zone: str | None = Query(None, description="one zone (default: all, and outside them)",
                                         json_schema_extra=ALL_ZONES),
                bucket: str = Query("hour", description="hour, day or week", json_schema_extra=one_of(BUCKETS)),
-               since: str | None = Query(None, description="Unix seconds or ISO 8601 (UTC if no zone); "
+               since: str | None = Query(None, description=f"Unix seconds or ISO 8601 ({NO_ZONE}); "
                                                            "default: 24 buckets back",
                                          json_schema_extra=SINCE_SCHEMA)) -> JSONResponse:
     """The compliant share per hour, day or week (in the site's timezone), from the per-minute counts:
@@ -376,7 +377,7 @@ def compliance(request: Request, camera: str | None = Query(None, description="o
         # is moved back to its bucket's start (a day from 10:07 looked like a whole day)
         now = time.time()  # no count is from before 1970 or next week: a since past them means them
         if since is not None:
-            asked = min(max(0.0, parse_since(since)), now + BUCKETS["week"])
+            asked = min(max(0.0, parse_since(since, days=tz)), now + BUCKETS["week"])
             since_seconds = bucket_start(asked, bucket, tz).timestamp()
         else:
             since_seconds = buckets_back(now, bucket, tz, 23).timestamp()

@@ -18,6 +18,9 @@ BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default loo
 
 EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
 BASIC_DATE = re.compile(r"\d{8}")  # ISO 8601's 20260922
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # a date alone, as parse_since has the basic one written
+# How the routes taking a time say what a time with no zone is (parse_since).
+NO_ZONE = "a time with no zone: UTC; a date alone: midnight in the site's timezone"
 # Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
 # Up to the end of 9999's last second, as parse_since takes it (a maximum of LATEST refused the
 # 253402300799.00003 the code accepts, which a fuzzer counts as a schema broken).
@@ -25,10 +28,12 @@ SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "exclusiveMaxi
                           {"type": "string", "format": "date-time"}]}
 
 
-def parse_since(value: str, name: str = "since") -> float:
+def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.utc) -> float:
     """Unix seconds, or an ISO 8601 time (UTC when it names no zone; `t` and `z` as RFC 3339
     allows, a leap second as :59; a basic date 20260922 as that date, not second 20,260,922 of
-    1970); ValueError says which forms work."""
+    1970); ValueError says which forms work. A date alone is the midnight starting that day in
+    `days` (a site's timezone, None: local time): since=2026-10-01&until=2026-11-01 is the site's
+    October, as report.csv's from and to are its days (in UTC, Berlin's missed its first 2 hours)."""
     if BASIC_DATE.fullmatch(value):
         try:
             value = datetime.strptime(value, "%Y%m%d").date().isoformat()
@@ -50,9 +55,10 @@ def parse_since(value: str, name: str = "since") -> float:
     except ValueError:
         raise ValueError(f"{name} must be Unix seconds or an ISO 8601 time such as 2026-11-26T09:00:00Z; "
                          f"got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
     try:
+        if moment.tzinfo is None:  # a date alone: its first midnight, or the jump where the clocks skip it
+            moment = moment.replace(tzinfo=days if ISO_DATE.fullmatch(value) else timezone.utc)
+            moment = moment if moment.tzinfo is not None else moment.astimezone()
         seconds = moment.timestamp()
     except (OverflowError, ValueError):
         seconds = float("nan")
@@ -68,7 +74,9 @@ def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetim
         return moment.replace(minute=0, second=0, microsecond=0)
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    # fold=0: the first midnight, where the clocks go back over it (Havana, the Azores); a moment in
+    # the repeated 00:00-01:00 kept its fold 1 and started a second day at the second midnight.
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None, fold=0)
     if bucket == "week":
         day -= timedelta(days=day.weekday())
     # Re-attach the zone to the wall-clock midnight: its offset may differ from `moment`'s (DST).

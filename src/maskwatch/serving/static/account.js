@@ -9,12 +9,14 @@
 const clockOptions = {year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
                       second: "2-digit", hourCycle: "h23"};
 let clockFormat = new Intl.DateTimeFormat("en-GB", clockOptions);
+let offsetFormat = new Intl.DateTimeFormat("en-GB", {timeZoneName: "longOffset"});  // "GMT+01:00"
 let clockSet;
 const clockRead = new Promise((resolve) => { clockSet = resolve; });  // the site's times wait for it
 function setClock(zone) {
   let site = Boolean(zone);
   try {
     clockFormat = new Intl.DateTimeFormat("en-GB", {...clockOptions, timeZone: zone || undefined});
+    offsetFormat = new Intl.DateTimeFormat("en-GB", {timeZoneName: "longOffset", timeZone: zone || undefined});
   } catch (err) {  // a name this browser does not know (RangeError): its own clock, said as such
     site = false;
   }
@@ -26,10 +28,20 @@ function setClock(zone) {
 function clockParts(at) {
   return Object.fromEntries(clockFormat.formatToParts(new Date(at)).map((part) => [part.type, part.value]));
 }
-// `at`: a Date, milliseconds or an ISO time, as "2026-09-24 08:00:01".
+// `at`: a Date, milliseconds or an ISO time, as "2026-09-24 08:00:01"; in the hour the clocks go back
+// over, with its UTC offset, "2026-10-25 02:30:00 (UTC+01:00)": two people an hour apart read alike,
+// the later listed first as if earlier (as the chart's two 02:00 hours, chart.js).
 function clockTime(at) {
-  const p = clockParts(at);
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+  const wall = (moment) => {
+    const p = clockParts(moment);
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+  };
+  const moment = new Date(at).getTime(), text = wall(moment);
+  // The clocks go back by an hour, or by half an hour (Lord Howe Island): the same reading that far off.
+  const repeated = [-3600e3, -1800e3, 1800e3, 3600e3].some((shift) => wall(moment + shift) === text);
+  if (!repeated) return text;
+  const offset = offsetFormat.formatToParts(new Date(moment)).find((part) => part.type === "timeZoneName").value;
+  return `${text} (${offset === "GMT" ? "UTC+00:00" : offset.replace("GMT", "UTC")})`;
 }
 function clockMinute(at) {  // "08:00": a time of about now (the chart read, a password tried again)
   const p = clockParts(at);

@@ -36,7 +36,12 @@ function drawTrend(series, readAt = Date.now()) {
   const label = (start) => series.bucket === "hour" ? start.slice(5, 16).replace("T", " ") : start.slice(0, 10);
   // A bucket as the site's clock reads it: the start's own wall-clock time (the API gives it with the
   // site's offset), in the table and in a bar's tooltip alike (which showed the raw ISO time).
-  const when = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
+  const wall = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
+  // The hour the clocks go back over is two buckets of one wall-clock time: each says its UTC offset
+  // ("2026-10-25 02:00 (UTC+02:00)", then "(UTC+01:00)"), where two rows and tooltips read the same.
+  const walls = series.buckets.map((b) => wall(b.start));
+  const when = (start) => walls.indexOf(wall(start)) === walls.lastIndexOf(wall(start)) ? wall(start) :
+    `${wall(start)} (UTC${start.slice(19).replace(/^\.\d+/, "").replace("Z", "+00:00")})`;
   // The figures as a table: the text alternative of the bars (whose titles neither a screen reader
   // inside role=img, nor a finger, nor the keyboard reaches), and the only readable form on a phone.
   // "People" are those judged: the unassessable (too brief or too small to judge) are a column apart,
@@ -72,18 +77,22 @@ function drawTrend(series, readAt = Date.now()) {
   const t0 = Math.min(Date.parse(series.since), Date.parse(first));
   const t1 = Math.max(Date.now(), Date.parse(last) + length);
   const slot = width * length / (t1 - t0);
-  series.buckets.forEach((b) => {
+  series.buckets.forEach((b, i) => {
     if (b.compliance === null) return;  // only undecided people in this bucket
     const x = left + width * (Date.parse(b.start) - t0) / (t1 - t0);
+    // A bucket ends where the next begins: Lord Howe's hour the clocks skip half of is half an hour
+    // long, and its bar, a whole slot wide, covered most of the next one's.
+    const next = series.buckets[i + 1];
+    const room = next ? Math.min(slot, width * (Date.parse(next.start) - Date.parse(b.start)) / (t1 - t0)) : slot;
     const h = Math.max(1, b.compliance * height);
-    const bar = svgElement("rect", {x: x + slot * 0.1, y: top + height - h, width: slot * 0.8, height: h,
+    const bar = svgElement("rect", {x: x + room * 0.1, y: top + height - h, width: room * 0.8, height: h,
                                     class: under(b) ? "bar low" : "bar",
                                     "data-start": b.start, "data-compliance": b.compliance});
     bar.append(svgElement("title", {}, `${when(b.start)}: ${percent(b.compliance)} (95% interval ` +
                           `${interval(b)}) of ${b.people} judged` +
                           (b.unassessable ? ` (${b.unassessable} unassessable, not counted)` : "") +
                           `; ${percent(b.observed_share)} as labelled`));
-    const middle = x + 0.5 * slot, cap = Math.min(6, slot * 0.2);
+    const middle = x + 0.5 * room, cap = Math.min(6, room * 0.2);
     const yLow = top + height - b.compliance_low * height, yHigh = top + height - b.compliance_high * height;
     const whisker = svgElement("g", {class: "interval", "data-start": b.start, "data-low": b.compliance_low,
                                      "data-high": b.compliance_high});
