@@ -230,3 +230,41 @@ def test_a_snapshots_folder_that_cannot_be_made_leaves_no_copy(tmp_path, monkeyp
     assert str(failed.value) == (f"{tmp_path / 'b' / 'snapshots'}: cannot make it: No space left on device; "
                                  "nothing was kept")
     assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_the_probe_says_each_schema_the_start_would_upgrade_or_refuse(tmp_path, sample_dir):
+    """`run --probe` read the events schema alone: on a database of fb7f4a3 it said nothing of the
+    users' schema the start then upgraded (after which that maskwatch no longer opens it), and on
+    one whose users' schema is newer it said OK to a site whose start then refused it."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.security.schema import MIGRATIONS as AUTH_MIGRATIONS
+    from maskwatch.site.database import DatabaseUnavailable
+    from tests.test_probe import rows
+
+    restore(DATA / "site-fb7f4a3.sql", tmp_path / "site.db")
+    photo = next((sample_dir / "images").glob("*.png"))
+    config = tmp_path / "site.yaml"
+    config.write_text(f"cameras:\n  door:\n    source: {photo}\nstorage:\n  database: {tmp_path / 'site.db'}\n")
+    kept = (tmp_path / "site.db").read_bytes()
+    older = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert older.exit_code == 0, older.output
+    assert rows(older.output)["database"] == ("OK", (
+        f"{tmp_path / 'site.db'}: SQLite, writable; events schema 1: upgraded to 5 at the start, auth schema 1: "
+        f"upgraded to {len(AUTH_MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
+        "`maskwatch backup` first)"))
+    assert (tmp_path / "site.db").read_bytes() == kept
+    EventStore(str(tmp_path / "site.db")).close()
+    AuthStore(str(tmp_path / "site.db")).close()
+    current = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert rows(current.output)["database"][1].endswith("; events schema 5, this maskwatch's")
+    with sqlite3.connect(tmp_path / "site.db") as connection:  # as a later maskwatch left it
+        connection.execute("INSERT INTO auth_schema_version VALUES (99)")
+    newer = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert newer.exit_code == 1
+    said = (f"auth schema version 99 is newer than this maskwatch ({len(AUTH_MIGRATIONS)}); upgrade maskwatch, "
+            "or restore the backup taken before the upgrade")
+    assert rows(newer.output)["database"] == ("FAILED", f"{tmp_path / 'site.db'}: SQLite, writable; {said}")
+    with pytest.raises(DatabaseUnavailable, match=re.escape(said)):  # the start's words
+        AuthStore(str(tmp_path / "site.db"))
