@@ -268,3 +268,35 @@ def test_the_probe_says_each_schema_the_start_would_upgrade_or_refuse(tmp_path, 
     assert rows(newer.output)["database"] == ("FAILED", f"{tmp_path / 'site.db'}: SQLite, writable; {said}")
     with pytest.raises(DatabaseUnavailable, match=re.escape(said)):  # the start's words
         AuthStore(str(tmp_path / "site.db"))
+
+
+def test_a_database_of_2026_12_06_keeps_two_step_login_its_recovery_codes_and_token_owners(tmp_path, caplog):
+    """3ff55e8 (auth schema 5): a user's two-step secret and unused recovery codes, written by that
+    commit's own code, log in with today's; the token an admin owns stays theirs, and works."""
+    from maskwatch.security.store import AuthStore
+    from tests.data.make_old_site import CODES, SECRET
+    from tests.test_two_step import CSRF, client_of, code_at
+
+    secrets = restore(DATA / "site-3ff55e8.sql", tmp_path / "site.db")
+    with caplog.at_level(logging.WARNING):
+        store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+        auth = AuthStore(str(tmp_path / "site.db"))
+    assert "auth schema migrated from version 5 to 6" in caplog.text and "events schema" not in caplog.text
+    assert [(e["camera"], e["zone"], e["label"]) for e in reversed(store.events())] == PEOPLE
+    assert sum(row["people"] for row in store.quarter_sums(NOW - NOW % 86400)) == 6
+    store.close()
+    assert [(u["name"], u["two_step"]) for u in auth.users()] == [("ana", False), ("vic", True)]
+    assert auth.recovery_left("vic") == 9  # the first was used
+    assert [(t["name"], t["owner"], t["expires"]) for t in auth.tokens()] == [("prom", None, None),
+                                                                             ("script", "ana", None)]
+    assert auth.token(secrets["token script"])["name"] == "script"
+    auth.close()
+    with client_of(str(tmp_path / "site.db")) as client:
+        def log_in(code: str | None):
+            body = {"username": "vic", "password": PASSWORD} | ({"code": code} if code is not None else {})
+            return client.post("/login", json=body, headers=CSRF).status_code
+
+        assert log_in(None) == 401 and log_in(CODES[0]) == 401  # no code; the code used before the upgrade
+        assert log_in(CODES[1]) == 200 and log_in(CODES[1]) == 401 and log_in(code_at(SECRET)) == 200
+        assert client.get("/v1/me", headers={"Authorization": f"Bearer {secrets['token script']}"}).json()["role"] \
+            == "admin"
