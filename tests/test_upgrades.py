@@ -300,3 +300,33 @@ def test_a_database_of_2026_12_06_keeps_two_step_login_its_recovery_codes_and_to
         assert log_in(CODES[1]) == 200 and log_in(CODES[1]) == 401 and log_in(code_at(SECRET)) == 200
         assert client.get("/v1/me", headers={"Authorization": f"Bearer {secrets['token script']}"}).json()["role"] \
             == "admin"
+
+
+def test_a_database_other_accounts_may_read_is_said_at_its_open_once(tmp_path, caplog):
+    """A database made before 2026-12-06 (0644 under the usual umask) kept its mode through the
+    upgrade, as it should, but nothing said so: every account on the machine read the users'
+    password hashes and two-step secrets. A group's read (an admin's choice) is not said."""
+    import os
+
+    from maskwatch.security.store import AuthStore
+
+    old = os.umask(0o022)
+    try:
+        restore(DATA / "site-3ff55e8.sql", tmp_path / "site.db")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "site.db").stat().st_mode & 0o777 == 0o644
+    with caplog.at_level(logging.WARNING):
+        EventStore(str(tmp_path / "site.db"), retention_days=100_000).close()
+        AuthStore(str(tmp_path / "site.db")).close()
+    said = [r.getMessage() for r in caplog.records if "other accounts" in r.getMessage()]
+    assert said == [f"{tmp_path / 'site.db'}: other accounts on this machine may read it (mode 644), and with it "
+                    "the users' password hashes and two-step secrets: chmod 600 it (its -wal and -shm too), as the "
+                    "account that runs the site"]
+    assert (tmp_path / "site.db").stat().st_mode & 0o777 == 0o644  # said, not changed
+    caplog.clear()
+    for mode in (0o640, 0o600):
+        (tmp_path / f"{mode:o}.db").touch(mode=mode)
+        with caplog.at_level(logging.WARNING):
+            EventStore(str(tmp_path / f"{mode:o}.db")).close()
+    assert "other accounts" not in caplog.text
