@@ -330,3 +330,45 @@ def test_a_database_other_accounts_may_read_is_said_at_its_open_once(tmp_path, c
         with caplog.at_level(logging.WARNING):
             EventStore(str(tmp_path / f"{mode:o}.db")).close()
     assert "other accounts" not in caplog.text
+
+
+def test_a_migration_that_fails_halfway_leaves_the_old_schema_and_runs_again(tmp_path, monkeypatch):
+    """A full disk in the middle of the upgrade (after version 4's quarter sums were filled, or the
+    users' version 5): one line, the database as the older maskwatch left it (it still opens it),
+    and the next start migrates it whole."""
+    import sqlalchemy.exc
+
+    from maskwatch.security import schema as auth_schema
+    from maskwatch.security import store as auth_store
+    from maskwatch.security.store import AuthStore
+    from maskwatch.site import events
+    from maskwatch.site.database import DatabaseUnavailable
+
+    restore(DATA / "site-fb7f4a3.sql", tmp_path / "site.db")
+
+    def full_disk_after(migration):
+        def migrate(connection):
+            migration(connection)
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+        return migrate
+
+    broken = [*events.MIGRATIONS[:3], full_disk_after(events.MIGRATIONS[3]), *events.MIGRATIONS[4:]]
+    monkeypatch.setattr(events, "MIGRATIONS", broken)
+    broken = [*auth_schema.MIGRATIONS[:4], full_disk_after(auth_schema.MIGRATIONS[4]), *auth_schema.MIGRATIONS[5:]]
+    monkeypatch.setattr(auth_store, "MIGRATIONS", broken)
+    with pytest.raises(DatabaseUnavailable, match="cannot open or migrate the database: database or disk is full"):
+        EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    with pytest.raises(DatabaseUnavailable, match="database or disk is full"):
+        AuthStore(str(tmp_path / "site.db"))
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+        assert raw.execute("SELECT max(version) FROM auth_schema_version").fetchone() == (1,)
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not tables & {"counts_by_quarter", "recovery_codes"}
+    monkeypatch.undo()
+    store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    assert len(store.events()) == 6 and sum(row["people"] for row in store.quarter_sums(NOW - NOW % 86400)) == 6
+    store.close()
+    auth = AuthStore(str(tmp_path / "site.db"))
+    assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.recovery_left("ana") == 0
+    auth.close()
