@@ -156,10 +156,9 @@ def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tupl
     """The site's database, read only: an SQLite file readable and writable (or a folder it can
     be made in), a server reached and logged in to; each store's schema version (site_schemas,
     then `schemas`) against this maskwatch's (a newer one is refused at the start, an older one
-    upgraded). `beyond`: (host,
-    config) of a server listening beyond loopback, which `run` refuses to start while the database
-    holds no user: the probe said OK, and `--probe && systemctl restart` restarted a site that
-    then would not start."""
+    upgraded). `beyond`: (host, config) of a server listening beyond loopback, which `run` refuses
+    to start while the database holds no user: the probe said OK, and `--probe && systemctl
+    restart` restarted a site that then would not start."""
     from maskwatch.site.database import database_url
 
     url = database_url(database)
