@@ -230,3 +230,145 @@ def test_a_snapshots_folder_that_cannot_be_made_leaves_no_copy(tmp_path, monkeyp
     assert str(failed.value) == (f"{tmp_path / 'b' / 'snapshots'}: cannot make it: No space left on device; "
                                  "nothing was kept")
     assert list((tmp_path / "b").iterdir()) == []
+
+
+def test_the_probe_says_each_schema_the_start_would_upgrade_or_refuse(tmp_path, sample_dir):
+    """`run --probe` read the events schema alone: on a database of fb7f4a3 it said nothing of the
+    users' schema the start then upgraded (after which that maskwatch no longer opens it), and on
+    one whose users' schema is newer it said OK to a site whose start then refused it."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.security.schema import MIGRATIONS as AUTH_MIGRATIONS
+    from maskwatch.site.database import DatabaseUnavailable
+    from tests.test_probe import rows
+
+    restore(DATA / "site-fb7f4a3.sql", tmp_path / "site.db")
+    photo = next((sample_dir / "images").glob("*.png"))
+    config = tmp_path / "site.yaml"
+    config.write_text(f"cameras:\n  door:\n    source: {photo}\nstorage:\n  database: {tmp_path / 'site.db'}\n")
+    kept = (tmp_path / "site.db").read_bytes()
+    older = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert older.exit_code == 0, older.output
+    assert rows(older.output)["database"] == ("OK", (
+        f"{tmp_path / 'site.db'}: SQLite, writable; events schema 1: upgraded to 5 at the start, auth schema 1: "
+        f"upgraded to {len(AUTH_MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
+        "`maskwatch backup` first)"))
+    assert (tmp_path / "site.db").read_bytes() == kept
+    EventStore(str(tmp_path / "site.db")).close()
+    AuthStore(str(tmp_path / "site.db")).close()
+    current = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert rows(current.output)["database"][1].endswith("; events schema 5, this maskwatch's")
+    with sqlite3.connect(tmp_path / "site.db") as connection:  # as a later maskwatch left it
+        connection.execute("INSERT INTO auth_schema_version VALUES (99)")
+    newer = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
+    assert newer.exit_code == 1
+    said = (f"auth schema version 99 is newer than this maskwatch ({len(AUTH_MIGRATIONS)}); upgrade maskwatch, "
+            "or restore the backup taken before the upgrade")
+    assert rows(newer.output)["database"] == ("FAILED", f"{tmp_path / 'site.db'}: SQLite, writable; {said}")
+    with pytest.raises(DatabaseUnavailable, match=re.escape(said)):  # the start's words
+        AuthStore(str(tmp_path / "site.db"))
+
+
+def test_a_database_of_2026_12_06_keeps_two_step_login_its_recovery_codes_and_token_owners(tmp_path, caplog):
+    """3ff55e8 (auth schema 5): a user's two-step secret and unused recovery codes, written by that
+    commit's own code, log in with today's; the token an admin owns stays theirs, and works."""
+    from maskwatch.security.store import AuthStore
+    from tests.data.make_old_site import CODES, SECRET
+    from tests.test_two_step import CSRF, client_of, code_at
+
+    secrets = restore(DATA / "site-3ff55e8.sql", tmp_path / "site.db")
+    with caplog.at_level(logging.WARNING):
+        store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+        auth = AuthStore(str(tmp_path / "site.db"))
+    assert "auth schema migrated from version 5 to 6" in caplog.text and "events schema" not in caplog.text
+    assert [(e["camera"], e["zone"], e["label"]) for e in reversed(store.events())] == PEOPLE
+    assert sum(row["people"] for row in store.quarter_sums(NOW - NOW % 86400)) == 6
+    store.close()
+    assert [(u["name"], u["two_step"]) for u in auth.users()] == [("ana", False), ("vic", True)]
+    assert auth.recovery_left("vic") == 9  # the first was used
+    assert [(t["name"], t["owner"], t["expires"]) for t in auth.tokens()] == [("prom", None, None),
+                                                                             ("script", "ana", None)]
+    assert auth.token(secrets["token script"])["name"] == "script"
+    auth.close()
+    with client_of(str(tmp_path / "site.db")) as client:
+        def log_in(code: str | None):
+            body = {"username": "vic", "password": PASSWORD} | ({"code": code} if code is not None else {})
+            return client.post("/login", json=body, headers=CSRF).status_code
+
+        assert log_in(None) == 401 and log_in(CODES[0]) == 401  # no code; the code used before the upgrade
+        assert log_in(CODES[1]) == 200 and log_in(CODES[1]) == 401 and log_in(code_at(SECRET)) == 200
+        assert client.get("/v1/me", headers={"Authorization": f"Bearer {secrets['token script']}"}).json()["role"] \
+            == "admin"
+
+
+def test_a_database_other_accounts_may_read_is_said_at_its_open_once(tmp_path, caplog):
+    """A database made before 2026-12-06 (0644 under the usual umask) kept its mode through the
+    upgrade, as it should, but nothing said so: every account on the machine read the users'
+    password hashes and two-step secrets. A group's read (an admin's choice) is not said."""
+    import os
+
+    from maskwatch.security.store import AuthStore
+
+    old = os.umask(0o022)
+    try:
+        restore(DATA / "site-3ff55e8.sql", tmp_path / "site.db")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "site.db").stat().st_mode & 0o777 == 0o644
+    with caplog.at_level(logging.WARNING):
+        EventStore(str(tmp_path / "site.db"), retention_days=100_000).close()
+        AuthStore(str(tmp_path / "site.db")).close()
+    said = [r.getMessage() for r in caplog.records if "other accounts" in r.getMessage()]
+    assert said == [f"{tmp_path / 'site.db'}: other accounts on this machine may read it (mode 644), and with it "
+                    "the users' password hashes and two-step secrets: chmod 600 it (its -wal and -shm too), as the "
+                    "account that runs the site"]
+    assert (tmp_path / "site.db").stat().st_mode & 0o777 == 0o644  # said, not changed
+    caplog.clear()
+    for mode in (0o640, 0o600):
+        (tmp_path / f"{mode:o}.db").touch(mode=mode)
+        with caplog.at_level(logging.WARNING):
+            EventStore(str(tmp_path / f"{mode:o}.db")).close()
+    assert "other accounts" not in caplog.text
+
+
+def test_a_migration_that_fails_halfway_leaves_the_old_schema_and_runs_again(tmp_path, monkeypatch):
+    """A full disk in the middle of the upgrade (after version 4's quarter sums were filled, or the
+    users' version 5): one line, the database as the older maskwatch left it (it still opens it),
+    and the next start migrates it whole."""
+    import sqlalchemy.exc
+
+    from maskwatch.security import schema as auth_schema
+    from maskwatch.security import store as auth_store
+    from maskwatch.security.store import AuthStore
+    from maskwatch.site import events
+    from maskwatch.site.database import DatabaseUnavailable
+
+    restore(DATA / "site-fb7f4a3.sql", tmp_path / "site.db")
+
+    def full_disk_after(migration):
+        def migrate(connection):
+            migration(connection)
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+        return migrate
+
+    broken = [*events.MIGRATIONS[:3], full_disk_after(events.MIGRATIONS[3]), *events.MIGRATIONS[4:]]
+    monkeypatch.setattr(events, "MIGRATIONS", broken)
+    broken = [*auth_schema.MIGRATIONS[:4], full_disk_after(auth_schema.MIGRATIONS[4]), *auth_schema.MIGRATIONS[5:]]
+    monkeypatch.setattr(auth_store, "MIGRATIONS", broken)
+    with pytest.raises(DatabaseUnavailable, match="cannot open or migrate the database: database or disk is full"):
+        EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    with pytest.raises(DatabaseUnavailable, match="database or disk is full"):
+        AuthStore(str(tmp_path / "site.db"))
+    with sqlite3.connect(tmp_path / "site.db") as raw:
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+        assert raw.execute("SELECT max(version) FROM auth_schema_version").fetchone() == (1,)
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not tables & {"counts_by_quarter", "recovery_codes"}
+    monkeypatch.undo()
+    store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    assert len(store.events()) == 6 and sum(row["people"] for row in store.quarter_sums(NOW - NOW % 86400)) == 6
+    store.close()
+    auth = AuthStore(str(tmp_path / "site.db"))
+    assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.recovery_left("ana") == 0
+    auth.close()

@@ -2,10 +2,14 @@
 users store where it has one) filled with a few people, users, a token and a session, dumped as
 SQL. Run with that commit's code on PYTHONPATH (test_upgrades.py opens the dump with today's):
 
-    git worktree add /tmp/old fb7f4a3
+    git archive fb7f4a3 | tar -x -C /tmp/old   # a copy of that commit, the checkout left alone
     PYTHONPATH=/tmp/old/src python tests/data/make_old_site.py tests/data/site-fb7f4a3.sql
+
+From 3ff55e8 (two-step login, 2026-12-06) vic also has two-step login on with SECRET and the
+recovery codes CODES (the first used), and ana owns a token.
 """
 
+import inspect
 import sqlite3
 import sys
 import tempfile
@@ -20,6 +24,8 @@ NOW = 1_789_999_980.0  # tests/test_events.py's NOW: 2026-09-21 14:13 UTC
 PEOPLE = [("door", "inside", (0.9, 0.05, 0.05)), ("door", None, (0.1, 0.8, 0.1)),
           ("hall", "desk", (0.2, 0.2, 0.6)), ("door", "inside", (0.7, 0.2, 0.1)),
           ("hall", None, (0.1, 0.85, 0.05)), ("door", "inside", (0.05, 0.9, 0.05))]
+SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # vic's two-step secret (base32), where the commit has it
+CODES = [f"{i}abc-def{i}" for i in range(2, 10)] + ["xyzw-2345", "xyzw-6789"]  # vic's recovery codes
 
 
 def main(out: str) -> None:
@@ -30,6 +36,8 @@ def main(out: str) -> None:
         seen = NOW + i * 400  # 6.7 minutes apart: several minutes and quarter hours
         track = Track(i + 1, (10, 10, 40, 40), first_seen=seen, last_seen=seen + 5, hits=4)
         track.probability_sum += np.array(probabilities)
+        if hasattr(track, "evidence_sum"):  # later trackers decide on frames of a face large enough
+            track.evidence, track.evidence_sum = track.hits, track.probability_sum.copy()
         store.record(camera, zone, track, np.full((20, 20, 3), 40 * i, np.uint8) if i % 2 == 0 else None)
     store.engine.dispose()
     notes = []
@@ -40,9 +48,23 @@ def main(out: str) -> None:
     if AuthStore is not None:
         auth = AuthStore(database)
         ana = auth.add_user("ana", "correct horse battery", "admin")
-        auth.add_user("vic", "correct horse battery", "viewer", ["door"])
+        vic = auth.add_user("vic", "correct horse battery", "viewer", ["door"])
         notes.append(f"-- token prom: {auth.add_token('prom', 'read')}")
-        notes.append(f"-- session ana: {auth.start_session(ana['id'], now=NOW)}")
+        if "owner" in inspect.signature(auth.add_token).parameters:  # tokens' owners: 2026-12-03
+            notes.append(f"-- token script: {auth.add_token('script', 'full', owner='ana')}")
+        if "password_hash" in inspect.signature(auth.start_session).parameters:  # a session names its password
+            session = auth.start_session(ana["id"], auth.check_login("ana", "correct horse battery")["password_hash"],
+                                         now=NOW)
+        else:
+            session = auth.start_session(ana["id"], now=NOW)
+        notes.append(f"-- session ana: {session}")
+        try:
+            from maskwatch.security.two_step import recovery_hash, recovery_hashes
+        except ImportError:  # two-step login came with dd8f1c7, its recovery codes with a5d9689
+            recovery_hash = None
+        if recovery_hash is not None:
+            assert auth.turn_on("vic", SECRET, step=int(NOW // 30), recovery=recovery_hashes(SECRET, CODES)) == ""
+            assert auth.use_recovery(vic["id"], recovery_hash(SECRET, CODES[0]))
         auth.log("login", "ana", "127.0.0.1", now=NOW)
         auth.close()
     with sqlite3.connect(database) as connection:

@@ -141,9 +141,28 @@ def _new_private_file(path: Path) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        pass
+        _said_if_shared(path)
     except OSError as err:  # a folder this user cannot write: said here, where SQLite's words were vaguer
         raise DatabaseUnavailable(f"{path}: cannot make the database: {err.strerror or err}") from None
+
+
+_SAID_SHARED: set[Path] = set()  # the databases said readable by others, once a process
+
+
+def _said_if_shared(path: Path) -> None:
+    """A database that other accounts may read or write is said at its first open, once: one
+    made before 2026-12-06 (0644 under the usual umask) kept its mode through the upgrade, and
+    with it every account on the machine read the users' password hashes and two-step secrets,
+    said only in the upgrade notes. The mode is left as it is (a group may be the admin's choice)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o007 and path not in _SAID_SHARED:
+        _SAID_SHARED.add(path)
+        log.warning("%s: other accounts on this machine may read it (mode %03o), and with it the users' password "
+                    "hashes and two-step secrets: chmod 600 it (its -wal and -shm too), as the account that runs "
+                    "the site", path, mode)
 
 
 def database_engine(url: str) -> Engine:

@@ -37,11 +37,12 @@ class Probe:
     detail: str
 
 
-def probe_site(site, timeout: float = NETWORK_TIMEOUT, needs_user: tuple[str, str] | None = None) -> list[Probe]:
+def probe_site(site, timeout: float = NETWORK_TIMEOUT, needs_user: tuple[str, str] | None = None,
+               schemas: tuple[tuple[str, str, int], ...] = ()) -> list[Probe]:
     """Every part of a loaded SiteConfig, probed side by side: its cameras (and substreams) in the
     config's order, the disabled ones as not probed, the database (with a user in it where
     `needs_user`, (host, config file), says the server listens beyond loopback, as `run`
-    requires), MQTT,
+    requires; `schemas` the stores above this layer, as site_schemas gives its own), MQTT,
     then the senders as not probed (a probe sends nothing). Each part is tried on a daemon thread: a Ctrl-C (the
     KeyboardInterrupt raised here) stops the probe at once, where a pool's threads held it until a
     camera that never answers had used up its wait (a minute for one with stall_timeout 20)."""
@@ -56,7 +57,7 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT, needs_user: tuple[str, st
     stopping = threading.Event()
     try:
         # The database and the broker on their own threads: not queued behind a 17th camera.
-        database = _in_background(probe_database, site.storage.database, timeout, needs_user)
+        database = _in_background(probe_database, site.storage.database, timeout, needs_user, schemas)
         mqtt = _in_background(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
         # OpenCV opens one stream at a time: a camera that takes the connection and then never
         # answers holds every other camera's open for its stall_timeout (video/cameras.py's
@@ -150,22 +151,23 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
         reader.stop(timeout=1.0)  # one still in OpenCV's open ends with it (a daemon thread)
 
 
-def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tuple[str, str] | None = None) -> Probe:
+def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tuple[str, str] | None = None,
+                   schemas: tuple[tuple[str, str, int], ...] = ()) -> Probe:
     """The site's database, read only: an SQLite file readable and writable (or a folder it can
-    be made in), a server reached and logged in to; the events schema's version against this
-    maskwatch's (a newer one is refused at the start, an older one upgraded). `beyond`: (host,
-    config) of a server listening beyond loopback, which `run` refuses to start while the database
-    holds no user: the probe said OK, and `--probe && systemctl restart` restarted a site that
-    then would not start."""
+    be made in), a server reached and logged in to; each store's schema version (site_schemas,
+    then `schemas`) against this maskwatch's (a newer one is refused at the start, an older one
+    upgraded). `beyond`: (host, config) of a server listening beyond loopback, which `run` refuses
+    to start while the database holds no user: the probe said OK, and `--probe && systemctl
+    restart` restarted a site that then would not start."""
     from maskwatch.site.database import database_url
 
     url = database_url(database)
     if url.startswith("sqlite:///"):
-        probe, users = _probe_sqlite(Path(url.removeprefix("sqlite:///")))
+        probe, users = _probe_sqlite(Path(url.removeprefix("sqlite:///")), [*site_schemas(), *schemas])
     elif url.startswith("sqlite"):
         return Probe("database", True, f"{url}: in memory, nothing to reach")
     else:
-        probe, users = _probe_server(url, timeout)
+        probe, users = _probe_server(url, timeout, [*site_schemas(), *schemas])
     if beyond is None or not probe.ok or users:
         return probe
     host, config = beyond
@@ -173,23 +175,40 @@ def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tupl
                                     f"maskwatch users add NAME --role admin --config {config}")
 
 
-def _schema(version: int | None) -> tuple[bool, str]:
-    """Whether the site can start on an events schema at `version` (None: no events tables yet), and its words."""
+def site_schemas() -> list[tuple[str, str, int]]:
+    """The site layer's stores, events first, as (what, its version table, this maskwatch's
+    version); the layers above add theirs (the users' `auth schema`) through probe_site."""
+    from maskwatch.site import events, mqtt_record, reports
+
+    return [("events schema", events.schema_version.name, len(events.MIGRATIONS)),
+            ("reports schema", reports.reports_schema_version.name, len(reports.MIGRATIONS)),
+            ("mqtt schema", mqtt_record.mqtt_schema_version.name, len(mqtt_record.MIGRATIONS))]
+
+
+def _schema(found: list[tuple[str, int | None, int]]) -> tuple[bool, str]:
+    """Whether the site can start on the stores' schemas, `found` as (what, version or None: no
+    tables yet, this maskwatch's), events first, and its words: the start upgrades each older
+    one (the events' alone was said: a database whose users' schema the start upgraded, or
+    refused as newer, was OK and said nothing of it)."""
     from maskwatch.site.database import newer_schema_words
-    from maskwatch.site.events import MIGRATIONS
 
-    known = len(MIGRATIONS)
-    if version is None:
-        return True, "no events tables yet (made at the start)"
-    if version > known:  # what the start would refuse it with
-        return False, newer_schema_words("events schema", version, known)
-    if version < known:
-        return True, (f"events schema {version}: upgraded to {known} at the start (older maskwatch then no longer "
-                      "opens it; `maskwatch backup` first)")
-    return True, f"events schema {version}, this maskwatch's"
+    for what, version, known in found:
+        if version is not None and version > known:  # what the start would refuse it with
+            return False, newer_schema_words(what, version, known)
+    _, events, known = found[0]
+    said = []
+    if events is None:
+        said.append("no events tables yet (made at the start)")
+    elif events == known:
+        said.append(f"events schema {events}, this maskwatch's")
+    upgraded = [f"{what} {version}: upgraded to {known} at the start" for what, version, known in found
+                if version is not None and version < known]
+    if upgraded:
+        said.append(f"{', '.join(upgraded)} (older maskwatch then no longer opens it; `maskwatch backup` first)")
+    return True, "; ".join(said)
 
 
-def _probe_sqlite(path: Path) -> tuple[Probe, int]:
+def _probe_sqlite(path: Path, schemas: list[tuple[str, str, int]]) -> tuple[Probe, int]:
     """The probe of an SQLite file, and the users it holds."""
     if not path.exists():
         folder = next((parent for parent in path.parents if parent.exists()), Path("/"))
@@ -225,16 +244,16 @@ def _probe_sqlite(path: Path) -> tuple[Probe, int]:
     engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=NETWORK_TIMEOUT),
                            poolclass=NullPool, hide_parameters=True)
     try:
-        version, _, _, users = _read_schema(engine)
+        found, _, _, users = _read_schema(engine, schemas)
     except SQLAlchemyError as err:
         return Probe("database", False, f"{path}: cannot read it: {driver_reason(err)}"), 0
     finally:
         engine.dispose()
-    ok, said = _schema(version)
+    ok, said = _schema(found)
     return Probe("database", ok, f"{path}: SQLite, writable; {said}"), users
 
 
-def _probe_server(url: str, timeout: float) -> tuple[Probe, int]:
+def _probe_server(url: str, timeout: float, schemas: list[tuple[str, str, int]]) -> tuple[Probe, int]:
     """The probe of a database server, and the users it holds."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
@@ -251,12 +270,12 @@ def _probe_server(url: str, timeout: float) -> tuple[Probe, int]:
     except (ArgumentError, ImportError) as err:
         return Probe("database", False, f"{shown}: not a database URL this install can open: {err}"), 0
     try:
-        version, server, refused, users = _read_schema(engine)
+        found, server, refused, users = _read_schema(engine, schemas)
     except SQLAlchemyError as err:
         return Probe("database", False, f"{shown}: {driver_reason(err)}"), 0
     finally:
         engine.dispose()
-    ok, said = _schema(version)
+    ok, said = _schema(found)
     user = make_url(url).username
     name = f"{engine.dialect.name} {server}".strip()
     if refused:
@@ -264,28 +283,31 @@ def _probe_server(url: str, timeout: float) -> tuple[Probe, int]:
     return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}"), users
 
 
-def _read_schema(engine) -> tuple[int | None, str, str | None, int]:
-    """The events schema's version (None: no maskwatch tables), the server's version, on
-    PostgreSQL why its user could not make or upgrade the tables (None: it can), and the users;
+def _read_schema(engine, schemas: list[tuple[str, str, int]]) -> tuple[list, str, str | None, int]:
+    """Each of `schemas` (what, version table, this maskwatch's version) as (what, its version in
+    the database or None: no tables yet, this maskwatch's), the server's version, on PostgreSQL
+    why its user could not make or upgrade the events' tables (None: it can), and the users;
     read in one transaction, rolled back, that writes nothing."""
-    from sqlalchemy import func, inspect, select, table
-
-    from maskwatch.site.events import MIGRATIONS, schema_version
+    from sqlalchemy import column, func, inspect, select, table
 
     postgres = engine.dialect.name == "postgresql"
     with engine.connect() as connection:
         if postgres:  # nothing this transaction does can write, whatever the code below becomes
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-        version = None
-        if inspect(connection).has_table(schema_version.name):
-            version = connection.execute(select(func.max(schema_version.c.version))).scalar() or 0
+        found = []
+        for what, name, known in schemas:
+            version = None
+            if inspect(connection).has_table(name):
+                version = connection.execute(select(func.max(column("version"))).select_from(table(name))).scalar() or 0
+            found.append((what, version, known))
         server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
-        refused = _cannot_create(connection) if postgres and (version is None or version < len(MIGRATIONS)) else None
+        _, events, known = found[0]
+        refused = _cannot_create(connection) if postgres and (events is None or events < known) else None
         users = 0
         if inspect(connection).has_table("users"):  # by name: the security layer sits above this one
             users = connection.execute(select(func.count()).select_from(table("users"))).scalar() or 0
         connection.rollback()
-    return version, server, refused, users
+    return found, server, refused, users
 
 
 def _cannot_create(connection) -> str | None:
