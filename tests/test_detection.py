@@ -1230,6 +1230,51 @@ def test_an_empty_file_or_an_mp4_cut_short_is_named_as_such(tmp_path):
         describe_source(str(tmp_path / "song.mp4"))
 
 
+def sound_only_mp4() -> bytes:
+    """An MP4 of one sound track (AAC, brand isom) and no video, as a phone's recorder writes
+    one (an Android voice recording; not an iPhone's M4A brand): its boxes built here."""
+    import struct
+
+    def box(kind: bytes, *parts: bytes) -> bytes:
+        payload = b"".join(parts)
+        return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+    matrix = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    mvhd = box(b"mvhd", bytes(12), struct.pack(">IIIH", 1000, 1000, 0x10000, 0x100), bytes(10), matrix,
+               bytes(24), struct.pack(">I", 2))
+    tkhd = box(b"tkhd", b"\x00\x00\x00\x07", bytes(8), struct.pack(">IIIH", 1, 0, 1000, 0), bytes(10),
+               struct.pack(">H", 0x100), bytes(2), matrix, bytes(8))
+    mdhd = box(b"mdhd", bytes(12), struct.pack(">IIHH", 44100, 44100, 0x55C4, 0))
+    hdlr = box(b"hdlr", bytes(8), b"soun", bytes(12), b"SoundHandler\x00")
+    mp4a = box(b"mp4a", bytes(6), struct.pack(">H", 1), bytes(8), struct.pack(">HHHHI", 2, 16, 0, 0, 44100 << 16))
+    stbl = box(b"stbl", box(b"stsd", bytes(4), struct.pack(">I", 1), mp4a), box(b"stts", bytes(8)),
+               box(b"stsc", bytes(8)), box(b"stsz", bytes(12)), box(b"stco", bytes(8)))
+    minf = box(b"minf", box(b"smhd", bytes(8)), box(b"dinf", box(b"dref", bytes(4), struct.pack(">I", 1),
+                                                                  box(b"url ", b"\x00\x00\x00\x01"))), stbl)
+    moov = box(b"moov", mvhd, box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf)))
+    return box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso2mp41") + moov + box(b"mdat")
+
+
+def test_an_mp4_of_sound_alone_is_named_an_audio_file_not_a_video_cut_short(tmp_path):
+    """A phone's sound recording saved as .mp4 or .m4a with the brand isom (not M4A) was "a
+    video that cannot be opened: cut short ... or corrupt": it is whole, and holds no video."""
+    from maskwatch.video.iso_media import track_kinds
+
+    for name in ("voice.mp4", "voice.m4a"):
+        (tmp_path / name).write_bytes(sound_only_mp4())
+        with pytest.raises(SourceError, match=f"{name}: an audio file: it holds sound and no video track"):
+            describe_source(str(tmp_path / name))
+    assert track_kinds(tmp_path / "voice.mp4") == ["soun"]
+    clip = tmp_path / "door.mp4"  # a video's track is one, and a video cut short has none to read
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    for _ in range(10):
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    assert track_kinds(clip) == ["vide"]
+    clip.write_bytes(clip.read_bytes()[:-100])
+    assert track_kinds(clip) is None
+
+
 def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, sample_dir):
     """An iPhone's folder of HEIC photos and a dataset's root (its photos in images/) were a bare
     "folder holds no images", with no word of the HEIC to convert or of the folder to name."""

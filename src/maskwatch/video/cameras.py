@@ -30,7 +30,7 @@ from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, missing_video_file,
-                                     plausible_fps, redact_source, stream_address, unresolved_host)
+                                     plausible_fps, redact_source, stream_address, unopened_file, unresolved_host)
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,8 @@ class CameraReader:
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
                         refused_now = self._refusal is not None
-                    error = (self._refusal or missing_video_file(self.source) or unresolved_host(self.source)
-                             or "cannot open")
+                    error = (self._refusal or missing_video_file(self.source) or unopened_file(self.source)
+                             or unresolved_host(self.source) or "cannot open")
             finally:
                 if capture is not None:
                     capture.release()

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from maskwatch.data.images import AUDIO, UNREAD_PHOTOS, ImageError, not_a_photo, read_image
+from maskwatch.video.iso_media import track_kinds
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
@@ -25,6 +26,8 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpe
                   ".mjpeg", ".mjpg"}
 # Photos no reader here takes: said so, not read as a one-frame video or passed over in silence.
 UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}  # said in UNREAD_PHOTOS
+# An MP4 or QuickTime file that holds no video track (unopened): it was "cut short or corrupt".
+SOUND_ONLY = "an audio file: it holds sound and no video track"
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
 
 
@@ -110,6 +113,8 @@ def unopened(path: Path) -> str:
     kind = not_a_photo(head)
     if kind in (UNREAD_PHOTOS, AUDIO):  # a HEIC or a song named as a video
         return kind
+    if kind and head[4:8] == b"ftyp" and (tracks := track_kinds(path)) is not None and "vide" not in tracks:
+        return SOUND_ONLY  # a phone's recording of sound alone (brand isom or mp42, not M4A)
     if kind:
         return ("a video that cannot be opened: cut short (an MP4 recorded or copied part-way has no index) "
                 "or corrupt")
@@ -266,6 +271,14 @@ def missing_video_file(source: str) -> str | None:
     if source.startswith(STREAM_PREFIXES) or source.startswith("webcam:") or Path(source).is_file():
         return None
     return f"no such video file: {source}"
+
+
+def unopened_file(source: str) -> str | None:
+    """Why a video file that is there would not open, as `detect` says it (unopened: sound alone,
+    cut short, empty), else None: a site's file camera of a phone's sound recording said `cannot open`."""
+    if source.startswith(STREAM_PREFIXES) or source.startswith("webcam:") or not Path(source).is_file():
+        return None
+    return unopened(Path(source))
 
 
 def unresolved_host(source: str) -> str | None:

@@ -1,0 +1,72 @@
+"""The tracks an MP4, QuickTime or M4A file holds, read from its boxes: why OpenCV could not open
+one (sound alone, no video track; or no movie box, the index a recording cut short never wrote)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+# The most of a movie box (moov) read: an hour's phone clip indexes its samples in a few MB.
+MOOV_LIMIT = 64 * 1024 * 1024
+
+
+def track_kinds(path: str | Path) -> list[str] | None:
+    """The handler type of each track of an ISO media file, in order ("vide", "soun", "meta", ...),
+    or None where it has no whole movie box (cut short, or not ISO media)."""
+    with open(path, "rb") as file:
+        moov = _find_box(file, b"moov")
+    if moov is None:
+        return None
+    kinds = []
+    for trak in _boxes(moov, b"trak"):
+        for mdia in _boxes(trak, b"mdia"):
+            kinds += [hdlr[8:12].decode("latin-1") for hdlr in _boxes(mdia, b"hdlr") if len(hdlr) >= 12]
+    return kinds
+
+
+def _find_box(file: BinaryIO, kind: bytes) -> bytes | None:
+    """The payload of the first top-level box of type `kind`, or None where the file ends before it
+    (or inside it)."""
+    while header := file.read(8):
+        if len(header) < 8:
+            return None
+        size, box = struct.unpack(">I4s", header)
+        start = 8
+        if size == 1:  # a 64-bit size follows
+            large = file.read(8)
+            if len(large) < 8:
+                return None
+            size, start = struct.unpack(">Q", large)[0], 16
+        if box == kind:
+            if size == 0:  # to the end of the file
+                payload = file.read(MOOV_LIMIT)
+            elif size - start > MOOV_LIMIT:
+                return None
+            else:
+                payload = file.read(size - start)
+                if len(payload) < size - start:
+                    return None
+            return payload
+        if size == 0 or size < start:
+            return None
+        file.seek(size - start, 1)
+    return None
+
+
+def _boxes(data: bytes, kind: bytes) -> list[bytes]:
+    """The payloads of the boxes of type `kind` directly within `data`."""
+    found, at = [], 0
+    while at + 8 <= len(data):
+        size, box = struct.unpack_from(">I4s", data, at)
+        start = 8
+        if size == 1 and at + 16 <= len(data):
+            size, start = struct.unpack_from(">Q", data, at + 8)[0], 16
+        elif size == 0:
+            size = len(data) - at
+        if size < start:
+            break
+        if box == kind:
+            found.append(data[at + start:at + size])
+        at += size
+    return found
