@@ -123,6 +123,9 @@ def unopened(path: Path) -> str:
 
 # Timing for a video whose frame rate OpenCV does not know or reports absurdly.
 UNKNOWN_FPS = 25.0
+# The longest stretch of unreadable frames a video is read past, in seconds of it; a longer one
+# is taken for the file's end (a copy cut short, its frames promised by its header).
+BAD_STRETCH_S = 30.0
 
 
 def plausible_fps(fps: float) -> float | None:
@@ -192,16 +195,21 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 if not end:
                     if failures == 0:
                         said = len(errors)
-                    errors.append(f"{info.name}: frame {index} unreadable, skipped")
                     index += 1
                     failures += 1
-                # Bad frames in a row, past 25 or up to the end: the file ends early, said once (a
-                # file cut at 21 of 40 frames gave 18 lines, and no word of a truncated file).
-                if failures > 25 or end and failures > 1:
+                    del errors[said:]  # a stretch of bad frames is one line
+                    errors.append(f"{info.name}: {_frames(index - failures, index - 1)} unreadable, skipped")
+                # Bad frames in a row, past BAD_STRETCH_S of the video or up to the end: the file
+                # ends early, said once (a file cut at 21 of 40 frames gave 18 lines, and no word of
+                # a truncated file). Not 25 frames: a phone clip's broken first second (its frames
+                # before a key frame) ended the read of the whole clip. A failed read past a
+                # file's end takes about 25 us: the limit costs a truncated file 45 ms at 60 fps.
+                too_many = failures > max(25, BAD_STRETCH_S * fps)
+                if too_many or end and failures > 1:
                     del errors[said:]
                     errors.append(f"{info.name}: no frame could be read from frame {index - failures} on, of the "
                                   f"{info.frames} its header promises (a truncated file?)")
-                if end or failures > 25:
+                if end or too_many:
                     break
                 continue
             failures = 0
@@ -218,6 +226,11 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
             index += 1
     finally:
         capture.release()
+
+
+def _frames(first: int, last: int) -> str:
+    """"frame 7", or "frames 1-39" for a stretch."""
+    return f"frame {first}" if first == last else f"frames {first}-{last}"
 
 
 def stream_name(source: str) -> str:
