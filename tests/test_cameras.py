@@ -107,6 +107,18 @@ def test_a_file_camera_of_sound_alone_says_so_not_cannot_open(tmp_path):
         reader.stop()
 
 
+def test_a_file_camera_plays_past_frames_that_do_not_decode(tmp_path):
+    """A file whose frames 1-39 do not decode: the camera showed its grey frame 0 and reopened
+    the file at once, for ever, never reaching frame 40."""
+    from tests.test_detection import broken_start_clip
+
+    reader = fast_reader(str(broken_start_clip(tmp_path / "door.mp4"))).start()
+    try:
+        assert wait_until(lambda: (got := reader.latest()[1]) is not None and got.mean() > 150, 10)
+    finally:
+        reader.stop()
+
+
 def test_a_port_that_is_no_rtsp_server_is_said_as_reached_not_unreachable():
     """A camera URL with another service's port (the MQTT broker's, say) was "cannot reach
     127.0.0.1:1883 (Connection reset by peer)": the port was reached, and that sent the reader to

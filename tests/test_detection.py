@@ -961,15 +961,11 @@ def test_scattered_bad_frames_are_skipped_and_a_file_that_ends_early_is_said_onc
     assert errors == ["clip: no frame could be read from frame 21 on, of the 40 its header promises (a truncated file?)"]
 
 
-def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp_path):
-    """A clip whose frames before a key frame are broken (a phone clip's start, cut or copied
-    badly): 26 unreadable frames in a row were taken for the file's end, and nothing after them
-    was read ("no frame could be read from frame 1 on ... a truncated file?"), one line a frame."""
+def broken_start_clip(clip):
+    """A 10 fps clip of 60 grey frames (frame i at 40 + 3i) whose frames 1-39 do not decode, as a
+    phone clip whose frames before a key frame are broken (cut or copied badly)."""
     import struct
 
-    from maskwatch.video.sources import read_frames
-
-    clip = tmp_path / "phone.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
     for i in range(60):  # a key frame every 12 (OpenCV's MPEG-4 writer)
         writer.write(np.full((120, 160, 3), 40 + 3 * i, np.uint8))
@@ -981,6 +977,15 @@ def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp
     header = 40  # the first frame's stream header kept, its picture and the 39 frames after it zeroed
     data[start + header:start + sum(sizes[:40])] = bytes(sum(sizes[:40]) - header)
     clip.write_bytes(data)
+    return clip
+
+
+def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp_path):
+    """26 unreadable frames in a row were taken for the file's end, and nothing after them was
+    read ("no frame could be read from frame 1 on ... a truncated file?"), one line a frame."""
+    from maskwatch.video.sources import read_frames
+
+    clip = broken_start_clip(tmp_path / "phone.mp4")
     errors = []
     frames = list(read_frames(clip, errors))
     assert errors == ["phone: frames 1-39 unreadable, skipped"]  # OpenCV gives frame 0, grey

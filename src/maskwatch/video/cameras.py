@@ -29,7 +29,7 @@ import numpy as np
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
-from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, missing_video_file,
+from maskwatch.video.sources import (BAD_STRETCH_S, STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, missing_video_file,
                                      plausible_fps, redact_source, stream_address, unopened_file, unresolved_host)
 
 log = logging.getLogger(__name__)
@@ -236,9 +236,20 @@ class CameraReader:
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         got_frames = False
         next_at = time.monotonic()
+        # A file is read past a stretch of frames that do not decode (its start cut badly: the
+        # camera showed its first frame, reopened at once, for ever), to its header's count.
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) if self.is_file else 0
+        count = count if 0 < count < 1e9 else 0
+        most_bad = max(25, BAD_STRETCH_S * (self.stream_fps or UNKNOWN_FPS))
+        position = bad = 0
         while not self._stop.is_set():
+            position += 1
             if not capture.grab():
-                return got_frames
+                bad += 1
+                if not count or position >= count or bad > most_bad:
+                    return got_frames
+                continue
+            bad = 0
             image = None
             if not self.decode_on_request or self._wanted.is_set():
                 ok, image = capture.retrieve()
