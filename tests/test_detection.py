@@ -980,6 +980,47 @@ def broken_start_clip(clip):
     return clip
 
 
+def portrait_clip(clip, upright):
+    """A phone's portrait clip of the picture `upright`: its pixels stored turned a quarter to the
+    left, landscape, and its track's display matrix (tkhd) turning them back, as phones write it."""
+    import struct
+
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, stored.shape[1::-1])
+    for _ in range(3):
+        writer.write(stored)
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    at = data.find(b"tkhd") + 4 + 4 + 20 + 16  # version 0: its times, ids and layer before the matrix
+    struct.pack_into(">9i", data, at, 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)  # rotate 90
+    clip.write_bytes(data)
+    return clip
+
+
+def test_a_portrait_phone_clip_is_read_upright_by_detect_and_a_site_camera(tmp_path, sample_dir):
+    """Faces on their side go unfound: a clip stored landscape with a rotation is read turned
+    upright (OpenCV's CAP_PROP_ORIENTATION_AUTO), here and by a site's file camera, so boxes,
+    lines and the annotated video are the upright picture's."""
+    import time
+
+    from maskwatch.video.cameras import CameraReader
+    from maskwatch.video.sources import read_frames
+
+    upright = cv2.resize(cv2.imread(str(min(sample_dir.glob("images/*.png")))), (120, 160))
+    clip = portrait_clip(tmp_path / "IMG_0001.MOV", upright)
+    frames = list(read_frames(clip))
+    assert len(frames) == 3 and frames[0].image.shape == (160, 120, 3)
+    assert np.abs(frames[0].image.astype(int) - upright).mean() < 8  # not mirrored or turned the other way
+    reader = CameraReader(str(clip), name="door").start()
+    try:
+        deadline = time.monotonic() + 10
+        while reader.latest()[1] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reader.latest()[1].shape == (160, 120, 3)
+    finally:
+        reader.stop()
+
+
 def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp_path):
     """26 unreadable frames in a row were taken for the file's end, and nothing after them was
     read ("no frame could be read from frame 1 on ... a truncated file?"), one line a frame."""
