@@ -1216,6 +1216,20 @@ def test_a_variable_rate_webms_end_is_no_truncation(monkeypatch, tmp_path):
     assert len(frames) == 12 and not any("truncated" in e for e in errors), errors
 
 
+def test_a_frame_count_made_with_a_rate_that_is_none_is_no_length_for_progress(monkeypatch, tmp_path, detector,
+                                                                              capsys):
+    """A browser's WebM reporting 1000 fps counts its duration x 1000 (111 for these 12 frames):
+    its progress ended "12/111 (11%)", and a long one's time left was reckoned for 10 times its length."""
+    from maskwatch.video.pipeline import run_detect
+    from maskwatch.video.sources import describe_source
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    source = fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, [33.0 * i for i in range(111)], fps=1000.0)
+    assert describe_source(source).frames is None
+    run_detect(source, tmp_path / "out", detector, save_media=False)
+    assert "detect: 12 frame done in" in capsys.readouterr().err
+
+
 def test_a_detect_list_that_cannot_be_read_leaves_a_folder_read_whole(tmp_path, sample_dir):
     """A folder copied from elsewhere may hold any .maskwatch-detect.json: one nested too deep for
     json raised RecursionError, a traceback for detect and batch reading the folder; one that is

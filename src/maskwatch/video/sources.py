@@ -93,9 +93,13 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
             if photo:
                 return SourceInfo("image", path.stem, None, 1)
             raise SourceError(f"{path}: {unopened(path)}")
-        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
+        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        count = int(count) if 0 < count < 1e9 else None  # some containers say -9.2e18: no count
+        # Some containers say -9.2e18: no count. Nor is one made with a rate that is none: a
+        # browser's WebM at "1000 fps" counts its duration x 1000 (a minute's 1800 frames ended
+        # "1800/60000 (3%)", the time left said as 45 min all along).
+        count = int(count) if 0 < count < 1e9 and fps else None
+        fps = fps or UNKNOWN_FPS
         if photo and (count or 0) <= 1 and not (capture.grab() and capture.grab()):
             return SourceInfo("image", path.stem, None, 1)
     finally:
@@ -179,8 +183,6 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
     reported = capture.get(cv2.CAP_PROP_FPS)
     if plausible_fps(reported) is None:
         errors.append(f"{info.name}: frame rate {reported:g} is not one; frame times assume {UNKNOWN_FPS:g} fps")
-    # The rate the container's frame count was made with (1000 for some WebM files), for its duration.
-    duration_rate = reported if math.isfinite(reported) and reported > 0 else fps
     index, failures, said = 0, 0, len(errors)
     first, last = None, -math.inf  # the first frame's time in the file, the last time given
     try:
@@ -191,7 +193,7 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 # so is one at the end of its time (a variable-rate WebM's count is its duration x
                 # its nominal rate: 111 promised, 12 held, and "a truncated file?" said of a whole one).
                 end = info.frames is None or index >= info.frames - 1 or (
-                    failures == 0 and last >= (info.frames - 1) / duration_rate - 0.5)
+                    failures == 0 and last >= (info.frames - 1) / fps - 0.5)
                 if not end:
                     if failures == 0:
                         said = len(errors)
