@@ -1175,6 +1175,22 @@ def test_a_large_still_photo_is_read_at_a_larger_side_than_a_video_frame(tmp_pat
     assert [d.finder.scale.main_scale(2400, 1800) for d in chosen] == [1280 / 2400]
 
 
+def test_a_phones_3gp_clip_in_a_folder_is_a_video_for_batch_and_named_by_detect(tmp_path):
+    """An older Android phone's .3gp clips were no input of `batch` ("folder holds no photos or
+    videos") and passed over unsaid by `detect FOLDER` ("folder holds no images", no word of them)."""
+    from maskwatch.scale.files import find_files
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    writer = cv2.VideoWriter(str(folder / "VID_0001.3gp"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    assert [(f.key, f.kind) for f in find_files([folder])] == [("VID_0001.3gp", "video")]
+    with pytest.raises(SourceError, match="folder holds no images .*; `maskwatch batch` reads the videos it holds"):
+        describe_source(str(folder))
+    assert describe_source(str(folder / "VID_0001.3gp")).kind == "video"
+
+
 def test_odd_photo_and_video_files_are_read_as_what_they_hold(tmp_path, sample_dir):
     """From a review with real users' files: an iPhone's HEIC became a one-frame video; HEIC, GIF
     and AVIF in a folder were passed over in silence; an IP camera's .mjpeg (JPEGs in a row) was

@@ -22,8 +22,9 @@ from maskwatch.video.iso_media import track_kinds
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
 # Containers OpenCV's FFmpeg reads; a file named directly is tried as video whatever its suffix.
 # .mjpeg: an IP camera's saved stream, JPEGs one after another (read as one photo before).
+# .3gp, .3g2: an older Android phone's or a messaging app's clips (batch and a folder passed them over unsaid).
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
-                  ".mjpeg", ".mjpg"}
+                  ".mjpeg", ".mjpg", ".3gp", ".3g2"}
 # Photos no reader here takes: said so, not read as a one-frame video or passed over in silence.
 UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}  # said in UNREAD_PHOTOS
 # An MP4 or QuickTime file that holds no video track (unopened): it was "cut short or corrupt".
