@@ -1226,7 +1226,7 @@ def test_a_variable_rate_webms_end_is_no_truncation(monkeypatch, tmp_path):
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, times + [0] * 99,
                                          fps=30.0), errors))
     assert len(frames) == 12 and errors == []
-    errors = []  # one reporting 1000 fps (its count made with that rate; frame times assume 25)
+    errors = []  # one reporting 1000 fps (its count made with that rate)
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, times + [0] * 99,
                                          fps=1000.0), errors))
     assert len(frames) == 12 and not any("truncated" in e for e in errors), errors
@@ -1242,8 +1242,13 @@ def test_a_frame_count_made_with_a_rate_that_is_none_is_no_length_for_progress(m
     image = np.zeros((64, 64, 3), np.uint8)
     source = fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, [33.0 * i for i in range(111)], fps=1000.0)
     assert describe_source(source).frames is None
-    run_detect(source, tmp_path / "out", detector, save_media=False)
+    result = run_detect(source, tmp_path / "out", detector, save_media=False)
     assert "detect: 12 frame done in" in capsys.readouterr().err
+    times = [json.loads(line)["time"] for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    assert times[:3] == [0.0, 0.033, 0.066]  # its frames' own times, not 1 / 25 s apart
+    # it said "frame times assume 25 fps" of these
+    assert result.errors == ["clip: frame rate 1000 is not one; frames are timed by their own times (25 fps where "
+                             "they give none), the annotated video at 25 fps"]
 
 
 def test_a_detect_list_that_cannot_be_read_leaves_a_folder_read_whole(tmp_path, sample_dir):

@@ -183,7 +183,10 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
     fps = info.fps or UNKNOWN_FPS
     reported = capture.get(cv2.CAP_PROP_FPS)
     if plausible_fps(reported) is None:
-        errors.append(f"{info.name}: frame rate {reported:g} is not one; frame times assume {UNKNOWN_FPS:g} fps")
+        # Said as it is done: each frame's own time is kept where the file gives one (a browser's
+        # WebM at "1000 fps" gives them all), where "frame times assume 25 fps" was said of it.
+        errors.append(f"{info.name}: frame rate {reported:g} is not one; frames are timed by their own times "
+                      f"({UNKNOWN_FPS:g} fps where they give none), the annotated video at {UNKNOWN_FPS:g} fps")
     index, failures, said = 0, 0, len(errors)
     first, last = None, -math.inf  # the first frame's time in the file, the last time given
     try:
