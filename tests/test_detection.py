@@ -1381,6 +1381,10 @@ def test_an_mp4_of_sound_alone_is_named_an_audio_file_not_a_video_cut_short(tmp_
     assert track_kinds(clip) == ["vide"]
     clip.write_bytes(clip.read_bytes()[:-100])
     assert track_kinds(clip) is None
+    writer = cv2.VideoWriter(str(tmp_path / "stopped.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.release()  # a recording stopped before its first frame: an index of no track, no sound either
+    with pytest.raises(SourceError, match=r"stopped.mp4: a video file that holds no video track: no track at all"):
+        describe_source(str(tmp_path / "stopped.mp4"))
 
 
 def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, sample_dir):

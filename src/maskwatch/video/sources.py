@@ -119,7 +119,11 @@ def unopened(path: Path) -> str:
     if kind in (UNREAD_PHOTOS, AUDIO):  # a HEIC or a song named as a video
         return kind
     if kind and head[4:8] == b"ftyp" and (tracks := track_kinds(path)) is not None and "vide" not in tracks:
-        return SOUND_ONLY  # a phone's recording of sound alone (brand isom or mp42, not M4A)
+        if "soun" in tracks:
+            return SOUND_ONLY  # a phone's recording of sound alone (brand isom or mp42, not M4A)
+        # A recording stopped before its first frame: "an audio file" was said of its empty index.
+        return "a video file that holds no video track: " + (
+            f"its tracks are {', '.join(tracks)}" if tracks else "no track at all (nothing was recorded?)")
     if kind:
         return ("a video that cannot be opened: cut short (an MP4 recorded or copied part-way has no index) "
                 "or corrupt")
