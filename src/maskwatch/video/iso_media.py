@@ -9,6 +9,24 @@ from typing import BinaryIO
 
 # The most of a movie box (moov) read: an hour's phone clip indexes its samples in a few MB.
 MOOV_LIMIT = 64 * 1024 * 1024
+# An MP4 or QuickTime file that holds no video track: it was "cut short or corrupt".
+SOUND_ONLY = "an audio file: it holds sound and no video track"
+
+
+def no_video(path: str | Path) -> str | None:
+    """Why an ISO media file (MP4, MOV, M4A, 3GP) whose index is whole holds no video, or None
+    (it has a video track, is cut short, or is no ISO media): a phone's recording of sound
+    alone, or one stopped before its first frame."""
+    with open(path, "rb") as file:
+        if file.read(8)[4:] != b"ftyp":
+            return None
+    tracks = track_kinds(path)
+    if tracks is None or "vide" in tracks:
+        return None
+    if "soun" in tracks:
+        return SOUND_ONLY
+    return "a video file that holds no video track: " + (
+        f"its tracks are {', '.join(tracks)}" if tracks else "no track at all (nothing was recorded?)")
 
 
 def track_kinds(path: str | Path) -> list[str] | None:

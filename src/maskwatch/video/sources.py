@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from maskwatch.data.images import AUDIO, UNREAD_PHOTOS, ImageError, not_a_photo, read_image
-from maskwatch.video.iso_media import track_kinds
+from maskwatch.video.iso_media import no_video
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
@@ -27,8 +27,6 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpe
                   ".mjpeg", ".mjpg", ".3gp", ".3g2"}
 # Photos no reader here takes: said so, not read as a one-frame video or passed over in silence.
 UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}  # said in UNREAD_PHOTOS
-# An MP4 or QuickTime file that holds no video track (unopened): it was "cut short or corrupt".
-SOUND_ONLY = "an audio file: it holds sound and no video track"
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
 
 
@@ -118,12 +116,8 @@ def unopened(path: Path) -> str:
     kind = not_a_photo(head)
     if kind in (UNREAD_PHOTOS, AUDIO):  # a HEIC or a song named as a video
         return kind
-    if kind and head[4:8] == b"ftyp" and (tracks := track_kinds(path)) is not None and "vide" not in tracks:
-        if "soun" in tracks:
-            return SOUND_ONLY  # a phone's recording of sound alone (brand isom or mp42, not M4A)
-        # A recording stopped before its first frame: "an audio file" was said of its empty index.
-        return "a video file that holds no video track: " + (
-            f"its tracks are {', '.join(tracks)}" if tracks else "no track at all (nothing was recorded?)")
+    if kind and (why := no_video(path)):  # sound alone (brand isom or mp42, not M4A), or no track
+        return why
     if kind:
         return ("a video that cannot be opened: cut short (an MP4 recorded or copied part-way has no index) "
                 "or corrupt")
