@@ -948,7 +948,16 @@ def test_scattered_bad_frames_are_skipped_and_a_file_that_ends_early_is_said_onc
     scattered = [image if i % 3 else None for i in range(1, 91)]  # one in three bad, 60 good in all
     errors = []
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, scattered, [40.0 * i for i in range(90)]), errors))
-    assert len(frames) == 60 and len(errors) == 29  # to the end (the last bad one is the end); it stopped at 26
+    assert len(frames) == 60  # to the end (the last bad one is the end); it stopped at 26
+    # 29 bad frames apart (the last is the end): 20 named, the rest counted (a line a frame before)
+    assert errors[:2] == ["clip: frame 2 unreadable, skipped", "clip: frame 5 unreadable, skipped"]
+    assert len(errors) == 21 and errors[-1] == "clip: 9 more frames unreadable, in 9 stretches, skipped"
+    errors = []  # and a file that ends early after them: its end said, not counted among them
+    frames = list(read_frames(fake_video(monkeypatch, tmp_path, scattered + [None] * 40, [40.0 * i for i in range(130)]),
+                              errors))
+    assert len(frames) == 60 and len(errors) == 22
+    assert errors[-2:] == ["clip: no frame could be read from frame 89 on, of the 130 its header promises (a truncated file?)",
+                           "clip: 9 more frames unreadable, in 9 stretches, skipped"]
     truncated = [image] * 40 + [None] * 40  # the header promises 80; the file ends at 40
     errors = []
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, truncated, [40.0 * i for i in range(80)]), errors))

@@ -129,6 +129,8 @@ UNKNOWN_FPS = 25.0
 # The longest stretch of unreadable frames a video is read past, in seconds of it; a longer one
 # is taken for the file's end (a copy cut short, its frames promised by its header).
 BAD_STRETCH_S = 30.0
+# The stretches of unreadable frames a video's warnings name one by one; the rest are counted.
+MOST_SAID = 20
 
 
 def plausible_fps(fps: float) -> float | None:
@@ -186,6 +188,7 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
         errors.append(f"{info.name}: frame rate {reported:g} is not one; frames are timed by their own times "
                       f"({UNKNOWN_FPS:g} fps where they give none), the annotated video at {UNKNOWN_FPS:g} fps")
     index, failures, said = 0, 0, len(errors)
+    stretches, unsaid = 0, 0  # stretches of bad frames; bad frames past the MOST_SAID stretches named
     first, last = None, -math.inf  # the first frame's time in the file, the last time given
     try:
         while True:
@@ -198,11 +201,14 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                     failures == 0 and last >= (info.frames - 1) / fps - 0.5)
                 if not end:
                     if failures == 0:
-                        said = len(errors)
+                        said, stretches = len(errors), stretches + 1
                     index += 1
                     failures += 1
                     del errors[said:]  # a stretch of bad frames is one line
-                    errors.append(f"{info.name}: {_frames(index - failures, index - 1)} unreadable, skipped")
+                    if stretches <= MOST_SAID:
+                        errors.append(f"{info.name}: {_frames(index - failures, index - 1)} unreadable, skipped")
+                    else:  # a clip from a failing card: a line for each of thousands
+                        unsaid += 1
                 # Bad frames in a row, past BAD_STRETCH_S of the video or up to the end: the file
                 # ends early, said once (a file cut at 21 of 40 frames gave 18 lines, and no word of
                 # a truncated file). Not 25 frames: a phone clip's broken first second (its frames
@@ -211,9 +217,15 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 too_many = failures > max(25, BAD_STRETCH_S * fps)
                 if too_many or end and failures > 1:
                     del errors[said:]
+                    if stretches > MOST_SAID:
+                        unsaid, stretches = unsaid - failures, stretches - 1
                     errors.append(f"{info.name}: no frame could be read from frame {index - failures} on, of the "
                                   f"{info.frames} its header promises (a truncated file?)")
                 if end or too_many:
+                    if unsaid:
+                        more = stretches - MOST_SAID
+                        errors.append(f"{info.name}: {unsaid} more frame{'s' * (unsaid > 1)} unreadable, in {more} "
+                                      f"stretch{'es' * (more > 1)}, skipped")
                     break
                 continue
             failures = 0
