@@ -989,45 +989,57 @@ def broken_start_clip(clip):
     return clip
 
 
-def portrait_clip(clip, upright):
-    """A phone's portrait clip of the picture `upright`: its pixels stored turned a quarter to the
-    left, landscape, and its track's display matrix (tkhd) turning them back, as phones write it."""
+# Display matrices (a, b, c, d of tkhd) and the stored picture each shows upright: turned a
+# quarter to the right (a phone's portrait clip), mirrored (a front camera's, some apps'), and
+# mirrored across the diagonal (both).
+TURNED_90 = ((0, 1, -1, 0), lambda upright: cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE))
+MIRRORED = ((-1, 0, 0, 1), lambda upright: cv2.flip(upright, 1))
+TRANSPOSED = ((0, 1, 1, 0), cv2.transpose)
+
+
+def phone_clip(clip, upright, display=TURNED_90):
+    """A phone's clip of the picture `upright`: its pixels stored as `display` says, and its
+    track's display matrix (tkhd) showing them upright, as phones write it."""
     import struct
 
-    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    matrix, stored = display[0], display[1](upright)
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, stored.shape[1::-1])
     for _ in range(3):
         writer.write(stored)
     writer.release()
     data = bytearray(clip.read_bytes())
     at = data.find(b"tkhd") + 4 + 4 + 20 + 16  # version 0: its times, ids and layer before the matrix
-    struct.pack_into(">9i", data, at, 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)  # rotate 90
+    a, b, c, d = (v * 0x10000 for v in matrix)
+    struct.pack_into(">9i", data, at, a, b, 0, c, d, 0, 0, 0, 0x40000000)
     clip.write_bytes(data)
     return clip
 
 
-def test_a_portrait_phone_clip_is_read_upright_by_detect_and_a_site_camera(tmp_path, sample_dir):
-    """Faces on their side go unfound: a clip stored landscape with a rotation is read turned
-    upright (OpenCV's CAP_PROP_ORIENTATION_AUTO), here and by a site's file camera, so boxes,
-    lines and the annotated video are the upright picture's."""
+def test_a_portrait_or_mirrored_phone_clip_is_read_upright_by_detect_and_a_site_camera(tmp_path, sample_dir):
+    """Faces on their side or upside down go unfound: a clip stored landscape with a rotation is
+    read turned upright (OpenCV's CAP_PROP_ORIENTATION_AUTO), and a mirrored one (which OpenCV
+    turned 180 or 90 degrees by its matrix's angle) mirrored back, here and by a site's file
+    camera, so boxes, lines and the annotated video are the upright picture's."""
     import time
 
     from maskwatch.video.cameras import CameraReader
     from maskwatch.video.sources import read_frames
 
     upright = cv2.resize(cv2.imread(str(min(sample_dir.glob("images/*.png")))), (120, 160))
-    clip = portrait_clip(tmp_path / "IMG_0001.MOV", upright)
-    frames = list(read_frames(clip))
-    assert len(frames) == 3 and frames[0].image.shape == (160, 120, 3)
-    assert np.abs(frames[0].image.astype(int) - upright).mean() < 8  # not mirrored or turned the other way
-    reader = CameraReader(str(clip), name="door").start()
-    try:
-        deadline = time.monotonic() + 10
-        while reader.latest()[1] is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert reader.latest()[1].shape == (160, 120, 3)
-    finally:
-        reader.stop()
+    for i, display in enumerate((TURNED_90, MIRRORED, TRANSPOSED)):
+        clip = phone_clip(tmp_path / f"IMG_000{i}.MOV", upright, display)
+        frames = list(read_frames(clip))
+        assert len(frames) == 3 and frames[0].image.shape == (160, 120, 3), display[0]
+        # not mirrored, nor turned the other way: a mirrored one was shown turned 180 or 90 degrees
+        assert np.abs(frames[0].image.astype(int) - upright).mean() < 8, display[0]
+        reader = CameraReader(str(clip), name="door").start()
+        try:
+            deadline = time.monotonic() + 10
+            while reader.latest()[1] is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert np.abs(reader.latest()[1].astype(int) - upright).mean() < 8, display[0]
+        finally:
+            reader.stop()
 
 
 def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp_path):

@@ -30,7 +30,8 @@ from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.sources import (BAD_STRETCH_S, STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, missing_video_file,
-                                     plausible_fps, redact_source, stream_address, unopened_file, unresolved_host)
+                                     plausible_fps, redact_source, shown_as, stream_address, unopened_file,
+                                     unresolved_host)
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,7 @@ class CameraReader:
 
     def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
         """Read frames until the stream fails or the reader stops; True if any frame came."""
+        shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
         self.stream_fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         got_frames = False
@@ -255,6 +257,7 @@ class CameraReader:
                 ok, image = capture.retrieve()
                 if not ok or image is None or image.ndim != 3:
                     return got_frames
+                image = shown(image) if shown else image
                 self._wanted.clear()
             got_frames = True
             if self._down:

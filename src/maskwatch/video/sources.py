@@ -10,13 +10,13 @@ import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AbstractSet as Set, Iterable, Iterator
+from typing import AbstractSet as Set, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from maskwatch.data.images import AUDIO, UNREAD_PHOTOS, ImageError, not_a_photo, read_image
-from maskwatch.video.iso_media import no_video
+from maskwatch.video.iso_media import mirror, no_video
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
@@ -175,8 +175,28 @@ def read_frames(source: str | os.PathLike, errors: list[str] | None = None, skip
     yield from _video_frames(source, info, errors)
 
 
+# How a mirrored video's stored picture is shown (iso_media.mirror names it), as players show it.
+MIRRORED = {"hflip": lambda image: cv2.flip(image, 1), "vflip": lambda image: cv2.flip(image, 0),
+            "transpose": cv2.transpose, "transverse": lambda image: cv2.flip(cv2.transpose(image), -1)}
+
+
+def shown_as(path: str, capture: cv2.VideoCapture) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What shows the frames of the video file `path` as players do where OpenCV would not (a
+    mirrored one, a front camera's or an app's: OpenCV turned it 180 degrees or on its side by
+    its matrix's angle), its own turning then off; None for every other file (OpenCV turns them)."""
+    try:
+        how = mirror(path)
+    except OSError:
+        return None
+    if how is None:
+        return None
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    return MIRRORED[how]
+
+
 def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Frame]:
     capture = cv2.VideoCapture(path)
+    shown = shown_as(path, capture)
     if not capture.isOpened():
         errors.append(f"{info.name}: cannot open")
         return
@@ -238,7 +258,7 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
             at = stamp - first if first is not None and math.isfinite(stamp) else index / fps
             at = at if at > last else last + 1.0 / fps
             last = at
-            yield Frame(index, at, image, f"{info.name}-{index:06d}")
+            yield Frame(index, at, shown(image) if shown else image, f"{info.name}-{index:06d}")
             index += 1
     finally:
         capture.release()
