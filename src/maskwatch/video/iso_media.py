@@ -17,8 +17,12 @@ SOUND_ONLY = "an audio file: it holds sound and no video track"
 def no_video(path: str | Path) -> str | None:
     """Why an ISO media file (MP4, MOV, M4A, 3GP) whose index is whole holds no video, or None
     (it has a video track, is cut short, or is no ISO media): a phone's recording of sound
-    alone, or one stopped before its first frame."""
-    tracks = track_kinds(path) if _is_iso(path) else None
+    alone, or one stopped before its first frame. None too where it cannot be read (said by
+    whatever reads it next)."""
+    try:
+        tracks = track_kinds(path) if _is_iso(path) else None
+    except OSError:
+        return None
     if tracks is None or "vide" in tracks:
         return None
     if "soun" in tracks:

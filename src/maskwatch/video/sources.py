@@ -327,7 +327,10 @@ def unopened_file(source: str) -> str | None:
     cut short, empty), else None: a site's file camera of a phone's sound recording said `cannot open`."""
     if source.startswith(STREAM_PREFIXES) or source.startswith("webcam:") or not Path(source).is_file():
         return None
-    return unopened(Path(source))
+    try:
+        return unopened(Path(source))
+    except OSError as err:  # one the camera's user may not read: its reader thread ended on it
+        return f"cannot read the file ({err.strerror})"
 
 
 def unresolved_host(source: str) -> str | None:
