@@ -92,6 +92,33 @@ def test_a_video_file_removed_while_it_plays_is_said_gone_and_played_again_once_
         reader.stop()
 
 
+def test_a_file_camera_of_sound_alone_says_so_not_cannot_open(tmp_path):
+    """A site camera given a phone's sound recording (an MP4 with no video track) said `cannot
+    open`, where `detect` names it an audio file."""
+    from tests.test_detection import sound_only_mp4
+
+    path = tmp_path / "door.mp4"
+    path.write_bytes(sound_only_mp4())
+    reader = fast_reader(str(path)).start()
+    try:
+        assert wait_until(lambda: reader.state().reconnects >= 1, 10), reader.state()
+        assert reader.state().last_error.startswith("an audio file: it holds sound and no video track; retrying")
+    finally:
+        reader.stop()
+
+
+def test_a_file_camera_plays_past_frames_that_do_not_decode(tmp_path):
+    """A file whose frames 1-39 do not decode: the camera showed its grey frame 0 and reopened
+    the file at once, for ever, never reaching frame 40."""
+    from tests.test_detection import broken_start_clip
+
+    reader = fast_reader(str(broken_start_clip(tmp_path / "door.mp4"))).start()
+    try:
+        assert wait_until(lambda: (got := reader.latest()[1]) is not None and got.mean() > 150, 10)
+    finally:
+        reader.stop()
+
+
 def test_a_port_that_is_no_rtsp_server_is_said_as_reached_not_unreachable():
     """A camera URL with another service's port (the MQTT broker's, say) was "cannot reach
     127.0.0.1:1883 (Connection reset by peer)": the port was reached, and that sent the reader to

@@ -948,7 +948,16 @@ def test_scattered_bad_frames_are_skipped_and_a_file_that_ends_early_is_said_onc
     scattered = [image if i % 3 else None for i in range(1, 91)]  # one in three bad, 60 good in all
     errors = []
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, scattered, [40.0 * i for i in range(90)]), errors))
-    assert len(frames) == 60 and len(errors) == 29  # to the end (the last bad one is the end); it stopped at 26
+    assert len(frames) == 60  # to the end (the last bad one is the end); it stopped at 26
+    # 29 bad frames apart (the last is the end): 20 named, the rest counted (a line a frame before)
+    assert errors[:2] == ["clip: frame 2 unreadable, skipped", "clip: frame 5 unreadable, skipped"]
+    assert len(errors) == 21 and errors[-1] == "clip: 9 more frames unreadable, in 9 stretches, skipped"
+    errors = []  # and a file that ends early after them: its end said, not counted among them
+    frames = list(read_frames(fake_video(monkeypatch, tmp_path, scattered + [None] * 40, [40.0 * i for i in range(130)]),
+                              errors))
+    assert len(frames) == 60 and len(errors) == 22
+    assert errors[-2:] == ["clip: no frame could be read from frame 89 on, of the 130 its header promises (a truncated file?)",
+                           "clip: 9 more frames unreadable, in 9 stretches, skipped"]
     truncated = [image] * 40 + [None] * 40  # the header promises 80; the file ends at 40
     errors = []
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, truncated, [40.0 * i for i in range(80)]), errors))
@@ -959,6 +968,91 @@ def test_scattered_bad_frames_are_skipped_and_a_file_that_ends_early_is_said_onc
                               errors))
     assert len(frames) == 21
     assert errors == ["clip: no frame could be read from frame 21 on, of the 40 its header promises (a truncated file?)"]
+
+
+def broken_start_clip(clip):
+    """A 10 fps clip of 60 grey frames (frame i at 40 + 3i) whose frames 1-39 do not decode, as a
+    phone clip whose frames before a key frame are broken (cut or copied badly)."""
+    import struct
+
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(60):  # a key frame every 12 (OpenCV's MPEG-4 writer)
+        writer.write(np.full((120, 160, 3), 40 + 3 * i, np.uint8))
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    at = data.find(b"stsz")
+    sizes = struct.unpack_from(">60I", data, at + 16)
+    start = struct.unpack_from(">I", data, data.find(b"stco") + 12)[0]  # the one chunk: samples in a row
+    header = 40  # the first frame's stream header kept, its picture and the 39 frames after it zeroed
+    data[start + header:start + sum(sizes[:40])] = bytes(sum(sizes[:40]) - header)
+    clip.write_bytes(data)
+    return clip
+
+
+# Display matrices (a, b, c, d of tkhd) and the stored picture each shows upright: turned a
+# quarter to the right (a phone's portrait clip), mirrored (a front camera's, some apps'), and
+# mirrored across the diagonal (both).
+TURNED_90 = ((0, 1, -1, 0), lambda upright: cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE))
+MIRRORED = ((-1, 0, 0, 1), lambda upright: cv2.flip(upright, 1))
+TRANSPOSED = ((0, 1, 1, 0), cv2.transpose)
+
+
+def phone_clip(clip, upright, display=TURNED_90):
+    """A phone's clip of the picture `upright`: its pixels stored as `display` says, and its
+    track's display matrix (tkhd) showing them upright, as phones write it."""
+    import struct
+
+    matrix, stored = display[0], display[1](upright)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, stored.shape[1::-1])
+    for _ in range(3):
+        writer.write(stored)
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    at = data.find(b"tkhd") + 4 + 4 + 20 + 16  # version 0: its times, ids and layer before the matrix
+    a, b, c, d = (v * 0x10000 for v in matrix)
+    struct.pack_into(">9i", data, at, a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    clip.write_bytes(data)
+    return clip
+
+
+def test_a_portrait_or_mirrored_phone_clip_is_read_upright_by_detect_and_a_site_camera(tmp_path, sample_dir):
+    """Faces on their side or upside down go unfound: a clip stored landscape with a rotation is
+    read turned upright (OpenCV's CAP_PROP_ORIENTATION_AUTO), and a mirrored one (which OpenCV
+    turned 180 or 90 degrees by its matrix's angle) mirrored back, here and by a site's file
+    camera, so boxes, lines and the annotated video are the upright picture's."""
+    import time
+
+    from maskwatch.video.cameras import CameraReader
+    from maskwatch.video.sources import read_frames
+
+    upright = cv2.resize(cv2.imread(str(min(sample_dir.glob("images/*.png")))), (120, 160))
+    for i, display in enumerate((TURNED_90, MIRRORED, TRANSPOSED)):
+        clip = phone_clip(tmp_path / f"IMG_000{i}.MOV", upright, display)
+        frames = list(read_frames(clip))
+        assert len(frames) == 3 and frames[0].image.shape == (160, 120, 3), display[0]
+        # not mirrored, nor turned the other way: a mirrored one was shown turned 180 or 90 degrees
+        assert np.abs(frames[0].image.astype(int) - upright).mean() < 8, display[0]
+        reader = CameraReader(str(clip), name="door").start()
+        try:
+            deadline = time.monotonic() + 10
+            while reader.latest()[1] is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert np.abs(reader.latest()[1].astype(int) - upright).mean() < 8, display[0]
+        finally:
+            reader.stop()
+
+
+def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp_path):
+    """26 unreadable frames in a row were taken for the file's end, and nothing after them was
+    read ("no frame could be read from frame 1 on ... a truncated file?"), one line a frame."""
+    from maskwatch.video.sources import read_frames
+
+    clip = broken_start_clip(tmp_path / "phone.mp4")
+    errors = []
+    frames = list(read_frames(clip, errors))
+    assert errors == ["phone: frames 1-39 unreadable, skipped"]  # OpenCV gives frame 0, grey
+    assert [f.index for f in frames[1:]] == list(range(40, 60))
+    assert [round(f.timestamp, 1) for f in frames[1:3]] == [4.0, 4.1]  # the file's own times
 
 
 def test_the_annotated_video_holds_a_frame_per_line_at_even_sides_readable_by_others(tmp_path):
@@ -1102,6 +1196,22 @@ def test_a_large_still_photo_is_read_at_a_larger_side_than_a_video_frame(tmp_pat
     assert [d.finder.scale.main_scale(2400, 1800) for d in chosen] == [1280 / 2400]
 
 
+def test_a_phones_3gp_clip_in_a_folder_is_a_video_for_batch_and_named_by_detect(tmp_path):
+    """An older Android phone's .3gp clips were no input of `batch` ("folder holds no photos or
+    videos") and passed over unsaid by `detect FOLDER` ("folder holds no images", no word of them)."""
+    from maskwatch.scale.files import find_files
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    writer = cv2.VideoWriter(str(folder / "VID_0001.3gp"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    assert [(f.key, f.kind) for f in find_files([folder])] == [("VID_0001.3gp", "video")]
+    with pytest.raises(SourceError, match="folder holds no images .*; `maskwatch batch` reads the videos it holds"):
+        describe_source(str(folder))
+    assert describe_source(str(folder / "VID_0001.3gp")).kind == "video"
+
+
 def test_odd_photo_and_video_files_are_read_as_what_they_hold(tmp_path, sample_dir):
     """From a review with real users' files: an iPhone's HEIC became a one-frame video; HEIC, GIF
     and AVIF in a folder were passed over in silence; an IP camera's .mjpeg (JPEGs in a row) was
@@ -1137,10 +1247,29 @@ def test_a_variable_rate_webms_end_is_no_truncation(monkeypatch, tmp_path):
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, times + [0] * 99,
                                          fps=30.0), errors))
     assert len(frames) == 12 and errors == []
-    errors = []  # one reporting 1000 fps (its count made with that rate; frame times assume 25)
+    errors = []  # one reporting 1000 fps (its count made with that rate)
     frames = list(read_frames(fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, times + [0] * 99,
                                          fps=1000.0), errors))
     assert len(frames) == 12 and not any("truncated" in e for e in errors), errors
+
+
+def test_a_frame_count_made_with_a_rate_that_is_none_is_no_length_for_progress(monkeypatch, tmp_path, detector,
+                                                                              capsys):
+    """A browser's WebM reporting 1000 fps counts its duration x 1000 (111 for these 12 frames):
+    its progress ended "12/111 (11%)", and a long one's time left was reckoned for 10 times its length."""
+    from maskwatch.video.pipeline import run_detect
+    from maskwatch.video.sources import describe_source
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    source = fake_video(monkeypatch, tmp_path, [image] * 12 + [None] * 99, [33.0 * i for i in range(111)], fps=1000.0)
+    assert describe_source(source).frames is None
+    result = run_detect(source, tmp_path / "out", detector, save_media=False)
+    assert "detect: 12 frame done in" in capsys.readouterr().err
+    times = [json.loads(line)["time"] for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    assert times[:3] == [0.0, 0.033, 0.066]  # its frames' own times, not 1 / 25 s apart
+    # it said "frame times assume 25 fps" of these
+    assert result.errors == ["clip: frame rate 1000 is not one; frames are timed by their own times (25 fps where "
+                             "they give none), the annotated video at 25 fps"]
 
 
 def test_a_detect_list_that_cannot_be_read_leaves_a_folder_read_whole(tmp_path, sample_dir):
@@ -1228,6 +1357,55 @@ def test_an_empty_file_or_an_mp4_cut_short_is_named_as_such(tmp_path):
     (tmp_path / "song.mp4").write_bytes(b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A mp42" + bytes(64))
     with pytest.raises(SourceError, match="song.mp4: an audio file"):  # not "a video ... cut short"
         describe_source(str(tmp_path / "song.mp4"))
+
+
+def sound_only_mp4() -> bytes:
+    """An MP4 of one sound track (AAC, brand isom) and no video, as a phone's recorder writes
+    one (an Android voice recording; not an iPhone's M4A brand): its boxes built here."""
+    import struct
+
+    def box(kind: bytes, *parts: bytes) -> bytes:
+        payload = b"".join(parts)
+        return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+    matrix = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    mvhd = box(b"mvhd", bytes(12), struct.pack(">IIIH", 1000, 1000, 0x10000, 0x100), bytes(10), matrix,
+               bytes(24), struct.pack(">I", 2))
+    tkhd = box(b"tkhd", b"\x00\x00\x00\x07", bytes(8), struct.pack(">IIIH", 1, 0, 1000, 0), bytes(10),
+               struct.pack(">H", 0x100), bytes(2), matrix, bytes(8))
+    mdhd = box(b"mdhd", bytes(12), struct.pack(">IIHH", 44100, 44100, 0x55C4, 0))
+    hdlr = box(b"hdlr", bytes(8), b"soun", bytes(12), b"SoundHandler\x00")
+    mp4a = box(b"mp4a", bytes(6), struct.pack(">H", 1), bytes(8), struct.pack(">HHHHI", 2, 16, 0, 0, 44100 << 16))
+    stbl = box(b"stbl", box(b"stsd", bytes(4), struct.pack(">I", 1), mp4a), box(b"stts", bytes(8)),
+               box(b"stsc", bytes(8)), box(b"stsz", bytes(12)), box(b"stco", bytes(8)))
+    minf = box(b"minf", box(b"smhd", bytes(8)), box(b"dinf", box(b"dref", bytes(4), struct.pack(">I", 1),
+                                                                  box(b"url ", b"\x00\x00\x00\x01"))), stbl)
+    moov = box(b"moov", mvhd, box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf)))
+    return box(b"ftyp", b"isom", struct.pack(">I", 0x200), b"isomiso2mp41") + moov + box(b"mdat")
+
+
+def test_an_mp4_of_sound_alone_is_named_an_audio_file_not_a_video_cut_short(tmp_path):
+    """A phone's sound recording saved as .mp4 or .m4a with the brand isom (not M4A) was "a
+    video that cannot be opened: cut short ... or corrupt": it is whole, and holds no video."""
+    from maskwatch.video.iso_media import track_kinds
+
+    for name in ("voice.mp4", "voice.m4a"):
+        (tmp_path / name).write_bytes(sound_only_mp4())
+        with pytest.raises(SourceError, match=f"{name}: an audio file: it holds sound and no video track"):
+            describe_source(str(tmp_path / name))
+    assert track_kinds(tmp_path / "voice.mp4") == ["soun"]
+    clip = tmp_path / "door.mp4"  # a video's track is one, and a video cut short has none to read
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    for _ in range(10):
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    assert track_kinds(clip) == ["vide"]
+    clip.write_bytes(clip.read_bytes()[:-100])
+    assert track_kinds(clip) is None
+    writer = cv2.VideoWriter(str(tmp_path / "stopped.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 64))
+    writer.release()  # a recording stopped before its first frame: an index of no track, no sound either
+    with pytest.raises(SourceError, match=r"stopped.mp4: a video file that holds no video track: no track at all"):
+        describe_source(str(tmp_path / "stopped.mp4"))
 
 
 def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, sample_dir):

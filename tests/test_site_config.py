@@ -108,6 +108,19 @@ def test_a_bad_camera_names_the_camera_and_the_field(tmp_path, camera, expected)
     assert len(err.value.problems) == 1 and err.value.problems[0].startswith(expected), err.value.problems
 
 
+def test_a_camera_file_of_sound_alone_is_refused_at_the_start(tmp_path):
+    """`serve --source voice.mp4` or a site camera given a phone's sound recording started, and the
+    camera retried the file for ever ("cannot open" in the log); --check passed it."""
+    from tests.test_detection import sound_only_mp4
+
+    (tmp_path / "voice.mp4").write_bytes(sound_only_mp4())
+    path = write(tmp_path, f"cameras:\n  c: {{source: {tmp_path / 'voice.mp4'}}}\n")
+    with pytest.raises(SiteConfigError) as err:
+        load_site_config(path, environ={})
+    assert err.value.problems == [f"camera 'c', field 'source': {tmp_path / 'voice.mp4'}: an audio file: it holds "
+                                  "sound and no video track"]
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     path = write(tmp_path, """
 defaults: {fps: 0}

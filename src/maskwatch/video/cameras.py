@@ -29,8 +29,9 @@ import numpy as np
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
-from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, missing_video_file,
-                                     plausible_fps, redact_source, stream_address, unresolved_host)
+from maskwatch.video.sources import (BAD_STRETCH_S, STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, host_port, missing_video_file,
+                                     plausible_fps, redact_source, shown_as, stream_address, unopened_file,
+                                     unresolved_host)
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,8 @@ class CameraReader:
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
                         refused_now = self._refusal is not None
-                    error = (self._refusal or missing_video_file(self.source) or unresolved_host(self.source)
-                             or "cannot open")
+                    error = (self._refusal or missing_video_file(self.source) or unopened_file(self.source)
+                             or unresolved_host(self.source) or "cannot open")
             finally:
                 if capture is not None:
                     capture.release()
@@ -232,18 +233,31 @@ class CameraReader:
 
     def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
         """Read frames until the stream fails or the reader stops; True if any frame came."""
+        shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
         self.stream_fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         got_frames = False
         next_at = time.monotonic()
+        # A file is read past a stretch of frames that do not decode (its start cut badly: the
+        # camera showed its first frame, reopened at once, for ever), to its header's count.
+        count = capture.get(cv2.CAP_PROP_FRAME_COUNT) if self.is_file else 0
+        count = count if 0 < count < 1e9 else 0
+        most_bad = max(25, BAD_STRETCH_S * (self.stream_fps or UNKNOWN_FPS))
+        position = bad = 0
         while not self._stop.is_set():
+            position += 1
             if not capture.grab():
-                return got_frames
+                bad += 1
+                if not count or position >= count or bad > most_bad:
+                    return got_frames
+                continue
+            bad = 0
             image = None
             if not self.decode_on_request or self._wanted.is_set():
                 ok, image = capture.retrieve()
                 if not ok or image is None or image.ndim != 3:
                     return got_frames
+                image = shown(image) if shown else image
                 self._wanted.clear()
             got_frames = True
             if self._down:

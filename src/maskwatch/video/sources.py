@@ -10,19 +10,21 @@ import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AbstractSet as Set, Iterable, Iterator
+from typing import AbstractSet as Set, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
 from maskwatch.data.images import AUDIO, UNREAD_PHOTOS, ImageError, not_a_photo, read_image
+from maskwatch.video.iso_media import mirror, no_video
 
 # The photos OpenCV reads (an animated GIF or WebP: its first frame), the same the API takes.
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif"}
 # Containers OpenCV's FFmpeg reads; a file named directly is tried as video whatever its suffix.
 # .mjpeg: an IP camera's saved stream, JPEGs one after another (read as one photo before).
+# .3gp, .3g2: an older Android phone's or a messaging app's clips (batch and a folder passed them over unsaid).
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
-                  ".mjpeg", ".mjpg"}
+                  ".mjpeg", ".mjpg", ".3gp", ".3g2"}
 # Photos no reader here takes: said so, not read as a one-frame video or passed over in silence.
 UNREAD_PHOTO_SUFFIXES = {".heic", ".heif"}  # said in UNREAD_PHOTOS
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
@@ -90,9 +92,13 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
             if photo:
                 return SourceInfo("image", path.stem, None, 1)
             raise SourceError(f"{path}: {unopened(path)}")
-        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
+        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        count = int(count) if 0 < count < 1e9 else None  # some containers say -9.2e18: no count
+        # Some containers say -9.2e18: no count. Nor is one made with a rate that is none: a
+        # browser's WebM at "1000 fps" counts its duration x 1000 (a minute's 1800 frames ended
+        # "1800/60000 (3%)", the time left said as 45 min all along).
+        count = int(count) if 0 < count < 1e9 and fps else None
+        fps = fps or UNKNOWN_FPS
         if photo and (count or 0) <= 1 and not (capture.grab() and capture.grab()):
             return SourceInfo("image", path.stem, None, 1)
     finally:
@@ -110,6 +116,8 @@ def unopened(path: Path) -> str:
     kind = not_a_photo(head)
     if kind in (UNREAD_PHOTOS, AUDIO):  # a HEIC or a song named as a video
         return kind
+    if kind and (why := no_video(path)):  # sound alone (brand isom or mp42, not M4A), or no track
+        return why
     if kind:
         return ("a video that cannot be opened: cut short (an MP4 recorded or copied part-way has no index) "
                 "or corrupt")
@@ -118,6 +126,11 @@ def unopened(path: Path) -> str:
 
 # Timing for a video whose frame rate OpenCV does not know or reports absurdly.
 UNKNOWN_FPS = 25.0
+# The longest stretch of unreadable frames a video is read past, in seconds of it; a longer one
+# is taken for the file's end (a copy cut short, its frames promised by its header).
+BAD_STRETCH_S = 30.0
+# The stretches of unreadable frames a video's warnings name one by one; the rest are counted.
+MOST_SAID = 20
 
 
 def plausible_fps(fps: float) -> float | None:
@@ -162,18 +175,40 @@ def read_frames(source: str | os.PathLike, errors: list[str] | None = None, skip
     yield from _video_frames(source, info, errors)
 
 
+# How a mirrored video's stored picture is shown (iso_media.mirror names it), as players show it.
+MIRRORED = {"hflip": lambda image: cv2.flip(image, 1), "vflip": lambda image: cv2.flip(image, 0),
+            "transpose": cv2.transpose, "transverse": lambda image: cv2.flip(cv2.transpose(image), -1)}
+
+
+def shown_as(path: str, capture: cv2.VideoCapture) -> Callable[[np.ndarray], np.ndarray] | None:
+    """What shows the frames of the video file `path` as players do where OpenCV would not (a
+    mirrored one, a front camera's or an app's: OpenCV turned it 180 degrees or on its side by
+    its matrix's angle), its own turning then off; None for every other file (OpenCV turns them)."""
+    try:
+        how = mirror(path)
+    except OSError:
+        return None
+    if how is None:
+        return None
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    return MIRRORED[how]
+
+
 def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Frame]:
     capture = cv2.VideoCapture(path)
+    shown = shown_as(path, capture)
     if not capture.isOpened():
         errors.append(f"{info.name}: cannot open")
         return
     fps = info.fps or UNKNOWN_FPS
     reported = capture.get(cv2.CAP_PROP_FPS)
     if plausible_fps(reported) is None:
-        errors.append(f"{info.name}: frame rate {reported:g} is not one; frame times assume {UNKNOWN_FPS:g} fps")
-    # The rate the container's frame count was made with (1000 for some WebM files), for its duration.
-    duration_rate = reported if math.isfinite(reported) and reported > 0 else fps
+        # Said as it is done: each frame's own time is kept where the file gives one (a browser's
+        # WebM at "1000 fps" gives them all), where "frame times assume 25 fps" was said of it.
+        errors.append(f"{info.name}: frame rate {reported:g} is not one; frames are timed by their own times "
+                      f"({UNKNOWN_FPS:g} fps where they give none), the annotated video at {UNKNOWN_FPS:g} fps")
     index, failures, said = 0, 0, len(errors)
+    stretches, unsaid = 0, 0  # stretches of bad frames; bad frames past the MOST_SAID stretches named
     first, last = None, -math.inf  # the first frame's time in the file, the last time given
     try:
         while True:
@@ -183,20 +218,34 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 # so is one at the end of its time (a variable-rate WebM's count is its duration x
                 # its nominal rate: 111 promised, 12 held, and "a truncated file?" said of a whole one).
                 end = info.frames is None or index >= info.frames - 1 or (
-                    failures == 0 and last >= (info.frames - 1) / duration_rate - 0.5)
+                    failures == 0 and last >= (info.frames - 1) / fps - 0.5)
                 if not end:
                     if failures == 0:
-                        said = len(errors)
-                    errors.append(f"{info.name}: frame {index} unreadable, skipped")
+                        said, stretches = len(errors), stretches + 1
                     index += 1
                     failures += 1
-                # Bad frames in a row, past 25 or up to the end: the file ends early, said once (a
-                # file cut at 21 of 40 frames gave 18 lines, and no word of a truncated file).
-                if failures > 25 or end and failures > 1:
+                    del errors[said:]  # a stretch of bad frames is one line
+                    if stretches <= MOST_SAID:
+                        errors.append(f"{info.name}: {_frames(index - failures, index - 1)} unreadable, skipped")
+                    else:  # a clip from a failing card: a line for each of thousands
+                        unsaid += 1
+                # Bad frames in a row, past BAD_STRETCH_S of the video or up to the end: the file
+                # ends early, said once (a file cut at 21 of 40 frames gave 18 lines, and no word of
+                # a truncated file). Not 25 frames: a phone clip's broken first second (its frames
+                # before a key frame) ended the read of the whole clip. A failed read past a
+                # file's end takes about 25 us: the limit costs a truncated file 45 ms at 60 fps.
+                too_many = failures > max(25, BAD_STRETCH_S * fps)
+                if too_many or end and failures > 1:
                     del errors[said:]
+                    if stretches > MOST_SAID:
+                        unsaid, stretches = unsaid - failures, stretches - 1
                     errors.append(f"{info.name}: no frame could be read from frame {index - failures} on, of the "
                                   f"{info.frames} its header promises (a truncated file?)")
-                if end or failures > 25:
+                if end or too_many:
+                    if unsaid:
+                        more = stretches - MOST_SAID
+                        errors.append(f"{info.name}: {unsaid} more frame{'s' * (unsaid > 1)} unreadable, in {more} "
+                                      f"stretch{'es' * (more > 1)}, skipped")
                     break
                 continue
             failures = 0
@@ -209,10 +258,15 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
             at = stamp - first if first is not None and math.isfinite(stamp) else index / fps
             at = at if at > last else last + 1.0 / fps
             last = at
-            yield Frame(index, at, image, f"{info.name}-{index:06d}")
+            yield Frame(index, at, shown(image) if shown else image, f"{info.name}-{index:06d}")
             index += 1
     finally:
         capture.release()
+
+
+def _frames(first: int, last: int) -> str:
+    """"frame 7", or "frames 1-39" for a stretch."""
+    return f"frame {first}" if first == last else f"frames {first}-{last}"
 
 
 def stream_name(source: str) -> str:
@@ -266,6 +320,17 @@ def missing_video_file(source: str) -> str | None:
     if source.startswith(STREAM_PREFIXES) or source.startswith("webcam:") or Path(source).is_file():
         return None
     return f"no such video file: {source}"
+
+
+def unopened_file(source: str) -> str | None:
+    """Why a video file that is there would not open, as `detect` says it (unopened: sound alone,
+    cut short, empty), else None: a site's file camera of a phone's sound recording said `cannot open`."""
+    if source.startswith(STREAM_PREFIXES) or source.startswith("webcam:") or not Path(source).is_file():
+        return None
+    try:
+        return unopened(Path(source))
+    except OSError as err:  # one the camera's user may not read: its reader thread ended on it
+        return f"cannot read the file ({err.strerror})"
 
 
 def unresolved_host(source: str) -> str | None:

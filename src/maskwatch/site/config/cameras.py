@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from maskwatch.site.config.section import Section
 from maskwatch.site.config.shapes import Point, in_pixels, polygon_problem, too_many, too_many_corners
 from maskwatch.site.hours import parse_span
+from maskwatch.video.iso_media import no_video
 from maskwatch.video.sources import SECRET_PARAMETER, STREAM_PREFIXES, stream_url_problem
 
 CAMERA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # whole (fullmatch): "$" let a final newline in
@@ -158,6 +159,8 @@ class CameraConfig(CameraSettings):
                 raise ValueError(f"neither a video file nor a stream URL; a URL starts with one of "
                                  f"{', '.join(STREAM_PREFIXES)}")
             raise NoSuchVideoFile(value)
+        elif (info.context or {}).get("files", True) and (why := no_video(value)):
+            raise ValueError(f"{value}: {why}")  # a phone's sound recording: the camera retried it for ever
         return value
 
     @field_validator("zones", mode="before")
