@@ -81,6 +81,14 @@ def test_since_reads_every_form_iso_8601_and_rfc_3339_allow(value, expected):
     assert datetime.fromtimestamp(parse_since(value), timezone.utc).isoformat() == expected
 
 
+@pytest.mark.parametrize("value", ["2026-10-01", "20261001", "2026-W40-4", "2026w404", "2026-W40"])
+def test_a_date_alone_in_any_iso_form_is_the_site_s_midnight(value):
+    """An ISO week date (2026-W40-4 is 1 October; 2026-W40 its Monday) is a date alone too, which
+    fromisoformat reads: it was UTC's midnight, 02:00 in Berlin, where the calendar date was Berlin's."""
+    day = datetime.fromtimestamp(parse_since(value, days=BERLIN), BERLIN)
+    assert day.isoformat() == ("2026-09-28" if value == "2026-W40" else "2026-10-01") + "T00:00:00+02:00"
+
+
 def test_a_mistyped_basic_date_is_refused_not_read_as_1970():
     with pytest.raises(ValueError, match="'20260230' is no date"):
         parse_since("20260230")

@@ -8,7 +8,7 @@ them are returned; the chart leaves gaps for the others.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.prevalence import compliance_fields
@@ -18,7 +18,6 @@ BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default loo
 
 EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
 BASIC_DATE = re.compile(r"\d{8}")  # ISO 8601's 20260922
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # a date alone, as parse_since has the basic one written
 # How the routes taking a time say what a time with no zone is (parse_since).
 NO_ZONE = "a time with no zone: UTC; a date alone: midnight in the site's timezone"
 # Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
@@ -57,7 +56,7 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
                          f"got {value!r}") from None
     try:
         if moment.tzinfo is None:  # a date alone: its first midnight, or the jump where the clocks skip it
-            moment = moment.replace(tzinfo=days if ISO_DATE.fullmatch(value) else timezone.utc)
+            moment = moment.replace(tzinfo=days if _date_alone(value.upper()) else timezone.utc)
             moment = moment if moment.tzinfo is not None else moment.astimezone()
         seconds = moment.timestamp()
     except (OverflowError, ValueError):
@@ -65,6 +64,16 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
     if not EARLIEST <= seconds < LATEST + 1:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
         raise ValueError(f"{name} is out of range: from year 1 to 9999 in UTC; got {value!r}")
     return seconds
+
+
+def _date_alone(value: str) -> bool:
+    """Whether an ISO 8601 text is a date with no time, in any form fromisoformat reads: 2026-10-01,
+    and the week dates 2026-W40-4 and 2026-W40 too (a pattern of YYYY-MM-DD alone read them as UTC's)."""
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def bucket_start(unix_seconds: float, bucket: str, tz: tzinfo | None) -> datetime:
