@@ -431,6 +431,36 @@ def test_a_postgresql_user_that_may_not_create_the_tables_fails(postgres):  # no
         admin.dispose()
 
 
+def test_a_postgresql_user_that_may_not_make_a_new_store_s_tables_fails_though_the_events_are_there(postgres):  # noqa: F811
+    """The events' tables made by the database's owner, the site's own user reading and writing
+    them: a site given MQTT or reports later makes their tables at its start, which that user may
+    not (PostgreSQL 15). The probe asked for CREATE only where the events' tables were to be made,
+    said OK, and the start failed on "permission denied for schema public"."""
+    from types import SimpleNamespace
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
+    try:
+        EventStore(postgres.url).close()
+        with admin.connect() as connection:
+            connection.execute(text("CREATE ROLE site_user LOGIN"))
+            connection.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO site_user"))
+        probe = probe_database(url, site=SimpleNamespace(reports=[], mqtt=object()))
+        assert probe.ok is False and probe.detail.endswith(
+            f"logged in as site_user; events schema {len(MIGRATIONS)}, this maskwatch's; no mqtt tables yet (made at "
+            "the start), but site_user may not create tables in schema public (PostgreSQL 15 and later let only its "
+            "owner): GRANT CREATE ON SCHEMA public TO site_user, or make site_user the database's owner"), probe.detail
+        # a site with neither makes no table: the start opens the events' alone
+        assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).ok is True
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text("DROP OWNED BY site_user"))
+            connection.execute(text("DROP ROLE site_user"))
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
+        admin.dispose()
+
+
 def test_the_sqlite_file_of_a_running_site_is_read_through_its_wal(tmp_path):
     store = EventStore(str(tmp_path / "site.db"))  # open, as a running site holds it: its -wal is there
     try:

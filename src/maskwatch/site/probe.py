@@ -57,7 +57,7 @@ def probe_site(site, timeout: float = NETWORK_TIMEOUT, needs_user: tuple[str, st
     stopping = threading.Event()
     try:
         # The database and the broker on their own threads: not queued behind a 17th camera.
-        database = _in_background(probe_database, site.storage.database, timeout, needs_user, schemas)
+        database = _in_background(probe_database, site.storage.database, timeout, needs_user, schemas, site)
         mqtt = _in_background(probe_mqtt, site.mqtt, timeout) if site.mqtt is not None else None
         # OpenCV opens one stream at a time: a camera that takes the connection and then never
         # answers holds every other camera's open for its stall_timeout (video/cameras.py's
@@ -152,22 +152,24 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
 
 
 def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tuple[str, str] | None = None,
-                   schemas: tuple[tuple[str, str, int], ...] = ()) -> Probe:
+                   schemas: tuple[tuple[str, str, int], ...] = (), site=None) -> Probe:
     """The site's database, read only: an SQLite file readable and writable (or a folder it can
     be made in), a server reached and logged in to; each store's schema version (site_schemas,
     then `schemas`) against this maskwatch's (a newer one is refused at the start, an older one
     upgraded). `beyond`: (host, config) of a server listening beyond loopback, which `run` refuses
     to start while the database holds no user: the probe said OK, and `--probe && systemctl
-    restart` restarted a site that then would not start."""
+    restart` restarted a site that then would not start. `site`: the SiteConfig, whose reports
+    and MQTT say which of their stores the start opens (None: all)."""
     from maskwatch.site.database import database_url
 
     url = database_url(database)
+    stores = [*site_schemas(site), *schemas]
     if url.startswith("sqlite:///"):
-        probe, users = _probe_sqlite(Path(url.removeprefix("sqlite:///")), [*site_schemas(), *schemas])
+        probe, users = _probe_sqlite(Path(url.removeprefix("sqlite:///")), stores)
     elif url.startswith("sqlite"):
         return Probe("database", True, f"{url}: in memory, nothing to reach")
     else:
-        probe, users = _probe_server(url, timeout, [*site_schemas(), *schemas])
+        probe, users = _probe_server(url, timeout, stores)
     if beyond is None or not probe.ok or users:
         return probe
     host, config = beyond
@@ -175,14 +177,19 @@ def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tupl
                                     f"maskwatch users add NAME --role admin --config {config}")
 
 
-def site_schemas() -> list[tuple[str, str, int]]:
-    """The site layer's stores, events first, as (what, its version table, this maskwatch's
-    version); the layers above add theirs (the users' `auth schema`) through probe_site."""
+def site_schemas(site=None) -> list[tuple[str, str, int]]:
+    """The site layer's stores the start of `site` (a SiteConfig; None: any) opens, events first,
+    as (what, its version table, this maskwatch's version): the reports' and MQTT's only where it
+    has them, as the start makes them (the start neither upgrades nor refuses them otherwise). The
+    layers above add theirs (the users' `auth schema`) through probe_site."""
     from maskwatch.site import events, mqtt_record, reports
 
-    return [("events schema", events.schema_version.name, len(events.MIGRATIONS)),
-            ("reports schema", reports.reports_schema_version.name, len(reports.MIGRATIONS)),
-            ("mqtt schema", mqtt_record.mqtt_schema_version.name, len(mqtt_record.MIGRATIONS))]
+    return [("events schema", events.schema_version.name, len(events.MIGRATIONS))] + [
+        store for store, opened in (
+            (("reports schema", reports.reports_schema_version.name, len(reports.MIGRATIONS)),
+             site is None or bool(site.reports)),
+            (("mqtt schema", mqtt_record.mqtt_schema_version.name, len(mqtt_record.MIGRATIONS)),
+             site is None or site.mqtt is not None)) if opened]
 
 
 def _schema(found: list[tuple[str, int | None, int]]) -> tuple[bool, str]:
@@ -201,6 +208,8 @@ def _schema(found: list[tuple[str, int | None, int]]) -> tuple[bool, str]:
         said.append("no events tables yet (made at the start)")
     elif events == known:
         said.append(f"events schema {events}, this maskwatch's")
+    if events is not None and (new := [what.removesuffix(" schema") for what, version, _ in found if version is None]):
+        said.append(f"no {', '.join(new)} tables yet (made at the start)")
     upgraded = [f"{what} {version}: upgraded to {known} at the start" for what, version, known in found
                 if version is not None and version < known]
     if upgraded:
@@ -286,7 +295,7 @@ def _probe_server(url: str, timeout: float, schemas: list[tuple[str, str, int]])
 def _read_schema(engine, schemas: list[tuple[str, str, int]]) -> tuple[list, str, str | None, int]:
     """Each of `schemas` (what, version table, this maskwatch's version) as (what, its version in
     the database or None: no tables yet, this maskwatch's), the server's version, on PostgreSQL
-    why its user could not make or upgrade the events' tables (None: it can), and the users;
+    why its user could not make or upgrade a store's tables (None: it can), and the users;
     read in one transaction, rolled back, that writes nothing."""
     from sqlalchemy import column, func, inspect, select, table
 
@@ -301,8 +310,10 @@ def _read_schema(engine, schemas: list[tuple[str, str, int]]) -> tuple[list, str
                 version = connection.execute(select(func.max(column("version"))).select_from(table(name))).scalar() or 0
             found.append((what, version, known))
         server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
-        _, events, known = found[0]
-        refused = _cannot_create(connection) if postgres and (events is None or events < known) else None
+        # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
+        # later, its events' tables there, was OK and its start failed on "permission denied".
+        to_make = any(version is None or version < known for _, version, known in found)
+        refused = _cannot_create(connection) if postgres and to_make else None
         users = 0
         if inspect(connection).has_table("users"):  # by name: the security layer sits above this one
             users = connection.execute(select(func.count()).select_from(table("users"))).scalar() or 0
