@@ -453,6 +453,39 @@ def test_a_time_in_the_hour_the_clocks_go_back_over_says_its_offset_on_the_page(
                      ["2026-04-05 01:45:00 (UTC+11:00)", "2026-04-05 01:45:00 (UTC+10:30)", "2026-04-05 02:15:00"]]
 
 
+# A browser before Intl's "longOffset" (Safari 15.3, Chrome 94): that option refused with a RangeError.
+NO_LONG_OFFSET = """(() => {
+  const Real = Intl.DateTimeFormat;
+  Intl.DateTimeFormat = function (locale, options) {
+    if (options && options.timeZoneName === "longOffset") throw new RangeError("Value longOffset out of range");
+    return new Real(locale, options);
+  };
+  Intl.DateTimeFormat.prototype = Real.prototype;
+})();"""
+
+
+def test_a_browser_without_intl_s_long_offset_keeps_its_clock_and_says_the_offset(site, tab):  # noqa: F811
+    """clockTime's offset came from Intl's timeZoneName "longOffset", made at account.js's load: a
+    browser without it stopped that script there, and the page had no clock, Log out or Change password."""
+    older = tab()
+    older.add_init_script(NO_LONG_OFFSET)
+    older.goto(site + "/")
+    older.wait_for_function("() => document.getElementById('clock').textContent.includes('Europe/Berlin')",
+                            timeout=20_000)
+    shown = older.evaluate("""(times) => {
+      const berlin = times.map(clockTime);
+      setClock("Australia/Lord_Howe");
+      const lordHowe = ["2026-04-04T14:45:00Z", "2026-04-04T15:15:00Z"].map(clockTime);
+      setClock("America/St_Johns");  // Newfoundland: behind UTC by 2:30 in summer, 3:30 from 1 November
+      const stJohns = ["2026-11-01T03:30:00Z", "2026-11-01T04:30:00Z"].map(clockTime);
+      setClock("Europe/Berlin");
+      return [berlin, lordHowe, stJohns];
+    }""", ["2026-10-25T00:30:00.250Z", "2026-10-25T01:30:00Z", "2026-09-21T08:00:00Z"])
+    assert shown == [["2026-10-25 02:30:00 (UTC+02:00)", "2026-10-25 02:30:00 (UTC+01:00)", "2026-09-21 10:00:00"],
+                     ["2026-04-05 01:45:00 (UTC+11:00)", "2026-04-05 01:45:00 (UTC+10:30)"],
+                     ["2026-11-01 01:00:00 (UTC-02:30)", "2026-11-01 01:00:00 (UTC-03:30)"]]
+
+
 def test_the_chart_s_zone_is_chosen_on_the_page_and_kept_in_its_address(site, page):  # noqa: F811
     """A zone's compliance was in the API and report.csv only: the chart had no zone choice. The
     zones offered are those the server names (/v1/cameras); the choices are kept in the address,

@@ -9,14 +9,12 @@
 const clockOptions = {year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
                       second: "2-digit", hourCycle: "h23"};
 let clockFormat = new Intl.DateTimeFormat("en-GB", clockOptions);
-let offsetFormat = new Intl.DateTimeFormat("en-GB", {timeZoneName: "longOffset"});  // "GMT+01:00"
 let clockSet;
 const clockRead = new Promise((resolve) => { clockSet = resolve; });  // the site's times wait for it
 function setClock(zone) {
   let site = Boolean(zone);
   try {
     clockFormat = new Intl.DateTimeFormat("en-GB", {...clockOptions, timeZone: zone || undefined});
-    offsetFormat = new Intl.DateTimeFormat("en-GB", {timeZoneName: "longOffset", timeZone: zone || undefined});
   } catch (err) {  // a name this browser does not know (RangeError): its own clock, said as such
     site = false;
   }
@@ -40,8 +38,14 @@ function clockTime(at) {
   // The clocks go back by an hour, or by half an hour (Lord Howe Island): the same reading that far off.
   const repeated = [-3600e3, -1800e3, 1800e3, 3600e3].some((shift) => wall(moment + shift) === text);
   if (!repeated) return text;
-  const offset = offsetFormat.formatToParts(new Date(moment)).find((part) => part.type === "timeZoneName").value;
-  return `${text} (${offset === "GMT" ? "UTC+00:00" : offset.replace("GMT", "UTC")})`;
+  // Its offset: the wall clock read as UTC, less the moment. Not Intl's timeZoneName "longOffset",
+  // which a browser before it (Safari 15.3, Chrome 94) refused with a RangeError at this script's
+  // load: the page had no clock, no Log out, no Change password.
+  const p = clockParts(moment);
+  const minutes = Math.round((Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) -
+                              Math.floor(moment / 1000) * 1000) / 60000);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${text} (UTC${minutes < 0 ? "-" : "+"}${two(Math.floor(Math.abs(minutes) / 60))}:${two(Math.abs(minutes) % 60)})`;
 }
 function clockMinute(at) {  // "08:00": a time of about now (the chart read, a password tried again)
   const p = clockParts(at);
