@@ -1001,6 +1001,14 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         phone.click("#users-reset button[type=submit]")
         phone.wait_for_function("() => document.getElementById('users-status').textContent.startsWith('password of ana')")
         assert phone.is_hidden("#users-reset") and phone.input_value("#users-reset-password") == ""
+        phone.click("button[aria-label='Reset password of ana']")  # to the one just set: said on its field too
+        phone.fill("#users-reset-password", "ana's second password")
+        phone.fill("#users-reset-again", "ana's second password")
+        phone.click("#users-reset button[type=submit]")
+        phone.wait_for_function("() => document.getElementById('users-error').textContent.includes('current')")
+        assert phone.inner_text("#users-error") == "Not set: the new password is the current one: choose another."
+        assert phone.evaluate(AT_FAULT) == ["users-reset-password", "true"]  # it stood at the top, on no field
+        phone.click("#users-reset-cancel")
 
         assert phone.locator("button[aria-label^='Turn off two-step']").count() == 1  # zed's only: on, not mine
         phone.click("button[aria-label='Turn off two-step login of zed']")

@@ -97,11 +97,12 @@
                         {field: $("users-me-password")});  // said about that field, focused (change())
   }
   // The server's refusal of a new password (passwords.check_strength's words: "the password needs
-  // ...", "... must not be the user name", "... is one of the 30,000 most common passwords ...") said
-  // about its `field`, as Change password marks its own: it stood at the dialog's top, tied to no
-  // field. The server's other 400s (a name, a camera) are not about it.
+  // ...", "... must not be the user name", "... is one of the 30,000 most common passwords ...", and
+  // a reset to the user's current one, "the new password is the current one ...") said about its
+  // `field`, as Change password marks its own: it stood at the dialog's top, tied to no field. The
+  // server's other 400s (a name, a camera) are not about it.
   const aboutPassword = (err, field) => {
-    if (err.status === 400 && /^the password /.test(err.message)) err.field = field;
+    if (err.status === 400 && /^the (new )?password /.test(err.message)) err.field = field;
     return err;
   };
   async function send(url, method, body) {
