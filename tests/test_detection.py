@@ -1408,6 +1408,24 @@ def test_an_mp4_of_sound_alone_is_named_an_audio_file_not_a_video_cut_short(tmp_
         describe_source(str(tmp_path / "stopped.mp4"))
 
 
+def test_a_box_sized_past_any_file_is_a_video_cut_short_or_corrupt_not_a_traceback(tmp_path):
+    """An MP4 whose box after its file type says a 64-bit size no file has (bytes gone bad):
+    reading its boxes raised ValueError ("cannot fit 'int' into an offset-sized integer"), out of
+    detect and out of a site camera's reader thread, which ended on it."""
+    import struct
+
+    from maskwatch.video.iso_media import mirror, no_video
+    from maskwatch.video.sources import unopened_file
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(struct.pack(">I4s4sI", 16, b"ftyp", b"isom", 0x200) + struct.pack(">I4sQ", 1, b"free", 2**64 - 1)
+                    + bytes(100))
+    cut = "a video that cannot be opened: cut short"
+    with pytest.raises(SourceError, match=f"bad.mp4: {cut}"):
+        describe_source(str(bad))
+    assert no_video(bad) is None and mirror(bad) is None and unopened_file(str(bad)).startswith(cut)
+
+
 def test_a_folder_of_heic_photos_or_of_subfolders_says_what_it_holds(tmp_path, sample_dir):
     """An iPhone's folder of HEIC photos and a dataset's root (its photos in images/) were a bare
     "folder holds no images", with no word of the HEIC to convert or of the folder to name."""

@@ -4,6 +4,7 @@ and a video track's mirroring, which OpenCV does not apply."""
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -102,7 +103,9 @@ def _find_box(file: BinaryIO, kind: bytes) -> bytes | None:
                 if len(payload) < size - start:
                     return None
             return payload
-        if size == 0 or size < start:
+        # A box past the file's end (a copy cut short, or a size gone bad: 2**64 - 1 raised
+        # ValueError from seek) holds no movie box after it.
+        if size == 0 or size < start or file.tell() + size - start > os.fstat(file.fileno()).st_size:
             return None
         file.seek(size - start, 1)
     return None
