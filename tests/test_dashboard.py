@@ -554,6 +554,55 @@ def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):
     assert len(asked) > before
 
 
+def passed_on(change_headers=lambda headers: headers, change_body=None):
+    """A route handler passing the server's own answer on, its headers or its JSON changed (as an
+    upgraded server, or one restarted with another site.yaml, would answer)."""
+    def handler(route):
+        response = route.fetch()
+        body = None if change_body is None else json.dumps(change_body(response.json()))
+        route.fulfill(response=response, headers=change_headers(dict(response.headers)), body=body)
+    return handler
+
+
+def test_a_page_left_open_reloads_itself_once_the_server_serves_another(server, tab):
+    """A wall screen by the entrance ran the scripts it was loaded with for weeks: after an upgrade,
+    the old scripts against the new API, until someone reloaded it by hand. Not while a dialog is
+    open: what is typed in it would be lost."""
+    screen = tab()
+    loads = []
+    screen.on("load", lambda _: loads.append(screen.url))
+    screen.goto(server + "/?chart_bucket=day")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    loaded_as = screen.evaluate("() => document.querySelector('meta[name=maskwatch-page]')?.content")
+    assert loaded_as and loaded_as == httpx.get(server + "/v1/classes").headers["x-maskwatch-page"]
+    assert "x-maskwatch-page" not in httpx.get(server + "/healthz").headers  # anyone's: not told the release
+    screen.evaluate("() => document.getElementById('password-dialog').showModal()")  # a password being typed
+    screen.route("**/v1/cameras", passed_on(lambda headers: {**headers, "x-maskwatch-page": "an upgrade"}))
+    for _ in range(2):  # answers of the upgraded server, a second apart
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert len(loads) == 1, "reloaded under an open dialog"
+    with screen.expect_event("load", timeout=10_000):
+        screen.evaluate("() => document.getElementById('password-dialog').close()")
+    screen.unroute("**/v1/cameras")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    assert loads == [server + "/?chart_bucket=day"] * 2  # the chart's choices kept
+
+
+def test_a_page_left_open_reloads_itself_once_its_cameras_change(server, tab):
+    """A server restarted with another site.yaml: the page kept a removed camera's card at its last
+    state for good, and a new camera had a card but no place in the chart's and the list's choices."""
+    screen = tab()
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    hall = lambda cameras: [*cameras, {**cameras[0], "id": "hall", "name": "Hall"}]  # noqa: E731
+    with screen.expect_event("load", timeout=10_000):
+        screen.route("**/v1/cameras", passed_on(change_body=hall))
+    screen.wait_for_selector('.camera[data-camera="hall"]', timeout=20_000)
+    assert screen.evaluate("() => [...document.querySelectorAll('#filter-camera option, #trend-camera option')]"
+                           ".filter((option) => option.value === 'hall').length") == 2
+
+
 DOOR_ZONES = {"queue": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]], "exit": [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9], [0.5, 0.9]]}
 DOOR_MASK = [[0.8, 0], [1, 0], [1, 0.15], [0.8, 0.15]]
 
