@@ -643,6 +643,24 @@ def admin_state(zoned_site, page):
         context.close()
 
 
+def test_a_wall_screen_s_proxy_sends_a_read_token_and_no_login_ends(zoned_site, page):
+    """docs/site.md's wall screen: a proxy on the screen's own machine adds a read-only token to each
+    request (extra_http_headers here, as the proxy would): the page needs no login and has no
+    session to end, so nobody logs it in again every session_max_hours."""
+    token = {"Authorization": f"Bearer {zoned_site.credentials.read_token}"}
+    context = page.context.browser.new_context(extra_http_headers=token)
+    try:
+        screen = watched(context.new_page())
+        screen.goto(zoned_site.base + "/?chart_bucket=day")
+        screen.wait_for_selector('.camera[data-camera="till"] figcaption .state', timeout=20_000)  # every camera
+        assert screen.url == zoned_site.base + "/?chart_bucket=day"  # not sent to the login page
+        assert screen.is_hidden("#account") and screen.text_content("#session-end") == ""
+        me = screen.evaluate("async () => (await (await api('/v1/me')).json())")
+        assert (me["via"], me["scope"], me["session"]) == ("token", "read", None)
+    finally:
+        context.close()
+
+
 def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
     """The zone editor's polygons (/v1/cameras names the zones only) under /v1/cameras' rules."""
     from maskwatch.site.schemas import CameraZones
