@@ -567,7 +567,7 @@ def passed_on(change_headers=lambda headers: headers, change_body=None):
 def test_a_page_left_open_reloads_itself_once_the_server_serves_another(server, tab):
     """A wall screen by the entrance ran the scripts it was loaded with for weeks: after an upgrade,
     the old scripts against the new API, until someone reloaded it by hand. Not while a dialog is
-    open: what is typed in it would be lost."""
+    open (what is typed in it would be lost), nor while the page itself is not served."""
     screen = tab()
     loads = []
     screen.on("load", lambda _: loads.append(screen.url))
@@ -582,8 +582,17 @@ def test_a_page_left_open_reloads_itself_once_the_server_serves_another(server, 
         with screen.expect_response("**/v1/cameras", timeout=10_000):
             pass
     assert len(loads) == 1, "reloaded under an open dialog"
+    # the page itself not served (the server gone again): no reload into the browser's error page
+    page_asked = []
+    is_page = lambda url: url.partition("?")[0] == server + "/"  # noqa: E731
+    screen.route(is_page, lambda route: (page_asked.append(1), route.abort()))
+    screen.evaluate("() => document.getElementById('password-dialog').close()")
+    for _ in range(2):
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert page_asked and len(loads) == 1, "reloaded into a server that did not serve the page"
     with screen.expect_event("load", timeout=10_000):
-        screen.evaluate("() => document.getElementById('password-dialog').close()")
+        screen.unroute(is_page)
     screen.unroute("**/v1/cameras")
     screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
     assert loads == [server + "/?chart_bucket=day"] * 2  # the chart's choices kept

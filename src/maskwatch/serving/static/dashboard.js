@@ -40,12 +40,24 @@ async function api(url, options = {}) {
 // it is shown change (cameras.js); not while a dialog is open (a password or zones being typed: the
 // next answer, a second on, asks again once it is closed), and once a minute at most (two
 // processes of two versions answering in turn, a rolling upgrade, would reload it at each answer).
+// The page is asked for first: a reload into a server gone again (a restart that failed) left the
+// browser's own error page, which nothing on a kiosk reloads.
 const LOADED_AS = document.querySelector('meta[name="maskwatch-page"]').content;
 const RELOADED_AT = "maskwatch-reloaded-at";  // sessionStorage: the tab's last reload of its own
-function reloadAsServed(why) {
-  if (leaving || document.querySelector("dialog[open]")) return;
+let reloadChecked = false;  // the page being asked for
+async function reloadAsServed(why) {
+  if (leaving || reloadChecked || document.querySelector("dialog[open]")) return;
   const last = Number(sessionStorage.getItem(RELOADED_AT));
   if (Date.now() - last < 60000 && Date.now() >= last) return;
+  reloadChecked = true;
+  try {
+    if (!(await fetch(location.href, {signal: AbortSignal.timeout(READ_TIMEOUT)})).ok) return;
+  } catch (err) {
+    return;  // the next answer asks again
+  } finally {
+    reloadChecked = false;
+  }
+  if (leaving || document.querySelector("dialog[open]")) return;
   sessionStorage.setItem(RELOADED_AT, String(Date.now()));
   leaving = true;  // nothing more asked or shown by this page
   console.info(`maskwatch: reloading the page: ${why}`);
