@@ -564,6 +564,65 @@ def passed_on(change_headers=lambda headers: headers, change_body=None):
     return handler
 
 
+# The page's object URLs, counted as they are made and revoked (before its own scripts run).
+COUNT_OBJECT_URLS = """(() => {
+  window.objectUrls = new Set();
+  const make = URL.createObjectURL.bind(URL), revoke = URL.revokeObjectURL.bind(URL);
+  URL.createObjectURL = (blob) => { const url = make(blob); window.objectUrls.add(url); return url; };
+  URL.revokeObjectURL = (url) => { window.objectUrls.delete(url); revoke(url); };
+})()"""
+# One refresh of every loop, at once: the cards (and their pictures), the people, the chart.
+REFRESH = """async (times) => { for (let i = 0; i < times; i++) {
+  await pollCameras(); await loadEvents(); await loadTrend();
+  await new Promise((done) => setTimeout(done, 20));  // the cards' and snapshots' pictures read meanwhile
+} }"""
+
+
+def test_a_page_left_open_does_not_grow_with_its_refreshes(server, tab):
+    """A wall screen refreshes for weeks: each refresh must leave no element, listener or picture's
+    object URL behind (a list of 20 people whose snapshots all change each time, a 24-bar chart)."""
+    import cv2
+    import numpy as np
+
+    jpeg = cv2.imencode(".jpg", np.full((24, 32, 3), 128, np.uint8))[1].tobytes()
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    bars = [{"start": (hour - timedelta(hours=h)).isoformat(), "people": 10, "unassessable": 1, "compliance": 0.7,
+             "compliance_low": 0.5, "compliance_high": 0.85, "observed_share": 0.6} for h in range(23, -1, -1)]
+    asked = []
+
+    def people(route):
+        asked.append(1)
+        listed = [{**event("with_mask", seconds_ago=n), "id": n, "snapshot": f"/v1/snapshots/{len(asked)}-{n}.jpg"}
+                  for n in range(20)]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({"events": listed}))
+    screen = tab()
+    screen.add_init_script(COUNT_OBJECT_URLS)
+    screen.route("**/v1/events?*", people)
+    screen.route("**/v1/snapshots/**", lambda route: route.fulfill(status=200, content_type="image/jpeg", body=jpeg))
+    screen.route("**/v1/compliance?*", answer({"bucket": "hour", "since": (hour - timedelta(hours=24)).isoformat(),
+                                               "timezone": "UTC", "camera": None, "zone": None, "zones": [],
+                                               "buckets": bars}))
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"] img:not([hidden])', timeout=20_000)
+    browser = screen.context.new_cdp_session(screen)
+    browser.send("Performance.enable")
+
+    def held():
+        screen.wait_for_function("() => snapshotReads === 0 && document.querySelectorAll('#event-list img').length === 20",
+                                 timeout=10_000)  # the last list's pictures read
+        browser.send("HeapProfiler.collectGarbage")
+        metrics = {m["name"]: m["value"] for m in browser.send("Performance.getMetrics")["metrics"]}
+        return {"listeners": metrics["JSEventListeners"],  # its Nodes count those not collected yet too
+                "elements": screen.evaluate("() => document.querySelectorAll('*').length"),
+                "bars": screen.evaluate("() => document.querySelectorAll('#trend-chart .bar').length"),
+                "object URLs": screen.evaluate("() => window.objectUrls.size")}
+    screen.evaluate(REFRESH, 5)
+    after_5 = held()
+    screen.evaluate(REFRESH, 30)
+    assert held() == after_5
+    assert after_5["bars"] == 24 and after_5["object URLs"] == 21  # the card's picture and 20 snapshots
+
+
 def test_a_page_left_open_reloads_itself_once_the_server_serves_another(server, tab):
     """A wall screen by the entrance ran the scripts it was loaded with for weeks: after an upgrade,
     the old scripts against the new API, until someone reloaded it by hand. Not while a dialog is
