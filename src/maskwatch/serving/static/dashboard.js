@@ -44,18 +44,18 @@ async function api(url, options = {}) {
 // browser's own error page, which nothing on a kiosk reloads.
 const LOADED_AS = document.querySelector('meta[name="maskwatch-page"]').content;
 const RELOADED_AT = "maskwatch-reloaded-at";  // sessionStorage: the tab's last reload of its own
-let reloadChecked = false;  // the page being asked for
+let askingForPage = false;  // the page asked for before a reload, not answered yet
 async function reloadAsServed(why) {
-  if (leaving || reloadChecked || document.querySelector("dialog[open]")) return;
+  if (leaving || askingForPage || document.querySelector("dialog[open]")) return;
   const last = Number(sessionStorage.getItem(RELOADED_AT));
   if (Date.now() - last < 60000 && Date.now() >= last) return;
-  reloadChecked = true;
+  askingForPage = true;
   try {
     if (!(await fetch(location.href, {signal: AbortSignal.timeout(READ_TIMEOUT)})).ok) return;
   } catch (err) {
     return;  // the next answer asks again
   } finally {
-    reloadChecked = false;
+    askingForPage = false;
   }
   if (leaving || document.querySelector("dialog[open]")) return;
   sessionStorage.setItem(RELOADED_AT, String(Date.now()));
