@@ -564,6 +564,21 @@ def passed_on(change_headers=lambda headers: headers, change_body=None):
     return handler
 
 
+def test_a_page_left_open_reloads_itself_once_the_site_s_clock_changes(server, tab):
+    """A server restarted with another `timezone`: the page read the site's clock once, so the people's
+    and the cards' times stayed in the old one, beside a chart in the new, for as long as it was open."""
+    screen = tab()
+    screen.clock.install()  # the hour moved on below, not waited for
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    assert "Pacific/Chatham" not in screen.inner_text("#clock")
+    screen.route("**/v1/me", passed_on(change_body=lambda me: {**me, "timezone": "Pacific/Chatham"}))
+    with screen.expect_event("load", timeout=10_000):
+        screen.clock.fast_forward(3_600_000)
+    screen.wait_for_function("() => document.getElementById('clock').textContent.includes('Pacific/Chatham')",
+                             timeout=20_000)
+
+
 # The page's object URLs, counted as they are made and revoked (before its own scripts run).
 COUNT_OBJECT_URLS = """(() => {
   window.objectUrls = new Set();
