@@ -554,6 +554,138 @@ def test_a_hidden_page_asks_nothing_and_catches_up_when_shown(server, tab):
     assert len(asked) > before
 
 
+def passed_on(change_headers=lambda headers: headers, change_body=None):
+    """A route handler passing the server's own answer on, its headers or its JSON changed (as an
+    upgraded server, or one restarted with another site.yaml, would answer)."""
+    def handler(route):
+        response = route.fetch()
+        body = None if change_body is None else json.dumps(change_body(response.json()))
+        route.fulfill(response=response, headers=change_headers(dict(response.headers)), body=body)
+    return handler
+
+
+def test_a_page_left_open_reloads_itself_once_the_site_s_clock_changes(server, tab):
+    """A server restarted with another `timezone`: the page read the site's clock once, so the people's
+    and the cards' times stayed in the old one, beside a chart in the new, for as long as it was open."""
+    screen = tab()
+    screen.clock.install()  # the hour moved on below, not waited for
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    assert "Pacific/Chatham" not in screen.inner_text("#clock")
+    screen.route("**/v1/me", passed_on(change_body=lambda me: {**me, "timezone": "Pacific/Chatham"}))
+    with screen.expect_event("load", timeout=10_000):
+        screen.clock.fast_forward(3_600_000)
+    screen.wait_for_function("() => document.getElementById('clock').textContent.includes('Pacific/Chatham')",
+                             timeout=20_000)
+
+
+# The page's object URLs, counted as they are made and revoked (before its own scripts run).
+COUNT_OBJECT_URLS = """(() => {
+  window.objectUrls = new Set();
+  const make = URL.createObjectURL.bind(URL), revoke = URL.revokeObjectURL.bind(URL);
+  URL.createObjectURL = (blob) => { const url = make(blob); window.objectUrls.add(url); return url; };
+  URL.revokeObjectURL = (url) => { window.objectUrls.delete(url); revoke(url); };
+})()"""
+# One refresh of every loop, at once: the cards (and their pictures), the people, the chart.
+REFRESH = """async (times) => { for (let i = 0; i < times; i++) {
+  await pollCameras(); await loadEvents(); await loadTrend();
+  await new Promise((done) => setTimeout(done, 20));  // the cards' and snapshots' pictures read meanwhile
+} }"""
+
+
+def test_a_page_left_open_does_not_grow_with_its_refreshes(server, tab):
+    """A wall screen refreshes for weeks: each refresh must leave no element, listener or picture's
+    object URL behind (a list of 20 people whose snapshots all change each time, a 24-bar chart)."""
+    import cv2
+    import numpy as np
+
+    jpeg = cv2.imencode(".jpg", np.full((24, 32, 3), 128, np.uint8))[1].tobytes()
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    bars = [{"start": (hour - timedelta(hours=h)).isoformat(), "people": 10, "unassessable": 1, "compliance": 0.7,
+             "compliance_low": 0.5, "compliance_high": 0.85, "observed_share": 0.6} for h in range(23, -1, -1)]
+    asked = []
+
+    def people(route):
+        asked.append(1)
+        listed = [{**event("with_mask", seconds_ago=n), "id": n, "snapshot": f"/v1/snapshots/{len(asked)}-{n}.jpg"}
+                  for n in range(20)]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps({"events": listed}))
+    screen = tab()
+    screen.add_init_script(COUNT_OBJECT_URLS)
+    screen.route("**/v1/events?*", people)
+    screen.route("**/v1/snapshots/**", lambda route: route.fulfill(status=200, content_type="image/jpeg", body=jpeg))
+    screen.route("**/v1/compliance?*", answer({"bucket": "hour", "since": (hour - timedelta(hours=24)).isoformat(),
+                                               "timezone": "UTC", "camera": None, "zone": None, "zones": [],
+                                               "buckets": bars}))
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"] img:not([hidden])', timeout=20_000)
+    browser = screen.context.new_cdp_session(screen)
+    browser.send("Performance.enable")
+
+    def held():
+        screen.wait_for_function("() => snapshotReads === 0 && document.querySelectorAll('#event-list img').length === 20",
+                                 timeout=10_000)  # the last list's pictures read
+        browser.send("HeapProfiler.collectGarbage")
+        metrics = {m["name"]: m["value"] for m in browser.send("Performance.getMetrics")["metrics"]}
+        return {"listeners": metrics["JSEventListeners"],  # its Nodes count those not collected yet too
+                "elements": screen.evaluate("() => document.querySelectorAll('*').length"),
+                "bars": screen.evaluate("() => document.querySelectorAll('#trend-chart .bar').length"),
+                "object URLs": screen.evaluate("() => window.objectUrls.size")}
+    screen.evaluate(REFRESH, 5)
+    after_5 = held()
+    screen.evaluate(REFRESH, 30)
+    assert held() == after_5
+    assert after_5["bars"] == 24 and after_5["object URLs"] == 21  # the card's picture and 20 snapshots
+
+
+def test_a_page_left_open_reloads_itself_once_the_server_serves_another(server, tab):
+    """A wall screen by the entrance ran the scripts it was loaded with for weeks: after an upgrade,
+    the old scripts against the new API, until someone reloaded it by hand. Not while a dialog is
+    open (what is typed in it would be lost), nor while the page itself is not served."""
+    screen = tab()
+    loads = []
+    screen.on("load", lambda _: loads.append(screen.url))
+    screen.goto(server + "/?chart_bucket=day")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    loaded_as = screen.evaluate("() => document.querySelector('meta[name=maskwatch-page]')?.content")
+    assert loaded_as and loaded_as == httpx.get(server + "/v1/classes").headers["x-maskwatch-page"]
+    assert "x-maskwatch-page" not in httpx.get(server + "/healthz").headers  # anyone's: not told the release
+    screen.evaluate("() => document.getElementById('password-dialog').showModal()")  # a password being typed
+    screen.route("**/v1/cameras", passed_on(lambda headers: {**headers, "x-maskwatch-page": "an upgrade"}))
+    for _ in range(2):  # answers of the upgraded server, a second apart
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert len(loads) == 1, "reloaded under an open dialog"
+    # the page itself not served (the server gone again): no reload into the browser's error page
+    page_asked = []
+    is_page = lambda url: url.partition("?")[0] == server + "/"  # noqa: E731
+    screen.route(is_page, lambda route: (page_asked.append(1), route.abort()))
+    screen.evaluate("() => document.getElementById('password-dialog').close()")
+    for _ in range(2):
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert page_asked and len(loads) == 1, "reloaded into a server that did not serve the page"
+    with screen.expect_event("load", timeout=10_000):
+        screen.unroute(is_page)
+    screen.unroute("**/v1/cameras")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    assert loads == [server + "/?chart_bucket=day"] * 2  # the chart's choices kept
+
+
+def test_a_page_left_open_reloads_itself_once_its_cameras_change(server, tab):
+    """A server restarted with another site.yaml: the page kept a removed camera's card at its last
+    state for good, and a new camera had a card but no place in the chart's and the list's choices."""
+    screen = tab()
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    hall = lambda cameras: [*cameras, {**cameras[0], "id": "hall", "name": "Hall"}]  # noqa: E731
+    with screen.expect_event("load", timeout=10_000):
+        screen.route("**/v1/cameras", passed_on(change_body=hall))
+    screen.wait_for_selector('.camera[data-camera="hall"]', timeout=20_000)
+    assert screen.evaluate("() => [...document.querySelectorAll('#filter-camera option, #trend-camera option')]"
+                           ".filter((option) => option.value === 'hall').length") == 2
+
+
 DOOR_ZONES = {"queue": [[0.1, 0.1], [0.4, 0.1], [0.4, 0.5]], "exit": [[0.5, 0.5], [0.9, 0.5], [0.9, 0.9], [0.5, 0.9]]}
 DOOR_MASK = [[0.8, 0], [1, 0], [1, 0.15], [0.8, 0.15]]
 
@@ -590,6 +722,24 @@ def admin_state(zoned_site, page):
     try:
         log_in(watched(context.new_page()), zoned_site.base)
         return context.storage_state()
+    finally:
+        context.close()
+
+
+def test_a_wall_screen_s_proxy_sends_a_read_token_and_no_login_ends(zoned_site, page):
+    """docs/site.md's wall screen: a proxy on the screen's own machine adds a read-only token to each
+    request (extra_http_headers here, as the proxy would): the page needs no login and has no
+    session to end, so nobody logs it in again every session_max_hours."""
+    token = {"Authorization": f"Bearer {zoned_site.credentials.read_token}"}
+    context = page.context.browser.new_context(extra_http_headers=token)
+    try:
+        screen = watched(context.new_page())
+        screen.goto(zoned_site.base + "/?chart_bucket=day")
+        screen.wait_for_selector('.camera[data-camera="till"] figcaption .state', timeout=20_000)  # every camera
+        assert screen.url == zoned_site.base + "/?chart_bucket=day"  # not sent to the login page
+        assert screen.is_hidden("#account") and screen.text_content("#session-end") == ""
+        me = screen.evaluate("async () => (await (await api('/v1/me')).json())")
+        assert (me["via"], me["scope"], me["session"]) == ("token", "read", None)
     finally:
         context.close()
 

@@ -35,7 +35,7 @@ from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
 from maskwatch.serving.openapi import ACCESS_RESPONSES, document_validation_errors
 from maskwatch.serving.query import error_line, known_query_only
-from maskwatch.serving.service_api import STATIC
+from maskwatch.serving.service_api import PAGE_HEADER, STATIC, page_identity
 from maskwatch.serving.service_api import router as service_routes
 from maskwatch.serving.uploads import UploadError
 
@@ -227,6 +227,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
         metrics.requests.labels(path, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - started)
         trim.maybe()
+        if getattr(request.state, "principal", None) is not None:  # not to anyone: it names the release
+            response.headers[PAGE_HEADER] = page_identity()
         return response
 
     app.add_middleware(HeadAsGet)  # inside the headers: a HEAD's answer carries them too

@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from maskwatch import __version__
 from maskwatch.faces import CLASSES, count_labels, frame_record
 from maskwatch.render import blur_boxes
 from maskwatch.runtime import session_providers
@@ -39,6 +40,19 @@ STATIC_ASSETS = {name: {"js": "text/javascript", "css": "text/css"}[name.rpartit
     "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js", "two-step.css")}
 
 router = APIRouter()
+# Every answer's header naming the page this server serves (page_identity): a dashboard left open
+# for weeks (a wall screen) reloads itself when it differs from the one it was loaded as (dashboard.js).
+PAGE_HEADER = "X-Maskwatch-Page"
+
+
+@functools.cache
+def page_identity() -> str:
+    """A hash of this maskwatch's version and the dashboard's files, the same in every process of a
+    release: an upgrade kept an open page running the old scripts against the new API for good."""
+    digest = hashlib.sha256(__version__.encode())
+    for name in ("dashboard.html", *sorted(STATIC_ASSETS)):
+        digest.update(static_part(name)[0] if name in STATIC_ASSETS else (STATIC / name).read_bytes())
+    return digest.hexdigest()[:32]
 
 
 @router.get("/healthz", openapi_extra=PUBLIC)
@@ -88,7 +102,8 @@ async def detect(request: Request, annotate: bool = False) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard() -> str:
-    return (STATIC / "dashboard.html").read_text(encoding="utf-8")
+    """The page, with the identity it is loaded as (page_identity) in its <meta name="maskwatch-page">."""
+    return (STATIC / "dashboard.html").read_text(encoding="utf-8").replace("{{page}}", page_identity(), 1)
 
 
 @functools.cache

@@ -60,12 +60,16 @@ async function addRetiredCameras() {
   return false;
 }
 
+let camerasShown = null;  // the cameras' ids and names the page was built with
 async function pollCameras() {
   await clockRead;  // the cards' and the lists' times in the site's clock from the first
   const response = await api("/v1/cameras");
   if (response.status === 404) return false;  // not a site: `maskwatch serve` without --config
   if (!response.ok) throw new Error(`/v1/cameras: ${response.status}`);
   const cameras = await response.json();
+  const shown = JSON.stringify(cameras.map((camera) => [camera.id, camera.name]));
+  if (camerasShown === null) camerasShown = shown;
+  else if (shown !== camerasShown) reloadAsServed("the cameras changed");  // dashboard.js says why
   for (const camera of cameras) {
     cameraNames[camera.id] = camera.name;
     cameraZones[camera.id] = camera.zones;

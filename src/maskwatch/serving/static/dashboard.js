@@ -18,6 +18,8 @@ async function api(url, options = {}) {
   const changing = passwordChanging;
   const signal = options.method ? undefined : AbortSignal.timeout(READ_TIMEOUT);
   const response = await fetch(url, {signal, ...options, headers: {...(options.headers || {}), "X-Maskwatch-CSRF": "1"}});
+  const serving = response.headers.get("X-Maskwatch-Page");
+  if (serving && serving !== LOADED_AS) reloadAsServed("the server serves another version of the page");
   if (response.status === 401) {
     if (changing && await changing) return api(url, options);  // with the new session's cookie
     // "#ended": the login page says why it came (a fragment: the server's query is its own). Once:
@@ -28,6 +30,38 @@ async function api(url, options = {}) {
     throw new Error("logged out");
   }
   return response;
+}
+
+// The page as the server serves it now. A dashboard left open for weeks (a wall screen by the
+// entrance) ran the scripts it was loaded with for good: after an upgrade, the old scripts against
+// the new API; after a restart with another site.yaml, a removed camera's card frozen at its last
+// state, a new camera with no place in the choices. Reloaded by itself when an answer's
+// X-Maskwatch-Page (service_api.page_identity) is not the one it was loaded as, or when the cameras
+// it is shown change (cameras.js); not while a dialog is open (a password or zones being typed: the
+// next answer, a second on, asks again once it is closed), and once a minute at most (two
+// processes of two versions answering in turn, a rolling upgrade, would reload it at each answer).
+// The page is asked for first: a reload into a server gone again (a restart that failed) left the
+// browser's own error page, which nothing on a kiosk reloads.
+const LOADED_AS = document.querySelector('meta[name="maskwatch-page"]').content;
+const RELOADED_AT = "maskwatch-reloaded-at";  // sessionStorage: the tab's last reload of its own
+let askingForPage = false;  // the page asked for before a reload, not answered yet
+async function reloadAsServed(why) {
+  if (leaving || askingForPage || document.querySelector("dialog[open]")) return;
+  const last = Number(sessionStorage.getItem(RELOADED_AT));
+  if (Date.now() - last < 60000 && Date.now() >= last) return;
+  askingForPage = true;
+  try {
+    if (!(await fetch(location.href, {signal: AbortSignal.timeout(READ_TIMEOUT)})).ok) return;
+  } catch (err) {
+    return;  // the next answer asks again
+  } finally {
+    askingForPage = false;
+  }
+  if (leaving || document.querySelector("dialog[open]")) return;
+  sessionStorage.setItem(RELOADED_AT, String(Date.now()));
+  leaving = true;  // nothing more asked or shown by this page
+  console.info(`maskwatch: reloading the page: ${why}`);
+  location.reload();
 }
 
 const LABELS = {with_mask: "mask", without_mask: "no mask", mask_weared_incorrect: "worn incorrectly",
