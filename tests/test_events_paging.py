@@ -12,7 +12,7 @@ import random
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -142,6 +142,20 @@ def test_a_bad_cursor_or_time_range_is_refused_in_one_line(site_clients):
             answer = admin.get(path, params=params)
             assert answer.status_code == status, (path, params, answer.text)
             assert answer.json()["error"].startswith(message), answer.json()
+
+
+def test_a_time_with_its_offsets_plus_unescaped_in_the_url_is_read_as_that_offset(site_clients):
+    """The documented `since=2026-09-22T10:00:00+02:00`, pasted into curl or a browser, arrives
+    as `10:00:00 02:00` (a query string's `+` is a space) and was refused with a 400."""
+    _, admin, _, _ = site_clients
+    since, until = (datetime.fromtimestamp(START + seconds, timezone(timedelta(hours=5, minutes=30)))
+                    .isoformat() for seconds in (30, 90))
+    escaped = admin.get("/v1/events", params={"since": since, "until": until, "limit": 1000})
+    typed = admin.get(f"/v1/events?since={since}&until={until}&limit=1000")
+    assert "+05:30" in since and escaped.status_code == 200 and len(escaped.json()["events"]) == 200
+    assert typed.status_code == 200, typed.text
+    assert typed.json()["events"] == escaped.json()["events"]
+    assert admin.get(f"/v1/compliance?since={since}").status_code == 200
 
 
 def test_an_empty_time_range_finds_nobody(site_clients):

@@ -19,6 +19,7 @@ BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default loo
 EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
 BASIC_DATE = re.compile(r"\d{8}")  # ISO 8601's 20260922
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # a date alone, as parse_since has the basic one written
+DECODED_PLUS = re.compile(r"^(\d\S*[Tt ]\S*\d) (\d\d(?::?\d\d)?)$")  # a date, a time, an offset whose + was decoded
 # How the routes taking a time say what a time with no zone is (parse_since).
 NO_ZONE = "a time with no zone: UTC; a date alone: midnight in the site's timezone"
 # Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
@@ -50,6 +51,9 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
             raise ValueError(f"{name} is out of range: Unix seconds from {EARLIEST:.0f} (year 1) to {LATEST:.0f} "
                              f"(year 9999); got {value!r}")
         return seconds
+    # A `+02:00` typed into a URL unescaped arrives as ` 02:00` (a query string's `+` is a space):
+    # the documented example, pasted into curl or a browser, was refused.
+    value = DECODED_PLUS.sub(r"\1+\2", value)
     try:
         moment = datetime.fromisoformat(re.sub(r"(T\d\d:\d\d):60", r"\1:59", value.upper()))
     except ValueError:
