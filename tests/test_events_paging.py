@@ -158,6 +158,20 @@ def test_a_time_with_its_offsets_plus_unescaped_in_the_url_is_read_as_that_offse
     assert admin.get(f"/v1/compliance?since={since}").status_code == 200
 
 
+def test_a_parameter_given_twice_is_refused_not_read_as_its_last_value(site_clients):
+    """`camera=door&camera=till`, as requests and axios send a list, answered till's events
+    alone, as if they were both cameras'; two limits or times took the last silently."""
+    _, admin, _, _ = site_clients
+    for query, paths in (("camera=door&camera=till", ("/v1/events", "/v1/events.csv", "/v1/compliance")),
+                         ("limit=5&limit=10", ("/v1/events", "/v1/access-log"))):
+        name = query.split("=")[0]
+        for path in paths:
+            answer = admin.get(f"{path}?{query}")
+            assert answer.status_code == 422, (path, query, answer.text)
+            assert answer.json()["error"].startswith(f"query parameter '{name}': given 2 values"), answer.json()
+    assert admin.get("/v1/events?camera=door&label=with_mask&camera=door").status_code == 200  # one value
+
+
 def test_an_empty_time_range_finds_nobody(site_clients):
     _, admin, _, _ = site_clients
     moment = {"since": f"{START}", "until": f"{START}"}  # until is not in the range: nothing is
