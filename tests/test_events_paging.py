@@ -172,6 +172,25 @@ def test_a_parameter_given_twice_is_refused_not_read_as_its_last_value(site_clie
     assert admin.get("/v1/events?camera=door&label=with_mask&camera=door").status_code == 200  # one value
 
 
+def test_the_document_takes_each_form_of_a_time_the_docs_give(site_clients):
+    """since and until were a number or a date-time in /openapi.json: a client generated from it,
+    or one that checks its requests against it, could not send a day (`since=2026-09-22`), the
+    form the docs give for reading a day's events, which the server reads."""
+    import jsonschema
+
+    _, admin, _, _ = site_clients
+    spec = admin.get("/openapi.json").json()
+    for path, name in (("/v1/events", "since"), ("/v1/events", "until"), ("/v1/compliance", "since"),
+                       ("/v1/access-log", "until")):
+        [parameter] = [p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == name]
+        for value in ("2026-09-22", "2026-09-22T10:00:00+02:00", 1790000000.25):
+            matching = [form for form in parameter["schema"]["anyOf"]
+                        if jsonschema.Draft202012Validator(form, format_checker=jsonschema.FormatChecker(["date"]))
+                        .is_valid(value) and (form.get("format") != "date-time" or "T" in str(value))]
+            assert matching, (path, name, value)
+            assert admin.get(path, params={name: value}).status_code == 200, (path, name, value)
+
+
 def test_an_empty_time_range_finds_nobody(site_clients):
     _, admin, _, _ = site_clients
     moment = {"since": f"{START}", "until": f"{START}"}  # until is not in the range: nothing is

@@ -22,11 +22,13 @@ ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # a date alone, as parse_since has 
 DECODED_PLUS = re.compile(r"^(\d\S*[Tt ]\S*\d) (\d\d(?::?\d\d)?)$")  # a date, a time, an offset whose + was decoded
 # How the routes taking a time say what a time with no zone is (parse_since).
 NO_ZONE = "a time with no zone: UTC; a date alone: midnight in the site's timezone"
-# Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
-# Up to the end of 9999's last second, as parse_since takes it (a maximum of LATEST refused the
-# 253402300799.00003 the code accepts, which a fuzzer counts as a schema broken).
+# Unix seconds, an ISO 8601 time or a date alone: what parse_since reads, written so clients and
+# fuzzers know (without the date, a client generated from the document, or one checking against
+# it, could not send the `since=2026-09-22` the docs give for a day). Up to the end of 9999's last
+# second, as parse_since takes it (a maximum of LATEST refused the 253402300799.00003 the code
+# accepts, which a fuzzer counts as a schema broken).
 SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "exclusiveMaximum": LATEST + 1},
-                          {"type": "string", "format": "date-time"}]}
+                          {"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
 
 
 def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.utc) -> float:
@@ -66,6 +68,8 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
         seconds = moment.timestamp()
     except (OverflowError, ValueError):
         seconds = float("nan")
+    if ISO_DATE.fullmatch(value) and seconds == seconds:  # a day: 0001-01-01 in Berlin starts in year 0 in UTC
+        seconds = min(max(seconds, EARLIEST), LATEST)  # (the schema has dates, whose every day is taken)
     if not EARLIEST <= seconds < LATEST + 1:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
         raise ValueError(f"{name} is out of range: from year 1 to 9999 in UTC; got {value!r}")
     return seconds
