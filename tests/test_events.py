@@ -99,6 +99,41 @@ def test_an_id_is_never_given_again_once_retention_empties_the_table(tmp_path, m
             "events_by_label_last_seen_id"} <= indexes
 
 
+def test_a_failure_while_the_table_is_remade_leaves_version_5s_table_and_rows(tmp_path, monkeypatch):
+    """Version 6 drops the events table for its copy: a full disk then rolls all of it back."""
+    import sqlalchemy.exc
+
+    from maskwatch.site import events as events_module
+    from maskwatch.site.database import DatabaseUnavailable
+
+    path = str(tmp_path / "site.db")
+    first = EventStore(path)
+    first.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    first.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("ALTER TABLE events RENAME TO events_old")
+        raw.execute(V5_EVENTS)
+        raw.execute("INSERT INTO events SELECT * FROM events_old")
+        raw.execute("DROP TABLE events_old")
+        raw.execute("DELETE FROM schema_version WHERE version = 6")
+
+    def remade_then_full(connection):
+        events_module._ids_never_reused_v6(connection)
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(events_module, "MIGRATIONS", [*events_module.MIGRATIONS[:5], remade_then_full])
+    with pytest.raises(DatabaseUnavailable, match="database or disk is full"):
+        EventStore(path)
+    with sqlite3.connect(path) as raw:
+        made = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+        assert "AUTOINCREMENT" not in made and raw.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+    monkeypatch.undo()
+    again = EventStore(path)
+    assert [e["track_id"] for e in again.events()] == [1]
+    again.close()
+
+
 def test_an_unassessable_person_is_stored_and_counted_apart_from_the_decided(store):
     store.record("door", None, person(1, (0.9, 0.05, 0.05)))
     event = store.record("door", None, person(2, (0.2, 0.7, 0.1), evidence=0))
