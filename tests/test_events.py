@@ -57,10 +57,81 @@ def test_the_database_is_one_sqlite_file_in_wal_mode_with_a_schema_version(store
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     with sqlite3.connect(tmp_path / "site.db") as raw:
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (6,)
         raw.execute("INSERT INTO schema_version VALUES (99)")
     with pytest.raises(RuntimeError, match="schema version 99 is newer"):
         EventStore(str(tmp_path / "site.db"))
+
+
+V5_EVENTS = """CREATE TABLE events (id INTEGER NOT NULL, camera VARCHAR(64) NOT NULL, zone VARCHAR(64),
+    track_id INTEGER NOT NULL, label VARCHAR(32) NOT NULL, probability FLOAT NOT NULL, first_seen FLOAT NOT NULL,
+    last_seen FLOAT NOT NULL, frames INTEGER NOT NULL, snapshot VARCHAR(255), PRIMARY KEY (id))"""
+
+
+@pytest.mark.parametrize("made_at", [6, 5])
+def test_an_id_is_never_given_again_once_retention_empties_the_table(tmp_path, made_at):
+    """SQLite gave the next id after the largest stored: a site idle for longer than its retention
+    had every row deleted, and its next person was id 1 again, with snapshot door-1.jpg, so a
+    client that keeps events by id took them for one it had. A version 5 database keeps its ids
+    through the upgrade, and its next id is past them."""
+    path = str(tmp_path / "site.db")
+    first = EventStore(path, tmp_path / "snaps", retention_days=7)
+    old = [first.record("door", None, person(n, (0.9, 0.05, 0.05)), np.zeros((20, 20, 3), np.uint8))["id"]
+           for n in range(3)]
+    first.close()
+    if made_at == 5:  # the events table as version 5 made it, its rows kept
+        with sqlite3.connect(path) as raw:
+            raw.execute("ALTER TABLE events RENAME TO events_old")
+            raw.execute(V5_EVENTS)
+            raw.execute("INSERT INTO events SELECT * FROM events_old")
+            raw.execute("DROP TABLE events_old")
+            raw.execute("DELETE FROM schema_version WHERE version = 6")
+    store = EventStore(path, tmp_path / "snaps", retention_days=7)
+    assert [e["id"] for e in store.events()] == old[::-1]  # kept, through the upgrade
+    assert store.enforce_retention(now=NOW + 30 * 86400) == 3 and store.events() == []
+    new = store.record("door", None, person(9, (0.9, 0.05, 0.05), first=NOW + 31 * 86400, last=NOW + 31 * 86400 + 5),
+                       np.zeros((20, 20, 3), np.uint8))
+    assert new["id"] > max(old) and new["snapshot"] == f"door-{new['id']}.jpg"
+    store.close()
+    with sqlite3.connect(path) as raw:  # the paging indexes made again with the table
+        indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"ix_events_camera", "events_by_last_seen_id", "events_by_camera_last_seen_id",
+            "events_by_label_last_seen_id"} <= indexes
+
+
+def test_a_failure_while_the_table_is_remade_leaves_version_5s_table_and_rows(tmp_path, monkeypatch):
+    """Version 6 drops the events table for its copy: a full disk then rolls all of it back."""
+    import sqlalchemy.exc
+
+    from maskwatch.site import events as events_module
+    from maskwatch.site.database import DatabaseUnavailable
+
+    path = str(tmp_path / "site.db")
+    first = EventStore(path)
+    first.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    first.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("ALTER TABLE events RENAME TO events_old")
+        raw.execute(V5_EVENTS)
+        raw.execute("INSERT INTO events SELECT * FROM events_old")
+        raw.execute("DROP TABLE events_old")
+        raw.execute("DELETE FROM schema_version WHERE version = 6")
+
+    def remade_then_full(connection):
+        events_module._ids_never_reused_v6(connection)
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+
+    monkeypatch.setattr(events_module, "MIGRATIONS", [*events_module.MIGRATIONS[:5], remade_then_full])
+    with pytest.raises(DatabaseUnavailable, match="database or disk is full"):
+        EventStore(path)
+    with sqlite3.connect(path) as raw:
+        made = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+        assert "AUTOINCREMENT" not in made and raw.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+    monkeypatch.undo()
+    again = EventStore(path)
+    assert [e["track_id"] for e in again.events()] == [1]
+    again.close()
 
 
 def test_an_unassessable_person_is_stored_and_counted_apart_from_the_decided(store):
@@ -110,7 +181,7 @@ def test_a_version_4_database_gains_the_paging_indexes_in_place_of_the_old_ones(
     again.close()
     with sqlite3.connect(tmp_path / "site.db") as raw:
         indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (6,)
     assert {"events_by_last_seen_id", "events_by_camera_last_seen_id", "events_by_label_last_seen_id"} <= indexes
     assert not indexes & {"ix_events_last_seen", "events_by_camera_last_seen", "events_by_label_last_seen"}
 

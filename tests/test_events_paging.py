@@ -12,7 +12,7 @@ import random
 import sqlite3
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -142,6 +142,53 @@ def test_a_bad_cursor_or_time_range_is_refused_in_one_line(site_clients):
             answer = admin.get(path, params=params)
             assert answer.status_code == status, (path, params, answer.text)
             assert answer.json()["error"].startswith(message), answer.json()
+
+
+def test_a_time_with_its_offsets_plus_unescaped_in_the_url_is_read_as_that_offset(site_clients):
+    """The documented `since=2026-09-22T10:00:00+02:00`, pasted into curl or a browser, arrives
+    as `10:00:00 02:00` (a query string's `+` is a space) and was refused with a 400."""
+    _, admin, _, _ = site_clients
+    since, until = (datetime.fromtimestamp(START + seconds, timezone(timedelta(hours=5, minutes=30)))
+                    .isoformat() for seconds in (30, 90))
+    escaped = admin.get("/v1/events", params={"since": since, "until": until, "limit": 1000})
+    typed = admin.get(f"/v1/events?since={since}&until={until}&limit=1000")
+    assert "+05:30" in since and escaped.status_code == 200 and len(escaped.json()["events"]) == 200
+    assert typed.status_code == 200, typed.text
+    assert typed.json()["events"] == escaped.json()["events"]
+    assert admin.get(f"/v1/compliance?since={since}").status_code == 200
+
+
+def test_a_parameter_given_twice_is_refused_not_read_as_its_last_value(site_clients):
+    """`camera=door&camera=till`, as requests and axios send a list, answered till's events
+    alone, as if they were both cameras'; two limits or times took the last silently."""
+    _, admin, _, _ = site_clients
+    for query, paths in (("camera=door&camera=till", ("/v1/events", "/v1/events.csv", "/v1/compliance")),
+                         ("limit=5&limit=10", ("/v1/events", "/v1/access-log"))):
+        name = query.split("=")[0]
+        for path in paths:
+            answer = admin.get(f"{path}?{query}")
+            assert answer.status_code == 422, (path, query, answer.text)
+            assert answer.json()["error"].startswith(f"query parameter '{name}': given 2 values"), answer.json()
+    assert admin.get("/v1/events?camera=door&label=with_mask&camera=door").status_code == 200  # one value
+
+
+def test_the_document_takes_each_form_of_a_time_the_docs_give(site_clients):
+    """since and until were a number or a date-time in /openapi.json: a client generated from it,
+    or one that checks its requests against it, could not send a day (`since=2026-09-22`), the
+    form the docs give for reading a day's events, which the server reads."""
+    import jsonschema
+
+    _, admin, _, _ = site_clients
+    spec = admin.get("/openapi.json").json()
+    for path, name in (("/v1/events", "since"), ("/v1/events", "until"), ("/v1/compliance", "since"),
+                       ("/v1/access-log", "until")):
+        [parameter] = [p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == name]
+        for value in ("2026-09-22", "2026-09-22T10:00:00+02:00", 1790000000.25):
+            matching = [form for form in parameter["schema"]["anyOf"]
+                        if jsonschema.Draft202012Validator(form, format_checker=jsonschema.FormatChecker(["date"]))
+                        .is_valid(value) and (form.get("format") != "date-time" or "T" in str(value))]
+            assert matching, (path, name, value)
+            assert admin.get(path, params={name: value}).status_code == 200, (path, name, value)
 
 
 def test_an_empty_time_range_finds_nobody(site_clients):

@@ -994,6 +994,39 @@ def test_the_document_says_the_token_is_needed_where_the_server_is_not_open_with
         assert spec["paths"]["/healthz"]["get"]["security"] == []
 
 
+def test_every_refusal_the_document_lists_has_the_error_body_the_server_answers(tmp_path):
+    """The admin, login and two-step routes described their own 400, 403, 409, 429 and 503 without a
+    body, so a client generated from the document (or one validating against it) read a full
+    token's 403 from POST /v1/tokens, JSON with its `error`, as an answer that has none."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "t.db")
+    AuthStore(db).add_user(*ADMIN, "admin")
+    token = {"Authorization": f"Bearer {AuthStore(db).add_token('ops', 'full')}"}
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db)))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        spec = client.get("/openapi.json", headers=token).json()
+
+        def required(response: dict) -> list[str]:
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            if "$ref" in schema:
+                schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+            return schema.get("required", [])
+
+        bodiless = [(method, path, status) for path, operations in spec["paths"].items()
+                    for method, operation in operations.items()
+                    for status, response in operation["responses"].items()
+                    if status[0] in "45" and "error" not in required(response)]
+        assert bodiless == []
+        refused = client.post("/v1/tokens", json={"name": "more"}, headers=token)
+        assert refused.status_code == 403 and refused.headers["content-type"] == "application/json"
+        documented = spec["paths"]["/v1/tokens"]["post"]["responses"]["403"]["content"]["application/json"]["schema"]
+        assert set(documented["required"]) <= set(refused.json())
+
+
 def test_a_burst_of_parallel_guesses_is_limited_as_a_row_of_them_is(tmp_path):
     """The failures are read before a password is hashed and written after: parallel guesses
     all passed the check until one of them was recorded."""

@@ -326,6 +326,22 @@ def test_openapi_docs(server):
     assert "swagger-ui-dist@5.35.0/" in page.headers["content-security-policy"]
 
 
+def test_the_documents_version_is_the_installed_packages(monkeypatch, tmp_path):
+    """info.version said 0.1.0, written in app.py, whatever maskwatch was installed: a client that
+    checks which server it talks to read a version `maskwatch --version` did not say."""
+    from fastapi.testclient import TestClient
+
+    import maskwatch
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    monkeypatch.setattr(maskwatch, "__version__", "2.3.4")  # as a newer release's metadata says it
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=str(tmp_path / "users.db"))))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/openapi.json").json()["info"]["version"] == "2.3.4"
+
+
 def test_source_runs_as_a_one_camera_site(server):
     """`--source` is a site of one camera, "live": analysed, served with today's people from the
     site's database (its events: test_site.py), while the upload API keeps working beside it."""

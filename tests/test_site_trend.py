@@ -89,6 +89,13 @@ def test_a_date_alone_in_any_iso_form_is_the_site_s_midnight(value):
     assert day.isoformat() == ("2026-09-28" if value == "2026-W40" else "2026-10-01") + "T00:00:00+02:00"
 
 
+def test_a_day_at_either_end_of_the_calendar_is_taken_in_a_timezone_beside_utc():
+    """The document's since and until take a date alone: 0001-01-01, the Berlin day, starts in
+    year 0 in UTC, and was a 400 (out of range) for a value the schema allows."""
+    assert parse_since("0001-01-01", days=BERLIN) == parse_since("0001-01-01T00:00:00Z")
+    assert parse_since("9999-12-31", days=ZoneInfo("America/Los_Angeles")) < parse_since("9999-12-31T23:59:59Z")
+
+
 def test_a_mistyped_basic_date_is_refused_not_read_as_1970():
     with pytest.raises(ValueError, match="'20260230' is no date"):
         parse_since("20260230")

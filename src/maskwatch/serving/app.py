@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+import maskwatch
 from maskwatch.detection.detector import Models
 from maskwatch.render import FaceAnnotator
 from maskwatch.runtime import HeldBackLog, PeriodicTrim
@@ -197,7 +198,9 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     access = AccessControl.from_settings(settings.auth)
     # Deny by default: `authorize` runs first for every route; FastAPI's own /docs and
     # /openapi.json are replaced below by routes that go through it too.
-    app = FastAPI(title="maskwatch", version="0.1.0", lifespan=lifespan, exception_handlers=ERROR_ANSWERS,
+    # The document's version is the package's, which `--version` and the start line say: a client
+    # reading it learns which maskwatch answers (it said 0.1.0, written here, whatever was installed).
+    app = FastAPI(title="maskwatch", version=maskwatch.__version__, lifespan=lifespan, exception_handlers=ERROR_ANSWERS,
                   dependencies=[Depends(access.authorize), Depends(known_query_only)],
                   docs_url=None, openapi_url=None, redoc_url=None, responses=ACCESS_RESPONSES,
                   description="Who wears a face mask, who wears it wrongly, who wears none.")

@@ -73,11 +73,19 @@ VALIDATION_EXAMPLE = {
 
 
 def document_validation_errors(document: dict) -> dict:
-    """The OpenAPI document with every 422 as app.py answers it (`error` beside FastAPI's `detail`)
-    and /v1/detect's 422 with an example."""
+    """The OpenAPI document with every 422 as app.py answers it (`error` beside FastAPI's `detail`),
+    /v1/detect's 422 with an example, and every other refusal's body said: app.py answers each as
+    JSON `{"error": ...}`, but a route's own description of a status (the admin, login and two-step
+    routes' 400, 403, 409, 429, 503) replaced the shared one with its content, so a client generated
+    from the document read those answers as bodiless."""
     schemas = document.get("components", {}).get("schemas", {})
     if "HTTPValidationError" in schemas:
         schemas["HTTPValidationError"] = VALIDATION_ERROR
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items() if isinstance(operation, dict) else ():
+                if status[:1] in "45" and "content" not in response:
+                    response["content"] = {"application/json": {"schema": ERROR}}
     detect = document.get("paths", {}).get("/v1/detect", {}).get("post", {})
     if "422" in detect.get("responses", {}):
         detect["responses"]["422"]["content"]["application/json"]["example"] = VALIDATION_EXAMPLE

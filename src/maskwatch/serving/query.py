@@ -27,6 +27,15 @@ def known_query_only(request: Request) -> None:
             {"type": "extra_forbidden", "loc": ("query", name), "input": request.query_params.get(name),
              "msg": f"not a parameter of this endpoint, which takes: {', '.join(sorted(known))}"}
             for name in unknown])
+    # Each parameter takes one value: `camera=door&camera=till` was read as till alone, and a
+    # client that sends a list so (requests, axios) got one camera's events as if they were all.
+    # The same value twice says one thing, and is read as it.
+    values = {name: list(dict.fromkeys(request.query_params.getlist(name))) for name in request.query_params}
+    if any(len(given) > 1 for given in values.values()):
+        raise RequestValidationError([
+            {"type": "too_long", "loc": ("query", name), "input": given,
+             "msg": f"given {len(given)} values ({', '.join(given)[:80]}); it takes one: ask once for each"}
+            for name, given in values.items() if len(given) > 1])
 
 
 def query_names(dependant):

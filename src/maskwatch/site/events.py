@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, delete, func, insert, inspect, literal,
                         select, text, tuple_, union_all, update)
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.atomic import OutputError, write_bytes
@@ -61,6 +62,10 @@ events = Table(
     Column("last_seen", Float, nullable=False),
     Column("frames", Integer, nullable=False),
     Column("snapshot", String(255), nullable=True),
+    # An id is never given again (schema version 6): without it SQLite gave the next one after the
+    # largest stored, so a table that retention emptied started again at 1, and a client keeping
+    # events by id (or a snapshot by its name) took a new person for one it had.
+    sqlite_autoincrement=True,
 )
 counts = Table(
     "counts", metadata,
@@ -141,7 +146,27 @@ def _paging_indexes_v5(connection: Connection) -> None:
         connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
-MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5]
+def _ids_never_reused_v6(connection: Connection) -> None:
+    """Version 6: SQLite's events table remade with AUTOINCREMENT (the ids kept), so that no id is
+    given twice; PostgreSQL's sequence never gave one twice."""
+    if connection.dialect.name != "sqlite":
+        return
+    made = connection.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")).scalar()
+    if "AUTOINCREMENT" in (made or "").upper():  # made at version 1 by this maskwatch
+        return
+    columns = ", ".join(column.name for column in events.columns)
+    connection.execute(text("DROP TABLE IF EXISTS events_v6"))
+    connection.execute(text(str(CreateTable(events).compile(dialect=connection.dialect))
+                            .replace("CREATE TABLE events", "CREATE TABLE events_v6", 1)))
+    connection.execute(text(f"INSERT INTO events_v6 ({columns}) SELECT {columns} FROM events"))
+    connection.execute(text("DROP TABLE events"))  # and its indexes, made again below
+    connection.execute(text("ALTER TABLE events_v6 RENAME TO events"))
+    for index in events.indexes:
+        index.create(connection, checkfirst=True)
+
+
+MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5,
+              _ids_never_reused_v6]
 
 
 def _distinct_by_index(column: Column, *where):

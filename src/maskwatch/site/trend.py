@@ -18,13 +18,16 @@ BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default loo
 
 EARLIEST, LATEST = -62135596800.0, 253402300799.0  # 0001-01-01 and 9999-12-31T23:59:59, UTC
 BASIC_DATE = re.compile(r"\d{8}")  # ISO 8601's 20260922
+DECODED_PLUS = re.compile(r"^(\d\S*[Tt ]\S*\d) (\d\d(?::?\d\d)?)$")  # a date, a time, an offset whose + was decoded
 # How the routes taking a time say what a time with no zone is (parse_since).
 NO_ZONE = "a time with no zone: UTC; a date alone: midnight in the site's timezone"
-# Unix seconds, or an ISO 8601 time: what parse_since reads, written so clients and fuzzers know.
-# Up to the end of 9999's last second, as parse_since takes it (a maximum of LATEST refused the
-# 253402300799.00003 the code accepts, which a fuzzer counts as a schema broken).
+# Unix seconds, an ISO 8601 time or a date alone: what parse_since reads, written so clients and
+# fuzzers know (without the date, a client generated from the document, or one checking against
+# it, could not send the `since=2026-09-22` the docs give for a day). Up to the end of 9999's last
+# second, as parse_since takes it (a maximum of LATEST refused the 253402300799.00003 the code
+# accepts, which a fuzzer counts as a schema broken).
 SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "exclusiveMaximum": LATEST + 1},
-                          {"type": "string", "format": "date-time"}]}
+                          {"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
 
 
 def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.utc) -> float:
@@ -49,6 +52,9 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
             raise ValueError(f"{name} is out of range: Unix seconds from {EARLIEST:.0f} (year 1) to {LATEST:.0f} "
                              f"(year 9999); got {value!r}")
         return seconds
+    # A `+02:00` typed into a URL unescaped arrives as ` 02:00` (a query string's `+` is a space):
+    # the documented example, pasted into curl or a browser, was refused.
+    value = DECODED_PLUS.sub(r"\1+\2", value)
     try:
         moment = datetime.fromisoformat(re.sub(r"(T\d\d:\d\d):60", r"\1:59", value.upper()))
     except ValueError:
@@ -61,6 +67,8 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
         seconds = moment.timestamp()
     except (OverflowError, ValueError):
         seconds = float("nan")
+    if seconds == seconds and _date_alone(value.upper()):  # a day: 0001-01-01 in Berlin starts in year 0 in UTC
+        seconds = min(max(seconds, EARLIEST), LATEST)  # (the schema has dates, whose every day is taken)
     if not EARLIEST <= seconds < LATEST + 1:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
         raise ValueError(f"{name} is out of range: from year 1 to 9999 in UTC; got {value!r}")
     return seconds
