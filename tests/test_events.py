@@ -68,6 +68,17 @@ V5_EVENTS = """CREATE TABLE events (id INTEGER NOT NULL, camera VARCHAR(64) NOT 
     last_seen FLOAT NOT NULL, frames INTEGER NOT NULL, snapshot VARCHAR(255), PRIMARY KEY (id))"""
 
 
+def as_version_5(path: str) -> None:
+    """The SQLite database at `path` as events schema 5 left it: its events table without
+    AUTOINCREMENT, its rows kept."""
+    with sqlite3.connect(path) as raw:
+        raw.execute("ALTER TABLE events RENAME TO events_old")
+        raw.execute(V5_EVENTS)
+        raw.execute("INSERT INTO events SELECT * FROM events_old")
+        raw.execute("DROP TABLE events_old")
+        raw.execute("DELETE FROM schema_version WHERE version = 6")
+
+
 @pytest.mark.parametrize("made_at", [6, 5])
 def test_an_id_is_never_given_again_once_retention_empties_the_table(tmp_path, made_at):
     """SQLite gave the next id after the largest stored: a site idle for longer than its retention
@@ -79,13 +90,8 @@ def test_an_id_is_never_given_again_once_retention_empties_the_table(tmp_path, m
     old = [first.record("door", None, person(n, (0.9, 0.05, 0.05)), np.zeros((20, 20, 3), np.uint8))["id"]
            for n in range(3)]
     first.close()
-    if made_at == 5:  # the events table as version 5 made it, its rows kept
-        with sqlite3.connect(path) as raw:
-            raw.execute("ALTER TABLE events RENAME TO events_old")
-            raw.execute(V5_EVENTS)
-            raw.execute("INSERT INTO events SELECT * FROM events_old")
-            raw.execute("DROP TABLE events_old")
-            raw.execute("DELETE FROM schema_version WHERE version = 6")
+    if made_at == 5:
+        as_version_5(path)
     store = EventStore(path, tmp_path / "snaps", retention_days=7)
     assert [e["id"] for e in store.events()] == old[::-1]  # kept, through the upgrade
     assert store.enforce_retention(now=NOW + 30 * 86400) == 3 and store.events() == []
@@ -110,12 +116,7 @@ def test_a_failure_while_the_table_is_remade_leaves_version_5s_table_and_rows(tm
     first = EventStore(path)
     first.record("door", None, person(1, (0.9, 0.05, 0.05)))
     first.close()
-    with sqlite3.connect(path) as raw:
-        raw.execute("ALTER TABLE events RENAME TO events_old")
-        raw.execute(V5_EVENTS)
-        raw.execute("INSERT INTO events SELECT * FROM events_old")
-        raw.execute("DROP TABLE events_old")
-        raw.execute("DELETE FROM schema_version WHERE version = 6")
+    as_version_5(path)
 
     def remade_then_full(connection):
         events_module._ids_never_reused_v6(connection)
