@@ -92,13 +92,8 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
             if photo:
                 return SourceInfo("image", path.stem, None, 1)
             raise SourceError(f"{path}: {unopened(path)}")
-        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
-        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        # Some containers say -9.2e18: no count. Nor is one made with a rate that is none: a
-        # browser's WebM at "1000 fps" counts its duration x 1000 (a minute's 1800 frames ended
-        # "1800/60000 (3%)", the time left said as 45 min all along).
-        count = int(count) if 0 < count < 1e9 and fps else None
-        fps = fps or UNKNOWN_FPS
+        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
+        count = header_frame_count(capture)
         if photo and (count or 0) <= 1 and not (capture.grab() and capture.grab()):
             return SourceInfo("image", path.stem, None, 1)
     finally:
@@ -140,6 +135,15 @@ def plausible_fps(fps: float) -> float | None:
     time base read as a rate 90000). Frame times are index / fps, and the tracker counts in
     seconds, so a wrong rate would keep tracks alive 40 times too long."""
     return float(fps) if math.isfinite(fps) and 0.1 <= fps <= 240.0 else None
+
+
+def header_frame_count(capture: cv2.VideoCapture) -> int | None:
+    """The frame count an open video's header gives, or None. Some containers say -9.2e18: no
+    count. Nor is one made with a rate that is none: a browser's WebM at "1000 fps" counts its
+    duration x 1000 (a minute's 1800 frames ended "1800/60000 (3%)", the time left said as 45 min
+    all along). detect and a site's file camera both read a file to this count."""
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if 0 < count < 1e9 and plausible_fps(capture.get(cv2.CAP_PROP_FPS)) else None
 
 
 def photo_files(source: str, info: SourceInfo) -> dict[Path, str]:
