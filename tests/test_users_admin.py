@@ -1287,3 +1287,16 @@ def test_the_cli_writes_the_same_access_log_rows_as_the_dashboard(tmp_path):
     assert rows == [("user_added", by, "local", "cy (viewer; door)"), ("password_set", by, "local", "cy"),
                     ("user_removed", by, "local", "cy"), ("token_added", by, "local", "prometheus (full)"),
                     ("token_revoked", by, "local", "prometheus")]
+
+
+def test_the_dashboards_bound_on_a_tokens_days_is_written_once_and_is_the_apis():
+    """users.js says and checks a token's days itself (1-3650, as the API and `tokens add --expires`
+    refuse past auth_settings.MAX_TOKEN_DAYS): the bound was written there three times by hand (the
+    field's label, its max, the check); now once, held equal to the API's here."""
+    from pathlib import Path
+
+    from maskwatch.security.auth_settings import MAX_TOKEN_DAYS
+
+    js = (Path(__file__).parents[1] / "src/maskwatch/serving/static/users.js").read_text()
+    assert re.findall(r"const MAX_DAYS = (\d+);", js) == [str(MAX_TOKEN_DAYS)]
+    assert str(MAX_TOKEN_DAYS) not in js.replace(f"const MAX_DAYS = {MAX_TOKEN_DAYS};", "")
