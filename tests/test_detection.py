@@ -1049,6 +1049,40 @@ def test_a_portrait_or_mirrored_phone_clip_is_read_upright_by_detect_and_a_site_
             reader.stop()
 
 
+def test_a_site_camera_looping_a_file_reads_its_index_once(monkeypatch, tmp_path, sample_dir):
+    """A file camera loops its file, and every loop read the file's index again (up to 64 MB) to
+    learn whether it is mirrored: now once for the file as it is, again when it changes."""
+    import os
+    import time
+
+    from maskwatch.video import sources
+    from maskwatch.video.cameras import CameraReader
+    from maskwatch.video.iso_media import mirror
+
+    upright = cv2.resize(cv2.imread(str(min(sample_dir.glob("images/*.png")))), (120, 160))
+    clip = phone_clip(tmp_path / "IMG_0100.MOV", upright, MIRRORED)
+    real_capture, opened, read = cv2.VideoCapture, [], []
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *args: opened.append(args) or real_capture(*args))
+    monkeypatch.setattr(sources, "mirror", lambda path: read.append(path) or mirror(path))
+
+    def loops(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(opened) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(opened) >= count
+
+    reader = CameraReader(str(clip), name="door").start()
+    try:
+        loops(3)
+        assert read == [str(clip)]
+        assert np.abs(reader.latest()[1].astype(int) - upright).mean() < 8  # still mirrored back
+        os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))  # the file changed
+        loops(len(opened) + 2)
+        assert read == [str(clip)] * 2
+    finally:
+        reader.stop()
+
+
 def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp_path):
     """26 unreadable frames in a row were taken for the file's end, and nothing after them was
     read ("no frame could be read from frame 1 on ... a truncated file?"), one line a frame."""

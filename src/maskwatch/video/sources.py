@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -189,13 +190,21 @@ def shown_as(path: str, capture: cv2.VideoCapture) -> Callable[[np.ndarray], np.
     mirrored one, a front camera's or an app's: OpenCV turned it 180 degrees or on its side by
     its matrix's angle), its own turning then off; None for every other file (OpenCV turns them)."""
     try:
-        how = mirror(path)
+        stat = os.stat(path)
+        how = _mirror_of(path, stat.st_size, stat.st_mtime_ns)
     except OSError:
         return None
     if how is None:
         return None
     capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
     return MIRRORED[how]
+
+
+@functools.lru_cache(maxsize=64)
+def _mirror_of(path: str, size: int, mtime_ns: int) -> str | None:
+    """mirror(path), read once for a file as it is (its size and time): a site's file camera
+    loops it, and each loop read its index again (up to 64 MB)."""
+    return mirror(path)
 
 
 def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Frame]:
