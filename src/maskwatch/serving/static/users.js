@@ -145,8 +145,19 @@
     return row;
   }
   const when = (seconds) => seconds ? clockTime(seconds * 1000) : "never";  // the page's clock
-  // A token's expiry as `tokens list` says it: never, the time, or "expired" and the time once past.
-  const expiry = (seconds) => seconds !== null && seconds * 1000 <= Date.now() ? `expired ${when(seconds)}` : when(seconds);
+  // A token's expiry as `tokens list` says it: never, the time, or "expired" and the time once past;
+  // one that ends within SOON_DAYS says how soon, in words (a Prometheus token made here with the
+  // 90 days chosen stopped with no word before; the server's log says those within 7 days daily).
+  const SOON_DAYS = 14;
+  function expiry(seconds) {
+    const left = seconds === null ? Infinity : seconds * 1000 - Date.now();
+    if (left <= 0) return `expired ${when(seconds)}`;
+    if (left > SOON_DAYS * 86400000) return when(seconds);
+    const days = Math.round(left / 86400000), hours = Math.round(left / 3600000);  // as the server's log rounds
+    const within = left >= 86400000 ? `${days} day${days > 1 ? "s" : ""}`
+      : left >= 3600000 ? `${hours} hour${hours > 1 ? "s" : ""}` : "under an hour";
+    return `${when(seconds)} (ends in ${within}: make its successor)`;
+  }
   // What else a removal or a demotion takes: the API tokens the user owns (a site token is nobody's).
   // A Map: a user named constructor or __proto__ read an object's own property.
   let owned = new Map();
