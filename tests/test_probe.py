@@ -96,7 +96,7 @@ def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, pa
     assert found["camera till"] == ("FAILED", f"rtsp://{USER}:***@{url}: the camera refused the user name or "
                                               "password (401)")
     assert found["camera yard"][0] == "FAILED" and "Connection refused" in found["camera yard"][1]
-    assert found["camera back"] == ("FAILED", f"{tmp_path / 'notes.mp4'}: cannot open")
+    assert found["camera back"] == ("FAILED", f"{tmp_path / 'notes.mp4'}: not an image or a video that OpenCV can open")
     assert found["camera hall"] == ("FAILED", f"rtsp://127.0.0.1:{quiet_port}/live: "
                                               f"127.0.0.1:{quiet_port} does not answer")
     # Its reader's own answer, after OpenCV's open and the refusal's DESCRIBE timed out (2 s each); the
