@@ -121,6 +121,8 @@ def test_a_refusal_in_the_users_dialog_is_tied_to_its_field(zoned_site, admin_st
     # refused on its field, nothing sent ("Your password" is still empty: that would be said).
     desk.fill("#tokens-add-name", "ci-upload")
     desk.select_option("#tokens-add-expires", "days")
+    assert desk.get_attribute("#tokens-add-days", "max") == "3650"  # users.js's MAX_DAYS, as the API's
+    assert desk.inner_text("#tokens-add-days-field").startswith("Days until it stops working (1-3650)")
     for days in ("", "0", "3651", "2.5"):
         desk.fill("#tokens-add-days", days)
         desk.click("#tokens-add button[type=submit]")

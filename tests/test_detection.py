@@ -915,6 +915,13 @@ class FakeCapture:
             return False, None
         return True, self.frames[self.at]
 
+    def grab(self):  # a site's file camera grabs, then decodes the frames it is asked for
+        ok, self.grabbed = self.read()
+        return ok
+
+    def retrieve(self):
+        return self.grabbed is not None, self.grabbed
+
     def release(self):
         pass
 
@@ -1040,6 +1047,40 @@ def test_a_portrait_or_mirrored_phone_clip_is_read_upright_by_detect_and_a_site_
             assert np.abs(reader.latest()[1].astype(int) - upright).mean() < 8, display[0]
         finally:
             reader.stop()
+
+
+def test_a_site_camera_looping_a_file_reads_its_index_once(monkeypatch, tmp_path, sample_dir):
+    """A file camera loops its file, and every loop read the file's index again (up to 64 MB) to
+    learn whether it is mirrored: now once for the file as it is, again when it changes."""
+    import os
+    import time
+
+    from maskwatch.video import sources
+    from maskwatch.video.cameras import CameraReader
+    from maskwatch.video.iso_media import mirror
+
+    upright = cv2.resize(cv2.imread(str(min(sample_dir.glob("images/*.png")))), (120, 160))
+    clip = phone_clip(tmp_path / "IMG_0100.MOV", upright, MIRRORED)
+    real_capture, opened, read = cv2.VideoCapture, [], []
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *args: opened.append(args) or real_capture(*args))
+    monkeypatch.setattr(sources, "mirror", lambda path: read.append(path) or mirror(path))
+
+    def loops(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(opened) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(opened) >= count
+
+    reader = CameraReader(str(clip), name="door").start()
+    try:
+        loops(3)
+        assert read == [str(clip)]
+        assert np.abs(reader.latest()[1].astype(int) - upright).mean() < 8  # still mirrored back
+        os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))  # the file changed
+        loops(len(opened) + 2)
+        assert read == [str(clip)] * 2
+    finally:
+        reader.stop()
 
 
 def test_a_clip_whose_first_seconds_do_not_decode_is_read_from_where_they_do(tmp_path):
@@ -1270,6 +1311,37 @@ def test_a_frame_count_made_with_a_rate_that_is_none_is_no_length_for_progress(m
     # it said "frame times assume 25 fps" of these
     assert result.errors == ["clip: frame rate 1000 is not one; frames are timed by their own times (25 fps where "
                              "they give none), the annotated video at 25 fps"]
+
+
+def test_a_site_camera_ends_a_file_whose_rate_is_none_where_detect_does(monkeypatch, tmp_path):
+    """A frame count made with a rate that is none (a browser's WebM at "1000 fps") is none to
+    detect, which ends such a file at its first frame that does not decode; a site's file camera
+    took the count, read past the frames that did not decode and showed what detect never read."""
+    import time
+
+    from maskwatch.video import sources
+    from maskwatch.video.cameras import CameraReader
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    opened = []
+
+    def capture(*args):
+        opened.append(FakeCapture([image] * 3 + [None] * 3 + [image] * 3, [0.0] * 9, fps=1000.0))
+        return opened[-1]
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", capture)
+    clip = tmp_path / "clip.webm"
+    clip.write_bytes(b"a video")
+    assert len(list(sources.read_frames(clip))) == 3
+    opened.clear()
+    reader = CameraReader(str(clip), name="door").start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(opened) < 2 and time.monotonic() < deadline:  # the file's end: looped
+            time.sleep(0.02)
+    finally:
+        reader.stop()
+    assert opened[0].at == 3  # the fourth frame's grab failed, and the file looped there
 
 
 def test_a_detect_list_that_cannot_be_read_leaves_a_folder_read_whole(tmp_path, sample_dir):

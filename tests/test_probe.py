@@ -96,8 +96,7 @@ def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, pa
     assert found["camera till"] == ("FAILED", f"rtsp://{USER}:***@{url}: the camera refused the user name or "
                                               "password (401)")
     assert found["camera yard"][0] == "FAILED" and "Connection refused" in found["camera yard"][1]
-    assert found["camera back"] == ("FAILED", f"{tmp_path / 'notes.mp4'}: not an image or a video that OpenCV "
-                                              "can open")
+    assert found["camera back"] == ("FAILED", f"{tmp_path / 'notes.mp4'}: not an image or a video that OpenCV can open")
     assert found["camera hall"] == ("FAILED", f"rtsp://127.0.0.1:{quiet_port}/live: "
                                               f"127.0.0.1:{quiet_port} does not answer")
     # Its reader's own answer, after OpenCV's open and the refusal's DESCRIBE timed out (2 s each); the
@@ -459,6 +458,49 @@ def test_a_postgresql_user_that_may_not_make_a_new_store_s_tables_fails_though_t
             connection.execute(text("DROP ROLE site_user"))
             for table in inspect(connection).get_table_names():
                 connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
+        admin.dispose()
+
+
+def test_a_postgresql_user_that_does_not_own_the_tables_to_upgrade_fails(postgres):  # noqa: F811
+    """An upgrade alters a store's tables (version 5's indexes on events and counts), which
+    PostgreSQL lets only their owner: tables the database's owner made, the site's user granted
+    their rows and CREATE in public, were OK to the probe ("events schema 4: upgraded to 5 at the
+    start") and the start failed on "must be owner of table"."""
+    from types import SimpleNamespace
+
+    from maskwatch.site.database import DatabaseUnavailable
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
+    older = len(MIGRATIONS) - 1
+    try:
+        EventStore(postgres.url).close()
+        with admin.connect() as connection:
+            connection.execute(text(f"UPDATE schema_version SET version = {older}"))  # as a site of last month:
+            connection.execute(text("DROP INDEX events_by_last_seen_id"))  # its indexes not yet ending in id
+            connection.execute(text("CREATE ROLE site_user LOGIN"))
+            connection.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO site_user"))
+            connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
+        probe = probe_database(url, site=SimpleNamespace(reports=[], mqtt=None))
+        assert probe.ok is False and probe.detail.endswith(
+            f"logged in as site_user; events schema {older}: upgraded to {len(MIGRATIONS)} at the start (older "
+            "maskwatch then no longer opens it; `maskwatch backup` first), but site_user does not own counts, "
+            f"counts_by_quarter, events, schema_version (owned by {postgres.user}), which the events schema's upgrade "
+            f"alters (PostgreSQL lets only a table's owner): start the site once as {postgres.user}, or ALTER TABLE "
+            "... OWNER TO site_user for each"), probe.detail
+        with pytest.raises(DatabaseUnavailable, match="must be owner of table"):  # as the start would
+            EventStore(url).close()
+        with admin.connect() as connection:
+            for name in ("counts", "counts_by_quarter", "events", "schema_version"):
+                connection.execute(text(f"ALTER TABLE {name} OWNER TO site_user"))
+        assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).ok is True  # as the advice says
+        EventStore(url).close()
+    finally:
+        with admin.connect() as connection:
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
+            connection.execute(text("DROP OWNED BY site_user"))
+            connection.execute(text("DROP ROLE site_user"))
         admin.dispose()
 
 

@@ -327,11 +327,30 @@ def test_a_database_other_accounts_may_read_is_said_at_its_open_once(tmp_path, c
                     "account that runs the site"]
     assert (tmp_path / "site.db").stat().st_mode & 0o777 == 0o644  # said, not changed
     caplog.clear()
-    for mode in (0o640, 0o600):
+    for mode in (0o640, 0o600, 0o601):  # execute alone lets no one read or change a data file
         (tmp_path / f"{mode:o}.db").touch(mode=mode)
         with caplog.at_level(logging.WARNING):
             EventStore(str(tmp_path / f"{mode:o}.db")).close()
     assert "other accounts" not in caplog.text
+
+
+def test_a_database_other_accounts_may_write_says_they_may_change_it(tmp_path, caplog):
+    """Others' write bit (0666, 0602) lets any account change the users' password hashes and
+    roles: it is said as 'write', not 'read' alone (0602 let no one read it)."""
+    for mode in (0o666, 0o602):
+        path = tmp_path / f"{mode:o}.db"
+        path.touch()
+        path.chmod(mode)
+        with caplog.at_level(logging.WARNING):
+            EventStore(str(path)).close()
+    said = [r.getMessage() for r in caplog.records if "other accounts" in r.getMessage()]
+    assert said == [
+        f"{tmp_path / '666.db'}: other accounts on this machine may read and write it (mode 666), and with it read "
+        "the users' password hashes and two-step secrets and change them (make themselves an admin): chmod 600 it "
+        "(its -wal and -shm too), as the account that runs the site",
+        f"{tmp_path / '602.db'}: other accounts on this machine may write it (mode 602), and with it change the "
+        "users' password hashes and roles (make themselves an admin): chmod 600 it (its -wal and -shm too), as "
+        "the account that runs the site"]
 
 
 def test_a_migration_that_fails_halfway_leaves_the_old_schema_and_runs_again(tmp_path, monkeypatch):

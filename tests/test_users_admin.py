@@ -146,7 +146,7 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
         assert boss.delete("/v1/tokens/prometheus", headers=CSRF).status_code == 404
     changes = [(e["action"], e["user"], e["target"]) for e in reversed(AuthStore(db).access_log(limit=100))
                if e["action"] in CHANGES]
-    assert changes == [("token_added", "boss", "prometheus (read)"), ("token_revoked", "boss", "prometheus")]
+    assert changes == [("token_added", "boss", "prometheus (read; never expires)"), ("token_revoked", "boss", "prometheus")]
 
 
 def test_an_admins_tokens_are_revoked_when_they_are_made_a_viewer_or_removed_and_a_site_token_stays(tmp_path):
@@ -317,6 +317,40 @@ def test_a_token_made_on_the_dashboard_expires_in_the_days_chosen_as_with_the_cl
         assert refused.status_code == 422 and refused.json()["error"] == (
             "body field 'expires_days': Input should be a valid integer"), days
     assert [t["name"] for t in AuthStore(db).tokens()] == ["ci-upload", "forever", "ten-years"]
+
+
+def test_tokens_that_stop_working_within_a_week_are_said_in_the_servers_log_at_the_start_and_daily(tmp_path, caplog):
+    """A token made on the dashboard expires in 90 days unless changed: a Prometheus token made
+    there stopped with no word before it. The server's log says each token that stops working
+    within 7 days, by name, owner and date, never its secret, at the start and then once a day
+    (the auth sweep's thread, not one of its own); one further off, one never ending, one ended, not."""
+    from maskwatch.site.event_views import minute_utc
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    now = time.time()
+    ends = {"prometheus": now + 3 * 86400 - 60, "backup": now + 5 * 86400, "grafana": now + 8 * 86400,
+            "ended": now - 60, "forever": None}
+    secrets = [store.add_token(name, "read", owner=None if name == "backup" else "boss", expires=at)
+               for name, at in ends.items()]
+    store.close()
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False)))
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.token_expiry"]
+
+    with caplog.at_level(logging.WARNING), TestClient(app):  # its lifespan starts the sweep
+        deadline = time.monotonic() + 10
+        while len(said()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        app.state.access._sweep()  # the next minute's sweep: said once a day, not at each
+    advice = ("make its successor (the dashboard's Users, or maskwatch tokens add --expires DAYS) and put it where "
+              "this one is used")
+    assert said() == [
+        f"API token 'prometheus' (read, owner boss) stops working at {minute_utc(ends['prometheus'])}, in 3 days: "
+        + advice,
+        f"API token 'backup' (read, a site token) stops working at {minute_utc(ends['backup'])}, in 5 days: " + advice]
+    assert not any(secret in caplog.text for secret in secrets)
 
 
 def tokens_of_version_5(url: str) -> None:
@@ -1103,7 +1137,8 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         assert phone.inner_text("#users-status") == (f"Token prometheus created (read; expires {ends}): copy it now, "
                                                      "it is not shown again.")
         assert phone.input_value("#tokens-add-expires") == "90" and phone.is_hidden("#tokens-add-days")  # as new
-        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[5] == ends
+        # within 14 days of its end, said in words (one made with the 90 days chosen stopped unannounced)
+        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[5] == f"{ends} (ends in 7 days: make its successor)"
         token = phone.input_value("#tokens-secret-value")
         assert token.startswith("mw_") and phone.evaluate("document.activeElement.id") == "tokens-copy"
         phone.click("#tokens-copy")
@@ -1179,7 +1214,8 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         assert phone.evaluate("document.activeElement.dataset.label") == "When"  # the first older row
         phone.select_option("#access-log-action", "token_added")  # a filter reads the log again
         phone.wait_for_function("() => document.getElementById('access-log-status').textContent.startsWith('1 entries')")
-        assert cells(phone, "#access-log-table tbody tr")[1:] == ["boss", "token_added", "prometheus (read)", "127.0.0.1"]
+        assert cells(phone, "#access-log-table tbody tr")[1:] == ["boss", "token_added",
+                                                                    "prometheus (read; expires in 7 days)", "127.0.0.1"]
         phone.select_option("#access-log-action", "")
         phone.fill("#access-log-user", "ana")
         phone.press("#access-log-user", "Enter")
@@ -1279,11 +1315,24 @@ def test_the_cli_writes_the_same_access_log_rows_as_the_dashboard(tmp_path):
     db = str(tmp_path / "cli.db")
     for command, stdin in ((("users", "add", "cy", "--camera", "door"), "cy's own password\n"),
                            (("users", "passwd", "cy"), "cy's second password\n"), (("users", "remove", "cy"), ""),
-                           (("tokens", "add", "prometheus", "--scope", "full"), ""), (("tokens", "revoke", "prometheus"), "")):
+                           (("tokens", "add", "prometheus", "--scope", "full", "--expires", "30"), ""), (("tokens", "revoke", "prometheus"), "")):
         ran = CliRunner().invoke(app, [*command, "--database", db], input=stdin)
         assert ran.exit_code == 0, ran.output
     rows = [(e["action"], e["user"], e["client"], e["target"]) for e in reversed(AuthStore(db).access_log())]
     by = f"cli:{getpass.getuser()}"
     assert rows == [("user_added", by, "local", "cy (viewer; door)"), ("password_set", by, "local", "cy"),
-                    ("user_removed", by, "local", "cy"), ("token_added", by, "local", "prometheus (full)"),
+                    ("user_removed", by, "local", "cy"), ("token_added", by, "local", "prometheus (full; expires in 30 days)"),
                     ("token_revoked", by, "local", "prometheus")]
+
+
+def test_the_dashboards_bound_on_a_tokens_days_is_written_once_and_is_the_apis():
+    """users.js says and checks a token's days itself (1-3650, as the API and `tokens add --expires`
+    refuse past auth_settings.MAX_TOKEN_DAYS): the bound was written there three times by hand (the
+    field's label, its max, the check); now once, held equal to the API's here."""
+    from pathlib import Path
+
+    from maskwatch.security.auth_settings import MAX_TOKEN_DAYS
+
+    js = (Path(__file__).parents[1] / "src/maskwatch/serving/static/users.js").read_text()
+    assert re.findall(r"const MAX_DAYS = (\d+);", js) == [str(MAX_TOKEN_DAYS)]
+    assert str(MAX_TOKEN_DAYS) not in js.replace(f"const MAX_DAYS = {MAX_TOKEN_DAYS};", "")

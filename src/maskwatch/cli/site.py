@@ -199,11 +199,12 @@ def _print_probes(site, config: Path) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from maskwatch.security.schema import MIGRATIONS, auth_schema_version
-    from maskwatch.site.probe import probe_site
+    from maskwatch.security.schema import MIGRATIONS, auth_schema_version, metadata
+    from maskwatch.site.probe import StoreSchema, probe_site
 
+    auth = StoreSchema("auth schema", auth_schema_version.name, len(MIGRATIONS), tuple(metadata.tables))
     probes = probe_site(site, needs_user=None if _loopback(site.server.host) else (site.server.host, str(config)),
-                        schemas=(("auth schema", auth_schema_version.name, len(MIGRATIONS)),))
+                        schemas=(auth,))
     table = Table()
     for column in ("part", "result", "detail"):
         table.add_column(column, overflow="fold")

@@ -308,7 +308,7 @@ def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
         token = _store(request).add_token(body.name, body.scope, acting=acting, expires=expires)
     except ValueError as err:
         raise _refused(err) from None
-    return _done(request, admin, "token_added", added_target(token=(body.name, body.scope)),
+    return _done(request, admin, "token_added", added_target(token=(body.name, body.scope, body.expires_days)),
                  {"name": body.name, "scope": body.scope, "owner": admin, "expires": expires, "token": token}, 201)
 
 

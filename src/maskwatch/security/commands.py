@@ -417,7 +417,7 @@ def add_token(
         _fail(str(err))
     from maskwatch.security.user_words import added_target
 
-    _logged(store, "token_added", added_target(token=(name, scope)))
+    _logged(store, "token_added", added_target(token=(name, scope, expires)))
     whose = f"{owner}'s" if owner is not None else "a site token"
     until = f"; expires in {expires} day{'s' * (expires != 1)}" if expires is not None else ""
     typer.secho(f"token {name} ({scope}; {whose}{until}); shown once, store it now:", err=True)

@@ -158,11 +158,25 @@ def _said_if_shared(path: Path) -> None:
         mode = path.stat().st_mode & 0o777
     except OSError:
         return
-    if mode & 0o007 and path not in _SAID_SHARED:
+    allowed = _what_others_may(mode)
+    if allowed and path not in _SAID_SHARED:
         _SAID_SHARED.add(path)
-        log.warning("%s: other accounts on this machine may read it (mode %03o), and with it the users' password "
-                    "hashes and two-step secrets: chmod 600 it (its -wal and -shm too), as the account that runs "
-                    "the site", path, mode)
+        may, so = allowed
+        log.warning("%s: other accounts on this machine %s (mode %03o), %s: chmod 600 it (its -wal and -shm too), "
+                    "as the account that runs the site", path, may, mode, so)
+
+
+def _what_others_may(mode: int) -> tuple[str, str] | None:
+    """What the other accounts' bits of a database's mode let them do, in words; None for nothing
+    (execute alone lets no one read or change a data file)."""
+    if mode & 0o006 == 0o006:
+        return ("may read and write it", "and with it read the users' password hashes and two-step secrets and "
+                "change them (make themselves an admin)")
+    if mode & 0o004:
+        return "may read it", "and with it the users' password hashes and two-step secrets"
+    if mode & 0o002:
+        return "may write it", "and with it change the users' password hashes and roles (make themselves an admin)"
+    return None
 
 
 def database_engine(url: str) -> Engine:

@@ -19,6 +19,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 from maskwatch.atomic import cannot_write_in
@@ -26,6 +27,16 @@ from maskwatch.video.sources import host_port, missing_video_file, redact_source
 
 PARALLEL_CAMERAS = 16  # cameras probed at once: 16 dead ones take one timeout, not 16
 NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection and answer
+
+
+class StoreSchema(NamedTuple):
+    """A store whose schema the probe reads: its name in words ("events schema"), its version
+    table, this maskwatch's version, and its tables (the ones an upgrade may alter)."""
+
+    what: str
+    version_table: str
+    known: int
+    tables: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class Probe:
 
 
 def probe_site(site, timeout: float = NETWORK_TIMEOUT, needs_user: tuple[str, str] | None = None,
-               schemas: tuple[tuple[str, str, int], ...] = ()) -> list[Probe]:
+               schemas: tuple[StoreSchema, ...] = ()) -> list[Probe]:
     """Every part of a loaded SiteConfig, probed side by side: its cameras (and substreams) in the
     config's order, the disabled ones as not probed, the database (with a user in it where
     `needs_user`, (host, config file), says the server listens beyond loopback, as `run`
@@ -152,7 +163,7 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
 
 
 def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tuple[str, str] | None = None,
-                   schemas: tuple[tuple[str, str, int], ...] = (), site=None) -> Probe:
+                   schemas: tuple[StoreSchema, ...] = (), site=None) -> Probe:
     """The site's database, read only: an SQLite file readable and writable (or a folder it can
     be made in), a server reached and logged in to; each store's schema version (site_schemas,
     then `schemas`) against this maskwatch's (a newer one is refused at the start, an older one
@@ -177,19 +188,20 @@ def probe_database(database: str, timeout: float = NETWORK_TIMEOUT, beyond: tupl
                                     f"maskwatch users add NAME --role admin --config {config}")
 
 
-def site_schemas(site=None) -> list[tuple[str, str, int]]:
+def site_schemas(site=None) -> list[StoreSchema]:
     """The site layer's stores the start of `site` (a SiteConfig; None: any) opens, events first,
     as (what, its version table, this maskwatch's version): the reports' and MQTT's only where it
     has them, as the start makes them (the start neither upgrades nor refuses them otherwise). The
     layers above add theirs (the users' `auth schema`) through probe_site."""
     from maskwatch.site import events, mqtt_record, reports
 
-    return [("events schema", events.schema_version.name, len(events.MIGRATIONS))] + [
+    return [StoreSchema("events schema", events.schema_version.name, len(events.MIGRATIONS),
+                        tuple(events.metadata.tables))] + [
         store for store, opened in (
-            (("reports schema", reports.reports_schema_version.name, len(reports.MIGRATIONS)),
-             site is None or bool(site.reports)),
-            (("mqtt schema", mqtt_record.mqtt_schema_version.name, len(mqtt_record.MIGRATIONS)),
-             site is None or site.mqtt is not None)) if opened]
+            (StoreSchema("reports schema", reports.reports_schema_version.name, len(reports.MIGRATIONS),
+                         tuple(reports.metadata.tables)), site is None or bool(site.reports)),
+            (StoreSchema("mqtt schema", mqtt_record.mqtt_schema_version.name, len(mqtt_record.MIGRATIONS),
+                         tuple(mqtt_record.metadata.tables)), site is None or site.mqtt is not None)) if opened]
 
 
 def _schema(found: list[tuple[str, int | None, int]]) -> tuple[bool, str]:
@@ -217,7 +229,7 @@ def _schema(found: list[tuple[str, int | None, int]]) -> tuple[bool, str]:
     return True, "; ".join(said)
 
 
-def _probe_sqlite(path: Path, schemas: list[tuple[str, str, int]]) -> tuple[Probe, int]:
+def _probe_sqlite(path: Path, schemas: list[StoreSchema]) -> tuple[Probe, int]:
     """The probe of an SQLite file, and the users it holds."""
     if not path.exists():
         folder = next((parent for parent in path.parents if parent.exists()), Path("/"))
@@ -262,7 +274,7 @@ def _probe_sqlite(path: Path, schemas: list[tuple[str, str, int]]) -> tuple[Prob
     return Probe("database", ok, f"{path}: SQLite, writable; {said}"), users
 
 
-def _probe_server(url: str, timeout: float, schemas: list[tuple[str, str, int]]) -> tuple[Probe, int]:
+def _probe_server(url: str, timeout: float, schemas: list[StoreSchema]) -> tuple[Probe, int]:
     """The probe of a database server, and the users it holds."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
@@ -292,7 +304,7 @@ def _probe_server(url: str, timeout: float, schemas: list[tuple[str, str, int]])
     return Probe("database", ok, f"{shown}: {name}, logged in{f' as {user}' if user else ''}; {said}"), users
 
 
-def _read_schema(engine, schemas: list[tuple[str, str, int]]) -> tuple[list, str, str | None, int]:
+def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | None, int]:
     """Each of `schemas` (what, version table, this maskwatch's version) as (what, its version in
     the database or None: no tables yet, this maskwatch's), the server's version, on PostgreSQL
     why its user could not make or upgrade a store's tables (None: it can), and the users;
@@ -304,16 +316,20 @@ def _read_schema(engine, schemas: list[tuple[str, str, int]]) -> tuple[list, str
         if postgres:  # nothing this transaction does can write, whatever the code below becomes
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         found = []
-        for what, name, known in schemas:
+        for store in schemas:
             version = None
-            if inspect(connection).has_table(name):
-                version = connection.execute(select(func.max(column("version"))).select_from(table(name))).scalar() or 0
-            found.append((what, version, known))
+            if inspect(connection).has_table(store.version_table):
+                version = connection.execute(select(func.max(column("version")))
+                                             .select_from(table(store.version_table))).scalar() or 0
+            found.append((store.what, version, store.known))
         server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
         # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
         # later, its events' tables there, was OK and its start failed on "permission denied".
         to_make = any(version is None or version < known for _, version, known in found)
-        refused = _cannot_create(connection) if postgres and to_make else None
+        upgraded = [store for store, (_, version, known) in zip(schemas, found) if version is not None and version < known]
+        refused = None
+        if postgres:
+            refused = (_cannot_create(connection) if to_make else None) or _not_owned(connection, upgraded)
         users = 0
         if inspect(connection).has_table("users"):  # by name: the security layer sits above this one
             users = connection.execute(select(func.count()).select_from(table("users"))).scalar() or 0
@@ -333,6 +349,26 @@ def _cannot_create(connection) -> str | None:
         return None
     return (f"{who} may not create tables in schema {schema} (PostgreSQL 15 and later let only its owner): "
             f"GRANT CREATE ON SCHEMA {schema} TO {who}, or make {who} the database's owner")
+
+
+def _not_owned(connection, upgraded: list[StoreSchema]) -> str | None:
+    """Why the PostgreSQL user cannot upgrade the stores `upgraded`, or None: an upgrade alters
+    their tables (a column, an index), which PostgreSQL lets only a table's owner (or a member of
+    its role) do. Tables the database's owner made, the site's user granted their rows alone,
+    were OK to the probe and the start failed on "must be owner of table"."""
+    for store in upgraded:
+        rows = connection.exec_driver_sql(
+            "SELECT c.relname, pg_get_userbyid(c.relowner), current_user FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(names)s) "
+            "AND NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY c.relname",
+            {"names": list(store.tables)}).all()
+        if rows:
+            names, owners, who = [row[0] for row in rows], sorted({row[1] for row in rows}), rows[0][2]
+            return (f"{who} does not own {', '.join(names)} (owned by {', '.join(owners)}), which the {store.what}'s "
+                    f"upgrade alters (PostgreSQL lets only a table's owner): start the site once as "
+                    f"{owners[0]}, or ALTER TABLE ... OWNER TO {who} for each")
+    return None
 
 
 def probe_mqtt(config, timeout: float = NETWORK_TIMEOUT) -> Probe:

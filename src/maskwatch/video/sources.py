@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -92,13 +93,8 @@ def describe_source(source: str | os.PathLike) -> SourceInfo:
             if photo:
                 return SourceInfo("image", path.stem, None, 1)
             raise SourceError(f"{path}: {unopened(path)}")
-        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
-        count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        # Some containers say -9.2e18: no count. Nor is one made with a rate that is none: a
-        # browser's WebM at "1000 fps" counts its duration x 1000 (a minute's 1800 frames ended
-        # "1800/60000 (3%)", the time left said as 45 min all along).
-        count = int(count) if 0 < count < 1e9 and fps else None
-        fps = fps or UNKNOWN_FPS
+        fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS)) or UNKNOWN_FPS
+        count = header_frame_count(capture)
         if photo and (count or 0) <= 1 and not (capture.grab() and capture.grab()):
             return SourceInfo("image", path.stem, None, 1)
     finally:
@@ -140,6 +136,15 @@ def plausible_fps(fps: float) -> float | None:
     time base read as a rate 90000). Frame times are index / fps, and the tracker counts in
     seconds, so a wrong rate would keep tracks alive 40 times too long."""
     return float(fps) if math.isfinite(fps) and 0.1 <= fps <= 240.0 else None
+
+
+def header_frame_count(capture: cv2.VideoCapture) -> int | None:
+    """The frame count an open video's header gives, or None. Some containers say -9.2e18: no
+    count. Nor is one made with a rate that is none: a browser's WebM at "1000 fps" counts its
+    duration x 1000 (a minute's 1800 frames ended "1800/60000 (3%)", the time left said as 45 min
+    all along). detect and a site's file camera both read a file to this count."""
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if 0 < count < 1e9 and plausible_fps(capture.get(cv2.CAP_PROP_FPS)) else None
 
 
 def photo_files(source: str, info: SourceInfo) -> dict[Path, str]:
@@ -185,13 +190,21 @@ def shown_as(path: str, capture: cv2.VideoCapture) -> Callable[[np.ndarray], np.
     mirrored one, a front camera's or an app's: OpenCV turned it 180 degrees or on its side by
     its matrix's angle), its own turning then off; None for every other file (OpenCV turns them)."""
     try:
-        how = mirror(path)
+        stat = os.stat(path)
+        how = _mirror_of(path, stat.st_size, stat.st_mtime_ns)
     except OSError:
         return None
     if how is None:
         return None
     capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
     return MIRRORED[how]
+
+
+@functools.lru_cache(maxsize=64)
+def _mirror_of(path: str, size: int, mtime_ns: int) -> str | None:
+    """mirror(path), read once for a file as it is (its size and time): a site's file camera
+    loops it, and each loop read its index again (up to 64 MB)."""
+    return mirror(path)
 
 
 def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Frame]:

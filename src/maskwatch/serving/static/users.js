@@ -8,6 +8,9 @@
 // login). As the password dialog: Escape or Close closes it, every password typed (yours too) and
 // the token shown are emptied then, and what went wrong is said in one line (role="alert").
 (() => {
+  // The most days a token may run (auth_settings.MAX_TOKEN_DAYS, the API's and the CLI's bound: a test
+  // holds them equal), said and checked here in the days field.
+  const MAX_DAYS = 3650;
   const MARKUP = `
 <dialog id="users-dialog" aria-labelledby="users-title">
   <h2 id="users-title" tabindex="-1">Users and API tokens</h2>
@@ -76,8 +79,8 @@
       <option value="30">in 30 days</option><option value="90" selected>in 90 days</option>
       <option value="365">in 365 days</option><option value="days">in a number of days</option>
       <option value="never">never</option></select></label>
-    <label id="tokens-add-days-field" hidden>Days until it stops working (1-3650) <input type="number"
-      id="tokens-add-days" min="1" max="3650" step="1" autocomplete="off" required aria-describedby="tokens-add-why"></label>
+    <label id="tokens-add-days-field" hidden>Days until it stops working (1-${MAX_DAYS}) <input type="number"
+      id="tokens-add-days" min="1" max="${MAX_DAYS}" step="1" autocomplete="off" required aria-describedby="tokens-add-why"></label>
     <p id="tokens-add-why"><small>Past it, the token is refused as a revoked one. A person's script or a
       one-off job: the time it is needed. Never: a machine kept for good (Prometheus), revoked when it goes.</small></p>
     <button type="submit">Create token</button>
@@ -142,8 +145,19 @@
     return row;
   }
   const when = (seconds) => seconds ? clockTime(seconds * 1000) : "never";  // the page's clock
-  // A token's expiry as `tokens list` says it: never, the time, or "expired" and the time once past.
-  const expiry = (seconds) => seconds !== null && seconds * 1000 <= Date.now() ? `expired ${when(seconds)}` : when(seconds);
+  // A token's expiry as `tokens list` says it: never, the time, or "expired" and the time once past;
+  // one that ends within SOON_DAYS says how soon, in words (a Prometheus token made here with the
+  // 90 days chosen stopped with no word before; the server's log says those within 7 days daily).
+  const SOON_DAYS = 14;
+  function expiry(seconds) {
+    const left = seconds === null ? Infinity : seconds * 1000 - Date.now();
+    if (left <= 0) return `expired ${when(seconds)}`;
+    if (left > SOON_DAYS * 86400000) return when(seconds);
+    const days = Math.round(left / 86400000), hours = Math.round(left / 3600000);  // as the server's log rounds
+    const within = left >= 86400000 ? `${days} day${days > 1 ? "s" : ""}`
+      : left >= 3600000 ? `${hours} hour${hours > 1 ? "s" : ""}` : "under an hour";
+    return `${when(seconds)} (ends in ${within}: make its successor)`;
+  }
   // What else a removal or a demotion takes: the API tokens the user owns (a site token is nobody's).
   // A Map: a user named constructor or __proto__ read an object's own property.
   let owned = new Map();
@@ -350,7 +364,6 @@
   // A token's expiry as POST /v1/tokens takes it (`expires_days`, as `tokens add --expires DAYS`):
   // 30, 90 (the default here: a token made on the dashboard is a person's) or 365 days, a number
   // of days typed, or never; tokens made here never expired.
-  const MAX_DAYS = 3650;
   const showDays = () => { $("tokens-add-days-field").hidden = $("tokens-add-expires").value !== "days"; };
   $("tokens-add-expires").addEventListener("change", () => {
     showDays();
