@@ -472,7 +472,7 @@ def test_a_postgresql_user_that_does_not_own_the_tables_to_upgrade_fails(postgre
 
     admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
     url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
-    older = len(MIGRATIONS) - 1
+    older = 4  # version 5 remakes the indexes (an ALTER); version 6 changes nothing on PostgreSQL
     try:
         EventStore(postgres.url).close()
         with admin.connect() as connection:
