@@ -71,7 +71,7 @@ def proxied(tmp_path_factory, sample_dir):
     site.stop()
 
 
-def test_the_prefix_goes_into_redirects_cookies_and_urls_the_server_writes(proxied):
+def test_the_prefix_goes_into_redirects_cookies_and_urls_the_server_writes(proxied, sample_dir):
     """Without root_path the login redirect sent the browser to /login (the host's, not
     maskwatch's), and the cookie's Path was / (sent to every application of the host)."""
     site, base = proxied
@@ -85,6 +85,11 @@ def test_the_prefix_goes_into_redirects_cookies_and_urls_the_server_writes(proxi
     assert "url: 'openapi.json'" in httpx.get(base + "/docs", headers=site.credentials.headers, timeout=10).text
     events = httpx.get(base + "/v1/events", headers=site.credentials.headers, timeout=10).json()["events"]
     assert all(e["snapshot"] is None or e["snapshot"].startswith(PREFIX + "/v1/snapshots/") for e in events)
+    # An upload (past the 64 KiB every other body is held to, by its path as the proxy passed it)
+    photo = sorted(sample_dir.glob("images/*.png"))[0]
+    detected = httpx.post(base + "/v1/detect", files={"image": (photo.name, photo.read_bytes(), "image/png")},
+                          headers=site.credentials.headers, timeout=60)
+    assert detected.status_code == 200, detected.text
     # Addressed directly (a health check on loopback), it answers all the same.
     assert site.get("/healthz").status_code == 200
 
