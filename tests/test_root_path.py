@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import json
 import threading
 
 import httpx
@@ -137,3 +138,5 @@ def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting():
             check_root_path(wrong, "server.root_path")
     with pytest.raises(ValueError, match="root_path '/a b'"):
         ServeSettings(root_path="/a b")
+    # as `serve --workers N` hands the settings to each worker
+    assert ServeSettings(**json.loads(ServeSettings(root_path="/maskwatch/").to_json())).root_path == "/maskwatch"
