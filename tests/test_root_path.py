@@ -15,6 +15,7 @@ import pytest
 from maskwatch.security.request_checks import PREFIXED_SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings
 from maskwatch.serving.root_path import check_root_path
+from maskwatch.site.config import SiteConfigError, load_site_config
 from tests.conftest import ADMIN, browser_trouble
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_site import SiteProcess, still_clip
@@ -133,12 +134,16 @@ def test_a_browser_logs_in_sees_the_dashboard_and_logs_out_through_the_prefix(pr
     assert outside == [] and browser_trouble() == []
 
 
-def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting():
+def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting(tmp_path):
     assert check_root_path("/maskwatch/") == "/maskwatch" and check_root_path("/") == ""
     for wrong in ("maskwatch", "/mask watch", "/a?b", "//evil.example"):
         with pytest.raises(ValueError, match="server.root_path"):
             check_root_path(wrong, "server.root_path")
     with pytest.raises(ValueError, match="root_path '/a b'"):
         ServeSettings(root_path="/a b")
+    config = tmp_path / "site.yaml"
+    config.write_text('cameras:\n  door: {source: door.mp4}\nserver: {root_path: "maskwatch"}\n')
+    with pytest.raises(SiteConfigError, match=r"site.yaml: field 'server.root_path': the value 'maskwatch' is not a URL path"):
+        load_site_config(config, files=False)
     # as `serve --workers N` hands the settings to each worker
     assert ServeSettings(**json.loads(ServeSettings(root_path="/maskwatch/").to_json())).root_path == "/maskwatch"

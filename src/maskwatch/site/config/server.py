@@ -55,7 +55,7 @@ class ServerConfig(Section):
     def _root_path(cls, value: str) -> str:
         from maskwatch.serving.root_path import check_root_path
 
-        return check_root_path(value, "server.root_path")
+        return check_root_path(value, "the value")  # the loader names the file and server.root_path
 
     @field_validator("trusted_proxies")
     @classmethod
