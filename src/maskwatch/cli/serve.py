@@ -38,6 +38,7 @@ def serve(
     trusted_proxy: Annotated[Optional[list[str]], typer.Option(help="A reverse proxy's address whose X-Forwarded-For/-Proto are believed (repeat).")] = None,
     tls_cert: Annotated[Optional[Path], typer.Option(help="Serve HTTPS with this PEM certificate (with --tls-key).")] = None,
     tls_key: Annotated[Optional[Path], typer.Option(help="The certificate's PEM private key.")] = None,
+    root_path: Annotated[str, typer.Option(help="The path prefix a reverse proxy serves this under, e.g. /maskwatch (it strips it before passing requests on).")] = "",
 ) -> None:
     """Serve the HTTP API (POST /v1/detect, /healthz, /metrics, /docs) and the dashboard at /."""
     import os
@@ -55,14 +56,19 @@ def serve(
 
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
+    from maskwatch.serving.root_path import check_root_path
     _port_free(host, port, "--port")
     tls = _tls_files(tls_cert, tls_key)
+    try:
+        root_path = check_root_path(root_path, "--root-path")
+    except ValueError as err:
+        _fail(str(err))
     models = _models(classifier, detector, gate, load_check=True)
     camera_site = _one_camera_site(source, database, blur) if source else None  # checked before the database is made
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, blur=blur,
                              models=models, auth=auth_for(host, database, trusted_proxy, tls=bool(tls),
                                                           where=f"--database {database}", create=bool(source),
-                                                          cameras=bool(source)))
+                                                          cameras=bool(source)), root_path=root_path)
     if ray_replicas is not None or ray_address is not None:
         _serve_on_ray(settings, ray_replicas or 1, ray_address, host, port, tls)
         return

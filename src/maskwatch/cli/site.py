@@ -146,7 +146,7 @@ def run(
             _say(f"maskwatch {__version__} site on http{'s' * bool(tls)}://{host}:{port}/ (API docs at /docs); events in "
                        f"{redact_source(site.storage.database)}{on}")
             _hangup_as_sigterm()
-            served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth), site=site_runner),
+            served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth, root_path=server.root_path), site=site_runner),
                                                    host=host, port=port, **_log_options(),
                                                    proxy_headers=False, server_header=False, **tls,
                                                    timeout_graceful_shutdown=server.open_requests_at_stop_seconds or OPEN_REQUESTS_AT_STOP_S))

@@ -30,9 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
-from maskwatch.security.request_checks import (PLAIN_COOKIE, SECURE_COOKIE, AuthError, audit_target, camera_of,
+from maskwatch.security.request_checks import (AuthError, audit_target, camera_of,
                                                check_csrf, check_origin, client_address, guesser, is_loopback,
-                                               secure_cookies)
+                                               secure_cookies, session_cookie)
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
@@ -322,7 +322,7 @@ class AccessControl:
                 raise AuthError(401, "unknown or revoked API token", {"WWW-Authenticate": "Bearer"})
             role = "admin" if found["scope"] == "full" else "viewer"
             return Principal(f"token:{found['name']}", role, "token", scope=found["scope"])
-        cookie = request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE)
+        cookie = request.cookies.get(session_cookie(request))
         if cookie and self.store is not None:
             user = self.store.session_user(cookie, self.idle, self.absolute)
             if user is not None:
@@ -360,7 +360,7 @@ class AccessControl:
             said_failed(tried.logged, client)
             raise AuthError(401, WRONG_LOGIN)
         del user["recovery_hashes"]  # read for the code's check; never answered
-        if old := request.cookies.get(SECURE_COOKIE if secure_cookies(request) else PLAIN_COOKIE):
+        if old := request.cookies.get(session_cookie(request)):
             self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
         self.store.log("login", user["name"], client)
         return user, token
@@ -680,6 +680,9 @@ class AccessControl:
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:
         """Name, value and attributes of the session cookie for this request (token None: delete)."""
         secure = secure_cookies(request)
-        attributes = {"httponly": True, "samesite": "lax", "path": "/", "secure": secure,
+        from maskwatch.serving.root_path import root_of
+
+        # Under a proxy's prefix the cookie goes to this service's paths only, not the host's others.
+        attributes = {"httponly": True, "samesite": "lax", "path": root_of(request) + "/", "secure": secure,
                       "max_age": int(self.absolute) if token is not None else 0}
-        return (SECURE_COOKIE if secure else PLAIN_COOKIE), token or "", attributes
+        return session_cookie(request), token or "", attributes

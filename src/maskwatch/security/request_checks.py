@@ -13,6 +13,9 @@ from maskwatch.security.route_access import AUDIT_QUERY
 CSRF_HEADER = "x-maskwatch-csrf"
 SECURE_COOKIE = "__Host-maskwatch-session"  # Secure, Path=/, no Domain: only this origin can set it
 PLAIN_COOKIE = "maskwatch-session"  # plain http beyond loopback, where a browser refuses Secure cookies
+# Secure under a proxy's path prefix (root_path.py): a __Host- cookie must have Path=/, and the
+# browser dropped it, so no login held there.
+PREFIXED_SECURE_COOKIE = "__Secure-maskwatch-session"
 
 
 class AuthError(Exception):
@@ -26,6 +29,14 @@ class AuthError(Exception):
 def secure_cookies(request: Request) -> bool:
     """Browsers keep Secure cookies from https and from http://localhost or a loopback address only."""
     return request.url.scheme == "https" or is_loopback(request.url.hostname)
+
+
+def session_cookie(request: Request) -> str:
+    """The session cookie's name for this request: whether Secure, and whether under a prefix."""
+    if not secure_cookies(request):
+        return PLAIN_COOKIE
+    prefixed = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    return PREFIXED_SECURE_COOKIE if prefixed else SECURE_COOKIE
 
 
 def client_address(request: Request) -> str:

@@ -94,7 +94,7 @@ def logout(request: Request) -> JSONResponse:
     access.logout(request, principal_of(request))
     response = JSONResponse({"status": "logged out"})
     name, _, attributes = access.cookie(request, None)
-    response.delete_cookie(name, path="/", secure=attributes["secure"], httponly=True, samesite="lax")
+    response.delete_cookie(name, path=attributes["path"], secure=attributes["secure"], httponly=True, samesite="lax")
     return response
 
 
@@ -247,5 +247,7 @@ def refusal(request: Request, err: AuthError) -> Response:
         # at the login); one too long for the login page's next (2000 characters) is left behind.
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         back = back if len(back) <= 2000 else request.url.path
-        return Response(status_code=303, headers={"Location": "/login?next=" + quote(back, safe="/")})
+        from maskwatch.serving.root_path import root_of
+
+        return Response(status_code=303, headers={"Location": root_of(request) + "/login?next=" + quote(back, safe="/")})
     return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)

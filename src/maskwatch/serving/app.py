@@ -34,6 +34,7 @@ from maskwatch.security.route_access import AUDIT
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
+from maskwatch.serving.root_path import RootPath, check_root_path
 from maskwatch.serving.openapi import ACCESS_RESPONSES, document_validation_errors
 from maskwatch.serving.query import error_line, known_query_only
 from maskwatch.serving.service_api import PAGE_HEADER, STATIC, page_identity
@@ -65,11 +66,13 @@ class ServeSettings:
     blur: bool = False
     models: Models = field(default_factory=Models)  # each worker or replica loads its own
     auth: AuthSettings = field(default_factory=AuthSettings)  # who may ask (security/access.py)
+    root_path: str = ""  # the prefix a reverse proxy serves this under, "/maskwatch" (root_path.py)
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1 or self.max_pixels < 1:  # either would refuse every upload
             raise ValueError(f"max_upload_bytes and max_pixels must be at least 1, got {self.max_upload_bytes} "
                              f"and {self.max_pixels}")
+        object.__setattr__(self, "root_path", check_root_path(self.root_path))
         if isinstance(self.models, dict):  # read back from JSON
             object.__setattr__(self, "models", Models(**self.models))
         if isinstance(self.auth, dict):  # read back from JSON (serve's workers)
@@ -216,6 +219,8 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     app.state.uploads_at_once = asyncio.Semaphore(UPLOADS_AT_ONCE)
     app.state.database_failures = HeldBackLog(log)  # database_error's warnings, one a while
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
+    if settings.root_path:  # innermost: the middlewares below see the path as the proxy passed it
+        app.add_middleware(RootPath, prefix=settings.root_path)
     # Added before `observe`, so it runs inside it and refusals are counted too; drain.py says why.
     app.add_middleware(SmallBodies, upload_paths=("/v1/detect",))
     app.add_middleware(DrainBeforeAnswering, max_bytes=max(4 * settings.max_upload_bytes, 64 * 1024 * 1024))

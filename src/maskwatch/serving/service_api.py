@@ -27,6 +27,7 @@ from maskwatch.runtime import session_providers
 from maskwatch.security.route_access import ALL_CAMERAS, PUBLIC
 from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, document_security
 from maskwatch.serving.uploads import image_from_upload, read_image_bytes
+from maskwatch.serving.root_path import root_of
 
 STATIC = Path(__file__).parent / "static"
 # GET /static/NAME, these only: the dashboard's parts (dashboard.html loads them). Each with an ETag
@@ -145,6 +146,8 @@ def openapi(request: Request) -> JSONResponse:
     state = request.app.state
     document = document_security(request.app.openapi(),
                                  open_server=state.settings.auth.open_without_users and not state.access.has_users())
+    if root := root_of(request):  # "Try it out" on /docs calls the API through the proxy's prefix
+        document = {**document, "servers": [{"url": root}]}
     if state.site is None:
         return JSONResponse(document)
     from maskwatch.serving.site_api import schema_for
@@ -168,7 +171,7 @@ SWAGGER_FILES = {"swagger-ui-bundle.js": "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8
 def swagger_page() -> HTMLResponse:
     from fastapi.openapi.docs import get_swagger_ui_html
 
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="maskwatch API",
+    page = get_swagger_ui_html(openapi_url="openapi.json", title="maskwatch API",  # beside /docs, under a prefix too
                                swagger_js_url=SWAGGER_UI + "swagger-ui-bundle.js",
                                swagger_css_url=SWAGGER_UI + "swagger-ui.css", swagger_favicon_url="data:,")
     html = page.body.decode()

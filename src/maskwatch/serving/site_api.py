@@ -22,6 +22,7 @@ from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.exports import (EXPORT_OF_YOURS_RESPONSE, EXPORTS, EXPORTS_BUSY_RESPONSE, SlotStream,
                                        exports_busy, said_if_cut_off)
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
+from maskwatch.serving.root_path import root_of
 from maskwatch.site.event_views import CURSOR, cursor_of, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
@@ -313,7 +314,11 @@ def list_events(request: Request, camera: str | None = Query(None, json_schema_e
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "before"]
         query.append(("before", cursor_of(page[-1])))
         following = f"{request.url.path}?{urlencode(query)}"
-    return JSONResponse({"events": [event_view(row) for row in page], "next": following})
+    root = root_of(request)  # a snapshot's URL as the client reaches it, through a proxy's prefix too
+    events = [event_view(row) for row in page]
+    for event in events if root else ():
+        event["snapshot"] = event["snapshot"] and root + event["snapshot"]
+    return JSONResponse({"events": events, "next": following})
 
 
 @router.get("/events.csv", response_class=Response,

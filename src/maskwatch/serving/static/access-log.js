@@ -69,7 +69,7 @@
   // The actions the server records, and the users to suggest (tokens and commands are typed); read
   // at each opening: a user added in the Users dialog meanwhile is offered.
   async function choices() {
-    const [{access_log: {records}}, {users}] = await Promise.all([answered("/v1/privacy"), answered("/v1/users")]);
+    const [{access_log: {records}}, {users}] = await Promise.all([answered("v1/privacy"), answered("v1/users")]);
     const select = $("access-log-action"), chosen = select.value;
     select.replaceChildren(select.options[0], ...records.map((action) =>
       Object.assign(document.createElement("option"), {value: action, textContent: action})));
@@ -87,7 +87,7 @@
     const mine = ++reading;  // a filter changed twice quickly: both answers were shown, in either order
     $("access-log-table").tBodies[0].replaceChildren();
     $("access-log-older").hidden = true;
-    const {entries, next} = await answered(`/v1/access-log?${query}`);
+    const {entries, next} = await answered(`v1/access-log?${query}`);
     if (mine !== reading) return;
     show(entries, next);
     say(entries.length ? `${entries.length} entries, newest first${next ? "; older ones below" : ""}.`

@@ -90,7 +90,7 @@ const SESSION_WARNING = 5 * 60;  // seconds
 let sessionTimer = null;
 let serverAhead = 0;  // ms the server's clock is ahead of the browser's
 async function readMe() {
-  const response = await api("/v1/me");
+  const response = await api("v1/me");
   if (!response.ok) throw new Error(`/v1/me: ${response.status}`);
   const date = Date.parse(response.headers.get("Date"));  // to the second, cut: +0.5 s on average
   if (!Number.isNaN(date)) serverAhead = date + 500 - Date.now();
@@ -126,12 +126,12 @@ document.getElementById("logout").addEventListener("click", async () => {
   failed.textContent = "";
   leaving = true;
   try {
-    const response = await api("/logout", {method: "POST"});
-    if (response.ok) { forgetDrafts(); return location.assign("/login"); }
+    const response = await api("logout", {method: "POST"});
+    if (response.ok) { forgetDrafts(); return location.assign("login"); }
     failed.textContent = `Not logged out: the server answered ${response.status}; try again.`;
   } catch (err) {
     // 401: the session had already ended (elsewhere, or it lapsed): logged out all the same.
-    if (err.message === "logged out") { forgetDrafts(); return location.assign("/login"); }
+    if (err.message === "logged out") { forgetDrafts(); return location.assign("login"); }
     failed.textContent = "Not logged out: the server did not answer; try again.";
   }
   leaving = false;
@@ -201,7 +201,7 @@ passwordForm.addEventListener("submit", async (event) => {
   passwordSubmit.setAttribute("aria-disabled", "true");
   try {
     const sent = asked.includes(passwordCode) ? {current, new: fresh, code} : {current, new: fresh};
-    const answer = api("/password", {method: "POST", headers: {"Content-Type": "application/json"},
+    const answer = api("password", {method: "POST", headers: {"Content-Type": "application/json"},
                                      body: JSON.stringify(sent)});
     passwordChanging = answer.then((response) => response.ok, () => false);
     const response = await answer;

@@ -40,7 +40,7 @@ function sayCameraChanges(cameras) {
 // off): offered in both selects under their own heading, so last month's figures of a camera
 // moved or retired can still be read. Asked once: only a restart with another config changes them.
 async function addRetiredCameras() {
-  const response = await api("/v1/cameras/retired");
+  const response = await api("v1/cameras/retired");
   if (response.status === 404) return false;  // not a site, as for /v1/cameras
   if (!response.ok) throw new Error(`/v1/cameras/retired: ${response.status}`);
   const {cameras} = await response.json();
@@ -63,7 +63,7 @@ async function addRetiredCameras() {
 let camerasShown = null;  // the cameras' ids and names the page was built with
 async function pollCameras() {
   await clockRead;  // the cards' and the lists' times in the site's clock from the first
-  const response = await api("/v1/cameras");
+  const response = await api("v1/cameras");
   if (response.status === 404) return false;  // not a site: `maskwatch serve` without --config
   if (!response.ok) throw new Error(`/v1/cameras: ${response.status}`);
   const cameras = await response.json();
@@ -124,7 +124,7 @@ async function readCardPicture(card, cameraId) {
   const img = card.querySelector("img"), nofeed = card.querySelector(".nofeed");
   let url = null, problem = "no frame yet";
   try {
-    url = await readPicture(`/v1/cameras/${encodeURIComponent(cameraId)}/frame.jpg?t=${Date.now()}`);
+    url = await readPicture(`v1/cameras/${encodeURIComponent(cameraId)}/frame.jpg?t=${Date.now()}`);
   } catch (err) {
     if (err.message === "logged out") return;  // on its way to the login page
     problem = `no picture: ${readFailure(err)}`;

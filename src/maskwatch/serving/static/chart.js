@@ -147,7 +147,7 @@ async function loadTrend() {
   if (camera) params.set("camera", camera);
   if (zone) params.set("zone", zone);
   const mine = ++asked.trend;
-  const series = await checked("/v1/compliance?" + params);
+  const series = await checked("v1/compliance?" + params);
   if (mine !== asked.trend) return;
   drawTrend(series);
   zonesCounted = {camera: series.camera ?? "", bucket: series.bucket, zones: series.zones ?? [], asked: series.zone};

@@ -25,7 +25,7 @@ async function api(url, options = {}) {
     // "#ended": the login page says why it came (a fragment: the server's query is its own). Once:
     // the polls refused together each started it again, aborting the one before (ERR_ABORTED).
     // The address's query comes back with it: it holds the chart's choices.
-    if (!leaving) location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search) + "#ended");
+    if (!leaving) location.assign("login?next=" + encodeURIComponent(location.pathname + location.search) + "#ended");
     leaving = true;
     throw new Error("logged out");
   }

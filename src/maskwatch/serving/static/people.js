@@ -12,8 +12,8 @@ async function loadEvents() {
   if (label) params.set("label", label);
   // The export takes the list's filters: every person they find, not the 50 shown.
   const exported = new URLSearchParams([...params].filter(([key]) => key !== "limit"));
-  document.getElementById("events-csv-link").href = "/v1/events.csv" + (exported.toString() ? "?" + exported : "");
-  const {events} = await checked("/v1/events?" + params);
+  document.getElementById("events-csv-link").href = "v1/events.csv" + (exported.toString() ? "?" + exported : "");
+  const {events} = await checked("v1/events?" + params);
   if (mine !== asked.events) return;
   // Rebuilt only when something changed: a screen reader reading the table lost its place every
   // 5 s, and a sighted reader saw the thumbnails blink.

@@ -32,7 +32,7 @@ document.getElementById("upload").addEventListener("submit", async (event) => {
   button.setAttribute("aria-disabled", "true");
   counts.textContent = "checking the photo…";
   try {
-    const response = await api("/v1/detect?annotate=1", {method: "POST", body});
+    const response = await api("v1/detect?annotate=1", {method: "POST", body});
     counts.textContent = "";
     if (!response.ok) {
       const detail = await response.json().catch(() => ({error: response.statusText}));

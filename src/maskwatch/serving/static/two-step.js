@@ -152,7 +152,7 @@
   const begin = () => alone(async () => {
     say("");
     try {
-      const made = await answered("/two-step/secret", {method: "POST"});
+      const made = await answered("two-step/secret", {method: "POST"});
       $("two-step-secret").textContent = made.secret;
       $("two-step-uri").href = made.uri;
       $("two-step-qr").hidden = !made.qr_svg;
@@ -180,7 +180,7 @@
     if (!body) return;
     say("Making new recovery codes…");
     try {
-      const made = await answered("/two-step/recovery-codes", asJson("POST", body));
+      const made = await answered("two-step/recovery-codes", asJson("POST", body));
       forget();
       counted(made.recovery_codes.length);
       show();
@@ -204,7 +204,7 @@
     if (!newCode) { say("Fill in the code the new phone's app shows.", true, $("two-step-new-code")); return; }
     say("Moving two-step login to the new phone…");
     try {
-      const call = answered("/two-step/replace", asJson("POST", JSON.stringify({...JSON.parse(body), new_code: newCode})));
+      const call = answered("two-step/replace", asJson("POST", JSON.stringify({...JSON.parse(body), new_code: newCode})));
       passwordChanging = call.then(() => true, () => false);  // it ends the other sessions too (as turn() below)
       const answer = await call;
       forget();
@@ -227,7 +227,7 @@
     const turningOn = !on;
     say(turningOn ? "Turning two-step login on…" : "Turning two-step login off…");
     try {
-      const call = answered("/two-step", asJson(turningOn ? "POST" : "DELETE", body));
+      const call = answered("two-step", asJson(turningOn ? "POST" : "DELETE", body));
       // Turning it on or off ends every other session of this user and sends this browser a new
       // one: a poll refused meanwhile is asked again, as during a password change.
       passwordChanging = call.then(() => true, () => false);

@@ -169,7 +169,7 @@
     ` ${names.length} API token${names.length > 1 ? "s" : ""} of theirs revoked (${names.join(", ")}).` : "";
 
   async function load() {
-    const [{users, cameras, two_step_kept: coveredNames}, {tokens}] = await Promise.all([checked("/v1/users"), checked("/v1/tokens")]);
+    const [{users, cameras, two_step_kept: coveredNames}, {tokens}] = await Promise.all([checked("v1/users"), checked("v1/tokens")]);
     const covered = new Set(coveredNames);  // server.require_two_step covers them: turned off, set up again at the next login
     cameraChoices(cameras);
     owned = new Map();
@@ -187,7 +187,7 @@
               "the site requires two-step login of them: at their next login they set it up again before anything else." :
               "their password alone logs in.") + stillTokens(user.name),
             `Turn off for ${user.name}`, () => change("Not turned off", async () =>
-              (await send(`/v1/users/${encodeURIComponent(user.name)}/two-step`, "DELETE",
+              (await send(`v1/users/${encodeURIComponent(user.name)}/two-step`, "DELETE",
                           {admin_password: yours()})).status))), " ");
         }
       }
@@ -195,7 +195,7 @@
         `Remove ${user.name}? Their sessions end at once` + (user.name === me.user ? ", yours too." : ".")
           + alsoTokens(user.name),
         `Remove ${user.name}`, () => change("Not removed", async () =>
-          (await send(`/v1/users/${encodeURIComponent(user.name)}`, "DELETE", {admin_password: yours()})).status))));
+          (await send(`v1/users/${encodeURIComponent(user.name)}`, "DELETE", {admin_password: yours()})).status))));
       row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"),
                  cell(user.two_step ? `on (${codesLeft(user.recovery_codes_left ?? 0).toLowerCase()})` : "off"), changes);
       return row;
@@ -207,7 +207,7 @@
       changes.append(rowButton("Revoke", `Revoke the token ${token.name}`, () => ask(
         `Revoke the token ${token.name}? Whatever uses it is refused from its next request.`,
         `Revoke ${token.name}`, () => change("Not revoked", async () =>
-          (await send(`/v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
+          (await send(`v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
       row.append(cell(token.name), cell(token.scope), cell(token.owner === null ? "(site)" : token.owner),
                  cell(when(token.created)), cell(when(token.last_used)), cell(expiry(token.expires)), changes);
       return row;
@@ -258,7 +258,7 @@
     if (!password) return say("Not set: type the new password twice.", true, $("users-reset-password"));
     if (password !== $("users-reset-again").value) return say("Not set: the two passwords differ.", true, $("users-reset-again"));
     await change("Not set", async () => {
-      const {status} = await send(`/v1/users/${encodeURIComponent(name)}/password`, "POST",
+      const {status} = await send(`v1/users/${encodeURIComponent(name)}/password`, "POST",
                                   {password, admin_password: yours()}).catch((err) => {
         throw aboutPassword(err, $("users-reset-password"));
       });
@@ -329,7 +329,7 @@
           const sent = {...body, expected: {role: user.role, cameras: user.cameras}, admin_password: yours()};
           let now, tokens_revoked;
           try {
-            ({user: now, tokens_revoked} = await send(`/v1/users/${encodeURIComponent(user.name)}`, "PATCH", sent));
+            ({user: now, tokens_revoked} = await send(`v1/users/${encodeURIComponent(user.name)}`, "PATCH", sent));
           } catch (err) {
             await load().catch(() => {});  // the row as it is now, to look at before trying again
             throw err;
@@ -352,7 +352,7 @@
     const body = {name, role, password};
     if (role === "viewer" && ticked.length) body.cameras = ticked;
     await change("Not added", async () => {
-      const {user} = await send("/v1/users", "POST", {...body, admin_password: yours()}).catch((err) => {
+      const {user} = await send("v1/users", "POST", {...body, admin_password: yours()}).catch((err) => {
         throw aboutPassword(err, $("users-add-password"));
       });
       event.target.reset();
@@ -385,7 +385,7 @@
     if (!name) return say("Not created: give the token a name (what uses it).", true, $("tokens-add-name"));
     $("tokens-secret").hidden = true;
     await change("Not created", async () => {
-      const {token, expires} = await send("/v1/tokens", "POST",
+      const {token, expires} = await send("v1/tokens", "POST",
                                           {name, scope, expires_days: expiresDays(), admin_password: yours()});
       event.target.reset();
       showDays();

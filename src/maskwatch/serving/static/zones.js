@@ -69,7 +69,7 @@ async function checkText(text, mine = ++editor.checks) {
   const opened = editor.opened;
   let checked;
   try {
-    const response = await api(`/v1/cameras/${encodeURIComponent(editor.camera)}/zones/check`, {
+    const response = await api(`v1/cameras/${encodeURIComponent(editor.camera)}/zones/check`, {
       signal: AbortSignal.timeout(READ_TIMEOUT),  // it writes nothing: bounded as a read is
       method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({text})});
     const answer = await response.json().catch(() => ({}));
@@ -436,8 +436,8 @@ async function openZoneEditor(cameraId, name) {
   blankPicture();  // until both are read: not the picture before (another camera's) under this one's name
   picture.alt = "";
   const [zones, frame] = await Promise.allSettled([
-    checked(`/v1/cameras/${encodeURIComponent(cameraId)}/zones`),
-    readPicture(`/v1/cameras/${encodeURIComponent(cameraId)}/frame.jpg?t=${Date.now()}`)]);
+    checked(`v1/cameras/${encodeURIComponent(cameraId)}/zones`),
+    readPicture(`v1/cameras/${encodeURIComponent(cameraId)}/frame.jpg?t=${Date.now()}`)]);
   if (mine !== editor.opened) {
     if (frame.value) URL.revokeObjectURL(frame.value);
     return;

@@ -46,7 +46,16 @@ class ServerConfig(Section):
     tls: TlsConfig | None = None
     trusted_proxies: list[str] = Field(default_factory=list,
                                        description="reverse proxies whose X-Forwarded-For/-Proto are believed")
+    root_path: str = Field("", description="the path prefix a reverse proxy serves the site under, e.g. /maskwatch "
+                                           "(the proxy strips it)")
     session_idle_minutes: float = Field(60.0, gt=0, description="a session unused this long ends")
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path(cls, value: str) -> str:
+        from maskwatch.serving.root_path import check_root_path
+
+        return check_root_path(value, "the value")  # the loader names the file and server.root_path
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -1,0 +1,46 @@
+"""Serving under a path prefix behind a reverse proxy (`serve --root-path`, the site's server.root_path).
+
+A proxy at https://host/maskwatch/ strips the prefix and passes /v1/events on. The app is told the
+prefix once, by its operator, and writes it wherever a URL leaves the server: redirects' Location,
+the session cookie's Path, snapshot URLs in /v1/events, /openapi.json's servers. The page itself
+uses URLs relative to where it was served, so one build works at / and under any prefix.
+X-Forwarded-Prefix is not read: the prefix goes into Location and the cookie's Path, and one value
+in the config is simpler to check than a header from each proxy.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Path segments of letters, digits and -._~ : nothing a URL, a cookie's Path or a header would escape.
+ROOT_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+def check_root_path(value: str, setting: str = "root_path") -> str:
+    """The prefix as the app keeps it: "" (served at /) or "/a/b"; a trailing "/" is dropped."""
+    value = value.rstrip("/") if value != "/" else ""
+    if value and not ROOT_PATH.match(value):
+        raise ValueError(f"{setting} {value!r} is not a URL path such as /maskwatch (it starts with /, and holds "
+                         "only letters, digits and -._~ between the slashes)")
+    return value
+
+
+class RootPath:
+    """Marks each request as served under `prefix` as uvicorn's --root-path does (scope root_path,
+    and the path with the prefix before it), so that request.url and base_url name the address the
+    browser used while routing still matches /v1/events. Inside the other middlewares: they see the
+    path the proxy passed."""
+
+    def __init__(self, app, prefix: str) -> None:
+        self.app, self.prefix = app, prefix
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "root_path": self.prefix, "path": self.prefix + scope["path"],
+                     "raw_path": self.prefix.encode() + scope.get("raw_path", scope["path"].encode())}
+        await self.app(scope, receive, send)
+
+
+def root_of(request) -> str:
+    """The prefix this request was served under ("" at /)."""
+    return request.scope.get("app_root_path", request.scope.get("root_path", ""))
