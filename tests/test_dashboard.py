@@ -672,6 +672,32 @@ def test_a_page_left_open_reloads_itself_once_the_server_serves_another(server, 
     assert loads == [server + "/?chart_bucket=day"] * 2  # the chart's choices kept
 
 
+def test_a_page_between_two_versions_reloads_less_and_less_often(server, tab):
+    """Two servers of two versions behind a load balancer (an upgrade left half done, or Ray Serve
+    replicas of two releases): a page whose answers came from both reloaded itself every minute
+    for as long as both answered; each reload of its own in a row now waits twice as long."""
+    screen = tab()
+    screen.clock.install()  # the minutes moved on below, not waited for
+    loads = []
+    screen.on("load", lambda _: loads.append(screen.url))
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    with screen.expect_event("load", timeout=10_000):  # the other version's answer: the first reload at once
+        screen.route("**/v1/cameras", passed_on(lambda headers: {**headers, "x-maskwatch-page": "the other"}))
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    with screen.expect_event("load", timeout=10_000):  # a minute on: once more, as before
+        screen.clock.fast_forward(61_000)
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    screen.clock.fast_forward(61_000)  # a minute on again, the other version answering still
+    for _ in range(2):
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert len(loads) == 3, "reloaded each minute while two versions answered"
+    with screen.expect_event("load", timeout=10_000):  # two minutes after its last: once more
+        screen.clock.fast_forward(60_000)
+    screen.unroute("**/v1/cameras")
+
+
 def test_a_page_left_open_reloads_itself_once_its_cameras_change(server, tab):
     """A server restarted with another site.yaml: the page kept a removed camera's card at its last
     state for good, and a new camera had a card but no place in the chart's and the list's choices."""

@@ -38,17 +38,28 @@ async function api(url, options = {}) {
 // state, a new camera with no place in the choices. Reloaded by itself when an answer's
 // X-Maskwatch-Page (service_api.page_identity) is not the one it was loaded as, or when the cameras
 // it is shown change (cameras.js); not while a dialog is open (a password or zones being typed: the
-// next answer, a second on, asks again once it is closed), and once a minute at most (two
-// processes of two versions answering in turn, a rolling upgrade, would reload it at each answer).
+// next answer, a second on, asks again once it is closed). Once a minute at most, and reloads in a
+// row (each within twice the wait before it) wait twice as long each time, up to an hour: two
+// processes of two versions answering in turn (a rolling upgrade, an upgrade left half done
+// behind a load balancer) reloaded a wall screen every minute for as long as both answered.
 // The page is asked for first: a reload into a server gone again (a restart that failed) left the
 // browser's own error page, which nothing on a kiosk reloads.
 const LOADED_AS = document.querySelector('meta[name="maskwatch-page"]').content;
-const RELOADED_AT = "maskwatch-reloaded-at";  // sessionStorage: the tab's last reload of its own
+const RELOADED = "maskwatch-reloaded";  // sessionStorage: {at, wait} of the tab's last reload of its own
+const RELOAD_WAIT = 60e3, RELOAD_WAIT_MOST = 3600e3;
 let askingForPage = false;  // the page asked for before a reload, not answered yet
+function lastReload() {  // {at, wait}: the tab's last reload of its own, and how long the next waits
+  try {
+    const last = JSON.parse(sessionStorage.getItem(RELOADED));
+    const since = Date.now() - last.at;
+    if (since >= 0) return {since, wait: last.wait};  // (a clock set back: as if none)
+  } catch (err) { /* none */ }
+  return null;
+}
 async function reloadAsServed(why) {
   if (leaving || askingForPage || document.querySelector("dialog[open]")) return;
-  const last = Number(sessionStorage.getItem(RELOADED_AT));
-  if (Date.now() - last < 60000 && Date.now() >= last) return;
+  const last = lastReload();
+  if (last && last.since < last.wait) return;
   askingForPage = true;
   try {
     if (!(await fetch(location.href, {signal: AbortSignal.timeout(READ_TIMEOUT)})).ok) return;
@@ -58,7 +69,8 @@ async function reloadAsServed(why) {
     askingForPage = false;
   }
   if (leaving || document.querySelector("dialog[open]")) return;
-  sessionStorage.setItem(RELOADED_AT, String(Date.now()));
+  const wait = last && last.since < 2 * last.wait ? Math.min(RELOAD_WAIT_MOST, 2 * last.wait) : RELOAD_WAIT;
+  sessionStorage.setItem(RELOADED, JSON.stringify({at: Date.now(), wait}));
   leaving = true;  // nothing more asked or shown by this page
   console.info(`maskwatch: reloading the page: ${why}`);
   location.reload();
