@@ -698,6 +698,38 @@ def test_a_page_between_two_versions_reloads_less_and_less_often(server, tab):
     screen.unroute("**/v1/cameras")
 
 
+def test_a_page_in_use_is_not_reloaded_under_its_user(server, tab, sample_dir):
+    """An upgrade's first answer to a person at the page was the one to the photo they had just
+    checked: the page reloaded at once and took the result away (a filter being chosen, a list
+    being read, alike). A page touched in the last 5 minutes waits; one nobody touches (a wall
+    screen) reloads at once, as before."""
+    import cv2
+    import numpy as np
+
+    jpeg = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))[1].tobytes()
+    counts = {"with_mask": 1, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}
+    screen = tab()
+    screen.clock.install()
+    loads = []
+    screen.on("load", lambda _: loads.append(screen.url))
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    # the upgraded server's answer to the photo (route.fetch would not pass a file's upload on)
+    screen.route("**/v1/detect?*", lambda route: route.fulfill(status=200, content_type="image/jpeg", body=jpeg, headers={
+        "X-Maskwatch-Counts": json.dumps(counts), "X-Maskwatch-Page": "an upgrade"}))
+    screen.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
+    screen.click("button[type=submit]")
+    screen.wait_for_function("() => document.getElementById('result').naturalWidth > 0", timeout=10_000)
+    screen.route("**/v1/cameras", passed_on(lambda headers: {**headers, "x-maskwatch-page": "an upgrade"}))
+    for _ in range(2):  # its answers go on, each second
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert len(loads) == 1 and screen.is_visible("#result"), "reloaded under its user"
+    with screen.expect_event("load", timeout=10_000):  # untouched for 5 minutes: reloaded
+        screen.clock.fast_forward(5 * 60_000)
+    screen.unroute("**/v1/cameras")
+
+
 def test_a_page_left_open_reloads_itself_once_its_cameras_change(server, tab):
     """A server restarted with another site.yaml: the page kept a removed camera's card at its last
     state for good, and a new camera had a card but no place in the chart's and the list's choices."""

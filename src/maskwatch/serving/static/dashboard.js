@@ -38,7 +38,9 @@ async function api(url, options = {}) {
 // state, a new camera with no place in the choices. Reloaded by itself when an answer's
 // X-Maskwatch-Page (service_api.page_identity) is not the one it was loaded as, or when the cameras
 // it is shown change (cameras.js); not while a dialog is open (a password or zones being typed: the
-// next answer, a second on, asks again once it is closed). Once a minute at most, and reloads in a
+// next answer, a second on, asks again once it is closed), nor while it is in use (touched in the
+// last IN_USE: the answer to a photo just checked reloaded the page and took its result away; a
+// wall screen nobody touches reloads at once). Once a minute at most, and reloads in a
 // row (each within twice the wait before it) wait twice as long each time, up to an hour: two
 // processes of two versions answering in turn (a rolling upgrade, an upgrade left half done
 // behind a load balancer) reloaded a wall screen every minute for as long as both answered.
@@ -48,6 +50,12 @@ const LOADED_AS = document.querySelector('meta[name="maskwatch-page"]').content;
 const RELOADED = "maskwatch-reloaded";  // sessionStorage: {at, wait} of the tab's last reload of its own
 const RELOAD_WAIT = 60e3, RELOAD_WAIT_MOST = 3600e3;
 let askingForPage = false;  // the page asked for before a reload, not answered yet
+const IN_USE = 5 * 60e3;
+let touchedAt = -Infinity;  // the last key, click, touch, scroll or change of a field
+for (const type of ["keydown", "pointerdown", "wheel", "input"]) {
+  window.addEventListener(type, () => { touchedAt = Date.now(); }, {capture: true, passive: true});
+}
+const held = () => leaving || document.querySelector("dialog[open]") || Date.now() - touchedAt < IN_USE;
 function lastReload() {  // {at, wait}: the tab's last reload of its own, and how long the next waits
   try {
     const last = JSON.parse(sessionStorage.getItem(RELOADED));
@@ -57,7 +65,7 @@ function lastReload() {  // {at, wait}: the tab's last reload of its own, and ho
   return null;
 }
 async function reloadAsServed(why) {
-  if (leaving || askingForPage || document.querySelector("dialog[open]")) return;
+  if (askingForPage || held()) return;
   const last = lastReload();
   if (last && last.since < last.wait) return;
   askingForPage = true;
@@ -68,7 +76,7 @@ async function reloadAsServed(why) {
   } finally {
     askingForPage = false;
   }
-  if (leaving || document.querySelector("dialog[open]")) return;
+  if (held()) return;
   const wait = last && last.since < 2 * last.wait ? Math.min(RELOAD_WAIT_MOST, 2 * last.wait) : RELOAD_WAIT;
   sessionStorage.setItem(RELOADED, JSON.stringify({at: Date.now(), wait}));
   leaving = true;  // nothing more asked or shown by this page
