@@ -579,6 +579,23 @@ def test_a_page_left_open_reloads_itself_once_the_site_s_clock_changes(server, t
                              timeout=20_000)
 
 
+def test_a_changed_site_clock_found_under_an_open_dialog_reloads_once_it_is_closed(server, tab):
+    """The hourly check that found another timezone under an open dialog (or a page in use) was
+    not asked again for an hour: the page showed the old clock that much longer."""
+    screen = tab()
+    screen.clock.install()
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    screen.route("**/v1/me", passed_on(change_body=lambda me: {**me, "timezone": "Pacific/Chatham"}))
+    screen.evaluate("() => document.getElementById('password-dialog').showModal()")
+    with screen.expect_response("**/v1/me", timeout=10_000):  # the hour's check, held by the dialog
+        screen.clock.fast_forward(3_600_000)
+    with screen.expect_event("load", timeout=10_000):  # closed: the next answer, a second on
+        screen.evaluate("() => document.getElementById('password-dialog').close()")
+    screen.wait_for_function("() => document.getElementById('clock').textContent.includes('Pacific/Chatham')",
+                             timeout=20_000)
+
+
 # The page's object URLs, counted as they are made and revoked (before its own scripts run).
 COUNT_OBJECT_URLS = """(() => {
   window.objectUrls = new Set();

@@ -20,6 +20,7 @@ async function api(url, options = {}) {
   const response = await fetch(url, {signal, ...options, headers: {...(options.headers || {}), "X-Maskwatch-CSRF": "1"}});
   const serving = response.headers.get("X-Maskwatch-Page");
   if (serving && serving !== LOADED_AS) reloadAsServed("the server serves another version of the page");
+  else if (reloadWanted) reloadAsServed(reloadWanted);
   if (response.status === 401) {
     if (changing && await changing) return api(url, options);  // with the new session's cookie
     // "#ended": the login page says why it came (a fragment: the server's query is its own). Once:
@@ -50,6 +51,9 @@ const LOADED_AS = document.querySelector('meta[name="maskwatch-page"]').content;
 const RELOADED = "maskwatch-reloaded";  // sessionStorage: {at, wait} of the tab's last reload of its own
 const RELOAD_WAIT = 60e3, RELOAD_WAIT_MOST = 3600e3;
 let askingForPage = false;  // the page asked for before a reload, not answered yet
+// Why the page is to reload, found by a check made once an hour (account.js's site clock): asked
+// again at each answer while held, as another version is (it waited for the next check, an hour).
+let reloadWanted = null;
 const IN_USE = 5 * 60e3;
 let touchedAt = -Infinity;  // the last key, click, touch, scroll or change of a field
 for (const type of ["keydown", "pointerdown", "wheel", "input"]) {
