@@ -580,6 +580,23 @@ def test_a_page_left_open_reloads_itself_once_the_site_s_clock_changes(server, t
                              timeout=20_000)
 
 
+def test_a_changed_site_clock_found_under_an_open_dialog_reloads_once_it_is_closed(server, tab):
+    """The hourly check that found another timezone under an open dialog (or a page in use) was
+    not asked again for an hour: the page showed the old clock that much longer."""
+    screen = tab()
+    screen.clock.install()
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    screen.route("**/v1/me", passed_on(change_body=lambda me: {**me, "timezone": "Pacific/Chatham"}))
+    screen.evaluate("() => document.getElementById('password-dialog').showModal()")
+    with screen.expect_response("**/v1/me", timeout=10_000):  # the hour's check, held by the dialog
+        screen.clock.fast_forward(3_600_000)
+    with screen.expect_event("load", timeout=10_000):  # closed: the next answer, a second on
+        screen.evaluate("() => document.getElementById('password-dialog').close()")
+    screen.wait_for_function("() => document.getElementById('clock').textContent.includes('Pacific/Chatham')",
+                             timeout=20_000)
+
+
 # The page's object URLs, counted as they are made and revoked (before its own scripts run).
 COUNT_OBJECT_URLS = """(() => {
   window.objectUrls = new Set();
@@ -671,6 +688,64 @@ def test_a_page_left_open_reloads_itself_once_the_server_serves_another(server, 
     screen.unroute("**/v1/cameras")
     screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
     assert loads == [server + "/?chart_bucket=day"] * 2  # the chart's choices kept
+
+
+def test_a_page_between_two_versions_reloads_less_and_less_often(server, tab):
+    """Two servers of two versions behind a load balancer (an upgrade left half done, or Ray Serve
+    replicas of two releases): a page whose answers came from both reloaded itself every minute
+    for as long as both answered; each reload of its own in a row now waits twice as long."""
+    screen = tab()
+    screen.clock.install()  # the minutes moved on below, not waited for
+    loads = []
+    screen.on("load", lambda _: loads.append(screen.url))
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    with screen.expect_event("load", timeout=10_000):  # the other version's answer: the first reload at once
+        screen.route("**/v1/cameras", passed_on(lambda headers: {**headers, "x-maskwatch-page": "the other"}))
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    with screen.expect_event("load", timeout=10_000):  # a minute on: once more, as before
+        screen.clock.fast_forward(61_000)
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    screen.clock.fast_forward(61_000)  # a minute on again, the other version answering still
+    for _ in range(2):
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert len(loads) == 3, "reloaded each minute while two versions answered"
+    with screen.expect_event("load", timeout=10_000):  # two minutes after its last: once more
+        screen.clock.fast_forward(60_000)
+    screen.unroute("**/v1/cameras")
+
+
+def test_a_page_in_use_is_not_reloaded_under_its_user(server, tab, sample_dir):
+    """An upgrade's first answer to a person at the page was the one to the photo they had just
+    checked: the page reloaded at once and took the result away (a filter being chosen, a list
+    being read, alike). A page touched in the last 5 minutes waits; one nobody touches (a wall
+    screen) reloads at once, as before."""
+    import cv2
+    import numpy as np
+
+    jpeg = cv2.imencode(".jpg", np.full((240, 320, 3), 128, np.uint8))[1].tobytes()
+    counts = {"with_mask": 1, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}
+    screen = tab()
+    screen.clock.install()
+    loads = []
+    screen.on("load", lambda _: loads.append(screen.url))
+    screen.goto(server + "/")
+    screen.wait_for_selector('.camera[data-camera="live"]', timeout=20_000)
+    # the upgraded server's answer to the photo (route.fetch would not pass a file's upload on)
+    screen.route("**/v1/detect?*", lambda route: route.fulfill(status=200, content_type="image/jpeg", body=jpeg, headers={
+        "X-Maskwatch-Counts": json.dumps(counts), "X-Maskwatch-Page": "an upgrade"}))
+    screen.set_input_files("#photo", str(sorted(sample_dir.glob("images/*.png"))[1]))
+    screen.click("button[type=submit]")
+    screen.wait_for_function("() => document.getElementById('result').naturalWidth > 0", timeout=10_000)
+    screen.route("**/v1/cameras", passed_on(lambda headers: {**headers, "x-maskwatch-page": "an upgrade"}))
+    for _ in range(2):  # its answers go on, each second
+        with screen.expect_response("**/v1/cameras", timeout=10_000):
+            pass
+    assert len(loads) == 1 and screen.is_visible("#result"), "reloaded under its user"
+    with screen.expect_event("load", timeout=10_000):  # untouched for 5 minutes: reloaded
+        screen.clock.fast_forward(5 * 60_000)
+    screen.unroute("**/v1/cameras")
 
 
 def test_a_page_left_open_reloads_itself_once_its_cameras_change(server, tab):

@@ -96,6 +96,19 @@ def test_a_day_at_either_end_of_the_calendar_is_taken_in_a_timezone_beside_utc()
     assert parse_since("9999-12-31", days=ZoneInfo("America/Los_Angeles")) < parse_since("9999-12-31T23:59:59Z")
 
 
+def test_a_long_value_that_is_no_time_is_refused_at_once():
+    """The look for an offset's `+` decoded to a space (`10:00:00 02:00`) took any digit, then any
+    text, for a date and time, and tried every split of a value it did not match: 16,000 characters
+    took 4 s of CPU and 32,000 16 s (the GIL held: every camera and request of the server slowed),
+    which any viewer or read token could send to /v1/events. Only an ISO 8601 date and time are
+    looked at now, and a value is said back as it was sent."""
+    with pytest.raises(ValueError, match=r"got '1t+1 02'$"):  # not '1ttt1+02', as if it were a time
+        parse_since("1" + "t" * 50 + "1 02")
+    with pytest.raises(ValueError, match="since must be Unix seconds or an ISO 8601 time"):
+        parse_since("1" + "t" * 100_000 + "1 x")  # minutes before
+    assert parse_since("20260922T100000 0200") == parse_since("2026-09-22T08:00:00Z")  # the basic form too
+
+
 def test_a_mistyped_basic_date_is_refused_not_read_as_1970():
     with pytest.raises(ValueError, match="'20260230' is no date"):
         parse_since("20260230")

@@ -72,10 +72,12 @@ function showAccount() {
 // The site's clock, read once at load, is asked again each hour: a page left open (a wall screen)
 // through a restart with another `timezone` showed the people's and the cards' times in the old
 // one, beside a chart in the new, for as long as it was open. Changed, the page reloads
-// (dashboard.js's reloadAsServed: not under an open dialog).
+// (dashboard.js's reloadAsServed: not under an open dialog nor in use; held, at a later answer).
 const SITE_CLOCK_EVERY = 3600e3;
 async function checkSiteClock(zone) {
-  if ((await readMe()).timezone !== zone) reloadAsServed("the site's clock changed");
+  if ((await readMe()).timezone === zone) return;
+  reloadWanted = "the site's clock changed";
+  reloadAsServed(reloadWanted);
 }
 
 // A session ends server.session_max_hours after login, however used: said SESSION_WARNING before, in

@@ -20,6 +20,7 @@ async function api(url, options = {}) {
   const response = await fetch(url, {signal, ...options, headers: {...(options.headers || {}), "X-Maskwatch-CSRF": "1"}});
   const serving = response.headers.get("X-Maskwatch-Page");
   if (serving && serving !== LOADED_AS) reloadAsServed("the server serves another version of the page");
+  else if (reloadWanted) reloadAsServed(reloadWanted);
   if (response.status === 401) {
     if (changing && await changing) return api(url, options);  // with the new session's cookie
     // "#ended": the login page says why it came (a fragment: the server's query is its own). Once:
@@ -38,17 +39,39 @@ async function api(url, options = {}) {
 // state, a new camera with no place in the choices. Reloaded by itself when an answer's
 // X-Maskwatch-Page (service_api.page_identity) is not the one it was loaded as, or when the cameras
 // it is shown change (cameras.js); not while a dialog is open (a password or zones being typed: the
-// next answer, a second on, asks again once it is closed), and once a minute at most (two
-// processes of two versions answering in turn, a rolling upgrade, would reload it at each answer).
+// next answer, a second on, asks again once it is closed), nor while it is in use (touched in the
+// last IN_USE: the answer to a photo just checked reloaded the page and took its result away; a
+// wall screen nobody touches reloads at once). Once a minute at most, and reloads in a
+// row (each within twice the wait before it) wait twice as long each time, up to an hour: two
+// processes of two versions answering in turn (a rolling upgrade, an upgrade left half done
+// behind a load balancer) reloaded a wall screen every minute for as long as both answered.
 // The page is asked for first: a reload into a server gone again (a restart that failed) left the
 // browser's own error page, which nothing on a kiosk reloads.
 const LOADED_AS = document.querySelector('meta[name="maskwatch-page"]').content;
-const RELOADED_AT = "maskwatch-reloaded-at";  // sessionStorage: the tab's last reload of its own
+const RELOADED = "maskwatch-reloaded";  // sessionStorage: {at, wait} of the tab's last reload of its own
+const RELOAD_WAIT = 60e3, RELOAD_WAIT_MOST = 3600e3;
 let askingForPage = false;  // the page asked for before a reload, not answered yet
+// Why the page is to reload, found by a check made once an hour (account.js's site clock): asked
+// again at each answer while held, as another version is (it waited for the next check, an hour).
+let reloadWanted = null;
+const IN_USE = 5 * 60e3;
+let touchedAt = -Infinity;  // the last key, click, touch, scroll or change of a field
+for (const type of ["keydown", "pointerdown", "wheel", "input"]) {
+  window.addEventListener(type, () => { touchedAt = Date.now(); }, {capture: true, passive: true});
+}
+const held = () => leaving || document.querySelector("dialog[open]") || Date.now() - touchedAt < IN_USE;
+function lastReload() {  // {at, wait}: the tab's last reload of its own, and how long the next waits
+  try {
+    const last = JSON.parse(sessionStorage.getItem(RELOADED));
+    const since = Date.now() - last.at;
+    if (since >= 0) return {since, wait: last.wait};  // (a clock set back: as if none)
+  } catch (err) { /* none */ }
+  return null;
+}
 async function reloadAsServed(why) {
-  if (leaving || askingForPage || document.querySelector("dialog[open]")) return;
-  const last = Number(sessionStorage.getItem(RELOADED_AT));
-  if (Date.now() - last < 60000 && Date.now() >= last) return;
+  if (askingForPage || held()) return;
+  const last = lastReload();
+  if (last && last.since < last.wait) return;
   askingForPage = true;
   try {
     if (!(await fetch(location.href, {signal: AbortSignal.timeout(READ_TIMEOUT)})).ok) return;
@@ -57,8 +80,9 @@ async function reloadAsServed(why) {
   } finally {
     askingForPage = false;
   }
-  if (leaving || document.querySelector("dialog[open]")) return;
-  sessionStorage.setItem(RELOADED_AT, String(Date.now()));
+  if (held()) return;
+  const wait = last && last.since < 2 * last.wait ? Math.min(RELOAD_WAIT_MOST, 2 * last.wait) : RELOAD_WAIT;
+  sessionStorage.setItem(RELOADED, JSON.stringify({at: Date.now(), wait}));
   leaving = true;  // nothing more asked or shown by this page
   console.info(`maskwatch: reloading the page: ${why}`);
   location.reload();
