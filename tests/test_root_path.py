@@ -11,6 +11,7 @@ import threading
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from maskwatch.security.request_checks import PREFIXED_SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings
@@ -132,6 +133,29 @@ def test_a_browser_logs_in_sees_the_dashboard_and_logs_out_through_the_prefix(pr
     page.click("#logout")
     page.wait_for_url(base + "/login", timeout=20_000)
     assert outside == [] and browser_trouble() == []
+
+
+def test_the_login_page_goes_on_to_pages_under_the_prefix_only(proxied, page):  # noqa: F811
+    """Under a prefix the host's other applications share maskwatch's origin: the login page's
+    ?next= went on to any of them (/elsewhere, /maskwatchevil/, or /maskwatch/..%2Felsewhere, which
+    nginx decodes and hands to the host's /elsewhere); it goes to the dashboard instead."""
+    _, base = proxied
+    for written, lands in ((f"{PREFIX}/?camera=door", "/?camera=door"), ("/elsewhere", "/"),
+                           ("/maskwatchevil/", "/"), (f"{PREFIX}/..%252Felsewhere", "/"),
+                           (f"{PREFIX}/%252e%252e/elsewhere", "/")):
+        page.goto("about:blank")
+        page.context.clear_cookies()
+        page.goto(f"{base}/login?next={written}")
+        page.wait_for_selector("#login", timeout=20_000)
+        page.fill("#username", ADMIN[0])
+        page.fill("#password", ADMIN[1])
+        with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
+            page.click("button[type=submit]")
+        assert answer.value.status == 200, (written, answer.value.status)
+        try:
+            page.wait_for_url(base + lands, timeout=30_000)
+        except PlaywrightError:  # a timeout, or the host's 404 of a page elsewhere
+            raise AssertionError(f"next={written}: at {page.url}, not {base + lands}") from None
 
 
 def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting(tmp_path):
