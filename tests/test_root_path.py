@@ -160,7 +160,7 @@ def test_the_login_page_goes_on_to_pages_under_the_prefix_only(proxied, page):  
 
 def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting(tmp_path):
     assert check_root_path("/maskwatch/") == "/maskwatch" and check_root_path("/") == ""
-    for wrong in ("maskwatch", "/mask watch", "/a?b", "//evil.example"):
+    for wrong in ("maskwatch", "/mask watch", "/a?b", "//evil.example", "/..", "/a/./b", "/maskwatch/../other"):
         with pytest.raises(ValueError, match="server.root_path"):
             check_root_path(wrong, "server.root_path")
     with pytest.raises(ValueError, match="root_path '/a b'"):

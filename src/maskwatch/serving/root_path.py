@@ -19,9 +19,10 @@ ROOT_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 def check_root_path(value: str, setting: str = "root_path") -> str:
     """The prefix as the app keeps it: "" (served at /) or "/a/b"; a trailing "/" is dropped."""
     value = value.rstrip("/") if value != "/" else ""
-    if value and not ROOT_PATH.match(value):
+    # "." and "..": the browser resolves them away, so the cookie's Path and the redirects named another place
+    if value and (not ROOT_PATH.match(value) or {".", ".."} & set(value.split("/"))):
         raise ValueError(f"{setting} {value!r} is not a URL path such as /maskwatch (it starts with /, and holds "
-                         "only letters, digits and -._~ between the slashes)")
+                         "only letters, digits and -._~ between the slashes, no . or .. segment)")
     return value
 
 
