@@ -18,8 +18,9 @@ from maskwatch.serving.app import ServeSettings
 from maskwatch.serving.root_path import check_root_path
 from maskwatch.site.config import SiteConfigError, load_site_config
 from tests.conftest import ADMIN, browser_trouble
+from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
-from tests.test_site import SiteProcess, still_clip
+from tests.test_site import SiteProcess, leaving_clip
 
 PREFIX = "/maskwatch"
 CSRF = {"X-Maskwatch-CSRF": "1"}
@@ -65,7 +66,7 @@ def stripping_proxy(backend_port: int) -> http.server.ThreadingHTTPServer:
 def proxied(tmp_path_factory, sample_dir):
     """A one-camera site with root_path /maskwatch, and the proxy's base URL (with the prefix)."""
     folder = tmp_path_factory.mktemp("prefixed")
-    still_clip(folder / "door.mp4", sample_dir)
+    leaving_clip(folder / "door.mp4", sample_dir)  # its people leave: events, with snapshots
     site = SiteProcess(folder, "  door: {source: door.mp4}\n", server=f", root_path: {PREFIX}")
     proxy = stripping_proxy(site.port)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
@@ -156,6 +157,23 @@ def test_the_login_page_goes_on_to_pages_under_the_prefix_only(proxied, page):  
             page.wait_for_url(base + lands, timeout=30_000)
         except PlaywrightError:  # a timeout, or the host's 404 of a page elsewhere
             raise AssertionError(f"next={written}: at {page.url}, not {base + lands}") from None
+
+
+def test_a_screen_whose_proxy_maps_its_root_to_the_prefix_shows_the_snapshots(proxied, page):  # noqa: F811
+    """A wall screen's token-adding proxy that maps its / to https://host/maskwatch/ (site.md) is a
+    browser at the backend's own root with a token: the snapshots were read at the answers'
+    /maskwatch/v1/snapshots/..., /maskwatch/maskwatch/... to the server: 404, "no picture"."""
+    site, _ = proxied
+    assert wait_until(lambda: any(e["snapshot"] for e in site.get("/v1/events").json()["events"]), 60)
+    context = page.context.browser.new_context(extra_http_headers=site.credentials.headers)
+    try:
+        screen = context.new_page()
+        screen.goto(f"http://127.0.0.1:{site.port}/")
+        screen.wait_for_function("() => [...document.querySelectorAll('#event-list [data-snapshot] img')]"
+                                 ".some((img) => img.naturalWidth > 0)", timeout=60_000)
+        assert screen.locator("#event-list .nosnap").count() == 0
+    finally:
+        context.close()
 
 
 def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting(tmp_path):
