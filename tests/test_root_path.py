@@ -189,3 +189,36 @@ def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting(tmp_path)
         load_site_config(config, files=False)
     # as `serve --workers N` hands the settings to each worker
     assert ServeSettings(**json.loads(ServeSettings(root_path="/maskwatch/").to_json())).root_path == "/maskwatch"
+
+
+def test_a_login_under_the_prefix_ends_the_session_cookie_made_at_the_root(tmp_path):
+    """A browser that used maskwatch at https://host/ before root_path was set kept its
+    __Host-maskwatch-session (Path=/): sent to every application of the host for up to
+    session_max_hours, its token still logged in under the prefix. A login under the prefix ends
+    it and drops it from the browser."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.security.request_checks import SECURE_COOKIE
+    from maskwatch.security.store import AuthStore
+    from maskwatch.serving.app import create_app
+    from tests.test_security_deploy import NoFaces
+
+    database = str(tmp_path / "users.db")
+    AuthStore(database).add_user(*ADMIN, "admin")
+    login = {"username": ADMIN[0], "password": ADMIN[1]}
+
+    def app(root_path: str):
+        return create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=database, open_without_users=False),
+                                                   root_path=root_path))
+
+    with TestClient(app(""), base_url="https://maskwatch.lan") as client:
+        old = client.post("/login", json=login, headers=CSRF).cookies[SECURE_COOKIE]
+    with TestClient(app(PREFIX), base_url="https://maskwatch.lan") as client:
+        stale = {"Cookie": f"{SECURE_COOKIE}={old}"}
+        assert client.get("/v1/me", headers={"Cookie": f"{PREFIXED_SECURE_COOKIE}={old}"}).status_code == 200
+        answer = client.post("/login", json=login, headers=CSRF | stale)
+        assert answer.status_code == 200
+        dropped = [c for c in answer.headers.get_list("set-cookie") if c.startswith(SECURE_COOKIE + "=")]
+        assert len(dropped) == 1 and "Path=/;" in dropped[0] and "Max-Age=0" in dropped[0], dropped
+        assert client.get("/v1/me", headers={"Cookie": f"{PREFIXED_SECURE_COOKIE}={old}"}).status_code == 401
