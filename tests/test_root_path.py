@@ -222,3 +222,20 @@ def test_a_login_under_the_prefix_ends_the_session_cookie_made_at_the_root(tmp_p
         dropped = [c for c in answer.headers.get_list("set-cookie") if c.startswith(SECURE_COOKIE + "=")]
         assert len(dropped) == 1 and "Path=/;" in dropped[0] and "Max-Age=0" in dropped[0], dropped
         assert client.get("/v1/me", headers={"Cookie": f"{PREFIXED_SECURE_COOKIE}={old}"}).status_code == 401
+
+
+def test_the_prefix_is_put_before_a_path_whose_raw_path_the_server_left_out():
+    """ASGI lets a server leave raw_path out or None: None failed every request (bytes + None)."""
+    import asyncio
+
+    from maskwatch.serving.root_path import RootPath
+
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append((scope["root_path"], scope["path"], scope["raw_path"]))
+
+    for raw in ({"raw_path": None}, {}, {"raw_path": b"/v1/a%20b"}):
+        scope = {"type": "http", "path": "/v1/a b", "root_path": "", **raw}
+        asyncio.run(RootPath(inner, PREFIX)(scope, None, None))
+    assert seen == [(PREFIX, PREFIX + "/v1/a b", b"/maskwatch/v1/a b")] * 2 + [(PREFIX, PREFIX + "/v1/a b", b"/maskwatch/v1/a%20b")]

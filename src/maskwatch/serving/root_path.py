@@ -38,7 +38,8 @@ class RootPath:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] in ("http", "websocket"):
             scope = {**scope, "root_path": self.prefix, "path": self.prefix + scope["path"],
-                     "raw_path": self.prefix.encode() + scope.get("raw_path", scope["path"].encode())}
+                     # raw_path is optional in ASGI and may be None: the decoded path stands in
+                     "raw_path": self.prefix.encode() + (scope.get("raw_path") or scope["path"].encode())}
         await self.app(scope, receive, send)
 
 
