@@ -11,14 +11,16 @@ import threading
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from maskwatch.security.request_checks import PREFIXED_SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings
 from maskwatch.serving.root_path import check_root_path
 from maskwatch.site.config import SiteConfigError, load_site_config
 from tests.conftest import ADMIN, browser_trouble
+from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
-from tests.test_site import SiteProcess, still_clip
+from tests.test_site import SiteProcess, leaving_clip
 
 PREFIX = "/maskwatch"
 CSRF = {"X-Maskwatch-CSRF": "1"}
@@ -64,7 +66,7 @@ def stripping_proxy(backend_port: int) -> http.server.ThreadingHTTPServer:
 def proxied(tmp_path_factory, sample_dir):
     """A one-camera site with root_path /maskwatch, and the proxy's base URL (with the prefix)."""
     folder = tmp_path_factory.mktemp("prefixed")
-    still_clip(folder / "door.mp4", sample_dir)
+    leaving_clip(folder / "door.mp4", sample_dir)  # its people leave: events, with snapshots
     site = SiteProcess(folder, "  door: {source: door.mp4}\n", server=f", root_path: {PREFIX}")
     proxy = stripping_proxy(site.port)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
@@ -134,9 +136,49 @@ def test_a_browser_logs_in_sees_the_dashboard_and_logs_out_through_the_prefix(pr
     assert outside == [] and browser_trouble() == []
 
 
+def test_the_login_page_goes_on_to_pages_under_the_prefix_only(proxied, page):  # noqa: F811
+    """Under a prefix the host's other applications share maskwatch's origin: the login page's
+    ?next= went on to any of them (/elsewhere, /maskwatchevil/, or /maskwatch/..%2Felsewhere, which
+    nginx decodes and hands to the host's /elsewhere); it goes to the dashboard instead."""
+    _, base = proxied
+    for written, lands in ((f"{PREFIX}/?camera=door", "/?camera=door"), ("/elsewhere", "/"),
+                           ("/maskwatchevil/", "/"), (f"{PREFIX}/..%252Felsewhere", "/"),
+                           (f"{PREFIX}/%252e%252e/elsewhere", "/")):
+        page.goto("about:blank")
+        page.context.clear_cookies()
+        page.goto(f"{base}/login?next={written}")
+        page.wait_for_selector("#login", timeout=20_000)
+        page.fill("#username", ADMIN[0])
+        page.fill("#password", ADMIN[1])
+        with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
+            page.click("button[type=submit]")
+        assert answer.value.status == 200, (written, answer.value.status)
+        try:
+            page.wait_for_url(base + lands, timeout=30_000)
+        except PlaywrightError:  # a timeout, or the host's 404 of a page elsewhere
+            raise AssertionError(f"next={written}: at {page.url}, not {base + lands}") from None
+
+
+def test_a_screen_whose_proxy_maps_its_root_to_the_prefix_shows_the_snapshots(proxied, page):  # noqa: F811
+    """A wall screen's token-adding proxy that maps its / to https://host/maskwatch/ (site.md) is a
+    browser at the backend's own root with a token: the snapshots were read at the answers'
+    /maskwatch/v1/snapshots/..., /maskwatch/maskwatch/... to the server: 404, "no picture"."""
+    site, _ = proxied
+    assert wait_until(lambda: any(e["snapshot"] for e in site.get("/v1/events").json()["events"]), 60)
+    context = page.context.browser.new_context(extra_http_headers=site.credentials.headers)
+    try:
+        screen = context.new_page()
+        screen.goto(f"http://127.0.0.1:{site.port}/")
+        screen.wait_for_function("() => [...document.querySelectorAll('#event-list [data-snapshot] img')]"
+                                 ".some((img) => img.naturalWidth > 0)", timeout=60_000)
+        assert screen.locator("#event-list .nosnap").count() == 0
+    finally:
+        context.close()
+
+
 def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting(tmp_path):
     assert check_root_path("/maskwatch/") == "/maskwatch" and check_root_path("/") == ""
-    for wrong in ("maskwatch", "/mask watch", "/a?b", "//evil.example"):
+    for wrong in ("maskwatch", "/mask watch", "/a?b", "//evil.example", "/..", "/a/./b", "/maskwatch/../other"):
         with pytest.raises(ValueError, match="server.root_path"):
             check_root_path(wrong, "server.root_path")
     with pytest.raises(ValueError, match="root_path '/a b'"):
@@ -147,3 +189,53 @@ def test_a_root_path_that_is_no_url_path_is_refused_naming_the_setting(tmp_path)
         load_site_config(config, files=False)
     # as `serve --workers N` hands the settings to each worker
     assert ServeSettings(**json.loads(ServeSettings(root_path="/maskwatch/").to_json())).root_path == "/maskwatch"
+
+
+def test_a_login_under_the_prefix_ends_the_session_cookie_made_at_the_root(tmp_path):
+    """A browser that used maskwatch at https://host/ before root_path was set kept its
+    __Host-maskwatch-session (Path=/): sent to every application of the host for up to
+    session_max_hours, its token still logged in under the prefix. A login under the prefix ends
+    it and drops it from the browser."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.security.request_checks import SECURE_COOKIE
+    from maskwatch.security.store import AuthStore
+    from maskwatch.serving.app import create_app
+    from tests.test_security_deploy import NoFaces
+
+    database = str(tmp_path / "users.db")
+    AuthStore(database).add_user(*ADMIN, "admin")
+    login = {"username": ADMIN[0], "password": ADMIN[1]}
+
+    def app(root_path: str):
+        return create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=database, open_without_users=False),
+                                                   root_path=root_path))
+
+    with TestClient(app(""), base_url="https://maskwatch.lan") as client:
+        old = client.post("/login", json=login, headers=CSRF).cookies[SECURE_COOKIE]
+    with TestClient(app(PREFIX), base_url="https://maskwatch.lan") as client:
+        stale = {"Cookie": f"{SECURE_COOKIE}={old}"}
+        assert client.get("/v1/me", headers={"Cookie": f"{PREFIXED_SECURE_COOKIE}={old}"}).status_code == 200
+        answer = client.post("/login", json=login, headers=CSRF | stale)
+        assert answer.status_code == 200
+        dropped = [c for c in answer.headers.get_list("set-cookie") if c.startswith(SECURE_COOKIE + "=")]
+        assert len(dropped) == 1 and "Path=/;" in dropped[0] and "Max-Age=0" in dropped[0], dropped
+        assert client.get("/v1/me", headers={"Cookie": f"{PREFIXED_SECURE_COOKIE}={old}"}).status_code == 401
+
+
+def test_the_prefix_is_put_before_a_path_whose_raw_path_the_server_left_out():
+    """ASGI lets a server leave raw_path out or None: None failed every request (bytes + None)."""
+    from maskwatch.serving.root_path import RootPath
+
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append((scope["root_path"], scope["path"], scope["raw_path"]))
+
+    for raw in ({"raw_path": None}, {}, {"raw_path": b"/v1/a%20b"}):
+        scope = {"type": "http", "path": "/v1/a b", "root_path": "", **raw}
+        # run to its end here: nothing in it waits (asyncio.run refuses: Playwright's loop runs in this thread)
+        with pytest.raises(StopIteration):
+            RootPath(inner, PREFIX)(scope, None, None).send(None)
+    assert seen == [(PREFIX, PREFIX + "/v1/a b", b"/maskwatch/v1/a b")] * 2 + [(PREFIX, PREFIX + "/v1/a b", b"/maskwatch/v1/a%20b")]

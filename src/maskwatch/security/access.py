@@ -32,7 +32,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.request_checks import (AuthError, audit_target, camera_of,
                                                check_csrf, check_origin, client_address, guesser, is_loopback,
-                                               secure_cookies, session_cookie)
+                                               secure_cookies, session_cookie, stale_root_cookie)
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
@@ -362,6 +362,10 @@ class AccessControl:
         del user["recovery_hashes"]  # read for the code's check; never answered
         if old := request.cookies.get(session_cookie(request)):
             self.store.end_session(old)  # the session this browser had: it stayed valid until it expired
+        if stale := stale_root_cookie(request):
+            # Made at / before server.root_path was set: its Path=/ sends it to the host's other
+            # applications, and its token logs in under the prefix's name too. Ended (routes.login drops it).
+            self.store.end_session(stale)
         self.store.log("login", user["name"], client)
         return user, token
 

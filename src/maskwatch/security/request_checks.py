@@ -39,6 +39,14 @@ def session_cookie(request: Request) -> str:
     return PREFIXED_SECURE_COOKIE if prefixed else SECURE_COOKIE
 
 
+def stale_root_cookie(request: Request) -> str | None:
+    """Under a prefix, the token of a __Host- session cookie (Path=/) this browser kept from before
+    server.root_path was set; None at / or without one."""
+    if session_cookie(request) != PREFIXED_SECURE_COOKIE:
+        return None
+    return request.cookies.get(SECURE_COOKIE)
+
+
 def client_address(request: Request) -> str:
     """The client's address (X-Forwarded-For was already applied for trusted proxies only)."""
     return request.client.host if request.client else "unknown"

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import AccessControl, Principal
-from maskwatch.security.request_checks import AuthError
+from maskwatch.security.request_checks import SECURE_COOKIE, AuthError, stale_root_cookie
 from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
@@ -84,6 +84,8 @@ def login(request: Request, body: LoginBody) -> JSONResponse:
     response = JSONResponse({"user": user["name"], "role": user["role"], "cameras": user["cameras"]})
     name, value, attributes = access.cookie(request, token)
     response.set_cookie(name, value, **attributes)
+    if stale_root_cookie(request):  # ended by access.login; gone from the browser too (Path=/, as it was set)
+        response.delete_cookie(SECURE_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
 
 
@@ -120,6 +122,8 @@ def change_password(request: Request, body: PasswordBody) -> JSONResponse:
     response = JSONResponse({"status": "password changed; your other sessions ended", "user": principal.name})
     name, value, attributes = access.cookie(request, token)
     response.set_cookie(name, value, **attributes)
+    if stale_root_cookie(request):  # ended by access.login; gone from the browser too (Path=/, as it was set)
+        response.delete_cookie(SECURE_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
 
 

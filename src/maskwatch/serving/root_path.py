@@ -19,9 +19,10 @@ ROOT_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 def check_root_path(value: str, setting: str = "root_path") -> str:
     """The prefix as the app keeps it: "" (served at /) or "/a/b"; a trailing "/" is dropped."""
     value = value.rstrip("/") if value != "/" else ""
-    if value and not ROOT_PATH.match(value):
+    # "." and "..": the browser resolves them away, so the cookie's Path and the redirects named another place
+    if value and (not ROOT_PATH.match(value) or {".", ".."} & set(value.split("/"))):
         raise ValueError(f"{setting} {value!r} is not a URL path such as /maskwatch (it starts with /, and holds "
-                         "only letters, digits and -._~ between the slashes)")
+                         "only letters, digits and -._~ between the slashes, no . or .. segment)")
     return value
 
 
@@ -37,7 +38,8 @@ class RootPath:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] in ("http", "websocket"):
             scope = {**scope, "root_path": self.prefix, "path": self.prefix + scope["path"],
-                     "raw_path": self.prefix.encode() + scope.get("raw_path", scope["path"].encode())}
+                     # raw_path is optional in ASGI and may be None: the decoded path stands in
+                     "raw_path": self.prefix.encode() + (scope.get("raw_path") or scope["path"].encode())}
         await self.app(scope, receive, send)
 
 

@@ -29,14 +29,17 @@ async function loadEvents() {
     stackRows(document.getElementById("event-table"));
     return;
   }
-  // Times in the page's clock, cameras by name; an unassessable person has no probability.
+  // Times in the page's clock, cameras by name; an unassessable person has no probability. A
+  // snapshot is read beside the page (as its other reads): the answer's URL carries the server's
+  // root_path, which a screen's token-adding proxy that maps its / to the prefix does not mirror.
+  const beside = (url) => url.slice(url.indexOf("v1/snapshots/"));
   document.getElementById("event-list").innerHTML = events.map((e) => `
     <tr class="event" data-camera="${escapeHtml(e.camera)}" data-label="${e.label}">
       <td>${escapeHtml(clockTime(e.last_seen))}</td>
       <td>${escapeHtml(cameraNames[e.camera] ?? e.camera)}</td>
       <td>${escapeHtml(e.zone || "—")}</td><td class="${e.label}">${LABELS[e.label]}</td>
       <td>${e.label === "unassessable" ? "—" : e.probability.toFixed(2)}</td>
-      <td${e.snapshot ? ` data-snapshot="${escapeHtml(e.snapshot)}"` : ""}></td></tr>`).join("");
+      <td${e.snapshot ? ` data-snapshot="${escapeHtml(beside(e.snapshot))}"` : ""}></td></tr>`).join("");
   stackRows(document.getElementById("event-table"));  // each value after its heading on a phone
   showSnapshots();
 }
