@@ -11,15 +11,15 @@ import threading
 
 import httpx
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 
 from maskwatch.security.request_checks import PREFIXED_SECURE_COOKIE
 from maskwatch.serving.app import ServeSettings
-from maskwatch.serving.root_path import check_root_path
+from maskwatch.site.config.server import check_root_path
 from maskwatch.site.config import SiteConfigError, load_site_config
 from tests.conftest import ADMIN, browser_trouble
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_security import log_in_with_next
 from tests.test_site import SiteProcess, leaving_clip
 
 PREFIX = "/maskwatch"
@@ -144,19 +144,7 @@ def test_the_login_page_goes_on_to_pages_under_the_prefix_only(proxied, page):  
     for written, lands in ((f"{PREFIX}/?camera=door", "/?camera=door"), ("/elsewhere", "/"),
                            ("/maskwatchevil/", "/"), (f"{PREFIX}/..%252Felsewhere", "/"),
                            (f"{PREFIX}/%252e%252e/elsewhere", "/")):
-        page.goto("about:blank")
-        page.context.clear_cookies()
-        page.goto(f"{base}/login?next={written}")
-        page.wait_for_selector("#login", timeout=20_000)
-        page.fill("#username", ADMIN[0])
-        page.fill("#password", ADMIN[1])
-        with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
-            page.click("button[type=submit]")
-        assert answer.value.status == 200, (written, answer.value.status)
-        try:
-            page.wait_for_url(base + lands, timeout=30_000)
-        except PlaywrightError:  # a timeout, or the host's 404 of a page elsewhere
-            raise AssertionError(f"next={written}: at {page.url}, not {base + lands}") from None
+        log_in_with_next(page, base, written, lands)
 
 
 def test_a_screen_whose_proxy_maps_its_root_to_the_prefix_shows_the_snapshots(proxied, page):  # noqa: F811

@@ -56,7 +56,7 @@ def serve(
 
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
-    from maskwatch.serving.root_path import check_root_path
+    from maskwatch.site.config.server import check_root_path
     _port_free(host, port, "--port")
     tls = _tls_files(tls_cert, tls_key)
     try:

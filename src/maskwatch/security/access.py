@@ -32,7 +32,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
 from maskwatch.security.request_checks import (AuthError, audit_target, camera_of,
                                                check_csrf, check_origin, client_address, guesser, is_loopback,
-                                               secure_cookies, session_cookie, stale_root_cookie)
+                                               root_of, secure_cookies, session_cookie, stale_root_cookie)
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
@@ -684,8 +684,6 @@ class AccessControl:
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:
         """Name, value and attributes of the session cookie for this request (token None: delete)."""
         secure = secure_cookies(request)
-        from maskwatch.serving.root_path import root_of
-
         # Under a proxy's prefix the cookie goes to this service's paths only, not the host's others.
         attributes = {"httponly": True, "samesite": "lax", "path": root_of(request) + "/", "secure": secure,
                       "max_age": int(self.absolute) if token is not None else 0}

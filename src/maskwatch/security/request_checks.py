@@ -103,3 +103,8 @@ def check_origin(request: Request) -> None:
                              "reverse proxy, list it in trusted_proxies and pass the Host header on)")
     if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
         raise AuthError(403, "cross-site request refused")
+
+
+def root_of(request: Request) -> str:
+    """The prefix a reverse proxy served this request under ("" at /; serving.root_path sets it)."""
+    return request.scope.get("app_root_path", request.scope.get("root_path", ""))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from maskwatch.security.access import AccessControl, Principal
-from maskwatch.security.request_checks import SECURE_COOKIE, AuthError, stale_root_cookie
+from maskwatch.security.request_checks import SECURE_COOKIE, AuthError, root_of, stale_root_cookie
 from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
@@ -251,7 +251,6 @@ def refusal(request: Request, err: AuthError) -> Response:
         # at the login); one too long for the login page's next (2000 characters) is left behind.
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         back = back if len(back) <= 2000 else request.url.path
-        from maskwatch.serving.root_path import root_of
 
         return Response(status_code=303, headers={"Location": root_of(request) + "/login?next=" + quote(back, safe="/")})
     return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)

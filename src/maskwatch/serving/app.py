@@ -34,7 +34,8 @@ from maskwatch.security.route_access import AUDIT
 from maskwatch.security.headers import SecurityHeaders
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
 from maskwatch.serving.head import HeadAsGet
-from maskwatch.serving.root_path import RootPath, check_root_path
+from maskwatch.serving.root_path import RootPath
+from maskwatch.site.config.server import check_root_path
 from maskwatch.serving.openapi import ACCESS_RESPONSES, document_validation_errors
 from maskwatch.serving.query import error_line, known_query_only
 from maskwatch.serving.service_api import PAGE_HEADER, STATIC, page_identity

@@ -1,4 +1,5 @@
-"""Serving under a path prefix behind a reverse proxy (`serve --root-path`, the site's server.root_path).
+"""Serving under a path prefix behind a reverse proxy (`serve --root-path`, the site's server.root_path,
+checked by site.config.server.check_root_path; a request's prefix read by security.request_checks.root_of).
 
 A proxy at https://host/maskwatch/ strips the prefix and passes /v1/events on. The app is told the
 prefix once, by its operator, and writes it wherever a URL leaves the server: redirects' Location,
@@ -9,21 +10,6 @@ in the config is simpler to check than a header from each proxy.
 """
 
 from __future__ import annotations
-
-import re
-
-# Path segments of letters, digits and -._~ : nothing a URL, a cookie's Path or a header would escape.
-ROOT_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
-
-
-def check_root_path(value: str, setting: str = "root_path") -> str:
-    """The prefix as the app keeps it: "" (served at /) or "/a/b"; a trailing "/" is dropped."""
-    value = value.rstrip("/") if value != "/" else ""
-    # "." and "..": the browser resolves them away, so the cookie's Path and the redirects named another place
-    if value and (not ROOT_PATH.match(value) or {".", ".."} & set(value.split("/"))):
-        raise ValueError(f"{setting} {value!r} is not a URL path such as /maskwatch (it starts with /, and holds "
-                         "only letters, digits and -._~ between the slashes, no . or .. segment)")
-    return value
 
 
 class RootPath:
@@ -41,8 +27,3 @@ class RootPath:
                      # raw_path is optional in ASGI and may be None: the decoded path stands in
                      "raw_path": self.prefix.encode() + (scope.get("raw_path") or scope["path"].encode())}
         await self.app(scope, receive, send)
-
-
-def root_of(request) -> str:
-    """The prefix this request was served under ("" at /)."""
-    return request.scope.get("app_root_path", request.scope.get("root_path", ""))

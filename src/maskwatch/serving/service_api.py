@@ -27,7 +27,7 @@ from maskwatch.runtime import session_providers
 from maskwatch.security.route_access import ALL_CAMERAS, PUBLIC
 from maskwatch.serving.openapi import DETECT_BODY, DETECT_RESPONSES, document_security
 from maskwatch.serving.uploads import image_from_upload, read_image_bytes
-from maskwatch.serving.root_path import root_of
+from maskwatch.security.request_checks import root_of
 
 STATIC = Path(__file__).parent / "static"
 # GET /static/NAME, these only: the dashboard's parts (dashboard.html loads them). Each with an ETag

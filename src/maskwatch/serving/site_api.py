@@ -22,7 +22,7 @@ from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.exports import (EXPORT_OF_YOURS_RESPONSE, EXPORTS, EXPORTS_BUSY_RESPONSE, SlotStream,
                                        exports_busy, said_if_cut_off)
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
-from maskwatch.serving.root_path import root_of
+from maskwatch.security.request_checks import root_of
 from maskwatch.site.event_views import CURSOR, cursor_of, event_view, events_csv, iso_utc, parse_cursor
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
 from maskwatch.site.config.section import Section
+
+
+# Path segments of letters, digits and -._~ : nothing a URL, a cookie's Path or a header would escape.
+ROOT_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+def check_root_path(value: str, setting: str = "root_path") -> str:
+    """The prefix as the app keeps it: "" (served at /) or "/a/b"; a trailing "/" is dropped."""
+    value = value.rstrip("/") if value != "/" else ""
+    # "." and "..": the browser resolves them away, so the cookie's Path and the redirects named another place
+    if value and (not ROOT_PATH.match(value) or {".", ".."} & set(value.split("/"))):
+        raise ValueError(f"{setting} {value!r} is not a URL path such as /maskwatch (it starts with /, and holds "
+                         "only letters, digits and -._~ between the slashes, no . or .. segment)")
+    return value
 
 
 def check_proxies(proxies) -> tuple[str, ...]:
@@ -53,8 +68,6 @@ class ServerConfig(Section):
     @field_validator("root_path")
     @classmethod
     def _root_path(cls, value: str) -> str:
-        from maskwatch.serving.root_path import check_root_path
-
         return check_root_path(value, "the value")  # the loader names the file and server.root_path
 
     @field_validator("trusted_proxies")
