@@ -15,7 +15,7 @@ import threading
 
 import httpx
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import Error as PlaywrightError, TimeoutError as PlaywrightTimeout
 
 from fastapi import Request
 
@@ -405,19 +405,25 @@ def test_the_login_page_goes_on_to_pages_of_this_site_only(secured, page):  # no
     for written, lands in (("/v1/privacy", "/v1/privacy"), ("%2F%09%2Fevil.example%2Fx", "/"),
                            ("%2F%0A%2Fevil.example", "/"), ("https://evil.example/", "/"),
                            ("/.//evil.example/x", "//evil.example/x")):
-        page.goto("about:blank")  # the last round's dashboard, logged out below, sent the page to /login?next=/
-        page.context.clear_cookies()
-        page.goto(f"{secured.base}/login?next={written}")
-        page.wait_for_selector("#login", timeout=20_000)
-        page.fill("#username", ADMIN[0])
-        page.fill("#password", ADMIN[1])
-        with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
-            page.click("button[type=submit]")
-        assert answer.value.status == 200, (written, answer.value.status)
-        try:
-            page.wait_for_url(secured.base + lands, timeout=30_000)
-        except PlaywrightTimeout:
-            raise AssertionError(f"next={written}: at {page.url}, not {lands}") from None
+        log_in_with_next(page, secured.base, written, lands)
+
+
+def log_in_with_next(tab, base: str, written: str, lands: str) -> None:
+    """A fresh login at `base`'s /login?next=`written`, which must end at `base` + `lands` (the
+    browser's 404 of a page elsewhere, or a timeout, said as where it ended instead)."""
+    tab.goto("about:blank")  # the last round's dashboard, logged out, sent the page to /login?next=/
+    tab.context.clear_cookies()
+    tab.goto(f"{base}/login?next={written}")
+    tab.wait_for_selector("#login", timeout=20_000)
+    tab.fill("#username", ADMIN[0])
+    tab.fill("#password", ADMIN[1])
+    with tab.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as answer:
+        tab.click("button[type=submit]")
+    assert answer.value.status == 200, (written, answer.value.status)
+    try:
+        tab.wait_for_url(base + lands, timeout=30_000)
+    except PlaywrightError:  # a timeout among them
+        raise AssertionError(f"next={written}: at {tab.url}, not {base + lands}") from None
 
 
 def test_the_dashboard_runs_under_its_content_security_policy(secured, page):  # noqa: F811
