@@ -29,8 +29,8 @@ import numpy as np
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
-from maskwatch.video.sources import (BAD_STRETCH_S, STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, header_frame_count,
-                                     host_port, missing_video_file, plausible_fps, redact_source, shown_as,
+from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, header_frame_count, host_port,
+                                     missing_video_file, most_bad_frames, plausible_fps, redact_source, shown_as,
                                      stream_address, unopened_file, unresolved_host)
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ class CameraReader:
         # A file is read past a stretch of frames that do not decode (its start cut badly: the
         # camera showed its first frame, reopened at once, for ever), to its header's count.
         count = (header_frame_count(capture) or 0) if self.is_file else 0  # none where its rate is none, as detect's
-        most_bad = max(25, BAD_STRETCH_S * (self.stream_fps or UNKNOWN_FPS))
+        most_bad = most_bad_frames(self.stream_fps or UNKNOWN_FPS)
         position = bad = 0
         while not self._stop.is_set():
             position += 1

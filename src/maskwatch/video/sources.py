@@ -129,6 +129,12 @@ BAD_STRETCH_S = 30.0
 MOST_SAID = 20
 
 
+def most_bad_frames(fps: float) -> float:
+    """The unreadable frames in a row a video file at `fps` is read past (BAD_STRETCH_S of it, at
+    least 25) before they are taken for its end: detect's reader and a site's file camera alike."""
+    return max(25, BAD_STRETCH_S * fps)
+
+
 def plausible_fps(fps: float) -> float | None:
     """A frame rate as a container reports it (a time-lapse's 0.5 included), or None where it
     cannot be one: under 0.1 (0 or NaN: not known; slower would outlast a camera's stall
@@ -247,7 +253,7 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
                 # a truncated file). Not 25 frames: a phone clip's broken first second (its frames
                 # before a key frame) ended the read of the whole clip. A failed read past a
                 # file's end takes about 25 us: the limit costs a truncated file 45 ms at 60 fps.
-                too_many = failures > max(25, BAD_STRETCH_S * fps)
+                too_many = failures > most_bad_frames(fps)
                 if too_many or end and failures > 1:
                     del errors[said:]
                     if stretches > MOST_SAID:
