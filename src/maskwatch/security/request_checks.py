@@ -35,8 +35,7 @@ def session_cookie(request: Request) -> str:
     """The session cookie's name for this request: whether Secure, and whether under a prefix."""
     if not secure_cookies(request):
         return PLAIN_COOKIE
-    prefixed = request.scope.get("app_root_path", request.scope.get("root_path", ""))
-    return PREFIXED_SECURE_COOKIE if prefixed else SECURE_COOKIE
+    return PREFIXED_SECURE_COOKIE if root_of(request) else SECURE_COOKIE
 
 
 def stale_root_cookie(request: Request) -> str | None:

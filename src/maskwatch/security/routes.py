@@ -82,11 +82,7 @@ def login(request: Request, body: LoginBody) -> JSONResponse:
     access = _access(request)
     user, token = access.login(request, body.username, body.password, body.code)
     response = JSONResponse({"user": user["name"], "role": user["role"], "cameras": user["cameras"]})
-    name, value, attributes = access.cookie(request, token)
-    response.set_cookie(name, value, **attributes)
-    if stale_root_cookie(request):  # ended by access.login; gone from the browser too (Path=/, as it was set)
-        response.delete_cookie(SECURE_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
-    return response
+    return _with_session(response, request, access, token)
 
 
 @router.post("/logout")
@@ -120,9 +116,16 @@ def change_password(request: Request, body: PasswordBody) -> JSONResponse:
     principal = principal_of(request)
     token = access.change_password(request, principal, body.current, body.new, body.code)
     response = JSONResponse({"status": "password changed; your other sessions ended", "user": principal.name})
+    return _with_session(response, request, access, token)
+
+
+def _with_session(response: JSONResponse, request: Request, access: AccessControl, token: str) -> JSONResponse:
+    """`response` setting this browser's new session cookie, and deleting a __Host- one kept from
+    before server.root_path was set (its session ended by the login or the password change; Path=/,
+    as it was set)."""
     name, value, attributes = access.cookie(request, token)
     response.set_cookie(name, value, **attributes)
-    if stale_root_cookie(request):  # ended by access.login; gone from the browser too (Path=/, as it was set)
+    if stale_root_cookie(request):
         response.delete_cookie(SECURE_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
 
@@ -251,6 +254,5 @@ def refusal(request: Request, err: AuthError) -> Response:
         # at the login); one too long for the login page's next (2000 characters) is left behind.
         back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         back = back if len(back) <= 2000 else request.url.path
-
         return Response(status_code=303, headers={"Location": root_of(request) + "/login?next=" + quote(back, safe="/")})
     return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
