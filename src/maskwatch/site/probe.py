@@ -204,26 +204,27 @@ def site_schemas(site=None) -> list[StoreSchema]:
                          tuple(mqtt_record.metadata.tables)), site is None or site.mqtt is not None)) if opened]
 
 
-def _schema(found: list[tuple[str, int | None, int]]) -> tuple[bool, str]:
-    """Whether the site can start on the stores' schemas, `found` as (what, version or None: no
-    tables yet, this maskwatch's), events first, and its words: the start upgrades each older
-    one (the events' alone was said: a database whose users' schema the start upgraded, or
-    refused as newer, was OK and said nothing of it)."""
+def _schema(found: list[tuple[StoreSchema, int | None]]) -> tuple[bool, str]:
+    """Whether the site can start on the stores' schemas, `found` as (store, its version or None:
+    no tables yet), events first, and its words: the start upgrades each older one (the events'
+    alone was said: a database whose users' schema the start upgraded, or refused as newer, was
+    OK and said nothing of it)."""
     from maskwatch.site.database import newer_schema_words
 
-    for what, version, known in found:
-        if version is not None and version > known:  # what the start would refuse it with
-            return False, newer_schema_words(what, version, known)
-    _, events, known = found[0]
+    for store, version in found:
+        if version is not None and version > store.known:  # what the start would refuse it with
+            return False, newer_schema_words(store.what, version, store.known)
+    events_store, events = found[0]
     said = []
     if events is None:
         said.append("no events tables yet (made at the start)")
-    elif events == known:
+    elif events == events_store.known:
         said.append(f"events schema {events}, this maskwatch's")
-    if events is not None and (new := [what.removesuffix(" schema") for what, version, _ in found if version is None]):
+    if events is not None and (new := [store.what.removesuffix(" schema") for store, version in found
+                                       if version is None]):
         said.append(f"no {', '.join(new)} tables yet (made at the start)")
-    upgraded = [f"{what} {version}: upgraded to {known} at the start" for what, version, known in found
-                if version is not None and version < known]
+    upgraded = [f"{store.what} {version}: upgraded to {store.known} at the start" for store, version in found
+                if version is not None and version < store.known]
     if upgraded:
         said.append(f"{', '.join(upgraded)} (older maskwatch then no longer opens it; `maskwatch backup` first)")
     return True, "; ".join(said)
@@ -305,10 +306,9 @@ def _probe_server(url: str, timeout: float, schemas: list[StoreSchema]) -> tuple
 
 
 def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | None, int]:
-    """Each of `schemas` (what, version table, this maskwatch's version) as (what, its version in
-    the database or None: no tables yet, this maskwatch's), the server's version, on PostgreSQL
-    why its user could not make or upgrade a store's tables (None: it can), and the users;
-    read in one transaction, rolled back, that writes nothing."""
+    """Each of `schemas` with its version in the database (None: no tables yet), the server's
+    version, on PostgreSQL why its user could not make or upgrade a store's tables (None: it can),
+    and the users; read in one transaction, rolled back, that writes nothing."""
     from sqlalchemy import column, func, inspect, select, table
 
     postgres = engine.dialect.name == "postgresql"
@@ -321,12 +321,12 @@ def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | N
             if inspect(connection).has_table(store.version_table):
                 version = connection.execute(select(func.max(column("version")))
                                              .select_from(table(store.version_table))).scalar() or 0
-            found.append((store.what, version, store.known))
+            found.append((store, version))
         server = ".".join(str(part) for part in (connection.dialect.server_version_info or ())[:2])
         # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
         # later, its events' tables there, was OK and its start failed on "permission denied".
-        to_make = any(version is None or version < known for _, version, known in found)
-        upgraded = [store for store, (_, version, known) in zip(schemas, found) if version is not None and version < known]
+        to_make = any(version is None or version < store.known for store, version in found)
+        upgraded = [store for store, version in found if version is not None and version < store.known]
         refused = None
         if postgres:
             refused = (_cannot_create(connection) if to_make else None) or _not_owned(connection, upgraded)
