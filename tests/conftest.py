@@ -58,7 +58,8 @@ def voc_xml(filename: str, width: int, height: int, objects: list[tuple[str, tup
 # process (its fixture, its module or its own mark says so), `ray` when it starts Ray, `slow`
 # when it trains a network or builds a venv.
 SYSTEM_FIXTURES = {"rtsp_server", "broker", "postgres", "page", "server", "secured"}
-SYSTEM_MODULES = {"test_serve", "test_serve_workers", "test_security_deploy", "test_site", "test_site_trend"}
+SYSTEM_MODULES = {"test_serve", "test_serve_workers", "test_security_deploy", "test_site", "test_site_trend",
+                  "test_figures"}
 RAY_MODULES = {"test_ray_batch", "test_ray_serve", "test_ray_site"}
 ONE_EPOCH_MODULES = {"test_gate", "test_closeup", "test_onnx"}
 SLOW_MODULES = {"test_train", "test_cv", "test_cv_sweep", "test_gate", "test_onnx", "test_cli", "test_masks",

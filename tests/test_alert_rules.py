@@ -117,7 +117,7 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
     estimate = compliance_estimate({"with_mask": 70, "without_mask": 30, "mask_weared_incorrect": 0})
     assert estimate.high < 0.8
     shown = estimate.as_dict()  # the interval rounded outwards, as the API shows it
-    assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": round(100 * estimate.share, 1),
+    assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": round(100 * shown["compliance"], 2),
                      "compliance_low": round(100 * shown["compliance_low"], 2),
                      "compliance_high": round(100 * shown["compliance_high"], 2),
                      "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "minutes": 15, "at": MONDAY_10}
@@ -177,7 +177,7 @@ def test_an_alert_with_nowhere_to_go_is_said_in_the_log(store, caplog):
     with caplog.at_level("WARNING", logger="maskwatch.site.compliance"):
         (alert,) = monitor.check(MONDAY_10)
     assert caplog.messages == [
-        "compliance alert at door, zone queue: 70.1 % masked, corrected for the classifier's known errors "
+        "compliance alert at door, zone queue: 70.08 % masked, corrected for the classifier's known errors "
         f"(95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %), over the last 15 minutes, "
         "under 80 %; counted: 70 of 100 people with a mask (70 %) "
         "(said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)"]

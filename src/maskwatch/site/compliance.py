@@ -20,7 +20,7 @@ from typing import Callable
 from maskwatch.faces import CLASSES, COMPLIANT
 from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
-from maskwatch.site.prevalence import compliance_estimate
+from maskwatch.site.prevalence import compliance_estimate, in_percent
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,13 @@ class ComplianceMonitor:
                     self.stats.quieted += 1
                     continue
                 self._last_fired[key] = self.elapsed()
-                shown = estimate.as_dict()  # the interval's ends as the API shows them, and judged by below()
-                alert = {"rule": index, "camera": camera, "zone": rule.zone,
-                         "compliance": round(100 * estimate.share, 1),
-                         "compliance_low": round(100 * shown["compliance_low"], 2),
-                         "compliance_high": round(100 * shown["compliance_high"], 2),
-                         "observed": round(100 * estimate.observed, 1), "below": rule.below, "people": people,
+                # The figures as the API shows them (the interval's ends as below() judged them), in
+                # percent: the share was the unrounded one to 1 decimal (71.6 where the chart's hour
+                # and a report said 71.57 of the same people).
+                shown = {name: in_percent(value) for name, value in estimate.as_dict().items()}
+                alert = {"rule": index, "camera": camera, "zone": rule.zone, "compliance": shown["compliance"],
+                         "compliance_low": shown["compliance_low"], "compliance_high": shown["compliance_high"],
+                         "observed": shown["observed_share"], "below": rule.below, "people": people,
                          "with_mask": counts[COMPLIANT], "minutes": rule.minutes, "at": now}
                 self.send(alert)
                 fired.append(alert)

@@ -95,6 +95,12 @@ class ComplianceEstimate:
 FIELDS = ("compliance", "compliance_low", "compliance_high", "observed_share")
 
 
+def in_percent(share: float) -> float:
+    """A share as shown (as_dict's 4 decimals) in percent, as the alerts and messages give it: 0.7157
+    is 71.57 (round() takes off the product's float noise: 0.0007 * 100 is 0.06999999999999999)."""
+    return round(100 * share, 2)
+
+
 def compliance_fields(counts: Mapping[str, int], digits: int = 4) -> dict:
     """The FIELDS of a figure from its people per label (extra keys ignored), None when no one was decided."""
     estimate = compliance_estimate({label: counts[label] for label in CLASSES})

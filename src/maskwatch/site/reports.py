@@ -47,6 +47,7 @@ from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
+from maskwatch.site.prevalence import in_percent
 from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def reports_of(config) -> list[Report]:
 
 def share(value: float) -> str:
     """A share of 0-1 in percent as the compliance alerts write it (0.8123: 81.23)."""
-    return f"{round(100 * value, 2):g}"
+    return f"{in_percent(value):g}"
 
 
 def figures_line(where: str, total: dict | None) -> str:
