@@ -7,23 +7,30 @@ times: Sunday 2026-10-25, Berlin's 25-hour day, with its edges and its hour that
 and today's, which the "today" outputs read (the cameras' cards, /v1/cameras, MQTT, /metrics).
 """
 
-from datetime import datetime
+import csv
+import io
+import math
+from collections import Counter
+from datetime import date, datetime, time as clock_time
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from maskwatch.cli import app
 from maskwatch.detection.detector import WEIGHTS, Detector
-from maskwatch.faces import PERSON_LABELS
+from maskwatch.faces import CLASSES, PERSON_LABELS
 from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.event_views import alert_view
 from maskwatch.site.notify import compliance_message
-from maskwatch.site.reports import share
+from maskwatch.site.reports import Report, Schedule, compose, share
 from maskwatch.site.runner import Site
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
 from tests.rtsp import refused_port
 from tests.test_cameras import wait_until
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_events import person
 from tests.test_site_trend import serving
 
@@ -106,6 +113,50 @@ def people_of(bucket) -> dict:
     return {"people": bucket["people"], **{label: bucket[label] for label in PERSON_LABELS}}
 
 
+def test_a_day_s_people_and_figures_agree_in_events_reports_chart_and_the_scheduled_report(figures):
+    until = "2026-10-26"
+    events = Counter((e["camera"], e["zone"] or "", e["label"]) for e in
+                     get(figures, "/v1/events", since=DAY, until=until, limit=1000).json()["events"])
+    exported = Counter((row["camera"], row["zone"], row["label"]) for row in
+                       csv.DictReader(io.StringIO(get(figures, "/v1/events.csv", since=DAY, until=until).text)))
+    report = get(figures, "/v1/report.csv", **{"from": DAY, "to": DAY}).text
+    printed = CliRunner().invoke(app, ["report", "--csv", "--from", DAY, "--to", DAY, "-c", str(figures["config"])])
+    assert printed.exit_code == 0 and printed.stdout == report, printed.output
+    rows = {(row["camera"], row["zone"]): row for row in csv.DictReader(io.StringIO(report))}
+    assert {row["date"] for row in rows.values()} == {DAY}
+    # The same people per camera, zone and label in the events, their export and the report: the 25
+    # hours from Sunday's first midnight to Monday's, none from the seconds either side.
+    assert exported == events and sum(events.values()) == 15
+    assert {key: {label: int(row[label]) for label in PERSON_LABELS} for key, row in rows.items()} == {
+        key: {label: events[(*key, label)] for label in PERSON_LABELS} for key in rows}
+    assert set(rows) == {key[:2] for key in events}
+    for (camera, zone), row in rows.items():  # the chart's day of each camera and zone, to the digit
+        bucket = day_bucket(figures, DAY, camera=camera, **({"zone": zone} if zone else {}))
+        if zone == "":  # outside the zones: the camera's day less its zones' rows
+            bucket = {name: bucket[name] - sum(int(r[name]) for (c, z), r in rows.items() if c == camera and z)
+                      for name in ("people", *PERSON_LABELS)}
+            assert bucket == {name: int(row[name]) for name in ("people", *PERSON_LABELS)}
+            continue
+        assert {name: str(value) for name, value in people_of(bucket).items()} == {
+            name: row[name] for name in ("people", *PERSON_LABELS)}
+        assert [f"{bucket[name]:.4f}" for name in ("compliance", "compliance_low", "compliance_high",
+                                                    "observed_share")] == [
+            row[name] for name in ("compliance", "compliance_low", "compliance_high", "observed_share")]
+    # The next morning's report of the day: each camera's line is its chart day, in percent.
+    site = figures["site"]
+    previous = Report(0, "day", Schedule(clock_time(7, 0), None, BERLIN), ("json://127.0.0.1/",), previous_day=True)
+    due = previous.schedule.due_on(date(2026, 10, 26))
+    message = compose(previous, due, due.at, site.store, NAMES, {"door": ["queue"], "till": []}, BERLIN, due.at)
+    assert message.document[1] == report  # its attachment is report.csv's day
+    for line, camera in zip(message.body.splitlines(), ("door", "till")):
+        bucket = day_bucket(figures, DAY, camera=camera)
+        assert line == (f"{NAMES[camera]}: {bucket['people']} {'person' if bucket['people'] == 1 else 'people'}: "
+                        f"{bucket['with_mask']} with a mask, {bucket['without_mask']} without, "
+                        f"{bucket['mask_weared_incorrect']} wearing it wrongly ({bucket['unassessable']} more not "
+                        f"judged); masked {share(bucket['compliance'])} % (95 % interval "
+                        f"{share(bucket['compliance_low'])}-{share(bucket['compliance_high'])} %)")
+
+
 def test_a_compliance_alert_gives_the_figures_of_its_hour_as_the_chart_and_reports_do(figures):
     """A rule over the hour 10:00-11:00 judges that hour's people: its alert (JSON, on MQTT, and the
     message) gave 71.6 % masked (71.4 % counted) where the chart's hour and a report's line said
@@ -129,3 +180,43 @@ def test_a_compliance_alert_gives_the_figures_of_its_hour_as_the_chart_and_repor
         f"Masked: {share(hour['compliance'])} % (95 % interval {share(hour['compliance_low'])}-"
         f"{share(hour['compliance_high'])} %), under 99.9 % beyond doubt",
         f"Counted: 5 of 7 people with a mask ({share(hour['observed_share'])} %) in the last 60 minutes"]
+
+
+def test_today_s_figures_agree_on_the_page_mqtt_metrics_and_the_api(figures, page):  # noqa: F811
+    today = datetime.now(BERLIN).date().isoformat()
+    cameras = {camera["id"]: camera["today"] for camera in get(figures, "/v1/cameras").json()}
+    buckets = {camera: day_bucket(figures, today, camera=camera) for camera in NAMES}
+    assert cameras == {camera: people_of(bucket) for camera, bucket in buckets.items()}
+    assert cameras["door"] == {"people": 9, "with_mask": 6, "without_mask": 3, "mask_weared_incorrect": 0,
+                               "unassessable": 0}
+    published = figures["mqtt"]
+    assert wait_until(lambda: all(published.json_on(f"maskwatch/{camera}/counts") for camera in NAMES), 20)
+    assert {camera: published.json_on(f"maskwatch/{camera}/counts")[-1] for camera in NAMES} == cameras
+    scraped = get(figures, "/metrics").text.splitlines()
+    metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+               for line in scraped if line.startswith("maskwatch_camera_")}
+    # Its labels hold the unassessable beside the decided: the series' help called them all decided.
+    (described,) = [line for line in scraped if line.startswith("# HELP maskwatch_camera_people_today ")]
+    assert "unassessable, not decided" in described and "People decided" not in described
+    for camera, bucket in buckets.items():
+        assert [metrics[f'maskwatch_camera_people_today{{camera="{camera}",label="{label}"}}']
+                for label in PERSON_LABELS] == [bucket[label] for label in PERSON_LABELS]
+        assert [metrics[f'maskwatch_camera_compliance_today{suffix}{{camera="{camera}"}}']
+                for suffix in ("", "_low", "_high")] == [bucket[name] for name in
+                                                         ("compliance", "compliance_low", "compliance_high")]
+    page.goto(figures["base"] + "/?chart_bucket=day")
+    page.wait_for_function("() => document.querySelectorAll('#camera-grid .camera .counts b').length === 8",
+                           timeout=20_000)
+    for camera, bucket in buckets.items():  # the card's today, and the chart table's today, in whole percents
+        card = page.locator(f'#camera-grid .camera:has-text("{NAMES[camera]}") .counts b').all_inner_texts()
+        assert card == [str(bucket[label]) for label in PERSON_LABELS]
+        page.select_option("#trend-camera", camera)
+        page.wait_for_function(f"() => [...document.querySelectorAll('#trend-chart rect.bar')]"
+                               f".map((bar) => Number(bar.dataset.compliance)).at(-1) === {bucket['compliance']}", timeout=20_000)
+        row = page.eval_on_selector_all("#trend-table tbody tr:last-child td", "cells => cells.map(c => c.textContent)")
+        low, high = math.floor(bucket["compliance_low"] * 100 + 1e-9), math.ceil(bucket["compliance_high"] * 100 - 1e-9)
+        assert row[:5] == [today, f"{math.floor(bucket['compliance'] * 100 + 0.5)}%",
+                           f"{low}-{high}%" + (", under 80%" if high < 80 else ""), str(bucket["people"]),
+                           str(bucket["unassessable"])]
+        assert row[5] == f"{math.floor(bucket['observed_share'] * 100 + 0.5)}%"
+    assert sum(bucket[label] for bucket in buckets.values() for label in CLASSES) == 10

@@ -27,7 +27,9 @@ class SiteCollector(Collector):
                                        labels=["camera"])
         reconnects = CounterMetricFamily("maskwatch_camera_reconnects", "Tries to open the stream again since the start: "
                                          "after it was lost, and each failed one", labels=["camera"])
-        people = GaugeMetricFamily("maskwatch_camera_people_today", "People decided today (since midnight in the site's timezone), per voted label",
+        # unassessable is among the labels: "People decided today" had a sum over them exceed the API's people.
+        people = GaugeMetricFamily("maskwatch_camera_people_today", "People today (since midnight in the site's "
+                                   "timezone) per voted label: three classes decided, and unassessable, not decided",
                                    labels=["camera", "label"])
         ratio = GaugeMetricFamily("maskwatch_camera_compliance_today",
                                   "Share of today's people wearing a mask properly, corrected for the classifier's "
