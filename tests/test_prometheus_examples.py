@@ -105,6 +105,15 @@ def test_the_dashboard_is_one_grafana_imports_and_its_queries_are_promql(tmp_pat
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+
+def test_the_people_panel_says_its_unassessable_are_not_decided():
+    """The panel charts maskwatch_camera_people_today by label, unassessable among them: its description
+    called them all "People decided", whose sum then exceeded the API's and the report's people."""
+    board = json.loads(DASHBOARD.read_text())
+    (panel,) = [p for p in board["panels"] if any("people_today" in t["expr"] for t in p["targets"])]
+    assert "by (label)" in panel["targets"][0]["expr"] and "People decided" not in panel["description"]
+    assert "unassessable, seen but not decided" in panel["description"]
+
 def used_series(expr: str) -> set[str]:
     return set(re.findall(r"\bmaskwatch_[a-z_]+\b", expr))
 
