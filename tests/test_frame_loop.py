@@ -217,3 +217,35 @@ def test_a_line_whose_echo_fails_is_counted_as_written(detector, clip, tmp_path)
     written = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
     assert failed.value.result.frames == len(written) == 2
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames"] == 2
+
+
+def test_a_blurred_live_frame_never_shows_a_face_that_came_into_view_since_the_last_detection(detector, sample_dir):
+    """A site's privacy mode (or blur_live) showed on the page and /frame.jpg the newest frame
+    analysed, a frame the detector did not read among them (every other one at detect_every 2, and
+    every one the motion gate let by): a person who had come into view since the last detection
+    was in no box, and their face went out sharp. The blurred live frame is now the newest the
+    detector read, its faces in their boxes."""
+    import cv2
+
+    from maskwatch.video.loop import analyse
+    from maskwatch.video.sinks import LatestFrameSink
+    from maskwatch.video.sources import Frame
+
+    photo = cv2.imread(str(sample_dir / "images" / "maksssksksss132.png"))
+    x0, y0, x1, y1 = (round(v) for v in detector.detect(photo)[0].box)
+    empty = np.full_like(photo, 128)  # a plain wall before the person walks in
+    processor, live = FrameProcessor(detector, FaceTracker(), detect_every=2), LatestFrameSink(blur=True)
+
+    def face_shown_sharp() -> bool:
+        shown = cv2.imdecode(np.frombuffer(live.jpeg(), np.uint8), cv2.IMREAD_COLOR)
+        return np.abs(shown[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean() < 12  # JPEG's noise only
+
+    analyse(processor, Frame(0, 0.0, empty, "f0"), [live])  # detected: nobody
+    analyse(processor, Frame(1, 0.2, photo, "f1"), [live])  # carried: the face in no box yet
+    assert not face_shown_sharp()
+    analyse(processor, Frame(2, 0.4, photo, "f2"), [live])  # detected: the face found, blurred
+    assert not face_shown_sharp()
+    assert LatestFrameSink(blur=False).jpeg() is None
+    sharp = LatestFrameSink(blur=False)  # a CCTV monitor's (blur_live false): every frame, as it is
+    analyse(FrameProcessor(detector, FaceTracker(), detect_every=2), Frame(1, 0.2, photo, "f1"), [sharp])
+    assert sharp.jpeg() is not None
