@@ -74,6 +74,9 @@ def test_a_persons_visit_is_listed_then_erased_with_its_snapshots_and_logged_wit
     assert site.counts() == counts_before  # the aggregated figures stay (docs/site.md says why)
     site.record("door", None, person(5, MASKED, first=berlin(15, 0), last=berlin(15, 1)))  # the site writes on
 
+    before = runner.invoke(app, ["events", "list", "--config", config, "--since", "2026-12-01", "--until", "2026-12-02"])
+    assert before.exit_code == 0 and before.stderr.startswith("3 people of every camera, in view from 2026-12-01T00:00:00+01:00")
+    assert f"; 2 snapshots (files named as the snapshot column ends, in {tmp_path / 'snaps'})" in before.stderr
     again = runner.invoke(app, ["events", "list", *window])
     assert again.exit_code == 0 and again.stdout.count("\n") == 1, again.output  # the header alone
     assert "0 people of camera 'door'" in again.stderr
@@ -86,9 +89,10 @@ def test_a_persons_visit_is_listed_then_erased_with_its_snapshots_and_logged_wit
         auth.close()
     asked = "events?camera=door&since=2026-12-01T14:00:00+01:00&until=2026-12-01T14:15:00+01:00"
     user = f"cli:{getpass.getuser()}"
+    day = "events?since=2026-12-01T00:00:00+01:00&until=2026-12-02T00:00:00+01:00"
     assert log == [(user, "local", "events_export", asked),
                    (user, "local", "events_erased", f"{asked}: events 2, snapshots 1"),
-                   (user, "local", "events_export", asked)]
+                   (user, "local", "events_export", day), (user, "local", "events_export", asked)]
 
 
 def test_a_snapshot_that_cannot_be_deleted_erases_nothing_and_bad_requests_are_named(tmp_path):

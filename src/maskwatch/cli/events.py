@@ -59,6 +59,7 @@ class Asked:
             _fail(f"--camera {camera!r}: no such camera in {config} nor in the stored history; cameras: "
                   f"{', '.join(known)}")
         self.camera, self.clock = camera, site.clock() or "the machine's local time"
+        self.folder = site.storage.snapshots  # where a subject access request's pictures are copied from
 
     def local(self, seconds: float) -> str:
         moment = datetime.fromtimestamp(seconds, self.tz) if self.tz else datetime.fromtimestamp(seconds).astimezone()
@@ -100,8 +101,9 @@ def list_events(config: Config, since: Since, until: Until, camera: Camera = Non
     finally:
         asked.close()
     snapshots = sum(bool(row["snapshot"]) for row in found)
+    where = f" (files named as the snapshot column ends, in {asked.folder})" if snapshots else ""
     typer.echo(f"{len(found)} {'person' if len(found) == 1 else 'people'} of {asked.said()}; {snapshots} "
-               f"snapshot{'s' * (snapshots != 1)}", err=True)
+               f"snapshot{'s' * (snapshots != 1)}{where}", err=True)
 
 
 @events_app.command("delete")
