@@ -140,3 +140,58 @@ def test_an_erasure_on_postgresql_deletes_the_rows_and_writes_its_access_log_row
         assert [row["target"] for row in auth.access_log(action="events_erased")] == ["door: events 1, snapshots 1"]
     finally:
         auth.close()
+
+
+def test_an_admin_erases_over_the_api_with_their_password_and_nobody_else_does(tmp_path):
+    """DELETE /v1/events as `events delete --yes`: an admin logged in, with their own password (a
+    wrong one a failed login of theirs); a viewer, a full API token and a bad request refused."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.conftest import ADMIN
+    from tests.test_site_history import CSRF, OLD_VIEWER, make_site
+
+    site, detector = make_site(tmp_path, users=True)  # `old` holds a person with a snapshot on the 24th, 08:00
+    auth = AuthStore(site.config.storage.database)
+    token = auth.add_token("script", "full")
+    auth.close()
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False)), site=site)
+    clients = {}
+    for name, password in (ADMIN, OLD_VIEWER):
+        clients[name] = TestClient(app)
+        assert clients[name].post("/login", json={"username": name, "password": password}, headers=CSRF).status_code == 200
+    admin, viewer = clients[ADMIN[0]], clients[OLD_VIEWER[0]]
+    snapshot = next(e for e in site.store.events(camera="old") if e["snapshot"])["snapshot"]
+    ask = {"camera": "old", "since": "2026-09-24", "until": "2026-09-25"}
+
+    def erase(client, body, **headers):
+        return client.request("DELETE", "/v1/events", json=body, headers=CSRF | headers)
+
+    try:
+        assert erase(viewer, ask | {"admin_password": OLD_VIEWER[1]}).status_code == 403
+        by_token = erase(TestClient(app), ask | {"admin_password": ADMIN[1]}, Authorization=f"Bearer {token}")
+        assert by_token.status_code == 403 and "admin logged in" in by_token.json()["error"]
+        assert erase(admin, ask | {"admin_password": "wrong"}).status_code == 403
+        for bad, said in (({"camera": "gate"}, "gate"), ({"until": "2026-09-24"}, "since must be before until")):
+            answer = erase(admin, ask | bad | {"admin_password": ADMIN[1]})
+            assert answer.status_code == 400 and said in answer.json()["error"], answer.text
+        assert len(site.store.events(camera="old")) == 5 and site.store.snapshot_path(snapshot) is not None
+        done = erase(admin, ask | {"admin_password": ADMIN[1]})
+        assert done.status_code == 200, done.text
+        assert done.json() | {"status": ""} == {"status": "", "erased": 1, "snapshots": 1, "camera": "old",
+                                                "since": "2026-09-23T22:00:00.000+00:00",
+                                                "until": "2026-09-24T22:00:00.000+00:00"}
+        assert len(site.store.events(camera="old")) == 4 and not (tmp_path / "snaps" / snapshot).exists()
+    finally:
+        site.store.close()
+    auth = AuthStore(site.config.storage.database)
+    try:
+        rows = [(row["user"], row["action"], row["target"]) for row in reversed(auth.access_log())
+                if row["action"] in ("admin_password_failed", "events_erased")]
+    finally:
+        auth.close()
+    asked = "events?camera=old&since=2026-09-24T00:00:00+02:00&until=2026-09-25T00:00:00+02:00"
+    assert rows == [("admin", "admin_password_failed", f"events_erased {asked}"),
+                    ("admin", "events_erased", f"{asked}: events 1, snapshots 1")]

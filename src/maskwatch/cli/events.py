@@ -4,7 +4,6 @@ deleted with their snapshot files, each erasure a row of the access log written 
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -61,18 +60,16 @@ class Asked:
         self.camera, self.clock = camera, site.clock() or "the machine's local time"
         self.folder = site.storage.snapshots  # where a subject access request's pictures are copied from
 
-    def local(self, seconds: float) -> str:
-        moment = datetime.fromtimestamp(seconds, self.tz) if self.tz else datetime.fromtimestamp(seconds).astimezone()
-        return moment.isoformat(timespec="seconds")
-
     def target(self) -> str:
-        """The access log's target: what was asked, never what was found."""
-        return (f"events?{'camera=' + self.camera + '&' if self.camera else ''}"
-                f"since={self.local(self.since)}&until={self.local(self.until)}")
+        from maskwatch.site.event_views import asked_range
+
+        return asked_range(self.camera, self.since, self.until, self.tz)
 
     def said(self) -> str:
+        from maskwatch.site.event_views import wall_clock
+
         return (f"{'camera ' + repr(self.camera) if self.camera else 'every camera'}, in view from "
-                f"{self.local(self.since)} to {self.local(self.until)} ({self.clock})")
+                f"{wall_clock(self.since, self.tz)} to {wall_clock(self.until, self.tz)} ({self.clock})")
 
     def listed(self) -> list[dict]:
         """The people asked for, as events.csv on stdout; logged as an export of the events."""
