@@ -52,8 +52,9 @@ class Asked:
         except DatabaseUnavailable as err:
             self.auth.close()
             _fail(str(err))
-        if camera is not None and camera not in site.cameras and not self.store.has_history(camera):
-            known = sorted({*site.cameras, *self.store.stored_cameras()})
+        configured = {*site.cameras, *site.disabled_cameras}
+        if camera is not None and camera not in configured and not self.store.has_history(camera):
+            known = sorted(configured | set(self.store.stored_cameras()))
             self.close()
             _fail(f"--camera {camera!r}: no such camera in {config} nor in the stored history; cameras: "
                   f"{', '.join(known)}")
