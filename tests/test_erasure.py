@@ -36,6 +36,7 @@ def site_file(folder, storage: str) -> str:
 cameras:
   door: {{source: door.mp4}}
   till: {{source: till.mp4}}
+  gate: {{source: gate.mp4, enabled: false}}
 timezone: Europe/Berlin
 storage: {storage}
 """)
@@ -112,7 +113,9 @@ def test_a_snapshot_that_cannot_be_deleted_erases_nothing_and_bad_requests_are_n
     shutil.rmtree(tmp_path / "snaps" / stuck["snapshot"])
     done = runner.invoke(app, ["events", "delete", *day, "--yes"])
     assert done.exit_code == 0 and done.stdout.startswith("deleted 1 person of every camera,"), done.output
-    for args, said in ((["--camera", "gate"], "--camera 'gate': no such camera in"),
+    switched_off = runner.invoke(app, ["events", "list", *day, "--camera", "gate"])  # in the file, no history
+    assert switched_off.exit_code == 0 and "0 people of camera 'gate'" in switched_off.stderr, switched_off.output
+    for args, said in ((["--camera", "nowhere"], "--camera 'nowhere': no such camera in"),
                        (["--since", "2026-12-02", "--until", "2026-12-01"],
                         "--since (2026-12-02) must be before --until (2026-12-01)"),
                        (["--since", "Tuesday", "--until", "2026-12-02"], "--since must be Unix seconds or an ISO 8601 time")):
