@@ -57,6 +57,11 @@ def test_a_seed_out_of_range_is_refused_by_the_option_name(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+# A blurred video's frames are each read by the detector: a frame between detections showed a face sharp.
+BLUR_EVERY = ("3 with --blur: every frame of a blurred video is read by the detector (a frame between detections "
+              "showed a face come into view since sharp); leave it out")
+
+
 @pytest.mark.parametrize("args, option, message", [
     (["render", "WORK", "--per-face", "1"], "--per-face", "must be at least 2 (one worn right, one wrongly), got 1"),
     (["cv", "DATA", "-o", "OUT", "--folds", "1"], "--folds", "must be at least 2 (each fold is held out once), got 1"),
@@ -67,6 +72,8 @@ def test_a_seed_out_of_range_is_refused_by_the_option_name(tmp_path):
     (["export-detector", "WORK", "--fit-photos", "0"], "--fit-photos", "must be 1 or more, got 0"),
     (["fit-detector", "DATA", "-o", "OUT", "--upscale", "5"], "--upscale", "must be more than 0 and at most 4, got 5.0"),
     (["run", "--config", "OUT", "--cameras-per-actor", "0"], "--cameras-per-actor", "must be at least 1, got 0"),
+    (["detect", "DATA", "--blur", "--detect-every", "3"], "--detect-every", BLUR_EVERY),
+    (["batch", "DATA", "-o", "OUT", "--blur", "--detect-every", "2"], "--detect-every", BLUR_EVERY.replace("3", "2", 1)),
 ], ids=lambda v: v[0] if isinstance(v, list) else None)
 def test_a_value_out_of_its_range_is_a_usage_error_naming_the_option(tmp_path, args, option, message):
     """As click's own (--seed -1): exit 2 and the option as typed; these were exit 1, which

@@ -276,6 +276,29 @@ def test_the_newest_row_is_read_from_an_index_not_every_minute(store):
     assert len(steps) < 10, f"{len(steps) * 100} VM steps"
 
 
+def test_retention_deletes_old_snapshot_files_no_event_names(tmp_path):
+    """Retention went by the events' rows: a snapshot whose row was never committed (the process
+    killed, the power lost, between writing the file and the commit) or was deleted by hand, and a
+    temporary file left mid-write, stayed on disk past every retention_days, a face kept for good.
+    At its first run a store deletes those older than the window; files the rows name stay, and
+    so do files that are no snapshot's."""
+    import os
+    import time
+
+    now = time.time()
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=30)
+    kept = store.record("door", None, person(1, (0.9, 0.05, 0.05), first=now - 10, last=now), np.zeros((8, 8, 3), np.uint8))
+    snaps = tmp_path / "snaps"
+    for name in ("door-900.jpg", ".door-901.jpg.k3_x9q2a.partial", "door-902.jpg", "notes.txt"):
+        (snaps / name).write_bytes(b"\xff\xd8 a face")
+    for name, days in ((kept["snapshot"], 40), ("door-900.jpg", 40), (".door-901.jpg.k3_x9q2a.partial", 31),
+                       ("door-902.jpg", 29), ("notes.txt", 400)):
+        os.utime(snaps / name, (now - days * 86400, now - days * 86400))
+    assert store.enforce_retention() == 0
+    assert sorted(p.name for p in snaps.iterdir()) == sorted([kept["snapshot"], "door-902.jpg", "notes.txt"])
+    store.close()
+
+
 def test_retention_goes_on_past_a_snapshot_it_cannot_delete_and_in_privacy_mode(tmp_path, monkeypatch):
     """One file that would not go (permissions, an I/O error) ended the retention thread, so the
     database grew for good; a site put in privacy mode kept the snapshots it had taken, forever."""

@@ -416,6 +416,7 @@ def test_the_privacy_statement_says_the_export_is_logged(site_clients):
     assert rows_of(mine, camera="door")
     records = mine.get("/v1/privacy").json()["access_log"]["records"]
     assert "events_export" in records and {"login", "camera_frame", "snapshot", "report"} <= set(records)
+    assert "events_erased" in records  # written by `maskwatch events delete`: the dashboard's filter offers it
     logged = {entry["action"] for entry in admin.get("/v1/access-log", params={"limit": 1000}).json()["entries"]}
     assert "events_export" in logged and logged <= set(records)
 

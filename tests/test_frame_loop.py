@@ -217,3 +217,59 @@ def test_a_line_whose_echo_fails_is_counted_as_written(detector, clip, tmp_path)
     written = (tmp_path / "out" / "detections.jsonl").read_text().splitlines()
     assert failed.value.result.frames == len(written) == 2
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["frames"] == 2
+
+
+def test_a_blurred_live_frame_never_shows_a_face_that_came_into_view_since_the_last_detection(detector, sample_dir):
+    """A site's privacy mode (or blur_live) showed on the page and /frame.jpg the newest frame
+    analysed, a frame the detector did not read among them (every other one at detect_every 2, and
+    every one the motion gate let by): a person who had come into view since the last detection
+    was in no box, and their face went out sharp. The blurred live frame is now the newest the
+    detector read, its faces in their boxes."""
+    import cv2
+
+    from maskwatch.video.loop import analyse
+    from maskwatch.video.sinks import LatestFrameSink
+    from maskwatch.video.sources import Frame
+
+    photo = cv2.imread(str(sample_dir / "images" / "maksssksksss132.png"))
+    x0, y0, x1, y1 = (round(v) for v in detector.detect(photo)[0].box)
+    empty = np.full_like(photo, 128)  # a plain wall before the person walks in
+    processor, live = FrameProcessor(detector, FaceTracker(), detect_every=2), LatestFrameSink(blur=True)
+
+    def face_shown_sharp() -> bool:
+        shown = cv2.imdecode(np.frombuffer(live.jpeg(), np.uint8), cv2.IMREAD_COLOR)
+        return np.abs(shown[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean() < 12  # JPEG's noise only
+
+    analyse(processor, Frame(0, 0.0, empty, "f0"), [live])  # detected: nobody
+    analyse(processor, Frame(1, 0.2, photo, "f1"), [live])  # carried: the face in no box yet
+    assert not face_shown_sharp()
+    analyse(processor, Frame(2, 0.4, photo, "f2"), [live])  # detected: the face found, blurred
+    assert not face_shown_sharp()
+    assert LatestFrameSink(blur=False).jpeg() is None
+    sharp = LatestFrameSink(blur=False)  # a CCTV monitor's (blur_live false): every frame, as it is
+    analyse(FrameProcessor(detector, FaceTracker(), detect_every=2), Frame(1, 0.2, photo, "f1"), [sharp])
+    assert sharp.jpeg() is not None
+
+
+def test_a_blurred_video_is_read_by_the_detector_on_every_frame(detector, sample_dir, tmp_path):
+    """`detect --blur` on a video ran the detector on every 2nd frame and drew the others from the
+    tracks: a face that came into view on a frame between was in no box, and went into the
+    blurred copy sharp. Every frame of a blurred copy is now one the detector read."""
+    import cv2
+
+    photo = cv2.resize(cv2.imread(str(sample_dir / "images" / "maksssksksss132.png")), (640, 480))
+    x0, y0, x1, y1 = (round(v) for v in detector.detect(photo)[0].box)
+    writer = cv2.VideoWriter(str(tmp_path / "door.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for index in range(4):  # a plain wall, then the person in view
+        writer.write(np.full_like(photo, 128) if index == 0 else photo)
+    writer.release()
+    run_detect(str(tmp_path / "door.avi"), tmp_path / "out", detector, progress=False, blur=True)
+    saved = cv2.VideoCapture(str(tmp_path / "out" / "door.mp4"))
+    differences = []
+    while (read := saved.read())[0]:
+        differences.append(np.abs(read[1][y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean())
+    saved.release()
+    assert len(differences) == 4 and min(differences) > 20, differences  # sharp was within ~4 levels (codecs' noise)
+    lines = [json.loads(line) for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    assert [line["detected"] for line in lines] == [True] * 4
+    assert json.loads((tmp_path / "out" / "detect-run.json").read_text())["settings"]["detect_every"] == 1

@@ -3,7 +3,8 @@
 One module per area registers its commands on a Typer of its own; they are included here in the
 order `maskwatch --help` lists them: classifier.py (prepare ... export), media.py (classify ...
 evaluate-photos), detector.py (evaluate-detection ... fit-detector), serve.py, site.py (run, report,
-backup), study.py, then the groups users and tokens (security/commands.py) and alerts (site.py).
+backup), study.py, then the groups users and tokens (security/commands.py), alerts (site.py) and events
+(events.py).
 What several commands share is in common.py, what `serve` and `run` share in servers.py."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from maskwatch.cli.classifier import commands as classifier_commands
 from maskwatch.cli.common import _fail, _sigterm_as_ctrl_c
 from maskwatch.cli.detector import check_classifier_split, held_out_seed  # noqa: F401  (imported from here)
 from maskwatch.cli.detector import commands as detector_commands
+from maskwatch.cli.events import events_app
 from maskwatch.cli.media import commands as media_commands
 from maskwatch.cli.serve import commands as serve_commands
 from maskwatch.cli.servers import LOG_CONFIG, _service_log  # noqa: F401  (imported from here)
@@ -125,6 +127,7 @@ for area_commands in (classifier_commands, media_commands, detector_commands, se
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(events_app, name="events")
 
 
 def main() -> None:

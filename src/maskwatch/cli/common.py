@@ -24,6 +24,16 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code=code)
 
 
+def _blur_reads_every_frame(blur: bool, no_media: bool, detect_every: int | None) -> None:
+    """`--blur` with `--detect-every N` (N over 1) refused, a usage error: blurred media read every
+    frame with the detector (run_detect), since a frame between detections showed a face that came
+    into view since sharp; the option would be dropped in silence."""
+    if blur and not no_media and detect_every is not None and detect_every > 1:
+        raise typer.BadParameter(f"{detect_every} with --blur: every frame of a blurred video is read by the detector "
+                                 "(a frame between detections showed a face come into view since sharp); leave it out",
+                                 param_hint="'--detect-every'")
+
+
 def _print_data(text: str, nl: bool = True) -> None:
     """A line of data on stdout (JSON lines, CSV), an OSError naming it: `report --csv > day.csv`
     on a full disk said only `error: No space left on device`."""

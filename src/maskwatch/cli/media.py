@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from maskwatch.cli.common import (ClassifierFile, DetectorFile, Gate, MovingCamera, Progress, _fail, _models,
-                                  _print_data, _refuse_folder, _sigterm_as_ctrl_c, _with_option)
+from maskwatch.cli.common import (ClassifierFile, DetectorFile, Gate, MovingCamera, Progress, _blur_reads_every_frame,
+                                  _fail, _models, _print_data, _refuse_folder, _sigterm_as_ctrl_c, _with_option)
 from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
@@ -97,6 +97,7 @@ def detect(
             config = _with_option(config, "--upscale", upscale)
         if detect_every is not None and detect_every < 1:
             raise typer.BadParameter(f"must be at least 1, got {detect_every}", param_hint="'--detect-every'")
+        _blur_reads_every_frame(blur, no_media, detect_every)
         if max_frames is not None and max_frames < 1:
             raise typer.BadParameter(f"must be at least 1, got {max_frames}", param_hint="'--max-frames'")
         detector = models.load(config=config)
@@ -192,6 +193,7 @@ def batch(
     for option, value in (("--actors", actors), ("--detect-every", detect_every)):  # usage errors, as click's own
         if value is not None and value < 1:
             raise typer.BadParameter(f"must be at least 1, got {value}", param_hint=f"'{option}'")
+    _blur_reads_every_frame(blur, no_media, detect_every)
     _need("batch", "ray")
     from maskwatch.scale.batch import SUMMARY, run_batch
     from maskwatch.scale.cluster import ClusterError

@@ -108,14 +108,19 @@ def stored_history(site, cameras: list[str]) -> list[str]:
         _fail(f"the site's database: cannot read its stored cameras: {driver_reason(err)}")
 
 
-def _logged(store, action: str, target: str) -> None:
-    """The change as a row of the access log, as the dashboard's are (admin_routes.py): by
-    `cli:ACCOUNT`, the system account that ran the command, from `local`."""
+def cli_user() -> str:
+    """Who a command's access-log rows name: `cli:ACCOUNT`, the system account that ran it."""
     try:
         account = getpass.getuser()
     except (KeyError, OSError):  # a container's user with no name
         account = "unknown"
-    store.log(action, f"cli:{account}"[:64], "local", target)
+    return f"cli:{account}"[:64]
+
+
+def _logged(store, action: str, target: str) -> None:
+    """The change as a row of the access log, as the dashboard's are (admin_routes.py): by
+    `cli:ACCOUNT`, the system account that ran the command, from `local`."""
+    store.log(action, cli_user(), "local", target)
 
 
 def _logged_revoked(store, owner: str, why: str, tokens: list[str]) -> None:

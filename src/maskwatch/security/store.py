@@ -184,6 +184,13 @@ def _replace_password(connection, name: str, hashed: str, checked_hash: str | No
     return user_id
 
 
+def log_row(action: str, user: str | None, client: str | None, target: str | None, now: float):
+    """The INSERT of one access-log line: written by AuthStore.log, or in the transaction of the
+    change it records (an erasure: EventStore.erase), where the line must not be lost."""
+    return insert(access_log).values(at=now, user=user, client=client, action=action,
+                                     target=None if target is None else target[:255])
+
+
 class AuthStore:
     """Reads and writes who may log in, and who did what. Safe to share between threads."""
 
@@ -730,8 +737,7 @@ class AuthStore:
             now: float | None = None) -> None:
         """One access-log line (best effort: see keep())."""
         now = time.time() if now is None else now
-        self.keep(insert(access_log).values(at=now, user=user, client=client, action=action,
-                                            target=None if target is None else target[:255]), None, now)
+        self.keep(log_row(action, user, client, target, now), None, now)
 
     def access_log(self, user: str | None = None, action: str | None = None, since: float | None = None,
                    limit: int = 100, before: tuple[float, int] | None = None,

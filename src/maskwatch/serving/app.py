@@ -281,8 +281,11 @@ def audited_actions(app: FastAPI) -> list[str]:
               if isinstance(operation, dict) and AUDIT in operation}
     from maskwatch.security.user_words import CHANGES
 
+    # A site's erasures are written by `maskwatch events delete` into the same log, by no route.
+    erasures = ["events_erased"] if "events_export" in routes else []
     return ["login", "login_failed", "login_limited", "logout", "password_changed", "password_change_failed",
-            *CHANGES, "admin_password_failed", "totp_failed", "recovery_used", "token_expired", *sorted(routes)]
+            *CHANGES, "admin_password_failed", "totp_failed", "recovery_used", "token_expired",
+            *sorted([*routes, *erasures])]
 
 
 def privacy_statement(settings: ServeSettings, site, access: AccessControl, records: list[str]) -> dict:

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import itertools
 import time
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.security.route_access import AUDIT, AUDIT_QUERY, READS_ONLY, SAME_SITE_ONLY
+from maskwatch.security.admin_routes import CONFIRMED, Confirmed
+from maskwatch.security.route_access import ADMIN, AUDIT, AUDIT_QUERY, READS_ONLY, SAME_SITE_ONLY
+from maskwatch.security.store import log_row
 from maskwatch.serving.drain import SMALL_BODY
 from maskwatch.serving.exports import (EXPORT_OF_YOURS_RESPONSE, EXPORTS, EXPORTS_BUSY_RESPONSE, SlotStream,
                                        exports_busy, said_if_cut_off)
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
-from maskwatch.security.request_checks import root_of
-from maskwatch.site.event_views import CURSOR, cursor_of, event_view, events_csv, iso_utc, parse_cursor
+from maskwatch.security.request_checks import AuthError, client_address, root_of
+from maskwatch.site.event_views import CURSOR, asked_range, cursor_of, event_view, events_csv, iso_utc, parse_cursor
+from maskwatch.site.events import ErasureError
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site
@@ -438,3 +443,54 @@ def snapshot(request: Request, name: str) -> Response:
         return _error(404, f"no snapshot {name!r}")
     # no-store: a cached copy outlived retention and a viewer's revoked access (frame.jpg alike)
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+class Erasure(Confirmed):
+    """DELETE /v1/events' body: the people in view in a range, and the admin's own password."""
+
+    since: str = Field(min_length=1, max_length=64, description=f"from this time: ISO 8601 or Unix seconds ({NO_ZONE})")
+    until: str = Field(min_length=1, max_length=64, description="to this time, not included; as since")
+    camera: str | None = Field(None, min_length=1, max_length=64, description=(
+        "one camera's people (one no longer running whose history is kept too); left out: every camera's"))
+
+
+def _erasing_admin(request: Request) -> str:
+    """An admin logged in: a leaked API token, even a full one, cannot delete people's records."""
+    principal = request.state.principal
+    if principal is None or principal.via != "session":
+        raise AuthError(403, "people's events are erased by an admin logged in, not with an API token or on a server "
+                             "with no users (or with maskwatch events delete on the server)")
+    return principal.name
+
+
+@router.delete("/events", openapi_extra=ADMIN, responses=CONFIRMED | _errors(
+    (400, "A camera neither in the config nor in the stored history, a bad time, or since not before until"),
+    (503, CONFIRMED[503]["description"] + "; or a snapshot file that cannot be deleted (nothing erased: the "
+          "file is named)")))
+def erase_events(request: Request, body: Erasure, admin: Annotated[str, Depends(_erasing_admin)]) -> JSONResponse:
+    """Delete the people in view at any moment of the range (first seen before `until`, last seen
+    at or after `since`; GET /v1/events filters by the last seen alone) and their snapshot files, as
+    `maskwatch events delete --yes`: a request to erase from someone filmed. The counts stay; the
+    access log's `events_erased` row (the camera and range asked, how many) is written with it."""
+    site = _site(request)
+    if (refused := camera_refusal(request, body.camera)) is not None:
+        return refused
+    tz = site.config.tz()
+    try:
+        since, until = parse_since(body.since, days=tz), parse_since(body.until, "until", tz)
+    except ValueError as err:
+        return _error(400, str(err))
+    if since >= until:
+        return _error(400, f"since must be before until; got since {body.since!r}, until {body.until!r}")
+    target = asked_range(body.camera, since, until, tz)
+    request.app.state.access.confirm_admin(request, request.state.principal, body.admin_password,
+                                           f"events_erased {target}")
+    client = client_address(request)
+    try:
+        erased, files = site.store.erase(since, until, body.camera, audit=lambda people, snapshots: log_row(
+            "events_erased", admin, client, f"{target}: events {people}, snapshots {snapshots}", time.time()))
+    except ErasureError as err:
+        return _error(503, str(err))
+    return JSONResponse({"status": f"deleted {erased} {'person' if erased == 1 else 'people'} and {files} snapshot "
+                                   f"file{'s' * (files != 1)}", "erased": erased, "snapshots": files,
+                         "since": iso_utc(since), "until": iso_utc(until), "camera": body.camera})

@@ -77,6 +77,20 @@ def local_time(seconds: float | None, tz: tzinfo | None) -> str | None:
     return datetime.fromtimestamp(seconds, tz).replace(tzinfo=None).isoformat(" ", "seconds")
 
 
+def wall_clock(seconds: float, tz: tzinfo | None) -> str:
+    """Unix seconds as ISO 8601 on the site's clock with its offset (`tz`, None: the machine's):
+    the range an erasure was asked for, as a person named it and as the access log keeps it."""
+    moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(seconds).astimezone()
+    return moment.isoformat(timespec="seconds")
+
+
+def asked_range(camera: str | None, since: float, until: float, tz: tzinfo | None) -> str:
+    """The access log's target of a listing or an erasure of the people in view in a range
+    (`maskwatch events`, DELETE /v1/events): what was asked, never what was found."""
+    return (f"events?{'camera=' + camera + '&' if camera else ''}"
+            f"since={wall_clock(since, tz)}&until={wall_clock(until, tz)}")
+
+
 def events_csv(rows, tz: tzinfo | None) -> Iterator[str]:
     """Stored events (Unix seconds) as CSV text, a header line and then a line per event, as they
     come: an export is written while it is read. The columns of /v1/events (event_view's), then

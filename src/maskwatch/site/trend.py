@@ -33,12 +33,15 @@ SINCE_SCHEMA = {"anyOf": [{"type": "number", "minimum": EARLIEST, "exclusiveMaxi
                           {"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]}
 
 
-def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.utc) -> float:
-    """Unix seconds, or an ISO 8601 time (UTC when it names no zone; `t` and `z` as RFC 3339
-    allows, a leap second as :59; a basic date 20260922 as that date, not second 20,260,922 of
-    1970); ValueError says which forms work. A date alone is the midnight starting that day in
-    `days` (a site's timezone, None: local time): since=2026-10-01&until=2026-11-01 is the site's
-    October, as report.csv's from and to are its days (in UTC, Berlin's missed its first 2 hours)."""
+def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.utc,
+                times: tzinfo | None = timezone.utc) -> float:
+    """Unix seconds, or an ISO 8601 time (in `times` when it names no zone: UTC in the API; `t` and
+    `z` as RFC 3339 allows, a leap second as :59; a basic date 20260922 as that date, not second
+    20,260,922 of 1970); ValueError says which forms work. A date alone is the midnight starting
+    that day in `days` (a site's timezone, None: local time): since=2026-10-01&until=2026-11-01 is
+    the site's October, as report.csv's from and to are its days (in UTC, Berlin's missed its first
+    2 hours). `maskwatch events` gives `times` the site's timezone too: a person asking after
+    "Tuesday at 14:10" means the clinic's clock, and UTC's 14:10 is another hour in Berlin."""
     if BASIC_DATE.fullmatch(value):
         try:
             value = datetime.strptime(value, "%Y%m%d").date().isoformat()
@@ -65,7 +68,7 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
                          f"got {value!r}") from None
     try:
         if moment.tzinfo is None:  # a date alone: its first midnight, or the jump where the clocks skip it
-            moment = moment.replace(tzinfo=days if _date_alone(value.upper()) else timezone.utc)
+            moment = moment.replace(tzinfo=days if _date_alone(value.upper()) else times)
             moment = moment if moment.tzinfo is not None else moment.astimezone()
         seconds = moment.timestamp()
     except (OverflowError, ValueError):

@@ -49,7 +49,8 @@ class DetectOptions:
 
     detect_every: on video, run the detector on every n-th frame only and carry the tracked
     faces over the frames between (their JSON lines say "detected": false). Faster, and on
-    25 FPS video a face moves little in between.
+    25 FPS video a face moves little in between. Blurred media read every frame (run_detect):
+    a frame between detections showed a face that came into view since sharp, in no box yet.
     moving_camera: a hand-held or moving camera: the tracks follow the whole view's motion
     (CameraMotion), so that a shake does not split a person into several.
     """
@@ -218,6 +219,8 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
     on_line gets exactly what detections.jsonl holds (`detect --json` prints it).
     """
     options = replace(options or DetectOptions(), **settings)
+    if options.blur and options.save_media:  # every frame saved is one the detector read (the CLI refuses more)
+        options = replace(options, detect_every=1)
     source = os.fspath(source)  # a Path as a str: summary.json and detect-run.json record it as text
     if max_frames is not None and max_frames < 1:  # checked before the output folder is made
         raise ValueError(f"max_frames must be at least 1, got {max_frames}")

@@ -319,6 +319,9 @@ class MediaSink:
 class LatestFrameSink:
     """Keeps a camera's newest frame and faces; draws and encodes it only when someone asks.
 
+    Blurring (a site's privacy mode, blur_live), it keeps the newest frame the detector read: on
+    one it did not (carried between detections, or let by the motion gate) a person who came into
+    view since the last detection is in no box, and their face went out sharp.
     Thread-safe: the camera's worker writes, the HTTP threads read.
     """
 
@@ -331,6 +334,8 @@ class LatestFrameSink:
         self._encoded: tuple[int, bytes] | None = None  # (frame index, JPEG) of the last request
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        if self.annotator.blur and not detected:
+            return
         with self._lock:
             self._latest = (frame, faces)
 
