@@ -424,7 +424,8 @@ def backup(
 @commands.command("copy-database")
 def copy_database(
     target: Annotated[str, typer.Argument(help="The new, empty database: an SQLAlchemy URL "
-                                               "(postgresql+psycopg://user:PASSWORD@host/maskwatch) or an SQLite file.")],
+                                               "(postgresql+psycopg://maskwatch@host/maskwatch, its password in "
+                                               "PGPASSWORD) or an SQLite file not there yet.")],
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database "
                                                                           "is the source.")] = None,
     database: Annotated[Optional[str], typer.Option(help="The source: SQLite file or SQLAlchemy URL (without --config; "
