@@ -76,6 +76,7 @@ COMMANDS = [
     (["tokens", "add", "prometheus", "--database", "OUT"], "serve"),
     (["report", "--config", "OUT"], "serve"),
     (["backup", "--database", "OUT", "DEST"], "serve"),
+    (["copy-database", "--database", "OUT", "DEST"], "serve"),
     (["alerts", "test", "--config", "OUT"], "serve"),
     (["render", "WORK"], "train"),
     (["batch", str(SAMPLE), "--out", "OUT"], "ray"),

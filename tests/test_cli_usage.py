@@ -217,7 +217,8 @@ def test_users_refuse_a_database_beside_the_sites_config(tmp_path):
     site = tmp_path / "site.yaml"
     site.write_text(f"cameras: {{door: {{source: 'rtsp://127.0.0.1:1/x'}}}}\nstorage: {{database: {tmp_path / 'site.db'}}}\n")
     for args in (["users", "add", "ana"], ["users", "list"], ["tokens", "add", "prometheus"],
-                 ["backup", str(tmp_path / "b")]):  # backup copied the site's database, not other.db
+                 ["backup", str(tmp_path / "b")],  # backup copied the site's database, not other.db
+                 ["copy-database", str(tmp_path / "c.db")]):
         # maskwatch.db, the default written out, was taken as not given
         for named in (str(tmp_path / "other.db"), "maskwatch.db"):
             result = runner.invoke(app, [*args, "--config", str(site), "--database", named],

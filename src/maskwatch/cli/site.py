@@ -1,6 +1,6 @@
 """The commands of a site run from its YAML file: run (every camera, the API and the dashboard; --check,
 --probe), report (its scheduled reports, report.csv), alerts test (its webhooks and notify services)
-and backup (its database and snapshots)."""
+and backup (its database and snapshots), copy-database (into a new database: SQLite to PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -419,3 +419,36 @@ def backup(
     said = f"{copy}: {events} event{'s' * (events != 1)}"
     typer.echo(f"{said}; {copied} snapshot{'s' * (copied != 1)} in {dest / 'snapshots'}" if snapshots is not None
                else said)
+
+
+@commands.command("copy-database")
+def copy_database(
+    target: Annotated[str, typer.Argument(help="The new, empty database: an SQLAlchemy URL "
+                                               "(postgresql+psycopg://maskwatch@host/maskwatch, its password in "
+                                               "PGPASSWORD) or an SQLite file not there yet.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database "
+                                                                          "is the source.")] = None,
+    database: Annotated[Optional[str], typer.Option(help="The source: SQLite file or SQLAlchemy URL (without --config; "
+                                                         "default maskwatch.db).", show_default=False)] = None,
+) -> None:
+    """Copy a stopped site's database, every table and id, into a new, empty one: SQLite to
+    PostgreSQL, or back. The source is left as it is; the snapshots are files, copied apart."""
+    from maskwatch.security.commands import site_config, site_database
+
+    site = site_config(config, "copy-database")
+    source = site_database(site, database)
+    from maskwatch.site.copy_database import CopyError, copy_database as copy_tables
+    from maskwatch.site.database import DatabaseUnavailable, shown_database_url
+
+    try:
+        copied, left_out = copy_tables(source, target)
+    except (CopyError, DatabaseUnavailable) as err:
+        _fail(str(err))
+    for one in copied:
+        next_id = f" (next id {one.next_id})" if one.next_id is not None else ""
+        typer.echo(f"{one.table}: {one.rows} row{'s' * (one.rows != 1)}{next_id}")
+    if left_out:
+        typer.echo(f"left out, not maskwatch's: {', '.join(left_out)}")
+    shown = shown_database_url(target) if "://" in target else target
+    typer.echo(f"copied into {shown}, each table's rows counted there again: point the site's storage.database "
+               "at it, and copy its storage.snapshots folder (files, not in the database)")

@@ -1,0 +1,226 @@
+"""`maskwatch copy-database`: a site's SQLite database moved whole to a real PostgreSQL server on
+loopback, and back; the site then run on the copy (its app in this process, no camera started)
+keeps every event and id, logins with two-step codes, recovery codes, sessions, tokens, the access
+log and when its reports went. Refusals: a target not empty, a source a process has open, a copy
+the target refuses halfway (nothing kept)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, inspect, select, text
+
+from maskwatch.detection.detector import WEIGHTS, Detector
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.store import AuthStore
+from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
+from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.config import load_site_config
+from maskwatch.site.copy_database import STORES, CopyError, copy_database
+from maskwatch.site.database import database_engine
+from maskwatch.site.events import EventStore
+from maskwatch.site.mqtt_record import PublishedPrefix
+from maskwatch.site.reports import SentReports
+from maskwatch.site.runner import Site
+from tests.conftest import ADMIN
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.rtsp import refused_port
+from tests.test_events import person
+from tests.test_security import run_app
+from tests.test_two_step import SECRET, code_at
+
+CSRF = {"X-Maskwatch-CSRF": "1"}
+HOUR_AGO = time.time() - 3600
+DUE = HOUR_AGO - 600  # when the daily report last went
+TABLES = sorted(table.name for store in STORES for table in store.metadata.tables.values())
+
+
+def site_file(folder: Path, database: str) -> Path:
+    (folder / "site.yaml").write_text(f"""
+cameras:
+  door: {{name: Front door, source: "rtsp://127.0.0.1:{refused_port()}/none", zones: {{queue: [[0, 0], [1, 0], [1, 1]]}}}}
+storage: {{database: "{database}", snapshots: snaps, retention_days: 3650}}
+""")
+    return folder / "site.yaml"
+
+
+def rows_of(url: str) -> dict[str, list[tuple]]:
+    """Every maskwatch table's rows, in order, and the ids each gives next."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            there = set(inspect(connection).get_table_names())
+            return {name: sorted(map(tuple, connection.execute(text(f'SELECT * FROM "{name}"'))), key=repr)
+                    for name in TABLES if name in there}
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def old_site(tmp_path_factory):
+    """A site's SQLite database as months on it leave it: events (one with its snapshot; the newest
+    deleted, so its id is past the largest kept), an admin with two-step login and recovery codes,
+    a session, a failed login, a token, the access log, a report sent and the MQTT prefix."""
+    folder = tmp_path_factory.mktemp("old-site")
+    config = load_site_config(site_file(folder, "site.db"), environ={})
+    database = config.storage.database
+    store = EventStore(database, config.storage.snapshots, retention_days=3650)
+    for i in range(6):
+        store.record("door", "queue" if i % 2 else None,
+                     person(i, (0.9, 0.05, 0.05) if i % 3 else (0.1, 0.85, 0.05), first=HOUR_AGO + i, last=HOUR_AGO + 5),
+                     np.zeros((8, 8, 3), np.uint8) if i == 0 else None)
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM events WHERE id = 6"))
+    store.close()
+    auth = AuthStore(database)
+    auth.add_user(*ADMIN, "admin")
+    codes = new_recovery_codes()
+    assert auth.turn_on(ADMIN[0], SECRET, step=0, recovery=recovery_hashes(SECRET, codes)) == ""
+    token = auth.add_token("prom", "read")
+    auth.close()
+    engine = database_engine(f"sqlite:///{database}")
+    assert SentReports(engine, f"sqlite:///{database}").mark("daily", DUE)
+    PublishedPrefix(engine, f"sqlite:///{database}").write(["shop"])
+    engine.dispose()
+    with TestClient(create_app(None, ServeSettings(auth=AuthSettings(database=database,
+                                                                     open_without_users=False)))) as client:
+        wrong = {"username": ADMIN[0], "password": "not it", "code": code_at(SECRET)}
+        assert client.post("/login", json=wrong, headers=CSRF).status_code == 401
+        body = {"username": ADMIN[0], "password": ADMIN[1], "code": code_at(SECRET)}
+        assert client.post("/login", json=body, headers=CSRF).status_code == 200
+        session = dict(client.cookies)
+    return {"folder": folder, "database": database, "codes": codes, "token": token, "session": session}
+
+
+def site_on(folder: Path, database: str) -> TestClient:
+    """The site's app on `database` (the copy), its cameras never started."""
+    config = load_site_config(site_file(folder, database), environ={})
+    detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
+    site = Site(config, detector)
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=database, open_without_users=False)),
+                     site=site)
+    return TestClient(app)
+
+
+def test_a_site_moved_to_postgresql_and_back_keeps_every_row_id_login_token_and_report(old_site, postgres, tmp_path):  # noqa: F811
+    source = f"sqlite:///{old_site['database']}"
+    before = rows_of(source)
+    url = postgres.new_database("moved")
+    said = run_app("copy-database", "--config", str(old_site["folder"] / "site.yaml"), url)
+    assert said.returncode == 0, said.stderr
+    assert "events: 5 rows (next id 7)" in said.stdout and "access_log: " in said.stdout
+    assert rows_of(url) == before  # every table, row for row: password hashes, two-step secrets, sessions too
+    (tmp_path / "snaps").symlink_to(old_site["folder"] / "snaps")  # the snapshots, copied apart
+    client = site_on(tmp_path, url)  # no lifespan: no camera started
+    try:
+        client.cookies.update(old_site["session"])  # the session from before the move goes on
+        assert client.get("/v1/me").json()["user"] == ADMIN[0]
+        client.cookies.clear()
+        body = {"username": ADMIN[0], "password": ADMIN[1]}
+        assert client.post("/login", json=body, headers=CSRF).status_code == 401  # two-step login still asked
+        assert client.post("/login", json=body | {"code": old_site["codes"][0]}, headers=CSRF).status_code == 200
+        assert client.post("/login", json=body | {"code": old_site["codes"][0]}, headers=CSRF).status_code == 401
+        assert client.post("/login", json=body | {"code": code_at(SECRET, 1)}, headers=CSRF).status_code == 200
+        ids, page = [], "/v1/events?limit=2"
+        while page:  # a client syncing by cursor reads the same ids, in the same order
+            answer = client.get(page).json()
+            ids += [event["id"] for event in answer["events"]]
+            page = answer["next"]
+        assert ids == [5, 4, 3, 2, 1]
+        snapshot = client.get("/v1/events?limit=5").json()["events"][-1]["snapshot"]
+        assert snapshot == "/v1/snapshots/door-1.jpg" and client.get(snapshot).status_code == 200
+        moved = {row[0]: row[4] for row in before["access_log"]}  # id: action
+        assert sorted(moved.values()) == ["login", "login_failed"]
+        log = client.get("/v1/access-log?limit=1000").json()["entries"]
+        assert {row["id"]: row["action"] for row in log if row["id"] in moved} == moved
+        bearer = {"Authorization": f"Bearer {old_site['token']}"}
+        assert client.get("/v1/events?limit=1", headers=bearer).status_code == 200
+    finally:  # the site stopped: its connections closed, as the copy back asks
+        client.close()
+        client.app.state.site.store.close()
+        client.app.state.access.close()
+    engine = database_engine(url)
+    assert not SentReports(engine, url).mark("daily", DUE)  # not sent again
+    assert PublishedPrefix(engine, url).read() == ["shop"]
+    engine.dispose()
+    store = EventStore(url, retention_days=3650)
+    assert store.record("door", None, person(9, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))["id"] == 7
+    store.close()
+    auth = AuthStore(url)
+    auth.add_user("vic", "vic's own long password", "viewer")
+    auth.close()
+    # And back: the same command, PostgreSQL to a new SQLite file, ids given on as there.
+    back = tmp_path / "back.db"
+    said = run_app("copy-database", "--database", url, str(back))
+    assert said.returncode == 0, said.stderr
+    assert rows_of(f"sqlite:///{back}") == rows_of(url)
+    store = EventStore(str(back), retention_days=3650)
+    assert store.record("door", None, person(10, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))["id"] == 8
+    store.close()
+    assert (back.stat().st_mode & 0o777) == 0o600  # the users' hashes and secrets: its owner's only
+
+
+def test_a_target_not_empty_is_refused_and_left_as_it_was(old_site, postgres):  # noqa: F811
+    url = postgres.new_database("taken")
+    EventStore(url).close()  # a site started on it already
+    before = rows_of(url)
+    with pytest.raises(CopyError, match=r"not empty \(4 tables: counts, counts_by_quarter, events, schema_version"):
+        copy_database(old_site["database"], url)
+    assert rows_of(url) == before
+
+
+def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  # noqa: F811
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                               "c.execute('SELECT count(*) FROM events').fetchall(); print('open', flush=True); "
+                               "sys.stdin.read()", old_site["database"]],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "open\n"
+        with pytest.raises(CopyError, match=f"process {holder.pid} has it open"):
+            copy_database(old_site["database"], str(tmp_path / "copy.db"))
+    finally:
+        holder.communicate("")
+    assert not (tmp_path / "copy.db").exists()
+    url = postgres.new_database("running")
+    EventStore(url).close()
+    engine = create_engine(url)  # a site running on it: a session of its own
+    with engine.connect() as connection:
+        connection.execute(select(func.count()).select_from(text("events"))).scalar()
+        with pytest.raises(CopyError, match="1 other session"):
+            copy_database(url, str(tmp_path / "copy.db"))
+    engine.dispose()
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_copy_the_target_refuses_halfway_keeps_nothing_there(tmp_path, postgres):  # noqa: F811
+    database = str(tmp_path / "site.db")
+    store = EventStore(database)
+    store.record("door", None, person(1, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
+    store.close()
+    with create_engine(f"sqlite:///{database}").begin() as connection:  # SQLite keeps a name past VARCHAR(64)
+        connection.execute(text("UPDATE events SET camera = :name"), {"name": "x" * 80})
+    url = postgres.new_database("halfway")
+    with pytest.raises(CopyError, match="failed, nothing was kept in the target: value too long"):
+        copy_database(database, url)
+    assert rows_of(url) == {}
+
+
+@pytest.mark.parametrize("version, said", [(5, "events schema version 5 is older than this maskwatch's (6): start the "
+                                                "site on it once"),
+                                           (7, "events schema version 7 is newer than this maskwatch (6)")])
+def test_a_source_of_another_maskwatch_version_is_refused(tmp_path, version, said):
+    database = str(tmp_path / "site.db")
+    EventStore(database).close()
+    with create_engine(f"sqlite:///{database}").begin() as connection:
+        connection.execute(text("DELETE FROM schema_version WHERE version > :v"), {"v": version})
+        connection.execute(text("INSERT INTO schema_version VALUES (:v)"), {"v": version})
+    with pytest.raises(CopyError, match=re.escape(said)):
+        copy_database(database, str(tmp_path / "copy.db"))
+    assert not (tmp_path / "copy.db").exists()
