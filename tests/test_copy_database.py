@@ -23,7 +23,8 @@ from maskwatch.security.store import AuthStore
 from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
-from maskwatch.site.copy_database import STORES, CopyError, copy_database
+from maskwatch.security.stores import STORES, copy_site_database
+from maskwatch.site.copy_database import CopyError
 from maskwatch.site.database import database_engine
 from maskwatch.site.events import EventStore
 from maskwatch.site.mqtt_record import PublishedPrefix
@@ -172,7 +173,7 @@ def test_a_target_not_empty_is_refused_and_left_as_it_was(old_site, postgres):  
     EventStore(url).close()  # a site started on it already
     before = rows_of(url)
     with pytest.raises(CopyError, match=r"not empty \(4 tables: counts, counts_by_quarter, events, schema_version"):
-        copy_database(old_site["database"], url)
+        copy_site_database(old_site["database"], url)
     assert rows_of(url) == before
 
 
@@ -184,7 +185,7 @@ def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  
     try:
         assert holder.stdout.readline() == "open\n"
         with pytest.raises(CopyError, match=f"process {holder.pid} has it open"):
-            copy_database(old_site["database"], str(tmp_path / "copy.db"))
+            copy_site_database(old_site["database"], str(tmp_path / "copy.db"))
     finally:
         holder.communicate("")
     assert not (tmp_path / "copy.db").exists()
@@ -194,7 +195,7 @@ def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  
     with engine.connect() as connection:
         connection.execute(select(func.count()).select_from(text("events"))).scalar()
         with pytest.raises(CopyError, match="1 other session"):
-            copy_database(url, str(tmp_path / "copy.db"))
+            copy_site_database(url, str(tmp_path / "copy.db"))
     engine.dispose()
     assert not (tmp_path / "copy.db").exists()
 
@@ -208,7 +209,7 @@ def test_a_copy_the_target_refuses_halfway_keeps_nothing_there(tmp_path, postgre
         connection.execute(text("UPDATE events SET camera = :name"), {"name": "x" * 80})
     url = postgres.new_database("halfway")
     with pytest.raises(CopyError, match="failed, nothing was kept in the target: value too long"):
-        copy_database(database, url)
+        copy_site_database(database, url)
     assert rows_of(url) == {}
 
 
@@ -222,5 +223,5 @@ def test_a_source_of_another_maskwatch_version_is_refused(tmp_path, version, sai
         connection.execute(text("DELETE FROM schema_version WHERE version > :v"), {"v": version})
         connection.execute(text("INSERT INTO schema_version VALUES (:v)"), {"v": version})
     with pytest.raises(CopyError, match=re.escape(said)):
-        copy_database(database, str(tmp_path / "copy.db"))
+        copy_site_database(database, str(tmp_path / "copy.db"))
     assert not (tmp_path / "copy.db").exists()

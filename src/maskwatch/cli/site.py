@@ -437,11 +437,12 @@ def copy_database(
 
     site = site_config(config, "copy-database")
     source = site_database(site, database)
-    from maskwatch.site.copy_database import CopyError, copy_database as copy_tables
+    from maskwatch.security.stores import copy_site_database
+    from maskwatch.site.copy_database import CopyError
     from maskwatch.site.database import DatabaseUnavailable, shown_database_url
 
     try:
-        copied, left_out = copy_tables(source, target)
+        copied, left_out = copy_site_database(source, target)
     except (CopyError, DatabaseUnavailable) as err:
         _fail(str(err))
     for one in copied:

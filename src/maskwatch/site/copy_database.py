@@ -7,23 +7,21 @@ an id again. Nothing of the source is changed."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import struct
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import MetaData, Table, create_engine, delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, InterfaceError
 
-from maskwatch.security import schema as auth_schema
 from maskwatch.site import events as events_schema
 from maskwatch.site import mqtt_record, reports
-from maskwatch.site.database import (AUTH_MIGRATION_LOCK, MIGRATION_LOCK, MQTT_MIGRATION_LOCK, REPORTS_MIGRATION_LOCK,
+from maskwatch.site.database import (MIGRATION_LOCK, MQTT_MIGRATION_LOCK, REPORTS_MIGRATION_LOCK,
                                      apply_migrations, database_engine, database_url,
                                      driver_reason, hold_database, newer_schema_words, shown_database_url)
 
@@ -36,20 +34,21 @@ class CopyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Store:
-    """One store's tables as a site makes them: its schema's name, version table, migrations and lock."""
+    """One store's tables as a site makes them: its schema's name, version table, migrations, lock,
+    and the chores its start does besides (tables no version lists)."""
 
     what: str
     metadata: MetaData
     version_table: Table
     migrations: list
     lock: int
+    chores: Callable[[Connection], object] | None = None
 
 
-STORES = (
+# The site's own stores; the users' store (a layer above) is added by security.store.STORES.
+SITE_STORES = (
     Store("events schema", events_schema.metadata, events_schema.schema_version, events_schema.MIGRATIONS,
           MIGRATION_LOCK),
-    Store("auth schema", auth_schema.metadata, auth_schema.auth_schema_version, auth_schema.MIGRATIONS,
-          AUTH_MIGRATION_LOCK),
     Store("reports schema", reports.metadata, reports.reports_schema_version, reports.MIGRATIONS,
           REPORTS_MIGRATION_LOCK),
     Store("mqtt schema", mqtt_record.metadata, mqtt_record.mqtt_schema_version, mqtt_record.MIGRATIONS,
@@ -66,8 +65,8 @@ class Copied:
     next_id: int | None = None  # the first id the target gives, for a table of ids
 
 
-def copy_database(source: str, target: str) -> tuple[list[Copied], list[str]]:
-    """Copy every maskwatch table of `source` into `target`, a database with no tables (an SQLite
+def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[list[Copied], list[str]]:
+    """Copy every table of `stores` in `source` into `target`, a database with no tables (an SQLite
     file not there is made); the tables copied, and the source's other tables (left out). One read
     snapshot of the source, one transaction on the target: a failure leaves it as it was."""
     source_url, target_url = database_url(source), database_url(target)
@@ -86,7 +85,7 @@ def copy_database(source: str, target: str) -> tuple[list[Copied], list[str]]:
                      else database_engine(source_url))
     target_engine = database_engine(target_url)
     try:
-        return _copy(source_engine, source_url, target_engine, target_url)
+        return _copy(source_engine, source_url, target_engine, target_url, stores)
     except (DatabaseError, InterfaceError) as err:
         _discard(target_engine, target_url, made)
         raise CopyError(f"the copy from {shown_database_url(source_url)} to {shown_database_url(target_url)} "
@@ -99,7 +98,7 @@ def copy_database(source: str, target: str) -> tuple[list[Copied], list[str]]:
         target_engine.dispose()
 
 
-def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_url: str):
+def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_url: str, every: tuple[Store, ...]):
     shown_source, shown_target = shown_database_url(source_url), shown_database_url(target_url)
     with _snapshot(source_engine) as source:
         if source.dialect.name == "postgresql":
@@ -111,7 +110,7 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                                 "command): stop every maskwatch on it first, or the events it stores after the "
                                 "copy are not in the target")
         there = set(inspect(source).get_table_names())
-        stores = [store for store in STORES if store.version_table.name in there]
+        stores = [store for store in every if store.version_table.name in there]
         if not stores:
             raise CopyError(f"{shown_source}: no maskwatch tables in it (no events, users, reports or MQTT schema)")
         for store in stores:
@@ -125,7 +124,7 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
         ours = {table.name for store in stores for table in store.metadata.tables.values()}
         left_out = sorted(name for name in there - ours if not name.startswith("sqlite_"))
         with target_engine.begin() as target:
-            for number, store in enumerate(STORES):  # hold the target as a site's start would
+            for number, store in enumerate(every):  # hold the target as a site's start would
                 if target.dialect.name == "postgresql" or number == 0:
                     hold_database(target, store.lock)
             if found := inspect(target).get_table_names():
@@ -134,8 +133,8 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
             copied = []
             for store in stores:
                 apply_migrations(target, target_url, store.what, store.version_table, store.migrations)
-                if store.metadata is auth_schema.metadata:
-                    auth_schema.run_chores(target)  # its tables no version lists; their rows replaced below
+                if store.chores:
+                    store.chores(target)  # its tables no version lists; their rows replaced below
                 for table in store.metadata.sorted_tables:
                     if table.name in there:
                         copied.append(_copy_table(source, target, table))
@@ -233,6 +232,8 @@ def sqlite_held_open_by(database: str) -> int | None:
     systems other than Linux, whose struct flock is not read here."""
     if not sys.platform.startswith("linux"):
         return None
+    import fcntl  # Unix only
+
     try:
         fd = os.open(f"{database}-shm", os.O_RDONLY)
     except OSError:  # no -shm: no process has it open in WAL mode
