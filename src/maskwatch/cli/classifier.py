@@ -166,15 +166,22 @@ def train(
     rendered: Rendered = None,
     seed: Annotated[int, typer.Option(help="Seed of the training (initial weights, batches).", **SEED_RANGE)] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
+    init: Annotated[Optional[str], typer.Option("--init", help="Start from a trained classifier instead of ImageNet's weights: 'shipped', an .onnx file of `maskwatch export`, or a run folder (same --model and crops).")] = None,
     device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train a classifier on the crops; writes weights, history.csv and curves.png."""
     _need("train", "train")
+    from maskwatch.training.classifier.initial import init_source
     from maskwatch.training.classifier.train import train_run
 
     cfg, _ = _recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                      balance=balance, schedule=schedule, rendered=rendered)
+    if init is not None:
+        try:
+            cfg = _with_option(cfg, "--init", str(init_source(init)))
+        except ValueError as err:
+            raise typer.BadParameter(str(err).removeprefix(f"--init {init}: "), param_hint="'--init'") from None
     try:
         with _sigterm_as_ctrl_c():
             run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
