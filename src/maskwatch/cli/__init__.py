@@ -64,12 +64,15 @@ def several_sources_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
     if command is None:
         return None
     valued = {name for param in command.params if not getattr(param, "is_flag", True) for name in param.opts}
+    known = {name for param in command.params for name in (*param.opts, *getattr(param, "secondary_opts", ()))}
     sources, words = [], iter(args[1:])
     for word in words:
         if word in valued:
             next(words, None)
         elif word in ("-h", "--help"):
             return None
+        elif word.startswith("-") and word.split("=", 1)[0] not in known:
+            return None  # an option detect lacks (`--model x.onnx`): click names it, its value is no source
         elif not word.startswith("-"):
             sources.append(word)
     if len(sources) < 2 or not all(Path(word).exists() for word in sources):
