@@ -152,3 +152,53 @@ def test_crop_margin_keeps_face_centred_at_the_border():
         crop_face(image, (60, 60, 70, 70), CropSpec())
     # A one-pixel box at a half-pixel offset is one pixel, not none (halves round to even).
     assert crop_face(image, (11.5, 11.5, 12.5, 12.5), CropSpec(size=8, margin=0)).shape == (8, 8, 3)
+
+
+CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
+<annotation><folder></folder><filename>{name}</filename>
+<source><database>Unknown</database><annotation>Unknown</annotation><image>Unknown</image></source>
+<size><width>{w}</width><height>{h}</height><depth></depth></size><segmented>0</segmented>
+<object><name>mask_weared_incorrect</name><truncated>0</truncated><occluded>1</occluded><difficult>1</difficult>
+<bndbox><xmin>1.5</xmin><ymin>2.25</ymin><xmax>20.75</xmax><ymax>{over}</ymax></bndbox>
+<attributes><attribute><name>occluded</name><value>true</value></attribute></attributes></object>
+<object><name>Mask_weared_incorrect</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>
+<object><name>with mask</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>
+<object><name>unassessable</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>
+</annotation>"""
+
+
+def test_a_labelling_tools_file_reads_and_its_slips_are_named_with_the_fix(tmp_path, small_dataset):
+    """A site's own corrections as CVAT and labelImg save them: decimals, <difficult>, <occluded>,
+    <attributes>, a box past the edge read; a label typed otherwise or left unassessable, and a photo
+    converted after its annotation named it, were said without what was meant."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    anns, images = small_dataset / "annotations", small_dataset / "images"
+    first, second = sorted(anns.glob("*.xml"))[:2]
+    h, w = cv2.imread(str(images / f"{first.stem}.png")).shape[:2]
+    first.write_text(CVAT_XML.format(name=f"{first.stem}.png", w=w, h=h, over=h + 7))
+    photo = images / f"{second.stem}.png"  # converted to JPEG after `annotations` named it .png
+    cv2.imwrite(str(photo.with_suffix(".jpg")), cv2.imread(str(photo)))
+    photo.unlink()
+    # Split by face: three photos are too few for a per-photo split's five folds.
+    result = CliRunner().invoke(app, ["prepare", str(small_dataset), "--out", str(tmp_path / "w"), "--size", "16",
+                                      "--split-by", "face", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = read_faces_csv(tmp_path / "w" / "faces.csv")
+    cvat = next(r for r in rows if r["face_id"] == f"{first.stem}-000")
+    assert (cvat["label"], cvat["xmin"], cvat["ymax"], cvat["clipped"]) == ("mask_weared_incorrect", 1.5, h, 1)
+    problems = {s["where"].rsplit("/", 1)[-1]: s["problem"] for s in read_skipped(tmp_path / "w")}
+    expected = "expected one of with_mask, without_mask, mask_weared_incorrect"
+    assert problems[f"{first.name} object 1"] == (f"unknown label 'Mask_weared_incorrect', {expected}; "
+                                                 "did you mean 'mask_weared_incorrect'?")
+    assert problems[f"{first.name} object 2"] == f"unknown label 'with mask', {expected}; did you mean 'with_mask'?"
+    assert problems[f"{first.name} object 3"] == (f"unknown label 'unassessable', {expected} (left for a person to "
+                                                 "give a class: give it one)")
+    assert problems[second.name] == (f"{photo}: image file not found (images/ holds {second.stem}.jpg: renamed? "
+                                     "name it in its annotation)")
+    # ... and each is on the screen, not only counted there
+    assert f"5 inputs skipped:\n  {first} object 1: unknown label 'Mask_weared_incorrect'" in result.output
+    assert f"  {second}: {photo}: image file not found (images/ holds" in result.output
+    assert f"(all in {tmp_path / 'w'}/skipped.csv)" in result.output

@@ -15,6 +15,8 @@ from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
 
+SKIPPED_SHOWN = 5  # problems `prepare` prints; skipped.csv lists them all
+
 
 def _recipe(model: str, **options):
     """`model`'s recipe (TrainConfig, CropSpec) with the options given: one at a time, so that a value
@@ -75,7 +77,13 @@ def prepare(
     counts = ", ".join(f"{c} {n}" for c, n in result.per_class.items())
     typer.echo(f"{result.faces} faces from {result.photos} photos ({counts}) -> {out}/faces.csv")
     if result.problems:
-        typer.secho(f"{len(result.problems)} inputs skipped; see {out}/skipped.csv", fg=typer.colors.YELLOW)
+        # The first few on screen: a label typed otherwise drops the very faces a site corrected.
+        shown = SKIPPED_SHOWN if len(result.problems) > SKIPPED_SHOWN + 1 else len(result.problems)
+        typer.secho(f"{len(result.problems)} inputs skipped:", fg=typer.colors.YELLOW, err=True)
+        for where, what in result.problems[:shown]:
+            typer.secho(f"  {where}: {what}", fg=typer.colors.YELLOW, err=True)
+        more = f"{len(result.problems) - shown} more in" if len(result.problems) > shown else "all in"
+        typer.secho(f"  ({more} {out}/skipped.csv)", fg=typer.colors.YELLOW, err=True)
     split(out, by=split_by, seed=seed)
 
 
