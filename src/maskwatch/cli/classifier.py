@@ -76,15 +76,21 @@ def prepare(
         _fail(str(err))
     counts = ", ".join(f"{c} {n}" for c, n in result.per_class.items())
     typer.echo(f"{result.faces} faces from {result.photos} photos ({counts}) -> {out}/faces.csv")
-    if result.problems:
-        # The first few on screen: a label typed otherwise drops the very faces a site corrected.
-        shown = SKIPPED_SHOWN if len(result.problems) > SKIPPED_SHOWN + 1 else len(result.problems)
-        typer.secho(f"{len(result.problems)} inputs skipped:", fg=typer.colors.YELLOW, err=True)
-        for where, what in result.problems[:shown]:
-            typer.secho(f"  {where}: {what}", fg=typer.colors.YELLOW, err=True)
-        more = f"{len(result.problems) - shown} more in" if len(result.problems) > shown else "all in"
-        typer.secho(f"  ({more} {out}/skipped.csv)", fg=typer.colors.YELLOW, err=True)
+    _say_skipped(result.problems, out)
     split(out, by=split_by, seed=seed)
+
+
+def _say_skipped(problems: list[tuple[str, str]], work: Path) -> None:
+    """The inputs `prepare` skipped, the first few on screen: a label typed otherwise drops the very
+    faces a site corrected, and a count alone was easily read past."""
+    if not problems:
+        return
+    shown = SKIPPED_SHOWN if len(problems) > SKIPPED_SHOWN + 1 else len(problems)
+    typer.secho(f"{len(problems)} input{'s' if len(problems) > 1 else ''} skipped:", fg=typer.colors.YELLOW, err=True)
+    for where, what in problems[:shown]:
+        typer.secho(f"  {where}: {what}", fg=typer.colors.YELLOW, err=True)
+    more = f"{len(problems) - shown} more in" if len(problems) > shown else "all in"
+    typer.secho(f"  ({more} {work}/skipped.csv)", fg=typer.colors.YELLOW, err=True)
 
 
 @commands.command()
@@ -271,7 +277,7 @@ def cv(
                 _fail(f"--rendered needs a work folder with renders: maskwatch prepare {data} -o WORK, "
                       f"maskwatch render WORK, then maskwatch cv WORK --rendered {rendered:g}")
             work = out / "work"
-            run_prepare(data, work, spec, progress=progress)
+            _say_skipped(run_prepare(data, work, spec, progress=progress).problems, work)  # was said nowhere
         dataset = load_crop_dataset(work)
         if dataset.spec != spec and (size is not None or margin is not None):
             _fail(f"{work} holds {dataset.spec} crops, not the requested {spec}; prepare again")
