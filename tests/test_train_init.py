@@ -78,3 +78,13 @@ def test_init_of_another_network_or_other_crops_is_refused_saying_what_to_change
     assert result.exit_code == code, result.output
     assert message in " ".join(result.output.split()), result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_cv_init_trains_every_fold_from_it(work96, prepared_sample, tmp_path):
+    result = CliRunner().invoke(app, ["cv", str(work96), "--out", str(tmp_path / "cv"), "--folds", "2", "--epochs", "1",
+                                      "--init", "shipped", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["train"]["init"] == str(SHIPPED_MODEL)
+    other = CliRunner().invoke(app, ["cv", str(prepared_sample), "--out", str(tmp_path / "cv32"), "--folds", "2",
+                                     "--epochs", "1", "--init", "shipped", "--quiet"])
+    assert other.exit_code == 1 and "prepare with --size 96 --margin 0 --colour" in other.output, other.output

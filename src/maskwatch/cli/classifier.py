@@ -46,6 +46,19 @@ Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss:
 Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
+Init = Annotated[Optional[str], typer.Option("--init", help="Start from a trained classifier instead of ImageNet's weights: 'shipped', an .onnx file of `maskwatch export`, or a run folder (same --model and crops).")]
+
+
+def _with_init(cfg, init: str | None):
+    """cfg starting from --init's classifier (initial.py), a usage error naming it where there is none."""
+    if init is None:
+        return cfg
+    from maskwatch.training.classifier.initial import init_source
+
+    try:
+        return _with_option(cfg, "--init", str(init_source(init)))
+    except ValueError as err:
+        raise typer.BadParameter(str(err).removeprefix(f"--init {init}: "), param_hint="'--init'") from None
 
 
 @commands.command()
@@ -180,22 +193,17 @@ def train(
     rendered: Rendered = None,
     seed: Annotated[int, typer.Option(help="Seed of the training (initial weights, batches).", **SEED_RANGE)] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
-    init: Annotated[Optional[str], typer.Option("--init", help="Start from a trained classifier instead of ImageNet's weights: 'shipped', an .onnx file of `maskwatch export`, or a run folder (same --model and crops).")] = None,
+    init: Init = None,
     device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
     """Train a classifier on the crops; writes weights, history.csv and curves.png."""
     _need("train", "train")
-    from maskwatch.training.classifier.initial import init_source
     from maskwatch.training.classifier.train import train_run
 
     cfg, _ = _recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                      balance=balance, schedule=schedule, rendered=rendered)
-    if init is not None:
-        try:
-            cfg = _with_option(cfg, "--init", str(init_source(init)))
-        except ValueError as err:
-            raise typer.BadParameter(str(err).removeprefix(f"--init {init}: "), param_hint="'--init'") from None
+    cfg = _with_init(cfg, init)
     try:
         with _sigterm_as_ctrl_c():
             run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
@@ -255,6 +263,7 @@ def cv(
     rendered: Rendered = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds and of the training.", **SEED_RANGE)] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
+    init: Init = None,
     device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
@@ -270,6 +279,7 @@ def cv(
 
     cfg, spec = _recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
                         seed=seed, augment=augment, balance=balance, schedule=schedule, rendered=rendered)
+    cfg = _with_init(cfg, init)
     try:
         work = data
         if not (data / "prepare.json").is_file():
