@@ -1,4 +1,5 @@
 import csv
+import re
 import json
 import shutil
 
@@ -202,3 +203,48 @@ def test_a_labelling_tools_file_reads_and_its_slips_are_named_with_the_fix(tmp_p
     assert f"5 inputs skipped:\n  {first} object 1: unknown label 'Mask_weared_incorrect'" in result.output
     assert f"  {second}: {photo}: image file not found (images/ holds" in result.output
     assert f"(all in {tmp_path / 'w'}/skipped.csv)" in result.output
+
+
+def test_several_dataset_folders_are_prepared_as_one(tmp_path, small_dataset, sample_dir):
+    """A site's own photos and the Kaggle set: `prepare` read one folder, and the docs' answer was to
+    copy both into a third (`cp -n` keeping one of two files of one name in silence)."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    mine = tmp_path / "mine"
+    (mine / "images").mkdir(parents=True)
+    (mine / "annotations").mkdir()
+    for xml in sorted(sample_dir.glob("annotations/*.xml"))[3:5]:  # two photos small_dataset has not
+        shutil.copy(xml, mine / "annotations" / f"store-{xml.name}")
+        shutil.copy(sample_dir / "images" / f"{xml.stem}.png", mine / "images")
+    (mine / "images" / "unlabelled.png").write_bytes(b"")
+    one = prepare(small_dataset, tmp_path / "one", CropSpec(size=16), progress=False)
+    result = CliRunner().invoke(app, ["prepare", str(mine), str(small_dataset), "--out", str(tmp_path / "w"),
+                                      "--size", "16", "--split-by", "face", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = read_faces_csv(tmp_path / "w" / "faces.csv")
+    assert {r["face_id"].rsplit("-", 1)[0] for r in rows} == (
+        {f"store-{x.stem}" for x in sorted(sample_dir.glob("annotations/*.xml"))[3:5]}
+        | {x.stem for x in small_dataset.glob("annotations/*.xml")})
+    assert sum(r["face_id"].startswith("store-") for r in rows) == len(rows) - one.faces > 0
+    assert all((tmp_path / "w" / r["crop"]).is_file() for r in rows)
+    meta = json.loads((tmp_path / "w" / "prepare.json").read_text())
+    assert meta["data"] == [str(mine.resolve()), str(small_dataset.resolve())]
+    assert read_skipped(tmp_path / "w") == [{"where": str(mine / "images" / "unlabelled.png"),
+                                             "problem": "no annotation names this image: not read"}]
+    # One photo's name in both: its faces' ids, or the split's photo, would be taken for one; refused.
+    clash = next(small_dataset.glob("annotations/*.xml"))
+    shutil.copy(clash, mine / "annotations")
+    with pytest.raises(PrepareError, match=re.escape(f"{mine} and {small_dataset} both hold annotations/{clash.name}: "
+                                                     "rename one")):
+        prepare([mine, small_dataset], tmp_path / "clash", CropSpec(size=16), progress=False)
+    (mine / "annotations" / clash.name).unlink()
+    photo = next(mine.glob("annotations/*.xml"))
+    taken = load_voc_annotation(clash).filename  # an annotation of another name for a photo of that name
+    photo.write_text(re.sub(r"<filename>[^<]+", f"<filename>{taken}", photo.read_text()))
+    with pytest.raises(PrepareError, match=re.escape(f"both hold images/{taken}: rename one")):
+        prepare([small_dataset, mine], tmp_path / "clash", CropSpec(size=16), progress=False)
+    with pytest.raises(PrepareError, match="a dataset folder named twice"):
+        prepare([small_dataset, small_dataset / "."], tmp_path / "twice", CropSpec(size=16), progress=False)
+    assert not (tmp_path / "clash").exists() and not (tmp_path / "twice").exists()

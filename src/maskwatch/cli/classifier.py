@@ -63,7 +63,7 @@ def _with_init(cfg, init: str | None):
 
 @commands.command()
 def prepare(
-    data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
+    data: Annotated[list[Path], typer.Argument(help="Dataset folder with annotations/*.xml and images/; several (your photos and the Kaggle set) are prepared as one.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Work folder to write.")],
     size: Annotated[int, typer.Option(help="Side of the square crops, 8-512 pixels.")] = 64,
     margin: Annotated[float, typer.Option(help="Context around each box, as a fraction of its side.")] = 0.0,
@@ -148,7 +148,7 @@ def render(
     import json
 
     from maskwatch.atomic import os_error_text
-    from maskwatch.data.prepare import PrepareError, read_faces_csv
+    from maskwatch.data.prepare import PrepareError, dataset_folders, read_faces_csv
     from maskwatch.training.classifier.masks import render_work
 
     if not work.is_dir():  # Python's "[Errno 2] No such file or directory: 'WORK/prepare.json'" named neither
@@ -166,13 +166,14 @@ def render(
     crop = meta["crop"]
     if crop.get("grey") or crop.get("margin"):
         _fail(f"{work}: renders are colour crops of exactly the box; prepare with --colour --margin 0")
-    data = data or Path(meta["data"])
-    if not (data / "images").is_dir():
-        _fail(f"{data}: no images/ folder; pass the dataset with --data")
+    folders = [data] if data else dataset_folders(meta)
+    for folder in folders:
+        if not (folder / "images").is_dir():
+            _fail(f"{folder}: no images/ folder; pass the dataset with --data")
     if not any(row["label"] == "without_mask" for row in rows):
         _fail(f"{work}: no bare (without_mask) face to draw masks on")
     try:
-        renders = render_work(rows, data, crop["size"], per_face=per_face, seed=seed, progress=progress)
+        renders = render_work(rows, folders, crop["size"], per_face=per_face, seed=seed, progress=progress)
     except ValueError as err:  # a photo that does not read (ImageError), no real mask to take shapes from
         _fail(str(err))
     renders.save(work / "rendered.npz")
