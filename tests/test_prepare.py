@@ -248,3 +248,25 @@ def test_several_dataset_folders_are_prepared_as_one(tmp_path, small_dataset, sa
     with pytest.raises(PrepareError, match="a dataset folder named twice"):
         prepare([small_dataset, small_dataset / "."], tmp_path / "twice", CropSpec(size=16), progress=False)
     assert not (tmp_path / "clash").exists() and not (tmp_path / "twice").exists()
+
+
+def test_a_cvat_exports_folders_are_named_not_passed_over(tmp_path, small_dataset):
+    """CVAT's "Pascal VOC 1.1" zip holds Annotations/ and JPEGImages/: unzipped into the folder
+    `annotations` wrote, the corrections lay in Annotations/ and the old annotations/ was trained on."""
+    anns = small_dataset / "annotations"
+    corrected = small_dataset / "Annotations"
+    corrected.mkdir()
+    shutil.copy(next(anns.glob("*.xml")), corrected)
+    with pytest.raises(PrepareError, match=re.escape(
+            f"{small_dataset}: Annotations/ (a CVAT export's name) beside annotations/, which is the one read: put "
+            "the XML files you mean in annotations/ and remove Annotations/")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    shutil.rmtree(anns)
+    with pytest.raises(PrepareError, match=re.escape(f"{small_dataset}: no annotations/ folder, and an Annotations/")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    corrected.rename(anns)
+    (small_dataset / "images").rename(small_dataset / "JPEGImages")
+    with pytest.raises(PrepareError, match=re.escape(f"{small_dataset}: no images/ folder, and a JPEGImages/ (a CVAT "
+                                                     "export's name): rename it images/")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    assert not (tmp_path / "w").exists()

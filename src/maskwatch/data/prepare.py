@@ -41,8 +41,20 @@ def annotation_files(data_dir: Path) -> list[Path]:
     if not data_dir.is_dir():
         raise PrepareError(f"{data_dir}: dataset folder not found")
     ann_dir = data_dir / "annotations"
+    # CVAT's "Pascal VOC 1.1" export holds Annotations/ and JPEGImages/: unzipped into the folder
+    # `annotations` wrote, the corrections sat beside the uncorrected files, which were read instead.
+    voc = {p.name.lower(): p.name for p in data_dir.iterdir() if p.is_dir() and p.name != p.name.lower()}
+    if "annotations" in voc and ann_dir.is_dir():
+        raise PrepareError(f"{data_dir}: {voc['annotations']}/ (a CVAT export's name) beside annotations/, which is "
+                           f"the one read: put the XML files you mean in annotations/ and remove {voc['annotations']}/")
+    if "annotations" in voc:
+        raise PrepareError(f"{data_dir}: no annotations/ folder, and an {voc['annotations']}/ (a CVAT export's name): "
+                           "rename it annotations/")
     if not ann_dir.is_dir():
         raise PrepareError(f"{data_dir}: expected an annotations/ folder of Pascal VOC XML files")
+    if not (data_dir / "images").is_dir() and "jpegimages" in voc:
+        raise PrepareError(f"{data_dir}: no images/ folder, and a {voc['jpegimages']}/ (a CVAT export's name): "
+                           f"rename it images/")
     # Any case of the suffix: a.XML was passed over in silence.
     files = sorted((p for p in ann_dir.iterdir() if p.is_file() and p.suffix.lower() == ".xml"), key=_natural_key)
     if not files:
