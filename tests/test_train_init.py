@@ -1,6 +1,7 @@
 """`train --init`: a site's own photos trained on from the shipped classifier (or a run), not ImageNet."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,3 +89,22 @@ def test_cv_init_trains_every_fold_from_it(work96, prepared_sample, tmp_path):
     other = CliRunner().invoke(app, ["cv", str(prepared_sample), "--out", str(tmp_path / "cv32"), "--folds", "2",
                                      "--epochs", "1", "--init", "shipped", "--quiet"])
     assert other.exit_code == 1 and "prepare with --size 96 --margin 0 --colour" in other.output, other.output
+
+
+def test_a_checkpoint_started_from_other_weights_under_the_same_name_is_not_resumed(prepared_sample, one_epoch_runs,
+                                                                                     tmp_path):
+    """`train --init store.onnx` stopped, store.onnx exported again, the same command run: it went
+    on from the checkpoint of the old file's start (the key held the path alone)."""
+    import shutil
+
+    from maskwatch.training.classifier.dataset import load_crop_dataset
+    from maskwatch.training.classifier.train import TrainConfig, _checkpoint_key
+
+    run = Path(shutil.copytree(one_epoch_runs["model"], tmp_path / "run"))
+    data = load_crop_dataset(prepared_sample)
+    idx = np.arange(len(data.face_ids))
+    cfg = TrainConfig(epochs=1, init=str(run))
+    before = _checkpoint_key(data, idx[:10], idx[10:], cfg)
+    assert _checkpoint_key(data, idx[:10], idx[10:], cfg) == before
+    (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes() + b" ")
+    assert _checkpoint_key(data, idx[:10], idx[10:], cfg) != before

@@ -76,6 +76,19 @@ def load_initial_weights(model: nn.Module, source: Path, model_name: str, spec: 
     _check_same_logits(model, source, spec)
 
 
+def init_digest(source: Path) -> str:
+    """SHA-256 of the weights `source` holds (a run folder's model.safetensors), so that a checkpoint
+    of a run started from other weights under the same name is not resumed."""
+    import hashlib
+
+    path = source / "model.safetensors" if source.is_dir() else source
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def freeze_norms(model: nn.Module) -> None:
     """Every batch normalisation of `model` normalises with its stored statistics and keeps them
     (its scale and shift still learn); called after model.train() in an --init run."""

@@ -24,7 +24,7 @@ from maskwatch.models import build_model
 from maskwatch.progress import progress_bar
 from maskwatch.training.classifier.augment import augment_batch
 from maskwatch.training.classifier.dataset import CropDataset, load_crop_dataset
-from maskwatch.training.classifier.initial import freeze_norms, load_initial_weights
+from maskwatch.training.classifier.initial import freeze_norms, init_digest, load_initial_weights
 
 BALANCE_MODES = ("none", "sqrt", "inverse")
 SCHEDULES = ("constant", "onecycle")
@@ -193,8 +193,11 @@ def _checkpoint_key(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarra
     """What a checkpoint must have been trained on to be resumed: these settings, faces and split."""
     faces = hashlib.sha256("\n".join(map(str, data.face_ids)).encode())
     faces.update(train_idx.tobytes() + b"|" + val_idx.tobytes() + data.labels.tobytes())
-    return json.dumps({"train": asdict(cfg), "work": str(Path(data.work).resolve()), "crop": data.spec.to_dict(),
-                       "faces": faces.hexdigest()})
+    key = {"train": asdict(cfg), "work": str(Path(data.work).resolve()), "crop": data.spec.to_dict(),
+           "faces": faces.hexdigest()}
+    if cfg.init is not None:  # a file exported again under the same name is another start
+        key["init"] = init_digest(Path(cfg.init))
+    return json.dumps(key)
 
 
 def _load_checkpoint(path: Path, key: str) -> dict | None:
