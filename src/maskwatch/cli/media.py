@@ -258,7 +258,9 @@ def evaluate_photos(
         from maskwatch.atomic import write_text
 
         write_text(out, json.dumps(report(results, root) | {"detector": detector.config.to_dict(),
-                                   "classifier": detector.classifier.info.get("model"),
+                                   # the file too: a classifier of your own is the shipped one's architecture
+                                   "classifier": {"model": detector.classifier.info.get("model"),
+                                                  "file": str(detector.classifier.model_path)},
                                    "gate": detector.classifier.gate_info(),
                                    "closeup": detector.classifier.closeup_info()}, indent=2))
         typer.echo(f"-> {out}")
