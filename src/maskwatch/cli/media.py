@@ -258,9 +258,7 @@ def evaluate_photos(
         from maskwatch.atomic import write_text
 
         write_text(out, json.dumps(report(results, root) | {"detector": detector.config.to_dict(),
-                                   # the file too: a classifier of your own is the shipped one's architecture
-                                   "classifier": {"model": detector.classifier.info.get("model"),
-                                                  "file": str(detector.classifier.model_path)},
+                                   "classifier": detector.classifier.model_info(),
                                    "gate": detector.classifier.gate_info(),
                                    "closeup": detector.classifier.closeup_info()}, indent=2))
         typer.echo(f"-> {out}")
