@@ -66,7 +66,8 @@ def test_voc_is_read_back_by_maskwatchs_reader_with_the_same_boxes_and_labels(ru
     work = prepare(target, tmp_path / "work", CropSpec(size=32), progress=False)
     assert work.photos == 4 and work.faces == faces - 1
     assert [why for _, why in work.problems] == [f"unknown label '{REVIEW}', expected one of "
-                                                "with_mask, without_mask, mask_weared_incorrect"]
+                                                "with_mask, without_mask, mask_weared_incorrect (left for a "
+                                                "person to give a class: give it one)"]
     with pytest.raises(ValueError, match=f"unknown label '{REVIEW}'"):  # nor taken as background by a detector
         photo_split(target)
 

@@ -298,6 +298,29 @@ def test_several_files_given_to_detect_are_told_their_folder_or_batch(tmp_path, 
         "error: detect reads one source, and got 2 (photos/a.jpg, photos/b.jpg): name their folder"), two.output
 
 
+
+def test_an_option_detect_lacks_is_named_not_its_value_taken_for_a_second_source(tmp_path, monkeypatch):
+    """`detect photos --model store.onnx` (classify's name for --classifier) was "detect reads one
+    source, and got 2 (photos, store.onnx)": the unknown option's value counted as a source; then
+    click's "No such option: --model (Possible options: --help)"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "store.onnx").write_bytes(b"")
+    result = runner.invoke(app, ["detect", "photos", "--model", "store.onnx", "--quiet"])
+    assert result.exit_code == 2 and result.output == (
+        "error: detect takes a classifier of your own with --classifier (--model is classify's name for it)\n"), \
+        result.output
+    for command in (["evaluate-photos", "photos"], ["run", "-c", "site.yaml"], ["batch", "photos", "-o", "out"]):
+        said = runner.invoke(app, [*command, "--model=store.onnx"])
+        assert said.exit_code == 2 and "takes a classifier of your own with --classifier" in said.output, said.output
+    assert runner.invoke(app, ["classify", "photos", "--model", "store.onnx"]).exit_code != 2  # its own name
+    assert runner.invoke(app, ["train", "photos", "-o", "run", "--model", "nonesuch"]).output.count(
+        "--classifier") == 0  # train's --model is the architecture
+    typo = runner.invoke(app, ["detect", "photos", "--max-frame", "store.onnx", "--quiet"])  # any option it lacks
+    assert typo.exit_code == 2 and "No such option: --max-frame" in typo.output, typo.output
+    known = runner.invoke(app, ["detect", "photos", "--classifier", "store.onnx", "photos", "--quiet"])
+    assert known.exit_code == 2 and "detect reads one source, and got 2 (photos, photos)" in known.output, known.output
+
 @pytest.mark.system
 def test_ctrl_c_at_a_password_prompt_stops_as_ctrl_c_does(tmp_path):
     """`users add` in a terminal, stopped at its password prompt: click's "Aborted." and exit code 1,

@@ -39,3 +39,24 @@ def test_cv_reports_mean_and_spread_and_keeps_fold_models(prepared_sample, tmp_p
     for k, fold in enumerate(cv["per_fold"]):
         held = oof["fold"] == k
         assert abs((oof["logits"][held].argmax(1) == oof["labels"][held]).mean() - fold["accuracy"]) < 1e-9
+
+
+def test_cv_of_a_dataset_says_what_its_prepare_skipped(sample_dir, tmp_path):
+    """`cv DATA` prepares DATA itself: a face it skipped (a label typed otherwise) was said nowhere."""
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    from tests.conftest import voc_xml
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    (data / "annotations" / "typo.xml").write_text(voc_xml("typo.png", 50, 50, [("Without_Mask", (1, 1, 20, 20))]))
+    cv2.imwrite(str(data / "images" / "typo.png"), np.full((50, 50, 3), 128, np.uint8))
+    result = CliRunner().invoke(app, ["cv", str(data), "--out", str(tmp_path / "cv"), "--folds", "2", "--size", "16",
+                                      "--model", "seed-cnn", "--epochs", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (f"1 input skipped:\n  {data / 'annotations' / 'typo.xml'} object 0: unknown label 'Without_Mask', "
+            "expected one of with_mask, without_mask, mask_weared_incorrect; did you mean 'without_mask'?\n"
+            f"  (all in {tmp_path / 'cv' / 'work'}/skipped.csv)") in result.output

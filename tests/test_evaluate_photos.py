@@ -88,6 +88,22 @@ def test_counts_add_up_and_each_photo_has_its_row(checked, sorted_photos):
     assert f"with_mask{' ' * 14}{classes['with_mask']['photos']:>7}" in result.stdout
 
 
+def test_the_report_names_the_classifier_file_so_yours_and_the_shipped_one_differ(checked, sorted_photos, tmp_path):
+    """A site comparing its retrained classifier with the shipped one got `"classifier": "effnet-lite0"`
+    in both reports: the architecture, which theirs shares."""
+    import shutil
+
+    from maskwatch.classifier import SHIPPED_CLOSEUP, SHIPPED_MODEL
+
+    assert checked[1]["classifier"] == {"model": "effnet-lite0", "file": SHIPPED_MODEL.name}
+    store = Path(shutil.copy(SHIPPED_CLOSEUP, tmp_path / "store.onnx"))  # an effnet-lite0 other than the shipped one
+    result = RUNNER.invoke(app, ["evaluate-photos", str(sorted_photos), "--classifier", str(store), "--out",
+                                 str(tmp_path / "store.json"), "--quiet"])
+    report = json.loads((tmp_path / "store.json").read_text())
+    assert report["classifier"] == {"model": "effnet-lite0", "file": "store.onnx"}, result.output
+    assert report["gate"] is None and report["closeup"] is None
+
+
 def test_a_corrupt_photo_is_listed_not_counted_as_no_face(checked):
     result, report = checked
     row = next(r for r in report["classes"]["with_mask"]["rows"] if r["photo"] == "with_mask/corrupt.jpg")

@@ -158,3 +158,31 @@ def test_training_with_renders_refuses_a_work_folder_without_them(prepared_sampl
         train_run(prepared_sample, tmp_path / "run", TrainConfig(model="seed-cnn", epochs=1, rendered=0.2),
                   progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_work_folder_of_two_dataset_folders_renders_from_both(renders, sample_dir, tmp_path):
+    """`prepare MINE KAGGLE`: render finds each face's photo in its own folder, as if they were one."""
+    import shutil
+
+    from maskwatch.data.crops import CropSpec
+    from maskwatch.data.prepare import prepare
+    from maskwatch.data.split import split_faces, write_split_csv
+
+    halves = [tmp_path / "a", tmp_path / "b"]
+    for half in halves:
+        (half / "images").mkdir(parents=True)
+        (half / "annotations").mkdir()
+    for i, xml in enumerate(sorted(sample_dir.glob("annotations/*.xml"))):  # each half's stems after the other's
+        half = halves[0] if i < 20 else halves[1]
+        shutil.copy(xml, half / "annotations")
+        shutil.copy(sample_dir / "images" / f"{xml.stem}.png", half / "images")
+    work = tmp_path / "work"
+    prepare(halves, work, CropSpec(size=32), progress=False)
+    rows = read_faces_csv(work / "faces.csv")
+    write_split_csv(work / "split.csv", [r["face_id"] for r in rows],
+                    split_faces([r["label"] for r in rows], [r["image"] for r in rows], by="photo", seed=0),
+                    by="photo", seed=0)
+    result = CliRunner().invoke(app, ["render", str(work), "--quiet"])
+    assert result.exit_code == 0, result.output
+    both = RenderedFaces.load(work / "rendered.npz")
+    assert sorted(both.sources) == sorted(renders.sources)

@@ -58,3 +58,5 @@ def test_the_models_given_are_the_ones_a_worker_loads(monkeypatch):
         monkeypatch.setenv(SETTINGS_ENV, ServeSettings(models=given).to_json())
         health = TestClient(app_from_env()).get("/healthz").json()
         assert (health["gate"] or {}).get("file") == gate
+        # the classifier by its file too: one of your own shares the shipped one's architecture (it said that alone)
+        assert health["classifier"] == {"model": "effnet-lite0", "file": "classifier.onnx"}

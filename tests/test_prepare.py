@@ -1,4 +1,5 @@
 import csv
+import re
 import json
 import shutil
 
@@ -152,3 +153,120 @@ def test_crop_margin_keeps_face_centred_at_the_border():
         crop_face(image, (60, 60, 70, 70), CropSpec())
     # A one-pixel box at a half-pixel offset is one pixel, not none (halves round to even).
     assert crop_face(image, (11.5, 11.5, 12.5, 12.5), CropSpec(size=8, margin=0)).shape == (8, 8, 3)
+
+
+CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
+<annotation><folder></folder><filename>{name}</filename>
+<source><database>Unknown</database><annotation>Unknown</annotation><image>Unknown</image></source>
+<size><width>{w}</width><height>{h}</height><depth></depth></size><segmented>0</segmented>
+<object><name>mask_weared_incorrect</name><truncated>0</truncated><occluded>1</occluded><difficult>1</difficult>
+<bndbox><xmin>1.5</xmin><ymin>2.25</ymin><xmax>20.75</xmax><ymax>{over}</ymax></bndbox>
+<attributes><attribute><name>occluded</name><value>true</value></attribute></attributes></object>
+<object><name>Mask_weared_incorrect</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>
+<object><name>with mask</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>
+<object><name>unassessable</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>
+</annotation>"""
+
+
+def test_a_labelling_tools_file_reads_and_its_slips_are_named_with_the_fix(tmp_path, small_dataset):
+    """A site's own corrections as CVAT and labelImg save them: decimals, <difficult>, <occluded>,
+    <attributes>, a box past the edge read; a label typed otherwise or left unassessable, and a photo
+    converted after its annotation named it, were said without what was meant."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    anns, images = small_dataset / "annotations", small_dataset / "images"
+    first, second = sorted(anns.glob("*.xml"))[:2]
+    h, w = cv2.imread(str(images / f"{first.stem}.png")).shape[:2]
+    first.write_text(CVAT_XML.format(name=f"{first.stem}.png", w=w, h=h, over=h + 7))
+    photo = images / f"{second.stem}.png"  # converted to JPEG after `annotations` named it .png
+    cv2.imwrite(str(photo.with_suffix(".jpg")), cv2.imread(str(photo)))
+    photo.unlink()
+    # Split by face: three photos are too few for a per-photo split's five folds.
+    result = CliRunner().invoke(app, ["prepare", str(small_dataset), "--out", str(tmp_path / "w"), "--size", "16",
+                                      "--split-by", "face", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = read_faces_csv(tmp_path / "w" / "faces.csv")
+    cvat = next(r for r in rows if r["face_id"] == f"{first.stem}-000")
+    assert (cvat["label"], cvat["xmin"], cvat["ymax"], cvat["clipped"]) == ("mask_weared_incorrect", 1.5, h, 1)
+    problems = {s["where"].rsplit("/", 1)[-1]: s["problem"] for s in read_skipped(tmp_path / "w")}
+    expected = "expected one of with_mask, without_mask, mask_weared_incorrect"
+    assert problems[f"{first.name} object 1"] == (f"unknown label 'Mask_weared_incorrect', {expected}; "
+                                                 "did you mean 'mask_weared_incorrect'?")
+    assert problems[f"{first.name} object 2"] == f"unknown label 'with mask', {expected}; did you mean 'with_mask'?"
+    assert problems[f"{first.name} object 3"] == (f"unknown label 'unassessable', {expected} (left for a person to "
+                                                 "give a class: give it one)")
+    assert problems[second.name] == (f"{photo}: image file not found (images/ holds {second.stem}.jpg: renamed? "
+                                     "name it in its annotation)")
+    # ... and each is on the screen, not only counted there
+    assert f"5 inputs skipped:\n  {first} object 1: unknown label 'Mask_weared_incorrect'" in result.output
+    assert f"  {second}: {photo}: image file not found (images/ holds" in result.output
+    assert f"(all in {tmp_path / 'w'}/skipped.csv)" in result.output
+
+
+def test_several_dataset_folders_are_prepared_as_one(tmp_path, small_dataset, sample_dir):
+    """A site's own photos and the Kaggle set: `prepare` read one folder, and the docs' answer was to
+    copy both into a third (`cp -n` keeping one of two files of one name in silence)."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    mine = tmp_path / "mine"
+    (mine / "images").mkdir(parents=True)
+    (mine / "annotations").mkdir()
+    for xml in sorted(sample_dir.glob("annotations/*.xml"))[3:5]:  # two photos small_dataset has not
+        shutil.copy(xml, mine / "annotations" / f"store-{xml.name}")
+        shutil.copy(sample_dir / "images" / f"{xml.stem}.png", mine / "images")
+    (mine / "images" / "unlabelled.png").write_bytes(b"")
+    one = prepare(small_dataset, tmp_path / "one", CropSpec(size=16), progress=False)
+    result = CliRunner().invoke(app, ["prepare", str(mine), str(small_dataset), "--out", str(tmp_path / "w"),
+                                      "--size", "16", "--split-by", "face", "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = read_faces_csv(tmp_path / "w" / "faces.csv")
+    assert {r["face_id"].rsplit("-", 1)[0] for r in rows} == (
+        {f"store-{x.stem}" for x in sorted(sample_dir.glob("annotations/*.xml"))[3:5]}
+        | {x.stem for x in small_dataset.glob("annotations/*.xml")})
+    assert sum(r["face_id"].startswith("store-") for r in rows) == len(rows) - one.faces > 0
+    assert all((tmp_path / "w" / r["crop"]).is_file() for r in rows)
+    meta = json.loads((tmp_path / "w" / "prepare.json").read_text())
+    assert meta["data"] == [str(mine.resolve()), str(small_dataset.resolve())]
+    assert read_skipped(tmp_path / "w") == [{"where": str(mine / "images" / "unlabelled.png"),
+                                             "problem": "no annotation names this image: not read"}]
+    # One photo's name in both: its faces' ids, or the split's photo, would be taken for one; refused.
+    clash = next(small_dataset.glob("annotations/*.xml"))
+    shutil.copy(clash, mine / "annotations")
+    with pytest.raises(PrepareError, match=re.escape(f"{mine} and {small_dataset} both hold annotations/{clash.name}: "
+                                                     "rename one")):
+        prepare([mine, small_dataset], tmp_path / "clash", CropSpec(size=16), progress=False)
+    (mine / "annotations" / clash.name).unlink()
+    photo = next(mine.glob("annotations/*.xml"))
+    taken = load_voc_annotation(clash).filename  # an annotation of another name for a photo of that name
+    photo.write_text(re.sub(r"<filename>[^<]+", f"<filename>{taken}", photo.read_text()))
+    with pytest.raises(PrepareError, match=re.escape(f"both hold images/{taken}: rename one")):
+        prepare([small_dataset, mine], tmp_path / "clash", CropSpec(size=16), progress=False)
+    with pytest.raises(PrepareError, match="a dataset folder named twice"):
+        prepare([small_dataset, small_dataset / "."], tmp_path / "twice", CropSpec(size=16), progress=False)
+    assert not (tmp_path / "clash").exists() and not (tmp_path / "twice").exists()
+
+
+def test_a_cvat_exports_folders_are_named_not_passed_over(tmp_path, small_dataset):
+    """CVAT's "Pascal VOC 1.1" zip holds Annotations/ and JPEGImages/: unzipped into the folder
+    `annotations` wrote, the corrections lay in Annotations/ and the old annotations/ was trained on."""
+    anns = small_dataset / "annotations"
+    corrected = small_dataset / "Annotations"
+    corrected.mkdir()
+    shutil.copy(next(anns.glob("*.xml")), corrected)
+    with pytest.raises(PrepareError, match=re.escape(
+            f"{small_dataset}: Annotations/ (a CVAT export's name) beside annotations/, which is the one read: put "
+            "the XML files you mean in annotations/ and remove Annotations/")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    shutil.rmtree(anns)
+    with pytest.raises(PrepareError, match=re.escape(f"{small_dataset}: no annotations/ folder, and an Annotations/")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    corrected.rename(anns)
+    (small_dataset / "images").rename(small_dataset / "JPEGImages")
+    with pytest.raises(PrepareError, match=re.escape(f"{small_dataset}: no images/ folder, and a JPEGImages/ (a CVAT "
+                                                     "export's name): rename it images/")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    assert not (tmp_path / "w").exists()

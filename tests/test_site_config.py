@@ -186,7 +186,7 @@ def test_an_indentation_slip_is_said_as_one(tmp_path):
                                   "name (and a value holding ': ' goes in quotes); a setting's name is followed by ': ' "
                                   "(fps: 5, not fps 5)"]
     assert problems["top"] == ["field 'till': unknown section (a typo?); a site's are cameras, defaults, server, storage, "
-                               "alerts, mqtt, runtime, reports, timezone; a camera goes under cameras:, indented"]
+                               "alerts, mqtt, runtime, models, reports, timezone; a camera goes under cameras:, indented"]
 
 
 @pytest.mark.parametrize("text, said", [
@@ -890,3 +890,30 @@ def test_mqtt_tls_without_a_port_speaks_to_8883(tmp_path):
         ports.append(load_site_config(write(tmp_path, f"cameras:\n  a: {{source: clip.mp4}}\nmqtt: {mqtt}\n"),
                                       environ={}).mqtt.port)
     assert ports == [8883, 1884, 1883, 1883]
+
+
+def test_a_site_names_its_own_models_beside_the_file_and_check_loads_them(tmp_path):
+    """A classifier retrained on the site's photos could be named only on `run`'s command line (a
+    service unit's ExecStart), not in the site's file with the rest of the site."""
+    import shutil
+
+    from maskwatch.classifier import SHIPPED_CLOSEUP
+
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "models").mkdir()
+    shutil.copy(SHIPPED_CLOSEUP, tmp_path / "models" / "store.onnx")  # a classifier other than the shipped one
+    path = write(tmp_path, "cameras:\n  a: {source: clip.mp4}\nmodels: {classifier: models/store.onnx}\n")
+    config = load_site_config(path, environ={})
+    assert (config.models.classifier, config.models.detector) == (str(tmp_path / "models" / "store.onnx"), None)
+    checked = CliRunner().invoke(app, ["run", "-c", str(path), "--check"])
+    assert checked.exit_code == 0, checked.output
+    assert f"  models: classifier {tmp_path / 'models' / 'store.onnx'}, detector shipped\n" in checked.output
+    over = CliRunner().invoke(app, ["run", "-c", str(path), "--check", "--classifier", str(SHIPPED_CLOSEUP)])
+    assert f"  models: classifier {SHIPPED_CLOSEUP}, detector shipped\n" in over.output, over.output  # the command line wins
+    with pytest.raises(SiteConfigError, match=re.escape(f"field 'models.detector': no such file: {tmp_path / 'd.json'}")):
+        load_site_config(write(tmp_path, "cameras:\n  a: {source: clip.mp4}\nmodels: {detector: d.json}\n"), environ={})
+    (tmp_path / "models" / "store.onnx").write_bytes(b"not a model")  # --check loads it as the start would
+    broken = CliRunner().invoke(app, ["run", "-c", str(write(tmp_path, "cameras:\n  a: {source: clip.mp4}\n"
+                                                                       "models: {classifier: models/store.onnx}\n")),
+                                      "--check"])
+    assert broken.exit_code == 1 and "store.onnx: not a model ONNX Runtime can load" in broken.output, broken.output

@@ -94,3 +94,18 @@ def test_first_cv_fold_is_the_standard_split(faces):
     _, val_idx = next(grouped_folds(labels, photos, folds=5, seed=0))
     is_val = split_faces(labels, photos, by="photo", val_fraction=0.2, seed=0)
     assert sorted(val_idx.tolist()) == np.flatnonzero(is_val).tolist()
+
+
+def test_a_class_too_rare_to_stratify_is_split_without_scikit_learns_warning():
+    """A site's 50 photos with 4 wrongly worn masks: `prepare` printed scikit-learn's "The least
+    populated class in y has only 4 members, which is less than n_splits=5" with its file and line."""
+    import warnings
+
+    from maskwatch.data.split import grouped_folds
+
+    labels = ["with_mask"] * 40 + ["mask_weared_incorrect"] * 4
+    photos = [f"p{i}" for i in range(44)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        assert split_faces(labels, photos, by="photo", seed=0).sum() == 9
+        assert len(list(grouped_folds(labels, photos, folds=5))) == 5

@@ -167,6 +167,11 @@ class Classifier:
         return f"Classifier({self.model_path.name!r}" + "".join(
             f", {k}={m.model_path.name!r}" for k, m in beside.items() if m is not None) + ")"
 
+    def model_info(self) -> dict:
+        """This model as reports name it: a classifier of your own shares the shipped one's
+        architecture, so its file tells them apart."""
+        return {"model": self.info.get("model"), "file": self.model_path.name}
+
     def gate_info(self) -> dict | None:
         """The gate in front of this model, as reports name it (None: every face reaches it)."""
         if self.gate is None:

@@ -66,12 +66,15 @@ def several_sources_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
     if command is None:
         return None
     valued = {name for param in command.params if not getattr(param, "is_flag", True) for name in param.opts}
+    known = {name for param in command.params for name in (*param.opts, *getattr(param, "secondary_opts", ()))}
     sources, words = [], iter(args[1:])
     for word in words:
         if word in valued:
             next(words, None)
         elif word in ("-h", "--help"):
             return None
+        elif word.startswith("-") and word.split("=", 1)[0] not in known:
+            return None  # an option detect lacks (`--model x.onnx`): click names it, its value is no source
         elif not word.startswith("-"):
             sources.append(word)
     if len(sources) < 2 or not all(Path(word).exists() for word in sources):
@@ -83,12 +86,28 @@ def several_sources_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
             f"folder{folder}, or score them all with `maskwatch batch FILE... --out DIR`")
 
 
+def model_option_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
+    """`detect photos --model store.onnx`: classify's name for the classifier, which every other command
+    takes as --classifier; click said "No such option: --model (Possible options: --help)"."""
+    command = group.get_command(ctx, args[0]) if args and not args[0].startswith("-") else None
+    if command is None or isinstance(command, TyperGroup):
+        return None
+    names = {name for param in command.params for name in param.opts}
+    if "--classifier" not in names or "--model" in names:
+        return None
+    given = next((word for word in args[1:] if word.split("=", 1)[0] == "--model"), None)
+    if given is None or any(word in ("-h", "--help") for word in args[1:]):
+        return None
+    return f"{args[0]} takes a classifier of your own with --classifier (--model is classify's name for it)"
+
+
 class _Commands(TyperGroup):
     """The `maskwatch` group: its commands as Typer makes them, a site file given without --config
     or several files given to `detect` said first."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
-        if (slip := site_file_slip(self, ctx, args) or several_sources_slip(self, ctx, args)) is not None:
+        if (slip := site_file_slip(self, ctx, args) or model_option_slip(self, ctx, args)
+                or several_sources_slip(self, ctx, args)) is not None:
             _fail(slip, code=2)
         return super().parse_args(ctx, args)
 

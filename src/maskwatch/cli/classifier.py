@@ -15,6 +15,8 @@ from maskwatch.extras import need as _need
 
 commands = typer.Typer()  # included straight under `maskwatch` by maskwatch.cli
 
+SKIPPED_SHOWN = 5  # problems `prepare` prints; skipped.csv lists them all
+
 
 def _recipe(model: str, **options):
     """`model`'s recipe (TrainConfig, CropSpec) with the options given: one at a time, so that a value
@@ -44,11 +46,24 @@ Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss:
 Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
+Init = Annotated[Optional[str], typer.Option("--init", help="Start from a trained classifier instead of ImageNet's weights: 'shipped', an .onnx file of `maskwatch export`, or a run folder (same --model and crops).")]
+
+
+def _with_init(cfg, init: str | None):
+    """cfg starting from --init's classifier (initial.py), a usage error naming it where there is none."""
+    if init is None:
+        return cfg
+    from maskwatch.training.classifier.initial import init_source
+
+    try:
+        return _with_option(cfg, "--init", str(init_source(init)))
+    except ValueError as err:
+        raise typer.BadParameter(str(err).removeprefix(f"--init {init}: "), param_hint="'--init'") from None
 
 
 @commands.command()
 def prepare(
-    data: Annotated[Path, typer.Argument(help="Dataset folder with annotations/*.xml and images/.")],
+    data: Annotated[list[Path], typer.Argument(help="Dataset folder with annotations/*.xml and images/; several (your photos and the Kaggle set) are prepared as one.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Work folder to write.")],
     size: Annotated[int, typer.Option(help="Side of the square crops, 8-512 pixels.")] = 64,
     margin: Annotated[float, typer.Option(help="Context around each box, as a fraction of its side.")] = 0.0,
@@ -74,9 +89,21 @@ def prepare(
         _fail(str(err))
     counts = ", ".join(f"{c} {n}" for c, n in result.per_class.items())
     typer.echo(f"{result.faces} faces from {result.photos} photos ({counts}) -> {out}/faces.csv")
-    if result.problems:
-        typer.secho(f"{len(result.problems)} inputs skipped; see {out}/skipped.csv", fg=typer.colors.YELLOW)
+    _say_skipped(result.problems, out)
     split(out, by=split_by, seed=seed)
+
+
+def _say_skipped(problems: list[tuple[str, str]], work: Path) -> None:
+    """The inputs `prepare` skipped, the first few on screen: a label typed otherwise drops the very
+    faces a site corrected, and a count alone was easily read past."""
+    if not problems:
+        return
+    shown = SKIPPED_SHOWN if len(problems) > SKIPPED_SHOWN + 1 else len(problems)
+    typer.secho(f"{len(problems)} input{'s' if len(problems) > 1 else ''} skipped:", fg=typer.colors.YELLOW, err=True)
+    for where, what in problems[:shown]:
+        typer.secho(f"  {where}: {what}", fg=typer.colors.YELLOW, err=True)
+    more = f"{len(problems) - shown} more in" if len(problems) > shown else "all in"
+    typer.secho(f"  ({more} {work}/skipped.csv)", fg=typer.colors.YELLOW, err=True)
 
 
 @commands.command()
@@ -121,7 +148,7 @@ def render(
     import json
 
     from maskwatch.atomic import os_error_text
-    from maskwatch.data.prepare import PrepareError, read_faces_csv
+    from maskwatch.data.prepare import PrepareError, dataset_folders, read_faces_csv
     from maskwatch.training.classifier.masks import render_work
 
     if not work.is_dir():  # Python's "[Errno 2] No such file or directory: 'WORK/prepare.json'" named neither
@@ -139,13 +166,14 @@ def render(
     crop = meta["crop"]
     if crop.get("grey") or crop.get("margin"):
         _fail(f"{work}: renders are colour crops of exactly the box; prepare with --colour --margin 0")
-    data = data or Path(meta["data"])
-    if not (data / "images").is_dir():
-        _fail(f"{data}: no images/ folder; pass the dataset with --data")
+    folders = [data] if data else dataset_folders(meta)
+    for folder in folders:
+        if not (folder / "images").is_dir():
+            _fail(f"{folder}: no images/ folder; pass the dataset with --data")
     if not any(row["label"] == "without_mask" for row in rows):
         _fail(f"{work}: no bare (without_mask) face to draw masks on")
     try:
-        renders = render_work(rows, data, crop["size"], per_face=per_face, seed=seed, progress=progress)
+        renders = render_work(rows, folders, crop["size"], per_face=per_face, seed=seed, progress=progress)
     except ValueError as err:  # a photo that does not read (ImageError), no real mask to take shapes from
         _fail(str(err))
     renders.save(work / "rendered.npz")
@@ -166,6 +194,7 @@ def train(
     rendered: Rendered = None,
     seed: Annotated[int, typer.Option(help="Seed of the training (initial weights, batches).", **SEED_RANGE)] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
+    init: Init = None,
     device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
@@ -175,6 +204,7 @@ def train(
 
     cfg, _ = _recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                      balance=balance, schedule=schedule, rendered=rendered)
+    cfg = _with_init(cfg, init)
     try:
         with _sigterm_as_ctrl_c():
             run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
@@ -234,6 +264,7 @@ def cv(
     rendered: Rendered = None,
     seed: Annotated[int, typer.Option(help="Seed of the folds and of the training.", **SEED_RANGE)] = 0,
     save_models: Annotated[bool, typer.Option(help="Keep each fold's model as OUT/fold-K (a run folder).")] = False,
+    init: Init = None,
     device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
@@ -249,6 +280,7 @@ def cv(
 
     cfg, spec = _recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
                         seed=seed, augment=augment, balance=balance, schedule=schedule, rendered=rendered)
+    cfg = _with_init(cfg, init)
     try:
         work = data
         if not (data / "prepare.json").is_file():
@@ -256,7 +288,7 @@ def cv(
                 _fail(f"--rendered needs a work folder with renders: maskwatch prepare {data} -o WORK, "
                       f"maskwatch render WORK, then maskwatch cv WORK --rendered {rendered:g}")
             work = out / "work"
-            run_prepare(data, work, spec, progress=progress)
+            _say_skipped(run_prepare(data, work, spec, progress=progress).problems, work)  # was said nowhere
         dataset = load_crop_dataset(work)
         if dataset.spec != spec and (size is not None or margin is not None):
             _fail(f"{work} holds {dataset.spec} crops, not the requested {spec}; prepare again")

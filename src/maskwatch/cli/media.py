@@ -260,7 +260,7 @@ def evaluate_photos(
         from maskwatch.atomic import write_text
 
         write_text(out, json.dumps(report(results, root) | {"detector": detector.config.to_dict(),
-                                   "classifier": detector.classifier.info.get("model"),
+                                   "classifier": detector.classifier.model_info(),
                                    "gate": detector.classifier.gate_info(),
                                    "closeup": detector.classifier.closeup_info()}, indent=2))
         typer.echo(f"-> {out}")

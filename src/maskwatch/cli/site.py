@@ -97,7 +97,11 @@ def run(
     if (check or probe) and not _loopback(site.server.host):  # --check passed a site its start then refused
         say(f"  server on {site.server.host}, beyond loopback: it starts only once its database has a user "
                    f"(maskwatch users add NAME --role admin --config {config}){'' if probe else '; --probe checks'}")
-    models = _models(classifier, detector_file, gate)
+    classifier = classifier or (Path(site.models.classifier) if site.models.classifier else None)
+    detector_file = detector_file or (Path(site.models.detector) if site.models.detector else None)
+    if classifier or detector_file:  # which models the cameras get, shipped where none is named
+        say(f"  models: classifier {classifier or 'shipped'}, detector {detector_file or 'shipped'}")
+    models = _models(classifier, detector_file, gate, load_check=check or probe)  # --check: a file that is no model
     if probe:
         try:
             with _sigterm_as_ctrl_c():  # `run` has no such handler of its own until its server starts

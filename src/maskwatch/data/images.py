@@ -33,12 +33,22 @@ def read_image(path: Path | str) -> np.ndarray:
     if path.is_dir():
         raise ImageError(f"{path}: a folder, not an image file")
     if not path.is_file():
-        raise ImageError(f"{path}: image file not found")
+        raise ImageError(f"{path}: image file not found{_renamed_hint(path)}")
     try:
         data = path.read_bytes()
     except OSError as err:
         raise ImageError(f"{path}: cannot read file: {err.strerror or err}") from err
     return decode_image(data, source=str(path))
+
+
+def _renamed_hint(path: Path) -> str:
+    """The files beside a missing photo with its name in another suffix or case: a photo converted
+    or renamed after its annotation named it (`a.png` now `a.jpg`) was said as two unrelated problems."""
+    try:
+        near = sorted(p.name for p in path.parent.iterdir() if p.stem.lower() == path.stem.lower())
+    except OSError:  # no such folder, or not readable: nothing to suggest
+        return ""
+    return f" ({path.parent.name}/ holds {', '.join(near[:3])}: renamed? name it in its annotation)" if near else ""
 
 
 def decode_image(data: bytes, source: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:

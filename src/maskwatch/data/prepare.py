@@ -7,6 +7,7 @@ import re
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 
@@ -40,8 +41,20 @@ def annotation_files(data_dir: Path) -> list[Path]:
     if not data_dir.is_dir():
         raise PrepareError(f"{data_dir}: dataset folder not found")
     ann_dir = data_dir / "annotations"
+    # CVAT's "Pascal VOC 1.1" export holds Annotations/ and JPEGImages/: unzipped into the folder
+    # `annotations` wrote, the corrections sat beside the uncorrected files, which were read instead.
+    voc = {p.name.lower(): p.name for p in data_dir.iterdir() if p.is_dir() and p.name != p.name.lower()}
+    if "annotations" in voc and ann_dir.is_dir():
+        raise PrepareError(f"{data_dir}: {voc['annotations']}/ (a CVAT export's name) beside annotations/, which is "
+                           f"the one read: put the XML files you mean in annotations/ and remove {voc['annotations']}/")
+    if "annotations" in voc:
+        raise PrepareError(f"{data_dir}: no annotations/ folder, and an {voc['annotations']}/ (a CVAT export's name): "
+                           "rename it annotations/")
     if not ann_dir.is_dir():
         raise PrepareError(f"{data_dir}: expected an annotations/ folder of Pascal VOC XML files")
+    if not (data_dir / "images").is_dir() and "jpegimages" in voc:
+        raise PrepareError(f"{data_dir}: no images/ folder, and a {voc['jpegimages']}/ (a CVAT export's name): "
+                           f"rename it images/")
     # Any case of the suffix: a.XML was passed over in silence.
     files = sorted((p for p in ann_dir.iterdir() if p.is_file() and p.suffix.lower() == ".xml"), key=_natural_key)
     if not files:
@@ -49,16 +62,23 @@ def annotation_files(data_dir: Path) -> list[Path]:
     return files
 
 
-def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
+def prepare(data_dir: Path | Sequence[Path], out: Path, spec: CropSpec, strict: bool = False,
             progress: bool = True) -> PrepareResult:
     """Write out/faces.csv, out/crops/<label>/<face_id>.png, out/skipped.csv, out/prepare.json.
 
+    data_dir: one dataset folder, or several (a site's own photos beside the Kaggle set), read in
+    turn as one; two photos or annotations of one name in two of them are refused, since a face's
+    id is its annotation's name and a photo's its file's (the split keeps one photo on one side).
     Bad inputs (malformed XML, missing or unreadable image, unknown label, box with no area
     inside the image) skip that photo or face and are listed in skipped.csv; with strict=True
     the first one raises PrepareError. The output folder appears only when complete.
     """
-    data_dir, out = Path(data_dir), Path(out)
-    files = annotation_files(data_dir)
+    folders = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+    if len({folder.resolve() for folder in folders}) < len(folders):  # every face twice, on both sides of the split
+        raise PrepareError(f"{', '.join(map(str, folders))}: a dataset folder named twice; name each once")
+    out = Path(out)
+    files = [(folder, path) for folder in folders for path in annotation_files(folder)]
+    _refuse_shared_names([(folder, path.stem, "annotations") for folder, path in files])
     problems: list[tuple[str, str]] = []
 
     def problem(where: str, what: str) -> None:
@@ -68,18 +88,20 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
 
     rows = []
     photos = 0
-    named = set()  # the images the annotations name
+    named: dict[Path, set[str]] = {folder: set() for folder in folders}  # the images each folder's annotations name
     with atomic_dir(out, own="prepare.json") as tmp:
         for label in CLASSES:
             (tmp / "crops" / label).mkdir(parents=True)
-        for xml_path in progress_bar(files, desc="prepare", unit="photo", disable=not progress):
+        annotations = []
+        for folder, xml_path in files:
             try:
-                ann = load_voc_annotation(xml_path)
+                annotations.append((folder, xml_path, load_voc_annotation(xml_path)))
             except AnnotationError as err:
                 problem(err.path, err.problem)
-                continue
-            image_path = data_dir / "images" / ann.filename
-            named.add(ann.filename)
+        _refuse_shared_names([(folder, ann.filename, "images") for folder, _, ann in annotations])
+        for folder, xml_path, ann in progress_bar(annotations, desc="prepare", unit="photo", disable=not progress):
+            image_path = folder / "images" / ann.filename
+            named[folder].add(ann.filename)
             if ann.filename_problem is not None:
                 problem(str(xml_path), ann.filename_problem)
                 continue
@@ -113,29 +135,48 @@ def prepare(data_dir: Path, out: Path, spec: CropSpec, strict: bool = False,
                     "clipped": int(clipped.box != face.box), "crop": rel.as_posix(),
                 })
         # What the dataset holds that no annotation uses: said, not left out in silence.
-        read = set(files)
-        for path in sorted((data_dir / "annotations").iterdir(), key=_natural_key):
-            if path not in read and not path.name.startswith("."):
-                problem(str(path), "not an .xml annotation file: not read")
-        images = data_dir / "images"
-        for path in sorted(images.iterdir(), key=_natural_key) if images.is_dir() else ():
-            if path.is_file() and not path.name.startswith(".") and path.name not in named:
-                problem(str(path), "no annotation names this image: not read")
+        read = {path for _, path in files}
+        for folder in folders:
+            for path in sorted((folder / "annotations").iterdir(), key=_natural_key):
+                if path not in read and not path.name.startswith("."):
+                    problem(str(path), "not an .xml annotation file: not read")
+            images = folder / "images"
+            for path in sorted(images.iterdir(), key=_natural_key) if images.is_dir() else ():
+                if path.is_file() and not path.name.startswith(".") and path.name not in named[folder]:
+                    problem(str(path), "no annotation names this image: not read")
+        where = folders[0] if len(folders) == 1 else ", ".join(map(str, folders))
         if not rows:
             # The first problem named: skipped.csv, which lists them all, goes with the unfinished folder.
             first = f"; the first: {problems[0][0]}: {problems[0][1]}" if problems else ""
-            raise PrepareError(f"{data_dir}: no usable faces found ({len(problems)} problems{first})")
+            raise PrepareError(f"{where}: no usable faces found ({len(problems)} problems{first})")
         write_faces_csv(tmp / "faces.csv", rows)
         with open(tmp / "skipped.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["where", "problem"])
             writer.writerows(problems)
         per_class = {c: sum(r["label"] == c for r in rows) for c in CLASSES}
-        meta = {"data": str(Path(data_dir).resolve()), "crop": spec.to_dict(), "photos": photos,
+        data = [str(folder.resolve()) for folder in folders]
+        meta = {"data": data[0] if len(data) == 1 else data, "crop": spec.to_dict(), "photos": photos,
                 "faces": len(rows), "per_class": per_class, "skipped": len(problems)}
         (tmp / "prepare.json").write_text(json.dumps(meta, indent=2))
     return PrepareResult(out=out, faces=len(rows), per_class=per_class, photos=photos,
                          problems=problems)
+
+
+def _refuse_shared_names(names: list[tuple[Path, str, str]]) -> None:
+    """PrepareError where two dataset folders hold one name (an annotation's stem, a photo's file
+    name): their faces' ids, or their photos in the split, would be taken for one."""
+    first: dict[str, Path] = {}
+    for folder, name, kind in names:
+        if first.setdefault(name, folder) != folder:
+            raise PrepareError(f"{first[name]} and {folder} both hold {kind}/{name}{'.xml' * (kind == 'annotations')}: "
+                               "rename one of them (and its annotation's <filename>), or prepare them apart")
+
+
+def dataset_folders(meta: dict) -> list[Path]:
+    """The dataset folders a work folder was prepared from, as its prepare.json names them."""
+    data = meta["data"]
+    return [Path(d) for d in ([data] if isinstance(data, str) else data)]
 
 
 def write_faces_csv(path: Path, rows: list[dict]) -> None:

@@ -14,7 +14,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from maskwatch.faces import CLASSES, Face
+from maskwatch.faces import CLASSES, UNASSESSABLE, Face
 
 
 class AnnotationError(ValueError):
@@ -46,11 +46,23 @@ def label_problem(obj: VocObject) -> str | None:
     if obj.problem is not None:
         return obj.problem
     if obj.label not in CLASSES:
-        return f"unknown label {obj.label!r}, expected one of {', '.join(CLASSES)}"
+        return f"unknown label {obj.label!r}, expected one of {', '.join(CLASSES)}{_label_hint(obj.label)}"
     x0, y0, x1, y1 = obj.box
     if x1 <= x0 or y1 <= y0:
         return f"box {obj.box} has zero area"
     return None
+
+
+def _label_hint(label: str) -> str:
+    """What the label was most likely meant to be: a labelling tool keeps what a person typed
+    (`Mask_weared_incorrect`, `with mask`), and `annotations` leaves `unassessable` to be decided."""
+    import difflib
+
+    if label == UNASSESSABLE:
+        return " (left for a person to give a class: give it one)"
+    typed = label.strip().lower().replace(" ", "_").replace("-", "_")
+    close = [typed] if typed in CLASSES else difflib.get_close_matches(typed, CLASSES, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 @dataclass(frozen=True)

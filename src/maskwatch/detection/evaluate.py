@@ -104,7 +104,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
         "found_rate": found_rates(per_photo, recall_cut),
         "intervals": _bootstrap(per_photo, recall_all, resamples, seed) if resamples else {},
         "detector": detector.config.to_dict(),
-        "classifier": detector.classifier.info.get("model"),
+        "classifier": detector.classifier.model_info(),
         "gate": detector.classifier.gate_info(),
         "closeup": detector.classifier.closeup_info(),
     }

@@ -63,7 +63,7 @@ def healthz(request: Request) -> dict:
     if not request.app.state.access.sees_every_camera(request):
         return {"status": "ok"}
     detector, site = request.app.state.detector, request.app.state.site
-    return {"status": "ok", "classifier": detector.classifier.info.get("model"),
+    return {"status": "ok", "classifier": detector.classifier.model_info(),
             "gate": detector.classifier.gate_info(),
             "closeup": detector.classifier.closeup_info(),
             "site": site is not None,

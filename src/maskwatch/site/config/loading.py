@@ -118,7 +118,7 @@ def load_site_users_view(path: Path | str, environ: dict[str, str] | None = None
 def load_site_config(path: Path | str, environ: dict[str, str] | None = None, *, files: bool = True) -> SiteConfig:
     """Read, substitute ${ENV_VAR}s, merge defaults into each camera and validate the whole file.
 
-    Relative file paths (video sources, database, snapshots) are relative to the config's folder.
+    Relative file paths (video sources, database, snapshots, models) are relative to the config's folder.
     files=False: a camera's video file need not exist, for a command that only reads the store or
     the file (`report`: the demo site before `make demo` was refused).
     Raises SiteConfigError listing every problem, each naming the camera and the field.
@@ -167,7 +167,8 @@ def load_site_config(path: Path | str, environ: dict[str, str] | None = None, *,
             merged[str(camera_id)] = camera
         raw["cameras"] = merged
     tls = raw.get("server", {}).get("tls") if isinstance(raw.get("server"), dict) else None
-    for section, keys in ((tls, ("cert", "key")), (raw.get("mqtt"), ("ca_file",))):
+    for section, keys in ((tls, ("cert", "key")), (raw.get("mqtt"), ("ca_file",)),
+                          (raw.get("models"), ("classifier", "detector"))):
         for key in keys if isinstance(section, dict) else ():
             if isinstance(section.get(key), str) and not Path(section[key]).is_absolute():
                 section[key] = str(path.parent / section[key])

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from maskwatch.site.config.section import Section
 
@@ -135,3 +135,23 @@ class RuntimeConfig(Section):
         from maskwatch.runtime import check_providers
 
         return list(check_providers(names))
+
+
+class ModelsConfig(Section):
+    """The site's own models in place of the shipped ones (a classifier retrained on its cameras'
+    photos: docs/training.md), files relative to the config's folder; `run --classifier` and
+    `--detector` go over them. Before, a site could name them only on `run`'s command line."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    classifier: str | None = Field(None, description="an .onnx classifier of `maskwatch export` (default: shipped)")
+    detector: str | None = Field(None, description="detector settings JSON of `maskwatch export-detector` or "
+                                                   "`fit-detector` (default: shipped)")
+
+    @field_validator("classifier", "detector")
+    @classmethod
+    def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # files=False: a command that reads the store only (`report`) needs no model
+        if value is not None and (info.context or {}).get("files", True) and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value

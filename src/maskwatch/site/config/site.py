@@ -14,7 +14,7 @@ from maskwatch.site.config.cameras import CameraConfig
 from maskwatch.site.config.mqtt import MqttConfig
 from maskwatch.site.config.reports import ReportConfig
 from maskwatch.site.config.section import Section
-from maskwatch.site.config.server import RuntimeConfig, ServerConfig, StorageConfig
+from maskwatch.site.config.server import ModelsConfig, RuntimeConfig, ServerConfig, StorageConfig
 
 
 def local_zone_name() -> str | None:
@@ -50,6 +50,7 @@ class SiteConfig(Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     mqtt: MqttConfig | None = None
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
     reports: list[ReportConfig] = Field(default_factory=list, description="compliance reports sent on a schedule")
     timezone: str | None = Field(None, description="IANA name, e.g. Europe/Berlin, of opening hours, chart days, "
                                                    "reports and the dashboard's times (default: the machine's local time)")

@@ -265,10 +265,11 @@ def label_index(position: str) -> int:
     return CLASSES.index(POSITIONS[position])
 
 
-def render_work(rows: list[dict], data_dir: Path, size: int, per_face: int = 4, seed: int = 0,
+def render_work(rows: list[dict], data_dir: Path | list[Path], size: int, per_face: int = 4, seed: int = 0,
                 settings: RenderSettings = RenderSettings(), progress: bool = True) -> RenderedFaces:
-    """Renders of every bare face among faces.csv `rows` (photos under data_dir/images), with
-    textures from the rows' masked faces: per_face renders each, half worn right."""
+    """Renders of every bare face among faces.csv `rows` (photos under data_dir/images, or the
+    images/ of one of several folders: `prepare` refuses one name in two), with textures from the
+    rows' masked faces: per_face renders each, half worn right."""
     from maskwatch.data.images import read_image
     from maskwatch.progress import progress_bar
     from maskwatch.training.classifier.landmarks import LandmarkFinder, landmark_template
@@ -276,9 +277,12 @@ def render_work(rows: list[dict], data_dir: Path, size: int, per_face: int = 4, 
     rng = np.random.default_rng(seed)
     photos: dict[str, np.ndarray] = {}
 
+    folders = [Path(data_dir)] if isinstance(data_dir, (str, Path)) else [Path(d) for d in data_dir]
+
     def photo(name: str) -> np.ndarray:
         if name not in photos:
-            photos[name] = read_image(Path(data_dir) / "images" / name)
+            found = [folder / "images" / name for folder in folders if (folder / "images" / name).is_file()]
+            photos[name] = read_image(found[0] if found else folders[0] / "images" / name)
         return photos[name]
 
     def box_of(row: dict) -> tuple[float, float, float, float]:

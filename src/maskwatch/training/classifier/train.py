@@ -24,6 +24,7 @@ from maskwatch.models import build_model
 from maskwatch.progress import progress_bar
 from maskwatch.training.classifier.augment import augment_batch
 from maskwatch.training.classifier.dataset import CropDataset, load_crop_dataset
+from maskwatch.training.classifier.initial import freeze_norms, init_digest, load_initial_weights
 
 BALANCE_MODES = ("none", "sqrt", "inverse")
 SCHEDULES = ("constant", "onecycle")
@@ -50,6 +51,9 @@ class TrainConfig:
     # Renders of bare training faces with masks worn right and wrongly (masks.py,
     # `maskwatch render WORK`), as a share of each batch; 0 = none.
     rendered: float = 0.0
+    # A trained classifier to start from (initial.py: an exported .onnx file or a run folder),
+    # instead of ImageNet's weights or none; its normalisation statistics are kept while training.
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -93,7 +97,10 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_model(cfg.model, channels=data.spec.channels, size=data.spec.size, classes=len(CLASSES))
+    model = build_model(cfg.model, channels=data.spec.channels, size=data.spec.size, classes=len(CLASSES),
+                        pretrained=cfg.init is None)
+    if cfg.init is not None:
+        load_initial_weights(model, Path(cfg.init), cfg.model, data.spec)
     model.to(device)
     x_train, y_train = to_tensor(data.images[train_idx]), torch.from_numpy(data.labels[train_idx])
     y_val = torch.from_numpy(data.labels[val_idx])
@@ -129,6 +136,8 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
             tqdm.write(f"resuming after epoch {len(history)}/{cfg.epochs} from {checkpoint}")
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         model.train()
+        if cfg.init is not None:
+            freeze_norms(model)
         order = rng.permutation(len(train_idx))
         batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
         total_loss, correct = 0.0, 0
@@ -184,8 +193,11 @@ def _checkpoint_key(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarra
     """What a checkpoint must have been trained on to be resumed: these settings, faces and split."""
     faces = hashlib.sha256("\n".join(map(str, data.face_ids)).encode())
     faces.update(train_idx.tobytes() + b"|" + val_idx.tobytes() + data.labels.tobytes())
-    return json.dumps({"train": asdict(cfg), "work": str(Path(data.work).resolve()), "crop": data.spec.to_dict(),
-                       "faces": faces.hexdigest()})
+    key = {"train": asdict(cfg), "work": str(Path(data.work).resolve()), "crop": data.spec.to_dict(),
+           "faces": faces.hexdigest()}
+    if cfg.init is not None:  # a file exported again under the same name is another start
+        key["init"] = init_digest(Path(cfg.init))
+    return json.dumps(key)
 
 
 def _load_checkpoint(path: Path, key: str) -> dict | None:
