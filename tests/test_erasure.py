@@ -198,3 +198,37 @@ def test_an_admin_erases_over_the_api_with_their_password_and_nobody_else_does(t
     asked = "events?camera=old&since=2026-09-24T00:00:00+02:00&until=2026-09-25T00:00:00+02:00"
     assert rows == [("admin", "admin_password_failed", f"events_erased {asked}"),
                     ("admin", "events_erased", f"{asked}: events 1, snapshots 1")]
+
+
+def test_an_erasure_over_the_api_refuses_a_time_with_no_zone_rather_than_erase_another_hour(tmp_path):
+    """"I passed the old entrance at 08:00": DELETE /v1/events with 07:55-08:05 and no zone read
+    UTC's (09:55-10:05 in Berlin), answered 200 "deleted 0 people" and kept the person asking (and
+    would have deleted whoever passed at 10:00); `maskwatch events` reads the same text on the
+    site's clock. A time with no zone is refused; with its offset, Unix seconds or a date it goes."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.conftest import ADMIN
+    from tests.test_site_history import CSRF, make_site
+
+    site, detector = make_site(tmp_path, users=True)  # `old`: a person in view 2026-09-24 08:00:00-08:00:01 Berlin
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False)), site=site)
+    admin = TestClient(app)
+    assert admin.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF).status_code == 200
+
+    def erase(since, until):
+        return admin.request("DELETE", "/v1/events", headers=CSRF, json={
+            "camera": "old", "since": since, "until": until, "admin_password": ADMIN[1]})
+
+    try:
+        for since, until in (("2026-09-24T07:55", "2026-09-24T08:05"), ("1790229000", "2026-09-24 08:05")):
+            refused = erase(since, until)
+            assert refused.status_code == 400, refused.text
+            assert "names no timezone" in refused.json()["error"] and "2026-09-24" in refused.json()["error"]
+        assert len(site.store.events(camera="old")) == 5  # nothing erased
+        done = erase("2026-09-24T07:55+02:00", "2026-09-24T06:05Z")
+        assert done.status_code == 200 and done.json()["erased"] == 1, done.text
+    finally:
+        site.store.close()
