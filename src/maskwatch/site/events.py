@@ -501,14 +501,18 @@ class EventStore:
         stayed, a face kept past every retention. Read at a process's first retention, which a clock
         in doubt puts off (runner._clock_doubted), then daily (a scan of the folder: 0.33 s at 100k
         files on a shared 2-core machine); a row's file is written after the person was last seen, so a file
-        of a row retention keeps is no older than the cut-off, and each is checked against the rows."""
+        of a row retention keeps is no older than the cut-off, and each is checked against the rows.
+        Only names of cameras with people or counts stored here: any WORD-DIGITS.jpg went, a photo
+        kept in the folder or another site's snapshot in a folder the two share."""
         if self._snapshot_folder is None or not self._snapshot_folder.is_dir():
             return []
-        old = []
+        ours, old = set(self.stored_cameras()), []
         with os.scandir(self._snapshot_folder) as entries:
             for entry in entries:
                 if not (SNAPSHOT_NAME.fullmatch(entry.name) or PARTIAL_SNAPSHOT.fullmatch(entry.name)):
                     continue
+                if entry.name.lstrip(".").split(".jpg", 1)[0].rsplit("-", 1)[0] not in ours:
+                    continue  # another site's in a shared folder, or someone's photo named as one (IMG-20240101.jpg)
                 with contextlib.suppress(OSError):  # gone meanwhile
                     if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
                         old.append(entry.name)
