@@ -87,9 +87,11 @@ def zone_named(value: str, name: str, days: tzinfo | None) -> float:
     asker's kept, answered 200. Unix seconds, an offset or Z, or a date alone (the site's midnight) go."""
     seconds = parse_since(value, name, days)
     if seconds != parse_since(value, name, days, times=timezone(timedelta(hours=1))):  # read as given: no zone
+        local = parse_since(value, name, days, times=days)
+        on_site = (datetime.fromtimestamp(local, days) if days else datetime.fromtimestamp(local).astimezone())
         raise ValueError(f"{name} {value!r} names no timezone, and a deletion does not guess the clock (UTC's, as "
                          f"GET /v1/events reads it, or the site's, as maskwatch events does): add its offset "
-                         f"({value}+01:00) or Z, or give Unix seconds or a date alone")
+                         f"({on_site.isoformat()} on the site's clock) or Z, or give Unix seconds or a date alone")
     return seconds
 
 
