@@ -233,3 +233,34 @@ def test_an_erasure_over_the_api_refuses_a_time_with_no_zone_rather_than_erase_a
         assert done.status_code == 200 and done.json()["erased"] == 1, done.text
     finally:
         site.store.close()
+
+
+def test_an_erasure_stopped_by_one_file_and_run_again_counts_the_files_the_first_run_deleted(tmp_path):
+    """Two people of the range with a snapshot each, one file stuck: the first run deleted the
+    other file and stopped (no row, no access-log line); the run again counted only the files it
+    deleted itself ("0 snapshot files" here, the stuck one cleared by hand), the answer to the
+    person asking pictures short. The files the rows named are counted, and the stopped run says
+    what it did delete."""
+    config = site_file(tmp_path, "{database: site.db, snapshots: snaps}")
+    site = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps")
+    face = np.zeros((8, 8, 3), np.uint8)
+    first = site.record("door", None, person(1, MASKED, first=berlin(9, 0), last=berlin(9, 1)), face)
+    stuck = site.record("door", None, person(2, MASKED, first=berlin(9, 5), last=berlin(9, 6)), face)
+    site.close()
+    (tmp_path / "snaps" / stuck["snapshot"]).unlink()
+    (tmp_path / "snaps" / stuck["snapshot"]).mkdir()  # a file that will not go (here a folder in its place)
+    (tmp_path / "snaps" / stuck["snapshot"] / "x").write_text("x")
+    day = ["events", "delete", "--config", config, "--since", "2026-12-01", "--until", "2026-12-02", "--yes"]
+    refused = runner.invoke(app, day)
+    assert refused.exit_code == 1 and "1 other snapshot file of theirs was" in refused.output, refused.output
+    assert not (tmp_path / "snaps" / first["snapshot"]).exists()
+    shutil.rmtree(tmp_path / "snaps" / stuck["snapshot"])
+    done = runner.invoke(app, day)
+    assert done.exit_code == 0 and "deleted 2 people of every camera" in done.stdout, done.output
+    assert "and 2 snapshot files;" in done.stdout, done.output
+    auth = AuthStore(str(tmp_path / "site.db"))
+    try:
+        assert [row["target"].rsplit(": ", 1)[1] for row in auth.access_log(action="events_erased")] == [
+            "events 2, snapshots 2"]
+    finally:
+        auth.close()

@@ -601,17 +601,23 @@ class EventStore:
 
     def erase(self, since: float, until: float, camera: str | None = None,
               audit: Callable[[int, int], Executable] | None = None) -> tuple[int, int]:
-        """Delete the events `in_view` finds and their snapshot files, for a request to erase; (events,
-        snapshots) deleted. The files go first: one that cannot be deleted stops it (ErasureError)
-        with every row kept, so the same command run again, once the file can go, finds it (a row
-        deleted first would leave its face on disk, named by no row, and retention goes by rows).
+        """Delete the events `in_view` finds and their snapshot files, for a request to erase; (events
+        deleted, their snapshot files gone). The files go first: one that cannot be deleted stops it
+        (ErasureError) with every row kept, so the same command run again, once the file can go,
+        finds it (a row deleted first would leave its face on disk, named by no row, and retention
+        goes by rows). The files counted are those the rows name, whichever run deleted them: a run
+        again counted only the stuck one, the answer to the person one picture short.
         `audit(events, snapshots)`: the access-log line written in the rows' own transaction, so
         an erasure is never done unrecorded. The per-minute counts are kept (docs/site.md)."""
         found = self.in_view(since, until, camera)
-        snapshots, failed = self._unlink_snapshots([row["snapshot"] for row in found])
+        named = [row["snapshot"] for row in found if row["snapshot"] and SNAPSHOT_NAME.fullmatch(row["snapshot"])]
+        deleted, failed = self._unlink_snapshots(named)
         if failed:
+            others = (f" ({deleted} other snapshot file{'s' * (deleted != 1)} of theirs {'was' if deleted == 1 else 'were'}, "
+                      "counted when it is run again)") if deleted else ""
             raise ErasureError(f"{len(failed)} snapshot file{'s' * (len(failed) != 1)} could not be deleted, first "
-                               f"{failed[0]}; nothing erased from the database: fix that, then run it again")
+                               f"{failed[0]}; nothing erased from the database{others}: fix that, then run it again")
+        snapshots = len(named) if self._snapshot_folder is not None else 0
         ids, erased = [row["id"] for row in found], 0
         with self._write_lock, self.engine.begin() as connection:
             for start in range(0, len(ids), 500):  # bound parameters per statement: SQLite's limit
