@@ -198,3 +198,69 @@ def test_an_admin_erases_over_the_api_with_their_password_and_nobody_else_does(t
     asked = "events?camera=old&since=2026-09-24T00:00:00+02:00&until=2026-09-25T00:00:00+02:00"
     assert rows == [("admin", "admin_password_failed", f"events_erased {asked}"),
                     ("admin", "events_erased", f"{asked}: events 1, snapshots 1")]
+
+
+def test_an_erasure_over_the_api_refuses_a_time_with_no_zone_rather_than_erase_another_hour(tmp_path):
+    """"I passed the old entrance at 08:00": DELETE /v1/events with 07:55-08:05 and no zone read
+    UTC's (09:55-10:05 in Berlin), answered 200 "deleted 0 people" and kept the person asking (and
+    would have deleted whoever passed at 10:00); `maskwatch events` reads the same text on the
+    site's clock. A time with no zone is refused; with its offset, Unix seconds or a date it goes."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.security.auth_settings import AuthSettings
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.conftest import ADMIN
+    from tests.test_site_history import CSRF, make_site
+
+    site, detector = make_site(tmp_path, users=True)  # `old`: a person in view 2026-09-24 08:00:00-08:00:01 Berlin
+    app = create_app(detector, ServeSettings(auth=AuthSettings(database=site.config.storage.database,
+                                                               open_without_users=False)), site=site)
+    admin = TestClient(app)
+    assert admin.post("/login", json={"username": ADMIN[0], "password": ADMIN[1]}, headers=CSRF).status_code == 200
+
+    def erase(since, until):
+        return admin.request("DELETE", "/v1/events", headers=CSRF, json={
+            "camera": "old", "since": since, "until": until, "admin_password": ADMIN[1]})
+
+    try:
+        for since, until in (("2026-09-24T07:55", "2026-09-24T08:05"), ("1790229000", "2026-09-24 08:05")):
+            refused = erase(since, until)
+            assert refused.status_code == 400, refused.text
+            assert "names no timezone" in refused.json()["error"], refused.text
+        assert "(2026-09-24T08:05:00+02:00 on the site's clock)" in refused.json()["error"]
+        assert len(site.store.events(camera="old")) == 5  # nothing erased
+        done = erase("2026-09-24T07:55+02:00", "2026-09-24T06:05Z")
+        assert done.status_code == 200 and done.json()["erased"] == 1, done.text
+    finally:
+        site.store.close()
+
+
+def test_an_erasure_stopped_by_one_file_and_run_again_counts_the_files_the_first_run_deleted(tmp_path):
+    """Two people of the range with a snapshot each, one file stuck: the first run deleted the
+    other file and stopped (no row, no access-log line); the run again counted only the files it
+    deleted itself ("0 snapshot files" here, the stuck one cleared by hand), the answer to the
+    person asking pictures short. The files the rows named are counted, and the stopped run says
+    what it did delete."""
+    config = site_file(tmp_path, "{database: site.db, snapshots: snaps}")
+    site = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps")
+    face = np.zeros((8, 8, 3), np.uint8)
+    first = site.record("door", None, person(1, MASKED, first=berlin(9, 0), last=berlin(9, 1)), face)
+    stuck = site.record("door", None, person(2, MASKED, first=berlin(9, 5), last=berlin(9, 6)), face)
+    site.close()
+    (tmp_path / "snaps" / stuck["snapshot"]).unlink()
+    (tmp_path / "snaps" / stuck["snapshot"]).mkdir()  # a file that will not go (here a folder in its place)
+    (tmp_path / "snaps" / stuck["snapshot"] / "x").write_text("x")
+    day = ["events", "delete", "--config", config, "--since", "2026-12-01", "--until", "2026-12-02", "--yes"]
+    refused = runner.invoke(app, day)
+    assert refused.exit_code == 1 and "1 other snapshot file of theirs was" in refused.output, refused.output
+    assert not (tmp_path / "snaps" / first["snapshot"]).exists()
+    shutil.rmtree(tmp_path / "snaps" / stuck["snapshot"])
+    done = runner.invoke(app, day)
+    assert done.exit_code == 0 and "deleted 2 people of every camera" in done.stdout, done.output
+    assert "and 2 snapshot files;" in done.stdout, done.output
+    auth = AuthStore(str(tmp_path / "site.db"))
+    try:
+        assert [row["target"].rsplit(": ", 1)[1] for row in auth.access_log(action="events_erased")] == [
+            "events 2, snapshots 2"]
+    finally:
+        auth.close()

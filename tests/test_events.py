@@ -299,6 +299,47 @@ def test_retention_deletes_old_snapshot_files_no_event_names(tmp_path):
     store.close()
 
 
+def test_an_unnamed_snapshot_file_too_young_at_the_start_goes_once_past_the_window_while_the_site_runs(tmp_path):
+    """The sweep of unnamed snapshot files ran once a process: a file left by a power cut was hours
+    old at the restart that followed, too young, and then stayed as long as that process ran
+    (months, for a site restarted by nothing else), a face past every retention_days. It runs daily."""
+    import time
+
+    now = time.time()
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=30)
+    orphan = tmp_path / "snaps" / "door-7.jpg"  # its event never committed: the power went
+    orphan.write_bytes(b"\xff\xd8 a face")
+    os.utime(orphan, (now - 3600, now - 3600))
+    store.enforce_retention(now)  # the restart's
+    assert orphan.is_file()
+    store.enforce_retention(now + 3600)  # the hourly ones: no scan of the folder each hour
+    later = now + 29 * 86400  # the site stores people on
+    store.record("door", None, person(8, (0.9, 0.05, 0.05), first=later - 10, last=later))
+    store.enforce_retention(now + 30 * 86400)  # a month on, the same process
+    assert not orphan.exists()
+    store.close()
+
+
+def test_the_unnamed_snapshot_sweep_keeps_files_named_for_cameras_this_database_never_had(tmp_path):
+    """The sweep deleted every old file whose name looked like a snapshot (any WORD-DIGITS.jpg): in a
+    snapshots folder shared with another site (its cameras, its longer retention) or holding
+    someone's photos (IMG-20240101.jpg), those went at the first start after the upgrade. It now
+    takes only names of cameras with people or counts stored here; this site's own orphans still go."""
+    import time
+
+    now = time.time()
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps", retention_days=30)
+    kept = store.record("door", None, person(1, (0.9, 0.05, 0.05), first=now - 10, last=now), np.zeros((8, 8, 3), np.uint8))
+    snaps = tmp_path / "snaps"
+    foreign = ["IMG-20240101.jpg", "gate-3.jpg", ".gate-4.jpg.k3_x9q2a.partial"]
+    for name in (*foreign, "door-5.jpg", ".door-6.jpg.k3_x9q2a.partial"):
+        (snaps / name).write_bytes(b"\xff\xd8 a picture")
+        os.utime(snaps / name, (now - 40 * 86400, now - 40 * 86400))
+    store.enforce_retention(now)
+    assert sorted(p.name for p in snaps.iterdir()) == sorted([kept["snapshot"], *foreign])
+    store.close()
+
+
 def test_retention_goes_on_past_a_snapshot_it_cannot_delete_and_in_privacy_mode(tmp_path, monkeypatch):
     """One file that would not go (permissions, an I/O error) ended the retention thread, so the
     database grew for good; a site put in privacy mode kept the snapshots it had taken, forever."""

@@ -33,7 +33,8 @@ from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site
 from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
-from maskwatch.site.trend import NO_ZONE, SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since
+from maskwatch.site.trend import (NO_ZONE, SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since,
+                                  zone_named)
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
@@ -448,7 +449,9 @@ def snapshot(request: Request, name: str) -> Response:
 class Erasure(Confirmed):
     """DELETE /v1/events' body: the people in view in a range, and the admin's own password."""
 
-    since: str = Field(min_length=1, max_length=64, description=f"from this time: ISO 8601 or Unix seconds ({NO_ZONE})")
+    since: str = Field(min_length=1, max_length=64, description=(
+        "from this time: ISO 8601 with its offset or Z, Unix seconds, or a date alone (midnight in the site's "
+        "timezone); a time with no zone is refused"))
     until: str = Field(min_length=1, max_length=64, description="to this time, not included; as since")
     camera: str | None = Field(None, min_length=1, max_length=64, description=(
         "one camera's people (one no longer running whose history is kept too); left out: every camera's"))
@@ -464,7 +467,7 @@ def _erasing_admin(request: Request) -> str:
 
 
 @router.delete("/events", openapi_extra=ADMIN, responses=CONFIRMED | _errors(
-    (400, "A camera neither in the config nor in the stored history, a bad time, or since not before until"),
+    (400, "A camera neither in the config nor in the stored history, a bad time or one with no zone, or since not before until"),
     (503, CONFIRMED[503]["description"] + "; or a snapshot file that cannot be deleted (nothing erased: the "
           "file is named)")))
 def erase_events(request: Request, body: Erasure, admin: Annotated[str, Depends(_erasing_admin)]) -> JSONResponse:
@@ -477,7 +480,7 @@ def erase_events(request: Request, body: Erasure, admin: Annotated[str, Depends(
         return refused
     tz = site.config.tz()
     try:
-        since, until = parse_since(body.since, days=tz), parse_since(body.until, "until", tz)
+        since, until = zone_named(body.since, "since", tz), zone_named(body.until, "until", tz)
     except ValueError as err:
         return _error(400, str(err))
     if since >= until:

@@ -52,6 +52,9 @@ class ErasureError(Exception):
     """An erasure that could not be done whole; nothing of it was taken from the database."""
 
 NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
+# Seconds between two looks for the snapshot files no event names. Once a process, a file left by a
+# power cut, hours old at the restart after it, stayed as long as that process ran: months.
+UNNAMED_SWEPT_EVERY = 86400
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 # A snapshot's temporary file while it is written (atomic.atomic_path), left by a process killed then.
 PARTIAL_SNAPSHOT = re.compile(r"\.[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg\.[A-Za-z0-9_]{1,32}\.partial")
@@ -236,7 +239,7 @@ class EventStore:
                                              "snapshots written again")
         self._full_disk = FullDiskSweep(self._sweep_full_disk)
         self._snapshot_refused = False  # a snapshot the full disk refused, for record() to sweep after
-        self._unnamed_swept = False  # the snapshot files no event names, past retention: once, at the first retention
+        self._unnamed_swept_at: float | None = None  # when the snapshot files no event names were last looked for
         open_database(self.url, self.migrate)
         if self.snapshots is not None:
             try:
@@ -473,7 +476,8 @@ class EventStore:
         WAL folded into the database in the space freed (it could not be, the database unable to
         grow, and kept its 4 MB), and the rows tried again. The site stayed full for good, its
         retention refused every hour while the files it was to delete took the space."""
-        cutoff = (time.time() if now is None else now) - self.retention_days * 86400
+        now = time.time() if now is None else now
+        cutoff = now - self.retention_days * 86400
         try:
             old = self._delete_old_rows(cutoff)
         except SQLAlchemyError:
@@ -482,8 +486,8 @@ class EventStore:
             self._fold_wal()
             old = self._delete_old_rows(cutoff)
         self._delete_snapshots(old)
-        if not self._unnamed_swept:
-            self._unnamed_swept = True
+        if self._unnamed_swept_at is None or not 0 <= now - self._unnamed_swept_at < UNNAMED_SWEPT_EVERY:
+            self._unnamed_swept_at = now
             if unnamed := self._unnamed_snapshots(cutoff):
                 log.info("retention: %d snapshot files older than retention_days that no event names deleted "
                          "(left by a stop between a snapshot's writing and its event's commit)",
@@ -494,17 +498,21 @@ class EventStore:
         """The snapshot files (and temporary ones) last written before `cutoff` that no event
         names: retention goes by the events' rows, and a file whose row never was committed (the
         process killed, the power lost, between the file and the commit) or was deleted by hand
-        stayed, a face kept past every retention. Read once a process (a scan of the folder: 0.33 s
-        at 100k files on a shared 2-core machine), at its first retention, which a clock in doubt puts off
-        (runner._clock_doubted); a row's file is written after the person was last seen, so a file
-        of a row retention keeps is no older than the cut-off, and each is checked against the rows."""
+        stayed, a face kept past every retention. Read at a process's first retention, which a clock
+        in doubt puts off (runner._clock_doubted), then daily (a scan of the folder: 0.33 s at 100k
+        files on a shared 2-core machine); a row's file is written after the person was last seen, so a file
+        of a row retention keeps is no older than the cut-off, and each is checked against the rows.
+        Only names of cameras with people or counts stored here: any WORD-DIGITS.jpg went, a photo
+        kept in the folder or another site's snapshot in a folder the two share."""
         if self._snapshot_folder is None or not self._snapshot_folder.is_dir():
             return []
-        old = []
+        ours, old = set(self.stored_cameras()), []
         with os.scandir(self._snapshot_folder) as entries:
             for entry in entries:
                 if not (SNAPSHOT_NAME.fullmatch(entry.name) or PARTIAL_SNAPSHOT.fullmatch(entry.name)):
                     continue
+                if entry.name.lstrip(".").split(".jpg", 1)[0].rsplit("-", 1)[0] not in ours:
+                    continue  # another site's in a shared folder, or someone's photo named as one (IMG-20240101.jpg)
                 with contextlib.suppress(OSError):  # gone meanwhile
                     if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
                         old.append(entry.name)
@@ -593,17 +601,23 @@ class EventStore:
 
     def erase(self, since: float, until: float, camera: str | None = None,
               audit: Callable[[int, int], Executable] | None = None) -> tuple[int, int]:
-        """Delete the events `in_view` finds and their snapshot files, for a request to erase; (events,
-        snapshots) deleted. The files go first: one that cannot be deleted stops it (ErasureError)
-        with every row kept, so the same command run again, once the file can go, finds it (a row
-        deleted first would leave its face on disk, named by no row, and retention goes by rows).
+        """Delete the events `in_view` finds and their snapshot files, for a request to erase; (events
+        deleted, their snapshot files gone). The files go first: one that cannot be deleted stops it
+        (ErasureError) with every row kept, so the same command run again, once the file can go,
+        finds it (a row deleted first would leave its face on disk, named by no row, and retention
+        goes by rows). The files counted are those the rows name, whichever run deleted them: a run
+        again counted only the stuck one, the answer to the person one picture short.
         `audit(events, snapshots)`: the access-log line written in the rows' own transaction, so
         an erasure is never done unrecorded. The per-minute counts are kept (docs/site.md)."""
         found = self.in_view(since, until, camera)
-        snapshots, failed = self._unlink_snapshots([row["snapshot"] for row in found])
+        named = [row["snapshot"] for row in found if row["snapshot"] and SNAPSHOT_NAME.fullmatch(row["snapshot"])]
+        deleted, failed = self._unlink_snapshots(named)
         if failed:
+            others = (f" ({deleted} other snapshot file{'s' * (deleted != 1)} of theirs {'was' if deleted == 1 else 'were'}, "
+                      "counted when it is run again)") if deleted else ""
             raise ErasureError(f"{len(failed)} snapshot file{'s' * (len(failed) != 1)} could not be deleted, first "
-                               f"{failed[0]}; nothing erased from the database: fix that, then run it again")
+                               f"{failed[0]}; nothing erased from the database{others}: fix that, then run it again")
+        snapshots = len(named) if self._snapshot_folder is not None else 0
         ids, erased = [row["id"] for row in found], 0
         with self._write_lock, self.engine.begin() as connection:
             for start in range(0, len(ids), 500):  # bound parameters per statement: SQLite's limit

@@ -80,6 +80,21 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
     return seconds
 
 
+def zone_named(value: str, name: str, days: tzinfo | None) -> float:
+    """parse_since for a deletion, which must not guess whose clock a time is on: one with no zone
+    refused (ValueError). DELETE /v1/events read 07:55 as UTC's, as GET /v1/events does, where
+    `maskwatch events` reads the site's: 09:55 in Berlin, another hour's people erased and the
+    asker's kept, answered 200. Unix seconds, an offset or Z, or a date alone (the site's midnight) go."""
+    seconds = parse_since(value, name, days)
+    if seconds != parse_since(value, name, days, times=timezone(timedelta(hours=1))):  # read as given: no zone
+        local = parse_since(value, name, days, times=days)
+        on_site = (datetime.fromtimestamp(local, days) if days else datetime.fromtimestamp(local).astimezone())
+        raise ValueError(f"{name} {value!r} names no timezone, and a deletion does not guess the clock (UTC's, as "
+                         f"GET /v1/events reads it, or the site's, as maskwatch events does): add its offset "
+                         f"({on_site.isoformat()} on the site's clock) or Z, or give Unix seconds or a date alone")
+    return seconds
+
+
 def _date_alone(value: str) -> bool:
     """Whether an ISO 8601 text is a date with no time, in any form fromisoformat reads: 2026-10-01,
     and the week dates 2026-W40-4 and 2026-W40 too (a pattern of YYYY-MM-DD alone read them as UTC's)."""
