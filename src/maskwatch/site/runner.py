@@ -202,7 +202,7 @@ class Site:
 
     def _watch_cameras(self) -> None:
         """Each camera's `connected`, as /v1/cameras, the page and Prometheus have it (no frame for
-        `stall_timeout` seconds, or its stream lost), to MQTT's <camera>/available when it changes."""
+        `stall_timeout` seconds, however the stream was lost), to MQTT's <camera>/available when it changes."""
         while not self._stop.wait(CAMERA_UP_EVERY):
             for camera_id, camera in self.cameras_by_id.items():
                 self.mqtt.camera_up(camera_id, bool(camera.worker.state()["connected"]))

@@ -46,7 +46,7 @@ FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;1000000|probesize;100000"
 class CameraState:
     """What the API and the page show about one camera (times are Unix seconds)."""
 
-    connected: bool
+    connected: bool  # a frame came within stall_timeout: a link lost and reopened sooner is no outage
     last_frame_at: float | None
     fps: float  # frames received per second, over the last few seconds
     frames: int  # received since start
@@ -88,7 +88,6 @@ class CameraReader:
         self.decoded = 0
         self.decode_on_request = decode_on_request
         self._wanted = threading.Event()
-        self._connected = False
         self._last_frame_at: float | None = None  # monotonic, for the stall check
         self._last_frame_wall: float | None = None
         self._arrivals: deque[float] = deque(maxlen=50)
@@ -129,7 +128,7 @@ class CameraReader:
             fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.stall_timeout
             recent = [t for t in self._arrivals if now - t <= 5.0]
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-            return CameraState(connected=self._connected and fresh, last_frame_at=self._last_frame_wall,
+            return CameraState(connected=fresh and not self._stop.is_set(), last_frame_at=self._last_frame_wall,
                                fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
 
@@ -223,13 +222,10 @@ class CameraReader:
                 log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
                             error, "still " if self._down else "", self.retry_max)
                 self._down = True
-            with self._lock:
-                self._connected = False
+            with self._lock:  # still connected, as state() says, until stall_timeout passes without a frame
                 self._last_error = f"{error}; retrying in {delay:g} s"
                 self._reconnects += 1
             self._stop.wait(delay)
-        with self._lock:
-            self._connected = False
 
     def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
         """Read frames until the stream fails or the reader stops; True if any frame came."""
@@ -269,7 +265,6 @@ class CameraReader:
                     self._sequence += 1
                     self.decoded += 1
                 self._received += 1
-                self._connected = True
                 self._last_frame_at = now
                 self._last_frame_wall = time.time()
                 self._arrivals.append(now)
