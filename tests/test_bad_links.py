@@ -2,10 +2,23 @@
 stalls, drops or throttles (tests/link_proxy.py), and a camera that comes back at another
 resolution. What a user sees: the camera's state, its people, its rate and the log."""
 
+from pathlib import Path
+
+import cv2
+
 from maskwatch.video.cameras import CameraReader
 from tests.link_proxy import LinkProxy
-from tests.rtsp import rtsp_server  # noqa: F401  (fixture)
+from tests.rtsp import RtspServer, rtsp_server  # noqa: F401  (fixture)
 from tests.test_cameras import wait_until
+
+
+def still_frames(folder: Path, sample_dir: Path, size: tuple[int, int], count: int = 10) -> Path:
+    """`count` copies of one sample photo (three faces) at `size`, named for RtspServer's fps: a still view."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image = cv2.resize(cv2.imread(str(sorted(sample_dir.glob("images/*.png"))[0])), size)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"frame{i:04d}.jpg"), image)
+    return folder
 
 
 def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_offline(rtsp_server):  # noqa: F811
@@ -30,3 +43,28 @@ def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_
     finally:
         reader.stop()
         proxy.close()
+
+
+def test_a_slow_link_rate_is_said_as_frames_per_second_not_a_burst(tmp_path, sample_dir):
+    """A link so slow the camera sends 1 frame a second: the frames FFmpeg holds while it opens
+    the stream arrive together, and the rate read 1,000 frames per second (maskwatch_camera_fps
+    beside its fps_target of 5) until the next frame came."""
+    server = RtspServer(still_frames(tmp_path / "frames", sample_dir, (320, 240), 2), tmp_path / "server.log",
+                        fps=1).start()
+    proxy = LinkProxy(server.port, delay=0.3)
+    reader = CameraReader(proxy.url(), stall_timeout=10.0, name="bus").start()
+    try:
+        rates = []  # the rate, looked at from the first frame on
+
+        def three_frames() -> bool:
+            state = reader.state()
+            if state.frames:
+                rates.append(state.fps)
+            return state.frames >= 4
+
+        assert wait_until(three_frames, 30), reader.state()
+        assert max(rates) <= 2.0, rates
+    finally:
+        reader.stop()
+        proxy.close()
+        server.stop()

@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 # variable yourself to override.
 FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;1000000|probesize;100000"
 
+# A camera's rate: the frames that arrived over the last RATE_WINDOW seconds, over their span or
+# RATE_LEAST_SPAN seconds, whichever is longer. The frames FFmpeg holds while it opens a stream come
+# at once: two of a 1 frame/s stream 1 ms apart read 1,000 frames/s until the next one.
+RATE_WINDOW = 5.0
+RATE_LEAST_SPAN = 1.0
+
 
 @dataclass(frozen=True)
 class CameraState:
@@ -126,8 +132,8 @@ class CameraReader:
         now = time.monotonic()
         with self._lock:
             fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.stall_timeout
-            recent = [t for t in self._arrivals if now - t <= 5.0]
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+            recent = [t for t in self._arrivals if now - t <= RATE_WINDOW]
+            fps = (len(recent) - 1) / max(recent[-1] - recent[0], RATE_LEAST_SPAN) if len(recent) > 1 else 0.0
             return CameraState(connected=fresh and not self._stop.is_set(), last_frame_at=self._last_frame_wall,
                                fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
