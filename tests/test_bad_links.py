@@ -5,11 +5,21 @@ resolution. What a user sees: the camera's state, its people, its rate and the l
 from pathlib import Path
 
 import cv2
+import pytest
 
-from maskwatch.video.cameras import CameraReader
+from maskwatch import Detector
+from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.motion import MotionDetector, MotionSettings
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.tracker import FaceTracker
 from tests.link_proxy import LinkProxy
 from tests.rtsp import RtspServer, rtsp_server  # noqa: F401  (fixture)
-from tests.test_cameras import wait_until
+from tests.test_cameras import Collect, wait_until
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load()
 
 
 def still_frames(folder: Path, sample_dir: Path, size: tuple[int, int], count: int = 10) -> Path:
@@ -19,6 +29,13 @@ def still_frames(folder: Path, sample_dir: Path, size: tuple[int, int], count: i
     for i in range(count):
         cv2.imwrite(str(folder / f"frame{i:04d}.jpg"), image)
     return folder
+
+
+class Sizes(Collect):
+    """Collect, keeping each frame's width and the track ids of the faces it shows."""
+
+    def write(self, frame, faces, detected):
+        self.frames.append((frame.image.shape[1], sorted(f.track_id for f in faces if not f.missed), detected))
 
 
 def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_offline(rtsp_server):  # noqa: F811
@@ -43,6 +60,36 @@ def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_
     finally:
         reader.stop()
         proxy.close()
+
+
+def test_a_camera_back_at_another_resolution_keeps_its_people(tmp_path, sample_dir, detector):
+    """A camera whose substream is reconfigured (or that reboots at another resolution) and is
+    back within `stall_timeout`: the people in view were lost at their old pixels and started
+    again at the new ones, each counted twice."""
+    small = still_frames(tmp_path / "small", sample_dir, (320, 240))
+    server = RtspServer(small, tmp_path / "server.log", fps=5).start()
+    sink = Sizes()
+    processor = FrameProcessor(detector, FaceTracker(), detect_every=2,
+                               motion=MotionDetector(MotionSettings(full_check=1.0)))
+    reader = CameraReader(server.url, stall_timeout=10.0, retry_max=0.5, retry_first=0.25, name="bus",
+                          decode_on_request=True)
+    worker = CameraWorker("bus", reader, processor, [sink], fps=5).start()
+    try:
+        def people_at(width: int) -> list[list[int]]:
+            return [ids for shown, ids, detected in sink.frames if shown == width and detected and ids]
+
+        assert wait_until(lambda: len(people_at(320)) >= 3, 30), sink.frames[-5:]
+        before = people_at(320)[-1]
+        server.stop()
+        server.frames = still_frames(tmp_path / "big", sample_dir, (640, 480))
+        server.start()  # on the same port
+        # Three detections at the new size: past the tracker's lost_after (2 s) with full_check 1 s
+        assert wait_until(lambda: len(people_at(640)) >= 3, 30), sink.frames[-5:]
+        assert people_at(640)[-1] == before and not sink.people, (people_at(640), sink.people)
+    finally:
+        worker.stop()
+        server.stop()
+    assert sorted(person.track_id for person in sink.people) == before
 
 
 def test_a_slow_link_rate_is_said_as_frames_per_second_not_a_burst(tmp_path, sample_dir):

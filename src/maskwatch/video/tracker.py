@@ -308,6 +308,19 @@ class FaceTracker:
             if track.sure_size is not None:
                 track.sure_size = (track.sure_size[0] * scale, track.sure_size[1] * scale)
 
+    def rescale(self, sx: float, sy: float) -> None:
+        """Move every track to frames `sx` times as wide and `sy` times as high: a camera whose
+        stream came back at another resolution (rebooted, its substream reconfigured) shows the
+        same view, and the people in it stay the same people (each counted twice before: the old
+        tracks, at the old pixels, were lost and new ones started beside them)."""
+        factor = np.array([sx, sy, sx, sy], np.float64)
+        for track in self.active:
+            track.mean = track.mean * np.concatenate([factor, factor])
+            track.cov = track.cov * (factor ** 2)[:, None]
+            track.box = tuple(float(v) for v in np.asarray(track.box, np.float64) * factor)
+            if track.sure_size is not None:
+                track.sure_size = (track.sure_size[0] * sx, track.sure_size[1] * sy)
+
     def _associate(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], least: float,
                    matched: dict[int, Track]) -> list[Track]:
         """Match `tracks` to the faces indexed by `faces` (into `boxes`); record pairs in `matched`
