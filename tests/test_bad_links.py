@@ -2,6 +2,7 @@
 stalls, drops or throttles (tests/link_proxy.py), and a camera that comes back at another
 resolution. What a user sees: the camera's state, its people, its rate and the log."""
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -38,10 +39,13 @@ class Sizes(Collect):
         self.frames.append((frame.image.shape[1], sorted(f.track_id for f in faces if not f.missed), detected))
 
 
-def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_offline(rtsp_server):  # noqa: F811
+def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_offline(rtsp_server,  # noqa: F811
+                                                                                        caplog):
     """A 4G link drops the connection and the camera is reached again a second later: it read
     `connected: false` (MQTT `offline`, the page's offline, maskwatch_camera_up 0) until it was
-    reopened, though `stall_timeout` says how long without a frame counts as down."""
+    reopened, though `stall_timeout` says how long without a frame counts as down; and the log
+    said an outage and its end at every drop (two warnings a drop, all day on a bus)."""
+    caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
     proxy = LinkProxy(rtsp_server.port)
     reader = CameraReader(proxy.url(), stall_timeout=8.0, retry_max=0.5, retry_first=0.25, name="bus").start()
     try:
@@ -60,6 +64,9 @@ def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_
     finally:
         reader.stop()
         proxy.close()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert said == [(logging.INFO, f"bus ({proxy.url()}): frames again within stall_timeout (8 s) after: "
+                                   "stream ended or stalled")], said
 
 
 def test_a_camera_back_at_another_resolution_keeps_its_people(tmp_path, sample_dir, detector):

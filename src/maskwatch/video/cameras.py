@@ -101,6 +101,7 @@ class CameraReader:
         self._last_error: str | None = None
         self.stream_fps: float | None = None  # the frame rate the stream says it sends (None: none said)
         self._down = False  # said in the log to be without frames, not yet said to be back
+        self._lost: str | None = None  # why the stream was lost, while no frame came since
         # The camera's refusal (rtsp_probe), kept for the outage once told: each ask with a wrong
         # password is one more failed login, and cameras lock a user out after a few (Hikvision: 5-7).
         self._refusal: str | None = None
@@ -224,14 +225,38 @@ class CameraReader:
                 break
             failures += 1
             delay = retry_delay(failures, self.retry_first, self.retry_max)
-            if not self._down or refused_now:  # once per outage, and the camera's refusal (its 401) met in it
-                log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
-                            error, "still " if self._down else "", self.retry_max)
-                self._down = True
+            self._lost = self._lost or error
+            self._say_down(error, refused_now)
             with self._lock:  # still connected, as state() says, until stall_timeout passes without a frame
                 self._last_error = f"{error}; retrying in {delay:g} s"
                 self._reconnects += 1
-            self._stop.wait(delay)
+            self._wait(delay, error)
+
+    def _offline(self) -> bool:
+        """No frame for stall_timeout seconds, or none yet: the camera is down, as state() says."""
+        return self._last_frame_at is None or time.monotonic() - self._last_frame_at >= self.stall_timeout
+
+    def _say_down(self, error: str, refused_now: bool = False) -> None:
+        """The log's line for an outage, once, when the camera counts as down (a link dropped and
+        reopened within stall_timeout is no outage: a bus's 4G wrote two lines at every drop), and
+        the camera's refusal (its 401) met in it."""
+        if (self._down and not refused_now) or not self._offline():
+            return
+        log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
+                    error, "still " if self._down else "", self.retry_max)
+        self._down = True
+
+    def _wait(self, delay: float, error: str) -> None:
+        """The wait before the next try; an outage not said yet is said when stall_timeout passes
+        within it, not at a later try (up to retry_max later)."""
+        until = time.monotonic() + delay
+        if not self._down and self._last_frame_at is not None:
+            down_in = self._last_frame_at + self.stall_timeout - time.monotonic()
+            if down_in < delay:
+                if self._stop.wait(max(0.0, down_in)):
+                    return
+                self._say_down(error)
+        self._stop.wait(max(0.0, until - time.monotonic()))
 
     def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
         """Read frames until the stream fails or the reader stops; True if any frame came."""
@@ -261,9 +286,13 @@ class CameraReader:
                 image = shown(image) if shown else image
                 self._wanted.clear()
             got_frames = True
-            if self._down:
-                self._down, self._refusal = False, None
-                log.warning("%s (%s): frames again", self.name, redact_source(self.source))
+            if self._lost is not None:
+                if self._down:
+                    log.warning("%s (%s): frames again", self.name, redact_source(self.source))
+                else:  # reopened within stall_timeout: shown with MASKWATCH_LOG_LEVEL=INFO
+                    log.info("%s (%s): frames again within stall_timeout (%g s) after: %s", self.name,
+                             redact_source(self.source), self.stall_timeout, self._lost)
+                self._down, self._lost, self._refusal = False, None, None
             now = time.monotonic()
             with self._lock:
                 if image is not None:
