@@ -20,6 +20,9 @@ class LinkProxy:
     rate: bytes per second at most each way of each connection (None: no limit).
     stall() / flow(): hold every byte from now on (connections stay open) / let them go again.
     drop(): close every connection now, as a link that dies; new ones are taken.
+    freeze(): hold every byte of the connections open now for ever, without closing them (a 4G
+        link back with a new address: the old connections are dead, and nothing says so); new
+        ones flow.
     """
 
     def __init__(self, upstream: int, delay: float = 0.0, rate: float | None = None) -> None:
@@ -28,6 +31,7 @@ class LinkProxy:
         self._flowing = threading.Event()
         self._flowing.set()
         self._open: list[socket.socket] = []
+        self._alive: list[threading.Event] = []  # one per connection: cleared by freeze()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -41,6 +45,12 @@ class LinkProxy:
 
     def flow(self) -> None:
         self._flowing.set()
+
+    def freeze(self) -> None:
+        with self._lock:
+            frozen, self._alive = self._alive, []
+        for alive in frozen:
+            alive.clear()
 
     def drop(self) -> None:
         with self._lock:
@@ -68,13 +78,16 @@ class LinkProxy:
             except OSError:
                 client.close()
                 continue
+            alive = threading.Event()
+            alive.set()
             with self._lock:
                 self._open += [client, server]
+                self._alive.append(alive)
                 self.connections += 1
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                threading.Thread(target=self._pump, args=(source, sink, alive), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, alive: threading.Event) -> None:
         """source -> sink through a delay line, held while stalled, at most `rate` bytes a second."""
         keep_off_signals()
         line: deque[tuple[float, bytes]] = deque()
@@ -105,6 +118,7 @@ class LinkProxy:
                     due, chunk = line.popleft()
                 time.sleep(max(0.0, due - time.monotonic()))
                 self._flowing.wait()
+                alive.wait()
                 step = max(1, int(self.rate / 20)) if self.rate else len(chunk)
                 for start in range(0, len(chunk), step):
                     sink.sendall(chunk[start:start + step])

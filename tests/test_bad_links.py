@@ -65,7 +65,7 @@ def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_
         reader.stop()
         proxy.close()
     said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "maskwatch.video.cameras"]
-    assert said == [(logging.INFO, f"bus ({proxy.url()}): frames again within stall_timeout (8 s) after: "
+    assert said == [(logging.INFO, f"bus ({proxy.url()}): frames again within offline_after (8 s) after: "
                                    "stream ended or stalled")], said
 
 
@@ -122,3 +122,39 @@ def test_a_slow_link_rate_is_said_as_frames_per_second_not_a_burst(tmp_path, sam
         reader.stop()
         proxy.close()
         server.stop()
+
+
+def test_a_link_back_with_dead_connections_is_reopened_soon_while_the_camera_stays_up(tmp_path, sample_dir, detector):
+    """A bus's 4G link back after a stall with a new address: its old connection is dead and says
+    nothing. stall_timeout 30 to ride out the stalls kept OpenCV on the dead connection for 22 s
+    (its read timeouts) while the link was up; offline_after 30 with stall_timeout 2 reopens it
+    in seconds, and the camera stays up with the same people meanwhile."""
+    server = RtspServer(still_frames(tmp_path / "frames", sample_dir, (320, 240)), tmp_path / "server.log", fps=5).start()
+    proxy = LinkProxy(server.port)
+    sink = Sizes()
+    processor = FrameProcessor(detector, FaceTracker(), detect_every=2,
+                               motion=MotionDetector(MotionSettings(full_check=1.0)))
+    reader = CameraReader(proxy.url(), stall_timeout=2.0, offline_after=30.0, retry_max=0.5, retry_first=0.25,
+                          name="bus", decode_on_request=True)
+    worker = CameraWorker("bus", reader, processor, [sink], fps=5).start()
+    try:
+        def detected() -> list[list[int]]:
+            return [ids for _, ids, was_detected in sink.frames if was_detected and ids]
+
+        assert wait_until(lambda: len(detected()) >= 3, 30), sink.frames[-5:]
+        before, shown = detected()[-1], len(detected())
+        proxy.freeze()  # the connection open now passes nothing again, and is not closed
+        seen = []
+
+        def back() -> bool:
+            seen.append((worker.state()["connected"], len(sink.people)))
+            return reader.state().reconnects >= 1 and len(detected()) >= shown + 3
+
+        assert wait_until(back, 30), (reader.state(), sink.frames[-5:])
+        assert all(up and not people for up, people in seen), seen  # up, and nobody left, all along
+        assert detected()[-1] == before
+    finally:
+        worker.stop()
+        proxy.close()
+        server.stop()
+    assert sorted(person.track_id for person in sink.people) == before

@@ -498,7 +498,7 @@ class QuietReader:
 
 def test_a_sink_failing_as_a_stalled_camera_ends_its_tracks_does_not_end_the_camera(caplog):
     class StalledReader(QuietReader):
-        stall_timeout = 0.05
+        stall_timeout = offline_after = 0.05
 
         def wait_for_frame(self, seen, timeout):
             time.sleep(timeout)
@@ -534,7 +534,7 @@ def test_a_cameras_counters_are_read_together_not_mid_frame():
     import numpy as np
 
     class Frames(QuietReader):
-        stall_timeout = 1.0
+        stall_timeout = offline_after = 1.0
 
         def wait_for_frame(self, seen, timeout):
             return seen + 1
@@ -591,7 +591,7 @@ def test_a_camera_stopped_after_one_frame_stores_no_face_seen_once():
     stopped = threading.Event()
 
     class OneFrame(QuietReader):
-        stall_timeout = 30.0
+        stall_timeout = offline_after = 30.0
 
         def wait_for_frame(self, seen, timeout):
             if seen == 0:
@@ -625,7 +625,7 @@ def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_track
     import maskwatch.video.cameras as cameras
 
     class Reader:
-        stall_timeout = 1.0
+        stall_timeout = offline_after = 1.0
 
     class Flushed:
         flushes = 0

@@ -1,9 +1,10 @@
 """Cameras that never give up: each reads its stream in its own thread and reconnects forever.
 
 A CameraReader owns one source. It keeps only the latest frame (a slow analysis never makes
-a stream lag behind), counts a stream as dead when no frame came within `stall_timeout`
-seconds, and then reopens it, waiting 1, 2, 4 ... up to `retry_max` seconds between tries,
-for as long as it runs. A video file is played at its own frame rate and looped, for demos.
+a stream lag behind), reopens a stream that dropped or sent no frame within `stall_timeout`
+seconds, waiting 1, 2, 4 ... up to `retry_max` seconds between tries, for as long as it runs,
+and counts the camera as down once no frame came for `offline_after` seconds (stall_timeout
+by default; longer for a mobile link that stalls). A video file is played at its own frame rate and looped, for demos.
 Each reader has its own thread and its own timeouts, so one broken camera never slows another.
 
 With decode_on_request, the reader grabs every frame the stream sends (it must: H.264 frames
@@ -52,7 +53,7 @@ RATE_LEAST_SPAN = 1.0
 class CameraState:
     """What the API and the page show about one camera (times are Unix seconds)."""
 
-    connected: bool  # a frame came within stall_timeout: a link lost and reopened sooner is no outage
+    connected: bool  # a frame came within offline_after: a link lost and reopened sooner is no outage
     last_frame_at: float | None
     fps: float  # frames received per second, over the last few seconds
     frames: int  # received since start
@@ -81,11 +82,18 @@ class CameraReader:
     """
 
     def __init__(self, source: str, stall_timeout: float = 10.0, retry_max: float = 10.0,
-                 retry_first: float = 1.0, name: str = "camera", decode_on_request: bool = False) -> None:
+                 retry_first: float = 1.0, name: str = "camera", decode_on_request: bool = False,
+                 offline_after: float | None = None) -> None:
         if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0:
             raise ValueError("stall_timeout, retry_max and retry_first must be positive seconds")
+        if offline_after is not None and offline_after < stall_timeout:
+            raise ValueError(f"offline_after ({offline_after:g} s) must be at least stall_timeout ({stall_timeout:g} s)")
         self.source, self.name = source, name
         self.stall_timeout, self.retry_max, self.retry_first = stall_timeout, retry_max, retry_first
+        # Seconds without a frame before the camera counts as down and its people as gone; a
+        # silent stream is reopened after stall_timeout all the same (a bus's 4G link back with a
+        # new address leaves the old connection dead, and OpenCV waits out its read timeouts).
+        self.offline_after = offline_after or stall_timeout
         self.is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
@@ -132,7 +140,7 @@ class CameraReader:
     def state(self) -> CameraState:
         now = time.monotonic()
         with self._lock:
-            fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.stall_timeout
+            fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.offline_after
             recent = [t for t in self._arrivals if now - t <= RATE_WINDOW]
             fps = (len(recent) - 1) / max(recent[-1] - recent[0], RATE_LEAST_SPAN) if len(recent) > 1 else 0.0
             return CameraState(connected=fresh and not self._stop.is_set(), last_frame_at=self._last_frame_wall,
@@ -227,18 +235,18 @@ class CameraReader:
             delay = retry_delay(failures, self.retry_first, self.retry_max)
             self._lost = self._lost or error
             self._say_down(error, refused_now)
-            with self._lock:  # still connected, as state() says, until stall_timeout passes without a frame
+            with self._lock:  # still connected, as state() says, until offline_after passes without a frame
                 self._last_error = f"{error}; retrying in {delay:g} s"
                 self._reconnects += 1
             self._wait(delay, error)
 
     def _offline(self) -> bool:
-        """No frame for stall_timeout seconds, or none yet: the camera is down, as state() says."""
-        return self._last_frame_at is None or time.monotonic() - self._last_frame_at >= self.stall_timeout
+        """No frame for offline_after seconds, or none yet: the camera is down, as state() says."""
+        return self._last_frame_at is None or time.monotonic() - self._last_frame_at >= self.offline_after
 
     def _say_down(self, error: str, refused_now: bool = False) -> None:
         """The log's line for an outage, once, when the camera counts as down (a link dropped and
-        reopened within stall_timeout is no outage: a bus's 4G wrote two lines at every drop), and
+        reopened within offline_after is no outage: a bus's 4G wrote two lines at every drop), and
         the camera's refusal (its 401) met in it."""
         if (self._down and not refused_now) or not self._offline():
             return
@@ -247,11 +255,11 @@ class CameraReader:
         self._down = True
 
     def _wait(self, delay: float, error: str) -> None:
-        """The wait before the next try; an outage not said yet is said when stall_timeout passes
+        """The wait before the next try; an outage not said yet is said when offline_after passes
         within it, not at a later try (up to retry_max later)."""
         until = time.monotonic() + delay
         if not self._down and self._last_frame_at is not None:
-            down_in = self._last_frame_at + self.stall_timeout - time.monotonic()
+            down_in = self._last_frame_at + self.offline_after - time.monotonic()
             if down_in < delay:
                 if self._stop.wait(max(0.0, down_in)):
                     return
@@ -289,9 +297,9 @@ class CameraReader:
             if self._lost is not None:
                 if self._down:
                     log.warning("%s (%s): frames again", self.name, redact_source(self.source))
-                else:  # reopened within stall_timeout: shown with MASKWATCH_LOG_LEVEL=INFO
-                    log.info("%s (%s): frames again within stall_timeout (%g s) after: %s", self.name,
-                             redact_source(self.source), self.stall_timeout, self._lost)
+                else:  # reopened before it counted as offline: shown with MASKWATCH_LOG_LEVEL=INFO
+                    log.info("%s (%s): frames again within offline_after (%g s) after: %s", self.name,
+                             redact_source(self.source), self.offline_after, self._lost)
                 self._down, self._lost, self._refusal = False, None, None
             now = time.monotonic()
             with self._lock:
@@ -366,9 +374,9 @@ class CameraWorker:
     """Analyses one camera's newest frames at up to `fps`, in its own thread, into its sinks.
 
     Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
-    Unix time that advances steadily (so events carry real times; see _stamp). When the stream
-    is lost, the tracks end at once: people seen before a reconnect are decided and handed to
-    the sinks, not carried over.
+    Unix time that advances steadily (so events carry real times; see _stamp). When no frame comes
+    for the reader's offline_after, the tracks end: the people in view are decided and handed to
+    the sinks, not carried over; a stream reopened sooner keeps them (the same people).
     Each frame runs the loop body every loop shares (video/loop.py): sinks with a
     write_people(tracks) method get each decided person once; sinks with a start_people(tracks)
     method hear first of each person as they come into view.
@@ -445,10 +453,10 @@ class CameraWorker:
         while not self._stop.is_set():
             started = time.monotonic()
             self.reader.request()
-            sequence = self.reader.wait_for_frame(seen, timeout=self.reader.stall_timeout)
+            sequence = self.reader.wait_for_frame(seen, timeout=self.reader.offline_after)
             if self._stop.is_set():
                 break
-            if sequence == seen:  # nothing new within the stall timeout: whoever was in view has left it
+            if sequence == seen:  # nothing new within offline_after: whoever was in view has left it
                 self._guarded(end_tracks, self.processor, self.sinks)
                 continue
             seen, image = self.reader.latest()
