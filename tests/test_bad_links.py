@@ -158,3 +158,18 @@ def test_a_link_back_with_dead_connections_is_reopened_soon_while_the_camera_sta
         proxy.close()
         server.stop()
     assert sorted(person.track_id for person in sink.people) == before
+
+
+def test_a_link_too_slow_to_open_within_stall_timeout_says_so(rtsp_server):  # noqa: F811
+    """An RTSP open over 4G (400 ms each way) takes 5 s: with a shorter stall_timeout (OpenCV's
+    open timeout) the camera never opened and said only `cannot open; retrying`, for ever."""
+    proxy = LinkProxy(rtsp_server.port, delay=0.4)
+    reader = CameraReader(proxy.url(), stall_timeout=2.0, retry_max=0.5, retry_first=0.25, name="bus").start()
+    try:
+        assert wait_until(lambda: reader.state().reconnects >= 2, 30), reader.state()
+        assert reader.state().last_error.startswith(
+            "the stream did not open within stall_timeout (2 s), though its host answers: a slow link needs a "
+            "longer stall_timeout"), reader.state()
+    finally:
+        reader.stop()
+        proxy.close()

@@ -47,6 +47,8 @@ FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;1000000|probesize;100000"
 # at once: two of a 1 frame/s stream 1 ms apart read 1,000 frames/s until the next one.
 RATE_WINDOW = 5.0
 RATE_LEAST_SPAN = 1.0
+# An open that took this share of its timeout (stall_timeout) or more ran out of time.
+OPEN_SLOW_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class CameraReader:
         failures = 0
         while not self._stop.is_set():
             error, refused_now = self._unreachable(), False
+            asked = time.monotonic()
             capture = self._open() if error is None else None
             try:
                 if capture is None:
@@ -221,11 +224,12 @@ class CameraReader:
                         continue  # the end of a file: loop it at once
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
+                    slow = self._too_slow(time.monotonic() - asked)
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
                         refused_now = self._refusal is not None
                     error = (self._refusal or missing_video_file(self.source) or unopened_file(self.source)
-                             or unresolved_host(self.source) or "cannot open")
+                             or unresolved_host(self.source) or slow or "cannot open")
             finally:
                 if capture is not None:
                     capture.release()
@@ -239,6 +243,17 @@ class CameraReader:
                 self._last_error = f"{error}; retrying in {delay:g} s"
                 self._reconnects += 1
             self._wait(delay, error)
+
+    def _too_slow(self, took: float) -> str | None:
+        """Why a stream whose host answered did not open, where its open used up OpenCV's open
+        timeout (stall_timeout): an RTSP open takes four round trips and a second of frames, 5 s
+        over a 4G link of 400 ms each way, and it said only `cannot open`, for ever. A camera that
+        answers OPTIONS and hangs reads the same here: the two cannot be told apart by the clock."""
+        if stream_address(self.source) is None or took < OPEN_SLOW_SHARE * self.stall_timeout:
+            return None
+        return (f"the stream did not open within stall_timeout ({self.stall_timeout:g} s), though its host answers: "
+                "a slow link needs a longer stall_timeout (an RTSP open takes 4 round trips and a second of "
+                "frames), or the camera hangs")
 
     def _offline(self) -> bool:
         """No frame for offline_after seconds, or none yet: the camera is down, as state() says."""
