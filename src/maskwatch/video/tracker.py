@@ -49,6 +49,12 @@ from scipy.optimize import linear_sum_assignment
 REFERENCE_FPS = 25.0
 POSITION_STD = 1 / 20
 VELOCITY_STD = 1 / 160
+# The longest gap between two frames over which a track's motion is carried on, in seconds. Frames
+# come at most a few seconds apart; a longer gap is a stalled stream (a bus's 4G link), which froze
+# the view, not time its faces kept walking at their last speed: a person standing still, their box's
+# jitter read as a speed of a fraction of a pixel a frame, was predicted a face or more away after a
+# 10 s stall and counted twice (41 times in 50), after 30 s every time.
+MOST_PREDICTED_GAP = 2.0
 # A class probability this high is a sure answer (the gate's own bar, maskwatch.classifier.GateRule).
 SURE = 0.90
 
@@ -285,7 +291,8 @@ class FaceTracker:
         # its predicted box to nothing before the face comes back (docs/bench-tracking.md).
         lost = np.array([t.missed > 0 for t in self.active])
         mean[lost, 6:8] = 0.0
-        steps = np.maximum(timestamp - np.array([t.state_time for t in self.active]), 0.0) * REFERENCE_FPS
+        gaps = np.clip(timestamp - np.array([t.state_time for t in self.active]), 0.0, MOST_PREDICTED_GAP)
+        steps = gaps * REFERENCE_FPS
         mean, cov = kalman_predict(mean, cov, steps)
         for track, track_mean, track_cov in zip(self.active, mean, cov):
             track.mean, track.cov, track.state_time = track_mean, track_cov, timestamp
