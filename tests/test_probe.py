@@ -101,7 +101,10 @@ def test_each_part_is_said_in_a_row_and_a_failed_one_is_exit_code_1(tmp_path, pa
                                               f"127.0.0.1:{quiet_port} does not answer")
     # Its reader's own answer, after OpenCV's open and the refusal's DESCRIBE timed out (2 s each); the
     # cameras whose open it held up were waited for, not said to send no frame.
-    assert found["camera lobby"] == ("FAILED", f"rtsp://127.0.0.1:{hanging}/live: cannot open")
+    assert found["camera lobby"] == ("FAILED", f"rtsp://127.0.0.1:{hanging}/live: the stream did not open within "
+                                               "stall_timeout (2 s), though its host answers: a slow link needs a "
+                                               "longer stall_timeout (an RTSP open takes 4 round trips and a second "
+                                               "of frames), or the camera hangs")
     assert found["camera spare"] == ("not probed", "enabled: false")
     assert found["database"][0] == "OK" and f"events schema {len(MIGRATIONS)}, this maskwatch's" in found["database"][1]
     assert found["mqtt"] == ("FAILED", f"127.0.0.1:{broker.port} refused the connection: Not authorized "

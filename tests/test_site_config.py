@@ -97,6 +97,10 @@ def test_an_environment_variable_set_empty_is_refused_unless_its_default_says_em
     # milliseconds for seconds; past 24 days OpenCV's int timeout ended the reader in silence
     ("{source: webcam:0, stall_timeout: 10000}", "camera 'c', field 'stall_timeout': Input should be less than or equal to 3600"),
     ("{source: webcam:0, retry_max: 10000}", "camera 'c', field 'retry_max': Input should be less than or equal to 3600"),
+    ("{source: webcam:0, offline_after: 10000}", "camera 'c', field 'offline_after': Input should be less than or equal to 3600"),
+    # a camera down before its stream is reopened: offline_after is the longer tolerance of a mobile link
+    ("{source: webcam:0, stall_timeout: 20, offline_after: 15}", "camera 'c', field 'offline_after': 15 s is shorter "
+                                                                 "than stall_timeout (20 s)"),
     # a zone in pixels was one line per coordinate, 'Input should be less than or equal to 1'
     ("{source: webcam:0, zones: {door: [[0, 0], [640, 0], [640, 480], [0, 480]]}}",
      "camera 'c', field 'zones': zone 'door': corners are in 0-1 of the frame's width and height, not pixels (got 640)"),

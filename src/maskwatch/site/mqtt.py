@@ -10,8 +10,9 @@
     <prefix>/<camera>/<label>  people in view now with that voted label, e.g. "2" (retained)
     <prefix>/<camera>/available  "online" while the camera's stream sends frames, "offline" once the
                                site counts it down (as /v1/cameras' `connected` and Prometheus's
-                               maskwatch_camera_up: no frame for `stall_timeout` s, or the stream
-                               lost), at the start until its first frame, and at the stop (retained)
+                               maskwatch_camera_up: no frame for `offline_after` s, its
+                               `stall_timeout` where unset, however the stream was lost), at the
+                               start until its first frame, and at the stop (retained)
     <prefix>/alerts            {"type": "compliance", "alert": {...}} when a compliance rule fires
 
 paho-mqtt runs its own network thread and reconnects by itself; publishing never blocks a camera.

@@ -202,7 +202,7 @@ class Site:
 
     def _watch_cameras(self) -> None:
         """Each camera's `connected`, as /v1/cameras, the page and Prometheus have it (no frame for
-        `stall_timeout` seconds, or its stream lost), to MQTT's <camera>/available when it changes."""
+        `offline_after` seconds, however the stream was lost), to MQTT's <camera>/available when it changes."""
         while not self._stop.wait(CAMERA_UP_EVERY):
             for camera_id, camera in self.cameras_by_id.items():
                 self.mqtt.camera_up(camera_id, bool(camera.worker.state()["connected"]))
@@ -273,7 +273,8 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
     """One camera's reader, frame loop and sinks (its newest frame; its events into `store`),
     not started yet: the same parts whether the camera runs in the site's process or an actor."""
     reader = CameraReader(camera.detect_source or camera.source, stall_timeout=camera.stall_timeout,
-                          retry_max=camera.retry_max, name=camera_id, decode_on_request=True)
+                          retry_max=camera.retry_max, name=camera_id, decode_on_request=True,
+                          offline_after=camera.offline_after)
     motion = camera.motion.settings()
     if camera.upscale is not None:
         detector = detector.rescaled(camera.upscale)

@@ -1,9 +1,10 @@
 """Cameras that never give up: each reads its stream in its own thread and reconnects forever.
 
 A CameraReader owns one source. It keeps only the latest frame (a slow analysis never makes
-a stream lag behind), counts a stream as dead when no frame came within `stall_timeout`
-seconds, and then reopens it, waiting 1, 2, 4 ... up to `retry_max` seconds between tries,
-for as long as it runs. A video file is played at its own frame rate and looped, for demos.
+a stream lag behind), reopens a stream that dropped or sent no frame within `stall_timeout`
+seconds, waiting 1, 2, 4 ... up to `retry_max` seconds between tries, for as long as it runs,
+and counts the camera as down once no frame came for `offline_after` seconds (stall_timeout
+by default; longer for a mobile link that stalls). A video file is played at its own frame rate and looped, for demos.
 Each reader has its own thread and its own timeouts, so one broken camera never slows another.
 
 With decode_on_request, the reader grabs every frame the stream sends (it must: H.264 frames
@@ -41,12 +42,20 @@ log = logging.getLogger(__name__)
 # variable yourself to override.
 FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;1000000|probesize;100000"
 
+# A camera's rate: the frames that arrived over the last RATE_WINDOW seconds, over their span or
+# RATE_LEAST_SPAN seconds, whichever is longer. The frames FFmpeg holds while it opens a stream come
+# at once: two of a 1 frame/s stream 1 ms apart read 1,000 frames/s until the next one.
+RATE_WINDOW = 5.0
+RATE_LEAST_SPAN = 1.0
+# An open that took this share of its timeout (stall_timeout) or more ran out of time.
+OPEN_SLOW_SHARE = 0.9
+
 
 @dataclass(frozen=True)
 class CameraState:
     """What the API and the page show about one camera (times are Unix seconds)."""
 
-    connected: bool
+    connected: bool  # a frame came within offline_after: a link lost and reopened sooner is no outage
     last_frame_at: float | None
     fps: float  # frames received per second, over the last few seconds
     frames: int  # received since start
@@ -75,11 +84,18 @@ class CameraReader:
     """
 
     def __init__(self, source: str, stall_timeout: float = 10.0, retry_max: float = 10.0,
-                 retry_first: float = 1.0, name: str = "camera", decode_on_request: bool = False) -> None:
+                 retry_first: float = 1.0, name: str = "camera", decode_on_request: bool = False,
+                 offline_after: float | None = None) -> None:
         if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0:
             raise ValueError("stall_timeout, retry_max and retry_first must be positive seconds")
+        if offline_after is not None and offline_after < stall_timeout:
+            raise ValueError(f"offline_after ({offline_after:g} s) must be at least stall_timeout ({stall_timeout:g} s)")
         self.source, self.name = source, name
         self.stall_timeout, self.retry_max, self.retry_first = stall_timeout, retry_max, retry_first
+        # Seconds without a frame before the camera counts as down and its people as gone; a
+        # silent stream is reopened after stall_timeout all the same (a bus's 4G link back with a
+        # new address leaves the old connection dead, and OpenCV waits out its read timeouts).
+        self.offline_after = offline_after or stall_timeout
         self.is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
@@ -88,7 +104,6 @@ class CameraReader:
         self.decoded = 0
         self.decode_on_request = decode_on_request
         self._wanted = threading.Event()
-        self._connected = False
         self._last_frame_at: float | None = None  # monotonic, for the stall check
         self._last_frame_wall: float | None = None
         self._arrivals: deque[float] = deque(maxlen=50)
@@ -96,6 +111,7 @@ class CameraReader:
         self._last_error: str | None = None
         self.stream_fps: float | None = None  # the frame rate the stream says it sends (None: none said)
         self._down = False  # said in the log to be without frames, not yet said to be back
+        self._lost: str | None = None  # why the stream was lost, while no frame came since
         # The camera's refusal (rtsp_probe), kept for the outage once told: each ask with a wrong
         # password is one more failed login, and cameras lock a user out after a few (Hikvision: 5-7).
         self._refusal: str | None = None
@@ -126,10 +142,10 @@ class CameraReader:
     def state(self) -> CameraState:
         now = time.monotonic()
         with self._lock:
-            fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.stall_timeout
-            recent = [t for t in self._arrivals if now - t <= 5.0]
-            fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-            return CameraState(connected=self._connected and fresh, last_frame_at=self._last_frame_wall,
+            fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.offline_after
+            recent = [t for t in self._arrivals if now - t <= RATE_WINDOW]
+            fps = (len(recent) - 1) / max(recent[-1] - recent[0], RATE_LEAST_SPAN) if len(recent) > 1 else 0.0
+            return CameraState(connected=fresh and not self._stop.is_set(), last_frame_at=self._last_frame_wall,
                                fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
 
@@ -195,6 +211,7 @@ class CameraReader:
         failures = 0
         while not self._stop.is_set():
             error, refused_now = self._unreachable(), False
+            asked = time.monotonic()
             capture = self._open() if error is None else None
             try:
                 if capture is None:
@@ -207,11 +224,12 @@ class CameraReader:
                         continue  # the end of a file: loop it at once
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
+                    slow = self._too_slow(time.monotonic() - asked)
                     if self._refusal is None:
                         self._refusal = stream_refusal(self.source, min(5.0, self.stall_timeout))
                         refused_now = self._refusal is not None
                     error = (self._refusal or missing_video_file(self.source) or unopened_file(self.source)
-                             or unresolved_host(self.source) or "cannot open")
+                             or unresolved_host(self.source) or slow or "cannot open")
             finally:
                 if capture is not None:
                     capture.release()
@@ -219,17 +237,49 @@ class CameraReader:
                 break
             failures += 1
             delay = retry_delay(failures, self.retry_first, self.retry_max)
-            if not self._down or refused_now:  # once per outage, and the camera's refusal (its 401) met in it
-                log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
-                            error, "still " if self._down else "", self.retry_max)
-                self._down = True
-            with self._lock:
-                self._connected = False
+            self._lost = self._lost or error
+            self._say_down(error, refused_now)
+            with self._lock:  # still connected, as state() says, until offline_after passes without a frame
                 self._last_error = f"{error}; retrying in {delay:g} s"
                 self._reconnects += 1
-            self._stop.wait(delay)
-        with self._lock:
-            self._connected = False
+            self._wait(delay, error)
+
+    def _too_slow(self, took: float) -> str | None:
+        """Why a stream whose host answered did not open, where its open used up OpenCV's open
+        timeout (stall_timeout): an RTSP open takes four round trips and a second of frames, 5 s
+        over a 4G link of 400 ms each way, and it said only `cannot open`, for ever. A camera that
+        answers OPTIONS and hangs reads the same here: the two cannot be told apart by the clock."""
+        if stream_address(self.source) is None or took < OPEN_SLOW_SHARE * self.stall_timeout:
+            return None
+        return (f"the stream did not open within stall_timeout ({self.stall_timeout:g} s), though its host answers: "
+                "a slow link needs a longer stall_timeout (an RTSP open takes 4 round trips and a second of "
+                "frames), or the camera hangs")
+
+    def _offline(self) -> bool:
+        """No frame for offline_after seconds, or none yet: the camera is down, as state() says."""
+        return self._last_frame_at is None or time.monotonic() - self._last_frame_at >= self.offline_after
+
+    def _say_down(self, error: str, refused_now: bool = False) -> None:
+        """The log's line for an outage, once, when the camera counts as down (a link dropped and
+        reopened within offline_after is no outage: a bus's 4G wrote two lines at every drop), and
+        the camera's refusal (its 401) met in it."""
+        if (self._down and not refused_now) or not self._offline():
+            return
+        log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
+                    error, "still " if self._down else "", self.retry_max)
+        self._down = True
+
+    def _wait(self, delay: float, error: str) -> None:
+        """The wait before the next try; an outage not said yet is said when offline_after passes
+        within it, not at a later try (up to retry_max later)."""
+        until = time.monotonic() + delay
+        if not self._down and self._last_frame_at is not None:
+            down_in = self._last_frame_at + self.offline_after - time.monotonic()
+            if down_in < delay:
+                if self._stop.wait(max(0.0, down_in)):
+                    return
+                self._say_down(error)
+        self._stop.wait(max(0.0, until - time.monotonic()))
 
     def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
         """Read frames until the stream fails or the reader stops; True if any frame came."""
@@ -259,9 +309,13 @@ class CameraReader:
                 image = shown(image) if shown else image
                 self._wanted.clear()
             got_frames = True
-            if self._down:
-                self._down, self._refusal = False, None
-                log.warning("%s (%s): frames again", self.name, redact_source(self.source))
+            if self._lost is not None:
+                if self._down:
+                    log.warning("%s (%s): frames again", self.name, redact_source(self.source))
+                else:  # reopened before it counted as offline: shown with MASKWATCH_LOG_LEVEL=INFO
+                    log.info("%s (%s): frames again within offline_after (%g s) after: %s", self.name,
+                             redact_source(self.source), self.offline_after, self._lost)
+                self._down, self._lost, self._refusal = False, None, None
             now = time.monotonic()
             with self._lock:
                 if image is not None:
@@ -269,7 +323,6 @@ class CameraReader:
                     self._sequence += 1
                     self.decoded += 1
                 self._received += 1
-                self._connected = True
                 self._last_frame_at = now
                 self._last_frame_wall = time.time()
                 self._arrivals.append(now)
@@ -336,9 +389,9 @@ class CameraWorker:
     """Analyses one camera's newest frames at up to `fps`, in its own thread, into its sinks.
 
     Frames are numbered by analysis (so detect_every counts analysed frames) and stamped with
-    Unix time that advances steadily (so events carry real times; see _stamp). When the stream
-    is lost, the tracks end at once: people seen before a reconnect are decided and handed to
-    the sinks, not carried over.
+    Unix time that advances steadily (so events carry real times; see _stamp). When no frame comes
+    for the reader's offline_after, the tracks end: the people in view are decided and handed to
+    the sinks, not carried over; a stream reopened sooner keeps them (the same people).
     Each frame runs the loop body every loop shares (video/loop.py): sinks with a
     write_people(tracks) method get each decided person once; sinks with a start_people(tracks)
     method hear first of each person as they come into view.
@@ -415,10 +468,10 @@ class CameraWorker:
         while not self._stop.is_set():
             started = time.monotonic()
             self.reader.request()
-            sequence = self.reader.wait_for_frame(seen, timeout=self.reader.stall_timeout)
+            sequence = self.reader.wait_for_frame(seen, timeout=self.reader.offline_after)
             if self._stop.is_set():
                 break
-            if sequence == seen:  # nothing new within the stall timeout: whoever was in view has left it
+            if sequence == seen:  # nothing new within offline_after: whoever was in view has left it
                 self._guarded(end_tracks, self.processor, self.sinks)
                 continue
             seen, image = self.reader.latest()

@@ -66,6 +66,7 @@ class FrameProcessor:
         self._unsure = np.zeros((0, 4))  # the last detection's candidates under its cut-off (BLUR_FLOOR on)
         self._moved = False  # motion seen since the last detection
         self._last_detection: float | None = None  # timestamp of the last frame that reached the detector
+        self._size: tuple[int, int] | None = None  # (width, height) of the last frame
         # With a tracker, ask the detector for its unsure faces too (down to the tracker's low_score):
         # they may continue a track through a blurred or half-hidden frame, never start one.
         self._detect_options = {}
@@ -113,6 +114,10 @@ class FrameProcessor:
         check_bgr(frame.image, f"frame {getattr(frame, 'name', frame.index)!r}")
         if self.tracker is None:
             return self._detect(frame.image), True
+        size = (frame.image.shape[1], frame.image.shape[0])
+        if self._size is not None and size != self._size:
+            self._resized(size[0] / self._size[0], size[1] / self._size[1])
+        self._size = size
         if self.camera_motion is not None:  # before anything is predicted or matched on this frame
             if self.tracker.active:
                 self.tracker.warp(self.camera_motion.estimate(frame.image))
@@ -131,6 +136,15 @@ class FrameProcessor:
             return self.tracker.update(still, frame.timestamp), False
         self._moved, self._last_detection = False, frame.timestamp
         return self.tracker.update(self._detect(frame.image), frame.timestamp), True
+
+    def _resized(self, sx: float, sy: float) -> None:
+        """The stream came back at another resolution: the tracks and the last detection's boxes
+        follow it (the same view, the same people), and the next frame due is detected afresh."""
+        self.tracker.rescale(sx, sy)
+        factor = np.array([sx, sy, sx, sy])
+        self._found = [replace(face, box=tuple(float(v) for v in np.asarray(face.box) * factor)) for face in self._found]
+        self._unsure = self._unsure * factor
+        self._moved = True
 
     def _due(self, timestamp: float) -> bool:
         """Whether the motion gate lets this frame through to the detector."""

@@ -49,6 +49,12 @@ from scipy.optimize import linear_sum_assignment
 REFERENCE_FPS = 25.0
 POSITION_STD = 1 / 20
 VELOCITY_STD = 1 / 160
+# The longest gap between two frames over which a track's motion is carried on, in seconds. Frames
+# come at most a few seconds apart; a longer gap is a stalled stream (a bus's 4G link), which froze
+# the view, not time its faces kept walking at their last speed: a person standing still, their box's
+# jitter read as a speed of a fraction of a pixel a frame, was predicted a face or more away after a
+# 10 s stall and counted twice (41 times in 50), after 30 s every time.
+MOST_PREDICTED_GAP = 2.0
 # A class probability this high is a sure answer (the gate's own bar, maskwatch.classifier.GateRule).
 SURE = 0.90
 
@@ -285,7 +291,8 @@ class FaceTracker:
         # its predicted box to nothing before the face comes back (docs/bench-tracking.md).
         lost = np.array([t.missed > 0 for t in self.active])
         mean[lost, 6:8] = 0.0
-        steps = np.maximum(timestamp - np.array([t.state_time for t in self.active]), 0.0) * REFERENCE_FPS
+        gaps = np.clip(timestamp - np.array([t.state_time for t in self.active]), 0.0, MOST_PREDICTED_GAP)
+        steps = gaps * REFERENCE_FPS
         mean, cov = kalman_predict(mean, cov, steps)
         for track, track_mean, track_cov in zip(self.active, mean, cov):
             track.mean, track.cov, track.state_time = track_mean, track_cov, timestamp
@@ -307,6 +314,19 @@ class FaceTracker:
             track.mean, track.cov = track_mean, track.cov * scale * scale
             if track.sure_size is not None:
                 track.sure_size = (track.sure_size[0] * scale, track.sure_size[1] * scale)
+
+    def rescale(self, sx: float, sy: float) -> None:
+        """Move every track to frames `sx` times as wide and `sy` times as high: a camera whose
+        stream came back at another resolution (rebooted, its substream reconfigured) shows the
+        same view, and the people in it stay the same people (each counted twice before: the old
+        tracks, at the old pixels, were lost and new ones started beside them)."""
+        factor = np.array([sx, sy, sx, sy], np.float64)
+        for track in self.active:
+            track.mean = track.mean * np.concatenate([factor, factor])
+            track.cov = track.cov * (factor ** 2)[:, None]
+            track.box = tuple(float(v) for v in np.asarray(track.box, np.float64) * factor)
+            if track.sure_size is not None:
+                track.sure_size = (track.sure_size[0] * sx, track.sure_size[1] * sy)
 
     def _associate(self, tracks: list[Track], boxes: np.ndarray, faces: list[int], least: float,
                    matched: dict[int, Track]) -> list[Track]:

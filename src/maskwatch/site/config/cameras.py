@@ -82,7 +82,13 @@ class CameraSettings(Section):
     # At most an hour: milliseconds written as seconds (10000) are refused, and OpenCV's timeouts
     # (stall_timeout in ms, an int32) overflowed past 24 days, ending the camera's reader in silence.
     stall_timeout: float = Field(10.0, gt=0, le=3600,
-                                 description="seconds without a frame before the stream counts as dead")
+                                 description="seconds without a frame before the stream is reopened (and the camera "
+                                 "counts as offline, unless offline_after is longer)")
+    offline_after: float | None = Field(None, gt=0, le=3600,
+                                        description="seconds without a frame before the camera counts as offline "
+                                        "and its people in view as gone (default: stall_timeout; at least it): "
+                                        "longer for a mobile link that stalls, whose stream is still reopened "
+                                        "after stall_timeout")
     retry_max: float = Field(10.0, gt=0, le=3600,
                              description="longest wait between reconnects, seconds (backoff doubles up to it)")
     motion: MotionConfig = Field(default_factory=MotionConfig,
@@ -130,6 +136,15 @@ class CameraConfig(CameraSettings):
     name: str = Field("", description="display name (default: the camera's id)")
     zones: dict[str, list[Point]] = Field(default_factory=dict,
                                           description="named polygons in 0-1 coordinates of the frame")
+
+    @field_validator("offline_after")
+    @classmethod
+    def _offline_after(cls, value: float | None, info: ValidationInfo) -> float | None:
+        stall = info.data.get("stall_timeout")
+        if value is not None and stall is not None and value < stall:
+            raise ValueError(f"{value:g} s is shorter than stall_timeout ({stall:g} s): a camera counts as offline "
+                             "no sooner than its stream is reopened")
+        return value
 
     @field_validator("source", "detect_source", mode="before")
     @classmethod

@@ -1,0 +1,175 @@
+"""Cameras on a bad mobile link (a bus's 4G): the real RTSP server behind a proxy that delays,
+stalls, drops or throttles (tests/link_proxy.py), and a camera that comes back at another
+resolution. What a user sees: the camera's state, its people, its rate and the log."""
+
+import logging
+from pathlib import Path
+
+import cv2
+import pytest
+
+from maskwatch import Detector
+from maskwatch.video.cameras import CameraReader, CameraWorker
+from maskwatch.video.motion import MotionDetector, MotionSettings
+from maskwatch.video.process import FrameProcessor
+from maskwatch.video.tracker import FaceTracker
+from tests.link_proxy import LinkProxy
+from tests.rtsp import RtspServer, rtsp_server  # noqa: F401  (fixture)
+from tests.test_cameras import Collect, wait_until
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load()
+
+
+def still_frames(folder: Path, sample_dir: Path, size: tuple[int, int], count: int = 10) -> Path:
+    """`count` copies of one sample photo (three faces) at `size`, named for RtspServer's fps: a still view."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image = cv2.resize(cv2.imread(str(sorted(sample_dir.glob("images/*.png"))[0])), size)
+    for i in range(count):
+        cv2.imwrite(str(folder / f"frame{i:04d}.jpg"), image)
+    return folder
+
+
+class Sizes(Collect):
+    """Collect, keeping each frame's width and the track ids of the faces it shows."""
+
+    def write(self, frame, faces, detected):
+        self.frames.append((frame.image.shape[1], sorted(f.track_id for f in faces if not f.missed), detected))
+
+
+def test_a_link_that_drops_and_is_reopened_within_stall_timeout_never_counts_as_offline(rtsp_server,  # noqa: F811
+                                                                                        caplog):
+    """A 4G link drops the connection and the camera is reached again a second later: it read
+    `connected: false` (MQTT `offline`, the page's offline, maskwatch_camera_up 0) until it was
+    reopened, though `stall_timeout` says how long without a frame counts as down; and the log
+    said an outage and its end at every drop (two warnings a drop, all day on a bus)."""
+    caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
+    proxy = LinkProxy(rtsp_server.port)
+    reader = CameraReader(proxy.url(), stall_timeout=8.0, retry_max=0.5, retry_first=0.25, name="bus").start()
+    try:
+        assert wait_until(lambda: reader.state().frames > 0), reader.state()
+        frames = reader.state().frames
+        proxy.drop()
+        seen = []  # the state, looked at through the outage until frames flow again
+
+        def back() -> bool:
+            seen.append(reader.state())
+            return seen[-1].reconnects >= 1 and seen[-1].frames > frames + 5
+
+        assert wait_until(back, 20), seen[-1]
+        assert all(state.connected for state in seen), [state for state in seen if not state.connected][0]
+        assert proxy.connections >= 3  # it was reopened: the first check and open, then the new ones
+    finally:
+        reader.stop()
+        proxy.close()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert said == [(logging.INFO, f"bus ({proxy.url()}): frames again within offline_after (8 s) after: "
+                                   "stream ended or stalled")], said
+
+
+def test_a_camera_back_at_another_resolution_keeps_its_people(tmp_path, sample_dir, detector):
+    """A camera whose substream is reconfigured (or that reboots at another resolution) and is
+    back within `stall_timeout`: the people in view were lost at their old pixels and started
+    again at the new ones, each counted twice."""
+    small = still_frames(tmp_path / "small", sample_dir, (320, 240))
+    server = RtspServer(small, tmp_path / "server.log", fps=5).start()
+    sink = Sizes()
+    processor = FrameProcessor(detector, FaceTracker(), detect_every=2,
+                               motion=MotionDetector(MotionSettings(full_check=1.0)))
+    reader = CameraReader(server.url, stall_timeout=10.0, retry_max=0.5, retry_first=0.25, name="bus",
+                          decode_on_request=True)
+    worker = CameraWorker("bus", reader, processor, [sink], fps=5).start()
+    try:
+        def people_at(width: int) -> list[list[int]]:
+            return [ids for shown, ids, detected in sink.frames if shown == width and detected and ids]
+
+        assert wait_until(lambda: len(people_at(320)) >= 3, 30), sink.frames[-5:]
+        before = people_at(320)[-1]
+        server.stop()
+        server.frames = still_frames(tmp_path / "big", sample_dir, (640, 480))
+        server.start()  # on the same port
+        # Three detections at the new size: past the tracker's lost_after (2 s) with full_check 1 s
+        assert wait_until(lambda: len(people_at(640)) >= 3, 30), sink.frames[-5:]
+        assert people_at(640)[-1] == before and not sink.people, (people_at(640), sink.people)
+    finally:
+        worker.stop()
+        server.stop()
+    assert sorted(person.track_id for person in sink.people) == before
+
+
+def test_a_slow_link_rate_is_said_as_frames_per_second_not_a_burst(tmp_path, sample_dir):
+    """A link so slow the camera sends 1 frame a second: the frames FFmpeg holds while it opens
+    the stream arrive together, and the rate read 1,000 frames per second (maskwatch_camera_fps
+    beside its fps_target of 5) until the next frame came."""
+    server = RtspServer(still_frames(tmp_path / "frames", sample_dir, (320, 240), 2), tmp_path / "server.log",
+                        fps=1).start()
+    proxy = LinkProxy(server.port, delay=0.3)
+    reader = CameraReader(proxy.url(), stall_timeout=10.0, name="bus").start()
+    try:
+        rates = []  # the rate, looked at from the first frame on
+
+        def three_frames() -> bool:
+            state = reader.state()
+            if state.frames:
+                rates.append(state.fps)
+            return state.frames >= 4
+
+        assert wait_until(three_frames, 30), reader.state()
+        assert max(rates) <= 2.0, rates
+    finally:
+        reader.stop()
+        proxy.close()
+        server.stop()
+
+
+def test_a_link_back_with_dead_connections_is_reopened_soon_while_the_camera_stays_up(tmp_path, sample_dir, detector):
+    """A bus's 4G link back after a stall with a new address: its old connection is dead and says
+    nothing. stall_timeout 30 to ride out the stalls kept OpenCV on the dead connection for 22 s
+    (its read timeouts) while the link was up; offline_after 30 with stall_timeout 2 reopens it
+    in seconds, and the camera stays up with the same people meanwhile."""
+    server = RtspServer(still_frames(tmp_path / "frames", sample_dir, (320, 240)), tmp_path / "server.log", fps=5).start()
+    proxy = LinkProxy(server.port)
+    sink = Sizes()
+    processor = FrameProcessor(detector, FaceTracker(), detect_every=2,
+                               motion=MotionDetector(MotionSettings(full_check=1.0)))
+    reader = CameraReader(proxy.url(), stall_timeout=2.0, offline_after=30.0, retry_max=0.5, retry_first=0.25,
+                          name="bus", decode_on_request=True)
+    worker = CameraWorker("bus", reader, processor, [sink], fps=5).start()
+    try:
+        def detected() -> list[list[int]]:
+            return [ids for _, ids, was_detected in sink.frames if was_detected and ids]
+
+        assert wait_until(lambda: len(detected()) >= 3, 30), sink.frames[-5:]
+        before, shown = detected()[-1], len(detected())
+        proxy.freeze()  # the connection open now passes nothing again, and is not closed
+        seen = []
+
+        def back() -> bool:
+            seen.append((worker.state()["connected"], len(sink.people)))
+            return reader.state().reconnects >= 1 and len(detected()) >= shown + 3
+
+        assert wait_until(back, 30), (reader.state(), sink.frames[-5:])
+        assert all(up and not people for up, people in seen), seen  # up, and nobody left, all along
+        assert detected()[-1] == before
+    finally:
+        worker.stop()
+        proxy.close()
+        server.stop()
+    assert sorted(person.track_id for person in sink.people) == before
+
+
+def test_a_link_too_slow_to_open_within_stall_timeout_says_so(rtsp_server):  # noqa: F811
+    """An RTSP open over 4G (400 ms each way) takes 5 s: with a shorter stall_timeout (OpenCV's
+    open timeout) the camera never opened and said only `cannot open; retrying`, for ever."""
+    proxy = LinkProxy(rtsp_server.port, delay=0.4)
+    reader = CameraReader(proxy.url(), stall_timeout=2.0, retry_max=0.5, retry_first=0.25, name="bus").start()
+    try:
+        assert wait_until(lambda: reader.state().reconnects >= 2, 30), reader.state()
+        assert reader.state().last_error.startswith(
+            "the stream did not open within stall_timeout (2 s), though its host answers: a slow link needs a "
+            "longer stall_timeout"), reader.state()
+    finally:
+        reader.stop()
+        proxy.close()
