@@ -165,11 +165,17 @@ def prepare(data_dir: Path | Sequence[Path], out: Path, spec: CropSpec, strict: 
 
 def _refuse_shared_names(names: list[tuple[Path, str, str]]) -> None:
     """PrepareError where two dataset folders hold one name (an annotation's stem, a photo's file
-    name): their faces' ids, or their photos in the split, would be taken for one."""
-    first: dict[str, Path] = {}
+    name), in any case: their faces' ids, or their photos in the split, would be taken for one; and
+    on a case-insensitive disk (macOS, Windows) `IMG_1` and `img_1` write one crop file, the second
+    face's crop over the first's, and `render` finds the first folder's photo for both."""
+    first: dict[str, tuple[Path, str]] = {}
     for folder, name, kind in names:
-        if first.setdefault(name, folder) != folder:
-            raise PrepareError(f"{first[name]} and {folder} both hold {kind}/{name}{'.xml' * (kind == 'annotations')}: "
+        other, other_name = first.setdefault(name.casefold(), (folder, name))
+        if other != folder:
+            suffix = ".xml" * (kind == "annotations")
+            held = (f"both hold {kind}/{name}{suffix}" if other_name == name else
+                    f"hold {kind}/{other_name}{suffix} and {kind}/{name}{suffix}, one name on a case-insensitive disk")
+            raise PrepareError(f"{other} and {folder} {held}: "
                                "rename one of them (and its annotation's <filename>), or prepare them apart")
 
 
