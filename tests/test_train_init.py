@@ -134,3 +134,14 @@ def test_an_init_whose_classes_differ_in_order_or_name_is_refused(one_epoch_runs
     with pytest.raises(ValueError, match=r"its classes are \['mask', 'no_mask', 'incorrect'\], and this training's"):
         load_initial_weights(build_model("seed-cnn", channels=3, size=32), run, "seed-cnn", CropSpec(size=32))
 
+
+def test_init_without_lr_trains_at_a_tenth_of_the_recipes_rate(work96, tmp_path):
+    """The recipe's 2e-3 is for a start from ImageNet's weights: from the shipped classifier, 12
+    epochs on 24 photos ended calling every face with_mask (two seeds); --lr given stays as given."""
+    from maskwatch.training.classifier.recipes import recipe
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(work96), "--out", str(run), "--init", "shipped", "--epochs", "1",
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["train"]["lr"] == pytest.approx(recipe("effnet-lite0")[0].lr / 10)
