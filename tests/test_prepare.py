@@ -296,3 +296,13 @@ def test_two_folders_names_that_differ_only_in_case_are_refused(tmp_path, small_
     with pytest.raises(PrepareError, match=re.escape(f"hold images/{taken} and images/{taken.upper()}, one name")):
         prepare([small_dataset, mine], tmp_path / "w", CropSpec(size=16), progress=False)
     assert not (tmp_path / "w").exists()
+
+
+def test_an_annotations_folder_that_is_the_one_read_is_not_refused(tmp_path, small_dataset):
+    """On macOS's or Windows's disk (case-insensitive) a CVAT export's Annotations/ is the folder
+    annotations/ names: `prepare` called it one "beside annotations/" and said to remove it, which
+    deleted the only annotations. Here the same view on Linux's disk: annotations/ a link to it."""
+    (small_dataset / "annotations").rename(small_dataset / "Annotations")
+    (small_dataset / "annotations").symlink_to("Annotations", target_is_directory=True)
+    result = prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    assert result.faces > 0 and not result.problems

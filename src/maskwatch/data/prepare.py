@@ -43,11 +43,13 @@ def annotation_files(data_dir: Path) -> list[Path]:
     ann_dir = data_dir / "annotations"
     # CVAT's "Pascal VOC 1.1" export holds Annotations/ and JPEGImages/: unzipped into the folder
     # `annotations` wrote, the corrections sat beside the uncorrected files, which were read instead.
+    # On macOS's and Windows's disks (case-insensitive) an Annotations/ is the annotations/ read: one
+    # folder, which the advice to remove it would have deleted.
     voc = {p.name.lower(): p.name for p in data_dir.iterdir() if p.is_dir() and p.name != p.name.lower()}
-    if "annotations" in voc and ann_dir.is_dir():
+    if "annotations" in voc and ann_dir.is_dir() and not ann_dir.samefile(data_dir / voc["annotations"]):
         raise PrepareError(f"{data_dir}: {voc['annotations']}/ (a CVAT export's name) beside annotations/, which is "
                            f"the one read: put the XML files you mean in annotations/ and remove {voc['annotations']}/")
-    if "annotations" in voc:
+    if "annotations" in voc and not ann_dir.is_dir():
         raise PrepareError(f"{data_dir}: no annotations/ folder, and an {voc['annotations']}/ (a CVAT export's name): "
                            "rename it annotations/")
     if not ann_dir.is_dir():
