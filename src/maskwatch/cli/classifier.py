@@ -240,7 +240,8 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `ma
                                       for c, v in metrics["per_class"].items()}},
                           indent=2))
     cal = metrics["calibration"]
-    typer.echo(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} before, "
+    unfitted = "" if cal.get("fitted", True) else " (not fitted: every validation face is answered right)"
+    typer.echo(f"calibration: temperature {cal['temperature']:.3f}{unfitted}, ECE {cal['ece_before']:.4f} before, "
                f"{cal['ece_after']:.4f} after (cross-fitted)")
     doubt = cal["doubt"]
     typer.echo(f"doubt: under {doubt['threshold']:.3f} a face is unassessable ({doubt['declined']} of {doubt['faces']} "
