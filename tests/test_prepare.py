@@ -306,3 +306,13 @@ def test_an_annotations_folder_that_is_the_one_read_is_not_refused(tmp_path, sma
     (small_dataset / "annotations").symlink_to("Annotations", target_is_directory=True)
     result = prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
     assert result.faces > 0 and not result.problems
+
+
+def test_two_annotations_of_one_name_in_one_folder_are_refused(tmp_path, small_dataset):
+    """a.xml and a corrected a.XML put beside it: both were read, the photo counted twice and its
+    faces, uncorrected and corrected, trained on under the same ids."""
+    xml = next(small_dataset.glob("annotations/*.xml"))
+    shutil.copy(xml, xml.with_name(f"{xml.stem}.XML"))
+    with pytest.raises(PrepareError, match=re.escape(f"{xml.with_name(xml.stem + '.XML')} and {xml.name}: two annotations of one name")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    assert not (tmp_path / "w").exists()

@@ -61,6 +61,12 @@ def annotation_files(data_dir: Path) -> list[Path]:
     files = sorted((p for p in ann_dir.iterdir() if p.is_file() and p.suffix.lower() == ".xml"), key=_natural_key)
     if not files:
         raise PrepareError(f"{ann_dir}: no .xml annotation files found")
+    # a.xml and a corrected a.XML beside it were both read: one photo twice, its faces under one id.
+    stems: dict[str, Path] = {}
+    for path in files:
+        if (first := stems.setdefault(path.stem.casefold(), path)) != path:
+            raise PrepareError(f"{first} and {path.name}: two annotations of one name (a face's id is its "
+                               "annotation's name, and on macOS's or Windows's disk they are one file); keep one")
     return files
 
 
