@@ -36,3 +36,22 @@ def test_unassessable_faces_are_counted_and_drawn():
     frame = np.zeros((120, 200, 3), np.uint8)
     drawn = FaceAnnotator().annotate(frame, faces)
     assert (drawn[10, 10:40] == (150, 150, 150)).all()  # the unsure face's box, in grey
+
+
+def test_held_out_faces_all_answered_right_fit_no_temperature():
+    """A few dozen validation faces from a trained start (`train --init shipped`), all answered
+    right: the search ran down to T 0.07, and the export answered every face 1.0 sure, its doubt
+    threshold 1.0 (a face not exactly 1.0 sure declined)."""
+    from maskwatch.training.classifier.calibration import calibrate_on_validation, fit_temperature
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 40)
+    logits = rng.normal(size=(40, 3))
+    logits[np.arange(40), labels] += 4.0
+    assert (logits.argmax(1) == labels).all()
+    calibration = calibrate_on_validation(logits, labels, [f"photo{i // 2}" for i in range(40)])
+    assert calibration["temperature"] == 1.0 and calibration["fitted"] is False
+    assert calibration["doubt"]["threshold"] < 0.99
+    labels[0] = logits[0].argsort()[1]  # one answered wrong: a temperature fits again
+    assert fit_temperature(logits, labels) != 1.0
+    assert calibrate_on_validation(logits, labels, [f"photo{i // 2}" for i in range(40)])["fitted"] is True

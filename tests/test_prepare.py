@@ -270,3 +270,49 @@ def test_a_cvat_exports_folders_are_named_not_passed_over(tmp_path, small_datase
                                                      "export's name): rename it images/")):
         prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
     assert not (tmp_path / "w").exists()
+
+
+def test_two_folders_names_that_differ_only_in_case_are_refused(tmp_path, small_dataset, sample_dir):
+    """`IMG_1.xml` in one folder and `img_1.xml` in the other: on macOS's or Windows's disk their
+    faces' crops are one file (the second written over the first, both rows reading it), and
+    `render` took the first folder's photo for both; only the same name in the same case was refused."""
+    mine = tmp_path / "mine"
+    (mine / "images").mkdir(parents=True)
+    (mine / "annotations").mkdir()
+    clash = next(small_dataset.glob("annotations/*.xml"))
+    other = sorted(sample_dir.glob("annotations/*.xml"))[4]  # a photo small_dataset has not
+    upper = f"{clash.stem.upper()}.xml"
+    shutil.copy(other, mine / "annotations" / upper)
+    shutil.copy(sample_dir / "images" / f"{other.stem}.png", mine / "images")
+    with pytest.raises(PrepareError, match=re.escape(
+            f"{small_dataset} and {mine} hold annotations/{clash.name} and annotations/{upper}, one name "
+            "on a case-insensitive disk: rename one")):
+        prepare([small_dataset, mine], tmp_path / "w", CropSpec(size=16), progress=False)
+    (mine / "annotations" / upper).rename(mine / "annotations" / f"store-{other.name}")
+    taken = load_voc_annotation(clash).filename
+    (mine / "images" / f"{other.stem}.png").rename(mine / "images" / taken.upper())
+    xml = mine / "annotations" / f"store-{other.name}"
+    xml.write_text(re.sub(r"<filename>[^<]+", f"<filename>{taken.upper()}", xml.read_text()))
+    with pytest.raises(PrepareError, match=re.escape(f"hold images/{taken} and images/{taken.upper()}, one name")):
+        prepare([small_dataset, mine], tmp_path / "w", CropSpec(size=16), progress=False)
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_annotations_folder_that_is_the_one_read_is_not_refused(tmp_path, small_dataset):
+    """On macOS's or Windows's disk (case-insensitive) a CVAT export's Annotations/ is the folder
+    annotations/ names: `prepare` called it one "beside annotations/" and said to remove it, which
+    deleted the only annotations. Here the same view on Linux's disk: annotations/ a link to it."""
+    (small_dataset / "annotations").rename(small_dataset / "Annotations")
+    (small_dataset / "annotations").symlink_to("Annotations", target_is_directory=True)
+    result = prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    assert result.faces > 0 and not result.problems
+
+
+def test_two_annotations_of_one_name_in_one_folder_are_refused(tmp_path, small_dataset):
+    """a.xml and a corrected a.XML put beside it: both were read, the photo counted twice and its
+    faces, uncorrected and corrected, trained on under the same ids."""
+    xml = next(small_dataset.glob("annotations/*.xml"))
+    shutil.copy(xml, xml.with_name(f"{xml.stem}.XML"))
+    with pytest.raises(PrepareError, match=re.escape(f"{xml.with_name(xml.stem + '.XML')} and {xml.name}: two annotations of one name")):
+        prepare(small_dataset, tmp_path / "w", CropSpec(size=16), progress=False)
+    assert not (tmp_path / "w").exists()

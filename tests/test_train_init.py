@@ -108,3 +108,40 @@ def test_a_checkpoint_started_from_other_weights_under_the_same_name_is_not_resu
     assert _checkpoint_key(data, idx[:10], idx[10:], cfg) == before
     (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes() + b" ")
     assert _checkpoint_key(data, idx[:10], idx[10:], cfg) != before
+
+
+def test_an_init_whose_classes_differ_in_order_or_name_is_refused(one_epoch_runs, tmp_path):
+    """A model of one's own with its classes in another order started each class from another
+    class's weights in silence (the logits check compares the file with itself)."""
+    import shutil
+
+    import onnx
+
+    from maskwatch.classifier import META_KEY
+
+    proto = onnx.load(str(SHIPPED_MODEL))
+    for prop in proto.metadata_props:
+        if prop.key == META_KEY:
+            info = json.loads(prop.value)
+            prop.value = json.dumps(info | {"classes": ["without_mask", "with_mask", "mask_weared_incorrect"]})
+    onnx.save(proto, str(tmp_path / "swapped.onnx"))
+    model = build_model("effnet-lite0", channels=3, size=96, pretrained=False)
+    with pytest.raises(ValueError, match=r"swapped.onnx: its classes are \['without_mask', 'with_mask', "):
+        load_initial_weights(model, tmp_path / "swapped.onnx", "effnet-lite0", CropSpec(size=96))
+    run = Path(shutil.copytree(one_epoch_runs["model"], tmp_path / "run"))
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(config | {"classes": ["mask", "no_mask", "incorrect"]}))
+    with pytest.raises(ValueError, match=r"its classes are \['mask', 'no_mask', 'incorrect'\], and this training's"):
+        load_initial_weights(build_model("seed-cnn", channels=3, size=32), run, "seed-cnn", CropSpec(size=32))
+
+
+def test_init_without_lr_trains_at_a_tenth_of_the_recipes_rate(work96, tmp_path):
+    """The recipe's 2e-3 is for a start from ImageNet's weights: from the shipped classifier, 12
+    epochs on 24 photos ended calling every face with_mask (two seeds); --lr given stays as given."""
+    from maskwatch.training.classifier.recipes import recipe
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(work96), "--out", str(run), "--init", "shipped", "--epochs", "1",
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["train"]["lr"] == pytest.approx(recipe("effnet-lite0")[0].lr / 10)

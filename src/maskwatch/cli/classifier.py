@@ -46,19 +46,21 @@ Balance = Annotated[Optional[str], typer.Option(help="Class weights in the loss:
 Rendered = Annotated[Optional[float], typer.Option(help="Renders of `maskwatch render` (masks worn right and wrongly on bare training faces) as a share of each batch (default: recipe).")]
 Schedule = Annotated[Optional[str], typer.Option(help="'constant' or 'onecycle' (default: recipe).")]
 Device = Annotated[str, typer.Option(help="Where the network trains: 'cpu', or 'cuda' on a machine with an NVIDIA GPU and a CUDA build of PyTorch.")]
-Init = Annotated[Optional[str], typer.Option("--init", help="Start from a trained classifier instead of ImageNet's weights: 'shipped', an .onnx file of `maskwatch export`, or a run folder (same --model and crops).")]
+Init = Annotated[Optional[str], typer.Option("--init", help="Start from a trained classifier instead of ImageNet's weights: 'shipped', an .onnx file of `maskwatch export`, or a run folder (same --model and crops); without --lr, at a tenth of the recipe's rate.")]
 
 
-def _with_init(cfg, init: str | None):
-    """cfg starting from --init's classifier (initial.py), a usage error naming it where there is none."""
+def _with_init(cfg, init: str | None, lr: float | None):
+    """cfg starting from --init's classifier (initial.py), a usage error naming it where there is none;
+    without --lr, at a share of the recipe's rate (INIT_LR_SHARE: the recipe's undid the start)."""
     if init is None:
         return cfg
-    from maskwatch.training.classifier.initial import init_source
+    from maskwatch.training.classifier.initial import INIT_LR_SHARE, init_source
 
     try:
-        return _with_option(cfg, "--init", str(init_source(init)))
+        cfg = _with_option(cfg, "--init", str(init_source(init)))
     except ValueError as err:
         raise typer.BadParameter(str(err).removeprefix(f"--init {init}: "), param_hint="'--init'") from None
+    return cfg if lr is not None else _with_option(cfg, "--lr", cfg.lr * INIT_LR_SHARE)
 
 
 @commands.command()
@@ -204,7 +206,7 @@ def train(
 
     cfg, _ = _recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
                      balance=balance, schedule=schedule, rendered=rendered)
-    cfg = _with_init(cfg, init)
+    cfg = _with_init(cfg, init, lr)
     try:
         with _sigterm_as_ctrl_c():
             run = train_run(work, out, cfg, split_csv=split_csv, progress=progress, device=device)
@@ -238,7 +240,8 @@ def evaluate(run: Annotated[Path, typer.Argument(help="Run folder written by `ma
                                       for c, v in metrics["per_class"].items()}},
                           indent=2))
     cal = metrics["calibration"]
-    typer.echo(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} before, "
+    unfitted = "" if cal.get("fitted", True) else " (not fitted: every validation face is answered right)"
+    typer.echo(f"calibration: temperature {cal['temperature']:.3f}{unfitted}, ECE {cal['ece_before']:.4f} before, "
                f"{cal['ece_after']:.4f} after (cross-fitted)")
     doubt = cal["doubt"]
     typer.echo(f"doubt: under {doubt['threshold']:.3f} a face is unassessable ({doubt['declined']} of {doubt['faces']} "
@@ -280,7 +283,7 @@ def cv(
 
     cfg, spec = _recipe(model, size=size, margin=margin, epochs=epochs, batch_size=batch_size, lr=lr,
                         seed=seed, augment=augment, balance=balance, schedule=schedule, rendered=rendered)
-    cfg = _with_init(cfg, init)
+    cfg = _with_init(cfg, init, lr)
     try:
         work = data
         if not (data / "prepare.json").is_file():

@@ -43,11 +43,13 @@ def annotation_files(data_dir: Path) -> list[Path]:
     ann_dir = data_dir / "annotations"
     # CVAT's "Pascal VOC 1.1" export holds Annotations/ and JPEGImages/: unzipped into the folder
     # `annotations` wrote, the corrections sat beside the uncorrected files, which were read instead.
+    # On macOS's and Windows's disks (case-insensitive) an Annotations/ is the annotations/ read: one
+    # folder, which the advice to remove it would have deleted.
     voc = {p.name.lower(): p.name for p in data_dir.iterdir() if p.is_dir() and p.name != p.name.lower()}
-    if "annotations" in voc and ann_dir.is_dir():
+    if "annotations" in voc and ann_dir.is_dir() and not ann_dir.samefile(data_dir / voc["annotations"]):
         raise PrepareError(f"{data_dir}: {voc['annotations']}/ (a CVAT export's name) beside annotations/, which is "
                            f"the one read: put the XML files you mean in annotations/ and remove {voc['annotations']}/")
-    if "annotations" in voc:
+    if "annotations" in voc and not ann_dir.is_dir():
         raise PrepareError(f"{data_dir}: no annotations/ folder, and an {voc['annotations']}/ (a CVAT export's name): "
                            "rename it annotations/")
     if not ann_dir.is_dir():
@@ -59,6 +61,12 @@ def annotation_files(data_dir: Path) -> list[Path]:
     files = sorted((p for p in ann_dir.iterdir() if p.is_file() and p.suffix.lower() == ".xml"), key=_natural_key)
     if not files:
         raise PrepareError(f"{ann_dir}: no .xml annotation files found")
+    # a.xml and a corrected a.XML beside it were both read: one photo twice, its faces under one id.
+    stems: dict[str, Path] = {}
+    for path in files:
+        if (first := stems.setdefault(path.stem.casefold(), path)) != path:
+            raise PrepareError(f"{first} and {path.name}: two annotations of one name (a face's id is its "
+                               "annotation's name, and on macOS's or Windows's disk they are one file); keep one")
     return files
 
 
@@ -165,11 +173,17 @@ def prepare(data_dir: Path | Sequence[Path], out: Path, spec: CropSpec, strict: 
 
 def _refuse_shared_names(names: list[tuple[Path, str, str]]) -> None:
     """PrepareError where two dataset folders hold one name (an annotation's stem, a photo's file
-    name): their faces' ids, or their photos in the split, would be taken for one."""
-    first: dict[str, Path] = {}
+    name), in any case: their faces' ids, or their photos in the split, would be taken for one; and
+    on a case-insensitive disk (macOS, Windows) `IMG_1` and `img_1` write one crop file, the second
+    face's crop over the first's, and `render` finds the first folder's photo for both."""
+    first: dict[str, tuple[Path, str]] = {}
     for folder, name, kind in names:
-        if first.setdefault(name, folder) != folder:
-            raise PrepareError(f"{first[name]} and {folder} both hold {kind}/{name}{'.xml' * (kind == 'annotations')}: "
+        other, other_name = first.setdefault(name.casefold(), (folder, name))
+        if other != folder:
+            suffix = ".xml" * (kind == "annotations")
+            held = (f"both hold {kind}/{name}{suffix}" if other_name == name else
+                    f"hold {kind}/{other_name}{suffix} and {kind}/{name}{suffix}, one name on a case-insensitive disk")
+            raise PrepareError(f"{other} and {folder} {held}: "
                                "rename one of them (and its annotation's <filename>), or prepare them apart")
 
 

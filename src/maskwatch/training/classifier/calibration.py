@@ -30,11 +30,15 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T minimising the negative log-likelihood of softmax(logits / T).
 
-    One parameter, so a bounded scalar search is exact enough and needs no torch.
+    One parameter, so a bounded scalar search is exact enough and needs no torch. Where every
+    face is answered right there is no such T (the likelihood rises without end as T falls), and
+    the search ended near its lower bound: a run of a few dozen faces from a trained start
+    (`train --init`) was exported at T 0.07, every answer 1.0 sure and its doubt threshold 1.0.
+    Those faces cannot say how sure to be: 1.0 (the logits as they are), as without evaluate.
     """
     from scipy.optimize import minimize_scalar
 
-    if len(labels) == 0:
+    if len(labels) == 0 or not temperature_fits(logits, labels):
         return 1.0
 
     def nll(log_t: float) -> float:
@@ -43,6 +47,11 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
+
+
+def temperature_fits(logits: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether these faces can fit a temperature: at least one answered wrong (fit_temperature)."""
+    return bool(len(labels)) and bool((np.asarray(logits).argmax(axis=1) != np.asarray(labels)).any())
 
 
 def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray, photos: list[str]) -> dict:
@@ -61,6 +70,7 @@ def calibrate_on_validation(logits: np.ndarray, labels: np.ndarray, photos: list
             calibrated[held] = softmax(logits[held], fit_temperature(logits[~held], labels[~held]))
     return {
         "temperature": fit_temperature(logits, labels),
+        "fitted": temperature_fits(logits, labels),
         "ece_before": expected_calibration_error(softmax(logits), labels),
         "ece_after": expected_calibration_error(calibrated, labels),
         "method": "temperature scaling fitted on validation; ECE after is 2-fold cross-fitted by photo",
