@@ -186,6 +186,13 @@ def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  
         assert holder.stdout.readline() == "open\n"
         with pytest.raises(CopyError, match=f"process {holder.pid} has it open"):
             copy_site_database(old_site["database"], str(tmp_path / "copy.db"))
+        # The copy in a PID namespace of its own, as in a container beside the site's on one
+        # volume: Linux numbers the holder 0 there, which was read as nobody.
+        inside = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", sys.executable, "-c",
+                                 "import sys; from maskwatch.security.stores import copy_site_database; "
+                                 "copy_site_database(*sys.argv[1:])", old_site["database"], str(tmp_path / "copy.db")],
+                                capture_output=True, text=True)
+        assert "a process in another container (PID namespace) has it open" in inside.stderr, inside.stderr
     finally:
         holder.communicate("")
     assert not (tmp_path / "copy.db").exists()

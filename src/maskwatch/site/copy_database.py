@@ -74,8 +74,10 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
         raise CopyError(f"{shown_database_url(source_url)}: the source and the target are the same database")
     if source_url.startswith("sqlite:///") and not Path(source_url.removeprefix("sqlite:///")).is_file():
         raise CopyError(f"{source_url.removeprefix('sqlite:///')}: no such database")
-    if source_url.startswith("sqlite:///") and (pid := sqlite_held_open_by(source_url.removeprefix("sqlite:///"))):
-        raise CopyError(f"{source_url.removeprefix('sqlite:///')}: process {pid} has it open (the site, or another "
+    pid = sqlite_held_open_by(source_url.removeprefix("sqlite:///")) if source_url.startswith("sqlite:///") else None
+    if pid is not None:
+        holder = f"process {pid}" if pid > 0 else "a process in another container (PID namespace)"
+        raise CopyError(f"{source_url.removeprefix('sqlite:///')}: {holder} has it open (the site, or another "
                         "maskwatch command): stop every maskwatch on it first, or the events it stores after the "
                         "copy are not in the target")
     made = target_url.startswith("sqlite:///") and not Path(target_url.removeprefix("sqlite:///")).exists()
@@ -228,7 +230,9 @@ SHM_DMS_BYTE = 128
 
 
 def sqlite_held_open_by(database: str) -> int | None:
-    """The id of another process that has the SQLite `database` open (WAL mode), or None; None on
+    """The id of another process that has the SQLite `database` open (WAL mode), or None; 0 for a
+    process Linux does not number here, one in another PID namespace (a site in another container
+    on the same volume: 0 read as "nobody" let the copy go on while it stored events); None on
     systems other than Linux, whose struct flock is not read here."""
     if not sys.platform.startswith("linux"):
         return None
