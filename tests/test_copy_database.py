@@ -204,6 +204,21 @@ def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  
         with pytest.raises(CopyError, match="1 other session"):
             copy_site_database(url, str(tmp_path / "copy.db"))
     engine.dispose()
+    # A psql of another role (the server's superuser) on a database its owner copies: PostgreSQL
+    # hides that session's kind from the owner, and the copy had counted no one.
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("CREATE ROLE site_owner LOGIN"))
+        connection.execute(text("CREATE DATABASE owned OWNER site_owner"))
+    admin.dispose()
+    owned = postgres.url.rsplit("/", 1)[0].replace(f"//{postgres.user}@", "//site_owner@") + "/owned"
+    EventStore(owned).close()
+    psql = create_engine(postgres.url.rsplit("/", 1)[0] + "/owned")
+    with psql.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        with pytest.raises(CopyError, match="1 other session"):
+            copy_site_database(owned, str(tmp_path / "copy.db"))
+    psql.dispose()
     assert not (tmp_path / "copy.db").exists()
 
 

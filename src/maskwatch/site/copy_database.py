@@ -104,8 +104,11 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
     shown_source, shown_target = shown_database_url(source_url), shown_database_url(target_url)
     with _snapshot(source_engine) as source:
         if source.dialect.name == "postgresql":
+            # A session of another role shows its user but not its kind (NULL) to a role that is
+            # no superuser; the server's own workers (autovacuum) have no user.
             others = source.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                         "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")).scalars().all()
+                                         "AND pid <> pg_backend_pid() AND (backend_type = 'client backend' "
+                                         "OR (backend_type IS NULL AND usesysid IS NOT NULL))")).scalars().all()
             if others:
                 raise CopyError(f"{shown_source}: {len(others)} other session(s) on it (process "
                                 f"{', '.join(map(str, sorted(others)))} on the server: the site, or another maskwatch "
