@@ -247,3 +247,15 @@ def test_a_source_of_another_maskwatch_version_is_refused(tmp_path, version, sai
     with pytest.raises(CopyError, match=re.escape(said)):
         copy_site_database(database, str(tmp_path / "copy.db"))
     assert not (tmp_path / "copy.db").exists()
+
+
+@pytest.mark.parametrize("url, said", [("postgresql+psycopg://site:Pa@Secret9@127.0.0.1:1/x", "holds an @: write it %40"),
+                                       ("postgresql+psycopg://site:Secret9@127.0.0.1:no/x", "not a database URL")])
+def test_a_url_a_site_could_not_run_on_is_refused_with_its_password_hidden(old_site, tmp_path, url, said):
+    """The checks storage.database has: a password's @ had the driver's error show its rest as the
+    host ("failed to resolve host 'Secret9@127.0.0.1'"), a port that is no number a traceback."""
+    for source, target in ((old_site["database"], url), (url, str(tmp_path / "copy.db"))):
+        with pytest.raises(CopyError, match=re.escape(said)) as refused:
+            copy_site_database(source, target)
+        assert "site:***@127.0.0.1" in str(refused.value) and "Secret9" not in str(refused.value)
+    assert not (tmp_path / "copy.db").exists()

@@ -23,7 +23,9 @@ from maskwatch.site import events as events_schema
 from maskwatch.site import mqtt_record, reports
 from maskwatch.site.database import (MIGRATION_LOCK, MQTT_MIGRATION_LOCK, REPORTS_MIGRATION_LOCK,
                                      apply_migrations, database_engine, database_url,
-                                     driver_reason, hold_database, newer_schema_words, shown_database_url)
+                                     driver_reason, hold_database, newer_schema_words, shown_database_url,
+                                     url_problem)
+from maskwatch.video.sources import redact_source
 
 ROWS_AT_ONCE = 1000  # rows read and written per batch: a month's access log is never all in memory
 
@@ -70,6 +72,9 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
     file not there is made); the tables copied, and the source's other tables (left out). One read
     snapshot of the source, one transaction on the target: a failure leaves it as it was."""
     source_url, target_url = database_url(source), database_url(target)
+    for url in (source_url, target_url):  # as storage.database is checked: a site could not run on it
+        if problem := url_problem(url):
+            raise CopyError(f"{redact_source(url)}: {problem}")
     if source_url == target_url:
         raise CopyError(f"{shown_database_url(source_url)}: the source and the target are the same database")
     if source_url.startswith("sqlite:///") and not Path(source_url.removeprefix("sqlite:///")).is_file():
