@@ -7,6 +7,7 @@ the target refuses halfway (nothing kept)."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.security.stores import STORES, copy_site_database
 from maskwatch.site.copy_database import CopyError
-from maskwatch.site.database import database_engine
+from maskwatch.site.database import MIGRATION_LOCK, database_engine
 from maskwatch.site.events import EventStore
 from maskwatch.site.mqtt_record import PublishedPrefix
 from maskwatch.site.reports import SentReports
@@ -232,6 +233,29 @@ def test_a_copy_the_target_refuses_halfway_keeps_nothing_there(tmp_path, postgre
     url = postgres.new_database("halfway")
     with pytest.raises(CopyError, match="failed, nothing was kept in the target: value too long"):
         copy_site_database(database, url)
+    assert rows_of(url) == {}
+
+
+def test_a_copy_stopped_by_ctrl_c_says_nothing_was_kept(old_site, postgres):  # noqa: F811
+    """Ctrl-C or SIGTERM mid-copy (here while it waits for the target's lock, a site starting on
+    it) ended the command with exit 130 and no word of what the target was left holding."""
+    url = postgres.new_database("stopped")
+    starting = create_engine(url)
+    with starting.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+        copy = subprocess.Popen([sys.executable, "-m", "maskwatch", "copy-database", "--database", old_site["database"],
+                                 url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        while copy.poll() is None and not connection.execute(waiting).scalar():
+            connection.commit()  # the next look sees the server's sessions anew
+            time.sleep(0.05)
+        copy.send_signal(signal.SIGINT)
+        said = copy.communicate()
+    starting.dispose()
+    assert (copy.returncode, said) == (130, ("", "error: interrupted (Ctrl-C or SIGTERM) before the copy was "
+                                                 f"committed: nothing was kept in {url}\n"))
     assert rows_of(url) == {}
 
 

@@ -92,7 +92,7 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
                      else database_engine(source_url))
     target_engine = database_engine(target_url)
     try:
-        return _copy(source_engine, source_url, target_engine, target_url, stores)
+        copied, left_out = _copy(source_engine, source_url, target_engine, target_url, stores)
     except (DatabaseError, InterfaceError) as err:
         _discard(target_engine, target_url, made)
         raise CopyError(f"the copy from {shown_database_url(source_url)} to {shown_database_url(target_url)} "
@@ -102,6 +102,13 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
         raise
     finally:
         source_engine.dispose()
+    shown = shown_database_url(target_url)
+    try:
+        return [_checked(target_engine, one, shown) for one in copied], left_out
+    except KeyboardInterrupt:  # committed: not "nothing kept", as a Ctrl-C before the commit is
+        raise CopyError(f"{shown}: interrupted (Ctrl-C or SIGTERM) while its rows were counted again, after the "
+                        "copy was committed: it holds the copy") from None
+    finally:
         target_engine.dispose()
 
 
@@ -148,7 +155,7 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                 for table in store.metadata.sorted_tables:
                     if table.name in there:
                         copied.append(_copy_table(source, target, table))
-    return [_checked(target_engine, one, shown_target) for one in copied], left_out
+    return copied, left_out
 
 
 @contextmanager
