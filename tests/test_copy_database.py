@@ -226,13 +226,38 @@ def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  
 def test_a_copy_the_target_refuses_halfway_keeps_nothing_there(tmp_path, postgres):  # noqa: F811
     database = str(tmp_path / "site.db")
     store = EventStore(database)
-    store.record("door", None, person(1, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
+    for i in range(2):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
     store.close()
-    with create_engine(f"sqlite:///{database}").begin() as connection:  # SQLite keeps a name past VARCHAR(64)
-        connection.execute(text("UPDATE events SET camera = :name"), {"name": "x" * 80})
+    with create_engine(f"sqlite:///{database}").begin() as connection:  # SQLite keeps a NUL, PostgreSQL none
+        connection.execute(text("UPDATE events SET zone = :zone WHERE id = 2"), {"zone": "a\x00b"})
     url = postgres.new_database("halfway")
-    with pytest.raises(CopyError, match="failed, nothing was kept in the target: value too long"):
+    with pytest.raises(CopyError, match="failed, nothing was kept in the target: .*NUL"):
         copy_site_database(database, url)
+    assert rows_of(url) == {}
+
+
+def test_values_longer_than_postgresql_takes_are_named_before_the_copy(tmp_path, postgres):  # noqa: F811
+    """SQLite keeps a VARCHAR's value past its length (an older maskwatch's access log held a
+    64-character token name as "token:NAME"): PostgreSQL's refusal named no table, column or row."""
+    database = str(tmp_path / "site.db")
+    store = EventStore(database)
+    for i in range(5):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
+    store.close()
+    auth = AuthStore(database)
+    auth.log("snapshot", "token:" + "t" * 64, "127.0.0.1", "/v1/snapshots/door-1.jpg")
+    auth.close()
+    with create_engine(f"sqlite:///{database}").begin() as connection:
+        connection.execute(text("UPDATE events SET camera = :name WHERE id > 1"), {"name": "x" * 80})
+    url = postgres.new_database("too_long")
+    with pytest.raises(CopyError) as refused:
+        copy_site_database(database, url)
+    assert str(refused.value) == (
+        f"sqlite:///{database}: events.camera holds 4 values longer than its 64 characters, which PostgreSQL refuses "
+        "(SQLite kept them), in the rows of id 2, 3, 4, ...; access_log.user holds 1 value longer than its 64 "
+        "characters, which PostgreSQL refuses (SQLite kept them), in the row of id 1: shorten them in the source "
+        "first; nothing was copied")
     assert rows_of(url) == {}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sqlalchemy import MetaData, Table, create_engine, delete, func, insert, inspect, select, text, update
+from sqlalchemy import MetaData, String, Table, create_engine, delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, InterfaceError
 
@@ -138,6 +138,12 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                 raise CopyError(f"{shown_source}: {store.what} version {version} is older than this maskwatch's "
                                 f"({len(store.migrations)}): start the site on it once with this maskwatch (it "
                                 "migrates at start), stop it, then copy it")
+        if target_engine.dialect.name == "postgresql":  # before the target is written, every one with its rows
+            problems = [problem for store in stores for table in store.metadata.sorted_tables if table.name in there
+                        for problem in _too_long(source, table)]
+            if problems:
+                raise CopyError(f"{shown_source}: {'; '.join(problems)}: shorten them in the source first; nothing "
+                                "was copied")
         ours = {table.name for store in stores for table in store.metadata.tables.values()}
         left_out = sorted(name for name in there - ours if not name.startswith("sqlite_"))
         with target_engine.begin() as target:
@@ -172,6 +178,29 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
             yield connection
         finally:
             connection.rollback()
+
+
+def _too_long(source: Connection, table: Table) -> list[str]:
+    """The columns of `table` holding values longer than their VARCHAR takes, in words: SQLite
+    keeps them (an older maskwatch made some: a token's 64-character name in the access log's
+    "token:NAME"), PostgreSQL refuses them, and its words named neither the table nor the column."""
+    limited = [column for column in table.columns if isinstance(column.type, String) and column.type.length]
+    if not limited:
+        return []
+    over = source.execute(select(*(func.count().filter(func.length(column) > column.type.length)
+                                   for column in limited)).select_from(table)).one()
+    said = []
+    for column, count in zip(limited, over):
+        if count:
+            key = list(table.primary_key.columns) or [column]
+            first = source.execute(select(*key).where(func.length(column) > column.type.length)
+                                   .order_by(*key).limit(3)).all()
+            rows = ", ".join(str(row[0]) if len(row) == 1 else str(tuple(row)) for row in first)
+            said.append(f"{table.name}.{column.name} holds {count} value{'s' * (count != 1)} longer than its "
+                        f"{column.type.length} characters, which PostgreSQL refuses (SQLite kept them), in the "
+                        f"row{'s' * (count != 1)} of {', '.join(part.name for part in key)} {rows}"
+                        f"{', ...' if count > 3 else ''}")
+    return said
 
 
 def _copy_table(source: Connection, target: Connection, table: Table) -> Copied:
