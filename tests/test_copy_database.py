@@ -25,6 +25,7 @@ from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.security.stores import STORES, copy_site_database
+from maskwatch.site import copy_database as copy_database_module
 from maskwatch.site.copy_database import CopyError
 from maskwatch.site.database import MIGRATION_LOCK, database_engine
 from maskwatch.site.events import EventStore
@@ -282,6 +283,18 @@ def test_a_copy_stopped_by_ctrl_c_says_nothing_was_kept(old_site, postgres):  # 
     assert (copy.returncode, said) == (130, ("", "error: interrupted (Ctrl-C or SIGTERM) before the copy was "
                                                  f"committed: nothing was kept in {url}\n"))
     assert rows_of(url) == {}
+
+
+def test_a_big_table_says_how_far_it_is(old_site, tmp_path, monkeypatch):
+    """A year's counts or access log alone took minutes, and nothing was said until the end."""
+    monkeypatch.setattr(copy_database_module, "ROWS_AT_ONCE", 2)
+    monkeypatch.setattr(copy_database_module, "PROGRESS_ROWS", 2)  # as 500,000 rows do, in 5 rows
+    said = []
+    copied, _ = copy_site_database(old_site["database"], str(tmp_path / "copy.db"), said=said.append)
+    assert [line for line in said if line.startswith("events:")] == [
+        "events: 2 rows copied so far (committed once every table is)",
+        "events: 4 rows copied so far (committed once every table is)"]
+    assert [(one.table, one.rows) for one in copied if one.table == "events"] == [("events", 5)]
 
 
 @pytest.mark.parametrize("version, said", [(5, "events schema version 5 is older than this maskwatch's (6): start the "

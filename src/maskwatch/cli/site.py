@@ -443,7 +443,7 @@ def copy_database(
     from maskwatch.video.sources import redact_source
 
     try:
-        copied, left_out = copy_site_database(source, target)
+        copied, left_out = copy_site_database(source, target, said=lambda line: typer.echo(line, err=True))
     except (CopyError, DatabaseUnavailable) as err:
         _fail(str(err))
     except KeyboardInterrupt:  # Typer ended it as exit 130 without a word: was the target left half-made?

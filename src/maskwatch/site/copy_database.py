@@ -28,6 +28,7 @@ from maskwatch.site.database import (MIGRATION_LOCK, MQTT_MIGRATION_LOCK, REPORT
 from maskwatch.video.sources import redact_source
 
 ROWS_AT_ONCE = 1000  # rows read and written per batch: a month's access log is never all in memory
+PROGRESS_ROWS = 500_000  # a table's rows copied so far are said each time this many more are (5-10 s)
 
 
 class CopyError(RuntimeError):
@@ -67,10 +68,12 @@ class Copied:
     next_id: int | None = None  # the first id the target gives, for a table of ids
 
 
-def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[list[Copied], list[str]]:
+def copy_database(source: str, target: str, stores: tuple[Store, ...],
+                  said: Callable[[str], object] = lambda line: None) -> tuple[list[Copied], list[str]]:
     """Copy every table of `stores` in `source` into `target`, a database with no tables (an SQLite
     file not there is made); the tables copied, and the source's other tables (left out). One read
-    snapshot of the source, one transaction on the target: a failure leaves it as it was."""
+    snapshot of the source, one transaction on the target: a failure leaves it as it was. `said`
+    takes a line of progress in a big table, which alone takes minutes with nothing to see."""
     source_url, target_url = database_url(source), database_url(target)
     for url in (source_url, target_url):  # as storage.database is checked: a site could not run on it
         if problem := url_problem(url):
@@ -92,7 +95,7 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
                      else database_engine(source_url))
     target_engine = database_engine(target_url)
     try:
-        copied, left_out = _copy(source_engine, source_url, target_engine, target_url, stores)
+        copied, left_out = _copy(source_engine, source_url, target_engine, target_url, stores, said)
     except (DatabaseError, InterfaceError) as err:
         _discard(target_engine, target_url, made)
         raise CopyError(f"the copy from {shown_database_url(source_url)} to {shown_database_url(target_url)} "
@@ -112,7 +115,8 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
         target_engine.dispose()
 
 
-def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_url: str, every: tuple[Store, ...]):
+def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_url: str, every: tuple[Store, ...],
+          said: Callable[[str], object]):
     shown_source, shown_target = shown_database_url(source_url), shown_database_url(target_url)
     with _snapshot(source_engine) as source:
         if source.dialect.name == "postgresql":
@@ -160,7 +164,7 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                     store.chores(target)  # its tables no version lists; their rows replaced below
                 for table in store.metadata.sorted_tables:
                     if table.name in there:
-                        copied.append(_copy_table(source, target, table))
+                        copied.append(_copy_table(source, target, table, said))
     return copied, left_out
 
 
@@ -203,7 +207,7 @@ def _too_long(source: Connection, table: Table) -> list[str]:
     return said
 
 
-def _copy_table(source: Connection, target: Connection, table: Table) -> Copied:
+def _copy_table(source: Connection, target: Connection, table: Table, said: Callable[[str], object]) -> Copied:
     """The rows of `table`, in its key's order, in place of any the migrations made (a version
     table's, a chore's); its id counter past the source's last id."""
     target.execute(delete(table))
@@ -213,6 +217,8 @@ def _copy_table(source: Connection, target: Connection, table: Table) -> Copied:
     for batch in result.partitions(ROWS_AT_ONCE):
         target.execute(insert(table), [dict(row._mapping) for row in batch])
         rows += len(batch)
+        if rows // PROGRESS_ROWS > (rows - len(batch)) // PROGRESS_ROWS:
+            said(f"{table.name}: {rows} rows copied so far (committed once every table is)")
     ids = table.autoincrement_column
     if ids is None:
         return Copied(table.name, rows)
