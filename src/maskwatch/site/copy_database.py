@@ -142,7 +142,7 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                 raise CopyError(f"{shown_source}: {store.what} version {version} is older than this maskwatch's "
                                 f"({len(store.migrations)}): start the site on it once with this maskwatch (it "
                                 "migrates at start), stop it, then copy it")
-        if target_engine.dialect.name == "postgresql":  # before the target is written, every one with its rows
+        if source.dialect.name == "sqlite" and target_engine.dialect.name == "postgresql":  # named before writing
             problems = [problem for store in stores for table in store.metadata.sorted_tables if table.name in there
                         for problem in _too_long(source, table)]
             if problems:
