@@ -1,8 +1,10 @@
 """`maskwatch copy-database`: a site's SQLite database moved whole to a real PostgreSQL server on
 loopback, and back; the site then run on the copy (its app in this process, no camera started)
 keeps every event and id, logins with two-step codes, recovery codes, sessions, tokens, the access
-log and when its reports went. Refusals: a target not empty, a source a process has open, a copy
-the target refuses halfway (nothing kept)."""
+log and when its reports went. Refusals: a target not empty, a source a process has open (in
+another PID namespace too; on PostgreSQL of another role too), a copy the target refuses halfway
+(nothing kept), text longer than PostgreSQL takes (named first), a URL a site could not run on;
+Ctrl-C said; a big table's progress."""
 
 from __future__ import annotations
 
