@@ -1,12 +1,15 @@
 """`maskwatch copy-database`: a site's SQLite database moved whole to a real PostgreSQL server on
 loopback, and back; the site then run on the copy (its app in this process, no camera started)
 keeps every event and id, logins with two-step codes, recovery codes, sessions, tokens, the access
-log and when its reports went. Refusals: a target not empty, a source a process has open, a copy
-the target refuses halfway (nothing kept)."""
+log and when its reports went. Refusals: a target not empty, a source a process has open (in
+another PID namespace too; on PostgreSQL of another role too), a copy the target refuses halfway
+(nothing kept), text longer than PostgreSQL takes (named first), a URL a site could not run on;
+Ctrl-C said; a big table's progress."""
 
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -24,8 +27,9 @@ from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.security.stores import STORES, copy_site_database
+from maskwatch.site import copy_database as copy_database_module
 from maskwatch.site.copy_database import CopyError
-from maskwatch.site.database import database_engine
+from maskwatch.site.database import MIGRATION_LOCK, database_engine
 from maskwatch.site.events import EventStore
 from maskwatch.site.mqtt_record import PublishedPrefix
 from maskwatch.site.reports import SentReports
@@ -197,20 +201,118 @@ def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  
         with pytest.raises(CopyError, match="1 other session"):
             copy_site_database(url, str(tmp_path / "copy.db"))
     engine.dispose()
+    # A psql of another role (the server's superuser) on a database its owner copies: PostgreSQL
+    # hides that session's kind from the owner, and the copy had counted no one.
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("CREATE ROLE site_owner LOGIN"))
+        connection.execute(text("CREATE DATABASE owned OWNER site_owner"))
+    admin.dispose()
+    owned = postgres.url.rsplit("/", 1)[0].replace(f"//{postgres.user}@", "//site_owner@") + "/owned"
+    EventStore(owned).close()
+    psql = create_engine(postgres.url.rsplit("/", 1)[0] + "/owned")
+    with psql.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        with pytest.raises(CopyError, match="1 other session"):
+            copy_site_database(owned, str(tmp_path / "copy.db"))
+    psql.dispose()
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_source_open_in_another_pid_namespace_is_refused(old_site, tmp_path):
+    """The copy in a PID namespace of its own, as in a container beside the site's on one volume:
+    Linux numbers the holder 0 there, which was read as nobody, and the copy went on."""
+    inside = ["unshare", "--user", "--map-root-user", "--pid", "--fork"]
+    if subprocess.run([*inside, "true"], capture_output=True).returncode != 0:
+        pytest.skip("this machine lets no process make a PID namespace (unshare)")
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                               "c.execute('SELECT count(*) FROM events').fetchall(); print('open', flush=True); "
+                               "sys.stdin.read()", old_site["database"]],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "open\n"
+        copy = subprocess.run([*inside, sys.executable, "-m", "maskwatch", "copy-database", "--database",
+                               old_site["database"], str(tmp_path / "copy.db")], capture_output=True, text=True)
+    finally:
+        holder.communicate("")
+    assert copy.returncode == 1 and copy.stderr == (f"error: {old_site['database']}: a process in another container "
+                                                    "(PID namespace) has it open (the site, or another maskwatch "
+                                                    "command): stop every maskwatch on it first, or the events it "
+                                                    "stores after the copy are not in the target\n")
     assert not (tmp_path / "copy.db").exists()
 
 
 def test_a_copy_the_target_refuses_halfway_keeps_nothing_there(tmp_path, postgres):  # noqa: F811
     database = str(tmp_path / "site.db")
     store = EventStore(database)
-    store.record("door", None, person(1, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
+    for i in range(2):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
     store.close()
-    with create_engine(f"sqlite:///{database}").begin() as connection:  # SQLite keeps a name past VARCHAR(64)
-        connection.execute(text("UPDATE events SET camera = :name"), {"name": "x" * 80})
+    with create_engine(f"sqlite:///{database}").begin() as connection:  # SQLite keeps a NUL, PostgreSQL none
+        connection.execute(text("UPDATE events SET zone = :zone WHERE id = 2"), {"zone": "a\x00b"})
     url = postgres.new_database("halfway")
-    with pytest.raises(CopyError, match="failed, nothing was kept in the target: value too long"):
+    with pytest.raises(CopyError, match="failed, nothing was kept in the target: .*NUL"):
         copy_site_database(database, url)
     assert rows_of(url) == {}
+
+
+def test_values_longer_than_postgresql_takes_are_named_before_the_copy(tmp_path, postgres):  # noqa: F811
+    """SQLite keeps a VARCHAR's value past its length (an older maskwatch's access log held a
+    64-character token name as "token:NAME"): PostgreSQL's refusal named no table, column or row."""
+    database = str(tmp_path / "site.db")
+    store = EventStore(database)
+    for i in range(5):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
+    store.close()
+    auth = AuthStore(database)
+    auth.log("snapshot", "token:" + "t" * 64, "127.0.0.1", "/v1/snapshots/door-1.jpg")
+    auth.close()
+    with create_engine(f"sqlite:///{database}").begin() as connection:
+        connection.execute(text("UPDATE events SET camera = :name WHERE id > 1"), {"name": "x" * 80})
+    url = postgres.new_database("too_long")
+    with pytest.raises(CopyError) as refused:
+        copy_site_database(database, url)
+    assert str(refused.value) == (
+        f"sqlite:///{database}: events.camera holds 4 values longer than its 64 characters, which PostgreSQL refuses "
+        "(SQLite kept them), in the rows of id 2, 3, 4, ...; access_log.user holds 1 value longer than its 64 "
+        "characters, which PostgreSQL refuses (SQLite kept them), in the row of id 1: shorten them in the source "
+        "first; nothing was copied")
+    assert rows_of(url) == {}
+
+
+def test_a_copy_stopped_by_ctrl_c_says_nothing_was_kept(old_site, postgres):  # noqa: F811
+    """Ctrl-C or SIGTERM mid-copy (here while it waits for the target's lock, a site starting on
+    it) ended the command with exit 130 and no word of what the target was left holding."""
+    url = postgres.new_database("stopped")
+    starting = create_engine(url)
+    with starting.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        connection.commit()
+        copy = subprocess.Popen([sys.executable, "-m", "maskwatch", "copy-database", "--database", old_site["database"],
+                                 url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        while copy.poll() is None and not connection.execute(waiting).scalar():
+            connection.commit()  # the next look sees the server's sessions anew
+            time.sleep(0.05)
+        copy.send_signal(signal.SIGINT)
+        said = copy.communicate()
+    starting.dispose()
+    assert (copy.returncode, said) == (130, ("", "error: interrupted (Ctrl-C or SIGTERM) before the copy was "
+                                                 f"committed: nothing was kept in {url}\n"))
+    assert rows_of(url) == {}
+
+
+def test_a_big_table_says_how_far_it_is(old_site, tmp_path, monkeypatch):
+    """A year's counts or access log alone took minutes, and nothing was said until the end."""
+    monkeypatch.setattr(copy_database_module, "ROWS_AT_ONCE", 2)
+    monkeypatch.setattr(copy_database_module, "PROGRESS_ROWS", 2)  # as 500,000 rows do, in 5 rows
+    said = []
+    copied, _ = copy_site_database(old_site["database"], str(tmp_path / "copy.db"), said=said.append)
+    assert [line for line in said if line.startswith("events:")] == [
+        "events: 2 rows copied so far (committed once every table is)",
+        "events: 4 rows copied so far (committed once every table is)"]
+    assert [(one.table, one.rows) for one in copied if one.table == "events"] == [("events", 5)]
 
 
 @pytest.mark.parametrize("version, said", [(5, "events schema version 5 is older than this maskwatch's (6): start the "
@@ -224,4 +326,16 @@ def test_a_source_of_another_maskwatch_version_is_refused(tmp_path, version, sai
         connection.execute(text("INSERT INTO schema_version VALUES (:v)"), {"v": version})
     with pytest.raises(CopyError, match=re.escape(said)):
         copy_site_database(database, str(tmp_path / "copy.db"))
+    assert not (tmp_path / "copy.db").exists()
+
+
+@pytest.mark.parametrize("url, said", [("postgresql+psycopg://site:Pa@Secret9@127.0.0.1:1/x", "holds an @: write it %40"),
+                                       ("postgresql+psycopg://site:Secret9@127.0.0.1:no/x", "not a database URL")])
+def test_a_url_a_site_could_not_run_on_is_refused_with_its_password_hidden(old_site, tmp_path, url, said):
+    """The checks storage.database has: a password's @ had the driver's error show its rest as the
+    host ("failed to resolve host 'Secret9@127.0.0.1'"), a port that is no number a traceback."""
+    for source, target in ((old_site["database"], url), (url, str(tmp_path / "copy.db"))):
+        with pytest.raises(CopyError, match=re.escape(said)) as refused:
+            copy_site_database(source, target)
+        assert "site:***@127.0.0.1" in str(refused.value) and "Secret9" not in str(refused.value)
     assert not (tmp_path / "copy.db").exists()

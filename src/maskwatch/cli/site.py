@@ -444,11 +444,15 @@ def copy_database(
     from maskwatch.security.stores import copy_site_database
     from maskwatch.site.copy_database import CopyError
     from maskwatch.site.database import DatabaseUnavailable, shown_database_url
+    from maskwatch.video.sources import redact_source
 
     try:
-        copied, left_out = copy_site_database(source, target)
+        copied, left_out = copy_site_database(source, target, said=lambda line: typer.echo(line, err=True))
     except (CopyError, DatabaseUnavailable) as err:
         _fail(str(err))
+    except KeyboardInterrupt:  # Typer ended it as exit 130 without a word: was the target left half-made?
+        _fail(f"interrupted (Ctrl-C or SIGTERM) before the copy was committed: nothing was kept in "
+              f"{redact_source(target)}", code=130)
     for one in copied:
         next_id = f" (next id {one.next_id})" if one.next_id is not None else ""
         typer.echo(f"{one.table}: {one.rows} row{'s' * (one.rows != 1)}{next_id}")

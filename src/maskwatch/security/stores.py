@@ -3,6 +3,8 @@ site's start makes them: what `maskwatch copy-database` copies."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 from maskwatch.security import schema as auth_schema
 from maskwatch.site.copy_database import SITE_STORES, Copied, Store, copy_database
 from maskwatch.site.database import AUTH_MIGRATION_LOCK
@@ -12,6 +14,7 @@ AUTH_STORE = Store("auth schema", auth_schema.metadata, auth_schema.auth_schema_
 STORES = (SITE_STORES[0], AUTH_STORE, *SITE_STORES[1:])
 
 
-def copy_site_database(source: str, target: str) -> tuple[list[Copied], list[str]]:
+def copy_site_database(source: str, target: str, said: Callable[[str], object] = lambda line: None
+                       ) -> tuple[list[Copied], list[str]]:
     """A site's whole database copied into a new, empty one (copy_database, every store)."""
-    return copy_database(source, target, STORES)
+    return copy_database(source, target, STORES, said)

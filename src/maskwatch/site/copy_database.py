@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sqlalchemy import MetaData, Table, create_engine, delete, func, insert, inspect, select, text, update
+from sqlalchemy import MetaData, String, Table, create_engine, delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, InterfaceError
 
@@ -23,9 +23,12 @@ from maskwatch.site import events as events_schema
 from maskwatch.site import mqtt_record, reports
 from maskwatch.site.database import (MIGRATION_LOCK, MQTT_MIGRATION_LOCK, REPORTS_MIGRATION_LOCK,
                                      apply_migrations, database_engine, database_url,
-                                     driver_reason, hold_database, newer_schema_words, shown_database_url)
+                                     driver_reason, hold_database, newer_schema_words, shown_database_url,
+                                     url_problem)
+from maskwatch.video.sources import redact_source
 
 ROWS_AT_ONCE = 1000  # rows read and written per batch: a month's access log is never all in memory
+PROGRESS_ROWS = 500_000  # a table's rows copied so far are said each time this many more are (5-10 s)
 
 
 class CopyError(RuntimeError):
@@ -65,17 +68,24 @@ class Copied:
     next_id: int | None = None  # the first id the target gives, for a table of ids
 
 
-def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[list[Copied], list[str]]:
+def copy_database(source: str, target: str, stores: tuple[Store, ...],
+                  said: Callable[[str], object] = lambda line: None) -> tuple[list[Copied], list[str]]:
     """Copy every table of `stores` in `source` into `target`, a database with no tables (an SQLite
     file not there is made); the tables copied, and the source's other tables (left out). One read
-    snapshot of the source, one transaction on the target: a failure leaves it as it was."""
+    snapshot of the source, one transaction on the target: a failure leaves it as it was. `said`
+    takes a line of progress in a big table, which alone takes minutes with nothing to see."""
     source_url, target_url = database_url(source), database_url(target)
+    for url in (source_url, target_url):  # as storage.database is checked: a site could not run on it
+        if problem := url_problem(url):
+            raise CopyError(f"{redact_source(url)}: {problem}")
     if source_url == target_url:
         raise CopyError(f"{shown_database_url(source_url)}: the source and the target are the same database")
     if source_url.startswith("sqlite:///") and not Path(source_url.removeprefix("sqlite:///")).is_file():
         raise CopyError(f"{source_url.removeprefix('sqlite:///')}: no such database")
-    if source_url.startswith("sqlite:///") and (pid := sqlite_held_open_by(source_url.removeprefix("sqlite:///"))):
-        raise CopyError(f"{source_url.removeprefix('sqlite:///')}: process {pid} has it open (the site, or another "
+    pid = sqlite_held_open_by(source_url.removeprefix("sqlite:///")) if source_url.startswith("sqlite:///") else None
+    if pid is not None:
+        holder = f"process {pid}" if pid > 0 else "a process in another container (PID namespace)"
+        raise CopyError(f"{source_url.removeprefix('sqlite:///')}: {holder} has it open (the site, or another "
                         "maskwatch command): stop every maskwatch on it first, or the events it stores after the "
                         "copy are not in the target")
     made = target_url.startswith("sqlite:///") and not Path(target_url.removeprefix("sqlite:///")).exists()
@@ -85,7 +95,7 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
                      else database_engine(source_url))
     target_engine = database_engine(target_url)
     try:
-        return _copy(source_engine, source_url, target_engine, target_url, stores)
+        copied, left_out = _copy(source_engine, source_url, target_engine, target_url, stores, said)
     except (DatabaseError, InterfaceError) as err:
         _discard(target_engine, target_url, made)
         raise CopyError(f"the copy from {shown_database_url(source_url)} to {shown_database_url(target_url)} "
@@ -95,15 +105,26 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...]) -> tuple[
         raise
     finally:
         source_engine.dispose()
+    shown = shown_database_url(target_url)
+    try:
+        return [_checked(target_engine, one, shown) for one in copied], left_out
+    except KeyboardInterrupt:  # committed: not "nothing kept", as a Ctrl-C before the commit is
+        raise CopyError(f"{shown}: interrupted (Ctrl-C or SIGTERM) while its rows were counted again, after the "
+                        "copy was committed: it holds the copy") from None
+    finally:
         target_engine.dispose()
 
 
-def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_url: str, every: tuple[Store, ...]):
+def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_url: str, every: tuple[Store, ...],
+          said: Callable[[str], object]):
     shown_source, shown_target = shown_database_url(source_url), shown_database_url(target_url)
     with _snapshot(source_engine) as source:
         if source.dialect.name == "postgresql":
+            # A session of another role shows its user but not its kind (NULL) to a role that is
+            # no superuser; the server's own workers (autovacuum) have no user.
             others = source.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                         "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")).scalars().all()
+                                         "AND pid <> pg_backend_pid() AND (backend_type = 'client backend' "
+                                         "OR (backend_type IS NULL AND usesysid IS NOT NULL))")).scalars().all()
             if others:
                 raise CopyError(f"{shown_source}: {len(others)} other session(s) on it (process "
                                 f"{', '.join(map(str, sorted(others)))} on the server: the site, or another maskwatch "
@@ -121,6 +142,12 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                 raise CopyError(f"{shown_source}: {store.what} version {version} is older than this maskwatch's "
                                 f"({len(store.migrations)}): start the site on it once with this maskwatch (it "
                                 "migrates at start), stop it, then copy it")
+        if source.dialect.name == "sqlite" and target_engine.dialect.name == "postgresql":  # named before writing
+            problems = [problem for store in stores for table in store.metadata.sorted_tables if table.name in there
+                        for problem in _too_long(source, table)]
+            if problems:
+                raise CopyError(f"{shown_source}: {'; '.join(problems)}: shorten them in the source first; nothing "
+                                "was copied")
         ours = {table.name for store in stores for table in store.metadata.tables.values()}
         left_out = sorted(name for name in there - ours if not name.startswith("sqlite_"))
         with target_engine.begin() as target:
@@ -137,8 +164,8 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                     store.chores(target)  # its tables no version lists; their rows replaced below
                 for table in store.metadata.sorted_tables:
                     if table.name in there:
-                        copied.append(_copy_table(source, target, table))
-    return [_checked(target_engine, one, shown_target) for one in copied], left_out
+                        copied.append(_copy_table(source, target, table, said))
+    return copied, left_out
 
 
 @contextmanager
@@ -157,7 +184,30 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
             connection.rollback()
 
 
-def _copy_table(source: Connection, target: Connection, table: Table) -> Copied:
+def _too_long(source: Connection, table: Table) -> list[str]:
+    """The columns of `table` holding values longer than their VARCHAR takes, in words: SQLite
+    keeps them (an older maskwatch made some: a token's 64-character name in the access log's
+    "token:NAME"), PostgreSQL refuses them, and its words named neither the table nor the column."""
+    limited = [column for column in table.columns if isinstance(column.type, String) and column.type.length]
+    if not limited:
+        return []
+    over = source.execute(select(*(func.count().filter(func.length(column) > column.type.length)
+                                   for column in limited)).select_from(table)).one()
+    said = []
+    for column, count in zip(limited, over):
+        if count:
+            key = list(table.primary_key.columns) or [column]
+            first = source.execute(select(*key).where(func.length(column) > column.type.length)
+                                   .order_by(*key).limit(3)).all()
+            rows = ", ".join(str(row[0]) if len(row) == 1 else str(tuple(row)) for row in first)
+            said.append(f"{table.name}.{column.name} holds {count} value{'s' * (count != 1)} longer than its "
+                        f"{column.type.length} characters, which PostgreSQL refuses (SQLite kept them), in the "
+                        f"row{'s' * (count != 1)} of {', '.join(part.name for part in key)} {rows}"
+                        f"{', ...' if count > 3 else ''}")
+    return said
+
+
+def _copy_table(source: Connection, target: Connection, table: Table, said: Callable[[str], object]) -> Copied:
     """The rows of `table`, in its key's order, in place of any the migrations made (a version
     table's, a chore's); its id counter past the source's last id."""
     target.execute(delete(table))
@@ -167,6 +217,8 @@ def _copy_table(source: Connection, target: Connection, table: Table) -> Copied:
     for batch in result.partitions(ROWS_AT_ONCE):
         target.execute(insert(table), [dict(row._mapping) for row in batch])
         rows += len(batch)
+        if rows // PROGRESS_ROWS > (rows - len(batch)) // PROGRESS_ROWS:
+            said(f"{table.name}: {rows} rows copied so far (committed once every table is)")
     ids = table.autoincrement_column
     if ids is None:
         return Copied(table.name, rows)
@@ -228,7 +280,9 @@ SHM_DMS_BYTE = 128
 
 
 def sqlite_held_open_by(database: str) -> int | None:
-    """The id of another process that has the SQLite `database` open (WAL mode), or None; None on
+    """The id of another process that has the SQLite `database` open (WAL mode), or None; 0 for a
+    process Linux does not number here, one in another PID namespace (a site in another container
+    on the same volume: 0 read as "nobody" let the copy go on while it stored events); None on
     systems other than Linux, whose struct flock is not read here."""
     if not sys.platform.startswith("linux"):
         return None

@@ -128,6 +128,21 @@ def driver_reason(err: Exception) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+def url_problem(url: str) -> str | None:
+    """What makes a server's URL one SQLAlchemy reads otherwise than meant, or None: its password
+    ends at the first @ (one holding an @ was read as part of the host, and the driver's error
+    showed the rest of the password), a port that is no number (a traceback)."""
+    if "://" not in url or url.startswith("sqlite"):
+        return None
+    if url.split("?", 1)[0].count("@") > 1:
+        return "the URL's user or password holds an @: write it %40 (and a % as %25)"
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is no number
+        return "not a database URL (dialect://user:password@host:port/database)"
+    return None
+
+
 def database_url(database: str) -> str:
     """An SQLAlchemy URL: a plain path means an SQLite file."""
     return database if "://" in database else f"sqlite:///{Path(database).resolve()}"

@@ -102,17 +102,10 @@ class StorageConfig(Section):
     def _database(cls, value: str) -> str:
         """A server's URL SQLAlchemy reads as meant. Its password ends at the first @: one holding an
         @ was read as part of the host, shown in errors after the ***; a bad port was a traceback."""
-        if "://" not in value or value.startswith("sqlite"):
-            return value
-        if value.split("?", 1)[0].count("@") > 1:
-            raise ValueError("the URL's user or password holds an @: write it %40 (and a % as %25)")
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
+        from maskwatch.site.database import url_problem
 
-        try:
-            make_url(value)
-        except (ArgumentError, ValueError):  # ValueError: a port that is no number
-            raise ValueError("not a database URL (dialect://user:password@host:port/database)") from None
+        if problem := url_problem(value):
+            raise ValueError(problem)
         return value
 
     @property
