@@ -369,3 +369,14 @@ def test_serving_beyond_loopback_with_no_users_says_what_would_be_open(tmp_path,
     assert capsys.readouterr().err.strip() == (
         f"error: refusing to serve on 0.0.0.0 with no users: anyone who reaches the port {exposed}; "
         "add an admin first: maskwatch users add NAME --role admin --config site.yaml")
+
+
+@pytest.mark.parametrize("command", [["users", "list"], ["tokens", "list"], ["serve", "--port", "1"]])
+@pytest.mark.parametrize("url, said", [("postgresql+psycopg://site:Pa@Secret9@127.0.0.1:1/x", "holds an @: write it %40"),
+                                       ("postgresql+psycopg://site:Secret9@127.0.0.1:no/x", "not a database URL")])
+def test_a_database_url_on_the_command_line_is_checked_as_a_site_file_s(command, url, said):
+    """A password holding an @ had the driver's error show its rest as the host ("failed to resolve
+    host 'Secret9@127.0.0.1'"), a port that is no number a traceback: as storage.database refuses them."""
+    result = runner.invoke(app, [*command, "--database", url])
+    assert result.exit_code == 1 and said in result.output and "Secret9" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -68,6 +68,10 @@ def site_database(site, database: str | None) -> str:
     """The site's database where a config was read, else `database` (maskwatch.db where not
     given); both given is refused (the site's was used, the one named ignored in silence)."""
     if site is None:
+        from maskwatch.site.database import url_problem
+
+        if database and (problem := url_problem(database)):  # as a site's file refuses it: no traceback, no password
+            _fail(f"--database: {problem}")
         return database or DEFAULT_DATABASE
     if database is not None:
         _fail("--config names the site's database (storage.database); give --config or --database, not both")
@@ -477,10 +481,14 @@ def auth_for(host: str, database: str | None, trusted_proxies, retention_days: f
     from maskwatch.security.request_checks import is_loopback
     from maskwatch.site.config import check_proxies
 
+    from maskwatch.site.database import url_problem
+
     try:
         trusted_proxies = check_proxies(trusted_proxies or ())
     except ValueError as err:
         _fail(str(err))
+    if database is not None and (problem := url_problem(database)):  # the driver's error showed the password
+        _fail(f"--database: {problem}")
 
     if database is not None and "://" not in database:  # workers and Ray replicas may start elsewhere
         database = str(Path(database).resolve())
