@@ -12,9 +12,11 @@ from maskwatch import Detector
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.motion import MotionDetector, MotionSettings
 from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
 from tests.link_proxy import LinkProxy
 from tests.rtsp import RtspServer, rtsp_server  # noqa: F401  (fixture)
+from tests.scenes import empty_view, sample_photos
 from tests.test_cameras import Collect, wait_until
 
 
@@ -173,3 +175,19 @@ def test_a_link_too_slow_to_open_within_stall_timeout_says_so(rtsp_server):  # n
     finally:
         reader.stop()
         proxy.close()
+
+
+def test_people_who_left_during_a_stall_are_not_seen_at_the_frame_after_it(detector):
+    """A camera kept up through a stall (offline_after) whose people left meanwhile (a bus's stop).
+    The first frame back fell between detections (detect_every) half the time, and the tracker
+    counted everyone where they were before the stall as seen on it: their events' last_seen, and
+    their minute, moved to the stall's end (up to offline_after, an hour, later than they were seen)."""
+    photo, empty = sample_photos(1)[0][0], empty_view(0)
+    processor = FrameProcessor(detector, FaceTracker(), detect_every=2)
+    frames = [Frame(i, i * 0.2, photo, f"f{i}") for i in range(11)]  # 2 s of people; the first frame back falls between detections
+    frames += [Frame(11 + i, 60.0 + i * 0.2, empty, f"f{11 + i}") for i in range(15)]  # a minute later: gone
+    people = []
+    for frame in frames:
+        processor(frame)
+        people += processor.take_finished_people()
+    assert people and all(person.last_seen <= 2.0 for person in people), [p.last_seen for p in people]
