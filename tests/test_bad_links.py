@@ -16,8 +16,11 @@ from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
 from tests.link_proxy import LinkProxy
 from tests.rtsp import RtspServer, rtsp_server  # noqa: F401  (fixture)
+from tests.conftest import log_in
 from tests.scenes import empty_view, sample_photos
 from tests.test_cameras import Collect, wait_until
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_site import SiteProcess
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +194,27 @@ def test_people_who_left_during_a_stall_are_not_seen_at_the_frame_after_it(detec
         processor(frame)
         people += processor.take_finished_people()
     assert people and all(person.last_seen <= 2.0 for person in people), [p.last_seen for p in people]
+
+
+def test_the_page_says_why_a_camera_kept_up_through_a_stall_has_no_new_frame(tmp_path, sample_dir, page):  # noqa: F811
+    """A camera kept up by offline_after while its stream is away: its card said `online` over a
+    frozen picture and nothing more for up to offline_after (an hour), where /v1/cameras had the
+    reason (`last_error`), and the same drop had said `offline` with it before offline_after came."""
+    rtsp = RtspServer(still_frames(tmp_path / "frames", sample_dir, (320, 240)), tmp_path / "rtsp.log", fps=5).start()
+    site = SiteProcess(tmp_path, f'  bus: {{name: Bus, source: "{rtsp.url}", offline_after: 600}}\n')
+    try:
+        assert wait_until(lambda: site.camera("bus")["connected"], 60), site.camera("bus")
+        log_in(page, site.base)
+        page.wait_for_function("() => document.querySelector('.camera[data-camera=\"bus\"]')?.dataset.connected "
+                               "=== 'true'", timeout=20_000)
+        rtsp.stop()
+        assert wait_until(lambda: site.camera("bus")["last_error"], 30), site.camera("bus")
+        page.wait_for_function("() => document.querySelector('.camera[data-camera=\"bus\"] .detail').textContent",
+                               timeout=20_000)
+        card = page.query_selector('.camera[data-camera="bus"]')
+        assert card.get_attribute("data-connected") == "true"
+        detail = card.query_selector(".detail").inner_text()
+        assert detail.startswith("no frame since ") and "reconnecting: cannot reach 127.0.0.1:" in detail, detail
+    finally:
+        site.stop()
+        rtsp.stop()
