@@ -189,11 +189,12 @@ def test_people_who_left_during_a_stall_are_not_seen_at_the_frame_after_it(detec
     processor = FrameProcessor(detector, FaceTracker(), detect_every=2)
     frames = [Frame(i, i * 0.2, photo, f"f{i}") for i in range(11)]  # 2 s of people; the first frame back falls between detections
     frames += [Frame(11 + i, 60.0 + i * 0.2, empty, f"f{11 + i}") for i in range(15)]  # a minute later: gone
-    people = []
+    people, shown = [], []
     for frame in frames:
-        processor(frame)
+        shown.append(processor(frame)[0])
         people += processor.take_finished_people()
     assert people and all(person.last_seen <= 2.0 for person in people), [p.last_seen for p in people]
+    assert len(shown[11]) == len(people)  # shown where they were until a detection says otherwise: no flap to 0
 
 
 def test_the_page_says_why_a_camera_kept_up_through_a_stall_has_no_new_frame(tmp_path, sample_dir, page):  # noqa: F811

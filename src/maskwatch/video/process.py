@@ -21,7 +21,7 @@ from maskwatch.faces import Face
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.motion import MotionDetector
 from maskwatch.video.sources import Frame
-from maskwatch.video.tracker import MOST_PREDICTED_GAP, FaceTracker, Track, to_xyxy
+from maskwatch.video.tracker import FaceTracker, Track, to_xyxy
 
 if TYPE_CHECKING:  # for the annotation only: the frame loop loads no detector module itself
     from maskwatch.detection.detector import FaceFinder
@@ -67,7 +67,6 @@ class FrameProcessor:
         self._moved = False  # motion seen since the last detection
         self._last_detection: float | None = None  # timestamp of the last frame that reached the detector
         self._size: tuple[int, int] | None = None  # (width, height) of the last frame
-        self._last_time: float | None = None  # timestamp of the last frame
         # With a tracker, ask the detector for its unsure faces too (down to the tracker's low_score):
         # they may continue a track through a blurred or half-hidden frame, never start one.
         self._detect_options = {}
@@ -119,11 +118,6 @@ class FrameProcessor:
         if self._size is not None and size != self._size:
             self._resized(size[0] / self._size[0], size[1] / self._size[1])
         self._size = size
-        # A frame after a stall (a camera kept up through it by offline_after) is detected: carried
-        # or gated, it counted everyone where they were before it as seen at its end, people who
-        # left meanwhile too (their event's last_seen up to offline_after late).
-        stalled = self._last_time is not None and frame.timestamp - self._last_time > MOST_PREDICTED_GAP
-        self._last_time = frame.timestamp
         if self.camera_motion is not None:  # before anything is predicted or matched on this frame
             if self.tracker.active:
                 self.tracker.warp(self.camera_motion.estimate(frame.image))
@@ -131,9 +125,9 @@ class FrameProcessor:
                 self.camera_motion.remember(frame.image)
         if self.motion is not None and (self.motion.detect(frame.image) or self.motion.recalibrated):
             self._moved = True  # a global change (lights, a cut) is checked once too: anything may have changed
-        if frame.index % self.detect_every and not stalled:
+        if frame.index % self.detect_every:
             return self.tracker.carry(frame.timestamp), False
-        if self.motion is not None and not stalled and not self._due(frame.timestamp):
+        if self.motion is not None and not self._due(frame.timestamp):
             # Nothing moved: the detector would find the faces it found last time. They go through
             # the tracker as such (without probabilities: the votes stay as they are), so a track
             # already lost keeps counting misses and ends as it would have with the detector.
