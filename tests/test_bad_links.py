@@ -3,6 +3,7 @@ stalls, drops or throttles (tests/link_proxy.py), and a camera that comes back a
 resolution. What a user sees: the camera's state, its people, its rate and the log."""
 
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -12,10 +13,15 @@ from maskwatch import Detector
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.motion import MotionDetector, MotionSettings
 from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
 from tests.link_proxy import LinkProxy
 from tests.rtsp import RtspServer, rtsp_server  # noqa: F401  (fixture)
+from tests.conftest import log_in
+from tests.scenes import empty_view, sample_photos
 from tests.test_cameras import Collect, wait_until
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_site import SiteProcess
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +179,45 @@ def test_a_link_too_slow_to_open_within_stall_timeout_says_so(rtsp_server):  # n
     finally:
         reader.stop()
         proxy.close()
+
+
+def test_people_who_left_during_a_stall_are_not_seen_at_the_frame_after_it(detector):
+    """A camera kept up through a stall (offline_after) whose people left meanwhile (a bus's stop).
+    The first frame back fell between detections (detect_every) half the time, and the tracker
+    counted everyone where they were before the stall as seen on it: their events' last_seen, and
+    their minute, moved to the stall's end (up to offline_after, an hour, later than they were seen)."""
+    photo, empty = sample_photos(1)[0][0], empty_view(0)
+    processor = FrameProcessor(detector, FaceTracker(), detect_every=2)
+    frames = [Frame(i, i * 0.2, photo, f"f{i}") for i in range(11)]  # 2 s of people; the first frame back falls between detections
+    frames += [Frame(11 + i, 60.0 + i * 0.2, empty, f"f{11 + i}") for i in range(15)]  # a minute later: gone
+    people, shown = [], []
+    for frame in frames:
+        shown.append(processor(frame)[0])
+        people += processor.take_finished_people()
+    assert people and all(person.last_seen <= 2.0 for person in people), [p.last_seen for p in people]
+    assert len(shown[11]) == len(people)  # shown where they were until a detection says otherwise: no flap to 0
+
+
+def test_the_page_says_why_a_camera_kept_up_through_a_stall_has_no_new_frame(tmp_path, sample_dir, page):  # noqa: F811
+    """A camera kept up by offline_after while its stream is away: its card said `online` over a
+    frozen picture and nothing more for up to offline_after (an hour), where /v1/cameras had the
+    reason (`last_error`), and the same drop had said `offline` with it before offline_after came."""
+    rtsp = RtspServer(still_frames(tmp_path / "frames", sample_dir, (320, 240)), tmp_path / "rtsp.log", fps=5).start()
+    site = SiteProcess(tmp_path, f'  bus: {{name: Bus, source: "{rtsp.url}", offline_after: 600}}\n')
+    try:
+        assert wait_until(lambda: site.camera("bus")["connected"], 60), site.camera("bus")
+        log_in(page, site.base)
+        page.wait_for_function("() => document.querySelector('.camera[data-camera=\"bus\"]')?.dataset.connected "
+                               "=== 'true'", timeout=20_000)
+        rtsp.stop()
+        assert wait_until(lambda: site.camera("bus")["last_error"], 30), site.camera("bus")
+        page.wait_for_function("() => document.querySelector('.camera[data-camera=\"bus\"] .detail').textContent",
+                               timeout=20_000)
+        card = page.query_selector('.camera[data-camera="bus"]')
+        assert card.get_attribute("data-connected") == "true"
+        detail = card.query_selector(".detail").inner_text()
+        # the reason as last_error has it when the page read it: the stream's end, then the refused port
+        assert re.fullmatch(r"no frame since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d( \(UTC.+\))?, reconnecting: .+; retrying in [\d.]+ s", detail), detail
+    finally:
+        site.stop()
+        rtsp.stop()

@@ -15,6 +15,8 @@ from maskwatch.scale.fleet import RaySite, absolute_paths
 from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
+from tests.link_proxy import LinkProxy
+from tests.rtsp import rtsp_server  # noqa: F401  (fixture)
 from tests.test_cameras import wait_until
 from tests.test_ray_batch import alive, descendants
 from tests.test_detection import make_video
@@ -152,6 +154,37 @@ def test_an_actors_warnings_are_the_drivers_log_lines(tmp_path, caplog):
     [said] = [r for r in caplog.records if r.name == "maskwatch.video.cameras"]
     assert said.levelname == "WARNING" and said.getMessage() == (
         "door (rtsp://127.0.0.1:1/none): cannot reach 127.0.0.1:1 (Connection refused); retrying, at most 1 s apart")
+
+
+def test_an_actors_info_lines_are_relayed_where_the_driver_logs_them(tmp_path, rtsp_server):  # noqa: F811
+    """MASKWATCH_LOG_LEVEL=INFO shows a camera's stream reopened within offline_after (a bus's 4G
+    drop), at INFO: `run` said it, `run --ray` never did (its actors relayed warnings only)."""
+    import logging
+
+    from maskwatch.scale.fleet import CameraGroup
+
+    proxy = LinkProxy(rtsp_server.port)
+    (tmp_path / "site.yaml").write_text("defaults: {stall_timeout: 8, retry_max: 0.5}\n"
+                                        f"cameras:\n  bus: {{source: '{proxy.url()}'}}\n"
+                                        "storage: {database: site.db}\n")
+    config = absolute_paths(load_site_config(tmp_path / "site.yaml", environ={}))
+    before = logging.getLogger("maskwatch").level
+    group = CameraGroup(config.cameras, config.storage, log_level=logging.INFO)  # in this process
+    try:
+        camera = group.workers["bus"]
+        assert wait_until(lambda: camera.reader.state().frames > 0, 30), camera.reader.state()
+        proxy.drop()
+
+        def said() -> list[dict]:
+            return [body for kind, body in group.messages if kind == "log" and body["levelno"] == logging.INFO]
+
+        assert wait_until(said, 20), list(group.messages)
+        lines = said()
+    finally:
+        group.stop()
+        proxy.close()
+    assert lines[0]["msg"].startswith(f"bus ({proxy.url()}): frames again within offline_after (8 s) after: ")
+    assert logging.getLogger("maskwatch").level == before
 
 
 def test_paths_are_made_absolute_for_actors_elsewhere(tmp_path, monkeypatch):

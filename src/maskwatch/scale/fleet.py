@@ -49,10 +49,13 @@ MAX_MESSAGES = 10_000  # events an actor keeps for the driver; the oldest go fir
 class _Relay(logging.Handler):
     """An actor's warnings (a camera's outage and its end, people not stored) posted for the
     driver, which logs them as its own: the actor's stderr is a file in Ray's session folder,
-    and `run --ray` said nothing of a camera down."""
+    and `run --ray` said nothing of a camera down. Its INFO lines too where the driver logs
+    them (MASKWATCH_LOG_LEVEL=INFO: a camera's stream reopened within offline_after, which
+    `run` says and `run --ray` did not); never DEBUG's, which would crowd its events out of the
+    actor's MAX_MESSAGES."""
 
-    def __init__(self, post: Callable[[str, dict], None]) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, post: Callable[[str, dict], None], level: int = logging.WARNING) -> None:
+        super().__init__(min(logging.WARNING, max(logging.INFO, level)))
         self.post = post
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -65,10 +68,16 @@ class CameraGroup:
     threads, one connection pool to the database; started in __init__, so a restart by Ray
     brings the cameras back by itself."""
 
-    def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, models: Models = Models()) -> None:
+    def __init__(self, cameras: dict[str, CameraConfig], storage: StorageConfig, models: Models = Models(),
+                 log_level: int = logging.WARNING) -> None:
+        """log_level: the driver's (its `maskwatch` logger's): the lines of that level up are relayed."""
         self.messages: deque[tuple[str, dict]] = deque(maxlen=MAX_MESSAGES)
-        self._relay = _Relay(self._post)
-        logging.getLogger("maskwatch").addHandler(self._relay)
+        self._relay = _Relay(self._post, log_level)
+        maskwatch_log = logging.getLogger("maskwatch")
+        self._log_level = maskwatch_log.level  # restored at the stop (an actor run in the driver's process)
+        if self._relay.level < maskwatch_log.getEffectiveLevel():
+            maskwatch_log.setLevel(self._relay.level)
+        maskwatch_log.addHandler(self._relay)
         detector = models.load(threads=single_threaded())
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job
@@ -97,6 +106,7 @@ class CameraGroup:
         stop_workers(list(self.workers.values()))
         self.store.close()
         logging.getLogger("maskwatch").removeHandler(self._relay)
+        logging.getLogger("maskwatch").setLevel(self._log_level)
         return self.poll()[0]
 
     def pid(self) -> int:
@@ -196,7 +206,8 @@ class RaySite(Site):
 
     def _start_group(self, group: RemoteGroup) -> None:
         group.handle = self._actor.remote({c: self.config.cameras[c] for c in group.camera_ids},
-                                          self.config.storage, self.models)
+                                          self.config.storage, self.models,
+                                          logging.getLogger("maskwatch").getEffectiveLevel())
         group.restart_at = None
 
     def _stop_cameras(self) -> None:

@@ -460,11 +460,16 @@ class FaceTracker:
 
         Each visible track counts the frame (hits, last_seen) as seen: with detection on every
         n-th frame, a person held for min_hits frames is still a person. Its vote is unchanged.
+        Not after a gap over MOST_PREDICTED_GAP (a stalled stream): the people in view before it
+        were counted seen at its end, those who left meanwhile too (their last_seen, and their
+        event's minute, up to a camera's offline_after late). They are shown, not counted seen,
+        on it (their people in view stay, as through the stall); the next detection says who is there.
         """
+        stalled = any(timestamp - t.state_time > MOST_PREDICTED_GAP for t in self.active)
         self._predict(timestamp)
         self._view[1] += 1
         for track in self.active:
-            if track.missed == 0:
+            if track.missed == 0 and not stalled:
                 self._count_hit(track)
                 track.last_seen = timestamp
         return [t.shown_face() for t in self.active if t.missed == 0 and self._shown(t)] + self._coasting()

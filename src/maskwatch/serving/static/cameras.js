@@ -101,8 +101,13 @@ async function pollCameras() {
     // The analysed rate is the one set in the config; the stream's own is what the camera sends.
     card.querySelector(".state").textContent = camera.connected
       ? `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)` : "offline";
-    card.querySelector(".detail").textContent = camera.connected ? "" : (camera.last_error || "connecting") +
-      (camera.last_frame_at ? `; the picture is from ${clockTime(camera.last_frame_at)}` : "");
+    // A camera kept up through a stall (its offline_after) says why no new frame comes: its card
+    // said "online" over a frozen picture, and nothing more, for up to an hour.
+    card.querySelector(".detail").textContent = camera.connected
+      ? (camera.last_error && camera.last_frame_at
+        ? `no frame since ${clockTime(camera.last_frame_at)}, reconnecting: ${camera.last_error}` : "")
+      : (camera.last_error || "connecting") +
+        (camera.last_frame_at ? `; the picture is from ${clockTime(camera.last_frame_at)}` : "");
     const today = camera.today;
     card.querySelector(".counts").innerHTML = today === null ? "today's counts: the database cannot be read" :
       `<span class="today">today:</span><span class="with_mask" data-class="with_mask">mask: <b>${today.with_mask}</b></span>` +
