@@ -447,6 +447,35 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
         assert "fps analysed" in phone.inner_text('.camera[data-camera="till"] .state')
 
 
+def test_an_offline_camera_s_counts_say_it_is_not_counting(server, tab):
+    """A camera never connected showed "today: mask: 0 no mask: 0 ...", which a store's manager read
+    as nobody coming in at that door; one down since the morning showed the morning's counts as the
+    day's. An offline camera's counts say that it counts nobody meanwhile; an online one's do not."""
+    down = {"id": "side", "name": "Side entrance", "source": "***", "zones": [], "fps_target": 1.0,
+            "connected": False, "last_frame_at": None, "fps": 0.0, "frames": 0, "reconnects": 40,
+            "last_error": "cannot reach 10.0.0.7:554 (Connection refused); retrying in 30 s", "analysed": 0,
+            "detected": 0, "analysis_error": None,
+            "today": {"people": 0, "with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}}
+    working = {**down, "id": "live", "name": "Front door", "connected": True, "fps": 10.0, "last_error": None}
+    desk = tab()
+    desk.route("**/v1/cameras", answer([working, down]))
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="side"] .counts .unassessable', timeout=20_000)
+    assert desk.inner_text('.camera[data-camera="side"] .counts').endswith("(not counting while offline)")
+    assert "offline" not in desk.inner_text('.camera[data-camera="live"] .counts')
+
+
+def test_the_chart_says_the_period_it_shows(server, tab):
+    """The chart's caption said "last 24 hours, days or weeks" whichever was chosen: it names the one."""
+    desk = tab()
+    desk.goto(server + "/?chart_bucket=day")
+    desk.wait_for_selector("#trend-chart[data-buckets]", state="attached", timeout=20_000)
+    assert "), the last 24 days (" in desk.inner_text("#trend p small")
+    desk.select_option("#trend-bucket", "week")
+    desk.wait_for_function("() => document.querySelector('#trend p small').textContent.includes('the last 24 weeks (')",
+                           timeout=20_000)
+
+
 def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):
     """On a flaky network a request can hang for minutes rather than fail: the page waited on it
     with the old figures shown and no notice. A card's picture that hung showed nothing for good,

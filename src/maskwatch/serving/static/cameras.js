@@ -108,7 +108,10 @@ async function pollCameras() {
       `<span class="today">today:</span><span class="with_mask" data-class="with_mask">mask: <b>${today.with_mask}</b></span>` +
       `<span class="without_mask" data-class="without_mask">no mask: <b>${today.without_mask}</b></span>` +
       `<span class="mask_weared_incorrect" data-class="mask_weared_incorrect">incorrect: <b>${today.mask_weared_incorrect}</b></span>` +
-      `<span class="unassessable" data-class="unassessable">unassessable: <b>${today.unassessable ?? 0}</b></span>`;
+      `<span class="unassessable" data-class="unassessable">unassessable: <b>${today.unassessable ?? 0}</b></span>` +
+      // beside the figures: a camera never connected showed "mask: 0, no mask: 0", read as nobody came
+      // in at that door, and one down since the morning its morning's counts, read as the day's
+      (camera.connected ? "" : `<span class="stopped">(not counting while offline)</span>`);
     if (camera.analysed > 0 && camera.connected) readCardPicture(card, camera.id);  // an offline camera's last picture stays, dimmed
   }
 }

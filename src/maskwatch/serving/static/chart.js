@@ -20,6 +20,8 @@ function drawTrend(series, readAt = Date.now()) {
   chart.dataset.buckets = series.buckets.length;
   // Read once a minute: say when, so that a bar that has not moved is not taken for a stuck page.
   document.getElementById("trend-updated").textContent = `read at ${clockMinute(readAt)}, every minute`;
+  // the period charted, as chosen: "last 24 hours, days or weeks" under a chart per day left the reader to pick
+  document.getElementById("trend-period").textContent = `24 ${series.bucket}s`;
   // null: the server's local time, with no IANA name (as /v1/me's); its UTC offset, from a bucket's start, with it
   const offset = series.buckets.length ? series.buckets.at(-1).start.slice(19).replace(/^\.\d+/, "") : "";  // the newest (summer time)
   document.getElementById("trend-timezone").textContent = series.timezone ? series.timezone :
