@@ -198,7 +198,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     # shrunk to the phone's width showed its axis in 4.4 px text
     desk.evaluate(NEXT_FRAMES)  # drawn again at its new size
     texts = desk.evaluate(CHART_TEXT)
-    assert [t["text"] for t in texts] == ["100%", "0%", "80%", "01-01 10:00", "now"], texts
+    assert [t["text"] for t in texts] == ["100%", "0%", "80%", "2026-01-01 10:00", "now"], texts
     chart = desk.query_selector("#trend-chart").bounding_box()
     for i, text in enumerate(texts):
         assert text["px"] >= 11, texts
@@ -216,6 +216,26 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.select_option("#trend-bucket", "day")
     desk.wait_for_function("() => document.querySelector('#trend-table tbody').textContent.includes('no people counted yet')",
                            timeout=20_000)
+
+
+def test_the_chart_s_first_time_has_its_year_and_stays_clear_of_the_last(server, tab):
+    """The first bar's time read "12-07 02:00" under a table of "2026-12-07 02:00" rows: where days come
+    first, 12 July. With its year it is as wide again: under a bar of this hour, on a 320 px phone, it
+    stays inside the chart and clear of "end of this hour"."""
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    bucket = {"start": hour.isoformat(), "people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0,
+              "unassessable": 0, "compliance": 0.9, "compliance_low": 0.6, "compliance_high": 0.98, "observed_share": 0.9}
+    phone = tab(320, 640)
+    phone.route("**/v1/compliance?*", answer({"camera": None, "zone": None, "bucket": "hour", "timezone": "UTC",
+                                              "since": (hour - timedelta(hours=23)).isoformat(), "buckets": [bucket]}))
+    phone.goto(server + "/")
+    phone.wait_for_selector("#trend-chart rect.bar", timeout=20_000)
+    phone.evaluate(NEXT_FRAMES)
+    texts = phone.evaluate(CHART_TEXT)
+    assert [t["text"] for t in texts][-2:] == [hour.strftime("%Y-%m-%d %H:00"), "end of this hour"], texts
+    chart = phone.query_selector("#trend-chart").bounding_box()
+    first, last = texts[-2:]
+    assert chart["x"] <= first["left"] and first["right"] + 4 <= last["left"], texts
 
 
 def test_the_events_say_when_nobody_is_there_to_list(server, tab):

@@ -35,7 +35,6 @@ function drawTrend(series, readAt = Date.now()) {
   const highEnd = (b) => Math.ceil(b.compliance_high * 100 - 1e-9);
   const interval = (b) => `${lowEnd(b)}-${highEnd(b)}%`;
   const under = (b) => highEnd(b) < 80;
-  const label = (start) => series.bucket === "hour" ? start.slice(5, 16).replace("T", " ") : start.slice(0, 10);
   // A bucket as the site's clock reads it: the start's own wall-clock time (the API gives it with the
   // site's offset), in the table and in a bar's tooltip alike (which showed the raw ISO time).
   const wall = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
@@ -103,11 +102,15 @@ function drawTrend(series, readAt = Date.now()) {
                    svgElement("line", {x1: middle - cap, x2: middle + cap, y1: yHigh, y2: yHigh}));
     chart.append(bar, whisker);
   });
-  const firstX = left + width * (Date.parse(first) - t0) / (t1 - t0) + slot / 2;  // under the first bar
-  chart.append(svgElement("text", {x: Math.max(left + 30, Math.min(firstX, left + width - 140)), y: top + height + 16,
-                                   "text-anchor": "middle"}, label(first)),
-               svgElement("text", {x: left + width, y: top + height + 16, "text-anchor": "end"},
-                          t1 > Date.now() + 1000 ? `end of this ${series.bucket}` : "now"));
+  // The first bar's start under it, with its year as the table's ("12-07 02:00" read as 12 July where
+  // days come first), kept inside the chart and clear of the right-hand label, as measured.
+  const firstX = left + width * (Date.parse(first) - t0) / (t1 - t0) + slot / 2;
+  const firstLabel = svgElement("text", {y: top + height + 16, "text-anchor": "middle"}, wall(first));
+  const endLabel = svgElement("text", {x: left + width, y: top + height + 16, "text-anchor": "end"},
+                              t1 > Date.now() + 1000 ? `end of this ${series.bucket}` : "now");
+  chart.append(firstLabel, endLabel);
+  const half = firstLabel.getComputedTextLength() / 2, end = endLabel.getComputedTextLength();
+  firstLabel.setAttribute("x", Math.max(left + half, Math.min(firstX, left + width - end - 8 - half)));
   const latest = series.buckets.filter((b) => b.compliance !== null).pop();
   const where = series.zone ? ` in zone ${series.zone}` : "";
   chart.setAttribute("aria-label", latest ? `share of people wearing a mask${where}; latest ${series.bucket}: ` +
