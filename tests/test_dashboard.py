@@ -153,6 +153,19 @@ def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readabl
     assert scroller.get_attribute("tabindex") is None and scroller.get_attribute("aria-label") == "people seen"
 
 
+def test_a_camera_s_counts_name_the_labels_as_the_list_does(server, tab):
+    """A card counted "incorrect: 3" where the list and its filter say "worn incorrectly": a reader
+    took it for a count gone wrong. Each count is named as the list's label filter names it."""
+    desk = tab()
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"] .counts .unassessable', timeout=20_000)
+    named = desk.eval_on_selector_all('.camera[data-camera="live"] .counts span[data-class]',
+                                      "spans => spans.map((s) => [s.dataset.class, s.firstChild.textContent])")
+    filter_names = desk.eval_on_selector_all("#filter-label option[value]:not([value=''])",
+                                             "options => options.map((o) => [o.value, o.textContent + ': '])")
+    assert named == filter_names
+
+
 def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_colour(server, tab):
     """The bars' figures were in <title>s only (read by no screen reader inside role=img, shown to no
     finger or keyboard); a bar whose interval is under 80 % differed from the others by red alone;
