@@ -173,7 +173,8 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     in hundredths ("71%" by "63.49-77.96%"); "People" did not say it left out the unassessable; a
     bar's tooltip gave the raw ISO start ("2026-01-01T10:00:00+02:00: 90% ..."). The share came
     fourth: on a phone, where the table is the chart's readable form, it was past the screen's edge.
-    The unassessable were "(not counted)" beside cards that count them today: they are not in the share."""
+    The unassessable were "(not counted)" beside cards that count them today: they are not in the share;
+    "As labelled" stood beside the share as a second, unexplained one: it is the share before correction."""
     since = "2026-01-01T08:00:00.000+00:00"
     bucket = {"people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
     series = {"camera": None, "zone": None, "bucket": "hour", "timezone": None, "since": since, "buckets": [
@@ -191,7 +192,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.goto(server + "/")
     desk.wait_for_function("() => document.querySelectorAll('#trend-table tbody tr').length === 4", timeout=20_000)
     assert [th.text_content() for th in desk.query_selector_all("#trend-table th")] == [
-        "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not in the share)", "As labelled"]
+        "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not in the share)", "As labelled (before correction)"]
     rows = [[td.text_content() for td in tr.query_selector_all("td")]  # closed <details>: not rendered
             for tr in desk.query_selector_all("#trend-table tbody tr")]
     assert rows[0] == ["2026-01-01 10:00", "71%", "63-78%, under 80%", "10", "7", "90%"]
@@ -203,7 +204,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     # The tooltip names the hour as the table does (the site's clock), and the people it leaves out.
     titles = desk.eval_on_selector_all("#trend-chart rect.bar title", "ts => ts.map(t => t.textContent)")
     assert titles[0] == ("2026-01-01 10:00: 71% (95% interval 63-78%) of 10 judged (7 unassessable, not in the share); "
-                         "90% as labelled")
+                         "90% as labelled, before correction")
     assert titles[1].startswith("2026-01-01 11:00: 20% (95% interval 5-50%) of 10 judged; ")
     assert desk.query_selector("#trend-chart line.threshold") is not None
     assert desk.inner_text("#trend-timezone") == "the server's local time, UTC+02:00"

@@ -92,7 +92,7 @@ function drawTrend(series, readAt = Date.now()) {
     bar.append(svgElement("title", {}, `${when(b.start)}: ${percent(b.compliance)} (95% interval ` +
                           `${interval(b)}) of ${b.people} judged` +
                           (b.unassessable ? ` (${b.unassessable} unassessable, not in the share)` : "") +
-                          `; ${percent(b.observed_share)} as labelled`));
+                          `; ${percent(b.observed_share)} as labelled, before correction`));
     const middle = x + 0.5 * room, cap = Math.min(6, room * 0.2);
     const yLow = top + height - b.compliance_low * height, yHigh = top + height - b.compliance_high * height;
     const whisker = svgElement("g", {class: "interval", "data-start": b.start, "data-low": b.compliance_low,
