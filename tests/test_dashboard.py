@@ -166,6 +166,29 @@ def test_a_camera_s_counts_name_the_labels_as_the_list_does(server, tab):
     assert named == filter_names
 
 
+# Each filter's name: whether its text's line is beside its list (their boxes overlap up and down).
+NAME_BESIDE_LIST = """() => [...document.querySelectorAll('#trend-filters label, #event-filters label')].map((label) => {
+  const name = [...label.childNodes].find((node) => node.nodeType === Node.TEXT_NODE && node.textContent.trim());
+  const range = document.createRange();
+  range.selectNodeContents(name);
+  const text = range.getClientRects()[0], list = label.querySelector('select').getBoundingClientRect();
+  return [name.textContent.trim(), text.top < list.bottom && list.top < text.bottom];
+})"""
+
+
+def test_a_filter_s_name_stays_beside_its_list_on_a_phone(server, tab):
+    """On a phone the chart's "Per" ended one line and its list began the next, under the camera and
+    zone lists: which list was "per" was left to guess. Each name now wraps with its list."""
+    for width in (320, 390):
+        phone = tab(width, 700)
+        phone.goto(server + "/")
+        phone.wait_for_selector('#trend-camera option[value="live"]', state="attached", timeout=20_000)
+        beside = phone.evaluate(NAME_BESIDE_LIST)
+        assert [name for name, _ in beside] == ["Camera", "Zone", "Per", "Camera", "Label"]
+        assert all(ok for _, ok in beside), (width, beside)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= width
+
+
 def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_colour(server, tab):
     """The bars' figures were in <title>s only (read by no screen reader inside role=img, shown to no
     finger or keyboard); a bar whose interval is under 80 % differed from the others by red alone;
