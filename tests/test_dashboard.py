@@ -153,13 +153,51 @@ def test_a_320_px_phone_has_no_sideways_scroll_and_the_label_colours_are_readabl
     assert scroller.get_attribute("tabindex") is None and scroller.get_attribute("aria-label") == "people seen"
 
 
+def test_a_camera_s_counts_name_the_labels_as_the_list_does(server, tab):
+    """A card counted "incorrect: 3" where the list and its filter say "worn incorrectly": a reader
+    took it for a count gone wrong. Each count is named as the list's label filter names it."""
+    desk = tab()
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"] .counts .unassessable', timeout=20_000)
+    named = desk.eval_on_selector_all('.camera[data-camera="live"] .counts span[data-class]',
+                                      "spans => spans.map((s) => [s.dataset.class, s.firstChild.textContent])")
+    filter_names = desk.eval_on_selector_all("#filter-label option[value]:not([value=''])",
+                                             "options => options.map((o) => [o.value, o.textContent + ': '])")
+    assert named == filter_names
+
+
+# Each filter's name: whether its text's line is beside its list (their boxes overlap up and down).
+NAME_BESIDE_LIST = """() => [...document.querySelectorAll('#trend-filters label, #event-filters label')].map((label) => {
+  const name = [...label.childNodes].find((node) => node.nodeType === Node.TEXT_NODE && node.textContent.trim());
+  const range = document.createRange();
+  range.selectNodeContents(name);
+  const text = range.getClientRects()[0], list = label.querySelector('select').getBoundingClientRect();
+  return [name.textContent.trim(), text.top < list.bottom && list.top < text.bottom];
+})"""
+
+
+def test_a_filter_s_name_stays_beside_its_list_on_a_phone(server, tab):
+    """On a phone the chart's "Per" ended one line and its list began the next, under the camera and
+    zone lists: which list was "per" was left to guess. Each name now wraps with its list."""
+    for width in (320, 390):
+        phone = tab(width, 700)
+        phone.goto(server + "/")
+        phone.wait_for_selector('#trend-camera option[value="live"]', state="attached", timeout=20_000)
+        beside = phone.evaluate(NAME_BESIDE_LIST)
+        assert [name for name, _ in beside] == ["Camera", "Zone", "Per", "Camera", "Label"]
+        assert all(ok for _, ok in beside), (width, beside)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= width
+
+
 def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_colour(server, tab):
     """The bars' figures were in <title>s only (read by no screen reader inside role=img, shown to no
     finger or keyboard); a bar whose interval is under 80 % differed from the others by red alone;
     "the server's local time" did not say which. The share was in whole percents beside an interval
     in hundredths ("71%" by "63.49-77.96%"); "People" did not say it left out the unassessable; a
     bar's tooltip gave the raw ISO start ("2026-01-01T10:00:00+02:00: 90% ..."). The share came
-    fourth: on a phone, where the table is the chart's readable form, it was past the screen's edge."""
+    fourth: on a phone, where the table is the chart's readable form, it was past the screen's edge.
+    The unassessable were "(not counted)" beside cards that count them today: they are not in the share;
+    "As labelled" stood beside the share as a second, unexplained one: it is the share before correction."""
     since = "2026-01-01T08:00:00.000+00:00"
     bucket = {"people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
     series = {"camera": None, "zone": None, "bucket": "hour", "timezone": None, "since": since, "buckets": [
@@ -177,7 +215,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.goto(server + "/")
     desk.wait_for_function("() => document.querySelectorAll('#trend-table tbody tr').length === 4", timeout=20_000)
     assert [th.text_content() for th in desk.query_selector_all("#trend-table th")] == [
-        "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not counted)", "As labelled"]
+        "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not in the share)", "As labelled (before correction)"]
     rows = [[td.text_content() for td in tr.query_selector_all("td")]  # closed <details>: not rendered
             for tr in desk.query_selector_all("#trend-table tbody tr")]
     assert rows[0] == ["2026-01-01 10:00", "71%", "63-78%, under 80%", "10", "7", "90%"]
@@ -188,8 +226,8 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     assert len(fills) == 3 and "url(" in fills[0] and "url(" in fills[1] and "url(" not in fills[2]  # striped
     # The tooltip names the hour as the table does (the site's clock), and the people it leaves out.
     titles = desk.eval_on_selector_all("#trend-chart rect.bar title", "ts => ts.map(t => t.textContent)")
-    assert titles[0] == ("2026-01-01 10:00: 71% (95% interval 63-78%) of 10 judged (7 unassessable, not counted); "
-                         "90% as labelled")
+    assert titles[0] == ("2026-01-01 10:00: 71% (95% interval 63-78%) of 10 judged (7 unassessable, not in the share); "
+                         "90% as labelled, before correction")
     assert titles[1].startswith("2026-01-01 11:00: 20% (95% interval 5-50%) of 10 judged; ")
     assert desk.query_selector("#trend-chart line.threshold") is not None
     assert desk.inner_text("#trend-timezone") == "the server's local time, UTC+02:00"
@@ -198,7 +236,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     # shrunk to the phone's width showed its axis in 4.4 px text
     desk.evaluate(NEXT_FRAMES)  # drawn again at its new size
     texts = desk.evaluate(CHART_TEXT)
-    assert [t["text"] for t in texts] == ["100%", "0%", "80%", "01-01 10:00", "now"], texts
+    assert [t["text"] for t in texts] == ["100%", "0%", "80%", "2026-01-01 10:00", "now"], texts
     chart = desk.query_selector("#trend-chart").bounding_box()
     for i, text in enumerate(texts):
         assert text["px"] >= 11, texts
@@ -216,6 +254,26 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.select_option("#trend-bucket", "day")
     desk.wait_for_function("() => document.querySelector('#trend-table tbody').textContent.includes('no people counted yet')",
                            timeout=20_000)
+
+
+def test_the_chart_s_first_time_has_its_year_and_stays_clear_of_the_last(server, tab):
+    """The first bar's time read "12-07 02:00" under a table of "2026-12-07 02:00" rows: where days come
+    first, 12 July. With its year it is as wide again: under a bar of this hour, on a 320 px phone, it
+    stays inside the chart and clear of "end of this hour"."""
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    bucket = {"start": hour.isoformat(), "people": 10, "with_mask": 9, "without_mask": 1, "mask_weared_incorrect": 0,
+              "unassessable": 0, "compliance": 0.9, "compliance_low": 0.6, "compliance_high": 0.98, "observed_share": 0.9}
+    phone = tab(320, 640)
+    phone.route("**/v1/compliance?*", answer({"camera": None, "zone": None, "bucket": "hour", "timezone": "UTC",
+                                              "since": (hour - timedelta(hours=23)).isoformat(), "buckets": [bucket]}))
+    phone.goto(server + "/")
+    phone.wait_for_selector("#trend-chart rect.bar", timeout=20_000)
+    phone.evaluate(NEXT_FRAMES)
+    texts = phone.evaluate(CHART_TEXT)
+    assert [t["text"] for t in texts][-2:] == [hour.strftime("%Y-%m-%d %H:00"), "end of this hour"], texts
+    chart = phone.query_selector("#trend-chart").bounding_box()
+    first, last = texts[-2:]
+    assert chart["x"] <= first["left"] and first["right"] + 4 <= last["left"], texts
 
 
 def test_the_events_say_when_nobody_is_there_to_list(server, tab):
@@ -445,6 +503,35 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
         phone.set_viewport_size({"width": width, "height": 640})
         assert phone.evaluate(LINES, '.camera[data-camera="till"] .name') == 1, width
         assert "fps analysed" in phone.inner_text('.camera[data-camera="till"] .state')
+
+
+def test_an_offline_camera_s_counts_say_it_is_not_counting(server, tab):
+    """A camera never connected showed "today: mask: 0 no mask: 0 ...", which a store's manager read
+    as nobody coming in at that door; one down since the morning showed the morning's counts as the
+    day's. An offline camera's counts say that it counts nobody meanwhile; an online one's do not."""
+    down = {"id": "side", "name": "Side entrance", "source": "***", "zones": [], "fps_target": 1.0,
+            "connected": False, "last_frame_at": None, "fps": 0.0, "frames": 0, "reconnects": 40,
+            "last_error": "cannot reach 10.0.0.7:554 (Connection refused); retrying in 30 s", "analysed": 0,
+            "detected": 0, "analysis_error": None,
+            "today": {"people": 0, "with_mask": 0, "without_mask": 0, "mask_weared_incorrect": 0, "unassessable": 0}}
+    working = {**down, "id": "live", "name": "Front door", "connected": True, "fps": 10.0, "last_error": None}
+    desk = tab()
+    desk.route("**/v1/cameras", answer([working, down]))
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="side"] .counts .unassessable', timeout=20_000)
+    assert desk.inner_text('.camera[data-camera="side"] .counts').endswith("(not counting while offline)")
+    assert "offline" not in desk.inner_text('.camera[data-camera="live"] .counts')
+
+
+def test_the_chart_says_the_period_it_shows(server, tab):
+    """The chart's caption said "last 24 hours, days or weeks" whichever was chosen: it names the one."""
+    desk = tab()
+    desk.goto(server + "/?chart_bucket=day")
+    desk.wait_for_selector("#trend-chart[data-buckets]", state="attached", timeout=20_000)
+    assert "), the last 24 days (" in desk.inner_text("#trend p small")
+    desk.select_option("#trend-bucket", "week")
+    desk.wait_for_function("() => document.querySelector('#trend p small').textContent.includes('the last 24 weeks (')",
+                           timeout=20_000)
 
 
 def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):

@@ -20,6 +20,8 @@ function drawTrend(series, readAt = Date.now()) {
   chart.dataset.buckets = series.buckets.length;
   // Read once a minute: say when, so that a bar that has not moved is not taken for a stuck page.
   document.getElementById("trend-updated").textContent = `read at ${clockMinute(readAt)}, every minute`;
+  // the period charted, as chosen: "last 24 hours, days or weeks" under a chart per day left the reader to pick
+  document.getElementById("trend-period").textContent = `24 ${series.bucket}s`;
   // null: the server's local time, with no IANA name (as /v1/me's); its UTC offset, from a bucket's start, with it
   const offset = series.buckets.length ? series.buckets.at(-1).start.slice(19).replace(/^\.\d+/, "") : "";  // the newest (summer time)
   document.getElementById("trend-timezone").textContent = series.timezone ? series.timezone :
@@ -33,7 +35,6 @@ function drawTrend(series, readAt = Date.now()) {
   const highEnd = (b) => Math.ceil(b.compliance_high * 100 - 1e-9);
   const interval = (b) => `${lowEnd(b)}-${highEnd(b)}%`;
   const under = (b) => highEnd(b) < 80;
-  const label = (start) => series.bucket === "hour" ? start.slice(5, 16).replace("T", " ") : start.slice(0, 10);
   // A bucket as the site's clock reads it: the start's own wall-clock time (the API gives it with the
   // site's offset), in the table and in a bar's tooltip alike (which showed the raw ISO time).
   const wall = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
@@ -90,8 +91,8 @@ function drawTrend(series, readAt = Date.now()) {
                                     "data-start": b.start, "data-compliance": b.compliance});
     bar.append(svgElement("title", {}, `${when(b.start)}: ${percent(b.compliance)} (95% interval ` +
                           `${interval(b)}) of ${b.people} judged` +
-                          (b.unassessable ? ` (${b.unassessable} unassessable, not counted)` : "") +
-                          `; ${percent(b.observed_share)} as labelled`));
+                          (b.unassessable ? ` (${b.unassessable} unassessable, not in the share)` : "") +
+                          `; ${percent(b.observed_share)} as labelled, before correction`));
     const middle = x + 0.5 * room, cap = Math.min(6, room * 0.2);
     const yLow = top + height - b.compliance_low * height, yHigh = top + height - b.compliance_high * height;
     const whisker = svgElement("g", {class: "interval", "data-start": b.start, "data-low": b.compliance_low,
@@ -101,11 +102,15 @@ function drawTrend(series, readAt = Date.now()) {
                    svgElement("line", {x1: middle - cap, x2: middle + cap, y1: yHigh, y2: yHigh}));
     chart.append(bar, whisker);
   });
-  const firstX = left + width * (Date.parse(first) - t0) / (t1 - t0) + slot / 2;  // under the first bar
-  chart.append(svgElement("text", {x: Math.max(left + 30, Math.min(firstX, left + width - 140)), y: top + height + 16,
-                                   "text-anchor": "middle"}, label(first)),
-               svgElement("text", {x: left + width, y: top + height + 16, "text-anchor": "end"},
-                          t1 > Date.now() + 1000 ? `end of this ${series.bucket}` : "now"));
+  // The first bar's start under it, with its year as the table's ("12-07 02:00" read as 12 July where
+  // days come first), kept inside the chart and clear of the right-hand label, as measured.
+  const firstX = left + width * (Date.parse(first) - t0) / (t1 - t0) + slot / 2;
+  const firstLabel = svgElement("text", {y: top + height + 16, "text-anchor": "middle"}, wall(first));
+  const endLabel = svgElement("text", {x: left + width, y: top + height + 16, "text-anchor": "end"},
+                              t1 > Date.now() + 1000 ? `end of this ${series.bucket}` : "now");
+  chart.append(firstLabel, endLabel);
+  const half = firstLabel.getComputedTextLength() / 2, end = endLabel.getComputedTextLength();
+  firstLabel.setAttribute("x", Math.max(left + half, Math.min(firstX, left + width - end - 8 - half)));
   const latest = series.buckets.filter((b) => b.compliance !== null).pop();
   const where = series.zone ? ` in zone ${series.zone}` : "";
   chart.setAttribute("aria-label", latest ? `share of people wearing a mask${where}; latest ${series.bucket}: ` +
