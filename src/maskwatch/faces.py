@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import operator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,7 +58,14 @@ class Face:
                 raise ValueError(
                     f"probabilities must have {len(CLASSES)} values, got {len(self.probabilities)}"
                 )
-            object.__setattr__(self, "probabilities", tuple(float(p) for p in self.probabilities))
+            object.__setattr__(self, "probabilities", tuple([_real(p, "probabilities") for p in self.probabilities]))
+        if self.score is not None:
+            object.__setattr__(self, "score", _real(self.score, "score"))
+        if self.track_id is not None:
+            if type(self.track_id) is not int and (isinstance(self.track_id, bool)
+                                                   or not isinstance(self.track_id, numbers.Integral)):
+                raise ValueError(f"track_id must be a whole number, got {self.track_id!r}")
+            object.__setattr__(self, "track_id", int(self.track_id))
 
     @property
     def width(self) -> float:
@@ -142,6 +151,18 @@ def _checked_box(box) -> tuple[float, float, float, float]:
     return values
 
 
+def _real(value, name: str) -> float:
+    """`value` as a float, or ValueError naming `name`: a NumPy score or track id (a detector of
+    one's own) made to_dict's json.dumps fail, a "0.5" crashed to_dict, a NaN wrote JSON no parser
+    but Python's reads."""
+    if type(value) is float and value - value == 0:  # the common case first (not inf or NaN): Faces are many
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be finite numbers, got {value!r}" if name == "probabilities"
+                         else f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 # The keys of Face.to_dict, all but box and label written only when set.
 FACE_KEYS = frozenset({"box", "label", "probabilities", "score", "track_id", "missed"})
 
@@ -172,7 +193,8 @@ def frame_record(faces: list[Face], width: int, height: int, *, frame: int | Non
     """
     record: dict = {}
     if frame is not None:
-        record |= {"frame": frame, "name": name, "time": round(time or 0.0, 3)}
+        # As plain ints and floats: a NumPy frame number or time (a loop of one's own) failed json.dumps.
+        record |= {"frame": operator.index(frame), "name": name, "time": round(float(time or 0.0), 3)}
     return record | {"width": int(width), "height": int(height), "detected": detected,
                      "faces": [f.to_dict() for f in faces], "counts": count_labels(faces)}
 

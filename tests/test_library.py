@@ -1,0 +1,44 @@
+"""maskwatch called from a user's own code, as docs/python.md shows it: Faces built from NumPy values
+written as JSON, and a Detector handed to a worker process."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from maskwatch import Face
+from maskwatch.faces import frame_record
+
+
+def test_a_face_of_numpy_values_writes_json_of_plain_numbers():
+    # A detector of one's own gives NumPy scores and ids: to_dict's json.dumps raised "Object of
+    # type float32 is not JSON serializable" (int64 for the track id).
+    face = Face(np.array([1, 2, 30, 40], np.float32), label="with_mask",
+                probabilities=np.array([0.7, 0.2, 0.1], np.float32), score=np.float32(0.5),
+                track_id=np.int64(3))
+    assert (type(face.score), type(face.track_id)) == (float, int)
+    line = json.dumps(frame_record([face], np.int64(64), np.int64(48), frame=np.int64(7), name="a.jpg",
+                                   time=np.float32(0.25)))
+    assert json.loads(line)["faces"] == [{"box": [1.0, 2.0, 30.0, 40.0], "label": "with_mask", "probabilities": {
+        "with_mask": 0.7, "without_mask": 0.2, "mask_weared_incorrect": 0.1}, "score": 0.5, "track_id": 3}]
+    assert (json.loads(line)["frame"], json.loads(line)["time"]) == (7, 0.25)
+    assert Face.from_dict(json.loads(json.dumps(face.to_dict()))) == Face(
+        (1, 2, 30, 40), "with_mask", (0.7, 0.2, 0.1), 0.5, 3)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    # each was kept, and to_dict raised "type str doesn't define __round__ method" or wrote NaN,
+    # which JSON has no word for (a browser's JSON.parse refuses the line)
+    ("score", "0.5", "score must be a finite number, got '0.5'"),
+    ("score", float("nan"), "score must be a finite number, got nan"),
+    ("probabilities", ("0.7", "0.2", "0.1"), "probabilities must be finite numbers, got '0.7'"),
+    ("probabilities", (float("nan"), 0.5, 0.5), "probabilities must be finite numbers, got nan"),
+    ("track_id", 2.5, "track_id must be a whole number, got 2.5"),
+    ("track_id", "3", "track_id must be a whole number, got '3'"),
+])
+def test_a_face_field_that_is_no_number_is_refused_naming_it(field, value, message):
+    with pytest.raises(ValueError) as raised:
+        Face((1, 2, 30, 40), **{field: value})
+    assert str(raised.value) == message
