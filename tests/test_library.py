@@ -4,11 +4,15 @@ written as JSON, and a Detector handed to a worker process."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import pickle
+from concurrent.futures import ProcessPoolExecutor
 
+import cv2
 import numpy as np
 import pytest
 
-from maskwatch import Face
+from maskwatch import Detector, Face
 from maskwatch.faces import frame_record
 
 
@@ -42,3 +46,39 @@ def test_a_face_field_that_is_no_number_is_refused_naming_it(field, value, messa
     with pytest.raises(ValueError) as raised:
         Face((1, 2, 30, 40), **{field: value})
     assert str(raised.value) == message
+
+
+@pytest.fixture(scope="module")
+def photo(sample_dir):
+    return cv2.imread(str(sample_dir / "images" / "maksssksksss129.png"))
+
+
+def detect_in_a_worker(detector: Detector, image: np.ndarray) -> list[Face]:
+    return detector.detect(image)
+
+
+def test_a_detector_sent_to_a_fresh_worker_process_answers_as_it_does_here(photo):
+    # multiprocessing's spawn (the default on macOS and Windows), ProcessPoolExecutor and Ray
+    # pickle what they send: a Detector raised "cannot pickle 'InferenceSession' object".
+    detector = Detector.load().for_photos()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(detect_in_a_worker, detector, photo).result() == detector.detect(photo)
+
+
+@pytest.mark.parametrize("settings", ["for_photos", "rescaled", "gate_off", "threads"])
+def test_an_unpickled_detector_keeps_its_settings_and_answers(photo, settings):
+    detector = {"for_photos": lambda: Detector.load().for_photos(),
+                "rescaled": lambda: Detector.load().rescaled(1.5),
+                "gate_off": lambda: Detector.load(gate=False, closeup=False),
+                "threads": lambda: Detector.load(threads=1)}[settings]()
+    twin = pickle.loads(pickle.dumps(detector))
+    assert repr(twin) == repr(detector)
+    assert (twin.finder.scale, twin.classifier.threads) == (detector.finder.scale, detector.classifier.threads)
+    assert twin.detect(photo) == detector.detect(photo)
+
+
+def test_a_detector_for_photos_shares_the_sessions_it_was_made_from():
+    # Nothing is loaded again for another scale: the copy holds the same session.
+    detector = Detector.load()
+    assert detector.for_photos().finder.session is detector.finder.session
+    assert detector.rescaled(1.5).finder.session is detector.finder.session
