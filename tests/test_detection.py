@@ -73,10 +73,13 @@ BLANK = np.full((60, 80, 3), 127, np.uint8)
     (None, "image is None \\(cv2.imread returns None"),
     (BLANK.astype(np.uint16) * 257, "must be 8-bit \\(uint8, 0-255\\), got uint16"),  # was hundreds of faces
     (BLANK.astype(np.float32) / 255, "got float32"),  # was no face, whatever the photo
-    (BLANK.astype(np.float64), "got float64"),  # an OpenCV traceback
+    (BLANK.astype(np.float64), "got float64; its values reach 127, so not 0-1: for 0-255, "
+                               "np.clip\\(image, 0, 255\\).astype\\(np.uint8\\)$"),  # an OpenCV traceback;
+    # then the fix it named, to_8_bits, took them as 0-1 and made the frame white
     (np.zeros((0, 0, 3), np.uint8), "image is empty: shape \\(0, 0, 3\\)"),  # an OpenCV traceback
     (BLANK[:, :, :1], "got shape \\(60, 80, 1\\); grey: cv2.cvtColor"),
-    (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor"),
+    (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor.*BGRA2BGR\\) from OpenCV, "
+                                           "cv2.COLOR_RGBA2BGR from PIL or imageio$"),
     (BLANK.tolist(), "must be a NumPy array .* got list"),  # an AttributeError
     ("store.jpg", "must be a NumPy array .* got str; for a file: cv2.imread\\(path\\)$"),
     (Path("store.jpg"), "got PosixPath; for a file: cv2.imread\\(path\\)$"),

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from maskwatch import Detector, Face
+from maskwatch.data.images import to_8_bits
 from maskwatch.faces import frame_record
 
 
@@ -49,6 +50,11 @@ def test_a_face_field_that_is_no_number_is_refused_naming_it(field, value, messa
 
 
 @pytest.fixture(scope="module")
+def detector_here():
+    return Detector.load()
+
+
+@pytest.fixture(scope="module")
 def photo(sample_dir):
     return cv2.imread(str(sample_dir / "images" / "maksssksksss129.png"))
 
@@ -82,3 +88,13 @@ def test_a_detector_for_photos_shares_the_sessions_it_was_made_from():
     detector = Detector.load()
     assert detector.for_photos().finder.session is detector.finder.session
     assert detector.rescaled(1.5).finder.session is detector.finder.session
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint32])
+def test_the_fix_a_whole_number_frame_is_told_gives_its_pixels_back(photo, detector_here, dtype):
+    # np.asarray(pil_image).astype(int): the error names to_8_bits, which took the values as 0-1
+    # floats and made every pixel over 0 white (no face found, no word said).
+    wide = photo.astype(dtype)
+    with pytest.raises(ValueError, match=f"got {np.dtype(dtype)}; maskwatch.data.images.to_8_bits converts"):
+        detector_here.detect(wide)
+    assert np.array_equal(to_8_bits(wide), photo)
