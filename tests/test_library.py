@@ -98,3 +98,11 @@ def test_the_fix_a_whole_number_frame_is_told_gives_its_pixels_back(photo, detec
     with pytest.raises(ValueError, match=f"got {np.dtype(dtype)}; maskwatch.data.images.to_8_bits converts"):
         detector_here.detect(wide)
     assert np.array_equal(to_8_bits(wide), photo)
+
+
+def test_a_frame_record_of_a_generator_counts_the_faces_it_lists():
+    # faces were written from the generator, then counted from the spent one: all counts 0
+    faces = [Face((1, 2, 30, 40), "with_mask"), Face((40, 2, 70, 40), "without_mask")]
+    record = frame_record((face for face in faces if face.label), 80, 60)
+    assert (len(record["faces"]), record["counts"]) == (2, {
+        "with_mask": 1, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0})

@@ -8,6 +8,7 @@ import numbers
 import operator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterable
 
 # Class order is part of every model's contract: index i of a probability vector is CLASSES[i].
 CLASSES: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect")
@@ -183,7 +184,7 @@ def count_labels(faces: list[Face]) -> dict[str, int]:
 FRAME_SCHEMA_PATH = Path(__file__).parent / "schemas" / "frame.schema.json"
 
 
-def frame_record(faces: list[Face], width: int, height: int, *, frame: int | None = None,
+def frame_record(faces: Iterable[Face], width: int, height: int, *, frame: int | None = None,
                  name: str | None = None, time: float | None = None, detected: bool = True) -> dict:
     """The one JSON shape of a frame's faces and counts: `detect --json`, detections.jsonl and
     POST /v1/detect all build it here, and schemas/frame.schema.json describes it (tested).
@@ -191,6 +192,7 @@ def frame_record(faces: list[Face], width: int, height: int, *, frame: int | Non
     frame, name and time place a frame in its source (files and streams; the HTTP API has none);
     detected is False for frames whose faces the tracker carried over without detecting.
     """
+    faces = list(faces)  # once: a generator's faces were written and then counted as none
     record: dict = {}
     if frame is not None:
         # As plain ints and floats: a NumPy frame number or time (a loop of one's own) failed json.dumps.
