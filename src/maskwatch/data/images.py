@@ -148,11 +148,11 @@ def check_bgr(image, what: str = "image") -> np.ndarray:
                   "cv2.COLOR_RGBA2BGR from PIL or imageio"}.get(channels, "")
         raise ValueError(f"{what} must be HxWx3 BGR, got shape {image.shape}{fix}")
     if image.dtype != np.uint8:
-        raise ValueError(f"{what} must be 8-bit (uint8, 0-255), got {image.dtype}; {_eight_bits_fix(image)}")
+        raise ValueError(f"{what} must be 8-bit (uint8, 0-255), got {image.dtype}; {eight_bits_fix(image)}")
     return image
 
 
-def _eight_bits_fix(image: np.ndarray) -> str:
+def eight_bits_fix(image: np.ndarray) -> str:
     """How to make `image` 8-bit. to_8_bits takes floats as 0-1: a 0-255 float image
     (image.astype(np.float32) in a notebook) given to it, as the error said, came out white."""
     if image.dtype.kind == "f":
