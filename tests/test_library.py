@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
 from maskwatch import Detector, Face
 from maskwatch.data.images import to_8_bits
@@ -106,3 +107,19 @@ def test_a_frame_record_of_a_generator_counts_the_faces_it_lists():
     record = frame_record((face for face in faces if face.label), 80, 60)
     assert (len(record["faces"]), record["counts"]) == (2, {
         "with_mask": 1, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0})
+
+
+def test_the_fix_a_pil_image_is_told_gives_the_pixels_cv2_imread_reads(photo, detector_here, tmp_path):
+    # A phone photo's pixels lie as the sensor stored them, its EXIF saying how to turn them; cv2.imread
+    # (and maskwatch detect) turn them, PIL does not: the fix the error named gave the photo on its side.
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90 degrees clockwise
+    Image.fromarray(photo[:, :, ::-1]).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    pil_image = Image.open(tmp_path / "phone.jpg")
+    with pytest.raises(ValueError, match="got JpegImageFile; ") as raised:
+        detector_here.detect(pil_image)
+    fix = str(raised.value).split("; ", 1)[1].split(" makes a PIL image")[0]
+    pixels = eval(fix, {"np": np, "ImageOps": ImageOps, "pil_image": pil_image})
+    upright = cv2.imread(str(tmp_path / "phone.jpg"))
+    assert pixels.shape == upright.shape == (400, 295, 3)  # was (295, 400, 3)
+    assert np.abs(pixels.astype(int) - upright).mean() < 1  # the two JPEG decoders may differ by a level

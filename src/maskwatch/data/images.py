@@ -134,7 +134,10 @@ def check_bgr(image, what: str = "image") -> np.ndarray:
     if image is None:
         raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
     if not isinstance(image, np.ndarray):
-        hint = ('; np.asarray(pil_image.convert("RGB"))[:, :, ::-1] makes a PIL image BGR'
+        # Upright first: PIL leaves a phone photo as its sensor stored it (EXIF orientation), where
+        # cv2.imread and maskwatch detect turn it; on its side it lost its faces.
+        hint = ('; np.asarray(ImageOps.exif_transpose(pil_image).convert("RGB"))[:, :, ::-1] makes a PIL '
+                'image upright and BGR (from PIL import ImageOps)'
                 if hasattr(image, "getbands") else "; for a file: cv2.imread(path)"
                 if isinstance(image, (str, os.PathLike)) else "")
         raise ValueError(f"{what} must be a NumPy array (HxWx3 BGR uint8), got {type(image).__name__}{hint}")
