@@ -117,10 +117,12 @@ def test_a_cut_off_that_is_no_score_is_refused(detector, min_score):
         detector.detect(BLANK, min_score=min_score)
 
 
-def test_a_cut_off_that_is_no_number_is_refused_by_name(detector):
-    """min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"."""
-    with pytest.raises(TypeError, match=re.escape("min_score is a detector score, a number between 0 and 1; got '0.5'")):
-        detector.detect(BLANK, min_score="0.5")
+@pytest.mark.parametrize("min_score", ["0.5", True])
+def test_a_cut_off_that_is_no_number_is_refused_by_name(detector, min_score):
+    """min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"; True (a
+    flag meant as "the fitted cut-off") kept no face, without a word."""
+    with pytest.raises(TypeError, match=re.escape(f"min_score is a detector score, a number between 0 and 1; got {min_score!r}")):
+        detector.detect(BLANK, min_score=min_score)
 
 
 def test_tracker_keeps_one_id_and_votes_the_label():

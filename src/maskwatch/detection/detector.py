@@ -276,6 +276,8 @@ class Detector:
         (of the bundled samples' 218 faces, 19 scored under 0.3 and stayed sharp, one a 61 px face)."""
         cutoff = self.config.min_score if min_score is None else min_score
         try:
+            if isinstance(cutoff, bool):  # True was 1 and kept no face, False 0 and every candidate
+                raise TypeError
             inside = 0 <= cutoff <= 1
         except TypeError:  # min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"
             raise TypeError(f"min_score is a detector score, a number between 0 and 1; got {cutoff!r}") from None
