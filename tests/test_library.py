@@ -3,6 +3,7 @@ written as JSON, and a Detector handed to a worker process."""
 
 from __future__ import annotations
 
+import copy
 import json
 import multiprocessing
 import pickle
@@ -89,6 +90,7 @@ def test_a_detector_for_photos_shares_the_sessions_it_was_made_from():
     detector = Detector.load()
     assert detector.for_photos().finder.session is detector.finder.session
     assert detector.rescaled(1.5).finder.session is detector.finder.session
+    assert copy.copy(detector.classifier).session is detector.classifier.session
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint32])

@@ -151,6 +151,12 @@ class Classifier:
         self.__dict__.update(state)
         self.session = cpu_session(self.model_path, self.threads)
 
+    def __copy__(self) -> Classifier:
+        """The same sessions: only pickling (another process) loads them again."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
+
     @classmethod
     def load(cls, path: Path | str | None = None, threads: int = 0,
              gate: Path | str | bool | None = None,

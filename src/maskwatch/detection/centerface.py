@@ -106,7 +106,7 @@ class CenterNetFaces:
 
     def __copy__(self) -> CenterNetFaces:
         """The same session (Detector.for_photos and rescaled change the copy's scale alone)."""
-        twin = object.__new__(CenterNetFaces)
+        twin = object.__new__(type(self))
         twin.__dict__.update(self.__dict__)
         return twin
 
