@@ -81,8 +81,9 @@ BLANK = np.full((60, 80, 3), 127, np.uint8)
     (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor.*BGRA2BGR\\) from OpenCV, "
                                            "cv2.COLOR_RGBA2BGR from PIL or imageio$"),
     (BLANK.tolist(), "must be a NumPy array .* got list"),  # an AttributeError
-    ("store.jpg", "must be a NumPy array .* got str; for a file: cv2.imread\\(path\\)$"),
-    (Path("store.jpg"), "got PosixPath; for a file: cv2.imread\\(path\\)$"),
+    ("store.jpg", "must be a NumPy array .* got str; for a file: maskwatch.data.images.read_image\\(path\\), "
+                  "which reads it as maskwatch detect does$"),
+    (Path("store.jpg"), "got PosixPath; for a file: maskwatch.data.images.read_image\\(path\\)"),
 ], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list", "path", "Path"])
 def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, image, message):
     for call in (detector.detect, detector.find_faces,

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+import maskwatch.data.images
 from maskwatch import Detector, Face
-from maskwatch.data.images import to_8_bits
+from maskwatch.data.images import read_image, to_8_bits
 from maskwatch.faces import frame_record
 
 
@@ -125,3 +126,16 @@ def test_the_fix_a_pil_image_is_told_gives_the_pixels_cv2_imread_reads(photo, de
     upright = cv2.imread(str(tmp_path / "phone.jpg"))
     assert pixels.shape == upright.shape == (400, 295, 3)  # was (295, 400, 3)
     assert np.abs(pixels.astype(int) - upright).mean() < 1  # the two JPEG decoders may differ by a level
+
+
+def test_the_fix_a_path_is_told_reads_the_photo_as_maskwatch_detect_does(photo, detector_here, tmp_path):
+    # A 12-bit sensor's photo in a 16-bit PNG: the fix the error named, cv2.imread(path), scaled it
+    # by 1/256 (nearly black, no face found); detect reads it at its own depth.
+    path = tmp_path / "sensor.png"
+    cv2.imwrite(str(path), photo.astype(np.uint16) * 16)
+    with pytest.raises(ValueError, match="got PosixPath; for a file: ") as raised:
+        detector_here.detect(path)
+    fix = str(raised.value).split("for a file: ", 1)[1].split(", which")[0]
+    pixels = eval(fix, {"maskwatch": maskwatch, "cv2": cv2, "path": str(path)})
+    assert np.abs(pixels.astype(int) - photo).max() <= 1
+    assert detector_here.detect(pixels) == detector_here.detect(read_image(path))

@@ -132,13 +132,15 @@ def check_bgr(image, what: str = "image") -> np.ndarray:
     ValueError naming what it is and the fix. A uint16 frame gave hundreds of false faces, a 0-1
     float one none, and None, a PIL image or an empty array a traceback from deep in OpenCV."""
     if image is None:
-        raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
+        raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read; "
+                         "maskwatch.data.images.read_image(path) says why)")
     if not isinstance(image, np.ndarray):
         # Upright first: PIL leaves a phone photo as its sensor stored it (EXIF orientation), where
         # cv2.imread and maskwatch detect turn it; on its side it lost its faces.
         hint = ('; np.asarray(ImageOps.exif_transpose(pil_image).convert("RGB"))[:, :, ::-1] makes a PIL '
                 'image upright and BGR (from PIL import ImageOps)'
-                if hasattr(image, "getbands") else "; for a file: cv2.imread(path)"
+                if hasattr(image, "getbands") else  # cv2.imread made a 12-bit photo's 16-bit PNG nearly black
+                "; for a file: maskwatch.data.images.read_image(path), which reads it as maskwatch detect does"
                 if isinstance(image, (str, os.PathLike)) else "")
         raise ValueError(f"{what} must be a NumPy array (HxWx3 BGR uint8), got {type(image).__name__}{hint}")
     if image.ndim >= 2 and (image.shape[0] < 1 or image.shape[1] < 1):
