@@ -7,6 +7,8 @@ import copy
 import json
 import multiprocessing
 import pickle
+import re
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 
 import cv2
@@ -15,7 +17,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import maskwatch.data.images
-from maskwatch import Detector, Face
+from maskwatch import Detector, Face, FrameRecord
 from maskwatch.data.images import read_image, to_8_bits
 from maskwatch.faces import frame_record
 
@@ -139,3 +141,15 @@ def test_the_fix_a_path_is_told_reads_the_photo_as_maskwatch_detect_does(photo, 
     pixels = eval(fix, {"maskwatch": maskwatch, "cv2": cv2, "path": str(path)})
     assert np.abs(pixels.astype(int) - photo).max() <= 1
     assert detector_here.detect(pixels) == detector_here.detect(read_image(path))
+
+
+@pytest.mark.parametrize("place", [{"frame": 0}, {"frame": 0, "time": 0.5}, {"name": "a.jpg"},
+                                   {"frame": 0, "name": Path("a.jpg"), "time": 0.0}])
+def test_a_frame_record_placed_in_part_is_refused_naming_what_came(place):
+    # frame alone wrote "name": null, which frame_schema() and read_detections refuse ("a frame has
+    # all of frame, name and time"); name alone was left out; a Path name failed json.dumps.
+    with pytest.raises(ValueError, match="frame, name and time place a frame in its source: give all three .* "
+                                         + re.escape(f"got frame={place.get('frame')!r}, name={place.get('name')!r}")):
+        frame_record([], 64, 48, **place)
+    record = frame_record([], 64, 48, frame=0, name="a", time=0.5)
+    assert FrameRecord.from_dict(json.loads(json.dumps(record))).to_dict() == record

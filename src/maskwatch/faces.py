@@ -189,14 +189,22 @@ def frame_record(faces: Iterable[Face], width: int, height: int, *, frame: int |
     """The one JSON shape of a frame's faces and counts: `detect --json`, detections.jsonl and
     POST /v1/detect all build it here, and schemas/frame.schema.json describes it (tested).
 
-    frame, name and time place a frame in its source (files and streams; the HTTP API has none);
+    frame, name and time place a frame in its source, all three or none (files and streams; the HTTP
+    API has none);
     detected is False for frames whose faces the tracker carried over without detecting.
     """
     faces = list(faces)  # once: a generator's faces were written and then counted as none
+    # frame=0 alone wrote "name": null, which the schema and read_detections refuse; name alone was
+    # left out, without a word.
+    if (frame is None) != (name is None) or (frame is None) != (time is None) \
+            or not (name is None or isinstance(name, str)):
+        raise ValueError("frame, name and time place a frame in its source: give all three (a file's or a "
+                         f"stream's; name a str) or none (a photo, as the HTTP API); got frame={frame!r}, "
+                         f"name={name!r}, time={time!r}")
     record: dict = {}
     if frame is not None:
         # As plain ints and floats: a NumPy frame number or time (a loop of one's own) failed json.dumps.
-        record |= {"frame": operator.index(frame), "name": name, "time": round(float(time or 0.0), 3)}
+        record |= {"frame": operator.index(frame), "name": name, "time": round(float(time), 3)}
     return record | {"width": int(width), "height": int(height), "detected": detected,
                      "faces": [f.to_dict() for f in faces], "counts": count_labels(faces)}
 
