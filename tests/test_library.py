@@ -27,8 +27,8 @@ def test_a_face_of_numpy_values_writes_json_of_plain_numbers():
     # type float32 is not JSON serializable" (int64 for the track id).
     face = Face(np.array([1, 2, 30, 40], np.float32), label="with_mask",
                 probabilities=np.array([0.7, 0.2, 0.1], np.float32), score=np.float32(0.5),
-                track_id=np.int64(3))
-    assert (type(face.score), type(face.track_id)) == (float, int)
+                track_id=np.int64(3), missed=np.bool_(False))
+    assert (type(face.score), type(face.track_id), face.missed) == (float, int, False)
     line = json.dumps(frame_record([face], np.int64(64), np.int64(48), frame=np.int64(7), name="a.jpg",
                                    time=np.float32(0.25)))
     assert json.loads(line)["faces"] == [{"box": [1.0, 2.0, 30.0, 40.0], "label": "with_mask", "probabilities": {
@@ -47,6 +47,7 @@ def test_a_face_of_numpy_values_writes_json_of_plain_numbers():
     ("probabilities", (float("nan"), 0.5, 0.5), "probabilities must be finite numbers, got nan"),
     ("track_id", 2.5, "track_id must be a whole number, got 2.5"),
     ("track_id", "3", "track_id must be a whole number, got '3'"),
+    ("missed", "no", "missed must be True or False, got 'no'"),  # was True
 ])
 def test_a_face_field_that_is_no_number_is_refused_naming_it(field, value, message):
     with pytest.raises(ValueError) as raised:

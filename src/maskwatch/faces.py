@@ -67,6 +67,10 @@ class Face:
                                                    or not isinstance(self.track_id, numbers.Integral)):
                 raise ValueError(f"track_id must be a whole number, got {self.track_id!r}")
             object.__setattr__(self, "track_id", int(self.track_id))
+        if self.missed is not False:  # NumPy's bool kept as True or False; missed="no" was True
+            if self.missed not in (True, False) or isinstance(self.missed, float):
+                raise ValueError(f"missed must be True or False, got {self.missed!r}")
+            object.__setattr__(self, "missed", bool(self.missed))
 
     @property
     def width(self) -> float:
