@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import pickle
 import re
+import shutil
 from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 
@@ -17,7 +18,8 @@ import pytest
 from PIL import Image, ImageOps
 
 import maskwatch.data.images
-from maskwatch import Detector, Face, FrameRecord
+from maskwatch import Classifier, Detector, Face, FrameRecord
+from maskwatch.classifier import SHIPPED_MODEL
 from maskwatch.data.images import read_image, to_8_bits
 from maskwatch.faces import frame_record
 
@@ -154,3 +156,15 @@ def test_a_frame_record_placed_in_part_is_refused_naming_what_came(place):
         frame_record([], 64, 48, **place)
     record = frame_record([], 64, 48, frame=0, name="a", time=0.5)
     assert FrameRecord.from_dict(json.loads(json.dumps(record))).to_dict() == record
+
+
+def test_a_classifier_unpickled_where_its_file_is_not_names_the_file(tmp_path):
+    # Ray on another machine: ONNX Runtime's "[ONNXRuntimeError] : 3 : NO_SUCHFILE" as "not a model
+    # ONNX Runtime can load (corrupt, truncated or not ONNX)".
+    model = tmp_path / "mine.onnx"
+    shutil.copyfile(SHIPPED_MODEL, model)
+    pickled = pickle.dumps(Classifier.load(model))
+    model.unlink()
+    with pytest.raises(FileNotFoundError, match=f"^{model}: classifier model not found where this Classifier was "
+                                                "unpickled; its model files must lie at the same paths$"):
+        pickle.loads(pickled)

@@ -149,6 +149,9 @@ class Classifier:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        if not self.model_path.is_file():  # another machine (Ray): ONNX Runtime's words were "NO_SUCHFILE"
+            raise FileNotFoundError(f"{self.model_path}: classifier model not found where this Classifier "
+                                    "was unpickled; its model files must lie at the same paths")
         self.session = cpu_session(self.model_path, self.threads)
 
     def __copy__(self) -> Classifier:

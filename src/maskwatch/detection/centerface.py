@@ -102,6 +102,9 @@ class CenterNetFaces:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        if not isinstance(self.model, bytes) and not self.model.is_file():  # another machine (Ray)
+            raise FileNotFoundError(f"{self.model}: detector model not found where this detector was "
+                                    "unpickled; its model files must lie at the same paths")
         self.session = cpu_session(self.model, self.threads)
 
     def __copy__(self) -> CenterNetFaces:
