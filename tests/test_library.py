@@ -10,7 +10,7 @@ import pickle
 import re
 import shutil
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -168,3 +168,13 @@ def test_a_classifier_unpickled_where_its_file_is_not_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"^{model}: classifier model not found where this Classifier was "
                                                 "unpickled; its model files must lie at the same paths$"):
         pickle.loads(pickled)
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_threads_sharing_one_detector_get_the_answers_one_at_a_time_gives(photo, threads):
+    # docs/python.md: several threads may share one Detector (a web app's handlers, a site's cameras)
+    detector = Detector.load(threads=threads).for_photos()
+    photos = [photo, np.ascontiguousarray(photo[:, ::-1]), photo[40:, 60:], cv2.resize(photo, (600, 443))]
+    alone = [detector.detect(image) for image in photos]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(detector.detect, photos * 3)) == alone * 3
