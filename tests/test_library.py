@@ -178,3 +178,10 @@ def test_threads_sharing_one_detector_get_the_answers_one_at_a_time_gives(photo,
     alone = [detector.detect(image) for image in photos]
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(detector.detect, photos * 3)) == alone * 3
+
+
+@pytest.mark.parametrize("upscale", ["1.5", True])
+def test_a_resize_factor_that_is_no_number_is_refused_by_name(detector_here, upscale):
+    # "1.5" raised "'>' not supported between instances of 'str' and 'int'"; True was a factor of 1
+    with pytest.raises(TypeError, match=re.escape(f"upscale is a resize factor, a number more than 0; got {upscale!r}")):
+        detector_here.rescaled(upscale)

@@ -237,6 +237,8 @@ class Detector:
         """The same networks (sessions shared, nothing loaded again) resizing every frame by
         `upscale` before detection: a camera whose faces are far (12-24 px faces: 1.5 finds more
         of them for 1.6x the CPU, docs/bench-tracking.md). A fixed factor skips the coarse pass."""
+        if isinstance(upscale, bool) or not isinstance(upscale, (int, float, np.number)):  # "'>' not supported"
+            raise TypeError(f"upscale is a resize factor, a number more than 0; got {upscale!r}")
         if not upscale > 0:
             raise ValueError(f"upscale must be more than 0, got {upscale}")
         if not hasattr(self.finder, "scale"):
