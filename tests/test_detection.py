@@ -73,13 +73,17 @@ BLANK = np.full((60, 80, 3), 127, np.uint8)
     (None, "image is None \\(cv2.imread returns None"),
     (BLANK.astype(np.uint16) * 257, "must be 8-bit \\(uint8, 0-255\\), got uint16"),  # was hundreds of faces
     (BLANK.astype(np.float32) / 255, "got float32"),  # was no face, whatever the photo
-    (BLANK.astype(np.float64), "got float64"),  # an OpenCV traceback
+    (BLANK.astype(np.float64), "got float64; its values reach 127, so not 0-1: for 0-255, "
+                               "np.clip\\(image, 0, 255\\).astype\\(np.uint8\\)$"),  # an OpenCV traceback;
+    # then the fix it named, to_8_bits, took them as 0-1 and made the frame white
     (np.zeros((0, 0, 3), np.uint8), "image is empty: shape \\(0, 0, 3\\)"),  # an OpenCV traceback
     (BLANK[:, :, :1], "got shape \\(60, 80, 1\\); grey: cv2.cvtColor"),
-    (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor"),
+    (np.dstack([BLANK, BLANK[:, :, :1]]), "got shape \\(60, 80, 4\\); with alpha: cv2.cvtColor.*BGRA2BGR\\) from OpenCV, "
+                                           "cv2.COLOR_RGBA2BGR from PIL or imageio$"),
     (BLANK.tolist(), "must be a NumPy array .* got list"),  # an AttributeError
-    ("store.jpg", "must be a NumPy array .* got str; for a file: cv2.imread\\(path\\)$"),
-    (Path("store.jpg"), "got PosixPath; for a file: cv2.imread\\(path\\)$"),
+    ("store.jpg", "must be a NumPy array .* got str; for a file: maskwatch.data.images.read_image\\(path\\), "
+                  "which reads it as maskwatch detect does$"),
+    (Path("store.jpg"), "got PosixPath; for a file: maskwatch.data.images.read_image\\(path\\)"),
 ], ids=["None", "uint16", "float-0-1", "float64", "empty", "1-channel", "BGRA", "list", "path", "Path"])
 def test_a_frame_the_networks_cannot_read_is_refused_by_what_it_is(detector, image, message):
     for call in (detector.detect, detector.find_faces,
@@ -114,10 +118,12 @@ def test_a_cut_off_that_is_no_score_is_refused(detector, min_score):
         detector.detect(BLANK, min_score=min_score)
 
 
-def test_a_cut_off_that_is_no_number_is_refused_by_name(detector):
-    """min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"."""
-    with pytest.raises(TypeError, match=re.escape("min_score is a detector score, a number between 0 and 1; got '0.5'")):
-        detector.detect(BLANK, min_score="0.5")
+@pytest.mark.parametrize("min_score", ["0.5", True])
+def test_a_cut_off_that_is_no_number_is_refused_by_name(detector, min_score):
+    """min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"; True (a
+    flag meant as "the fitted cut-off") kept no face, without a word."""
+    with pytest.raises(TypeError, match=re.escape(f"min_score is a detector score, a number between 0 and 1; got {min_score!r}")):
+        detector.detect(BLANK, min_score=min_score)
 
 
 def test_tracker_keeps_one_id_and_votes_the_label():

@@ -68,6 +68,10 @@ def test_every_python_block_of_the_python_page_runs(user_folder, capsys):
     detected = run_detect("door.mp4", user_folder / "run", Detector.load(), progress=False, save_media=False)
     assert sorted(people) == sorted((person["track_id"], person["label"]) for person in detected.summary["people"])
     assert namespace["annotated"].shape == (295, 400, 3)
+    # a setting changed from the shipped ones, not from DetectorConfig()'s CenterFace defaults
+    stricter, shipped = namespace["stricter"], namespace["detector"]
+    assert (stricter.config.backend, stricter.config.model, stricter.config.min_score) == (
+        shipped.config.backend, shipped.config.model, 0.5)
 
 
 def test_the_readmes_python_block_runs(user_folder, capsys):

@@ -102,3 +102,14 @@ def test_a_file_from_before_unassessable_is_read():
     del wrong["counts"]["unassessable"]
     with pytest.raises(ValueError, match="are not those of its faces"):
         FrameRecord.from_dict(wrong)
+
+
+def test_a_detect_runs_folder_given_for_its_lines_is_named(tmp_path):
+    """read_detections("detections"), the run's folder: "[Errno 21] Is a directory: 'detections'"."""
+    run = tmp_path / "detections"
+    run.mkdir()
+    with pytest.raises(IsADirectoryError, match=f"^{run}: a folder, not a detections.jsonl$"):
+        list(read_detections(run))
+    (run / "detections.jsonl").write_text(json.dumps(frame_record(FACES[:1], 64, 48, frame=0, name="a", time=0.0)) + "\n")
+    with pytest.raises(IsADirectoryError, match=f"a folder, not a detections.jsonl \\(give {run / 'detections.jsonl'}\\)$"):
+        list(read_detections(str(run)))

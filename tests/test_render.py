@@ -81,3 +81,27 @@ def test_a_frame_that_is_no_array_is_named(blur):
         FaceAnnotator(blur=blur).annotate(None, [Face(box=(0, 0, 5, 5))])
     with pytest.raises(ValueError, match="frame must be a NumPy array"):
         blur_faces([[0, 0, 0]], [Face(box=(0, 0, 5, 5))])
+
+
+@pytest.mark.parametrize("frame, message", [
+    (np.full((40, 60, 3), 0.5, np.float32), "frame must be 8-bit \\(uint8, 0-255\\) to draw on, got float32; "
+                                            "maskwatch.data.images.to_8_bits converts"),
+    (np.full((40, 60, 3), 127, np.float64), "got float64; its values reach 127, so not 0-1: for 0-255, np.clip"),
+    (np.zeros((40, 60), np.uint16), "got uint16; maskwatch.data.images.to_8_bits converts"),
+])
+def test_a_frame_too_deep_to_draw_on_is_named(frame, message):
+    """A float or 16-bit frame failed in OpenCV's putText: "(-215:Assertion failed) img.depth() == CV_8U"."""
+    with pytest.raises(ValueError, match=message):
+        FaceAnnotator().annotate(frame, [Face(box=(0, 0, 5, 5), label="with_mask")])
+
+
+@pytest.mark.parametrize("draw", [FaceAnnotator().annotate, FaceAnnotator(blur=True).annotate, blur_faces])
+def test_faces_that_are_no_faces_are_named_and_a_generator_of_faces_is_drawn_whole(draw):
+    frame, faces = np.zeros((60, 80, 3), np.uint8), [Face(box=(10, 10, 30, 30), label="with_mask")]
+    with pytest.raises(TypeError, match="takes a list of maskwatch Faces, got a tuple among them; for bare boxes: "
+                                        "maskwatch.render.blur_boxes"):
+        draw(frame, [face.box for face in faces])  # was "'tuple' object has no attribute 'box'"
+    with pytest.raises(TypeError, match="got one Face; for one: \\[face\\]"):
+        draw(frame, faces[0])  # was "'Face' object is not iterable"
+    # With blur, the boxes were blurred from the generator and then drawn from the spent one: none.
+    assert np.array_equal(draw(frame, (face for face in faces)), draw(frame, faces))

@@ -107,7 +107,7 @@ class Classifier:
             raise FileNotFoundError(f"{model_path}: a folder, not a classifier model (an .onnx file)")
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path}: classifier model not found")
-        self.session = cpu_session(model_path, threads)
+        self.session, self.threads = cpu_session(model_path, threads), threads
         meta = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in meta:
             raise ValueError(f"{model_path}: not a maskwatch model (no '{META_KEY}' metadata); "
@@ -139,6 +139,26 @@ class Classifier:
                 closeup, threads, "closeup", ("close-up model", "close-up model", "close-up rule"),
                 "`maskwatch export --closeup-above`",
                 lambda rule: CloseupRule(**rule))
+
+    def __getstate__(self) -> dict:
+        # An ONNX Runtime session does not pickle: a worker process (multiprocessing's spawn,
+        # ProcessPoolExecutor, Ray) given a Classifier or Detector raised "cannot pickle
+        # 'InferenceSession' object". It loads its own from the same file (its gate and close-up
+        # model likewise, pickled with it).
+        return {k: v for k, v in self.__dict__.items() if k != "session"} | {"model_path": self.model_path.resolve()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if not self.model_path.is_file():  # another machine (Ray): ONNX Runtime's words were "NO_SUCHFILE"
+            raise FileNotFoundError(f"{self.model_path}: classifier model not found where this Classifier "
+                                    "was unpickled; its model files must lie at the same paths")
+        self.session = cpu_session(self.model_path, self.threads)
+
+    def __copy__(self) -> Classifier:
+        """The same sessions: only pickling (another process) loads them again."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
 
     @classmethod
     def load(cls, path: Path | str | None = None, threads: int = 0,

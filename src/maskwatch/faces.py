@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import operator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterable
 
 # Class order is part of every model's contract: index i of a probability vector is CLASSES[i].
 CLASSES: tuple[str, ...] = ("with_mask", "without_mask", "mask_weared_incorrect")
@@ -56,7 +59,18 @@ class Face:
                 raise ValueError(
                     f"probabilities must have {len(CLASSES)} values, got {len(self.probabilities)}"
                 )
-            object.__setattr__(self, "probabilities", tuple(float(p) for p in self.probabilities))
+            object.__setattr__(self, "probabilities", tuple([_real(p, "probabilities") for p in self.probabilities]))
+        if self.score is not None:
+            object.__setattr__(self, "score", _real(self.score, "score"))
+        if self.track_id is not None:
+            if type(self.track_id) is not int and (isinstance(self.track_id, bool)
+                                                   or not isinstance(self.track_id, numbers.Integral)):
+                raise ValueError(f"track_id must be a whole number, got {self.track_id!r}")
+            object.__setattr__(self, "track_id", int(self.track_id))
+        if self.missed is not False:  # NumPy's bool kept as True or False; missed="no" was True
+            if self.missed not in (True, False) or isinstance(self.missed, float):
+                raise ValueError(f"missed must be True or False, got {self.missed!r}")
+            object.__setattr__(self, "missed", bool(self.missed))
 
     @property
     def width(self) -> float:
@@ -142,6 +156,18 @@ def _checked_box(box) -> tuple[float, float, float, float]:
     return values
 
 
+def _real(value, name: str) -> float:
+    """`value` as a float, or ValueError naming `name`: a NumPy score or track id (a detector of
+    one's own) made to_dict's json.dumps fail, a "0.5" crashed to_dict, a NaN wrote JSON no parser
+    but Python's reads."""
+    if type(value) is float and value - value == 0:  # the common case first (not inf or NaN): Faces are many
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be finite numbers, got {value!r}" if name == "probabilities"
+                         else f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 # The keys of Face.to_dict, all but box and label written only when set.
 FACE_KEYS = frozenset({"box", "label", "probabilities", "score", "track_id", "missed"})
 
@@ -162,17 +188,27 @@ def count_labels(faces: list[Face]) -> dict[str, int]:
 FRAME_SCHEMA_PATH = Path(__file__).parent / "schemas" / "frame.schema.json"
 
 
-def frame_record(faces: list[Face], width: int, height: int, *, frame: int | None = None,
+def frame_record(faces: Iterable[Face], width: int, height: int, *, frame: int | None = None,
                  name: str | None = None, time: float | None = None, detected: bool = True) -> dict:
     """The one JSON shape of a frame's faces and counts: `detect --json`, detections.jsonl and
     POST /v1/detect all build it here, and schemas/frame.schema.json describes it (tested).
 
-    frame, name and time place a frame in its source (files and streams; the HTTP API has none);
+    frame, name and time place a frame in its source, all three or none (files and streams; the HTTP
+    API has none);
     detected is False for frames whose faces the tracker carried over without detecting.
     """
+    faces = list(faces)  # once: a generator's faces were written and then counted as none
+    # frame=0 alone wrote "name": null, which the schema and read_detections refuse; name alone was
+    # left out, without a word.
+    if (frame is None) != (name is None) or (frame is None) != (time is None) \
+            or not (name is None or isinstance(name, str)):
+        raise ValueError("frame, name and time place a frame in its source: give all three (a file's or a "
+                         f"stream's; name a str) or none (a photo, as the HTTP API); got frame={frame!r}, "
+                         f"name={name!r}, time={time!r}")
     record: dict = {}
     if frame is not None:
-        record |= {"frame": frame, "name": name, "time": round(time or 0.0, 3)}
+        # As plain ints and floats: a NumPy frame number or time (a loop of one's own) failed json.dumps.
+        record |= {"frame": operator.index(frame), "name": name, "time": round(float(time), 3)}
     return record | {"width": int(width), "height": int(height), "detected": detected,
                      "faces": [f.to_dict() for f in faces], "counts": count_labels(faces)}
 

@@ -83,6 +83,9 @@ def read_detections(path: Path | str) -> Iterator[FrameRecord]:
     is a blank line; any other line that is not a maskwatch frame raises ValueError naming the file
     and the line. Lines are read one at a time: a day's file is never held whole."""
     path = Path(path)
+    if path.is_dir():  # a detect run's folder was "[Errno 21] Is a directory"
+        inside = f" (give {path / 'detections.jsonl'})" if (path / "detections.jsonl").is_file() else ""
+        raise IsADirectoryError(f"{path}: a folder, not a detections.jsonl{inside}")
     with open(path, "rb") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():

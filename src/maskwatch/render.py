@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from maskwatch.data.images import check_bgr
+from maskwatch.data.images import check_bgr, eight_bits_fix
 from maskwatch.faces import CLASSES, UNASSESSABLE, Face, count_labels
 
 # BGR colours per class: green wears it, red wears none, orange wears it wrongly.
@@ -61,6 +61,9 @@ class FaceAnnotator:
         are BGR, so an RGB frame would show masked faces in the wrong colour."""
         if not isinstance(frame, np.ndarray):  # None (a failed cv2.imread) failed on `copy`, naming nothing
             check_bgr(frame, "frame")
+        if frame.dtype != np.uint8:  # OpenCV's "(-215:Assertion failed) img.depth() == CV_8U in function 'putText'"
+            raise ValueError(f"frame must be 8-bit (uint8, 0-255) to draw on, got {frame.dtype}; {eight_bits_fix(frame)}")
+        faces = _faces(faces, "annotate(frame, faces)")
         out = blur_faces(frame, faces) if self.blur else frame.copy()
         for face in faces:
             x0, y0, x1, y1 = (round(v) for v in face.box)
@@ -200,7 +203,20 @@ def blur_faces(frame: np.ndarray, faces: list[Face]) -> np.ndarray:
     (unrecoverable at these sizes): the frame a user may share, never the one analysed."""
     if not isinstance(frame, np.ndarray):
         check_bgr(frame, "frame")
-    return blur_boxes(frame, [face.box for face in faces])
+    return blur_boxes(frame, [face.box for face in _faces(faces, "blur_faces(frame, faces)")])
+
+
+def _faces(faces, call: str) -> list[Face]:
+    """`faces` as a list of Faces, or TypeError naming what else came: a bare box was "'tuple' object
+    has no attribute 'box'", one Face "'Face' object is not iterable", and a generator was spent by
+    the boxes before the labels were placed (a frame of boxes with no label)."""
+    if isinstance(faces, Face):
+        raise TypeError(f"{call} takes a list of maskwatch Faces, got one Face; for one: [face]")
+    faces = list(faces)
+    if odd := [f for f in faces if not isinstance(f, Face)]:
+        raise TypeError(f"{call} takes a list of maskwatch Faces, got a {type(odd[0]).__name__} among them; "
+                        "for bare boxes: maskwatch.render.blur_boxes(frame, boxes), or Face(box) each")
+    return faces
 
 
 # How far a blur reaches past a face's box, a share of its side each way: the boxes are as tight

@@ -117,8 +117,10 @@ def to_8_bits(image: np.ndarray) -> np.ndarray:
     taken as 0-1."""
     if image.dtype == np.uint8:
         return image
-    if image.dtype == np.int16:  # a signed 16-bit TIFF: its negatives are below black
-        image = np.clip(image, 0, None).astype(np.uint16)
+    if image.dtype.kind in "iu" and image.dtype != np.uint16:
+        # A signed 16-bit TIFF: its negatives are below black. Wider ints (np.asarray(pil).astype(int)
+        # in a notebook, 0-255) were taken as 0-1 floats and came out white: read as 16-bit ones.
+        image = np.clip(image, 0, 65535).astype(np.uint16)
     if image.dtype == np.uint16:
         bits = next(b for b in (8, 10, 12, 14, 16) if int(image.max()) < 2 ** b)
         return cv2.convertScaleAbs(image, alpha=255.0 / (2 ** bits - 1))
@@ -130,10 +132,15 @@ def check_bgr(image, what: str = "image") -> np.ndarray:
     ValueError naming what it is and the fix. A uint16 frame gave hundreds of false faces, a 0-1
     float one none, and None, a PIL image or an empty array a traceback from deep in OpenCV."""
     if image is None:
-        raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read)")
+        raise ValueError(f"{what} is None (cv2.imread returns None for a file it cannot read; "
+                         "maskwatch.data.images.read_image(path) says why)")
     if not isinstance(image, np.ndarray):
-        hint = ('; np.asarray(pil_image.convert("RGB"))[:, :, ::-1] makes a PIL image BGR'
-                if hasattr(image, "getbands") else "; for a file: cv2.imread(path)"
+        # Upright first: PIL leaves a phone photo as its sensor stored it (EXIF orientation), where
+        # cv2.imread and maskwatch detect turn it; on its side it lost its faces.
+        hint = ('; np.asarray(ImageOps.exif_transpose(pil_image).convert("RGB"))[:, :, ::-1] makes a PIL '
+                'image upright and BGR (from PIL import ImageOps)'
+                if hasattr(image, "getbands") else  # cv2.imread made a 12-bit photo's 16-bit PNG nearly black
+                "; for a file: maskwatch.data.images.read_image(path), which reads it as maskwatch detect does"
                 if isinstance(image, (str, os.PathLike)) else "")
         raise ValueError(f"{what} must be a NumPy array (HxWx3 BGR uint8), got {type(image).__name__}{hint}")
     if image.ndim >= 2 and (image.shape[0] < 1 or image.shape[1] < 1):
@@ -141,9 +148,21 @@ def check_bgr(image, what: str = "image") -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3:
         channels = image.shape[2] if image.ndim == 3 else 1 if image.ndim == 2 else 0
         fix = {1: "; grey: cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)",
-               4: "; with alpha: cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)"}.get(channels, "")
+               # PIL's and imageio's 4 channels are RGBA: BGRA2BGR alone gave them RGB, wrong labels.
+               4: "; with alpha: cv2.cvtColor(image, cv2.COLOR_BGRA2BGR) from OpenCV, "
+                  "cv2.COLOR_RGBA2BGR from PIL or imageio"}.get(channels, "")
         raise ValueError(f"{what} must be HxWx3 BGR, got shape {image.shape}{fix}")
     if image.dtype != np.uint8:
-        raise ValueError(f"{what} must be 8-bit (uint8, 0-255), got {image.dtype}; "
-                         "maskwatch.data.images.to_8_bits converts 16-bit and 0-1 float images")
+        raise ValueError(f"{what} must be 8-bit (uint8, 0-255), got {image.dtype}; {eight_bits_fix(image)}")
     return image
+
+
+def eight_bits_fix(image: np.ndarray) -> str:
+    """How to make `image` 8-bit. to_8_bits takes floats as 0-1: a 0-255 float image
+    (image.astype(np.float32) in a notebook) given to it, as the error said, came out white."""
+    if image.dtype.kind == "f":
+        finite = image[np.isfinite(image)]
+        if finite.size and finite.max() > 1:
+            return (f"its values reach {float(finite.max()):g}, so not 0-1: for 0-255, "
+                    "np.clip(image, 0, 255).astype(np.uint8)")
+    return "maskwatch.data.images.to_8_bits converts 16-bit, wider whole-number and 0-1 float images"

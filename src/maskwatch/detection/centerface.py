@@ -88,9 +88,30 @@ class CenterNetFaces:
                  scale: ScalePolicy = ScalePolicy(), threshold: float = 0.3, nms_iou: float = 0.3,
                  threads: int = 0, local_peaks: bool = True) -> None:
         self.session = cpu_session(model, threads)
+        # What a process that unpickles this loads its own session from (an absolute path or the bytes).
+        self.model, self.threads = model if isinstance(model, bytes) else Path(model).resolve(), threads
         self.input_name, self.outputs = input_name, list(outputs)
         self.scale, self.threshold, self.nms_iou = scale, threshold, nms_iou
         self.local_peaks = local_peaks
+
+    def __getstate__(self) -> dict:
+        # An ONNX Runtime session does not pickle: a worker process (multiprocessing's spawn,
+        # ProcessPoolExecutor, Ray) given a Detector raised "cannot pickle 'InferenceSession'
+        # object". It loads its own from the same model.
+        return {k: v for k, v in self.__dict__.items() if k != "session"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if not isinstance(self.model, bytes) and not self.model.is_file():  # another machine (Ray)
+            raise FileNotFoundError(f"{self.model}: detector model not found where this detector was "
+                                    "unpickled; its model files must lie at the same paths")
+        self.session = cpu_session(self.model, self.threads)
+
+    def __copy__(self) -> CenterNetFaces:
+        """The same session (Detector.for_photos and rescaled change the copy's scale alone)."""
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """image: HxWx3 BGR uint8. Returns faces sorted by score, boxes clipped to the frame."""

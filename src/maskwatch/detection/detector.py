@@ -237,6 +237,8 @@ class Detector:
         """The same networks (sessions shared, nothing loaded again) resizing every frame by
         `upscale` before detection: a camera whose faces are far (12-24 px faces: 1.5 finds more
         of them for 1.6x the CPU, docs/bench-tracking.md). A fixed factor skips the coarse pass."""
+        if isinstance(upscale, bool) or not isinstance(upscale, (int, float, np.number)):  # "'>' not supported"
+            raise TypeError(f"upscale is a resize factor, a number more than 0; got {upscale!r}")
         if not upscale > 0:
             raise ValueError(f"upscale must be more than 0, got {upscale}")
         if not hasattr(self.finder, "scale"):
@@ -276,6 +278,8 @@ class Detector:
         (of the bundled samples' 218 faces, 19 scored under 0.3 and stayed sharp, one a 61 px face)."""
         cutoff = self.config.min_score if min_score is None else min_score
         try:
+            if isinstance(cutoff, bool):  # True was 1 and kept no face, False 0 and every candidate
+                raise TypeError
             inside = 0 <= cutoff <= 1
         except TypeError:  # min_score="0.5" raised "'<=' not supported between instances of 'int' and 'str'"
             raise TypeError(f"min_score is a detector score, a number between 0 and 1; got {cutoff!r}") from None

@@ -38,6 +38,9 @@ class Res10SSD:
                                             str(folder / "res10_300x300_ssd_iter_140000.caffemodel"))
         self.threshold = threshold
 
+    def __reduce__(self):  # OpenCV's network does not pickle: a worker process reads the model again
+        return Res10SSD, (self.threshold,)
+
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
         # The mean values are the ones res10 was trained with.
