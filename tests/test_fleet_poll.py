@@ -2,9 +2,10 @@
 late, not never (the actor takes them off its queue when the call runs, answered or not)."""
 
 import sys
+import time
 import types
 
-from maskwatch.scale.fleet import RaySite, RemoteGroup
+from maskwatch.scale.fleet import RaySite, RemoteGroup, RemoteWorker
 from maskwatch.site.event_sink import Listeners
 
 
@@ -105,3 +106,38 @@ def test_a_slow_actor_costs_the_others_nothing(monkeypatch):
     site.poll()
     assert site.groups[0].error is not None and site.groups[1].error is None
     assert site.groups[1].states == {"till": {"connected": True}}
+
+
+def test_an_actors_cameras_count_as_down_since_it_went_away(monkeypatch):
+    """/v1/cameras' offline_since for a camera on an actor: the site's start while the actor starts,
+    the actor's own (its reader's) once it answers, and the first poll it did not answer after that,
+    unless the camera was down before it."""
+    answers = {}
+    monkeypatch.setitem(sys.modules, "ray", fake_ray(answers))
+    calls = iter(["call-0", "call-1", "call-2"])
+
+    class Handle:
+        class poll:  # noqa: N801  (a Ray method handle)
+            @staticmethod
+            def remote():
+                return next(calls)
+
+    started = time.time()
+    site = RaySite.__new__(RaySite)
+    site.groups = [RemoteGroup(["door"], handle=Handle())]
+    site._listeners = Listeners()
+    door = RemoteWorker(site.groups[0], "door")
+    assert started <= door.state()["offline_since"] <= time.time() and not door.state()["connected"]
+    up = {"connected": True, "last_frame_at": started, "offline_since": None, "frames": 5, "reconnects": 0,
+          "analysed": 5, "detected": 5, "fps": 5.0, "last_error": None, "analysis_error": None}
+    answers["call-0"] = ([], {"door": up})
+    site.poll()
+    assert door.state() == up
+    before = time.time()
+    site.poll()  # call-1 is not answered: the actor is away
+    away = door.state()
+    assert not away["connected"] and before <= away["offline_since"] <= time.time()
+    site.poll()  # still away: since the first poll it missed, not the latest
+    assert door.state()["offline_since"] == away["offline_since"]
+    site.groups[0].states = {"door": {**up, "connected": False, "offline_since": started + 1}}
+    assert door.state()["offline_since"] == started + 1  # down before its actor went away

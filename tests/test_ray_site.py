@@ -97,6 +97,7 @@ storage: {{database: site.db, snapshots: snapshots}}
         assert wait_until(lambda: "ActorDiedError" in (site.groups[1].error or ""), 30)
         row = next(c for c in api.get("/v1/cameras").json() if c["id"] == "till")
         assert not row["connected"] and "detected" in row and "\x1b" not in row["last_error"]
+        assert row["offline_since"] is not None  # since the actor went away (or its camera's own outage)
         assert wait_until(lambda: site.groups[1].handle is not till and analysed("till") >= 3, 60)
     # Leaving the app stopped the site: the people in view were decided and stored.
     store = EventStore(str(tmp_path / "site.db"))

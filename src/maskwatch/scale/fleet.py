@@ -127,6 +127,9 @@ class RemoteGroup:
     restarts: int = 0  # new actors made in a row after one died for good (0 again once one answers)
     restart_at: float | None = None  # when the next one is made (monotonic seconds)
     emptied: bool = False  # its cameras' in-view counts were set to 0 since its last answer
+    # Unix seconds since which it has not answered (from the site's start until its first answer):
+    # its cameras count as down since then, unless they were down before.
+    away_since: float | None = field(default_factory=time.time)
 
 
 class RemoteWorker:
@@ -141,8 +144,10 @@ class RemoteWorker:
         state = self.group.states.get(self.camera_id)
         if state is not None and not self.group.error:
             return state
-        known = state or {"last_frame_at": None, "frames": 0, "reconnects": 0, "analysed": 0, "detected": None}
-        return {**known, "connected": False, "fps": 0.0, "analysis_error": None,
+        known = state or {"last_frame_at": None, "offline_since": None, "frames": 0, "reconnects": 0, "analysed": 0,
+                          "detected": None}
+        return {**known, "connected": False, "offline_since": known["offline_since"] or self.group.away_since,
+                "fps": 0.0, "analysis_error": None,
                 "last_error": self.group.error or "camera actor starting"}
 
 
@@ -252,6 +257,7 @@ class RaySite(Site):
             if err is None:
                 messages, group.states = answer
                 group.error, group.unanswered, group.emptied, group.restarts = None, None, False, 0
+                group.away_since = None
                 self._dispatch(messages)
                 continue
             if not group.emptied and not isinstance(err, TimeoutError):
@@ -263,6 +269,7 @@ class RaySite(Site):
             # on next time, so that they still come (a new call lost them). A dead one's are lost.
             group.unanswered = call if isinstance(err, TimeoutError) else None
             group.error = f"camera actor unavailable ({type(err).__name__}): {actor_problem(err)}"
+            group.away_since = group.away_since or time.time()
             if isinstance(err, ray.exceptions.ActorDiedError):
                 # Ray restarts a crashed actor, but not one whose restart failed (the database
                 # away as it started): that one is dead for good, and its cameras with it.

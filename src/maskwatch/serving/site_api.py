@@ -27,7 +27,8 @@ from maskwatch.serving.exports import (EXPORT_OF_YOURS_RESPONSE, EXPORTS, EXPORT
                                        exports_busy, said_if_cut_off)
 from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.security.request_checks import AuthError, client_address, root_of
-from maskwatch.site.event_views import CURSOR, asked_range, cursor_of, event_view, events_csv, iso_utc, parse_cursor
+from maskwatch.site.event_views import (CURSOR, asked_range, cursor_of, event_view, events_csv, iso_on_site, iso_utc,
+                                        parse_cursor)
 from maskwatch.site.events import ErasureError
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
@@ -187,13 +188,15 @@ def zone_refusal(request: Request, camera: str | None, zone: str | None) -> JSON
 
 @router.get("/cameras", response_model=list[CameraStatus])
 def cameras(request: Request) -> JSONResponse:
-    """Every camera of the site the caller may see: connected, last frame (ISO time), FPS received,
-    frames, reconnects, last error, and today's people per voted label (since midnight in the site's timezone, from the database)."""
+    """Every camera of the site the caller may see: connected, last frame and since when it counts
+    as down (ISO times with the site's offset), FPS received, frames, reconnects, last error, and today's people per voted label (since midnight in the site's timezone, from the database)."""
     site = _site(request)
     rows = site.cameras(only=readable(request))  # a viewer's cameras' figures only are read
     principal = request.state.principal
+    tz = site.config.tz()
     for row in rows:
-        row["last_frame_at"] = iso_utc(row["last_frame_at"])
+        for key in ("last_frame_at", "offline_since"):
+            row[key] = iso_on_site(row[key], tz)
         if principal is not None and principal.role != "admin":  # a camera's address and user: admins only
             row["source"] = row["source"].split("://", 1)[0] + "://***" if "://" in row["source"] else "***"
     return JSONResponse(rows)

@@ -84,6 +84,15 @@ def wall_clock(seconds: float, tz: tzinfo | None) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def iso_on_site(seconds: float | None, tz: tzinfo | None) -> str | None:
+    """Unix seconds as ISO 8601 on the site's clock with its offset, to the millisecond (None:
+    None): a camera's times in /v1/cameras, read as the page and a person read the site's clock."""
+    if seconds is None:
+        return None
+    moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(seconds).astimezone()
+    return moment.isoformat(timespec="milliseconds")
+
+
 def asked_range(camera: str | None, since: float, until: float, tz: tzinfo | None) -> str:
     """The access log's target of a listing or an erasure of the people in view in a range
     (`maskwatch events`, DELETE /v1/events): what was asked, never what was found."""

@@ -25,6 +25,9 @@ class SiteCollector(Collector):
         # Beside the stream's rate, so that a rule can tell a stream too slow for the analysis asked of it.
         fps_target = GaugeMetricFamily("maskwatch_camera_fps_target", "Frames analysed per second, as configured",
                                        labels=["camera"])
+        # Prometheus's own naming: time() - it is how long the camera has sent nothing (absent before a frame).
+        last_frame = GaugeMetricFamily("maskwatch_camera_last_frame_timestamp_seconds", "Unix time of the stream's "
+                                       "last frame", labels=["camera"])
         reconnects = CounterMetricFamily("maskwatch_camera_reconnects", "Tries to open the stream again since the start: "
                                          "after it was lost, and each failed one", labels=["camera"])
         # unassessable is among the labels: "People decided today" had a sum over them exceed the API's people.
@@ -44,6 +47,8 @@ class SiteCollector(Collector):
             fps.add_metric([name], camera["fps"])
             fps_target.add_metric([name], camera["fps_target"])
             reconnects.add_metric([name], camera["reconnects"])
+            if camera["last_frame_at"] is not None:
+                last_frame.add_metric([name], camera["last_frame_at"])
             today = camera["today"]
             if today is None:  # the database cannot be read: the cameras' own series still go out
                 continue
@@ -56,6 +61,8 @@ class SiteCollector(Collector):
                 low.add_metric([name], shown["compliance_low"])
                 high.add_metric([name], shown["compliance_high"])
         yield from (up, fps, fps_target, reconnects, people, ratio, low, high)
+        if last_frame.samples:  # (none before a camera's first frame)
+            yield last_frame
         # Deliveries: a receiver that is down or a broker that is misnamed shows here, not only in the log.
         stats = self.site.alerts.stats
         alerts = CounterMetricFamily("maskwatch_webhook_alerts", "Webhook alerts since the start, by outcome "

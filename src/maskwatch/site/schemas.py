@@ -28,7 +28,11 @@ class CameraStatus(BaseModel):
     zones: list[str]
     fps_target: float = Field(description="frames analysed per second, as configured")
     connected: bool
-    last_frame_at: str | None = Field(description="ISO 8601, UTC; null before the first frame")
+    last_frame_at: str | None = Field(description="ISO 8601 with the site's UTC offset; null before the first frame "
+                                                  "since the site started")
+    offline_since: str | None = Field(description="ISO 8601 with the site's UTC offset: since when it counts as down "
+                                                  "(its last frame and offline_after; the site's start where no frame "
+                                                  "came); null while connected")
     fps: float = Field(description="frames received per second, over the last few seconds")
     frames: int = Field(description="frames received since start")
     reconnects: int = Field(description="tries to open the stream again since start: after it was lost, and each "

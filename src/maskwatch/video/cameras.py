@@ -61,10 +61,14 @@ class CameraState:
     frames: int  # received since start
     reconnects: int  # tries to open it again: after a loss, and each failed one
     last_error: str | None
+    # Since when it counts as down: its last frame's time and offline_after, or its start where
+    # none came (the reader's own times, not a second clock); None while connected.
+    offline_since: float | None = None
 
     def to_dict(self) -> dict:
-        return {"connected": self.connected, "last_frame_at": self.last_frame_at, "fps": round(self.fps, 2),
-                "frames": self.frames, "reconnects": self.reconnects, "last_error": self.last_error}
+        return {"connected": self.connected, "last_frame_at": self.last_frame_at, "offline_since": self.offline_since,
+                "fps": round(self.fps, 2), "frames": self.frames, "reconnects": self.reconnects,
+                "last_error": self.last_error}
 
 
 def retry_delay(failures: int, first: float, most: float) -> float:
@@ -106,6 +110,7 @@ class CameraReader:
         self._wanted = threading.Event()
         self._last_frame_at: float | None = None  # monotonic, for the stall check
         self._last_frame_wall: float | None = None
+        self._started_wall: float | None = None  # when start() ran: down since then until a first frame
         self._arrivals: deque[float] = deque(maxlen=50)
         self._reconnects = 0
         self._last_error: str | None = None
@@ -119,6 +124,7 @@ class CameraReader:
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-read-{name}", daemon=True)
 
     def start(self) -> CameraReader:
+        self._started_wall = time.time()
         self._thread.start()
         return self
 
@@ -145,7 +151,14 @@ class CameraReader:
             fresh = self._last_frame_at is not None and now - self._last_frame_at <= self.offline_after
             recent = [t for t in self._arrivals if now - t <= RATE_WINDOW]
             fps = (len(recent) - 1) / max(recent[-1] - recent[0], RATE_LEAST_SPAN) if len(recent) > 1 else 0.0
-            return CameraState(connected=fresh and not self._stop.is_set(), last_frame_at=self._last_frame_wall,
+            connected = fresh and not self._stop.is_set()
+            if connected:
+                down_since = None
+            elif self._last_frame_wall is None:
+                down_since = self._started_wall
+            else:  # (a reader stopped within offline_after of its last frame: down from now)
+                down_since = min(self._last_frame_wall + self.offline_after, time.time())
+            return CameraState(connected=connected, last_frame_at=self._last_frame_wall, offline_since=down_since,
                                fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
 

@@ -52,10 +52,12 @@ function clockMinute(at) {  // "08:00": a time of about now (the chart read, a p
   return `${p.hour}:${p.minute}`;
 }
 
+let accountRole = null;  // "admin" or "viewer", as /v1/me says
 // Asked until answered (once, a failure at load left the page without its Log out button for good).
 function showAccount() {
   keepPolling(async () => {
     const me = await readMe();
+    accountRole = me.role;  // before the clock: the cards wait for it (an offline card's "What to do")
     setClock(me.timezone);
     if (me.via === "session") {  // an open server (no users yet) has nobody to log out
       document.getElementById("account-name").textContent = me.user + " (" + me.role + ")";

@@ -9,7 +9,7 @@ function cameraCard(camera) {
     card.dataset.camera = camera.id;
     card.innerHTML = `<img alt="${escapeHtml(camera.name)}" width="320" hidden><div class="nofeed">no frame yet</div>
       <figcaption><span class="name">${escapeHtml(camera.name)}</span><span class="state"></span></figcaption>
-      <p class="counts"></p><small class="detail"></small>
+      <p class="counts"></p><small class="detail"></small><small class="todo"></small>
       <p><button type="button" class="draw-zones">Draw zones<span class="sr-only"> of ${escapeHtml(camera.name)}</span></button></p>`;
     card.querySelector(".draw-zones").addEventListener("click", () => openZoneEditor(camera.id, camera.name));
     document.getElementById("camera-grid").appendChild(card);
@@ -106,8 +106,9 @@ async function pollCameras() {
     card.querySelector(".detail").textContent = camera.connected
       ? (camera.last_error && camera.last_frame_at
         ? `no frame since ${clockTime(camera.last_frame_at)}, reconnecting: ${camera.last_error}` : "")
-      : (camera.last_error || "connecting") +
+      : offlineSince(camera) + (camera.last_error || "connecting") +
         (camera.last_frame_at ? `; the picture is from ${clockTime(camera.last_frame_at)}` : "");
+    card.querySelector(".todo").textContent = camera.connected ? "" : whatToDo(camera);
     const today = camera.today;
     card.querySelector(".counts").innerHTML = today === null ? "today's counts: the database cannot be read" :
       // the labels' words as the list's and the photo's ("incorrect: 3" read as a count gone wrong)
@@ -118,6 +119,30 @@ async function pollCameras() {
       (camera.connected ? "" : `<span class="stopped">(not counting while offline)</span>`);
     if (camera.analysed > 0 && camera.connected) readCardPicture(card, camera.id);  // an offline camera's last picture stays, dimmed
   }
+}
+
+// Since when an offline camera counts as down, on the site's clock, and for how long (on the server's
+// clock, as the session's end: account.js's serverAhead): "offline since 07:12 (2 h 5 min): ", or
+// "not connected since the site started at 06:58: " where no frame came since. A card said
+// "offline" and the raw error only: down since the morning and never connected read alike.
+function offlineSince(camera) {
+  if (!camera.offline_since) return "";
+  const since = Date.parse(camera.offline_since), now = Date.now() + serverAhead;
+  const day = (at) => { const p = clockParts(at); return `${p.year}-${p.month}-${p.day}`; };
+  const when = day(since) === day(now) ? clockMinute(since) : `${day(since)} ${clockMinute(since)}`;
+  if (!camera.last_frame_at) return `not connected since the site started at ${when}: `;
+  const minutes = Math.max(0, Math.floor((now - since) / 60000));
+  const hours = Math.floor(minutes / 60), days = Math.floor(hours / 24);
+  const lasted = days ? `${days} d ${hours % 24} h` : hours ? `${hours} h ${minutes % 60} min` : `${minutes} min`;
+  return `offline since ${when} (${lasted}): `;
+}
+
+// An offline card's one line of what to do, by role: a viewer can only pass it on; an admin is
+// pointed at the camera's problem as `run --probe` says it (the source and the error above), with
+// no second diagnosis of its own.
+function whatToDo(camera) {
+  if (accountRole !== "admin") return "What to do: tell whoever runs the site.";
+  return `What to do: mend what the error above says at ${camera.source}; \`maskwatch run --probe\` tries it again.`;
 }
 
 // A card's newest picture, read as the zone editor's (readPicture: an answer in 15 s, or a failure),
