@@ -21,6 +21,7 @@ import maskwatch.data.images
 from maskwatch import Classifier, Detector, Face, FrameRecord
 from maskwatch.classifier import SHIPPED_CLOSEUP, SHIPPED_MODEL
 from maskwatch.data.images import read_image, to_8_bits
+from maskwatch.detection.detector import WEIGHTS, DetectorConfig
 from maskwatch.faces import frame_record
 
 
@@ -179,6 +180,18 @@ def test_a_classifier_unpickled_after_its_file_was_replaced_is_refused_naming_th
     pickled = pickle.dumps(Classifier.load(model))
     shutil.copyfile(SHIPPED_CLOSEUP, model)
     with pytest.raises(ValueError, match=f"^{model}: not the model this Classifier was pickled with"):
+        pickle.loads(pickled)
+
+
+def test_a_detector_unpickled_after_its_model_was_replaced_is_refused_naming_the_file(tmp_path):
+    # The same for the face finder: another detector exported to the path ran with the settings
+    # (box mapping, cut-offs) fitted to the one pickled.
+    model = tmp_path / "detector.onnx"
+    shutil.copyfile(WEIGHTS / "detector.onnx", model)
+    config = DetectorConfig.from_json(WEIGHTS / "detector.json")
+    pickled = pickle.dumps(Detector.load(config=DetectorConfig(**{**vars(config), "model": str(model)}), gate=False))
+    shutil.copyfile(WEIGHTS / "detector-int8.onnx", model)
+    with pytest.raises(ValueError, match=f"^{model}: not the model this detector was pickled with"):
         pickle.loads(pickled)
 
 
