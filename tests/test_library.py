@@ -19,8 +19,9 @@ from PIL import Image, ImageOps
 
 import maskwatch.data.images
 from maskwatch import Classifier, Detector, Face, FrameRecord
-from maskwatch.classifier import SHIPPED_MODEL
+from maskwatch.classifier import SHIPPED_CLOSEUP, SHIPPED_MODEL
 from maskwatch.data.images import read_image, to_8_bits
+from maskwatch.detection.detector import WEIGHTS, DetectorConfig
 from maskwatch.faces import frame_record
 
 
@@ -167,6 +168,30 @@ def test_a_classifier_unpickled_where_its_file_is_not_names_the_file(tmp_path):
     model.unlink()
     with pytest.raises(FileNotFoundError, match=f"^{model}: classifier model not found where this Classifier was "
                                                 "unpickled; its model files must lie at the same paths$"):
+        pickle.loads(pickled)
+
+
+def test_a_classifier_unpickled_after_its_file_was_replaced_is_refused_naming_the_file(tmp_path):
+    # A model exported again to the same path (or a maskwatch upgrade's new shipped model) between the
+    # pickling and a worker's unpickling: the worker ran the new weights with the pickled crop spec,
+    # temperature and doubt threshold, and answered unlike the Classifier sent, without a word.
+    model = tmp_path / "mine.onnx"
+    shutil.copyfile(SHIPPED_MODEL, model)
+    pickled = pickle.dumps(Classifier.load(model))
+    shutil.copyfile(SHIPPED_CLOSEUP, model)
+    with pytest.raises(ValueError, match=f"^{model}: not the model this Classifier was pickled with"):
+        pickle.loads(pickled)
+
+
+def test_a_detector_unpickled_after_its_model_was_replaced_is_refused_naming_the_file(tmp_path):
+    # The same for the face finder: another detector exported to the path ran with the settings
+    # (box mapping, cut-offs) fitted to the one pickled.
+    model = tmp_path / "detector.onnx"
+    shutil.copyfile(WEIGHTS / "detector.onnx", model)
+    config = DetectorConfig.from_json(WEIGHTS / "detector.json")
+    pickled = pickle.dumps(Detector.load(config=DetectorConfig(**{**vars(config), "model": str(model)}), gate=False))
+    shutil.copyfile(WEIGHTS / "detector-int8.onnx", model)
+    with pytest.raises(ValueError, match=f"^{model}: not the model this detector was pickled with"):
         pickle.loads(pickled)
 
 

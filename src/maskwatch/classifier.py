@@ -153,6 +153,16 @@ class Classifier:
             raise FileNotFoundError(f"{self.model_path}: classifier model not found where this Classifier "
                                     "was unpickled; its model files must lie at the same paths")
         self.session = cpu_session(self.model_path, self.threads)
+        # A file exported again to the same path (or an upgrade's new shipped model) since the
+        # pickling ran its new weights with the pickled crop spec, temperature and doubt, silently.
+        meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
+        try:
+            same = meta is not None and json.loads(meta) == self.info
+        except json.JSONDecodeError:
+            same = False
+        if not same:
+            raise ValueError(f"{self.model_path}: not the model this Classifier was pickled with (the file was "
+                             "replaced since, its metadata differs); load the Classifier again from it")
 
     def __copy__(self) -> Classifier:
         """The same sessions: only pickling (another process) loads them again."""

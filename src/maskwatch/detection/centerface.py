@@ -81,6 +81,11 @@ class ScalePolicy:
         return coarse if coarse < 0.75 * self.main_scale(width, height) else None
 
 
+def _metadata(session) -> dict:
+    """A model file's own record of what it is (export writes it): what tells a replaced file apart."""
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
 class CenterNetFaces:
     """Faces in a BGR frame as Faces (box in pixels, detector score), no labels yet."""
 
@@ -98,14 +103,19 @@ class CenterNetFaces:
         # An ONNX Runtime session does not pickle: a worker process (multiprocessing's spawn,
         # ProcessPoolExecutor, Ray) given a Detector raised "cannot pickle 'InferenceSession'
         # object". It loads its own from the same model.
-        return {k: v for k, v in self.__dict__.items() if k != "session"}
+        return {k: v for k, v in self.__dict__.items() if k != "session"} | {"metadata": _metadata(self.session)}
 
     def __setstate__(self, state: dict) -> None:
+        metadata = state.pop("metadata")
         self.__dict__.update(state)
         if not isinstance(self.model, bytes) and not self.model.is_file():  # another machine (Ray)
             raise FileNotFoundError(f"{self.model}: detector model not found where this detector was "
                                     "unpickled; its model files must lie at the same paths")
         self.session = cpu_session(self.model, self.threads)
+        # Another model exported to the path since ran with the settings fitted to the one pickled.
+        if _metadata(self.session) != metadata:
+            raise ValueError(f"{self.model}: not the model this detector was pickled with (the file was "
+                             "replaced since, its metadata differs); load the Detector again from it")
 
     def __copy__(self) -> CenterNetFaces:
         """The same session (Detector.for_photos and rescaled change the copy's scale alone)."""
