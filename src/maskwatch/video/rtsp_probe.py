@@ -190,8 +190,9 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
     opener = urllib.request.build_opener(*handlers)
     deadline = time.monotonic() + timeout  # the DESCRIBE below within it too
     try:
-        with opener.open(urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), timeout=timeout):
-            return None  # served: the body (a stream that never ends) is not read
+        with opener.open(urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), timeout=timeout) as answer:
+            # its body (a stream that never ends) is not read; no Content-Type is no "text/plain"
+            return _web_page(answer.headers.get_content_type() if answer.headers.get("Content-Type") else "")
     except urllib.error.HTTPError as err:
         err.close()
         if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE) and _speaks_rtsp(source, deadline):
@@ -201,6 +202,16 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
         return _rtsp_port(stream_address(source), scheme) if str(err.line).startswith("RTSP/") else None
     except (OSError, ValueError, http.client.HTTPException):
         return None
+
+
+def _web_page(kind: str) -> str | None:
+    """What an http(s) URL that OpenCV could not open serves instead of a stream or a picture, where
+    its Content-Type tells: a camera's login page or home page (a wrong path, or a camera that logs
+    in by a form) read `cannot open`. None for any other type (left as FFmpeg's refusal)."""
+    if not (kind.startswith("text/") or kind == "application/xhtml+xml"):
+        return None
+    return (f"the camera answers with a web page ({kind}), not a video stream or a picture: its login page, "
+            "or its web page's path instead of its MJPEG stream's or snapshot's (see its manual)")
 
 
 def _speaks_rtsp(source: str, deadline: float) -> bool:

@@ -1,0 +1,80 @@
+"""A cheap web camera on loopback: an ESP32-CAM's or a phone app's MJPEG stream, a snapshot URL
+(one JPEG per GET, as Reolink's and Hikvision's), a login page, each behind HTTP Basic auth when asked."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+
+USER, PASSWORD = "admin", "right-pass"
+
+
+def picture() -> bytes:
+    image = np.full((120, 160, 3), 128, np.uint8)
+    cv2.circle(image, (80, 60), 30, (0, 0, 255), -1)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+@contextmanager
+def web_camera(login: bool = False):
+    """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page),
+    /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
+    (the boundary declared without its leading --), `ends` (closed after 5 parts). login: every path
+    asks for USER and PASSWORD by Basic auth."""
+    jpeg, asked = picture(), []
+    signed = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+    class Camera(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            if login and self.headers.get("Authorization") != signed:
+                self._answer(401, "text/plain", b"", ("WWW-Authenticate", 'Basic realm="camera"'))
+            elif self.path.startswith("/shot.jpg"):
+                self._answer(200, "image/jpeg", jpeg)
+            elif self.path.startswith("/login.html"):
+                self._answer(200, "text/html; charset=utf-8", b"<html><form>User <input name=user></form></html>")
+            elif self.path.startswith("/stream"):
+                self._stream(jpeg)
+            else:
+                self._answer(404, "text/plain", b"not found")
+
+        def _answer(self, status: int, kind: str, body: bytes, *headers: tuple[str, str]) -> None:
+            self.send_response(status)
+            for name, value in (("Content-Type", kind), ("Content-Length", str(len(body))), *headers):
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _stream(self, jpeg: bytes) -> None:
+            self.send_response(200)
+            boundary = "frame" if "nodash" in self.path else "--frame"  # ESP32-CAM's sketch declares it so
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={boundary}")
+            self.end_headers()
+            length = b"" if "nolength" in self.path else f"Content-Length: {len(jpeg)}\r\n".encode()
+            try:
+                for part in range(5 if "ends" in self.path else 10 ** 6):
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n" + length + b"\r\n" + jpeg + b"\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
