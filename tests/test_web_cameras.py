@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from maskwatch.site.config import load_site_config
+from maskwatch.site.events import EventStore
 from maskwatch.site.probe import probe_camera
+from maskwatch.site.runner import camera_worker
+from maskwatch.video.cameras import CameraReader
+from tests.test_cameras import wait_until
 from tests.web_camera import PASSWORD, USER, web_camera
 
 
@@ -17,7 +22,13 @@ def camera():
 
 @pytest.fixture(scope="module")
 def locked_camera():
-    with web_camera(login=True) as (where, asked):
+    with web_camera(login="basic") as (where, asked):
+        yield where
+
+
+@pytest.fixture(scope="module")
+def digest_camera():
+    with web_camera(login="digest") as (where, asked):
         yield where
 
 
@@ -25,7 +36,7 @@ def locked_camera():
 def test_an_mjpeg_stream_opens_with_or_without_lengths_and_dashes(camera, path):
     probe = probe_camera("camera door", f"http://{camera}{path}", 3.0)
     assert probe.ok, probe.detail
-    assert f"http://{camera}{path}: 160x120" in probe.detail
+    assert probe.detail.startswith(f"http://{camera}{path}: 160x120, 25 fps reported, first frame in ")
 
 
 def test_an_mjpeg_stream_behind_basic_auth_opens_and_a_wrong_password_is_said(locked_camera):
@@ -43,3 +54,43 @@ def test_a_login_page_where_a_stream_was_expected_is_said_as_a_web_page(camera):
                                                "(text/html), not a video stream or a picture: its login page, or its "
                                                "web page's path instead of its MJPEG stream's or snapshot's (see its "
                                                "manual)")
+
+
+def test_a_snapshot_url_is_asked_at_the_cameras_fps_without_counting_as_a_drop_each_time(camera):
+    """Each GET's one picture ended the 'stream': it was reopened a second later (retry_first)
+    whatever the camera's fps, reconnects counting every picture and last_error `stream ended or
+    stalled` for as long as the camera ran."""
+    reader = CameraReader(f"http://{camera}/shot.jpg", stall_timeout=3.0, name="till", decode_on_request=True,
+                          poll_interval=0.05).start()
+    try:
+        assert wait_until(lambda: reader.state().frames >= 4)
+        state = reader.state()
+        assert (state.connected, state.reconnects, state.last_error) == (True, 0, None)
+        assert reader.snapshot and reader.stream_fps is None
+        assert reader.latest()[1].shape == (120, 160, 3)  # each picture converted, none asked for
+    finally:
+        reader.stop()
+
+
+def test_a_sites_snapshot_camera_is_asked_at_its_fps(tmp_path):
+    (tmp_path / "site.yaml").write_text("cameras:\n  till: {source: 'http://cam/shot.jpg', fps: 2}\n")
+    config = load_site_config(tmp_path / "site.yaml")
+    store = EventStore(str(tmp_path / "site.db"), tmp_path / "snaps")
+    try:
+        worker, _ = camera_worker("till", config.cameras["till"], detector=None, store=store)
+    finally:
+        store.close()
+    assert worker.reader.poll_interval == 0.5
+
+
+@pytest.mark.parametrize("login", ["basic", "digest"])
+def test_a_snapshot_url_behind_basic_or_digest_auth_opens_and_a_wrong_password_is_said(
+        locked_camera, digest_camera, login):
+    """(Hikvision's ISAPI picture asks for Digest.)"""
+    where = locked_camera if login == "basic" else digest_camera
+    right = probe_camera("camera till", f"http://{USER}:{PASSWORD}@{where}/shot.jpg", 3.0)
+    wrong = probe_camera("camera till", f"http://{USER}:wrong@{where}/shot.jpg", 3.0)
+    assert (right.ok, right.detail.split(": ", 1)[1].split(", first frame")[0]) == (
+        True, "160x120, a snapshot URL, one picture per request: asked at the camera's fps"), right.detail
+    assert (wrong.ok, wrong.detail) == (False, f"http://{USER}:***@{where}/shot.jpg: the camera refused "
+                                               "the user name or password (401)")

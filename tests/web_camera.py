@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.request import parse_http_list
 
 import cv2
 import numpy as np
@@ -22,11 +24,11 @@ def picture() -> bytes:
 
 
 @contextmanager
-def web_camera(login: bool = False):
+def web_camera(login: str | None = None):
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page),
     /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
     (the boundary declared without its leading --), `ends` (closed after 5 parts). login: every path
-    asks for USER and PASSWORD by Basic auth."""
+    "basic" or "digest": every path asks for USER and PASSWORD so (Digest: RFC 2617, MD5, qop=auth)."""
     jpeg, asked = picture(), []
     signed = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -35,8 +37,10 @@ def web_camera(login: bool = False):
 
         def do_GET(self) -> None:
             asked.append(self.path)
-            if login and self.headers.get("Authorization") != signed:
-                self._answer(401, "text/plain", b"", ("WWW-Authenticate", 'Basic realm="camera"'))
+            if login and not self._signed(self.headers.get("Authorization") or ""):
+                challenge = 'Basic realm="camera"' if login == "basic" else \
+                    'Digest realm="camera", nonce="5ca1ab1e", qop="auth", algorithm=MD5'
+                self._answer(401, "text/plain", b"", ("WWW-Authenticate", challenge))
             elif self.path.startswith("/shot.jpg"):
                 self._answer(200, "image/jpeg", jpeg)
             elif self.path.startswith("/login.html"):
@@ -45,6 +49,22 @@ def web_camera(login: bool = False):
                 self._stream(jpeg)
             else:
                 self._answer(404, "text/plain", b"not found")
+
+        def _signed(self, authorization: str) -> bool:
+            if login == "basic" or not authorization.startswith("Digest "):
+                return authorization == signed
+            fields = {}
+            for item in parse_http_list(authorization[7:]):
+                name, _, value = item.partition("=")
+                fields[name.strip()] = value.strip().strip('"')
+
+            def md5(text: str) -> str:
+                return hashlib.md5(text.encode()).hexdigest()
+
+            known = md5(f"{USER}:camera:{PASSWORD}"), md5(f"GET:{fields.get('uri')}")
+            due = md5(f"{known[0]}:5ca1ab1e:{fields.get('nc')}:{fields.get('cnonce')}:auth:{known[1]}") \
+                if fields.get("qop") == "auth" else md5(f"{known[0]}:5ca1ab1e:{known[1]}")
+            return fields.get("username") == USER and fields.get("response") == due
 
         def _answer(self, status: int, kind: str, body: bytes, *headers: tuple[str, str]) -> None:
             self.send_response(status)

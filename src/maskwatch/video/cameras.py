@@ -5,6 +5,8 @@ a stream lag behind), reopens a stream that dropped or sent no frame within `sta
 seconds, waiting 1, 2, 4 ... up to `retry_max` seconds between tries, for as long as it runs,
 and counts the camera as down once no frame came for `offline_after` seconds (stall_timeout
 by default; longer for a mobile link that stalls). A video file is played at its own frame rate and looped, for demos.
+A snapshot URL (an http(s):// one that answers each GET with one picture) is asked again every
+`poll_interval` seconds, each picture a frame.
 Each reader has its own thread and its own timeouts, so one broken camera never slows another.
 
 With decode_on_request, the reader grabs every frame the stream sends (it must: H.264 frames
@@ -85,9 +87,9 @@ class CameraReader:
 
     def __init__(self, source: str, stall_timeout: float = 10.0, retry_max: float = 10.0,
                  retry_first: float = 1.0, name: str = "camera", decode_on_request: bool = False,
-                 offline_after: float | None = None) -> None:
-        if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0:
-            raise ValueError("stall_timeout, retry_max and retry_first must be positive seconds")
+                 offline_after: float | None = None, poll_interval: float = 0.2) -> None:
+        if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0 or poll_interval <= 0:
+            raise ValueError("stall_timeout, retry_max, retry_first and poll_interval must be positive seconds")
         if offline_after is not None and offline_after < stall_timeout:
             raise ValueError(f"offline_after ({offline_after:g} s) must be at least stall_timeout ({stall_timeout:g} s)")
         self.source, self.name = source, name
@@ -97,6 +99,12 @@ class CameraReader:
         # new address leaves the old connection dead, and OpenCV waits out its read timeouts).
         self.offline_after = offline_after or stall_timeout
         self.is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
+        # A snapshot URL's GET gives one picture and ends: it was reopened as a dropped stream, a
+        # second apart (retry_first) whatever the camera's fps, its reconnects counting each picture
+        # and "stream ended or stalled" its last_error for good. Asked every poll_interval instead
+        # (a site's camera: 1 / fps), as Home Assistant's generic camera asks its still image URL.
+        self.poll_interval = poll_interval
+        self.snapshot = False  # seen to answer a GET with one picture (set at its first)
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
         self._sequence = 0
@@ -217,11 +225,16 @@ class CameraReader:
                 if capture is None:
                     pass
                 elif capture.isOpened():
-                    got_frames = self._read_until_lost(capture)
+                    frames = self._read_until_lost(capture)
+                    got_frames = frames > 0
                     if got_frames:
                         failures = 0
                     if self.is_file and got_frames:
                         continue  # the end of a file: loop it at once
+                    if frames == 1 and self.source.lower().startswith(("http://", "https://")):
+                        self.snapshot, self.stream_fps = True, None  # FFmpeg's 25 fps of a picture is none
+                        self._stop.wait(max(0.0, asked + self.poll_interval - time.monotonic()))
+                        continue  # a snapshot URL: its next picture
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
                     slow = self._too_slow(time.monotonic() - asked)
@@ -281,12 +294,12 @@ class CameraReader:
                 self._say_down(error)
         self._stop.wait(max(0.0, until - time.monotonic()))
 
-    def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
-        """Read frames until the stream fails or the reader stops; True if any frame came."""
+    def _read_until_lost(self, capture: cv2.VideoCapture) -> int:
+        """Read frames until the stream fails or the reader stops; the frames that came."""
         shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
-        self.stream_fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
+        self.stream_fps = None if self.snapshot else plausible_fps(capture.get(cv2.CAP_PROP_FPS))
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
-        got_frames = False
+        frames = 0
         next_at = time.monotonic()
         # A file is read past a stretch of frames that do not decode (its start cut badly: the
         # camera showed its first frame, reopened at once, for ever), to its header's count.
@@ -298,17 +311,17 @@ class CameraReader:
             if not capture.grab():
                 bad += 1
                 if not count or position >= count or bad > most_bad:
-                    return got_frames
+                    return frames
                 continue
             bad = 0
             image = None
-            if not self.decode_on_request or self._wanted.is_set():
+            if not self.decode_on_request or self._wanted.is_set() or self.snapshot:  # (a picture: no later frame)
                 ok, image = capture.retrieve()
                 if not ok or image is None or image.ndim != 3:
-                    return got_frames
+                    return frames
                 image = shown(image) if shown else image
                 self._wanted.clear()
-            got_frames = True
+            frames += 1
             if self._lost is not None:
                 if self._down:
                     log.warning("%s (%s): frames again", self.name, redact_source(self.source))
@@ -330,7 +343,7 @@ class CameraReader:
             if pace:
                 next_at = max(next_at + pace, now - pace)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
-        return got_frames
+        return frames
 
 
 def stop_workers(workers: list[CameraWorker]) -> None:
