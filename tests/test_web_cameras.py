@@ -9,7 +9,7 @@ from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
 from maskwatch.site.probe import probe_camera
 from maskwatch.site.runner import camera_worker
-from maskwatch.video.cameras import CameraReader
+from maskwatch.video.cameras import CameraReader, live_frames
 from tests.test_cameras import wait_until
 from tests.web_camera import PASSWORD, USER, web_camera
 
@@ -94,3 +94,27 @@ def test_a_snapshot_url_behind_basic_or_digest_auth_opens_and_a_wrong_password_i
         True, "160x120, a snapshot URL, one picture per request: asked at the camera's fps"), right.detail
     assert (wrong.ok, wrong.detail) == (False, f"http://{USER}:***@{where}/shot.jpg: the camera refused "
                                                "the user name or password (401)")
+
+
+@pytest.mark.parametrize("how", ["ends", "stalls"])
+def test_an_mjpeg_stream_that_ends_or_stalls_is_reopened(camera, how):
+    reader = CameraReader(f"http://{camera}/stream?{how}", stall_timeout=1.0, retry_max=0.5, retry_first=0.25,
+                          name="door").start()
+    try:
+        assert wait_until(lambda: reader.state().reconnects >= 1 and reader.state().frames > 5)
+        assert not reader.snapshot
+    finally:
+        reader.stop()
+
+
+def test_detect_reads_a_snapshot_url_as_one_view_not_a_stream_lost_at_every_picture(camera):
+    """`detect http://.../shot.jpg` said `stream lost after frame N; reconnecting` at every picture,
+    and ended its tracks there: nobody was followed from one picture to the next."""
+    errors, lost = [], []
+    frames = live_frames(f"http://{camera}/shot.jpg", errors, name="till", stall_timeout=3.0,
+                         on_lost=lambda: lost.append(1))
+    try:
+        shapes = [next(frames).image.shape for _ in range(4)]
+    finally:
+        frames.close()
+    assert (shapes, errors, lost) == ([(120, 160, 3)] * 4, [], [])

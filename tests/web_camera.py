@@ -27,7 +27,8 @@ def picture() -> bytes:
 def web_camera(login: str | None = None):
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page),
     /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
-    (the boundary declared without its leading --), `ends` (closed after 5 parts). login: every path
+    (the boundary declared without its leading --), `ends` (closed after 5 parts), `stalls` (silent
+    after 5 parts, the connection kept). login: every path
     "basic" or "digest": every path asks for USER and PASSWORD so (Digest: RFC 2617, MD5, qop=auth)."""
     jpeg, asked = picture(), []
     signed = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -81,6 +82,8 @@ def web_camera(login: str | None = None):
             length = b"" if "nolength" in self.path else f"Content-Length: {len(jpeg)}\r\n".encode()
             try:
                 for part in range(5 if "ends" in self.path else 10 ** 6):
+                    if "stalls" in self.path and part == 5:
+                        time.sleep(60)  # sends nothing more, the connection kept open
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n" + length + b"\r\n" + jpeg + b"\r\n")
                     self.wfile.flush()
                     time.sleep(0.1)
