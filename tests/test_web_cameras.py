@@ -11,6 +11,7 @@ from maskwatch.site.probe import probe_camera
 from maskwatch.site.runner import camera_worker
 from maskwatch.video.cameras import CameraReader, live_frames
 from tests.test_cameras import wait_until
+from tests.test_security_deploy import self_signed
 from tests.web_camera import PASSWORD, USER, web_camera
 
 
@@ -118,3 +119,22 @@ def test_detect_reads_a_snapshot_url_as_one_view_not_a_stream_lost_at_every_pict
     finally:
         frames.close()
     assert (shapes, errors, lost) == ([(120, 160, 3)] * 4, [], [])
+
+
+def test_an_https_camera_with_its_own_certificate_is_said_untrusted_and_opens_once_told_not_to_check(
+        tmp_path, monkeypatch):
+    """A camera's self-signed certificate read `cannot open`, with the right password as with a wrong one."""
+    from maskwatch.video.cameras import FFMPEG_OPTIONS
+
+    with web_camera(login="basic", tls=self_signed(tmp_path)) as (where, asked):
+        checked = [probe_camera("camera door", f"https://{USER}:{password}@{where}/shot.jpg", 3.0)
+                   for password in (PASSWORD, "wrong")]
+        monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_OPTIONS + "|tls_verify;0")
+        right, wrong = (probe_camera("camera door", f"https://{USER}:{password}@{where}/shot.jpg", 3.0)
+                        for password in (PASSWORD, "wrong"))
+    assert {(probe.ok, probe.detail.split(": ", 1)[1]) for probe in checked} == {(
+        False, "the camera's certificate is not trusted (self-signed certificate): a camera's own, self-signed one "
+               "is refused as a browser refuses it; use its http:// URL on a network you trust, or add tls_verify;0 "
+               "to OPENCV_FFMPEG_CAPTURE_OPTIONS (docs/site.md, Web cameras)")}
+    assert right.ok, right.detail
+    assert (wrong.ok, wrong.detail.split(": ", 1)[1]) == (False, "the camera refused the user name or password (401)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
 import threading
 import time
 from contextlib import contextmanager
@@ -24,12 +25,13 @@ def picture() -> bytes:
 
 
 @contextmanager
-def web_camera(login: str | None = None):
+def web_camera(login: str | None = None, tls: tuple | None = None):
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page),
     /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
     (the boundary declared without its leading --), `ends` (closed after 5 parts), `stalls` (silent
     after 5 parts, the connection kept). login: every path
-    "basic" or "digest": every path asks for USER and PASSWORD so (Digest: RFC 2617, MD5, qop=auth)."""
+    "basic" or "digest": every path asks for USER and PASSWORD so (Digest: RFC 2617, MD5, qop=auth).
+    tls: (certificate, key) files: served over https, as cameras do with a certificate of their own."""
     jpeg, asked = picture(), []
     signed = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -95,6 +97,10 @@ def web_camera(login: str | None = None):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
     server.daemon_threads = True
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"127.0.0.1:{server.server_address[1]}", asked

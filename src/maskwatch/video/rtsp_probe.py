@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import socket
+import ssl
 import time
 from urllib.parse import unquote
 from urllib.request import parse_http_list
@@ -187,6 +189,10 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
         passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
         passwords.add_password(None, url, user, password)
         handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
+    if scheme == "https" and not tls_verified():  # as FFmpeg was told: the camera's 401 said, not its certificate
+        unverified = ssl.create_default_context()
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=unverified))
     opener = urllib.request.build_opener(*handlers)
     deadline = time.monotonic() + timeout  # the DESCRIBE below within it too
     try:
@@ -200,8 +206,24 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
         return _refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
     except http.client.BadStatusLine as err:  # an RTSP status line, where an HTTP one was due
         return _rtsp_port(stream_address(source), scheme) if str(err.line).startswith("RTSP/") else None
+    except urllib.error.URLError as err:
+        return untrusted(err.reason) if isinstance(err.reason, ssl.SSLCertVerificationError) else None
     except (OSError, ValueError, http.client.HTTPException):
         return None
+
+
+def tls_verified() -> bool:
+    """Whether FFmpeg checks an https:// camera's certificate: it does (OpenCV's build), unless
+    OPENCV_FFMPEG_CAPTURE_OPTIONS holds tls_verify;0."""
+    return "tls_verify;0" not in os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS", "").replace(" ", "")
+
+
+def untrusted(error: ssl.SSLCertVerificationError) -> str:
+    """An https:// camera whose certificate FFmpeg refused, as most cameras' own (self-signed) are:
+    it read `cannot open`, with the right password as with a wrong one."""
+    return (f"the camera's certificate is not trusted ({error.verify_message}): a camera's own, self-signed one "
+            "is refused as a browser refuses it; use its http:// URL on a network you trust, or add tls_verify;0 "
+            "to OPENCV_FFMPEG_CAPTURE_OPTIONS (docs/site.md, Web cameras)")
 
 
 def _web_page(kind: str) -> str | None:
