@@ -10,6 +10,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.probe import probe_camera
 from maskwatch.site.runner import camera_worker
 from maskwatch.video.cameras import CameraReader, live_frames
+from tests.rtsp import mute_server
 from tests.test_cameras import wait_until
 from tests.test_security_deploy import self_signed
 from tests.web_camera import PASSWORD, USER, web_camera
@@ -138,3 +139,14 @@ def test_an_https_camera_with_its_own_certificate_is_said_untrusted_and_opens_on
                "to OPENCV_FFMPEG_CAPTURE_OPTIONS (docs/site.md, Web cameras)")}
     assert right.ok, right.detail
     assert (wrong.ok, wrong.detail.split(": ", 1)[1]) == (False, "the camera refused the user name or password (401)")
+
+
+def test_a_web_camera_busy_with_another_viewer_is_said_so_not_as_an_rtsp_open():
+    """An ESP32-CAM streams to one viewer at a time: a second one's connection is taken and never
+    answered. It read `... an RTSP open takes 4 round trips and a second of frames ...` of an http:// URL."""
+    with mute_server(answers_options=False) as port:
+        probe = probe_camera("camera door", f"http://127.0.0.1:{port}/stream", 1.0)
+    assert (probe.ok, probe.detail) == (False, f"http://127.0.0.1:{port}/stream: the camera took the connection and "
+                                               "sent nothing within stall_timeout (1 s): it may serve one viewer at a "
+                                               "time (an ESP32-CAM's stream: is another app or browser watching it?), "
+                                               "hang, or be behind a slow link (a longer stall_timeout)")

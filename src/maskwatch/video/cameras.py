@@ -264,6 +264,10 @@ class CameraReader:
         answers OPTIONS and hangs reads the same here: the two cannot be told apart by the clock."""
         if stream_address(self.source) is None or took < OPEN_SLOW_SHARE * self.stall_timeout:
             return None
+        if self.source.lower().startswith(("http://", "https://")):  # an RTSP open's round trips said of it
+            return (f"the camera took the connection and sent nothing within stall_timeout ({self.stall_timeout:g} s): "
+                    "it may serve one viewer at a time (an ESP32-CAM's stream: is another app or browser watching "
+                    "it?), hang, or be behind a slow link (a longer stall_timeout)")
         return (f"the stream did not open within stall_timeout ({self.stall_timeout:g} s), though its host answers: "
                 "a slow link needs a longer stall_timeout (an RTSP open takes 4 round trips and a second of "
                 "frames), or the camera hangs")
