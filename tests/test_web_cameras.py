@@ -98,6 +98,17 @@ def test_a_snapshot_url_behind_basic_or_digest_auth_opens_and_a_wrong_password_i
                                                "the user name or password (401)")
 
 
+def test_an_api_error_where_a_picture_was_expected_is_said_as_one(camera):
+    """Reolink's Snap answers a wrong password with a 200 and JSON: it read `cannot open`."""
+    probe = probe_camera("camera till", f"http://{camera}/cgi-bin/api.cgi?cmd=Snap&channel=0&user=admin&password=x",
+                         3.0)
+    assert (probe.ok, probe.detail.split(": ", 1)[1]) == (
+        False, "the camera answers with text (text/html), not a video stream or a picture: its API's error, such as a "
+               "wrong user or password in the URL's query (Reolink's Snap says so with a 200), or a wrong command or "
+               "path (see its manual)")
+    assert probe.detail.startswith(f"http://{camera}/cgi-bin/api.cgi?cmd=Snap&channel=0&user=admin&password=***: ")
+
+
 @pytest.mark.parametrize("how", ["ends", "stalls"])
 def test_an_mjpeg_stream_that_ends_or_stalls_is_reopened(camera, how):
     reader = CameraReader(f"http://{camera}/stream?{how}", stall_timeout=1.0, retry_max=0.5, retry_first=0.25,

@@ -26,7 +26,7 @@ def picture() -> bytes:
 
 @contextmanager
 def web_camera(login: str | None = None, tls: tuple | None = None):
-    """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page),
+    """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error),
     /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
     (the boundary declared without its leading --), `ends` (closed after 5 parts), `stalls` (silent
     after 5 parts, the connection kept). login: every path
@@ -48,6 +48,9 @@ def web_camera(login: str | None = None, tls: tuple | None = None):
                 self._answer(200, "image/jpeg", jpeg)
             elif self.path.startswith("/login.html"):
                 self._answer(200, "text/html; charset=utf-8", b"<html><form>User <input name=user></form></html>")
+            elif self.path.startswith("/cgi-bin/api.cgi"):  # Reolink's answer to a Snap with a wrong password
+                self._answer(200, "text/html", b'[{"cmd": "Snap", "code": 1, "error": {"detail": "login failed", '
+                                               b'"rspCode": -7}}]')
             elif self.path.startswith("/stream"):
                 self._stream(jpeg)
             else:

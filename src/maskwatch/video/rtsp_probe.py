@@ -198,7 +198,8 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
     try:
         with opener.open(urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), timeout=timeout) as answer:
             # its body (a stream that never ends) is not read; no Content-Type is no "text/plain"
-            return _web_page(answer.headers.get_content_type() if answer.headers.get("Content-Type") else "")
+            kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
+            return _not_a_picture(kind, answer.read(64) if _texts(kind) else b"")
     except urllib.error.HTTPError as err:
         err.close()
         if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE) and _speaks_rtsp(source, deadline):
@@ -226,12 +227,22 @@ def untrusted(error: ssl.SSLCertVerificationError) -> str:
             "to OPENCV_FFMPEG_CAPTURE_OPTIONS (docs/site.md, Web cameras)")
 
 
-def _web_page(kind: str) -> str | None:
+def _texts(kind: str) -> bool:
+    return kind.startswith("text/") or kind in ("application/xhtml+xml", "application/json", "application/xml")
+
+
+def _not_a_picture(kind: str, start: bytes) -> str | None:
     """What an http(s) URL that OpenCV could not open serves instead of a stream or a picture, where
-    its Content-Type tells: a camera's login page or home page (a wrong path, or a camera that logs
-    in by a form) read `cannot open`. None for any other type (left as FFmpeg's refusal)."""
-    if not (kind.startswith("text/") or kind == "application/xhtml+xml"):
+    its Content-Type tells (`start`: its body's first bytes): a camera's login page or home page (a
+    wrong path, a camera that logs in by a form), or its API's error in JSON or XML (Reolink's Snap
+    answers a wrong password so, with a 200), each of which read `cannot open`. None for any other
+    type (left as FFmpeg's refusal)."""
+    if not _texts(kind):
         return None
+    if start.lstrip()[:1] in (b"[", b"{") or kind in ("application/json", "application/xml", "text/xml"):
+        return (f"the camera answers with text ({kind}), not a video stream or a picture: its API's error, "
+                "such as a wrong user or password in the URL's query (Reolink's Snap says so with a 200), or a "
+                "wrong command or path (see its manual)")
     return (f"the camera answers with a web page ({kind}), not a video stream or a picture: its login page, "
             "or its web page's path instead of its MJPEG stream's or snapshot's (see its manual)")
 
