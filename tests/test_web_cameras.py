@@ -161,3 +161,13 @@ def test_a_web_camera_busy_with_another_viewer_is_said_so_not_as_an_rtsp_open():
                                                "sent nothing within stall_timeout (1 s): it may serve one viewer at a "
                                                "time (an ESP32-CAM's stream: is another app or browser watching it?), "
                                                "hang, or be behind a slow link (a longer stall_timeout)")
+
+
+def test_an_mjpeg_stream_that_once_ended_at_its_first_frame_is_a_stream_again_once_it_streams(camera):
+    """(Taken for a snapshot URL once, it would have kept converting every frame's first.)"""
+    reader = CameraReader(f"http://{camera}/stream?once", stall_timeout=2.0, name="door").start()
+    try:
+        assert wait_until(lambda: reader.state().frames > 3)
+        assert (reader.snapshot, reader.stream_fps) == (False, 25.0)
+    finally:
+        reader.stop()

@@ -28,7 +28,7 @@ def picture() -> bytes:
 def web_camera(login: str | None = None, tls: tuple | None = None):
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error),
     /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
-    (the boundary declared without its leading --), `ends` (closed after 5 parts), `stalls` (silent
+    (the boundary declared without its leading --), `ends` (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent
     after 5 parts, the connection kept). login: every path
     "basic" or "digest": every path asks for USER and PASSWORD so (Digest: RFC 2617, MD5, qop=auth).
     tls: (certificate, key) files: served over https, as cameras do with a certificate of their own."""
@@ -86,7 +86,8 @@ def web_camera(login: str | None = None, tls: tuple | None = None):
             self.end_headers()
             length = b"" if "nolength" in self.path else f"Content-Length: {len(jpeg)}\r\n".encode()
             try:
-                for part in range(5 if "ends" in self.path else 10 ** 6):
+                once = "once" in self.path and self.path not in asked[:-1]  # its first viewer gets one part
+                for part in range(1 if once else 5 if "ends" in self.path else 10 ** 6):
                     if "stalls" in self.path and part == 5:
                         time.sleep(60)  # sends nothing more, the connection kept open
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n" + length + b"\r\n" + jpeg + b"\r\n")

@@ -104,7 +104,7 @@ class CameraReader:
         # and "stream ended or stalled" its last_error for good. Asked every poll_interval instead
         # (a site's camera: 1 / fps), as Home Assistant's generic camera asks its still image URL.
         self.poll_interval = poll_interval
-        self.snapshot = False  # seen to answer a GET with one picture (set at its first)
+        self.snapshot = False  # seen to answer its last GET with one picture
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
         self._sequence = 0
@@ -319,13 +319,15 @@ class CameraReader:
                 continue
             bad = 0
             image = None
-            if not self.decode_on_request or self._wanted.is_set() or self.snapshot:  # (a picture: no later frame)
+            if not self.decode_on_request or self._wanted.is_set() or (self.snapshot and not frames):  # its one picture
                 ok, image = capture.retrieve()
                 if not ok or image is None or image.ndim != 3:
                     return frames
                 image = shown(image) if shown else image
                 self._wanted.clear()
             frames += 1
+            if frames == 2 and self.snapshot:  # a stream after all (an MJPEG stream once ended at its first frame)
+                self.snapshot, self.stream_fps = False, plausible_fps(capture.get(cv2.CAP_PROP_FPS))
             if self._lost is not None:
                 if self._down:
                     log.warning("%s (%s): frames again", self.name, redact_source(self.source))
