@@ -38,7 +38,8 @@ def digest_camera():
 def test_an_mjpeg_stream_opens_with_or_without_lengths_and_dashes(camera, path):
     probe = probe_camera("camera door", f"http://{camera}{path}", 3.0)
     assert probe.ok, probe.detail
-    assert probe.detail.startswith(f"http://{camera}{path}: 160x120, 25 fps reported, first frame in ")
+    # (it said `25 fps reported`, FFmpeg's default: MJPEG's parts carry no times)
+    assert probe.detail.startswith(f"http://{camera}{path}: 160x120, no frame rate reported, first frame in ")
 
 
 def test_an_mjpeg_stream_behind_basic_auth_opens_and_a_wrong_password_is_said(locked_camera):
@@ -164,10 +165,10 @@ def test_a_web_camera_busy_with_another_viewer_is_said_so_not_as_an_rtsp_open():
 
 
 def test_an_mjpeg_stream_that_once_ended_at_its_first_frame_is_a_stream_again_once_it_streams(camera):
-    """(Taken for a snapshot URL once, it would have kept converting every frame's first.)"""
+    """(Taken for a snapshot URL once, it would have kept converting each open's first frame.)"""
     reader = CameraReader(f"http://{camera}/stream?once", stall_timeout=2.0, name="door").start()
     try:
         assert wait_until(lambda: reader.state().frames > 3)
-        assert (reader.snapshot, reader.stream_fps) == (False, 25.0)
+        assert not reader.snapshot
     finally:
         reader.stop()

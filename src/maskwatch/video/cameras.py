@@ -298,10 +298,18 @@ class CameraReader:
                 self._say_down(error)
         self._stop.wait(max(0.0, until - time.monotonic()))
 
+    def _reported_fps(self, capture: cv2.VideoCapture) -> float | None:
+        """The frame rate the stream says it sends, or None. MJPEG over HTTP says none (its parts
+        carry no times): FFmpeg's default of 25 was said by `run --probe` of a 10 fps ESP32-CAM."""
+        web = self.source.lower().startswith(("http://", "https://"))
+        if web and int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"MJPG":
+            return None
+        return plausible_fps(capture.get(cv2.CAP_PROP_FPS))
+
     def _read_until_lost(self, capture: cv2.VideoCapture) -> int:
         """Read frames until the stream fails or the reader stops; the frames that came."""
         shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
-        self.stream_fps = None if self.snapshot else plausible_fps(capture.get(cv2.CAP_PROP_FPS))
+        self.stream_fps = None if self.snapshot else self._reported_fps(capture)
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         frames = 0
         next_at = time.monotonic()
@@ -327,7 +335,7 @@ class CameraReader:
                 self._wanted.clear()
             frames += 1
             if frames == 2 and self.snapshot:  # a stream after all (an MJPEG stream once ended at its first frame)
-                self.snapshot, self.stream_fps = False, plausible_fps(capture.get(cv2.CAP_PROP_FPS))
+                self.snapshot, self.stream_fps = False, self._reported_fps(capture)
             if self._lost is not None:
                 if self._down:
                     log.warning("%s (%s): frames again", self.name, redact_source(self.source))
