@@ -156,8 +156,8 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
                 return Probe(part, None, "stopped before an answer")
         seconds = time.monotonic() - started
         if source.lower().startswith(("http://", "https://")):
-            # A snapshot URL or an MJPEG stream: its second frame, or its end, tells (FFmpeg gives a
-            # snapshot's picture 25 fps, which the probe said as the stream's rate).
+            # A snapshot URL or an MJPEG stream: its second frame, or its end, tells (a snapshot URL's
+            # picture was said as a stream of FFmpeg's default 25 fps).
             deadline = time.monotonic() + stall_timeout
             while not (reader.snapshot or reader.state().frames > 1 or reader.state().reconnects
                        or time.monotonic() >= deadline or stopping.wait(0.02)):

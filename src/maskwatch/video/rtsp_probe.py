@@ -222,7 +222,7 @@ def tls_verified() -> bool:
 def untrusted(error: ssl.SSLCertVerificationError) -> str:
     """An https:// camera whose certificate FFmpeg refused, as most cameras' own (self-signed) are:
     it read `cannot open`, with the right password as with a wrong one."""
-    return (f"the camera's certificate is not trusted ({error.verify_message}): a camera's own, self-signed one "
+    return (f"the camera's certificate is not trusted ({error.verify_message or error.reason}): a camera's own, self-signed one "
             "is refused as a browser refuses it; use its http:// URL on a network you trust, or add tls_verify;0 "
             "to OPENCV_FFMPEG_CAPTURE_OPTIONS (docs/site.md, Web cameras)")
 
