@@ -75,6 +75,20 @@ def test_a_snapshot_url_is_asked_at_the_cameras_fps_without_counting_as_a_drop_e
         reader.stop()
 
 
+def test_a_snapshot_url_ended_by_closing_the_connection_is_read(camera):
+    """FFmpeg opened it and read no frame (`opened but sent no frame`, for ever): a picture without
+    a Content-Length, its end told by `Connection: close` (a CGI script's way), at a URL ending in .jpg
+    (FFmpeg then reads it as an image file, whose length it must be told; `?` after it hid that)."""
+    reader = CameraReader(f"http://{camera}/closing/shot.jpg", stall_timeout=3.0, name="till", poll_interval=0.05,
+                          decode_on_request=True).start()
+    try:
+        assert wait_until(lambda: reader.state().frames >= 3)
+        assert (reader.snapshot, reader.state().reconnects, reader.state().last_error) == (True, 0, None)
+        assert reader.latest()[1].shape == (120, 160, 3)
+    finally:
+        reader.stop()
+
+
 def test_a_sites_snapshot_camera_is_asked_at_its_fps(tmp_path):
     (tmp_path / "site.yaml").write_text("cameras:\n  till: {source: 'http://cam/shot.jpg', fps: 2}\n")
     config = load_site_config(tmp_path / "site.yaml")
@@ -97,6 +111,12 @@ def test_a_snapshot_url_behind_basic_or_digest_auth_opens_and_a_wrong_password_i
         True, "160x120, a snapshot URL, one picture per request: asked at the camera's fps"), right.detail
     assert (wrong.ok, wrong.detail) == (False, f"http://{USER}:***@{where}/shot.jpg: the camera refused "
                                                "the user name or password (401)")
+    reader = CameraReader(f"http://{USER}:{PASSWORD}@{where}/shot.jpg", name="till", poll_interval=0.05).start()
+    try:  # the pictures after the first, fetched directly, signed as FFmpeg signed the first
+        assert wait_until(lambda: reader.state().frames >= 3)
+        assert (reader.snapshot, reader.state().reconnects) == (True, 0)
+    finally:
+        reader.stop()
 
 
 def test_an_api_error_where_a_picture_was_expected_is_said_as_one(camera):

@@ -26,7 +26,8 @@ def picture() -> bytes:
 
 @contextmanager
 def web_camera(login: str | None = None, tls: tuple | None = None):
-    """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error),
+    """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot; /closing/shot.jpg: one
+    whose end is told by closing the connection, no Content-Length), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error),
     /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
     (the boundary declared without its leading --), `ends` (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent
     after 5 parts, the connection kept). login: every path
@@ -44,6 +45,8 @@ def web_camera(login: str | None = None, tls: tuple | None = None):
                 challenge = 'Basic realm="camera"' if login == "basic" else \
                     'Digest realm="camera", nonce="5ca1ab1e", qop="auth", algorithm=MD5'
                 self._answer(401, "text/plain", b"", ("WWW-Authenticate", challenge))
+            elif self.path == "/closing/shot.jpg":  # its end told by closing, as CGI scripts do
+                self._answer(200, "image/jpeg", jpeg, ("Connection", "close"), length=False)
             elif self.path.startswith("/shot.jpg"):
                 self._answer(200, "image/jpeg", jpeg)
             elif self.path.startswith("/login.html"):
@@ -72,9 +75,9 @@ def web_camera(login: str | None = None, tls: tuple | None = None):
                 if fields.get("qop") == "auth" else md5(f"{known[0]}:5ca1ab1e:{known[1]}")
             return fields.get("username") == USER and fields.get("response") == due
 
-        def _answer(self, status: int, kind: str, body: bytes, *headers: tuple[str, str]) -> None:
+        def _answer(self, status: int, kind: str, body: bytes, *headers: tuple[str, str], length: bool = True) -> None:
             self.send_response(status)
-            for name, value in (("Content-Type", kind), ("Content-Length", str(len(body))), *headers):
+            for name, value in (("Content-Type", kind), *(("Content-Length", str(len(body))),) * length, *headers):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)

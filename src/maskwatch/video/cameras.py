@@ -32,6 +32,7 @@ import numpy as np
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
+from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, header_frame_count, host_port,
                                      missing_video_file, most_bad_frames, plausible_fps, redact_source, shown_as,
                                      stream_address, unopened_file, unresolved_host)
@@ -218,9 +219,17 @@ class CameraReader:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            error, refused_now = self._unreachable(), False
-            asked = time.monotonic()
-            capture = self._open() if error is None else None
+            asked, capture, refused_now = time.monotonic(), None, False
+            if self.snapshot:
+                error = self._next_picture()
+                if error is None:
+                    failures = 0
+                    self._stop.wait(max(0.0, asked + self.poll_interval - time.monotonic()))
+                    continue
+            else:
+                error = self._unreachable()
+                asked = time.monotonic()
+                capture = self._open() if error is None else None
             try:
                 if capture is None:
                     pass
@@ -231,10 +240,13 @@ class CameraReader:
                         failures = 0
                     if self.is_file and got_frames:
                         continue  # the end of a file: loop it at once
-                    if frames == 1 and self.source.lower().startswith(("http://", "https://")):
-                        self.snapshot, self.stream_fps = True, None  # FFmpeg's 25 fps of a picture is none
+                    # A snapshot URL: one picture, then the end (or none, where FFmpeg is not told its
+                    # length); its pictures are fetched from now on (_next_picture), not opened.
+                    web = self.source.lower().startswith(("http://", "https://"))
+                    if web and (frames == 1 or not frames and self._next_picture() is None):
+                        failures, self.snapshot, self.stream_fps = 0, True, None
                         self._stop.wait(max(0.0, asked + self.poll_interval - time.monotonic()))
-                        continue  # a snapshot URL: its next picture
+                        continue
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
                     slow = self._too_slow(time.monotonic() - asked)
@@ -298,6 +310,19 @@ class CameraReader:
                 self._say_down(error)
         self._stop.wait(max(0.0, until - time.monotonic()))
 
+    def _next_picture(self) -> str | None:
+        """Fetch a snapshot URL's next picture as the newest frame; None, or why none came. An
+        answer that is no picture (a stream after all) sends the next try to OpenCV's open."""
+        try:
+            image = fetch_picture(self.source, self.stall_timeout)
+        except NoPicture as err:
+            if err.stream:
+                self.snapshot = False
+            return str(err)
+        self._wanted.clear()
+        self._arrived(image)
+        return None
+
     def _reported_fps(self, capture: cv2.VideoCapture) -> float | None:
         """The frame rate the stream says it sends, or None. MJPEG over HTTP says none (its parts
         carry no times): FFmpeg's default of 25 was said by `run --probe` of a 10 fps ESP32-CAM."""
@@ -309,7 +334,7 @@ class CameraReader:
     def _read_until_lost(self, capture: cv2.VideoCapture) -> int:
         """Read frames until the stream fails or the reader stops; the frames that came."""
         shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
-        self.stream_fps = None if self.snapshot else self._reported_fps(capture)
+        self.stream_fps = self._reported_fps(capture)
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         frames = 0
         next_at = time.monotonic()
@@ -327,37 +352,41 @@ class CameraReader:
                 continue
             bad = 0
             image = None
-            if not self.decode_on_request or self._wanted.is_set() or (self.snapshot and not frames):  # its one picture
+            if not self.decode_on_request or self._wanted.is_set():
                 ok, image = capture.retrieve()
                 if not ok or image is None or image.ndim != 3:
                     return frames
                 image = shown(image) if shown else image
                 self._wanted.clear()
             frames += 1
-            if frames == 2 and self.snapshot:  # a stream after all (an MJPEG stream once ended at its first frame)
-                self.snapshot, self.stream_fps = False, self._reported_fps(capture)
-            if self._lost is not None:
-                if self._down:
-                    log.warning("%s (%s): frames again", self.name, redact_source(self.source))
-                else:  # reopened before it counted as offline: shown with MASKWATCH_LOG_LEVEL=INFO
-                    log.info("%s (%s): frames again within offline_after (%g s) after: %s", self.name,
-                             redact_source(self.source), self.offline_after, self._lost)
-                self._down, self._lost, self._refusal = False, None, None
-            now = time.monotonic()
-            with self._lock:
-                if image is not None:
-                    self._frame = image
-                    self._sequence += 1
-                    self.decoded += 1
-                self._received += 1
-                self._last_frame_at = now
-                self._last_frame_wall = time.time()
-                self._arrivals.append(now)
-                self._last_error = None
+            now = self._arrived(image)
             if pace:
                 next_at = max(next_at + pace, now - pace)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
         return frames
+
+    def _arrived(self, image: np.ndarray | None) -> float:
+        """A frame came (converted to `image`, or None where it was not asked for): the newest, and
+        the end of an outage said; the time it came (time.monotonic)."""
+        if self._lost is not None:
+            if self._down:
+                log.warning("%s (%s): frames again", self.name, redact_source(self.source))
+            else:  # reopened before it counted as offline: shown with MASKWATCH_LOG_LEVEL=INFO
+                log.info("%s (%s): frames again within offline_after (%g s) after: %s", self.name,
+                         redact_source(self.source), self.offline_after, self._lost)
+            self._down, self._lost, self._refusal = False, None, None
+        now = time.monotonic()
+        with self._lock:
+            if image is not None:
+                self._frame = image
+                self._sequence += 1
+                self.decoded += 1
+            self._received += 1
+            self._last_frame_at = now
+            self._last_frame_wall = time.time()
+            self._arrivals.append(now)
+            self._last_error = None
+        return now
 
 
 def stop_workers(workers: list[CameraWorker]) -> None:

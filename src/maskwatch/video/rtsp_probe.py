@@ -182,21 +182,10 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
     scheme = source.partition("://")[0].lower()
     if scheme not in ("http", "https") or stream_address(source) is None:
         return None
-    user, password, host, tail = _parts(source)
-    url = f"{scheme}://{host}{tail or '/'}"
-    handlers = []
-    if user:
-        passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-        passwords.add_password(None, url, user, password)
-        handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
-    if scheme == "https" and not tls_verified():  # as FFmpeg was told: the camera's 401 said, not its certificate
-        unverified = ssl.create_default_context()
-        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
-        handlers.append(urllib.request.HTTPSHandler(context=unverified))
-    opener = urllib.request.build_opener(*handlers)
+    opener, request, user = web_request(source)
     deadline = time.monotonic() + timeout  # the DESCRIBE below within it too
     try:
-        with opener.open(urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), timeout=timeout) as answer:
+        with opener.open(request, timeout=timeout) as answer:
             # its body (a stream that never ends) is not read; no Content-Type is no "text/plain"
             kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
             return _not_a_picture(kind, answer.read(64) if _texts(kind) else b"")
@@ -211,6 +200,27 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
         return untrusted(err.reason) if isinstance(err.reason, ssl.SSLCertVerificationError) else None
     except (OSError, ValueError, http.client.HTTPException):
         return None
+
+
+def web_request(source: str):
+    """(opener, request, user) for a GET of the http(s):// URL `source` as FFmpeg sends it: signed
+    with the URL's user and password (Basic or Digest, as the camera asks), the certificate checked
+    unless FFmpeg is told not to (tls_verified)."""
+    import urllib.request
+
+    scheme = source.partition("://")[0].lower()
+    user, password, host, tail = _parts(source)
+    url = f"{scheme}://{host}{tail or '/'}"
+    handlers = []
+    if user:
+        passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        passwords.add_password(None, url, user, password)
+        handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
+    if scheme == "https" and not tls_verified():  # as FFmpeg was told: the camera's 401 said, not its certificate
+        unverified = ssl.create_default_context()
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=unverified))
+    return urllib.request.build_opener(*handlers), urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), user
 
 
 def tls_verified() -> bool:
