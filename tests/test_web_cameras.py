@@ -192,3 +192,20 @@ def test_an_mjpeg_stream_that_once_ended_at_its_first_frame_is_a_stream_again_on
         assert not reader.snapshot
     finally:
         reader.stop()
+
+
+def test_a_snapshot_camera_whose_password_is_changed_says_its_refusal_in_the_log(caplog):
+    passwords = [PASSWORD]
+    with web_camera(login="digest", passwords=passwords) as (where, asked):
+        reader = CameraReader(f"http://{USER}:{PASSWORD}@{where}/shot.jpg", stall_timeout=1.0, retry_max=0.5,
+                              retry_first=0.25, name="till", poll_interval=0.05).start()
+        try:
+            assert wait_until(lambda: reader.snapshot and reader.state().frames >= 2)
+            passwords.append("changed")
+            assert wait_until(lambda: not reader.state().connected)
+            assert reader.state().last_error.startswith("the camera refused the user name or password (401); retrying")
+        finally:
+            reader.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+    assert said == [f"till (http://{USER}:***@{where}/shot.jpg): the camera refused the user name or password (401); "
+                    "retrying, at most 0.5 s apart"]

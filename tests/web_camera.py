@@ -25,16 +25,17 @@ def picture() -> bytes:
 
 
 @contextmanager
-def web_camera(login: str | None = None, tls: tuple | None = None):
-    """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot; /closing/shot.jpg: one
-    whose end is told by closing the connection, no Content-Length), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error),
-    /stream (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash`
-    (the boundary declared without its leading --), `ends` (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent
-    after 5 parts, the connection kept). login: every path
-    "basic" or "digest": every path asks for USER and PASSWORD so (Digest: RFC 2617, MD5, qop=auth).
+def web_camera(login: str | None = None, tls: tuple | None = None, passwords: list | None = None):
+    """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /closing/shot.jpg (one
+    whose end is told by closing the connection, no Content-Length), /login.html (a web page),
+    /cgi-bin/api.cgi (Reolink's JSON error), /stream (MJPEG, 10 frames a second), with `nolength`
+    (parts without Content-Length), `nodash` (the boundary declared without its leading --), `ends`
+    (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent after 5
+    parts, the connection kept). login: "basic" or "digest": every path asks for USER and the last of
+    `passwords` (PASSWORD; append one to change it) so (Digest: RFC 2617, MD5, qop=auth).
     tls: (certificate, key) files: served over https, as cameras do with a certificate of their own."""
     jpeg, asked = picture(), []
-    signed = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    passwords = passwords if passwords is not None else [PASSWORD]
 
     class Camera(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
@@ -61,7 +62,7 @@ def web_camera(login: str | None = None, tls: tuple | None = None):
 
         def _signed(self, authorization: str) -> bool:
             if login == "basic" or not authorization.startswith("Digest "):
-                return authorization == signed
+                return authorization == "Basic " + base64.b64encode(f"{USER}:{passwords[-1]}".encode()).decode()
             fields = {}
             for item in parse_http_list(authorization[7:]):
                 name, _, value = item.partition("=")
@@ -70,7 +71,7 @@ def web_camera(login: str | None = None, tls: tuple | None = None):
             def md5(text: str) -> str:
                 return hashlib.md5(text.encode()).hexdigest()
 
-            known = md5(f"{USER}:camera:{PASSWORD}"), md5(f"GET:{fields.get('uri')}")
+            known = md5(f"{USER}:camera:{passwords[-1]}"), md5(f"GET:{fields.get('uri')}")
             due = md5(f"{known[0]}:5ca1ab1e:{fields.get('nc')}:{fields.get('cnonce')}:auth:{known[1]}") \
                 if fields.get("qop") == "auth" else md5(f"{known[0]}:5ca1ab1e:{known[1]}")
             return fields.get("username") == USER and fields.get("response") == due
