@@ -151,10 +151,10 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
                 "an MJPEG stream is written http://)")
     except (OSError, ValueError):
         return None
-    return _refusal_words(status, reason, bool(user), "rtsp")
+    return refusal_words(status, reason, bool(user), "rtsp")
 
 
-def _refusal_words(status: int, reason: str, with_user: bool, scheme: str) -> str | None:
+def refusal_words(status: int, reason: str, with_user: bool, scheme: str) -> str | None:
     """A camera's refusal of its stream in words: 401 after the credentials (or without any), 404,
     another status with the camera's own reason; None where it served it."""
     if status == 401:
@@ -188,12 +188,12 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
         with opener.open(request, timeout=timeout) as answer:
             # its body (a stream that never ends) is not read; no Content-Type is no "text/plain"
             kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
-            return _not_a_picture(kind, answer.read(64) if _texts(kind) else b"")
+            return not_a_picture(kind, answer.read(64) if _texts(kind) else b"")
     except urllib.error.HTTPError as err:
         err.close()
         if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE) and _speaks_rtsp(source, deadline):
             return _rtsp_port(stream_address(source), scheme)
-        return _refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
+        return refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
     except http.client.BadStatusLine as err:  # an RTSP status line, where an HTTP one was due
         return _rtsp_port(stream_address(source), scheme) if str(err.line).startswith("RTSP/") else None
     except urllib.error.URLError as err:
@@ -241,7 +241,7 @@ def _texts(kind: str) -> bool:
     return kind.startswith("text/") or kind in ("application/xhtml+xml", "application/json", "application/xml")
 
 
-def _not_a_picture(kind: str, start: bytes) -> str | None:
+def not_a_picture(kind: str, start: bytes) -> str | None:
     """What an http(s) URL that OpenCV could not open serves instead of a stream or a picture, where
     its Content-Type tells (`start`: its body's first bytes): a camera's login page or home page (a
     wrong path, a camera that logs in by a form), or its API's error in JSON or XML (Reolink's Snap

@@ -16,7 +16,7 @@ import urllib.error
 import cv2
 import numpy as np
 
-from maskwatch.video.rtsp_probe import _not_a_picture, _refusal_words, untrusted, web_request
+from maskwatch.video.rtsp_probe import not_a_picture, refusal_words, untrusted, web_request
 from maskwatch.video.sources import host_port, stream_address
 
 LARGEST_PICTURE = 32 * 1024 * 1024  # a 4K JPEG is a few MB
@@ -38,14 +38,14 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
     try:
         with opener.open(request, timeout=timeout) as answer:
             kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
-            if not kind.startswith("image/"):  # its body, a stream that never ends maybe, is not read
-                said = _not_a_picture(kind, answer.read(64) if kind.startswith("text/") else b"")
+            if not kind.startswith("image/"):  # its body (a stream that never ends, maybe) is not read whole
+                said = not_a_picture(kind, answer.read(64))  # (64 bytes of a stream too)
                 raise NoPicture(said or f"the camera answers with {kind or 'no Content-Type'}, not a picture",
                                 stream=said is None)
             body = answer.read(LARGEST_PICTURE + 1)
     except urllib.error.HTTPError as err:
         err.close()
-        raise NoPicture(_refusal_words(err.code, str(err.reason or ""), bool(user), request.type)
+        raise NoPicture(refusal_words(err.code, str(err.reason or ""), bool(user), request.type)
                         or f"the camera answered {err.code}") from None
     except urllib.error.URLError as err:
         if isinstance(err.reason, ssl.SSLCertVerificationError):
