@@ -155,7 +155,15 @@ def probe_camera(part: str, source: str, stall_timeout: float, wait: float | Non
             if stopping.wait(0.02):
                 return Probe(part, None, "stopped before an answer")
         seconds = time.monotonic() - started
-        fps = f"{reader.stream_fps:g} fps reported" if reader.stream_fps else "no frame rate reported"
+        if source.lower().startswith(("http://", "https://")):
+            # A snapshot URL or an MJPEG stream: its second frame, or its end, tells (a snapshot URL's
+            # picture was said as a stream of FFmpeg's default 25 fps).
+            deadline = time.monotonic() + stall_timeout
+            while not (reader.snapshot or reader.state().frames > 1 or reader.state().reconnects
+                       or time.monotonic() >= deadline or stopping.wait(0.02)):
+                pass
+        fps = ("a snapshot URL, one picture per request: asked at the camera's fps" if reader.snapshot
+               else f"{reader.stream_fps:g} fps reported" if reader.stream_fps else "no frame rate reported")
         return Probe(part, True, f"{redact_source(source)}: {image.shape[1]}x{image.shape[0]}, {fps}, "
                                  f"first frame in {seconds:.1f} s")
     finally:

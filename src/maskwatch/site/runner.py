@@ -274,7 +274,7 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
     not started yet: the same parts whether the camera runs in the site's process or an actor."""
     reader = CameraReader(camera.detect_source or camera.source, stall_timeout=camera.stall_timeout,
                           retry_max=camera.retry_max, name=camera_id, decode_on_request=True,
-                          offline_after=camera.offline_after)
+                          offline_after=camera.offline_after, poll_interval=1.0 / camera.fps)
     motion = camera.motion.settings()
     if camera.upscale is not None:
         detector = detector.rescaled(camera.upscale)

@@ -5,6 +5,8 @@ a stream lag behind), reopens a stream that dropped or sent no frame within `sta
 seconds, waiting 1, 2, 4 ... up to `retry_max` seconds between tries, for as long as it runs,
 and counts the camera as down once no frame came for `offline_after` seconds (stall_timeout
 by default; longer for a mobile link that stalls). A video file is played at its own frame rate and looped, for demos.
+A snapshot URL (an http(s):// one that answers each GET with one picture) is asked again every
+`poll_interval` seconds, each picture a frame.
 Each reader has its own thread and its own timeouts, so one broken camera never slows another.
 
 With decode_on_request, the reader grabs every frame the stream sends (it must: H.264 frames
@@ -30,6 +32,7 @@ import numpy as np
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
+from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, header_frame_count, host_port,
                                      missing_video_file, most_bad_frames, plausible_fps, redact_source, shown_as,
                                      stream_address, unopened_file, unresolved_host)
@@ -89,9 +92,9 @@ class CameraReader:
 
     def __init__(self, source: str, stall_timeout: float = 10.0, retry_max: float = 10.0,
                  retry_first: float = 1.0, name: str = "camera", decode_on_request: bool = False,
-                 offline_after: float | None = None) -> None:
-        if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0:
-            raise ValueError("stall_timeout, retry_max and retry_first must be positive seconds")
+                 offline_after: float | None = None, poll_interval: float = 0.2) -> None:
+        if stall_timeout <= 0 or retry_max <= 0 or retry_first <= 0 or poll_interval <= 0:
+            raise ValueError("stall_timeout, retry_max, retry_first and poll_interval must be positive seconds")
         if offline_after is not None and offline_after < stall_timeout:
             raise ValueError(f"offline_after ({offline_after:g} s) must be at least stall_timeout ({stall_timeout:g} s)")
         self.source, self.name = source, name
@@ -101,6 +104,12 @@ class CameraReader:
         # new address leaves the old connection dead, and OpenCV waits out its read timeouts).
         self.offline_after = offline_after or stall_timeout
         self.is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
+        # A snapshot URL's GET gives one picture and ends: it was reopened as a dropped stream, a
+        # second apart (retry_first) whatever the camera's fps, its reconnects counting each picture
+        # and "stream ended or stalled" its last_error for good. Asked every poll_interval instead
+        # (a site's camera: 1 / fps), as Home Assistant's generic camera asks its still image URL.
+        self.poll_interval = poll_interval
+        self.snapshot = False  # seen to answer its last GET with one picture
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
         self._sequence = 0
@@ -223,18 +232,34 @@ class CameraReader:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            error, refused_now = self._unreachable(), False
-            asked = time.monotonic()
-            capture = self._open() if error is None else None
+            asked, capture, refused_now = time.monotonic(), None, False
+            if self.snapshot:
+                error = self._next_picture()
+                if error is None:
+                    failures = 0
+                    self._stop.wait(max(0.0, asked + self.poll_interval - time.monotonic()))
+                    continue
+            else:
+                error = self._unreachable()
+                asked = time.monotonic()
+                capture = self._open() if error is None else None
             try:
                 if capture is None:
                     pass
                 elif capture.isOpened():
-                    got_frames = self._read_until_lost(capture)
+                    frames = self._read_until_lost(capture)
+                    got_frames = frames > 0
                     if got_frames:
                         failures = 0
                     if self.is_file and got_frames:
                         continue  # the end of a file: loop it at once
+                    # A snapshot URL: one picture, then the end (or none, where FFmpeg is not told its
+                    # length); its pictures are fetched from now on (_next_picture), not opened.
+                    web = self.source.lower().startswith(("http://", "https://"))
+                    if web and (frames == 1 or not frames and self._next_picture() is None):
+                        failures, self.snapshot, self.stream_fps = 0, True, None
+                        self._stop.wait(max(0.0, asked + self.poll_interval - time.monotonic()))
+                        continue
                     error = "stream ended or stalled" if got_frames else "opened but sent no frame"
                 else:  # the camera's own refusal (a wrong path, user or password) where it gives one
                     slow = self._too_slow(time.monotonic() - asked)
@@ -264,6 +289,10 @@ class CameraReader:
         answers OPTIONS and hangs reads the same here: the two cannot be told apart by the clock."""
         if stream_address(self.source) is None or took < OPEN_SLOW_SHARE * self.stall_timeout:
             return None
+        if self.source.lower().startswith(("http://", "https://")):  # an RTSP open's round trips said of it
+            return (f"the camera took the connection and sent nothing within stall_timeout ({self.stall_timeout:g} s): "
+                    "it may serve one viewer at a time (an ESP32-CAM's stream: is another app or browser watching "
+                    "it?), hang, or be behind a slow link (a longer stall_timeout)")
         return (f"the stream did not open within stall_timeout ({self.stall_timeout:g} s), though its host answers: "
                 "a slow link needs a longer stall_timeout (an RTSP open takes 4 round trips and a second of "
                 "frames), or the camera hangs")
@@ -294,12 +323,33 @@ class CameraReader:
                 self._say_down(error)
         self._stop.wait(max(0.0, until - time.monotonic()))
 
-    def _read_until_lost(self, capture: cv2.VideoCapture) -> bool:
-        """Read frames until the stream fails or the reader stops; True if any frame came."""
+    def _next_picture(self) -> str | None:
+        """Fetch a snapshot URL's next picture as the newest frame; None, or why none came. An
+        answer that is no picture (a stream after all) sends the next try to OpenCV's open."""
+        try:
+            image = fetch_picture(self.source, self.stall_timeout)
+        except NoPicture as err:
+            if err.stream:
+                self.snapshot = False
+            return str(err)
+        self._wanted.clear()
+        self._arrived(image)
+        return None
+
+    def _reported_fps(self, capture: cv2.VideoCapture) -> float | None:
+        """The frame rate the stream says it sends, or None. MJPEG over HTTP says none (its parts
+        carry no times): FFmpeg's default of 25 was said by `run --probe` of a 10 fps ESP32-CAM."""
+        web = self.source.lower().startswith(("http://", "https://"))
+        if web and int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"MJPG":
+            return None
+        return plausible_fps(capture.get(cv2.CAP_PROP_FPS))
+
+    def _read_until_lost(self, capture: cv2.VideoCapture) -> int:
+        """Read frames until the stream fails or the reader stops; the frames that came."""
         shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
-        self.stream_fps = plausible_fps(capture.get(cv2.CAP_PROP_FPS))
+        self.stream_fps = self._reported_fps(capture)
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
-        got_frames = False
+        frames = 0
         next_at = time.monotonic()
         # A file is read past a stretch of frames that do not decode (its start cut badly: the
         # camera showed its first frame, reopened at once, for ever), to its header's count.
@@ -311,39 +361,45 @@ class CameraReader:
             if not capture.grab():
                 bad += 1
                 if not count or position >= count or bad > most_bad:
-                    return got_frames
+                    return frames
                 continue
             bad = 0
             image = None
             if not self.decode_on_request or self._wanted.is_set():
                 ok, image = capture.retrieve()
                 if not ok or image is None or image.ndim != 3:
-                    return got_frames
+                    return frames
                 image = shown(image) if shown else image
                 self._wanted.clear()
-            got_frames = True
-            if self._lost is not None:
-                if self._down:
-                    log.warning("%s (%s): frames again", self.name, redact_source(self.source))
-                else:  # reopened before it counted as offline: shown with MASKWATCH_LOG_LEVEL=INFO
-                    log.info("%s (%s): frames again within offline_after (%g s) after: %s", self.name,
-                             redact_source(self.source), self.offline_after, self._lost)
-                self._down, self._lost, self._refusal = False, None, None
-            now = time.monotonic()
-            with self._lock:
-                if image is not None:
-                    self._frame = image
-                    self._sequence += 1
-                    self.decoded += 1
-                self._received += 1
-                self._last_frame_at = now
-                self._last_frame_wall = time.time()
-                self._arrivals.append(now)
-                self._last_error = None
+            frames += 1
+            now = self._arrived(image)
             if pace:
                 next_at = max(next_at + pace, now - pace)
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
-        return got_frames
+        return frames
+
+    def _arrived(self, image: np.ndarray | None) -> float:
+        """A frame came (converted to `image`, or None where it was not asked for): the newest, and
+        the end of an outage said; the time it came (time.monotonic)."""
+        if self._lost is not None:
+            if self._down:
+                log.warning("%s (%s): frames again", self.name, redact_source(self.source))
+            else:  # reopened before it counted as offline: shown with MASKWATCH_LOG_LEVEL=INFO
+                log.info("%s (%s): frames again within offline_after (%g s) after: %s", self.name,
+                         redact_source(self.source), self.offline_after, self._lost)
+            self._down, self._lost, self._refusal = False, None, None
+        now = time.monotonic()
+        with self._lock:
+            if image is not None:
+                self._frame = image
+                self._sequence += 1
+                self.decoded += 1
+            self._received += 1
+            self._last_frame_at = now
+            self._last_frame_wall = time.time()
+            self._arrivals.append(now)
+            self._last_error = None
+        return now
 
 
 def stop_workers(workers: list[CameraWorker]) -> None:

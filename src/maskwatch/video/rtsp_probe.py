@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import socket
+import ssl
 import time
 from urllib.parse import unquote
 from urllib.request import parse_http_list
@@ -149,10 +151,10 @@ def rtsp_refusal(source: str, timeout: float = 5.0) -> str | None:
                 "an MJPEG stream is written http://)")
     except (OSError, ValueError):
         return None
-    return _refusal_words(status, reason, bool(user), "rtsp")
+    return refusal_words(status, reason, bool(user), "rtsp")
 
 
-def _refusal_words(status: int, reason: str, with_user: bool, scheme: str) -> str | None:
+def refusal_words(status: int, reason: str, with_user: bool, scheme: str) -> str | None:
     """A camera's refusal of its stream in words: 401 after the credentials (or without any), 404,
     another status with the camera's own reason; None where it served it."""
     if status == 401:
@@ -180,6 +182,33 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
     scheme = source.partition("://")[0].lower()
     if scheme not in ("http", "https") or stream_address(source) is None:
         return None
+    opener, request, user = web_request(source)
+    deadline = time.monotonic() + timeout  # the DESCRIBE below within it too
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            # its body (a stream that never ends) is not read; no Content-Type is no "text/plain"
+            kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
+            return not_a_picture(kind, answer.read(64) if _texts(kind) else b"")
+    except urllib.error.HTTPError as err:
+        err.close()
+        if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE) and _speaks_rtsp(source, deadline):
+            return _rtsp_port(stream_address(source), scheme)
+        return refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
+    except http.client.BadStatusLine as err:  # an RTSP status line, where an HTTP one was due
+        return _rtsp_port(stream_address(source), scheme) if str(err.line).startswith("RTSP/") else None
+    except urllib.error.URLError as err:
+        return untrusted(err.reason) if isinstance(err.reason, ssl.SSLCertVerificationError) else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+
+
+def web_request(source: str):
+    """(opener, request, user) for a GET of the http(s):// URL `source` as FFmpeg sends it: signed
+    with the URL's user and password (Basic or Digest, as the camera asks), the certificate checked
+    unless FFmpeg is told not to (tls_verified)."""
+    import urllib.request
+
+    scheme = source.partition("://")[0].lower()
     user, password, host, tail = _parts(source)
     url = f"{scheme}://{host}{tail or '/'}"
     handlers = []
@@ -187,20 +216,45 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
         passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
         passwords.add_password(None, url, user, password)
         handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
-    opener = urllib.request.build_opener(*handlers)
-    deadline = time.monotonic() + timeout  # the DESCRIBE below within it too
-    try:
-        with opener.open(urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), timeout=timeout):
-            return None  # served: the body (a stream that never ends) is not read
-    except urllib.error.HTTPError as err:
-        err.close()
-        if re.search(r"\bRTSP\b", err.headers.get("Server", ""), re.IGNORECASE) and _speaks_rtsp(source, deadline):
-            return _rtsp_port(stream_address(source), scheme)
-        return _refusal_words(err.code, str(err.reason or ""), bool(user), scheme)
-    except http.client.BadStatusLine as err:  # an RTSP status line, where an HTTP one was due
-        return _rtsp_port(stream_address(source), scheme) if str(err.line).startswith("RTSP/") else None
-    except (OSError, ValueError, http.client.HTTPException):
+    if scheme == "https" and not tls_verified():  # as FFmpeg was told: the camera's 401 said, not its certificate
+        unverified = ssl.create_default_context()
+        unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=unverified))
+    return urllib.request.build_opener(*handlers), urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), user
+
+
+def tls_verified() -> bool:
+    """Whether FFmpeg checks an https:// camera's certificate: it does (OpenCV's build), unless
+    OPENCV_FFMPEG_CAPTURE_OPTIONS holds tls_verify;0."""
+    return "tls_verify;0" not in os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS", "").replace(" ", "")
+
+
+def untrusted(error: ssl.SSLCertVerificationError) -> str:
+    """An https:// camera whose certificate FFmpeg refused, as most cameras' own (self-signed) are:
+    it read `cannot open`, with the right password as with a wrong one."""
+    return (f"the camera's certificate is not trusted ({error.verify_message or error.reason}): a camera's own, self-signed one "
+            "is refused as a browser refuses it; use its http:// URL on a network you trust, or add tls_verify;0 "
+            "to OPENCV_FFMPEG_CAPTURE_OPTIONS (docs/site.md, Web cameras)")
+
+
+def _texts(kind: str) -> bool:
+    return kind.startswith("text/") or kind in ("application/xhtml+xml", "application/json", "application/xml")
+
+
+def not_a_picture(kind: str, start: bytes) -> str | None:
+    """What an http(s) URL that OpenCV could not open serves instead of a stream or a picture, where
+    its Content-Type tells (`start`: its body's first bytes): a camera's login page or home page (a
+    wrong path, a camera that logs in by a form), or its API's error in JSON or XML (Reolink's Snap
+    answers a wrong password so, with a 200), each of which read `cannot open`. None for any other
+    type (left as FFmpeg's refusal)."""
+    if not _texts(kind):
         return None
+    if start.lstrip()[:1] in (b"[", b"{") or kind in ("application/json", "application/xml", "text/xml"):
+        return (f"the camera answers with text ({kind}), not a video stream or a picture: its API's error, "
+                "such as a wrong user or password in the URL's query (Reolink's Snap says so with a 200), or a "
+                "wrong command or path (see its manual)")
+    return (f"the camera answers with a web page ({kind}), not a video stream or a picture: its login page, "
+            "or its web page's path instead of its MJPEG stream's or snapshot's (see its manual)")
 
 
 def _speaks_rtsp(source: str, deadline: float) -> bool:

@@ -1,0 +1,67 @@
+"""A snapshot URL's pictures, one per GET, fetched here rather than by OpenCV.
+
+FFmpeg reads a URL ending in .jpg as an image file, whose length it must be told: a picture
+without a Content-Length (its end told by closing the connection, as CGI scripts do) opened and
+gave no frame (`opened but sent no frame`, for ever). And each picture FFmpeg did read cost an open
+(a format probe) under the one lock OpenCV holds for every camera's open.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import urllib.error
+
+import cv2
+import numpy as np
+
+from maskwatch.video.rtsp_probe import not_a_picture, refusal_words, untrusted, web_request
+from maskwatch.video.sources import host_port, stream_address
+
+LARGEST_PICTURE = 32 * 1024 * 1024  # a 4K JPEG is a few MB
+
+
+class NoPicture(Exception):
+    """The URL gave no picture this time, said in words that repeat no part of the URL."""
+
+    def __init__(self, why: str, stream: bool = False) -> None:
+        super().__init__(why)
+        self.stream = stream  # it answered with something else than a picture: a stream, maybe
+
+
+def fetch_picture(source: str, timeout: float) -> np.ndarray:
+    """One picture of the http(s):// snapshot URL `source`, as a BGR image, within `timeout`
+    seconds a read; NoPicture with the reason otherwise."""
+    opener, request, user = web_request(source)
+    where = host_port(stream_address(source) or ("?", 0))
+    try:
+        with opener.open(request, timeout=timeout) as answer:
+            kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
+            if not kind.startswith("image/"):  # its body (a stream that never ends, maybe) is not read whole
+                said = not_a_picture(kind, answer.read(64))  # (64 bytes of a stream too)
+                raise NoPicture(said or f"the camera answers with {kind or 'no Content-Type'}, not a picture",
+                                stream=said is None)
+            body = answer.read(LARGEST_PICTURE + 1)
+    except urllib.error.HTTPError as err:
+        err.close()
+        raise NoPicture(refusal_words(err.code, str(err.reason or ""), bool(user), request.type)
+                        or f"the camera answered {err.code}") from None
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, ssl.SSLCertVerificationError):
+            raise NoPicture(untrusted(err.reason)) from None
+        raise NoPicture(_unreached(where, err.reason)) from None
+    except (TimeoutError, socket.timeout):
+        raise NoPicture(f"{where} sent no picture within {timeout:g} s") from None
+    except (OSError, http.client.HTTPException) as err:
+        raise NoPicture(_unreached(where, err)) from None
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) if len(body) <= LARGEST_PICTURE else None
+    if image is None:
+        raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read")
+    return image
+
+
+def _unreached(where: str, reason) -> str:
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return f"{where} does not answer"
+    return f"cannot reach {where} ({getattr(reason, 'strerror', None) or reason})"
