@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,6 +18,7 @@ from tests.test_bad_links import still_frames
 from tests.test_cameras import wait_until
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_prometheus_examples import promtool
+from tests.test_security import login, session_of
 from tests.test_site import SiteProcess
 
 ZONE = ZoneInfo("Asia/Kolkata")  # +05:30 all year: an offset that is neither UTC nor a whole hour
@@ -25,11 +27,14 @@ ZONE = ZoneInfo("Asia/Kolkata")  # +05:30 all year: an offset that is neither UT
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, sample_dir):
     """A site on Kolkata's clock: `bus` (an RTSP camera, stopped once it sent frames: down after
-    its offline_after, 2 s) and `never` (its port refused from the start); the viewer sees `never`."""
+    its offline_after, 2 s) and `never` (its port refused from the start; its substream, with a
+    password, the stream it reads); the viewer sees `never`."""
     folder = tmp_path_factory.mktemp("offline")
+    port = refused_port()
     rtsp = RtspServer(still_frames(folder / "frames", sample_dir, (320, 240)), folder / "rtsp.log", fps=5).start()
     site = SiteProcess(folder, f'  bus: {{name: Bus, source: "{rtsp.url}"}}\n'
-                               f'  never: {{name: Side door, source: "rtsp://127.0.0.1:{refused_port()}/live"}}\n',
+                               f'  never: {{name: Side door, source: "rtsp://127.0.0.1:{port}/main", '
+                               f'detect_source: "rtsp://cam:s3cret@127.0.0.1:{port}/live"}}\n',
                        extra="timezone: Asia/Kolkata\n", viewer_cameras=["never"])
     try:
         assert wait_until(lambda: site.camera("bus")["connected"], 60), site.camera("bus")
@@ -60,6 +65,10 @@ def test_the_api_says_since_when_a_camera_counts_as_down_on_the_site_s_clock(sit
     # counted as down offline_after (stall_timeout, 2 s) after its last frame: the same clock, no second one
     assert on_site(down["offline_since"]) - on_site(down["last_frame_at"]) == timedelta(seconds=2)
     assert site.camera("never")["offline_since"] == never["offline_since"]  # since the start, still
+    assert never["detect_source"] == never["source"].replace("/main", "/live").replace("//", "//cam:***@")
+    assert up["detect_source"] is None
+    viewer = httpx.get(site.base + "/v1/cameras", headers=session_of(login(site.base, VIEWER)), timeout=10).json()
+    assert [(camera["source"], camera["detect_source"]) for camera in viewer] == [("rtsp://***", "rtsp://***")]
 
 
 def test_metrics_give_the_last_frame_s_time(site):
@@ -96,8 +105,9 @@ def test_an_offline_card_says_since_when_for_how_long_and_what_to_do_by_role(sit
     assert detail.startswith(f"not connected since the site started at {started}: cannot reach 127.0.0.1:"), detail
     assert "retrying in" in detail  # the error as it is, for the admin
     todo = card_text(page, "never", "todo")
-    assert todo == f"What to do: mend what the error above says at {never['source']}; `maskwatch run --probe` " \
-                   "tries it again.", todo
+    # the substream it reads, not `source`, which is never opened (the line named `source`)
+    assert todo == f"What to do: mend what the error above says at {never['detect_source']} (its detect_source); " \
+                   "`maskwatch run --probe` tries it again.", todo
     assert page.inner_text('.camera[data-camera="never"] .state') == "offline"
     log_in(page, site.base, VIEWER)
     assert card_text(page, "never", "todo") == "What to do: tell whoever runs the site."

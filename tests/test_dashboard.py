@@ -1394,3 +1394,23 @@ def test_a_4k_a_tall_and_a_wide_picture_take_clicks_as_shares_of_themselves(zone
         desk.keyboard.press("Escape")
         assert not desk.is_visible("#zone-editor")
         desk.unroute("**/v1/cameras/door/frame.jpg*")
+
+
+def test_an_offline_card_points_an_admin_at_the_substream_it_reads(server, tab):
+    """A camera with a `detect_source` reads that substream only (`source` is never opened), but its
+    offline card said "mend what the error above says at <source>" under an error about the
+    substream: the admin was sent to a stream that works."""
+    down = {"id": "side", "name": "Side entrance", "source": "rtsp://admin:***@10.0.0.7:554/main",
+            "detect_source": "rtsp://admin:***@10.0.0.7:554/sub", "zones": [], "fps_target": 1.0,
+            "connected": False, "last_frame_at": None, "offline_since": "2026-12-07T06:58:00.000+01:00", "fps": 0.0,
+            "frames": 0, "reconnects": 4, "last_error": "rtsp://admin:***@10.0.0.7:554/sub: 404 Not Found",
+            "analysed": 0, "detected": 0, "analysis_error": None, "today": None}
+    plain = {**down, "id": "door", "name": "Door", "detect_source": None}
+    desk = tab()
+    desk.route("**/v1/cameras", answer([down, plain]))
+    desk.goto(server + "/")  # an open server: its caller is an admin
+    desk.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"] .todo')?.textContent"
+                           ".includes('/main;')", timeout=20_000)
+    assert desk.inner_text('.camera[data-camera="side"] .todo') == (
+        "What to do: mend what the error above says at rtsp://admin:***@10.0.0.7:554/sub (its detect_source); "
+        "`maskwatch run --probe` tries it again.")

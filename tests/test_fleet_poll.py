@@ -22,6 +22,8 @@ def fake_ray(answers: dict):
     def get(call, timeout=None):
         if answers.get(call) is None:
             raise GetTimeoutError("Get timed out")
+        if isinstance(answers[call], Exception):  # the actor died under the call
+            raise answers[call]
         return answers[call]
 
     def wait(calls, num_returns=1, timeout=None):  # a call is ready once answered
@@ -141,3 +143,46 @@ def test_an_actors_cameras_count_as_down_since_it_went_away(monkeypatch):
     assert door.state()["offline_since"] == away["offline_since"]
     site.groups[0].states = {"door": {**up, "connected": False, "offline_since": started + 1}}
     assert door.state()["offline_since"] == started + 1  # down before its actor went away
+
+
+def test_a_restarted_actors_cameras_keep_their_last_frame_and_outage(monkeypatch):
+    """An actor restarted by Ray starts new readers: a camera still down after it answered with no
+    last frame and down since the new actor's start. The card then said "not connected since the
+    site started at 10:00" of a camera seen all morning, from a site started at 06:58, and
+    maskwatch_camera_last_frame_timestamp_seconds went away."""
+    answers = {}
+    fake = fake_ray(answers)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    calls = iter(["call-0", "call-1", "call-2", "call-3"])
+
+    class Handle:
+        class poll:  # noqa: N801  (a Ray method handle)
+            @staticmethod
+            def remote():
+                return next(calls)
+
+    started = time.time() - 3600
+    site = RaySite.__new__(RaySite)
+    site.groups = [RemoteGroup(["door", "till"], handle=Handle())]
+    site._listeners = Listeners()
+    door, till = RemoteWorker(site.groups[0], "door"), RemoteWorker(site.groups[0], "till")
+    state = {"connected": True, "last_frame_at": started + 60, "offline_since": None, "frames": 5, "reconnects": 0,
+             "analysed": 5, "detected": 5, "fps": 5.0, "last_error": None, "analysis_error": None}
+    never = {**state, "connected": False, "last_frame_at": None, "offline_since": started, "frames": 0}
+    answers["call-0"] = ([], {"door": state, "till": never})
+    site.poll()
+    answers["call-1"] = fake.exceptions.RayError("the actor died")
+    site.poll()
+    died = door.state()["offline_since"]
+    restarted = time.time()  # the new actor's readers start: no frame yet, down since then
+    fresh = {**state, "connected": False, "last_frame_at": None, "offline_since": restarted, "frames": 0,
+             "last_error": "rtsp://cam/stream: connection refused"}
+    answers["call-2"] = ([], {"door": fresh, "till": fresh})
+    site.poll()
+    assert door.state()["last_frame_at"] == started + 60 and door.state()["offline_since"] == died
+    assert door.state()["last_error"] == "rtsp://cam/stream: connection refused"
+    assert till.state()["last_frame_at"] is None and till.state()["offline_since"] == started  # never connected
+    back = {**state, "last_frame_at": time.time()}
+    answers["call-3"] = ([], {"door": back, "till": back})
+    site.poll()
+    assert door.state() == back  # a frame from the new actor: its own figures again

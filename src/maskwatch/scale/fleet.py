@@ -255,7 +255,8 @@ class RaySite(Site):
                  if group.handle is not None and group.restart_at is None]
         for (group, call), (answer, err) in zip(calls, answers([call for _, call in calls])):
             if err is None:
-                messages, group.states = answer
+                messages, states = answer
+                group.states = carried_over(group.states, states, group.away_since)
                 group.error, group.unanswered, group.emptied, group.restarts = None, None, False, 0
                 group.away_since = None
                 self._dispatch(messages)
@@ -291,6 +292,21 @@ class RaySite(Site):
                 listener(body)  # (another kind's success does not make this kind's problem new again)
             except Exception as err:  # noqa: BLE001 - see above
                 self._listener_problems.failed(f"{kind} listener: {type(err).__name__}: {err}")
+
+
+def carried_over(before: dict[str, dict], now: dict[str, dict], away_since: float | None) -> dict[str, dict]:
+    """An actor's new states, with what one restarted by Ray cannot know: its new readers start with
+    no frame, down since their start. A camera still down keeps its last frame before, and since when
+    it is down (its own outage, its actor's going away or the site's start, the earliest): the card
+    said "not connected since the site started at 10:00" of a camera seen all morning."""
+    merged = {}
+    for camera_id, state in now.items():
+        old = before.get(camera_id)
+        if old is not None and state.get("last_frame_at") is None and not state.get("connected", True):
+            down = [t for t in (old.get("offline_since"), away_since, state["offline_since"]) if t is not None]
+            state = {**state, "last_frame_at": old.get("last_frame_at"), "offline_since": min(down)}
+        merged[camera_id] = state
+    return merged
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

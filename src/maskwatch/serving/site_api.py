@@ -198,7 +198,9 @@ def cameras(request: Request) -> JSONResponse:
         for key in ("last_frame_at", "offline_since"):
             row[key] = iso_on_site(row[key], tz)
         if principal is not None and principal.role != "admin":  # a camera's address and user: admins only
-            row["source"] = row["source"].split("://", 1)[0] + "://***" if "://" in row["source"] else "***"
+            for key in ("source", "detect_source"):
+                if row[key] is not None:
+                    row[key] = row[key].split("://", 1)[0] + "://***" if "://" in row[key] else "***"
     return JSONResponse(rows)
 
 

@@ -263,6 +263,7 @@ class Site:
         """Each camera (of `only`, when given): id, name, zones, stream state, and today's people
         (the site's day) from the database."""
         return [{"id": camera_id, "name": camera.config.name, "source": redact_source(camera.config.source),
+                 "detect_source": redact_source(camera.config.detect_source) if camera.config.detect_source else None,
                  "zones": list(camera.config.zones), "fps_target": camera.config.fps, **camera.worker.state(),
                  "today": self.today_counts(camera_id)}
                 for camera_id, camera in self.cameras_by_id.items() if only is None or camera_id in only]

@@ -25,6 +25,8 @@ class CameraStatus(BaseModel):
     id: str
     name: str
     source: str = Field(description="the source with any password shown as ***; to a viewer, its kind only (rtsp://***)")
+    detect_source: str | None = Field(description="its substream, read and analysed instead of `source` (null: "
+                                                  "none), shown as `source` is")
     zones: list[str]
     fps_target: float = Field(description="frames analysed per second, as configured")
     connected: bool

@@ -138,11 +138,13 @@ function offlineSince(camera) {
 }
 
 // An offline card's one line of what to do, by role: a viewer can only pass it on; an admin is
-// pointed at the camera's problem as `run --probe` says it (the source and the error above), with
-// no second diagnosis of its own.
+// pointed at the camera's problem as `run --probe` says it (the stream read and the error above),
+// with no second diagnosis of its own. The stream read is the substream where there is one: the
+// line named `source`, which is then never opened, beside an error about the substream.
 function whatToDo(camera) {
   if (accountRole !== "admin") return "What to do: tell whoever runs the site.";
-  return `What to do: mend what the error above says at ${camera.source}; \`maskwatch run --probe\` tries it again.`;
+  const read = camera.detect_source ? `${camera.detect_source} (its detect_source)` : camera.source;
+  return `What to do: mend what the error above says at ${read}; \`maskwatch run --probe\` tries it again.`;
 }
 
 // A card's newest picture, read as the zone editor's (readPicture: an answer in 15 s, or a failure),
