@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -181,17 +182,24 @@ def test_a_target_not_empty_is_refused_and_left_as_it_was(old_site, postgres):  
     assert rows_of(url) == before
 
 
-def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  # noqa: F811
+@contextmanager
+def held_open(database: str):
+    """Another process with the SQLite `database` open, as a running site has it, until the block ends."""
     holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
                                "c.execute('SELECT count(*) FROM events').fetchall(); print('open', flush=True); "
-                               "sys.stdin.read()", old_site["database"]],
+                               "sys.stdin.read()", database],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "open\n"
-        with pytest.raises(CopyError, match=f"process {holder.pid} has it open"):
-            copy_site_database(old_site["database"], str(tmp_path / "copy.db"))
+        yield holder
     finally:
         holder.communicate("")
+
+
+def test_a_source_a_process_has_open_is_refused(old_site, postgres, tmp_path):  # noqa: F811
+    with held_open(old_site["database"]) as holder:
+        with pytest.raises(CopyError, match=f"process {holder.pid} has it open"):
+            copy_site_database(old_site["database"], str(tmp_path / "copy.db"))
     assert not (tmp_path / "copy.db").exists()
     url = postgres.new_database("running")
     EventStore(url).close()
@@ -225,16 +233,9 @@ def test_a_source_open_in_another_pid_namespace_is_refused(old_site, tmp_path):
     inside = ["unshare", "--user", "--map-root-user", "--pid", "--fork"]
     if subprocess.run([*inside, "true"], capture_output=True).returncode != 0:
         pytest.skip("this machine lets no process make a PID namespace (unshare)")
-    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                               "c.execute('SELECT count(*) FROM events').fetchall(); print('open', flush=True); "
-                               "sys.stdin.read()", old_site["database"]],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "open\n"
+    with held_open(old_site["database"]):
         copy = subprocess.run([*inside, sys.executable, "-m", "maskwatch", "copy-database", "--database",
                                old_site["database"], str(tmp_path / "copy.db")], capture_output=True, text=True)
-    finally:
-        holder.communicate("")
     assert copy.returncode == 1 and copy.stderr == (f"error: {old_site['database']}: a process in another container "
                                                     "(PID namespace) has it open (the site, or another maskwatch "
                                                     "command): stop every maskwatch on it first, or the events it "
