@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
 import http.server
+import io
 import json
 import threading
 
@@ -151,8 +153,12 @@ def test_a_screen_whose_proxy_maps_its_root_to_the_prefix_shows_the_snapshots(pr
     """A wall screen's token-adding proxy that maps its / to https://host/maskwatch/ (site.md) is a
     browser at the backend's own root with a token: the snapshots were read at the answers'
     /maskwatch/v1/snapshots/..., /maskwatch/maskwatch/... to the server: 404, "no picture"."""
-    site, _ = proxied
+    site, base = proxied
     assert wait_until(lambda: any(e["snapshot"] for e in site.get("/v1/events").json()["events"]), 60)
+    # events.csv's snapshot column as /v1/events gives it, through the prefix (it lacked the prefix).
+    exported = httpx.get(base + "/v1/events.csv", headers=site.credentials.headers, timeout=30)
+    snapshots = [row["snapshot"] for row in csv.DictReader(io.StringIO(exported.text)) if row["snapshot"]]
+    assert snapshots and all(s.startswith(PREFIX + "/v1/snapshots/") for s in snapshots), exported.text[:500]
     context = page.context.browser.new_context(extra_http_headers=site.credentials.headers)
     try:
         screen = context.new_page()

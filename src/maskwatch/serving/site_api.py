@@ -359,7 +359,7 @@ def export_events(request: Request, camera: str | None = Query(None, json_schema
     except BaseException:
         give_back()
         raise
-    body = events_csv(itertools.chain([first] if first is not None else [], rows), site.config.tz())
+    body = events_csv(itertools.chain([first] if first is not None else [], rows), site.config.tz(), root_of(request))
     name = "maskwatch-events" + "".join(f"-{value}" for value in (camera, zone, label) if value) + ".csv"
     return SlotStream(said_if_cut_off(body, request.url.path), give_back=give_back, media_type="text/csv",
                       headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})

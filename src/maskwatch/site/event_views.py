@@ -100,15 +100,17 @@ def asked_range(camera: str | None, since: float, until: float, tz: tzinfo | Non
             f"since={wall_clock(since, tz)}&until={wall_clock(until, tz)}")
 
 
-def events_csv(rows, tz: tzinfo | None) -> Iterator[str]:
+def events_csv(rows, tz: tzinfo | None, root: str = "") -> Iterator[str]:
     """Stored events (Unix seconds) as CSV text, a header line and then a line per event, as they
     come: an export is written while it is read. The columns of /v1/events (event_view's), then
-    first and last seen on the clock of `tz` (the site's timezone)."""
+    first and last seen on the clock of `tz` (the site's timezone); the snapshot's URL under
+    `root`, a proxy's path prefix, as /v1/events gives it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         view = event_view(row)
+        view["snapshot"] = view["snapshot"] and root + view["snapshot"]
         writer.writerow([*(csv_cell(view[column]) for column in EVENT_COLUMNS),
                          local_time(row["first_seen"], tz), local_time(row["last_seen"], tz)])
         if buffer.tell() >= 65536:
