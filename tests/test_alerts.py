@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from maskwatch.site.alerts import DELIVERY_HEADER, SIGNATURE_HEADER, WebhookNotifier, WebhookRule, shown_url, sign, signature_matches
-from tests.rtsp import held_port
+from tests.rtsp import held_port, refused_port
 from tests.test_cameras import wait_until
 
 SECRET = "s3cret-key"
@@ -74,6 +74,32 @@ def test_a_non_compliant_person_is_posted_signed_after_retries(receiver):
                                                            "last_seen": "1970-01-01T00:00:02.000+00:00"}}
     assert receiver.attempts == 3 and notifier.stats.retried == 2 and notifier.stats.sent == 1
 
+
+
+def test_a_site_behind_a_path_prefix_posts_its_snapshots_url_under_it(tmp_path):
+    """server.root_path: a receiver fetching the event's snapshot at /v1/snapshots/door-1.jpg hit
+    the host's root, not maskwatch's /maskwatch/ (/v1/events gave the prefix, webhooks did not)."""
+    from maskwatch.detection.detector import WEIGHTS, Detector
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+
+    receiver = Receiver()
+    (tmp_path / "site.yaml").write_text(f"""
+cameras: {{door: {{source: "rtsp://127.0.0.1:{refused_port()}/none"}}}}
+server: {{root_path: /maskwatch}}
+alerts: {{webhooks: [{{url: "{receiver.url}", secret: {SECRET}}}]}}
+""")
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), Detector.load(config=WEIGHTS / "centerface.json"))
+    site.alerts.start()
+    try:
+        site.alerts.notify({**event(), "snapshot": "door-1.jpg"})
+        assert wait_until(lambda: receiver.received)
+    finally:
+        site.alerts.stop()
+        site.store.close()
+        receiver.close()
+    (body, _), = receiver.received
+    assert json.loads(body)["event"]["snapshot"] == "/maskwatch/v1/snapshots/door-1.jpg"
 
 def test_rules_pick_labels_cameras_and_zones():
     rule = WebhookRule("http://x", SECRET, cameras=("door",), zones=("queue",))

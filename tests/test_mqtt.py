@@ -62,6 +62,32 @@ def test_availability_events_and_counts(broker):  # noqa: F811
     listener.close()
 
 
+
+def test_a_site_behind_a_path_prefix_sends_its_snapshots_url_under_it(broker, tmp_path):  # noqa: F811
+    """server.root_path: a dashboard reading the MQTT event fetched /v1/snapshots/door-7.jpg at the
+    host's root, not maskwatch's /maskwatch/ (/v1/events gave the prefix, MQTT did not)."""
+    from maskwatch.detection.detector import WEIGHTS, Detector
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+
+    (tmp_path / "site.yaml").write_text(f"""
+cameras: {{door: {{source: "rtsp://127.0.0.1:{refused_port()}/none"}}}}
+server: {{root_path: /maskwatch}}
+mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: site}}
+""")
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), Detector.load(config=WEIGHTS / "centerface.json"))
+    listener = Subscriber(broker.port, "site/events")
+    site.mqtt.start()
+    try:
+        assert wait_until(lambda: site.mqtt.status()["connected"], 20)
+        site.mqtt.event_recorded(EVENT)
+        assert wait_until(lambda: listener.json_on("site/events"), 20)
+        assert listener.json_on("site/events")[0]["event"]["snapshot"] == "/maskwatch/v1/snapshots/door-7.jpg"
+    finally:
+        site.mqtt.stop()
+        site.store.close()
+        listener.close()
+
 def retain(port: int, topics: dict[str, str]) -> None:
     """Publish each topic's payload retained, as a site's earlier run left them."""
     import paho.mqtt.client as mqtt

@@ -325,11 +325,8 @@ def list_events(request: Request, camera: str | None = Query(None, json_schema_e
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "before"]
         query.append(("before", cursor_of(page[-1])))
         following = f"{request.url.path}?{urlencode(query)}"
-    root = root_of(request)  # a snapshot's URL as the client reaches it, through a proxy's prefix too
-    events = [event_view(row) for row in page]
-    for event in events if root else ():
-        event["snapshot"] = event["snapshot"] and root + event["snapshot"]
-    return JSONResponse({"events": events, "next": following})
+    # A snapshot's URL as the client reaches it, through a proxy's prefix too.
+    return JSONResponse({"events": [event_view(row, root_of(request)) for row in page], "next": following})
 
 
 @router.get("/events.csv", response_class=Response,

@@ -351,13 +351,13 @@ def stop_together(senders: list[AlertQueues], timeout: float = 10.0) -> None:
         sender._finish(deadline)
 
 
-def wire(payload: dict) -> dict:
+def wire(payload: dict, root: str = "") -> dict:
     """What a webhook receives: the event as /v1/events and MQTT give it, the alert as MQTT does
     (times in ISO 8601 UTC, the snapshot as its URL path; webhooks sent Unix seconds and the bare
     file name, a second shape of one event)."""
     test = {"test": True} if "test" in payload else {}  # `maskwatch alerts test`; a real alert has no `test`
     if payload["type"] == "event":
-        return {"type": "event", **test, "event": event_view(payload["event"])}
+        return {"type": "event", **test, "event": event_view(payload["event"], root)}
     return {"type": payload["type"], **test, "alert": alert_view(payload["alert"])}
 
 
@@ -366,8 +366,13 @@ class WebhookNotifier(AlertQueues):
 
     kind = "webhook"
 
+    def __init__(self, rules: list[WebhookRule], root: str = "", **options) -> None:
+        """root: the site's server.root_path, before each snapshot's URL path (a proxy's prefix)."""
+        super().__init__(rules, **options)
+        self.root = root
+
     def _message(self, index: int, rule: WebhookRule, payload: dict) -> urllib.request.Request:
-        body = json.dumps(wire(payload), separators=(",", ":")).encode()
+        body = json.dumps(wire(payload, self.root), separators=(",", ":")).encode()
         return urllib.request.Request(rule.url, data=body, method="POST", headers={
             "Content-Type": "application/json", SIGNATURE_HEADER: sign(rule.secret, body),
             DELIVERY_HEADER: str(uuid.uuid4()), "User-Agent": "maskwatch"})

@@ -22,11 +22,12 @@ def minute_utc(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
 
 
-def event_view(row: dict) -> dict:
-    """A stored event as /v1/events and MQTT give it: times in ISO 8601 UTC, the snapshot as its
-    URL path (MQTT sent Unix seconds and the bare file name, a second shape of one event)."""
+def event_view(row: dict, root: str = "") -> dict:
+    """A stored event as /v1/events, MQTT and webhooks give it: times in ISO 8601 UTC, the snapshot
+    as its URL path under `root`, a proxy's path prefix (MQTT sent Unix seconds and the bare file
+    name, a second shape of one event)."""
     return {**row, "first_seen": iso_utc(row["first_seen"]), "last_seen": iso_utc(row["last_seen"]),
-            "snapshot": f"/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None}
+            "snapshot": f"{root}/v1/snapshots/{row['snapshot']}" if row["snapshot"] else None}
 
 
 # A page's cursor, the (last_seen, id) of its last event: "1764153600.25_1042". The time is
@@ -109,8 +110,7 @@ def events_csv(rows, tz: tzinfo | None, root: str = "") -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        view = event_view(row)
-        view["snapshot"] = view["snapshot"] and root + view["snapshot"]
+        view = event_view(row, root)
         writer.writerow([*(csv_cell(view[column]) for column in EVENT_COLUMNS),
                          local_time(row["first_seen"], tz), local_time(row["last_seen"], tz)])
         if buffer.tell() >= 65536:

@@ -76,13 +76,15 @@ SWEEP_SECONDS = 3.0  # how long the retained topics of cameras not run are gathe
 class MqttPublisher:
     def __init__(self, config: MqttConfig, cameras: Iterable[str] | None = None, names: dict[str, str] | None = None,
                  counts_of: Callable[[str], dict] | None = None, max_queued: int = 1000,
-                 record: PublishedPrefix | None = None) -> None:
+                 record: PublishedPrefix | None = None, root_path: str = "") -> None:
         """config: the site's `mqtt:` section, as it is. cameras: the ids this site runs; the
         retained topics of any other under its prefix are cleared (None: the publisher does not know
         them, and clears none). names: each camera's name for Home Assistant's discovery (default:
         its id), used when config.discovery is on (off: nothing under its discovery_prefix is read
         or written). record: the prefixes this site published under, in its database; the configs
-        of those other than the prefix are cleared too."""
+        of those other than the prefix are cleared too. root_path: the site's server.root_path, before
+        each snapshot's URL path (a proxy's prefix: without it, /v1/snapshots/... was the host's)."""
+        self.root_path = root_path
         # "[::1]" is how the config writes an IPv6 address (as in a URL); the resolver wants it bare.
         self.host, self.port, self.prefix = config.host.strip("[]"), config.port, config.prefix.rstrip("/")
         self.counts_of = counts_of
@@ -456,7 +458,7 @@ class MqttPublisher:
             self._send(self.topic(view["camera"], label), str(n), retain=True)
 
     def event_recorded(self, event: dict) -> None:
-        self._publish(self.topic("events"), {"type": "end", "event": event_view(event)})
+        self._publish(self.topic("events"), {"type": "end", "event": event_view(event, self.root_path)})
         self.publish_counts(event["camera"])
 
     def compliance_alert(self, alert: dict) -> None:

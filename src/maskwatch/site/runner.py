@@ -65,7 +65,7 @@ class Site:
             WebhookRule(hook.url, hook.secret, labels=tuple(hook.labels), cameras=tuple(hook.cameras),
                         zones=tuple(hook.zones), cooldown=hook.cooldown, retries=hook.retries,
                         timeout=hook.timeout)
-            for hook in config.alerts.webhooks], hours=self.hours)
+            for hook in config.alerts.webhooks], root=config.server.root_path, hours=self.hours)
         self.notifications = None  # apprise is imported only by a site that sends messages
         if config.alerts.notify:
             from maskwatch.site.notify import Notifier, NotifyRule
@@ -96,7 +96,8 @@ class Site:
             self.mqtt = MqttPublisher(config.mqtt, cameras=config.cameras,
                                       names={camera_id: camera.name for camera_id, camera in config.cameras.items()},
                                       counts_of=self.today_counts,
-                                      record=PublishedPrefix(self.store.engine, self.store.url))
+                                      record=PublishedPrefix(self.store.engine, self.store.url),
+                                      root_path=config.server.root_path)
         self.compliance = ComplianceMonitor(
             self.store, [ComplianceRule(rule.below, rule.minutes, rule.camera, rule.zone, rule.min_people,
                                         rule.cooldown) for rule in config.alerts.compliance],

@@ -113,7 +113,7 @@ def _senders(site, snapshots: bool):
     URL, in order), one try each; a generated picture for `snapshot: true` where `snapshots`."""
     webhooks = WebhookNotifier([WebhookRule(hook.url, hook.secret, labels=tuple(hook.labels), cameras=tuple(hook.cameras),
                                             zones=tuple(hook.zones), retries=0, timeout=hook.timeout)
-                                for hook in site.alerts.webhooks])
+                                for hook in site.alerts.webhooks], root=site.server.root_path)
     notify, numbers = None, []
     with TemporaryDirectory(prefix="maskwatch-test-") as folder:
         picture = _picture(Path(folder)) if snapshots and any(t.snapshot for t in site.alerts.notify) else None
