@@ -217,3 +217,31 @@ def test_every_command_in_the_docs_names_options_its_command_has():
             wrong += [f"{page.relative_to(ROOT)}:{line}: maskwatch {words[0]} {flag}"
                       for flag in sorted(taught - _flags(command) - {"--help"})]
     assert not wrong, "\n".join(wrong)
+
+
+def _pip_installs(text: str):
+    """Each `pip install ...` a page teaches, with its line: the words up to a backtick, `#` or line end."""
+    for match in re.finditer(r"([^\s`(]*pip) install[^`\n#]*", text):
+        yield text.count("\n", 0, match.start()) + 1, match.group(1), match.group(0).split()
+
+
+def test_installs_of_the_checkout_keep_the_constraints():
+    """`pip install '.[serve]'` of the upgrade step (and `pip install .`) went without
+    `-c constraints.txt`: the versions an upgrade got were not the tested ones."""
+    checkout = re.compile(r"'?\.(\[[\w,]*\])?'?")
+    wrong = [f"{page.relative_to(ROOT)}:{line}: {' '.join(words)}"
+             for page in CURRENT for line, _, words in _pip_installs(page.read_text())
+             if any(checkout.fullmatch(word) for word in words) and "constraints.txt" not in words]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_deployments_later_installs_go_into_the_units_venv():
+    """From "Running at boot" on, deployment.md's installs (the upgrade, the postgres extra) said a
+    bare `pip`: typed as written it is the system's (refused as externally managed) or another
+    venv's, and the site in /opt/maskwatch kept its old version."""
+    page = (DOCS / "deployment.md").read_text()
+    start = page.index("\n## Running at boot")
+    wrong = [f"docs/deployment.md:{line}: {' '.join(words)}"
+             for line, pip, words in _pip_installs(page) if line > page.count("\n", 0, start)
+             and pip != "/opt/maskwatch/bin/pip"]
+    assert not wrong, "\n".join(wrong)
