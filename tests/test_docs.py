@@ -245,3 +245,13 @@ def test_deployments_later_installs_go_into_the_units_venv():
              for line, pip, words in _pip_installs(page) if line > page.count("\n", 0, start)
              and pip != "/opt/maskwatch/bin/pip"]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_boot_installs_environment_file_names_what_the_example_site_needs():
+    """The step that makes /etc/maskwatch/env named CAM_PASSWORD alone; the example site it
+    installs needs WEBHOOK_SECRET too, so a file filled as told did not start."""
+    example = (ROOT / "src/maskwatch/examples/site.yaml").read_text()
+    needed = set(re.findall(r"^[^#\n]*\$\{([A-Z_]+)\}", example, re.M))
+    step = next(line for line in (DOCS / "deployment.md").read_text().splitlines()
+                if line.startswith("sudo install") and "/etc/maskwatch/env" in line)
+    assert needed and not {name for name in needed if f"{name}=" not in step}, step
