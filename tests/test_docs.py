@@ -255,3 +255,11 @@ def test_the_boot_installs_environment_file_names_what_the_example_site_needs():
     step = next(line for line in (DOCS / "deployment.md").read_text().splitlines()
                 if line.startswith("sudo install") and "/etc/maskwatch/env" in line)
     assert needed and not {name for name in needed if f"{name}=" not in step}, step
+
+
+def test_the_restore_step_gives_the_copy_back_to_the_sites_user():
+    """Restored as the steps said (as root: the backup is 600, the state folder the site user's),
+    the copy was root's and the unit's `run` stopped with `unable to open database file`."""
+    page = (DOCS / "deployment.md").read_text()
+    restore = page[page.index("\nTo restore:"):].split("\n\n", 1)[0]
+    assert "chown -R maskwatch:maskwatch" in restore, restore
