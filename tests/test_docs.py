@@ -263,3 +263,15 @@ def test_the_restore_step_gives_the_copy_back_to_the_sites_user():
     page = (DOCS / "deployment.md").read_text()
     restore = page[page.index("\nTo restore:"):].split("\n\n", 1)[0]
     assert "chown -R maskwatch:maskwatch" in restore, restore
+
+
+def test_the_install_sections_name_the_python_that_pyproject_requires():
+    """Neither README's Installing nor deployment.md's said which Python: on Ubuntu 22.04 (3.10)
+    the steps ended in pip's "requires a different Python" with nothing before it to say so."""
+    import tomllib
+
+    floor = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    version = re.fullmatch(r">=(\d+\.\d+)", floor).group(1)
+    for page in (ROOT / "README.md", DOCS / "deployment.md"):
+        section = page.read_text().split("\n## Installing\n", 1)[1].split("\n## ", 1)[0]
+        assert f"Python {version} or later" in section, page.name
