@@ -380,3 +380,18 @@ def test_a_database_url_on_the_command_line_is_checked_as_a_site_file_s(command,
     result = runner.invoke(app, [*command, "--database", url])
     assert result.exit_code == 1 and said in result.output and "Secret9" not in result.output, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_backup_of_a_site_not_run_yet_names_no_snapshots_folder_it_did_not_make(tmp_path):
+    """A site with its first user and no run yet has no snapshots folder; `backup` said
+    `0 snapshots in DEST/snapshots`, a folder it had not made, for the restore to look for."""
+    pytest.importorskip("sqlalchemy")
+    site = tmp_path / "site.yaml"
+    site.write_text("cameras: {door: {source: 'rtsp://127.0.0.1:1/x'}}\n")
+    added = runner.invoke(app, ["users", "add", "ana", "--role", "admin", "--config", str(site)],
+                          input="a long enough password\n")
+    assert added.exit_code == 0, added.output
+    dest = tmp_path / "backup"
+    result = runner.invoke(app, ["backup", "--config", str(site), str(dest)])
+    assert result.exit_code == 0 and sorted(p.name for p in dest.iterdir()) == ["maskwatch.db"]
+    assert result.output == f"{dest / 'maskwatch.db'}: 0 events; no snapshots (no folder {tmp_path / 'snapshots'})\n"

@@ -217,3 +217,61 @@ def test_every_command_in_the_docs_names_options_its_command_has():
             wrong += [f"{page.relative_to(ROOT)}:{line}: maskwatch {words[0]} {flag}"
                       for flag in sorted(taught - _flags(command) - {"--help"})]
     assert not wrong, "\n".join(wrong)
+
+
+def _pip_installs(text: str):
+    """Each `pip install ...` a page teaches, with its line: the words up to a backtick, `#` or line end."""
+    for match in re.finditer(r"([^\s`(]*pip) install[^`\n#]*", text):
+        yield text.count("\n", 0, match.start()) + 1, match.group(1), match.group(0).split()
+
+
+def test_installs_of_the_checkout_keep_the_constraints():
+    """`pip install '.[serve]'` of the upgrade step (and `pip install .`) went without
+    `-c constraints.txt`: the versions an upgrade got were not the tested ones."""
+    checkout = re.compile(r"'?\.(\[[\w,]*\])?'?")
+    wrong = [f"{page.relative_to(ROOT)}:{line}: {' '.join(words)}"
+             for page in CURRENT for line, _, words in _pip_installs(page.read_text())
+             if any(checkout.fullmatch(word) for word in words) and "constraints.txt" not in words]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_deployments_later_installs_go_into_the_units_venv():
+    """From "Running at boot" on, deployment.md's installs (the upgrade, the postgres extra) said a
+    bare `pip`: typed as written it is the system's (refused as externally managed) or another
+    venv's, and the site in /opt/maskwatch kept its old version."""
+    page = (DOCS / "deployment.md").read_text()
+    start = page.index("\n## Running at boot")
+    wrong = [f"docs/deployment.md:{line}: {' '.join(words)}"
+             for line, pip, words in _pip_installs(page) if line > page.count("\n", 0, start)
+             and pip != "/opt/maskwatch/bin/pip"]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_boot_installs_environment_file_names_what_the_example_site_needs():
+    """The step that makes /etc/maskwatch/env named CAM_PASSWORD alone; the example site it
+    installs needs WEBHOOK_SECRET too, so a file filled as told did not start."""
+    example = (ROOT / "src/maskwatch/examples/site.yaml").read_text()
+    needed = set(re.findall(r"^[^#\n]*\$\{([A-Z_]+)\}", example, re.M))
+    step = next(line for line in (DOCS / "deployment.md").read_text().splitlines()
+                if line.startswith("sudo install") and "/etc/maskwatch/env" in line)
+    assert needed and not {name for name in needed if f"{name}=" not in step}, step
+
+
+def test_the_restore_step_gives_the_copy_back_to_the_sites_user():
+    """Restored as the steps said (as root: the backup is 600, the state folder the site user's),
+    the copy was root's and the unit's `run` stopped with `unable to open database file`."""
+    page = (DOCS / "deployment.md").read_text()
+    restore = page[page.index("\nTo restore:"):].split("\n\n", 1)[0]
+    assert "chown -R maskwatch:maskwatch" in restore, restore
+
+
+def test_the_install_sections_name_the_python_that_pyproject_requires():
+    """Neither README's Installing nor deployment.md's said which Python: on Ubuntu 22.04 (3.10)
+    the steps ended in pip's "requires a different Python" with nothing before it to say so."""
+    import tomllib
+
+    floor = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    version = re.fullmatch(r">=(\d+\.\d+)", floor).group(1)
+    for page in (ROOT / "README.md", DOCS / "deployment.md"):
+        section = page.read_text().split("\n## Installing\n", 1)[1].split("\n## ", 1)[0]
+        assert f"Python {version} or later" in section, page.name

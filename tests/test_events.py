@@ -925,3 +925,28 @@ def test_a_database_of_a_newer_maskwatch_is_one_line(tmp_path):
     with pytest.raises(DatabaseUnavailable, match=r"auth schema version 99 is newer than this maskwatch \(\d\); "
                                                   "upgrade maskwatch"):
         AuthStore(str(tmp_path / "site.db"))
+
+
+def test_a_database_another_account_owns_is_named_with_its_owner(tmp_path):
+    """A backup put back as root (600) stopped the unit's site, run as its own account, with
+    `unable to open database file` alone: the message now says whose file it is and who runs."""
+    import pwd
+
+    from maskwatch.site.database import DatabaseUnavailable, owner_note
+
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another account needs root")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    copy = tmp_path / "maskwatch.db"
+    EventStore(str(copy)).close()
+    os.chown(copy, nobody, -1)
+    assert owner_note(copy, "unable to open database file") == (
+        "; it is nobody's (mode 600) and this process runs as root: chown it (and the snapshots) "
+        "to the account that runs the site")
+    assert owner_note(copy, "database or disk is full") == ""
+    # The same words from SQLite itself: a path it cannot open (here a folder), another account's.
+    folder = tmp_path / "taken.db"
+    folder.mkdir()
+    os.chown(folder, nobody, -1)
+    with pytest.raises(DatabaseUnavailable, match="unable to open database file; it is nobody's"):
+        EventStore(str(folder))

@@ -421,8 +421,11 @@ def backup(
     except BackupError as err:
         _fail(str(err))
     said = f"{copy}: {events} event{'s' * (events != 1)}"
-    typer.echo(f"{said}; {copied} snapshot{'s' * (copied != 1)} in {dest / 'snapshots'}" if snapshots is not None
-               else said)
+    if (dest / "snapshots").is_dir():
+        said += f"; {copied} snapshot{'s' * (copied != 1)} in {dest / 'snapshots'}"
+    elif snapshots is not None:  # a site not run yet, or in privacy mode: no folder was there to copy
+        said += f"; no snapshots (no folder {snapshots})"
+    typer.echo(said)
 
 
 @commands.command("copy-database")

@@ -45,8 +45,34 @@ def open_database(url: str, migrate: Callable[[], int]) -> None:
         shown = shown_database_url(url)
         reason = driver_reason(err)
         if url.startswith("sqlite:///"):
-            reason += disk_full_note(Path(url.removeprefix("sqlite:///")).parent, reason)
+            path = Path(url.removeprefix("sqlite:///"))
+            reason += disk_full_note(path.parent, reason) + owner_note(path, reason)
         raise DatabaseUnavailable(f"{shown}: cannot open or migrate the database: {reason}") from None
+
+
+def owner_note(path: Path, reason: str) -> str:
+    """`; it is root's (mode 600) and this process runs as maskwatch: ...` where SQLite could not
+    open or write a file another account owns: a backup put back as root stopped the unit's site
+    with `unable to open database file` alone."""
+    if "unable to open" not in reason and "readonly database" not in reason:
+        return ""
+    try:
+        owner = path.stat()
+    except OSError:
+        return ""
+    if owner.st_uid == os.geteuid():
+        return ""
+    return (f"; it is {_account(owner.st_uid)}'s (mode {owner.st_mode & 0o777:o}) and this process runs as "
+            f"{_account(os.geteuid())}: chown it (and the snapshots) to the account that runs the site")
+
+
+def _account(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 # Less free space than this is a full disk: SQLite needs 32 KiB for a new -shm file alone.
