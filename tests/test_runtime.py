@@ -210,3 +210,20 @@ def test_a_log_line_that_did_not_format_leaves_no_blank_line_after_it(capsys):
     said = capsys.readouterr().err
     assert "--- Logging error ---" in said and said.endswith("\nframes analysed again\n")
     assert "\n\nframes analysed again" not in said
+
+
+@pytest.mark.parametrize("asked, made", [(None, False), ("0", True)])
+def test_onnx_runtime_keeps_no_telemetry_unless_the_user_allows_it(tmp_path, asked, made):
+    """ONNX Runtime 1.32 on Linux wrote a device id and queued telemetry events (the process, the
+    OS, the paths, each session) under ~/.cache/Microsoft for upload to Microsoft, from every
+    maskwatch process: a camera site's machine reporting home without its owner's word."""
+    env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
+    env["HOME"] = str(tmp_path)
+    env.pop("XDG_CACHE_HOME", None)
+    if asked is not None:
+        env["ORT_DISABLE_TELEMETRY"] = asked
+    code = ("import numpy as np; from maskwatch import Detector; "
+            "print(len(Detector.load().detect(np.zeros((120, 160, 3), np.uint8))))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / ".cache" / "Microsoft").exists() == made, sorted(p.name for p in tmp_path.rglob("*"))

@@ -19,6 +19,12 @@ _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 # Set either variable to see them again.
 _os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 _os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# ONNX Runtime 1.32's Linux builds keep a device id and queue telemetry (the process, the OS, the
+# paths, every model session) under ~/.cache/Microsoft for upload to Microsoft: a site's machine
+# would report home unasked. Off before onnxruntime is imported, which is when it reads this
+# (disable_telemetry_events() later still leaves the device id and the first event); a value
+# already set, ORT_DISABLE_TELEMETRY=0 to allow it, is kept.
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from typing import TYPE_CHECKING  # noqa: E402
 
