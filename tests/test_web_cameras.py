@@ -10,6 +10,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.probe import probe_camera
 from maskwatch.site.runner import camera_worker
 from maskwatch.video.cameras import CameraReader, live_frames
+from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from tests.rtsp import mute_server
 from tests.test_cameras import wait_until
 from tests.test_security_deploy import self_signed
@@ -209,3 +210,10 @@ def test_a_snapshot_camera_whose_password_is_changed_says_its_refusal_in_the_log
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
     assert said == [f"till (http://{USER}:***@{where}/shot.jpg): the camera refused the user name or password (401); "
                     "retrying, at most 0.5 s apart"]
+
+
+def test_a_snapshot_that_trickles_in_is_given_up_at_stall_timeout_not_read_for_as_long_as_it_drips(camera):
+    """The timeout was a read's: a picture whose bytes came each within it (a slow link, a hung
+    camera's) held the reader for as long as it dripped, its camera counted neither up nor down."""
+    with pytest.raises(NoPicture, match=rf"^{camera} sent no picture within 0.5 s$"):
+        fetch_picture(f"http://{camera}/drip/shot.jpg", timeout=0.5)  # its 40 slow bytes take 2 s

@@ -27,8 +27,8 @@ def picture() -> bytes:
 @contextmanager
 def web_camera(login: str | None = None, tls: tuple | None = None, passwords: list | None = None):
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /closing/shot.jpg (one
-    whose end is told by closing the connection, no Content-Length), /login.html (a web page),
-    /cgi-bin/api.cgi (Reolink's JSON error), /stream (MJPEG, 10 frames a second), with `nolength`
+    whose end is told by closing the connection, no Content-Length), /drip/shot.jpg (one whose first
+    40 bytes come 0.05 s apart), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream (MJPEG, 10 frames a second), with `nolength`
     (parts without Content-Length), `nodash` (the boundary declared without its leading --), `ends`
     (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent after 5
     parts, the connection kept). login: "basic" or "digest": every path asks for USER and the last of
@@ -48,6 +48,8 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
                 self._answer(401, "text/plain", b"", ("WWW-Authenticate", challenge))
             elif self.path == "/closing/shot.jpg":  # its end told by closing, as CGI scripts do
                 self._answer(200, "image/jpeg", jpeg, ("Connection", "close"), length=False)
+            elif self.path == "/drip/shot.jpg":  # a slow link's or a hung camera's: a byte at a time
+                self._drip(jpeg)
             elif self.path.startswith("/shot.jpg"):
                 self._answer(200, "image/jpeg", jpeg)
             elif self.path.startswith("/login.html"):
@@ -82,6 +84,20 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
+
+        def _drip(self, jpeg: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(jpeg)))
+            self.end_headers()
+            try:
+                for byte in range(40):  # each within a read's timeout, 2 s in all; then the rest
+                    self.wfile.write(jpeg[byte:byte + 1])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                self.wfile.write(jpeg[40:])
+            except OSError:
+                pass
 
         def _stream(self, jpeg: bytes) -> None:
             self.send_response(200)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import time
 import urllib.error
 
 import cv2
@@ -31,8 +32,9 @@ class NoPicture(Exception):
 
 
 def fetch_picture(source: str, timeout: float) -> np.ndarray:
-    """One picture of the http(s):// snapshot URL `source`, as a BGR image, within `timeout`
-    seconds a read; NoPicture with the reason otherwise."""
+    """One picture of the http(s):// snapshot URL `source`, as a BGR image, its body within `timeout`
+    seconds (plus at most one read's); NoPicture with the reason otherwise."""
+    deadline = time.monotonic() + timeout
     opener, request, user = web_request(source)
     where = host_port(stream_address(source) or ("?", 0))
     try:
@@ -42,7 +44,7 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
                 said = not_a_picture(kind, answer.read(64))  # (64 bytes of a stream too)
                 raise NoPicture(said or f"the camera answers with {kind or 'no Content-Type'}, not a picture",
                                 stream=said is None)
-            body = answer.read(LARGEST_PICTURE + 1)
+            body = _body(answer, deadline)
     except urllib.error.HTTPError as err:
         err.close()
         raise NoPicture(refusal_words(err.code, str(err.reason or ""), bool(user), request.type)
@@ -55,10 +57,28 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
         raise NoPicture(f"{where} sent no picture within {timeout:g} s") from None
     except (OSError, http.client.HTTPException) as err:
         raise NoPicture(_unreached(where, err)) from None
-    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) if len(body) <= LARGEST_PICTURE else None
+    if len(body) > LARGEST_PICTURE:
+        raise NoPicture(f"the camera's answer is larger than {LARGEST_PICTURE // 2 ** 20} MB: no picture")
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read")
     return image
+
+
+def _body(answer, deadline: float) -> bytes:
+    """The answer's body, read as it comes: `timeout` was each read's, and a picture whose bytes came
+    each within it (a slow link, a hung camera) held the reader for as long as they dripped. Up to
+    one byte past LARGEST_PICTURE (read(LARGEST_PICTURE + 1) set 32 MB aside for every picture)."""
+    parts, size = [], 0
+    while size <= LARGEST_PICTURE:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        part = answer.read1(min(64 * 1024, LARGEST_PICTURE + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _unreached(where: str, reason) -> str:
