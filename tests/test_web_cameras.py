@@ -217,3 +217,10 @@ def test_a_snapshot_that_trickles_in_is_given_up_at_stall_timeout_not_read_for_a
     camera's) held the reader for as long as it dripped, its camera counted neither up nor down."""
     with pytest.raises(NoPicture, match=rf"^{camera} sent no picture within 0.5 s$"):
         fetch_picture(f"http://{camera}/drip/shot.jpg", timeout=0.5)  # its 40 slow bytes take 2 s
+
+
+def test_a_snapshot_whose_header_claims_too_many_pixels_is_no_picture_not_the_readers_end(camera):
+    """OpenCV's pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS) raised cv2.error through fetch_picture: the
+    reader's thread ended there, its camera never asked again."""
+    with pytest.raises(NoPicture, match=r"^the camera's picture claims more than 100000000 pixels in its header: not decoded$"):
+        fetch_picture(f"http://{camera}/bomb/shot.jpg", timeout=3.0)

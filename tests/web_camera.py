@@ -24,11 +24,19 @@ def picture() -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
+def bomb() -> bytes:
+    """A small JPEG whose header claims 20000x20000 pixels: a decompression bomb (1.2 GB decoded)."""
+    jpeg = bytearray(picture())
+    start = jpeg.find(b"\xff\xc0")  # its frame header: length, precision, height, width
+    jpeg[start + 5:start + 9] = (20000).to_bytes(2, "big") * 2
+    return bytes(jpeg)
+
+
 @contextmanager
 def web_camera(login: str | None = None, tls: tuple | None = None, passwords: list | None = None):
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /closing/shot.jpg (one
     whose end is told by closing the connection, no Content-Length), /drip/shot.jpg (one whose first
-    40 bytes come 0.05 s apart), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream (MJPEG, 10 frames a second), with `nolength`
+    40 bytes come 0.05 s apart), /bomb/shot.jpg (see bomb), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream (MJPEG, 10 frames a second), with `nolength`
     (parts without Content-Length), `nodash` (the boundary declared without its leading --), `ends`
     (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent after 5
     parts, the connection kept). login: "basic" or "digest": every path asks for USER and the last of
@@ -48,6 +56,8 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
                 self._answer(401, "text/plain", b"", ("WWW-Authenticate", challenge))
             elif self.path == "/closing/shot.jpg":  # its end told by closing, as CGI scripts do
                 self._answer(200, "image/jpeg", jpeg, ("Connection", "close"), length=False)
+            elif self.path == "/bomb/shot.jpg":
+                self._answer(200, "image/jpeg", bomb())
             elif self.path == "/drip/shot.jpg":  # a slow link's or a hung camera's: a byte at a time
                 self._drip(jpeg)
             elif self.path.startswith("/shot.jpg"):

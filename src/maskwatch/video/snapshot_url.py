@@ -9,6 +9,7 @@ gave no frame (`opened but sent no frame`, for ever). And each picture FFmpeg di
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import ssl
 import time
@@ -17,6 +18,7 @@ import urllib.error
 import cv2
 import numpy as np
 
+from maskwatch import MAX_PIXELS
 from maskwatch.video.rtsp_probe import not_a_picture, refusal_words, untrusted, web_request
 from maskwatch.video.sources import host_port, stream_address
 
@@ -59,7 +61,13 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
         raise NoPicture(_unreached(where, err)) from None
     if len(body) > LARGEST_PICTURE:
         raise NoPicture(f"the camera's answer is larger than {LARGEST_PICTURE // 2 ** 20} MB: no picture")
-    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as err:  # a header over OpenCV's pixel limit (a decompression bomb): it ended the reader's thread
+        if "CV_IO_MAX_IMAGE_PIXELS" not in str(err):
+            raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read") from None
+        raise NoPicture(f"the camera's picture claims more than {os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS', MAX_PIXELS)} "
+                        "pixels in its header: not decoded") from None
     if image is None:
         raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read")
     return image
