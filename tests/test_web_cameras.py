@@ -224,3 +224,10 @@ def test_a_snapshot_whose_header_claims_too_many_pixels_is_no_picture_not_the_re
     reader's thread ended there, its camera never asked again."""
     with pytest.raises(NoPicture, match=r"^the camera's picture claims more than 100000000 pixels in its header: not decoded$"):
         fetch_picture(f"http://{camera}/bomb/shot.jpg", timeout=3.0)
+
+
+def test_a_snapshot_redirected_to_an_address_no_resolver_takes_is_no_picture_not_the_readers_end(camera):
+    """urllib raised UnicodeError (a ValueError, not an OSError) for `Location: http://a..b/`: out of
+    fetch_picture, it ended the reader's thread, the camera never asked again."""
+    with pytest.raises(NoPicture, match=r"^the camera redirected the request to an address that is no valid URL$"):
+        fetch_picture(f"http://{camera}/moved/shot.jpg", timeout=3.0)

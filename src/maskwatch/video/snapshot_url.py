@@ -59,6 +59,8 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
         raise NoPicture(f"{where} sent no picture within {timeout:g} s") from None
     except (OSError, http.client.HTTPException) as err:
         raise NoPicture(_unreached(where, err)) from None
+    except ValueError:  # a Location urllib cannot follow (`http://a..b/`: UnicodeError): it ended the reader's thread
+        raise NoPicture("the camera redirected the request to an address that is no valid URL") from None
     if len(body) > LARGEST_PICTURE:
         raise NoPicture(f"the camera's answer is larger than {LARGEST_PICTURE // 2 ** 20} MB: no picture")
     try:
