@@ -3,6 +3,10 @@ them, snapshot URLs (one JPEG per GET), a login page where a picture was expecte
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from maskwatch.site.config import load_site_config
@@ -231,3 +235,45 @@ def test_a_snapshot_redirected_to_an_address_no_resolver_takes_is_no_picture_not
     fetch_picture, it ended the reader's thread, the camera never asked again."""
     with pytest.raises(NoPicture, match=r"^the camera redirected the request to an address that is no valid URL$"):
         fetch_picture(f"http://{camera}/moved/shot.jpg", timeout=3.0)
+
+
+@contextmanager
+def proxy():
+    """A proxy on loopback that reaches no camera (502), as a company's proxy does a camera on the LAN."""
+    asked = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_snapshot_is_fetched_through_ffmpegs_proxy_only_not_one_ffmpeg_ignores(locked_camera, monkeypatch):
+    """urllib took HTTP_PROXY (upper case), which FFmpeg ignores: the camera's first picture came
+    (FFmpeg, directly), every next one went, with its password, to the proxy, which answered 502."""
+    for name in ("http_proxy", "https_proxy", "no_proxy", "NO_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    source = f"http://{USER}:{PASSWORD}@{locked_camera}/shot.jpg"
+    with proxy() as (address, asked):
+        monkeypatch.setenv("HTTP_PROXY", address)
+        assert fetch_picture(source, timeout=3.0).shape == (120, 160, 3)
+        assert asked == []
+        monkeypatch.setenv("http_proxy", address)  # FFmpeg's: it goes there too
+        with pytest.raises(NoPicture, match=r"502 Bad Gateway$"):
+            fetch_picture(source, timeout=3.0)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        assert fetch_picture(source, timeout=3.0).shape == (120, 160, 3)
+    assert asked == [f"http://{locked_camera}/shot.jpg"]

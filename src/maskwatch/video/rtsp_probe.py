@@ -204,8 +204,8 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
 
 def web_request(source: str):
     """(opener, request, user) for a GET of the http(s):// URL `source` as FFmpeg sends it: signed
-    with the URL's user and password (Basic or Digest, as the camera asks), the certificate checked
-    unless FFmpeg is told not to (tls_verified)."""
+    with the URL's user and password (Basic or Digest, as the camera asks), through FFmpeg's proxy
+    (ffmpeg_proxies), the certificate checked unless FFmpeg is told not to (tls_verified)."""
     import urllib.request
 
     scheme = source.partition("://")[0].lower()
@@ -216,11 +216,26 @@ def web_request(source: str):
         passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
         passwords.add_password(None, url, user, password)
         handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
+    handlers.append(urllib.request.ProxyHandler(ffmpeg_proxies(host)))
     if scheme == "https" and not tls_verified():  # as FFmpeg was told: the camera's 401 said, not its certificate
         unverified = ssl.create_default_context()
         unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
         handlers.append(urllib.request.HTTPSHandler(context=unverified))
     return urllib.request.build_opener(*handlers), urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), user
+
+
+def ffmpeg_proxies(host: str) -> dict[str, str]:
+    """The proxy FFmpeg goes through to `host`, for urllib's ProxyHandler: `http_proxy` (lower case,
+    an http:// one) for http and https alike, unless `no_proxy` names the host. urllib's own choice
+    (HTTP_PROXY, https_proxy too) sent a camera that FFmpeg reached directly, its password with it,
+    to a proxy, which could not reach the camera's network: every picture after the first failed."""
+    import urllib.request
+
+    proxy = os.environ.get("http_proxy", "")
+    if not proxy.startswith("http://") or urllib.request.proxy_bypass_environment(
+            host, {"no": os.environ.get("no_proxy", "")}):
+        return {}
+    return {"http": proxy, "https": proxy}
 
 
 def tls_verified() -> bool:
