@@ -4,6 +4,7 @@ them, snapshot URLs (one JPEG per GET), a login page where a picture was expecte
 from __future__ import annotations
 
 import threading
+import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,6 +15,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.probe import probe_camera
 from maskwatch.site.runner import camera_worker
 from maskwatch.video.cameras import CameraReader, live_frames
+from maskwatch.video.rtsp_probe import web_request
 from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from tests.rtsp import mute_server
 from tests.test_cameras import wait_until
@@ -277,3 +279,13 @@ def test_a_snapshot_is_fetched_through_ffmpegs_proxy_only_not_one_ffmpeg_ignores
         monkeypatch.setenv("no_proxy", "127.0.0.1")
         assert fetch_picture(source, timeout=3.0).shape == (120, 160, 3)
     assert asked == [f"http://{locked_camera}/shot.jpg"]
+
+
+def test_an_https_cameras_password_is_not_given_to_http_after_a_redirect():
+    """urllib's password manager matches a host without its port or scheme: an https:// camera
+    that redirects to http://the-same-host/the-same-path (then asks for a password) got it in the clear."""
+    opener, _, _ = web_request("https://admin:pw@cam.example/snap.jpg")
+    passwords = next(h.passwd for h in opener.handlers if isinstance(h, urllib.request.HTTPBasicAuthHandler))
+    assert passwords.find_user_password("camera", "https://cam.example/snap.jpg") == ("admin", "pw")
+    assert passwords.find_user_password("camera", "http://cam.example/snap.jpg") == (None, None)
+    assert passwords.find_user_password("camera", "http://cam.example:443/snap.jpg") == (None, None)

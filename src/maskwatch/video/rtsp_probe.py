@@ -16,8 +16,8 @@ import re
 import socket
 import ssl
 import time
-from urllib.parse import unquote
-from urllib.request import parse_http_list
+from urllib.parse import unquote, urlsplit
+from urllib.request import HTTPPasswordMgrWithDefaultRealm, parse_http_list
 
 from maskwatch.video.sources import host_port, split_authority, stream_address
 
@@ -213,7 +213,7 @@ def web_request(source: str):
     url = f"{scheme}://{host}{tail or '/'}"
     handlers = []
     if user:
-        passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        passwords = OwnSchemePasswords(scheme)
         passwords.add_password(None, url, user, password)
         handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
     handlers.append(urllib.request.ProxyHandler(ffmpeg_proxies(host)))
@@ -222,6 +222,21 @@ def web_request(source: str):
         unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
         handlers.append(urllib.request.HTTPSHandler(context=unverified))
     return urllib.request.build_opener(*handlers), urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), user
+
+
+class OwnSchemePasswords(HTTPPasswordMgrWithDefaultRealm):
+    """urllib's password manager, giving the URL's user and password to its own scheme only: urllib's
+    matches a host without its port, and gave an https:// camera's password to http:// (in the clear)
+    after a redirect to http://the-same-host/the-same-path."""
+
+    def __init__(self, scheme: str) -> None:
+        super().__init__()
+        self.scheme = scheme
+
+    def find_user_password(self, realm, authuri):
+        if "://" in authuri and urlsplit(authuri).scheme.lower() != self.scheme:
+            return None, None
+        return super().find_user_password(realm, authuri)
 
 
 def ffmpeg_proxies(host: str) -> dict[str, str]:
