@@ -289,3 +289,10 @@ def test_an_https_cameras_password_is_not_given_to_http_after_a_redirect():
     assert passwords.find_user_password("camera", "https://cam.example/snap.jpg") == ("admin", "pw")
     assert passwords.find_user_password("camera", "http://cam.example/snap.jpg") == (None, None)
     assert passwords.find_user_password("camera", "http://cam.example:443/snap.jpg") == (None, None)
+
+
+def test_a_snapshot_said_as_octet_stream_is_a_picture_not_a_stream(camera):
+    """A JPEG without an image/ type (application/octet-stream, or none) was taken for a stream:
+    the camera went back to FFmpeg's open, its one picture, then the direct fetch again, an outage
+    counted at every second picture."""
+    assert fetch_picture(f"http://{camera}/untyped/shot.jpg", timeout=3.0).shape == (120, 160, 3)

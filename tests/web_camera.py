@@ -37,7 +37,7 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /closing/shot.jpg (one
     whose end is told by closing the connection, no Content-Length), /drip/shot.jpg (one whose first
     40 bytes come 0.05 s apart), /bomb/shot.jpg (see bomb), /moved/shot.jpg (redirected to
-    `http://a..b/`), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream
+    `http://a..b/`), /untyped/shot.jpg (a JPEG said as application/octet-stream), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream
     (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash` (the boundary declared without its leading --), `ends`
     (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent after 5
     parts, the connection kept). login: "basic" or "digest": every path asks for USER and the last of
@@ -57,6 +57,8 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
                 self._answer(401, "text/plain", b"", ("WWW-Authenticate", challenge))
             elif self.path == "/closing/shot.jpg":  # its end told by closing, as CGI scripts do
                 self._answer(200, "image/jpeg", jpeg, ("Connection", "close"), length=False)
+            elif self.path == "/untyped/shot.jpg":  # a cheap camera's CGI script: its JPEG said as bytes
+                self._answer(200, "application/octet-stream", jpeg)
             elif self.path == "/moved/shot.jpg":  # a redirect to a host name no resolver takes
                 self._answer(302, "text/plain", b"", ("Location", "http://a..b/shot.jpg"))
             elif self.path == "/bomb/shot.jpg":

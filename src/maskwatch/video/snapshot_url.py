@@ -23,6 +23,9 @@ from maskwatch.video.rtsp_probe import not_a_picture, refusal_words, untrusted, 
 from maskwatch.video.sources import host_port, stream_address
 
 LARGEST_PICTURE = 32 * 1024 * 1024  # a 4K JPEG is a few MB
+# A JPEG's and a PNG's first bytes: a picture said as application/octet-stream (or with no type), as
+# cheap cameras' scripts say it, was taken for a stream, FFmpeg's open and this fetch taking turns.
+PICTURE_STARTS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
 class NoPicture(Exception):
@@ -42,11 +45,13 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
     try:
         with opener.open(request, timeout=timeout) as answer:
             kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
-            if not kind.startswith("image/"):  # its body (a stream that never ends, maybe) is not read whole
-                said = not_a_picture(kind, answer.read(64))  # (64 bytes of a stream too)
+            start = b"" if kind.startswith("image/") else answer.read(64)  # (64 bytes of a stream too)
+            if not kind.startswith("image/") and not start.startswith(PICTURE_STARTS):
+                # its body (a stream that never ends, maybe) is not read whole
+                said = not_a_picture(kind, start)
                 raise NoPicture(said or f"the camera answers with {kind or 'no Content-Type'}, not a picture",
                                 stream=said is None)
-            body = _body(answer, deadline)
+            body = start + _body(answer, deadline)
     except urllib.error.HTTPError as err:
         err.close()
         raise NoPicture(refusal_words(err.code, str(err.reason or ""), bool(user), request.type)
