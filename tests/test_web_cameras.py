@@ -296,3 +296,12 @@ def test_a_snapshot_said_as_octet_stream_is_a_picture_not_a_stream(camera):
     the camera went back to FFmpeg's open, its one picture, then the direct fetch again, an outage
     counted at every second picture."""
     assert fetch_picture(f"http://{camera}/untyped/shot.jpg", timeout=3.0).shape == (120, 160, 3)
+
+
+def test_a_wrong_digest_password_is_tried_once_a_fetch_not_six_times():
+    """urllib's Digest handler signed again after each 401 (a new cnonce each time), up to 6 tries:
+    a camera that locks its user after 5 failed logins (Hikvision's default) was locked by one fetch."""
+    with web_camera(login="digest") as (where, asked):
+        with pytest.raises(NoPicture, match=r"^the camera refused the user name or password \(401\)$"):
+            fetch_picture(f"http://{USER}:wrong@{where}/shot.jpg", timeout=3.0)
+        assert asked == ["/shot.jpg", "/shot.jpg"]  # unsigned, then signed once

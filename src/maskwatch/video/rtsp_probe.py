@@ -16,8 +16,9 @@ import re
 import socket
 import ssl
 import time
+from urllib.error import HTTPError
 from urllib.parse import unquote, urlsplit
-from urllib.request import HTTPPasswordMgrWithDefaultRealm, parse_http_list
+from urllib.request import HTTPDigestAuthHandler, HTTPPasswordMgrWithDefaultRealm, parse_http_list
 
 from maskwatch.video.sources import host_port, split_authority, stream_address
 
@@ -215,13 +216,26 @@ def web_request(source: str):
     if user:
         passwords = OwnSchemePasswords(scheme)
         passwords.add_password(None, url, user, password)
-        handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
+        handlers = [urllib.request.HTTPBasicAuthHandler(passwords), OneTryDigest(passwords)]
     handlers.append(urllib.request.ProxyHandler(ffmpeg_proxies(host)))
     if scheme == "https" and not tls_verified():  # as FFmpeg was told: the camera's 401 said, not its certificate
         unverified = ssl.create_default_context()
         unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
         handlers.append(urllib.request.HTTPSHandler(context=unverified))
     return urllib.request.build_opener(*handlers), urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), user
+
+
+class OneTryDigest(HTTPDigestAuthHandler):
+    """urllib's Digest signing, tried once a request as FFmpeg tries it (again only where the camera
+    says its nonce was stale): urllib's signed again after each 401, a new cnonce each time, up to 6
+    tries, and a camera that locks its user after 5 failed logins (Hikvision's default) was locked
+    by one fetch with a wrong password."""
+
+    def http_error_401(self, req, fp, code, msg, headers):
+        challenge = re.sub(r'[\s"]', "", headers.get("WWW-Authenticate") or "").lower()
+        if req.get_header("Authorization") and "stale=true" not in challenge:
+            raise HTTPError(req.full_url, code, msg, headers, fp)  # the signed request refused: the 401 stands
+        return super().http_error_401(req, fp, code, msg, headers)
 
 
 class OwnSchemePasswords(HTTPPasswordMgrWithDefaultRealm):
