@@ -3,6 +3,11 @@ them, snapshot URLs (one JPEG per GET), a login page where a picture was expecte
 
 from __future__ import annotations
 
+import threading
+import urllib.request
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from maskwatch.site.config import load_site_config
@@ -10,6 +15,8 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.probe import probe_camera
 from maskwatch.site.runner import camera_worker
 from maskwatch.video.cameras import CameraReader, live_frames
+from maskwatch.video.rtsp_probe import web_request
+from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from tests.rtsp import mute_server
 from tests.test_cameras import wait_until
 from tests.test_security_deploy import self_signed
@@ -209,3 +216,92 @@ def test_a_snapshot_camera_whose_password_is_changed_says_its_refusal_in_the_log
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
     assert said == [f"till (http://{USER}:***@{where}/shot.jpg): the camera refused the user name or password (401); "
                     "retrying, at most 0.5 s apart"]
+
+
+def test_a_snapshot_that_trickles_in_is_given_up_at_stall_timeout_not_read_for_as_long_as_it_drips(camera):
+    """The timeout was a read's: a picture whose bytes came each within it (a slow link, a hung
+    camera's) held the reader for as long as it dripped, its camera counted neither up nor down."""
+    with pytest.raises(NoPicture, match=rf"^{camera} sent no picture within 0.5 s$"):
+        fetch_picture(f"http://{camera}/drip/shot.jpg", timeout=0.5)  # its 40 slow bytes take 2 s
+
+
+def test_a_snapshot_whose_header_claims_too_many_pixels_is_no_picture_not_the_readers_end(camera):
+    """OpenCV's pixel limit (OPENCV_IO_MAX_IMAGE_PIXELS) raised cv2.error through fetch_picture: the
+    reader's thread ended there, its camera never asked again."""
+    with pytest.raises(NoPicture, match=r"^the camera's picture claims more than 100000000 pixels in its header: not decoded$"):
+        fetch_picture(f"http://{camera}/bomb/shot.jpg", timeout=3.0)
+
+
+def test_a_snapshot_redirected_to_an_address_no_resolver_takes_is_no_picture_not_the_readers_end(camera):
+    """urllib raised UnicodeError (a ValueError, not an OSError) for `Location: http://a..b/`: out of
+    fetch_picture, it ended the reader's thread, the camera never asked again."""
+    with pytest.raises(NoPicture, match=r"^the camera redirected the request to an address that is no valid URL$"):
+        fetch_picture(f"http://{camera}/moved/shot.jpg", timeout=3.0)
+
+
+@contextmanager
+def proxy():
+    """A proxy on loopback that reaches no camera (502), as a company's proxy does a camera on the LAN."""
+    asked = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_snapshot_is_fetched_through_ffmpegs_proxy_only_not_one_ffmpeg_ignores(locked_camera, monkeypatch):
+    """urllib took HTTP_PROXY (upper case), which FFmpeg ignores: the camera's first picture came
+    (FFmpeg, directly), every next one went, with its password, to the proxy, which answered 502."""
+    for name in ("http_proxy", "https_proxy", "no_proxy", "NO_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    source = f"http://{USER}:{PASSWORD}@{locked_camera}/shot.jpg"
+    with proxy() as (address, asked):
+        monkeypatch.setenv("HTTP_PROXY", address)
+        assert fetch_picture(source, timeout=3.0).shape == (120, 160, 3)
+        assert asked == []
+        monkeypatch.setenv("http_proxy", address)  # FFmpeg's: it goes there too
+        with pytest.raises(NoPicture, match=r"502 Bad Gateway$"):
+            fetch_picture(source, timeout=3.0)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        assert fetch_picture(source, timeout=3.0).shape == (120, 160, 3)
+    assert asked == [f"http://{locked_camera}/shot.jpg"]
+
+
+def test_an_https_cameras_password_is_not_given_to_http_after_a_redirect():
+    """urllib's password manager matches a host without its port or scheme: an https:// camera
+    that redirects to http://the-same-host/the-same-path (then asks for a password) got it in the clear."""
+    opener, _, _ = web_request("https://admin:pw@cam.example/snap.jpg")
+    passwords = next(h.passwd for h in opener.handlers if isinstance(h, urllib.request.HTTPBasicAuthHandler))
+    assert passwords.find_user_password("camera", "https://cam.example/snap.jpg") == ("admin", "pw")
+    assert passwords.find_user_password("camera", "http://cam.example/snap.jpg") == (None, None)
+    assert passwords.find_user_password("camera", "http://cam.example:443/snap.jpg") == (None, None)
+
+
+def test_a_snapshot_said_as_octet_stream_is_a_picture_not_a_stream(camera):
+    """A JPEG without an image/ type (application/octet-stream, or none) was taken for a stream:
+    the camera went back to FFmpeg's open, its one picture, then the direct fetch again, an outage
+    counted at every second picture."""
+    assert fetch_picture(f"http://{camera}/untyped/shot.jpg", timeout=3.0).shape == (120, 160, 3)
+
+
+def test_a_wrong_digest_password_is_tried_once_a_fetch_not_six_times():
+    """urllib's Digest handler signed again after each 401 (a new cnonce each time), up to 6 tries:
+    a camera that locks its user after 5 failed logins (Hikvision's default) was locked by one fetch."""
+    with web_camera(login="digest") as (where, asked):
+        with pytest.raises(NoPicture, match=r"^the camera refused the user name or password \(401\)$"):
+            fetch_picture(f"http://{USER}:wrong@{where}/shot.jpg", timeout=3.0)
+        assert asked == ["/shot.jpg", "/shot.jpg"]  # unsigned, then signed once

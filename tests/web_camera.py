@@ -24,12 +24,21 @@ def picture() -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
+def bomb() -> bytes:
+    """A small JPEG whose header claims 20000x20000 pixels: a decompression bomb (1.2 GB decoded)."""
+    jpeg = bytearray(picture())
+    start = jpeg.find(b"\xff\xc0")  # its frame header: length, precision, height, width
+    jpeg[start + 5:start + 9] = (20000).to_bytes(2, "big") * 2
+    return bytes(jpeg)
+
+
 @contextmanager
 def web_camera(login: str | None = None, tls: tuple | None = None, passwords: list | None = None):
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /closing/shot.jpg (one
-    whose end is told by closing the connection, no Content-Length), /login.html (a web page),
-    /cgi-bin/api.cgi (Reolink's JSON error), /stream (MJPEG, 10 frames a second), with `nolength`
-    (parts without Content-Length), `nodash` (the boundary declared without its leading --), `ends`
+    whose end is told by closing the connection, no Content-Length), /drip/shot.jpg (one whose first
+    40 bytes come 0.05 s apart), /bomb/shot.jpg (see bomb), /moved/shot.jpg (redirected to
+    `http://a..b/`), /untyped/shot.jpg (a JPEG said as application/octet-stream), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream
+    (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash` (the boundary declared without its leading --), `ends`
     (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent after 5
     parts, the connection kept). login: "basic" or "digest": every path asks for USER and the last of
     `passwords` (PASSWORD; append one to change it) so (Digest: RFC 2617, MD5, qop=auth).
@@ -48,6 +57,14 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
                 self._answer(401, "text/plain", b"", ("WWW-Authenticate", challenge))
             elif self.path == "/closing/shot.jpg":  # its end told by closing, as CGI scripts do
                 self._answer(200, "image/jpeg", jpeg, ("Connection", "close"), length=False)
+            elif self.path == "/untyped/shot.jpg":  # a cheap camera's CGI script: its JPEG said as bytes
+                self._answer(200, "application/octet-stream", jpeg)
+            elif self.path == "/moved/shot.jpg":  # a redirect to a host name no resolver takes
+                self._answer(302, "text/plain", b"", ("Location", "http://a..b/shot.jpg"))
+            elif self.path == "/bomb/shot.jpg":
+                self._answer(200, "image/jpeg", bomb())
+            elif self.path == "/drip/shot.jpg":  # a slow link's or a hung camera's: a byte at a time
+                self._drip(jpeg)
             elif self.path.startswith("/shot.jpg"):
                 self._answer(200, "image/jpeg", jpeg)
             elif self.path.startswith("/login.html"):
@@ -82,6 +99,20 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
+
+        def _drip(self, jpeg: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(jpeg)))
+            self.end_headers()
+            try:
+                for byte in range(40):  # each within a read's timeout, 2 s in all; then the rest
+                    self.wfile.write(jpeg[byte:byte + 1])
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                self.wfile.write(jpeg[40:])
+            except OSError:
+                pass
 
         def _stream(self, jpeg: bytes) -> None:
             self.send_response(200)

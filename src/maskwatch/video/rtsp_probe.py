@@ -16,8 +16,9 @@ import re
 import socket
 import ssl
 import time
-from urllib.parse import unquote
-from urllib.request import parse_http_list
+from urllib.error import HTTPError
+from urllib.parse import unquote, urlsplit
+from urllib.request import HTTPDigestAuthHandler, HTTPPasswordMgrWithDefaultRealm, parse_http_list
 
 from maskwatch.video.sources import host_port, split_authority, stream_address
 
@@ -204,8 +205,8 @@ def http_refusal(source: str, timeout: float = 5.0) -> str | None:
 
 def web_request(source: str):
     """(opener, request, user) for a GET of the http(s):// URL `source` as FFmpeg sends it: signed
-    with the URL's user and password (Basic or Digest, as the camera asks), the certificate checked
-    unless FFmpeg is told not to (tls_verified)."""
+    with the URL's user and password (Basic or Digest, as the camera asks), through FFmpeg's proxy
+    (ffmpeg_proxies), the certificate checked unless FFmpeg is told not to (tls_verified)."""
     import urllib.request
 
     scheme = source.partition("://")[0].lower()
@@ -213,14 +214,57 @@ def web_request(source: str):
     url = f"{scheme}://{host}{tail or '/'}"
     handlers = []
     if user:
-        passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        passwords = OwnSchemePasswords(scheme)
         passwords.add_password(None, url, user, password)
-        handlers = [urllib.request.HTTPBasicAuthHandler(passwords), urllib.request.HTTPDigestAuthHandler(passwords)]
+        handlers = [urllib.request.HTTPBasicAuthHandler(passwords), OneTryDigest(passwords)]
+    handlers.append(urllib.request.ProxyHandler(ffmpeg_proxies(host)))
     if scheme == "https" and not tls_verified():  # as FFmpeg was told: the camera's 401 said, not its certificate
         unverified = ssl.create_default_context()
         unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
         handlers.append(urllib.request.HTTPSHandler(context=unverified))
     return urllib.request.build_opener(*handlers), urllib.request.Request(url, headers={"User-Agent": "maskwatch"}), user
+
+
+class OneTryDigest(HTTPDigestAuthHandler):
+    """urllib's Digest signing, tried once a request as FFmpeg tries it (again only where the camera
+    says its nonce was stale): urllib's signed again after each 401, a new cnonce each time, up to 6
+    tries, and a camera that locks its user after 5 failed logins (Hikvision's default) was locked
+    by one fetch with a wrong password."""
+
+    def http_error_401(self, req, fp, code, msg, headers):
+        challenge = re.sub(r'[\s"]', "", headers.get("WWW-Authenticate") or "").lower()
+        if req.get_header("Authorization") and "stale=true" not in challenge:
+            raise HTTPError(req.full_url, code, msg, headers, fp)  # the signed request refused: the 401 stands
+        return super().http_error_401(req, fp, code, msg, headers)
+
+
+class OwnSchemePasswords(HTTPPasswordMgrWithDefaultRealm):
+    """urllib's password manager, giving the URL's user and password to its own scheme only: urllib's
+    matches a host without its port, and gave an https:// camera's password to http:// (in the clear)
+    after a redirect to http://the-same-host/the-same-path."""
+
+    def __init__(self, scheme: str) -> None:
+        super().__init__()
+        self.scheme = scheme
+
+    def find_user_password(self, realm, authuri):
+        if "://" in authuri and urlsplit(authuri).scheme.lower() != self.scheme:
+            return None, None
+        return super().find_user_password(realm, authuri)
+
+
+def ffmpeg_proxies(host: str) -> dict[str, str]:
+    """The proxy FFmpeg goes through to `host`, for urllib's ProxyHandler: `http_proxy` (lower case,
+    an http:// one) for http and https alike, unless `no_proxy` names the host. urllib's own choice
+    (HTTP_PROXY, https_proxy too) sent a camera that FFmpeg reached directly, its password with it,
+    to a proxy, which could not reach the camera's network: every picture after the first failed."""
+    import urllib.request
+
+    proxy = os.environ.get("http_proxy", "")
+    if not proxy.startswith("http://") or urllib.request.proxy_bypass_environment(
+            host, {"no": os.environ.get("no_proxy", "")}):
+        return {}
+    return {"http": proxy, "https": proxy}
 
 
 def tls_verified() -> bool:

@@ -9,17 +9,23 @@ gave no frame (`opened but sent no frame`, for ever). And each picture FFmpeg di
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import ssl
+import time
 import urllib.error
 
 import cv2
 import numpy as np
 
+from maskwatch import MAX_PIXELS
 from maskwatch.video.rtsp_probe import not_a_picture, refusal_words, untrusted, web_request
 from maskwatch.video.sources import host_port, stream_address
 
 LARGEST_PICTURE = 32 * 1024 * 1024  # a 4K JPEG is a few MB
+# A JPEG's and a PNG's first bytes: a picture said as application/octet-stream (or with no type), as
+# cheap cameras' scripts say it, was taken for a stream, FFmpeg's open and this fetch taking turns.
+PICTURE_STARTS = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
 class NoPicture(Exception):
@@ -31,18 +37,21 @@ class NoPicture(Exception):
 
 
 def fetch_picture(source: str, timeout: float) -> np.ndarray:
-    """One picture of the http(s):// snapshot URL `source`, as a BGR image, within `timeout`
-    seconds a read; NoPicture with the reason otherwise."""
+    """One picture of the http(s):// snapshot URL `source`, as a BGR image, its body within `timeout`
+    seconds (plus at most one read's); NoPicture with the reason otherwise."""
+    deadline = time.monotonic() + timeout
     opener, request, user = web_request(source)
     where = host_port(stream_address(source) or ("?", 0))
     try:
         with opener.open(request, timeout=timeout) as answer:
             kind = answer.headers.get_content_type() if answer.headers.get("Content-Type") else ""
-            if not kind.startswith("image/"):  # its body (a stream that never ends, maybe) is not read whole
-                said = not_a_picture(kind, answer.read(64))  # (64 bytes of a stream too)
+            start = b"" if kind.startswith("image/") else answer.read(64)  # (64 bytes of a stream too)
+            if not kind.startswith("image/") and not start.startswith(PICTURE_STARTS):
+                # its body (a stream that never ends, maybe) is not read whole
+                said = not_a_picture(kind, start)
                 raise NoPicture(said or f"the camera answers with {kind or 'no Content-Type'}, not a picture",
                                 stream=said is None)
-            body = answer.read(LARGEST_PICTURE + 1)
+            body = start + _body(answer, deadline)
     except urllib.error.HTTPError as err:
         err.close()
         raise NoPicture(refusal_words(err.code, str(err.reason or ""), bool(user), request.type)
@@ -55,10 +64,36 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
         raise NoPicture(f"{where} sent no picture within {timeout:g} s") from None
     except (OSError, http.client.HTTPException) as err:
         raise NoPicture(_unreached(where, err)) from None
-    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) if len(body) <= LARGEST_PICTURE else None
+    except ValueError:  # a Location urllib cannot follow (`http://a..b/`: UnicodeError): it ended the reader's thread
+        raise NoPicture("the camera redirected the request to an address that is no valid URL") from None
+    if len(body) > LARGEST_PICTURE:
+        raise NoPicture(f"the camera's answer is larger than {LARGEST_PICTURE // 2 ** 20} MB: no picture")
+    try:
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as err:  # a header over OpenCV's pixel limit (a decompression bomb): it ended the reader's thread
+        if "CV_IO_MAX_IMAGE_PIXELS" not in str(err):
+            raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read") from None
+        raise NoPicture(f"the camera's picture claims more than {os.environ.get('OPENCV_IO_MAX_IMAGE_PIXELS', MAX_PIXELS)} "
+                        "pixels in its header: not decoded") from None
     if image is None:
         raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read")
     return image
+
+
+def _body(answer, deadline: float) -> bytes:
+    """The answer's body, read as it comes: `timeout` was each read's, and a picture whose bytes came
+    each within it (a slow link, a hung camera) held the reader for as long as they dripped. Up to
+    one byte past LARGEST_PICTURE (read(LARGEST_PICTURE + 1) set 32 MB aside for every picture)."""
+    parts, size = [], 0
+    while size <= LARGEST_PICTURE:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        part = answer.read1(min(64 * 1024, LARGEST_PICTURE + 1 - size))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
 
 
 def _unreached(where: str, reason) -> str:
