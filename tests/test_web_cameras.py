@@ -4,6 +4,7 @@ them, snapshot URLs (one JPEG per GET), a login page where a picture was expecte
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +79,21 @@ def test_a_snapshot_url_is_asked_at_the_cameras_fps_without_counting_as_a_drop_e
         assert (state.connected, state.reconnects, state.last_error) == (True, 0, None)
         assert reader.snapshot and reader.stream_fps is None
         assert reader.latest()[1].shape == (120, 160, 3)  # each picture converted, none asked for
+    finally:
+        reader.stop()
+
+
+def test_a_snapshot_url_asked_less_often_than_offline_after_stays_up_between_pictures(camera):
+    """fps: 0.1 with the default offline_after (10 s): the next picture is asked 10 s after the last
+    was, and came a little later: the camera counted as down, and its people as gone, between
+    any two pictures (its first 10 s of a picture every 2.5 s with offline_after 1 s here)."""
+    reader = CameraReader(f"http://{camera}/shot.jpg", stall_timeout=1.0, name="till", poll_interval=2.5).start()
+    try:
+        assert wait_until(lambda: reader.state().frames >= 1)
+        time.sleep(1.5)  # past offline_after, before the next picture is asked
+        state = reader.state()
+        assert (state.frames, state.connected, state.offline_since) == (1, True, None)
+        assert reader.offline_after == 3.5  # the next picture's ask and stall_timeout for it to come
     finally:
         reader.stop()
 

@@ -102,7 +102,7 @@ class CameraReader:
         # Seconds without a frame before the camera counts as down and its people as gone; a
         # silent stream is reopened after stall_timeout all the same (a bus's 4G link back with a
         # new address leaves the old connection dead, and OpenCV waits out its read timeouts).
-        self.offline_after = offline_after or stall_timeout
+        self._offline_after = offline_after or stall_timeout
         self.is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
         # A snapshot URL's GET gives one picture and ends: it was reopened as a dropped stream, a
         # second apart (retry_first) whatever the camera's fps, its reconnects counting each picture
@@ -281,6 +281,16 @@ class CameraReader:
                 self._last_error = f"{error}; retrying in {delay:g} s"
                 self._reconnects += 1
             self._wait(delay, error)
+
+    @property
+    def offline_after(self) -> float:
+        """Seconds without a frame before the camera counts as down and its people as gone. A
+        snapshot URL's next picture is asked poll_interval after the last was and may take
+        stall_timeout to come whole: one asked less often than offline_after (fps: 0.1 with the
+        default 10 s) counted as down, its people as gone, between any two pictures."""
+        if self.snapshot:
+            return max(self._offline_after, self.poll_interval + self.stall_timeout)
+        return self._offline_after
 
     def _too_slow(self, took: float) -> str | None:
         """Why a stream whose host answered did not open, where its open used up OpenCV's open
