@@ -12,6 +12,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# Before any test module imports cv2: maskwatch sets what OpenCV and ONNX Runtime read when they load
+# (the pixel limit against decompression bombs, their logging, telemetry off), as its commands do. A
+# module importing cv2 first (test_bad_links) left the limit off for its whole process, and the
+# web cameras' bomb test failed where it ran after it.
+import maskwatch  # noqa: E402,F401
+
 # Property tests draw the same examples on every run (like the seeded API fuzz run), so that CI
 # judges a commit on its code, not on its luck; HYPOTHESIS_PROFILE=explore draws new ones.
 settings.register_profile("repeatable", derandomize=True)
