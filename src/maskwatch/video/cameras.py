@@ -104,6 +104,7 @@ class CameraReader:
         # new address leaves the old connection dead, and OpenCV waits out its read timeouts).
         self._offline_after = offline_after or stall_timeout
         self.is_file = not source.startswith(STREAM_PREFIXES) and not source.startswith("webcam:")
+        self.is_web = source.lower().startswith(("http://", "https://"))  # MJPEG, or a snapshot URL
         # A snapshot URL's GET gives one picture and ends: it was reopened as a dropped stream, a
         # second apart (retry_first) whatever the camera's fps, its reconnects counting each picture
         # and "stream ended or stalled" its last_error for good. Asked every poll_interval instead
@@ -255,8 +256,7 @@ class CameraReader:
                         continue  # the end of a file: loop it at once
                     # A snapshot URL: one picture, then the end (or none, where FFmpeg is not told its
                     # length); its pictures are fetched from now on (_next_picture), not opened.
-                    web = self.source.lower().startswith(("http://", "https://"))
-                    if web and (frames == 1 or not frames and self._next_picture() is None):
+                    if self.is_web and (frames == 1 or not frames and self._next_picture() is None):
                         failures, self.snapshot, self.stream_fps = 0, True, None
                         self._stop.wait(max(0.0, asked + self.poll_interval - time.monotonic()))
                         continue
@@ -299,7 +299,7 @@ class CameraReader:
         answers OPTIONS and hangs reads the same here: the two cannot be told apart by the clock."""
         if stream_address(self.source) is None or took < OPEN_SLOW_SHARE * self.stall_timeout:
             return None
-        if self.source.lower().startswith(("http://", "https://")):  # an RTSP open's round trips said of it
+        if self.is_web:  # an RTSP open's round trips said of it
             return (f"the camera took the connection and sent nothing within stall_timeout ({self.stall_timeout:g} s): "
                     "it may serve one viewer at a time (an ESP32-CAM's stream: is another app or browser watching "
                     "it?), hang, or be behind a slow link (a longer stall_timeout)")
@@ -349,8 +349,7 @@ class CameraReader:
     def _reported_fps(self, capture: cv2.VideoCapture) -> float | None:
         """The frame rate the stream says it sends, or None. MJPEG over HTTP says none (its parts
         carry no times): FFmpeg's default of 25 was said by `run --probe` of a 10 fps ESP32-CAM."""
-        web = self.source.lower().startswith(("http://", "https://"))
-        if web and int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"MJPG":
+        if self.is_web and int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"MJPG":
             return None
         return plausible_fps(capture.get(cv2.CAP_PROP_FPS))
 
