@@ -94,7 +94,7 @@ rtsp:
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(RTSP_PACKAGES); }
 
-# examples/maskwatch.service is checked with systemd-analyze verify (no systemd needs to run).
+# The package's unit (`run --unit`, src/maskwatch/examples/maskwatch.service) is checked with systemd-analyze verify (no systemd needs to run).
 systemd-analyze:
 	@command -v systemd-analyze >/dev/null || { \
 	  echo "installing Debian's systemd for systemd-analyze (the service unit's test; system-wide, apt-get)"; \

@@ -7,6 +7,7 @@ meta-path finder refuses them), as on a machine without `maskwatch[train]` or `m
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -271,28 +272,75 @@ def _build(hook: str, source, out) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[set[str], set[str], Path]:
+    """The package's files as git tracks them, the sdist's file names and the wheel built from it, once."""
+    import tarfile
+
+    out = tmp_path_factory.mktemp("built")
+    package = set(subprocess.run(["git", "ls-files", "src"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.split())
+    with tarfile.open(out / _build("build_sdist", ROOT, out)) as sdist:
+        top = sdist.getnames()[0].split("/")[0]
+        names = {m.name.partition("/")[2] for m in sdist.getmembers() if m.isfile()}
+        sdist.extractall(out, filter="data")
+    return package, names, out / _build("build_wheel", out / top, out)
+
+
 @pytest.mark.slow
-def test_the_sdist_and_the_wheel_built_from_it_hold_the_package_and_no_more(tmp_path):
+def test_the_sdist_and_the_wheel_built_from_it_hold_the_package_and_no_more(built):
     """Users install the wheel built from the sdist (`python -m build`): a file the sdist lacked
     would be missing there. The sdist held tests/test_*.py (setuptools' default) without the
     conftest.py, sample and helpers they need; it holds the package, its notices and what builds it."""
-    import tarfile
     import zipfile
 
-    package = set(subprocess.run(["git", "ls-files", "src"], cwd=ROOT, capture_output=True, text=True,
-                                 check=True).stdout.split())
+    package, names, wheel_file = built
     assert "src/maskwatch/weights/detector.onnx" in package and "src/maskwatch/schemas/frame.schema.json" in package
-    with tarfile.open(tmp_path / _build("build_sdist", ROOT, tmp_path)) as sdist:
-        top = sdist.getnames()[0].split("/")[0]
-        names = {m.name.partition("/")[2] for m in sdist.getmembers() if m.isfile()}
-        sdist.extractall(tmp_path, filter="data")
     assert {n for n in names if not n.startswith("src/maskwatch.egg-info/")} == package | {
         "LICENSE", "THIRD_PARTY_NOTICES.md", "README.md", "pyproject.toml", "MANIFEST.in", "PKG-INFO", "setup.cfg"}
-    with zipfile.ZipFile(tmp_path / _build("build_wheel", tmp_path / top, tmp_path)) as wheel:
+    with zipfile.ZipFile(wheel_file) as wheel:
         names = set(wheel.namelist())
     dist_info = {n for n in names if ".dist-info/" in n}
     assert names - dist_info == {n.removeprefix("src/") for n in package}
     assert {n.partition(".dist-info/")[2] for n in dist_info} >= {"licenses/LICENSE", "licenses/THIRD_PARTY_NOTICES.md"}
+
+
+@pytest.mark.slow
+def test_a_wheel_installed_without_a_checkout_writes_its_site_file_and_prints_its_unit(built, tmp_path):
+    """A contractor with the wheel alone: the boot steps copied the systemd unit from a checkout's
+    examples/, which the wheel lacks. Installed into a fresh venv (its dependencies: this venv's,
+    on its path by a .pth file, as a venv made from a venv's python would see the base Python's
+    site-packages instead), `run --init` writes the site file and `run --unit` prints the unit, both
+    from the installed package, from a folder with no checkout."""
+    import sysconfig
+
+    # No PYTHONPATH=src: pip took src/maskwatch.egg-info (the sdist's build writes it) for maskwatch installed
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    venv = tmp_path / "opt-maskwatch"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+                    "--no-index", str(built[2])], env=env, check=True, timeout=120)
+    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   env=env, capture_output=True, text=True, check=True).stdout.strip()
+    # after the venv's own: its maskwatch is the wheel's, not this checkout's editable one
+    (Path(site_packages) / "zz-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    site = tmp_path / "etc"
+    site.mkdir()
+
+    def maskwatch(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(venv / "bin" / "maskwatch"), *args], cwd=site, env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    where = subprocess.run([str(python), "-c", "import maskwatch; print(maskwatch.__file__)"], cwd=site, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(site_packages), where
+    made = maskwatch("run", "--config", "site.yaml", "--init")
+    assert made.returncode == 0 and (site / "site.yaml").is_file(), made.stderr
+    unit = maskwatch("run", "--config", "site.yaml", "--unit")
+    assert unit.returncode == 0, unit.stderr
+    assert f"ExecStart={venv / 'bin' / 'maskwatch'} run --config {site / 'site.yaml'}\n" in unit.stdout
+    assert "\nKillMode=mixed\n" in unit.stdout and "\nWantedBy=multi-user.target\n" in unit.stdout
 
 
 @pytest.mark.parametrize("args", [["users", "add", "ana"], ["users", "passwd", "ana"]], ids=["add", "passwd"])

@@ -247,6 +247,27 @@ def test_deployments_later_installs_go_into_the_units_venv():
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_boot_steps_need_no_checkout():
+    """A site installed from the wheel has no checkout: the steps copied the unit from examples/
+    and the site file from src/, neither there. The package writes one (`run --init`) and prints
+    the other (`run --unit`)."""
+    page = (DOCS / "deployment.md").read_text()
+    section = page[page.index("\n## Running at boot"):]
+    steps = section[section.index("```sh\n"):section.index("\n```\n")]
+    commands = [line.partition("#")[0].rstrip() for line in steps.splitlines()[1:]]
+    assert not [line for line in commands if re.search(r"(^|\s)(\./)?(examples|src)/", line)], steps
+    assert any(line.endswith("/etc/maskwatch/site.yaml --init") for line in commands), steps
+    assert any("--unit | sudo tee /etc/systemd/system/maskwatch.service" in line for line in commands), steps
+
+
+def test_the_upgrade_from_a_wheel_reinstalls_the_same_version():
+    """Every wheel of the project is 0.1.0: `pip install new.whl` said "already installed with the
+    same version", exited 0 and the site ran the old code."""
+    page = (DOCS / "deployment.md").read_text()
+    upgrading = page[page.index("**Upgrading**"):page.index("**What integrators must change**")]
+    assert "install --force-reinstall --no-deps ./maskwatch-0.1.0-py3-none-any.whl" in upgrading
+
+
 def test_the_boot_installs_environment_file_names_what_the_example_site_needs():
     """The step that makes /etc/maskwatch/env named CAM_PASSWORD alone; the example site it
     installs needs WEBHOOK_SECRET too, so a file filled as told did not start."""

@@ -1,5 +1,6 @@
-"""examples/maskwatch.service as systemd reads it. How the site stops under it (SIGTERM to the main
-process, a clean stop counted as success) is tested in test_site.py."""
+"""The package's systemd unit (src/maskwatch/examples/maskwatch.service, which `run --unit` prints)
+as systemd reads it. How the site stops under it (SIGTERM to the main process, a clean stop counted
+as success) is tested in test_site.py."""
 
 import re
 import shutil
@@ -9,21 +10,30 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[1] / "examples" / "maskwatch.service"
+from tests.test_base_install import EVERY_EXTRA, maskwatch_without
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIT = ROOT / "src" / "maskwatch" / "examples" / "maskwatch.service"
 
 
 def unit_setting(name: str) -> str:
     return re.search(rf"^{name}=(.*)$", UNIT.read_text(), re.MULTILINE).group(1).strip()
 
 
+def print_unit(config, cwd=None) -> subprocess.CompletedProcess:
+    """`maskwatch run --config CONFIG --unit` on the base install (no extra), as a wheel's user types it."""
+    return maskwatch_without(EVERY_EXTRA, "run", "--config", str(config), "--unit", cwd=cwd or ROOT)
+
+
 @pytest.mark.system
-def test_the_example_unit_is_one_systemd_reads_without_a_warning(tmp_path):
+def test_the_printed_unit_is_one_systemd_reads_without_a_warning(tmp_path):
     """A key written wrong (KillMod=) or a bad value is only a warning to systemd, which then runs
     the unit without it: verify must say nothing about the unit at all."""
     assert shutil.which("systemd-analyze"), "make test installs systemd (systemd-analyze)"
-    maskwatch = shutil.which("maskwatch") or str(Path(sys.executable).with_name("maskwatch"))
     unit = tmp_path / "maskwatch.service"
-    unit.write_text(UNIT.read_text().replace("/opt/maskwatch/bin/maskwatch", maskwatch))
+    printed = print_unit(tmp_path / "site.yaml")
+    assert printed.returncode == 0, printed.stderr
+    unit.write_text(printed.stdout)
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
     said = [line for line in (done.stdout + done.stderr).splitlines() if "maskwatch" in line]
     assert done.returncode == 0 and said == [], done
@@ -41,7 +51,37 @@ def test_the_state_folder_has_the_mode_the_install_steps_give_it():
     """docs/deployment.md makes /var/lib/maskwatch 750 (the database and snapshots for the service's
     user alone), the unit left systemd's 755: at each start the journal said "StateDirectory
     'maskwatch' already exists but the mode is different", and a folder systemd made was 755."""
-    steps = (UNIT.parents[1] / "docs" / "deployment.md").read_text()
+    steps = (ROOT / "docs" / "deployment.md").read_text()
     installed = re.search(r"install -d -m (\d+) -o maskwatch -g maskwatch /var/lib/maskwatch", steps).group(1)
     assert re.search(r"^StateDirectoryMode=(\d+)$", UNIT.read_text(), re.MULTILINE), "StateDirectoryMode is not set"
     assert int(unit_setting("StateDirectoryMode"), 8) == int(installed, 8) == 0o750
+
+
+def test_run_unit_prints_the_packages_unit_naming_this_install_and_the_site_file(tmp_path):
+    """A user of the wheel had no unit: the docs copied examples/maskwatch.service from a checkout,
+    which the wheel lacks. `run --unit` prints the package's own, with no extra installed, its
+    ExecStart naming this venv's maskwatch (not always /opt/maskwatch's) and the file's absolute path."""
+    printed = print_unit("site.yaml", cwd=tmp_path)
+    assert printed.returncode == 0 and printed.stderr == "", printed.stderr
+    maskwatch = Path(sys.executable).with_name("maskwatch")
+    assert printed.stdout == UNIT.read_text().replace(
+        "ExecStart=/opt/maskwatch/bin/maskwatch run --config /etc/maskwatch/site.yaml",
+        f"ExecStart={maskwatch} run --config {tmp_path / 'site.yaml'}")
+    assert not (tmp_path / "site.yaml").exists()  # printed, nothing written
+
+
+def test_a_path_is_one_word_of_execstart_as_systemd_reads_it():
+    from maskwatch.cli.site import _systemd_word
+
+    assert _systemd_word("/etc/maskwatch/site.yaml") == "/etc/maskwatch/site.yaml"
+    assert _systemd_word('/srv/my sites/50%$"a".yaml') == '"/srv/my sites/50%%$$\\"a\\".yaml"'
+
+
+@pytest.mark.parametrize("config", ["/home/ana/site.yaml", "/root/site.yaml"])
+def test_run_unit_refuses_a_site_file_the_unit_cannot_see(config):
+    """ProtectHome=yes: a unit naming a file under /home or /root failed at each start, "not found"."""
+    printed = print_unit(config)
+    assert printed.returncode == 1 and printed.stdout == ""
+    assert printed.stderr.strip() == (f"error: {config}: under /{config.split('/')[1]}, which the unit hides from "
+                                      "the service (ProtectHome=yes); put the venv in /opt/maskwatch and the site "
+                                      "file in /etc/maskwatch")

@@ -551,7 +551,7 @@ def test_a_stalled_request_does_not_hold_the_stop_and_the_people_in_view_are_sto
         running.process.wait(timeout=60)
         assert time.monotonic() - started < 30, "the stop waited for the stalled request"
         # Ended by its signal after the clean stop (uvicorn's way), or 0: what systemd counts as a
-        # stop that succeeded (examples/maskwatch.service); an exit(143) would be a failed unit.
+        # stop that succeeded (the package's maskwatch.service); an exit(143) would be a failed unit.
         assert running.process.returncode in (0, -signal.SIGTERM), running.process.returncode
     finally:
         if stalled is not None:

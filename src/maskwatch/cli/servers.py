@@ -48,7 +48,7 @@ def _hangup_as_sigterm() -> None:
 def _end_by_sigterm() -> None:
     """End this process by SIGTERM's own action once a server stopped cleanly after one, as uvicorn
     ends `serve` and `run`: the shell says 143, and systemd counts a death by SIGTERM as a clean stop
-    (exit(143) would be a failed unit: examples/maskwatch.service sets no SuccessExitStatus)."""
+    (exit(143) would be a failed unit: the package's maskwatch.service sets no SuccessExitStatus)."""
     import signal
     import threading
 

@@ -33,6 +33,9 @@ def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="The site's YAML file: cameras, server, storage (--init writes an example).")],
     init: Annotated[bool, typer.Option("--init", help="Write a commented example site (three cameras, a webhook, MQTT) "
                                                       "to --config's path, where no file is yet, and stop.")] = False,
+    unit: Annotated[bool, typer.Option("--unit", help="Print a systemd unit that runs this site at boot with this "
+                                                      "install's maskwatch, and stop (sudo tee it to "
+                                                      "/etc/systemd/system/maskwatch.service).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras, the alerts.notify services and the reports "
                                                         "(secrets left out), and stop.")] = False,
     probe: Annotated[bool, typer.Option("--probe", help="With --check (implied): also open each camera and read a frame, "
@@ -48,6 +51,9 @@ def run(
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
     if init:  # before the extra: a file to edit needs none
         _write_example(config)
+        return
+    if unit:  # nor does the unit, printed before the file it names is written
+        _print_unit(config)
         return
     _need("run", "serve")
     _service_log()
@@ -189,6 +195,41 @@ def _write_example(config: Path) -> None:
         typer.echo(f"{config}: an example site of three cameras; set their sources, then: {check}")
     except OSError as err:  # a stdout on a full disk: a bare error read as the file not written
         _fail(f"{unprinted(err)}; {config} was written all the same: set its cameras' sources, then: {check}")
+
+
+# The unit's ProtectHome=yes hides these from the service: a venv or site file there is "not found" at boot.
+HIDDEN_FROM_UNITS = (Path("/home"), Path("/root"), Path("/run/user"))
+
+
+def _print_unit(config: Path) -> None:
+    """`run --unit`: the systemd unit that ships in the package (a user of the wheel has no
+    checkout's examples/ to copy it from), its ExecStart naming this install's maskwatch and the
+    site file's absolute path, where the shipped one names /opt/maskwatch and /etc/maskwatch."""
+    import sys
+    from importlib.resources import files
+
+    maskwatch = Path(sys.executable).with_name("maskwatch")  # the venv's script, beside its python
+    if not maskwatch.is_file():
+        _fail(f"{maskwatch}: no maskwatch script beside this Python; install maskwatch into the venv the unit is to run")
+    config = config.absolute()
+    for path in (maskwatch, config):
+        hidden = next((top for top in HIDDEN_FROM_UNITS if path.resolve().is_relative_to(top)), None)
+        if hidden:
+            _fail(f"{path}: under {hidden}, which the unit hides from the service (ProtectHome=yes); put the venv "
+                  "in /opt/maskwatch and the site file in /etc/maskwatch")
+    shipped = files("maskwatch").joinpath("examples", "maskwatch.service").read_text(encoding="utf-8")
+    start = "ExecStart=/opt/maskwatch/bin/maskwatch run --config /etc/maskwatch/site.yaml\n"
+    _print_data(shipped.replace(start, f"ExecStart={_systemd_word(str(maskwatch))} run --config "
+                                       f"{_systemd_word(str(config))}\n").rstrip("\n"))
+
+
+def _systemd_word(word: str) -> str:
+    """One word of an ExecStart line as systemd reads it: % and $ doubled (its specifiers and
+    variables), quoted where it holds a space or a quote."""
+    word = word.replace("%", "%%").replace("$", "$$")
+    if any(c.isspace() or c in "\"'\\" for c in word):
+        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return word
 
 
 def _loopback(host: str) -> bool:
