@@ -268,6 +268,16 @@ def test_the_upgrade_from_a_wheel_reinstalls_the_same_version():
     assert "install --force-reinstall --no-deps ./maskwatch-0.1.0-py3-none-any.whl" in upgrading
 
 
+def test_the_wheels_named_in_the_docs_are_this_versions():
+    """The wheel's file name the install steps give is the one `python -m build` writes today."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    named = {name for page in CURRENT
+             for name in re.findall(r"maskwatch-[\w.]+-py3-none-any\.whl", page.read_text())}
+    assert named == {f"maskwatch-{version}-py3-none-any.whl"}, named
+
+
 def test_the_boot_installs_environment_file_names_what_the_example_site_needs():
     """The step that makes /etc/maskwatch/env named CAM_PASSWORD alone; the example site it
     installs needs WEBHOOK_SECRET too, so a file filled as told did not start."""
