@@ -297,12 +297,14 @@ def test_the_sdist_and_the_wheel_built_from_it_hold_the_package_and_no_more(buil
     package, names, wheel_file = built
     assert "src/maskwatch/weights/detector.onnx" in package and "src/maskwatch/schemas/frame.schema.json" in package
     assert {n for n in names if not n.startswith("src/maskwatch.egg-info/")} == package | {
-        "LICENSE", "THIRD_PARTY_NOTICES.md", "README.md", "pyproject.toml", "MANIFEST.in", "PKG-INFO", "setup.cfg"}
+        "LICENSE", "THIRD_PARTY_NOTICES.md", "LICENSES/Apache-2.0.txt", "README.md", "pyproject.toml", "MANIFEST.in",
+        "PKG-INFO", "setup.cfg"}
     with zipfile.ZipFile(wheel_file) as wheel:
         names = set(wheel.namelist())
     dist_info = {n for n in names if ".dist-info/" in n}
     assert names - dist_info == {n.removeprefix("src/") for n in package}
-    assert {n.partition(".dist-info/")[2] for n in dist_info} >= {"licenses/LICENSE", "licenses/THIRD_PARTY_NOTICES.md"}
+    assert {n.partition(".dist-info/")[2] for n in dist_info} >= {"licenses/LICENSE", "licenses/THIRD_PARTY_NOTICES.md",
+                                                                  "licenses/LICENSES/Apache-2.0.txt"}
 
 
 @pytest.mark.slow

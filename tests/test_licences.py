@@ -141,6 +141,17 @@ def test_the_reviewed_classifier_weights_are_apache():
         assert "Apache License, Version 2.0" in (dist.read_text("LICENSE") or "")
 
 
+def test_the_apache_licence_of_the_classifiers_weights_travels_in_full_with_the_package():
+    """classifier.onnx and closeup.onnx are fine-tuned from Apache-2.0 weights, whose section 4(a)
+    asks that every copy come with the licence; the wheel carried the notice and only a link to it."""
+    licence = (ROOT / "LICENSES" / "Apache-2.0.txt").read_text()
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "LICENSES/*.txt" in project["license-files"]
+    assert "`LICENSES/Apache-2.0.txt`" in (ROOT / "THIRD_PARTY_NOTICES.md").read_text()
+
+
 def meta(**fields: str | list[str]) -> Message:
     message = Message()
     for key, value in fields.items():
