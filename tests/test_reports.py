@@ -149,6 +149,24 @@ def test_a_new_report_owes_nothing_from_before_the_start_but_a_time_just_passed(
     assert "late" not in just_passed.body
 
 
+def test_a_new_report_owes_nothing_from_a_start_on_a_clock_set_later(make, caplog):
+    """A box with no real-time clock starts at 1970; NTP sets the clock minutes later. A new
+    report counted every day since 1970 as missed while the site was down, and sent the last
+    day's as late; it owes nothing from before the start, and goes at its time."""
+    clock = [utc("1970-01-01T00:00:30Z")]
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+    with caplog.at_level(logging.WARNING, logger="maskwatch.site.reports"):
+        assert scheduler.check() == []
+        clock[0] = utc("2026-09-24T05:00Z")  # NTP
+        assert scheduler.check() == []
+    assert not caplog.records
+    clock[0] = utc("2026-09-24T16:00:10Z")  # 18:00:10 CEST
+    (on_time,) = scheduler.check()
+    assert on_time.title == "Mask compliance Thu 2026-09-24, until 18:00"
+    assert "late" not in on_time.body and "not sent" not in on_time.body
+
+
 def test_the_message_and_its_csv_reach_a_service(make, receiver):
     scheduler = make(f"[{{urls: '{json_url(receiver)}', at: '18:00'}}]", start=True)
     store = scheduler.store

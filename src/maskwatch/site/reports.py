@@ -292,15 +292,22 @@ class ReportScheduler:
         self.names, self.zones_of, self.tz, self.clock, self.every = names, zones_of, tz, clock, every
         self.sent = SentReports(store.engine, store.url)
         self._sent: dict[str, float] | None = None  # read at the first check
+        self._first_check = self._first_steady = 0.0  # its time on the clock, and on time.monotonic()
         self._checks = Periodic(self.check, every, "maskwatch-reports",
                                 ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again"),
                                 at_start=True)
 
     def check(self, now: float | None = None) -> list[Message]:
         """Send each report due by `now` (default: the clock) and not sent yet; the messages sent."""
+        on_the_clock = now is None
         now = self.clock() if now is None else now
         if self._sent is None:
-            self._sent, self._first_check = self.sent.read(), now
+            self._sent, self._first_check, self._first_steady = self.sent.read(), now, time.monotonic()
+        elif on_the_clock:
+            # The first check on the clock as it reads now: a box with no real-time clock started at
+            # 1970, and once NTP set it a new report owed every day since ("399 earlier reports
+            # were not sent"), yesterday's sent as late.
+            self._first_check = now - (time.monotonic() - self._first_steady)
         made = []
         for report in self.reports:
             due = report.schedule.last_due(now)
