@@ -344,21 +344,25 @@ class ReportScheduler:
 
     def _clock_set(self, now: float, steady: float) -> None:
         """The clock was set (NTP on a box with no real-time clock, which started at 1970, the last
-        shutdown, or an RTC's garbage ahead): the start and what this process recorded are put on
-        the clock as it reads now. A report recorded on a clock set ahead was not sent again until
-        that date (in the database too: across restarts); one a clock at 1970 recorded, or a new
-        one, owed every day since 1970 ("399 earlier reports were not sent"), yesterday's as late."""
+        shutdown, or an RTC's garbage ahead), or the machine slept: the start, and what this process
+        recorded on the old clock, are put on the clock as it reads now. A report recorded on a clock
+        set ahead was not sent again until that date (in the database too: across restarts); one a
+        clock at 1970 recorded, or a new one, owed every day since 1970 ("399 earlier reports were
+        not sent"), yesterday's as late. A record made before a sleep stays: it was on time."""
         self._first_check = now - (steady - self._first_steady)
-        log.warning("scheduled reports: the clock was set %+.0f s; they owe nothing from before the site's start, "
-                    "%s on this clock", now - steady - self._offset, when(self._first_check, self.tz))
+        log.warning("scheduled reports: the clock was set %+.0f s (or the machine slept); they owe nothing from "
+                    "before the site's start, %s on this clock", now - steady - self._offset,
+                    when(self._first_check, self.tz))
         for report in self.reports:
             if (marked := self._marked.pop(report.key, None)) is None:
                 continue
             before = report.schedule.last_due(self._first_check - 2 * self.every)
             started = before.at if before is not None else float("-inf")
-            if started > float("-inf"):
-                self.sent.replace(report.key, marked, started)
-            self._sent[report.key] = started
+            # ahead of the clock now: made on one set ahead; else only raised to the start
+            since = started if marked > now else max(marked, started)
+            if since != marked and since > float("-inf"):
+                self.sent.replace(report.key, marked, since)
+            self._sent[report.key] = since
 
     def start(self) -> ReportScheduler:
         self.sender.start()
