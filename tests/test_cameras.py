@@ -646,6 +646,32 @@ def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_track
     assert worker._stamp() >= later and Flushed.flushes == 2  # a steady clock: no more
 
 
+def test_a_cameras_outage_times_follow_a_clock_that_is_set(monkeypatch, tmp_path, sample_dir):
+    """A small box with no real-time clock boots at 1970 (or its last shutdown) and NTP sets the
+    clock days forward: a camera down since the boot read "offline since 1970-01-01", one whose
+    last frame came before the step read days too long down. A clock set back 10 minutes put
+    them in the future. Real readers: a refused port (never connected) and a clip, stopped."""
+    import maskwatch.video.cameras as cameras
+
+    step = [0.0]
+    real_time = time.time
+    monkeypatch.setattr(cameras.time, "time", lambda: real_time() + step[0])
+    never = fast_reader(f"rtsp://127.0.0.1:{refused_port()}/live", name="never").start()
+    clip = fast_reader(str(make_video(tmp_path / "clip.mp4", sample_dir, frames=3)), name="clip").start()
+    try:
+        assert wait_until(lambda: clip.state().frames > 0), clip.state()
+    finally:
+        clip.stop()
+        never.stop()
+    for jump in (3 * 86400.0, -600.0):  # NTP after a boot at the last shutdown; then set back
+        step[0] += jump
+        down, stopped = never.state(), clip.state()
+        now = time.time()
+        assert now - 60 < down.offline_since <= now, (jump, now - down.offline_since)
+        assert now - 60 < stopped.last_frame_at <= stopped.offline_since <= now, (jump, now - stopped.last_frame_at)
+        assert never.state().offline_since == down.offline_since  # two reads of a steady clock agree
+
+
 @pytest.mark.parametrize("url, address", [
     ("rtsp://cam/live", ("cam", 554)),
     ("rtsp://u:pw@10.0.0.5:8554/s?x=1", ("10.0.0.5", 8554)),

@@ -149,6 +149,63 @@ def test_a_new_report_owes_nothing_from_before_the_start_but_a_time_just_passed(
     assert "late" not in just_passed.body
 
 
+def test_a_start_on_a_clock_at_1970_owes_nothing_once_ntp_sets_it(make, caplog):
+    """A box with no real-time clock starts at 1970, just after the report's 18:00 on that clock
+    (sent: a time just passed); NTP sets the clock. The report counted every day since 1970 as
+    missed while the site was down ("399 earlier daily reports were not sent") and sent
+    yesterday's as late; it owes nothing from before the start, and goes at its time."""
+    clock = [utc("1970-01-01T17:00:10Z")]  # 18:00:10 in Berlin
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+    assert len(scheduler.check()) == 1
+    clock[0] = utc("2026-09-24T05:00Z")  # NTP
+    with caplog.at_level(logging.WARNING, logger="maskwatch.site.reports"):
+        assert scheduler.check() == []
+    step = utc("2026-09-24T05:00Z") - utc("1970-01-01T17:00:10Z")
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        f"scheduled reports: the clock was set +{step:.0f} s (or the machine slept)"]
+    clock[0] = utc("2026-09-24T16:00:10Z")  # 18:00:10 CEST
+    (on_time,) = scheduler.check()
+    assert on_time.title == "Mask compliance Thu 2026-09-24, until 18:00"
+    assert "late" not in on_time.body and "not sent" not in on_time.body
+
+
+def test_a_report_sent_on_a_clock_set_ahead_goes_again_once_ntp_sets_it_back(make):
+    """An RTC's garbage a week ahead at boot: the report went (a time just passed) and was recorded
+    for that date; once NTP set the clock back it was not sent again until then, across restarts."""
+    clock = [utc("2026-09-30T16:00:10Z")]
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+    assert len(scheduler.check()) == 1
+    clock[0] = utc("2026-09-23T15:00Z")  # NTP: 17:00 CEST on the 23rd
+    assert scheduler.check() == []
+    clock[0] = utc("2026-09-23T16:00:10Z")
+    (on_time,) = scheduler.check()
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00"
+    assert "late" not in on_time.body and "not sent" not in on_time.body
+    (next_day,) = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]").check(now=utc("2026-09-24T16:00:10Z"))
+    assert "late" not in next_day.body and "not sent" not in next_day.body  # restarted: the database's record too
+
+
+def test_a_report_sent_before_the_machine_slept_is_not_sent_again(make, monkeypatch):
+    """A laptop's site slept 10 hours: the clock moved on, time.monotonic() did not. Taken for a
+    clock set, the report sent before the sleep was put back to the start's day and sent twice."""
+    import maskwatch.site.reports as reports
+
+    steady, clock = [1000.0], [utc("2026-09-20T06:00Z")]
+    monkeypatch.setattr(reports.time, "monotonic", lambda: steady[0])
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+    assert scheduler.check() == []
+    for now in range(int(utc("2026-09-20T06:00:30Z")), int(utc("2026-09-21T16:00:30Z")), 30):  # the checks
+        steady[0] += 30
+        clock[0] = now
+        scheduler.check()
+    steady[0] += 2 * 3600
+    clock[0] = utc("2026-09-22T04:00Z")  # 2 hours more, 10 asleep: 06:00 CEST on the 22nd
+    assert scheduler.check() == []
+
+
 def test_the_message_and_its_csv_reach_a_service(make, receiver):
     scheduler = make(f"[{{urls: '{json_url(receiver)}', at: '18:00'}}]", start=True)
     store = scheduler.store

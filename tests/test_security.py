@@ -1255,6 +1255,22 @@ def windows_of_two_processes(store: AuthStore) -> None:
         assert connection.exec_driver_sql("SELECT count(*) FROM login_failures").scalar() == 0
 
 
+def test_failed_logins_on_a_clock_set_ahead_lock_no_one_out_once_it_is_set_back(tmp_path):
+    """An installer's 3 wrong passwords on a clock a week ahead (set by hand, an RTC's garbage):
+    once NTP set it back, the name was locked out for that week; the rows stayed as long."""
+    import time
+
+    store = AuthStore(str(tmp_path / "auth.db"))
+    now = time.time()
+    for _ in range(3):
+        assert store.reserve_attempt({"user:ana": 3}, 900.0, now=now + 7 * 86400)[0]
+    assert store.reserve_attempt({"user:ana": 3}, 900.0, now=now + 7 * 86400)[0] is None  # on that clock
+    assert store.reserve_attempt({"user:ana": 3}, 900.0, now=now)[0]  # set back
+    store.drop_failures(900.0, now=now)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM login_failures").scalar() == 1
+
+
 def test_failed_logins_of_two_windows_postgresql(postgres):  # noqa: F811
     windows_of_two_processes(AuthStore(postgres.new_database("windows")))
 

@@ -617,7 +617,7 @@ def test_retention_at_the_start_waits_an_hour_when_every_stored_row_is_older_tha
     """A clock set ahead at boot (an RTC's garbage before NTP pulls it back) made every stored row
     older than retention_days, and the start's sweep deleted the whole history. It waits for the
     hourly sweep, saying so; a site truly off that long loses them then, and a site with a recent row
-    sweeps at the start as before."""
+    sweeps at the start as before. A clock set ahead while the site runs waits an hour the same way."""
     import time
 
     from maskwatch import Detector
@@ -638,7 +638,14 @@ def test_retention_at_the_start_waits_an_hour_when_every_stored_row_is_older_tha
         said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.runner"]
         assert any(m.startswith("retention at the start postponed to the next hourly sweep: every stored row is "
                                 "older than retention_days (7) by this clock") for m in said), said
-        site._retain("this hour")  # the hourly sweep: gone
+        # A clock set a year ahead since the last sweep (`date -s` mistyped): every row would go; it waits
+        steady, wall = time.monotonic() - 3600, time.time() - 3600 - 365 * 86400
+        site._hourly_retention(steady, wall)
+        assert site.store.last_seen("door") == old
+        said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.runner"]
+        assert said[-1].startswith("retention after the clock was set +31536000 s postponed to the next hourly "
+                                   "sweep"), said
+        site._hourly_retention(time.monotonic() - 3600, time.time() - 3600)  # the hour after: gone
         assert site.store.last_seen("door") is None
     finally:
         site.stop()

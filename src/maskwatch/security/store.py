@@ -680,14 +680,17 @@ class AuthStore:
         counted the attempts it was checking in its own memory, so N workers let N times the
         guesses through in parallel). (the rows' ids, None), which release_attempt() deletes when
         the password was right; or (None, the oldest failure's time) for a key at its limit,
-        nothing written."""
+        nothing written. Failures stamped over a window ahead of the clock are not counted: made
+        on a clock set ahead (a week, by hand or an RTC's garbage) and then set back by NTP, they
+        locked the name out for that week."""
         now = time.time() if now is None else now
 
         def at_limit(connection) -> float | None:
             for key, limit in limits.items():
                 count, oldest = connection.execute(
                     select(func.count(), func.min(login_failures.c.at))
-                    .where(login_failures.c.key == key, login_failures.c.at > now - window)).one()
+                    .where(login_failures.c.key == key, login_failures.c.at > now - window,
+                           login_failures.c.at <= now + window)).one()
                 if count >= limit:
                     return oldest if oldest is not None else now
             return None
@@ -719,7 +722,8 @@ class AuthStore:
         any process said it uses within a day, this one's first (failure_windows). Every limit
         (per client, per name, "secret:") reads back one window; kept a day, they held unsalted
         digests of names typed (often passwords) 96 times longer than any limit needed them. A
-        process with a longer window beside a shorter one keeps the rows for it. The age kept."""
+        process with a longer window beside a shorter one keeps the rows for it. Rows stamped over that
+        ahead of the clock (a clock set back since) go too. The age kept."""
         now = time.time() if now is None else now
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, LOGIN_ATTEMPT_LOCK)  # two processes saying the same window at once
@@ -728,7 +732,8 @@ class AuthStore:
                 connection.execute(insert(failure_windows).values(seconds=window, seen=now))
             connection.execute(delete(failure_windows).where(failure_windows.c.seen < now - 86400))
             kept = max(window, connection.execute(select(func.max(failure_windows.c.seconds))).scalar() or 0)
-            connection.execute(delete(login_failures).where(login_failures.c.at < now - kept))
+            connection.execute(delete(login_failures).where(
+                (login_failures.c.at < now - kept) | (login_failures.c.at > now + kept)))
         return kept
 
     # Access log

@@ -53,6 +53,7 @@ from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 30.0  # seconds between looks at the clock: a report goes within this of its time
+CLOCK_SET_AFTER = 60.0  # seconds the clock moved apart from time.monotonic() between two checks: it was set
 LATE_AFTER = 120.0  # seconds after its time from which a report says it is late
 MISSED_LOOKBACK_DAYS = 400  # missed reports are counted this far back (a site off for longer: "over ...")
 
@@ -106,6 +107,13 @@ class SentReports:
                 return True
         except IntegrityError:  # another process inserted it between the two
             return False
+
+    def replace(self, key: str, marked: float, due: float) -> None:
+        """`key`'s record `marked` (made on a clock since set) replaced by `due`, earlier or later;
+        left as it is where another process recorded another time since."""
+        with self.engine.begin() as connection:
+            connection.execute(update(reports_sent).where(reports_sent.c.report == key, reports_sent.c.due == marked)
+                               .values(due=due))
 
 
 @dataclass(frozen=True)
@@ -292,15 +300,22 @@ class ReportScheduler:
         self.names, self.zones_of, self.tz, self.clock, self.every = names, zones_of, tz, clock, every
         self.sent = SentReports(store.engine, store.url)
         self._sent: dict[str, float] | None = None  # read at the first check
+        self._first_check = self._first_steady = 0.0  # its time on the clock, and on time.monotonic()
+        self._offset = 0.0  # the clock less time.monotonic() at the last check
+        self._marked: dict[str, float] = {}  # what this process recorded, since the clock was last set
         self._checks = Periodic(self.check, every, "maskwatch-reports",
                                 ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again"),
                                 at_start=True)
 
     def check(self, now: float | None = None) -> list[Message]:
         """Send each report due by `now` (default: the clock) and not sent yet; the messages sent."""
+        on_the_clock, steady = now is None, time.monotonic()
         now = self.clock() if now is None else now
         if self._sent is None:
-            self._sent, self._first_check = self.sent.read(), now
+            self._sent, self._first_check, self._first_steady = self.sent.read(), now, steady
+        elif on_the_clock and abs(now - steady - self._offset) > CLOCK_SET_AFTER:
+            self._clock_set(now, steady)
+        self._offset = now - steady
         made = []
         for report in self.reports:
             due = report.schedule.last_due(now)
@@ -318,6 +333,7 @@ class ReportScheduler:
             self._sent[report.key] = due.at  # marked here or by another process: sent either way
             if not marked:
                 continue
+            self._marked[report.key] = due.at
             if missed:
                 log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
                             "is sent now", report.name, missed, "report" if missed == 1 else "reports",
@@ -325,6 +341,28 @@ class ReportScheduler:
             self.sender.send(report, message)
             made.append(message)
         return made
+
+    def _clock_set(self, now: float, steady: float) -> None:
+        """The clock was set (NTP on a box with no real-time clock, which started at 1970, the last
+        shutdown, or an RTC's garbage ahead), or the machine slept: the start, and what this process
+        recorded on the old clock, are put on the clock as it reads now. A report recorded on a clock
+        set ahead was not sent again until that date (in the database too: across restarts); one a
+        clock at 1970 recorded, or a new one, owed every day since 1970 ("399 earlier reports were
+        not sent"), yesterday's as late. A record made before a sleep stays: it was on time."""
+        self._first_check = now - (steady - self._first_steady)
+        log.warning("scheduled reports: the clock was set %+.0f s (or the machine slept); they owe nothing from "
+                    "before the site's start, %s on this clock", now - steady - self._offset,
+                    when(self._first_check, self.tz))
+        for report in self.reports:
+            if (marked := self._marked.pop(report.key, None)) is None:
+                continue
+            before = report.schedule.last_due(self._first_check - 2 * self.every)
+            started = before.at if before is not None else float("-inf")
+            # ahead of the clock now: made on one set ahead; else only raised to the start
+            since = started if marked > now else max(marked, started)
+            if since != marked and since > float("-inf"):
+                self.sent.replace(report.key, marked, since)
+            self._sent[report.key] = since
 
     def start(self) -> ReportScheduler:
         self.sender.start()

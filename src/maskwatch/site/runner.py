@@ -193,13 +193,23 @@ class Site:
 
     def _sweep(self) -> None:
         """Once a minute, free memory back to the system (STEADY_MALLOC); hourly, the retention."""
-        swept = time.monotonic()
+        swept = (time.monotonic(), time.time())
         while not self._stop.wait(TRIM_EVERY):
             trim_free_memory()
             self._new_day()
-            if time.monotonic() - swept >= RETENTION_EVERY:
-                swept = time.monotonic()
-                self._retain("this hour")
+            if time.monotonic() - swept[0] >= RETENTION_EVERY:
+                swept = self._hourly_retention(*swept)
+
+    def _hourly_retention(self, steady: float, wall: float) -> tuple[float, float]:
+        """The hourly retention, the last one's at time.monotonic() `steady` and time.time() `wall`;
+        this one's. After a clock set forward by over an hour since, it waits one more hour where
+        it would delete every stored row, as at the start: a date mistyped a year ahead (`date -s`)
+        deleted the whole history at the next sweep."""
+        now = (time.monotonic(), time.time())
+        step = (now[1] - wall) - (now[0] - steady)
+        if not (step > RETENTION_EVERY and self._clock_doubted(f"after the clock was set {step:+.0f} s")):
+            self._retain("this hour")
+        return now
 
     def _watch_cameras(self) -> None:
         """Each camera's `connected`, as /v1/cameras, the page and Prometheus have it (no frame for
@@ -219,8 +229,8 @@ class Site:
             log.warning("retention skipped %s (%s: %s); tried again in an hour%s", when, type(err).__name__,
                         str(err).splitlines()[0] if str(err) else "", full if disk_is_full(err) else "")
 
-    def _clock_doubted(self) -> bool:
-        """Whether the start's retention waits for the hourly sweep: every stored row is older than
+    def _clock_doubted(self, when: str = "at the start") -> bool:
+        """Whether the retention `when` waits for the hourly sweep: every stored row is older than
         the window by this clock. A clock set ahead at boot (an RTC's garbage, before NTP pulls it
         back) deleted the whole history at the start; a site truly off that long loses it an hour later."""
         try:
@@ -230,9 +240,9 @@ class Site:
         now, days = time.time(), self.store.retention_days
         if newest is None or newest >= now - days * 86400:
             return False
-        log.warning("retention at the start postponed to the next hourly sweep: every stored row is older than "
+        log.warning("retention %s postponed to the next hourly sweep: every stored row is older than "
                     "retention_days (%g) by this clock, the newest from %s and the clock at %s; a clock set wrong "
-                    "at boot would delete them all", days, minute_utc(newest), minute_utc(now))
+                    "would delete them all", when, days, minute_utc(newest), minute_utc(now))
         return True
 
     def _new_day(self) -> None:
