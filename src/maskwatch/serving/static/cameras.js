@@ -78,6 +78,7 @@ async function pollCameras() {
     document.getElementById("cameras").hidden = false;
     document.getElementById("events").hidden = false;
     document.getElementById("trend").hidden = false;
+    document.getElementById("alerts").hidden = false;
     const select = document.getElementById("filter-camera");
     const trendSelect = document.getElementById("trend-camera");
     for (const camera of cameras) {
@@ -90,6 +91,7 @@ async function pollCameras() {
     keepPolling(addRetiredCameras, 5000);
     keepPolling(loadEvents, 5000);
     keepPolling(loadTrend, 60000);
+    keepPolling(loadAlerts, 30000);  // the rules are checked every 30 s
     if (!cameras.length) {  // a viewer whose cameras are all gone from the config saw an empty heading
       document.getElementById("camera-grid").textContent = "No camera to show to this account.";
     }
