@@ -116,3 +116,9 @@ def test_the_page_lists_the_day_s_alerts_in_words_once_a_rule_and_camera(supervi
     assert "Waiting room, zone chairs" in waiting and "over the 5 min before, under the 80 % set; 2 of 20 people" in waiting
     assert "Now: back to 80 % or more: " in waiting and "Fired" not in waiting and "over the last 5 min" in waiting
     assert "Pharmacy" not in supervisor.inner_text("#alerts")
+
+
+def test_a_viewer_is_not_offered_zone_drawing(supervisor):
+    """Each card offered a viewer "Draw zones", whose YAML is for a file only whoever runs the site
+    can change (an admin's cards keep it: tests/test_dashboard.py's zone tests)."""
+    assert supervisor.locator(".camera").count() == 2 and supervisor.locator(".draw-zones").count() == 0

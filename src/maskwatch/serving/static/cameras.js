@@ -11,7 +11,13 @@ function cameraCard(camera) {
       <figcaption><span class="name">${escapeHtml(camera.name)}</span><span class="state"></span></figcaption>
       <p class="counts"></p><small class="detail"></small><small class="todo"></small>
       <p><button type="button" class="draw-zones">Draw zones<span class="sr-only"> of ${escapeHtml(camera.name)}</span></button></p>`;
-    card.querySelector(".draw-zones").addEventListener("click", () => openZoneEditor(camera.id, camera.name));
+    // An admin's only: the editor gives YAML for site.yaml, which a viewer cannot change (a clinic's
+    // supervisor was offered it on every card, beside "tell whoever runs the site").
+    if (accountRole === "admin") {
+      card.querySelector(".draw-zones").addEventListener("click", () => openZoneEditor(camera.id, camera.name));
+    } else {
+      card.querySelector(".draw-zones").parentElement.remove();
+    }
     document.getElementById("camera-grid").appendChild(card);
   }
   return card;
