@@ -122,3 +122,12 @@ def test_a_viewer_is_not_offered_zone_drawing(supervisor):
     """Each card offered a viewer "Draw zones", whose YAML is for a file only whoever runs the site
     can change (an admin's cards keep it: tests/test_dashboard.py's zone tests)."""
     assert supervisor.locator(".camera").count() == 2 and supervisor.locator(".draw-zones").count() == 0
+
+
+def test_an_offline_time_in_the_hour_the_clocks_go_back_says_its_offset(supervisor):
+    """"offline since 02:30" in the night the clocks go back named either of two moments an hour apart;
+    the chart's hours and the people's times said their offset there, the cards' minutes did not."""
+    said = supervisor.evaluate("""() => { const before = clockFormat; setClock("Europe/Berlin"); const said = [
+        clockMinute("2026-10-25T00:30:00Z"), clockMinute("2026-10-25T01:30:00Z"), clockMinute("2026-10-24T12:05:00Z")];
+        clockFormat = before; return said; }""")
+    assert said == ["02:30 (UTC+02:00)", "02:30 (UTC+01:00)", "14:05"]
