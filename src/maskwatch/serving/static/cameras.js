@@ -107,8 +107,9 @@ async function pollCameras() {
     const card = cameraCard(camera);
     card.dataset.connected = camera.connected;
     // The analysed rate is the one set in the config; the stream's own is what the camera sends.
-    card.querySelector(".state").textContent = camera.connected
-      ? `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)` : "offline";
+    // An admin's figures: to a viewer (a clinic's supervisor) "3 fps analysed" was an engineer's word.
+    card.querySelector(".state").textContent = !camera.connected ? "offline" : accountRole !== "admin" ? "online"
+      : `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)`;
     // A camera kept up through a stall (its offline_after) says why no new frame comes: its card
     // said "online" over a frozen picture, and nothing more, for up to an hour.
     card.querySelector(".detail").textContent = camera.connected
