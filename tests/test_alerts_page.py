@@ -3,7 +3,9 @@ which camera and zone, when, the figure and its interval, and whether it came ba
 their cameras' alerts. A real site (its SQLite store, its users, its app on uvicorn on loopback),
 its rules checked by check(now=...) as the site's thread checks them, and Chromium."""
 
+import re
 import time
+from types import SimpleNamespace
 from datetime import datetime, timezone
 
 import httpx
@@ -69,14 +71,14 @@ alerts:
     assert [a["camera"] for a in site.compliance.check(now)] == ["entrance"]
     auth = AuthSettings(database=str(folder / "site.db"), open_without_users=False)
     with serving(create_app(detector, ServeSettings(auth=auth), site=site), lifespan="off") as base:
-        yield base
+        yield SimpleNamespace(base=base, site=site)
     site.store.close()
 
 
 def test_a_viewer_reads_today_s_alerts_of_their_cameras_only_and_whether_each_recovered(clinic):
     """The alerts went to webhooks, messages, MQTT or the log only: a supervisor with the dashboard
     alone never learnt that one fired, nor could tell whether the waiting room came back."""
-    viewer = httpx.get(clinic + "/v1/alerts", headers=session_of(login(clinic, VIEWER)), timeout=10)
+    viewer = httpx.get(clinic.base + "/v1/alerts", headers=session_of(login(clinic.base, VIEWER)), timeout=10)
     assert viewer.status_code == 200, viewer.text
     answer = viewer.json()
     assert [(a["camera"], a["zone"], a["now"]["state"]) for a in answer["alerts"]] == [
@@ -87,7 +89,7 @@ def test_a_viewer_reads_today_s_alerts_of_their_cameras_only_and_whether_each_re
     assert waiting["compliance_low"] <= waiting["compliance"] <= waiting["compliance_high"] < 80
     assert waiting["now"]["people"] == 30 and waiting["now"]["compliance_low"] >= 80
     assert datetime.fromisoformat(waiting["at"]).utcoffset() is not None  # the site's offset, as /v1/cameras'
-    admin = httpx.get(clinic + "/v1/alerts", headers=session_of(login(clinic, ADMIN)), timeout=10).json()
+    admin = httpx.get(clinic.base + "/v1/alerts", headers=session_of(login(clinic.base, ADMIN)), timeout=10).json()
     assert [(a["camera"], a["now"]["state"]) for a in admin["alerts"]] == [
         ("entrance", "under"), ("entrance", "under"), ("pharmacy", "too_few"), ("waiting", "recovered")]  # one check: its last first
     assert admin["rules"] == 3
@@ -98,7 +100,7 @@ def supervisor(clinic, page):  # noqa: F811
     """The viewer's dashboard at 1280x800, logged in once through the login page."""
     context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
     desk = watched(context.new_page())
-    log_in(desk, clinic, VIEWER)
+    log_in(desk, clinic.base, VIEWER)
     desk.wait_for_selector('.camera[data-camera="waiting"] .todo', state="attached", timeout=20_000)
     yield desk
     context.close()
@@ -131,3 +133,17 @@ def test_an_offline_time_in_the_hour_the_clocks_go_back_says_its_offset(supervis
         clockMinute("2026-10-25T00:30:00Z"), clockMinute("2026-10-25T01:30:00Z"), clockMinute("2026-10-24T12:05:00Z")];
         clockFormat = before; return said; }""")
     assert said == ["02:30 (UTC+02:00)", "02:30 (UTC+01:00)", "14:05"]
+
+
+def test_an_alert_fired_while_the_page_is_open_is_said_to_a_screen_reader(clinic, supervisor):
+    """The list is no live region (it is rebuilt as its figures move): a screen reader's user learnt
+    of a new alert only by reading the list again. (Last here: it adds an alert to the clinic's.)"""
+    supervisor.wait_for_selector("#alert-list li.alert")
+    supervisor.evaluate("() => loadAlerts()")
+    assert supervisor.text_content("#alert-news") == ""  # those listed at the first read are not news
+    now = time.time()
+    crowd(clinic.site.store, masked=0, unmasked=10, when=now - 30, camera="entrance")
+    assert [a["camera"] for a in clinic.site.compliance.check(now)] == ["entrance"]
+    supervisor.evaluate("() => loadAlerts()")
+    said = supervisor.text_content("#alert-news")
+    assert re.fullmatch(r"Compliance alert: \d\d:\d\d Entrance, \d+ % wearing a mask, under 80 %\.", said), said

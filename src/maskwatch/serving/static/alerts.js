@@ -18,14 +18,30 @@ function alertNow(alert) {
   }[now.state];
 }
 
+// An alert that fired since the last read is said once in a polite live region: the list is not
+// one (it is rebuilt as the figures move), and a screen reader's user learnt of a new one only by
+// reading the list again. Those listed at the page's first read are not news.
+let alertsSeen = null;  // each alert's rule, camera and time
+function sayNewAlerts(alerts) {
+  const key = (a) => `${a.rule} ${a.camera} ${a.at}`;
+  const fresh = alertsSeen === null ? [] : alerts.filter((a) => !alertsSeen.has(key(a)));
+  alertsSeen = new Set(alerts.map(key));
+  if (fresh.length) {
+    document.getElementById("alert-news").textContent = "Compliance alert: " + fresh.map((a) =>
+      `${clockMinute(a.at)} ${cameraNames[a.camera] ?? a.camera}${a.zone ? `, zone ${a.zone}` : ""}, ` +
+      `${percent(a.compliance)} wearing a mask, under ${a.below} %`).join("; ") + ".";
+  }
+}
+
 let lastAlerts = null;
 async function loadAlerts() {
   const answer = await checked("v1/alerts");
+  sayNewAlerts(answer.alerts);
   const shown = JSON.stringify(answer);
   if (shown === lastAlerts) return;  // unchanged: not rebuilt under a screen reader
   lastAlerts = shown;
   document.getElementById("alerts-since").textContent = !answer.rules
-    ? "No compliance alerts are set up for your cameras (alerts.compliance in the site's file)."
+    ? "No compliance alerts are set up for your cameras." + (accountRole === "admin" ? " (alerts.compliance in site.yaml)" : "")
     : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).` : "";
   const list = document.getElementById("alert-list");
   if (!answer.alerts.length) {
