@@ -135,6 +135,14 @@ def test_an_offline_time_in_the_hour_the_clocks_go_back_says_its_offset(supervis
     assert said == ["02:30 (UTC+02:00)", "02:30 (UTC+01:00)", "14:05"]
 
 
+def test_the_page_names_the_site_s_clock_as_the_site_and_the_chart_do(supervisor):
+    """Chromium resolves some zones to their old names: a Kolkata site's page said "Times:
+    Asia/Calcutta (the site's clock)" above a chart "(Asia/Kolkata)"."""
+    said = supervisor.evaluate("""() => { const before = clockFormat, shown = byId("clock").textContent;
+        setClock("Asia/Kolkata"); const said = byId("clock").textContent;
+        clockFormat = before; byId("clock").textContent = shown; return said; }""")
+    assert said == "Times: Asia/Kolkata (the site's clock)"
+
 def test_an_alert_fired_while_the_page_is_open_is_said_to_a_screen_reader(clinic, supervisor):
     """The list is no live region (it is rebuilt as its figures move): a screen reader's user learnt
     of a new alert only by reading the list again. (Last here: it adds an alert to the clinic's.)"""

@@ -18,7 +18,9 @@ function setClock(zone) {
   } catch (err) {  // a name this browser does not know (RangeError): its own clock, said as such
     site = false;
   }
-  const named = clockFormat.resolvedOptions().timeZone;
+  // The site's own name, as the chart's caption and the file give it: Chromium's resolved name is
+  // the old one of some zones, "Times: Asia/Calcutta" above a chart "(Asia/Kolkata)".
+  const named = site ? zone : clockFormat.resolvedOptions().timeZone;
   document.getElementById("clock").textContent = site ? `Times: ${named} (the site's clock)` :
     `Times: ${named} (your browser's clock)`;
   clockSet();

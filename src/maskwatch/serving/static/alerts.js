@@ -41,7 +41,7 @@ async function loadAlerts() {
   if (shown === lastAlerts) return;  // unchanged: not rebuilt under a screen reader
   lastAlerts = shown;
   document.getElementById("alerts-since").textContent = !answer.rules
-    ? "No compliance alerts are set up for your cameras." + (accountRole === "admin" ? " (alerts.compliance in site.yaml)" : "")
+    ? "No compliance alerts are set up for your cameras" + (accountRole === "admin" ? " (alerts.compliance in site.yaml)." : ".")
     : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).` : "";
   const list = document.getElementById("alert-list");
   if (!answer.alerts.length) {
