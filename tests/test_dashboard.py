@@ -927,6 +927,23 @@ def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
     assert "points" not in zoned_site.get("/v1/cameras").text  # the cameras' list, polled every second, names them only
 
 
+def test_a_viewer_reads_plain_words_not_rates_and_probabilities(zoned_site, tab):
+    """A clinic's supervisor (a viewer) read "online, 0.5 fps analysed (stream 25 fps)" on each card
+    and a "Probability" column of 0.93s: an engineer's words. Now "online", and "How sure" in whole
+    percents (cut, not rounded: 0.996 is not 100 %); an admin keeps the rates."""
+    from tests.conftest import VIEWER, log_in
+
+    desk = tab(1280, 800)
+    desk.route("**/v1/events?*", answer({"events": [dict(event("with_mask", camera="door"), probability=0.996)],
+                                         "next": None}))
+    log_in(desk, zoned_site.base, VIEWER)
+    desk.wait_for_selector('.camera[data-camera="door"][data-connected="true"]', timeout=30_000)
+    assert desk.inner_text('.camera[data-camera="door"] .state') == "online"
+    desk.wait_for_selector("#event-list tr.event")
+    assert desk.inner_text("#event-table th:nth-child(5)") == "How sure"
+    assert desk.inner_text("#event-list tr.event td:nth-child(5)") == "99 %"
+
+
 def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_site, tmp_path):
     """The editor's text was read by a YAML reader written in the page, which could disagree with
     the loader: now the server reads it with the loader, answering GET .../zones' shape or the

@@ -74,7 +74,7 @@ def test_a_phone_shows_every_view_in_its_width_with_controls_a_finger_can_hit(zo
         cells = phone.eval_on_selector_all("#event-list tr.event:first-child td", """(tds) => tds.map((td) => [
             td.getAttribute('role'), getComputedStyle(td, '::before').content, td.getBoundingClientRect().right])""")
         assert [content for _, content, _ in cells] == [
-            '"Last seen: "', '"Camera: "', '"Zone: "', '"Label: "', '"Probability: "', "none"]  # the picture says itself
+            '"Last seen: "', '"Camera: "', '"Zone: "', '"Label: "', '"How sure: "', "none"]  # the picture says itself
         assert all(role == "cell" and right <= 360 for role, _, right in cells), cells
         assert phone.evaluate("(r => r.scrollWidth <= r.clientWidth)(document.querySelector('#events .scroll'))")
         # stacked, the people scroll nothing: no keyboard stop, not said to scroll ("(scrolls sideways)" and

@@ -37,8 +37,8 @@ STATIC = Path(__file__).parent / "static"
 # after an upgrade the hash differs, so a browser never runs the new page with a part kept from before.
 # The page itself (/, /login) sets none and stays no-store (SecurityHeaders).
 STATIC_ASSETS = {name: {"js": "text/javascript", "css": "text/css"}[name.rpartition(".")[2]] for name in (
-    "dashboard.css", "dashboard.js", "account.js", "photo.js", "people.js", "chart.js", "cameras.js", "zones.js",
-    "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js", "two-step.css")}
+    "dashboard.css", "dashboard.js", "account.js", "photo.js", "people.js", "chart.js", "alerts.js", "cameras.js",
+    "zones.js", "users.js", "users.css", "access-log.js", "access-log.css", "two-step.js", "two-step.css")}
 
 router = APIRouter()
 # Every answer's header naming the page this server serves (page_identity): a dashboard left open

@@ -33,7 +33,7 @@ from maskwatch.site.events import ErasureError
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
 from maskwatch.site.runner import Site
-from maskwatch.site.schemas import CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
+from maskwatch.site.schemas import AlertList, CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
 from maskwatch.site.trend import (NO_ZONE, SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since,
                                   zone_named)
 
@@ -405,6 +405,32 @@ def compliance(request: Request, camera: str | None = Query(None, description="o
     return JSONResponse({"camera": camera, "zone": zone, "bucket": bucket,
                          "timezone": site.config.clock(), "since": iso_utc(since_seconds // 60 * 60),
                          "buckets": series, "zones": site.store.zones_since(since_seconds, cameras)})
+
+
+@router.get("/alerts", response_model=AlertList)
+def alerts(request: Request) -> JSONResponse:
+    """Today's compliance alerts (since midnight in the site's timezone, or the site's start) on the
+    caller's cameras, newest first, as the webhooks had them, each with how its camera and zone stand
+    now over its rule's window: the dashboard's list, for the people who get no webhook or message."""
+    site = _site(request)
+    tz, now = site.config.tz(), time.time()
+    monitor = site.compliance
+    midnight = bucket_start(now, "day", tz).timestamp()
+    since = max(midnight, monitor.since)
+    allowed = readable(request)
+    shown, standing = [], {}
+    for alert in reversed(list(monitor.sent)):  # a copy: the check thread appends
+        if alert["at"] < since:
+            break
+        if allowed is not None and alert["camera"] not in allowed:
+            continue
+        key = (alert["rule"], alert["camera"])  # its repeats stand as one: read once
+        if key not in standing:
+            standing[key] = monitor.standing(alert, now)
+        shown.append(alert | {"at": iso_on_site(alert["at"], tz), "now": standing[key]})
+    rules = sum(1 for rule in monitor.rules if any(allowed is None or camera in allowed for camera in monitor.targets(rule)))
+    return JSONResponse({"since": iso_on_site(since, tz), "since_start": since > midnight, "rules": rules,
+                         "alerts": shown})
 
 
 @router.get("/report.csv", response_class=Response,

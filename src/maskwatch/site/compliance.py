@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +24,9 @@ from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 from maskwatch.site.prevalence import compliance_estimate, in_percent
 
 log = logging.getLogger(__name__)
+
+# The alerts kept for the dashboard (GET /v1/alerts): a day's of a busy site, in memory only.
+ALERTS_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ class ComplianceMonitor:
         self.clock, self.every, self.elapsed = clock, every, elapsed
         self.stats = ComplianceStats()
         self._last_fired: dict[tuple[int, str, str | None], float] = {}  # on the `elapsed` clock
+        # Every alert sent, oldest first, and since when: the dashboard lists the day's (they went to
+        # webhooks, notify, MQTT or the log only, and a viewer without those never saw one).
+        self.sent: deque[dict] = deque(maxlen=ALERTS_KEPT)
+        self.since = time.time()  # the wall clock's, not `clock`'s: a failing clock is a check's problem
         self._checks = Periodic(self.check, every, "maskwatch-compliance",
                                 ProblemLog(log, "compliance check failed", "compliance checks work again"),
                                 on_failure=self._failed)
@@ -109,19 +117,13 @@ class ComplianceMonitor:
         self.stats.checks += 1
         fired = []
         for index, rule in enumerate(self.rules):
-            # The whole minutes inside the window and this one so far: its first minute's row held
-            # up to 59 s from before the window (16 minutes' people for a 15-minute rule).
-            since = math.ceil((now - rule.minutes * 60) / 60) * 60
             for camera in self.targets(rule):
                 if not self.hours.get(camera, ALWAYS_OPEN).is_open(now):
                     self.stats.closed += 1
                     continue
-                rows = [r for r in self.store.counts(camera=camera, since=since) if r["minute"] <= now]
-                counts = window_counts(rows, rule.zone)
-                people = sum(counts.values())
+                people, counts, estimate = self.window(rule, camera, now)
                 if people < rule.min_people:
                     continue
-                estimate = compliance_estimate(counts)
                 if not estimate.below(rule.below / 100):
                     continue
                 key = (index, camera, rule.zone)
@@ -138,12 +140,40 @@ class ComplianceMonitor:
                          "observed": shown["observed_share"], "below": rule.below, "people": people,
                          "with_mask": counts[COMPLIANT], "minutes": rule.minutes, "at": now}
                 self.send(alert)
+                self.sent.append(alert)
                 fired.append(alert)
         self.stats.fired += len(fired)
         self.stats.last = fired
         return fired
 
+    def window(self, rule: ComplianceRule, camera: str, now: float):
+        """The people decided on `camera` (in the rule's zone) over the rule's window up to `now`:
+        how many, per label, and their estimate (None where no one was)."""
+        # The whole minutes inside the window and this one so far: its first minute's row held
+        # up to 59 s from before the window (16 minutes' people for a 15-minute rule).
+        since = math.ceil((now - rule.minutes * 60) / 60) * 60
+        rows = [r for r in self.store.counts(camera=camera, since=since) if r["minute"] <= now]
+        counts = window_counts(rows, rule.zone)
+        return sum(counts.values()), counts, compliance_estimate(counts)
+
+    def standing(self, alert: dict, now: float) -> dict:
+        """How an alert's camera and zone stand at `now` over its rule's window: `state` "under" (the
+        whole 95 % interval still under the rule's `below`), "recovered" (the whole of it at or over),
+        "unclear" (it spans `below`) or "too_few" (fewer than min_people, no figures); the figures in
+        percent, as the alert's. Whether compliance came back is what the person told of it asks next."""
+        rule = self.rules[alert["rule"]]
+        people, _, estimate = self.window(rule, alert["camera"], now)
+        if people < rule.min_people:
+            return {"state": "too_few", "people": people, "compliance": None, "compliance_low": None,
+                    "compliance_high": None}
+        shown = {name: in_percent(value) for name, value in estimate.as_dict().items()}
+        state = ("under" if estimate.below(rule.below / 100)
+                 else "recovered" if estimate.as_dict()["compliance_low"] >= round(rule.below / 100, 10) else "unclear")
+        return {"state": state, "people": people, "compliance": shown["compliance"],
+                "compliance_low": shown["compliance_low"], "compliance_high": shown["compliance_high"]}
+
     def start(self) -> ComplianceMonitor:
+        self.since = time.time()
         if self.rules:
             self._checks.start()
         return self

@@ -137,3 +137,44 @@ class ComplianceSeries(BaseModel):
                                          "the caller's cameras), whatever `zone` is, sorted: the zones the chart may "
                                          "be asked of, one renamed or removed from the config, or a camera's no "
                                          "longer running, among them")
+
+
+class AlertStanding(BaseModel):
+    """The alert's camera and zone over its rule's window now."""
+
+    state: Literal["under", "recovered", "unclear", "too_few"] = Field(description=(
+        "under: the whole 95 % interval still under `below`; recovered: the whole of it at or over; unclear: it "
+        "spans `below`; too_few: fewer people than the rule's min_people in the window (no figures)"))
+    people: int = Field(description="decided people in the window now")
+    compliance: float | None = Field(description="percent, corrected as the alert's; null: too_few")
+    compliance_low: float | None
+    compliance_high: float | None
+
+
+class ComplianceAlert(BaseModel):
+    """A compliance alert as the webhooks, notify and MQTT had it, and how its camera and zone stand now."""
+
+    rule: int = Field(description="its index in alerts.compliance")
+    camera: str
+    zone: str | None = Field(description="null: the whole camera")
+    at: str = Field(description="when it fired, ISO 8601 with the site's offset")
+    compliance: float = Field(description="percent wearing a mask over the window, corrected")
+    compliance_low: float = Field(description="its 95 % interval, percent")
+    compliance_high: float
+    observed: float = Field(description="with_mask / people, percent, uncorrected")
+    below: float = Field(description="the rule's threshold, percent")
+    people: int
+    with_mask: int
+    minutes: int = Field(description="the rule's window")
+    now: AlertStanding
+
+
+class AlertList(BaseModel):
+    """Today's compliance alerts of the caller's cameras, newest first."""
+
+    since: str = Field(description="ISO 8601 with the site's offset: midnight on the site's clock, or the site's "
+                                   "start where it started later today (alerts are kept in memory, not stored)")
+    since_start: bool = Field(description="true: `since` is the site's start, today; the alerts of before it are "
+                                          "not kept (a restart)")
+    rules: int = Field(description="the compliance rules watching any of the caller's cameras (0: none set up)")
+    alerts: list[ComplianceAlert]

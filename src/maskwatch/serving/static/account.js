@@ -18,7 +18,9 @@ function setClock(zone) {
   } catch (err) {  // a name this browser does not know (RangeError): its own clock, said as such
     site = false;
   }
-  const named = clockFormat.resolvedOptions().timeZone;
+  // The site's own name, as the chart's caption and the file give it: Chromium's resolved name is
+  // the old one of some zones, "Times: Asia/Calcutta" above a chart "(Asia/Kolkata)".
+  const named = site ? zone : clockFormat.resolvedOptions().timeZone;
   document.getElementById("clock").textContent = site ? `Times: ${named} (the site's clock)` :
     `Times: ${named} (your browser's clock)`;
   clockSet();
@@ -47,9 +49,12 @@ function clockTime(at) {
   const two = (n) => String(n).padStart(2, "0");
   return `${text} (UTC${minutes < 0 ? "-" : "+"}${two(Math.floor(Math.abs(minutes) / 60))}:${two(Math.abs(minutes) % 60)})`;
 }
-function clockMinute(at) {  // "08:00": a time of about now (the chart read, a password tried again)
-  const p = clockParts(at);
-  return `${p.hour}:${p.minute}`;
+// "08:00": a time of about now (the chart read, a password tried again, a camera offline since);
+// in the hour the clocks go back over, with its offset as clockTime's, "02:30 (UTC+01:00)": a card
+// said "offline since 02:30" of either.
+function clockMinute(at) {
+  const p = clockParts(at), full = clockTime(at), offset = full.indexOf(" (UTC");
+  return `${p.hour}:${p.minute}` + (offset < 0 ? "" : full.slice(offset));
 }
 
 let accountRole = null;  // "admin" or "viewer", as /v1/me says

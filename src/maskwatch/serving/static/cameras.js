@@ -11,7 +11,13 @@ function cameraCard(camera) {
       <figcaption><span class="name">${escapeHtml(camera.name)}</span><span class="state"></span></figcaption>
       <p class="counts"></p><small class="detail"></small><small class="todo"></small>
       <p><button type="button" class="draw-zones">Draw zones<span class="sr-only"> of ${escapeHtml(camera.name)}</span></button></p>`;
-    card.querySelector(".draw-zones").addEventListener("click", () => openZoneEditor(camera.id, camera.name));
+    // An admin's only: the editor gives YAML for site.yaml, which a viewer cannot change (a clinic's
+    // supervisor was offered it on every card, beside "tell whoever runs the site").
+    if (accountRole === "admin") {
+      card.querySelector(".draw-zones").addEventListener("click", () => openZoneEditor(camera.id, camera.name));
+    } else {
+      card.querySelector(".draw-zones").parentElement.remove();
+    }
     document.getElementById("camera-grid").appendChild(card);
   }
   return card;
@@ -78,6 +84,7 @@ async function pollCameras() {
     document.getElementById("cameras").hidden = false;
     document.getElementById("events").hidden = false;
     document.getElementById("trend").hidden = false;
+    document.getElementById("alerts").hidden = false;
     const select = document.getElementById("filter-camera");
     const trendSelect = document.getElementById("trend-camera");
     for (const camera of cameras) {
@@ -90,6 +97,7 @@ async function pollCameras() {
     keepPolling(addRetiredCameras, 5000);
     keepPolling(loadEvents, 5000);
     keepPolling(loadTrend, 60000);
+    keepPolling(loadAlerts, 30000);  // the rules are checked every 30 s
     if (!cameras.length) {  // a viewer whose cameras are all gone from the config saw an empty heading
       document.getElementById("camera-grid").textContent = "No camera to show to this account.";
     }
@@ -99,8 +107,9 @@ async function pollCameras() {
     const card = cameraCard(camera);
     card.dataset.connected = camera.connected;
     // The analysed rate is the one set in the config; the stream's own is what the camera sends.
-    card.querySelector(".state").textContent = camera.connected
-      ? `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)` : "offline";
+    // An admin's figures: to a viewer (a clinic's supervisor) "3 fps analysed" was an engineer's word.
+    card.querySelector(".state").textContent = !camera.connected ? "offline" : accountRole !== "admin" ? "online"
+      : `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)`;
     // A camera kept up through a stall (its offline_after) says why no new frame comes: its card
     // said "online" over a frozen picture, and nothing more, for up to an hour.
     card.querySelector(".detail").textContent = camera.connected

@@ -1,5 +1,5 @@
 // The dashboard's own script, the first of its files (dashboard.html loads them in this order:
-// dashboard.js, account.js, photo.js, people.js, chart.js, cameras.js, zones.js, then the dialogs'
+// dashboard.js, account.js, photo.js, people.js, chart.js, alerts.js, cameras.js, zones.js, then the dialogs'
 // users.js, access-log.js and two-step.js). Classic scripts: one global scope, so a name is declared
 // in one file only, and a file's top level uses only what the files before it declare.
 // Here: every call to the server, the polling loops, and the helpers the other files share.

@@ -38,7 +38,7 @@ async function loadEvents() {
       <td>${escapeHtml(clockTime(e.last_seen))}</td>
       <td>${escapeHtml(cameraNames[e.camera] ?? e.camera)}</td>
       <td>${escapeHtml(e.zone || "—")}</td><td class="${e.label}">${LABELS[e.label]}</td>
-      <td>${e.label === "unassessable" ? "—" : e.probability.toFixed(2)}</td>
+      <td>${e.label === "unassessable" ? "—" : `${Math.floor(e.probability * 100)} %`}</td>
       <td${e.snapshot ? ` data-snapshot="${escapeHtml(beside(e.snapshot))}"` : ""}></td></tr>`).join("");
   stackRows(document.getElementById("event-table"));  // each value after its heading on a phone
   showSnapshots();

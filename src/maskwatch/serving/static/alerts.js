@@ -1,0 +1,69 @@
+// "Compliance alerts today" (GET /v1/alerts): which camera and zone fell under its rule, when, by how
+// much, and whether it came back since. The alerts went to webhooks, messages, MQTT or the log only:
+// a supervisor with the page alone never learnt of one.
+
+const percent = (value) => `${Math.round(value)} %`;
+const range = (low, high) => `${Math.floor(low)}–${Math.ceil(high)} %`;  // outwards, as the chart's interval
+
+// How the camera and zone stand now over the rule's window, in words (the state's class colours it).
+function alertNow(alert) {
+  const now = alert.now, figures = now.compliance === null ? "" :
+    `${percent(now.compliance)} wearing a mask (${range(now.compliance_low, now.compliance_high)})`;
+  const last = `over the last ${alert.minutes} min`;
+  return {
+    under: `still under ${alert.below} %: ${figures} ${last}`,
+    recovered: `back to ${alert.below} % or more: ${figures} ${last}`,
+    unclear: `not clear yet: ${figures} ${last}`,
+    too_few: `too few people ${last} to tell (${now.people})`,
+  }[now.state];
+}
+
+// An alert that fired since the last read is said once in a polite live region: the list is not
+// one (it is rebuilt as the figures move), and a screen reader's user learnt of a new one only by
+// reading the list again. Those listed at the page's first read are not news.
+let alertsSeen = null;  // each alert's rule, camera and time
+function sayNewAlerts(alerts) {
+  const key = (a) => `${a.rule} ${a.camera} ${a.at}`;
+  const fresh = alertsSeen === null ? [] : alerts.filter((a) => !alertsSeen.has(key(a)));
+  alertsSeen = new Set(alerts.map(key));
+  if (fresh.length) {
+    document.getElementById("alert-news").textContent = "Compliance alert: " + fresh.map((a) =>
+      `${clockMinute(a.at)} ${cameraNames[a.camera] ?? a.camera}${a.zone ? `, zone ${a.zone}` : ""}, ` +
+      `${percent(a.compliance)} wearing a mask, under ${a.below} %`).join("; ") + ".";
+  }
+}
+
+let lastAlerts = null;
+async function loadAlerts() {
+  const answer = await checked("v1/alerts");
+  sayNewAlerts(answer.alerts);
+  const shown = JSON.stringify(answer);
+  if (shown === lastAlerts) return;  // unchanged: not rebuilt under a screen reader
+  lastAlerts = shown;
+  document.getElementById("alerts-since").textContent = !answer.rules
+    ? "No compliance alerts are set up for your cameras" + (accountRole === "admin" ? " (alerts.compliance in site.yaml)." : ".")
+    : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).` : "";
+  const list = document.getElementById("alert-list");
+  if (!answer.alerts.length) {
+    list.innerHTML = answer.rules ? `<li class="empty">No compliance alert today.</li>` : "";
+    return;
+  }
+  // A rule fires again each cooldown while it stays under: one line per rule and camera, its newest
+  // alert's figures, since when it fired (the first today) and how often.
+  const groups = new Map();
+  for (const a of answer.alerts) {
+    const key = `${a.rule} ${a.camera}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(a);
+  }
+  list.innerHTML = [...groups.values()].map((fired) => {
+    const a = fired[0], first = fired.at(-1);
+    const again = fired.length > 1 ? ` Fired ${fired.length} times today, first at ${escapeHtml(clockMinute(first.at))}.` : "";
+    return `
+    <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
+      <b>${escapeHtml(clockMinute(a.at))} ${escapeHtml(cameraNames[a.camera] ?? a.camera)}${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
+      ${percent(a.compliance)} wearing a mask (95&nbsp;% interval ${range(a.compliance_low, a.compliance_high)})
+      over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask.${again}
+      <span class="now">Now: ${escapeHtml(alertNow(a))}.</span></li>`;
+  }).join("");
+}

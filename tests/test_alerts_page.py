@@ -1,0 +1,157 @@
+"""The day's compliance alerts as a clinic's shift supervisor reads them (a viewer on the dashboard):
+which camera and zone, when, the figure and its interval, and whether it came back since; only
+their cameras' alerts. A real site (its SQLite store, its users, its app on uvicorn on loopback),
+its rules checked by check(now=...) as the site's thread checks them, and Chromium."""
+
+import re
+import time
+from types import SimpleNamespace
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from maskwatch.detection.detector import WEIGHTS, Detector
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.config import load_site_config
+from maskwatch.site.runner import Site
+from tests.conftest import ADMIN, VIEWER, Credentials, log_in, watched
+from tests.rtsp import refused_port
+from tests.test_alert_rules import crowd
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_security import login, session_of
+from tests.test_site_trend import serving
+
+WINDOW = 5  # the rule's minutes
+
+
+def about_noon() -> str:
+    """A fixed-offset zone whose clock reads about noon now: the alerts a few minutes back are today's
+    wherever and whenever the test runs (midnight would take them to yesterday)."""
+    hours = 12 - datetime.now(timezone.utc).hour  # -11 to 12
+    return "Etc/GMT" + (f"{-hours:+d}" if hours else "")  # Etc/GMT-3 is UTC+3
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory):
+    """Three cameras (none ever connects: the figures are the store's), one rule on each: under 80 %
+    over 5 minutes. The waiting room fell under 8 minutes ago and is masked again now, the pharmacy
+    fell under then and nobody came since, the entrance is under now and was 2 minutes ago (no
+    cooldown: two alerts). The viewer sees the entrance
+    and the waiting room."""
+    folder = tmp_path_factory.mktemp("clinic")
+    dead = f"rtsp://127.0.0.1:{refused_port()}/none"
+    (folder / "site.yaml").write_text(f"""
+cameras:
+  entrance: {{name: Entrance, source: "{dead}"}}
+  waiting: {{name: Waiting room, source: "{dead}", zones: {{chairs: [[0, 0], [1, 0], [1, 1]]}}}}
+  pharmacy: {{name: Pharmacy, source: "{dead}"}}
+timezone: {about_noon()}
+storage: {{database: site.db, privacy: true, retention_days: 30}}
+alerts:
+  compliance:
+    - {{camera: waiting, zone: chairs, below: 80, minutes: {WINDOW}, min_people: 5}}
+    - {{camera: pharmacy, below: 80, minutes: {WINDOW}, min_people: 5}}
+    - {{camera: entrance, below: 80, minutes: {WINDOW}, min_people: 5, cooldown: 0}}
+""")
+    Credentials(folder / "site.db", ["entrance", "waiting"])
+    config = load_site_config(folder / "site.yaml", environ={})
+    detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
+    site = Site(config, detector)  # its cameras never started
+    now = time.time()
+    site.compliance.since = now - 14 * 3600  # it started last night (its clock reads about noon)
+    before = now - 8 * 60
+    crowd(site.store, masked=2, unmasked=18, when=before - 60, camera="waiting", zone="chairs")
+    crowd(site.store, masked=2, unmasked=18, when=before - 60, camera="pharmacy")
+    assert [a["camera"] for a in site.compliance.check(before)] == ["waiting", "pharmacy"]
+    crowd(site.store, masked=30, unmasked=0, when=now - 60, camera="waiting", zone="chairs")
+    crowd(site.store, masked=1, unmasked=19, when=now - 180, camera="entrance")
+    assert [a["camera"] for a in site.compliance.check(now - 120)] == ["entrance"]
+    assert [a["camera"] for a in site.compliance.check(now)] == ["entrance"]
+    auth = AuthSettings(database=str(folder / "site.db"), open_without_users=False)
+    with serving(create_app(detector, ServeSettings(auth=auth), site=site), lifespan="off") as base:
+        yield SimpleNamespace(base=base, site=site)
+    site.store.close()
+
+
+def test_a_viewer_reads_today_s_alerts_of_their_cameras_only_and_whether_each_recovered(clinic):
+    """The alerts went to webhooks, messages, MQTT or the log only: a supervisor with the dashboard
+    alone never learnt that one fired, nor could tell whether the waiting room came back."""
+    viewer = httpx.get(clinic.base + "/v1/alerts", headers=session_of(login(clinic.base, VIEWER)), timeout=10)
+    assert viewer.status_code == 200, viewer.text
+    answer = viewer.json()
+    assert [(a["camera"], a["zone"], a["now"]["state"]) for a in answer["alerts"]] == [
+        ("entrance", None, "under"), ("entrance", None, "under"), ("waiting", "chairs", "recovered")]  # newest first
+    assert "pharmacy" not in viewer.text and answer["rules"] == 2 and answer["since_start"] is False
+    waiting = answer["alerts"][2]
+    assert (waiting["people"], waiting["with_mask"], waiting["below"], waiting["minutes"]) == (20, 2, 80, WINDOW)
+    assert waiting["compliance_low"] <= waiting["compliance"] <= waiting["compliance_high"] < 80
+    assert waiting["now"]["people"] == 30 and waiting["now"]["compliance_low"] >= 80
+    assert datetime.fromisoformat(waiting["at"]).utcoffset() is not None  # the site's offset, as /v1/cameras'
+    admin = httpx.get(clinic.base + "/v1/alerts", headers=session_of(login(clinic.base, ADMIN)), timeout=10).json()
+    assert [(a["camera"], a["now"]["state"]) for a in admin["alerts"]] == [
+        ("entrance", "under"), ("entrance", "under"), ("pharmacy", "too_few"), ("waiting", "recovered")]  # one check: its last first
+    assert admin["rules"] == 3
+
+
+@pytest.fixture(scope="module")
+def supervisor(clinic, page):  # noqa: F811
+    """The viewer's dashboard at 1280x800, logged in once through the login page."""
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    desk = watched(context.new_page())
+    log_in(desk, clinic.base, VIEWER)
+    desk.wait_for_selector('.camera[data-camera="waiting"] .todo', state="attached", timeout=20_000)
+    yield desk
+    context.close()
+
+
+def test_the_page_lists_the_day_s_alerts_in_words_once_a_rule_and_camera(supervisor):
+    """The page had no word of an alert: a supervisor with the dashboard alone never knew that
+    compliance fell, where, since when, nor whether it came back."""
+    supervisor.wait_for_selector("#alert-list li.alert", timeout=20_000)
+    items = supervisor.locator("#alert-list li.alert")
+    assert items.count() == 2
+    entrance, waiting = items.nth(0).inner_text(), items.nth(1).inner_text()
+    assert entrance.startswith(tuple(f"{h:02d}:" for h in range(24))) and "Entrance" in entrance
+    assert "Now: still under 80 %" in entrance and "Fired 2 times today, first at " in entrance  # one line
+    assert "Waiting room, zone chairs" in waiting and "over the 5 min before, under the 80 % set; 2 of 20 people" in waiting
+    assert "Now: back to 80 % or more: " in waiting and "Fired" not in waiting and "over the last 5 min" in waiting
+    assert "Pharmacy" not in supervisor.inner_text("#alerts")
+
+
+def test_a_viewer_is_not_offered_zone_drawing(supervisor):
+    """Each card offered a viewer "Draw zones", whose YAML is for a file only whoever runs the site
+    can change (an admin's cards keep it: tests/test_dashboard.py's zone tests)."""
+    assert supervisor.locator(".camera").count() == 2 and supervisor.locator(".draw-zones").count() == 0
+
+
+def test_an_offline_time_in_the_hour_the_clocks_go_back_says_its_offset(supervisor):
+    """"offline since 02:30" in the night the clocks go back named either of two moments an hour apart;
+    the chart's hours and the people's times said their offset there, the cards' minutes did not."""
+    said = supervisor.evaluate("""() => { const before = clockFormat; setClock("Europe/Berlin"); const said = [
+        clockMinute("2026-10-25T00:30:00Z"), clockMinute("2026-10-25T01:30:00Z"), clockMinute("2026-10-24T12:05:00Z")];
+        clockFormat = before; return said; }""")
+    assert said == ["02:30 (UTC+02:00)", "02:30 (UTC+01:00)", "14:05"]
+
+
+def test_the_page_names_the_site_s_clock_as_the_site_and_the_chart_do(supervisor):
+    """Chromium resolves some zones to their old names: a Kolkata site's page said "Times:
+    Asia/Calcutta (the site's clock)" above a chart "(Asia/Kolkata)"."""
+    said = supervisor.evaluate("""() => { const before = clockFormat, shown = byId("clock").textContent;
+        setClock("Asia/Kolkata"); const said = byId("clock").textContent;
+        clockFormat = before; byId("clock").textContent = shown; return said; }""")
+    assert said == "Times: Asia/Kolkata (the site's clock)"
+
+def test_an_alert_fired_while_the_page_is_open_is_said_to_a_screen_reader(clinic, supervisor):
+    """The list is no live region (it is rebuilt as its figures move): a screen reader's user learnt
+    of a new alert only by reading the list again. (Last here: it adds an alert to the clinic's.)"""
+    supervisor.wait_for_selector("#alert-list li.alert")
+    supervisor.evaluate("() => loadAlerts()")
+    assert supervisor.text_content("#alert-news") == ""  # those listed at the first read are not news
+    now = time.time()
+    crowd(clinic.site.store, masked=0, unmasked=10, when=now - 30, camera="entrance")
+    assert [a["camera"] for a in clinic.site.compliance.check(now)] == ["entrance"]
+    supervisor.evaluate("() => loadAlerts()")
+    said = supervisor.text_content("#alert-news")
+    assert re.fullmatch(r"Compliance alert: \d\d:\d\d Entrance, \d+ % wearing a mask, under 80 %\.", said), said
