@@ -36,6 +36,16 @@ def clip(path, photos: list[np.ndarray], each: int = 10):
     return path
 
 
+def grey_16_bit_clip(path, photo: np.ndarray):
+    """3 frames of a grey photo as a 12-bit sensor's 16-bit values (0-4080), in FFV1."""
+    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), 5.0, (640, 480),
+                             [cv2.VIDEOWRITER_PROP_DEPTH, cv2.CV_16U, cv2.VIDEOWRITER_PROP_IS_COLOR, 0])
+    for _ in range(3):
+        writer.write(photo.astype(np.uint16) * 16)
+    writer.release()
+    return path
+
+
 def test_grey_frames_are_told_from_colour_ones_after_a_codec(tmp_path, sample_dir):
     photos = sample_photos(sample_dir, 12)
     capture = cv2.VideoCapture(str(clip(tmp_path / "both.mp4", photos + [grey(p) for p in photos], each=1)))
@@ -88,3 +98,29 @@ def test_a_frame_without_a_picture_is_not_called_grey():
     """A black frame (a lens cap, a colour camera's night without light) or one flat level is R = G = B
     too: the warning is for infrared pictures, and a test clip's blank frames were warned of."""
     assert not any(is_grey(np.full((48, 64, 3), level, np.uint8)) for level in (0, 128, 255))
+
+
+def test_a_16_bit_grey_video_is_read_at_its_full_range_not_nearly_black(tmp_path, sample_dir):
+    """An infrared camera's 16-bit grey export (FFV1, a 12-bit sensor's values): OpenCV scaled its
+    frames by 1/256, 0-15 of 255, and `detect` found no face in them, saying nothing."""
+    from maskwatch.video.sources import read_frames
+
+    photo = cv2.cvtColor(sample_photos(sample_dir, 1)[0], cv2.COLOR_BGR2GRAY)
+    path = grey_16_bit_clip(tmp_path / "ir16.mkv", photo)
+    errors = []
+    frames = list(read_frames(str(path), errors))
+    assert len(frames) == 3 and errors == []
+    image = frames[0].image
+    assert image.shape == (480, 640, 3) and image.dtype == np.uint8 and (image[..., 0] == image[..., 2]).all()
+    assert np.abs(image[..., 0].astype(int) - photo).max() <= 1  # 0-4095 read back as the 0-255 it was made of
+
+
+def test_a_site_camera_playing_a_16_bit_grey_video_reads_it_at_its_full_range(tmp_path, sample_dir):
+    photo = cv2.cvtColor(sample_photos(sample_dir, 1)[0], cv2.COLOR_BGR2GRAY)
+    reader = fast_reader(str(grey_16_bit_clip(tmp_path / "ir16.mkv", photo))).start()
+    try:
+        assert wait_until(lambda: reader.latest()[1] is not None), reader.state()
+        image = reader.latest()[1]
+    finally:
+        reader.stop()
+    assert image.shape == (480, 640, 3) and np.abs(image[..., 0].astype(int) - photo).max() <= 1  # was 0-15

@@ -34,8 +34,8 @@ from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.night import GREY_WORDS
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.snapshot_url import NoPicture, fetch_picture
-from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, header_frame_count, host_port,
-                                     missing_video_file, most_bad_frames, plausible_fps, redact_source, shown_as,
+from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, deep_grey, header_frame_count,
+                                     host_port, missing_video_file, most_bad_frames, plausible_fps, redact_source, shown_as,
                                      stream_address, unopened_file, unresolved_host)
 
 log = logging.getLogger(__name__)
@@ -357,6 +357,7 @@ class CameraReader:
     def _read_until_lost(self, capture: cv2.VideoCapture) -> int:
         """Read frames until the stream fails or the reader stops; the frames that came."""
         shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
+        deep = deep_grey(capture) if self.is_file else None  # a 16-bit grey file, as detect reads it
         self.stream_fps = self._reported_fps(capture)
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         frames = 0
@@ -377,6 +378,8 @@ class CameraReader:
             image = None
             if not self.decode_on_request or self._wanted.is_set():
                 ok, image = capture.retrieve()
+                if ok and deep is not None and image is not None:
+                    image = deep(image)
                 if not ok or image is None or image.ndim != 3:
                     return frames
                 image = shown(image) if shown else image

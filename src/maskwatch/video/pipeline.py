@@ -360,7 +360,7 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
             if failure is None:
                 raise
     if processor.grey_detections:  # a night camera's, or a grey file: said, not counted as colour ones are
-        what = "photos" if info.kind in PHOTOS else "frames analysed"
+        what = "photos" if info.kind in PHOTOS else "frames the detector read"
         result.errors.append(f"{redact_source(source)}: {processor.grey_detections} of {processor.detections} {what} "
                              f"were grey (infrared): {GREY_WORDS}")
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
