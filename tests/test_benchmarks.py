@@ -92,3 +92,11 @@ def test_shown_labels_says_when_no_face_can_be_swapped_in():
     run = run_benchmark("shown_labels", "sample/face-mask-detection", "--before", "0eb300d", "--clips", "1")
     assert run.returncode == 2
     assert run.stderr.splitlines()[-1].endswith("have no face of 32 px or more labelled without_mask")
+
+
+@pytest.mark.system  # starts the benchmark script as its own process
+def test_night_frames_measures_every_kind_of_frame_on_held_out_photos():
+    run = run_benchmark("night_frames", "sample/face-mask-detection", "--photos", "2")
+    assert run.returncode == 0, run.stderr
+    rows = [line.split(" | ")[0] for line in run.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == ["| frames", "| colour", "| grey", "| night", "| glare"]

@@ -9,6 +9,7 @@ import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
 
 from maskwatch.site.config import load_site_config
@@ -246,6 +247,15 @@ def test_a_snapshot_whose_header_claims_too_many_pixels_is_no_picture_not_the_re
     reader's thread ended there, its camera never asked again."""
     with pytest.raises(NoPicture, match=r"^the camera's picture claims more than 100000000 pixels in its header: not decoded$"):
         fetch_picture(f"http://{camera}/bomb/shot.jpg", timeout=3.0)
+
+
+def test_an_infrared_cameras_16_bit_grey_snapshot_is_read_at_its_full_range_not_nearly_black(camera):
+    """A 12-bit sensor's 16-bit grey PNG was decoded as photos were before to_8_bits: OpenCV's 1/256
+    scaling left its brightest pixel at 15 of 255, a night camera's faces lost in black, unsaid.
+    Read as `detect` and /v1/detect read the same file: BGR, 0-255, R = G = B."""
+    image = fetch_picture(f"http://{camera}/grey16/shot.png", timeout=3.0)
+    assert image.shape == (120, 160, 3) and image.dtype == np.uint8
+    assert int(image.max()) == 255 and (image[..., 0] == image[..., 2]).all()
 
 
 def test_a_snapshot_redirected_to_an_address_no_resolver_takes_is_no_picture_not_the_readers_end(camera):

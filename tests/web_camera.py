@@ -24,6 +24,12 @@ def picture() -> bytes:
     return cv2.imencode(".jpg", image)[1].tobytes()
 
 
+def grey_16_bits() -> bytes:
+    """An infrared camera's snapshot as a 16-bit grey PNG of a 12-bit sensor: a ramp 0-4095 left to right."""
+    ramp = np.tile(np.linspace(0, 4095, 160).astype(np.uint16), (120, 1))
+    return cv2.imencode(".png", ramp)[1].tobytes()
+
+
 def bomb() -> bytes:
     """A small JPEG whose header claims 20000x20000 pixels: a decompression bomb (1.2 GB decoded)."""
     jpeg = bytearray(picture())
@@ -37,7 +43,7 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
     """Yields (host:port, the paths asked for). Paths: /shot.jpg (a snapshot), /closing/shot.jpg (one
     whose end is told by closing the connection, no Content-Length), /drip/shot.jpg (one whose first
     40 bytes come 0.05 s apart), /bomb/shot.jpg (see bomb), /moved/shot.jpg (redirected to
-    `http://a..b/`), /untyped/shot.jpg (a JPEG said as application/octet-stream), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream
+    `http://a..b/`), /grey16/shot.png (see grey_16_bits), /untyped/shot.jpg (a JPEG said as application/octet-stream), /login.html (a web page), /cgi-bin/api.cgi (Reolink's JSON error), /stream
     (MJPEG, 10 frames a second), with `nolength` (parts without Content-Length), `nodash` (the boundary declared without its leading --), `ends`
     (closed after 5 parts), `once` (closed after one part, the first time), `stalls` (silent after 5
     parts, the connection kept). login: "basic" or "digest": every path asks for USER and the last of
@@ -61,6 +67,8 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
                 self._answer(200, "application/octet-stream", jpeg)
             elif self.path == "/moved/shot.jpg":  # a redirect to a host name no resolver takes
                 self._answer(302, "text/plain", b"", ("Location", "http://a..b/shot.jpg"))
+            elif self.path == "/grey16/shot.png":
+                self._answer(200, "image/png", grey_16_bits())
             elif self.path == "/bomb/shot.jpg":
                 self._answer(200, "image/jpeg", bomb())
             elif self.path == "/drip/shot.jpg":  # a slow link's or a hung camera's: a byte at a time

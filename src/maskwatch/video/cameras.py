@@ -31,10 +31,11 @@ import numpy as np
 
 from maskwatch.runtime import ProblemLog
 from maskwatch.video.loop import analyse, end_tracks, finish
+from maskwatch.video.night import GREY_WORDS
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.snapshot_url import NoPicture, fetch_picture
-from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, header_frame_count, host_port,
-                                     missing_video_file, most_bad_frames, plausible_fps, redact_source, shown_as,
+from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, deep_grey, header_frame_count,
+                                     host_port, missing_video_file, most_bad_frames, plausible_fps, redact_source, shown_as,
                                      stream_address, unopened_file, unresolved_host)
 
 log = logging.getLogger(__name__)
@@ -369,6 +370,7 @@ class CameraReader:
     def _read_until_lost(self, capture: cv2.VideoCapture) -> int:
         """Read frames until the stream fails or the reader stops; the frames that came."""
         shown = shown_as(self.source, capture) if self.is_file else None  # a mirrored file, as detect reads it
+        deep = deep_grey(capture) if self.is_file else None  # a 16-bit grey file, as detect reads it
         self.stream_fps = self._reported_fps(capture)
         pace = 1.0 / (self.stream_fps or UNKNOWN_FPS) if self.is_file else 0.0
         frames = 0
@@ -389,6 +391,8 @@ class CameraReader:
             image = None
             if not self.decode_on_request or self._wanted.is_set():
                 ok, image = capture.retrieve()
+                if ok and deep is not None and image is not None:
+                    image = deep(image)
                 if not ok or image is None or image.ndim != 3:
                     return frames
                 image = shown(image) if shown else image
@@ -504,6 +508,7 @@ class CameraWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-analyse-{camera_id}", daemon=True)
         self._handed_out = False
+        self._grey = False  # whether the last detection's frame was grey (see _say_grey)
 
     def start(self) -> CameraWorker:
         self.reader.start()
@@ -567,9 +572,21 @@ class CameraWorker:
             seen, image = self.reader.latest()
             frame = Frame(self.analysed, self._stamp(), image, f"{self.camera_id}-{self.analysed:06d}")
             self._guarded(analyse, self.processor, frame, self.sinks)
+            self._say_grey(getattr(self.processor, "grey", False))
             self.analysed += 1
             self._counts = (self.analysed, getattr(self.processor, "detections", None))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _say_grey(self, grey: bool) -> None:
+        """Log when the analysed frames turn grey (an infrared camera at night) and colour again:
+        the classifier's labels on grey faces are often wrong, and nothing else said so."""
+        if grey == self._grey:
+            return
+        self._grey = grey
+        if grey:
+            log.warning("camera %s: grey frames (infrared): %s", self.camera_id, GREY_WORDS)
+        else:
+            log.info("camera %s: colour frames again", self.camera_id)
 
     def _stamp(self) -> float:
         """This frame's time: the wall clock, advancing as the monotonic clock does. A wall clock

@@ -21,6 +21,7 @@ from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
+from maskwatch.video.night import GREY_WORDS
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.resume import PHOTOS, RUN_RECORD, Resumed, earlier_run, run_identity, stopped_part_way
 from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LineEcho, LinesFile, MediaSink, Sink, SummarySink,
@@ -358,6 +359,10 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
         except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
             if failure is None:
                 raise
+    if processor.grey_detections:  # a night camera's, or a grey file: said, not counted as colour ones are
+        what = "photos" if info.kind in PHOTOS else "frames the detector read"
+        result.errors.append(f"{redact_source(source)}: {processor.grey_detections} of {processor.detections} {what} "
+                             f"were grey (infrared): {GREY_WORDS}")
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = info.frames  # the photos the source was found to hold (describe_source)
         result.unread = result.photos - result.frames - result.skipped

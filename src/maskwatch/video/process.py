@@ -20,6 +20,7 @@ from maskwatch.data.images import check_bgr
 from maskwatch.faces import Face
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.motion import MotionDetector
+from maskwatch.video.night import is_grey
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track, to_xyxy
 
@@ -47,7 +48,9 @@ class FrameProcessor:
         on every frame the tracks are first moved by how the whole view moved since the last, so
         that both the faces carried over and the predictions matched at detection follow it.
 
-    detections counts the frames that reached the detector, gated those the motion gate spared.
+    detections counts the frames that reached the detector, gated those the motion gate spared,
+    grey_detections those of them that were grey (an infrared camera's: see video/night.py), and
+    grey says whether the last of them was.
     """
 
     def __init__(self, detector: FaceFinder, tracker: FaceTracker | None = None, detect_every: int = 1,
@@ -62,6 +65,7 @@ class FrameProcessor:
         self.camera_motion = camera_motion if tracker is not None else None
         self.detections = 0
         self.gated = 0
+        self.grey_detections, self.grey = 0, False
         self._found: list[Face] = []  # every face of the last detection, shown or not
         self._unsure = np.zeros((0, 4))  # the last detection's candidates under its cut-off (BLUR_FLOOR on)
         self._moved = False  # motion seen since the last detection
@@ -80,6 +84,8 @@ class FrameProcessor:
 
     def _detect(self, image) -> list[Face]:
         self.detections += 1
+        self.grey = is_grey(image)
+        self.grey_detections += self.grey
         if self._with_unsure:
             faces, self._unsure = self.detector.detect_and_unsure(image, **self._detect_options)
         else:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from maskwatch import MAX_PIXELS
+from maskwatch.data.images import to_8_bits
 from maskwatch.video.rtsp_probe import not_a_picture, refusal_words, untrusted, web_request
 from maskwatch.video.sources import host_port, stream_address
 
@@ -69,7 +70,9 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
     if len(body) > LARGEST_PICTURE:
         raise NoPicture(f"the camera's answer is larger than {LARGEST_PICTURE // 2 ** 20} MB: no picture")
     try:
-        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        # ANYDEPTH and to_8_bits, as photos are read: an infrared camera's 16-bit grey PNG of a
+        # 12-bit sensor came out 0-15 of 255 (OpenCV's 1/256), its faces lost in black.
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except cv2.error as err:  # a header over OpenCV's pixel limit (a decompression bomb): it ended the reader's thread
         if "CV_IO_MAX_IMAGE_PIXELS" not in str(err):
             raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read") from None
@@ -77,7 +80,7 @@ def fetch_picture(source: str, timeout: float) -> np.ndarray:
                         "pixels in its header: not decoded") from None
     if image is None:
         raise NoPicture(f"the camera's answer ({len(body)} bytes) is no picture OpenCV can read")
-    return image
+    return to_8_bits(image)
 
 
 def _body(answer, deadline: float) -> bytes:

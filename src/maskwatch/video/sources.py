@@ -213,9 +213,34 @@ def _mirror_of(path: str, size: int, mtime_ns: int) -> str | None:
     return mirror(path)
 
 
+# FFmpeg's codec tags of 16-bit grey pixels (gray16le, gray16be), as OpenCV reports a file's.
+GREY_16_BITS = {b"Y1\x00\x10", b"\x10\x001Y"}
+
+
+def deep_grey(capture: cv2.VideoCapture) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For a video of 16-bit grey pixels (an infrared or thermal camera's export, FFV1 or raw),
+    what makes its frames BGR at their full range, OpenCV's own conversion then off; None for
+    every other video. OpenCV scaled them by 1/256, so a 12-bit sensor's came out 0-15 of 255, its
+    faces not found, unsaid. The depth is taken as to_8_bits takes a photo's, but never lowered
+    within the file: a dark frame after a bright one is not brightened."""
+    tag = int(capture.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)).to_bytes(4, "little")
+    if tag not in GREY_16_BITS or not capture.set(cv2.CAP_PROP_CONVERT_RGB, 0):
+        return None
+    depth = [8]
+
+    def to_bgr(image: np.ndarray) -> np.ndarray:
+        if image.dtype != np.uint16 or image.ndim != 2:  # converted after all
+            return image
+        depth[0] = max(depth[0], next(b for b in (8, 10, 12, 14, 16) if int(image.max()) < 2 ** b))
+        return cv2.cvtColor(cv2.convertScaleAbs(image, alpha=255.0 / (2 ** depth[0] - 1)), cv2.COLOR_GRAY2BGR)
+
+    return to_bgr
+
+
 def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Frame]:
     capture = cv2.VideoCapture(path)
     shown = shown_as(path, capture)
+    deep = deep_grey(capture)
     if not capture.isOpened():
         errors.append(f"{info.name}: cannot open")
         return
@@ -232,6 +257,8 @@ def _video_frames(path: str, info: SourceInfo, errors: list[str]) -> Iterator[Fr
     try:
         while True:
             ok, image = capture.read()
+            if ok and deep is not None and image is not None:
+                image = deep(image)
             if not ok or image is None or image.ndim != 3:
                 # A file's frame count is only a hint: a failed read past the known end is the end;
                 # so is one at the end of its time (a variable-rate WebM's count is its duration x
