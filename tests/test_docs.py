@@ -260,6 +260,17 @@ def test_the_boot_steps_need_no_checkout():
     assert any("--unit | sudo tee /etc/systemd/system/maskwatch.service" in line for line in commands), steps
 
 
+def test_the_wheel_s_install_lines_name_no_file_of_a_checkout():
+    """The boot steps said to install the wheel "in place of `.`" on a line with `-c constraints.txt`:
+    typed so where there is no checkout, pip stopped, "Could not open constraint file"."""
+    page = (DOCS / "deployment.md").read_text()
+    assert "in place of `.`" not in page
+    wheel_lines = [line for line in re.findall(r"`([^`]*pip install[^`]*\.whl[^`]*)`", page)]
+    assert wheel_lines and not [line for line in wheel_lines if "constraints.txt" in line], wheel_lines
+    section = page[page.index("\n## Running at boot"):]
+    assert "`sudo /opt/maskwatch/bin/pip install './maskwatch-0.1.0-py3-none-any.whl[serve]'`" in section
+
+
 def test_the_upgrade_from_a_wheel_reinstalls_the_same_version():
     """Every wheel of the project is 0.1.0: `pip install new.whl` said "already installed with the
     same version", exited 0 and the site ran the old code."""
