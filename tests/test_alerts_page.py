@@ -5,6 +5,7 @@ its rules checked by check(now=...) as the site's thread checks them, and Chromi
 
 import re
 import time
+from collections import deque
 from types import SimpleNamespace
 from datetime import datetime, timezone
 
@@ -142,6 +143,31 @@ def test_the_page_names_the_site_s_clock_as_the_site_and_the_chart_do(supervisor
         setClock("Asia/Kolkata"); const said = byId("clock").textContent;
         clockFormat = before; byId("clock").textContent = shown; return said; }""")
     assert said == "Times: Asia/Kolkata (the site's clock)"
+
+def test_more_alerts_than_the_site_keeps_say_since_when_the_list_holds_them_all(clinic, supervisor):
+    """A rule with no cooldown fires each 30 s: past the 1000 kept, the oldest went, and the answer still
+    said since midnight, the page "Fired 1000 times today, first at 14:40" of a rule under since 06:00.
+    (The kept list is made full here, then given back: the clinic's alerts are as before.)"""
+    monitor = clinic.site.compliance
+    kept, dropped_at = monitor.sent, monitor.dropped_at
+    monitor.sent = deque(kept, maxlen=len(kept))  # full: the next alert lets the oldest (the waiting room's) go
+    try:
+        now = time.time()
+        crowd(clinic.site.store, masked=0, unmasked=10, when=now - 30, camera="entrance")
+        assert [a["camera"] for a in monitor.check(now)] == ["entrance"]
+        answer = httpx.get(clinic.base + "/v1/alerts", headers=session_of(login(clinic.base, VIEWER)), timeout=10).json()
+        assert answer["cut"] is True and answer["since_start"] is False
+        assert datetime.fromisoformat(answer["since"]).timestamp() == pytest.approx(kept[0]["at"], abs=1)
+        assert [a["camera"] for a in answer["alerts"]] == ["entrance"] * 3  # the waiting room's went with it
+        supervisor.evaluate("() => loadAlerts()")
+        since = supervisor.text_content("#alerts-since")
+        assert re.fullmatch(r"Since \d\d:\d\d: more alerts fired today than the site keeps \(the last 1000\)\.", since), since
+        assert re.search(r"Fired 3 times since \d\d:\d\d, first at ", supervisor.inner_text("#alert-list"))
+    finally:
+        monitor.sent, monitor.dropped_at = kept, dropped_at
+        supervisor.evaluate("""async () => { alertsSeen = null; lastAlerts = null; await loadAlerts();
+            byId("alert-news").textContent = ""; }""")
+
 
 def test_an_alert_fired_while_the_page_is_open_is_said_to_a_screen_reader(clinic, supervisor):
     """The list is no live region (it is rebuilt as its figures move): a screen reader's user learnt

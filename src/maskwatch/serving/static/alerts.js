@@ -42,7 +42,8 @@ async function loadAlerts() {
   lastAlerts = shown;
   document.getElementById("alerts-since").textContent = !answer.rules
     ? "No compliance alerts are set up for your cameras" + (accountRole === "admin" ? " (alerts.compliance in site.yaml)." : ".")
-    : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).` : "";
+    : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).`
+    : answer.cut ? `Since ${clockMinute(answer.since)}: more alerts fired today than the site keeps (the last 1000).` : "";
   const list = document.getElementById("alert-list");
   if (!answer.alerts.length) {
     list.innerHTML = answer.rules ? `<li class="empty">No compliance alert today.</li>` : "";
@@ -58,7 +59,9 @@ async function loadAlerts() {
   }
   list.innerHTML = [...groups.values()].map((fired) => {
     const a = fired[0], first = fired.at(-1);
-    const again = fired.length > 1 ? ` Fired ${fired.length} times today, first at ${escapeHtml(clockMinute(first.at))}.` : "";
+    // Counted since the list's start: "today" where the day's first were let go (answer.cut) was too few.
+    const over = answer.cut ? `since ${escapeHtml(clockMinute(answer.since))}` : "today";
+    const again = fired.length > 1 ? ` Fired ${fired.length} times ${over}, first at ${escapeHtml(clockMinute(first.at))}.` : "";
     return `
     <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
       <b>${escapeHtml(clockMinute(a.at))} ${escapeHtml(cameraNames[a.camera] ?? a.camera)}${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
