@@ -3,6 +3,7 @@ which camera and zone, when, the figure and its interval, and whether it came ba
 their cameras' alerts. A real site (its SQLite store, its users, its app on uvicorn on loopback),
 its rules checked by check(now=...) as the site's thread checks them, and Chromium."""
 
+import json
 import re
 import time
 from collections import deque
@@ -165,6 +166,30 @@ def test_more_alerts_than_the_site_keeps_say_since_when_the_list_holds_them_all(
         assert re.search(r"Fired 3 times since \d\d:\d\d, first at ", supervisor.inner_text("#alert-list"))
     finally:
         monitor.sent, monitor.dropped_at = kept, dropped_at
+        supervisor.evaluate("""async () => { alertsSeen = null; lastAlerts = null; await loadAlerts();
+            byId("alert-news").textContent = ""; }""")
+
+
+def test_figures_next_to_the_threshold_are_not_rounded_onto_it(supervisor):
+    """The whole interval under 80 % lets its top end be 79.9: rounded outwards to whole percents it
+    read "95 % interval 70–80 %, under the 80 % set" (and 79.6 "80 % wearing a mask, under 80 %"), the
+    contradiction the server's own rounding was fixed for. Such figures keep their decimals. (The
+    server's answer replaced by one with such figures, then the page given back its own.)"""
+    at = datetime.now(timezone.utc).isoformat()
+    near = {"rule": 2, "camera": "entrance", "zone": None, "at": at, "compliance": 79.6, "compliance_low": 70.1,
+            "compliance_high": 79.9, "observed": 79.0, "below": 80, "people": 900, "with_mask": 711, "minutes": 5,
+            "now": {"state": "under", "people": 900, "compliance": 79.55, "compliance_low": 79.1, "compliance_high": 79.99}}
+    body = {"since": at, "since_start": False, "cut": False, "rules": 1, "alerts": [near]}
+    supervisor.route("**/v1/alerts", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                 body=json.dumps(body)))
+    try:
+        supervisor.evaluate("() => loadAlerts()")
+        line = " ".join(supervisor.inner_text("#alert-list li.alert").split())
+        assert "79.6 % wearing a mask (95 % interval 70–79.9 %)" in line, line
+        assert "Now: still under 80 %: 79.55 % wearing a mask (79–79.99 %) over the last 5 min." in line, line
+        assert supervisor.text_content("#alert-news").endswith(" Entrance, 79.6 % wearing a mask, under 80 %.")
+    finally:
+        supervisor.unroute("**/v1/alerts")
         supervisor.evaluate("""async () => { alertsSeen = null; lastAlerts = null; await loadAlerts();
             byId("alert-news").textContent = ""; }""")
 
