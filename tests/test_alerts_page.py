@@ -3,8 +3,10 @@ which camera and zone, when, the figure and its interval, and whether it came ba
 their cameras' alerts. A real site (its SQLite store, its users, its app on uvicorn on loopback),
 its rules checked by check(now=...) as the site's thread checks them, and Chromium."""
 
+import json
 import re
 import time
+from collections import deque
 from types import SimpleNamespace
 from datetime import datetime, timezone
 
@@ -142,6 +144,55 @@ def test_the_page_names_the_site_s_clock_as_the_site_and_the_chart_do(supervisor
         setClock("Asia/Kolkata"); const said = byId("clock").textContent;
         clockFormat = before; byId("clock").textContent = shown; return said; }""")
     assert said == "Times: Asia/Kolkata (the site's clock)"
+
+def test_more_alerts_than_the_site_keeps_say_since_when_the_list_holds_them_all(clinic, supervisor):
+    """A rule with no cooldown fires each 30 s: past the 1000 kept, the oldest went, and the answer still
+    said since midnight, the page "Fired 1000 times today, first at 14:40" of a rule under since 06:00.
+    (The kept list is made full here, then given back: the clinic's alerts are as before.)"""
+    monitor = clinic.site.compliance
+    kept, dropped_at = monitor.sent, monitor.dropped_at
+    monitor.sent = deque(kept, maxlen=len(kept))  # full: the next alert lets the oldest (the waiting room's) go
+    try:
+        now = time.time()
+        crowd(clinic.site.store, masked=0, unmasked=10, when=now - 30, camera="entrance")
+        assert [a["camera"] for a in monitor.check(now)] == ["entrance"]
+        answer = httpx.get(clinic.base + "/v1/alerts", headers=session_of(login(clinic.base, VIEWER)), timeout=10).json()
+        assert answer["cut"] is True and answer["since_start"] is False
+        assert datetime.fromisoformat(answer["since"]).timestamp() == pytest.approx(kept[0]["at"], abs=1)
+        assert [a["camera"] for a in answer["alerts"]] == ["entrance"] * 3  # the waiting room's went with it
+        supervisor.evaluate("() => loadAlerts()")
+        since = supervisor.text_content("#alerts-since")
+        assert re.fullmatch(r"Since \d\d:\d\d: more alerts fired today than the site keeps \(the last 1000\)\.", since), since
+        assert re.search(r"Fired 3 times since \d\d:\d\d, first at ", supervisor.inner_text("#alert-list"))
+    finally:
+        monitor.sent, monitor.dropped_at = kept, dropped_at
+        supervisor.evaluate("""async () => { alertsSeen = null; lastAlerts = null; await loadAlerts();
+            byId("alert-news").textContent = ""; }""")
+
+
+def test_figures_next_to_the_threshold_are_not_rounded_onto_it(supervisor):
+    """The whole interval under 80 % lets its top end be 79.9: rounded outwards to whole percents it
+    read "95 % interval 70–80 %, under the 80 % set" (and 79.6 "80 % wearing a mask, under 80 %"), the
+    contradiction the server's own rounding was fixed for. Such figures keep their decimals. (The
+    server's answer replaced by one with such figures, then the page given back its own.)"""
+    at = datetime.now(timezone.utc).isoformat()
+    near = {"rule": 2, "camera": "entrance", "zone": None, "at": at, "compliance": 79.6, "compliance_low": 70.1,
+            "compliance_high": 79.9, "observed": 79.0, "below": 80, "people": 900, "with_mask": 711, "minutes": 5,
+            "now": {"state": "under", "people": 900, "compliance": 79.55, "compliance_low": 79.1, "compliance_high": 79.99}}
+    body = {"since": at, "since_start": False, "cut": False, "rules": 1, "alerts": [near]}
+    supervisor.route("**/v1/alerts", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                 body=json.dumps(body)))
+    try:
+        supervisor.evaluate("() => loadAlerts()")
+        line = " ".join(supervisor.inner_text("#alert-list li.alert").split())
+        assert "79.6 % wearing a mask (95 % interval 70–79.9 %)" in line, line
+        assert "Now: still under 80 %: 79.55 % wearing a mask (79–79.99 %) over the last 5 min." in line, line
+        assert supervisor.text_content("#alert-news").endswith(" Entrance, 79.6 % wearing a mask, under 80 %.")
+    finally:
+        supervisor.unroute("**/v1/alerts")
+        supervisor.evaluate("""async () => { alertsSeen = null; lastAlerts = null; await loadAlerts();
+            byId("alert-news").textContent = ""; }""")
+
 
 def test_an_alert_fired_while_the_page_is_open_is_said_to_a_screen_reader(clinic, supervisor):
     """The list is no live region (it is rebuilt as its figures move): a screen reader's user learnt

@@ -930,18 +930,20 @@ def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
 def test_a_viewer_reads_plain_words_not_rates_and_probabilities(zoned_site, tab):
     """A clinic's supervisor (a viewer) read "online, 0.5 fps analysed (stream 25 fps)" on each card
     and a "Probability" column of 0.93s: an engineer's words. Now "online", and "How sure" in whole
-    percents (cut, not rounded: 0.996 is not 100 %); an admin keeps the rates."""
+    percents (cut, not rounded: 0.996 is not 100 %; a stored 0.57, 0.57 * 100 = 56.99999999999999 in
+    JavaScript, was "56 %"); an admin keeps the rates."""
     from tests.conftest import VIEWER, log_in
 
     desk = tab(1280, 800)
-    desk.route("**/v1/events?*", answer({"events": [dict(event("with_mask", camera="door"), probability=0.996)],
-                                         "next": None}))
+    sure = [0.996, 0.57, 0.29]  # the store keeps 4 decimals (events.py)
+    desk.route("**/v1/events?*", answer({"events": [dict(event("with_mask", camera="door"), id=n, probability=p)
+                                                    for n, p in enumerate(sure, 1)], "next": None}))
     log_in(desk, zoned_site.base, VIEWER)
     desk.wait_for_selector('.camera[data-camera="door"][data-connected="true"]', timeout=30_000)
     assert desk.inner_text('.camera[data-camera="door"] .state') == "online"
     desk.wait_for_selector("#event-list tr.event")
     assert desk.inner_text("#event-table th:nth-child(5)") == "How sure"
-    assert desk.inner_text("#event-list tr.event td:nth-child(5)") == "99 %"
+    assert desk.locator("#event-list tr.event td:nth-child(5)").all_inner_texts() == ["99 %", "57 %", "29 %"]
 
 
 def test_the_zone_text_is_checked_by_the_config_s_loader_and_nothing_else(zoned_site, tmp_path):

@@ -260,6 +260,28 @@ def test_the_boot_steps_need_no_checkout():
     assert any("--unit | sudo tee /etc/systemd/system/maskwatch.service" in line for line in commands), steps
 
 
+def test_the_wheel_s_install_lines_name_no_file_of_a_checkout():
+    """The boot steps said to install the wheel "in place of `.`" on a line with `-c constraints.txt`:
+    typed so where there is no checkout, pip stopped, "Could not open constraint file"."""
+    page = (DOCS / "deployment.md").read_text()
+    assert "in place of `.`" not in page
+    wheel_lines = [line for line in re.findall(r"`([^`]*pip install[^`]*\.whl[^`]*)`", page)]
+    assert wheel_lines and not [line for line in wheel_lines if "constraints.txt" in line], wheel_lines
+    section = page[page.index("\n## Running at boot"):]
+    assert "`sudo /opt/maskwatch/bin/pip install './maskwatch-0.1.0-py3-none-any.whl[serve]'`" in section
+
+
+def test_the_boot_steps_move_the_database_before_users_add_needs_it():
+    """The example site keeps its database beside the file, in /etc/maskwatch, which the service's
+    user cannot write (750, root's): the steps said only "then edit it", and the storage lines came
+    after the block, so `users add`, two lines on, failed as typed. The edit is said where it is due."""
+    page = (DOCS / "deployment.md").read_text()
+    section = page[page.index("\n## Running at boot"):]
+    steps = section[section.index("```sh\n"):section.index("\n```\n")]
+    before_users = steps[:steps.index("maskwatch users add")]
+    assert "storage: {database: /var/lib/maskwatch/maskwatch.db" in before_users, steps
+
+
 def test_the_upgrade_from_a_wheel_reinstalls_the_same_version():
     """Every wheel of the project is 0.1.0: `pip install new.whl` said "already installed with the
     same version", exited 0 and the site ran the old code."""

@@ -20,9 +20,9 @@ def unit_setting(name: str) -> str:
     return re.search(rf"^{name}=(.*)$", UNIT.read_text(), re.MULTILINE).group(1).strip()
 
 
-def print_unit(config, cwd=None) -> subprocess.CompletedProcess:
-    """`maskwatch run --config CONFIG --unit` on the base install (no extra), as a wheel's user types it."""
-    return maskwatch_without(EVERY_EXTRA, "run", "--config", str(config), "--unit", cwd=cwd or ROOT)
+def print_unit(config, *options: str, cwd=None) -> subprocess.CompletedProcess:
+    """`maskwatch run --config CONFIG --unit [OPTIONS]` on the base install (no extra), as a wheel's user types it."""
+    return maskwatch_without(EVERY_EXTRA, "run", "--config", str(config), "--unit", *options, cwd=cwd or ROOT)
 
 
 @pytest.mark.system
@@ -31,7 +31,7 @@ def test_the_printed_unit_is_one_systemd_reads_without_a_warning(tmp_path):
     the unit without it: verify must say nothing about the unit at all."""
     assert shutil.which("systemd-analyze"), "make test installs systemd (systemd-analyze)"
     unit = tmp_path / "maskwatch.service"
-    printed = print_unit(tmp_path / "site.yaml")
+    printed = print_unit("/etc/maskwatch/site.yaml")  # not tmp_path: the unit hides /tmp (PrivateTmp=yes)
     assert printed.returncode == 0, printed.stderr
     unit.write_text(printed.stdout)
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
@@ -57,17 +57,18 @@ def test_the_state_folder_has_the_mode_the_install_steps_give_it():
     assert int(unit_setting("StateDirectoryMode"), 8) == int(installed, 8) == 0o750
 
 
-def test_run_unit_prints_the_packages_unit_naming_this_install_and_the_site_file(tmp_path):
+def test_run_unit_prints_the_packages_unit_naming_this_install_and_the_site_file():
     """A user of the wheel had no unit: the docs copied examples/maskwatch.service from a checkout,
     which the wheel lacks. `run --unit` prints the package's own, with no extra installed, its
-    ExecStart naming this venv's maskwatch (not always /opt/maskwatch's) and the file's absolute path."""
-    printed = print_unit("site.yaml", cwd=tmp_path)
+    ExecStart naming this venv's maskwatch (not always /opt/maskwatch's) and the file's absolute path
+    (from / here: the unit hides /tmp, where tmp_path is)."""
+    printed = print_unit("srv/site.yaml", cwd="/")
     assert printed.returncode == 0 and printed.stderr == "", printed.stderr
     maskwatch = Path(sys.executable).with_name("maskwatch")
     assert printed.stdout == UNIT.read_text().replace(
         "ExecStart=/opt/maskwatch/bin/maskwatch run --config /etc/maskwatch/site.yaml",
-        f"ExecStart={maskwatch} run --config {tmp_path / 'site.yaml'}")
-    assert not (tmp_path / "site.yaml").exists()  # printed, nothing written
+        f"ExecStart={maskwatch} run --config /srv/site.yaml")
+    assert not Path("/srv/site.yaml").exists()  # printed, nothing written
 
 
 def test_a_path_is_one_word_of_execstart_as_systemd_reads_it():
@@ -85,3 +86,34 @@ def test_run_unit_refuses_a_site_file_the_unit_cannot_see(config):
     assert printed.stderr.strip() == (f"error: {config}: under /{config.split('/')[1]}, which the unit hides from "
                                       "the service (ProtectHome=yes); put the venv in /opt/maskwatch and the site "
                                       "file in /etc/maskwatch")
+
+
+@pytest.mark.parametrize("config", ["/tmp/site.yaml", "/var/tmp/maskwatch/site.yaml"])
+def test_run_unit_refuses_a_site_file_in_a_temporary_folder(config):
+    """PrivateTmp=yes gives the service an empty /tmp of its own: a unit naming /tmp/site.yaml (a
+    file tried there first) was printed, and failed at each start, "not found"."""
+    printed = print_unit(config)
+    assert printed.returncode == 1 and printed.stdout == ""
+    top = "/" + "/".join(config.split("/")[1:-1 if config.startswith("/tmp") else 3])
+    assert printed.stderr.startswith(f"error: {config}: under {top}, which the unit hides from the service "
+                                     "(PrivateTmp=yes)"), printed.stderr
+
+
+def test_run_unit_passes_on_the_run_options_given_beside_it():
+    """`run --config site.yaml --ray local --unit` printed a unit without Ray, and said nothing: the
+    site started at boot on one process, its models the shipped ones where --classifier named another."""
+    printed = print_unit("srv/site.yaml", "--ray", "local", "--cameras-per-actor", "2", "--classifier",
+                         "opt/models/my classifier.onnx", "--no-gate", cwd="/")
+    assert printed.returncode == 0, printed.stderr
+    start = re.search(r"^ExecStart=(.*)$", printed.stdout, re.MULTILINE).group(1)
+    assert start == (f"{Path(sys.executable).with_name('maskwatch')} run --config /srv/site.yaml --ray local "
+                     '--cameras-per-actor 2 --classifier "/opt/models/my classifier.onnx" --no-gate')
+
+
+@pytest.mark.parametrize("other", ["--init", "--check", "--probe"])
+def test_run_unit_with_another_action_is_refused_not_one_of_them_dropped(tmp_path, other):
+    """`--init --unit` wrote the example and printed no unit, `--check --unit` printed the unit and
+    checked nothing: either way one of the two asked for was dropped without a word."""
+    printed = print_unit("site.yaml", other, cwd=tmp_path)
+    assert printed.returncode == 1 and printed.stdout == "" and not (tmp_path / "site.yaml").exists()
+    assert printed.stderr.strip() == f"error: --unit cannot go with {other}: run {other} on its own, then --unit"

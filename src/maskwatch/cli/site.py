@@ -49,11 +49,14 @@ def run(
     gate: Gate = True,
 ) -> None:
     """Run a whole site from one YAML file: every camera, the API and the dashboard."""
+    if cameras_per_actor < 1:  # before --unit too: a unit passing it on failed at each start
+        raise typer.BadParameter(f"must be at least 1, got {cameras_per_actor}", param_hint="'--cameras-per-actor'")
+    if unit:  # no extra either: printed before the file it names is written
+        _print_unit(config, _run_options(ray_address, cameras_per_actor, classifier, detector_file, gate),
+                    other=[flag for flag, given in (("--init", init), ("--check", check), ("--probe", probe)) if given])
+        return
     if init:  # before the extra: a file to edit needs none
         _write_example(config)
-        return
-    if unit:  # nor does the unit, printed before the file it names is written
-        _print_unit(config)
         return
     _need("run", "serve")
     _service_log()
@@ -62,8 +65,6 @@ def run(
     from maskwatch.site.config import SiteConfigError, load_site_config
     from maskwatch.video.sources import redact_source
 
-    if cameras_per_actor < 1:
-        raise typer.BadParameter(f"must be at least 1, got {cameras_per_actor}", param_hint="'--cameras-per-actor'")
     try:
         site = load_site_config(config)
     except SiteConfigError as err:
@@ -197,30 +198,56 @@ def _write_example(config: Path) -> None:
         _fail(f"{unprinted(err)}; {config} was written all the same: set its cameras' sources, then: {check}")
 
 
-# The unit's ProtectHome=yes hides these from the service: a venv or site file there is "not found" at boot.
-HIDDEN_FROM_UNITS = (Path("/home"), Path("/root"), Path("/run/user"))
+# What the unit hides from the service, and by which setting: a venv, site file or model there is
+# "not found" at boot (PrivateTmp=yes gives the service an empty /tmp of its own).
+HIDDEN_FROM_UNITS = {Path("/home"): "ProtectHome=yes", Path("/root"): "ProtectHome=yes",
+                     Path("/run/user"): "ProtectHome=yes", Path("/tmp"): "PrivateTmp=yes",
+                     Path("/var/tmp"): "PrivateTmp=yes"}
 
 
-def _print_unit(config: Path) -> None:
+def _run_options(ray_address: str | None, cameras_per_actor: int, classifier: Path | None,
+                 detector_file: Path | None, gate: bool) -> list[tuple[str, str | Path | None]]:
+    """`run`'s options other than --config, as the unit's ExecStart is to pass them on: `--ray local
+    --unit` printed a unit without Ray, and said nothing. A file's path is made absolute (the unit
+    runs in /var/lib/maskwatch)."""
+    options: list[tuple[str, str | Path | None]] = []
+    if ray_address is not None:
+        options.append(("--ray", ray_address))
+    if cameras_per_actor != 1:
+        options.append(("--cameras-per-actor", str(cameras_per_actor)))
+    for flag, path in (("--classifier", classifier), ("--detector", detector_file)):
+        if path is not None:
+            options.append((flag, path.absolute()))
+    if not gate:
+        options.append(("--no-gate", None))
+    return options
+
+
+def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], other: list[str]) -> None:
     """`run --unit`: the systemd unit that ships in the package (a user of the wheel has no
-    checkout's examples/ to copy it from), its ExecStart naming this install's maskwatch and the
-    site file's absolute path, where the shipped one names /opt/maskwatch and /etc/maskwatch."""
+    checkout's examples/ to copy it from), its ExecStart naming this install's maskwatch, the site
+    file's absolute path and the run options given beside --unit, where the shipped one names
+    /opt/maskwatch and /etc/maskwatch."""
     import sys
     from importlib.resources import files
 
+    if other:  # each stops before a start: the unit is printed, or they run, not both
+        _fail(f"--unit cannot go with {' and '.join(other)}: run {' and '.join(other)} on its own, then --unit")
     maskwatch = Path(sys.executable).with_name("maskwatch")  # the venv's script, beside its python
     if not maskwatch.is_file():
         _fail(f"{maskwatch}: no maskwatch script beside this Python; install maskwatch into the venv the unit is to run")
     config = config.absolute()
-    for path in (maskwatch, config):
+    for path in (maskwatch, config, *(value for _, value in options if isinstance(value, Path))):
         hidden = next((top for top in HIDDEN_FROM_UNITS if path.resolve().is_relative_to(top)), None)
         if hidden:
-            _fail(f"{path}: under {hidden}, which the unit hides from the service (ProtectHome=yes); put the venv "
-                  "in /opt/maskwatch and the site file in /etc/maskwatch")
+            _fail(f"{path}: under {hidden}, which the unit hides from the service ({HIDDEN_FROM_UNITS[hidden]}); "
+                  "put the venv in /opt/maskwatch and the site file in /etc/maskwatch")
+    words = [_systemd_word(str(maskwatch)), "run", "--config", _systemd_word(str(config))]
+    for flag, value in options:
+        words += [flag] if value is None else [flag, _systemd_word(str(value))]
     shipped = files("maskwatch").joinpath("examples", "maskwatch.service").read_text(encoding="utf-8")
     start = "ExecStart=/opt/maskwatch/bin/maskwatch run --config /etc/maskwatch/site.yaml\n"
-    _print_data(shipped.replace(start, f"ExecStart={_systemd_word(str(maskwatch))} run --config "
-                                       f"{_systemd_word(str(config))}\n").rstrip("\n"))
+    _print_data(shipped.replace(start, f"ExecStart={' '.join(words)}\n").rstrip("\n"))
 
 
 def _systemd_word(word: str) -> str:

@@ -416,11 +416,13 @@ def alerts(request: Request) -> JSONResponse:
     tz, now = site.config.tz(), time.time()
     monitor = site.compliance
     midnight = bucket_start(now, "day", tz).timestamp()
-    since = max(midnight, monitor.since)
+    kept, dropped_at = list(monitor.sent), monitor.dropped_at  # a copy: the check thread appends
+    cut = dropped_at >= max(midnight, monitor.since)  # today's first alerts are no longer kept
+    since = dropped_at if cut else max(midnight, monitor.since)
     allowed = readable(request)
     shown, standing = [], {}
-    for alert in reversed(list(monitor.sent)):  # a copy: the check thread appends
-        if alert["at"] < since:
+    for alert in reversed(kept):
+        if alert["at"] < since or (cut and alert["at"] <= dropped_at):  # those of that instant: some went
             break
         if allowed is not None and alert["camera"] not in allowed:
             continue
@@ -429,8 +431,8 @@ def alerts(request: Request) -> JSONResponse:
             standing[key] = monitor.standing(alert, now)
         shown.append(alert | {"at": iso_on_site(alert["at"], tz), "now": standing[key]})
     rules = sum(1 for rule in monitor.rules if any(allowed is None or camera in allowed for camera in monitor.targets(rule)))
-    return JSONResponse({"since": iso_on_site(since, tz), "since_start": since > midnight, "rules": rules,
-                         "alerts": shown})
+    return JSONResponse({"since": iso_on_site(since, tz), "since_start": not cut and since > midnight,
+                         "cut": cut, "rules": rules, "alerts": shown})
 
 
 @router.get("/report.csv", response_class=Response,

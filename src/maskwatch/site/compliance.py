@@ -101,6 +101,9 @@ class ComplianceMonitor:
         # webhooks, notify, MQTT or the log only, and a viewer without those never saw one).
         self.sent: deque[dict] = deque(maxlen=ALERTS_KEPT)
         self.since = time.time()  # the wall clock's, not `clock`'s: a failing clock is a check's problem
+        # The newest alert's time that `sent` let go of: the list holds every alert after it only (a
+        # rule with no cooldown fires each 30 s, 1000 in 8 hours, and the page counted the kept as the day's).
+        self.dropped_at = float("-inf")
         self._checks = Periodic(self.check, every, "maskwatch-compliance",
                                 ProblemLog(log, "compliance check failed", "compliance checks work again"),
                                 on_failure=self._failed)
@@ -140,6 +143,8 @@ class ComplianceMonitor:
                          "observed": shown["observed_share"], "below": rule.below, "people": people,
                          "with_mask": counts[COMPLIANT], "minutes": rule.minutes, "at": now}
                 self.send(alert)
+                if len(self.sent) == self.sent.maxlen:
+                    self.dropped_at = max(self.dropped_at, self.sent[0]["at"])
                 self.sent.append(alert)
                 fired.append(alert)
         self.stats.fired += len(fired)

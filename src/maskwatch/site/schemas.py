@@ -176,5 +176,7 @@ class AlertList(BaseModel):
                                    "start where it started later today (alerts are kept in memory, not stored)")
     since_start: bool = Field(description="true: `since` is the site's start, today; the alerts of before it are "
                                           "not kept (a restart)")
+    cut: bool = Field(description="true: more alerts fired today than the site keeps (the last 1000): `since` is "
+                                  "the time of the newest one let go, and the list holds those after it")
     rules: int = Field(description="the compliance rules watching any of the caller's cameras (0: none set up)")
     alerts: list[ComplianceAlert]

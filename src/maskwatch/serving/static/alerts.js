@@ -2,13 +2,19 @@
 // much, and whether it came back since. The alerts went to webhooks, messages, MQTT or the log only:
 // a supervisor with the page alone never learnt of one.
 
-const percent = (value) => `${Math.round(value)} %`;
-const range = (low, high) => `${Math.floor(low)}–${Math.ceil(high)} %`;  // outwards, as the chart's interval
+// Whole percents (the interval's ends outwards, as the chart's), but never across the rule's
+// threshold: the whole interval under 80 means a top end of 79.4 at most, which, rounded up, read
+// "95 % interval 70–80 %, under the 80 % set", and 79.6 "80 % wearing a mask, under 80 %". Such a
+// figure is given as the server has it (2 decimals).
+const sided = (value, whole, below) => ((value < below) === (whole < below) ? whole : value);
+const percent = (value, below) => `${sided(value, Math.round(value), below)} %`;
+const range = (low, high, below) =>
+  `${sided(low, Math.floor(low), below)}–${sided(high, Math.ceil(high), below)} %`;
 
 // How the camera and zone stand now over the rule's window, in words (the state's class colours it).
 function alertNow(alert) {
   const now = alert.now, figures = now.compliance === null ? "" :
-    `${percent(now.compliance)} wearing a mask (${range(now.compliance_low, now.compliance_high)})`;
+    `${percent(now.compliance, alert.below)} wearing a mask (${range(now.compliance_low, now.compliance_high, alert.below)})`;
   const last = `over the last ${alert.minutes} min`;
   return {
     under: `still under ${alert.below} %: ${figures} ${last}`,
@@ -29,7 +35,7 @@ function sayNewAlerts(alerts) {
   if (fresh.length) {
     document.getElementById("alert-news").textContent = "Compliance alert: " + fresh.map((a) =>
       `${clockMinute(a.at)} ${cameraNames[a.camera] ?? a.camera}${a.zone ? `, zone ${a.zone}` : ""}, ` +
-      `${percent(a.compliance)} wearing a mask, under ${a.below} %`).join("; ") + ".";
+      `${percent(a.compliance, a.below)} wearing a mask, under ${a.below} %`).join("; ") + ".";
   }
 }
 
@@ -42,7 +48,8 @@ async function loadAlerts() {
   lastAlerts = shown;
   document.getElementById("alerts-since").textContent = !answer.rules
     ? "No compliance alerts are set up for your cameras" + (accountRole === "admin" ? " (alerts.compliance in site.yaml)." : ".")
-    : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).` : "";
+    : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).`
+    : answer.cut ? `Since ${clockMinute(answer.since)}: more alerts fired today than the site keeps (the last 1000).` : "";
   const list = document.getElementById("alert-list");
   if (!answer.alerts.length) {
     list.innerHTML = answer.rules ? `<li class="empty">No compliance alert today.</li>` : "";
@@ -58,11 +65,13 @@ async function loadAlerts() {
   }
   list.innerHTML = [...groups.values()].map((fired) => {
     const a = fired[0], first = fired.at(-1);
-    const again = fired.length > 1 ? ` Fired ${fired.length} times today, first at ${escapeHtml(clockMinute(first.at))}.` : "";
+    // Counted since the list's start: "today" where the day's first were let go (answer.cut) was too few.
+    const over = answer.cut ? `since ${escapeHtml(clockMinute(answer.since))}` : "today";
+    const again = fired.length > 1 ? ` Fired ${fired.length} times ${over}, first at ${escapeHtml(clockMinute(first.at))}.` : "";
     return `
     <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
       <b>${escapeHtml(clockMinute(a.at))} ${escapeHtml(cameraNames[a.camera] ?? a.camera)}${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
-      ${percent(a.compliance)} wearing a mask (95&nbsp;% interval ${range(a.compliance_low, a.compliance_high)})
+      ${percent(a.compliance, a.below)} wearing a mask (95&nbsp;% interval ${range(a.compliance_low, a.compliance_high, a.below)})
       over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask.${again}
       <span class="now">Now: ${escapeHtml(alertNow(a))}.</span></li>`;
   }).join("");

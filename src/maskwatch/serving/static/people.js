@@ -3,6 +3,10 @@
 
 let lastEvents = null;
 
+// "How sure": the probability in whole percents, cut (0.996 is 99 %, not 100 %), from the store's 4
+// decimals: 0.57 * 100 is 56.99999999999999 in floating point, and a plain floor said "56 %".
+const howSure = (probability) => Math.floor(Math.round(probability * 1e4) / 100);
+
 async function loadEvents() {
   const mine = ++asked.events;
   const params = new URLSearchParams({limit: "50"});
@@ -38,7 +42,7 @@ async function loadEvents() {
       <td>${escapeHtml(clockTime(e.last_seen))}</td>
       <td>${escapeHtml(cameraNames[e.camera] ?? e.camera)}</td>
       <td>${escapeHtml(e.zone || "—")}</td><td class="${e.label}">${LABELS[e.label]}</td>
-      <td>${e.label === "unassessable" ? "—" : `${Math.floor(e.probability * 100)} %`}</td>
+      <td>${e.label === "unassessable" ? "—" : `${howSure(e.probability)} %`}</td>
       <td${e.snapshot ? ` data-snapshot="${escapeHtml(beside(e.snapshot))}"` : ""}></td></tr>`).join("");
   stackRows(document.getElementById("event-table"));  // each value after its heading on a phone
   showSnapshots();
