@@ -252,8 +252,9 @@ def test_a_dead_receiver_holds_up_no_other_receiver():
     started = time.monotonic()
     for track_id in range(2):
         notifier.notify(event(track_id))
-    assert wait_until(lambda: len(healthy.received) == 2, limit=5.0)  # not after the dead one's 31 s of retries
-    assert time.monotonic() - started < 5.0
+    # not after the dead one's 31 s of retries (20 s: room for a busy machine, well short of them)
+    assert wait_until(lambda: len(healthy.received) == 2, limit=20.0)
+    assert time.monotonic() - started < 20.0
     notifier.stop(timeout=0.5)
     healthy.close()
 
