@@ -90,7 +90,10 @@ def test_a_snapshot_url_asked_less_often_than_offline_after_stays_up_between_pic
     reader = CameraReader(f"http://{camera}/shot.jpg", stall_timeout=1.0, name="till", poll_interval=2.5).start()
     try:
         assert wait_until(lambda: reader.state().frames >= 1)
-        time.sleep(1.5)  # past offline_after, before the next picture is asked
+        # 1.5 s after the picture came: past offline_after, before the next is asked (2.5 s after the
+        # first was, which came within stall_timeout, 1 s). Counted from the picture, not from when the
+        # poll above saw it: a busy machine's late look could run into the next picture (frames 2).
+        time.sleep(max(0.0, reader.state().last_frame_at + 1.5 - time.time()))
         state = reader.state()
         assert (state.frames, state.connected, state.offline_since) == (1, True, None)
         assert reader.offline_after == 3.5  # the next picture's ask and stall_timeout for it to come
