@@ -82,7 +82,7 @@ class Subscriber:
     With `fence`, `fenced` is set once every retained message of the subscription has come:
     mosquitto queues them while it handles the SUBSCRIBE, so a message this client publishes once
     subscribed (the fence, on a topic of its own, QoS 1 as they are at most) comes after them.
-    Waiting on it replaces a second waited out.
+    Waiting on it replaces a second waited out; caught_up() sends it again later.
     """
 
     def __init__(self, port: int, topic: str = "#", user: tuple[str, str] | None = None, fence: bool = False) -> None:
@@ -107,6 +107,13 @@ class Subscriber:
             return
         with self._lock:
             self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
+
+    def caught_up(self, limit: float = 10.0) -> bool:
+        """Whether every message the broker passed on to this client before now has come: the fence
+        is sent again and heard back after them (with `fence`). Waiting on it replaces a pause."""
+        self.fenced.clear()
+        self.client.publish(self._fence, "", qos=1)
+        return self.fenced.wait(limit)
 
     def on(self, topic: str) -> list[str]:
         with self._lock:

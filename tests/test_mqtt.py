@@ -526,8 +526,8 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
 
     def run(cameras: dict[str, str], discovery: bool) -> Subscriber:
         """One run of the site, as the runner starts it; what a listener to everything heard."""
-        listener = Subscriber(broker.port, "#")
-        time.sleep(0.3)  # the listener's retained messages first
+        listener = Subscriber(broker.port, "#", fence=True)
+        assert listener.fenced.wait(10), "the listener was not subscribed"  # its retained messages first
         publisher = MqttPublisher(broker_at(broker.port, prefix="site", discovery=discovery), cameras=cameras,
                                   names=cameras, counts_of=lambda camera: counts)
         for camera in cameras:
@@ -541,10 +541,11 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
                 publisher.publish_counts(camera)
                 publisher.camera_up(camera, True)
             assert publisher.swept.wait(20)
-            time.sleep(0.3)  # what the broker passed on meanwhile, heard
         finally:
-            publisher.stop()
+            publisher.stop()  # returns once the broker has taken its last message ("offline")
+            heard_all = listener.caught_up()  # and the listener what the broker passed on before
             listener.close()
+        assert heard_all, "the broker passed on no message after the site's"
         return listener
 
     def sent_under_discovery(listener: Subscriber) -> list[tuple[str, str]]:
