@@ -76,7 +76,8 @@ server: {{root_path: /maskwatch}}
 mqtt: {{host: 127.0.0.1, port: {broker.port}, prefix: site}}
 """)
     site = Site(load_site_config(tmp_path / "site.yaml", environ={}), Detector.load(config=WEIGHTS / "centerface.json"))
-    listener = Subscriber(broker.port, "site/events")
+    listener = Subscriber(broker.port, "site/events", fence=True)
+    assert listener.fenced.wait(10), "the listener was not subscribed"  # before the event, which is not retained
     site.mqtt.start()
     try:
         assert wait_until(lambda: site.mqtt.status()["connected"], 20)
