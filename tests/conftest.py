@@ -299,6 +299,21 @@ def watched(page):
     return page
 
 
+def stop_the_clock(page) -> None:
+    """Stop the page's installed clock (page.clock.install()) where it is: from here on its timers
+    fire only as clock.fast_forward moves it. An installed clock runs on with real time, so a 15 s
+    timeout checked "not yet" after fast_forward(14_000) had fired when the machine took over a
+    second between the request and the check (test_dashboard's zone editor, once under load)."""
+    for _ in range(5):  # pause_at cannot go back: a time the running clock passed meanwhile is tried again
+        try:
+            page.clock.pause_at(page.evaluate("Date.now()") + 1_000)
+            return
+        except Exception as err:  # playwright's Error: "Cannot fast-forward to the past"
+            if "past" not in str(err):
+                raise
+    raise AssertionError("the page's clock ran past every time it was asked to stop at")
+
+
 def browser_trouble() -> list[str]:
     """BROWSER_TROUBLE once the open pages' events so far have reached the test (one round trip each)."""
     for each in WATCHED:

@@ -21,11 +21,12 @@ class Broker:
     """mosquitto on `address` (127.0.0.1, or ::1); with `user` (name, password) it lets in only them;
     with `acl` too (mosquitto's acl_file: the rules before a `user` line are anonymous clients')
     it lets in anonymous clients as well, each held to its rules; with `tls` (certificate, key: PEM
-    files) it speaks TLS only."""
+    files) it speaks TLS only; with `sessions` (a folder) it keeps its clients' sessions there from
+    one broker to the next (a Subscriber's `session`, its subscriptions and what came meanwhile)."""
 
     def __init__(self, folder: Path, port: int | None = None, address: str = "127.0.0.1",
                  user: tuple[str, str] | None = None, acl: str | None = None,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, sessions: Path | None = None) -> None:
         self.port, self.address, self.chosen_port = port or free_port(), address, port is not None
         self.config = folder / "mosquitto.conf"
         access = "allow_anonymous true\n"
@@ -38,6 +39,7 @@ class Broker:
             (folder / "mosquitto.acl").write_text(acl)
             access += f"acl_file {folder / 'mosquitto.acl'}\n"
         self.access = access + (f"certfile {tls[0]}\nkeyfile {tls[1]}\n" if tls is not None else "")
+        self.persistence = f"persistence true\npersistence_location {sessions}/\n" if sessions else "persistence false\n"
         self.log = folder / "mosquitto.log"
         self.process: subprocess.Popen | None = None
 
@@ -52,7 +54,7 @@ class Broker:
         from tests.test_cameras import wait_until
 
         self.port = port
-        self.config.write_text(f"listener {self.port} {self.address}\n{self.access}persistence false\n"
+        self.config.write_text(f"listener {self.port} {self.address}\n{self.access}{self.persistence}"
                                "user root\nlog_dest stderr\n")
         said = self.log.read_text() if self.log.exists() else ""
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL,
@@ -82,16 +84,21 @@ class Subscriber:
     With `fence`, `fenced` is set once every retained message of the subscription has come:
     mosquitto queues them while it handles the SUBSCRIBE, so a message this client publishes once
     subscribed (the fence, on a topic of its own, QoS 1 as they are at most) comes after them.
-    Waiting on it replaces a second waited out.
+    Waiting on it replaces a second waited out; caught_up() sends it again later.
+
+    With `session` (a client id), its session outlives it on the broker: subscribed once, it is
+    sent what came while it was away when it connects again (QoS 1).
     """
 
-    def __init__(self, port: int, topic: str = "#", user: tuple[str, str] | None = None, fence: bool = False) -> None:
+    def __init__(self, port: int, topic: str = "#", user: tuple[str, str] | None = None, fence: bool = False,
+                 session: str | None = None) -> None:
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
         self.fenced = threading.Event()
         self._fence = f"tests-fence/{uuid.uuid4().hex}" if fence else None
         topics = [(topic, 1)] + ([(self._fence, 1)] if fence else [])
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=session or "",
+                                  clean_session=session is None)
         if user is not None:  # a broker with a password file
             self.client.username_pw_set(*user)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics)
@@ -107,6 +114,13 @@ class Subscriber:
             return
         with self._lock:
             self.messages.append((message.topic, message.payload.decode(), bool(message.retain)))
+
+    def caught_up(self, limit: float = 10.0) -> bool:
+        """Whether every message the broker passed on to this client before now has come: the fence
+        is sent again and heard back after them (with `fence`). Waiting on it replaces a pause."""
+        self.fenced.clear()
+        self.client.publish(self._fence, "", qos=1)
+        return self.fenced.wait(limit)
 
     def on(self, topic: str) -> list[str]:
         with self._lock:

@@ -304,7 +304,10 @@ def test_compliance_alerts_go_only_to_webhooks_admitting_their_camera_and_zone(r
 
 
 def test_compliance_alerts_are_published_on_mqtt(broker, store):  # noqa: F811
-    listener = Subscriber(broker.port, "site/alerts")
+    listener = Subscriber(broker.port, "site/alerts", fence=True)
+    # Subscribed before the alert goes out: it is not retained, and a listener that subscribed
+    # after the publisher's connection (a busy machine) never heard it.
+    assert listener.fenced.wait(10), "the listener was not subscribed"
     publisher = MqttPublisher(MqttConfig(host="127.0.0.1", port=broker.port, prefix="site")).start()
     try:
         monitor = ComplianceMonitor(store, [ComplianceRule(below=80, minutes=15, camera="door")],

@@ -284,7 +284,7 @@ def test_the_dashboards_form_changes_the_password_on_a_phone(tmp_path, tab):  # 
         phone.keyboard.press("Escape")  # closed, and nothing typed is left in the page
         # the dialog's close event (which empties it) comes after Escape's cancel, not with it
         phone.wait_for_function("() => !document.getElementById('password-dialog').open"
-                                " && document.getElementById('password-current').value === ''", timeout=5_000)
+                                " && document.getElementById('password-current').value === ''", timeout=20_000)
         phone.click("#password-open")
         phone.fill("#password-current", ANA[1])
         phone.fill("#password-new", NEW)
@@ -500,7 +500,7 @@ def test_a_poll_answered_401_while_the_password_changes_is_asked_again_not_sent_
         assert changed.value.status == 200
         # what the server says to the old session's cookie, once the change has ended it
         held["read"][0].fulfill(status=401, content_type="application/json", body='{"error": "log in first"}')
-        phone.wait_for_function("() => window.read !== undefined", timeout=5_000)  # undefined: gone to /login
+        phone.wait_for_function("() => window.read !== undefined", timeout=20_000)  # undefined: gone to /login
         assert phone.evaluate("window.read") == 200 and "/login" not in phone.url
         phone.wait_for_function("() => document.getElementById('password-message').textContent.startsWith('Password')")
         assert phone.inner_text("#password-busy") == ""

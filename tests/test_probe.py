@@ -127,11 +127,11 @@ def test_a_site_whose_parts_all_work_is_exit_code_0_and_nothing_is_published(tmp
                                              f"rtsp://{USER}:{PASSWORD}@{server.url.removeprefix('rtsp://')}\n",
                                    f"mqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n  username: site\n"
                                    f"  password: {PASSWORD}\n  discovery: true\n")
-    listener = Subscriber(broker.port, "#", user=("site", PASSWORD))
-    time.sleep(0.3)  # subscribed
+    listener = Subscriber(broker.port, "#", user=("site", PASSWORD), fence=True)
     try:
+        assert listener.fenced.wait(10), "the listener was not subscribed"
         result = CliRunner().invoke(app, ["run", "--config", str(config), "--check", "--probe"])
-        time.sleep(0.5)
+        assert listener.caught_up(), "the broker passed on no message after the probe's"
     finally:
         listener.close()
     found = rows(result.output)

@@ -564,7 +564,7 @@ def test_the_page_says_when_the_server_stops_answering_and_carries_on_when_it_is
         desk.clock.fast_forward(1_000)
         if desk.is_hidden("#stale"):
             break
-    desk.wait_for_selector("#stale", state="hidden", timeout=5_000)
+    desk.wait_for_selector("#stale", state="hidden", timeout=20_000)
 
 
 def test_schemathesis_finds_no_failure_in_the_site_routes(site, tmp_path):

@@ -91,7 +91,10 @@ def test_a_snapshot_url_asked_less_often_than_offline_after_stays_up_between_pic
     reader = CameraReader(f"http://{camera}/shot.jpg", stall_timeout=1.0, name="till", poll_interval=2.5).start()
     try:
         assert wait_until(lambda: reader.state().frames >= 1)
-        time.sleep(1.5)  # past offline_after, before the next picture is asked
+        # 1.5 s after the picture came: past offline_after, before the next is asked (2.5 s after the
+        # first was, which came within stall_timeout, 1 s). Counted from the picture, not from when the
+        # poll above saw it: a busy machine's late look could run into the next picture (frames 2).
+        time.sleep(max(0.0, reader.state().last_frame_at + 1.5 - time.time()))
         state = reader.state()
         assert (state.frames, state.connected, state.offline_since) == (1, True, None)
         assert reader.offline_after == 3.5  # the next picture's ask and stall_timeout for it to come
@@ -219,6 +222,9 @@ def test_an_mjpeg_stream_that_once_ended_at_its_first_frame_is_a_stream_again_on
 
 
 def test_a_snapshot_camera_whose_password_is_changed_says_its_refusal_in_the_log(caplog):
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
+
     passwords = [PASSWORD]
     with web_camera(login="digest", passwords=passwords) as (where, asked):
         reader = CameraReader(f"http://{USER}:{PASSWORD}@{where}/shot.jpg", stall_timeout=1.0, retry_max=0.5,
@@ -228,10 +234,12 @@ def test_a_snapshot_camera_whose_password_is_changed_says_its_refusal_in_the_log
             passwords.append("changed")
             assert wait_until(lambda: not reader.state().connected)
             assert reader.state().last_error.startswith("the camera refused the user name or password (401); retrying")
+            # state() counts the camera down at offline_after; the reader's thread says so when its
+            # wait for that moment ends: stopped before it woke (a busy machine), nothing was said.
+            assert wait_until(said)
         finally:
             reader.stop()
-    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.video.cameras"]
-    assert said == [f"till (http://{USER}:***@{where}/shot.jpg): the camera refused the user name or password (401); "
+    assert said() == [f"till (http://{USER}:***@{where}/shot.jpg): the camera refused the user name or password (401); "
                     "retrying, at most 0.5 s apart"]
 
 
