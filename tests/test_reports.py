@@ -206,6 +206,58 @@ def test_a_report_sent_before_the_machine_slept_is_not_sent_again(make, monkeypa
     assert scheduler.check() == []
 
 
+def stepped(make, monkeypatch, start: str):
+    """A scheduler whose clock and time.monotonic() the test moves: tick(seconds) advances both
+    every 30 s, as the site's checks; set_to(text) sets the clock alone (NTP, `date -s`)."""
+    import maskwatch.site.reports as reports
+
+    steady, clock, sent = [1000.0], [utc(start)], []
+    monkeypatch.setattr(reports.time, "monotonic", lambda: steady[0])
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+
+    def tick(seconds: float, every: float = 30.0) -> list:
+        for _ in range(int(seconds // every)):
+            steady[0] += every
+            clock[0] += every
+            sent.extend(scheduler.check())
+        return sent
+
+    def set_to(text: str) -> None:
+        clock[0] = utc(text)
+
+    sent.extend(scheduler.check())
+    return scheduler, tick, set_to, sent
+
+
+def test_a_report_sent_on_a_clock_minutes_ahead_is_not_sent_again_once_ntp_sets_it_back(make, monkeypatch):
+    """A box's clock 5 minutes ahead (an RTC that drifted): the 18:00 report went at 17:55, then
+    NTP set the clock back 5 minutes. Taken for a report recorded on a clock set ahead, it was put
+    back and sent a second time at 18:00."""
+    scheduler, tick, set_to, sent = stepped(make, monkeypatch, "2026-09-23T15:50Z")  # 17:50 CEST on the clock
+    tick(11 * 60)  # to 18:01 on the clock
+    assert [m.title for m in sent] == ["Mask compliance Wed 2026-09-23, until 18:00"]
+    set_to("2026-09-23T15:56Z")  # NTP: 5 minutes back
+    assert tick(3600)[1:] == []
+
+
+def test_a_clock_set_a_week_ahead_and_back_sends_no_report_the_site_sent_before_twice(make, monkeypatch):
+    """A site running on the right clock (the 22nd's report sent) had its clock set a week ahead
+    by mistake (`date -s`), sent that day's report late, and was set right again: the records were
+    put back to the site's start, and the 22nd's report went a second time, late."""
+    scheduler, tick, set_to, sent = stepped(make, monkeypatch, "2026-09-15T04:00Z")
+    tick(7 * 86400 + 13 * 3600, every=600)  # the 15th's to the 22nd's at 18:00
+    assert len(sent) == 8
+    set_to("2026-09-30T08:00Z")  # a week ahead, mistyped
+    assert [m.title for m in tick(60)[8:]] == ["Mask compliance Tue 2026-09-29, until 18:00"]
+    set_to("2026-09-23T08:05Z")  # set right
+    assert tick(3600)[9:] == []
+    set_to("2026-09-23T15:59Z")
+    (on_time,) = tick(120)[9:]
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00"
+    assert "late" not in on_time.body and "not sent" not in on_time.body
+
+
 def test_the_message_and_its_csv_reach_a_service(make, receiver):
     scheduler = make(f"[{{urls: '{json_url(receiver)}', at: '18:00'}}]", start=True)
     store = scheduler.store

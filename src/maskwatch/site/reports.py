@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 CHECK_EVERY = 30.0  # seconds between looks at the clock: a report goes within this of its time
 CLOCK_SET_AFTER = 60.0  # seconds the clock moved apart from time.monotonic() between two checks: it was set
+EARLY_KEPT = 3600.0  # a report sent at most this long before its time (a clock ahead, set back since) stays sent
 LATE_AFTER = 120.0  # seconds after its time from which a report says it is late
 MISSED_LOOKBACK_DAYS = 400  # missed reports are counted this far back (a site off for longer: "over ...")
 
@@ -302,7 +303,9 @@ class ReportScheduler:
         self._sent: dict[str, float] | None = None  # read at the first check
         self._first_check = self._first_steady = 0.0  # its time on the clock, and on time.monotonic()
         self._offset = 0.0  # the clock less time.monotonic() at the last check
-        self._marked: dict[str, float] = {}  # what this process recorded, since the clock was last set
+        # What this process recorded since the clock was last set: the record before its first,
+        # its last, and time.monotonic() when it made that (when it went, on the clock as set since)
+        self._marked: dict[str, tuple[float, float, float]] = {}
         self._checks = Periodic(self.check, every, "maskwatch-reports",
                                 ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again"),
                                 at_start=True)
@@ -333,7 +336,7 @@ class ReportScheduler:
             self._sent[report.key] = due.at  # marked here or by another process: sent either way
             if not marked:
                 continue
-            self._marked[report.key] = due.at
+            self._marked[report.key] = (self._marked.get(report.key, (sent,))[0], due.at, steady)
             if missed:
                 log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
                             "is sent now", report.name, missed, "report" if missed == 1 else "reports",
@@ -348,18 +351,27 @@ class ReportScheduler:
         recorded on the old clock, are put on the clock as it reads now. A report recorded on a clock
         set ahead was not sent again until that date (in the database too: across restarts); one a
         clock at 1970 recorded, or a new one, owed every day since 1970 ("399 earlier reports were
-        not sent"), yesterday's as late. A record made before a sleep stays: it was on time."""
+        not sent"), yesterday's as late. A record made before a sleep stays: it was on time; so does
+        one sent up to EARLY_KEPT before its time (a clock minutes ahead, set back by NTP: it went a
+        second time at its time). One made further ahead goes back to the record before this process's
+        first since the last step, never earlier than the start: a site sent the day before's again,
+        late, once a clock set a week ahead by mistake was set right."""
         self._first_check = now - (steady - self._first_steady)
         log.warning("scheduled reports: the clock was set %+.0f s (or the machine slept); they owe nothing from "
                     "before the site's start, %s on this clock", now - steady - self._offset,
                     when(self._first_check, self.tz))
         for report in self.reports:
-            if (marked := self._marked.pop(report.key, None)) is None:
+            if (record := self._marked.pop(report.key, None)) is None:
                 continue
+            earlier, marked, made = record
             before = report.schedule.last_due(self._first_check - 2 * self.every)
             started = before.at if before is not None else float("-inf")
-            # ahead of the clock now: made on one set ahead; else only raised to the start
-            since = started if marked > now else max(marked, started)
+            if marked <= now:  # made before a sleep or a step forward: only raised to the start
+                since = max(marked, started)
+            elif marked - (now - steady + made) <= EARLY_KEPT:  # went minutes early: not again at its time
+                since = marked
+            else:  # made on a clock set ahead: back to what the site had sent before (on this clock)
+                since = max(started, earlier if earlier <= now else float("-inf"))
             if since != marked and since > float("-inf"):
                 self.sent.replace(report.key, marked, since)
             self._sent[report.key] = since
