@@ -81,6 +81,13 @@ def retry_delay(failures: int, first: float, most: float) -> float:
     return min(most, first * 2.0 ** min(failures - 1, 30))
 
 
+def boot_clock() -> float:
+    """Seconds on a clock that is never set and, unlike time.monotonic(), runs while the machine
+    sleeps (Linux's CLOCK_BOOTTIME; time.monotonic() elsewhere): a camera's last frame before a
+    10-hour sleep, kept on time.monotonic(), was said 10 hours late once the machine woke."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
+
+
 class CameraReader:
     """Reads `source` (stream URL, video file or webcam:N) in a thread, forever, until stopped.
 
@@ -119,9 +126,10 @@ class CameraReader:
         self.decode_on_request = decode_on_request
         self._wanted = threading.Event()
         self._last_frame_at: float | None = None  # monotonic, for the stall check
-        self._started_at: float | None = None  # monotonic, when start() ran: down since then until a first frame
-        # The wall clock's reading less the monotonic clock's, for state()'s times (_wall)
-        self._epoch = time.time() - time.monotonic()
+        self._last_frame_said: float | None = None  # boot_clock(), for state()'s last frame
+        self._started_at: float | None = None  # boot_clock(), when start() ran: down since then until a first frame
+        # The wall clock's reading less boot_clock()'s, for state()'s times (_wall)
+        self._epoch = time.time() - boot_clock()
         self._arrivals: deque[float] = deque(maxlen=50)
         self._reconnects = 0
         self._last_error: str | None = None
@@ -135,7 +143,7 @@ class CameraReader:
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-read-{name}", daemon=True)
 
     def start(self) -> CameraReader:
-        self._started_at = time.monotonic()
+        self._started_at = boot_clock()
         self._thread.start()
         return self
 
@@ -163,24 +171,24 @@ class CameraReader:
             recent = [t for t in self._arrivals if now - t <= RATE_WINDOW]
             fps = (len(recent) - 1) / max(recent[-1] - recent[0], RATE_LEAST_SPAN) if len(recent) > 1 else 0.0
             connected = fresh and not self._stop.is_set()
-            last_frame = None if self._last_frame_at is None else self._wall(self._last_frame_at)
+            last_frame = None if self._last_frame_said is None else self._wall(self._last_frame_said)
             if connected:
                 down_since = None
             elif last_frame is None:
                 down_since = None if self._started_at is None else self._wall(self._started_at)
             else:  # (a reader stopped within offline_after of its last frame: down from now)
-                down_since = min(last_frame + self.offline_after, self._wall(now))
+                down_since = min(last_frame + self.offline_after, self._wall(boot_clock()))
             return CameraState(connected=connected, last_frame_at=last_frame, offline_since=down_since,
                                fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
 
     def _wall(self, instant: float) -> float:
-        """A time.monotonic() instant on the wall clock as it reads now. Times kept as the wall clock
+        """A boot_clock() instant on the wall clock as it reads now. Times kept as the wall clock
         read then stayed on the old clock once it was set (NTP after a boot with no real-time clock
         at 1970 or the last shutdown): a camera down since the boot was "offline since 1970", one
         down before a step forward of 3 days "3 days" too long. The offset is taken again when the
         clock was set by more than a second (so two reads of a steady clock give the same times)."""
-        epoch = time.time() - time.monotonic()
+        epoch = time.time() - boot_clock()
         if abs(epoch - self._epoch) > 1.0:
             self._epoch = epoch
         return self._epoch + instant
@@ -417,7 +425,7 @@ class CameraReader:
                 self._sequence += 1
                 self.decoded += 1
             self._received += 1
-            self._last_frame_at = now
+            self._last_frame_at, self._last_frame_said = now, boot_clock()
             self._arrivals.append(now)
             self._last_error = None
         return now
