@@ -188,12 +188,13 @@ def test_a_report_sent_on_a_clock_set_ahead_goes_again_once_ntp_sets_it_back(mak
 
 
 def test_a_report_sent_before_the_machine_slept_is_not_sent_again(make, monkeypatch):
-    """A laptop's site slept 10 hours: the clock moved on, time.monotonic() did not. Taken for a
-    clock set, the report sent before the sleep was put back to the start's day and sent twice."""
+    """A laptop's site slept 10 hours: the clock moved on, time.monotonic() did not (nor boot_clock()
+    where there is no CLOCK_BOOTTIME). Taken for a clock set, the report sent before the sleep was
+    put back to the start's day and sent twice."""
     import maskwatch.site.reports as reports
 
     steady, clock = [1000.0], [utc("2026-09-20T06:00Z")]
-    monkeypatch.setattr(reports.time, "monotonic", lambda: steady[0])
+    monkeypatch.setattr(reports, "boot_clock", lambda: steady[0])
     scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
     scheduler.clock = lambda: clock[0]
     assert scheduler.check() == []
@@ -206,13 +207,33 @@ def test_a_report_sent_before_the_machine_slept_is_not_sent_again(make, monkeypa
     assert scheduler.check() == []
 
 
+def test_a_report_due_while_the_machine_slept_is_sent_late_when_it_wakes(make, monkeypatch):
+    """A site started at 09:00 with a new daily report, asleep from 10:00 to 20:00 (Linux: the
+    wall clock and CLOCK_BOOTTIME move on, time.monotonic() does not). Taken for a clock set
+    forward, the site's start moved to 19:00 and the 18:00 report was owed from before it: never
+    sent. It goes late at the wake, as for a site that was down."""
+    import maskwatch.site.reports as reports
+
+    monotonic, boot, clock = [1000.0], [1000.0], [utc("2026-09-23T07:00Z")]
+    monkeypatch.setattr(reports.time, "monotonic", lambda: monotonic[0])
+    monkeypatch.setattr(reports, "boot_clock", lambda: boot[0], raising=False)
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+    for _ in range(120):  # awake from 09:00 to 10:00
+        assert scheduler.check() == []
+        monotonic[0], boot[0], clock[0] = monotonic[0] + 30, boot[0] + 30, clock[0] + 30
+    boot[0], clock[0] = boot[0] + 10 * 3600, clock[0] + 10 * 3600  # asleep
+    (late,) = scheduler.check()
+    assert late.title == "Mask compliance Wed 2026-09-23, until 18:00" and "Sent late" in late.body
+
+
 def stepped(make, monkeypatch, start: str):
     """A scheduler whose clock and time.monotonic() the test moves: tick(seconds) advances both
     every 30 s, as the site's checks; set_to(text) sets the clock alone (NTP, `date -s`)."""
     import maskwatch.site.reports as reports
 
     steady, clock, sent = [1000.0], [utc(start)], []
-    monkeypatch.setattr(reports.time, "monotonic", lambda: steady[0])
+    monkeypatch.setattr(reports, "boot_clock", lambda: steady[0])
     scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
     scheduler.clock = lambda: clock[0]
 

@@ -335,3 +335,11 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def boot_clock() -> float:
+    """Seconds on a clock that is never set and, unlike time.monotonic(), runs while the machine
+    sleeps (Linux's CLOCK_BOOTTIME; time.monotonic() elsewhere): a camera's last frame before a
+    10-hour sleep, kept on time.monotonic(), was said 10 hours late once the machine woke, and a
+    scheduled report due during a sleep was taken for one before a clock set forward: never sent."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()

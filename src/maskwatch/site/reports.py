@@ -43,7 +43,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, 
 from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
-from maskwatch.runtime import Periodic, ProblemLog
+from maskwatch.runtime import Periodic, ProblemLog, boot_clock
 from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
@@ -53,7 +53,7 @@ from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 30.0  # seconds between looks at the clock: a report goes within this of its time
-CLOCK_SET_AFTER = 60.0  # seconds the clock moved apart from time.monotonic() between two checks: it was set
+CLOCK_SET_AFTER = 60.0  # seconds the clock moved apart from boot_clock() between two checks: it was set
 EARLY_KEPT = 3600.0  # a report sent at most this long before its time (a clock ahead, set back since) stays sent
 LATE_AFTER = 120.0  # seconds after its time from which a report says it is late
 MISSED_LOOKBACK_DAYS = 400  # missed reports are counted this far back (a site off for longer: "over ...")
@@ -301,10 +301,10 @@ class ReportScheduler:
         self.names, self.zones_of, self.tz, self.clock, self.every = names, zones_of, tz, clock, every
         self.sent = SentReports(store.engine, store.url)
         self._sent: dict[str, float] | None = None  # read at the first check
-        self._first_check = self._first_steady = 0.0  # its time on the clock, and on time.monotonic()
-        self._offset = 0.0  # the clock less time.monotonic() at the last check
+        self._first_check = self._first_steady = 0.0  # its time on the clock, and on boot_clock()
+        self._offset = 0.0  # the clock less boot_clock() at the last check
         # What this process recorded since the clock was last set: the record before its first,
-        # its last, and time.monotonic() when it made that (when it went, on the clock as set since)
+        # its last, and boot_clock() when it made that (when it went, on the clock as set since)
         self._marked: dict[str, tuple[float, float, float]] = {}
         self._checks = Periodic(self.check, every, "maskwatch-reports",
                                 ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again"),
@@ -312,7 +312,7 @@ class ReportScheduler:
 
     def check(self, now: float | None = None) -> list[Message]:
         """Send each report due by `now` (default: the clock) and not sent yet; the messages sent."""
-        on_the_clock, steady = now is None, time.monotonic()
+        on_the_clock, steady = now is None, boot_clock()
         now = self.clock() if now is None else now
         if self._sent is None:
             self._sent, self._first_check, self._first_steady = self.sent.read(), now, steady

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from maskwatch.runtime import ProblemLog
+from maskwatch.runtime import ProblemLog, boot_clock
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.snapshot_url import NoPicture, fetch_picture
@@ -79,13 +79,6 @@ def retry_delay(failures: int, first: float, most: float) -> float:
     The exponent is capped: at the 1,025th failure in a row (3-4 hours of outage at the defaults)
     2 ** 1024 overflowed a float and the reader thread died for good."""
     return min(most, first * 2.0 ** min(failures - 1, 30))
-
-
-def boot_clock() -> float:
-    """Seconds on a clock that is never set and, unlike time.monotonic(), runs while the machine
-    sleeps (Linux's CLOCK_BOOTTIME; time.monotonic() elsewhere): a camera's last frame before a
-    10-hour sleep, kept on time.monotonic(), was said 10 hours late once the machine woke."""
-    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 
 
 class CameraReader:
