@@ -279,6 +279,25 @@ def test_a_clock_set_a_week_ahead_and_back_sends_no_report_the_site_sent_before_
     assert "late" not in on_time.body and "not sent" not in on_time.body
 
 
+def test_a_report_put_back_after_a_clock_set_back_survives_a_database_that_fails_then(make, monkeypatch):
+    """NTP set back a clock a week ahead while the database refused writes (a server restarting
+    at boot): the check failed with the record taken off this process's list, and the next one,
+    the database back, left the report recorded a week ahead: not sent until then."""
+    scheduler, tick, set_to, sent = stepped(make, monkeypatch, "2026-09-30T16:00:10Z")
+    assert len(sent) == 1
+    engine = scheduler.store.engine
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE UPDATE ON reports_sent "
+                                   "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END")
+    set_to("2026-09-23T15:00Z")  # NTP: 17:00 CEST on the 23rd
+    with pytest.raises(Exception, match="refuses writes"):
+        scheduler.check()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER refuse")
+    (on_time,) = tick(3600)[1:]
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00"
+
+
 def test_the_message_and_its_csv_reach_a_service(make, receiver):
     scheduler = make(f"[{{urls: '{json_url(receiver)}', at: '18:00'}}]", start=True)
     store = scheduler.store

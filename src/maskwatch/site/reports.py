@@ -361,7 +361,7 @@ class ReportScheduler:
                     "before the site's start, %s on this clock", now - steady - self._offset,
                     when(self._first_check, self.tz))
         for report in self.reports:
-            if (record := self._marked.pop(report.key, None)) is None:
+            if (record := self._marked.get(report.key)) is None:
                 continue
             earlier, marked, made = record
             before = report.schedule.last_due(self._first_check - 2 * self.every)
@@ -375,6 +375,7 @@ class ReportScheduler:
             if since != marked and since > float("-inf"):
                 self.sent.replace(report.key, marked, since)
             self._sent[report.key] = since
+            del self._marked[report.key]  # once replaced: a database that failed, the next check does it
 
     def start(self) -> ReportScheduler:
         self.sender.start()
