@@ -316,8 +316,10 @@ class ReportScheduler:
         now = self.clock() if now is None else now
         if self._sent is None:
             self._sent, self._first_check, self._first_steady = self.sent.read(), now, steady
+            self._put_back_ahead(now)
         elif on_the_clock and abs(now - steady - self._offset) > CLOCK_SET_AFTER:
             self._clock_set(now, steady)
+            self._put_back_ahead(now)
         self._offset = now - steady
         made = []
         for report in self.reports:
@@ -376,6 +378,20 @@ class ReportScheduler:
                 self.sent.replace(report.key, marked, since)
             self._sent[report.key] = since
             del self._marked[report.key]  # once replaced: a database that failed, the next check does it
+
+    def _put_back_ahead(self, now: float) -> None:
+        """Records over EARLY_KEPT ahead of the clock that this process has not made since the
+        clock was set (a process before a restart, or another one, on a clock set ahead) are put
+        back as a new report's: only the process that made one put it back, so a site restarted
+        before or after NTP set back a clock a week ahead sent nothing until that date."""
+        for report in self.reports:
+            record = self._sent.get(report.key)
+            if record is None or record - now <= EARLY_KEPT or report.key in self._marked:
+                continue
+            before = report.schedule.last_due(self._first_check - 2 * self.every)
+            if before is not None:
+                self.sent.replace(report.key, record, before.at)
+            del self._sent[report.key]  # owes nothing from before the start, as a new one
 
     def start(self) -> ReportScheduler:
         self.sender.start()
