@@ -316,7 +316,6 @@ class ReportScheduler:
         now = self.clock() if now is None else now
         if self._sent is None:
             self._sent, self._first_check, self._first_steady = self.sent.read(), now, steady
-            self._put_back_ahead(now)
         elif on_the_clock and abs(now - steady - self._offset) > CLOCK_SET_AFTER:
             self._clock_set(now, steady)
             self._put_back_ahead(now)
@@ -380,10 +379,11 @@ class ReportScheduler:
             del self._marked[report.key]  # once replaced: a database that failed, the next check does it
 
     def _put_back_ahead(self, now: float) -> None:
-        """Records over EARLY_KEPT ahead of the clock that this process has not made since the
-        clock was set (a process before a restart, or another one, on a clock set ahead) are put
-        back as a new report's: only the process that made one put it back, so a site restarted
-        before or after NTP set back a clock a week ahead sent nothing until that date."""
+        """After a step, records over EARLY_KEPT ahead of the clock that this process has not made
+        since (a process before a restart, or another one, on a clock set ahead) are put back as a
+        new report's: only the process that made one put it back, so a site restarted before NTP
+        set back a clock a week ahead sent nothing until that date. Not at the start: records
+        ahead of a clock at 1970 (before NTP) are right, and the clock is not."""
         for report in self.reports:
             record = self._sent.get(report.key)
             if record is None or record - now <= EARLY_KEPT or report.key in self._marked:
