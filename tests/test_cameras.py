@@ -676,6 +676,7 @@ def test_a_cameras_outage_times_stay_right_through_a_sleep(monkeypatch, tmp_path
     """A machine that sleeps 10 hours (a laptop's site, a suspended box): the wall clock moves on,
     time.monotonic() stands still. Taken for a clock set, a camera's last frame before the sleep
     was said 10 hours late, just before the wake, and one down since its start as down since then."""
+    import maskwatch.runtime as runtime
     import maskwatch.video.cameras as cameras
 
     asleep = [0.0]
@@ -689,7 +690,8 @@ def test_a_cameras_outage_times_stay_right_through_a_sleep(monkeypatch, tmp_path
         never.stop()
     before = (never.state(), clip.state())
     monkeypatch.setattr(cameras.time, "time", lambda: real_time() + asleep[0])
-    monkeypatch.setattr(cameras, "boot_clock", lambda: real_boot() + asleep[0])
+    for module in (cameras, runtime):
+        monkeypatch.setattr(module, "boot_clock", lambda: real_boot() + asleep[0])
     asleep[0] = 10 * 3600.0
     down, stopped = never.state(), clip.state()
     assert abs(down.offline_since - before[0].offline_since) < 1, down.offline_since - before[0].offline_since

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from maskwatch.runtime import ProblemLog, boot_clock
+from maskwatch.runtime import OnTheWall, ProblemLog, boot_clock
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.snapshot_url import NoPicture, fetch_picture
@@ -121,8 +121,7 @@ class CameraReader:
         self._last_frame_at: float | None = None  # monotonic, for the stall check
         self._last_frame_said: float | None = None  # boot_clock(), for state()'s last frame
         self._started_at: float | None = None  # boot_clock(), when start() ran: down since then until a first frame
-        # The wall clock's reading less boot_clock()'s, for state()'s times (_wall)
-        self._epoch = time.time() - boot_clock()
+        self._wall = OnTheWall()  # state()'s times on the wall clock as it reads now
         self._arrivals: deque[float] = deque(maxlen=50)
         self._reconnects = 0
         self._last_error: str | None = None
@@ -174,17 +173,6 @@ class CameraReader:
             return CameraState(connected=connected, last_frame_at=last_frame, offline_since=down_since,
                                fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
-
-    def _wall(self, instant: float) -> float:
-        """A boot_clock() instant on the wall clock as it reads now. Times kept as the wall clock
-        read then stayed on the old clock once it was set (NTP after a boot with no real-time clock
-        at 1970 or the last shutdown): a camera down since the boot was "offline since 1970", one
-        down before a step forward of 3 days "3 days" too long. The offset is taken again when the
-        clock was set by more than a second (so two reads of a steady clock give the same times)."""
-        epoch = time.time() - boot_clock()
-        if abs(epoch - self._epoch) > 1.0:
-            self._epoch = epoch
-        return self._epoch + instant
 
     def wait_for_frame(self, after: int, timeout: float) -> int:
         """Block until a frame newer than sequence number `after` arrives (or timeout); the newest number."""
