@@ -330,6 +330,37 @@ def test_a_boot_at_1970_still_sends_the_report_missed_while_the_box_was_off(make
     assert late.title == "Mask compliance Wed 2026-09-23, until 18:00" and "Sent late" in late.body
 
 
+def test_two_processes_through_a_clock_set_a_week_ahead_and_back_send_nothing_twice(make, monkeypatch):
+    """Two `run`s on one database (a rolling restart) through a clock set a week ahead and set
+    right: the one that had not recorded the report sent ahead put it back to its own start, and
+    sent the day before's report again (sent on time by the other), late."""
+    import maskwatch.site.reports as reports
+
+    steady, clock = [1000.0], [utc("2026-09-15T04:00Z")]
+    monkeypatch.setattr(reports, "boot_clock", lambda: steady[0])
+    one, other = (make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]") for _ in range(2))
+    for scheduler in (one, other):
+        scheduler.clock = lambda: clock[0]
+
+    def tick(seconds: float, every: float = 30.0, order=(one, other)) -> list:
+        sent = []
+        for _ in range(int(seconds // every)):
+            steady[0] += every
+            clock[0] += every
+            for scheduler in order:
+                sent.extend(scheduler.check())
+        return sent
+
+    assert len(tick(7 * 86400 + 13 * 3600, every=600)) == 8  # the 15th's to the 22nd's, once each
+    clock[0] = utc("2026-09-30T08:00Z")  # a week ahead, mistyped
+    assert len(tick(60)) == 1  # the 29th's, late
+    clock[0] = utc("2026-09-23T08:05Z")  # set right: the other process looks first
+    assert tick(3600, order=(other, one)) == []
+    clock[0] = utc("2026-09-23T15:59Z")
+    (on_time,) = tick(120)
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00" and "late" not in on_time.body
+
+
 def test_the_message_and_its_csv_reach_a_service(make, receiver):
     scheduler = make(f"[{{urls: '{json_url(receiver)}', at: '18:00'}}]", start=True)
     store = scheduler.store

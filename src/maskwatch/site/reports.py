@@ -303,8 +303,8 @@ class ReportScheduler:
         self._sent: dict[str, float] | None = None  # read at the first check
         self._first_check = self._first_steady = 0.0  # its time on the clock, and on boot_clock()
         self._offset = 0.0  # the clock less boot_clock() at the last check
-        # What this process recorded since the clock was last set: the record before its first,
-        # its last, and boot_clock() when it made that (when it went, on the clock as set since)
+        # What this process recorded, or found another had, since the clock was last set: the record
+        # before the first, the last, and boot_clock() then (when it went, on the clock as set since)
         self._marked: dict[str, tuple[float, float, float]] = {}
         self._checks = Periodic(self.check, every, "maskwatch-reports",
                                 ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again"),
@@ -335,9 +335,9 @@ class ReportScheduler:
             message = compose(report, due, due.at, self.store, self.names, self.zones_of, self.tz, now, missed)
             marked = self.sent.mark(report.key, due.at)  # before it is queued: never twice, by any process
             self._sent[report.key] = due.at  # marked here or by another process: sent either way
+            self._marked[report.key] = (self._marked.get(report.key, (sent,))[0], due.at, steady)
             if not marked:
                 continue
-            self._marked[report.key] = (self._marked.get(report.key, (sent,))[0], due.at, steady)
             if missed:
                 log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
                             "is sent now", report.name, missed, "report" if missed == 1 else "reports",
@@ -349,7 +349,7 @@ class ReportScheduler:
     def _clock_set(self, now: float, steady: float) -> None:
         """The clock was set (NTP on a box with no real-time clock, which started at 1970, the last
         shutdown, or an RTC's garbage ahead), or the machine slept: the start, and what this process
-        recorded on the old clock, are put on the clock as it reads now. A report recorded on a clock
+        recorded (or found another had) on the old clock, are put on the clock as it reads now. A report recorded on a clock
         set ahead was not sent again until that date (in the database too: across restarts); one a
         clock at 1970 recorded, or a new one, owed every day since 1970 ("399 earlier reports were
         not sent"), yesterday's as late. A record made before a sleep stays: it was on time; so does
@@ -380,10 +380,10 @@ class ReportScheduler:
 
     def _put_back_ahead(self, now: float) -> None:
         """After a step, records over EARLY_KEPT ahead of the clock that this process has not made
-        since (a process before a restart, or another one, on a clock set ahead) are put back as a
-        new report's: only the process that made one put it back, so a site restarted before NTP
-        set back a clock a week ahead sent nothing until that date. Not at the start: records
-        ahead of a clock at 1970 (before NTP) are right, and the clock is not."""
+        or met since it started or the clock was last set (a process before a restart, on a clock
+        set ahead) are put back as a new report's: only the process that made one put it back, so a
+        site restarted before NTP set back a clock a week ahead sent nothing until that date. Not
+        at the start: records ahead of a clock at 1970 (before NTP) are right, and the clock is not."""
         for report in self.reports:
             record = self._sent.get(report.key)
             if record is None or record - now <= EARLY_KEPT or report.key in self._marked:
