@@ -349,14 +349,14 @@ class ReportScheduler:
     def _clock_set(self, now: float, steady: float) -> None:
         """The clock was set (NTP on a box with no real-time clock, which started at 1970, the last
         shutdown, or an RTC's garbage ahead), or the machine slept: the start, and what this process
-        recorded (or found another had) on the old clock, are put on the clock as it reads now. A report recorded on a clock
-        set ahead was not sent again until that date (in the database too: across restarts); one a
-        clock at 1970 recorded, or a new one, owed every day since 1970 ("399 earlier reports were
-        not sent"), yesterday's as late. A record made before a sleep stays: it was on time; so does
-        one sent up to EARLY_KEPT before its time (a clock minutes ahead, set back by NTP: it went a
-        second time at its time). One made further ahead goes back to the record before this process's
-        first since the last step, never earlier than the start: a site sent the day before's again,
-        late, once a clock set a week ahead by mistake was set right."""
+        recorded (or found another had) on the old clock, are put on the clock as it reads now. A
+        report recorded on a clock set ahead was not sent again until that date (in the database
+        too: across restarts); one a clock at 1970 recorded, or a new one, owed every day since 1970
+        ("399 earlier reports were not sent"), yesterday's as late. A record made before a sleep
+        stays: it was on time; so does one sent up to EARLY_KEPT before its time (a clock minutes
+        ahead, set back by NTP: it went a second time at its time). One made further ahead goes back
+        to the record before the first since the last step, never earlier than the start: a site
+        sent the day before's again, late, once a clock set a week ahead by mistake was set right."""
         self._first_check = now - (steady - self._first_steady)
         log.warning("scheduled reports: the clock was set %+.0f s (or the machine slept); they owe nothing from "
                     "before the site's start, %s on this clock", now - steady - self._offset,
@@ -379,14 +379,14 @@ class ReportScheduler:
             del self._marked[report.key]  # once replaced: a database that failed, the next check does it
 
     def _put_back_ahead(self, now: float) -> None:
-        """After a step, records over EARLY_KEPT ahead of the clock that this process has not made
-        or met since it started or the clock was last set (a process before a restart, on a clock
-        set ahead) are put back as a new report's: only the process that made one put it back, so a
+        """After a step, records still over EARLY_KEPT ahead of the clock, which this process has
+        not made or met since (a process before a restart, on a clock set ahead), are put back as a
+        new report's: only the process that made one put it back, so a
         site restarted before NTP set back a clock a week ahead sent nothing until that date. Not
         at the start: records ahead of a clock at 1970 (before NTP) are right, and the clock is not."""
         for report in self.reports:
             record = self._sent.get(report.key)
-            if record is None or record - now <= EARLY_KEPT or report.key in self._marked:
+            if record is None or record - now <= EARLY_KEPT:  # (_clock_set has put back this process's)
                 continue
             before = report.schedule.last_due(self._first_check - 2 * self.every)
             if before is not None:
