@@ -672,6 +672,32 @@ def test_a_cameras_outage_times_follow_a_clock_that_is_set(monkeypatch, tmp_path
         assert never.state().offline_since == down.offline_since  # two reads of a steady clock agree
 
 
+def test_a_cameras_outage_times_stay_right_through_a_sleep(monkeypatch, tmp_path, sample_dir):
+    """A machine that sleeps 10 hours (a laptop's site, a suspended box): the wall clock moves on,
+    time.monotonic() stands still. Taken for a clock set, a camera's last frame before the sleep
+    was said 10 hours late, just before the wake, and one down since its start as down since then."""
+    import maskwatch.runtime as runtime
+    import maskwatch.video.cameras as cameras
+
+    asleep = [0.0]
+    real_time, real_boot = time.time, cameras.boot_clock
+    never = fast_reader(f"rtsp://127.0.0.1:{refused_port()}/live", name="never").start()
+    clip = fast_reader(str(make_video(tmp_path / "clip.mp4", sample_dir, frames=3)), name="clip").start()
+    try:
+        assert wait_until(lambda: clip.state().frames > 0), clip.state()
+    finally:
+        clip.stop()
+        never.stop()
+    before = (never.state(), clip.state())
+    monkeypatch.setattr(cameras.time, "time", lambda: real_time() + asleep[0])
+    for module in (cameras, runtime):
+        monkeypatch.setattr(module, "boot_clock", lambda: real_boot() + asleep[0])
+    asleep[0] = 10 * 3600.0
+    down, stopped = never.state(), clip.state()
+    assert abs(down.offline_since - before[0].offline_since) < 1, down.offline_since - before[0].offline_since
+    assert abs(stopped.last_frame_at - before[1].last_frame_at) < 1, stopped.last_frame_at - before[1].last_frame_at
+
+
 @pytest.mark.parametrize("url, address", [
     ("rtsp://cam/live", ("cam", 554)),
     ("rtsp://u:pw@10.0.0.5:8554/s?x=1", ("10.0.0.5", 8554)),

@@ -129,7 +129,8 @@ def test_an_actors_cameras_count_as_down_since_it_went_away(monkeypatch):
     site.groups = [RemoteGroup(["door"], handle=Handle())]
     site._listeners = Listeners()
     door = RemoteWorker(site.groups[0], "door")
-    assert started <= door.state()["offline_since"] <= time.time() and not door.state()["connected"]
+    # (said through boot_clock(): within a microsecond or so of the wall clock's own reading)
+    assert started - 0.01 <= door.state()["offline_since"] <= time.time() + 0.01 and not door.state()["connected"]
     up = {"connected": True, "last_frame_at": started, "offline_since": None, "frames": 5, "reconnects": 0,
           "analysed": 5, "detected": 5, "fps": 5.0, "last_error": None, "analysis_error": None}
     answers["call-0"] = ([], {"door": up})
@@ -186,3 +187,22 @@ def test_a_restarted_actors_cameras_keep_their_last_frame_and_outage(monkeypatch
     answers["call-3"] = ([], {"door": back, "till": back})
     site.poll()
     assert door.state() == back  # a frame from the new actor: its own figures again
+
+
+def test_an_actors_cameras_outage_follows_a_clock_that_is_set(monkeypatch):
+    """A site under Ray started on a box with no real-time clock (at 1970 or its last shutdown)
+    and NTP set the clock 3 days forward while an actor had not answered: its cameras read down
+    since the start on the old clock ("offline since 1970-01-01"), as the driver kept it."""
+    import maskwatch.scale.fleet as fleet
+
+    monkeypatch.setitem(sys.modules, "ray", fake_ray({}))
+    step, real_time = [0.0], time.time
+    monkeypatch.setattr(fleet.time, "time", lambda: real_time() + step[0])
+    site = RaySite.__new__(RaySite)
+    site.groups = [RemoteGroup(["door"], handle=None)]
+    door = RemoteWorker(site.groups[0], "door")
+    for jump in (3 * 86400.0, -600.0):  # NTP; then set back
+        step[0] += jump
+        now = time.time()
+        assert now - 60 < door.state()["offline_since"] <= now, (jump, now - door.state()["offline_since"])
+        assert door.state()["offline_since"] == door.state()["offline_since"]  # a steady clock: the same time

@@ -188,12 +188,13 @@ def test_a_report_sent_on_a_clock_set_ahead_goes_again_once_ntp_sets_it_back(mak
 
 
 def test_a_report_sent_before_the_machine_slept_is_not_sent_again(make, monkeypatch):
-    """A laptop's site slept 10 hours: the clock moved on, time.monotonic() did not. Taken for a
-    clock set, the report sent before the sleep was put back to the start's day and sent twice."""
+    """A laptop's site slept 10 hours: the clock moved on, time.monotonic() did not (nor boot_clock()
+    where there is no CLOCK_BOOTTIME). Taken for a clock set, the report sent before the sleep was
+    put back to the start's day and sent twice."""
     import maskwatch.site.reports as reports
 
     steady, clock = [1000.0], [utc("2026-09-20T06:00Z")]
-    monkeypatch.setattr(reports.time, "monotonic", lambda: steady[0])
+    monkeypatch.setattr(reports, "boot_clock", lambda: steady[0])
     scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
     scheduler.clock = lambda: clock[0]
     assert scheduler.check() == []
@@ -204,6 +205,160 @@ def test_a_report_sent_before_the_machine_slept_is_not_sent_again(make, monkeypa
     steady[0] += 2 * 3600
     clock[0] = utc("2026-09-22T04:00Z")  # 2 hours more, 10 asleep: 06:00 CEST on the 22nd
     assert scheduler.check() == []
+
+
+def test_a_report_due_while_the_machine_slept_is_sent_late_when_it_wakes(make, monkeypatch):
+    """A site started at 09:00 with a new daily report, asleep from 10:00 to 20:00 (Linux: the
+    wall clock and CLOCK_BOOTTIME move on, time.monotonic() does not). Taken for a clock set
+    forward, the site's start moved to 19:00 and the 18:00 report was owed from before it: never
+    sent. It goes late at the wake, as for a site that was down."""
+    import maskwatch.site.reports as reports
+
+    monotonic, boot, clock = [1000.0], [1000.0], [utc("2026-09-23T07:00Z")]
+    monkeypatch.setattr(reports.time, "monotonic", lambda: monotonic[0])
+    monkeypatch.setattr(reports, "boot_clock", lambda: boot[0], raising=False)
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+    for _ in range(120):  # awake from 09:00 to 10:00
+        assert scheduler.check() == []
+        monotonic[0], boot[0], clock[0] = monotonic[0] + 30, boot[0] + 30, clock[0] + 30
+    boot[0], clock[0] = boot[0] + 10 * 3600, clock[0] + 10 * 3600  # asleep
+    (late,) = scheduler.check()
+    assert late.title == "Mask compliance Wed 2026-09-23, until 18:00" and "Sent late" in late.body
+
+
+def stepped(make, monkeypatch, start: str):
+    """A scheduler whose clock and time.monotonic() the test moves: tick(seconds) advances both
+    every 30 s, as the site's checks; set_to(text) sets the clock alone (NTP, `date -s`)."""
+    import maskwatch.site.reports as reports
+
+    steady, clock, sent = [1000.0], [utc(start)], []
+    monkeypatch.setattr(reports, "boot_clock", lambda: steady[0])
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    scheduler.clock = lambda: clock[0]
+
+    def tick(seconds: float, every: float = 30.0) -> list:
+        for _ in range(int(seconds // every)):
+            steady[0] += every
+            clock[0] += every
+            sent.extend(scheduler.check())
+        return sent
+
+    def set_to(text: str) -> None:
+        clock[0] = utc(text)
+
+    sent.extend(scheduler.check())
+    return scheduler, tick, set_to, sent
+
+
+def test_a_report_sent_on_a_clock_minutes_ahead_is_not_sent_again_once_ntp_sets_it_back(make, monkeypatch):
+    """A box's clock 5 minutes ahead (an RTC that drifted): the 18:00 report went at 17:55, then
+    NTP set the clock back 5 minutes. Taken for a report recorded on a clock set ahead, it was put
+    back and sent a second time at 18:00."""
+    scheduler, tick, set_to, sent = stepped(make, monkeypatch, "2026-09-23T15:50Z")  # 17:50 CEST on the clock
+    tick(11 * 60)  # to 18:01 on the clock
+    assert [m.title for m in sent] == ["Mask compliance Wed 2026-09-23, until 18:00"]
+    set_to("2026-09-23T15:56Z")  # NTP: 5 minutes back
+    assert tick(3600)[1:] == []
+
+
+def test_a_clock_set_a_week_ahead_and_back_sends_no_report_the_site_sent_before_twice(make, monkeypatch):
+    """A site running on the right clock (the 22nd's report sent) had its clock set a week ahead
+    by mistake (`date -s`), sent that day's report late, and was set right again: the records were
+    put back to the site's start, and the 22nd's report went a second time, late."""
+    scheduler, tick, set_to, sent = stepped(make, monkeypatch, "2026-09-15T04:00Z")
+    tick(7 * 86400 + 13 * 3600, every=600)  # the 15th's to the 22nd's at 18:00
+    assert len(sent) == 8
+    set_to("2026-09-30T08:00Z")  # a week ahead, mistyped
+    assert [m.title for m in tick(60)[8:]] == ["Mask compliance Tue 2026-09-29, until 18:00"]
+    set_to("2026-09-23T08:05Z")  # set right
+    assert tick(3600)[9:] == []
+    set_to("2026-09-23T15:59Z")
+    (on_time,) = tick(120)[9:]
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00"
+    assert "late" not in on_time.body and "not sent" not in on_time.body
+
+
+def test_a_report_put_back_after_a_clock_set_back_survives_a_database_that_fails_then(make, monkeypatch):
+    """NTP set back a clock a week ahead while the database refused writes (a server restarting
+    at boot): the check failed with the record taken off this process's list, and the next one,
+    the database back, left the report recorded a week ahead: not sent until then."""
+    scheduler, tick, set_to, sent = stepped(make, monkeypatch, "2026-09-30T16:00:10Z")
+    assert len(sent) == 1
+    engine = scheduler.store.engine
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TRIGGER refuse BEFORE UPDATE ON reports_sent "
+                                   "BEGIN SELECT RAISE(ABORT, 'the database refuses writes'); END")
+    set_to("2026-09-23T15:00Z")  # NTP: 17:00 CEST on the 23rd
+    with pytest.raises(Exception, match="refuses writes"):
+        scheduler.check()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER refuse")
+    (on_time,) = tick(3600)[1:]
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00"
+
+
+def test_a_report_sent_on_a_clock_set_ahead_goes_again_after_a_restart(make, monkeypatch):
+    """An RTC's garbage a week ahead at boot: the report went and was recorded for that date, and
+    the site restarted (a crash, a new config) before NTP set the clock back. Only the process
+    that recorded it put it back: the next was not sent until that date."""
+    clock = [utc("2026-09-30T16:00:10Z")]
+    first = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    first.clock = lambda: clock[0]
+    assert len(first.check()) == 1
+    _, tick, set_to, sent = stepped(make, monkeypatch, "2026-09-30T17:00Z")
+    set_to("2026-09-23T15:00Z")  # NTP: 17:00 CEST on the 23rd
+    assert sent == [] and tick(1800) == []
+    set_to("2026-09-23T15:59Z")
+    (on_time,) = tick(120)
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00"
+    assert "late" not in on_time.body and "not sent" not in on_time.body
+
+
+def test_a_boot_at_1970_still_sends_the_report_missed_while_the_box_was_off(make, monkeypatch):
+    """The reports' records are far ahead of a clock at 1970 (no real-time clock, before NTP):
+    they are no records made on a clock set ahead. Once NTP set the clock, the report due while
+    the box was off goes, late, as for any site that was down."""
+    clock = [utc("2026-09-22T16:00:10Z")]
+    before = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    before.clock = lambda: clock[0]
+    assert len(before.check()) == 1  # the 22nd's; then off until the 24th
+    _, tick, set_to, sent = stepped(make, monkeypatch, "1970-01-01T10:00Z")
+    assert sent == [] and tick(300) == []
+    set_to("2026-09-24T08:00Z")  # NTP
+    (late,) = tick(60)
+    assert late.title == "Mask compliance Wed 2026-09-23, until 18:00" and "Sent late" in late.body
+
+
+def test_two_processes_through_a_clock_set_a_week_ahead_and_back_send_nothing_twice(make, monkeypatch):
+    """Two `run`s on one database (a rolling restart) through a clock set a week ahead and set
+    right: the one that had not recorded the report sent ahead put it back to its own start, and
+    sent the day before's report again (sent on time by the other), late."""
+    import maskwatch.site.reports as reports
+
+    steady, clock = [1000.0], [utc("2026-09-15T04:00Z")]
+    monkeypatch.setattr(reports, "boot_clock", lambda: steady[0])
+    one, other = (make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]") for _ in range(2))
+    for scheduler in (one, other):
+        scheduler.clock = lambda: clock[0]
+
+    def tick(seconds: float, every: float = 30.0, order=(one, other)) -> list:
+        sent = []
+        for _ in range(int(seconds // every)):
+            steady[0] += every
+            clock[0] += every
+            for scheduler in order:
+                sent.extend(scheduler.check())
+        return sent
+
+    assert len(tick(7 * 86400 + 13 * 3600, every=600)) == 8  # the 15th's to the 22nd's, once each
+    clock[0] = utc("2026-09-30T08:00Z")  # a week ahead, mistyped
+    assert len(tick(60)) == 1  # the 29th's, late
+    clock[0] = utc("2026-09-23T08:05Z")  # set right: the other process looks first
+    assert tick(3600, order=(other, one)) == []
+    clock[0] = utc("2026-09-23T15:59Z")
+    (on_time,) = tick(120)
+    assert on_time.title == "Mask compliance Wed 2026-09-23, until 18:00" and "late" not in on_time.body
 
 
 def test_the_message_and_its_csv_reach_a_service(make, receiver):

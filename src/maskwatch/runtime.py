@@ -335,3 +335,28 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def boot_clock() -> float:
+    """Seconds on a clock that is never set and, unlike time.monotonic(), runs while the machine
+    sleeps (Linux's CLOCK_BOOTTIME; time.monotonic() elsewhere): a camera's last frame before a
+    10-hour sleep, kept on time.monotonic(), was said 10 hours late once the machine woke, and a
+    scheduled report due during a sleep was taken for one before a clock set forward: never sent."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
+
+
+class OnTheWall:
+    """boot_clock() instants said on the wall clock as it reads now. Times kept as the wall clock
+    read then stayed on the old clock once it was set (NTP after a boot with no real-time clock at
+    1970 or the last shutdown): a camera down since the boot was "offline since 1970", one down
+    before a step forward of 3 days "3 days" too long. The offset is taken again when the clock
+    was set by more than a second (so two reads of a steady clock give the same times)."""
+
+    def __init__(self) -> None:
+        self._epoch = time.time() - boot_clock()  # the wall clock's reading less boot_clock()'s
+
+    def __call__(self, instant: float) -> float:
+        epoch = time.time() - boot_clock()
+        if abs(epoch - self._epoch) > 1.0:
+            self._epoch = epoch
+        return self._epoch + instant

@@ -29,7 +29,8 @@ from typing import Callable
 
 from maskwatch.detection.detector import Models
 from maskwatch.faces import PERSON_LABELS
-from maskwatch.runtime import PROVIDERS_ENV, STEADY_MALLOC, PeriodicTrim, ProblemLog, single_threaded
+from maskwatch.runtime import (PROVIDERS_ENV, STEADY_MALLOC, OnTheWall, PeriodicTrim, ProblemLog, boot_clock,
+                               single_threaded)
 from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
 from maskwatch.site.database import database_url
@@ -115,6 +116,9 @@ class CameraGroup:
         return os.getpid()
 
 
+on_the_wall = OnTheWall()  # the actors' away_since on the wall clock as it reads now
+
+
 @dataclass
 class RemoteGroup:
     """The driver's side of one actor: its handle and what its last poll said."""
@@ -127,9 +131,9 @@ class RemoteGroup:
     restarts: int = 0  # new actors made in a row after one died for good (0 again once one answers)
     restart_at: float | None = None  # when the next one is made (monotonic seconds)
     emptied: bool = False  # its cameras' in-view counts were set to 0 since its last answer
-    # Unix seconds since which it has not answered (from the site's start until its first answer):
-    # its cameras count as down since then, unless they were down before.
-    away_since: float | None = field(default_factory=time.time)
+    # boot_clock() since which it has not answered (from the site's start until its first answer):
+    # its cameras count as down since then, unless they were down before (said by on_the_wall)
+    away_since: float | None = field(default_factory=boot_clock)
 
 
 class RemoteWorker:
@@ -146,7 +150,8 @@ class RemoteWorker:
             return state
         known = state or {"last_frame_at": None, "offline_since": None, "frames": 0, "reconnects": 0, "analysed": 0,
                           "detected": None}
-        return {**known, "connected": False, "offline_since": known["offline_since"] or self.group.away_since,
+        away = None if self.group.away_since is None else on_the_wall(self.group.away_since)
+        return {**known, "connected": False, "offline_since": known["offline_since"] or away,
                 "fps": 0.0, "analysis_error": None,
                 "last_error": self.group.error or "camera actor starting"}
 
@@ -256,7 +261,8 @@ class RaySite(Site):
         for (group, call), (answer, err) in zip(calls, answers([call for _, call in calls])):
             if err is None:
                 messages, states = answer
-                group.states = carried_over(group.states, states, group.away_since)
+                group.states = carried_over(group.states, states, None if group.away_since is None
+                                            else on_the_wall(group.away_since))
                 group.error, group.unanswered, group.emptied, group.restarts = None, None, False, 0
                 group.away_since = None
                 self._dispatch(messages)
@@ -270,7 +276,7 @@ class RaySite(Site):
             # on next time, so that they still come (a new call lost them). A dead one's are lost.
             group.unanswered = call if isinstance(err, TimeoutError) else None
             group.error = f"camera actor unavailable ({type(err).__name__}): {actor_problem(err)}"
-            group.away_since = group.away_since or time.time()
+            group.away_since = group.away_since or boot_clock()
             if isinstance(err, ray.exceptions.ActorDiedError):
                 # Ray restarts a crashed actor, but not one whose restart failed (the database
                 # away as it started): that one is dead for good, and its cameras with it.

@@ -43,7 +43,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, 
 from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
-from maskwatch.runtime import Periodic, ProblemLog
+from maskwatch.runtime import Periodic, ProblemLog, boot_clock
 from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
@@ -53,7 +53,8 @@ from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
 log = logging.getLogger(__name__)
 
 CHECK_EVERY = 30.0  # seconds between looks at the clock: a report goes within this of its time
-CLOCK_SET_AFTER = 60.0  # seconds the clock moved apart from time.monotonic() between two checks: it was set
+CLOCK_SET_AFTER = 60.0  # seconds the clock moved apart from boot_clock() between two checks: it was set
+EARLY_KEPT = 3600.0  # a report sent at most this long before its time (a clock ahead, set back since) stays sent
 LATE_AFTER = 120.0  # seconds after its time from which a report says it is late
 MISSED_LOOKBACK_DAYS = 400  # missed reports are counted this far back (a site off for longer: "over ...")
 
@@ -300,21 +301,24 @@ class ReportScheduler:
         self.names, self.zones_of, self.tz, self.clock, self.every = names, zones_of, tz, clock, every
         self.sent = SentReports(store.engine, store.url)
         self._sent: dict[str, float] | None = None  # read at the first check
-        self._first_check = self._first_steady = 0.0  # its time on the clock, and on time.monotonic()
-        self._offset = 0.0  # the clock less time.monotonic() at the last check
-        self._marked: dict[str, float] = {}  # what this process recorded, since the clock was last set
+        self._first_check = self._first_steady = 0.0  # its time on the clock, and on boot_clock()
+        self._offset = 0.0  # the clock less boot_clock() at the last check
+        # What this process recorded, or found another had, since the clock was last set: the record
+        # before the first, the last, and boot_clock() then (when it went, on the clock as set since)
+        self._marked: dict[str, tuple[float, float, float]] = {}
         self._checks = Periodic(self.check, every, "maskwatch-reports",
                                 ProblemLog(log, "scheduled reports cannot be made", "scheduled reports are made again"),
                                 at_start=True)
 
     def check(self, now: float | None = None) -> list[Message]:
         """Send each report due by `now` (default: the clock) and not sent yet; the messages sent."""
-        on_the_clock, steady = now is None, time.monotonic()
+        on_the_clock, steady = now is None, boot_clock()
         now = self.clock() if now is None else now
         if self._sent is None:
             self._sent, self._first_check, self._first_steady = self.sent.read(), now, steady
         elif on_the_clock and abs(now - steady - self._offset) > CLOCK_SET_AFTER:
             self._clock_set(now, steady)
+            self._put_back_ahead(now)
         self._offset = now - steady
         made = []
         for report in self.reports:
@@ -331,9 +335,9 @@ class ReportScheduler:
             message = compose(report, due, due.at, self.store, self.names, self.zones_of, self.tz, now, missed)
             marked = self.sent.mark(report.key, due.at)  # before it is queued: never twice, by any process
             self._sent[report.key] = due.at  # marked here or by another process: sent either way
+            self._marked[report.key] = (self._marked.get(report.key, (sent,))[0], due.at, steady)
             if not marked:
                 continue
-            self._marked[report.key] = due.at
             if missed:
                 log.warning("%s: %d earlier %s missed while the site was not running; the last, due %s, "
                             "is sent now", report.name, missed, "report" if missed == 1 else "reports",
@@ -345,24 +349,49 @@ class ReportScheduler:
     def _clock_set(self, now: float, steady: float) -> None:
         """The clock was set (NTP on a box with no real-time clock, which started at 1970, the last
         shutdown, or an RTC's garbage ahead), or the machine slept: the start, and what this process
-        recorded on the old clock, are put on the clock as it reads now. A report recorded on a clock
-        set ahead was not sent again until that date (in the database too: across restarts); one a
-        clock at 1970 recorded, or a new one, owed every day since 1970 ("399 earlier reports were
-        not sent"), yesterday's as late. A record made before a sleep stays: it was on time."""
+        recorded (or found another had) on the old clock, are put on the clock as it reads now. A
+        report recorded on a clock set ahead was not sent again until that date (in the database
+        too: across restarts); one a clock at 1970 recorded, or a new one, owed every day since 1970
+        ("399 earlier reports were not sent"), yesterday's as late. A record made before a sleep
+        stays: it was on time; so does one sent up to EARLY_KEPT before its time (a clock minutes
+        ahead, set back by NTP: it went a second time at its time). One made further ahead goes back
+        to the record before the first since the last step, never earlier than the start: a site
+        sent the day before's again, late, once a clock set a week ahead by mistake was set right."""
         self._first_check = now - (steady - self._first_steady)
         log.warning("scheduled reports: the clock was set %+.0f s (or the machine slept); they owe nothing from "
                     "before the site's start, %s on this clock", now - steady - self._offset,
                     when(self._first_check, self.tz))
         for report in self.reports:
-            if (marked := self._marked.pop(report.key, None)) is None:
+            if (record := self._marked.get(report.key)) is None:
                 continue
+            earlier, marked, made = record
             before = report.schedule.last_due(self._first_check - 2 * self.every)
             started = before.at if before is not None else float("-inf")
-            # ahead of the clock now: made on one set ahead; else only raised to the start
-            since = started if marked > now else max(marked, started)
+            if marked <= now:  # made before a sleep or a step forward: only raised to the start
+                since = max(marked, started)
+            elif marked - (now - steady + made) <= EARLY_KEPT:  # went minutes early: not again at its time
+                since = marked
+            else:  # made on a clock set ahead: back to what the site had sent before (on this clock)
+                since = max(started, earlier if earlier <= now else float("-inf"))
             if since != marked and since > float("-inf"):
                 self.sent.replace(report.key, marked, since)
             self._sent[report.key] = since
+            del self._marked[report.key]  # once replaced: a database that failed, the next check does it
+
+    def _put_back_ahead(self, now: float) -> None:
+        """After a step, records still over EARLY_KEPT ahead of the clock, which this process has
+        not made or met since (a process before a restart, on a clock set ahead), are put back as a
+        new report's: only the process that made one put it back, so a
+        site restarted before NTP set back a clock a week ahead sent nothing until that date. Not
+        at the start: records ahead of a clock at 1970 (before NTP) are right, and the clock is not."""
+        for report in self.reports:
+            record = self._sent.get(report.key)
+            if record is None or record - now <= EARLY_KEPT:  # (_clock_set has put back this process's)
+                continue
+            before = report.schedule.last_due(self._first_check - 2 * self.every)
+            if before is not None:
+                self.sent.replace(report.key, record, before.at)
+            del self._sent[report.key]  # owes nothing from before the start, as a new one
 
     def start(self) -> ReportScheduler:
         self.sender.start()

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from maskwatch.runtime import ProblemLog
+from maskwatch.runtime import OnTheWall, ProblemLog, boot_clock
 from maskwatch.video.loop import analyse, end_tracks, finish
 from maskwatch.video.night import GREY_WORDS
 from maskwatch.video.rtsp_probe import stream_refusal
@@ -120,9 +120,9 @@ class CameraReader:
         self.decode_on_request = decode_on_request
         self._wanted = threading.Event()
         self._last_frame_at: float | None = None  # monotonic, for the stall check
-        self._started_at: float | None = None  # monotonic, when start() ran: down since then until a first frame
-        # The wall clock's reading less the monotonic clock's, for state()'s times (_wall)
-        self._epoch = time.time() - time.monotonic()
+        self._last_frame_said: float | None = None  # boot_clock(), for state()'s last frame
+        self._started_at: float | None = None  # boot_clock(), when start() ran: down since then until a first frame
+        self._wall = OnTheWall()  # state()'s times on the wall clock as it reads now
         self._arrivals: deque[float] = deque(maxlen=50)
         self._reconnects = 0
         self._last_error: str | None = None
@@ -136,7 +136,7 @@ class CameraReader:
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-read-{name}", daemon=True)
 
     def start(self) -> CameraReader:
-        self._started_at = time.monotonic()
+        self._started_at = boot_clock()
         self._thread.start()
         return self
 
@@ -164,27 +164,16 @@ class CameraReader:
             recent = [t for t in self._arrivals if now - t <= RATE_WINDOW]
             fps = (len(recent) - 1) / max(recent[-1] - recent[0], RATE_LEAST_SPAN) if len(recent) > 1 else 0.0
             connected = fresh and not self._stop.is_set()
-            last_frame = None if self._last_frame_at is None else self._wall(self._last_frame_at)
+            last_frame = None if self._last_frame_said is None else self._wall(self._last_frame_said)
             if connected:
                 down_since = None
             elif last_frame is None:
                 down_since = None if self._started_at is None else self._wall(self._started_at)
             else:  # (a reader stopped within offline_after of its last frame: down from now)
-                down_since = min(last_frame + self.offline_after, self._wall(now))
+                down_since = min(last_frame + self.offline_after, self._wall(boot_clock()))
             return CameraState(connected=connected, last_frame_at=last_frame, offline_since=down_since,
                                fps=fps if fresh else 0.0, frames=self._received, reconnects=self._reconnects,
                                last_error=self._last_error)
-
-    def _wall(self, instant: float) -> float:
-        """A time.monotonic() instant on the wall clock as it reads now. Times kept as the wall clock
-        read then stayed on the old clock once it was set (NTP after a boot with no real-time clock
-        at 1970 or the last shutdown): a camera down since the boot was "offline since 1970", one
-        down before a step forward of 3 days "3 days" too long. The offset is taken again when the
-        clock was set by more than a second (so two reads of a steady clock give the same times)."""
-        epoch = time.time() - time.monotonic()
-        if abs(epoch - self._epoch) > 1.0:
-            self._epoch = epoch
-        return self._epoch + instant
 
     def wait_for_frame(self, after: int, timeout: float) -> int:
         """Block until a frame newer than sequence number `after` arrives (or timeout); the newest number."""
@@ -421,7 +410,7 @@ class CameraReader:
                 self._sequence += 1
                 self.decoded += 1
             self._received += 1
-            self._last_frame_at = now
+            self._last_frame_at, self._last_frame_said = now, boot_clock()
             self._arrivals.append(now)
             self._last_error = None
         return now
