@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.video.cameras import CameraWorker
-from maskwatch.video.night import is_grey
+from maskwatch.video.night import GREY_WORDS, is_grey
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.tracker import FaceTracker
 from tests.test_cameras import Collect, fast_reader, wait_until
@@ -124,3 +124,18 @@ def test_a_site_camera_playing_a_16_bit_grey_video_reads_it_at_its_full_range(tm
     finally:
         reader.stop()
     assert image.shape == (480, 640, 3) and np.abs(image[..., 0].astype(int) - photo).max() <= 1  # was 0-15
+
+
+def test_detect_of_a_grey_video_says_so_in_summary_json_too(tmp_path, sample_dir):
+    """The grey warning was added after summary.json was written: a night camera's recording said
+    it on the terminal only, and summary.json's errors (what a report is made from) said nothing."""
+    import json
+
+    photo = sample_photos(sample_dir, 1)[0]
+    source = clip(tmp_path / "night.mp4", [grey(photo)], each=3)
+    run = CliRunner().invoke(app, ["detect", str(source), "--out", str(tmp_path / "out"), "--no-media", "--quiet"])
+    assert run.exit_code == 0, run.output
+    said = [line.removeprefix("warning: ") for line in run.output.splitlines() if "were grey (infrared)" in line]
+    assert len(said) == 1 and said[0].startswith(f"{source}: ") and said[0].endswith(GREY_WORDS), run.output
+    errors = json.loads((tmp_path / "out" / "summary.json").read_text())["errors"]
+    assert errors == said
