@@ -139,3 +139,19 @@ def test_detect_of_a_grey_video_says_so_in_summary_json_too(tmp_path, sample_dir
     assert len(said) == 1 and said[0].startswith(f"{source}: ") and said[0].endswith(GREY_WORDS), run.output
     errors = json.loads((tmp_path / "out" / "summary.json").read_text())["errors"]
     assert errors == said
+
+
+def tinted(image: np.ndarray, cb: int, cr: int) -> np.ndarray:
+    """A grey frame as an infrared camera in black-and-white mode sends it with its chroma a few
+    levels off neutral: a slight purple (cb, cr > 0) or green (< 0) cast over the whole frame."""
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb).astype(np.int16) + np.array([0, cr, cb], np.int16)
+    return cv2.cvtColor(np.clip(ycrcb, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+
+
+def test_an_infrared_frame_with_a_slight_purple_or_green_cast_is_grey(sample_dir):
+    """A chroma 3 levels off neutral put R, G and B 9 levels apart across the frame: over the 8
+    allowed, such a camera's night frames were never called grey, and nothing was said."""
+    photos = sample_photos(sample_dir, 6)
+    for cb, cr in ((4, 4), (-4, -4), (3, 0), (0, -5)):
+        assert [is_grey(tinted(grey(p), cb, cr)) for p in photos] == [True] * 6, (cb, cr)
+    assert not any(is_grey(tinted(p, 4, 4)) for p in photos)  # a colour frame with the same cast is colour
