@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.video.cameras import CameraWorker
-from maskwatch.video.night import GREY_WORDS, is_grey
+from maskwatch.video.night import GREY_HOLD_S, GREY_WORDS, GreyWatch, is_grey
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.tracker import FaceTracker
 from tests.test_cameras import Collect, fast_reader, wait_until
@@ -53,6 +53,11 @@ def test_grey_frames_are_told_from_colour_ones_after_a_codec(tmp_path, sample_di
     assert [is_grey(f) for f in decoded] == [False] * 12 + [True] * 12
 
 
+class NoFaces:
+    def detect(self, image, min_score=None):
+        return []
+
+
 def test_detect_says_when_photos_are_grey_and_not_when_they_are_colour(tmp_path, sample_dir):
     """A grey photo's labels were written as a colour one's, with nothing said (on grey copies of
     held-out photos the classifier named 14 % of faces wrongly, 2 % in colour)."""
@@ -72,11 +77,8 @@ def test_detect_says_when_photos_are_grey_and_not_when_they_are_colour(tmp_path,
     assert "docs/site.md#night-and-infrared-cameras" in night.output
 
 
-def test_a_camera_says_when_its_frames_turn_grey_and_colour_again(tmp_path, sample_dir, caplog):
-    class NoFaces:
-        def detect(self, image, min_score=None):
-            return []
-
+def test_a_camera_says_when_its_frames_turn_grey_and_colour_again(tmp_path, sample_dir, caplog, monkeypatch):
+    monkeypatch.setattr("maskwatch.video.night.GREY_HOLD_S", 0.0)  # said at the first frame of each turn
     caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
     photo = sample_photos(sample_dir, 1)[0]
     source = clip(tmp_path / "dusk.mp4", [photo, grey(photo)])  # looped: colour, grey, colour ...
@@ -155,3 +157,30 @@ def test_an_infrared_frame_with_a_slight_purple_or_green_cast_is_grey(sample_dir
     for cb, cr in ((4, 4), (-4, -4), (3, 0), (0, -5)):
         assert [is_grey(tinted(grey(p), cb, cr)) for p in photos] == [True] * 6, (cb, cr)
     assert not any(is_grey(tinted(p, 4, 4)) for p in photos)  # a colour frame with the same cast is colour
+
+
+def test_a_camera_flickering_between_grey_and_colour_at_dusk_floods_no_log(tmp_path, sample_dir, caplog):
+    """A scene on the edge (dusk, a light flickering, the camera's day/night switch hunting) turned
+    grey and colour at every analysed frame, and each turn was a log line: at 2 frames a second
+    7200 lines an hour. A turn is now said once the frames have stayed so for GREY_HOLD_S."""
+    caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
+    photo = sample_photos(sample_dir, 1)[0]
+    source = clip(tmp_path / "flicker.mp4", [photo, grey(photo)] * 5, each=1)  # looped: colour, grey, colour ...
+    processor = FrameProcessor(NoFaces(), FaceTracker())
+    worker = CameraWorker("platform", fast_reader(str(source)), processor, [Collect()], fps=20).start()
+    try:
+        assert wait_until(lambda: processor.detections >= 40 and 0 < processor.grey_detections < processor.detections)
+    finally:
+        worker.stop()
+    assert [r.getMessage() for r in caplog.records if "frames" in r.getMessage()] == []
+
+
+def test_a_turn_to_grey_or_colour_is_said_once_it_has_held_for_a_while():
+    watch = GreyWatch()
+    flicker = [watch.seen(i % 2 == 0, i * 0.5) for i in range(7200)]  # an hour of every frame flipping
+    assert not any(flicker) and not watch.grey
+    steady = [watch.seen(True, 3600 + i * 0.5) for i in range(2 * int(GREY_HOLD_S) + 10)]
+    assert steady.count(True) == 1 and steady.index(True) == 2 * GREY_HOLD_S and watch.grey
+    # the worst a scene can do: each reading held just long enough, a turn per GREY_HOLD_S
+    turns = sum(watch.seen(int(t // GREY_HOLD_S) % 2 == 0, 7200 + t) for t in np.arange(0, 3600, 0.5))
+    assert turns <= 3600 / GREY_HOLD_S

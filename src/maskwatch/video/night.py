@@ -37,3 +37,30 @@ def is_grey(image: np.ndarray) -> bool:
     blue_green, green_red = (sample[..., 0] - sample[..., 1])[told], (sample[..., 1] - sample[..., 2])[told]
     spread = np.maximum(np.abs(blue_green - np.median(blue_green)), np.abs(green_red - np.median(green_red)))
     return bool(np.percentile(spread, 99) <= GREY_SPREAD)
+
+
+# How long a camera's frames stay grey (or colour) before the turn is said: a scene on the edge
+# (dusk, a flickering light, a day/night switch hunting) turned at every analysed frame, a log
+# line each; now at worst a line a minute, and a frame-to-frame flicker says nothing.
+GREY_HOLD_S = 60.0
+
+
+class GreyWatch:
+    """Whether a camera's frames are grey, turned only once every reading for GREY_HOLD_S agrees."""
+
+    def __init__(self) -> None:
+        self.grey = False
+        self.hold = GREY_HOLD_S
+        self._since: float | None = None  # when the readings began to differ from self.grey
+
+    def seen(self, grey: bool, at: float) -> bool:
+        """A detection's reading at `at` seconds (a steady clock); whether the frames turned."""
+        if grey == self.grey:
+            self._since = None
+            return False
+        if self._since is None:
+            self._since = at
+        if at - self._since < self.hold:
+            return False
+        self.grey, self._since = grey, None
+        return True
