@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.video.cameras import CameraWorker
-from maskwatch.video.night import is_grey
+from maskwatch.video.night import GREY_HOLD_S, GREY_WORDS, GreyWatch, is_grey
 from maskwatch.video.process import FrameProcessor
+from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
 from tests.test_cameras import Collect, fast_reader, wait_until
 
@@ -53,6 +54,11 @@ def test_grey_frames_are_told_from_colour_ones_after_a_codec(tmp_path, sample_di
     assert [is_grey(f) for f in decoded] == [False] * 12 + [True] * 12
 
 
+class NoFaces:
+    def detect(self, image, min_score=None):
+        return []
+
+
 def test_detect_says_when_photos_are_grey_and_not_when_they_are_colour(tmp_path, sample_dir):
     """A grey photo's labels were written as a colour one's, with nothing said (on grey copies of
     held-out photos the classifier named 14 % of faces wrongly, 2 % in colour)."""
@@ -72,11 +78,8 @@ def test_detect_says_when_photos_are_grey_and_not_when_they_are_colour(tmp_path,
     assert "docs/site.md#night-and-infrared-cameras" in night.output
 
 
-def test_a_camera_says_when_its_frames_turn_grey_and_colour_again(tmp_path, sample_dir, caplog):
-    class NoFaces:
-        def detect(self, image, min_score=None):
-            return []
-
+def test_a_camera_says_when_its_frames_turn_grey_and_colour_again(tmp_path, sample_dir, caplog, monkeypatch):
+    monkeypatch.setattr("maskwatch.video.night.GREY_HOLD_S", 0.0)  # said at the first frame of each turn
     caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
     photo = sample_photos(sample_dir, 1)[0]
     source = clip(tmp_path / "dusk.mp4", [photo, grey(photo)])  # looped: colour, grey, colour ...
@@ -124,3 +127,87 @@ def test_a_site_camera_playing_a_16_bit_grey_video_reads_it_at_its_full_range(tm
     finally:
         reader.stop()
     assert image.shape == (480, 640, 3) and np.abs(image[..., 0].astype(int) - photo).max() <= 1  # was 0-15
+
+
+def test_detect_of_a_grey_video_says_so_in_summary_json_too(tmp_path, sample_dir):
+    """The grey warning was added after summary.json was written: a night camera's recording said
+    it on the terminal only, and summary.json's errors (what a report is made from) said nothing."""
+    import json
+
+    photo = sample_photos(sample_dir, 1)[0]
+    source = clip(tmp_path / "night.mp4", [grey(photo)], each=3)
+    run = CliRunner().invoke(app, ["detect", str(source), "--out", str(tmp_path / "out"), "--no-media", "--quiet"])
+    assert run.exit_code == 0, run.output
+    said = [line.removeprefix("warning: ") for line in run.output.splitlines() if "were grey (infrared)" in line]
+    assert len(said) == 1 and said[0].startswith(f"{source}: ") and said[0].endswith(GREY_WORDS), run.output
+    errors = json.loads((tmp_path / "out" / "summary.json").read_text())["errors"]
+    assert errors == said
+
+
+def tinted(image: np.ndarray, cb: int, cr: int) -> np.ndarray:
+    """A grey frame as an infrared camera in black-and-white mode sends it with its chroma a few
+    levels off neutral: a slight purple (cb, cr > 0) or green (< 0) cast over the whole frame."""
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb).astype(np.int16) + np.array([0, cr, cb], np.int16)
+    return cv2.cvtColor(np.clip(ycrcb, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+
+
+def test_an_infrared_frame_with_a_slight_purple_or_green_cast_is_grey(sample_dir):
+    """A chroma 3 levels off neutral put R, G and B 9 levels apart across the frame: over the 8
+    allowed, such a camera's night frames were never called grey, and nothing was said."""
+    photos = sample_photos(sample_dir, 6)
+    for cb, cr in ((4, 4), (-4, -4), (3, 0), (0, -5)):
+        assert [is_grey(tinted(grey(p), cb, cr)) for p in photos] == [True] * 6, (cb, cr)
+    assert not any(is_grey(tinted(p, 4, 4)) for p in photos)  # a colour frame with the same cast is colour
+
+
+def test_a_camera_flickering_between_grey_and_colour_at_dusk_floods_no_log(tmp_path, sample_dir, caplog):
+    """A scene on the edge (dusk, a light flickering, the camera's day/night switch hunting) turned
+    grey and colour at every analysed frame, and each turn was a log line: at 2 frames a second
+    7200 lines an hour. A turn is now said once the frames have stayed so for GREY_HOLD_S."""
+    caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
+    photo = sample_photos(sample_dir, 1)[0]
+    source = clip(tmp_path / "flicker.mp4", [photo, grey(photo)] * 5, each=1)  # looped: colour, grey, colour ...
+    processor = FrameProcessor(NoFaces(), FaceTracker())
+    worker = CameraWorker("platform", fast_reader(str(source)), processor, [Collect()], fps=20).start()
+    try:
+        assert wait_until(lambda: processor.detections >= 20 and 0 < processor.grey_detections < processor.detections)
+    finally:
+        worker.stop()
+    assert [r.getMessage() for r in caplog.records if "frames" in r.getMessage()] == []
+
+
+def test_a_turn_to_grey_or_colour_is_said_once_it_has_held_for_a_while():
+    watch = GreyWatch()
+    flicker = [watch.seen(i % 2 == 0, i * 0.5) for i in range(7200)]  # an hour of every frame flipping
+    assert not any(flicker) and not watch.grey
+    steady = [watch.seen(True, 3600 + i * 0.5) for i in range(2 * int(GREY_HOLD_S) + 10)]
+    assert steady.count(True) == 1 and steady.index(True) == 2 * GREY_HOLD_S and watch.grey
+    # the worst a scene can do: each reading held just long enough, a turn per GREY_HOLD_S
+    turns = sum(watch.seen(int(t // GREY_HOLD_S) % 2 == 0, 7200 + t) for t in np.arange(0, 3600, 0.5))
+    assert turns <= 3600 / GREY_HOLD_S
+
+
+def test_a_colour_camera_looking_down_a_grey_corridor_is_not_called_grey_when_its_faces_are_colour(sample_dir):
+    """A colour camera's 1080p view of a grey corridor, bare concrete, with one colour face of 80
+    px: the face is under 1 % of the frame, so the whole frame's test called it grey (infrared),
+    and `detect` and the site warned that the labels were unreliable. The faces found tell."""
+    from maskwatch.data.photos import annotated_faces, annotated_photos
+    from maskwatch.faces import Face
+
+    ann = next(a for a in annotated_photos(sample_dir) if annotated_faces(a))
+    photo = cv2.imread(str(sample_dir / "images" / ann.filename))
+    x0, y0, x1, y1 = (int(v) for v in annotated_faces(ann)[0].box)
+    face = cv2.resize(photo[y0:y1, x0:x1], (80, 80))
+    corridor = cv2.resize(grey(photo), (1920, 1080))
+    corridor[500:580, 900:980] = face
+
+    class FindsTheFace:
+        def detect(self, image, min_score=None):
+            return [Face((900.0, 500.0, 980.0, 580.0), score=0.9)]
+
+    processor = FrameProcessor(FindsTheFace())
+    processor(Frame(0, 0.0, corridor, "corridor"))
+    assert processor.grey is False and processor.grey_detections == 0
+    ir = cv2.resize(grey(photo), (1920, 1080))  # the same view from an infrared camera: its face grey too
+    processor(Frame(1, 0.1, ir, "ir"))
+    assert processor.grey is True and processor.grey_detections == 1

@@ -31,7 +31,7 @@ import numpy as np
 
 from maskwatch.runtime import OnTheWall, ProblemLog, boot_clock
 from maskwatch.video.loop import analyse, end_tracks, finish
-from maskwatch.video.night import GREY_WORDS
+from maskwatch.video.night import GREY_WORDS, GreyWatch
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, deep_grey, header_frame_count,
@@ -497,7 +497,7 @@ class CameraWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-analyse-{camera_id}", daemon=True)
         self._handed_out = False
-        self._grey = False  # whether the last detection's frame was grey (see _say_grey)
+        self._grey = GreyWatch()  # whether the frames are grey, turned once they stay so (see _say_grey)
 
     def start(self) -> CameraWorker:
         self.reader.start()
@@ -561,17 +561,17 @@ class CameraWorker:
             seen, image = self.reader.latest()
             frame = Frame(self.analysed, self._stamp(), image, f"{self.camera_id}-{self.analysed:06d}")
             self._guarded(analyse, self.processor, frame, self.sinks)
-            self._say_grey(getattr(self.processor, "grey", False))
+            self._say_grey(getattr(self.processor, "grey", False), time.monotonic())
             self.analysed += 1
             self._counts = (self.analysed, getattr(self.processor, "detections", None))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
-    def _say_grey(self, grey: bool) -> None:
+    def _say_grey(self, grey: bool, now: float) -> None:
         """Log when the analysed frames turn grey (an infrared camera at night) and colour again:
-        the classifier's labels on grey faces are often wrong, and nothing else said so."""
-        if grey == self._grey:
+        the classifier's labels on grey faces are often wrong, and nothing else said so. A turn is
+        said once it has held for GREY_HOLD_S (a dusk flicker logged a line at every frame)."""
+        if not self._grey.seen(grey, now):
             return
-        self._grey = grey
         if grey:
             log.warning("camera %s: grey frames (infrared): %s", self.camera_id, GREY_WORDS)
         else:

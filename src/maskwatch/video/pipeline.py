@@ -101,6 +101,24 @@ class FrameCounter:
         pass
 
 
+class GreyNote:
+    """At the run's end, how many of the frames the detector read were grey (a night camera's, a
+    grey file) into the run's errors: a sink closed before summary.json's, so that it says it too
+    (added after, it was said on the terminal only)."""
+
+    def __init__(self, processor: FrameProcessor, result: DetectResult, source: str, photos: bool) -> None:
+        self.processor, self.result, self.source, self.photos = processor, result, source, photos
+
+    def write(self, frame, faces, detected: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        grey, read = self.processor.grey_detections, self.processor.detections
+        if grey:
+            what = "photos" if self.photos else "frames the detector read"
+            self.result.errors.append(f"{self.source}: {grey} of {read} {what} were grey (infrared): {GREY_WORDS}")
+
+
 def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: DetectResult,
                max_frames: int | None = None) -> None:
     """The loop over a finite or endless source: the loop body (video/loop.py) for each frame.
@@ -318,6 +336,7 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
             media = MediaSink(out, info, options.blur) if options.save_media else None
             if media is not None:
                 sinks.append(media)
+            sinks.append(GreyNote(processor, result, redact_source(source), info.kind in PHOTOS))
             # A camera's URL as it may be shown: its password stayed in summary.json.
             summary = SummarySink(out / "summary.json", redact_source(source), result) if tracked else None
             if summary is not None:
@@ -359,10 +378,6 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
         except OSError:  # a full disk: the list written at the start stands, and the run's failure is said
             if failure is None:
                 raise
-    if processor.grey_detections:  # a night camera's, or a grey file: said, not counted as colour ones are
-        what = "photos" if info.kind in PHOTOS else "frames the detector read"
-        result.errors.append(f"{redact_source(source)}: {processor.grey_detections} of {processor.detections} {what} "
-                             f"were grey (infrared): {GREY_WORDS}")
     if info.kind in ("image", "folder") and not result.interrupted and (max_frames is None or result.frames < max_frames):
         result.photos = info.frames  # the photos the source was found to hold (describe_source)
         result.unread = result.photos - result.frames - result.skipped

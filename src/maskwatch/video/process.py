@@ -84,12 +84,12 @@ class FrameProcessor:
 
     def _detect(self, image) -> list[Face]:
         self.detections += 1
-        self.grey = is_grey(image)
-        self.grey_detections += self.grey
         if self._with_unsure:
             faces, self._unsure = self.detector.detect_and_unsure(image, **self._detect_options)
         else:
             faces = self.detector.detect(image, **self._detect_options)
+        self.grey = is_grey(image, [f.box for f in faces])  # a colour face in a grey view: colour
+        self.grey_detections += self.grey
         self._found = faces
         if self.min_face:
             faces = [f for f in faces if min(f.width, f.height) >= self.min_face]
