@@ -913,6 +913,48 @@ def test_a_wall_screen_s_proxy_sends_a_read_token_and_no_login_ends(zoned_site, 
         context.close()
 
 
+def test_a_wall_screens_token_made_in_the_users_dialog_for_one_camera_shows_that_camera_alone(
+        zoned_site, admin_state, tab, page):  # noqa: F811
+    """A token had no camera list: the lobby screen's read token showed every camera, the
+    pharmacy's till too. The Users dialog's "Create a token" ticks a read token's cameras as a
+    viewer's are ticked (none for a full one); the table says them; the page opened with it shows
+    those cameras alone."""
+    from maskwatch.security.store import AuthStore
+    from tests.conftest import ADMIN
+
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
+    desk.click("#users-open")
+    desk.wait_for_selector("#tokens-add-cameras input[value=till]", state="attached")
+    assert desk.is_visible("#tokens-add-cameras")
+    desk.select_option("#tokens-add-scope", "full")
+    assert desk.is_hidden("#tokens-add-cameras")  # a full token acts as an admin: every camera
+    desk.select_option("#tokens-add-scope", "read")
+    desk.fill("#users-me-password", ADMIN[1])
+    desk.fill("#tokens-add-name", "lobby")
+    desk.check("#tokens-add-cameras input[value=door]")
+    desk.click("#tokens-add button[type=submit]")
+    desk.wait_for_selector("#tokens-secret", state="visible")
+    assert desk.inner_text("#users-status").startswith("Token lobby created (read; door only; expires ")
+    token = desk.input_value("#tokens-secret-value")
+    desk.wait_for_selector("#tokens-table tr[data-token=lobby]")
+    assert desk.locator("#tokens-table tr[data-token=lobby] td").all_inner_texts()[:3] == ["lobby", "read", "door"]
+    assert desk.is_checked("#tokens-add-cameras input[value=door]") is False  # the form as new
+    context = page.context.browser.new_context(extra_http_headers={"Authorization": f"Bearer {token}"})
+    try:
+        screen = watched(context.new_page())
+        screen.goto(zoned_site.base + "/")
+        screen.wait_for_selector('.camera[data-camera="door"] figcaption .state', timeout=20_000)
+        assert screen.locator(".camera").count() == 1  # till's card is not there
+        refused = screen.evaluate("async () => (await api('/v1/cameras/till/frame.jpg')).status")
+        assert refused == 403
+    finally:
+        context.close()
+        store = AuthStore(str(zoned_site.folder / "site.db"))
+        store.revoke_token("lobby")
+        store.close()
+
+
 def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
     """The zone editor's polygons (/v1/cameras names the zones only) under /v1/cameras' rules."""
     from maskwatch.site.schemas import CameraZones

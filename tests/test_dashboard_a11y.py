@@ -37,7 +37,7 @@ def test_the_no_token_row_spans_every_column(zoned_site, admin_state, tab):  # n
     desk = users_dialog(tab, zoned_site, admin_state)
     assert desk.inner_text("#tokens-table tbody") == "No API token."
     assert desk.eval_on_selector("#tokens-table", "t => [t.tBodies[0].rows[0].cells[0].colSpan, "
-                                                  "t.tHead.rows[0].cells.length]") == [7, 7]
+                                                  "t.tHead.rows[0].cells.length]") == [8, 8]
 
 
 def test_the_login_form_is_in_the_page_s_main_landmark(zoned_site, tab):  # noqa: F811

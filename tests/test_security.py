@@ -237,6 +237,54 @@ def test_a_viewer_sees_only_their_cameras_and_no_admin_route(secured):
     assert all(e["client"] == "127.0.0.1" for e in entries)
 
 
+def test_a_token_limited_to_a_camera_reads_it_alone_as_a_viewer_of_it_does(secured):
+    """A token had no camera list: the lobby screen's read token fetched every camera's frames and
+    snapshots. `tokens add --camera door` gives it a viewer's list, enforced where a viewer's is;
+    `tokens list` and GET /v1/tokens say it; a full token with a list is refused."""
+    def cli(*args):
+        return subprocess.run([*CLI, "tokens", *args, "--config", str(secured.config)],
+                              capture_output=True, text=True, timeout=60)
+
+    made = cli("add", "lobby-screen", "--camera", "door")
+    assert made.returncode == 0 and "(read; door only; a site token)" in made.stderr, made.stderr
+    lobby = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    refused = cli("add", "elsewhere", "--camera", "pharmacy")
+    assert refused.returncode == 1 and f"no camera 'pharmacy' in {secured.config}" in refused.stderr
+    refused = cli("add", "wide", "--scope", "full", "--camera", "door")
+    assert refused.returncode == 1 and "a camera list (--camera) is for read tokens" in refused.stderr
+    listed = {line.split("\t")[0]: line.split("\t")[-1] for line in cli("list").stdout.splitlines()}
+    assert listed["lobby-screen"] == "cameras=door" and listed["tests-full"] == "cameras=all"
+    assert "elsewhere" not in listed and "wide" not in listed
+    tokens = {t["name"]: t["cameras"] for t in secured.get("/v1/tokens").json()["tokens"]}
+    assert tokens["lobby-screen"] == ["door"] and tokens["tests-full"] is None
+
+    def get(path, **params):
+        return httpx.get(secured.base + path, params=params, headers=lobby, timeout=10)
+
+    try:
+        assert wait_until(lambda: get("/v1/cameras/door/frame.jpg").status_code == 200, 60)
+        for path, params in (("/v1/cameras/till/frame.jpg", {}), ("/v1/events", {"camera": "till"}),
+                             ("/v1/snapshots/till-1.jpg", {}), ("/v1/compliance", {"camera": "till"}),
+                             ("/v1/events.csv", {"camera": "till"}), ("/metrics", {})):
+            answer = get(path, **params)
+            assert answer.status_code == 403, (path, answer.status_code)
+        me = get("/v1/me").json()
+        assert (me["user"], me["scope"], me["cameras"]) == ("token:lobby-screen", "read", ["door"])
+        assert [c["id"] for c in get("/v1/cameras").json()] == ["door"]
+        assert wait_until(lambda: secured.get("/v1/events", camera="till").json()["events"], 120)
+        assert "till" in secured.get("/v1/events.csv").text  # what the filter leaves out is there
+        assert {e["camera"] for e in get("/v1/events").json()["events"]} <= {"door"}
+        for export in ("/v1/events.csv", "/v1/report.csv"):
+            answer = get(export)
+            assert answer.status_code == 200 and "till" not in answer.text, export
+        assert all(a["camera"] == "door" for a in get("/v1/alerts").json()["alerts"])
+        assert get("/v1/privacy").json()["site"]["cameras"] == ["door"]
+        assert '"till"' not in get("/openapi.json").text
+        assert get("/").status_code == 200  # the wall screen's page: its lists are those above
+    finally:
+        assert cli("revoke", "lobby-screen").returncode == 0
+
+
 def test_only_what_was_answered_is_written_to_the_access_log(secured):
     """A row was written before the handler ran: 300 requests for snapshots that do not exist left
     300 "snapshot fetched" rows (a new path each, so no once-a-minute limit), 422s as reports."""
@@ -308,6 +356,35 @@ def test_an_admin_on_the_dashboard_gives_a_viewer_only_cameras_of_the_site(secur
     assert httpx.request("DELETE", secured.base + "/v1/users/dora", json={"admin_password": ADMIN[1]},
                          headers=session, timeout=10).status_code == 200
     assert httpx.get(secured.base + "/v1/me", headers=dora, timeout=10).status_code == 401
+
+
+def test_an_admin_on_the_dashboard_gives_a_token_only_cameras_of_the_site(secured):
+    """POST /v1/tokens had no camera list: a token made there read every camera. `cameras` is
+    checked as a viewer's (POST /v1/users), in its words, before the admin's password."""
+    session = session_of(login(secured.base, ADMIN)) | CSRF
+
+    def add(cameras, scope="read", password=ADMIN[1]):
+        return httpx.post(secured.base + "/v1/tokens", json={"name": "car-park", "scope": scope, "cameras": cameras,
+                                                               "admin_password": password},
+                          headers=session, timeout=30)
+
+    typo = add(["door", "Till"], password="not the admin's")  # the value said first: no guess spent
+    assert typo.status_code == 400 and typo.json() == {
+        "error": "no camera 'Till' in the site's config, nor any history of it in its database; cameras: door, till"}
+    full = add(["door"], scope="full")
+    assert full.status_code == 400 and full.json() == {
+        "error": "a full token acts as an admin, who sees every camera: a camera list (cameras) is for read tokens"}
+    assert add([]).status_code == 422
+    added = add(["door"])
+    assert added.status_code == 201 and added.json()["cameras"] == ["door"]
+    token = {"Authorization": f"Bearer {added.json()['token']}"}
+    listed = {t["name"]: t["cameras"] for t in httpx.get(secured.base + "/v1/tokens", headers=session,
+                                                         timeout=10).json()["tokens"]}
+    assert listed["car-park"] == ["door"]
+    assert httpx.get(secured.base + "/v1/cameras/till/frame.jpg", headers=token, timeout=10).status_code == 403
+    assert ("token_added", "car-park (read; door; never expires)") in {
+        (e["action"], e["target"]) for e in secured.get("/v1/access-log", action="token_added").json()["entries"]}
+    assert httpx.request("DELETE", secured.base + "/v1/tokens/car-park", headers=session, timeout=10).status_code == 200
 
 
 class OtherOrigin:
@@ -786,8 +863,8 @@ def test_housekeeping_writes_that_fail_do_not_fail_the_request(tmp_path, caplog)
         for table, when in (("access_log", "INSERT"), ("api_tokens", "UPDATE"), ("sessions", "UPDATE")):
             connection.execute(f"CREATE TRIGGER full_{table} BEFORE {when} ON {table} "
                                "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
-    assert store.token(token) == {"name": "prometheus", "scope": "read"}
-    assert store.token(token) == {"name": "prometheus", "scope": "read"}  # not tried again at once
+    assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None}
+    assert store.token(token) == {"name": "prometheus", "scope": "read", "cameras": None}  # not tried again at once
     assert store.session_user(session, idle=600, absolute=3600, now=1500.0)["name"] == "ana"
     store.log("report", "ana", "127.0.0.1", "/v1/report.csv")
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.store"]

@@ -65,12 +65,12 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     if commit == "1b08615":  # no users then: today's tables are made, and a new schema is not news
         assert auth.users() == [] and "migrated" not in caplog.text
         return
-    assert "auth schema migrated from version 1 to 6" in caplog.text
+    assert "auth schema migrated from version 1 to 7" in caplog.text
     assert "events schema" not in caplog.text  # migrated once
     assert [(u["name"], u["role"], u["cameras"]) for u in auth.users()] == [("ana", "admin", None),
                                                                              ("vic", "viewer", ["door"])]
     assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.check_login("vic", "wrong") is None
-    assert auth.token(secrets["token prom"], now=NOW) == {"name": "prom", "scope": "read"}
+    assert auth.token(secrets["token prom"], now=NOW) == {"name": "prom", "scope": "read", "cameras": None}
     assert [(t["name"], t["owner"]) for t in auth.tokens()] == [("prom", None)]  # made before owners: a site token
     assert auth.tokens()[0]["expires"] is None  # version 6: made before expiry, it never expires
     assert auth.session_user(secrets["session ana"], idle=1e9, absolute=1e9, now=NOW + 1)["name"] == "ana"
@@ -281,7 +281,7 @@ def test_a_database_of_2026_12_06_keeps_two_step_login_its_recovery_codes_and_to
     with caplog.at_level(logging.WARNING):
         store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
         auth = AuthStore(str(tmp_path / "site.db"))
-    assert "auth schema migrated from version 5 to 6" in caplog.text
+    assert "auth schema migrated from version 5 to 7" in caplog.text
     assert "events schema migrated from version 5 to 6" in caplog.text  # ids never given again: its table remade
     assert [(e["camera"], e["zone"], e["label"]) for e in reversed(store.events())] == PEOPLE
     assert [e["id"] for e in reversed(store.events())] == [1, 2, 3, 4, 5, 6]  # kept
@@ -292,6 +292,7 @@ def test_a_database_of_2026_12_06_keeps_two_step_login_its_recovery_codes_and_to
     assert [(t["name"], t["owner"], t["expires"]) for t in auth.tokens()] == [("prom", None, None),
                                                                              ("script", "ana", None)]
     assert auth.token(secrets["token script"])["name"] == "script"
+    assert [t["cameras"] for t in auth.tokens()] == [None, None]  # version 7: made before token cameras, every camera
     auth.close()
     with client_of(str(tmp_path / "site.db")) as client:
         def log_in(code: str | None):

@@ -127,7 +127,8 @@ def test_a_token_is_shown_once_listed_without_its_secret_and_revoked(tmp_path):
     made = boss.post("/v1/tokens", json=BY_BOSS | {"name": "prometheus"}, headers=CSRF)
     assert made.status_code == 201, made.text
     token = made.json()["token"]
-    assert made.json() == {"name": "prometheus", "scope": "read", "owner": "boss", "expires": None, "token": token}
+    assert made.json() == {"name": "prometheus", "scope": "read", "cameras": None, "owner": "boss", "expires": None,
+                           "token": token}
     assert token.startswith("mw_")
     listed = boss.get("/v1/tokens")
     assert [(t["name"], t["scope"]) for t in listed.json()["tokens"]] == [("prometheus", "read")]
@@ -378,6 +379,63 @@ def test_a_version_5_database_keeps_its_tokens_without_expiry_sqlite(tmp_path):
 
 def test_a_version_5_database_keeps_its_tokens_without_expiry_postgresql(postgres):  # noqa: F811
     tokens_of_version_5(postgres.new_database("tokens_v5"))
+
+
+def tokens_of_version_6(url: str) -> None:
+    """A database from before tokens had cameras (auth schema 6, set back as an older maskwatch
+    left it) opens: its tokens keep reading every camera, and a new one's list is kept."""
+    from sqlalchemy import text
+
+    store = AuthStore(url)
+    old = store.add_token("old-screen", "read")
+    with store.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE api_tokens DROP COLUMN cameras"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 7"))
+    store.close()
+    store = AuthStore(url)
+    assert store.token(old) == {"name": "old-screen", "scope": "read", "cameras": None}
+    lobby = store.add_token("lobby", "read", cameras=["door", " till ", "door"])  # the new column, written and read
+    assert store.token(lobby)["cameras"] == ["door", "till"]
+    assert [(t["name"], t["cameras"]) for t in store.tokens()] == [("lobby", ["door", "till"]), ("old-screen", None)]
+    store.close()
+
+
+def test_a_version_6_database_keeps_its_tokens_reading_every_camera_sqlite(tmp_path):
+    tokens_of_version_6(str(tmp_path / "v6.db"))
+
+
+def test_a_version_6_database_keeps_its_tokens_reading_every_camera_postgresql(postgres):  # noqa: F811
+    tokens_of_version_6(postgres.new_database("tokens_v6"))
+
+
+def test_a_tokens_cameras_follow_a_viewers_rules_in_the_store_the_cli_and_the_api(tmp_path):
+    """Without a site (`serve`, `--database`) any camera id, as a viewer's; a full token, a list of
+    blanks or ids no URL can hold are refused, in the asker's words; nothing is made then."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    for cameras, said in (([" ", ""], "--camera names no camera"), (["door,till"], "camera ids are 1-64 letters"),
+                          (["door"], "a camera list (--camera) is for read tokens")):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            store.add_token("x", "full" if "read tokens" in said else "read", cameras=cameras)
+    made = CliRunner().invoke(app, ["tokens", "add", "lobby", "--camera", "door", "--camera", "till", "--database", db])
+    assert made.exit_code == 0 and "(read; door, till only; a site token)" in made.output, made.output
+    refused = CliRunner().invoke(app, ["tokens", "add", "x", "--camera", "door,till", "--database", db])
+    assert refused.exit_code == 1 and "camera ids are 1-64 letters, digits, _ or -; got 'door,till'" in refused.output
+    boss = logged_in(db, BOSS)
+    answer = boss.post("/v1/tokens", json=BY_BOSS | {"name": "car-park", "cameras": ["car-park"]}, headers=CSRF)
+    assert answer.status_code == 201 and answer.json()["cameras"] == ["car-park"]
+    bad = boss.post("/v1/tokens", json=BY_BOSS | {"name": "y", "cameras": ["a b"]}, headers=CSRF)
+    assert bad.status_code == 400 and bad.json()["error"] == "camera ids are 1-64 letters, digits, _ or -; got 'a b'"
+    assert {t["name"]: t["cameras"] for t in boss.get("/v1/tokens").json()["tokens"]} == {
+        "car-park": ["car-park"], "lobby": ["door", "till"]}
+    with client_of(db) as screen:
+        me = screen.get("/v1/me", headers={"Authorization": f"Bearer {answer.json()['token']}"}).json()
+        assert (me["via"], me["cameras"]) == ("token", ["car-park"])
+    store.close()
 
 
 WRITES = [("post", "/v1/users", BY_BOSS | {"name": "eve", "role": "admin", "password": "eve's long password"}),
@@ -973,7 +1031,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
             assert screen.eval_on_selector_all("#users-table tr[data-user=zed] td, #tokens-table tbody tr:first-child td",
                                                "(tds) => tds.map((td) => getComputedStyle(td, '::before').content)") == [
                 '"Name: "', '"Role: "', '"Cameras: "', '"Two-step login: "', "none",  # the buttons say what they do
-                '"Name: "', '"Scope: "', '"Owner: "', '"Made: "', '"Last used: "', '"Expires: "', "none"]
+                '"Name: "', '"Scope: "', '"Cameras: "', '"Owner: "', '"Made: "', '"Last used: "', '"Expires: "', "none"]
             assert not screen.evaluate(SIDEWAYS)
             assert screen.eval_on_selector_all("#users-dialog, #users-dialog .scroll",
                                                "(boxes) => boxes.every((b) => b.scrollWidth <= b.clientWidth)")
@@ -1124,7 +1182,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         # Its expiry, as `tokens add --expires DAYS` (tokens made here never expired): 90 days unless
         # chosen, here a number of days typed; the table says when, on the page's clock, as `tokens list`.
         assert phone.input_value("#tokens-add-expires") == "90" and phone.is_hidden("#tokens-add-days")
-        assert cells(phone, "#tokens-table tbody tr:first-child")[5] == "never"  # the site token's
+        assert cells(phone, "#tokens-table tbody tr:first-child")[6] == "never"  # the site token's
         phone.fill("#tokens-add-name", "prometheus")
         phone.select_option("#tokens-add-expires", "days")
         assert phone.evaluate("document.activeElement.id") == "tokens-add-days"
@@ -1138,7 +1196,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
                                                      "it is not shown again.")
         assert phone.input_value("#tokens-add-expires") == "90" and phone.is_hidden("#tokens-add-days")  # as new
         # within 14 days of its end, said in words (one made with the 90 days chosen stopped unannounced)
-        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[5] == f"{ends} (ends in 7 days: make its successor)"
+        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[6] == f"{ends} (ends in 7 days: make its successor)"
         token = phone.input_value("#tokens-secret-value")
         assert token.startswith("mw_") and phone.evaluate("document.activeElement.id") == "tokens-copy"
         phone.click("#tokens-copy")
@@ -1157,7 +1215,7 @@ def test_the_users_and_access_log_dialogs_on_a_phone(tmp_path, tab, page):  # no
         assert phone.input_value("#users-me-password") == ""  # the admin's own, too
         phone.click("#users-open")
         phone.wait_for_selector("#tokens-table tr[data-token=prometheus]")
-        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[:3] == ["prometheus", "read", "boss"]
+        assert cells(phone, "#tokens-table tr[data-token=prometheus]")[:4] == ["prometheus", "read", "all", "boss"]
         phone.click("button[aria-label='Remove boss']")  # a removal says the tokens it takes
         assert phone.inner_text("#users-confirm-question") == ("Remove boss? Their sessions end at once, yours too. "
                                                                "Their API token will be revoked.")

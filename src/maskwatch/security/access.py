@@ -321,7 +321,8 @@ class AccessControl:
             if found is None:
                 raise AuthError(401, "unknown or revoked API token", {"WWW-Authenticate": "Bearer"})
             role = "admin" if found["scope"] == "full" else "viewer"
-            return Principal(f"token:{found['name']}", role, "token", scope=found["scope"])
+            cameras = tuple(found["cameras"]) if found["cameras"] is not None else None  # `tokens add --camera`
+            return Principal(f"token:{found['name']}", role, "token", cameras, scope=found["scope"])
         cookie = request.cookies.get(session_cookie(request))
         if cookie and self.store is not None:
             user = self.store.session_user(cookie, self.idle, self.absolute)

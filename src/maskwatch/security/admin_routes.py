@@ -25,7 +25,8 @@ from maskwatch.security.route_access import ADMIN
 from maskwatch.security.passwords import WeakPassword, check_strength
 from maskwatch.security.store import AuthStore, Conflict, NoSuch
 from maskwatch.security.user_rules import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES, UNCHANGED, changed_meanwhile, edit_problem,
-                                           name_problem, new_user_problem, no_such, viewer_cameras)
+                                           name_problem, new_user_problem, no_such, token_access_problem,
+                                           viewer_cameras)
 from maskwatch.security.user_words import added_target, revoked_target, revoked_words, two_step_off_words
 
 CameraId = Annotated[str, Field(max_length=64)]
@@ -74,7 +75,9 @@ class NewPassword(Confirmed):
 class NewToken(Confirmed):
     name: str = Field(min_length=1, max_length=58, description="what uses it, e.g. prometheus")
     scope: str = Field("read", max_length=8, json_schema_extra={"enum": list(SCOPES)},
-                       description="read: GET only, as a viewer of every camera; full: as an admin, but no changes to users or tokens")
+                       description="read: GET only, as a viewer (of `cameras`); full: as an admin, but no changes to users or tokens")
+    cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65, description=(
+        "a read token's cameras, as a viewer's (`tokens add --camera`); left out: every camera"))
     expires_days: int | None = Field(None, strict=True, ge=1, le=MAX_TOKEN_DAYS, description=(
         f"days until it stops working, 1-{MAX_TOKEN_DAYS} (refused then as a revoked one, logged as "
         "token_expired), as `tokens add --expires DAYS`; left out or null: never"))
@@ -286,9 +289,9 @@ def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, ad
 
 @router.get("/v1/tokens", openapi_extra=ADMIN)
 def list_tokens(request: Request) -> JSONResponse:
-    """The API tokens: name, scope, created and last used (Unix seconds), and owner: the admin who
-    made it, whose removal or demotion revokes it (null: a site token, made on the server); never
-    the tokens."""
+    """The API tokens: name, scope, cameras (null: every camera), created and last used (Unix
+    seconds), and owner: the admin who made it, whose removal or demotion revokes it (null: a site
+    token, made on the server); never the tokens."""
     store = _store(request)
     return JSONResponse({"tokens": store.tokens() if store is not None else []})
 
@@ -296,20 +299,28 @@ def list_tokens(request: Request) -> JSONResponse:
 @router.post("/v1/tokens", openapi_extra=ADMIN, status_code=201, responses=BAD_VALUE | CONFIRMED | {
     409: {"description": "A token of that name exists" + MEANWHILE}})
 def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
-    """A new API token, as `maskwatch tokens add --owner YOU [--expires DAYS]`: yours, revoked if
-    you are removed or made a viewer; `expires` when it stops working (Unix seconds, null: never).
-    `token` is in this answer only (the server keeps its hash): send it as
-    `Authorization: Bearer TOKEN`."""
-    if (problem := name_problem(body.name, "token")) is not None or body.scope not in SCOPES:
-        raise AuthError(400, problem or f"scope must be one of {', '.join(SCOPES)}; got {body.scope!r}")
+    """A new API token, as `maskwatch tokens add --owner YOU [--expires DAYS] [--camera C]`: yours,
+    revoked if you are removed or made a viewer; `expires` when it stops working (Unix seconds,
+    null: never); `cameras` as given (null: every camera). `token` is in this answer only (the
+    server keeps its hash): send it as `Authorization: Bearer TOKEN`."""
+    problem = name_problem(body.name, "token") or token_access_problem(body.scope, body.cameras, API_EDIT[1])
+    if problem is not None:
+        raise AuthError(400, problem)
+    try:  # as a viewer's (POST /v1/users): the site's cameras, or one removed whose history is kept
+        cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config", API_EDIT[1])
+    except ValueError as err:
+        raise _refused(err) from None
     acting = _confirmed(request, body.admin_password, f"token_added {body.name}")
     expires = None if body.expires_days is None else time.time() + body.expires_days * 86400
     try:
-        token = _store(request).add_token(body.name, body.scope, acting=acting, expires=expires)
+        token = _store(request).add_token(body.name, body.scope, acting=acting, expires=expires, cameras=cameras,
+                                          cameras_name=API_EDIT[1])
     except ValueError as err:
         raise _refused(err) from None
-    return _done(request, admin, "token_added", added_target(token=(body.name, body.scope, body.expires_days)),
-                 {"name": body.name, "scope": body.scope, "owner": admin, "expires": expires, "token": token}, 201)
+    return _done(request, admin, "token_added",
+                 added_target(token=(body.name, body.scope, body.expires_days), cameras=cameras),
+                 {"name": body.name, "scope": body.scope, "cameras": cameras, "owner": admin, "expires": expires,
+                  "token": token}, 201)
 
 
 @router.delete("/v1/tokens/{token_name}", openapi_extra=ADMIN,

@@ -403,33 +403,40 @@ def _renew_recovery(store, name: str, found: dict) -> None:
 @tokens_app.command("add")
 def add_token(
     name: Annotated[str, typer.Argument(help="What uses it, e.g. prometheus")],
-    scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera) or full (as an admin, but no changes to users or tokens).")] = "read",
+    scope: Annotated[str, typer.Option(help="read (GET only, as a viewer of every camera or of --camera's) or full (as an admin, but no changes to users or tokens).")] = "read",
     owner: Annotated[Optional[str], typer.Option(help="The admin it is made for: revoked when they are removed or made a viewer; default: a site token, nobody's.", show_default=False)] = None,
     expires: Annotated[Optional[int], typer.Option(min=1, max=MAX_TOKEN_DAYS, metavar="DAYS", help="Days until it stops working (refused as a revoked one, logged as token_expired); default: never, as before (docs/security.md says what to choose).", show_default=False)] = None,
+    camera: Annotated[Optional[list[str]], typer.Option(help="A read token sees only these cameras, as a viewer of them (repeat the option); default: all.")] = None,
     config: Config = None,
     database: Database = None,
 ) -> None:
     """Create a token and print it once (only its hash is kept): send it as 'Authorization: Bearer TOKEN'."""
     site = site_config(config, "tokens")
-    from maskwatch.security.user_rules import SCOPES, name_problem
+    from maskwatch.security.user_rules import CLI_EDIT, SCOPES, name_problem, token_access_problem, viewer_cameras
 
     if scope not in SCOPES:  # said before a new database is made (typo.db)
         raise typer.BadParameter(f"must be one of {', '.join(SCOPES)}, got {scope!r}", param_hint="'--scope'")
-    if (problem := name_problem(name, "token")) is not None:
+    if (problem := name_problem(name, "token") or token_access_problem(scope, camera)) is not None:
         _fail(problem)
+    try:  # as `users add --camera`: the site's cameras, or one removed whose history is kept
+        camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
+                                lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])
+    except ValueError as err:
+        _fail(str(err))
     # An owner is a user of a database already there: with --owner a missing one is not made.
     store = store_of(site, database, create=owner is None)
     try:
-        token = store.add_token(name, scope, owner=owner,
+        token = store.add_token(name, scope, owner=owner, cameras=camera,
                                 expires=None if expires is None else time.time() + expires * 86400)
     except ValueError as err:
         _fail(str(err))
     from maskwatch.security.user_words import added_target
 
-    _logged(store, "token_added", added_target(token=(name, scope, expires)))
+    _logged(store, "token_added", added_target(token=(name, scope, expires), cameras=camera))
     whose = f"{owner}'s" if owner is not None else "a site token"
+    seen = f"; {', '.join(camera)} only" if camera is not None else ""
     until = f"; expires in {expires} day{'s' * (expires != 1)}" if expires is not None else ""
-    typer.secho(f"token {name} ({scope}; {whose}{until}); shown once, store it now:", err=True)
+    typer.secho(f"token {name} ({scope}{seen}; {whose}{until}); shown once, store it now:", err=True)
     try:
         typer.echo(token)
     except OSError as err:  # a stdout on a full disk: a token kept that nobody saw held its name for good
@@ -442,7 +449,8 @@ def add_token(
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = None) -> None:
     """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds
-    brackets), when each was made and last used and when it expires (UTC): after a password may
+    brackets), when each was made and last used, when it expires (UTC) and its cameras (last, so
+    that a script reading the columns before finds them where they were): after a password may
     have been stolen, the tokens made since are the ones to revoke."""
     from maskwatch.site.event_views import minute_utc as utc
 
@@ -452,7 +460,7 @@ def list_tokens(config: Config = None, database: Database = None) -> None:
         ends = "never" if token["expires"] is None else utc(token["expires"])
         ended = "expired" if token["expires"] is not None and token["expires"] <= time.time() else "expires"
         typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tmade {utc(token['created'])}"
-                   f"\tlast used {used}\t{ended} {ends}")
+                   f"\tlast used {used}\t{ended} {ends}\tcameras={'all' if token['cameras'] is None else ','.join(token['cameras'])}")
 
 
 @tokens_app.command("revoke")

@@ -43,6 +43,8 @@ api_tokens = Table(
     Column("owner", Integer, nullable=True),
     # When it stops working (Unix seconds; `tokens add --expires DAYS`); NULL: never.
     Column("expires", Float, nullable=True),
+    # A read token's cameras, comma-separated as users.cameras (`tokens add --camera`); NULL: every camera.
+    Column("cameras", String(2000), nullable=True),
 )
 login_failures = Table(
     "login_failures", metadata,
@@ -136,7 +138,16 @@ def _token_expiry_v6(connection) -> None:
         connection.execute(text("ALTER TABLE api_tokens ADD COLUMN expires FLOAT"))
 
 
-MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5, _token_expiry_v6]
+def _token_cameras_v7(connection) -> None:
+    """Version 7: a read token's cameras (api_tokens.cameras), as a viewer's. Tokens made before
+    read every camera (NULL), as they did. As in version 3, a database made from today's tables
+    has the column already."""
+    if "cameras" not in {c["name"] for c in inspect(connection).get_columns("api_tokens")}:
+        connection.execute(text("ALTER TABLE api_tokens ADD COLUMN cameras VARCHAR(2000)"))
+
+
+MIGRATIONS = [_create_v1, _orphan_sessions_v2, _token_owner_v3, _two_step_v4, _recovery_codes_v5, _token_expiry_v6,
+              _token_cameras_v7]
 
 
 def _unknown_names(connection) -> None:

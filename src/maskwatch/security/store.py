@@ -27,8 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, failure_windows,
                                        login_failures, recovery_codes, run_chores, sessions, users)
-from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, SCOPES, UNCHANGED, access_problem, cameras_text,
-                                           changed_meanwhile, name_problem, new_user_problem, no_such)
+from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, UNCHANGED, access_problem, cameras_text,
+                                           changed_meanwhile, name_problem, new_user_problem, no_such,
+                                           token_access_problem)
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.database import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, apply_migrations,
                                        database_engine, database_url, driver_reason, hold_database,
@@ -56,11 +57,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _camera_list(stored: str | None) -> list[str] | None:
+    """A viewer's or token's cameras as users.cameras and api_tokens.cameras keep them (cameras_text); None: every camera."""
+    return [c for c in stored.split(",") if c] if stored is not None else None
+
+
 def _user_row(row) -> dict:
-    cameras = row.cameras.split(",") if row.cameras is not None else None
-    return {"id": row.id, "name": row.name, "role": row.role,
-            "cameras": [c for c in cameras if c] if cameras is not None else None, "created": row.created,
-            "two_step": row.totp_secret is not None}
+    return {"id": row.id, "name": row.name, "role": row.role, "cameras": _camera_list(row.cameras),
+            "created": row.created, "two_step": row.totp_secret is not None}
 
 
 def _users_with_codes_left():
@@ -581,15 +585,17 @@ class AuthStore:
     # API tokens
 
     def add_token(self, name: str, scope: str, acting: tuple[str, str] | None = None,
-                  owner: str | None = None, expires: float | None = None) -> str:
+                  owner: str | None = None, expires: float | None = None, cameras: list[str] | None = None,
+                  cameras_name: str = CLI_EDIT[1]) -> str:
         """A new API token: returned once, stored only as its hash. Its owner is the acting admin
         (the dashboard's), else the admin named `owner` (`tokens add --owner`), else nobody: a
-        site token. `expires`: when it stops working (Unix seconds), None: never. NoSuch for no
-        user `owner`, ValueError for a viewer."""
+        site token. `expires`: when it stops working (Unix seconds), None: never. `cameras`: a
+        read token's, as a viewer's (None: every camera). NoSuch for no user `owner`, ValueError
+        for a viewer, a bad scope or camera list (said as the asker calls it: `cameras_name`)."""
         if (problem := name_problem(name, "token")) is not None:
             raise ValueError(problem)
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+        if (problem := token_access_problem(scope, cameras, cameras_name)) is not None:
+            raise ValueError(problem)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # the acting admin's row; two processes adding one name
@@ -605,17 +611,19 @@ class AuthStore:
             if connection.execute(select(api_tokens.c.id).where(_named(name, api_tokens.c.name))).first() is not None:
                 raise Conflict(f"a token named {name!r} exists already (revoke it first)")
             connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,
-                                                         created=time.time(), owner=owner_id, expires=expires))
+                                                         created=time.time(), owner=owner_id, expires=expires,
+                                                         cameras=cameras_text(cameras)))
         return token
 
     def tokens(self) -> list[dict]:
-        """Each token's name, scope, created, last used, expiry (None: never) and owner (the
-        admin's name; None: a site token)."""
-        query = (select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.created, api_tokens.c.last_used,
-                        api_tokens.c.expires, users.c.name.label("owner"))
+        """Each token's name, scope, cameras (None: every camera), created, last used, expiry
+        (None: never) and owner (the admin's name; None: a site token)."""
+        query = (select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.cameras, api_tokens.c.created,
+                        api_tokens.c.last_used, api_tokens.c.expires, users.c.name.label("owner"))
                  .outerjoin(users, users.c.id == api_tokens.c.owner))
         with self.engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(query.order_by(api_tokens.c.name))]
+            return [dict(row._mapping) | {"cameras": _camera_list(row.cameras)}
+                    for row in connection.execute(query.order_by(api_tokens.c.name))]
 
     def tokens_of(self, owner: str) -> list[str]:
         """The names of the tokens `owner` made (what their removal or demotion would revoke)."""
@@ -627,8 +635,9 @@ class AuthStore:
                 raise NoSuch(no_such(name, "token"))
 
     def token(self, token: str, now: float | None = None) -> dict | None:
-        """{"name", "scope"} of a live API token; None for an unknown or revoked one; {"name",
-        "expired": True} for one past its expiry (refused as a revoked one, but logged by name)."""
+        """{"name", "scope", "cameras"} of a live API token (cameras None: every camera); None for
+        an unknown or revoked one; {"name", "expired": True} for one past its expiry (refused as a
+        revoked one, but logged by name)."""
         now = time.time() if now is None else now
         key = token_hash(token)
         with self.engine.connect() as connection:
@@ -639,7 +648,7 @@ class AuthStore:
             return {"name": row.name, "expired": True}
         if row.last_used is None or now - row.last_used > TOUCH_EVERY:
             self.keep(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used=now), ("token", row.id), now)
-        return {"name": row.name, "scope": row.scope}
+        return {"name": row.name, "scope": row.scope, "cameras": _camera_list(row.cameras)}
 
     def keep(self, statement, key: tuple | None, now: float) -> None:
         """A write the request does not depend on (a session's or token's last use, an access-log

@@ -100,6 +100,18 @@ def access_problem(role: str, cameras: list[str] | None, cameras_name: str = CLI
     return None
 
 
+def token_access_problem(scope: str, cameras: list[str] | None, cameras_name: str = CLI_EDIT[1]) -> str | None:
+    """What is wrong with a token's scope and cameras: a `read` token may have a viewer's list
+    (access_problem's rules and words); a `full` one acts as an admin, who sees every camera."""
+    if scope not in SCOPES:
+        return f"scope must be one of {', '.join(SCOPES)}; got {scope!r}"
+    if cameras is not None and not any(c.strip() for c in cameras):  # read back as no camera at all
+        return f"{cameras_name} names no camera: leave it out for all cameras"
+    if scope == "full" and cameras:
+        return f"a full token acts as an admin, who sees every camera: a camera list ({cameras_name}) is for read tokens"
+    return access_problem("viewer", cameras, cameras_name)
+
+
 def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with_history, where: str,
                    cameras_name: str) -> list[str] | None:
     """A viewer's cameras as stored: blanks dropped, None for every camera. ValueError names a
@@ -107,7 +119,7 @@ def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with
     `with_history(unknown)`, those of them whose history the database still holds (a camera
     removed from the file is read as long as its history is kept), or a list of blanks, said as
     the asker calls the list (`cameras_name`: CLI_EDIT[1], API_EDIT[1]). `users add`/`edit` and
-    POST/PATCH /v1/users."""
+    POST/PATCH /v1/users; a read token's (`tokens add --camera`, POST /v1/tokens) alike."""
     if cameras is None:
         return None
     cameras = [c.strip() for c in cameras if c.strip()]

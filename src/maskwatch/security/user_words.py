@@ -13,12 +13,15 @@ CHANGES = ("user_added", "user_changed", "user_removed", "password_set", "token_
            "totp_on", "totp_off", "totp_replaced", "recovery_renewed")
 
 
-def added_target(user: dict | None = None, token: tuple[str, str, int | None] | None = None) -> str:
+def added_target(user: dict | None = None, token: tuple[str, str, int | None] | None = None,
+                 cameras: list[str] | None = None) -> str:
     """The access log's target of an added or changed user (name, role and cameras: as they are
-    now) or of an added token (name, scope, and the days chosen until it expires: None, never)."""
+    now) or of an added token (name, scope, its `cameras` where it has a list, and the days chosen
+    until it expires: None, never)."""
     if token is not None:
         name, scope, days = token
-        return f"{name} ({scope}; {'never expires' if days is None else f'expires in {days} day' + 's' * (days != 1)})"
+        seen = f"{','.join(cameras)}; " if cameras is not None else ""
+        return f"{name} ({scope}; {seen}{'never expires' if days is None else f'expires in {days} day' + 's' * (days != 1)})"
     seen = ",".join(user["cameras"]) if user["cameras"] is not None else "all cameras"
     return f"{user['name']} ({user['role']}; {seen})"
 

@@ -63,7 +63,7 @@
   </form>
   <h3>API tokens</h3>
   <div class="scroll" role="region" aria-label="API tokens">
-    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Owner</th><th>Made</th><th>Last used</th><th>Expires</th><th><span class="sr-only">Changes</span></th></tr></thead>
+    <table id="tokens-table"><thead><tr><th>Name</th><th>Scope</th><th>Cameras</th><th>Owner</th><th>Made</th><th>Last used</th><th>Expires</th><th><span class="sr-only">Changes</span></th></tr></thead>
     <tbody></tbody></table></div>
   <div id="tokens-secret" hidden>
     <p><label for="tokens-secret-value">Token <b id="tokens-secret-name"></b>: shown this once, store it now</label></p>
@@ -73,8 +73,9 @@
   <form id="tokens-add" novalidate>
     <h3>Create a token</h3>
     <label>Name <input id="tokens-add-name" autocomplete="off" maxlength="58" required placeholder="prometheus"></label>
-    <label>Scope <select id="tokens-add-scope"><option value="read">read (GET only, every camera)</option>
+    <label>Scope <select id="tokens-add-scope"><option value="read">read (GET only, as a viewer)</option>
       <option value="full">full (as an admin, but no users or tokens)</option></select></label>
+    <fieldset id="tokens-add-cameras" hidden><legend>Cameras the read token sees (none ticked: every camera)</legend></fieldset>
     <label>Expires <select id="tokens-add-expires" aria-describedby="tokens-add-why">
       <option value="30">in 30 days</option><option value="90" selected>in 90 days</option>
       <option value="365">in 365 days</option><option value="days">in a number of days</option>
@@ -140,7 +141,7 @@
   }
   function noToken() {  // built, never innerHTML: no text of this dialog is read as markup
     const row = document.createElement("tr"), only = cell("No API token.");
-    only.colSpan = 7;  // every column, the buttons' too (one short left a cell missing from the row)
+    only.colSpan = 8;  // every column, the buttons' too (one short left a cell missing from the row)
     row.append(only);
     return row;
   }
@@ -208,7 +209,8 @@
         `Revoke the token ${token.name}? Whatever uses it is refused from its next request.`,
         `Revoke ${token.name}`, () => change("Not revoked", async () =>
           (await send(`v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
-      row.append(cell(token.name), cell(token.scope), cell(token.owner === null ? "(site)" : token.owner),
+      row.append(cell(token.name), cell(token.scope), cell(token.cameras ? token.cameras.join(", ") : "all"),
+                 cell(token.owner === null ? "(site)" : token.owner),
                  cell(when(token.created)), cell(when(token.last_used)), cell(expiry(token.expires)), changes);
       return row;
     }) : [noToken()]));
@@ -277,17 +279,23 @@
     }));
     box.dataset.cameras = ids.length;
   }
-  // A viewer's cameras, ticked from those GET /v1/users says a list may name (the site's config,
-  // disabled ones too, and those with stored history; `serve` without a site: none to tick). The
-  // Add form's boxes are built again only when that list changed: a list read again after another
-  // change keeps what was ticked there.
+  // A viewer's or read token's cameras, ticked from those GET /v1/users says a list may name (the
+  // site's config, disabled ones too, and those with stored history; `serve` without a site: none
+  // to tick). The Add forms' boxes are built again only when that list changed: a list read again
+  // after another change keeps what was ticked there.
   function cameraChoices(ids) {
     ids = ids || [];
     if (ids.join(",") === siteCameras.join(",") && $("users-add-cameras").dataset.cameras !== undefined) return;
     siteCameras = ids;
     cameraBoxes($("users-add-cameras"), ids);
+    cameraBoxes($("tokens-add-cameras"), ids);
     $("users-add-cameras").hidden = !ids.length || $("users-add-role").value !== "viewer";
+    showTokenCameras();
   }
+  const showTokenCameras = () => {  // a full token acts as an admin: every camera, no list
+    const box = $("tokens-add-cameras");
+    box.hidden = box.dataset.cameras === "0" || $("tokens-add-scope").value !== "read";
+  };
 
   // Edit: the role, and a viewer's cameras ticked from the site's list and their own (one no longer
   // on the site's list is shown, to be unticked, not dropped in silence); saved after a confirm.
@@ -379,22 +387,27 @@
                         {field: $("tokens-add-days")});
   }
   const expiresWords = (expires) => expires === null ? "never expires" : `expires ${when(expires)}`;
+  $("tokens-add-scope").addEventListener("change", showTokenCameras);
   $("tokens-add").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("tokens-add-name").value.trim(), scope = $("tokens-add-scope").value;
     if (!name) return say("Not created: give the token a name (what uses it).", true, $("tokens-add-name"));
+    const ticked = [...$("tokens-add-cameras").querySelectorAll("input:checked")].map((box) => box.value);
+    const only = scope === "read" && ticked.length ? {cameras: ticked} : {};  // none ticked: every camera
     $("tokens-secret").hidden = true;
     await change("Not created", async () => {
-      const {token, expires} = await send("v1/tokens", "POST",
-                                          {name, scope, expires_days: expiresDays(), admin_password: yours()});
+      const {token, expires, cameras} = await send("v1/tokens", "POST",
+                                                   {name, scope, ...only, expires_days: expiresDays(), admin_password: yours()});
       event.target.reset();
       showDays();
+      showTokenCameras();
       $("tokens-secret-name").textContent = name;
       $("tokens-secret-value").value = token;
       $("tokens-copied").textContent = "";
       $("tokens-secret").hidden = false;
       $("tokens-copy").focus();
-      return `Token ${name} created (${scope}; ${expiresWords(expires)}): copy it now, it is not shown again.`;
+      const seen = cameras ? `; ${cameras.join(", ")} only` : "";
+      return `Token ${name} created (${scope}${seen}; ${expiresWords(expires)}): copy it now, it is not shown again.`;
     });
   });
   $("users-me").addEventListener("submit", (event) => event.preventDefault());  // Enter there changes nothing
