@@ -2,16 +2,20 @@
 stalls, drops or throttles (tests/link_proxy.py), and a camera that comes back at another
 resolution. What a user sees: the camera's state, its people, its rate and the log."""
 
+import functools
 import logging
 import re
+import threading
 from pathlib import Path
 
 import cv2
 import pytest
 
 from maskwatch import Detector
+from maskwatch.video import cameras, pipeline
 from maskwatch.video.cameras import CameraReader, CameraWorker
 from maskwatch.video.motion import MotionDetector, MotionSettings
+from maskwatch.video.pipeline import run_detect
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
@@ -221,3 +225,64 @@ def test_the_page_says_why_a_camera_kept_up_through_a_stall_has_no_new_frame(tmp
     finally:
         site.stop()
         rtsp.stop()
+
+
+@pytest.fixture(scope="module")
+def one_face_server(tmp_path_factory):
+    """The RTSP server looping one still view of one person (a sample photo with one face), 5 fps."""
+    folder = tmp_path_factory.mktemp("one-face")
+    photo, faces = sample_photos(2)[1]
+    assert faces == 1
+    for i in range(10):
+        cv2.imwrite(str(folder / f"frame{i:04d}.jpg"), photo)
+    server = RtspServer(folder, folder.parent / "one-face-server.log", fps=5).start()
+    yield server
+    server.stop()
+
+
+def detect_through_a_drop(server, out: Path, detector, frames: int = 20, drop_at: int = 8):
+    """`detect URL` of one person standing still, through the proxy, whose link drops at frame
+    `drop_at` and is away for 3 s (the connections closed, and new ones held until it is back)."""
+    proxy = LinkProxy(server.port)
+    back = threading.Timer(3.0, proxy.flow)
+
+    def on_frame(frame, faces) -> None:
+        if frame.index == drop_at:
+            proxy.stall()
+            proxy.drop()
+            back.start()
+
+    try:
+        return run_detect(proxy.url(), out, detector, save_media=False, progress=False, max_frames=frames,
+                          on_frame=on_frame)
+    finally:
+        back.cancel()
+        proxy.close()
+
+
+def tracked(result) -> int:
+    return result.summary["totals"]["people"] + result.summary["totals"]["unassessable"]
+
+
+def test_detect_of_a_stream_keeps_its_person_through_a_short_drop(one_face_server, tmp_path, detector):
+    """A 4G link drops for 3 s and is back well within the 10 s a site's camera (offline_after)
+    waits: `detect URL` ended every track at each reopen, and the one person standing in view
+    through it was two people (two in summary.json, counted twice)."""
+    result = detect_through_a_drop(one_face_server, tmp_path / "out", detector)
+    assert tracked(result) == 1, result.summary
+    assert len(result.errors) == 1 and re.fullmatch(
+        r"127\.0\.0\.1_\d+_clip: stream lost after frame \d+ and back within 10 s: the people in view kept",
+        result.errors[0]), result.errors
+    assert result.summary["errors"] == result.errors  # summary.json says it too
+
+
+def test_detect_of_a_stream_ends_its_people_at_a_drop_longer_than_the_limit(one_face_server, tmp_path, detector,
+                                                                             monkeypatch):
+    """The same 3 s drop with a limit of 2 s (stall_timeout, and so offline_after, of 2 s): an
+    outage, and the person in view before it is another person after it, as at a site's camera."""
+    monkeypatch.setattr(pipeline, "live_frames", functools.partial(cameras.live_frames, stall_timeout=2.0))
+    result = detect_through_a_drop(one_face_server, tmp_path / "out", detector)
+    assert tracked(result) == 2, result.summary
+    assert len(result.errors) == 1 and re.fullmatch(
+        r"127\.0\.0\.1_\d+_clip: stream lost after frame \d+, no frame for 2 s: the people in view counted "
+        r"as gone; reconnecting", result.errors[0]), result.errors

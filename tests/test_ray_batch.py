@@ -327,6 +327,18 @@ def test_bad_inputs_stop_before_anything_is_written(tmp_path, make, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("source, said", [
+    ("rtsp://admin:secret@cam.local/live", "rtsp://admin:***@cam.local/live: a live stream, which never ends"),
+    ("webcam:0", "webcam:0: a webcam, which never ends"),
+])
+def test_a_live_source_is_refused_by_name_with_where_it_is_read(tmp_path, source, said):
+    """`batch rtsp://admin:secret@cam/live` said `rtsp:/admin:secret@cam/live: no such file or
+    folder`: the URL bent into a path, and the camera's password on the terminal."""
+    result = batch(source, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and said in result.output and "maskwatch detect URL" in result.output, result.output
+    assert "secret" not in result.output and not (tmp_path / "out").exists()
+
+
 def test_two_files_one_output_folder_is_refused(tmp_path, sample_dir):
     photo = min(sample_dir.glob("images/*.png"))
     for sub in ("a", "b"):

@@ -15,8 +15,8 @@ from pathlib import Path
 from maskwatch.atomic import atomic_dir
 from maskwatch.detection.detector import Models
 from maskwatch.video.pipeline import DetectFailed, DetectOptions, run_detect
-from maskwatch.video.sources import (IMAGE_SUFFIXES, UNREAD_PHOTO_SUFFIXES, VIDEO_SUFFIXES, split_written,
-                                     written_warning)
+from maskwatch.video.sources import (IMAGE_SUFFIXES, STREAM_PREFIXES, UNREAD_PHOTO_SUFFIXES, VIDEO_SUFFIXES,
+                                     redact_source, split_written, written_warning)
 
 
 class BatchInputError(ValueError):
@@ -53,6 +53,8 @@ def find_files(inputs: list[str | Path], out: Path | None = None, warnings: list
     warnings = warnings if warnings is not None else []
     outputs = Path(out).resolve() if out is not None else None
     for given in inputs:
+        if isinstance(given, str) and given.lower().startswith((*STREAM_PREFIXES, "webcam:")):
+            raise BatchInputError(_live_source(given))
         path = Path(given)
         if not path.exists():
             raise BatchInputError(f"{path}: no such file or folder")
@@ -79,6 +81,15 @@ def find_files(inputs: list[str | Path], out: Path | None = None, warnings: list
                                   "score them in separate runs")
         owners[file.key] = file.path
     return list({file.path: file for file in found}.values())  # a file named twice is scored once
+
+
+def _live_source(source: str) -> str:
+    """Why a stream or webcam is no batch input: it never ends, and `batch` waits for each input's
+    end. It was read as a path: `rtsp:/admin:secret@cam/live: no such file or folder`, the URL
+    bent and its password shown."""
+    what = "a webcam" if source.lower().startswith("webcam:") else "a live stream"
+    return (f"{redact_source(source)}: {what}, which never ends; `batch` scores photos and videos: read it with "
+            "`maskwatch detect URL` (until Ctrl-C or --max-frames), or watch it as a site's camera (`maskwatch run`)")
 
 
 def _kind(path: Path) -> str | None:

@@ -128,6 +128,10 @@ class CameraReader:
         self._last_error: str | None = None
         self.stream_fps: float | None = None  # the frame rate the stream says it sends (None: none said)
         self._down = False  # said in the log to be without frames, not yet said to be back
+        # Times it counted as down (no frame for offline_after), its start's wait for a first frame
+        # included, and times frames came again after a loss (a drop, a stall): live_frames tells
+        # `detect`'s outages from its drops by them, as CameraWorker does by its wait.
+        self.outages = self.returns = 0
         self._lost: str | None = None  # why the stream was lost, while no frame came since
         # The camera's refusal (rtsp_probe), kept for the outage once told: each ask with a wrong
         # password is one more failed login, and cameras lock a user out after a few (Hikvision: 5-7).
@@ -322,6 +326,7 @@ class CameraReader:
             return
         log.warning("%s (%s): %s; %sretrying, at most %g s apart", self.name, redact_source(self.source),
                     error, "still " if self._down else "", self.retry_max)
+        self.outages += not self._down
         self._down = True
 
     def _wait(self, delay: float, error: str) -> None:
@@ -403,6 +408,7 @@ class CameraReader:
                 log.info("%s (%s): frames again within offline_after (%g s) after: %s", self.name,
                          redact_source(self.source), self.offline_after, self._lost)
             self._down, self._lost, self._refusal = False, None, None
+            self.returns += 1
         now = time.monotonic()
         with self._lock:
             if image is not None:
@@ -433,12 +439,16 @@ def live_frames(source: str, errors: list[str] | None = None, name: str = "strea
                 on_lost: Callable[[], None] | None = None) -> Iterator[Frame]:
     """A stream's or webcam's frames for a loop that runs until stopped (`detect URL`), read by
     the CameraReader a site's cameras use: once the source has sent a frame, a lost stream is
-    reopened forever (each loss noted in `errors`); SourceError if no frame comes within
-    `stall_timeout` seconds of the start (a wrong URL, a dead camera, a bad password).
+    reopened forever; SourceError if no frame comes within `stall_timeout` seconds of the start
+    (a wrong URL, a dead camera, a bad password).
 
     Only the newest frame is kept: when analysis is slower than the stream, frames are skipped,
-    not queued. Timestamps are seconds since the start. on_lost() is called once per loss, before
-    the next frame (a loop ends its tracks there, as CameraWorker does: nobody is carried over).
+    not queued. Timestamps are seconds since the start. A loss is treated as a site's camera
+    treats it (CameraWorker), with its default offline_after, `stall_timeout`: a stream back
+    within it keeps the people in view (the same person is one person; the tracker does not count
+    them seen over the gap); once no frame came for that long, on_lost() is called, once, before
+    the next frame (a loop ends its tracks there: nobody is carried over an outage). Each loss is
+    noted in `errors`, saying which of the two it was.
     """
     errors = errors if errors is not None else []
     reader = CameraReader(source, stall_timeout=stall_timeout, retry_max=retry_max, name=name,
@@ -450,20 +460,28 @@ def live_frames(source: str, errors: list[str] | None = None, name: str = "strea
         if seen == 0:
             why = reader.state().last_error or "cannot open"
             raise SourceError(f"{redact_source(source)}: no frame within {stall_timeout:g} s ({why.split(';')[0]})")
-        index, reconnects = 0, reader.state().reconnects
+        index, returns, outages = 0, reader.returns, reader.outages
         while True:
             seen, image = reader.latest()
             yield Frame(index, time.monotonic() - started, image, f"{name}-{index:06d}")
             index += 1
             reader.request()
-            lost = False
-            while reader.wait_for_frame(seen, timeout=stall_timeout) == seen or reader.state().reconnects > reconnects:
-                if not lost:  # once per loss, noticed here or by the reader while we were busy
-                    errors.append(f"{name}: stream lost after frame {index - 1}; reconnecting")
-                    lost = True
+            gone = False  # the people in view ended for this loss
+            # No frame within offline_after of asking (a site's camera's own wait), or the reader
+            # counted the camera down while we were busy with the frame before: an outage.
+            while reader.wait_for_frame(seen, timeout=reader.offline_after) == seen or (
+                    reader.outages > outages and not gone):
+                if not gone:
+                    errors.append(f"{name}: stream lost after frame {index - 1}, no frame for "
+                                  f"{reader.offline_after:g} s: the people in view counted as gone; reconnecting")
+                    gone = True
                     if on_lost is not None:
                         on_lost()
-                reconnects = reader.state().reconnects
+            # (a frame the stream sent before it was lost may come first: counted as before the loss)
+            if not gone and reader.returns > returns:
+                errors.append(f"{name}: stream lost after frame {index - 1} and back within "
+                              f"{reader.offline_after:g} s: the people in view kept")
+            returns, outages = reader.returns, reader.outages
     finally:
         reader.stop()
 

@@ -223,8 +223,8 @@ def run_detect(source: str | os.PathLike, out: Path | str, detector: FaceFinder,
     streams and webcams get out/<name>.mp4 plus out/summary.json with one label per person and
     per-minute counts. Streams and webcams are read as a site's cameras are, reconnecting
     forever once they sent a frame (SourceError if none comes at the start), and as a camera
-    does, a lost stream ends the tracks of whoever was in view; they run until Ctrl-C or
-    max_frames. Ctrl-C stops cleanly: what was processed is kept and closed properly.
+    does, a stream back within its offline_after (10 s) keeps the tracks of whoever was in view,
+    and a longer outage ends them (live_frames); they run until Ctrl-C or max_frames. Ctrl-C stops cleanly: what was processed is kept and closed properly.
 
     options: blur, media, detect_every, moving_camera (DetectOptions); `settings` are its fields by
     name (`run_detect(clip, out, detector, save_media=False)`), over `options` where both are given.
