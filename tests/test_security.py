@@ -285,6 +285,26 @@ def test_a_token_limited_to_a_camera_reads_it_alone_as_a_viewer_of_it_does(secur
         assert cli("revoke", "lobby-screen").returncode == 0
 
 
+def test_a_viewer_or_a_limited_token_reads_why_a_camera_is_down_without_its_address(tmp_path):
+    """/v1/cameras showed a viewer (or a read token limited to the camera: a contractor's
+    integration) the source as `rtsp://***`, "a camera's address: admins only", and under it
+    `last_error`: `no such host (door-cam.invalid does not resolve)`, the host and port in it."""
+    site = SiteProcess(tmp_path, '  door: {source: "rtsp://ops:pw@door-cam.invalid:8554/live"}\n',
+                       viewer_cameras=["door"])
+    store = AuthStore(str(tmp_path / "site.db"))
+    lobby = {"Authorization": f"Bearer {store.add_token('lobby', 'read', cameras=['door'])}"}
+    store.close()
+    try:
+        assert wait_until(lambda: site.camera("door")["last_error"], 60), site.camera("door")
+        assert "door-cam.invalid" in site.camera("door")["last_error"]  # the admin's: the address to mend
+        for headers in (lobby, session_of(login(site.base, VIEWER))):
+            [door] = httpx.get(site.base + "/v1/cameras", headers=headers, timeout=10).json()
+            assert door["source"] == "rtsp://***" and door["last_error"].startswith("no such host (*** does not "), door
+            assert "door-cam" not in str(door) and "8554" not in str(door), door
+    finally:
+        site.stop()
+
+
 def test_only_what_was_answered_is_written_to_the_access_log(secured):
     """A row was written before the handler ran: 300 requests for snapshots that do not exist left
     300 "snapshot fetched" rows (a new path each, so no once-a-minute limit), 422s as reports."""

@@ -15,6 +15,7 @@ import pytest
 from maskwatch.security.store import AuthStore
 from maskwatch.site.backup import backup_site
 from maskwatch.site.events import EventStore
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_events import NOW, person
 
 DATA = Path(__file__).parent / "data"
@@ -394,3 +395,38 @@ def test_a_migration_that_fails_halfway_leaves_the_old_schema_and_runs_again(tmp
     auth = AuthStore(str(tmp_path / "site.db"))
     assert auth.check_login("ana", PASSWORD)["name"] == "ana" and auth.recovery_left("ana") == 0
     auth.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_token_limited_to_cameras_is_refused_by_an_older_process_still_running(tmp_path, request, database):
+    """An older maskwatch (auth schema 6 or before) still running on the database when a newer one
+    migrated it and made `tokens add lobby --camera door` (a service not stopped for the upgrade,
+    one of two instances on PostgreSQL) looks a token up by its SHA-256 alone and knows no camera
+    list: it answered the lobby token as a viewer of every camera. Such a token is kept under
+    another hash, which the old lookup does not find (401); a token of every camera still works there."""
+    import hashlib
+
+    from sqlalchemy import create_engine, text
+
+    url = (str(tmp_path / "site.db") if database == "sqlite"
+           else request.getfixturevalue("postgres").new_database("limited_tokens"))
+    auth = AuthStore(url)
+    try:
+        lobby, prom = auth.add_token("lobby", "read", cameras=["door"]), auth.add_token("prom", "read")
+        engine = create_engine(url if "://" in url else f"sqlite:///{url}")
+        try:
+            with engine.connect() as connection:  # the lookup of d1a3050 and every release before it
+                def old_lookup(token: str):
+                    return connection.execute(text("SELECT name, scope FROM api_tokens WHERE token_hash = :key"),
+                                              {"key": hashlib.sha256(token.encode()).hexdigest()}).first()
+
+                assert old_lookup(lobby) is None
+                assert tuple(old_lookup(prom)) == ("prom", "read")
+        finally:
+            engine.dispose()
+        assert auth.token(lobby) == {"name": "lobby", "scope": "read", "cameras": ["door"]}
+        assert auth.token(prom) == {"name": "prom", "scope": "read", "cameras": None}
+        auth.revoke_token("lobby")
+        assert auth.token(lobby) is None
+    finally:
+        auth.close()

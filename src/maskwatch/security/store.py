@@ -57,6 +57,18 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# A token limited to some cameras is kept under another hash than token_hash: a maskwatch of auth
+# schema 6 or older still running on the database (not stopped for the upgrade, or one of two
+# instances on PostgreSQL) looks tokens up by token_hash alone and knows no camera list, so it
+# answered such a token as one of every camera; it now finds none there (401), and only releases
+# that enforce the list accept it.
+LIMITED_TOKEN = b"maskwatch token limited to cameras\0"
+
+
+def limited_token_hash(token: str) -> str:
+    return hashlib.sha256(LIMITED_TOKEN + token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _camera_list(stored: str | None) -> list[str] | None:
     """A viewer's or token's cameras as users.cameras and api_tokens.cameras keep them (cameras_text); None: every camera."""
     return [c for c in stored.split(",") if c] if stored is not None else None
@@ -610,7 +622,8 @@ class AuthStore:
                 owner_id = row.id
             if connection.execute(select(api_tokens.c.id).where(_named(name, api_tokens.c.name))).first() is not None:
                 raise Conflict(f"a token named {name!r} exists already (revoke it first)")
-            connection.execute(insert(api_tokens).values(name=name, token_hash=token_hash(token), scope=scope,
+            key = token_hash(token) if cameras is None else limited_token_hash(token)
+            connection.execute(insert(api_tokens).values(name=name, token_hash=key, scope=scope,
                                                          created=time.time(), owner=owner_id, expires=expires,
                                                          cameras=cameras_text(cameras)))
         return token
@@ -639,9 +652,9 @@ class AuthStore:
         an unknown or revoked one; {"name", "expired": True} for one past its expiry (refused as a
         revoked one, but logged by name)."""
         now = time.time() if now is None else now
-        key = token_hash(token)
+        keys = (token_hash(token), limited_token_hash(token))  # every camera's, or a list's (LIMITED_TOKEN)
         with self.engine.connect() as connection:
-            row = connection.execute(select(api_tokens).where(api_tokens.c.token_hash == key)).first()
+            row = connection.execute(select(api_tokens).where(api_tokens.c.token_hash.in_(keys))).first()
         if row is None:
             return None
         if row.expires is not None and now >= row.expires:

@@ -9,6 +9,7 @@ JSON {"error": "..."} like the rest of the API.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from typing import Annotated
 from urllib.parse import urlencode
@@ -36,6 +37,7 @@ from maskwatch.site.runner import Site
 from maskwatch.site.schemas import AlertList, CameraStatus, CameraZones, ComplianceSeries, EventList, RetiredCameraList, ZonesText
 from maskwatch.site.trend import (NO_ZONE, SINCE_SCHEMA, BUCKETS, bucket_start, buckets_back, compliance_series, parse_since,
                                   zone_named)
+from maskwatch.video.sources import host_port, stream_address
 
 # The most buckets with people a compliance answer may hold (each interval costs about 2 ms).
 MAX_BUCKETS = 1000
@@ -186,6 +188,25 @@ def zone_refusal(request: Request, camera: str | None, zone: str | None) -> JSON
     return _error(404, refusal)
 
 
+def without_addresses(text: str | None, sources) -> str | None:
+    """`text` (a camera's last_error or analysis_error) with its sources' hosts, ports and file
+    paths as ***, for whom the sources are shown as their kind alone: under `rtsp://***` a viewer
+    read `no such host (door-cam.corp.lan does not resolve)`. A webcam's number is no address."""
+    if text is None:
+        return None
+    parts = set()
+    for source in sources:
+        if source is None:
+            continue
+        if not source.isdigit():
+            parts.add(source)
+        if (address := stream_address(source)) is not None:
+            parts |= {host_port(address), address[0]}
+    for part in sorted(parts, key=len, reverse=True):  # host:port before the host alone
+        text = re.sub(rf"(?<![\w.-]){re.escape(part)}(?![\w-])", "***", text)
+    return text
+
+
 @router.get("/cameras", response_model=list[CameraStatus])
 def cameras(request: Request) -> JSONResponse:
     """Every camera of the site the caller may see: connected, last frame and since when it counts
@@ -198,6 +219,8 @@ def cameras(request: Request) -> JSONResponse:
         for key in ("last_frame_at", "offline_since"):
             row[key] = iso_on_site(row[key], tz)
         if principal is not None and principal.role != "admin":  # a camera's address and user: admins only
+            for key in ("last_error", "analysis_error"):
+                row[key] = without_addresses(row[key], (row["source"], row["detect_source"]))
             for key in ("source", "detect_source"):
                 if row[key] is not None:
                     row[key] = row[key].split("://", 1)[0] + "://***" if "://" in row[key] else "***"
