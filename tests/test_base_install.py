@@ -312,8 +312,9 @@ def test_a_wheel_installed_without_a_checkout_writes_its_site_file_and_prints_it
     """A contractor with the wheel alone: the boot steps copied the systemd unit from a checkout's
     examples/, which the wheel lacks. Installed into a fresh venv (its dependencies: this venv's,
     on its path by a .pth file, as a venv made from a venv's python would see the base Python's
-    site-packages instead), `run --init` writes the site file and `run --unit` prints the unit, both
-    from the installed package, from a folder with no checkout."""
+    site-packages instead), `run --init` writes the site file and the unit is read from the installed
+    package, from a folder with no checkout; `run --unit` prints it, or, from a venv under /tmp where
+    pytest makes it, says the unit's PrivateTmp would hide that venv from the service."""
     import sysconfig
 
     # No PYTHONPATH=src: pip took src/maskwatch.egg-info (the sdist's build writes it) for maskwatch installed
@@ -339,7 +340,17 @@ def test_a_wheel_installed_without_a_checkout_writes_its_site_file_and_prints_it
     assert where.startswith(site_packages), where
     made = maskwatch("run", "--config", "site.yaml", "--init")
     assert made.returncode == 0 and (site / "site.yaml").is_file(), made.stderr
+    shipped = subprocess.run([str(python), "-c", "from importlib.resources import files; print(files('maskwatch')"
+                              ".joinpath('examples', 'maskwatch.service').read_text())"], cwd=site, env=env,
+                             capture_output=True, text=True, check=True).stdout
+    assert "\nKillMode=mixed\n" in shipped and "\nWantedBy=multi-user.target\n" in shipped
     unit = maskwatch("run", "--config", "site.yaml", "--unit")
+    from maskwatch.cli.site import HIDDEN_FROM_UNITS
+
+    hidden = next((top for top in HIDDEN_FROM_UNITS if venv.resolve().is_relative_to(top)), None)
+    if hidden:  # pytest's folder is under /tmp (or a home): the unit could not reach this venv, and says so
+        assert unit.returncode == 1 and f"under {hidden}, which the unit hides from the service" in unit.stderr
+        return
     assert unit.returncode == 0, unit.stderr
     assert f"ExecStart={venv / 'bin' / 'maskwatch'} run --config {site / 'site.yaml'}\n" in unit.stdout
     assert "\nKillMode=mixed\n" in unit.stdout and "\nWantedBy=multi-user.target\n" in unit.stdout
