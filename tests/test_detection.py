@@ -1137,6 +1137,30 @@ def test_the_annotated_video_of_a_variable_frame_rate_clip_plays_at_its_own_spee
     assert pictures == [0] + [1] * 19 + [3] + [4] * held + [5]  # 7.0 s is slot 20, and 7.02's picture (3) wins it
 
 
+def test_the_annotated_video_of_a_stream_back_at_another_resolution_goes_on_at_its_first_size(tmp_path):
+    """`detect URL` of a camera that came back from a drop at another resolution (rebooted, its
+    substream reconfigured): OpenCV's writer takes its first size only, and every later frame was
+    dropped with a warning on the terminal, the annotated video frozen at the drop for the rest of
+    the run. The frames after it are scaled to the video's size."""
+    from maskwatch.video.sinks import MediaSink
+    from maskwatch.video.sources import Frame, SourceInfo
+
+    out = tmp_path / "out"
+    out.mkdir()
+    sink = MediaSink(out, SourceInfo("stream", "bus", None, None), blur=False)  # 25 fps: a slot per 0.04 s
+    sizes = [(240, 320)] * 3 + [(480, 640)] * 2  # back after the third frame at twice the size
+    for index, (height, width) in enumerate(sizes):
+        sink.write(Frame(index, index * 0.2, np.full((height, width, 3), 40 * (index + 1), np.uint8),
+                         f"bus-{index:06d}"), [])
+    sink.close()
+    video = cv2.VideoCapture(str(out / "bus.mp4"))
+    pictures = []
+    while (got := video.read())[0]:
+        pictures.append((got[1].shape[:2], int(round(got[1].mean() / 40))))
+    video.release()
+    assert pictures == [((240, 320), level) for level in (1, 2, 3, 4) for _ in range(5)] + [((240, 320), 5)]
+
+
 def current_umask() -> int:
     import os
 

@@ -244,7 +244,8 @@ class MediaSink:
     latest frame at k / fps, so a variable-frame-rate clip plays at its own speed (counted frames
     at the container's rate played a minute of stills in seconds) and the JSON line of time t is
     the picture at t. A frame the file could not give is the one before, held; frames that fall
-    in one slot keep the newest. `written` lists the finished files once closed.
+    in one slot keep the newest. A stream back at another resolution goes on at the video's first
+    size, scaled (the JSON lines keep each frame's own). `written` lists the finished files once closed.
     """
 
     def __init__(self, out: Path, info: SourceInfo, blur: bool) -> None:
@@ -256,6 +257,7 @@ class MediaSink:
         self._pending: tuple[int, np.ndarray] | None = None  # the newest slot and its picture, not yet written
         self._start: float | None = None  # the first frame's time
         self._cut = 0  # slots left out of gaps longer than LONGEST_HOLD_S
+        self._size: tuple[int, int] | None = None  # the video's (width, height): its first frame's
 
     def write(self, frame: Frame, faces: list[Face], detected: bool = True) -> None:
         drawn = self.annotator.annotate(unshown_blurred(frame, self.annotator), faces)
@@ -271,6 +273,10 @@ class MediaSink:
         h, w = drawn.shape[:2]
         if h % 2 or w % 2:
             drawn = cv2.copyMakeBorder(drawn, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+        if self.video is not None and (drawn.shape[1], drawn.shape[0]) != self._size:
+            # A stream back at another resolution (a camera rebooted, its substream reconfigured):
+            # the writer takes its first size only, and dropped every later frame, the video frozen
+            drawn = cv2.resize(drawn, self._size, interpolation=cv2.INTER_AREA)
         if self.video is None:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.info.name}.", suffix=".partial.mp4", dir=self.out)
             os.close(fd)
@@ -282,7 +288,7 @@ class MediaSink:
                 video.release()
                 self.video_tmp.unlink(missing_ok=True)
                 raise OutputError(f"{self.out}: OpenCV cannot write an mp4 video here")
-            self.video = video
+            self.video, self._size = video, (drawn.shape[1], drawn.shape[0])
         self._place(frame.timestamp, drawn)
 
     def _place(self, timestamp: float, drawn: np.ndarray) -> None:
