@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import unicodedata
 
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -40,10 +41,18 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
+def normalized(password: str) -> str:
+    """The password as it is hashed: NFKC, as NIST SP 800-63B 5.1.1.2 asks. A Mac may send "ü" as
+    u and a combining diaeresis (NFD), Windows and Linux as one character (NFC), a Japanese input
+    method full-width letters: each is one password, where the hash of the bytes typed told them apart."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def check_strength(password: str, user: str) -> None:
     """Refuse what a guesser tries first: short passwords, the user's own name and the common
     passwords, whatever their case (`Password123` as `password123`). Only where a password is set:
-    a user whose password is on the list still logs in."""
+    a user whose password is on the list still logs in. Read normalized: "ü" typed on a Mac is one character."""
+    password = normalized(password)
     if len(password) < MIN_LENGTH:
         raise WeakPassword(f"the password needs at least {MIN_LENGTH} characters, got {len(password)}")
     if password.strip().lower() == user.strip().lower():
@@ -54,13 +63,17 @@ def check_strength(password: str, user: str) -> None:
 
 def hash_password(password: str) -> str:
     with _CONCURRENT:
-        return _HASHER.hash(password)
+        return _HASHER.hash(normalized(password))
 
 
 def verify_password(password: str, stored: str | None) -> bool:
-    """True when `password` matches `stored`; with `stored` None (no such user), the same work, False."""
+    """True when `password` matches `stored`; with `stored` None (no such user), the same work, False.
+    A password not in NFKC is tried as typed too (the same work for a user missing): one set before
+    2026-12-07 was hashed as typed."""
     with _CONCURRENT:
-        ok = _HASHER.verify(password, stored or DUMMY_HASH)
+        ok = _HASHER.verify(normalized(password), stored or DUMMY_HASH)
+        if not ok and normalized(password) != password:
+            ok = _HASHER.verify(password, stored or DUMMY_HASH)
     return ok and stored is not None
 
 

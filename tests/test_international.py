@@ -1,0 +1,75 @@
+"""Names, passwords and text of a site outside the English-speaking world: a password typed with
+"ü" on a Mac (NFD) and on Windows (NFC), a Japanese input method's full-width letters, a user
+named in Japanese, against a real SQLite database and the app's own login."""
+
+from __future__ import annotations
+
+import sqlite3
+import unicodedata
+
+import pytest
+from fastapi.testclient import TestClient
+
+from maskwatch.detection.detector import WEIGHTS, Detector
+from maskwatch.security import passwords
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.store import AuthStore
+from maskwatch.serving.app import ServeSettings, create_app
+
+CSRF = {"X-Maskwatch-CSRF": "1"}
+COMPOSED = unicodedata.normalize("NFC", "Grüße aus München")  # Windows, Linux, a phone
+DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)  # a Mac's text fields may send it so
+FULL_WIDTH = "ｋａｎｒｉｓｈａ２０２６"  # a Japanese input method left on full-width: kanrisha2026
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app over a real SQLite database of users; a fresh TestClient per login."""
+    database = str(tmp_path_factory.mktemp("intl") / "users.db")
+    store = AuthStore(database)
+    store.add_user("admin", "correct horse battery staple", "admin")
+    store.close()
+    detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called
+    served = create_app(detector, ServeSettings(auth=AuthSettings(database=database, open_without_users=False)))
+    return database, served
+
+
+def logs_in(served, name: str, password: str) -> bool:
+    answer = TestClient(served).post("/login", json={"username": name, "password": password}, headers=CSRF)
+    assert answer.status_code in (200, 401), answer.text
+    return answer.status_code == 200
+
+
+def test_a_password_with_an_umlaut_logs_in_however_the_keyboard_composed_it(served):
+    """Set on Windows ("ü" one character), typed on a Mac (u and a combining diaeresis): the bytes
+    differed, so did the hash, and the right password was refused; and the other way round."""
+    database, app = served
+    store = AuthStore(database)
+    store.add_user("mueller", COMPOSED, "viewer")
+    store.add_user("schmidt", DECOMPOSED, "viewer")
+    store.add_user("tanaka", FULL_WIDTH, "viewer")
+    store.close()
+    assert DECOMPOSED != COMPOSED
+    for name in ("mueller", "schmidt"):
+        assert logs_in(app, name, COMPOSED) and logs_in(app, name, DECOMPOSED)
+        assert not logs_in(app, name, COMPOSED.replace("ü", "u"))
+    assert logs_in(app, "tanaka", "kanrisha2026") and logs_in(app, "tanaka", FULL_WIDTH)
+
+
+def test_a_password_hashed_as_typed_before_still_logs_in_as_typed(served):
+    """Hashes made before passwords were normalized hold the bytes typed: those still log in."""
+    database, app = served
+    store = AuthStore(database)
+    store.add_user("weber", "placeholder password", "viewer")
+    store.close()
+    with passwords._CONCURRENT:
+        old_hash = passwords._HASHER.hash(DECOMPOSED)  # as hash_password made it before
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE users SET password_hash = ? WHERE name = 'weber'", (old_hash,))
+    assert logs_in(app, "weber", DECOMPOSED)
+
+
+def test_a_too_short_password_is_counted_in_characters_not_combining_marks():
+    """"Müllerüäö" typed on a Mac is 12 code points: it passed the 10-character rule with 9 characters."""
+    with pytest.raises(passwords.WeakPassword, match="got 9"):
+        passwords.check_strength(unicodedata.normalize("NFD", "Müllerüäö"), "mueller")
