@@ -9,7 +9,9 @@ import unicodedata
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from maskwatch.cli import app as cli_app
 from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.security import passwords
 from maskwatch.security.auth_settings import AuthSettings
@@ -73,3 +75,19 @@ def test_a_too_short_password_is_counted_in_characters_not_combining_marks():
     """"Müllerüäö" typed on a Mac is 12 code points: it passed the 10-character rule with 9 characters."""
     with pytest.raises(passwords.WeakPassword, match="got 9"):
         passwords.check_strength(unicodedata.normalize("NFD", "Müllerüäö"), "mueller")
+
+
+def test_a_user_named_in_japanese_or_with_an_umlaut_is_told_the_rule_in_characters_it_can_follow(served):
+    """`users add 田中` said "user names are 1-64 letters, digits ...": 田 and ü are letters, and the
+    rule refused them; it now names the characters (A-Z, a-z, 0-9) it means."""
+    database, app = served
+    rule = "user names are 1-64 of A-Z, a-z, 0-9, _ . @ or - (no accents or other scripts)"
+    for name in ("田中", "müller"):
+        refused = CliRunner().invoke(cli_app, ["users", "add", name, "--database", database], input="a long password 1\n")
+        assert refused.exit_code == 1 and rule in refused.output, refused.output
+    admin = TestClient(app)
+    assert admin.post("/login", json={"username": "admin", "password": "correct horse battery staple"},
+                      headers=CSRF).status_code == 200
+    answer = admin.post("/v1/users", headers=CSRF, json={"name": "müller", "role": "viewer", "password": "a long password 1",
+                                                         "admin_password": "correct horse battery staple"})
+    assert answer.status_code == 400 and rule in answer.json()["error"], answer.text

@@ -825,7 +825,7 @@ def test_users_commands_say_the_name_rule_of_a_name_nobody_can_have(tmp_path):
     "no user 'ana\\x1b'", as if ana were missing, where adding it says the name rule."""
     db = str(tmp_path / "users.db")
     assert run_app("users", "add", "ana", "--role", "admin", "--database", db, stdin="ana's long password\n").returncode == 0
-    rule = "no user 'ana\\x1b': user names are 1-64 letters, digits, _ . @ or -"
+    rule = "no user 'ana\\x1b': user names are 1-64 of A-Z, a-z, 0-9, _ . @ or -"
     for args in (("remove",), ("edit", "--role", "viewer"), ("passwd",), ("2fa", "--off")):
         refused = run_app("users", args[0], "ana\x1b", *args[1:], "--database", db, stdin="a long new password\n")
         assert refused.returncode == 1 and refused.stderr.startswith(f"error: {rule}"), (args, refused.stderr)

@@ -43,7 +43,7 @@ class Confirmed(BaseModel):
 
 
 class NewUser(Confirmed):
-    name: str = Field(min_length=1, max_length=64, description="1-64 letters, digits, _ . @ or -, not starting with -")
+    name: str = Field(min_length=1, max_length=64, description="1-64 of A-Z, a-z, 0-9, _ . @ or -, not starting with -")
     role: str = Field("viewer", max_length=16, json_schema_extra={"enum": list(ROLES)})
     cameras: list[CameraId] | None = Field(None, min_length=1, max_length=CAMERAS_TEXT // 65,
                                            description="a viewer's cameras; left out: every camera")

@@ -161,7 +161,7 @@ def asked(question: str, **options) -> str:
 
 @users_app.command("add")
 def add_user(
-    name: Annotated[str, typer.Argument(help="User name: letters, digits, _ . @ -, not starting with -")],
+    name: Annotated[str, typer.Argument(help="User name: A-Z, a-z, 0-9, _ . @ -, not starting with -")],
     role: Annotated[str, typer.Option(help="admin (everything, with users, tokens and the access log) or viewer (page, events, reports).")] = "viewer",
     camera: Annotated[Optional[list[str]], typer.Option(help="A viewer sees only these cameras (repeat the option); default: all.")] = None,
     config: Config = None,

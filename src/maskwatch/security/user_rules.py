@@ -9,6 +9,7 @@ from maskwatch.site.config import CAMERA_ID
 ROLES = ("admin", "viewer")
 SCOPES = ("read", "full")
 USER_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # whole (fullmatch): "$" let "dan\n" in, then no "dan"
+# ASCII: "letters" in the rule's words read as 田中 and müller allowed, and the rule refused them.
 # A token's name is logged as "token:NAME" in the access log's 64 characters (PostgreSQL refused a
 # longer one, and the request with it).
 TOKEN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,58}")
@@ -39,7 +40,8 @@ def cameras_text(cameras) -> str | None:
 def name_rule(kind: str) -> str:
     """The name rule of a user (`kind` "user") or token ("token"), in words."""
     longest = 64 if kind == "user" else 58
-    return f"{kind} names are 1-{longest} letters, digits, _ . @ or -, not starting with -, and not . or .."
+    return (f"{kind} names are 1-{longest} of A-Z, a-z, 0-9, _ . @ or - (no accents or other scripts), not starting "
+            "with -, and not . or ..")
 
 
 def name_problem(name: str, kind: str) -> str | None:
