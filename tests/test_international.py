@@ -1,10 +1,12 @@
 """Names, passwords and text of a site outside the English-speaking world: a password typed with
 "ü" on a Mac (NFD) and on Windows (NFC), a Japanese input method's full-width letters, a user
-named in Japanese, against a real SQLite database and the app's own login."""
+named in Japanese, against a real SQLite database and the app's own login; a camera named in
+Hebrew on the dashboard, in Chromium with a Hebrew locale."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 import unicodedata
 
 import pytest
@@ -17,6 +19,14 @@ from maskwatch.security import passwords
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.config import load_site_config
+from maskwatch.site.runner import Site
+from tests.conftest import Credentials, log_in, watched
+from tests.rtsp import refused_port
+from tests.test_alert_rules import crowd
+from tests.test_alerts_page import about_noon
+from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_site_trend import serving
 
 CSRF = {"X-Maskwatch-CSRF": "1"}
 COMPOSED = unicodedata.normalize("NFC", "Grüße aus München")  # Windows, Linux, a phone
@@ -91,3 +101,48 @@ def test_a_user_named_in_japanese_or_with_an_umlaut_is_told_the_rule_in_characte
     answer = admin.post("/v1/users", headers=CSRF, json={"name": "müller", "role": "viewer", "password": "a long password 1",
                                                          "admin_password": "correct horse battery staple"})
     assert answer.status_code == 400 and rule in answer.json()["error"], answer.text
+
+
+# Where the figure after the camera's name in an alert's line begins, and where the bold part
+# (time and name) ends: a right-to-left name took the figure into its run, shown before it.
+FIGURE_AFTER_NAME = """(item) => {
+  const bold = item.querySelector("b"), after = bold.nextSibling;
+  const range = document.createRange(), at = after.textContent.search(/[0-9]/);
+  range.setStart(after, at);
+  range.setEnd(after, at + 1);
+  return [range.getBoundingClientRect().left, bold.getBoundingClientRect().right];
+}"""
+
+
+def test_an_alert_on_a_camera_named_in_hebrew_reads_its_figure_after_the_name(tmp_path, page):  # noqa: F811
+    """A pharmacy till named "קופה 2": its alert read "12:58 7 :2 קופה % wearing a mask" (the
+    figure drawn into the name's right-to-left run); the name is now isolated (<bdi>)."""
+    dead = f"rtsp://127.0.0.1:{refused_port()}/none"
+    (tmp_path / "site.yaml").write_text(f"""
+cameras:
+  till: {{name: "קופה 2", source: "{dead}"}}
+timezone: {about_noon()}
+storage: {{database: site.db, privacy: true, retention_days: 30}}
+alerts:
+  compliance:
+    - {{camera: till, below: 80, minutes: 5, min_people: 5}}
+""", encoding="utf-8")
+    Credentials(tmp_path / "site.db")
+    detector = Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
+    site = Site(load_site_config(tmp_path / "site.yaml", environ={}), detector)
+    now = time.time()
+    site.compliance.since = now - 14 * 3600  # started last night (its clock reads about noon)
+    crowd(site.store, masked=2, unmasked=18, when=now - 120, camera="till")
+    assert [a["camera"] for a in site.compliance.check(now)] == ["till"]
+    auth = AuthSettings(database=str(tmp_path / "site.db"), open_without_users=False)
+    with serving(create_app(detector, ServeSettings(auth=auth), site=site), lifespan="off") as base:
+        tab = watched(page.context.browser.new_page(locale="he-IL"))
+        try:
+            log_in(tab, base)
+            item = tab.wait_for_selector("li.alert")
+            assert "קופה 2" in item.inner_text()
+            figure_left, bold_right = item.evaluate(FIGURE_AFTER_NAME)
+            assert figure_left > bold_right, (figure_left, bold_right)
+        finally:
+            tab.close()
+            site.store.close()

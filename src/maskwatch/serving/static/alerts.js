@@ -63,6 +63,8 @@ async function loadAlerts() {
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(a);
   }
+  // The camera's name in <bdi>: a right-to-left one ("קופה 2") took the figure after it into its run,
+  // shown "12:58 7 :2 קופה % wearing a mask".
   list.innerHTML = [...groups.values()].map((fired) => {
     const a = fired[0], first = fired.at(-1);
     // Counted since the list's start: "today" where the day's first were let go (answer.cut) was too few.
@@ -70,7 +72,7 @@ async function loadAlerts() {
     const again = fired.length > 1 ? ` Fired ${fired.length} times ${over}, first at ${escapeHtml(clockMinute(first.at))}.` : "";
     return `
     <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
-      <b>${escapeHtml(clockMinute(a.at))} ${escapeHtml(cameraNames[a.camera] ?? a.camera)}${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
+      <b>${escapeHtml(clockMinute(a.at))} <bdi>${escapeHtml(cameraNames[a.camera] ?? a.camera)}</bdi>${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
       ${percent(a.compliance, a.below)} wearing a mask (95&nbsp;% interval ${range(a.compliance_low, a.compliance_high, a.below)})
       over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask.${again}
       <span class="now">Now: ${escapeHtml(alertNow(a))}.</span></li>`;
