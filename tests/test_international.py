@@ -9,6 +9,7 @@ import sqlite3
 import time
 import unicodedata
 
+import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.security import passwords
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import AuthStore
+from maskwatch.security.two_step import new_recovery_codes, recovery_hashes
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.runner import Site
@@ -27,6 +29,7 @@ from tests.test_alert_rules import crowd
 from tests.test_alerts_page import about_noon
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
 from tests.test_site_trend import serving
+from tests.test_two_step import code_at
 
 CSRF = {"X-Maskwatch-CSRF": "1"}
 COMPOSED = unicodedata.normalize("NFC", "Grüße aus München")  # Windows, Linux, a phone
@@ -146,3 +149,26 @@ alerts:
         finally:
             tab.close()
             site.store.close()
+
+
+def full_width(text: str) -> str:
+    """As a Japanese input method in full-width mode types it: "４２００４７", "ａｂｃｄ－ｅｆｇｈ"."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else "\u3000" if c == " " else c for c in text)
+
+
+def test_a_two_step_code_typed_in_full_width_digits_logs_in(served):
+    """"４２００４７" from a Japanese input method was a wrong code (401, a failed login counted),
+    and so was a recovery code typed so."""
+    database, app = served
+    secret = pyotp.random_base32(32)
+    codes = new_recovery_codes()
+    store = AuthStore(database)
+    store.add_user("sato", "sato's long password", "viewer")
+    assert store.turn_on("sato", secret, step=0, recovery=recovery_hashes(secret, codes)) == ""
+    store.close()
+    login = {"username": "sato", "password": "sato's long password"}
+    code = code_at(secret)
+    typed = full_width(f"{code[:3]} {code[3:]}")
+    assert typed != f"{code[:3]} {code[3:]}"
+    assert TestClient(app).post("/login", json=login | {"code": typed}, headers=CSRF).status_code == 200
+    assert TestClient(app).post("/login", json=login | {"code": full_width(codes[0])}, headers=CSRF).status_code == 200

@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 import time
+import unicodedata
 
 import pyotp
 
@@ -43,11 +44,17 @@ def qr_svg(uri: str) -> str | None:
     return segno.make(uri, error="m").svg_data_uri(scale=4)
 
 
+def as_typed(code: str | None) -> str:
+    """A code as its digits and letters: a Japanese input method left in full-width mode types
+    "４２００４７" (and "　" for a space), which was refused as a wrong code, counted as a failed login."""
+    return unicodedata.normalize("NFKC", code or "")
+
+
 def matching_step(secret: str, code: str, last_step: int | None, now: float | None = None) -> int | None:
     """The time step `code` is the code of, within DRIFT of now and after `last_step` (the last
     accepted: a code is good once); None otherwise. Spaces in the code are dropped ("123 456", as
     apps show it). Each candidate is compared in constant time."""
-    code = (code or "").replace(" ", "")
+    code = as_typed(code).replace(" ", "")
     if not CODE.fullmatch(code):
         return None
     totp = pyotp.TOTP(secret)
@@ -79,7 +86,7 @@ def recovery_hash(secret: str, code: str) -> str | None:
     hashes, 1.5 s of 64 MiB each under the four hashing slots. A fast hash is enough for 40 random
     bits nobody chose, and keyed with the secret it is worth nothing without it, while whoever reads
     the secret (stored as it is beside them) holds the second factor already."""
-    code = re.sub(r"[\s-]", "", code or "").lower()
+    code = re.sub(r"[\s-]", "", as_typed(code)).lower()
     if not RECOVERY.fullmatch(code):
         return None
     return hmac.new(secret.encode("ascii"), code.encode("ascii"), hashlib.sha256).hexdigest()
