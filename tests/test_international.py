@@ -172,3 +172,13 @@ def test_a_two_step_code_typed_in_full_width_digits_logs_in(served):
     assert typed != f"{code[:3]} {code[3:]}"
     assert TestClient(app).post("/login", json=login | {"code": typed}, headers=CSRF).status_code == 200
     assert TestClient(app).post("/login", json=login | {"code": full_width(codes[0])}, headers=CSRF).status_code == 200
+
+
+def test_a_user_name_typed_in_full_width_letters_logs_in(served):
+    """The login page's name field takes the input method's mode (a password field does not):
+    "ｔａｎａｋａ" was no user's, a failed login counted, for user suzuki."""
+    database, app = served
+    store = AuthStore(database)
+    store.add_user("suzuki", "suzuki's long password", "viewer")
+    store.close()
+    assert logs_in(app, full_width("suzuki"), "suzuki's long password")

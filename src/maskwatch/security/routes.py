@@ -19,6 +19,7 @@ from maskwatch.security.request_checks import SECURE_COOKIE, AuthError, root_of,
 from maskwatch.security.route_access import ADMIN, PUBLIC
 from maskwatch.security.admin_routes import viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
+from maskwatch.security.user_rules import name_problem
 from maskwatch.site.event_views import CURSOR, cursor_of, iso_utc, parse_cursor
 from maskwatch.site.trend import NO_ZONE, SINCE_SCHEMA, parse_since
 
@@ -80,9 +81,25 @@ def login_page(next: str | None = Query(None, max_length=2000, description="wher
 def login(request: Request, body: LoginBody) -> JSONResponse:
     """Start a session: the token goes in an HttpOnly cookie; send X-Maskwatch-CSRF: 1."""
     access = _access(request)
-    user, token = access.login(request, body.username, body.password, body.code)
+    user, token = access.login(request, login_name(body.username), body.password, body.code)
     response = JSONResponse({"user": user["name"], "role": user["role"], "cameras": user["cameras"]})
     return _with_session(response, request, access, token)
+
+
+# A Japanese input method's full-width forms (U+FF01-FF5E) as the ASCII they stand for. Only these:
+# NFKC made the Kelvin sign in "\u212aim" a K, the name of kim (test_access_log), which no keyboard's
+# mode types.
+FULL_WIDTH = {0xFF01 + i: 0x21 + i for i in range(94)}
+
+
+def login_name(typed: str) -> str:
+    """The user name as a login reads it: one typed with a Japanese input method in full-width mode
+    ("ｔａｎａｋａ") was no user's, a failed login; read as its ASCII where that follows the name rule
+    and the typed one does not (a name older than the rule is taken as typed)."""
+    folded = typed.translate(FULL_WIDTH)
+    if folded != typed and name_problem(typed, "user") is not None and name_problem(folded, "user") is None:
+        return folded
+    return typed
 
 
 @router.post("/logout")
