@@ -182,3 +182,14 @@ def test_a_user_name_typed_in_full_width_letters_logs_in(served):
     store.add_user("suzuki", "suzuki's long password", "viewer")
     store.close()
     assert logs_in(app, full_width("suzuki"), "suzuki's long password")
+
+
+def test_run_check_warns_of_two_cameras_named_alike_one_written_on_a_mac(tmp_path):
+    """"Eingang Süd" with "ü" as one character and as u and a combining mark (a Mac's editor) shows
+    alike on the dashboard; --check warned only of names equal code point for code point."""
+    (tmp_path / "site.yaml").write_text("cameras:\n"
+                                        f"  door: {{source: webcam:0, name: '{COMPOSED}'}}\n"
+                                        f"  door2: {{source: webcam:1, name: '{DECOMPOSED.upper()}'}}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli_app, ["run", "--config", str(tmp_path / "site.yaml"), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "warning: cameras door, door2 share the name" in result.output, result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,10 +63,11 @@ class SiteConfig(Section):
 
     def shared_names(self) -> list[list[str]]:
         """The ids of cameras that share a display name (case aside), each group of two or more: the
-        dashboard, the report and Home Assistant show them alike. Warned of, not refused: sites run so."""
+        dashboard, the report and Home Assistant show them alike. Warned of, not refused: sites run so.
+        Compared in NFKC: "Süd" written on a Mac (u and a combining mark) looks as one written on Windows."""
         ids: dict[str, list[str]] = {}
         for camera_id, camera in self.cameras.items():
-            ids.setdefault(camera.name.strip().casefold(), []).append(camera_id)
+            ids.setdefault(unicodedata.normalize("NFKC", camera.name.strip()).casefold(), []).append(camera_id)
         return [group for group in ids.values() if len(group) > 1]
 
     @field_validator("timezone")
