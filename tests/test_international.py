@@ -193,3 +193,16 @@ def test_run_check_warns_of_two_cameras_named_alike_one_written_on_a_mac(tmp_pat
     result = CliRunner().invoke(cli_app, ["run", "--config", str(tmp_path / "site.yaml"), "--check"])
     assert result.exit_code == 0, result.output
     assert "warning: cameras door, door2 share the name" in result.output, result.output
+
+
+def test_a_new_password_that_is_the_current_one_typed_on_a_mac_is_refused_as_the_current_one(served):
+    """Change password with the current one, set on Windows, as the new one typed on a Mac: the two
+    strings differed, so the change went through and changed nothing (both hash alike now)."""
+    database, app = served
+    store = AuthStore(database)
+    store.add_user("koch", COMPOSED, "viewer")
+    store.close()
+    client = TestClient(app)
+    assert client.post("/login", json={"username": "koch", "password": COMPOSED}, headers=CSRF).status_code == 200
+    answer = client.post("/password", json={"current": COMPOSED, "new": DECOMPOSED}, headers=CSRF)
+    assert answer.status_code == 400 and answer.json()["error"] == passwords.SAME_PASSWORD, answer.text

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.security.auth_settings import AuthSettings
-from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength
+from maskwatch.security.passwords import SAME_PASSWORD, WeakPassword, check_strength, normalized
 from maskwatch.security.request_checks import (AuthError, audit_target, camera_of,
                                                check_csrf, check_origin, client_address, guesser, is_loopback,
                                                root_of, secure_cookies, session_cookie, stale_root_cookie)
@@ -486,7 +486,7 @@ class AccessControl:
             # password (the rule reads the new one and the name alone), nor does the new one being the
             # current one as typed (two strings the caller sent; the stored one is checked below).
             _strong_enough(new, principal.name)
-            if new == current:
+            if normalized(new) == normalized(current):  # "ü" typed on a Mac is Windows' "ü"
                 raise AuthError(400, SAME_PASSWORD)
         # The current password first: a wrong one is the answer whatever the new one (the new one's
         # refusals, said first, answered a guess with "the new password is the current one").
@@ -499,7 +499,7 @@ class AccessControl:
             said_failed(principal.name, client)
             raise AuthError(403, "wrong current password or code" if principal.two_step else "wrong current password")
         _strong_enough(new, principal.name)
-        if new == current:
+        if normalized(new) == normalized(current):
             raise AuthError(400, SAME_PASSWORD)
         token = self.store.change_own_password(principal.name, user["password_hash"], new, user["totp_secret"])
         if token is None:
