@@ -26,6 +26,7 @@ from tests.test_security_deploy import self_signed
 NAME = "Wartezimmer Süd"
 LOGIN = f"{urllib.parse.quote(USER, safe='')}:{PASSWORD}"
 MANAGER = "manager@clinic.example"
+UMLAUT = "Wartezimmer-Süd-2026"  # a password Python's smtplib cannot send
 ALERT = {"rule": 0, "camera": "waiting", "zone": "Tür", "compliance": 40.0, "compliance_low": 20.5,
          "compliance_high": 61.2, "observed": 40.0, "below": 80.0, "people": 10, "with_mask": 4, "minutes": 15,
          "at": 1_800_000_000.0}
@@ -128,6 +129,7 @@ def test_each_failure_is_a_line_naming_its_problem_without_the_password(tmp_path
         (f"mailtos://{LOGIN}@127.0.0.1:{smtp.starttls.port}?mode=ssl&from={USER}&to={MANAGER}", "mode=ssl"),
         (f"mailtos://{LOGIN}@127.0.0.1:{smtp.plain.port}?from={USER}&to={MANAGER}", "offers no STARTTLS"),
         (starttls_url(smtp, to=f"boss@{REFUSED_DOMAIN}"), "550 5.7.1 Relaying denied"),
+        (starttls_url(smtp, login=f"{urllib.parse.quote(USER, safe='')}:{UMLAUT}"), "a character outside ASCII"),
     ]
     path = site_file(tmp_path, "alerts: {notify: [" + ", ".join(f"{{urls: '{url}'}}" for url, _ in cases) + "]}\n")
     result = CliRunner().invoke(app, ["alerts", "test", "--config", str(path)])
@@ -150,7 +152,7 @@ def test_each_failure_is_a_line_naming_its_problem_without_the_password(tmp_path
         root.setLevel(level)
     said = result.output + " ".join(record.getMessage() for record in log.records
                                     if not record.name.startswith(("mail.log", "asyncio")))  # the test server's own
-    assert PASSWORD not in said and PASSWORD[:-1] not in said and f"boss@{REFUSED_DOMAIN}" not in said
+    assert PASSWORD not in said and PASSWORD[:-1] not in said and UMLAUT not in said and f"boss@{REFUSED_DOMAIN}" not in said
     assert smtp.box.take() == []
 
 

@@ -103,6 +103,9 @@ def cause(lines: list[str], url: str) -> str | None:
     found, a wrong password or a refused recipient, which its warning does not; None where they do not say. A server's own words are said less every part of `url`
     (they may echo an address); ours name none."""
     for line in lines:
+        if line.startswith("Notification Exception") and "'ascii' codec can't encode" in line \
+                and url.lower().startswith("mailto"):  # smtplib encodes AUTH's user and password as ASCII
+            return "a character outside ASCII in the user or password, which Python's SMTP login cannot send"
         if line.startswith("Socket Exception"):
             if reply := SMTP_REPLY.search(line):
                 code, text = reply[1], without_url(" ".join(reply[3].replace("\\r\\n", " ").split()), url)
