@@ -196,3 +196,18 @@ def test_a_wrong_password_is_retried_and_said_once_in_the_sites_log(trusted):
     assert trusted.box.refused_logins - before == 4
     said = [record.getMessage() for record in log.records if record.name.startswith("maskwatch")]
     assert [line for line in said if "login refused (535" in line] == [said[0]] and PASSWORD[:-1] not in " ".join(said)
+
+
+@pytest.mark.parametrize("url", [
+    "mailtos://reports:{secret}@mail.example.com?to=manager@clinic.example",
+    "mailtos://reports%40clinic.example:{secret}@mail.example.com?from=reports@clinic.example&to=x@clinic.example",
+    "mailtos://reports@clinic.example:pw-{secret}@smtp.office365.com?from=reports@clinic.example&to=x@clinic.example",
+])
+def test_a_bare_at_in_the_login_stops_the_start_and_shows_no_part_of_the_password(tmp_path, url):
+    """apprise took the password's tail after its @ for the host: mail to host 'tail-3f9c',
+    `notify: mailtos://tail-3f9c/…` in --check and the log."""
+    path = site_file(tmp_path, f"reports: [{{urls: '{url.format(secret='p@tail-3f9c')}'}}]\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"])
+    assert result.exit_code != 0
+    assert "field 'reports.0.urls.0': the user or password holds a bare @: write it %40" in result.output
+    assert "tail-3f9c" not in result.output

@@ -186,6 +186,11 @@ def url_problem(url: str) -> str | None:
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
         return ("not an apprise URL (service://...), such as slack://TokenA/TokenB/TokenC or ntfy://ntfy.sh/topic; "
                 f"services: {SERVICES_PAGE}")
+    if re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0].count("@") > 1:
+        # apprise reads the host after the first @: "mailtos://reports:p@ss@mail.example.com" sent to
+        # host "ss", shown with the password's tail in the log and --check
+        return ("the user or password holds a bare @: write it %40 (reports%40clinic.example), as every "
+                "character of /?#:%@ in them is written percent-encoded")
     service = _services().get(scheme.lower())
     if service is None and scheme.lower() not in ("http", "https"):
         return f"apprise has no service {scheme.lower()}://; services: {SERVICES_PAGE}"
