@@ -211,3 +211,26 @@ def test_a_bare_at_in_the_login_stops_the_start_and_shows_no_part_of_the_passwor
     assert result.exit_code != 0
     assert "field 'reports.0.urls.0': the user or password holds a bare @: write it %40" in result.output
     assert "tail-3f9c" not in result.output
+
+
+def test_a_relays_own_certificate_is_said_untrusted_and_verify_no_takes_it(smtp, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    smtp.box.take()
+    notifier = Notifier([NotifyRule(starttls_url(smtp), retries=0), NotifyRule(starttls_url(smtp) + "&verify=no", retries=0)])
+    untrusted = notifier.try_now(0, {"type": "compliance", "alert": ALERT})
+    assert untrusted.reason.endswith("(TLS certificate not trusted)"), untrusted.reason
+    assert notifier.try_now(1, {"type": "compliance", "alert": ALERT}) == "apprise accepted"
+    assert len(smtp.box.take()) == 1
+
+
+def test_the_documented_email_entries_load_and_show_no_password(tmp_path):
+    from tests.conftest import ROOT
+
+    docs = (ROOT / "docs" / "site.md").read_text()
+    block = docs.split("**By e-mail, worked through.**")[1].split("```yaml\n")[1].split("```")[0]
+    path = site_file(tmp_path, block)
+    config = load_site_config(path, environ={"MAIL_PASSWORD": "pw%40" + PASSWORD})
+    assert [len(config.reports), len(config.alerts.notify)] == [1, 2]
+    checked = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env={"MAIL_PASSWORD": PASSWORD})
+    assert checked.exit_code == 0, checked.output
+    assert "mailtos://smtp.office365.com/…" in checked.output and PASSWORD not in checked.output
