@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -54,21 +55,63 @@ def quiet_apprise() -> None:
             logger.addHandler(logging.NullHandler())
 
 
+_detail = {"calls": 0, "level": logging.NOTSET}  # calls running with apprise's logger at DEBUG; its level before
+_detail_lock = threading.Lock()
+
+
+@contextmanager
+def apprise_detail():
+    """apprise's logger at DEBUG while a call runs (the first call in sets it, the last out puts
+    the level back), its lines going nowhere but the call's own capture (quiet_apprise), whose
+    `Socket Exception` line alone names why a try failed: at the site's level (INFO) every e-mail
+    failure, a wrong password, TLS or a refused recipient, read "Connection error"."""
+    logger = logging.getLogger("apprise")
+    with _detail_lock:
+        if _detail["calls"] == 0:
+            _detail["level"] = logger.level
+            logger.setLevel(logging.DEBUG)
+        _detail["calls"] += 1
+    try:
+        yield
+    finally:
+        with _detail_lock:
+            _detail["calls"] -= 1
+            if _detail["calls"] == 0:
+                logger.setLevel(_detail["level"])
+
+
 # What a failed connection's `Socket Exception` (requests' error, naming the URL's path) says, in
 # words that name no part of the URL.
 CAUSES = (("Connection refused", "connection refused"), ("NameResolutionError", "host not found (DNS)"),
           ("Name or service not known", "host not found (DNS)"), ("timed out", "timed out"),
-          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"), ("SSLError", "TLS failed"),
-          ("Connection reset", "connection reset"))
+          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+          # e-mail (smtplib): a TLS mode that is not the port's, a server offering no STARTTLS or login
+          ("WRONG_VERSION_NUMBER", "TLS failed: the server does not start with TLS on this port "
+                                   "(mode=ssl is for port 465; 587 and 25 take STARTTLS, mailtos:// without mode)"),
+          ("STARTTLS extension not supported", "the server offers no STARTTLS (mailtos://): a plain server is mailto://"),
+          ("SMTP AUTH extension not supported", "the server offers no login on this connection "
+                                                "(a relay offers it after STARTTLS, mailtos://; one without login takes no user and password)"),
+          ("Connection unexpectedly closed", "the server closed the connection"),
+          ("SSLError", "TLS failed"), ("[SSL", "TLS failed"), ("Connection reset", "connection reset"))
+# An SMTP server's answer as smtplib's errors hold it: (535, b'5.7.8 Authentication credentials invalid')
+SMTP_REPLY = re.compile(r"\((\d{3}), b(['\"])(.*?)\2")
 
 
-def cause(lines: list[str]) -> str | None:
-    """Why apprise's connection failed, from its debug lines (logged where the apprise logger is at
-    DEBUG: `maskwatch alerts test`, MASKWATCH_LOG_LEVEL=DEBUG): its `Socket Exception` line alone
-    tells a refused connection from a host not found, which its warning does not; None where they
-    do not say."""
+def cause(lines: list[str], url: str) -> str | None:
+    """Why apprise's connection failed, from its debug lines (each call captures them,
+    apprise_detail): its `Socket Exception` line alone tells a refused connection from a host not
+    found, a wrong password or a refused recipient, which its warning does not; None where they do not say. A server's own words are said less every part of `url`
+    (they may echo an address); ours name none."""
     for line in lines:
+        if line.startswith("Notification Exception") and "'ascii' codec can't encode" in line \
+                and url.lower().startswith("mailto"):  # smtplib encodes AUTH's user and password as ASCII
+            return "a character outside ASCII in the user or password, which Python's SMTP login cannot send"
         if line.startswith("Socket Exception"):
+            if reply := SMTP_REPLY.search(line):
+                code, text = reply[1], without_url(" ".join(reply[3].replace("\\r\\n", " ").split()), url)
+                if code == "535":
+                    return f"login refused ({code} {text}): a wrong user or password?"
+                return f"the mail server answered {code} {text}"
             return next((words for mark, words in CAUSES if mark in line), None)
     return None
 
@@ -143,6 +186,11 @@ def url_problem(url: str) -> str | None:
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
         return ("not an apprise URL (service://...), such as slack://TokenA/TokenB/TokenC or ntfy://ntfy.sh/topic; "
                 f"services: {SERVICES_PAGE}")
+    if re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0].count("@") > 1:
+        # apprise reads the host after the first @: "mailtos://reports:p@ss@mail.example.com" sent to
+        # host "ss", shown with the password's tail in the log and --check
+        return ("the user or password holds a bare @: write it %40 (reports%40clinic.example), as every "
+                "character of /?#:%@ in them is written percent-encoded")
     service = _services().get(scheme.lower())
     if service is None and scheme.lower() not in ("http", "https"):
         return f"apprise has no service {scheme.lower()}://; services: {SERVICES_PAGE}"
@@ -273,10 +321,11 @@ class Notifier(AlertQueues):
             attach = apprise.AppriseAttachment(asset=ASSET)
             attach.add(AttachMemory(content=text, name=name, mimetype="text/csv" if name.endswith(".csv") else None))
         try:
-            result = self._senders[index].notify(
-                body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
-                notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
-                log_level=logging.DEBUG)
+            with apprise_detail():
+                result = self._senders[index].notify(
+                    body=message.body, title=message.title, body_format=apprise.NotifyFormat.TEXT, attach=attach,
+                    notify_type=apprise.NotifyType.WARNING if message.warning else apprise.NotifyType.INFO,
+                    log_level=logging.DEBUG)
         except Exception as err:  # noqa: BLE001  a service's own bug ends no thread, as a webhook's failure
             return Failure(without_url(f"{type(err).__name__}: {err}", rule.url))
         if result:
@@ -284,5 +333,5 @@ class Notifier(AlertQueues):
         entries = list(result.logs())
         said = [entry.message for entry in entries if entry.level in ("WARNING", "ERROR", "CRITICAL")]
         reason = said[-1] if said else f"apprise: {result.status.name.lower()}"
-        why = cause([entry.message for entry in entries if entry.level == "DEBUG"])
-        return Failure(without_url(reason + (f" ({why})" if why else ""), rule.url))
+        why = cause([entry.message for entry in entries if entry.level == "DEBUG"], rule.url)
+        return Failure(without_url(reason, rule.url) + (f" ({why})" if why else ""))

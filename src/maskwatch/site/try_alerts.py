@@ -12,7 +12,6 @@ connect and answer each timed on their own), so a hung one holds the command no 
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import time
@@ -94,20 +93,6 @@ def _picture(folder: Path) -> Path:
 
 
 @contextmanager
-def _apprise_detail():
-    """apprise logs at DEBUG while the test runs, into nothing but each call's own capture (its
-    loggers are quieted), whose connection error notify.cause reads: a one-off command's, never
-    a running site's (its debug lines name URLs, tokens and all)."""
-    logger = logging.getLogger("apprise")
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-@contextmanager
 def _senders(site, snapshots: bool):
     """The site's webhooks and notifications as the site makes its senders (one rule per notify
     URL, in order), one try each; a generated picture for `snapshot: true` where `snapshots`."""
@@ -137,7 +122,7 @@ def try_alerts(site, site_name: str, webhook: int | None = None, notify: int | N
     now = time.time() if now is None else now
     zones_of = {camera_id: list(camera.zones) for camera_id, camera in site.cameras.items()}
     everything = webhook is None and notify is None
-    with _apprise_detail(), _senders(site, snapshots=not site.storage.privacy) as (webhooks, notifier, numbers, picture):
+    with _senders(site, snapshots=not site.storage.privacy) as (webhooks, notifier, numbers, picture):
         jobs: list[tuple[str, int, AlertQueues, int]] = [
             ("webhook", number, webhooks, number) for number in range(len(webhooks.rules))
             if everything or number == webhook]
