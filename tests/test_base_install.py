@@ -5,6 +5,7 @@ meta-path finder refuses them), as on a machine without `maskwatch[train]` or `m
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -280,7 +281,18 @@ def built(tmp_path_factory) -> tuple[set[str], set[str], Path]:
     out = tmp_path_factory.mktemp("built")
     package = set(subprocess.run(["git", "ls-files", "src"], cwd=ROOT, capture_output=True, text=True,
                                  check=True).stdout.split())
-    with tarfile.open(out / _build("build_sdist", ROOT, out)) as sdist:
+    # Built from a copy of the tracked files, as from a clean clone: setuptools stages the sdist in
+    # the folder it builds from (maskwatch-0.1.0/, src/maskwatch.egg-info), where a build beside it
+    # (a second checkout's test, a developer's `python -m build`) took the staged tree away halfway
+    # ("No such file or directory: 'maskwatch-0.1.0/src/maskwatch/weights/detector-int8.json'"),
+    # and a stale egg-info of the checkout's could add files a clean build lacks.
+    checkout = out / "checkout"
+    for name in subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.split("\0"):
+        if name and (ROOT / name).is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, checkout / name)
+    with tarfile.open(out / _build("build_sdist", checkout, out)) as sdist:
         top = sdist.getnames()[0].split("/")[0]
         names = {m.name.partition("/")[2] for m in sdist.getmembers() if m.isfile()}
         sdist.extractall(out, filter="data")
