@@ -69,11 +69,14 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, stored: str | None) -> bool:
     """True when `password` matches `stored`; with `stored` None (no such user), the same work, False.
     A password not in NFKC is tried as typed too (the same work for a user missing): one set before
-    2026-12-07 was hashed as typed."""
+    2026-12-07 was hashed as typed. Both are tried whatever the first answers: a right NFKC form
+    checked once and a wrong one twice told a guesser without the two-step code, by the answer's
+    time, that the password was right."""
+    as_hashed = normalized(password)
     with _CONCURRENT:
-        ok = _HASHER.verify(normalized(password), stored or DUMMY_HASH)
-        if not ok and normalized(password) != password:
-            ok = _HASHER.verify(password, stored or DUMMY_HASH)
+        ok = _HASHER.verify(as_hashed, stored or DUMMY_HASH)
+        if as_hashed != password:
+            ok = _HASHER.verify(password, stored or DUMMY_HASH) or ok
     return ok and stored is not None
 
 
