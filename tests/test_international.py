@@ -238,3 +238,10 @@ def test_a_right_password_without_the_code_takes_the_hashing_a_wrong_one_does(se
         verified[guess] = CountingHasher.verified
     assert len(set(verified.values())) == 1, verified
 
+
+def test_a_password_is_counted_in_the_characters_typed_not_those_nfkc_expands_them_to():
+    """U+FDFA, one character, is 18 in NFKC ("⑽" is "(10)"): one passed the 10-character rule."""
+    with pytest.raises(passwords.WeakPassword, match="got 1"):
+        passwords.check_strength("\ufdfa", "bob")
+    with pytest.raises(passwords.WeakPassword, match="got 3"):
+        passwords.check_strength("⑽⑽⑽", "bob")

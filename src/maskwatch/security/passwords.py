@@ -52,9 +52,11 @@ def check_strength(password: str, user: str) -> None:
     """Refuse what a guesser tries first: short passwords, the user's own name and the common
     passwords, whatever their case (`Password123` as `password123`). Only where a password is set:
     a user whose password is on the list still logs in. Read normalized: "ü" typed on a Mac is one character."""
+    # Counted as shown (NFC: a Mac's "ü" is one), and not past NFKC's count: one U+FDFA is 18 in NFKC.
+    length = min(len(unicodedata.normalize("NFC", password)), len(normalized(password)))
     password = normalized(password)
-    if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"the password needs at least {MIN_LENGTH} characters, got {len(password)}")
+    if length < MIN_LENGTH:
+        raise WeakPassword(f"the password needs at least {MIN_LENGTH} characters, got {length}")
     if password.strip().lower() == user.strip().lower():
         raise WeakPassword("the password must not be the user name")
     if password.strip().lower() in _common_passwords():
