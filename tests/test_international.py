@@ -206,3 +206,42 @@ def test_a_new_password_that_is_the_current_one_typed_on_a_mac_is_refused_as_the
     assert client.post("/login", json={"username": "koch", "password": COMPOSED}, headers=CSRF).status_code == 200
     answer = client.post("/password", json={"current": COMPOSED, "new": DECOMPOSED}, headers=CSRF)
     assert answer.status_code == 400 and answer.json()["error"] == passwords.SAME_PASSWORD, answer.text
+
+
+class CountingHasher(passwords.Argon2Hasher):
+    """The real Argon2 hasher, counting its verifications: each is the ~150 ms an answer's time shows."""
+
+    verified = 0
+
+    def verify(self, password, hash):
+        CountingHasher.verified += 1
+        return super().verify(password, hash)
+
+
+def test_a_right_password_without_the_code_takes_the_hashing_a_wrong_one_does(served, monkeypatch):
+    """A user with two-step login on, a guesser without the code: a password sent with one letter in
+    full-width was checked once when its NFKC form was right and twice when wrong (the second try
+    as typed), so the answer's time (150 ms against 300) told the guesser the password was right."""
+    database, app = served
+    store = AuthStore(database)
+    store.add_user("ito", "ito's long password", "viewer")
+    secret = pyotp.random_base32(32)
+    assert store.turn_on("ito", secret, step=0, recovery=recovery_hashes(secret, new_recovery_codes())) == ""
+    store.close()
+    monkeypatch.setattr(passwords, "_HASHER", CountingHasher(time_cost=passwords.TIME_COST,
+                                                             memory_cost=passwords.MEMORY_KIB,
+                                                             parallelism=passwords.LANES))
+    verified = {}
+    for guess in ("ｉto's long password", "ｉto's wrong password"):  # "ｉ": the full-width i
+        CountingHasher.verified = 0
+        assert not logs_in(app, "ito", guess)  # no code: 401 either way
+        verified[guess] = CountingHasher.verified
+    assert len(set(verified.values())) == 1, verified
+
+
+def test_a_password_is_counted_in_the_characters_typed_not_those_nfkc_expands_them_to():
+    """U+FDFA, one character, is 18 in NFKC ("⑽" is "(10)"): one passed the 10-character rule."""
+    with pytest.raises(passwords.WeakPassword, match="got 1"):
+        passwords.check_strength("\ufdfa", "bob")
+    with pytest.raises(passwords.WeakPassword, match="got 3"):
+        passwords.check_strength("⑽⑽⑽", "bob")

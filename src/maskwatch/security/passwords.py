@@ -52,9 +52,11 @@ def check_strength(password: str, user: str) -> None:
     """Refuse what a guesser tries first: short passwords, the user's own name and the common
     passwords, whatever their case (`Password123` as `password123`). Only where a password is set:
     a user whose password is on the list still logs in. Read normalized: "ü" typed on a Mac is one character."""
+    # Counted as shown (NFC: a Mac's "ü" is one), and not past NFKC's count: one U+FDFA is 18 in NFKC.
+    length = min(len(unicodedata.normalize("NFC", password)), len(normalized(password)))
     password = normalized(password)
-    if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"the password needs at least {MIN_LENGTH} characters, got {len(password)}")
+    if length < MIN_LENGTH:
+        raise WeakPassword(f"the password needs at least {MIN_LENGTH} characters, got {length}")
     if password.strip().lower() == user.strip().lower():
         raise WeakPassword("the password must not be the user name")
     if password.strip().lower() in _common_passwords():
@@ -69,11 +71,14 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, stored: str | None) -> bool:
     """True when `password` matches `stored`; with `stored` None (no such user), the same work, False.
     A password not in NFKC is tried as typed too (the same work for a user missing): one set before
-    2026-12-07 was hashed as typed."""
+    2026-12-07 was hashed as typed. Both are tried whatever the first answers: a right NFKC form
+    checked once and a wrong one twice told a guesser without the two-step code, by the answer's
+    time, that the password was right."""
+    as_hashed = normalized(password)
     with _CONCURRENT:
-        ok = _HASHER.verify(normalized(password), stored or DUMMY_HASH)
-        if not ok and normalized(password) != password:
-            ok = _HASHER.verify(password, stored or DUMMY_HASH)
+        ok = _HASHER.verify(as_hashed, stored or DUMMY_HASH)
+        if as_hashed != password:
+            ok = _HASHER.verify(password, stored or DUMMY_HASH) or ok
     return ok and stored is not None
 
 
