@@ -648,6 +648,18 @@ def test_a_cameras_frames_follow_a_clock_that_is_set_and_the_step_ends_the_track
     assert worker._stamp() >= later and Flushed.flushes == 2  # a steady clock: no more
 
 
+def stopped_readers(tmp_path, sample_dir):
+    """Two real readers, stopped: one that never connected (a refused port) and a clip that sent frames."""
+    never = fast_reader(f"rtsp://127.0.0.1:{refused_port()}/live", name="never").start()
+    clip = fast_reader(str(make_video(tmp_path / "clip.mp4", sample_dir, frames=3)), name="clip").start()
+    try:
+        assert wait_until(lambda: clip.state().frames > 0), clip.state()
+    finally:
+        clip.stop()
+        never.stop()
+    return never, clip
+
+
 def test_a_cameras_outage_times_follow_a_clock_that_is_set(monkeypatch, tmp_path, sample_dir):
     """A small box with no real-time clock boots at 1970 (or its last shutdown) and NTP sets the
     clock days forward: a camera down since the boot read "offline since 1970-01-01", one whose
@@ -658,13 +670,7 @@ def test_a_cameras_outage_times_follow_a_clock_that_is_set(monkeypatch, tmp_path
     step = [0.0]
     real_time = time.time
     monkeypatch.setattr(cameras.time, "time", lambda: real_time() + step[0])
-    never = fast_reader(f"rtsp://127.0.0.1:{refused_port()}/live", name="never").start()
-    clip = fast_reader(str(make_video(tmp_path / "clip.mp4", sample_dir, frames=3)), name="clip").start()
-    try:
-        assert wait_until(lambda: clip.state().frames > 0), clip.state()
-    finally:
-        clip.stop()
-        never.stop()
+    never, clip = stopped_readers(tmp_path, sample_dir)
     for jump in (3 * 86400.0, -600.0):  # NTP after a boot at the last shutdown; then set back
         step[0] += jump
         down, stopped = never.state(), clip.state()
@@ -683,13 +689,7 @@ def test_a_cameras_outage_times_stay_right_through_a_sleep(monkeypatch, tmp_path
 
     asleep = [0.0]
     real_time, real_boot = time.time, cameras.boot_clock
-    never = fast_reader(f"rtsp://127.0.0.1:{refused_port()}/live", name="never").start()
-    clip = fast_reader(str(make_video(tmp_path / "clip.mp4", sample_dir, frames=3)), name="clip").start()
-    try:
-        assert wait_until(lambda: clip.state().frames > 0), clip.state()
-    finally:
-        clip.stop()
-        never.stop()
+    never, clip = stopped_readers(tmp_path, sample_dir)
     before = (never.state(), clip.state())
     monkeypatch.setattr(cameras.time, "time", lambda: real_time() + asleep[0])
     for module in (cameras, runtime):
