@@ -186,10 +186,16 @@ def url_problem(url: str) -> str | None:
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
         return ("not an apprise URL (service://...), such as slack://TokenA/TokenB/TokenC or ntfy://ntfy.sh/topic; "
                 f"services: {SERVICES_PAGE}")
-    if re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0].count("@") > 1:
+    authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+    if authority.count("@") > 1:
         # apprise reads the host after the first @: "mailtos://reports:p@ss@mail.example.com" sent to
         # host "ss", shown with the password's tail in the log and --check
         return ("the user or password holds a bare @: write it %40 (reports%40clinic.example), as every "
+                "character of /?#:%@ in them is written percent-encoded")
+    if scheme.lower() in ("mailto", "mailtos") and re.search(r"^(?!\[)[^@]*:(?!\d*$)[^:]*$", authority.rpartition("@")[2]):
+        # an e-mail URL's host:port with a port that is no number: "mailtos://reports:pa/ss@mail.example.com"
+        # (a bare / ? or # in the password) was taken with no host and the password's tail as the recipient
+        return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
                 "character of /?#:%@ in them is written percent-encoded")
     service = _services().get(scheme.lower())
     if service is None and scheme.lower() not in ("http", "https"):
