@@ -28,6 +28,7 @@ import apprise
 from apprise.attachment.memory import AttachMemory
 
 from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
+from maskwatch.site.apprise_logs import quiet_apprise
 
 SERVICES_PAGE = "https://appriseit.com/services/"
 TEST_NOTE = "A test (maskwatch alerts test): no one was seen; a real alert reads as the lines above."
@@ -38,21 +39,6 @@ WHO = {"without_mask": "a person without a mask", "mask_weared_incorrect": "a pe
 # filled every worker (no other service's message went) and held the process's exit for good.
 ASSET = apprise.AppriseAsset(app_id="maskwatch", app_desc="maskwatch face-mask alerts", async_mode=False,
                              service_timeout=0)
-
-
-# apprise's loggers and those of the HTTP parts under it: their lines name a URL's token (apprise's
-# "Could not load URL", urllib3's debug `"POST /bot123:token/sendMessage"`).
-QUIETED = ("apprise", "urllib3", "requests_oauthlib", "oauthlib")
-
-
-def quiet_apprise() -> None:
-    """apprise's log lines (and its HTTP parts') stay out of the site's log: a failure is said once,
-    by us, less the URL's secrets. (A NullHandler, or logging's last resort prints them anyway.)"""
-    for name in QUIETED:
-        logger = logging.getLogger(name)
-        logger.propagate = False
-        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
-            logger.addHandler(logging.NullHandler())
 
 
 _detail = {"calls": 0, "level": logging.NOTSET}  # calls running with apprise's logger at DEBUG; its level before
