@@ -213,6 +213,19 @@ def test_a_bare_at_in_the_login_stops_the_start_and_shows_no_part_of_the_passwor
     assert "tail-3f9c" not in result.output
 
 
+@pytest.mark.parametrize("secret", ["pw/tail-3f9c", "pw?tail-3f9c", "pw#tail-3f9c"])
+def test_a_bare_slash_question_or_hash_in_the_password_stops_the_start(tmp_path, secret):
+    """With a bare / the URL passed --check: apprise read no host and the password's tail as the
+    recipient (`tail-3f9c@mail.example.com`), and each mail failed at the site; with ? or # the
+    start said only "Invalid ~From~ email specified"."""
+    url = f"mailtos://reports:{secret}@mail.example.com?from=reports@clinic.example&to=x@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert result.exit_code != 0
+    assert "field 'reports.0.urls.0': the user or password holds a bare / ? or #: write them %2F %3F %23" in result.output
+    assert "tail-3f9c" not in result.output
+
+
 def test_a_relays_own_certificate_is_said_untrusted_and_verify_no_takes_it(smtp, monkeypatch):
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     smtp.box.take()

@@ -439,3 +439,20 @@ def test_a_hung_service_holds_up_no_exit(tmp_path):
         assert time.monotonic() - started < 20
     finally:
         trickle.close()
+
+
+def test_apprise_says_nothing_to_a_root_logger_at_debug_from_its_first_use():
+    """MASKWATCH_LOG_LEVEL=DEBUG: apprise's lines as it loaded ("The C.UTF-8 locale asks for no
+    translation", "189 Notification Plugin(s) ... loaded") were in the site's log, said before
+    quiet_apprise ran; a fresh interpreter, as a site starts, with the root logger at DEBUG."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = ("import io, logging; log = io.StringIO(); logging.basicConfig(level=logging.DEBUG, stream=log)\n"
+              "from maskwatch.site.notify import url_problem\n"
+              "assert url_problem('json://user:pw@example.com/hook') is None\n"
+              "print(log.getvalue())")
+    said = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert [line for line in said.splitlines() if ":apprise" in line or "urllib3" in line] == []

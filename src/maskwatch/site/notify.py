@@ -28,6 +28,7 @@ import apprise
 from apprise.attachment.memory import AttachMemory
 
 from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
+from maskwatch.site.apprise_logs import quiet_apprise
 
 SERVICES_PAGE = "https://appriseit.com/services/"
 TEST_NOTE = "A test (maskwatch alerts test): no one was seen; a real alert reads as the lines above."
@@ -38,21 +39,6 @@ WHO = {"without_mask": "a person without a mask", "mask_weared_incorrect": "a pe
 # filled every worker (no other service's message went) and held the process's exit for good.
 ASSET = apprise.AppriseAsset(app_id="maskwatch", app_desc="maskwatch face-mask alerts", async_mode=False,
                              service_timeout=0)
-
-
-# apprise's loggers and those of the HTTP parts under it: their lines name a URL's token (apprise's
-# "Could not load URL", urllib3's debug `"POST /bot123:token/sendMessage"`).
-QUIETED = ("apprise", "urllib3", "requests_oauthlib", "oauthlib")
-
-
-def quiet_apprise() -> None:
-    """apprise's log lines (and its HTTP parts') stay out of the site's log: a failure is said once,
-    by us, less the URL's secrets. (A NullHandler, or logging's last resort prints them anyway.)"""
-    for name in QUIETED:
-        logger = logging.getLogger(name)
-        logger.propagate = False
-        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
-            logger.addHandler(logging.NullHandler())
 
 
 _detail = {"calls": 0, "level": logging.NOTSET}  # calls running with apprise's logger at DEBUG; its level before
@@ -186,10 +172,16 @@ def url_problem(url: str) -> str | None:
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
         return ("not an apprise URL (service://...), such as slack://TokenA/TokenB/TokenC or ntfy://ntfy.sh/topic; "
                 f"services: {SERVICES_PAGE}")
-    if re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0].count("@") > 1:
+    authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+    if authority.count("@") > 1:
         # apprise reads the host after the first @: "mailtos://reports:p@ss@mail.example.com" sent to
         # host "ss", shown with the password's tail in the log and --check
         return ("the user or password holds a bare @: write it %40 (reports%40clinic.example), as every "
+                "character of /?#:%@ in them is written percent-encoded")
+    if scheme.lower() in ("mailto", "mailtos") and re.search(r"^(?!\[)[^@]*:(?!\d*$)[^:]*$", authority.rpartition("@")[2]):
+        # an e-mail URL's host:port with a port that is no number: "mailtos://reports:pa/ss@mail.example.com"
+        # (a bare / ? or # in the password) was taken with no host and the password's tail as the recipient
+        return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
                 "character of /?#:%@ in them is written percent-encoded")
     service = _services().get(scheme.lower())
     if service is None and scheme.lower() not in ("http", "https"):
