@@ -86,11 +86,15 @@ def event(label, camera="live", seconds_ago=0):
 def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir):
     photo = sorted(sample_dir.glob("images/*.png"))[1]
     page.goto(server + "/")
+    # The module's first page, on a server just started: its camera's card first (the page settled),
+    # then the upload; the picture or the error: a refused upload is said by its words, not by a
+    # timeout. Neither came within 30 s twice in full runs beside a busy worker (2026-12-07: the
+    # server just up, its camera analysing, the other worker training), so 60 s.
+    page.wait_for_selector('.camera[data-camera="live"]', timeout=30_000)
     page.set_input_files("#photo", str(photo))
     page.click("button[type=submit]")
-    # the picture or the error: a refused upload is said by its words, not by a timeout (one timed out in a full run)
     page.wait_for_function("() => document.getElementById('result').naturalWidth > 0 || "
-                           "document.getElementById('error').textContent", timeout=30_000)
+                           "document.getElementById('error').textContent", timeout=60_000)
     assert page.inner_text("#error") == ""
     counts = {el.get_attribute("data-class"): int(el.query_selector("b").inner_text())
               for el in page.query_selector_all("#photo-counts span")}
