@@ -195,7 +195,9 @@ def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
 def web_camera(status, server: str | None = None):
     """An HTTP camera on loopback answering each GET with `status(its headers)` and a Basic challenge;
     `server`: its Server header. Yields its host:port."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.web_camera import loopback_http
 
     class Camera(BaseHTTPRequestHandler):
         if server is not None:
@@ -210,13 +212,8 @@ def web_camera(status, server: str | None = None):
         def log_message(self, *args) -> None:
             pass
 
-    answering = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
-    threading.Thread(target=answering.serve_forever, daemon=True).start()
-    try:
-        yield f"127.0.0.1:{answering.server_address[1]}"
-    finally:
-        answering.shutdown()
-        answering.server_close()
+    with loopback_http(Camera) as port:
+        yield f"127.0.0.1:{port}"
 
 
 def test_an_http_cameras_refusal_is_said_as_an_rtsp_cameras_is():

@@ -3,11 +3,10 @@ them, snapshot URLs (one JPEG per GET), a login page where a picture was expecte
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.request
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from tests.rtsp import mute_server
 from tests.test_cameras import wait_until
 from tests.test_security_deploy import self_signed
-from tests.web_camera import PASSWORD, USER, web_camera
+from tests.web_camera import PASSWORD, USER, loopback_http, web_camera
 
 
 @pytest.fixture(scope="module")
@@ -288,13 +287,8 @@ def proxy():
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", asked
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http(Proxy) as port:
+        yield f"http://127.0.0.1:{port}", asked
 
 
 def test_a_snapshot_is_fetched_through_ffmpegs_proxy_only_not_one_ffmpeg_ignores(locked_camera, monkeypatch):

@@ -142,7 +142,14 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Camera)
+    with loopback_http(Camera, tls) as port:
+        yield f"127.0.0.1:{port}", asked
+
+
+@contextmanager
+def loopback_http(handler, tls: tuple | None = None):
+    """An HTTP server of `handler` on loopback, in a thread (TLS with `tls`: (cert, key)); yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -150,7 +157,7 @@ def web_camera(login: str | None = None, tls: tuple | None = None, passwords: li
         server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"127.0.0.1:{server.server_address[1]}", asked
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
