@@ -12,6 +12,8 @@ import contextlib
 import itertools
 import json
 import os
+import signal
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -87,18 +89,52 @@ class DetectResult:
     summary: dict = field(default_factory=dict)
 
 
-class FrameCounter:
-    """Counts the frames and faces of a loop, behind its first sink (run_frames)."""
+@contextlib.contextmanager
+def _stops_held():
+    """Ctrl-C and SIGTERM taken inside are acted on at its end (in the main thread, where Python
+    runs signal handlers; elsewhere nothing is held)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in signals}
+    if None in previous.values():  # a handler set outside Python: it could not be put back
+        yield
+        return
+    taken: list[tuple[int, object]] = []
+    for signum in signals:
+        signal.signal(signum, lambda signum, frame: taken.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum, frame in taken[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)  # Ctrl-C's KeyboardInterrupt, SIGTERM's as maskwatch.cli sets it
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
-    def __init__(self, result: DetectResult) -> None:
-        self.result = result
+
+class CountedSink:
+    """The loop's first sink (detect's JSON lines) with the frames and faces it took counted in
+    the same step: a stop (Ctrl-C, SIGTERM) that came between a line's write and its count left
+    detect-run.json and summary.json a frame short of detections.jsonl."""
+
+    def __init__(self, sink: Sink | None, result: DetectResult) -> None:
+        self.sink, self.result = sink, result
 
     def write(self, frame, faces, detected: bool) -> None:
-        self.result.frames += 1
-        self.result.faces += len(faces)
+        with _stops_held():
+            if self.sink is not None:
+                self.sink.write(frame, faces, detected)  # a line the disk refused is not counted
+            self.result.frames += 1
+            self.result.faces += len(faces)
 
     def close(self) -> None:
-        pass
+        if self.sink is not None:
+            self.sink.close()
 
 
 class GreyNote:
@@ -125,10 +161,11 @@ def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: Det
 
     Ctrl-C ends it with result.interrupted set; whatever happens, people still in view are then
     decided and handed out, and the sinks are closed. result.frames counts the frames the first
-    sink (detect's JSON lines) took: a Ctrl-C in the detector leaves no line and counts none, and
-    a line a full disk refused is not counted (summary.json said a frame more than the lines).
+    sink (detect's JSON lines) took, in the same step (CountedSink): a Ctrl-C in the detector
+    leaves no line and counts none, a line a full disk refused is not counted, and a stop as a
+    line is written waits until it is counted.
     """
-    sinks = [*sinks[:1], FrameCounter(result), *sinks[1:]]
+    sinks = [CountedSink(sinks[0] if sinks else None, result), *sinks[1:]]
     try:
         for frame in frames:
             analyse(processor, frame, sinks)
