@@ -6,7 +6,8 @@ is corrected for the classifier's known confusions and has a 95 % interval (prev
 a rule fires only when the whole interval lies under its threshold: 3 masked of 5 is no evidence
 of under 80 %, 60 of 100 is. It fires only while its camera is open (opening hours) and only once
 per `cooldown` seconds for the same camera and zone. Time comes from an injectable clock, so tests call check(now=...)
-directly instead of sleeping.
+directly instead of sleeping. Each alert sent is stored in the same database (GET /v1/alerts reads
+the day's back, after a restart too); one the database refuses is kept here and stored at a later check.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from maskwatch.faces import CLASSES, COMPLIANT
 from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
@@ -25,8 +28,11 @@ from maskwatch.site.prevalence import compliance_estimate, in_percent
 
 log = logging.getLogger(__name__)
 
-# The alerts kept for the dashboard (GET /v1/alerts): a day's of a busy site, in memory only.
-ALERTS_KEPT = 1000
+# The alerts GET /v1/alerts lists at most: a day's of a busy site.
+ALERTS_LISTED = 1000
+# An alert as the webhooks, notify, MQTT and GET /v1/alerts have it.
+ALERT_FIELDS = ("rule", "camera", "zone", "compliance", "compliance_low", "compliance_high", "observed", "below",
+                "people", "with_mask", "minutes", "at")
 
 
 @dataclass(frozen=True)
@@ -97,13 +103,13 @@ class ComplianceMonitor:
         self.clock, self.every, self.elapsed = clock, every, elapsed
         self.stats = ComplianceStats()
         self._last_fired: dict[tuple[int, str, str | None], float] = {}  # on the `elapsed` clock
-        # Every alert sent, oldest first, and since when: the dashboard lists the day's (they went to
-        # webhooks, notify, MQTT or the log only, and a viewer without those never saw one).
-        self.sent: deque[dict] = deque(maxlen=ALERTS_KEPT)
-        self.since = time.time()  # the wall clock's, not `clock`'s: a failing clock is a check's problem
-        # The newest alert's time that `sent` let go of: the list holds every alert after it only (a
-        # rule with no cooldown fires each 30 s, 1000 in 8 hours, and the page counted the kept as the day's).
-        self.dropped_at = float("-inf")
+        # The alerts sent that the database refused (a full disk, a lock held too long), oldest first,
+        # each with its rule's min_people: GET /v1/alerts lists them with the stored ones, and each
+        # check stores them again (at most a day's: after that they are no day's list's).
+        self.unstored: deque[dict] = deque(maxlen=ALERTS_LISTED)
+        self.lost_at = float("-inf")  # the newest alert `unstored` let go of: no list holds it
+        self._store_problems = ProblemLog(log, "compliance alerts cannot be stored (they are sent, and listed from "
+                                          "memory until they are)", "compliance alerts stored again")
         self._checks = Periodic(self.check, every, "maskwatch-compliance",
                                 ProblemLog(log, "compliance check failed", "compliance checks work again"),
                                 on_failure=self._failed)
@@ -119,6 +125,20 @@ class ComplianceMonitor:
         now = self.clock() if now is None else now
         self.stats.checks += 1
         fired = []
+        try:
+            self._check(now, fired)
+        finally:  # a failure after some fired (the database away mid-check) keeps them too
+            for alert in fired:
+                if len(self.unstored) == self.unstored.maxlen:
+                    self.lost_at = max(self.lost_at, self.unstored[0]["at"])
+                self.unstored.append(alert)
+            self.store_unstored()
+        self.stats.fired += len(fired)
+        self.stats.last = [{name: alert[name] for name in ALERT_FIELDS} for alert in fired]
+        return self.stats.last
+
+    def _check(self, now: float, fired: list[dict]) -> None:
+        """check()'s rules; each alert sent is added to `fired` with its rule's min_people."""
         for index, rule in enumerate(self.rules):
             for camera in self.targets(rule):
                 if not self.hours.get(camera, ALWAYS_OPEN).is_open(now):
@@ -143,13 +163,22 @@ class ComplianceMonitor:
                          "observed": shown["observed_share"], "below": rule.below, "people": people,
                          "with_mask": counts[COMPLIANT], "minutes": rule.minutes, "at": now}
                 self.send(alert)
-                if len(self.sent) == self.sent.maxlen:
-                    self.dropped_at = max(self.dropped_at, self.sent[0]["at"])
-                self.sent.append(alert)
-                fired.append(alert)
-        self.stats.fired += len(fired)
-        self.stats.last = fired
-        return fired
+                fired.append({**alert, "min_people": rule.min_people})  # a copy: the senders may hold `alert`
+
+    def store_unstored(self) -> None:
+        """The alerts not stored yet written, in one transaction; kept for the next try where the
+        database refuses them (said once until they are stored)."""
+        waiting = list(self.unstored)
+        if not waiting:
+            return
+        try:
+            self.store.record_alert(*waiting)
+        except SQLAlchemyError as err:
+            self._store_problems.failed(f"{len(waiting)} waiting: {err}")
+            return
+        for _ in waiting:  # only this thread (or stop(), after it) takes from the left
+            self.unstored.popleft()
+        self._store_problems.ok()
 
     def window(self, rule: ComplianceRule, camera: str, now: float):
         """The people decided on `camera` (in the rule's zone) over the rule's window up to `now`:
@@ -166,7 +195,8 @@ class ComplianceMonitor:
         whole 95 % interval still under the rule's `below`), "recovered" (the whole of it at or over),
         "unclear" (it spans `below`) or "too_few" (fewer than min_people, no figures); the figures in
         percent, as the alert's. Whether compliance came back is what the person told of it asks next."""
-        rule = self.rules[alert["rule"]]
+        # Its own rule's figures, as stored with it: the config's rule of that index may be another since.
+        rule = ComplianceRule(alert["below"], alert["minutes"], alert["camera"], alert["zone"], alert["min_people"])
         people, _, estimate = self.window(rule, alert["camera"], now)
         if people < rule.min_people:
             return {"state": "too_few", "people": people, "compliance": None, "compliance_low": None,
@@ -178,13 +208,21 @@ class ComplianceMonitor:
                 "compliance_low": shown["compliance_low"], "compliance_high": shown["compliance_high"]}
 
     def start(self) -> ComplianceMonitor:
-        self.since = time.time()
         if self.rules:
             self._checks.start()
         return self
 
     def stop(self) -> None:
+        """The checks ended, and the alerts the database refused tried once more: those it refuses
+        again are lost to the list after a restart (they were sent), said in the log."""
         self._checks.stop()
+        self.store_unstored()
+        if self.unstored:
+            log.warning("%d compliance alert%s the database refused %s not stored (first at %s on %s): they were "
+                        "sent, but the dashboard's list after a restart lacks them", len(self.unstored),
+                        "s" * (len(self.unstored) != 1), "are" if len(self.unstored) != 1 else "is",
+                        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.unstored[0]["at"])),
+                        self.unstored[0]["camera"])
 
     def _failed(self, err: Exception) -> None:
         self.stats.last = [{"error": str(err)}]

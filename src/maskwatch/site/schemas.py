@@ -172,11 +172,13 @@ class ComplianceAlert(BaseModel):
 class AlertList(BaseModel):
     """Today's compliance alerts of the caller's cameras, newest first."""
 
-    since: str = Field(description="ISO 8601 with the site's offset: midnight on the site's clock, or the site's "
-                                   "start where it started later today (alerts are kept in memory, not stored)")
-    since_start: bool = Field(description="true: `since` is the site's start, today; the alerts of before it are "
-                                          "not kept (a restart)")
-    cut: bool = Field(description="true: more alerts fired today than the site keeps (the last 1000): `since` is "
-                                  "the time of the newest one let go, and the list holds those after it")
+    since: str = Field(description="ISO 8601 with the site's offset: midnight on the site's clock, or when the "
+                                   "database began to keep alerts where that was later today (the upgrade to events "
+                                   "schema 7; alerts are stored, a restart keeps them)")
+    since_start: bool = Field(description="true: `since` is when the database began to keep alerts, today; the "
+                                          "alerts of before it were not kept")
+    cut: bool = Field(description="true: more alerts fired today on the caller's cameras than the list holds (1000), "
+                                  "or the site let go of some the database refused: `since` is the time of the "
+                                  "newest one left out, and the list holds those after it")
     rules: int = Field(description="the compliance rules watching any of the caller's cameras (0: none set up)")
     alerts: list[ComplianceAlert]

@@ -48,8 +48,8 @@ async function loadAlerts() {
   lastAlerts = shown;
   document.getElementById("alerts-since").textContent = !answer.rules
     ? "No compliance alerts are set up for your cameras" + (accountRole === "admin" ? " (alerts.compliance in site.yaml)." : ".")
-    : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).`
-    : answer.cut ? `Since ${clockMinute(answer.since)}: more alerts fired today than the site keeps (the last 1000).` : "";
+    : answer.since_start ? `Since ${clockMinute(answer.since)}, when the site began to keep them (alerts before the upgrade are not listed).`
+    : answer.cut ? `Since ${clockMinute(answer.since)}: more alerts fired today than the list holds (1000), or some could not be stored.` : "";
   const list = document.getElementById("alert-list");
   if (!answer.alerts.length) {
     list.innerHTML = answer.rules ? `<li class="empty">No compliance alert today.</li>` : "";

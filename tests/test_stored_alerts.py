@@ -1,0 +1,193 @@
+"""The day's compliance alerts kept in the site's database (events schema 7), on SQLite and PostgreSQL:
+a site made again over the same database (a restart) lists the alerts fired before, to each caller their
+cameras' only; an alert the database refuses is sent and listed all the same, and stored once it can be;
+retention takes old alerts with the events; a database of version 6 gains the table and says since when.
+Real sites (their cameras never started: the figures are the store's), their apps through TestClient."""
+
+import logging
+import time
+import uuid
+from datetime import datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from maskwatch.detection.detector import WEIGHTS, Detector
+from maskwatch.security.auth_settings import AuthSettings
+from maskwatch.security.store import AuthStore
+from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site.config import load_site_config
+from maskwatch.site.events import EventStore
+from maskwatch.site.runner import Site
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.rtsp import refused_port
+from tests.test_alert_rules import crowd
+from tests.test_alerts_page import about_noon
+from tests.test_events import NOW, person
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.system)])
+def database(request, tmp_path) -> str:
+    """A new, empty database: an SQLite file, or one of its own on the test's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "site.db")
+    return request.getfixturevalue("postgres").new_database(f"alerts_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
+
+
+def site_on(database: str, folder, detector) -> Site:
+    """A site of two cameras over `database`, one rule watching each: under 80 % over 5 minutes."""
+    dead = f"rtsp://127.0.0.1:{refused_port()}/none"
+    (folder / "site.yaml").write_text(f"""
+cameras:
+  door: {{source: "{dead}"}}
+  till: {{source: "{dead}"}}
+timezone: {about_noon()}
+storage: {{database: "{database}", privacy: true, retention_days: 30}}
+alerts:
+  compliance:
+    - {{below: 80, minutes: 5, min_people: 5}}
+""")
+    return Site(load_site_config(folder / "site.yaml", environ={}), detector)
+
+
+def token_on(database: str, name: str, scope: str = "full", cameras: list[str] | None = None) -> str:
+    auth = AuthStore(database)
+    try:
+        return auth.add_token(name, scope, cameras=cameras)
+    finally:
+        auth.close()
+
+
+def alerts_of(site: Site, database: str, token: str) -> dict:
+    """GET /v1/alerts of `site`'s app (no lifespan: no camera starts) as the holder of `token`."""
+    app = create_app(None, ServeSettings(auth=AuthSettings(database=database, open_without_users=False)), site=site)
+    answer = TestClient(app, base_url="http://127.0.0.1").get("/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def refuse_alerts(site: Site) -> None:
+    """The database refuses every new alert, as a full disk would, and still answers reads."""
+    with site.store.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON alerts "
+                                    "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"))
+        else:
+            connection.execute(text("CREATE OR REPLACE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                                    "RAISE EXCEPTION 'could not extend file: No space left on device'; END $$ "
+                                    "LANGUAGE plpgsql"))
+            connection.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON alerts FOR EACH ROW EXECUTE FUNCTION refuse()"))
+
+
+def take_alerts_again(site: Site) -> None:
+    with site.store.engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER refuse" + (" ON alerts" if connection.dialect.name != "sqlite" else "")))
+
+
+def test_a_site_made_again_over_its_database_lists_the_alerts_fired_before(database, tmp_path, detector):
+    """The alerts were kept in memory: a restart (an upgrade, a crash, `systemctl restart`) emptied the
+    list, and the supervisor who opened the page after the 10:00 restart lost the 08:30 alert."""
+    full, till_only = token_on(database, "full"), token_on(database, "till-screen", "read", ["till"])
+    first = site_on(database, tmp_path, detector)
+    now = time.time()
+    crowd(first.store, masked=1, unmasked=19, when=now - 60, camera="door")
+    crowd(first.store, masked=2, unmasked=18, when=now - 60, camera="till")
+    assert [a["camera"] for a in first.compliance.check(now)] == ["door", "till"]
+    before = alerts_of(first, database, full)
+    first.stop()  # never started: its parts are stopped, its store closed
+    again = site_on(database, tmp_path, detector)
+    try:
+        after = alerts_of(again, database, full)
+        assert after == before and [a["camera"] for a in after["alerts"]] == ["till", "door"]  # newest first
+        assert after["since_start"] is False and after["cut"] is False  # a new database: every alert is kept
+        assert datetime.fromisoformat(after["alerts"][1]["at"]).timestamp() == pytest.approx(now, abs=1e-3)
+        assert after["alerts"][1]["now"]["state"] == "under" and after["alerts"][1]["with_mask"] == 1
+        limited = alerts_of(again, database, till_only)
+        assert [a["camera"] for a in limited["alerts"]] == ["till"] and limited["rules"] == 1
+    finally:
+        again.stop()
+
+
+def test_an_alert_the_database_refuses_is_sent_listed_and_stored_once_it_can_be(database, tmp_path, detector,
+                                                                                 caplog):
+    """A database that refuses the write while an alert fires: the alert still goes out (here the
+    log, the site having no webhook), the list still shows it, nothing fails; stored at a later check."""
+    token = token_on(database, "full")
+    site = site_on(database, tmp_path, detector)
+    try:
+        refuse_alerts(site)
+        now = time.time()
+        crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+        with caplog.at_level(logging.WARNING):
+            (fired,) = site.compliance.check(now)
+        assert "compliance alert at door" in caplog.text  # sent
+        assert "compliance alerts cannot be stored (they are sent, and listed from memory until they are): " \
+               "1 waiting: " in caplog.text
+        listed = alerts_of(site, database, token)
+        assert [a["camera"] for a in listed["alerts"]] == ["door"] and listed["cut"] is False
+        assert site.store.alerts(0)[0] == []
+        take_alerts_again(site)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert site.compliance.check(now + 30) == []  # within the rule's cooldown: nothing new fires
+        assert "compliance alerts stored again" in caplog.text and not site.compliance.unstored
+        assert [a["at"] for a in site.store.alerts(0)[0]] == [fired["at"]]
+        assert alerts_of(site, database, token) == listed  # once, from the database now
+        refuse_alerts(site)
+        crowd(site.store, masked=1, unmasked=19, when=now, camera="till")
+        assert [a["camera"] for a in site.compliance.check(now + 60)] == ["till"]
+        caplog.clear()
+    finally:
+        with caplog.at_level(logging.WARNING):
+            site.stop()
+    assert "1 compliance alert the database refused is not stored (first at " in caplog.text
+    assert " on till): they were sent, but the dashboard's list after a restart lacks them" in caplog.text
+
+
+def test_retention_deletes_the_alerts_older_than_the_events_kept(database):
+    store = EventStore(database, retention_days=7)
+    try:
+        alert = {"rule": 0, "zone": None, "compliance": 50.0, "compliance_low": 40.0, "compliance_high": 60.0,
+                 "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "minutes": 5, "min_people": 5}
+        store.record_alert(alert | {"camera": "door", "at": NOW - 8 * 86400}, alert | {"camera": "door", "at": NOW},
+                           alert | {"camera": "till", "at": NOW + 1})
+        store.enforce_retention(now=NOW)
+        assert [(a["camera"], a["at"]) for a in store.alerts(0)[0]] == [("till", NOW + 1), ("door", NOW)]
+        assert [a["camera"] for a in store.alerts(0, cameras=["door"])[0]] == ["door"]
+        assert store.alerts(NOW + 1, limit=5)[0][0]["camera"] == "till" and len(store.alerts(0, limit=1)[0]) == 1
+    finally:
+        store.close()
+
+
+def test_a_database_of_version_6_gains_the_alerts_and_says_since_when_they_are_kept(database, tmp_path, detector,
+                                                                                    caplog):
+    """Version 6 kept no alert: a site upgraded at 10:00 has none of the morning's, and the list says it
+    is whole from the upgrade, not from midnight. A new database is whole from the start."""
+    store = EventStore(database)
+    assert store.alerts(0) == ([], float("-inf"))  # new: nothing fired before it
+    store.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    with store.engine.begin() as connection:  # as version 6 left it
+        connection.execute(text("DROP TABLE alerts"))
+        connection.execute(text("DROP TABLE alerts_kept_since"))
+        connection.execute(text("DELETE FROM schema_version WHERE version = 7"))
+    store.close()
+    with caplog.at_level(logging.WARNING):
+        upgraded = site_on(database, tmp_path, detector)
+    assert "events schema migrated from version 6 to 7" in caplog.text
+    try:
+        rows, kept_since = upgraded.store.alerts(0)
+        assert rows == [] and kept_since == pytest.approx(time.time(), abs=60)
+        answer = alerts_of(upgraded, database, token_on(database, "full"))
+        assert answer["since_start"] is True and answer["cut"] is False  # the site's clock reads about noon
+        assert datetime.fromisoformat(answer["since"]).timestamp() == pytest.approx(kept_since, abs=1e-3)
+    finally:
+        upgraded.stop()
+    reopened = EventStore(database)  # the migration is not run again: the moment stays
+    assert reopened.alerts(0)[1] == kept_since
+    reopened.close()
