@@ -108,6 +108,9 @@ def test_a_site_made_again_over_its_database_lists_the_alerts_fired_before(datab
         assert after["since_start"] is False and after["cut"] is False  # a new database: every alert is kept
         assert datetime.fromisoformat(after["alerts"][1]["at"]).timestamp() == pytest.approx(now, abs=1e-3)
         assert after["alerts"][1]["now"]["state"] == "under" and after["alerts"][1]["with_mask"] == 1
+        app = create_app(None, ServeSettings(auth=AuthSettings(database=database, open_without_users=False)), site=again)
+        privacy = TestClient(app, base_url="http://127.0.0.1").get("/v1/privacy", headers={"Authorization": f"Bearer {full}"})
+        assert privacy.json()["site"]["alerts_kept"].startswith("compliance alerts: camera, zone, rule, when")  # said
         limited = alerts_of(again, database, till_only)
         assert [a["camera"] for a in limited["alerts"]] == ["till"] and limited["rules"] == 1
     finally:
