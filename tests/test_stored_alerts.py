@@ -40,8 +40,8 @@ def detector():
     return Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
 
 
-def site_on(database: str, folder, detector) -> Site:
-    """A site of two cameras over `database`, one rule watching each: under 80 % over 5 minutes."""
+def site_on(database: str, folder, detector, minutes: int = 5) -> Site:
+    """A site of two cameras over `database`, one rule watching each: under 80 % over `minutes`."""
     dead = f"rtsp://127.0.0.1:{refused_port()}/none"
     (folder / "site.yaml").write_text(f"""
 cameras:
@@ -51,7 +51,7 @@ timezone: {about_noon()}
 storage: {{database: "{database}", privacy: true, retention_days: 30}}
 alerts:
   compliance:
-    - {{below: 80, minutes: 5, min_people: 5}}
+    - {{below: 80, minutes: {minutes}, min_people: 5}}
 """)
     return Site(load_site_config(folder / "site.yaml", environ={}), detector)
 
@@ -113,6 +113,26 @@ def test_a_site_made_again_over_its_database_lists_the_alerts_fired_before(datab
         assert privacy.json()["site"]["alerts_kept"].startswith("compliance alerts: camera, zone, rule, when")  # said
         limited = alerts_of(again, database, till_only)
         assert [a["camera"] for a in limited["alerts"]] == ["till"] and limited["rules"] == 1
+    finally:
+        again.stop()
+
+
+def test_each_alert_stands_by_its_own_rule_after_the_file_changed_it(database, tmp_path, detector):
+    """Rule 0 over 10 minutes fired, then the file made rule 0 a 2-minute rule and it fired again: the
+    two alerts' standings were read once for "rule 0 on door", both over the newest's window."""
+    token = token_on(database, "full")
+    now = time.time()
+    first = site_on(database, tmp_path, detector, minutes=10)
+    crowd(first.store, masked=1, unmasked=19, when=now - 400, camera="door")
+    assert [a["camera"] for a in first.compliance.check(now - 300)] == ["door"]
+    first.stop()
+    again = site_on(database, tmp_path, detector, minutes=2)
+    try:
+        crowd(again.store, masked=0, unmasked=20, when=now - 5, camera="door")
+        assert [(a["camera"], a["rule"]) for a in again.compliance.check(now)] == [("door", 0)]
+        newest, older = alerts_of(again, database, token)["alerts"]
+        assert (newest["minutes"], newest["now"]["people"]) == (2, 20)  # the last 2 minutes' people only
+        assert (older["minutes"], older["now"]["people"]) == (10, 40)  # both crowds, within its 10 minutes
     finally:
         again.stop()
 

@@ -445,9 +445,9 @@ def alerts(request: Request) -> JSONResponse:
     waiting, lost_at = list(monitor.unstored), monitor.lost_at  # copies: the check thread changes them
     stored, kept_since = site.store.alerts(midnight, cameras=allowed, limit=ALERTS_LISTED + 1)
     known = {(a["rule"], a["camera"], a["at"]) for a in stored}  # one stored meanwhile is in both
-    listed = sorted([*stored, *(a for a in reversed(waiting) if a["at"] >= midnight and (allowed is None or a["camera"] in allowed)
-                                and (a["rule"], a["camera"], a["at"]) not in known)],
-                    key=lambda a: a["at"], reverse=True)
+    unstored = [a for a in reversed(waiting) if a["at"] >= midnight and (allowed is None or a["camera"] in allowed)
+                and (a["rule"], a["camera"], a["at"]) not in known]
+    listed = sorted([*stored, *unstored], key=lambda a: a["at"], reverse=True)  # stable: a check's ties as they were
     # The list is whole from midnight, or from when the database began to keep alerts (an upgrade today),
     # or after the newest alert left out: past ALERTS_LISTED, or let go unstored (`cut`).
     left_out = max(listed[ALERTS_LISTED]["at"] if len(listed) > ALERTS_LISTED else float("-inf"), lost_at)
@@ -457,7 +457,8 @@ def alerts(request: Request) -> JSONResponse:
     for alert in listed:
         if alert["at"] < since or (cut and alert["at"] <= left_out):  # those of that instant: some went
             break
-        key = (alert["rule"], alert["camera"])  # its repeats stand as one: read once
+        # Its repeats stand as one: read once (by the rule as it fired: the file may have changed since).
+        key = tuple(alert[name] for name in ("rule", "camera", "zone", "below", "minutes", "min_people"))
         if key not in standing:
             standing[key] = monitor.standing(alert, now)
         shown.append({name: alert[name] for name in ALERT_FIELDS} | {"at": iso_on_site(alert["at"], tz),
