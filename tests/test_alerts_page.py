@@ -216,6 +216,30 @@ def test_figures_next_to_the_threshold_are_not_rounded_onto_it(supervisor):
             byId("alert-news").textContent = ""; }""")
 
 
+def test_a_rule_changed_in_the_file_since_it_fired_is_a_line_of_its_own(supervisor):
+    """The alerts outlive a restart, and the file may have changed rule 0 meanwhile (its minutes): the page
+    made one line of "rule 0 on the entrance", the 5-minute rule's alert counted as the 15-minute one's
+    ("Fired 2 times today"). (The server's answer replaced, then the page given back its own.)"""
+    at = datetime.now(timezone.utc).timestamp()
+    fired = {"rule": 0, "camera": "entrance", "zone": None, "compliance": 20.0, "compliance_low": 10.0,
+             "compliance_high": 30.0, "observed": 20.0, "below": 80, "people": 20, "with_mask": 4,
+             "now": {"state": "under", "people": 20, "compliance": 20.0, "compliance_low": 10.0, "compliance_high": 30.0}}
+    body = {"since": datetime.fromtimestamp(at - 3600, timezone.utc).isoformat(), "since_start": False, "cut": False,
+            "rules": 1, "alerts": [fired | {"minutes": 15, "at": datetime.fromtimestamp(at, timezone.utc).isoformat()},
+                                   fired | {"minutes": 5, "at": datetime.fromtimestamp(at - 600, timezone.utc).isoformat()}]}
+    supervisor.route("**/v1/alerts", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                 body=json.dumps(body)))
+    try:
+        supervisor.evaluate("() => loadAlerts()")
+        lines = supervisor.locator("#alert-list li.alert").all_inner_texts()
+        assert len(lines) == 2 and not any("Fired" in line for line in lines), lines
+        assert "over the 15 min before" in lines[0] and "over the 5 min before" in lines[1]
+    finally:
+        supervisor.unroute("**/v1/alerts")
+        supervisor.evaluate("""async () => { alertsSeen = null; lastAlerts = null; await loadAlerts();
+            byId("alert-news").textContent = ""; }""")
+
+
 def test_an_alert_fired_while_the_page_is_open_is_said_to_a_screen_reader(clinic, supervisor):
     """The list is no live region (it is rebuilt as its figures move): a screen reader's user learnt
     of a new alert only by reading the list again. (Last here: it adds an alert to the clinic's.)"""

@@ -56,10 +56,11 @@ async function loadAlerts() {
     return;
   }
   // A rule fires again each cooldown while it stays under: one line per rule and camera, its newest
-  // alert's figures, since when it fired (the first today) and how often.
+  // alert's figures, since when it fired (the first today) and how often. A rule is its figures as
+  // well as its index: the alerts are kept across restarts, and the file may have changed rule 0 since.
   const groups = new Map();
   for (const a of answer.alerts) {
-    const key = `${a.rule} ${a.camera}`;
+    const key = JSON.stringify([a.rule, a.camera, a.zone, a.below, a.minutes]);
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(a);
   }
