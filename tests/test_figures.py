@@ -26,6 +26,7 @@ from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.event_views import alert_view
 from maskwatch.site.notify import compliance_message
+from maskwatch.site.prevalence import compliance_estimate
 from maskwatch.site.reports import Report, Schedule, compose, share
 from maskwatch.site.runner import Site
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
@@ -72,6 +73,8 @@ alerts:
                                                evidence=4 if decided else 0))
 
     seen("door", "queue", MASKED, berlin(24, 23, 59, 59) + 0.9)  # Saturday's last moment
+    for minute in range(58):  # till's week of 10-19 with Sunday's: 41 masked and 18 not, a top end of 0.7997
+        seen("till", None, MASKED if minute < 41 else UNMASKED, berlin(24, 9, minute))
     seen("door", "queue", MASKED, berlin(25, 0, 0, 30))
     seen("door", "queue", UNMASKED, berlin(25, 2, 30))  # 02:30 summer time
     seen("door", "queue", WRONGLY_WORN, berlin(25, 2, 30, fold=1))  # 02:30 again, winter time
@@ -224,3 +227,23 @@ def test_today_s_figures_agree_on_the_page_mqtt_metrics_and_the_api(figures, pag
                            str(bucket["unassessable"])]
         assert row[5] == f"{math.floor(bucket['observed_share'] * 100 + 0.5)}%"
     assert sum(bucket[label] for bucket in buckets.values() for label in CLASSES) == 10
+
+
+def test_the_chart_calls_a_figure_under_80_where_the_alerts_and_prometheus_do(figures, page):  # noqa: F811
+    """Till's week of 2026-10-19, 41 masked and 18 not: the interval's top end is 0.7997, under 80 % for
+    a compliance rule (ComplianceEstimate.below), the alerts' list and MaskwatchComplianceLow
+    (compliance_high < 0.8). The chart judged the top end rounded up to whole percents: "56-80%", no
+    red, no "under 80%", beside an alert on the same people."""
+    (week,) = [b for b in get(figures, "/v1/compliance", camera="till", bucket="week", since="2026-10-19").json()["buckets"]
+               if b["start"].startswith("2026-10-19")]
+    assert (week["people"], week["with_mask"], week["without_mask"], week["compliance_high"]) == (59, 41, 18, 0.7997)
+    assert compliance_estimate({label: week[label] for label in CLASSES}).below(0.8)  # a rule's verdict
+    page.goto(figures["base"] + "/?chart_camera=till&chart_bucket=week")
+    row = '#trend-table tbody tr[data-start^="2026-10-19"]'
+    page.wait_for_function(f"() => document.querySelector('{row}')?.cells[3].textContent === '59'", timeout=20_000)
+    cells = page.eval_on_selector(row, "r => [...r.cells].map((c) => c.textContent)")
+    assert cells[1:4] == [f"{math.floor(week['compliance'] * 100 + 0.5)}%",
+                          f"{math.floor(week['compliance_low'] * 100)}-79.97%, under 80%", "59"]
+    bar = '#trend-chart rect.bar[data-start^="2026-10-19"]'
+    assert page.get_attribute(bar, "class") == "bar low"
+    assert "(95% interval 56-79.97%)" in page.text_content(bar + " title")

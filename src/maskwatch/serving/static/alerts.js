@@ -3,10 +3,9 @@
 // a supervisor with the page alone never learnt of one.
 
 // Whole percents (the interval's ends outwards, as the chart's), but never across the rule's
-// threshold: the whole interval under 80 means a top end of 79.4 at most, which, rounded up, read
-// "95 % interval 70–80 %, under the 80 % set", and 79.6 "80 % wearing a mask, under 80 %". Such a
-// figure is given as the server has it (2 decimals).
-const sided = (value, whole, below) => ((value < below) === (whole < below) ? whole : value);
+// threshold (dashboard.js's sided): the whole interval under 80 means a top end of 79.4 at most, which,
+// rounded up, read "95 % interval 70–80 %, under the 80 % set", and 79.6 "80 % wearing a mask, under
+// 80 %". Such a figure is given as the server has it (2 decimals).
 const percent = (value, below) => `${sided(value, Math.round(value), below)} %`;
 const range = (low, high, below) =>
   `${sided(low, Math.floor(low), below)}–${sided(high, Math.ceil(high), below)} %`;
