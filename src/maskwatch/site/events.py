@@ -477,7 +477,9 @@ class EventStore:
         grow, and kept its 4 MB), and the rows tried again. The site stayed full for good, its
         retention refused every hour while the files it was to delete took the space."""
         now = time.time() if now is None else now
-        cutoff = now - self.retention_days * 86400
+        # On a whole minute, as the counts are kept: the person seen in the minute the cut-off fell
+        # in went while the minute's count of them stayed (events.csv and report.csv then disagreed).
+        cutoff = (now - self.retention_days * 86400) // 60 * 60
         try:
             old = self._delete_old_rows(cutoff)
         except SQLAlchemyError:
