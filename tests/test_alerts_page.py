@@ -177,7 +177,8 @@ def test_figures_next_to_the_threshold_are_not_rounded_onto_it(supervisor):
     server's answer replaced by one with such figures, then the page given back its own.)"""
     at = datetime.now(timezone.utc).isoformat()
     near = {"rule": 2, "camera": "entrance", "zone": None, "at": at, "compliance": 79.6, "compliance_low": 70.1,
-            "compliance_high": 79.9, "observed": 79.0, "below": 80, "people": 900, "with_mask": 711, "minutes": 5,
+            "compliance_high": 79.9, "observed": 79.0, "below": 80, "people": 900, "with_mask": 711,
+            "unassessable": 0, "minutes": 5,
             "now": {"state": "under", "people": 900, "compliance": 79.55, "compliance_low": 79.1, "compliance_high": 79.99}}
     body = {"since": at, "since_start": False, "cut": False, "rules": 1, "alerts": [near]}
     supervisor.route("**/v1/alerts", lambda route: route.fulfill(status=200, content_type="application/json",
