@@ -10,6 +10,10 @@ const percent = (value, below) => `${sided(value, Math.round(value), below)} %`;
 const range = (low, high, below) =>
   `${sided(low, Math.floor(low), below)}–${sided(high, Math.ceil(high), below)} %`;
 
+// Those in the window too briefly or too small in view to judge: in no share, said apart as the
+// chart's table and the reports say them (the line had no word of them).
+const notJudged = (alert) => alert.unassessable ? ` (${alert.unassessable} more not judged)` : "";
+
 // How the camera and zone stand now over the rule's window, in words (the state's class colours it).
 function alertNow(alert) {
   const now = alert.now, figures = now.compliance === null ? "" :
@@ -73,7 +77,7 @@ async function loadAlerts() {
     <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
       <b>${escapeHtml(clockMinute(a.at))} <bdi>${escapeHtml(cameraNames[a.camera] ?? a.camera)}</bdi>${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
       ${percent(a.compliance, a.below)} wearing a mask (95&nbsp;% interval ${range(a.compliance_low, a.compliance_high, a.below)})
-      over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask.${again}
+      over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask${notJudged(a)}.${again}
       <span class="now">Now: ${escapeHtml(alertNow(a))}.</span></li>`;
   }).join("");
 }
