@@ -249,3 +249,45 @@ def test_the_chart_calls_a_figure_under_80_where_the_alerts_and_prometheus_do(fi
     bar = '#trend-chart rect.bar[data-start^="2026-10-19"]'
     assert page.get_attribute(bar, "class") == "bar low"
     assert "(95% interval 56-79.97%)" in page.text_content(bar + " title")
+
+
+def test_the_hours_of_the_day_the_clocks_skip_sum_to_it_and_a_week_over_a_month_s_end_to_its_days(tmp_path):
+    """Berlin's 23-hour Sunday (2026-03-29, no 02:00-03:00) and the week of Monday 03-30 to Sunday
+    04-05, over March's end: the chart's hours sum to its day, and its week is report.csv's days
+    summed, as the Monday's weekly report gives it, the same interval from the same people."""
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.report import daily_rows, period_totals, report_csv, report_period
+    from maskwatch.site.trend import compliance_series
+    from tests.test_events import person
+
+    store = EventStore(str(tmp_path / "site.db"), retention_days=3650)
+    spring = {hour: datetime(2026, 3, 29, hour, 10, tzinfo=BERLIN).timestamp() for hour in (0, 1, 3, 23)}
+    ids = iter(range(1, 1000))
+    for hour, at in spring.items():
+        for i in range(3):
+            store.record("door", None, person(next(ids), MASKED if i or hour == 3 else UNMASKED, first=at, last=at + i))
+    store.record("door", None, person(next(ids), MASKED, first=spring[1], last=spring[1] + 2999.5))  # 01:59:59.5
+    for day, probabilities in ((30, MASKED), (31, MASKED), (32, UNMASKED), (36, UNMASKED)):  # 32: April 1st
+        at = datetime(2026, 3, 1, 12, tzinfo=BERLIN).timestamp() + (day - 1) * 86400
+        store.record("door", "queue", person(next(ids), probabilities, first=at, last=at))
+        store.record("door", "queue", person(next(ids), probabilities, first=at, last=at, evidence=0))
+    rows = store.quarter_sums(datetime(2026, 3, 29, tzinfo=BERLIN).timestamp())
+    hours = compliance_series(rows, "hour", BERLIN)
+    (sunday, *_), weeks = compliance_series(rows, "day", BERLIN), compliance_series(rows, "week", BERLIN)
+    on_sunday = [h for h in hours if h["start"].startswith("2026-03-29")]
+    assert [h["start"][11:] for h in on_sunday] == ["00:00:00+01:00", "01:00:00+01:00", "03:00:00+02:00",
+                                                     "23:00:00+02:00"]
+    assert [h["people"] for h in on_sunday] == [3, 4, 3, 3]
+    assert {name: sum(h[name] for h in on_sunday) for name in ("people", *PERSON_LABELS)} == people_of(sunday)
+    period = report_period("2026-03-29", "2026-04-05", BERLIN)
+    report = list(csv.DictReader(io.StringIO(report_csv(store, period, BERLIN))))
+    assert [row["date"] for row in report] == ["2026-03-29", "2026-03-30", "2026-03-31", "2026-04-01", "2026-04-05"]
+    assert {name: report[0][name] for name in ("people", *PERSON_LABELS)} == {
+        name: str(value) for name, value in people_of(sunday).items()}
+    (week,) = [w for w in weeks if w["start"] == "2026-03-30T00:00:00+02:00"]
+    counts = store.counts(since=period.since, until=period.until, every=900)
+    days = daily_rows(counts, date(2026, 3, 30), date(2026, 4, 5), BERLIN)
+    (summed,) = period_totals(days, by_zone=False).values()  # the Monday's weekly report's line
+    assert {name: summed[name] for name in week if name != "start"} == {name: week[name] for name in week if name != "start"}
+    assert (week["people"], week["unassessable"], week["with_mask"]) == (4, 4, 2)
+    store.close()
