@@ -21,6 +21,7 @@ from tests.conftest import ADMIN, VIEWER, Credentials, log_in, watched
 from tests.rtsp import refused_port
 from tests.test_alert_rules import crowd
 from tests.test_dashboard import page  # noqa: F401  (headless Chromium)
+from tests.test_events import person
 from tests.test_security import login, session_of
 from tests.test_site_trend import serving
 
@@ -63,6 +64,9 @@ alerts:
     now = time.time()
     before = now - 8 * 60
     crowd(site.store, masked=2, unmasked=18, when=before - 60, camera="waiting", zone="chairs")
+    for i in range(3):  # and 3 too briefly in view to judge
+        site.store.record("waiting", "chairs", person(100 + i, (0.9, 0.05, 0.05), first=before - 65, last=before - 60,
+                                                      evidence=0))
     crowd(site.store, masked=2, unmasked=18, when=before - 60, camera="pharmacy")
     assert [a["camera"] for a in site.compliance.check(before)] == ["waiting", "pharmacy"]
     crowd(site.store, masked=30, unmasked=0, when=now - 60, camera="waiting", zone="chairs")
@@ -86,6 +90,8 @@ def test_a_viewer_reads_today_s_alerts_of_their_cameras_only_and_whether_each_re
     assert "pharmacy" not in viewer.text and answer["rules"] == 2 and answer["since_start"] is False
     waiting = answer["alerts"][2]
     assert (waiting["people"], waiting["with_mask"], waiting["below"], waiting["minutes"]) == (20, 2, 80, WINDOW)
+    assert waiting["unassessable"] == 3  # apart, in no share, as the chart's and the reports'
+    assert answer["alerts"][0]["unassessable"] == 0
     assert waiting["compliance_low"] <= waiting["compliance"] <= waiting["compliance_high"] < 80
     assert waiting["now"]["people"] == 30 and waiting["now"]["compliance_low"] >= 80
     assert datetime.fromisoformat(waiting["at"]).utcoffset() is not None  # the site's offset, as /v1/cameras'
@@ -138,6 +144,8 @@ def test_the_page_lists_the_day_s_alerts_in_words_once_a_rule_and_camera(supervi
     assert entrance.startswith(tuple(f"{h:02d}:" for h in range(24))) and "Entrance" in entrance
     assert "Now: still under 80 %" in entrance and "Fired 2 times today, first at " in entrance  # one line
     assert "Waiting room, zone chairs" in waiting and "over the 5 min before, under the 80 % set; 2 of 20 people" in waiting
+    assert "2 of 20 people counted with a mask (3 more not judged)." in waiting  # the page said nothing of them
+    assert "not judged" not in entrance
     assert "Now: back to 80 % or more: " in waiting and "Fired" not in waiting and "over the last 5 min" in waiting
     assert "Pharmacy" not in supervisor.inner_text("#alerts")
 
@@ -199,7 +207,8 @@ def test_figures_next_to_the_threshold_are_not_rounded_onto_it(supervisor):
     server's answer replaced by one with such figures, then the page given back its own.)"""
     at = datetime.now(timezone.utc).isoformat()
     near = {"rule": 2, "camera": "entrance", "zone": None, "at": at, "compliance": 79.6, "compliance_low": 70.1,
-            "compliance_high": 79.9, "observed": 79.0, "below": 80, "people": 900, "with_mask": 711, "minutes": 5,
+            "compliance_high": 79.9, "observed": 79.0, "below": 80, "people": 900, "with_mask": 711,
+            "unassessable": 0, "minutes": 5,
             "now": {"state": "under", "people": 900, "compliance": 79.55, "compliance_low": 79.1, "compliance_high": 79.99}}
     body = {"since": at, "since_start": False, "cut": False, "rules": 1, "alerts": [near]}
     supervisor.route("**/v1/alerts", lambda route: route.fulfill(status=200, content_type="application/json",

@@ -69,14 +69,15 @@ def test_a_person_without_a_mask_is_a_title_and_lines_a_person_reads(receiver):
 
 def test_a_compliance_alert_gives_its_figures_and_interval(receiver):
     alert = {"rule": 0, "camera": "door", "zone": "queue", "compliance": 62.0, "compliance_low": 51.2,
-             "compliance_high": 72.45, "observed": 63.3, "below": 80.0, "people": 60, "with_mask": 38, "minutes": 15,
+             "compliance_high": 72.45, "observed": 63.3, "below": 80.0, "people": 60, "with_mask": 38, "unassessable": 4,
+             "minutes": 15,
              "at": NOW}
     send([NotifyRule(json_url(receiver))], alerts=[alert])
     (message,) = messages(receiver)
     assert message["title"] == "Front door, queue: 62 % masked over 15 minutes, under 80 %"
     assert message["message"].splitlines() == [
         "Masked: 62 % (95 % interval 51.2-72.45 %), under 80 % beyond doubt",
-        "Counted: 38 of 60 people with a mask (63.3 %) in the last 15 minutes",
+        "Counted: 38 of 60 people with a mask (63.3 %) in the last 15 minutes (4 more not judged)",
         "Camera: Front door (door)", "Zone: queue", "When: 2026-09-21 16:13:00 CEST"]
 
 
@@ -300,7 +301,7 @@ def test_a_sites_compliance_rule_is_a_message_too(tmp_path, receiver):
     (message,) = messages(receiver)
     assert message["title"] == f"Front door: {alert['compliance']:g} % masked over 15 minutes, under 80 %"
     assert f"(95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %)" in message["message"]
-    assert "Counted: 0 of 10 people with a mask (0 %) in the last 15 minutes" in message["message"]
+    assert "Counted: 0 of 10 people with a mask (0 %) in the last 15 minutes (0 more not judged)" in message["message"]
     assert "When: 2026-09-21 16:14:00 CEST" in message["message"]
 
 

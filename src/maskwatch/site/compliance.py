@@ -21,7 +21,7 @@ from typing import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from maskwatch.faces import CLASSES, COMPLIANT
+from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE
 from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
 from maskwatch.site.prevalence import compliance_estimate, in_percent
@@ -57,12 +57,13 @@ class ComplianceRule:
 
 
 def window_counts(rows: list[dict], zone: str | None) -> dict[str, int]:
-    """Decided people per voted label summed over per-minute count rows, of one zone or of all."""
-    counts = dict.fromkeys(CLASSES, 0)
+    """People per voted label summed over per-minute count rows, of one zone or of all: the three
+    classes decided, and the unassessable, whom the alert says apart and no share counts."""
+    counts = dict.fromkeys(PERSON_LABELS, 0)
     for row in rows:
         if zone is None or row["zone"] == zone:
-            for label in CLASSES:
-                counts[label] += row[label]
+            for label in PERSON_LABELS:
+                counts[label] += row.get(label, 0)  # rows from before the unassessable count have none
     return counts
 
 
@@ -72,10 +73,10 @@ def said_in_log(alert: dict) -> None:
     # The counted ratio beside the corrected share, as compliance_message has it: "51.1 % masked; 10 of
     # 19 people" alone read as a wrong sum (10 of 19 is 52.6 %).
     log.warning("compliance alert at %s: %g %% masked, corrected for the classifier's known errors (95 %% interval "
-                "%g-%g %%), over the last %d minutes, under %g %%; counted: %d of %d people with a mask (%g %%) "
-                "(said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)", where,
+                "%g-%g %%), over the last %d minutes, under %g %%; counted: %d of %d people with a mask (%g %%), "
+                "%d more not judged (said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)", where,
                 alert["compliance"], alert["compliance_low"], alert["compliance_high"], alert["minutes"],
-                alert["below"], alert["with_mask"], alert["people"], alert["observed"])
+                alert["below"], alert["with_mask"], alert["people"], alert["observed"], alert["unassessable"])
 
 
 @dataclass
@@ -161,7 +162,8 @@ class ComplianceMonitor:
                 alert = {"rule": index, "camera": camera, "zone": rule.zone, "compliance": shown["compliance"],
                          "compliance_low": shown["compliance_low"], "compliance_high": shown["compliance_high"],
                          "observed": shown["observed_share"], "below": rule.below, "people": people,
-                         "with_mask": counts[COMPLIANT], "minutes": rule.minutes, "at": now}
+                         "with_mask": counts[COMPLIANT], "unassessable": counts[UNASSESSABLE],
+                         "minutes": rule.minutes, "at": now}
                 self.send(alert)
                 fired.append({**alert, "min_people": rule.min_people})  # a copy: the senders may hold `alert`
 
@@ -182,13 +184,13 @@ class ComplianceMonitor:
 
     def window(self, rule: ComplianceRule, camera: str, now: float):
         """The people decided on `camera` (in the rule's zone) over the rule's window up to `now`:
-        how many, per label, and their estimate (None where no one was)."""
+        how many, per label (the unassessable too, apart), and their estimate (None where no one was)."""
         # The whole minutes inside the window and this one so far: its first minute's row held
         # up to 59 s from before the window (16 minutes' people for a 15-minute rule).
         since = math.ceil((now - rule.minutes * 60) / 60) * 60
         rows = [r for r in self.store.counts(camera=camera, since=since) if r["minute"] <= now]
         counts = window_counts(rows, rule.zone)
-        return sum(counts.values()), counts, compliance_estimate(counts)
+        return sum(counts[label] for label in CLASSES), counts, compliance_estimate(counts)
 
     def standing(self, alert: dict, now: float) -> dict:
         """How an alert's camera and zone stand at `now` over its rule's window: `state` "under" (the

@@ -111,7 +111,8 @@ alerts = Table(
     Column("at", Float, nullable=False),  # Unix seconds
     *(Column(name, Float, nullable=False) for name in ("compliance", "compliance_low", "compliance_high", "observed",
                                                        "below")),
-    *(Column(name, Integer, nullable=False) for name in ("people", "with_mask", "minutes", "min_people")),
+    *(Column(name, Integer, nullable=False) for name in ("people", "with_mask", "unassessable", "minutes",
+                                                         "min_people")),
     Index("alerts_by_at_id", "at", "id"),
     sqlite_autoincrement=True,
 )
@@ -524,7 +525,9 @@ class EventStore:
         grow, and kept its 4 MB), and the rows tried again. The site stayed full for good, its
         retention refused every hour while the files it was to delete took the space."""
         now = time.time() if now is None else now
-        cutoff = now - self.retention_days * 86400
+        # On a whole minute, as the counts are kept: the person seen in the minute the cut-off fell
+        # in went while the minute's count of them stayed (events.csv and report.csv then disagreed).
+        cutoff = (now - self.retention_days * 86400) // 60 * 60
         try:
             old = self._delete_old_rows(cutoff)
         except SQLAlchemyError:

@@ -163,8 +163,10 @@ class ComplianceAlert(BaseModel):
     compliance_high: float
     observed: float = Field(description="with_mask / people, percent, uncorrected")
     below: float = Field(description="the rule's threshold, percent")
-    people: int
+    people: int = Field(description="decided people in the window")
     with_mask: int
+    unassessable: int = Field(description="people in the window too briefly or too small in view to judge: in no "
+                                          "share, counted apart as everywhere")
     minutes: int = Field(description="the rule's window")
     now: AlertStanding
 

@@ -3,13 +3,16 @@
 // a supervisor with the page alone never learnt of one.
 
 // Whole percents (the interval's ends outwards, as the chart's), but never across the rule's
-// threshold: the whole interval under 80 means a top end of 79.4 at most, which, rounded up, read
-// "95 % interval 70–80 %, under the 80 % set", and 79.6 "80 % wearing a mask, under 80 %". Such a
-// figure is given as the server has it (2 decimals).
-const sided = (value, whole, below) => ((value < below) === (whole < below) ? whole : value);
+// threshold (dashboard.js's sided): the whole interval under 80 means a top end of 79.4 at most, which,
+// rounded up, read "95 % interval 70–80 %, under the 80 % set", and 79.6 "80 % wearing a mask, under
+// 80 %". Such a figure is given as the server has it (2 decimals).
 const percent = (value, below) => `${sided(value, Math.round(value), below)} %`;
 const range = (low, high, below) =>
   `${sided(low, Math.floor(low), below)}–${sided(high, Math.ceil(high), below)} %`;
+
+// Those in the window too briefly or too small in view to judge: in no share, said apart as the
+// chart's table and the reports say them (the line had no word of them).
+const notJudged = (alert) => alert.unassessable ? ` (${alert.unassessable} more not judged)` : "";
 
 // How the camera and zone stand now over the rule's window, in words (the state's class colours it).
 function alertNow(alert) {
@@ -75,7 +78,7 @@ async function loadAlerts() {
     <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
       <b>${escapeHtml(clockMinute(a.at))} <bdi>${escapeHtml(cameraNames[a.camera] ?? a.camera)}</bdi>${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
       ${percent(a.compliance, a.below)} wearing a mask (95&nbsp;% interval ${range(a.compliance_low, a.compliance_high, a.below)})
-      over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask.${again}
+      over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask${notJudged(a)}.${again}
       <span class="now">Now: ${escapeHtml(alertNow(a))}.</span></li>`;
   }).join("");
 }
