@@ -86,7 +86,7 @@ def old_site(tmp_path_factory):
         connection.execute(text("DELETE FROM events WHERE id = 6"))
         connection.execute(text("INSERT INTO alerts_kept_since VALUES (:at)"), {"at": HOUR_AGO})  # an upgraded site's
     alert = {"rule": 0, "camera": "door", "zone": None, "compliance": 50.0, "compliance_low": 40.0, "compliance_high": 60.0,
-             "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "minutes": 5, "min_people": 5}
+             "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "unassessable": 2, "minutes": 5, "min_people": 5}
     store.record_alert(alert | {"at": HOUR_AGO + 60}, alert | {"at": HOUR_AGO + 90, "zone": "queue"})
     store.close()
     auth = AuthStore(database)

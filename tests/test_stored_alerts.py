@@ -177,7 +177,7 @@ def test_retention_deletes_the_alerts_older_than_the_events_kept(database):
     store = EventStore(database, retention_days=7)
     try:
         alert = {"rule": 0, "zone": None, "compliance": 50.0, "compliance_low": 40.0, "compliance_high": 60.0,
-                 "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "minutes": 5, "min_people": 5}
+                 "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "unassessable": 0, "minutes": 5, "min_people": 5}
         store.record_alert(alert | {"camera": "door", "at": NOW - 8 * 86400}, alert | {"camera": "door", "at": NOW},
                            alert | {"camera": "till", "at": NOW + 1})
         store.enforce_retention(now=NOW)

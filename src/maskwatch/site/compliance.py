@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 ALERTS_LISTED = 1000
 # An alert as the webhooks, notify, MQTT and GET /v1/alerts have it.
 ALERT_FIELDS = ("rule", "camera", "zone", "compliance", "compliance_low", "compliance_high", "observed", "below",
-                "people", "with_mask", "minutes", "at")
+                "people", "with_mask", "unassessable", "minutes", "at")
 
 
 @dataclass(frozen=True)
