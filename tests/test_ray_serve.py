@@ -376,7 +376,7 @@ def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
     assert not list(tmp_path.glob("maskwatch-metrics-*"))
     # Ended without ray.shutdown beside Serve's unfinished stop, which retried the dead GCS (about a
     # second against 11 s; timed, the bound failed on a busy machine).
-    assert not called_ray_shutdown(shutdowns, server.pid)
+    assert not called_ray_shutdown(shutdowns, server.pid), errors[-2000:]
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
@@ -423,7 +423,7 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path, stop)
         server.wait(timeout=60)
         # Ended without ray.shutdown, which ran beside Serve's unfinished stop, retrying the dead GCS
         # for 8 s (about a second without it), and now and then crashed (SIGSEGV) or hung.
-        assert not called_ray_shutdown(shutdowns, server.pid)
+        assert not called_ray_shutdown(shutdowns, server.pid), (tmp_path / "serve.log").read_text()[-2000:]
         # Ended by SIGTERM after its clean stop (143 in a shell), as plain `serve` and `run` end
         # (docs/deployment.md; what systemd counts as a clean stop): it exited 0.
         assert server.returncode == -signal.SIGTERM, (server.returncode, (tmp_path / "serve.log").read_text()[-2000:])
