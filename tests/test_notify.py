@@ -322,9 +322,13 @@ def test_the_stop_waits_once_for_webhooks_and_notifications_together():
         hooks.notify(event())
         notes.notify(event())
         time.sleep(0.3)  # both threads in their try
-        started = time.monotonic()
+        given = []  # the deadline up to which each sender's threads are waited for
+        for sender in (hooks, notes):
+            sender._finish = lambda deadline, finish=sender._finish: (given.append(deadline), finish(deadline))
         stop_together([hooks, notes], timeout=1.0)
-        assert time.monotonic() - started < 1.5
+        # One deadline for both, so the stop waits once; one after the other, the second's wait
+        # began where the first's ended (timed, 1 s against 2 s, on a busy machine).
+        assert len(given) == 2 and given[0] == given[1], given
     finally:
         mute.close()
     # Their threads, given up on, end at the reset: inside this test, not in whichever runs next (its log).
@@ -433,11 +437,11 @@ def test_a_hung_service_holds_up_no_exit(tmp_path):
         "notifier.stop(timeout=1)\n"
         "print('stopped', notifier.stats.failed, flush=True)\n")
     try:
-        started = time.monotonic()
-        done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30,
+        # It exits at all: the hung call held Python's exit for good (the trickle never ends), so
+        # the timeout is a guard against that, not a speed bound.
+        done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60,
                               env={**__import__("os").environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"})
         assert done.returncode == 0 and "stopped 1" in done.stdout, done.stderr
-        assert time.monotonic() - started < 20
     finally:
         trickle.close()
 

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -147,15 +146,16 @@ def test_ctrl_c_stops_a_probe_at_once_in_one_line(tmp_path):
     def ctrl_c() -> None:  # a real SIGINT: _thread.interrupt_main wakes no thread waiting on a lock
         os.kill(os.getpid(), signal.SIGINT)
 
-    with mute_server(on_open=ctrl_c) as port:  # Ctrl-C while OpenCV opens the camera
+    camera = []  # its connections, "connected" and "closed", in order
+    with mute_server(camera, on_open=ctrl_c) as port:  # Ctrl-C while OpenCV opens the camera
         config, _ = stored_site(tmp_path, f"  lobby:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/live\n"
                                           "    stall_timeout: 20\n", "")
-        started = time.monotonic()
         result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
-        took = time.monotonic() - started
+        held = [state for _, state in camera]
     assert result.exit_code == 130, result.output
     assert result.output.splitlines()[-1] == "error: probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing"
-    assert took < 5, f"the probe waited {took:.1f} s for the camera after the Ctrl-C"
+    # Ended while OpenCV's open still held its connection (until its 20 s stall_timeout), not after it.
+    assert held.count("closed") < held.count("connected"), held
 
 
 def test_the_senders_row_names_the_command_that_tests_them(tmp_path, sample_dir):
@@ -182,13 +182,13 @@ def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
 
     threading.Thread(target=close_on_connect, daemon=True).start()
     port = server.getsockname()[1]
-    started = time.monotonic()
     with server:
         probe = probe_mqtt(MqttConfig(host="127.0.0.1", port=port, username="site", password=PASSWORD), timeout=5)
+    # Said from the disconnect, which ends the wait: the 5 s waited out read "took the connection
+    # but gave no MQTT answer within 5 s".
     assert (probe.ok, probe.detail) == (False, f"127.0.0.1:{port} closed the connection without an MQTT answer: not "
                                                "an MQTT broker's port, or one that wants TLS (mqtt.tls: true, usually "
                                                "port 8883)")
-    assert time.monotonic() - started < 3
 
 
 @contextmanager
