@@ -17,6 +17,7 @@ from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site import compliance
 from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
 from maskwatch.site.runner import Site
@@ -40,7 +41,7 @@ def detector():
     return Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
 
 
-def site_on(database: str, folder, detector, minutes: int = 5) -> Site:
+def site_on(database: str, folder, detector, minutes: int = 5, cooldown: float = 900) -> Site:
     """A site of two cameras over `database`, one rule watching each: under 80 % over `minutes`."""
     dead = f"rtsp://127.0.0.1:{refused_port()}/none"
     (folder / "site.yaml").write_text(f"""
@@ -51,7 +52,7 @@ timezone: {about_noon()}
 storage: {{database: "{database}", privacy: true, retention_days: 30}}
 alerts:
   compliance:
-    - {{below: 80, minutes: {minutes}, min_people: 5}}
+    - {{below: 80, minutes: {minutes}, min_people: 5, cooldown: {cooldown}}}
 """)
     return Site(load_site_config(folder / "site.yaml", environ={}), detector)
 
@@ -171,6 +172,32 @@ def test_an_alert_the_database_refuses_is_sent_listed_and_stored_once_it_can_be(
             site.stop()
     assert "1 compliance alert the database refused is not stored (first at " in caplog.text
     assert " on till): they were sent, but the dashboard's list after a restart lacks them" in caplog.text
+
+
+def test_alerts_let_go_unstored_on_another_camera_neither_cut_nor_date_a_limited_list(database, tmp_path, detector,
+                                                                                    monkeypatch):
+    """The database refused the door's alerts until more waited than the site keeps (1000; 1 here): the
+    time of the door's alert let go was the `since` of every caller's list, `cut`, and a till-only
+    screen lost its own stored alert of before it and learnt when the door's had fired."""
+    monkeypatch.setattr(compliance, "ALERTS_LISTED", 1)  # the alerts waiting unstored: 1 kept
+    full, till_only = token_on(database, "full"), token_on(database, "till-screen", "read", ["till"])
+    site = site_on(database, tmp_path, detector, cooldown=0)
+    try:
+        now = time.time()
+        crowd(site.store, masked=2, unmasked=18, when=now - 400, camera="till")
+        assert [a["camera"] for a in site.compliance.check(now - 300)] == ["till"]  # stored
+        refuse_alerts(site)
+        crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+        assert [a["camera"] for at in (now - 20, now - 10) for a in site.compliance.check(at)] == ["door", "door"]
+        limited = alerts_of(site, database, till_only)
+        assert (limited["cut"], limited["since_start"]) == (False, False)
+        assert [datetime.fromisoformat(a["at"]).timestamp() for a in limited["alerts"]] == [pytest.approx(now - 300)]
+        everyone = alerts_of(site, database, full)  # the door's first is let go: the list is whole after it
+        assert everyone["cut"] is True and datetime.fromisoformat(everyone["since"]).timestamp() == pytest.approx(now - 20)
+        assert [a["camera"] for a in everyone["alerts"]] == ["door"]
+        take_alerts_again(site)
+    finally:
+        site.stop()
 
 
 def test_retention_deletes_the_alerts_older_than_the_events_kept(database):

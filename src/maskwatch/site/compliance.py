@@ -107,7 +107,9 @@ class ComplianceMonitor:
         # each with its rule's min_people: GET /v1/alerts lists them with the stored ones, and each
         # check stores them again (at most a day's: after that they are no day's list's).
         self.unstored: deque[dict] = deque(maxlen=ALERTS_LISTED)
-        self.lost_at = float("-inf")  # the newest alert `unstored` let go of: no list holds it
+        # Per camera, the newest alert `unstored` let go of: no list holds it. A camera's own: a
+        # till-only screen's list was cut at the door's, its own stored alert of before hidden.
+        self.lost_at: dict[str, float] = {}
         self._store_problems = ProblemLog(log, "compliance alerts cannot be stored (they are sent, and listed from "
                                           "memory until they are)", "compliance alerts stored again")
         self._checks = Periodic(self.check, every, "maskwatch-compliance",
@@ -130,7 +132,8 @@ class ComplianceMonitor:
         finally:  # a failure after some fired (the database away mid-check) keeps them too
             for alert in fired:
                 if len(self.unstored) == self.unstored.maxlen:
-                    self.lost_at = max(self.lost_at, self.unstored[0]["at"])
+                    gone = self.unstored[0]
+                    self.lost_at[gone["camera"]] = max(self.lost_at.get(gone["camera"], float("-inf")), gone["at"])
                 self.unstored.append(alert)
             self.store_unstored()
         self.stats.fired += len(fired)

@@ -178,7 +178,7 @@ class AlertList(BaseModel):
     since_start: bool = Field(description="true: `since` is when the database began to keep alerts, today; the "
                                           "alerts of before it were not kept")
     cut: bool = Field(description="true: more alerts fired today on the caller's cameras than the list holds (1000), "
-                                  "or the site let go of some the database refused: `since` is the time of the "
+                                  "or the site let go of some on them that the database refused: `since` is the time of the "
                                   "newest one left out, and the list holds those after it")
     rules: int = Field(description="the compliance rules watching any of the caller's cameras (0: none set up)")
     alerts: list[ComplianceAlert]
