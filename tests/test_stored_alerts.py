@@ -241,3 +241,23 @@ def test_a_database_of_version_6_gains_the_alerts_and_says_since_when_they_are_k
     reopened = EventStore(database)  # the migration is not run again: the moment stays
     assert reopened.alerts(0)[1] == kept_since
     reopened.close()
+
+
+def test_an_upgrade_under_a_clock_set_ahead_does_not_hide_the_alerts_stored_since(database, tmp_path, detector):
+    """Version 7 notes the upgrade's time by the clock: a site booted with its clock a week ahead (an
+    RTC's garbage, before NTP pulled it back) upgraded then, and every day's list until that date was
+    empty, "since" the next week's upgrade. An alert stored is proof the table kept them from then."""
+    token = token_on(database, "full")
+    site = site_on(database, tmp_path, detector)
+    try:
+        now = time.time()
+        with site.store.engine.begin() as connection:  # as the migration under that clock left it
+            connection.execute(text("INSERT INTO alerts_kept_since VALUES (:at)"), {"at": now + 7 * 86400})
+        crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+        assert [a["camera"] for a in site.compliance.check(now - 30)] == ["door"]  # by the clock set right
+        answer = alerts_of(site, database, token)
+        assert [a["camera"] for a in answer["alerts"]] == ["door"] and answer["cut"] is False
+        assert datetime.fromisoformat(answer["since"]).timestamp() == pytest.approx(now - 30)  # kept from it at least
+        assert answer["since_start"] is True
+    finally:
+        site.stop()
