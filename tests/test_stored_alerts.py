@@ -5,6 +5,9 @@ retention takes old alerts with the events; a database of version 6 gains the ta
 Real sites (their cameras never started: the figures are the store's), their apps through TestClient."""
 
 import logging
+import sqlite3
+import sys
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -261,3 +264,45 @@ def test_an_upgrade_under_a_clock_set_ahead_does_not_hide_the_alerts_stored_sinc
         assert answer["since_start"] is True
     finally:
         site.stop()
+
+
+def test_a_stop_while_a_check_waits_on_the_database_stores_each_alert_once(tmp_path, detector):
+    """A check waiting on SQLite's lock (another process writing) past the stop's 10 s: stop() stored the
+    alerts waiting beside it, both wrote them, and the second took from the queue more than was left,
+    an IndexError that ended the site's stop there (its store left open, the reports unstopped)."""
+    database = str(tmp_path / "site.db")
+    site = site_on(database, tmp_path, detector)
+    monitor, now = site.compliance, time.time()
+    crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write
+    check = threading.Thread(target=monitor.check, args=(now,))
+    check.start()
+    while not site.store._write_lock.locked():  # the check is storing its alert, waiting on the lock
+        time.sleep(0.01)
+    failed = []
+    stop = threading.Thread(target=lambda: failed.extend(raised(site.stop)))  # as after its 10 s wait for the check
+    stop.start()
+    for _ in range(200):  # until the stop has taken the waiting alerts too (where nothing holds it back: 2 s)
+        frame = sys._current_frames().get(stop.ident)
+        if frame is not None and frame.f_code.co_name == "record_alert":
+            break
+        time.sleep(0.01)
+    holder.execute("COMMIT")
+    holder.close()
+    check.join()
+    stop.join()
+    assert failed == []
+    again = EventStore(database)
+    try:
+        assert [a["camera"] for a in again.alerts(0)[0]] == ["door"]  # once
+    finally:
+        again.close()
+
+
+def raised(call) -> list[BaseException]:
+    try:
+        call()
+    except BaseException as err:  # noqa: BLE001  the test's: what the stop raised
+        return [err]
+    return []
