@@ -154,7 +154,8 @@ class AlertStanding(BaseModel):
 class ComplianceAlert(BaseModel):
     """A compliance alert as the webhooks, notify and MQTT had it, and how its camera and zone stand now."""
 
-    rule: int = Field(description="its index in alerts.compliance")
+    rule: int = Field(description="its index in alerts.compliance when it fired (the file may have changed since: "
+                                  "`below` and `minutes` are that rule's, and `now` is judged by them)")
     camera: str
     zone: str | None = Field(description="null: the whole camera")
     at: str = Field(description="when it fired, ISO 8601 with the site's offset")
