@@ -249,6 +249,52 @@ def test_a_rule_changed_in_the_file_since_it_fired_is_a_line_of_its_own(supervis
             byId("alert-news").textContent = ""; }""")
 
 
+def answered(supervisor, body: dict) -> None:
+    """The page's list loaded from `body` in place of the server's answer (given back by loaded_again)."""
+    supervisor.route("**/v1/alerts", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                 body=json.dumps(body)))
+    supervisor.evaluate("() => loadAlerts()")
+
+
+def loaded_again(supervisor) -> None:
+    supervisor.unroute("**/v1/alerts")
+    supervisor.evaluate("""async () => { alertsSeen = null; lastAlerts = null; await loadAlerts();
+        byId("alert-news").textContent = ""; }""")
+
+
+def stored_alerts(at: float, times: int, rules: int, since_start: bool) -> dict:
+    """An answer of `times` alerts of rule 0 on the entrance, 5 minutes apart up to `at`."""
+    fired = {"rule": 0, "camera": "entrance", "zone": None, "compliance": 20.0, "compliance_low": 10.0,
+             "compliance_high": 30.0, "observed": 20.0, "below": 80, "people": 20, "with_mask": 4, "minutes": 15,
+             "now": {"state": "under", "people": 20, "compliance": 20.0, "compliance_low": 10.0, "compliance_high": 30.0}}
+    return {"since": datetime.fromtimestamp(at - 3600, timezone.utc).isoformat(), "since_start": since_start,
+            "cut": False, "rules": rules,
+            "alerts": [fired | {"at": datetime.fromtimestamp(at - 300 * n, timezone.utc).isoformat()} for n in range(times)]}
+
+
+def test_on_the_upgrade_s_day_a_rule_s_repeats_are_counted_since_the_list_began(supervisor):
+    """The list began at the upgrade (since_start): "Fired 2 times today", of a rule whose alerts of the
+    morning, before it, went unlisted, read as the whole day's."""
+    try:
+        answered(supervisor, stored_alerts(datetime.now(timezone.utc).timestamp(), 2, rules=1, since_start=True))
+        line = supervisor.inner_text("#alert-list li.alert")
+        assert re.search(r"Fired 2 times since \d\d:\d\d, first at ", line), line
+    finally:
+        loaded_again(supervisor)
+
+
+def test_alerts_of_today_whose_rules_the_file_no_longer_has_are_not_said_to_be_none(supervisor):
+    """The alerts outlive a restart, the rules may not: the file's rules removed at noon, the page said
+    "No compliance alerts are set up for your cameras." above the morning's alerts."""
+    try:
+        answered(supervisor, stored_alerts(datetime.now(timezone.utc).timestamp(), 1, rules=0, since_start=False))
+        assert supervisor.locator("#alert-list li.alert").count() == 1
+        said = supervisor.text_content("#alerts-since")
+        assert said == "No compliance alerts are set up for your cameras now; these fired earlier today.", said
+    finally:
+        loaded_again(supervisor)
+
+
 def test_an_alert_fired_while_the_page_is_open_is_said_to_a_screen_reader(clinic, supervisor):
     """The list is no live region (it is rebuilt as its figures move): a screen reader's user learnt
     of a new alert only by reading the list again. (Last here: it adds an alert to the clinic's.)"""

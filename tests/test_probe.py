@@ -505,6 +505,38 @@ def test_a_postgresql_user_that_does_not_own_the_tables_to_upgrade_fails(postgre
         admin.dispose()
 
 
+def test_a_postgresql_user_that_may_create_tables_upgrades_events_of_version_6_without_owning_them(postgres):  # noqa: F811
+    """Version 7 only adds tables (the alerts'): the site's user granted the rows and CREATE in public
+    upgrades a database of version 6 at its start, and the probe said FAILED ("site_user does not own
+    counts, ... which the events schema's upgrade alters: start the site once as postgres")."""
+    from types import SimpleNamespace
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
+    try:
+        EventStore(postgres.url).close()
+        with admin.connect() as connection:  # as version 6 left it, its tables the database owner's
+            connection.execute(text("DELETE FROM schema_version WHERE version = 7"))
+            connection.execute(text("DROP TABLE alerts, alerts_kept_since"))
+            connection.execute(text("CREATE ROLE site_user LOGIN"))
+            connection.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO site_user"))
+            connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
+        probe = probe_database(url, site=SimpleNamespace(reports=[], mqtt=None))
+        assert probe.ok is True and probe.detail.endswith(
+            f"events schema 6: upgraded to {len(MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
+            "`maskwatch backup` first)"), probe.detail
+        EventStore(url).close()  # as the start does: upgraded
+        assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).detail.endswith(
+            f"events schema {len(MIGRATIONS)}, this maskwatch's")
+    finally:
+        with admin.connect() as connection:
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
+            connection.execute(text("DROP OWNED BY site_user"))
+            connection.execute(text("DROP ROLE site_user"))
+        admin.dispose()
+
+
 def test_the_sqlite_file_of_a_running_site_is_read_through_its_wal(tmp_path):
     store = EventStore(str(tmp_path / "site.db"))  # open, as a running site holds it: its -wal is there
     try:

@@ -5,6 +5,9 @@ retention takes old alerts with the events; a database of version 6 gains the ta
 Real sites (their cameras never started: the figures are the store's), their apps through TestClient."""
 
 import logging
+import sqlite3
+import sys
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -17,6 +20,7 @@ from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
+from maskwatch.site import compliance
 from maskwatch.site.config import load_site_config
 from maskwatch.site.events import EventStore
 from maskwatch.site.runner import Site
@@ -40,7 +44,7 @@ def detector():
     return Detector.load(config=WEIGHTS / "centerface.json")  # never called: no camera sends a frame
 
 
-def site_on(database: str, folder, detector, minutes: int = 5) -> Site:
+def site_on(database: str, folder, detector, minutes: int = 5, cooldown: float = 900) -> Site:
     """A site of two cameras over `database`, one rule watching each: under 80 % over `minutes`."""
     dead = f"rtsp://127.0.0.1:{refused_port()}/none"
     (folder / "site.yaml").write_text(f"""
@@ -51,7 +55,7 @@ timezone: {about_noon()}
 storage: {{database: "{database}", privacy: true, retention_days: 30}}
 alerts:
   compliance:
-    - {{below: 80, minutes: {minutes}, min_people: 5}}
+    - {{below: 80, minutes: {minutes}, min_people: 5, cooldown: {cooldown}}}
 """)
     return Site(load_site_config(folder / "site.yaml", environ={}), detector)
 
@@ -173,6 +177,32 @@ def test_an_alert_the_database_refuses_is_sent_listed_and_stored_once_it_can_be(
     assert " on till): they were sent, but the dashboard's list after a restart lacks them" in caplog.text
 
 
+def test_alerts_let_go_unstored_on_another_camera_neither_cut_nor_date_a_limited_list(database, tmp_path, detector,
+                                                                                    monkeypatch):
+    """The database refused the door's alerts until more waited than the site keeps (1000; 1 here): the
+    time of the door's alert let go was the `since` of every caller's list, `cut`, and a till-only
+    screen lost its own stored alert of before it and learnt when the door's had fired."""
+    monkeypatch.setattr(compliance, "ALERTS_LISTED", 1)  # the alerts waiting unstored: 1 kept
+    full, till_only = token_on(database, "full"), token_on(database, "till-screen", "read", ["till"])
+    site = site_on(database, tmp_path, detector, cooldown=0)
+    try:
+        now = time.time()
+        crowd(site.store, masked=2, unmasked=18, when=now - 400, camera="till")
+        assert [a["camera"] for a in site.compliance.check(now - 300)] == ["till"]  # stored
+        refuse_alerts(site)
+        crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+        assert [a["camera"] for at in (now - 20, now - 10) for a in site.compliance.check(at)] == ["door", "door"]
+        limited = alerts_of(site, database, till_only)
+        assert (limited["cut"], limited["since_start"]) == (False, False)
+        assert [datetime.fromisoformat(a["at"]).timestamp() for a in limited["alerts"]] == [pytest.approx(now - 300)]
+        everyone = alerts_of(site, database, full)  # the door's first is let go: the list is whole after it
+        assert everyone["cut"] is True and datetime.fromisoformat(everyone["since"]).timestamp() == pytest.approx(now - 20)
+        assert [a["camera"] for a in everyone["alerts"]] == ["door"]
+        take_alerts_again(site)
+    finally:
+        site.stop()
+
+
 def test_retention_deletes_the_alerts_older_than_the_events_kept(database):
     store = EventStore(database, retention_days=7)
     try:
@@ -214,3 +244,65 @@ def test_a_database_of_version_6_gains_the_alerts_and_says_since_when_they_are_k
     reopened = EventStore(database)  # the migration is not run again: the moment stays
     assert reopened.alerts(0)[1] == kept_since
     reopened.close()
+
+
+def test_an_upgrade_under_a_clock_set_ahead_does_not_hide_the_alerts_stored_since(database, tmp_path, detector):
+    """Version 7 notes the upgrade's time by the clock: a site booted with its clock a week ahead (an
+    RTC's garbage, before NTP pulled it back) upgraded then, and every day's list until that date was
+    empty, "since" the next week's upgrade. An alert stored is proof the table kept them from then."""
+    token = token_on(database, "full")
+    site = site_on(database, tmp_path, detector)
+    try:
+        now = time.time()
+        with site.store.engine.begin() as connection:  # as the migration under that clock left it
+            connection.execute(text("INSERT INTO alerts_kept_since VALUES (:at)"), {"at": now + 7 * 86400})
+        crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+        assert [a["camera"] for a in site.compliance.check(now - 30)] == ["door"]  # by the clock set right
+        answer = alerts_of(site, database, token)
+        assert [a["camera"] for a in answer["alerts"]] == ["door"] and answer["cut"] is False
+        assert datetime.fromisoformat(answer["since"]).timestamp() == pytest.approx(now - 30)  # kept from it at least
+        assert answer["since_start"] is True
+    finally:
+        site.stop()
+
+
+def test_a_stop_while_a_check_waits_on_the_database_stores_each_alert_once(tmp_path, detector):
+    """A check waiting on SQLite's lock (another process writing) past the stop's 10 s: stop() stored the
+    alerts waiting beside it, both wrote them, and the second took from the queue more than was left,
+    an IndexError that ended the site's stop there (its store left open, the reports unstopped)."""
+    database = str(tmp_path / "site.db")
+    site = site_on(database, tmp_path, detector)
+    monitor, now = site.compliance, time.time()
+    crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write
+    check = threading.Thread(target=monitor.check, args=(now,))
+    check.start()
+    while not site.store._write_lock.locked():  # the check is storing its alert, waiting on the lock
+        time.sleep(0.01)
+    failed = []
+    stop = threading.Thread(target=lambda: failed.extend(raised(site.stop)))  # as after its 10 s wait for the check
+    stop.start()
+    for _ in range(200):  # until the stop has taken the waiting alerts too (where nothing holds it back: 2 s)
+        frame = sys._current_frames().get(stop.ident)
+        if frame is not None and frame.f_code.co_name == "record_alert":
+            break
+        time.sleep(0.01)
+    holder.execute("COMMIT")
+    holder.close()
+    check.join()
+    stop.join()
+    assert failed == []
+    again = EventStore(database)
+    try:
+        assert [a["camera"] for a in again.alerts(0)[0]] == ["door"]  # once
+    finally:
+        again.close()
+
+
+def raised(call) -> list[BaseException]:
+    try:
+        call()
+    except BaseException as err:  # noqa: BLE001  the test's: what the stop raised
+        return [err]
+    return []

@@ -442,7 +442,8 @@ def alerts(request: Request) -> JSONResponse:
     monitor = site.compliance
     midnight = bucket_start(now, "day", tz).timestamp()
     allowed = readable(request)
-    waiting, lost_at = list(monitor.unstored), monitor.lost_at  # copies: the check thread changes them
+    waiting, lost = list(monitor.unstored), dict(monitor.lost_at)  # copies: the check thread changes them
+    lost_at = max((at for camera, at in lost.items() if allowed is None or camera in allowed), default=float("-inf"))
     stored, kept_since = site.store.alerts(midnight, cameras=allowed, limit=ALERTS_LISTED + 1)
     known = {(a["rule"], a["camera"], a["at"]) for a in stored}  # one stored meanwhile is in both
     unstored = [a for a in reversed(waiting) if a["at"] >= midnight and (allowed is None or a["camera"] in allowed)

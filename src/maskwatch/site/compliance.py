@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -108,7 +109,10 @@ class ComplianceMonitor:
         # each with its rule's min_people: GET /v1/alerts lists them with the stored ones, and each
         # check stores them again (at most a day's: after that they are no day's list's).
         self.unstored: deque[dict] = deque(maxlen=ALERTS_LISTED)
-        self.lost_at = float("-inf")  # the newest alert `unstored` let go of: no list holds it
+        # Per camera, the newest alert `unstored` let go of: no list holds it. A camera's own: a
+        # till-only screen's list was cut at the door's, its own stored alert of before hidden.
+        self.lost_at: dict[str, float] = {}
+        self._storing = threading.Lock()
         self._store_problems = ProblemLog(log, "compliance alerts cannot be stored (they are sent, and listed from "
                                           "memory until they are)", "compliance alerts stored again")
         self._checks = Periodic(self.check, every, "maskwatch-compliance",
@@ -129,10 +133,12 @@ class ComplianceMonitor:
         try:
             self._check(now, fired)
         finally:  # a failure after some fired (the database away mid-check) keeps them too
-            for alert in fired:
-                if len(self.unstored) == self.unstored.maxlen:
-                    self.lost_at = max(self.lost_at, self.unstored[0]["at"])
-                self.unstored.append(alert)
+            with self._storing:  # a full queue lets its oldest go: not one a store is writing
+                for alert in fired:
+                    if len(self.unstored) == self.unstored.maxlen:
+                        gone = self.unstored[0]
+                        self.lost_at[gone["camera"]] = max(self.lost_at.get(gone["camera"], float("-inf")), gone["at"])
+                    self.unstored.append(alert)
             self.store_unstored()
         self.stats.fired += len(fired)
         self.stats.last = [{name: alert[name] for name in ALERT_FIELDS} for alert in fired]
@@ -169,18 +175,21 @@ class ComplianceMonitor:
 
     def store_unstored(self) -> None:
         """The alerts not stored yet written, in one transaction; kept for the next try where the
-        database refuses them (said once until they are stored)."""
-        waiting = list(self.unstored)
-        if not waiting:
-            return
-        try:
-            self.store.record_alert(*waiting)
-        except SQLAlchemyError as err:
-            self._store_problems.failed(f"{len(waiting)} waiting: {err}")
-            return
-        for _ in waiting:  # only this thread (or stop(), after it) takes from the left
-            self.unstored.popleft()
-        self._store_problems.ok()
+        database refuses them (said once until they are stored). One caller at a time: stop() after
+        a check it gave up waiting for (the database locked) wrote the same alerts again, and took
+        from the queue more than was left (an IndexError that ended the site's stop)."""
+        with self._storing:
+            waiting = list(self.unstored)
+            if not waiting:
+                return
+            try:
+                self.store.record_alert(*waiting)
+            except SQLAlchemyError as err:
+                self._store_problems.failed(f"{len(waiting)} waiting: {err}")
+                return
+            for _ in waiting:
+                self.unstored.popleft()
+            self._store_problems.ok()
 
     def window(self, rule: ComplianceRule, camera: str, now: float):
         """The people decided on `camera` (in the rule's zone) over the rule's window up to `now`:

@@ -210,6 +210,10 @@ def _alerts_v7(connection: Connection) -> None:
 
 MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5,
               _ids_never_reused_v6, _alerts_v7]
+# The newest version whose migration alters tables already there on PostgreSQL (version 5's
+# indexes), which PostgreSQL lets their owner alone do; the later ones make tables of their own
+# (version 7's alerts), which CREATE on the schema allows: `run --probe` asks ownership only below it.
+ALTERS_TABLES_UNTIL = 5
 
 
 def _distinct_by_index(column: Column, *where):
@@ -507,14 +511,19 @@ class EventStore:
 
     def alerts(self, since: float, cameras: list[str] | None = None, limit: int = 1000) -> tuple[list[dict], float]:
         """(the stored compliance alerts fired at or after `since` on `cameras` (None: every camera),
-        newest first, at most `limit`; since when the table holds every alert fired: -inf for ever)."""
+        newest first, at most `limit`; since when the table holds every alert fired: -inf for ever).
+        That is the upgrade's time, or the oldest alert stored where it is older: an upgrade under a
+        clock set ahead (a week, before NTP pulled it back) noted a time that hid every list until then."""
         query = select(alerts).where(alerts.c.at >= since).order_by(alerts.c.at.desc(), alerts.c.id.desc()).limit(limit)
         if cameras is not None:
             query = query.where(alerts.c.camera.in_(sorted(set(cameras))))
         with self.engine.connect() as connection:
-            kept_since = connection.execute(select(func.max(alerts_kept_since.c.since))).scalar()
+            upgraded = connection.execute(select(func.max(alerts_kept_since.c.since))).scalar()
+            oldest = connection.execute(select(func.min(alerts.c.at))).scalar()
             rows = [dict(row._mapping) for row in connection.execute(query)]
-        return rows, float("-inf") if kept_since is None else kept_since
+        if upgraded is None:
+            return rows, float("-inf")
+        return rows, upgraded if oldest is None else min(upgraded, oldest)
 
     def enforce_retention(self, now: float | None = None) -> int:
         """Delete events, counts, compliance alerts and snapshots older than retention_days; how many events went.

@@ -154,7 +154,8 @@ class AlertStanding(BaseModel):
 class ComplianceAlert(BaseModel):
     """A compliance alert as the webhooks, notify and MQTT had it, and how its camera and zone stand now."""
 
-    rule: int = Field(description="its index in alerts.compliance")
+    rule: int = Field(description="its index in alerts.compliance when it fired (the file may have changed since: "
+                                  "`below` and `minutes` are that rule's, and `now` is judged by them)")
     camera: str
     zone: str | None = Field(description="null: the whole camera")
     at: str = Field(description="when it fired, ISO 8601 with the site's offset")
@@ -180,7 +181,7 @@ class AlertList(BaseModel):
     since_start: bool = Field(description="true: `since` is when the database began to keep alerts, today; the "
                                           "alerts of before it were not kept")
     cut: bool = Field(description="true: more alerts fired today on the caller's cameras than the list holds (1000), "
-                                  "or the site let go of some the database refused: `since` is the time of the "
+                                  "or the site let go of some on them that the database refused: `since` is the time of the "
                                   "newest one left out, and the list holds those after it")
     rules: int = Field(description="the compliance rules watching any of the caller's cameras (0: none set up)")
     alerts: list[ComplianceAlert]

@@ -49,8 +49,11 @@ async function loadAlerts() {
   const shown = JSON.stringify(answer);
   if (shown === lastAlerts) return;  // unchanged: not rebuilt under a screen reader
   lastAlerts = shown;
+  // No rule now, and yet the alerts of rules removed since (they are stored, and outlive a restart).
+  const setUp = accountRole === "admin" ? " (alerts.compliance in site.yaml)" : "";
   document.getElementById("alerts-since").textContent = !answer.rules
-    ? "No compliance alerts are set up for your cameras" + (accountRole === "admin" ? " (alerts.compliance in site.yaml)." : ".")
+    ? (answer.alerts.length ? `No compliance alerts are set up for your cameras now${setUp}; these fired earlier today.`
+      : `No compliance alerts are set up for your cameras${setUp}.`)
     : answer.since_start ? `Since ${clockMinute(answer.since)}, when the site began to keep them (alerts before the upgrade are not listed).`
     : answer.cut ? `Since ${clockMinute(answer.since)}: more alerts fired today than the list holds (1000), or some could not be stored.` : "";
   const list = document.getElementById("alert-list");
@@ -71,8 +74,9 @@ async function loadAlerts() {
   // shown "12:58 7 :2 קופה % wearing a mask".
   list.innerHTML = [...groups.values()].map((fired) => {
     const a = fired[0], first = fired.at(-1);
-    // Counted since the list's start: "today" where the day's first were let go (answer.cut) was too few.
-    const over = answer.cut ? `since ${escapeHtml(clockMinute(answer.since))}` : "today";
+    // Counted since the list's start: "today" where the day's first were let go (answer.cut), or
+    // fired before the upgrade that began the list (answer.since_start), was too few.
+    const over = answer.cut || answer.since_start ? `since ${escapeHtml(clockMinute(answer.since))}` : "today";
     const again = fired.length > 1 ? ` Fired ${fired.length} times ${over}, first at ${escapeHtml(clockMinute(first.at))}.` : "";
     return `
     <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
