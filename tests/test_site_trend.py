@@ -99,7 +99,7 @@ def test_a_day_at_either_end_of_the_calendar_is_taken_in_a_timezone_beside_utc()
 @pytest.mark.parametrize("zone, wall, read", [
     # the clocks go forward: a wall time they skip is the jump (it was read with the offset from before it)
     ("America/New_York", "2026-03-08 02:30", "2026-03-08T03:00:00-04:00"),
-    ("Australia/Sydney", "2026-10-04 02:00", "2026-10-04T03:00:00+11:00"),  # the southern spring, in October
+    ("Australia/Sydney", "2026-10-04 02:30", "2026-10-04T03:00:00+11:00"),  # the southern spring, in October
     ("Australia/Lord_Howe", "2026-10-04 02:15", "2026-10-04T02:30:00+11:00"),  # a half-hour jump
     # they go back: a wall time they pass twice is its first passing, in --since and --until alike
     ("America/New_York", "2026-11-01 01:30", "2026-11-01T01:30:00-04:00"),
