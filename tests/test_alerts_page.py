@@ -210,12 +210,25 @@ def test_figures_next_to_the_threshold_are_not_rounded_onto_it(supervisor):
             "compliance_high": 79.9, "observed": 79.0, "below": 80, "people": 900, "with_mask": 711,
             "unassessable": 0, "minutes": 5,
             "now": {"state": "under", "people": 900, "compliance": 79.55, "compliance_low": 79.1, "compliance_high": 79.99}}
-    body = {"since": at, "since_start": False, "cut": False, "rules": 1, "alerts": [near]}
+    # each rule's own threshold: 94.5 and 94.6 round onto a `below: 95`, 49.5 and 49.7 onto a `below: 50`
+    strict = near | {"rule": 3, "camera": "waiting", "compliance": 94.5, "compliance_low": 90.2, "compliance_high": 94.6,
+                     "below": 95, "now": {"state": "unclear", "people": 900, "compliance": 94.8, "compliance_low": 94.2,
+                                          "compliance_high": 95.3}}
+    lax = near | {"rule": 4, "camera": "pharmacy", "compliance": 49.5, "compliance_low": 40.3, "compliance_high": 49.7,
+                  "below": 50, "now": {"state": "recovered", "people": 900, "compliance": 55.0, "compliance_low": 50.0,
+                                       "compliance_high": 60.0}}
+    body = {"since": at, "since_start": False, "cut": False, "rules": 3, "alerts": [lax, strict, near]}
     supervisor.route("**/v1/alerts", lambda route: route.fulfill(status=200, content_type="application/json",
                                                                  body=json.dumps(body)))
     try:
         supervisor.evaluate("() => loadAlerts()")
-        line = " ".join(supervisor.inner_text("#alert-list li.alert").split())
+        said = {camera: " ".join(supervisor.inner_text(f'#alert-list li.alert[data-camera="{camera}"]').split())
+                for camera in ("waiting", "pharmacy")}
+        assert "94.5 % wearing a mask (95 % interval 90–94.6 %) over the 5 min before, under the 95 % set" in said["waiting"]
+        assert "Now: not clear yet: 94.8 % wearing a mask (94–96 %)" in said["waiting"], said
+        assert "49.5 % wearing a mask (95 % interval 40–49.7 %) over the 5 min before, under the 50 % set" in said["pharmacy"]
+        assert "Now: back to 50 % or more: 55 % wearing a mask (50–60 %)" in said["pharmacy"], said
+        line = " ".join(supervisor.inner_text('#alert-list li.alert[data-camera="entrance"]').split())
         assert "79.6 % wearing a mask (95 % interval 70–79.9 %)" in line, line
         assert "Now: still under 80 %: 79.55 % wearing a mask (79–79.99 %) over the last 5 min." in line, line
         assert supervisor.text_content("#alert-news").endswith(" Entrance, 79.6 % wearing a mask, under 80 %.")

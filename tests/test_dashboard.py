@@ -214,11 +214,15 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
         {**bucket, "start": "2026-01-01T12:00:00+02:00", "compliance": 0.7, "compliance_low": 0.58,
          "compliance_high": 0.7996, "observed_share": 0.7},
         {**bucket, "start": "2026-01-01T13:00:00+02:00", "people": 0, "unassessable": 3, "compliance": None,
-         "compliance_low": None, "compliance_high": None, "observed_share": None}]}
+         "compliance_low": None, "compliance_high": None, "observed_share": None},
+        # a top end of 0.8 exactly is not under 80 % (no rule fires on it): not red; a share of 79.96 %
+        # beside it keeps its decimals, not "80%" beside a bar that is not under 80
+        {**bucket, "start": "2026-01-01T14:00:00+02:00", "compliance": 0.7996, "compliance_low": 0.7912,
+         "compliance_high": 0.8, "observed_share": 0.8}]}
     desk = tab()
     desk.route("**/v1/compliance?*", answer(series))
     desk.goto(server + "/")
-    desk.wait_for_function("() => document.querySelectorAll('#trend-table tbody tr').length === 4", timeout=20_000)
+    desk.wait_for_function("() => document.querySelectorAll('#trend-table tbody tr').length === 5", timeout=20_000)
     assert [th.text_content() for th in desk.query_selector_all("#trend-table th")] == [
         "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not in the share)", "As labelled (before correction)"]
     rows = [[td.text_content() for td in tr.query_selector_all("td")]  # closed <details>: not rendered
@@ -227,8 +231,10 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     assert rows[1] == ["2026-01-01 11:00", "20%", "5-50%, under 80%", "10", "0", "20%"]
     assert rows[2] == ["2026-01-01 12:00", "70%", "58-79.96%, under 80%", "10", "0", "70%"]
     assert rows[3][0] == "2026-01-01 13:00" and "only unassessable" in rows[3][1] and rows[3][3:5] == ["0", "3"]
+    assert rows[4] == ["2026-01-01 14:00", "79.96%", "79-80%", "10", "0", "80%"]
     fills = desk.eval_on_selector_all("#trend-chart rect.bar", "bars => bars.map(b => getComputedStyle(b).fill)")
-    assert len(fills) == 3 and "url(" in fills[0] and "url(" in fills[1] and "url(" in fills[2]  # striped
+    assert len(fills) == 4 and "url(" in fills[0] and "url(" in fills[1] and "url(" in fills[2]  # striped
+    assert "url(" not in fills[3]
     # The tooltip names the hour as the table does (the site's clock), and the people it leaves out.
     titles = desk.eval_on_selector_all("#trend-chart rect.bar title", "ts => ts.map(t => t.textContent)")
     assert titles[0] == ("2026-01-01 10:00: 71% (95% interval 63-78%) of 10 judged (7 unassessable, not in the share); "

@@ -114,6 +114,11 @@ def test_a_time_the_clocks_skip_is_read_as_their_jump_as_opening_hours_and_repor
         assert listed.exit_code == 0, listed.output
         assert [int(row["id"]) for row in csv.DictReader(io.StringIO(listed.stdout))] == [seen["id"]]
         assert f"in view from 2026-03-29T03:00:00+02:00 to 2026-03-29T{until}:00+02:00" in listed.stderr
+    # a range inside the missing hour is refused saying why: both ends are the jump (it said nothing of it)
+    inside = runner.invoke(app, ["events", "list", "--config", config, "--since", "2026-03-29 02:10",
+                                 "--until", "2026-03-29 02:50"])
+    assert inside.exit_code == 1 and ("on the site's clock they read 2026-03-29T03:00:00+02:00 and "
+                                      "2026-03-29T03:00:00+02:00 (a time the clocks skip is their jump") in inside.output
     jump = first_instant(date(2026, 3, 29), clock_time(2, 30), BERLIN)
     assert parse_since("2026-03-29T02:59:59.5", times=BERLIN) == jump == datetime(2026, 3, 29, 3, tzinfo=BERLIN).timestamp()
     # a time the clocks go back over is its first passing, as before

@@ -254,6 +254,19 @@ def test_retention_leaves_no_deleted_minute_in_the_quarter_sums(store):
     assert len(store.events()) == 8
 
 
+def test_retention_keeps_a_person_seen_over_the_cut_off_s_minute_with_their_count(store):
+    """A person in view over several minutes is counted in the minute they were last seen: the
+    cut-off inside that minute kept the count and deleted the person. Cut on the minute, the person
+    and their count stay together, then go together."""
+    minute = NOW - NOW % 60
+    store.record("door", None, person(1, (0.9, 0.05, 0.05), first=minute - 150, last=minute + 10))  # over 4 minutes
+    day = 7 * 86400  # the store's retention
+    store.enforce_retention(now=minute + 40 + day)  # inside the minute last seen in
+    assert len(store.events()) == 1 and sum(r["people"] for r in store.counts()) == 1
+    store.enforce_retention(now=minute + 60 + day)  # that minute over
+    assert store.events() == [] and store.counts() == []
+
+
 def test_the_newest_row_is_read_from_an_index_not_every_minute(store):
     """The start's clock check read max(counts.minute), every minute row the site kept (73 ms at 30
     days of 8 cameras x 3 zones): the newest event's last_seen, at its index's end, is the newest

@@ -600,6 +600,8 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
     # unassessable today" read as a total the unassessable were part of (their sensors summed past it).
     assert [ours[f"homeassistant/sensor/site/door_{key}_today/config"]["name"] for key in ("people", "unassessable")] == [
         "People judged today", "People unassessable today"]
+    # renamed, its unique_id as before: Home Assistant keeps the entity, its entity id and history
+    assert ours["homeassistant/sensor/site/door_people_today/config"]["unique_id"] == "maskwatch:site/door/people_today"
     assert ours["homeassistant/sensor/site/door_without_mask/config"] == {
         "name": "People without a mask in view", "state_topic": "site/door/without_mask",
         "unit_of_measurement": "people", "state_class": "measurement",

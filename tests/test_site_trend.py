@@ -96,6 +96,23 @@ def test_a_day_at_either_end_of_the_calendar_is_taken_in_a_timezone_beside_utc()
     assert parse_since("9999-12-31", days=ZoneInfo("America/Los_Angeles")) < parse_since("9999-12-31T23:59:59Z")
 
 
+@pytest.mark.parametrize("zone, wall, read", [
+    # the clocks go forward: a wall time they skip is the jump (it was read with the offset from before it)
+    ("America/New_York", "2026-03-08 02:30", "2026-03-08T03:00:00-04:00"),
+    ("Australia/Sydney", "2026-10-04 02:30", "2026-10-04T03:00:00+11:00"),  # the southern spring, in October
+    ("Australia/Lord_Howe", "2026-10-04 02:15", "2026-10-04T02:30:00+11:00"),  # a half-hour jump
+    # they go back: a wall time they pass twice is its first passing, in --since and --until alike
+    ("America/New_York", "2026-11-01 01:30", "2026-11-01T01:30:00-04:00"),
+    ("Australia/Sydney", "2026-04-05 02:30", "2026-04-05T02:30:00+11:00"),
+])
+def test_a_wall_time_on_a_night_the_clocks_change_is_read_as_opening_hours_read_it(zone, wall, read):
+    """`maskwatch events --since/--until` read a time with no zone on the site's clock: one the
+    clocks skip is their jump (New York's 02:30 on 8 March was 03:30), one they go back over its
+    first passing (an offset names the second), in either hemisphere."""
+    tz = ZoneInfo(zone)
+    assert datetime.fromtimestamp(parse_since(wall, days=tz, times=tz), tz).isoformat() == read
+
+
 def test_a_long_value_that_is_no_time_is_refused_at_once():
     """The look for an offset's `+` decoded to a space (`10:00:00 02:00`) took any digit, then any
     text, for a date and time, and tried every split of a value it did not match: 16,000 characters

@@ -40,8 +40,12 @@ class Asked:
             self.until = parse_since(until, "--until", self.tz, times=self.tz)
         except ValueError as err:
             _fail(str(err))
-        if self.since >= self.until:
-            _fail(f"--since ({since}) must be before --until ({until})")
+        if self.since >= self.until:  # as read: two times in the hour the clocks skip are both its jump
+            from maskwatch.site.event_views import wall_clock
+
+            _fail(f"--since ({since}) must be before --until ({until}); on the site's clock they read "
+                  f"{wall_clock(self.since, self.tz)} and {wall_clock(self.until, self.tz)} (a time the clocks "
+                  "skip is their jump, one they go back over its first passing: an offset names the second)")
         database = site.storage.database
         if "://" not in database and not Path(database).is_file():
             _fail(f"{database}: no such database (storage.database; `maskwatch run` makes it)")
