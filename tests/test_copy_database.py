@@ -316,9 +316,9 @@ def test_a_big_table_says_how_far_it_is(old_site, tmp_path, monkeypatch):
     assert [(one.table, one.rows) for one in copied if one.table == "events"] == [("events", 5)]
 
 
-@pytest.mark.parametrize("version, said", [(5, "events schema version 5 is older than this maskwatch's (6): start the "
+@pytest.mark.parametrize("version, said", [(6, "events schema version 6 is older than this maskwatch's (7): start the "
                                                 "site on it once"),
-                                           (7, "events schema version 7 is newer than this maskwatch (6)")])
+                                           (8, "events schema version 8 is newer than this maskwatch (7)")])
 def test_a_source_of_another_maskwatch_version_is_refused(tmp_path, version, said):
     database = str(tmp_path / "site.db")
     EventStore(database).close()
