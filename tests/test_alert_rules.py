@@ -120,7 +120,8 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
     assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": round(100 * shown["compliance"], 2),
                      "compliance_low": round(100 * shown["compliance_low"], 2),
                      "compliance_high": round(100 * shown["compliance_high"], 2),
-                     "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "minutes": 15, "at": MONDAY_10}
+                     "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "minutes": 15, "at": MONDAY_10,
+                     "infrared": 0, "seen": 100}
     ticks[0] = 300
     assert monitor.check(MONDAY_10 + 300) == [] and monitor.stats.quieted == 1  # within the cooldown
     ticks[0] = 600

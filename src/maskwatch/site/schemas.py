@@ -121,6 +121,11 @@ class ComplianceBucket(PeopleCounts):
                                          "people and the classifier's measured confusion")
     compliance_high: float | None = Field(ge=0, le=1, description="its 95 % interval's upper end")
     observed_share: float | None = Field(ge=0, le=1, description="with_mask / decided people, uncorrected")
+    infrared: int = Field(0, ge=0, description="of its people (decided or not), those seen on grey (infrared) frames, "
+                                               "where the classifier passes most bare faces as masked: their share "
+                                               "masked is overstated (docs/site.md#night-and-infrared-cameras)")
+    infrared_share: float | None = Field(None, ge=0, le=1, description="infrared / (people + unassessable); null "
+                                                                       "where no one was seen")
 
 
 class ComplianceSeries(BaseModel):
@@ -166,6 +171,9 @@ class ComplianceAlert(BaseModel):
     people: int
     with_mask: int
     minutes: int = Field(description="the rule's window")
+    infrared: int = Field(0, description="of the window's people (decided or not), those seen on grey (infrared) "
+                                         "frames: the masked share is overstated (docs/site.md#night-and-infrared-cameras)")
+    seen: int = Field(0, description="the window's people, decided or not (people and the unassessable)")
     now: AlertStanding
 
 
