@@ -284,6 +284,24 @@ def test_a_night_camera_s_bars_say_they_were_seen_on_grey_frames(server, tab):
     assert [row[-1] for row in rows] == ["0", "22 of 22, share overstated"]
 
 
+def test_a_camera_card_says_how_many_of_today_s_people_were_seen_on_grey_frames(server, tab):
+    """A night camera's card counted its "mask" people as a day camera's: on grey frames most bare
+    faces pass as masked. The card says how many were seen so (none: nothing said)."""
+    def night(route):
+        cameras = route.fetch().json()
+        for camera in cameras:
+            camera["today"] = {**camera["today"], "infrared": 3}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(cameras))
+
+    desk = tab()
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"] .counts .unassessable', timeout=20_000)
+    assert desk.query_selector('.camera[data-camera="live"] .counts .infrared') is None
+    desk.route("**/v1/cameras", night)
+    card = desk.wait_for_selector('.camera[data-camera="live"] .counts .infrared', timeout=20_000)
+    assert card.text_content() == "infrared: 3" and "overstated" in card.get_attribute("title")
+
+
 def test_the_chart_s_first_time_has_its_year_and_stays_clear_of_the_last(server, tab):
     """The first bar's time read "12-07 02:00" under a table of "2026-12-07 02:00" rows: where days come
     first, 12 July. With its year it is as wide again: under a bar of this hour, on a 320 px phone, it

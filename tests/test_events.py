@@ -194,9 +194,9 @@ def test_a_cameras_totals_are_summed_by_the_database_from_a_time_on(store):
     store.record("door", None, person(4, (0.2, 0.7, 0.1), evidence=0))
     store.record("till", None, person(5, (0.9, 0.05, 0.05)))
     assert store.totals("door", since=NOW) == {"people": 2, "with_mask": 1, "without_mask": 1,
-                                                "mask_weared_incorrect": 0, "unassessable": 1}
+                                                "mask_weared_incorrect": 0, "unassessable": 1, "infrared": 0}
     assert store.totals("nowhere", since=NOW) == {"people": 0, "with_mask": 0, "without_mask": 0,
-                                                   "mask_weared_incorrect": 0, "unassessable": 0}
+                                                   "mask_weared_incorrect": 0, "unassessable": 0, "infrared": 0}
 
 
 def test_a_restart_keeps_every_event_and_counts_carry_on(tmp_path):

@@ -21,7 +21,7 @@ def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path
     assert [(c["people"], c["with_mask"], c["without_mask"], c["unassessable"], c["infrared"])
             for c in queue] == [(2, 1, 1, 0, 1)]
     assert again.totals("door", since=NOW) == {"people": 2, "with_mask": 1, "without_mask": 1,
-                                                "mask_weared_incorrect": 0, "unassessable": 0}
+                                                "mask_weared_incorrect": 0, "unassessable": 0, "infrared": 1}
     assert again.enforce_retention(now=NOW) == 1
     assert [e["track_id"] for e in again.events()] == [2, 1]
     assert [(c["zone"], c["people"], c["infrared"]) for c in again.counts(every=900)] == [("queue", 2, 1)]  # quarters too

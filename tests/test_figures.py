@@ -114,7 +114,7 @@ def day_bucket(figures, day, **where) -> dict:
 
 
 def people_of(bucket) -> dict:
-    return {"people": bucket["people"], **{label: bucket[label] for label in PERSON_LABELS}}
+    return {"people": bucket["people"], **{label: bucket[label] for label in PERSON_LABELS}, "infrared": bucket["infrared"]}
 
 
 def test_a_day_s_people_and_figures_agree_in_events_reports_chart_and_the_scheduled_report(figures):
@@ -142,7 +142,7 @@ def test_a_day_s_people_and_figures_agree_in_events_reports_chart_and_the_schedu
             assert bucket == {name: int(row[name]) for name in ("people", *PERSON_LABELS)}
             continue
         assert {name: str(value) for name, value in people_of(bucket).items()} == {
-            name: row[name] for name in ("people", *PERSON_LABELS)}
+            name: row[name] for name in ("people", *PERSON_LABELS, "infrared")}
         assert [f"{bucket[name]:.4f}" for name in ("compliance", "compliance_low", "compliance_high",
                                                     "observed_share")] == [
             row[name] for name in ("compliance", "compliance_low", "compliance_high", "observed_share")]
@@ -192,7 +192,7 @@ def test_today_s_figures_agree_on_the_page_mqtt_metrics_and_the_api(figures, pag
     buckets = {camera: day_bucket(figures, today, camera=camera) for camera in NAMES}
     assert cameras == {camera: people_of(bucket) for camera, bucket in buckets.items()}
     assert cameras["door"] == {"people": 9, "with_mask": 6, "without_mask": 3, "mask_weared_incorrect": 0,
-                               "unassessable": 0}
+                               "unassessable": 0, "infrared": 0}
     published = figures["mqtt"]
     assert wait_until(lambda: all(published.json_on(f"maskwatch/{camera}/counts") for camera in NAMES), 20)
     assert {camera: published.json_on(f"maskwatch/{camera}/counts")[-1] for camera in NAMES} == cameras

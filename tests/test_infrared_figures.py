@@ -105,3 +105,9 @@ def test_a_compliance_alert_over_grey_frames_says_so(site, caplog):
     _, body = compliance_message(night, {"platform": "Platform 2"}, BERLIN)
     assert f"Infrared: 21 of 21 people {SAID}" in body.splitlines()
     assert "Infrared" not in compliance_message(noon, {"platform": "Platform 2"}, BERLIN)[1]
+
+
+def test_a_days_totals_say_how_many_were_seen_on_grey_frames(site):
+    """What /v1/cameras' `today`, the camera's card and MQTT's <camera>/counts read (runner.today_counts)."""
+    totals = site[0].store.totals("platform", since=berlin(21, 0))
+    assert (totals["people"], totals["unassessable"], totals["infrared"]) == (40, 1, 21)

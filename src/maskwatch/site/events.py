@@ -480,9 +480,10 @@ class EventStore:
             return connection.execute(select(func.max(events.c.last_seen))).scalar()
 
     def totals(self, camera: str, since: float) -> dict:
-        """A camera's people (decided, and per label) in the minutes from `since`, summed by the
-        database: what the dashboard, the metrics and MQTT ask of today at every poll."""
-        columns = COUNT_COLUMNS
+        """A camera's people (decided, and per label, and those seen on grey frames) in the minutes
+        from `since`, summed by the database: what the dashboard, the metrics and MQTT ask of today
+        at every poll."""
+        columns = SUMMED_COLUMNS
         query = select(*(func.coalesce(func.sum(counts.c[name]), 0) for name in columns)).where(
             counts.c.camera == camera, counts.c.minute >= int(since // 60) * 60)
         with self.engine.connect() as connection:

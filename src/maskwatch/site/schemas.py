@@ -17,6 +17,9 @@ class PeopleCounts(BaseModel):
     without_mask: int = Field(ge=0)
     mask_weared_incorrect: int = Field(ge=0)
     unassessable: int = Field(0, ge=0, description="people seen too briefly or too small to decide; not in people")
+    infrared: int = Field(0, ge=0, description="of people and unassessable, those seen on grey (infrared) frames, "
+                                               "where the classifier passes most bare faces as masked: their share "
+                                               "masked is overstated (docs/site.md#night-and-infrared-cameras)")
 
 
 class CameraStatus(BaseModel):
@@ -121,9 +124,6 @@ class ComplianceBucket(PeopleCounts):
                                          "people and the classifier's measured confusion")
     compliance_high: float | None = Field(ge=0, le=1, description="its 95 % interval's upper end")
     observed_share: float | None = Field(ge=0, le=1, description="with_mask / decided people, uncorrected")
-    infrared: int = Field(0, ge=0, description="of its people (decided or not), those seen on grey (infrared) frames, "
-                                               "where the classifier passes most bare faces as masked: their share "
-                                               "masked is overstated (docs/site.md#night-and-infrared-cameras)")
     infrared_share: float | None = Field(None, ge=0, le=1, description="infrared / (people + unassessable); null "
                                                                        "where no one was seen")
 
