@@ -93,10 +93,11 @@ def receiver():
     r.close()
 
 
-def crowd(store, masked, unmasked, when, camera="door", zone=None):
-    """Record `masked` + `unmasked` decided people last seen at `when`."""
+def crowd(store, masked, unmasked, when, camera="door", zone=None, infrared=False):
+    """Record `masked` + `unmasked` decided people last seen at `when` (on grey frames: `infrared`)."""
     for i in range(masked + unmasked):
-        store.record(camera, zone, person(i, MASKED if i < masked else UNMASKED, first=when - 5, last=when))
+        store.record(camera, zone, person(i, MASKED if i < masked else UNMASKED, first=when - 5, last=when),
+                     infrared=infrared)
 
 
 def posted(receiver) -> list[dict]:
@@ -120,8 +121,8 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
     assert alert == {"rule": 0, "camera": "door", "zone": None, "compliance": round(100 * shown["compliance"], 2),
                      "compliance_low": round(100 * shown["compliance_low"], 2),
                      "compliance_high": round(100 * shown["compliance_high"], 2),
-                     "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "minutes": 15, "at": MONDAY_10,
-                     "infrared": 0, "seen": 100}
+                     "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "unassessable": 0, "minutes": 15,
+                     "at": MONDAY_10, "infrared": 0, "seen": 100}
     ticks[0] = 300
     assert monitor.check(MONDAY_10 + 300) == [] and monitor.stats.quieted == 1  # within the cooldown
     ticks[0] = 600
@@ -180,7 +181,7 @@ def test_an_alert_with_nowhere_to_go_is_said_in_the_log(store, caplog):
     assert caplog.messages == [
         "compliance alert at door, zone queue: 70.08 % masked, corrected for the classifier's known errors "
         f"(95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %), over the last 15 minutes, "
-        "under 80 %; counted: 70 of 100 people with a mask (70 %) "
+        "under 80 %; counted: 70 of 100 people with a mask (70 %), 0 more not judged "
         "(said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)"]
 
 

@@ -222,19 +222,28 @@ def test_alerts_left_at_the_stop_are_said_in_the_log(caplog):
 
 
 def test_stop_ends_in_its_time_with_a_full_queue_and_a_receiver_that_never_answers():
+    """The stop blocked putting its sentinel into a full queue, and waited for every queued alert's
+    tries: here it returns while a try still waits for its answer (10 minutes), the queue full."""
     import socket
 
-    mute = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    mute = socket.socket()  # takes the connection and never answers
     mute.bind(("127.0.0.1", 0))
     mute.listen(16)
-    rule = WebhookRule(f"http://127.0.0.1:{mute.getsockname()[1]}/hook", SECRET, retries=5, timeout=0.5)
+    mute.settimeout(30)
+    rule = WebhookRule(f"http://127.0.0.1:{mute.getsockname()[1]}/hook", SECRET, retries=5, timeout=600)
     notifier = WebhookNotifier([rule], queue_size=3).start()
-    for track_id in range(6):
+    notifier.notify(event(0))
+    trying, _ = mute.accept()  # the first alert's try under way
+    for track_id in range(1, 6):
         notifier.notify(event(track_id))
-    started = time.monotonic()
-    notifier.stop(timeout=1.0)
-    assert time.monotonic() - started < 1.5  # not 6 alerts x 6 tries x 0.5 s
-    assert wait_until(lambda: not any(t.is_alive() for t in notifier._threads), limit=30.0)  # its try times out
+    assert notifier._queues[0].full()
+    stopping = threading.Thread(target=notifier.stop, kwargs={"timeout": 1.0}, daemon=True)
+    stopping.start()
+    stopping.join(60)  # a guard against a hang, not a speed bound: the stop's 1 s against the try's 10 minutes
+    assert not stopping.is_alive(), "the stop waited for the try, or for room in the queue"
+    assert notifier._threads[0].is_alive()  # its try still waiting for an answer: not waited for
+    trying.close()  # no answer: that try fails, the rest is dropped
+    assert wait_until(lambda: not any(t.is_alive() for t in notifier._threads), limit=30.0)
     assert notifier.stats.sent == 0 and notifier.stats.dropped + notifier.stats.failed == 6
     mute.close()
 
@@ -247,14 +256,14 @@ def test_a_dead_receiver_holds_up_no_other_receiver():
     port = dead.getsockname()[1]
     dead.close()
     healthy = Receiver()
-    notifier = WebhookNotifier([WebhookRule(f"http://127.0.0.1:{port}/hook", SECRET, retries=5, backoff=1.0),
+    notifier = WebhookNotifier([WebhookRule(f"http://127.0.0.1:{port}/hook", SECRET, retries=5, backoff=600.0),
                                 WebhookRule(healthy.url, SECRET)]).start()
-    started = time.monotonic()
     for track_id in range(2):
         notifier.notify(event(track_id))
-    # not after the dead one's 31 s of retries (20 s: room for a busy machine, well short of them)
-    assert wait_until(lambda: len(healthy.received) == 2, limit=20.0)
-    assert time.monotonic() - started < 20.0
+    # Delivered while the dead one's first alert waits for its first retry (10 minutes), not after
+    # its tries; the limit is a guard against that wait, not a speed bound.
+    assert wait_until(lambda: len(healthy.received) == 2, limit=60.0)
+    assert notifier.stats.retried == 0 and notifier.stats.failed == 0 and notifier.stats.sent == 2
     notifier.stop(timeout=0.5)
     healthy.close()
 

@@ -84,6 +84,11 @@ def old_site(tmp_path_factory):
                      np.zeros((8, 8, 3), np.uint8) if i == 0 else None)
     with store.engine.begin() as connection:
         connection.execute(text("DELETE FROM events WHERE id = 6"))
+        connection.execute(text("INSERT INTO alerts_kept_since VALUES (:at)"), {"at": HOUR_AGO})  # an upgraded site's
+    alert = {"rule": 0, "camera": "door", "zone": None, "compliance": 50.0, "compliance_low": 40.0, "compliance_high": 60.0,
+             "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "unassessable": 2, "infrared": 3, "seen": 22, "minutes": 5,
+             "min_people": 5}
+    store.record_alert(alert | {"at": HOUR_AGO + 60}, alert | {"at": HOUR_AGO + 90, "zone": "queue"})
     store.close()
     auth = AuthStore(database)
     auth.add_user(*ADMIN, "admin")
@@ -122,6 +127,7 @@ def test_a_site_moved_to_postgresql_and_back_keeps_every_row_id_login_token_and_
     said = run_app("copy-database", "--config", str(old_site["folder"] / "site.yaml"), url)
     assert said.returncode == 0, said.stderr
     assert "events: 5 rows (next id 7)" in said.stdout and "access_log: " in said.stdout
+    assert "alerts: 2 rows (next id 3)" in said.stdout and "alerts_kept_since: 1 row" in said.stdout  # the day's alerts
     assert rows_of(url) == before  # every table, row for row: password hashes, two-step secrets, sessions too
     (tmp_path / "snaps").symlink_to(old_site["folder"] / "snaps")  # the snapshots, copied apart
     client = site_on(tmp_path, url)  # no lifespan: no camera started
@@ -177,7 +183,7 @@ def test_a_target_not_empty_is_refused_and_left_as_it_was(old_site, postgres):  
     url = postgres.new_database("taken")
     EventStore(url).close()  # a site started on it already
     before = rows_of(url)
-    with pytest.raises(CopyError, match=r"not empty \(4 tables: counts, counts_by_quarter, events, schema_version"):
+    with pytest.raises(CopyError, match=r"not empty \(6 tables: alerts, alerts_kept_since, counts, counts_by_quarter, events, \.\.\.\)"):
         copy_site_database(old_site["database"], url)
     assert rows_of(url) == before
 
@@ -316,9 +322,9 @@ def test_a_big_table_says_how_far_it_is(old_site, tmp_path, monkeypatch):
     assert [(one.table, one.rows) for one in copied if one.table == "events"] == [("events", 5)]
 
 
-@pytest.mark.parametrize("version, said", [(6, "events schema version 6 is older than this maskwatch's (7): start the "
+@pytest.mark.parametrize("version, said", [(7, "events schema version 7 is older than this maskwatch's (8): start the "
                                                 "site on it once"),
-                                           (8, "events schema version 8 is newer than this maskwatch (7)")])
+                                           (9, "events schema version 9 is newer than this maskwatch (8)")])
 def test_a_source_of_another_maskwatch_version_is_refused(tmp_path, version, said):
     database = str(tmp_path / "site.db")
     EventStore(database).close()

@@ -28,8 +28,8 @@ LOGIN = f"{urllib.parse.quote(USER, safe='')}:{PASSWORD}"
 MANAGER = "manager@clinic.example"
 UMLAUT = "Wartezimmer-Süd-2026"  # a password Python's smtplib cannot send
 ALERT = {"rule": 0, "camera": "waiting", "zone": "Tür", "compliance": 40.0, "compliance_low": 20.5,
-         "compliance_high": 61.2, "observed": 40.0, "below": 80.0, "people": 10, "with_mask": 4, "minutes": 15,
-         "at": 1_800_000_000.0}
+         "compliance_high": 61.2, "observed": 40.0, "below": 80.0, "people": 10, "with_mask": 4, "unassessable": 2,
+         "minutes": 15, "at": 1_800_000_000.0}
 
 
 @pytest.fixture(scope="session")

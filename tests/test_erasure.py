@@ -9,7 +9,7 @@ import csv
 import getpass
 import io
 import shutil
-from datetime import datetime
+from datetime import date, datetime, time as clock_time
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from maskwatch.cli import app
 from maskwatch.security.store import AuthStore, log_row
 from maskwatch.site.events import EventStore
+from maskwatch.site.hours import first_instant
+from maskwatch.site.trend import parse_since
 from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.test_events import person
 
@@ -94,6 +96,28 @@ def test_a_persons_visit_is_listed_then_erased_with_its_snapshots_and_logged_wit
     assert log == [(user, "local", "events_export", asked),
                    (user, "local", "events_erased", f"{asked}: events 2, snapshots 1"),
                    (user, "local", "events_export", day), (user, "local", "events_export", asked)]
+
+
+def test_a_time_the_clocks_skip_is_read_as_their_jump_as_opening_hours_and_reports_read_it(tmp_path):
+    """On the night Berlin's clocks go forward (2026-03-29, 02:00 is 03:00) a wall time in the
+    missing hour is the jump, as hours.first_instant has it for opening hours and the reports' times:
+    read with the offset from before it, 02:30 was 03:30, and a range from 02:30 to 03:15 was refused
+    as ending before it began, and one to 04:00 left out the person in view at 03:05-03:10."""
+    config = site_file(tmp_path, "{database: site.db, retention_days: 3650}")
+    site = EventStore(str(tmp_path / "site.db"), retention_days=3650)
+    night = datetime(2026, 3, 29, 3, 5, tzinfo=BERLIN).timestamp()
+    seen = site.record("door", None, person(1, MASKED, first=night, last=night + 300))
+    site.close()
+    for until in ("03:15", "04:00"):
+        listed = runner.invoke(app, ["events", "list", "--config", config, "--since", "2026-03-29 02:30",
+                                     "--until", f"2026-03-29 {until}"])
+        assert listed.exit_code == 0, listed.output
+        assert [int(row["id"]) for row in csv.DictReader(io.StringIO(listed.stdout))] == [seen["id"]]
+        assert f"in view from 2026-03-29T03:00:00+02:00 to 2026-03-29T{until}:00+02:00" in listed.stderr
+    jump = first_instant(date(2026, 3, 29), clock_time(2, 30), BERLIN)
+    assert parse_since("2026-03-29T02:59:59.5", times=BERLIN) == jump == datetime(2026, 3, 29, 3, tzinfo=BERLIN).timestamp()
+    # a time the clocks go back over is its first passing, as before
+    assert parse_since("2026-10-25 02:30", times=BERLIN) == datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN, fold=0).timestamp()
 
 
 def test_a_snapshot_that_cannot_be_deleted_erases_nothing_and_bad_requests_are_named(tmp_path):

@@ -485,13 +485,13 @@ def test_exports_past_the_cap_are_refused_at_once_and_the_slots_come_back_when_t
                                                 f"{EXPORT_RETRY_AFTER} s)"}
             with other.stream("GET", "/v1/events.csv") as second:
                 assert second.status_code == 200 and EXPORTS.in_use == EXPORTS_AT_ONCE == 2
-                started = time.monotonic()
+                # Answered while both exports are held (go is set below): not queued behind them,
+                # which would have ended in the client's 30 s timeout or, once the hold gave up, a 200.
                 for path in ("/v1/events.csv", "/v1/report.csv"):
                     busy = third.get(path)
                     assert busy.status_code == 503 and busy.headers["retry-after"] == str(EXPORT_RETRY_AFTER), path
                     assert busy.json() == {"error": "2 exports (events.csv, report.csv) are running on this server "
                                                     f"already; try again in {EXPORT_RETRY_AFTER} s"}
-                assert time.monotonic() - started < 5  # answered at once, not queued behind the two
                 assert client.get("/v1/events", params={"limit": 1}).status_code == 200  # the rest still answer
                 go.set()
                 texts = [first.read().decode(), second.read().decode()]

@@ -26,6 +26,7 @@ from maskwatch.serving.app import create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.event_views import alert_view
 from maskwatch.site.notify import compliance_message
+from maskwatch.site.prevalence import compliance_estimate
 from maskwatch.site.reports import Report, Schedule, compose, share
 from maskwatch.site.runner import Site
 from tests.mosquitto import Broker, Subscriber, mosquitto_available
@@ -72,11 +73,14 @@ alerts:
                                                evidence=4 if decided else 0))
 
     seen("door", "queue", MASKED, berlin(24, 23, 59, 59) + 0.9)  # Saturday's last moment
+    for minute in range(58):  # till's week of 10-19 with Sunday's: 41 masked and 18 not, a top end of 0.7997
+        seen("till", None, MASKED if minute < 41 else UNMASKED, berlin(24, 9, minute))
     seen("door", "queue", MASKED, berlin(25, 0, 0, 30))
     seen("door", "queue", UNMASKED, berlin(25, 2, 30))  # 02:30 summer time
     seen("door", "queue", WRONGLY_WORN, berlin(25, 2, 30, fold=1))  # 02:30 again, winter time
     for minute in range(7):  # the compliance rule's hour: 5 of 7
         seen("door", "queue", MASKED if minute < 5 else UNMASKED, berlin(25, 10, minute))
+    seen("door", "queue", MASKED, berlin(25, 10, 7), decided=False)  # and one not judged
     seen("till", None, UNMASKED, berlin(25, 12, 0))
     for second in range(3):
         seen("till", None, MASKED, berlin(25, 13, 0, second), decided=False)
@@ -130,7 +134,7 @@ def test_a_day_s_people_and_figures_agree_in_events_reports_chart_and_the_schedu
     assert {row["date"] for row in rows.values()} == {DAY}
     # The same people per camera, zone and label in the events, their export and the report: the 25
     # hours from Sunday's first midnight to Monday's, none from the seconds either side.
-    assert exported == events and sum(events.values()) == 15
+    assert exported == events and sum(events.values()) == 16
     assert {key: {label: int(row[label]) for label in PERSON_LABELS} for key, row in rows.items()} == {
         key: {label: events[(*key, label)] for label in PERSON_LABELS} for key in rows}
     assert set(rows) == {key[:2] for key in events}
@@ -168,10 +172,11 @@ def test_a_compliance_alert_gives_the_figures_of_its_hour_as_the_chart_and_repor
     site = figures["site"]
     (hour,) = get(figures, "/v1/compliance", camera="door", zone="queue", bucket="hour",
                   since="2026-10-25T10:00:00+01:00").json()["buckets"][:1]
-    assert (hour["start"], hour["people"], hour["with_mask"]) == ("2026-10-25T10:00:00+01:00", 7, 5)
+    assert (hour["start"], hour["people"], hour["with_mask"], hour["unassessable"]) == ("2026-10-25T10:00:00+01:00", 7, 5, 1)
     at = datetime.fromisoformat(hour["start"]).timestamp() + 3599  # the rule's 60 minutes are that hour
     (alert,) = site.compliance.check(at)
-    assert (alert["people"], alert["with_mask"]) == (hour["people"], hour["with_mask"])
+    # the one not judged apart, as the chart's hour and the reports say them (the alert did not)
+    assert (alert["people"], alert["with_mask"], alert["unassessable"]) == (hour["people"], hour["with_mask"], 1)
     percent = {name: float(share(hour[name])) for name in ("compliance", "compliance_low", "compliance_high")}
     assert {name: alert[name] for name in percent} == percent
     assert alert["observed"] == float(share(hour["observed_share"]))
@@ -183,7 +188,7 @@ def test_a_compliance_alert_gives_the_figures_of_its_hour_as_the_chart_and_repor
     assert body.splitlines()[:2] == [
         f"Masked: {share(hour['compliance'])} % (95 % interval {share(hour['compliance_low'])}-"
         f"{share(hour['compliance_high'])} %), under 99.9 % beyond doubt",
-        f"Counted: 5 of 7 people with a mask ({share(hour['observed_share'])} %) in the last 60 minutes"]
+        f"Counted: 5 of 7 people with a mask ({share(hour['observed_share'])} %) in the last 60 minutes (1 more not judged)"]
 
 
 def test_today_s_figures_agree_on_the_page_mqtt_metrics_and_the_api(figures, page):  # noqa: F811
@@ -220,7 +225,72 @@ def test_today_s_figures_agree_on_the_page_mqtt_metrics_and_the_api(figures, pag
         row = page.eval_on_selector_all("#trend-table tbody tr:last-child td", "cells => cells.map(c => c.textContent)")
         low, high = math.floor(bucket["compliance_low"] * 100 + 1e-9), math.ceil(bucket["compliance_high"] * 100 - 1e-9)
         assert row[:5] == [today, f"{math.floor(bucket['compliance'] * 100 + 0.5)}%",
-                           f"{low}-{high}%" + (", under 80%" if high < 80 else ""), str(bucket["people"]),
+                           f"{low}-{high}%" + (", under 80%" if bucket["compliance_high"] < 0.8 else ""), str(bucket["people"]),
                            str(bucket["unassessable"])]
         assert row[5] == f"{math.floor(bucket['observed_share'] * 100 + 0.5)}%"
     assert sum(bucket[label] for bucket in buckets.values() for label in CLASSES) == 10
+
+
+def test_the_chart_calls_a_figure_under_80_where_the_alerts_and_prometheus_do(figures, page):  # noqa: F811
+    """Till's week of 2026-10-19, 41 masked and 18 not: the interval's top end is 0.7997, under 80 % for
+    a compliance rule (ComplianceEstimate.below), the alerts' list and MaskwatchComplianceLow
+    (compliance_high < 0.8). The chart judged the top end rounded up to whole percents: "56-80%", no
+    red, no "under 80%", beside an alert on the same people."""
+    (week,) = [b for b in get(figures, "/v1/compliance", camera="till", bucket="week", since="2026-10-19").json()["buckets"]
+               if b["start"].startswith("2026-10-19")]
+    assert (week["people"], week["with_mask"], week["without_mask"], week["compliance_high"]) == (59, 41, 18, 0.7997)
+    assert compliance_estimate({label: week[label] for label in CLASSES}).below(0.8)  # a rule's verdict
+    page.goto(figures["base"] + "/?chart_camera=till&chart_bucket=week")
+    row = '#trend-table tbody tr[data-start^="2026-10-19"]'
+    page.wait_for_function(f"() => document.querySelector('{row}')?.cells[3].textContent === '59'", timeout=20_000)
+    cells = page.eval_on_selector(row, "r => [...r.cells].map((c) => c.textContent)")
+    assert cells[1:4] == [f"{math.floor(week['compliance'] * 100 + 0.5)}%",
+                          f"{math.floor(week['compliance_low'] * 100)}-79.97%, under 80%", "59"]
+    bar = '#trend-chart rect.bar[data-start^="2026-10-19"]'
+    assert page.get_attribute(bar, "class") == "bar low"
+    assert "(95% interval 56-79.97%)" in page.text_content(bar + " title")
+
+
+def test_the_hours_of_the_day_the_clocks_skip_sum_to_it_and_a_week_over_a_month_s_end_to_its_days(tmp_path):
+    """Berlin's 23-hour Sunday (2026-03-29, no 02:00-03:00) and the week of Monday 03-30 to Sunday
+    04-05, over March's end: the chart's hours sum to its day, and its week is report.csv's days
+    summed, as the Monday's weekly report gives it, the same interval from the same people."""
+    from maskwatch.site.events import EventStore
+    from maskwatch.site.report import daily_rows, period_totals, report_csv, report_period
+    from maskwatch.site.trend import compliance_series
+    from tests.test_events import person
+
+    store = EventStore(str(tmp_path / "site.db"), retention_days=3650)
+    spring = {hour: datetime(2026, 3, 29, hour, 10, tzinfo=BERLIN).timestamp() for hour in (0, 1, 3, 23)}
+    ids = iter(range(1, 1000))
+    for hour, at in spring.items():
+        for i in range(3):
+            store.record("door", None, person(next(ids), MASKED if i or hour == 3 else UNMASKED, first=at, last=at + i),
+                         infrared=hour == 23)  # the night's hour on grey frames
+    store.record("door", None, person(next(ids), MASKED, first=spring[1], last=spring[1] + 2999.5))  # 01:59:59.5
+    for day, probabilities in ((30, MASKED), (31, MASKED), (32, UNMASKED), (36, UNMASKED)):  # 32: April 1st
+        at = datetime(2026, 3, 1, 12, tzinfo=BERLIN).timestamp() + (day - 1) * 86400
+        store.record("door", "queue", person(next(ids), probabilities, first=at, last=at))
+        store.record("door", "queue", person(next(ids), probabilities, first=at, last=at, evidence=0))
+    rows = store.quarter_sums(datetime(2026, 3, 29, tzinfo=BERLIN).timestamp())
+    hours = compliance_series(rows, "hour", BERLIN)
+    (sunday, *_), weeks = compliance_series(rows, "day", BERLIN), compliance_series(rows, "week", BERLIN)
+    on_sunday = [h for h in hours if h["start"].startswith("2026-03-29")]
+    assert [h["start"][11:] for h in on_sunday] == ["00:00:00+01:00", "01:00:00+01:00", "03:00:00+02:00",
+                                                     "23:00:00+02:00"]
+    assert [h["people"] for h in on_sunday] == [3, 4, 3, 3]
+    assert {name: sum(h[name] for h in on_sunday) for name in ("people", *PERSON_LABELS, "infrared")} == people_of(sunday)
+    assert sunday["infrared"] == 3
+    period = report_period("2026-03-29", "2026-04-05", BERLIN)
+    report = list(csv.DictReader(io.StringIO(report_csv(store, period, BERLIN))))
+    assert [row["date"] for row in report] == ["2026-03-29", "2026-03-30", "2026-03-31", "2026-04-01", "2026-04-05"]
+    assert {name: report[0][name] for name in ("people", *PERSON_LABELS, "infrared")} == {
+        name: str(value) for name, value in people_of(sunday).items()}
+    (week,) = [w for w in weeks if w["start"] == "2026-03-30T00:00:00+02:00"]
+    counts = store.counts(since=period.since, until=period.until, every=900)
+    days = daily_rows(counts, date(2026, 3, 30), date(2026, 4, 5), BERLIN)
+    (summed,) = period_totals(days, by_zone=False).values()  # the Monday's weekly report's line
+    shared = [name for name in week if name not in ("start", "infrared_share")]  # the chart's alone: a share of seen
+    assert {name: summed[name] for name in shared} == {name: week[name] for name in shared}
+    assert (week["people"], week["unassessable"], week["with_mask"]) == (4, 4, 2)
+    store.close()

@@ -596,6 +596,10 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
          "door_with_mask_today", "door_without_mask_today", "door_mask_weared_incorrect_today",
          "door_unassessable_today", "door_available"])
     assert len(ours) == 20
+    # `people` holds the decided alone, as /v1/cameras' and the report's: "People today" beside "People
+    # unassessable today" read as a total the unassessable were part of (their sensors summed past it).
+    assert [ours[f"homeassistant/sensor/site/door_{key}_today/config"]["name"] for key in ("people", "unassessable")] == [
+        "People judged today", "People unassessable today"]
     assert ours["homeassistant/sensor/site/door_without_mask/config"] == {
         "name": "People without a mask in view", "state_topic": "site/door/without_mask",
         "unit_of_measurement": "people", "state_class": "measurement",

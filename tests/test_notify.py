@@ -69,14 +69,15 @@ def test_a_person_without_a_mask_is_a_title_and_lines_a_person_reads(receiver):
 
 def test_a_compliance_alert_gives_its_figures_and_interval(receiver):
     alert = {"rule": 0, "camera": "door", "zone": "queue", "compliance": 62.0, "compliance_low": 51.2,
-             "compliance_high": 72.45, "observed": 63.3, "below": 80.0, "people": 60, "with_mask": 38, "minutes": 15,
+             "compliance_high": 72.45, "observed": 63.3, "below": 80.0, "people": 60, "with_mask": 38, "unassessable": 4,
+             "minutes": 15,
              "at": NOW}
     send([NotifyRule(json_url(receiver))], alerts=[alert])
     (message,) = messages(receiver)
     assert message["title"] == "Front door, queue: 62 % masked over 15 minutes, under 80 %"
     assert message["message"].splitlines() == [
         "Masked: 62 % (95 % interval 51.2-72.45 %), under 80 % beyond doubt",
-        "Counted: 38 of 60 people with a mask (63.3 %) in the last 15 minutes",
+        "Counted: 38 of 60 people with a mask (63.3 %) in the last 15 minutes (4 more not judged)",
         "Camera: Front door (door)", "Zone: queue", "When: 2026-09-21 16:13:00 CEST"]
 
 
@@ -300,7 +301,7 @@ def test_a_sites_compliance_rule_is_a_message_too(tmp_path, receiver):
     (message,) = messages(receiver)
     assert message["title"] == f"Front door: {alert['compliance']:g} % masked over 15 minutes, under 80 %"
     assert f"(95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %)" in message["message"]
-    assert "Counted: 0 of 10 people with a mask (0 %) in the last 15 minutes" in message["message"]
+    assert "Counted: 0 of 10 people with a mask (0 %) in the last 15 minutes (0 more not judged)" in message["message"]
     assert "When: 2026-09-21 16:14:00 CEST" in message["message"]
 
 
@@ -321,9 +322,13 @@ def test_the_stop_waits_once_for_webhooks_and_notifications_together():
         hooks.notify(event())
         notes.notify(event())
         time.sleep(0.3)  # both threads in their try
-        started = time.monotonic()
+        given = []  # the deadline up to which each sender's threads are waited for
+        for sender in (hooks, notes):
+            sender._finish = lambda deadline, finish=sender._finish: (given.append(deadline), finish(deadline))
         stop_together([hooks, notes], timeout=1.0)
-        assert time.monotonic() - started < 1.5
+        # One deadline for both, so the stop waits once; one after the other, the second's wait
+        # began where the first's ended (timed, 1 s against 2 s, on a busy machine).
+        assert len(given) == 2 and given[0] == given[1], given
     finally:
         mute.close()
     # Their threads, given up on, end at the reset: inside this test, not in whichever runs next (its log).
@@ -432,11 +437,11 @@ def test_a_hung_service_holds_up_no_exit(tmp_path):
         "notifier.stop(timeout=1)\n"
         "print('stopped', notifier.stats.failed, flush=True)\n")
     try:
-        started = time.monotonic()
-        done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=30,
+        # It exits at all: the hung call held Python's exit for good (the trickle never ends), so
+        # the timeout is a guard against that, not a speed bound.
+        done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60,
                               env={**__import__("os").environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"})
         assert done.returncode == 0 and "stopped 1" in done.stdout, done.stderr
-        assert time.monotonic() - started < 20
     finally:
         trickle.close()
 

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -147,15 +146,16 @@ def test_ctrl_c_stops_a_probe_at_once_in_one_line(tmp_path):
     def ctrl_c() -> None:  # a real SIGINT: _thread.interrupt_main wakes no thread waiting on a lock
         os.kill(os.getpid(), signal.SIGINT)
 
-    with mute_server(on_open=ctrl_c) as port:  # Ctrl-C while OpenCV opens the camera
+    camera = []  # its connections, "connected" and "closed", in order
+    with mute_server(camera, on_open=ctrl_c) as port:  # Ctrl-C while OpenCV opens the camera
         config, _ = stored_site(tmp_path, f"  lobby:\n    source: rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/live\n"
                                           "    stall_timeout: 20\n", "")
-        started = time.monotonic()
         result = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
-        took = time.monotonic() - started
+        held = [state for _, state in camera]
     assert result.exit_code == 130, result.output
     assert result.output.splitlines()[-1] == "error: probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing"
-    assert took < 5, f"the probe waited {took:.1f} s for the camera after the Ctrl-C"
+    # Ended while OpenCV's open still held its connection (until its 20 s stall_timeout), not after it.
+    assert held.count("closed") < held.count("connected"), held
 
 
 def test_the_senders_row_names_the_command_that_tests_them(tmp_path, sample_dir):
@@ -182,13 +182,13 @@ def test_a_port_that_closes_on_mqtt_is_said_at_once_not_waited_out():
 
     threading.Thread(target=close_on_connect, daemon=True).start()
     port = server.getsockname()[1]
-    started = time.monotonic()
     with server:
         probe = probe_mqtt(MqttConfig(host="127.0.0.1", port=port, username="site", password=PASSWORD), timeout=5)
+    # Said from the disconnect, which ends the wait: the 5 s waited out read "took the connection
+    # but gave no MQTT answer within 5 s".
     assert (probe.ok, probe.detail) == (False, f"127.0.0.1:{port} closed the connection without an MQTT answer: not "
                                                "an MQTT broker's port, or one that wants TLS (mqtt.tls: true, usually "
                                                "port 8883)")
-    assert time.monotonic() - started < 3
 
 
 @contextmanager
@@ -472,12 +472,13 @@ def test_a_postgresql_user_that_does_not_own_the_tables_to_upgrade_fails(postgre
 
     admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
     url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
-    older = 4  # version 5 remakes the indexes (an ALTER); version 6 changes nothing on PostgreSQL
+    older = 4  # version 5 remakes the indexes (an ALTER); 6 changes nothing on PostgreSQL, 7 adds tables, 8 columns
     try:
         EventStore(postgres.url).close()
         with admin.connect() as connection:
             connection.execute(text(f"UPDATE schema_version SET version = {older}"))  # as a site of last month:
             connection.execute(text("DROP INDEX events_by_last_seen_id"))  # its indexes not yet ending in id
+            connection.execute(text("DROP TABLE alerts, alerts_kept_since"))  # nor its alerts (version 7)
             connection.execute(text("CREATE ROLE site_user LOGIN"))
             connection.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO site_user"))
             connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
@@ -495,6 +496,50 @@ def test_a_postgresql_user_that_does_not_own_the_tables_to_upgrade_fails(postgre
                 connection.execute(text(f"ALTER TABLE {name} OWNER TO site_user"))
         assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).ok is True  # as the advice says
         EventStore(url).close()
+    finally:
+        with admin.connect() as connection:
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
+            connection.execute(text("DROP OWNED BY site_user"))
+            connection.execute(text("DROP ROLE site_user"))
+        admin.dispose()
+
+
+def test_a_postgresql_user_that_does_not_own_the_counts_fails_to_upgrade_events_of_version_7(postgres):  # noqa: F811
+    """Version 7 only adds tables (the alerts'), but version 8 adds the counts' infrared column, an
+    ALTER that PostgreSQL lets their owner alone do: the site's user granted the rows and CREATE in
+    public was OK to the probe on a database of version 7 ("upgraded to 8 at the start", the rule
+    stopping at version 5) and its start failed on "must be owner of table counts"."""
+    from types import SimpleNamespace
+
+    from maskwatch.site.database import DatabaseUnavailable
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
+    try:
+        EventStore(postgres.url).close()
+        with admin.connect() as connection:  # as version 7 left it, its tables the database owner's
+            connection.execute(text("DELETE FROM schema_version WHERE version = 8"))
+            for name in ("counts", "counts_by_quarter"):
+                connection.execute(text(f"ALTER TABLE {name} DROP COLUMN infrared"))
+            connection.execute(text("CREATE ROLE site_user LOGIN"))
+            connection.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO site_user"))
+            connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
+        probe = probe_database(url, site=SimpleNamespace(reports=[], mqtt=None))
+        assert probe.ok is False and probe.detail.endswith(
+            f"events schema 7: upgraded to {len(MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
+            "`maskwatch backup` first), but site_user does not own alerts, alerts_kept_since, counts, "
+            f"counts_by_quarter, events, schema_version (owned by {postgres.user}), which the events schema's upgrade "
+            f"alters (PostgreSQL lets only a table's owner): start the site once as {postgres.user}, or ALTER TABLE "
+            "... OWNER TO site_user for each"), probe.detail
+        with pytest.raises(DatabaseUnavailable, match="must be owner of table counts"):  # as the start would
+            EventStore(url).close()
+        with admin.connect() as connection:
+            for name in ("counts", "counts_by_quarter"):  # those version 8 alters
+                connection.execute(text(f"ALTER TABLE {name} OWNER TO site_user"))
+        EventStore(url).close()  # as the start does: upgraded
+        assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).detail.endswith(
+            f"events schema {len(MIGRATIONS)}, this maskwatch's")
     finally:
         with admin.connect() as connection:
             for table in inspect(connection).get_table_names():

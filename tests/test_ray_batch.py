@@ -436,10 +436,10 @@ def test_an_address_where_something_else_listens_is_named_at_once(answer, tmp_pa
     if answer is not None:  # None: a silent listener (the kernel accepts; nothing answers)
         threading.Thread(target=answer_each, daemon=True).start()
     try:  # the command's own check_reachable (5 s for a silent listener) is the one asked
-        started = time.monotonic()
         result = batch(str(min(sample_dir.glob("images/*.png"))), "--out", str(tmp_path / "out"), "--ray", address)
+        # Said by check_reachable alone, which raises before ray.init is called (its minutes of retries)
         assert result.exit_code == 1 and "answers, but not as a Ray cluster" in result.output
-        assert time.monotonic() - started < 30 and not (tmp_path / "out").exists()
+        assert not (tmp_path / "out").exists()
     finally:
         server.close()
 

@@ -282,6 +282,18 @@ def serve_command_env() -> dict[str, str]:
                          "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
 
 
+def watching_ray_shutdown(shutdowns: Path) -> dict[str, str]:
+    """serve_command_env, with each process's call of ray.shutdown written to `shutdowns`
+    (tests/ray_shutdown_watch): what a stop did, where how long it took depends on the machine."""
+    env = serve_command_env()
+    return env | {"PYTHONPATH": f"{Path(__file__).parent / 'ray_shutdown_watch'}:{env['PYTHONPATH']}",
+                  "MASKWATCH_RAY_SHUTDOWNS": str(shutdowns)}
+
+
+def called_ray_shutdown(shutdowns: Path, pid: int) -> bool:
+    return shutdowns.exists() and str(pid) in shutdowns.read_text().split()
+
+
 def test_a_port_taken_before_serves_proxy_binds_it_is_named(tmp_path):
     """Serve's proxy binds the port seconds after `serve` checked it, the local cluster started in
     between: a server started there meanwhile (the other xdist worker's, or any on a busy machine)
@@ -328,7 +340,6 @@ def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
     from contextlib import suppress
 
     from ray._common.utils import get_default_system_temp_dir
@@ -343,7 +354,8 @@ def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
                     return True
         return False
 
-    env = serve_command_env() | {"TMPDIR": str(tmp_path), "RAY_TMPDIR": get_default_system_temp_dir()}
+    shutdowns = tmp_path / "ray-shutdowns"
+    env = watching_ray_shutdown(shutdowns) | {"TMPDIR": str(tmp_path), "RAY_TMPDIR": get_default_system_temp_dir()}
     with reserved_port() as port:
         server = subprocess.Popen([sys.executable, "-m", "maskwatch", "serve", "--ray-replicas", "1", "--port", str(port),
                                    "--database", str(tmp_path / "users.db")], env=env, cwd=tmp_path,
@@ -353,9 +365,7 @@ def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
             assert server.poll() is None, server.communicate()[1]
             assert len(list(tmp_path.glob("maskwatch-metrics-*"))) == 1
             os.killpg(server.pid, signal.SIGTERM)
-            began = time.monotonic()
             said, errors = server.communicate(timeout=60)
-            stopped_s = time.monotonic() - began
         finally:
             with suppress(ProcessLookupError):
                 os.killpg(server.pid, signal.SIGKILL)
@@ -364,8 +374,9 @@ def test_a_stop_signal_while_serve_starts_stops_it_cleanly(tmp_path):
     assert server.returncode == 130, errors
     assert "error: stopped by Ctrl-C or SIGTERM before serving" in errors
     assert not list(tmp_path.glob("maskwatch-metrics-*"))
-    # about a second: ray.shutdown beside Serve's unfinished stop retried the dead GCS (11 s)
-    assert stopped_s < 8
+    # Ended without ray.shutdown beside Serve's unfinished stop, which retried the dead GCS (about a
+    # second against 11 s; timed, the bound failed on a busy machine).
+    assert not called_ray_shutdown(shutdowns, server.pid), errors[-2000:]
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
@@ -385,7 +396,8 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path, stop)
 
     # TMPDIR for the metrics folder; Ray's session folder stays where it was (its sockets' paths
     # have a length limit).
-    env = serve_command_env() | {"TMPDIR": str(tmp_path), "RAY_TMPDIR": get_default_system_temp_dir()}
+    shutdowns = tmp_path / "ray-shutdowns"
+    env = watching_ray_shutdown(shutdowns) | {"TMPDIR": str(tmp_path), "RAY_TMPDIR": get_default_system_temp_dir()}
     server = None
 
     def serving(port: int) -> bool:
@@ -408,11 +420,10 @@ def test_a_stop_signal_to_the_process_group_stops_serve_promptly(tmp_path, stop)
         assert [p.name.split("-")[2] for p in tmp_path.glob("maskwatch-metrics-*")] == [str(server.pid)]
         time.sleep(1)
         os.killpg(server.pid, getattr(signal, stop))
-        began = time.monotonic()
         server.wait(timeout=60)
-        # about a second: ray.shutdown ran beside Serve's unfinished stop, retrying the dead GCS for
-        # 8 s, and now and then crashed (SIGSEGV) or hung
-        assert time.monotonic() - began < 6
+        # Ended without ray.shutdown, which ran beside Serve's unfinished stop, retrying the dead GCS
+        # for 8 s (about a second without it), and now and then crashed (SIGSEGV) or hung.
+        assert not called_ray_shutdown(shutdowns, server.pid), (tmp_path / "serve.log").read_text()[-2000:]
         # Ended by SIGTERM after its clean stop (143 in a shell), as plain `serve` and `run` end
         # (docs/deployment.md; what systemd counts as a clean stop): it exited 0.
         assert server.returncode == -signal.SIGTERM, (server.returncode, (tmp_path / "serve.log").read_text()[-2000:])

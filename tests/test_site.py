@@ -547,9 +547,11 @@ def test_a_stalled_request_does_not_hold_the_stop_and_the_people_in_view_are_sto
                         b"Content-Length: 100000\r\n\r\n\xff\xd8" + b"0" * 100)  # and nothing more
         time.sleep(1)
         running.process.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        running.process.wait(timeout=60)
-        assert time.monotonic() - started < 30, "the stop waited for the stalled request"
+        running.process.wait(timeout=60)  # a guard: the old stop waited for the stalled request without end
+        running.log.seek(0)
+        said = running.log.read()
+        # The stalled request given up at open_requests_at_stop_seconds, not waited for (uvicorn's words)
+        assert "timeout graceful shutdown exceeded" in said, said[-3000:]
         # Ended by its signal after the clean stop (uvicorn's way), or 0: what systemd counts as a
         # stop that succeeded (the package's maskwatch.service); an exit(143) would be a failed unit.
         assert running.process.returncode in (0, -signal.SIGTERM), running.process.returncode

@@ -30,6 +30,7 @@ from maskwatch.serving.openapi import ERROR, JPEG_RESPONSE
 from maskwatch.security.request_checks import AuthError, client_address, root_of
 from maskwatch.site.event_views import (CURSOR, asked_range, cursor_of, event_view, events_csv, iso_on_site, iso_utc,
                                         parse_cursor)
+from maskwatch.site.compliance import ALERT_FIELDS, ALERTS_LISTED
 from maskwatch.site.events import ErasureError
 from maskwatch.site.report import report_csv, report_period
 from maskwatch.site.config import CameraConfig, SiteConfigError, camera_with_shapes
@@ -432,27 +433,37 @@ def compliance(request: Request, camera: str | None = Query(None, description="o
 
 @router.get("/alerts", response_model=AlertList)
 def alerts(request: Request) -> JSONResponse:
-    """Today's compliance alerts (since midnight in the site's timezone, or the site's start) on the
-    caller's cameras, newest first, as the webhooks had them, each with how its camera and zone stand
-    now over its rule's window: the dashboard's list, for the people who get no webhook or message."""
+    """Today's compliance alerts (since midnight in the site's timezone) on the caller's cameras, newest
+    first, as the webhooks had them, each with how its camera and zone stand now over its rule's window:
+    the dashboard's list, for the people who get no webhook or message. Read from the database (a
+    restart keeps them), with those it refused so far from the site's memory."""
     site = _site(request)
     tz, now = site.config.tz(), time.time()
     monitor = site.compliance
     midnight = bucket_start(now, "day", tz).timestamp()
-    kept, dropped_at = list(monitor.sent), monitor.dropped_at  # a copy: the check thread appends
-    cut = dropped_at >= max(midnight, monitor.since)  # today's first alerts are no longer kept
-    since = dropped_at if cut else max(midnight, monitor.since)
     allowed = readable(request)
+    waiting, lost = list(monitor.unstored), dict(monitor.lost_at)  # copies: the check thread changes them
+    lost_at = max((at for camera, at in lost.items() if allowed is None or camera in allowed), default=float("-inf"))
+    stored, kept_since = site.store.alerts(midnight, cameras=allowed, limit=ALERTS_LISTED + 1)
+    known = {(a["rule"], a["camera"], a["at"]) for a in stored}  # one stored meanwhile is in both
+    unstored = [a for a in reversed(waiting) if a["at"] >= midnight and (allowed is None or a["camera"] in allowed)
+                and (a["rule"], a["camera"], a["at"]) not in known]
+    listed = sorted([*stored, *unstored], key=lambda a: a["at"], reverse=True)  # stable: a check's ties as they were
+    # The list is whole from midnight, or from when the database began to keep alerts (an upgrade today),
+    # or after the newest alert left out: past ALERTS_LISTED, or let go unstored (`cut`).
+    left_out = max(listed[ALERTS_LISTED]["at"] if len(listed) > ALERTS_LISTED else float("-inf"), lost_at)
+    cut = left_out >= max(midnight, kept_since)
+    since = left_out if cut else max(midnight, kept_since)
     shown, standing = [], {}
-    for alert in reversed(kept):
-        if alert["at"] < since or (cut and alert["at"] <= dropped_at):  # those of that instant: some went
+    for alert in listed:
+        if alert["at"] < since or (cut and alert["at"] <= left_out):  # those of that instant: some went
             break
-        if allowed is not None and alert["camera"] not in allowed:
-            continue
-        key = (alert["rule"], alert["camera"])  # its repeats stand as one: read once
+        # Its repeats stand as one: read once (by the rule as it fired: the file may have changed since).
+        key = tuple(alert[name] for name in ("rule", "camera", "zone", "below", "minutes", "min_people"))
         if key not in standing:
             standing[key] = monitor.standing(alert, now)
-        shown.append(alert | {"at": iso_on_site(alert["at"], tz), "now": standing[key]})
+        shown.append({name: alert[name] for name in ALERT_FIELDS} | {"at": iso_on_site(alert["at"], tz),
+                                                                     "now": standing[key]})
     rules = sum(1 for rule in monitor.rules if any(allowed is None or camera in allowed for camera in monitor.targets(rule)))
     return JSONResponse({"since": iso_on_site(since, tz), "since_start": not cut and since > midnight,
                          "cut": cut, "rules": rules, "alerts": shown})

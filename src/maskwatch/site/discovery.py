@@ -81,7 +81,8 @@ def camera_configs(discovery_prefix: str, prefix: str, camera: str, name: str, n
     for key in COUNT_COLUMNS:
         # Back to 0 at the site's midnight: total_increasing reads a drop as a new day, not as negative people.
         entities["sensor", f"{key}_today"] = {
-            "name": "People today" if key == "people" else f"People {SAID[key]} today",
+            # "judged": the decided alone, as the page's "People judged" (the unassessable have their own)
+            "name": "People judged today" if key == "people" else f"People {SAID[key]} today",
             "state_topic": f"{prefix}/{camera}/counts", "value_template": f"{{{{ value_json.{key} }}}}",
             "unit_of_measurement": "people", "state_class": "total_increasing", **both_up}
     entities["binary_sensor", "available"] = {

@@ -4,7 +4,8 @@ An event is one person the tracker has decided (the vote over the track's frames
 zone, track id, voted label and its probability, first and last seen (Unix seconds), and a
 snapshot file with the face blurred, or none in privacy mode. Each event is committed on its
 own, with its minute's count, before the next: a restart loses no finished event, and counts
-carry on from the database.
+carry on from the database. The compliance alerts sent are stored here too (compliance.py),
+for the day's list after a restart.
 
 SQLite by default (one file, WAL, synchronous=FULL); any SQLAlchemy URL otherwise. The schema
 is versioned: MIGRATIONS[i] takes a database from version i to i + 1, applied in order at open.
@@ -103,7 +104,30 @@ quarters = Table(
     Column(INFRARED, Integer, nullable=False, default=0, server_default=text("0")),
 )
 COUNT_COLUMNS = ("people", *PERSON_LABELS)
-SUMMED_COLUMNS = (*COUNT_COLUMNS, INFRARED)  # INFRARED: schema version 7
+SUMMED_COLUMNS = (*COUNT_COLUMNS, INFRARED)  # INFRARED: schema version 8
+# The compliance alerts as they fired (schema version 7), with their rule's min_people (how each
+# stands now is judged by its own rule, whatever the config says later): GET /v1/alerts and the
+# dashboard read the day's back. Kept in memory before, a restart at 10:00 lost the 08:30 alert.
+# Their `infrared` of the `seen` people came with version 8's counts; the table, new in 7 and never
+# released without them, has them from its CREATE.
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", Integer, nullable=False),
+    Column("camera", String(64), nullable=False),
+    Column("zone", String(64), nullable=True),
+    Column("at", Float, nullable=False),  # Unix seconds
+    *(Column(name, Float, nullable=False) for name in ("compliance", "compliance_low", "compliance_high", "observed",
+                                                       "below")),
+    *(Column(name, Integer, nullable=False) for name in ("people", "with_mask", "unassessable", INFRARED, "seen",
+                                                         "minutes", "min_people")),
+    Index("alerts_by_at_id", "at", "id"),
+    sqlite_autoincrement=True,
+)
+ALERT_COLUMNS = tuple(column.name for column in alerts.columns if column.name != "id")
+# Since when `alerts` holds every alert: the moment version 7 came to a database that had counted
+# people (those of before were in memory only); no row: since ever (a new database).
+alerts_kept_since = Table("alerts_kept_since", metadata, Column("since", Float, nullable=False))
 
 
 # The reads a long-running site repeats, each a camera's (or a label's) recent rows: without them
@@ -184,8 +208,18 @@ def _ids_never_reused_v6(connection: Connection) -> None:
         index.create(connection, checkfirst=True)
 
 
-def _infrared_v7(connection: Connection) -> None:
-    """Version 7: the counts' and quarter sums' people seen on grey (infrared) frames (INFRARED);
+def _alerts_v7(connection: Connection) -> None:
+    """Version 7: the compliance alerts stored; a database with people counted notes since when
+    (the alerts of before went with the process that sent them)."""
+    alerts.create(connection, checkfirst=True)
+    alerts_kept_since.create(connection, checkfirst=True)
+    counted = connection.execute(select(literal(1)).select_from(counts).limit(1)).first() is not None
+    if counted and connection.execute(select(func.count()).select_from(alerts_kept_since)).scalar() == 0:
+        connection.execute(insert(alerts_kept_since).values(since=time.time()))
+
+
+def _infrared_v8(connection: Connection) -> None:
+    """Version 8: the counts' and quarter sums' people seen on grey (infrared) frames (INFRARED);
     none before, so 0."""
     for table in (counts, quarters):
         if INFRARED not in {c["name"] for c in inspect(connection).get_columns(table.name)}:
@@ -193,7 +227,12 @@ def _infrared_v7(connection: Connection) -> None:
 
 
 MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5,
-              _ids_never_reused_v6, _infrared_v7]
+              _ids_never_reused_v6, _alerts_v7, _infrared_v8]
+# The newest version whose migration alters tables already there on PostgreSQL (version 5's
+# indexes, version 8's infrared columns of counts and counts_by_quarter), which PostgreSQL lets
+# their owner alone do; version 7 makes tables of its own (the alerts), which CREATE on the schema
+# allows: `run --probe` asks ownership only up to it.
+ALTERS_TABLES_UNTIL = 8
 
 
 def _distinct_by_index(column: Column, *where):
@@ -489,8 +528,29 @@ class EventStore:
         with self.engine.connect() as connection:
             return dict(zip(columns, (int(v) for v in connection.execute(query).one())))
 
+    def record_alert(self, *fired: dict) -> None:
+        """Store compliance alerts (each with its rule's min_people), in one transaction."""
+        with self._write_lock, self.engine.begin() as connection:
+            connection.execute(insert(alerts), [{name: alert[name] for name in ALERT_COLUMNS} for alert in fired])
+
+    def alerts(self, since: float, cameras: list[str] | None = None, limit: int = 1000) -> tuple[list[dict], float]:
+        """(the stored compliance alerts fired at or after `since` on `cameras` (None: every camera),
+        newest first, at most `limit`; since when the table holds every alert fired: -inf for ever).
+        That is the upgrade's time, or the oldest alert stored where it is older: an upgrade under a
+        clock set ahead (a week, before NTP pulled it back) noted a time that hid every list until then."""
+        query = select(alerts).where(alerts.c.at >= since).order_by(alerts.c.at.desc(), alerts.c.id.desc()).limit(limit)
+        if cameras is not None:
+            query = query.where(alerts.c.camera.in_(sorted(set(cameras))))
+        with self.engine.connect() as connection:
+            upgraded = connection.execute(select(func.max(alerts_kept_since.c.since))).scalar()
+            oldest = connection.execute(select(func.min(alerts.c.at))).scalar()
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        if upgraded is None:
+            return rows, float("-inf")
+        return rows, upgraded if oldest is None else min(upgraded, oldest)
+
     def enforce_retention(self, now: float | None = None) -> int:
-        """Delete events, counts and snapshots older than retention_days; how many events went.
+        """Delete events, counts, compliance alerts and snapshots older than retention_days; how many events went.
 
         A full disk refuses the deletes (SQLite writes them to its WAL first): the old events'
         snapshots, the weeks of files that most often filled it, are then deleted first, SQLite's
@@ -498,7 +558,9 @@ class EventStore:
         grow, and kept its 4 MB), and the rows tried again. The site stayed full for good, its
         retention refused every hour while the files it was to delete took the space."""
         now = time.time() if now is None else now
-        cutoff = now - self.retention_days * 86400
+        # On a whole minute, as the counts are kept: the person seen in the minute the cut-off fell
+        # in went while the minute's count of them stayed (events.csv and report.csv then disagreed).
+        cutoff = (now - self.retention_days * 86400) // 60 * 60
         try:
             old = self._delete_old_rows(cutoff)
         except SQLAlchemyError:
@@ -562,11 +624,12 @@ class EventStore:
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _delete_old_rows(self, cutoff: float) -> list[str | None]:
-        """The events, counts and quarter sums before `cutoff` deleted; the events' snapshot names."""
+        """The events, counts, alerts and quarter sums before `cutoff` deleted; the events' snapshot names."""
         with self._write_lock, self.engine.begin() as connection:
             old = connection.execute(select(events.c.snapshot).where(events.c.last_seen < cutoff)).scalars().all()
             connection.execute(delete(events).where(events.c.last_seen < cutoff))
             connection.execute(delete(counts).where(counts.c.minute + 60 <= cutoff))
+            connection.execute(delete(alerts).where(alerts.c.at < cutoff))
             # The quarter the cut-off falls in is summed again from the minutes it keeps, so that no
             # deleted minute stays counted in a chart or report.
             edge = int(cutoff // 60 * 60) - int(cutoff // 60 * 60) % QUARTER

@@ -250,7 +250,7 @@ def compliance_message(alert: dict, names: dict[str, str], tz: tzinfo | None) ->
     lines = [f"Masked: {alert['compliance']:g} % (95 % interval {alert['compliance_low']:g}-{alert['compliance_high']:g} %), "
              f"under {alert['below']:g} % beyond doubt",
              f"Counted: {alert['with_mask']} of {alert['people']} people with a mask ({alert['observed']:g} %) "
-             f"in the last {alert['minutes']} minutes",
+             f"in the last {alert['minutes']} minutes ({alert['unassessable']} more not judged)",
              camera_line(alert["camera"], names), *([f"Zone: {alert['zone']}"] if alert["zone"] else []),
              f"When: {when(alert['at'], tz)}"]
     if alert.get("infrared"):  # a night camera's: its share is overstated, and the alert may be one too few

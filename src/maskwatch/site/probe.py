@@ -31,12 +31,15 @@ NETWORK_TIMEOUT = 5.0  # seconds for the database's and the broker's connection 
 
 class StoreSchema(NamedTuple):
     """A store whose schema the probe reads: its name in words ("events schema"), its version
-    table, this maskwatch's version, and its tables (the ones an upgrade may alter)."""
+    table, this maskwatch's version, its tables (the ones an upgrade may alter), and the newest
+    version whose upgrade alters tables already there (None: any may): an upgrade from it on
+    only makes tables, which PostgreSQL allows a user who does not own the others."""
 
     what: str
     version_table: str
     known: int
     tables: tuple[str, ...]
+    alters_until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ def site_schemas(site=None) -> list[StoreSchema]:
     from maskwatch.site import events, mqtt_record, reports
 
     return [StoreSchema("events schema", events.schema_version.name, len(events.MIGRATIONS),
-                        tuple(events.metadata.tables))] + [
+                        tuple(events.metadata.tables), events.ALTERS_TABLES_UNTIL)] + [
         store for store, opened in (
             (StoreSchema("reports schema", reports.reports_schema_version.name, len(reports.MIGRATIONS),
                          tuple(reports.metadata.tables)), site is None or bool(site.reports)),
@@ -334,10 +337,13 @@ def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | N
         # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
         # later, its events' tables there, was OK and its start failed on "permission denied".
         to_make = any(version is None or version < store.known for store, version in found)
-        upgraded = [store for store, version in found if version is not None and version < store.known]
+        # Those whose upgrade alters their tables: up to the store's alters_until (the events' 8, its
+        # counts' infrared column; its 7 alone only added tables, which CREATE and the rows allow).
+        altered = [store for store, version in found
+                   if version is not None and version < (store.alters_until or store.known)]
         refused = None
         if postgres:
-            refused = (_cannot_create(connection) if to_make else None) or _not_owned(connection, upgraded)
+            refused = (_cannot_create(connection) if to_make else None) or _not_owned(connection, altered)
         users = 0
         if inspect(connection).has_table("users"):  # by name: the security layer sits above this one
             users = connection.execute(select(func.count()).select_from(table("users"))).scalar() or 0

@@ -159,7 +159,8 @@ class AlertStanding(BaseModel):
 class ComplianceAlert(BaseModel):
     """A compliance alert as the webhooks, notify and MQTT had it, and how its camera and zone stand now."""
 
-    rule: int = Field(description="its index in alerts.compliance")
+    rule: int = Field(description="its index in alerts.compliance when it fired (the file may have changed since: "
+                                  "`below` and `minutes` are that rule's, and `now` is judged by them)")
     camera: str
     zone: str | None = Field(description="null: the whole camera")
     at: str = Field(description="when it fired, ISO 8601 with the site's offset")
@@ -168,8 +169,10 @@ class ComplianceAlert(BaseModel):
     compliance_high: float
     observed: float = Field(description="with_mask / people, percent, uncorrected")
     below: float = Field(description="the rule's threshold, percent")
-    people: int
+    people: int = Field(description="decided people in the window")
     with_mask: int
+    unassessable: int = Field(description="people in the window too briefly or too small in view to judge: in no "
+                                          "share, counted apart as everywhere")
     minutes: int = Field(description="the rule's window")
     infrared: int = Field(0, description="of the window's people (decided or not), those seen on grey (infrared) "
                                          "frames: the masked share is overstated (docs/site.md#night-and-infrared-cameras)")
@@ -180,11 +183,13 @@ class ComplianceAlert(BaseModel):
 class AlertList(BaseModel):
     """Today's compliance alerts of the caller's cameras, newest first."""
 
-    since: str = Field(description="ISO 8601 with the site's offset: midnight on the site's clock, or the site's "
-                                   "start where it started later today (alerts are kept in memory, not stored)")
-    since_start: bool = Field(description="true: `since` is the site's start, today; the alerts of before it are "
-                                          "not kept (a restart)")
-    cut: bool = Field(description="true: more alerts fired today than the site keeps (the last 1000): `since` is "
-                                  "the time of the newest one let go, and the list holds those after it")
+    since: str = Field(description="ISO 8601 with the site's offset: midnight on the site's clock, or when the "
+                                   "database began to keep alerts where that was later today (the upgrade to events "
+                                   "schema 7; alerts are stored, a restart keeps them)")
+    since_start: bool = Field(description="true: `since` is when the database began to keep alerts, today; the "
+                                          "alerts of before it were not kept")
+    cut: bool = Field(description="true: more alerts fired today on the caller's cameras than the list holds (1000), "
+                                  "or the site let go of some on them that the database refused: `since` is the time of the "
+                                  "newest one left out, and the list holds those after it")
     rules: int = Field(description="the compliance rules watching any of the caller's cameras (0: none set up)")
     alerts: list[ComplianceAlert]

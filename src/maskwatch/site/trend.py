@@ -11,6 +11,7 @@ import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from maskwatch.faces import PERSON_LABELS
+from maskwatch.site.hours import first_instant
 from maskwatch.site.infrared import INFRARED, infrared_share
 from maskwatch.site.prevalence import compliance_fields
 
@@ -68,17 +69,35 @@ def parse_since(value: str, name: str = "since", days: tzinfo | None = timezone.
         raise ValueError(f"{name} must be Unix seconds or an ISO 8601 time such as 2026-11-26T09:00:00Z; "
                          f"got {value!r}") from None
     try:
-        if moment.tzinfo is None:  # a date alone: its first midnight, or the jump where the clocks skip it
-            moment = moment.replace(tzinfo=days if _date_alone(value.upper()) else times)
-            moment = moment if moment.tzinfo is not None else moment.astimezone()
-        seconds = moment.timestamp()
-    except (OverflowError, ValueError):
+        if moment.tzinfo is None:  # on a clock: its first passing, or the jump where the clocks skip it
+            clock = days if _date_alone(value.upper()) else times
+            seconds = on_the_clock(moment, clock) if clock is not timezone.utc else moment.replace(tzinfo=clock).timestamp()
+        else:
+            seconds = moment.timestamp()
+    except (OverflowError, ValueError, OSError):  # OSError: a platform's fromtimestamp out of its range
         seconds = float("nan")
     if seconds == seconds and _date_alone(value.upper()):  # a day: 0001-01-01 in Berlin starts in year 0 in UTC
         seconds = min(max(seconds, EARLIEST), LATEST)  # (the schema has dates, whose every day is taken)
     if not EARLIEST <= seconds < LATEST + 1:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
         raise ValueError(f"{name} is out of range: from year 1 to 9999 in UTC; got {value!r}")
     return seconds
+
+
+def on_the_clock(wall: datetime, tz: tzinfo | None) -> float:
+    """Unix seconds of the naive `wall` on the clock of `tz` (None: local time): its first passing
+    where the clocks go back over it, the jump where they skip it (02:30 on the night they go forward
+    is 03:00), as opening hours and the reports' times read a wall time (hours.first_instant). Read
+    with the offset from before the jump, a skipped 02:30 was 03:30: `maskwatch events list --since
+    '2026-03-29 02:30' --until '2026-03-29 03:15'` in Berlin was refused as a range ending before it
+    began, and one until 04:00 left out the people of 03:00-03:30."""
+    seconds = wall.replace(tzinfo=tz, fold=0).timestamp()  # a naive one, with None: local time
+    try:
+        read_back = datetime.fromtimestamp(seconds, tz).replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):  # 0001-01-01 in Berlin is in year 0 in UTC: the caller bounds it
+        return seconds
+    if abs((read_back - wall.replace(fold=0)).total_seconds()) < 1:  # a time the clock shows
+        return seconds
+    return first_instant(wall.date(), wall.time().replace(second=0, microsecond=0), tz)
 
 
 def zone_named(value: str, name: str, days: tzinfo | None) -> float:

@@ -3,13 +3,16 @@
 // a supervisor with the page alone never learnt of one.
 
 // Whole percents (the interval's ends outwards, as the chart's), but never across the rule's
-// threshold: the whole interval under 80 means a top end of 79.4 at most, which, rounded up, read
-// "95 % interval 70–80 %, under the 80 % set", and 79.6 "80 % wearing a mask, under 80 %". Such a
-// figure is given as the server has it (2 decimals).
-const sided = (value, whole, below) => ((value < below) === (whole < below) ? whole : value);
+// threshold (dashboard.js's sided): the whole interval under 80 means a top end of 79.4 at most, which,
+// rounded up, read "95 % interval 70–80 %, under the 80 % set", and 79.6 "80 % wearing a mask, under
+// 80 %". Such a figure is given as the server has it (2 decimals).
 const percent = (value, below) => `${sided(value, Math.round(value), below)} %`;
 const range = (low, high, below) =>
   `${sided(low, Math.floor(low), below)}–${sided(high, Math.ceil(high), below)} %`;
+
+// Those in the window too briefly or too small in view to judge: in no share, said apart as the
+// chart's table and the reports say them (the line had no word of them).
+const notJudged = (alert) => alert.unassessable ? ` (${alert.unassessable} more not judged)` : "";
 
 // How the camera and zone stand now over the rule's window, in words (the state's class colours it).
 function alertNow(alert) {
@@ -46,20 +49,24 @@ async function loadAlerts() {
   const shown = JSON.stringify(answer);
   if (shown === lastAlerts) return;  // unchanged: not rebuilt under a screen reader
   lastAlerts = shown;
+  // No rule now, and yet the alerts of rules removed since (they are stored, and outlive a restart).
+  const setUp = accountRole === "admin" ? " (alerts.compliance in site.yaml)" : "";
   document.getElementById("alerts-since").textContent = !answer.rules
-    ? "No compliance alerts are set up for your cameras" + (accountRole === "admin" ? " (alerts.compliance in site.yaml)." : ".")
-    : answer.since_start ? `Since the site started at ${clockMinute(answer.since)} (alerts before a restart are not kept here).`
-    : answer.cut ? `Since ${clockMinute(answer.since)}: more alerts fired today than the site keeps (the last 1000).` : "";
+    ? (answer.alerts.length ? `No compliance alerts are set up for your cameras now${setUp}; these fired earlier today.`
+      : `No compliance alerts are set up for your cameras${setUp}.`)
+    : answer.since_start ? `Since ${clockMinute(answer.since)}, when the site began to keep them (alerts before the upgrade are not listed).`
+    : answer.cut ? `Since ${clockMinute(answer.since)}: more alerts fired today than the list holds (1000), or some could not be stored.` : "";
   const list = document.getElementById("alert-list");
   if (!answer.alerts.length) {
     list.innerHTML = answer.rules ? `<li class="empty">No compliance alert today.</li>` : "";
     return;
   }
   // A rule fires again each cooldown while it stays under: one line per rule and camera, its newest
-  // alert's figures, since when it fired (the first today) and how often.
+  // alert's figures, since when it fired (the first today) and how often. A rule is its figures as
+  // well as its index: the alerts are kept across restarts, and the file may have changed rule 0 since.
   const groups = new Map();
   for (const a of answer.alerts) {
-    const key = `${a.rule} ${a.camera}`;
+    const key = JSON.stringify([a.rule, a.camera, a.zone, a.below, a.minutes]);
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(a);
   }
@@ -67,14 +74,15 @@ async function loadAlerts() {
   // shown "12:58 7 :2 קופה % wearing a mask".
   list.innerHTML = [...groups.values()].map((fired) => {
     const a = fired[0], first = fired.at(-1);
-    // Counted since the list's start: "today" where the day's first were let go (answer.cut) was too few.
-    const over = answer.cut ? `since ${escapeHtml(clockMinute(answer.since))}` : "today";
+    // Counted since the list's start: "today" where the day's first were let go (answer.cut), or
+    // fired before the upgrade that began the list (answer.since_start), was too few.
+    const over = answer.cut || answer.since_start ? `since ${escapeHtml(clockMinute(answer.since))}` : "today";
     const again = fired.length > 1 ? ` Fired ${fired.length} times ${over}, first at ${escapeHtml(clockMinute(first.at))}.` : "";
     return `
     <li class="alert" data-camera="${escapeHtml(a.camera)}" data-state="${a.now.state}">
       <b>${escapeHtml(clockMinute(a.at))} <bdi>${escapeHtml(cameraNames[a.camera] ?? a.camera)}</bdi>${a.zone ? `, zone ${escapeHtml(a.zone)}` : ""}</b>:
       ${percent(a.compliance, a.below)} wearing a mask (95&nbsp;% interval ${range(a.compliance_low, a.compliance_high, a.below)})
-      over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask.${again}
+      over the ${a.minutes} min before, under the ${a.below} % set; ${a.with_mask} of ${a.people} people counted with a mask${notJudged(a)}.${again}
       <span class="now">Now: ${escapeHtml(alertNow(a))}.</span></li>`;
   }).join("");
 }

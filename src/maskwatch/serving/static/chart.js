@@ -28,13 +28,17 @@ function drawTrend(series, readAt = Date.now()) {
     "the server's local time" + (offset ? ", UTC" + (offset === "Z" ? "" : offset) : "");
   // Whole percents throughout, the share and its interval alike ("71%" stood beside "63.49-77.96%"):
   // the interval's ends rounded outwards (63.49 % is 63, 77.96 % is 78), so that the interval
-  // shown still holds the truth, and red (and "under 80%") judged on its top end as shown, so that
-  // a red bar never says "...-80%". The 1e-9: 0.98 * 100 is 98.00000000000001 in floating point.
-  const percent = (share) => `${Math.round(share * 100)}%`;
+  // shown still holds the truth. Red (and "under 80%") is the server's verdict, its top end under
+  // 0.8 as the API gives it (ComplianceEstimate.below: the alerts' and MaskwatchComplianceLow's):
+  // judged on the end rounded up to whole percents, a top end of 0.7997 read 80 and not under, where
+  // the alert on the same people fired. A figure that rounding carries across 80 is shown as the
+  // server has it (sided, as the alerts' list): "56-79.97%, under 80%", never "...-80%, under 80%".
+  // The 1e-9: 0.98 * 100 is 98.00000000000001 in floating point.
+  const percent = (share) => `${sided(share * 100, Math.round(share * 100), 80)}%`;
   const lowEnd = (b) => Math.floor(b.compliance_low * 100 + 1e-9);
-  const highEnd = (b) => Math.ceil(b.compliance_high * 100 - 1e-9);
+  const highEnd = (b) => sided(b.compliance_high * 100, Math.ceil(b.compliance_high * 100 - 1e-9), 80);
   const interval = (b) => `${lowEnd(b)}-${highEnd(b)}%`;
-  const under = (b) => highEnd(b) < 80;
+  const under = (b) => b.compliance_high < 0.8;
   // People seen on grey (infrared) frames, where the classifier passes most bare faces as masked: a
   // night camera's 95 % read as a day camera's. Marked (outlined, dashed, and said), not corrected.
   const seen = (b) => b.people + (b.unassessable ?? 0);

@@ -135,6 +135,13 @@ function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 }
 
+// A percentage in whole percents (`whole`: rounded, or an interval's end rounded outwards), except
+// where rounding carries it across a threshold `below` (percent): then as the server has it, to 2
+// decimals. The server judges "under" on its 4-decimal shares (ComplianceEstimate.below, the alerts,
+// Prometheus's MaskwatchComplianceLow); a top end of 79.97 % rounded up to 80 read "not under 80"
+// on the chart while the alert for the same people fired. The chart and the alerts' list share it.
+const sided = (value, whole, below) => ((value < below) === (whole < below) ? whole : Math.round(value * 100) / 100);
+
 // Each loader's newest request: an answer to an older one (a poll sent before a filter changed,
 // answered after it on a slow network) is dropped, not shown under the new filter's name.
 const asked = {events: 0, trend: 0};

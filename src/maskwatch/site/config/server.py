@@ -95,7 +95,7 @@ class StorageConfig(Section):
     privacy: bool = Field(False, description="keep no snapshot at all, and blur the live frames")
     blur_live: bool = Field(False, description="blur every face in the live frames the page and API show "
                                                "(always so in privacy mode)")
-    retention_days: float = Field(30.0, gt=0, description="events, counts and snapshots older than this are deleted")
+    retention_days: float = Field(30.0, gt=0, description="events, counts, compliance alerts and snapshots older than this are deleted")
 
     @field_validator("database")
     @classmethod
