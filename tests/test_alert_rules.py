@@ -93,10 +93,11 @@ def receiver():
     r.close()
 
 
-def crowd(store, masked, unmasked, when, camera="door", zone=None):
-    """Record `masked` + `unmasked` decided people last seen at `when`."""
+def crowd(store, masked, unmasked, when, camera="door", zone=None, infrared=False):
+    """Record `masked` + `unmasked` decided people last seen at `when` (on grey frames: `infrared`)."""
     for i in range(masked + unmasked):
-        store.record(camera, zone, person(i, MASKED if i < masked else UNMASKED, first=when - 5, last=when))
+        store.record(camera, zone, person(i, MASKED if i < masked else UNMASKED, first=when - 5, last=when),
+                     infrared=infrared)
 
 
 def posted(receiver) -> list[dict]:
@@ -121,7 +122,7 @@ def test_low_compliance_over_the_window_is_posted_once_per_cooldown(store, recei
                      "compliance_low": round(100 * shown["compliance_low"], 2),
                      "compliance_high": round(100 * shown["compliance_high"], 2),
                      "observed": 70.0, "below": 80, "people": 100, "with_mask": 70, "unassessable": 0, "minutes": 15,
-                     "at": MONDAY_10}
+                     "at": MONDAY_10, "infrared": 0, "seen": 100}
     ticks[0] = 300
     assert monitor.check(MONDAY_10 + 300) == [] and monitor.stats.quieted == 1  # within the cooldown
     ticks[0] = 600

@@ -457,7 +457,7 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
 
     store = EventStore(str(tmp_path / "site.db"))
 
-    def full(*args):
+    def full(*args, **kwargs):
         raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
 
     store.record = full

@@ -86,7 +86,8 @@ def old_site(tmp_path_factory):
         connection.execute(text("DELETE FROM events WHERE id = 6"))
         connection.execute(text("INSERT INTO alerts_kept_since VALUES (:at)"), {"at": HOUR_AGO})  # an upgraded site's
     alert = {"rule": 0, "camera": "door", "zone": None, "compliance": 50.0, "compliance_low": 40.0, "compliance_high": 60.0,
-             "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "unassessable": 2, "minutes": 5, "min_people": 5}
+             "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "unassessable": 2, "infrared": 3, "seen": 22, "minutes": 5,
+             "min_people": 5}
     store.record_alert(alert | {"at": HOUR_AGO + 60}, alert | {"at": HOUR_AGO + 90, "zone": "queue"})
     store.close()
     auth = AuthStore(database)
@@ -321,9 +322,9 @@ def test_a_big_table_says_how_far_it_is(old_site, tmp_path, monkeypatch):
     assert [(one.table, one.rows) for one in copied if one.table == "events"] == [("events", 5)]
 
 
-@pytest.mark.parametrize("version, said", [(6, "events schema version 6 is older than this maskwatch's (7): start the "
+@pytest.mark.parametrize("version, said", [(7, "events schema version 7 is older than this maskwatch's (8): start the "
                                                 "site on it once"),
-                                           (8, "events schema version 8 is newer than this maskwatch (7)")])
+                                           (9, "events schema version 9 is newer than this maskwatch (8)")])
 def test_a_source_of_another_maskwatch_version_is_refused(tmp_path, version, said):
     database = str(tmp_path / "site.db")
     EventStore(database).close()

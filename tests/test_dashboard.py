@@ -224,12 +224,13 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.goto(server + "/")
     desk.wait_for_function("() => document.querySelectorAll('#trend-table tbody tr').length === 5", timeout=20_000)
     assert [th.text_content() for th in desk.query_selector_all("#trend-table th")] == [
-        "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not in the share)", "As labelled (before correction)"]
+        "From", "Wearing a mask", "95\xa0% interval", "People judged", "Unassessable (not in the share)", "As labelled (before correction)",
+        "Seen on grey (infrared) frames"]
     rows = [[td.text_content() for td in tr.query_selector_all("td")]  # closed <details>: not rendered
             for tr in desk.query_selector_all("#trend-table tbody tr")]
-    assert rows[0] == ["2026-01-01 10:00", "71%", "63-78%, under 80%", "10", "7", "90%"]
-    assert rows[1] == ["2026-01-01 11:00", "20%", "5-50%, under 80%", "10", "0", "20%"]
-    assert rows[2] == ["2026-01-01 12:00", "70%", "58-79.96%, under 80%", "10", "0", "70%"]
+    assert rows[0] == ["2026-01-01 10:00", "71%", "63-78%, under 80%", "10", "7", "90%", "0"]
+    assert rows[1] == ["2026-01-01 11:00", "20%", "5-50%, under 80%", "10", "0", "20%", "0"]
+    assert rows[2] == ["2026-01-01 12:00", "70%", "58-79.96%, under 80%", "10", "0", "70%", "0"]
     assert rows[3][0] == "2026-01-01 13:00" and "only unassessable" in rows[3][1] and rows[3][3:5] == ["0", "3"]
     assert rows[4] == ["2026-01-01 14:00", "79.96%", "79-80%", "10", "0", "80%"]
     fills = desk.eval_on_selector_all("#trend-chart rect.bar", "bars => bars.map(b => getComputedStyle(b).fill)")
@@ -265,6 +266,47 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     desk.select_option("#trend-bucket", "day")
     desk.wait_for_function("() => document.querySelector('#trend-table tbody').textContent.includes('no people counted yet')",
                            timeout=20_000)
+
+
+def test_a_night_camera_s_bars_say_they_were_seen_on_grey_frames(server, tab):
+    """A night camera's hours read 95 % masked as a day camera's did, with nothing said: on grey
+    (infrared) frames the classifier passes two bare faces in three as masked. Their bars are
+    outlined dashed (not by colour alone) and say how many were seen so; the table has a column."""
+    since = "2026-01-01T08:00:00.000+00:00"
+    night = {"people": 20, "with_mask": 19, "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 2,
+             "start": "2026-01-01T23:00:00+02:00", "compliance": 0.95, "compliance_low": 0.8,
+             "compliance_high": 0.99, "observed_share": 0.95, "infrared": 22, "infrared_share": 1.0}
+    day = {**night, "start": "2026-01-01T12:00:00+02:00", "infrared": 0, "infrared_share": 0.0}
+    desk = tab()
+    desk.route("**/v1/compliance?*", answer({"camera": None, "zone": None, "bucket": "hour", "timezone": None,
+                                             "since": since, "buckets": [day, night]}))
+    desk.goto(server + "/")
+    desk.wait_for_function("() => document.querySelectorAll('#trend-chart rect.bar').length === 2", timeout=20_000)
+    bars = desk.eval_on_selector_all("#trend-chart rect.bar", """bars => bars.map(b => [b.classList.contains('infrared'),
+        getComputedStyle(b).strokeDasharray, b.querySelector('title').textContent])""")
+    assert [(marked, dashed != "none") for marked, dashed, _ in bars] == [(False, False), (True, True)]
+    assert bars[1][2].endswith("; 22 of 22 seen on grey (infrared) frames: the share is overstated (most bare faces "
+                               "pass as masked there)") and "infrared" not in bars[0][2]
+    rows = [[td.text_content() for td in tr.query_selector_all("td")] for tr in desk.query_selector_all("#trend-table tbody tr")]
+    assert [row[-1] for row in rows] == ["0", "22 of 22, share overstated"]
+
+
+def test_a_camera_card_says_how_many_of_today_s_people_were_seen_on_grey_frames(server, tab):
+    """A night camera's card counted its "mask" people as a day camera's: on grey frames most bare
+    faces pass as masked. The card says how many were seen so (none: nothing said)."""
+    def night(route):
+        cameras = route.fetch().json()
+        for camera in cameras:
+            camera["today"] = {**camera["today"], "infrared": 3}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(cameras))
+
+    desk = tab()
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"] .counts .unassessable', timeout=20_000)
+    assert desk.query_selector('.camera[data-camera="live"] .counts .infrared') is None
+    desk.route("**/v1/cameras", night)
+    card = desk.wait_for_selector('.camera[data-camera="live"] .counts .infrared', timeout=20_000)
+    assert card.text_content() == "infrared: 3" and "overstated" in card.get_attribute("title")
 
 
 def test_the_chart_s_first_time_has_its_year_and_stays_clear_of_the_last(server, tab):

@@ -50,14 +50,14 @@ def test_an_event_is_stored_with_its_vote_and_counted(store):
     assert stored == event
     (count,) = store.counts()
     assert count == {"camera": "door", "zone": "inside", "minute": int(NOW), "people": 1, "with_mask": 0,
-                     "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0}
+                     "without_mask": 1, "mask_weared_incorrect": 0, "unassessable": 0, "infrared": 0}
 
 
 def test_the_database_is_one_sqlite_file_in_wal_mode_with_a_schema_version(store, tmp_path):
     with store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     with sqlite3.connect(tmp_path / "site.db") as raw:
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (7,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (8,)
         raw.execute("INSERT INTO schema_version VALUES (99)")
     with pytest.raises(RuntimeError, match="schema version 99 is newer"):
         EventStore(str(tmp_path / "site.db"))
@@ -182,7 +182,7 @@ def test_a_version_4_database_gains_the_paging_indexes_in_place_of_the_old_ones(
     again.close()
     with sqlite3.connect(tmp_path / "site.db") as raw:
         indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (7,)
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (8,)
     assert {"events_by_last_seen_id", "events_by_camera_last_seen_id", "events_by_label_last_seen_id"} <= indexes
     assert not indexes & {"ix_events_last_seen", "events_by_camera_last_seen", "events_by_label_last_seen"}
 
@@ -194,9 +194,9 @@ def test_a_cameras_totals_are_summed_by_the_database_from_a_time_on(store):
     store.record("door", None, person(4, (0.2, 0.7, 0.1), evidence=0))
     store.record("till", None, person(5, (0.9, 0.05, 0.05)))
     assert store.totals("door", since=NOW) == {"people": 2, "with_mask": 1, "without_mask": 1,
-                                                "mask_weared_incorrect": 0, "unassessable": 1}
+                                                "mask_weared_incorrect": 0, "unassessable": 1, "infrared": 0}
     assert store.totals("nowhere", since=NOW) == {"people": 0, "with_mask": 0, "without_mask": 0,
-                                                   "mask_weared_incorrect": 0, "unassessable": 0}
+                                                   "mask_weared_incorrect": 0, "unassessable": 0, "infrared": 0}
 
 
 def test_a_restart_keeps_every_event_and_counts_carry_on(tmp_path):
@@ -536,10 +536,10 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
         def __init__(self, store):
             self.store, self.down, self.privacy = store, True, store.privacy
 
-        def record(self, *args):
+        def record(self, *args, **kwargs):
             if self.down:
                 raise OSError("database is locked")
-            return self.store.record(*args)
+            return self.store.record(*args, **kwargs)
 
     flaky, heard = Flaky(store), []
     sink = EventSink(flaky, "door", listeners=Listeners(event=heard.append), keep_unstored=3)
@@ -555,7 +555,7 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
     for track_id in (4, 5, 6, 7):
         with pytest.raises(OSError):
             sink.write_people([person(track_id, (0.9, 0.05, 0.05))])
-    assert [t.track_id for _, t, _ in sink.unstored] == [5, 6, 7] and sink.unstored_dropped == 1
+    assert [t.track_id for _, t, _, _ in sink.unstored] == [5, 6, 7] and sink.unstored_dropped == 1
     flaky.down = False
     sink.close()
     assert [e["track_id"] for e in heard] == [1, 2, 3, 5, 6, 7]
@@ -569,7 +569,7 @@ def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     """SQLAlchemy's error went on with the SQL statement: four lines for one loss."""
     import sqlalchemy
 
-    def locked(*args):
+    def locked(*args, **kwargs):
         raise sqlalchemy.exc.OperationalError("INSERT INTO events (camera) VALUES (?)", None,
                                               sqlite3.OperationalError("database is locked"))
 
@@ -588,7 +588,7 @@ def test_people_waiting_keep_at_most_the_capped_number_of_snapshots(store, monke
 
     monkeypatch.setattr(event_sink, "UNSTORED_SNAPSHOTS", 5)
 
-    def locked(*args):
+    def locked(*args, **kwargs):
         raise OSError("database is locked")
 
     monkeypatch.setattr(store, "record", locked)
@@ -599,7 +599,7 @@ def test_people_waiting_keep_at_most_the_capped_number_of_snapshots(store, monke
             sink.views[track_id] = whole_view(image)
         with pytest.raises(OSError):
             sink.write_people([person(track_id, (0.9, 0.05, 0.05)) for track_id in batch])
-    kept = [track.track_id for _, track, snapshot in sink.unstored if snapshot is not None]
+    kept = [track.track_id for _, track, snapshot, _ in sink.unstored if snapshot is not None]
     assert kept == [0, 1, 2, 3, 4] and len(sink.unstored) == 12
 
 
@@ -966,3 +966,59 @@ def test_a_database_another_account_owns_is_named_with_its_owner(tmp_path):
     os.chown(folder, nobody, -1)
     with pytest.raises(DatabaseUnavailable, match="unable to open database file; it is nobody's"):
         EventStore(str(folder))
+
+
+@pytest.mark.parametrize("made_at", [7, 6])
+def test_a_database_of_before_gains_the_infrared_count_and_keeps_its_rows(tmp_path, made_at):
+    """Version 8: the people seen on grey (infrared) frames are counted in the minutes and their
+    quarters; a database of before has none, and its counts are kept. One of version 6 goes through
+    7 (the alerts' tables) on the way."""
+    path = tmp_path / "site.db"
+    first = EventStore(str(path), privacy=True)
+    first.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    first.close()
+    with sqlite3.connect(path) as raw:  # back to version 7's shape, or 6's
+        for table in ("counts", "counts_by_quarter"):
+            raw.execute(f"ALTER TABLE {table} DROP COLUMN infrared")
+        if made_at == 6:
+            raw.execute("DROP TABLE alerts")
+            raw.execute("DROP TABLE alerts_kept_since")
+        raw.execute(f"DELETE FROM schema_version WHERE version > {made_at}")
+    again = EventStore(str(path), privacy=True)
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (8,)
+        assert raw.execute("SELECT count(*) FROM alerts_kept_since").fetchone() == (int(made_at == 6),)
+    again.record("door", None, person(2, (0.9, 0.05, 0.05), last=NOW + 30), infrared=True)
+    again.record("door", None, person(3, (0.2, 0.7, 0.1), last=NOW + 40, evidence=0), infrared=True)
+    for rows in (again.counts(), again.counts(every=900), again.quarter_sums(NOW)):
+        assert [(r["people"], r["unassessable"], r["infrared"]) for r in rows] == [(2, 1, 2)]
+    again.close()
+
+
+@pytest.mark.parametrize("made_at", [8, 7])
+def test_a_process_of_version_7_still_running_writes_its_counts_without_the_infrared_count(tmp_path, made_at):
+    """A site of the version before, still running on the database another process migrated, writes
+    counts as it did: without `infrared`, which is 0 then (NOT NULL without a default refused them)."""
+    path = tmp_path / "site.db"
+    EventStore(str(path), privacy=True).close()
+    if made_at == 7:
+        with sqlite3.connect(path) as raw:
+            for table in ("counts", "counts_by_quarter"):
+                raw.execute(f"ALTER TABLE {table} DROP COLUMN infrared")
+            raw.execute("DELETE FROM schema_version WHERE version >= 8")
+        EventStore(str(path), privacy=True).close()
+    with sqlite3.connect(path) as raw:
+        for table in ("counts", "counts_by_quarter"):
+            raw.execute(f"INSERT INTO {table} (camera, zone, minute, people, with_mask, without_mask, "
+                        f"mask_weared_incorrect, unassessable) VALUES ('door', '', {int(NOW)}, 1, 1, 0, 0, 0)")
+        assert raw.execute("SELECT infrared FROM counts UNION ALL SELECT infrared FROM counts_by_quarter").fetchall() == [(0,), (0,)]
+
+
+def test_retention_keeps_the_infrared_count_of_the_quarter_it_cuts(store):
+    """The quarter the cut-off falls in is summed again from the minutes it keeps: its infrared too."""
+    quarter = NOW - NOW % 900
+    store.record("door", None, person(1, (0.9, 0.05, 0.05), first=quarter, last=quarter), infrared=True)
+    store.record("door", None, person(2, (0.9, 0.05, 0.05), first=quarter, last=quarter + 120), infrared=True)
+    store.record("door", None, person(3, (0.9, 0.05, 0.05), first=quarter, last=quarter + 180))
+    store.enforce_retention(now=quarter + 60 + 7 * 86400)  # the quarter's first minute goes
+    assert [(r["minute"], r["people"], r["infrared"]) for r in store.counts(every=900)] == [(quarter, 2, 1)]

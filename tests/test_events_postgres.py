@@ -10,20 +10,21 @@ from tests.test_events import NOW, person
 def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path):  # noqa: F811
     store = EventStore(postgres.url, tmp_path / "snaps", retention_days=7)
     first = store.record("door", "queue", person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
-    store.record("door", "queue", person(2, (0.1, 0.8, 0.1), last=NOW + 20))
+    store.record("door", "queue", person(2, (0.1, 0.8, 0.1), last=NOW + 20), infrared=True)
     store.record("door", None, person(3, (0.9, 0.05, 0.05), first=NOW - 9 * 86400, last=NOW - 9 * 86400))
     store.close()
     again = EventStore(postgres.url, tmp_path / "snaps", retention_days=7)  # a restart: migrations are a no-op
-    assert again.migrate() == 7
+    assert again.migrate() == 8
     assert [e["track_id"] for e in again.events(camera="door")] == [2, 1, 3]
     assert again.events(zone="queue", label="with_mask")[0]["snapshot"] == first["snapshot"]
     queue = [c for c in again.counts() if c["zone"] == "queue"]
-    assert [(c["people"], c["with_mask"], c["without_mask"], c["unassessable"]) for c in queue] == [(2, 1, 1, 0)]
+    assert [(c["people"], c["with_mask"], c["without_mask"], c["unassessable"], c["infrared"])
+            for c in queue] == [(2, 1, 1, 0, 1)]
     assert again.totals("door", since=NOW) == {"people": 2, "with_mask": 1, "without_mask": 1,
-                                                "mask_weared_incorrect": 0, "unassessable": 0}
+                                                "mask_weared_incorrect": 0, "unassessable": 0, "infrared": 1}
     assert again.enforce_retention(now=NOW) == 1
     assert [e["track_id"] for e in again.events()] == [2, 1]
-    assert [(c["zone"], c["people"]) for c in again.counts(every=900)] == [("queue", 2)]  # quarters too
+    assert [(c["zone"], c["people"], c["infrared"]) for c in again.counts(every=900)] == [("queue", 2, 1)]  # quarters too
     assert again.enforce_retention(now=NOW + 30 * 86400) == 2 and again.events() == []
     later = person(4, (0.9, 0.05, 0.05), first=NOW + 31 * 86400, last=NOW + 31 * 86400)
     assert again.record("door", None, later)["id"] > first["id"] + 2  # an id never given again, as on SQLite

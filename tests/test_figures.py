@@ -118,7 +118,7 @@ def day_bucket(figures, day, **where) -> dict:
 
 
 def people_of(bucket) -> dict:
-    return {"people": bucket["people"], **{label: bucket[label] for label in PERSON_LABELS}}
+    return {"people": bucket["people"], **{label: bucket[label] for label in PERSON_LABELS}, "infrared": bucket["infrared"]}
 
 
 def test_a_day_s_people_and_figures_agree_in_events_reports_chart_and_the_scheduled_report(figures):
@@ -146,7 +146,7 @@ def test_a_day_s_people_and_figures_agree_in_events_reports_chart_and_the_schedu
             assert bucket == {name: int(row[name]) for name in ("people", *PERSON_LABELS)}
             continue
         assert {name: str(value) for name, value in people_of(bucket).items()} == {
-            name: row[name] for name in ("people", *PERSON_LABELS)}
+            name: row[name] for name in ("people", *PERSON_LABELS, "infrared")}
         assert [f"{bucket[name]:.4f}" for name in ("compliance", "compliance_low", "compliance_high",
                                                     "observed_share")] == [
             row[name] for name in ("compliance", "compliance_low", "compliance_high", "observed_share")]
@@ -197,7 +197,7 @@ def test_today_s_figures_agree_on_the_page_mqtt_metrics_and_the_api(figures, pag
     buckets = {camera: day_bucket(figures, today, camera=camera) for camera in NAMES}
     assert cameras == {camera: people_of(bucket) for camera, bucket in buckets.items()}
     assert cameras["door"] == {"people": 9, "with_mask": 6, "without_mask": 3, "mask_weared_incorrect": 0,
-                               "unassessable": 0}
+                               "unassessable": 0, "infrared": 0}
     published = figures["mqtt"]
     assert wait_until(lambda: all(published.json_on(f"maskwatch/{camera}/counts") for camera in NAMES), 20)
     assert {camera: published.json_on(f"maskwatch/{camera}/counts")[-1] for camera in NAMES} == cameras
@@ -272,7 +272,8 @@ def test_the_hours_of_the_day_the_clocks_skip_sum_to_it_and_a_week_over_a_month_
     ids = iter(range(1, 1000))
     for hour, at in spring.items():
         for i in range(3):
-            store.record("door", None, person(next(ids), MASKED if i or hour == 3 else UNMASKED, first=at, last=at + i))
+            store.record("door", None, person(next(ids), MASKED if i or hour == 3 else UNMASKED, first=at, last=at + i),
+                         infrared=hour == 23)  # the night's hour on grey frames
     store.record("door", None, person(next(ids), MASKED, first=spring[1], last=spring[1] + 2999.5))  # 01:59:59.5
     for day, probabilities in ((30, MASKED), (31, MASKED), (32, UNMASKED), (36, UNMASKED)):  # 32: April 1st
         at = datetime(2026, 3, 1, 12, tzinfo=BERLIN).timestamp() + (day - 1) * 86400
@@ -285,16 +286,18 @@ def test_the_hours_of_the_day_the_clocks_skip_sum_to_it_and_a_week_over_a_month_
     assert [h["start"][11:] for h in on_sunday] == ["00:00:00+01:00", "01:00:00+01:00", "03:00:00+02:00",
                                                      "23:00:00+02:00"]
     assert [h["people"] for h in on_sunday] == [3, 4, 3, 3]
-    assert {name: sum(h[name] for h in on_sunday) for name in ("people", *PERSON_LABELS)} == people_of(sunday)
+    assert {name: sum(h[name] for h in on_sunday) for name in ("people", *PERSON_LABELS, "infrared")} == people_of(sunday)
+    assert sunday["infrared"] == 3
     period = report_period("2026-03-29", "2026-04-05", BERLIN)
     report = list(csv.DictReader(io.StringIO(report_csv(store, period, BERLIN))))
     assert [row["date"] for row in report] == ["2026-03-29", "2026-03-30", "2026-03-31", "2026-04-01", "2026-04-05"]
-    assert {name: report[0][name] for name in ("people", *PERSON_LABELS)} == {
+    assert {name: report[0][name] for name in ("people", *PERSON_LABELS, "infrared")} == {
         name: str(value) for name, value in people_of(sunday).items()}
     (week,) = [w for w in weeks if w["start"] == "2026-03-30T00:00:00+02:00"]
     counts = store.counts(since=period.since, until=period.until, every=900)
     days = daily_rows(counts, date(2026, 3, 30), date(2026, 4, 5), BERLIN)
     (summed,) = period_totals(days, by_zone=False).values()  # the Monday's weekly report's line
-    assert {name: summed[name] for name in week if name != "start"} == {name: week[name] for name in week if name != "start"}
+    shared = [name for name in week if name not in ("start", "infrared_share")]  # the chart's alone: a share of seen
+    assert {name: summed[name] for name in shared} == {name: week[name] for name in shared}
     assert (week["people"], week["unassessable"], week["with_mask"]) == (4, 4, 2)
     store.close()

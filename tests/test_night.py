@@ -211,3 +211,28 @@ def test_a_colour_camera_looking_down_a_grey_corridor_is_not_called_grey_when_it
     ir = cv2.resize(grey(photo), (1920, 1080))  # the same view from an infrared camera: its face grey too
     processor(Frame(1, 0.1, ir, "ir"))
     assert processor.grey is True and processor.grey_detections == 1
+
+
+def test_people_seen_on_grey_frames_are_counted_infrared_where_the_site_keeps_its_counts(tmp_path, sample_dir):
+    """A night camera's people went into the counts as any other's: its hours' 95 % masked (two bare
+    faces in three passed as masked on grey frames) read, in every figure the site keeps, as a day
+    camera's. The same photo's faces, on grey frames at 23:00 and in colour at 12:00."""
+    from maskwatch import Detector
+    from maskwatch.site.event_sink import EventSink
+    from maskwatch.site.events import EventStore
+    from maskwatch.video.loop import analyse, end_tracks
+
+    photo = sample_photos(sample_dir, 1)[0]
+    store = EventStore(str(tmp_path / "site.db"), privacy=True)
+    processor, sink = FrameProcessor(Detector.load(), FaceTracker(min_hits=2)), EventSink(store, "platform")
+    night, noon = 1_790_031_600.0, 1_790_074_800.0  # whole hours, 12 apart
+    for start, image in ((night, grey(photo)), (noon, photo)):
+        for i in range(4):
+            analyse(processor, Frame(i, start + i * 0.2, image, f"f{i}"), [sink])
+        end_tracks(processor, [sink], ended=True)
+    hours = {row["minute"]: row for row in store.counts(every=3600)}
+    seen = {hour: row["people"] + row["unassessable"] for hour, row in hours.items()}
+    assert set(hours) == {night, noon} and seen[night] > 0 and seen[noon] > 0
+    assert (hours[night]["infrared"], hours[noon]["infrared"]) == (seen[night], 0)
+    assert [row["infrared"] for row in store.counts()] == [seen[night], 0]  # the minutes too
+    store.close()

@@ -472,7 +472,7 @@ def test_a_postgresql_user_that_does_not_own_the_tables_to_upgrade_fails(postgre
 
     admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
     url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
-    older = 4  # version 5 remakes the indexes (an ALTER); 6 changes nothing on PostgreSQL, 7 adds tables
+    older = 4  # version 5 remakes the indexes (an ALTER); 6 changes nothing on PostgreSQL, 7 adds tables, 8 columns
     try:
         EventStore(postgres.url).close()
         with admin.connect() as connection:
@@ -505,26 +505,38 @@ def test_a_postgresql_user_that_does_not_own_the_tables_to_upgrade_fails(postgre
         admin.dispose()
 
 
-def test_a_postgresql_user_that_may_create_tables_upgrades_events_of_version_6_without_owning_them(postgres):  # noqa: F811
-    """Version 7 only adds tables (the alerts'): the site's user granted the rows and CREATE in public
-    upgrades a database of version 6 at its start, and the probe said FAILED ("site_user does not own
-    counts, ... which the events schema's upgrade alters: start the site once as postgres")."""
+def test_a_postgresql_user_that_does_not_own_the_counts_fails_to_upgrade_events_of_version_7(postgres):  # noqa: F811
+    """Version 7 only adds tables (the alerts'), but version 8 adds the counts' infrared column, an
+    ALTER that PostgreSQL lets their owner alone do: the site's user granted the rows and CREATE in
+    public was OK to the probe on a database of version 7 ("upgraded to 8 at the start", the rule
+    stopping at version 5) and its start failed on "must be owner of table counts"."""
     from types import SimpleNamespace
+
+    from maskwatch.site.database import DatabaseUnavailable
 
     admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
     url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
     try:
         EventStore(postgres.url).close()
-        with admin.connect() as connection:  # as version 6 left it, its tables the database owner's
-            connection.execute(text("DELETE FROM schema_version WHERE version = 7"))
-            connection.execute(text("DROP TABLE alerts, alerts_kept_since"))
+        with admin.connect() as connection:  # as version 7 left it, its tables the database owner's
+            connection.execute(text("DELETE FROM schema_version WHERE version = 8"))
+            for name in ("counts", "counts_by_quarter"):
+                connection.execute(text(f"ALTER TABLE {name} DROP COLUMN infrared"))
             connection.execute(text("CREATE ROLE site_user LOGIN"))
             connection.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO site_user"))
             connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
         probe = probe_database(url, site=SimpleNamespace(reports=[], mqtt=None))
-        assert probe.ok is True and probe.detail.endswith(
-            f"events schema 6: upgraded to {len(MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
-            "`maskwatch backup` first)"), probe.detail
+        assert probe.ok is False and probe.detail.endswith(
+            f"events schema 7: upgraded to {len(MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
+            "`maskwatch backup` first), but site_user does not own alerts, alerts_kept_since, counts, "
+            f"counts_by_quarter, events, schema_version (owned by {postgres.user}), which the events schema's upgrade "
+            f"alters (PostgreSQL lets only a table's owner): start the site once as {postgres.user}, or ALTER TABLE "
+            "... OWNER TO site_user for each"), probe.detail
+        with pytest.raises(DatabaseUnavailable, match="must be owner of table counts"):  # as the start would
+            EventStore(url).close()
+        with admin.connect() as connection:
+            for name in ("counts", "counts_by_quarter"):  # those version 8 alters
+                connection.execute(text(f"ALTER TABLE {name} OWNER TO site_user"))
         EventStore(url).close()  # as the start does: upgraded
         assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).detail.endswith(
             f"events schema {len(MIGRATIONS)}, this maskwatch's")

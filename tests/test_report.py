@@ -31,7 +31,7 @@ def test_rows_sum_minutes_into_days_per_camera_and_zone():
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert list(parsed[0]) == ["date", "camera", "zone", "people", "with_mask", "without_mask",
                                "mask_weared_incorrect", "unassessable", "compliance", "compliance_low",
-                               "compliance_high", "observed_share"]
+                               "compliance_high", "observed_share", "infrared"]
     assert parsed[0]["with_mask"] == "3" and parsed[0]["without_mask"] == "1"
     assert parsed[0]["unassessable"] == "3" and parsed[0]["people"] == "4"  # apart, in no share
     # Each row's corrected share and 95 % interval are those of its day's counts, to 4 decimals

@@ -351,7 +351,7 @@ def test_source_runs_as_a_one_camera_site(server):
             break
         time.sleep(0.5)
     assert camera["id"] == "live" and camera["connected"] and camera["analysed"] > 0, camera
-    assert set(camera["today"]) == {"people", *PERSON_LABELS}
+    assert set(camera["today"]) == {"people", *PERSON_LABELS, "infrared"}
     frame = httpx.get(f"{server}/v1/cameras/live/frame.jpg", timeout=5)
     assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
     assert httpx.get(f"{server}/healthz", timeout=5).json()["site"] is True

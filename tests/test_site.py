@@ -162,7 +162,7 @@ def test_cameras_report_their_state(site):
     dead = cameras["dead"]
     assert not dead["connected"] and dead["frames"] == 0 and "retrying" in dead["last_error"]
     assert set(cameras["till"]["today"]) == {"people", "with_mask", "without_mask", "mask_weared_incorrect",
-                                             "unassessable"}
+                                             "unassessable", "infrared"}
 
 
 def test_metrics_carry_a_camera_label(site):
@@ -251,7 +251,7 @@ def test_mqtt_hears_availability_events_and_counts(site):
     assert news and {(m["camera"], m["track_id"]) for m in news} >= {(e["camera"], e["track_id"]) for e in ends}
     counts = site.mqtt.json_on("maskwatch/door/counts")
     assert counts and counts[-1]["people"] + counts[-1]["unassessable"] >= 1 and set(counts[-1]) == {
-        "people", "with_mask", "without_mask", "mask_weared_incorrect", "unassessable"}
+        "people", "with_mask", "without_mask", "mask_weared_incorrect", "unassessable", "infrared"}
     # People in view now, per voted label (Frigate's <camera>/<label>, and unassessable for a face
     # too small to decide): a person was seen, so some label's count rose above 0 at some point.
     in_view = {label: site.mqtt.on(f"maskwatch/door/{label}") for label in PERSON_LABELS}

@@ -1,4 +1,5 @@
-"""The day's compliance alerts kept in the site's database (events schema 7), on SQLite and PostgreSQL:
+"""The day's compliance alerts kept in the site's database (events schema 7; `infrared` and `seen` with
+them since 8), on SQLite and PostgreSQL:
 a site made again over the same database (a restart) lists the alerts fired before, to each caller their
 cameras' only; an alert the database refuses is sent and listed all the same, and stored once it can be;
 retention takes old alerts with the events; a database of version 6 gains the table and says since when.
@@ -100,7 +101,7 @@ def test_a_site_made_again_over_its_database_lists_the_alerts_fired_before(datab
     full, till_only = token_on(database, "full"), token_on(database, "till-screen", "read", ["till"])
     first = site_on(database, tmp_path, detector)
     now = time.time()
-    crowd(first.store, masked=1, unmasked=19, when=now - 60, camera="door")
+    crowd(first.store, masked=1, unmasked=19, when=now - 60, camera="door", infrared=True)  # a night camera's
     crowd(first.store, masked=2, unmasked=18, when=now - 60, camera="till")
     assert [a["camera"] for a in first.compliance.check(now)] == ["door", "till"]
     before = alerts_of(first, database, full)
@@ -112,6 +113,7 @@ def test_a_site_made_again_over_its_database_lists_the_alerts_fired_before(datab
         assert after["since_start"] is False and after["cut"] is False  # a new database: every alert is kept
         assert datetime.fromisoformat(after["alerts"][1]["at"]).timestamp() == pytest.approx(now, abs=1e-3)
         assert after["alerts"][1]["now"]["state"] == "under" and after["alerts"][1]["with_mask"] == 1
+        assert [(a["infrared"], a["seen"]) for a in after["alerts"]] == [(0, 20), (20, 20)]  # its grey frames said
         app = create_app(None, ServeSettings(auth=AuthSettings(database=database, open_without_users=False)), site=again)
         privacy = TestClient(app, base_url="http://127.0.0.1").get("/v1/privacy", headers={"Authorization": f"Bearer {full}"})
         assert privacy.json()["site"]["alerts_kept"].startswith("compliance alerts: camera, zone, rule, when")  # said
@@ -207,7 +209,8 @@ def test_retention_deletes_the_alerts_older_than_the_events_kept(database):
     store = EventStore(database, retention_days=7)
     try:
         alert = {"rule": 0, "zone": None, "compliance": 50.0, "compliance_low": 40.0, "compliance_high": 60.0,
-                 "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "unassessable": 0, "minutes": 5, "min_people": 5}
+                 "observed": 50.0, "below": 80.0, "people": 20, "with_mask": 10, "unassessable": 0, "infrared": 0, "seen": 20,
+                 "minutes": 5, "min_people": 5}
         store.record_alert(alert | {"camera": "door", "at": NOW - 8 * 86400}, alert | {"camera": "door", "at": NOW},
                            alert | {"camera": "till", "at": NOW + 1})
         store.enforce_retention(now=NOW)
@@ -228,11 +231,13 @@ def test_a_database_of_version_6_gains_the_alerts_and_says_since_when_they_are_k
     with store.engine.begin() as connection:  # as version 6 left it
         connection.execute(text("DROP TABLE alerts"))
         connection.execute(text("DROP TABLE alerts_kept_since"))
-        connection.execute(text("DELETE FROM schema_version WHERE version = 7"))
+        for table in ("counts", "counts_by_quarter"):
+            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN infrared"))
+        connection.execute(text("DELETE FROM schema_version WHERE version >= 7"))
     store.close()
     with caplog.at_level(logging.WARNING):
         upgraded = site_on(database, tmp_path, detector)
-    assert "events schema migrated from version 6 to 7" in caplog.text
+    assert "events schema migrated from version 6 to 8" in caplog.text
     try:
         rows, kept_since = upgraded.store.alerts(0)
         assert rows == [] and kept_since == pytest.approx(time.time(), abs=60)

@@ -40,7 +40,7 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     with caplog.at_level(logging.WARNING):
         store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
     # The operator is told: an older maskwatch no longer opens it (a downgrade needs the backup).
-    assert "events schema migrated from version 1 to 7" in caplog.text
+    assert "events schema migrated from version 1 to 8" in caplog.text
     with sqlite3.connect(tmp_path / "site.db") as raw:  # the paging order's indexes (version 5), the old ones gone
         indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"events_by_last_seen_id", "events_by_camera_last_seen_id", "events_by_label_last_seen_id"} <= indexes
@@ -50,7 +50,7 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     assert [e["id"] for e in reversed(stored)] == [1, 2, 3, 4, 5, 6]
     assert {e["snapshot"] for e in stored} == {None, "door-1.jpg", "hall-3.jpg", "hall-5.jpg"}
     minutes = store.counts()
-    assert len(minutes) == 6 and all(m["people"] == 1 and m["unassessable"] == 0 for m in minutes)
+    assert len(minutes) == 6 and all((m["people"], m["unassessable"], m["infrared"]) == (1, 0, 0) for m in minutes)
     # The chart's and report's quarter sums are filled from the old minutes.
     day = store.counts(since=NOW - NOW % 86400, every=86400)
     assert sum(row["people"] for row in day) == 6 and sum(row["without_mask"] for row in day) == 3
@@ -252,14 +252,14 @@ def test_the_probe_says_each_schema_the_start_would_upgrade_or_refuse(tmp_path, 
     older = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
     assert older.exit_code == 0, older.output
     assert rows(older.output)["database"] == ("OK", (
-        f"{tmp_path / 'site.db'}: SQLite, writable; events schema 1: upgraded to 7 at the start, auth schema 1: "
+        f"{tmp_path / 'site.db'}: SQLite, writable; events schema 1: upgraded to 8 at the start, auth schema 1: "
         f"upgraded to {len(AUTH_MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
         "`maskwatch backup` first)"))
     assert (tmp_path / "site.db").read_bytes() == kept
     EventStore(str(tmp_path / "site.db")).close()
     AuthStore(str(tmp_path / "site.db")).close()
     current = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
-    assert rows(current.output)["database"][1].endswith("; events schema 7, this maskwatch's")
+    assert rows(current.output)["database"][1].endswith("; events schema 8, this maskwatch's")
     with sqlite3.connect(tmp_path / "site.db") as connection:  # as a later maskwatch left it
         connection.execute("INSERT INTO auth_schema_version VALUES (99)")
     newer = CliRunner().invoke(app, ["run", "--config", str(config), "--probe"])
@@ -283,7 +283,7 @@ def test_a_database_of_2026_12_06_keeps_two_step_login_its_recovery_codes_and_to
         store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
         auth = AuthStore(str(tmp_path / "site.db"))
     assert "auth schema migrated from version 5 to 7" in caplog.text
-    assert "events schema migrated from version 5 to 7" in caplog.text  # ids never given again: its table remade
+    assert "events schema migrated from version 5 to 8" in caplog.text  # ids never given again: its table remade
     assert [(e["camera"], e["zone"], e["label"]) for e in reversed(store.events())] == PEOPLE
     assert [e["id"] for e in reversed(store.events())] == [1, 2, 3, 4, 5, 6]  # kept
     assert sum(row["people"] for row in store.quarter_sums(NOW - NOW % 86400)) == 6

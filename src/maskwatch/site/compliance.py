@@ -25,15 +25,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from maskwatch.faces import CLASSES, COMPLIANT, PERSON_LABELS, UNASSESSABLE
 from maskwatch.runtime import Periodic, ProblemLog
 from maskwatch.site.hours import ALWAYS_OPEN, OpeningHours
+from maskwatch.site.infrared import INFRARED, infrared_words
 from maskwatch.site.prevalence import compliance_estimate, in_percent
 
 log = logging.getLogger(__name__)
 
 # The alerts GET /v1/alerts lists at most: a day's of a busy site.
 ALERTS_LISTED = 1000
-# An alert as the webhooks, notify, MQTT and GET /v1/alerts have it.
+# An alert as the webhooks, notify, MQTT and GET /v1/alerts have it: `infrared` of the `seen` people
+# (decided or not) on grey frames, whose masked share is overstated.
 ALERT_FIELDS = ("rule", "camera", "zone", "compliance", "compliance_low", "compliance_high", "observed", "below",
-                "people", "with_mask", "unassessable", "minutes", "at")
+                "people", "with_mask", "unassessable", "infrared", "seen", "minutes", "at")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ def window_counts(rows: list[dict], zone: str | None) -> dict[str, int]:
     return counts
 
 
+def window_infrared(rows: list[dict], zone: str | None) -> tuple[int, int]:
+    """(people seen on grey frames, people seen, decided or not) over per-minute count rows."""
+    rows = [row for row in rows if zone is None or row["zone"] == zone]
+    return sum(row[INFRARED] for row in rows), sum(row["people"] + row[UNASSESSABLE] for row in rows)
+
+
 def said_in_log(alert: dict) -> None:
     """A compliance alert with nowhere else to go, as a line of the site's log."""
     where = alert["camera"] + (f", zone {alert['zone']}" if alert["zone"] else "")
@@ -75,9 +83,15 @@ def said_in_log(alert: dict) -> None:
     # 19 people" alone read as a wrong sum (10 of 19 is 52.6 %).
     log.warning("compliance alert at %s: %g %% masked, corrected for the classifier's known errors (95 %% interval "
                 "%g-%g %%), over the last %d minutes, under %g %%; counted: %d of %d people with a mask (%g %%), "
-                "%d more not judged (said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)", where,
+                "%d more not judged%s (said here only: no alerts.webhooks, alerts.notify or mqtt to send it to)", where,
                 alert["compliance"], alert["compliance_low"], alert["compliance_high"], alert["minutes"],
-                alert["below"], alert["with_mask"], alert["people"], alert["observed"], alert["unassessable"])
+                alert["below"], alert["with_mask"], alert["people"], alert["observed"], alert["unassessable"],
+                infrared_said(alert))
+
+
+def infrared_said(alert: dict) -> str:
+    """`; N of M people seen on grey (infrared) frames ...` for an alert with any; else nothing."""
+    return f"; {infrared_words(alert['infrared'], alert['seen'])}" if alert.get("infrared") else ""
 
 
 @dataclass
@@ -151,7 +165,7 @@ class ComplianceMonitor:
                 if not self.hours.get(camera, ALWAYS_OPEN).is_open(now):
                     self.stats.closed += 1
                     continue
-                people, counts, estimate = self.window(rule, camera, now)
+                people, counts, estimate, (infrared, seen) = self.window(rule, camera, now)
                 if people < rule.min_people:
                     continue
                 if not estimate.below(rule.below / 100):
@@ -169,7 +183,7 @@ class ComplianceMonitor:
                          "compliance_low": shown["compliance_low"], "compliance_high": shown["compliance_high"],
                          "observed": shown["observed_share"], "below": rule.below, "people": people,
                          "with_mask": counts[COMPLIANT], "unassessable": counts[UNASSESSABLE],
-                         "minutes": rule.minutes, "at": now}
+                         "minutes": rule.minutes, "at": now, "infrared": infrared, "seen": seen}
                 self.send(alert)
                 fired.append({**alert, "min_people": rule.min_people})  # a copy: the senders may hold `alert`
 
@@ -193,13 +207,15 @@ class ComplianceMonitor:
 
     def window(self, rule: ComplianceRule, camera: str, now: float):
         """The people decided on `camera` (in the rule's zone) over the rule's window up to `now`:
-        how many, per label (the unassessable too, apart), and their estimate (None where no one was)."""
+        how many, per label (the unassessable too, apart), their estimate (None where no one was),
+        and (those seen on grey frames, all seen, decided or not)."""
         # The whole minutes inside the window and this one so far: its first minute's row held
         # up to 59 s from before the window (16 minutes' people for a 15-minute rule).
         since = math.ceil((now - rule.minutes * 60) / 60) * 60
         rows = [r for r in self.store.counts(camera=camera, since=since) if r["minute"] <= now]
         counts = window_counts(rows, rule.zone)
-        return sum(counts[label] for label in CLASSES), counts, compliance_estimate(counts)
+        return (sum(counts[label] for label in CLASSES), counts, compliance_estimate(counts),
+                window_infrared(rows, rule.zone))
 
     def standing(self, alert: dict, now: float) -> dict:
         """How an alert's camera and zone stand at `now` over its rule's window: `state` "under" (the
@@ -208,7 +224,7 @@ class ComplianceMonitor:
         percent, as the alert's. Whether compliance came back is what the person told of it asks next."""
         # Its own rule's figures, as stored with it: the config's rule of that index may be another since.
         rule = ComplianceRule(alert["below"], alert["minutes"], alert["camera"], alert["zone"], alert["min_people"])
-        people, _, estimate = self.window(rule, alert["camera"], now)
+        people, _, estimate, _ = self.window(rule, alert["camera"], now)
         if people < rule.min_people:
             return {"state": "too_few", "people": people, "compliance": None, "compliance_low": None,
                     "compliance_high": None}

@@ -108,10 +108,12 @@ class EventSink:
         self.size: tuple[int, int] | None = None  # width, height of the camera's frames
         self.views: dict[int, View] = {}  # track id -> the largest view of their face, not yet rendered
         self.zone_frames: dict[int, Counter] = {}  # track id -> detected frames per zone: the person's zone
+        self.grey_frames: dict[int, int] = {}  # track id -> of those, the grey (infrared) ones
         self.seen_at: dict[int, float] = {}  # track id of a person in view -> time their face was last shown
         self.recorded: deque[dict] = deque(maxlen=keep_recorded)
         self.recorded_total = 0
-        self.unstored: deque[tuple[str | None, Track, np.ndarray | None]] = deque(maxlen=keep_unstored)
+        # (zone, track, snapshot, infrared) of each person the database refused so far
+        self.unstored: deque[tuple[str | None, Track, np.ndarray | None, bool]] = deque(maxlen=keep_unstored)
         self.unstored_dropped = 0
         self.store_problem: str | None = None  # why people wait unstored, until they are all in
 
@@ -132,6 +134,8 @@ class EventSink:
                 continue
             self.last_frame[face.track_id] = frame.index
             self.zone_frames.setdefault(face.track_id, Counter())[zone_of(face.box, width, height, self.zones)] += 1
+            if frame.grey:
+                self.grey_frames[face.track_id] = self.grey_frames.get(face.track_id, 0) + 1
             if self.store.privacy:
                 continue
             best = self.views.get(face.track_id)
@@ -140,6 +144,7 @@ class EventSink:
         for track_id in [t for t, i in self.last_frame.items() if frame.index - i > self.forget_after]:
             self.views.pop(track_id, None)
             self.zone_frames.pop(track_id, None)
+            self.grey_frames.pop(track_id, None)
             del self.last_frame[track_id]
 
     def _view(self, image: np.ndarray, face: Face, shown: list[Face] = (), hidden=()) -> View:
@@ -236,14 +241,16 @@ class EventSink:
             # last one was where they left the view, a door zone counting people going out.
             seen = self.zone_frames.pop(track.track_id, None)
             zone = seen.most_common(1)[0][0] if seen else zone_of(track.box, *self.size, self.zones) if self.size else None
+            # Seen on grey frames more often than not: counted as infrared (their label is in doubt)
+            infrared = 2 * self.grey_frames.pop(track.track_id, 0) > sum(seen.values()) if seen else False
             if len(self.unstored) == self.unstored.maxlen:
                 self.unstored_dropped += 1
             keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS  # capped again if storing fails
-            self.unstored.append((zone, track, self.render(view) if keep_view else None))
+            self.unstored.append((zone, track, self.render(view) if keep_view else None, infrared))
         while self.unstored:
-            zone, track, snapshot = self.unstored[0]
+            zone, track, snapshot, infrared = self.unstored[0]
             try:
-                stored = self.store.record(self.camera, zone, track, snapshot)
+                stored = self.store.record(self.camera, zone, track, snapshot, infrared=infrared)
             except ValueError as err:  # this person's data, not the database: retrying cannot help
                 log.error("camera %s: person %s not stored: %s", self.camera, track.track_id, err)
                 self.unstored.popleft()
@@ -265,11 +272,11 @@ class EventSink:
         each, a large face's crop): the cap was checked once per hand-out, so 30 people handed out
         beside 99 waiting kept all 129."""
         kept = 0
-        for i, (zone, track, snapshot) in enumerate(self.unstored):
+        for i, (zone, track, snapshot, infrared) in enumerate(self.unstored):
             if snapshot is not None:
                 kept += 1
                 if kept > UNSTORED_SNAPSHOTS:
-                    self.unstored[i] = (zone, track, None)
+                    self.unstored[i] = (zone, track, None, infrared)
 
     def close(self) -> None:
         if self.unstored:  # a last try for the people the database refused
@@ -283,4 +290,5 @@ class EventSink:
         self.announced.clear()
         self.people.clear()
         self.zone_frames.clear()
+        self.grey_frames.clear()
         self.seen_at.clear()

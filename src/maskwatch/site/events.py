@@ -40,6 +40,7 @@ from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.database import (MIGRATION_LOCK, apply_migrations, database_engine, database_url, hold_database,
                                      open_database, said_migrated)
 from maskwatch.site.full_disk import FullDiskSweep, disk_is_full
+from maskwatch.site.infrared import INFRARED
 
 if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 s), which no command
     # that only reads or writes the store needs (`maskwatch users ...`, `serve`); cameras import it
@@ -86,6 +87,9 @@ counts = Table(
     Column("minute", Integer, primary_key=True),  # Unix seconds at the start of the minute
     Column("people", Integer, nullable=False, default=0),  # decided people: the unassessable are apart
     *(Column(label, Integer, nullable=False, default=0) for label in PERSON_LABELS),
+    # schema version 7; DEFAULT 0 in the database too, as version 7's ALTER gives it: a process of the
+    # version before still running on the database writes its counts without it
+    Column(INFRARED, Integer, nullable=False, default=0, server_default=text("0")),
 )
 QUARTER = 900  # seconds: a span that never straddles an hour, a day or a week in any timezone
 # The counts summed by quarter hour, kept beside the minutes by record() (schema version 4): a
@@ -97,11 +101,15 @@ quarters = Table(
     Column("minute", Integer, primary_key=True),
     Column("people", Integer, nullable=False, default=0),
     *(Column(label, Integer, nullable=False, default=0) for label in PERSON_LABELS),
+    Column(INFRARED, Integer, nullable=False, default=0, server_default=text("0")),
 )
 COUNT_COLUMNS = ("people", *PERSON_LABELS)
+SUMMED_COLUMNS = (*COUNT_COLUMNS, INFRARED)  # INFRARED: schema version 8
 # The compliance alerts as they fired (schema version 7), with their rule's min_people (how each
 # stands now is judged by its own rule, whatever the config says later): GET /v1/alerts and the
 # dashboard read the day's back. Kept in memory before, a restart at 10:00 lost the 08:30 alert.
+# Their `infrared` of the `seen` people came with version 8's counts; the table, new in 7 and never
+# released without them, has them from its CREATE.
 alerts = Table(
     "alerts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -111,8 +119,8 @@ alerts = Table(
     Column("at", Float, nullable=False),  # Unix seconds
     *(Column(name, Float, nullable=False) for name in ("compliance", "compliance_low", "compliance_high", "observed",
                                                        "below")),
-    *(Column(name, Integer, nullable=False) for name in ("people", "with_mask", "unassessable", "minutes",
-                                                         "min_people")),
+    *(Column(name, Integer, nullable=False) for name in ("people", "with_mask", "unassessable", INFRARED, "seen",
+                                                         "minutes", "min_people")),
     Index("alerts_by_at_id", "at", "id"),
     sqlite_autoincrement=True,
 )
@@ -159,10 +167,12 @@ def fill_quarters(connection: Connection) -> None:
     """counts_by_quarter made anew from every minute row: version 4's migration (run again on a
     database set back to an older version), and a benchmark's after writing minute rows by hand."""
     connection.execute(delete(quarters))
+    has = {c["name"] for c in inspect(connection).get_columns("counts")}  # infrared: from version 7
+    summed_columns = [name for name in SUMMED_COLUMNS if name in has]
     start = (counts.c.minute - counts.c.minute % QUARTER).label("minute")
-    summed = (select(counts.c.camera, counts.c.zone, start, *(func.sum(counts.c[name]) for name in COUNT_COLUMNS))
+    summed = (select(counts.c.camera, counts.c.zone, start, *(func.sum(counts.c[name]) for name in summed_columns))
               .group_by(counts.c.camera, counts.c.zone, start))
-    connection.execute(insert(quarters).from_select(["camera", "zone", "minute", *COUNT_COLUMNS], summed))
+    connection.execute(insert(quarters).from_select(["camera", "zone", "minute", *summed_columns], summed))
 
 
 def _quarters_v4(connection: Connection) -> None:
@@ -208,12 +218,21 @@ def _alerts_v7(connection: Connection) -> None:
         connection.execute(insert(alerts_kept_since).values(since=time.time()))
 
 
+def _infrared_v8(connection: Connection) -> None:
+    """Version 8: the counts' and quarter sums' people seen on grey (infrared) frames (INFRARED);
+    none before, so 0."""
+    for table in (counts, quarters):
+        if INFRARED not in {c["name"] for c in inspect(connection).get_columns(table.name)}:
+            connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {INFRARED} INTEGER NOT NULL DEFAULT 0"))
+
+
 MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5,
-              _ids_never_reused_v6, _alerts_v7]
+              _ids_never_reused_v6, _alerts_v7, _infrared_v8]
 # The newest version whose migration alters tables already there on PostgreSQL (version 5's
-# indexes), which PostgreSQL lets their owner alone do; the later ones make tables of their own
-# (version 7's alerts), which CREATE on the schema allows: `run --probe` asks ownership only below it.
-ALTERS_TABLES_UNTIL = 5
+# indexes, version 8's infrared columns of counts and counts_by_quarter), which PostgreSQL lets
+# their owner alone do; version 7 makes tables of its own (the alerts), which CREATE on the schema
+# allows: `run --probe` asks ownership only up to it.
+ALTERS_TABLES_UNTIL = 8
 
 
 def _distinct_by_index(column: Column, *where):
@@ -228,15 +247,17 @@ def _distinct_by_index(column: Column, *where):
     return select(walk.c.value).where(walk.c.value.is_not(None))
 
 
-def _count(connection: Connection, table: Table, camera: str, zone: str, start: int, label: str) -> None:
-    """One more person of `label` in the row (camera, zone, start) of a counts table; the
-    unassessable are not among the decided `people`."""
+def _count(connection: Connection, table: Table, camera: str, zone: str, start: int, label: str,
+           infrared: bool = False) -> None:
+    """One more person of `label` in the row (camera, zone, start) of a counts table (and of
+    INFRARED, one seen on grey frames); the unassessable are not among the decided `people`."""
     decided = int(label != UNASSESSABLE)
     key = (table.c.camera == camera) & (table.c.zone == zone) & (table.c.minute == start)
-    bump = {"people": table.c.people + decided, label: table.c[label] + 1}
+    bump = {"people": table.c.people + decided, label: table.c[label] + 1, INFRARED: table.c[INFRARED] + int(infrared)}
     if connection.execute(update(table).where(key).values(**bump)).rowcount == 0:
         connection.execute(insert(table).values(camera=camera, zone=zone, minute=start, people=decided,
-                                                **{name: int(name == label) for name in PERSON_LABELS}))
+                                                **{name: int(name == label) for name in PERSON_LABELS},
+                                                **{INFRARED: int(infrared)}))
 
 
 def stored_among(database: str, cameras: list[str]) -> list[str]:
@@ -293,11 +314,13 @@ class EventStore:
         said_migrated(self.url, "events schema", before, len(MIGRATIONS))
         return len(MIGRATIONS)
 
-    def record(self, camera: str, zone: str | None, track: Track, snapshot: np.ndarray | None = None) -> dict:
+    def record(self, camera: str, zone: str | None, track: Track, snapshot: np.ndarray | None = None,
+               infrared: bool = False) -> dict:
         """Store one person (and count it in the minute it was last seen); the event as stored.
 
         Their label is the tracker's decision: a class, or `unassessable` (probability 0), which
-        is counted in its own column and not in `people` (decided people)."""
+        is counted in its own column and not in `people` (decided people). `infrared`: they were
+        seen mostly on grey frames, counted in INFRARED too."""
         if track.label is None:
             raise ValueError(f"track {track.track_id} has no voted label: nothing to record")
         label = track.decision
@@ -316,7 +339,7 @@ class EventStore:
                         row["snapshot"] = written.name
                         connection.execute(update(events).where(events.c.id == event_id).values(snapshot=row["snapshot"]))
                 for table, start in ((counts, minute), (quarters, minute - minute % QUARTER)):
-                    _count(connection, table, camera, zone or NO_ZONE, start, label)
+                    _count(connection, table, camera, zone or NO_ZONE, start, label, infrared)
         except BaseException as err:
             if written is not None:  # rolled back: no row names it (PostgreSQL does not reuse the id)
                 written.unlink(missing_ok=True)
@@ -405,7 +428,7 @@ class EventStore:
         else:
             span = (table.c.minute - table.c.minute % every).label("minute")
             query = (select(table.c.camera, table.c.zone, span,
-                            *(func.sum(table.c[name]).label(name) for name in COUNT_COLUMNS))
+                            *(func.sum(table.c[name]).label(name) for name in SUMMED_COLUMNS))
                      .group_by(table.c.camera, table.c.zone, span).order_by(span, table.c.camera, table.c.zone))
         if camera is not None:
             query = query.where(table.c.camera == camera)
@@ -420,7 +443,7 @@ class EventStore:
         """The people per quarter hour from `since` (a quarter's start), summed over the cameras
         (None: all) and zones (None: all; a zone: its own) by the database, oldest first: what the
         chart buckets, one row a quarter (at 24 days of 8 cameras x 3 zones, 2,304 rows, not 55,296)."""
-        query = (select(quarters.c.minute, *(func.sum(quarters.c[name]).label(name) for name in COUNT_COLUMNS))
+        query = (select(quarters.c.minute, *(func.sum(quarters.c[name]).label(name) for name in SUMMED_COLUMNS))
                  .where(quarters.c.minute >= since - since % QUARTER)
                  .group_by(quarters.c.minute).order_by(quarters.c.minute))
         if cameras is not None:
@@ -496,9 +519,10 @@ class EventStore:
             return connection.execute(select(func.max(events.c.last_seen))).scalar()
 
     def totals(self, camera: str, since: float) -> dict:
-        """A camera's people (decided, and per label) in the minutes from `since`, summed by the
-        database: what the dashboard, the metrics and MQTT ask of today at every poll."""
-        columns = COUNT_COLUMNS
+        """A camera's people (decided, and per label, and those seen on grey frames) in the minutes
+        from `since`, summed by the database: what the dashboard, the metrics and MQTT ask of today
+        at every poll."""
+        columns = SUMMED_COLUMNS
         query = select(*(func.coalesce(func.sum(counts.c[name]), 0) for name in columns)).where(
             counts.c.camera == camera, counts.c.minute >= int(since // 60) * 60)
         with self.engine.connect() as connection:
@@ -610,10 +634,10 @@ class EventStore:
             # deleted minute stays counted in a chart or report.
             edge = int(cutoff // 60 * 60) - int(cutoff // 60 * 60) % QUARTER
             connection.execute(delete(quarters).where(quarters.c.minute <= edge))
-            kept = (select(counts.c.camera, counts.c.zone, literal(edge), *(func.sum(counts.c[n]) for n in COUNT_COLUMNS))
+            kept = (select(counts.c.camera, counts.c.zone, literal(edge), *(func.sum(counts.c[n]) for n in SUMMED_COLUMNS))
                     .where(counts.c.minute >= edge, counts.c.minute < edge + QUARTER)
                     .group_by(counts.c.camera, counts.c.zone))
-            connection.execute(insert(quarters).from_select(["camera", "zone", "minute", *COUNT_COLUMNS], kept))
+            connection.execute(insert(quarters).from_select(["camera", "zone", "minute", *SUMMED_COLUMNS], kept))
         return old
 
     def _old_snapshots(self, cutoff: float) -> list[str]:

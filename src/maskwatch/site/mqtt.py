@@ -5,8 +5,9 @@
                                {"type": "update", ..., "before": label} when their running vote changes,
                                {"type": "end", "event": {...}} when their vote is decided and stored,
                                the event as /v1/events gives it (event_views.event_view)
-    <prefix>/<camera>/counts   today's people per voted label on that camera (retained; sent at the
-                               start and at the site's midnight too, not only with a person)
+    <prefix>/<camera>/counts   today's people per voted label on that camera, and `infrared`: those
+                               seen on grey frames (retained; sent at the start and at the site's
+                               midnight too, not only with a person)
     <prefix>/<camera>/<label>  people in view now with that voted label, e.g. "2" (retained)
     <prefix>/<camera>/available  "online" while the camera's stream sends frames, "offline" once the
                                site counts it down (as /v1/cameras' `connected` and Prometheus's

@@ -29,6 +29,7 @@ from apprise.attachment.memory import AttachMemory
 
 from maskwatch.site.alerts import AlertFilter, AlertQueues, Failure, shown_url
 from maskwatch.site.apprise_logs import quiet_apprise
+from maskwatch.site.infrared import infrared_words
 
 SERVICES_PAGE = "https://appriseit.com/services/"
 TEST_NOTE = "A test (maskwatch alerts test): no one was seen; a real alert reads as the lines above."
@@ -252,6 +253,8 @@ def compliance_message(alert: dict, names: dict[str, str], tz: tzinfo | None) ->
              f"in the last {alert['minutes']} minutes ({alert['unassessable']} more not judged)",
              camera_line(alert["camera"], names), *([f"Zone: {alert['zone']}"] if alert["zone"] else []),
              f"When: {when(alert['at'], tz)}"]
+    if alert.get("infrared"):  # a night camera's: its share is overstated, and the alert may be one too few
+        lines.insert(2, f"Infrared: {infrared_words(alert['infrared'], alert['seen'])}")
     return title, "\n".join(lines)
 
 

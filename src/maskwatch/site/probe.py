@@ -337,8 +337,8 @@ def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | N
         # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
         # later, its events' tables there, was OK and its start failed on "permission denied".
         to_make = any(version is None or version < store.known for store, version in found)
-        # Those whose upgrade alters their tables: version 7 of the events only adds tables (a 6 was
-        # refused to a user granted CREATE and the rows, "does not own events", and its start upgraded it).
+        # Those whose upgrade alters their tables: up to the store's alters_until (the events' 8, its
+        # counts' infrared column; its 7 alone only added tables, which CREATE and the rows allow).
         altered = [store for store, version in found
                    if version is not None and version < (store.alters_until or store.known)]
         refused = None

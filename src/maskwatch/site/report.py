@@ -4,7 +4,8 @@ voted label, as CSV.
 `people` are the decided people, each with a class; `unassessable` are those seen too briefly or
 too small to decide, counted apart and in no share. `compliance` is the share corrected for the
 classifier's confusions, between `compliance_low` and `compliance_high` (its 95 % interval);
-`observed_share` is the plain with_mask / people.
+`observed_share` is the plain with_mask / people. `infrared`: of the people and the unassessable,
+those seen on grey (infrared) frames, where the masked share is overstated (site/infrared.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from maskwatch.faces import CLASSES, UNASSESSABLE
+from maskwatch.site.infrared import INFRARED
 from maskwatch.site.prevalence import FIELDS, compliance_fields
 
-REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, UNASSESSABLE, *FIELDS)
+REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, UNASSESSABLE, *FIELDS, INFRARED)
+SUMMED = ("people", *CLASSES, UNASSESSABLE, INFRARED)  # a day's fields summed from its rows
 
 
 def parse_day(value: str, name: str) -> date:
@@ -87,7 +90,7 @@ def daily_rows(counts: list[dict], first: date, last: date, tz: tzinfo | None) -
         if not first <= day <= last:
             continue
         key = (day.isoformat(), row["camera"], row["zone"] or "")
-        total = days.setdefault(key, {"people": 0, **{c: 0 for c in CLASSES}, UNASSESSABLE: 0})
+        total = days.setdefault(key, dict.fromkeys(SUMMED, 0))
         for field in total:
             total[field] += row.get(field, 0)  # rows from before the unassessable count have none
     rows = []
@@ -105,7 +108,7 @@ def period_totals(rows: list[dict], by_zone: bool) -> dict[tuple[str, str | None
     sums: dict[tuple[str, str | None], dict] = {}
     for row in rows:
         key = (row["camera"], row["zone"] if by_zone else None)
-        total = sums.setdefault(key, {"people": 0, **{c: 0 for c in CLASSES}, UNASSESSABLE: 0})
+        total = sums.setdefault(key, dict.fromkeys(SUMMED, 0))
         for field in total:
             total[field] += row[field]
     return {key: {**total, **compliance_fields(total)} for key, total in sorted(sums.items())}

@@ -47,6 +47,7 @@ from maskwatch.runtime import Periodic, ProblemLog, boot_clock
 from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
+from maskwatch.site.infrared import INFRARED, infrared_words
 from maskwatch.site.prevalence import in_percent
 from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
 
@@ -215,15 +216,18 @@ def share(value: float) -> str:
 
 
 def figures_line(where: str, total: dict | None) -> str:
-    """One camera's (or zone's) line: its people per label and the corrected share with its interval."""
+    """One camera's (or zone's) line: its people per label and the corrected share with its interval,
+    and how many were seen on grey (infrared) frames where any were."""
     if total is None or not total["people"]:  # "no one decided" read as if someone had to decide
         unjudged = total[UNASSESSABLE] if total else 0
         return (f"{where}: no one judged; {unjudged} seen too briefly or too small in view to judge" if unjudged
                 else f"{where}: no one seen")
+    infrared = (f"; {infrared_words(total[INFRARED], total['people'] + total[UNASSESSABLE])}"
+                if total.get(INFRARED) else "")
     return (f"{where}: {total['people']} {'person' if total['people'] == 1 else 'people'}: {total[COMPLIANT]} with a mask, {total['without_mask']} without, "
             f"{total['mask_weared_incorrect']} wearing it wrongly ({total[UNASSESSABLE]} more not judged); "
             f"masked {share(total['compliance'])} % (95 % interval {share(total['compliance_low'])}-"
-            f"{share(total['compliance_high'])} %)")
+            f"{share(total['compliance_high'])} %){infrared}")
 
 
 def compose(report: Report, due: Due, until: float, store, names: dict[str, str], zones_of: dict[str, list[str]],

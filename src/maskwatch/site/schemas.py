@@ -17,6 +17,9 @@ class PeopleCounts(BaseModel):
     without_mask: int = Field(ge=0)
     mask_weared_incorrect: int = Field(ge=0)
     unassessable: int = Field(0, ge=0, description="people seen too briefly or too small to decide; not in people")
+    infrared: int = Field(0, ge=0, description="of people and unassessable, those seen on grey (infrared) frames, "
+                                               "where the classifier passes most bare faces as masked: their share "
+                                               "masked is overstated (docs/site.md#night-and-infrared-cameras)")
 
 
 class CameraStatus(BaseModel):
@@ -121,6 +124,8 @@ class ComplianceBucket(PeopleCounts):
                                          "people and the classifier's measured confusion")
     compliance_high: float | None = Field(ge=0, le=1, description="its 95 % interval's upper end")
     observed_share: float | None = Field(ge=0, le=1, description="with_mask / decided people, uncorrected")
+    infrared_share: float | None = Field(None, ge=0, le=1, description="infrared / (people + unassessable); null "
+                                                                       "where no one was seen")
 
 
 class ComplianceSeries(BaseModel):
@@ -169,6 +174,9 @@ class ComplianceAlert(BaseModel):
     unassessable: int = Field(description="people in the window too briefly or too small in view to judge: in no "
                                           "share, counted apart as everywhere")
     minutes: int = Field(description="the rule's window")
+    infrared: int = Field(0, description="of the window's people (decided or not), those seen on grey (infrared) "
+                                         "frames: the masked share is overstated (docs/site.md#night-and-infrared-cameras)")
+    seen: int = Field(0, description="the window's people, decided or not (people and the unassessable)")
     now: AlertStanding
 
 

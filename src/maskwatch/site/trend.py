@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import first_instant
+from maskwatch.site.infrared import INFRARED, infrared_share
 from maskwatch.site.prevalence import compliance_fields
 
 BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default look-back is 24 of each
@@ -154,7 +155,8 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
                       max_buckets: int | None = None) -> list[dict]:
     """Per bucket, oldest first: its start (ISO 8601 with offset), people per voted label, the
     compliant share corrected for the classifier's confusions with its 95 % interval, and the
-    plain with_mask / people (prevalence.compliance_fields). ValueError past `max_buckets`
+    plain with_mask / people (prevalence.compliance_fields); `infrared`, its people seen on grey
+    frames, and their share of everyone seen (events.infrared_share). ValueError past `max_buckets`
     buckets with people, before their intervals are computed."""
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
@@ -165,12 +167,13 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
         if zone is not None and row["zone"] != zone:
             continue
         start = bucket_start(row["minute"], bucket, tz)
-        _, total = sums.setdefault(start.timestamp(), (start, {"people": 0, **{c: 0 for c in PERSON_LABELS}}))
+        _, total = sums.setdefault(start.timestamp(), (start, {"people": 0, **{c: 0 for c in PERSON_LABELS},
+                                                               INFRARED: 0}))
         total["people"] += row["people"]
-        for label in PERSON_LABELS:
+        for label in (*PERSON_LABELS, INFRARED):
             total[label] += row.get(label, 0)  # rows from before the unassessable count have none
     if max_buckets is not None and len(sums) > max_buckets:
         raise ValueError(f"{len(sums)} {bucket}s hold people since then, more than {max_buckets} at once; "
                          "ask a larger bucket or a later since")
-    return [{"start": start.isoformat(), **total, **compliance_fields(total)}
+    return [{"start": start.isoformat(), **total, **compliance_fields(total), "infrared_share": infrared_share(total)}
             for _, (start, total) in sorted(sums.items())]

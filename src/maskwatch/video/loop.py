@@ -21,11 +21,13 @@ from maskwatch.video.sources import Frame
 
 def analyse(processor: FrameProcessor, frame: Frame, sinks: list) -> list[Face]:
     """One frame through the processor and into every sink (the frame carrying the faces it does
-    not show, for blurring); people started or ended handed out."""
+    not show, for blurring, and whether it was found grey); people started or ended handed out."""
     faces, detected = processor(frame)
     hidden = getattr(processor, "hidden_boxes", None)
     if hidden is not None and len(unshown := hidden()):
         frame = replace(frame, hidden=unshown)
+    if getattr(processor, "grey", False):
+        frame = replace(frame, grey=True)
     for sink in sinks:
         sink.write(frame, faces, detected)
     hand_out(sinks, processor.take_started_people(), "start_people")

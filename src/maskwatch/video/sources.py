@@ -42,6 +42,8 @@ class Frame:
     hidden: boxes (N x 4 xyxy) of faces in the frame that may not be shown (a face before its
     track's second detection, an unsure one that continues no track, a person missed twice):
     never drawn or counted, but blurred wherever faces are blurred (video.loop.analyse sets them).
+    grey: the processor's last detection found the frame grey (infrared; video/night.py), set by
+    video.loop.analyse: a site counts the people seen on such frames apart.
     """
 
     index: int
@@ -49,6 +51,7 @@ class Frame:
     image: np.ndarray
     name: str
     hidden: np.ndarray | tuple = ()
+    grey: bool = False
 
 
 @dataclass(frozen=True)

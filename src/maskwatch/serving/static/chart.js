@@ -39,6 +39,10 @@ function drawTrend(series, readAt = Date.now()) {
   const highEnd = (b) => sided(b.compliance_high * 100, Math.ceil(b.compliance_high * 100 - 1e-9), 80);
   const interval = (b) => `${lowEnd(b)}-${highEnd(b)}%`;
   const under = (b) => b.compliance_high < 0.8;
+  // People seen on grey (infrared) frames, where the classifier passes most bare faces as masked: a
+  // night camera's 95 % read as a day camera's. Marked (outlined, dashed, and said), not corrected.
+  const seen = (b) => b.people + (b.unassessable ?? 0);
+  const infrared = (b) => b.infrared ? `${b.infrared} of ${seen(b)}, share overstated` : "0";
   // A bucket as the site's clock reads it: the start's own wall-clock time (the API gives it with the
   // site's offset), in the table and in a bar's tooltip alike (which showed the raw ISO time).
   const wall = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
@@ -55,7 +59,7 @@ function drawTrend(series, readAt = Date.now()) {
     const row = document.createElement("tr");
     const cells = [when(b.start), b.compliance === null ? "— (only unassessable people)" : percent(b.compliance),
       b.compliance === null ? "—" : interval(b) + (under(b) ? ", under 80%" : ""), b.people, b.unassessable ?? 0,
-      b.compliance === null ? "—" : percent(b.observed_share)];
+      b.compliance === null ? "—" : percent(b.observed_share), infrared(b)];
     for (const text of cells) row.append(Object.assign(document.createElement("td"), {textContent: text}));
     row.dataset.start = b.start;
     if (b.start === pickedBar) row.setAttribute("aria-current", "true");  // still marked when read again
@@ -63,7 +67,7 @@ function drawTrend(series, readAt = Date.now()) {
   });
   if (!rows.length) {
     rows.push(document.createElement("tr"));
-    rows[0].append(Object.assign(document.createElement("td"), {colSpan: 6, textContent: "no people counted yet"}));
+    rows[0].append(Object.assign(document.createElement("td"), {colSpan: 7, textContent: "no people counted yet"}));
   }
   const focused = document.activeElement.closest("#trend-table tbody tr")?.dataset.start;  // a bar's row (below)
   document.querySelector("#trend-table tbody").replaceChildren(...rows);
@@ -91,12 +95,15 @@ function drawTrend(series, readAt = Date.now()) {
     const room = next ? Math.min(slot, width * (Date.parse(next.start) - Date.parse(b.start)) / (t1 - t0)) : slot;
     const h = Math.max(1, b.compliance * height);
     const bar = svgElement("rect", {x: x + room * 0.1, y: top + height - h, width: room * 0.8, height: h,
-                                    class: under(b) ? "bar low" : "bar",
-                                    "data-start": b.start, "data-compliance": b.compliance});
+                                    class: "bar" + (under(b) ? " low" : "") + (b.infrared ? " infrared" : ""),
+                                    "data-start": b.start, "data-compliance": b.compliance,
+                                    ...(b.infrared ? {"data-infrared": b.infrared} : {})});
     bar.append(svgElement("title", {}, `${when(b.start)}: ${percent(b.compliance)} (95% interval ` +
                           `${interval(b)}) of ${b.people} judged` +
                           (b.unassessable ? ` (${b.unassessable} unassessable, not in the share)` : "") +
-                          `; ${percent(b.observed_share)} as labelled, before correction`));
+                          `; ${percent(b.observed_share)} as labelled, before correction` +
+                          (b.infrared ? `; ${b.infrared} of ${seen(b)} seen on grey (infrared) frames: ` +
+                           "the share is overstated (most bare faces pass as masked there)" : "")));
     const middle = x + 0.5 * room, cap = Math.min(6, room * 0.2);
     const yLow = top + height - b.compliance_low * height, yHigh = top + height - b.compliance_high * height;
     const whisker = svgElement("g", {class: "interval", "data-start": b.start, "data-low": b.compliance_low,
