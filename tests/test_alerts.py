@@ -237,10 +237,18 @@ def test_stop_ends_in_its_time_with_a_full_queue_and_a_receiver_that_never_answe
     for track_id in range(1, 6):
         notifier.notify(event(track_id))
     assert notifier._queues[0].full()
+    given = []  # (when the stop's wait for the threads began, the deadline it waits to)
+    notifier._finish = lambda deadline, finish=notifier._finish: (given.append((time.monotonic(), deadline)),
+                                                                  finish(deadline))
     stopping = threading.Thread(target=notifier.stop, kwargs={"timeout": 1.0}, daemon=True)
+    asked = time.monotonic()
     stopping.start()
     stopping.join(60)  # a guard against a hang, not a speed bound: the stop's 1 s against the try's 10 minutes
     assert not stopping.is_alive(), "the stop waited for the try, or for room in the queue"
+    ((began, deadline),) = given
+    # Its own 1 s from when it was asked, not another wait (its default 10 s): read off the deadline,
+    # which a busy machine moves with the stop, not off how long the stop took
+    assert asked + 1.0 <= deadline <= began + 1.0, (asked, began, deadline)
     assert notifier._threads[0].is_alive()  # its try still waiting for an answer: not waited for
     trying.close()  # no answer: that try fails, the rest is dropped
     assert wait_until(lambda: not any(t.is_alive() for t in notifier._threads), limit=30.0)

@@ -294,6 +294,27 @@ def called_ray_shutdown(shutdowns: Path, pid: int) -> bool:
     return shutdowns.exists() and str(pid) in shutdowns.read_text().split()
 
 
+@pytest.mark.parametrize(("ending", "called"), [("", True), ("ray.shutdown()\nos._exit(0)", True),
+                                                 ("os._exit(0)", False)])
+def test_the_ray_shutdown_watch_tells_every_call_and_shadows_no_sitecustomize(tmp_path, ending, called):
+    """The stop tests' watch saw ray.shutdown called by name alone: a stop ending in Python's exit
+    (sys.exit where os._exit was), whose atexit runs Ray's shutdown on the dead GCS, passed them.
+    And a sitecustomize further on the path (a distribution's) did not run beside it."""
+    import subprocess
+    import sys
+
+    shadowed = tmp_path / "shadowed"
+    shadowed.mkdir()
+    (shadowed / "sitecustomize.py").write_text(f"open({str(tmp_path / 'shadowed-ran')!r}, 'w').close()\n")
+    shutdowns = tmp_path / "ray-shutdowns"
+    env = watching_ray_shutdown(shutdowns)
+    env["PYTHONPATH"] += f":{shadowed}"
+    command = subprocess.Popen([sys.executable, "-c", f"import os\nimport ray\n{ending}"], env=env)
+    assert command.wait(timeout=120) == 0
+    assert called_ray_shutdown(shutdowns, command.pid) == called
+    assert (tmp_path / "shadowed-ran").exists()
+
+
 def test_a_port_taken_before_serves_proxy_binds_it_is_named(tmp_path):
     """Serve's proxy binds the port seconds after `serve` checked it, the local cluster started in
     between: a server started there meanwhile (the other xdist worker's, or any on a busy machine)

@@ -3,7 +3,6 @@ them, snapshot URLs (one JPEG per GET), a login page where a picture was expecte
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
@@ -90,12 +89,20 @@ def test_a_snapshot_url_asked_less_often_than_offline_after_stays_up_between_pic
     reader = CameraReader(f"http://{camera}/shot.jpg", stall_timeout=1.0, name="till", poll_interval=2.5).start()
     try:
         assert wait_until(lambda: reader.state().frames >= 1)
-        # 1.5 s after the picture came: past offline_after, before the next is asked (2.5 s after the
-        # first was, which came within stall_timeout, 1 s). Counted from the picture, not from when the
-        # poll above saw it: a busy machine's late look could run into the next picture (frames 2).
-        time.sleep(max(0.0, reader.state().last_frame_at + 1.5 - time.time()))
-        state = reader.state()
-        assert (state.frames, state.connected, state.offline_since) == (1, True, None)
+        looks = []  # (connected, offline_since) at each look between the first picture and the next
+
+        def next_picture() -> bool:
+            state = reader.state()
+            if state.frames >= 2:
+                return True
+            looks.append((state.connected, state.offline_since))
+            return False
+
+        # Up at every look, the 1.5 s past offline_after's 1 s included, until the next picture (asked
+        # 2.5 s after the first was). One look 1.5 s after the picture ran into the next (frames 2)
+        # where a busy machine's sleep woke a second late.
+        assert wait_until(next_picture, 30)
+        assert looks and set(looks) == {(True, None)}, set(looks)
         assert reader.offline_after == 3.5  # the next picture's ask and stall_timeout for it to come
     finally:
         reader.stop()
