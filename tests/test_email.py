@@ -247,3 +247,16 @@ def test_the_documented_email_entries_load_and_show_no_password(tmp_path):
     checked = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env={"MAIL_PASSWORD": PASSWORD})
     assert checked.exit_code == 0, checked.output
     assert "mailtos://smtp.office365.com/…" in checked.output and PASSWORD not in checked.output
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "58x"])
+def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp_path, port):
+    """`:99999` passed --check, and each mail failed at the site; `:58x` was said to be a bare / ? or #
+    in the password, which held none."""
+    url = f"mailtos://reports:pw-3f9c@mail.example.com:{port}?from=reports@clinic.example&to=x@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert result.exit_code != 0
+    assert (f"field 'reports.0.urls.0': the mail server's port '{port}' is no number of 1-65535 (587 for STARTTLS, "
+            "465 with mode=ssl, 25 for a relay)") in result.output
+    assert "pw-3f9c" not in result.output

@@ -164,6 +164,23 @@ def _services() -> dict[str, dict]:
     return services
 
 
+def _mail_port_problem(authority: str) -> str | None:
+    """What is wrong with an e-mail URL's host:port, where its port is no number of 1-65535: a port
+    of 99999 passed --check, and each mail then failed at the site; "mail.example.com:58x" was said
+    to be a bare / in the password."""
+    login, at, host_port = authority.rpartition("@")
+    port = re.fullmatch(r"(?!\[)[^:]*:([^:]*)", host_port)  # not an [IPv6] host
+    if port is None or port.group(1) == "" or (port.group(1).isascii() and port.group(1).isdigit()
+                                               and 1 <= int(port.group(1)) <= 65535):
+        return None
+    if not at:
+        # "mailtos://reports:pa/ss@mail.example.com" (a bare / ? or # in the password) was taken with no
+        # host and the password's tail as the recipient: what looks like host:port is the user and password
+        return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
+                "character of /?#:%@ in them is written percent-encoded")
+    return f"the mail server's port {port.group(1)!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
+
+
 def url_problem(url: str) -> str | None:
     """Why apprise could not send to `url` (None when it can), never repeating a secret of it."""
     if not url.strip():
@@ -178,11 +195,8 @@ def url_problem(url: str) -> str | None:
         # host "ss", shown with the password's tail in the log and --check
         return ("the user or password holds a bare @: write it %40 (reports%40clinic.example), as every "
                 "character of /?#:%@ in them is written percent-encoded")
-    if scheme.lower() in ("mailto", "mailtos") and re.search(r"^(?!\[)[^@]*:(?!\d*$)[^:]*$", authority.rpartition("@")[2]):
-        # an e-mail URL's host:port with a port that is no number: "mailtos://reports:pa/ss@mail.example.com"
-        # (a bare / ? or # in the password) was taken with no host and the password's tail as the recipient
-        return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
-                "character of /?#:%@ in them is written percent-encoded")
+    if scheme.lower() in ("mailto", "mailtos") and (problem := _mail_port_problem(authority)):
+        return problem
     service = _services().get(scheme.lower())
     if service is None and scheme.lower() not in ("http", "https"):
         return f"apprise has no service {scheme.lower()}://; services: {SERVICES_PAGE}"
