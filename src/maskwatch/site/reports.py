@@ -270,6 +270,7 @@ class ReportSender(Notifier):
     within the service's limit as apprise knows it, in order, the CSV attached once."""
 
     kind = "report"
+    sends = "report"  # "report …: alert not delivered; each alert gets one try" said of a report
 
     def __init__(self, reports: list[Report], **notifier) -> None:
         rules = [NotifyRule(url, retries=report.retries, timeout=report.timeout)
