@@ -438,6 +438,24 @@ def test_a_tokens_cameras_follow_a_viewers_rules_in_the_store_the_cli_and_the_ap
     store.close()
 
 
+def test_a_camera_named_twice_is_one_camera_in_the_answer_the_words_and_the_access_log(tmp_path):
+    """`tokens add --camera door --camera door` said "(read; door, door only ...)" and POST /v1/tokens
+    answered and logged ["door", "door"], while the database kept "door" once."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    made = CliRunner().invoke(app, ["tokens", "add", "lobby", "--camera", "door", "--camera", "door", "--database", db])
+    assert made.exit_code == 0 and "(read; door only; a site token)" in made.output, made.output
+    boss = logged_in(db, BOSS)
+    answer = boss.post("/v1/tokens", json=BY_BOSS | {"name": "car-park", "cameras": ["door", "till", "door"]},
+                       headers=CSRF)
+    assert answer.status_code == 201 and answer.json()["cameras"] == ["door", "till"]
+    logged = {e["target"] for e in boss.get("/v1/access-log", params={"action": "token_added"}).json()["entries"]}
+    assert logged == {"lobby (read; door; never expires)", "car-park (read; door,till; never expires)"}, logged
+
+
 WRITES = [("post", "/v1/users", BY_BOSS | {"name": "eve", "role": "admin", "password": "eve's long password"}),
           ("post", "/v1/users/ana/password", BY_BOSS | {"password": "chosen by someone else"}),
           ("delete", "/v1/users/ana", BY_BOSS),
