@@ -117,3 +117,13 @@ def test_run_unit_with_another_action_is_refused_not_one_of_them_dropped(tmp_pat
     printed = print_unit("site.yaml", other, cwd=tmp_path)
     assert printed.returncode == 1 and printed.stdout == "" and not (tmp_path / "site.yaml").exists()
     assert printed.stderr.strip() == f"error: --unit cannot go with {other}: run {other} on its own, then --unit"
+
+
+def test_run_unit_refuses_a_path_with_a_line_break_naming_it():
+    """A site file in a folder named with a line break: the unit was printed with the break inside
+    ExecStart's quotes, and systemd refused the whole unit ("Unbalanced quoting ... fatal error")."""
+    printed = print_unit("/srv/site\nold/site.yaml")
+    assert printed.returncode == 1 and printed.stdout == "", printed.stdout
+    assert printed.stderr == ("error: '/srv/site\\nold/site.yaml': a line break or other control character in the "
+                              "path, which a unit's ExecStart cannot hold (systemd refuses the unit: 'Unbalanced "
+                              "quoting'); rename it\n")

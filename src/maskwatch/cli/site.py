@@ -238,6 +238,9 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
         _fail(f"{maskwatch}: no maskwatch script beside this Python; install maskwatch into the venv the unit is to run")
     config = config.absolute()
     for path in (maskwatch, config, *(value for _, value in options if isinstance(value, Path))):
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # a line break ended ExecStart mid-quote
+            _fail(f"{str(path)!r}: a line break or other control character in the path, which a unit's "
+                  "ExecStart cannot hold (systemd refuses the unit: 'Unbalanced quoting'); rename it")
         hidden = next((top for top in HIDDEN_FROM_UNITS if path.resolve().is_relative_to(top)), None)
         if hidden:
             _fail(f"{path}: under {hidden}, which the unit hides from the service ({HIDDEN_FROM_UNITS[hidden]}); "
