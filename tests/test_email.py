@@ -260,3 +260,20 @@ def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp
     assert (f"field 'reports.0.urls.0': the mail server's port '{port}' is no number of 1-65535 (587 for STARTTLS, "
             "465 with mode=ssl, 25 for a relay)") in result.output
     assert "pw-3f9c" not in result.output
+
+
+@pytest.mark.parametrize("to, said", [
+    ("notanaddress", "to= holds 'notanaddress', which is no e-mail address: apprise drops it and sends to no one"),
+    ("manager@clinic.example,nurse", "to= holds 'nurse', which is no e-mail address: apprise drops it;"),
+])
+def test_a_recipient_apprise_would_drop_stops_the_start_naming_it(tmp_path, to, said):
+    """`to=notanaddress` passed --check, and each report then failed at the site ("There are no Email
+    recipients to notify"); `to=manager@clinic.example,nurse` went to the manager alone, in silence."""
+    url = f"mailtos://reports:pw-3f9c@mail.example.com?from=reports@clinic.example&to={to}"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert result.exit_code != 0 and f"field 'reports.0.urls.0': {said}" in result.output, result.output
+    assert "pw-3f9c" not in result.output
+    plus = url.replace(to, "ana+maskwatch@clinic.example,Bea%20Weber%20%3Cbea@clinic.example%3E")  # both taken
+    assert CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{plus}'}}]\n")),
+                                    "--check"]).exit_code == 0

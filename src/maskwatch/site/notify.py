@@ -181,6 +181,25 @@ def _mail_port_problem(authority: str) -> str | None:
     return f"the mail server's port {port.group(1)!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
 
 
+def _mail_recipients_problem(url: str) -> str | None:
+    """What in an e-mail URL's `to=` is no address apprise sends to: apprise drops it (a warning at
+    most), and `to=notanaddress` (or `to=ñ@clinic.example`) passed --check, each mail then failing
+    with "no recipients"; `to=ana@clinic.example,bea` went to ana alone, in silence."""
+    from apprise.utils.parse import EMAIL_DETECTION_RE, STRING_DELIMITERS, is_email, parse_url
+
+    value = ((parse_url(url) or {}).get("qsd") or {}).get("to")  # as apprise reads it: a + is a +
+    if not value:
+        return None
+    found = [match if isinstance(match, str) else match[0] for match in EMAIL_DETECTION_RE.findall(value)]
+    kept = [address for address in found if is_email(address)]
+    left = [part for part in re.split(STRING_DELIMITERS, EMAIL_DETECTION_RE.sub(" ", value)) if part]
+    left += [address for address in found if address not in kept]
+    if not left:
+        return None
+    return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{'' if kept else ' and sends to no one'}; "
+            "write the addresses comma-separated (to=ana@clinic.example,bea@clinic.example)")
+
+
 def url_problem(url: str) -> str | None:
     """Why apprise could not send to `url` (None when it can), never repeating a secret of it."""
     if not url.strip():
@@ -205,7 +224,7 @@ def url_problem(url: str) -> str | None:
         return f"apprise's {service['service_name']} ({scheme.lower()}://) needs {needs}, not installed"
     plugin, said = _plugin(url)
     if plugin is not None:
-        return None
+        return _mail_recipients_problem(url) if scheme.lower() in ("mailto", "mailtos") else None
     if service is None:  # http(s)://: apprise reads some services' own web hook URLs (Slack, Discord, Teams)
         return (f"{shown_url(url)} is no service's web hook URL apprise knows; for a JSON POST write json://… "
                 f"(or use alerts.webhooks); services: {SERVICES_PAGE}")
