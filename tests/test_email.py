@@ -277,3 +277,17 @@ def test_a_recipient_apprise_would_drop_stops_the_start_naming_it(tmp_path, to, 
     plus = url.replace(to, "ana+maskwatch@clinic.example,Bea%20Weber%20%3Cbea@clinic.example%3E")  # both taken
     assert CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{plus}'}}]\n")),
                                     "--check"]).exit_code == 0
+
+
+def test_a_url_apprise_cannot_read_is_refused_without_the_first_and_last_letters_of_its_login(tmp_path):
+    """apprise's own line names the URL in its privacy form, which keeps a user's and a password's first
+    and last letters: `not a E-Mail URL apprise can use (... mailtos://ü...r:S...c@m...m?to=a...e)` in
+    --check and the journal. Now the URL is the scheme alone there, and the line says how to give a sender."""
+    url = "mailtos://üser:Secret-3f9c@mail.example.com?to=manager@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert result.exit_code != 0
+    said = next(line for line in result.output.splitlines() if "field 'reports.0.urls.0'" in line)
+    assert said.split("field 'reports.0.urls.0': ", 1)[1].startswith("not an E-Mail URL apprise can use (Invalid ~From~ email specified: ")
+    assert "Could not load E-Mail URL: mailtos://…;" in said and "give from=ADDRESS" in said, said
+    assert not any(letters in said for letters in ("S...c", "ü...r", "Secret", "üser")), said

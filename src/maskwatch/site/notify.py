@@ -110,6 +110,11 @@ def without_url(text: str, url: str) -> str:
              for part in (raw, urllib.parse.unquote(raw)) if len(part) >= 3 and part not in shown}
     for part in sorted(parts, key=len, reverse=True):
         text = text.replace(part, "…")
+    # The URL as apprise writes it in its own lines, its privacy form: a user's and a password's
+    # first and last letters ("Could not load E-Mail URL: mailtos://r...s:S...c@m...m"), none of the above.
+    scheme = url.partition("://")[0]
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        text = re.sub(rf"(?i)\b{re.escape(scheme)}://[^\s;)]*", lambda _: shown, text)
     return text
 
 
@@ -229,7 +234,10 @@ def url_problem(url: str) -> str | None:
         return (f"{shown_url(url)} is no service's web hook URL apprise knows; for a JSON POST write json://… "
                 f"(or use alerts.webhooks); services: {SERVICES_PAGE}")
     why = "; ".join(without_url(line, url) for line in said) or "its form is not the service's"
-    return f"not a {service['service_name']} URL apprise can use ({why}); see {service.get('setup_url') or SERVICES_PAGE}"
+    if "Invalid ~From~ email" in why:  # the sender apprise made of the user and the server's name
+        why += "; without from=, the sender is the user at the server's name: give from=ADDRESS (from=reports@clinic.example)"
+    article = "an" if service["service_name"][:1].upper() in "AEIOU" else "a"  # "an E-Mail URL"
+    return f"not {article} {service['service_name']} URL apprise can use ({why}); see {service.get('setup_url') or SERVICES_PAGE}"
 
 
 @dataclass(frozen=True)
