@@ -309,9 +309,9 @@ def raised(call) -> list[BaseException]:
 
 
 def test_a_row_damaged_by_hand_is_left_out_of_the_list_and_named_once_in_the_log(tmp_path, detector, caplog):
-    """A text in `at`, a negative `minutes`, a blob for a camera, written into SQLite by hand or a tool:
-    one such row made GET /v1/alerts a 500 ("the server failed on this request"), the page's list with it,
-    for the rest of the day. Now the good alerts are listed and the log names each damaged row once."""
+    """A text in `at`, a negative `minutes`, a blob for a camera (or a text in alerts_kept_since), written
+    into SQLite by hand or a tool: one such row made GET /v1/alerts a 500 ("the server failed on this
+    request"), the page's list with it, for the rest of the day. Now the good alerts are listed and the log names each damaged row once."""
     database = str(tmp_path / "site.db")
     full = token_on(database, "full")
     site = site_on(database, tmp_path, detector)
@@ -328,6 +328,7 @@ def test_a_row_damaged_by_hand_is_left_out_of_the_list_and_named_once_in_the_log
                 row = dict(zip(columns, good[1:])) | {column: value}
                 connection.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                    list(row.values()))
+            connection.execute("INSERT INTO alerts_kept_since VALUES ('garbage')")  # an upgrade's row, by hand
         caplog.set_level(logging.WARNING, logger="maskwatch.site.events")
         listed = alerts_of(site, database, full)
         assert [a["camera"] for a in listed["alerts"]] == ["till", "door"] and listed["cut"] is False

@@ -120,11 +120,16 @@ ALERT_COLUMNS = tuple(column.name for column in alerts.columns if column.name !=
 ALERT_COUNTS = ("rule", "people", "with_mask", "unassessable", "minutes", "min_people")  # whole numbers, 0 or more
 
 
+def _finite(value) -> bool:
+    """A number that is a time (SQLite keeps a text written by hand into a Float column)."""
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def alert_row_problem(row: dict) -> str | None:
     """What is wrong with a stored alert's row (None: nothing): SQLite keeps what a hand or a tool
     writes into a column, a text in a Float one among them."""
-    import math
-
     for name in ALERT_COLUMNS:
         value = row.get(name)
         if name == "camera":
@@ -134,7 +139,7 @@ def alert_row_problem(row: dict) -> str | None:
         elif name in ALERT_COUNTS:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= (1 if name == "minutes" else 0)
         else:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+            ok = _finite(value) and (
                 name != "at" or 0 <= value < 253402214400)  # before 9999-12-31: a date on any clock
         if not ok:
             return f"{name} is {value!r}"
@@ -541,13 +546,15 @@ class EventStore:
         if cameras is not None:
             query = query.where(alerts.c.camera.in_(sorted(set(cameras))))
         with self.engine.connect() as connection:
-            upgraded = connection.execute(select(func.max(alerts_kept_since.c.since))).scalar()
+            # One row (the upgrade's); a text written there by hand is passed over, as a damaged alert is
+            upgrades = connection.execute(select(alerts_kept_since.c.since)).scalars().all()
             oldest = connection.execute(select(func.min(alerts.c.at))).scalar()
             rows = [dict(row._mapping) for row in connection.execute(query)]
         rows = [row for row in rows if self._readable_alert(row)]
+        upgraded = max((at for at in upgrades if _finite(at)), default=None)
         if upgraded is None:
             return rows, float("-inf")
-        return rows, upgraded if not isinstance(oldest, (int, float)) else min(upgraded, oldest)  # a text: damaged
+        return rows, min(upgraded, oldest) if _finite(oldest) else upgraded
 
     def _readable_alert(self, row: dict) -> bool:
         """Whether a stored alert's row holds what the list needs: one damaged by hand or a tool (a
