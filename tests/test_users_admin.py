@@ -438,6 +438,21 @@ def test_a_tokens_cameras_follow_a_viewers_rules_in_the_store_the_cli_and_the_ap
     store.close()
 
 
+def test_users_add_with_a_password_refused_leaves_no_new_database(tmp_path):
+    """`users add bob --database new.db` with a short password said so, and left new.db (with its -wal
+    and -shm), a database of no user, behind: a mistyped path then was no longer "no such database"."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    new = tmp_path / "new.db"
+    refused = CliRunner().invoke(app, ["users", "add", "bob", "--database", str(new)], input="short\n")
+    assert refused.exit_code == 1 and "error: the password needs at least 10 characters, got 5" in refused.output
+    assert list(tmp_path.iterdir()) == []
+    added = CliRunner().invoke(app, ["users", "add", "bob", "--database", str(new)], input="bob's long password\n")
+    assert added.exit_code == 0 and AuthStore(str(new)).user("bob")["role"] == "viewer", added.output
+
+
 def test_a_camera_named_twice_is_one_camera_in_the_answer_the_words_and_the_access_log(tmp_path):
     """`tokens add --camera door --camera door` said "(read; door, door only ...)" and POST /v1/tokens
     answered and logged ["door", "door"], while the database kept "door" once."""

@@ -180,8 +180,15 @@ def add_user(
                                 lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])
     except ValueError as err:
         _fail(str(err))
-    store = store_of(site, database, create=True)
+    site_database(site, database)  # a --database that is no URL: said before the password is asked
     password = read_password()
+    from maskwatch.security.passwords import check_strength
+
+    try:  # before the store: a password refused left a new, empty database behind
+        check_strength(password, name)
+    except ValueError as err:
+        _fail(str(err))
+    store = store_of(site, database, create=True)
     try:
         user = store.add_user(name, password, role, camera or None)
     except ValueError as err:
