@@ -76,6 +76,16 @@ def test_a_path_is_one_word_of_execstart_as_systemd_reads_it():
 
     assert _systemd_word("/etc/maskwatch/site.yaml") == "/etc/maskwatch/site.yaml"
     assert _systemd_word('/srv/my sites/50%$"a".yaml') == '"/srv/my sites/50%%$$\\"a\\".yaml"'
+    # A lone ; separated two command lines, and an empty word vanished (--ray with no value at each start).
+    assert (_systemd_word(";"), _systemd_word("")) == ("\\;", '""')
+
+
+def test_run_unit_with_an_empty_ray_address_runs_ray_locally_as_run_does():
+    """`--ray ''` is a local cluster to `run`; the unit's ExecStart ended "--ray " and each start
+    failed, the option given no value."""
+    printed = print_unit("srv/site.yaml", "--ray", "", cwd="/")
+    assert printed.returncode == 0, printed.stderr
+    assert re.search(r"^ExecStart=.* run --config /srv/site.yaml --ray local$", printed.stdout, re.MULTILINE)
 
 
 @pytest.mark.parametrize("config", ["/home/ana/site.yaml", "/root/site.yaml"])
