@@ -853,3 +853,20 @@ def test_a_report_not_delivered_is_said_to_be_a_report_in_the_log(tmp_path, capl
     (said,) = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.alerts"]
     assert said.startswith("report json://127.0.0.1:") and ": report not delivered after 1 try (" in said, said
     assert said.endswith("; until one goes through, each report gets one try") and "alert" not in said
+
+
+def test_a_sent_time_written_by_hand_as_text_stops_no_report(make, caplog):
+    """A text in reports_sent.due (SQLite keeps it) made each check fail ("'>=' not supported between
+    str and float"), logged once as "scheduled reports cannot be made", and no report was sent again."""
+    from sqlalchemy import text
+
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    assert scheduler.check(now=utc("2026-09-21T15:50Z")) == []
+    assert len(scheduler.check(now=utc("2026-09-21T16:00:10Z"))) == 1
+    with scheduler.store.engine.begin() as connection:
+        connection.execute(text("UPDATE reports_sent SET due = 'garbage'"))
+    caplog.set_level(logging.WARNING, logger="maskwatch.site.reports")
+    restarted = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    assert [m.title for m in restarted.check(now=utc("2026-09-22T16:00:10Z"))] == ["Mask compliance Tue 2026-09-22, until 18:00"]
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.reports"]
+    assert said.startswith("reports_sent: report ") and "last due time was 'garbage', no time" in said, said
