@@ -453,6 +453,21 @@ def test_users_add_with_a_password_refused_leaves_no_new_database(tmp_path):
     assert added.exit_code == 0 and AuthStore(str(new)).user("bob")["role"] == "viewer", added.output
 
 
+@pytest.mark.parametrize("command", [["tokens", "add", "lobby"], ["users", "add", "dora"]])
+def test_config_beside_database_is_said_before_the_cameras_are_checked(tmp_path, command):
+    """`--camera till --config site.yaml --database other.db` said "no camera 'till' in site.yaml", read
+    against the site's database; once the camera was right, it said --config and --database go not together."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: webcam:0}\n")
+    said = CliRunner().invoke(app, [*command, "--camera", "till", "--config", str(tmp_path / "site.yaml"),
+                                    "--database", str(tmp_path / "other.db")], input="dora's long password\n")
+    assert said.exit_code == 1 and said.output == ("error: --config names the site's database (storage.database); "
+                                                   "give --config or --database, not both\n"), said.output
+
+
 def test_a_camera_named_twice_is_one_camera_in_the_answer_the_words_and_the_access_log(tmp_path):
     """`tokens add --camera door --camera door` said "(read; door, door only ...)" and POST /v1/tokens
     answered and logged ["door", "door"], while the database kept "door" once."""

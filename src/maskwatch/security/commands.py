@@ -175,12 +175,12 @@ def add_user(
     need("users", "serve", PASSWORD_MODULES)  # a traceback at the password's check without it
     if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
         _fail(problem)
+    site_database(site, database)  # a --database that is no URL, or beside --config: said before the rest
     try:
         camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
                                 lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])
     except ValueError as err:
         _fail(str(err))
-    site_database(site, database)  # a --database that is no URL: said before the password is asked
     password = read_password()
     from maskwatch.security.passwords import check_strength
 
@@ -425,6 +425,7 @@ def add_token(
         raise typer.BadParameter(f"must be one of {', '.join(SCOPES)}, got {scope!r}", param_hint="'--scope'")
     if (problem := name_problem(name, "token") or token_access_problem(scope, camera)) is not None:
         _fail(problem)
+    site_database(site, database)  # --config with --database: said first, not after the cameras' check of the site's
     try:  # as `users add --camera`: the site's cameras, or one removed whose history is kept
         camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
                                 lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])
