@@ -453,7 +453,7 @@ def test_users_add_with_a_password_refused_leaves_no_new_database(tmp_path):
     assert added.exit_code == 0 and AuthStore(str(new)).user("bob")["role"] == "viewer", added.output
 
 
-@pytest.mark.parametrize("command", [["tokens", "add", "lobby"], ["users", "add", "dora"]])
+@pytest.mark.parametrize("command", [["tokens", "add", "lobby"], ["users", "add", "dora"], ["users", "edit", "dora"]])
 def test_config_beside_database_is_said_before_the_cameras_are_checked(tmp_path, command):
     """`--camera till --config site.yaml --database other.db` said "no camera 'till' in site.yaml", read
     against the site's database; once the camera was right, it said --config and --database go not together."""

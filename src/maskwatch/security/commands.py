@@ -263,6 +263,7 @@ def edit_user(
 
     if (problem := edit_problem(role, camera, all_cameras, CLI_EDIT)) is not None:  # an admin's own list: the store says
         _fail(problem)
+    site_database(site, database)  # beside --config: said before the cameras' check of the site's
     cameras = None if all_cameras else UNCHANGED
     if camera is not None:
         try:
