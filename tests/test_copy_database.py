@@ -287,6 +287,25 @@ def test_values_longer_than_postgresql_takes_are_named_before_the_copy(tmp_path,
     assert rows_of(url) == {}
 
 
+def test_a_text_written_by_hand_into_a_number_column_is_named_before_the_copy(tmp_path):
+    """SQLite keeps a text in a Float or Integer column (a row changed by hand or a tool): the copy
+    stopped on "the database failed: could not convert string to float: 'garbage'", naming neither
+    the table nor the row to correct. Now each such column is named with its first rows, nothing written."""
+    database = str(tmp_path / "site.db")
+    store = EventStore(database)
+    for i in range(2):
+        store.record("door", None, person(i, (0.9, 0.05, 0.05), first=time.time() - 5, last=time.time()))
+    store.close()
+    with create_engine(f"sqlite:///{database}").begin() as connection:
+        connection.execute(text("UPDATE events SET last_seen = 'garbage' WHERE id = 2"))
+    with pytest.raises(CopyError) as refused:
+        copy_site_database(database, str(tmp_path / "copy.db"))
+    assert str(refused.value) == (
+        f"sqlite:///{database}: events.last_seen holds 1 value that is no number (a text or bytes written there by "
+        "hand or a tool), in the row of id 2: correct or delete those rows in the source first; nothing was copied")
+    assert not (tmp_path / "copy.db").exists()
+
+
 def test_a_copy_stopped_by_ctrl_c_says_nothing_was_kept(old_site, postgres):  # noqa: F811
     """Ctrl-C or SIGTERM mid-copy (here while it waits for the target's lock, a site starting on
     it) ended the command with exit 130 and no word of what the target was left holding."""

@@ -247,3 +247,47 @@ def test_the_documented_email_entries_load_and_show_no_password(tmp_path):
     checked = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env={"MAIL_PASSWORD": PASSWORD})
     assert checked.exit_code == 0, checked.output
     assert "mailtos://smtp.office365.com/…" in checked.output and PASSWORD not in checked.output
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "58x"])
+def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp_path, port):
+    """`:99999` passed --check, and each mail failed at the site; `:58x` was said to be a bare / ? or #
+    in the password, which held none."""
+    url = f"mailtos://reports:pw-3f9c@mail.example.com:{port}?from=reports@clinic.example&to=x@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert result.exit_code != 0
+    assert (f"field 'reports.0.urls.0': the mail server's port '{port}' is no number of 1-65535 (587 for STARTTLS, "
+            "465 with mode=ssl, 25 for a relay)") in result.output
+    assert "pw-3f9c" not in result.output
+
+
+@pytest.mark.parametrize("to, said", [
+    ("notanaddress", "to= holds 'notanaddress', which is no e-mail address: apprise drops it and sends to no one"),
+    ("manager@clinic.example,nurse", "to= holds 'nurse', which is no e-mail address: apprise drops it;"),
+])
+def test_a_recipient_apprise_would_drop_stops_the_start_naming_it(tmp_path, to, said):
+    """`to=notanaddress` passed --check, and each report then failed at the site ("There are no Email
+    recipients to notify"); `to=manager@clinic.example,nurse` went to the manager alone, in silence."""
+    url = f"mailtos://reports:pw-3f9c@mail.example.com?from=reports@clinic.example&to={to}"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert result.exit_code != 0 and f"field 'reports.0.urls.0': {said}" in result.output, result.output
+    assert "pw-3f9c" not in result.output
+    plus = url.replace(to, "ana+maskwatch@clinic.example,Bea%20Weber%20%3Cbea@clinic.example%3E")  # both taken
+    assert CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{plus}'}}]\n")),
+                                    "--check"]).exit_code == 0
+
+
+def test_a_url_apprise_cannot_read_is_refused_without_the_first_and_last_letters_of_its_login(tmp_path):
+    """apprise's own line names the URL in its privacy form, which keeps a user's and a password's first
+    and last letters: `not a E-Mail URL apprise can use (... mailtos://ü...r:S...c@m...m?to=a...e)` in
+    --check and the journal. Now the URL is the scheme alone there, and the line says how to give a sender."""
+    url = "mailtos://üser:Secret-3f9c@mail.example.com?to=manager@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert result.exit_code != 0
+    said = next(line for line in result.output.splitlines() if "field 'reports.0.urls.0'" in line)
+    assert said.split("field 'reports.0.urls.0': ", 1)[1].startswith("not an E-Mail URL apprise can use (Invalid ~From~ email specified: ")
+    assert "Could not load E-Mail URL: mailtos://…;" in said and "give from=ADDRESS" in said, said
+    assert not any(letters in said for letters in ("S...c", "ü...r", "Secret", "üser")), said

@@ -834,3 +834,39 @@ def test_a_report_the_database_could_not_mark_is_sent_when_it_can(make):
     reports_sent.create(scheduler.store.engine)
     (late,) = scheduler.check(now=utc("2026-09-21T16:00:40Z"))
     assert late.title == "Mask compliance Mon 2026-09-21, until 18:00"
+
+
+def test_a_report_not_delivered_is_said_to_be_a_report_in_the_log(tmp_path, caplog):
+    """`report --send 0` to a mail server that refused the connection, and the site's own reports,
+    logged "report mailtos://…: alert not delivered after 1 try (...); until one goes through, each
+    alert gets one try": the reader looked for an alert that was never sent."""
+    from maskwatch.site.notify import Message
+    from tests.rtsp import refused_port
+
+    path = site_file(tmp_path, f"[{{urls: 'json://127.0.0.1:{refused_port()}/r', retries: 0, timeout: 5}}]")
+    (report,) = reports_of(load_site_config(path, environ={}))
+    sender = ReportSender([report])
+    caplog.set_level(logging.WARNING, logger="maskwatch.site.alerts")
+    sender.start()
+    sender.send(report, Message("Mask compliance", "door: no one seen", warning=False))
+    sender.stop()
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.alerts"]
+    assert said.startswith("report json://127.0.0.1:") and ": report not delivered after 1 try (" in said, said
+    assert said.endswith("; until one goes through, each report gets one try") and "alert" not in said
+
+
+def test_a_sent_time_written_by_hand_as_text_stops_no_report(make, caplog):
+    """A text in reports_sent.due (SQLite keeps it) made each check fail ("'>=' not supported between
+    str and float"), logged once as "scheduled reports cannot be made", and no report was sent again."""
+    from sqlalchemy import text
+
+    scheduler = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    assert scheduler.check(now=utc("2026-09-21T15:50Z")) == []
+    assert len(scheduler.check(now=utc("2026-09-21T16:00:10Z"))) == 1
+    with scheduler.store.engine.begin() as connection:
+        connection.execute(text("UPDATE reports_sent SET due = 'garbage'"))
+    caplog.set_level(logging.WARNING, logger="maskwatch.site.reports")
+    restarted = make("[{urls: 'json://127.0.0.1:9/r', at: '18:00'}]")
+    assert [m.title for m in restarted.check(now=utc("2026-09-22T16:00:10Z"))] == ["Mask compliance Tue 2026-09-22, until 18:00"]
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.reports"]
+    assert said.startswith("reports_sent: report ") and "last due time was 'garbage', no time" in said, said

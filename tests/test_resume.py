@@ -162,6 +162,10 @@ def test_resume_refuses_lines_it_would_mix_with_and_keeps_them(tmp_path, sample_
     (out / "detections.jsonl").write_bytes(lines + b"hello\n")
     lines = (out / "detections.jsonl").read_bytes()
     assert "detections.jsonl, line 3: not a line of detect's" in refused()
+    # A line pasted twice: the resumed run went on, and detections.jsonl held two lines of one photo.
+    (out / "detections.jsonl").write_bytes(lines.replace(b"hello\n", lines.splitlines(keepends=True)[0]))
+    lines = (out / "detections.jsonl").read_bytes()
+    assert "detections.jsonl, line 3: a second line of photo 'b' (a run writes one" in refused()
     # The lines of a video run in OUT: its tracks cannot be gone on with.
     with pytest.raises(OutputError, match="its lines are of a video"):
         run_detect(str(video), out, detector, progress=False)

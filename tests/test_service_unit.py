@@ -76,6 +76,16 @@ def test_a_path_is_one_word_of_execstart_as_systemd_reads_it():
 
     assert _systemd_word("/etc/maskwatch/site.yaml") == "/etc/maskwatch/site.yaml"
     assert _systemd_word('/srv/my sites/50%$"a".yaml') == '"/srv/my sites/50%%$$\\"a\\".yaml"'
+    # A lone ; separated two command lines, and an empty word vanished (--ray with no value at each start).
+    assert (_systemd_word(";"), _systemd_word("")) == ("\\;", '""')
+
+
+def test_run_unit_with_an_empty_ray_address_runs_ray_locally_as_run_does():
+    """`--ray ''` is a local cluster to `run`; the unit's ExecStart ended "--ray " and each start
+    failed, the option given no value."""
+    printed = print_unit("srv/site.yaml", "--ray", "", cwd="/")
+    assert printed.returncode == 0, printed.stderr
+    assert re.search(r"^ExecStart=.* run --config /srv/site.yaml --ray local$", printed.stdout, re.MULTILINE)
 
 
 @pytest.mark.parametrize("config", ["/home/ana/site.yaml", "/root/site.yaml"])
@@ -117,3 +127,13 @@ def test_run_unit_with_another_action_is_refused_not_one_of_them_dropped(tmp_pat
     printed = print_unit("site.yaml", other, cwd=tmp_path)
     assert printed.returncode == 1 and printed.stdout == "" and not (tmp_path / "site.yaml").exists()
     assert printed.stderr.strip() == f"error: --unit cannot go with {other}: run {other} on its own, then --unit"
+
+
+def test_run_unit_refuses_a_path_with_a_line_break_naming_it():
+    """A site file in a folder named with a line break: the unit was printed with the break inside
+    ExecStart's quotes, and systemd refused the whole unit ("Unbalanced quoting ... fatal error")."""
+    printed = print_unit("/srv/site\nold/site.yaml")
+    assert printed.returncode == 1 and printed.stdout == "", printed.stdout
+    assert printed.stderr == ("error: '/srv/site\\nold/site.yaml': a line break or other control character in the "
+                              "path, which a unit's ExecStart cannot hold (systemd refuses the unit: 'Unbalanced "
+                              "quoting'); rename it\n")

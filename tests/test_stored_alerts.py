@@ -311,3 +311,37 @@ def raised(call) -> list[BaseException]:
     except BaseException as err:  # noqa: BLE001  the test's: what the stop raised
         return [err]
     return []
+
+
+def test_a_row_damaged_by_hand_is_left_out_of_the_list_and_named_once_in_the_log(tmp_path, detector, caplog):
+    """A text in `at`, a negative `minutes`, a blob for a camera (or a text in alerts_kept_since), written
+    into SQLite by hand or a tool: one such row made GET /v1/alerts a 500 ("the server failed on this
+    request"), the page's list with it, for the rest of the day. Now the good alerts are listed and the log names each damaged row once."""
+    database = str(tmp_path / "site.db")
+    full = token_on(database, "full")
+    site = site_on(database, tmp_path, detector)
+    try:
+        now = time.time()
+        crowd(site.store, masked=1, unmasked=19, when=now - 60, camera="door")
+        crowd(site.store, masked=2, unmasked=18, when=now - 60, camera="till")
+        assert len(site.compliance.check(now)) == 2
+        with sqlite3.connect(database) as connection:
+            good = connection.execute("SELECT * FROM alerts WHERE camera = 'till'").fetchone()
+            columns = [row[1] for row in connection.execute("PRAGMA table_info(alerts)")][1:]
+            damage = {"at": "garbage", "minutes": -5, "camera": b"\xff\x00", "below": "x", "compliance": 1e309}
+            for column, value in damage.items():
+                row = dict(zip(columns, good[1:])) | {column: value}
+                connection.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                   list(row.values()))
+            connection.execute("INSERT INTO alerts_kept_since VALUES ('garbage')")  # an upgrade's row, by hand
+        caplog.set_level(logging.WARNING, logger="maskwatch.site.events")
+        listed = alerts_of(site, database, full)
+        assert [a["camera"] for a in listed["alerts"]] == ["till", "door"] and listed["cut"] is False
+        said = [r.getMessage() for r in caplog.records if "left out of the alerts list" in r.getMessage()]
+        assert sorted(line.split(": ", 1)[1].split(" (")[0] for line in said) == sorted(
+            f"{column} is {value!r}" if column != "compliance" else "compliance is inf" for column, value in damage.items())
+        caplog.clear()
+        alerts_of(site, database, full)  # the page polls: said once
+        assert not [r for r in caplog.records if "left out of the alerts list" in r.getMessage()]
+    finally:
+        site.stop()

@@ -438,6 +438,54 @@ def test_a_tokens_cameras_follow_a_viewers_rules_in_the_store_the_cli_and_the_ap
     store.close()
 
 
+def test_users_add_with_a_password_refused_leaves_no_new_database(tmp_path):
+    """`users add bob --database new.db` with a short password said so, and left new.db (with its -wal
+    and -shm), a database of no user, behind: a mistyped path then was no longer "no such database"."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    new = tmp_path / "new.db"
+    refused = CliRunner().invoke(app, ["users", "add", "bob", "--database", str(new)], input="short\n")
+    assert refused.exit_code == 1 and "error: the password needs at least 10 characters, got 5" in refused.output
+    assert list(tmp_path.iterdir()) == []
+    added = CliRunner().invoke(app, ["users", "add", "bob", "--database", str(new)], input="bob's long password\n")
+    assert added.exit_code == 0 and AuthStore(str(new)).user("bob")["role"] == "viewer", added.output
+
+
+@pytest.mark.parametrize("command", [["tokens", "add", "lobby"], ["users", "add", "dora"], ["users", "edit", "dora"]])
+def test_config_beside_database_is_said_before_the_cameras_are_checked(tmp_path, command):
+    """`--camera till --config site.yaml --database other.db` said "no camera 'till' in site.yaml", read
+    against the site's database; once the camera was right, it said --config and --database go not together."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: webcam:0}\n")
+    said = CliRunner().invoke(app, [*command, "--camera", "till", "--config", str(tmp_path / "site.yaml"),
+                                    "--database", str(tmp_path / "other.db")], input="dora's long password\n")
+    assert said.exit_code == 1 and said.output == ("error: --config names the site's database (storage.database); "
+                                                   "give --config or --database, not both\n"), said.output
+
+
+def test_a_camera_named_twice_is_one_camera_in_the_answer_the_words_and_the_access_log(tmp_path):
+    """`tokens add --camera door --camera door` said "(read; door, door only ...)" and POST /v1/tokens
+    answered and logged ["door", "door"], while the database kept "door" once."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    made = CliRunner().invoke(app, ["tokens", "add", "lobby", "--camera", "door", "--camera", "door", "--database", db])
+    assert made.exit_code == 0 and "(read; door only; a site token)" in made.output, made.output
+    boss = logged_in(db, BOSS)
+    answer = boss.post("/v1/tokens", json=BY_BOSS | {"name": "car-park", "cameras": ["door", "till", "door"]},
+                       headers=CSRF)
+    assert answer.status_code == 201 and answer.json()["cameras"] == ["door", "till"]
+    logged = {e["target"] for e in boss.get("/v1/access-log", params={"action": "token_added"}).json()["entries"]}
+    assert logged == {"lobby (read; door; never expires)", "car-park (read; door,till; never expires)"}, logged
+
+
 WRITES = [("post", "/v1/users", BY_BOSS | {"name": "eve", "role": "admin", "password": "eve's long password"}),
           ("post", "/v1/users/ana/password", BY_BOSS | {"password": "chosen by someone else"}),
           ("delete", "/v1/users/ana", BY_BOSS),

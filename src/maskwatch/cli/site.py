@@ -211,8 +211,8 @@ def _run_options(ray_address: str | None, cameras_per_actor: int, classifier: Pa
     --unit` printed a unit without Ray, and said nothing. A file's path is made absolute (the unit
     runs in /var/lib/maskwatch)."""
     options: list[tuple[str, str | Path | None]] = []
-    if ray_address is not None:
-        options.append(("--ray", ray_address))
+    if ray_address is not None:  # "" is read as local by run: "--ray " in ExecStart was --ray with no value
+        options.append(("--ray", ray_address or "local"))
     if cameras_per_actor != 1:
         options.append(("--cameras-per-actor", str(cameras_per_actor)))
     for flag, path in (("--classifier", classifier), ("--detector", detector_file)):
@@ -238,6 +238,9 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
         _fail(f"{maskwatch}: no maskwatch script beside this Python; install maskwatch into the venv the unit is to run")
     config = config.absolute()
     for path in (maskwatch, config, *(value for _, value in options if isinstance(value, Path))):
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # a line break ended ExecStart mid-quote
+            _fail(f"{str(path)!r}: a line break or other control character in the path, which a unit's "
+                  "ExecStart cannot hold (systemd refuses the unit: 'Unbalanced quoting'); rename it")
         hidden = next((top for top in HIDDEN_FROM_UNITS if path.resolve().is_relative_to(top)), None)
         if hidden:
             _fail(f"{path}: under {hidden}, which the unit hides from the service ({HIDDEN_FROM_UNITS[hidden]}); "
@@ -252,9 +255,11 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
 
 def _systemd_word(word: str) -> str:
     """One word of an ExecStart line as systemd reads it: % and $ doubled (its specifiers and
-    variables), quoted where it holds a space or a quote."""
+    variables), quoted where it holds a space or a quote or is empty, a lone ; escaped."""
     word = word.replace("%", "%%").replace("$", "$$")
-    if any(c.isspace() or c in "\"'\\" for c in word):
+    if word == ";":  # a lone ; ends a command line there
+        return "\\;"
+    if not word or any(c.isspace() or c in "\"'\\" for c in word):  # "": an empty word, not none
         return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return word
 

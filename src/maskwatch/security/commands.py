@@ -175,13 +175,20 @@ def add_user(
     need("users", "serve", PASSWORD_MODULES)  # a traceback at the password's check without it
     if (problem := new_user_problem(name, role, camera)) is not None:  # said before the password is asked
         _fail(problem)
+    site_database(site, database)  # a --database that is no URL, or beside --config: said before the rest
     try:
         camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
                                 lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])
     except ValueError as err:
         _fail(str(err))
-    store = store_of(site, database, create=True)
     password = read_password()
+    from maskwatch.security.passwords import check_strength
+
+    try:  # before the store: a password refused left a new, empty database behind
+        check_strength(password, name)
+    except ValueError as err:
+        _fail(str(err))
+    store = store_of(site, database, create=True)
     try:
         user = store.add_user(name, password, role, camera or None)
     except ValueError as err:
@@ -256,6 +263,7 @@ def edit_user(
 
     if (problem := edit_problem(role, camera, all_cameras, CLI_EDIT)) is not None:  # an admin's own list: the store says
         _fail(problem)
+    site_database(site, database)  # beside --config: said before the cameras' check of the site's
     cameras = None if all_cameras else UNCHANGED
     if camera is not None:
         try:
@@ -418,6 +426,7 @@ def add_token(
         raise typer.BadParameter(f"must be one of {', '.join(SCOPES)}, got {scope!r}", param_hint="'--scope'")
     if (problem := name_problem(name, "token") or token_access_problem(scope, camera)) is not None:
         _fail(problem)
+    site_database(site, database)  # --config with --database: said first, not after the cameras' check of the site's
     try:  # as `users add --camera`: the site's cameras, or one removed whose history is kept
         camera = viewer_cameras(camera, list(site.cameras) if site is not None else None,
                                 lambda unknown: stored_history(site, unknown), str(config), CLI_EDIT[1])

@@ -116,7 +116,7 @@ def token_access_problem(scope: str, cameras: list[str] | None, cameras_name: st
 
 def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with_history, where: str,
                    cameras_name: str) -> list[str] | None:
-    """A viewer's cameras as stored: blanks dropped, None for every camera. ValueError names a
+    """A viewer's cameras as stored: blanks and repeats dropped, None for every camera. ValueError names a
     camera neither in `configured` (the site's; None: no site to check against) nor among
     `with_history(unknown)`, those of them whose history the database still holds (a camera
     removed from the file is read as long as its history is kept), or a list of blanks, said as
@@ -124,7 +124,9 @@ def viewer_cameras(cameras: list[str] | None, configured: list[str] | None, with
     POST/PATCH /v1/users; a read token's (`tokens add --camera`, POST /v1/tokens) alike."""
     if cameras is None:
         return None
-    cameras = [c.strip() for c in cameras if c.strip()]
+    # Repeats dropped as stored: `--camera door --camera door` made a token "door, door only", and
+    # POST /v1/tokens answered and logged ["door", "door"], where the database kept "door".
+    cameras = list(dict.fromkeys(c.strip() for c in cameras if c.strip()))
     if not cameras:
         raise ValueError(f"{cameras_name} names no camera: leave it out for all cameras")
     if configured is not None and (unknown := [c for c in cameras if c not in configured]):

@@ -165,6 +165,7 @@ class AlertQueues:
     are the same for webhooks and notifications."""
 
     kind = "alert"  # how the log names a receiver: "webhook https://h/…"
+    sends = "alert"  # what the log says was not delivered: a report's sender says "report"
 
     def __init__(self, rules: list[AlertFilter], queue_size: int = 1000,
                  hours: dict[str, OpeningHours] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -301,7 +302,7 @@ class AlertQueues:
             message = self._message(index, rule, payload)
         except Exception as err:  # noqa: BLE001  a message that cannot be made ends no thread
             self.stats.count("failed", f"{rule.shown}: cannot make the message ({type(err).__name__}: {err})")
-            log.warning("%s %s: alert not made (%s: %s)", self.kind, rule.shown, type(err).__name__, err)
+            log.warning("%s %s: %s not made (%s: %s)", self.kind, rule.shown, self.sends, type(err).__name__, err)
             return
         delay = rule.backoff
         tries = 1 if self._down[index] else rule.retries + 1  # down: one try each until one goes through
@@ -329,11 +330,11 @@ class AlertQueues:
         self.stats.count("failed")
         if self._down[index] or not unreachable:
             if not self._down[index]:
-                log.warning("%s %s: alert not delivered after %s (%s)", self.kind, rule.shown,
+                log.warning("%s %s: %s not delivered after %s (%s)", self.kind, rule.shown, self.sends,
                             _tries(attempt + 1), reason)
             return
-        log.warning("%s %s: alert not delivered after %s (%s); until one goes through, "
-                    "each alert gets one try", self.kind, rule.shown, _tries(attempt + 1), reason)
+        log.warning("%s %s: %s not delivered after %s (%s); until one goes through, "
+                    "each %s gets one try", self.kind, rule.shown, self.sends, _tries(attempt + 1), reason, self.sends)
         self._down[index] = True
 
 

@@ -142,6 +142,12 @@ def _copy(source_engine: Engine, source_url: str, target_engine: Engine, target_
                 raise CopyError(f"{shown_source}: {store.what} version {version} is older than this maskwatch's "
                                 f"({len(store.migrations)}): start the site on it once with this maskwatch (it "
                                 "migrates at start), stop it, then copy it")
+        if source.dialect.name == "sqlite":  # named before writing: the copy's words named no table or row
+            problems = [problem for store in stores for table in store.metadata.sorted_tables if table.name in there
+                        for problem in _not_numbers(source, table)]
+            if problems:
+                raise CopyError(f"{shown_source}: {'; '.join(problems)}: correct or delete those rows in the source "
+                                "first; nothing was copied")
         if source.dialect.name == "sqlite" and target_engine.dialect.name == "postgresql":  # named before writing
             problems = [problem for store in stores for table in store.metadata.sorted_tables if table.name in there
                         for problem in _too_long(source, table)]
@@ -182,6 +188,35 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
             yield connection
         finally:
             connection.rollback()
+
+
+def _rows_words(source: Connection, table: Table, where, count: int) -> str:
+    """"the rows of id 2, 3, 4, ..." : the first three rows of `table` that `where` picks."""
+    key = list(table.primary_key.columns) or list(table.columns)[:1]
+    first = source.execute(select(*key).where(where).order_by(*key).limit(3)).all()
+    rows = ", ".join(str(row[0]) if len(row) == 1 else str(tuple(row)) for row in first)
+    return f"row{'s' * (count != 1)} of {', '.join(part.name for part in key)} {rows}{', ...' if count > 3 else ''}"
+
+
+def _python_type(column) -> type | None:
+    try:
+        return column.type.python_type
+    except NotImplementedError:  # a type of its own: not a number column
+        return None
+
+
+def _not_numbers(source: Connection, table: Table) -> list[str]:
+    """The number columns of `table` holding a text or bytes, in words: SQLite keeps what a hand or a
+    tool writes there (`at` = 'garbage'), and the copy then stopped on "could not convert string to
+    float: 'garbage'", naming neither the table nor the row."""
+    numeric = [column for column in table.columns if _python_type(column) in (int, float)]
+    if not numeric:
+        return []
+    odd = {column: func.typeof(column).in_(("text", "blob")) for column in numeric}
+    over = source.execute(select(*(func.count().filter(where) for where in odd.values())).select_from(table)).one()
+    return [f"{table.name}.{column.name} holds {count} value{'s' * (count != 1)} that {'are' if count != 1 else 'is'} "
+            f"no number (a text or bytes written there by hand or a tool), in the {_rows_words(source, table, odd[column], count)}"
+            for column, count in zip(numeric, over) if count]
 
 
 def _too_long(source: Connection, table: Table) -> list[str]:

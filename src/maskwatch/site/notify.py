@@ -111,6 +111,11 @@ def without_url(text: str, url: str) -> str:
              for part in (raw, urllib.parse.unquote(raw)) if len(part) >= 3 and part not in shown}
     for part in sorted(parts, key=len, reverse=True):
         text = text.replace(part, "…")
+    # The URL as apprise writes it in its own lines, its privacy form: a user's and a password's
+    # first and last letters ("Could not load E-Mail URL: mailtos://r...s:S...c@m...m"), none of the above.
+    scheme = url.partition("://")[0]
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        text = re.sub(rf"(?i)\b{re.escape(scheme)}://[^\s;)]*", lambda _: shown, text)
     return text
 
 
@@ -165,6 +170,42 @@ def _services() -> dict[str, dict]:
     return services
 
 
+def _mail_port_problem(authority: str) -> str | None:
+    """What is wrong with an e-mail URL's host:port, where its port is no number of 1-65535: a port
+    of 99999 passed --check, and each mail then failed at the site; "mail.example.com:58x" was said
+    to be a bare / in the password."""
+    login, at, host_port = authority.rpartition("@")
+    port = re.fullmatch(r"(?!\[)[^:]*:([^:]*)", host_port)  # not an [IPv6] host
+    if port is None or port.group(1) == "" or (port.group(1).isascii() and port.group(1).isdigit()
+                                               and 1 <= int(port.group(1)) <= 65535):
+        return None
+    if not at:
+        # "mailtos://reports:pa/ss@mail.example.com" (a bare / ? or # in the password) was taken with no
+        # host and the password's tail as the recipient: what looks like host:port is the user and password
+        return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
+                "character of /?#:%@ in them is written percent-encoded")
+    return f"the mail server's port {port.group(1)!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
+
+
+def _mail_recipients_problem(url: str) -> str | None:
+    """What in an e-mail URL's `to=` is no address apprise sends to: apprise drops it (a warning at
+    most), and `to=notanaddress` (or `to=ñ@clinic.example`) passed --check, each mail then failing
+    with "no recipients"; `to=ana@clinic.example,bea` went to ana alone, in silence."""
+    from apprise.utils.parse import EMAIL_DETECTION_RE, STRING_DELIMITERS, is_email, parse_url
+
+    value = ((parse_url(url) or {}).get("qsd") or {}).get("to")  # as apprise reads it: a + is a +
+    if not value:
+        return None
+    found = [match if isinstance(match, str) else match[0] for match in EMAIL_DETECTION_RE.findall(value)]
+    kept = [address for address in found if is_email(address)]
+    left = [part for part in re.split(STRING_DELIMITERS, EMAIL_DETECTION_RE.sub(" ", value)) if part]
+    left += [address for address in found if address not in kept]
+    if not left:
+        return None
+    return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{'' if kept else ' and sends to no one'}; "
+            "write the addresses comma-separated (to=ana@clinic.example,bea@clinic.example)")
+
+
 def url_problem(url: str) -> str | None:
     """Why apprise could not send to `url` (None when it can), never repeating a secret of it."""
     if not url.strip():
@@ -179,11 +220,8 @@ def url_problem(url: str) -> str | None:
         # host "ss", shown with the password's tail in the log and --check
         return ("the user or password holds a bare @: write it %40 (reports%40clinic.example), as every "
                 "character of /?#:%@ in them is written percent-encoded")
-    if scheme.lower() in ("mailto", "mailtos") and re.search(r"^(?!\[)[^@]*:(?!\d*$)[^:]*$", authority.rpartition("@")[2]):
-        # an e-mail URL's host:port with a port that is no number: "mailtos://reports:pa/ss@mail.example.com"
-        # (a bare / ? or # in the password) was taken with no host and the password's tail as the recipient
-        return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
-                "character of /?#:%@ in them is written percent-encoded")
+    if scheme.lower() in ("mailto", "mailtos") and (problem := _mail_port_problem(authority)):
+        return problem
     service = _services().get(scheme.lower())
     if service is None and scheme.lower() not in ("http", "https"):
         return f"apprise has no service {scheme.lower()}://; services: {SERVICES_PAGE}"
@@ -192,12 +230,15 @@ def url_problem(url: str) -> str | None:
         return f"apprise's {service['service_name']} ({scheme.lower()}://) needs {needs}, not installed"
     plugin, said = _plugin(url)
     if plugin is not None:
-        return None
+        return _mail_recipients_problem(url) if scheme.lower() in ("mailto", "mailtos") else None
     if service is None:  # http(s)://: apprise reads some services' own web hook URLs (Slack, Discord, Teams)
         return (f"{shown_url(url)} is no service's web hook URL apprise knows; for a JSON POST write json://… "
                 f"(or use alerts.webhooks); services: {SERVICES_PAGE}")
     why = "; ".join(without_url(line, url) for line in said) or "its form is not the service's"
-    return f"not a {service['service_name']} URL apprise can use ({why}); see {service.get('setup_url') or SERVICES_PAGE}"
+    if "Invalid ~From~ email" in why:  # the sender apprise made of the user and the server's name
+        why += "; without from=, the sender is the user at the server's name: give from=ADDRESS (from=reports@clinic.example)"
+    article = "an" if service["service_name"][:1].upper() in "AEIOU" else "a"  # "an E-Mail URL"
+    return f"not {article} {service['service_name']} URL apprise can use ({why}); see {service.get('setup_url') or SERVICES_PAGE}"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from apprise.common import OverflowMode
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
@@ -89,8 +89,22 @@ class SentReports:
                               MIGRATIONS)
 
     def read(self) -> dict[str, float]:
+        """Each report's last due time. A row whose time is no number (written by hand or a tool:
+        SQLite keeps a text there) stopped every report's check, and no report was sent again; it
+        is deleted, named in the log, and its report counts as new (sent from its next time)."""
+        import math
+
         with self.engine.connect() as connection:
-            return {row.report: row.due for row in connection.execute(select(reports_sent))}
+            rows = {row.report: row.due for row in connection.execute(select(reports_sent))}
+        damaged = {key: due for key, due in rows.items()
+                   if not isinstance(due, (int, float)) or isinstance(due, bool) or not math.isfinite(due)}
+        if damaged:
+            with self.engine.begin() as connection:
+                connection.execute(delete(reports_sent).where(reports_sent.c.report.in_(sorted(damaged))))
+            for key, due in damaged.items():
+                log.warning("reports_sent: report %s's last due time was %r, no time (changed outside maskwatch); "
+                            "row deleted: the report is sent from its next time on", key, due)
+        return {key: due for key, due in rows.items() if key not in damaged}
 
     def mark(self, key: str, due: float) -> bool:
         """Record that `key` was due at `due` and is being sent, unless that or a later time is
@@ -274,6 +288,7 @@ class ReportSender(Notifier):
     within the service's limit as apprise knows it, in order, the CSV attached once."""
 
     kind = "report"
+    sends = "report"  # "report …: alert not delivered; each alert gets one try" said of a report
 
     def __init__(self, reports: list[Report], **notifier) -> None:
         rules = [NotifyRule(url, retries=report.retries, timeout=report.timeout)

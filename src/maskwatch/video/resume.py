@@ -96,6 +96,9 @@ def earlier_run(out: Path, identity: dict, names: set[str], copies: bool = False
                 raise OutputError(f"{lines_path}, line {number}: photo {name!r} is not in {identity['source']} under "
                                   "that name now (removed or renamed since, or a photo of the same stem added, "
                                   f"which renames both); --resume cannot tell which photos are done{refuse}")
+            if name in resumed.names:  # pasted twice, or two runs' lines joined: which is this run's is not known
+                raise OutputError(f"{lines_path}, line {number}: a second line of photo {name!r} (a run writes one; "
+                                  f"these were joined or edited by hand); --resume cannot tell which is the run's{refuse}")
             resumed.names.add(name)
             resumed.end += len(line)
             last = (name, len(line))
