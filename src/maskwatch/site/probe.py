@@ -337,8 +337,9 @@ def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | N
         # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
         # later, its events' tables there, was OK and its start failed on "permission denied".
         to_make = any(version is None or version < store.known for store, version in found)
-        # Those whose upgrade alters their tables: up to the store's alters_until (the events' 8, its
-        # counts' infrared column; its 7 alone only added tables, which CREATE and the rows allow).
+        # Those whose upgrade alters their tables: up to the store's alters_until (the events' 8, the
+        # infrared columns of its counts and alerts; its 7 alone only added tables, which CREATE and
+        # the rows allow).
         altered = [store for store, version in found
                    if version is not None and version < (store.alters_until or store.known)]
         refused = None
