@@ -96,3 +96,29 @@ def test_pages_of_tied_events_on_postgresql_are_index_ranges_in_order(postgres, 
         assert "Index Scan Backward using events_by_" in plan and "_last_seen_id" in plan, plan
         assert "Sort" not in plan, plan
     store.close()
+
+
+def test_a_postgresql_database_of_version_7_keeps_its_alerts_and_stores_new_ones(postgres):  # noqa: F811
+    """Version 7 (63d1097) made `alerts` without `infrared` and `seen`; version 8 added the counts'
+    column alone, and on that database the day's list and every new alert failed on "column
+    alerts.infrared does not exist"."""
+    from sqlalchemy import text
+
+    url = postgres.new_database("events_of_version_7")
+    EventStore(url).close()
+    alert = {"rule": 0, "camera": "door", "zone": None, "compliance": 0.4, "compliance_low": 0.2, "compliance_high": 0.6,
+             "observed": 0.5, "below": 80.0, "people": 4, "with_mask": 2, "unassessable": 0, "minutes": 15,
+             "min_people": 3}
+    old = EventStore(url)
+    with old.engine.begin() as connection:  # as version 7 left it, an alert stored by it
+        connection.execute(text("DELETE FROM schema_version WHERE version = 8"))
+        connection.execute(text("ALTER TABLE alerts DROP COLUMN infrared, DROP COLUMN seen"))
+        for table in ("counts", "counts_by_quarter"):
+            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN infrared"))
+        connection.execute(text(f"INSERT INTO alerts ({', '.join(alert)}, at) VALUES "
+                                f"({', '.join(':' + name for name in alert)}, {NOW})"), alert)
+    old.close()
+    again = EventStore(url)
+    again.record_alert(alert | {"at": NOW + 60, "infrared": 3, "seen": 4})
+    assert [(a["at"], a["infrared"], a["seen"]) for a in again.alerts(since=NOW)[0]] == [(NOW + 60, 3, 4), (NOW, 0, 0)]
+    again.close()

@@ -111,3 +111,29 @@ def test_a_days_totals_say_how_many_were_seen_on_grey_frames(site):
     """What /v1/cameras' `today`, the camera's card and MQTT's <camera>/counts read (runner.today_counts)."""
     totals = site[0].store.totals("platform", since=berlin(21, 0))
     assert (totals["people"], totals["unassessable"], totals["infrared"]) == (40, 1, 21)
+
+
+def test_prometheus_says_how_many_of_todays_people_were_seen_on_grey_frames(site):
+    """maskwatch_camera_compliance_today of a night camera read as a day camera's: a Grafana alert on it
+    had no series telling the grey frames' people apart (the API's `today` and MQTT had them)."""
+    import time
+
+    from sqlalchemy import delete
+
+    from maskwatch.site.events import counts, events, quarters
+
+    store, client = site[0].store, site[1]
+    now = time.time()
+    store.record("platform", None, person(500, MASKED, first=now - 5, last=now), infrared=True)
+    store.record("platform", None, person(501, MASKED, first=now - 5, last=now))
+    try:
+        scraped = client.get("/metrics").text
+    finally:  # the other tests' totals are of 2026-09-21 on: today's two people go again
+        with store.engine.begin() as connection:
+            for table in (events, counts, quarters):
+                connection.execute(delete(table).where((table.c.last_seen if table is events else table.c.minute)
+                                                       >= now - 3600))
+    assert 'maskwatch_camera_people_infrared_today{camera="platform"} 1.0' in scraped
+    (described,) = [line for line in scraped.splitlines()
+                    if line.startswith("# HELP maskwatch_camera_people_infrared_today ")]
+    assert "seen on grey (infrared) frames" in described and "overstated" in described

@@ -430,3 +430,27 @@ def test_a_token_limited_to_cameras_is_refused_by_an_older_process_still_running
         assert auth.token(lobby) is None
     finally:
         auth.close()
+
+
+def test_a_database_of_events_schema_7_keeps_its_alerts_and_stores_new_ones_with_their_infrared(tmp_path, caplog):
+    """63d1097 (events schema 7, the compliance alerts stored, of the night before the infrared
+    counts), written by that commit's own code: its `alerts` table had no `infrared` and `seen`,
+    which version 8 added to the counts alone, so the day's list and every alert stored after the
+    upgrade failed on "no such column: alerts.infrared"."""
+    from tests.data.make_old_site import ALERT
+
+    restore(DATA / "site-63d1097.sql", tmp_path / "site.db")
+    with caplog.at_level(logging.WARNING):
+        store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+    assert "events schema migrated from version 7 to 8" in caplog.text
+    (kept,), _ = store.alerts(since=NOW)
+    assert {name: kept[name] for name in ALERT} == ALERT and (kept["infrared"], kept["seen"]) == (0, 0)
+    store.record_alert(ALERT | {"at": NOW + 2100, "infrared": 3, "seen": 4})
+    assert [(a["at"], a["infrared"], a["seen"]) for a in store.alerts(since=NOW)[0]] == [(NOW + 2100, 3, 4),
+                                                                                       (NOW + 2000, 0, 0)]
+    assert sum(row["infrared"] for row in store.counts()) == 0 and len(store.counts()) == 6
+    store.close()
+    with sqlite3.connect(tmp_path / "site.db") as raw:  # a run of version 7 still going stores its alerts on
+        raw.execute("INSERT INTO alerts (rule, camera, zone, at, compliance, compliance_low, compliance_high, observed, "
+                    "below, people, with_mask, unassessable, minutes, min_people) "
+                    "VALUES (0, 'door', NULL, 1, 0.4, 0.2, 0.6, 0.5, 80, 4, 2, 0, 15, 3)")

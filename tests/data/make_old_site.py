@@ -6,7 +6,8 @@ SQL. Run with that commit's code on PYTHONPATH (test_upgrades.py opens the dump 
     PYTHONPATH=/tmp/old/src python tests/data/make_old_site.py tests/data/site-fb7f4a3.sql
 
 From 3ff55e8 (two-step login, 2026-12-06) vic also has two-step login on with SECRET and the
-recovery codes CODES (the first used), and ana owns a token.
+recovery codes CODES (the first used), and ana owns a token. From 63d1097 (events schema 7, the
+compliance alerts stored, 2026-12-07) the store holds ALERT too.
 """
 
 import inspect
@@ -26,6 +27,10 @@ PEOPLE = [("door", "inside", (0.9, 0.05, 0.05)), ("door", None, (0.1, 0.8, 0.1))
           ("hall", None, (0.1, 0.85, 0.05)), ("door", "inside", (0.05, 0.9, 0.05))]
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # vic's two-step secret (base32), where the commit has it
 CODES = [f"{i}abc-def{i}" for i in range(2, 10)] + ["xyzw-2345", "xyzw-6789"]  # vic's recovery codes
+# a compliance alert as events schema 7 (63d1097) stored it, where the commit stores them
+ALERT = {"rule": 0, "camera": "door", "zone": "inside", "compliance": 0.4, "compliance_low": 0.2,
+         "compliance_high": 0.6, "observed": 0.5, "below": 80.0, "people": 4, "with_mask": 2, "unassessable": 0,
+         "minutes": 15, "at": NOW + 2000, "min_people": 3}
 
 
 def main(out: str) -> None:
@@ -39,6 +44,8 @@ def main(out: str) -> None:
         if hasattr(track, "evidence_sum"):  # later trackers decide on frames of a face large enough
             track.evidence, track.evidence_sum = track.hits, track.probability_sum.copy()
         store.record(camera, zone, track, np.full((20, 20, 3), 40 * i, np.uint8) if i % 2 == 0 else None)
+    if hasattr(store, "record_alert"):  # compliance alerts stored: events schema 7 (2026-12-07)
+        store.record_alert(ALERT)
     store.engine.dispose()
     notes = []
     try:

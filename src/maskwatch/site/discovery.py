@@ -26,10 +26,13 @@ from typing import Iterable
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.config import discovery_prefix_problem
-from maskwatch.site.events import COUNT_COLUMNS
+from maskwatch.site.events import SUMMED_COLUMNS
+from maskwatch.site.infrared import INFRARED
 
+# INFRARED: of the day's people, those seen on grey frames, beside a night camera's overstated "with a mask"
 SAID = {"with_mask": "with a mask", "without_mask": "without a mask",
-        "mask_weared_incorrect": "with a mask worn incorrectly", "unassessable": "unassessable"}
+        "mask_weared_incorrect": "with a mask worn incorrectly", "unassessable": "unassessable",
+        INFRARED: "seen on grey (infrared) frames"}
 ORIGIN = {"name": "maskwatch"}
 
 
@@ -78,7 +81,7 @@ def camera_configs(discovery_prefix: str, prefix: str, camera: str, name: str, n
         entities["sensor", label] = {"name": f"People {SAID[label]} in view",
                                      "state_topic": f"{prefix}/{camera}/{label}", "unit_of_measurement": "people",
                                      "state_class": "measurement", **both_up}
-    for key in COUNT_COLUMNS:
+    for key in SUMMED_COLUMNS:  # as `<camera>/counts` has them
         # Back to 0 at the site's midnight: total_increasing reads a drop as a new day, not as negative people.
         entities["sensor", f"{key}_today"] = {
             # "judged": the decided alone, as the page's "People judged" (the unassessable have their own)

@@ -87,7 +87,7 @@ counts = Table(
     Column("minute", Integer, primary_key=True),  # Unix seconds at the start of the minute
     Column("people", Integer, nullable=False, default=0),  # decided people: the unassessable are apart
     *(Column(label, Integer, nullable=False, default=0) for label in PERSON_LABELS),
-    # schema version 7; DEFAULT 0 in the database too, as version 7's ALTER gives it: a process of the
+    # schema version 8; DEFAULT 0 in the database too, as version 8's ALTER gives it: a process of a
     # version before still running on the database writes its counts without it
     Column(INFRARED, Integer, nullable=False, default=0, server_default=text("0")),
 )
@@ -108,8 +108,9 @@ SUMMED_COLUMNS = (*COUNT_COLUMNS, INFRARED)  # INFRARED: schema version 8
 # The compliance alerts as they fired (schema version 7), with their rule's min_people (how each
 # stands now is judged by its own rule, whatever the config says later): GET /v1/alerts and the
 # dashboard read the day's back. Kept in memory before, a restart at 10:00 lost the 08:30 alert.
-# Their `infrared` of the `seen` people came with version 8's counts; the table, new in 7 and never
-# released without them, has them from its CREATE.
+# Their `infrared` of the `seen` people came with version 8 (0 for the alerts of a database of 7,
+# which had the table without them; DEFAULT 0, as the ALTER gives it, so a run of 7 still going
+# stores its alerts on).
 alerts = Table(
     "alerts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -119,8 +120,9 @@ alerts = Table(
     Column("at", Float, nullable=False),  # Unix seconds
     *(Column(name, Float, nullable=False) for name in ("compliance", "compliance_low", "compliance_high", "observed",
                                                        "below")),
-    *(Column(name, Integer, nullable=False) for name in ("people", "with_mask", "unassessable", INFRARED, "seen",
-                                                         "minutes", "min_people")),
+    *(Column(name, Integer, nullable=False) for name in ("people", "with_mask", "unassessable")),
+    *(Column(name, Integer, nullable=False, server_default=text("0")) for name in (INFRARED, "seen")),
+    *(Column(name, Integer, nullable=False) for name in ("minutes", "min_people")),
     Index("alerts_by_at_id", "at", "id"),
     sqlite_autoincrement=True,
 )
@@ -246,20 +248,27 @@ def _alerts_v7(connection: Connection) -> None:
 
 
 def _infrared_v8(connection: Connection) -> None:
-    """Version 8: the counts' and quarter sums' people seen on grey (infrared) frames (INFRARED);
-    none before, so 0."""
-    for table in (counts, quarters):
-        if INFRARED not in {c["name"] for c in inspect(connection).get_columns(table.name)}:
-            connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {INFRARED} INTEGER NOT NULL DEFAULT 0"))
+    """Version 8: the counts' and quarter sums' people seen on grey (infrared) frames (INFRARED),
+    and an alert's of its `seen` people; none before, so 0. Version 7's alerts table had neither:
+    its list and every alert stored after failed on "no such column: alerts.infrared"."""
+    for table, names in ((counts, (INFRARED,)), (quarters, (INFRARED,)), (alerts, (INFRARED, "seen"))):
+        has = {c["name"] for c in inspect(connection).get_columns(table.name)}
+        for name in names:
+            if name not in has:
+                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0"))
 
 
 MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5,
               _ids_never_reused_v6, _alerts_v7, _infrared_v8]
 # The newest version whose migration alters tables already there on PostgreSQL (version 5's
-# indexes, version 8's infrared columns of counts and counts_by_quarter), which PostgreSQL lets
+# indexes, version 8's infrared columns of counts, counts_by_quarter and alerts), which PostgreSQL lets
 # their owner alone do; version 7 makes tables of its own (the alerts), which CREATE on the schema
 # allows: `run --probe` asks ownership only up to it.
 ALTERS_TABLES_UNTIL = 8
+# From version 5 on, only version 8 alters, and only these (6 changes nothing on PostgreSQL, 7 makes
+# its own): the probe asks a database of 5 to 7 their ownership alone (it named events and
+# schema_version too, and said FAILED to a user owning what the start alters).
+LATER_ALTERS = (5, ("counts", "counts_by_quarter", "alerts"))
 
 
 def _distinct_by_index(column: Column, *where):

@@ -4,7 +4,7 @@ The shipped classifier, trained on colour photos, passed 99 of 143 bare faces ma
 (video/night.py, benchmarks/night_frames.py), as sure of itself as in colour: a night camera's
 95 % read as any other's in the counts, the chart, the reports and the alerts. Each person seen
 on grey frames more often than not is counted in the counts' `infrared` column (events schema
-version 7), and the figures say how many of their people those were: marked, not corrected.
+version 8), and the figures say how many of their people those were: marked, not corrected.
 """
 
 from __future__ import annotations

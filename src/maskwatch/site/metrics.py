@@ -12,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
+from maskwatch.site.infrared import INFRARED
 from maskwatch.site.prevalence import compliance_estimate
 
 
@@ -34,6 +35,11 @@ class SiteCollector(Collector):
         people = GaugeMetricFamily("maskwatch_camera_people_today", "People today (since midnight in the site's "
                                    "timezone) per voted label: three classes decided, and unassessable, not decided",
                                    labels=["camera", "label"])
+        # Its own series, not a label of people_today: a sum over those labels stays today's people.
+        infrared = GaugeMetricFamily("maskwatch_camera_people_infrared_today", "Of today's people (judged or not), "
+                                     "those seen on grey (infrared) frames, where the classifier passes most bare faces "
+                                     "as masked: compliance_today is overstated by them "
+                                     "(docs/site.md#night-and-infrared-cameras)", labels=["camera"])
         ratio = GaugeMetricFamily("maskwatch_camera_compliance_today",
                                   "Share of today's people wearing a mask properly, corrected for the classifier's "
                                   "confusions (absent before the first)", labels=["camera"])
@@ -54,13 +60,14 @@ class SiteCollector(Collector):
                 continue
             for label in PERSON_LABELS:
                 people.add_metric([name, label], today[label])
+            infrared.add_metric([name], today.get(INFRARED, 0))
             estimate = compliance_estimate({label: today[label] for label in CLASSES})
             if estimate:  # as the API shows them (the interval rounded outwards): the chart's red and the gauge agree
                 shown = estimate.as_dict()
                 ratio.add_metric([name], shown["compliance"])
                 low.add_metric([name], shown["compliance_low"])
                 high.add_metric([name], shown["compliance_high"])
-        yield from (up, fps, fps_target, reconnects, people, ratio, low, high)
+        yield from (up, fps, fps_target, reconnects, people, infrared, ratio, low, high)
         if last_frame.samples:  # (none before a camera's first frame)
             yield last_frame
         # Deliveries: a receiver that is down or a broker that is misnamed shows here, not only in the log.

@@ -33,13 +33,21 @@ class StoreSchema(NamedTuple):
     """A store whose schema the probe reads: its name in words ("events schema"), its version
     table, this maskwatch's version, its tables (the ones an upgrade may alter), and the newest
     version whose upgrade alters tables already there (None: any may): an upgrade from it on
-    only makes tables, which PostgreSQL allows a user who does not own the others."""
+    only makes tables, which PostgreSQL allows a user who does not own the others; and where
+    the later upgrades alter fewer, from which version which tables alone."""
 
     what: str
     version_table: str
     known: int
     tables: tuple[str, ...]
     alters_until: int | None = None
+    later_alters: tuple[int, tuple[str, ...]] | None = None  # (from version, the only tables altered from it on)
+
+    def altered(self, version: int) -> tuple[str, ...]:
+        """The tables an upgrade from `version` alters."""
+        if self.later_alters is not None and version >= self.later_alters[0]:
+            return self.later_alters[1]
+        return self.tables
 
 
 @dataclass(frozen=True)
@@ -207,7 +215,7 @@ def site_schemas(site=None) -> list[StoreSchema]:
     from maskwatch.site import events, mqtt_record, reports
 
     return [StoreSchema("events schema", events.schema_version.name, len(events.MIGRATIONS),
-                        tuple(events.metadata.tables), events.ALTERS_TABLES_UNTIL)] + [
+                        tuple(events.metadata.tables), events.ALTERS_TABLES_UNTIL, events.LATER_ALTERS)] + [
         store for store, opened in (
             (StoreSchema("reports schema", reports.reports_schema_version.name, len(reports.MIGRATIONS),
                          tuple(reports.metadata.tables)), site is None or bool(site.reports)),
@@ -337,9 +345,10 @@ def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | N
         # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
         # later, its events' tables there, was OK and its start failed on "permission denied".
         to_make = any(version is None or version < store.known for store, version in found)
-        # Those whose upgrade alters their tables: up to the store's alters_until (the events' 8, its
-        # counts' infrared column; its 7 alone only added tables, which CREATE and the rows allow).
-        altered = [store for store, version in found
+        # Those whose upgrade alters their tables: up to the store's alters_until (the events' 8, the
+        # infrared columns of its counts and alerts; its 7 alone only added tables, which CREATE and
+        # the rows allow).
+        altered = [(store, store.altered(version)) for store, version in found
                    if version is not None and version < (store.alters_until or store.known)]
         refused = None
         if postgres:
@@ -365,18 +374,18 @@ def _cannot_create(connection) -> str | None:
             f"GRANT CREATE ON SCHEMA {schema} TO {who}, or make {who} the database's owner")
 
 
-def _not_owned(connection, upgraded: list[StoreSchema]) -> str | None:
+def _not_owned(connection, upgraded: list[tuple[StoreSchema, tuple[str, ...]]]) -> str | None:
     """Why the PostgreSQL user cannot upgrade the stores `upgraded`, or None: an upgrade alters
     their tables (a column, an index), which PostgreSQL lets only a table's owner (or a member of
     its role) do. Tables the database's owner made, the site's user granted their rows alone,
     were OK to the probe and the start failed on "must be owner of table"."""
-    for store in upgraded:
+    for store, tables in upgraded:
         rows = connection.exec_driver_sql(
             "SELECT c.relname, pg_get_userbyid(c.relowner), current_user FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
             "AND c.relkind IN ('r', 'p') AND c.relname = ANY(%(names)s) "
             "AND NOT pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY c.relname",
-            {"names": list(store.tables)}).all()
+            {"names": list(tables)}).all()
         if rows:
             names, owners, who = [row[0] for row in rows], sorted({row[1] for row in rows}), rows[0][2]
             return (f"{who} does not own {', '.join(names)} (owned by {', '.join(owners)}), which the {store.what}'s "
