@@ -265,10 +265,13 @@ def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp
 @pytest.mark.parametrize("to, said", [
     ("notanaddress", "to= holds 'notanaddress', which is no e-mail address: apprise drops it and sends to no one"),
     ("manager@clinic.example,nurse", "to= holds 'nurse', which is no e-mail address: apprise drops it;"),
+    ("o%27brien@clinic.example", "to= holds \"o'brien@clinic.example\", which apprise reads as 'brien@clinic.example' "
+                                 "(a name, then an address) and sends to that other mailbox;"),
 ])
 def test_a_recipient_apprise_would_drop_stops_the_start_naming_it(tmp_path, to, said):
     """`to=notanaddress` passed --check, and each report then failed at the site ("There are no Email
-    recipients to notify"); `to=manager@clinic.example,nurse` went to the manager alone, in silence."""
+    recipients to notify"); `to=manager@clinic.example,nurse` went to the manager alone, in silence;
+    `to=o'brien@clinic.example` went to brien@clinic.example, someone else, in silence."""
     url = f"mailtos://reports:pw-3f9c@mail.example.com?from=reports@clinic.example&to={to}"
     result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
                                       "--check"])

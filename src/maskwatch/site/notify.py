@@ -200,10 +200,15 @@ def _mail_recipients_problem(url: str) -> str | None:
     kept = [address for address in found if is_email(address)]
     left = [part for part in re.split(STRING_DELIMITERS, EMAIL_DETECTION_RE.sub(" ", value)) if part]
     left += [address for address in found if address not in kept]
-    if not left:
-        return None
-    return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{'' if kept else ' and sends to no one'}; "
-            "write the addresses comma-separated (to=ana@clinic.example,bea@clinic.example)")
+    if left:
+        return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{'' if kept else ' and sends to no one'}; "
+                "write the addresses comma-separated (to=ana@clinic.example,bea@clinic.example)")
+    for address in kept:  # "o'brien@clinic.example" is taken as the name o and brien@clinic.example, in silence
+        written = address.rpartition("<")[2].rstrip(">").strip() if "<" in address else address.strip()
+        if (read := is_email(address)["full_email"]).lower() != written.lower():
+            return (f"to= holds {written!r}, which apprise reads as {read!r} (a name, then an address) and sends to "
+                    "that other mailbox; apprise cannot send to this address: give another one of that person's")
+    return None
 
 
 def url_problem(url: str) -> str | None:
