@@ -267,11 +267,14 @@ def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp
     ("manager@clinic.example,nurse", "to= holds 'nurse', which is no e-mail address: apprise drops it;"),
     ("o%27brien@clinic.example", "to= holds \"o'brien@clinic.example\", which apprise reads as 'brien@clinic.example' "
                                  "(a name, then an address) and sends to that other mailbox;"),
+    ("ana@clínica.example", "to= holds 'ana@clínica.example', which apprise drops (it takes addresses in ASCII "
+                            "only) and sends to no one; write its domain as DNS has it: ana@xn--clnica-4va.example"),
 ])
 def test_a_recipient_apprise_would_drop_stops_the_start_naming_it(tmp_path, to, said):
     """`to=notanaddress` passed --check, and each report then failed at the site ("There are no Email
     recipients to notify"); `to=manager@clinic.example,nurse` went to the manager alone, in silence;
-    `to=o'brien@clinic.example` went to brien@clinic.example, someone else, in silence."""
+    `to=o'brien@clinic.example` went to brien@clinic.example, someone else, in silence; an address of an
+    IDN domain (ana@clínica.example) was said to be "no e-mail address", its ASCII form not given."""
     url = f"mailtos://reports:pw-3f9c@mail.example.com?from=reports@clinic.example&to={to}"
     result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
                                       "--check"])

@@ -187,6 +187,20 @@ def _mail_port_problem(authority: str) -> str | None:
     return f"the mail server's port {port.group(1)!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
 
 
+def _ascii_address(address: str) -> str | None:
+    """How to write an address with letters outside ASCII that apprise can send to, in words (None:
+    not an address): its domain in the form DNS has (IDNA, xn--), or no way where they are before the @."""
+    user, at, domain = address.rpartition("@")
+    if not at or not user or not domain:
+        return None
+    if not user.isascii():
+        return "no ASCII form of it exists: give another address of that person's"
+    try:
+        return f"write its domain as DNS has it: {user}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:  # no domain name IDNA can write
+        return None
+
+
 def _mail_recipients_problem(url: str) -> str | None:
     """What in an e-mail URL's `to=` is no address apprise sends to: apprise drops it (a warning at
     most), and `to=notanaddress` (or `to=ñ@clinic.example`) passed --check, each mail then failing
@@ -200,8 +214,12 @@ def _mail_recipients_problem(url: str) -> str | None:
     kept = [address for address in found if is_email(address)]
     left = [part for part in re.split(STRING_DELIMITERS, EMAIL_DETECTION_RE.sub(" ", value)) if part]
     left += [address for address in found if address not in kept]
+    to_no_one = "" if kept else " and sends to no one"
+    if left and not left[0].isascii() and (ascii_form := _ascii_address(left[0])):  # an IDN domain: an address all the same
+        return (f"to= holds {left[0]!r}, which apprise drops (it takes addresses in ASCII only){to_no_one}; "
+                f"{ascii_form}")
     if left:
-        return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{'' if kept else ' and sends to no one'}; "
+        return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{to_no_one}; "
                 "write the addresses comma-separated (to=ana@clinic.example,bea@clinic.example)")
     for address in kept:  # "o'brien@clinic.example" is taken as the name o and brien@clinic.example, in silence
         written = address.rpartition("<")[2].rstrip(">").strip() if "<" in address else address.strip()
