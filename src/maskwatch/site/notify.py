@@ -175,16 +175,17 @@ def _mail_port_problem(authority: str) -> str | None:
     of 99999 passed --check, and each mail then failed at the site; "mail.example.com:58x" was said
     to be a bare / in the password."""
     login, at, host_port = authority.rpartition("@")
-    port = re.fullmatch(r"(?!\[)[^:]*:([^:]*)", host_port)  # not an [IPv6] host
-    if port is None or port.group(1) == "" or (port.group(1).isascii() and port.group(1).isdigit()
-                                               and 1 <= int(port.group(1)) <= 65535):
+    # host:port, or [IPv6]:port (its port's words as any's: "[::1]:58x" left apprise no host at all)
+    port = re.fullmatch(r"(?!\[)[^:]*:([^:]*)|\[[^\]]*\]:(.*)", host_port)
+    number = port and (port.group(1) if port.group(1) is not None else port.group(2))
+    if not number or (number.isascii() and number.isdigit() and 1 <= int(number) <= 65535):
         return None
-    if not at:
+    if not at and port.group(1) is not None:
         # "mailtos://reports:pa/ss@mail.example.com" (a bare / ? or # in the password) was taken with no
         # host and the password's tail as the recipient: what looks like host:port is the user and password
         return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
                 "character of /?#:%@ in them is written percent-encoded")
-    return f"the mail server's port {port.group(1)!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
+    return f"the mail server's port {number!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
 
 
 def _ascii_address(address: str) -> str | None:
@@ -207,6 +208,16 @@ def _mail_recipients_problem(url: str) -> str | None:
     with "no recipients"; `to=ana@clinic.example,bea` went to ana alone, in silence."""
     from apprise.utils.parse import EMAIL_DETECTION_RE, STRING_DELIMITERS, is_email, parse_url
 
+    # The query's own words: apprise keeps the last of a repeated key, and reads a lone "bea@…" as no key it knows
+    words = [part.partition("=") for part in urllib.parse.urlsplit(url).query.split("&") if part]
+    keys = [urllib.parse.unquote(key).strip().lower() for key, _, _ in words]
+    if keys.count("to") > 1:
+        last = urllib.parse.unquote(next(value for key, _, value in reversed(words) if key.strip().lower() == "to"))
+        return (f"to= is given {keys.count('to')} times: apprise sends to the last alone ({last!r}); write the "
+                "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
+    if stray := next((urllib.parse.unquote(key) for key, eq, _ in words if "@" in key and not eq), None):
+        return (f"{stray!r} stands alone after an &: apprise reads no recipient there and drops it; write the "
+                "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
     value = ((parse_url(url) or {}).get("qsd") or {}).get("to")  # as apprise reads it: a + is a +
     if not value:
         return None
