@@ -137,3 +137,13 @@ def test_run_unit_refuses_a_path_with_a_line_break_naming_it():
     assert printed.stderr == ("error: '/srv/site\\nold/site.yaml': a line break or other control character in the "
                               "path, which a unit's ExecStart cannot hold (systemd refuses the unit: 'Unbalanced "
                               "quoting'); rename it\n")
+
+
+def test_run_unit_refuses_a_ray_address_with_a_line_break_naming_it():
+    """Only the paths were looked at: `--ray 'ray://head:10001<newline>…'` (a paste) printed the break
+    into ExecStart's quotes, its second line a line of the unit of its own, which systemd refused."""
+    printed = print_unit("/etc/maskwatch/site.yaml", "--ray", "ray://head:10001\nExecStartPre=/bin/true")
+    assert printed.returncode == 1 and printed.stdout == "", printed.stdout
+    assert printed.stderr == ("error: --ray 'ray://head:10001\\nExecStartPre=/bin/true': a line break or other "
+                              "control character, which a unit's ExecStart cannot hold (systemd refuses the unit: "
+                              "'Unbalanced quoting'); give it without\n")

@@ -237,8 +237,12 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
     if not maskwatch.is_file():
         _fail(f"{maskwatch}: no maskwatch script beside this Python; install maskwatch into the venv the unit is to run")
     config = config.absolute()
+    for flag, value in options:  # --ray's address as the paths below: a pasted line break broke the unit
+        if isinstance(value, str) and _control_character(value):
+            _fail(f"{flag} {value!r}: a line break or other control character, which a unit's ExecStart cannot "
+                  "hold (systemd refuses the unit: 'Unbalanced quoting'); give it without")
     for path in (maskwatch, config, *(value for _, value in options if isinstance(value, Path))):
-        if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # a line break ended ExecStart mid-quote
+        if _control_character(str(path)):  # a line break ended ExecStart mid-quote
             _fail(f"{str(path)!r}: a line break or other control character in the path, which a unit's "
                   "ExecStart cannot hold (systemd refuses the unit: 'Unbalanced quoting'); rename it")
         hidden = next((top for top in HIDDEN_FROM_UNITS if path.resolve().is_relative_to(top)), None)
@@ -251,6 +255,10 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
     shipped = files("maskwatch").joinpath("examples", "maskwatch.service").read_text(encoding="utf-8")
     start = "ExecStart=/opt/maskwatch/bin/maskwatch run --config /etc/maskwatch/site.yaml\n"
     _print_data(shipped.replace(start, f"ExecStart={' '.join(words)}\n").rstrip("\n"))
+
+
+def _control_character(word: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in word)
 
 
 def _systemd_word(word: str) -> str:
