@@ -303,3 +303,14 @@ def test_a_url_apprise_cannot_read_is_refused_without_the_first_and_last_letters
     assert said.split("field 'reports.0.urls.0': ", 1)[1].startswith("not an E-Mail URL apprise can use (Invalid ~From~ email specified: ")
     assert "Could not load E-Mail URL: mailtos://…;" in said and "give from=ADDRESS" in said, said
     assert not any(letters in said for letters in ("S...c", "ü...r", "Secret", "üser")), said
+
+
+@pytest.mark.parametrize("password", ["Secret-3f9c)", "Secret-3f9c;"])
+def test_a_password_ending_in_a_bracket_or_semicolon_leaves_no_letter_of_it_in_the_refusal(tmp_path, password):
+    """apprise's URL in its own line was cut at a ) or ;, taken for the end of the sentence: its privacy
+    form's tail, the password's last letter among it, stayed in --check's line ("mailtos://…)@m...m")."""
+    url = f"mailtos://üser:{password}@mail.example.com?to=manager@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    said = next(line for line in result.output.splitlines() if "field 'reports.0.urls.0'" in line)
+    assert result.exit_code != 0 and "Could not load E-Mail URL: mailtos://…; without from=" in said, said

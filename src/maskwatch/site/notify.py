@@ -113,9 +113,10 @@ def without_url(text: str, url: str) -> str:
         text = text.replace(part, "…")
     # The URL as apprise writes it in its own lines, its privacy form: a user's and a password's
     # first and last letters ("Could not load E-Mail URL: mailtos://r...s:S...c@m...m"), none of the above.
+    # Up to the next space: cut at a ) or ; (a password's last letter), the tail after them stayed.
     scheme = url.partition("://")[0]
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-        text = re.sub(rf"(?i)\b{re.escape(scheme)}://[^\s;)]*", lambda _: shown, text)
+        text = re.sub(rf"(?i)\b{re.escape(scheme)}://\S*", lambda _: shown, text)
     return text
 
 
