@@ -4,6 +4,7 @@ and backup (its database and snapshots), copy-database (into a new database: SQL
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Annotated, Optional
@@ -245,6 +246,10 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
         if _control_character(str(path)):  # a line break ended ExecStart mid-quote
             _fail(f"{str(path)!r}: a line break or other control character in the path, which a unit's "
                   "ExecStart cannot hold (systemd refuses the unit: 'Unbalanced quoting'); rename it")
+        if any("\udc80" <= c <= "\udcff" for c in str(path)):  # bytes no UTF-8: a Latin-1 name, as Python keeps it
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+            _fail(f"{shown}: a name that is not UTF-8, which a unit's ExecStart cannot hold (systemd ignores it: "
+                  "'String is not UTF-8 clean'); rename it")
         hidden = next((top for top in HIDDEN_FROM_UNITS if path.resolve().is_relative_to(top)), None)
         if hidden:
             _fail(f"{path}: under {hidden}, which the unit hides from the service ({HIDDEN_FROM_UNITS[hidden]}); "
