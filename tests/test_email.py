@@ -314,3 +314,12 @@ def test_a_password_ending_in_a_bracket_or_semicolon_leaves_no_letter_of_it_in_t
                                       "--check"])
     said = next(line for line in result.output.splitlines() if "field 'reports.0.urls.0'" in line)
     assert result.exit_code != 0 and "Could not load E-Mail URL: mailtos://…; without from=" in said, said
+
+
+def test_a_lone_address_is_looked_for_after_to_only_never_in_a_password(tmp_path):
+    """`to=ana@…&bea@…` is refused naming bea@…; a password in pass= with a bare & ("pw&3f9c@x.example")
+    is no recipient, and its tail is not shown as one."""
+    url = "mailtos://reports@mail.example.com?pass=pw&3f9c@x.example&from=reports@clinic.example&to=ana@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert "3f9c" not in result.output, result.output

@@ -216,9 +216,11 @@ def _mail_recipients_problem(url: str) -> str | None:
         last = urllib.parse.unquote(next(value for key, _, value in reversed(words) if key.strip().lower() == "to"))
         return (f"to= is given {keys.count('to')} times: apprise sends to the last alone ({last!r}); write the "
                 "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
-    if stray := next((urllib.parse.unquote(key) for key, eq, _ in words if "@" in key and not eq), None):
-        return (f"{stray!r} stands alone after an &: apprise reads no recipient there and drops it; write the "
-                "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
+    # Addresses after to='s only: "pw&3f9c@x.example" in a pass= (a bare & in the password) is not to be shown
+    for (key, eq, _), (before, _, _) in zip(words[1:], words):
+        if not eq and before.strip().lower() == "to" and is_email(stray := urllib.parse.unquote(key)):
+            return (f"{stray!r} stands alone after an &: apprise reads no recipient there and drops it; write the "
+                    "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
     value = ((parse_url(url) or {}).get("qsd") or {}).get("to")  # as apprise reads it: a + is a +
     if not value:
         return None
