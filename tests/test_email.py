@@ -249,11 +249,12 @@ def test_the_documented_email_entries_load_and_show_no_password(tmp_path):
     assert "mailtos://smtp.office365.com/…" in checked.output and PASSWORD not in checked.output
 
 
+@pytest.mark.parametrize("host", ["mail.example.com", "[2001:db8::25]"])
 @pytest.mark.parametrize("port", ["99999", "0", "58x"])
-def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp_path, port):
+def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp_path, host, port):
     """`:99999` passed --check, and each mail failed at the site; `:58x` was said to be a bare / ? or #
-    in the password, which held none."""
-    url = f"mailtos://reports:pw-3f9c@mail.example.com:{port}?from=reports@clinic.example&to=x@clinic.example"
+    in the password, which held none. An IPv6 server's ([2001:db8::25]:58x: apprise then had no host) too."""
+    url = f"mailtos://reports:pw-3f9c@{host}:{port}?from=reports@clinic.example&to=x@clinic.example"
     result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
                                       "--check"])
     assert result.exit_code != 0
@@ -265,10 +266,21 @@ def test_a_mail_servers_port_that_is_no_port_stops_the_start_naming_the_port(tmp
 @pytest.mark.parametrize("to, said", [
     ("notanaddress", "to= holds 'notanaddress', which is no e-mail address: apprise drops it and sends to no one"),
     ("manager@clinic.example,nurse", "to= holds 'nurse', which is no e-mail address: apprise drops it;"),
+    ("o%27brien@clinic.example", "to= holds \"o'brien@clinic.example\", which apprise reads as 'brien@clinic.example' "
+                                 "(a name, then an address) and sends to that other mailbox;"),
+    ("ana@clinic.example&to=bea@clinic.example", "to= is given 2 times: apprise sends to the last alone "
+                                                  "('bea@clinic.example');"),
+    ("ana@clinic.example&bea@clinic.example", "'bea@clinic.example' stands alone after an &: apprise reads no "
+                                              "recipient there and drops it;"),
+    ("ana@clínica.example", "to= holds 'ana@clínica.example', which apprise drops (it takes addresses in ASCII "
+                            "only) and sends to no one; write its domain as DNS has it: ana@xn--clnica-4va.example"),
 ])
 def test_a_recipient_apprise_would_drop_stops_the_start_naming_it(tmp_path, to, said):
     """`to=notanaddress` passed --check, and each report then failed at the site ("There are no Email
-    recipients to notify"); `to=manager@clinic.example,nurse` went to the manager alone, in silence."""
+    recipients to notify"); `to=manager@clinic.example,nurse` went to the manager alone, in silence;
+    `to=o'brien@clinic.example` went to brien@clinic.example, someone else, in silence, and
+    `to=ana@…&to=bea@…` or `to=ana@…&bea@…` to one of them alone; an address of an
+    IDN domain (ana@clínica.example) was said to be "no e-mail address", its ASCII form not given."""
     url = f"mailtos://reports:pw-3f9c@mail.example.com?from=reports@clinic.example&to={to}"
     result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
                                       "--check"])
@@ -291,3 +303,23 @@ def test_a_url_apprise_cannot_read_is_refused_without_the_first_and_last_letters
     assert said.split("field 'reports.0.urls.0': ", 1)[1].startswith("not an E-Mail URL apprise can use (Invalid ~From~ email specified: ")
     assert "Could not load E-Mail URL: mailtos://…;" in said and "give from=ADDRESS" in said, said
     assert not any(letters in said for letters in ("S...c", "ü...r", "Secret", "üser")), said
+
+
+@pytest.mark.parametrize("password", ["Secret-3f9c)", "Secret-3f9c;"])
+def test_a_password_ending_in_a_bracket_or_semicolon_leaves_no_letter_of_it_in_the_refusal(tmp_path, password):
+    """apprise's URL in its own line was cut at a ) or ;, taken for the end of the sentence: its privacy
+    form's tail, the password's last letter among it, stayed in --check's line ("mailtos://…)@m...m")."""
+    url = f"mailtos://üser:{password}@mail.example.com?to=manager@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    said = next(line for line in result.output.splitlines() if "field 'reports.0.urls.0'" in line)
+    assert result.exit_code != 0 and "Could not load E-Mail URL: mailtos://…; without from=" in said, said
+
+
+def test_a_lone_address_is_looked_for_after_to_only_never_in_a_password(tmp_path):
+    """`to=ana@…&bea@…` is refused naming bea@…; a password in pass= with a bare & ("pw&3f9c@x.example")
+    is no recipient, and its tail is not shown as one."""
+    url = "mailtos://reports@mail.example.com?pass=pw&3f9c@x.example&from=reports@clinic.example&to=ana@clinic.example"
+    result = CliRunner().invoke(app, ["run", "--config", str(site_file(tmp_path, f"reports: [{{urls: '{url}'}}]\n")),
+                                      "--check"])
+    assert "3f9c" not in result.output, result.output

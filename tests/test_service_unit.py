@@ -137,3 +137,23 @@ def test_run_unit_refuses_a_path_with_a_line_break_naming_it():
     assert printed.stderr == ("error: '/srv/site\\nold/site.yaml': a line break or other control character in the "
                               "path, which a unit's ExecStart cannot hold (systemd refuses the unit: 'Unbalanced "
                               "quoting'); rename it\n")
+
+
+def test_run_unit_refuses_a_ray_address_with_a_line_break_naming_it():
+    """Only the paths were looked at: `--ray 'ray://head:10001<newline>…'` (a paste) printed the break
+    into ExecStart's quotes, its second line a line of the unit of its own, which systemd refused."""
+    printed = print_unit("/etc/maskwatch/site.yaml", "--ray", "ray://head:10001\nExecStartPre=/bin/true")
+    assert printed.returncode == 1 and printed.stdout == "", printed.stdout
+    assert printed.stderr == ("error: --ray 'ray://head:10001\\nExecStartPre=/bin/true': a line break or other "
+                              "control character, which a unit's ExecStart cannot hold (systemd refuses the unit: "
+                              "'Unbalanced quoting'); give it without\n")
+
+
+def test_run_unit_refuses_a_path_that_is_not_utf8_naming_its_bytes():
+    """A site file named in Latin-1 (an old tool's, a share mounted without iocharset): the unit was
+    printed with the raw byte, and systemd ignored its ExecStart ("String is not UTF-8 clean"), the
+    unit failing to load."""
+    printed = print_unit("/etc/maskwatch/B\udcfcro.yaml")  # the bytes /etc/maskwatch/B\xfcro.yaml
+    assert printed.returncode == 1 and printed.stdout == "", printed.stdout
+    assert printed.stderr == ("error: /etc/maskwatch/B\\xfcro.yaml: a name that is not UTF-8, which a unit's "
+                              "ExecStart cannot hold (systemd ignores it: 'String is not UTF-8 clean'); rename it\n")

@@ -345,3 +345,35 @@ def test_a_row_damaged_by_hand_is_left_out_of_the_list_and_named_once_in_the_log
         assert not [r for r in caplog.records if "left out of the alerts list" in r.getMessage()]
     finally:
         site.stop()
+
+
+def test_a_row_whose_rule_could_not_be_made_again_or_whose_counts_are_no_counts_is_left_out(tmp_path, detector, caplog):
+    """Each listed alert is judged by its own stored rule (below, minutes, min_people): a `below` of 0
+    or 150, or a `min_people` of 0, written by hand passed the damaged-row check and then made the rule
+    refuse itself (ValueError), GET /v1/alerts a 500 for the day. The newest counts (`infrared`, `seen`,
+    whole numbers like `people`) were read as any number: -1 of 2.5 people was listed."""
+    database = str(tmp_path / "site.db")
+    full = token_on(database, "full")
+    site = site_on(database, tmp_path, detector)
+    try:
+        now = time.time()
+        crowd(site.store, masked=2, unmasked=18, when=now - 60, camera="till")
+        assert len(site.compliance.check(now)) == 1
+        with sqlite3.connect(database) as connection:
+            good = connection.execute("SELECT * FROM alerts").fetchone()
+            columns = [row[1] for row in connection.execute("PRAGMA table_info(alerts)")][1:]
+            damage = [("below", 0), ("below", 150), ("min_people", 0), ("infrared", -1), ("seen", 2.5)]
+            for column, value in damage:
+                row = dict(zip(columns, good[1:])) | {column: value}
+                connection.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                   list(row.values()))
+        caplog.set_level(logging.WARNING, logger="maskwatch.site.events")
+        listed = alerts_of(site, database, full)
+        assert [a["camera"] for a in listed["alerts"]] == ["till"]
+        said = [r.getMessage() for r in caplog.records if "left out of the alerts list" in r.getMessage()]
+        assert sorted(line.split(" left out of the alerts list: ")[1].split(" (the row")[0] for line in said) == sorted([
+            "its rule is refused: below is a percentage in (0, 100]; got 0.0",
+            "its rule is refused: below is a percentage in (0, 100]; got 150.0",
+            "its rule is refused: min_people must be at least 1; got 0", "infrared is -1", "seen is 2.5"])
+    finally:
+        site.stop()

@@ -4,6 +4,7 @@ and backup (its database and snapshots), copy-database (into a new database: SQL
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Annotated, Optional
@@ -237,10 +238,18 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
     if not maskwatch.is_file():
         _fail(f"{maskwatch}: no maskwatch script beside this Python; install maskwatch into the venv the unit is to run")
     config = config.absolute()
+    for flag, value in options:  # --ray's address as the paths below: a pasted line break broke the unit
+        if isinstance(value, str) and _control_character(value):
+            _fail(f"{flag} {value!r}: a line break or other control character, which a unit's ExecStart cannot "
+                  "hold (systemd refuses the unit: 'Unbalanced quoting'); give it without")
     for path in (maskwatch, config, *(value for _, value in options if isinstance(value, Path))):
-        if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # a line break ended ExecStart mid-quote
+        if _control_character(str(path)):  # a line break ended ExecStart mid-quote
             _fail(f"{str(path)!r}: a line break or other control character in the path, which a unit's "
                   "ExecStart cannot hold (systemd refuses the unit: 'Unbalanced quoting'); rename it")
+        if any("\udc80" <= c <= "\udcff" for c in str(path)):  # bytes no UTF-8: a Latin-1 name, as Python keeps it
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+            _fail(f"{shown}: a name that is not UTF-8, which a unit's ExecStart cannot hold (systemd ignores it: "
+                  "'String is not UTF-8 clean'); rename it")
         hidden = next((top for top in HIDDEN_FROM_UNITS if path.resolve().is_relative_to(top)), None)
         if hidden:
             _fail(f"{path}: under {hidden}, which the unit hides from the service ({HIDDEN_FROM_UNITS[hidden]}); "
@@ -251,6 +260,10 @@ def _print_unit(config: Path, options: list[tuple[str, str | Path | None]], othe
     shipped = files("maskwatch").joinpath("examples", "maskwatch.service").read_text(encoding="utf-8")
     start = "ExecStart=/opt/maskwatch/bin/maskwatch run --config /etc/maskwatch/site.yaml\n"
     _print_data(shipped.replace(start, f"ExecStart={' '.join(words)}\n").rstrip("\n"))
+
+
+def _control_character(word: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in word)
 
 
 def _systemd_word(word: str) -> str:

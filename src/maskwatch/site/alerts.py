@@ -214,8 +214,8 @@ class AlertQueues:
         with self._queued_lock:
             for rule, left, down in zip(self.rules, self._queued, self._down):
                 if left:  # gone with the process: said, not lost in silence
-                    log.warning("%s %s: %d alerts not delivered by the stop (%s)", self.kind, rule.shown, left,
-                                "the receiver is down" if down else "still queued")
+                    log.warning("%s %s: %d %s%s not delivered by the stop (%s)", self.kind, rule.shown, left,
+                                self.sends, "s" * (left != 1), "the receiver is down" if down else "still queued")
 
     def notify(self, event: dict) -> None:
         """Queue the event for every rule it matches; never blocks."""
@@ -258,8 +258,8 @@ class AlertQueues:
                     except queue.Empty:
                         pass
             if line.full() and not self._full_said[index]:
-                log.warning("%s %s: %d alerts queued, the receiver far behind: the oldest are dropped",
-                            self.kind, self.rules[index].shown, line.maxsize)
+                log.warning("%s %s: %d %ss queued, the receiver far behind: the oldest are dropped",
+                            self.kind, self.rules[index].shown, line.maxsize, self.sends)
                 self._full_said[index] = True
 
     def _run(self, index: int, rule: AlertFilter, line: queue.Queue) -> None:

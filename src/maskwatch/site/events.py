@@ -127,7 +127,8 @@ alerts = Table(
     sqlite_autoincrement=True,
 )
 ALERT_COLUMNS = tuple(column.name for column in alerts.columns if column.name != "id")
-ALERT_COUNTS = ("rule", "people", "with_mask", "unassessable", "minutes", "min_people")  # whole numbers, 0 or more
+# Whole numbers, 0 or more: the Integer columns, `infrared` and `seen` (version 8's) among them
+ALERT_COUNTS = tuple(column.name for column in alerts.columns if isinstance(column.type, Integer) and column.name != "id")
 
 
 def _finite(value) -> bool:
@@ -153,6 +154,12 @@ def alert_row_problem(row: dict) -> str | None:
                 name != "at" or 0 <= value < 253402214400)  # before 9999-12-31: a date on any clock
         if not ok:
             return f"{name} is {value!r}"
+    from maskwatch.site.compliance import ComplianceRule
+
+    try:  # GET /v1/alerts judges each by its own rule: a `below` of 150 made it refuse itself, the list a 500
+        ComplianceRule(row["below"], row["minutes"], row["camera"], row["zone"], row["min_people"])
+    except ValueError as err:
+        return f"its rule is refused: {err}"
     return None
 # Since when `alerts` holds every alert: the moment version 7 came to a database that had counted
 # people (those of before were in memory only); no row: since ever (a new database).

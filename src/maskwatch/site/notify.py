@@ -113,9 +113,10 @@ def without_url(text: str, url: str) -> str:
         text = text.replace(part, "…")
     # The URL as apprise writes it in its own lines, its privacy form: a user's and a password's
     # first and last letters ("Could not load E-Mail URL: mailtos://r...s:S...c@m...m"), none of the above.
+    # Up to the next space: cut at a ) or ; (a password's last letter), the tail after them stayed.
     scheme = url.partition("://")[0]
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-        text = re.sub(rf"(?i)\b{re.escape(scheme)}://[^\s;)]*", lambda _: shown, text)
+        text = re.sub(rf"(?i)\b{re.escape(scheme)}://\S*", lambda _: shown, text)
     return text
 
 
@@ -175,16 +176,31 @@ def _mail_port_problem(authority: str) -> str | None:
     of 99999 passed --check, and each mail then failed at the site; "mail.example.com:58x" was said
     to be a bare / in the password."""
     login, at, host_port = authority.rpartition("@")
-    port = re.fullmatch(r"(?!\[)[^:]*:([^:]*)", host_port)  # not an [IPv6] host
-    if port is None or port.group(1) == "" or (port.group(1).isascii() and port.group(1).isdigit()
-                                               and 1 <= int(port.group(1)) <= 65535):
+    # host:port, or [IPv6]:port (its port's words as any's: "[::1]:58x" left apprise no host at all)
+    port = re.fullmatch(r"(?!\[)[^:]*:([^:]*)|\[[^\]]*\]:(.*)", host_port)
+    number = port and (port.group(1) if port.group(1) is not None else port.group(2))
+    if not number or (number.isascii() and number.isdigit() and 1 <= int(number) <= 65535):
         return None
-    if not at:
+    if not at and port.group(1) is not None:
         # "mailtos://reports:pa/ss@mail.example.com" (a bare / ? or # in the password) was taken with no
         # host and the password's tail as the recipient: what looks like host:port is the user and password
         return ("the user or password holds a bare / ? or #: write them %2F %3F %23 (p%2Fss), as every "
                 "character of /?#:%@ in them is written percent-encoded")
-    return f"the mail server's port {port.group(1)!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
+    return f"the mail server's port {number!r} is no number of 1-65535 (587 for STARTTLS, 465 with mode=ssl, 25 for a relay)"
+
+
+def _ascii_address(address: str) -> str | None:
+    """How to write an address with letters outside ASCII that apprise can send to, in words (None:
+    not an address): its domain in the form DNS has (IDNA, xn--), or no way where they are before the @."""
+    user, at, domain = address.rpartition("@")
+    if not at or not user or not domain:
+        return None
+    if not user.isascii():
+        return "no ASCII form of it exists: give another address of that person's"
+    try:
+        return f"write its domain as DNS has it: {user}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:  # no domain name IDNA can write
+        return None
 
 
 def _mail_recipients_problem(url: str) -> str | None:
@@ -193,6 +209,18 @@ def _mail_recipients_problem(url: str) -> str | None:
     with "no recipients"; `to=ana@clinic.example,bea` went to ana alone, in silence."""
     from apprise.utils.parse import EMAIL_DETECTION_RE, STRING_DELIMITERS, is_email, parse_url
 
+    # The query's own words: apprise keeps the last of a repeated key, and reads a lone "bea@…" as no key it knows
+    words = [part.partition("=") for part in urllib.parse.urlsplit(url).query.split("&") if part]
+    keys = [urllib.parse.unquote(key).strip().lower() for key, _, _ in words]
+    if keys.count("to") > 1:
+        last = urllib.parse.unquote(next(value for key, _, value in reversed(words) if key.strip().lower() == "to"))
+        return (f"to= is given {keys.count('to')} times: apprise sends to the last alone ({last!r}); write the "
+                "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
+    # Addresses after to='s only: "pw&3f9c@x.example" in a pass= (a bare & in the password) is not to be shown
+    for (key, eq, _), (before, _, _) in zip(words[1:], words):
+        if not eq and before.strip().lower() == "to" and is_email(stray := urllib.parse.unquote(key)):
+            return (f"{stray!r} stands alone after an &: apprise reads no recipient there and drops it; write the "
+                    "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
     value = ((parse_url(url) or {}).get("qsd") or {}).get("to")  # as apprise reads it: a + is a +
     if not value:
         return None
@@ -200,10 +228,19 @@ def _mail_recipients_problem(url: str) -> str | None:
     kept = [address for address in found if is_email(address)]
     left = [part for part in re.split(STRING_DELIMITERS, EMAIL_DETECTION_RE.sub(" ", value)) if part]
     left += [address for address in found if address not in kept]
-    if not left:
-        return None
-    return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{'' if kept else ' and sends to no one'}; "
-            "write the addresses comma-separated (to=ana@clinic.example,bea@clinic.example)")
+    to_no_one = "" if kept else " and sends to no one"
+    if left and not left[0].isascii() and (ascii_form := _ascii_address(left[0])):  # an IDN domain: an address all the same
+        return (f"to= holds {left[0]!r}, which apprise drops (it takes addresses in ASCII only){to_no_one}; "
+                f"{ascii_form}")
+    if left:
+        return (f"to= holds {left[0]!r}, which is no e-mail address: apprise drops it{to_no_one}; "
+                "write the addresses comma-separated (to=ana@clinic.example,bea@clinic.example)")
+    for address in kept:  # "o'brien@clinic.example" is taken as the name o and brien@clinic.example, in silence
+        written = address.rpartition("<")[2].rstrip(">").strip() if "<" in address else address.strip()
+        if (read := is_email(address)["full_email"]).lower() != written.lower():
+            return (f"to= holds {written!r}, which apprise reads as {read!r} (a name, then an address) and sends to "
+                    "that other mailbox; apprise cannot send to this address: give another one of that person's")
+    return None
 
 
 def url_problem(url: str) -> str | None:

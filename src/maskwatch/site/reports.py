@@ -88,10 +88,11 @@ class SentReports:
         return migrate_schema(self.engine, self.url, "reports schema", REPORTS_MIGRATION_LOCK, reports_schema_version,
                               MIGRATIONS)
 
-    def read(self) -> dict[str, float]:
+    def read(self, names: dict[str, str] | None = None) -> dict[str, float]:
         """Each report's last due time. A row whose time is no number (written by hand or a tool:
         SQLite keeps a text there) stopped every report's check, and no report was sent again; it
-        is deleted, named in the log, and its report counts as new (sent from its next time)."""
+        is deleted, named in the log by `names` (key: how the log names its report; the key is a
+        hash the reader cannot match to the file), and its report counts as new (sent from its next time)."""
         import math
 
         with self.engine.connect() as connection:
@@ -102,8 +103,9 @@ class SentReports:
             with self.engine.begin() as connection:
                 connection.execute(delete(reports_sent).where(reports_sent.c.report.in_(sorted(damaged))))
             for key, due in damaged.items():
-                log.warning("reports_sent: report %s's last due time was %r, no time (changed outside maskwatch); "
-                            "row deleted: the report is sent from its next time on", key, due)
+                report = (names or {}).get(key, f"the report keyed {key} (no longer in the site file)")
+                log.warning("reports_sent: the last due time of %s was %r, no time (changed outside maskwatch); "
+                            "row deleted: the report is sent from its next time on", report, due)
         return {key: due for key, due in rows.items() if key not in damaged}
 
     def mark(self, key: str, due: float) -> bool:
@@ -334,7 +336,8 @@ class ReportScheduler:
         on_the_clock, steady = now is None, boot_clock()
         now = self.clock() if now is None else now
         if self._sent is None:
-            self._sent, self._first_check, self._first_steady = self.sent.read(), now, steady
+            self._sent = self.sent.read({report.key: report.name for report in self.reports})
+            self._first_check, self._first_steady = now, steady
         elif on_the_clock and abs(now - steady - self._offset) > CLOCK_SET_AFTER:
             self._clock_set(now, steady)
             self._put_back_ahead(now)
