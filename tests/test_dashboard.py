@@ -232,7 +232,7 @@ def test_the_chart_has_its_figures_as_a_table_and_marks_low_bars_by_more_than_co
     assert rows[1] == ["2026-01-01 11:00", "20%", "5-50%, under 80%", "10", "0", "20%", "0"]
     assert rows[2] == ["2026-01-01 12:00", "70%", "58-79.96%, under 80%", "10", "0", "70%", "0"]
     assert rows[3][0] == "2026-01-01 13:00" and "only unassessable" in rows[3][1] and rows[3][3:5] == ["0", "3"]
-    assert rows[4] == ["2026-01-01 14:00", "79.96%", "79-80%", "10", "0", "80%"]
+    assert rows[4] == ["2026-01-01 14:00", "79.96%", "79-80%", "10", "0", "80%", "0"]
     fills = desk.eval_on_selector_all("#trend-chart rect.bar", "bars => bars.map(b => getComputedStyle(b).fill)")
     assert len(fills) == 4 and "url(" in fills[0] and "url(" in fills[1] and "url(" in fills[2]  # striped
     assert "url(" not in fills[3]
