@@ -77,10 +77,10 @@ def answer(body):
     return lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
 
-def event(label, camera="live", seconds_ago=0):
+def event(label, camera="live", seconds_ago=0, infrared=False):
     seen = (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).isoformat()
     return {"id": 1, "camera": camera, "zone": None, "label": label, "probability": 0.9, "first_seen": seen,
-            "last_seen": seen, "snapshot": None}
+            "last_seen": seen, "snapshot": None, "infrared": infrared}
 
 
 def test_upload_shows_the_annotated_photo_and_counts(server, page, sample_dir):
@@ -307,6 +307,20 @@ def test_a_camera_card_says_how_many_of_today_s_people_were_seen_on_grey_frames(
     desk.route("**/v1/cameras", night)
     card = desk.wait_for_selector('.camera[data-camera="live"] .counts .infrared', timeout=20_000)
     assert card.text_content() == "infrared: 3" and "overstated" in card.get_attribute("title")
+
+
+def test_the_people_list_says_who_was_seen_on_grey_frames(server, tab):
+    """The chart said how many of a night's people were seen on grey frames, but the list of people
+    did not say which: an auditor could not tell the doubtful "mask" of 23:10 from a day's."""
+    desk = tab()
+    desk.route("**/v1/events?*", answer({"events": [event("with_mask", infrared=True),
+                                                    event("without_mask", seconds_ago=5)]}))
+    desk.goto(server + "/")
+    desk.wait_for_selector("#event-list tr.event", timeout=20_000)
+    labels = [cell.inner_text() for cell in desk.query_selector_all("#event-list tr.event td:nth-child(4)")]
+    assert labels == ["mask (infrared)", "no mask"], labels
+    mark = desk.query_selector("#event-list tr.event .infrared")
+    assert "grey (infrared) frames" in mark.get_attribute("title")
 
 
 def test_the_chart_s_first_time_has_its_year_and_stays_clear_of_the_last(server, tab):

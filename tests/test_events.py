@@ -74,7 +74,8 @@ def as_version_5(path: str) -> None:
     with sqlite3.connect(path) as raw:
         raw.execute("ALTER TABLE events RENAME TO events_old")
         raw.execute(V5_EVENTS)
-        raw.execute("INSERT INTO events SELECT * FROM events_old")
+        columns = "id, camera, zone, track_id, label, probability, first_seen, last_seen, frames, snapshot"
+        raw.execute(f"INSERT INTO events SELECT {columns} FROM events_old")  # version 8's infrared left behind
         raw.execute("DROP TABLE events_old")
         raw.execute("DELETE FROM schema_version WHERE version >= 6")
 
@@ -971,14 +972,16 @@ def test_a_database_another_account_owns_is_named_with_its_owner(tmp_path):
 @pytest.mark.parametrize("made_at", [7, 6])
 def test_a_database_of_before_gains_the_infrared_count_and_keeps_its_rows(tmp_path, made_at):
     """Version 8: the people seen on grey (infrared) frames are counted in the minutes and their
-    quarters; a database of before has none, and its counts are kept. One of version 6 goes through
+    quarters, and each person's event says whether they were one (`/v1/events`, events.csv, MQTT and
+    the webhooks said nothing of it: an auditor could not tell which of the night's people were); a
+    database of before has none, and its counts and people are kept. One of version 6 goes through
     7 (the alerts' tables) on the way."""
     path = tmp_path / "site.db"
     first = EventStore(str(path), privacy=True)
     first.record("door", None, person(1, (0.9, 0.05, 0.05)))
     first.close()
     with sqlite3.connect(path) as raw:  # back to version 7's shape, or 6's
-        for table in ("counts", "counts_by_quarter"):
+        for table in ("counts", "counts_by_quarter", "events"):
             raw.execute(f"ALTER TABLE {table} DROP COLUMN infrared")
         if made_at == 6:
             raw.execute("DROP TABLE alerts")
@@ -988,22 +991,27 @@ def test_a_database_of_before_gains_the_infrared_count_and_keeps_its_rows(tmp_pa
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (8,)
         assert raw.execute("SELECT count(*) FROM alerts_kept_since").fetchone() == (int(made_at == 6),)
-    again.record("door", None, person(2, (0.9, 0.05, 0.05), last=NOW + 30), infrared=True)
+    # the event as the sink hands it on (MQTT, webhooks), and as it is read back
+    assert again.record("door", None, person(2, (0.9, 0.05, 0.05), last=NOW + 30), infrared=True)["infrared"] is True
     again.record("door", None, person(3, (0.2, 0.7, 0.1), last=NOW + 40, evidence=0), infrared=True)
+    assert again.record("door", None, person(4, (0.9, 0.05, 0.05), last=NOW + 50))["infrared"] is False
     for rows in (again.counts(), again.counts(every=900), again.quarter_sums(NOW)):
-        assert [(r["people"], r["unassessable"], r["infrared"]) for r in rows] == [(2, 1, 2)]
+        assert [(r["people"], r["unassessable"], r["infrared"]) for r in rows] == [(3, 1, 2)]
+    assert [(e["track_id"], e["infrared"]) for e in again.events()] == [(4, False), (3, True), (2, True), (1, False)]
+    assert [e["infrared"] for e in again.in_view(0, NOW + 60)] == [False, True, True, False]  # `maskwatch events list`
     again.close()
 
 
 @pytest.mark.parametrize("made_at", [8, 7])
 def test_a_process_of_version_7_still_running_writes_its_counts_without_the_infrared_count(tmp_path, made_at):
     """A site of the version before, still running on the database another process migrated, writes
-    counts as it did: without `infrared`, which is 0 then (NOT NULL without a default refused them)."""
+    counts and people as it did: without `infrared`, which is 0 and false then (NOT NULL without a
+    default refused them)."""
     path = tmp_path / "site.db"
     EventStore(str(path), privacy=True).close()
     if made_at == 7:
         with sqlite3.connect(path) as raw:
-            for table in ("counts", "counts_by_quarter"):
+            for table in ("counts", "counts_by_quarter", "events"):
                 raw.execute(f"ALTER TABLE {table} DROP COLUMN infrared")
             raw.execute("DELETE FROM schema_version WHERE version >= 8")
         EventStore(str(path), privacy=True).close()
@@ -1012,6 +1020,11 @@ def test_a_process_of_version_7_still_running_writes_its_counts_without_the_infr
             raw.execute(f"INSERT INTO {table} (camera, zone, minute, people, with_mask, without_mask, "
                         f"mask_weared_incorrect, unassessable) VALUES ('door', '', {int(NOW)}, 1, 1, 0, 0, 0)")
         assert raw.execute("SELECT infrared FROM counts UNION ALL SELECT infrared FROM counts_by_quarter").fetchall() == [(0,), (0,)]
+        raw.execute("INSERT INTO events (camera, zone, track_id, label, probability, first_seen, last_seen, frames, "
+                    f"snapshot) VALUES ('door', NULL, 1, 'with_mask', 0.9, {NOW}, {NOW}, 3, NULL)")
+    store = EventStore(str(path), privacy=True)
+    assert [e["infrared"] for e in store.events()] == [False]
+    store.close()
 
 
 def test_retention_keeps_the_infrared_count_of_the_quarter_it_cuts(store):

@@ -39,11 +39,12 @@ CAMERAS = ("door", "old", "till")
 
 
 def crowd_rows(n: int, start: float) -> list[dict]:
-    """`n` people, five last seen at each moment, shuffled: ids follow no order of last_seen."""
+    """`n` people, five last seen at each moment, shuffled: ids follow no order of last_seen; one
+    in four seen on grey (infrared) frames."""
     rows = [{"camera": CAMERAS[i % 3], "zone": "queue" if i % 3 == 0 else None, "track_id": i,
              "label": ("with_mask", "without_mask", "mask_weared_incorrect")[i % 7 % 3],
              "probability": 0.9, "first_seen": start + i // 5 * 1.5 - 3, "last_seen": start + i // 5 * 1.5,
-             "frames": 4, "snapshot": None} for i in range(n)]
+             "frames": 4, "snapshot": None, "infrared": i % 4 == 0} for i in range(n)]
     random.Random(7).shuffle(rows)
     return rows
 
@@ -216,7 +217,8 @@ def rows_of(client, **params) -> list[dict]:
 
 
 def as_cells(event: dict) -> dict:
-    return {key: "" if value is None else str(value) for key, value in event.items()}
+    return {key: "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in event.items()}
 
 
 def test_the_csv_holds_the_events_of_the_json_pages_cell_for_cell(site_clients):
@@ -227,11 +229,13 @@ def test_the_csv_holds_the_events_of_the_json_pages_cell_for_cell(site_clients):
                    {"since": "2026-09-23", "until": f"{START + 300}"}, {"camera": "old"}):
         query = "&".join(f"{k}={v}" for k, v in params.items())
         pages, _ = every_page(admin, f"/v1/events?limit=1000&{query}")
-        assert [{key: row[key] for key in EVENT_COLUMNS} for row in rows_of(admin, **params)] == [
+        assert [{key: row[key] for key in (*EVENT_COLUMNS, "infrared")} for row in rows_of(admin, **params)] == [
             as_cells(e) for e in pages] and pages, params
-    # /v1/events' columns where they were (integrators read them), the site's clock after them
+    # /v1/events' columns where they were (integrators read them), the site's clock after them, then
+    # whether the person was seen on grey frames (said true or false, as the JSON says it)
     assert list(every[0]) == ["id", "camera", "zone", "track_id", "label", "probability", "first_seen",
-                              "last_seen", "frames", "snapshot", "first_seen_local", "last_seen_local"]
+                              "last_seen", "frames", "snapshot", "first_seen_local", "last_seen_local", "infrared"]
+    assert {row["infrared"] for row in every} == {"true", "false"}
     assert every[-1]["last_seen"].endswith("+00:00") and every[-1]["first_seen"] == "2026-09-21T08:04:55.000+00:00"
     assert every[-1]["first_seen_local"] == "2026-09-21 10:04:55"  # Berlin's summer time, UTC+2
 

@@ -15,7 +15,7 @@ def test_events_counts_migrations_and_retention_on_postgresql(postgres, tmp_path
     store.close()
     again = EventStore(postgres.url, tmp_path / "snaps", retention_days=7)  # a restart: migrations are a no-op
     assert again.migrate() == 8
-    assert [e["track_id"] for e in again.events(camera="door")] == [2, 1, 3]
+    assert [(e["track_id"], e["infrared"]) for e in again.events(camera="door")] == [(2, True), (1, False), (3, False)]
     assert again.events(zone="queue", label="with_mask")[0]["snapshot"] == first["snapshot"]
     queue = [c for c in again.counts() if c["zone"] == "queue"]
     assert [(c["people"], c["with_mask"], c["without_mask"], c["unassessable"], c["infrared"])
@@ -101,7 +101,7 @@ def test_pages_of_tied_events_on_postgresql_are_index_ranges_in_order(postgres, 
 def test_a_postgresql_database_of_version_7_keeps_its_alerts_and_stores_new_ones(postgres):  # noqa: F811
     """Version 7 (63d1097) made `alerts` without `infrared` and `seen`; version 8 added the counts'
     column alone, and on that database the day's list and every new alert failed on "column
-    alerts.infrared does not exist"."""
+    alerts.infrared does not exist". Its people gain `infrared` too, false."""
     from sqlalchemy import text
 
     url = postgres.new_database("events_of_version_7")
@@ -113,12 +113,20 @@ def test_a_postgresql_database_of_version_7_keeps_its_alerts_and_stores_new_ones
     with old.engine.begin() as connection:  # as version 7 left it, an alert stored by it
         connection.execute(text("DELETE FROM schema_version WHERE version = 8"))
         connection.execute(text("ALTER TABLE alerts DROP COLUMN infrared, DROP COLUMN seen"))
-        for table in ("counts", "counts_by_quarter"):
+        for table in ("counts", "counts_by_quarter", "events"):
             connection.execute(text(f"ALTER TABLE {table} DROP COLUMN infrared"))
+        connection.execute(text("INSERT INTO events (camera, zone, track_id, label, probability, first_seen, last_seen, "
+                                f"frames) VALUES ('door', NULL, 1, 'with_mask', 0.9, {NOW}, {NOW}, 3)"))
         connection.execute(text(f"INSERT INTO alerts ({', '.join(alert)}, at) VALUES "
                                 f"({', '.join(':' + name for name in alert)}, {NOW})"), alert)
     old.close()
     again = EventStore(url)
     again.record_alert(alert | {"at": NOW + 60, "infrared": 3, "seen": 4})
     assert [(a["at"], a["infrared"], a["seen"]) for a in again.alerts(since=NOW)[0]] == [(NOW + 60, 3, 4), (NOW, 0, 0)]
+    again.record("door", None, person(2, (0.9, 0.05, 0.05), last=NOW + 60), infrared=True)
+    assert [e["infrared"] for e in again.events()] == [True, False]
+    with again.engine.begin() as connection:  # a process of version 7 still running stores its people on
+        connection.execute(text("INSERT INTO events (camera, zone, track_id, label, probability, first_seen, "
+                                f"last_seen, frames) VALUES ('door', NULL, 3, 'with_mask', 0.9, {NOW}, {NOW + 90}, 3)"))
+    assert [e["infrared"] for e in again.events()] == [False, True, False]
     again.close()

@@ -520,7 +520,7 @@ def test_a_postgresql_user_that_does_not_own_the_counts_fails_to_upgrade_events_
         EventStore(postgres.url).close()
         with admin.connect() as connection:  # as version 7 left it, its tables the database owner's
             connection.execute(text("DELETE FROM schema_version WHERE version = 8"))
-            for name in ("counts", "counts_by_quarter"):
+            for name in ("counts", "counts_by_quarter", "events"):
                 connection.execute(text(f"ALTER TABLE {name} DROP COLUMN infrared"))
             connection.execute(text("ALTER TABLE alerts DROP COLUMN infrared, DROP COLUMN seen"))
             connection.execute(text("CREATE ROLE site_user LOGIN"))
@@ -529,17 +529,17 @@ def test_a_postgresql_user_that_does_not_own_the_counts_fails_to_upgrade_events_
         probe = probe_database(url, site=SimpleNamespace(reports=[], mqtt=None))
         assert probe.ok is False and probe.detail.endswith(
             f"events schema 7: upgraded to {len(MIGRATIONS)} at the start (older maskwatch then no longer opens it; "
-            "`maskwatch backup` first), but site_user does not own alerts, counts, counts_by_quarter "
+            "`maskwatch backup` first), but site_user does not own alerts, counts, counts_by_quarter, events "
             f"(owned by {postgres.user}), which the events schema's upgrade alters (PostgreSQL lets only a table's "
             f"owner): start the site once as {postgres.user}, or ALTER TABLE ... OWNER TO site_user for each"), \
             probe.detail
         with pytest.raises(DatabaseUnavailable, match="must be owner of table counts"):  # as the start would
             EventStore(url).close()
         with admin.connect() as connection:
-            for name in ("counts", "counts_by_quarter", "alerts"):  # those version 8 alters, as the probe named
+            for name in ("counts", "counts_by_quarter", "alerts", "events"):  # those version 8 alters, as the probe named
                 connection.execute(text(f"ALTER TABLE {name} OWNER TO site_user"))
-        # OK now, as the start will be: it said FAILED, naming events and schema_version, which no upgrade
-        # from version 5 on alters (the advice's ALTER ... OWNER of those too was needless)
+        # OK now, as the start will be: it said FAILED, naming schema_version, which no upgrade from
+        # version 5 on alters (the advice's ALTER ... OWNER of it too was needless)
         assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).ok is True
         EventStore(url).close()  # as the start does: upgraded
         assert probe_database(url, site=SimpleNamespace(reports=[], mqtt=None)).detail.endswith(

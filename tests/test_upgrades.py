@@ -49,6 +49,8 @@ def test_a_database_of_an_older_maskwatch_is_migrated_with_its_rows(tmp_path, ca
     assert [(e["camera"], e["zone"], e["label"]) for e in reversed(stored)] == PEOPLE
     assert [e["id"] for e in reversed(stored)] == [1, 2, 3, 4, 5, 6]
     assert {e["snapshot"] for e in stored} == {None, "door-1.jpg", "hall-3.jpg", "hall-5.jpg"}
+    # version 6 remakes the table with today's columns, copying those it had (version 8's `infrared` not among them)
+    assert [e["infrared"] for e in stored] == [False] * 6
     minutes = store.counts()
     assert len(minutes) == 6 and all((m["people"], m["unassessable"], m["infrared"]) == (1, 0, 0) for m in minutes)
     # The chart's and report's quarter sums are filled from the old minutes.
@@ -449,6 +451,9 @@ def test_a_database_of_events_schema_7_keeps_its_alerts_and_stores_new_ones_with
     assert [(a["at"], a["infrared"], a["seen"]) for a in store.alerts(since=NOW)[0]] == [(NOW + 2100, 3, 4),
                                                                                        (NOW + 2000, 0, 0)]
     assert sum(row["infrared"] for row in store.counts()) == 0 and len(store.counts()) == 6
+    assert [e["infrared"] for e in store.events()] == [False] * 6  # its people: none seen on grey frames then
+    night = store.record("door", None, person(7, (0.9, 0.05, 0.05), first=NOW + 3000, last=NOW + 3005), infrared=True)
+    assert store.events(limit=1) == [night] and night["infrared"] is True
     store.close()
     with sqlite3.connect(tmp_path / "site.db") as raw:  # a run of version 7 still going stores its alerts on
         raw.execute("INSERT INTO alerts (rule, camera, zone, at, compliance, compliance_low, compliance_high, observed, "

@@ -58,8 +58,9 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 EVENT_COLUMNS = ("id", "camera", "zone", "track_id", "label", "probability", "first_seen", "last_seen", "frames",
                  "snapshot")
 # events.csv's columns: those of /v1/events as they were (integrators read them by position too),
-# then the times on the site's clock, which a spreadsheet reads as dates.
-CSV_COLUMNS = (*EVENT_COLUMNS, "first_seen_local", "last_seen_local")
+# then the times on the site's clock, which a spreadsheet reads as dates, then `infrared` (schema
+# version 8: seen on grey frames, true or false, as /v1/events says it).
+CSV_COLUMNS = (*EVENT_COLUMNS, "first_seen_local", "last_seen_local", "infrared")
 
 
 def csv_cell(value):
@@ -104,7 +105,8 @@ def asked_range(camera: str | None, since: float, until: float, tz: tzinfo | Non
 def events_csv(rows, tz: tzinfo | None, root: str = "") -> Iterator[str]:
     """Stored events (Unix seconds) as CSV text, a header line and then a line per event, as they
     come: an export is written while it is read. The columns of /v1/events (event_view's), then
-    first and last seen on the clock of `tz` (the site's timezone); the snapshot's URL under
+    first and last seen on the clock of `tz` (the site's timezone), then whether they were seen on
+    grey (infrared) frames; the snapshot's URL under
     `root`, a proxy's path prefix, as /v1/events gives it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -112,7 +114,8 @@ def events_csv(rows, tz: tzinfo | None, root: str = "") -> Iterator[str]:
     for row in rows:
         view = event_view(row, root)
         writer.writerow([*(csv_cell(view[column]) for column in EVENT_COLUMNS),
-                         local_time(row["first_seen"], tz), local_time(row["last_seen"], tz)])
+                         local_time(row["first_seen"], tz), local_time(row["last_seen"], tz),
+                         "true" if row["infrared"] else "false"])
         if buffer.tell() >= 65536:
             yield buffer.getvalue()
             buffer.seek(0)

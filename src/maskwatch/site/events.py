@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import cv2
 import numpy as np
-from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, delete, func, insert, inspect, literal,
-                        select, text, tuple_, union_all, update)
+from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, String, Table, delete, false, func, insert,
+                        inspect, literal, select, text, tuple_, union_all, update)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.schema import CreateTable
@@ -75,6 +75,10 @@ events = Table(
     Column("last_seen", Float, nullable=False),
     Column("frames", Integer, nullable=False),
     Column("snapshot", String(255), nullable=True),
+    # Seen on grey frames more often than not (schema version 8): an auditor tells which of a night's
+    # people the counts' `infrared` were. DEFAULT false in the database too, as version 8's ALTER
+    # gives it: a process of a version before still running stores its people on.
+    Column(INFRARED, Boolean, nullable=False, default=False, server_default=false()),
     # An id is never given again (schema version 6): without it SQLite gave the next one after the
     # largest stored, so a table that retention emptied started again at 1, and a client keeping
     # events by id (or a snapshot by its name) took a new person for one it had.
@@ -233,7 +237,10 @@ def _ids_never_reused_v6(connection: Connection) -> None:
     made = connection.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")).scalar()
     if "AUTOINCREMENT" in (made or "").upper():  # made at version 1 by this maskwatch
         return
-    columns = ", ".join(column.name for column in events.columns)
+    # The columns the old table has: today's `events` has version 8's `infrared` too (DEFAULT false
+    # in the new table), which a database of 5 lacks
+    has = {c["name"] for c in inspect(connection).get_columns("events")}
+    columns = ", ".join(column.name for column in events.columns if column.name in has)
     connection.execute(text("DROP TABLE IF EXISTS events_v6"))
     connection.execute(text(str(CreateTable(events).compile(dialect=connection.dialect))
                             .replace("CREATE TABLE events", "CREATE TABLE events_v6", 1)))
@@ -256,26 +263,30 @@ def _alerts_v7(connection: Connection) -> None:
 
 def _infrared_v8(connection: Connection) -> None:
     """Version 8: the counts' and quarter sums' people seen on grey (infrared) frames (INFRARED),
-    and an alert's of its `seen` people; none before, so 0. Version 7's alerts table had neither:
-    its list and every alert stored after failed on "no such column: alerts.infrared"."""
+    an alert's of its `seen` people, and whether each event's person was one; none before, so 0
+    and false. Version 7's alerts table had neither: its list and every alert stored after failed
+    on "no such column: alerts.infrared"."""
     for table, names in ((counts, (INFRARED,)), (quarters, (INFRARED,)), (alerts, (INFRARED, "seen"))):
         has = {c["name"] for c in inspect(connection).get_columns(table.name)}
         for name in names:
             if name not in has:
                 connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0"))
+    if INFRARED not in {c["name"] for c in inspect(connection).get_columns("events")}:
+        no = "false" if connection.dialect.name == "postgresql" else "0"
+        connection.execute(text(f"ALTER TABLE events ADD COLUMN {INFRARED} BOOLEAN NOT NULL DEFAULT {no}"))
 
 
 MIGRATIONS = [_create_v1, _add_unassessable_v2, _read_indexes_v3, _quarters_v4, _paging_indexes_v5,
               _ids_never_reused_v6, _alerts_v7, _infrared_v8]
 # The newest version whose migration alters tables already there on PostgreSQL (version 5's
-# indexes, version 8's infrared columns of counts, counts_by_quarter and alerts), which PostgreSQL lets
+# indexes, version 8's infrared columns of counts, counts_by_quarter, alerts and events), which PostgreSQL lets
 # their owner alone do; version 7 makes tables of its own (the alerts), which CREATE on the schema
 # allows: `run --probe` asks ownership only up to it.
 ALTERS_TABLES_UNTIL = 8
 # From version 5 on, only version 8 alters, and only these (6 changes nothing on PostgreSQL, 7 makes
-# its own): the probe asks a database of 5 to 7 their ownership alone (it named events and
-# schema_version too, and said FAILED to a user owning what the start alters).
-LATER_ALTERS = (5, ("counts", "counts_by_quarter", "alerts"))
+# its own): the probe asks a database of 5 to 7 their ownership alone (it named schema_version
+# too, and said FAILED to a user owning what the start alters).
+LATER_ALTERS = (5, ("counts", "counts_by_quarter", "alerts", "events"))
 
 
 def _distinct_by_index(column: Column, *where):
@@ -364,14 +375,14 @@ class EventStore:
 
         Their label is the tracker's decision: a class, or `unassessable` (probability 0), which
         is counted in its own column and not in `people` (decided people). `infrared`: they were
-        seen mostly on grey frames, counted in INFRARED too."""
+        seen mostly on grey frames, counted in INFRARED too and marked so in their event."""
         if track.label is None:
             raise ValueError(f"track {track.track_id} has no voted label: nothing to record")
         label = track.decision
         row = {"camera": camera, "zone": zone, "track_id": track.track_id, "label": label,
                "probability": round(track.probability, 4),
                "first_seen": track.first_seen, "last_seen": track.last_seen, "frames": track.hits,
-               "snapshot": None}
+               "snapshot": None, INFRARED: bool(infrared)}
         minute = int(track.last_seen // 60) * 60
         written = None
         try:

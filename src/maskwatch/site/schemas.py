@@ -108,6 +108,9 @@ class Event(BaseModel):
     last_seen: str = Field(description="ISO 8601, UTC")
     frames: int
     snapshot: str | None = Field(description="URL of the blurred snapshot; null in privacy mode")
+    infrared: bool = Field(description="seen on grey (infrared) frames more often than not, where the classifier "
+                                       "passes most bare faces as masked: the label is in doubt "
+                                       "(docs/site.md#night-and-infrared-cameras); false for people stored before")
 
 
 class EventList(BaseModel):

@@ -52,7 +52,7 @@ def sample_event(rule, zones_of: dict[str, list[str]], now: float) -> dict:
     label = rule.labels[0]
     return {"id": 0, "camera": camera, "zone": zone, "track_id": 0, "label": label,
             "probability": 0.0 if label == "unassessable" else 0.93, "first_seen": now - 2.0, "last_seen": now,
-            "frames": 5, "snapshot": None}
+            "frames": 5, "snapshot": None, "infrared": False}
 
 
 def in_words(reason: str) -> str:

@@ -7,6 +7,9 @@ let lastEvents = null;
 // decimals: 0.57 * 100 is 56.99999999999999 in floating point, and a plain floor said "56 %".
 const howSure = (probability) => Math.floor(Math.round(probability * 1e4) / 100);
 
+const INFRARED_MARK = ` <span class="infrared" title="seen on grey (infrared) frames, where the classifier passes ` +
+  `most bare faces as masked: the label is in doubt">(infrared)</span>`;
+
 async function loadEvents() {
   const mine = ++asked.events;
   const params = new URLSearchParams({limit: "50"});
@@ -33,7 +36,8 @@ async function loadEvents() {
     stackRows(document.getElementById("event-table"));
     return;
   }
-  // Times in the page's clock, cameras by name; an unassessable person has no probability. A
+  // Times in the page's clock, cameras by name; an unassessable person has no probability; one seen
+  // on grey (infrared) frames is said so beside the label, which the classifier gets wrong there. A
   // snapshot is read beside the page (as its other reads): the answer's URL carries the server's
   // root_path, which a screen's token-adding proxy that maps its / to the prefix does not mirror.
   const beside = (url) => url.slice(url.indexOf("v1/snapshots/"));
@@ -41,7 +45,7 @@ async function loadEvents() {
     <tr class="event" data-camera="${escapeHtml(e.camera)}" data-label="${e.label}">
       <td>${escapeHtml(clockTime(e.last_seen))}</td>
       <td>${escapeHtml(cameraNames[e.camera] ?? e.camera)}</td>
-      <td>${escapeHtml(e.zone || "—")}</td><td class="${e.label}">${LABELS[e.label]}</td>
+      <td>${escapeHtml(e.zone || "—")}</td><td class="${e.label}">${LABELS[e.label]}${e.infrared ? INFRARED_MARK : ""}</td>
       <td>${e.label === "unassessable" ? "—" : `${howSure(e.probability)} %`}</td>
       <td${e.snapshot ? ` data-snapshot="${escapeHtml(beside(e.snapshot))}"` : ""}></td></tr>`).join("");
   stackRows(document.getElementById("event-table"));  // each value after its heading on a phone
