@@ -235,4 +235,7 @@ def test_people_seen_on_grey_frames_are_counted_infrared_where_the_site_keeps_it
     assert set(hours) == {night, noon} and seen[night] > 0 and seen[noon] > 0
     assert (hours[night]["infrared"], hours[noon]["infrared"]) == (seen[night], 0)
     assert [row["infrared"] for row in store.counts()] == [seen[night], 0]  # the minutes too
+    # and each person's event says which they were (/v1/events, events.csv, MQTT, the webhooks)
+    marks = {(event["last_seen"] >= noon, event["infrared"]) for event in store.events()}
+    assert marks == {(False, True), (True, False)}, marks
     store.close()
