@@ -159,3 +159,14 @@ def test_a_rollback_by_pg_restore_then_upgrading_again_lists_no_alert_of_the_aba
     listed, whole_since = again.alerts(since=0)
     assert listed == [] and whole_since > first_upgrade
     again.close()
+
+
+def test_a_retention_reaching_before_1970_keeps_every_row_on_postgresql(postgres, tmp_path):  # noqa: F811
+    """retention_days: 100000 (keep all, as a site may say it): the cut-off, before 1970 by more than
+    PostgreSQL's INTEGER minute holds, failed each hour with "integer out of range" (a WARNING, the
+    retention skipped); SQLite's integers took it."""
+    url = postgres.new_database("kept_for_ever")
+    store = EventStore(url, tmp_path / "snaps", retention_days=100_000)
+    store.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    assert store.enforce_retention(now=NOW) == 0 and len(store.events()) == 1 and len(store.counts()) == 1
+    store.close()

@@ -622,7 +622,9 @@ class EventStore:
         now = time.time() if now is None else now
         # On a whole minute, as the counts are kept: the person seen in the minute the cut-off fell
         # in went while the minute's count of them stayed (events.csv and report.csv then disagreed).
-        cutoff = (now - self.retention_days * 86400) // 60 * 60
+        # No row is older than 1970: a cut-off before it (retention_days: 100000, keep all) is 1970,
+        # which PostgreSQL's INTEGER minutes hold (they refused it: "integer out of range", hourly).
+        cutoff = max((now - self.retention_days * 86400) // 60 * 60, 0.0)
         try:
             old = self._delete_old_rows(cutoff)
         except SQLAlchemyError:
