@@ -130,3 +130,51 @@ def test_a_postgresql_database_of_version_7_keeps_its_alerts_and_stores_new_ones
                                 f"last_seen, frames) VALUES ('door', NULL, 3, 'with_mask', 0.9, {NOW}, {NOW + 90}, 3)"))
     assert [e["infrared"] for e in again.events()] == [False, True, False]
     again.close()
+
+
+def test_a_rollback_by_pg_restore_then_upgrading_again_lists_no_alert_of_the_abandoned_days(postgres, tmp_path):  # noqa: F811
+    """deployment.md's way back: pg_dump before the upgrade, pg_restore --clean to go back. --clean drops
+    the dump's tables alone, so version 7's `alerts` and `alerts_kept_since` outlived the rollback, and
+    the next upgrade kept them: the day's list showed the abandoned run's alerts and called itself whole
+    from the first upgrade, the old version's alerts between (never stored) missing."""
+    import subprocess
+
+    from sqlalchemy import text
+
+    from tests.postgres import postgres_bin
+
+    url = postgres.new_database("rolled_back")
+    old = EventStore(url)
+    old.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    with old.engine.begin() as connection:  # as events schema 6 (dba03c1) left it, with its person
+        connection.execute(text("DELETE FROM schema_version WHERE version > 6"))
+        connection.execute(text("DROP TABLE alerts, alerts_kept_since"))
+        for table in ("counts", "counts_by_quarter"):
+            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN infrared"))
+    old.close()
+    libpq_url, dump = url.replace("+psycopg", ""), str(tmp_path / "site.dump")
+    subprocess.run([str(postgres_bin() / "pg_dump"), "-Fc", "-f", dump, libpq_url], check=True, capture_output=True)
+    upgraded = EventStore(url)  # the upgrade, then an alert of the days rolled back
+    upgraded.record_alert({"rule": 0, "camera": "door", "zone": None, "compliance": 0.4, "compliance_low": 0.2,
+                           "compliance_high": 0.6, "observed": 0.5, "below": 80.0, "people": 4, "with_mask": 2,
+                           "unassessable": 0, "minutes": 15, "at": NOW + 60, "min_people": 3, "infrared": 0, "seen": 4})
+    first_upgrade = upgraded.alerts(since=0)[1]
+    upgraded.close()
+    subprocess.run([str(postgres_bin() / "pg_restore"), "--clean", "--if-exists", "-d", libpq_url, dump],
+                   check=True, capture_output=True)
+    again = EventStore(url)  # upgraded again, later
+    assert again.migrate() == 8 and [e["track_id"] for e in again.events()] == [1]
+    listed, whole_since = again.alerts(since=0)
+    assert listed == [] and whole_since > first_upgrade
+    again.close()
+
+
+def test_a_retention_reaching_before_1970_keeps_every_row_on_postgresql(postgres, tmp_path):  # noqa: F811
+    """retention_days: 100000 (keep all, as a site may say it): the cut-off, before 1970 by more than
+    PostgreSQL's INTEGER minute holds, failed each hour with "integer out of range" (a WARNING, the
+    retention skipped); SQLite's integers took it."""
+    url = postgres.new_database("kept_for_ever")
+    store = EventStore(url, tmp_path / "snaps", retention_days=100_000)
+    store.record("door", None, person(1, (0.9, 0.05, 0.05)))
+    assert store.enforce_retention(now=NOW) == 0 and len(store.events()) == 1 and len(store.counts()) == 1
+    store.close()

@@ -459,3 +459,32 @@ def test_a_database_of_events_schema_7_keeps_its_alerts_and_stores_new_ones_with
         raw.execute("INSERT INTO alerts (rule, camera, zone, at, compliance, compliance_low, compliance_high, observed, "
                     "below, people, with_mask, unassessable, minutes, min_people) "
                     "VALUES (0, 'door', NULL, 1, 0.4, 0.2, 0.6, 0.5, 80, 4, 2, 0, 15, 3)")
+
+
+def test_the_release_sites_run_dba03c1_upgrades_with_yesterdays_figures_and_logins(tmp_path, caplog):
+    """dba03c1 (events schema 6, auth 7), the last release that passed CI, as its own code wrote it:
+    the upgrade an admin does. The day's figures read as before, with infrared 0 (not known then) in
+    report.csv's last column; the alerts list is whole from the upgrade; users, two-step login and
+    tokens as they were."""
+    from maskwatch.security.two_step import recovery_hash
+    from maskwatch.site.report import report_csv, report_period
+    from tests.data.make_old_site import CODES, SECRET
+
+    secrets = restore(DATA / "site-dba03c1.sql", tmp_path / "site.db")
+    with caplog.at_level(logging.WARNING):
+        store = EventStore(str(tmp_path / "site.db"), retention_days=100_000)
+        auth = AuthStore(str(tmp_path / "site.db"))
+    assert "events schema migrated from version 6 to 8" in caplog.text and "auth schema" not in caplog.text
+    assert [e["id"] for e in store.events()] == [6, 5, 4, 3, 2, 1]
+    csv = report_csv(store, report_period("2026-09-21", "2026-09-21", None), None).splitlines()
+    assert csv[0].endswith(",observed_share,infrared") and len(csv) == 5
+    assert [line.split(",")[3] for line in csv[1:]] == ["1", "3", "1", "1"] and all(line.endswith(",0") for line in csv[1:])
+    listed, whole_since = store.alerts(since=NOW)
+    assert listed == [] and whole_since > NOW  # counted people: whole from the upgrade, the alerts before went
+    store.close()
+    vic = auth.check_login("vic", PASSWORD)
+    assert vic["name"] == "vic" and auth.recovery_left("vic") == len(CODES) - 1
+    assert not auth.use_recovery(vic["id"], recovery_hash(SECRET, CODES[0]))  # used before the upgrade: spent
+    assert auth.token(secrets["token script"], now=NOW)["scope"] == "full"
+    assert auth.session_user(secrets["session ana"], idle=1e9, absolute=1e9, now=NOW + 1)["name"] == "ana"
+    auth.close()

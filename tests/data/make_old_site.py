@@ -7,7 +7,8 @@ SQL. Run with that commit's code on PYTHONPATH (test_upgrades.py opens the dump 
 
 From 3ff55e8 (two-step login, 2026-12-06) vic also has two-step login on with SECRET and the
 recovery codes CODES (the first used), and ana owns a token. From 63d1097 (events schema 7, the
-compliance alerts stored, 2026-12-07) the store holds ALERT too.
+compliance alerts stored, 2026-12-07) the store holds ALERT too. site-dba03c1.sql is the last release
+that passed CI (events schema 6), the one sites upgrade from.
 """
 
 import inspect

@@ -253,9 +253,13 @@ def _ids_never_reused_v6(connection: Connection) -> None:
 
 def _alerts_v7(connection: Connection) -> None:
     """Version 7: the compliance alerts stored; a database with people counted notes since when
-    (the alerts of before went with the process that sent them)."""
+    (the alerts of before went with the process that sent them). Tables already there are those of
+    an upgrade rolled back by `pg_restore --clean`, which drops the dump's tables alone: their alerts
+    went with the rows the restore put back, and the list is whole from now, not from that upgrade."""
     alerts.create(connection, checkfirst=True)
     alerts_kept_since.create(connection, checkfirst=True)
+    connection.execute(delete(alerts))
+    connection.execute(delete(alerts_kept_since))
     counted = connection.execute(select(literal(1)).select_from(counts).limit(1)).first() is not None
     if counted and connection.execute(select(func.count()).select_from(alerts_kept_since)).scalar() == 0:
         connection.execute(insert(alerts_kept_since).values(since=time.time()))
@@ -629,7 +633,9 @@ class EventStore:
         now = time.time() if now is None else now
         # On a whole minute, as the counts are kept: the person seen in the minute the cut-off fell
         # in went while the minute's count of them stayed (events.csv and report.csv then disagreed).
-        cutoff = (now - self.retention_days * 86400) // 60 * 60
+        # No row is older than 1970: a cut-off before it (retention_days: 100000, keep all) is 1970,
+        # which PostgreSQL's INTEGER minutes hold (they refused it: "integer out of range", hourly).
+        cutoff = max((now - self.retention_days * 86400) // 60 * 60, 0.0)
         try:
             old = self._delete_old_rows(cutoff)
         except SQLAlchemyError:
