@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import threading
@@ -137,8 +138,6 @@ ALERT_COUNTS = tuple(column.name for column in alerts.columns if isinstance(colu
 
 def _finite(value) -> bool:
     """A number that is a time (SQLite keeps a text written by hand into a Float column)."""
-    import math
-
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -165,6 +164,8 @@ def alert_row_problem(row: dict) -> str | None:
     except ValueError as err:
         return f"its rule is refused: {err}"
     return None
+
+
 # Since when `alerts` holds every alert: the moment version 7 came to a database that had counted
 # people (those of before were in memory only); no row: since ever (a new database).
 alerts_kept_since = Table("alerts_kept_since", metadata, Column("since", Float, nullable=False))
