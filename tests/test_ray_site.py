@@ -208,3 +208,44 @@ def test_a_bad_ray_address_stops_run_at_once(tmp_path, sample_dir):
                              "--ray", "127.0.0.1:1"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert "error: cannot reach a Ray cluster at 127.0.0.1:1" in result.stderr
+
+
+def test_a_ray_sites_grey_camera_counts_infrared_and_its_compliance_alert_outlives_a_restart(cluster, tmp_path,
+                                                                                            sample_dir):
+    """`run --ray`'s cameras run in actors, its compliance rules in the driver: a night camera's people
+    counted `infrared` and marked so on their events, as `run`'s are, and an alert that fired stored
+    with its figures, listed by GET /v1/alerts after the site restarts too."""
+    from tests.test_night import clip, grey, sample_photos
+
+    clip(tmp_path / "night.mp4", [grey(photo) for photo in sample_photos(sample_dir, 3)])  # looped: 3 people in turn
+    (tmp_path / "site.yaml").write_text("""
+defaults: {fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}
+cameras:
+  night: {source: night.mp4}
+storage: {database: site.db, snapshots: snapshots}
+alerts:
+  compliance: [{camera: night, below: 100, minutes: 15, min_people: 1, cooldown: 0}]
+""")
+    config, detector = load_site_config(tmp_path / "site.yaml", environ={}), Detector.load()
+    site = RaySite(config, detector)
+    with TestClient(create_app(detector, site=site)) as api:
+        # a rule's check, as its thread makes every 30 s, until the people stored are under 100 % masked
+        assert wait_until(lambda: site.compliance.check(), 90)
+        [fired] = site.compliance.stats.last
+        listed = api.get("/v1/alerts").json()["alerts"]
+        events = api.get("/v1/events", params={"camera": "night"}).json()["events"]
+    assert fired["camera"] == "night" and fired["people"] >= 1 and fired["below"] == 100
+    assert fired["infrared"] == fired["seen"] > 0, fired  # every person on grey frames, and the alert says so
+    assert events and all(event["infrared"] for event in events), events
+    store = EventStore(str(tmp_path / "site.db"))
+    counts = store.counts()
+    store.close()
+    assert sum(row["infrared"] for row in counts) == sum(row["people"] + row["unassessable"] for row in counts) > 0
+    kept = {name: fired[name] for name in ("rule", "camera", "compliance", "people", "with_mask", "unassessable",
+                                          "infrared", "seen")}
+    assert kept in [{name: alert[name] for name in kept} for alert in listed], listed
+    # The site restarted over the same database: the alert is listed still, with its fields.
+    site = RaySite(config, detector)
+    with TestClient(create_app(detector, site=site)) as api:
+        again = api.get("/v1/alerts").json()["alerts"]
+    assert kept in [{name: alert[name] for name in kept} for alert in again], again
