@@ -154,7 +154,8 @@ def test_ctrl_c_stops_a_probe_at_once_in_one_line(tmp_path):
         held = [state for _, state in camera]
     assert result.exit_code == 130, result.output
     assert result.output.splitlines()[-1] == "error: probe stopped by Ctrl-C or SIGTERM; a probe writes and sends nothing"
-    # Ended while OpenCV's open still held its connection (until its 60 s stall_timeout: with 20, a busy make test once saw its open end and close before the command did), not after it.
+    # Ended while OpenCV's open still held its connection (until its 60 s stall_timeout: with 20, a
+    # busy make test once saw its open end and close before the command did), not after it.
     assert held.count("closed") < held.count("connected"), held
 
 
