@@ -6,6 +6,8 @@ so nothing detects: the counts are written to its SQLite database beforehand, at
 """
 
 import contextlib
+import csv
+import io
 import math
 import socket
 import threading
@@ -285,7 +287,7 @@ def test_a_date_alone_is_the_site_s_day_in_every_filter(site):
     def last_seen(path, **dates):
         response = get(site, path, camera="till", **dates)
         if path.endswith(".csv"):
-            return [line.split(",")[-1] for line in response.text.splitlines()[1:]]
+            return [row["last_seen_local"] for row in csv.DictReader(io.StringIO(response.text))]
         return [datetime.fromisoformat(e["last_seen"]).astimezone(BERLIN).isoformat() for e in response.json()["events"]]
     for path in ("/v1/events", "/v1/events.csv"):
         tuesday = last_seen(path, since="2026-09-22", until="2026-09-23")
