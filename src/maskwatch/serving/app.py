@@ -309,7 +309,8 @@ def privacy_statement(settings: ServeSettings, site, access: AccessControl, reco
             "cameras_not_running_with_history": site.retired_cameras(),
             "live_frames_blurred": storage.live_blurred,
             "snapshots": "none kept (privacy mode)" if storage.privacy else "one per person, face blurred",
-            "events_kept": "camera, zone, track id, voted label, first and last seen: no face, no identity",
+            "events_kept": "camera, zone, track id, voted label, first and last seen, whether seen on grey (infrared) "
+                           "frames: no face, no identity",
             "alerts_kept": "compliance alerts: camera, zone, rule, when, the share wearing a mask and the people "
                            "counted over the rule's minutes: no person",
             "retention_days": storage.retention_days,
