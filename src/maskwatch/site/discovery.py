@@ -26,8 +26,7 @@ from typing import Iterable
 
 from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.config import discovery_prefix_problem
-from maskwatch.site.events import SUMMED_COLUMNS
-from maskwatch.site.infrared import INFRARED
+from maskwatch.site.infrared import INFRARED, SUMMED_COLUMNS
 
 # INFRARED: of the day's people, those seen on grey frames, beside a night camera's overstated "with a mask"
 SAID = {"with_mask": "with a mask", "without_mask": "without a mask",

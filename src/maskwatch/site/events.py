@@ -41,7 +41,7 @@ from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.database import (MIGRATION_LOCK, apply_migrations, database_engine, database_url, hold_database,
                                      open_database, said_migrated)
 from maskwatch.site.full_disk import FullDiskSweep, disk_is_full
-from maskwatch.site.infrared import INFRARED
+from maskwatch.site.infrared import INFRARED, SUMMED_COLUMNS
 
 if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 s), which no command
     # that only reads or writes the store needs (`maskwatch users ...`, `serve`); cameras import it
@@ -109,7 +109,6 @@ quarters = Table(
     Column(INFRARED, Integer, nullable=False, default=0, server_default=text("0")),
 )
 COUNT_COLUMNS = ("people", *PERSON_LABELS)
-SUMMED_COLUMNS = (*COUNT_COLUMNS, INFRARED)  # INFRARED: schema version 8
 # The compliance alerts as they fired (schema version 7), with their rule's min_people (how each
 # stands now is judged by its own rule, whatever the config says later): GET /v1/alerts and the
 # dashboard read the day's back. Kept in memory before, a restart at 10:00 lost the 08:30 alert.

@@ -9,9 +9,12 @@ version 8), and the figures say how many of their people those were: marked, not
 
 from __future__ import annotations
 
-from maskwatch.faces import UNASSESSABLE
+from maskwatch.faces import PERSON_LABELS, UNASSESSABLE
 
 INFRARED = "infrared"
+# What a count row sums, and so every sum of them (a day, a bucket, today): the decided people,
+# each label's, and those seen on grey frames (schema version 8).
+SUMMED_COLUMNS = ("people", *PERSON_LABELS, INFRARED)
 INFRARED_DOCS = "docs/site.md#night-and-infrared-cameras"  # where the figures send their reader
 
 

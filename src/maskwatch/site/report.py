@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from maskwatch.faces import CLASSES, UNASSESSABLE
-from maskwatch.site.infrared import INFRARED
+from maskwatch.site.infrared import INFRARED, SUMMED_COLUMNS
 from maskwatch.site.prevalence import FIELDS, compliance_fields
 
 REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, UNASSESSABLE, *FIELDS, INFRARED)
-SUMMED = ("people", *CLASSES, UNASSESSABLE, INFRARED)  # a day's fields summed from its rows
 
 
 def parse_day(value: str, name: str) -> date:
@@ -90,7 +89,7 @@ def daily_rows(counts: list[dict], first: date, last: date, tz: tzinfo | None) -
         if not first <= day <= last:
             continue
         key = (day.isoformat(), row["camera"], row["zone"] or "")
-        total = days.setdefault(key, dict.fromkeys(SUMMED, 0))
+        total = days.setdefault(key, dict.fromkeys(SUMMED_COLUMNS, 0))
         for field in total:
             total[field] += row.get(field, 0)  # rows from before the unassessable count have none
     rows = []
@@ -108,7 +107,7 @@ def period_totals(rows: list[dict], by_zone: bool) -> dict[tuple[str, str | None
     sums: dict[tuple[str, str | None], dict] = {}
     for row in rows:
         key = (row["camera"], row["zone"] if by_zone else None)
-        total = sums.setdefault(key, dict.fromkeys(SUMMED, 0))
+        total = sums.setdefault(key, dict.fromkeys(SUMMED_COLUMNS, 0))
         for field in total:
             total[field] += row[field]
     return {key: {**total, **compliance_fields(total)} for key, total in sorted(sums.items())}

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
-from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.hours import first_instant
-from maskwatch.site.infrared import INFRARED, infrared_share
+from maskwatch.site.infrared import SUMMED_COLUMNS, infrared_share
 from maskwatch.site.prevalence import compliance_fields
 
 BUCKETS = {"hour": 3600, "day": 86400, "week": 7 * 86400}  # and the default look-back is 24 of each
@@ -156,7 +155,7 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
     """Per bucket, oldest first: its start (ISO 8601 with offset), people per voted label, the
     compliant share corrected for the classifier's confusions with its 95 % interval, and the
     plain with_mask / people (prevalence.compliance_fields); `infrared`, its people seen on grey
-    frames, and their share of everyone seen (events.infrared_share). ValueError past `max_buckets`
+    frames, and their share of everyone seen (infrared.infrared_share). ValueError past `max_buckets`
     buckets with people, before their intervals are computed."""
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}; got {bucket!r}")
@@ -167,11 +166,9 @@ def compliance_series(rows: list[dict], bucket: str, tz: tzinfo | None, zone: st
         if zone is not None and row["zone"] != zone:
             continue
         start = bucket_start(row["minute"], bucket, tz)
-        _, total = sums.setdefault(start.timestamp(), (start, {"people": 0, **{c: 0 for c in PERSON_LABELS},
-                                                               INFRARED: 0}))
-        total["people"] += row["people"]
-        for label in (*PERSON_LABELS, INFRARED):
-            total[label] += row.get(label, 0)  # rows from before the unassessable count have none
+        _, total = sums.setdefault(start.timestamp(), (start, dict.fromkeys(SUMMED_COLUMNS, 0)))
+        for name in SUMMED_COLUMNS:
+            total[name] += row.get(name, 0)  # rows from before the unassessable count have none
     if max_buckets is not None and len(sums) > max_buckets:
         raise ValueError(f"{len(sums)} {bucket}s hold people since then, more than {max_buckets} at once; "
                          "ask a larger bucket or a later since")
