@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -34,6 +35,12 @@ def shown_database_url(url: str) -> str:
     query too (libpq takes postgresql://host/db?password=..., which SQLAlchemy's hide_password
     shows as written)."""
     return redact_source(make_url(url).render_as_string(hide_password=True))
+
+
+def stored_number(value) -> bool:
+    """Whether a value read from a number column is a finite number: SQLite keeps what a hand or a
+    tool writes there (a text in a Float column), which the stores' readers then failed on."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def open_database(url: str, migrate: Callable[[], int]) -> None:

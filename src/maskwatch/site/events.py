@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import threading
@@ -39,7 +38,7 @@ from maskwatch.faces import PERSON_LABELS, UNASSESSABLE
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.config import CAMERA_ID
 from maskwatch.site.database import (MIGRATION_LOCK, apply_migrations, database_engine, database_url, hold_database,
-                                     open_database, said_migrated)
+                                     open_database, said_migrated, stored_number)
 from maskwatch.site.full_disk import FullDiskSweep, disk_is_full
 from maskwatch.site.infrared import INFRARED, SUMMED_COLUMNS
 
@@ -135,11 +134,6 @@ ALERT_COLUMNS = tuple(column.name for column in alerts.columns if column.name !=
 ALERT_COUNTS = tuple(column.name for column in alerts.columns if isinstance(column.type, Integer) and column.name != "id")
 
 
-def _finite(value) -> bool:
-    """A number that is a time (SQLite keeps a text written by hand into a Float column)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def alert_row_problem(row: dict) -> str | None:
     """What is wrong with a stored alert's row (None: nothing): SQLite keeps what a hand or a tool
     writes into a column, a text in a Float one among them."""
@@ -152,7 +146,7 @@ def alert_row_problem(row: dict) -> str | None:
         elif name in ALERT_COUNTS:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= (1 if name == "minutes" else 0)
         else:
-            ok = _finite(value) and (
+            ok = stored_number(value) and (
                 name != "at" or 0 <= value < 253402214400)  # before 9999-12-31: a date on any clock
         if not ok:
             return f"{name} is {value!r}"
@@ -606,10 +600,10 @@ class EventStore:
             oldest = connection.execute(select(func.min(alerts.c.at))).scalar()
             rows = [dict(row._mapping) for row in connection.execute(query)]
         rows = [row for row in rows if self._readable_alert(row)]
-        upgraded = max((at for at in upgrades if _finite(at)), default=None)
+        upgraded = max((at for at in upgrades if stored_number(at)), default=None)
         if upgraded is None:
             return rows, float("-inf")
-        return rows, min(upgraded, oldest) if _finite(oldest) else upgraded
+        return rows, min(upgraded, oldest) if stored_number(oldest) else upgraded
 
     def _readable_alert(self, row: dict) -> bool:
         """Whether a stored alert's row holds what the list needs: one damaged by hand or a tool (a

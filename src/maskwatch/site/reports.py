@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
 from maskwatch.runtime import Periodic, ProblemLog, boot_clock
-from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database
+from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database, stored_number
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
 from maskwatch.site.infrared import INFRARED, infrared_words
@@ -93,12 +93,9 @@ class SentReports:
         SQLite keeps a text there) stopped every report's check, and no report was sent again; it
         is deleted, named in the log by `names` (key: how the log names its report; the key is a
         hash the reader cannot match to the file), and its report counts as new (sent from its next time)."""
-        import math
-
         with self.engine.connect() as connection:
             rows = {row.report: row.due for row in connection.execute(select(reports_sent))}
-        damaged = {key: due for key, due in rows.items()
-                   if not isinstance(due, (int, float)) or isinstance(due, bool) or not math.isfinite(due)}
+        damaged = {key: due for key, due in rows.items() if not stored_number(due)}
         if damaged:
             with self.engine.begin() as connection:
                 connection.execute(delete(reports_sent).where(reports_sent.c.report.in_(sorted(damaged))))
