@@ -203,6 +203,9 @@ def _ascii_address(address: str) -> str | None:
         return None
 
 
+ONE_TO = "write the addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)"
+
+
 def _mail_recipients_problem(url: str) -> str | None:
     """What in an e-mail URL's `to=` is no address apprise sends to: apprise drops it (a warning at
     most), and `to=notanaddress` (or `to=ñ@clinic.example`) passed --check, each mail then failing
@@ -214,13 +217,11 @@ def _mail_recipients_problem(url: str) -> str | None:
     keys = [urllib.parse.unquote(key).strip().lower() for key, _, _ in words]
     if keys.count("to") > 1:
         last = urllib.parse.unquote(next(value for key, _, value in reversed(words) if key.strip().lower() == "to"))
-        return (f"to= is given {keys.count('to')} times: apprise sends to the last alone ({last!r}); write the "
-                "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
+        return f"to= is given {keys.count('to')} times: apprise sends to the last alone ({last!r}); {ONE_TO}"
     # Addresses after to='s only: "pw&3f9c@x.example" in a pass= (a bare & in the password) is not to be shown
     for (key, eq, _), (before, _, _) in zip(words[1:], words):
         if not eq and before.strip().lower() == "to" and is_email(stray := urllib.parse.unquote(key)):
-            return (f"{stray!r} stands alone after an &: apprise reads no recipient there and drops it; write the "
-                    "addresses in one to=, comma-separated (to=ana@clinic.example,bea@clinic.example)")
+            return f"{stray!r} stands alone after an &: apprise reads no recipient there and drops it; {ONE_TO}"
     value = ((parse_url(url) or {}).get("qsd") or {}).get("to")  # as apprise reads it: a + is a +
     if not value:
         return None
