@@ -313,6 +313,17 @@ def raised(call) -> list[BaseException]:
     return []
 
 
+def damaged_copies(connection: sqlite3.Connection, where: str, damage) -> None:
+    """For each (column, value) of `damage`, a copy of the first stored alert `where` picks with that
+    column's value written in, as a hand or a tool in SQLite would."""
+    good = connection.execute(f"SELECT * FROM alerts {where}").fetchone()
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(alerts)")][1:]
+    for column, value in damage:
+        row = dict(zip(columns, good[1:])) | {column: value}
+        connection.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                           list(row.values()))
+
+
 def test_a_row_damaged_by_hand_is_left_out_of_the_list_and_named_once_in_the_log(tmp_path, detector, caplog):
     """A text in `at`, a negative `minutes`, a blob for a camera (or a text in alerts_kept_since), written
     into SQLite by hand or a tool: one such row made GET /v1/alerts a 500 ("the server failed on this
@@ -326,13 +337,8 @@ def test_a_row_damaged_by_hand_is_left_out_of_the_list_and_named_once_in_the_log
         crowd(site.store, masked=2, unmasked=18, when=now - 60, camera="till")
         assert len(site.compliance.check(now)) == 2
         with sqlite3.connect(database) as connection:
-            good = connection.execute("SELECT * FROM alerts WHERE camera = 'till'").fetchone()
-            columns = [row[1] for row in connection.execute("PRAGMA table_info(alerts)")][1:]
             damage = {"at": "garbage", "minutes": -5, "camera": b"\xff\x00", "below": "x", "compliance": 1e309}
-            for column, value in damage.items():
-                row = dict(zip(columns, good[1:])) | {column: value}
-                connection.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                                   list(row.values()))
+            damaged_copies(connection, "WHERE camera = 'till'", damage.items())
             connection.execute("INSERT INTO alerts_kept_since VALUES ('garbage')")  # an upgrade's row, by hand
         caplog.set_level(logging.WARNING, logger="maskwatch.site.events")
         listed = alerts_of(site, database, full)
@@ -360,13 +366,8 @@ def test_a_row_whose_rule_could_not_be_made_again_or_whose_counts_are_no_counts_
         crowd(site.store, masked=2, unmasked=18, when=now - 60, camera="till")
         assert len(site.compliance.check(now)) == 1
         with sqlite3.connect(database) as connection:
-            good = connection.execute("SELECT * FROM alerts").fetchone()
-            columns = [row[1] for row in connection.execute("PRAGMA table_info(alerts)")][1:]
-            damage = [("below", 0), ("below", 150), ("min_people", 0), ("infrared", -1), ("seen", 2.5)]
-            for column, value in damage:
-                row = dict(zip(columns, good[1:])) | {column: value}
-                connection.execute(f"INSERT INTO alerts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                                   list(row.values()))
+            damaged_copies(connection, "", [("below", 0), ("below", 150), ("min_people", 0), ("infrared", -1),
+                                            ("seen", 2.5)])
         caplog.set_level(logging.WARNING, logger="maskwatch.site.events")
         listed = alerts_of(site, database, full)
         assert [a["camera"] for a in listed["alerts"]] == ["till"]
