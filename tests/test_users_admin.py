@@ -354,6 +354,22 @@ def test_tokens_that_stop_working_within_a_week_are_said_in_the_servers_log_at_t
     assert not any(secret in caplog.text for secret in secrets)
 
 
+def test_token_names_are_unique_whatever_their_case_as_users_names_are(tmp_path):
+    """`tokens add WALL` beside `wall` made a second token: the admin who revoked `wall` after a
+    leak (or `DELETE /v1/tokens/wall`) left `WALL` working, and the two read alike in the list."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    wall = AuthStore(db).add_token("wall", "read")
+    refused = CliRunner().invoke(app, ["tokens", "add", "WALL", "--database", db])
+    assert refused.exit_code == 1 and "a token named 'wall' exists already" in refused.output, refused.output
+    made = logged_in(db, BOSS).post("/v1/tokens", json=BY_BOSS | {"name": "Wall", "scope": "read"}, headers=CSRF)
+    assert made.status_code == 409 and "a token named 'wall' exists already" in made.json()["error"], made.text
+    assert [t["name"] for t in AuthStore(db).tokens()] == ["wall"] and AuthStore(db).token(wall)["name"] == "wall"
+
+
 def tokens_of_version_5(url: str) -> None:
     """A database from before tokens could expire (auth schema 5, set back as an older maskwatch
     left it) opens: its tokens keep working and never expire."""

@@ -121,10 +121,10 @@ def _named(name: str, column=users.c.name):
     return column == name if _askable(name) else false()
 
 
-def _any_case(name: str):
-    """The users whose name is `name` whatever its case, both sides lowered by the database: the one
-    comparison of a name taken (add_user) and of a name tried (is_user_name)."""
-    return func.lower(users.c.name) == func.lower(name) if _askable(name) else false()
+def _any_case(name: str, column=users.c.name):
+    """The rows whose `column` is `name` whatever its case, both sides lowered by the database: the one
+    comparison of a name taken (add_user, add_token) and of a name tried (is_user_name)."""
+    return func.lower(column) == func.lower(name) if _askable(name) else false()
 
 
 def _revoke_owned(connection, user_id: int) -> list[str]:
@@ -620,8 +620,10 @@ class AuthStore:
                     raise ValueError(f"{owner!r} is a viewer: a token's owner is an admin (their tokens go "
                                      "when they stop being one)")
                 owner_id = row.id
-            if connection.execute(select(api_tokens.c.id).where(_named(name, api_tokens.c.name))).first() is not None:
-                raise Conflict(f"a token named {name!r} exists already (revoke it first)")
+            # `wall` and `WALL` were two tokens: `tokens revoke wall` after a leak left the other working.
+            taken = connection.execute(select(api_tokens.c.name).where(_any_case(name, api_tokens.c.name))).scalar()
+            if taken is not None:
+                raise Conflict(f"a token named {taken!r} exists already (revoke it first)")
             key = token_hash(token) if cameras is None else limited_token_hash(token)
             connection.execute(insert(api_tokens).values(name=name, token_hash=key, scope=scope,
                                                          created=time.time(), owner=owner_id, expires=expires,
