@@ -354,6 +354,31 @@ def test_tokens_that_stop_working_within_a_week_are_said_in_the_servers_log_at_t
     assert not any(secret in caplog.text for secret in secrets)
 
 
+def test_tokens_list_marks_the_tokens_that_end_within_14_days_as_the_dashboard_does(tmp_path):
+    """On Friday the admin reads `tokens list`: it gave the date alone, so a token ending on Monday
+    looked like one ending next year, where the dashboard's table said "ends in 3 days"."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.site.event_views import minute_utc
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    now = time.time()
+    ends = {"mqtt-bridge": now + 3 * 86400 + 600, "ci-upload": now + 5 * 3600 + 60, "wall": now + 13.9 * 86400,
+            "yearly": now + 30 * 86400, "gone": now - 60, "prometheus": None}
+    for name, at in ends.items():
+        store.add_token(name, "read", expires=at)
+    listed = CliRunner().invoke(app, ["tokens", "list", "--database", db]).output
+    expiry = dict(line.split("\t")[::5] for line in listed.splitlines())
+    assert expiry == {
+        "mqtt-bridge": f"expires {minute_utc(ends['mqtt-bridge'])} (ends in 3 days: make its successor)",
+        "ci-upload": f"expires {minute_utc(ends['ci-upload'])} (ends in 5 hours: make its successor)",
+        "wall": f"expires {minute_utc(ends['wall'])} (ends in 14 days: make its successor)",
+        "yearly": f"expires {minute_utc(ends['yearly'])}", "gone": f"expired {minute_utc(ends['gone'])}",
+        "prometheus": "expires never"}
+
+
 def test_token_names_are_unique_whatever_their_case_as_users_names_are(tmp_path):
     """`tokens add WALL` beside `wall` made a second token: the admin who revoked `wall` after a
     leak (or `DELETE /v1/tokens/wall`) left `WALL` working, and the two read alike in the list."""

@@ -458,18 +458,20 @@ def add_token(
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = None) -> None:
     """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds
-    brackets), when each was made and last used, when it expires (UTC) and its cameras (last, so
-    that a script reading the columns before finds them where they were): after a password may
-    have been stolen, the tokens made since are the ones to revoke."""
+    brackets), when each was made and last used, when it expires (UTC; within 14 days how soon, as
+    the dashboard marks it) and its cameras (last, so that a script reading the columns before
+    finds them where they were): after a password may have been stolen, the tokens made since
+    are the ones to revoke."""
+    from maskwatch.security.token_expiry import expiry_words
     from maskwatch.site.event_views import minute_utc as utc
 
     store = open_store(config, database, "tokens")
+    now = time.time()
     for token in store.tokens():
         used = utc(token["last_used"]) if token["last_used"] else "never"
-        ends = "never" if token["expires"] is None else utc(token["expires"])
-        ended = "expired" if token["expires"] is not None and token["expires"] <= time.time() else "expires"
         typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tmade {utc(token['created'])}"
-                   f"\tlast used {used}\t{ended} {ends}\tcameras={'all' if token['cameras'] is None else ','.join(token['cameras'])}")
+                   f"\tlast used {used}\t{expiry_words(token['expires'], now)}"
+                   f"\tcameras={'all' if token['cameras'] is None else ','.join(token['cameras'])}")
 
 
 @tokens_app.command("revoke")
