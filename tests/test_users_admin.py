@@ -354,6 +354,51 @@ def test_tokens_that_stop_working_within_a_week_are_said_in_the_servers_log_at_t
     assert not any(secret in caplog.text for secret in secrets)
 
 
+def test_the_tokens_ending_soon_are_said_once_a_day_for_the_whole_site_not_by_each_process(tmp_path, caplog):
+    """`run` with its Ray actors, `serve --workers`: each process's sweep said the tokens ending
+    soon at its start and daily, so the log held the same warning once per process, each day. The
+    site says it once a day, whichever process's sweep comes first (the users database holds when);
+    a restart within the day says nothing again; a clock set back says it again, not a week later."""
+    from maskwatch.security.access import AccessControl
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_token("mqtt-bridge", "read", expires=time.time() + 3 * 86400)
+    settings = AuthSettings(database=db, open_without_users=False)
+    processes = [AccessControl.from_settings(settings) for _ in range(3)]  # a site's workers, each its own store
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.token_expiry"]
+
+    with caplog.at_level(logging.WARNING):
+        for sweep in range(2):  # each process's first sweep (its start), then the next minute's
+            for control in processes:
+                control._sweep()
+        AccessControl.from_settings(settings)._sweep()  # one restarted within the day
+    assert len(said()) == 1 and said()[0].startswith("API token 'mqtt-bridge' (read, a site token) stops working")
+
+
+def daily_claims(url: str) -> None:
+    """Of two processes asking, one says the day's notice: the first, then a day on; a clock set back since says it again."""
+    first, second = AuthStore(url), AuthStore(url)
+    now = time.time()
+    assert first.claim_daily("tokens_ending", 86400, now) and not second.claim_daily("tokens_ending", 86400, now + 1)
+    assert not first.claim_daily("tokens_ending", 86400, now + 86399)
+    assert second.claim_daily("tokens_ending", 86400, now + 86400) and not first.claim_daily("tokens_ending", 86400, now + 86401)
+    assert first.claim_daily("tokens_ending", 86400, now - 3 * 86400)  # the clock set back 4 days since
+    assert not second.claim_daily("tokens_ending", 86400, now - 3 * 86400 + 60)
+    assert first.claim_daily("other", 86400, now)  # a notice of its own
+    first.close(), second.close()
+
+
+def test_a_daily_notice_is_claimed_by_one_process_sqlite(tmp_path):
+    daily_claims(str(tmp_path / "users.db"))
+
+
+def test_a_daily_notice_is_claimed_by_one_process_postgresql(postgres):  # noqa: F811
+    daily_claims(postgres.new_database("daily_notices"))
+
+
 def test_tokens_list_marks_the_tokens_that_end_within_14_days_as_the_dashboard_does(tmp_path):
     """On Friday the admin reads `tokens list`: it gave the date alone, so a token ending on Monday
     looked like one ending next year, where the dashboard's table said "ends in 3 days"."""

@@ -22,10 +22,10 @@ import threading
 import time
 
 from sqlalchemy import delete, false, func, insert, literal, or_, select, tuple_, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
-from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, failure_windows,
+from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, daily_notices, failure_windows,
                                        login_failures, recovery_codes, run_chores, sessions, users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem, no_such,
@@ -759,6 +759,31 @@ class AuthStore:
             connection.execute(delete(login_failures).where(
                 (login_failures.c.at < now - kept) | (login_failures.c.at > now + kept)))
         return kept
+
+    # What the site says once a day
+
+    def claim_daily(self, notice: str, every: float, now: float | None = None) -> bool:
+        """Whether this process is the one to say `notice` now: True once per `every` seconds for
+        the whole database, whichever of its processes (`run`, `serve --workers`, Ray replicas,
+        on other machines too with PostgreSQL) asks first; each said it on its own, N times.
+        Read first, so that the once-a-minute ask of each process writes nothing until it is due;
+        then one conditional UPDATE (or the first INSERT), which one process alone can win. A time
+        said over `every` ahead of the clock (a clock set back since) is due again."""
+        now = time.time() if now is None else now
+        row = daily_notices.c.notice == notice
+        with self.engine.connect() as connection:
+            said = connection.execute(select(daily_notices.c.said).where(row)).scalar()
+        if said is not None and now - every < said <= now + every:
+            return False
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                if said is not None:  # still `said`: no other process claimed it since it was read
+                    return connection.execute(update(daily_notices).where(row, daily_notices.c.said == said)
+                                              .values(said=now)).rowcount == 1
+                connection.execute(insert(daily_notices).values(notice=notice, said=now))
+                return True
+        except IntegrityError:  # another process's first INSERT came first: it says it
+            return False
 
     # Access log
 

@@ -2,9 +2,10 @@
 
 A token made on the dashboard expires in 90 days unless changed: a Prometheus or monitoring
 token made there stopped one day with no word before it (its scrapes refused, a `token_expired`
-row after). The access control's sweep says each token ending within SAID_WITHIN_DAYS at the
-start and then once a day, by name, owner and date, never its secret (the server keeps its hash
-only). `tokens list` marks those ending within MARKED_WITHIN_DAYS, in the dashboard's words.
+row after). The access control's sweep says each token ending within SAID_WITHIN_DAYS once a day
+for the whole site (AuthStore.claim_daily: every process of `run`, `serve --workers` and the Ray
+replicas said it, N times a day), by name, owner and date, never its secret (the server keeps its
+hash only). `tokens list` marks those ending within MARKED_WITHIN_DAYS, in the dashboard's words.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 SAID_WITHIN_DAYS = 7  # the server's log, daily
 MARKED_WITHIN_DAYS = 14  # `tokens list` and the dashboard's tokens table (users.js's SOON_DAYS)
-SAID_EVERY = 86400.0  # seconds between the log's words of the tokens ending
+SAID_EVERY = 86400.0  # seconds between the log's words of the tokens ending, for the whole site
+DAILY_NOTICE = "tokens_ending"  # its row in the users database's daily_notices
 
 
 def ending_tokens(tokens: list[dict], now: float, days: float = SAID_WITHIN_DAYS) -> list[dict]:
