@@ -25,8 +25,8 @@ from sqlalchemy import delete, false, func, insert, literal, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
-from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, daily_notices, failure_windows,
-                                       login_failures, recovery_codes, run_chores, sessions, users)
+from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, daily_notices,
+                                       failure_windows, login_failures, recovery_codes, run_chores, sessions, users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem, no_such,
                                            token_access_problem)

@@ -57,4 +57,5 @@ def say_ending_tokens(tokens: list[dict], now: float | None = None) -> None:
         owner = f"owner {token['owner']}" if token["owner"] is not None else "a site token"
         log.warning("API token %r (%s, %s) stops working at %s, in %s: make its successor (the dashboard's Users, "
                     "or maskwatch tokens add --expires DAYS) and put it where this one is used",
-                    token["name"], token["scope"], owner, minute_utc(token["expires"]), time_left(token["expires"] - now))
+                    token["name"], token["scope"], owner, minute_utc(token["expires"]),
+                    time_left(token["expires"] - now))
