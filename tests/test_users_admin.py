@@ -219,6 +219,28 @@ def test_tokens_add_owner_on_the_server_and_the_users_commands_say_which_tokens_
     assert [e["target"] for e in AuthStore(db).access_log(action="token_revoked")] == ["nightly (owner bea made a viewer)"]
 
 
+def test_users_remove_of_the_last_user_says_what_the_site_is_left_as(tmp_path):
+    """`users remove` of the only user said "removed boss; their sessions ended" alone: a server on
+    loopback was then open to anyone on the machine, one beyond it let nobody log in and would not
+    start again, and nothing said so. It says it (on stderr), and how to add an admin."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+
+    def remove(name: str):
+        return CliRunner().invoke(app, ["users", "remove", name, "--database", db])
+
+    assert remove("ana").output == "removed ana; their sessions ended\n"  # boss is left: nothing more to say
+    last = remove("boss")
+    assert last.exit_code == 0 and last.output.startswith("removed boss; their sessions ended\n"), last.output
+    assert ("warning: the database has no users now: a server on loopback lets in anyone on this machine, one "
+            "beyond it lets nobody log in and refuses to start; add an admin: maskwatch users add NAME --role admin"
+            ) in " ".join(last.output.split()), last.output
+    assert AuthStore(db).user_count() == 0
+
+
 def tokens_of_version_2(url: str) -> None:
     """A database from before tokens had owners (auth schema 2, set back as an older maskwatch left
     it) opens: its token still works, as a site token that no admin's removal takes."""

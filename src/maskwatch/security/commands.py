@@ -244,6 +244,11 @@ def remove_user(name: UserName, config: Config = None, database: Database = None
     from maskwatch.security.user_words import revoked_words
 
     typer.echo(f"removed {name}; their sessions ended{revoked_words(revoked)}")
+    if store.user_count() == 0:  # the last one (allowed here): the site is open on loopback, shut beyond it
+        where = f" --config {config}" if config is not None else f" --database {database}" if database else ""
+        typer.secho("warning: the database has no users now: a server on loopback lets in anyone on this machine, "
+                    "one beyond it lets nobody log in and refuses to start; add an admin: maskwatch users add NAME "
+                    f"--role admin{where}", fg=typer.colors.YELLOW, err=True)
 
 
 @users_app.command("edit")
