@@ -306,7 +306,7 @@ def test_a_camera_card_says_how_many_of_today_s_people_were_seen_on_grey_frames(
     assert desk.query_selector('.camera[data-camera="live"] .counts .infrared') is None
     desk.route("**/v1/cameras", night)
     card = desk.wait_for_selector('.camera[data-camera="live"] .counts .infrared', timeout=20_000)
-    assert card.text_content() == "infrared: 3" and "overstated" in card.get_attribute("title")
+    assert card.text_content() == "infrared: 3" and "overstated" in desk.inner_text("#cameras-infrared-note")
 
 
 def test_the_people_list_says_who_was_seen_on_grey_frames(server, tab):
@@ -319,8 +319,7 @@ def test_the_people_list_says_who_was_seen_on_grey_frames(server, tab):
     desk.wait_for_selector("#event-list tr.event", timeout=20_000)
     labels = [cell.inner_text() for cell in desk.query_selector_all("#event-list tr.event td:nth-child(4)")]
     assert labels == ["mask (infrared)", "no mask"], labels
-    mark = desk.query_selector("#event-list tr.event .infrared")
-    assert "grey (infrared) frames" in mark.get_attribute("title")
+    assert "grey (infrared) frames" in desk.inner_text("#events-infrared-note")  # what the mark means
 
 
 def test_the_chart_s_first_time_has_its_year_and_stays_clear_of_the_last(server, tab):

@@ -124,13 +124,14 @@ async function pollCameras() {
       `<span class="today">today:</span>` + Object.keys(LABELS).map((c) =>
         `<span class="${c}" data-class="${c}">${LABELS[c]}: <b>${today[c] ?? 0}</b></span>`).join("") +
       // a night camera's: its people seen on grey frames, whose "mask" is often a bare face (docs/site.md)
-      (today.infrared ? `<span class="infrared" title="seen on grey (infrared) frames, where the classifier passes ` +
-        `most bare faces as masked: the masked count is overstated">infrared: <b>${today.infrared}</b></span>` : "") +
+      // (what it means: #cameras-infrared-note, below the cards; a tooltip here reached no finger nor keyboard)
+      (today.infrared ? `<span class="infrared">infrared: <b>${today.infrared}</b></span>` : "") +
       // beside the figures: a camera never connected showed "mask: 0, no mask: 0", read as nobody came
       // in at that door, and one down since the morning its morning's counts, read as the day's
       (camera.connected ? "" : `<span class="stopped">(not counting while offline)</span>`);
     if (camera.analysed > 0 && camera.connected) readCardPicture(card, camera.id);  // an offline camera's last picture stays, dimmed
   }
+  document.getElementById("cameras-infrared-note").hidden = !cameras.some((camera) => camera.today?.infrared);
 }
 
 // Since when an offline camera counts as down, on the site's clock, and for how long (on the server's
