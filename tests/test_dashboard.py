@@ -573,7 +573,7 @@ def test_camera_names_and_errors_are_shown_as_text_and_wrap_on_a_phone(server, t
     for width in (320, 1280):  # one card of a phone's width, and the desk's grid of narrow cards
         phone.set_viewport_size({"width": width, "height": 640})
         assert phone.evaluate(LINES, '.camera[data-camera="till"] .name') == 1, width
-        assert "fps analysed" in phone.inner_text('.camera[data-camera="till"] .state')
+        assert "frames a second" in phone.inner_text('.camera[data-camera="till"] .state')
 
 
 def test_an_offline_camera_s_counts_say_it_is_not_counting(server, tab):

@@ -3,6 +3,7 @@ an audit with axe-core and the keyboard found, each kept fixed here (no axe in t
 a Debian package)."""
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -366,3 +367,13 @@ def test_what_the_infrared_marks_mean_is_on_the_page_where_a_finger_reaches_it(z
                         "masked: the label is in doubt."], said
     finally:
         context.close()
+
+
+def test_an_admin_reads_a_card_s_rates_in_words(zoned_site, admin_state, tab):  # noqa: F811
+    """A store's manager, the admin of its site, read "online, 0.5 fps analysed (stream 9.8 fps)" on each
+    card: an engineer's words. The same figures in words: the first is the camera's fps in site.yaml."""
+    desk = tab(1280, 800, state=admin_state)
+    desk.goto(zoned_site.base + "/")
+    desk.wait_for_selector('.camera[data-camera="door"][data-connected="true"]', timeout=30_000)
+    state = desk.inner_text('.camera[data-camera="door"] .state')
+    assert re.fullmatch(r"online, checks 0\.5 frames a second \(the camera sends [\d.]+\)", state), state

@@ -106,10 +106,11 @@ async function pollCameras() {
   for (const camera of cameras) {
     const card = cameraCard(camera);
     card.dataset.connected = camera.connected;
-    // The analysed rate is the one set in the config; the stream's own is what the camera sends.
-    // An admin's figures: to a viewer (a clinic's supervisor) "3 fps analysed" was an engineer's word.
+    // The rate checked is the one set in the config (its fps); the other is what the camera sends.
+    // An admin's figures: to a viewer (a clinic's supervisor) they were an engineer's words, and to an
+    // admin (a store's manager) "3 fps analysed (stream 25 fps)" was too: said in words.
     card.querySelector(".state").textContent = !camera.connected ? "offline" : accountRole !== "admin" ? "online"
-      : `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)`;
+      : `online, checks ${camera.fps_target} frames a second (the camera sends ${camera.fps})`;
     // A camera kept up through a stall (its offline_after) says why no new frame comes: its card
     // said "online" over a frozen picture, and nothing more, for up to an hour.
     card.querySelector(".detail").textContent = camera.connected
