@@ -634,7 +634,6 @@ def test_a_request_that_hangs_is_said_as_the_server_away(server, tab):
     assert desk.inner_text(f"{card} .nofeed") == "no picture: the server did not answer in 15 s"
     desk.wait_for_selector("#event-list .nosnap", timeout=20_000)  # the snapshot's place says so, not a broken picture
     assert desk.text_content("#event-list tr.event td:last-child") == "no picture (the server did not answer in 15 s)"
-    assert desk.get_attribute("#event-list .nosnap", "title") == "the server did not answer in 15 s"
     assert desk.is_hidden(f"{card} img") and desk.is_hidden("#stale")  # the picture only: the server answers
     desk.unroute("**/v1/cameras/live/frame.jpg*")
     desk.clock.fast_forward(15_000)  # the request asked again at the next poll, held too, ends

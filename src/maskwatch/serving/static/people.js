@@ -96,12 +96,11 @@ function showSnapshots() {
     });
   }
 }
-// "no picture", why in its tooltip (a mouse) and in words a screen reader reads with the cell (the
-// title alone was the span's description, which table reading leaves unsaid), shown on a screen with
-// no hover (dashboard.css).
+// "no picture (not kept)", why shown beside it to everyone: in its title it was the span's description,
+// which table reading leaves unsaid, and a tooltip that neither a finger nor the keyboard brings up.
 function noSnapshot(why) {
-  const words = Object.assign(document.createElement("span"), {className: "nosnap", textContent: "no picture", title: why});
-  words.append(Object.assign(document.createElement("span"), {className: "why sr-only", textContent: ` (${why})`}));
+  const words = Object.assign(document.createElement("span"), {className: "nosnap", textContent: "no picture"});
+  words.append(Object.assign(document.createElement("span"), {className: "why", textContent: ` (${why})`}));
   return words;
 }
 
