@@ -361,6 +361,32 @@ def test_the_dashboards_clock_is_the_sites_timezone_else_the_machines_by_name(tm
     assert load_site_config(lisbon, environ={}).clock() == "Europe/Lisbon"
 
 
+@pytest.mark.parametrize("env, said", [
+    ({"TZ": "Mars/Olympus"}, "TZ='Mars/Olympus' (the environment): no such time zone on this machine (no zone file "
+                             "/usr/share/zoneinfo/Mars/Olympus), so its local time is UTC, and the site's days, opening "
+                             "hours and reports would be UTC's; write `timezone:` in the site's file, an IANA name such "
+                             "as Europe/Berlin, or set TZ to a zone this machine has"),
+    # a zone the system's zone files lack (an old tzdata, a slim container) that Python's tzdata has
+    ({"TZ": "Europe/Berlin", "TZDIR": "EMPTY"}, "Python knows it: write `timezone: Europe/Berlin` in the site's file"),
+])
+def test_a_tz_naming_no_zone_this_machine_has_stops_run_check_where_the_file_sets_none(tmp_path, env, said):
+    """The C library reads a TZ it has no zone file for as UTC and says so nowhere: a site with no
+    `timezone` ran its days, opening hours and reports on UTC, the dashboard on the browser's clock,
+    and `run --check` passed, its reports "in the local time, which has no IANA name"."""
+    (tmp_path / "EMPTY").mkdir()
+    env = {name: str(tmp_path / value) if name == "TZDIR" else value for name, value in env.items()}
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\n")
+    checked = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env=env)
+    assert checked.exit_code == 1 and said.replace("/usr/share/zoneinfo", env.get("TZDIR", "/usr/share/zoneinfo")) in \
+        " ".join(checked.output.split()), checked.output
+    path.write_text(path.read_text() + "timezone: Europe/Lisbon\n")  # the file's clock: TZ is no part of the site's times
+    assert CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env=env).exit_code == 0
+    for fine in ("Europe/Berlin", ":Europe/Berlin", "JST-9", "EST5EDT,M3.2.0,M11.1.0", "<+0530>-5:30", "UTC", ""):
+        path.write_text("cameras:\n  a: {source: webcam:0}\n")
+        result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env={"TZ": fine})
+        assert result.exit_code == 0, (fine, result.output)
+
+
 @pytest.mark.parametrize("camera, expected", [
     ("{source: webcam:0, hours: ['weekdays 08:00-18:00']}", "camera 'c', field 'hours': days are mon, tue"),
     ("{source: webcam:0, hours: ['mon 8-18']}", "camera 'c', field 'hours': opening hours are written like"),

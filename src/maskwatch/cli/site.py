@@ -64,6 +64,7 @@ def run(
     if ray_address is not None:
         _need("run --ray", "ray")
     from maskwatch.site.config import SiteConfigError, load_site_config
+    from maskwatch.site.config.site import unread_tz
     from maskwatch.video.sources import redact_source
 
     try:
@@ -77,6 +78,8 @@ def run(
         elif not config.exists():
             typer.echo(f"maskwatch run --config {shlex.quote(str(config))} --init writes a commented example there", err=True)
         raise typer.Exit(code=1) from None
+    if site.timezone is None and (unread := unread_tz()):  # the site's clock would be UTC, said nowhere
+        _fail(f"{config}: {unread}")
     # --check's lines are its answer: one it cannot print fails it (exit 1, naming standard output).
     # Before a start they are start lines, which a stdout on a full disk does not keep the site from.
     say = _print_data if check or probe else _say

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,37 @@ def local_zone_name() -> str | None:
         return None
     now = datetime.now()
     return name if now.astimezone().utcoffset() == now.astimezone(zone).utcoffset() else None
+
+
+# A POSIX TZ rule, which the C library reads with no zone file: a name of 3+ letters (or <+0530>)
+# and an offset, then the summer time's name and rule, if any ("JST-9", "EST5EDT,M3.2.0,M11.1.0").
+POSIX_RULE = re.compile(r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)[+-]?\d{1,2}(?::\d{2}){0,2}(?:[A-Za-z<].*)?")
+
+
+def unread_tz(environ=os.environ) -> str | None:
+    """Why the C library reads TZ as UTC, where it does: a zone name with no zone file on this
+    machine (TZ=Mars/Olympus, or a zone newer than its tzdata). It says so nowhere: a site with no
+    `timezone` ran its days, opening hours and reports on UTC, and `run --check` said "the local
+    time, which has no IANA name". None where TZ is unset, UTC, a POSIX rule or a zone file."""
+    value = environ.get("TZ")
+    name = (value or "").removeprefix(":")
+    if not name or name in ("UTC", "GMT") or POSIX_RULE.fullmatch(name):
+        return None
+    path = Path(name) if name.startswith("/") else Path(environ.get("TZDIR") or "/usr/share/zoneinfo") / name
+    try:
+        with path.open("rb") as file:
+            if file.read(4) == b"TZif":
+                return None
+    except OSError:
+        pass
+    try:
+        ZoneInfo(name)  # Python's own copy of the zones (the tzdata package) may have it
+        known = f"; Python knows it: write `timezone: {name}` in the site's file"
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        known = "; write `timezone:` in the site's file, an IANA name such as Europe/Berlin"
+    return (f"TZ={value!r} (the environment): no such time zone on this machine (no zone file {path}), so "
+            f"its local time is UTC, and the site's days, opening hours and reports would be UTC's{known}, "
+            "or set TZ to a zone this machine has")
 
 
 class SiteConfig(Section):
