@@ -409,6 +409,12 @@ def test_opening_hours_in_defaults_apply_to_every_camera(tmp_path):
 
 @pytest.mark.parametrize("extra, expected", [
     ("timezone: Mars/Olympus", "field 'timezone': unknown timezone 'Mars/Olympus'"),
+    # zone files Python reads but a browser's Intl refuses: the page showed the browser's clock instead
+    ("timezone: posix/Europe/Berlin", "field 'timezone': timezone 'posix/Europe/Berlin': the system's copy of "
+                                      "Europe/Berlin under posix/, which browsers do not know; write Europe/Berlin"),
+    ("timezone: right/America/New_York", "field 'timezone': timezone 'right/America/New_York': the system's copy "
+                                         "of America/New_York counting leap seconds, which Python misreads"),
+    ("timezone: localtime", "field 'timezone': timezone 'localtime': a link of this machine's zone files"),
     ("alerts: {compliance: [{below: 80}]}", "field 'alerts.compliance.0.minutes': missing (required)"),
     ("alerts: {compliance: [{below: 180, minutes: 5}]}",
      "field 'alerts.compliance.0.below': Input should be less than or equal to 100"),
@@ -421,6 +427,8 @@ def test_opening_hours_in_defaults_apply_to_every_camera(tmp_path):
      "field 'alerts.compliance.0.cooldwn': unknown setting (a typo?)"),
 ])
 def test_bad_compliance_rules_and_timezones_are_named(tmp_path, extra, expected):
+    """right/ zones were taken, and an hour off all winter: ZoneInfo("right/Europe/Berlin") reads
+    2026-11-15 12:00 UTC as 14:00 +02:00."""
     path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0, zones: {{door: [[0, 0], [1, 0], [1, 1]]}}}}\n{extra}\n")
     with pytest.raises(SiteConfigError) as err:
         load_site_config(path, environ={})

@@ -74,6 +74,24 @@ def unread_tz(environ=os.environ) -> str | None:
             "or set TZ to a zone this machine has")
 
 
+def unnamed_zone(name: str) -> str | None:
+    """Why a zone file Python reads is no IANA name the dashboard can show times in (a browser's
+    Intl refuses it, and the page fell back to the browser's own clock beside a chart in the
+    site's), or None: the system's copies under posix/ and right/ (right/'s count leap seconds,
+    and Python's zoneinfo kept right/Europe/Berlin in summer time from 2026-10-25 on, its
+    clocks never going back), and its links localtime and posixrules."""
+    first, _, rest = name.partition("/")
+    if first == "posix" and rest:
+        return f"the system's copy of {rest} under posix/, which browsers do not know; write {rest}"
+    if first == "right" and rest:
+        return (f"the system's copy of {rest} counting leap seconds, which Python misreads (Europe/Berlin's "
+                f"November 2026 in summer time, UTC+02:00) and browsers do not know; write {rest}")
+    if name in ("localtime", "posixrules"):
+        return ("a link of this machine's zone files, no zone's name, which browsers do not know; write the "
+                "IANA name of the site's zone, such as Europe/Berlin (or leave timezone out: the machine's local time)")
+    return None
+
+
 class SiteConfig(Section):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -110,6 +128,8 @@ class SiteConfig(Section):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin or UTC") from None
+            if problem := unnamed_zone(value):
+                raise ValueError(f"timezone {value!r}: {problem}")
         return value
 
     def tz(self):
