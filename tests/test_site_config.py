@@ -387,6 +387,29 @@ def test_a_tz_naming_no_zone_this_machine_has_stops_run_check_where_the_file_set
         assert result.exit_code == 0, (fine, result.output)
 
 
+def test_a_machine_with_no_time_zone_data_is_told_to_install_it(tmp_path, monkeypatch):
+    """A slim container has no /usr/share/zoneinfo, and maskwatch does not pull Python's tzdata:
+    `timezone: Europe/Berlin` was "unknown timezone 'Europe/Berlin'; use an IANA name such as
+    Europe/Berlin or UTC", the name it gave refused."""
+    import sys
+    import zoneinfo
+
+    for name in [name for name in sys.modules if name == "tzdata" or name.startswith("tzdata.")] + ["tzdata"]:
+        monkeypatch.setitem(sys.modules, name, None)  # no tzdata package
+    (tmp_path / "none").mkdir()
+    zoneinfo.reset_tzpath(to=[str(tmp_path / "none")])
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        with pytest.raises(SiteConfigError) as err:
+            load_site_config(write(tmp_path, "cameras:\n  a: {source: webcam:0}\ntimezone: Europe/Berlin\n"), environ={})
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+    assert err.value.problems == [f"field 'timezone': timezone 'Europe/Berlin': this machine has no time zone data (no "
+                                  f"zone files in {tmp_path / 'none'}, no Python tzdata package): install it (apt-get "
+                                  "install tzdata, or pip install tzdata into maskwatch's environment)"]
+
+
 @pytest.mark.parametrize("camera, expected", [
     ("{source: webcam:0, hours: ['weekdays 08:00-18:00']}", "camera 'c', field 'hours': days are mon, tue"),
     ("{source: webcam:0, hours: ['mon 8-18']}", "camera 'c', field 'hours': opening hours are written like"),

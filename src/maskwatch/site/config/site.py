@@ -7,7 +7,7 @@ import re
 import unicodedata
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -48,6 +48,19 @@ def local_zone_name() -> str | None:
 POSIX_RULE = re.compile(r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)[+-]?\d{1,2}(?::\d{2}){0,2}(?:[A-Za-z<].*)?")
 
 
+def no_zone_data() -> str | None:
+    """What to install where this machine has no time zone data at all (a slim container: no
+    /usr/share/zoneinfo, no Python tzdata package), or None: every zone name was "unknown" there,
+    "unknown timezone 'Europe/Berlin'; use an IANA name such as Europe/Berlin"."""
+    import zoneinfo
+
+    if available_timezones():
+        return None
+    where = ", ".join(zoneinfo.TZPATH) or "no zone folder"
+    return (f"this machine has no time zone data (no zone files in {where}, no Python tzdata package): install "
+            "it (apt-get install tzdata, or pip install tzdata into maskwatch's environment)")
+
+
 def unread_tz(environ=os.environ) -> str | None:
     """Why the C library reads TZ as UTC, where it does: a zone name with no zone file on this
     machine (TZ=Mars/Olympus, or a zone newer than its tzdata). It says so nowhere: a site with no
@@ -68,7 +81,8 @@ def unread_tz(environ=os.environ) -> str | None:
         ZoneInfo(name)  # Python's own copy of the zones (the tzdata package) may have it
         known = f"; Python knows it: write `timezone: {name}` in the site's file"
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        known = "; write `timezone:` in the site's file, an IANA name such as Europe/Berlin"
+        known = (f"; {missing}" if (missing := no_zone_data()) else
+                 "; write `timezone:` in the site's file, an IANA name such as Europe/Berlin")
     return (f"TZ={value!r} (the environment): no such time zone on this machine (no zone file {path}), so "
             f"its local time is UTC, and the site's days, opening hours and reports would be UTC's{known}, "
             "or set TZ to a zone this machine has")
@@ -127,6 +141,8 @@ class SiteConfig(Section):
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
+                if missing := no_zone_data():
+                    raise ValueError(f"timezone {value!r}: {missing}") from None
                 raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin or UTC") from None
             if problem := unnamed_zone(value):
                 raise ValueError(f"timezone {value!r}: {problem}")
