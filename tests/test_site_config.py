@@ -369,16 +369,19 @@ def test_the_dashboards_clock_is_the_sites_timezone_else_the_machines_by_name(tm
     # a zone the system's zone files lack (an old tzdata, a slim container) that Python's tzdata has
     ({"TZ": "Europe/Berlin", "TZDIR": "EMPTY"}, "Python knows it: write `timezone: Europe/Berlin` in the site's file"),
 ])
-def test_a_tz_naming_no_zone_this_machine_has_stops_run_check_where_the_file_sets_none(tmp_path, env, said):
+def test_a_tz_naming_no_zone_this_machine_has_stops_the_site_s_commands_where_the_file_sets_none(tmp_path, env, said):
     """The C library reads a TZ it has no zone file for as UTC and says so nowhere: a site with no
     `timezone` ran its days, opening hours and reports on UTC, the dashboard on the browser's clock,
     and `run --check` passed, its reports "in the local time, which has no IANA name"."""
     (tmp_path / "EMPTY").mkdir()
     env = {name: str(tmp_path / value) if name == "TZDIR" else value for name, value in env.items()}
     path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\n")
-    checked = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env=env)
-    assert checked.exit_code == 1 and said.replace("/usr/share/zoneinfo", env.get("TZDIR", "/usr/share/zoneinfo")) in \
-        " ".join(checked.output.split()), checked.output
+    # every command on the site's clock: `events delete --since '2026-12-01 14:00'` erased 14:00 UTC's people
+    for command in (["run", "--check"], ["events", "list", "--since", "2026-12-01 14:00", "--until", "2026-12-01 15:00"],
+                    ["report", "--csv"]):
+        checked = CliRunner().invoke(app, [*command, "--config", str(path)], env=env)
+        assert checked.exit_code == 1 and said.replace("/usr/share/zoneinfo", env.get("TZDIR", "/usr/share/zoneinfo")) \
+            in " ".join(checked.output.split()), (command, checked.output)
     path.write_text(path.read_text() + "timezone: Europe/Lisbon\n")  # the file's clock: TZ is no part of the site's times
     assert CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env=env).exit_code == 0
     for fine in ("Europe/Berlin", ":Europe/Berlin", "JST-9", "EST5EDT,M3.2.0,M11.1.0", "<+0530>-5:30", "UTC", ""):
