@@ -384,10 +384,15 @@ def test_a_tz_naming_no_zone_this_machine_has_stops_the_site_s_commands_where_th
             in " ".join(checked.output.split()), (command, checked.output)
     path.write_text(path.read_text() + "timezone: Europe/Lisbon\n")  # the file's clock: TZ is no part of the site's times
     assert CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env=env).exit_code == 0
+    path.write_text("cameras:\n  a: {source: webcam:0}\n")
     for fine in ("Europe/Berlin", ":Europe/Berlin", "JST-9", "EST5EDT,M3.2.0,M11.1.0", "<+0530>-5:30", "UTC", ""):
-        path.write_text("cameras:\n  a: {source: webcam:0}\n")
         result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env={"TZ": fine})
         assert result.exit_code == 0, (fine, result.output)
+    # UTC by any of its names is UTC on a machine with no zone files at all (a container's TZ=Etc/UTC)
+    for utc in ("Etc/UTC", ":UTC", "Zulu", ":/etc/localtime"):
+        result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"],
+                                    env={"TZ": utc, "TZDIR": str(tmp_path / "EMPTY")})
+        assert result.exit_code == 0, (utc, result.output)
 
 
 def test_a_machine_with_no_time_zone_data_is_told_to_install_it(tmp_path, monkeypatch):

@@ -48,6 +48,12 @@ def local_zone_name() -> str | None:
 POSIX_RULE = re.compile(r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)[+-]?\d{1,2}(?::\d{2}){0,2}(?:[A-Za-z<].*)?")
 
 
+# Names of UTC, which a machine with no zone file for them (a container without tzdata) reads as UTC
+# all the same: TZ=Etc/UTC is what it says there. /etc/localtime missing is UTC too, as local_zone_name reads it.
+UTC_NAMES = {*(area + name for area in ("", "Etc/") for name in ("UTC", "UCT", "GMT", "GMT0", "GMT+0", "GMT-0",
+                                                                  "Universal", "Zulu", "Greenwich")), "/etc/localtime"}
+
+
 def no_zone_data() -> str | None:
     """What to install where this machine has no time zone data at all (a slim container: no
     /usr/share/zoneinfo, no Python tzdata package), or None: every zone name was "unknown" there,
@@ -68,7 +74,7 @@ def unread_tz(environ=os.environ) -> str | None:
     time, which has no IANA name". None where TZ is unset, UTC, a POSIX rule or a zone file."""
     value = environ.get("TZ")
     name = (value or "").removeprefix(":")
-    if not name or name in ("UTC", "GMT") or POSIX_RULE.fullmatch(name):
+    if not name or name in UTC_NAMES or POSIX_RULE.fullmatch(name):
         return None
     path = Path(name) if name.startswith("/") else Path(environ.get("TZDIR") or "/usr/share/zoneinfo") / name
     try:
