@@ -315,9 +315,9 @@ def _print_probes(site, config: Path) -> None:
 
 def _clock_named(site, config: Path) -> None:
     """Exit 1 where the site's clock would be UTC said nowhere: no `timezone` in the file and a TZ the
-    C library reads as UTC (site/config/site.py's unread_tz). `events delete --since '14:00'` erased
+    C library reads as UTC (site/config/clock.py's unread_tz). `events delete --since '14:00'` erased
     the people of 14:00 UTC, the days of `report` and of `run` were UTC's."""
-    from maskwatch.site.config.site import unread_tz
+    from maskwatch.site.config.clock import unread_tz
 
     if site.timezone is None and (unread := unread_tz()):
         _fail(f"{config}: {unread}")
