@@ -491,6 +491,32 @@ def test_token_names_are_unique_whatever_their_case_as_users_names_are(tmp_path)
     assert [t["name"] for t in AuthStore(db).tokens()] == ["wall"] and AuthStore(db).token(wall)["name"] == "wall"
 
 
+def test_revoking_one_of_two_tokens_stored_whose_names_differ_in_case_alone_says_the_other_still_works(tmp_path):
+    """A database from before names were one whatever their case can hold `wall` and `WALL`: the
+    admin revoking `wall` after a leak read "revoked wall" alone while `WALL` kept working, the very
+    case the rule was made for. The revocation says the other, and how to revoke it."""
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_token("wall", "read")
+    upper = store.add_token("WALL-made-before", "read")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:  # as the last release let `tokens add WALL` make it
+        connection.execute(text("UPDATE api_tokens SET name = 'WALL' WHERE name = 'WALL-made-before'"))
+    engine.dispose()
+    revoked = CliRunner().invoke(app, ["tokens", "revoke", "wall", "--database", db])
+    assert revoked.exit_code == 0 and revoked.output.startswith("revoked wall\n"), revoked.output
+    assert ("warning: token 'WALL' still works: its name differs from 'wall' in case alone (two tokens, made "
+            "before names were one whatever their case); if it is the same, revoke it too: maskwatch tokens revoke "
+            f"WALL --database {db}") in " ".join(revoked.output.split()), revoked.output
+    assert store.token(upper)["name"] == "WALL"
+    assert CliRunner().invoke(app, ["tokens", "revoke", "WALL", "--database", db]).output == "revoked WALL\n"
+
+
 def tokens_of_version_5(url: str) -> None:
     """A database from before tokens could expire (auth schema 5, set back as an older maskwatch
     left it) opens: its tokens keep working and never expire."""
