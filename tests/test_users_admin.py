@@ -423,6 +423,33 @@ def test_a_daily_notice_is_claimed_by_one_process_postgresql(postgres):  # noqa:
     daily_claims(postgres.new_database("daily_notices"))
 
 
+def test_a_daily_notice_written_by_hand_as_no_number_is_said_and_mended_not_a_sweep_failing_each_minute(tmp_path,
+                                                                                                         caplog):
+    """SQLite keeps a text in daily_notices.said (a hand's `UPDATE ... SET said = 'yesterday'`):
+    claim_daily compared it with the clock, a TypeError, so every process's sweep failed each minute
+    ("the users database's sweep ... failed", the database fine) and the tokens ending soon were
+    never said again. Such a row is due: said once, by one process, and the time written over it."""
+    from sqlalchemy import create_engine, text
+
+    from maskwatch.security.access import AccessControl
+
+    db = site_users(tmp_path)
+    AuthStore(db).add_token("mqtt-bridge", "read", expires=time.time() + 3 * 86400)
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO daily_notices (notice, said) VALUES ('tokens_ending', 'yesterday')"))
+    settings = AuthSettings(database=db, open_without_users=False)
+    with caplog.at_level(logging.WARNING):
+        for control in [AccessControl.from_settings(settings) for _ in range(2)]:  # two processes
+            control._sweep()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.token_expiry"]
+    assert len(said) == 1 and said[0].startswith("API token 'mqtt-bridge'"), said
+    with engine.connect() as connection:
+        mended = connection.execute(text("SELECT said FROM daily_notices")).scalar()
+    engine.dispose()
+    assert isinstance(mended, float) and abs(mended - time.time()) < 3600
+
+
 def test_tokens_list_marks_the_tokens_that_end_within_14_days_as_the_dashboard_does(tmp_path):
     """On Friday the admin reads `tokens list`: it gave the date alone, so a token ending on Monday
     looked like one ending next year, where the dashboard's table said "ends in 3 days"."""
@@ -462,6 +489,32 @@ def test_token_names_are_unique_whatever_their_case_as_users_names_are(tmp_path)
     made = logged_in(db, BOSS).post("/v1/tokens", json=BY_BOSS | {"name": "Wall", "scope": "read"}, headers=CSRF)
     assert made.status_code == 409 and "a token named 'wall' exists already" in made.json()["error"], made.text
     assert [t["name"] for t in AuthStore(db).tokens()] == ["wall"] and AuthStore(db).token(wall)["name"] == "wall"
+
+
+def test_revoking_one_of_two_tokens_stored_whose_names_differ_in_case_alone_says_the_other_still_works(tmp_path):
+    """A database from before names were one whatever their case can hold `wall` and `WALL`: the
+    admin revoking `wall` after a leak read "revoked wall" alone while `WALL` kept working, the very
+    case the rule was made for. The revocation says the other, and how to revoke it."""
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_token("wall", "read")
+    upper = store.add_token("WALL-made-before", "read")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:  # as the last release let `tokens add WALL` make it
+        connection.execute(text("UPDATE api_tokens SET name = 'WALL' WHERE name = 'WALL-made-before'"))
+    engine.dispose()
+    revoked = CliRunner().invoke(app, ["tokens", "revoke", "wall", "--database", db])
+    assert revoked.exit_code == 0 and revoked.output.startswith("revoked wall\n"), revoked.output
+    assert ("warning: token 'WALL' still works: its name differs from 'wall' in case alone (two tokens, made "
+            "before names were one whatever their case); if it is the same, revoke it too: maskwatch tokens revoke "
+            f"WALL --database {db}") in " ".join(revoked.output.split()), revoked.output
+    assert store.token(upper)["name"] == "WALL"
+    assert CliRunner().invoke(app, ["tokens", "revoke", "WALL", "--database", db]).output == "revoked WALL\n"
 
 
 def tokens_of_version_5(url: str) -> None:

@@ -245,10 +245,14 @@ def remove_user(name: UserName, config: Config = None, database: Database = None
 
     typer.echo(f"removed {name}; their sessions ended{revoked_words(revoked)}")
     if store.user_count() == 0:  # the last one (allowed here): the site is open on loopback, shut beyond it
-        where = f" --config {config}" if config is not None else f" --database {database}" if database else ""
         typer.secho("warning: the database has no users now: a server on loopback lets in anyone on this machine, "
                     "one beyond it lets nobody log in and refuses to start; add an admin: maskwatch users add NAME "
-                    f"--role admin{where}", fg=typer.colors.YELLOW, err=True)
+                    f"--role admin{_where(config, database)}", fg=typer.colors.YELLOW, err=True)
+
+
+def _where(config: Path | None, database: str | None) -> str:
+    """The database a command named, as the advice's next command names it (` --config site.yaml`)."""
+    return f" --config {config}" if config is not None else f" --database {database}" if database else ""
 
 
 @users_app.command("edit")
@@ -490,6 +494,14 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
         _fail(str(err))
     _logged(store, "token_revoked", name)
     typer.echo(f"revoked {name}")
+    # Names are one whatever their case since 2026-12-07; a database can hold `WALL` beside `wall`
+    # from before, and revoking `wall` after a leak left `WALL` working with nothing said.
+    for other in (token["name"] for token in store.tokens() if token["name"].lower() == name.lower()):
+        where = _where(config, database)
+        again = f"{where} -- {other}" if other.startswith("-") else f" {other}{where}"  # -x: a name older than the rule
+        typer.secho(f"warning: token {other!r} still works: its name differs from {name!r} in case alone (two "
+                    "tokens, made before names were one whatever their case); if it is the same, revoke it too: "
+                    f"maskwatch tokens revoke{again}", fg=typer.colors.YELLOW, err=True)
 
 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,

@@ -33,7 +33,7 @@ from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, UNCHANGED, acces
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.database import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, apply_migrations,
                                        database_engine, database_url, driver_reason, hold_database,
-                                       open_database, said_migrated)
+                                       open_database, said_migrated, stored_number)
 
 log = logging.getLogger(__name__)
 
@@ -768,12 +768,14 @@ class AuthStore:
         on other machines too with PostgreSQL) asks first; each said it on its own, N times.
         Read first, so that the once-a-minute ask of each process writes nothing until it is due;
         then one conditional UPDATE (or the first INSERT), which one process alone can win. A time
-        said over `every` ahead of the clock (a clock set back since) is due again."""
+        said over `every` ahead of the clock (a clock set back since) is due again, as is one that is
+        no number (a text SQLite kept from a hand's UPDATE: compared with the clock, a TypeError
+        failed every sweep); the conditional UPDATE writes over it as it was read."""
         now = time.time() if now is None else now
         row = daily_notices.c.notice == notice
         with self.engine.connect() as connection:
             said = connection.execute(select(daily_notices.c.said).where(row)).scalar()
-        if said is not None and now - every < said <= now + every:
+        if stored_number(said) and now - every < said <= now + every:
             return False
         try:
             with self._write_lock, self.engine.begin() as connection:
