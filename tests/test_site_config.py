@@ -361,6 +361,28 @@ def test_the_dashboards_clock_is_the_sites_timezone_else_the_machines_by_name(tm
     assert load_site_config(lisbon, environ={}).clock() == "Europe/Lisbon"
 
 
+def test_a_tz_naming_a_zone_file_by_its_path_or_link_names_the_zone_it_leads_to(tmp_path, local_tz, monkeypatch):
+    """TZ=:/etc/localtime (a unit's or a container's way to spare the C library a look at the disk)
+    left the dashboard on the browser's clock, no name found; TZ=posixrules or TZ=localtime, links
+    among the zone files, named the page's clock 'posixrules', which a browser's Intl refuses (the
+    page fell back to the browser's clock, as `timezone: posixrules`, which the file refuses)."""
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\n")
+    monkeypatch.delenv("TZ", raising=False)
+    time.tzset()
+    machine = load_site_config(path, environ={}).clock()  # /etc/localtime's, as read with no TZ
+    local_tz(":/etc/localtime")
+    assert load_site_config(path, environ={}).clock() == machine
+    zones = tmp_path / "zones"  # a TZDIR whose links lead where the system's may not
+    zones.mkdir()
+    for link, zone in (("localtime", "Asia/Tokyo"), ("posixrules", "America/New_York"), ("berlin", "Europe/Berlin")):
+        (zones / link).symlink_to(f"/usr/share/zoneinfo/{zone}")
+    monkeypatch.setenv("TZDIR", str(zones))  # the C library's zone folder; put back with TZ
+    for tz, named in (("localtime", "Asia/Tokyo"), (":posixrules", "America/New_York"),
+                      (f":{zones / 'berlin'}", "Europe/Berlin")):
+        local_tz(tz)
+        assert load_site_config(path, environ={}).clock() == named, tz
+
+
 @pytest.mark.parametrize("env, said", [
     ({"TZ": "Mars/Olympus"}, "TZ='Mars/Olympus' (the environment): no such time zone on this machine (no zone file "
                              "/usr/share/zoneinfo/Mars/Olympus), so its local time is UTC, and the site's days, opening "

@@ -23,15 +23,22 @@ def local_zone_name() -> str | None:
     """The IANA name of this machine's local time, found where the C library finds it: TZ, else
     /etc/localtime (a link into zoneinfo, or a copy named by Debian's /etc/timezone), UTC where
     neither is set. None where no name is found, or the one found keeps another offset than the
-    local time now (a stale /etc/timezone, a POSIX rule in TZ)."""
-    if "TZ" in os.environ:
-        name = os.environ["TZ"].removeprefix(":") or "UTC"
-    elif not os.path.lexists("/etc/localtime"):
-        name = "UTC"
-    else:
-        target = os.path.realpath("/etc/localtime")
+    local time now (a stale /etc/timezone, a POSIX rule in TZ). A TZ naming a file (TZ=:/etc/localtime)
+    or a link among the zone files (localtime, posixrules: no name a browser knows) is the zone it leads to."""
+    name = (os.environ["TZ"].removeprefix(":") or "UTC") if "TZ" in os.environ else "/etc/localtime"
+    if name in ("localtime", "posixrules"):
+        name = os.path.join(os.environ.get("TZDIR") or "/usr/share/zoneinfo", name)
+    if name.startswith("/"):
+        target = os.path.realpath(name)
         try:
-            name = target if "/zoneinfo/" in target else Path("/etc/timezone").read_text().strip()
+            if not os.path.lexists(name):
+                name = "UTC"  # as the C library reads a zone file that is not there
+            elif "/zoneinfo/" in target:
+                name = target
+            elif target == "/etc/localtime":  # a copy of the zone's file, named by Debian's /etc/timezone
+                name = Path("/etc/timezone").read_text().strip()
+            else:
+                return None
         except OSError:
             return None
     name = name.split("/zoneinfo/")[-1].removeprefix("posix/").removeprefix("right/")
