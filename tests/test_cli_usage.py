@@ -291,6 +291,32 @@ def test_a_log_line_in_the_hour_the_clocks_go_back_says_which_passing(local_tz, 
     assert lines == [f"{time} WARNING maskwatch.video.cameras: door: retrying" for time in said]
 
 
+def test_the_log_pattern_the_deployment_page_gives_reads_each_line_and_its_time(local_tz):  # noqa: F811
+    """docs/deployment.md told a log reader that matched `,\\d{3} ` after the seconds that it "allows the
+    offset", which it does not (`,297+01:00 `): a Loki or Logstash pattern written from it read no
+    line. The page's pattern, and its time format, read lines as the service writes them."""
+    import logging
+    import logging.config
+    import re
+    from datetime import datetime
+    from pathlib import Path
+
+    from maskwatch.cli import LOG_CONFIG
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "deployment.md").read_text()
+    (pattern,) = re.findall(r"`(\^\(\?P<time>[^`]+)`", page)
+    (time_format,) = re.findall(r"Python's\s+`(%Y[^`]+)`", page)
+    for zone, created in (("Europe/Berlin", 1795573805.297), ("America/New_York", 1780000000.5), ("UTC", 1.0e9)):
+        local_tz(zone)
+        formatter = logging.config.DictConfigurator(LOG_CONFIG).configure_formatter(dict(LOG_CONFIG["formatters"]["timed"]))
+        record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "door: cannot reach 10.0.0.5:554", None, None)
+        record.created, record.msecs = created, created % 1 * 1000
+        read = re.fullmatch(pattern, formatter.format(record))
+        assert read and read["level"] == "ERROR" and read["logger"] == "uvicorn.error", (zone, formatter.format(record))
+        assert read["message"] == "door: cannot reach 10.0.0.5:554"
+        assert abs(datetime.strptime(read["time"], time_format).timestamp() - created) < 0.001, zone
+
+
 def test_a_site_file_given_without_config_is_named_with_the_command_that_takes_it(tmp_path, monkeypatch):
     """`maskwatch run site.yaml` got click's bare "Missing option '--config'", `users add ana site.yaml`
     "Got unexpected extra argument", and `backup site.yml` took it for the folder to copy into."""

@@ -30,6 +30,15 @@ def test_front_pages_read_in_a_few_minutes(page, limit):
     assert size < limit, f"{page} is {size} bytes; issue 27 asks for under {limit}"
 
 
+@pytest.mark.parametrize("page", CURRENT, ids=lambda p: p.name)
+def test_no_long_sentence_is_said_twice_on_a_page(page):
+    """A change's notes written into two upgrade paragraphs (deployment.md said the 2026-12-07 clock
+    changes under 2026-12-06 too, word for word): a reader is told twice, once under the wrong day."""
+    text = " ".join(page.read_text().split())
+    sentences = [s for s in re.split(r"(?<=[.;:])\s+", text) if len(s) > 120]
+    assert not [s for s in set(sentences) if sentences.count(s) > 1]
+
+
 @pytest.mark.parametrize("page", CURRENT + sorted((DOCS / "history").glob("*.md")), ids=lambda p: p.name)
 def test_relative_links_resolve(page):
     text = page.read_text()
