@@ -350,6 +350,7 @@ def local_tz(monkeypatch):
     ("Asia/Tokyo", "Asia/Tokyo"), (":Europe/Berlin", "Europe/Berlin"),
     (":/usr/share/zoneinfo/America/New_York", "America/New_York"), ("", "UTC"),
     ("JST-9", None), ("Mars/Olympus", None),  # a POSIX rule, a name the C library reads as UTC: no name
+    ("utc", "UTC"), (":zulu", "UTC"),  # UTC named in lower case: no zone file, UTC to the C library (the page had none)
 ])
 def test_the_dashboards_clock_is_the_sites_timezone_else_the_machines_by_name(tmp_path, local_tz, tz, named):
     """The dashboard shows every time in the site's clock, which a browser's Intl takes by name:
@@ -407,7 +408,8 @@ def test_a_tz_naming_no_zone_this_machine_has_stops_the_site_s_commands_where_th
     path.write_text(path.read_text() + "timezone: Europe/Lisbon\n")  # the file's clock: TZ is no part of the site's times
     assert CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env=env).exit_code == 0
     path.write_text("cameras:\n  a: {source: webcam:0}\n")
-    for fine in ("Europe/Berlin", ":Europe/Berlin", "JST-9", "EST5EDT,M3.2.0,M11.1.0", "<+0530>-5:30", "UTC", ""):
+    # UTC in lower case has no zone file and is the UTC it names to the C library (refused, as Mars/Olympus)
+    for fine in ("Europe/Berlin", ":Europe/Berlin", "JST-9", "EST5EDT,M3.2.0,M11.1.0", "<+0530>-5:30", "UTC", "", "utc"):
         result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env={"TZ": fine})
         assert result.exit_code == 0, (fine, result.output)
     # UTC by any of its names is UTC on a machine with no zone files at all (a container's TZ=Etc/UTC)

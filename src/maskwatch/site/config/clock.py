@@ -16,8 +16,9 @@ POSIX_RULE = re.compile(r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)[+-]?\d{1,2}(?::\d
 
 # Names of UTC, which a machine with no zone file for them (a container without tzdata) reads as UTC
 # all the same: TZ=Etc/UTC is what it says there. /etc/localtime missing is UTC too, as local_zone_name reads it.
-UTC_NAMES = {*(area + name for area in ("", "Etc/") for name in ("UTC", "UCT", "GMT", "GMT0", "GMT+0", "GMT-0",
-                                                                  "Universal", "Zulu", "Greenwich")), "/etc/localtime"}
+# In any case (casefolded): TZ=utc has no zone file, and the C library reads it as the UTC it names.
+UTC_NAMES = {*(area + name for area in ("", "etc/") for name in ("utc", "uct", "gmt", "gmt0", "gmt+0", "gmt-0",
+                                                                  "universal", "zulu", "greenwich")), "/etc/localtime"}
 
 
 def no_zone_data() -> str | None:
@@ -38,7 +39,7 @@ def unread_tz(environ=os.environ) -> str | None:
     time, which has no IANA name". None where TZ is unset, UTC, a POSIX rule or a zone file."""
     value = environ.get("TZ")
     name = (value or "").removeprefix(":")
-    if not name or name in UTC_NAMES or POSIX_RULE.fullmatch(name):
+    if not name or name.casefold() in UTC_NAMES or POSIX_RULE.fullmatch(name):
         return None
     path = Path(name) if name.startswith("/") else Path(environ.get("TZDIR") or "/usr/share/zoneinfo") / name
     try:

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from maskwatch.site.config.alerts import AlertsConfig
 from maskwatch.site.config.cameras import CameraConfig
-from maskwatch.site.config.clock import no_zone_data, unnamed_zone
+from maskwatch.site.config.clock import UTC_NAMES, no_zone_data, unnamed_zone
 from maskwatch.site.config.mqtt import MqttConfig
 from maskwatch.site.config.reports import ReportConfig
 from maskwatch.site.config.section import Section
@@ -45,7 +45,8 @@ def local_zone_name() -> str | None:
     try:
         zone = ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        return None
+        # UTC by a name with no zone file here (TZ=utc; Etc/UTC in a container without tzdata), as the C library reads it
+        return "UTC" if name.casefold() in UTC_NAMES else None
     now = datetime.now()
     return name if now.astimezone().utcoffset() == now.astimezone(zone).utcoffset() else None
 
