@@ -35,7 +35,7 @@ def local_zone_name() -> str | None:
                 name = "UTC"  # as the C library reads a zone file that is not there
             elif "/zoneinfo/" in target:
                 name = target
-            elif target == "/etc/localtime":  # a copy of the zone's file, named by Debian's /etc/timezone
+            elif "/etc/localtime" in (name, target):  # a copy of a zone's file, named by Debian's /etc/timezone
                 name = Path("/etc/timezone").read_text().strip()
             else:
                 return None
