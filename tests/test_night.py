@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.video.cameras import CameraWorker
-from maskwatch.video.night import GREY_HOLD_S, GREY_WORDS, GreyWatch, is_grey
+from maskwatch.data.grey import is_grey
+from maskwatch.video.night import GREY_HOLD_S, GREY_WORDS, GreyWatch
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
