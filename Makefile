@@ -12,7 +12,7 @@ DEMO_OUT := demo-output
 #   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
 
-.PHONY: setup test-extra ray-extra demo test docs browser rtsp mqtt-broker postgres systemd-analyze prometheus bench-venv clean
+.PHONY: setup test-extra ray-extra demo test docs browser axe rtsp mqtt-broker postgres systemd-analyze prometheus bench-venv clean
 
 setup: $(VENV)/.installed
 
@@ -57,7 +57,7 @@ demo: setup
 # tests, the Ray modules and the one-epoch trainings each on one worker; TEST_WORKERS=0: one process).
 # Plain `.venv/bin/pytest` runs the fast unit tests only.
 TEST_WORKERS ?= 2
-test: setup test-extra ray-extra browser rtsp mqtt-broker postgres systemd-analyze prometheus
+test: setup test-extra ray-extra browser axe rtsp mqtt-broker postgres systemd-analyze prometheus
 	$(VENV)/bin/pytest -m "" -n $(TEST_WORKERS) --dist loadgroup
 
 # The documentation site (mkdocs-material) in build/docs: docs/, README.md, BENCHMARKS.md and the
@@ -80,6 +80,19 @@ browser:
 	  echo "installing Debian's chromium for the dashboard tests (system-wide, apt-get)"; \
 	  $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+# axe-core, the accessibility rules tests/test_dashboard_a11y.py runs in Chromium on each view, from
+# the npm registry into node_modules/ (git ignores it): a test tool (MPL-2.0), never in the wheel or
+# the sdist (setuptools takes neither node_modules/ nor untracked files). Debian's npm where the machine has none.
+AXE_CORE := node_modules/axe-core/axe.min.js
+axe: $(AXE_CORE)
+
+$(AXE_CORE):
+	@command -v npm >/dev/null || { \
+	  echo "installing Debian's npm for axe-core (the dashboard's accessibility audit; system-wide, apt-get)"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; }
+	npm install --prefix . --no-save --no-package-lock --no-audit --no-fund axe-core@4.14.1
 
 # The camera tests serve a clip over RTSP on loopback with GStreamer's RTSP server, driven by
 # the system python3 (python3-gi): Debian's packages, installed only when the probe fails.
@@ -134,4 +147,4 @@ bench-venv:
 	.venv-bench/bin/pip install --quiet --no-deps -e .
 
 clean:
-	rm -rf $(VENV) .venv-bench $(DEMO_OUT) build src/*.egg-info
+	rm -rf $(VENV) .venv-bench $(DEMO_OUT) build src/*.egg-info node_modules

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from tests.conftest import usage_error
+from tests.test_site_config import local_tz  # noqa: F401  (fixture)
 
 runner = CliRunner()
 
@@ -262,6 +263,32 @@ def test_the_service_log_writes_to_stderr_as_it_is_at_each_line(monkeypatch):
     monkeypatch.setattr(sys, "stderr", second)
     logging.getLogger("maskwatch.tests").warning("said after the first stderr closed")
     assert second.getvalue().endswith("WARNING maskwatch.tests: said after the first stderr closed\n")
+
+
+@pytest.mark.parametrize("zone, said", [
+    ("Europe/Berlin", ["2026-10-25 02:30:05,250+02:00", "2026-10-25 02:30:05,250+01:00"]),
+    ("America/New_York", ["2026-11-01 01:30:05,250-04:00", "2026-11-01 01:30:05,250-05:00"]),
+])
+def test_a_log_line_in_the_hour_the_clocks_go_back_says_which_passing(local_tz, zone, said):  # noqa: F811
+    """The log's times were the machine's wall clock alone: a camera's "retrying" at 02:30:05 in
+    Berlin's night the clocks go back read the same at both passings, an hour apart, and on a
+    machine whose TZ is not the site's `timezone` read as the site's clock. Each now has its offset."""
+    import logging
+    import logging.config
+    from datetime import datetime, timezone
+
+    from maskwatch.cli import LOG_CONFIG
+
+    local_tz(zone)
+    formatter = logging.config.DictConfigurator(LOG_CONFIG).configure_formatter(dict(LOG_CONFIG["formatters"]["timed"]))
+    back = datetime(2026, 10, 25, 1, tzinfo=timezone.utc) if zone == "Europe/Berlin" else \
+        datetime(2026, 11, 1, 6, tzinfo=timezone.utc)  # when the clocks go back
+    lines = []
+    for created in (back.timestamp() - 3600 + 1800 + 5.25, back.timestamp() + 1800 + 5.25):
+        record = logging.LogRecord("maskwatch.video.cameras", logging.WARNING, __file__, 1, "door: retrying", None, None)
+        record.created, record.msecs = created, 250.0
+        lines.append(formatter.format(record))
+    assert lines == [f"{time} WARNING maskwatch.video.cameras: door: retrying" for time in said]
 
 
 def test_a_site_file_given_without_config_is_named_with_the_command_that_takes_it(tmp_path, monkeypatch):

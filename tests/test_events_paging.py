@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.store import AuthStore
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.serving.exports import EXPORT_RETRY_AFTER, EXPORTS, EXPORTS_AT_ONCE
-from maskwatch.site.event_views import EVENT_COLUMNS, csv_cell, cursor_of, parse_cursor
+from maskwatch.site.event_views import EVENT_COLUMNS, csv_cell, cursor_of, events_csv, parse_cursor
 from maskwatch.site.events import EventStore, events
 from tests.conftest import ADMIN
 from tests.rtsp import free_port
@@ -232,9 +233,11 @@ def test_the_csv_holds_the_events_of_the_json_pages_cell_for_cell(site_clients):
         assert [{key: row[key] for key in (*EVENT_COLUMNS, "infrared")} for row in rows_of(admin, **params)] == [
             as_cells(e) for e in pages] and pages, params
     # /v1/events' columns where they were (integrators read them), the site's clock after them, then
-    # whether the person was seen on grey frames (said true or false, as the JSON says it)
+    # whether the person was seen on grey frames (said true or false, as the JSON says it), then
+    # the local times' offsets (added last: a spreadsheet reading the columns before by name or place)
     assert list(every[0]) == ["id", "camera", "zone", "track_id", "label", "probability", "first_seen",
-                              "last_seen", "frames", "snapshot", "first_seen_local", "last_seen_local", "infrared"]
+                              "last_seen", "frames", "snapshot", "first_seen_local", "last_seen_local", "infrared",
+                              "first_seen_local_offset", "last_seen_local_offset"]
     assert {row["infrared"] for row in every} == {"true", "false"}
     assert every[-1]["last_seen"].endswith("+00:00") and every[-1]["first_seen"] == "2026-09-21T08:04:55.000+00:00"
     assert every[-1]["first_seen_local"] == "2026-09-21 10:04:55"  # Berlin's summer time, UTC+2
@@ -260,6 +263,23 @@ def test_the_csv_says_when_on_the_site_s_clock_as_a_spreadsheet_reads_a_date(sit
         ("2026-12-31 23:59:59", "2027-01-01 00:00:00")]  # the new year in Berlin, not yet in UTC
     assert [rows[i]["last_seen"] for i in seen] == ["2026-10-25T00:59:59.999+00:00", "2026-10-25T01:30:00.999+00:00",
                                                     "2026-12-31T23:00:00.500+00:00"]  # as they were
+    # The repeated hour's two readings told apart on the site's clock too, not only by the UTC columns.
+    assert [(rows[i]["first_seen_local_offset"], rows[i]["last_seen_local_offset"]) for i in seen] == [
+        ("UTC+02:00", "UTC+02:00"), ("UTC+01:00", "UTC+01:00"), ("UTC+01:00", "UTC+01:00")]
+
+
+def test_the_csv_s_local_times_in_new_york_s_repeated_hour_carry_their_offsets(site_clients):
+    """events.csv's `*_local` read "2026-11-01 01:10:00" for two people an hour apart in New York
+    (EDT, then EST): the offset columns tell which, as the UTC columns do, on the site's clock."""
+    site, _, _, _ = site_clients
+    back = datetime(2026, 11, 1, 6, tzinfo=timezone.utc).timestamp()  # 02:00 EDT becomes 01:00 EST
+    ids = {site.store.record("door", None, person(900 + k, (0.9, 0.05, 0.05), first=at, last=at + 5))["id"]
+           for k, at in enumerate((back - 3000, back + 600))}
+    found = [row for row in site.store.each_event(since=back - 3600, until=back + 3600) if row["id"] in ids]
+    text = "".join(events_csv(found, ZoneInfo("America/New_York")))
+    rows = sorted(csv.DictReader(io.StringIO(text)), key=lambda row: row["first_seen"])
+    assert [(row["first_seen_local"], row["first_seen_local_offset"], row["last_seen_local_offset"]) for row in rows] == [
+        ("2026-11-01 01:10:00", "UTC-04:00", "UTC-04:00"), ("2026-11-01 01:10:00", "UTC-05:00", "UTC-05:00")]
 
 
 def test_the_export_is_read_a_page_at_a_time(site_clients):

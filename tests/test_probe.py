@@ -568,3 +568,48 @@ def test_the_sqlite_file_of_a_running_site_is_read_through_its_wal(tmp_path):
         store.close()
     assert probe.ok is True and f"events schema {len(MIGRATIONS)}, this maskwatch's" in probe.detail
     assert "site.db-wal" in names
+
+
+def test_a_postgresql_user_that_may_not_create_a_table_new_to_this_release_fails_though_the_version_is_current(
+        postgres):  # noqa: F811
+    """A table made at every open, no version listing it (the users' daily_notices, new this release):
+    a site whose user was granted its tables' rows alone (no CREATE in public, PostgreSQL 15) ran on
+    the last release; after the upgrade `run --probe` said "auth schema 7, this maskwatch's" OK, as
+    the version had not changed, and the start failed on "permission denied for schema public"."""
+    from types import SimpleNamespace
+
+    from maskwatch.security.schema import MIGRATIONS as AUTH_MIGRATIONS, auth_schema_version, metadata
+    from maskwatch.security.store import AuthStore
+    from maskwatch.site.probe import StoreSchema
+
+    # the users' store as `run --probe` reads it
+    auth = StoreSchema("auth schema", auth_schema_version.name, len(AUTH_MIGRATIONS), tuple(metadata.tables))
+    site = SimpleNamespace(reports=[], mqtt=None)  # a site of events and users alone
+
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    url = postgres.url.replace(f"//{postgres.user}@", "//site_user@")
+    try:
+        EventStore(postgres.url).close()
+        AuthStore(postgres.url).close()
+        with admin.connect() as connection:
+            connection.execute(text("DROP TABLE daily_notices"))  # as the last release left the database
+            connection.execute(text("CREATE ROLE site_user LOGIN"))
+            connection.execute(text("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO site_user"))
+            connection.execute(text("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO site_user"))
+        probe = probe_database(url, schemas=(auth,), site=site)
+        assert probe.ok is False and "the start makes daily_notices, and site_user may not create tables in schema " \
+            "public (PostgreSQL 15 and later let only its owner): GRANT CREATE ON SCHEMA public TO site_user" \
+            in probe.detail, probe.detail
+        with pytest.raises(DatabaseUnavailable, match="permission denied for schema public"):  # as the start would
+            AuthStore(url).close()
+        with admin.connect() as connection:
+            connection.execute(text("GRANT CREATE ON SCHEMA public TO site_user"))
+        assert probe_database(url, schemas=(auth,), site=site).ok is True  # as the advice says
+        AuthStore(url).close()
+    finally:
+        with admin.connect() as connection:
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f'DROP TABLE "{table}" CASCADE'))
+            connection.execute(text("DROP OWNED BY site_user"))
+            connection.execute(text("DROP ROLE site_user"))
+        admin.dispose()

@@ -3,7 +3,7 @@
 import csv
 import io
 import math
-from datetime import date, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,7 +31,7 @@ def test_rows_sum_minutes_into_days_per_camera_and_zone():
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert list(parsed[0]) == ["date", "camera", "zone", "people", "with_mask", "without_mask",
                                "mask_weared_incorrect", "unassessable", "compliance", "compliance_low",
-                               "compliance_high", "observed_share", "infrared"]
+                               "compliance_high", "observed_share", "infrared", "day_hours"]
     assert parsed[0]["with_mask"] == "3" and parsed[0]["without_mask"] == "1"
     assert parsed[0]["unassessable"] == "3" and parsed[0]["people"] == "4"  # apart, in no share
     # Each row's corrected share and 95 % interval are those of its day's counts, to 4 decimals
@@ -63,6 +63,19 @@ def test_days_are_the_sites_days():
     (berlin,) = daily_rows([late], date(2026, 9, 20), date(2026, 9, 21), ZoneInfo("Europe/Berlin"))
     (utc,) = daily_rows([late], date(2026, 9, 20), date(2026, 9, 21), timezone.utc)
     assert (berlin["date"], utc["date"]) == ("2026-09-21", "2026-09-20")
+
+
+def test_a_day_the_clocks_change_says_its_hours():
+    """report.csv's rows of 2026-10-25 in Berlin held 25 hours of people (2026-11-01 in New York too,
+    2026-03-29 in Berlin 23) beside days of 24, and nothing said so: an auditor comparing Sundays read
+    4 % more people. day_hours, the last column, says each day's length on the site's clock."""
+    cases = [(ZoneInfo("Europe/Berlin"), date(2026, 10, 25), "25"), (ZoneInfo("Europe/Berlin"), date(2026, 3, 29), "23"),
+             (ZoneInfo("America/New_York"), date(2026, 11, 1), "25"), (ZoneInfo("America/New_York"), date(2026, 3, 8), "23"),
+             (ZoneInfo("Australia/Lord_Howe"), date(2026, 4, 5), "24.5"), (ZoneInfo("Europe/Berlin"), date(2026, 10, 26), "24")]
+    for tz, day, hours in cases:
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=tz).timestamp()
+        (row,) = csv.DictReader(io.StringIO(to_csv(daily_rows([count(noon, with_mask=1)], day, day, tz))))
+        assert (row["date"], row["day_hours"]) == (day.isoformat(), hours), tz
 
 
 def test_a_day_of_only_undecided_people_has_empty_compliance_cells():

@@ -106,7 +106,20 @@ def test_the_skipped_days_report_ends_at_the_jump(make):
     spring = make("[{urls: 'json://127.0.0.1:9/r', at: '02:30'}]")
     spring.check(now=utc("2026-03-28T22:00Z"))
     (message,) = spring.check(now=utc("2026-03-29T01:00:10Z"))
-    assert message.title == "Mask compliance Sun 2026-03-29, until 03:00"
+    assert message.title == "Mask compliance Sun 2026-03-29, until 03:00"  # one 03:00 that day: no offset
+    assert message.body.splitlines()[-2] == ("Sun 2026-03-29 has 23 hours on the site's clock, not 24 (the clocks "
+                                             "went forward): 1 hour less to count people in than another day.")
+
+
+def test_a_report_until_a_time_the_clocks_go_back_over_says_which(make):
+    """On 2026-10-25 in Berlin 02:30 is read twice: the report sent at the first said "until 02:30",
+    either of two instants an hour apart; now with its offset, as the dashboard says such a time."""
+    autumn = make("[{urls: 'json://127.0.0.1:9/r', at: '02:30'}]")
+    autumn.check(now=utc("2026-10-24T22:00Z"))
+    (message,) = autumn.check(now=utc("2026-10-25T00:30:10Z"))
+    assert message.title == "Mask compliance Sun 2026-10-25, until 02:30 (UTC+02:00)"
+    (message,) = autumn.check(now=utc("2026-10-26T01:30:10Z"))  # the next night's 02:30 is one: no offset
+    assert message.title == "Mask compliance Mon 2026-10-26, until 02:30"
 
 
 def test_a_report_missed_while_the_site_was_down_is_sent_once_when_it_starts_again(make, caplog):
@@ -596,8 +609,12 @@ def test_a_daily_report_sent_in_the_morning_covers_the_whole_day_before(make, tm
     (message,) = scheduler.check(now=utc("2026-10-26T06:00:10Z"))
     assert message.title == "Mask compliance Sun 2026-10-25"
     assert message.body.splitlines()[0].startswith("Front door: 2 people: 2 with a mask, 0 without")
+    # 25 hours of people beside other days' 24, said in the text and in report.csv's last column
+    assert ("Sun 2026-10-25 has 25 hours on the site's clock, not 24 (the clocks went back): 1 hour more to "
+            "count people in than another day.") in message.body.splitlines()
     assert message.document[0] == "maskwatch-2026-10-25-2026-10-25.csv"
-    assert [row.split(",")[:4] for row in message.document[1].splitlines()[1:]] == [["2026-10-25", "door", "", "2"]]
+    assert [row.split(",")[:4] + row.split(",")[-1:] for row in message.document[1].splitlines()[1:]] == [
+        ["2026-10-25", "door", "", "2", "25"]]
     assert scheduler.reports[0].name == "report 0 (every day at 07:00, the previous day)"
     (entry,) = load_site_config(tmp_path / "site.yaml", environ={}).reports
     assert entry.schedule() == "every day at 07:00, the previous day"  # as run --check lists it

@@ -385,7 +385,7 @@ def test_serve_refuses_a_setting_that_could_never_serve(tmp_path, args, option, 
     assert "serving on" not in result.stdout and not (tmp_path / "m.db").exists()
 
 
-TIMED_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING "  # as every maskwatch warning starts
+TIMED_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}[+-]\d\d:\d\d WARNING "  # as every maskwatch warning starts
 
 
 def send_not_http(base: str) -> None:

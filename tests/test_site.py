@@ -325,7 +325,7 @@ def test_the_page_shows_every_camera_with_its_state(site, page):  # noqa: F811
     assert names == ["Front door", "Till", "Back door"]
     door = page.query_selector('.camera[data-camera="door"]')
     assert not door.query_selector(".nofeed").is_visible()  # "no frame yet" showed under the live frame
-    assert "fps analysed" in door.query_selector(".state").inner_text()  # the config's rate, not the stream's alone
+    assert "frames a second" in door.query_selector(".state").inner_text()  # the config's rate, not the stream's alone
 
 
 def still_clip(path, sample_dir, frames=6):

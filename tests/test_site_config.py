@@ -361,6 +361,63 @@ def test_the_dashboards_clock_is_the_sites_timezone_else_the_machines_by_name(tm
     assert load_site_config(lisbon, environ={}).clock() == "Europe/Lisbon"
 
 
+@pytest.mark.parametrize("env, said", [
+    ({"TZ": "Mars/Olympus"}, "TZ='Mars/Olympus' (the environment): no such time zone on this machine (no zone file "
+                             "/usr/share/zoneinfo/Mars/Olympus), so its local time is UTC, and the site's days, opening "
+                             "hours and reports would be UTC's; write `timezone:` in the site's file, an IANA name such "
+                             "as Europe/Berlin, or set TZ to a zone this machine has"),
+    # a zone the system's zone files lack (an old tzdata, a slim container) that Python's tzdata has
+    ({"TZ": "Europe/Berlin", "TZDIR": "EMPTY"}, "Python knows it: write `timezone: Europe/Berlin` in the site's file"),
+])
+def test_a_tz_naming_no_zone_this_machine_has_stops_the_site_s_commands_where_the_file_sets_none(tmp_path, env, said):
+    """The C library reads a TZ it has no zone file for as UTC and says so nowhere: a site with no
+    `timezone` ran its days, opening hours and reports on UTC, the dashboard on the browser's clock,
+    and `run --check` passed, its reports "in the local time, which has no IANA name"."""
+    (tmp_path / "EMPTY").mkdir()
+    env = {name: str(tmp_path / value) if name == "TZDIR" else value for name, value in env.items()}
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\n")
+    # every command on the site's clock: `events delete --since '2026-12-01 14:00'` erased 14:00 UTC's people
+    for command in (["run", "--check"], ["events", "list", "--since", "2026-12-01 14:00", "--until", "2026-12-01 15:00"],
+                    ["report", "--csv"]):
+        checked = CliRunner().invoke(app, [*command, "--config", str(path)], env=env)
+        assert checked.exit_code == 1 and said.replace("/usr/share/zoneinfo", env.get("TZDIR", "/usr/share/zoneinfo")) \
+            in " ".join(checked.output.split()), (command, checked.output)
+    path.write_text(path.read_text() + "timezone: Europe/Lisbon\n")  # the file's clock: TZ is no part of the site's times
+    assert CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env=env).exit_code == 0
+    path.write_text("cameras:\n  a: {source: webcam:0}\n")
+    for fine in ("Europe/Berlin", ":Europe/Berlin", "JST-9", "EST5EDT,M3.2.0,M11.1.0", "<+0530>-5:30", "UTC", ""):
+        result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"], env={"TZ": fine})
+        assert result.exit_code == 0, (fine, result.output)
+    # UTC by any of its names is UTC on a machine with no zone files at all (a container's TZ=Etc/UTC)
+    for utc in ("Etc/UTC", ":UTC", "Zulu", ":/etc/localtime"):
+        result = CliRunner().invoke(app, ["run", "--config", str(path), "--check"],
+                                    env={"TZ": utc, "TZDIR": str(tmp_path / "EMPTY")})
+        assert result.exit_code == 0, (utc, result.output)
+
+
+def test_a_machine_with_no_time_zone_data_is_told_to_install_it(tmp_path, monkeypatch):
+    """A slim container has no /usr/share/zoneinfo, and maskwatch does not pull Python's tzdata:
+    `timezone: Europe/Berlin` was "unknown timezone 'Europe/Berlin'; use an IANA name such as
+    Europe/Berlin or UTC", the name it gave refused."""
+    import sys
+    import zoneinfo
+
+    for name in [name for name in sys.modules if name == "tzdata" or name.startswith("tzdata.")] + ["tzdata"]:
+        monkeypatch.setitem(sys.modules, name, None)  # no tzdata package
+    (tmp_path / "none").mkdir()
+    zoneinfo.reset_tzpath(to=[str(tmp_path / "none")])
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        with pytest.raises(SiteConfigError) as err:
+            load_site_config(write(tmp_path, "cameras:\n  a: {source: webcam:0}\ntimezone: Europe/Berlin\n"), environ={})
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+    assert err.value.problems == [f"field 'timezone': timezone 'Europe/Berlin': this machine has no time zone data (no "
+                                  f"zone files in {tmp_path / 'none'}, no Python tzdata package): install it (apt-get "
+                                  "install tzdata, or pip install tzdata into maskwatch's environment)"]
+
+
 @pytest.mark.parametrize("camera, expected", [
     ("{source: webcam:0, hours: ['weekdays 08:00-18:00']}", "camera 'c', field 'hours': days are mon, tue"),
     ("{source: webcam:0, hours: ['mon 8-18']}", "camera 'c', field 'hours': opening hours are written like"),
@@ -383,6 +440,12 @@ def test_opening_hours_in_defaults_apply_to_every_camera(tmp_path):
 
 @pytest.mark.parametrize("extra, expected", [
     ("timezone: Mars/Olympus", "field 'timezone': unknown timezone 'Mars/Olympus'"),
+    # zone files Python reads but a browser's Intl refuses: the page showed the browser's clock instead
+    ("timezone: posix/Europe/Berlin", "field 'timezone': timezone 'posix/Europe/Berlin': the system's copy of "
+                                      "Europe/Berlin under posix/, which browsers do not know; write Europe/Berlin"),
+    ("timezone: right/America/New_York", "field 'timezone': timezone 'right/America/New_York': the system's copy "
+                                         "of America/New_York counting leap seconds, which Python misreads"),
+    ("timezone: localtime", "field 'timezone': timezone 'localtime': a link of this machine's zone files"),
     ("alerts: {compliance: [{below: 80}]}", "field 'alerts.compliance.0.minutes': missing (required)"),
     ("alerts: {compliance: [{below: 180, minutes: 5}]}",
      "field 'alerts.compliance.0.below': Input should be less than or equal to 100"),
@@ -395,6 +458,8 @@ def test_opening_hours_in_defaults_apply_to_every_camera(tmp_path):
      "field 'alerts.compliance.0.cooldwn': unknown setting (a typo?)"),
 ])
 def test_bad_compliance_rules_and_timezones_are_named(tmp_path, extra, expected):
+    """right/ zones were taken, and an hour off all winter: ZoneInfo("right/Europe/Berlin") reads
+    2026-11-15 12:00 UTC as 14:00 +02:00."""
     path = write(tmp_path, f"cameras:\n  a: {{source: webcam:0, zones: {{door: [[0, 0], [1, 0], [1, 1]]}}}}\n{extra}\n")
     with pytest.raises(SiteConfigError) as err:
         load_site_config(path, environ={})

@@ -477,8 +477,8 @@ def test_the_release_sites_run_dba03c1_upgrades_with_yesterdays_figures_and_logi
     assert "events schema migrated from version 6 to 8" in caplog.text and "auth schema" not in caplog.text
     assert [e["id"] for e in store.events()] == [6, 5, 4, 3, 2, 1]
     csv = report_csv(store, report_period("2026-09-21", "2026-09-21", None), None).splitlines()
-    assert csv[0].endswith(",observed_share,infrared") and len(csv) == 5
-    assert [line.split(",")[3] for line in csv[1:]] == ["1", "3", "1", "1"] and all(line.endswith(",0") for line in csv[1:])
+    assert csv[0].endswith(",observed_share,infrared,day_hours") and len(csv) == 5
+    assert [line.split(",")[3] for line in csv[1:]] == ["1", "3", "1", "1"] and all(line.endswith(",0,24") for line in csv[1:])
     listed, whole_since = store.alerts(since=NOW)
     assert listed == [] and whole_since > NOW  # counted people: whole from the upgrade, the alerts before went
     store.close()

@@ -219,6 +219,28 @@ def test_tokens_add_owner_on_the_server_and_the_users_commands_say_which_tokens_
     assert [e["target"] for e in AuthStore(db).access_log(action="token_revoked")] == ["nightly (owner bea made a viewer)"]
 
 
+def test_users_remove_of_the_last_user_says_what_the_site_is_left_as(tmp_path):
+    """`users remove` of the only user said "removed boss; their sessions ended" alone: a server on
+    loopback was then open to anyone on the machine, one beyond it let nobody log in and would not
+    start again, and nothing said so. It says it (on stderr), and how to add an admin."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+
+    def remove(name: str):
+        return CliRunner().invoke(app, ["users", "remove", name, "--database", db])
+
+    assert remove("ana").output == "removed ana; their sessions ended\n"  # boss is left: nothing more to say
+    last = remove("boss")
+    assert last.exit_code == 0 and last.output.startswith("removed boss; their sessions ended\n"), last.output
+    assert ("warning: the database has no users now: a server on loopback lets in anyone on this machine, one "
+            "beyond it lets nobody log in and refuses to start; add an admin: maskwatch users add NAME --role admin"
+            ) in " ".join(last.output.split()), last.output
+    assert AuthStore(db).user_count() == 0
+
+
 def tokens_of_version_2(url: str) -> None:
     """A database from before tokens had owners (auth schema 2, set back as an older maskwatch left
     it) opens: its token still works, as a site token that no admin's removal takes."""
@@ -352,6 +374,147 @@ def test_tokens_that_stop_working_within_a_week_are_said_in_the_servers_log_at_t
         + advice,
         f"API token 'backup' (read, a site token) stops working at {minute_utc(ends['backup'])}, in 5 days: " + advice]
     assert not any(secret in caplog.text for secret in secrets)
+
+
+def test_the_tokens_ending_soon_are_said_once_a_day_for_the_whole_site_not_by_each_process(tmp_path, caplog):
+    """`run` with its Ray actors, `serve --workers`: each process's sweep said the tokens ending
+    soon at its start and daily, so the log held the same warning once per process, each day. The
+    site says it once a day, whichever process's sweep comes first (the users database holds when);
+    a restart within the day says nothing again; a clock set back says it again, not a week later."""
+    from maskwatch.security.access import AccessControl
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_token("mqtt-bridge", "read", expires=time.time() + 3 * 86400)
+    settings = AuthSettings(database=db, open_without_users=False)
+    processes = [AccessControl.from_settings(settings) for _ in range(3)]  # a site's workers, each its own store
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.token_expiry"]
+
+    with caplog.at_level(logging.WARNING):
+        for sweep in range(2):  # each process's first sweep (its start), then the next minute's
+            for control in processes:
+                control._sweep()
+        AccessControl.from_settings(settings)._sweep()  # one restarted within the day
+    assert len(said()) == 1 and said()[0].startswith("API token 'mqtt-bridge' (read, a site token) stops working")
+
+
+def daily_claims(url: str) -> None:
+    """Of two processes asking, one says the day's notice: the first, then a day on; a clock set
+    back since says it again."""
+    first, second = AuthStore(url), AuthStore(url)
+    now = time.time()
+    assert first.claim_daily("tokens_ending", 86400, now) and not second.claim_daily("tokens_ending", 86400, now + 1)
+    assert not first.claim_daily("tokens_ending", 86400, now + 86399)
+    assert second.claim_daily("tokens_ending", 86400, now + 86400)
+    assert not first.claim_daily("tokens_ending", 86400, now + 86401)
+    assert first.claim_daily("tokens_ending", 86400, now - 3 * 86400)  # the clock set back 4 days since
+    assert not second.claim_daily("tokens_ending", 86400, now - 3 * 86400 + 60)
+    assert first.claim_daily("other", 86400, now)  # a notice of its own
+    first.close(), second.close()
+
+
+def test_a_daily_notice_is_claimed_by_one_process_sqlite(tmp_path):
+    daily_claims(str(tmp_path / "users.db"))
+
+
+def test_a_daily_notice_is_claimed_by_one_process_postgresql(postgres):  # noqa: F811
+    daily_claims(postgres.new_database("daily_notices"))
+
+
+def test_a_daily_notice_written_by_hand_as_no_number_is_said_and_mended_not_a_sweep_failing_each_minute(tmp_path,
+                                                                                                         caplog):
+    """SQLite keeps a text in daily_notices.said (a hand's `UPDATE ... SET said = 'yesterday'`):
+    claim_daily compared it with the clock, a TypeError, so every process's sweep failed each minute
+    ("the users database's sweep ... failed", the database fine) and the tokens ending soon were
+    never said again. Such a row is due: said once, by one process, and the time written over it."""
+    from sqlalchemy import create_engine, text
+
+    from maskwatch.security.access import AccessControl
+
+    db = site_users(tmp_path)
+    AuthStore(db).add_token("mqtt-bridge", "read", expires=time.time() + 3 * 86400)
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO daily_notices (notice, said) VALUES ('tokens_ending', 'yesterday')"))
+    settings = AuthSettings(database=db, open_without_users=False)
+    with caplog.at_level(logging.WARNING):
+        for control in [AccessControl.from_settings(settings) for _ in range(2)]:  # two processes
+            control._sweep()
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.token_expiry"]
+    assert len(said) == 1 and said[0].startswith("API token 'mqtt-bridge'"), said
+    with engine.connect() as connection:
+        mended = connection.execute(text("SELECT said FROM daily_notices")).scalar()
+    engine.dispose()
+    assert isinstance(mended, float) and abs(mended - time.time()) < 3600
+
+
+def test_tokens_list_marks_the_tokens_that_end_within_14_days_as_the_dashboard_does(tmp_path):
+    """On Friday the admin reads `tokens list`: it gave the date alone, so a token ending on Monday
+    looked like one ending next year, where the dashboard's table said "ends in 3 days"."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.site.event_views import minute_utc
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    now = time.time()
+    ends = {"mqtt-bridge": now + 3 * 86400 + 600, "ci-upload": now + 5 * 3600 + 60, "wall": now + 13.9 * 86400,
+            "yearly": now + 30 * 86400, "gone": now - 60, "prometheus": None}
+    for name, at in ends.items():
+        store.add_token(name, "read", expires=at)
+    listed = CliRunner().invoke(app, ["tokens", "list", "--database", db]).output
+    expiry = dict(line.split("\t")[::5] for line in listed.splitlines())
+    assert expiry == {
+        "mqtt-bridge": f"expires {minute_utc(ends['mqtt-bridge'])} (ends in 3 days: make its successor)",
+        "ci-upload": f"expires {minute_utc(ends['ci-upload'])} (ends in 5 hours: make its successor)",
+        "wall": f"expires {minute_utc(ends['wall'])} (ends in 14 days: make its successor)",
+        "yearly": f"expires {minute_utc(ends['yearly'])}", "gone": f"expired {minute_utc(ends['gone'])}",
+        "prometheus": "expires never"}
+
+
+def test_token_names_are_unique_whatever_their_case_as_users_names_are(tmp_path):
+    """`tokens add WALL` beside `wall` made a second token: the admin who revoked `wall` after a
+    leak (or `DELETE /v1/tokens/wall`) left `WALL` working, and the two read alike in the list."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    wall = AuthStore(db).add_token("wall", "read")
+    refused = CliRunner().invoke(app, ["tokens", "add", "WALL", "--database", db])
+    assert refused.exit_code == 1 and "a token named 'wall' exists already" in refused.output, refused.output
+    made = logged_in(db, BOSS).post("/v1/tokens", json=BY_BOSS | {"name": "Wall", "scope": "read"}, headers=CSRF)
+    assert made.status_code == 409 and "a token named 'wall' exists already" in made.json()["error"], made.text
+    assert [t["name"] for t in AuthStore(db).tokens()] == ["wall"] and AuthStore(db).token(wall)["name"] == "wall"
+
+
+def test_revoking_one_of_two_tokens_stored_whose_names_differ_in_case_alone_says_the_other_still_works(tmp_path):
+    """A database from before names were one whatever their case can hold `wall` and `WALL`: the
+    admin revoking `wall` after a leak read "revoked wall" alone while `WALL` kept working, the very
+    case the rule was made for. The revocation says the other, and how to revoke it."""
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_token("wall", "read")
+    upper = store.add_token("WALL-made-before", "read")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:  # as the last release let `tokens add WALL` make it
+        connection.execute(text("UPDATE api_tokens SET name = 'WALL' WHERE name = 'WALL-made-before'"))
+    engine.dispose()
+    revoked = CliRunner().invoke(app, ["tokens", "revoke", "wall", "--database", db])
+    assert revoked.exit_code == 0 and revoked.output.startswith("revoked wall\n"), revoked.output
+    assert ("warning: token 'WALL' still works: its name differs from 'wall' in case alone (two tokens, made "
+            "before names were one whatever their case); if it is the same, revoke it too: maskwatch tokens revoke "
+            f"WALL --database {db}") in " ".join(revoked.output.split()), revoked.output
+    assert store.token(upper)["name"] == "WALL"
+    assert CliRunner().invoke(app, ["tokens", "revoke", "WALL", "--database", db]).output == "revoked WALL\n"
 
 
 def tokens_of_version_5(url: str) -> None:

@@ -204,6 +204,19 @@ def restart_with_steady_malloc() -> None:
 STOP_LOGGER = "maskwatch.site.stop"
 
 
+class OffsetTimes(logging.Formatter):
+    """A log line's time with the machine's UTC offset, "2026-10-25 02:30:05,297+02:00" (ISO 8601,
+    its decimal comma as before): in the hour the clocks go back, 02:30:05 was written twice an hour
+    apart, and on a machine whose TZ is not the site's `timezone` its lines read as the site's clock."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        from datetime import datetime
+
+        moment = datetime.fromtimestamp(record.created).astimezone()  # fromtimestamp sets the repeated hour's fold
+        offset = moment.strftime("%z")
+        return f"{moment:%Y-%m-%d %H:%M:%S},{int(record.msecs):03d}{offset[:3]}:{offset[3:5]}"
+
+
 class CurrentStderr(logging.StreamHandler):
     """A log handler writing to sys.stderr as it is at each line, not as it was when the logging
     was set up: a stderr replaced since (a test runner's, a notebook's) had been closed, and every

@@ -156,7 +156,7 @@ def _tls_files(cert: Path | None, key: Path | None) -> dict:
 # untimed in its format, and a worker's maskwatch warnings bare, through logging's last resort.
 LOG_CONFIG = {
     "version": 1, "disable_existing_loggers": False,
-    "formatters": {"timed": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {"timed": {"()": "maskwatch.runtime.OffsetTimes", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stderr": {"class": "maskwatch.runtime.CurrentStderr", "formatter": "timed"}},
     "root": {"level": "WARNING", "handlers": ["stderr"]},
     "loggers": {name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},

@@ -77,6 +77,7 @@ def run(
         elif not config.exists():
             typer.echo(f"maskwatch run --config {shlex.quote(str(config))} --init writes a commented example there", err=True)
         raise typer.Exit(code=1) from None
+    _clock_named(site, config)
     # --check's lines are its answer: one it cannot print fails it (exit 1, naming standard output).
     # Before a start they are start lines, which a stdout on a full disk does not keep the site from.
     say = _print_data if check or probe else _say
@@ -312,6 +313,16 @@ def _print_probes(site, config: Path) -> None:
         raise typer.Exit(code=1)
 
 
+def _clock_named(site, config: Path) -> None:
+    """Exit 1 where the site's clock would be UTC said nowhere: no `timezone` in the file and a TZ the
+    C library reads as UTC (site/config/clock.py's unread_tz). `events delete --since '14:00'` erased
+    the people of 14:00 UTC, the days of `report` and of `run` were UTC's."""
+    from maskwatch.site.config.clock import unread_tz
+
+    if site.timezone is None and (unread := unread_tz()):
+        _fail(f"{config}: {unread}")
+
+
 def _site_config(config: Path):
     """The site's validated YAML for a command that reads it (`report`, `alerts test`), or exit 1 with
     each of its problems on a line of its own, as `run --check` says them. Its cameras' video files
@@ -319,11 +330,13 @@ def _site_config(config: Path):
     from maskwatch.site.config import SiteConfigError, load_site_config
 
     try:
-        return load_site_config(config, files=False)
+        site = load_site_config(config, files=False)
     except SiteConfigError as err:
         for line in str(err).splitlines():
             typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
+    _clock_named(site, config)
+    return site
 
 
 def _report_lines(site) -> list[str]:

@@ -36,7 +36,7 @@ from maskwatch.security.request_checks import (AuthError, audit_target, camera_o
 from maskwatch.security.route_access import ACCESS, AUDIT, READS_ONLY, SAME_SITE_ONLY
 from maskwatch.security.schema import UNKNOWN_NAME
 from maskwatch.security.store import AuthStore, Conflict
-from maskwatch.security.token_expiry import SAID_EVERY, say_ending_tokens
+from maskwatch.security.token_expiry import DAILY_NOTICE, SAID_EVERY, say_ending_tokens
 from maskwatch.security.user_words import required_words
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,6 @@ class AccessControl:
         self.window = settings.window_minutes * 60
         self._users_checked, self._has_users = 0.0, False
         self._swept = float("-inf")  # monotonic: a clock set back does not hold the sweep off
-        self._tokens_said = float("-inf")  # monotonic: the tokens ending soon last said (token_expiry)
         self._sweeper: Periodic | None = None  # start(): _sweep once a minute, where there is a store
         self._started = False  # start() called and close() not yet: a store opened later starts the sweep
         self._audited: OrderedDict[tuple, float] = OrderedDict()  # _audit's key -> when last logged, oldest first
@@ -671,16 +670,16 @@ class AccessControl:
 
     def _sweep(self) -> None:
         """Failed logins past their window deleted (store.drop_failures), at most hourly the
-        access log past its retention and stale sessions, and at the start and daily the API
+        access log past its retention and stale sessions, and once a day for the whole site (the
+        first sweep of any of its processes that finds the day's due: store.claim_daily) the API
         tokens that stop working within a week said (start() runs it where there is a store,
         has_users once a request opened a users file made since the start)."""
         self.store.drop_failures(self.window)
         if time.monotonic() - self._swept > 3600:
             self.store.enforce_retention(self.absolute, idle=self.idle)
             self._swept = time.monotonic()
-        if time.monotonic() - self._tokens_said >= SAID_EVERY:
+        if self.store.claim_daily(DAILY_NOTICE, SAID_EVERY):
             say_ending_tokens(self.store.tokens())
-            self._tokens_said = time.monotonic()
 
     def cookie(self, request: Request, token: str | None) -> tuple[str, str, dict]:
         """Name, value and attributes of the session cookie for this request (token None: delete)."""

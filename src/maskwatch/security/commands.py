@@ -244,6 +244,15 @@ def remove_user(name: UserName, config: Config = None, database: Database = None
     from maskwatch.security.user_words import revoked_words
 
     typer.echo(f"removed {name}; their sessions ended{revoked_words(revoked)}")
+    if store.user_count() == 0:  # the last one (allowed here): the site is open on loopback, shut beyond it
+        typer.secho("warning: the database has no users now: a server on loopback lets in anyone on this machine, "
+                    "one beyond it lets nobody log in and refuses to start; add an admin: maskwatch users add NAME "
+                    f"--role admin{_where(config, database)}", fg=typer.colors.YELLOW, err=True)
+
+
+def _where(config: Path | None, database: str | None) -> str:
+    """The database a command named, as the advice's next command names it (` --config site.yaml`)."""
+    return f" --config {config}" if config is not None else f" --database {database}" if database else ""
 
 
 @users_app.command("edit")
@@ -458,18 +467,20 @@ def add_token(
 @tokens_app.command("list")
 def list_tokens(config: Config = None, database: Database = None) -> None:
     """Tokens, their scopes, owners (the admin who made it; "(site)": nobody's, a name never holds
-    brackets), when each was made and last used, when it expires (UTC) and its cameras (last, so
-    that a script reading the columns before finds them where they were): after a password may
-    have been stolen, the tokens made since are the ones to revoke."""
+    brackets), when each was made and last used, when it expires (UTC; within 14 days how soon, as
+    the dashboard marks it) and its cameras (last, so that a script reading the columns before
+    finds them where they were): after a password may have been stolen, the tokens made since
+    are the ones to revoke."""
+    from maskwatch.security.token_expiry import expiry_words
     from maskwatch.site.event_views import minute_utc as utc
 
     store = open_store(config, database, "tokens")
+    now = time.time()
     for token in store.tokens():
         used = utc(token["last_used"]) if token["last_used"] else "never"
-        ends = "never" if token["expires"] is None else utc(token["expires"])
-        ended = "expired" if token["expires"] is not None and token["expires"] <= time.time() else "expires"
         typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tmade {utc(token['created'])}"
-                   f"\tlast used {used}\t{ended} {ends}\tcameras={'all' if token['cameras'] is None else ','.join(token['cameras'])}")
+                   f"\tlast used {used}\t{expiry_words(token['expires'], now)}"
+                   f"\tcameras={'all' if token['cameras'] is None else ','.join(token['cameras'])}")
 
 
 @tokens_app.command("revoke")
@@ -483,6 +494,14 @@ def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as 
         _fail(str(err))
     _logged(store, "token_revoked", name)
     typer.echo(f"revoked {name}")
+    # Names are one whatever their case since 2026-12-07; a database can hold `WALL` beside `wall`
+    # from before, and revoking `wall` after a leak left `WALL` working with nothing said.
+    for other in (token["name"] for token in store.tokens() if token["name"].lower() == name.lower()):
+        where = _where(config, database)
+        again = f"{where} -- {other}" if other.startswith("-") else f" {other}{where}"  # -x: a name older than the rule
+        typer.secho(f"warning: token {other!r} still works: its name differs from {name!r} in case alone (two "
+                    "tokens, made before names were one whatever their case); if it is the same, revoke it too: "
+                    f"maskwatch tokens revoke{again}", fg=typer.colors.YELLOW, err=True)
 
 
 def auth_for(host: str, database: str | None, trusted_proxies, retention_days: float = 30.0, idle_minutes: float = 60.0,

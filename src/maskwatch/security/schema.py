@@ -68,6 +68,13 @@ recovery_codes = Table(
     Column("user_id", Integer, nullable=False, index=True),
     Column("code_hash", String(64), nullable=False),
 )
+# What the site says once a day whichever of its processes says it (AuthStore.claim_daily): the
+# tokens ending soon (token_expiry). A table of its own, made at any open, as failure_windows.
+daily_notices = Table(
+    "daily_notices", metadata,
+    Column("notice", String(64), primary_key=True),
+    Column("said", Float, nullable=False),
+)
 access_log = Table(
     "access_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -167,7 +174,7 @@ CHORES = {"unknown_names": _unknown_names}
 def run_chores(connection) -> list[str]:
     """The CHORES not done yet in this database, done and listed, in the caller's transaction (the
     migrations', held by hold_database); their names. Makes the tables no version lists too."""
-    metadata.create_all(connection, tables=[auth_chores, failure_windows])
+    metadata.create_all(connection, tables=[auth_chores, failure_windows, daily_notices])
     done = set(connection.execute(select(auth_chores.c.chore)).scalars())
     todo = [name for name in CHORES if name not in done]
     for name in todo:

@@ -22,18 +22,18 @@ import threading
 import time
 
 from sqlalchemy import delete, false, func, insert, literal, or_, select, tuple_, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
-from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, failure_windows,
-                                       login_failures, recovery_codes, run_chores, sessions, users)
+from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, daily_notices,
+                                       failure_windows, login_failures, recovery_codes, run_chores, sessions, users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem, no_such,
                                            token_access_problem)
 from maskwatch.runtime import ProblemLog
 from maskwatch.site.database import (AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK, apply_migrations,
                                        database_engine, database_url, driver_reason, hold_database,
-                                       open_database, said_migrated)
+                                       open_database, said_migrated, stored_number)
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,10 @@ def _named(name: str, column=users.c.name):
     return column == name if _askable(name) else false()
 
 
-def _any_case(name: str):
-    """The users whose name is `name` whatever its case, both sides lowered by the database: the one
-    comparison of a name taken (add_user) and of a name tried (is_user_name)."""
-    return func.lower(users.c.name) == func.lower(name) if _askable(name) else false()
+def _any_case(name: str, column=users.c.name):
+    """The rows whose `column` is `name` whatever its case, both sides lowered by the database: the one
+    comparison of a name taken (add_user, add_token) and of a name tried (is_user_name)."""
+    return func.lower(column) == func.lower(name) if _askable(name) else false()
 
 
 def _revoke_owned(connection, user_id: int) -> list[str]:
@@ -620,8 +620,10 @@ class AuthStore:
                     raise ValueError(f"{owner!r} is a viewer: a token's owner is an admin (their tokens go "
                                      "when they stop being one)")
                 owner_id = row.id
-            if connection.execute(select(api_tokens.c.id).where(_named(name, api_tokens.c.name))).first() is not None:
-                raise Conflict(f"a token named {name!r} exists already (revoke it first)")
+            # `wall` and `WALL` were two tokens: `tokens revoke wall` after a leak left the other working.
+            taken = connection.execute(select(api_tokens.c.name).where(_any_case(name, api_tokens.c.name))).scalar()
+            if taken is not None:
+                raise Conflict(f"a token named {taken!r} exists already (revoke it first)")
             key = token_hash(token) if cameras is None else limited_token_hash(token)
             connection.execute(insert(api_tokens).values(name=name, token_hash=key, scope=scope,
                                                          created=time.time(), owner=owner_id, expires=expires,
@@ -757,6 +759,33 @@ class AuthStore:
             connection.execute(delete(login_failures).where(
                 (login_failures.c.at < now - kept) | (login_failures.c.at > now + kept)))
         return kept
+
+    # What the site says once a day
+
+    def claim_daily(self, notice: str, every: float, now: float | None = None) -> bool:
+        """Whether this process is the one to say `notice` now: True once per `every` seconds for
+        the whole database, whichever of its processes (`run`, `serve --workers`, Ray replicas,
+        on other machines too with PostgreSQL) asks first; each said it on its own, N times.
+        Read first, so that the once-a-minute ask of each process writes nothing until it is due;
+        then one conditional UPDATE (or the first INSERT), which one process alone can win. A time
+        said over `every` ahead of the clock (a clock set back since) is due again, as is one that is
+        no number (a text SQLite kept from a hand's UPDATE: compared with the clock, a TypeError
+        failed every sweep); the conditional UPDATE writes over it as it was read."""
+        now = time.time() if now is None else now
+        row = daily_notices.c.notice == notice
+        with self.engine.connect() as connection:
+            said = connection.execute(select(daily_notices.c.said).where(row)).scalar()
+        if stored_number(said) and now - every < said <= now + every:
+            return False
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                if said is not None:  # still `said`: no other process claimed it since it was read
+                    return connection.execute(update(daily_notices).where(row, daily_notices.c.said == said)
+                                              .values(said=now)).rowcount == 1
+                connection.execute(insert(daily_notices).values(notice=notice, said=now))
+                return True
+        except IntegrityError:  # another process's first INSERT came first: it says it
+            return False
 
     # Access log
 

@@ -365,8 +365,9 @@ def export_events(request: Request, camera: str | None = Query(None, json_schema
                   since: str | None = event_since, until: str | None = event_until) -> Response:
     """Every event the filters find, newest first, one CSV row each with the columns of /v1/events
     (times in ISO 8601 UTC), then `first_seen_local` and `last_seen_local` (YYYY-MM-DD HH:MM:SS in
-    the site's timezone, as a spreadsheet reads a date), streamed as it is read: an audit's month of
-    a busy site, without a limit."""
+    the site's timezone, as a spreadsheet reads a date), `infrared`, then `first_seen_local_offset`
+    and `last_seen_local_offset` (UTC+02:00: which reading of the hour the clocks go back a local
+    time is), streamed as it is read: an audit's month of a busy site, without a limit."""
     site = _site(request)
     filters = event_filters(request, camera, zone, label, since, until)
     if isinstance(filters, JSONResponse):
@@ -480,7 +481,8 @@ def report(request: Request, start: str | None = Query(None, alias="from", json_
            end: str | None = Query(None, alias="to", json_schema_extra={"format": "date"},
                                    description="last day, YYYY-MM-DD (default: today in the site's timezone)")) -> Response:
     """One row per day, camera and zone: people per voted label, the corrected compliant share with
-    its 95 % interval, and the plain with_mask / people."""
+    its 95 % interval, the plain with_mask / people, those seen on grey frames, and the day's hours
+    on the site's clock (25 or 23 the days the clocks change)."""
     site = _site(request)
     tz = site.config.tz()
     try:

@@ -59,8 +59,10 @@ EVENT_COLUMNS = ("id", "camera", "zone", "track_id", "label", "probability", "fi
                  "snapshot")
 # events.csv's columns: those of /v1/events as they were (integrators read them by position too),
 # then the times on the site's clock, which a spreadsheet reads as dates, then `infrared` (schema
-# version 8: seen on grey frames, true or false, as /v1/events says it).
-CSV_COLUMNS = (*EVENT_COLUMNS, "first_seen_local", "last_seen_local", "infrared")
+# version 8: seen on grey frames, true or false, as /v1/events says it), then the local times'
+# offsets: in the hour the clocks go back, 02:30:00 is read twice, UTC+02:00 then UTC+01:00.
+CSV_COLUMNS = (*EVENT_COLUMNS, "first_seen_local", "last_seen_local", "infrared",
+               "first_seen_local_offset", "last_seen_local_offset")
 
 
 def csv_cell(value):
@@ -77,6 +79,17 @@ def local_time(seconds: float | None, tz: tzinfo | None) -> str | None:
     if seconds is None:
         return None
     return datetime.fromtimestamp(seconds, tz).replace(tzinfo=None).isoformat(" ", "seconds")
+
+
+def local_offset(seconds: float | None, tz: tzinfo | None) -> str | None:
+    """The UTC offset of the site's clock (`tz`, None: the machine's) at Unix seconds, as the
+    page says it, "UTC+02:00": which of the two readings of local_time's text in the hour the
+    clocks go back it is. Not a bare "+02:00", which Excel reads as a formula (2 a.m., and
+    "-05:00" a negative time)."""
+    if seconds is None:
+        return None
+    moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(seconds).astimezone()
+    return "UTC" + moment.isoformat(timespec="seconds")[19:]  # after YYYY-MM-DDTHH:MM:SS
 
 
 def wall_clock(seconds: float, tz: tzinfo | None) -> str:
@@ -106,7 +119,7 @@ def events_csv(rows, tz: tzinfo | None, root: str = "") -> Iterator[str]:
     """Stored events (Unix seconds) as CSV text, a header line and then a line per event, as they
     come: an export is written while it is read. The columns of /v1/events (event_view's), then
     first and last seen on the clock of `tz` (the site's timezone), then whether they were seen on
-    grey (infrared) frames; the snapshot's URL under
+    grey (infrared) frames, then the UTC offsets of the two local times; the snapshot's URL under
     `root`, a proxy's path prefix, as /v1/events gives it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -115,7 +128,8 @@ def events_csv(rows, tz: tzinfo | None, root: str = "") -> Iterator[str]:
         view = event_view(row, root)
         writer.writerow([*(csv_cell(view[column]) for column in EVENT_COLUMNS),
                          local_time(row["first_seen"], tz), local_time(row["last_seen"], tz),
-                         "true" if row["infrared"] else "false"])
+                         "true" if row["infrared"] else "false",
+                         local_offset(row["first_seen"], tz), local_offset(row["last_seen"], tz)])
         if buffer.tell() >= 65536:
             yield buffer.getvalue()
             buffer.seek(0)

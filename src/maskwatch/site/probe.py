@@ -345,6 +345,11 @@ def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | N
         # Any store's tables to make or upgrade, not the events' alone: a site given MQTT or reports
         # later, its events' tables there, was OK and its start failed on "permission denied".
         to_make = any(version is None or version < store.known for store, version in found)
+        # A store at its version may still miss a table its start makes at every open, no version
+        # listing it (the users' daily_notices, new in a release that kept auth schema 7): the
+        # probe said OK and the start failed on "permission denied for schema public".
+        there = set(inspect(connection).get_table_names())
+        missing = sorted({table for store, version in found if version is not None for table in store.tables} - there)
         # Those whose upgrade alters their tables: up to the store's alters_until (the events' 8, the
         # infrared columns of its counts and alerts; its 7 alone only added tables, which CREATE and
         # the rows allow).
@@ -352,7 +357,10 @@ def _read_schema(engine, schemas: list[StoreSchema]) -> tuple[list, str, str | N
                    if version is not None and version < (store.alters_until or store.known)]
         refused = None
         if postgres:
-            refused = (_cannot_create(connection) if to_make else None) or _not_owned(connection, altered)
+            refused = _cannot_create(connection) if to_make or missing else None
+            if refused is not None and missing and not to_make:
+                refused = f"the start makes {', '.join(missing)}, and {refused}"
+            refused = refused or _not_owned(connection, altered)
         users = 0
         if inspect(connection).has_table("users"):  # by name: the security layer sits above this one
             users = connection.execute(select(func.count()).select_from(table("users"))).scalar() or 0

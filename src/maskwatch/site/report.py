@@ -19,7 +19,10 @@ from maskwatch.faces import CLASSES, UNASSESSABLE
 from maskwatch.site.infrared import INFRARED, SUMMED_COLUMNS
 from maskwatch.site.prevalence import FIELDS, compliance_fields
 
-REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, UNASSESSABLE, *FIELDS, INFRARED)
+# day_hours (last, added: a spreadsheet reads the columns before by name or place): the day's length
+# on the site's clock, 25 the night the clocks go back, 23 the night they go forward (24.5 and 23.5 on
+# Lord Howe Island): that day's people were counted over that many hours, not 24.
+REPORT_COLUMNS = ("date", "camera", "zone", "people", *CLASSES, UNASSESSABLE, *FIELDS, INFRARED, "day_hours")
 
 
 def parse_day(value: str, name: str) -> date:
@@ -51,6 +54,14 @@ def day_start(day: date, tz: tzinfo | None) -> float:
     """Unix seconds at the midnight that starts `day` in `tz` (None: local time)."""
     midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
     return (midnight if tz else midnight.astimezone()).timestamp()
+
+
+def day_hours(day: date, tz: tzinfo | None) -> float:
+    """The hours from `day`'s midnight to the next in `tz` (None: local time): 24, or 23 or 25 where
+    the clocks change that day."""
+    if day == date.max:
+        return 24.0
+    return (day_start(day + timedelta(days=1), tz) - day_start(day, tz)) / 3600
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,8 @@ def daily_rows(counts: list[dict], first: date, last: date, tz: tzinfo | None) -
     for (day, camera, zone), total in sorted(days.items()):
         # The API's digits: at 3 a day the chart showed red (top end 0.7997, under 80 %) read 0.800 here.
         figures = {name: "" if value is None else f"{value:.4f}" for name, value in compliance_fields(total).items()}
-        rows.append({"date": day, "camera": camera, "zone": zone, **total, **figures})
+        hours = day_hours(date.fromisoformat(day), tz)
+        rows.append({"date": day, "camera": camera, "zone": zone, **total, **figures, "day_hours": f"{hours:g}"})
     return rows
 
 

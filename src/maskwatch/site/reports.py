@@ -49,7 +49,7 @@ from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
 from maskwatch.site.infrared import INFRARED, infrared_words
 from maskwatch.site.prevalence import in_percent
-from maskwatch.site.report import daily_rows, day_start, period_totals, to_csv
+from maskwatch.site.report import daily_rows, day_hours, day_start, period_totals, to_csv
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,31 @@ def figures_line(where: str, total: dict | None) -> str:
             f"{share(total['compliance_high'])} %){infrared}")
 
 
+def clock_minute(seconds: float, tz: tzinfo | None) -> str:
+    """HH:MM on the site's clock (`tz`, None: the machine's), with its UTC offset where the clocks
+    go back over it, as the dashboard says it: "until 02:30" on that night named either passing."""
+    def wall(at: float) -> str:
+        return f"{datetime.fromtimestamp(at, tz):%Y-%m-%d %H:%M}"
+
+    text = wall(seconds)
+    if not any(wall(seconds + shift) == text for shift in (-3600, -1800, 1800, 3600)):
+        return text[11:]
+    moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(seconds).astimezone()
+    return f"{text[11:]} (UTC{moment.isoformat(timespec='minutes')[16:]})"
+
+
+def odd_day_line(day: date, tz: tzinfo | None) -> str | None:
+    """A line for a day of the report not 24 hours long on the site's clock (None for one that is):
+    its people are counted over an hour more, or less, than another day's."""
+    hours = day_hours(day, tz)
+    if hours == 24:
+        return None
+    more = abs(hours - 24)
+    return (f"{day:%a %Y-%m-%d} has {hours:g} hours on the site's clock, not 24 (the clocks went "
+            f"{'back' if hours > 24 else 'forward'}): {more:g} hour{'s' * (more != 1)} "
+            f"{'more' if hours > 24 else 'less'} to count people in than another day.")
+
+
 def compose(report: Report, due: Due, until: float, store, names: dict[str, str], zones_of: dict[str, list[str]],
             tz: tzinfo | None, now: float, missed: int = 0) -> Message:
     """The report sent on `due.day`, its counts up to `until`: report.csv's rows for its period,
@@ -263,10 +288,12 @@ def compose(report: Report, due: Due, until: float, store, names: dict[str, str]
     if report.previous_day:
         title = f"Mask compliance {first:%a %Y-%m-%d}"
     elif report.every == "day":
-        title = f"Mask compliance {first:%a %Y-%m-%d}, until {datetime.fromtimestamp(until, tz):%H:%M}"
+        title = f"Mask compliance {first:%a %Y-%m-%d}, until {clock_minute(until, tz)}"
     else:
         title = f"Mask compliance {first:%a %Y-%m-%d} to {last:%a %Y-%m-%d}"
     lines = [figures_line(where(*key), totals.get(key)) for key in keys]
+    lines += [line for day in (first + timedelta(days=n) for n in range((last - first).days + 1))
+              if (line := odd_day_line(day, tz))]
     if now - due.at > LATE_AFTER:
         lines.append(f"Sent late: it was due {when(due.at, tz)}, when the site was not running or could not "
                      "read its database.")

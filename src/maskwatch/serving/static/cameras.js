@@ -106,10 +106,11 @@ async function pollCameras() {
   for (const camera of cameras) {
     const card = cameraCard(camera);
     card.dataset.connected = camera.connected;
-    // The analysed rate is the one set in the config; the stream's own is what the camera sends.
-    // An admin's figures: to a viewer (a clinic's supervisor) "3 fps analysed" was an engineer's word.
+    // The rate checked is the one set in the config (its fps); the other is what the camera sends.
+    // An admin's figures: to a viewer (a clinic's supervisor) they were an engineer's words, and to an
+    // admin (a store's manager) "3 fps analysed (stream 25 fps)" was too: said in words.
     card.querySelector(".state").textContent = !camera.connected ? "offline" : accountRole !== "admin" ? "online"
-      : `online, ${camera.fps_target} fps analysed (stream ${camera.fps} fps)`;
+      : `online, checks ${camera.fps_target} frames a second (the camera sends ${camera.fps})`;
     // A camera kept up through a stall (its offline_after) says why no new frame comes: its card
     // said "online" over a frozen picture, and nothing more, for up to an hour.
     card.querySelector(".detail").textContent = camera.connected
@@ -124,13 +125,14 @@ async function pollCameras() {
       `<span class="today">today:</span>` + Object.keys(LABELS).map((c) =>
         `<span class="${c}" data-class="${c}">${LABELS[c]}: <b>${today[c] ?? 0}</b></span>`).join("") +
       // a night camera's: its people seen on grey frames, whose "mask" is often a bare face (docs/site.md)
-      (today.infrared ? `<span class="infrared" title="seen on grey (infrared) frames, where the classifier passes ` +
-        `most bare faces as masked: the masked count is overstated">infrared: <b>${today.infrared}</b></span>` : "") +
+      // (what it means: #cameras-infrared-note, below the cards; a tooltip here reached no finger nor keyboard)
+      (today.infrared ? `<span class="infrared">infrared: <b>${today.infrared}</b></span>` : "") +
       // beside the figures: a camera never connected showed "mask: 0, no mask: 0", read as nobody came
       // in at that door, and one down since the morning its morning's counts, read as the day's
       (camera.connected ? "" : `<span class="stopped">(not counting while offline)</span>`);
     if (camera.analysed > 0 && camera.connected) readCardPicture(card, camera.id);  // an offline camera's last picture stays, dimmed
   }
+  document.getElementById("cameras-infrared-note").hidden = !cameras.some((camera) => camera.today?.infrared);
 }
 
 // Since when an offline camera counts as down, on the site's clock, and for how long (on the server's

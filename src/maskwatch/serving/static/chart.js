@@ -18,6 +18,8 @@ function drawTrend(series, readAt = Date.now()) {
   chart.append(svgElement("rect", {x: left, y: top, width, height, fill: "none", stroke: "#ccc"}),
                svgElement("text", {x: 4, y: top + 10}, "100%"), svgElement("text", {x: 14, y: top + height}, "0%"));
   chart.dataset.buckets = series.buckets.length;
+  // what a dashed outline means, in the caption while a bar has one (the bar's tooltip alone reached no finger nor keyboard)
+  document.getElementById("trend-infrared-note").hidden = !series.buckets.some((b) => b.infrared);
   // Read once a minute: say when, so that a bar that has not moved is not taken for a stuck page.
   document.getElementById("trend-updated").textContent = `read at ${clockMinute(readAt)}, every minute`;
   // the period charted, as chosen: "last 24 hours, days or weeks" under a chart per day left the reader to pick

@@ -7,8 +7,9 @@ let lastEvents = null;
 // decimals: 0.57 * 100 is 56.99999999999999 in floating point, and a plain floor said "56 %".
 const howSure = (probability) => Math.floor(Math.round(probability * 1e4) / 100);
 
-const INFRARED_MARK = ` <span class="infrared" title="seen on grey (infrared) frames, where the classifier passes ` +
-  `most bare faces as masked: the label is in doubt">(infrared)</span>`;
+// What the mark means is said under the table (#events-infrared-note) while one is listed: in its
+// title it was out of reach of a finger and the keyboard, and left unsaid by a screen reader's table reading.
+const INFRARED_MARK = ` <span class="infrared">(infrared)</span>`;
 
 async function loadEvents() {
   const mine = ++asked.events;
@@ -33,6 +34,7 @@ async function loadEvents() {
     row.append(Object.assign(document.createElement("td"), {colSpan: 6,
       textContent: camera || label ? "Nobody seen matches these filters." : "Nobody seen yet."}));
     document.getElementById("event-list").replaceChildren(row);
+    document.getElementById("events-infrared-note").hidden = true;
     stackRows(document.getElementById("event-table"));
     return;
   }
@@ -48,6 +50,7 @@ async function loadEvents() {
       <td>${escapeHtml(e.zone || "—")}</td><td class="${e.label}">${LABELS[e.label]}${e.infrared ? INFRARED_MARK : ""}</td>
       <td>${e.label === "unassessable" ? "—" : `${howSure(e.probability)} %`}</td>
       <td${e.snapshot ? ` data-snapshot="${escapeHtml(beside(e.snapshot))}"` : ""}></td></tr>`).join("");
+  document.getElementById("events-infrared-note").hidden = !events.some((e) => e.infrared);
   stackRows(document.getElementById("event-table"));  // each value after its heading on a phone
   showSnapshots();
 }
@@ -93,12 +96,11 @@ function showSnapshots() {
     });
   }
 }
-// "no picture", why in its tooltip (a mouse) and in words a screen reader reads with the cell (the
-// title alone was the span's description, which table reading leaves unsaid), shown on a screen with
-// no hover (dashboard.css).
+// "no picture (not kept)", why shown beside it to everyone: in its title it was the span's description,
+// which table reading leaves unsaid, and a tooltip that neither a finger nor the keyboard brings up.
 function noSnapshot(why) {
-  const words = Object.assign(document.createElement("span"), {className: "nosnap", textContent: "no picture", title: why});
-  words.append(Object.assign(document.createElement("span"), {className: "why sr-only", textContent: ` (${why})`}));
+  const words = Object.assign(document.createElement("span"), {className: "nosnap", textContent: "no picture"});
+  words.append(Object.assign(document.createElement("span"), {className: "why", textContent: ` (${why})`}));
   return words;
 }
 

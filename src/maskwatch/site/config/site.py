@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 
 from maskwatch.site.config.alerts import AlertsConfig
 from maskwatch.site.config.cameras import CameraConfig
+from maskwatch.site.config.clock import no_zone_data, unnamed_zone
 from maskwatch.site.config.mqtt import MqttConfig
 from maskwatch.site.config.reports import ReportConfig
 from maskwatch.site.config.section import Section
@@ -77,7 +78,11 @@ class SiteConfig(Section):
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
+                if missing := no_zone_data():
+                    raise ValueError(f"timezone {value!r}: {missing}") from None
                 raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin or UTC") from None
+            if problem := unnamed_zone(value):
+                raise ValueError(f"timezone {value!r}: {problem}")
         return value
 
     def tz(self):
