@@ -15,6 +15,11 @@ import numpy as np
 # colour photo of the dataset's 853 reached 14.
 GREY_SPREAD = 8
 
+# What a face of a grey frame is worth, said in the same words by every log line, warning, report,
+# alert and help text (figures: benchmarks/night_frames.py, docs/site.md#night-and-infrared-cameras).
+NIGHT_WORDS = ("judged by the night model, less sure than in colour (on grey copies of held-out photos 15 of 143 bare "
+               "faces passed as masked, 1 in colour, 67 with glare; on dark, noisy copies many masked faces read "
+               "bare): read a marked share with care")
 
 def is_grey(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool:
     """Whether a BGR frame is a grey picture (R = G = B give or take a codec's chroma): an infrared

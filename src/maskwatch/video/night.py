@@ -1,18 +1,17 @@
-"""Telling a night camera's grey (infrared) frames, on which the shipped classifier is often wrong.
+"""Telling a night camera's grey (infrared) frames, whose faces the night model judges.
 
-Its training photos are colour (1 of the dataset's 853 is grey). On grey copies of the held-out
-photos it named 14 % of faces wrongly (2 % in colour), nearly all of them bare faces called masked,
-as sure of itself as ever (mean top probability 0.96, unassessable 4.5 %): the doubt rule does not
-catch it (benchmarks/night_frames.py, docs/site.md#night-and-infrared-cameras). So `detect` and a
-site's cameras say when frames are grey.
+The classifier sends every face of a grey frame to its night model (maskwatch.classifier), trained
+on grey crops: on grey copies of held-out photos it passed 15 of 143 bare faces as masked (the
+colour models 99; 1 of 143 in colour), and on dark, noisy copies it called many masked faces bare
+(benchmarks/night_frames.py, docs/site.md#night-and-infrared-cameras). So `detect` and a site's
+cameras say when frames are grey.
 """
 
 from __future__ import annotations
 
-GREY_WORDS = ("the shipped mask classifier, trained on colour photos, passed 99 of 143 bare faces of held-out photos "
-              "made grey as masked (1 of 143 in colour), as sure of itself as in colour: mask compliance in grey "
-              "hours is overstated "
-              "(docs/site.md#night-and-infrared-cameras)")
+from maskwatch.data.grey import NIGHT_WORDS
+
+GREY_WORDS = f"their faces {NIGHT_WORDS} (docs/site.md#night-and-infrared-cameras)"
 
 
 # How long a camera's frames stay grey (or colour) before the turn is said: a scene on the edge
