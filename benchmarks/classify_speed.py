@@ -1,6 +1,6 @@
 """Batched crop classification through ONNX Runtime: crops per second on this machine.
 
-    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx --gate h.onnx] [--closeup c.onnx] [--data DIR] [--crops 256] [--batch 32] [--repeats 7]
+    python benchmarks/classify_speed.py [--model a.onnx --model b.onnx] [--gate g.onnx --gate h.onnx] [--closeup c.onnx] [--grey] [--data DIR] [--crops 256] [--batch 32] [--repeats 7]
 
 Crops are real face crops, exactly their boxes (default: the bundled sample; --data takes a
 dataset folder such as ../shared/datasets/face-mask-detection for its real mix of face sizes).
@@ -10,6 +10,8 @@ without a gate; each --gate adds a row for the first model behind that gate (def
 --model: the shipped model alone, then behind the shipped gate, then the shipped default: behind
 its gate and beside its close-up model for faces over 64 px), end to end only. --closeup adds
 the shipped default with a candidate close-up model, its ratio to the shipped default beside it.
+--grey adds the shipped default on the same crops made grey (luminance in all three channels): an
+infrared camera's faces, every one answered by the night model; its ratio to colour beside it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import cv2
 import numpy as np
 
 from maskwatch import Classifier
-from maskwatch.classifier import BATCH, SHIPPED_CLOSEUP, SHIPPED_GATE
+from maskwatch.classifier import BATCH, SHIPPED_CLOSEUP, SHIPPED_GATE, SHIPPED_NIGHT
 from maskwatch.data.crops import crop_face
 from maskwatch.data.voc import load_voc_annotation
 
@@ -70,6 +72,8 @@ def main() -> None:
                         help="Also time the first model behind this gate (repeatable; default: the shipped "
                              "gate, when no --model is given).")
     parser.add_argument("--closeup", type=Path, help="also time the shipped default with this close-up model")
+    parser.add_argument("--grey", action="store_true",
+                        help="also time the shipped default on the crops made grey (the night model answers them)")
     parser.add_argument("--data", type=Path, default=SAMPLE)
     parser.add_argument("--crops", type=int, default=256, help="face crops classified in each pass")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"crops per network call (default: the shipped {BATCH})")
@@ -77,6 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.closeup is not None and (args.model is not None or not args.closeup.is_file()):
         parser.error("--closeup takes an existing .onnx file and goes without --model")
+    if args.grey and (args.model is not None or not SHIPPED_NIGHT.is_file()):
+        parser.error(f"--grey times the shipped night model ({SHIPPED_NIGHT}): it goes without --model")
     models = args.model or [None]
     classifiers = [Classifier.load(m, gate=False, closeup=False) for m in models]
     gates = args.gate or ([SHIPPED_GATE] if args.model is None and SHIPPED_GATE.is_file() else [])
@@ -88,25 +94,34 @@ def main() -> None:
     if args.closeup is not None:
         classifiers.append(Classifier.load(closeup=args.closeup))
     crops = face_crops(args.data, args.crops)
+    given = [crops] * len(classifiers)  # the crops each row classifies
+    grey_row = None
+    if args.grey:
+        classifiers.append(Classifier.load())
+        given.append([cv2.cvtColor(cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) for c in crops])
+        grey_row = len(classifiers) - 1
     groups = []
-    for clf in classifiers:
-        inputs = model_inputs(clf, crops)
+    for clf, ours in zip(classifiers, given):
+        inputs = model_inputs(clf, ours)
         sides = np.array([x.shape[0] for x in inputs])
         groups.append([np.stack([inputs[i] for i in np.flatnonzero(sides == s)]) for s in np.unique(sides)])
-        clf.predict(crops[:8])  # warm-up
+        clf.predict(ours[:8])  # warm-up
     end_to_end = [[] for _ in classifiers]
     model_only = [[] for _ in classifiers]
     for _ in range(args.repeats):
-        for k, clf in enumerate(classifiers):
+        for k, (clf, ours) in enumerate(zip(classifiers, given)):
             start = time.perf_counter()
-            clf.predict(crops, batch_size=args.batch)
-            end_to_end[k].append(len(crops) / (time.perf_counter() - start))
+            clf.predict(ours, batch_size=args.batch)
+            end_to_end[k].append(len(ours) / (time.perf_counter() - start))
             if clf.gate is None:
                 model_only[k].append(len(crops) / time_model_only(clf, groups[k], args.batch))
     print(f"{len(crops)} face crops from {args.data}, batch {args.batch}, {args.repeats} passes, medians:")
     first_gated = len(models)  # rows from here on are the first model behind each gate
     for k, clf in enumerate(classifiers):
-        if clf.gate is not None:
+        if k == grey_row:
+            print(f"  the shipped default on the same crops made grey (every one to {clf.night.model_path.name}):")
+            print(f"    crops/s including crop resizing: {statistics.median(end_to_end[k]):8.0f}")
+        elif clf.gate is not None:
             answered = _gate_share(clf, crops)
             beside = "" if clf.closeup is None else (
                 f", beside {clf.closeup.model_path.name} for "

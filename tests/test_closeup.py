@@ -71,7 +71,7 @@ def test_export_writes_the_rule_and_refuses_a_gate_that_is_also_a_closeup_model(
     assert Classifier(models["model"], closeup=out).closeup_info()["above"] == 64
     done = runner.invoke(app, ["export", str(models["closeup_run"]), "--out", str(tmp_path / "g.onnx"),
                                "--closeup-above", "64", "--gate-threshold", "0.9"])
-    assert done.exit_code != 0 and "not both" in done.output
+    assert done.exit_code != 0 and "is one of a gate, a close-up model or a night model" in done.output
     assert not (tmp_path / "g.onnx").exists()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from maskwatch.data.grey import NIGHT_WORDS
 from tests.test_dashboard import VISIBILITY, admin_state, answer, event, page, tab, zoned_site  # noqa: F401
 
 pytestmark = pytest.mark.system
@@ -336,7 +337,7 @@ SHOWN = "(ids) => ids.map((id) => document.querySelector(id)?.checkVisibility() 
 
 def test_what_the_infrared_marks_mean_is_on_the_page_where_a_finger_reaches_it(zoned_site, admin_state, page):  # noqa: F811
     """WCAG 1.3.1/2.1.1: what a card's "infrared: 3", a bar's dashed outline and a person's "(infrared)"
-    mean (the figure overstated, the label in doubt) was in their tooltips alone, which no finger
+    mean (judged by the night model, less sure than in colour) was in their tooltips alone, which no finger
     nor keyboard brings up (the dashed outline's not even there: in each bar's). Each is said in the
     page's words under the cards, in the chart's caption and under the list, while one is shown."""
     context = page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
@@ -361,12 +362,9 @@ def test_what_the_infrared_marks_mean_is_on_the_page_where_a_finger_reaches_it(z
         phone.wait_for_selector("#trend-chart rect.bar.infrared")
         phone.wait_for_selector("#event-list .infrared")
         said = [" ".join(words.split()) if words else None for words in phone.evaluate(SHOWN, INFRARED_NOTES)]
-        assert said == ["infrared: today's people seen on grey (infrared) frames, where the classifier passes most "
-                        "bare faces as masked: that camera's mask count is overstated.",
-                        "a bar outlined dashed had people seen on grey (infrared) frames, where most bare faces pass "
-                        "as masked: its share is overstated;",
-                        "(infrared): seen on grey (infrared) frames, where the classifier passes most bare faces as "
-                        "masked: the label is in doubt."], said
+        assert said == [f"infrared: today's people seen on grey (infrared) frames, {NIGHT_WORDS}.",
+                        f"a bar outlined dashed had people seen on grey (infrared) frames, {NIGHT_WORDS};",
+                        f"(infrared): seen on grey (infrared) frames, {NIGHT_WORDS}."], said  # data/grey.py's words
     finally:
         context.close()
 

@@ -9,11 +9,14 @@ The site runs in this process, its camera never started; its people are written 
 
 import csv
 import io
+import json
 import logging
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from maskwatch.data.grey import NIGHT_WORDS
 from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.serving.app import create_app
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
@@ -29,8 +32,7 @@ from tests.test_events import person
 from tests.test_notify import BERLIN
 
 NIGHT, NOON = berlin(21, 23), berlin(21, 12)
-SAID = "seen on grey (infrared) frames, where the classifier passes most bare faces as masked: the masked share is " \
-       "overstated (docs/site.md#night-and-infrared-cameras)"
+SAID = f"seen on grey (infrared) frames, {NIGHT_WORDS} (docs/site.md#night-and-infrared-cameras)"
 
 
 def crowd(store, masked, unmasked, when, infrared):
@@ -136,4 +138,23 @@ def test_prometheus_says_how_many_of_todays_people_were_seen_on_grey_frames(site
     assert 'maskwatch_camera_people_infrared_today{camera="platform"} 1.0' in scraped
     (described,) = [line for line in scraped.splitlines()
                     if line.startswith("# HELP maskwatch_camera_people_infrared_today ")]
-    assert "seen on grey (infrared) frames" in described and "overstated" in described
+    assert "seen on grey (infrared) frames" in described and NIGHT_WORDS in described
+
+
+def test_the_api_schema_says_what_a_grey_frames_mark_means_now(site):
+    """Since the night model judges grey frames, /openapi.json still said "the classifier passes most
+    bare faces as masked: ... overstated": its three `infrared` fields now give data/grey.py's words."""
+    described = json.dumps(site[1].get("/openapi.json").json())
+    assert described.count(NIGHT_WORDS) >= 3 and "overstated" not in described
+
+
+def test_no_page_or_message_says_the_words_of_before_the_night_model():
+    """The dashboard's notes, its alerts list and the site's messages said "most bare faces pass as
+    masked ... overstated" after the night model had shipped; each says data/grey.py's words now."""
+    package = Path(__file__).resolve().parents[1] / "src" / "maskwatch"
+    stale = ("most bare faces", "overstated", "99 of 143 bare faces of held-out")
+    said = {path.relative_to(package).as_posix(): " ".join(path.read_text().split())
+            for folder in ("serving/static", "site", "video") for path in sorted((package / folder).glob("*.*"))
+            if path.suffix in (".py", ".js", ".html")}
+    assert [(name, words) for name, text in said.items() for words in stale if words in text] == []
+    assert said["serving/static/dashboard.html"].count(NIGHT_WORDS) == 3  # under the cards, the chart, the list

@@ -597,7 +597,7 @@ def test_home_assistant_discovery_makes_each_camera_a_device_and_clears_the_rest
          "door_unassessable_today", "door_infrared_today", "door_available"])
     assert len(ours) == 22
     # a night camera's "with a mask today" beside how many of the day's people were seen on grey frames,
-    # as the counts topic has them: Home Assistant had no entity for it (its masked count overstated)
+    # as the counts topic has them: Home Assistant had no entity for it (its masked count judged by the night model)
     assert {k: ours["homeassistant/sensor/site/door_infrared_today/config"][k] for k in ("name", "value_template")} == {
         "name": "People seen on grey (infrared) frames today", "value_template": "{{ value_json.infrared }}"}
     # `people` holds the decided alone, as /v1/cameras' and the report's: "People today" beside "People

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from maskwatch.cli import app
 from maskwatch.video.cameras import CameraWorker
-from maskwatch.video.night import GREY_HOLD_S, GREY_WORDS, GreyWatch, is_grey
+from maskwatch.data.grey import is_grey
+from maskwatch.video.night import GREY_HOLD_S, GREY_WORDS, GreyWatch
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker
@@ -74,7 +75,7 @@ def test_detect_says_when_photos_are_grey_and_not_when_they_are_colour(tmp_path,
     night = runner.invoke(app, ["detect", str(tmp_path / "night"), "--out", str(tmp_path / "o2"), "--quiet"])
     assert colour.exit_code == 0 and night.exit_code == 0, (colour.output, night.output)
     assert "grey" not in colour.output
-    assert f"warning: {tmp_path / 'night'}: 1 of 2 photos were grey (infrared): the shipped mask classifier" in night.output
+    assert f"warning: {tmp_path / 'night'}: 1 of 2 photos were grey (infrared): their faces judged by the night model" in night.output
     assert "docs/site.md#night-and-infrared-cameras" in night.output
 
 
@@ -94,7 +95,7 @@ def test_a_camera_says_when_its_frames_turn_grey_and_colour_again(tmp_path, samp
         assert wait_until(lambda: "camera platform: colour frames again" in said()), said()
     finally:
         worker.stop()
-    assert said()[:2] == ["camera platform: grey frames (infrared): the ", "camera platform: colour frames again"]
+    assert said()[:2] == ["camera platform: grey frames (infrared): thei", "camera platform: colour frames again"]
 
 
 def test_a_frame_without_a_picture_is_not_called_grey():

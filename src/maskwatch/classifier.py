@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from maskwatch.data.crops import CropSpec, crop_face
+from maskwatch.data.grey import is_grey, is_grey_crop
 from maskwatch.data.images import check_bgr
 from maskwatch.faces import CLASSES, UNASSESSABLE, Face
 from maskwatch.runtime import cpu_session
@@ -25,6 +26,8 @@ SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
 SHIPPED_GATE = Path(__file__).parent / "weights" / "gate.onnx"
 # The same network trained with rendered masks, for the large faces (see Classifier, closeup).
 SHIPPED_CLOSEUP = Path(__file__).parent / "weights" / "closeup.onnx"
+# The same network trained on grey crops, for every face of a grey (infrared) frame (see Classifier, night).
+SHIPPED_NIGHT = Path(__file__).parent / "weights" / "night.onnx"
 # Keys of the ONNX metadata that make an exported model self-describing.
 META_KEY = "maskwatch"
 # Crops per network call. ONNX Runtime's CPU arena keeps memory for the largest batch it has
@@ -87,6 +90,20 @@ class CloseupRule:
             raise ValueError(f"close-up rule: 'above' must be at least 1 px, got {self.above}")
 
 
+@dataclass(frozen=True)
+class NightRule:
+    """A night model answers every face of a grey frame (maskwatch.data.grey.is_grey): an infrared
+    camera's at night. The dataset holds one grey photo of 853, and the colour models called 99 of 143
+    bare faces of grey copies of held-out photos masked, as sure of themselves as in colour; a model
+    trained on grey copies alone cannot cost a colour face (BENCHMARKS.md, night cameras)."""
+
+    frames: str = "grey"
+
+    def __post_init__(self) -> None:
+        if self.frames != "grey":
+            raise ValueError(f"night rule: 'frames' must be 'grey', got {self.frames!r}")
+
+
 class Classifier:
     """An exported maskwatch classifier (.onnx with its crop spec and temperature inside).
 
@@ -98,10 +115,13 @@ class Classifier:
 
     With a close-up model (an exported model whose metadata holds a CloseupRule), large faces
     go to it instead, each answered with its own temperature and doubt threshold.
+
+    With a night model (its metadata holds a NightRule), every face of a grey frame goes to it,
+    whatever its size: the gate and the close-up model learned from colour photos only.
     """
 
     def __init__(self, model_path: Path | str, threads: int = 0, gate: Path | str | None = None,
-                 closeup: Path | str | None = None) -> None:
+                 closeup: Path | str | None = None, night: Path | str | None = None) -> None:
         model_path = Path(model_path)
         if model_path.is_dir():
             raise FileNotFoundError(f"{model_path}: a folder, not a classifier model (an .onnx file)")
@@ -139,6 +159,12 @@ class Classifier:
                 closeup, threads, "closeup", ("close-up model", "close-up model", "close-up rule"),
                 "`maskwatch export --closeup-above`",
                 lambda rule: CloseupRule(**rule))
+        self.night: Classifier | None = None
+        self.night_rule: NightRule | None = None
+        if night is not None:
+            self.night, self.night_rule = _beside(
+                night, threads, "night", ("night model", "night model", "night rule"), "`maskwatch export --night`",
+                lambda rule: NightRule(**rule))
 
     def __getstate__(self) -> dict:
         # An ONNX Runtime session does not pickle: a worker process (multiprocessing's spawn,
@@ -173,16 +199,18 @@ class Classifier:
     @classmethod
     def load(cls, path: Path | str | None = None, threads: int = 0,
              gate: Path | str | bool | None = None,
-             closeup: Path | str | bool | None = None) -> Classifier:
+             closeup: Path | str | bool | None = None,
+             night: Path | str | bool | None = None) -> Classifier:
         """The shipped model, or the .onnx file at `path`.
 
         gate: None (or True) gives the shipped model its shipped gate and a model of your own
         none; False turns the gate off; a path adds that gate. A gate's threshold was chosen for
         one model, so True with a model of your own is refused: give its own gate as a path.
-        closeup: the same for the close-up model that answers large faces.
+        closeup: the same for the close-up model that answers large faces; night for the night
+        model that answers the faces of grey frames.
         """
         shipped = path is None or Path(path).resolve() == SHIPPED_MODEL.resolve()
-        for name, given in (("gate", gate), ("close-up model", closeup)):
+        for name, given in (("gate", gate), ("close-up model", closeup), ("night model", night)):
             if given is True and not shipped:
                 raise ValueError(f"{path}: the shipped {name} was chosen for the shipped model only; "
                                  f"pass a file chosen for this model, or False")
@@ -190,10 +218,13 @@ class Classifier:
             gate = SHIPPED_GATE if shipped else None
         if closeup is None or closeup is True:
             closeup = SHIPPED_CLOSEUP if shipped else None
-        return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None, closeup=closeup or None)
+        if night is None or night is True:
+            night = SHIPPED_NIGHT if shipped else None
+        return cls(path or SHIPPED_MODEL, threads=threads, gate=gate or None, closeup=closeup or None,
+                   night=night or None)
 
     def __repr__(self) -> str:  # which files answer, as a log line or a notebook shows it
-        beside = {"gate": self.gate, "closeup": self.closeup}
+        beside = {"gate": self.gate, "closeup": self.closeup, "night": self.night}
         return f"Classifier({self.model_path.name!r}" + "".join(
             f", {k}={m.model_path.name!r}" for k, m in beside.items() if m is not None) + ")"
 
@@ -216,6 +247,13 @@ class Classifier:
         return {"model": self.closeup.info.get("model"), "file": self.closeup.model_path.name,
                 "above": self.closeup_rule.above}
 
+    def night_info(self) -> dict | None:
+        """The night model beside this one, as reports name it (None: grey frames go to the others)."""
+        if self.night is None:
+            return None
+        return {"model": self.night.info.get("model"), "file": self.night.model_path.name,
+                "frames": self.night_rule.frames}
+
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = BATCH) -> list[Prediction]:
         """Classify face crops: each HxWx3 BGR uint8, exactly the face's box (any size)."""
         if isinstance(crops, np.ndarray) and crops.dtype != object \
@@ -225,8 +263,9 @@ class Classifier:
             raise ValueError(f"crops is a sequence of crops, got one array of shape {crops.shape}; "
                              "for one crop: predict([crop])")
         crops = [_as_bgr(c) for c in crops]
+        grey = np.array([self.night is not None and is_grey_crop(c) for c in crops], dtype=bool)
         probs, doubts = self._answers([(c, (0, 0, c.shape[1], c.shape[0])) for c in crops],
-                                      batch_size, margin=0.0)
+                                      batch_size, margin=0.0, grey=grey)
         return [_prediction(p, d) for p, d in zip(probs, doubts)]
 
     def predict_boxes(self, image: np.ndarray, boxes: Sequence[Face | Sequence[float]],
@@ -246,7 +285,9 @@ class Classifier:
         for face, part in zip(faces, inside):  # named as given: the clipped box was, or "NaN to integer"
             if not (part.width >= 1 and part.height >= 1):
                 raise ValueError(f"box {face.box} has no area inside the {w}x{h} image")
-        probs, doubts = self._answers([(image, f.box) for f in inside], batch_size)
+        grey = self.night is not None and bool(inside) and is_grey(image, [f.box for f in inside])
+        probs, doubts = self._answers([(image, f.box) for f in inside], batch_size,
+                                      grey=np.full(len(inside), grey, dtype=bool))
         predictions = [_prediction(p, d) for p, d in zip(probs, doubts)]
         return [f.with_prediction(p.label, p.probabilities) for f, p in zip(faces, predictions)]
 
@@ -268,10 +309,11 @@ class Classifier:
         return probs
 
     def _answers(self, faces: list[tuple[np.ndarray, tuple]], batch_size: int,
-                 margin: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 margin: float | None = None, grey: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities of (image, box) faces and the doubt threshold each is judged
-        by: the close-up model's for large faces, the gate's where its rule accepts them, this
-        model's for the rest. margin overrides the crop specs' (0 for exact crops)."""
+        by: the night model's for the faces marked `grey` (with a night model), the close-up
+        model's for large faces, the gate's where its rule accepts them, this model's for the rest.
+        margin overrides the crop specs' (0 for exact crops)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size is a whole number of 1 or more; got {batch_size!r}")  # was range()'s error
         probs = np.zeros((len(faces), len(CLASSES)), dtype=np.float32)
@@ -282,8 +324,13 @@ class Classifier:
         # by the frame's edge is judged by what the photo holds of it.
         long_sides = np.array([max(b[2] - b[0], b[3] - b[1]) for _, b in faces])
         rest = np.arange(len(faces))
+        if self.night is not None and grey is not None and grey.any():
+            night = np.flatnonzero(grey)
+            probs[night] = self.night._network_probabilities(faces, night, batch_size, margin)
+            doubts[night] = self.night.doubt
+            rest = np.flatnonzero(~grey)
         if self.closeup is not None:
-            large = np.flatnonzero(long_sides > self.closeup_rule.above)
+            large = rest[long_sides[rest] > self.closeup_rule.above]
             probs[large] = self.closeup._network_probabilities(faces, large, batch_size, margin)
             doubts[large] = self.closeup.doubt
             rest = np.setdiff1d(rest, large)

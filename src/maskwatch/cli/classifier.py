@@ -197,6 +197,9 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the training (initial weights, batches).", **SEED_RANGE)] = 0,
     split_csv: Annotated[Optional[Path], typer.Option("--split", help="Split file (default WORK/split.csv).")] = None,
     init: Init = None,
+    night: Annotated[bool, typer.Option(
+        "--night", help="Train a night model: every crop grey, with low-light and glare copies (export it with "
+                        "`export --night`; it answers the faces of grey, infrared frames).")] = False,
     device: Device = "cpu",
     progress: Progress = True,
 ) -> None:
@@ -205,7 +208,7 @@ def train(
     from maskwatch.training.classifier.train import train_run
 
     cfg, _ = _recipe(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, augment=augment,
-                     balance=balance, schedule=schedule, rendered=rendered)
+                     balance=balance, schedule=schedule, rendered=rendered, night=night or None)
     cfg = _with_init(cfg, init, lr)
     try:
         with _sigterm_as_ctrl_c():
@@ -315,21 +318,25 @@ def export(
     closeup_above: Annotated[Optional[int], typer.Option(
         help="Export as a close-up model: it answers the faces whose box is more than this many px "
              "on its long side, beside the shipped classifier.")] = None,
+    night: Annotated[bool, typer.Option(
+        "--night", help="Export as a night model: it answers every face of a grey (infrared) frame, beside the "
+                        "shipped classifier (train it on grey crops).")] = False,
 ) -> None:
     """Export a run to ONNX (classes, crop spec and temperature inside) for ONNX Runtime."""
     _need("export", "train")
     _refuse_folder(out, ".onnx")
-    from maskwatch.classifier import CloseupRule, GateRule
+    from maskwatch.classifier import CloseupRule, GateRule, NightRule
     from maskwatch.training.classifier.export import export_onnx
 
     try:
         if gate_threshold is None and gate_max_side != 64:
             _fail("--gate-max-side only applies to a gate: give --gate-threshold too")
-        if gate_threshold is not None and closeup_above is not None:
-            _fail("a model is a gate or a close-up model, not both: give --gate-threshold or --closeup-above")
+        if sum((gate_threshold is not None, closeup_above is not None, night)) > 1:
+            _fail("a model is one of a gate, a close-up model or a night model: give one of --gate-threshold, "
+                  "--closeup-above and --night")
         gate = None if gate_threshold is None else GateRule(gate_threshold, gate_max_side)
         closeup = None if closeup_above is None else CloseupRule(closeup_above)
-        path = export_onnx(run, out, gate=gate, closeup=closeup)
+        path = export_onnx(run, out, gate=gate, closeup=closeup, night=NightRule() if night else None)
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     typer.echo(f"exported {run} -> {path}")

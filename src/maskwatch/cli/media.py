@@ -262,7 +262,8 @@ def evaluate_photos(
         write_text(out, json.dumps(report(results, root) | {"detector": detector.config.to_dict(),
                                    "classifier": detector.classifier.model_info(),
                                    "gate": detector.classifier.gate_info(),
-                                   "closeup": detector.classifier.closeup_info()}, indent=2))
+                                   "closeup": detector.classifier.closeup_info(),
+                                   "night": detector.classifier.night_info()}, indent=2))
         typer.echo(f"-> {out}")
     if unreadable:
         _fail(f"{len(unreadable)} of {sum(len(r.rows) for r in results.values())} photos could not be read "

@@ -107,6 +107,7 @@ def evaluate_detection(data_dir: Path, detector, annotations: list[VocAnnotation
         "classifier": detector.classifier.model_info(),
         "gate": detector.classifier.gate_info(),
         "closeup": detector.classifier.closeup_info(),
+        "night": detector.classifier.night_info(),
     }
 
 

@@ -66,6 +66,7 @@ def healthz(request: Request) -> dict:
     return {"status": "ok", "classifier": detector.classifier.model_info(),
             "gate": detector.classifier.gate_info(),
             "closeup": detector.classifier.closeup_info(),
+            "night": detector.classifier.night_info(),
             "site": site is not None,
             # Whether the site's MQTT broker is connected (None: no MQTT); the reason is in the log.
             "mqtt": None if getattr(site, "mqtt", None) is None else site.mqtt.status()["connected"],

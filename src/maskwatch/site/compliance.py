@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # The alerts GET /v1/alerts lists at most: a day's of a busy site.
 ALERTS_LISTED = 1000
 # An alert as the webhooks, notify, MQTT and GET /v1/alerts have it: `infrared` of the `seen` people
-# (decided or not) on grey frames, whose masked share is overstated.
+# (decided or not) on grey frames, judged by the night model (site/infrared.py).
 ALERT_FIELDS = ("rule", "camera", "zone", "compliance", "compliance_low", "compliance_high", "observed", "below",
                 "people", "with_mask", "unassessable", "infrared", "seen", "minutes", "at")
 

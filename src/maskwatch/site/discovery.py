@@ -28,7 +28,7 @@ from maskwatch.faces import PERSON_LABELS
 from maskwatch.site.config import discovery_prefix_problem
 from maskwatch.site.infrared import INFRARED, SUMMED_COLUMNS
 
-# INFRARED: of the day's people, those seen on grey frames, beside a night camera's overstated "with a mask"
+# INFRARED: of the day's people, those seen on grey frames, judged by the night model (site/infrared.py)
 SAID = {"with_mask": "with a mask", "without_mask": "without a mask",
         "mask_weared_incorrect": "with a mask worn incorrectly", "unassessable": "unassessable",
         INFRARED: "seen on grey (infrared) frames"}

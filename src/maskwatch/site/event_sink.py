@@ -241,7 +241,7 @@ class EventSink:
             # last one was where they left the view, a door zone counting people going out.
             seen = self.zone_frames.pop(track.track_id, None)
             zone = seen.most_common(1)[0][0] if seen else zone_of(track.box, *self.size, self.zones) if self.size else None
-            # Seen on grey frames more often than not: counted as infrared (their label is in doubt)
+            # Seen on grey frames more often than not: counted as infrared (judged by the night model)
             infrared = 2 * self.grey_frames.pop(track.track_id, 0) > sum(seen.values()) if seen else False
             if len(self.unstored) == self.unstored.maxlen:
                 self.unstored_dropped += 1

@@ -1,14 +1,15 @@
 """People seen on grey (infrared) frames, counted apart in a site's figures.
 
-The shipped classifier, trained on colour photos, passed 99 of 143 bare faces made grey as masked
-(video/night.py, benchmarks/night_frames.py), as sure of itself as in colour: a night camera's
-95 % read as any other's in the counts, the chart, the reports and the alerts. Each person seen
+Their faces go to the night model, less sure than the colour models are in colour (video/night.py,
+benchmarks/night_frames.py): a night camera's 95 % read as any other's in the counts, the chart,
+the reports and the alerts. Each person seen
 on grey frames more often than not is counted in the counts' `infrared` column (events schema
 version 8), and the figures say how many of their people those were: marked, not corrected.
 """
 
 from __future__ import annotations
 
+from maskwatch.data.grey import NIGHT_WORDS
 from maskwatch.faces import PERSON_LABELS, UNASSESSABLE
 
 INFRARED = "infrared"
@@ -27,5 +28,5 @@ def infrared_share(total: dict) -> float | None:
 
 def infrared_words(infrared: int, seen: int) -> str:
     """`N of M people seen on grey (infrared) frames ...`, as the reports and alerts say it."""
-    return (f"{infrared} of {seen} {'person' if seen == 1 else 'people'} seen on grey (infrared) frames, where the "
-            f"classifier passes most bare faces as masked: the masked share is overstated ({INFRARED_DOCS})")
+    return (f"{infrared} of {seen} {'person' if seen == 1 else 'people'} seen on grey (infrared) frames, "
+            f"{NIGHT_WORDS} ({INFRARED_DOCS})")

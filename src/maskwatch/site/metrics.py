@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from maskwatch.faces import CLASSES, PERSON_LABELS
-from maskwatch.site.infrared import INFRARED
+from maskwatch.site.infrared import INFRARED, INFRARED_DOCS, NIGHT_WORDS
 from maskwatch.site.prevalence import compliance_estimate
 
 
@@ -37,9 +37,8 @@ class SiteCollector(Collector):
                                    labels=["camera", "label"])
         # Its own series, not a label of people_today: a sum over those labels stays today's people.
         infrared = GaugeMetricFamily("maskwatch_camera_people_infrared_today", "Of today's people (judged or not), "
-                                     "those seen on grey (infrared) frames, where the classifier passes most bare faces "
-                                     "as masked: compliance_today is overstated by them "
-                                     "(docs/site.md#night-and-infrared-cameras)", labels=["camera"])
+                                     f"those seen on grey (infrared) frames, {NIGHT_WORDS} "
+                                     f"({INFRARED_DOCS})", labels=["camera"])
         ratio = GaugeMetricFamily("maskwatch_camera_compliance_today",
                                   "Share of today's people wearing a mask properly, corrected for the classifier's "
                                   "confusions (absent before the first)", labels=["camera"])

@@ -332,7 +332,7 @@ def compliance_message(alert: dict, names: dict[str, str], tz: tzinfo | None) ->
              f"in the last {alert['minutes']} minutes ({alert['unassessable']} more not judged)",
              camera_line(alert["camera"], names), *([f"Zone: {alert['zone']}"] if alert["zone"] else []),
              f"When: {when(alert['at'], tz)}"]
-    if alert.get("infrared"):  # a night camera's: its share is overstated, and the alert may be one too few
+    if alert.get("infrared"):  # a night camera's: judged by the night model, read with care
         lines.insert(2, f"Infrared: {infrared_words(alert['infrared'], alert['seen'])}")
     return title, "\n".join(lines)
 

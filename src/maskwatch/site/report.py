@@ -5,7 +5,7 @@ voted label, as CSV.
 too small to decide, counted apart and in no share. `compliance` is the share corrected for the
 classifier's confusions, between `compliance_low` and `compliance_high` (its 95 % interval);
 `observed_share` is the plain with_mask / people. `infrared`: of the people and the unassessable,
-those seen on grey (infrared) frames, where the masked share is overstated (site/infrared.py).
+those seen on grey (infrared) frames, judged by the night model: read their share with care (site/infrared.py).
 """
 
 from __future__ import annotations

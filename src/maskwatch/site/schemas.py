@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from maskwatch.site.infrared import INFRARED_DOCS, NIGHT_WORDS
+
 
 class PeopleCounts(BaseModel):
     people: int = Field(ge=0, description="decided people")
@@ -18,8 +20,7 @@ class PeopleCounts(BaseModel):
     mask_weared_incorrect: int = Field(ge=0)
     unassessable: int = Field(0, ge=0, description="people seen too briefly or too small to decide; not in people")
     infrared: int = Field(0, ge=0, description="of people and unassessable, those seen on grey (infrared) frames, "
-                                               "where the classifier passes most bare faces as masked: their share "
-                                               "masked is overstated (docs/site.md#night-and-infrared-cameras)")
+                                               f"{NIGHT_WORDS} ({INFRARED_DOCS})")
 
 
 class CameraStatus(BaseModel):
@@ -108,9 +109,8 @@ class Event(BaseModel):
     last_seen: str = Field(description="ISO 8601, UTC")
     frames: int
     snapshot: str | None = Field(description="URL of the blurred snapshot; null in privacy mode")
-    infrared: bool = Field(description="seen on grey (infrared) frames more often than not, where the classifier "
-                                       "passes most bare faces as masked: the label is in doubt "
-                                       "(docs/site.md#night-and-infrared-cameras); false for people stored before")
+    infrared: bool = Field(description="seen on grey (infrared) frames more often than not, so "
+                                       f"{NIGHT_WORDS} ({INFRARED_DOCS}); false for people stored before")
 
 
 class EventList(BaseModel):
@@ -178,7 +178,7 @@ class ComplianceAlert(BaseModel):
                                           "share, counted apart as everywhere")
     minutes: int = Field(description="the rule's window")
     infrared: int = Field(0, description="of the window's people (decided or not), those seen on grey (infrared) "
-                                         "frames: the masked share is overstated (docs/site.md#night-and-infrared-cameras)")
+                                         f"frames, {NIGHT_WORDS} ({INFRARED_DOCS})")
     seen: int = Field(0, description="the window's people, decided or not (people and the unassessable)")
     now: AlertStanding
 

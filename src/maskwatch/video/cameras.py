@@ -586,7 +586,7 @@ class CameraWorker:
 
     def _say_grey(self, grey: bool, now: float) -> None:
         """Log when the analysed frames turn grey (an infrared camera at night) and colour again:
-        the classifier's labels on grey faces are often wrong, and nothing else said so. A turn is
+        the night model judges their faces, less sure than in colour, and nothing else said so. A turn is
         said once it has held for GREY_HOLD_S (a dusk flicker logged a line at every frame)."""
         if not self._grey.seen(grey, now):
             return

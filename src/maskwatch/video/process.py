@@ -20,7 +20,7 @@ from maskwatch.data.images import check_bgr
 from maskwatch.faces import Face
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.motion import MotionDetector
-from maskwatch.video.night import is_grey
+from maskwatch.data.grey import is_grey
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track, to_xyxy
 

@@ -14,10 +14,15 @@ const range = (low, high, below) =>
 // chart's table and the reports say them (the line had no word of them).
 const notJudged = (alert) => alert.unassessable ? ` (${alert.unassessable} more not judged)` : "";
 
-// Those seen on grey (infrared) frames, where the classifier passes most bare faces as masked: the
-// alert's share is likely overstated (its webhook, message and log line said so; the list did not).
+// What a face of a grey frame is worth: maskwatch.data.grey.NIGHT_WORDS, word for word (tests/test_alerts_page.py).
+const NIGHT_WORDS = "judged by the night model, less sure than in colour (on grey copies of held-out photos 15 of 143 " +
+  "bare faces passed as masked, 1 in colour, 67 with glare; on dark, noisy copies many masked faces read bare): read a marked " +
+  "share with care";
+
+// Those seen on grey (infrared) frames, judged by the night model: in the words of its webhook, message
+// and log line (site/infrared.py's NIGHT_WORDS; the list said nothing of them).
 const onGrey = (alert) => alert.infrared ? ` ${alert.infrared} of ${alert.seen} people seen on grey (infrared) ` +
-  `frames, where the classifier passes most bare faces as masked: the masked share is overstated.` : "";
+  `frames, ${NIGHT_WORDS}.` : "";
 
 // How the camera and zone stand now over the rule's window, in words (the state's class colours it).
 function alertNow(alert) {

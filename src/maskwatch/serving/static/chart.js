@@ -41,10 +41,10 @@ function drawTrend(series, readAt = Date.now()) {
   const highEnd = (b) => sided(b.compliance_high * 100, Math.ceil(b.compliance_high * 100 - 1e-9), 80);
   const interval = (b) => `${lowEnd(b)}-${highEnd(b)}%`;
   const under = (b) => b.compliance_high < 0.8;
-  // People seen on grey (infrared) frames, where the classifier passes most bare faces as masked: a
+  // People seen on grey (infrared) frames, judged by the night model, less sure than in colour: a
   // night camera's 95 % read as a day camera's. Marked (outlined, dashed, and said), not corrected.
   const seen = (b) => b.people + (b.unassessable ?? 0);
-  const infrared = (b) => b.infrared ? `${b.infrared} of ${seen(b)}, share overstated` : "0";
+  const infrared = (b) => b.infrared ? `${b.infrared} of ${seen(b)}, read with care` : "0";
   // A bucket as the site's clock reads it: the start's own wall-clock time (the API gives it with the
   // site's offset), in the table and in a bar's tooltip alike (which showed the raw ISO time).
   const wall = (start) => series.bucket === "hour" ? start.slice(0, 16).replace("T", " ") : start.slice(0, 10);
@@ -105,7 +105,7 @@ function drawTrend(series, readAt = Date.now()) {
                           (b.unassessable ? ` (${b.unassessable} unassessable, not in the share)` : "") +
                           `; ${percent(b.observed_share)} as labelled, before correction` +
                           (b.infrared ? `; ${b.infrared} of ${seen(b)} seen on grey (infrared) frames: ` +
-                           "the share is overstated (most bare faces pass as masked there)" : "")));
+                           "judged by the night model, read the share with care" : "")));
     const middle = x + 0.5 * room, cap = Math.min(6, room * 0.2);
     const yLow = top + height - b.compliance_low * height, yHigh = top + height - b.compliance_high * height;
     const whisker = svgElement("g", {class: "interval", "data-start": b.start, "data-low": b.compliance_low,

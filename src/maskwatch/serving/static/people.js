@@ -39,7 +39,7 @@ async function loadEvents() {
     return;
   }
   // Times in the page's clock, cameras by name; an unassessable person has no probability; one seen
-  // on grey (infrared) frames is said so beside the label, which the classifier gets wrong there. A
+  // on grey (infrared) frames is said so beside the label, which the night model judges there. A
   // snapshot is read beside the page (as its other reads): the answer's URL carries the server's
   // root_path, which a screen's token-adding proxy that maps its / to the prefix does not mirror.
   const beside = (url) => url.slice(url.indexOf("v1/snapshots/"));

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -51,6 +51,16 @@ def load_crop_dataset(work: Path | str) -> CropDataset:
             raise PrepareError(f"{work / row['crop']}: missing or wrong-size crop; prepare again")
         images[i] = crop.reshape(spec.size, spec.size, spec.channels)
     return crop_dataset(work, spec, rows, images)
+
+
+def grey_copy(data: CropDataset) -> CropDataset:
+    """The same faces with each colour crop made grey (its luminance in all three channels), as an
+    infrared camera's frame gives them: the night model trains and is scored on these."""
+    if data.spec.channels != 3:
+        raise ValueError(f"{data.work}: grey copies are made of colour crops; prepare with --colour")
+    images = np.stack([cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+                       for image in data.images]) if len(data.images) else data.images
+    return replace(data, images=images)
 
 
 def crop_dataset(work: Path, spec: CropSpec, rows: list[dict], images: np.ndarray) -> CropDataset:

@@ -12,7 +12,7 @@ from maskwatch.data.crops import CropSpec
 from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES, SIZE_BIN_NAMES, size_bin
 from maskwatch.training.classifier.calibration import calibrate_on_validation
-from maskwatch.training.classifier.dataset import load_crop_dataset
+from maskwatch.training.classifier.dataset import grey_copy, load_crop_dataset
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -73,6 +73,8 @@ def evaluate_run(run: Path) -> dict:
     if data.spec != CropSpec(**config["crop"]):  # the folder prepared again since: other crops
         raise ValueError(f"{config['work']} now holds {data.spec} crops, the run trained on "
                          f"{CropSpec(**config['crop'])}: prepare it as before, or train again")
+    if config.get("train", {}).get("night"):  # a night model is scored, and its doubt chosen, on grey faces
+        data = grey_copy(data)
     assignment, by, seed = read_split_csv(run / "split.csv")
     val_idx = np.array([i for i, f in enumerate(data.face_ids) if assignment.get(f) == "val"])
     if len(val_idx) == 0:

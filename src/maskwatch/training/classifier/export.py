@@ -8,17 +8,19 @@ from pathlib import Path
 import torch
 
 from maskwatch.atomic import atomic_path
-from maskwatch.classifier import META_KEY, CloseupRule, GateRule
+from maskwatch.classifier import META_KEY, CloseupRule, GateRule, NightRule
 from maskwatch.training.classifier.train import load_model
 
 
-def export_onnx(run: Path, out: Path, gate: GateRule | None = None, closeup: CloseupRule | None = None) -> Path:
+def export_onnx(run: Path, out: Path, gate: GateRule | None = None, closeup: CloseupRule | None = None,
+                night: NightRule | None = None) -> Path:
     """Write the run's model to `out` with its classes, crop spec and temperature as metadata.
 
     The temperature comes from the run's metrics.json (written by `maskwatch evaluate`);
     without it probabilities are left uncalibrated (T = 1). With `gate`, the file is a gate
     (see maskwatch.classifier.GateRule), which a gate without calibration cannot be; with
-    `closeup`, a close-up model (maskwatch.classifier.CloseupRule).
+    `closeup`, a close-up model (maskwatch.classifier.CloseupRule); with `night`, a night model
+    (maskwatch.classifier.NightRule).
     """
     import onnx
 
@@ -50,6 +52,8 @@ def export_onnx(run: Path, out: Path, gate: GateRule | None = None, closeup: Clo
             info["gate"] = {"threshold": gate.threshold, "max_side": gate.max_side, "answers": list(gate.answers)}
         if closeup is not None:
             info["closeup"] = {"above": closeup.above}
+        if night is not None:
+            info["night"] = {"frames": night.frames}
         entry = proto.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps(info)
         onnx.save(proto, str(tmp))

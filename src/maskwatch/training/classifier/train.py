@@ -22,8 +22,8 @@ from maskwatch.data.split import read_split_csv
 from maskwatch.faces import CLASSES
 from maskwatch.models import build_model
 from maskwatch.progress import progress_bar
-from maskwatch.training.classifier.augment import augment_batch
-from maskwatch.training.classifier.dataset import CropDataset, load_crop_dataset
+from maskwatch.training.classifier.augment import augment_batch, night_batch
+from maskwatch.training.classifier.dataset import CropDataset, grey_copy, load_crop_dataset
 from maskwatch.training.classifier.initial import freeze_norms, init_digest, load_initial_weights
 
 BALANCE_MODES = ("none", "sqrt", "inverse")
@@ -54,6 +54,8 @@ class TrainConfig:
     # A trained classifier to start from (initial.py: an exported .onnx file or a run folder),
     # instead of ImageNet's weights or none; its normalisation statistics are kept while training.
     init: str | None = None
+    # A night model (Classifier, night): grey crops, with low-light and glare copies (night_batch).
+    night: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -152,6 +154,8 @@ def fit(data: CropDataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Trai
                 yb = torch.cat([yb, torch.from_numpy(rendered_labels[pick])])
             if cfg.augment:
                 xb = augment_batch(xb, generator)
+            if cfg.night:
+                xb = night_batch(xb, generator)
             xb, yb = xb.to(device), yb.to(device)
             logits = model(xb)
             loss = loss_fn(logits, yb)
@@ -289,6 +293,8 @@ def train_run(work: Path, out: Path, cfg: TrainConfig, split_csv: Path | None = 
     check_replaceable(out, RUN_MARK)  # before the training, not after it
     split_csv = Path(split_csv) if split_csv else work / "split.csv"
     data = load_crop_dataset(work)
+    if cfg.night:
+        data = grey_copy(data)
     assignment, by, split_seed = read_split_csv(split_csv)
     missing = [f for f in data.face_ids if f not in assignment]
     if missing:

@@ -1,0 +1,69 @@
+"""Whether a picture is grey (R = G = B give or take a codec's chroma): an infrared camera's frame at night.
+
+The classifier sends the faces of a grey frame to its night model (see maskwatch.classifier), and a
+camera says when its frames turn grey (maskwatch.video.night); both read a frame by this one rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+# A pixel's channel spread (its largest |B-G|, |G-R|, the frame's own cast taken off) that the 99th
+# percentile of a grey frame stays within: a codec's chroma leaves a few levels; the least colourful
+# colour photo of the dataset's 853 reached 14.
+GREY_SPREAD = 8
+
+# What a face of a grey frame is worth, said in the same words by every log line, warning, report,
+# alert and help text (figures: benchmarks/night_frames.py, docs/site.md#night-and-infrared-cameras).
+NIGHT_WORDS = ("judged by the night model, less sure than in colour (on grey copies of held-out photos 15 of 143 bare "
+               "faces passed as masked, 1 in colour, 67 with glare; on dark, noisy copies many masked faces read "
+               "bare): read a marked share with care")
+
+def is_grey(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool:
+    """Whether a BGR frame is a grey picture (R = G = B give or take a codec's chroma): an infrared
+    camera's at night, or a grey stream or file read as BGR. Every 8th pixel each way is enough.
+    Only pixels neither near black nor near white tell (those are grey in any camera), and a frame
+    without a picture in it (one flat level: black, a test card's grey) is not called grey.
+    The frame's median B-G and G-R are taken off first: many infrared cameras' black-and-white
+    frames carry a slight purple or green cast, the same over the whole frame (3 chroma levels off
+    neutral put R, G and B 9 apart), where a colour picture's differences vary from pixel to pixel.
+    `faces` (xyxy boxes found in it): a face in colour makes it colour, whatever the rest is (a
+    colour camera's grey corridor, its faces under 1 % of the frame, was called grey)."""
+    sample = image[::8, ::8].astype(np.int16)
+    level = sample.max(axis=2)
+    told = (level > 24) & (level < 232)
+    if told.sum() < 0.05 * told.size or level.std() < 8:
+        return False
+    blue_green, green_red = (sample[..., 0] - sample[..., 1])[told], (sample[..., 1] - sample[..., 2])[told]
+    cast = np.median(blue_green), np.median(green_red)
+    if np.percentile(_spread(blue_green, green_red, cast), 99) > GREY_SPREAD:
+        return False
+    return not any(_in_colour(image, box, cast) for box in faces)
+
+
+def is_grey_crop(crop: np.ndarray) -> bool:
+    """Whether a face's crop alone (BGR, no frame around it) is grey: as is_grey, every pixel read, and
+    a crop of one flat level is grey too (its picture is the face; no test card to tell apart)."""
+    pixels = crop.reshape(-1, 3).astype(np.int16)
+    blue_green, green_red = pixels[:, 0] - pixels[:, 1], pixels[:, 1] - pixels[:, 2]
+    cast = np.median(blue_green), np.median(green_red)
+    return bool(np.percentile(_spread(blue_green, green_red, cast), 99) <= GREY_SPREAD)
+
+
+def _spread(blue_green: np.ndarray, green_red: np.ndarray, cast) -> np.ndarray:
+    return np.maximum(np.abs(blue_green - cast[0]), np.abs(green_red - cast[1]))
+
+
+def _in_colour(image: np.ndarray, box: Sequence[float], cast) -> bool:
+    """Whether most of a face's pixels (about 16 x 16 of them) are off the frame's grey."""
+    height, width = image.shape[:2]
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(width, int(box[2])), min(height, int(box[3]))
+    if x1 <= x0 or y1 <= y0:
+        return False
+    step = max(1, min(x1 - x0, y1 - y0) // 16)
+    face = image[y0:y1:step, x0:x1:step].astype(np.int16)
+    spread = _spread(face[..., 0] - face[..., 1], face[..., 1] - face[..., 2], cast)
+    return bool(np.median(spread) > GREY_SPREAD)

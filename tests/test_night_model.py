@@ -1,0 +1,147 @@
+"""The night model: every face of a grey (infrared) frame goes to a network trained on grey crops."""
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch import Classifier, Detector
+from maskwatch.classifier import SHIPPED_MODEL, CloseupRule, GateRule, NightRule
+from maskwatch.cli import app
+from maskwatch.data.images import read_image
+from maskwatch.data.photos import annotated_faces, annotated_photos
+from maskwatch.training.classifier.evaluate import evaluate_run
+from maskwatch.training.classifier.export import export_onnx
+from maskwatch.training.classifier.train import TrainConfig, train_run
+
+from tests.conftest import copies_of
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+
+
+@pytest.fixture(scope="module")
+def models(prepared_sample, one_epoch_runs, tmp_path_factory):
+    """A model, a gate, a close-up model and a night model, each one epoch on the bundled sample."""
+    folder = tmp_path_factory.mktemp("night")
+    runs = copies_of(one_epoch_runs, folder)  # the model (seed 0) and the gate, as test_gate's
+    runs["night"] = train_run(prepared_sample, folder / "night", TrainConfig(epochs=1, seed=2, augment=True, night=True),
+                             progress=False)
+    for run in runs.values():
+        evaluate_run(run)
+    return {"model": export_onnx(runs["model"], folder / "model.onnx"),
+            "gate": export_onnx(runs["gate"], folder / "gate.onnx", gate=GateRule(0.34, 40)),
+            "closeup": export_onnx(runs["model"], folder / "closeup.onnx", closeup=CloseupRule(40)),
+            "night": export_onnx(runs["night"], folder / "night.onnx", night=NightRule()),
+            "night_run": runs["night"]}
+
+
+@pytest.fixture(scope="module")
+def photo(sample_dir):
+    return read_image(sorted(sample_dir.glob("images/*.png"))[0])
+
+
+BOXES = [(x, y, x + s, y + s) for s in (12, 30, 41, 90) for x, y in ((0, 0), (50, 40), (100, 80))]
+
+
+def test_every_face_of_a_grey_frame_goes_to_the_night_model_and_a_colour_frame_never(models, photo):
+    routed = Classifier(models["model"], gate=models["gate"], closeup=models["closeup"], night=models["night"])
+    assert routed.night_rule == NightRule()
+    day = Classifier(models["model"], gate=models["gate"], closeup=models["closeup"])
+    night_alone = Classifier(models["night"])
+    probabilities = lambda model, image: np.array([f.probabilities for f in model.predict_boxes(image, BOXES)])
+    # Colour: the same answers as without a night model, to the digit.
+    np.testing.assert_array_equal(probabilities(routed, photo), probabilities(day, photo))
+    # Grey: every face, small and large, answered by the night model alone, not the gate or the close-up model.
+    at_night = probabilities(routed, grey(photo))
+    np.testing.assert_allclose(at_night, probabilities(night_alone, grey(photo)), atol=1e-6)
+    assert not np.allclose(at_night, probabilities(day, grey(photo)))
+
+
+def test_each_exact_crop_is_told_by_its_own_colour(models, sample_dir):
+    routed = Classifier(models["model"], gate=models["gate"], closeup=models["closeup"], night=models["night"])
+    day, night_alone = Classifier(models["model"], gate=models["gate"], closeup=models["closeup"]), Classifier(models["night"])
+    crops = []
+    for ann in annotated_photos(sample_dir)[:4]:
+        photo = read_image(sample_dir / "images" / ann.filename)
+        crops += [photo[int(f.box[1]):int(f.box[3]), int(f.box[0]):int(f.box[2])] for f in annotated_faces(ann)]
+    grey_crops = [grey(c) for c in crops]
+    got = np.array([p.probabilities for p in routed.predict(grey_crops + crops)])
+    np.testing.assert_allclose(got[:len(crops)], [p.probabilities for p in night_alone.predict(grey_crops)], atol=1e-6)
+    np.testing.assert_array_equal(got[len(crops):], [p.probabilities for p in day.predict(crops)])
+
+
+def test_a_colour_face_in_a_grey_view_is_answered_as_colour(models, photo):
+    """A colour camera's grey corridor: the frame reads grey but its faces are in colour."""
+    routed = Classifier(models["model"], night=models["night"])
+    day = Classifier(models["model"])
+    corridor = grey(photo)
+    box = BOXES[-1]
+    x0, y0, x1, y1 = box
+    corridor[y0:y1, x0:x1] = photo[y0:y1, x0:x1]
+    np.testing.assert_array_equal(routed.predict_boxes(corridor, [box])[0].probabilities,
+                                  day.predict_boxes(corridor, [box])[0].probabilities)
+
+
+def test_each_grey_face_is_judged_by_the_night_model_s_doubt(models, photo):
+    routed = Classifier(models["model"], night=models["night"])
+    routed.doubt, routed.night.doubt = 0.0, 1.0
+    assert all(f.label == "unassessable" and f.probabilities is not None
+               for f in routed.predict_boxes(grey(photo), BOXES[:3]))
+    assert not any(f.label == "unassessable" for f in routed.predict_boxes(photo, BOXES[:3]))
+
+
+def test_a_model_without_a_rule_is_refused_as_a_night_model(models):
+    with pytest.raises(ValueError, match="not a night model"):
+        Classifier(models["model"], night=models["model"])
+    with pytest.raises(FileNotFoundError, match="night model not found"):
+        Classifier(models["model"], night=models["model"].parent / "missing.onnx")
+
+
+def test_export_writes_the_rule_and_refuses_a_night_model_that_is_also_a_closeup_model(models, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "n.onnx"
+    done = runner.invoke(app, ["export", str(models["night_run"]), "--out", str(out), "--night"])
+    assert done.exit_code == 0, done.output
+    assert Classifier(models["model"], night=out).night_info() == {"model": Classifier(out).info["model"],
+                                                                   "file": "n.onnx", "frames": "grey"}
+    done = runner.invoke(app, ["export", str(models["night_run"]), "--out", str(tmp_path / "x.onnx"),
+                               "--night", "--closeup-above", "64"])
+    assert done.exit_code != 0 and "one of a gate, a close-up model or a night model" in done.output
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_shipped_classifier_comes_with_its_night_model_and_can_go_without(models):
+    shipped = Classifier.load()
+    assert shipped.night_rule == NightRule()
+    assert shipped.night.spec == shipped.spec and 0 < shipped.night.doubt < 1
+    assert Classifier.load(SHIPPED_MODEL).night_rule == shipped.night_rule
+    assert Classifier.load(night=False).night is None
+    assert Detector.load().classifier.night_info()["file"] == "night.onnx"
+    assert Classifier.load(models["model"]).night is None
+    with pytest.raises(ValueError, match="shipped model only"):
+        Classifier.load(models["model"], night=True)
+
+
+def test_the_night_recipe_trains_and_scores_on_grey_crops(models):
+    """`train --night`: the run says so, and `evaluate` chose its doubt on grey copies of the held-out faces."""
+    import json
+    config = json.loads((models["night_run"] / "config.json").read_text())
+    assert config["train"]["night"] is True
+    metrics = json.loads((models["night_run"] / "metrics.json").read_text())
+    assert metrics["crop"] == config["crop"] and "doubt" in metrics["calibration"]
+
+
+def test_night_batch_makes_every_crop_grey_and_some_dark_and_some_glared():
+    import torch
+    from maskwatch.training.classifier.augment import night_batch
+    x = torch.rand(64, 3, 32, 32) * 255
+    x[:, 0] *= 0.2  # colour: little blue
+    out = night_batch(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 255
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    means = out.mean(dim=(1, 2, 3))
+    assert (means < 0.8 * x.mean()).any()  # low-light copies
+    lower, upper = out[:, :, 16:].mean(dim=(1, 2, 3)), out[:, :, :16].mean(dim=(1, 2, 3))
+    assert (lower > upper + 20).any()  # glare on the lower half
