@@ -145,3 +145,14 @@ def test_night_batch_makes_every_crop_grey_and_some_dark_and_some_glared():
     assert (means < 0.8 * x.mean()).any()  # low-light copies
     lower, upper = out[:, :, 16:].mean(dim=(1, 2, 3)), out[:, :, :16].mean(dim=(1, 2, 3))
     assert (lower > upper + 20).any()  # glare on the lower half
+
+
+def test_a_run_s_settings_name_its_night_model(models):
+    """detect-run.json and `detect --resume`: lines of grey frames answered by another night model
+    (or none) are other settings, as a changed gate or close-up model is."""
+    shipped = Detector.load()
+    with_night = Detector(shipped.finder, Classifier(models["model"], night=models["night"]), shipped.config)
+    without = Detector(shipped.finder, Classifier(models["model"]), shipped.config)
+    assert without.settings()["night"] is None
+    assert with_night.settings()["night"] is not None
+    assert with_night.settings() != without.settings()

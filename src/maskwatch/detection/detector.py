@@ -254,7 +254,8 @@ class Detector:
         model file (a retrained classifier under the same name answers differently). `detect
         --resume` appends to a run's lines only where these are the same."""
         config = self.config.to_dict() | {"model": _digest(self.config.model)}
-        models = [("classifier", self.classifier), ("gate", self.classifier.gate), ("closeup", self.classifier.closeup)]
+        models = [("classifier", self.classifier), ("gate", self.classifier.gate), ("closeup", self.classifier.closeup),
+                  ("night", self.classifier.night)]
         return {"detector": config} | {name: _digest(m.model_path) if m else None for name, m in models}
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
