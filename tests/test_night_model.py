@@ -156,3 +156,68 @@ def test_a_run_s_settings_name_its_night_model(models):
     assert without.settings()["night"] is None
     assert with_night.settings()["night"] is not None
     assert with_night.settings() != without.settings()
+
+
+def test_the_night_model_loads_on_the_first_grey_face_and_travels_unloaded(models, photo, sample_dir):
+    """Most sites never see a grey frame: the night model cost every process and Ray actor ~17 MB
+    and 0.1 s at start. It loads when a grey face first needs it; a pickled Classifier (a Ray actor's,
+    a serve worker's) carries its path and loads it there the same way."""
+    import pickle
+    routed = Classifier(models["model"], night=models["night"])
+    assert not routed._night.loaded
+    assert routed.night_info()["file"] == "night.onnx" and "night.onnx" in repr(routed)
+    routed.predict_boxes(photo, BOXES)
+    ann = annotated_photos(sample_dir)[0]
+    x0, y0, x1, y1 = map(int, annotated_faces(ann)[0].box)
+    routed.predict([read_image(sample_dir / "images" / ann.filename)[y0:y1, x0:x1]])
+    assert not routed._night.loaded  # colour faces only
+    at_night = [f.probabilities for f in routed.predict_boxes(grey(photo), BOXES)]
+    assert routed._night.loaded
+    twin = pickle.loads(pickle.dumps(routed))
+    assert not twin._night.loaded
+    assert [f.probabilities for f in twin.predict_boxes(grey(photo), BOXES)] == at_night
+    assert twin._night.loaded
+
+
+def test_threads_asking_for_the_night_model_at_once_load_one(models):
+    """A site classifies from several threads: the first grey frames of its cameras may come together."""
+    import threading
+    routed = Classifier(models["model"], night=models["night"])
+    start, got = threading.Barrier(6), []
+
+    def ask() -> None:
+        start.wait()
+        got.append(routed.night)
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(got) == 6 and all(model is got[0] for model in got)
+
+
+def test_a_missing_or_replaced_night_model_is_said_at_load_and_unpickling_not_at_dusk(models, tmp_path):
+    import pickle
+    import shutil
+    night = tmp_path / "night.onnx"
+    shutil.copy(models["night"], night)
+    pickled = pickle.dumps(Classifier(models["model"], night=night))
+    shutil.copy(models["model"], night)  # exported again to the same path: another model
+    with pytest.raises(ValueError, match="not the model this Classifier was pickled with"):
+        pickle.loads(pickled)
+    with pytest.raises(ValueError, match="not a night model"):
+        Classifier(models["model"], night=night)
+    night.unlink()
+    with pytest.raises(FileNotFoundError, match="must lie at the same paths"):
+        pickle.loads(pickled)
+    night.write_text("not a model")
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        Classifier(models["model"], night=night)
+
+
+def test_metadata_read_without_loading_is_onnx_runtime_s(models):
+    from maskwatch.classifier import SHIPPED_NIGHT
+    from maskwatch.onnx_metadata import read_metadata
+    for path in (SHIPPED_MODEL, SHIPPED_NIGHT, models["gate"]):
+        assert read_metadata(path) == Classifier(path).session.get_modelmeta().custom_metadata_map
