@@ -202,10 +202,13 @@ def test_a_missing_or_replaced_night_model_is_said_at_load_and_unpickling_not_at
     import shutil
     night = tmp_path / "night.onnx"
     shutil.copy(models["night"], night)
-    pickled = pickle.dumps(Classifier(models["model"], night=night))
+    routed = Classifier(models["model"], night=night)
+    pickled = pickle.dumps(routed)
     shutil.copy(models["model"], night)  # exported again to the same path: another model
     with pytest.raises(ValueError, match="not the model this Classifier was pickled with"):
         pickle.loads(pickled)
+    with pytest.raises(ValueError, match="not the model this Classifier was made with"):  # at its first grey face
+        routed.predict([np.full((20, 20, 3), 90, np.uint8)])
     with pytest.raises(ValueError, match="not a night model"):
         Classifier(models["model"], night=night)
     night.unlink()

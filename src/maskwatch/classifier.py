@@ -384,9 +384,8 @@ class OnFirstUse:
     def __init__(self, path: Path | str, threads: int = 0, info: dict | None = None) -> None:
         self.path, self.threads = Path(path).resolve(), threads
         found = _model_info(self.path, read_metadata(self.path))
-        if info is not None and found != info:  # as Classifier.__setstate__
-            raise ValueError(f"{self.path}: not the model this Classifier was pickled with (the file was "
-                             "replaced since, its metadata differs); load the Classifier again from it")
+        if info is not None:  # unpickled: as Classifier.__setstate__
+            self._check_same(found, info, "pickled with")
         self.info = found
         self._model: Classifier | None = None
         self._lock = threading.Lock()
@@ -396,9 +395,17 @@ class OnFirstUse:
         if model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = Classifier(self.path, threads=self.threads)
+                    loaded = Classifier(self.path, threads=self.threads)
+                    # An upgrade's new file since the start: the run's record names the one checked then.
+                    self._check_same(loaded.info, self.info, "made with")
+                    self._model = loaded
                 model = self._model
         return model
+
+    def _check_same(self, found: dict, expected: dict, when: str) -> None:
+        if found != expected:
+            raise ValueError(f"{self.path}: not the model this Classifier was {when} (the file was replaced "
+                             "since, its metadata differs); load the Classifier again from it")
 
     @property
     def loaded(self) -> bool:
