@@ -34,7 +34,7 @@ def models(prepared_sample, one_epoch_runs, tmp_path_factory):
             "gate": export_onnx(runs["gate"], folder / "gate.onnx", gate=GateRule(0.34, 40)),
             "closeup": export_onnx(runs["model"], folder / "closeup.onnx", closeup=CloseupRule(40)),
             "night": export_onnx(runs["night"], folder / "night.onnx", night=NightRule()),
-            "night_run": runs["night"]}
+            "night_run": runs["night"], "model_run": runs["model"]}
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +110,10 @@ def test_export_writes_the_rule_and_refuses_a_night_model_that_is_also_a_closeup
                                "--night", "--closeup-above", "64"])
     assert done.exit_code != 0 and "one of a gate, a close-up model or a night model" in done.output
     assert not (tmp_path / "x.onnx").exists()
+    # A colour run exported as a night model answered every grey face with a model that never saw one.
+    done = runner.invoke(app, ["export", str(models["model_run"]), "--out", str(tmp_path / "y.onnx"), "--night"])
+    assert done.exit_code != 0 and "not trained as a night model" in done.output and "--night" in done.output
+    assert not (tmp_path / "y.onnx").exists()
 
 
 def test_the_shipped_classifier_comes_with_its_night_model_and_can_go_without(models):
