@@ -851,7 +851,8 @@ def test_a_shipped_detector_named_alone_is_pointed_to_where_it_lies():
 def test_a_detector_and_its_classifier_say_which_files_they_run(detector):
     """Both showed only <... object at 0x7f...>: a log line could not tell the int8 detector or a gate apart."""
     assert repr(detector).startswith("Detector(backend='maskwatch', model='detector.onnx', upscale=None, min_score=")
-    assert repr(detector).endswith("classifier=Classifier('classifier.onnx', gate='gate.onnx', closeup='closeup.onnx'))")
+    assert repr(detector).endswith("classifier=Classifier('classifier.onnx', gate='gate.onnx', closeup='closeup.onnx', "
+                                   "night='night.onnx'))")
     assert repr(Detector(detector.finder, detector.classifier.closeup, detector.config)).endswith(
         "classifier=Classifier('closeup.onnx'))")
 

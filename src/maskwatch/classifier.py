@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +20,7 @@ from maskwatch.data.crops import CropSpec, crop_face
 from maskwatch.data.grey import is_grey, is_grey_crop
 from maskwatch.data.images import check_bgr
 from maskwatch.faces import CLASSES, UNASSESSABLE, Face
+from maskwatch.onnx_metadata import read_metadata
 from maskwatch.runtime import cpu_session
 
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
@@ -128,19 +130,9 @@ class Classifier:
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path}: classifier model not found")
         self.session, self.threads = cpu_session(model_path, threads), threads
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if META_KEY not in meta:
-            raise ValueError(f"{model_path}: not a maskwatch model (no '{META_KEY}' metadata); "
-                             "use `maskwatch export`")
-        try:
-            self.info = json.loads(meta[META_KEY])
-            if tuple(self.info["classes"]) != CLASSES:
-                raise ValueError(f"{model_path}: model classes {self.info['classes']} differ from {CLASSES}")
-            self.spec = CropSpec(**self.info["crop"])
-            self.temperature = float(self.info.get("temperature", 1.0))
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as err:  # a KeyError traceback
-            raise ValueError(f"{model_path}: its '{META_KEY}' metadata is not this maskwatch's ({type(err).__name__}: "
-                             f"{err}); export the model again with this version") from None
+        self.info = _model_info(model_path, self.session.get_modelmeta().custom_metadata_map)
+        self.spec = CropSpec(**self.info["crop"])
+        self.temperature = float(self.info.get("temperature", 1.0))
         # Under this calibrated top probability a face is `unassessable` (chosen at export as the
         # least sure 3 % of the run's held-out faces); 0 for models exported without one.
         self.doubt = float(self.info.get("doubt", 0.0))
@@ -159,12 +151,17 @@ class Classifier:
                 closeup, threads, "closeup", ("close-up model", "close-up model", "close-up rule"),
                 "`maskwatch export --closeup-above`",
                 lambda rule: CloseupRule(**rule))
-        self.night: Classifier | None = None
+        self._night: OnFirstUse | None = None
         self.night_rule: NightRule | None = None
         if night is not None:
-            self.night, self.night_rule = _beside(
+            self._night, self.night_rule = _beside(
                 night, threads, "night", ("night model", "night model", "night rule"), "`maskwatch export --night`",
-                lambda rule: NightRule(**rule))
+                lambda rule: NightRule(**rule), on_first_use=True)
+
+    @property
+    def night(self) -> Classifier | None:
+        """The night model, loaded here the first time it is asked for (OnFirstUse)."""
+        return None if self._night is None else self._night.model()
 
     def __getstate__(self) -> dict:
         # An ONNX Runtime session does not pickle: a worker process (multiprocessing's spawn,
@@ -224,9 +221,15 @@ class Classifier:
                    night=night or None)
 
     def __repr__(self) -> str:  # which files answer, as a log line or a notebook shows it
-        beside = {"gate": self.gate, "closeup": self.closeup, "night": self.night}
+        beside = {"gate": self.gate and self.gate.model_path, "closeup": self.closeup and self.closeup.model_path,
+                  "night": self.night_path}
         return f"Classifier({self.model_path.name!r}" + "".join(
-            f", {k}={m.model_path.name!r}" for k, m in beside.items() if m is not None) + ")"
+            f", {k}={path.name!r}" for k, path in beside.items() if path is not None) + ")"
+
+    @property
+    def night_path(self) -> Path | None:
+        """The night model's file (None: none), without loading it."""
+        return None if self._night is None else self._night.path
 
     def model_info(self) -> dict:
         """This model as reports name it: a classifier of your own shares the shipped one's
@@ -249,9 +252,9 @@ class Classifier:
 
     def night_info(self) -> dict | None:
         """The night model beside this one, as reports name it (None: grey frames go to the others)."""
-        if self.night is None:
+        if self._night is None:
             return None
-        return {"model": self.night.info.get("model"), "file": self.night.model_path.name,
+        return {"model": self._night.info.get("model"), "file": self._night.path.name,
                 "frames": self.night_rule.frames}
 
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = BATCH) -> list[Prediction]:
@@ -263,7 +266,7 @@ class Classifier:
             raise ValueError(f"crops is a sequence of crops, got one array of shape {crops.shape}; "
                              "for one crop: predict([crop])")
         crops = [_as_bgr(c) for c in crops]
-        grey = np.array([self.night is not None and is_grey_crop(c) for c in crops], dtype=bool)
+        grey = np.array([self._night is not None and is_grey_crop(c) for c in crops], dtype=bool)
         probs, doubts = self._answers([(c, (0, 0, c.shape[1], c.shape[0])) for c in crops],
                                       batch_size, margin=0.0, grey=grey)
         return [_prediction(p, d) for p, d in zip(probs, doubts)]
@@ -285,7 +288,7 @@ class Classifier:
         for face, part in zip(faces, inside):  # named as given: the clipped box was, or "NaN to integer"
             if not (part.width >= 1 and part.height >= 1):
                 raise ValueError(f"box {face.box} has no area inside the {w}x{h} image")
-        grey = self.night is not None and bool(inside) and is_grey(image, [f.box for f in inside])
+        grey = self._night is not None and bool(inside) and is_grey(image, [f.box for f in inside])
         probs, doubts = self._answers([(image, f.box) for f in inside], batch_size,
                                       grey=np.full(len(inside), grey, dtype=bool))
         predictions = [_prediction(p, d) for p, d in zip(probs, doubts)]
@@ -324,7 +327,7 @@ class Classifier:
         # by the frame's edge is judged by what the photo holds of it.
         long_sides = np.array([max(b[2] - b[0], b[3] - b[1]) for _, b in faces])
         rest = np.arange(len(faces))
-        if self.night is not None and grey is not None and grey.any():
+        if self._night is not None and grey is not None and grey.any():
             night = np.flatnonzero(grey)
             probs[night] = self.night._network_probabilities(faces, night, batch_size, margin)
             doubts[night] = self.night.doubt
@@ -353,14 +356,15 @@ class Classifier:
 
 
 def _beside(path: Path | str, threads: int, key: str, names: tuple[str, str, str], export: str,
-            make_rule) -> tuple[Classifier, object]:
-    """A model served beside another (a gate, a close-up model) and the rule its metadata holds
-    under `key`, made by make_rule. names: what the file, the model and its rule are called in
-    the errors that name a missing file, a file without a rule and a bad rule."""
+            make_rule, on_first_use: bool = False) -> tuple[Classifier | OnFirstUse, object]:
+    """A model served beside another (a gate, a close-up model; on_first_use: an OnFirstUse, its
+    metadata checked now) and the rule its metadata holds under `key`, made by make_rule. names: what
+    the file, the model and its rule are called in the errors that name a missing file, a file without
+    a rule and a bad rule."""
     file_name, model_name, rule_name = names
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: {file_name} not found")
-    model = Classifier(path, threads=threads)
+    model = OnFirstUse(path, threads) if on_first_use else Classifier(path, threads=threads)
     rule = model.info.get(key)
     if rule is None:
         raise ValueError(f"{path}: not a {model_name} (no {rule_name} in its metadata); use {export}")
@@ -368,6 +372,69 @@ def _beside(path: Path | str, threads: int, key: str, names: tuple[str, str, str
         return model, make_rule(rule)
     except (TypeError, AttributeError, ValueError) as err:
         raise ValueError(f"{path}: bad {rule_name} in its metadata ({err})") from None
+
+
+class OnFirstUse:
+    """A model beside another, loaded the first time a face needs it and once, whichever of a site's
+    threads asks first. The night model answers the faces of grey (infrared) frames, which most sites
+    never see; loaded with the others it cost every process and Ray actor about 17 MB and 0.1 s.
+    Its file's metadata is checked when this is made or unpickled, so that a missing or foreign file
+    still ends a command at its start, not at dusk."""
+
+    def __init__(self, path: Path | str, threads: int = 0, info: dict | None = None) -> None:
+        self.path, self.threads = Path(path).resolve(), threads
+        found = _model_info(self.path, read_metadata(self.path))
+        if info is not None:  # unpickled: as Classifier.__setstate__
+            self._check_same(found, info, "pickled with")
+        self.info = found
+        self._model: Classifier | None = None
+        self._lock = threading.Lock()
+
+    def model(self) -> Classifier:
+        model = self._model
+        if model is None:
+            with self._lock:
+                if self._model is None:
+                    loaded = Classifier(self.path, threads=self.threads)
+                    # An upgrade's new file since the start: the run's record names the one checked then.
+                    self._check_same(loaded.info, self.info, "made with")
+                    self._model = loaded
+                model = self._model
+        return model
+
+    def _check_same(self, found: dict, expected: dict, when: str) -> None:
+        if found != expected:
+            raise ValueError(f"{self.path}: not the model this Classifier was {when} (the file was replaced "
+                             "since, its metadata differs); load the Classifier again from it")
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def __getstate__(self) -> dict:  # a worker loads its own, on its first use
+        return {"path": self.path, "threads": self.threads, "info": self.info}
+
+    def __setstate__(self, state: dict) -> None:
+        if not Path(state["path"]).is_file():
+            raise FileNotFoundError(f"{state['path']}: classifier model not found where this Classifier "
+                                    "was unpickled; its model files must lie at the same paths")
+        self.__init__(**state)
+
+
+def _model_info(path: Path, meta: dict[str, str]) -> dict:
+    """An exported model's maskwatch metadata, checked: its classes, crop spec and temperature."""
+    if META_KEY not in meta:
+        raise ValueError(f"{path}: not a maskwatch model (no '{META_KEY}' metadata); use `maskwatch export`")
+    try:
+        info = json.loads(meta[META_KEY])
+        if tuple(info["classes"]) != CLASSES:
+            raise ValueError(f"{path}: model classes {info['classes']} differ from {CLASSES}")
+        CropSpec(**info["crop"])
+        float(info.get("temperature", 1.0))
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as err:  # a KeyError traceback
+        raise ValueError(f"{path}: its '{META_KEY}' metadata is not this maskwatch's ({type(err).__name__}: "
+                         f"{err}); export the model again with this version") from None
+    return info
 
 
 def _prediction(p: np.ndarray, doubt: float = 0.0) -> Prediction:

@@ -25,7 +25,8 @@ def is_grey(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool:
     """Whether a BGR frame is a grey picture (R = G = B give or take a codec's chroma): an infrared
     camera's at night, or a grey stream or file read as BGR. Every 8th pixel each way is enough.
     Only pixels neither near black nor near white tell (those are grey in any camera), and a frame
-    without a picture in it (one flat level: black, a test card's grey) is not called grey.
+    without a picture in it (one flat level: black, a test card's grey) is not called grey; where
+    too little of it is lit to tell (an illuminator's night, the faces alone lit), its faces tell.
     The frame's median B-G and G-R are taken off first: many infrared cameras' black-and-white
     frames carry a slight purple or green cast, the same over the whole frame (3 chroma levels off
     neutral put R, G and B 9 apart), where a colour picture's differences vary from pixel to pixel.
@@ -35,7 +36,10 @@ def is_grey(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool:
     level = sample.max(axis=2)
     told = (level > 24) & (level < 232)
     if told.sum() < 0.05 * told.size or level.std() < 8:
-        return False
+        # Too little of the frame lit to tell: black, one flat level, or an infrared illuminator's night
+        # lighting only the faces near it (the rest under 24 of 255: such a frame's faces went to the
+        # colour models). The faces found in it tell, where they hold a picture.
+        return _lit_faces_grey(image, faces)
     blue_green, green_red = (sample[..., 0] - sample[..., 1])[told], (sample[..., 1] - sample[..., 2])[told]
     cast = np.median(blue_green), np.median(green_red)
     if np.percentile(_spread(blue_green, green_red, cast), 99) > GREY_SPREAD:
@@ -58,12 +62,33 @@ def _spread(blue_green: np.ndarray, green_red: np.ndarray, cast) -> np.ndarray:
 
 def _in_colour(image: np.ndarray, box: Sequence[float], cast) -> bool:
     """Whether most of a face's pixels (about 16 x 16 of them) are off the frame's grey."""
+    face = _face_pixels(image, box)
+    if not len(face):
+        return False
+    spread = _spread(face[:, 0] - face[:, 1], face[:, 1] - face[:, 2], cast)
+    return bool(np.median(spread) > GREY_SPREAD)
+
+
+def _lit_faces_grey(image: np.ndarray, faces: Iterable[Sequence[float]]) -> bool:
+    """Whether the faces of a frame too dark to tell by are grey, read as is_grey reads a frame:
+    their pixels neither near black nor near white, their own cast taken off; faces of one flat
+    level (no picture) or too few such pixels (16) are not grey."""
+    pixels = np.concatenate([_face_pixels(image, box) for box in faces] or [np.zeros((0, 3), np.int16)])
+    level = pixels.max(axis=1)
+    told = (level > 24) & (level < 232)
+    if told.sum() < 16 or level[told].std() < 8:
+        return False
+    blue_green, green_red = (pixels[:, 0] - pixels[:, 1])[told], (pixels[:, 1] - pixels[:, 2])[told]
+    cast = np.median(blue_green), np.median(green_red)
+    return bool(np.percentile(_spread(blue_green, green_red, cast), 99) <= GREY_SPREAD)
+
+
+def _face_pixels(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """About 16 x 16 of a face's pixels (N x 3 int16), none where the box is outside the frame."""
     height, width = image.shape[:2]
     x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
     x1, y1 = min(width, int(box[2])), min(height, int(box[3]))
     if x1 <= x0 or y1 <= y0:
-        return False
+        return np.zeros((0, 3), np.int16)
     step = max(1, min(x1 - x0, y1 - y0) // 16)
-    face = image[y0:y1:step, x0:x1:step].astype(np.int16)
-    spread = _spread(face[..., 0] - face[..., 1], face[..., 1] - face[..., 2], cast)
-    return bool(np.median(spread) > GREY_SPREAD)
+    return image[y0:y1:step, x0:x1:step].reshape(-1, 3).astype(np.int16)

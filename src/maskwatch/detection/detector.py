@@ -254,8 +254,10 @@ class Detector:
         model file (a retrained classifier under the same name answers differently). `detect
         --resume` appends to a run's lines only where these are the same."""
         config = self.config.to_dict() | {"model": _digest(self.config.model)}
-        models = [("classifier", self.classifier), ("gate", self.classifier.gate), ("closeup", self.classifier.closeup)]
-        return {"detector": config} | {name: _digest(m.model_path) if m else None for name, m in models}
+        clf = self.classifier
+        files = {"classifier": clf.model_path, "gate": clf.gate and clf.gate.model_path,
+                 "closeup": clf.closeup and clf.closeup.model_path, "night": clf.night_path}  # the night model unloaded
+        return {"detector": config} | {name: _digest(path) for name, path in files.items()}
 
     def find_faces(self, image: np.ndarray) -> list[Face]:
         """Unlabelled faces of a BGR frame (HxWx3 uint8), boxes (xyxy, frame pixels) mapped to the

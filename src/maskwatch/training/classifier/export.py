@@ -29,6 +29,9 @@ def export_onnx(run: Path, out: Path, gate: GateRule | None = None, closeup: Clo
         raise FileNotFoundError(f"{run / 'metrics.json'}: a gate needs calibrated probabilities; "
                                 f"run `maskwatch evaluate {run}` first")
     model, config = load_model(run)
+    if night is not None and not config.get("train", {}).get("night"):  # a colour model would answer grey faces
+        raise ValueError(f"{run}: not trained as a night model (its config.json has no train.night); "
+                         "train it with `maskwatch train --night`")
     metrics_path = run / "metrics.json"
     try:
         calibration = json.loads(metrics_path.read_text()).get("calibration", {}) if metrics_path.is_file() else {}
