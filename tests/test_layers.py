@@ -13,7 +13,7 @@ PACKAGE = Path(maskwatch.__file__).parent
 # Lowest first. A module may import from its own layer or any layer before it.
 LAYERS = [
     {"faces", "records", "interop", "geometry", "atomic", "progress", "extras"},
-    {"runtime", "onnx_metadata", "models"},
+    {"runtime", "models"},
     {"data"},
     {"classifier", "render"},
     {"detection"},

@@ -20,7 +20,6 @@ from maskwatch.data.crops import CropSpec, crop_face
 from maskwatch.data.grey import is_grey, is_grey_crop
 from maskwatch.data.images import check_bgr
 from maskwatch.faces import CLASSES, UNASSESSABLE, Face
-from maskwatch.onnx_metadata import read_metadata
 from maskwatch.runtime import cpu_session
 
 SHIPPED_MODEL = Path(__file__).parent / "weights" / "classifier.onnx"
@@ -378,12 +377,14 @@ class OnFirstUse:
     """A model beside another, loaded the first time a face needs it and once, whichever of a site's
     threads asks first. The night model answers the faces of grey (infrared) frames, which most sites
     never see; loaded with the others it cost every process and Ray actor about 17 MB and 0.1 s.
-    Its file's metadata is checked when this is made or unpickled, so that a missing or foreign file
-    still ends a command at its start, not at dusk."""
+    Its file's metadata is checked when this is made or unpickled (a session made and dropped), so
+    that a missing or foreign file still ends a command at its start, not at dusk."""
 
     def __init__(self, path: Path | str, threads: int = 0, info: dict | None = None) -> None:
         self.path, self.threads = Path(path).resolve(), threads
-        found = _model_info(self.path, read_metadata(self.path))
+        # A session made and dropped: ONNX Runtime reads a file's metadata only so (0.1 s; its memory
+        # goes with it), and a foreign or missing file is refused at the start, not at dusk.
+        found = _model_info(self.path, cpu_session(self.path, threads).get_modelmeta().custom_metadata_map)
         if info is not None:  # unpickled: as Classifier.__setstate__
             self._check_same(found, info, "pickled with")
         self.info = found
