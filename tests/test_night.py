@@ -5,6 +5,7 @@ site's camera, since the shipped classifier is often wrong on grey faces and as 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -143,6 +144,23 @@ def test_detect_of_a_grey_video_says_so_in_summary_json_too(tmp_path, sample_dir
     assert len(said) == 1 and said[0].startswith(f"{source}: ") and said[0].endswith(GREY_WORDS), run.output
     errors = json.loads((tmp_path / "out" / "summary.json").read_text())["errors"]
     assert errors == said
+
+
+def test_detect_with_a_classifier_of_one_s_own_says_no_night_model_judged_the_grey_faces(tmp_path, sample_dir):
+    """A classifier of one's own comes without a night model: the warning said the night model had
+    judged the grey faces, which none had."""
+    import shutil
+
+    from maskwatch.classifier import SHIPPED_MODEL
+    from maskwatch.video.night import NO_NIGHT_WORDS
+
+    own = Path(shutil.copy(SHIPPED_MODEL, tmp_path / "mine.onnx"))
+    source = clip(tmp_path / "night.mp4", [grey(sample_photos(sample_dir, 1)[0])], each=3)
+    run = CliRunner().invoke(app, ["detect", str(source), "--out", str(tmp_path / "out"), "--no-media", "--quiet",
+                                   "--classifier", str(own)])
+    assert run.exit_code == 0, run.output
+    said = [line for line in run.output.splitlines() if "were grey (infrared)" in line]
+    assert len(said) == 1 and said[0].endswith(NO_NIGHT_WORDS), run.output
 
 
 def tinted(image: np.ndarray, cb: int, cr: int) -> np.ndarray:

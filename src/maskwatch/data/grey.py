@@ -21,6 +21,7 @@ NIGHT_WORDS = ("judged by the night model, less sure than in colour (on grey cop
                "faces passed as masked, 1 in colour, 67 with glare; on dark, noisy copies many masked faces read "
                "bare): read a marked share with care")
 
+
 def is_grey(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool:
     """Whether a BGR frame is a grey picture (R = G = B give or take a codec's chroma): an infrared
     camera's at night, or a grey stream or file read as BGR. Every 8th pixel each way is enough.

@@ -31,7 +31,7 @@ import numpy as np
 
 from maskwatch.runtime import OnTheWall, ProblemLog, boot_clock
 from maskwatch.video.loop import analyse, end_tracks, finish
-from maskwatch.video.night import GREY_WORDS, GreyWatch
+from maskwatch.video.night import GreyWatch, grey_words
 from maskwatch.video.rtsp_probe import stream_refusal
 from maskwatch.video.snapshot_url import NoPicture, fetch_picture
 from maskwatch.video.sources import (STREAM_PREFIXES, UNKNOWN_FPS, Frame, SourceError, deep_grey, header_frame_count,
@@ -591,7 +591,7 @@ class CameraWorker:
         if not self._grey.seen(grey, now):
             return
         if grey:
-            log.warning("camera %s: grey frames (infrared): %s", self.camera_id, GREY_WORDS)
+            log.warning("camera %s: grey frames (infrared): %s", self.camera_id, grey_words(self.processor))
         else:
             log.info("camera %s: colour frames again", self.camera_id)
 

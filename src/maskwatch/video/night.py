@@ -12,6 +12,17 @@ from __future__ import annotations
 from maskwatch.data.grey import NIGHT_WORDS
 
 GREY_WORDS = f"their faces {NIGHT_WORDS} (docs/site.md#night-and-infrared-cameras)"
+# A classifier of one's own (`--classifier`) comes without a night model: its colour network answers them.
+NO_NIGHT_WORDS = ("their faces are judged by a classifier without a night model, trained on colour (the shipped "
+                  "colour models passed 99 of 143 bare faces of grey copies of held-out photos as masked): read a "
+                  "marked share with care (docs/site.md#night-and-infrared-cameras)")
+
+
+def grey_words(processor) -> str:
+    """What a grey frame's faces are worth with this processor's classifier: the night model's words,
+    or, for a classifier of one's own (no night model), that a colour network judges them."""
+    classifier = getattr(getattr(processor, "detector", None), "classifier", None)
+    return NO_NIGHT_WORDS if classifier is not None and classifier.night_path is None else GREY_WORDS
 
 
 # How long a camera's frames stay grey (or colour) before the turn is said: a scene on the edge

@@ -23,7 +23,7 @@ from maskwatch.progress import progress_bar
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import live_frames
 from maskwatch.video.loop import analyse, end_tracks, finish
-from maskwatch.video.night import GREY_WORDS
+from maskwatch.video.night import grey_words
 from maskwatch.video.process import FrameProcessor
 from maskwatch.video.resume import PHOTOS, RUN_RECORD, Resumed, earlier_run, run_identity, stopped_part_way
 from maskwatch.video.sinks import (CallbackSink, JsonLinesSink, LineEcho, LinesFile, MediaSink, Sink, SummarySink,
@@ -152,7 +152,8 @@ class GreyNote:
         grey, read = self.processor.grey_detections, self.processor.detections
         if grey:
             what = "photos" if self.photos else "frames the detector read"
-            self.result.errors.append(f"{self.source}: {grey} of {read} {what} were grey (infrared): {GREY_WORDS}")
+            self.result.errors.append(f"{self.source}: {grey} of {read} {what} were grey (infrared): "
+                                      f"{grey_words(self.processor)}")
 
 
 def run_frames(frames, processor: FrameProcessor, sinks: list[Sink], result: DetectResult,
