@@ -1024,6 +1024,31 @@ def test_a_wall_screens_token_made_in_the_users_dialog_for_one_camera_shows_that
         store.close()
 
 
+def test_the_users_dialog_marks_a_camera_the_sites_file_no_longer_has(zoned_site, admin_state, tab):  # noqa: F811
+    """A camera renamed in the site's file (`lobby`, an id it had before): a viewer's or read token's
+    list keeps the old id, and the renamed camera had vanished from their screens while the Users
+    dialog showed the list as any other. Now it says which of the list the file no longer has."""
+    from maskwatch.security.store import AuthStore
+
+    store = AuthStore(str(zoned_site.folder / "site.db"))
+    store.add_user("porter", "the porter's own password", "viewer", ["door", "lobby"])
+    store.add_token("old-lobby", "read", cameras=["lobby"])
+    try:
+        desk = tab(1280, 800, state=admin_state)
+        desk.goto(zoned_site.base + "/")
+        desk.click("#users-open")
+        desk.wait_for_selector("#tokens-table tr[data-token=old-lobby]")
+        assert desk.locator("#users-table tr[data-user=porter] td").all_inner_texts()[2] == (
+            "door, lobby (not in the site's file)")
+        assert desk.locator("#users-table tr[data-user=viewer] td").all_inner_texts()[2] == "door"
+        assert desk.locator("#tokens-table tr[data-token=old-lobby] td").all_inner_texts()[2] == (
+            "lobby (not in the site's file)")
+    finally:
+        store.remove_user("porter")
+        store.revoke_token("old-lobby")
+        store.close()
+
+
 def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
     """The zone editor's polygons (/v1/cameras names the zones only) under /v1/cameras' rules."""
     from maskwatch.site.schemas import CameraZones

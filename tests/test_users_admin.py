@@ -835,6 +835,8 @@ def test_the_users_list_offers_every_camera_a_viewers_list_may_name(tmp_path):
         assert admin.post("/login", json=dict(zip(("username", "password"), ADMIN)), headers=CSRF).status_code == 200
         offered = admin.get("/v1/users").json()["cameras"]
         assert offered == ["door", "till", "spare", "old"]  # the file's order, then the history's
+        # `old`, removed (renamed) from the file, is marked on oldviewer's list by the dialog: none was
+        assert admin.get("/v1/users").json()["in_file"] == ["door", "till", "spare"]
         assert "spare" not in [c["id"] for c in admin.get("/v1/cameras/retired").json()["cameras"]]
         for number, camera in enumerate(offered):  # each one offered is taken
             added = admin.post("/v1/users", json={"name": f"v{number}", "cameras": [camera], "admin_password": ADMIN[1],
@@ -846,7 +848,8 @@ def test_the_users_list_offers_every_camera_a_viewers_list_may_name(tmp_path):
     finally:
         site.store.close()
     (tmp_path / "serve").mkdir()
-    assert logged_in(site_users(tmp_path / "serve"), BOSS).get("/v1/users").json()["cameras"] is None  # no site: any
+    no_site = logged_in(site_users(tmp_path / "serve"), BOSS).get("/v1/users").json()
+    assert no_site["cameras"] is None and no_site["in_file"] is None  # no site: any camera, none marked
 
 
 def test_users_edit_on_the_server_checks_the_sites_cameras_and_keeps_the_last_admin(tmp_path):

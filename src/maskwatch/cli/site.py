@@ -95,6 +95,8 @@ def run(
             "the report and Home Assistant show them alike; give each a name: of its own")
     if site.disabled_cameras:
         say(f"  disabled (enabled: false): {', '.join(site.disabled_cameras)}")
+    for line in _missing_camera_lines(site, config, server_database=probe or not check):
+        say(f"  warning: {line}")
     if site.alerts.notify:  # each URL as logs show it: its service's token, topic or password left out
         from maskwatch.site.notify import shown_notify_url
 
@@ -177,6 +179,26 @@ def run(
         _fail(str(err))
     if terminated:  # SIGHUP too, sent on as SIGTERM: ends by it (143), as uvicorn ends a plain `run`
         _end_by_sigterm()
+
+
+def _missing_camera_lines(site, config: Path, server_database: bool) -> list[str]:
+    """The viewers and tokens limited to cameras the file no longer has (renamed, removed), each with
+    its fix: the renamed camera had vanished from their screens with nothing said. A database
+    server is read by `--probe` and the start (plain `--check` connects to nothing), an SQLite file always."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maskwatch.security.missing_cameras import missing_lines, stored_lists
+    from maskwatch.site.database import DatabaseUnavailable, driver_reason
+
+    if "://" in site.storage.database and not server_database:
+        return []
+    try:
+        users, tokens = stored_lists(site.storage.database)
+    except DatabaseUnavailable as err:
+        return [f"cannot read the viewers' and tokens' cameras: {err}"]
+    except SQLAlchemyError as err:
+        return [f"cannot read the viewers' and tokens' cameras: {driver_reason(err)}"]
+    return missing_lines(users, tokens, [*site.cameras, *site.disabled_cameras], config)
 
 
 def _write_example(config: Path) -> None:

@@ -222,13 +222,23 @@ def list_users(config: Config = None, database: Database = None) -> None:
     from maskwatch.security.user_words import codes_left_words
     from maskwatch.site.event_views import minute_utc
 
-    store = open_store(config, database)
+    site = site_config(config)
+    store = store_of(site, database)
     for user in store.users():
         cameras = ",".join(user["cameras"]) if user["cameras"] is not None else "all"
         created = minute_utc(user["created"])  # UTC's date alone read as the admin's own: a day off east or west
         two_step = f"on ({codes_left_words(user['recovery_codes_left'])})" if user["two_step"] else "off"
         typer.echo(f"{user['name']}\t{user['role']}\tcameras={cameras}\tsessions={store.session_count(user['name'])}"
-                   f"\ttwo-step={two_step}\tsince {created}")
+                   f"\ttwo-step={two_step}\tsince {created}{_missing_mark(site, config, user['cameras'])}")
+
+
+def _missing_mark(site, config: Path | None, cameras: list[str] | None) -> str:
+    """A last column naming the cameras of a viewer's or token's list that the site's file no longer
+    has (renamed or removed: run --check says how to fix it); none without --config."""
+    from maskwatch.security.missing_cameras import missing_cameras
+
+    gone = missing_cameras(cameras, site.cameras) if site is not None else []
+    return f"\tnot in {config}: {','.join(gone)}" if gone else ""
 
 
 @users_app.command("remove")
@@ -474,13 +484,15 @@ def list_tokens(config: Config = None, database: Database = None) -> None:
     from maskwatch.security.token_expiry import expiry_words
     from maskwatch.site.event_views import minute_utc as utc
 
-    store = open_store(config, database, "tokens")
+    site = site_config(config, "tokens")
+    store = store_of(site, database)
     now = time.time()
     for token in store.tokens():
         used = utc(token["last_used"]) if token["last_used"] else "never"
         typer.echo(f"{token['name']}\t{token['scope']}\towner={token['owner'] or '(site)'}\tmade {utc(token['created'])}"
                    f"\tlast used {used}\t{expiry_words(token['expires'], now)}"
-                   f"\tcameras={'all' if token['cameras'] is None else ','.join(token['cameras'])}")
+                   f"\tcameras={'all' if token['cameras'] is None else ','.join(token['cameras'])}"
+                   f"{_missing_mark(site, config, token['cameras'])}")
 
 
 @tokens_app.command("revoke")

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from maskwatch.security.access import AccessControl, Principal
 from maskwatch.security.request_checks import SECURE_COOKIE, AuthError, root_of, stale_root_cookie
 from maskwatch.security.route_access import ADMIN, PUBLIC
-from maskwatch.security.admin_routes import viewer_camera_choices
+from maskwatch.security.admin_routes import _site_cameras, viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.security.user_rules import name_problem
 from maskwatch.site.event_views import CURSOR, cursor_of, iso_utc, parse_cursor
@@ -187,12 +187,15 @@ def list_users(request: Request) -> Response:
     server.require_two_step covers (an admin's turning theirs off leaves them to set it up again;
     beside the users, each the same object as every route's), and `cameras`: the
     ids a viewer's list may name (the site's config, disabled ones too, then those no longer in it
-    with stored history; null for `serve` without a site, where any camera id is taken)."""
+    with stored history; null for `serve` without a site, where any camera id is taken), and
+    `in_file`: the ids of the site's file alone (null without a site), against which the dialog
+    marks a viewer's or token's camera that the file no longer has (renamed or removed)."""
     access = _access(request)
     users = access.store.users() if access.store is not None else []
+    in_file, _ = _site_cameras(request)
     return JSONResponse({"users": users,
                          "two_step_kept": [user["name"] for user in users if access.settings.two_step_required(user["role"])],
-                         "cameras": viewer_camera_choices(request)})
+                         "cameras": viewer_camera_choices(request), "in_file": in_file})
 
 
 # The schema of a text no row holds a NUL of (the route's 400 says so): without it the schema called

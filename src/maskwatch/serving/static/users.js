@@ -170,7 +170,10 @@
     ` ${names.length} API token${names.length > 1 ? "s" : ""} of theirs revoked (${names.join(", ")}).` : "";
 
   async function load() {
-    const [{users, cameras, two_step_kept: coveredNames}, {tokens}] = await Promise.all([checked("v1/users"), checked("v1/tokens")]);
+    const [{users, cameras, two_step_kept: coveredNames, in_file: inFile}, {tokens}] = await Promise.all([checked("v1/users"), checked("v1/tokens")]);
+    // A camera renamed or removed in the site's file: the list keeps its old id, and it had vanished in silence.
+    const listed = (ids) => ids ? ids.map((id) => inFile && !inFile.includes(id) ? `${id} (not in the site's file)` : id)
+      .join(", ") : "all";
     const covered = new Set(coveredNames);  // server.require_two_step covers them: turned off, set up again at the next login
     cameraChoices(cameras);
     owned = new Map();
@@ -197,7 +200,7 @@
           + alsoTokens(user.name),
         `Remove ${user.name}`, () => change("Not removed", async () =>
           (await send(`v1/users/${encodeURIComponent(user.name)}`, "DELETE", {admin_password: yours()})).status))));
-      row.append(cell(user.name), cell(user.role), cell(user.cameras ? user.cameras.join(", ") : "all"),
+      row.append(cell(user.name), cell(user.role), cell(listed(user.cameras)),
                  cell(user.two_step ? `on (${codesLeft(user.recovery_codes_left ?? 0).toLowerCase()})` : "off"), changes);
       return row;
     }));
@@ -209,7 +212,7 @@
         `Revoke the token ${token.name}? Whatever uses it is refused from its next request.`,
         `Revoke ${token.name}`, () => change("Not revoked", async () =>
           (await send(`v1/tokens/${encodeURIComponent(token.name)}`, "DELETE")).status))));
-      row.append(cell(token.name), cell(token.scope), cell(token.cameras ? token.cameras.join(", ") : "all"),
+      row.append(cell(token.name), cell(token.scope), cell(listed(token.cameras)),
                  cell(token.owner === null ? "(site)" : token.owner),
                  cell(when(token.created)), cell(when(token.last_used)), cell(expiry(token.expires)), changes);
       return row;

@@ -1,0 +1,71 @@
+"""A camera renamed in the site's file (door -> entrance): the viewers and read tokens limited to its
+old id (security/missing_cameras.py) are said by `run --check` with the command that fixes each,
+marked by `users list --config` and `tokens list --config`, and named to the Users dialog by GET
+/v1/users' `in_file`; on a real SQLite database. The dialog's marks in Chromium: tests/test_dashboard.py."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from maskwatch.cli import app
+from maskwatch.security.store import AuthStore
+
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+def renamed(tmp_path):
+    """site.yaml whose `door` became `entrance` (till kept, yard switched off); its database holding
+    an admin, a viewer of every camera, a viewer of door and till, a viewer of yard, a read token
+    of door (boss's) and a site token of every camera."""
+    db = tmp_path / "site.db"
+    site = tmp_path / "site.yaml"
+    site.write_text("cameras:\n  entrance: {source: 'rtsp://127.0.0.1:1/a'}\n  till: {source: 'rtsp://127.0.0.1:1/b'}\n"
+                    f"  yard: {{source: 'rtsp://127.0.0.1:1/c', enabled: false}}\nstorage: {{database: '{db}'}}\n")
+    store = AuthStore(str(db))
+    store.add_user("boss", PASSWORD, "admin")
+    store.add_user("ana", PASSWORD, "viewer")
+    store.add_user("door-staff", PASSWORD, "viewer", ["door", "till"])
+    store.add_user("gardener", PASSWORD, "viewer", ["yard"])
+    store.add_token("lobby", "read", owner="boss", cameras=["door"])
+    store.add_token("prometheus", "read")
+    store.close()
+    return site
+
+
+def run(*args: str):
+    ran = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return ran.exit_code, ran.output
+
+
+def test_run_check_names_each_viewer_and_token_of_a_renamed_camera_with_its_fix(renamed):
+    """`run --check` said the site was fine, and the guard's dashboard and the lobby screen lost the
+    entrance without a word; now each is said, with a command that, its NEW_ID filled in, fixes it."""
+    code, said = run("run", "--config", str(renamed), "--check")
+    assert code == 0, said
+    warned = [line.strip() for line in said.splitlines() if "no longer has" in line]
+    assert warned == [
+        f"warning: viewer door-staff is limited to door, which {renamed} no longer has (renamed or removed): they see "
+        "its history, not the camera it became; give them its id (NEW_ID): maskwatch users edit door-staff "
+        f"--camera till --camera NEW_ID --config {renamed}",
+        f"warning: token lobby is limited to door, which {renamed} no longer has (renamed or removed): it reads its "
+        "history, not the camera it became; a token's cameras are set when it is made: make another, put it where "
+        "this one is used, then revoke this one: maskwatch tokens add NEW_NAME --camera NEW_ID --owner boss "
+        f"--config {renamed}; maskwatch tokens revoke lobby --config {renamed}"], said
+    fix = warned[0].split(": maskwatch ")[-1].replace("NEW_ID", "entrance")
+    assert run(*shlex.split(fix))[0] == 0
+    assert [line for line in run("run", "--config", str(renamed), "--check")[1].splitlines() if "door-staff" in line] == []
+
+
+def test_users_and_tokens_lists_mark_the_cameras_the_file_no_longer_has(renamed):
+    """`users list --config` and `tokens list --config` showed `cameras=door,till` as any other list;
+    now a last column names the cameras gone from the file (yard, switched off, is still in it)."""
+    marks = {line.split("\t")[0]: line.split("\t")[6:] for line in run("users", "list", "--config", str(renamed))[1].splitlines()}
+    assert marks == {"ana": [], "boss": [], "door-staff": [f"not in {renamed}: door"], "gardener": []}, marks
+    tokens = {line.split("\t")[0]: line.split("\t")[7:] for line in run("tokens", "list", "--config", str(renamed))[1].splitlines()}
+    assert tokens == {"lobby": [f"not in {renamed}: door"], "prometheus": []}, tokens
+    database = str(renamed.parent / "site.db")  # without the file nothing to compare: nothing marked
+    assert all(len(line.split("\t")) == 6 for line in run("users", "list", "--database", database)[1].splitlines())
