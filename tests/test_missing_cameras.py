@@ -10,6 +10,8 @@ import shlex
 import pytest
 from typer.testing import CliRunner
 
+from tests.postgres import postgres  # noqa: F401  (fixture)
+
 from maskwatch.cli import app
 from maskwatch.security.store import AuthStore
 
@@ -18,14 +20,17 @@ PASSWORD = "a long enough password"
 
 @pytest.fixture
 def renamed(tmp_path):
-    """site.yaml whose `door` became `entrance` (till kept, yard switched off); its database holding
+    return renamed_site(tmp_path, str(tmp_path / "site.db"))
+
+
+def renamed_site(tmp_path, db: str):
+    """site.yaml whose `door` became `entrance` (till kept, yard switched off); its database `db` holding
     an admin, a viewer of every camera, a viewer of door and till, a viewer of yard, a read token
     of door (boss's) and a site token of every camera."""
-    db = tmp_path / "site.db"
     site = tmp_path / "site.yaml"
     site.write_text("cameras:\n  entrance: {source: 'rtsp://127.0.0.1:1/a'}\n  till: {source: 'rtsp://127.0.0.1:1/b'}\n"
                     f"  yard: {{source: 'rtsp://127.0.0.1:1/c', enabled: false}}\nstorage: {{database: '{db}'}}\n")
-    store = AuthStore(str(db))
+    store = AuthStore(db)
     store.add_user("boss", PASSWORD, "admin")
     store.add_user("ana", PASSWORD, "viewer")
     store.add_user("door-staff", PASSWORD, "viewer", ["door", "till"])
@@ -69,3 +74,30 @@ def test_users_and_tokens_lists_mark_the_cameras_the_file_no_longer_has(renamed)
     assert tokens == {"lobby": [f"not in {renamed}: door"], "prometheus": []}, tokens
     database = str(renamed.parent / "site.db")  # without the file nothing to compare: nothing marked
     assert all(len(line.split("\t")) == 6 for line in run("users", "list", "--database", database)[1].splitlines())
+
+
+def test_a_database_server_is_read_by_probe_not_by_plain_check_postgresql(tmp_path, postgres):  # noqa: F811
+    """On PostgreSQL the same words, read by `--probe` (which logs in to the database anyway); plain
+    `--check` connects to nothing, as before."""
+    site = renamed_site(tmp_path, postgres.new_database("renamed"))
+    assert "no longer has" not in run("run", "--config", str(site), "--check")[1]
+    probed = run("run", "--config", str(site), "--probe")[1]
+    assert [line.split(" is limited")[0].strip() for line in probed.splitlines() if "no longer has" in line] == [
+        "warning: viewer door-staff", "warning: token lobby"], probed
+
+
+def test_check_reads_a_database_from_before_token_lists_without_upgrading_it(renamed):
+    """A database of auth schema 6 (its tokens read every camera): its viewers are said, and
+    `run --check` leaves it as it was (the store's opening would have upgraded it)."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(f"sqlite:///{renamed.parent / 'site.db'}")
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE api_tokens DROP COLUMN cameras"))
+        connection.execute(text("DELETE FROM auth_schema_version WHERE version >= 7"))
+    code, said = run("run", "--config", str(renamed), "--check")
+    assert code == 0 and [line.split(" is limited")[0].strip() for line in said.splitlines()
+                          if "no longer has" in line] == ["warning: viewer door-staff"], said
+    with engine.connect() as connection:
+        assert "cameras" not in {c["name"] for c in inspect(connection).get_columns("api_tokens")}
+    engine.dispose()
