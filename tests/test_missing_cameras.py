@@ -101,3 +101,18 @@ def test_check_reads_a_database_from_before_token_lists_without_upgrading_it(ren
     with engine.connect() as connection:
         assert "cameras" not in {c["name"] for c in inspect(connection).get_columns("api_tokens")}
     engine.dispose()
+
+
+def test_the_sites_start_says_a_viewer_of_a_camera_the_file_no_longer_has(tmp_path):
+    """`maskwatch run` started with nothing said of the viewer whose `door` had become `entrance`;
+    its start lines now say it, as `run --check` does (a real process on loopback, a dead camera)."""
+    from tests.conftest import VIEWER
+    from tests.test_site import SiteProcess
+
+    site = SiteProcess(tmp_path, "  entrance: {source: 'rtsp://127.0.0.1:1/a'}\n", viewer_cameras=["door"])
+    try:
+        started = (tmp_path / "run.log").read_text()
+    finally:
+        site.stop()
+    assert (f"  warning: viewer {VIEWER[0]} is limited to door, which {site.config} no longer has (renamed or "
+            "removed)") in started, started
