@@ -97,6 +97,10 @@ def test_a_camera_says_when_its_frames_turn_grey_and_colour_again(tmp_path, samp
     finally:
         worker.stop()
     assert said()[:2] == ["camera platform: grey frames (infrared): thei", "camera platform: colour frames again"]
+    # both turns at the default level (WARNING): an INFO "colour frames again" was never shown, and a night
+    # camera's log said each evening that its frames turned grey and never that they turned back
+    levels = [r.levelname for r in caplog.records if r.name == "maskwatch.video.cameras" and "frames" in r.getMessage()]
+    assert levels[:2] == ["WARNING", "WARNING"], levels
 
 
 def test_a_frame_without_a_picture_is_not_called_grey():

@@ -587,13 +587,15 @@ class CameraWorker:
     def _say_grey(self, grey: bool, now: float) -> None:
         """Log when the analysed frames turn grey (an infrared camera at night) and colour again:
         the night model judges their faces, less sure than in colour, and nothing else said so. A turn is
-        said once it has held for GREY_HOLD_S (a dusk flicker logged a line at every frame)."""
+        said once it has held for GREY_HOLD_S (a dusk flicker logged a line at every frame). Both turns
+        are WARNINGs: at the default level an INFO `colour frames again` was never shown, and the log
+        of a night camera said its frames turned grey each evening and never turned back."""
         if not self._grey.seen(grey, now):
             return
         if grey:
             log.warning("camera %s: grey frames (infrared): %s", self.camera_id, grey_words(self.processor))
         else:
-            log.info("camera %s: colour frames again", self.camera_id)
+            log.warning("camera %s: colour frames again", self.camera_id)
 
     def _stamp(self) -> float:
         """This frame's time: the wall clock, advancing as the monotonic clock does. A wall clock
