@@ -262,3 +262,23 @@ def test_people_seen_on_grey_frames_are_counted_infrared_where_the_site_keeps_it
     marks = {(event["last_seen"] >= noon, event["infrared"]) for event in store.events()}
     assert marks == {(False, True), (True, False)}, marks
     store.close()
+
+
+def test_detects_summary_json_says_which_people_were_seen_on_grey_frames(tmp_path, sample_dir):
+    """A site marks each person seen on grey frames more often than not `infrared` (events, counts);
+    `detect` of the same night camera's clip said only "N of M frames were grey": its people, judged
+    by the night model, read in summary.json as a colour clip's. The same photo, mostly grey, then colour."""
+    import json
+
+    photo = sample_photos(sample_dir, 1)[0]
+    runs = {}
+    for name, frames in (("night", [photo] * 3 + [grey(photo)] * 7), ("day", [photo] * 10)):
+        source = clip(tmp_path / f"{name}.mp4", frames, each=1)
+        run = CliRunner().invoke(app, ["detect", str(source), "--out", str(tmp_path / name), "--no-media", "--quiet"])
+        assert run.exit_code == 0, run.output
+        runs[name] = json.loads((tmp_path / name / "summary.json").read_text())
+    night, day = runs["night"], runs["day"]
+    assert night["people"] and day["people"]
+    assert [p["infrared"] for p in night["people"]] == [True] * len(night["people"])
+    assert night["totals"]["infrared"] == len(night["people"])
+    assert [p["infrared"] for p in day["people"]] == [False] * len(day["people"]) and day["totals"]["infrared"] == 0

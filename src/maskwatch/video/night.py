@@ -25,6 +25,13 @@ def grey_words(processor) -> str:
     return NO_NIGHT_WORDS if classifier is not None and classifier.night_path is None else GREY_WORDS
 
 
+def mostly_grey(grey_frames: int, frames: int) -> bool:
+    """Whether a person was seen on grey frames more often than not (of the frames their face was
+    detected in): marked `infrared`, judged mostly by the night model, in a site's events and counts
+    and in `detect`'s summary.json alike."""
+    return 2 * grey_frames > frames
+
+
 # How long a camera's frames stay grey (or colour) before the turn is said: a scene on the edge
 # (dusk, a flickering light, a day/night switch hunting) turned at every analysed frame, a log
 # line each; now at worst a line a minute, and a frame-to-frame flicker says nothing.
