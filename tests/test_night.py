@@ -282,3 +282,27 @@ def test_detects_summary_json_says_which_people_were_seen_on_grey_frames(tmp_pat
     assert [p["infrared"] for p in night["people"]] == [True] * len(night["people"])
     assert night["totals"]["infrared"] == len(night["people"])
     assert [p["infrared"] for p in day["people"]] == [False] * len(day["people"]) and day["totals"]["infrared"] == 0
+
+
+def test_an_infrared_cameras_dark_empty_platform_is_not_read_as_colour_frames_again(tmp_path, sample_dir, caplog,
+                                                                                    monkeypatch):
+    """At night an infrared camera's empty platform, lit only near the camera (all under 24 of 255,
+    no face to tell by), was read as colour: a minute of it and the site logged `colour frames again`
+    while the camera was still infrared, then `grey frames` at the next passer-by. Such a frame tells
+    nothing now: the camera stays grey until a frame that tells says colour."""
+    from maskwatch.data.grey import grey_reading
+
+    monkeypatch.setattr("maskwatch.video.night.GREY_HOLD_S", 0.0)  # each turn said at its first frame
+    caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
+    night = grey(sample_photos(sample_dir, 1)[0])
+    empty = night // 12  # the same view, the illuminator off its far end: 0-21 of 255
+    assert grey_reading(empty) is None and grey_reading(night) is True
+    source = clip(tmp_path / "night.mp4", [night, empty], each=2)  # looped: grey, dark, grey, dark ...
+    processor = FrameProcessor(NoFaces(), FaceTracker())
+    worker = CameraWorker("platform", fast_reader(str(source)), processor, [Collect()], fps=20).start()
+    try:
+        assert wait_until(lambda: processor.detections >= 12)
+    finally:
+        worker.stop()
+    said = [r.getMessage()[:36] for r in caplog.records if "frames" in r.getMessage()]
+    assert said == ["camera platform: grey frames (infrar"], said

@@ -46,8 +46,11 @@ class GreyWatch:
         self.hold = GREY_HOLD_S
         self._since: float | None = None  # when the readings began to differ from self.grey
 
-    def seen(self, grey: bool, at: float) -> bool:
-        """A detection's reading at `at` seconds (a steady clock); whether the frames turned."""
+    def seen(self, grey: bool | None, at: float) -> bool:
+        """A detection's reading at `at` seconds (a steady clock); whether the frames turned. None (a
+        frame that cannot tell: dark, flat, no face) is no reading: the turn's wait goes on, not reset."""
+        if grey is None:
+            return False
         if grey == self.grey:
             self._since = None
             return False
