@@ -97,6 +97,10 @@ def test_a_camera_says_when_its_frames_turn_grey_and_colour_again(tmp_path, samp
     finally:
         worker.stop()
     assert said()[:2] == ["camera platform: grey frames (infrared): thei", "camera platform: colour frames again"]
+    # both turns at the default level (WARNING): an INFO "colour frames again" was never shown, and a night
+    # camera's log said each evening that its frames turned grey and never that they turned back
+    levels = [r.levelname for r in caplog.records if r.name == "maskwatch.video.cameras" and "frames" in r.getMessage()]
+    assert levels[:2] == ["WARNING", "WARNING"], levels
 
 
 def test_a_frame_without_a_picture_is_not_called_grey():
@@ -258,3 +262,47 @@ def test_people_seen_on_grey_frames_are_counted_infrared_where_the_site_keeps_it
     marks = {(event["last_seen"] >= noon, event["infrared"]) for event in store.events()}
     assert marks == {(False, True), (True, False)}, marks
     store.close()
+
+
+def test_detects_summary_json_says_which_people_were_seen_on_grey_frames(tmp_path, sample_dir):
+    """A site marks each person seen on grey frames more often than not `infrared` (events, counts);
+    `detect` of the same night camera's clip said only "N of M frames were grey": its people, judged
+    by the night model, read in summary.json as a colour clip's. The same photo, mostly grey, then colour."""
+    import json
+
+    photo = sample_photos(sample_dir, 1)[0]
+    runs = {}
+    for name, frames in (("night", [photo] * 3 + [grey(photo)] * 7), ("day", [photo] * 10)):
+        source = clip(tmp_path / f"{name}.mp4", frames, each=1)
+        run = CliRunner().invoke(app, ["detect", str(source), "--out", str(tmp_path / name), "--no-media", "--quiet"])
+        assert run.exit_code == 0, run.output
+        runs[name] = json.loads((tmp_path / name / "summary.json").read_text())
+    night, day = runs["night"], runs["day"]
+    assert night["people"] and day["people"]
+    assert [p["infrared"] for p in night["people"]] == [True] * len(night["people"])
+    assert night["totals"]["infrared"] == len(night["people"])
+    assert [p["infrared"] for p in day["people"]] == [False] * len(day["people"]) and day["totals"]["infrared"] == 0
+
+
+def test_an_infrared_cameras_dark_empty_platform_is_not_read_as_colour_frames_again(tmp_path, sample_dir, caplog,
+                                                                                    monkeypatch):
+    """At night an infrared camera's empty platform, lit only near the camera (all under 24 of 255,
+    no face to tell by), was read as colour: a minute of it and the site logged `colour frames again`
+    while the camera was still infrared, then `grey frames` at the next passer-by. Such a frame tells
+    nothing now: the camera stays grey until a frame that tells says colour."""
+    from maskwatch.data.grey import grey_reading
+
+    monkeypatch.setattr("maskwatch.video.night.GREY_HOLD_S", 0.0)  # each turn said at its first frame
+    caplog.set_level(logging.INFO, logger="maskwatch.video.cameras")
+    night = grey(sample_photos(sample_dir, 1)[0])
+    empty = night // 12  # the same view, the illuminator off its far end: 0-21 of 255
+    assert grey_reading(empty) is None and grey_reading(night) is True
+    source = clip(tmp_path / "night.mp4", [night, empty], each=2)  # looped: grey, dark, grey, dark ...
+    processor = FrameProcessor(NoFaces(), FaceTracker())
+    worker = CameraWorker("platform", fast_reader(str(source)), processor, [Collect()], fps=20).start()
+    try:
+        assert wait_until(lambda: processor.detections >= 12)
+    finally:
+        worker.stop()
+    said = [r.getMessage()[:36] for r in caplog.records if "frames" in r.getMessage()]
+    assert said == ["camera platform: grey frames (infrar"], said

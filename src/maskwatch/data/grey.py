@@ -23,6 +23,11 @@ NIGHT_WORDS = ("judged by the night model, less sure than in colour (on grey cop
 
 
 def is_grey(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool:
+    """Whether a BGR frame is a grey picture: grey_reading's answer, a frame that cannot tell counted colour."""
+    return bool(grey_reading(image, faces))
+
+
+def grey_reading(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool | None:
     """Whether a BGR frame is a grey picture (R = G = B give or take a codec's chroma): an infrared
     camera's at night, or a grey stream or file read as BGR. Every 8th pixel each way is enough.
     Only pixels neither near black nor near white tell (those are grey in any camera), and a frame
@@ -32,7 +37,11 @@ def is_grey(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bool:
     frames carry a slight purple or green cast, the same over the whole frame (3 chroma levels off
     neutral put R, G and B 9 apart), where a colour picture's differences vary from pixel to pixel.
     `faces` (xyxy boxes found in it): a face in colour makes it colour, whatever the rest is (a
-    colour camera's grey corridor, its faces under 1 % of the frame, was called grey)."""
+    colour camera's grey corridor, its faces under 1 % of the frame, was called grey).
+    None: the frame cannot tell (too dark or flat, and no face found in it that holds a picture):
+    an infrared camera's empty platform at night, lit only near the camera, read as colour, and the
+    site said its frames had turned colour again while they were still infrared."""
+    faces = list(faces)
     sample = image[::8, ::8].astype(np.int16)
     level = sample.max(axis=2)
     told = (level > 24) & (level < 232)
@@ -70,15 +79,15 @@ def _in_colour(image: np.ndarray, box: Sequence[float], cast) -> bool:
     return bool(np.median(spread) > GREY_SPREAD)
 
 
-def _lit_faces_grey(image: np.ndarray, faces: Iterable[Sequence[float]]) -> bool:
+def _lit_faces_grey(image: np.ndarray, faces: Iterable[Sequence[float]]) -> bool | None:
     """Whether the faces of a frame too dark to tell by are grey, read as is_grey reads a frame:
     their pixels neither near black nor near white, their own cast taken off; faces of one flat
-    level (no picture) or too few such pixels (16) are not grey."""
+    level (no picture), too few such pixels (16) or none cannot tell (None)."""
     pixels = np.concatenate([_face_pixels(image, box) for box in faces] or [np.zeros((0, 3), np.int16)])
     level = pixels.max(axis=1)
     told = (level > 24) & (level < 232)
     if told.sum() < 16 or level[told].std() < 8:
-        return False
+        return None
     blue_green, green_red = (pixels[:, 0] - pixels[:, 1])[told], (pixels[:, 1] - pixels[:, 2])[told]
     cast = np.median(blue_green), np.median(green_red)
     return bool(np.percentile(_spread(blue_green, green_red, cast), 99) <= GREY_SPREAD)

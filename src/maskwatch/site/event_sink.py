@@ -14,6 +14,7 @@ from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator, blur_boxes
 from maskwatch.site.database import driver_reason
 from maskwatch.site.events import EventStore
+from maskwatch.video.night import mostly_grey
 from maskwatch.video.sources import Frame
 
 if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 s), which no command
@@ -242,7 +243,7 @@ class EventSink:
             seen = self.zone_frames.pop(track.track_id, None)
             zone = seen.most_common(1)[0][0] if seen else zone_of(track.box, *self.size, self.zones) if self.size else None
             # Seen on grey frames more often than not: counted as infrared (judged by the night model)
-            infrared = 2 * self.grey_frames.pop(track.track_id, 0) > sum(seen.values()) if seen else False
+            infrared = mostly_grey(self.grey_frames.pop(track.track_id, 0), sum(seen.values())) if seen else False
             if len(self.unstored) == self.unstored.maxlen:
                 self.unstored_dropped += 1
             keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS  # capped again if storing fails

@@ -579,21 +579,23 @@ class CameraWorker:
             seen, image = self.reader.latest()
             frame = Frame(self.analysed, self._stamp(), image, f"{self.camera_id}-{self.analysed:06d}")
             self._guarded(analyse, self.processor, frame, self.sinks)
-            self._say_grey(getattr(self.processor, "grey", False), time.monotonic())
+            self._say_grey(getattr(self.processor, "grey_reading", None), time.monotonic())
             self.analysed += 1
             self._counts = (self.analysed, getattr(self.processor, "detections", None))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
-    def _say_grey(self, grey: bool, now: float) -> None:
+    def _say_grey(self, grey: bool | None, now: float) -> None:
         """Log when the analysed frames turn grey (an infrared camera at night) and colour again:
         the night model judges their faces, less sure than in colour, and nothing else said so. A turn is
-        said once it has held for GREY_HOLD_S (a dusk flicker logged a line at every frame)."""
+        said once it has held for GREY_HOLD_S (a dusk flicker logged a line at every frame). Both turns
+        are WARNINGs: at the default level an INFO `colour frames again` was never shown, and the log
+        of a night camera said its frames turned grey each evening and never turned back."""
         if not self._grey.seen(grey, now):
             return
         if grey:
             log.warning("camera %s: grey frames (infrared): %s", self.camera_id, grey_words(self.processor))
         else:
-            log.info("camera %s: colour frames again", self.camera_id)
+            log.warning("camera %s: colour frames again", self.camera_id)
 
     def _stamp(self) -> float:
         """This frame's time: the wall clock, advancing as the monotonic clock does. A wall clock

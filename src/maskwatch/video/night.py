@@ -25,6 +25,13 @@ def grey_words(processor) -> str:
     return NO_NIGHT_WORDS if classifier is not None and classifier.night_path is None else GREY_WORDS
 
 
+def mostly_grey(grey_frames: int, frames: int) -> bool:
+    """Whether a person was seen on grey frames more often than not (of the frames their face was
+    detected in): marked `infrared`, judged mostly by the night model, in a site's events and counts
+    and in `detect`'s summary.json alike."""
+    return 2 * grey_frames > frames
+
+
 # How long a camera's frames stay grey (or colour) before the turn is said: a scene on the edge
 # (dusk, a flickering light, a day/night switch hunting) turned at every analysed frame, a log
 # line each; now at worst a line a minute, and a frame-to-frame flicker says nothing.
@@ -39,8 +46,11 @@ class GreyWatch:
         self.hold = GREY_HOLD_S
         self._since: float | None = None  # when the readings began to differ from self.grey
 
-    def seen(self, grey: bool, at: float) -> bool:
-        """A detection's reading at `at` seconds (a steady clock); whether the frames turned."""
+    def seen(self, grey: bool | None, at: float) -> bool:
+        """A detection's reading at `at` seconds (a steady clock); whether the frames turned. None (a
+        frame that cannot tell: dark, flat, no face) is no reading: the turn's wait goes on, not reset."""
+        if grey is None:
+            return False
         if grey == self.grey:
             self._since = None
             return False

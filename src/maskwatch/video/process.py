@@ -20,7 +20,7 @@ from maskwatch.data.images import check_bgr
 from maskwatch.faces import Face
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.motion import MotionDetector
-from maskwatch.data.grey import is_grey
+from maskwatch.data.grey import grey_reading
 from maskwatch.video.sources import Frame
 from maskwatch.video.tracker import FaceTracker, Track, to_xyxy
 
@@ -49,8 +49,9 @@ class FrameProcessor:
         that both the faces carried over and the predictions matched at detection follow it.
 
     detections counts the frames that reached the detector, gated those the motion gate spared,
-    grey_detections those of them that were grey (an infrared camera's: see video/night.py), and
-    grey says whether the last of them was.
+    grey_detections those of them that were grey (an infrared camera's: see video/night.py), grey
+    says whether the last of them was, and grey_reading the same, None where it could not tell (too
+    dark or flat, no face to tell by: a camera's grey-or-colour turn waits for a frame that tells).
     """
 
     def __init__(self, detector: FaceFinder, tracker: FaceTracker | None = None, detect_every: int = 1,
@@ -66,6 +67,7 @@ class FrameProcessor:
         self.detections = 0
         self.gated = 0
         self.grey_detections, self.grey = 0, False
+        self.grey_reading: bool | None = None
         self._found: list[Face] = []  # every face of the last detection, shown or not
         self._unsure = np.zeros((0, 4))  # the last detection's candidates under its cut-off (BLUR_FLOOR on)
         self._moved = False  # motion seen since the last detection
@@ -88,7 +90,8 @@ class FrameProcessor:
             faces, self._unsure = self.detector.detect_and_unsure(image, **self._detect_options)
         else:
             faces = self.detector.detect(image, **self._detect_options)
-        self.grey = is_grey(image, [f.box for f in faces])  # a colour face in a grey view: colour
+        self.grey_reading = grey_reading(image, [f.box for f in faces])  # a colour face in a grey view: colour
+        self.grey = bool(self.grey_reading)
         self.grey_detections += self.grey
         self._found = faces
         if self.min_face:

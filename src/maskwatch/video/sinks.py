@@ -20,6 +20,7 @@ import numpy as np
 from maskwatch.atomic import OutputError, default_mode, naming, write_bytes, write_text
 from maskwatch.faces import COMPLIANT, PERSON_LABELS, UNASSESSABLE, Face, frame_record
 from maskwatch.render import FaceAnnotator, blur_boxes
+from maskwatch.video.night import mostly_grey
 from maskwatch.video.sources import Frame, SourceInfo
 from maskwatch.video.tracker import Track
 
@@ -149,6 +150,11 @@ def per_minute_counts(people: list[Track]) -> list[dict]:
 SUMMARY_EVERY_S = 60.0
 
 
+# Tracks on grey frames that never became people (a false face, one too brief) are let go once there
+# are more than this many and each has been out of view this many frames: a stream of days kept them all.
+GREY_TRACKS_KEPT = 1000
+
+
 class SummarySink:
     """summary.json of a video, stream or webcam: one label per person and per-minute counts.
 
@@ -159,6 +165,9 @@ class SummarySink:
     person's track until the end: a `detect` of a stream that runs for days grows by one track
     per person, a site uses events instead.
     `status` is read at each writing: its frames, interrupted, failed and errors go into the file too.
+    Each person says whether they were seen on grey (infrared) frames more often than not, as a
+    site's events do (`infrared`; the totals count them): a night camera's recording said only how
+    many frames were grey, not which people the night model judged.
     """
 
     def __init__(self, path: Path, source: str, status, every: float = SUMMARY_EVERY_S, clock=time.monotonic) -> None:
@@ -166,12 +175,26 @@ class SummarySink:
         self.every, self.clock = every, clock
         self.saved = clock()
         self.people: list = []
+        self.infrared: set[int] = set()  # track ids of the people decided, seen mostly on grey frames
+        self.grey_frames: dict[int, list[int]] = {}  # track id -> [grey detected frames, index of the last]
         self.summary: dict = {}
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
-        pass
+        if not (detected and frame.grey):
+            return
+        for face in faces:
+            if face.track_id is not None and not face.missed:
+                counted = self.grey_frames.setdefault(face.track_id, [0, 0])
+                counted[0], counted[1] = counted[0] + 1, frame.index
+        if len(self.grey_frames) > GREY_TRACKS_KEPT:  # tracks that never became people, long gone
+            for track_id in [t for t, (_, last) in self.grey_frames.items() if frame.index - last > GREY_TRACKS_KEPT]:
+                del self.grey_frames[track_id]
 
     def write_people(self, people: list) -> None:
+        for track in people:
+            grey = self.grey_frames.pop(track.track_id, [0, 0])[0]
+            if mostly_grey(grey, track.detections):
+                self.infrared.add(track.track_id)
         self.people.extend(people)
         # A minute per thousand people once there are more: each writing holds them all (a stream
         # of weeks would rewrite tens of MB a minute).
@@ -188,8 +211,9 @@ class SummarySink:
             "interrupted": self.status.interrupted, "failed": self.status.failed,
             "people": [{"track_id": t.track_id, "label": t.decision, "first_seen": round(t.first_seen, 2),
                         "last_seen": round(t.last_seen, 2), "frames": t.hits, "evidence_frames": t.evidence,
-                        "probabilities": [round(p, 4) for p in t.evidence_probabilities]} for t in people],
-            "totals": compliance(people),
+                        "probabilities": [round(p, 4) for p in t.evidence_probabilities],
+                        "infrared": t.track_id in self.infrared} for t in people],
+            "totals": {**compliance(people), "infrared": sum(t.track_id in self.infrared for t in people)},
             "per_minute": per_minute_counts(people),
             "errors": list(self.status.errors),
         }
