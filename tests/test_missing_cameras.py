@@ -116,3 +116,35 @@ def test_the_sites_start_says_a_viewer_of_a_camera_the_file_no_longer_has(tmp_pa
         site.stop()
     assert (f"  warning: viewer {VIEWER[0]} is limited to door, which {site.config} no longer has (renamed or "
             "removed)") in started, started
+
+
+def test_a_database_server_that_never_answers_is_given_up_not_waited_on_forever():
+    """`run --probe` (and the start) read the viewers' lists before the probe: a database port that
+    takes the connection and never answers (a stuck server, a proxy with no server behind it) held
+    `run --probe` forever before its table, where the probe itself gives up in 5 s; now the lists'
+    read gives up as the probe does, and the warning names the database's problem."""
+    import socket
+    import threading
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maskwatch.security.missing_cameras import stored_lists
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        held = []
+        threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+        outcome = []
+
+        def read() -> None:
+            try:
+                outcome.append(stored_lists(f"postgresql://maskwatch:secret@127.0.0.1:{listener.getsockname()[1]}/site"))
+            except SQLAlchemyError as err:
+                outcome.append(err)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(60)  # a guard against the hang, not a timing: the read gives up after its connect_timeout
+        for connection, _ in held:
+            connection.close()
+    assert not reader.is_alive(), "the lists' read still waits on a server that never answers"
+    assert len(outcome) == 1 and isinstance(outcome[0], SQLAlchemyError), outcome

@@ -27,17 +27,19 @@ def stored_lists(database: str) -> tuple[list[dict], list[dict]]:
     """The users (name, role, cameras) and tokens (name, scope, owner, cameras) of `database`, read
     without migrating it (`run --check` writes nothing): none where it or their tables are not there
     yet, nor a token's list before auth schema 7 (its tokens read every camera). DatabaseUnavailable
-    where no installed driver opens it; SQLAlchemyError where it cannot be read."""
+    where no installed driver opens it; SQLAlchemyError where it cannot be read, a server that does not
+    answer within the probe's timeout included (without one, `run --probe` waited on it for ever)."""
     from sqlalchemy import inspect, select
 
     from maskwatch.security.schema import api_tokens, users
     from maskwatch.security.store import _camera_list
     from maskwatch.site.database import database_engine, database_url
+    from maskwatch.site.probe import NETWORK_TIMEOUT
 
     url = database_url(database)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return [], []  # connecting would make the file
-    engine = database_engine(url)
+    engine = database_engine(url, connect_timeout=round(NETWORK_TIMEOUT))
     try:
         with engine.connect() as connection:
             tables = inspect(connection)
