@@ -148,3 +148,29 @@ def test_a_database_server_that_never_answers_is_given_up_not_waited_on_forever(
             connection.close()
     assert not reader.is_alive(), "the lists' read still waits on a server that never answers"
     assert len(outcome) == 1 and isinstance(outcome[0], SQLAlchemyError), outcome
+
+
+def test_a_token_s_fix_keeps_its_expiry_and_an_expired_token_is_not_said(renamed):
+    """The fix for a token of `door` made its successor with no --expires: a token meant to stop
+    working in 30 days, replaced as told, never expired. Now the command carries the days it had
+    left; and one already expired (refused anyway) is not offered a successor."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    store = AuthStore(str(renamed.parent / "site.db"))
+    store.add_token("wall", "read", owner="boss", cameras=["door"], expires=time.time() + 30 * 86400 - 60)
+    store.add_token("old-wall", "read", cameras=["door"], expires=time.time() + 86400)
+    store.close()
+    engine = create_engine(f"sqlite:///{renamed.parent / 'site.db'}")
+    with engine.begin() as connection:  # expired an hour ago
+        connection.execute(text("UPDATE api_tokens SET expires = :then WHERE name = 'old-wall'"), {"then": time.time() - 3600})
+    engine.dispose()
+    said = run("run", "--config", str(renamed), "--check")[1]
+    warned = {line.split(" is limited")[0].split()[-1]: line for line in said.splitlines() if "no longer has" in line}
+    assert sorted(warned) == ["door-staff", "lobby", "wall"], said
+    assert ("maskwatch tokens add NEW_NAME --camera NEW_ID --owner boss --expires 30 "
+            f"--config {renamed}; maskwatch tokens revoke wall") in warned["wall"], warned["wall"]
+    assert "--expires" not in warned["lobby"]
+    fix = warned["wall"].split(": maskwatch ", 1)[1].split("; maskwatch ")[0].replace("NEW_ID", "entrance")
+    assert run(*shlex.split(fix))[0] == 0  # the command as said runs
