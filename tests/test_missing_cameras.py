@@ -174,3 +174,25 @@ def test_a_token_s_fix_keeps_its_expiry_and_an_expired_token_is_not_said(renamed
     assert "--expires" not in warned["lobby"]
     fix = warned["wall"].split(": maskwatch ", 1)[1].split("; maskwatch ")[0].replace("NEW_ID", "entrance")
     assert run(*shlex.split(fix))[0] == 0  # the command as said runs
+
+
+def test_a_fix_keeps_the_old_id_whose_history_is_stored(renamed):
+    """The fix replaced `door` with the new id: the guard, told "they see its history, not the camera
+    it became; give them its id", lost the entrance's history from before the rename (kept under
+    `door`). Where the database holds door's history the command keeps it beside NEW_ID, and runs."""
+    import numpy as np
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    store = EventStore(str(renamed.parent / "site.db"))
+    store.record("door", None, person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
+    store.close()
+    said = run("run", "--config", str(renamed), "--check")[1]
+    warned = [line.strip() for line in said.splitlines() if "no longer has" in line]
+    assert warned[0].endswith(f"maskwatch users edit door-staff --camera door --camera till --camera NEW_ID --config {renamed}"), said
+    assert f"maskwatch tokens add NEW_NAME --camera door --camera NEW_ID --owner boss --config {renamed}" in warned[1], said
+    fix = warned[0].split(": maskwatch ")[-1].replace("NEW_ID", "entrance")
+    assert run(*shlex.split(fix))[0] == 0
+    users = {user["name"]: user["cameras"] for user in AuthStore(str(renamed.parent / "site.db")).users()}
+    assert users["door-staff"] == ["door", "till", "entrance"], users

@@ -67,9 +67,12 @@ def _command(words: list[str], name: str, config: Path) -> str:
                       else ["maskwatch", *words[:2], name, *words[2:], *where])
 
 
-def missing_lines(users: list[dict], tokens: list[dict], in_file, config: Path, now: float | None = None) -> list[str]:
+def missing_lines(users: list[dict], tokens: list[dict], in_file, config: Path, now: float | None = None,
+                  with_history=()) -> list[str]:
     """One warning for each viewer and token whose list names a camera not `in_file` (the site's
-    file, `config`), with the command that fixes it: a token's successor expires when it would
+    file, `config`), with the command that fixes it: an old id `with_history` (its people or counts
+    still stored) stays in the list beside NEW_ID (the command dropped it: following it, the guard
+    lost the renamed camera's history from before the rename); a token's successor expires when it would
     (its successor had none: a token meant to end in 30 days, replaced as told, never ended), and
     one already expired is left out (it is refused anyway)."""
     now = time.time() if now is None else now
@@ -77,7 +80,7 @@ def missing_lines(users: list[dict], tokens: list[dict], in_file, config: Path, 
     for user in users:
         if user["role"] != "viewer" or not (gone := missing_cameras(user["cameras"], in_file)):
             continue
-        kept = [c for c in user["cameras"] if c not in gone]
+        kept = [c for c in user["cameras"] if c not in gone or c in with_history]
         cameras = [word for camera in [*kept, NEW_ID] for word in ("--camera", camera)]
         lines.append(f"viewer {user['name']} is limited to {', '.join(gone)}, which {config} no longer has "
                      f"(renamed or removed): they see its history, not the camera it became; give them its "
@@ -86,7 +89,7 @@ def missing_lines(users: list[dict], tokens: list[dict], in_file, config: Path, 
         expires = token.get("expires")
         if (expires is not None and expires <= now) or not (gone := missing_cameras(token["cameras"], in_file)):
             continue
-        kept = [c for c in token["cameras"] if c not in gone]
+        kept = [c for c in token["cameras"] if c not in gone or c in with_history]
         made_as = ["--owner", token["owner"]] if token["owner"] is not None else []
         if expires is not None:  # the days it has left, whole (tokens add --expires takes days)
             made_as += ["--expires", str(max(1, math.ceil((expires - now) / 86400)))]
