@@ -130,6 +130,7 @@ def test_a_database_server_that_never_answers_is_given_up_not_waited_on_forever(
 
     from maskwatch.security.missing_cameras import stored_lists
 
+    pytest.importorskip("psycopg", reason="the postgres extra (its driver) is not installed")
     with socket.create_server(("127.0.0.1", 0)) as listener:
         held = []
         threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
