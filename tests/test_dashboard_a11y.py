@@ -378,6 +378,17 @@ def test_an_admin_reads_a_card_s_rates_in_words(zoned_site, admin_state, tab):  
     state = desk.inner_text('.camera[data-camera="door"] .state')
     assert re.fullmatch(r"online, checks 0\.5 frames a second \(the camera sends [\d.]+\)", state), state
 
+    def one_a_second(route):  # a site set to fps: 1, its camera sending 1 (a snapshot URL polled once a second)
+        cameras = route.fetch().json()
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps([{**camera, "fps_target": 1, "fps": 1} for camera in cameras]))
+    desk.route("**/v1/cameras", one_a_second)
+    desk.reload()
+    desk.wait_for_selector('.camera[data-camera="door"][data-connected="true"]', timeout=30_000)
+    # it read "checks 1 frames a second (the camera sends 1)"
+    desk.wait_for_function("() => document.querySelector('.camera[data-camera=\"door\"] .state').textContent"
+                           " === 'online, checks 1 frame a second (the camera sends 1)'")
+
 
 AXE_CORE = Path(__file__).parent.parent / "node_modules" / "axe-core" / "axe.min.js"
 # axe-core's serious and critical findings on the page as it stands: [rule: the elements]

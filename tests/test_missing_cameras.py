@@ -116,3 +116,84 @@ def test_the_sites_start_says_a_viewer_of_a_camera_the_file_no_longer_has(tmp_pa
         site.stop()
     assert (f"  warning: viewer {VIEWER[0]} is limited to door, which {site.config} no longer has (renamed or "
             "removed)") in started, started
+
+
+def test_a_database_server_that_never_answers_is_given_up_not_waited_on_forever():
+    """`run --probe` (and the start) read the viewers' lists before the probe: a database port that
+    takes the connection and never answers (a stuck server, a proxy with no server behind it) held
+    `run --probe` forever before its table, where the probe itself gives up in 5 s; now the lists'
+    read gives up as the probe does, and the warning names the database's problem."""
+    import socket
+    import threading
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from maskwatch.security.missing_cameras import stored_lists
+
+    pytest.importorskip("psycopg", reason="the postgres extra (its driver) is not installed")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        held = []
+        threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+        outcome = []
+
+        def read() -> None:
+            try:
+                outcome.append(stored_lists(f"postgresql://maskwatch:secret@127.0.0.1:{listener.getsockname()[1]}/site"))
+            except SQLAlchemyError as err:
+                outcome.append(err)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(60)  # a guard against the hang, not a timing: the read gives up after its connect_timeout
+        for connection, _ in held:
+            connection.close()
+    assert not reader.is_alive(), "the lists' read still waits on a server that never answers"
+    assert len(outcome) == 1 and isinstance(outcome[0], SQLAlchemyError), outcome
+
+
+def test_a_token_s_fix_keeps_its_expiry_and_an_expired_token_is_not_said(renamed):
+    """The fix for a token of `door` made its successor with no --expires: a token meant to stop
+    working in 30 days, replaced as told, never expired. Now the command carries the days it had
+    left; and one already expired (refused anyway) is not offered a successor."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    store = AuthStore(str(renamed.parent / "site.db"))
+    store.add_token("wall", "read", owner="boss", cameras=["door"], expires=time.time() + 30 * 86400 - 60)
+    store.add_token("old-wall", "read", cameras=["door"], expires=time.time() + 86400)
+    store.close()
+    engine = create_engine(f"sqlite:///{renamed.parent / 'site.db'}")
+    with engine.begin() as connection:  # expired an hour ago
+        connection.execute(text("UPDATE api_tokens SET expires = :then WHERE name = 'old-wall'"), {"then": time.time() - 3600})
+    engine.dispose()
+    said = run("run", "--config", str(renamed), "--check")[1]
+    warned = {line.split(" is limited")[0].split()[-1]: line for line in said.splitlines() if "no longer has" in line}
+    assert sorted(warned) == ["door-staff", "lobby", "wall"], said
+    assert ("maskwatch tokens add NEW_NAME --camera NEW_ID --owner boss --expires 30 "
+            f"--config {renamed}; maskwatch tokens revoke wall") in warned["wall"], warned["wall"]
+    assert "--expires" not in warned["lobby"]
+    fix = warned["wall"].split(": maskwatch ", 1)[1].split("; maskwatch ")[0].replace("NEW_ID", "entrance")
+    assert run(*shlex.split(fix))[0] == 0  # the command as said runs
+
+
+def test_a_fix_keeps_the_old_id_whose_history_is_stored(renamed):
+    """The fix replaced `door` with the new id: the guard, told "they see its history, not the camera
+    it became; give them its id", lost the entrance's history from before the rename (kept under
+    `door`). Where the database holds door's history the command keeps it beside NEW_ID, and runs."""
+    import numpy as np
+
+    from maskwatch.site.events import EventStore
+    from tests.test_events import person
+
+    store = EventStore(str(renamed.parent / "site.db"))
+    store.record("door", None, person(1, (0.9, 0.05, 0.05)), np.zeros((8, 8, 3), np.uint8))
+    store.close()
+    said = run("run", "--config", str(renamed), "--check")[1]
+    warned = [line.strip() for line in said.splitlines() if "no longer has" in line]
+    assert warned[0].endswith(f"maskwatch users edit door-staff --camera door --camera till --camera NEW_ID --config {renamed}"), said
+    assert f"maskwatch tokens add NEW_NAME --camera door --camera NEW_ID --owner boss --config {renamed}" in warned[1], said
+    fix = warned[0].split(": maskwatch ")[-1].replace("NEW_ID", "entrance")
+    assert run(*shlex.split(fix))[0] == 0
+    users = {user["name"]: user["cameras"] for user in AuthStore(str(renamed.parent / "site.db")).users()}
+    assert users["door-staff"] == ["door", "till", "entrance"], users

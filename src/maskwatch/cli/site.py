@@ -187,8 +187,9 @@ def _missing_camera_lines(site, config: Path, server_database: bool) -> list[str
     server is read by `--probe` and the start (plain `--check` connects to nothing), an SQLite file always."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from maskwatch.security.missing_cameras import missing_lines, stored_lists
+    from maskwatch.security.missing_cameras import missing_cameras, missing_lines, stored_lists
     from maskwatch.site.database import DatabaseUnavailable, driver_reason
+    from maskwatch.site.events import stored_among
 
     if "://" in site.storage.database and not server_database:
         return []
@@ -198,7 +199,13 @@ def _missing_camera_lines(site, config: Path, server_database: bool) -> list[str
         return [f"cannot read the viewers' and tokens' cameras: {err}"]
     except SQLAlchemyError as err:
         return [f"cannot read the viewers' and tokens' cameras: {driver_reason(err)}"]
-    return missing_lines(users, tokens, [*site.cameras, *site.disabled_cameras], config)
+    in_file = [*site.cameras, *site.disabled_cameras]
+    gone = {camera for listed in [*users, *tokens] for camera in missing_cameras(listed["cameras"], in_file)}
+    try:  # the old ids whose history is stored stay in a fix's list: `users edit` takes them, and drops the others
+        with_history = stored_among(site.storage.database, sorted(gone)) if gone else []
+    except (DatabaseUnavailable, SQLAlchemyError):
+        with_history = []
+    return missing_lines(users, tokens, in_file, config, with_history=with_history)
 
 
 def _write_example(config: Path) -> None:

@@ -11,7 +11,9 @@ dialog their `missing_cameras`.
 
 from __future__ import annotations
 
+import math
 import shlex
+import time
 from pathlib import Path
 
 NEW_ID = "NEW_ID"  # in a fix's command: the camera's id in the file now, which only the admin knows
@@ -24,20 +26,22 @@ def missing_cameras(cameras: list[str] | None, in_file) -> list[str]:
 
 
 def stored_lists(database: str) -> tuple[list[dict], list[dict]]:
-    """The users (name, role, cameras) and tokens (name, scope, owner, cameras) of `database`, read
+    """The users (name, role, cameras) and tokens (name, scope, owner, expires, cameras) of `database`, read
     without migrating it (`run --check` writes nothing): none where it or their tables are not there
     yet, nor a token's list before auth schema 7 (its tokens read every camera). DatabaseUnavailable
-    where no installed driver opens it; SQLAlchemyError where it cannot be read."""
+    where no installed driver opens it; SQLAlchemyError where it cannot be read, a server that does not
+    answer within the probe's timeout included (without one, `run --probe` waited on it for ever)."""
     from sqlalchemy import inspect, select
 
     from maskwatch.security.schema import api_tokens, users
     from maskwatch.security.store import _camera_list
     from maskwatch.site.database import database_engine, database_url
+    from maskwatch.site.probe import NETWORK_TIMEOUT
 
     url = database_url(database)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return [], []  # connecting would make the file
-    engine = database_engine(url)
+    engine = database_engine(url, connect_timeout=round(NETWORK_TIMEOUT))
     try:
         with engine.connect() as connection:
             tables = inspect(connection)
@@ -47,7 +51,8 @@ def stored_lists(database: str) -> tuple[list[dict], list[dict]]:
                      connection.execute(select(users.c.name, users.c.role, users.c.cameras).order_by(users.c.name))]
             if not tables.has_table("api_tokens") or "cameras" not in {c["name"] for c in tables.get_columns("api_tokens")}:
                 return found, []
-            query = (select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.cameras, users.c.name.label("owner"))
+            query = (select(api_tokens.c.name, api_tokens.c.scope, api_tokens.c.expires, api_tokens.c.cameras,
+                            users.c.name.label("owner"))
                      .outerjoin(users, users.c.id == api_tokens.c.owner).order_by(api_tokens.c.name))
             return found, [dict(row._mapping) | {"cameras": _camera_list(row.cameras)}
                            for row in connection.execute(query)]
@@ -62,27 +67,36 @@ def _command(words: list[str], name: str, config: Path) -> str:
                       else ["maskwatch", *words[:2], name, *words[2:], *where])
 
 
-def missing_lines(users: list[dict], tokens: list[dict], in_file, config: Path) -> list[str]:
+def missing_lines(users: list[dict], tokens: list[dict], in_file, config: Path, now: float | None = None,
+                  with_history=()) -> list[str]:
     """One warning for each viewer and token whose list names a camera not `in_file` (the site's
-    file, `config`), with the command that fixes it."""
+    file, `config`), with the command that fixes it: an old id `with_history` (its people or counts
+    still stored) stays in the list beside NEW_ID (the command dropped it: following it, the guard
+    lost the renamed camera's history from before the rename); a token's successor expires when it would
+    (its successor had none: a token meant to end in 30 days, replaced as told, never ended), and
+    one already expired is left out (it is refused anyway)."""
+    now = time.time() if now is None else now
     lines = []
     for user in users:
         if user["role"] != "viewer" or not (gone := missing_cameras(user["cameras"], in_file)):
             continue
-        kept = [c for c in user["cameras"] if c not in gone]
+        kept = [c for c in user["cameras"] if c not in gone or c in with_history]
         cameras = [word for camera in [*kept, NEW_ID] for word in ("--camera", camera)]
         lines.append(f"viewer {user['name']} is limited to {', '.join(gone)}, which {config} no longer has "
                      f"(renamed or removed): they see its history, not the camera it became; give them its "
                      f"id ({NEW_ID}): {_command(['users', 'edit', *cameras], user['name'], config)}")
     for token in tokens:
-        if not (gone := missing_cameras(token["cameras"], in_file)):
+        expires = token.get("expires")
+        if (expires is not None and expires <= now) or not (gone := missing_cameras(token["cameras"], in_file)):
             continue
-        kept = [c for c in token["cameras"] if c not in gone]
-        owner = ["--owner", token["owner"]] if token["owner"] is not None else []
+        kept = [c for c in token["cameras"] if c not in gone or c in with_history]
+        made_as = ["--owner", token["owner"]] if token["owner"] is not None else []
+        if expires is not None:  # the days it has left, whole (tokens add --expires takes days)
+            made_as += ["--expires", str(max(1, math.ceil((expires - now) / 86400)))]
         cameras = [word for camera in [*kept, NEW_ID] for word in ("--camera", camera)]
         lines.append(f"token {token['name']} is limited to {', '.join(gone)}, which {config} no longer has "
                      f"(renamed or removed): it reads its history, not the camera it became; a token's cameras are "
                      f"set when it is made: make another, put it where this one is used, then revoke this one: "
-                     f"{_command(['tokens', 'add', *cameras, *owner], 'NEW_NAME', config)}; "
+                     f"{_command(['tokens', 'add', *cameras, *made_as], 'NEW_NAME', config)}; "
                      f"{_command(['tokens', 'revoke'], token['name'], config)}")
     return lines

@@ -227,13 +227,15 @@ def _what_others_may(mode: int) -> tuple[str, str] | None:
     return None
 
 
-def database_engine(url: str) -> Engine:
+def database_engine(url: str, connect_timeout: int | None = None) -> Engine:
     """An engine for `url`; DatabaseUnavailable naming it for a URL no driver takes (a typo in
-    the scheme, a driver not installed) or an SQLite file whose folder cannot be made."""
+    the scheme, a driver not installed) or an SQLite file whose folder cannot be made.
+    `connect_timeout`: seconds a PostgreSQL server has to answer (None: libpq's, for ever)."""
     shown = shown_database_url(url) if "://" in url else url
     try:
         if not url.startswith("sqlite"):
-            return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+            waits = {"connect_timeout": connect_timeout} if connect_timeout and make_url(url).get_backend_name() == "postgresql" else {}
+            return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=waits)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             _new_private_file(Path(url.removeprefix("sqlite:///")))

@@ -108,9 +108,9 @@ async function pollCameras() {
     card.dataset.connected = camera.connected;
     // The rate checked is the one set in the config (its fps); the other is what the camera sends.
     // An admin's figures: to a viewer (a clinic's supervisor) they were an engineer's words, and to an
-    // admin (a store's manager) "3 fps analysed (stream 25 fps)" was too: said in words.
+    // admin (a store's manager) "3 fps analysed (stream 25 fps)" was too: said in words ("1 frame", not "1 frames").
     card.querySelector(".state").textContent = !camera.connected ? "offline" : accountRole !== "admin" ? "online"
-      : `online, checks ${camera.fps_target} frames a second (the camera sends ${camera.fps})`;
+      : `online, checks ${camera.fps_target} frame${camera.fps_target === 1 ? "" : "s"} a second (the camera sends ${camera.fps})`;
     // A camera kept up through a stall (its offline_after) says why no new frame comes: its card
     // said "online" over a frozen picture, and nothing more, for up to an hour.
     card.querySelector(".detail").textContent = camera.connected
