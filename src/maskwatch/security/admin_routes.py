@@ -144,7 +144,7 @@ def _refused(err: ValueError) -> AuthError:
     return AuthError(404 if isinstance(err, NoSuch) else 409 if isinstance(err, Conflict) else 400, str(err))
 
 
-def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
+def site_cameras(request: Request) -> tuple[list[str] | None, object]:
     """The site's configured cameras, `enabled: false` ones too as `users add --config` reads them
     (they were left out: the dashboard refused a disabled camera the CLI took); None for `serve`
     without a site: nothing to check against, as `users add --database`. And who says which of
@@ -157,12 +157,12 @@ def _site_cameras(request: Request) -> tuple[list[str] | None, object]:
 
 
 def viewer_camera_choices(request: Request) -> list[str] | None:
-    """The cameras a viewer's list may name, as _site_cameras checks them: the site's config
+    """The cameras a viewer's list may name, as site_cameras checks them: the site's config
     (`enabled: false` too), then those no longer in it whose history is stored; None for `serve`
     without a site (any camera id). GET /v1/users sends it for the Users dialog's boxes, which
     offered /v1/cameras and /v1/cameras/retired: a disabled camera with no history could not be
     ticked there."""
-    configured, _ = _site_cameras(request)
+    configured, _ = site_cameras(request)
     if configured is None:
         return None
     return configured + [c for c in request.app.state.site.retired_cameras() if c not in configured]
@@ -176,7 +176,7 @@ def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
         raise AuthError(400, problem)
     _strong(body.password, body.name)
     try:
-        cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config", API_EDIT[1])
+        cameras = viewer_cameras(body.cameras, *site_cameras(request), "the site's config", API_EDIT[1])
     except ValueError as err:
         raise _refused(err) from None
     acting = _confirmed(request, body.admin_password, f"user_added {body.name}")
@@ -231,7 +231,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
     cameras = None if body.all_cameras else UNCHANGED
     try:
         if body.cameras is not None:
-            cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config", API_EDIT[1])
+            cameras = viewer_cameras(body.cameras, *site_cameras(request), "the site's config", API_EDIT[1])
         acting = _confirmed(request, body.admin_password, f"user_changed {user_name}")
         user, revoked = _store(request).edit_user(user_name, body.role, cameras, acting=acting, expected=expected,
                                                  names=API_EDIT)
@@ -307,7 +307,7 @@ def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
     if problem is not None:
         raise AuthError(400, problem)
     try:  # as a viewer's (POST /v1/users): the site's cameras, or one removed whose history is kept
-        cameras = viewer_cameras(body.cameras, *_site_cameras(request), "the site's config", API_EDIT[1])
+        cameras = viewer_cameras(body.cameras, *site_cameras(request), "the site's config", API_EDIT[1])
     except ValueError as err:
         raise _refused(err) from None
     acting = _confirmed(request, body.admin_password, f"token_added {body.name}")

@@ -5,8 +5,8 @@ viewer's or read token's list keeps the old id: the renamed camera vanished from
 and the guard's dashboard, and nothing told the admin. No list is changed by itself (which camera
 a renamed one became is the admin's to say, and the old id's history stays readable to them):
 `run --check` and the site's start say each one with the command that fixes it, `users list
---config` and `tokens list --config` mark them, and GET /v1/users and /v1/tokens give the Users
-dialog their `missing_cameras`.
+--config` and `tokens list --config` mark them, and GET /v1/users gives the Users dialog the
+file's ids (`in_file`) to mark them by.
 """
 
 from __future__ import annotations

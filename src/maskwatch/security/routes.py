@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from maskwatch.security.access import AccessControl, Principal
 from maskwatch.security.request_checks import SECURE_COOKIE, AuthError, root_of, stale_root_cookie
 from maskwatch.security.route_access import ADMIN, PUBLIC
-from maskwatch.security.admin_routes import _site_cameras, viewer_camera_choices
+from maskwatch.security.admin_routes import site_cameras, viewer_camera_choices
 from maskwatch.security.two_step_routes import RENEWED_MEANWHILE_SENT
 from maskwatch.security.user_rules import name_problem
 from maskwatch.site.event_views import CURSOR, cursor_of, iso_utc, parse_cursor
@@ -192,7 +192,7 @@ def list_users(request: Request) -> Response:
     marks a viewer's or token's camera that the file no longer has (renamed or removed)."""
     access = _access(request)
     users = access.store.users() if access.store is not None else []
-    in_file, _ = _site_cameras(request)
+    in_file, _ = site_cameras(request)
     return JSONResponse({"users": users,
                          "two_step_kept": [user["name"] for user in users if access.settings.two_step_required(user["role"])],
                          "cameras": viewer_camera_choices(request), "in_file": in_file})
