@@ -35,13 +35,18 @@ def stored_lists(database: str) -> tuple[list[dict], list[dict]]:
 
     from maskwatch.security.schema import api_tokens, users
     from maskwatch.security.store import _camera_list
-    from maskwatch.site.database import database_engine, database_url
+    from maskwatch.site.database import database_engine, database_url, read_only_engine
     from maskwatch.site.probe import NETWORK_TIMEOUT
 
     url = database_url(database)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        return [], []  # connecting would make the file
-    engine = database_engine(url, connect_timeout=round(NETWORK_TIMEOUT))
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            return [], []  # connecting would make the file
+        # database_engine's connections turn the file to WAL: `run --probe` rewrote a legacy file's header
+        engine = read_only_engine(path, NETWORK_TIMEOUT)
+    else:
+        engine = database_engine(url, connect_timeout=round(NETWORK_TIMEOUT))
     try:
         with engine.connect() as connection:
             tables = inspect(connection)

@@ -227,6 +227,22 @@ def _what_others_may(mode: int) -> tuple[str, str] | None:
     return None
 
 
+def read_only_engine(path: Path, timeout: float) -> Engine:
+    """An engine reading the SQLite file `path` and writing nothing, for `run --check` and `--probe`:
+    database_engine's connections turn a file to WAL (its header rewritten). mode=ro opens a database
+    in WAL mode by making its -wal and -shm files, kept after the close; immutable=1 reads the file
+    alone, which is whole when no -wal is there (a running site's is, and mode=ro then reads
+    through it). SQLAlchemy reads it through this connection (no URL of its takes these flags)."""
+    from urllib.parse import quote
+
+    from sqlalchemy.pool import NullPool
+
+    running = Path(f"{path}-wal").exists()
+    uri = f"file:{quote(str(path))}?{'mode=ro' if running else 'immutable=1'}"
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=timeout),
+                         poolclass=NullPool, hide_parameters=True)
+
+
 def database_engine(url: str, connect_timeout: int | None = None) -> Engine:
     """An engine for `url`; DatabaseUnavailable naming it for a URL no driver takes (a typo in
     the scheme, a driver not installed) or an SQLite file whose folder cannot be made.

@@ -13,14 +13,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import quote
 
 from maskwatch.atomic import cannot_write_in
 from maskwatch.video.sources import host_port, missing_video_file, redact_source
@@ -270,20 +268,11 @@ def _probe_sqlite(path: Path, schemas: list[StoreSchema]) -> tuple[Probe, int]:
         return Probe("database", False, f"{path}: {err.strerror or err}"), 0
     if header and header != b"SQLite format 3\x00":
         return Probe("database", False, f"{path}: not an SQLite database"), 0
-    from sqlalchemy import create_engine
     from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.pool import NullPool
 
-    from maskwatch.site.database import driver_reason
+    from maskwatch.site.database import driver_reason, read_only_engine
 
-    # Read only, and leaving no file behind: mode=ro opens a database in WAL mode by making its
-    # -wal and -shm files, kept after the close; immutable=1 reads the file alone, which is whole
-    # when no -wal is there (a running site's is, and mode=ro then reads through it). SQLAlchemy
-    # reads it through this connection, as it reads a server (no URL of its takes these flags).
-    running = Path(f"{path}-wal").exists()
-    uri = f"file:{quote(str(path))}?{'mode=ro' if running else 'immutable=1'}"
-    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=NETWORK_TIMEOUT),
-                           poolclass=NullPool, hide_parameters=True)
+    engine = read_only_engine(path, NETWORK_TIMEOUT)  # read only, leaving no file behind
     try:
         found, _, _, users = _read_schema(engine, schemas)
     except SQLAlchemyError as err:
