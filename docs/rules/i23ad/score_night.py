@@ -50,4 +50,4 @@ checks = {
 for k, v in checks.items():
     print(k, "HOLDS" if v else "FAILS")
 out["checks"] = checks
-Path("score.json").write_text(json.dumps(out, indent=1))
+Path(__file__).with_name("score.json").write_text(json.dumps(out, indent=1))
