@@ -310,6 +310,32 @@ def test_a_camera_card_says_how_many_of_today_s_people_were_seen_on_grey_frames(
     assert card.text_content() == "infrared: 3" and NIGHT_WORDS in " ".join(desk.inner_text("#cameras-infrared-note").split())
 
 
+def test_a_camera_card_says_its_frames_are_infrared_now(server, tab):
+    """Nothing but the log's turn lines said a camera's frames were grey (infrared) now: today's
+    `infrared` count filled in only as people left. /v1/cameras says it (`grey_frames`, as the log's
+    last turn) and the card says "infrared now", with the note under the cards saying what it means."""
+    [camera] = httpx.get(server + "/v1/cameras", timeout=10).json()
+    assert camera["grey_frames"] is False  # a colour clip
+    schema = httpx.get(server + "/openapi.json", timeout=10).json()["components"]["schemas"]["CameraStatus"]
+    assert schema["properties"]["grey_frames"]["type"] == "boolean" and "grey_frames" in schema["required"]
+
+    def night(route):
+        cameras = route.fetch().json()
+        for each in cameras:
+            each["grey_frames"] = True
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(cameras))
+
+    desk = tab()
+    desk.goto(server + "/")
+    desk.wait_for_selector('.camera[data-camera="live"] .counts .unassessable', timeout=20_000)
+    assert not desk.is_visible('.camera[data-camera="live"] .night') and not desk.is_visible("#cameras-infrared-note")
+    desk.route("**/v1/cameras", night)
+    now = desk.wait_for_selector('.camera[data-camera="live"] .night', state="visible", timeout=20_000)
+    assert now.inner_text() == "infrared now"
+    note = " ".join(desk.inner_text("#cameras-infrared-note").split())
+    assert note.startswith("infrared now: the camera's frames are grey (infrared) now") and NIGHT_WORDS in note
+
+
 def test_the_people_list_says_who_was_seen_on_grey_frames(server, tab):
     """The chart said how many of a night's people were seen on grey frames, but the list of people
     did not say which: an auditor could not tell the doubtful "mask" of 23:10 from a day's."""

@@ -131,6 +131,7 @@ def test_an_actors_cameras_count_as_down_since_it_went_away(monkeypatch):
     door = RemoteWorker(site.groups[0], "door")
     # (said through boot_clock(): within a microsecond or so of the wall clock's own reading)
     assert started - 0.01 <= door.state()["offline_since"] <= time.time() + 0.01 and not door.state()["connected"]
+    assert door.state()["grey_frames"] is False  # in /v1/cameras' schema: there while the actor starts too
     up = {"connected": True, "last_frame_at": started, "offline_since": None, "frames": 5, "reconnects": 0,
           "analysed": 5, "detected": 5, "fps": 5.0, "last_error": None, "analysis_error": None}
     answers["call-0"] = ([], {"door": up})

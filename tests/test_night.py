@@ -197,6 +197,23 @@ def test_a_camera_flickering_between_grey_and_colour_at_dusk_floods_no_log(tmp_p
     finally:
         worker.stop()
     assert [r.getMessage() for r in caplog.records if "frames" in r.getMessage()] == []
+    assert worker.state()["grey_frames"] is False  # /v1/cameras and the card: no turn said, none shown
+
+
+def test_a_camera_s_state_says_its_frames_are_grey_once_the_turn_is_said(tmp_path, sample_dir, monkeypatch):
+    """Only the log said a camera's frames were grey now; its state (/v1/cameras' `grey_frames`, a
+    Ray actor's poll) says it too, as the log's last turn."""
+    monkeypatch.setattr("maskwatch.video.night.GREY_HOLD_S", 0.0)  # said at the first grey frame
+    photo = sample_photos(sample_dir, 1)[0]
+    source = clip(tmp_path / "night.mp4", [grey(photo)], each=3)
+    worker = CameraWorker("platform", fast_reader(str(source)), FrameProcessor(NoFaces(), FaceTracker()), [Collect()],
+                          fps=20)
+    assert worker.state()["grey_frames"] is False
+    worker.start()
+    try:
+        assert wait_until(lambda: worker.state()["grey_frames"]), worker.state()
+    finally:
+        worker.stop()
 
 
 def test_a_turn_to_grey_or_colour_is_said_once_it_has_held_for_a_while():

@@ -48,6 +48,8 @@ class CameraStatus(BaseModel):
     detected: int | None = Field(description="of them, frames the detector ran on (the motion gate and detecting "
                                              "every n-th frame spare the rest); null before the camera started")
     analysis_error: str | None
+    grey_frames: bool = Field(description="its frames are grey (infrared) now, as the log's last turn said: a turn "
+                                          "counts once it has held for a minute (false before)")
     today: PeopleCounts | None = Field(description="today's people (since midnight in the site's timezone), from the database; null while it "
                                                    "cannot be read")
 

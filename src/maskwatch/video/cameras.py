@@ -557,8 +557,9 @@ class CameraWorker:
 
     def state(self) -> dict:
         analysed, detected = self._counts
+        # grey_frames: as the log's last turn said it (GreyWatch: a dusk flicker does not flip it)
         return {**self.reader.state().to_dict(), "analysed": analysed, "detected": detected,
-                "analysis_error": self._storing_problem() or self.problems.last}
+                "analysis_error": self._storing_problem() or self.problems.last, "grey_frames": self._grey.grey}
 
     def _storing_problem(self) -> str | None:
         """Why a sink holds people it could not store yet (the database away): said for as long

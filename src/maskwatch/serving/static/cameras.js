@@ -9,7 +9,7 @@ function cameraCard(camera) {
     card.dataset.camera = camera.id;
     card.innerHTML = `<img alt="${escapeHtml(camera.name)}" width="320" hidden><div class="nofeed">no frame yet</div>
       <figcaption><span class="name">${escapeHtml(camera.name)}</span><span class="state"></span></figcaption>
-      <p class="counts"></p><small class="detail"></small><small class="todo"></small>
+      <p class="night" hidden>infrared now</p><p class="counts"></p><small class="detail"></small><small class="todo"></small>
       <p><button type="button" class="draw-zones">Draw zones<span class="sr-only"> of ${escapeHtml(camera.name)}</span></button></p>`;
     // An admin's only: the editor gives YAML for site.yaml, which a viewer cannot change (a clinic's
     // supervisor was offered it on every card, beside "tell whoever runs the site").
@@ -119,6 +119,9 @@ async function pollCameras() {
       : offlineSince(camera) + (camera.last_error || "connecting") +
         (camera.last_frame_at ? `; the picture is from ${clockTime(camera.last_frame_at)}` : "");
     card.querySelector(".todo").textContent = camera.connected ? "" : whatToDo(camera);
+    // Its frames grey (infrared) now, as the log's turn says it: only today's count said so, once people left
+    // (what it means: #cameras-infrared-note, below the cards)
+    card.querySelector(".night").hidden = !camera.grey_frames;
     const today = camera.today;
     card.querySelector(".counts").innerHTML = today === null ? "today's counts: the database cannot be read" :
       // the labels' words as the list's and the photo's ("incorrect: 3" read as a count gone wrong)
@@ -132,7 +135,8 @@ async function pollCameras() {
       (camera.connected ? "" : `<span class="stopped">(not counting while offline)</span>`);
     if (camera.analysed > 0 && camera.connected) readCardPicture(card, camera.id);  // an offline camera's last picture stays, dimmed
   }
-  document.getElementById("cameras-infrared-note").hidden = !cameras.some((camera) => camera.today?.infrared);
+  document.getElementById("cameras-infrared-note").hidden =
+    !cameras.some((camera) => camera.today?.infrared || camera.grey_frames);
 }
 
 // Since when an offline camera counts as down, on the site's clock, and for how long (on the server's
