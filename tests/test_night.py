@@ -75,7 +75,7 @@ def test_detect_says_when_photos_are_grey_and_not_when_they_are_colour(tmp_path,
     colour = runner.invoke(app, ["detect", str(tmp_path / "colour"), "--out", str(tmp_path / "o1"), "--quiet"])
     night = runner.invoke(app, ["detect", str(tmp_path / "night"), "--out", str(tmp_path / "o2"), "--quiet"])
     assert colour.exit_code == 0 and night.exit_code == 0, (colour.output, night.output)
-    assert "grey" not in colour.output
+    assert "grey" not in colour.output.replace(str(tmp_path), "TMP")  # the folder's own name may hold "grey"
     assert f"warning: {tmp_path / 'night'}: 1 of 2 photos were grey (infrared): their faces judged by the night model" in night.output
     assert "docs/site.md#night-and-infrared-cameras" in night.output
 
