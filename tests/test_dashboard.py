@@ -1075,6 +1075,65 @@ def test_the_users_dialog_marks_a_camera_the_sites_file_no_longer_has(zoned_site
         store.close()
 
 
+def test_the_users_edit_form_marks_a_camera_gone_from_the_sites_file_and_says_to_untick_it(
+        zoned_site, admin_state, tab):  # noqa: F811
+    """The table marked `lobby (not in the site's file)`, but Edit showed its box as any camera's;
+    saved ticked (no history of lobby is stored), the server's refusal named no box to untick. The
+    box now says the table's words, and saving says to untick it, at that box, before any confirm.
+    With lobby's history stored, it is saved ticked and kept."""
+    from maskwatch.security.store import AuthStore
+    from maskwatch.site.events import EventStore
+    from tests.conftest import ADMIN
+    from tests.test_events import person
+
+    store, events = AuthStore(str(zoned_site.folder / "site.db")), None
+    store.add_user("porter", "the porter's own password", "viewer", ["door", "lobby"])
+    try:
+        desk = tab(1280, 800, state=admin_state)
+        desk.goto(zoned_site.base + "/")
+        desk.click("#users-open")
+        desk.click("button[aria-label='Edit the role and cameras of porter']")
+        boxes = desk.locator("#users-edit-cameras label")
+        assert [text.strip() for text in boxes.all_inner_texts()] == ["door", "till", "lobby (not in the site's file)"]
+        assert desk.locator("#users-edit-cameras input").evaluate_all(
+            "(boxes) => boxes.map((b) => [b.value, b.checked])") == [["door", True], ["till", False], ["lobby", True]]
+        desk.fill("#users-me-password", ADMIN[1])
+        desk.check("#users-edit-cameras input[value=till]")
+        desk.click("#users-edit button[type=submit]")
+        assert desk.inner_text("#users-error") == (
+            "Not changed: lobby is not in the site's file, and its database holds no history of it: untick it "
+            "(and tick the camera's new id, if it was renamed).")
+        assert desk.evaluate("document.activeElement.value") == "lobby" and desk.is_hidden("#users-confirm")
+        desk.uncheck("#users-edit-cameras input[value=lobby]")
+        desk.click("#users-edit button[type=submit]")
+        assert desk.inner_text("#users-confirm-question") == "Make porter a viewer of door, till? Their next request has it."
+        desk.click("#users-confirm-yes")
+        desk.wait_for_selector("#users-table tr[data-user=porter] td:nth-child(3):text-is('door, till')")
+        assert desk.inner_text("#users-status") == "porter is now viewer (door, till)."
+        # Once its history is stored, lobby is one of the choices (still marked): saved ticked, it is kept.
+        events = EventStore(str(zoned_site.folder / "site.db"))
+        events.record("lobby", None, person(1, (0.9, 0.05, 0.05)))
+        desk.click("#users-close")
+        desk.click("#users-open")
+        desk.wait_for_selector("#users-add-cameras input[value=lobby]", state="attached")  # the lists read again
+        desk.fill("#users-me-password", ADMIN[1])  # emptied as the dialog closed
+        desk.click("button[aria-label='Edit the role and cameras of porter']")
+        assert desk.inner_text("#users-edit-cameras label:has(input[value=lobby])").strip() == "lobby (not in the site's file)"
+        desk.check("#users-edit-cameras input[value=lobby]")
+        desk.click("#users-edit button[type=submit]")
+        desk.click("#users-confirm-yes")
+        desk.wait_for_selector('#users-table tr[data-user=porter] td:nth-child(3):text-is("door, till, lobby '
+                               '(not in the site\'s file)")')
+        assert desk.inner_text("#users-status") == "porter is now viewer (door, till, lobby)."
+    finally:
+        store.remove_user("porter")
+        store.close()
+        if events is not None:  # lobby's history gone again: the module's other tests know door and till alone
+            with events.engine.begin() as connection:
+                connection.exec_driver_sql("DELETE FROM events WHERE camera = 'lobby'")
+            events.close()
+
+
 def test_a_viewer_reads_the_zones_of_their_cameras_only(zoned_site):
     """The zone editor's polygons (/v1/cameras names the zones only) under /v1/cameras' rules."""
     from maskwatch.site.schemas import CameraZones

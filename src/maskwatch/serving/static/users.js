@@ -92,6 +92,9 @@
   const $ = (id) => document.getElementById(id);
   let me = null, confirming = null;  // confirming: what the confirm form's "yes" does
   let siteCameras = [], editing = null;  // the cameras a viewer's list may name; the user being edited
+  let inFile = null;  // the ids of the site's file (GET /v1/users' in_file; null without a site)
+  const NOT_IN_FILE = " (not in the site's file)";
+  const gone = (id) => inFile !== null && !inFile.includes(id);  // renamed or removed in the site's file
 
   // The admin's own password for a change, or an Error that sends them to the field.
   function yours() {
@@ -170,10 +173,10 @@
     ` ${names.length} API token${names.length > 1 ? "s" : ""} of theirs revoked (${names.join(", ")}).` : "";
 
   async function load() {
-    const [{users, cameras, two_step_kept: coveredNames, in_file: inFile}, {tokens}] = await Promise.all([checked("v1/users"), checked("v1/tokens")]);
+    const [{users, cameras, two_step_kept: coveredNames, in_file: fileIds}, {tokens}] = await Promise.all([checked("v1/users"), checked("v1/tokens")]);
+    inFile = fileIds ?? null;
     // A camera renamed or removed in the site's file: the list keeps its old id, and it had vanished in silence.
-    const listed = (ids) => ids ? ids.map((id) => inFile && !inFile.includes(id) ? `${id} (not in the site's file)` : id)
-      .join(", ") : "all";
+    const listed = (ids) => ids ? ids.map((id) => gone(id) ? id + NOT_IN_FILE : id).join(", ") : "all";
     const covered = new Set(coveredNames);  // server.require_two_step covers them: turned off, set up again at the next login
     cameraChoices(cameras);
     owned = new Map();
@@ -272,12 +275,14 @@
     });
   });
 
-  // A fieldset's camera boxes (built, never innerHTML), those of `ticked` ticked.
+  // A fieldset's camera boxes (built, never innerHTML), those of `ticked` ticked; one the site's file
+  // no longer has marked in its label as the table marks it (Edit showed it as any other camera).
   function cameraBoxes(box, ids, ticked = []) {
     box.replaceChildren(box.querySelector("legend"), ...ids.map((id) => {
       const label = document.createElement("label");
       label.append(Object.assign(document.createElement("input"),
-                                 {type: "checkbox", value: id, checked: ticked.includes(id)}), " " + id);
+                                 {type: "checkbox", value: id, checked: ticked.includes(id)}),
+                   " " + id + (gone(id) ? NOT_IN_FILE : ""));
       return label;
     }));
     box.dataset.cameras = ids.length;
@@ -332,6 +337,15 @@
       if (ticked.length) body.cameras = ticked; else body.all_cameras = true;
     }
     if (!Object.keys(body).length) { endEdit(); return kept(); }
+    // A camera gone from the site's file with no stored history (not among the choices GET /v1/users
+    // sent) is refused by the server, whose words did not say the box to untick: said here, at that box.
+    const dead = (body.cameras || []).filter((id) => gone(id) && !siteCameras.includes(id));
+    if (dead.length) {
+      const named = dead.join(", "), them = dead.length > 1 ? "them" : "it";
+      return say(`Not changed: ${named} ${dead.length > 1 ? "are" : "is"} not in the site's file, and its database ` +
+                 `holds no history of ${them}: untick ${them} (and tick the camera's new id, if it was renamed).`, true,
+                 $("users-edit-cameras").querySelector(`input[value="${CSS.escape(dead[0])}"]`));
+    }
     const seen = role === "admin" || !ticked.length ? "all cameras" : ticked.join(", ");
     const demoted = user.role === "admin" && role !== "admin" ? alsoTokens(user.name) : "";
     ask(`Make ${user.name} ${role === "admin" ? "an admin" : "a viewer"} of ${seen}? Their next request has it.` + demoted,
