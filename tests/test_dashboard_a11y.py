@@ -362,7 +362,9 @@ def test_what_the_infrared_marks_mean_is_on_the_page_where_a_finger_reaches_it(z
         phone.wait_for_selector("#trend-chart rect.bar.infrared")
         phone.wait_for_selector("#event-list .infrared")
         said = [" ".join(words.split()) if words else None for words in phone.evaluate(SHOWN, INFRARED_NOTES)]
-        assert said == [f"infrared: today's people seen on grey (infrared) frames, {NIGHT_WORDS}.",
+        assert said == ["infrared now: the camera's frames are grey (infrared) now (said once they have stayed so for a "
+                        "minute), its people judged by the night model. "
+                        f"infrared: today's people seen on grey (infrared) frames, {NIGHT_WORDS}.",
                         f"a bar outlined dashed had people seen on grey (infrared) frames, {NIGHT_WORDS};",
                         f"(infrared): seen on grey (infrared) frames, {NIGHT_WORDS}."], said  # data/grey.py's words
     finally:
