@@ -42,28 +42,36 @@ def grey_reading(image: np.ndarray, faces: Iterable[Sequence[float]] = ()) -> bo
     an infrared camera's empty platform at night, lit only near the camera, read as colour, and the
     site said its frames had turned colour again while they were still infrared."""
     faces = list(faces)
-    sample = image[::8, ::8].astype(np.int16)
-    level = sample.max(axis=2)
-    told = (level > 24) & (level < 232)
+    sample = image[::8, ::8].reshape(-1, 3).astype(np.int16)
+    level, told = _told(sample)
     if told.sum() < 0.05 * told.size or level.std() < 8:
         # Too little of the frame lit to tell: black, one flat level, or an infrared illuminator's night
         # lighting only the faces near it (the rest under 24 of 255: such a frame's faces went to the
         # colour models). The faces found in it tell, where they hold a picture.
         return _lit_faces_grey(image, faces)
-    blue_green, green_red = (sample[..., 0] - sample[..., 1])[told], (sample[..., 1] - sample[..., 2])[told]
-    cast = np.median(blue_green), np.median(green_red)
-    if np.percentile(_spread(blue_green, green_red, cast), 99) > GREY_SPREAD:
-        return False
-    return not any(_in_colour(image, box, cast) for box in faces)
+    cast, grey = _neutral(sample[told])
+    return grey and not any(_in_colour(image, box, cast) for box in faces)
 
 
 def is_grey_crop(crop: np.ndarray) -> bool:
     """Whether a face's crop alone (BGR, no frame around it) is grey: as is_grey, every pixel read, and
     a crop of one flat level is grey too (its picture is the face; no test card to tell apart)."""
-    pixels = crop.reshape(-1, 3).astype(np.int16)
+    return _neutral(crop.reshape(-1, 3).astype(np.int16))[1]
+
+
+def _told(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of N x 3 pixels' level (its largest channel) and whether it tells grey from colour:
+    neither near black nor near white (those are grey in any camera)."""
+    level = pixels.max(axis=1)
+    return level, (level > 24) & (level < 232)
+
+
+def _neutral(pixels: np.ndarray) -> tuple[tuple[float, float], bool]:
+    """N x 3 int16 pixels' cast (median B-G and G-R) and whether, that cast taken off, the 99th
+    percentile of their channel spread stays within GREY_SPREAD: the one rule of a grey picture."""
     blue_green, green_red = pixels[:, 0] - pixels[:, 1], pixels[:, 1] - pixels[:, 2]
     cast = np.median(blue_green), np.median(green_red)
-    return bool(np.percentile(_spread(blue_green, green_red, cast), 99) <= GREY_SPREAD)
+    return cast, bool(np.percentile(_spread(blue_green, green_red, cast), 99) <= GREY_SPREAD)
 
 
 def _spread(blue_green: np.ndarray, green_red: np.ndarray, cast) -> np.ndarray:
@@ -84,13 +92,10 @@ def _lit_faces_grey(image: np.ndarray, faces: Iterable[Sequence[float]]) -> bool
     their pixels neither near black nor near white, their own cast taken off; faces of one flat
     level (no picture), too few such pixels (16) or none cannot tell (None)."""
     pixels = np.concatenate([_face_pixels(image, box) for box in faces] or [np.zeros((0, 3), np.int16)])
-    level = pixels.max(axis=1)
-    told = (level > 24) & (level < 232)
+    level, told = _told(pixels)
     if told.sum() < 16 or level[told].std() < 8:
         return None
-    blue_green, green_red = (pixels[:, 0] - pixels[:, 1])[told], (pixels[:, 1] - pixels[:, 2])[told]
-    cast = np.median(blue_green), np.median(green_red)
-    return bool(np.percentile(_spread(blue_green, green_red, cast), 99) <= GREY_SPREAD)
+    return _neutral(pixels[told])[1]
 
 
 def _face_pixels(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
