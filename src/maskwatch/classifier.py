@@ -171,20 +171,16 @@ class Classifier:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        if not self.model_path.is_file():  # another machine (Ray): ONNX Runtime's words were "NO_SUCHFILE"
-            raise FileNotFoundError(f"{self.model_path}: classifier model not found where this Classifier "
-                                    "was unpickled; its model files must lie at the same paths")
+        _unpickled_file(self.model_path)
         self.session = cpu_session(self.model_path, self.threads)
         # A file exported again to the same path (or an upgrade's new shipped model) since the
         # pickling ran its new weights with the pickled crop spec, temperature and doubt, silently.
         meta = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
         try:
-            same = meta is not None and json.loads(meta) == self.info
+            found = None if meta is None else json.loads(meta)
         except json.JSONDecodeError:
-            same = False
-        if not same:
-            raise ValueError(f"{self.model_path}: not the model this Classifier was pickled with (the file was "
-                             "replaced since, its metadata differs); load the Classifier again from it")
+            found = None
+        _same_model(self.model_path, found, self.info, "pickled with")
 
     def __copy__(self) -> Classifier:
         """The same sessions: only pickling (another process) loads them again."""
@@ -382,11 +378,10 @@ class OnFirstUse:
 
     def __init__(self, path: Path | str, threads: int = 0, info: dict | None = None) -> None:
         self.path, self.threads = Path(path).resolve(), threads
-        # A session made and dropped: ONNX Runtime reads a file's metadata only so (0.1 s; its memory
-        # goes with it), and a foreign or missing file is refused at the start, not at dusk.
+        # ONNX Runtime reads a file's metadata only by making a session (0.1 s; its memory goes with it)
         found = _model_info(self.path, cpu_session(self.path, threads).get_modelmeta().custom_metadata_map)
         if info is not None:  # unpickled: as Classifier.__setstate__
-            self._check_same(found, info, "pickled with")
+            _same_model(self.path, found, info, "pickled with")
         self.info = found
         self._model: Classifier | None = None
         self._lock = threading.Lock()
@@ -398,15 +393,10 @@ class OnFirstUse:
                 if self._model is None:
                     loaded = Classifier(self.path, threads=self.threads)
                     # An upgrade's new file since the start: the run's record names the one checked then.
-                    self._check_same(loaded.info, self.info, "made with")
+                    _same_model(self.path, loaded.info, self.info, "made with")
                     self._model = loaded
                 model = self._model
         return model
-
-    def _check_same(self, found: dict, expected: dict, when: str) -> None:
-        if found != expected:
-            raise ValueError(f"{self.path}: not the model this Classifier was {when} (the file was replaced "
-                             "since, its metadata differs); load the Classifier again from it")
 
     @property
     def loaded(self) -> bool:
@@ -416,10 +406,24 @@ class OnFirstUse:
         return {"path": self.path, "threads": self.threads, "info": self.info}
 
     def __setstate__(self, state: dict) -> None:
-        if not Path(state["path"]).is_file():
-            raise FileNotFoundError(f"{state['path']}: classifier model not found where this Classifier "
-                                    "was unpickled; its model files must lie at the same paths")
+        _unpickled_file(Path(state["path"]))
         self.__init__(**state)
+
+
+def _unpickled_file(path: Path) -> None:
+    """A FileNotFoundError where an unpickled Classifier's model file is not (another machine, Ray:
+    ONNX Runtime's words were "NO_SUCHFILE")."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: classifier model not found where this Classifier was unpickled; "
+                                "its model files must lie at the same paths")
+
+
+def _same_model(path: Path, found: dict | None, expected: dict, when: str) -> None:
+    """A ValueError where the file's metadata (`found`, None: none readable) is not what the
+    Classifier was `when` (pickled with, made with): the file replaced since."""
+    if found != expected:
+        raise ValueError(f"{path}: not the model this Classifier was {when} (the file was replaced since, its "
+                         "metadata differs); load the Classifier again from it")
 
 
 def _model_info(path: Path, meta: dict[str, str]) -> dict:
