@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from maskwatch.faces import COMPLIANT, UNASSESSABLE
 from maskwatch.runtime import Periodic, ProblemLog, boot_clock
 from maskwatch.site.database import REPORTS_MIGRATION_LOCK, migrate_schema, open_database, stored_number
+from maskwatch.site.event_views import local_offset
 from maskwatch.site.hours import DAYS, first_instant
 from maskwatch.site.notify import Message, Notifier, NotifyRule, when
 from maskwatch.site.infrared import INFRARED, infrared_words
@@ -252,8 +253,7 @@ def clock_minute(seconds: float, tz: tzinfo | None) -> str:
     text = wall(seconds)
     if not any(wall(seconds + shift) == text for shift in (-3600, -1800, 1800, 3600)):
         return text[11:]
-    moment = datetime.fromtimestamp(seconds, tz) if tz else datetime.fromtimestamp(seconds).astimezone()
-    return f"{text[11:]} (UTC{moment.isoformat(timespec='minutes')[16:]})"
+    return f"{text[11:]} ({local_offset(seconds, tz)})"
 
 
 def odd_day_line(day: date, tz: tzinfo | None) -> str | None:
