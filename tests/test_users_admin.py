@@ -491,6 +491,26 @@ def test_token_names_are_unique_whatever_their_case_as_users_names_are(tmp_path)
     assert [t["name"] for t in AuthStore(db).tokens()] == ["wall"] and AuthStore(db).token(wall)["name"] == "wall"
 
 
+def test_a_token_is_revoked_by_its_name_whatever_its_case_and_the_stored_name_is_said(tmp_path):
+    """Names are one whatever their case (`tokens add WALL` beside `wall` is refused), yet `tokens
+    revoke WALL` and `DELETE /v1/tokens/Wall` answered "no token" for `wall`: the admin revoking
+    after a leak, typing the name as they remembered it, left it working."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    wall, script = store.add_token("wall", "read"), store.add_token("Script", "full")
+    revoked = CliRunner().invoke(app, ["tokens", "revoke", "WALL", "--database", db])
+    assert (revoked.exit_code, revoked.output) == (0, "revoked wall\n")
+    assert store.token(wall) is None
+    answer = logged_in(db, BOSS).delete("/v1/tokens/sCRIPT", headers=CSRF)
+    assert answer.status_code == 200 and answer.json() == {"status": "revoked Script", "name": "Script"}, answer.text
+    assert store.token(script) is None
+    assert [row["target"] for row in store.access_log(action="token_revoked")] == ["Script", "wall"]
+
+
 def test_revoking_one_of_two_tokens_stored_whose_names_differ_in_case_alone_says_the_other_still_works(tmp_path):
     """A database from before names were one whatever their case can hold `wall` and `WALL`: the
     admin revoking `wall` after a leak read "revoked wall" alone while `WALL` kept working, the very
@@ -514,7 +534,14 @@ def test_revoking_one_of_two_tokens_stored_whose_names_differ_in_case_alone_says
             "before names were one whatever their case); if it is the same, revoke it too: maskwatch tokens revoke "
             f"WALL --database {db}") in " ".join(revoked.output.split()), revoked.output
     assert store.token(upper)["name"] == "WALL"
-    assert CliRunner().invoke(app, ["tokens", "revoke", "WALL", "--database", db]).output == "revoked WALL\n"
+    store.add_token("door", "read")
+    with engine.begin() as connection:  # a third spelling matches two: which one is meant is not guessed
+        connection.execute(text("UPDATE api_tokens SET name = 'Wall' WHERE name = 'door'"))
+    guessed = CliRunner().invoke(app, ["tokens", "revoke", "wAll", "--database", db])
+    assert guessed.exit_code == 1 and ("error: no token 'wAll'; 'WALL', 'Wall' differ from it in case alone: "
+                                       "revoke each by its own name") in " ".join(guessed.output.split()), guessed.output
+    assert [t["name"] for t in store.tokens()] == ["WALL", "Wall"]
+    assert CliRunner().invoke(app, ["tokens", "revoke", "WALL", "--database", db]).output.startswith("revoked WALL\n")
 
 
 def tokens_of_version_5(url: str) -> None:

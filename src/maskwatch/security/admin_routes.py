@@ -326,9 +326,10 @@ def add_token(request: Request, body: NewToken, admin: Admin) -> JSONResponse:
 @router.delete("/v1/tokens/{token_name}", openapi_extra=ADMIN,
                responses=REFUSALS | {404: {"description": "No such token"}})
 def revoke_token(request: Request, token_name: TokenName, admin: Admin) -> JSONResponse:
-    """Revoke a token, as `maskwatch tokens revoke`: the next request with it gets 401."""
+    """Revoke a token, as `maskwatch tokens revoke`: the next request with it gets 401. The name
+    in any case; `name` in the answer is the token's as stored."""
     try:
-        _store(request).revoke_token(token_name)
+        token_name = _store(request).revoke_token(token_name)
     except ValueError as err:
         raise _refused(err) from None
     return _done(request, admin, "token_revoked", token_name, {"status": f"revoked {token_name}", "name": token_name})

@@ -496,12 +496,12 @@ def list_tokens(config: Config = None, database: Database = None) -> None:
 
 
 @tokens_app.command("revoke")
-def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as `tokens list` shows it.")],
+def revoke_token(name: Annotated[str, typer.Argument(help="The token's name, as `tokens list` shows it (any case).")],
                  config: Config = None, database: Database = None) -> None:
-    """Revoke a token: the next request with it gets 401."""
+    """Revoke a token (its name in any case): the next request with it gets 401."""
     store = open_store(config, database, "tokens")
     try:
-        store.revoke_token(name)
+        name = store.revoke_token(name)  # as stored: `revoke WALL` revoked `wall`
     except ValueError as err:
         _fail(str(err))
     _logged(store, "token_revoked", name)

@@ -644,10 +644,22 @@ class AuthStore:
         """The names of the tokens `owner` made (what their removal or demotion would revoke)."""
         return [token["name"] for token in self.tokens() if token["owner"] == owner]
 
-    def revoke_token(self, name: str) -> None:
+    def revoke_token(self, name: str) -> str:
+        """The token `name` deleted, found whatever its case as a name taken is (add_token): `tokens
+        revoke WALL` for `wall` said "no token" and left it working. Its name as stored. A database
+        from before that rule may hold `wall` beside `WALL`: the exact name first, and NoSuch for a
+        name that matches several in case alone (which one is meant is not guessed)."""
+        columns = select(api_tokens.c.id, api_tokens.c.name).order_by(api_tokens.c.name)
         with self._write_lock, self.engine.begin() as connection:
-            if connection.execute(delete(api_tokens).where(_named(name, api_tokens.c.name))).rowcount == 0:
+            found = (connection.execute(columns.where(_named(name, api_tokens.c.name))).all()
+                     or connection.execute(columns.where(_any_case(name, api_tokens.c.name))).all())
+            if not found:
                 raise NoSuch(no_such(name, "token"))
+            if len(found) > 1:
+                raise NoSuch(f"no token {name!r}; {', '.join(repr(row.name) for row in found)} differ from it "
+                             "in case alone: revoke each by its own name")
+            connection.execute(delete(api_tokens).where(api_tokens.c.id == found[0].id))
+        return found[0].name
 
     def token(self, token: str, now: float | None = None) -> dict | None:
         """{"name", "scope", "cameras"} of a live API token (cameras None: every camera); None for
