@@ -419,6 +419,26 @@ def test_a_tz_naming_no_zone_this_machine_has_stops_the_site_s_commands_where_th
         assert result.exit_code == 0, (utc, result.output)
 
 
+def test_a_tz_set_but_empty_is_utc_said_as_a_warning_where_the_file_sets_no_timezone(tmp_path):
+    """TZ= (set, empty: a compose file's `TZ: ${TZ}` on a host without TZ) or TZ=: is UTC to POSIX and
+    the C library: no error, since it may be meant, but a site with no `timezone` ran its days,
+    opening hours and reports on UTC with nothing said. Said by each command on the site's clock;
+    `timezone: UTC` in the file says it is meant."""
+    path = write(tmp_path, "cameras:\n  a: {source: webcam:0}\n")
+    said = ("warning: " + str(path) + ": TZ='' (the environment) is set but empty, which the C library reads as UTC: the "
+            "site's days, opening hours and reports are UTC's; if that is meant, write `timezone: UTC` in the site's "
+            "file, else `timezone:` an IANA name such as Europe/Berlin, or unset TZ")
+    for command in (["run", "--check"], ["events", "list", "--since", "2026-12-01 14:00", "--until", "2026-12-01 15:00"],
+                    ["report", "--csv"]):
+        checked = CliRunner().invoke(app, [*command, "--config", str(path)], env={"TZ": ""})
+        assert said in " ".join(checked.output.split()), (command, checked.output)
+    colon = CliRunner().invoke(app, ["run", "--check", "--config", str(path)], env={"TZ": ":"})
+    assert colon.exit_code == 0 and "TZ=':' (the environment) is set but empty" in colon.output, colon.output
+    path.write_text(path.read_text() + "timezone: UTC\n")
+    meant = CliRunner().invoke(app, ["run", "--check", "--config", str(path)], env={"TZ": ""})
+    assert meant.exit_code == 0 and "warning" not in meant.output, meant.output
+
+
 def test_a_machine_with_no_time_zone_data_is_told_to_install_it(tmp_path, monkeypatch):
     """A slim container has no /usr/share/zoneinfo, and maskwatch does not pull Python's tzdata:
     `timezone: Europe/Berlin` was "unknown timezone 'Europe/Berlin'; use an IANA name such as

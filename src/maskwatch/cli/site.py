@@ -345,11 +345,14 @@ def _print_probes(site, config: Path) -> None:
 def _clock_named(site, config: Path) -> None:
     """Exit 1 where the site's clock would be UTC said nowhere: no `timezone` in the file and a TZ the
     C library reads as UTC (site/config/clock.py's unread_tz). `events delete --since '14:00'` erased
-    the people of 14:00 UTC, the days of `report` and of `run` were UTC's."""
-    from maskwatch.site.config.clock import unread_tz
+    the people of 14:00 UTC, the days of `report` and of `run` were UTC's. A TZ set but empty, UTC by
+    POSIX and perhaps meant, is a warning (empty_tz)."""
+    from maskwatch.site.config.clock import empty_tz, unread_tz
 
     if site.timezone is None and (unread := unread_tz()):
         _fail(f"{config}: {unread}")
+    if site.timezone is None and (empty := empty_tz()):
+        typer.secho(f"warning: {config}: {empty}", fg=typer.colors.YELLOW, err=True)
 
 
 def _site_config(config: Path):

@@ -59,6 +59,19 @@ def unread_tz(environ=os.environ) -> str | None:
             "or set TZ to a zone this machine has")
 
 
+def empty_tz(environ=os.environ) -> str | None:
+    """Why the local time is UTC where TZ is set but empty (TZ=, or TZ=: alone), or None. POSIX and
+    the C library read it as UTC on purpose, so it is no error (unread_tz's refusal): it may be
+    meant. But it is what a compose file's `TZ: ${TZ}` or a unit's `Environment=TZ=` leaves where
+    the zone was to come from elsewhere, and a site with no `timezone` ran on UTC with nothing said."""
+    value = environ.get("TZ")
+    if value is None or value.removeprefix(":"):
+        return None
+    return (f"TZ={value!r} (the environment) is set but empty, which the C library reads as UTC: the site's days, "
+            "opening hours and reports are UTC's; if that is meant, write `timezone: UTC` in the site's file, else "
+            "`timezone:` an IANA name such as Europe/Berlin, or unset TZ")
+
+
 def unnamed_zone(name: str) -> str | None:
     """Why a zone file Python reads is no IANA name the dashboard can show times in (a browser's
     Intl refuses it, and the page fell back to the browser's own clock beside a chart in the
