@@ -367,6 +367,31 @@ def test_a_missing_source_file_is_refused_by_name(tmp_path):
     assert not (tmp_path / "m.db").exists()
 
 
+def test_serve_source_under_a_tz_read_as_utc_says_so_as_run_does(tmp_path):
+    """`serve --source` is a one-camera site with no `timezone`: under a TZ with no zone file here
+    (TZ=Mars/Olympus), where `run` stops, it served with its chart's days and events' local times on
+    UTC and the page on the browser's clock, nothing said. Refused now, before its source is read; a
+    TZ set but empty (UTC by POSIX, perhaps meant) is a warning."""
+    def serve(tz: str) -> subprocess.CompletedProcess:
+        with reserved_port() as port:
+            return subprocess.run([sys.executable, "-m", "maskwatch.cli", "serve", "--source", str(tmp_path / "gone.mp4"),
+                                   "--database", str(tmp_path / "m.db"), "--port", str(port)],
+                                  capture_output=True, text=True, timeout=60, env=os.environ | {"TZ": tz})
+
+    refused = serve("Mars/Olympus")
+    assert refused.returncode == 1 and "no such video file" not in refused.stderr, refused.stderr
+    assert ("error: --source: TZ='Mars/Olympus' (the environment): no such time zone on this machine (no zone file "
+            "/usr/share/zoneinfo/Mars/Olympus), so its local time is UTC, and the camera's days (the chart's, the "
+            "events' local times) would be UTC's; set TZ to a zone this machine has, or run the camera as a site "
+            "whose file sets `timezone:` (maskwatch run)") in " ".join(refused.stderr.split()), refused.stderr
+    warned = serve("")  # then the source's own refusal: the warning goes on to the start
+    assert warned.returncode == 1 and "no such video file" in warned.stderr, warned.stderr
+    assert ("warning: --source: TZ='' (the environment) is set but empty, which the C library reads as UTC: the "
+            "camera's days (the chart's, the events' local times) are UTC's; if that is meant, set TZ=UTC, else TZ "
+            "to the zone meant, or unset TZ") in " ".join(warned.stderr.split()), warned.stderr
+    assert not (tmp_path / "m.db").exists()
+
+
 @pytest.mark.parametrize("args, option, message", [
     (["--port", "70000"], "--port", "must be 1-65535, got 70000"),
     (["--workers", "0"], "--workers", "must be at least 1, got 0"),

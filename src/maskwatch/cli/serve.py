@@ -52,6 +52,8 @@ def serve(
         _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas or --ray")
     if ray_replicas is not None and workers > 1:
         _fail(f"--ray-replicas replaces --workers: give one of them; got {ray_replicas} and {workers}")
+    if source:
+        _clock_named()
     import uvicorn
 
     from maskwatch.security.commands import auth_for
@@ -161,6 +163,18 @@ def _remove_dead_servers_metrics(folder: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         except PermissionError:  # another user's live process
             pass
+
+
+def _clock_named() -> None:
+    """`serve --source` under a TZ read as UTC, as `run` is (cli/site.py's _clock_named): exit 1 for a
+    zone this machine has no file for, a warning for TZ set but empty. Its one-camera site has no
+    `timezone`: its chart's days and events' local times were UTC's, the page on the browser's clock."""
+    from maskwatch.site.config.clock import NO_SITE_FILE, empty_tz, unread_tz
+
+    if unread := unread_tz(site=NO_SITE_FILE):
+        _fail(f"--source: {unread}")
+    if empty := empty_tz(site=NO_SITE_FILE):
+        typer.secho(f"warning: --source: {empty}", fg=typer.colors.YELLOW, err=True)
 
 
 def _one_camera_site(source: str, database: str, blur: bool):

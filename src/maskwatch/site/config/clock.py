@@ -32,11 +32,17 @@ def no_zone_data() -> str | None:
             "it (apt-get install tzdata, or pip install tzdata into maskwatch's environment)")
 
 
-def unread_tz(environ=os.environ) -> str | None:
+# What the advice of unread_tz and empty_tz says to write, where there is a site file and where
+# there is none (`serve --source`, a one-camera site of the command line's).
+SITE_FILE, NO_SITE_FILE = "file", "serve --source"
+
+
+def unread_tz(environ=os.environ, site: str = SITE_FILE) -> str | None:
     """Why the C library reads TZ as UTC, where it does: a zone name with no zone file on this
     machine (TZ=Mars/Olympus, or a zone newer than its tzdata). It says so nowhere: a site with no
     `timezone` ran its days, opening hours and reports on UTC, and `run --check` said "the local
-    time, which has no IANA name". None where TZ is unset, UTC, a POSIX rule or a zone file."""
+    time, which has no IANA name". None where TZ is unset, UTC, a POSIX rule or a zone file.
+    `site`: SITE_FILE, or NO_SITE_FILE, which has no `timezone` to write: TZ is its only clock."""
     value = environ.get("TZ")
     name = (value or "").removeprefix(":")
     if not name or name.casefold() in UTC_NAMES or POSIX_RULE.fullmatch(name):
@@ -48,18 +54,21 @@ def unread_tz(environ=os.environ) -> str | None:
                 return None
     except OSError:
         pass
+    said = f"TZ={value!r} (the environment): no such time zone on this machine (no zone file {path}), so its local time is UTC"
+    if site == NO_SITE_FILE:
+        return (f"{said}, and the camera's days (the chart's, the events' local times) would be UTC's"
+                f"{f'; {missing}' if (missing := no_zone_data()) else ''}; set TZ to a zone this machine has, or run "
+                "the camera as a site whose file sets `timezone:` (maskwatch run)")
     try:
         ZoneInfo(name)  # Python's own copy of the zones (the tzdata package) may have it
         known = f"; Python knows it: write `timezone: {name}` in the site's file"
     except (ZoneInfoNotFoundError, ValueError, OSError):
         known = (f"; {missing}" if (missing := no_zone_data()) else
                  "; write `timezone:` in the site's file, an IANA name such as Europe/Berlin")
-    return (f"TZ={value!r} (the environment): no such time zone on this machine (no zone file {path}), so "
-            f"its local time is UTC, and the site's days, opening hours and reports would be UTC's{known}, "
-            "or set TZ to a zone this machine has")
+    return f"{said}, and the site's days, opening hours and reports would be UTC's{known}, or set TZ to a zone this machine has"
 
 
-def empty_tz(environ=os.environ) -> str | None:
+def empty_tz(environ=os.environ, site: str = SITE_FILE) -> str | None:
     """Why the local time is UTC where TZ is set but empty (TZ=, or TZ=: alone), or None. POSIX and
     the C library read it as UTC on purpose, so it is no error (unread_tz's refusal): it may be
     meant. But it is what a compose file's `TZ: ${TZ}` or a unit's `Environment=TZ=` leaves where
@@ -67,9 +76,12 @@ def empty_tz(environ=os.environ) -> str | None:
     value = environ.get("TZ")
     if value is None or value.removeprefix(":"):
         return None
-    return (f"TZ={value!r} (the environment) is set but empty, which the C library reads as UTC: the site's days, "
-            "opening hours and reports are UTC's; if that is meant, write `timezone: UTC` in the site's file, else "
-            "`timezone:` an IANA name such as Europe/Berlin, or unset TZ")
+    said = f"TZ={value!r} (the environment) is set but empty, which the C library reads as UTC"
+    if site == NO_SITE_FILE:
+        return (f"{said}: the camera's days (the chart's, the events' local times) are UTC's; if that is meant, "
+                "set TZ=UTC, else TZ to the zone meant, or unset TZ")
+    return (f"{said}: the site's days, opening hours and reports are UTC's; if that is meant, write `timezone: UTC` "
+            "in the site's file, else `timezone:` an IANA name such as Europe/Berlin, or unset TZ")
 
 
 def unnamed_zone(name: str) -> str | None:
