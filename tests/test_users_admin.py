@@ -7,6 +7,7 @@ A viewer's cameras checked against a running site: tests/test_security.py."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import re
@@ -509,6 +510,47 @@ def test_a_token_is_revoked_by_its_name_whatever_its_case_and_the_stored_name_is
     assert answer.status_code == 200 and answer.json() == {"status": "revoked Script", "name": "Script"}, answer.text
     assert store.token(script) is None
     assert [row["target"] for row in store.access_log(action="token_revoked")] == ["Script", "wall"]
+
+
+def test_a_command_on_a_database_server_that_never_answers_gives_up_naming_it(monkeypatch, tmp_path):
+    """`users list`, `tokens revoke`, `copy-database` (every `users`/`tokens` command, `events`, `report`) on a
+    PostgreSQL port that takes the connection and never answers (a stuck server, a proxy with nothing
+    behind it) waited for ever with no word, where `run --probe` gives up in 5 s: libpq's own wait has
+    no end. Now each gives up after COMMAND_CONNECT_TIMEOUT, naming the database (its password hidden)."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+    from maskwatch.site import database
+
+    pytest.importorskip("psycopg", reason="the postgres extra (its driver) is not installed")
+    monkeypatch.setattr(database, "COMMAND_CONNECT_TIMEOUT", 2)  # a command's 10 s, shortened for the test
+    results = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        held = []
+
+        def take() -> None:
+            with contextlib.suppress(OSError):  # the listener closed: the test is over
+                while True:
+                    held.append(listener.accept()[0])
+
+        threading.Thread(target=take, daemon=True).start()
+        url = f"postgresql://maskwatch:secret@127.0.0.1:{listener.getsockname()[1]}/site"
+        asked = (["users", "list", "--database", url], ["tokens", "revoke", "wall", "--database", url],
+                 ["copy-database", "--database", url, str(tmp_path / "copy.db")])
+        commands = threading.Thread(target=lambda: results.extend(CliRunner().invoke(app, args) for args in asked),
+                                    daemon=True)
+        commands.start()
+        commands.join(60)  # a guard against the hang, not a timing
+        for connection in held:
+            connection.close()
+    assert not commands.is_alive(), "a command still waits on a database server that never answers"
+    shown = url.replace(":secret@", ":***@")
+    assert [(result.exit_code, " ".join(result.output.split())) for result in results] == [
+        (1, f"error: {shown}: cannot open or migrate the database: connection timeout expired")] * 2 + [
+        (1, f"error: the copy from {shown} to sqlite:///{tmp_path / 'copy.db'} failed, nothing was kept in the "
+            "target: connection timeout expired")]
 
 
 def test_revoking_one_of_two_tokens_stored_whose_names_differ_in_case_alone_says_the_other_still_works(tmp_path):

@@ -29,7 +29,7 @@ class Asked:
     def __init__(self, config: Path, camera: str | None, since: str, until: str) -> None:
         from maskwatch.cli.site import _site_config
         from maskwatch.security.commands import store_of
-        from maskwatch.site.database import DatabaseUnavailable
+        from maskwatch.site.database import COMMAND_CONNECT_TIMEOUT, DatabaseUnavailable
         from maskwatch.site.events import EventStore
         from maskwatch.site.trend import parse_since
 
@@ -52,7 +52,7 @@ class Asked:
         self.auth = store_of(site, None)  # first: the access log's table, which an erasure writes into
         try:
             self.store = EventStore(database, site.storage.snapshots, privacy=site.storage.privacy,
-                                    retention_days=site.storage.retention_days)
+                                    retention_days=site.storage.retention_days, connect_timeout=COMMAND_CONNECT_TIMEOUT)
         except DatabaseUnavailable as err:
             self.auth.close()
             _fail(str(err))

@@ -388,7 +388,7 @@ def _print_report_csv(site, start: str | None, end: str | None) -> None:
     site's timezone), and the access-log row the API writes for it, by `cli:ACCOUNT`: a manager's
     spreadsheet or a cron job had it only through the API and a token."""
     from maskwatch.security.commands import _logged, store_of
-    from maskwatch.site.database import DatabaseUnavailable
+    from maskwatch.site.database import COMMAND_CONNECT_TIMEOUT, DatabaseUnavailable
     from maskwatch.site.events import EventStore
     from maskwatch.site.report import report_csv, report_period
 
@@ -401,7 +401,8 @@ def _print_report_csv(site, start: str | None, end: str | None) -> None:
     if "://" not in database and not Path(database).is_file():  # a new empty file read as "nobody seen"
         _fail(f"{database}: no such database (storage.database; `maskwatch run` makes it)")
     try:
-        store = EventStore(database, site.storage.snapshots, retention_days=site.storage.retention_days)
+        store = EventStore(database, site.storage.snapshots, retention_days=site.storage.retention_days,
+                           connect_timeout=COMMAND_CONNECT_TIMEOUT)
     except DatabaseUnavailable as err:
         _fail(str(err))
     try:
@@ -437,7 +438,7 @@ def report(
     from dataclasses import replace
     from datetime import datetime
 
-    from maskwatch.site.database import DatabaseUnavailable
+    from maskwatch.site.database import COMMAND_CONNECT_TIMEOUT, DatabaseUnavailable
     from maskwatch.site.events import EventStore
 
     if csv and send is not None:
@@ -456,7 +457,8 @@ def report(
     from maskwatch.site.reports import Due, ReportSender, compose, reports_of
 
     try:
-        store = EventStore(site.storage.database, site.storage.snapshots, retention_days=site.storage.retention_days)
+        store = EventStore(site.storage.database, site.storage.snapshots, retention_days=site.storage.retention_days,
+                           connect_timeout=COMMAND_CONNECT_TIMEOUT)
     except DatabaseUnavailable as err:
         _fail(str(err))
     names = {camera_id: camera.name for camera_id, camera in site.cameras.items()}

@@ -88,11 +88,13 @@ def store_of(site, database: str | None, create: bool = False):
 
 
 def _store(database: str, **options):
+    """The AuthStore of `database`, or exit 1 naming why not: a server that does not answer within
+    COMMAND_CONNECT_TIMEOUT too (it held the command for ever)."""
     from maskwatch.security.store import AuthStore
-    from maskwatch.site.database import DatabaseUnavailable
+    from maskwatch.site.database import COMMAND_CONNECT_TIMEOUT, DatabaseUnavailable
 
     try:
-        return AuthStore(database, **options)
+        return AuthStore(database, connect_timeout=COMMAND_CONNECT_TIMEOUT, **options)
     except DatabaseUnavailable as err:
         _fail(str(err))
 
@@ -101,11 +103,11 @@ def stored_history(site, cameras: list[str]) -> list[str]:
     """Those of `cameras` whose people or counts the site's database still holds."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from maskwatch.site.database import DatabaseUnavailable, driver_reason
+    from maskwatch.site.database import COMMAND_CONNECT_TIMEOUT, DatabaseUnavailable, driver_reason
     from maskwatch.site.events import stored_among
 
     try:
-        return stored_among(site.storage.database, cameras)
+        return stored_among(site.storage.database, cameras, COMMAND_CONNECT_TIMEOUT)
     except DatabaseUnavailable as err:  # a driver not installed: a traceback, where `users add` says it
         _fail(str(err))
     except SQLAlchemyError as err:

@@ -210,12 +210,13 @@ def log_row(action: str, user: str | None, client: str | None, target: str | Non
 class AuthStore:
     """Reads and writes who may log in, and who did what. Safe to share between threads."""
 
-    def __init__(self, database: str, retention_days: float = 30.0) -> None:
+    def __init__(self, database: str, retention_days: float = 30.0, connect_timeout: int | None = None) -> None:
+        """`connect_timeout`: seconds a database server has to answer (database_engine; None: for ever)."""
         if retention_days <= 0:
             raise ValueError(f"retention_days must be positive, got {retention_days}")
         self.url = database_url(database)
         self.retention_days = retention_days
-        self.engine = database_engine(self.url)
+        self.engine = database_engine(self.url, connect_timeout)
         self._write_lock = threading.Lock()
         self._kept: dict[tuple, float] = {}  # keep(): the last try of each housekeeping write
         self._kept_lock = threading.Lock()  # keep(): its check and mark of a key, one step

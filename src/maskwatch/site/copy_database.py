@@ -21,7 +21,7 @@ from sqlalchemy.exc import DatabaseError, InterfaceError
 
 from maskwatch.site import events as events_schema
 from maskwatch.site import mqtt_record, reports
-from maskwatch.site.database import (MIGRATION_LOCK, MQTT_MIGRATION_LOCK, REPORTS_MIGRATION_LOCK,
+from maskwatch.site.database import (COMMAND_CONNECT_TIMEOUT, MIGRATION_LOCK, MQTT_MIGRATION_LOCK, REPORTS_MIGRATION_LOCK,
                                      apply_migrations, database_engine, database_url,
                                      driver_reason, hold_database, newer_schema_words, shown_database_url,
                                      url_problem)
@@ -92,8 +92,8 @@ def copy_database(source: str, target: str, stores: tuple[Store, ...],
     # An SQLite source as it is: the site's engine would turn a file in another journal mode (an
     # older copy) to WAL, a write.
     source_engine = (create_engine(source_url, connect_args={"timeout": 30}) if source_url.startswith("sqlite")
-                     else database_engine(source_url))
-    target_engine = database_engine(target_url)
+                     else database_engine(source_url, COMMAND_CONNECT_TIMEOUT))
+    target_engine = database_engine(target_url, COMMAND_CONNECT_TIMEOUT)  # a server that never answers: no hang
     try:
         copied, left_out = _copy(source_engine, source_url, target_engine, target_url, stores, said)
     except (DatabaseError, InterfaceError) as err:

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 # the scheduled reports' schema (reports.py), the MQTT prefix's record (mqtt_record.py).
 MIGRATION_LOCK, AUTH_MIGRATION_LOCK, LOGIN_ATTEMPT_LOCK, USERS_LOCK = 0x6D77_0001, 0x6D77_0002, 0x6D77_0003, 0x6D77_0004
 REPORTS_MIGRATION_LOCK, MQTT_MIGRATION_LOCK = 0x6D77_0005, 0x6D77_0006
+# Seconds a command (`users`, `tokens`, `events`, `report`) waits for a database server to answer its
+# connection: libpq's own wait is for ever, and a port that takes the connection and never answers (a
+# stuck server, a proxy with nothing behind it) held `users add` with no word. Twice the probe's 5 s
+# (probe.NETWORK_TIMEOUT): a command that changes something may wait out a slow server's TLS a little longer.
+COMMAND_CONNECT_TIMEOUT = 10
 
 
 class DatabaseUnavailable(RuntimeError):

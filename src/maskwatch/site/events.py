@@ -312,14 +312,14 @@ def _count(connection: Connection, table: Table, camera: str, zone: str, start: 
                                                 **{INFRARED: int(infrared)}))
 
 
-def stored_among(database: str, cameras: list[str]) -> list[str]:
+def stored_among(database: str, cameras: list[str], connect_timeout: int | None = None) -> list[str]:
     """Those of `cameras` with people or counts stored in `database`, read without migrating it
     (`users add` must not upgrade the events' schema): none where it or its tables are not there.
-    DatabaseUnavailable where no installed driver opens it."""
+    DatabaseUnavailable where no installed driver opens it. `connect_timeout`: database_engine's."""
     url = database_url(database)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return []  # connecting would make the file
-    engine = database_engine(url)  # DatabaseUnavailable for a driver not installed, as the store says it
+    engine = database_engine(url, connect_timeout)  # DatabaseUnavailable for a driver not installed, as the store says it
     try:
         with engine.connect() as connection:
             tables = [table for table in (events, quarters) if inspect(connection).has_table(table.name)]
@@ -334,7 +334,8 @@ class EventStore:
     """Writes events and counts; reads them back for the API. Safe to share between camera threads."""
 
     def __init__(self, database: str, snapshots: Path | str | None = None, privacy: bool = False,
-                 retention_days: float = 30.0) -> None:
+                 retention_days: float = 30.0, connect_timeout: int | None = None) -> None:
+        """`connect_timeout`: seconds a database server has to answer (database_engine; None: for ever)."""
         if retention_days <= 0:
             raise ValueError(f"retention_days must be positive, got {retention_days}")
         self.url = database_url(database)
@@ -342,7 +343,7 @@ class EventStore:
         # Retention deletes the files of old events there in privacy mode too (taken before it was on).
         self._snapshot_folder = Path(snapshots) if snapshots is not None else None
         self.privacy, self.retention_days = privacy, retention_days
-        self.engine = database_engine(self.url)
+        self.engine = database_engine(self.url, connect_timeout)
         self._write_lock = threading.Lock()  # one writer at a time: no "database is locked" in SQLite
         self._snapshot_problems = ProblemLog(log, "snapshots cannot be written; people are stored without them",
                                              "snapshots written again")
