@@ -1,8 +1,9 @@
-"""The Makefile a newcomer runs: `make demo` twice."""
+"""The Makefile a newcomer runs: `make demo` twice, and the targets the docs and the tests' messages name."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,3 +43,16 @@ def test_a_second_make_demo_remakes_only_what_is_missing_or_older_than_its_input
     os.utime(stamp, (later + 10, later + 10))  # the venv installed again: all of it
     assert _demo_would_run(tmp_path) == {"study", "detect", "clips"}
 
+
+def test_every_make_target_the_docs_and_the_tests_name_is_in_the_makefile():
+    """The MQTT tests' failures named a "services" target of the Makefile: it is `mqtt-broker`."""
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    files = [ROOT / "README.md", *ROOT.joinpath("tests").glob("*.py"), *ROOT.joinpath("src").rglob("*.py"),
+             *(p for p in ROOT.joinpath("docs").rglob("*.md") if "history" not in p.parts)]
+    named = {}
+    for path in files:
+        text = path.read_text()
+        for match in re.finditer(r"Makefile's ([\w-]+)(?: and ([\w-]+))? targets?|`make ([\w-]+)", text):
+            for target in filter(None, match.groups()):
+                named.setdefault(target, path.relative_to(ROOT))
+    assert named and {t: f for t, f in named.items() if t not in targets} == {}
