@@ -3,7 +3,7 @@
 from typer.testing import CliRunner
 
 from maskwatch.cli import app
-from maskwatch.training.classifier.study import findings
+from maskwatch.training.classifier.study import findings, render_report
 
 
 def run(accuracy: float, faces: int = 45, incorrect: float | None = 2 / 3, incorrect_faces: int = 3) -> dict:
@@ -29,6 +29,16 @@ def test_a_gap_beyond_the_noise_is_called_what_it_is():
     text = findings({"colour-photo": run(0.95), "colour-face": run(0.60),
                      "grey-photo": run(0.95), "grey-face": run(0.5)})
     assert "35.0 points lower" in text and "cannot show the leak" in text
+
+
+def test_the_report_shows_a_command_as_code_not_between_backticks():
+    """`make demo`'s report.html read "(`maskwatch cv` measures the spread)", backticks and all."""
+    runs = {"colour-photo": run(40 / 45), "colour-face": run(41 / 45), "grey-photo": run(39 / 45),
+            "grey-face": run(39 / 45)}
+    page = render_report({"data": "sample", "faces": 218, "per_class": {"with_mask": 124}, "photos": 40,
+                          "skipped": 0, "seconds": 59.0, "runs": runs,
+                          "config": {"size": 64, "margin": 0.0, "epochs": 10, "seed": 0}})
+    assert "(<code>maskwatch cv</code> measures the spread)" in page and "`" not in page
 
 
 def test_study_refuses_bad_epochs_before_making_crops(tmp_path, sample_dir):
