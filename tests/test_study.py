@@ -59,3 +59,16 @@ def test_ctrl_c_during_the_study_says_what_was_kept(tmp_path, sample_dir, monkey
     assert result.exit_code == 130, result.output
     assert "== run 1 of 4: training seed-cnn on colour crops, split by photo" in result.output  # which of four
     assert "interrupted (Ctrl-C or SIGTERM)" in result.output and "the same command goes on from it" in result.output
+
+
+def test_the_study_says_which_crops_it_makes_before_it_makes_them(tmp_path, sample_dir, monkeypatch):
+    """The two crop steps printed the same "prepare: 40/40 photo ... done" line, unnamed."""
+    from maskwatch.training.classifier import study
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "train_run", interrupted)
+    output = CliRunner().invoke(app, ["study", str(sample_dir), "--out", str(tmp_path / "s")]).output
+    assert output.index("== crops 1 of 2: every annotated face, in colour") < output.index(
+        "== crops 2 of 2: every annotated face, in grey") < output.index("== run 1 of 4")

@@ -41,7 +41,9 @@ def run_study(data_dir: Path, out: Path, cfg: StudyConfig = StudyConfig(), progr
     started = time.perf_counter()
     train_cfg = TrainConfig(model="seed-cnn", epochs=cfg.epochs, seed=cfg.seed)  # refused before the crops, not after
     works = {}
-    for colour in COLOURS:
+    for number, colour in enumerate(COLOURS, 1):
+        if progress:  # `make demo` showed two "prepare: 40/40 photo ... done" lines, neither saying which
+            print(f"== crops {number} of {len(COLOURS)}: every annotated face, in {colour}", flush=True)
         spec = CropSpec(size=cfg.size, margin=cfg.margin, grey=colour == "grey")
         works[colour] = prepare(data_dir, out / "work" / colour, spec, progress=progress)
     data = load_crop_dataset(out / "work" / "colour")
