@@ -52,6 +52,10 @@ DEMO_CLIPS := $(DEMO_OUT)/clips/entrance.mp4 $(DEMO_OUT)/clips/counter.mp4
 DEMO_INPUTS := $(VENV)/.installed $(wildcard $(SAMPLE)/images/* $(SAMPLE)/annotations/*) \
   $(shell find src/maskwatch -type f -not -path '*/__pycache__/*' 2>/dev/null)
 
+# A step that fails or is stopped part-way (detect keeps the photos done so far in detections.jsonl)
+# loses its file, so that the next `make demo` runs it again instead of finding it up to date.
+.DELETE_ON_ERROR:
+
 demo: $(DEMO_STUDY) $(DEMO_DETECT) $(DEMO_CLIPS)
 	@echo "The study's report: $(DEMO_OUT)/study/report.html"
 	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
