@@ -44,14 +44,33 @@ $(VENV)/.installed-ray: $(VENV)/.installed
 	$(PIP) install --quiet -c constraints.txt -e '.[ray]'
 	touch $@
 
-demo: setup
-	$(MASKWATCH) study $(SAMPLE) --out $(DEMO_OUT)/study
-	$(MASKWATCH) detect $(SAMPLE)/images --out $(DEMO_OUT)/detect --quiet
-	$(VENV)/bin/python -m maskwatch.demo $(SAMPLE) $(DEMO_OUT)/clips
+# The demo's outputs are files make knows, each remade only when the venv, the sample or the package's
+# files are newer: a second `make demo` ran the study's four trainings, detect and the clips again.
+DEMO_STUDY := $(DEMO_OUT)/study/report.html
+DEMO_DETECT := $(DEMO_OUT)/detect/detections.jsonl
+DEMO_CLIPS := $(DEMO_OUT)/clips/entrance.mp4 $(DEMO_OUT)/clips/counter.mp4
+DEMO_INPUTS := $(VENV)/.installed $(wildcard $(SAMPLE)/images/* $(SAMPLE)/annotations/*) \
+  $(shell find src/maskwatch -type f -not -path '*/__pycache__/*' 2>/dev/null)
+
+# A step that fails or is stopped part-way (detect keeps the photos done so far in detections.jsonl)
+# loses its file, so that the next `make demo` runs it again instead of finding it up to date.
+.DELETE_ON_ERROR:
+
+demo: $(DEMO_STUDY) $(DEMO_DETECT) $(DEMO_CLIPS)
 	@echo "The study's report: $(DEMO_OUT)/study/report.html"
 	@echo "Annotated photos:   $(DEMO_OUT)/detect/*.jpg (faces per photo in detections.jsonl)"
 	@echo "The dashboard on a demo site of two cameras (clips of the sample), at http://127.0.0.1:8000/:"
 	@echo "  $(MASKWATCH) run --config examples/demo-site.yaml"
+
+$(DEMO_STUDY): $(DEMO_INPUTS)
+	$(MASKWATCH) study $(SAMPLE) --out $(DEMO_OUT)/study
+
+$(DEMO_DETECT): $(DEMO_INPUTS)
+	$(MASKWATCH) detect $(SAMPLE)/images --out $(DEMO_OUT)/detect --quiet
+
+# One command makes both clips: once it has run for the first, the second is found up to date.
+$(DEMO_CLIPS): $(DEMO_INPUTS)
+	$(VENV)/bin/python -m maskwatch.demo $(SAMPLE) $(DEMO_OUT)/clips
 
 # Every tier (slow, system, ray), on two workers (pytest-xdist; tests/conftest.py keeps a module's
 # tests, the Ray modules and the one-epoch trainings each on one worker; TEST_WORKERS=0: one process).

@@ -141,7 +141,7 @@ def mosquitto_available() -> bool:
 @pytest.fixture()
 def broker(tmp_path):
     if not mosquitto_available():
-        pytest.fail("mosquitto is missing: the Makefile's services target installs Debian's mosquitto")
+        pytest.fail("mosquitto is missing: the Makefile's mqtt-broker target installs Debian's mosquitto")
     running = Broker(tmp_path).start()
     yield running
     running.stop()

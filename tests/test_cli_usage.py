@@ -163,6 +163,24 @@ def test_dash_h_is_help_everywhere():
         assert runner.invoke(app, [*args, "-h"]).exit_code == 0
 
 
+def test_the_lists_of_commands_run_each_description_on_without_the_docstrings_line_breaks():
+    """`maskwatch -h` broke each row where its docstring's source line ended ("... on Ray, each file" /
+    "exactly as ..."): on a screen wide enough, a description is one line."""
+    wide = CliRunner(env={"COLUMNS": "400"})
+    listed = wide.invoke(app, ["-h"]).output
+    assert "each file exactly as `maskwatch detect FILE` would; a re-run skips" in listed
+    assert "against the class folder it was sorted into" in listed
+    assert "(with how many recovery codes are left" in wide.invoke(app, ["users", "-h"]).output
+
+
+def test_no_help_page_cuts_a_word_short_on_an_80_column_terminal():
+    """`run -h` showed "(sudo tee it to /etc/systemd/system/maskwa…": a path longer than the column."""
+    narrow = CliRunner(env={"COLUMNS": "80"})
+    cut = {words: line.strip() for words, _ in [("", None), *_leaf_commands()]
+           for line in narrow.invoke(app, [*words.split(), "-h"]).output.splitlines() if "…" in line}
+    assert cut == {}
+
+
 def test_a_token_refused_makes_no_database(tmp_path):
     """`tokens add x --scope admin --database typo.db` made an empty typo.db, then refused the scope."""
     pytest.importorskip("sqlalchemy")

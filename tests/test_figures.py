@@ -49,7 +49,7 @@ def berlin(day, hour, minute, second=0, fold=0):
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
     if not mosquitto_available():
-        pytest.fail("mosquitto is missing: the Makefile's services target installs Debian's mosquitto")
+        pytest.fail("mosquitto is missing: the Makefile's mqtt-broker target installs Debian's mosquitto")
     folder = tmp_path_factory.mktemp("figures")
     broker = Broker(folder).start()
     dead = f"rtsp://127.0.0.1:{refused_port()}/none"

@@ -35,7 +35,7 @@ def taken(monkeypatch):
 
 def test_a_broker_starts_on_another_port_where_its_port_was_taken(taken, tmp_path):
     if not mosquitto_available():
-        pytest.fail("mosquitto is missing: the Makefile's services target installs Debian's mosquitto")
+        pytest.fail("mosquitto is missing: the Makefile's mqtt-broker target installs Debian's mosquitto")
     port = taken(tests.mosquitto)
     broker = Broker(tmp_path).start()
     try:

@@ -45,7 +45,7 @@ def snapshot_of(folder: Path) -> dict[str, bytes]:
 def parts(tmp_path, sample_dir):
     """An RTSP camera that asks for a login and a broker with a password file."""
     if not rtsp_server_available() or not mosquitto_available():
-        pytest.fail("GStreamer's RTSP server or mosquitto is missing: the Makefile's rtsp and services targets")
+        pytest.fail("GStreamer's RTSP server or mosquitto is missing: the Makefile's rtsp and mqtt-broker targets")
     server = RtspServer(make_frames(tmp_path / "frames", sample_dir), tmp_path / "rtsp.log",
                         auth=f"digest:{USER}:{PASSWORD}").start()
     (tmp_path / "mqtt").mkdir()

@@ -326,6 +326,27 @@ def test_openapi_docs(server):
     assert "swagger-ui-dist@5.35.0/" in page.headers["content-security-policy"]
 
 
+def test_the_api_docs_say_why_they_are_empty_where_the_cdn_is_out_of_reach(server):
+    """`run` and `serve` point to /docs at their start; on a machine without the internet its page,
+    whose Swagger UI comes from cdn.jsdelivr.net, was blank. Chromium with the CDN refused here."""
+    import shutil
+
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort("internetdisconnected"))
+        page.goto(f"{server}/docs")
+        said = page.inner_text("#swagger-ui")
+        assert "loading its scripts from cdn.jsdelivr.net. If this stays, this browser cannot reach it" in said
+        page.click("#swagger-ui a")
+        document = page.evaluate("() => JSON.parse(document.body.innerText)")
+        browser.close()
+    assert "/v1/detect" in document["paths"]  # the link goes to the OpenAPI document
+
+
 def test_the_documents_version_is_the_installed_packages(monkeypatch, tmp_path):
     """info.version said 0.1.0, written in app.py, whatever maskwatch was installed: a client that
     checks which server it talks to read a version `maskwatch --version` did not say."""

@@ -101,9 +101,23 @@ def model_option_slip(group: TyperGroup, ctx, args: list[str]) -> str | None:
     return f"{args[0]} takes a classifier of your own with --classifier (--model is classify's name for it)"
 
 
+def _listed_in_one_paragraph(command):
+    """A command, and those of a group under it, listed by their docstring's first paragraph as one
+    run of text: Typer's list of commands keeps the docstring's line breaks, and `maskwatch -h` read
+    "... on Ray, each file" / "exactly as ...", each row broken where the source's lines end."""
+    if command is not None and command.short_help is None and command.help:
+        command.short_help = " ".join(command.help.split("\n\n")[0].split())
+    for sub in getattr(command, "commands", {}).values():
+        _listed_in_one_paragraph(sub)
+    return command
+
+
 class _Commands(TyperGroup):
     """The `maskwatch` group: its commands as Typer makes them, a site file given without --config
-    or several files given to `detect` said first."""
+    or several files given to `detect` said first, and each listed in one paragraph."""
+
+    def get_command(self, ctx, name: str):
+        return _listed_in_one_paragraph(super().get_command(ctx, name))
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         if (slip := site_file_slip(self, ctx, args) or model_option_slip(self, ctx, args)

@@ -36,7 +36,7 @@ def run(
                                                       "to --config's path, where no file is yet, and stop.")] = False,
     unit: Annotated[bool, typer.Option("--unit", help="Print a systemd unit that runs this site at boot with this "
                                                       "install's maskwatch, and stop (sudo tee it to "
-                                                      "/etc/systemd/system/maskwatch.service).")] = False,
+                                                      "maskwatch.service in /etc/systemd/system/).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Validate the config, print the cameras, the alerts.notify services and the reports "
                                                         "(secrets left out), and stop.")] = False,
     probe: Annotated[bool, typer.Option("--probe", help="With --check (implied): also open each camera and read a frame, "

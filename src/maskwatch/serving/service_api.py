@@ -181,4 +181,15 @@ def swagger_page() -> HTMLResponse:
         if html.count(url) != 1:  # FastAPI wrote its page otherwise: no unchecked script is served
             raise RuntimeError(f"the /docs page does not load {name} once; update swagger_page()")
         html = html.replace(url, f'{url} integrity="{digest}" crossorigin="anonymous"')
-    return HTMLResponse(html)
+    if html.count(SWAGGER_MOUNT) != 1:
+        raise RuntimeError('the /docs page has no empty <div id="swagger-ui">; update swagger_page()')
+    return HTMLResponse(html.replace(SWAGGER_MOUNT, f'<div id="swagger-ui">{SWAGGER_OFFLINE}</div>'))
+
+
+# What /docs shows until Swagger UI replaces it (React empties the element it renders into): where the
+# CDN cannot be reached, a network without the internet, the page was blank, though `run` and `serve`
+# point to it at their start.
+SWAGGER_MOUNT = '<div id="swagger-ui">\n    </div>'
+SWAGGER_OFFLINE = ("<p>Swagger UI is loading its scripts from cdn.jsdelivr.net. If this stays, this browser cannot "
+                   "reach it (a network without the internet?): the API is described in "
+                   "<a href=\"openapi.json\">openapi.json</a>, the OpenAPI document.</p>")
