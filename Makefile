@@ -68,8 +68,8 @@ $(DEMO_STUDY): $(DEMO_INPUTS)
 $(DEMO_DETECT): $(DEMO_INPUTS)
 	$(MASKWATCH) detect $(SAMPLE)/images --out $(DEMO_OUT)/detect --quiet
 
-# One command makes both clips: once it has run for the first, the second is found up to date.
-$(DEMO_CLIPS): $(DEMO_INPUTS)
+# One command makes both clips (a grouped target: run once, even under make -j).
+$(DEMO_CLIPS) &: $(DEMO_INPUTS)
 	$(VENV)/bin/python -m maskwatch.demo $(SAMPLE) $(DEMO_OUT)/clips
 
 # Every tier (slow, system, ray), on two workers (pytest-xdist; tests/conftest.py keeps a module's
