@@ -525,6 +525,13 @@ def test_a_huge_body_to_login_is_refused_before_it_is_read_whole(server, chunked
     assert small.status_code != 413  # a login's own body goes through as before
 
 
+def test_a_request_head_without_end_is_refused_before_anyone_logs_in(server):
+    """uvicorn's parser kept a head whole however long: one 300 MB header grew a server by 470 MB."""
+    from tests.test_http_limits import refuses_a_head_without_end
+
+    refuses_a_head_without_end(server)
+
+
 def test_chunked_oversized_multipart_upload_is_refused_before_it_is_spooled(server, monkeypatch):
     """A multipart file declares no length when chunked: it is counted as it comes, not written to a
     temporary file first (Starlette spools a form's files whatever their size)."""
