@@ -683,6 +683,61 @@ def test_uploads_are_decoded_and_analysed_a_few_at_a_time(sample_dir):
     assert 1 < most[0] <= service.UPLOADS_AT_ONCE
 
 
+def test_a_caller_sends_a_few_uploads_at_once_and_the_next_waits_unread(sample_dir):
+    """Each upload's body is held as it comes: a viewer's 40 uploads of 10 MB, each left a byte short,
+    held 400 MB. Four bodies of one caller are read at once; a fifth waits, unread, for one to end."""
+    import asyncio
+
+    import maskwatch.serving.app as service
+    from maskwatch.serving.service_api import UPLOADS_SENT_AT_ONCE
+
+    app = service.create_app(type("Never", (), {"classifier": type("C", (), {"info": {}})()})())
+    body = png_bytes(sample_dir)[:100]  # refused as truncated: the detector is never asked
+
+    async def uploads() -> list[int]:
+        asked, sent = [], [asyncio.Event() for _ in range(UPLOADS_SENT_AT_ONCE + 1)]
+
+        async def upload(i: int) -> int:
+            async def receive():  # the client's body, sent once `sent[i]` is set
+                asked.append(i)
+                await sent[i].wait()
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            answer = []
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    answer.append(message["status"])
+
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                     "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
+                     "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
+                                                  (b"content-length", str(len(body)).encode())],
+                     "client": ("127.0.0.1", 50000 + i), "server": ("127.0.0.1", 80)}
+            await app(scope, receive, send)
+            return answer[0]
+
+        async def until(condition) -> None:
+            for _ in range(3000):  # 30 s at most: authorize runs on the threadpool
+                if condition():
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"asked {asked}, callers {app.state.uploads_sent}")
+
+        tasks = [asyncio.create_task(upload(i)) for i in range(UPLOADS_SENT_AT_ONCE + 1)]
+        # every request in, the bodies of four asked for; the fifth waits its turn (its body unasked)
+        await until(lambda: len(asked) == UPLOADS_SENT_AT_ONCE
+                    and app.state.uploads_sent.get("127.0.0.1", [0, 0])[1] == UPLOADS_SENT_AT_ONCE + 1)
+        sent[asked[0]].set()  # one body comes: the fifth is asked for its own
+        await until(lambda: len(asked) == UPLOADS_SENT_AT_ONCE + 1)
+        for event in sent:
+            event.set()
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(uploads()) == [400] * (UPLOADS_SENT_AT_ONCE + 1)
+    assert app.state.uploads_sent == {}  # the caller's entry goes with its last upload
+
+
 def test_an_upload_is_turned_as_its_exif_says_as_detect_reads_it():
     """A phone's portrait photo is stored landscape with an Orientation tag: the API reads it
     upright, as `detect` and `batch` (OpenCV) do."""
