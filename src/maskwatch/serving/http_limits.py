@@ -4,9 +4,10 @@ before any of maskwatch sees the request: anyone who reaches the port can send o
 uvicorn's httptools parser keeps a head whole however long it grows and waits for its end however
 long that takes: one header of 300 MB, sent by a client on the LAN without logging in, took a `run`
 server from 670 MB to 1.1 GB, and a connection that sent half a head (or nothing) was held for good,
-a file descriptor each, until the process had none left for its cameras and database. Here a head
+a file descriptor each, out of the process's one limit for its sockets, cameras and database. Here a head
 over HEAD_BYTES is answered 431 and one not complete within HEAD_SECONDS 408, the connection closed
-either way, as nginx does (its client_header_timeout, large_client_header_buffers).
+either way, as nginx does (its client_header_timeout, large_client_header_buffers). Without
+httptools, uvicorn's h11 refuses a head over 16 KiB itself (a plain 400) before HEAD_BYTES is reached.
 """
 
 from __future__ import annotations
