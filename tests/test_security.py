@@ -146,6 +146,12 @@ def test_x_forwarded_for_is_ignored_from_an_untrusted_client(secured):
     assert entry["client"] == "127.0.0.1"
 
 
+def test_a_request_head_without_end_is_refused_by_a_site(secured):
+    from tests.test_http_limits import refuses_a_head_without_end
+
+    refuses_a_head_without_end(secured.base)
+
+
 def test_tokens_read_only_and_revoked(secured, sample_dir):
     read = {"Authorization": f"Bearer {secured.credentials.read_token}"}
     assert httpx.get(secured.base + "/v1/events", headers=read, timeout=10).status_code == 200

@@ -137,6 +137,22 @@ def huge_png() -> bytes:
     return buffer.getvalue()
 
 
+def scan_bomb(scans: int, progressive: bool = True) -> bytes:
+    """A 64x64 JPEG with its smallest scan repeated up to `scans` scans in all (a progressive one has
+    10): 900 KB of 50,000 held the server's CPU 9 s. Its EXIF thumbnail's scan is not counted."""
+    buffer, thumbnail = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(thumbnail, format="JPEG")
+    exif = Image.Exif()
+    exif[0x010E] = "a photo"  # ImageDescription, beside the thumbnail below
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    noise.save(buffer, format="JPEG", progressive=progressive, exif=exif.tobytes() + thumbnail.getvalue())
+    data = buffer.getvalue()
+    starts = [m.start() for m in re.finditer(rb"\xff\xda", data)][-10 if progressive else -1:]
+    ends = [*starts[1:], len(data) - 2]  # each scan runs to the next (or to EOI)
+    smallest = min((data[a:b] for a, b in zip(starts, ends)), key=len)
+    return data[:-2] + smallest * (scans - len(starts)) + b"\xff\xd9"
+
+
 @pytest.mark.parametrize("body, status, message", [
     (b"", 400, "empty body"),
     (b"hello, not an image", 415, "not an image"),
@@ -147,6 +163,7 @@ def huge_png() -> bytes:
     ("short", 400, "truncated or corrupt image"),
     (b"x" * (1024 * 1024 + 10), 413, "exceeds the limit"),
     ("huge", 413, "the limit is 4000000"),
+    ("scans", 413, "JPEG of 101 scans; the limit is 100 (a progressive photo has about 10)"),
 ])
 def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(server, sample_dir, body, status, message):
     if body is None:
@@ -155,10 +172,21 @@ def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(server, sample
         body = png_bytes(sample_dir)[:500]
     elif body == "huge":
         body = huge_png()
+    elif body == "scans":
+        body = scan_bomb(400)
     response = httpx.post(f"{server}/v1/detect", content=body, timeout=30)
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
     assert httpx.get(f"{server}/healthz", timeout=5).json()["status"] == "ok"
+
+
+def test_a_jpeg_of_as_many_scans_as_allowed_is_read():
+    from maskwatch.serving.uploads import MAX_JPEG_SCANS, image_from_upload, jpeg_scans
+
+    for progressive, scans in ((True, 10), (True, MAX_JPEG_SCANS), (False, 1)):
+        body = scan_bomb(scans, progressive)
+        assert jpeg_scans(body) == scans
+        assert image_from_upload(body, 4000000).shape == (64, 64, 3)
 
 
 def test_multipart_without_the_image_field(server):
@@ -571,6 +599,13 @@ def test_a_huge_body_to_login_is_refused_before_it_is_read_whole(server, chunked
     assert small.status_code != 413  # a login's own body goes through as before
 
 
+def test_a_request_head_without_end_is_refused_before_anyone_logs_in(server):
+    """uvicorn's parser kept a head whole however long: one 300 MB header grew a server by 470 MB."""
+    from tests.test_http_limits import refuses_a_head_without_end
+
+    refuses_a_head_without_end(server)
+
+
 def test_chunked_oversized_multipart_upload_is_refused_before_it_is_spooled(server, monkeypatch):
     """A multipart file declares no length when chunked: it is counted as it comes, not written to a
     temporary file first (Starlette spools a form's files whatever their size)."""
@@ -692,6 +727,61 @@ def test_uploads_are_decoded_and_analysed_a_few_at_a_time(sample_dir):
 
     assert asyncio.run(posts()) == [200] * 12
     assert 1 < most[0] <= service.UPLOADS_AT_ONCE
+
+
+def test_a_caller_sends_a_few_uploads_at_once_and_the_next_waits_unread(sample_dir):
+    """Each upload's body is held as it comes: a viewer's 40 uploads of 10 MB, each left a byte short,
+    held 400 MB. Four bodies of one caller are read at once; a fifth waits, unread, for one to end."""
+    import asyncio
+
+    import maskwatch.serving.app as service
+    from maskwatch.serving.service_api import UPLOADS_SENT_AT_ONCE
+
+    app = service.create_app(type("Never", (), {"classifier": type("C", (), {"info": {}})()})())
+    body = png_bytes(sample_dir)[:100]  # refused as truncated: the detector is never asked
+
+    async def uploads() -> list[int]:
+        asked, sent = [], [asyncio.Event() for _ in range(UPLOADS_SENT_AT_ONCE + 1)]
+
+        async def upload(i: int) -> int:
+            async def receive():  # the client's body, sent once `sent[i]` is set
+                asked.append(i)
+                await sent[i].wait()
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            answer = []
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    answer.append(message["status"])
+
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                     "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
+                     "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
+                                                  (b"content-length", str(len(body)).encode())],
+                     "client": ("127.0.0.1", 50000 + i), "server": ("127.0.0.1", 80)}
+            await app(scope, receive, send)
+            return answer[0]
+
+        async def until(condition) -> None:
+            for _ in range(3000):  # 30 s at most: authorize runs on the threadpool
+                if condition():
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"asked {asked}, callers {app.state.uploads_sent}")
+
+        tasks = [asyncio.create_task(upload(i)) for i in range(UPLOADS_SENT_AT_ONCE + 1)]
+        # every request in, the bodies of four asked for; the fifth waits its turn (its body unasked)
+        await until(lambda: len(asked) == UPLOADS_SENT_AT_ONCE
+                    and app.state.uploads_sent.get("127.0.0.1", [0, 0])[1] == UPLOADS_SENT_AT_ONCE + 1)
+        sent[asked[0]].set()  # one body comes: the fifth is asked for its own
+        await until(lambda: len(asked) == UPLOADS_SENT_AT_ONCE + 1)
+        for event in sent:
+            event.set()
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(uploads()) == [400] * (UPLOADS_SENT_AT_ONCE + 1)
+    assert app.state.uploads_sent == {}  # the caller's entry goes with its last upload
 
 
 def test_an_upload_is_turned_as_its_exif_says_as_detect_reads_it():

@@ -51,6 +51,12 @@ def test_a_workers_warnings_are_timed_lines(two_workers):
     assert re.search(TIMED_LINE + "uvicorn.error: Invalid HTTP request received", log.read_text(), re.M)
 
 
+def test_a_workers_request_head_without_end_is_refused(two_workers):
+    from tests.test_http_limits import refuses_a_head_without_end  # the protocol class reaches the workers
+
+    refuses_a_head_without_end(two_workers[0])
+
+
 def test_workers_end_with_a_parent_killed_outright_and_its_metrics_folder_goes_at_the_next_start(tmp_path):
     """SIGKILL to the parent (the OOM killer) left both workers serving the port, and the next
     `serve` could not bind it; the metrics folder stayed for good."""

@@ -58,6 +58,7 @@ def serve(
 
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import SETTINGS_ENV, ServeSettings
+    from maskwatch.serving.http_limits import LimitedHttp
     from maskwatch.site.config.server import check_root_path
     _port_free(host, port, "--port")
     tls = _tls_files(tls_cert, tls_key)
@@ -90,7 +91,7 @@ def serve(
             _hangup_as_sigterm()
         terminated = _sigterm_during(lambda: uvicorn.run("maskwatch.serving.app:app_from_env", factory=True, host=host,
                                                           port=port, workers=workers, **_log_options(),
-                                                          proxy_headers=False, server_header=False,
+                                                          proxy_headers=False, server_header=False, http=LimitedHttp,
                                                           timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls))
     if terminated:  # --workers: it exited 0; now 143 as one process, once the metrics folder is gone
         _end_by_sigterm()
@@ -192,6 +193,7 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
     import uvicorn
 
     from maskwatch.serving.app import create_app
+    from maskwatch.serving.http_limits import LimitedHttp
     from maskwatch.site.runner import Site
     from maskwatch.video.sources import redact_source
 
@@ -204,7 +206,7 @@ def _serve_one_camera(config, settings, host: str, port: int, tls: dict) -> None
                f"{redact_source(config.cameras['live'].source)}, events in {redact_source(config.storage.database)}")
     _hangup_as_sigterm()
     uvicorn.run(create_app(detector, settings, site=site), host=host, port=port, **_log_options(),
-                proxy_headers=False, server_header=False, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
+                proxy_headers=False, server_header=False, http=LimitedHttp, timeout_graceful_shutdown=OPEN_REQUESTS_AT_STOP_S, **tls)
 
 
 STOPPED_BEFORE_SERVING = "stopped by Ctrl-C or SIGTERM before serving"

@@ -128,6 +128,7 @@ def run(
     from maskwatch.scale.cluster import ClusterError, ray_cluster  # imports ray only when used
     from maskwatch.security.commands import auth_for
     from maskwatch.serving.app import ServeSettings, create_app
+    from maskwatch.serving.http_limits import LimitedHttp
     from maskwatch.site.runner import Site
 
     server = site.server
@@ -163,7 +164,7 @@ def run(
             _hangup_as_sigterm()
             served = uvicorn.Server(uvicorn.Config(create_app(detector, ServeSettings(auth=auth, root_path=server.root_path), site=site_runner),
                                                    host=host, port=port, **_log_options(),
-                                                   proxy_headers=False, server_header=False, **tls,
+                                                   proxy_headers=False, server_header=False, http=LimitedHttp, **tls,
                                                    timeout_graceful_shutdown=server.open_requests_at_stop_seconds or OPEN_REQUESTS_AT_STOP_S))
             # uvicorn raises the SIGTERM it stopped on again once stopped: with no handler of ours, that
             # ended the process inside this block, before the cluster's ray.shutdown (Ray's agents were

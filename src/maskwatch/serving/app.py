@@ -218,6 +218,7 @@ def create_app(detector, settings: ServeSettings = ServeSettings(), site=None) -
     app.state.metrics = metrics = Metrics()
     app.state.annotator = FaceAnnotator(blur=settings.blur)
     app.state.uploads_at_once = asyncio.Semaphore(UPLOADS_AT_ONCE)
+    app.state.uploads_sent = {}  # caller -> [its uploads' semaphore, its requests] (service_api.detect)
     app.state.database_failures = HeldBackLog(log)  # database_error's warnings, one a while
     trim = PeriodicTrim()  # uploads' free memory back to the system once a minute (STEADY_MALLOC)
     if settings.root_path:  # innermost: the middlewares below see the path as the proxy passed it

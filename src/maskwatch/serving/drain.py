@@ -11,6 +11,7 @@ bytes and seconds; past either bound the answer goes out at once with `Connectio
 from __future__ import annotations
 
 import asyncio
+import json
 
 CLOSE = (b"connection", b"close")
 
@@ -44,6 +45,7 @@ class DrainBeforeAnswering:
 
         async def drained_send(message) -> None:
             if (message["type"] == "http.response.start" and not state["done"]
+                    and CLOSE not in message.get("headers", [])  # closing anyway: a 408's trickling client
                     and not await self._drain(tracked_receive, state, declared, headers)):
                 message = {**message, "headers": [*message.get("headers", []), CLOSE]}
             await send(message)
@@ -78,6 +80,9 @@ def _declared_length(headers: dict) -> int | None:
 
 
 SMALL_BODY = 64 * 1024  # bytes: a login's JSON, a logout's nothing; only uploads are larger
+# A body trickled in (or declared and never sent) held its connection for good, before any login:
+# every route but the uploads' has this long to send its SMALL_BODY (2 KiB a second at least).
+SMALL_BODY_SECONDS = 30.0
 
 
 class SmallBodies:
@@ -95,21 +100,27 @@ class SmallBodies:
             await self.app(scope, receive, send)
             return
         declared = _declared_length(dict(scope.get("headers") or []))
-        body, more = b"", declared != 0
-        while more and len(body) <= SMALL_BODY and (declared is None or declared <= SMALL_BODY):
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away: the app hears it so
-                gone = message
+        body, more, gone = b"", declared != 0, None
+        try:
+            async with asyncio.timeout(SMALL_BODY_SECONDS):
+                while more and len(body) <= SMALL_BODY and (declared is None or declared <= SMALL_BODY):
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away: the app hears it so
+                        gone = message
+                        break
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+        except TimeoutError:  # nothing to drain: the client is gone or trickling
+            await _refused(send, 408, f"request body not sent within {SMALL_BODY_SECONDS:g} s", [CLOSE])
+            return
+        if gone is not None:
+            async def disconnected():
+                return gone
 
-                async def disconnected():
-                    return gone
-
-                await self.app(scope, disconnected, send)
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+            await self.app(scope, disconnected, send)
+            return
         if len(body) > SMALL_BODY or (declared is not None and declared > SMALL_BODY):
-            await _too_large(send)
+            await _refused(send, 413, f"request body over {SMALL_BODY} bytes: only POST /v1/detect takes more")
             return
         sent = False
 
@@ -123,8 +134,8 @@ class SmallBodies:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send) -> None:
-    payload = f'{{"error":"request body over {SMALL_BODY} bytes: only POST /v1/detect takes more"}}'.encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+async def _refused(send, status: int, error: str, headers: tuple = ()) -> None:
+    payload = json.dumps({"error": error}, separators=(",", ":")).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]})
     await send({"type": "http.response.body", "body": payload})

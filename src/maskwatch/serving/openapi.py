@@ -17,7 +17,7 @@ ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type
 ERROR_DESCRIPTIONS = {
     400: "Empty body, truncated or corrupt image, or a multipart upload that is not one file field `image`",
     404: "Nothing to show: no live source configured, or no frame yet",
-    413: "Upload larger than --max-upload-mb, or an image over --max-pixels",
+    413: "Upload larger than --max-upload-mb, an image over --max-pixels, or a JPEG of over 100 scans",
     415: "The body is not an image (PNG, JPEG, BMP, WebP, TIFF, GIF or AVIF)",
     500: "The annotated image could not be encoded",
 }

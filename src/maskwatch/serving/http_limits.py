@@ -1,0 +1,82 @@
+"""Limits on a request's head (its request line and headers) as uvicorn reads it off the socket,
+before any of maskwatch sees the request: anyone who reaches the port can send one.
+
+uvicorn's httptools parser keeps a head whole however long it grows and waits for its end however
+long that takes: one header of 300 MB, sent by a client on the LAN without logging in, took a `run`
+server from 670 MB to 1.1 GB, and a connection that sent half a head (or nothing) was held for good,
+a file descriptor each, out of the process's one limit for its sockets, cameras and database. Here a head
+over HEAD_BYTES is answered 431 and one not complete within HEAD_SECONDS 408, the connection closed
+either way, as nginx does (its client_header_timeout, large_client_header_buffers). Without
+httptools, uvicorn's h11 refuses a head over 16 KiB itself (a plain 400) before HEAD_BYTES is reached.
+"""
+
+from __future__ import annotations
+
+try:  # the parser uvicorn's "auto" picks: httptools where installed, else its own h11
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Parser
+except ImportError:
+    from uvicorn.protocols.http.h11_impl import H11Protocol as Parser
+
+HEAD_BYTES = 64 * 1024  # a browser's head with its cookies is 1-8 KiB; nginx takes 32 KiB by default
+HEAD_SECONDS = 30.0  # from the connection, or the end of the last answer, to the end of the next head
+
+
+class HeadLimits:
+    """Mixed into uvicorn's HTTP protocol (either parser): counts the bytes and the time of each head.
+
+    A head is awaited from the connection's start and again once an answer is complete with no
+    other request begun (keep-alive); it has arrived once the parser has made a new request cycle
+    of it. Each read is counted while a head is awaited: a head over the limit is refused at the
+    first read that passes it without ending it, and a body begun in the head's last read is not
+    held against it."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._await_head()
+
+    def _await_head(self) -> None:
+        self._head_of = self.cycle  # the cycle before the awaited head: a new one means it arrived
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def _head_arrived(self) -> None:
+        self._head_timer.cancel()
+        self._head_timer = self._head_of = None
+
+    def data_received(self, data: bytes) -> None:
+        awaited = self._head_timer is not None
+        if awaited:
+            self._head_bytes += len(data)
+        super().data_received(data)  # a read may hold the head's end and a body's start: both parsed
+        if not awaited or self._head_timer is None or self.transport.is_closing():
+            return
+        if self.cycle is not self._head_of:
+            self._head_arrived()
+        elif self._head_bytes > HEAD_BYTES:  # the parser holds this much at most, and a read more
+            self._refuse(b"431 Request Header Fields Too Large", f"request line and headers over {HEAD_BYTES} bytes")
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self._head_timer is None and (
+                self.cycle is None or self.cycle.response_complete):  # not a pipelined request begun
+            self._await_head()
+
+    def connection_lost(self, exc) -> None:
+        if self._head_timer is not None:
+            self._head_arrived()
+        super().connection_lost(exc)
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self._refuse(b"408 Request Timeout", f"request line and headers not sent within {HEAD_SECONDS:g} s")
+
+    def _refuse(self, status: bytes, message: str) -> None:
+        body = f'{{"error":"{message}"}}'.encode()
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.transport.close()
+
+
+class LimitedHttp(HeadLimits, Parser):
+    """uvicorn's `http` protocol for `serve` and `run` (a class of this module's: `--workers` pickles it)."""

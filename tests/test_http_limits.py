@@ -1,0 +1,102 @@
+"""What a client that never logs in may make a server hold: a request head without end (in bytes or
+in time) and a body trickled in. A real uvicorn on loopback with `serve`'s and `run`'s protocol
+(serving/http_limits.py) and body limit (serving/drain.py), their waits made short for the test."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from fastapi import FastAPI, Request
+
+from maskwatch.serving import drain, http_limits
+from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
+from maskwatch.serving.http_limits import HEAD_BYTES, LimitedHttp
+from tests.test_serve import read_response
+from tests.test_site_trend import serving
+
+SHORT = 1.0  # seconds: the waits under test, in place of their 30
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A small app behind the middlewares and protocol `serve` and `run` use, with short waits."""
+    app = FastAPI()
+
+    @app.get("/hello")
+    def hello() -> dict:
+        return {"hello": "you"}
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    app.add_middleware(SmallBodies, upload_paths=("/upload",))
+    app.add_middleware(DrainBeforeAnswering)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(http_limits, "HEAD_SECONDS", SHORT)
+        patch.setattr(drain, "SMALL_BODY_SECONDS", SHORT)
+        with serving(app, http=LimitedHttp) as base:
+            yield base
+
+
+def connect(base: str) -> socket.socket:
+    """A raw connection; reads wait 20 s at most (past the short waits, so that a server holding the
+    connection is a timeout here, not a hang)."""
+    host, port = base.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=20)
+
+
+def error_of(sock: socket.socket) -> tuple[int, str]:
+    status, headers, body = read_response(sock)
+    assert headers["connection"] == "close" and sock.recv(1) == b""  # and closed
+    return status, json.loads(body)["error"]
+
+
+def test_a_head_longer_than_the_limit_is_refused_before_it_ends(server):
+    """One header of 300 MB was kept whole (the server grew by 470 MB); now 431 past 64 KiB."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: " + b"a" * HEAD_BYTES)  # and no end
+        assert error_of(sock) == (431, f"request line and headers over {HEAD_BYTES} bytes")
+
+
+def test_a_head_not_finished_or_never_begun_is_answered_408_and_closed(server):
+    for sent in (b"", b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n"):
+        with connect(server) as sock:
+            sock.sendall(sent)
+            assert error_of(sock) == (408, "request line and headers not sent within 1 s")
+
+
+def test_the_next_head_on_a_kept_alive_connection_has_its_limits_too(server):
+    with connect(server) as sock:
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        sock.sendall(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and no more
+        assert error_of(sock)[0] == 408
+
+
+def test_a_body_trickled_in_is_answered_408_and_closed(server):
+    """A login's body declared and never sent held the connection for good."""
+    with connect(server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{")
+        assert error_of(sock) == (408, "request body not sent within 1 s")
+
+
+def test_ordinary_requests_bodies_and_pipelines_go_through(server):
+    """A body is never counted as head, even one sent with its head in one read; pipelined requests
+    are answered in turn."""
+    with connect(server) as sock:
+        body = b"x" * (HEAD_BYTES - 100)  # under the small-body limit, over a head's with its head
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                     + b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first, second = read_response(sock), read_response(sock)
+        assert (first[0], json.loads(first[2])) == (200, {"bytes": len(body)})
+        assert (second[0], json.loads(second[2])) == (200, {"hello": "you"})
+
+
+def refuses_a_head_without_end(base: str) -> None:
+    """The check of a command's server (`serve`, `serve --workers`, `run`): it uses LimitedHttp."""
+    with connect(base) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: " + b"a" * HEAD_BYTES)
+        assert error_of(sock) == (431, f"request line and headers over {HEAD_BYTES} bytes")
