@@ -207,6 +207,19 @@ def test_a_failed_login_looks_its_name_up_once(tmp_path):
         ("login_limited", "ana"), ("login_failed", "(unknown name)"), ("login_failed", "ana")]
 
 
+def test_the_access_log_of_a_user_named_in_another_case_is_theirs(tmp_path):
+    """`?user=Ana` answered no rows for `ana`'s, names being one whatever their case (a login as
+    `Ana` is hers); a token's or a command's user is matched as written."""
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.log("logout", "ana", "192.0.2.7", now=NOW)
+    store.log("token_added", "cli:ana", "local", "cron (read)", now=NOW + 1)
+    admin = logged_in(db, BOSS)
+    for asked, users in (("ANA", ["ana"]), ("ana", ["ana"]), ("CLI:ana", []), ("cli:ana", ["cli:ana"])):
+        entries = admin.get("/v1/access-log", params={"user": asked}).json()["entries"]
+        assert [e["user"] for e in entries] == users, (asked, entries)
+
+
 def test_a_date_alone_is_the_site_s_day(tmp_path):
     """An admin in Berlin asking for yesterday's rows (since=YESTERDAY&until=TODAY) had UTC's day,
     01:00 or 02:00 to 01:00 or 02:00 here: the row at 00:30 was missing, the one at 00:30 today there."""
