@@ -93,9 +93,9 @@ def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa:
         # with the name rule: "no user 'bo\\x00ss'" alone read as a user missing
         assert " names are 1-" in answer.json()["error"], (method, url, answer.text)
     # A Python caller of the store alike: each lookup by name was a DataError (PostgreSQL's refusal)
-    assert not store.is_user_name("bo\x00ss") and store.two_step("bo\x00ss") is None
+    assert store.user_spellings("bo\x00ss") == [] and store.two_step("bo\x00ss") is None
     assert store.access_log(user="bo\x00ss") == [] and store.session_count("bo\x00ss") == 0
-    for change in (store.remove_user, lambda name: store.edit_user(name, "viewer"), store.turn_off_for,
+    for change in (store.remove_user, store.stored_user_name, lambda name: store.edit_user(name, "viewer"), store.turn_off_for,
                    lambda name: store.revoke_token(name)):
         with pytest.raises(NoSuch, match=" names are 1-"):
             change("bo\x00ss")
@@ -104,19 +104,20 @@ def test_a_nul_in_a_name_is_no_database_outage_on_postgresql(postgres):  # noqa:
 
 def test_a_failed_login_keeps_a_users_name_but_not_a_password_typed_as_the_name(tmp_path, caplog):
     """Users type their password or a recovery code into the name field: a failed login's name was
-    kept as typed, in clear, in a log shown to admins. Only a user's name (whatever its case) is."""
+    kept as typed, in clear, in a log shown to admins. Only a user's name (whatever its case) is,
+    as the user's: `ANA` is ana's, counted and logged as `ana`."""
     db = site_users(tmp_path)
     stranger = client_of(db, client_limit=100, user_limit=2)
-    for name in ("ana", "ANA", BOSS[1], "abcd-efgh", "ana"):
+    for name in ("ana", "ANA", BOSS[1], "abcd-efgh"):
         assert stranger.post("/login", json={"username": name, "password": "a guess"}, headers=CSRF).status_code == 401
-    assert stranger.post("/login", json={"username": "ana", "password": "a guess"}, headers=CSRF).status_code == 429
+    assert stranger.post("/login", json={"username": "Ana", "password": "a guess"}, headers=CSRF).status_code == 429
     limited = client_of(db, client_limit=1)  # a client at its limit: the first name of its minute
     assert limited.post("/login", json={"username": BOSS[1], "password": "x"}, headers=CSRF).status_code == 429
     admin = logged_in(db, BOSS)
     rows = admin.get("/v1/access-log").json()["entries"]
     assert [(e["action"], e["target"]) for e in rows if e["action"] != "login"] == [
-        ("login_limited", "(unknown name)"), ("login_limited", "ana"), ("login_failed", "ana"),
-        ("login_failed", "(unknown name)"), ("login_failed", "(unknown name)"), ("login_failed", "ANA"),
+        ("login_limited", "(unknown name)"), ("login_limited", "ana"),
+        ("login_failed", "(unknown name)"), ("login_failed", "(unknown name)"), ("login_failed", "ana"),
         ("login_failed", "ana")]
     assert BOSS[1] not in str(AuthStore(db).access_log(limit=1000))
     assert BOSS[1] not in caplog.text and "login failed for user (unknown name) from testclient" in caplog.text
@@ -173,7 +174,7 @@ def test_the_clean_up_of_old_failed_login_names_runs_on_postgresql(postgres):  #
 def test_a_name_that_is_a_users_only_by_pythons_case_folding_is_no_users(tmp_path):
     """'\u212aim' (the Kelvin sign, which Python lowers to k) is no user's name in any case (USER_NAME
     is ASCII) and the clean-up of old rows, lowering in the database, drops it; the live check,
-    lowering it in Python, took it for kim's and logged it as typed."""
+    lowering it in Python, took it for kim's and logged it as typed. `KIM` is kim's, logged as kim."""
     db = site_users(tmp_path)
     store = AuthStore(db)
     store.add_user("kim", "kim's long password", "viewer")
@@ -184,11 +185,11 @@ def test_a_name_that_is_a_users_only_by_pythons_case_folding_is_no_users(tmp_pat
     admin = logged_in(db, BOSS)
     rows = admin.get("/v1/access-log").json()["entries"]
     assert [(e["action"], e["target"]) for e in rows if e["action"] != "login"] == [
-        ("login_failed", "KIM"), ("login_failed", "(unknown name)")]
+        ("login_failed", "kim"), ("login_failed", "(unknown name)")]
 
 
 def test_a_failed_login_looks_its_name_up_once(tmp_path):
-    """Its counting key and its log row each looked the name up (store.is_user_name: a query of
+    """Its counting key and its log row each looked the name up (store.user_spellings: a query of
     users by lower(name)); one lookup serves both, at a wrong password and past the limit alike."""
     from sqlalchemy import event
 
@@ -204,6 +205,19 @@ def test_a_failed_login_looks_its_name_up_once(tmp_path):
     rows = AuthStore(db).access_log(limit=10)
     assert [(row["action"], row["target"]) for row in rows] == [
         ("login_limited", "ana"), ("login_failed", "(unknown name)"), ("login_failed", "ana")]
+
+
+def test_the_access_log_of_a_user_named_in_another_case_is_theirs(tmp_path):
+    """`?user=Ana` answered no rows for `ana`'s, names being one whatever their case (a login as
+    `Ana` is hers); a token's or a command's user is matched as written."""
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.log("logout", "ana", "192.0.2.7", now=NOW)
+    store.log("token_added", "cli:ana", "local", "cron (read)", now=NOW + 1)
+    admin = logged_in(db, BOSS)
+    for asked, users in (("ANA", ["ana"]), ("ana", ["ana"]), ("CLI:ana", []), ("cli:ana", ["cli:ana"])):
+        entries = admin.get("/v1/access-log", params={"user": asked}).json()["entries"]
+        assert [e["user"] for e in entries] == users, (asked, entries)
 
 
 def test_a_date_alone_is_the_site_s_day(tmp_path):

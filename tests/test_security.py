@@ -1045,6 +1045,38 @@ def test_failed_logins_are_limited_per_client_address_across_user_names(tmp_path
     assert len(said) == 4 and said[3].startswith("logins from testclient refused for "), said
 
 
+def test_a_user_logs_in_with_their_name_in_any_case_limited_and_logged_as_themselves(tmp_path, caplog):
+    """`Ana` (a phone capitalises the first letter) for the user `ana` was "wrong user name, password or
+    code", names being one whatever their case. She logs in now, as `ana`: the answer, the session
+    and the access log name her as stored. Her name's limit is hers in every spelling (counted per
+    spelling, `ana`, `Ana`, `ANA`... each had the whole limit: the guesses a case-blind login lets
+    through would have been the limit times the spellings), and her failures name `ana`."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "l.db")
+    store = AuthStore(db)
+    store.add_user(*VIEWER, "viewer")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=100, user_limit=3)))
+    shouted = VIEWER[0].upper()
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        answer = client.post("/login", json={"username": shouted, "password": VIEWER[1]}, headers=CSRF)
+        assert answer.status_code == 200 and answer.json()["user"] == VIEWER[0], answer.text
+        assert client.get("/v1/me").json()["user"] == VIEWER[0]
+        for name in (VIEWER[0], shouted, VIEWER[0].capitalize()):
+            assert client.post("/login", json={"username": name, "password": "guess"}, headers=CSRF).status_code == 401
+        limited = client.post("/login", json={"username": VIEWER[0].swapcase(), "password": VIEWER[1]}, headers=CSRF)
+        assert limited.status_code == 429, limited.text
+    rows = [(e["action"], e["user"], e["target"]) for e in reversed(store.access_log(limit=100))]
+    assert rows == [("login", VIEWER[0], None)] + [("login_failed", None, VIEWER[0])] * 3 + [
+        ("login_limited", None, VIEWER[0])]
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.security.access"]
+    assert said[:3] == [f"login failed for user {VIEWER[0]!r} from testclient"] * 3, said
+
+
 def test_failed_logins_of_one_ipv6_network_are_counted_together(tmp_path):
     """An IPv6 client holds a /64 (2**64 addresses): counted per address, each of them had its own
     20 guesses, and a spray from one network met only the per-name limit."""

@@ -512,6 +512,102 @@ def test_a_token_is_revoked_by_its_name_whatever_its_case_and_the_stored_name_is
     assert [row["target"] for row in store.access_log(action="token_revoked")] == ["Script", "wall"]
 
 
+def test_the_users_commands_find_a_users_name_whatever_its_case_and_say_the_stored_one(tmp_path):
+    """Names are one whatever their case (`users add Ana` beside `ana` is refused), yet `users
+    remove ANA` said "no user 'ANA'" while `users list` showed `ana`, and so did edit, passwd, 2fa
+    and `tokens add --owner`. Each finds the user now, and says and logs the name as stored."""
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_user("bea", "bea's long password", "admin")
+
+    def cli(*args: str, input: str | None = None):
+        return CliRunner().invoke(app, [*args, "--database", db], input=input)
+
+    owned = cli("tokens", "add", "nightly", "--owner", "BEA")
+    assert owned.exit_code == 0 and "token nightly (read; bea's)" in owned.output, owned.output
+    assert [t["owner"] for t in store.tokens()] == ["bea"]
+    edited = cli("users", "edit", "Ana", "--camera", "door")
+    assert edited.output == "ana is now viewer (door); from their next request\n", edited.output
+    reset = cli("users", "passwd", "ANA", input="ana's second password\n")
+    assert reset.output == "password of ana changed; their sessions ended\n", reset.output
+    assert store.check_login("ana", "ana's second password") is not None
+    no_codes = cli("users", "2fa", "aNA", "--recovery-codes")
+    assert no_codes.exit_code == 1 and "two-step login is not on for ana:" in no_codes.output, no_codes.output
+    removed = cli("users", "remove", "BEA")
+    assert removed.output == "removed bea; their sessions ended; 1 API token of theirs revoked (nightly)\n"
+    assert [u["name"] for u in store.users()] == ["ana", "boss"]
+    assert [(e["action"], e["target"]) for e in reversed(store.access_log(limit=100))
+            if e["action"] not in ("token_added", "user_added")] == [
+        ("user_changed", "ana (viewer; door)"), ("password_set", "ana"), ("user_removed", "bea"),
+        ("token_revoked", "nightly (owner bea removed)")]
+    missing = cli("users", "remove", "cy")
+    assert missing.exit_code == 1 and "no user 'cy'" in missing.output, missing.output
+
+
+def test_the_admin_routes_find_a_users_name_whatever_its_case_and_your_own_stays_yours(tmp_path):
+    """PATCH, DELETE, POST .../password and DELETE .../two-step under /v1/users/NAME answered 404 for
+    `Ana` while GET /v1/users listed `ana`. They find her now, answer and log `ana`; `BOSS` is the
+    acting boss's own account, refused as `boss` is (a reset of your own password asks no current one)."""
+    db = site_users(tmp_path)
+    boss = logged_in(db, BOSS)
+    edited = boss.patch("/v1/users/Ana", json=BY_BOSS | {"cameras": ["door"]}, headers=CSRF)
+    assert edited.status_code == 200 and edited.json()["user"]["name"] == "ana", edited.text
+    reset = boss.post("/v1/users/ANA/password", json=BY_BOSS | {"password": "ana's second password"}, headers=CSRF)
+    assert reset.status_code == 200 and reset.json()["user"] == "ana", reset.text
+    not_on = boss.request("DELETE", "/v1/users/aNa/two-step", json=BY_BOSS, headers=CSRF)
+    assert (not_on.status_code, not_on.json()["error"]) == (409, "two-step login is not on for ana")
+    for method, url, body in (("PATCH", "/v1/users/BOSS", {"role": "viewer"}),
+                              ("POST", "/v1/users/Boss/password", {"password": "a new long password"}),
+                              ("DELETE", "/v1/users/BOSS/two-step", {})):
+        own = boss.request(method, url, json=BY_BOSS | body, headers=CSRF)
+        assert own.status_code == 400 and own.json()["error"].startswith("your own "), (url, own.text)
+    removed = boss.request("DELETE", "/v1/users/ANA", json=BY_BOSS, headers=CSRF)
+    assert removed.status_code == 200 and removed.json()["user"] == "ana", removed.text
+    assert [u["name"] for u in AuthStore(db).users()] == ["boss"]
+    assert [(e["action"], e["target"]) for e in reversed(AuthStore(db).access_log(limit=100)) if e["action"] in CHANGES] == [
+        ("user_changed", "ana (viewer; door)"), ("password_set", "ana"), ("user_removed", "ana")]
+    assert boss.request("DELETE", "/v1/users/cy", json=BY_BOSS, headers=CSRF).status_code == 404
+
+
+def test_a_name_two_users_stored_before_the_case_rule_both_match_is_refused_never_guessed(tmp_path):
+    """A database from before names were one whatever their case may hold `alice` beside `Alice`:
+    each is found by its exact name (the command, the API, the login), and a third spelling that
+    both match (`ALICE`) is refused by the commands and the API, naming both, and logs nobody in."""
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from maskwatch.cli import app
+
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_user("alice", "the small alice's password", "viewer")
+    store.add_user("alice-made-before", "the big Alice's password", "viewer")
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as connection:  # as a release before the rule let `users add Alice` make her
+        connection.execute(text("UPDATE users SET name = 'Alice' WHERE name = 'alice-made-before'"))
+    engine.dispose()
+    both = "'Alice', 'alice' differ from it in case alone"
+    guessed = CliRunner().invoke(app, ["users", "remove", "ALICE", "--database", db])
+    assert guessed.exit_code == 1 and f"no user 'ALICE'; {both}" in " ".join(guessed.output.split()), guessed.output
+    boss = logged_in(db, BOSS)
+    refused = boss.request("DELETE", "/v1/users/aLiCe", json=BY_BOSS, headers=CSRF)
+    assert refused.status_code == 404 and both in refused.json()["error"], refused.text
+    stranger = client_of(db)
+    for name, password in (("ALICE", "the big Alice's password"), ("ALICE", "the small alice's password"),
+                           ("alice", "the big Alice's password")):
+        assert stranger.post("/login", json={"username": name, "password": password}, headers=CSRF).status_code == 401
+    big = stranger.post("/login", json={"username": "Alice", "password": "the big Alice's password"}, headers=CSRF)
+    assert big.status_code == 200 and big.json()["user"] == "Alice"
+    assert [u["name"] for u in store.users()] == ["Alice", "alice", "ana", "boss"]
+    removed = CliRunner().invoke(app, ["users", "remove", "alice", "--database", db])
+    assert removed.output == "removed alice; their sessions ended\n", removed.output
+    assert [u["name"] for u in store.users()] == ["Alice", "ana", "boss"]
+
+
 def test_a_command_on_a_database_server_that_never_answers_gives_up_naming_it(monkeypatch, tmp_path):
     """`users list`, `tokens revoke`, `copy-database` (every `users`/`tokens` command, `events`, `report`) on a
     PostgreSQL port that takes the connection and never answers (a stuck server, a proxy with nothing

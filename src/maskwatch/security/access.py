@@ -295,12 +295,21 @@ class AccessControl:
         return True
 
     def tried(self, name: str) -> Tried:
-        """`name` as its failed logins are logged and counted, from one lookup (a failed login made
-        two): a user's name (whatever its case) is logged as typed and counted under `user:NAME`;
-        any other is logged as UNKNOWN_NAME (it is often a password or a recovery code) and counted
-        under `unknown:` and its SHA-256 (the table kept a password typed as the name in clear for
-        a day; still counted per name, so an unknown name is limited as a user's is, telling nothing)."""
-        if self.store.is_user_name(name):
+        """`name` as its password is checked and its failed logins logged and counted, from one
+        lookup (a failed login made two). A user's name in any case is that user's, as stored:
+        `Ana` logs in as `ana` (names are one whatever their case, and a phone capitalises the
+        first letter typed), and its failures are logged as `ana` and counted under `user:ana`
+        whatever the spelling (counted per spelling, `ana`, `Ana`, `ANA`... each had the whole
+        limit). A spelling two users stored from before that rule both match (`ALICE` for `alice`
+        and `Alice`) is neither's: checked as typed, it matches no password, logged as typed.
+        Any other is logged as UNKNOWN_NAME (it is often a password or a recovery code) and
+        counted under `unknown:` and its SHA-256 (the table kept a password typed as the name in
+        clear for a day; still counted per name, so an unknown name is limited as a user's is,
+        telling nothing)."""
+        spellings = self.store.user_spellings(name)
+        if len(spellings) == 1:
+            name = spellings[0]
+        if spellings:
             return Tried(name, name[:64], f"user:{name[:64]}")
         return Tried(name, UNKNOWN_NAME, "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest())
 

@@ -30,7 +30,7 @@ from maskwatch.security.user_rules import (API_EDIT, CAMERAS_TEXT, ROLES, SCOPES
 from maskwatch.security.user_words import added_target, revoked_target, revoked_words, two_step_off_words
 
 CameraId = Annotated[str, Field(max_length=64)]
-UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it")]
+UserName = Annotated[str, Path(min_length=1, max_length=64, description="as GET /v1/users lists it, in any case")]
 TokenName = Annotated[str, Path(min_length=1, max_length=58, description="as GET /v1/tokens lists it")]
 AdminPassword = Annotated[str, Field(min_length=1, max_length=1000, description=(
     "your own password, the admin's making the change: checked as a login, a wrong one counted as a failed login"))]
@@ -144,6 +144,17 @@ def _refused(err: ValueError) -> AuthError:
     return AuthError(404 if isinstance(err, NoSuch) else 409 if isinstance(err, Conflict) else 400, str(err))
 
 
+def _stored(request: Request, user_name: str) -> str:
+    """The user's name as stored, `user_name` in any case (AuthStore.stored_user_name): 404 where
+    it is no user's, or where several stored from before the case rule differ from it in case alone.
+    Looked up before anything else, your own account's check too (`BOSS` is boss: changed here, your
+    own password would need no current one)."""
+    try:
+        return _store(request).stored_user_name(user_name)
+    except ValueError as err:
+        raise _refused(err) from None
+
+
 def site_cameras(request: Request) -> tuple[list[str] | None, object]:
     """The site's configured cameras, `enabled: false` ones too as `users add --config` reads them
     (they were left out: the dashboard refused a disabled camera the CLI took); None for `serve`
@@ -192,6 +203,7 @@ def add_user(request: Request, body: NewUser, admin: Admin) -> JSONResponse:
                                                 409: {"description": f"The acting admin {ACTING_CHANGED}"}})
 def set_password(request: Request, user_name: UserName, body: NewPassword, admin: Admin) -> JSONResponse:
     """A user's new password, as `maskwatch users passwd`: every session of theirs ends."""
+    user_name = _stored(request, user_name)
     if user_name == admin:  # with the current one asked: a session left open must not be enough
         raise AuthError(400, "your own password is changed with Change password (POST /password), "
                              "which asks for the current one")
@@ -218,6 +230,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
     """Change a user's role or a viewer's cameras, as `maskwatch users edit`: their password and
     sessions stay, and their next request has the new role and cameras. The last admin stays one.
     An admin made a viewer loses the API tokens they own: `tokens_revoked` names them."""
+    user_name = _stored(request, user_name)
     if user_name == admin:  # as your own password: another admin, or the CLI on the server, does it
         raise AuthError(400, "your own role is not changed here: another admin does it "
                              "(or maskwatch users edit on the server)")
@@ -248,8 +261,7 @@ def edit_user(request: Request, user_name: UserName, body: ChangedUser, admin: A
 def remove_user(request: Request, user_name: UserName, body: Confirmed, admin: Admin) -> JSONResponse:
     """Remove a user, as `maskwatch users remove`: their sessions end, and the API tokens they own
     are revoked (`tokens_revoked` names them). The last admin stays."""
-    if _store(request).user(user_name) is None:  # said before the admin's password is checked
-        raise AuthError(404, no_such(user_name))
+    user_name = _stored(request, user_name)  # said before the admin's password is checked
     acting = _confirmed(request, body.admin_password, f"user_removed {user_name}")
     try:
         revoked = _store(request).remove_user(user_name, leave_an_admin=True, acting=acting)
@@ -270,6 +282,7 @@ def turn_off_two_step(request: Request, user_name: UserName, body: Confirmed, ad
     """Two-step login off for a user who lost their phone, as `maskwatch users 2fa NAME --off`:
     their password alone logs in (where server.require_two_step covers them: only to set it up
     again), and every session of theirs ends (one started by whoever has the phone does not go on)."""
+    user_name = _stored(request, user_name)
     if user_name == admin:  # yours with your password and a code: a session left open must not be enough
         raise AuthError(400, "your own two-step login is turned off under Two-step login (DELETE /two-step), "
                              "which asks for a code")

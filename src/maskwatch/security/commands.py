@@ -24,7 +24,7 @@ tokens_app = typer.Typer(help="API tokens for machines: Prometheus, scripts (in 
                          no_args_is_help=True)
 
 Config = Annotated[Optional[Path], typer.Option("--config", "-c", help="The site's YAML file: its storage.database.")]
-UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it.")]
+UserName = Annotated[str, typer.Argument(help="The user's name, as `users list` shows it (any case).")]
 DEFAULT_DATABASE = "maskwatch.db"
 STORE_MODULES = ("sqlalchemy", "pwdlib", "yaml")  # what the users' store and the site's file need
 # What a command setting a password needs besides: the common passwords' list (passwords.py), not
@@ -121,6 +121,16 @@ def cli_user() -> str:
     except (KeyError, OSError):  # a container's user with no name
         account = "unknown"
     return f"cli:{account}"[:64]
+
+
+def stored_name(store, name: str) -> str:
+    """The user's name as stored, `name` in any case (store.stored_user_name), or exit 1 saying why
+    not: `users remove ALICE` said "no user 'ALICE'" while `users list` showed `alice`. What the
+    command does, prints and logs is then the stored name's."""
+    try:
+        return store.stored_user_name(name)
+    except ValueError as err:
+        _fail(str(err))
 
 
 def _logged(store, action: str, target: str) -> None:
@@ -247,6 +257,7 @@ def _missing_mark(site, config: Path | None, cameras: list[str] | None) -> str:
 def remove_user(name: UserName, config: Config = None, database: Database = None) -> None:
     """Remove a user; their sessions end at once, in every worker, and the API tokens they own are revoked."""
     store = open_store(config, database)
+    name = stored_name(store, name)
     try:
         revoked = store.remove_user(name)
     except ValueError as err:
@@ -293,6 +304,7 @@ def edit_user(
         except ValueError as err:
             _fail(str(err))
     store = store_of(site, database)
+    name = stored_name(store, name)
     try:
         user, revoked = store.edit_user(name, role, cameras)
     except ValueError as err:
@@ -307,12 +319,10 @@ def edit_user(
 def change_password(name: UserName, config: Config = None, database: Database = None) -> None:
     """Set a new password; every session of the user ends."""
     from maskwatch.extras import need
-    from maskwatch.security.user_rules import no_such
 
     need("users", "serve", PASSWORD_MODULES)  # a traceback at the password's check without it
     store = open_store(config, database)
-    if store.user(name) is None:
-        _fail(no_such(name))
+    name = stored_name(store, name)  # said before the password is asked
     try:
         store.set_password(name, read_password())
     except ValueError as err:
@@ -345,6 +355,7 @@ def two_step(
     need("users 2fa", "serve", (*STORE_MODULES, "pyotp"))  # the codes: a traceback without it
     site = site_config(config)
     store = store_of(site, database)
+    name = stored_name(store, name)
     found = store.two_step(name)
     if found is None:
         _fail(no_such(name))
@@ -455,6 +466,9 @@ def add_token(
         _fail(str(err))
     # An owner is a user of a database already there: with --owner a missing one is not made.
     store = store_of(site, database, create=owner is None)
+    if owner is not None:  # as stored, for the words below (`--owner BOSS`: boss's); the store says why not
+        with contextlib.suppress(ValueError):
+            owner = store.stored_user_name(owner)
     try:
         token = store.add_token(name, scope, owner=owner, cameras=camera,
                                 expires=None if expires is None else time.time() + expires * 86400)

@@ -123,8 +123,27 @@ def _named(name: str, column=users.c.name):
 
 def _any_case(name: str, column=users.c.name):
     """The rows whose `column` is `name` whatever its case, both sides lowered by the database: the one
-    comparison of a name taken (add_user, add_token) and of a name tried (is_user_name)."""
+    comparison of a name taken (add_user, add_token) and of a name meant (_spellings)."""
     return func.lower(column) == func.lower(name) if _askable(name) else false()
+
+
+def _spellings(connection, name: str) -> list[str]:
+    """The stored names `name` means, found whatever its case as a name taken is (add_user): [the
+    name] where one is exactly it, else every one differing from it in case alone, sorted. A
+    database from before names were one whatever their case may hold `alice` beside `Alice`: the
+    exact one is then meant, and a third spelling (`ALICE`) means both, which is not guessed."""
+    found = connection.execute(select(users.c.name).where(_any_case(name)).order_by(users.c.name)).scalars().all()
+    return [name] if name in found else list(found)
+
+
+def _one_of(spellings: list[str], name: str, kind: str = "user") -> str:
+    """The one stored name of `spellings` (_spellings); NoSuch for none, or for several, naming them."""
+    if not spellings:
+        raise NoSuch(no_such(name, kind))
+    if len(spellings) > 1:
+        raise NoSuch(f"no {kind} {name!r}; {', '.join(repr(s) for s in spellings)} differ from it in case alone "
+                     "(made before names were one whatever their case): name one as it is stored")
+    return spellings[0]
 
 
 def _revoke_owned(connection, user_id: int) -> list[str]:
@@ -263,14 +282,21 @@ class AuthStore:
             row = connection.execute(_users_with_codes_left().where(_named(name))).first()
         return _user_view(row) if row is not None else None
 
-    def is_user_name(self, name: str) -> bool:
-        """Whether `name` is a user's, whatever its case: a failed login's name is logged only then
-        (AccessControl.tried). Both sides lowered by the database, as the one-time clean-up of
-        old rows lowers them (schema._unknown_names): Python's lower() made the Kelvin sign 'K' a k, so
-        'Kim' typed with it, no user's name, was logged as typed."""
+    def user_spellings(self, name: str) -> list[str]:
+        """The stored user names `name` means whatever its case (_spellings): one for a user's name
+        in any case, none for no user's, several where an old database holds `alice` and `Alice` and
+        `name` is neither. A login (AccessControl.tried) logs and counts a failure by it. Both sides
+        lowered by the database, as the one-time clean-up of old rows lowers them
+        (schema._unknown_names): Python's lower() made the Kelvin sign 'K' a k, so 'Kim' typed with
+        it, no user's name, was logged as typed."""
         with self.engine.connect() as connection:
-            found = connection.execute(select(users.c.id).where(_any_case(name))).first()
-        return found is not None
+            return _spellings(connection, name)
+
+    def stored_user_name(self, name: str) -> str:
+        """The user's name as stored, `name` in any case: `users remove ALICE` said "no user" while
+        `users list` showed `alice`. NoSuch for no user's name, and for one that several stored
+        from before the case rule match in case alone (which one is meant is not guessed)."""
+        return _one_of(self.user_spellings(name), name)
 
     def users(self) -> list[dict]:
         """Every user, with `recovery_codes_left` (their unused recovery codes; None where two-step
@@ -613,10 +639,11 @@ class AuthStore:
         with self._write_lock, self.engine.begin() as connection:
             hold_database(connection, USERS_LOCK)  # the acting admin's row; two processes adding one name
             owner_id = _check_acting(connection, acting)
-            if owner is not None and owner_id is None:
-                row = connection.execute(select(users.c.id, users.c.role).where(_named(owner))).first()
-                if row is None:
+            if owner is not None and owner_id is None:  # in any case, as `users remove` takes a name
+                if not (spellings := _spellings(connection, owner)):
                     raise NoSuch(f"no user {owner!r} to own the token (an admin, as `users list` shows them)")
+                owner = _one_of(spellings, owner)
+                row = connection.execute(select(users.c.id, users.c.role).where(_named(owner))).first()
                 if row.role != "admin":
                     raise ValueError(f"{owner!r} is a viewer: a token's owner is an admin (their tokens go "
                                      "when they stop being one)")
