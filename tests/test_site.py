@@ -406,6 +406,28 @@ def test_stopping_the_site_loses_no_event_and_warns_of_nothing(tmp_path, sample_
     store.close()
 
 
+def test_a_paused_site_says_so_once_it_runs_again(tmp_path, sample_dir):
+    """A `run` stopped by SIGSTOP (a virtual machine suspended) past its cameras' offline_after
+    came back with them counted offline and their people in view as gone, and no line in the log."""
+    still_clip(tmp_path / "till.mp4", sample_dir)
+    running = SiteProcess(tmp_path, "  till: {source: till.mp4}\n")  # stall_timeout 2: offline after 2 s
+    try:
+        assert wait_until(lambda: running.camera("till")["analysed"] >= 3, 60)
+        running.process.send_signal(signal.SIGSTOP)
+        time.sleep(7)  # past the 5 s the watch says at the least
+        running.process.send_signal(signal.SIGCONT)
+        log = tmp_path / "run.log"
+        assert wait_until(lambda: "maskwatch.site.pause: the site was paused for " in log.read_text(), 30), log.read_text()
+        said = next(line for line in log.read_text().splitlines() if "the site was paused" in line)
+        seconds = int(re.search(r"paused for (\d+) s", said).group(1))
+        assert 6 <= seconds <= 30 and "offline_after (2 s at the shortest)" in said, said
+        analysed = running.camera("till")["analysed"]
+        assert wait_until(lambda: running.camera("till")["analysed"] > analysed, 30)  # and analyses on
+    finally:
+        running.process.send_signal(signal.SIGCONT)
+        running.stop()
+
+
 def test_a_site_whose_start_fails_stops_what_it_started(tmp_path, monkeypatch):
     import threading
 
