@@ -406,6 +406,39 @@ def test_stopping_the_site_loses_no_event_and_warns_of_nothing(tmp_path, sample_
     store.close()
 
 
+def test_a_database_file_held_by_another_process_stops_no_camera(tmp_path, sample_dir):
+    """Another process holding site.db (`sqlite3 site.db 'BEGIN EXCLUSIVE'`, a long backup) for
+    45 s stopped the cameras' analysis: each camera's write waited 30 s for the file, the others
+    waited their turn, and the people who passed meanwhile were never seen. Now a write waits
+    2 s, the people wait in memory, the camera analyses on and says why they wait."""
+    import sqlite3
+
+    leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
+    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n")
+    store = EventStore(str(tmp_path / "site.db"))
+    hold = sqlite3.connect(tmp_path / "site.db", timeout=30, isolation_level=None)
+    try:
+        assert wait_until(lambda: store.events(camera="door"), 60)
+        hold.execute("BEGIN EXCLUSIVE")
+        held_at = time.time()
+        problem = lambda: running.camera("door")["analysis_error"] or ""  # noqa: E731
+        # (with a 30 s wait the camera said nothing, stuck in the write, for 30 s)
+        assert wait_until(lambda: "database is locked" in problem(), 20), running.camera("door")
+        assert re.match(r"\d+ people wait to be stored", problem()), problem()
+        analysed = running.camera("door")["analysed"]
+        assert wait_until(lambda: running.camera("door")["analysed"] > analysed + 3, 20)  # analysing on
+        hold.execute("COMMIT")
+        released_at = time.time()
+        assert wait_until(lambda: running.camera("door")["analysis_error"] is None, 30), running.camera("door")
+        events = store.events(camera="door", limit=1000)
+        assert any(held_at < event["last_seen"] < released_at for event in events), events  # kept, then stored
+        assert len({(event["track_id"], event["first_seen"]) for event in events}) == len(events)  # once each
+    finally:
+        hold.close()
+        store.close()
+        running.stop()
+
+
 def test_a_paused_site_says_so_once_it_runs_again(tmp_path, sample_dir):
     """A `run` stopped by SIGSTOP (a virtual machine suspended) past its cameras' offline_after
     came back with them counted offline and their people in view as gone, and no line in the log."""
