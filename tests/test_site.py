@@ -24,6 +24,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
 from tests.conftest import Credentials, log_in
 from tests.mosquitto import Broker, Subscriber
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import (RtspServer, lost_its_port, make_frames, refused_port, rtsp_server_available,
                         start_on_free_port)
 from tests.test_alerts import SECRET, Receiver
@@ -36,9 +37,9 @@ class SiteProcess:
     and a viewer (tests/conftest.py); `get` calls with the admin's API token."""
 
     def __init__(self, folder, cameras: str, extra: str = "", args: tuple[str, ...] = (),
-                 viewer_cameras: list[str] | None = None, server: str = ""):
-        self.folder = folder
-        self.credentials = Credentials(folder / "site.db", viewer_cameras)
+                 viewer_cameras: list[str] | None = None, server: str = "", database: str = "site.db"):
+        self.folder, self.database = folder, database  # a file in folder, or a server's URL
+        self.credentials = Credentials(folder / database if "://" not in database else database, viewer_cameras)
         self.config = folder / "site.yaml"
         # a new port where the other xdist worker took ours (free_port)
         start_on_free_port(lambda port: self._started(port, cameras, extra, args, server), "maskwatch run",
@@ -53,7 +54,7 @@ defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
 cameras:
 {cameras}
 server: {{host: 127.0.0.1, port: {self.port}{server}}}
-storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
+storage: {{database: "{self.database}", snapshots: snapshots, retention_days: 7}}
 {extra}""")
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(self.folder / "run.log", "w+")
@@ -436,6 +437,30 @@ def test_a_database_file_held_by_another_process_stops_no_camera(tmp_path, sampl
     finally:
         hold.close()
         store.close()
+        running.stop()
+
+
+def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, sample_dir, postgres):  # noqa: F811
+    """A PostgreSQL server that hung (`kill -STOP` of it) held every camera's thread in its write:
+    no frame analysed, the people who passed never seen, and not a line in the log."""
+    leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
+    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n", database=postgres.new_database("hung"))
+    postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
+    server = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                                    text=True).stdout.split())]
+    log = tmp_path / "run.log"
+    try:
+        assert wait_until(lambda: running.camera("door")["today"]["unassessable"] > 0, 60)  # stored: connected
+        for pid in server:
+            os.kill(pid, signal.SIGSTOP)
+        assert wait_until(lambda: "maskwatch.site.stalls: camera door: stuck for " in log.read_text(), 40), log.read_text()
+        assert "waiting for the database (storing a person)" in log.read_text()
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
+        assert wait_until(lambda: "camera door: analysing again after " in log.read_text(), 30), log.read_text()
+    finally:
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
         running.stop()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from maskwatch.runtime import boot_clock
 
@@ -22,8 +23,8 @@ class PauseWatch:
     `offline_after` (the cameras' shortest) or more, and SHORTEST_SAID at least. Its clock runs
     while the machine sleeps (boot_clock), so a suspended machine's sleep counts as a pause too."""
 
-    def __init__(self, offline_after: float) -> None:
-        self.offline_after = offline_after
+    def __init__(self, offline_after: float, each_look: Callable[[], None] = lambda: None) -> None:
+        self.offline_after, self.each_look = offline_after, each_look  # each_look: once a second, unless late
         self.said_after = max(SHORTEST_SAID, offline_after)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maskwatch-pause-watch", daemon=True)
@@ -41,7 +42,10 @@ class PauseWatch:
         last = boot_clock()
         while not self._stop.wait(LOOK_EVERY):
             now = boot_clock()
-            self.woke(now - last - LOOK_EVERY)
+            late = now - last - LOOK_EVERY
+            self.woke(late)
+            if late < LOOK_EVERY:  # (after a pause, a step it held is not yet stuck: it goes on now)
+                self.each_look()
             last = now
 
     def woke(self, late: float) -> None:

@@ -28,6 +28,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.full_disk import FULL_SWEEP_EVERY, disk_is_full
 from maskwatch.site.hours import OpeningHours
 from maskwatch.site.pause import PauseWatch
+from maskwatch.site.stalls import StallWatch
 from maskwatch.site.trend import bucket_start
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import CameraReader, CameraWorker, stop_workers
@@ -117,7 +118,9 @@ class Site:
         self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
         self._camera_watch = threading.Thread(target=self._watch_cameras, name="maskwatch-mqtt-cameras", daemon=True)
         self._pause_watch = PauseWatch(min((camera.offline_after or camera.stall_timeout
-                                            for camera in config.cameras.values()), default=0.0))
+                                            for camera in config.cameras.values()), default=0.0),
+                                       each_look=StallWatch({camera_id: camera.worker for camera_id, camera
+                                                             in self.cameras_by_id.items()}).look)
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
         """Each camera as threads of this process, sharing `detector` (scale/fleet.py places
