@@ -442,7 +442,8 @@ def test_a_database_file_held_by_another_process_stops_no_camera(tmp_path, sampl
 
 def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, sample_dir, postgres):  # noqa: F811
     """A PostgreSQL server that hung (`kill -STOP` of it) held every camera's thread in its write:
-    no frame analysed, the people who passed never seen, and not a line in the log."""
+    no frame analysed, the people who passed never seen, and not a line in the log; and /healthz
+    gave no answer, a load balancer's or Docker's check reading the server as down."""
     leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
     running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n", database=postgres.new_database("hung"))
     postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
@@ -453,6 +454,8 @@ def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, 
         assert wait_until(lambda: running.camera("door")["today"]["unassessable"] > 0, 60)  # stored: connected
         for pid in server:
             os.kill(pid, signal.SIGSTOP)
+        # /healthz answers all the same, as to anyone (it waited on the users database: no answer at all)
+        assert httpx.get(running.base + "/healthz", headers=running.credentials.headers, timeout=15).json() == {"status": "ok"}
         assert wait_until(lambda: "maskwatch.site.stalls: camera door: stuck for " in log.read_text(), 40), log.read_text()
         assert "waiting for the database (storing a person)" in log.read_text()
         for pid in server:
