@@ -279,6 +279,22 @@ def test_a_wrong_password_is_said_once_with_the_brokers_reason(tmp_path, caplog)
         guarded.stop()
 
 
+@pytest.mark.system  # starts its own broker, then stops it
+def test_a_broker_stopped_under_the_site_is_said_in_words(tmp_path, caplog):
+    """A broker stopped (systemctl stop mosquitto) was said "lost the broker (Unspecified error)":
+    paho's words for a connection closed under it, which told an operator nothing."""
+    own = Broker(tmp_path).start()
+    publisher = MqttPublisher(broker_at(own.port)).start()
+    try:
+        assert wait_until(lambda: publisher.status()["connected"], 30)
+        own.stop()
+        assert wait_until(lambda: "lost the broker" in caplog.text, 30)  # (the next try's "cannot reach" follows)
+        assert "lost the broker: it closed the connection (stopped, restarted, or dropped this client)" in caplog.text, \
+            caplog.text
+    finally:
+        publisher.stop()
+
+
 def test_a_broker_that_closes_before_answering_is_said(caplog):
     """A plain client at a TLS port, a broker at its connection limit: the connection closes before
     any CONNACK. After the refusal fix, nothing was said and status() showed no problem."""

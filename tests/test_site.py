@@ -24,6 +24,7 @@ from maskwatch.site.events import EventStore
 from maskwatch.site.alerts import signature_matches
 from tests.conftest import Credentials, log_in
 from tests.mosquitto import Broker, Subscriber
+from tests.postgres import postgres  # noqa: F401  (fixture)
 from tests.rtsp import (RtspServer, lost_its_port, make_frames, refused_port, rtsp_server_available,
                         start_on_free_port)
 from tests.test_alerts import SECRET, Receiver
@@ -36,9 +37,9 @@ class SiteProcess:
     and a viewer (tests/conftest.py); `get` calls with the admin's API token."""
 
     def __init__(self, folder, cameras: str, extra: str = "", args: tuple[str, ...] = (),
-                 viewer_cameras: list[str] | None = None, server: str = ""):
-        self.folder = folder
-        self.credentials = Credentials(folder / "site.db", viewer_cameras)
+                 viewer_cameras: list[str] | None = None, server: str = "", database: str = "site.db"):
+        self.folder, self.database = folder, database  # a file in folder, or a server's URL
+        self.credentials = Credentials(folder / database if "://" not in database else database, viewer_cameras)
         self.config = folder / "site.yaml"
         # a new port where the other xdist worker took ours (free_port)
         start_on_free_port(lambda port: self._started(port, cameras, extra, args, server), "maskwatch run",
@@ -53,7 +54,7 @@ defaults: {{fps: 3, detect_every: 1, stall_timeout: 2, retry_max: 0.5}}
 cameras:
 {cameras}
 server: {{host: 127.0.0.1, port: {self.port}{server}}}
-storage: {{database: site.db, snapshots: snapshots, retention_days: 7}}
+storage: {{database: "{self.database}", snapshots: snapshots, retention_days: 7}}
 {extra}""")
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(self.folder / "run.log", "w+")
@@ -404,6 +405,88 @@ def test_stopping_the_site_loses_no_event_and_warns_of_nothing(tmp_path, sample_
     assert events and all(e["snapshot"] and (tmp_path / "snapshots" / e["snapshot"]).is_file() for e in events)
     assert sum(c["people"] + c["unassessable"] for c in store.counts()) == len(events)
     store.close()
+
+
+def test_a_database_file_held_by_another_process_stops_no_camera(tmp_path, sample_dir):
+    """Another process holding site.db (`sqlite3 site.db 'BEGIN EXCLUSIVE'`, a long backup) for
+    45 s stopped the cameras' analysis: each camera's write waited 30 s for the file, the others
+    waited their turn, and the people who passed meanwhile were never seen. Now a write waits
+    2 s, the people wait in memory, the camera analyses on and says why they wait."""
+    import sqlite3
+
+    leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
+    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n")
+    store = EventStore(str(tmp_path / "site.db"))
+    hold = sqlite3.connect(tmp_path / "site.db", timeout=30, isolation_level=None)
+    try:
+        assert wait_until(lambda: store.events(camera="door"), 60)
+        hold.execute("BEGIN EXCLUSIVE")
+        held_at = time.time()
+        problem = lambda: running.camera("door")["analysis_error"] or ""  # noqa: E731
+        # (with a 30 s wait the camera said nothing, stuck in the write, for 30 s)
+        assert wait_until(lambda: "database is locked" in problem(), 20), running.camera("door")
+        assert re.match(r"\d+ people wait to be stored", problem()), problem()
+        analysed = running.camera("door")["analysed"]
+        assert wait_until(lambda: running.camera("door")["analysed"] > analysed + 3, 20)  # analysing on
+        hold.execute("COMMIT")
+        released_at = time.time()
+        assert wait_until(lambda: running.camera("door")["analysis_error"] is None, 30), running.camera("door")
+        events = store.events(camera="door", limit=1000)
+        assert any(held_at < event["last_seen"] < released_at for event in events), events  # kept, then stored
+        assert len({(event["track_id"], event["first_seen"]) for event in events}) == len(events)  # once each
+    finally:
+        hold.close()
+        store.close()
+        running.stop()
+
+
+def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, sample_dir, postgres):  # noqa: F811
+    """A PostgreSQL server that hung (`kill -STOP` of it) held every camera's thread in its write:
+    no frame analysed, the people who passed never seen, and not a line in the log; and /healthz
+    gave no answer, a load balancer's or Docker's check reading the server as down."""
+    leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
+    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n", database=postgres.new_database("hung"))
+    postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
+    server = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                                    text=True).stdout.split())]
+    log = tmp_path / "run.log"
+    try:
+        assert wait_until(lambda: running.camera("door")["today"]["unassessable"] > 0, 60)  # stored: connected
+        for pid in server:
+            os.kill(pid, signal.SIGSTOP)
+        # /healthz answers all the same, as to anyone (it waited on the users database: no answer at all)
+        assert httpx.get(running.base + "/healthz", headers=running.credentials.headers, timeout=15).json() == {"status": "ok"}
+        assert wait_until(lambda: "maskwatch.site.stalls: camera door: stuck for " in log.read_text(), 40), log.read_text()
+        assert "waiting for the database (storing a person)" in log.read_text()
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
+        assert wait_until(lambda: "camera door: analysing again after " in log.read_text(), 30), log.read_text()
+    finally:
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
+        running.stop()
+
+
+def test_a_paused_site_says_so_once_it_runs_again(tmp_path, sample_dir):
+    """A `run` stopped by SIGSTOP (a virtual machine suspended) past its cameras' offline_after
+    came back with them counted offline and their people in view as gone, and no line in the log."""
+    still_clip(tmp_path / "till.mp4", sample_dir)
+    running = SiteProcess(tmp_path, "  till: {source: till.mp4}\n")  # stall_timeout 2: offline after 2 s
+    try:
+        assert wait_until(lambda: running.camera("till")["analysed"] >= 3, 60)
+        running.process.send_signal(signal.SIGSTOP)
+        time.sleep(7)  # past the 5 s the watch says at the least
+        running.process.send_signal(signal.SIGCONT)
+        log = tmp_path / "run.log"
+        assert wait_until(lambda: "maskwatch.site.pause: the site was paused for " in log.read_text(), 30), log.read_text()
+        said = next(line for line in log.read_text().splitlines() if "the site was paused" in line)
+        seconds = int(re.search(r"paused for (\d+) s", said).group(1))
+        assert 6 <= seconds <= 30 and "offline_after (2 s at the shortest)" in said, said
+        analysed = running.camera("till")["analysed"]
+        assert wait_until(lambda: running.camera("till")["analysed"] > analysed, 30)  # and analyses on
+    finally:
+        running.process.send_signal(signal.SIGCONT)
+        running.stop()
 
 
 def test_a_site_whose_start_fails_stops_what_it_started(tmp_path, monkeypatch):

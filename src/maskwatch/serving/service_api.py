@@ -13,6 +13,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import cv2
@@ -31,6 +32,10 @@ from maskwatch.serving.uploads import image_from_upload, read_image_bytes
 from maskwatch.security.request_checks import client_address, root_of
 
 STATIC = Path(__file__).parent / "static"
+# Seconds /healthz waits to learn who asks (their token or session, whether the server has users:
+# the users database); then it answers as it does to anyone. A PostgreSQL server that hung held
+# /healthz with it, and a load balancer or Docker read the service as down.
+WHO_ASKS_WAIT = 2.0
 # GET /static/NAME, these only: the dashboard's parts (dashboard.html loads them). Each with an ETag
 # (a hash of its bytes) and `Cache-Control: private, no-cache`: the browser (no shared cache: they are
 # behind the login) keeps them but asks each time, and
@@ -61,7 +66,7 @@ def page_identity() -> str:
 def healthz(request: Request) -> dict:
     """`{"status": "ok"}` to anyone (a load balancer, Docker's HEALTHCHECK); the models, where they
     run and the site's broker only to whom /metrics answers: they told anyone what to attack."""
-    if not request.app.state.access.sees_every_camera(request):
+    if not _sees_every_camera_soon(request):
         return {"status": "ok"}
     detector, site = request.app.state.detector, request.app.state.site
     return {"status": "ok", "classifier": detector.classifier.model_info(),
@@ -72,6 +77,17 @@ def healthz(request: Request) -> dict:
             # Whether the site's MQTT broker is connected (None: no MQTT); the reason is in the log.
             "mqtt": None if getattr(site, "mqtt", None) is None else site.mqtt.status()["connected"],
             "providers": session_providers(detector)}
+
+
+def _sees_every_camera_soon(request: Request) -> bool:
+    """access.sees_every_camera, False when the users database has not answered within
+    WHO_ASKS_WAIT (its thread, a daemon, ends whenever the database answers or the pool gives up)."""
+    answer: list[bool] = []
+    thread = threading.Thread(target=lambda: answer.append(request.app.state.access.sees_every_camera(request)),
+                              name="maskwatch-healthz-who-asks", daemon=True)
+    thread.start()
+    thread.join(WHO_ASKS_WAIT)
+    return bool(answer and answer[0])
 
 
 @router.get("/metrics", response_class=PlainTextResponse, openapi_extra=ALL_CAMERAS,

@@ -57,6 +57,12 @@ NO_ZONE = ""  # counts of faces outside every zone (or of cameras without zones)
 # Seconds between two looks for the snapshot files no event names. Once a process, a file left by a
 # power cut, hours old at the restart after it, stayed as long as that process ran: months.
 UNNAMED_SWEPT_EVERY = 86400
+# Seconds a person's write waits for another process's hold on an SQLite file (30 s elsewhere):
+# it runs on the camera's thread, whose frames go unanalysed meanwhile. With 30 s, a file held
+# 45 s by another process stopped every camera's analysis (each waited its turn for the file),
+# and the people who passed then were never seen; now they wait in memory (event_sink) and the
+# cameras go on.
+RECORD_WAIT = 2.0
 SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg")  # what record() names a snapshot
 # A snapshot's temporary file while it is written (atomic.atomic_path), left by a process killed then.
 PARTIAL_SNAPSHOT = re.compile(r"\.[A-Za-z0-9_-]{1,64}-[0-9]{1,20}\.jpg\.[A-Za-z0-9_]{1,32}\.partial")
@@ -385,7 +391,7 @@ class EventStore:
         minute = int(track.last_seen // 60) * 60
         written = None
         try:
-            with self._write_lock, self.engine.begin() as connection:
+            with self._write_lock, self._briefly_waiting() as connection:
                 event_id = connection.execute(insert(events).values(**row)).inserted_primary_key[0]
                 if snapshot is not None and self.snapshots is not None:
                     written = self._write_snapshot(f"{camera}-{event_id}.jpg", snapshot)
@@ -404,6 +410,22 @@ class EventStore:
             self._snapshot_refused = False
             self._full_disk.refused()
         return {"id": event_id, **row}
+
+    @contextlib.contextmanager
+    def _briefly_waiting(self) -> Iterator[Connection]:
+        """A transaction whose SQLite waits RECORD_WAIT seconds at most for a file another
+        process holds (its connection's own wait is restored after it); elsewhere, a plain one."""
+        with self.engine.connect() as connection:
+            raw = connection.connection.driver_connection if self.engine.dialect.name == "sqlite" else None
+            waited = raw.execute("PRAGMA busy_timeout").fetchone()[0] if raw is not None else None
+            try:
+                if raw is not None:
+                    raw.execute(f"PRAGMA busy_timeout = {round(RECORD_WAIT * 1000)}")
+                with connection.begin():
+                    yield connection
+            finally:
+                if raw is not None:
+                    raw.execute(f"PRAGMA busy_timeout = {int(waited)}")
 
     def _write_snapshot(self, name: str, snapshot: np.ndarray) -> Path | None:
         """The snapshot's file, or None where it cannot be written (a full or read-only snapshots

@@ -390,7 +390,11 @@ class MqttPublisher:
         # (the two took turns in the log at every retry, the refusal's reason overwritten). A
         # broker that closes before any answer (a TLS port, its connection limit) is one.
         if reason_code.is_failure and (was_connected or self.problem is None):
-            self._trouble(f"lost the broker ({reason_code})")
+            # paho's words for a connection closed under it: the broker stopped (said "Unspecified
+            # error", which told an operator nothing), restarted, or dropped this client
+            closed = was_connected and str(reason_code) == "Unspecified error"
+            self._trouble("lost the broker: it closed the connection (stopped, restarted, or dropped this client)"
+                          if closed else f"lost the broker ({reason_code})")
 
     def _trouble(self, problem: str) -> None:
         self.connected = False  # no lock: see _on_disconnect

@@ -27,6 +27,8 @@ from maskwatch.site.event_views import minute_utc
 from maskwatch.site.events import EventStore
 from maskwatch.site.full_disk import FULL_SWEEP_EVERY, disk_is_full
 from maskwatch.site.hours import OpeningHours
+from maskwatch.site.pause import PauseWatch
+from maskwatch.site.stalls import StallWatch
 from maskwatch.site.trend import bucket_start
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import CameraReader, CameraWorker, stop_workers
@@ -115,6 +117,10 @@ class Site:
         self._started = False
         self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
         self._camera_watch = threading.Thread(target=self._watch_cameras, name="maskwatch-mqtt-cameras", daemon=True)
+        self._pause_watch = PauseWatch(min((camera.offline_after or camera.stall_timeout
+                                            for camera in config.cameras.values()), default=0.0),
+                                       each_look=StallWatch({camera_id: camera.worker for camera_id, camera
+                                                             in self.cameras_by_id.items()}).look)
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
         """Each camera as threads of this process, sharing `detector` (scale/fleet.py places
@@ -144,6 +150,7 @@ class Site:
                 self.mqtt.start()
                 self._new_day()
             self._start_cameras()
+            self._pause_watch.start()
             self._retention.start()
             if self.mqtt is not None:
                 self._camera_watch.start()
@@ -164,6 +171,7 @@ class Site:
             cameras = len(self.cameras_by_id)
             stop_log.info("stopping: the people in view at %d camera%s are stored, then the alerts and MQTT "
                         "messages still queued are sent", cameras, "s" * (cameras != 1))
+        self._pause_watch.stop()
         self._stop_cameras()
         self.compliance.stop()
         if self.reports is not None:

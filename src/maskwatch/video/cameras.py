@@ -516,6 +516,7 @@ class CameraWorker:
         self._thread = threading.Thread(target=self._run, name=f"maskwatch-analyse-{camera_id}", daemon=True)
         self._handed_out = False
         self._grey = GreyWatch()  # whether the frames are grey, turned once they stay so (see _say_grey)
+        self.busy_since: float | None = None  # time.monotonic() its step began, while one runs (site/stalls.py)
 
     def start(self) -> CameraWorker:
         self.reader.start()
@@ -613,9 +614,17 @@ class CameraWorker:
     def _guarded(self, step, *args) -> None:
         """One step of the loop; an error is reported (state's analysis_error, the log once per new
         problem), never the end of the camera: one bad frame or sink must not stop it."""
+        self.busy_since = time.monotonic()
         try:
             step(*args)
             if self._storing_problem() is None:  # else the same storing failure was logged at every hand-out
                 self.problems.ok()
         except Exception as err:  # noqa: BLE001 - see above
             self.problems.failed(f"{type(err).__name__}: {err}")
+        finally:
+            self.busy_since = None
+
+    @property
+    def thread_id(self) -> int | None:
+        """Its analysis thread's ident (None before its start): where a stuck step waits is read there."""
+        return self._thread.ident
