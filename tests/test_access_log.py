@@ -220,6 +220,23 @@ def test_the_access_log_of_a_user_named_in_another_case_is_theirs(tmp_path):
         assert [e["user"] for e in entries] == users, (asked, entries)
 
 
+def test_the_access_log_of_a_removed_user_stays_theirs_beside_a_new_user_in_another_case(tmp_path):
+    """`bob` removed and `Bob` added since (the name is free again): `?user=bob`, the removed user's
+    name exactly as logged, answered Bob's rows alone and none of bob's, the name read as Bob's.
+    The exact name's rows are kept, with those of the user it means now (each row names its user)."""
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_user("bob", "bob's long password", "viewer")
+    store.log("logout", "bob", "192.0.2.7", now=NOW)
+    store.remove_user("bob")
+    store.add_user("Bob", "the new Bob's password", "viewer")
+    store.log("logout", "Bob", "192.0.2.8", now=NOW + 1)
+    admin = logged_in(db, BOSS)
+    for asked, users in (("bob", ["Bob", "bob"]), ("Bob", ["Bob"]), ("BOB", ["Bob"])):
+        entries = admin.get("/v1/access-log", params={"user": asked}).json()["entries"]
+        assert [e["user"] for e in entries] == users, (asked, entries)
+
+
 def test_a_date_alone_is_the_site_s_day(tmp_path):
     """An admin in Berlin asking for yesterday's rows (since=YESTERDAY&until=TODAY) had UTC's day,
     01:00 or 02:00 to 01:00 or 02:00 here: the row at 00:30 was missing, the one at 00:30 today there."""

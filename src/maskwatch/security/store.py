@@ -835,19 +835,20 @@ class AuthStore:
         now = time.time() if now is None else now
         self.keep(log_row(action, user, client, target, now), None, now)
 
-    def access_log(self, user: str | None = None, action: str | None = None, since: float | None = None,
-                   limit: int = 100, before: tuple[float, int] | None = None,
+    def access_log(self, user: str | tuple[str, ...] | None = None, action: str | None = None,
+                   since: float | None = None, limit: int = 100, before: tuple[float, int] | None = None,
                    until: float | None = None) -> list[dict]:
         """Newest first (time, then id), from `since` and before `until`; before: a cursor (at, id),
         the rows after it in that order, as the events page (rows logged meanwhile neither shift
-        nor repeat a page)."""
+        nor repeat a page). `user`: a name, or several (the rows of any of them)."""
         query = select(access_log).order_by(access_log.c.at.desc(), access_log.c.id.desc()).limit(limit)
         if before is not None:
             query = query.where(tuple_(access_log.c.at, access_log.c.id) < tuple_(*before))
         if until is not None:
             query = query.where(access_log.c.at < until)
         if user is not None:
-            query = query.where(_named(user, access_log.c.user))
+            query = query.where(or_(*(_named(name, access_log.c.user) for name in
+                                      ((user,) if isinstance(user, str) else user))))
         if action is not None:
             query = query.where(access_log.c.action == action)
         if since is not None:
