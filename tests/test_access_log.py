@@ -188,6 +188,29 @@ def test_a_name_that_is_a_users_only_by_pythons_case_folding_is_no_users(tmp_pat
         ("login_failed", "kim"), ("login_failed", "(unknown name)")]
 
 
+def test_a_name_is_a_users_by_its_ascii_letters_case_alone_on_postgresql_too(postgres):  # noqa: F811
+    """PostgreSQL's lower() follows the database's locale (C.UTF-8, en_US.UTF-8): it made the Kelvin
+    sign a k and 'İ' an i, so there '\u212aim' was kim's (a failed login logged and counted as kim's)
+    and '\u0130van' logged in as ivan, where SQLite's lower(), ASCII's alone, took them for no one's
+    (the test above); a copy of the site's database to PostgreSQL changed who a name is. Both
+    databases now fold the ASCII letters alone, as user names are ASCII (USER_NAME)."""
+    store = AuthStore(postgres.url)
+    store.add_user("kim", "kim's long password", "viewer")
+    store.add_user("ivan", "ivan's long password", "viewer")
+    assert store.user_spellings("KIM") == ["kim"] and store.user_spellings("IVAN") == ["ivan"]
+    assert store.user_spellings("\u212aim") == [] and store.user_spellings("\u0130van") == []
+    stranger = client_of(postgres.url, client_limit=100)
+    for name in ("\u212aim", "KIM"):
+        assert stranger.post("/login", json={"username": name, "password": "a guess"}, headers=CSRF).status_code == 401
+    assert stranger.post("/login", json={"username": "\u0130van", "password": "ivan's long password"},
+                         headers=CSRF).status_code == 401
+    assert [(e["action"], e["target"]) for e in store.access_log(limit=3)] == [
+        ("login_failed", "(unknown name)"), ("login_failed", "kim"), ("login_failed", "(unknown name)")]
+    for name in ("kim", "ivan"):
+        store.remove_user(name)
+    store.close()
+
+
 def test_a_failed_login_looks_its_name_up_once(tmp_path):
     """Its counting key and its log row each looked the name up (store.user_spellings: a query of
     users by lower(name)); one lookup serves both, at a wrong password and past the limit alike."""

@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, daily_notices,
-                                       failure_windows, login_failures, recovery_codes, run_chores, sessions, users)
+                                       failure_windows, login_failures, name_key, recovery_codes, run_chores, sessions,
+                                       users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem, no_such,
                                            token_access_problem)
@@ -122,9 +123,10 @@ def _named(name: str, column=users.c.name):
 
 
 def _any_case(name: str, column=users.c.name):
-    """The rows whose `column` is `name` whatever its case, both sides lowered by the database: the one
-    comparison of a name taken (add_user, add_token) and of a name meant (_spellings)."""
-    return func.lower(column) == func.lower(name) if _askable(name) else false()
+    """The rows whose `column` is `name` whatever its case, both sides lowered by the database as
+    ASCII alone (schema.name_key): the one comparison of a name taken (add_user, add_token) and of
+    a name meant (_spellings)."""
+    return name_key(column) == name_key(name) if _askable(name) else false()
 
 
 def _spellings(connection, name: str) -> list[str]:
