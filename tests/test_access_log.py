@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.schema import MIGRATIONS, access_log
-from maskwatch.security.store import AuthStore, NoSuch
+from maskwatch.security.store import AuthStore, Conflict, NoSuch
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.runner import Site
@@ -208,6 +208,25 @@ def test_a_name_is_a_users_by_its_ascii_letters_case_alone_on_postgresql_too(pos
         ("login_failed", "(unknown name)"), ("login_failed", "kim"), ("login_failed", "(unknown name)")]
     for name in ("kim", "ivan"):
         store.remove_user(name)
+    store.close()
+
+
+def test_names_are_one_whatever_their_case_in_a_turkish_postgresql_database(postgres):  # noqa: F811
+    """A database whose locale is Turkish lowers 'I' to a dotless 'ı': `Ivan` was added beside
+    `ivan` (two accounts one person mistakes for each other, what the case rule refuses) and
+    `IVAN` found no one. Names are compared by their ASCII letters alone (schema.name_key)."""
+    from sqlalchemy import create_engine, text
+
+    server = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text("CREATE DATABASE turkish TEMPLATE template0 LOCALE_PROVIDER icu "
+                                "ICU_LOCALE 'tr-TR' LOCALE 'C.UTF-8'"))
+    server.dispose()
+    store = AuthStore(postgres.url.rsplit("/", 1)[0] + "/turkish")
+    store.add_user("ivan", "ivan's long password", "viewer")
+    assert store.user_spellings("IVAN") == ["ivan"]
+    with pytest.raises(Conflict, match="user 'ivan' exists already"):
+        store.add_user("Ivan", "the other Ivan's password", "viewer")
     store.close()
 
 
