@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from maskwatch.detection.detector import WEIGHTS, Detector
 from maskwatch.security.auth_settings import AuthSettings
 from maskwatch.security.schema import MIGRATIONS, access_log
-from maskwatch.security.store import AuthStore, NoSuch
+from maskwatch.security.store import AuthStore, Conflict, NoSuch
 from maskwatch.serving.app import ServeSettings, create_app
 from maskwatch.site.config import load_site_config
 from maskwatch.site.runner import Site
@@ -188,6 +188,48 @@ def test_a_name_that_is_a_users_only_by_pythons_case_folding_is_no_users(tmp_pat
         ("login_failed", "kim"), ("login_failed", "(unknown name)")]
 
 
+def test_a_name_is_a_users_by_its_ascii_letters_case_alone_on_postgresql_too(postgres):  # noqa: F811
+    """PostgreSQL's lower() follows the database's locale (C.UTF-8, en_US.UTF-8): it made the Kelvin
+    sign a k and 'İ' an i, so there '\u212aim' was kim's (a failed login logged and counted as kim's)
+    and '\u0130van' logged in as ivan, where SQLite's lower(), ASCII's alone, took them for no one's
+    (the test above); a copy of the site's database to PostgreSQL changed who a name is. Both
+    databases now fold the ASCII letters alone, as user names are ASCII (USER_NAME)."""
+    store = AuthStore(postgres.url)
+    store.add_user("kim", "kim's long password", "viewer")
+    store.add_user("ivan", "ivan's long password", "viewer")
+    assert store.user_spellings("KIM") == ["kim"] and store.user_spellings("IVAN") == ["ivan"]
+    assert store.user_spellings("\u212aim") == [] and store.user_spellings("\u0130van") == []
+    stranger = client_of(postgres.url, client_limit=100)
+    for name in ("\u212aim", "KIM"):
+        assert stranger.post("/login", json={"username": name, "password": "a guess"}, headers=CSRF).status_code == 401
+    assert stranger.post("/login", json={"username": "\u0130van", "password": "ivan's long password"},
+                         headers=CSRF).status_code == 401
+    assert [(e["action"], e["target"]) for e in store.access_log(limit=3)] == [
+        ("login_failed", "(unknown name)"), ("login_failed", "kim"), ("login_failed", "(unknown name)")]
+    for name in ("kim", "ivan"):
+        store.remove_user(name)
+    store.close()
+
+
+def test_names_are_one_whatever_their_case_in_a_turkish_postgresql_database(postgres):  # noqa: F811
+    """A database whose locale is Turkish lowers 'I' to a dotless 'ı': `Ivan` was added beside
+    `ivan` (two accounts one person mistakes for each other, what the case rule refuses) and
+    `IVAN` found no one. Names are compared by their ASCII letters alone (schema.name_key)."""
+    from sqlalchemy import create_engine, text
+
+    server = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text("CREATE DATABASE turkish TEMPLATE template0 LOCALE_PROVIDER icu "
+                                "ICU_LOCALE 'tr-TR' LOCALE 'C.UTF-8'"))
+    server.dispose()
+    store = AuthStore(postgres.url.rsplit("/", 1)[0] + "/turkish")
+    store.add_user("ivan", "ivan's long password", "viewer")
+    assert store.user_spellings("IVAN") == ["ivan"]
+    with pytest.raises(Conflict, match="user 'ivan' exists already"):
+        store.add_user("Ivan", "the other Ivan's password", "viewer")
+    store.close()
+
+
 def test_a_failed_login_looks_its_name_up_once(tmp_path):
     """Its counting key and its log row each looked the name up (store.user_spellings: a query of
     users by lower(name)); one lookup serves both, at a wrong password and past the limit alike."""
@@ -216,6 +258,23 @@ def test_the_access_log_of_a_user_named_in_another_case_is_theirs(tmp_path):
     store.log("token_added", "cli:ana", "local", "cron (read)", now=NOW + 1)
     admin = logged_in(db, BOSS)
     for asked, users in (("ANA", ["ana"]), ("ana", ["ana"]), ("CLI:ana", []), ("cli:ana", ["cli:ana"])):
+        entries = admin.get("/v1/access-log", params={"user": asked}).json()["entries"]
+        assert [e["user"] for e in entries] == users, (asked, entries)
+
+
+def test_the_access_log_of_a_removed_user_stays_theirs_beside_a_new_user_in_another_case(tmp_path):
+    """`bob` removed and `Bob` added since (the name is free again): `?user=bob`, the removed user's
+    name exactly as logged, answered Bob's rows alone and none of bob's, the name read as Bob's.
+    The exact name's rows are kept, with those of the user it means now (each row names its user)."""
+    db = site_users(tmp_path)
+    store = AuthStore(db)
+    store.add_user("bob", "bob's long password", "viewer")
+    store.log("logout", "bob", "192.0.2.7", now=NOW)
+    store.remove_user("bob")
+    store.add_user("Bob", "the new Bob's password", "viewer")
+    store.log("logout", "Bob", "192.0.2.8", now=NOW + 1)
+    admin = logged_in(db, BOSS)
+    for asked, users in (("bob", ["Bob", "bob"]), ("Bob", ["Bob"]), ("BOB", ["Bob"])):
         entries = admin.get("/v1/access-log", params={"user": asked}).json()["entries"]
         assert [e["user"] for e in entries] == users, (asked, entries)
 

@@ -1077,6 +1077,31 @@ def test_a_user_logs_in_with_their_name_in_any_case_limited_and_logged_as_themse
     assert said[:3] == [f"login failed for user {VIEWER[0]!r} from testclient"] * 3, said
 
 
+def test_the_case_of_a_name_tells_no_guesser_whether_it_is_a_users(tmp_path):
+    """A user's failures are counted under one key in every spelling (the test above), a name no
+    user's was counted per spelling as typed: `ANA` to the name's limit and then `ana` answered 429,
+    `ZED` so and then `zed` 401, which told whoever tried that ana is a user and zed is not (an
+    unknown name's limit is a user's so as to tell nothing). Every name is now counted whatever the
+    case of its ASCII letters (the Kelvin sign is none of them): ana's and zed's answers are alike."""
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.test_security_deploy import NoFaces
+
+    db = str(tmp_path / "oracle.db")
+    AuthStore(db).add_user("ana", "ana's long password", "viewer")
+    app = create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=db, open_without_users=False,
+                                                                client_limit=100, user_limit=2)))
+    with TestClient(app, base_url="http://maskwatch.lan") as client:
+        answers = {name: [client.post("/login", json={"username": typed, "password": "guess"},
+                                      headers=CSRF).status_code for typed in (name.upper(), name.upper(), name)]
+                   for name in ("ana", "zed")}
+        kelvin = [client.post("/login", json={"username": typed, "password": "guess"}, headers=CSRF).status_code
+                  for typed in ("\u212aim", "\u212aim", "kim")]
+    assert answers == {"ana": [401, 401, 429], "zed": [401, 401, 429]}, answers
+    assert kelvin == [401, 401, 401]  # two names: 'kim' is not the Kelvin sign's
+
+
 def test_failed_logins_of_one_ipv6_network_are_counted_together(tmp_path):
     """An IPv6 client holds a /64 (2**64 addresses): counted per address, each of them had its own
     20 guesses, and a spray from one network met only the per-name limit."""

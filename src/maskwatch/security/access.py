@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import string
 import threading
 import time
 from collections import OrderedDict
@@ -62,6 +63,7 @@ def said_failed(name: str, client: str) -> None:
 
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # as schema.name_key folds names
 # The page refreshes each camera's frame every few seconds: one access-log row per user, client,
 # action and path per minute says who watched, without a database write per frame.
 AUDIT_EVERY = 60.0
@@ -305,13 +307,16 @@ class AccessControl:
         Any other is logged as UNKNOWN_NAME (it is often a password or a recovery code) and
         counted under `unknown:` and its SHA-256 (the table kept a password typed as the name in
         clear for a day; still counted per name, so an unknown name is limited as a user's is,
-        telling nothing)."""
+        telling nothing), its ASCII letters lowered as the store compares names (schema.name_key):
+        counted per spelling, `ZED` to the limit and then `zed` was let through where `ANA` and then
+        `ana` was refused, telling that ana is a user."""
         spellings = self.store.user_spellings(name)
         if len(spellings) == 1:
             name = spellings[0]
         if spellings:
             return Tried(name, name[:64], f"user:{name[:64]}")
-        return Tried(name, UNKNOWN_NAME, "unknown:" + hashlib.sha256(name[:64].encode()).hexdigest())
+        counted = name[:64].translate(ASCII_LOWER).encode()
+        return Tried(name, UNKNOWN_NAME, "unknown:" + hashlib.sha256(counted).hexdigest())
 
     def identify(self, request: Request) -> Principal:
         """Who asks: a Bearer token, else a session cookie, else (open server only) anyone."""

@@ -239,7 +239,9 @@ def read_access_log(request: Request, user: str | None = Query(None, max_length=
                             status_code=400)
     store = _access(request).store
     if user is not None and store is not None and len(spellings := store.user_spellings(user)) == 1:
-        user = spellings[0]  # a user's name in any case, as a login takes it: `Ana` is ana's rows, not none
+        # A user's name in any case, as a login takes it: `Ana` is ana's rows, not none. The name as
+        # asked too: `bob` removed and `Bob` added since, `bob` answered Bob's rows and none of bob's.
+        user = (user, spellings[0])
     after = parse_cursor(before) if before is not None else None  # its form checked by FastAPI (422)
     rows = store.access_log(user=user, action=action, since=since_seconds, until=until_seconds, before=after,
                             limit=limit + 1) if store is not None else []  # one more: is there a next page?

@@ -4,7 +4,28 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, func, insert, inspect, select, text, update
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, insert, inspect, select, text, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+
+
+class name_key(GenericFunction):
+    """A name as compared whatever its case (a name taken, a name meant, old failed logins' names):
+    its ASCII letters lowered and nothing else, in every database, as user and token names are
+    ASCII (USER_NAME, TOKEN_NAME). SQLite's lower() folds ASCII alone; PostgreSQL's follows the
+    database's locale: the Kelvin sign became a k and 'İ' an i (under a Turkish one, 'I' a dotless
+    'ı'), so '\u212aim' was kim's on PostgreSQL and no one's on SQLite."""
+
+    type = String()
+    name = "lower"
+    inherit_cache = True
+
+
+@compiles(name_key, "postgresql")
+def _name_key_on_postgresql(element, compiler, **kw) -> str:
+    """lower() under the "C" collation, which folds the ASCII letters alone whatever the database's locale."""
+    return f'lower(CAST({compiler.process(element.clauses, **kw)} AS TEXT) COLLATE "C")'
+
 
 metadata = MetaData()
 auth_schema_version = Table("auth_schema_version", metadata, Column("version", Integer, nullable=False))
@@ -165,7 +186,7 @@ def _unknown_names(connection) -> None:
     removed since, kept rightly when it was logged."""
     connection.execute(update(access_log).where(
         access_log.c.action.in_(FAILED_LOGINS), access_log.c.target.is_not(None), access_log.c.target != UNKNOWN_NAME,
-        func.lower(access_log.c.target).not_in(select(func.lower(users.c.name)))).values(target=UNKNOWN_NAME))
+        name_key(access_log.c.target).not_in(select(name_key(users.c.name)))).values(target=UNKNOWN_NAME))
 
 
 CHORES = {"unknown_names": _unknown_names}

@@ -26,7 +26,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from maskwatch.security.passwords import SAME_PASSWORD, check_strength, hash_password, needs_rehash, verify_password
 from maskwatch.security.schema import (MIGRATIONS, access_log, api_tokens, auth_schema_version, daily_notices,
-                                       failure_windows, login_failures, recovery_codes, run_chores, sessions, users)
+                                       failure_windows, login_failures, name_key, recovery_codes, run_chores, sessions,
+                                       users)
 from maskwatch.security.user_rules import (CLI_EDIT, NO_CAMERA, UNCHANGED, access_problem, cameras_text,
                                            changed_meanwhile, name_problem, new_user_problem, no_such,
                                            token_access_problem)
@@ -122,9 +123,10 @@ def _named(name: str, column=users.c.name):
 
 
 def _any_case(name: str, column=users.c.name):
-    """The rows whose `column` is `name` whatever its case, both sides lowered by the database: the one
-    comparison of a name taken (add_user, add_token) and of a name meant (_spellings)."""
-    return func.lower(column) == func.lower(name) if _askable(name) else false()
+    """The rows whose `column` is `name` whatever its case, both sides lowered by the database as
+    ASCII alone (schema.name_key): the one comparison of a name taken (add_user, add_token) and of
+    a name meant (_spellings)."""
+    return name_key(column) == name_key(name) if _askable(name) else false()
 
 
 def _spellings(connection, name: str) -> list[str]:
@@ -835,19 +837,20 @@ class AuthStore:
         now = time.time() if now is None else now
         self.keep(log_row(action, user, client, target, now), None, now)
 
-    def access_log(self, user: str | None = None, action: str | None = None, since: float | None = None,
-                   limit: int = 100, before: tuple[float, int] | None = None,
+    def access_log(self, user: str | tuple[str, ...] | None = None, action: str | None = None,
+                   since: float | None = None, limit: int = 100, before: tuple[float, int] | None = None,
                    until: float | None = None) -> list[dict]:
         """Newest first (time, then id), from `since` and before `until`; before: a cursor (at, id),
         the rows after it in that order, as the events page (rows logged meanwhile neither shift
-        nor repeat a page)."""
+        nor repeat a page). `user`: a name, or several (the rows of any of them)."""
         query = select(access_log).order_by(access_log.c.at.desc(), access_log.c.id.desc()).limit(limit)
         if before is not None:
             query = query.where(tuple_(access_log.c.at, access_log.c.id) < tuple_(*before))
         if until is not None:
             query = query.where(access_log.c.at < until)
         if user is not None:
-            query = query.where(_named(user, access_log.c.user))
+            query = query.where(or_(*(_named(name, access_log.c.user) for name in
+                                      ((user,) if isinstance(user, str) else user))))
         if action is not None:
             query = query.where(access_log.c.action == action)
         if since is not None:
