@@ -189,6 +189,48 @@ def test_a_jpeg_of_as_many_scans_as_allowed_is_read():
         assert image_from_upload(body, 4000000).shape == (64, 64, 3)
 
 
+def test_stray_bytes_between_segments_do_not_hide_a_jpegs_scans():
+    """libjpeg reads past a stray byte between segments (a warning): the count stopped there, and a
+    file of 400 scans with a comment and one stray byte before its 11th was decoded whole."""
+    from maskwatch.serving.uploads import UploadError, image_from_upload, jpeg_scans
+
+    photo, bomb = scan_bomb(10), scan_bomb(400)
+    repeats = len(photo) - 2  # where the repeated scans begin
+    for stray in (b"\xff\xfe\x00\x03x\x00", b"\xff\xfe\x00\x02\x17\x00\x00", b"\xff\xff\xff"):
+        body = bomb[:repeats] + stray + bomb[repeats:]
+        assert jpeg_scans(body) == 101
+        with pytest.raises(UploadError, match="JPEG of 101 scans"):
+            image_from_upload(body, 4000000)
+
+
+def test_jpegs_of_common_encoders_are_counted_right_and_read():
+    """OpenCV's and Pillow's baseline, progressive, optimized, restart-marked and EXIF-thumbnailed
+    JPEGs, and one cut short: each counted as its scans, none refused."""
+    import cv2
+
+    from maskwatch.serving.uploads import image_from_upload, jpeg_scans
+
+    pixels = np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    thumbnail = io.BytesIO()
+    Image.new("RGB", (16, 12), "blue").save(thumbnail, format="JPEG", progressive=True)
+    made = {}
+    for name, options in {"baseline": {}, "progressive": {"progressive": True},
+                          "optimized": {"optimize": True, "quality": 95},
+                          "restarts": {"restart_marker_blocks": 1, "progressive": True},
+                          "exif thumbnail": {"exif": Image.Exif().tobytes() + thumbnail.getvalue()}}.items():
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", **options)
+        made[f"Pillow {name}"] = buffer.getvalue()
+    for name, flags in {"baseline": [], "progressive": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+                        "restarts": [cv2.IMWRITE_JPEG_RST_INTERVAL, 1, cv2.IMWRITE_JPEG_OPTIMIZE, 1]}.items():
+        made[f"OpenCV {name}"] = cv2.imencode(".jpg", pixels, flags)[1].tobytes()
+    for name, body in made.items():
+        expected = 10 if "progressive" in name or name == "Pillow restarts" else 1
+        assert jpeg_scans(body) == expected, name
+        assert jpeg_scans(body[:len(body) // 2]) <= expected, name  # cut short: no error
+        assert image_from_upload(body, 4000000).shape == (96, 128, 3), name
+
+
 def test_multipart_without_the_image_field(server):
     response = httpx.post(f"{server}/v1/detect", files={"photo": ("p.png", b"123", "image/png")}, timeout=10)
     assert response.status_code == 400

@@ -26,8 +26,9 @@ SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"RIFF", b"II*\x00", b"MM\x00*
 # 10 MB of 7000x7000 pixels, minutes). A camera's or phone's progressive JPEG has about 10;
 # libjpeg-turbo's djpeg has -maxscans for this.
 MAX_JPEG_SCANS = 100
-# A marker in a JPEG's entropy-coded data: 0xFF but for a stuffed 0x00 and the restart markers.
+# A JPEG marker, as libjpeg finds one: 0xFF but for a stuffed 0x00 and the restart markers (in a scan).
 _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+_FILL = re.compile(rb"\xff+")  # fill bytes before a marker, any number
 
 
 class UploadError(ValueError):
@@ -85,20 +86,23 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
 
 def jpeg_scans(data: bytes) -> int:
     """How many scans (SOS segments) a JPEG's own markers hold, up to MAX_JPEG_SCANS + 1: a
-    thumbnail inside its EXIF segment is not counted, and its entropy-coded data is skipped."""
+    thumbnail inside its EXIF segment is not counted, and its entropy-coded data is skipped.
+
+    Markers are found as libjpeg finds them, past any stray bytes between segments (it warns and
+    reads on): a walk that stopped at the first such byte counted 10 scans of a file Pillow
+    decoded all 2,000 of."""
     scans, at = 0, 2  # past SOI
-    while scans <= MAX_JPEG_SCANS and at + 4 <= len(data) and data[at] == 0xFF:
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            at += 1
-            continue
-        if marker == 0xD9:  # EOI
+    while scans <= MAX_JPEG_SCANS and (found := _MARKER.search(data, at)) and found.start() + 4 <= len(data):
+        at, marker = found.start(), data[found.start() + 1]
+        if marker == 0xFF:  # fill bytes: the marker is their last 0xFF's
+            at = _FILL.match(data, at).end() - 1
+        elif marker == 0xD9:  # EOI
             break
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")  # the segment, its length field included
-        if marker == 0xDA:  # SOS: its entropy-coded data runs to the next marker
-            scans += 1
-            found = _MARKER.search(data, at)
-            at = found.start() if found else len(data)
+        elif marker in (0x01, 0xD8):  # TEM, SOI: no length of their own
+            at += 2
+        else:  # the segment, its length field included; SOS's entropy-coded data is the next search's
+            scans += marker == 0xDA
+            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
     return scans
 
 
