@@ -113,7 +113,9 @@ def answer_held():
 def test_a_head_sent_while_an_answer_is_going_has_its_limit_too(server, answer_held):
     """A pipelined head was not counted while the answer before it went: a client that sent it
     behind a slow (or unread) answer could make the server hold it however long. Now that client is
-    cut off (there is no room for a 431 in an answer going)."""
+    cut off (there is no room for a 431 in an answer going). h11 (without httptools) stops reading
+    behind an answer going instead."""
+    pytest.importorskip("httptools")
     with connect(server) as sock:
         sock.sendall(b"GET /held HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /hello HTTP/1.1\r\nX-Filler: ")
         with pytest.raises((ConnectionResetError, BrokenPipeError)):
