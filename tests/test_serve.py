@@ -826,6 +826,58 @@ def test_a_caller_sends_a_few_uploads_at_once_and_the_next_waits_unread(sample_d
     assert app.state.uploads_sent == {}  # the caller's entry goes with its last upload
 
 
+def test_a_callers_stalled_uploads_are_given_up_and_the_next_is_read(sample_dir, monkeypatch):
+    """A phone that lost its network mid-upload leaves connections that never end: four of them held
+    the user's four places for good, and no upload of theirs was read again. Now a body that sends
+    nothing for UPLOAD_IDLE_SECONDS is a 408 and its place goes to the next."""
+    import asyncio
+
+    import maskwatch.serving.app as service
+    from maskwatch.serving import uploads
+    from maskwatch.serving.service_api import UPLOADS_SENT_AT_ONCE
+
+    monkeypatch.setattr(uploads, "UPLOAD_IDLE_SECONDS", 0.2)
+    app = service.create_app(type("Never", (), {"classifier": type("C", (), {"info": {}})()})())
+    body = png_bytes(sample_dir)[:100]  # refused as truncated: the detector is never asked
+
+    async def uploads_of_one_caller() -> list[int]:
+        asked, gone = [], asyncio.Event()  # gone: the stalled clients' connections found dead
+
+        async def upload(i: int) -> int:
+            async def receive():
+                if i not in asked:
+                    asked.append(i)
+                if asked.index(i) < UPLOADS_SENT_AT_ONCE:  # the first four stall: nothing comes until found gone
+                    await gone.wait()
+                    return {"type": "http.disconnect"}
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            answer = []
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    answer.append(message["status"])
+
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                     "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
+                     "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
+                                                  (b"content-length", str(len(body)).encode())],
+                     "client": ("127.0.0.1", 50000 + i), "server": ("127.0.0.1", 80)}
+            await app(scope, receive, send)
+            return answer[0] if answer else None
+
+        tasks = [asyncio.create_task(upload(i)) for i in range(UPLOADS_SENT_AT_ONCE + 1)]
+        for _ in range(3000):  # 30 s at most (authorize runs on the threadpool): the fifth's body asked for
+            if len(asked) > UPLOADS_SENT_AT_ONCE:
+                break
+            await asyncio.sleep(0.01)
+        gone.set()
+        return await asyncio.gather(*tasks)
+
+    assert sorted(asyncio.run(uploads_of_one_caller())) == [400] + [408] * UPLOADS_SENT_AT_ONCE
+    assert app.state.uploads_sent == {}
+
+
 def test_an_upload_is_turned_as_its_exif_says_as_detect_reads_it():
     """A phone's portrait photo is stored landscape with an Orientation tag: the API reads it
     upright, as `detect` and `batch` (OpenCV) do."""

@@ -3,6 +3,7 @@ its size limit (read_image_bytes), then its bytes decoded (image_from_upload).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import re
@@ -185,12 +186,27 @@ async def _form_in_memory(request: Request, body: bytes, limit: int):
     return await parser.parse()
 
 
+# A body that sends nothing for this long is given up (408), as nginx's client_body_timeout does:
+# a phone that lost its network mid-upload leaves a connection that never ends, and each held one
+# of its user's UPLOADS_SENT_AT_ONCE for good (four, and none of the user's uploads was read again).
+# A slow but live link sends something every second.
+UPLOAD_IDLE_SECONDS = 60.0
+
+
 async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> bytes:
-    """The request's body, refused (413) as soon as it passes `limit` + `allowance` bytes."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    """The request's body, refused (413) as soon as it passes `limit` + `allowance` bytes, and
+    given up (408) once nothing of it came for UPLOAD_IDLE_SECONDS."""
+    chunks, size, stream = [], 0, request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(UPLOAD_IDLE_SECONDS):
+                chunk = await anext(stream, None)
+        except TimeoutError:
+            raise UploadError(408, f"upload stalled: nothing of its body came for {UPLOAD_IDLE_SECONDS:g} s, "
+                                   f"after {size} bytes") from None
+        if chunk is None:
+            return b"".join(chunks)
         size += len(chunk)
         if size > limit + allowance:
             raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
         chunks.append(chunk)
-    return b"".join(chunks)
