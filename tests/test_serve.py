@@ -878,6 +878,35 @@ def test_a_callers_stalled_uploads_are_given_up_and_the_next_is_read(sample_dir,
     assert app.state.uploads_sent == {}
 
 
+def test_a_client_gone_mid_upload_is_no_error_of_the_server(sample_dir):
+    """A phone that went away mid-upload (its connection closed) was an `Exception in ASGI
+    application` and its traceback in the log, each time: now a 400 to no one."""
+    import asyncio
+
+    import maskwatch.serving.app as service
+
+    app = service.create_app(type("Never", (), {"classifier": type("C", (), {"info": {}})()})())
+    parts = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}, {"type": "http.disconnect"}]
+    answer = []
+
+    async def receive():
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer.append(message["status"])
+        elif message.get("body"):
+            answer.append(json.loads(message["body"])["error"])
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
+                                          (b"content-length", b"1000")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    assert answer == [400, "the client went away after 4 bytes of its upload"]
+
+
 def test_an_upload_is_turned_as_its_exif_says_as_detect_reads_it():
     """A phone's portrait photo is stored landscape with an Orientation tag: the API reads it
     upright, as `detect` and `batch` (OpenCV) do."""

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 # The formats an upload may be: Pillow opens every format it knows by default, and an EPS is
@@ -204,6 +204,8 @@ async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> byt
         except TimeoutError:
             raise UploadError(408, f"upload stalled: nothing of its body came for {UPLOAD_IDLE_SECONDS:g} s, "
                                    f"after {size} bytes") from None
+        except ClientDisconnect:  # a phone gone mid-upload: an answer to no one, not an ERROR and its traceback
+            raise UploadError(400, f"the client went away after {size} bytes of its upload") from None
         if chunk is None:
             return b"".join(chunks)
         size += len(chunk)
