@@ -203,6 +203,21 @@ def test_stray_bytes_between_segments_do_not_hide_a_jpegs_scans():
             image_from_upload(body, 4000000)
 
 
+def test_a_jpeg_with_a_phones_multi_picture_segment_has_its_scans_counted():
+    """Pillow calls a JPEG with an MPF segment (phones write one, for a depth or gain map) MPO, and
+    only format JPEG was counted: the bomb with that segment after its SOI was decoded whole."""
+    from maskwatch.serving.uploads import UploadError, image_from_upload
+
+    buffer, photo = io.BytesIO(), Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8))
+    photo.save(buffer, format="MPO", save_all=True, append_images=[photo.copy()], progressive=True)
+    phones = buffer.getvalue()
+    assert image_from_upload(phones, 4000000).shape == (64, 64, 3)
+    at = phones.index(b"\xff\xe2")  # its APP2: the MPF segment
+    mpf, bomb = phones[at:at + 2 + int.from_bytes(phones[at + 2:at + 4], "big")], scan_bomb(400)
+    with pytest.raises(UploadError, match="JPEG of 101 scans"):
+        image_from_upload(bomb[:2] + mpf + bomb[2:], 4000000)
+
+
 def test_jpegs_of_common_encoders_are_counted_right_and_read():
     """OpenCV's and Pillow's baseline, progressive, optimized, restart-marked and EXIF-thumbnailed
     JPEGs, and one cut short: each counted as its scans, none refused."""

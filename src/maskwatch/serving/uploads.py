@@ -64,7 +64,8 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
         if width * height > max_pixels:
             raise UploadError(413, f"image is {width}x{height} = {width * height} pixels; "
                                    f"the limit is {max_pixels}")
-        if image.format == "JPEG" and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
+        # MPO: Pillow's name for a JPEG with a multi-picture (MPF) segment, as phones write them
+        if image.format in ("JPEG", "MPO") and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
             raise UploadError(413, f"JPEG of {scans} scans; the limit is {MAX_JPEG_SCANS} (a progressive photo "
                                    "has about 10)")
         bits = image.tag_v2.get(258, 8) if image.format == "TIFF" else 16 if data[24:25] == b"\x10" else 8
