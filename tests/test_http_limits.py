@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 
 import pytest
 from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 
 from maskwatch.serving import drain, http_limits
 from maskwatch.serving.drain import DrainBeforeAnswering, SmallBodies
@@ -17,6 +19,7 @@ from tests.test_serve import read_response
 from tests.test_site_trend import serving
 
 SHORT = 1.0  # seconds: the waits under test, in place of their 30
+ANSWER_HELD = threading.Event()  # GET /held answers once this is set (at most 20 s on)
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +30,11 @@ def server():
     @app.get("/hello")
     def hello() -> dict:
         return {"hello": "you"}
+
+    @app.get("/held")
+    async def held() -> dict:
+        await run_in_threadpool(ANSWER_HELD.wait, 20)
+        return {"held": "no more"}
 
     @app.post("/echo")
     async def echo(request: Request) -> dict:
@@ -93,6 +101,38 @@ def test_ordinary_requests_bodies_and_pipelines_go_through(server):
         first, second = read_response(sock), read_response(sock)
         assert (first[0], json.loads(first[2])) == (200, {"bytes": len(body)})
         assert (second[0], json.loads(second[2])) == (200, {"hello": "you"})
+
+
+@pytest.fixture()
+def answer_held():
+    ANSWER_HELD.clear()
+    yield
+    ANSWER_HELD.set()
+
+
+def test_a_head_sent_while_an_answer_is_going_has_its_limit_too(server, answer_held):
+    """A pipelined head was not counted while the answer before it went: a client that sent it
+    behind a slow (or unread) answer could make the server hold it however long. Now that client is
+    cut off (there is no room for a 431 in an answer going). h11 (without httptools) stops reading
+    behind an answer going instead."""
+    pytest.importorskip("httptools")
+    with connect(server) as sock:
+        sock.sendall(b"GET /held HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /hello HTTP/1.1\r\nX-Filler: ")
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            for _ in range(16):
+                sock.sendall(b"a" * HEAD_BYTES)
+            sock.recv(1)
+
+
+def test_a_pipelined_head_has_its_time_from_the_answer_before_it(server, answer_held):
+    """A head begun during an answer, whole by the end of it, is answered; one left unfinished
+    gets its 408 once that answer is complete, never in its middle."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /held HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /hello HTTP/1.1\r\n")
+        sock.sendall(b"Host: 127.0.0.1\r\n\r\nGET /hello HTTP/1.1\r\n")
+        ANSWER_HELD.set()
+        assert [read_response(sock)[0] for _ in range(2)] == [200, 200]
+        assert error_of(sock) == (408, "request line and headers not sent within 1 s")
 
 
 def refuses_a_head_without_end(base: str) -> None:

@@ -189,6 +189,63 @@ def test_a_jpeg_of_as_many_scans_as_allowed_is_read():
         assert image_from_upload(body, 4000000).shape == (64, 64, 3)
 
 
+def test_stray_bytes_between_segments_do_not_hide_a_jpegs_scans():
+    """libjpeg reads past a stray byte between segments (a warning): the count stopped there, and a
+    file of 400 scans with a comment and one stray byte before its 11th was decoded whole."""
+    from maskwatch.serving.uploads import UploadError, image_from_upload, jpeg_scans
+
+    photo, bomb = scan_bomb(10), scan_bomb(400)
+    repeats = len(photo) - 2  # where the repeated scans begin
+    for stray in (b"\xff\xfe\x00\x03x\x00", b"\xff\xfe\x00\x02\x17\x00\x00", b"\xff\xff\xff"):
+        body = bomb[:repeats] + stray + bomb[repeats:]
+        assert jpeg_scans(body) == 101
+        with pytest.raises(UploadError, match="JPEG of 101 scans"):
+            image_from_upload(body, 4000000)
+
+
+def test_a_jpeg_with_a_phones_multi_picture_segment_has_its_scans_counted():
+    """Pillow calls a JPEG with an MPF segment (phones write one, for a depth or gain map) MPO, and
+    only format JPEG was counted: the bomb with that segment after its SOI was decoded whole."""
+    from maskwatch.serving.uploads import UploadError, image_from_upload
+
+    buffer, photo = io.BytesIO(), Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8))
+    photo.save(buffer, format="MPO", save_all=True, append_images=[photo.copy()], progressive=True)
+    phones = buffer.getvalue()
+    assert image_from_upload(phones, 4000000).shape == (64, 64, 3)
+    at = phones.index(b"\xff\xe2")  # its APP2: the MPF segment
+    mpf, bomb = phones[at:at + 2 + int.from_bytes(phones[at + 2:at + 4], "big")], scan_bomb(400)
+    with pytest.raises(UploadError, match="JPEG of 101 scans"):
+        image_from_upload(bomb[:2] + mpf + bomb[2:], 4000000)
+
+
+def test_jpegs_of_common_encoders_are_counted_right_and_read():
+    """OpenCV's and Pillow's baseline, progressive, optimized, restart-marked and EXIF-thumbnailed
+    JPEGs, and one cut short: each counted as its scans, none refused."""
+    import cv2
+
+    from maskwatch.serving.uploads import image_from_upload, jpeg_scans
+
+    pixels = np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    thumbnail = io.BytesIO()
+    Image.new("RGB", (16, 12), "blue").save(thumbnail, format="JPEG", progressive=True)
+    made = {}
+    for name, options in {"baseline": {}, "progressive": {"progressive": True},
+                          "optimized": {"optimize": True, "quality": 95},
+                          "restarts": {"restart_marker_blocks": 1, "progressive": True},
+                          "exif thumbnail": {"exif": Image.Exif().tobytes() + thumbnail.getvalue()}}.items():
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", **options)
+        made[f"Pillow {name}"] = buffer.getvalue()
+    for name, flags in {"baseline": [], "progressive": [cv2.IMWRITE_JPEG_PROGRESSIVE, 1],
+                        "restarts": [cv2.IMWRITE_JPEG_RST_INTERVAL, 1, cv2.IMWRITE_JPEG_OPTIMIZE, 1]}.items():
+        made[f"OpenCV {name}"] = cv2.imencode(".jpg", pixels, flags)[1].tobytes()
+    for name, body in made.items():
+        expected = 10 if "progressive" in name or name == "Pillow restarts" else 1
+        assert jpeg_scans(body) == expected, name
+        assert jpeg_scans(body[:len(body) // 2]) <= expected, name  # cut short: no error
+        assert image_from_upload(body, 4000000).shape == (96, 128, 3), name
+
+
 def test_multipart_without_the_image_field(server):
     response = httpx.post(f"{server}/v1/detect", files={"photo": ("p.png", b"123", "image/png")}, timeout=10)
     assert response.status_code == 400
@@ -782,6 +839,87 @@ def test_a_caller_sends_a_few_uploads_at_once_and_the_next_waits_unread(sample_d
 
     assert asyncio.run(uploads()) == [400] * (UPLOADS_SENT_AT_ONCE + 1)
     assert app.state.uploads_sent == {}  # the caller's entry goes with its last upload
+
+
+def test_a_callers_stalled_uploads_are_given_up_and_the_next_is_read(sample_dir, monkeypatch):
+    """A phone that lost its network mid-upload leaves connections that never end: four of them held
+    the user's four places for good, and no upload of theirs was read again. Now a body that sends
+    nothing for UPLOAD_IDLE_SECONDS is a 408 and its place goes to the next."""
+    import asyncio
+
+    import maskwatch.serving.app as service
+    from maskwatch.serving import uploads
+    from maskwatch.serving.service_api import UPLOADS_SENT_AT_ONCE
+
+    monkeypatch.setattr(uploads, "UPLOAD_IDLE_SECONDS", 0.2)
+    app = service.create_app(type("Never", (), {"classifier": type("C", (), {"info": {}})()})())
+    body = png_bytes(sample_dir)[:100]  # refused as truncated: the detector is never asked
+
+    async def uploads_of_one_caller() -> list[int]:
+        asked, gone = [], asyncio.Event()  # gone: the stalled clients' connections found dead
+
+        async def upload(i: int) -> int:
+            async def receive():
+                if i not in asked:
+                    asked.append(i)
+                if asked.index(i) < UPLOADS_SENT_AT_ONCE:  # the first four stall: nothing comes until found gone
+                    await gone.wait()
+                    return {"type": "http.disconnect"}
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            answer = []
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    answer.append(message["status"])
+
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                     "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
+                     "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
+                                                  (b"content-length", str(len(body)).encode())],
+                     "client": ("127.0.0.1", 50000 + i), "server": ("127.0.0.1", 80)}
+            await app(scope, receive, send)
+            return answer[0] if answer else None
+
+        tasks = [asyncio.create_task(upload(i)) for i in range(UPLOADS_SENT_AT_ONCE + 1)]
+        for _ in range(3000):  # 30 s at most (authorize runs on the threadpool): the fifth's body asked for
+            if len(asked) > UPLOADS_SENT_AT_ONCE:
+                break
+            await asyncio.sleep(0.01)
+        gone.set()
+        return await asyncio.gather(*tasks)
+
+    assert sorted(asyncio.run(uploads_of_one_caller())) == [400] + [408] * UPLOADS_SENT_AT_ONCE
+    assert app.state.uploads_sent == {}
+
+
+def test_a_client_gone_mid_upload_is_no_error_of_the_server(sample_dir):
+    """A phone that went away mid-upload (its connection closed) was an `Exception in ASGI
+    application` and its traceback in the log, each time: now a 400 to no one."""
+    import asyncio
+
+    import maskwatch.serving.app as service
+
+    app = service.create_app(type("Never", (), {"classifier": type("C", (), {"info": {}})()})())
+    parts = [{"type": "http.request", "body": b"\x89PNG", "more_body": True}, {"type": "http.disconnect"}]
+    answer = []
+
+    async def receive():
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer.append(message["status"])
+        elif message.get("body"):
+            answer.append(json.loads(message["body"])["error"])
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
+                                          (b"content-length", b"1000")],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    assert answer == [400, "the client went away after 4 bytes of its upload"]
 
 
 def test_an_upload_is_turned_as_its_exif_says_as_detect_reads_it():

@@ -28,27 +28,48 @@ class HeadLimits:
     other request begun (keep-alive); it has arrived once the parser has made a new request cycle
     of it. Each read is counted while a head is awaited: a head over the limit is refused at the
     first read that passes it without ending it, and a body begun in the head's last read is not
-    held against it."""
+    held against it. A head begun while an answer is still going (pipelined) is counted from its
+    start too: uncounted, a client that left one answer unread could send the next head without
+    end; its time runs once that answer is complete."""
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        self._head_timer = None
         self._await_head()
 
-    def _await_head(self) -> None:
+    def _await_head(self, timed: bool = True) -> None:
+        self._awaiting = True
         self._head_of = self.cycle  # the cycle before the awaited head: a new one means it arrived
         self._head_bytes = 0
+        if timed:
+            self._time_head()
+
+    def _time_head(self) -> None:
         self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
 
     def _head_arrived(self) -> None:
-        self._head_timer.cancel()
-        self._head_timer = self._head_of = None
+        self._awaiting = False
+        self._head_of = None
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    # httptools' callbacks, where a head begins and ends within a read (h11 makes none, and keeps
+    # a pipelined head to its own 16 KiB; its heads arrive as new cycles, seen in data_received).
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._awaiting:  # a pipelined head, begun in the read that ended the last one or later
+            self._await_head(timed=False)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._head_arrived()  # a websocket upgrade's too, which makes no cycle
 
     def data_received(self, data: bytes) -> None:
-        awaited = self._head_timer is not None
-        if awaited:
+        if self._awaiting:
             self._head_bytes += len(data)
         super().data_received(data)  # a read may hold the head's end and a body's start: both parsed
-        if not awaited or self._head_timer is None or self.transport.is_closing():
+        if not self._awaiting or self.transport.is_closing():
             return
         if self.cycle is not self._head_of:
             self._head_arrived()
@@ -57,13 +78,15 @@ class HeadLimits:
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self._head_timer is None and (
-                self.cycle is None or self.cycle.response_complete):  # not a pipelined request begun
+        if self.transport.is_closing() or not (self.cycle is None or self.cycle.response_complete):
+            return  # closing, or a pipelined request begun
+        if not self._awaiting:
             self._await_head()
+        elif self._head_timer is None:  # a pipelined head begun during this answer: its time starts
+            self._time_head()
 
     def connection_lost(self, exc) -> None:
-        if self._head_timer is not None:
-            self._head_arrived()
+        self._head_arrived()
         super().connection_lost(exc)
 
     def _head_too_slow(self) -> None:
@@ -72,6 +95,9 @@ class HeadLimits:
             self._refuse(b"408 Request Timeout", f"request line and headers not sent within {HEAD_SECONDS:g} s")
 
     def _refuse(self, status: bytes, message: str) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:  # an answer is going: no room for ours
+            self.transport.abort()
+            return
         body = f'{{"error":"{message}"}}'.encode()
         self.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
                              b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)

@@ -17,6 +17,7 @@ ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type
 ERROR_DESCRIPTIONS = {
     400: "Empty body, truncated or corrupt image, or a multipart upload that is not one file field `image`",
     404: "Nothing to show: no live source configured, or no frame yet",
+    408: "The upload's body stalled: nothing of it came for 60 s",
     413: "Upload larger than --max-upload-mb, an image over --max-pixels, or a JPEG of over 100 scans",
     415: "The body is not an image (PNG, JPEG, BMP, WebP, TIFF, GIF or AVIF)",
     500: "The annotated image could not be encoded",
@@ -118,7 +119,7 @@ DETECT_RESPONSES = {
         "headers": {"X-Maskwatch-Counts": {
             "description": "With `?annotate=1`: faces per class as a JSON object", "schema": {"type": "string"}}},
     },
-    **error_responses(400, 413, 415, 500, examples=DETECT_ERROR_EXAMPLES),
+    **error_responses(400, 408, 413, 415, 500, examples=DETECT_ERROR_EXAMPLES),
 }
 
 DETECT_BODY = {

@@ -3,13 +3,14 @@ its size limit (read_image_bytes), then its bytes decoded (image_from_upload).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import re
 
 import numpy as np
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 # The formats an upload may be: Pillow opens every format it knows by default, and an EPS is
@@ -26,8 +27,9 @@ SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"RIFF", b"II*\x00", b"MM\x00*
 # 10 MB of 7000x7000 pixels, minutes). A camera's or phone's progressive JPEG has about 10;
 # libjpeg-turbo's djpeg has -maxscans for this.
 MAX_JPEG_SCANS = 100
-# A marker in a JPEG's entropy-coded data: 0xFF but for a stuffed 0x00 and the restart markers.
+# A JPEG marker, as libjpeg finds one: 0xFF but for a stuffed 0x00 and the restart markers (in a scan).
 _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+_FILL = re.compile(rb"\xff+")  # fill bytes before a marker, any number
 
 
 class UploadError(ValueError):
@@ -62,7 +64,8 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
         if width * height > max_pixels:
             raise UploadError(413, f"image is {width}x{height} = {width * height} pixels; "
                                    f"the limit is {max_pixels}")
-        if image.format == "JPEG" and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
+        # MPO: Pillow's name for a JPEG with a multi-picture (MPF) segment, as phones write them
+        if image.format in ("JPEG", "MPO") and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
             raise UploadError(413, f"JPEG of {scans} scans; the limit is {MAX_JPEG_SCANS} (a progressive photo "
                                    "has about 10)")
         bits = image.tag_v2.get(258, 8) if image.format == "TIFF" else 16 if data[24:25] == b"\x10" else 8
@@ -85,20 +88,23 @@ def image_from_upload(data: bytes, max_pixels: int) -> np.ndarray:
 
 def jpeg_scans(data: bytes) -> int:
     """How many scans (SOS segments) a JPEG's own markers hold, up to MAX_JPEG_SCANS + 1: a
-    thumbnail inside its EXIF segment is not counted, and its entropy-coded data is skipped."""
+    thumbnail inside its EXIF segment is not counted, and its entropy-coded data is skipped.
+
+    Markers are found as libjpeg finds them, past any stray bytes between segments (it warns and
+    reads on): a walk that stopped at the first such byte counted 10 scans of a file Pillow
+    decoded all 2,000 of."""
     scans, at = 0, 2  # past SOI
-    while scans <= MAX_JPEG_SCANS and at + 4 <= len(data) and data[at] == 0xFF:
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            at += 1
-            continue
-        if marker == 0xD9:  # EOI
+    while scans <= MAX_JPEG_SCANS and (found := _MARKER.search(data, at)) and found.start() + 4 <= len(data):
+        at, marker = found.start(), data[found.start() + 1]
+        if marker == 0xFF:  # fill bytes: the marker is their last 0xFF's
+            at = _FILL.match(data, at).end() - 1
+        elif marker == 0xD9:  # EOI
             break
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")  # the segment, its length field included
-        if marker == 0xDA:  # SOS: its entropy-coded data runs to the next marker
-            scans += 1
-            found = _MARKER.search(data, at)
-            at = found.start() if found else len(data)
+        elif marker in (0x01, 0xD8):  # TEM, SOI: no length of their own
+            at += 2
+        else:  # the segment, its length field included; SOS's entropy-coded data is the next search's
+            scans += marker == 0xDA
+            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
     return scans
 
 
@@ -181,12 +187,29 @@ async def _form_in_memory(request: Request, body: bytes, limit: int):
     return await parser.parse()
 
 
+# A body that sends nothing for this long is given up (408), as nginx's client_body_timeout does:
+# a phone that lost its network mid-upload leaves a connection that never ends, and each held one
+# of its user's UPLOADS_SENT_AT_ONCE for good (four, and none of the user's uploads was read again).
+# A slow but live link sends something every second.
+UPLOAD_IDLE_SECONDS = 60.0
+
+
 async def _read_at_most(request: Request, limit: int, allowance: int = 0) -> bytes:
-    """The request's body, refused (413) as soon as it passes `limit` + `allowance` bytes."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    """The request's body, refused (413) as soon as it passes `limit` + `allowance` bytes, and
+    given up (408) once nothing of it came for UPLOAD_IDLE_SECONDS."""
+    chunks, size, stream = [], 0, request.stream()
+    while True:
+        try:
+            async with asyncio.timeout(UPLOAD_IDLE_SECONDS):
+                chunk = await anext(stream, None)
+        except TimeoutError:
+            raise UploadError(408, f"upload stalled: nothing of its body came for {UPLOAD_IDLE_SECONDS:g} s, "
+                                   f"after {size} bytes") from None
+        except ClientDisconnect:  # a phone gone mid-upload: an answer to no one, not an ERROR and its traceback
+            raise UploadError(400, f"the client went away after {size} bytes of its upload") from None
+        if chunk is None:
+            return b"".join(chunks)
         size += len(chunk)
         if size > limit + allowance:
             raise UploadError(413, f"upload exceeds the limit of {megabytes(limit)}")
         chunks.append(chunk)
-    return b"".join(chunks)
