@@ -41,6 +41,7 @@ class HeadLimits:
         self._awaiting = True
         self._head_of = self.cycle  # the cycle before the awaited head: a new one means it arrived
         self._head_bytes = 0
+        self._head_begun = not timed  # untimed: a pipelined head whose start the parser has seen
         if timed:
             self._time_head()
 
@@ -68,6 +69,7 @@ class HeadLimits:
     def data_received(self, data: bytes) -> None:
         if self._awaiting:
             self._head_bytes += len(data)
+            self._head_begun = self._head_begun or bool(data)
         super().data_received(data)  # a read may hold the head's end and a body's start: both parsed
         if not self._awaiting or self.transport.is_closing():
             return
@@ -90,9 +92,16 @@ class HeadLimits:
         super().connection_lost(exc)
 
     def _head_too_slow(self) -> None:
+        """408 for a head begun and not finished; a connection where nothing of the next head came is
+        closed without a word, as nginx closes an idle one: a client that sends on it at that moment
+        (a kept-alive pool reusing it) would read a 408 as its request's answer."""
         self._head_timer = None
-        if not self.transport.is_closing():
-            self._refuse(b"408 Request Timeout", f"request line and headers not sent within {HEAD_SECONDS:g} s")
+        if self.transport.is_closing():
+            return
+        if not self._head_begun and (self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
+            return
+        self._refuse(b"408 Request Timeout", f"request line and headers not sent within {HEAD_SECONDS:g} s")
 
     def _refuse(self, status: bytes, message: str) -> None:
         if self.cycle is not None and not self.cycle.response_complete:  # an answer is going: no room for ours
