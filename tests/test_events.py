@@ -566,6 +566,32 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store):
     assert heard[-1]["track_id"] == 9 and not sink.unstored
 
 
+def test_a_person_refused_by_a_held_file_goes_in_once_it_is_free_though_nobody_leaves(store, tmp_path):
+    """A person's write waits 2 s for an SQLite file another process holds (`BEGIN EXCLUSIVE` in
+    `sqlite3 site.db`, a copy tool): one refused then waited for the next person to leave, an hour at night, uncounted,
+    with no MQTT `end`, lost to a kill meanwhile, and the camera's analysis_error said for as
+    long. Now the frames retry them every RETRY_WAITING seconds while nobody leaves."""
+    from maskwatch.site.event_sink import RETRY_WAITING
+    from maskwatch.video.sources import Frame
+
+    sink = EventSink(store, "door")
+    image = np.zeros((60, 80, 3), np.uint8)
+    sink.write(Frame(0, NOW + 5, image, "f0"), [], True)
+    hold = sqlite3.connect(tmp_path / "site.db", isolation_level=None)
+    hold.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(Exception, match="locked"):
+            sink.write_people([person(1, (0.9, 0.05, 0.05))])
+    finally:
+        hold.execute("COMMIT")
+        hold.close()
+    assert sink.store_problem is not None and store.events() == []
+    sink.write(Frame(1, NOW + 6, image, "f1"), [], True)  # (a second later: not tried again yet)
+    assert len(sink.unstored) == 1
+    sink.write(Frame(2, NOW + 5 + RETRY_WAITING, image, "f2"), [], True)  # nobody left meanwhile
+    assert [e["track_id"] for e in store.events()] == [1] and not sink.unstored and sink.store_problem is None
+
+
 def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     """SQLAlchemy's error went on with the SQL statement: four lines for one loss."""
     import sqlalchemy

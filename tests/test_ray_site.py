@@ -20,7 +20,8 @@ from tests.rtsp import rtsp_server  # noqa: F401  (fixture)
 from tests.test_cameras import wait_until
 from tests.test_ray_batch import alive, descendants
 from tests.test_detection import make_video
-from tests.test_site import SiteProcess, still_clip
+from tests.postgres import postgres  # noqa: F401  (fixture)
+from tests.test_site import SiteProcess, leaving_clip, still_clip
 
 ray = pytest.importorskip("ray")
 
@@ -186,6 +187,47 @@ def test_an_actors_info_lines_are_relayed_where_the_driver_logs_them(tmp_path, r
         proxy.close()
     assert lines[0]["msg"].startswith(f"bus ({proxy.url()}): frames again within offline_after (8 s) after: ")
     assert logging.getLogger("maskwatch").level == before
+
+
+def test_an_actors_camera_stuck_on_a_hung_postgresql_is_said(tmp_path, sample_dir, postgres):  # noqa: F811
+    """`run` says a camera stuck 10 s in one step (maskwatch.site.stalls, from its pause watch's
+    thread); `run --ray`'s actors had no such watch: a PostgreSQL server that hung held every
+    actor's camera in its write, no frame analysed, and not a line in the log."""
+    import os
+
+    from maskwatch.scale.fleet import CameraGroup
+
+    pytest.importorskip("psycopg")
+    leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
+    database = postgres.new_database("actor_stuck")
+    (tmp_path / "site.yaml").write_text("defaults: {fps: 3, detect_every: 1, stall_timeout: 2}\n"
+                                        "cameras:\n  door: {source: door.mp4}\n"
+                                        f"storage: {{database: '{database}'}}\n")
+    config = absolute_paths(load_site_config(tmp_path / "site.yaml", environ={}))
+    group = CameraGroup(config.cameras, config.storage)  # in this process, as Ray would run it
+    postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
+    server = []
+
+    def said(words: str) -> list[str]:
+        return [body["msg"] for kind, body in list(group.messages)
+                if kind == "log" and body["name"] == "maskwatch.site.stalls" and words in body["msg"]]
+
+    try:
+        assert wait_until(lambda: group.workers["door"].state()["analysed"] > 0 and any(
+            kind == "event" for kind, _ in list(group.messages)), 60), list(group.messages)  # stored: connected
+        server = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                                        text=True).stdout.split())]
+        for pid in server:
+            os.kill(pid, signal.SIGSTOP)
+        assert wait_until(lambda: said("door: stuck for "), 40), list(group.messages)
+        assert "waiting for the database (storing a person)" in said("door: stuck for ")[0]
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
+        assert wait_until(lambda: said("door: analysing again after "), 30), list(group.messages)
+    finally:
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
+        group.stop()
 
 
 def test_paths_are_made_absolute_for_actors_elsewhere(tmp_path, monkeypatch):

@@ -1550,6 +1550,42 @@ def test_healthz_answers_its_status_while_the_users_database_fails(tmp_path):
         assert health.status_code == 200 and health.json() == {"status": "ok"}
 
 
+def test_healthz_behind_a_hung_users_database_starts_one_lookup_and_answers_at_once(postgres):  # noqa: F811
+    """A PostgreSQL server that hung (`kill -STOP`) held /healthz 2 s at each check, each check
+    leaving a thread behind, stuck for good on the hung connection: a probe timing out at 1 s
+    (Kubernetes' default) read the server as down all along. Now the lookup still stuck is
+    remembered: the next checks answer at once, with no new thread."""
+    import os
+    import signal
+
+    from fastapi.testclient import TestClient
+
+    from maskwatch.serving.app import ServeSettings, create_app
+    from tests.conftest import Credentials
+    from tests.test_security_deploy import NoFaces
+
+    pytest.importorskip("psycopg")
+    database = postgres.new_database("healthz_hung")
+    credentials = Credentials(database)
+    postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
+    lookups = lambda: [t for t in threading.enumerate() if t.name == "maskwatch-healthz-who-asks"]  # noqa: E731
+    with TestClient(create_app(NoFaces(), ServeSettings(auth=AuthSettings(database=database)))) as client:
+        assert client.get("/v1/me", headers=credentials.headers).status_code == 200  # the token read: connected
+        server = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                                        text=True).stdout.split())]
+        try:
+            for pid in server:
+                os.kill(pid, signal.SIGSTOP)
+            for _ in range(3):
+                health = client.get("/healthz", headers=credentials.headers)
+                assert health.status_code == 200 and health.json() == {"status": "ok"}
+            assert len(lookups()) == 1, lookups()  # (one a check: 3, each stuck for good)
+        finally:
+            for pid in server:
+                os.kill(pid, signal.SIGCONT)
+        assert wait_until(lambda: not lookups(), 30)  # the stuck one ended with the hang
+
+
 def test_head_is_answered_as_get_without_its_body(secured):
     """Every HEAD was a 405 (FastAPI registers GET alone): an uptime monitor's HEAD /healthz read
     the service as down. The refusals and headers are a GET's too."""

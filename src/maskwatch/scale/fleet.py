@@ -18,6 +18,7 @@ anew by the driver, 1, 2, 4 ... 60 s apart.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -36,7 +37,9 @@ from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_
 from maskwatch.site.database import database_url
 from maskwatch.site.event_sink import Listeners
 from maskwatch.site.events import EventStore
+from maskwatch.site.pause import PauseWatch
 from maskwatch.site.runner import Site, SiteCamera, camera_worker
+from maskwatch.site.stalls import StallWatch
 from maskwatch.video.cameras import stop_workers
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,10 @@ class CameraGroup:
             worker, live = camera_worker(camera_id, camera, detector, self.store, Listeners(
                 **{kind: partial(self._post, kind) for kind in LISTENER_KINDS}), blur_live=storage.live_blurred)
             self.workers[camera_id], self.live[camera_id] = worker.start(), live
+        # A camera stuck in one step (a PostgreSQL server that hung) said from here, as `run`
+        # says its own (site/stalls.py): the actors' were never said. Pauses are the driver's to
+        # say (offline_after inf: never here), once, not once more per actor.
+        self._stalls = PauseWatch(math.inf, each_look=StallWatch(self.workers).look).start()
 
     def _post(self, kind: str, body: dict) -> None:
         self.messages.append((kind, body))
@@ -104,6 +111,7 @@ class CameraGroup:
     def stop(self) -> list[tuple[str, dict]]:
         """Stop every camera; people still in view are decided and stored. The last messages.
         All together, as a site's own cameras (stop_workers)."""
+        self._stalls.stop()
         stop_workers(list(self.workers.values()))
         self.store.close()
         logging.getLogger("maskwatch").removeHandler(self._relay)

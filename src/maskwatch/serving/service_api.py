@@ -81,12 +81,20 @@ def healthz(request: Request) -> dict:
 
 def _sees_every_camera_soon(request: Request) -> bool:
     """access.sees_every_camera, False when the users database has not answered within
-    WHO_ASKS_WAIT (its thread, a daemon, ends whenever the database answers or the pool gives up)."""
+    WHO_ASKS_WAIT (its thread, a daemon, ends whenever the database answers or the pool gives up).
+    While a lookup that outlasted the wait is still stuck, the next checks answer False at once,
+    with no thread of their own: each took 2 s (a probe with a 1 s timeout read the server as
+    down all along) and left a thread stuck behind a database that hung."""
+    stuck = getattr(request.app.state, "healthz_stuck_lookup", None)
+    if stuck is not None and stuck.is_alive():
+        return False
     answer: list[bool] = []
     thread = threading.Thread(target=lambda: answer.append(request.app.state.access.sees_every_camera(request)),
                               name="maskwatch-healthz-who-asks", daemon=True)
     thread.start()
     thread.join(WHO_ASKS_WAIT)
+    if thread.is_alive():
+        request.app.state.healthz_stuck_lookup = thread
     return bool(answer and answer[0])
 
 

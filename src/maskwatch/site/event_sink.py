@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 
 
 log = logging.getLogger(__name__)
 
+# Seconds of frames between two tries of the people waiting for the database while nobody leaves:
+# they waited for the next person to leave (an hour at night), since a write gives up after 2 s
+# for an SQLite file another process holds (events.RECORD_WAIT). Each try waits that 2 s at most.
+RETRY_WAITING = 10.0
 UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
 # How far a person's new running vote must lead the label last announced before listeners hear of
 # the change (a share of the vote): a face between two labels sent 37 updates in 40 frames.
@@ -117,8 +121,13 @@ class EventSink:
         self.unstored: deque[tuple[str | None, Track, np.ndarray | None, bool]] = deque(maxlen=keep_unstored)
         self.unstored_dropped = 0
         self.store_problem: str | None = None  # why people wait unstored, until they are all in
+        self._frame_time = 0.0  # the newest frame's timestamp
+        self._retry_at = 0.0  # the frame time the people waiting are tried again at, if nobody leaves first
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
+        self._frame_time = frame.timestamp
+        if self.unstored and frame.timestamp >= self._retry_at:
+            self._retry_waiting()
         height, width = frame.image.shape[:2]
         self.size = (width, height)
         for face in faces:
@@ -259,6 +268,7 @@ class EventSink:
             except Exception as err:
                 self.store_problem = (f"{len(self.unstored)} people wait to be stored: {type(err).__name__}: "
                                       f"{driver_reason(err)}")
+                self._retry_at = self._frame_time + RETRY_WAITING
                 self._cap_waiting_snapshots()
                 raise
             self.unstored.popleft()
@@ -267,6 +277,14 @@ class EventSink:
             if self.listeners.event is not None:
                 self.listeners.event(stored)
         self.store_problem = None
+
+    def _retry_waiting(self) -> None:
+        """The people waiting for the database tried again while nobody leaves; still refused,
+        they wait on (store_problem says why) and the frame is analysed all the same."""
+        try:
+            self.write_people([])
+        except Exception:  # noqa: BLE001 - said as store_problem, the camera's analysis_error
+            pass
 
     def _cap_waiting_snapshots(self) -> None:
         """Only the first UNSTORED_SNAPSHOTS people waiting keep their snapshot (up to about 1 MB
