@@ -786,6 +786,23 @@ def test_uploads_are_decoded_and_analysed_a_few_at_a_time(sample_dir):
     assert 1 < most[0] <= service.UPLOADS_AT_ONCE
 
 
+def detect_upload_scope(body: bytes, port: int) -> dict:
+    """An ASGI scope of one client's POST /v1/detect of `body`, from 127.0.0.1:`port`."""
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
+            "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
+                                         (b"content-length", str(len(body)).encode())],
+            "client": ("127.0.0.1", port), "server": ("127.0.0.1", 80)}
+
+
+def statuses_into(answer: list):
+    """An ASGI send that keeps the answer's status in `answer`."""
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer.append(message["status"])
+    return send
+
+
 def test_a_caller_sends_a_few_uploads_at_once_and_the_next_waits_unread(sample_dir):
     """Each upload's body is held as it comes: a viewer's 40 uploads of 10 MB, each left a byte short,
     held 400 MB. Four bodies of one caller are read at once; a fifth waits, unread, for one to end."""
@@ -807,17 +824,7 @@ def test_a_caller_sends_a_few_uploads_at_once_and_the_next_waits_unread(sample_d
                 return {"type": "http.request", "body": body, "more_body": False}
 
             answer = []
-
-            async def send(message):
-                if message["type"] == "http.response.start":
-                    answer.append(message["status"])
-
-            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                     "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
-                     "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
-                                                  (b"content-length", str(len(body)).encode())],
-                     "client": ("127.0.0.1", 50000 + i), "server": ("127.0.0.1", 80)}
-            await app(scope, receive, send)
+            await app(detect_upload_scope(body, port=50000 + i), receive, statuses_into(answer))
             return answer[0]
 
         async def until(condition) -> None:
@@ -868,17 +875,7 @@ def test_a_callers_stalled_uploads_are_given_up_and_the_next_is_read(sample_dir,
                 return {"type": "http.request", "body": body, "more_body": False}
 
             answer = []
-
-            async def send(message):
-                if message["type"] == "http.response.start":
-                    answer.append(message["status"])
-
-            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                     "scheme": "http", "path": "/v1/detect", "raw_path": b"/v1/detect", "query_string": b"",
-                     "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"),
-                                                  (b"content-length", str(len(body)).encode())],
-                     "client": ("127.0.0.1", 50000 + i), "server": ("127.0.0.1", 80)}
-            await app(scope, receive, send)
+            await app(detect_upload_scope(body, port=50000 + i), receive, statuses_into(answer))
             return answer[0] if answer else None
 
         tasks = [asyncio.create_task(upload(i)) for i in range(UPLOADS_SENT_AT_ONCE + 1)]
