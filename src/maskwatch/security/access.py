@@ -120,7 +120,7 @@ TOKEN_HAS_NO_LOGIN = ("an API token has no login: two-step login is a user's, se
 class Tried(NamedTuple):
     """A name a password is checked for, looked up once (AccessControl.tried)."""
 
-    name: str  # as typed
+    name: str  # the stored user's name where the typed one is a user's in any case, else as typed
     logged: str  # as the access log and the server's log keep a failure of it
     key: str  # what its failed logins are counted under
 

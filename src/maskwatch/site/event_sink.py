@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 # Seconds of frames between two tries of the people waiting for the database while nobody leaves:
 # they waited for the next person to leave (an hour at night), since a write gives up after 2 s
-# for an SQLite file another process holds (events.RECORD_WAIT). Each try waits that 2 s at most.
+# for an SQLite file another process holds (events.RECORD_WAIT). Each try waits that 2 s for the
+# file, after the site's other cameras' writes (one at a time); a hung PostgreSQL server holds it.
 RETRY_WAITING = 10.0
 UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
 # How far a person's new running vote must lead the label last announced before listeners hear of
