@@ -129,12 +129,13 @@ def _any_case(name: str, column=users.c.name):
     return name_key(column) == name_key(name) if _askable(name) else false()
 
 
-def _spellings(connection, name: str) -> list[str]:
-    """The stored names `name` means, found whatever its case as a name taken is (add_user): [the
-    name] where one is exactly it, else every one differing from it in case alone, sorted. A
-    database from before names were one whatever their case may hold `alice` beside `Alice`: the
-    exact one is then meant, and a third spelling (`ALICE`) means both, which is not guessed."""
-    found = connection.execute(select(users.c.name).where(_any_case(name)).order_by(users.c.name)).scalars().all()
+def _spellings(connection, name: str, column=users.c.name) -> list[str]:
+    """The stored names (of `column`: users' or tokens') `name` means, found whatever its case as a
+    name taken is (add_user, add_token): [the name] where one is exactly it, else every one
+    differing from it in case alone, sorted. A database from before names were one whatever their
+    case may hold `alice` beside `Alice`: the exact one is then meant, and a third spelling
+    (`ALICE`) means both, which is not guessed."""
+    found = connection.execute(select(column).where(_any_case(name, column)).order_by(column)).scalars().all()
     return [name] if name in found else list(found)
 
 
@@ -679,17 +680,15 @@ class AuthStore:
         revoke WALL` for `wall` said "no token" and left it working. Its name as stored. A database
         from before that rule may hold `wall` beside `WALL`: the exact name first, and NoSuch for a
         name that matches several in case alone (which one is meant is not guessed)."""
-        columns = select(api_tokens.c.id, api_tokens.c.name).order_by(api_tokens.c.name)
         with self._write_lock, self.engine.begin() as connection:
-            found = (connection.execute(columns.where(_named(name, api_tokens.c.name))).all()
-                     or connection.execute(columns.where(_any_case(name, api_tokens.c.name))).all())
+            found = _spellings(connection, name, api_tokens.c.name)
             if not found:
                 raise NoSuch(no_such(name, "token"))
             if len(found) > 1:
-                raise NoSuch(f"no token {name!r}; {', '.join(repr(row.name) for row in found)} differ from it "
+                raise NoSuch(f"no token {name!r}; {', '.join(repr(stored) for stored in found)} differ from it "
                              "in case alone: revoke each by its own name")
-            connection.execute(delete(api_tokens).where(api_tokens.c.id == found[0].id))
-        return found[0].name
+            connection.execute(delete(api_tokens).where(api_tokens.c.name == found[0]))
+        return found[0]
 
     def token(self, token: str, now: float | None = None) -> dict | None:
         """{"name", "scope", "cameras"} of a live API token (cameras None: every camera); None for
