@@ -24,6 +24,19 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code=code)
 
 
+def _clock_said(where: str, site: str | None = None) -> None:
+    """Exit 1 where the C library reads TZ as UTC said nowhere (site/config/clock.py's unread_tz),
+    a warning where TZ is set but empty (empty_tz, UTC by POSIX and perhaps meant), each after
+    `where` (the site's file, or `--source`); `site` the clock module's SITE_FILE or NO_SITE_FILE,
+    for the advice of what to write. `run`, the commands reading a site's file and `serve --source`."""
+    from maskwatch.site.config.clock import SITE_FILE, empty_tz, unread_tz
+
+    if unread := unread_tz(site=site or SITE_FILE):
+        _fail(f"{where}: {unread}")
+    if empty := empty_tz(site=site or SITE_FILE):
+        typer.secho(f"warning: {where}: {empty}", fg=typer.colors.YELLOW, err=True)
+
+
 def _blur_reads_every_frame(blur: bool, no_media: bool, detect_every: int | None) -> None:
     """`--blur` with `--detect-every N` (N over 1) refused, a usage error: blurred media read every
     frame with the detector (run_detect), since a frame between detections showed a face that came

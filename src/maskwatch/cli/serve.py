@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
-from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _sigterm_as_ctrl_c
+from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _clock_said, _fail, _models, _sigterm_as_ctrl_c
 from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _cannot_listen, _end_by_sigterm, _flush_output,
                                    _hangup_as_sigterm, _log_options, _port_free, _say, _service_log, _sigterm_during,
                                    _tls_files)
@@ -52,8 +52,9 @@ def serve(
         _fail("--source runs a one-camera site in one process: use it with --workers 1 and without --ray-replicas or --ray")
     if ray_replicas is not None and workers > 1:
         _fail(f"--ray-replicas replaces --workers: give one of them; got {ray_replicas} and {workers}")
-    if source:
-        _clock_named()
+    if source:  # its one-camera site has no `timezone`: TZ is its clock, as run's without one
+        from maskwatch.site.config.clock import NO_SITE_FILE
+        _clock_said("--source", NO_SITE_FILE)
     import uvicorn
 
     from maskwatch.security.commands import auth_for
@@ -164,18 +165,6 @@ def _remove_dead_servers_metrics(folder: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         except PermissionError:  # another user's live process
             pass
-
-
-def _clock_named() -> None:
-    """`serve --source` under a TZ read as UTC, as `run` is (cli/site.py's _clock_named): exit 1 for a
-    zone this machine has no file for, a warning for TZ set but empty. Its one-camera site has no
-    `timezone`: its chart's days and events' local times were UTC's, the page on the browser's clock."""
-    from maskwatch.site.config.clock import NO_SITE_FILE, empty_tz, unread_tz
-
-    if unread := unread_tz(site=NO_SITE_FILE):
-        _fail(f"--source: {unread}")
-    if empty := empty_tz(site=NO_SITE_FILE):
-        typer.secho(f"warning: --source: {empty}", fg=typer.colors.YELLOW, err=True)
 
 
 def _one_camera_site(source: str, database: str, blur: bool):

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskwatch import __version__  # in the start line: a log read weeks later says what ran
-from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _fail, _models, _print_data, _sigterm_as_ctrl_c
+from maskwatch.cli.common import ClassifierFile, DetectorFile, Gate, _clock_said, _fail, _models, _print_data, _sigterm_as_ctrl_c
 from maskwatch.cli.servers import (OPEN_REQUESTS_AT_STOP_S, _end_by_sigterm, _hangup_as_sigterm, _listen, _log_options,
                                    _say, _service_log, _tls_files)
 from maskwatch.extras import need as _need
@@ -347,13 +347,9 @@ def _clock_named(site, config: Path) -> None:
     """Exit 1 where the site's clock would be UTC said nowhere: no `timezone` in the file and a TZ the
     C library reads as UTC (site/config/clock.py's unread_tz). `events delete --since '14:00'` erased
     the people of 14:00 UTC, the days of `report` and of `run` were UTC's. A TZ set but empty, UTC by
-    POSIX and perhaps meant, is a warning (empty_tz)."""
-    from maskwatch.site.config.clock import empty_tz, unread_tz
-
-    if site.timezone is None and (unread := unread_tz()):
-        _fail(f"{config}: {unread}")
-    if site.timezone is None and (empty := empty_tz()):
-        typer.secho(f"warning: {config}: {empty}", fg=typer.colors.YELLOW, err=True)
+    POSIX and perhaps meant, is a warning (empty_tz): cli/common.py's _clock_said."""
+    if site.timezone is None:
+        _clock_said(str(config))
 
 
 def _site_config(config: Path):
