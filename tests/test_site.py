@@ -440,12 +440,15 @@ def test_a_database_file_held_by_another_process_stops_no_camera(tmp_path, sampl
         running.stop()
 
 
-def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, sample_dir, postgres):  # noqa: F811
+def test_a_hung_postgresql_holds_no_camera_and_a_stop_during_it_ends(tmp_path, sample_dir, postgres):  # noqa: F811
     """A PostgreSQL server that hung (`kill -STOP` of it) held every camera's thread in its write:
-    no frame analysed, the people who passed never seen, and not a line in the log; and /healthz
-    gave no answer, a load balancer's or Docker's check reading the server as down."""
+    2 frames analysed per camera in 20 s where 60 were due, the people who passed never seen; and a
+    SIGTERM meanwhile waited as long as the server did (over 60 s). Now the cameras hand their people
+    to the site's writer and analyse on: the people who pass during the hang are stored once it
+    answers, each once; a stop during a hang ends, saying how many could not be stored."""
     leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
-    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n", database=postgres.new_database("hung"))
+    database = postgres.new_database("hung")
+    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n", database=database)
     postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
     server = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
                                                     text=True).stdout.split())]
@@ -454,13 +457,32 @@ def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, 
         assert wait_until(lambda: running.camera("door")["today"]["unassessable"] > 0, 60)  # stored: connected
         for pid in server:
             os.kill(pid, signal.SIGSTOP)
+        held_at = time.time()
         # /healthz answers all the same, as to anyone (it waited on the users database: no answer at all)
         assert httpx.get(running.base + "/healthz", headers=running.credentials.headers, timeout=15).json() == {"status": "ok"}
-        assert wait_until(lambda: "maskwatch.site.stalls: camera door: stuck for " in log.read_text(), 40), log.read_text()
-        assert "waiting for the database (storing a person)" in log.read_text()
+        assert wait_until(lambda: "maskwatch.site.event_sink: the database has not answered a write for " in log.read_text(),
+                          40), log.read_text()
+        assert wait_until(lambda: time.time() > held_at + 15, 20)  # two passes of the clip's people at least
         for pid in server:
             os.kill(pid, signal.SIGCONT)
-        assert wait_until(lambda: "camera door: analysing again after " in log.read_text(), 30), log.read_text()
+        released_at = time.time()
+        assert wait_until(lambda: "the database answered again after " in log.read_text(), 30), log.read_text()
+        store = EventStore(database)
+        try:
+            passed = lambda: [e for e in store.events(camera="door", limit=1000)  # noqa: E731
+                              if held_at < e["first_seen"] and e["last_seen"] < released_at]
+            assert wait_until(passed, 30), store.events(camera="door")  # seen while it hung, stored after
+            events = store.events(camera="door", limit=1000)
+            assert len({(e["track_id"], e["first_seen"]) for e in events}) == len(events)  # once each
+        finally:
+            store.close()
+        assert " maskwatch.site.stalls: " not in log.read_text()  # no camera was stuck
+        for pid in server:
+            os.kill(pid, signal.SIGSTOP)
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=30) in (0, -signal.SIGTERM)
+        said = log.read_text()
+        assert re.search(r"INFO maskwatch.site.stop: stopped: \d+ people stored since the start", said), said
     finally:
         for pid in server:
             os.kill(pid, signal.SIGCONT)
