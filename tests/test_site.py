@@ -767,6 +767,33 @@ def test_retention_at_the_start_waits_an_hour_when_every_stored_row_is_older_tha
         site.stop()
 
 
+def test_a_run_killed_is_said_at_the_next_start_and_a_clean_stop_is_not(tmp_path, caplog):
+    """After a `kill -9` (a crash, a power cut) the next start said nothing: the people in view
+    then, and any waiting to be stored, were lost unnoticed."""
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+
+    killed = SiteProcess(tmp_path, f"  door: {{source: 'rtsp://127.0.0.1:{refused_port()}/none'}}\n")
+    marker = tmp_path / "site.db.running"
+    assert marker.is_file()  # beside the database while it runs
+    killed.process.kill()
+    killed.process.wait()
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    for run in range(2):
+        site = Site(load_site_config(killed.config, environ={}), detector)
+        try:
+            site.start()
+        finally:
+            site.stop()
+        assert not marker.exists()  # a clean stop takes it away
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.unclean_end"]
+    assert len(said) == 1 and said[0].startswith(f"the run before on {tmp_path / 'site.db'} (process "
+                                                 f"{killed.process.pid}, started "), said
+    assert "did not stop cleanly" in said[0]
+
+
 NEWS_WRITES = """() => { window.newsWrites = 0;  // each change of the region's text, which a screen reader says
   new MutationObserver(() => { window.newsWrites += 1; }).observe(document.getElementById('camera-news'),
                                                                    {childList: true, characterData: true, subtree: true}); }"""

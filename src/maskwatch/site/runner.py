@@ -31,6 +31,7 @@ from maskwatch.site.hours import OpeningHours
 from maskwatch.site.pause import PauseWatch
 from maskwatch.site.stalls import StallWatch
 from maskwatch.site.trend import bucket_start
+from maskwatch.site.unclean_end import RunMarker
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import CameraReader, CameraWorker, stop_workers
 from maskwatch.video.motion import MotionDetector
@@ -63,6 +64,7 @@ class Site:
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)
         self.writer = EventWriter(self.store)  # the cameras' people, stored off their threads
+        self.marker = RunMarker(self.store.url)  # a run that ends unclean is said at the next start
         self.hours = {camera_id: OpeningHours.parse(camera.hours, config.tz())
                       for camera_id, camera in config.cameras.items()}
         self.alerts = WebhookNotifier([
@@ -138,6 +140,7 @@ class Site:
         """Start every part; if one fails, what was started is stopped before the error goes on."""
         self._started = True
         try:
+            self.marker.start()
             if not self._clock_doubted():
                 self._retain("at the start")
             self.alerts.start()
@@ -191,6 +194,7 @@ class Site:
         if self._started:  # the stop's end: a log without it was cut short (docker's 10 s, a SIGKILL)
             stop_log.info("stopped: %d %s stored since the start%s", self.stored, "person" if self.stored == 1 else "people",
                           f"; {lost} could not be stored" if lost else "")
+            self.marker.end()
 
     def _count_stored(self, event: dict) -> None:
         with self._stored_lock:
