@@ -551,7 +551,7 @@ def waiting_ids(writer, camera="door", snapshots=False):
                 if person.snapshot is not None or not snapshots]
 
 
-def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store, monkeypatch):
+def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store, monkeypatch, caplog):
     from maskwatch.site import event_writer
     from maskwatch.site.event_writer import EventWriter
     from tests.test_cameras import wait_until
@@ -575,6 +575,10 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store, monke
     flaky.down = False
     assert writer.close() == 0
     assert [e["track_id"] for e in heard] == [1, 2, 3, *left]
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.event_sink"]
+    assert "camera door: 3 people wait to be stored: its oldest are dropped from now on, each counted, to keep " \
+           "the newest" in said, said
+    assert said[-1] == "people dropped unstored while the database was away, past 3 waiting at a camera: camera door: 1"
 
 
 def test_a_person_refused_as_bad_data_is_passed_over_not_retried_ahead_of_the_rest(store, caplog):

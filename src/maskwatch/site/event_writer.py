@@ -82,8 +82,9 @@ class EventWriter:
         """Hand one person over; past keep_waiting for their camera its oldest waiting is dropped."""
         with self._changed:
             queue = self._waiting.setdefault(person.camera, deque())
-            if len(queue) >= self.keep_waiting:
-                del queue[1 if queue[0] is self._writing else 0]
+            oldest = 1 if queue and queue[0] is self._writing else 0  # (one being written stays)
+            if len(queue) >= self.keep_waiting and oldest < len(queue):
+                del queue[oldest]
                 self.dropped[person.camera] += 1
                 if self.dropped[person.camera] == self._dropped_said[person.camera] + 1:
                     log.warning("camera %s: %d people wait to be stored: its oldest are dropped from now on, "
@@ -228,5 +229,5 @@ class EventWriter:
                    if count > self._dropped_said[camera]}
             self._dropped_said.update(new)
         if new:
-            log.error("people dropped unstored while the database was away (%s waited at a camera): %s",
+            log.error("people dropped unstored while the database was away, past %d waiting at a camera: %s",
                       self.keep_waiting, ", ".join(f"camera {camera}: {count}" for camera, count in new.items()))
