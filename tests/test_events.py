@@ -651,6 +651,21 @@ def test_five_cameras_on_a_held_file_hand_their_people_to_one_writer_and_wait_fo
     writer.close()
 
 
+def test_a_listener_failing_does_not_end_the_sites_writer(store, caplog):
+    """The listeners of a stored person (MQTT, alerts) run on the site's one writer: one raising
+    ended that thread, and no camera's people were stored again, with not a line said."""
+    def broken(event):
+        raise RuntimeError("broker gone")
+
+    sink = EventSink(store, "door", listeners=Listeners(event=broken))
+    sink.write_people([person(1, (0.9, 0.05, 0.05))])
+    assert sink.writer.settle()
+    sink.write_people([person(2, (0.9, 0.05, 0.05))])
+    assert sink.writer.settle() and [e["track_id"] for e in store.events()] == [2, 1]
+    assert "camera door: person 1 stored, but telling listeners failed: RuntimeError: broker gone" in caplog.text
+    sink.close()
+
+
 def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     """SQLAlchemy's error went on with the SQL statement: four lines for one loss."""
     import logging

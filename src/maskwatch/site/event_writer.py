@@ -196,7 +196,11 @@ class EventWriter:
             self.busy_since = None
         self._remove(entry)
         self._stored_again()
-        person.stored(stored)
+        try:
+            person.stored(stored)
+        except Exception as err:  # noqa: BLE001 - a listener's fault must not end the writer, the site's only one
+            log.error("camera %s: person %s stored, but telling listeners failed: %s: %s", person.camera,
+                      person.track.track_id, type(err).__name__, err)
         return True
 
     def _remove(self, entry: tuple[int, Person]) -> None:
