@@ -473,6 +473,7 @@ def test_people_waiting_for_the_database_are_reported_while_they_wait_and_said_o
         assert all(error and "people wait to be stored: OperationalError" in error and "database or disk is full"
                    in error for error in errors), errors
         assert sink.writer.waiting("till") >= 3 and sink.store.events() == []
+        assert worker.state()["people_waiting"] >= 3 and worker.state()["people_dropped"] == 0  # /v1/cameras, /metrics
     finally:
         worker.stop()
         store.close()

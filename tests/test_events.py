@@ -572,6 +572,7 @@ def test_people_the_database_refuses_wait_and_go_in_when_it_is_back(store, monke
     sink.write_people([person(track_id, (0.9, 0.05, 0.05)) for track_id in (4, 5, 6, 7)])
     left = waiting_ids(writer)  # 5, 6, 7; or 4, 6, 7 where 4 was being tried (never dropped mid-write)
     assert writer.dropped["door"] == 1 and len(left) == 3 and left[1:] == [6, 7]
+    assert sink.storing() == {"people_waiting": 3, "people_dropped": 1}  # /v1/cameras and /metrics say them
     flaky.down = False
     assert writer.close() == 0
     assert [e["track_id"] for e in heard] == [1, 2, 3, *left]

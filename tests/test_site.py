@@ -173,6 +173,9 @@ def test_metrics_carry_a_camera_label(site):
     assert 'maskwatch_camera_up{camera="dead"} 0.0' in text
     assert 'maskwatch_camera_people_today{camera="till",label="with_mask"}' in text
     assert 'maskwatch_camera_fps{camera="door"}' in text
+    # The site's writer: nobody waits or was dropped while the database answers.
+    assert 'maskwatch_camera_people_waiting{camera="door"} 0.0' in text
+    assert 'maskwatch_camera_people_dropped_total{camera="door"} 0.0' in text
     # The site's deliveries: its webhook alerts by outcome and whether its MQTT broker is connected.
     assert 'maskwatch_webhook_alerts_total{outcome="failed"}' in text and "maskwatch_mqtt_connected 1.0" in text
     assert site.get("/healthz").json()["mqtt"] is True

@@ -162,7 +162,7 @@ class RemoteWorker:
         if state is not None and not self.group.error:
             return state
         known = state or {"last_frame_at": None, "offline_since": None, "frames": 0, "reconnects": 0, "analysed": 0,
-                          "detected": None, "grey_frames": False}
+                          "detected": None, "grey_frames": False, "people_waiting": 0, "people_dropped": 0}
         away = None if self.group.away_since is None else on_the_wall(self.group.away_since)
         return {**known, "connected": False, "offline_since": known["offline_since"] or away,
                 "fps": 0.0, "analysis_error": None,

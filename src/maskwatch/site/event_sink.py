@@ -117,6 +117,10 @@ class EventSink:
         """Why this camera's people wait unstored (its analysis_error), until they are all in."""
         return self.writer.problem_of(self.camera)
 
+    def storing(self) -> dict:
+        """This camera's people waiting for the writer now, and those it dropped since the start."""
+        return {"people_waiting": self.writer.waiting(self.camera), "people_dropped": self.writer.dropped[self.camera]}
+
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
         height, width = frame.image.shape[:2]
         self.size = (width, height)

@@ -557,7 +557,16 @@ class CameraWorker:
         analysed, detected = self._counts
         # grey_frames: as the log's last turn said it (GreyWatch: a dusk flicker does not flip it)
         return {**self.reader.state().to_dict(), "analysed": analysed, "detected": detected,
-                "analysis_error": self._storing_problem() or self.problems.last, "grey_frames": self._grey.grey}
+                "analysis_error": self._storing_problem() or self.problems.last, "grey_frames": self._grey.grey,
+                **self._storing()}
+
+    def _storing(self) -> dict:
+        """People waiting to be stored and dropped unstored (site/event_writer.py), 0 without an event sink."""
+        counts = {"people_waiting": 0, "people_dropped": 0}
+        for sink in self.sinks:
+            if (storing := getattr(sink, "storing", None)) is not None:
+                counts = {key: counts[key] + value for key, value in storing().items()}
+        return counts
 
     def _storing_problem(self) -> str | None:
         """Why a sink holds people it could not store yet (the database away): said for as long
