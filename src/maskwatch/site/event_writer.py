@@ -125,7 +125,7 @@ class EventWriter:
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait until nobody waits, or the database refuses (they wait for the next try); whether
-        nobody waits. For a caller that reads back what it handed out (tests, a clip's end)."""
+        nobody waits. For a caller that reads back at once what it handed out (the tests)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while any(self._waiting.values()) and self.problem is None:
