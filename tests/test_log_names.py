@@ -23,6 +23,7 @@ def code_loggers() -> set[str]:
             names.add(STOP_LOGGER)
         for named in re.findall(r'getLogger\("(maskwatch\.[\w.]+)"\)', text):  # another module's, by name
             assert (PACKAGE.parent / (named.replace(".", "/") + ".py")).is_file(), (path, named)
+            names.add(named)  # (site.event_writer writes under site.event_sink's, its lines' name before it)
     return names - NAMELESS
 
 

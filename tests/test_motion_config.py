@@ -88,6 +88,7 @@ def test_event_sink_keeps_only_the_newest_recorded_events(tmp_path):
         people = [Track(i, (0, 0, 10, 10), first_seen=i, last_seen=i + 1, hits=3,
                         probability_sum=np.array([1.0, 0.0, 0.0])) for i in range(1, 6)]
         sink.write_people(people)
+        assert sink.writer.settle()  # stored by the sink's writer, off this thread
         assert [e["track_id"] for e in sink.recorded] == [4, 5] and sink.recorded_total == 5
         assert len(store.events()) == 5  # the database keeps every one
     finally:

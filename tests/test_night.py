@@ -270,6 +270,7 @@ def test_people_seen_on_grey_frames_are_counted_infrared_where_the_site_keeps_it
         for i in range(4):
             analyse(processor, Frame(i, start + i * 0.2, image, f"f{i}"), [sink])
         end_tracks(processor, [sink], ended=True)
+    assert sink.writer.settle()
     hours = {row["minute"]: row for row in store.counts(every=3600)}
     seen = {hour: row["people"] + row["unassessable"] for hour, row in hours.items()}
     assert set(hours) == {night, noon} and seen[night] > 0 and seen[noon] > 0

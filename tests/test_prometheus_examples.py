@@ -204,7 +204,8 @@ def test_the_metrics_pass_promtools_lint_and_the_counts_since_the_start_are_coun
     families = {family.name: family for family in text_string_to_metric_families(exposition)
                 if family.name.startswith("maskwatch_camera_") or family.name in SITE_WIDE}
     assert {name for name, family in families.items() if family.type == "counter"} == {
-        "maskwatch_camera_reconnects", "maskwatch_webhook_alerts", "maskwatch_notify_alerts", "maskwatch_report_messages"}
+        "maskwatch_camera_reconnects", "maskwatch_camera_people_dropped", "maskwatch_webhook_alerts",
+        "maskwatch_notify_alerts", "maskwatch_report_messages"}
     for name, family in families.items():
         assert ("since the start" in family.documentation) == (family.type == "counter"), name
         assert family.type in {"counter", "gauge"}, name

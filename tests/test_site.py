@@ -173,6 +173,9 @@ def test_metrics_carry_a_camera_label(site):
     assert 'maskwatch_camera_up{camera="dead"} 0.0' in text
     assert 'maskwatch_camera_people_today{camera="till",label="with_mask"}' in text
     assert 'maskwatch_camera_fps{camera="door"}' in text
+    # The site's writer: nobody waits or was dropped while the database answers.
+    assert 'maskwatch_camera_people_waiting{camera="door"} 0.0' in text
+    assert 'maskwatch_camera_people_dropped_total{camera="door"} 0.0' in text
     # The site's deliveries: its webhook alerts by outcome and whether its MQTT broker is connected.
     assert 'maskwatch_webhook_alerts_total{outcome="failed"}' in text and "maskwatch_mqtt_connected 1.0" in text
     assert site.get("/healthz").json()["mqtt"] is True
@@ -440,12 +443,15 @@ def test_a_database_file_held_by_another_process_stops_no_camera(tmp_path, sampl
         running.stop()
 
 
-def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, sample_dir, postgres):  # noqa: F811
+def test_a_hung_postgresql_holds_no_camera_and_a_stop_during_it_ends(tmp_path, sample_dir, postgres):  # noqa: F811
     """A PostgreSQL server that hung (`kill -STOP` of it) held every camera's thread in its write:
-    no frame analysed, the people who passed never seen, and not a line in the log; and /healthz
-    gave no answer, a load balancer's or Docker's check reading the server as down."""
+    2 frames analysed per camera in 20 s where 60 were due, the people who passed never seen; and a
+    SIGTERM meanwhile waited as long as the server did (over 60 s). Now the cameras hand their people
+    to the site's writer and analyse on: the people who pass during the hang are stored once it
+    answers, each once; a stop during a hang ends, saying how many could not be stored."""
     leaving_clip(tmp_path / "door.mp4", sample_dir)  # people leave every 7 s: a write each time
-    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n", database=postgres.new_database("hung"))
+    database = postgres.new_database("hung")
+    running = SiteProcess(tmp_path, "  door: {source: door.mp4}\n", database=database)
     postmaster = int((postgres.data / "postmaster.pid").read_text().split()[0])
     server = [postmaster, *map(int, subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
                                                     text=True).stdout.split())]
@@ -454,13 +460,32 @@ def test_a_hung_postgresql_holding_the_cameras_is_said_while_it_lasts(tmp_path, 
         assert wait_until(lambda: running.camera("door")["today"]["unassessable"] > 0, 60)  # stored: connected
         for pid in server:
             os.kill(pid, signal.SIGSTOP)
+        held_at = time.time()
         # /healthz answers all the same, as to anyone (it waited on the users database: no answer at all)
         assert httpx.get(running.base + "/healthz", headers=running.credentials.headers, timeout=15).json() == {"status": "ok"}
-        assert wait_until(lambda: "maskwatch.site.stalls: camera door: stuck for " in log.read_text(), 40), log.read_text()
-        assert "waiting for the database (storing a person)" in log.read_text()
+        assert wait_until(lambda: "maskwatch.site.event_sink: the database has not answered a write for " in log.read_text(),
+                          40), log.read_text()
+        assert wait_until(lambda: time.time() > held_at + 15, 20)  # two passes of the clip's people at least
         for pid in server:
             os.kill(pid, signal.SIGCONT)
-        assert wait_until(lambda: "camera door: analysing again after " in log.read_text(), 30), log.read_text()
+        released_at = time.time()
+        assert wait_until(lambda: "the database answered again after " in log.read_text(), 30), log.read_text()
+        store = EventStore(database)
+        try:
+            passed = lambda: [e for e in store.events(camera="door", limit=1000)  # noqa: E731
+                              if held_at < e["first_seen"] and e["last_seen"] < released_at]
+            assert wait_until(passed, 30), store.events(camera="door")  # seen while it hung, stored after
+            events = store.events(camera="door", limit=1000)
+            assert len({(e["track_id"], e["first_seen"]) for e in events}) == len(events)  # once each
+        finally:
+            store.close()
+        assert " maskwatch.site.stalls: " not in log.read_text()  # no camera was stuck
+        for pid in server:
+            os.kill(pid, signal.SIGSTOP)
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=30) in (0, -signal.SIGTERM)
+        said = log.read_text()
+        assert re.search(r"INFO maskwatch.site.stop: stopped: \d+ people stored since the start", said), said
     finally:
         for pid in server:
             os.kill(pid, signal.SIGCONT)
@@ -743,6 +768,33 @@ def test_retention_at_the_start_waits_an_hour_when_every_stored_row_is_older_tha
         assert len(site.store.events(camera="door")) == 1  # the old one swept at the start
     finally:
         site.stop()
+
+
+def test_a_run_killed_is_said_at_the_next_start_and_a_clean_stop_is_not(tmp_path, caplog):
+    """After a `kill -9` (a crash, a power cut) the next start said nothing: the people in view
+    then, and any waiting to be stored, were lost unnoticed."""
+    from maskwatch import Detector
+    from maskwatch.detection.detector import WEIGHTS
+    from maskwatch.site.config import load_site_config
+    from maskwatch.site.runner import Site
+
+    killed = SiteProcess(tmp_path, f"  door: {{source: 'rtsp://127.0.0.1:{refused_port()}/none'}}\n")
+    marker = tmp_path / "site.db.running"
+    assert marker.is_file()  # beside the database while it runs
+    killed.process.kill()
+    killed.process.wait()
+    detector = Detector.load(config=WEIGHTS / "centerface.json")
+    for run in range(2):
+        site = Site(load_site_config(killed.config, environ={}), detector)
+        try:
+            site.start()
+        finally:
+            site.stop()
+        assert not marker.exists()  # a clean stop takes it away
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.unclean_end"]
+    assert len(said) == 1 and said[0].startswith(f"the run before on {tmp_path / 'site.db'} (process "
+                                                 f"{killed.process.pid}, started "), said
+    assert "did not stop cleanly" in said[0]
 
 
 NEWS_WRITES = """() => { window.newsWrites = 0;  // each change of the region's text, which a screen reader says

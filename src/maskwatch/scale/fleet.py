@@ -36,6 +36,7 @@ from maskwatch.scale.cluster import cpus_each
 from maskwatch.site.config import CameraConfig, SiteConfig, StorageConfig, with_absolute_files
 from maskwatch.site.database import database_url
 from maskwatch.site.event_sink import Listeners
+from maskwatch.site.event_writer import EventWriter
 from maskwatch.site.events import EventStore
 from maskwatch.site.pause import PauseWatch
 from maskwatch.site.runner import Site, SiteCamera, camera_worker
@@ -85,16 +86,19 @@ class CameraGroup:
         detector = models.load(threads=single_threaded())
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)  # retention is the driver's job
+        self.writer = EventWriter(self.store)  # its cameras' people, stored off their threads, as a site's
         self._trim = PeriodicTrim()
         self.workers, self.live = {}, {}
         for camera_id, camera in cameras.items():
             worker, live = camera_worker(camera_id, camera, detector, self.store, Listeners(
-                **{kind: partial(self._post, kind) for kind in LISTENER_KINDS}), blur_live=storage.live_blurred)
+                **{kind: partial(self._post, kind) for kind in LISTENER_KINDS}), blur_live=storage.live_blurred,
+                writer=self.writer)
             self.workers[camera_id], self.live[camera_id] = worker.start(), live
         # A camera stuck in one step (a PostgreSQL server that hung) said from here, as `run`
         # says its own (site/stalls.py): the actors' were never said. Pauses are the driver's to
         # say (offline_after inf: never here), once, not once more per actor.
-        self._stalls = PauseWatch(math.inf, each_look=StallWatch(self.workers).look).start()
+        stalls = StallWatch(self.workers)
+        self._stalls = PauseWatch(math.inf, each_look=lambda: (stalls.look(), self.writer.look())).start()
 
     def _post(self, kind: str, body: dict) -> None:
         self.messages.append((kind, body))
@@ -113,6 +117,7 @@ class CameraGroup:
         All together, as a site's own cameras (stop_workers)."""
         self._stalls.stop()
         stop_workers(list(self.workers.values()))
+        self.writer.close()
         self.store.close()
         logging.getLogger("maskwatch").removeHandler(self._relay)
         logging.getLogger("maskwatch").setLevel(self._log_level)
@@ -157,7 +162,7 @@ class RemoteWorker:
         if state is not None and not self.group.error:
             return state
         known = state or {"last_frame_at": None, "offline_since": None, "frames": 0, "reconnects": 0, "analysed": 0,
-                          "detected": None, "grey_frames": False}
+                          "detected": None, "grey_frames": False, "people_waiting": 0, "people_dropped": 0}
         away = None if self.group.away_since is None else on_the_wall(self.group.away_since)
         return {**known, "connected": False, "offline_since": known["offline_since"] or away,
                 "fps": 0.0, "analysis_error": None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NamedTuple
@@ -12,7 +11,7 @@ import numpy as np
 
 from maskwatch.faces import CLASSES, PERSON_LABELS, UNASSESSABLE, Face
 from maskwatch.render import FaceAnnotator, blur_boxes
-from maskwatch.site.database import driver_reason
+from maskwatch.site.event_writer import UNSTORED_SNAPSHOTS, EventWriter, Person
 from maskwatch.site.events import EventStore
 from maskwatch.video.night import mostly_grey
 from maskwatch.video.sources import Frame
@@ -22,14 +21,6 @@ if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 
     # with their tracker, before their first frame.
     from maskwatch.video.tracker import Track
 
-log = logging.getLogger(__name__)
-
-# Seconds of frames between two tries of the people waiting for the database while nobody leaves:
-# they waited for the next person to leave (an hour at night), since a write gives up after 2 s
-# for an SQLite file another process holds (events.RECORD_WAIT). Each try waits that 2 s for the
-# file, after the site's other cameras' writes (one at a time); a hung PostgreSQL server holds it.
-RETRY_WAITING = 10.0
-UNSTORED_SNAPSHOTS = 100  # people waiting for the database keep their snapshot up to this many
 # How far a person's new running vote must lead the label last announced before listeners hear of
 # the change (a share of the vote): a face between two labels sent 37 updates in 40 frames.
 UPDATE_MARGIN = 0.1
@@ -51,9 +42,9 @@ def zone_of(face_box, width: int, height: int, zones: dict[str, list]) -> str | 
 @dataclass(frozen=True)
 class Listeners:
     """Who hears about a camera's people (alerts, MQTT, a Ray actor's mailbox). Each takes one
-    dict and must not block: it runs on the camera's thread."""
+    dict and must not block: it runs on the camera's thread (`event` on the site's writer's)."""
 
-    event: Callable[[dict], None] | None = None  # a person's event, once stored
+    event: Callable[[dict], None] | None = None  # a person's event, once stored (event_writer's thread)
     start: Callable[[dict], None] | None = None  # a person coming into view
     update: Callable[[dict], None] | None = None  # a person in view whose running vote changed label
     in_view: Callable[[dict], None] | None = None  # {"camera", "counts"}: people in view per label, on change
@@ -89,7 +80,9 @@ class View(NamedTuple):
 
 class EventSink:
     """The sink a camera's worker writes to: remembers the largest view of each tracked face and
-    records an event for each person the tracker decides (Sink protocol plus write_people).
+    hands each person the tracker decides to the site's `writer` (event_writer), which stores them
+    off the camera's thread (Sink protocol plus write_people). Without one, the sink has a writer of
+    its own, closed with it.
 
     recorded keeps the newest `keep_recorded` events as stored (the database keeps them all), so
     a site that runs for months holds a few, not every event since it started; recorded_total
@@ -98,12 +91,12 @@ class EventSink:
 
     def __init__(self, store: EventStore, camera: str, zones: dict[str, list] | None = None,
                  margin: float = 1.0, forget_after: int = 100, listeners: Listeners = Listeners(),
-                 keep_recorded: int = 100, keep_unstored: int = 1_000) -> None:
+                 keep_recorded: int = 100, writer: EventWriter | None = None) -> None:
         if keep_recorded < 0:
             raise ValueError(f"keep_recorded must be 0 or more, got {keep_recorded}")
-        if keep_unstored < 1:
-            raise ValueError(f"keep_unstored must be 1 or more, got {keep_unstored}")
         self.store, self.camera, self.zones, self.margin = store, camera, zones or {}, margin
+        self.writer = writer if writer is not None else EventWriter(store)
+        self._own_writer = writer is None
         self.listeners = listeners  # MQTT, alerts, a Ray actor's mailbox; none may block
         self.announced: dict[int, str | None] = {}  # track id of a person in view -> label last announced
         self.people: dict[int, Track] = {}  # track id of a person in view -> their track (its evidence)
@@ -118,17 +111,17 @@ class EventSink:
         self.seen_at: dict[int, float] = {}  # track id of a person in view -> time their face was last shown
         self.recorded: deque[dict] = deque(maxlen=keep_recorded)
         self.recorded_total = 0
-        # (zone, track, snapshot, infrared) of each person the database refused so far
-        self.unstored: deque[tuple[str | None, Track, np.ndarray | None, bool]] = deque(maxlen=keep_unstored)
-        self.unstored_dropped = 0
-        self.store_problem: str | None = None  # why people wait unstored, until they are all in
-        self._frame_time = 0.0  # the newest frame's timestamp
-        self._retry_at = 0.0  # the frame time the people waiting are tried again at, if nobody leaves first
+
+    @property
+    def store_problem(self) -> str | None:
+        """Why this camera's people wait unstored (its analysis_error), until they are all in."""
+        return self.writer.problem_of(self.camera)
+
+    def storing(self) -> dict:
+        """This camera's people waiting for the writer now, and those it dropped since the start."""
+        return {"people_waiting": self.writer.waiting(self.camera), "people_dropped": self.writer.dropped[self.camera]}
 
     def write(self, frame: Frame, faces: list[Face], detected: bool) -> None:
-        self._frame_time = frame.timestamp
-        if self.unstored and frame.timestamp >= self._retry_at:
-            self._retry_waiting()
         height, width = frame.image.shape[:2]
         self.size = (width, height)
         for face in faces:
@@ -235,13 +228,11 @@ class EventSink:
                                   "label": track.label, "first_seen": track.first_seen})
 
     def write_people(self, people: list[Track]) -> None:
-        """Record each person. While the database fails (a server restarting, a locked file),
-        the people not stored wait here, oldest first, and go in at the next call; the error is
-        raised for the camera to report. At most `keep_unstored` wait (past that the oldest are
-        dropped and counted in `unstored_dropped`), and only the first UNSTORED_SNAPSHOTS keep
-        their snapshot (a large face's crop is up to about 1 MB). A person the store refuses as bad
-        data (ValueError) is logged and passed over, not retried forever ahead of the rest."""
-        backlog = len(self.unstored)  # people already waiting: the database failed before
+        """Hand each person to the writer, which stores them off this thread (event_writer: while
+        the database refuses or hangs they wait there, and the camera analyses on). Only a camera's
+        first UNSTORED_SNAPSHOTS people waiting keep their snapshot (a large face's crop is up to
+        about 1 MB)."""
+        waiting = self.writer.waiting(self.camera) if people else 0
         for track in people:
             view = self.views.pop(track.track_id, None)
             self.last_frame.pop(track.track_id, None)
@@ -254,57 +245,22 @@ class EventSink:
             zone = seen.most_common(1)[0][0] if seen else zone_of(track.box, *self.size, self.zones) if self.size else None
             # Seen on grey frames more often than not: counted as infrared (judged by the night model)
             infrared = mostly_grey(self.grey_frames.pop(track.track_id, 0), sum(seen.values())) if seen else False
-            if len(self.unstored) == self.unstored.maxlen:
-                self.unstored_dropped += 1
-            keep_view = view is not None and backlog < UNSTORED_SNAPSHOTS  # capped again if storing fails
-            self.unstored.append((zone, track, self.render(view) if keep_view else None, infrared))
-        while self.unstored:
-            zone, track, snapshot, infrared = self.unstored[0]
-            try:
-                stored = self.store.record(self.camera, zone, track, snapshot, infrared=infrared)
-            except ValueError as err:  # this person's data, not the database: retrying cannot help
-                log.error("camera %s: person %s not stored: %s", self.camera, track.track_id, err)
-                self.unstored.popleft()
-                continue
-            except Exception as err:
-                self.store_problem = (f"{len(self.unstored)} people wait to be stored: {type(err).__name__}: "
-                                      f"{driver_reason(err)}")
-                self._retry_at = self._frame_time + RETRY_WAITING
-                self._cap_waiting_snapshots()
-                raise
-            self.unstored.popleft()
-            self.recorded.append(stored)
-            self.recorded_total += 1
-            if self.listeners.event is not None:
-                self.listeners.event(stored)
-        self.store_problem = None
+            snapshot = self.render(view) if view is not None and waiting < UNSTORED_SNAPSHOTS else None
+            self.writer.put(Person(self.camera, zone, track, snapshot, infrared, self._stored))
+            waiting += 1
 
-    def _retry_waiting(self) -> None:
-        """The people waiting for the database tried again while nobody leaves; still refused,
-        they wait on (store_problem says why) and the frame is analysed all the same."""
-        try:
-            self.write_people([])
-        except Exception:  # noqa: BLE001 - said as store_problem, the camera's analysis_error
-            pass
-
-    def _cap_waiting_snapshots(self) -> None:
-        """Only the first UNSTORED_SNAPSHOTS people waiting keep their snapshot (up to about 1 MB
-        each, a large face's crop): the cap was checked once per hand-out, so 30 people handed out
-        beside 99 waiting kept all 129."""
-        kept = 0
-        for i, (zone, track, snapshot, infrared) in enumerate(self.unstored):
-            if snapshot is not None:
-                kept += 1
-                if kept > UNSTORED_SNAPSHOTS:
-                    self.unstored[i] = (zone, track, None, infrared)
+    def _stored(self, event: dict) -> None:
+        """A person of this camera stored (on the writer's thread): kept in `recorded`, told to listeners."""
+        self.recorded.append(event)
+        self.recorded_total += 1
+        if self.listeners.event is not None:
+            self.listeners.event(event)
 
     def close(self) -> None:
-        if self.unstored:  # a last try for the people the database refused
-            try:
-                self.write_people([])
-            except Exception as err:  # noqa: BLE001 - closing goes on; what is lost is said
-                log.error("camera %s: %d people could not be stored: %s: %s", self.camera, len(self.unstored),
-                          type(err).__name__, driver_reason(err))  # one line: not SQLAlchemy's SQL after it
+        """The views let go; a writer of the sink's own closed (its people stored, or said lost).
+        A site's writer is the site's to close, once every camera has handed out its people."""
+        if self._own_writer:
+            self.writer.close()
         self.views.clear()
         self.last_frame.clear()
         self.announced.clear()

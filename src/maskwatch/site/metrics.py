@@ -46,12 +46,19 @@ class SiteCollector(Collector):
                                 "Lower end of the 95 % interval of today's compliance", labels=["camera"])
         high = GaugeMetricFamily("maskwatch_camera_compliance_today_high",
                                  "Upper end of the 95 % interval of today's compliance", labels=["camera"])
+        # The writer's queue (site/event_writer.py): a database away shows here, and what it cost.
+        waiting = GaugeMetricFamily("maskwatch_camera_people_waiting", "People waiting in memory to be stored (the "
+                                    "database refusing or not answering)", labels=["camera"])
+        dropped = CounterMetricFamily("maskwatch_camera_people_dropped", "People dropped unstored since the start, "
+                                      "the oldest waiting past 1000", labels=["camera"])
         for camera in self.site.cameras():
             name = camera["id"]
             up.add_metric([name], 1.0 if camera["connected"] else 0.0)
             fps.add_metric([name], camera["fps"])
             fps_target.add_metric([name], camera["fps_target"])
             reconnects.add_metric([name], camera["reconnects"])
+            waiting.add_metric([name], camera["people_waiting"])
+            dropped.add_metric([name], camera["people_dropped"])
             if camera["last_frame_at"] is not None:
                 last_frame.add_metric([name], camera["last_frame_at"])
             today = camera["today"]
@@ -66,7 +73,7 @@ class SiteCollector(Collector):
                 ratio.add_metric([name], shown["compliance"])
                 low.add_metric([name], shown["compliance_low"])
                 high.add_metric([name], shown["compliance_high"])
-        yield from (up, fps, fps_target, reconnects, people, infrared, ratio, low, high)
+        yield from (up, fps, fps_target, reconnects, waiting, dropped, people, infrared, ratio, low, high)
         if last_frame.samples:  # (none before a camera's first frame)
             yield last_frame
         # Deliveries: a receiver that is down or a broker that is misnamed shows here, not only in the log.

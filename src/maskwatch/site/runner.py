@@ -23,6 +23,7 @@ from maskwatch.site.alerts import WebhookNotifier, WebhookRule, stop_together
 from maskwatch.site.compliance import ComplianceMonitor, ComplianceRule
 from maskwatch.site.config import CameraConfig, SiteConfig
 from maskwatch.site.event_sink import EventSink, Listeners
+from maskwatch.site.event_writer import EventWriter
 from maskwatch.site.event_views import minute_utc
 from maskwatch.site.events import EventStore
 from maskwatch.site.full_disk import FULL_SWEEP_EVERY, disk_is_full
@@ -30,6 +31,7 @@ from maskwatch.site.hours import OpeningHours
 from maskwatch.site.pause import PauseWatch
 from maskwatch.site.stalls import StallWatch
 from maskwatch.site.trend import bucket_start
+from maskwatch.site.unclean_end import RunMarker
 from maskwatch.video.camera_motion import CameraMotion
 from maskwatch.video.cameras import CameraReader, CameraWorker, stop_workers
 from maskwatch.video.motion import MotionDetector
@@ -61,6 +63,8 @@ class Site:
         storage = config.storage
         self.store = EventStore(storage.database, storage.snapshots, privacy=storage.privacy,
                                 retention_days=storage.retention_days)
+        self.writer = EventWriter(self.store)  # the cameras' people, stored off their threads
+        self.marker = RunMarker(self.store.url)  # a run that ends unclean is said at the next start
         self.hours = {camera_id: OpeningHours.parse(camera.hours, config.tz())
                       for camera_id, camera in config.cameras.items()}
         self.alerts = WebhookNotifier([
@@ -117,10 +121,10 @@ class Site:
         self._started = False
         self._retention = threading.Thread(target=self._sweep, name="maskwatch-retention", daemon=True)
         self._camera_watch = threading.Thread(target=self._watch_cameras, name="maskwatch-mqtt-cameras", daemon=True)
+        stalls = StallWatch({camera_id: camera.worker for camera_id, camera in self.cameras_by_id.items()})
         self._pause_watch = PauseWatch(min((camera.offline_after or camera.stall_timeout
                                             for camera in config.cameras.values()), default=0.0),
-                                       each_look=StallWatch({camera_id: camera.worker for camera_id, camera
-                                                             in self.cameras_by_id.items()}).look)
+                                       each_look=lambda: (stalls.look(), self.writer.look()))
 
     def _make_cameras(self, detector, listeners: Listeners) -> dict[str, SiteCamera]:
         """Each camera as threads of this process, sharing `detector` (scale/fleet.py places
@@ -128,7 +132,7 @@ class Site:
         cameras = {}
         for camera_id, camera in self.config.cameras.items():
             worker, live = camera_worker(camera_id, camera, detector, self.store, listeners,
-                                         blur_live=self.config.storage.live_blurred)
+                                         blur_live=self.config.storage.live_blurred, writer=self.writer)
             cameras[camera_id] = SiteCamera(camera_id, camera, worker, live)
         return cameras
 
@@ -136,6 +140,7 @@ class Site:
         """Start every part; if one fails, what was started is stopped before the error goes on."""
         self._started = True
         try:
+            self.marker.start()
             if not self._clock_doubted():
                 self._retain("at the start")
             self.alerts.start()
@@ -173,6 +178,7 @@ class Site:
                         "messages still queued are sent", cameras, "s" * (cameras != 1))
         self._pause_watch.stop()
         self._stop_cameras()
+        lost = self.writer.close()  # STOP_WAIT at most: a hung server held the stop for as long as it hung
         self.compliance.stop()
         if self.reports is not None:
             self.reports.stop()
@@ -186,7 +192,9 @@ class Site:
             self._retention.join(10)
         self.store.close()
         if self._started:  # the stop's end: a log without it was cut short (docker's 10 s, a SIGKILL)
-            stop_log.info("stopped: %d %s stored since the start", self.stored, "person" if self.stored == 1 else "people")
+            stop_log.info("stopped: %d %s stored since the start%s", self.stored, "person" if self.stored == 1 else "people",
+                          f"; {lost} could not be stored" if lost else "")
+            self.marker.end()
 
     def _count_stored(self, event: dict) -> None:
         with self._stored_lock:
@@ -289,9 +297,11 @@ class Site:
 
 
 def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventStore,
-                  listeners: Listeners = Listeners(), blur_live: bool = True) -> tuple[CameraWorker, LatestFrameSink]:
-    """One camera's reader, frame loop and sinks (its newest frame; its events into `store`),
-    not started yet: the same parts whether the camera runs in the site's process or an actor."""
+                  listeners: Listeners = Listeners(), blur_live: bool = True,
+                  writer: EventWriter | None = None) -> tuple[CameraWorker, LatestFrameSink]:
+    """One camera's reader, frame loop and sinks (its newest frame; its events into `store`, by
+    the site's `writer`, or one of its own), not started yet: the same parts whether the camera
+    runs in the site's process or an actor."""
     reader = CameraReader(camera.detect_source or camera.source, stall_timeout=camera.stall_timeout,
                           retry_max=camera.retry_max, name=camera_id, decode_on_request=True,
                           offline_after=camera.offline_after, poll_interval=1.0 / camera.fps)
@@ -302,7 +312,7 @@ def camera_worker(camera_id: str, camera: CameraConfig, detector, store: EventSt
                                motion=MotionDetector(motion) if motion is not None else None,
                                camera_motion=CameraMotion() if camera.moving else None)
     live = LatestFrameSink(blur=blur_live)
-    events = EventSink(store, camera_id, camera.zones, listeners=listeners)
+    events = EventSink(store, camera_id, camera.zones, listeners=listeners, writer=writer)
     return CameraWorker(camera_id, reader, processor, [live, events], fps=camera.fps), live
 
 

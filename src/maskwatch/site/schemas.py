@@ -50,6 +50,10 @@ class CameraStatus(BaseModel):
     analysis_error: str | None
     grey_frames: bool = Field(description="its frames are grey (infrared) now, as the log's last turn said: a turn "
                                           "counts once it has held for a minute (false before)")
+    people_waiting: int = Field(description="its people waiting in memory to be stored (the database refusing or "
+                                            "not answering), at most 1000")
+    people_dropped: int = Field(description="its people dropped unstored since the site's start, the oldest waiting "
+                                            "past 1000")
     today: PeopleCounts | None = Field(description="today's people (since midnight in the site's timezone), from the database; null while it "
                                                    "cannot be read")
 

@@ -538,7 +538,7 @@ class CameraWorker:
     def hand_out(self) -> None:
         """After stopping(): the analysis ended and the people still in view decided and handed
         out, without waiting for the reader (one stuck in OpenCV's open held the hand-out, and a
-        site's other cameras', past docker stop's 10 s). A sink failing then (the database down)
+        site's other cameras', past docker stop's 10 s). A sink failing then (a file sink's full disk)
         is logged, not raised: the site's other cameras stop too."""
         if self._thread.ident is None or self._handed_out:  # never started: nobody was seen
             return
@@ -549,18 +549,24 @@ class CameraWorker:
             # after a stall or a start stored faces seen once, which the tracker counts as no one)
             finish(self.processor, self.sinks, ended=False)
         except Exception as err:  # noqa: BLE001 - see above
-            left = sum(len(getattr(sink, "unstored", ())) for sink in self.sinks)
-            if left or not any(hasattr(sink, "unstored") for sink in self.sinks):
-                # (an EventSink whose last try stored everyone has nothing to say: it was said
-                # "failed" while the people were in the database)
-                log.error("camera %s: handing out the people in view at the stop failed (%d not stored): %s: %s",
-                          self.camera_id, left, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+            # (an EventSink hands its people to the site's writer, which says what it could not store)
+            log.error("camera %s: handing out the people in view at the stop failed: %s: %s",
+                      self.camera_id, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
 
     def state(self) -> dict:
         analysed, detected = self._counts
         # grey_frames: as the log's last turn said it (GreyWatch: a dusk flicker does not flip it)
         return {**self.reader.state().to_dict(), "analysed": analysed, "detected": detected,
-                "analysis_error": self._storing_problem() or self.problems.last, "grey_frames": self._grey.grey}
+                "analysis_error": self._storing_problem() or self.problems.last, "grey_frames": self._grey.grey,
+                **self._storing()}
+
+    def _storing(self) -> dict:
+        """People waiting to be stored and dropped unstored (site/event_writer.py), 0 without an event sink."""
+        counts = {"people_waiting": 0, "people_dropped": 0}
+        for sink in self.sinks:
+            if (storing := getattr(sink, "storing", None)) is not None:
+                counts = {key: counts[key] + value for key, value in storing().items()}
+        return counts
 
     def _storing_problem(self) -> str | None:
         """Why a sink holds people it could not store yet (the database away): said for as long
@@ -623,8 +629,3 @@ class CameraWorker:
             self.problems.failed(f"{type(err).__name__}: {err}")
         finally:
             self.busy_since = None
-
-    @property
-    def thread_id(self) -> int | None:
-        """Its analysis thread's ident (None before its start): where a stuck step waits is read there."""
-        return self._thread.ident
