@@ -592,6 +592,34 @@ def test_a_person_refused_as_bad_data_is_passed_over_not_retried_ahead_of_the_re
     sink.close()
 
 
+def test_a_person_failing_by_something_not_the_database_is_stored_without_it_not_retried_ahead_of_all(store,
+                                                                                                     caplog):
+    """A write failing by something other than the database (OpenCV refusing to encode the
+    snapshot) was taken for the database refusing: that person was tried again every 10 s for
+    ever, first in line, and nobody of any camera was stored again. Now they are tried at once
+    without their snapshot; one failing so too is passed over, said; the rest go in."""
+    from maskwatch.site.event_writer import EventWriter, Person
+
+    writer, heard = EventWriter(store), []
+    real = store.record
+
+    def record(camera, zone, track, snapshot=None, infrared=False):
+        if track.track_id == 3:
+            raise TypeError("not a track this store knows")
+        return real(camera, zone, track, snapshot, infrared=infrared)
+
+    store.record = record
+    unencodable = np.zeros((0, 0, 3), np.uint8)  # cv2.imencode raises cv2.error on it
+    for track_id, snapshot in ((1, unencodable), (2, np.zeros((8, 8, 3), np.uint8)), (3, None), (4, None)):
+        writer.put(Person("door", None, person(track_id, (0.9, 0.05, 0.05)), snapshot, False, heard.append))
+    assert writer.settle(5) and writer.problem is None
+    assert [(e["track_id"], bool(e["snapshot"])) for e in heard] == [(1, False), (2, True), (4, False)]
+    said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.event_sink"]
+    assert said[0].startswith("camera door: person 1 not stored with their snapshot, tried again without it: error: "), said
+    assert said[1:] == ["camera door: person 3 not stored, passed over: TypeError: not a track this store knows"]
+    writer.close()
+
+
 def test_a_person_refused_by_a_held_file_goes_in_once_it_is_free_though_nobody_leaves(store, tmp_path, monkeypatch):
     """A person's write waits 2 s for an SQLite file another process holds (`BEGIN EXCLUSIVE` in
     `sqlite3 site.db`, a copy tool): one refused then waited for the next person to leave, an hour at

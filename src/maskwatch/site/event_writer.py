@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from maskwatch.site.database import driver_reason
 from maskwatch.site.stalls import STUCK_SAID_AFTER
@@ -43,6 +46,9 @@ RETRY_WAITING = 10.0  # seconds between two tries while the database refuses (a 
 KEEP_WAITING = 1_000  # people a camera may have waiting; past it its oldest are dropped and counted
 UNSTORED_SNAPSHOTS = 100  # of a camera's people waiting, this many keep their snapshot
 STOP_WAIT = 5.0  # seconds a stop gives the people still waiting: a hung server holds it no longer
+# What a database refusing raises (OSError: a file or a network away): the person waits for the
+# next try. Anything else is the person's own (their snapshot's encoding): retrying cannot help.
+DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
 
 
 class Person(NamedTuple):
@@ -189,9 +195,12 @@ class EventWriter:
             log.error("camera %s: person %s not stored: %s", person.camera, person.track.track_id, err)
             self._remove(entry)
             return True
-        except Exception as err:  # noqa: BLE001 - the database refused: they wait, said once per new reason
+        except DATABASE_ERRORS as err:  # the database refused: they wait, said once per new reason
             self._failed(f"{type(err).__name__}: {driver_reason(err)}")
             return False
+        except Exception as err:  # noqa: BLE001 - not the database (OpenCV encoding the snapshot): see _set_aside
+            self._set_aside(entry, err)
+            return True
         finally:
             self.busy_since = None
         self._remove(entry)
@@ -202,6 +211,24 @@ class EventWriter:
             log.error("camera %s: person %s stored, but telling listeners failed: %s: %s", person.camera,
                       person.track.track_id, type(err).__name__, err)
         return True
+
+    def _set_aside(self, entry: tuple[int, Person], err: Exception) -> None:
+        """A person whose write failed by something not the database: tried again at once without
+        their snapshot, or, failing without one, passed over. Such a person was tried again every
+        RETRY_WAITING seconds for ever, ahead of every camera's people, and none was stored again."""
+        order, person = entry
+        why = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        with self._changed:
+            queue = self._waiting[person.camera]
+            if not (queue and queue[0] is entry):
+                return
+            if person.snapshot is not None:
+                queue[0] = (order, person._replace(snapshot=None))
+            else:
+                queue.popleft()
+        log.error("camera %s: person %s %s: %s", person.camera, person.track.track_id,
+                  "not stored with their snapshot, tried again without it" if person.snapshot is not None
+                  else "not stored, passed over", why)
 
     def _remove(self, entry: tuple[int, Person]) -> None:
         with self._changed:
