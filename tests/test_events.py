@@ -695,6 +695,54 @@ def test_a_listener_failing_does_not_end_the_sites_writer(store, caplog):
     sink.close()
 
 
+def test_a_stop_stores_everyone_while_the_database_answers_however_slowly(store):
+    """A stop gave the people waiting 5 s in all: a database answering each write, only slower
+    (a server across a network, an SD card, a queue after an outage), lost the rest at a
+    SIGTERM, said as "did not answer". Now it waits while writes go in, `timeout` for each."""
+    import time
+
+    from maskwatch.site.event_writer import EventWriter, Person
+
+    real = store.record
+
+    def slow(*args, **kwargs):
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    store.record = slow
+    writer, heard = EventWriter(store), []
+    for track_id in range(12):  # 0.6 s of writes, each well within the stop's 0.3 s
+        writer.put(Person("door", None, person(track_id, (0.9, 0.05, 0.05)), None, False, heard.append))
+    assert writer.close(timeout=0.3) == 0
+    assert len(heard) == 12 and len(store.events()) == 12
+
+
+def test_people_said_lost_at_a_stop_are_not_written_after_it(store, caplog):
+    """A stop during a hung write said the people waiting lost and went on (the store closed);
+    the writer, once the server answered, stored them all the same, unsaid, after the site's
+    `stopped` line, telling MQTT and alerts already stopped."""
+    import threading
+
+    from maskwatch.site.event_writer import EventWriter, Person
+
+    hung, real = threading.Event(), store.record
+
+    def hangs(*args, **kwargs):
+        hung.wait(5)
+        return real(*args, **kwargs)
+
+    store.record = hangs
+    writer, heard = EventWriter(store), []
+    for track_id in (1, 2, 3):
+        writer.put(Person("door", None, person(track_id, (0.9, 0.05, 0.05)), None, False, heard.append))
+    assert writer.close(timeout=0.2) == 3
+    assert "camera door: 3 people could not be stored: the database did not answer a write for 0.2 s at the stop" \
+        in caplog.text
+    hung.set()  # the server answers: the one in its write goes in, none after it
+    writer._thread.join(5)
+    assert not writer._thread.is_alive() and [e["track_id"] for e in store.events()] == [1]
+
+
 def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     """SQLAlchemy's error went on with the SQL statement: four lines for one loss."""
     import logging

@@ -45,7 +45,7 @@ log = logging.getLogger("maskwatch.site.event_sink")
 RETRY_WAITING = 10.0  # seconds between two tries while the database refuses (a write's own wait: events.RECORD_WAIT)
 KEEP_WAITING = 1_000  # people a camera may have waiting; past it its oldest are dropped and counted
 UNSTORED_SNAPSHOTS = 100  # of a camera's people waiting, this many keep their snapshot
-STOP_WAIT = 5.0  # seconds a stop gives the people still waiting: a hung server holds it no longer
+STOP_WAIT = 5.0  # seconds a stop waits for one write: a hung server holds it no longer
 # What a database refusing raises (OSError: a file or a network away): the person waits for the
 # next try. Anything else is the person's own (their snapshot's encoding): retrying cannot help.
 DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
@@ -81,6 +81,7 @@ class EventWriter:
         self.busy_since: float | None = None  # time.monotonic() the write under way began
         self._hung_said: float | None = None  # the busy_since of the write said hung
         self._closing = threading.Event()
+        self._answered = 0  # writes the database answered (close() waits on while they go in)
         self._thread = threading.Thread(target=self._run, name="maskwatch-event-writer", daemon=True)
         self._start_lock = threading.Lock()
 
@@ -140,17 +141,27 @@ class EventWriter:
             return not any(self._waiting.values())
 
     def close(self, timeout: float = STOP_WAIT) -> int:
-        """The people waiting written, for `timeout` seconds at most, and one try more for those the
-        database refuses; the rest said lost, per camera, in one ERROR line each. How many were lost."""
+        """The people waiting written for as long as the database answers, `timeout` seconds at
+        most for one write, and one try more for those it refuses; the rest said lost, per camera,
+        in one ERROR line each, and let go: none is written after (the store is closed next). How
+        many were lost. A stop gave them `timeout` seconds in all: a database storing them, only
+        slower (a server across a network, an SD card), lost the rest, said as not answering; and
+        the writer went on writing those said lost once a hung server answered."""
         self._closing.set()
         with self._changed:
             self._changed.notify_all()
         if self._thread.ident is not None:
-            self._thread.join(timeout)
+            while True:
+                answered = self._answered
+                self._thread.join(timeout)
+                if not self._thread.is_alive() or self._answered == answered:
+                    break
         with self._changed:
             left = {camera: len(queue) for camera, queue in self._waiting.items() if queue}
             hung = self.busy_since is not None
-        why = (f"the database did not answer within {timeout:g} s of the stop" if hung
+            for queue in self._waiting.values():
+                queue.clear()
+        why = (f"the database did not answer a write for {timeout:g} s at the stop" if hung
                else self.problem or "the stop came first")
         for camera, count in left.items():
             log.error("camera %s: %d people could not be stored: %s", camera, count, why)
@@ -178,6 +189,7 @@ class EventWriter:
             written = self._write(entry)
             with self._changed:
                 self._writing = None
+                self._answered += written
                 self._changed.notify_all()
             if not written:
                 if self._closing.is_set():
