@@ -158,6 +158,42 @@ def test_an_actors_warnings_are_the_drivers_log_lines(tmp_path, caplog):
         "door (rtsp://127.0.0.1:1/none): cannot reach 127.0.0.1:1 (Connection refused); retrying, at most 1 s apart")
 
 
+def test_the_people_an_actor_could_not_store_at_its_stop_are_in_the_drivers_stopped_line(tmp_path, caplog):
+    """Each actor has its own writer: at a stop its people the database refused were said in its
+    relayed lines, but the driver's `stopped: N people stored` line, which counted its own writer
+    only (under --ray it stores nobody), never said that any could not be stored."""
+    import logging
+    from types import SimpleNamespace
+
+    import sqlalchemy
+
+    from maskwatch.runtime import ProblemLog
+    from maskwatch.scale.fleet import CameraGroup
+    from maskwatch.site.event_sink import Listeners
+    from maskwatch.site.event_writer import Person
+    from tests.test_events import person
+
+    (tmp_path / "site.yaml").write_text("cameras:\n  door: {source: 'rtsp://127.0.0.1:1/none'}\n"
+                                        "storage: {database: site.db}\n")
+    config = absolute_paths(load_site_config(tmp_path / "site.yaml", environ={}))
+    group = CameraGroup(config.cameras, config.storage)  # in this process, as Ray would run it
+
+    def full(*args, **kwargs):
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    group.store.record = full
+    try:
+        group.writer.put(Person("door", None, person(1, (0.9, 0.05, 0.05)), None, False, lambda event: None))
+    finally:
+        messages = group.stop()
+    assert ("unstored", {"people": 1}) in messages
+    site = SimpleNamespace(_listeners=Listeners(), _listener_problems=ProblemLog(logging.getLogger("x"), "x"),
+                           unstored=0)
+    RaySite._dispatch(site, messages)
+    assert site.unstored == 1  # Site.stop says it: `stopped: ... ; 1 could not be stored`
+    assert "camera door: 1 people could not be stored: OperationalError: database or disk is full" in caplog.text
+
+
 def test_an_actors_info_lines_are_relayed_where_the_driver_logs_them(tmp_path, rtsp_server):  # noqa: F811
     """MASKWATCH_LOG_LEVEL=INFO shows a camera's stream reopened within offline_after (a bus's 4G
     drop), at INFO: `run` said it, `run --ray` never did (its actors relayed warnings only)."""

@@ -117,7 +117,8 @@ class CameraGroup:
         All together, as a site's own cameras (stop_workers)."""
         self._stalls.stop()
         stop_workers(list(self.workers.values()))
-        self.writer.close()
+        if lost := self.writer.close():  # for the driver's `stopped` line (its own writer stored nobody)
+            self._post("unstored", {"people": lost})
         self.store.close()
         logging.getLogger("maskwatch").removeHandler(self._relay)
         logging.getLogger("maskwatch").setLevel(self._log_level)
@@ -299,6 +300,9 @@ class RaySite(Site):
         """Each message to its listener; one that fails (MQTT's count query with the database
         away) is logged once per new problem and costs only its own message, not the poller."""
         for kind, body in messages:
+            if kind == "unstored":  # an actor's people that could not be stored at its stop
+                self.unstored += body["people"]
+                continue
             if kind == "log":  # an actor's warning, at the time it was made
                 logger = logging.getLogger(body["name"])
                 if logger.isEnabledFor(body["levelno"]):

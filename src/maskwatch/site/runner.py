@@ -111,6 +111,7 @@ class Site:
             send=_fan_out([*(sender.alert for sender in senders), *([self.mqtt.compliance_alert] if self.mqtt else [])]),
             hours=self.hours)
         self.stored, self._stored_lock = 0, threading.Lock()  # people stored since the start, said at the stop
+        self.unstored = 0  # people the stop could not store: its writer's, and under run --ray the actors'
         on_event = [self._count_stored, *(sender.notify for sender in senders),
                     *([self.mqtt.event_recorded] if self.mqtt else [])]
         self.cameras_by_id: dict[str, SiteCamera] = self._make_cameras(detector, Listeners(
@@ -178,7 +179,7 @@ class Site:
                         "messages still queued are sent", cameras, "s" * (cameras != 1))
         self._pause_watch.stop()
         self._stop_cameras()
-        lost = self.writer.close()  # STOP_WAIT at most: a hung server held the stop for as long as it hung
+        self.unstored += self.writer.close()  # STOP_WAIT at most for a write: a hung server held the stop as long as it hung
         self.compliance.stop()
         if self.reports is not None:
             self.reports.stop()
@@ -193,7 +194,7 @@ class Site:
         self.store.close()
         if self._started:  # the stop's end: a log without it was cut short (docker's 10 s, a SIGKILL)
             stop_log.info("stopped: %d %s stored since the start%s", self.stored, "person" if self.stored == 1 else "people",
-                          f"; {lost} could not be stored" if lost else "")
+                          f"; {self.unstored} could not be stored" if self.unstored else "")
             self.marker.end()
 
     def _count_stored(self, event: dict) -> None:
