@@ -36,6 +36,22 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _start_ticks(pid: int) -> str:
+    """When process `pid` started, in clock ticks since the boot (Linux's /proc/PID/stat), "" where
+    it cannot be read: with the boot id, one process for sure (its id is taken again by others)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _same_run(pid: int, boot: str, ticks: str) -> bool:
+    """Whether the process that left a marker (`pid`, in `boot`, started at `ticks`) still runs."""
+    if boot != _boot() or not _running(pid):
+        return False
+    return not ticks or not (now := _start_ticks(pid)) or now == ticks
+
+
 class RunMarker:
     """The marker of one run on the SQLite database at `url` (none for a server's URL)."""
 
@@ -44,21 +60,25 @@ class RunMarker:
         self.owned = False
 
     def start(self) -> None:
-        """Say a marker an ended run left, then leave ours; one of another process running here
-        now (two sites on one file) is left alone, and it says what becomes of it."""
+        """Say a marker an ended run left, then leave ours. One of another run going on now (two
+        sites on one file) is said and left alone: its run's clean stop takes it away."""
         if self.path is None:
             return
         before = self._read()
         if before is not None:
-            pid, started, boot = before
-            if _running(pid) and boot == _boot() and pid != os.getpid():
+            pid, started, boot, ticks = before
+            if pid != os.getpid() and _same_run(pid, boot, ticks):
+                # Said: a second `run` on another port and the same file went unnoticed, each
+                # storing its cameras' people and sweeping the other's by its own retention.
+                log.warning("another run stores on %s now (process %d, started %s): two sites on one database "
+                            "file; this run leaves no marker of its own, and an unclean end of it goes unsaid",
+                            self.path.with_suffix(""), pid, _utc(started))
                 return
             log.warning("the run before on %s (process %d, started %s) did not stop cleanly (killed, crashed, or the "
                         "machine lost power): the people in view then and any waiting to be stored were lost; those "
-                        "stored before are kept", self.path.with_suffix(""), pid,
-                        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)))
+                        "stored before are kept", self.path.with_suffix(""), pid, _utc(started))
         try:
-            self.path.write_text(f"{os.getpid()} {time.time():.0f} {_boot()}\n")
+            self.path.write_text(f"{os.getpid()} {time.time():.0f} {_boot() or '-'} {_start_ticks(os.getpid())}\n")
         except OSError:  # a folder this run cannot write: SQLite says so itself at the first person
             return
         self.owned = True
@@ -70,9 +90,15 @@ class RunMarker:
                 self.path.unlink()
             self.owned = False
 
-    def _read(self) -> tuple[int, float, str] | None:
+    def _read(self) -> tuple[int, float, str, str] | None:
+        """(process id, start, boot id, start in ticks since the boot); those a marker lacks ""."""
         try:
             words = self.path.read_text().split()
-            return int(words[0]), float(words[1]), words[2] if len(words) > 2 else ""
+            boot, ticks = (words[2:] + ["", ""])[:2]
+            return int(words[0]), float(words[1]), "" if boot == "-" else boot, ticks
         except (OSError, ValueError, IndexError):
             return None
+
+
+def _utc(started: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
