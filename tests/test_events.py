@@ -4,6 +4,7 @@ import os
 import re
 import sqlite3
 
+import cv2
 import numpy as np
 import pytest
 from sqlalchemy import text
@@ -759,6 +760,30 @@ def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     sink.close()
     said = [r.getMessage() for r in caplog.records if r.name == "maskwatch.site.event_sink" and r.levelno == logging.ERROR]
     assert said == ["camera door: 1 people could not be stored: OperationalError: database is locked"], said
+
+
+def test_a_person_waits_for_the_database_with_their_snapshot_as_its_jpeg_not_the_drawn_crop(store, sample_dir,
+                                                                                              monkeypatch):
+    """A person waiting kept their snapshot as drawn, uncompressed: a near face at a 1080p door
+    camera, 900 x 1080 pixels, took 2.9 MB, so a camera's 100 snapshots waiting about 300 MB (a
+    whole 4K frame each: 2.5 GB), where the docs said about 1 MB. It waits as the JPEG stored."""
+    from tests.test_cameras import wait_until
+
+    monkeypatch.setattr(store, "record", Flaky(store).record)  # down
+    sink = EventSink(store, "door")
+    photo = cv2.imread(str(sorted((sample_dir / "images").iterdir())[0]))
+    crop = cv2.resize(photo, (900, 1080))
+    sink.views[1] = whole_view(crop)
+    sink.write_people([person(1, (0.9, 0.05, 0.05))])
+    assert wait_until(lambda: sink.store_problem is not None)  # refused once: waiting
+    with sink.writer._changed:
+        [(_, waiting)] = sink.writer._waiting["door"]
+    assert isinstance(waiting.snapshot, bytes) and waiting.snapshot[:2] == b"\xff\xd8"  # a JPEG
+    assert len(waiting.snapshot) < crop.nbytes / 5, (len(waiting.snapshot), crop.nbytes)
+    monkeypatch.undo()  # the database back: the file stored is that JPEG
+    assert sink.writer.close() == 0
+    (event,) = store.events()
+    assert (store.snapshots / event["snapshot"]).read_bytes() == waiting.snapshot
 
 
 def test_people_waiting_keep_at_most_the_capped_number_of_snapshots(store, monkeypatch):

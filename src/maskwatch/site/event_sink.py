@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NamedTuple
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # annotations only: the tracker brings scipy.optimize (~0.35 
     # that only reads or writes the store needs (`maskwatch users ...`, `serve`); cameras import it
     # with their tracker, before their first frame.
     from maskwatch.video.tracker import Track
+
+log = logging.getLogger(__name__)
 
 # How far a person's new running vote must lead the label last announced before listeners hear of
 # the change (a share of the vote): a face between two labels sent 37 updates in 40 frames.
@@ -170,6 +173,21 @@ class EventSink:
         it blurred too (a bystander kept sharp on disk would break the privacy statement)."""
         return self.annotator.annotate(blur_boxes(view.crop, view.others), [view.face])
 
+    def jpeg(self, view: View) -> bytes | None:
+        """A view's snapshot as the JPEG file stored, None where OpenCV cannot encode it (said): a
+        person waits for the database with it. Waiting as drawn, a near face's crop at 1080p took
+        about 3 MB (900 x 1080 x 3 bytes; its JPEG 0.1 to 0.3 MB), a whole 4K frame 25 MB, and a
+        camera's 100 snapshots waiting up to a few GB."""
+        try:
+            ok, encoded = cv2.imencode(".jpg", self.render(view))
+            if ok:
+                return encoded.tobytes()
+            why = "OpenCV made no JPEG of it"
+        except cv2.error as err:
+            why = str(err).strip().splitlines()[-1] if str(err).strip() else "cv2.error"
+        log.error("camera %s: a person's snapshot cannot be encoded (%s): they are stored without it", self.camera, why)
+        return None
+
     def _announce_changes(self, faces: list[Face], now: float | None = None) -> None:
         """Tell listeners of people whose running vote changed, and of new counts in view."""
         for face in faces:
@@ -230,8 +248,7 @@ class EventSink:
     def write_people(self, people: list[Track]) -> None:
         """Hand each person to the writer, which stores them off this thread (event_writer: while
         the database refuses or hangs they wait there, and the camera analyses on). Only a camera's
-        first UNSTORED_SNAPSHOTS people waiting keep their snapshot (a large face's crop is up to
-        about 1 MB)."""
+        first UNSTORED_SNAPSHOTS people waiting keep their snapshot, as the JPEG to be stored."""
         waiting = self.writer.waiting(self.camera) if people else 0
         for track in people:
             view = self.views.pop(track.track_id, None)
@@ -245,7 +262,7 @@ class EventSink:
             zone = seen.most_common(1)[0][0] if seen else zone_of(track.box, *self.size, self.zones) if self.size else None
             # Seen on grey frames more often than not: counted as infrared (judged by the night model)
             infrared = mostly_grey(self.grey_frames.pop(track.track_id, 0), sum(seen.values())) if seen else False
-            snapshot = self.render(view) if view is not None and waiting < UNSTORED_SNAPSHOTS else None
+            snapshot = self.jpeg(view) if view is not None and waiting < UNSTORED_SNAPSHOTS else None
             self.writer.put(Person(self.camera, zone, track, snapshot, infrared, self._stored))
             waiting += 1
 

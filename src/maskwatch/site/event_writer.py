@@ -10,7 +10,8 @@ are written in the order handed out, tried again every RETRY_WAITING seconds of 
 own clock while the database refuses them.
 
 When the database refuses or hangs for long, at most KEEP_WAITING people a camera wait here
-(each a few KB, the first UNSTORED_SNAPSHOTS with their snapshot, up to about 1 MB). Past that
+(each a few KB, the first UNSTORED_SNAPSHOTS with their snapshot's JPEG, 0.1 to 0.3 MB for a near
+face at 1080p). Past that
 the *oldest* of that camera go, counted and said: the newest are the ones the dashboard's today,
 MQTT's counts and the compliance rules (the last minutes) read once the database is back, and a
 busy camera does not push a quiet one's people out. Nothing is dropped unsaid: the log says when
@@ -57,7 +58,7 @@ class Person(NamedTuple):
     camera: str
     zone: str | None
     track: Track
-    snapshot: np.ndarray | None
+    snapshot: bytes | np.ndarray | None  # the JPEG to store (event_sink.jpeg), or an image to encode
     infrared: bool
     stored: Callable[[dict], None]  # the event as stored: the sink's recorded list and listeners
 

@@ -374,7 +374,7 @@ class EventStore:
         said_migrated(self.url, "events schema", before, len(MIGRATIONS))
         return len(MIGRATIONS)
 
-    def record(self, camera: str, zone: str | None, track: Track, snapshot: np.ndarray | None = None,
+    def record(self, camera: str, zone: str | None, track: Track, snapshot: bytes | np.ndarray | None = None,
                infrared: bool = False) -> dict:
         """Store one person (and count it in the minute it was last seen); the event as stored.
 
@@ -427,15 +427,17 @@ class EventStore:
                 if raw is not None:
                     raw.execute(f"PRAGMA busy_timeout = {int(waited)}")
 
-    def _write_snapshot(self, name: str, snapshot: np.ndarray) -> Path | None:
+    def _write_snapshot(self, name: str, snapshot: bytes | np.ndarray) -> Path | None:
         """The snapshot's file, or None where it cannot be written (a full or read-only snapshots
         disk): the person is stored without one, said once until snapshots are written again
         (the event was rolled back, and the people behind it waited until the site dropped them)."""
-        ok, encoded = cv2.imencode(".jpg", snapshot)
-        if not ok:
-            return None
+        if not isinstance(snapshot, bytes):  # an image, not the JPEG itself (event_sink.jpeg)
+            ok, encoded = cv2.imencode(".jpg", snapshot)
+            if not ok:
+                return None
+            snapshot = encoded.tobytes()
         try:
-            write_bytes(self.snapshots / name, encoded.tobytes())
+            write_bytes(self.snapshots / name, snapshot)
         except (OSError, OutputError) as err:
             self._snapshot_problems.failed(f"{self.snapshots}: {getattr(err, 'strerror', None) or err}")
             self._snapshot_refused = disk_is_full(err)
