@@ -744,6 +744,36 @@ def test_people_said_lost_at_a_stop_are_not_written_after_it(store, caplog):
     assert not writer._thread.is_alive() and [e["track_id"] for e in store.events()] == [1]
 
 
+def test_a_stop_during_a_refused_write_gives_the_people_their_one_more_try(store):
+    """A stop that came while a try was being refused took that try for its one more: the people
+    were said lost without being tried again, the database back by then."""
+    import threading
+
+    import sqlalchemy
+
+    from maskwatch.site.event_writer import EventWriter, Person
+
+    in_write, refuse, real = threading.Event(), threading.Event(), store.record
+
+    def refused_once(*args, **kwargs):
+        if not in_write.is_set():
+            in_write.set()
+            refuse.wait(5)
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(*args, **kwargs)
+
+    store.record = refused_once
+    writer, lost = EventWriter(store), []
+    writer.put(Person("door", None, person(1, (0.9, 0.05, 0.05)), None, False, lambda event: None))
+    assert in_write.wait(5)
+    stop = threading.Thread(target=lambda: lost.append(writer.close()))
+    stop.start()
+    assert writer._closing.wait(5)  # the stop came during the try
+    refuse.set()
+    stop.join(10)
+    assert lost == [0] and [e["track_id"] for e in store.events()] == [1]
+
+
 def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     """SQLAlchemy's error went on with the SQL statement: four lines for one loss."""
     import logging

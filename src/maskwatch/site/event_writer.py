@@ -187,13 +187,14 @@ class EventWriter:
                 if entry is None:
                     return
                 self._writing = entry
+            stopping = self._closing.is_set()  # a try begun before the stop is not its one more try
             written = self._write(entry)
             with self._changed:
                 self._writing = None
                 self._answered += written
                 self._changed.notify_all()
             if not written:
-                if self._closing.is_set():
+                if stopping:
                     return  # the stop's one more try: refused, the rest are said lost
                 self._closing.wait(RETRY_WAITING)
 
