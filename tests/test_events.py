@@ -774,6 +774,38 @@ def test_a_stop_during_a_refused_write_gives_the_people_their_one_more_try(store
     assert lost == [0] and [e["track_id"] for e in store.events()] == [1]
 
 
+def test_a_writer_held_in_a_listeners_database_read_is_said_hung(store, caplog):
+    """MQTT's listener reads today's counts from the database once a person is stored, on the
+    writer's thread: a server that hung during that read held the writer as surely as in a
+    write, but the writer counted itself idle: no line in the log, no camera's analysis_error,
+    while every camera's people waited."""
+    import threading
+    import time
+
+    from maskwatch.site.event_writer import EventWriter, Person
+    from maskwatch.site.stalls import STUCK_SAID_AFTER
+
+    in_read, answer = threading.Event(), threading.Event()
+
+    def counts_read(event):  # MQTT's publish_counts on a server that hangs
+        in_read.set()
+        answer.wait(10)
+
+    writer = EventWriter(store)
+    writer.put(Person("door", None, person(1, (0.9, 0.05, 0.05)), None, False, counts_read))
+    assert in_read.wait(5)
+    writer.put(Person("door", None, person(2, (0.9, 0.05, 0.05)), None, False, lambda event: None))
+    later = time.monotonic() + STUCK_SAID_AFTER
+    try:
+        problem = writer.problem_of("door", now=later)
+        writer.look(now=later)
+    finally:
+        answer.set()
+    assert problem is not None and problem.startswith("1 people wait to be stored: the database has not answered for ")
+    assert "the database has not answered a write for " in caplog.text
+    assert writer.close() == 0
+
+
 def test_people_lost_at_the_close_are_one_log_line(store, caplog):
     """SQLAlchemy's error went on with the SQL statement: four lines for one loss."""
     import logging

@@ -199,9 +199,18 @@ class EventWriter:
                 self._closing.wait(RETRY_WAITING)
 
     def _write(self, entry: tuple[int, Person]) -> bool:
-        """One person written (or passed over as bad data); False where the database refused."""
-        person = entry[1]
+        """One person written and told to listeners (or passed over as bad data); False where the
+        database refused. Busy (busy_since, said hung after STUCK_SAID_AFTER) until the listeners
+        are told too: MQTT's today's counts are read from the database there, and a server that
+        hung during that read held the writer with nothing said, its cameras' people waiting."""
         self.busy_since = time.monotonic()
+        try:
+            return self._store(entry)
+        finally:
+            self.busy_since = None
+
+    def _store(self, entry: tuple[int, Person]) -> bool:
+        person = entry[1]
         try:
             stored = self.store.record(person.camera, person.zone, person.track, person.snapshot,
                                        infrared=person.infrared)
@@ -215,8 +224,6 @@ class EventWriter:
         except Exception as err:  # noqa: BLE001 - not the database (OpenCV encoding the snapshot): see _set_aside
             self._set_aside(entry, err)
             return True
-        finally:
-            self.busy_since = None
         self._remove(entry)
         self._stored_again()
         try:
