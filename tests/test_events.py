@@ -716,6 +716,14 @@ def test_a_stop_stores_everyone_while_the_database_answers_however_slowly(store)
         writer.put(Person("door", None, person(track_id, (0.9, 0.05, 0.05)), None, False, heard.append))
     assert writer.close(timeout=0.3) == 0
     assert len(heard) == 12 and len(store.events()) == 12
+    # ...within the stop's `total`: a service manager kills a stop that takes longer, unsaid.
+    writer = EventWriter(store)
+    for track_id in range(100, 140):  # 2 s of writes
+        writer.put(Person("door", None, person(track_id, (0.9, 0.05, 0.05)), None, False, heard.append))
+    lost = writer.close(timeout=0.3, total=0.5)
+    assert 0 < lost < 40
+    writer._thread.join(5)
+    assert len(store.events(limit=100)) - 12 in (40 - lost, 40 - lost + 1)  # (the one in its write at the end)
 
 
 def test_people_said_lost_at_a_stop_are_not_written_after_it(store, caplog):

@@ -47,6 +47,7 @@ RETRY_WAITING = 10.0  # seconds between two tries while the database refuses (a 
 KEEP_WAITING = 1_000  # people a camera may have waiting; past it its oldest are dropped and counted
 UNSTORED_SNAPSHOTS = 100  # of a camera's people waiting, this many keep their snapshot
 STOP_WAIT = 5.0  # seconds a stop waits for one write: a hung server holds it no longer
+STOP_ALL = 15.0  # seconds a stop stores the people waiting in all: within the 20 s deployment.md asks of docker, systemd
 # What a database refusing raises (OSError: a file or a network away): the person waits for the
 # next try. Anything else is the person's own (their snapshot's encoding): retrying cannot help.
 DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, OSError)
@@ -141,29 +142,36 @@ class EventWriter:
                     break
             return not any(self._waiting.values())
 
-    def close(self, timeout: float = STOP_WAIT) -> int:
+    def close(self, timeout: float = STOP_WAIT, total: float = STOP_ALL) -> int:
         """The people waiting written for as long as the database answers, `timeout` seconds at
-        most for one write, and one try more for those it refuses; the rest said lost, per camera,
-        in one ERROR line each, and let go: none is written after (the store is closed next). How
-        many were lost. A stop gave them `timeout` seconds in all: a database storing them, only
-        slower (a server across a network, an SD card), lost the rest, said as not answering; and
-        the writer went on writing those said lost once a hung server answered."""
+        most for one write and `total` in all, and one try more for those it refuses; the rest said
+        lost, per camera, in one ERROR line each, and let go: none is written after (the store is
+        closed next). How many were lost. A stop gave them `timeout` seconds in all: a database
+        storing them, only slower (a server across a network, an SD card), lost the rest, said as
+        not answering; and the writer went on writing those said lost once a hung server answered."""
         self._closing.set()
         with self._changed:
             self._changed.notify_all()
+        hung, deadline = False, time.monotonic() + total
         if self._thread.ident is not None:
             while True:
                 answered = self._answered
-                self._thread.join(timeout)
-                if not self._thread.is_alive() or self._answered == answered:
+                self._thread.join(max(0.0, min(timeout, deadline - time.monotonic())))
+                if not self._thread.is_alive() or time.monotonic() >= deadline:
+                    break
+                if self._answered == answered:
+                    hung = True
                     break
         with self._changed:
             left = {camera: len(queue) for camera, queue in self._waiting.items() if queue}
-            hung = self.busy_since is not None
             for queue in self._waiting.values():
                 queue.clear()
-        why = (f"the database did not answer a write for {timeout:g} s at the stop" if hung
-               else self.problem or "the stop came first")
+        if hung:
+            why = f"the database did not answer a write for {timeout:g} s at the stop"
+        elif self._thread.is_alive():
+            why = f"the stop's {total:g} s for them ran out, the database storing them more slowly"
+        else:
+            why = self.problem or "the stop came first"
         for camera, count in left.items():
             log.error("camera %s: %d people could not be stored: %s", camera, count, why)
         self._say_dropped()
